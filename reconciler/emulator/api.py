@@ -1,0 +1,518 @@
+"""Iterable's endpoints, one function each: (project, call) -> response.
+
+Bodies arrive already parsed and checked against the OpenAPI definition of the operation,
+so the functions only enforce what the schema cannot say.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from reconciler.emulator import fields as profile_fields
+from reconciler.emulator import spec
+from reconciler.emulator.identifiers import is_valid_email, normalize_email
+from reconciler.emulator.identify import (
+    FAILED_UPDATE_KEYS,
+    Failure,
+    Match,
+    identify,
+    member_failure,
+)
+from reconciler.emulator.knobs import Faults
+from reconciler.emulator.project import SYSTEM_FIELD_TYPES, ListRecord, Project, User
+from reconciler.emulator.replies import (
+    JSON_STREAM_TYPE,
+    EmulatorResponse,
+    api_error,
+    bad_params,
+    invalid_list_id,
+    json_reply,
+    success,
+    text_reply,
+)
+
+
+@dataclass
+class Call:
+    """One request as the endpoint functions see it."""
+
+    path_params: dict[str, str]
+    query: dict[str, list[str]]
+    body: Any
+    faults: Faults
+
+
+Endpoint = Callable[[Project, Call], EmulatorResponse]
+
+_INTEGER = re.compile(r"-?\d{1,19}")
+
+
+class _ParamError(Exception):
+    def __init__(self, response: EmulatorResponse):
+        self.response = response
+
+
+def _int_param(value: str | None, name: str) -> int:
+    if value is None:
+        raise _ParamError(bad_params(f"Missing required parameter: {name}"))
+    if not _INTEGER.fullmatch(value):
+        raise _ParamError(bad_params(f"Invalid value for {name}: must be an integer"))
+    return int(value)
+
+
+def _bool_param(value: str | None, name: str) -> bool:
+    if value is None:
+        return False
+    if value not in ("true", "false"):
+        raise _ParamError(bad_params(f"Invalid value for {name}: must be true or false"))
+    return value == "true"
+
+
+def _first(call: Call, name: str) -> str | None:
+    values = call.query.get(name)
+    return values[0] if values else None
+
+
+def handles_param_errors(endpoint: Endpoint) -> Endpoint:
+    def wrapper(project: Project, call: Call) -> EmulatorResponse:
+        try:
+            return endpoint(project, call)
+        except _ParamError as error:
+            return error.response
+
+    wrapper.__name__ = endpoint.__name__
+    wrapper.__doc__ = endpoint.__doc__
+    return wrapper
+
+
+# Lists ------------------------------------------------------------------------------------
+
+
+@handles_param_errors
+def get_lists(project: Project, call: Call) -> EmulatorResponse:
+    return json_reply(200, {"lists": [record.to_api() for record in project.lists.values()]})
+
+
+@handles_param_errors
+def create_list(project: Project, call: Call) -> EmulatorResponse:
+    name: str = call.body["name"]
+    if not name.strip():
+        return bad_params("List name must not be empty")
+    list_id = project.add_list(name, call.body.get("description"))
+    project.lists[list_id].fresh_rejects_left = call.faults.fresh_list_rejects
+    return json_reply(200, {"listId": list_id})
+
+
+@handles_param_errors
+def delete_list(project: Project, call: Call) -> EmulatorResponse:
+    list_id = _int_param(call.path_params["listId"], "listId")
+    record = project.writable_list(list_id)
+    if record is None:
+        return invalid_list_id(list_id)
+    if record.in_use:
+        # The OpenAPI's only word on it: 409 "List is in use".
+        return api_error(409, "GenericError", f"List {list_id} is in use and cannot be deleted")
+    project.delete_list(list_id)
+    return success(f"Deleted list {list_id}")
+
+
+@handles_param_errors
+def get_users(project: Project, call: Call) -> EmulatorResponse:
+    list_id = _int_param(_first(call, "listId"), "listId")
+    prefer_user_id = _bool_param(_first(call, "preferUserId"), "preferUserId")
+    if project.writable_list(list_id) is None:
+        return invalid_list_id(list_id)
+    lines = project.members(list_id, prefer_user_id)
+    return text_reply(200, "".join(f"{line}\n" for line in lines))
+
+
+@handles_param_errors
+def list_size(project: Project, call: Call) -> EmulatorResponse:
+    list_id = _int_param(call.path_params["listId"], "listId")
+    record = project.writable_list(list_id)
+    if record is None:
+        return invalid_list_id(list_id)
+    return text_reply(200, str(len(record.members)))
+
+
+# Membership writes -------------------------------------------------------------------------
+
+
+@dataclass
+class _BatchResult:
+    """UserBulkUpdateListResponse, accumulated member by member."""
+
+    success_count: int = 0
+    fail_count: int = 0
+    failed: dict[str, list[str]] = field(
+        default_factory=lambda: {key: [] for key in FAILED_UPDATE_KEYS}
+    )
+    # dicts as ordered sets: the schema marks both arrays uniqueItems.
+    created_fields: dict[str, None] = field(default_factory=dict)
+    filtered_out_fields: dict[str, None] = field(default_factory=dict)
+
+    def fail(self, failure: Failure) -> None:
+        self.fail_count += 1
+        for key, identifier in failure.entries:
+            self.failed[key].append(identifier)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "successCount": self.success_count,
+            "failCount": self.fail_count,
+            "failedUpdates": self.failed,
+            "createdFields": list(self.created_fields),
+            "filteredOutFields": list(self.filtered_out_fields),
+        }
+
+
+def _writable_list_or_error(project: Project, list_id: int) -> ListRecord | EmulatorResponse:
+    record = project.writable_list(list_id)
+    if record is None:
+        return invalid_list_id(list_id)
+    if record.fresh_rejects_left > 0:
+        record.fresh_rejects_left -= 1
+        return invalid_list_id(list_id)
+    return record
+
+
+@dataclass
+class _Upsert:
+    user: User
+    created: dict[str, str]
+    filtered_out: list[str]
+
+
+def _upsert(
+    project: Project,
+    member: dict[str, Any],
+    *,
+    create_new_fields: bool,
+    update_existing_only: bool = False,
+) -> _Upsert | Failure:
+    """Find or create the member's profile and write its dataFields; all or nothing."""
+    email: str | None = member.get("email")
+    user_id: str | None = member.get("userId")
+    found = identify(
+        project,
+        email,
+        user_id,
+        create=True,
+        prefer_user_id=bool(member.get("preferUserId", False)),
+        update_existing_only=update_existing_only,
+    )
+    if isinstance(found, Failure):
+        return found
+    reported_email = normalize_email(email) if email is not None else None
+
+    data: dict[str, Any] = member.get("dataFields") or {}
+    custom = {k: v for k, v in data.items() if k not in SYSTEM_FIELD_TYPES}
+    membership: list[int] | None = None
+    if project.membership_field in data:
+        value = data[project.membership_field]
+        if not isinstance(value, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in value
+        ):
+            return member_failure("invalidData", reported_email, user_id)
+        membership = value
+    try:
+        write = profile_fields.plan_write(project.field_types, custom, create_new=create_new_fields)
+    except profile_fields.FieldTypeMismatch:
+        return member_failure("invalidData", reported_email, user_id)
+
+    user = _apply_match(project, found)
+    if custom:
+        project.write_fields(user, write, merge_nested=bool(member.get("mergeNestedObjects")))
+    if membership is not None:
+        # Iterable lets a user update set list membership directly, bypassing subscribe
+        # events (and journeys). Reproduced, and counted, so tests can prove nobody does it.
+        project.set_membership(user, membership)
+    return _Upsert(user, write.created, write.filtered_out)
+
+
+def _apply_match(project: Project, match: Match) -> User:
+    if match.user is None:
+        return project.create_user(match.email, match.user_id)
+    if match.email is not None:
+        project.set_email(match.user, match.email)
+    if match.user_id is not None:
+        project.set_user_id(match.user, match.user_id)
+    return match.user
+
+
+@handles_param_errors
+def subscribe(project: Project, call: Call) -> EmulatorResponse:
+    record = _writable_list_or_error(project, call.body["listId"])
+    if isinstance(record, EmulatorResponse):
+        return record
+    update_existing_only = bool(call.body.get("updateExistingUsersOnly", False))
+    result = _BatchResult()
+    for member in call.body["subscribers"]:
+        outcome = _upsert(
+            project,
+            member,
+            create_new_fields=True,
+            update_existing_only=update_existing_only,
+        )
+        if isinstance(outcome, Failure):
+            result.fail(outcome)
+            continue
+        project.subscribe(outcome.user, record.id)
+        result.success_count += 1
+        result.created_fields.update(dict.fromkeys(outcome.created))
+    return json_reply(200, result.to_json())
+
+
+@handles_param_errors
+def unsubscribe(project: Project, call: Call) -> EmulatorResponse:
+    record = _writable_list_or_error(project, call.body["listId"])
+    if isinstance(record, EmulatorResponse):
+        return record
+    channel_unsubscribe = bool(call.body.get("channelUnsubscribe", False))
+    result = _BatchResult()
+    for member in call.body["subscribers"]:
+        found = identify(project, member.get("email"), member.get("userId"), create=False)
+        if isinstance(found, Failure):
+            result.fail(found)
+            continue
+        assert found.user is not None  # create=False never asks for a new profile
+        if channel_unsubscribe:
+            found.user.unsubscribed_channel_ids.add(record.channel_id)
+            project.touch(found.user)
+        # Not on the list is still a success: Iterable's unsubscribe is idempotent.
+        project.unsubscribe(found.user, record.id)
+        result.success_count += 1
+    return json_reply(200, result.to_json())
+
+
+@handles_param_errors
+def bulk_update(project: Project, call: Call) -> EmulatorResponse:
+    create_new_fields = bool(call.body.get("createNewFields", True))
+    result = _BatchResult()
+    for member in call.body["users"]:
+        outcome = _upsert(project, member, create_new_fields=create_new_fields)
+        if isinstance(outcome, Failure):
+            if outcome.kind == "notFound":
+                # The OpenAPI says notFound* is "for subscribe/unsubscribe only".
+                outcome = Failure(
+                    "invalid",
+                    [(key.replace("notFound", "invalid"), v) for key, v in outcome.entries],
+                )
+            result.fail(outcome)
+            continue
+        result.success_count += 1
+        result.created_fields.update(dict.fromkeys(outcome.created))
+        result.filtered_out_fields.update(dict.fromkeys(outcome.filtered_out))
+    return json_reply(200, result.to_json())
+
+
+@handles_param_errors
+def update_user(project: Project, call: Call) -> EmulatorResponse:
+    body = call.body
+    email, user_id = body.get("email"), body.get("userId")
+    if email is None and user_id is None:
+        return bad_params("Either email or userId must be provided")
+    if project.project_type == "userId" and user_id is None:
+        return bad_params("userId is required in a userID-based project")
+    outcome = _upsert(project, body, create_new_fields=bool(body.get("createNewFields", True)))
+    if isinstance(outcome, _Upsert):
+        return success()
+    if outcome.kind == "invalid":
+        if any(key == "invalidEmails" for key, _ in outcome.entries):
+            return api_error(400, "InvalidEmailAddressError", f"Invalid email: {email}")
+        return api_error(400, "InvalidUserIdError", f"Invalid userId: {user_id}")
+    if outcome.kind == "notFound":
+        return api_error(400, "UnknownUserIdError", f"No user exists with userId {user_id}")
+    if outcome.kind == "conflict":
+        return api_error(409, "ExternalKeyConflict", "email and userId belong to different users")
+    # invalidData: the only kind left.
+    problem = _type_problem(project, body.get("dataFields") or {})
+    return api_error(400, "RequestFieldsTypesMismatched", problem)
+
+
+def _type_problem(project: Project, data: dict[str, Any]) -> str:
+    custom = {k: v for k, v in data.items() if k not in SYSTEM_FIELD_TYPES}
+    try:
+        profile_fields.plan_write(project.field_types, custom, create_new=True)
+    except profile_fields.FieldTypeMismatch as mismatch:
+        return (
+            f"Field {mismatch.path!r} has type {mismatch.existing}; "
+            f"the request sent {mismatch.sent}"
+        )
+    return f"Invalid value for {project.membership_field}"
+
+
+# User reads -------------------------------------------------------------------------------
+
+
+def _iterable_date(epoch_ms: int) -> str:
+    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S +00:00")
+
+
+def _profile(project: Project, user: User) -> dict[str, Any]:
+    """Custom and system fields of a profile, as getUser's dataFields and the export show."""
+    doc: dict[str, Any] = dict(user.data_fields)
+    if user.email is not None:
+        doc["email"] = user.email
+    if user.user_id is not None:
+        doc["userId"] = user.user_id
+    doc["signupDate"] = _iterable_date(user.signup_date)
+    doc["profileUpdatedAt"] = _iterable_date(user.profile_updated_at)
+    if user.list_ids:
+        doc[project.membership_field] = sorted(user.list_ids)
+    if user.unsubscribed_channel_ids:
+        doc["unsubscribedChannelIds"] = sorted(user.unsubscribed_channel_ids)
+    return doc
+
+
+def _user_response(project: Project, user: User | None) -> EmulatorResponse:
+    if user is None:
+        # Iterable answers an unknown user with 200 and an empty object, not 404.
+        return json_reply(200, {})
+    out: dict[str, Any] = {}
+    if user.email is not None:
+        out["email"] = user.email
+    if user.user_id is not None:
+        out["userId"] = user.user_id
+    out["dataFields"] = _profile(project, user)
+    return json_reply(200, {"user": out})
+
+
+@handles_param_errors
+def get_user_by_email(project: Project, call: Call) -> EmulatorResponse:
+    email = call.path_params["email"]
+    if not is_valid_email(email):
+        return api_error(400, "InvalidEmailAddressError", f"Invalid email: {email}")
+    return _user_response(project, project.user_by_email(email))
+
+
+@handles_param_errors
+def get_user_by_user_id(project: Project, call: Call) -> EmulatorResponse:
+    user_id = call.path_params.get("userId")
+    if user_id is None:
+        user_id = _first(call, "userId")
+    if not user_id:
+        return bad_params("Missing required parameter: userId")
+    return _user_response(project, project.user_by_user_id(user_id))
+
+
+@handles_param_errors
+def get_fields(project: Project, call: Call) -> EmulatorResponse:
+    system = {
+        name: kind
+        for name, kind in SYSTEM_FIELD_TYPES.items()
+        if name not in ("emailListIds", "userListIds") or name == project.membership_field
+    }
+    return json_reply(200, {"fields": {**system, **project.field_types}})
+
+
+# Export -----------------------------------------------------------------------------------
+
+
+@functools.cache
+def _export_data_types() -> frozenset[str]:
+    """dataTypeName values the OpenAPI allows for export/data.json."""
+    operation = spec.openapi()["paths"]["/api/export/data.json"]["get"]
+    parameter = next(p for p in operation["parameters"] if p["name"] == "dataTypeName")
+    return frozenset(parameter["enum"])
+
+
+_EXPORT_DATETIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?: ?([+-])(\d{2}):?(\d{2}))?"
+)
+
+
+def _parse_export_datetime(value: str, name: str) -> datetime:
+    match = _EXPORT_DATETIME.fullmatch(value.strip())
+    if match is None:
+        raise _ParamError(bad_params(f"Invalid {name}: expected yyyy-MM-dd HH:mm:ss [ZZ]"))
+    year, month, day, hour, minute, second, sign, off_h, off_m = match.groups()
+    try:
+        moment = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC
+        )
+    except ValueError:
+        raise _ParamError(bad_params(f"Invalid {name}: not a real date")) from None
+    if sign:
+        offset = timedelta(hours=int(off_h), minutes=int(off_m))
+        moment = moment - offset if sign == "+" else moment + offset
+    return moment
+
+
+def _export_window(call: Call) -> tuple[datetime | None, datetime | None]:
+    """[start, end) over profileUpdatedAt, from range or startDateTime/endDateTime."""
+    range_name = _first(call, "range")
+    start_text, end_text = _first(call, "startDateTime"), _first(call, "endDateTime")
+    if range_name is None and start_text is None and end_text is None:
+        # The spec gives range a default ("Today") yet says range or start/end is required;
+        # taking the stricter reading keeps a client from silently exporting one day.
+        raise _ParamError(bad_params("Either range or startDateTime and endDateTime is required"))
+    if range_name is not None:
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        windows: dict[str, tuple[datetime | None, datetime | None]] = {
+            "All": (None, None),
+            "Today": (today, None),
+            "Yesterday": (today - timedelta(days=1), today),
+            "BeforeToday": (None, today),
+        }
+        if range_name not in windows:
+            raise _ParamError(bad_params(f"Invalid range: {range_name}"))
+        return windows[range_name]
+    start = _parse_export_datetime(start_text, "startDateTime") if start_text else None
+    end = _parse_export_datetime(end_text, "endDateTime") if end_text else None
+    return start, end
+
+
+def _split_fields(call: Call, name: str) -> list[str] | None:
+    values = call.query.get(name)
+    if values is None:
+        return None
+    # onlyFields is repeated (collectionFormat multi) yet described as comma separated;
+    # accept both spellings.
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+@handles_param_errors
+def export_json(project: Project, call: Call) -> EmulatorResponse:
+    data_type = _first(call, "dataTypeName")
+    if data_type is None:
+        return bad_params("Missing required parameter: dataTypeName")
+    if data_type not in _export_data_types():
+        return bad_params(f"Invalid dataTypeName: {data_type}")
+    start, end = _export_window(call)
+    only = _split_fields(call, "onlyFields")
+    omit = set(_split_fields(call, "omitFields") or ())
+    if data_type != "user":
+        # The emulator records no events: every event export is empty, not an error.
+        return EmulatorResponse(200, {"Content-Type": JSON_STREAM_TYPE}, b"")
+    body = "".join(_export_lines(project, start, end, only, omit))
+    return EmulatorResponse(200, {"Content-Type": JSON_STREAM_TYPE}, body.encode("utf-8"))
+
+
+def _export_lines(
+    project: Project,
+    start: datetime | None,
+    end: datetime | None,
+    only: list[str] | None,
+    omit: set[str],
+) -> Iterator[str]:
+    start_ms = int(start.timestamp() * 1000) if start else None
+    end_ms = int(end.timestamp() * 1000) if end else None
+    for user in project.users.values():
+        if start_ms is not None and user.profile_updated_at < start_ms:
+            continue
+        if end_ms is not None and user.profile_updated_at >= end_ms:
+            continue
+        row = _profile(project, user)
+        if only is not None:
+            row = {key: row[key] for key in only if key in row}
+        if omit:
+            row = {key: value for key, value in row.items() if key not in omit}
+        yield json.dumps(row, separators=(",", ":"), ensure_ascii=False) + "\n"

@@ -1,0 +1,127 @@
+"""`reconciler emulator serve`: the emulator on a local port until Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from enum import StrEnum
+from pathlib import Path
+from types import FrameType
+
+import typer
+
+from reconciler.emulator.emulator import Emulator
+from reconciler.emulator.knobs import Limits
+from reconciler.emulator.server import EmulatorServer
+
+API_KEY_ENV = "RECONCILER_EMULATOR_API_KEY"
+
+emulator_app = typer.Typer(
+    help="A local stand-in for Iterable's API, for tests and trying reconciler out.",
+    no_args_is_help=True,
+)
+
+
+class ProjectTypeOption(StrEnum):
+    hybrid = "hybrid"
+    userId = "userId"
+    email = "email"
+
+
+@emulator_app.callback()
+def _group() -> None:
+    """A local stand-in for Iterable's API, for tests and trying reconciler out."""
+    # A callback keeps `serve` a subcommand even while it is the only one.
+
+
+@emulator_app.command()
+def serve(
+    port: int = typer.Option(8080, "--port", help="TCP port to listen on (0 picks a free one)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; keep it on loopback."),
+    state: Path | None = typer.Option(
+        None,
+        "--state",
+        help="JSON file holding the emulator's state; loaded if present, saved after each "
+        "change. Without it the state lives in memory only.",
+        dir_okay=False,
+    ),
+    project_type: ProjectTypeOption | None = typer.Option(
+        None,
+        "--project-type",
+        help="How the project identifies users, set when the project is created "
+        "(default: hybrid). A project's type never changes.",
+        show_default=False,
+    ),
+    api_key: str | None = typer.Option(
+        None,
+        "--api-key",
+        envvar=API_KEY_ENV,
+        help=f"API key the project accepts. Prefer the {API_KEY_ENV} environment variable: "
+        "a command-line argument is visible to other local users. Optional when --state "
+        "already holds the project.",
+        show_default=False,
+    ),
+    project: str = typer.Option("default", "--project", help="Name of the project to serve."),
+    unlimited: bool = typer.Option(
+        False, "--unlimited", help="Disable rate limits (by default Iterable's are enforced)."
+    ),
+) -> None:
+    """Serve the emulator over HTTP until interrupted (Ctrl-C), then stop cleanly."""
+    limits = Limits.unlimited() if unlimited else Limits.iterable()
+    try:
+        emulator = Emulator(limits=limits, state_path=state)
+    except (OSError, ValueError, KeyError) as error:
+        message = f"cannot read the state file: {error}"
+        raise typer.BadParameter(message, param_hint="--state") from None
+
+    existing = emulator.projects.get(project)
+    if existing is None:
+        if not api_key:
+            raise typer.BadParameter(
+                f"give --api-key or set {API_KEY_ENV} to create project {project!r}",
+                param_hint="--api-key",
+            )
+        try:
+            chosen = project_type or ProjectTypeOption.hybrid
+            existing = emulator.add_project(project, chosen.value, api_key)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--api-key") from None
+    else:
+        if project_type is not None and existing.project_type != project_type.value:
+            raise typer.BadParameter(
+                f"project {project!r} in the state file is {existing.project_type}; "
+                "a project's type never changes",
+                param_hint="--project-type",
+            )
+        if api_key:
+            try:
+                emulator.set_api_key(project, api_key)
+            except ValueError as error:
+                raise typer.BadParameter(str(error), param_hint="--api-key") from None
+
+    server = EmulatorServer(emulator, host=host, port=port)
+    try:
+        server.start()
+    except OSError as error:
+        typer.echo(f"error: cannot listen on {host}:{port}: {error.strerror}", err=True)
+        raise typer.Exit(1) from None
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        typer.echo(
+            f"Iterable emulator listening on {server.base_url} "
+            f"(project {existing.name!r}, type {existing.project_type})"
+        )
+        # A timed wait keeps the main thread responsive to signals on every platform.
+        while not stop.wait(0.2):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.stop()
+        emulator.save()

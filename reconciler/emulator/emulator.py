@@ -1,0 +1,545 @@
+"""The emulator: projects, routing, and the checks every request passes, in Iterable's order.
+
+    fault injection (decided first, so a faulted request changes nothing)
+    -> route (unknown: an HTML 404, as Iterable's edge answers)
+    -> Api-Key (401 BadApiKey)
+    -> rate limits (429 RateLimitExceeded)
+    -> body size, JSON, OpenAPI schema (400 BatchTooLarge / BadJsonBody / BadParams)
+    -> the endpoint
+    -> persist the state when it changed
+
+Control endpoints under /_emulator/ sit outside all of that: no key, no faults, no log.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import httpx
+
+from reconciler.emulator import api, spec
+from reconciler.emulator.knobs import (
+    Faults,
+    Limits,
+    SlidingWindow,
+    TokenBucket,
+    retry_after_seconds,
+)
+from reconciler.emulator.project import (
+    PROJECT_TYPES,
+    ListIdSequence,
+    Project,
+    ProjectType,
+    hash_api_key,
+)
+from reconciler.emulator.replies import (
+    EmulatorResponse,
+    api_error,
+    bad_params,
+    fault_reply,
+    json_reply,
+    not_found_page,
+    rate_limited,
+)
+from reconciler.emulator.store import read_state, state_to_json, write_state_atomically
+
+# bulkUpdate documents "Max size of request body: 4MB". subscribe/unsubscribe document no
+# cap, but they run on the same bulk pipeline, so the emulator holds them to it too.
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+CONTROL_PREFIX = "/_emulator/"
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One request to the Iterable surface, as tests inspect it (never any header)."""
+
+    method: str
+    path: str
+    query: str
+    status: int
+    project: str | None
+    body: Any = None
+    """The parsed JSON body of a POST; None when absent or not JSON."""
+    fault: str | None = None
+    """Which knob shaped the answer: script, fail_every, drop, rate_limit, write_rate."""
+    at: float = 0.0
+    """The emulator's clock when the request arrived."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "status": self.status,
+            "project": self.project,
+            "body": self.body,
+            "fault": self.fault,
+            "at": self.at,
+        }
+
+
+@dataclass(frozen=True)
+class _Route:
+    method: str
+    pattern: re.Pattern[str]
+    endpoint: api.Endpoint
+    limit: str
+    """The Limits field that rates this route."""
+    body: str | None = None
+    """The OpenAPI definition the JSON body must satisfy."""
+    batch: bool = False
+    """Subject to MAX_BATCH_BYTES and Faults.write_rate_per_second."""
+
+
+def _route(
+    method: str,
+    path: str,
+    endpoint: api.Endpoint,
+    limit: str,
+    body: str | None = None,
+    batch: bool = False,
+) -> _Route:
+    return _Route(method, re.compile(path), endpoint, limit, body, batch)
+
+
+# Order matters where patterns overlap: the literal segments come before {placeholders}.
+_ROUTES: tuple[_Route, ...] = (
+    _route("GET", r"/api/lists", api.get_lists, "lists"),
+    _route("POST", r"/api/lists", api.create_list, "lists", body="CreateListRequest"),
+    _route("GET", r"/api/lists/getUsers", api.get_users, "list_reads"),
+    _route(
+        "POST",
+        r"/api/lists/subscribe",
+        api.subscribe,
+        "writes",
+        body="SubscribeRequest",
+        batch=True,
+    ),
+    _route(
+        "POST",
+        r"/api/lists/unsubscribe",
+        api.unsubscribe,
+        "writes",
+        body="UnsubscribeRequest",
+        batch=True,
+    ),
+    _route("GET", r"/api/lists/(?P<listId>[^/]+)/size", api.list_size, "list_reads"),
+    _route("DELETE", r"/api/lists/(?P<listId>[^/]+)", api.delete_list, "lists"),
+    _route(
+        "POST",
+        r"/api/users/bulkUpdate",
+        api.bulk_update,
+        "bulk_update",
+        body="BulkUpdateUsersRequest",
+        batch=True,
+    ),
+    _route(
+        "POST", r"/api/users/update", api.update_user, "user_update", body="ApiUserUpdateRequest"
+    ),
+    _route("GET", r"/api/users/getFields", api.get_fields, "get_fields"),
+    _route("GET", r"/api/users/byUserId/(?P<userId>.+)", api.get_user_by_user_id, "user_reads"),
+    _route("GET", r"/api/users/byUserId", api.get_user_by_user_id, "user_reads"),
+    _route("GET", r"/api/users/(?P<email>[^/]+)", api.get_user_by_email, "user_reads"),
+    _route("GET", r"/api/export/data\.json", api.export_json, "export"),
+)
+
+
+class _NotJson(Exception):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    # Python's json takes NaN and Infinity; JSON (and Iterable) does not.
+    raise _NotJson(name)
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, _NotJson) as error:
+        raise _NotJson(str(error)) from None
+
+
+class Emulator:
+    """A faithful stand-in for Iterable's API, for one or more projects.
+
+    Thread-safe: one lock serialises request handling and state changes.
+    """
+
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        faults: Faults | None = None,
+        state_path: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        log_limit: int = 100_000,
+    ):
+        self.limits: Limits = limits if limits is not None else Limits.iterable()
+        self._faults: Faults = faults if faults is not None else Faults()
+        self.state_path = Path(state_path) if state_path is not None else None
+        self.request_log: list[LoggedRequest] = []
+        self._log_limit = log_limit
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._fault_count = 0
+        self._windows: dict[tuple[str, str], SlidingWindow] = {}
+        self._write_buckets: dict[str, TokenBucket] = {}
+        self._key_index: dict[str, str] = {}
+        self.projects: dict[str, Project] = {}
+        self._list_ids = ListIdSequence()
+        if self.state_path is not None and self.state_path.exists():
+            self.projects, self._list_ids = read_state(self.state_path)
+            self._key_index = {p.api_key_sha256: p.name for p in self.projects.values()}
+
+    @classmethod
+    def load(cls, path: Path, **kwargs: Any) -> Emulator:
+        """An emulator over an existing state file, saving back to it."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no emulator state at {path}")
+        return cls(state_path=path, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Emulator(projects={sorted(self.projects)!r}, state_path={self.state_path!r})"
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        with self._lock:
+            self._faults = faults
+            # "every k-th request" counts from when the faults were set.
+            self._fault_count = 0
+            self._write_buckets.clear()
+
+    # Projects ----------------------------------------------------------------------------
+
+    def add_project(self, name: str, project_type: ProjectType | str, api_key: str) -> Project:
+        """Create a project answering to `api_key` (only its SHA-256 is kept)."""
+        if not name:
+            raise ValueError("a project needs a name")
+        if project_type not in PROJECT_TYPES:
+            raise ValueError(f"project type must be one of {', '.join(PROJECT_TYPES)}")
+        if not api_key:
+            raise ValueError("a project needs a non-empty API key")
+        key_hash = hash_api_key(api_key)
+        with self._lock:
+            if name in self.projects:
+                raise ValueError(f"project {name!r} already exists")
+            if key_hash in self._key_index:
+                owner = self._key_index[key_hash]
+                raise ValueError(f"that API key already belongs to project {owner!r}")
+            project = Project(name, project_type, key_hash, list_ids=self._list_ids)  # type: ignore[arg-type]
+            self.projects[name] = project
+            self._key_index[key_hash] = name
+            project.dirty = True
+            self._persist_if_dirty()
+            return project
+
+    def set_api_key(self, name: str, api_key: str) -> None:
+        """Rotate a project's key (the old one stops working)."""
+        if not api_key:
+            raise ValueError("a project needs a non-empty API key")
+        key_hash = hash_api_key(api_key)
+        with self._lock:
+            project = self.project(name)
+            owner = self._key_index.get(key_hash)
+            if owner is not None and owner != name:
+                raise ValueError(f"that API key already belongs to project {owner!r}")
+            self._key_index.pop(project.api_key_sha256, None)
+            project.api_key_sha256 = key_hash
+            self._key_index[key_hash] = name
+            project.dirty = True
+            self._persist_if_dirty()
+
+    def project(self, name: str) -> Project:
+        try:
+            return self.projects[name]
+        except KeyError:
+            raise KeyError(f"no project named {name!r}") from None
+
+    # Log and state -----------------------------------------------------------------------
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self.request_log.clear()
+
+    def save(self) -> None:
+        """Write the state file now (when there is one), whether or not anything changed."""
+        with self._lock:
+            if self.state_path is not None:
+                write_state_atomically(
+                    self.state_path, state_to_json(self.projects, self._list_ids)
+                )
+            for project in self.projects.values():
+                project.dirty = False
+
+    def state_json(self) -> dict[str, Any]:
+        """The whole state without key hashes, as GET /_emulator/state shows it."""
+        with self._lock:
+            return state_to_json(self.projects, self._list_ids, include_key_hash=False)
+
+    def _persist_if_dirty(self) -> None:
+        if any(project.dirty for project in self.projects.values()):
+            self.save()
+
+    def _log(self, entry: LoggedRequest) -> None:
+        self.request_log.append(entry)
+        if len(self.request_log) > self._log_limit:
+            # Trim in chunks so a long-running `serve` does not pay a shift per request.
+            del self.request_log[: max(1, self._log_limit // 10)]
+
+    # Requests ----------------------------------------------------------------------------
+
+    def handle(self, request: httpx.Request) -> EmulatorResponse:
+        """Answer one request as Iterable would (plus the fault instructions)."""
+        try:
+            body = request.content
+        except httpx.RequestNotRead:
+            body = request.read()
+        target = request.url.raw_path.decode("ascii", errors="replace")
+        path, _, query = target.partition("?")
+        method = request.method.upper()
+        if path.startswith(CONTROL_PREFIX):
+            return self._control(method, path, body)
+        with self._lock:
+            parsed: Any = None
+            if method == "POST" and body:
+                try:
+                    parsed = _parse_json(body)
+                except _NotJson:
+                    parsed = None
+            outcome = self._answer(method, path, query, body, request.headers.get("Api-Key"))
+            self._log(
+                LoggedRequest(
+                    method=method,
+                    path=path,
+                    query=query,
+                    status=outcome.response.status,
+                    project=outcome.project,
+                    body=parsed,
+                    fault=outcome.fault,
+                    at=outcome.at,
+                )
+            )
+            self._persist_if_dirty()
+        return outcome.response
+
+    def _answer(
+        self, method: str, path: str, query: str, body: bytes, api_key: str | None
+    ) -> _Outcome:
+        now = self._clock()
+        faults = self._faults
+        counted = self._counts_for_faults(path)
+        latency = faults.latency_seconds if counted else 0.0
+        fault: str | None = None
+        drop = False
+        if counted:
+            self._fault_count += 1
+            status: int | None = None
+            if faults.script:
+                status, fault = faults.script.pop(0), "script"
+            elif faults.fail_every and self._fault_count % faults.fail_every == 0:
+                status, fault = faults.fail_status, "fail_every"
+            elif faults.drop_every and self._fault_count % faults.drop_every == 0:
+                drop, fault = True, "drop"
+            if status is not None:
+                retry_after = 1 if status == 429 and faults.retry_after else None
+                response = fault_reply(status, retry_after)
+                response.latency_seconds = latency
+                return _Outcome(response, None, fault, now)
+
+        response, project_name, limit_fault = self._dispatch(
+            method, path, query, body, api_key, now
+        )
+        fault = limit_fault or fault
+        response.latency_seconds = latency
+        response.drop = drop
+        return _Outcome(response, project_name, fault, now)
+
+    def _counts_for_faults(self, path: str) -> bool:
+        prefixes = self._faults.paths
+        if prefixes is None:
+            return path.startswith("/api/")
+        return any(path.startswith(prefix) for prefix in prefixes)
+
+    def _dispatch(
+        self, method: str, path: str, query: str, body: bytes, api_key: str | None, now: float
+    ) -> tuple[EmulatorResponse, str | None, str | None]:
+        """The answer, the project it was for, and the rate-limit fault if one applied."""
+        match = None
+        route = None
+        for candidate in _ROUTES:
+            if candidate.method == method:
+                match = candidate.pattern.fullmatch(path)
+                if match:
+                    route = candidate
+                    break
+        if route is None or match is None:
+            return not_found_page(), None, None
+
+        project = self._authenticate(api_key)
+        if project is None:
+            return api_error(401, "BadApiKey", "Invalid API key"), None, None
+
+        limited = self._rate_limit(project, route, now)
+        if limited is not None:
+            return limited[0], project.name, limited[1]
+
+        call_body: Any = None
+        if route.body is not None:
+            if route.batch and len(body) > MAX_BATCH_BYTES:
+                # 400 with Iterable's own BatchTooLarge code rather than a 413: the code is
+                # in Iterable's IterableApiResponse enum, so the application layer answers
+                # it with JSON, and a client can tell it from an edge error page.
+                response = api_error(
+                    400,
+                    "BatchTooLarge",
+                    f"Request body is {len(body)} bytes; the limit is {MAX_BATCH_BYTES} bytes",
+                )
+                return response, project.name, None
+            try:
+                call_body = _parse_json(body)
+            except _NotJson:
+                response = api_error(400, "BadJsonBody", "Request body is not valid JSON")
+                return response, project.name, None
+            problem = spec.body_problem(route.body, call_body)
+            if problem is not None:
+                return bad_params(f"Invalid request body: {problem}"), project.name, None
+
+        params = {name: unquote(value) for name, value in match.groupdict().items()}
+        call = api.Call(
+            path_params=params,
+            query=parse_qs(query, keep_blank_values=True),
+            body=call_body,
+            faults=self._faults,
+        )
+        return route.endpoint(project, call), project.name, None
+
+    def _authenticate(self, api_key: str | None) -> Project | None:
+        if not api_key:
+            return None
+        name = self._key_index.get(hash_api_key(api_key))
+        return None if name is None else self.projects.get(name)
+
+    def _rate_limit(
+        self, project: Project, route: _Route, now: float
+    ) -> tuple[EmulatorResponse, str] | None:
+        send_retry_after = self._faults.retry_after
+        rate = getattr(self.limits, route.limit)
+        if rate is not None:
+            window = self._windows.setdefault((project.name, route.limit), SlidingWindow())
+            wait = window.acquire(now, rate)
+            if wait is not None:
+                seconds = retry_after_seconds(wait) if send_retry_after else None
+                return rate_limited(seconds), "rate_limit"
+        write_rate = self._faults.write_rate_per_second
+        if route.batch and write_rate is not None:
+            bucket = self._write_buckets.setdefault(project.name, TokenBucket())
+            wait = bucket.acquire(now, write_rate)
+            if wait is not None:
+                seconds = retry_after_seconds(wait) if send_retry_after else None
+                return rate_limited(seconds), "write_rate"
+        return None
+
+    # Control endpoints -------------------------------------------------------------------
+
+    def _control(self, method: str, path: str, body: bytes) -> EmulatorResponse:
+        with self._lock:
+            try:
+                payload = _parse_json(body) if body else {}
+            except _NotJson:
+                return api_error(400, "BadJsonBody", "Request body is not valid JSON")
+            try:
+                response = self._control_route(method, path, payload)
+            except (ValueError, TypeError, KeyError) as error:
+                message = error.args[0] if error.args else str(error)
+                return api_error(400, "BadParams", str(message))
+            self._persist_if_dirty()
+            return response
+
+    def _control_route(self, method: str, path: str, payload: Any) -> EmulatorResponse:
+        route = path[len(CONTROL_PREFIX) :]
+        if (method, route) == ("GET", "state"):
+            return json_reply(200, self.state_json())
+        if (method, route) == ("GET", "requests"):
+            return json_reply(200, {"requests": [r.to_json() for r in self.request_log]})
+        if (method, route) == ("DELETE", "requests"):
+            self.request_log.clear()
+            return json_reply(200, {"requests": []})
+        if (method, route) == ("GET", "faults"):
+            return json_reply(200, self._faults.to_json())
+        if (method, route) == ("POST", "faults"):
+            if not isinstance(payload, dict):
+                raise ValueError("expected a JSON object of fault settings")
+            self._faults.update(payload)
+            self._fault_count = 0
+            self._write_buckets.clear()
+            return json_reply(200, self._faults.to_json())
+        if (method, route) == ("POST", "limits"):
+            self.limits = _limits_from_json(payload)
+            self._windows.clear()
+            return json_reply(200, {"ok": True})
+        if (method, route) == ("POST", "projects"):
+            if not isinstance(payload, dict):
+                raise ValueError("expected {name, projectType, apiKey}")
+            project = self.add_project(
+                str(payload["name"]), str(payload["projectType"]), str(payload["apiKey"])
+            )
+            return json_reply(200, {"name": project.name, "projectType": project.project_type})
+        in_use = re.fullmatch(r"lists/(\d+)/in-use", route)
+        if method == "POST" and in_use:
+            list_id = int(in_use.group(1))
+            flag = payload.get("inUse", True) if isinstance(payload, dict) else True
+            for project in self.projects.values():
+                if list_id in project.lists:
+                    project.set_in_use(list_id, bool(flag))
+                    return json_reply(200, {"listId": list_id, "inUse": bool(flag)})
+            return api_error(404, "NotFound", f"No list {list_id}")
+        return api_error(404, "NotFound", f"No emulator control endpoint {method} {path}")
+
+
+@dataclass
+class _Outcome:
+    response: EmulatorResponse
+    project: str | None
+    fault: str | None
+    at: float
+
+
+def _limits_from_json(payload: Any) -> Limits:
+    """{"preset": "iterable"|"unlimited"} and/or {"<field>": [max, seconds] | null}."""
+    if not isinstance(payload, dict):
+        raise ValueError("expected a JSON object")
+    preset = payload.get("preset", "iterable")
+    if preset not in ("iterable", "unlimited"):
+        raise ValueError("preset must be iterable or unlimited")
+    limits = Limits.unlimited() if preset == "unlimited" else Limits.iterable()
+    for name, value in payload.items():
+        if name == "preset":
+            continue
+        if not hasattr(limits, name):
+            raise ValueError(f"unknown limit {name}")
+        if value is None:
+            setattr(limits, name, None)
+        elif (
+            isinstance(value, list)
+            and len(value) == 2
+            and isinstance(value[0], int)
+            and isinstance(value[1], int | float)
+        ):
+            setattr(limits, name, (value[0], float(value[1])))
+        else:
+            raise ValueError(f"limit {name} must be [max_requests, window_seconds] or null")
+    return limits

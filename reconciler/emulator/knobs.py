@@ -1,0 +1,161 @@
+"""The emulator's knobs: Iterable's rate limits (`Limits`) and injected faults (`Faults`),
+plus the small counters that enforce them against an injectable clock."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+# (max_requests, window_seconds); None means unlimited.
+Rate = tuple[int, float] | None
+
+
+@dataclass
+class Limits:
+    """Per-project sliding-window rate limits, one per group of endpoints.
+
+    The defaults are Iterable's documented limits (OpenAPI descriptions, "Rate limit").
+    """
+
+    list_reads: Rate = (5, 60.0)
+    """getUsers and lists/{id}/size share one budget: 5 requests per minute."""
+    export: Rate = (4, 60.0)
+    """export/data.json: 4 requests per minute."""
+    bulk_update: Rate = (5, 1.0)
+    """users/bulkUpdate: 5 requests per second."""
+    get_fields: Rate = (3, 1.0)
+    """users/getFields: 3 requests per second."""
+    lists: Rate = (100, 1.0)
+    """GET/POST /lists and DELETE /lists/{id}: 100 requests per second."""
+    user_reads: Rate = (100, 1.0)
+    """users/{email} and users/byUserId/{userId}: 100 requests per second."""
+    user_update: Rate = (500, 1.0)
+    """users/update: 500 requests per second."""
+    writes: Rate = None
+    """lists/subscribe and lists/unsubscribe: Iterable documents no limit."""
+
+    @classmethod
+    def iterable(cls) -> Limits:
+        """Iterable's documented limits (the default)."""
+        return cls()
+
+    @classmethod
+    def unlimited(cls) -> Limits:
+        """No rate limits at all, for tests that are not about them."""
+        return cls(**{f.name: None for f in fields(cls)})
+
+
+@dataclass
+class Faults:
+    """Faults to inject; mutable while the emulator runs.
+
+    A fault is decided before the request is handled, so a faulted request changes nothing,
+    except `drop_every`, which applies the write and then loses the answer: the client
+    cannot know it succeeded, which is the case retries must survive.
+    """
+
+    fail_every: int = 0
+    """Every k-th counted request answers `fail_status` (0 = never)."""
+    fail_status: int = 503
+    script: list[int] = field(default_factory=list)
+    """A queue: the next counted requests answer these statuses in order."""
+    latency_seconds: float = 0.0
+    """Added before each counted answer is sent."""
+    drop_every: int = 0
+    """Every k-th counted request is handled, then its response is cut off mid-body."""
+    write_rate_per_second: float | None = None
+    """subscribe/unsubscribe/bulkUpdate beyond this rate (per project) answer 429."""
+    retry_after: bool = False
+    """Send Retry-After on 429s (Iterable does not document the header)."""
+    paths: list[str] | None = None
+    """Only paths starting with one of these count for faults; None = every /api/ path."""
+    fresh_list_rejects: int = 0
+    """A list created through the API answers 400 invalidListId to its first N
+    subscribe/unsubscribe requests, as Iterable does for a few seconds after a create."""
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Set fields from a JSON object (the control endpoint); unknown names are an error."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown fault setting(s): {', '.join(unknown)}")
+        for name, value in values.items():
+            _check_fault_value(name, value)
+            setattr(self, name, list(value) if isinstance(value, list) else value)
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+_INT_FIELDS = {"fail_every", "fail_status", "drop_every", "fresh_list_rejects"}
+_FLOAT_FIELDS = {"latency_seconds"}
+
+
+def _check_fault_value(name: str, value: Any) -> None:
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    ok: bool
+    if name in _INT_FIELDS:
+        ok = is_int(value) and value >= 0
+    elif name in _FLOAT_FIELDS:
+        ok = (is_int(value) or isinstance(value, float)) and value >= 0
+    elif name == "write_rate_per_second":
+        ok = value is None or ((is_int(value) or isinstance(value, float)) and value > 0)
+    elif name == "retry_after":
+        ok = isinstance(value, bool)
+    elif name == "script":
+        ok = isinstance(value, list) and all(is_int(v) and 100 <= v <= 599 for v in value)
+    elif name == "paths":
+        ok = value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+    else:  # pragma: no cover - every field is listed above
+        ok = False
+    if not ok:
+        raise ValueError(f"invalid value for fault setting {name}: {value!r}")
+
+
+class SlidingWindow:
+    """At most `max_requests` in any `window` seconds; rejected requests do not count."""
+
+    def __init__(self) -> None:
+        self._hits: deque[float] = deque()
+
+    def acquire(self, now: float, rate: tuple[int, float]) -> float | None:
+        """Record a request at `now`; None when allowed, else seconds until a slot frees."""
+        max_requests, window = rate
+        while self._hits and self._hits[0] <= now - window:
+            self._hits.popleft()
+        if len(self._hits) < max_requests:
+            self._hits.append(now)
+            return None
+        if max_requests <= 0:
+            return window
+        # The slot frees when the oldest request inside the window leaves it.
+        return self._hits[-max_requests] + window - now
+
+
+class TokenBucket:
+    """A steady rate with a burst of about one second's worth."""
+
+    def __init__(self) -> None:
+        self._tokens: float | None = None
+        self._last = 0.0
+
+    def acquire(self, now: float, rate: float) -> float | None:
+        capacity = max(1.0, rate)
+        if self._tokens is None:
+            self._tokens = capacity
+        else:
+            self._tokens = min(capacity, self._tokens + (now - self._last) * rate)
+        self._last = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return None
+        return (1.0 - self._tokens) / rate
+
+
+def retry_after_seconds(wait: float) -> int:
+    """Whole seconds until the client may retry, never 0 (0 invites a hot loop)."""
+    return max(1, math.ceil(wait))

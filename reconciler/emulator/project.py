@@ -1,0 +1,354 @@
+"""One Iterable project's state: lists, user profiles, field types.
+
+A project never holds its API key, only the key's SHA-256, so no dump, log or exception
+can leak it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reconciler.emulator import fields as profile_fields
+from reconciler.emulator.identifiers import (
+    PLACEHOLDER_DOMAIN,
+    is_valid_email,
+    is_valid_user_id,
+    normalize_email,
+)
+
+ProjectType = Literal["hybrid", "userId", "email"]
+PROJECT_TYPES: tuple[ProjectType, ...] = ("hybrid", "userId", "email")
+ListType = Literal["Standard", "Dynamic", "Suppression", "Internal"]
+LIST_TYPES: tuple[ListType, ...] = ("Standard", "Dynamic", "Suppression", "Internal")
+
+# Profile keys Iterable manages itself. They appear in getFields, user lookups and exports,
+# and a dataFields write cannot create them as custom fields.
+SYSTEM_FIELD_TYPES: dict[str, str] = {
+    "email": "string",
+    "userId": "string",
+    "signupDate": "date",
+    "profileUpdatedAt": "date",
+    "emailListIds": "long",
+    "userListIds": "long",
+    "unsubscribedChannelIds": "long",
+}
+
+# Every list shares one marketing channel: enough to show that channelUnsubscribe was sent.
+DEFAULT_CHANNEL_ID = 10001
+
+
+def hash_api_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class ListIdSequence:
+    """Iterable list ids are global and only grow; projects of one emulator share this."""
+
+    def __init__(self, next_id: int = 1_000_001):
+        self.next_id = next_id
+
+    def take(self) -> int:
+        value = self.next_id
+        self.next_id += 1
+        return value
+
+
+@dataclass
+class ListRecord:
+    id: int
+    name: str
+    description: str | None
+    created_at: int
+    """Epoch milliseconds, as Iterable's createdAt."""
+    list_type: ListType = "Standard"
+    in_use: bool = False
+    """In use by a campaign or journey: DELETE answers 409."""
+    channel_id: int = DEFAULT_CHANNEL_ID
+    members: dict[int, None] = field(default_factory=dict, repr=False)
+    """User keys in subscription order (a dict as an ordered set)."""
+    fresh_rejects_left: int = field(default=0, repr=False)
+
+    def to_api(self) -> dict[str, Any]:
+        """The ListDetails object of GET /api/lists."""
+        out: dict[str, Any] = {"id": self.id, "name": self.name}
+        if self.description is not None:
+            out["description"] = self.description
+        out["createdAt"] = self.created_at
+        out["listType"] = self.list_type
+        return out
+
+
+@dataclass
+class User:
+    key: int
+    """Internal and stable for the process; not an Iterable concept."""
+    email: str | None
+    user_id: str | None
+    data_fields: dict[str, Any] = field(default_factory=dict)
+    list_ids: set[int] = field(default_factory=set)
+    unsubscribed_channel_ids: set[int] = field(default_factory=set)
+    signup_date: int = field(default_factory=now_ms)
+    profile_updated_at: int = field(default_factory=now_ms)
+
+
+class Project:
+    """An Iterable project: its type decides how users are identified."""
+
+    def __init__(
+        self,
+        name: str,
+        project_type: ProjectType,
+        api_key_sha256: str,
+        *,
+        list_ids: ListIdSequence | None = None,
+        wall_clock_ms: Callable[[], int] = now_ms,
+    ):
+        if project_type not in PROJECT_TYPES:
+            raise ValueError(f"project type must be one of {', '.join(PROJECT_TYPES)}")
+        self.name = name
+        self.project_type: ProjectType = project_type
+        self.api_key_sha256 = api_key_sha256
+        self.lists: dict[int, ListRecord] = {}
+        self.users: dict[int, User] = {}
+        self.field_types: dict[str, str] = {}
+        """Custom field path -> type; fixed once created. System fields are not listed."""
+        self.silent_membership_writes = 0
+        """How often a dataFields write set the membership field directly (no events)."""
+        self._list_ids = list_ids or ListIdSequence()
+        self._now_ms = wall_clock_ms
+        self._next_user_key = 1
+        self._by_email: dict[str, dict[int, None]] = {}
+        self._by_user_id: dict[str, int] = {}
+        self.dirty = False
+        """Changed since the last save; the emulator persists and clears it."""
+
+    def __repr__(self) -> str:
+        return (
+            f"Project(name={self.name!r}, project_type={self.project_type!r}, "
+            f"lists={len(self.lists)}, users={len(self.users)})"
+        )
+
+    @property
+    def membership_field(self) -> str:
+        """The profile field holding list ids: emailListIds in email-based projects."""
+        return "emailListIds" if self.project_type == "email" else "userListIds"
+
+    # Lists -------------------------------------------------------------------------------
+
+    def add_list(
+        self, name: str, description: str | None = None, list_type: ListType = "Standard"
+    ) -> int:
+        """Create a list directly (no request, no rate limit) and return its id."""
+        if list_type not in LIST_TYPES:
+            raise ValueError(f"list type must be one of {', '.join(LIST_TYPES)}")
+        list_id = self._list_ids.take()
+        self.lists[list_id] = ListRecord(
+            id=list_id,
+            name=name,
+            description=description,
+            created_at=self._now_ms(),
+            list_type=list_type,
+        )
+        self.dirty = True
+        return list_id
+
+    def writable_list(self, list_id: int) -> ListRecord | None:
+        """The list if it exists and is Standard: only static lists take API writes."""
+        record = self.lists.get(list_id)
+        if record is None or record.list_type != "Standard":
+            return None
+        return record
+
+    def set_in_use(self, list_id: int, in_use: bool = True) -> None:
+        """Mark a list as used by a campaign or journey, so deleting it answers 409."""
+        self._list(list_id).in_use = in_use
+        self.dirty = True
+
+    def delete_list(self, list_id: int) -> None:
+        record = self.lists.pop(list_id)
+        for key in record.members:
+            self.users[key].list_ids.discard(list_id)
+        self.dirty = True
+
+    def members(self, list_id: int, prefer_user_id: bool = False) -> list[str]:
+        """The list's members as getUsers would return them (default: preferUserId=false)."""
+        record = self._list(list_id)
+        return [self.list_identifier(self.users[key], prefer_user_id) for key in record.members]
+
+    def list_identifier(self, user: User, prefer_user_id: bool) -> str:
+        if self.project_type == "email":
+            assert user.email is not None
+            return user.email
+        if self.project_type == "userId":
+            assert user.user_id is not None
+            return user.user_id
+        if prefer_user_id:
+            return user.user_id if user.user_id is not None else _required(user.email)
+        return user.email if user.email is not None else _required(user.user_id)
+
+    def _list(self, list_id: int) -> ListRecord:
+        try:
+            return self.lists[list_id]
+        except KeyError:
+            raise KeyError(f"no list {list_id} in project {self.name!r}") from None
+
+    # Users -------------------------------------------------------------------------------
+
+    def find_user(self, email: str | None = None, user_id: str | None = None) -> User | None:
+        """The user with this email (any case) or exactly this userId, if there is one."""
+        if email is not None:
+            found = self.user_by_email(email)
+            if found is not None:
+                return found
+        if user_id is not None:
+            return self.user_by_user_id(user_id)
+        return None
+
+    def user_by_email(self, email: str) -> User | None:
+        keys = self._by_email.get(normalize_email(email))
+        # In userID-based projects emails are not unique; the oldest profile answers.
+        return self.users[next(iter(keys))] if keys else None
+
+    def user_by_user_id(self, user_id: str) -> User | None:
+        key = self._by_user_id.get(user_id)
+        return None if key is None else self.users[key]
+
+    def add_user(
+        self,
+        email: str | None = None,
+        user_id: str | None = None,
+        data_fields: Mapping[str, Any] | None = None,
+        list_ids: Iterable[int] = (),
+    ) -> User:
+        """Seed a user directly. Raises ValueError for anything Iterable would refuse."""
+        if email is None and user_id is None:
+            raise ValueError("a user needs an email or a userId")
+        if email is not None and not is_valid_email(email):
+            raise ValueError(f"invalid email {email!r}")
+        if user_id is not None and not is_valid_user_id(user_id):
+            raise ValueError(f"invalid userId {user_id!r}")
+        if self.project_type == "userId" and user_id is None:
+            raise ValueError("userID-based projects identify users by userId")
+        if self.project_type == "email" and email is None:
+            email = placeholder_email(user_id or "")
+        if email is not None and self.project_type != "userId" and self.user_by_email(email):
+            raise ValueError(f"email {email!r} already exists")
+        if user_id is not None and self.user_by_user_id(user_id):
+            raise ValueError(f"userId {user_id!r} already exists")
+        if data_fields:
+            write = profile_fields.plan_write(self.field_types, data_fields, create_new=True)
+        user = self.create_user(email, user_id)
+        if data_fields:
+            self.write_fields(user, write, merge_nested=False)
+        for list_id in list_ids:
+            self.subscribe(user, list_id)
+        return user
+
+    def subscribe_direct(
+        self,
+        list_id: int,
+        *,
+        email: str | None = None,
+        user_id: str | None = None,
+        data_fields: Mapping[str, Any] | None = None,
+    ) -> User:
+        """Put a user (found, or created) on a list without a request: for seeding tests."""
+        self._list(list_id)
+        user = self.find_user(email, user_id)
+        if user is None:
+            user = self.add_user(email, user_id, data_fields)
+        elif data_fields:
+            write = profile_fields.plan_write(self.field_types, data_fields, create_new=True)
+            self.write_fields(user, write, merge_nested=False)
+        self.subscribe(user, list_id)
+        return user
+
+    # Mutations used by the endpoints; callers have validated their arguments.
+
+    def create_user(self, email: str | None, user_id: str | None) -> User:
+        key = self._next_user_key
+        self._next_user_key += 1
+        stamp = self._now_ms()
+        user = User(key=key, email=None, user_id=None, signup_date=stamp, profile_updated_at=stamp)
+        self.users[key] = user
+        if email is not None:
+            self.set_email(user, email)
+        if user_id is not None:
+            self.set_user_id(user, user_id)
+        self.dirty = True
+        return user
+
+    def set_email(self, user: User, email: str) -> None:
+        email = normalize_email(email)
+        if user.email == email:
+            return
+        if user.email is not None:
+            self._by_email[user.email].pop(user.key, None)
+            if not self._by_email[user.email]:
+                del self._by_email[user.email]
+        user.email = email
+        self._by_email.setdefault(email, {})[user.key] = None
+        self.touch(user)
+
+    def set_user_id(self, user: User, user_id: str) -> None:
+        if user.user_id == user_id:
+            return
+        if user.user_id is not None:
+            del self._by_user_id[user.user_id]
+        user.user_id = user_id
+        self._by_user_id[user_id] = user.key
+        self.touch(user)
+
+    def subscribe(self, user: User, list_id: int) -> None:
+        record = self._list(list_id)
+        if user.key not in record.members:
+            record.members[user.key] = None
+            user.list_ids.add(list_id)
+            self.touch(user)
+
+    def unsubscribe(self, user: User, list_id: int) -> None:
+        record = self._list(list_id)
+        if user.key in record.members:
+            del record.members[user.key]
+            user.list_ids.discard(list_id)
+            self.touch(user)
+
+    def set_membership(self, user: User, list_ids: Iterable[int]) -> None:
+        """What writing the membership field through a user update does: no events."""
+        wanted = {i for i in list_ids if self.writable_list(i) is not None}
+        for list_id in sorted(user.list_ids - wanted):
+            self.unsubscribe(user, list_id)
+        for list_id in sorted(wanted - user.list_ids):
+            self.subscribe(user, list_id)
+        self.silent_membership_writes += 1
+        self.dirty = True
+
+    def write_fields(
+        self, user: User, write: profile_fields.FieldWrite, *, merge_nested: bool
+    ) -> None:
+        self.field_types.update(write.created)
+        profile_fields.write(user.data_fields, write.data, merge_nested=merge_nested)
+        self.touch(user)
+
+    def touch(self, user: User) -> None:
+        user.profile_updated_at = self._now_ms()
+        self.dirty = True
+
+
+def placeholder_email(user_id: str) -> str:
+    """What an email-based project gives a user created from a userId alone."""
+    digest = hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:32]
+    return f"{digest}@{PLACEHOLDER_DOMAIN}"
+
+
+def _required(value: str | None) -> str:
+    assert value is not None, "a profile has an email or a userId"
+    return value

@@ -1,0 +1,95 @@
+"""What the emulator answers, before a transport or server turns it into HTTP."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+JSON_TYPE = "application/json"
+TEXT_TYPE = "text/plain; charset=utf-8"
+HTML_TYPE = "text/html; charset=utf-8"
+# What the OpenAPI says export/data.json produces: newline-delimited JSON.
+JSON_STREAM_TYPE = "application/x-json-stream"
+
+# Iterable's edge answers unknown routes with a page like this, not with JSON, so a client
+# that assumes every error body is JSON breaks here first.
+NOT_FOUND_HTML = (
+    b"<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n"
+    b"<center><h1>404 Not Found</h1></center>\r\n</body>\r\n</html>\r\n"
+)
+BAD_GATEWAY_HTML = (
+    b"<html>\r\n<head><title>{status} Gateway Error</title></head>\r\n<body>\r\n"
+    b"<center><h1>{status} Gateway Error</h1></center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+@dataclass
+class EmulatorResponse:
+    """An answer plus the fault instructions for the layer that sends it."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    drop: bool = False
+    """Send the headers and part of the body, then close the connection."""
+    latency_seconds: float = 0.0
+    """Wait this long before answering."""
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def json_reply(
+    status: int, payload: Any, headers: dict[str, str] | None = None
+) -> EmulatorResponse:
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return EmulatorResponse(status, {"Content-Type": JSON_TYPE, **(headers or {})}, body)
+
+
+def api_error(
+    status: int, code: str, msg: str, headers: dict[str, str] | None = None
+) -> EmulatorResponse:
+    """Iterable's error body: {"msg", "code", "params"}; params is null in practice."""
+    return json_reply(status, {"msg": msg, "code": code, "params": None}, headers)
+
+
+def success(msg: str = "") -> EmulatorResponse:
+    """IterableApiResponse for a plain success."""
+    return json_reply(200, {"msg": msg, "code": "Success", "params": None})
+
+
+def text_reply(status: int, text: str, content_type: str = TEXT_TYPE) -> EmulatorResponse:
+    return EmulatorResponse(status, {"Content-Type": content_type}, text.encode("utf-8"))
+
+
+def not_found_page() -> EmulatorResponse:
+    return EmulatorResponse(404, {"Content-Type": HTML_TYPE}, NOT_FOUND_HTML)
+
+
+def invalid_list_id(list_id: object) -> EmulatorResponse:
+    # Iterable's quirk, kept on purpose: HTTP 400 with "code": "Success". Clients must
+    # decide on the status, never on the code.
+    return api_error(400, "Success", f"error.lists.invalidListId({list_id})")
+
+
+def bad_params(msg: str) -> EmulatorResponse:
+    return api_error(400, "BadParams", msg)
+
+
+def rate_limited(retry_after: int | None) -> EmulatorResponse:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return api_error(429, "RateLimitExceeded", "Rate limit exceeded for this endpoint", headers)
+
+
+def fault_reply(status: int, retry_after: int | None) -> EmulatorResponse:
+    """The body an injected failure answers with."""
+    if status == 429:
+        return rate_limited(retry_after)
+    if status in (502, 504):
+        body = BAD_GATEWAY_HTML.replace(b"{status}", str(status).encode())
+        return EmulatorResponse(status, {"Content-Type": HTML_TYPE}, body)
+    if status == 503:
+        # The OpenAPI documents 503 on the list readers as "Request timeout. Try again later."
+        return api_error(503, "GenericError", "Request timeout. Try again later.")
+    return api_error(status, "GenericError", f"Injected failure (HTTP {status})")

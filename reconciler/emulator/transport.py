@@ -1,0 +1,41 @@
+"""The emulator as an httpx transport: in-process, no socket (used by `region: sandbox`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+
+from reconciler.emulator.emulator import Emulator
+
+
+class EmulatorTransport(httpx.BaseTransport):
+    """`httpx.Client(transport=EmulatorTransport(emulator), base_url="https://sandbox.invalid")`.
+
+    Faults behave as they would over a socket: latency sleeps (and becomes a ReadTimeout
+    when it exceeds the client's read timeout), and a dropped response raises
+    RemoteProtocolError after the write has been applied.
+    """
+
+    def __init__(self, emulator: Emulator, *, sleep: Callable[[float], None] = time.sleep):
+        self.emulator = emulator
+        self._sleep = sleep
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        answer = self.emulator.handle(request)
+        if answer.latency_seconds > 0:
+            timeouts = request.extensions.get("timeout", {})
+            read_timeout = timeouts.get("read") if isinstance(timeouts, dict) else None
+            if read_timeout is not None and answer.latency_seconds > read_timeout:
+                self._sleep(read_timeout)
+                raise httpx.ReadTimeout("timed out waiting for the emulator", request=request)
+            self._sleep(answer.latency_seconds)
+        if answer.drop:
+            raise httpx.RemoteProtocolError(
+                "peer closed connection without sending complete message body", request=request
+            )
+        return httpx.Response(
+            answer.status, headers=answer.headers, content=answer.body, request=request
+        )

@@ -1,0 +1,87 @@
+"""The exception tree. The CLI maps each branch to a message and an exit code in one place.
+
+    ReconcilerError                 anything written for the user (message is safe to print)
+    ├── ManifestError               one or more problems, each with file, line and column
+    ├── ConfigError                 environment or configuration is wrong (missing key, ...)
+    ├── SourceError                 a member source could not be read at all (missing file, ...)
+    ├── LiveStateError              live state is ambiguous (two lists with one name, ...)
+    └── IterableError               Iterable answered with an error, or could not be reached
+        ├── AuthError               401 BadApiKey
+        ├── ListInUseError          409 on delete
+        └── RetryExhaustedError     retryable failures went on past the retry budget
+
+Messages never contain an API key: keys are only ever held by the client and the
+emulator, and neither puts request headers into an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ReconcilerError(Exception):
+    """An error whose message is written for the user."""
+
+    exit_code: int = 1
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with the manifests, located in a file."""
+
+    file: str
+    line: int  # 1-based; 0 when unknown
+    column: int  # 1-based; 0 when unknown
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+class ManifestError(ReconcilerError):
+    """Every problem found in the manifests, reported together."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ConfigError(ReconcilerError):
+    pass
+
+
+class SourceError(ReconcilerError):
+    pass
+
+
+class LiveStateError(ReconcilerError):
+    pass
+
+
+class IterableError(ReconcilerError):
+    """Iterable refused a request or could not be reached."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        endpoint: str | None = None,
+    ):
+        self.status = status
+        self.code = code
+        self.endpoint = endpoint
+        super().__init__(message)
+
+
+class AuthError(IterableError):
+    pass
+
+
+class ListInUseError(IterableError):
+    pass
+
+
+class RetryExhaustedError(IterableError):
+    pass

@@ -1,0 +1,102 @@
+"""Who a member is, per Iterable project type.
+
+Iterable stores emails lowercase and compares them case-insensitively, while userIds are
+case-sensitive, at most 52 printable ASCII characters with no trailing space
+(shared/iterable-api.md). One identity key per member: the email in email-based projects,
+the userId in userID-based projects, and in hybrid projects the userId when the source
+gives one, otherwise the email.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+ProjectType = Literal["hybrid", "userId", "email"]
+KeyKind = Literal["email", "userId"]
+
+MAX_USER_ID_LENGTH = 52
+# Deliberately simple: one '@', a dot in the domain, no whitespace. Iterable is the final
+# judge (it answers invalidEmails per member); this only keeps obvious garbage from being sent.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class InvalidIdentity(ValueError):
+    """A member cannot be identified; the message says why, for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One desired list member: its identity key plus whatever identifiers the source gave."""
+
+    key: str
+    key_kind: KeyKind
+    email: str | None = None
+    user_id: str | None = None
+    traits: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def identifiers(self) -> tuple[str, ...]:
+        """Every identifier Iterable may report this member by (getUsers gives one of them)."""
+        return tuple(i for i in (self.email, self.user_id) if i is not None)
+
+
+def normalise_email(raw: str) -> str:
+    email = raw.strip().lower()
+    if not _EMAIL.match(email):
+        raise InvalidIdentity(f"invalid email {raw!r}")
+    return email
+
+
+def validate_user_id(raw: str) -> str:
+    if raw == "":
+        raise InvalidIdentity("empty userId")
+    if len(raw) > MAX_USER_ID_LENGTH:
+        raise InvalidIdentity(
+            f"userId {raw[:20]!r}... is {len(raw)} characters; Iterable allows at most "
+            f"{MAX_USER_ID_LENGTH}"
+        )
+    if not all(" " <= ch <= "~" for ch in raw):
+        raise InvalidIdentity(f"userId {raw!r} has characters outside printable ASCII")
+    if raw != raw.rstrip(" "):
+        raise InvalidIdentity(f"userId {raw!r} ends with a space")
+    return raw
+
+
+def looks_like_email(identifier: str) -> bool:
+    return bool(_EMAIL.match(identifier))
+
+
+def make_member(
+    project_type: ProjectType,
+    email: str | None,
+    user_id: str | None,
+    traits: dict[str, object] | None = None,
+) -> Member:
+    """Normalise and validate one member's identifiers and pick its key.
+
+    Blank cells count as absent. Raises InvalidIdentity with a message for the user.
+    """
+    email = email.strip() if isinstance(email, str) and email.strip() else None
+    user_id = user_id if isinstance(user_id, str) and user_id.strip() else None
+    norm_email = normalise_email(email) if email is not None else None
+    norm_user_id = validate_user_id(user_id) if user_id is not None else None
+
+    key_kind: KeyKind
+    if project_type == "email":
+        if norm_email is None:
+            raise InvalidIdentity("no email: email-based projects identify users by email")
+        key_kind, key = "email", norm_email
+    elif project_type == "userId":
+        if norm_user_id is None:
+            raise InvalidIdentity("no userId: userID-based projects identify users by userId")
+        key_kind, key = "userId", norm_user_id
+    else:
+        if norm_user_id is not None:
+            key_kind, key = "userId", norm_user_id
+        elif norm_email is not None:
+            key_kind, key = "email", norm_email
+        else:
+            raise InvalidIdentity("neither email nor userId given")
+    return Member(key, key_kind, norm_email, norm_user_id, dict(traits or {}))

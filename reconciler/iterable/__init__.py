@@ -1,0 +1,14 @@
+"""Iterable's HTTP API, as reconciler uses it."""
+
+from reconciler.iterable.client import REGION_URLS, ClientStats, IterableClient, ListInfo
+from reconciler.iterable.results import BatchResult
+from reconciler.iterable.settings import ClientSettings
+
+__all__ = [
+    "REGION_URLS",
+    "BatchResult",
+    "ClientSettings",
+    "ClientStats",
+    "IterableClient",
+    "ListInfo",
+]

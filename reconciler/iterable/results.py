@@ -1,0 +1,55 @@
+"""What Iterable answered for a batch write, member by member."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# failedUpdates categories (shared/iterable-api.md) and how we describe them to users.
+FAILURE_REASONS: dict[str, str] = {
+    "invalidEmails": "invalid email",
+    "invalidUserIds": "invalid userId",
+    "notFoundEmails": "user not found",
+    "notFoundUserIds": "user not found",
+    "conflictEmails": "email and userId belong to different users",
+    "conflictUserIds": "email and userId belong to different users",
+    "forgottenEmails": "user was forgotten (GDPR)",
+    "forgottenUserIds": "user was forgotten (GDPR)",
+    "invalidDataEmails": "invalid data fields",
+    "invalidDataUserIds": "invalid data fields",
+}
+
+
+@dataclass
+class BatchResult:
+    """Outcome of one or more batch writes: identifiers that failed, with why."""
+
+    sent: int = 0
+    success_count: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # identifier -> reason
+    requests: int = 0
+
+    def merge(self, other: BatchResult) -> None:
+        self.sent += other.sent
+        self.success_count += other.success_count
+        self.failed.update(other.failed)
+        self.requests += other.requests
+
+
+def parse_bulk_response(body: dict[str, object]) -> tuple[int, dict[str, str]]:
+    """successCount and failed identifiers from a subscribe/unsubscribe/bulkUpdate answer.
+
+    Older responses carry only top-level invalidEmails/invalidUserIds; both shapes are read.
+    """
+    failed: dict[str, str] = {}
+    sections: list[object] = [body.get("failedUpdates"), body]
+    for section in sections:
+        if not isinstance(section, dict):
+            continue
+        for category, reason in FAILURE_REASONS.items():
+            ids = section.get(category)
+            if isinstance(ids, list):
+                for identifier in ids:
+                    if isinstance(identifier, str):
+                        failed.setdefault(identifier, reason)
+    success = body.get("successCount")
+    return (success if isinstance(success, int) else 0), failed

@@ -1,0 +1,52 @@
+"""Client tuning: timeouts, retries, batching and Iterable's published rate limits.
+
+Defaults follow shared/iterable-api.md. Every value can be overridden from the environment
+(`RECONCILER_<NAME>`, e.g. RECONCILER_MAX_RETRIES=3), which is how CI, tests and users with
+raised limits tune the client without touching manifests.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+
+from reconciler.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    timeout: float = 30.0  # seconds per request (connect, read, write each)
+    max_retries: int = 6  # retries after the first attempt, for retryable failures only
+    backoff_base: float = 0.5  # first backoff in seconds; doubles each retry, with full jitter
+    backoff_cap: float = 30.0  # longest single backoff
+    retry_after_cap: float = 120.0  # longest wait we accept from a Retry-After header
+    batch_size: int = 1000  # members per subscribe/unsubscribe request
+    concurrency: int = 4  # concurrent write requests per destination
+    # Rate limits, requests per window, per project (Iterable's documented figures).
+    list_reads_per_minute: float = 5  # getUsers and lists/{id}/size share this budget
+    lists_per_second: float = 100
+    writes_per_second: float = 0  # subscribe/unsubscribe: none documented; 0 = unpaced
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ClientSettings:
+        env = os.environ if environ is None else environ
+        overrides: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"RECONCILER_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            try:
+                value = int(raw) if f.type == "int" else float(raw)
+            except ValueError:
+                raise ConfigError(
+                    f"RECONCILER_{f.name.upper()} must be a number; got {raw!r}"
+                ) from None
+            if value < 0:
+                raise ConfigError(f"RECONCILER_{f.name.upper()} must not be negative")
+            overrides[f.name] = value
+        settings = replace(cls(), **overrides)
+        if settings.batch_size < 1 or settings.batch_size > 1000:
+            raise ConfigError("RECONCILER_BATCH_SIZE must be between 1 and 1000")
+        if settings.concurrency < 1:
+            raise ConfigError("RECONCILER_CONCURRENCY must be at least 1")
+        return settings

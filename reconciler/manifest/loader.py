@@ -1,0 +1,233 @@
+"""Load every manifest under a path, validate it, and report all problems in one pass.
+
+Checks run in three layers, each on what the one before could read: the file (encoding,
+YAML syntax), the document (envelope, kind, the spec's schema), and the set of documents
+(duplicate names, references between them, list names). A problem in one layer never
+hides problems elsewhere: every file and every document is checked.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from reconciler.errors import ManifestError, Problem
+from reconciler.manifest.location import Location
+from reconciler.manifest.manifests import Audience, Destination, Manifests
+from reconciler.manifest.model import (
+    DOCUMENT_MODELS,
+    KINDS,
+    RESERVED_KINDS,
+    AudienceDocument,
+    DestinationDocument,
+    DocumentEnvelope,
+)
+from reconciler.manifest.validation import describe, problems_from_error
+from reconciler.manifest.yaml_file import YamlDocument, read_yaml_file
+
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+
+
+def load_manifests(path: Path | str) -> Manifests:
+    """Load and validate the manifests at `path`, a directory (searched recursively) or a file.
+
+    Raises `ManifestError` carrying every problem found, across all files and documents.
+    """
+    root = Path(path)
+    files, problems = _discover(root)
+    collector = _Collector(problems)
+    document_count = 0
+    for file in files:
+        display = display_path(file)
+        documents, file_problems = read_yaml_file(file, display)
+        collector.problems.extend(file_problems)
+        document_count += len(documents)
+        for document in documents:
+            collector.add(document)
+    if files and document_count == 0 and not collector.problems:
+        collector.problems.append(
+            Problem(
+                display_path(root), 0, 0, f"no manifest documents found in {display_path(root)}"
+            )
+        )
+    collector.check_across_documents()
+    if collector.problems:
+        raise ManifestError(collector.problems)
+    return Manifests(root, files, collector.destinations, collector.audiences)
+
+
+def display_path(path: Path) -> str:
+    """The path as a user would click it: relative to the working directory when inside it."""
+    if not path.is_absolute():
+        return str(path)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def _discover(root: Path) -> tuple[list[Path], list[Problem]]:
+    shown = display_path(root)
+    if root.is_file():
+        return [root], []
+    if not root.is_dir():
+        return [], [Problem(shown, 0, 0, f"manifest path {shown} does not exist")]
+    found: list[Path] = []
+    for directory, subdirectories, filenames in os.walk(root):
+        # Hidden directories hold tooling (.git, .github workflows), never manifests.
+        subdirectories[:] = [d for d in subdirectories if not d.startswith(".")]
+        found.extend(
+            Path(directory, name)
+            for name in filenames
+            if name.endswith(MANIFEST_SUFFIXES) and not name.startswith(".")
+        )
+    if not found:
+        return [], [Problem(shown, 0, 0, f"no manifest files (*.yaml, *.yml) found in {shown}")]
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix()), []
+
+
+@dataclass
+class _Declared:
+    """A name some document claims, even if the rest of that document is invalid."""
+
+    name: str
+    location: Location
+
+
+@dataclass
+class _Collector:
+    problems: list[Problem]
+    destinations: dict[str, Destination] = field(default_factory=dict)
+    audiences: dict[str, Audience] = field(default_factory=dict)
+    declared: dict[str, list[_Declared]] = field(default_factory=dict)
+
+    def add(self, document: YamlDocument) -> None:
+        try:
+            self._add(document)
+        except RecursionError:
+            self.problems.append(document.positions.start.problem("document is nested too deeply"))
+
+    def _add(self, document: YamlDocument) -> None:
+        positions = document.positions
+        data = document.plain()
+        if not isinstance(data, dict):
+            self.problems.append(
+                positions.start.problem(
+                    "a manifest document must be a mapping with apiVersion, kind, metadata "
+                    f"and spec; got {describe(data)}"
+                )
+            )
+            return
+        kind = data.get("kind")
+        name = _declared_name(data)
+        name_location = positions.locate(("metadata", "name"))
+        model: type[BaseModel]
+        if isinstance(kind, str) and kind in DOCUMENT_MODELS:
+            model = DOCUMENT_MODELS[kind]
+            if name is not None:
+                self.declared.setdefault(kind, []).append(_Declared(name, name_location))
+        else:
+            self.problems.append(_kind_problem(kind, positions.locate(("kind",))))
+            model = DocumentEnvelope
+        try:
+            parsed = model.model_validate(data)
+        except ValidationError as error:
+            self.problems.extend(problems_from_error(error, model, positions))
+            return
+        base_dir = document.file.parent.absolute()
+        if isinstance(parsed, DestinationDocument):
+            self.destinations.setdefault(
+                parsed.metadata.name,
+                Destination(
+                    name=parsed.metadata.name,
+                    spec=parsed.spec,
+                    location=name_location,
+                    base_dir=base_dir,
+                    labels=dict(parsed.metadata.labels),
+                    annotations=dict(parsed.metadata.annotations),
+                    _positions=positions,
+                ),
+            )
+        elif isinstance(parsed, AudienceDocument):
+            self.audiences.setdefault(
+                parsed.metadata.name,
+                Audience(
+                    name=parsed.metadata.name,
+                    spec=parsed.spec,
+                    location=name_location,
+                    base_dir=base_dir,
+                    labels=dict(parsed.metadata.labels),
+                    annotations=dict(parsed.metadata.annotations),
+                    _positions=positions,
+                ),
+            )
+
+    def check_across_documents(self) -> None:
+        for kind, declared in self.declared.items():
+            first_of: dict[str, _Declared] = {}
+            for entry in declared:
+                first = first_of.setdefault(entry.name, entry)
+                if first is not entry:
+                    self.problems.append(
+                        entry.location.problem(
+                            f"duplicate {kind} name {entry.name!r}; "
+                            f"already defined at {first.location}"
+                        )
+                    )
+        self._check_destination_references()
+        self._check_list_names()
+
+    def _check_destination_references(self) -> None:
+        # A destination that failed validation still exists as far as its audiences are
+        # concerned; its own problems are already reported.
+        known = [d.name for d in self.declared.get("Destination", [])]
+        shown = ", ".join(dict.fromkeys(known)) or "none are defined"
+        for audience in self.audiences.values():
+            if audience.spec.destination not in known:
+                self.problems.append(
+                    audience.field_location("destination").problem(
+                        f"spec.destination: unknown destination {audience.spec.destination!r}; "
+                        f"known destinations: {shown}"
+                    )
+                )
+
+    def _check_list_names(self) -> None:
+        # Iterable list names are not unique keys on Iterable's side, so two audiences
+        # on one list would fight over its members on every apply.
+        owners: dict[tuple[str, str], Audience] = {}
+        for audience in self.audiences.values():
+            key = (audience.spec.destination, audience.list_name)
+            first = owners.setdefault(key, audience)
+            if first is audience:
+                continue
+            where = "listName" if audience.spec.listName is not None else None
+            location = audience.field_location(where) if where else audience.location
+            self.problems.append(
+                location.problem(
+                    f"audiences {first.name!r} and {audience.name!r} both manage the list "
+                    f"{audience.list_name!r} in destination {audience.spec.destination!r}; "
+                    f"{first.name!r} is at {first.location}"
+                )
+            )
+
+
+def _declared_name(data: dict[str, Any]) -> str | None:
+    metadata = data.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
+        return metadata["name"]
+    return None
+
+
+def _kind_problem(kind: Any, location: Location) -> Problem:
+    allowed = ", ".join(KINDS)
+    if kind is None:
+        return location.problem(f"kind: required; expected one of {allowed}")
+    if isinstance(kind, str) and kind in RESERVED_KINDS:
+        return location.problem(
+            f"kind {kind} is not supported yet in this version (expected one of {allowed})"
+        )
+    return location.problem(f"kind: unknown kind {describe(kind)}; expected one of {allowed}")

@@ -1,0 +1,75 @@
+"""The loaded manifests: validated destinations and audiences, each knowing where it was written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.manifest.location import Location, PathElement, YamlPositions
+from reconciler.manifest.model import AudienceSpec, DestinationSpec
+
+
+class _SpecPositions:
+    location: Location
+    _positions: YamlPositions | None
+
+    def field_location(self, *path: PathElement) -> Location:
+        """Where `spec.<path>` is written, e.g. `field_location("members", "csv")`.
+
+        A field that is not written (a default) resolves to its nearest written parent;
+        one built in code, without a document behind it, resolves to `location`.
+        """
+        if self._positions is None:
+            return self.location
+        return self._positions.locate(("spec", *path))
+
+
+@dataclass(frozen=True)
+class Destination(_SpecPositions):
+    """A `kind: Destination` document: one Iterable project."""
+
+    name: str
+    spec: DestinationSpec
+    location: Location  # of metadata.name
+    base_dir: Path  # absolute directory of the manifest file; relative paths start here
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    _positions: YamlPositions | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Audience(_SpecPositions):
+    """A `kind: Audience` document: one Iterable list and its members."""
+
+    name: str
+    spec: AudienceSpec
+    location: Location  # of metadata.name
+    base_dir: Path  # absolute directory of the manifest file; relative paths start here
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    _positions: YamlPositions | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def list_name(self) -> str:
+        """The Iterable list this audience manages."""
+        return self.spec.listName or self.name
+
+    @property
+    def member_locations(self) -> list[Location]:
+        """Where each `spec.members.inline` entry is written, parallel to that list."""
+        inline = self.spec.members.inline or []
+        return [self.field_location("members", "inline", i) for i in range(len(inline))]
+
+
+@dataclass(frozen=True)
+class Manifests:
+    """Everything loaded from a manifest path, in file order then document order."""
+
+    root: Path
+    files: list[Path]
+    destinations: dict[str, Destination]
+    audiences: dict[str, Audience]
+
+    def audiences_of(self, destination: str) -> list[Audience]:
+        """The audiences that name `destination`, in load order."""
+        return [a for a in self.audiences.values() if a.spec.destination == destination]

@@ -1,0 +1,347 @@
+"""The manifest schema: one pydantic model per document kind and per spec block.
+
+Field names are the YAML's own camelCase, so an error path, the JSON Schema and the
+manifest all use the same words. The JSON Schema is generated from these models, so a
+constraint an editor should know about is declared here, not only checked in code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+API_VERSION = "reconciler/v1"
+KINDS = ("Destination", "Audience")
+# Kinds that exist in the design but not in this release; refused with a kinder message
+# than "unknown kind".
+RESERVED_KINDS = ("TraitMapping",)
+
+NAME_PATTERN = r"^[A-Za-z0-9._-]{1,200}$"
+ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+# Used by the error formatter: a regex means nothing to someone editing YAML.
+PATTERN_DESCRIPTIONS = {
+    NAME_PATTERN: "1-200 letters, digits, '-', '_' or '.'",
+    ENV_VAR_PATTERN: "an environment variable name (letters, digits and '_', not starting "
+    "with a digit)",
+}
+
+LITERAL_API_KEY_MESSAGE = (
+    "must be {env: VARIABLE} or {file: PATH}: a literal key is refused because keys never "
+    "live in git"
+)
+
+# The `at` context entry names the field a model-level check is about, so the error can
+# point at that field's line instead of at the whole block.
+AT = "at"
+
+
+def _yaml_field_title(name: str, info: object) -> str:
+    # Editors show the title on hover; pydantic's default turns projectType into
+    # "Projecttype", a word that appears nowhere in a manifest.
+    return name
+
+
+class _StrictModel(BaseModel):
+    # Strict: YAML produces numbers, dates and booleans where a user meant text (or text
+    # where they meant a boolean); coercing silently would apply something nobody wrote.
+    # Inputs are hidden from str(ValidationError) because a mistyped apiKey is a secret.
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        hide_input_in_errors=True,
+        field_title_generator=_yaml_field_title,
+    )
+
+
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+class Metadata(_StrictModel):
+    """Identity of a document: its name, and free-form labels and annotations."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN, description="Unique within its kind.")]
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class ApiKeyRef(_StrictModel):
+    """Where an API key is found at run time; the key itself never appears in a manifest."""
+
+    env: Annotated[str, Field(pattern=ENV_VAR_PATTERN)] | None = Field(
+        default=None, description="Name of the environment variable that holds the key."
+    )
+    file: NonEmptyStr | None = Field(
+        default=None,
+        description="File that holds the key, relative to this manifest's directory.",
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["env"], "properties": {"env": {"type": "string"}}},
+                {"required": ["file"], "properties": {"file": {"type": "string"}}},
+            ]
+        }
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_literal_key(cls, data: Any) -> Any:
+        if isinstance(data, Mapping | ApiKeyRef):
+            return data
+        if isinstance(data, str | int | float) and not isinstance(data, bool):
+            raise PydanticCustomError("literal_api_key", LITERAL_API_KEY_MESSAGE)
+        raise PydanticCustomError("api_key_type", "must be {env: VARIABLE} or {file: PATH}")
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> ApiKeyRef:
+        if (self.env is None) == (self.file is None):
+            raise PydanticCustomError("exactly_one", "give exactly one of env, file")
+        return self
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise PydanticCustomError(
+            "http_url", "expected an http(s) URL such as http://127.0.0.1:8080"
+        )
+    return value
+
+
+HttpUrl = Annotated[
+    str,
+    AfterValidator(_http_url),
+    Field(json_schema_extra={"format": "uri", "pattern": "^https?://"}),
+]
+
+
+class DestinationSpec(_StrictModel):
+    """One Iterable project: where it is, how it identifies users, and how to log in."""
+
+    region: Literal["us", "eu", "sandbox"] = Field(
+        description="Iterable data center; sandbox is the built-in emulator."
+    )
+    projectType: Literal["hybrid", "userId", "email"] = Field(
+        description="How the project identifies users."
+    )
+    apiKey: ApiKeyRef | None = Field(
+        default=None, description="Required for us and eu; optional for sandbox."
+    )
+    baseUrl: HttpUrl | None = Field(
+        default=None, description="Override the API address (a proxy or the emulator)."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                {
+                    "if": {
+                        "required": ["region"],
+                        "properties": {"region": {"enum": ["us", "eu"]}},
+                    },
+                    "then": {
+                        "required": ["apiKey"],
+                        "properties": {"apiKey": {"type": "object"}},
+                    },
+                },
+                {
+                    "if": {"required": ["region"], "properties": {"region": {"const": "eu"}}},
+                    "then": {"properties": {"projectType": {"not": {"const": "email"}}}},
+                },
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _check_region(self) -> DestinationSpec:
+        if self.region in ("us", "eu") and self.apiKey is None:
+            raise PydanticCustomError(
+                "api_key_required",
+                "required for region {region}: give {env: VARIABLE} or {file: PATH}",
+                {"region": self.region, AT: "apiKey"},
+            )
+        if self.region == "eu" and self.projectType == "email":
+            raise PydanticCustomError(
+                "eu_email_project",
+                "Iterable has no email-based projects in the EU data center; "
+                "use hybrid or userId with region eu",
+                {AT: "projectType"},
+            )
+        return self
+
+
+class InlineMember(BaseModel):
+    """A member written in the manifest; keys other than email and userId are traits."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        strict=True,
+        frozen=True,
+        hide_input_in_errors=True,
+        field_title_generator=_yaml_field_title,
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["email"], "properties": {"email": {"type": "string"}}},
+                {"required": ["userId"], "properties": {"userId": {"type": "string"}}},
+            ]
+        },
+    )
+
+    email: str | None = None
+    userId: str | None = None
+
+    @model_validator(mode="after")
+    def _has_identity(self) -> InlineMember:
+        if self.email is None and self.userId is None:
+            raise PydanticCustomError("identity_missing", "give email, userId or both")
+        return self
+
+    @property
+    def traits(self) -> dict[str, Any]:
+        """The member's other keys, kept for trait mappings."""
+        return dict(self.model_extra or {})
+
+    @classmethod
+    def from_entry(cls, entry: str | InlineMember) -> InlineMember:
+        """Normalise an inline entry: a bare string is an email if it contains '@'."""
+        if isinstance(entry, InlineMember):
+            return entry
+        if "@" in entry:
+            return cls(email=entry)
+        return cls(userId=entry)
+
+
+def _inline_entry_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "identifier"
+    if isinstance(value, Mapping | InlineMember):
+        return "member"
+    return None
+
+
+InlineEntry = Annotated[
+    Annotated[str, Tag("identifier")] | Annotated[InlineMember, Tag("member")],
+    Discriminator(
+        _inline_entry_kind,
+        custom_error_type="inline_entry_type",
+        custom_error_message="expected an email or userId string, or a mapping with "
+        "email and/or userId",
+    ),
+]
+
+
+class MembersSpec(_StrictModel):
+    """Where an audience's members come from: inline in the manifest, or a CSV file."""
+
+    inline: list[InlineEntry] | None = Field(
+        default=None,
+        description="Members written here: strings (email if it contains '@', else userId) "
+        "or mappings with email and/or userId plus traits.",
+    )
+    csv: NonEmptyStr | None = Field(
+        default=None, description="CSV file, relative to this manifest's directory."
+    )
+    email: NonEmptyStr = Field(default="email", description="CSV column holding the email.")
+    userId: NonEmptyStr = Field(default="userId", description="CSV column holding the userId.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["inline"], "properties": {"inline": {"type": "array"}}},
+                {"required": ["csv"], "properties": {"csv": {"type": "string"}}},
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> MembersSpec:
+        if (self.inline is None) == (self.csv is None):
+            raise PydanticCustomError("exactly_one", "give exactly one of inline, csv")
+        if self.inline is not None:
+            # Column names with inline members are almost always a misplaced member.
+            for column in ("email", "userId"):
+                if column in self.model_fields_set:
+                    raise PydanticCustomError(
+                        "column_without_csv",
+                        "column names apply only to csv members",
+                        {AT: column},
+                    )
+        return self
+
+    def inline_members(self) -> list[InlineMember]:
+        """The inline entries with bare strings turned into members (empty for csv)."""
+        return [InlineMember.from_entry(entry) for entry in self.inline or []]
+
+
+class UnsubscribeSpec(_StrictModel):
+    """What removing a member from the list means for their subscriptions."""
+
+    campaignId: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description="Campaign to attribute unsubscribes to."
+    )
+    channelUnsubscribe: bool = Field(
+        default=False, description="Also unsubscribe removed members from the channel."
+    )
+
+
+class AudienceSpec(_StrictModel):
+    """One Iterable list and the members it must have."""
+
+    destination: NonEmptyStr = Field(description="Name of a Destination document.")
+    listName: Annotated[str, Field(min_length=1, max_length=255)] | None = Field(
+        default=None, description="Iterable list name; defaults to metadata.name."
+    )
+    description: str | None = Field(default=None, description="Used when the list is created.")
+    members: MembersSpec
+    updateExistingUsersOnly: bool = False
+    unsubscribe: UnsubscribeSpec = Field(default_factory=UnsubscribeSpec)
+
+
+class DestinationDocument(_StrictModel):
+    """A `kind: Destination` document."""
+
+    apiVersion: Literal["reconciler/v1"]
+    kind: Literal["Destination"]
+    metadata: Metadata
+    spec: DestinationSpec
+
+
+class AudienceDocument(_StrictModel):
+    """A `kind: Audience` document."""
+
+    apiVersion: Literal["reconciler/v1"]
+    kind: Literal["Audience"]
+    metadata: Metadata
+    spec: AudienceSpec
+
+
+class DocumentEnvelope(_StrictModel):
+    """The fields every document has; checked alone when the kind is not one we know."""
+
+    apiVersion: Literal["reconciler/v1"]
+    kind: Any = None
+    metadata: Metadata
+    spec: Any = None
+
+
+DOCUMENT_MODELS: dict[str, type[DestinationDocument] | type[AudienceDocument]] = {
+    "Destination": DestinationDocument,
+    "Audience": AudienceDocument,
+}
+
+ManifestDocument = Annotated[DestinationDocument | AudienceDocument, Field(discriminator="kind")]

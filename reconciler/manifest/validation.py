@@ -1,0 +1,224 @@
+"""Turn pydantic's validation errors into problems a person editing YAML can act on.
+
+pydantic's `loc` is almost the path into the document, but not quite: tagged unions add
+their tag to it and dict key errors add "[key]". `_resolve` walks the model types along
+`loc` in step with it, which tells the two apart and also yields what the messages need
+(the model that forbade an unknown key, the literal values a field accepts).
+"""
+
+from __future__ import annotations
+
+import datetime
+import types
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, Discriminator, Tag, ValidationError
+from pydantic_core import ErrorDetails
+
+from reconciler.errors import Problem
+from reconciler.manifest.location import PathElement, YamlPositions
+from reconciler.manifest.model import AT, PATTERN_DESCRIPTIONS
+
+# Paths whose input may be an API key: their values are never quoted back.
+SECRET_PATHS: tuple[tuple[str, ...], ...] = (("spec", "apiKey"),)
+
+
+def problems_from_error(
+    error: ValidationError, model: type[BaseModel], positions: YamlPositions
+) -> list[Problem]:
+    """One problem per pydantic error, located in the document `positions` describes."""
+    return [_problem(details, model, positions) for details in error.errors()]
+
+
+@dataclass
+class _Resolved:
+    path: list[PathElement]  # the path into the data, tags and "[key]" removed
+    parent: type[BaseModel] | None  # the model whose field the path's last element is
+    annotation: Any  # the type expected at the path
+    dict_key: bool  # the error is about a mapping key, not its value
+
+
+def _problem(details: ErrorDetails, model: type[BaseModel], positions: YamlPositions) -> Problem:
+    resolved = _resolve(model, details["loc"])
+    kind = details["type"]
+    context = details.get("ctx") or {}
+    path = list(resolved.path)
+    if isinstance(context.get(AT), str):
+        path.append(context[AT])
+    is_key_error = kind in ("extra_forbidden", "invalid_key") or resolved.dict_key
+    location = positions.locate(path, key=is_key_error)
+    secret = any(tuple(path[: len(p)]) == p for p in SECRET_PATHS)
+    message = _message(details, resolved, path, secret=secret)
+    return location.problem(message)
+
+
+def _message(
+    details: ErrorDetails, resolved: _Resolved, path: list[PathElement], *, secret: bool
+) -> str:
+    kind = details["type"]
+    context = details.get("ctx") or {}
+    value = details.get("input")
+    got = "" if secret else f"; got {describe(value)}"
+    where = format_path(path)
+
+    if kind in ("extra_forbidden", "invalid_key") and resolved.parent is not None:
+        allowed = ", ".join(resolved.parent.model_fields)
+        parent = format_path(path[:-1]) if path[:-1] else "the document"
+        # An unknown key's input is its value, which may be a secret; a non-string key's
+        # input is the key itself.
+        key = value if kind == "invalid_key" else path[-1]
+        return f"unknown key {_quote_key(key)} in {parent}; allowed: {allowed}"
+    if resolved.dict_key:
+        parent = format_path(path[:-1]) if path[:-1] else "the document"
+        return f"{parent}: keys must be strings; got {_quote_key(value)}"
+    if kind == "missing":
+        choices = _literal_choices(resolved.annotation)
+        return f"{where}: required" + (f"; expected {choices}" if choices else "")
+    if kind == "literal_error":
+        return f"{where}: expected {_literal_choices(resolved.annotation)}{got}"
+    if kind == "string_type":
+        return f"{where}: expected a string{got}{_quote_hint(value)}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"{where}: expected a whole number{got}"
+    if kind == "bool_type":
+        return f"{where}: expected true or false{got}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{where}: expected a mapping{got}"
+    if kind == "list_type":
+        return f"{where}: expected a list{got}"
+    if kind == "greater_than":
+        return f"{where}: expected a number greater than {context.get('gt')}{got}"
+    if kind == "string_too_short":
+        return f"{where}: must not be empty"
+    if kind == "string_too_long":
+        return f"{where}: expected at most {context.get('max_length')} characters"
+    if kind == "string_pattern_mismatch":
+        pattern = str(context.get("pattern", ""))
+        expected = PATTERN_DESCRIPTIONS.get(pattern, f"text matching {pattern}")
+        return f"{where}: expected {expected}{got}"
+    if kind == "inline_entry_type":
+        return f"{where}: {details['msg']}{got}"
+    # Our own checks (PydanticCustomError) and anything rarer: pydantic's message is a
+    # template filled from context, never from the input, so it cannot leak a key.
+    return f"{where}: {details['msg']}"
+
+
+def _resolve(model: type[BaseModel], loc: Sequence[PathElement]) -> _Resolved:
+    path: list[PathElement] = []
+    parent: type[BaseModel] | None = None
+    current: Any = model
+    dict_key = False
+    for element in loc:
+        if element == "[key]":
+            # pydantic's marker for "the key just named is wrong", after the key itself.
+            dict_key = True
+            continue
+        current = _unwrap(current)
+        tags = _union_tags(current)
+        if tags is not None:
+            if element in tags:
+                current = tags[element]
+                continue
+            current = Any
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            parent = current
+            field = current.model_fields.get(element) if isinstance(element, str) else None
+            current = field.annotation if field is not None else Any
+            path.append(element)
+            continue
+        parent = None
+        origin = get_origin(current)
+        if origin is list and isinstance(element, int):
+            current = get_args(current)[0]
+        elif origin is dict:
+            current = get_args(current)[1]
+        else:
+            current = Any
+        path.append(element)
+    return _Resolved(path, parent, _unwrap(current), dict_key)
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Optional and plain Annotated metadata, keeping tagged unions recognisable."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            if any(isinstance(m, Discriminator) for m in annotation.__metadata__):
+                return annotation
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            if len(members) != 1:
+                return annotation
+            annotation = members[0]
+        else:
+            return annotation
+
+
+def _union_tags(annotation: Any) -> dict[str, Any] | None:
+    if get_origin(annotation) is not Annotated:
+        return None
+    union = get_args(annotation)[0]
+    tags: dict[str, Any] = {}
+    for member in get_args(union):
+        if get_origin(member) is Annotated:
+            for meta in member.__metadata__:
+                if isinstance(meta, Tag):
+                    tags[meta.tag] = get_args(member)[0]
+    return tags
+
+
+def _literal_choices(annotation: Any) -> str:
+    if get_origin(annotation) is not Literal:
+        return ""
+    values = [str(v) for v in get_args(annotation)]
+    if len(values) == 1:
+        return values[0]
+    return "one of " + ", ".join(values)
+
+
+def format_path(path: Sequence[PathElement]) -> str:
+    """`spec.members.inline[2].email`: how a field is named in messages."""
+    text = ""
+    for element in path:
+        if isinstance(element, int):
+            text += f"[{element}]"
+        else:
+            text += ("." if text else "") + str(element)
+    return text or "document"
+
+
+def describe(value: Any) -> str:
+    """A short, YAML-flavoured rendering of a value for 'got ...' in messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "...")
+    if isinstance(value, datetime.date):
+        return f"the date {value.isoformat()}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def _quote_hint(value: Any) -> str:
+    if isinstance(value, bool | int | float | datetime.date):
+        return " (put it in quotes to make it text)"
+    return ""
+
+
+def _quote_key(key: Any) -> str:
+    if isinstance(key, str):
+        return repr(key)
+    if isinstance(key, tuple):
+        # A complex key (`? [a, b]`) arrives as a tuple.
+        return "[" + ", ".join(_quote_key(k) for k in key) + "]"
+    return describe(key)

@@ -1,0 +1,299 @@
+"""Read one manifest file into YAML documents that remember where each value was written.
+
+Every way a file can be unreadable becomes a `Problem` in that file, never an exception:
+not UTF-8, a syntax error, a duplicate key, an unsupported tag, an alias that refers to
+itself or expands without bound. A syntax error ends the file (the parser cannot resync),
+but the documents before it are still returned and checked, and a document that only
+fails to construct does not stop the ones after it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.scalarbool import ScalarBoolean
+
+from reconciler.errors import Problem
+from reconciler.manifest.location import Location, YamlPositions
+
+# Far above any real manifest, far below what an alias bomb (`a: &a [*b, *b, ...]`
+# nested a few levels) expands to.
+MAX_EXPANDED_NODES = 1_000_000
+
+_CORE = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
+_TAG_NAMES = {"int": "number", "float": "number", "bool": "boolean", "timestamp": "date"}
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """One non-empty document of a file: its round-trip data and their positions."""
+
+    file: Path
+    index: int  # 0-based position among the file's documents
+    data: Any  # ruamel round-trip value: CommentedMap, CommentedSeq or a scalar
+    positions: YamlPositions
+
+    def plain(self) -> Any:
+        """The data as plain dicts, lists, str, int, float, bool, None and dates."""
+        return to_plain(self.data)
+
+
+def read_yaml_file(path: Path, display: str) -> tuple[list[YamlDocument], list[Problem]]:
+    """The non-empty documents of `path` and the problems that kept others from loading."""
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        return [], [Problem(display, 0, 0, f"cannot read file: {error.strerror or error}")]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line, column = _byte_position(raw, error.start)
+        bad = raw[error.start : error.start + 1].hex()
+        return [], [
+            Problem(
+                display, line, column, f"file is not UTF-8 text (byte 0x{bad}); save it as UTF-8"
+            )
+        ]
+    text = text.removeprefix("\ufeff")
+    return _read_documents(text, path, display)
+
+
+def _read_documents(
+    text: str, path: Path, display: str
+) -> tuple[list[YamlDocument], list[Problem]]:
+    yaml = YAML(typ="rt")
+    documents: list[YamlDocument] = []
+    problems: list[Problem] = []
+    with warnings.catch_warnings():
+        # ruamel warns about legal but unusual YAML (a reused anchor); nothing to report.
+        warnings.simplefilter("ignore")
+        try:
+            for index, node in enumerate(yaml.compose_all(text)):
+                start = Location(display, node.start_mark.line + 1, node.start_mark.column + 1)
+                node_problems = _check_node_tree(node, display)
+                if node_problems:
+                    problems.extend(node_problems)
+                    continue
+                data, problem = _construct(yaml, node, display, start)
+                if problem is not None:
+                    problems.append(problem)
+                elif data is not None:
+                    positions = YamlPositions(display, data, start)
+                    documents.append(YamlDocument(path, index, data, positions))
+        except ReaderError as error:
+            line, column = _char_position(text, error.position)
+            character = error.character
+            code = f"#x{character:04x}" if isinstance(character, int) else repr(character)
+            problems.append(
+                Problem(display, line, column, f"invalid YAML: character {code} is not allowed")
+            )
+        except MarkedYAMLError as error:
+            problems.append(_marked_problem(error, display))
+        except YAMLError as error:
+            problems.append(Problem(display, 0, 0, f"invalid YAML: {error}"))
+        except RecursionError:
+            problems.append(Problem(display, 0, 0, "invalid YAML: nested too deeply"))
+    return documents, problems
+
+
+def _construct(yaml: YAML, node: Node, display: str, start: Location) -> tuple[Any, Problem | None]:
+    constructor = yaml.constructor
+    try:
+        return constructor.construct_document(node), None
+    except DuplicateKeyError as error:
+        # Keys equal only once constructed (1 and 0x1); the node check catches the rest.
+        # ruamel's own message quotes both values, and one of them may be an API key.
+        _reset(constructor)
+        message = "duplicate key: equal to an earlier key of this mapping"
+        return None, _marked_problem(error, display, message=message)
+    except RecursionError:
+        _reset(constructor)
+        return None, start.problem("invalid YAML: nested too deeply")
+    except MarkedYAMLError as error:
+        _reset(constructor)
+        return None, _marked_problem(error, display)
+    except Exception:
+        # A scalar that matched a resolver's pattern but not its constructor, such as
+        # the date 2024-13-45; find it rather than quote Python's message, which would
+        # echo the value.
+        _reset(constructor)
+        return None, _unconstructable_scalar(constructor, node, display) or start.problem(
+            "a value in this document cannot be read"
+        )
+
+
+def _reset(constructor: Any) -> None:
+    # construct_document clears these only on success; stale entries would leak partly
+    # built objects into the next document.
+    constructor.constructed_objects = {}
+    constructor.recursive_objects = {}
+    constructor.state_generators = []
+    constructor.deep_construct = False
+
+
+def _unconstructable_scalar(constructor: Any, root: Node, display: str) -> Problem | None:
+    for node in _walk(root):
+        if not isinstance(node, ScalarNode):
+            continue
+        try:
+            constructor.construct_non_recursive_object(node)
+        except Exception:
+            tag = str(node.tag).removeprefix(_CORE)
+            name = _TAG_NAMES.get(tag, tag)
+            line, column = node.start_mark.line + 1, node.start_mark.column + 1
+            return Problem(
+                display,
+                line,
+                column,
+                f"invalid YAML: this looks like a {name} but is not a valid one; "
+                "put it in quotes to make it text",
+            )
+    return None
+
+
+def _check_node_tree(root: Node, display: str) -> list[Problem]:
+    """Problems visible before construction: duplicate keys, tags, recursive aliases, size."""
+    problems: list[Problem] = []
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+
+    def at(node: Node, message: str) -> Problem:
+        return Problem(display, node.start_mark.line + 1, node.start_mark.column + 1, message)
+
+    def visit(node: Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in on_path:
+            problems.append(at(node, "invalid YAML: an alias refers to a value that contains it"))
+            return 0
+        on_path.add(id(node))
+        tag_problem = _tag_problem(node)
+        if tag_problem:
+            problems.append(at(node, tag_problem))
+        size = 1
+        if isinstance(node, MappingNode):
+            seen: dict[tuple[str, str], Node] = {}
+            for key, value in node.value:
+                if isinstance(key, ScalarNode):
+                    identity = (str(key.tag), key.value)
+                    if identity in seen:
+                        first = seen[identity].start_mark
+                        problems.append(
+                            at(
+                                key,
+                                f"duplicate key {key.value!r}; first written at line "
+                                f"{first.line + 1}, column {first.column + 1}",
+                            )
+                        )
+                    else:
+                        seen[identity] = key
+                size += visit(key) + visit(value)
+        elif isinstance(node, SequenceNode):
+            for item in node.value:
+                size += visit(item)
+        on_path.discard(id(node))
+        sizes[id(node)] = size
+        return size
+
+    if visit(root) > MAX_EXPANDED_NODES:
+        problems.append(
+            at(
+                root,
+                f"document too large: its aliases expand to over {MAX_EXPANDED_NODES:,} values",
+            )
+        )
+    return problems
+
+
+def _tag_problem(node: Node) -> str | None:
+    if getattr(node.ctag, "handle", None) is None:
+        # Resolved implicitly from the value's form, not written by the user.
+        return None
+    value = str(node.tag)
+    if isinstance(node, ScalarNode) and value in _SCALAR_TAGS:
+        return None
+    if isinstance(node, MappingNode) and value == _CORE + "map":
+        return None
+    if isinstance(node, SequenceNode) and value == _CORE + "seq":
+        return None
+    shown = "!!" + value.removeprefix(_CORE) if value.startswith(_CORE) else value
+    return f"tag {shown} is not supported here"
+
+
+def _walk(root: Node) -> Iterator[Node]:
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        yield node
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                stack.extend((key, value))
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+
+
+def _marked_problem(error: MarkedYAMLError, display: str, message: str | None = None) -> Problem:
+    mark = error.problem_mark or error.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+    if message is None:
+        # Only the short texts: str(error) adds a snippet of the line, which may hold a key.
+        message = f"invalid YAML: {error.problem or error.context or 'cannot parse'}"
+        if error.problem and error.context:
+            message += f" ({error.context}"
+            context_mark = error.context_mark
+            if context_mark is not None and context_mark.line != mark.line:
+                message += f" at line {context_mark.line + 1}, column {context_mark.column + 1}"
+            message += ")"
+        if "'\\t'" in str(error.problem):
+            message += "; indent with spaces, not tabs"
+    return Problem(display, line, column, message)
+
+
+def _byte_position(raw: bytes, offset: int) -> tuple[int, int]:
+    line_start = raw.rfind(b"\n", 0, offset) + 1
+    column = len(raw[line_start:offset].decode("utf-8", errors="replace")) + 1
+    return raw.count(b"\n", 0, offset) + 1, column
+
+
+def _char_position(text: str, offset: int) -> tuple[int, int]:
+    offset = max(0, min(offset, len(text)))
+    line_start = text.rfind("\n", 0, offset) + 1
+    return text.count("\n", 0, offset) + 1, offset - line_start + 1
+
+
+def to_plain(value: Any) -> Any:
+    """Round-trip YAML values as the plain Python values pydantic's strict mode expects."""
+    if isinstance(value, CommentedMap | dict):
+        return {to_plain(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, CommentedSeq | list):
+        return [to_plain(v) for v in value]
+    if isinstance(value, TaggedScalar):
+        # Only `!!str` survives the tag check as a tagged scalar.
+        return str(value.value)
+    if isinstance(value, bool | ScalarBoolean):
+        # ScalarBoolean (an anchored true/false) is an int subclass, not a bool.
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, tuple):
+        return tuple(to_plain(v) for v in value)
+    return value

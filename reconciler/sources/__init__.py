@@ -1,0 +1,43 @@
+"""Where an audience's members come from: inline lists in the manifest, or CSV files.
+
+Every source yields the same thing: the valid members (deduplicated by identity key, first
+row wins) and, for every row that could not be used, an issue naming where it came from.
+An invalid member never aborts the run; a source that cannot be read at all does
+(SourceError).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reconciler.identity import Member
+
+
+@dataclass(frozen=True)
+class MemberIssue:
+    """A source row that was skipped, with where it is (file:line[:col] or file:row N)."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass
+class SourceResult:
+    members: dict[str, Member] = field(default_factory=dict)
+    issues: list[MemberIssue] = field(default_factory=list)
+    rows: int = 0
+    duplicates: int = 0
+
+    def add(self, member: Member) -> None:
+        if member.key in self.members:
+            self.duplicates += 1
+        else:
+            self.members[member.key] = member
+
+
+from reconciler.sources.read import read_members  # noqa: E402  (re-export after the types)
+
+__all__ = ["MemberIssue", "SourceResult", "read_members"]

@@ -1,0 +1,99 @@
+"""Read an audience's members from its declared source."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from reconciler.errors import SourceError
+from reconciler.identity import InvalidIdentity, ProjectType, make_member
+from reconciler.manifest import Audience
+from reconciler.sources import MemberIssue, SourceResult
+
+
+def read_members(audience: Audience, project_type: ProjectType) -> SourceResult:
+    members = audience.spec.members
+    if members.inline is not None:
+        return _read_inline(audience, project_type)
+    if members.csv is not None:
+        return _read_csv(audience, project_type)
+    raise SourceError(f"{audience.location}: audience {audience.name!r} declares no members")
+
+
+def source_path(audience: Audience, relative: str) -> Path:
+    """Paths in a manifest are relative to the manifest file's directory."""
+    path = Path(relative)
+    return path if path.is_absolute() else audience.base_dir / path
+
+
+def _read_inline(audience: Audience, project_type: ProjectType) -> SourceResult:
+    result = SourceResult()
+    for index, entry in enumerate(audience.spec.members.inline or []):
+        result.rows += 1
+        where = str(audience.member_locations[index])
+        if isinstance(entry, str):
+            email, user_id = (entry, None) if "@" in entry else (None, entry)
+            traits: dict[str, object] = {}
+        else:
+            email, user_id = entry.email, entry.userId
+            traits = dict(entry.model_extra or {})
+        try:
+            result.add(make_member(project_type, email, user_id, traits))
+        except InvalidIdentity as exc:
+            result.issues.append(MemberIssue(where, str(exc)))
+    return result
+
+
+def _read_csv(audience: Audience, project_type: ProjectType) -> SourceResult:
+    spec = audience.spec.members
+    assert spec.csv is not None
+    path = source_path(audience, spec.csv)
+    declared_at = audience.field_location("members", "csv")
+    result = SourceResult()
+    try:
+        # utf-8-sig: spreadsheets save CSV with a byte-order mark
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                raise SourceError(f"{declared_at}: {path} is empty (no header row)")
+            columns = {name.strip(): i for i, name in enumerate(header)}
+            email_col = columns.get(spec.email)
+            user_id_col = columns.get(spec.userId)
+            if email_col is None and user_id_col is None:
+                raise SourceError(
+                    f"{declared_at}: {path} has neither an {spec.email!r} nor a "
+                    f"{spec.userId!r} column; columns are: {', '.join(columns) or '(none)'}"
+                )
+            trait_cols = [
+                (name, i) for name, i in columns.items() if i not in (email_col, user_id_col)
+            ]
+            # Row 1 is the header, so data rows start at 2, as a spreadsheet numbers them.
+            for row_number, row in enumerate(reader, start=2):
+                if not any(cell.strip() for cell in row):
+                    continue
+                result.rows += 1
+                where = f"{path}:{row_number}"
+                if len(row) != len(header):
+                    result.issues.append(
+                        MemberIssue(where, f"row has {len(row)} cells, header has {len(header)}")
+                    )
+                    continue
+                email = row[email_col] if email_col is not None else None
+                user_id = row[user_id_col] if user_id_col is not None else None
+                traits = {name: row[i] for name, i in trait_cols}
+                try:
+                    result.add(make_member(project_type, email, user_id, traits))
+                except InvalidIdentity as exc:
+                    result.issues.append(MemberIssue(where, str(exc)))
+    except FileNotFoundError:
+        raise SourceError(f"{declared_at}: CSV file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            f"{declared_at}: {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
+    except csv.Error as exc:
+        raise SourceError(f"{declared_at}: {path} is not valid CSV: {exc}") from None
+    except OSError as exc:
+        raise SourceError(f"{declared_at}: cannot read {path}: {exc.strerror}") from None
+    return result

@@ -1,0 +1,75 @@
+"""Shared fixtures: a local Iterable emulator, in memory and over loopback HTTP.
+
+    emulator               Emulator, no rate limits, project "default" (hybrid, key "test-key")
+    emulator_server        an EmulatorServer on 127.0.0.1 around `emulator` (.base_url, .emulator)
+    make_emulator_server   factory for other project types, limits, faults or clocks
+
+Requests need the header `Api-Key: test-key` (EMULATOR_API_KEY).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.emulator import Emulator, EmulatorServer, Faults, Limits
+
+EMULATOR_API_KEY = "test-key"
+EMULATOR_PROJECT = "default"
+
+
+@pytest.fixture
+def emulator() -> Emulator:
+    """An emulator without rate limits holding one hybrid project, "default"."""
+    emulator = Emulator(limits=Limits.unlimited())
+    emulator.add_project(EMULATOR_PROJECT, "hybrid", EMULATOR_API_KEY)
+    return emulator
+
+
+@pytest.fixture
+def emulator_server(emulator: Emulator) -> Iterator[EmulatorServer]:
+    """`emulator` served on a free loopback port for the test's duration."""
+    with EmulatorServer(emulator) as server:
+        yield server
+
+
+MakeEmulatorServer = Callable[..., EmulatorServer]
+
+
+@pytest.fixture
+def make_emulator_server() -> Iterator[MakeEmulatorServer]:
+    """Start emulator servers with one project "default" (key "test-key"); all stop at teardown.
+
+    make_emulator_server(project_type="email", limits=Limits.iterable(), faults=Faults(...),
+                         clock=fake_clock, state_path=tmp_path / "state.json")
+    `limits` defaults to none at all, as in `emulator`.
+    """
+    servers: list[EmulatorServer] = []
+
+    def make(
+        project_type: str = "hybrid",
+        limits: Limits | None = None,
+        *,
+        faults: Faults | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        state_path: Path | None = None,
+        api_key: str = EMULATOR_API_KEY,
+    ) -> EmulatorServer:
+        emulator = Emulator(
+            limits=limits if limits is not None else Limits.unlimited(),
+            faults=faults,
+            state_path=state_path,
+            clock=clock,
+        )
+        if EMULATOR_PROJECT not in emulator.projects:
+            emulator.add_project(EMULATOR_PROJECT, project_type, api_key)
+        server = EmulatorServer(emulator).start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()

@@ -1,0 +1,126 @@
+"""`reconciler emulator serve`, run as a real process and through typer's runner."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from reconciler.emulator import Emulator, emulator_app
+
+SECRET = "cli-secret-key-123"
+LAUNCH = "from reconciler.emulator import emulator_app; emulator_app()"
+LISTENING = re.compile(
+    r"^Iterable emulator listening on (http://127\.0\.0\.1:\d+) \(project '(\w+)', type (\w+)\)$"
+)
+
+
+def start_serve(*args: str, env_key: str | None = SECRET) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "RECONCILER_EMULATOR_API_KEY"}
+    if env_key is not None:
+        env["RECONCILER_EMULATOR_API_KEY"] = env_key
+    return subprocess.Popen(
+        [sys.executable, "-c", LAUNCH, "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def stop_serve(process: subprocess.Popen[str]) -> tuple[int, str, str]:
+    process.send_signal(signal.SIGINT)
+    try:
+        out, err = process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    return process.returncode, out, err
+
+
+@pytest.mark.parametrize("key_source", ["env", "flag"])
+def test_serve_answers_then_exits_cleanly_on_ctrl_c(tmp_path: Path, key_source: str) -> None:
+    state = tmp_path / "state.json"
+    if key_source == "env":
+        process = start_serve("--state", str(state), "--project-type", "email")
+    else:
+        process = start_serve(
+            "--state", str(state), "--project-type", "email", "--api-key", SECRET, env_key=None
+        )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().rstrip("\n")
+        match = LISTENING.match(line)
+        assert match, line
+        base_url, project, project_type = match.groups()
+        assert (project, project_type) == ("default", "email")
+        with httpx.Client(base_url=base_url, headers={"Api-Key": SECRET}) as client:
+            assert client.post("/api/lists", json={"name": "from cli"}).status_code == 200
+            assert client.get("/api/lists").json()["lists"][0]["name"] == "from cli"
+    finally:
+        returncode, out, err = stop_serve(process)
+    assert returncode == 0, err
+    assert SECRET not in line + out + err
+    assert state.exists() and SECRET not in state.read_text()
+
+
+def test_serve_reuses_a_state_file_without_a_key(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    first = start_serve("--state", str(state), "--unlimited")
+    assert first.stdout is not None
+    first.stdout.readline()
+    assert stop_serve(first)[0] == 0
+    second = start_serve("--state", str(state), env_key=None)
+    assert second.stdout is not None
+    line = second.stdout.readline()
+    base_url = LISTENING.match(line.rstrip("\n")).group(1)  # type: ignore[union-attr]
+    try:
+        with httpx.Client(base_url=base_url, headers={"Api-Key": SECRET}) as client:
+            assert client.get("/api/lists").status_code == 200
+    finally:
+        assert stop_serve(second)[0] == 0
+
+
+def run_serve(*args: str, env_key: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `serve` expecting it to refuse; the timeout turns a wrong start into a failure."""
+    env = {k: v for k, v in os.environ.items() if k != "RECONCILER_EMULATOR_API_KEY"}
+    if env_key is not None:
+        env["RECONCILER_EMULATOR_API_KEY"] = env_key
+    return subprocess.run(
+        [sys.executable, "-c", LAUNCH, "serve", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=20,
+        check=False,
+    )
+
+
+def test_serve_needs_a_key_for_a_new_project() -> None:
+    result = run_serve()
+    assert result.returncode == 2
+    assert "RECONCILER_EMULATOR_API_KEY" in result.stderr
+
+
+def test_serve_refuses_to_change_a_project_type(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    Emulator(state_path=state).add_project("default", "hybrid", SECRET)
+    result = run_serve("--state", str(state), "--project-type", "userId")
+    assert result.returncode == 2
+    assert "never changes" in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_every_option_has_help() -> None:
+    result = CliRunner().invoke(emulator_app, ["serve", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for option in ("--port", "--host", "--state", "--project-type", "--api-key", "--unlimited"):
+        assert option in result.output
+    assert "RECONCILER_EMULATOR_API_KEY" in result.output

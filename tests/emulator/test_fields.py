@@ -1,0 +1,222 @@
+"""dataFields: types fixed project-wide, overwrite vs merge, createNewFields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from reconciler.emulator import Project
+from reconciler.emulator.fields import FieldTypeMismatch, collect_types, value_type
+from tests.emulator.conftest import ClientFactory
+from tests.emulator.support import failed, subscribe
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("gold", "string"),
+        ("2024-03-01", "date"),
+        ("2024-03-01 10:20:30 +00:00", "date"),
+        ("2024-03-01T10:20:30Z", "date"),
+        ("2024-03-01T10:20:30.123+02:00", "date"),
+        ("2024-03-01 and more", "string"),
+        (3, "long"),
+        (3.5, "double"),
+        (True, "boolean"),
+        ({"a": 1}, "object"),
+        (None, None),
+    ],
+)
+def test_value_types(value: Any, expected: str | None) -> None:
+    assert value_type(value) == expected
+
+
+def test_nested_paths_and_arrays_are_typed() -> None:
+    assert collect_types({"a": {"b": [1, 2.5], "c": ["x", "2024-01-01"]}, "e": []}) == {
+        "a": "object",
+        "a.b": "double",
+        "a.c": "string",
+    }
+    with pytest.raises(FieldTypeMismatch):
+        collect_types({"mixed": [1, "one"]})
+
+
+def bulk_update(client: httpx.Client, users: list[dict[str, Any]], **extra: Any) -> httpx.Response:
+    return client.post("/api/users/bulkUpdate", json={"users": users, **extra})
+
+
+def test_bulk_update_creates_fields_and_reports_them(
+    client: httpx.Client, project: Project
+) -> None:
+    response = bulk_update(
+        client,
+        [
+            {"email": "a@example.com", "dataFields": {"plan": "gold", "ltv": 10}},
+            {"userId": "u-b", "dataFields": {"plan": "silver", "address": {"city": "Oslo"}}},
+        ],
+    )
+    body = response.json()
+    assert body["successCount"] == 2
+    assert body["createdFields"] == ["plan", "ltv", "address", "address.city"]
+    assert project.field_types == {
+        "plan": "string",
+        "ltv": "long",
+        "address": "object",
+        "address.city": "string",
+    }
+
+
+def test_a_type_mismatch_fails_only_that_user(client: httpx.Client, project: Project) -> None:
+    project.add_user(email="seed@example.com", data_fields={"ltv": 10, "since": "2024-01-01"})
+    response = bulk_update(
+        client,
+        [
+            {"email": "a@example.com", "dataFields": {"ltv": "ten"}},
+            {"userId": "u-b", "dataFields": {"since": "last year"}},
+            {"email": "c@example.com", "dataFields": {"ltv": 11}},
+        ],
+    )
+    assert response.status_code == 200
+    assert response.json()["successCount"] == 1
+    assert failed(response) == {
+        "invalidDataEmails": ["a@example.com"],
+        "invalidDataUserIds": ["u-b"],
+    }
+    # A failed member changes nothing, not even by creating its profile.
+    assert project.find_user(email="a@example.com") is None
+    assert project.find_user(user_id="u-b") is None
+
+
+@pytest.mark.parametrize(
+    ("existing", "sent", "accepted"),
+    [
+        (1.5, 2, True),
+        (2, 2.5, False),
+        ("text", "2024-01-01", True),
+        ("2024-01-01", "text", False),
+        (True, "true", False),
+        ({"a": 1}, "flat", False),
+        (1, None, True),
+    ],
+)
+def test_type_compatibility(
+    client: httpx.Client, project: Project, existing: Any, sent: Any, accepted: bool
+) -> None:
+    project.add_user(email="seed@example.com", data_fields={"f": existing})
+    response = bulk_update(client, [{"email": "a@example.com", "dataFields": {"f": sent}}])
+    assert response.json()["successCount"] == (1 if accepted else 0)
+
+
+def test_single_update_mismatch_is_http_400(client: httpx.Client, project: Project) -> None:
+    project.add_user(email="a@example.com", data_fields={"ltv": 10})
+    response = client.post(
+        "/api/users/update", json={"email": "a@example.com", "dataFields": {"ltv": "high"}}
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "RequestFieldsTypesMismatched"
+    assert "ltv" in response.json()["msg"]
+    assert project.find_user(email="a@example.com").data_fields == {"ltv": 10}  # type: ignore[union-attr]
+
+
+def test_single_update_creates_and_answers_success(client: httpx.Client, project: Project) -> None:
+    response = client.post("/api/users/update", json={"userId": "u1", "dataFields": {"tier": "a"}})
+    assert response.status_code == 200
+    assert response.json() == {"msg": "", "code": "Success", "params": None}
+    assert project.find_user(user_id="u1").data_fields == {"tier": "a"}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"email": "bad"}, 400, "InvalidEmailAddressError"),
+        ({"userId": "x" * 60}, 400, "InvalidUserIdError"),
+        ({"dataFields": {"a": 1}}, 400, "BadParams"),
+    ],
+)
+def test_single_update_identifier_errors(
+    client: httpx.Client, body: dict[str, Any], status: int, code: str
+) -> None:
+    response = client.post("/api/users/update", json=body)
+    assert (response.status_code, response.json()["code"]) == (status, code)
+
+
+def test_single_update_conflict_is_409(client: httpx.Client, project: Project) -> None:
+    project.add_user(email="a@example.com")
+    project.add_user(user_id="u-b")
+    response = client.post("/api/users/update", json={"email": "a@example.com", "userId": "u-b"})
+    assert response.status_code == 409
+
+
+def test_top_level_fields_are_overwritten_and_others_kept(
+    client: httpx.Client, project: Project
+) -> None:
+    user = project.add_user(
+        email="a@example.com", data_fields={"keep": 1, "prefs": {"mobile": True, "email": True}}
+    )
+    bulk_update(client, [{"email": "a@example.com", "dataFields": {"prefs": {"sms": False}}}])
+    assert user.data_fields == {"keep": 1, "prefs": {"sms": False}}
+
+
+def test_merge_nested_objects_merges(client: httpx.Client, project: Project) -> None:
+    user = project.add_user(
+        email="a@example.com", data_fields={"prefs": {"mobile": True, "deep": {"x": 1}}}
+    )
+    bulk_update(
+        client,
+        [
+            {
+                "email": "a@example.com",
+                "mergeNestedObjects": True,
+                "dataFields": {"prefs": {"sms": False, "deep": {"y": 2}}},
+            }
+        ],
+    )
+    assert user.data_fields == {"prefs": {"mobile": True, "sms": False, "deep": {"x": 1, "y": 2}}}
+
+
+def test_create_new_fields_false_filters_unknown_fields(
+    client: httpx.Client, project: Project
+) -> None:
+    project.add_user(email="seed@example.com", data_fields={"known": "x"})
+    response = bulk_update(
+        client,
+        [{"email": "a@example.com", "dataFields": {"known": "y", "fresh": 1, "obj": {"n": 1}}}],
+        createNewFields=False,
+    )
+    body = response.json()
+    assert body["successCount"] == 1
+    assert body["filteredOutFields"] == ["fresh", "obj"]
+    assert body["createdFields"] == []
+    assert project.find_user(email="a@example.com").data_fields == {"known": "y"}  # type: ignore[union-attr]
+    assert "fresh" not in project.field_types
+
+
+def test_subscribe_writes_data_fields_and_fails_mismatches(
+    client: httpx.Client, project: Project
+) -> None:
+    list_id = project.add_list("l")
+    project.add_user(email="seed@example.com", data_fields={"score": 1})
+    response = subscribe(
+        client,
+        list_id,
+        [
+            {"email": "ok@example.com", "dataFields": {"score": 5, "new": True}},
+            {"email": "bad@example.com", "dataFields": {"score": "five"}},
+        ],
+    )
+    assert response.json()["createdFields"] == ["new"]
+    assert failed(response) == {"invalidDataEmails": ["bad@example.com"]}
+    # A member failing on data is not subscribed either.
+    assert project.members(list_id) == ["ok@example.com"]
+
+
+def test_bulk_update_reports_unknown_user_ids_as_invalid_in_email_projects(
+    typed_client: ClientFactory,
+) -> None:
+    client, project = typed_client("email")
+    response = bulk_update(client, [{"userId": "u1", "dataFields": {"a": 1}}])
+    # notFound* is documented "for subscribe/unsubscribe only".
+    assert failed(response) == {"invalidUserIds": ["u1"]}
+    assert project.users == {}

@@ -1,0 +1,156 @@
+"""The state file: saved after each change, atomically, without any API key."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reconciler.emulator import Emulator, EmulatorServer, Faults, Limits
+from reconciler.emulator import store as state_store
+from tests.emulator.support import client_for, subscribe
+
+SECRET = "s3cret-key-never-on-disk"
+
+
+@pytest.fixture
+def state_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "emulator.json"
+
+
+def new_emulator(state_path: Path) -> Emulator:
+    emulator = Emulator(limits=Limits.unlimited(), state_path=state_path)
+    if "default" not in emulator.projects:
+        emulator.add_project("default", "hybrid", SECRET)
+    return emulator
+
+
+def test_state_survives_a_restart(state_path: Path) -> None:
+    first = new_emulator(state_path)
+    with EmulatorServer(first) as server, client_for(server, SECRET) as client:
+        list_id = client.post("/api/lists", json={"name": "l", "description": "d"}).json()["listId"]
+        subscribe(
+            client,
+            list_id,
+            [
+                {"email": "b@example.com", "dataFields": {"plan": "gold"}},
+                {"userId": "u-a"},
+                {"email": "a@example.com", "userId": "u-c"},
+            ],
+        )
+        client.post(f"/_emulator/lists/{list_id}/in-use")
+        client.post(
+            "/api/lists/unsubscribe",
+            json={
+                "listId": list_id,
+                "subscribers": [{"userId": "u-a"}],
+                "channelUnsubscribe": True,
+            },
+        )
+
+    second = Emulator.load(state_path, limits=Limits.unlimited())
+    project = second.project("default")
+    assert project.project_type == "hybrid"
+    assert project.members(list_id) == ["b@example.com", "a@example.com"]
+    assert project.lists[list_id].in_use
+    assert project.lists[list_id].description == "d"
+    assert project.field_types == {"plan": "string"}
+    assert project.find_user(user_id="u-a").unsubscribed_channel_ids  # type: ignore[union-attr]
+    # The key still works after the reload, though only its hash was stored.
+    with EmulatorServer(second) as server, client_for(server, SECRET) as client:
+        assert client.post("/api/lists", json={"name": "next"}).json() == {"listId": list_id + 1}
+        with client_for(server, "other") as stranger:
+            assert stranger.get("/api/lists").status_code == 401
+
+
+def test_the_key_never_reaches_the_file(state_path: Path) -> None:
+    emulator = new_emulator(state_path)
+    emulator.project("default").add_user(email="a@example.com")
+    emulator.save()
+    text = state_path.read_text()
+    assert SECRET not in text
+    assert (
+        json.loads(text)["projects"][0]["apiKeySha256"]
+        == emulator.project("default").api_key_sha256
+    )
+    # mkstemp's 0600 survives the rename: the file holds people's emails.
+    assert stat.S_IMODE(state_path.stat().st_mode) == 0o600
+
+
+def test_writes_replace_the_file_atomically(
+    state_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator = new_emulator(state_path)
+    list_id = emulator.project("default").add_list("l")
+    emulator.save()
+    replaced: list[tuple[str, str]] = []
+    real_replace = os.replace
+
+    def recording_replace(source: str, target: str) -> None:
+        replaced.append((str(source), str(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(state_store.os, "replace", recording_replace)
+    with EmulatorServer(emulator) as server, client_for(server, SECRET) as client:
+        subscribe(client, list_id, [{"email": "a@example.com"}])
+        client.get("/api/lists")  # a read saves nothing
+        client.get("/api/lists/getUsers", params={"listId": list_id})
+    assert len(replaced) == 1
+    source, target = replaced[0]
+    assert Path(source).parent == state_path.parent
+    assert Path(target) == state_path
+    assert sorted(p.name for p in state_path.parent.iterdir()) == [state_path.name]
+
+
+def test_faulted_and_refused_requests_save_nothing(
+    state_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator = new_emulator(state_path)
+    list_id = emulator.project("default").add_list("l")
+    emulator.save()
+    saves: list[Path] = []
+    monkeypatch.setattr(
+        "reconciler.emulator.emulator.write_state_atomically",
+        lambda path, state: saves.append(path),
+    )
+    emulator.faults = Faults(fail_every=1, paths=["/api/lists/subscribe"])
+    with EmulatorServer(emulator) as server, client_for(server, SECRET) as client:
+        assert subscribe(client, list_id, [{"email": "a@example.com"}]).status_code == 503
+        assert client.post("/api/lists/unsubscribe", content=b"{").status_code == 400
+    assert saves == []
+
+
+def test_a_failed_write_leaves_the_old_file(
+    state_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator = new_emulator(state_path)
+    emulator.save()
+    before = state_path.read_bytes()
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(state_store.os, "fsync", failing_fsync)
+    emulator.project("default").add_list("l")
+    with pytest.raises(OSError, match="disk full"):
+        emulator.save()
+    assert state_path.read_bytes() == before
+    assert sorted(p.name for p in state_path.parent.iterdir()) == [state_path.name]
+
+
+def test_load_needs_an_existing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        Emulator.load(tmp_path / "missing.json")
+
+
+def test_state_endpoint_shows_no_key_material(emulator_server: EmulatorServer) -> None:
+    emulator_server.emulator.project("default").add_list("l")
+    with httpx.Client(base_url=emulator_server.base_url) as client:
+        state = client.get("/_emulator/state").json()
+    assert state["projects"][0]["lists"][0]["name"] == "l"
+    assert "apiKeySha256" not in json.dumps(state)
+    assert "test-key" not in json.dumps(state)

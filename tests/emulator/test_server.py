@@ -1,0 +1,118 @@
+"""The loopback HTTP server: keep-alive, big bodies, chunked uploads, clean stops."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+
+import httpx
+import pytest
+
+from reconciler.emulator import Emulator, EmulatorServer, Limits
+from tests.emulator.support import client_for
+
+
+def emulator_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("emulator-")]
+
+
+def test_connections_are_kept_alive(emulator_server: EmulatorServer) -> None:
+    connection = http.client.HTTPConnection(emulator_server.host, emulator_server.port)
+    try:
+        for _ in range(3):
+            connection.request("GET", "/api/lists", headers={"Api-Key": "test-key"})
+            response = connection.getresponse()
+            assert response.status == 200
+            response.read()
+            assert connection.sock is not None  # not closed by the server
+        # Errors keep the connection too.
+        connection.request("GET", "/api/nothing")
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 404 and connection.sock is not None
+    finally:
+        connection.close()
+
+
+def test_a_hundred_thousand_members_stream(
+    emulator_server: EmulatorServer, client: httpx.Client
+) -> None:
+    project = emulator_server.emulator.project("default")
+    list_id = project.add_list("big")
+    record = project.lists[list_id]
+    for i in range(100_000):
+        user = project.create_user(f"member{i}@example.com", None)
+        record.members[user.key] = None
+        user.list_ids.add(list_id)
+    count = 0
+    with client.stream("GET", "/api/lists/getUsers", params={"listId": list_id}) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            count += 1
+            assert line.endswith("@example.com")
+    assert count == 100_000
+
+
+def test_chunked_request_bodies_are_read(client: httpx.Client) -> None:
+    def body() -> object:
+        yield b'{"name": '
+        yield b'"chunked"}'
+
+    response = client.post("/api/lists", content=body())  # type: ignore[arg-type]
+    assert response.status_code == 200
+    assert "listId" in response.json()
+
+
+def test_stop_ends_every_thread_even_with_idle_connections() -> None:
+    emulator = Emulator(limits=Limits.unlimited())
+    emulator.add_project("default", "hybrid", "k")
+    server = EmulatorServer(emulator).start()
+    idle = client_for(server, "k")
+    assert idle.get("/api/lists").status_code == 200  # leaves a pooled keep-alive connection
+    assert emulator_threads()
+    server.stop()
+    assert emulator_threads() == []
+    assert not server.running
+    with pytest.raises(httpx.ConnectError):
+        idle.get("/api/lists")
+    idle.close()
+    server.stop()  # stopping twice is harmless
+
+
+def test_base_url_needs_a_running_server(emulator: Emulator) -> None:
+    server = EmulatorServer(emulator)
+    with pytest.raises(RuntimeError):
+        _ = server.base_url
+    with server:
+        assert server.base_url == f"http://127.0.0.1:{server.port}"
+        assert server.port != 0
+
+
+def test_control_endpoints_over_http(emulator_server: EmulatorServer, client: httpx.Client) -> None:
+    created = client.post(
+        "/_emulator/projects", json={"name": "e", "projectType": "email", "apiKey": "e-key"}
+    )
+    assert created.json() == {"name": "e", "projectType": "email"}
+    assert emulator_server.emulator.project("e").project_type == "email"
+    assert client.post("/_emulator/projects", json={"name": "e"}).status_code == 400
+    client.get("/api/lists")
+    requests = client.get("/_emulator/requests").json()["requests"]
+    assert [(r["method"], r["path"], r["status"]) for r in requests] == [("GET", "/api/lists", 200)]
+    client.delete("/_emulator/requests")
+    assert emulator_server.emulator.request_log == []
+    assert client.get("/_emulator/nothing").status_code == 404
+
+
+def test_request_log_records_queries_and_clears(
+    emulator_server: EmulatorServer, client: httpx.Client
+) -> None:
+    client.get("/api/lists/getUsers", params={"listId": 5, "preferUserId": "true"})
+    entry = emulator_server.emulator.request_log[-1]
+    assert (entry.method, entry.path, entry.query) == (
+        "GET",
+        "/api/lists/getUsers",
+        "listId=5&preferUserId=true",
+    )
+    assert (entry.status, entry.project, entry.body) == (400, "default", None)
+    emulator_server.emulator.clear_log()
+    assert emulator_server.emulator.request_log == []

@@ -1,0 +1,258 @@
+"""plan and apply through the real CLI against the emulator over loopback HTTP."""
+
+from __future__ import annotations
+
+import math
+
+from tests.integration.conftest import API_KEY_VAR
+
+WRITES = ("POST", "DELETE", "PUT")
+
+
+def project(emulator_server):
+    return emulator_server.emulator.project("default")
+
+
+def list_id(emulator_server, name: str) -> int:
+    ids = [lid for lid, rec in project(emulator_server).lists.items() if rec.name == name]
+    assert len(ids) == 1, ids
+    return ids[0]
+
+
+def writes(emulator_server) -> list:
+    return [r for r in emulator_server.emulator.request_log if r.method in WRITES]
+
+
+def requests_to(emulator_server, path: str) -> list:
+    return [r for r in emulator_server.emulator.request_log if r.path == path]
+
+
+def test_first_apply_creates_lists_and_members_then_second_is_a_no_op(
+    workspace, cli, emulator_server
+):
+    workspace.audience(
+        "vip", {"inline": ["Ada@Example.com", {"email": "b@example.com", "userId": "u-2"}]}
+    )
+    workspace.csv(
+        "data/churn.csv", "email,userId,plan", ["c@example.com,,gold", "d@example.com,u-4,free"]
+    )
+    workspace.audience("churn", {"csv": "data/churn.csv"}, listName="Churn risk")
+
+    first = cli("apply", workspace.manifests, "--yes")
+    assert first.exit_code == 0, first.output
+    assert "Apply complete" in first.stdout
+    proj = project(emulator_server)
+    assert sorted(proj.members(list_id(emulator_server, "vip"))) == [
+        "ada@example.com",
+        "b@example.com",
+    ]
+    assert sorted(proj.members(list_id(emulator_server, "Churn risk"))) == [
+        "c@example.com",
+        "d@example.com",
+    ]
+    # hybrid: both identifiers were sent, so the new profile carries both
+    assert proj.find_user(email="b@example.com").user_id == "u-2"
+
+    emulator_server.emulator.clear_log()
+    second = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert second.exit_code == 0, second.output
+    assert "No changes" in second.stdout
+    again = cli("apply", workspace.manifests, "--yes")
+    assert again.exit_code == 0, again.output
+    assert writes(emulator_server) == []
+
+
+def test_plan_json_summary_and_detailed_exit_code(workspace, cli):
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    result = cli("plan", workspace.manifests, "--format", "json", "--detailed-exitcode")
+    assert result.exit_code == 2, result.output
+    summary = result.json()["summary"]
+    assert summary["lists_to_create"] == 1
+    assert summary["members_to_add"] == 2
+    assert summary["members_to_remove"] == 0
+    assert summary["users_to_update"] == 0
+    assert summary["lists_to_delete"] == 0
+
+
+def test_removing_members_unsubscribes_exactly_them(workspace, cli, emulator_server):
+    workspace.audience(
+        "vip",
+        {"inline": ["a@example.com", "b@example.com", "c@example.com"]},
+        unsubscribe={"campaignId": 42},
+    )
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    workspace.audience("vip", {"inline": ["a@example.com"]}, unsubscribe={"campaignId": 42})
+    emulator_server.emulator.clear_log()
+
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    unsubscribes = requests_to(emulator_server, "/api/lists/unsubscribe")
+    assert len(unsubscribes) == 1
+    body = unsubscribes[0].body
+    assert sorted(s["email"] for s in body["subscribers"]) == ["b@example.com", "c@example.com"]
+    assert body["campaignId"] == 42
+    assert "channelUnsubscribe" not in body  # consent is never touched by default
+    assert requests_to(emulator_server, "/api/lists/subscribe") == []
+    assert project(emulator_server).members(list_id(emulator_server, "vip")) == ["a@example.com"]
+
+
+def test_subscribe_requests_are_batched_by_a_thousand(workspace, cli, emulator_server):
+    n = 2500
+    workspace.csv("data/big.csv", "email", [f"user{i}@example.com" for i in range(n)])
+    workspace.audience("big", {"csv": "data/big.csv"})
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    subscribes = requests_to(emulator_server, "/api/lists/subscribe")
+    assert len(subscribes) == math.ceil(n / 1000)
+    assert sorted(len(r.body["subscribers"]) for r in subscribes) == [500, 1000, 1000]
+    assert len(project(emulator_server).members(list_id(emulator_server, "big"))) == n
+
+
+def test_partial_failures_are_reported_per_member_and_exit_non_zero(
+    workspace, cli, emulator_server
+):
+    proj = project(emulator_server)
+    proj.add_user(email="known@example.com")
+    workspace.audience(
+        "existing-only",
+        {"inline": ["known@example.com", "stranger@example.com"]},
+        updateExistingUsersOnly=True,
+    )
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 1, result.output
+    assert "stranger@example.com: user not found" in result.stdout
+    assert "added 1/2" in result.stdout
+    assert proj.members(list_id(emulator_server, "existing-only")) == ["known@example.com"]
+
+
+def test_hybrid_conflict_is_shown_for_the_member(workspace, cli, emulator_server):
+    proj = project(emulator_server)
+    proj.add_user(email="one@example.com")
+    proj.add_user(user_id="u-other")
+    workspace.audience(
+        "conflicted", {"inline": [{"email": "one@example.com", "userId": "u-other"}]}
+    )
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 1
+    assert "u-other: email and userId belong to different users" in result.stdout
+
+
+def test_retries_survive_429_and_503_with_nothing_lost_or_duplicated(
+    workspace, cli, emulator_server
+):
+    emails = [f"r{i}@example.com" for i in range(2100)]
+    workspace.csv("data/r.csv", "email", emails)
+    workspace.audience("retry", {"csv": "data/r.csv"})
+    faults = emulator_server.emulator.faults
+    faults.script = [429, 503, 500, 429, 503]
+    faults.fail_every = 4
+    faults.fail_status = 503
+
+    result = cli("apply", workspace.manifests, "--yes")
+    faults.fail_every = 0
+    assert result.exit_code == 0, result.output
+    members = project(emulator_server).members(list_id(emulator_server, "retry"))
+    assert sorted(members) == sorted(emails)
+    assert len(members) == len(set(members))
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+
+
+def test_dropped_connection_after_create_does_not_create_the_list_twice(
+    workspace, cli, emulator_server
+):
+    workspace.audience("once", {"inline": ["a@example.com"]})
+    faults = emulator_server.emulator.faults
+    faults.paths = ["/api/lists"]
+    faults.drop_every = 1
+    emulator_server.emulator.limits  # noqa: B018  (exists)
+    # Drop only the first request that counts: the create.
+    calls = {"n": 0}
+    original = emulator_server.emulator.handle
+
+    def drop_first_create(request):
+        if request.method == "POST" and request.url.path == "/api/lists" and calls["n"] == 0:
+            calls["n"] += 1
+            faults.drop_every = 1
+        else:
+            faults.drop_every = 0
+        return original(request)
+
+    emulator_server.emulator.handle = drop_first_create
+    try:
+        result = cli("apply", workspace.manifests, "--yes")
+    finally:
+        emulator_server.emulator.handle = original
+        faults.drop_every = 0
+        faults.paths = None
+    assert result.exit_code == 0, result.output
+    assert [r.name for r in project(emulator_server).lists.values()] == ["once"]
+
+
+def test_wrong_api_key_is_a_clear_error_without_the_key(workspace, cli, monkeypatch):
+    secret = "sk-live-DO-NOT-PRINT-123456"
+    monkeypatch.setenv(API_KEY_VAR, secret)
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    for command in (("plan",), ("apply", "--yes")):
+        result = cli(*command, workspace.manifests)
+        assert result.exit_code == 1
+        assert "rejected the API key" in result.stderr
+        assert secret not in result.output
+
+
+def test_missing_key_variable_names_the_variable(workspace, cli, monkeypatch):
+    monkeypatch.delenv(API_KEY_VAR)
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1
+    assert API_KEY_VAR in result.stderr
+
+
+def test_two_lists_with_the_same_name_are_refused_naming_both(workspace, cli, emulator_server):
+    proj = project(emulator_server)
+    first, second = proj.add_list("dup"), proj.add_list("dup")
+    workspace.audience("dup", {"inline": ["a@example.com"]})
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1
+    assert str(first) in result.stderr and str(second) in result.stderr
+
+
+def test_invalid_members_are_skipped_named_and_exit_non_zero(workspace, cli, emulator_server):
+    workspace.csv("data/m.csv", "email,userId", ["good@example.com,", "not-an-email,", ",bad id "])
+    workspace.audience("mixed", {"csv": "data/m.csv"})
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 1
+    assert "m.csv:3: invalid email 'not-an-email'" in result.stdout
+    assert "m.csv:4:" in result.stdout
+    assert project(emulator_server).members(list_id(emulator_server, "mixed")) == [
+        "good@example.com"
+    ]
+
+
+def test_apply_without_terminal_or_yes_refuses_and_changes_nothing(workspace, cli, emulator_server):
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    result = cli("apply", workspace.manifests)
+    assert result.exit_code == 1
+    assert "--yes" in result.stderr
+    assert writes(emulator_server) == []
+
+
+def test_target_limits_plan_to_named_audiences(workspace, cli):
+    workspace.audience("one", {"inline": ["a@example.com"]})
+    workspace.audience("two", {"inline": ["b@example.com"]})
+    result = cli("plan", workspace.manifests, "--format", "json", "--target", "two")
+    assert result.exit_code == 0, result.output
+    names = [lp["audience"] for d in result.json()["destinations"] for lp in d["lists"]]
+    assert names == ["two"]
+    bad = cli("plan", workspace.manifests, "--target", "three")
+    assert bad.exit_code == 1 and "three" in bad.stderr
+
+
+def test_a_fresh_list_that_briefly_rejects_subscribes_is_retried(workspace, cli, emulator_server):
+    emulator_server.emulator.faults.fresh_list_rejects = 2
+    workspace.audience("fresh", {"inline": ["a@example.com", "b@example.com"]})
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert sorted(project(emulator_server).members(list_id(emulator_server, "fresh"))) == [
+        "a@example.com",
+        "b@example.com",
+    ]

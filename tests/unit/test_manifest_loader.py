@@ -1,0 +1,576 @@
+"""load_manifests: valid sets load with their positions; every problem is reported, located."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import ManifestError
+from reconciler.manifest import (
+    ApiKeyRef,
+    InlineMember,
+    Location,
+    Manifests,
+    load_manifests,
+)
+
+DESTINATION = """\
+apiVersion: reconciler/v1
+kind: Destination
+metadata: {name: prod}
+spec:
+  region: us
+  projectType: hybrid
+  apiKey: {env: ITERABLE_API_KEY}
+"""
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Problems name files relative to the working directory, as a user would click them.
+    monkeypatch.chdir(tmp_path)
+
+
+def write(path: str, *parts: str) -> Path:
+    """Write the parts (each dedented on its own) one after the other."""
+    file = Path(path)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text("".join(textwrap.dedent(part) for part in parts), encoding="utf-8")
+    return file
+
+
+def problems(path: str | Path = ".") -> list[str]:
+    with pytest.raises(ManifestError) as raised:
+        load_manifests(Path(path))
+    return [str(p) for p in raised.value.problems]
+
+
+def only_problem(path: str | Path = ".") -> str:
+    found = problems(path)
+    assert len(found) == 1, found
+    return found[0]
+
+
+# --- a valid set ----------------------------------------------------------------------
+
+
+def test_valid_multi_file_set_loads_models_locations_and_list_names() -> None:
+    write(
+        "manifests/destinations.yaml",
+        """\
+        apiVersion: reconciler/v1
+        kind: Destination
+        metadata:
+          name: prod
+          labels: {team: crm}
+        spec:
+          region: us
+          projectType: hybrid
+          apiKey: {env: ITERABLE_API_KEY}
+          baseUrl: http://127.0.0.1:8080
+        ---
+        # a sandbox needs no key
+        ---
+        apiVersion: reconciler/v1
+        kind: Destination
+        metadata: {name: play}
+        spec: {region: sandbox, projectType: userId}
+        """,
+    )
+    write(
+        "manifests/audiences/vip.yml",
+        """\
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: vip}
+        spec:
+          destination: prod
+          members:
+            inline:
+              - alice@example.com
+              - {email: bob@example.com, userId: u-2}
+              - userId: u-3
+                plan: gold
+        """,
+    )
+    write(
+        "manifests/audiences/churn.yaml",
+        """\
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: churn-risk}
+        spec:
+          destination: prod
+          listName: Churn risk
+          description: Users likely to churn
+          members:
+            csv: data/churn_risk.csv
+            userId: user_id
+          unsubscribe: {campaignId: 1234, channelUnsubscribe: false}
+        """,
+    )
+
+    manifests = load_manifests(Path("manifests"))
+
+    assert isinstance(manifests, Manifests)
+    assert manifests.root == Path("manifests")
+    assert [f.as_posix() for f in manifests.files] == [
+        "manifests/audiences/churn.yaml",
+        "manifests/audiences/vip.yml",
+        "manifests/destinations.yaml",
+    ]
+    assert list(manifests.destinations) == ["prod", "play"]
+    assert list(manifests.audiences) == ["churn-risk", "vip"]
+
+    prod = manifests.destinations["prod"]
+    assert prod.spec.region == "us"
+    assert prod.spec.apiKey == ApiKeyRef(env="ITERABLE_API_KEY")
+    assert prod.spec.baseUrl == "http://127.0.0.1:8080"
+    assert prod.labels == {"team": "crm"}
+    assert str(prod.location) == "manifests/destinations.yaml:4:9"
+    assert prod.base_dir == (Path.cwd() / "manifests").absolute()
+    assert manifests.destinations["play"].spec.apiKey is None
+
+    churn = manifests.audiences["churn-risk"]
+    assert churn.list_name == "Churn risk"
+    assert churn.spec.members.csv == "data/churn_risk.csv"
+    assert (churn.spec.members.email, churn.spec.members.userId) == ("email", "user_id")
+    assert churn.spec.unsubscribe.campaignId == 1234
+    assert churn.spec.updateExistingUsersOnly is False
+    assert str(churn.field_location("members", "csv")) == "manifests/audiences/churn.yaml:9:10"
+    assert churn.base_dir == (Path.cwd() / "manifests" / "audiences").absolute()
+
+    vip = manifests.audiences["vip"]
+    assert vip.list_name == "vip"
+    assert vip.location == Location("manifests/audiences/vip.yml", 3, 18)
+    assert [str(loc) for loc in vip.member_locations] == [
+        "manifests/audiences/vip.yml:8:9",
+        "manifests/audiences/vip.yml:9:9",
+        "manifests/audiences/vip.yml:10:9",
+    ]
+    assert vip.spec.members.inline_members() == [
+        InlineMember(email="alice@example.com"),
+        InlineMember(email="bob@example.com", userId="u-2"),
+        InlineMember(userId="u-3", plan="gold"),
+    ]
+    assert vip.spec.members.inline_members()[2].traits == {"plan": "gold"}
+    assert manifests.audiences_of("prod") == [churn, vip]
+
+
+def test_field_location_of_an_unwritten_field_is_its_nearest_written_parent() -> None:
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          members: {csv: a.csv}
+        """,
+    )
+    audience = load_manifests(Path("m.yaml")).audiences["a"]
+    assert str(audience.field_location("listName")) == "m.yaml:12:1"
+    assert str(audience.field_location("members", "email")) == "m.yaml:14:3"
+    assert str(audience.field_location("members", "csv")) == "m.yaml:14:18"
+    assert audience.member_locations == []
+
+
+def test_a_single_file_path_and_yml_suffix_are_accepted() -> None:
+    write("only.yml", DESTINATION)
+    manifests = load_manifests(Path("only.yml"))
+    assert manifests.files == [Path("only.yml")]
+    assert list(manifests.destinations) == ["prod"]
+
+
+def test_absolute_paths_are_shown_relative_to_the_working_directory() -> None:
+    write("m.yaml", DESTINATION.replace("region: us", "region: mars"))
+    assert problems(Path.cwd() / "m.yaml") == [
+        "m.yaml:5:11: spec.region: expected one of us, eu, sandbox; got 'mars'"
+    ]
+
+
+def test_hidden_directories_and_other_files_are_ignored() -> None:
+    write("m/d.yaml", DESTINATION)
+    write("m/.github/workflows/ci.yml", "on: push\n")
+    write("m/notes.txt", "not yaml: [")
+    assert load_manifests(Path("m")).files == [Path("m/d.yaml")]
+
+
+# --- problems, each at its exact position ---------------------------------------------
+
+
+def test_unknown_key_names_the_key_and_the_allowed_keys() -> None:
+    write("m.yaml", DESTINATION + "  colour: red\n")
+    assert only_problem() == (
+        "m.yaml:8:3: unknown key 'colour' in spec; allowed: region, projectType, apiKey, baseUrl"
+    )
+
+
+def test_unknown_top_level_key() -> None:
+    write("m.yaml", DESTINATION + "status: {}\n")
+    assert only_problem() == (
+        "m.yaml:8:1: unknown key 'status' in the document; "
+        "allowed: apiVersion, kind, metadata, spec"
+    )
+
+
+def test_bad_enum_value() -> None:
+    write("m.yaml", DESTINATION.replace("region: us", "region: usa"))
+    assert only_problem() == "m.yaml:5:11: spec.region: expected one of us, eu, sandbox; got 'usa'"
+
+
+def test_literal_api_key_is_refused_without_echoing_it() -> None:
+    secret = "sk_live_0123456789abcdef"
+    write("m.yaml", DESTINATION.replace("{env: ITERABLE_API_KEY}", secret))
+    with pytest.raises(ManifestError) as raised:
+        load_manifests(Path("."))
+    assert [str(p) for p in raised.value.problems] == [
+        "m.yaml:7:11: spec.apiKey: must be {env: VARIABLE} or {file: PATH}: "
+        "a literal key is refused because keys never live in git"
+    ]
+    assert secret not in str(raised.value)
+
+
+def test_nothing_given_under_api_key_is_echoed() -> None:
+    secret = "sk_live_0123456789abcdef"
+    write("m.yaml", DESTINATION.replace("{env: ITERABLE_API_KEY}", f"{{env: {secret}-x}}"))
+    found = only_problem()
+    assert found.startswith("m.yaml:7:17: spec.apiKey.env: expected an environment variable name")
+    assert secret not in found
+
+
+def test_api_key_needs_exactly_one_of_env_and_file() -> None:
+    write("m.yaml", DESTINATION.replace("{env: ITERABLE_API_KEY}", "{env: A, file: b}"))
+    assert only_problem() == "m.yaml:7:3: spec.apiKey: give exactly one of env, file"
+
+
+def test_api_key_is_required_outside_the_sandbox() -> None:
+    write("m.yaml", DESTINATION.replace("  apiKey: {env: ITERABLE_API_KEY}\n", ""))
+    assert only_problem() == (
+        "m.yaml:4:1: spec.apiKey: required for region us: give {env: VARIABLE} or {file: PATH}"
+    )
+
+
+def test_base_url_must_be_http() -> None:
+    write("m.yaml", DESTINATION + "  baseUrl: ftp://example.com\n")
+    assert only_problem() == (
+        "m.yaml:8:12: spec.baseUrl: expected an http(s) URL such as http://127.0.0.1:8080"
+    )
+
+
+def test_eu_region_refuses_email_projects() -> None:
+    write("m.yaml", DESTINATION.replace("region: us", "region: eu").replace("hybrid", "email"))
+    assert only_problem() == (
+        "m.yaml:6:16: spec.projectType: Iterable has no email-based projects in the EU data "
+        "center; use hybrid or userId with region eu"
+    )
+
+
+def test_bad_type_nested_in_a_list_points_at_the_entry() -> None:
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          members:
+            inline:
+              - ok@example.com
+              - {email: bob@example.com, userId: 42}
+              - [not, a, member]
+              - {plan: gold}
+        """,
+    )
+    assert problems() == [
+        "m.yaml:17:42: spec.members.inline[1].userId: expected a string; got 42 "
+        "(put it in quotes to make it text)",
+        "m.yaml:18:9: spec.members.inline[2]: expected an email or userId string, or a mapping "
+        "with email and/or userId; got a list",
+        "m.yaml:19:9: spec.members.inline[3]: give email, userId or both",
+    ]
+
+
+def test_members_need_exactly_one_source() -> None:
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          members: {csv: a.csv, inline: []}
+        """,
+    )
+    assert only_problem() == "m.yaml:14:3: spec.members: give exactly one of inline, csv"
+
+
+def test_strings_are_not_booleans_and_numbers_are_not_strings() -> None:
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          listName: 2024-01-01
+          members: {csv: a.csv}
+          updateExistingUsersOnly: "yes"
+          unsubscribe: {campaignId: 0}
+        """,
+    )
+    assert problems() == [
+        "m.yaml:14:13: spec.listName: expected a string; got the date 2024-01-01 "
+        "(put it in quotes to make it text)",
+        "m.yaml:16:28: spec.updateExistingUsersOnly: expected true or false; got 'yes'",
+        "m.yaml:17:29: spec.unsubscribe.campaignId: expected a number greater than 0; got 0",
+    ]
+
+
+def test_missing_name() -> None:
+    write("m.yaml", DESTINATION.replace("{name: prod}", "{labels: {a: b}}"))
+    assert only_problem() == "m.yaml:3:1: metadata.name: required"
+
+
+def test_bad_name() -> None:
+    write("m.yaml", DESTINATION.replace("{name: prod}", "{name: 'prod eu'}"))
+    assert only_problem() == (
+        "m.yaml:3:18: metadata.name: expected 1-200 letters, digits, '-', '_' or '.'; got 'prod eu'"
+    )
+
+
+def test_missing_and_wrong_api_version() -> None:
+    write(
+        "m.yaml",
+        DESTINATION.replace("apiVersion: reconciler/v1\n", "")
+        + "---\n"
+        + DESTINATION.replace("{name: prod}", "{name: b}").replace("v1", "v2"),
+    )
+    assert problems() == [
+        "m.yaml:1:1: apiVersion: required; expected reconciler/v1",
+        "m.yaml:8:13: apiVersion: expected reconciler/v1; got 'reconciler/v2'",
+    ]
+
+
+def test_unknown_kind_lists_the_allowed_kinds() -> None:
+    write("m.yaml", DESTINATION.replace("kind: Destination", "kind: Destinaton"))
+    assert only_problem() == (
+        "m.yaml:2:7: kind: unknown kind 'Destinaton'; expected one of Destination, Audience"
+    )
+
+
+def test_missing_kind() -> None:
+    write("m.yaml", DESTINATION.replace("kind: Destination\n", ""))
+    assert only_problem() == "m.yaml:1:1: kind: required; expected one of Destination, Audience"
+
+
+def test_trait_mapping_is_reserved_for_a_later_release() -> None:
+    write(
+        "m.yaml",
+        """\
+        apiVersion: reconciler/v1
+        kind: TraitMapping
+        metadata: {name: crm}
+        spec:
+          fields: {plan_tier: plan}
+        """,
+    )
+    assert only_problem() == (
+        "m.yaml:2:7: kind TraitMapping is not supported yet in this version "
+        "(expected one of Destination, Audience)"
+    )
+
+
+def test_a_document_that_is_not_a_mapping() -> None:
+    write("m.yaml", "- a\n- b\n")
+    assert only_problem() == (
+        "m.yaml:1:1: a manifest document must be a mapping with apiVersion, kind, metadata "
+        "and spec; got a list"
+    )
+
+
+def test_yaml_syntax_error_keeps_the_documents_before_it() -> None:
+    write(
+        "m.yaml",
+        DESTINATION.replace("region: us", "region: usa"),
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a
+        """,
+    )
+    found = problems()
+    assert found[0] == "m.yaml:5:11: spec.region: expected one of us, eu, sandbox; got 'usa'"
+    assert found[1].startswith("m.yaml:12:1: invalid YAML: ")
+    assert len(found) == 2
+
+
+def test_yaml_syntax_error_position() -> None:
+    write("m.yaml", "apiVersion: reconciler/v1\nkind: Audience: x\n")
+    assert only_problem() == "m.yaml:2:15: invalid YAML: mapping values are not allowed here"
+
+
+def test_duplicate_yaml_key() -> None:
+    write("m.yaml", DESTINATION + "kind: Audience\n")
+    assert only_problem() == "m.yaml:8:1: duplicate key 'kind'; first written at line 2, column 1"
+
+
+def test_file_that_is_not_utf8() -> None:
+    Path("good.yaml").write_text(DESTINATION, encoding="utf-8")
+    Path("latin1.yaml").write_bytes("# caf\xe9\nkind: Audience\n".encode("latin-1"))
+    assert only_problem() == (
+        "latin1.yaml:1:6: file is not UTF-8 text (byte 0xe9); save it as UTF-8"
+    )
+
+
+# --- checks across documents ----------------------------------------------------------
+
+
+def test_duplicate_names_within_a_kind_name_both_locations() -> None:
+    write("a.yaml", DESTINATION)
+    write("b.yaml", "---\n" + DESTINATION)
+    assert only_problem() == (
+        "b.yaml:4:18: duplicate Destination name 'prod'; already defined at a.yaml:3:18"
+    )
+
+
+def test_the_same_name_in_different_kinds_is_fine() -> None:
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: prod}
+        spec: {destination: prod, members: {inline: []}}
+        """,
+    )
+    assert list(load_manifests(Path(".")).audiences) == ["prod"]
+
+
+def test_unknown_destination_lists_the_known_ones() -> None:
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: staging
+          members: {csv: a.csv}
+        """,
+    )
+    assert only_problem() == (
+        "m.yaml:13:16: spec.destination: unknown destination 'staging'; known destinations: prod"
+    )
+
+
+def test_an_invalid_destination_is_still_known_to_its_audiences() -> None:
+    write(
+        "m.yaml",
+        DESTINATION.replace("region: us", "region: usa"),
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec: {destination: prod, members: {csv: a.csv}}
+        """,
+    )
+    assert problems() == ["m.yaml:5:11: spec.region: expected one of us, eu, sandbox; got 'usa'"]
+
+
+def test_two_audiences_on_one_list_name_both() -> None:
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: vip}
+        spec: {destination: prod, members: {csv: a.csv}}
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: vip-copy}
+        spec:
+          destination: prod
+          listName: vip
+          members: {csv: b.csv}
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: VIP}
+        spec: {destination: prod, members: {csv: c.csv}}
+        """,
+    )
+    # List names compare case-sensitively, as Iterable's do: VIP is another list.
+    assert only_problem() == (
+        "m.yaml:19:13: audiences 'vip' and 'vip-copy' both manage the list 'vip' in "
+        "destination 'prod'; 'vip' is at m.yaml:11:18"
+    )
+
+
+# --- all problems in one pass ---------------------------------------------------------
+
+
+def test_problems_from_several_files_are_reported_together() -> None:
+    write("a.yaml", DESTINATION.replace("region: us", "region: usa"))
+    write("b/c.yaml", "apiVersion: reconciler/v1\nkind: [\n")
+    Path("b/d.yaml").write_bytes(b"\xff\xfe")
+    write(
+        "e.yaml",
+        """\
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: x}
+        spec: {destination: nowhere, members: {csv: x.csv}, colour: blue}
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: y}
+        spec: {destination: nowhere, members: {csv: y.csv}}
+        """,
+    )
+    found = problems()
+    assert [p.split(": ")[0] for p in found] == [
+        "a.yaml:5:11",
+        "b/c.yaml:3:1",
+        "b/d.yaml:1:1",
+        "e.yaml:4:53",
+        "e.yaml:9:21",
+    ]
+
+
+def test_missing_path() -> None:
+    assert only_problem("nowhere") == "nowhere:0:0: manifest path nowhere does not exist"
+
+
+def test_empty_directory() -> None:
+    Path("empty").mkdir()
+    assert only_problem("empty") == ("empty:0:0: no manifest files (*.yaml, *.yml) found in empty")
+
+
+def test_files_without_documents() -> None:
+    write("m/a.yaml", "# nothing yet\n")
+    write("m/b.yaml", "---\n---\n")
+    assert only_problem("m") == "m:0:0: no manifest documents found in m"

@@ -1,0 +1,84 @@
+"""The manifest models used directly, as other modules and tests do."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from reconciler.manifest import (
+    ApiKeyRef,
+    AudienceSpec,
+    DestinationSpec,
+    InlineMember,
+    MembersSpec,
+    UnsubscribeSpec,
+)
+
+
+def test_a_literal_key_never_appears_in_a_validation_error() -> None:
+    secret = "sk_live_0123456789abcdef"
+    with pytest.raises(ValidationError) as raised:
+        DestinationSpec.model_validate({"region": "us", "projectType": "hybrid", "apiKey": secret})
+    assert secret not in str(raised.value)
+    assert "literal key is refused" in str(raised.value)
+
+
+def test_api_key_ref_needs_exactly_one_source() -> None:
+    assert ApiKeyRef(file="key.txt").file == "key.txt"
+    with pytest.raises(ValidationError):
+        ApiKeyRef()
+    with pytest.raises(ValidationError):
+        ApiKeyRef(env="A", file="b")
+
+
+def test_sandbox_needs_no_key_but_us_and_eu_do() -> None:
+    assert DestinationSpec(region="sandbox", projectType="email").apiKey is None
+    for region in ("us", "eu"):
+        with pytest.raises(ValidationError):
+            DestinationSpec(region=region, projectType="hybrid")
+
+
+def test_models_are_strict_about_yaml_lookalikes() -> None:
+    with pytest.raises(ValidationError):
+        UnsubscribeSpec.model_validate({"channelUnsubscribe": "yes"})
+    with pytest.raises(ValidationError):
+        UnsubscribeSpec.model_validate({"campaignId": "1234"})
+    with pytest.raises(ValidationError):
+        UnsubscribeSpec.model_validate({"campaignId": True})
+    with pytest.raises(ValidationError):
+        InlineMember.model_validate({"userId": 42})
+
+
+def test_inline_entries_keep_their_form_and_normalise_on_request() -> None:
+    members = MembersSpec.model_validate(
+        {"inline": ["a@example.com", "u-1", {"userId": "u-2", "plan": "gold", "ltv": 12.5}]}
+    )
+    assert members.inline is not None
+    assert members.inline[:2] == ["a@example.com", "u-1"]
+    assert members.inline_members() == [
+        InlineMember(email="a@example.com"),
+        InlineMember(userId="u-1"),
+        InlineMember(userId="u-2", plan="gold", ltv=12.5),
+    ]
+    assert members.inline_members()[2].traits == {"plan": "gold", "ltv": 12.5}
+
+
+def test_csv_column_names_are_refused_with_inline_members() -> None:
+    with pytest.raises(ValidationError, match="column names apply only to csv"):
+        MembersSpec.model_validate({"inline": [], "email": "mail"})
+
+
+def test_audience_defaults() -> None:
+    spec = AudienceSpec.model_validate({"destination": "prod", "members": {"csv": "a.csv"}})
+    assert spec.listName is None
+    assert spec.updateExistingUsersOnly is False
+    assert spec.unsubscribe == UnsubscribeSpec(campaignId=None, channelUnsubscribe=False)
+    assert (spec.members.email, spec.members.userId) == ("email", "userId")
+    assert spec.members.inline_members() == []
+
+
+def test_list_name_length_is_bounded() -> None:
+    with pytest.raises(ValidationError):
+        AudienceSpec.model_validate(
+            {"destination": "prod", "listName": "x" * 256, "members": {"csv": "a.csv"}}
+        )
