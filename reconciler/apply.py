@@ -16,6 +16,7 @@ from reconciler.errors import AuthError, IterableError
 from reconciler.identity import Member, ProjectType, looks_like_email
 from reconciler.iterable import BatchResult, IterableClient
 from reconciler.plan import DestinationPlan, ListPlan, Plan
+from reconciler.plan.ownership import mark
 
 T = TypeVar("T")
 Progress = Callable[[str, int], None]  # (phase, members done in this step)
@@ -40,9 +41,18 @@ class ListResult:
 
 
 @dataclass
+class DeletionResult:
+    list_id: int
+    list_name: str
+    deleted: bool = False
+    error: str | None = None
+
+
+@dataclass
 class DestinationResult:
     destination: str
     lists: list[ListResult]
+    deletions: list[DeletionResult] = field(default_factory=list)
 
 
 @dataclass
@@ -51,14 +61,18 @@ class ApplyReport:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
+    rejected_file: str | None = None  # where the CLI wrote every rejected member in full
 
     @property
     def ok(self) -> bool:
-        return all(lr.ok for d in self.destinations for lr in d.lists)
+        return all(lr.ok for d in self.destinations for lr in d.lists) and all(
+            x.error is None for d in self.destinations for x in d.deletions
+        )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, show: Callable[[str], str]) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "rejected_file": self.rejected_file,
             "requests": self.requests,
             "retries": self.retries,
             "rate_limited": self.rate_limited,
@@ -76,11 +90,21 @@ class ApplyReport:
                             "planned_add": lr.planned_add,
                             "planned_remove": lr.planned_remove,
                             "rejected": [
-                                {"member": k, "reason": v} for k, v in sorted(lr.rejected.items())
+                                {"member": show(k), "reason": v}
+                                for k, v in sorted(lr.rejected.items())
                             ],
                             "errors": lr.errors,
                         }
                         for lr in d.lists
+                    ],
+                    "deleted_lists": [
+                        {
+                            "list_id": x.list_id,
+                            "list_name": x.list_name,
+                            "deleted": x.deleted,
+                            "error": x.error,
+                        }
+                        for x in d.deletions
                     ],
                 }
                 for d in self.destinations
@@ -152,7 +176,8 @@ def _apply_destination(
         result = results[lp.list_name]
         if lp.create:
             try:
-                result.list_id = client.create_list(lp.list_name, lp.description)
+                # The marker is how prune knows the list is ours to delete later.
+                result.list_id = client.create_list(lp.list_name, mark(lp.description))
                 result.created = True
             except AuthError:
                 raise
@@ -219,7 +244,20 @@ def _apply_destination(
             result.removed += len(ids) - len(failed)
             if progress is not None:
                 progress("remove", len(ids))
-    return DestinationResult(dest_plan.destination, list(results.values()))
+
+    # 4. delete lists (prune); only ever lists that carry the ownership marker
+    deletions = []
+    for deletion in dest_plan.deletions:
+        outcome = DeletionResult(deletion.list_id, deletion.list_name)
+        try:
+            client.delete_list(deletion.list_id)
+            outcome.deleted = True
+        except AuthError:
+            raise
+        except IterableError as exc:
+            outcome.error = str(exc)
+        deletions.append(outcome)
+    return DestinationResult(dest_plan.destination, list(results.values()), deletions)
 
 
 def _run(

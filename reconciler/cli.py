@@ -8,9 +8,12 @@ itself, so `--format json` leaves exactly one JSON object on stdout.
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 import sys
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -22,12 +25,23 @@ from reconciler.apply import ApplyReport, apply_plan
 from reconciler.connect import open_client
 from reconciler.desired import build_desired
 from reconciler.emulator import emulator_app
-from reconciler.errors import ManifestError, ReconcilerError
+from reconciler.errors import ManifestError, ReconcilerError, StalePlanError, UnsafePlanError
 from reconciler.iterable import ClientSettings, IterableClient
+from reconciler.lock import destination_locks
 from reconciler.manifest import Manifests, load_manifests, manifest_json_schema
+from reconciler.masking import quoted, shower
 from reconciler.plan import Plan
+from reconciler.plan.fingerprint import first_difference
+from reconciler.planfile import SavedPlan, load_plan, manifests_digest, save_plan
 from reconciler.reconcile import make_plan
-from reconciler.render import plan_json, plan_text, report_json, report_text
+from reconciler.render import (
+    plan_json,
+    plan_markdown,
+    plan_text,
+    report_json,
+    report_markdown,
+    report_text,
+)
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -50,6 +64,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 class OutputFormat(StrEnum):
     text = "text"
+    markdown = "markdown"
     json = "json"
 
 
@@ -118,8 +133,18 @@ def _plan(
         )
 
 
+ShowMembersOpt = typer.Option(
+    False,
+    "--show-members",
+    help="Show member emails and userIds in full. By default they are masked "
+    "(j***@e***.com), because plans are posted where many people can read them.",
+)
+
+
 @app.command()
-def validate(path: Path = PathArg, debug: bool = DebugOpt) -> None:
+def validate(
+    path: Path = PathArg, show_members: bool = ShowMembersOpt, debug: bool = DebugOpt
+) -> None:
     """Check manifests and member sources without contacting Iterable.
 
     Every problem is printed as FILE:LINE:COL: message, all at once. Exit 1 if any."""
@@ -129,8 +154,9 @@ def validate(path: Path = PathArg, debug: bool = DebugOpt) -> None:
     except ReconcilerError as exc:
         raise _fail(exc) from None
     issues = [issue for d in desired.values() for item in d.lists for issue in item.issues]
+    show = quoted(shower(show_members))
     for issue in issues:
-        err.print(str(issue), markup=False)
+        err.print(issue.describe(show), markup=False)
     members = sum(len(item.members) for d in desired.values() for item in d.lists)
     if issues:
         err.print(f"{len(issues)} invalid member{'s' if len(issues) != 1 else ''} found.")
@@ -141,79 +167,206 @@ def validate(path: Path = PathArg, debug: bool = DebugOpt) -> None:
     )
 
 
+SummaryFileOpt = typer.Option(
+    None,
+    "--summary-file",
+    help='Also append the markdown version to this file (e.g. "$GITHUB_STEP_SUMMARY").',
+)
+
+
+def _append(path: Path, text: str) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(text if text.endswith("\n") else text + "\n")
+
+
 @app.command()
 def plan(
     path: Path = PathArg,
     output: OutputFormat = typer.Option(
-        OutputFormat.text, "--format", "-f", help="text for people, json for machines."
+        OutputFormat.text,
+        "--format",
+        "-f",
+        help="text for people, markdown for pull requests, json for machines.",
     ),
     detailed_exitcode: bool = typer.Option(
         False,
         "--detailed-exitcode",
-        help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
+        help="Exit 0 when there is nothing to do, 2 when there are changes.",
     ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Save the plan to this file so `apply --plan` applies exactly it. The file holds "
+        "the full member lists (personal data): keep it private and short-lived.",
+    ),
+    summary_file: Path | None = SummaryFileOpt,
+    show_members: bool = ShowMembersOpt,
     target: list[str] | None = TargetOpt,
     state_dir: Path = StateDirOpt,
     debug: bool = DebugOpt,
 ) -> None:
-    """Show what apply would change in Iterable. Reads only; writes nothing."""
+    """Show what apply would change in Iterable. Reads only; writes nothing to Iterable.
+
+    Exit codes: 0 success (with --detailed-exitcode: no changes), 1 error or invalid members,
+    2 changes present (--detailed-exitcode), 3 blocked by the safety policy."""
     try:
         manifests = _load(path, target)
         with ExitStack() as stack:
             clients = _open_clients(manifests, stack, state_dir)
             the_plan = _plan(manifests, clients, target)
+        if out is not None:
+            save_plan(out, the_plan, manifests, path, target)
     except ReconcilerError as exc:
         raise _fail(exc) from None
-    typer.echo(
-        plan_json(the_plan) if output is OutputFormat.json else plan_text(the_plan),
-        nl=output is not OutputFormat.text,
-    )
+    _print_plan(the_plan, output, show_members)
+    if summary_file is not None:
+        _append(summary_file, plan_markdown(the_plan, show_members))
+    if out is not None:
+        err.print(
+            f"Plan saved to {out}; apply it with: reconciler apply --plan {out}", markup=False
+        )
+    if the_plan.violations():
+        raise typer.Exit(UnsafePlanError.exit_code)
     if the_plan.summary.members_skipped:
         raise typer.Exit(EXIT_ERROR)
     if detailed_exitcode and the_plan.has_changes:
         raise typer.Exit(EXIT_CHANGES)
 
 
+def _print_plan(the_plan: Plan, output: OutputFormat, show_members: bool) -> None:
+    if output is OutputFormat.json:
+        typer.echo(plan_json(the_plan, show_members))
+    elif output is OutputFormat.markdown:
+        typer.echo(plan_markdown(the_plan, show_members), nl=False)
+    else:
+        typer.echo(plan_text(the_plan, show_members), nl=False)
+
+
 @app.command()
 def apply(
     path: Path = PathArg,
     yes: bool = typer.Option(
-        False, "--yes", "-y", help="Do not ask for confirmation (needed without a terminal)."
+        False,
+        "--yes",
+        "-y",
+        help="Do not ask for confirmation (needed without a terminal). "
+        "Never overrides the safety policy.",
+    ),
+    saved: Path | None = typer.Option(
+        None,
+        "--plan",
+        help="Apply this saved plan (from `plan --out`) exactly. Refused, with nothing "
+        "changed, when the manifests or Iterable changed since it was made. PATH is not "
+        "needed: the plan file records where its manifests are.",
+    ),
+    allow_unsafe: bool = typer.Option(
+        False, "--allow-unsafe", help="Apply even when the safety policy blocks the plan."
+    ),
+    allow_removals: bool = typer.Option(
+        False, "--allow-removals", help="Allow removals beyond maxRemovalPercent/maxRemovals."
+    ),
+    allow_list_deletion: bool = typer.Option(
+        False,
+        "--allow-list-deletion",
+        help="Allow prune to delete lists without allowListDeletion in the policy.",
     ),
     output: OutputFormat = typer.Option(
-        OutputFormat.text, "--format", "-f", help="text for people, json for machines."
+        OutputFormat.text, "--format", "-f", help="text for people, markdown, or json."
     ),
+    summary_file: Path | None = SummaryFileOpt,
+    show_members: bool = ShowMembersOpt,
     target: list[str] | None = TargetOpt,
     state_dir: Path = StateDirOpt,
     debug: bool = DebugOpt,
 ) -> None:
-    """Make Iterable match the manifests: create lists, add and remove members.
+    """Make Iterable match the manifests: create lists, add and remove members, prune.
 
-    Shows the plan first and asks for confirmation unless --yes. Only the differences
-    are sent; a second apply right after does nothing. Exit 0 only when every change
-    succeeded."""
+    Shows the plan first and asks for confirmation unless --yes. Only the differences are
+    sent; a second apply right after does nothing. Exit codes: 0 every change succeeded,
+    1 error or rejected members, 3 blocked by the safety policy, 4 stale saved plan."""
     try:
+        if saved is not None:
+            loaded = load_plan(saved)
+            path, target = loaded.manifest_root, loaded.targets
         manifests = _load(path, target)
         with ExitStack() as stack:
             clients = _open_clients(manifests, stack, state_dir)
+            stack.enter_context(destination_locks(state_dir, list(clients)))
             the_plan = _plan(manifests, clients, target)
-            if output is OutputFormat.text:
-                typer.echo(plan_text(the_plan), nl=False)
+            if saved is not None:
+                _check_fresh(loaded, manifests, the_plan)
+                the_plan = loaded.plan
+            if output is not OutputFormat.json:
+                _print_plan(the_plan, output, show_members)
             if not the_plan.has_changes:
                 if output is OutputFormat.json:
-                    typer.echo(report_json(ApplyReport()))
+                    typer.echo(report_json(ApplyReport(), show_members))
                 raise typer.Exit(EXIT_ERROR if the_plan.summary.members_skipped else EXIT_OK)
+            _check_policy(the_plan, allow_unsafe, allow_removals, allow_list_deletion)
             if not yes:
                 _confirm()
             report = _apply_with_progress(the_plan, clients)
+            report.rejected_file = _write_rejected(report, state_dir)
     except ReconcilerError as exc:
         raise _fail(exc) from None
-    typer.echo(
-        report_json(report) if output is OutputFormat.json else report_text(report),
-        nl=output is OutputFormat.json,
-    )
+    if output is OutputFormat.json:
+        typer.echo(report_json(report, show_members))
+    elif output is OutputFormat.markdown:
+        typer.echo(report_markdown(report, show_members), nl=False)
+    else:
+        typer.echo(report_text(report, show_members), nl=False)
+    if summary_file is not None:
+        _append(summary_file, report_markdown(report, show_members))
     if not report.ok or the_plan.summary.members_skipped:
         raise typer.Exit(EXIT_ERROR)
+
+
+def _check_fresh(loaded: SavedPlan, manifests: Manifests, current: Plan) -> None:
+    if manifests_digest(manifests) != loaded.manifest_digest:
+        raise StalePlanError(
+            "stale plan: the manifests or their member sources changed since the plan was "
+            "made; run plan again"
+        )
+    difference = first_difference(loaded.plan.fingerprint, current.fingerprint)
+    if difference is not None:
+        raise StalePlanError(f"stale plan: {difference} since the plan was made; run plan again")
+
+
+def _check_policy(
+    the_plan: Plan, allow_unsafe: bool, allow_removals: bool, allow_list_deletion: bool
+) -> None:
+    allowed = {"removals": allow_removals, "list_deletion": allow_list_deletion}
+    blocking = [v for v in the_plan.violations() if not (allow_unsafe or allowed[v.rule])]
+    if blocking:
+        reasons = "; ".join(f"{v.destination}/{v.list_name}: {v.message}" for v in blocking)
+        raise UnsafePlanError(
+            f"the safety policy blocks this plan, nothing was changed: {reasons}. Review it, "
+            "then pass --allow-unsafe (or --allow-removals / --allow-list-deletion) to apply"
+        )
+    for v in the_plan.violations():
+        err.print(f"warning: applying despite the safety policy: {v.message}", markup=False)
+
+
+def _write_rejected(report: ApplyReport, state_dir: Path) -> str | None:
+    """Every rejected member in full, in a local file, since output masks them."""
+    rows = [
+        (d.destination, lr.list_name, member, reason)
+        for d in report.destinations
+        for lr in d.lists
+        for member, reason in sorted(lr.rejected.items())
+    ]
+    if not rows:
+        return None
+    runs = state_dir / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = runs / f"rejected-{stamp}-{os.getpid()}.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["destination", "list", "member", "reason"])
+        writer.writerows(rows)
+    path.chmod(0o600)
+    return str(path)
 
 
 def _confirm() -> None:

@@ -5,6 +5,9 @@
     ├── ConfigError                 environment or configuration is wrong (missing key, ...)
     ├── SourceError                 a member source could not be read at all (missing file, ...)
     ├── LiveStateError              live state is ambiguous (two lists with one name, ...)
+    ├── UnsafePlanError             the safety policy blocks the plan (exit 3)
+    ├── StalePlanError              a saved plan no longer matches manifests or Iterable (exit 4)
+    ├── LockedError                 another apply holds the destination's lock
     └── IterableError               Iterable answered with an error, or could not be reached
         ├── AuthError               401 BadApiKey
         ├── ListInUseError          409 on delete
@@ -55,6 +58,18 @@ class SourceError(ReconcilerError):
 
 
 class LiveStateError(ReconcilerError):
+    pass
+
+
+class UnsafePlanError(ReconcilerError):
+    exit_code = 3
+
+
+class StalePlanError(ReconcilerError):
+    exit_code = 4
+
+
+class LockedError(ReconcilerError):
     pass
 
 

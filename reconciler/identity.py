@@ -23,7 +23,13 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class InvalidIdentity(ValueError):
-    """A member cannot be identified; the message says why, for the user."""
+    """A member cannot be identified. `reason` says why; `value` is the offending identifier,
+    kept apart so output that may be published can mask it."""
+
+    def __init__(self, reason: str, value: str | None = None):
+        self.reason = reason
+        self.value = value
+        super().__init__(f"{reason} {value!r}" if value is not None else reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +51,7 @@ class Member:
 def normalise_email(raw: str) -> str:
     email = raw.strip().lower()
     if not _EMAIL.match(email):
-        raise InvalidIdentity(f"invalid email {raw!r}")
+        raise InvalidIdentity("invalid email", raw)
     return email
 
 
@@ -54,13 +60,13 @@ def validate_user_id(raw: str) -> str:
         raise InvalidIdentity("empty userId")
     if len(raw) > MAX_USER_ID_LENGTH:
         raise InvalidIdentity(
-            f"userId {raw[:20]!r}... is {len(raw)} characters; Iterable allows at most "
-            f"{MAX_USER_ID_LENGTH}"
+            f"userId is {len(raw)} characters (Iterable allows at most {MAX_USER_ID_LENGTH}):",
+            raw,
         )
     if not all(" " <= ch <= "~" for ch in raw):
-        raise InvalidIdentity(f"userId {raw!r} has characters outside printable ASCII")
+        raise InvalidIdentity("userId has characters outside printable ASCII:", raw)
     if raw != raw.rstrip(" "):
-        raise InvalidIdentity(f"userId {raw!r} ends with a space")
+        raise InvalidIdentity("userId ends with a space:", raw)
     return raw
 
 

@@ -19,6 +19,8 @@ API_KEY_ENV = "RECONCILER_EMULATOR_API_KEY"
 emulator_app = typer.Typer(
     help="A local stand-in for Iterable's API, for tests and trying reconciler out.",
     no_args_is_help=True,
+    # Typer's pretty tracebacks print local variables, and `serve` holds the API key in one.
+    pretty_exceptions_show_locals=False,
 )
 
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote
 
 import httpx
@@ -240,7 +240,8 @@ class Emulator:
             if key_hash in self._key_index:
                 owner = self._key_index[key_hash]
                 raise ValueError(f"that API key already belongs to project {owner!r}")
-            project = Project(name, project_type, key_hash, list_ids=self._list_ids)  # type: ignore[arg-type]
+            kind = cast(ProjectType, project_type)
+            project = Project(name, kind, key_hash, list_ids=self._list_ids)
             self.projects[name] = project
             self._key_index[key_hash] = name
             project.dirty = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import selectors
 import socket
 import sys
 import threading
@@ -163,6 +164,7 @@ class _Server(ThreadingHTTPServer):
         self.emulator = emulator
         self._open: dict[socket.socket, threading.Thread] = {}
         self._open_lock = threading.Lock()
+        self._wake_reader, self._wake_writer = socket.socketpair()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
@@ -184,6 +186,38 @@ class _Server(ThreadingHTTPServer):
         finally:
             with self._open_lock:
                 self._open.pop(request, None)
+
+    def serve_until_woken(self) -> None:
+        """Accept connections until wake() is called.
+
+        socketserver's serve_forever only notices shutdown() at its poll interval; a
+        wake-up socket makes stop() immediate, which keeps a test suite that starts a
+        server per test fast.
+        """
+        with selectors.DefaultSelector() as selector:
+            selector.register(self, selectors.EVENT_READ)
+            selector.register(self._wake_reader, selectors.EVENT_READ)
+            while True:
+                ready = selector.select()
+                if any(key.fileobj is self._wake_reader for key, _ in ready):
+                    return
+                try:
+                    request, client_address = self.get_request()
+                except OSError:
+                    continue
+                if self.verify_request(request, client_address):
+                    self.process_request(request, client_address)
+                else:
+                    self.shutdown_request(request)
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_writer.send(b"x")
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_reader.close()
+        self._wake_writer.close()
 
     def close_connections(self, timeout: float) -> None:
         """End idle keep-alive connections so their threads exit now, not at the timeout."""
@@ -214,8 +248,7 @@ class EmulatorServer:
         self._server = server
         self._port = server.server_address[1]
         self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            target=server.serve_until_woken,
             name="emulator-server",
             daemon=True,
         )
@@ -227,7 +260,7 @@ class EmulatorServer:
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
-        server.shutdown()
+        server.wake()
         thread.join(timeout)
         server.close_connections(timeout)
         server.server_close()

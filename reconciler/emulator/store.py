@@ -13,7 +13,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from reconciler.emulator.project import ListIdSequence, ListRecord, Project, User
+from reconciler.emulator.project import (
+    DEFAULT_CHANNEL_ID,
+    ListIdSequence,
+    ListRecord,
+    Project,
+    User,
+)
 
 FORMAT_VERSION = 1
 
@@ -64,7 +70,7 @@ def project_from_json(data: dict[str, Any], list_ids: ListIdSequence) -> Project
             created_at=item["createdAt"],
             list_type=item["listType"],
             in_use=item.get("inUse", False),
-            channel_id=item.get("channelId", ListRecord.channel_id),
+            channel_id=item.get("channelId", DEFAULT_CHANNEL_ID),
         )
     users: list[User] = []
     for item in data["users"]:

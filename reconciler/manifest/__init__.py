@@ -19,6 +19,8 @@ from reconciler.manifest.model import (
     InlineMember,
     MembersSpec,
     Metadata,
+    PolicySpec,
+    RemovalPolicySpec,
     UnsubscribeSpec,
 )
 from reconciler.manifest.schema import manifest_json_schema
@@ -35,6 +37,8 @@ __all__ = [
     "Manifests",
     "MembersSpec",
     "Metadata",
+    "PolicySpec",
+    "RemovalPolicySpec",
     "UnsubscribeSpec",
     "load_manifests",
     "manifest_json_schema",

@@ -130,6 +130,30 @@ HttpUrl = Annotated[
 ]
 
 
+class RemovalPolicySpec(_StrictModel):
+    """Limits on removals from one list; an audience's override of its destination's."""
+
+    maxRemovalPercent: Annotated[float, Field(ge=0, le=100)] | None = Field(
+        default=None,
+        description="Block a plan that removes more than this share of a list's current "
+        "members (default 10; compared with '>').",
+    )
+    maxRemovals: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="Block a plan that removes more members than this from a list."
+    )
+
+
+class PolicySpec(RemovalPolicySpec):
+    """Safety limits a plan must stay within, or apply refuses it (unless overridden by flag)."""
+
+    allowListDeletion: bool = Field(
+        default=False, description="Allow prune to delete lists (default false)."
+    )
+
+
+DEFAULT_MAX_REMOVAL_PERCENT = 10.0
+
+
 class DestinationSpec(_StrictModel):
     """One Iterable project: where it is, how it identifies users, and how to log in."""
 
@@ -144,6 +168,11 @@ class DestinationSpec(_StrictModel):
     )
     baseUrl: HttpUrl | None = Field(
         default=None, description="Override the API address (a proxy or the emulator)."
+    )
+    policy: PolicySpec = Field(default_factory=PolicySpec)
+    prune: bool = Field(
+        default=False,
+        description="Delete lists that reconciler created and no manifest declares any more.",
     )
 
     model_config = ConfigDict(
@@ -310,6 +339,9 @@ class AudienceSpec(_StrictModel):
     members: MembersSpec
     updateExistingUsersOnly: bool = False
     unsubscribe: UnsubscribeSpec = Field(default_factory=UnsubscribeSpec)
+    policy: RemovalPolicySpec = Field(
+        default_factory=RemovalPolicySpec, description="Overrides the destination's policy."
+    )
 
 
 class DestinationDocument(_StrictModel):

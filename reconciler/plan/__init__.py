@@ -1,14 +1,24 @@
 """Plans: the model and the pure planner."""
 
-from reconciler.plan.model import DestinationPlan, ListPlan, Plan, Summary
-from reconciler.plan.planner import diff_members, plan_destination, plan_list
+from reconciler.plan.model import (
+    DestinationPlan,
+    ListDeletion,
+    ListPlan,
+    Plan,
+    Summary,
+    Violation,
+)
+from reconciler.plan.planner import diff_members, plan_deletions, plan_destination, plan_list
 
 __all__ = [
     "DestinationPlan",
+    "ListDeletion",
     "ListPlan",
     "Plan",
     "Summary",
+    "Violation",
     "diff_members",
+    "plan_deletions",
     "plan_destination",
     "plan_list",
 ]

@@ -3,6 +3,7 @@ that apply needs and the counts and samples that people read."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,12 +30,18 @@ class ListPlan:
     update_existing_users_only: bool = False
     campaign_id: int | None = None
     channel_unsubscribe: bool = False
+    max_removal_percent: float = 10.0
+    max_removals: int | None = None
 
     @property
     def has_changes(self) -> bool:
         return self.create or bool(self.add) or bool(self.remove)
 
-    def changes(self) -> list[dict[str, Any]]:
+    @property
+    def removal_percent(self) -> float:
+        return 100.0 * len(self.remove) / self.live_count if self.live_count else 0.0
+
+    def changes(self, show: Callable[[str], str]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         if self.create:
             out.append({"type": "create_list", "list_name": self.list_name})
@@ -43,7 +50,7 @@ class ListPlan:
                 {
                     "type": "add_members",
                     "count": len(self.add),
-                    "sample": [m.key for m in self.add[:SAMPLE_SIZE]],
+                    "sample": [show(m.key) for m in self.add[:SAMPLE_SIZE]],
                 }
             )
         if self.remove:
@@ -51,11 +58,29 @@ class ListPlan:
                 {
                     "type": "remove_members",
                     "count": len(self.remove),
-                    "sample": list(self.remove[:SAMPLE_SIZE]),
+                    "sample": [show(i) for i in self.remove[:SAMPLE_SIZE]],
                     "channel_unsubscribe": self.channel_unsubscribe,
                 }
             )
         return out
+
+
+@dataclass(frozen=True)
+class ListDeletion:
+    """A list reconciler created (it carries the ownership marker) that no manifest declares."""
+
+    list_id: int
+    list_name: str
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One reason the safety policy blocks a plan; `rule` names the flag that overrides it."""
+
+    destination: str
+    list_name: str
+    rule: Literal["removals", "list_deletion"]
+    message: str
 
 
 @dataclass(frozen=True)
@@ -64,10 +89,52 @@ class DestinationPlan:
     project_type: ProjectType
     lists: tuple[ListPlan, ...]
     skipped_members: tuple[tuple[str, MemberIssue], ...] = ()  # (audience, issue)
+    deletions: tuple[ListDeletion, ...] = ()
+    allow_list_deletion: bool = False
 
     @property
     def has_changes(self) -> bool:
-        return any(lp.has_changes for lp in self.lists)
+        return any(lp.has_changes for lp in self.lists) or bool(self.deletions)
+
+    def violations(self) -> list[Violation]:
+        """The safety policy, judged on the plan itself (as octoDNS's Plan.raise_if_unsafe)."""
+        out: list[Violation] = []
+        for lp in self.lists:
+            if not lp.remove:
+                continue
+            if lp.removal_percent > lp.max_removal_percent:
+                out.append(
+                    Violation(
+                        self.destination,
+                        lp.list_name,
+                        "removals",
+                        f"removes {len(lp.remove)} of {lp.live_count} members "
+                        f"({lp.removal_percent:.1f}%), more than maxRemovalPercent "
+                        f"{lp.max_removal_percent:g}%",
+                    )
+                )
+            if lp.max_removals is not None and len(lp.remove) > lp.max_removals:
+                out.append(
+                    Violation(
+                        self.destination,
+                        lp.list_name,
+                        "removals",
+                        f"removes {len(lp.remove)} members, more than maxRemovals "
+                        f"{lp.max_removals}",
+                    )
+                )
+        if not self.allow_list_deletion:
+            for deletion in self.deletions:
+                out.append(
+                    Violation(
+                        self.destination,
+                        deletion.list_name,
+                        "list_deletion",
+                        f"deletes list {deletion.list_name!r} (id {deletion.list_id}); the "
+                        "destination's policy does not set allowListDeletion: true",
+                    )
+                )
+        return out
 
 
 @dataclass(frozen=True)
@@ -93,26 +160,42 @@ class Summary:
 @dataclass(frozen=True)
 class Plan:
     destinations: tuple[DestinationPlan, ...] = field(default_factory=tuple)
+    # destination -> list name -> what the live list looked like (see plan/fingerprint.py)
+    fingerprint: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def has_changes(self) -> bool:
         return any(d.has_changes for d in self.destinations)
 
+    def violations(self) -> list[Violation]:
+        return [v for d in self.destinations for v in d.violations()]
+
+    @property
+    def uses_channel_unsubscribe(self) -> bool:
+        return any(
+            lp.channel_unsubscribe and lp.remove for d in self.destinations for lp in d.lists
+        )
+
     @property
     def summary(self) -> Summary:
         lists = [lp for d in self.destinations for lp in d.lists]
         return Summary(
+            lists_to_delete=sum(len(d.deletions) for d in self.destinations),
             lists_to_create=sum(lp.create for lp in lists),
             members_to_add=sum(len(lp.add) for lp in lists),
             members_to_remove=sum(len(lp.remove) for lp in lists),
             members_skipped=sum(len(d.skipped_members) for d in self.destinations),
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, show: Callable[[str], str]) -> dict[str, Any]:
+        """The plan for machines (`--format json`): counts, samples through `show` (masked by
+        default), policy verdicts. Full member sets live only in saved plan files."""
         s = self.summary
+        violations = self.violations()
         return {
             "format_version": 1,
             "has_changes": self.has_changes,
+            "blocked": bool(violations),
             "summary": {
                 "lists_to_create": s.lists_to_create,
                 "lists_to_delete": s.lists_to_delete,
@@ -121,6 +204,15 @@ class Plan:
                 "users_to_update": s.users_to_update,
                 "members_skipped": s.members_skipped,
             },
+            "violations": [
+                {
+                    "destination": v.destination,
+                    "list_name": v.list_name,
+                    "rule": v.rule,
+                    "message": v.message,
+                }
+                for v in violations
+            ],
             "destinations": [
                 {
                     "name": d.destination,
@@ -133,12 +225,20 @@ class Plan:
                             "live_members": lp.live_count,
                             "desired_members": lp.desired_count,
                             "unchanged_members": lp.unchanged,
-                            "changes": lp.changes(),
+                            "changes": lp.changes(show),
                         }
                         for lp in d.lists
                     ],
+                    "lists_to_delete": [
+                        {"list_id": x.list_id, "list_name": x.list_name} for x in d.deletions
+                    ],
                     "skipped_members": [
-                        {"audience": audience, "where": issue.where, "reason": issue.message}
+                        {
+                            "audience": audience,
+                            "where": issue.where,
+                            "reason": issue.message,
+                            **({"value": show(issue.value)} if issue.value is not None else {}),
+                        }
                         for audience, issue in d.skipped_members
                     ],
                 }

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from reconciler.identity import Member, ProjectType
-from reconciler.plan.model import DestinationPlan, ListPlan
+from reconciler.iterable.client import ListInfo
+from reconciler.plan.model import DestinationPlan, ListDeletion, ListPlan
+from reconciler.plan.ownership import is_managed
 from reconciler.sources import MemberIssue
 
 
@@ -42,6 +44,8 @@ def plan_list(
     update_existing_users_only: bool = False,
     campaign_id: int | None = None,
     channel_unsubscribe: bool = False,
+    max_removal_percent: float = 10.0,
+    max_removals: int | None = None,
 ) -> ListPlan:
     add, remove = diff_members(desired, live_members if live_list_id is not None else ())
     return ListPlan(
@@ -58,6 +62,25 @@ def plan_list(
         update_existing_users_only=update_existing_users_only,
         campaign_id=campaign_id,
         channel_unsubscribe=channel_unsubscribe,
+        max_removal_percent=max_removal_percent,
+        max_removals=max_removals,
+    )
+
+
+def plan_deletions(
+    live_lists: Iterable[ListInfo], declared_names: Collection[str]
+) -> list[ListDeletion]:
+    """Lists to delete under `prune: true`: Standard lists carrying reconciler's ownership
+    marker that no manifest declares. Unmarked lists are never candidates."""
+    return sorted(
+        (
+            ListDeletion(info.id, info.name)
+            for info in live_lists
+            if info.list_type == "Standard"
+            and is_managed(info.description)
+            and info.name not in declared_names
+        ),
+        key=lambda d: (d.list_name, d.list_id),
     )
 
 
@@ -66,10 +89,14 @@ def plan_destination(
     project_type: ProjectType,
     lists: list[ListPlan],
     skipped: list[tuple[str, MemberIssue]],
+    deletions: list[ListDeletion] | None = None,
+    allow_list_deletion: bool = False,
 ) -> DestinationPlan:
     return DestinationPlan(
         destination=destination,
         project_type=project_type,
         lists=tuple(sorted(lists, key=lambda lp: lp.list_name)),
         skipped_members=tuple(skipped),
+        deletions=tuple(deletions or ()),
+        allow_list_deletion=allow_list_deletion,
     )

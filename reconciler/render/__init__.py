@@ -1,4 +1,8 @@
-"""Plans and apply reports for people (text) and machines (JSON)."""
+"""Plans and apply reports for people (text, markdown) and machines (JSON).
+
+Every renderer takes `show_members`: False (the default everywhere) masks member
+identifiers, because plans are posted where many people read them (reconciler.masking).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,19 @@ import jinja2
 
 from reconciler.apply import ApplyReport
 from reconciler.identity import Member
+from reconciler.masking import Show, quoted, shower
 from reconciler.plan import ListPlan, Plan
 
 SAMPLE = 10
+SKIPPED_SAMPLE = 20
+# What overrides each kind of violation on the apply command line.
+OVERRIDES = {
+    "removals": "--allow-removals or --allow-unsafe",
+    "list_deletion": "--allow-list-deletion or --allow-unsafe",
+}
+# GitHub rejects comments over 65,536 characters; samples keep plans far below it, and this
+# is the backstop.
+MARKDOWN_LIMIT = 60_000
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("reconciler.render", "templates"),
@@ -19,7 +33,7 @@ _env = jinja2.Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
     undefined=jinja2.StrictUndefined,
-    autoescape=False,  # plain text for a terminal, not HTML
+    autoescape=False,  # plain text and markdown, not HTML
 )
 
 
@@ -27,34 +41,106 @@ def _list_ref(lp: ListPlan) -> str:
     return f" (list {lp.list_id})" if lp.list_id is not None else " (new list)"
 
 
-def _member_label(member: Member) -> str:
-    if member.key_kind == "userId" and member.email is not None:
-        return f"{member.key} <{member.email}>"
-    return member.key
+def _member_label(show: Show) -> Any:
+    def label(member: Member) -> str:
+        if member.key_kind == "userId" and member.email is not None:
+            return f"{show(member.key)} <{show(member.email)}>"
+        return show(member.key)
+
+    return label
 
 
-def plan_text(plan: Plan, sample: int = SAMPLE) -> str:
-    template = _env.get_template("plan.txt.j2")
-    return template.render(
-        plan=plan, s=plan.summary, sample=sample, list_ref=_list_ref, member_label=_member_label
-    )
+def _md(text: str) -> str:
+    """Escape what would break a markdown table cell or start markup."""
+    for ch in "\\|*_`<>[]":
+        text = text.replace(ch, "\\" + ch)
+    return text
 
 
-def plan_json(plan: Plan) -> str:
-    return json.dumps(plan.to_dict(), indent=2, sort_keys=False)
+def _notes(lp: ListPlan) -> str:
+    notes = []
+    if lp.create:
+        notes.append("create list")
+    if lp.remove:
+        notes.append(f"removes {lp.removal_percent:.1f}%")
+    if lp.channel_unsubscribe and lp.remove:
+        notes.append("**channelUnsubscribe**")
+    if lp.update_existing_users_only and lp.add:
+        notes.append("existing users only")
+    return ", ".join(notes)
 
 
-def report_text(report: ApplyReport) -> str:
+def _context(plan: Plan, show_members: bool) -> dict[str, Any]:
+    show = shower(show_members)
+    return {
+        "plan": plan,
+        "s": plan.summary,
+        "violations": plan.violations(),
+        "override": OVERRIDES,
+        "channel_lists": [
+            lp.list_name
+            for d in plan.destinations
+            for lp in d.lists
+            if lp.channel_unsubscribe and lp.remove
+        ],
+        "sample": SAMPLE,
+        "skipped_sample": SKIPPED_SAMPLE,
+        "show": show,
+        "quoted": quoted(show),
+        "member_label": _member_label(show),
+        "list_ref": _list_ref,
+        "masked": not show_members,
+        "md": _md,
+        "notes": _notes,
+    }
+
+
+def plan_text(plan: Plan, show_members: bool = False) -> str:
+    return _env.get_template("plan.txt.j2").render(_context(plan, show_members))
+
+
+def plan_markdown(plan: Plan, show_members: bool = False) -> str:
+    text = _env.get_template("plan.md.j2").render(_context(plan, show_members))
+    if len(text) > MARKDOWN_LIMIT:
+        cut = text[:MARKDOWN_LIMIT].rsplit("\n", 1)[0]
+        text = (
+            cut + "\n\n_(plan truncated to fit a comment; run `reconciler plan` to see it all)_\n"
+        )
+    return text
+
+
+def plan_json(plan: Plan, show_members: bool = False) -> str:
+    return json.dumps(plan.to_dict(shower(show_members)), indent=2)
+
+
+def _totals(report: ApplyReport) -> dict[str, Any]:
     lists = [lr for d in report.destinations for lr in d.lists]
-    totals: dict[str, Any] = {
+    deletions = [x for d in report.destinations for x in d.deletions]
+    return {
         "created": sum(lr.created for lr in lists),
         "added": sum(lr.added for lr in lists),
         "removed": sum(lr.removed for lr in lists),
+        "deleted": sum(x.deleted for x in deletions),
         "rejected": sum(len(lr.rejected) for lr in lists),
-        "errors": sum(len(lr.errors) for lr in lists),
+        "errors": sum(len(lr.errors) for lr in lists) + sum(x.error is not None for x in deletions),
     }
-    return _env.get_template("report.txt.j2").render(report=report, totals=totals)
 
 
-def report_json(report: ApplyReport) -> str:
-    return json.dumps(report.to_dict(), indent=2)
+def report_text(report: ApplyReport, show_members: bool = False) -> str:
+    return _env.get_template("report.txt.j2").render(
+        report=report, totals=_totals(report), show=shower(show_members), sample=SAMPLE * 2
+    )
+
+
+def report_markdown(report: ApplyReport, show_members: bool = False) -> str:
+    return _env.get_template("report.md.j2").render(
+        report=report,
+        totals=_totals(report),
+        show=shower(show_members),
+        sample=SAMPLE * 2,
+        md=_md,
+    )
+
+
+def report_json(report: ApplyReport, show_members: bool = False) -> str:
+    return json.dumps(report.to_dict(shower(show_members)), indent=2)

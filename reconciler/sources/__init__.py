@@ -8,6 +8,7 @@ An invalid member never aborts the run; a source that cannot be read at all does
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from reconciler.identity import Member
@@ -15,13 +16,21 @@ from reconciler.identity import Member
 
 @dataclass(frozen=True)
 class MemberIssue:
-    """A source row that was skipped, with where it is (file:line[:col] or file:row N)."""
+    """A source row that was skipped, with where it is (file:line[:col] or file:row).
+
+    The offending identifier is kept apart from the reason so published output can mask it.
+    """
 
     where: str
     message: str
+    value: str | None = None
+
+    def describe(self, show: Callable[[str], str] = repr) -> str:
+        value = f" {show(self.value)}" if self.value is not None else ""
+        return f"{self.where}: {self.message}{value}"
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.message}"
+        return self.describe()
 
 
 @dataclass

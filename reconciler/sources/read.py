@@ -40,7 +40,7 @@ def _read_inline(audience: Audience, project_type: ProjectType) -> SourceResult:
         try:
             result.add(make_member(project_type, email, user_id, traits))
         except InvalidIdentity as exc:
-            result.issues.append(MemberIssue(where, str(exc)))
+            result.issues.append(MemberIssue(where, exc.reason, exc.value))
     return result
 
 
@@ -85,7 +85,7 @@ def _read_csv(audience: Audience, project_type: ProjectType) -> SourceResult:
                 try:
                     result.add(make_member(project_type, email, user_id, traits))
                 except InvalidIdentity as exc:
-                    result.issues.append(MemberIssue(where, str(exc)))
+                    result.issues.append(MemberIssue(where, exc.reason, exc.value))
     except FileNotFoundError:
         raise SourceError(f"{declared_at}: CSV file not found: {path}") from None
     except UnicodeDecodeError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import httpx
@@ -36,9 +37,16 @@ class FakeClock:
         self.now += seconds
 
 
+# httpx builds a fresh SSL context (loading CA certificates) for every client, about 15 ms;
+# these clients only speak plain HTTP to loopback, so one shared context is plenty.
+SHARED_SSL_CONTEXT = ssl.create_default_context()
+
+
 def client_for(server: EmulatorServer, api_key: str | None = EMULATOR_API_KEY) -> httpx.Client:
     headers = {"Api-Key": api_key} if api_key is not None else {}
-    return httpx.Client(base_url=server.base_url, headers=headers, timeout=10.0)
+    return httpx.Client(
+        base_url=server.base_url, headers=headers, timeout=10.0, verify=SHARED_SSL_CONTEXT
+    )
 
 
 def subscribe(

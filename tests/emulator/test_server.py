@@ -116,3 +116,30 @@ def test_request_log_records_queries_and_clears(
     assert (entry.status, entry.project, entry.body) == (400, "default", None)
     emulator_server.emulator.clear_log()
     assert emulator_server.emulator.request_log == []
+
+
+def test_concurrent_writers_lose_nothing(emulator_server: EmulatorServer) -> None:
+    project = emulator_server.emulator.project("default")
+    list_id = project.add_list("busy")
+    errors: list[BaseException] = []
+
+    def writer(worker: int) -> None:
+        try:
+            with client_for(emulator_server) as client:
+                for batch in range(5):
+                    members = [{"email": f"w{worker}-b{batch}-{i}@example.com"} for i in range(20)]
+                    response = client.post(
+                        "/api/lists/subscribe", json={"listId": list_id, "subscribers": members}
+                    )
+                    assert response.json()["successCount"] == 20
+        except BaseException as error:  # surfaced below: a thread's assert is otherwise lost
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(project.members(list_id)) == 8 * 5 * 20
+    assert len(emulator_server.emulator.request_log) == 8 * 5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from tests.integration.conftest import API_KEY_VAR
 
@@ -79,9 +80,15 @@ def test_removing_members_unsubscribes_exactly_them(workspace, cli, emulator_ser
         "vip",
         {"inline": ["a@example.com", "b@example.com", "c@example.com"]},
         unsubscribe={"campaignId": 42},
+        policy={"maxRemovalPercent": 100},
     )
     assert cli("apply", workspace.manifests, "--yes").exit_code == 0
-    workspace.audience("vip", {"inline": ["a@example.com"]}, unsubscribe={"campaignId": 42})
+    workspace.audience(
+        "vip",
+        {"inline": ["a@example.com"]},
+        unsubscribe={"campaignId": 42},
+        policy={"maxRemovalPercent": 100},
+    )
     emulator_server.emulator.clear_log()
 
     result = cli("apply", workspace.manifests, "--yes")
@@ -118,10 +125,13 @@ def test_partial_failures_are_reported_per_member_and_exit_non_zero(
         {"inline": ["known@example.com", "stranger@example.com"]},
         updateExistingUsersOnly=True,
     )
-    result = cli("apply", workspace.manifests, "--yes")
+    result = cli("apply", workspace.manifests, "--yes", "--show-members")
     assert result.exit_code == 1, result.output
     assert "stranger@example.com: user not found" in result.stdout
     assert "added 1/2" in result.stdout
+    # every rejected member, in full, in a local file the output points to
+    rejected_file = result.stdout.split("Every rejected member, in full: ")[1].split()[0]
+    assert "stranger@example.com,user not found" in Path(rejected_file).read_text()
     assert proj.members(list_id(emulator_server, "existing-only")) == ["known@example.com"]
 
 
@@ -132,7 +142,7 @@ def test_hybrid_conflict_is_shown_for_the_member(workspace, cli, emulator_server
     workspace.audience(
         "conflicted", {"inline": [{"email": "one@example.com", "userId": "u-other"}]}
     )
-    result = cli("apply", workspace.manifests, "--yes")
+    result = cli("apply", workspace.manifests, "--yes", "--show-members")
     assert result.exit_code == 1
     assert "u-other: email and userId belong to different users" in result.stdout
 
@@ -219,7 +229,7 @@ def test_two_lists_with_the_same_name_are_refused_naming_both(workspace, cli, em
 def test_invalid_members_are_skipped_named_and_exit_non_zero(workspace, cli, emulator_server):
     workspace.csv("data/m.csv", "email,userId", ["good@example.com,", "not-an-email,", ",bad id "])
     workspace.audience("mixed", {"csv": "data/m.csv"})
-    result = cli("apply", workspace.manifests, "--yes")
+    result = cli("apply", workspace.manifests, "--yes", "--show-members")
     assert result.exit_code == 1
     assert "m.csv:3: invalid email 'not-an-email'" in result.stdout
     assert "m.csv:4:" in result.stdout

@@ -207,7 +207,8 @@ def test_hidden_directories_and_other_files_are_ignored() -> None:
 def test_unknown_key_names_the_key_and_the_allowed_keys() -> None:
     write("m.yaml", DESTINATION + "  colour: red\n")
     assert only_problem() == (
-        "m.yaml:8:3: unknown key 'colour' in spec; allowed: region, projectType, apiKey, baseUrl"
+        "m.yaml:8:3: unknown key 'colour' in spec; allowed: region, projectType, apiKey, "
+        "baseUrl, policy, prune"
     )
 
 

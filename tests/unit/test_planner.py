@@ -42,7 +42,7 @@ def test_new_list_is_created_and_gets_every_member():
         live_members=(),
     )
     assert lp.create and len(lp.add) == 2 and lp.remove == ()
-    assert [c["type"] for c in lp.changes()] == ["create_list", "add_members"]
+    assert [c["type"] for c in lp.changes(str)] == ["create_list", "add_members"]
 
 
 def test_matching_list_has_no_changes_and_summary_counts():
@@ -66,7 +66,7 @@ def test_matching_list_has_no_changes_and_summary_counts():
     plan = Plan((plan_destination("prod", "email", [other, same], []),))
     assert not same.has_changes and same.unchanged == 1
     assert [lp.list_name for lp in plan.destinations[0].lists] == ["a", "b"]
-    summary = plan.to_dict()["summary"]
+    summary = plan.to_dict(str)["summary"]
     assert summary == {
         "lists_to_create": 0,
         "lists_to_delete": 0,
@@ -88,6 +88,6 @@ def test_channel_unsubscribe_is_carried_on_removals():
         campaign_id=5,
         channel_unsubscribe=True,
     )
-    change = lp.changes()[0]
+    change = lp.changes(str)[0]
     assert change["type"] == "remove_members" and change["channel_unsubscribe"] is True
     assert lp.campaign_id == 5

@@ -1,0 +1,46 @@
+"""Masking of member identifiers in output that may be published.
+
+Plans are posted as pull-request comments, job summaries and CI logs, readable by many and
+kept for months; emails and userIds are personal data. Output masks them by default and
+shows them only when asked (`--show-members`). The mask keeps enough to recognise a member
+you already know (`j***@e***.com`, `usr_***91`) and too little to learn one you don't.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+Show = Callable[[str], str]
+
+
+def mask_identifier(identifier: str) -> str:
+    if "@" in identifier:
+        return _mask_email(identifier)
+    return _mask_user_id(identifier)
+
+
+def _mask_email(email: str) -> str:
+    local, _, domain = email.rpartition("@")
+    name, dot, tld = domain.rpartition(".")
+    if not dot:
+        name, tld = domain, ""
+    masked_local = f"{local[:1]}***" if local else "***"
+    masked_domain = f"{name[:1]}***" if name else "***"
+    return f"{masked_local}@{masked_domain}{'.' + tld if tld else ''}"
+
+
+def _mask_user_id(user_id: str) -> str:
+    if len(user_id) >= 8:
+        return f"{user_id[:4]}***{user_id[-2:]}"
+    if len(user_id) >= 4:
+        return f"{user_id[:1]}***{user_id[-1:]}"
+    return "***"
+
+
+def shower(show_members: bool) -> Show:
+    """How identifiers are shown: in full (local use) or masked (the default)."""
+    return (lambda identifier: identifier) if show_members else mask_identifier
+
+
+def quoted(show: Show) -> Show:
+    return lambda value: repr(show(value))

@@ -1,0 +1,48 @@
+"""A fingerprint of the live state a plan was made from, so a saved plan can tell whether
+Iterable changed before it is applied (Terraform's stale-plan check)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+
+def members_digest(identifiers: Iterable[str]) -> str:
+    """Order-independent: getUsers returns members in no promised order."""
+    h = hashlib.sha256()
+    for identifier in sorted(identifiers):
+        h.update(identifier.encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def list_fingerprint(list_id: int | None, members: Iterable[str] | None) -> dict[str, Any]:
+    if list_id is None:
+        return {"list_id": None}
+    if members is None:  # a list we only saw in GET /api/lists (a deletion candidate)
+        return {"list_id": list_id}
+    member_list = list(members)
+    return {"list_id": list_id, "size": len(member_list), "digest": members_digest(member_list)}
+
+
+def first_difference(
+    saved: dict[str, dict[str, dict[str, Any]]], current: dict[str, dict[str, dict[str, Any]]]
+) -> str | None:
+    """A sentence naming what changed, or None when the fingerprints match."""
+    for destination in sorted(set(saved) | set(current)):
+        before, after = saved.get(destination, {}), current.get(destination, {})
+        for list_name in sorted(set(before) | set(after)):
+            old, new = before.get(list_name), after.get(list_name)
+            if old == new:
+                continue
+            if old is None or new is None:
+                return f"list {list_name!r} in destination {destination!r} was not in both plans"
+            if old.get("list_id") != new.get("list_id"):
+                if new.get("list_id") is None:
+                    return f"list {list_name!r} was deleted"
+                if old.get("list_id") is None:
+                    return f"list {list_name!r} was created (id {new['list_id']})"
+                return f"list {list_name!r} now has id {new['list_id']}"
+            return f"list {list_name!r} changed ({old.get('size')} -> {new.get('size')} members)"
+    return None

@@ -1,0 +1,110 @@
+"""Plans are safe to post: identifiers masked by default, full only with --show-members
+(issue 10)."""
+
+from __future__ import annotations
+
+import re
+
+from reconciler.masking import mask_identifier
+
+MEMBERS = [
+    {"email": "jane.doe@example.com", "userId": "usr_00012391"},
+    {"email": "kim@corp.example.org"},
+    {"userId": "customer-77731"},
+]
+LIVE_ONLY = ["leaving.person@example.com"]
+INVALID = "broken@@example.com"
+SECRETS = [
+    "jane.doe@example.com",
+    "usr_00012391",
+    "kim@corp.example.org",
+    "customer-77731",
+    "leaving.person@example.com",
+    INVALID,
+]
+
+
+def setup(workspace, server):
+    proj = server.emulator.project("default")
+    list_id = proj.add_list("vip")
+    for email in LIVE_ONLY:
+        proj.subscribe_direct(list_id, email=email)
+    workspace.audience("vip", {"inline": [*MEMBERS, INVALID]}, policy={"maxRemovalPercent": 100})
+
+
+def leaked(text: str) -> list[str]:
+    return [s for s in SECRETS if s in text]
+
+
+def test_every_plan_format_and_the_summary_file_mask_members(
+    workspace, cli, emulator_server, tmp_path
+):
+    setup(workspace, emulator_server)
+    summary = tmp_path / "summary.md"
+    for fmt in ("text", "markdown", "json"):
+        result = cli("plan", workspace.manifests, "--format", fmt, "--summary-file", summary)
+        assert result.exit_code == 1  # the invalid member is skipped, so not 0
+        assert leaked(result.output) == [], fmt
+        assert mask_identifier("leaving.person@example.com") in result.stdout
+    assert leaked(summary.read_text()) == []
+    assert "l***@e***.com" in summary.read_text()
+
+
+def test_show_members_shows_them_in_full(workspace, cli, emulator_server):
+    setup(workspace, emulator_server)
+    result = cli("plan", workspace.manifests, "--show-members")
+    assert "usr_00012391 <jane.doe@example.com>" in result.stdout
+    assert "leaving.person@example.com" in result.stdout
+    assert repr(INVALID) in result.stdout
+
+
+def test_apply_output_masks_members_too(workspace, cli, emulator_server, tmp_path):
+    setup(workspace, emulator_server)
+    summary = tmp_path / "summary.md"
+    for fmt in ("text", "markdown", "json"):
+        result = cli(
+            "apply", workspace.manifests, "--yes", "--format", fmt, "--summary-file", summary
+        )
+        assert leaked(result.output) == [], fmt
+    assert leaked(summary.read_text()) == []
+
+
+def test_validate_masks_invalid_values(workspace, cli):
+    workspace.audience("vip", {"inline": [INVALID]})
+    result = cli("validate", workspace.manifests)
+    assert result.exit_code == 1
+    assert INVALID not in result.output and "invalid email" in result.output
+    assert INVALID in cli("validate", workspace.manifests, "--show-members").output
+
+
+def test_markdown_of_a_100k_member_plan_fits_a_comment_and_stays_readable(workspace, cli):
+    rows = [f"person{i}@example.com" for i in range(100_000)]
+    workspace.csv("data/big.csv", "email", rows)
+    workspace.audience("big", {"csv": "data/big.csv"})
+    result = cli("plan", workspace.manifests, "--format", "markdown")
+    assert result.exit_code == 0, result.output
+    body = result.stdout
+    assert len(body) < 65_536
+    assert "**+100000** members to add" in body
+    assert re.search(r"\| big \| new \| 100000 \| 0 \|", body)
+    assert "... and 99990 more" in body
+    assert "person5@example.com" not in body
+
+
+def test_exit_codes_are_distinct(workspace, cli, emulator_server, tmp_path):
+    proj = emulator_server.emulator.project("default")
+    list_id = proj.add_list("vip")
+    for i in range(10):
+        proj.subscribe_direct(list_id, email=f"m{i}@example.com")
+    workspace.audience("vip", {"inline": [f"m{i}@example.com" for i in range(10)]})
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+    workspace.audience("vip", {"inline": [f"m{i}@example.com" for i in range(11)]})
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 2
+    assert cli("plan", workspace.manifests).exit_code == 0
+    workspace.audience("vip", {"inline": [f"m{i}@example.com" for i in range(5)]})
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 3
+    planfile = tmp_path / "p.plan"
+    workspace.audience("vip", {"inline": [f"m{i}@example.com" for i in range(11)]})
+    cli("plan", workspace.manifests, "--out", planfile)
+    proj.subscribe_direct(list_id, email="new@example.com")
+    assert cli("apply", "--plan", planfile, "--yes").exit_code == 4

@@ -1,0 +1,270 @@
+"""Saved plans, stale-plan refusal, the safety policy, ownership and prune (issue 5)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+from tests.integration.conftest import API_KEY_VAR
+
+WRITES = ("POST", "DELETE", "PUT")
+
+
+def project(server):
+    return server.emulator.project("default")
+
+
+def writes(server) -> list:
+    return [r for r in server.emulator.request_log if r.method in WRITES]
+
+
+def list_named(server, name: str):
+    (record,) = [r for r in project(server).lists.values() if r.name == name]
+    return record
+
+
+def seed_list(server, name: str, emails: list[str], description: str | None = None) -> int:
+    proj = project(server)
+    list_id = proj.add_list(name, description)
+    for email in emails:
+        proj.subscribe_direct(list_id, email=email)
+    return list_id
+
+
+def emails(n: int, prefix: str = "m") -> list[str]:
+    return [f"{prefix}{i}@example.com" for i in range(n)]
+
+
+# -- saved plans -----------------------------------------------------------------------
+
+
+def test_saved_plan_applies_exactly_and_needs_no_path(workspace, cli, emulator_server, tmp_path):
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    planfile = tmp_path / "vip.plan"
+    made = cli("plan", workspace.manifests, "--out", planfile)
+    assert made.exit_code == 0, made.output
+    assert f"reconciler apply --plan {planfile}" in made.stderr
+
+    applied = cli("apply", "--plan", planfile, "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert sorted(project(emulator_server).members(list_named(emulator_server, "vip").id)) == [
+        "a@example.com",
+        "b@example.com",
+    ]
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+
+
+def test_stale_plan_is_refused_with_zero_writes_when_iterable_changed(
+    workspace, cli, emulator_server, tmp_path
+):
+    list_id = seed_list(emulator_server, "vip", ["a@example.com"])
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    planfile = tmp_path / "p.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+
+    project(emulator_server).subscribe_direct(list_id, email="someone@example.com")
+    emulator_server.emulator.clear_log()
+    result = cli("apply", "--plan", planfile, "--yes")
+    assert result.exit_code == 4, result.output
+    assert "stale plan: list 'vip' changed (1 -> 2 members)" in result.stderr
+    assert "run plan again" in result.stderr
+    assert writes(emulator_server) == []
+
+
+def test_stale_plan_is_refused_when_a_planned_list_appeared(
+    workspace, cli, emulator_server, tmp_path
+):
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    planfile = tmp_path / "p.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+    project(emulator_server).add_list("vip")
+    emulator_server.emulator.clear_log()
+    result = cli("apply", "--plan", planfile, "--yes")
+    assert result.exit_code == 4
+    assert "list 'vip' was created" in result.stderr
+    assert writes(emulator_server) == []
+
+
+def test_stale_plan_is_refused_when_manifests_changed(workspace, cli, emulator_server, tmp_path):
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    planfile = tmp_path / "p.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+    workspace.audience("vip", {"inline": ["a@example.com", "c@example.com"]})
+    result = cli("apply", "--plan", planfile, "--yes")
+    assert result.exit_code == 4
+    assert "manifests or their member sources changed" in result.stderr
+    assert writes(emulator_server) == []
+
+
+def test_plan_file_holds_members_but_never_the_key(
+    workspace, cli, emulator_server, tmp_path, monkeypatch
+):
+    secret = "itbl-SECRET-KEY-0123456789"
+    emulator_server.emulator.set_api_key("default", secret)
+    monkeypatch.setenv(API_KEY_VAR, secret)
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    planfile = tmp_path / "p.plan"
+    made = cli("plan", workspace.manifests, "--out", planfile)
+    assert made.exit_code == 0, made.output
+    raw = gzip.decompress(planfile.read_bytes()).decode()
+    assert secret not in raw and secret not in made.output
+    assert "a@example.com" in raw  # full members: needed to apply exactly
+    assert json.loads(raw)["format"] == "reconciler-plan"
+    assert planfile.stat().st_mode & 0o077 == 0  # owner-only
+
+
+def test_a_damaged_plan_file_is_a_clear_error(cli, tmp_path):
+    bad = tmp_path / "bad.plan"
+    bad.write_bytes(b"\x1f\x8bnot really gzip")
+    result = cli("apply", "--plan", bad, "--yes")
+    assert result.exit_code == 1
+    assert "not a reconciler plan file" in result.stderr
+
+
+# -- safety policy ---------------------------------------------------------------------
+
+
+def test_removal_over_threshold_is_blocked_with_zero_writes_and_allowed_with_flag(
+    workspace, cli, emulator_server
+):
+    seed_list(emulator_server, "vip", emails(10))
+    workspace.audience("vip", {"inline": emails(8)})  # removes 2 of 10: 20% > 10%
+    emulator_server.emulator.clear_log()
+
+    plan = cli("plan", workspace.manifests)
+    assert plan.exit_code == 3
+    assert "BLOCKED by the safety policy" in plan.stdout
+    assert "removes 2 of 10 members (20.0%), more than maxRemovalPercent 10%" in plan.stdout
+    assert "- remove 2 members" in plan.stdout  # the whole plan is printed before exit
+
+    blocked = cli("apply", workspace.manifests, "--yes")
+    assert blocked.exit_code == 3
+    assert "nothing was changed" in blocked.stderr
+    assert writes(emulator_server) == []
+
+    allowed = cli("apply", workspace.manifests, "--yes", "--allow-removals")
+    assert allowed.exit_code == 0, allowed.output
+    assert len(project(emulator_server).members(list_named(emulator_server, "vip").id)) == 8
+
+
+def test_exactly_the_threshold_passes(workspace, cli, emulator_server):
+    seed_list(emulator_server, "vip", emails(10))
+    workspace.audience("vip", {"inline": emails(9)})  # exactly 10%: compared with ">"
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+
+
+def test_max_removals_and_audience_override(workspace, cli, emulator_server):
+    seed_list(emulator_server, "vip", emails(100))
+    workspace.destination(policy={"maxRemovals": 3, "maxRemovalPercent": 50})
+    workspace.audience("vip", {"inline": emails(95)})
+    blocked = cli("plan", workspace.manifests, "--format", "json")
+    assert blocked.exit_code == 3
+    body = blocked.json()
+    assert body["blocked"] is True
+    assert body["violations"][0]["rule"] == "removals"
+    assert "more than maxRemovals 3" in body["violations"][0]["message"]
+
+    workspace.audience("vip", {"inline": emails(95)}, policy={"maxRemovals": 5})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+
+
+def test_channel_unsubscribe_is_shown_prominently(workspace, cli, emulator_server):
+    seed_list(emulator_server, "vip", emails(2))
+    workspace.audience(
+        "vip",
+        {"inline": emails(1)},
+        unsubscribe={"channelUnsubscribe": True},
+        policy={"maxRemovalPercent": 100},
+    )
+    text = cli("plan", workspace.manifests).stdout
+    assert text.startswith("!!! channelUnsubscribe is ON for vip")
+    markdown = cli("plan", workspace.manifests, "--format", "markdown").stdout
+    assert "**channelUnsubscribe is ON**" in markdown
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    (unsubscribe,) = [
+        r for r in emulator_server.emulator.request_log if r.path == "/api/lists/unsubscribe"
+    ]
+    assert unsubscribe.body["channelUnsubscribe"] is True
+
+
+# -- ownership and prune ---------------------------------------------------------------
+
+
+def test_prune_deletes_only_marked_lists_and_only_when_allowed(workspace, cli, emulator_server):
+    workspace.destination(prune=True)
+    workspace.audience("keep", {"inline": ["a@example.com"]})
+    workspace.audience("old", {"inline": ["b@example.com"]})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    assert "managed-by: reconciler" in list_named(emulator_server, "old").description
+    handmade = seed_list(emulator_server, "handmade", ["c@example.com"])
+
+    (workspace.manifests / "aud-old.yaml").unlink()
+    plan = cli("plan", workspace.manifests)
+    assert plan.exit_code == 3  # allowListDeletion is false by default
+    assert 'delete list "old"' in plan.stdout
+    assert "handmade" not in plan.stdout
+
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 3
+    assert cli("apply", workspace.manifests, "--yes", "--allow-list-deletion").exit_code == 0
+    names = sorted(r.name for r in project(emulator_server).lists.values())
+    assert names == ["handmade", "keep"]
+    assert handmade in project(emulator_server).lists
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+
+
+def test_prune_is_off_by_default_and_with_targets(workspace, cli, emulator_server):
+    seed_list(emulator_server, "orphan", [], description="[managed-by: reconciler]")
+    workspace.audience("keep", {"inline": ["a@example.com"]})
+    assert "orphan" not in cli("plan", workspace.manifests).stdout
+    workspace.destination(prune=True, policy={"allowListDeletion": True})
+    assert 'delete list "orphan"' in cli("plan", workspace.manifests).stdout
+    assert "orphan" not in cli("plan", workspace.manifests, "--target", "keep").stdout
+
+
+def test_deleting_a_list_in_use_is_reported_clearly(workspace, cli, emulator_server):
+    list_id = seed_list(emulator_server, "busy", [], description="x [managed-by: reconciler]")
+    project(emulator_server).set_in_use(list_id)
+    workspace.destination(prune=True, policy={"allowListDeletion": True})
+    workspace.audience("keep", {"inline": ["a@example.com"]})
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 1
+    assert "in use by a campaign or journey" in result.stdout
+    assert list_id in project(emulator_server).lists
+
+
+# -- concurrency -----------------------------------------------------------------------
+
+
+def test_a_held_lock_refuses_a_second_apply_naming_the_holder(workspace, cli, emulator_server):
+    import os
+    import socket
+
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    lock = workspace.root / ".reconciler" / "locks" / "prod.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(
+        json.dumps(
+            {
+                "pid": os.getppid(),
+                "host": socket.gethostname(),
+                "since": "2026-11-28T10:00:00+00:00",
+            }
+        )
+    )
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 1
+    assert f"pid {os.getppid()}" in result.stderr and "another apply" in result.stderr
+    assert writes(emulator_server) == []
+    lock.unlink()
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    assert not lock.exists()
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(workspace, cli):
+    import socket
+
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    lock = workspace.root / ".reconciler" / "locks" / "prod.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
