@@ -61,6 +61,7 @@ class ApplyReport:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
+    rate_limit_wait_seconds: float = 0.0  # time spent pacing to stay inside rate limits
     rejected_file: str | None = None  # where the CLI wrote every rejected member in full
 
     @property
@@ -158,6 +159,7 @@ def apply_plan(
         report.requests += client.stats.requests
         report.retries += client.stats.retries
         report.rate_limited += client.stats.rate_limited
+        report.rate_limit_wait_seconds += client.rate_limit_wait_seconds
     return report
 
 

@@ -42,6 +42,7 @@ from reconciler.render import (
     report_markdown,
     report_text,
 )
+from reconciler.runrecord import Outcome, RunRecord
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -274,6 +275,12 @@ def apply(
         OutputFormat.text, "--format", "-f", help="text for people, markdown, or json."
     ),
     summary_file: Path | None = SummaryFileOpt,
+    summary_json: Path | None = typer.Option(
+        None,
+        "--summary-json",
+        help="Write a machine-readable record of this run (times, per-list counts, requests, "
+        "rate-limit waits, outcome) to this file, whatever the outcome.",
+    ),
     show_members: bool = ShowMembersOpt,
     target: list[str] | None = TargetOpt,
     state_dir: Path = StateDirOpt,
@@ -284,31 +291,40 @@ def apply(
     Shows the plan first and asks for confirmation unless --yes. Only the differences are
     sent; a second apply right after does nothing. Exit codes: 0 every change succeeded,
     1 error or rejected members, 3 blocked by the safety policy, 4 stale saved plan."""
+    record = RunRecord()
     try:
-        if saved is not None:
-            loaded = load_plan(saved)
-            path, target = loaded.manifest_root, loaded.targets
-        manifests = _load(path, target)
-        with ExitStack() as stack:
-            clients = _open_clients(manifests, stack, state_dir)
-            stack.enter_context(destination_locks(state_dir, list(clients)))
-            the_plan = _plan(manifests, clients, target)
-            if saved is not None:
-                _check_fresh(loaded, manifests, the_plan)
-                the_plan = loaded.plan
-            if output is not OutputFormat.json:
-                _print_plan(the_plan, output, show_members)
-            if not the_plan.has_changes:
-                if output is OutputFormat.json:
-                    typer.echo(report_json(ApplyReport(), show_members))
-                raise typer.Exit(EXIT_ERROR if the_plan.summary.members_skipped else EXIT_OK)
-            _check_policy(the_plan, allow_unsafe, allow_removals, allow_list_deletion)
-            if not yes:
-                _confirm()
-            report = _apply_with_progress(the_plan, clients)
-            report.rejected_file = _write_rejected(report, state_dir)
+        report = _apply_command(
+            path,
+            saved,
+            target,
+            state_dir,
+            output,
+            show_members,
+            summary_file,
+            yes,
+            allow_unsafe,
+            allow_removals,
+            allow_list_deletion,
+            record,
+        )
     except ReconcilerError as exc:
+        outcome: Outcome = "error"
+        if isinstance(exc, UnsafePlanError):
+            outcome = "blocked"
+        elif isinstance(exc, StalePlanError):
+            outcome = "stale"
+        record.finish(outcome, str(exc))
+        if summary_file is not None:
+            _append(summary_file, f"\n**reconciler apply stopped ({outcome})**: {exc}\n")
+        if summary_json is not None:
+            record.write(summary_json)
         raise _fail(exc) from None
+    except typer.Exit as done:
+        if summary_json is not None:
+            record.write(summary_json)
+        raise done
+    if summary_json is not None:
+        record.write(summary_json)
     if output is OutputFormat.json:
         typer.echo(report_json(report, show_members))
     elif output is OutputFormat.markdown:
@@ -317,8 +333,59 @@ def apply(
         typer.echo(report_text(report, show_members), nl=False)
     if summary_file is not None:
         _append(summary_file, report_markdown(report, show_members))
-    if not report.ok or the_plan.summary.members_skipped:
+    if record.outcome != "success":
         raise typer.Exit(EXIT_ERROR)
+
+
+def _apply_command(
+    path: Path,
+    saved: Path | None,
+    target: list[str] | None,
+    state_dir: Path,
+    output: OutputFormat,
+    show_members: bool,
+    summary_file: Path | None,
+    yes: bool,
+    allow_unsafe: bool,
+    allow_removals: bool,
+    allow_list_deletion: bool,
+    record: RunRecord,
+) -> ApplyReport:
+    if saved is not None:
+        loaded = load_plan(saved)
+        path, target = loaded.manifest_root, loaded.targets
+    manifests = _load(path, target)
+    with ExitStack() as stack:
+        clients = _open_clients(manifests, stack, state_dir)
+        stack.enter_context(destination_locks(state_dir, list(clients)))
+        the_plan = _plan(manifests, clients, target)
+        if saved is not None:
+            _check_fresh(loaded, manifests, the_plan)
+            the_plan = loaded.plan
+        if output is not OutputFormat.json:
+            _print_plan(the_plan, output, show_members)
+        if summary_file is not None:
+            _append(summary_file, plan_markdown(the_plan, show_members))
+        skipped = the_plan.summary.members_skipped
+        if not the_plan.has_changes:
+            record.finish(
+                "failed" if skipped else "no_changes",
+                f"{skipped} members skipped as invalid" if skipped else None,
+            )
+            if output is OutputFormat.json:
+                typer.echo(report_json(ApplyReport(), show_members))
+            raise typer.Exit(EXIT_ERROR if skipped else EXIT_OK)
+        _check_policy(the_plan, allow_unsafe, allow_removals, allow_list_deletion)
+        if not yes:
+            _confirm()
+        report = _apply_with_progress(the_plan, clients)
+        report.rejected_file = _write_rejected(report, state_dir)
+    record.report = report
+    if report.ok and not skipped:
+        record.finish("success")
+    else:
+        record.finish("failed", "some changes failed or members were skipped; see the report")
+    return report
 
 
 def _check_fresh(loaded: SavedPlan, manifests: Manifests, current: Plan) -> None:
@@ -395,6 +462,74 @@ def _apply_with_progress(the_plan: Plan, clients: dict[str, IterableClient]) -> 
     ) as progress:
         task = progress.add_task("Applying", total=total)
         return apply_plan(the_plan, clients, progress=lambda _phase, n: progress.advance(task, n))
+
+
+@app.command()
+def status(
+    path: Path = PathArg,
+    output: OutputFormat = typer.Option(
+        OutputFormat.text, "--format", "-f", help="text (a table) or json."
+    ),
+    target: list[str] | None = TargetOpt,
+    state_dir: Path = StateDirOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """One screen per audience: list id, members in Iterable, desired members, and pending
+    adds, removes and updates. Reads only (it is a plan, summarised)."""
+    try:
+        manifests = _load(path, target)
+        with ExitStack() as stack:
+            clients = _open_clients(manifests, stack, state_dir)
+            the_plan = _plan(manifests, clients, target)
+    except ReconcilerError as exc:
+        raise _fail(exc) from None
+    rows = [
+        {
+            "destination": d.destination,
+            "audience": lp.audience,
+            "list_name": lp.list_name,
+            "list_id": lp.list_id,
+            "iterable_members": lp.live_count if lp.list_id is not None else None,
+            "desired_members": lp.desired_count,
+            "pending_adds": len(lp.add),
+            "pending_removes": len(lp.remove),
+            "pending_updates": 0,
+            "blocked": any(v.list_name == lp.list_name for v in d.violations()),
+        }
+        for d in the_plan.destinations
+        for lp in d.lists
+    ]
+    if output is OutputFormat.json:
+        typer.echo(json.dumps({"audiences": rows}, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=None, show_edge=False, header_style="bold")
+    for column, justify in (
+        ("destination", "left"),
+        ("audience", "left"),
+        ("list id", "right"),
+        ("in Iterable", "right"),
+        ("desired", "right"),
+        ("+add", "right"),
+        ("-remove", "right"),
+        ("~update", "right"),
+        ("", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(
+            r["destination"],
+            r["audience"],
+            str(r["list_id"]) if r["list_id"] is not None else "(not created)",
+            str(r["iterable_members"]) if r["iterable_members"] is not None else "-",
+            str(r["desired_members"]),
+            str(r["pending_adds"]),
+            str(r["pending_removes"]),
+            str(r["pending_updates"]),
+            "BLOCKED" if r["blocked"] else "",
+        )
+    Console(highlight=False, width=max(100, Console().width)).print(table)
 
 
 @app.command()
