@@ -1,9 +1,10 @@
 """The command line: parse options, call the core, render, map errors to exit codes.
 
-Exit codes: 0 success (plan: no changes, or changes without --detailed-exitcode),
-1 error (including members skipped or rejected), 2 changes present (plan
---detailed-exitcode only). Everything for people goes to stderr except the plan/report
-itself, so `--format json` leaves exactly one JSON object on stdout.
+Exit codes (stable, documented in the README): 0 success (plan: no changes, or changes
+without --detailed-exitcode), 1 error (including members skipped or rejected), 2 changes
+present (plan --detailed-exitcode only), 3 blocked by the safety policy, 4 stale saved plan.
+Everything for people goes to stderr except the plan/report itself, so `--format json`
+leaves exactly one JSON object on stdout.
 """
 
 from __future__ import annotations
@@ -112,12 +113,20 @@ def _load(path: Path, targets: list[str] | None) -> Manifests:
 
 
 def _open_clients(
-    manifests: Manifests, stack: ExitStack, state_dir: Path
+    manifests: Manifests, stack: ExitStack, state_dir: Path, targets: list[str] | None = None
 ) -> dict[str, IterableClient]:
+    """Clients for the destinations in play; with --target, only those the targeted
+    audiences use (an unrelated destination's missing key is not this run's problem)."""
     settings = ClientSettings.from_env()
+    needed = (
+        {manifests.audiences[t].spec.destination for t in targets}
+        if targets
+        else set(manifests.destinations)
+    )
     return {
         name: stack.enter_context(open_client(dest, settings, state_dir))
         for name, dest in manifests.destinations.items()
+        if name in needed
     }
 
 
@@ -213,7 +222,7 @@ def plan(
     try:
         manifests = _load(path, target)
         with ExitStack() as stack:
-            clients = _open_clients(manifests, stack, state_dir)
+            clients = _open_clients(manifests, stack, state_dir, target)
             the_plan = _plan(manifests, clients, target)
         if out is not None:
             save_plan(out, the_plan, manifests, path, target)
@@ -356,7 +365,7 @@ def _apply_command(
         path, target = loaded.manifest_root, loaded.targets
     manifests = _load(path, target)
     with ExitStack() as stack:
-        clients = _open_clients(manifests, stack, state_dir)
+        clients = _open_clients(manifests, stack, state_dir, target)
         stack.enter_context(destination_locks(state_dir, list(clients)))
         the_plan = _plan(manifests, clients, target)
         if saved is not None:
@@ -479,7 +488,7 @@ def status(
     try:
         manifests = _load(path, target)
         with ExitStack() as stack:
-            clients = _open_clients(manifests, stack, state_dir)
+            clients = _open_clients(manifests, stack, state_dir, target)
             the_plan = _plan(manifests, clients, target)
     except ReconcilerError as exc:
         raise _fail(exc) from None
