@@ -36,12 +36,11 @@ from reconciler.plan.fingerprint import first_difference
 from reconciler.planfile import SavedPlan, load_plan, manifests_digest, save_plan
 from reconciler.reconcile import make_plan
 from reconciler.render import (
-    plan_json,
+    PLAN_RENDERERS,
+    REPORT_RENDERERS,
     plan_markdown,
-    plan_text,
     report_json,
     report_markdown,
-    report_text,
 )
 from reconciler.runrecord import Outcome, RunRecord
 
@@ -244,12 +243,7 @@ def plan(
 
 
 def _print_plan(the_plan: Plan, output: OutputFormat, show_members: bool) -> None:
-    if output is OutputFormat.json:
-        typer.echo(plan_json(the_plan, show_members))
-    elif output is OutputFormat.markdown:
-        typer.echo(plan_markdown(the_plan, show_members), nl=False)
-    else:
-        typer.echo(plan_text(the_plan, show_members), nl=False)
+    typer.echo(PLAN_RENDERERS[output](the_plan, show_members), nl=False)
 
 
 @app.command()
@@ -334,12 +328,7 @@ def apply(
         raise done
     if summary_json is not None:
         record.write(summary_json)
-    if output is OutputFormat.json:
-        typer.echo(report_json(report, show_members))
-    elif output is OutputFormat.markdown:
-        typer.echo(report_markdown(report, show_members), nl=False)
-    else:
-        typer.echo(report_text(report, show_members), nl=False)
+    typer.echo(REPORT_RENDERERS[output](report, show_members), nl=False)
     if summary_file is not None:
         _append(summary_file, report_markdown(report, show_members))
     if record.outcome != "success":
@@ -382,7 +371,7 @@ def _apply_command(
                 f"{skipped} members skipped as invalid" if skipped else None,
             )
             if output is OutputFormat.json:
-                typer.echo(report_json(ApplyReport(), show_members))
+                typer.echo(report_json(ApplyReport(), show_members), nl=False)
             raise typer.Exit(EXIT_ERROR if skipped else EXIT_OK)
         _check_policy(the_plan, allow_unsafe, allow_removals, allow_list_deletion)
         if not yes:

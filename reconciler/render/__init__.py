@@ -110,7 +110,7 @@ def plan_markdown(plan: Plan, show_members: bool = False) -> str:
 
 
 def plan_json(plan: Plan, show_members: bool = False) -> str:
-    return json.dumps(plan.to_dict(shower(show_members)), indent=2)
+    return json.dumps(plan.to_dict(shower(show_members)), indent=2) + "\n"
 
 
 def _totals(report: ApplyReport) -> dict[str, Any]:
@@ -143,4 +143,9 @@ def report_markdown(report: ApplyReport, show_members: bool = False) -> str:
 
 
 def report_json(report: ApplyReport, show_members: bool = False) -> str:
-    return json.dumps(report.to_dict(shower(show_members)), indent=2)
+    return json.dumps(report.to_dict(shower(show_members)), indent=2) + "\n"
+
+
+# By output format: the CLI's --format picks one; every renderer ends with a newline.
+PLAN_RENDERERS = {"text": plan_text, "markdown": plan_markdown, "json": plan_json}
+REPORT_RENDERERS = {"text": report_text, "markdown": report_markdown, "json": report_json}
