@@ -2,11 +2,14 @@
 
 Every member's outcome is known: identifiers Iterable lists in `failedUpdates` are mapped
 back to the member and reported, never counted as done. One list's failure does not stop
-the others; a rejected API key stops everything.
+the others; a rejected API key stops everything. Each request is recorded in the run
+journal (intent before, outcome after), and once `stop` is set (Ctrl-C) no new request
+starts: those in flight finish and are reported, the rest are reported as not attempted.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,7 +18,9 @@ from typing import Any, TypeVar
 from reconciler.errors import AuthError, IterableError
 from reconciler.identity import Member, ProjectType, looks_like_email
 from reconciler.iterable import BatchResult, IterableClient
-from reconciler.plan import DestinationPlan, ListPlan, Plan
+from reconciler.iterable.batching import pack_users
+from reconciler.journal import Journal
+from reconciler.plan import DestinationPlan, FieldUpdate, ListPlan, Plan
 from reconciler.plan.ownership import mark
 
 T = TypeVar("T")
@@ -34,6 +39,9 @@ class ListResult:
     removed: int = 0
     rejected: dict[str, str] = field(default_factory=dict)  # identifier -> reason
     errors: list[str] = field(default_factory=list)
+    not_attempted_add: int = 0  # members never sent: the run was interrupted first
+    not_attempted_remove: int = 0
+    create_not_attempted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -49,10 +57,37 @@ class DeletionResult:
 
 
 @dataclass
+class FieldUpdateResult:
+    """The bulkUpdate phase of one destination (trait mappings), reported like a list."""
+
+    planned: int
+    updated: int = 0
+    rejected: dict[str, str] = field(default_factory=dict)  # member key -> reason
+    errors: list[str] = field(default_factory=list)
+    not_attempted: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejected and not self.errors
+
+    def to_dict(self, show: Callable[[str], str]) -> dict[str, Any]:
+        return {
+            "planned": self.planned,
+            "updated": self.updated,
+            "not_attempted": self.not_attempted,
+            "rejected": [
+                {"member": show(k), "reason": v} for k, v in sorted(self.rejected.items())
+            ],
+            "errors": self.errors,
+        }
+
+
+@dataclass
 class DestinationResult:
     destination: str
     lists: list[ListResult]
     deletions: list[DeletionResult] = field(default_factory=list)
+    fields: FieldUpdateResult | None = None  # None when the plan updates no user fields
 
 
 @dataclass
@@ -63,16 +98,24 @@ class ApplyReport:
     rate_limited: int = 0
     rate_limit_wait_seconds: float = 0.0  # time spent pacing to stay inside rate limits
     rejected_file: str | None = None  # where the CLI wrote every rejected member in full
+    not_attempted: int = 0  # requests never sent because the run was interrupted
+
+    @property
+    def interrupted(self) -> bool:
+        return self.not_attempted > 0
 
     @property
     def ok(self) -> bool:
-        return all(lr.ok for d in self.destinations for lr in d.lists) and all(
-            x.error is None for d in self.destinations for x in d.deletions
+        return (
+            all(lr.ok for d in self.destinations for lr in d.lists)
+            and all(x.error is None for d in self.destinations for x in d.deletions)
+            and all(d.fields is None or d.fields.ok for d in self.destinations)
         )
 
     def to_dict(self, show: Callable[[str], str]) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "interrupted": self.interrupted,
             "rejected_file": self.rejected_file,
             "requests": self.requests,
             "retries": self.retries,
@@ -90,6 +133,8 @@ class ApplyReport:
                             "removed": lr.removed,
                             "planned_add": lr.planned_add,
                             "planned_remove": lr.planned_remove,
+                            "not_attempted_add": lr.not_attempted_add,
+                            "not_attempted_remove": lr.not_attempted_remove,
                             "rejected": [
                                 {"member": show(k), "reason": v}
                                 for k, v in sorted(lr.rejected.items())
@@ -107,6 +152,7 @@ class ApplyReport:
                         }
                         for x in d.deletions
                     ],
+                    "field_updates": d.fields.to_dict(show) if d.fields is not None else None,
                 }
                 for d in self.destinations
             ],
@@ -133,6 +179,31 @@ def subscriber_payload(member: Member, project_type: ProjectType) -> dict[str, A
     return out
 
 
+def subscribe_payload(member: Member, lp: ListPlan, project_type: ProjectType) -> dict[str, Any]:
+    """A subscriber with its mapped fields (trait mappings), so a new member needs no
+    separate update."""
+    out = subscriber_payload(member, project_type)
+    data = lp.add_fields.get(member.key)
+    if data:
+        out["dataFields"] = data
+        if lp.merge_nested_objects:
+            out["mergeNestedObjects"] = True
+    return out
+
+
+def update_payload(update: FieldUpdate, project_type: ProjectType) -> dict[str, Any]:
+    """A bulkUpdate user: identified as subscribe identifies it, with only changed fields."""
+    out: dict[str, Any] = {}
+    if project_type != "userId" and update.email is not None:
+        out["email"] = update.email
+    if project_type != "email" and update.user_id is not None:
+        out["userId"] = update.user_id
+    out["dataFields"] = update.data_fields
+    if update.merge_nested_objects:
+        out["mergeNestedObjects"] = True
+    return out
+
+
 def removal_payload(identifier: str, project_type: ProjectType) -> dict[str, Any]:
     """getUsers reports one identifier per member; in hybrid projects it is an email unless
     the profile has none (or preferUserId chose the userId), so its shape tells which."""
@@ -148,13 +219,17 @@ def apply_plan(
     clients: Mapping[str, IterableClient],
     *,
     progress: Progress | None = None,
+    journal: Journal | None = None,
+    stop: threading.Event | None = None,
 ) -> ApplyReport:
     report = ApplyReport()
+    run = _Run(journal or Journal.disabled(), stop or threading.Event(), progress)
     for dest_plan in plan.destinations:
         if not dest_plan.has_changes:
             continue
         client = clients[dest_plan.destination]
-        report.destinations.append(_apply_destination(dest_plan, client, progress))
+        report.destinations.append(_apply_destination(dest_plan, client, run))
+    report.not_attempted = run.not_attempted
     for client in {id(c): c for c in clients.values()}.values():
         report.requests += client.stats.requests
         report.retries += client.stats.retries
@@ -163,10 +238,26 @@ def apply_plan(
     return report
 
 
+@dataclass
+class _Run:
+    journal: Journal
+    stop: threading.Event
+    progress: Progress | None
+    not_attempted: int = 0
+
+    def skip(self) -> bool:
+        """True (and counted) when the run was interrupted before this request."""
+        if self.stop.is_set():
+            self.not_attempted += 1
+            return True
+        return False
+
+
 def _apply_destination(
-    dest_plan: DestinationPlan, client: IterableClient, progress: Progress | None
+    dest_plan: DestinationPlan, client: IterableClient, run: _Run
 ) -> DestinationResult:
     project_type = dest_plan.project_type
+    progress, journal, dest = run.progress, run.journal, dest_plan.destination
     work = [lp for lp in dest_plan.lists if lp.has_changes]
     results = {
         lp.list_name: ListResult(lp.audience, lp.list_name, lp.list_id, len(lp.add), len(lp.remove))
@@ -177,9 +268,15 @@ def _apply_destination(
     for lp in work:
         result = results[lp.list_name]
         if lp.create:
+            if run.skip():
+                result.create_not_attempted = True
+                result.not_attempted_add = len(lp.add)
+                continue
             try:
-                # The marker is how prune knows the list is ours to delete later.
-                result.list_id = client.create_list(lp.list_name, mark(lp.description))
+                with journal.step("create_list", dest, lp.list_name) as step:
+                    # The marker is how prune knows the list is ours to delete later.
+                    result.list_id = client.create_list(lp.list_name, mark(lp.description))
+                    step.done(list_id=result.list_id)
                 result.created = True
             except AuthError:
                 raise
@@ -199,17 +296,28 @@ def _apply_destination(
             for chunk in batches(lp.add, settings.batch_size):
                 jobs.append((lp, chunk))
 
-        def subscribe(job: tuple[ListPlan, Sequence[Member]]) -> BatchResult:
+        def subscribe(job: tuple[ListPlan, Sequence[Member]]) -> BatchResult | None:
             lp, chunk = job
-            return client.subscribe(
-                live_ids[lp.list_name],
-                [subscriber_payload(m, project_type) for m in chunk],
-                update_existing_users_only=lp.update_existing_users_only,
-                list_just_created=lp.create,
-            )
+            if run.skip():
+                return None
+            list_id = live_ids[lp.list_name]
+            with journal.step(
+                "subscribe", dest, lp.list_name, list_id=list_id, members=len(chunk)
+            ) as step:
+                outcome = client.subscribe(
+                    list_id,
+                    [subscribe_payload(m, lp, project_type) for m in chunk],
+                    update_existing_users_only=lp.update_existing_users_only,
+                    list_just_created=lp.create,
+                )
+                step.done(succeeded=outcome.success_count, rejected=len(outcome.failed))
+            return outcome
 
         for (lp, chunk), outcome in zip(jobs, _run(pool, subscribe, jobs), strict=True):
             result = results[lp.list_name]
+            if outcome is None:
+                result.not_attempted_add += len(chunk)
+                continue
             if isinstance(outcome, Exception):
                 result.errors.append(f"subscribing {len(chunk)} members failed: {outcome}")
                 continue
@@ -219,6 +327,11 @@ def _apply_destination(
             if progress is not None:
                 progress("add", len(chunk))
 
+        # 2b. update user fields (trait mappings), once the new members exist
+        fields_result = (
+            _update_fields(dest_plan, client, run, pool) if dest_plan.field_updates else None
+        )
+
         # 3. unsubscribe
         jobs_r = []
         for lp in work:
@@ -227,17 +340,28 @@ def _apply_destination(
             for ids in batches(lp.remove, settings.batch_size):
                 jobs_r.append((lp, ids))
 
-        def unsubscribe(job: tuple[ListPlan, Sequence[str]]) -> BatchResult:
+        def unsubscribe(job: tuple[ListPlan, Sequence[str]]) -> BatchResult | None:
             lp, ids = job
-            return client.unsubscribe(
-                live_ids[lp.list_name],
-                [removal_payload(i, project_type) for i in ids],
-                campaign_id=lp.campaign_id,
-                channel_unsubscribe=lp.channel_unsubscribe,
-            )
+            if run.skip():
+                return None
+            list_id = live_ids[lp.list_name]
+            with journal.step(
+                "unsubscribe", dest, lp.list_name, list_id=list_id, members=len(ids)
+            ) as step:
+                outcome = client.unsubscribe(
+                    list_id,
+                    [removal_payload(i, project_type) for i in ids],
+                    campaign_id=lp.campaign_id,
+                    channel_unsubscribe=lp.channel_unsubscribe,
+                )
+                step.done(succeeded=outcome.success_count, rejected=len(outcome.failed))
+            return outcome
 
         for (lp, ids), outcome in zip(jobs_r, _run(pool, unsubscribe, jobs_r), strict=True):
             result = results[lp.list_name]
+            if outcome is None:
+                result.not_attempted_remove += len(ids)
+                continue
             if isinstance(outcome, Exception):
                 result.errors.append(f"unsubscribing {len(ids)} members failed: {outcome}")
                 continue
@@ -251,20 +375,94 @@ def _apply_destination(
     deletions = []
     for deletion in dest_plan.deletions:
         outcome = DeletionResult(deletion.list_id, deletion.list_name)
+        if run.skip():
+            outcome.error = "not attempted: the run was interrupted"
+            deletions.append(outcome)
+            continue
         try:
-            client.delete_list(deletion.list_id)
+            with journal.step(
+                "delete_list", dest, deletion.list_name, list_id=deletion.list_id
+            ) as step:
+                client.delete_list(deletion.list_id)
+                step.done()
             outcome.deleted = True
         except AuthError:
             raise
         except IterableError as exc:
             outcome.error = str(exc)
         deletions.append(outcome)
-    return DestinationResult(dest_plan.destination, list(results.values()), deletions)
+    for result in results.values():
+        if result.create_not_attempted or result.not_attempted_add or result.not_attempted_remove:
+            result.errors.append(
+                "interrupted: "
+                + ("the list was not created; " if result.create_not_attempted else "")
+                + f"{result.not_attempted_add} of {result.planned_add} additions and "
+                f"{result.not_attempted_remove} of {result.planned_remove} removals were not sent"
+            )
+    return DestinationResult(
+        dest_plan.destination, list(results.values()), deletions, fields_result
+    )
+
+
+def _update_fields(
+    dest_plan: DestinationPlan, client: IterableClient, run: _Run, pool: ThreadPoolExecutor
+) -> FieldUpdateResult:
+    """bulkUpdate in requests Iterable accepts (users and bytes measured, see batching.py);
+    the client paces them at bulk_updates_per_second."""
+    updates = dest_plan.field_updates
+    result = FieldUpdateResult(planned=len(updates))
+    payloads = [update_payload(u, dest_plan.project_type) for u in updates]
+    packed = pack_users(
+        payloads,
+        max_users=client.settings.batch_size,
+        max_bytes=client.settings.bulk_update_max_bytes,
+    )
+    owner = dict(zip((id(p) for p in payloads), updates, strict=True))
+    for payload in packed.too_large:
+        result.rejected[owner[id(payload)].key] = (
+            "its fields are more than one bulkUpdate request may carry (4 MB)"
+        )
+
+    def send(chunk: list[dict[str, Any]]) -> BatchResult | None:
+        if run.skip():
+            return None
+        with run.journal.step(
+            "bulk_update", dest_plan.destination, "user fields", members=len(chunk)
+        ) as step:
+            outcome = client.bulk_update(chunk)
+            step.done(succeeded=outcome.success_count, rejected=len(outcome.failed))
+        return outcome
+
+    jobs = packed.requests
+    for chunk, outcome in zip(jobs, _run(pool, send, jobs), strict=True):
+        chunk_updates = [owner[id(p)] for p in chunk]
+        if outcome is None:
+            result.not_attempted += len(chunk)
+            continue
+        if isinstance(outcome, Exception):
+            result.errors.append(f"updating the fields of {len(chunk)} users failed: {outcome}")
+            continue
+        failed = _failed_members(chunk_updates, outcome.failed)
+        result.rejected.update(failed)
+        result.updated += len(chunk) - len(failed)
+        if outcome.filtered_out_fields:
+            result.errors.append(
+                "Iterable dropped the fields "
+                + ", ".join(outcome.filtered_out_fields)
+                + " (the project does not accept new fields: create them in Iterable first)"
+            )
+        if run.progress is not None:
+            run.progress("update", len(chunk))
+    if result.not_attempted:
+        result.errors.append(
+            f"interrupted: {result.not_attempted} of {result.planned} field updates were not sent"
+        )
+    return result
 
 
 def _run(
-    pool: ThreadPoolExecutor, fn: Callable[[T], BatchResult], jobs: list[T]
-) -> Iterator[BatchResult | IterableError]:
+    pool: ThreadPoolExecutor, fn: Callable[[T], BatchResult | None], jobs: list[T]
+) -> Iterator[BatchResult | IterableError | None]:
     """Results in submission order; an IterableError becomes that job's result, except a
     rejected key, which stops the run (every other request would fail the same way)."""
     futures = [pool.submit(fn, job) for job in jobs]
@@ -279,7 +477,9 @@ def _run(
             yield exc
 
 
-def _failed_members(chunk: Sequence[Member], failed: Mapping[str, str]) -> dict[str, str]:
+def _failed_members(
+    chunk: Sequence[Member] | Sequence[FieldUpdate], failed: Mapping[str, str]
+) -> dict[str, str]:
     if not failed:
         return {}
     lowered = {k.lower(): v for k, v in failed.items()}

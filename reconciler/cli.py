@@ -13,6 +13,7 @@ import csv
 import json
 import os
 import sys
+import threading
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -22,12 +23,16 @@ import typer
 from rich.console import Console
 
 from reconciler import __version__
+from reconciler.adopt import import_lists
 from reconciler.apply import ApplyReport, apply_plan
 from reconciler.connect import open_client
 from reconciler.desired import build_desired
 from reconciler.emulator import emulator_app
 from reconciler.errors import ManifestError, ReconcilerError, StalePlanError, UnsafePlanError
+from reconciler.github.cli import github_app
+from reconciler.interrupt import stop_on_interrupt
 from reconciler.iterable import ClientSettings, IterableClient
+from reconciler.journal import Journal, last_unfinished
 from reconciler.lock import destination_locks
 from reconciler.manifest import Manifests, load_manifests, manifest_json_schema
 from reconciler.masking import quoted, shower
@@ -45,6 +50,7 @@ from reconciler.render import (
 from reconciler.runrecord import Outcome, RunRecord
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a SIGINT
 
 app = typer.Typer(
     name="reconciler",
@@ -59,6 +65,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(emulator_app, name="emulator", help="Run the local Iterable emulator.")
+app.add_typer(
+    github_app,
+    name="github",
+    help="Post plans to GitHub pull requests and drift issues (for the shipped workflows).",
+)
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -326,11 +337,21 @@ def apply(
         if summary_json is not None:
             record.write(summary_json)
         raise done
+    except KeyboardInterrupt:
+        # Ctrl-C before apply started writing, or a second one during it.
+        record.finish("interrupted", "stopped by Ctrl-C")
+        if summary_json is not None:
+            record.write(summary_json)
+        err.print("Interrupted.")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     if summary_json is not None:
         record.write(summary_json)
     typer.echo(REPORT_RENDERERS[output](report, show_members), nl=False)
     if summary_file is not None:
         _append(summary_file, report_markdown(report, show_members))
+    if record.outcome == "interrupted":
+        err.print(_not_done(report), markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED)
     if record.outcome != "success":
         raise typer.Exit(EXIT_ERROR)
 
@@ -376,10 +397,12 @@ def _apply_command(
         _check_policy(the_plan, allow_unsafe, allow_removals, allow_list_deletion)
         if not yes:
             _confirm()
-        report = _apply_with_progress(the_plan, clients)
+        report = _journaled_apply(the_plan, clients, state_dir)
         report.rejected_file = _write_rejected(report, state_dir)
     record.report = report
-    if report.ok and not skipped:
+    if report.interrupted:
+        record.finish("interrupted", "stopped by Ctrl-C after the requests in flight")
+    elif report.ok and not skipped:
         record.finish("success")
     else:
         record.finish("failed", "some changes failed or members were skipped; see the report")
@@ -419,6 +442,11 @@ def _write_rejected(report: ApplyReport, state_dir: Path) -> str | None:
         for d in report.destinations
         for lr in d.lists
         for member, reason in sorted(lr.rejected.items())
+    ] + [
+        (d.destination, "(user fields)", member, reason)
+        for d in report.destinations
+        if d.fields is not None
+        for member, reason in sorted(d.fields.rejected.items())
     ]
     if not rows:
         return None
@@ -426,12 +454,20 @@ def _write_rejected(report: ApplyReport, state_dir: Path) -> str | None:
     runs.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = runs / f"rejected-{stamp}-{os.getpid()}.csv"
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    # Owner-only from the first byte: the file holds personal data.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["destination", "list", "member", "reason"])
-        writer.writerows(rows)
+        writer.writerows([_spreadsheet_safe(cell) for cell in row] for row in rows)
     path.chmod(0o600)
     return str(path)
+
+
+def _spreadsheet_safe(cell: str) -> str:
+    """A userId such as `=cmd|' /C calc'!A0` is a formula to a spreadsheet that opens this
+    file; a leading apostrophe makes it text (OWASP's advice for CSV injection)."""
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 
 def _confirm() -> None:
@@ -445,11 +481,77 @@ def _confirm() -> None:
         raise typer.Exit(EXIT_ERROR)
 
 
-def _apply_with_progress(the_plan: Plan, clients: dict[str, IterableClient]) -> ApplyReport:
+def _journaled_apply(
+    the_plan: Plan, clients: dict[str, IterableClient], state_dir: Path
+) -> ApplyReport:
+    """Apply with a run journal; the first Ctrl-C lets the requests in flight finish."""
+    previous = last_unfinished(state_dir)
+    if previous is not None:
+        err.print(previous.describe_unfinished(), markup=False)
+    journal = Journal.start(state_dir, the_plan)
+
+    def first_interrupt() -> None:
+        err.print(
+            "Interrupted: finishing the requests in flight, starting no more "
+            "(Ctrl-C again to stop at once)...",
+            markup=False,
+        )
+
+    def second_interrupt() -> None:
+        journal.finish("aborted", "stopped at once by a second Ctrl-C")
+        err.print(
+            f"Stopped at once. Done before it stopped: {journal.describe_done()}. Run "
+            f"journal: {journal.path}. Run apply again to finish.",
+            markup=False,
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Worker threads blocked in a request or a retry cannot be stopped any other way;
+        # whatever they leave unknown, the next apply reads back from Iterable.
+        os._exit(EXIT_INTERRUPTED)
+
+    try:
+        with stop_on_interrupt(first_interrupt, second_interrupt) as stop:
+            report = _apply_with_progress(the_plan, clients, journal, stop)
+    except BaseException as exc:
+        outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
+        journal.finish(outcome, str(exc) if isinstance(exc, ReconcilerError) else None)
+        err.print(
+            f"Done before it stopped: {journal.describe_done()}. Run journal: {journal.path}",
+            markup=False,
+        )
+        raise
+    journal.finish(
+        "interrupted" if report.interrupted else "success" if report.ok else "failed",
+        not_attempted=report.not_attempted,
+    )
+    return report
+
+
+def _not_done(report: ApplyReport) -> str:
+    lists = [lr for d in report.destinations for lr in d.lists]
+    adds = sum(lr.not_attempted_add for lr in lists)
+    removes = sum(lr.not_attempted_remove for lr in lists)
+    creates = sum(lr.create_not_attempted for lr in lists)
+    deletions = sum(1 for d in report.destinations for x in d.deletions if not x.deleted)
+    return (
+        "Interrupted (Ctrl-C): stopped after the requests in flight. Not done: "
+        f"{adds} addition(s), {removes} removal(s), {creates} list creation(s), "
+        f"{deletions} list deletion(s). Run apply again to finish: it reads Iterable afresh "
+        "and sends only what is left."
+    )
+
+
+def _apply_with_progress(
+    the_plan: Plan,
+    clients: dict[str, IterableClient],
+    journal: Journal | None = None,
+    stop: threading.Event | None = None,
+) -> ApplyReport:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     s = the_plan.summary
-    total = s.members_to_add + s.members_to_remove
+    total = s.members_to_add + s.members_to_remove + s.users_to_update
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -459,7 +561,13 @@ def _apply_with_progress(the_plan: Plan, clients: dict[str, IterableClient]) -> 
         disable=not err.is_terminal,
     ) as progress:
         task = progress.add_task("Applying", total=total)
-        return apply_plan(the_plan, clients, progress=lambda _phase, n: progress.advance(task, n))
+        return apply_plan(
+            the_plan,
+            clients,
+            progress=lambda _phase, n: progress.advance(task, n),
+            journal=journal,
+            stop=stop,
+        )
 
 
 @app.command()
@@ -528,6 +636,56 @@ def status(
             "BLOCKED" if r["blocked"] else "",
         )
     Console(highlight=False, width=max(100, Console().width)).print(table)
+
+
+@app.command("import")
+def import_(
+    path: Path = PathArg,
+    destination: str = typer.Option(
+        ..., "--destination", "-d", help="The Destination (in PATH) whose lists to adopt."
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Directory for the new manifests and member CSVs; put it under PATH so plan "
+        "and apply see them.",
+    ),
+    lists: list[str] | None = typer.Option(
+        None, "--list", help="Import only this Iterable list (by name; repeatable)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite files that already exist."),
+    state_dir: Path = StateDirOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Adopt lists that already exist in Iterable: write an Audience manifest and a CSV of its
+    current members for each Standard list no manifest manages yet. Reads only; a plan
+    right after shows no changes. Member CSVs hold personal data: review before committing."""
+    try:
+        manifests = load_manifests(path)
+        with err.status("Reading lists from Iterable...") as status:
+            result = import_lists(
+                manifests,
+                destination,
+                out,
+                state_dir=state_dir,
+                lists=lists,
+                force=force,
+                on_read=lambda name: status.update(f"Reading members of list {name!r}..."),
+            )
+    except ReconcilerError as exc:
+        raise _fail(exc) from None
+    for s in result.skipped:
+        err.print(f"skipped list {s.list_id} {s.list_name!r}: {s.reason}", markup=False)
+    for item in result.imported:
+        typer.echo(
+            f"{item.manifest}: audience {item.audience!r} <- list {item.list_id} "
+            f"{item.list_name!r} ({item.members} members in {item.members_file.name})"
+        )
+    typer.echo(
+        f"Imported {len(result.imported)} list(s) from destination {result.destination!r}, "
+        f"skipped {len(result.skipped)}. `reconciler plan` over a path holding {out} should "
+        "now show no changes."
+    )
 
 
 @app.command()

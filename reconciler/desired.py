@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from reconciler.identity import Member, ProjectType
 from reconciler.manifest import Audience, Destination, Manifests
 from reconciler.sources import MemberIssue, read_members
+from reconciler.traits import CompiledMapping, DesiredFields, compile_mapping, desired_fields
 
 
 @dataclass
@@ -14,6 +15,7 @@ class DesiredList:
     audience: Audience
     members: dict[str, Member]
     issues: list[MemberIssue]
+    fields: DesiredFields | None = None  # the audience's trait mapping applied to its members
 
     @property
     def list_name(self) -> str:
@@ -41,12 +43,22 @@ def build_desired(
     """Read every (targeted) audience's source. Destinations without audiences are kept so a
     plan still checks their connection."""
     desired = {name: DesiredDestination(dest) for name, dest in manifests.destinations.items()}
+    compiled: dict[str, CompiledMapping] = {}
     for name, audience in manifests.audiences.items():
         if targets is not None and name not in targets:
             continue
         dest = desired[audience.spec.destination]
         result = read_members(audience, dest.project_type)
-        dest.lists.append(DesiredList(audience, result.members, result.issues))
+        item = DesiredList(audience, result.members, result.issues)
+        if audience.spec.traits is not None:
+            mapping_name = audience.spec.traits
+            if mapping_name not in compiled:
+                compiled[mapping_name] = compile_mapping(manifests.trait_mappings[mapping_name])
+            item.fields = desired_fields(
+                audience, compiled[mapping_name], result.members, result.where
+            )
+            item.issues.extend(item.fields.issues)
+        dest.lists.append(item)
     if targets is not None:
         desired = {k: v for k, v in desired.items() if v.lists}
     return desired

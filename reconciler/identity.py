@@ -50,7 +50,9 @@ class Member:
 
 def normalise_email(raw: str) -> str:
     email = raw.strip().lower()
-    if not _EMAIL.match(email):
+    # isprintable: control and format characters (an escape sequence, a right-to-left
+    # override) are never in an address, and would reach terminals that print members.
+    if not _EMAIL.match(email) or not email.isprintable():
         raise InvalidIdentity("invalid email", raw)
     return email
 

@@ -44,11 +44,17 @@ def manifests_digest(manifests: Manifests) -> str:
     files: set[Path] = {Path(f).resolve() for f in manifests.files}
     for audience in manifests.audiences.values():
         members = audience.spec.members
-        if members.csv is not None:
-            files.add(source_path(audience, members.csv).resolve())
+        # A query's result at a url cannot be digested without running it; the live
+        # fingerprint still catches changes on Iterable's side.
+        for relative in (members.csv, members.parquet, members.database):
+            if relative is not None and relative != ":memory:":
+                files.add(source_path(audience, relative).resolve())
+    # Paths relative to the manifest root: a plan made in one checkout must still match in
+    # another (CI jobs on self-hosted runners check out to different directories).
+    root = Path(manifests.root).resolve()
     h = hashlib.sha256()
     for path in sorted(files):
-        h.update(str(path).encode() + b"\0")
+        h.update(os.path.relpath(path, root).encode() + b"\0")
         try:
             h.update(hashlib.sha256(path.read_bytes()).digest())
         except OSError:

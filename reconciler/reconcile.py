@@ -3,10 +3,12 @@ Iterable, and the pure planner between them."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from reconciler.desired import build_desired
+from reconciler.fields import plan_fields
 from reconciler.iterable import IterableClient
 from reconciler.live import read_live
 from reconciler.manifest import Manifests
@@ -67,14 +69,20 @@ def make_plan(
                     deletion.list_id, None
                 )
         skipped = [(item.audience.name, issue) for item in desired.lists for issue in item.issues]
+        # Trait mappings: fields ride on subscribes, the rest become bulkUpdates.
+        fields = plan_fields(clients[name], desired, lists)
+        skipped.extend(fields.issues)
+        dest_plan = plan_destination(
+            name,
+            desired.project_type,
+            fields.lists,
+            skipped,
+            deletions,
+            allow_list_deletion=dest_spec.policy.allowListDeletion,
+        )
         destinations.append(
-            plan_destination(
-                name,
-                desired.project_type,
-                lists,
-                skipped,
-                deletions,
-                allow_list_deletion=dest_spec.policy.allowListDeletion,
+            dataclasses.replace(
+                dest_plan, field_updates=tuple(fields.updates), field_read=fields.read
             )
         )
     return Plan(tuple(destinations), fingerprint)

@@ -3,6 +3,8 @@
     emulator               Emulator, no rate limits, project "default" (hybrid, key "test-key")
     emulator_server        an EmulatorServer on 127.0.0.1 around `emulator` (.base_url, .emulator)
     make_emulator_server   factory for other project types, limits, faults or clocks
+    postgres               a fresh schema in a real PostgreSQL (tests/postgres.py); skipped
+                           when no server is reachable
 
 Requests need the header `Api-Key: test-key` (EMULATOR_API_KEY).
 """
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.emulator import Emulator, EmulatorServer, Faults, Limits
+from tests import postgres as postgres_support
 
 EMULATOR_API_KEY = "test-key"
 EMULATOR_PROJECT = "default"
@@ -73,3 +76,15 @@ def make_emulator_server() -> Iterator[MakeEmulatorServer]:
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL (with password) of the test PostgreSQL server; skips when there is none."""
+    return postgres_support.server_url()
+
+
+@pytest.fixture
+def postgres(postgres_url: str) -> Iterator[postgres_support.Postgres]:
+    """A fresh schema in the test PostgreSQL server, dropped after the test."""
+    yield from postgres_support.fresh_schema(postgres_url)

@@ -45,6 +45,7 @@ from reconciler.emulator.replies import (
     api_error,
     bad_params,
     fault_reply,
+    garbled_reply,
     json_reply,
     not_found_page,
     rate_limited,
@@ -346,8 +347,11 @@ class Emulator:
         latency = faults.latency_seconds if counted else 0.0
         fault: str | None = None
         drop = False
+        bad_body: str | None = None
         if counted:
             self._fault_count += 1
+            if faults.latency_every and self._fault_count % faults.latency_every:
+                latency = 0.0
             status: int | None = None
             if faults.script:
                 status, fault = faults.script.pop(0), "script"
@@ -355,6 +359,8 @@ class Emulator:
                 status, fault = faults.fail_status, "fail_every"
             elif faults.drop_every and self._fault_count % faults.drop_every == 0:
                 drop, fault = True, "drop"
+            elif faults.bad_body_every and self._fault_count % faults.bad_body_every == 0:
+                bad_body, fault = faults.bad_body, "bad_body"
             if status is not None:
                 retry_after = 1 if status == 429 and faults.retry_after else None
                 response = fault_reply(status, retry_after)
@@ -365,6 +371,8 @@ class Emulator:
             method, path, query, body, api_key, now
         )
         fault = limit_fault or fault
+        if bad_body is not None and limit_fault is None:
+            response = garbled_reply(response, bad_body)
         response.latency_seconds = latency
         response.drop = drop
         return _Outcome(response, project_name, fault, now)

@@ -63,8 +63,17 @@ class Faults:
     """A queue: the next counted requests answer these statuses in order."""
     latency_seconds: float = 0.0
     """Added before each counted answer is sent."""
+    latency_every: int = 0
+    """With `latency_seconds`: only every k-th counted request is slow (0 = every one)."""
     drop_every: int = 0
     """Every k-th counted request is handled, then its response is cut off mid-body."""
+    bad_body_every: int = 0
+    """Every k-th counted request is handled, then answered 200 with a body that is not the
+    one asked for (`bad_body`): the write took effect, the answer cannot say so."""
+    bad_body: str = "html"
+    """What `bad_body_every` answers: "html" (a page, as a captive portal or a misrouted
+    proxy sends), "truncated" (the first half of a JSON body, with a Content-Length that
+    matches, so only parsing can notice; other answers are left whole) or "empty" (no body)."""
     write_rate_per_second: float | None = None
     """subscribe/unsubscribe/bulkUpdate beyond this rate (per project) answer 429."""
     retry_after: bool = False
@@ -89,7 +98,15 @@ class Faults:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-_INT_FIELDS = {"fail_every", "fail_status", "drop_every", "fresh_list_rejects"}
+_INT_FIELDS = {
+    "fail_every",
+    "fail_status",
+    "drop_every",
+    "fresh_list_rejects",
+    "latency_every",
+    "bad_body_every",
+}
+BAD_BODIES = ("html", "truncated", "empty")
 _FLOAT_FIELDS = {"latency_seconds"}
 
 
@@ -106,6 +123,8 @@ def _check_fault_value(name: str, value: Any) -> None:
         ok = value is None or ((is_int(value) or isinstance(value, float)) and value > 0)
     elif name == "retry_after":
         ok = isinstance(value, bool)
+    elif name == "bad_body":
+        ok = value in BAD_BODIES
     elif name == "script":
         ok = isinstance(value, list) and all(is_int(v) and 100 <= v <= 599 for v in value)
     elif name == "paths":

@@ -93,3 +93,23 @@ def fault_reply(status: int, retry_after: int | None) -> EmulatorResponse:
         # The OpenAPI documents 503 on the list readers as "Request timeout. Try again later."
         return api_error(503, "GenericError", "Request timeout. Try again later.")
     return api_error(status, "GenericError", f"Injected failure (HTTP {status})")
+
+
+# What a captive portal or a proxy in the wrong place answers with a 200.
+PORTAL_HTML = (
+    b"<!DOCTYPE html>\r\n<html><head><title>Sign in to continue</title></head>\r\n"
+    b"<body><h1>Sign in to continue</h1></body></html>\r\n"
+)
+
+
+def garbled_reply(real: EmulatorResponse, kind: str) -> EmulatorResponse:
+    """A 200 whose body is not the answer `real` carried (Faults.bad_body)."""
+    if kind == "html":
+        return EmulatorResponse(200, {"Content-Type": HTML_TYPE}, PORTAL_HTML)
+    if kind == "truncated":
+        if not real.headers.get("Content-Type", "").startswith(JSON_TYPE):
+            # A line-per-member text cut at a matching Content-Length is indistinguishable
+            # from a shorter list, for any client; only JSON can be seen to be cut.
+            return real
+        return EmulatorResponse(200, dict(real.headers), real.body[: len(real.body) // 2])
+    return EmulatorResponse(200, {"Content-Type": real.headers.get("Content-Type", JSON_TYPE)})

@@ -180,6 +180,13 @@ class _Server(ThreadingHTTPServer):
             self._open[request] = thread
         thread.start()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-request (killed, or timed out) is not the server's
+        # error; anything else still prints its traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)

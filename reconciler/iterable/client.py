@@ -1,29 +1,45 @@
 """The only code that knows Iterable's URLs.
 
-Layers, inside out: `_send` (one HTTP exchange, judged on status), `_request` (pacing per
-rate-limit bucket, retries with backoff and jitter, Retry-After), and the endpoint methods.
-The API key lives in the httpx client's default headers and nowhere else: no exception,
-log line or repr built here includes request headers.
+Layers, inside out: `_send_once` (one HTTP exchange, judged on status), `_request` (pacing
+per rate-limit bucket, retries with backoff and jitter, Retry-After, and reading the answer),
+and the endpoint methods. The API key lives in the httpx client's default headers and
+nowhere else: no exception, log line or repr built here includes request headers.
+
+What a failure means for a write decides how it is retried. A 429 or a refused connection
+means Iterable did not do it. A timeout, a connection cut mid-answer, a 5xx (a gateway can
+time out after the work was done) or a 2xx whose body is not the answer means it may have
+been done. Subscribe and unsubscribe are idempotent, so they are simply sent again; creating
+or deleting a list is not, so the client looks at the lists before sending it again.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 
-from reconciler.errors import AuthError, IterableError, ListInUseError, RetryExhaustedError
+from reconciler.errors import (
+    AuthError,
+    IterableError,
+    ListInUseError,
+    LiveStateError,
+    RetryExhaustedError,
+)
+from reconciler.iterable.batching import encode, pack_users
 from reconciler.iterable.ratelimit import SlidingWindow
-from reconciler.iterable.results import BatchResult, parse_bulk_response
+from reconciler.iterable.results import BatchResult, filtered_out_fields, parse_bulk_response
 from reconciler.iterable.settings import ClientSettings
 
 REGION_URLS = {"us": "https://api.iterable.com", "eu": "https://api.eu.iterable.com"}
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -44,9 +60,25 @@ class ClientStats:
 
 
 class _Retryable(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None):
+    """A failure worth another attempt. `done_maybe`: the request may have taken effect."""
+
+    def __init__(self, reason: str, retry_after: float | None = None, *, done_maybe: bool = True):
         self.reason = reason
         self.retry_after = retry_after
+        self.done_maybe = done_maybe
+        super().__init__(reason)
+
+
+class _BadAnswer(Exception):
+    """A 2xx whose body is not the answer the endpoint gives: a proxy's page, a body cut
+    short, a shape Iterable does not send. The request may well have taken effect."""
+
+
+class _Uncertain(Exception):
+    """A non-idempotent request failed in a way that leaves open whether it happened."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
         super().__init__(reason)
 
 
@@ -79,9 +111,14 @@ class IterableClient:
             "list_reads": SlidingWindow(s.list_reads_per_minute, 60.0, clock, sleep),
             "lists": SlidingWindow(s.lists_per_second, 1.0, clock, sleep),
             "writes": SlidingWindow(s.writes_per_second, 1.0, clock, sleep),
+            "bulk_update": SlidingWindow(s.bulk_updates_per_second, 1.0, clock, sleep),
+            "get_fields": SlidingWindow(s.get_fields_per_second, 1.0, clock, sleep),
+            "export": SlidingWindow(s.exports_per_minute, 60.0, clock, sleep),
+            "user_reads": SlidingWindow(s.user_reads_per_second, 1.0, clock, sleep),
             "none": SlidingWindow(0, 1.0, clock, sleep),
         }
         self.stats = ClientStats()
+        self._stats_lock = threading.Lock()  # writers run in a thread pool
 
     def __repr__(self) -> str:  # never show the key
         return f"IterableClient({self.base_url!r})"
@@ -102,65 +139,52 @@ class IterableClient:
     # -- lists ---------------------------------------------------------------------------
 
     def get_lists(self) -> list[ListInfo]:
-        body = self._json("GET", "/api/lists", bucket="lists")
-        lists = body.get("lists") if isinstance(body, dict) else None
-        if not isinstance(lists, list):
-            raise IterableError("GET /api/lists: response has no 'lists' array")
-        out = []
-        for item in lists:
-            out.append(
-                ListInfo(
-                    id=int(item["id"]),
-                    name=str(item["name"]),
-                    description=item.get("description"),
-                    list_type=str(item.get("listType", "Standard")),
-                    created_at=item.get("createdAt"),
-                )
-            )
-        return out
+        return self._request("GET", "/api/lists", bucket="lists", parse=_parse_lists)
 
     def create_list(self, name: str, description: str | None = None) -> int:
         payload: dict[str, Any] = {"name": name}
         if description:
             payload["description"] = description
-        try:
-            body = self._json("POST", "/api/lists", bucket="lists", json=payload, idempotent=False)
-        except _CreateUncertain:
-            # The request may have reached Iterable before the connection failed. Creating
-            # again could leave two lists with one name, so look before retrying.
+
+        def send() -> int:
+            return self._request(
+                "POST",
+                "/api/lists",
+                bucket="lists",
+                json=payload,
+                idempotent=False,
+                parse=_parse_list_id,
+            )
+
+        def created() -> int | None:
             existing = [x for x in self.get_lists() if x.name == name]
-            if len(existing) == 1:
-                return existing[0].id
-            body = self._json("POST", "/api/lists", bucket="lists", json=payload)
-        list_id = body.get("listId") if isinstance(body, dict) else None
-        if not isinstance(list_id, int):
-            raise IterableError("POST /api/lists: response has no listId")
-        return list_id
+            if len(existing) > 1:
+                ids = ", ".join(str(x.id) for x in existing)
+                raise LiveStateError(
+                    f"creating list {name!r}: Iterable now has {len(existing)} lists with that "
+                    f"name ({ids}); keep one, delete the others, then apply again"
+                )
+            return existing[0].id if existing else None
+
+        return self._once("POST", "/api/lists", send, created)
 
     def delete_list(self, list_id: int) -> None:
-        self._json("DELETE", f"/api/lists/{list_id}", bucket="lists")
+        path = f"/api/lists/{list_id}"
+
+        def send() -> bool:
+            self._request("DELETE", path, bucket="lists", idempotent=False, parse=_parse_object)
+            return True
+
+        def deleted() -> bool | None:
+            return True if all(x.id != list_id for x in self.get_lists()) else None
+
+        self._once("DELETE", path, send, deleted)
 
     def iter_list_members(self, list_id: int, prefer_user_id: bool) -> Iterator[str]:
         """Stream getUsers: one identifier per line. The body can be millions of lines."""
         params = {"listId": str(list_id), "preferUserId": "true" if prefer_user_id else "false"}
-        lines: list[str] = []
-
-        def consume(response: httpx.Response) -> None:
-            lines.clear()
-            pending = ""
-            for chunk in response.iter_text():
-                pending += chunk
-                *complete, pending = pending.split("\n")
-                lines.extend(x.strip() for x in complete if x.strip())
-            if pending.strip():
-                lines.append(pending.strip())
-
-        self._request(
-            "GET",
-            "/api/lists/getUsers",
-            bucket="list_reads",
-            params=params,
-            stream_consumer=consume,
+        lines = self._request(
+            "GET", "/api/lists/getUsers", bucket="list_reads", params=params, parse=_parse_lines
         )
         yield from lines
 
@@ -206,25 +230,128 @@ class IterableClient:
         return self._bulk("/api/lists/unsubscribe", payload, len(subscribers))
 
     def _bulk(self, path: str, payload: dict[str, Any], count: int) -> BatchResult:
-        body = self._json("POST", path, bucket="writes", json=payload)
-        if not isinstance(body, dict):
-            raise IterableError(f"POST {path}: response is not a JSON object", endpoint=path)
+        body = self._request("POST", path, bucket="writes", json=payload, parse=_parse_bulk)
         success, failed = parse_bulk_response(body)
         return BatchResult(sent=count, success_count=success, failed=failed, requests=1)
 
+    # -- user fields ---------------------------------------------------------------------
+
+    def bulk_update(
+        self, users: Sequence[dict[str, Any]], *, merge_nested_objects: bool = False
+    ) -> BatchResult:
+        """Write `dataFields` for users (each {"email"|"userId", "dataFields", ...}).
+
+        Sent in requests of at most `batch_size` users and `bulk_update_max_bytes` bytes,
+        measured on the encoded body, paced at bulk_updates_per_second. Fields a user's
+        entry omits are left alone. A user whose entry alone is over the byte limit is not
+        sent and comes back as failed. Idempotent, so retried like subscribe.
+        """
+        if merge_nested_objects:
+            users = [{**user, "mergeNestedObjects": True} for user in users]
+        packed = pack_users(
+            users,
+            max_users=self.settings.batch_size,
+            max_bytes=self.settings.bulk_update_max_bytes,
+        )
+        total = BatchResult()
+        for user in packed.too_large:
+            identifier = user.get("userId") or user.get("email") or ""
+            total.failed[str(identifier)] = (
+                f"its fields are over {self.settings.bulk_update_max_bytes} bytes, more than "
+                "one bulkUpdate request may carry"
+            )
+            total.sent += 1
+        for chunk in packed.requests:
+            body = self._request(
+                "POST",
+                "/api/users/bulkUpdate",
+                bucket="bulk_update",
+                content=encode({"users": chunk}),
+                headers={"Content-Type": "application/json"},
+                parse=_parse_bulk,
+            )
+            success, failed = parse_bulk_response(body)
+            total.merge(
+                BatchResult(
+                    sent=len(chunk),
+                    success_count=success,
+                    failed=failed,
+                    requests=1,
+                    filtered_out_fields=filtered_out_fields(body),
+                )
+            )
+        return total
+
+    def get_fields(self) -> dict[str, str]:
+        """Every user field of the project with its type (string, long, double, boolean,
+        date, object; nested paths as `a.b`)."""
+        return self._request(
+            "GET", "/api/users/getFields", bucket="get_fields", parse=_parse_fields
+        )
+
+    def get_user(
+        self, *, email: str | None = None, user_id: str | None = None
+    ) -> dict[str, Any] | None:
+        """One profile's fields (Iterable's `dataFields`), or None when there is no such user.
+
+        Exactly one of `email`, `user_id`. Error messages name the endpoint, never the
+        identifier (it is personal data).
+        """
+        if (email is None) == (user_id is None):
+            raise ValueError("give exactly one of email, user_id")
+        if user_id is not None:
+            path, label = f"/api/users/byUserId/{quote(user_id, safe='')}", "/api/users/byUserId"
+        else:
+            assert email is not None
+            path, label = f"/api/users/{quote(email, safe='')}", "/api/users/{email}"
+        return self._request("GET", path, bucket="user_reads", parse=_parse_user, label=label)
+
+    def export_users(
+        self,
+        only_fields: Sequence[str],
+        *,
+        keep: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every user of the project, one JSON object per line, with only `only_fields`.
+
+        The body is read line by line as it streams and only rows `keep` accepts are held,
+        so memory grows with the users asked about, not with the project. 4 per minute.
+        """
+        params = [("dataTypeName", "user"), ("range", "All")]
+        params += [("onlyFields", name) for name in only_fields]
+
+        def parse(response: httpx.Response) -> list[dict[str, Any]]:
+            return _parse_json_lines(response, keep)
+
+        rows = self._request(
+            "GET", "/api/export/data.json", bucket="export", params=params, parse=parse
+        )
+        yield from rows
+
     # -- transport -----------------------------------------------------------------------
 
-    def _json(
-        self, method: str, path: str, *, bucket: str, idempotent: bool = True, **kwargs: Any
-    ) -> Any:
-        response_text = self._request(method, path, bucket=bucket, idempotent=idempotent, **kwargs)
-        try:
-            return json.loads(response_text) if response_text else {}
-        except json.JSONDecodeError:
-            raise IterableError(
-                f"{method} {path}: Iterable answered with a body that is not JSON",
-                endpoint=path,
-            ) from None
+    def _once(
+        self, method: str, path: str, send: Callable[[], T], happened: Callable[[], T | None]
+    ) -> T:
+        """Send a request that must not be repeated blindly. After a failure that may have
+        taken effect, `happened` looks at Iterable: its answer, when not None, is the result;
+        otherwise the request is sent again."""
+        attempt = 0
+        while True:
+            try:
+                return send()
+            except _Uncertain as exc:
+                found = happened()
+                if found is not None:
+                    return found
+                if attempt >= self.settings.max_retries:
+                    raise RetryExhaustedError(
+                        f"{method} {path}: {_gave_up(attempt + 1)}; last failure: {exc.reason}",
+                        endpoint=path,
+                    ) from None
+                attempt += 1
+                self._count(retries=1)
+                self._sleep(self._backoff(attempt))
 
     def _request(
         self,
@@ -232,31 +359,38 @@ class IterableClient:
         path: str,
         *,
         bucket: str,
+        parse: Callable[[httpx.Response], T],
         idempotent: bool = True,
-        stream_consumer: Callable[[httpx.Response], None] | None = None,
+        label: str | None = None,
         **kwargs: Any,
-    ) -> str:
+    ) -> T:
+        """Send until a good answer or the retry budget is spent. `parse` reads a 2xx answer
+        into the result, raising _BadAnswer when it is not what the endpoint answers.
+        `label` names the endpoint in messages when `path` holds something personal."""
         limiter = self._buckets[bucket]
         attempt = 0
+        shown = label or path
         while True:
             limiter.acquire()
             try:
-                return self._send_once(method, path, stream_consumer, **kwargs)
+                return self._send_once(method, path, parse, label=shown, **kwargs)
             except _Retryable as exc:
-                if (
-                    not idempotent
-                    and exc.retry_after is None
-                    and exc.reason.startswith("connection")
-                ):
-                    raise _CreateUncertain(exc.reason) from None
+                if not idempotent and exc.done_maybe:
+                    raise _Uncertain(exc.reason) from None
                 if attempt >= self.settings.max_retries:
+                    unsure = (
+                        "; the request may have taken effect in Iterable even so (the next "
+                        "plan shows what is left)"
+                        if method != "GET" and exc.done_maybe
+                        else ""
+                    )
                     raise RetryExhaustedError(
-                        f"{method} {path}: gave up after {attempt + 1} attempts; "
-                        f"last failure: {exc.reason}",
-                        endpoint=path,
+                        f"{method} {shown}: {_gave_up(attempt + 1)}; last failure: "
+                        f"{exc.reason}{unsure}",
+                        endpoint=shown,
                     ) from None
                 attempt += 1
-                self.stats.retries += 1
+                self._count(retries=1)
                 if exc.retry_after is not None:
                     wait = min(exc.retry_after, self.settings.retry_after_cap)
                     limiter.push_back(wait)
@@ -268,42 +402,51 @@ class IterableClient:
         ceiling = min(self.settings.backoff_cap, self.settings.backoff_base * 2 ** (attempt - 1))
         return self._rng.uniform(ceiling / 2, ceiling)
 
+    def _count(self, **increments: int) -> None:
+        with self._stats_lock:
+            for name, n in increments.items():
+                setattr(self.stats, name, getattr(self.stats, name) + n)
+
     def _send_once(
         self,
         method: str,
         path: str,
-        stream_consumer: Callable[[httpx.Response], None] | None,
+        parse: Callable[[httpx.Response], T],
+        label: str | None = None,
         **kwargs: Any,
-    ) -> str:
-        self.stats.requests += 1
-        if method != "GET":
-            self.stats.writes += 1
+    ) -> T:
+        self._count(requests=1, writes=int(method != "GET"))
         try:
             with self._http.stream(method, path, **kwargs) as response:
-                if response.status_code == 200 and stream_consumer is not None:
-                    stream_consumer(response)
-                    return ""
+                if 200 <= response.status_code < 300:
+                    return parse(response)
                 response.read()
+        except _BadAnswer as exc:
+            raise _Retryable(f"HTTP {response.status_code} with {exc}") from None
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            # Nothing was sent, so nothing can have happened.
+            raise _Retryable("could not connect", done_maybe=False) from None
         except httpx.TimeoutException:
             raise _Retryable("connection timed out") from None
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, httpx.DecodingError) as exc:
             raise _Retryable(f"connection failed ({type(exc).__name__})") from None
-        return self._judge(method, path, response)
+        raise self._refusal(method, label or path, response)
 
-    def _judge(self, method: str, path: str, response: httpx.Response) -> str:
+    def _refusal(self, method: str, path: str, response: httpx.Response) -> Exception:
+        """The exception for a non-2xx answer: _Retryable, or an IterableError to report."""
         status = response.status_code
         text = response.text
-        if 200 <= status < 300:
-            return text
         if status in RETRYABLE_STATUS:
             retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
             if status == 429:
-                self.stats.rate_limited += 1
-            raise _Retryable(f"HTTP {status}", retry_after)
+                self._count(rate_limited=1)
+                # Iterable refused it before doing anything.
+                return _Retryable(f"HTTP {status}", retry_after, done_maybe=False)
+            return _Retryable(f"HTTP {status}", retry_after)
         msg, code = _error_fields(text)
         where = f"{method} {path}"
         if status == 401:
-            raise AuthError(
+            return AuthError(
                 f"{where}: Iterable rejected the API key (401 {code or 'BadApiKey'}); check "
                 "the destination's apiKey variable or file",
                 status=status,
@@ -311,15 +454,21 @@ class IterableClient:
                 endpoint=path,
             )
         if status == 409:
-            raise ListInUseError(
+            return ListInUseError(
                 f"{where}: the list is in use by a campaign or journey (409); detach it in "
                 "Iterable first",
                 status=status,
                 code=code,
                 endpoint=path,
             )
-        detail = msg or (text[:200] if "json" in response.headers.get("content-type", "") else "")
-        raise IterableError(
+        if _is_html(response):
+            detail = (
+                "an HTML page, not Iterable's JSON: check the destination's baseUrl, or a "
+                "proxy in between"
+            )
+        else:
+            detail = msg or (text[:200] if "json" in _content_type(response) else "")
+        return IterableError(
             f"{where}: HTTP {status}"
             + (f" {code}" if code else "")
             + (f": {detail}" if detail else ""),
@@ -329,23 +478,151 @@ class IterableClient:
         )
 
 
-class _CreateUncertain(Exception):
-    """A non-idempotent request failed in transit; it may or may not have happened."""
+def _gave_up(attempts: int) -> str:
+    return f"gave up after {attempts} attempt{'s' if attempts != 1 else ''}"
+
+
+def _content_type(response: httpx.Response) -> str:
+    return response.headers.get("content-type", "").lower()
+
+
+def _is_html(response: httpx.Response) -> bool:
+    return "html" in _content_type(response)
+
+
+# -- answers ---------------------------------------------------------------------------
+# Each reads a 2xx answer inside the response's stream, so a body cut short surfaces as an
+# httpx error there, and raises _BadAnswer for a body that is not the endpoint's answer.
+
+
+def _parse_json(response: httpx.Response) -> Any:
+    response.read()
+    if _is_html(response):
+        raise _BadAnswer("an HTML page, not JSON")
+    if not response.content.strip():
+        raise _BadAnswer("an empty body, not JSON")
+    try:
+        return json.loads(response.text)
+    except (json.JSONDecodeError, RecursionError):
+        raise _BadAnswer("a body that is not JSON") from None
+
+
+def _parse_object(response: httpx.Response) -> dict[str, Any]:
+    body = _parse_json(response)
+    if not isinstance(body, dict):
+        raise _BadAnswer("JSON that is not an object")
+    return body
+
+
+def _parse_lists(response: httpx.Response) -> list[ListInfo]:
+    lists = _parse_object(response).get("lists")
+    if not isinstance(lists, list):
+        raise _BadAnswer("JSON without a 'lists' array")
+    out = []
+    for item in lists:
+        if not isinstance(item, dict):
+            raise _BadAnswer("a 'lists' entry that is not an object")
+        list_id, name = item.get("id"), item.get("name")
+        if not isinstance(list_id, int) or isinstance(list_id, bool) or not isinstance(name, str):
+            raise _BadAnswer("a 'lists' entry without an integer id and a name")
+        description, created_at = item.get("description"), item.get("createdAt")
+        out.append(
+            ListInfo(
+                id=list_id,
+                name=name,
+                description=description if isinstance(description, str) else None,
+                list_type=str(item.get("listType", "Standard")),
+                created_at=created_at if isinstance(created_at, int) else None,
+            )
+        )
+    return out
+
+
+def _parse_list_id(response: httpx.Response) -> int:
+    list_id = _parse_object(response).get("listId")
+    if not isinstance(list_id, int) or isinstance(list_id, bool):
+        raise _BadAnswer("JSON without an integer listId")
+    return list_id
+
+
+def _parse_bulk(response: httpx.Response) -> dict[str, Any]:
+    body = _parse_object(response)
+    # successCount is required in Iterable's answer; without it nothing says what happened.
+    if not isinstance(body.get("successCount"), int):
+        raise _BadAnswer("JSON without a successCount")
+    return body
+
+
+def _parse_fields(response: httpx.Response) -> dict[str, str]:
+    fields = _parse_object(response).get("fields")
+    if not isinstance(fields, dict):
+        raise _BadAnswer("JSON without a 'fields' object")
+    return {str(name): str(kind) for name, kind in fields.items()}
+
+
+def _parse_user(response: httpx.Response) -> dict[str, Any] | None:
+    body = _parse_object(response)
+    if "user" not in body:
+        return None  # Iterable answers an unknown user with 200 and {}
+    user = body["user"]
+    if not isinstance(user, dict):
+        raise _BadAnswer("a 'user' that is not an object")
+    data = user.get("dataFields", {})
+    if not isinstance(data, dict):
+        raise _BadAnswer("a user whose dataFields is not an object")
+    return data
+
+
+def _parse_json_lines(
+    response: httpx.Response, keep: Callable[[dict[str, Any]], bool] | None
+) -> list[dict[str, Any]]:
+    if _is_html(response):
+        raise _BadAnswer("an HTML page, not the export")
+    rows: list[dict[str, Any]] = []
+    for line in response.iter_lines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            raise _BadAnswer("an export line that is not JSON") from None
+        if not isinstance(row, dict):
+            raise _BadAnswer("an export line that is not a JSON object")
+        if keep is None or keep(row):
+            rows.append(row)
+    return rows
+
+
+def _parse_lines(response: httpx.Response) -> list[str]:
+    if _is_html(response):
+        # A proxy's or portal's page would otherwise be read as members, and the plan would
+        # remove everyone the page does not name.
+        raise _BadAnswer("an HTML page, not the list's members")
+    lines: list[str] = []
+    pending = ""
+    for chunk in response.iter_text():
+        pending += chunk
+        *complete, pending = pending.split("\n")
+        lines.extend(x.strip() for x in complete if x.strip())
+    if pending.strip():
+        lines.append(pending.strip())
+    return lines
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         return None  # an HTTP date: rare enough to fall back to our own backoff
+    return seconds if seconds >= 0 else 0.0  # NaN is not >= 0: no wait
 
 
 def _error_fields(text: str) -> tuple[str | None, str | None]:
     try:
         body = json.loads(text)
-    except (json.JSONDecodeError, ValueError):
+    except (json.JSONDecodeError, ValueError, RecursionError):
         return None, None
     if not isinstance(body, dict):
         return None, None

@@ -27,12 +27,17 @@ class BatchResult:
     success_count: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # identifier -> reason
     requests: int = 0
+    # Fields Iterable dropped instead of creating (a project that refuses new fields).
+    filtered_out_fields: list[str] = field(default_factory=list)
 
     def merge(self, other: BatchResult) -> None:
         self.sent += other.sent
         self.success_count += other.success_count
         self.failed.update(other.failed)
         self.requests += other.requests
+        for name in other.filtered_out_fields:
+            if name not in self.filtered_out_fields:
+                self.filtered_out_fields.append(name)
 
 
 def parse_bulk_response(body: dict[str, object]) -> tuple[int, dict[str, str]]:
@@ -53,3 +58,11 @@ def parse_bulk_response(body: dict[str, object]) -> tuple[int, dict[str, str]]:
                         failed.setdefault(identifier, reason)
     success = body.get("successCount")
     return (success if isinstance(success, int) else 0), failed
+
+
+def filtered_out_fields(body: dict[str, object]) -> list[str]:
+    """`filteredOutFields` of a bulk answer: fields the project refused to create."""
+    names = body.get("filteredOutFields")
+    if not isinstance(names, list):
+        return []
+    return [name for name in names if isinstance(name, str)]

@@ -7,6 +7,7 @@ raised limits tune the client without touching manifests.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields, replace
 
@@ -26,6 +27,12 @@ class ClientSettings:
     list_reads_per_minute: float = 5  # getUsers and lists/{id}/size share this budget
     lists_per_second: float = 100
     writes_per_second: float = 0  # subscribe/unsubscribe: none documented; 0 = unpaced
+    bulk_updates_per_second: float = 5  # users/bulkUpdate
+    get_fields_per_second: float = 3  # users/getFields
+    exports_per_minute: float = 4  # export/data.json
+    user_reads_per_second: float = 100  # users/{email} and users/byUserId/{userId}
+    # bulkUpdate bodies must stay under 4 MB; 4,000,000 is under it however a MB is counted.
+    bulk_update_max_bytes: int = 4_000_000
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ClientSettings:
@@ -41,12 +48,20 @@ class ClientSettings:
                 raise ConfigError(
                     f"RECONCILER_{f.name.upper()} must be a number; got {raw!r}"
                 ) from None
-            if value < 0:
-                raise ConfigError(f"RECONCILER_{f.name.upper()} must not be negative")
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(
+                    f"RECONCILER_{f.name.upper()} must be a finite number, not negative; "
+                    f"got {raw!r}"
+                )
             overrides[f.name] = value
         settings = replace(cls(), **overrides)
         if settings.batch_size < 1 or settings.batch_size > 1000:
             raise ConfigError("RECONCILER_BATCH_SIZE must be between 1 and 1000")
+        if settings.timeout <= 0:
+            # 0 would make every socket non-blocking: each request fails at once.
+            raise ConfigError("RECONCILER_TIMEOUT must be more than 0 seconds")
         if settings.concurrency < 1:
             raise ConfigError("RECONCILER_CONCURRENCY must be at least 1")
+        if not 1024 <= settings.bulk_update_max_bytes <= 4 * 1024 * 1024:
+            raise ConfigError("RECONCILER_BULK_UPDATE_MAX_BYTES must be between 1024 and 4194304")
         return settings

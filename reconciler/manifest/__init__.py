@@ -10,7 +10,7 @@ Everything public is re-exported here; the submodules are an implementation deta
 from reconciler.manifest.api_key import resolve_api_key
 from reconciler.manifest.loader import load_manifests
 from reconciler.manifest.location import Location
-from reconciler.manifest.manifests import Audience, Destination, Manifests
+from reconciler.manifest.manifests import Audience, Destination, Manifests, TraitMapping
 from reconciler.manifest.model import (
     API_VERSION,
     ApiKeyRef,
@@ -21,6 +21,8 @@ from reconciler.manifest.model import (
     Metadata,
     PolicySpec,
     RemovalPolicySpec,
+    TraitFieldSpec,
+    TraitMappingSpec,
     UnsubscribeSpec,
 )
 from reconciler.manifest.schema import manifest_json_schema
@@ -39,6 +41,9 @@ __all__ = [
     "Metadata",
     "PolicySpec",
     "RemovalPolicySpec",
+    "TraitFieldSpec",
+    "TraitMapping",
+    "TraitMappingSpec",
     "UnsubscribeSpec",
     "load_manifests",
     "manifest_json_schema",

@@ -29,7 +29,7 @@ def resolve_api_key(destination: Destination) -> str | None:
                 f"destination {destination.name!r}: environment variable {ref.env} {state}; "
                 "it must hold the Iterable API key"
             )
-        return value
+        return _checked(value, destination, f"environment variable {ref.env}")
     assert ref.file is not None  # ApiKeyRef guarantees exactly one of env, file
     path = Path(ref.file).expanduser()
     if not path.is_absolute():
@@ -47,4 +47,15 @@ def resolve_api_key(destination: Destination) -> str | None:
         ) from None
     if not value:
         raise ConfigError(f"destination {destination.name!r}: API key file {path} is empty")
+    return _checked(value, destination, f"API key file {path}")
+
+
+def _checked(value: str, destination: Destination, where: str) -> str:
+    # An HTTP header carries printable ASCII only; anything else fails deep inside the HTTP
+    # library, with a message that may quote part of the key.
+    if not (value.isascii() and value.isprintable()) or any(c.isspace() for c in value):
+        raise ConfigError(
+            f"destination {destination.name!r}: the key in {where} has characters an API key "
+            "cannot have (non-ASCII, control characters or spaces); check it was copied whole"
+        )
     return value

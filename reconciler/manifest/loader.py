@@ -16,8 +16,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from reconciler.errors import ManifestError, Problem
+from reconciler.manifest.columns import source_columns
 from reconciler.manifest.location import Location
-from reconciler.manifest.manifests import Audience, Destination, Manifests
+from reconciler.manifest.manifests import Audience, Destination, Manifests, TraitMapping
 from reconciler.manifest.model import (
     DOCUMENT_MODELS,
     KINDS,
@@ -25,6 +26,13 @@ from reconciler.manifest.model import (
     AudienceDocument,
     DestinationDocument,
     DocumentEnvelope,
+    TraitMappingDocument,
+)
+from reconciler.manifest.repository import (
+    IN_MEMORY,
+    SOURCE_PATH_FIELDS,
+    find_repository,
+    is_inside,
 )
 from reconciler.manifest.validation import describe, problems_from_error
 from reconciler.manifest.yaml_file import YamlDocument, read_yaml_file
@@ -55,9 +63,13 @@ def load_manifests(path: Path | str) -> Manifests:
             )
         )
     collector.check_across_documents()
+    if files:
+        collector.check_source_paths(find_repository(root))
     if collector.problems:
         raise ManifestError(collector.problems)
-    return Manifests(root, files, collector.destinations, collector.audiences)
+    return Manifests(
+        root, files, collector.destinations, collector.audiences, collector.trait_mappings
+    )
 
 
 def display_path(path: Path) -> str:
@@ -77,17 +89,40 @@ def _discover(root: Path) -> tuple[list[Path], list[Problem]]:
     if not root.is_dir():
         return [], [Problem(shown, 0, 0, f"manifest path {shown} does not exist")]
     found: list[Path] = []
+    problems: list[Problem] = []
     for directory, subdirectories, filenames in os.walk(root):
         # Hidden directories hold tooling (.git, .github workflows), never manifests.
         subdirectories[:] = [d for d in subdirectories if not d.startswith(".")]
-        found.extend(
-            Path(directory, name)
-            for name in filenames
-            if name.endswith(MANIFEST_SUFFIXES) and not name.startswith(".")
-        )
-    if not found:
+        # os.walk does not enter linked directories; one that leads out is still refused
+        # aloud rather than skipped without a word.
+        for name in subdirectories:
+            problems.extend(_link_out(Path(directory, name), root))
+        for name in filenames:
+            if name.endswith(MANIFEST_SUFFIXES) and not name.startswith("."):
+                path = Path(directory, name)
+                refused = _link_out(path, root)
+                problems.extend(refused)
+                if not refused:
+                    found.append(path)
+    if not found and not problems:
         return [], [Problem(shown, 0, 0, f"no manifest files (*.yaml, *.yml) found in {shown}")]
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix()), []
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix()), problems
+
+
+def _link_out(path: Path, root: Path) -> list[Problem]:
+    """A problem when `path` is a symbolic link leading outside the manifest directory."""
+    if not path.is_symlink() or is_inside(path, root):
+        return []
+    return [
+        Problem(
+            display_path(path),
+            0,
+            0,
+            f"symbolic link to {display_path(path.resolve())}, outside the manifest directory "
+            f"{display_path(root)}; refused (a reviewed manifest change must be the whole "
+            "change)",
+        )
+    ]
 
 
 @dataclass
@@ -103,6 +138,7 @@ class _Collector:
     problems: list[Problem]
     destinations: dict[str, Destination] = field(default_factory=dict)
     audiences: dict[str, Audience] = field(default_factory=dict)
+    trait_mappings: dict[str, TraitMapping] = field(default_factory=dict)
     declared: dict[str, list[_Declared]] = field(default_factory=dict)
 
     def add(self, document: YamlDocument) -> None:
@@ -165,6 +201,19 @@ class _Collector:
                     _positions=positions,
                 ),
             )
+        elif isinstance(parsed, TraitMappingDocument):
+            self.trait_mappings.setdefault(
+                parsed.metadata.name,
+                TraitMapping(
+                    name=parsed.metadata.name,
+                    spec=parsed.spec,
+                    location=name_location,
+                    base_dir=base_dir,
+                    labels=dict(parsed.metadata.labels),
+                    annotations=dict(parsed.metadata.annotations),
+                    _positions=positions,
+                ),
+            )
 
     def check_across_documents(self) -> None:
         for kind, declared in self.declared.items():
@@ -180,6 +229,29 @@ class _Collector:
                     )
         self._check_destination_references()
         self._check_list_names()
+        self._check_trait_mappings()
+
+    def check_source_paths(self, repository: Path) -> None:
+        """Member source files must live in the repository (reconciler.manifest.repository)."""
+        for audience in self.audiences.values():
+            members = audience.spec.members
+            for name in SOURCE_PATH_FIELDS:
+                value = getattr(members, name, None)
+                if not isinstance(value, str) or value == IN_MEMORY:
+                    continue
+                path = Path(value)
+                path = path if path.is_absolute() else audience.base_dir / path
+                if is_inside(path, repository):
+                    continue
+                resolved = path.resolve()
+                via = f" (it resolves to {resolved})" if resolved != path.absolute() else ""
+                self.problems.append(
+                    audience.field_location("members", name).problem(
+                        f"members.{name}: {value} is outside the repository {repository}"
+                        f"{via}; member sources must live in the repository that holds the "
+                        "manifests"
+                    )
+                )
 
     def _check_destination_references(self) -> None:
         # A destination that failed validation still exists as far as its audiences are
@@ -213,6 +285,55 @@ class _Collector:
                     f"{first.name!r} is at {first.location}"
                 )
             )
+
+    def _check_trait_mappings(self) -> None:
+        known = [m.name for m in self.declared.get("TraitMapping", [])]
+        shown = ", ".join(dict.fromkeys(known)) or "none are defined"
+        for audience in self.audiences.values():
+            name = audience.spec.traits
+            if name is None:
+                continue
+            if name not in known:
+                self.problems.append(
+                    audience.field_location("traits").problem(
+                        f"spec.traits: unknown trait mapping {name!r}; known trait mappings: "
+                        f"{shown}"
+                    )
+                )
+                continue
+            mapping = self.trait_mappings.get(name)
+            if mapping is not None:
+                self._check_columns(audience, mapping)
+
+    def _check_columns(self, audience: Audience, mapping: TraitMapping) -> None:
+        # Imported here: the trait compiler imports this package.
+        from reconciler.traits.template import ROW_VARIABLE, template_variables
+
+        found = source_columns(audience)
+        if found is None:
+            return  # Parquet and SQL columns are checked when the source is read
+        source, columns = found
+        available = set(columns)
+        used_by = f"audience {audience.name!r} at {audience.field_location('traits')}"
+        for field_name, spec in mapping.spec.field_specs().items():
+            if spec.from_ is not None:
+                wanted, where, what = [spec.from_], ("fields", field_name), "column"
+                if isinstance(mapping.spec.fields[field_name], type(spec)):
+                    where = ("fields", field_name, "from")
+            else:
+                assert spec.template is not None
+                wanted = sorted(template_variables(spec.template) - {ROW_VARIABLE})
+                where, what = ("fields", field_name, "template"), "template variable"
+            for column in wanted:
+                if column in available:
+                    continue
+                self.problems.append(
+                    mapping.field_location(*where).problem(
+                        f"spec.fields.{field_name}: {what} {column!r} is not in {source} "
+                        f"(the source of {used_by}); columns are: "
+                        f"{', '.join(columns) or '(none)'}"
+                    )
+                )
 
 
 def _declared_name(data: dict[str, Any]) -> str | None:

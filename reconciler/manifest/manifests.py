@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.manifest.location import Location, PathElement, YamlPositions
-from reconciler.manifest.model import AudienceSpec, DestinationSpec
+from reconciler.manifest.model import AudienceSpec, DestinationSpec, TraitMappingSpec
 
 
 class _SpecPositions:
@@ -62,6 +62,19 @@ class Audience(_SpecPositions):
 
 
 @dataclass(frozen=True)
+class TraitMapping(_SpecPositions):
+    """A `kind: TraitMapping` document: Iterable user fields and where their values come from."""
+
+    name: str
+    spec: TraitMappingSpec
+    location: Location  # of metadata.name
+    base_dir: Path
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    _positions: YamlPositions | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
 class Manifests:
     """Everything loaded from a manifest path, in file order then document order."""
 
@@ -69,6 +82,7 @@ class Manifests:
     files: list[Path]
     destinations: dict[str, Destination]
     audiences: dict[str, Audience]
+    trait_mappings: dict[str, TraitMapping] = field(default_factory=dict)
 
     def audiences_of(self, destination: str) -> list[Audience]:
         """The audiences that name `destination`, in load order."""

@@ -7,6 +7,7 @@ constraint an editor should know about is declared here, not only checked in cod
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -23,19 +24,23 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 API_VERSION = "reconciler/v1"
-KINDS = ("Destination", "Audience")
+KINDS = ("Destination", "Audience", "TraitMapping")
 # Kinds that exist in the design but not in this release; refused with a kinder message
 # than "unknown kind".
-RESERVED_KINDS = ("TraitMapping",)
+RESERVED_KINDS: tuple[str, ...] = ()
 
 NAME_PATTERN = r"^[A-Za-z0-9._-]{1,200}$"
 ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# A top-level Iterable field: a dot would address a nested path, and surrounding spaces are
+# invisible in every UI that shows the field.
+FIELD_NAME_PATTERN = r"^[^.\s](?:[^.]{0,198}[^.\s])?$"
 
 # Used by the error formatter: a regex means nothing to someone editing YAML.
 PATTERN_DESCRIPTIONS = {
     NAME_PATTERN: "1-200 letters, digits, '-', '_' or '.'",
     ENV_VAR_PATTERN: "an environment variable name (letters, digits and '_', not starting "
     "with a digit)",
+    FIELD_NAME_PATTERN: "a field name: 1-200 characters, no '.', no spaces at either end",
 }
 
 LITERAL_API_KEY_MESSAGE = (
@@ -274,8 +279,46 @@ InlineEntry = Annotated[
 ]
 
 
+# Where a database URL may hold a password: the userinfo of `dialect[+driver]://user:pw@`.
+# Mirrors SQLAlchemy's URL grammar closely enough to find a literal password.
+_URL_PASSWORD = re.compile(r"^[\w+]+://[^:/@]*:(?P<password>[^@]*)@")
+_URL_SCHEME = re.compile(r"^[A-Za-z][\w+.-]*://")
+ENV_REFERENCE = re.compile(r"\$\{(?P<name>[^}]*)\}")
+_ENV_NAME = re.compile(ENV_VAR_PATTERN)
+
+
+def _database_url(value: str) -> str:
+    # Messages never quote the URL: it may carry a password someone pasted by mistake.
+    for match in ENV_REFERENCE.finditer(value):
+        if not _ENV_NAME.match(match["name"]):
+            raise PydanticCustomError(
+                "env_reference",
+                "${...} must name an environment variable (letters, digits and '_', not "
+                "starting with a digit)",
+            )
+    whole_variable = ENV_REFERENCE.fullmatch(value) is not None
+    if not whole_variable and not _URL_SCHEME.match(value):
+        raise PydanticCustomError(
+            "database_url",
+            "expected a SQLAlchemy URL such as postgresql://app:${PGPASSWORD}@host/db",
+        )
+    password = _URL_PASSWORD.match(value)
+    if password and password["password"] and not ENV_REFERENCE.search(password["password"]):
+        raise PydanticCustomError(
+            "literal_password",
+            "a literal password is refused because passwords never live in git; write "
+            "${VARIABLE} in its place, e.g. postgresql://app:${PGPASSWORD}@host/db",
+        )
+    return value
+
+
+DatabaseUrlTemplate = Annotated[str, AfterValidator(_database_url), Field(min_length=1)]
+
+_SOURCES = ("inline", "csv", "parquet", "sql")
+
+
 class MembersSpec(_StrictModel):
-    """Where an audience's members come from: inline in the manifest, or a CSV file."""
+    """Where an audience's members come from: inline, a CSV or Parquet file, or a SQL query."""
 
     inline: list[InlineEntry] | None = Field(
         default=None,
@@ -285,35 +328,79 @@ class MembersSpec(_StrictModel):
     csv: NonEmptyStr | None = Field(
         default=None, description="CSV file, relative to this manifest's directory."
     )
-    email: NonEmptyStr = Field(default="email", description="CSV column holding the email.")
-    userId: NonEmptyStr = Field(default="userId", description="CSV column holding the userId.")
+    parquet: NonEmptyStr | None = Field(
+        default=None, description="Parquet file, relative to this manifest's directory."
+    )
+    sql: NonEmptyStr | None = Field(
+        default=None,
+        description="A query whose rows are the members; runs in `database` (DuckDB) or at "
+        "`url` (SQLAlchemy).",
+    )
+    database: NonEmptyStr | None = Field(
+        default=None,
+        description="DuckDB database file for `sql`, relative to this manifest's directory, "
+        "or :memory:. Relative file paths in the query start at this manifest's directory.",
+    )
+    url: DatabaseUrlTemplate | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the database `sql` runs in; ${VARIABLE} is replaced "
+        "from the environment at run time (passwords never live in manifests).",
+    )
+    email: NonEmptyStr = Field(default="email", description="Column holding the email.")
+    userId: NonEmptyStr = Field(default="userId", description="Column holding the userId.")
 
     model_config = ConfigDict(
         json_schema_extra={
             "oneOf": [
                 {"required": ["inline"], "properties": {"inline": {"type": "array"}}},
                 {"required": ["csv"], "properties": {"csv": {"type": "string"}}},
-            ]
+                {"required": ["parquet"], "properties": {"parquet": {"type": "string"}}},
+                {"required": ["sql"], "properties": {"sql": {"type": "string"}}},
+            ],
+            "dependentRequired": {"database": ["sql"], "url": ["sql"]},
+            "dependentSchemas": {
+                "sql": {
+                    "oneOf": [
+                        {"required": ["database"], "properties": {"database": {"type": "string"}}},
+                        {"required": ["url"], "properties": {"url": {"type": "string"}}},
+                    ]
+                }
+            },
         }
     )
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> MembersSpec:
-        if (self.inline is None) == (self.csv is None):
-            raise PydanticCustomError("exactly_one", "give exactly one of inline, csv")
+        given = [name for name in _SOURCES if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise PydanticCustomError(
+                "exactly_one", "give exactly one of {sources}", {"sources": ", ".join(_SOURCES)}
+            )
+        if self.sql is not None and (self.database is None) == (self.url is None):
+            raise PydanticCustomError(
+                "sql_database",
+                "needs exactly one of database (DuckDB), url (SQLAlchemy)",
+                {AT: "sql"},
+            )
+        if self.sql is None:
+            for option in ("database", "url"):
+                if getattr(self, option) is not None:
+                    raise PydanticCustomError(
+                        "option_without_sql", "applies only to sql members", {AT: option}
+                    )
         if self.inline is not None:
             # Column names with inline members are almost always a misplaced member.
             for column in ("email", "userId"):
                 if column in self.model_fields_set:
                     raise PydanticCustomError(
                         "column_without_csv",
-                        "column names apply only to csv members",
+                        "column names apply only to csv, parquet and sql members",
                         {AT: column},
                     )
         return self
 
     def inline_members(self) -> list[InlineMember]:
-        """The inline entries with bare strings turned into members (empty for csv)."""
+        """The inline entries with bare strings turned into members (empty for other sources)."""
         return [InlineMember.from_entry(entry) for entry in self.inline or []]
 
 
@@ -342,6 +429,132 @@ class AudienceSpec(_StrictModel):
     policy: RemovalPolicySpec = Field(
         default_factory=RemovalPolicySpec, description="Overrides the destination's policy."
     )
+    traits: NonEmptyStr | None = Field(
+        default=None,
+        description="Name of a TraitMapping: Iterable user fields kept in line with this "
+        "audience's source columns. Without it no profile field is written.",
+    )
+
+
+# Profile fields Iterable manages itself. Writing the list-membership fields through a user
+# update would bypass subscribe events (shared/iterable-api.md), and the others are not
+# ours to set.
+SYSTEM_FIELDS = (
+    "email",
+    "userId",
+    "emailListIds",
+    "userListIds",
+    "unsubscribedChannelIds",
+    "signupDate",
+    "profileUpdatedAt",
+)
+TRAIT_TYPES = ("string", "number", "boolean", "date", "object", "list")
+TraitType = Literal["string", "number", "boolean", "date", "object", "list"]
+
+
+def _template_syntax(value: str) -> str:
+    # Imported here: the template engine is only needed by manifests that use templates.
+    from reconciler.traits.template import template_syntax_error
+
+    problem = template_syntax_error(value)
+    if problem is not None:
+        raise PydanticCustomError("template_syntax", "{problem}", {"problem": problem})
+    return value
+
+
+TemplateText = Annotated[str, AfterValidator(_template_syntax), Field(min_length=1)]
+
+
+class TraitFieldSpec(_StrictModel):
+    """Where one Iterable field's value comes from: a column (`from`) or a template."""
+
+    model_config = ConfigDict(
+        populate_by_name=False,
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["from"], "properties": {"from": {"type": "string"}}},
+                {"required": ["template"], "properties": {"template": {"type": "string"}}},
+            ]
+        },
+    )
+
+    from_: NonEmptyStr | None = Field(
+        default=None, alias="from", description="Source column holding the value."
+    )
+    template: TemplateText | None = Field(
+        default=None,
+        description="jinja2 template rendered per member (sandboxed); columns are variables, "
+        "and `row` maps every column name to its value.",
+    )
+    type: TraitType | None = Field(
+        default=None,
+        description="Convert the value to this type before sending it (default: as the "
+        "source gives it). Dates are sent as Iterable stores them: YYYY-MM-DD HH:MM:SS +00:00.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> TraitFieldSpec:
+        if (self.from_ is None) == (self.template is None):
+            raise PydanticCustomError("exactly_one", "give exactly one of from, template")
+        return self
+
+
+def _trait_field_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "column"
+    if isinstance(value, Mapping | TraitFieldSpec):
+        return "field"
+    return None
+
+
+TraitFieldEntry = Annotated[
+    Annotated[NonEmptyStr, Tag("column")] | Annotated[TraitFieldSpec, Tag("field")],
+    Discriminator(
+        _trait_field_kind,
+        custom_error_type="trait_field_type",
+        custom_error_message="expected a column name, or a mapping with from (and type) or "
+        "template",
+    ),
+]
+
+
+def _field_name(value: str) -> str:
+    if value in SYSTEM_FIELDS:
+        raise PydanticCustomError(
+            "system_field",
+            "{name} is a field Iterable manages itself; a trait mapping cannot write it "
+            "(list membership changes only through subscribe and unsubscribe)",
+            {"name": value},
+        )
+    return value
+
+
+FieldName = Annotated[str, Field(pattern=FIELD_NAME_PATTERN), AfterValidator(_field_name)]
+
+
+class TraitMappingSpec(_StrictModel):
+    """Iterable user fields and where each one's value comes from."""
+
+    fields: Annotated[dict[FieldName, TraitFieldEntry], Field(min_length=1)] = Field(
+        description="Iterable field -> a source column (`planTier: plan`), "
+        "{from: column, type: ...}, or {template: ...}. Fields not listed are left alone.",
+        # patternProperties alone would let other names through.
+        json_schema_extra={
+            "additionalProperties": False,
+            "propertyNames": {"not": {"enum": list(SYSTEM_FIELDS)}},
+        },
+    )
+    mergeNestedObjects: bool = Field(
+        default=False,
+        description="Merge object fields into what the profile has instead of replacing them.",
+    )
+
+    def field_specs(self) -> dict[str, TraitFieldSpec]:
+        """Every field in its long form (a bare column name becomes {from: column})."""
+        return {
+            name: entry if isinstance(entry, TraitFieldSpec) else TraitFieldSpec(**{"from": entry})
+            for name, entry in self.fields.items()
+        }
 
 
 class DestinationDocument(_StrictModel):
@@ -362,6 +575,15 @@ class AudienceDocument(_StrictModel):
     spec: AudienceSpec
 
 
+class TraitMappingDocument(_StrictModel):
+    """A `kind: TraitMapping` document."""
+
+    apiVersion: Literal["reconciler/v1"]
+    kind: Literal["TraitMapping"]
+    metadata: Metadata
+    spec: TraitMappingSpec
+
+
 class DocumentEnvelope(_StrictModel):
     """The fields every document has; checked alone when the kind is not one we know."""
 
@@ -371,9 +593,14 @@ class DocumentEnvelope(_StrictModel):
     spec: Any = None
 
 
-DOCUMENT_MODELS: dict[str, type[DestinationDocument] | type[AudienceDocument]] = {
+DOCUMENT_MODELS: dict[
+    str, type[DestinationDocument] | type[AudienceDocument] | type[TraitMappingDocument]
+] = {
     "Destination": DestinationDocument,
     "Audience": AudienceDocument,
+    "TraitMapping": TraitMappingDocument,
 }
 
-ManifestDocument = Annotated[DestinationDocument | AudienceDocument, Field(discriminator="kind")]
+ManifestDocument = Annotated[
+    DestinationDocument | AudienceDocument | TraitMappingDocument, Field(discriminator="kind")
+]

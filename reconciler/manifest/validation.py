@@ -64,7 +64,7 @@ def _message(
     where = format_path(path)
 
     if kind in ("extra_forbidden", "invalid_key") and resolved.parent is not None:
-        allowed = ", ".join(resolved.parent.model_fields)
+        allowed = ", ".join(yaml_names(resolved.parent))
         parent = format_path(path[:-1]) if path[:-1] else "the document"
         # An unknown key's input is its value, which may be a secret; a non-string key's
         # input is the key itself.
@@ -72,6 +72,13 @@ def _message(
         return f"unknown key {_quote_key(key)} in {parent}; allowed: {allowed}"
     if resolved.dict_key:
         parent = format_path(path[:-1]) if path[:-1] else "the document"
+        if kind == "string_pattern_mismatch":
+            pattern = str(context.get("pattern", ""))
+            expected = PATTERN_DESCRIPTIONS.get(pattern, f"text matching {pattern}")
+            return f"{parent}: key {_quote_key(value)}: expected {expected}"
+        if kind != "string_type":
+            # Our own checks on keys (PydanticCustomError): a message written for people.
+            return f"{parent}: key {_quote_key(path[-1])}: {details['msg']}"
         return f"{parent}: keys must be strings; got {_quote_key(value)}"
     if kind == "missing":
         choices = _literal_choices(resolved.annotation)
@@ -124,7 +131,7 @@ def _resolve(model: type[BaseModel], loc: Sequence[PathElement]) -> _Resolved:
             current = Any
         if isinstance(current, type) and issubclass(current, BaseModel):
             parent = current
-            field = current.model_fields.get(element) if isinstance(element, str) else None
+            field = _field_by_yaml_name(current, element)
             current = field.annotation if field is not None else Any
             path.append(element)
             continue
@@ -138,6 +145,20 @@ def _resolve(model: type[BaseModel], loc: Sequence[PathElement]) -> _Resolved:
             current = Any
         path.append(element)
     return _Resolved(path, parent, _unwrap(current), dict_key)
+
+
+def yaml_names(model: type[BaseModel]) -> list[str]:
+    """A model's keys as written in YAML: a field's alias (`from`) where it has one."""
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _field_by_yaml_name(model: type[BaseModel], element: PathElement) -> Any:
+    if not isinstance(element, str):
+        return None
+    for name, field in model.model_fields.items():
+        if (field.alias or name) == element:
+            return field
+    return None
 
 
 def _unwrap(annotation: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from reconciler.plan.model import (
     DestinationPlan,
+    FieldRead,
+    FieldUpdate,
     ListDeletion,
     ListPlan,
     Plan,
@@ -12,6 +14,8 @@ from reconciler.plan.planner import diff_members, plan_deletions, plan_destinati
 
 __all__ = [
     "DestinationPlan",
+    "FieldRead",
+    "FieldUpdate",
     "ListDeletion",
     "ListPlan",
     "Plan",

@@ -32,6 +32,9 @@ class ListPlan:
     channel_unsubscribe: bool = False
     max_removal_percent: float = 10.0
     max_removals: int | None = None
+    # Trait mappings: member key -> the mapped fields sent with that member's subscribe.
+    add_fields: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
+    merge_nested_objects: bool = False
 
     @property
     def has_changes(self) -> bool:
@@ -66,6 +69,40 @@ class ListPlan:
 
 
 @dataclass(frozen=True)
+class FieldUpdate:
+    """One user whose mapped fields differ from Iterable: field -> (old, new), only the
+    fields that differ. Plain values throughout, so a plan file holds it as JSON."""
+
+    key: str
+    key_kind: str  # "email" or "userId": which identifier `key` is
+    email: str | None
+    user_id: str | None
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict, hash=False)
+    merge_nested_objects: bool = False
+
+    @property
+    def data_fields(self) -> dict[str, Any]:
+        """What bulkUpdate writes: the new values of the changed fields only."""
+        return {name: new for name, (_old, new) in self.changes.items()}
+
+
+@dataclass(frozen=True)
+class FieldRead:
+    """How a plan read the current values of mapped fields (the cheaper of the two in
+    rate-limited calls): one user export, or one read per user."""
+
+    method: Literal["export", "user_reads"]
+    users: int  # members whose current values were needed
+    requests: int  # rate-limited calls it took
+    fields: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.method == "export":
+            return f"1 user export for {self.users} user{'s' if self.users != 1 else ''}"
+        return f"{self.requests} per-user read{'s' if self.requests != 1 else ''}"
+
+
+@dataclass(frozen=True)
 class ListDeletion:
     """A list reconciler created (it carries the ownership marker) that no manifest declares."""
 
@@ -91,10 +128,16 @@ class DestinationPlan:
     skipped_members: tuple[tuple[str, MemberIssue], ...] = ()  # (audience, issue)
     deletions: tuple[ListDeletion, ...] = ()
     allow_list_deletion: bool = False
+    field_updates: tuple[FieldUpdate, ...] = ()  # bulkUpdate, between subscribe and unsubscribe
+    field_read: FieldRead | None = None
 
     @property
     def has_changes(self) -> bool:
-        return any(lp.has_changes for lp in self.lists) or bool(self.deletions)
+        return (
+            any(lp.has_changes for lp in self.lists)
+            or bool(self.deletions)
+            or bool(self.field_updates)
+        )
 
     def violations(self) -> list[Violation]:
         """The safety policy, judged on the plan itself (as octoDNS's Plan.raise_if_unsafe)."""
@@ -184,6 +227,7 @@ class Plan:
             lists_to_create=sum(lp.create for lp in lists),
             members_to_add=sum(len(lp.add) for lp in lists),
             members_to_remove=sum(len(lp.remove) for lp in lists),
+            users_to_update=sum(len(d.field_updates) for d in self.destinations),
             members_skipped=sum(len(d.skipped_members) for d in self.destinations),
         )
 
@@ -232,6 +276,7 @@ class Plan:
                     "lists_to_delete": [
                         {"list_id": x.list_id, "list_name": x.list_name} for x in d.deletions
                     ],
+                    "field_updates": _field_updates_dict(d, show),
                     "skipped_members": [
                         {
                             "audience": audience,
@@ -245,6 +290,30 @@ class Plan:
                 for d in self.destinations
             ],
         }
+
+
+def _field_updates_dict(d: DestinationPlan, show: Callable[[str], str]) -> dict[str, Any]:
+    read = d.field_read
+    return {
+        "count": len(d.field_updates),
+        "read": None
+        if read is None
+        else {
+            "method": read.method,
+            "users": read.users,
+            "requests": read.requests,
+            "fields": list(read.fields),
+        },
+        "sample": [
+            {
+                "member": show(u.key),
+                "changes": {
+                    name: {"old": old, "new": new} for name, (old, new) in u.changes.items()
+                },
+            }
+            for u in d.field_updates[:SAMPLE_SIZE]
+        ],
+    }
 
 
 ChangeType = Literal["create_list", "add_members", "remove_members"]

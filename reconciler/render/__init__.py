@@ -14,7 +14,7 @@ import jinja2
 from reconciler.apply import ApplyReport
 from reconciler.identity import Member
 from reconciler.masking import Show, quoted, shower
-from reconciler.plan import ListPlan, Plan
+from reconciler.plan import FieldUpdate, ListPlan, Plan
 
 SAMPLE = 10
 SKIPPED_SAMPLE = 20
@@ -48,6 +48,29 @@ def _member_label(show: Show) -> Any:
         return show(member.key)
 
     return label
+
+
+def _update_label(show: Show) -> Any:
+    """How a user whose fields change is named: the one place identifiers of field updates
+    are shown, so masking applies to them as it does to members."""
+
+    def label(update: FieldUpdate) -> str:
+        if update.key_kind == "userId" and update.email is not None:
+            return f"{show(update.key)} <{show(update.email)}>"
+        return show(update.key)
+
+    return label
+
+
+def _field_value(value: Any) -> str:
+    """A field value as a plan shows it: JSON, cut short."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _add_field_names(lp: ListPlan) -> str:
+    names = sorted({name for values in lp.add_fields.values() for name in values})
+    return ", ".join(names)
 
 
 def _md(text: str) -> str:
@@ -88,6 +111,9 @@ def _context(plan: Plan, show_members: bool) -> dict[str, Any]:
         "show": show,
         "quoted": quoted(show),
         "member_label": _member_label(show),
+        "update_label": _update_label(show),
+        "field_value": _field_value,
+        "add_field_names": _add_field_names,
         "list_ref": _list_ref,
         "masked": not show_members,
         "md": _md,
@@ -116,13 +142,18 @@ def plan_json(plan: Plan, show_members: bool = False) -> str:
 def _totals(report: ApplyReport) -> dict[str, Any]:
     lists = [lr for d in report.destinations for lr in d.lists]
     deletions = [x for d in report.destinations for x in d.deletions]
+    field_results = [d.fields for d in report.destinations if d.fields is not None]
     return {
         "created": sum(lr.created for lr in lists),
         "added": sum(lr.added for lr in lists),
         "removed": sum(lr.removed for lr in lists),
         "deleted": sum(x.deleted for x in deletions),
-        "rejected": sum(len(lr.rejected) for lr in lists),
-        "errors": sum(len(lr.errors) for lr in lists) + sum(x.error is not None for x in deletions),
+        "rejected": sum(len(lr.rejected) for lr in lists)
+        + sum(len(f.rejected) for f in field_results),
+        "errors": sum(len(lr.errors) for lr in lists)
+        + sum(x.error is not None for x in deletions)
+        + sum(len(f.errors) for f in field_results),
+        "updated": sum(f.updated for f in field_results),
     }
 
 

@@ -39,12 +39,17 @@ class SourceResult:
     issues: list[MemberIssue] = field(default_factory=list)
     rows: int = 0
     duplicates: int = 0
+    # Where each member was read (key -> "file:row"), kept only when asked for: trait
+    # mappings name the row of a bad value, and most audiences need no such memory.
+    where: dict[str, str] | None = None
 
-    def add(self, member: Member) -> None:
+    def add(self, member: Member, where: str | None = None) -> None:
         if member.key in self.members:
             self.duplicates += 1
         else:
             self.members[member.key] = member
+            if self.where is not None and where is not None:
+                self.where[member.key] = where
 
 
 from reconciler.sources.read import read_members  # noqa: E402  (re-export after the types)

@@ -17,6 +17,15 @@ def read_members(audience: Audience, project_type: ProjectType) -> SourceResult:
         return _read_inline(audience, project_type)
     if members.csv is not None:
         return _read_csv(audience, project_type)
+    # Imported here: DuckDB and SQLAlchemy load only for audiences that use them.
+    if members.parquet is not None:
+        from reconciler.sources.parquet import read_parquet
+
+        return read_parquet(audience, project_type)
+    if members.sql is not None:
+        from reconciler.sources.sql import read_sql
+
+        return read_sql(audience, project_type)
     raise SourceError(f"{audience.location}: audience {audience.name!r} declares no members")
 
 
@@ -26,8 +35,13 @@ def source_path(audience: Audience, relative: str) -> Path:
     return path if path.is_absolute() else audience.base_dir / path
 
 
+def _result(audience: Audience) -> SourceResult:
+    # Rows are remembered only for audiences with a trait mapping, which may need to name one.
+    return SourceResult(where={} if audience.spec.traits is not None else None)
+
+
 def _read_inline(audience: Audience, project_type: ProjectType) -> SourceResult:
-    result = SourceResult()
+    result = _result(audience)
     for index, entry in enumerate(audience.spec.members.inline or []):
         result.rows += 1
         where = str(audience.member_locations[index])
@@ -38,7 +52,7 @@ def _read_inline(audience: Audience, project_type: ProjectType) -> SourceResult:
             email, user_id = entry.email, entry.userId
             traits = dict(entry.model_extra or {})
         try:
-            result.add(make_member(project_type, email, user_id, traits))
+            result.add(make_member(project_type, email, user_id, traits), where)
         except InvalidIdentity as exc:
             result.issues.append(MemberIssue(where, exc.reason, exc.value))
     return result
@@ -49,7 +63,8 @@ def _read_csv(audience: Audience, project_type: ProjectType) -> SourceResult:
     assert spec.csv is not None
     path = source_path(audience, spec.csv)
     declared_at = audience.field_location("members", "csv")
-    result = SourceResult()
+    result = _result(audience)
+    reader = None
     try:
         # utf-8-sig: spreadsheets save CSV with a byte-order mark
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -83,7 +98,7 @@ def _read_csv(audience: Audience, project_type: ProjectType) -> SourceResult:
                 user_id = row[user_id_col] if user_id_col is not None else None
                 traits = {name: row[i] for name, i in trait_cols}
                 try:
-                    result.add(make_member(project_type, email, user_id, traits))
+                    result.add(make_member(project_type, email, user_id, traits), where)
                 except InvalidIdentity as exc:
                     result.issues.append(MemberIssue(where, exc.reason, exc.value))
     except FileNotFoundError:
@@ -93,7 +108,9 @@ def _read_csv(audience: Audience, project_type: ProjectType) -> SourceResult:
             f"{declared_at}: {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
         ) from None
     except csv.Error as exc:
-        raise SourceError(f"{declared_at}: {path} is not valid CSV: {exc}") from None
+        # The reader counts physical lines, so this is the line a text editor shows.
+        line = reader.line_num if reader is not None else 0
+        raise SourceError(f"{declared_at}: {path}:{line}: not valid CSV: {exc}") from None
     except OSError as exc:
         raise SourceError(f"{declared_at}: cannot read {path}: {exc.strerror}") from None
     return result

@@ -171,3 +171,44 @@ class TestTransport:
         emulator.faults = Faults(fail_every=2, fail_status=502)
         with self.client(emulator) as client:
             assert [client.get("/api/lists").status_code for _ in range(4)] == [200, 502, 200, 502]
+
+
+def test_bad_body_applies_the_write_then_answers_a_page(
+    client: httpx.Client, project: Project
+) -> None:
+    list_id = project.add_list("l")
+    set_faults(client, bad_body_every=1, bad_body="html")
+    response = subscribe(client, list_id, [{"email": "a@example.com"}])
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert project.members(list_id) == ["a@example.com"]
+
+
+def test_bad_body_truncated_cuts_json_and_keeps_the_length_honest(client: httpx.Client) -> None:
+    set_faults(client, bad_body_every=1, bad_body="truncated")
+    response = client.get("/api/lists")
+    assert response.status_code == 200
+    assert int(response.headers["content-length"]) == len(response.content)
+    with pytest.raises(ValueError):
+        response.json()
+
+
+def test_bad_body_empty_and_unknown_kinds(client: httpx.Client) -> None:
+    set_faults(client, bad_body_every=2, bad_body="empty")
+    assert [len(client.get("/api/lists").content) > 0 for _ in range(2)] == [True, False]
+    assert client.post("/_emulator/faults", json={"bad_body": "junk"}).status_code == 400
+
+
+def test_latency_every_slows_only_every_kth_request() -> None:
+    emulator = Emulator(
+        limits=Limits.unlimited(), faults=Faults(latency_seconds=5, latency_every=2)
+    )
+    emulator.add_project("p", "hybrid", "k")
+    slept: list[float] = []
+    transport = EmulatorTransport(emulator, sleep=slept.append)
+    with httpx.Client(
+        transport=transport, base_url="http://emulator.invalid", headers={"Api-Key": "k"}
+    ) as http:
+        statuses = [http.get("/api/lists", timeout=10).status_code for _ in range(4)]
+    assert statuses == [200] * 4
+    assert slept == [5, 5]  # the 2nd and the 4th

@@ -268,3 +268,19 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(workspace, cli):
     lock.parent.mkdir(parents=True)
     lock.write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))
     assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+
+
+def test_a_saved_plan_applies_from_another_checkout(
+    workspace, cli, emulator_server, tmp_path, monkeypatch
+):
+    import shutil
+
+    workspace.csv("data/m.csv", "email", ["a@example.com"])
+    workspace.audience("vip", {"csv": "data/m.csv"})
+    planfile = tmp_path / "p.plan"
+    assert cli("plan", "manifests", "--out", planfile).exit_code == 0  # relative, from root
+    other = tmp_path / "elsewhere"
+    shutil.copytree(workspace.manifests, other / "manifests")
+    monkeypatch.chdir(other)
+    result = cli("apply", "--plan", planfile, "--yes")
+    assert result.exit_code == 0, result.output

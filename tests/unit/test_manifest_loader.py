@@ -314,7 +314,9 @@ def test_members_need_exactly_one_source() -> None:
           members: {csv: a.csv, inline: []}
         """,
     )
-    assert only_problem() == "m.yaml:14:3: spec.members: give exactly one of inline, csv"
+    assert only_problem() == (
+        "m.yaml:14:3: spec.members: give exactly one of inline, csv, parquet, sql"
+    )
 
 
 def test_strings_are_not_booleans_and_numbers_are_not_strings() -> None:
@@ -370,16 +372,20 @@ def test_missing_and_wrong_api_version() -> None:
 def test_unknown_kind_lists_the_allowed_kinds() -> None:
     write("m.yaml", DESTINATION.replace("kind: Destination", "kind: Destinaton"))
     assert only_problem() == (
-        "m.yaml:2:7: kind: unknown kind 'Destinaton'; expected one of Destination, Audience"
+        "m.yaml:2:7: kind: unknown kind 'Destinaton'; expected one of Destination, Audience, "
+        "TraitMapping"
     )
 
 
 def test_missing_kind() -> None:
     write("m.yaml", DESTINATION.replace("kind: Destination\n", ""))
-    assert only_problem() == "m.yaml:1:1: kind: required; expected one of Destination, Audience"
+    assert only_problem() == (
+        "m.yaml:1:1: kind: required; expected one of Destination, Audience, TraitMapping"
+    )
 
 
-def test_trait_mapping_is_reserved_for_a_later_release() -> None:
+def test_trait_mapping_loads_as_a_kind() -> None:
+    # The kind's own checks are in tests/unit/test_traits_manifest.py.
     write(
         "m.yaml",
         """\
@@ -390,10 +396,9 @@ def test_trait_mapping_is_reserved_for_a_later_release() -> None:
           fields: {plan_tier: plan}
         """,
     )
-    assert only_problem() == (
-        "m.yaml:2:7: kind TraitMapping is not supported yet in this version "
-        "(expected one of Destination, Audience)"
-    )
+    manifests = load_manifests(Path("."))
+    assert list(manifests.trait_mappings) == ["crm"]
+    assert manifests.trait_mappings["crm"].spec.field_specs()["plan_tier"].from_ == "plan"
 
 
 def test_a_document_that_is_not_a_mapping() -> None:

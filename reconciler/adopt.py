@@ -1,0 +1,315 @@
+"""Adopt lists that already exist in Iterable (`reconciler import`).
+
+For each Standard list of a destination, write an Audience manifest and a CSV of its
+current members beside it, so a team can put an existing project under review without
+changing anyone's membership: a plan right after the import shows no changes.
+
+The members are read the way a plan will read them back. getUsers reports each member by
+one identifier, and an audience whose members have userIds is read with preferUserId
+(see `DesiredList.prefer_user_id`), so the CSV holds exactly those identifiers: the
+userId where the profile has one (hybrid and userID-based projects), otherwise the email.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import textwrap
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+
+from reconciler.connect import open_client
+from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.identity import ProjectType, looks_like_email
+from reconciler.iterable import ClientSettings, IterableClient, ListInfo
+from reconciler.manifest import API_VERSION, Destination, Manifests
+from reconciler.manifest.model import NAME_PATTERN
+from reconciler.plan.ownership import MARKER
+
+_VALID_NAME = re.compile(NAME_PATTERN)
+_SLUG_JUNK = re.compile(r"[^a-z0-9._-]+")
+_MARKER_SUFFIX = re.compile(r"\s*\[" + re.escape(MARKER) + r"\]\s*")
+_MAX_NAME = 200
+
+
+@dataclass(frozen=True)
+class ImportedList:
+    """A list written out as an audience."""
+
+    list_id: int
+    list_name: str
+    audience: str
+    manifest: Path
+    members_file: Path
+    members: int
+
+
+@dataclass(frozen=True)
+class SkippedList:
+    """A list not imported, and why (written for the user)."""
+
+    list_id: int
+    list_name: str
+    reason: str
+
+
+@dataclass
+class ImportResult:
+    destination: str
+    imported: list[ImportedList] = field(default_factory=list)
+    skipped: list[SkippedList] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Target:
+    info: ListInfo
+    audience: str
+    manifest: Path
+    members_file: Path
+
+
+def destination_named(manifests: Manifests, name: str) -> Destination:
+    try:
+        return manifests.destinations[name]
+    except KeyError:
+        known = ", ".join(manifests.destinations) or "(none)"
+        raise ConfigError(
+            f"--destination names unknown destination {name!r}; destinations are: {known}"
+        ) from None
+
+
+def import_lists(
+    manifests: Manifests,
+    destination: str,
+    out_dir: Path,
+    *,
+    state_dir: Path,
+    lists: Collection[str] | None = None,
+    force: bool = False,
+    now: datetime | None = None,
+    on_read: Callable[[str], None] | None = None,
+) -> ImportResult:
+    """Write an Audience manifest and a member CSV into `out_dir` for each Standard list of
+    `destination` that no manifest manages yet (only those named in `lists`, if given).
+
+    Refuses, writing nothing, when any file it would write exists, unless `force`.
+    """
+    dest = destination_named(manifests, destination)
+    with open_client(dest, ClientSettings.from_env(), state_dir) as client:
+        return _import(
+            manifests, dest, client, out_dir, lists, force, now or datetime.now(UTC), on_read
+        )
+
+
+def _import(
+    manifests: Manifests,
+    dest: Destination,
+    client: IterableClient,
+    out_dir: Path,
+    only: Collection[str] | None,
+    force: bool,
+    now: datetime,
+    on_read: Callable[[str], None] | None,
+) -> ImportResult:
+    result = ImportResult(dest.name)
+    all_lists = client.get_lists()
+    candidates = _candidates(manifests, dest, all_lists, only, result)
+    targets = _name_targets(manifests, candidates, out_dir)
+    if not force:
+        existing = [
+            str(path)
+            for target in targets
+            for path in (target.manifest, target.members_file)
+            if path.exists()
+        ]
+        if existing:
+            shown = ", ".join(existing[:5]) + (" ..." if len(existing) > 5 else "")
+            raise ReconcilerError(
+                f"import would overwrite {len(existing)} existing file(s): {shown}; nothing "
+                "was written. Choose another --out directory or pass --force"
+            )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    project_type = dest.spec.projectType
+    for target in targets:
+        if on_read is not None:
+            on_read(target.info.name)
+        # Email-based projects answer with emails whatever preferUserId says.
+        members = sorted(set(client.iter_list_members(target.info.id, project_type != "email")))
+        _write_members(target.members_file, members, project_type)
+        _write_manifest(target, dest.name, len(members), now)
+        result.imported.append(
+            ImportedList(
+                target.info.id,
+                target.info.name,
+                target.audience,
+                target.manifest,
+                target.members_file,
+                len(members),
+            )
+        )
+    return result
+
+
+def _candidates(
+    manifests: Manifests,
+    dest: Destination,
+    all_lists: list[ListInfo],
+    only: Collection[str] | None,
+    result: ImportResult,
+) -> list[ListInfo]:
+    if only:
+        unknown = sorted(set(only) - {x.name for x in all_lists})
+        if unknown:
+            raise ReconcilerError(
+                f"--list names no list in destination {dest.name!r}: "
+                + ", ".join(json.dumps(n) for n in unknown)
+            )
+        all_lists = [x for x in all_lists if x.name in set(only)]
+    managed = {a.list_name: a.name for a in manifests.audiences_of(dest.name)}
+    standard_names = Counter(x.name for x in all_lists if x.list_type == "Standard")
+    chosen = []
+    for info in sorted(all_lists, key=lambda x: (x.name, x.id)):
+        reason = None
+        if info.list_type != "Standard":
+            reason = f"a {info.list_type} list; only Standard (static) lists can be managed"
+        elif info.name in managed:
+            reason = f"already managed by audience {managed[info.name]!r}"
+        elif standard_names[info.name] > 1:
+            reason = (
+                f"{standard_names[info.name]} Standard lists share this name; reconciler "
+                "never guesses between them: rename or delete the extras in Iterable first"
+            )
+        if reason is None:
+            chosen.append(info)
+        else:
+            result.skipped.append(SkippedList(info.id, info.name, reason))
+    return chosen
+
+
+def audience_name(list_name: str) -> str | None:
+    """The list name itself when it is a valid audience name, else None."""
+    # Names starting with '.' are valid but would make hidden files, which the loader skips.
+    if _VALID_NAME.match(list_name) and not list_name.startswith("."):
+        return list_name
+    return None
+
+
+def slug(list_name: str) -> str:
+    """A valid audience name made from a list name: 'Beta testers!' -> 'beta-testers'."""
+    # Accents are dropped rather than turned into dashes: "Ünïcode" -> "unicode".
+    ascii_text = unicodedata.normalize("NFKD", list_name).encode("ascii", "ignore").decode()
+    text = _SLUG_JUNK.sub("-", ascii_text.casefold()).strip("-.")
+    return text[:_MAX_NAME].rstrip("-.")
+
+
+def _name_targets(manifests: Manifests, lists: list[ListInfo], out_dir: Path) -> list[_Target]:
+    # Audience names are unique across all destinations, and file names must differ beyond
+    # case (on macOS and Windows "VIP.yaml" overwrites "vip.yaml"). Lists keeping their
+    # own name go first, so a slug never takes it.
+    taken = {name.casefold() for name in manifests.audiences}
+    names: dict[int, str] = {}
+    for info in lists:
+        own = audience_name(info.name)
+        if own is not None and own.casefold() not in taken:
+            names[info.id] = own
+            taken.add(own.casefold())
+    for info in lists:
+        if info.id in names:
+            continue
+        base = slug(info.name) or "list"
+        name = base
+        if name.casefold() in taken:
+            suffix = f"-{info.id}"
+            name = base[: _MAX_NAME - len(suffix)] + suffix
+        names[info.id] = name
+        taken.add(name.casefold())
+    return [
+        _Target(
+            info,
+            names[info.id],
+            out_dir / f"{names[info.id]}.yaml",
+            out_dir / f"{names[info.id]}.csv",
+        )
+        for info in lists
+    ]
+
+
+def _columns(project_type: ProjectType) -> list[str]:
+    # The header uses MembersSpec's default column names, so the manifest needs none.
+    return {"email": ["email"], "userId": ["userId"], "hybrid": ["email", "userId"]}[project_type]
+
+
+def _write_members(path: Path, members: list[str], project_type: ProjectType) -> None:
+    columns = _columns(project_type)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for identifier in members:
+            if project_type == "hybrid":
+                # preferUserId gives the userId where a profile has one; an identifier that
+                # looks like an email is a profile without a userId.
+                is_email = looks_like_email(identifier)
+                writer.writerow([identifier, ""] if is_email else ["", identifier])
+            else:
+                writer.writerow([identifier])
+
+
+def _day(epoch_ms: int | None) -> str | None:
+    if epoch_ms is None:
+        return None
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).date().isoformat()
+
+
+def _description(raw: str | None) -> str | None:
+    # reconciler adds its ownership marker when it creates a list; keeping it in the
+    # manifest would add it twice if the list were ever created again.
+    if not raw:
+        return None
+    text = _MARKER_SUFFIX.sub(" ", raw).strip()
+    return text or None
+
+
+def _write_manifest(target: _Target, destination: str, members: int, now: datetime) -> None:
+    info = target.info
+    created = _day(info.created_at)
+    origin = (
+        f"Imported by `reconciler import` on {now.date().isoformat()} from Iterable list "
+        f"{info.id} {json.dumps(info.name)} in destination {destination}"
+        + (f" (created {created})" if created else "")
+        + f": {members} member{'s' if members != 1 else ''}. "
+        f"Members are in {target.members_file.name} beside this file, one per row as "
+        "Iterable reported them (userId where the profile has one, else email)."
+    )
+    spec = CommentedMap()
+    spec["destination"] = destination
+    if target.audience != info.name:
+        spec["listName"] = info.name
+        spec.yaml_add_eol_comment("the list's name in Iterable", "listName")
+    description = _description(info.description)
+    if description is not None:
+        spec["description"] = description
+    spec["members"] = CommentedMap([("csv", target.members_file.name)])
+    document = CommentedMap(
+        [
+            ("apiVersion", API_VERSION),
+            ("kind", "Audience"),
+            ("metadata", CommentedMap([("name", target.audience)])),
+            ("spec", spec),
+        ]
+    )
+    # Prefixed here: ruamel leaves a line that already starts with '#' as it is, and a
+    # wrapped line may start with a '#' from the list's name.
+    lines = textwrap.wrap(origin, 86, break_on_hyphens=False)
+    document.yaml_set_start_comment("\n".join(f"# {line}" for line in lines))
+    yaml = YAML()
+    yaml.width = 4096  # keep long list names and descriptions on one line
+    with target.manifest.open("w", encoding="utf-8") as handle:
+        yaml.dump(document, handle)

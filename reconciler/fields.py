@@ -1,0 +1,172 @@
+"""Plan one destination's user fields: merge what the mappings want, read what Iterable has,
+check types against getFields, and keep only the differences.
+
+Wiring, like reconcile.py: the reads go through live.py, the decisions are made by the pure
+code in plan/fields.py and traits/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.desired import DesiredDestination, DesiredList
+from reconciler.errors import ReconcilerError
+from reconciler.iterable import IterableClient
+from reconciler.live import read_field_values
+from reconciler.plan import FieldRead, FieldUpdate, ListPlan
+from reconciler.plan.fields import MappedList, merge_fields, plan_field_updates
+from reconciler.sources import MemberIssue
+from reconciler.traits import SentValue, TypeConflict, check_types
+
+
+class FieldTypeError(ReconcilerError):
+    """A mapped value's type conflicts with a field's type in Iterable; found at plan time,
+    so nothing is written."""
+
+
+@dataclass
+class FieldsPlan:
+    lists: list[ListPlan]  # the list plans, with mapped fields on their subscribes
+    updates: list[FieldUpdate] = field(default_factory=list)
+    read: FieldRead | None = None
+    issues: list[tuple[str, MemberIssue]] = field(default_factory=list)  # (audience, issue)
+
+
+def plan_fields(
+    client: IterableClient, desired: DesiredDestination, lists: Sequence[ListPlan]
+) -> FieldsPlan:
+    """`lists` are the destination's list plans, in the order of `desired.lists`."""
+    by_list = {lp.list_name: lp for lp in lists}
+    mapped_items = [item for item in desired.lists if item.fields is not None]
+    if not mapped_items:
+        return FieldsPlan(list(lists))
+    mapped = [_mapped(item, by_list[item.list_name]) for item in mapped_items]
+    merged = merge_fields(mapped)
+    out = FieldsPlan([], issues=list(merged.conflicts))
+    with_fields: dict[str, ListPlan] = {}
+    for item, m in zip(mapped_items, mapped, strict=True):
+        assert item.fields is not None
+        with_fields[item.list_name] = dataclasses.replace(
+            by_list[item.list_name],
+            add_fields=merged.add_fields(m),
+            merge_nested_objects=item.fields.mapping.merge_nested_objects,
+        )
+    wanted = merged.to_read(mapped)
+    if wanted:
+        members = [merged.members[key] for key in sorted(wanted)]
+        names = sorted({name for fields in wanted.values() for name in fields})
+        live = read_field_values(client, members, names, desired.project_type)
+        out.read = live.read
+        out.updates = plan_field_updates(merged, wanted, live.values)
+    planned = [with_fields.get(lp.list_name, lp) for lp in lists]
+    sent = list(_sent_values(planned, out.updates, mapped_items))
+    if sent:
+        types = check_types(client.get_fields(), sent)
+        if types.conflicts:
+            raise FieldTypeError(_conflict_message(desired, types.conflicts))
+        if types.double_fields:
+            planned, out.updates = _as_doubles(planned, out.updates, types.double_fields)
+    out.lists = planned
+    return out
+
+
+def _mapped(item: DesiredList, lp: ListPlan) -> MappedList:
+    assert item.fields is not None
+    return MappedList(
+        audience=item.audience.name,
+        members=item.members,
+        values=item.fields.values,
+        merge_nested_objects=item.fields.mapping.merge_nested_objects,
+        adding={m.key for m in lp.add},
+    )
+
+
+@dataclass(frozen=True)
+class _Ref:
+    """Where a sent value comes from, resolved to text only when a conflict is reported."""
+
+    item: DesiredList
+    key: str
+    field: str
+
+
+def _sent_values(
+    lists: Sequence[ListPlan], updates: Sequence[FieldUpdate], items: Sequence[DesiredList]
+) -> Any:
+    by_name = {item.list_name: item for item in items}
+    for lp in lists:
+        item = by_name.get(lp.list_name)
+        if item is None:
+            continue
+        for key, values in lp.add_fields.items():
+            for name, value in values.items():
+                yield SentValue(name, value, _Ref(item, key, name))
+    for update in updates:
+        for name, (_old, new) in update.changes.items():
+            owner = next(
+                item
+                for item in items
+                if item.fields is not None and name in item.fields.values.get(update.key, {})
+            )
+            yield SentValue(name, new, _Ref(owner, update.key, name))
+
+
+def _describe_ref(ref: Any) -> str:
+    assert isinstance(ref, _Ref)
+    fields = ref.item.fields
+    assert fields is not None
+    declared = next(f.location for f in fields.mapping.fields if f.name == ref.field)
+    return (
+        f"trait mapping {fields.mapping.name!r} (field at {declared}) for audience "
+        f"{ref.item.audience.name!r} ({fields.describe_member(ref.key)})"
+    )
+
+
+def _conflict_message(desired: DesiredDestination, conflicts: Sequence[TypeConflict]) -> str:
+    lines = [
+        f"destination {desired.destination.name!r}: the plan would send values Iterable "
+        "refuses, so it stops here and nothing is written:"
+    ]
+    for conflict in conflicts:
+        text = conflict.describe(_describe_ref)
+        lines.append(f"  - {text}")
+    return "\n".join(lines)
+
+
+def _as_doubles(
+    lists: Sequence[ListPlan], updates: Sequence[FieldUpdate], doubles: set[str]
+) -> tuple[list[ListPlan], list[FieldUpdate]]:
+    """Whole numbers bound for double fields go out as floats, so a new field's first value
+    cannot type it long and get the fractional ones refused."""
+
+    def fix(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: _float(v) if k in doubles else v for k, v in values.items()}
+
+    new_lists = [
+        dataclasses.replace(lp, add_fields={k: fix(v) for k, v in lp.add_fields.items()})
+        if lp.add_fields
+        else lp
+        for lp in lists
+    ]
+    new_updates = [
+        dataclasses.replace(
+            u,
+            changes={
+                k: (old, _float(new) if k in doubles else new)
+                for k, (old, new) in u.changes.items()
+            },
+        )
+        for u in updates
+    ]
+    return new_lists, new_updates
+
+
+def _float(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, list):
+        return [_float(v) for v in value]
+    return value

@@ -1,0 +1,24 @@
+"""Publish plans where a team reviews them on GitHub: one pull-request comment that is
+updated in place, and one issue for drift, each found again by a hidden marker.
+
+GitHub is reached through the `gh` CLI (`gh api`): it is on every GitHub-hosted runner,
+takes its token from GH_TOKEN, and knows GitHub Enterprise hosts, so no token handling
+lives here. Used by `reconciler github ...` in the shipped workflows, and from a laptop
+with `gh auth login` alike.
+"""
+
+from reconciler.github.comment import upsert_comment
+from reconciler.github.gh import Gh, GhError
+from reconciler.github.issue import close_issue, open_or_update_issue
+from reconciler.github.message import has_marker, marked_body, marker_line
+
+__all__ = [
+    "Gh",
+    "GhError",
+    "close_issue",
+    "has_marker",
+    "marked_body",
+    "marker_line",
+    "open_or_update_issue",
+    "upsert_comment",
+]

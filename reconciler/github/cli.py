@@ -1,0 +1,154 @@
+"""`reconciler github ...`: post a plan as a pull-request comment, or keep a drift issue.
+
+Each command reads a markdown file that `reconciler plan --format markdown` wrote, so the
+workflows stay a line per step and the same commands work from a laptop (`gh auth login`).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from reconciler.errors import ReconcilerError
+from reconciler.github.comment import Posted, upsert_comment
+from reconciler.github.gh import Gh
+from reconciler.github.issue import close_issue, open_or_update_issue
+from reconciler.github.message import marked_body
+
+github_app = typer.Typer(
+    help="Post plans to GitHub: a pull-request comment updated in place, a drift issue. "
+    "Uses the gh CLI (GH_TOKEN).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+RepoOpt = typer.Option(
+    ..., "--repo", envvar="GITHUB_REPOSITORY", help="owner/name of the repository."
+)
+BodyFileOpt = typer.Option(
+    ..., "--body-file", help="Markdown to post, e.g. the output of `plan --format markdown`."
+)
+
+
+def _marker_opt(default: str) -> str:
+    return typer.Option(
+        default,
+        "--marker",
+        help="Hidden marker (<!-- NAME -->) by which the comment or issue is found again.",
+    )
+
+
+def _run_url() -> str | None:
+    """This workflow run's page, from the variables GitHub Actions sets."""
+    parts = [os.environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
+    if not all(parts):
+        return None
+    server, repo, run_id = parts
+    return f"{server}/{repo}/actions/runs/{run_id}"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        raise ReconcilerError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _report(posted: Posted, what: str) -> None:
+    typer.echo(f"{posted.action} {what} {posted.url or posted.number}")
+
+
+def _fail(exc: ReconcilerError) -> typer.Exit:
+    _err.print(f"error: {exc}", markup=False)
+    return typer.Exit(exc.exit_code)
+
+
+@github_app.command()
+def comment(
+    pr: int = typer.Option(..., "--pr", help="Pull request number."),
+    body_file: Path = BodyFileOpt,
+    marker: str = _marker_opt("reconciler-plan"),
+    commit: str | None = typer.Option(
+        None, "--commit", help="The commit the plan is for, named in the comment's footer."
+    ),
+    repo: str = RepoOpt,
+) -> None:
+    """Create or update the one pull-request comment carrying MARKER.
+
+    An empty or missing body file means no plan was made (validation or plan failed): the
+    comment then says so, so reviewers never see the previous commit's plan as current."""
+    run = _run_url()
+    text = _read(body_file)
+    if not text.strip():
+        text = (
+            "### reconciler plan: failed\n\nNo plan was made for this commit: the manifests "
+            "did not validate or the plan failed. "
+            + (f"See [the run log]({run})." if run else "See the run log.")
+        )
+    footer = " · ".join(
+        part
+        for part in (
+            f"Plan for {commit[:12]}" if commit else None,
+            f"[workflow run]({run})" if run else None,
+        )
+        if part
+    )
+    try:
+        body = marked_body(marker, text, footer or None, full_at=run or "")
+        posted = upsert_comment(Gh(), repo, pr, marker, body)
+    except ReconcilerError as exc:
+        raise _fail(exc) from None
+    _report(posted, "comment")
+
+
+@github_app.command()
+def issue(
+    title: str = typer.Option(..., "--title", help="Issue title."),
+    body_file: Path = BodyFileOpt,
+    marker: str = _marker_opt("reconciler-drift"),
+    repo: str = RepoOpt,
+) -> None:
+    """Open the one issue carrying MARKER, or update it if it is open already."""
+    text = _read(body_file)
+    if not text.strip():
+        raise _fail(ReconcilerError(f"{body_file} is empty or missing: nothing to post"))
+    run = _run_url()
+    checked = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    footer = f"Last checked {checked}" + (f" by [this workflow run]({run})" if run else "")
+    try:
+        posted = open_or_update_issue(
+            Gh(), repo, marker, title, marked_body(marker, text, footer, full_at=run or "")
+        )
+    except ReconcilerError as exc:
+        raise _fail(exc) from None
+    _report(posted, "issue")
+
+
+@github_app.command("close-issue")
+def close_issue_command(
+    marker: str = _marker_opt("reconciler-drift"),
+    comment_text: str | None = typer.Option(
+        None, "--comment", help="Said in a last comment before closing."
+    ),
+    repo: str = RepoOpt,
+) -> None:
+    """Close the open issue carrying MARKER, if there is one."""
+    run = _run_url()
+    text = comment_text or "Resolved: no differences found" + (
+        f" by [this run]({run})." if run else "."
+    )
+    try:
+        posted = close_issue(Gh(), repo, marker, text)
+    except ReconcilerError as exc:
+        raise _fail(exc) from None
+    if posted is None:
+        typer.echo("no open issue to close")
+    else:
+        _report(posted, "issue")

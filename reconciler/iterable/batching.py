@@ -1,0 +1,48 @@
+"""Splitting a bulkUpdate into requests Iterable accepts: at most `max_users` users and at
+most `max_bytes` bytes of body each (Iterable: "Max size of request body: 4MB").
+
+Sizes are measured, not estimated: every user is encoded with the same encoder that sends
+the request, and a request's body is exactly its users' encodings joined by commas inside
+`{"users":[...]}`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+_ENVELOPE = len(b'{"users":[]}')
+
+
+def encode(value: Any) -> bytes:
+    """The bytes that go on the wire for a JSON value (compact, UTF-8, no NaN)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+@dataclass
+class Packed:
+    requests: list[list[dict[str, Any]]] = field(default_factory=list)
+    too_large: list[dict[str, Any]] = field(default_factory=list)  # alone over max_bytes
+
+
+def pack_users(users: Sequence[dict[str, Any]], *, max_users: int, max_bytes: int) -> Packed:
+    """Greedy, in order: a request is closed when the next user would break either limit."""
+    packed = Packed()
+    current: list[dict[str, Any]] = []
+    size = _ENVELOPE
+    for user in users:
+        user_size = len(encode(user))
+        if _ENVELOPE + user_size > max_bytes:
+            packed.too_large.append(user)
+            continue
+        extra = user_size + (1 if current else 0)  # the comma between users
+        if current and (len(current) >= max_users or size + extra > max_bytes):
+            packed.requests.append(current)
+            current, size, extra = [], _ENVELOPE, user_size
+        current.append(user)
+        size += extra
+    if current:
+        packed.requests.append(current)
+    return packed

@@ -1,0 +1,316 @@
+"""The run journal: what one apply set out to do, and what came of each request, as JSON
+lines in `<state dir>/runs/apply-<UTC time>-<pid>.jsonl` (one file per apply that writes).
+
+Each step's intent is written, and handed to the operating system, before its request is
+sent, and its outcome right after; so when a run is killed the file still shows what was
+done, what was in flight (an intent without an outcome: it may or may not have taken
+effect) and what never started. Correctness never depends on it: the next apply reads
+Iterable afresh and plans from what is there.
+
+What a line may hold: counts, destination and list names, list ids, and the error messages
+the report shows. Never the API key (the journal is never given it) and no member
+identifiers beyond what an error message from Iterable itself quotes: it is a log of the
+run, not a second copy of the audience (the members Iterable rejected are in the owner-only
+`rejected-*.csv` beside it).
+
+    {"event": "run_started", "at": ..., "pid": ..., "lists": [{destination, list, ...}]}
+    {"event": "intent", "step": 3, "op": "subscribe", "destination": ..., "list": ...,
+     "list_id": ..., "members": 1000}
+    {"event": "outcome", "step": 3, "status": "done", "succeeded": 998, "rejected": 2}
+    {"event": "outcome", "step": 4, "status": "failed", "error": "..."}
+    {"event": "run_finished", "outcome": "success"|"failed"|"interrupted"|"error", ...}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from reconciler import __version__
+from reconciler.errors import ReconcilerError
+from reconciler.plan import Plan
+
+RUNS_DIR = "runs"
+PREFIX = "apply-"
+SUFFIX = ".jsonl"
+KEEP = 100  # journals kept per state dir; older ones are removed when a run starts
+
+# What each operation moves, for the totals: created lists, added members, ...
+_TOTAL_OF = {
+    "create_list": "lists_created",
+    "subscribe": "members_added",
+    "unsubscribe": "members_removed",
+    "delete_list": "lists_deleted",
+}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def runs_dir(state_dir: Path) -> Path:
+    return state_dir / RUNS_DIR
+
+
+class Step:
+    """One request in flight; `done(...)` records its outcome (see Journal.step)."""
+
+    def __init__(self, journal: Journal, number: int, op: str):
+        self._journal = journal
+        self.number = number
+        self.op = op
+        self.finished = False
+
+    def done(self, **fields: Any) -> None:
+        self._journal._outcome(self, "done", fields)
+
+
+class Journal:
+    """Append-only, thread-safe; a journal without a path records nothing."""
+
+    def __init__(self, path: Path | None, handle: IO[str] | None):
+        self.path = path
+        self._handle = handle
+        # Reentrant: a second Ctrl-C ends the journal from a signal handler, which can run
+        # while the main thread is inside _write.
+        self._lock = threading.RLock()
+        self._steps = 0
+        self.totals: dict[str, int] = dict.fromkeys(_TOTAL_OF.values(), 0)
+        self.in_flight = 0
+        self.failed = 0
+        self.finished = False
+
+    @classmethod
+    def disabled(cls) -> Journal:
+        return cls(None, None)
+
+    @classmethod
+    def start(cls, state_dir: Path, plan: Plan) -> Journal:
+        directory = runs_dir(state_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        _prune(directory)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        path = directory / f"{PREFIX}{stamp}-{os.getpid()}{SUFFIX}"
+        # Owner-only from the first byte: list names and errors are nobody else's business.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        journal = cls(path, os.fdopen(fd, "w", encoding="utf-8"))
+        journal._write(
+            {
+                "event": "run_started",
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "reconciler_version": __version__,
+                "lists": [
+                    {
+                        "destination": d.destination,
+                        "list": lp.list_name,
+                        "list_id": lp.list_id,
+                        "create": lp.create,
+                        "add": len(lp.add),
+                        "remove": len(lp.remove),
+                    }
+                    for d in plan.destinations
+                    for lp in d.lists
+                    if lp.has_changes
+                ],
+                "deletions": [
+                    {"destination": d.destination, "list": x.list_name, "list_id": x.list_id}
+                    for d in plan.destinations
+                    for x in d.deletions
+                ],
+            }
+        )
+        return journal
+
+    @contextmanager
+    def step(
+        self,
+        op: str,
+        destination: str,
+        list_name: str,
+        *,
+        list_id: int | None = None,
+        members: int | None = None,
+    ) -> Iterator[Step]:
+        """Record the intent now and the outcome when the block ends: `step.done(...)`, or
+        failed with the error's message when it raises. Leaving without either (a crash)
+        leaves the intent unanswered, which is exactly what a reader should see."""
+        with self._lock:
+            self._steps += 1
+            number = self._steps
+            self.in_flight += 1
+        current = Step(self, number, op)
+        intent: dict[str, Any] = {
+            "event": "intent",
+            "step": number,
+            "op": op,
+            "destination": destination,
+            "list": list_name,
+        }
+        if list_id is not None:
+            intent["list_id"] = list_id
+        if members is not None:
+            intent["members"] = members
+        self._write(intent)
+        try:
+            yield current
+        except ReconcilerError as exc:
+            self._outcome(current, "failed", {"error": str(exc)})
+            raise
+        except Exception as exc:
+            # Not written for users, so only its type: a message could hold anything.
+            self._outcome(current, "failed", {"error": f"internal error: {type(exc).__name__}"})
+            raise
+        except BaseException:
+            # Ctrl-C a second time: the request may or may not have been answered.
+            self._outcome(current, "unknown", {"error": "stopped at once while in flight"})
+            raise
+        if not current.finished:
+            current.done()
+
+    def finish(self, outcome: str, message: str | None = None, **fields: Any) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        line: dict[str, Any] = {"event": "run_finished", "outcome": outcome, **self.totals}
+        if message is not None:
+            line["message"] = message
+        line.update(fields)
+        self._write(line)
+        if self._handle is not None:
+            self._handle.close()
+
+    def describe_done(self) -> str:
+        """What the run did so far, for people."""
+        t = self.totals
+        text = (
+            f"{t['lists_created']} list(s) created, {t['members_added']} member(s) added, "
+            f"{t['members_removed']} removed, {t['lists_deleted']} list(s) deleted"
+        )
+        if self.in_flight:
+            text += (
+                f"; {self.in_flight} request(s) were in flight and may or may not have taken effect"
+            )
+        return text
+
+    def _outcome(self, step: Step, status: str, fields: dict[str, Any]) -> None:
+        if step.finished:
+            return
+        step.finished = True
+        with self._lock:
+            self.in_flight -= 1
+            if status == "done":
+                total = _TOTAL_OF.get(step.op)
+                if total is not None:
+                    counted = fields.get("succeeded", 1 if step.op.endswith("_list") else 0)
+                    self.totals[total] += int(counted)
+            elif status == "failed":
+                self.failed += 1
+        self._write({"event": "outcome", "step": step.number, "status": status, **fields})
+
+    def _write(self, line: dict[str, Any]) -> None:
+        if self._handle is None:
+            return
+        text = json.dumps({"at": _now(), **line}, separators=(",", ":")) + "\n"
+        with self._lock:
+            if self._handle.closed:
+                return
+            self._handle.write(text)
+            # To the OS now: a killed process loses nothing it wrote (fsync would only add
+            # power-loss safety, at a disk flush per request).
+            self._handle.flush()
+
+
+@dataclass
+class JournalSummary:
+    """What a journal file says about its run."""
+
+    path: Path
+    started_at: str | None = None
+    pid: int | None = None
+    host: str | None = None
+    outcome: str | None = None  # None: the run never finished (killed, or still running)
+    done: int = 0
+    failed: int = 0
+    in_flight: list[dict[str, Any]] = field(default_factory=list)  # intents never answered
+
+    def describe_unfinished(self) -> str:
+        text = (
+            f"note: the apply started at {self.started_at} (pid {self.pid}) stopped without "
+            f"finishing: {self.done} request(s) done, {self.failed} failed"
+        )
+        if self.in_flight:
+            text += f", {len(self.in_flight)} in flight whose outcome is unknown"
+        return (
+            text + f" (see {self.path}). This run reads Iterable as it is now, so its plan "
+            "includes whatever that run left undone."
+        )
+
+
+def read_journal(path: Path) -> JournalSummary:
+    """Summarise a journal; a torn last line (the process died mid-write) is ignored."""
+    summary = JournalSummary(path)
+    intents: dict[int, dict[str, Any]] = {}
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for raw in handle:
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(line, dict):
+                continue
+            event = line.get("event")
+            if event == "run_started":
+                summary.started_at = line.get("at")
+                summary.pid = line.get("pid")
+                summary.host = line.get("host")
+            elif event == "intent" and isinstance(line.get("step"), int):
+                intents[line["step"]] = line
+            elif event == "outcome":
+                intents.pop(line.get("step"), None)  # type: ignore[arg-type]
+                if line.get("status") == "done":
+                    summary.done += 1
+                elif line.get("status") == "failed":
+                    summary.failed += 1
+            elif event == "run_finished":
+                summary.outcome = line.get("outcome")
+    summary.in_flight = list(intents.values())
+    return summary
+
+
+def journal_files(state_dir: Path) -> list[Path]:
+    """Every journal in the state dir, oldest first (the names sort by start time)."""
+    return sorted(runs_dir(state_dir).glob(f"{PREFIX}*{SUFFIX}"))
+
+
+def last_unfinished(state_dir: Path) -> JournalSummary | None:
+    """The most recent run, if it never wrote its end: killed, crashed or still running."""
+    files = journal_files(state_dir)
+    if not files:
+        return None
+    summary = read_journal(files[-1])
+    if summary.outcome is not None:
+        return None
+    if summary.host == socket.gethostname() and isinstance(summary.pid, int):
+        try:
+            os.kill(summary.pid, 0)
+        except ProcessLookupError:
+            return summary
+        except PermissionError:
+            pass
+        return None  # still running: another apply, on another destination
+    return summary
+
+
+def _prune(directory: Path) -> None:
+    files = sorted(directory.glob(f"{PREFIX}*{SUFFIX}"))
+    for old in files[: max(0, len(files) - (KEEP - 1))]:
+        old.unlink(missing_ok=True)

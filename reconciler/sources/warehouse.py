@@ -1,0 +1,97 @@
+"""`members: {sql: QUERY, url: URL}`: the query runs where the data lives, via SQLAlchemy.
+
+PostgreSQL, or a warehouse whose SQLAlchemy dialect is installed (BigQuery, Snowflake,
+Trino, ...). Rows come back through a server-side cursor in chunks (`stream_results`,
+`yield_per`), so an audience of millions is never one result set in memory.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, NoSuchModuleError
+from sqlalchemy.pool import NullPool
+
+from reconciler.errors import SourceError
+from reconciler.identity import ProjectType
+from reconciler.manifest import Audience
+from reconciler.sources import SourceResult
+from reconciler.sources.database_url import DatabaseUrl, expand_url
+from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
+
+# Drivers that install with an extra of reconciler, for the hint when one is missing.
+_EXTRAS = {"postgresql": "reconciler[postgres]"}
+
+
+def read_warehouse(audience: Audience, project_type: ProjectType) -> SourceResult:
+    spec = audience.spec.members
+    assert spec.sql is not None and spec.url is not None
+    declared_at = str(audience.field_location("members", "sql"))
+    database = expand_url(spec.url, f"{audience.field_location('members', 'url')}")
+    url = _with_installed_driver(database.url)
+    try:
+        # hide_parameters: bound values never reach an error message; NullPool: one
+        # connection, closed when the read ends.
+        engine = create_engine(url, hide_parameters=True, poolclass=NullPool)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise SourceError(_missing_driver(declared_at, url, database, exc)) from None
+    except Exception as exc:
+        # A bad option in the URL's query string: the message may quote its value.
+        raise SourceError(
+            f"{declared_at}: cannot use the database URL: {database.scrub(str(exc))}"
+        ) from None
+    try:
+        with engine.connect() as connection:
+            # The query goes to the driver as written: no_parameters keeps '%' and ':name'
+            # in it from being read as placeholders. stream_results asks for a server-side
+            # cursor; yield_per makes it fetch CHUNK_ROWS rows per round trip.
+            result = (
+                connection.execution_options(stream_results=True, no_parameters=True)
+                .exec_driver_sql(spec.sql)
+                .yield_per(CHUNK_ROWS)
+            )
+            columns = find_columns(list(result.keys()), spec, f"{declared_at}: the query")
+
+            def where(row: int) -> str:
+                return f"{declared_at}: query row {row}"
+
+            return members_from_rows(result.partitions(), columns, project_type, where)
+    except SourceError:
+        raise
+    except Exception as exc:
+        # Deliberately broad: whatever the driver raises (connection refused, bad password,
+        # a syntax error) may quote the URL or password, so nothing leaves unscrubbed.
+        raise SourceError(
+            f"{declared_at}: query failed ({url.get_backend_name()}): "
+            f"{database.scrub(_driver_message(exc))}"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def _with_installed_driver(url: URL) -> URL:
+    # `postgresql://` means psycopg2 to SQLAlchemy; reconciler[postgres] installs psycopg 3.
+    if (
+        url.drivername == "postgresql"
+        and importlib.util.find_spec("psycopg2") is None
+        and importlib.util.find_spec("psycopg") is not None
+    ):
+        return url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def _missing_driver(declared_at: str, url: URL, database: DatabaseUrl, exc: Exception) -> str:
+    backend = url.get_backend_name()
+    hint = _EXTRAS.get(backend, f"the SQLAlchemy dialect and driver for {backend}")
+    detail = database.scrub(str(exc))
+    return f"{declared_at}: cannot connect to {backend}: install {hint} ({detail})"
+
+
+def _driver_message(exc: Exception) -> str:
+    # The DBAPI's own message is the useful part; SQLAlchemy's wrapper adds the statement
+    # and a link.
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return str(exc.orig).strip()
+    return str(exc).strip() or type(exc).__name__

@@ -1,0 +1,214 @@
+"""Source values -> the values sent to Iterable, one declared type at a time.
+
+Each converter takes what a source gives (CSV text, YAML scalars, database values already
+made JSON-friendly by the source) and returns a JSON value, or raises ConversionError with
+a reason written for people. Dates go out in the form Iterable stores them
+(`YYYY-MM-DD HH:MM:SS +00:00`, UTC), cut to whole seconds, so what is read back compares
+equal to what was sent.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+ITERABLE_DATE_FORMAT = "%Y-%m-%d %H:%M:%S +00:00"
+UTC = datetime.UTC
+
+# Iterable's own form, which datetime.fromisoformat does not read (a space before the offset).
+_ITERABLE_DATE = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2})[ T](?P<time>\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)"
+    r" ?(?P<offset>Z|[+-]\d{2}:?\d{2})?"
+)
+# The shapes Iterable recognises as dates when it types a new field (its documented
+# formats): a bare day, or a day with a time and an optional offset.
+DATE_SHAPE = re.compile(
+    r"\d{4}-\d{2}-\d{2}"
+    r"(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?: ?(?:Z|[+-]\d{2}:?\d{2}))?)?"
+)
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+class ConversionError(ValueError):
+    """A value cannot become the declared type; `reason` says why, for people."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+def describe_value(value: Any) -> str:
+    """A short rendering of a source value for messages."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def to_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConversionError("is not a finite number")
+        return str(value)
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
+    raise ConversionError(f"is {_kind(value)}, not text")
+
+
+def to_number(value: Any) -> int | float:
+    """An int when the value is whole (Iterable then types it long), else a float."""
+    if isinstance(value, bool):
+        raise ConversionError("is true/false, not a number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        number = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if "_" in text:  # Python reads 1_000 as a number; nobody else does
+            raise ConversionError("is not a number")
+        try:
+            if re.fullmatch(r"[+-]?\d+", text):
+                return int(text)
+            number = float(text)
+        except ValueError:
+            raise ConversionError("is not a number") from None
+    else:
+        raise ConversionError(f"is {_kind(value)}, not a number")
+    if not math.isfinite(number):
+        raise ConversionError("is not a finite number")
+    if number.is_integer() and abs(number) < 2**53:
+        return int(number)
+    return number
+
+
+def to_boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise ConversionError("is not true or false (expected true/false, yes/no or 1/0)")
+
+
+def parse_instant(value: Any) -> datetime.datetime:
+    """A moment in UTC from a date, a datetime or date text; naive times count as UTC."""
+    if isinstance(value, datetime.datetime):
+        moment = value
+    elif isinstance(value, datetime.date):
+        moment = datetime.datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        moment = _parse_date_text(value.strip())
+    else:
+        raise ConversionError(f"is {_kind(value)}, not a date")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _parse_date_text(text: str) -> datetime.datetime:
+    match = _ITERABLE_DATE.fullmatch(text)
+    if match is not None:
+        offset = match["offset"] or ""
+        if offset and offset != "Z" and ":" not in offset:
+            offset = f"{offset[:3]}:{offset[3:]}"
+        text = f"{match['date']}T{match['time']}{offset}"
+    try:
+        return datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConversionError(
+            "is not a date (expected YYYY-MM-DD, or a date and time such as "
+            "2024-05-01T09:30:00Z or 2024-05-01 09:30:00 +00:00)"
+        ) from None
+
+
+def to_date(value: Any) -> str:
+    moment = parse_instant(value)
+    return moment.replace(microsecond=0).strftime(ITERABLE_DATE_FORMAT)
+
+
+def to_object(value: Any) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        return _json_safe(dict(value))
+    if isinstance(value, str):
+        parsed = _json_text(value, 'a JSON object such as {"tier": "gold"}')
+        if isinstance(parsed, dict):
+            return parsed
+    raise ConversionError('is not an object (expected a JSON object such as {"tier": "gold"})')
+
+
+def to_list(value: Any) -> list[Any]:
+    if isinstance(value, list | tuple):
+        return _json_safe(list(value))
+    if isinstance(value, str):
+        parsed = _json_text(value, 'a JSON array such as ["a", "b"]')
+        if isinstance(parsed, list):
+            return parsed
+    raise ConversionError('is not a list (expected a JSON array such as ["a", "b"])')
+
+
+def as_given(value: Any) -> Any:
+    """No declared type: the value as the source gives it, made JSON-safe (dates as text)."""
+    return _json_safe(value)
+
+
+def _json_text(text: str, expected: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise ConversionError(f"is not valid JSON (expected {expected})") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, datetime.datetime | datetime.date):
+        return to_date(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConversionError("is not a finite number")
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise ConversionError(f"is {_kind(value)}, which Iterable cannot store")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, datetime.date):
+        return "a date"
+    return f"a {type(value).__name__}"
+
+
+CONVERTERS: dict[str | None, Callable[[Any], Any]] = {
+    None: as_given,
+    "string": to_string,
+    "number": to_number,
+    "boolean": to_boolean,
+    "date": to_date,
+    "object": to_object,
+    "list": to_list,
+}

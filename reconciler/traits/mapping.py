@@ -1,0 +1,137 @@
+"""A TraitMapping compiled once, then applied to every member's source row.
+
+`CompiledMapping.values(row)` gives the Iterable fields for one row and, for each field
+whose value cannot be made, a FieldError naming the field, the column or template, the
+value and why. The caller reports those like invalid members and leaves that field alone
+for that member; nothing here aborts a run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.manifest import Location
+from reconciler.manifest.manifests import TraitMapping
+from reconciler.traits.convert import CONVERTERS, ConversionError, describe_value
+from reconciler.traits.template import ROW_VARIABLE, Template, TemplateRenderError
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One value that could not be made; the member's other fields are unaffected."""
+
+    field: str
+    source: str  # "column 'plan'" or "template at FILE:LINE:COL"
+    reason: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"field {self.field!r} ({self.source}): {self.reason}; the field is not written "
+            "for this member"
+        )
+
+
+@dataclass(frozen=True)
+class CompiledField:
+    name: str
+    column: str | None
+    template: Template | None
+    type: str | None
+    location: Location  # where the field is declared in the mapping
+
+    @property
+    def source(self) -> str:
+        if self.column is not None:
+            return f"column {self.column!r}"
+        return f"template at {self.location}"
+
+    def columns(self) -> set[str]:
+        """The source columns this field reads."""
+        if self.column is not None:
+            return {self.column}
+        assert self.template is not None
+        from reconciler.traits.template import template_variables
+
+        return template_variables(self.template.text) - {ROW_VARIABLE}
+
+    def value(self, row: Mapping[str, Any]) -> Any:
+        """The value to send; raises FieldValueError."""
+        convert = CONVERTERS[self.type]
+        if self.column is not None:
+            raw = row.get(self.column)
+            if raw == "":
+                # An empty cell is no value: the field is cleared (sent as null).
+                return None
+            if raw is None:
+                return None
+            try:
+                return convert(raw)
+            except ConversionError as error:
+                raise FieldValueError(
+                    FieldError(self.name, self.source, f"{describe_value(raw)} {error.reason}")
+                ) from None
+        assert self.template is not None
+        try:
+            text = self.template.render(row)
+        except TemplateRenderError as error:
+            raise FieldValueError(FieldError(self.name, self.source, error.reason)) from None
+        try:
+            return convert(text)
+        except ConversionError as error:
+            reason = f"the template gave {describe_value(text)}, which {error.reason}"
+            raise FieldValueError(FieldError(self.name, self.source, reason)) from None
+
+
+class FieldValueError(Exception):
+    def __init__(self, error: FieldError):
+        self.error = error
+        super().__init__(error.message)
+
+
+@dataclass(frozen=True)
+class CompiledMapping:
+    name: str
+    fields: tuple[CompiledField, ...]
+    merge_nested_objects: bool
+    location: Location  # of metadata.name
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    def columns(self) -> dict[str, set[str]]:
+        """Field -> the source columns it reads."""
+        return {f.name: f.columns() for f in self.fields}
+
+    def values(self, row: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
+        """Every field's value for one row, and the errors of those that failed."""
+        out: dict[str, Any] = {}
+        errors: list[FieldError] = []
+        for compiled in self.fields:
+            try:
+                out[compiled.name] = compiled.value(row)
+            except FieldValueError as failure:
+                errors.append(failure.error)
+        return out, errors
+
+
+def compile_mapping(mapping: TraitMapping) -> CompiledMapping:
+    fields = []
+    for name, spec in mapping.spec.field_specs().items():
+        fields.append(
+            CompiledField(
+                name=name,
+                column=spec.from_,
+                template=Template(spec.template) if spec.template is not None else None,
+                type=spec.type,
+                location=mapping.field_location(
+                    "fields", name, *(("template",) if spec.template is not None else ())
+                ),
+            )
+        )
+    return CompiledMapping(
+        mapping.name, tuple(fields), mapping.spec.mergeNestedObjects, mapping.location
+    )

@@ -1,0 +1,144 @@
+"""Iterable's field types, and the check that a plan never sends a value of the wrong one.
+
+Iterable types a field from the first value it receives and then refuses values of another
+type for that field in the whole project (bulkUpdate in the OpenAPI: "you cannot change its
+data type"). A refused value comes back as an invalidData failure per user at apply time;
+checking against `GET /api/users/getFields` at plan time stops the run before anything is
+written instead. Nested objects are typed per path (`address.city`), as getFields reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.traits.convert import DATE_SHAPE
+
+# A double field takes a whole number (JSON has no separate int); a string field takes text
+# that happens to look like a date.
+_ACCEPTS = {("double", "long"), ("string", "date")}
+
+
+def accepts(existing: str, sent: str) -> bool:
+    """Whether a field of type `existing` takes a value Iterable types as `sent`."""
+    return existing == sent or (existing, sent) in _ACCEPTS
+
+
+def value_types(value: Any, path: str) -> dict[str, str]:
+    """Every path `value` would write, with the type Iterable gives it; null types nothing."""
+    out: dict[str, str] = {}
+    _collect(value, path, out)
+    return out
+
+
+def _scalar_type(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):  # before int: a bool is an int in Python, not in Iterable
+        return "boolean"
+    if isinstance(value, int):
+        return "long"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, str):
+        return "date" if DATE_SHAPE.fullmatch(value) else "string"
+    if isinstance(value, Mapping):
+        return "object"
+    return None
+
+
+def _collect(value: Any, path: str, out: dict[str, str]) -> None:
+    if isinstance(value, list | tuple):
+        for item in value:  # an array takes its items' type
+            _collect(item, path, out)
+        return
+    sent = _scalar_type(value)
+    if sent is None:
+        return
+    previous = out.get(path)
+    if previous is None or accepts(sent, previous):
+        out[path] = sent
+    if isinstance(value, Mapping):
+        for key, child in value.items():
+            _collect(child, f"{path}.{key}", out)
+
+
+@dataclass(frozen=True)
+class SentValue:
+    """One value a plan would send: for which field, and a reference to where it came from
+    (turned into text only if it is reported, so millions of values cost no formatting)."""
+
+    field: str
+    value: Any
+    ref: Any
+
+
+@dataclass(frozen=True)
+class TypeConflict:
+    path: str
+    existing: str | None  # None: a new field whose values disagree among themselves
+    sent: str
+    ref: Any
+    other_ref: Any = None
+    other_type: str | None = None
+
+    def describe(self, origin: Callable[[Any], str] = str) -> str:
+        if self.existing is not None:
+            return (
+                f"field {self.path!r} is {self.existing} in Iterable, but {origin(self.ref)} "
+                f"would send {_article(self.sent)} {self.sent}; Iterable never changes a "
+                "field's type (change the mapping's type, or the data)"
+            )
+        return (
+            f"new field {self.path!r} would get values of two types: {self.other_type} from "
+            f"{origin(self.other_ref)} and {self.sent} from {origin(self.ref)}; Iterable types "
+            "a new field by the first value it receives and refuses the others (declare a "
+            "type that fits every value)"
+        )
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+@dataclass
+class FieldTypes:
+    """The outcome of the check: conflicts, and the fields that will hold doubles (whole
+    numbers sent to them go out as floats, so the first one cannot make the field long)."""
+
+    conflicts: list[TypeConflict]
+    double_fields: set[str]
+
+
+def check_types(existing: Mapping[str, str], sent: Iterable[SentValue]) -> FieldTypes:
+    """Compare what would be sent with the project's field types (from getFields).
+
+    Reports one conflict per field path (the first value found), so a bad column gives one
+    message, not one per row.
+    """
+    new_types: dict[str, tuple[str, Any]] = {}  # path -> (type, ref of the first value)
+    conflicts: dict[str, TypeConflict] = {}
+    mixed_numbers: set[str] = set()
+    for item in sent:
+        for path, sent_type in value_types(item.value, item.field).items():
+            if path in conflicts:
+                continue
+            current = existing.get(path)
+            if current is not None:
+                if not accepts(current, sent_type):
+                    conflicts[path] = TypeConflict(path, current, sent_type, item.ref)
+                continue
+            first = new_types.get(path)
+            if first is None:
+                new_types[path] = (sent_type, item.ref)
+            elif first[0] != sent_type:
+                if {first[0], sent_type} == {"long", "double"}:
+                    mixed_numbers.add(path)
+                    new_types[path] = ("double", first[1])
+                else:
+                    conflicts[path] = TypeConflict(
+                        path, None, sent_type, item.ref, first[1], first[0]
+                    )
+    doubles = {p for p, t in existing.items() if t == "double"} | mixed_numbers
+    return FieldTypes(list(conflicts.values()), doubles)

@@ -1,0 +1,77 @@
+"""An apply killed with SIGKILL at any point is finished by the next one: Iterable ends
+exactly as the manifests say, with no list created twice, no member on a list twice and
+nothing missing. The killed run's journal shows what it was doing. Issue 8."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+
+import pytest
+
+from reconciler.journal import read_journal
+from tests.integration.reliability import (
+    assert_exactly_desired,
+    build_scenario,
+    journals,
+    members_of,
+    spawn_cli,
+    subprocess_env,
+    wait_for_writes,
+)
+
+ADDS, CREATES, BATCH = 1500, 1500, 50
+# 1 create + 60 subscribes + 1 unsubscribe. Each seed kills within its own stretch of the
+# run: around the create, early and late in the subscribes, near the removals.
+STRETCHES = {11: (1, 2), 22: (3, 25), 33: (26, 44), 44: (45, 52)}
+
+
+@pytest.mark.parametrize("seed", sorted(STRETCHES))
+def test_apply_killed_at_a_random_point_is_finished_by_the_next_run(
+    seed, workspace, cli, emulator_server
+):
+    rng = random.Random(seed)
+    scenario = build_scenario(workspace, emulator_server, adds=ADDS, creates=CREATES)
+    faults = emulator_server.emulator.faults
+    faults.latency_seconds = 0.02  # something to interrupt: each answer takes a moment
+    env = subprocess_env(workspace, RECONCILER_BATCH_SIZE=str(BATCH), RECONCILER_CONCURRENCY="4")
+
+    proc = spawn_cli(workspace, "apply", "manifests", "--yes", env=env)
+    wait_for_writes(emulator_server, proc, rng.randint(*STRETCHES[seed]))
+    time.sleep(rng.uniform(0, 0.015))  # anywhere: between requests or with some in flight
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+
+    # The kill left work undone, and a journal without an end that says so.
+    assert set(members_of(emulator_server, "beta")) != scenario.desired["beta"]
+    [journal] = journals(workspace.root / ".reconciler")
+    summary = read_journal(journal)
+    assert summary.outcome is None
+    assert summary.done + len(summary.in_flight) >= 1
+
+    faults.latency_seconds = 0.0
+    again = cli("apply", workspace.manifests, "--yes")
+    assert again.exit_code == 0, again.output
+    assert "stopped without finishing" in again.stderr
+    assert_exactly_desired(emulator_server, scenario)
+    final = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert final.exit_code == 0, final.output
+    # The second run's journal ends, so a third run has nothing to warn about.
+    assert read_journal(journals(workspace.root / ".reconciler")[-1]).outcome == "success"
+
+
+def test_a_journal_cut_mid_line_reads_up_to_the_cut(tmp_path):
+    path = tmp_path / "apply-x.jsonl"
+    path.write_text(
+        '{"event":"run_started","at":"t0","pid":1}\n'
+        '{"event":"intent","step":1,"op":"subscribe","members":3}\n'
+        '{"event":"outcome","step":1,"status":"done","succeeded":3}\n'
+        '{"event":"intent","step":2,"op":"subscribe","members":3}\n'
+        '{"event":"outcome","st'  # the process died mid-write
+    )
+    summary = read_journal(path)
+    assert (summary.outcome, summary.done, summary.started_at) == (None, 1, "t0")
+    assert [i["step"] for i in summary.in_flight] == [2]
+    assert "1 in flight whose outcome is unknown" in summary.describe_unfinished()

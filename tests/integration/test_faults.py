@@ -1,0 +1,362 @@
+"""apply under injected faults, over loopback HTTP: it either reaches exactly the desired
+state or stops with an error naming what failed and how much was done, and a report never
+claims work that did not happen. Issue 8."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reconciler.emulator.replies import EmulatorResponse, fault_reply
+from reconciler.iterable import ClientSettings, IterableClient
+from tests.conftest import EMULATOR_API_KEY
+from tests.integration.reliability import (
+    assert_exactly_desired,
+    assert_report_within_reality,
+    build_scenario,
+    lists_by_name,
+)
+
+
+@pytest.fixture(autouse=True)
+def small_batches(monkeypatch):
+    # 100 members a request: the scenario's 1,000 adds and 50 removes take 11 writes.
+    monkeypatch.setenv("RECONCILER_BATCH_SIZE", "100")
+
+
+def apply_json(cli, workspace):
+    result = cli("apply", workspace.manifests, "--yes", "--format", "json")
+    return result, result.json()
+
+
+def converges(cli, workspace, server, scenario):
+    """With the faults gone, the next apply finishes the job and the one after has nothing."""
+    faults = server.emulator.faults
+    faults.fail_every = faults.drop_every = faults.bad_body_every = 0
+    faults.script = []
+    faults.latency_seconds = 0.0
+    faults.write_rate_per_second = None
+    again = cli("apply", workspace.manifests, "--yes")
+    assert again.exit_code == 0, again.output
+    assert_exactly_desired(server, scenario)
+    final = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert final.exit_code == 0, final.output
+
+
+def test_a_429_storm_without_retry_after_is_ridden_out(workspace, cli, emulator_server):
+    scenario = build_scenario(workspace, emulator_server)
+    faults = emulator_server.emulator.faults
+    faults.fail_every, faults.fail_status = 2, 429
+
+    result, report = apply_json(cli, workspace)
+    assert result.exit_code == 0, result.output
+    assert report["ok"] is True
+    assert report["rate_limited"] > 5 and report["retries"] >= report["rate_limited"]
+    assert_exactly_desired(emulator_server, scenario)
+
+
+def test_a_429_storm_with_retry_after_is_ridden_out(workspace, cli, emulator_server, monkeypatch):
+    monkeypatch.setenv("RECONCILER_RETRY_AFTER_CAP", "0.01")  # the emulator asks for 1 s
+    scenario = build_scenario(workspace, emulator_server)
+    faults = emulator_server.emulator.faults
+    faults.retry_after = True
+    faults.write_rate_per_second = 20  # 4 writers at once: some are told to wait
+    faults.script = [429] * 4
+
+    result, report = apply_json(cli, workspace)
+    assert result.exit_code == 0, result.output
+    assert report["rate_limited"] >= 4
+    assert_exactly_desired(emulator_server, scenario)
+
+
+def test_retry_after_is_waited_for_and_capped(emulator_server):
+    emulator_server.emulator.faults.retry_after = True
+    emulator_server.emulator.faults.script = [429, 429, 503]
+    waits: list[float] = []
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    settings = ClientSettings(retry_after_cap=0.5, backoff_base=0.25, backoff_cap=0.25)
+    with IterableClient(
+        emulator_server.base_url,
+        EMULATOR_API_KEY,
+        settings=settings,
+        sleep=sleep,
+        clock=lambda: now[0],
+    ) as client:
+        assert client.get_lists() == []
+    # Two 429s said "Retry-After: 1", capped to 0.5; the 503 had none: our own backoff.
+    assert waits[:2] == [0.5, 0.5]
+    assert 0.125 <= waits[2] <= 0.25
+    assert len(waits) == 3
+    assert client.stats.rate_limited == 2 and client.stats.retries == 3
+
+
+def test_429s_past_the_retry_budget_stop_with_what_failed_and_what_was_done(
+    workspace, cli, emulator_server
+):
+    scenario = build_scenario(workspace, emulator_server)
+    faults = emulator_server.emulator.faults
+    faults.paths = ["/api/lists/subscribe"]
+    faults.fail_every, faults.fail_status = 1, 429
+
+    result, report = apply_json(cli, workspace)
+    assert result.exit_code == 1
+    assert report["ok"] is False
+    lists = {lr["list_name"]: lr for d in report["destinations"] for lr in d["lists"]}
+    # Nothing was subscribed, and the report says so; the removals and the create did happen.
+    assert lists["alpha"]["added"] == 0 and lists["beta"]["added"] == 0
+    assert lists["alpha"]["removed"] == 50 and lists["beta"]["created"] is True
+    error = lists["beta"]["errors"][0]
+    assert "POST /api/lists/subscribe" in error and "HTTP 429" in error
+    assert "gave up after 7 attempts" in error
+    assert_report_within_reality(report, emulator_server)
+
+    text = cli("apply", workspace.manifests, "--yes")
+    assert text.exit_code == 1
+    assert "Apply finished with failures" in text.stdout
+    assert "Apply complete" not in text.output
+    faults.paths = None
+    converges(cli, workspace, emulator_server, scenario)
+
+
+def test_5xx_bursts_are_retried_to_the_exact_state(workspace, cli, emulator_server):
+    scenario = build_scenario(workspace, emulator_server)
+    faults = emulator_server.emulator.faults
+    faults.script = [500, 503, 502, 504, 503, 500]  # within the 6 retries of one request
+    faults.fail_every, faults.fail_status = 5, 503
+
+    result, report = apply_json(cli, workspace)
+    assert result.exit_code == 0, result.output
+    assert report["retries"] >= 6
+    assert_exactly_desired(emulator_server, scenario)
+
+
+def test_persistent_5xx_stop_the_failing_batches_and_report_only_what_happened(
+    workspace, cli, emulator_server, monkeypatch
+):
+    monkeypatch.setenv("RECONCILER_MAX_RETRIES", "0")
+    scenario = build_scenario(workspace, emulator_server)
+    faults = emulator_server.emulator.faults
+    faults.paths = ["/api/lists/subscribe", "/api/lists/unsubscribe"]
+    faults.fail_every, faults.fail_status = 3, 500
+
+    result, report = apply_json(cli, workspace)
+    assert result.exit_code == 1
+    errors = [e for d in report["destinations"] for lr in d["lists"] for e in lr["errors"]]
+    assert len(errors) == 3  # 11 writes, every third refused
+    assert all("gave up after 1 attempt; last failure: HTTP 500" in e for e in errors)
+    added = sum(lr["added"] for d in report["destinations"] for lr in d["lists"])
+    assert 0 < added < 1000
+    assert_report_within_reality(report, emulator_server)
+    converges(cli, workspace, emulator_server, scenario)
+
+
+def test_intermittent_timeouts_are_retried_to_the_exact_state(
+    workspace, cli, emulator_server, monkeypatch
+):
+    monkeypatch.setenv("RECONCILER_TIMEOUT", "0.2")
+    scenario = build_scenario(workspace, emulator_server)
+    faults = emulator_server.emulator.faults
+    faults.latency_seconds, faults.latency_every = 0.5, 3
+
+    result, report = apply_json(cli, workspace)
+    assert result.exit_code == 0, result.output
+    assert report["retries"] >= 3
+    assert_exactly_desired(emulator_server, scenario)
+
+
+def test_a_write_that_always_times_out_is_reported_as_not_confirmed(
+    workspace, cli, emulator_server, monkeypatch
+):
+    monkeypatch.setenv("RECONCILER_TIMEOUT", "0.1")
+    monkeypatch.setenv("RECONCILER_MAX_RETRIES", "1")
+    scenario = build_scenario(workspace, emulator_server)
+    faults = emulator_server.emulator.faults
+    faults.paths = ["/api/lists/unsubscribe"]
+    faults.latency_seconds = 0.3  # the emulator applies the write, then answers too late
+
+    result, report = apply_json(cli, workspace)
+    assert result.exit_code == 1
+    lists = {lr["list_name"]: lr for d in report["destinations"] for lr in d["lists"]}
+    alpha = lists["alpha"]
+    assert alpha["removed"] == 0
+    assert "timed out" in alpha["errors"][0]
+    assert "may have taken effect" in alpha["errors"][0]
+    assert_report_within_reality(report, emulator_server)
+    faults.paths = None
+    converges(cli, workspace, emulator_server, scenario)
+
+
+def test_connections_dropped_mid_response_are_retried_to_the_exact_state(
+    workspace, cli, emulator_server
+):
+    scenario = build_scenario(workspace, emulator_server)
+    emulator_server.emulator.faults.drop_every = 3  # reads, creates and writes alike
+
+    result, report = apply_json(cli, workspace)
+    assert result.exit_code == 0, result.output
+    assert report["retries"] >= 3
+    assert_exactly_desired(emulator_server, scenario)
+
+
+@pytest.mark.parametrize("kind", ["html", "truncated", "empty"])
+def test_bodies_that_are_not_the_answer_are_never_taken_for_one(
+    workspace, cli, emulator_server, kind
+):
+    scenario = build_scenario(workspace, emulator_server)
+    faults = emulator_server.emulator.faults
+    faults.bad_body_every, faults.bad_body = 3, kind
+
+    result, report = apply_json(cli, workspace)
+    assert result.exit_code == 0, result.output
+    assert report["retries"] >= 3
+    assert_exactly_desired(emulator_server, scenario)
+
+
+def test_a_list_read_that_answers_an_html_page_is_not_read_as_members(
+    workspace, cli, emulator_server
+):
+    scenario = build_scenario(workspace, emulator_server)
+    faults = emulator_server.emulator.faults
+    faults.paths = ["/api/lists/getUsers"]
+    faults.bad_body_every, faults.bad_body = 1, "html"
+
+    result = cli("plan", workspace.manifests, "--format", "json")
+    assert result.exit_code == 1
+    assert "GET /api/lists/getUsers" in result.stderr
+    assert "HTML" in result.stderr
+    faults.paths = None
+    converges(cli, workspace, emulator_server, scenario)
+
+
+def test_a_wrong_base_url_answering_html_404_is_a_clear_error(workspace, cli, emulator_server):
+    workspace.destination(baseUrl=emulator_server.base_url + "/not-iterable")
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1
+    assert "GET /api/lists: HTTP 404" in result.stderr
+    assert "HTML page" in result.stderr and "baseUrl" in result.stderr
+
+
+def test_a_gateway_timeout_after_the_list_was_created_does_not_create_it_twice(
+    workspace, cli, emulator_server
+):
+    """A 504 from a gateway can come after Iterable did the work: a create is never
+    repeated blindly."""
+    workspace.audience("once", {"inline": ["a@example.com"]})
+    emulator = emulator_server.emulator
+    original = emulator.handle
+    calls = {"creates": 0}
+
+    def gateway_times_out_after_first_create(request: httpx.Request) -> EmulatorResponse:
+        answer = original(request)
+        if request.method == "POST" and request.url.path == "/api/lists":
+            calls["creates"] += 1
+            if calls["creates"] == 1:
+                return fault_reply(504, None)
+        return answer
+
+    emulator.handle = gateway_times_out_after_first_create  # type: ignore[method-assign]
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert [len(ids) for ids in lists_by_name(emulator_server).values()] == [1]
+    assert calls["creates"] == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/lists", b'{"lists": [{"id": "seven", "name": 3}]}'),
+        ("/api/lists", b'{"lists": [null]}'),
+        ("/api/lists", b'["not", "an", "object"]'),
+        ("/api/lists", b'{"lists": "none"}'),
+    ],
+)
+def test_malformed_json_answers_are_clear_errors_not_crashes(
+    workspace, cli, emulator_server, path, body
+):
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    emulator = emulator_server.emulator
+    original = emulator.handle
+
+    def malformed(request: httpx.Request) -> EmulatorResponse:
+        answer = original(request)
+        if request.url.path == path and request.method == "GET":
+            return EmulatorResponse(200, {"Content-Type": "application/json"}, body)
+        return answer
+
+    emulator.handle = malformed  # type: ignore[method-assign]
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1
+    assert f"GET {path}" in result.stderr
+    assert "internal error" not in result.output
+
+
+def test_a_subscribe_answer_without_counts_is_not_taken_as_success(
+    workspace, cli, emulator_server, monkeypatch
+):
+    monkeypatch.setenv("RECONCILER_MAX_RETRIES", "1")
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    emulator = emulator_server.emulator
+    original = emulator.handle
+
+    def no_counts(request: httpx.Request) -> EmulatorResponse:
+        answer = original(request)
+        if request.url.path == "/api/lists/subscribe":
+            return EmulatorResponse(200, {"Content-Type": "application/json"}, b"{}")
+        return answer
+
+    emulator.handle = no_counts  # type: ignore[method-assign]
+    result, report = apply_json(cli, workspace)
+    assert result.exit_code == 1
+    lr = report["destinations"][0]["lists"][0]
+    assert lr["added"] == 0
+    assert "successCount" in lr["errors"][0]
+
+
+def test_rejected_members_file_never_holds_a_live_formula(workspace, cli, emulator_server):
+    formula = "=cmd|' /C calc'!A0"
+    workspace.audience(
+        "existing-only", {"inline": [{"userId": formula}]}, updateExistingUsersOnly=True
+    )
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 1
+    rejected = result.stdout.split("Every rejected member, in full: ")[1].split()[0]
+    rows = list(csv.reader(Path(rejected).read_text(encoding="utf-8").splitlines()))
+    assert rows[1][2] == "'" + formula  # text to a spreadsheet, still readable to a person
+    assert Path(rejected).stat().st_mode & 0o777 == 0o600
+
+
+def test_a_key_revoked_mid_apply_stops_everything_and_says_what_was_done(
+    workspace, cli, emulator_server, monkeypatch
+):
+    monkeypatch.setenv("RECONCILER_CONCURRENCY", "1")
+    scenario = build_scenario(workspace, emulator_server)
+    emulator = emulator_server.emulator
+    original = emulator.handle
+    subscribes = {"n": 0}
+
+    def revoke_after_three(request: httpx.Request) -> EmulatorResponse:
+        answer = original(request)
+        if request.url.path == "/api/lists/subscribe":
+            subscribes["n"] += 1
+            if subscribes["n"] == 3:
+                emulator.set_api_key("default", "rotated-key")
+        return answer
+
+    emulator.handle = revoke_after_three  # type: ignore[method-assign]
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 1
+    assert "rejected the API key" in result.stderr
+    assert "Done before it stopped: 1 list(s) created, 300 member(s) added" in result.stderr
+    assert "Run journal: " in result.stderr
+    emulator.handle = original  # type: ignore[method-assign]
+    emulator.set_api_key("default", EMULATOR_API_KEY)
+    converges(cli, workspace, emulator_server, scenario)

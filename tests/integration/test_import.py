@@ -1,0 +1,245 @@
+"""`reconciler import`: adopt existing Iterable lists, then a plan shows no changes.
+
+Every test talks to the emulator over loopback HTTP through the real CLI.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from reconciler.adopt import slug
+from reconciler.manifest import load_manifests
+from tests.integration.conftest import API_KEY_VAR, Workspace
+
+WRITES = ("POST", "DELETE", "PUT")
+
+
+@pytest.fixture
+def typed_workspace(tmp_path, monkeypatch, fast_client, make_emulator_server):
+    def make(project_type: str):
+        server = make_emulator_server(project_type=project_type)
+        monkeypatch.setenv(API_KEY_VAR, "test-key")
+        monkeypatch.chdir(tmp_path)
+        ws = Workspace(tmp_path, server.base_url, project_type)
+        ws.destination()
+        return ws, server.emulator
+
+    return make
+
+
+def read_yaml(path: Path) -> dict:
+    return YAML(typ="safe").load(path.read_text())
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def writes(emulator) -> list:
+    return [r for r in emulator.request_log if r.method in WRITES]
+
+
+def test_hybrid_import_round_trips_to_an_empty_plan(typed_workspace, cli):
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    vip = proj.add_list("vip")
+    proj.subscribe_direct(vip, email="only-email@example.com")
+    proj.subscribe_direct(vip, user_id="only-id")
+    proj.subscribe_direct(vip, email="both@example.com", user_id="U-Both")
+    beta = proj.add_list("Beta testers!", description="Early access [managed-by: reconciler]")
+    proj.subscribe_direct(beta, email="both@example.com")
+    proj.subscribe_direct(beta, email="Grace@Example.com")
+    proj.add_list("Empty one")
+    proj.add_list("Engaged", list_type="Dynamic")
+    ids_of_dup = [proj.add_list("dup"), proj.add_list("dup")]
+    out = ws.manifests / "imported"
+    emulator.clear_log()
+
+    result = cli("import", ws.manifests, "--destination", "prod", "--out", out)
+
+    assert result.exit_code == 0, result.output
+    assert writes(emulator) == []  # import only reads
+    assert sorted(p.name for p in out.iterdir()) == [
+        "beta-testers.csv",
+        "beta-testers.yaml",
+        "empty-one.csv",
+        "empty-one.yaml",
+        "vip.csv",
+        "vip.yaml",
+    ]
+    assert "a Dynamic list" in result.stderr
+    for dup in ids_of_dup:
+        assert f"skipped list {dup} 'dup': 2 Standard lists share this name" in result.stderr
+
+    vip_doc = read_yaml(out / "vip.yaml")
+    assert vip_doc == {
+        "apiVersion": "reconciler/v1",
+        "kind": "Audience",
+        "metadata": {"name": "vip"},
+        "spec": {"destination": "prod", "members": {"csv": "vip.csv"}},
+    }
+    # hybrid lists are read with preferUserId: the userId where the profile has one
+    assert read_csv(out / "vip.csv") == [
+        {"email": "", "userId": "U-Both"},
+        {"email": "only-email@example.com", "userId": ""},
+        {"email": "", "userId": "only-id"},
+    ]
+    beta_doc = read_yaml(out / "beta-testers.yaml")
+    assert beta_doc["metadata"]["name"] == "beta-testers"
+    assert beta_doc["spec"]["listName"] == "Beta testers!"
+    assert beta_doc["spec"]["description"] == "Early access"  # ownership marker not copied
+    assert read_csv(out / "empty-one.csv") == []
+
+    plan = cli("plan", ws.manifests, "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
+    assert "No changes" in plan.stdout
+    assert writes(emulator) == []
+
+
+@pytest.mark.parametrize("project_type", ["userId", "email"])
+def test_user_id_and_email_projects_round_trip(typed_workspace, cli, project_type):
+    ws, emulator = typed_workspace(project_type)
+    proj = emulator.project("default")
+    members = proj.add_list("members")
+    if project_type == "userId":
+        proj.subscribe_direct(members, user_id="Case-Sensitive-1")
+        proj.subscribe_direct(members, user_id="case-sensitive-1")
+        proj.subscribe_direct(members, user_id="u-2", email="u2@example.com")
+        expected_rows = [
+            {"userId": "Case-Sensitive-1"},
+            {"userId": "case-sensitive-1"},
+            {"userId": "u-2"},
+        ]
+    else:
+        proj.subscribe_direct(members, email="Zed@Example.com")
+        proj.subscribe_direct(members, email="amy@example.com")
+        expected_rows = [{"email": "amy@example.com"}, {"email": "zed@example.com"}]
+    out = ws.manifests / "imported"
+
+    result = cli("import", ws.manifests, "-d", "prod", "--out", out)
+
+    assert result.exit_code == 0, result.output
+    assert read_csv(out / "members.csv") == expected_rows
+    plan = cli("plan", ws.manifests, "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
+
+
+def test_manifest_comments_say_where_the_list_came_from(typed_workspace, cli):
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    list_id = proj.add_list("Promo: 50% off #1")
+    created = proj.lists[list_id].created_at
+    for i in range(3):
+        proj.subscribe_direct(list_id, email=f"p{i}@example.com")
+    out = ws.root / "adopted"
+
+    result = cli("import", ws.manifests, "-d", "prod", "--out", out)
+
+    assert result.exit_code == 0, result.output
+    (manifest,) = out.glob("*.yaml")
+    text = manifest.read_text()
+    header = " ".join(line[2:] for line in text.splitlines() if line.startswith("# "))
+    created_day = datetime.fromtimestamp(created / 1000, UTC).date().isoformat()
+    assert header.startswith("Imported by `reconciler import` on ")
+    assert f'Iterable list {list_id} "Promo: 50% off #1"' in header
+    assert f"(created {created_day}): 3 members." in header
+    assert "# the list's name in Iterable" in text
+    # YAML-special characters in the name survive as data, not as a comment
+    assert read_yaml(manifest)["spec"]["listName"] == "Promo: 50% off #1"
+    assert manifest.name == "promo-50-off-1.yaml"
+    # The output directory was outside the manifests; together they plan to no changes.
+    combined = ws.root / "combined"
+    combined.mkdir()
+    for src in [*ws.manifests.iterdir(), *out.iterdir()]:
+        (combined / src.name).write_bytes(src.read_bytes())
+    assert cli("plan", combined, "--detailed-exitcode").exit_code == 0
+
+
+def test_import_refuses_to_overwrite_unless_forced(typed_workspace, cli):
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    vip = proj.add_list("vip")
+    proj.subscribe_direct(vip, email="a@example.com")
+    out = ws.root / "adopted"
+    assert cli("import", ws.manifests, "-d", "prod", "--out", out).exit_code == 0
+    (out / "vip.csv").write_text("email\nedited@example.com\n")
+
+    again = cli("import", ws.manifests, "-d", "prod", "--out", out)
+
+    assert again.exit_code == 1
+    assert "would overwrite 2 existing file(s)" in again.stderr
+    assert "--force" in again.stderr
+    assert (out / "vip.csv").read_text() == "email\nedited@example.com\n"
+
+    forced = cli("import", ws.manifests, "-d", "prod", "--out", out, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert read_csv(out / "vip.csv") == [{"email": "a@example.com", "userId": ""}]
+
+
+def test_lists_already_managed_are_skipped_and_names_never_collide(typed_workspace, cli):
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    ws.audience("vip", {"inline": ["a@example.com"]})
+    managed = proj.add_list("vip")
+    proj.subscribe_direct(managed, email="a@example.com")
+    upper = proj.add_list("VIP")  # a valid name, but vip.yaml already means audience "vip"
+    proj.subscribe_direct(upper, email="b@example.com")
+    other = proj.add_list("VIP!")  # slugs to "vip" as well
+    out = ws.manifests / "imported"
+
+    result = cli("import", ws.manifests, "-d", "prod", "--out", out)
+
+    assert result.exit_code == 0, result.output
+    assert f"skipped list {managed} 'vip': already managed by audience 'vip'" in result.stderr
+    names = {
+        doc["spec"].get("listName"): doc["metadata"]["name"]
+        for doc in (read_yaml(p) for p in out.glob("*.yaml"))
+    }
+    assert names == {"VIP": f"vip-{upper}", "VIP!": f"vip-{other}"}
+    loaded = load_manifests(ws.manifests)
+    assert {a.list_name for a in loaded.audiences.values()} == {"vip", "VIP", "VIP!"}
+    assert cli("plan", ws.manifests, "--detailed-exitcode").exit_code == 0
+
+
+def test_list_option_limits_the_import_and_unknown_names_are_errors(typed_workspace, cli):
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    proj.add_list("one")
+    proj.add_list("two")
+    out = ws.root / "adopted"
+
+    unknown = cli("import", ws.manifests, "-d", "prod", "--out", out, "--list", "three")
+    assert unknown.exit_code == 1
+    assert "--list names no list in destination 'prod': \"three\"" in unknown.stderr
+    assert not out.exists()
+
+    only = cli("import", ws.manifests, "-d", "prod", "--out", out, "--list", "two")
+    assert only.exit_code == 0, only.output
+    assert sorted(p.name for p in out.iterdir()) == ["two.csv", "two.yaml"]
+
+
+def test_unknown_destination_is_an_error_naming_the_known_ones(typed_workspace, cli):
+    ws, _ = typed_workspace("hybrid")
+    result = cli("import", ws.manifests, "-d", "staging", "--out", ws.root / "x")
+    assert result.exit_code == 1
+    assert "unknown destination 'staging'; destinations are: prod" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Beta testers!", "beta-testers"),
+        ("  Ünïcode — list  ", "unicode-list"),
+        (".hidden", "hidden"),
+        ("日本語", ""),
+        ("a" * 300, "a" * 200),
+    ],
+)
+def test_slug_makes_valid_audience_names(name, expected):
+    assert slug(name) == expected

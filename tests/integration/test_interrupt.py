@@ -1,0 +1,125 @@
+"""Ctrl-C during apply: the requests in flight finish and are counted, no new one starts,
+the report says what was done and what was not, and the exit code is 130. Issue 8."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+from reconciler.journal import read_journal
+from tests.integration.reliability import (
+    WRITES,
+    StderrWatcher,
+    assert_exactly_desired,
+    build_scenario,
+    journals,
+    members_of,
+    spawn_cli,
+    subprocess_env,
+    wait_for_writes,
+    writes_seen,
+)
+
+ADDS, CREATES, BATCH = 1500, 1500, 50
+
+
+def start(workspace, server, *args):
+    scenario = build_scenario(workspace, server, adds=ADDS, creates=CREATES)
+    server.emulator.faults.latency_seconds = 0.05
+    env = subprocess_env(workspace, RECONCILER_BATCH_SIZE=str(BATCH), RECONCILER_CONCURRENCY="4")
+    return scenario, spawn_cli(workspace, "apply", "manifests", "--yes", *args, env=env)
+
+
+def finish(workspace, cli, server, scenario):
+    server.emulator.faults.latency_seconds = 0.0
+    again = cli("apply", workspace.manifests, "--yes")
+    assert again.exit_code == 0, again.output
+    assert_exactly_desired(server, scenario)
+
+
+def test_ctrl_c_finishes_what_is_in_flight_reports_it_and_exits_130(
+    workspace, cli, emulator_server
+):
+    scenario, proc = start(workspace, emulator_server, "--format", "json")
+    wait_for_writes(emulator_server, proc, 8)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+
+    report = json.loads(out)
+    assert report["interrupted"] is True and report["ok"] is False
+    lists = {lr["list_name"]: lr for d in report["destinations"] for lr in d["lists"]}
+    alpha, beta = lists["alpha"], lists["beta"]
+    # Exactly what Iterable holds now: every request in flight was answered and counted.
+    live_alpha = set(members_of(emulator_server, "alpha"))
+    assert alpha["added"] == sum(m.startswith("alpha") for m in live_alpha)
+    assert beta["added"] == len(members_of(emulator_server, "beta"))
+    # ... and the rest is reported as not sent, not as failed or done.
+    for lr in (alpha, beta):
+        assert lr["added"] + lr["not_attempted_add"] == lr["planned_add"]
+        assert lr["removed"] + lr["not_attempted_remove"] == lr["planned_remove"]
+    assert alpha["not_attempted_add"] + beta["not_attempted_add"] > 0
+    assert any(e.startswith("interrupted:") for e in alpha["errors"] + beta["errors"])
+    # No request started after Ctrl-C: each write Iterable saw is one the report counts.
+    sent = [r for r in emulator_server.emulator.request_log if r.method in WRITES]
+    subscribed = sum(len(r.body["subscribers"]) for r in sent if r.path.endswith("/subscribe"))
+    assert subscribed == alpha["added"] + beta["added"]
+
+    assert "Interrupted: finishing the requests in flight" in err
+    assert "Not done:" in err and "Run apply again" in err
+    [journal] = journals(workspace.root / ".reconciler")
+    summary = read_journal(journal)
+    assert summary.outcome == "interrupted" and summary.in_flight == []
+
+    finish(workspace, cli, emulator_server, scenario)
+
+
+def test_ctrl_c_in_text_mode_prints_the_report_with_what_was_not_done(
+    workspace, cli, emulator_server
+):
+    scenario, proc = start(workspace, emulator_server)
+    wait_for_writes(emulator_server, proc, 4)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Apply finished with failures" in out
+    assert "interrupted:" in out and "were not sent" in out
+    assert "Apply complete" not in out
+    finish(workspace, cli, emulator_server, scenario)
+
+
+def test_a_second_ctrl_c_stops_at_once_and_still_says_what_was_done(
+    workspace, cli, emulator_server
+):
+    scenario = build_scenario(workspace, emulator_server, adds=ADDS, creates=CREATES)
+    emulator_server.emulator.faults.latency_seconds = 0.5  # in flight long enough to abandon
+    env = subprocess_env(workspace, RECONCILER_BATCH_SIZE=str(BATCH), RECONCILER_CONCURRENCY="4")
+    proc = spawn_cli(workspace, "apply", "manifests", "--yes", "--format", "json", env=env)
+    stderr = StderrWatcher(proc)
+    wait_for_writes(emulator_server, proc, 3)
+    proc.send_signal(signal.SIGINT)
+    stderr.wait_for("Interrupted: finishing the requests in flight", proc)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    err = stderr.finish()
+    assert "Stopped at once. Done before it stopped:" in err
+    assert "in flight and may or may not have taken effect" in err
+    assert "Traceback" not in err
+    summary = read_journal(journals(workspace.root / ".reconciler")[-1])
+    assert summary.outcome == "aborted"
+    finish(workspace, cli, emulator_server, scenario)
+
+
+def test_ctrl_c_while_reading_iterable_changes_nothing(workspace, cli, emulator_server):
+    scenario = build_scenario(workspace, emulator_server)
+    emulator_server.emulator.faults.latency_seconds = 1  # the first read hangs
+    env = subprocess_env(workspace)
+    proc = spawn_cli(workspace, "apply", "manifests", "--yes", env=env)
+    while not emulator_server.emulator.request_log:
+        assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Interrupted." in err and "Traceback" not in err
+    assert writes_seen(emulator_server) == 0
+    finish(workspace, cli, emulator_server, scenario)

@@ -1,0 +1,254 @@
+"""A recognisable fake API key, run through every command on its success and failure paths
+(faults, a rejected key, a bad key file, an internal error with --debug, the emulator's own
+server): it appears in no output and in no file the tool writes. Issue 8."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import API_KEY_VAR
+from tests.integration.reliability import build_scenario, spawn_cli, subprocess_env
+
+FAKE_KEY = "sk-FAKE-7f3a9c2e51d04b8e-do-not-print"
+# Any 12 characters of the key in a row would be a leak too (a truncated or split key).
+PIECES = [FAKE_KEY[i : i + 12] for i in range(len(FAKE_KEY) - 11)]
+
+
+def leaks(text: str) -> list[str]:
+    return [piece for piece in PIECES if piece in text]
+
+
+def files_written(root: Path) -> dict[Path, str]:
+    """Every file under root as text, gzip (saved plans) opened."""
+    out = {}
+    for path in root.rglob("*"):
+        if path.is_file():
+            raw = path.read_bytes()
+            if raw[:2] == b"\x1f\x8b":
+                raw = gzip.decompress(raw)
+            out[path] = raw.decode("utf-8", "replace")
+    return out
+
+
+@pytest.fixture
+def keyed(workspace, emulator_server, monkeypatch):
+    monkeypatch.setenv(API_KEY_VAR, FAKE_KEY)
+    emulator_server.emulator.set_api_key("default", FAKE_KEY)
+    return workspace
+
+
+def run_all(cli, keyed, *args: str) -> list[tuple[tuple[str, ...], int, str]]:
+    """The command, then again with --debug; (args, exit code, everything printed)."""
+    seen = []
+    for extra in ((), ("--debug",)):
+        result = cli(*args, *extra)
+        seen.append(((*args, *extra), result.exit_code, result.output))
+    return seen
+
+
+def test_no_command_prints_or_writes_the_key(keyed, cli, emulator_server, monkeypatch):
+    ws = keyed
+    build_scenario(ws, emulator_server, adds=30, creates=30)
+    m = ws.manifests
+    summary, summary_json, planfile = ws.root / "s.md", ws.root / "s.json", ws.root / "p.gz"
+    faults = emulator_server.emulator.faults
+    runs = []
+    runs += run_all(cli, ws, "validate", m)
+    runs += run_all(cli, ws, "schema")
+    runs += run_all(cli, ws, "version")
+    for fmt in ("text", "json", "markdown"):
+        runs += run_all(cli, ws, "plan", m, "--format", fmt, "--summary-file", summary)
+    runs += run_all(cli, ws, "plan", m, "--out", planfile, "--show-members")
+    runs += run_all(cli, ws, "status", m)
+
+    # Failure paths while applying: every kind of fault, each ending in an error.
+    monkeypatch.setenv("RECONCILER_MAX_RETRIES", "0")
+    monkeypatch.setenv("RECONCILER_TIMEOUT", "0.2")
+    wanted: list[str] = []
+    for n, setting in enumerate(
+        (
+            {"fail_every": 1, "fail_status": 429},
+            {"fail_every": 1, "fail_status": 503},
+            {"drop_every": 1},
+            {"bad_body_every": 1, "bad_body": "html"},
+            {"latency_seconds": 0.4},
+        )
+    ):
+        faults.update({"paths": ["/api/lists/subscribe"], **setting})
+        for extra in ((), ("--debug",), ("--format", "json")):
+            # New members every time: a dropped answer still did the work before.
+            wanted.append(f"f{n}-{len(runs)}@example.com")
+            ws.audience("faulted", {"inline": wanted})
+            result = cli("apply", m, "--yes", "--summary-json", summary_json, *extra)
+            assert result.exit_code == 1, (setting, result.output)
+            runs.append((("apply", *extra, str(setting)), result.exit_code, result.output))
+        emulator_server.emulator.faults = type(faults)()
+        faults = emulator_server.emulator.faults
+    monkeypatch.delenv("RECONCILER_MAX_RETRIES")
+    monkeypatch.delenv("RECONCILER_TIMEOUT")
+
+    # Success, then a saved plan (stale by now, so refused), then nothing to do.
+    runs += run_all(cli, ws, "apply", m, "--yes", "--summary-file", summary)
+    runs += run_all(cli, ws, "apply", "--plan", planfile, "--yes")
+    runs += run_all(cli, ws, "apply", m, "--yes", "--show-members", "--format", "json")
+
+    # A key Iterable rejects (the key is right in the environment, wrong for the project).
+    emulator_server.emulator.set_api_key("default", "another-key")
+    for args in (("plan", m), ("apply", m, "--yes"), ("status", m)):
+        runs += run_all(cli, ws, *args)
+        assert "rejected the API key" in runs[-1][2]
+    emulator_server.emulator.set_api_key("default", FAKE_KEY)
+
+    # The key from a file, then a file whose key has a character no header can carry.
+    key_file = ws.root / "key.txt"
+    key_file.write_text(FAKE_KEY + "\n")
+    ws.destination(apiKey={"file": str(key_file)})
+    runs += run_all(cli, ws, "plan", m)
+    assert runs[-1][1] == 0, runs[-1][2]
+    key_file.write_text(FAKE_KEY.replace("FAKE", "FAKÉ") + "\n")
+    runs += run_all(cli, ws, "plan", m)
+    assert runs[-1][1] == 1 and "characters an API key cannot have" in runs[-1][2]
+    assert "internal error" not in runs[-1][2]
+
+    assert len(runs) > 40
+    for args, _code, output in runs:
+        assert leaks(output) == [], args
+    written = files_written(ws.root)
+    assert any(".reconciler/runs/apply-" in str(p) for p in written)  # journals were written
+    assert planfile in written and summary_json in written
+    for path, text in written.items():
+        if path == key_file:
+            continue
+        assert leaks(text) == [], path
+
+
+INJECTED_BUG = textwrap.dedent(
+    """
+    import sys
+    from reconciler.iterable import client
+
+    def broken(self, method, path, parse, **kwargs):
+        # Deep in the request, with the key in scope (self._http holds it).
+        raise RuntimeError("injected bug while sending " + method + " " + path)
+
+    client.IterableClient._send_once = broken
+    from reconciler.cli import main
+    sys.argv = ["reconciler", *sys.argv[1:]]
+    main()
+    """
+)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_internal_error_shows_no_key_with_or_without_debug(keyed, debug):
+    args = ["plan", "manifests", *(["--debug"] if debug else [])]
+    env = subprocess_env(keyed, **{API_KEY_VAR: FAKE_KEY})
+    done = subprocess.run(
+        [sys.executable, "-c", INJECTED_BUG, *args],
+        cwd=keyed.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    if debug:
+        assert "Traceback (most recent call last)" in done.stderr
+        assert "RuntimeError: injected bug while sending GET /api/lists" in done.stderr
+    else:
+        assert "internal error: RuntimeError: injected bug" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert leaks(done.stdout + done.stderr) == []
+
+
+def test_apply_killed_and_interrupted_leave_no_key_behind(keyed, emulator_server):
+    build_scenario(keyed, emulator_server, adds=300, creates=300)
+    emulator_server.emulator.faults.latency_seconds = 0.05
+    env = subprocess_env(keyed, **{API_KEY_VAR: FAKE_KEY, "RECONCILER_BATCH_SIZE": "20"})
+    outputs = []
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        proc = spawn_cli(keyed, "apply", "manifests", "--yes", "--debug", env=env)
+        while not any(r.method == "POST" for r in list(emulator_server.emulator.request_log)):
+            assert proc.poll() is None
+        proc.send_signal(sig)
+        outputs.append("".join(proc.communicate(timeout=30)))
+        emulator_server.emulator.clear_log()
+    for output in outputs:
+        assert leaks(output) == []
+    for path, text in files_written(keyed.root).items():
+        assert leaks(text) == [], path
+
+
+def test_the_sandbox_and_the_emulator_server_keep_no_key(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    state = tmp_path / "emulator.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
+    env["RECONCILER_EMULATOR_API_KEY"] = FAKE_KEY
+    serve = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "reconciler.cli", "emulator", "serve", "--port", "0"),
+            *("--state", str(state), "--unlimited"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert serve.stdout is not None
+    banner = serve.stdout.readline()
+    base_url = banner.split("listening on ")[1].split()[0]
+
+    # A whole plan and apply through it, over HTTP, with the key.
+    (tmp_path / "manifests").mkdir()
+    dest = {"region": "us", "projectType": "hybrid", "baseUrl": base_url}
+    dest["apiKey"] = {"env": API_KEY_VAR}
+    aud = {"destination": "prod", "members": {"inline": ["a@example.com"]}}
+    for kind, name, spec in (("Destination", "prod", dest), ("Audience", "vip", aud)):
+        doc = {"apiVersion": "reconciler/v1", "kind": kind, "metadata": {"name": name}}
+        (tmp_path / "manifests" / f"{name}.yaml").write_text(json.dumps({**doc, "spec": spec}))
+    env[API_KEY_VAR] = FAKE_KEY
+    env["RECONCILER_LIST_READS_PER_MINUTE"] = "1000"
+    applied = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", "apply", "manifests", "--yes", "--debug"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert applied.returncode == 0, applied.stderr
+    serve.send_signal(signal.SIGINT)
+    out, err = serve.communicate(timeout=30)
+    assert serve.returncode == 0, err
+    assert leaks(banner + out + err + applied.stdout + applied.stderr) == []
+
+    # The in-process sandbox too (its key is not a secret, but the env's must not leak in).
+    sandbox = tmp_path / "sandbox"
+    (sandbox / "manifests").mkdir(parents=True)
+    sdest = {"region": "sandbox", "projectType": "hybrid", "apiKey": {"env": API_KEY_VAR}}
+    for kind, name, spec in (("Destination", "prod", sdest), ("Audience", "vip", aud)):
+        doc = {"apiVersion": "reconciler/v1", "kind": kind, "metadata": {"name": name}}
+        (sandbox / "manifests" / f"{name}.yaml").write_text(json.dumps({**doc, "spec": spec}))
+    local = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", "apply", "manifests", "--yes", "--debug"],
+        env=env,
+        cwd=sandbox,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert local.returncode == 0, local.stderr
+    assert leaks(local.stdout + local.stderr) == []
+    written = files_written(tmp_path)
+    assert state in written
+    for path, text in written.items():
+        assert leaks(text) == [], path

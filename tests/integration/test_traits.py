@@ -1,0 +1,303 @@
+"""Trait mappings end to end: manifests -> plan -> apply against the emulator over loopback
+HTTP, through the real CLI, plus the bulkUpdate phase's pacing and splitting."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from reconciler.apply import apply_plan
+from reconciler.emulator import Limits
+from reconciler.iterable import ClientSettings, IterableClient
+from reconciler.iterable.batching import encode
+from reconciler.plan import DestinationPlan, FieldUpdate, Plan
+from tests.conftest import EMULATOR_API_KEY
+
+HEADER = "email,user_id,plan,lifetime_value,renews_on,first_name"
+ROWS = [
+    "alice@example.com,u-1,pro,1250.50,2025-07-01,alice",
+    "bob@example.com,u-2,free,0,,bob",
+    "carol@example.com,,pro,980,2025-09-15,carol",
+]
+FIELDS = {
+    "planTier": "plan",
+    "lifetimeValue": {"from": "lifetime_value", "type": "number"},
+    "renewsOn": {"from": "renews_on", "type": "date"},
+    "greeting": {"template": "Hi {{ first_name | title }}"},
+}
+
+
+def mapping_doc(fields: dict, name: str = "crm", **spec) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "TraitMapping",
+            "metadata": {"name": name},
+            "spec": {"fields": fields, **spec},
+        }
+    )
+
+
+def setup(workspace, rows=ROWS, fields=FIELDS) -> None:
+    workspace.csv("data/churn.csv", HEADER, rows)
+    workspace.write("traits.yaml", mapping_doc(fields))
+    workspace.audience("churn", {"csv": "data/churn.csv", "userId": "user_id"}, traits="crm")
+
+
+def project(server):
+    return server.emulator.project("default")
+
+
+def requests_to(server, path: str) -> list:
+    return [r for r in server.emulator.request_log if r.path == path]
+
+
+def fields_of(server, email: str) -> dict:
+    return project(server).find_user(email=email).data_fields
+
+
+def test_apply_sets_fields_on_new_members_with_the_subscribe(workspace, cli, emulator_server):
+    setup(workspace)
+    plan = cli("plan", workspace.manifests)
+    assert plan.exit_code == 0, plan.output
+    assert "+ add 3 members with fields greeting, lifetimeValue, planTier, renewsOn" in plan.stdout
+
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    (subscribe,) = requests_to(emulator_server, "/api/lists/subscribe")
+    sent = {s["email"]: s["dataFields"] for s in subscribe.body["subscribers"]}
+    assert sent["alice@example.com"] == {
+        "planTier": "pro",
+        "lifetimeValue": 1250.5,
+        "renewsOn": "2025-07-01 00:00:00 +00:00",
+        "greeting": "Hi Alice",
+    }
+    # the new field mixes whole and fractional numbers: all go out as doubles
+    assert sent["bob@example.com"] == {
+        "planTier": "free",
+        "lifetimeValue": 0.0,
+        "renewsOn": None,
+        "greeting": "Hi Bob",
+    }
+    assert requests_to(emulator_server, "/api/users/bulkUpdate") == []
+    assert project(emulator_server).field_types["lifetimeValue"] == "double"
+    assert fields_of(emulator_server, "carol@example.com")["greeting"] == "Hi Carol"
+
+    emulator_server.emulator.clear_log()
+    again = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert "= user fields: no changes (3 users checked, read with 3 per-user reads)" in (
+        again.stdout
+    )
+
+
+def test_a_changed_value_is_one_bulk_update_for_exactly_the_changed_users(
+    workspace, cli, emulator_server
+):
+    setup(workspace)
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    changed = [ROWS[0], ROWS[1].replace(",free,0,,", ",pro,99.5,2025-08-01,"), ROWS[2]]
+    workspace.csv("data/churn.csv", HEADER, changed)
+
+    plan = cli("plan", workspace.manifests, "--show-members", "--format", "text")
+    assert plan.exit_code == 0, plan.output
+    assert "~ update fields of 1 user" in plan.stdout
+    assert "~ u-2 <bob@example.com>: lifetimeValue 0.0 -> 99.5" in plan.stdout
+    assert '~ u-2 <bob@example.com>: planTier "free" -> "pro"' in plan.stdout
+    assert '~ u-2 <bob@example.com>: renewsOn null -> "2025-08-01 00:00:00 +00:00"' in plan.stdout
+    summary = cli("plan", workspace.manifests, "--format", "json").json()["summary"]
+    assert summary["users_to_update"] == 1
+    assert summary["members_to_add"] == summary["members_to_remove"] == 0
+
+    emulator_server.emulator.clear_log()
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "user fields: updated 1/1 users" in result.stdout
+    (update,) = requests_to(emulator_server, "/api/users/bulkUpdate")
+    assert update.body == {
+        "users": [
+            {
+                "email": "bob@example.com",
+                "userId": "u-2",
+                "dataFields": {
+                    "lifetimeValue": 99.5,
+                    "planTier": "pro",
+                    "renewsOn": "2025-08-01 00:00:00 +00:00",
+                },
+            }
+        ]
+    }
+    assert requests_to(emulator_server, "/api/lists/subscribe") == []
+    assert fields_of(emulator_server, "bob@example.com")["greeting"] == "Hi Bob"
+
+    emulator_server.emulator.clear_log()
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+    again = cli("apply", workspace.manifests, "--yes")
+    assert again.exit_code == 0, again.output
+    writes = [r for r in emulator_server.emulator.request_log if r.method != "GET"]
+    assert writes == []
+
+
+def test_many_members_are_read_with_one_export(workspace, cli, emulator_server, monkeypatch):
+    setup(workspace)
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    # With reads this slow, 3 per-user reads cost more than one export.
+    monkeypatch.setenv("RECONCILER_USER_READS_PER_SECOND", "0.1")
+    emulator_server.emulator.clear_log()
+    workspace.csv("data/churn.csv", HEADER, [ROWS[0].replace(",pro,", ",team,"), *ROWS[1:]])
+    result = cli("plan", workspace.manifests, "--format", "json")
+    assert result.exit_code == 0, result.output
+    fields = result.json()["destinations"][0]["field_updates"]
+    assert fields["read"] == {
+        "method": "export",
+        "users": 3,
+        "requests": 1,
+        "fields": ["greeting", "lifetimeValue", "planTier", "renewsOn"],
+    }
+    assert fields["count"] == 1
+    (export,) = requests_to(emulator_server, "/api/export/data.json")
+    assert "onlyFields=planTier" in export.query
+    assert not [
+        r
+        for r in emulator_server.emulator.request_log
+        if r.path.startswith("/api/users/") and r.path != "/api/users/getFields"
+    ]
+
+
+def test_a_field_the_mapping_no_longer_lists_is_left_alone(workspace, cli, emulator_server):
+    setup(workspace)
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    fewer = {k: v for k, v in FIELDS.items() if k != "planTier"}
+    workspace.write("traits.yaml", mapping_doc(fewer))
+    workspace.csv("data/churn.csv", HEADER, [r.replace(",pro,", ",gone,") for r in ROWS])
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert requests_to(emulator_server, "/api/users/bulkUpdate") == []
+    assert fields_of(emulator_server, "alice@example.com")["planTier"] == "pro"
+
+
+def test_a_bad_value_skips_that_field_only_and_exits_non_zero(workspace, cli, emulator_server):
+    setup(workspace, rows=[ROWS[0], ROWS[1].replace(",0,", ",zero,")])
+    result = cli("apply", workspace.manifests, "--yes", "--show-members")
+    assert result.exit_code == 1, result.output
+    assert (
+        "churn.csv:3: field 'lifetimeValue' (column 'lifetime_value'): 'zero' is not a number; "
+        "the field is not written for this member"
+    ) in result.stdout
+    bob = fields_of(emulator_server, "bob@example.com")
+    assert bob["planTier"] == "free" and "lifetimeValue" not in bob
+    assert len(project(emulator_server).users) == 2  # both members were subscribed
+
+
+def test_a_type_conflict_stops_the_plan_before_anything_is_written(workspace, cli, emulator_server):
+    project(emulator_server).add_user(email="seed@example.com", data_fields={"planTier": 3})
+    setup(workspace)
+    for command in (("plan",), ("apply", "--yes")):
+        emulator_server.emulator.clear_log()
+        result = cli(*command, workspace.manifests)
+        assert result.exit_code == 1, result.output
+        assert (
+            "field 'planTier' is long in Iterable, but trait mapping 'crm' (field at "
+            "manifests/traits.yaml:1:"
+        ) in result.stderr
+        assert "would send a string; Iterable never changes a field's type" in result.stderr
+        assert [r for r in emulator_server.emulator.request_log if r.method != "GET"] == []
+
+
+class FakeClock:
+    """One clock for the client and the emulator: sleeping moves time on, nothing waits."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now += max(0.0, seconds)
+
+
+def test_bulk_update_stays_within_5_requests_per_second(make_emulator_server):
+    clock = FakeClock()
+    server = make_emulator_server(limits=Limits.iterable(), clock=clock)
+    proj = server.emulator.project("default")
+    for i in range(120):
+        proj.add_user(email=f"u{i}@example.com", user_id=f"u-{i}")
+    updates = tuple(
+        FieldUpdate(f"u-{i}", "userId", f"u{i}@example.com", f"u-{i}", {"tier": (None, i)})
+        for i in range(120)
+    )
+    plan = Plan((DestinationPlan("prod", "hybrid", (), field_updates=updates),))
+    settings = ClientSettings(batch_size=10, concurrency=1)
+    with IterableClient(
+        server.base_url, EMULATOR_API_KEY, settings=settings, clock=clock, sleep=clock.sleep
+    ) as client:
+        report = apply_plan(plan, {"prod": client})
+
+    assert report.ok
+    assert report.destinations[0].fields is not None
+    assert report.destinations[0].fields.updated == 120
+    sent = [r for r in server.emulator.request_log if r.path == "/api/users/bulkUpdate"]
+    assert len(sent) == 12
+    assert {r.status for r in sent} == {200}  # the emulator's 5/s limit never answered 429
+    stamps = [r.at for r in sent]
+    busiest = max(sum(1 for t in stamps if start <= t < start + 1.0) for start in stamps)
+    assert busiest == 5
+    assert proj.find_user(user_id="u-119").data_fields == {"tier": 119}
+
+
+def test_bulk_update_splits_requests_over_4_mb(emulator_server):
+    proj = project(emulator_server)
+    for i in range(1000):
+        proj.add_user(user_id=f"u-{i}")
+    users = [{"userId": f"u-{i}", "dataFields": {"bio": f"{i}:" + "x" * 5000}} for i in range(1000)]
+    with IterableClient(emulator_server.base_url, EMULATOR_API_KEY) as client:
+        result = client.bulk_update(users)
+    assert (result.success_count, result.failed, result.requests) == (1000, {}, 2)
+    sent = requests_to(emulator_server, "/api/users/bulkUpdate")
+    assert [r.status for r in sent] == [200, 200]
+    assert all(len(encode(r.body)) <= 4_000_000 for r in sent)
+    assert sum(len(r.body["users"]) for r in sent) == 1000
+    assert proj.find_user(user_id="u-999").data_fields["bio"].startswith("999:")
+
+
+def test_per_user_failures_of_a_bulk_update_are_reported(emulator_server):
+    proj = project(emulator_server)
+    proj.add_user(email="a@example.com", user_id="u-1", data_fields={"tier": "gold"})
+    proj.add_user(email="b@example.com", user_id="u-2")
+    updates = (
+        FieldUpdate("u-1", "userId", "a@example.com", "u-1", {"tier": ("gold", 5)}),
+        FieldUpdate("u-2", "userId", "b@example.com", "u-2", {"tier": (None, "silver")}),
+    )
+    plan = Plan((DestinationPlan("prod", "hybrid", (), field_updates=updates),))
+    with IterableClient(emulator_server.base_url, EMULATOR_API_KEY) as client:
+        report = apply_plan(plan, {"prod": client})
+    fields = report.destinations[0].fields
+    assert fields is not None
+    assert not report.ok
+    assert fields.rejected == {"u-1": "invalid data fields"}
+    assert fields.updated == 1
+    assert report.to_dict(str)["destinations"][0]["field_updates"]["rejected"] == [
+        {"member": "u-1", "reason": "invalid data fields"}
+    ]
+
+
+@pytest.mark.parametrize("merge", [False, True])
+def test_merge_nested_objects_comes_from_the_mapping(workspace, cli, emulator_server, merge):
+    proj = project(emulator_server)
+    proj.add_user(email="a@example.com", data_fields={"prefs": {"sms": True}})
+    workspace.csv("data/p.csv", "email,prefs", ['a@example.com,"{""email"": true}"'])
+    workspace.write(
+        "traits.yaml",
+        mapping_doc({"prefs": {"from": "prefs", "type": "object"}}, mergeNestedObjects=merge),
+    )
+    workspace.audience("p", {"csv": "data/p.csv"}, traits="crm")
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    expected = {"sms": True, "email": True} if merge else {"email": True}
+    assert proj.find_user(email="a@example.com").data_fields["prefs"] == expected
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0

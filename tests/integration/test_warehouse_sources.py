@@ -1,0 +1,150 @@
+"""Parquet, DuckDB and PostgreSQL member sources through the real CLI, against the emulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.conftest import Workspace
+from tests.integration.test_plan_apply import list_id, project, writes
+from tests.postgres import Postgres
+from tests.sources import line_of, write_duckdb, write_parquet
+
+PASSWORD_VAR = "RECONCILER_TEST_WAREHOUSE_PASSWORD"
+
+
+def members_of(emulator_server, name: str) -> list[str]:
+    return sorted(project(emulator_server).members(list_id(emulator_server, name)))
+
+
+def test_parquet_and_duckdb_audiences_apply_then_plan_nothing(
+    workspace: Workspace, cli, emulator_server
+) -> None:
+    write_parquet(
+        workspace.manifests / "data" / "vip.parquet",
+        "SELECT 'vip' || i || '@example.com' AS email, 'gold' AS plan FROM range(1500) t(i)",
+    )
+    workspace.audience("vip", {"parquet": "data/vip.parquet"})
+    write_duckdb(
+        workspace.manifests / "data" / "crm.duckdb",
+        "CREATE TABLE customers (id INTEGER, email VARCHAR, churn DOUBLE)",
+        "INSERT INTO customers VALUES (1, 'a@example.com', 0.9), (2, 'b@example.com', 0.1), "
+        "(3, 'c@example.com', 0.7)",
+    )
+    workspace.audience(
+        "churn",
+        {
+            "sql": "SELECT id AS userId, email FROM customers WHERE churn > 0.5",
+            "database": "data/crm.duckdb",
+        },
+    )
+    (workspace.manifests / "data" / "trial.csv").write_text(
+        "email,days\nt1@example.com,3\nt2@example.com,30\n"
+    )
+    workspace.audience(
+        "trial",
+        {
+            "sql": "SELECT email FROM read_csv('data/trial.csv') WHERE days < 14",
+            "database": ":memory:",
+        },
+    )
+
+    first = cli("apply", workspace.manifests, "--yes")
+    assert first.exit_code == 0, first.output
+    assert len(members_of(emulator_server, "vip")) == 1500
+    assert members_of(emulator_server, "churn") == ["a@example.com", "c@example.com"]
+    assert project(emulator_server).find_user(email="c@example.com").user_id == "3"
+    assert members_of(emulator_server, "trial") == ["t1@example.com"]
+
+    emulator_server.emulator.clear_log()
+    second = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert second.exit_code == 0, second.output
+    assert "No changes" in second.stdout
+    assert writes(emulator_server) == []
+
+
+def test_invalid_rows_are_reported_with_their_location(
+    workspace: Workspace, cli, emulator_server
+) -> None:
+    parquet = write_parquet(
+        workspace.manifests / "p.parquet",
+        "SELECT * FROM (VALUES ('ok@example.com'), ('broken@@example.com')) t(email)",
+    )
+    workspace.audience("p", {"parquet": "p.parquet"})
+    workspace.audience(
+        "q",
+        {
+            "sql": "SELECT * FROM (VALUES ('fine@example.com'), ('nope')) t(email)",
+            "database": ":memory:",
+        },
+    )
+    sql_line = line_of(workspace.manifests / "aud-q.yaml", '"sql"')
+
+    result = cli("apply", workspace.manifests, "--yes")
+
+    assert result.exit_code == 1, result.output  # valid members applied, invalid reported
+    assert f"{parquet}:row 2: invalid email" in result.output
+    assert f"aud-q.yaml:{sql_line}:14: query row 2: invalid email" in result.output
+    assert "broken@@example.com" not in result.output  # masked by default
+    assert members_of(emulator_server, "p") == ["ok@example.com"]
+    assert members_of(emulator_server, "q") == ["fine@example.com"]
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def crm(postgres: Postgres, monkeypatch: pytest.MonkeyPatch) -> Postgres:
+    postgres.execute("CREATE TABLE users (user_id TEXT, email TEXT, active BOOLEAN)")
+    postgres.execute(
+        "INSERT INTO users VALUES (%s, %s, %s)",
+        [(f"usr-{i}", f"pg{i}@example.com", i % 3 != 0) for i in range(1200)],
+    )
+    monkeypatch.setenv(PASSWORD_VAR, postgres.password)
+    return postgres
+
+
+def pg_audience(workspace: Workspace, db: Postgres) -> None:
+    workspace.audience(
+        "active",
+        {
+            "sql": f"SELECT user_id AS userId, email FROM {db.schema}.users WHERE active",
+            "url": db.url_template(PASSWORD_VAR),
+        },
+    )
+
+
+def test_postgres_audience_applies_then_plans_nothing_and_never_shows_the_password(
+    workspace: Workspace, cli, emulator_server, crm: Postgres
+) -> None:
+    pg_audience(workspace, crm)
+
+    first = cli("apply", workspace.manifests, "--yes")
+    assert first.exit_code == 0, first.output
+    expected = sorted(f"usr-{i}" for i in range(1200) if i % 3 != 0)
+    proj = project(emulator_server)
+    assert members_of(emulator_server, "active") == sorted(
+        proj.find_user(user_id=u).email for u in expected
+    )
+
+    second = cli("plan", workspace.manifests, "--detailed-exitcode", "--format", "json")
+    assert second.exit_code == 0, second.output
+    assert second.json()["summary"]["members_to_add"] == 0
+    for result in (first, second):
+        assert crm.password not in result.output
+
+
+def test_postgres_wrong_password_and_missing_variable_are_clear_errors(
+    workspace: Workspace, cli, crm: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pg_audience(workspace, crm)
+    wrong = "not-the-Password-9f8e7d"
+    monkeypatch.setenv(PASSWORD_VAR, wrong)
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1
+    assert "password authentication failed" in result.stderr
+    assert wrong not in result.output
+
+    monkeypatch.delenv(PASSWORD_VAR)
+    result = cli("validate", workspace.manifests)
+    assert result.exit_code == 1
+    assert f"environment variable {PASSWORD_VAR} is not set" in result.stderr

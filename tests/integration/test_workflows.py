@@ -1,0 +1,591 @@
+"""The GitHub workflows: actionlint over each, then their `run:` steps executed with bash
+against the emulator over loopback HTTP, with `gh` replaced by a recording stand-in
+(tests/integration/fake_gh.py) and GITHUB_STEP_SUMMARY / GITHUB_OUTPUT as temp files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+from typer.testing import CliRunner
+
+from reconciler.cli import app
+from reconciler.emulator import Emulator
+from tests.integration.workflow_runner import JobRun, WorkflowRunner, load_workflow
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+FAKE_GH = Path(__file__).with_name("fake_gh.py")
+REPOSITORY = "acme/audiences"
+SERVER = "https://github.test"
+RUN_ID = "4242"
+HEAD_SHA = "0123456789abcdef0123456789abcdef01234567"
+PLAN_MARKER = "<!-- reconciler-plan -->"
+DRIFT_MARKER = "<!-- reconciler-drift -->"
+WRITES = ("POST", "DELETE", "PUT")
+MEMBERS = ["alice@example.com", "bob@example.com"]
+
+
+def workflow(name: str) -> dict[str, Any]:
+    return load_workflow(WORKFLOWS / name)
+
+
+def run_scripts(wf: dict[str, Any]) -> list[str]:
+    return [step["run"] for job in wf["jobs"].values() for step in job["steps"] if "run" in step]
+
+
+@dataclass
+class GitHub:
+    """A repository checkout, its Iterable (the emulator) and its GitHub (fake gh state)."""
+
+    runner: WorkflowRunner
+    repo: Path
+    emulator: Emulator
+    api_key: str
+    state: Path
+    log: Path
+
+    @property
+    def project(self):
+        return self.emulator.project("default")
+
+    def audience(self, name: str, members: list[str], **spec: Any) -> None:
+        doc = {
+            "apiVersion": "reconciler/v1",
+            "kind": "Audience",
+            "metadata": {"name": name},
+            "spec": {"destination": "prod", "members": {"inline": members}, **spec},
+        }
+        (self.repo / "manifests" / f"{name}.yaml").write_text(json.dumps(doc))
+
+    def live_list(self, name: str, members: list[str]) -> int:
+        list_id = self.project.add_list(name)
+        for email in members:
+            self.project.subscribe_direct(list_id, email=email)
+        return list_id
+
+    def gh(self) -> dict[str, Any]:
+        return json.loads(self.state.read_text()) if self.state.exists() else {}
+
+    def gh_calls(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def comments(self, pr: int = 7) -> list[dict[str, Any]]:
+        return self.gh().get("comments", {}).get(str(pr), [])
+
+    def seed_comments(self, pr: int, bodies: list[str]) -> None:
+        state = self.gh() or {"next_id": 1000, "comments": {}, "issues": []}
+        for body in bodies:
+            state["next_id"] += 1
+            state["comments"].setdefault(str(pr), []).append(
+                {"id": state["next_id"], "body": body, "user": {"login": "a-reviewer"}}
+            )
+        self.state.write_text(json.dumps(state))
+
+    def writes(self) -> list:
+        return [r for r in self.emulator.request_log if r.method in WRITES]
+
+    def pull_request(self, name: str = "plan.yml", head_repo: str = REPOSITORY, **kw):
+        event = {
+            "pull_request": {
+                "number": 7,
+                "head": {"sha": HEAD_SHA, "repo": {"full_name": head_repo}},
+            },
+            "repository": {"default_branch": "main"},
+        }
+        return self.run(name, "pull_request", "7/merge", event, **kw)
+
+    def push(self, name: str, ref_name: str = "main", event_name: str = "push", **kw):
+        return self.run(
+            name, event_name, ref_name, {"repository": {"default_branch": "main"}}, **kw
+        )
+
+    def run(self, name: str, event_name: str, ref_name: str, event: dict, **kw):
+        self.runner.github = {
+            "repository": REPOSITORY,
+            "event_name": event_name,
+            "ref_name": ref_name,
+            "sha": HEAD_SHA,
+            "token": "ghs_fake_installation_token",
+            "run_id": RUN_ID,
+            "run_attempt": "1",
+            "server_url": SERVER,
+            "event": event,
+        }
+        return self.runner.run(workflow(name), **kw)
+
+
+@pytest.fixture
+def github(tmp_path, make_emulator_server, fast_client) -> GitHub:
+    api_key = "itbl-" + secrets.token_hex(16)
+    server = make_emulator_server(api_key=api_key)
+    repo = tmp_path / "repo"
+    (repo / "manifests").mkdir(parents=True)
+    destination = {
+        "apiVersion": "reconciler/v1",
+        "kind": "Destination",
+        "metadata": {"name": "prod"},
+        "spec": {
+            "region": "us",
+            "projectType": "hybrid",
+            "baseUrl": server.base_url,
+            "apiKey": {"env": "ITERABLE_API_KEY"},
+        },
+    }
+    (repo / "manifests" / "prod.yaml").write_text(json.dumps(destination))
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    stand_ins = {
+        "gh": f'exec "{sys.executable}" "{FAKE_GH}" "$@"',
+        # The runner's `pip install .`; the package under test is installed already.
+        "pip": 'echo "pip $*: (stand-in) nothing to do"',
+        "reconciler": f'exec "{sys.executable}" -m reconciler.cli "$@"',
+    }
+    for name, body in stand_ins.items():
+        path = tools / name
+        path.write_text(f"#!/bin/sh\n{body}\n")
+        path.chmod(0o755)
+    state, log = tmp_path / "gh-state.json", tmp_path / "gh-log.jsonl"
+    # A clean environment, as on a runner: nothing from the machine running the tests
+    # (a real GH_TOKEN or GITHUB_* there must not leak in), plus the fast client settings.
+    env = {
+        "PATH": f"{tools}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(tmp_path / "home"),
+        "LANG": "C.UTF-8",
+        "CI": "true",
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REPOSITORY": REPOSITORY,
+        "GITHUB_SERVER_URL": SERVER,
+        "GITHUB_RUN_ID": RUN_ID,
+        "FAKE_GH_STATE": str(state),
+        "FAKE_GH_LOG": str(log),
+        **{k: v for k, v in os.environ.items() if k.startswith("RECONCILER_")},
+    }
+    runner = WorkflowRunner(
+        repo=repo,
+        work=tmp_path / "runs",
+        tools=tools,
+        github={},
+        secrets={"ITERABLE_API_KEY": api_key, "GITHUB_TOKEN": "ghs_fake_installation_token"},
+        env=env,
+    )
+    return GitHub(runner, repo, server.emulator, api_key, state, log)
+
+
+def everything_published(gh: GitHub, jobs: dict[str, JobRun]) -> str:
+    """All a run leaves where people can read it: logs, summaries, outputs, GitHub posts."""
+    parts = [gh.log.read_text() if gh.log.exists() else "", json.dumps(gh.gh())]
+    for job in jobs.values():
+        parts += [job.logs, job.summary, json.dumps(job.outputs)]
+        parts += [json.dumps(step.outputs) for step in job.steps.values()]
+    return "\n".join(parts)
+
+
+def marked(comments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [c for c in comments if c["body"].startswith(PLAN_MARKER)]
+
+
+# -- static checks ------------------------------------------------------------------------
+
+
+def test_workflows_pass_actionlint():
+    actionlint = shutil.which("actionlint")
+    if actionlint is None:
+        pytest.skip("actionlint is not installed (pip install -e '.[test]' installs it)")
+    files = sorted(str(p.relative_to(ROOT)) for p in WORKFLOWS.glob("*.yml"))
+    assert {Path(f).name for f in files} >= {"ci.yml", "plan.yml", "apply.yml", "drift.yml"}
+    done = subprocess.run(
+        [actionlint, "-no-color", *files], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("name", ["ci.yml", "plan.yml", "apply.yml", "drift.yml"])
+def test_workflows_give_untrusted_code_no_secrets_and_no_write_access(name):
+    wf = workflow(name)
+    text = (WORKFLOWS / name).read_text()
+    assert "pull_request_target" not in wf["on"]
+    assert wf["permissions"] == {"contents": "read"}  # jobs ask for more only where needed
+    for script in run_scripts(wf):
+        # Expressions in scripts are injection holes; values come in through env.
+        assert "${{" not in script
+    assert "--show-members" not in text
+    for job in wf["jobs"].values():
+        for step in job["steps"]:
+            # Secrets reach a step only through its env, never an action's inputs.
+            assert "secrets." not in json.dumps(step.get("with", {}))
+            if step.get("uses", "").startswith("actions/checkout"):
+                assert step["with"]["persist-credentials"] is False
+
+
+def test_job_permissions_are_the_least_each_needs():
+    writes = {
+        (name, job_id): {k: v for k, v in (job.get("permissions") or {}).items() if v == "write"}
+        for name in ("ci.yml", "plan.yml", "apply.yml", "drift.yml")
+        for job_id, job in workflow(name)["jobs"].items()
+    }
+    assert {k: v for k, v in writes.items() if v} == {
+        ("plan.yml", "plan"): {"pull-requests": "write"},
+        ("drift.yml", "drift"): {"issues": "write"},
+    }
+
+
+def test_plan_runs_on_pull_requests_touching_manifests():
+    wf = workflow("plan.yml")
+    assert list(wf["on"]) == ["pull_request"]
+    assert "manifests/**" in wf["on"]["pull_request"]["paths"]
+    assert wf["concurrency"]["cancel-in-progress"] is True
+
+
+def test_apply_is_serialised_never_cancelled_and_guarded_by_an_environment():
+    wf = workflow("apply.yml")
+    assert wf["on"]["push"]["paths"] == ["manifests/**"]
+    assert "workflow_dispatch" in wf["on"]
+    assert wf["concurrency"]["cancel-in-progress"] is False
+    assert wf["jobs"]["apply"]["environment"] == "iterable-production"
+    assert "timeout-minutes" not in wf["jobs"]["apply"]
+    apply_script = next(s for s in run_scripts(wf) if "reconciler apply" in s)
+    assert "--plan reconciler-plan.gz --yes" in apply_script
+
+
+def test_plan_files_are_kept_briefly_and_never_printed():
+    for name in ("plan.yml", "apply.yml"):
+        wf = workflow(name)
+        uploads = [
+            step["with"]
+            for job in wf["jobs"].values()
+            for step in job["steps"]
+            if step.get("uses", "").startswith("actions/upload-artifact")
+            and step["with"]["path"].endswith("plan.gz")
+        ]
+        assert uploads and all(int(u["retention-days"]) <= 1 for u in uploads)
+        for script in run_scripts(wf):
+            assert not re.search(r"\b(cat|zcat|gunzip|less|head|tail)\b", script)
+
+
+def test_drift_runs_on_a_schedule_and_by_hand():
+    wf = workflow("drift.yml")
+    assert wf["on"]["schedule"][0]["cron"]
+    assert "workflow_dispatch" in wf["on"]
+    assert "--detailed-exitcode" in run_scripts(wf)[1]
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    command = next(
+        line.strip()
+        for line in readme.splitlines()
+        if "pip install -e '.[test]'" in line and "pytest" in line
+    )
+    words = command.replace("-m pip install -e", "-m pip install -q -e")
+    assert words in (ROOT / ".ci" / "run").read_text()
+    assert run_scripts(workflow("ci.yml")) == ["bash .ci/run"]
+
+
+def test_pre_commit_hook_runs_validate_over_the_manifests(monkeypatch, tmp_path):
+    (hook,) = YAML(typ="safe").load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "reconciler-validate"
+    assert hook["language"] == "python"  # pre-commit installs this package, console script
+    assert hook["pass_filenames"] is False  # one run over the whole directory
+    program, *command = hook["entry"].split()
+    assert program == "reconciler"
+    assert "reconciler = " in (ROOT / "pyproject.toml").read_text()
+    monkeypatch.chdir(ROOT)
+    ok = CliRunner().invoke(app, [*command, *hook["args"]])
+    assert ok.exit_code == 0, ok.output
+    assert ok.stdout.startswith("OK:")
+
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "bad.yaml").write_text("apiVersion: reconciler/v1\nkind: Nope\n")
+    monkeypatch.chdir(tmp_path)
+    bad = CliRunner().invoke(app, [*command, *hook["args"]])
+    assert bad.exit_code == 1
+    assert "manifests/bad.yaml:2:7: kind: unknown kind" in bad.stderr
+
+
+# -- plan.yml -------------------------------------------------------------------------------
+
+
+def test_plan_posts_one_comment_and_updates_it_on_the_next_push(github):
+    github.audience("vip", MEMBERS)
+    quoting = "> " + PLAN_MARKER + "\n> an old plan, quoted by a reviewer"
+    github.seed_comments(7, ["Looks good to me", quoting])
+
+    jobs = github.pull_request()
+
+    job = jobs["plan"]
+    assert job.result == "success", job.logs
+    assert job.steps["plan"].outputs == {"exitcode": "2"}
+    (comment,) = marked(github.comments())
+    body = comment["body"]
+    assert body.startswith(PLAN_MARKER + "\n### reconciler plan: changes")
+    assert "**+2** members to add" in body
+    assert f"Plan for {HEAD_SHA[:12]}" in body
+    assert f"{SERVER}/{REPOSITORY}/actions/runs/{RUN_ID}" in body
+    assert "### reconciler plan: changes" in job.summary
+    assert job.uploads["reconciler-plan"]["retention-days"] == "1"
+    assert github.writes() == []  # a plan never writes to Iterable
+
+    github.audience("vip", [*MEMBERS, "carol@example.com"])
+    again = github.pull_request()
+
+    assert again["plan"].result == "success"
+    (updated,) = marked(github.comments())
+    assert updated["id"] == comment["id"]
+    assert "**+3** members to add" in updated["body"]
+    assert [c["body"] for c in github.comments()][:2] == ["Looks good to me", quoting]
+    calls = [(c["argv"][2], c["argv"][3].split("?")[0]) for c in github.gh_calls()]
+    assert calls == [
+        ("GET", f"repos/{REPOSITORY}/issues/7/comments"),
+        ("POST", f"repos/{REPOSITORY}/issues/7/comments"),
+        ("GET", f"repos/{REPOSITORY}/issues/7/comments"),
+        ("PATCH", f"repos/{REPOSITORY}/issues/comments/{comment['id']}"),
+    ]
+    published = everything_published(github, jobs) + everything_published(github, again)
+    assert github.api_key not in published
+    for member in [*MEMBERS, "carol@example.com"]:
+        assert member not in published  # identifiers are masked everywhere
+
+
+def test_plan_without_changes_says_so_and_passes(github):
+    github.audience("vip", MEMBERS)
+    github.live_list("vip", MEMBERS)
+
+    jobs = github.pull_request()
+
+    assert jobs["plan"].result == "success"
+    assert jobs["plan"].steps["plan"].outputs == {"exitcode": "0"}
+    (comment,) = marked(github.comments())
+    assert "### reconciler plan: no changes" in comment["body"]
+
+
+def test_a_broken_manifest_fails_the_check_and_replaces_the_old_plan(github):
+    github.audience("vip", MEMBERS)
+    github.pull_request()
+    (github.repo / "manifests" / "vip.yaml").write_text("kind: Audience\nmetadata: [\n")
+
+    jobs = github.pull_request()
+
+    job = jobs["plan"]
+    assert job.result == "failure"
+    assert job.steps["validate"].outcome == "failure"
+    assert job.steps["plan"].outcome == "skipped"
+    assert "vip.yaml:" in job.logs  # validate names the file and line
+    (comment,) = marked(github.comments())
+    assert "### reconciler plan: failed" in comment["body"]
+    assert "members to add" not in comment["body"]
+
+
+def test_a_plan_the_safety_policy_blocks_fails_the_check_and_shows_why(github):
+    ten = [f"user{i}@example.com" for i in range(10)]
+    github.live_list("vip", ten)
+    github.audience("vip", ten[:5])
+
+    jobs = github.pull_request()
+
+    assert jobs["plan"].result == "failure"
+    assert jobs["plan"].steps["plan"].outputs == {"exitcode": "3"}
+    (comment,) = marked(github.comments())
+    assert "blocked by the safety policy" in comment["body"]
+
+
+def test_pull_requests_from_forks_are_not_planned(github):
+    github.audience("vip", MEMBERS)
+    jobs = github.pull_request(head_repo="someone/fork")
+    assert jobs["plan"].result == "skipped"
+    assert github.gh_calls() == []
+    assert github.emulator.request_log == []
+
+
+# -- apply.yml ------------------------------------------------------------------------------
+
+
+def test_apply_on_merge_applies_the_plan_then_has_nothing_to_do(github):
+    github.audience("vip", MEMBERS)
+
+    jobs = github.push("apply.yml")
+
+    assert jobs["plan"].result == "success", jobs["plan"].logs
+    assert jobs["plan"].outputs == {"exitcode": "2"}
+    assert jobs["apply"].result == "success", jobs["apply"].logs
+    (list_id,) = github.project.lists
+    assert sorted(github.project.members(list_id)) == MEMBERS
+    assert "### reconciler plan: changes" in jobs["plan"].summary
+    assert "### reconciler apply: ✅ complete" in jobs["apply"].summary
+    assert jobs["apply"].uploads["reconciler-run"]["retention-days"] == "90"
+    published = everything_published(github, jobs)
+    assert github.api_key not in published
+    assert not any(member in published for member in MEMBERS)
+
+    github.emulator.clear_log()
+    again = github.push("apply.yml", event_name="workflow_dispatch")
+
+    assert again["plan"].outputs == {"exitcode": "0"}
+    assert again["apply"].result == "skipped"
+    assert github.writes() == []
+
+
+def test_apply_refuses_a_plan_that_went_stale_before_approval(github):
+    github.audience("vip", MEMBERS)
+
+    def someone_edits_iterable(job_id: str, _run: JobRun) -> None:
+        if job_id == "plan":  # while the apply job waits for its reviewers
+            github.live_list("vip", ["mallory@example.com"])
+
+    jobs = github.push("apply.yml", between_jobs=someone_edits_iterable)
+
+    assert jobs["apply"].result == "failure"
+    apply_step = jobs["apply"].steps["apply"]
+    assert apply_step.exit_code == 4
+    assert "stale plan" in apply_step.stderr
+    (list_id,) = github.project.lists
+    assert github.project.members(list_id) == ["mallory@example.com"]  # nothing applied
+
+
+def test_apply_runs_only_on_the_default_branch(github):
+    github.audience("vip", MEMBERS)
+    jobs = github.push("apply.yml", ref_name="feature/x", event_name="workflow_dispatch")
+    assert jobs["plan"].result == "skipped"
+    assert jobs["apply"].result == "skipped"
+    assert github.emulator.request_log == []
+
+
+# -- drift.yml ------------------------------------------------------------------------------
+
+
+def open_issues(github: GitHub) -> list[dict[str, Any]]:
+    return [i for i in github.gh().get("issues", []) if i["state"] == "open"]
+
+
+def test_drift_opens_one_issue_keeps_it_current_and_closes_it(github):
+    github.audience("vip", MEMBERS, policy={"maxRemovalPercent": 100})
+    list_id = github.live_list("vip", MEMBERS)
+
+    quiet = github.push("drift.yml", event_name="schedule")
+    assert quiet["drift"].result == "success"
+    assert quiet["drift"].steps["plan"].outputs == {"exitcode": "0"}
+    assert "no open issue to close" in quiet["drift"].logs
+    assert github.gh().get("issues", []) == []
+
+    github.project.subscribe_direct(list_id, email="mallory@example.com")  # by hand
+    drifted = github.push("drift.yml", event_name="schedule")
+
+    assert drifted["drift"].result == "success"
+    (issue,) = open_issues(github)
+    assert issue["title"] == "Iterable differs from the manifests (drift)"
+    assert issue["body"].startswith(DRIFT_MARKER + "\n### reconciler plan: changes")
+    assert "**-1** to remove" in issue["body"]
+    assert f"{SERVER}/{REPOSITORY}/actions/runs/{RUN_ID}" in issue["body"]
+    assert "### reconciler plan: changes" in drifted["drift"].summary
+
+    bob = github.project.find_user(email="bob@example.com")
+    github.project.unsubscribe(bob, list_id)
+    more = github.push("drift.yml", event_name="workflow_dispatch")
+
+    (same,) = open_issues(github)
+    assert same["number"] == issue["number"]
+    assert "**+1** member to add" in same["body"]
+
+    mallory = github.project.find_user(email="mallory@example.com")
+    github.project.unsubscribe(mallory, list_id)
+    github.project.subscribe(bob, list_id)
+    fixed = github.push("drift.yml", event_name="schedule")
+
+    assert fixed["drift"].steps["plan"].outputs == {"exitcode": "0"}
+    assert open_issues(github) == []
+    closing = github.gh()["comments"][str(issue["number"])]
+    assert closing[-1]["body"].startswith("Resolved: no differences found")
+    published = "".join(everything_published(github, j) for j in (drifted, more, fixed))
+    assert github.api_key not in published
+    assert "mallory@example.com" not in published
+
+
+def test_drift_check_errors_fail_the_job_and_leave_the_issue_alone(github):
+    github.audience("vip", MEMBERS)
+    github.runner.secrets["ITERABLE_API_KEY"] = "not-the-key"
+
+    jobs = github.push("drift.yml", event_name="schedule")
+
+    job = jobs["drift"]
+    assert job.result == "failure"
+    assert job.steps["plan"].outputs == {"exitcode": "1"}
+    assert [s.outcome for s in job.steps.values()][-2:] == ["skipped", "skipped"]
+    assert github.gh_calls() == []
+
+
+# -- sync.yml -------------------------------------------------------------------------------
+
+
+def test_sync_is_scheduled_and_shares_the_apply_concurrency_group():
+    sync, apply = workflow("sync.yml"), workflow("apply.yml")
+    assert "schedule" in sync["on"] and "workflow_dispatch" in sync["on"]
+    assert sync["concurrency"] == apply["concurrency"]
+    assert sync["concurrency"]["cancel-in-progress"] is False
+
+
+def test_scheduled_sync_brings_a_changed_csv_audience_up_to_date(github):
+    csv = github.repo / "manifests" / "churn.csv"
+    csv.write_text("email\n" + "".join(f"m{i}@example.com\n" for i in range(20)))
+    audience = {"csv": "churn.csv"}
+    doc = {
+        "apiVersion": "reconciler/v1",
+        "kind": "Audience",
+        "metadata": {"name": "churn"},
+        "spec": {"destination": "prod", "members": audience},
+    }
+    (github.repo / "manifests" / "churn.yaml").write_text(json.dumps(doc))
+
+    first = github.push("sync.yml", event_name="schedule")
+    assert first["sync"].result == "success", first["sync"].logs
+    (list_id,) = github.project.lists
+    assert len(github.project.members(list_id)) == 20
+
+    # The export changes between runs (no change in git): 2 leave (10%), 5 join.
+    csv.write_text("email\n" + "".join(f"m{i}@example.com\n" for i in range(2, 25)))
+    second = github.push("sync.yml", event_name="schedule")
+    assert second["sync"].result == "success", second["sync"].logs
+    assert sorted(github.project.members(list_id)) == sorted(
+        f"m{i}@example.com" for i in range(2, 25)
+    )
+    artifact = f"reconciler-sync-{RUN_ID}"
+    assert second["sync"].uploads[artifact]["retention-days"] == "90"
+    runs = github.runner.work / f"run-{github.runner.runs}" / "artifacts"
+    record = json.loads((runs / artifact / "reconciler-run.json").read_text())
+    assert record["outcome"] == "success"
+    assert [(r["added"], r["removed"]) for r in record["lists"]] == [(5, 2)]
+    assert "### reconciler apply: ✅ complete" in second["sync"].summary
+
+    result = CliRunner().invoke(
+        app,
+        ["status", str(github.repo / "manifests"), "--format", "json"],
+        env={"ITERABLE_API_KEY": github.api_key},
+    )
+    (row,) = json.loads(result.stdout)["audiences"]
+    assert (row["iterable_members"], row["pending_adds"], row["pending_removes"]) == (23, 0, 0)
+
+
+def test_a_blocked_sync_applies_nothing_fails_and_says_why(github):
+    github.audience("vip", [f"m{i}@example.com" for i in range(3)])
+    github.live_list("vip", [f"m{i}@example.com" for i in range(10)])
+    github.emulator.clear_log()
+    jobs = github.push("sync.yml", event_name="schedule")
+    assert jobs["sync"].result == "failure"
+    assert jobs["sync"].steps["sync"].exit_code == 3
+    assert "BLOCKED" in jobs["sync"].summary or "blocked" in jobs["sync"].summary
+    assert "maxRemovalPercent" in jobs["sync"].summary
+    assert github.writes() == []
+    published = everything_published(github, jobs)
+    assert github.api_key not in published
+    assert "m5@example.com" not in published

@@ -1,0 +1,61 @@
+"""Helpers for member-source tests: an audience loaded from a real manifest file, and
+Parquet / DuckDB files written with DuckDB itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from reconciler.manifest import Audience, load_manifests
+
+
+def load_audience(
+    directory: Path, members: dict[str, Any], project_type: str = "hybrid"
+) -> Audience:
+    """Write a destination and one audience named `aud` to `directory`/aud.yaml and load it."""
+    documents = [
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Destination",
+            "metadata": {"name": "prod"},
+            "spec": {"region": "sandbox", "projectType": project_type},
+        },
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Audience",
+            "metadata": {"name": "aud"},
+            "spec": {"destination": "prod", "members": members},
+        },
+    ]
+    path = directory / "aud.yaml"
+    # JSON is YAML; one key per line so locations are distinct lines.
+    path.write_text("\n---\n".join(json.dumps(d, indent=2) for d in documents), encoding="utf-8")
+    return load_manifests(path).audiences["aud"]
+
+
+def write_parquet(path: Path, select: str) -> Path:
+    """Write the result of a DuckDB SELECT to a Parquet file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect() as connection:
+        connection.execute(f"COPY ({select}) TO '{path}' (FORMAT parquet)")
+    return path
+
+
+def write_duckdb(path: Path, *statements: str) -> Path:
+    """Create a DuckDB database file by running `statements`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(path)) as connection:
+        for statement in statements:
+            connection.execute(statement)
+    return path
+
+
+def line_of(path: Path, text: str) -> int:
+    """The 1-based line of the first line of `path` containing `text`."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if text in line:
+            return number
+    raise AssertionError(f"{text!r} not in {path}")

@@ -1,0 +1,333 @@
+"""Whatever a user feeds reconciler (YAML, CSV bytes, emails, userIds), the answer is the
+members or a clear error with its location, never a traceback; and manifests that are not
+UTF-8, symbolic links out of the manifest directory and member sources outside the
+repository are refused. Issue 8."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from reconciler.cli import app
+from reconciler.desired import build_desired
+from reconciler.errors import ManifestError, ReconcilerError
+from reconciler.identity import InvalidIdentity, Member, make_member
+from reconciler.manifest import load_manifests
+
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+# FILE:LINE[:COL]: message, as every located problem is printed.
+LOCATED = re.compile(r"^(error: )?\S+?\.(ya?ml|csv):\d+(:\d+)?: \S", re.MULTILINE)
+
+DESTINATION = {
+    "apiVersion": "reconciler/v1",
+    "kind": "Destination",
+    "metadata": {"name": "prod"},
+    "spec": {"region": "sandbox", "projectType": "hybrid"},
+}
+
+
+def audience(members: object, project_type: str = "hybrid") -> str:
+    destination = dict(DESTINATION, spec={"region": "sandbox", "projectType": project_type})
+    doc = {
+        "apiVersion": "reconciler/v1",
+        "kind": "Audience",
+        "metadata": {"name": "aud"},
+        "spec": {"destination": "prod", "members": members},
+    }
+    return json.dumps(destination, indent=1) + "\n---\n" + json.dumps(doc, indent=1)
+
+
+@contextmanager
+def repo() -> Iterator[Path]:
+    """A fresh git-less repository: <tmp>/manifests is the manifest directory."""
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(directory)
+        (root / "manifests").mkdir()
+        yield root
+
+
+def validate(manifests: Path, *extra: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["validate", str(manifests), *extra])
+    # An exception escaping the command is a traceback for the user: never acceptable.
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout + result.stderr
+
+
+def assert_clear(code: int, output: str) -> None:
+    assert "Traceback" not in output and "internal error" not in output, output
+    if code != 0:
+        assert code == 1
+        assert LOCATED.search(output), output
+
+
+# --- CSV ------------------------------------------------------------------------------
+
+FORMULAS = ["=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1:A2)", '=HYPERLINK("x")']
+cell = st.one_of(
+    st.sampled_from(["a@example.com", "B@Example.COM ", "u-1", "", " ", "x", "not an email"]),
+    st.sampled_from(FORMULAS),
+    st.text(max_size=12),
+    st.text(min_size=1, max_size=3).map(lambda t: t * 50_000),  # far past csv's field limit
+)
+row = st.lists(cell, min_size=0, max_size=5).map(
+    lambda cells: ",".join(f'"{c}"' if "," in c else c for c in cells)
+)
+csv_text = st.tuples(
+    st.sampled_from(["email", "email,userId", "userId,email,plan", "mail", "", "\ufeffemail"]),
+    st.lists(row, max_size=8),
+    st.sampled_from(["\n", "\r\n", "\r"]),
+).map(lambda t: t[2].join([t[0], *t[1]]))
+csv_bytes = st.one_of(
+    csv_text.map(lambda text: text.encode("utf-8", "surrogatepass")),
+    csv_text.map(lambda text: b"\xef\xbb\xbf" + text.encode("utf-8", "surrogatepass")),
+    csv_text.map(lambda text: text.encode("utf-16")),
+    csv_text.map(lambda text: text.encode("latin-1", "replace") + b"\xe9\xff"),
+    st.binary(max_size=300),
+    st.tuples(csv_text, st.binary(max_size=20)).map(
+        lambda t: t[0].encode("utf-8", "replace") + t[1]
+    ),
+)
+
+
+@FUZZ
+@given(csv_bytes, st.sampled_from(["hybrid", "email", "userId"]))
+def test_any_csv_gives_members_or_a_located_error(content: bytes, project_type: str) -> None:
+    with repo() as root:
+        (root / "manifests" / "m.csv").write_bytes(content)
+        (root / "manifests" / "aud.yaml").write_text(audience({"csv": "m.csv"}, project_type))
+        try:
+            desired = build_desired(load_manifests(root / "manifests"))
+        except ReconcilerError as error:
+            assert "aud.yaml:" in str(error) or "m.csv" in str(error), str(error)
+        else:
+            for item in desired["prod"].lists:
+                assert all(isinstance(m, Member) for m in item.members.values())
+                assert all(re.match(r"^\S+m\.csv:\d+$", i.where) for i in item.issues)
+        assert_clear(*validate(root / "manifests"))
+
+
+def test_a_huge_csv_field_names_its_row() -> None:
+    with repo() as root:
+        huge = "x" * 200_000
+        (root / "manifests" / "m.csv").write_text(f"email\na@example.com\n{huge}@example.com\n")
+        (root / "manifests" / "aud.yaml").write_text(audience({"csv": "m.csv"}))
+        code, output = validate(root / "manifests")
+        assert code == 1
+        assert "m.csv:3" in output and "field larger than" in output
+        assert len(output) < 2000  # the field itself is not echoed
+
+
+def test_formula_like_cells_are_data_never_formulas() -> None:
+    with repo() as root:
+        rows = [f",{f}" for f in FORMULAS] + [f"{f}," for f in FORMULAS]
+        (root / "manifests" / "m.csv").write_text("email,userId\n" + "\n".join(rows) + "\n")
+        (root / "manifests" / "aud.yaml").write_text(audience({"csv": "m.csv"}))
+        desired = build_desired(load_manifests(root / "manifests"))
+        item = desired["prod"].lists[0]
+        # As userIds they are printable ASCII, so valid (Iterable is the judge); as emails
+        # they are invalid, each named with its row.
+        assert sorted(item.members) == sorted(FORMULAS)
+        wheres = sorted(int(i.where.rsplit(":", 1)[1]) for i in item.issues)
+        assert wheres == list(range(len(FORMULAS) + 2, 2 * len(FORMULAS) + 2))
+        code, output = validate(root / "manifests")
+        assert code == 1
+        assert_clear(code, output)
+
+
+# --- YAML -----------------------------------------------------------------------------
+
+FRAGMENTS = [
+    "apiVersion: reconciler/v1\nkind: Audience\nmetadata: {name: a}\nspec:\n",
+    "  destination: prod\n",
+    "  members:\n    inline:\n",
+    "      - x@example.com\n",
+    "      - {userId: '=cmd|x'}\n",
+    "      - {email: 7}\n",
+    "    csv: nope.csv\n",
+    "    csv: ../../../../etc/passwd\n",
+    "    csv: /etc/passwd\n",
+    "---\n",
+    "&a [*a]\n",
+    "!!binary x\n",
+    "\t",
+    ": ",
+    "- ",
+    "{",
+    "\x00",
+    "\ufeff",
+]
+yaml_bytes = st.one_of(
+    st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=5), max_size=25).map(
+        lambda parts: "".join(parts).encode("utf-8", "surrogatepass")
+    ),
+    st.binary(max_size=200),
+)
+
+
+@FUZZ
+@given(yaml_bytes)
+def test_any_manifest_bytes_validate_to_ok_or_located_problems(content: bytes) -> None:
+    with repo() as root:
+        (root / "manifests" / "dest.yaml").write_text(json.dumps(DESTINATION))
+        (root / "manifests" / "aud.yaml").write_bytes(content)
+        code, output = validate(root / "manifests")
+        assert_clear(code, output)
+        assert_clear(*validate(root / "manifests", "--debug"))
+
+
+# --- emails and userIds ---------------------------------------------------------------
+
+identifier = st.one_of(
+    st.none(),
+    st.text(max_size=60),
+    st.text(alphabet=st.characters(codec="ascii"), max_size=60),
+    st.from_regex(r"[A-Za-z0-9._%+-]{1,20}@[A-Za-z0-9-]{1,10}\.[a-z]{2,4}", fullmatch=True),
+    st.sampled_from(FORMULAS),
+    # an otherwise good email carrying something for the terminal that prints it
+    st.tuples(
+        st.from_regex(r"[a-z]{1,5}", fullmatch=True),
+        st.sampled_from(["\x1b[2J", "\x07", "\u202e", "\x00", "\x7f", "\u2028"]),
+        st.sampled_from(["@example.com", "@ex\x1bample.com"]),
+    ).map("".join),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(["hybrid", "email", "userId"]), identifier, identifier)
+def test_identity_is_a_member_or_a_reason(project_type, email, user_id) -> None:
+    try:
+        member = make_member(project_type, email, user_id)
+    except InvalidIdentity as error:
+        assert error.reason
+        return
+    assert member.key in member.identifiers
+    if member.email is not None:
+        assert member.email == member.email.strip().lower()
+        # Nothing that could steer a terminal or break a line in output.
+        assert member.email.isprintable()
+    if member.user_id is not None:
+        assert member.user_id == user_id and len(member.user_id) <= 52
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.one_of(
+            identifier.filter(lambda x: x is not None),
+            st.fixed_dictionaries({"email": identifier, "userId": identifier}),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_any_inline_members_validate_with_their_line(entries) -> None:
+    with repo() as root:
+        (root / "manifests" / "aud.yaml").write_text(audience({"inline": entries}))
+        assert_clear(*validate(root / "manifests"))
+
+
+# --- refusals -------------------------------------------------------------------------
+
+
+def test_a_manifest_that_is_not_utf8_is_refused_with_its_position() -> None:
+    with repo() as root:
+        (root / "manifests" / "dest.yaml").write_bytes(
+            "apiVersion: reconciler/v1\nkind: Destination # caf\xe9\n".encode("latin-1")
+        )
+        code, output = validate(root / "manifests")
+        assert code == 1
+        assert "dest.yaml:2:" in output and "not UTF-8" in output
+
+
+def test_a_symlinked_manifest_leading_outside_the_manifest_directory_is_refused() -> None:
+    with repo() as root:
+        (root / "outside.yaml").write_text(audience({"inline": ["a@example.com"]}))
+        (root / "manifests" / "aud.yaml").symlink_to(root / "outside.yaml")
+        (root / "manifests" / "dest.yaml").write_text(json.dumps(DESTINATION))
+        (root / "elsewhere").mkdir()
+        (root / "manifests" / "more").symlink_to(root / "elsewhere", target_is_directory=True)
+        code, output = validate(root / "manifests")
+        assert code == 1
+        assert "aud.yaml:0:0: symbolic link to" in output and "refused" in output
+        assert "more:0:0: symbolic link to" in output
+
+
+def test_a_symlink_inside_the_manifest_directory_is_fine() -> None:
+    with repo() as root:
+        (root / "manifests" / "real").mkdir()
+        (root / "manifests" / "real" / "aud.yaml").write_text(audience({"inline": ["a@x.io"]}))
+        (root / "manifests" / "aud.yaml").symlink_to(root / "manifests" / "real" / "aud.yaml")
+        code, output = validate(root / "manifests" / "aud.yaml")
+        assert code == 0, output
+
+
+def source(kind: str, path: str) -> dict[str, str]:
+    if kind == "database":
+        return {"sql": "SELECT email FROM t", "database": path}
+    return {kind: path}
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet", "database"])
+def test_member_sources_outside_the_repository_are_refused(kind: str) -> None:
+    with tempfile.TemporaryDirectory() as outer:
+        secret = Path(outer, f"secret.{kind}")
+        secret.write_text("email\nleak@example.com\n")
+        with repo() as root:
+            manifests = root / "manifests"
+            (manifests / "aud.yaml").write_text(audience(source(kind, str(secret))))
+            code, output = validate(manifests)
+            assert code == 1
+            assert f"members.{kind}: {secret} is outside the repository" in output
+            assert LOCATED.search(output)
+            # ... also through .. and through a link that leads out
+            relative = os.path.relpath(secret, manifests)
+            (manifests / "aud.yaml").write_text(audience(source(kind, relative)))
+            assert "is outside the repository" in validate(manifests)[1]
+            (manifests / f"link.{kind}").symlink_to(secret)
+            (manifests / "aud.yaml").write_text(audience(source(kind, f"link.{kind}")))
+            code, output = validate(manifests)
+            assert code == 1 and "resolves to" in output
+            assert "leak@example.com" not in output
+
+
+def test_sources_anywhere_in_the_repository_are_fine() -> None:
+    with repo() as root:
+        (root / "data").mkdir()
+        (root / "data" / "m.csv").write_text("email\na@example.com\n")
+        (root / "manifests" / "aud.yaml").write_text(audience({"csv": "../data/m.csv"}))
+        code, output = validate(root / "manifests")
+        assert code == 0, output
+
+
+def test_the_repository_is_the_git_work_tree_when_there_is_one() -> None:
+    with repo() as root:
+        (root / ".git").mkdir()
+        nested = root / "deploy" / "manifests"
+        nested.mkdir(parents=True)
+        (root / "shared.csv").write_text("email\na@example.com\n")
+        (nested / "aud.yaml").write_text(audience({"csv": "../../shared.csv"}))
+        assert validate(nested)[0] == 0  # two levels up, still in the git work tree
+        (root / ".git").rmdir()
+        assert "outside the repository" in validate(nested)[1]
+
+
+def test_load_errors_never_show_a_traceback_even_with_debug() -> None:
+    with repo() as root:
+        (root / "manifests" / "aud.yaml").write_bytes(b"\xff\xfe\x00junk")
+        with pytest.raises(ManifestError):
+            load_manifests(root / "manifests")
+        assert_clear(*validate(root / "manifests", "--debug"))

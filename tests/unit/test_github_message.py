@@ -1,0 +1,45 @@
+"""What reconciler posts to GitHub: the marker, the size limit, and gh's paginated output."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.errors import ReconcilerError
+from reconciler.github import has_marker, marked_body
+from reconciler.github.gh import _pages
+from reconciler.github.message import MAX_BODY
+
+GITHUB_BODY_LIMIT = 65_536
+
+
+def test_marker_leads_the_body_and_only_a_leading_marker_counts():
+    body = marked_body("reconciler-plan", "### plan\n", "footer")
+    assert body == "<!-- reconciler-plan -->\n### plan\n\n<sub>footer</sub>\n"
+    assert has_marker(body, "reconciler-plan")
+    assert not has_marker("> " + body, "reconciler-plan")  # a reviewer quoting it
+    assert not has_marker(body, "reconciler-drift")
+    assert not has_marker(None, "reconciler-plan")
+
+
+def test_markers_are_plain_names():
+    with pytest.raises(ReconcilerError, match="lowercase letters"):
+        marked_body("--> <script>", "x")
+
+
+def test_a_plan_too_long_for_github_is_cut_with_open_blocks_closed():
+    rows = "\n".join(f"+ vip: user{i}@example.com" for i in range(10_000))
+    text = f"### plan\n<details><summary>members</summary>\n\n```diff\n{rows}\n```\n</details>\n"
+    body = marked_body("reconciler-plan", text, "footer", full_at="https://run")
+    assert len(body) < GITHUB_BODY_LIMIT
+    assert len(body) > MAX_BODY // 2
+    kept = body.split("_The plan is too long")[0]
+    assert kept.count("```") % 2 == 0
+    assert kept.count("<details>") == kept.count("</details>")
+    assert "the full plan is in the job summary of https://run" in body
+    assert body.rstrip().endswith("<sub>footer</sub>")
+
+
+def test_paginated_gh_output_is_joined_into_one_list():
+    assert _pages('[{"id": 1}, {"id": 2}]\n[{"id": 3}]') == [{"id": 1}, {"id": 2}, {"id": 3}]
+    assert _pages("[][]") == []
+    assert _pages("") == []

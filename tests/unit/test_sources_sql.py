@@ -1,0 +1,245 @@
+"""`members: {sql: QUERY, database: PATH}` in DuckDB and `{sql: QUERY, url: URL}` through
+SQLAlchemy against a real PostgreSQL (skipped when none is reachable)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import ConfigError, SourceError
+from reconciler.sources import duckdb_query, read_members, warehouse
+from tests.postgres import Postgres
+from tests.sources import line_of, load_audience, write_duckdb
+
+PASSWORD_VAR = "RECONCILER_TEST_DB_PASSWORD"
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def chunk_sizes(module: object, monkeypatch: pytest.MonkeyPatch, chunk_rows: int) -> list[int]:
+    """Record the size of every chunk of rows `module` hands to members_from_rows."""
+    sizes: list[int] = []
+    original = module.members_from_rows  # type: ignore[attr-defined]
+
+    def spy(chunks, *args):  # type: ignore[no-untyped-def]
+        def counted():  # type: ignore[no-untyped-def]
+            for chunk in chunks:
+                sizes.append(len(chunk))
+                yield chunk
+
+        return original(counted(), *args)
+
+    monkeypatch.setattr(module, "members_from_rows", spy)
+    monkeypatch.setattr(module, "CHUNK_ROWS", chunk_rows)
+    return sizes
+
+
+# --- DuckDB ----------------------------------------------------------------------------
+
+
+def test_in_memory_query_reads_files_relative_to_the_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "users.csv").write_text(
+        "email,plan\nA@example.com,gold\nb@example.com,free\nc@example.com,gold\n"
+    )
+    audience = load_audience(
+        tmp_path,
+        {
+            "sql": "SELECT email, plan FROM read_csv('data/users.csv') WHERE plan = 'gold'",
+            "database": ":memory:",
+        },
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # paths follow the manifest, not the working directory
+
+    result = read_members(audience, "email")
+
+    assert sorted(result.members) == ["a@example.com", "c@example.com"]
+    assert result.members["a@example.com"].traits == {"plan": "gold"}
+
+
+def test_database_file_query_with_typed_columns(tmp_path: Path) -> None:
+    write_duckdb(
+        tmp_path / "db" / "crm.duckdb",
+        "CREATE TABLE customers (id BIGINT, mail VARCHAR, score DOUBLE, joined DATE)",
+        "INSERT INTO customers VALUES (7, 'x@example.com', 0.5, DATE '2023-01-02'), "
+        "(8, NULL, 1.0, NULL)",
+    )
+    audience = load_audience(
+        tmp_path,
+        {
+            "sql": "SELECT id AS user_id, mail, score, joined FROM customers ORDER BY id",
+            "database": "db/crm.duckdb",
+            "email": "mail",
+            "userId": "user_id",
+        },
+    )
+
+    result = read_members(audience, "hybrid")
+
+    assert sorted(result.members) == ["7", "8"]
+    seven = result.members["7"]
+    assert (seven.email, seven.traits) == ("x@example.com", {"score": 0.5, "joined": "2023-01-02"})
+
+
+def test_invalid_rows_are_named_by_manifest_line_and_query_row(tmp_path: Path) -> None:
+    audience = load_audience(
+        tmp_path,
+        {
+            "sql": "SELECT * FROM (VALUES ('ok@example.com'), ('bad'), (NULL)) t(email)",
+            "database": ":memory:",
+        },
+    )
+    line = line_of(tmp_path / "aud.yaml", '"sql"')
+
+    result = read_members(audience, "email")
+
+    assert list(result.members) == ["ok@example.com"]
+    assert [issue.describe(str) for issue in result.issues] == [
+        f"aud.yaml:{line}:14: query row 2: invalid email bad",
+        f"aud.yaml:{line}:14: query row 3: no email: email-based projects identify users by email",
+    ]
+
+
+def test_database_file_is_opened_read_only(tmp_path: Path) -> None:
+    write_duckdb(tmp_path / "crm.duckdb", "CREATE TABLE t AS SELECT 'a@example.com' AS email")
+    audience = load_audience(
+        tmp_path,
+        {"sql": "DROP TABLE t; SELECT 'b@example.com' AS email", "database": "crm.duckdb"},
+    )
+    with pytest.raises(SourceError, match=r"cannot read the query: .*read-only"):
+        read_members(audience, "email")
+    ok = load_audience(tmp_path, {"sql": "SELECT email FROM t", "database": "crm.duckdb"})
+    assert list(read_members(ok, "email").members) == ["a@example.com"]
+
+
+def test_missing_database_file_and_bad_sql_are_source_errors(tmp_path: Path) -> None:
+    missing = load_audience(tmp_path, {"sql": "SELECT 1", "database": "nope.duckdb"})
+    with pytest.raises(SourceError, match=r"cannot open DuckDB database .*nope\.duckdb"):
+        read_members(missing, "email")
+    bad = load_audience(tmp_path, {"sql": "SELEC email", "database": ":memory:"})
+    with pytest.raises(SourceError, match=r"^aud.yaml:\d+:\d+: cannot read the query: .*syntax"):
+        read_members(bad, "email")
+
+
+def test_duckdb_rows_are_fetched_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = chunk_sizes(duckdb_query, monkeypatch, 100)
+    audience = load_audience(
+        tmp_path,
+        {
+            "sql": "SELECT 'u' || i || '@example.com' AS email FROM range(950) t(i)",
+            "database": ":memory:",
+        },
+    )
+    assert len(read_members(audience, "email").members) == 950
+    assert sizes == [100] * 9 + [50]
+
+
+# --- PostgreSQL through SQLAlchemy ---------------------------------------------------------
+
+
+@pytest.fixture
+def customers(postgres: Postgres, monkeypatch: pytest.MonkeyPatch) -> Postgres:
+    postgres.execute(
+        "CREATE TABLE customers (user_id INTEGER, email TEXT, note TEXT, ltv NUMERIC(8, 2))"
+    )
+    postgres.execute(
+        "INSERT INTO customers VALUES (%s, %s, %s, %s)",
+        [
+            (1, "Ada@Example.com", "vip: 100%", 10.5),
+            (2, "b@example.com", None, 3),
+            (3, "not-an-email", None, 0),
+        ],
+    )
+    monkeypatch.setenv(PASSWORD_VAR, postgres.password)
+    return postgres
+
+
+def postgres_audience(tmp_path: Path, db: Postgres, sql: str, **extra: str):  # type: ignore[no-untyped-def]
+    members = {"sql": sql, "url": db.url_template(PASSWORD_VAR), **extra}
+    return load_audience(tmp_path, members)
+
+
+def test_postgres_query_streams_members_with_traits(
+    tmp_path: Path, customers: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes = chunk_sizes(warehouse, monkeypatch, 2)
+    # Unquoted `AS userId` comes back as `userid`; '%' and ':' reach PostgreSQL as written.
+    sql = (
+        f"SELECT user_id AS userId, email, note, ltv FROM {customers.schema}.customers "
+        "WHERE note IS NULL OR note LIKE 'vip:%' ORDER BY user_id"
+    )
+    result = read_members(postgres_audience(tmp_path, customers, sql), "hybrid")
+    line = line_of(tmp_path / "aud.yaml", '"sql"')
+
+    assert sorted(result.members) == ["1", "2"]
+    assert result.members["1"].email == "ada@example.com"
+    assert result.members["1"].traits == {"note": "vip: 100%", "ltv": 10.5}
+    assert result.members["2"].traits == {"note": None, "ltv": 3}
+    assert [str(issue) for issue in result.issues] == [
+        f"aud.yaml:{line}:14: query row 3: invalid email 'not-an-email'"
+    ]
+    assert sizes == [2, 1]  # a server-side cursor, two rows at a time
+
+
+def test_postgres_sql_error_is_located_and_scrubbed(tmp_path: Path, customers: Postgres) -> None:
+    audience = postgres_audience(tmp_path, customers, "SELECT email FROM no_such_table")
+    with pytest.raises(SourceError) as raised:
+        read_members(audience, "email")
+    assert 'relation "no_such_table" does not exist' in str(raised.value)
+    assert str(raised.value).startswith("aud.yaml:")
+    assert customers.password not in str(raised.value)
+
+
+def test_a_wrong_password_never_appears_in_the_error(
+    tmp_path: Path, customers: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = "Wr0ng-p@ss:word/42"  # '@', ':' and '/' need no escaping in the variable
+    monkeypatch.setenv(PASSWORD_VAR, wrong)
+    audience = postgres_audience(tmp_path, customers, "SELECT email FROM customers")
+    with pytest.raises(SourceError) as raised:
+        read_members(audience, "email")
+    message = str(raised.value)
+    assert "password authentication failed" in message
+    assert "127.0.0.1" in message  # the host survived the '@' in the password
+    for form in (wrong, "Wr0ng-p%40ss%3Aword%2F42", "Wr0ng"):
+        assert form not in message
+
+
+def test_driver_errors_that_quote_a_secret_are_scrubbed(
+    tmp_path: Path, customers: Postgres
+) -> None:
+    # libpq quotes a bad connection option's value back; values from the environment in
+    # the query string are secrets too.
+    template = customers.url_template(PASSWORD_VAR) + f"?sslmode=${{{PASSWORD_VAR}}}"
+    audience = load_audience(tmp_path, {"sql": "SELECT 1 AS email", "url": template})
+    with pytest.raises(SourceError) as raised:
+        read_members(audience, "email")
+    assert "sslmode" in str(raised.value)
+    assert "***" in str(raised.value)
+    assert customers.password not in str(raised.value)
+
+
+def test_a_missing_variable_is_a_config_error_naming_it(
+    tmp_path: Path, customers: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(PASSWORD_VAR)
+    audience = postgres_audience(tmp_path, customers, "SELECT email FROM customers")
+    with pytest.raises(ConfigError, match=f"environment variable {PASSWORD_VAR} is not set"):
+        read_members(audience, "email")
+
+
+def test_a_missing_driver_names_what_to_install(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv(PASSWORD_VAR, "s3cret-value")
+    audience = load_audience(
+        tmp_path, {"sql": "SELECT 1", "url": f"nosuchdb://app:${{{PASSWORD_VAR}}}@host/db"}
+    )
+    with pytest.raises(SourceError, match="install the SQLAlchemy dialect and driver for nosuchdb"):
+        read_members(audience, "email")

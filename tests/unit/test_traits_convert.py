@@ -1,0 +1,169 @@
+"""Trait values: conversion per declared type, templates in the sandbox, normalisation."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from reconciler.manifest import Location
+from reconciler.traits import same_value
+from reconciler.traits.convert import ConversionError, to_boolean, to_date, to_number
+from reconciler.traits.mapping import CompiledField, CompiledMapping
+from reconciler.traits.template import Template, template_syntax_error
+
+HERE = Location("traits.yaml", 7, 5)
+
+
+def column(name: str, source: str, type_: str | None = None) -> CompiledField:
+    return CompiledField(name, source, None, type_, HERE)
+
+
+def template(name: str, text: str, type_: str | None = None) -> CompiledField:
+    return CompiledField(name, None, Template(text), type_, HERE)
+
+
+def mapping(*fields: CompiledField) -> CompiledMapping:
+    return CompiledMapping("crm", fields, False, HERE)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("42", 42),
+        (" -7 ", -7),
+        ("1250.50", 1250.5),
+        ("1e3", 1000),
+        ("3.0", 3),
+        (12, 12),
+        (2.5, 2.5),
+    ],
+)
+def test_numbers_are_whole_when_they_can_be(raw: object, expected: object) -> None:
+    value = to_number(raw)
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+@pytest.mark.parametrize("raw", ["abc", "1_000", "nan", "inf", "1,5", True])
+def test_what_is_not_a_number_is_refused(raw: object) -> None:
+    with pytest.raises(ConversionError):
+        to_number(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2025-07-01", "2025-07-01 00:00:00 +00:00"),
+        ("2025-07-01T09:30:15Z", "2025-07-01 09:30:15 +00:00"),
+        ("2025-07-01T11:30:15.999+02:00", "2025-07-01 09:30:15 +00:00"),
+        ("2025-07-01 09:30:15 +00:00", "2025-07-01 09:30:15 +00:00"),
+        ("2025-07-01 04:30:15 -0500", "2025-07-01 09:30:15 +00:00"),
+        ("2025-07-01 09:30:15", "2025-07-01 09:30:15 +00:00"),  # naive: UTC
+        (datetime.date(2025, 7, 1), "2025-07-01 00:00:00 +00:00"),
+    ],
+)
+def test_dates_are_written_as_iterable_stores_them(raw: object, expected: str) -> None:
+    assert to_date(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["2025-13-45", "yesterday", "07/01/2025", 1_700_000_000])
+def test_what_is_not_a_date_is_refused(raw: object) -> None:
+    with pytest.raises(ConversionError):
+        to_date(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("yes", True), ("FALSE", False), ("1", True), (0, False)]
+)
+def test_booleans(raw: object, expected: bool) -> None:
+    assert to_boolean(raw) is expected
+
+
+def test_a_bad_value_names_field_column_and_value_and_spares_the_other_fields() -> None:
+    compiled = mapping(
+        column("ltv", "lifetime_value", "number"),
+        column("plan", "plan"),
+        column("renews", "renews_on", "date"),
+    )
+    values, errors = compiled.values({"lifetime_value": "12,5", "plan": "pro", "renews_on": ""})
+    assert values == {"plan": "pro", "renews": None}  # an empty cell is no value
+    assert [e.message for e in errors] == [
+        "field 'ltv' (column 'lifetime_value'): '12,5' is not a number; the field is not "
+        "written for this member"
+    ]
+
+
+def test_object_and_list_from_json_text() -> None:
+    compiled = mapping(column("prefs", "p", "object"), column("tags", "t", "list"))
+    values, errors = compiled.values({"p": '{"email": true}', "t": '["a", "b"]'})
+    assert values == {"prefs": {"email": True}, "tags": ["a", "b"]}
+    assert errors == []
+    _, errors = compiled.values({"p": "[1]", "t": "a,b"})
+    assert [e.field for e in errors] == ["prefs", "tags"]
+
+
+def test_templates_render_columns_and_the_row() -> None:
+    compiled = mapping(
+        template("greeting", "Hi {{ first_name | title }}"),
+        template("full", "{{ row['first name'] }} {{ last }}"),
+        template("score", "{{ a * 2 }}", "number"),
+    )
+    values, errors = compiled.values(
+        {"first_name": "ada", "first name": "Ada", "last": "Lovelace", "a": 21}
+    )
+    assert errors == []
+    assert values == {"greeting": "Hi Ada", "full": "Ada Lovelace", "score": 42}
+
+
+def test_an_undefined_variable_is_an_error_naming_the_template() -> None:
+    compiled = mapping(template("greeting", "Hi {{ frist_name }}"))
+    values, errors = compiled.values({"first_name": "Ada"})
+    assert values == {}
+    assert [e.message for e in errors] == [
+        "field 'greeting' (template at traits.yaml:7:5): undefined variable: 'frist_name' is "
+        "undefined; the field is not written for this member"
+    ]
+
+
+def test_the_sandbox_keeps_templates_away_from_python_internals() -> None:
+    compiled = mapping(template("x", "{{ row.__class__.__mro__[1].__subclasses__() }}"))
+    values, errors = compiled.values({"a": 1})
+    assert values == {}
+    assert [e.field for e in errors] == ["x"]
+    assert errors[0].reason.startswith("refused by the template sandbox: access to attribute")
+
+
+def test_template_syntax_errors_are_found_without_rendering() -> None:
+    assert template_syntax_error("Hi {{ name }}") is None
+    problem = template_syntax_error("Hi {{ name ")
+    assert problem is not None and problem.startswith("template syntax error: ")
+
+
+@pytest.mark.parametrize(
+    ("desired", "live"),
+    [
+        (42, 42.0),
+        ("2025-07-01 00:00:00 +00:00", "2025-07-01T00:00:00Z"),
+        ("2025-07-01", "2025-07-01 00:00:00 +00:00"),
+        (None, None),
+        ({"a": 1, "b": [1.0, "x"]}, {"b": [1, "x"], "a": 1.0}),
+    ],
+)
+def test_equal_after_normalisation(desired: object, live: object) -> None:
+    assert same_value(desired, live)
+
+
+@pytest.mark.parametrize(
+    ("desired", "live"),
+    [(42, "42"), (True, 1), ("pro", "Pro"), (None, ""), ("2025-07-01", "2025-07-02"), (1.5, 1)],
+)
+def test_different_after_normalisation(desired: object, live: object) -> None:
+    assert not same_value(desired, live)
+
+
+def test_merged_objects_only_need_the_keys_they_name() -> None:
+    live = {"email": True, "sms": False}
+    assert same_value({"email": True}, live, merge_nested_objects=True)
+    assert not same_value({"email": True}, live)
+    assert not same_value({"email": False}, live, merge_nested_objects=True)

@@ -1,0 +1,228 @@
+"""TraitMapping documents: loading, every problem located at once, the JSON Schema, and bad
+values reported with their source row."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+from ruamel.yaml import YAML
+
+from reconciler.desired import build_desired
+from reconciler.errors import ManifestError
+from reconciler.manifest import load_manifests, manifest_json_schema
+
+BASE = """\
+apiVersion: reconciler/v1
+kind: Destination
+metadata: {name: prod}
+spec: {region: sandbox, projectType: hybrid}
+---
+apiVersion: reconciler/v1
+kind: Audience
+metadata: {name: churn}
+spec:
+  destination: prod
+  traits: crm
+  members: {csv: data/churn.csv, userId: user_id}
+"""
+
+MAPPING = """\
+apiVersion: reconciler/v1
+kind: TraitMapping
+metadata: {name: crm}
+spec:
+  mergeNestedObjects: true
+  fields:
+    planTier: plan
+    ltv: {from: lifetime_value, type: number}
+    greeting: {template: "Hi {{ first_name | title }}"}
+"""
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def write(path: str, text: str) -> None:
+    file = Path(path)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(textwrap.dedent(text), encoding="utf-8")
+
+
+def csv(*rows: str, header: str = "email,user_id,plan,lifetime_value,first_name") -> None:
+    write("m/data/churn.csv", "\n".join([header, *rows]) + "\n")
+
+
+def problems() -> list[str]:
+    with pytest.raises(ManifestError) as raised:
+        load_manifests(Path("m"))
+    return [str(p) for p in raised.value.problems]
+
+
+def test_a_valid_mapping_loads_with_its_fields_in_long_form() -> None:
+    write("m/all.yaml", BASE)
+    write("m/traits.yaml", MAPPING)
+    csv("a@example.com,u-1,pro,10,ada")
+    manifests = load_manifests(Path("m"))
+    crm = manifests.trait_mappings["crm"]
+    specs = crm.spec.field_specs()
+    assert (specs["planTier"].from_, specs["planTier"].type) == ("plan", None)
+    assert (specs["ltv"].from_, specs["ltv"].type) == ("lifetime_value", "number")
+    assert specs["greeting"].template == "Hi {{ first_name | title }}"
+    assert crm.spec.mergeNestedObjects is True
+    assert str(crm.field_location("fields", "ltv")) == "m/traits.yaml:8:5"
+
+
+def test_every_problem_is_reported_at_once_with_its_location() -> None:
+    write("m/all.yaml", BASE.replace("traits: crm", "traits: crn"))
+    write(
+        "m/traits.yaml",
+        """\
+        apiVersion: reconciler/v1
+        kind: TraitMapping
+        metadata: {name: crm}
+        spec:
+          fields:
+            ltv: {from: lifetime_value, type: money}
+            greeting: {template: "Hi {{ first_name "}
+            both: {from: a, template: b}
+            userListIds: plan
+            a.b: plan
+            odd: {form: plan}
+        """,
+    )
+    csv("a@example.com,u-1,pro,10,ada")
+    assert problems() == [
+        "m/all.yaml:11:11: spec.traits: unknown trait mapping 'crn'; known trait mappings: crm",
+        "m/traits.yaml:6:39: spec.fields.ltv.type: expected one of string, number, boolean, "
+        "date, object, list; got 'money'",
+        "m/traits.yaml:7:26: spec.fields.greeting.template: template syntax error: unexpected "
+        "end of template, expected 'end of print statement'.",
+        "m/traits.yaml:8:5: spec.fields.both: give exactly one of from, template",
+        "m/traits.yaml:9:5: spec.fields: key 'userListIds': userListIds is a field Iterable "
+        "manages itself; a trait mapping cannot write it (list membership changes only "
+        "through subscribe and unsubscribe)",
+        "m/traits.yaml:10:5: spec.fields: key 'a.b': expected a field name: 1-200 characters, "
+        "no '.', no spaces at either end",
+        "m/traits.yaml:11:11: unknown key 'form' in spec.fields.odd; allowed: from, template, type",
+    ]
+
+
+def test_unknown_columns_are_checked_against_the_csv_header() -> None:
+    write("m/all.yaml", BASE)
+    write(
+        "m/traits.yaml",
+        MAPPING.replace("planTier: plan", "planTier: plann").replace(
+            "first_name | title", "firstname | title"
+        ),
+    )
+    csv("a@example.com,u-1,pro,10,ada")
+    source = "the header of data/churn.csv (the source of audience 'churn' at m/all.yaml:11:11)"
+    columns = "columns are: email, user_id, plan, lifetime_value, first_name"
+    assert problems() == [
+        f"m/traits.yaml:7:15: spec.fields.planTier: column 'plann' is not in {source}; {columns}",
+        f"m/traits.yaml:9:26: spec.fields.greeting: template variable 'firstname' is not in "
+        f"{source}; {columns}",
+    ]
+
+
+def test_unknown_columns_are_checked_against_inline_member_keys() -> None:
+    write(
+        "m/all.yaml",
+        BASE.replace(
+            "members: {csv: data/churn.csv, userId: user_id}",
+            "members: {inline: [{email: a@example.com, plan: pro, first_name: ada}]}",
+        ),
+    )
+    write("m/traits.yaml", MAPPING)
+    (problem,) = problems()
+    assert problem.startswith(
+        "m/traits.yaml:8:17: spec.fields.ltv: column 'lifetime_value' is not in the keys of "
+        "its inline members"
+    )
+    assert problem.endswith("columns are: email, userId, plan, first_name")
+
+
+def test_bad_values_are_reported_with_file_row_column_and_value(tmp_path: Path) -> None:
+    write("m/all.yaml", BASE)
+    write("m/traits.yaml", MAPPING)
+    csv("a@example.com,u-1,pro,10,ada", "b@example.com,u-2,free,lots,bob")
+    desired = build_desired(load_manifests(Path("m")))
+    (item,) = desired["prod"].lists
+    assert [str(i) for i in item.issues] == [
+        f"{tmp_path}/m/data/churn.csv:3: field 'ltv' (column 'lifetime_value'): 'lots' is not a "
+        "number; the field is not written for this member"
+    ]
+    assert item.fields is not None
+    # The member stays, and so do its other fields.
+    assert set(item.members) == {"u-1", "u-2"}
+    assert item.fields.values["u-2"] == {"planTier": "free", "greeting": "Hi Bob"}
+    assert item.fields.values["u-1"] == {"planTier": "pro", "ltv": 10, "greeting": "Hi Ada"}
+
+
+def test_an_undefined_template_variable_names_the_row(tmp_path: Path) -> None:
+    write(
+        "m/all.yaml",
+        BASE.replace(
+            "members: {csv: data/churn.csv, userId: user_id}",
+            "members: {inline: [{email: a@example.com, plan: pro, lifetime_value: 3, "
+            "first_name: ada}, {email: b@example.com, plan: free, lifetime_value: 1}]}",
+        ),
+    )
+    write("m/traits.yaml", MAPPING)
+    desired = build_desired(load_manifests(Path("m")))
+    (item,) = desired["prod"].lists
+    assert [str(i) for i in item.issues] == [
+        "m/all.yaml:12:93: field 'greeting' (template at m/traits.yaml:9:26): undefined "
+        "variable: 'first_name' is undefined; the field is not written for this member"
+    ]
+
+
+# -- the JSON Schema ------------------------------------------------------------------------
+
+
+def documents(text: str) -> list[Any]:
+    return [d for d in YAML(typ="safe").load_all(text) if d]
+
+
+@pytest.fixture(scope="module")
+def validator() -> Draft202012Validator:
+    return Draft202012Validator(manifest_json_schema())
+
+
+def test_schema_accepts_mappings_and_audiences_that_name_them(
+    validator: Draft202012Validator,
+) -> None:
+    for document in documents(BASE + "---\n" + MAPPING):
+        assert list(validator.iter_errors(document)) == []
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"ltv": {"from": "a", "type": "money"}},
+        {"ltv": {"from": "a", "template": "b"}},
+        {"ltv": {"type": "number"}},
+        {"ltv": {"form": "a"}},
+        {"ltv": 7},
+        {"a.b": "c"},
+        {"userListIds": "plan"},
+    ],
+)
+def test_schema_rejects_what_the_loader_rejects(
+    validator: Draft202012Validator, fields: dict[str, Any]
+) -> None:
+    (mapping,) = documents(MAPPING)
+    mapping["spec"]["fields"] = fields
+    assert list(validator.iter_errors(mapping)) != []
+    write("m/all.yaml", BASE.replace("traits: crm\n", ""))
+    with open("m/traits.yaml", "w", encoding="utf-8") as stream:
+        YAML(typ="safe").dump(mapping, stream)
+    csv()
+    assert problems() != []

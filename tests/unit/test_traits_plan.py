@@ -1,0 +1,178 @@
+"""The pure half of trait mappings: merging, diffing, type checks, request packing, and the
+choice between one export and per-user reads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reconciler.identity import make_member
+from reconciler.iterable import ClientSettings
+from reconciler.iterable.batching import encode, pack_users
+from reconciler.live import choose_field_read
+from reconciler.plan.fields import MappedList, merge_fields, plan_field_updates
+from reconciler.traits import SentValue, check_types
+
+
+def members(*keys: str) -> dict:
+    return {
+        k: make_member("hybrid", k if "@" in k else None, None if "@" in k else k) for k in keys
+    }
+
+
+def mapped(audience: str, values: dict, adding=(), merge: bool = False) -> MappedList:
+    return MappedList(audience, members(*values), values, merge, set(adding))
+
+
+def test_no_update_when_values_are_equal_after_normalisation() -> None:
+    merged = merge_fields(
+        [mapped("a", {"u-1": {"ltv": 42, "renews": "2025-07-01 00:00:00 +00:00", "p": "pro"}})]
+    )
+    live = {"u-1": {"ltv": 42.0, "renews": "2025-07-01T00:00:00Z", "p": "pro"}}
+    assert plan_field_updates(merged, {"u-1": {"ltv", "renews", "p"}}, live) == []
+
+
+def test_exactly_the_changed_users_and_fields_are_planned() -> None:
+    values = {f"u-{i}": {"plan": "pro", "ltv": i} for i in range(5)}
+    merged = merge_fields([mapped("a", values)])
+    live = {f"u-{i}": {"plan": "pro", "ltv": i} for i in range(5)}
+    live["u-1"] = {"plan": "free", "ltv": 1}  # plan changed
+    live["u-3"] = {"plan": "pro", "ltv": 30, "other": "kept"}  # ltv changed
+    live["u-4"] = None  # not found: every field is new
+    wanted = merged.to_read([mapped("a", values)])
+    updates = plan_field_updates(merged, wanted, live)
+    assert [(u.key, u.changes) for u in updates] == [
+        ("u-1", {"plan": ("free", "pro")}),
+        ("u-3", {"ltv": (30, 3)}),
+        ("u-4", {"ltv": (None, 4), "plan": (None, "pro")}),
+    ]
+    assert updates[0].data_fields == {"plan": "pro"}  # only what differs is sent
+
+
+def test_members_being_added_get_fields_on_subscribe_and_are_not_read() -> None:
+    lists = [mapped("a", {"u-1": {"plan": "pro"}, "u-2": {"plan": "free"}}, adding={"u-2"})]
+    merged = merge_fields(lists)
+    assert merged.add_fields(lists[0]) == {"u-2": {"plan": "free"}}
+    assert merged.to_read(lists) == {"u-1": {"plan"}}
+
+
+def test_a_field_set_by_a_subscribe_elsewhere_is_not_updated_twice() -> None:
+    lists = [
+        mapped("a", {"u-1": {"plan": "pro", "ltv": 3}}),  # already on list a
+        mapped("b", {"u-1": {"plan": "pro"}}, adding={"u-1"}),  # being added to list b
+    ]
+    merged = merge_fields(lists)
+    assert merged.to_read(lists) == {"u-1": {"ltv"}}
+
+
+def test_two_audiences_that_disagree_leave_the_field_alone_and_say_so() -> None:
+    lists = [
+        mapped("a", {"u-1": {"plan": "pro", "ltv": 1}}),
+        mapped("b", {"u-1": {"plan": "free", "ltv": 1.0}}),
+    ]
+    merged = merge_fields(lists)
+    assert merged.to_read(lists) == {"u-1": {"ltv"}}
+    ((audience, issue),) = merged.conflicts
+    assert audience == "b"
+    assert issue.where == "audiences 'a' and 'b'"
+    assert issue.message == (
+        'field \'plan\' gets "pro" from one and "free" from the other; it is not written for '
+        "this member"
+    )
+    assert issue.value == "u-1"
+
+
+def test_merge_nested_objects_compares_only_the_keys_sent() -> None:
+    lists = [mapped("a", {"u-1": {"prefs": {"email": True}}}, merge=True)]
+    merged = merge_fields(lists)
+    live = {"u-1": {"prefs": {"email": True, "sms": False}}}
+    assert plan_field_updates(merged, {"u-1": {"prefs"}}, live) == []
+    (update,) = plan_field_updates(merged, {"u-1": {"prefs"}}, {"u-1": {"prefs": {}}})
+    assert update.merge_nested_objects is True
+
+
+def test_a_type_conflict_with_an_existing_field_is_found() -> None:
+    result = check_types(
+        {"ltv": "long", "plan": "string"},
+        [SentValue("plan", "pro", "row 2"), SentValue("ltv", "12.5", "row 3")],
+    )
+    (conflict,) = result.conflicts
+    assert conflict.describe() == (
+        "field 'ltv' is long in Iterable, but row 3 would send a string; Iterable never "
+        "changes a field's type (change the mapping's type, or the data)"
+    )
+
+
+def test_compatible_types_pass_and_mixed_numbers_make_a_new_field_double() -> None:
+    result = check_types(
+        {"score": "double", "note": "string", "prefs": "object", "prefs.email": "boolean"},
+        [
+            SentValue("score", 3, "r1"),
+            SentValue("note", "2025-07-01", "r1"),  # date-shaped text into a string field
+            SentValue("prefs", {"email": False}, "r1"),
+            SentValue("ltv", 10, "r1"),
+            SentValue("ltv", 10.5, "r2"),
+            SentValue("empty", None, "r3"),
+        ],
+    )
+    assert result.conflicts == []
+    assert result.double_fields == {"score", "ltv"}
+
+
+def test_a_new_field_whose_values_disagree_is_a_conflict() -> None:
+    result = check_types(
+        {}, [SentValue("since", "2025-07-01", "r1"), SentValue("since", "x", "r2")]
+    )
+    (conflict,) = result.conflicts
+    assert conflict.existing is None
+    assert "new field 'since' would get values of two types: date from r1 and string from r2" in (
+        conflict.describe()
+    )
+
+
+def test_nested_paths_are_checked() -> None:
+    result = check_types({"prefs.email": "boolean"}, [SentValue("prefs", {"email": "yes"}, "r")])
+    assert [c.path for c in result.conflicts] == ["prefs.email"]
+
+
+def test_requests_are_split_by_user_count_and_by_measured_size() -> None:
+    users = [{"userId": f"u-{i}", "dataFields": {"bio": "x" * 5000}} for i in range(1000)]
+    packed = pack_users(users, max_users=1000, max_bytes=4_000_000)
+    sizes = [len(encode({"users": chunk})) for chunk in packed.requests]
+    # 1000 users of about 5 KB do not fit in 4 MB: two requests, each under the limit
+    assert len(packed.requests) == 2
+    assert all(size <= 4_000_000 for size in sizes)
+    assert [u for chunk in packed.requests for u in chunk] == users  # all, once, in order
+    # the first request is as full as the limit allows
+    next_user = len(encode(packed.requests[1][0])) + 1
+    assert sizes[0] + next_user > 4_000_000
+
+    small = [{"userId": f"u-{i}", "dataFields": {"a": 1}} for i in range(2500)]
+    packed = pack_users(small, max_users=1000, max_bytes=4_000_000)
+    assert [len(c) for c in packed.requests] == [1000, 1000, 500]
+
+
+def test_the_encoded_size_is_exactly_the_body() -> None:
+    users = [{"email": "é@example.com", "dataFields": {"n": "ü" * 10}}] * 3
+    body = encode({"users": users})
+    assert body == json.dumps({"users": users}, separators=(",", ":"), ensure_ascii=False).encode()
+    packed = pack_users(users, max_users=10, max_bytes=len(body))
+    assert len(packed.requests) == 1
+    packed = pack_users(users, max_users=10, max_bytes=len(body) - 1)
+    assert len(packed.requests) == 2
+
+
+def test_a_user_too_large_for_any_request_is_set_aside() -> None:
+    users = [{"userId": "big", "dataFields": {"x": "y" * 5000}}, {"userId": "ok"}]
+    packed = pack_users(users, max_users=10, max_bytes=2048)
+    assert packed.too_large == [users[0]]
+    assert packed.requests == [[users[1]]]
+
+
+@pytest.mark.parametrize(
+    ("users", "method"), [(1, "user_reads"), (1500, "user_reads"), (1501, "export")]
+)
+def test_reads_are_chosen_by_their_cost_in_rate_limited_time(users: int, method: str) -> None:
+    # An export costs 15 s of its 4/minute budget; user reads 1/100 s each.
+    assert choose_field_read(users, ClientSettings()) == method
