@@ -42,6 +42,7 @@ class ListResult:
     not_attempted_add: int = 0  # members never sent: the run was interrupted first
     not_attempted_remove: int = 0
     create_not_attempted: bool = False
+    field_update_keys: tuple[str, ...] = ()  # members whose fields the plan updates
 
     @property
     def ok(self) -> bool:
@@ -260,7 +261,14 @@ def _apply_destination(
     progress, journal, dest = run.progress, run.journal, dest_plan.destination
     work = [lp for lp in dest_plan.lists if lp.has_changes]
     results = {
-        lp.list_name: ListResult(lp.audience, lp.list_name, lp.list_id, len(lp.add), len(lp.remove))
+        lp.list_name: ListResult(
+            lp.audience,
+            lp.list_name,
+            lp.list_id,
+            len(lp.add),
+            len(lp.remove),
+            field_update_keys=lp.field_update_keys,
+        )
         for lp in work
     }
     # 1. create lists; a list that could not be created gets no members

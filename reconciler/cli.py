@@ -599,7 +599,7 @@ def status(
             "desired_members": lp.desired_count,
             "pending_adds": len(lp.add),
             "pending_removes": len(lp.remove),
-            "pending_updates": 0,
+            "pending_updates": len(lp.field_update_keys),
             "blocked": any(v.list_name == lp.list_name for v in d.violations()),
         }
         for d in the_plan.destinations

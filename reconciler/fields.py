@@ -18,6 +18,7 @@ from reconciler.iterable import IterableClient
 from reconciler.live import read_field_values
 from reconciler.plan import FieldRead, FieldUpdate, ListPlan
 from reconciler.plan.fields import MappedList, merge_fields, plan_field_updates
+from reconciler.plan.fingerprint import values_digest
 from reconciler.sources import MemberIssue
 from reconciler.traits import SentValue, TypeConflict, check_types
 
@@ -33,6 +34,7 @@ class FieldsPlan:
     updates: list[FieldUpdate] = field(default_factory=list)
     read: FieldRead | None = None
     issues: list[tuple[str, MemberIssue]] = field(default_factory=list)  # (audience, issue)
+    live_digest: str | None = None  # of the current values read, for the stale-plan check
 
 
 def plan_fields(
@@ -60,8 +62,15 @@ def plan_fields(
         names = sorted({name for fields in wanted.values() for name in fields})
         live = read_field_values(client, members, names, desired.project_type)
         out.read = live.read
+        out.live_digest = values_digest(live.values)
         out.updates = plan_field_updates(merged, wanted, live.values)
     planned = [with_fields.get(lp.list_name, lp) for lp in lists]
+    if out.updates:
+        updated = {u.key for u in out.updates}
+        members_of = {item.list_name: item.members for item in mapped_items}
+        planned = [
+            _with_update_keys(lp, members_of.get(lp.list_name, {}), updated) for lp in planned
+        ]
     sent = list(_sent_values(planned, out.updates, mapped_items))
     if sent:
         types = check_types(client.get_fields(), sent)
@@ -71,6 +80,13 @@ def plan_fields(
             planned, out.updates = _as_doubles(planned, out.updates, types.double_fields)
     out.lists = planned
     return out
+
+
+def _with_update_keys(lp: ListPlan, members: Any, updated: set[str]) -> ListPlan:
+    """Note which of the list's members get a field update; they no longer count as
+    unchanged (a list reads +added / -removed / ~updated / unchanged)."""
+    keys = tuple(sorted(k for k in members if k in updated))
+    return dataclasses.replace(lp, field_update_keys=keys, unchanged=lp.unchanged - len(keys))
 
 
 def _mapped(item: DesiredList, lp: ListPlan) -> MappedList:

@@ -22,12 +22,19 @@ from reconciler import __version__
 from reconciler.errors import ReconcilerError
 from reconciler.identity import Member
 from reconciler.manifest import Manifests
-from reconciler.plan import DestinationPlan, ListDeletion, ListPlan, Plan
+from reconciler.plan import (
+    DestinationPlan,
+    FieldRead,
+    FieldUpdate,
+    ListDeletion,
+    ListPlan,
+    Plan,
+)
 from reconciler.sources import MemberIssue
 from reconciler.sources.read import source_path
 
 FORMAT = "reconciler-plan"
-VERSION = 1
+VERSION = 2  # 2: trait-mapping field writes
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,25 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
         "project_type": d.project_type,
         "allow_list_deletion": d.allow_list_deletion,
         "deletions": [[x.list_id, x.list_name] for x in d.deletions],
+        "field_updates": [
+            {
+                "key": u.key,
+                "key_kind": u.key_kind,
+                "email": u.email,
+                "user_id": u.user_id,
+                "changes": {name: [old, new] for name, (old, new) in u.changes.items()},
+                "merge_nested_objects": u.merge_nested_objects,
+            }
+            for u in d.field_updates
+        ],
+        "field_read": None
+        if d.field_read is None
+        else {
+            "method": d.field_read.method,
+            "users": d.field_read.users,
+            "requests": d.field_read.requests,
+            "fields": list(d.field_read.fields),
+        },
         "skipped_members": [
             [audience, issue.where, issue.message, issue.value]
             for audience, issue in d.skipped_members
@@ -157,6 +183,9 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
                 "channel_unsubscribe": lp.channel_unsubscribe,
                 "max_removal_percent": lp.max_removal_percent,
                 "max_removals": lp.max_removals,
+                "add_fields": lp.add_fields,
+                "merge_nested_objects": lp.merge_nested_objects,
+                "field_update_keys": list(lp.field_update_keys),
             }
             for lp in d.lists
         ],
@@ -169,6 +198,25 @@ def _destination_from_json(d: dict[str, Any]) -> DestinationPlan:
         project_type=d["project_type"],
         allow_list_deletion=bool(d["allow_list_deletion"]),
         deletions=tuple(ListDeletion(int(i), str(n)) for i, n in d["deletions"]),
+        field_updates=tuple(
+            FieldUpdate(
+                key=u["key"],
+                key_kind=u["key_kind"],
+                email=u["email"],
+                user_id=u["user_id"],
+                changes={name: (old, new) for name, (old, new) in u["changes"].items()},
+                merge_nested_objects=bool(u["merge_nested_objects"]),
+            )
+            for u in d["field_updates"]
+        ),
+        field_read=None
+        if d["field_read"] is None
+        else FieldRead(
+            method=d["field_read"]["method"],
+            users=int(d["field_read"]["users"]),
+            requests=int(d["field_read"]["requests"]),
+            fields=tuple(d["field_read"]["fields"]),
+        ),
         skipped_members=tuple(
             (audience, MemberIssue(where, message, value))
             for audience, where, message, value in d["skipped_members"]
@@ -190,6 +238,9 @@ def _destination_from_json(d: dict[str, Any]) -> DestinationPlan:
                 channel_unsubscribe=bool(x["channel_unsubscribe"]),
                 max_removal_percent=float(x["max_removal_percent"]),
                 max_removals=x["max_removals"],
+                add_fields=x["add_fields"],
+                merge_nested_objects=bool(x["merge_nested_objects"]),
+                field_update_keys=tuple(x["field_update_keys"]),
             )
             for x in d["lists"]
         ),

@@ -14,7 +14,7 @@ from reconciler.live import read_live
 from reconciler.manifest import Manifests
 from reconciler.manifest.model import DEFAULT_MAX_REMOVAL_PERCENT
 from reconciler.plan import Plan, plan_deletions, plan_destination, plan_list
-from reconciler.plan.fingerprint import list_fingerprint
+from reconciler.plan.fingerprint import FIELDS_KEY, list_fingerprint
 
 
 def make_plan(
@@ -72,6 +72,8 @@ def make_plan(
         # Trait mappings: fields ride on subscribes, the rest become bulkUpdates.
         fields = plan_fields(clients[name], desired, lists)
         skipped.extend(fields.issues)
+        if fields.live_digest is not None:
+            prints[FIELDS_KEY] = {"digest": fields.live_digest}
         dest_plan = plan_destination(
             name,
             desired.project_type,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reconciler import __version__
-from reconciler.apply import ApplyReport
+from reconciler.apply import ApplyReport, FieldUpdateResult
 
 Outcome = Literal["success", "no_changes", "failed", "blocked", "stale", "error", "interrupted"]
 
@@ -36,7 +36,19 @@ class RunRecord:
     def to_dict(self) -> dict[str, Any]:
         report = self.report or ApplyReport()
         lists = []
+        user_fields = []
         for d in report.destinations:
+            if d.fields is not None:
+                user_fields.append(
+                    {
+                        "destination": d.destination,
+                        "planned": d.fields.planned,
+                        "updated": d.fields.updated,
+                        "rejected": len(d.fields.rejected),
+                        "not_attempted": d.fields.not_attempted,
+                        "errors": len(d.fields.errors),
+                    }
+                )
             for lr in d.lists:
                 lists.append(
                     {
@@ -46,7 +58,9 @@ class RunRecord:
                         "created": lr.created,
                         "added": lr.added,
                         "removed": lr.removed,
-                        "updated": 0,
+                        # Field updates are per user (a user can be on several lists):
+                        # see user_fields for what was actually written.
+                        "updated": _updated_in_list(lr.field_update_keys, d.fields),
                         "rejected": len(lr.rejected),
                         "errors": len(lr.errors),
                     }
@@ -62,6 +76,7 @@ class RunRecord:
             "rate_limited_responses": report.rate_limited,
             "rate_limit_wait_seconds": round(report.rate_limit_wait_seconds, 3),
             "lists": lists,
+            "user_fields": user_fields,
             "deleted_lists": [
                 {
                     "destination": d.destination,
@@ -77,3 +92,13 @@ class RunRecord:
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def _updated_in_list(keys: tuple[str, ...], fields: FieldUpdateResult | None) -> int | None:
+    """The list's members whose field update went through; None when the bulkUpdate phase
+    had failed requests, since then which users were written is not known."""
+    if not keys:
+        return 0
+    if fields is None or fields.errors or fields.not_attempted:
+        return None
+    return sum(1 for k in keys if k not in fields.rejected)

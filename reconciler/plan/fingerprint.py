@@ -4,8 +4,12 @@ Iterable changed before it is applied (Terraform's stale-plan check)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+# The fingerprint entry for the current values of mapped user fields, beside the lists.
+FIELDS_KEY = "(mapped user fields)"
 
 
 def members_digest(identifiers: Iterable[str]) -> str:
@@ -15,6 +19,12 @@ def members_digest(identifiers: Iterable[str]) -> str:
         h.update(identifier.encode())
         h.update(b"\n")
     return h.hexdigest()
+
+
+def values_digest(values: Mapping[str, Any]) -> str:
+    """Digest of the current field values a plan read (member key -> fields)."""
+    canonical = json.dumps(values, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def list_fingerprint(list_id: int | None, members: Iterable[str] | None) -> dict[str, Any]:
@@ -36,6 +46,8 @@ def first_difference(
             old, new = before.get(list_name), after.get(list_name)
             if old == new:
                 continue
+            if list_name == FIELDS_KEY:
+                return "the current values of mapped user fields changed in Iterable"
             if old is None or new is None:
                 return f"list {list_name!r} in destination {destination!r} was not in both plans"
             if old.get("list_id") != new.get("list_id"):

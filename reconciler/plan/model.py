@@ -35,6 +35,9 @@ class ListPlan:
     # Trait mappings: member key -> the mapped fields sent with that member's subscribe.
     add_fields: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
     merge_nested_objects: bool = False
+    # Members of this list already on it whose mapped fields get a bulkUpdate (the updates
+    # themselves are per user, on the DestinationPlan: a user may be on several lists).
+    field_update_keys: tuple[str, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -269,6 +272,7 @@ class Plan:
                             "live_members": lp.live_count,
                             "desired_members": lp.desired_count,
                             "unchanged_members": lp.unchanged,
+                            "users_to_update": len(lp.field_update_keys),
                             "changes": lp.changes(show),
                         }
                         for lp in d.lists

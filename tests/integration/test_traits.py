@@ -301,3 +301,65 @@ def test_merge_nested_objects_comes_from_the_mapping(workspace, cli, emulator_se
     expected = {"sms": True, "email": True} if merge else {"email": True}
     assert proj.find_user(email="a@example.com").data_fields["prefs"] == expected
     assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+
+
+def test_a_saved_plan_carries_field_writes(workspace, cli, emulator_server, tmp_path):
+    setup(workspace)
+    first = tmp_path / "first.plan"
+    assert cli("plan", workspace.manifests, "--out", first).exit_code == 0
+    assert cli("apply", "--plan", first, "--yes").exit_code == 0
+    assert fields_of(emulator_server, "alice@example.com")["planTier"] == "pro"
+
+    workspace.csv("data/churn.csv", HEADER, [ROWS[0].replace(",pro,", ",gold,"), *ROWS[1:]])
+    second = tmp_path / "second.plan"
+    assert cli("plan", workspace.manifests, "--out", second).exit_code == 0
+    emulator_server.emulator.clear_log()
+    result = cli("apply", "--plan", second, "--yes")
+    assert result.exit_code == 0, result.output
+    (update,) = requests_to(emulator_server, "/api/users/bulkUpdate")
+    assert update.body["users"][0]["dataFields"] == {"planTier": "gold"}
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+
+
+def test_a_saved_plan_is_stale_when_mapped_fields_changed_in_iterable(
+    workspace, cli, emulator_server, tmp_path
+):
+    setup(workspace)
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    planfile = tmp_path / "p.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+    fields_of(emulator_server, "bob@example.com")["planTier"] = "changed-by-hand"
+    emulator_server.emulator.clear_log()
+    result = cli("apply", "--plan", planfile, "--yes")
+    assert result.exit_code == 4, result.output
+    assert "mapped user fields changed" in result.stderr
+    assert [r for r in emulator_server.emulator.request_log if r.method != "GET"] == []
+
+
+def test_field_updates_show_per_list_in_plan_status_and_run_record(
+    workspace, cli, emulator_server, tmp_path
+):
+    setup(workspace)
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    workspace.csv("data/churn.csv", HEADER, [ROWS[0].replace(",pro,", ",gold,"), *ROWS[1:]])
+
+    assert "~ churn (list " in (text := cli("plan", workspace.manifests).stdout)
+    assert ": +0 / -0 / ~1 / 2 unchanged" in text
+    markdown = cli("plan", workspace.manifests, "--format", "markdown").stdout
+    assert "| churn | " in markdown and "| 0 | 0 | 1 | 2 |" in markdown
+    (row,) = cli("status", workspace.manifests, "--format", "json").json()["audiences"]
+    assert row["pending_updates"] == 1
+
+    record_file = tmp_path / "run.json"
+    assert cli("apply", workspace.manifests, "--yes", "--summary-json", record_file).exit_code == 0
+    record = json.loads(record_file.read_text())
+    assert record["user_fields"] == [
+        {
+            "destination": "prod",
+            "planned": 1,
+            "updated": 1,
+            "rejected": 0,
+            "not_attempted": 0,
+            "errors": 0,
+        }
+    ]
