@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from reconciler.desired import DesiredDestination
+from reconciler.desired import DesiredDestination, DesiredList
 from reconciler.errors import LiveStateError
-from reconciler.identity import Member, ProjectType
+from reconciler.identity import Member, ProjectType, looks_like_email
 from reconciler.iterable import ClientSettings, IterableClient, ListInfo
 from reconciler.plan import FieldRead
 
@@ -48,6 +48,28 @@ def find_list(all_lists: list[ListInfo], name: str) -> ListInfo | None:
     return standard[0] if standard else None
 
 
+def _resolve_user_ids(client: IterableClient, item: DesiredList, members: set[str]) -> set[str]:
+    """In hybrid projects getUsers with preferUserId reports a profile by its userId as soon
+    as it has one, even when the audience knows that member only by email (the app set the
+    userId later). Left alone, the plan would re-add the email and remove the userId, and
+    every apply would unsubscribe a member who should stay. So look up the userIds no
+    desired member has (per-user reads, 100/s; in steady state only the real leavers) and
+    count a profile whose email is a desired email-only member under that email."""
+    email_only = {m.email for m in item.members.values() if m.user_id is None and m.email}
+    if not email_only:
+        return members
+    wanted = {i for m in item.members.values() for i in m.identifiers}
+    resolved = set(members)
+    for identifier in members:
+        if identifier in wanted or looks_like_email(identifier):
+            continue
+        email = (client.get_user(user_id=identifier) or {}).get("email")
+        if isinstance(email, str) and email.lower() in email_only:
+            resolved.discard(identifier)
+            resolved.add(email.lower())
+    return resolved
+
+
 def read_live(
     client: IterableClient,
     desired: DesiredDestination,
@@ -66,6 +88,8 @@ def read_live(
         # compared as given.
         members = set(client.iter_list_members(info.id, item.prefer_user_id))
         reads += 1
+        if desired.project_type == "hybrid" and item.prefer_user_id:
+            members = _resolve_user_ids(client, item, members)
         managed[item.list_name] = LiveList(info, members)
     return LiveDestination(all_lists, managed, reads)
 

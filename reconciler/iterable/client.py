@@ -570,7 +570,10 @@ def _parse_user(response: httpx.Response) -> dict[str, Any] | None:
     data = user.get("dataFields", {})
     if not isinstance(data, dict):
         raise _BadAnswer("a user whose dataFields is not an object")
-    return data
+    # The identifiers sit beside dataFields; callers resolving one identifier to the other
+    # need them.
+    identifiers = {k: user[k] for k in ("email", "userId") if k in user and k not in data}
+    return {**data, **identifiers}
 
 
 def _parse_json_lines(

@@ -266,3 +266,27 @@ def test_a_fresh_list_that_briefly_rejects_subscribes_is_retried(workspace, cli,
         "a@example.com",
         "b@example.com",
     ]
+
+
+def test_a_member_known_by_email_whose_profile_gains_a_user_id_stays(
+    workspace, cli, emulator_server
+):
+    # Mixed audience in a hybrid project: read with preferUserId, so Iterable reports a
+    # profile by its userId once it has one, even if the source only knows the email.
+    workspace.csv("data/mixed.csv", "email,userId", ["a@example.com,u-1", "carol@example.com,"])
+    workspace.audience("mixed", {"csv": "data/mixed.csv"})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    proj = project(emulator_server)
+    proj.set_user_id(proj.find_user(email="carol@example.com"), "u-carol")
+    lid = list_id(emulator_server, "mixed")
+    assert "u-carol" in project(emulator_server).members(lid, prefer_user_id=True)
+
+    emulator_server.emulator.clear_log()
+    result = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert result.exit_code == 0, result.output  # neither re-added nor removed
+    assert len(requests_to(emulator_server, "/api/users/byUserId/u-carol")) == 1
+
+    workspace.csv("data/mixed.csv", "email,userId", ["a@example.com,u-1"])
+    workspace.audience("mixed", {"csv": "data/mixed.csv"}, policy={"maxRemovalPercent": 100})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    assert project(emulator_server).members(lid) == ["a@example.com"]
