@@ -175,36 +175,17 @@ class _Collector:
             self.problems.extend(problems_from_error(error, model, positions))
             return
         base_dir = document.file.parent.absolute()
-        if isinstance(parsed, DestinationDocument):
-            self.destinations.setdefault(
+        # One collection and one wrapper class per kind; the first of a duplicate name
+        # wins here, and the duplicate is reported by the cross-document checks.
+        collection, wrapper = {
+            DestinationDocument: (self.destinations, Destination),
+            AudienceDocument: (self.audiences, Audience),
+            TraitMappingDocument: (self.trait_mappings, TraitMapping),
+        }.get(type(parsed), (None, None))
+        if collection is not None and wrapper is not None:
+            collection.setdefault(
                 parsed.metadata.name,
-                Destination(
-                    name=parsed.metadata.name,
-                    spec=parsed.spec,
-                    location=name_location,
-                    base_dir=base_dir,
-                    labels=dict(parsed.metadata.labels),
-                    annotations=dict(parsed.metadata.annotations),
-                    _positions=positions,
-                ),
-            )
-        elif isinstance(parsed, AudienceDocument):
-            self.audiences.setdefault(
-                parsed.metadata.name,
-                Audience(
-                    name=parsed.metadata.name,
-                    spec=parsed.spec,
-                    location=name_location,
-                    base_dir=base_dir,
-                    labels=dict(parsed.metadata.labels),
-                    annotations=dict(parsed.metadata.annotations),
-                    _positions=positions,
-                ),
-            )
-        elif isinstance(parsed, TraitMappingDocument):
-            self.trait_mappings.setdefault(
-                parsed.metadata.name,
-                TraitMapping(
+                wrapper(
                     name=parsed.metadata.name,
                     spec=parsed.spec,
                     location=name_location,
