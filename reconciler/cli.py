@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import threading
+import traceback
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -35,7 +36,7 @@ from reconciler.iterable import ClientSettings, IterableClient
 from reconciler.journal import Journal, last_unfinished
 from reconciler.lock import destination_locks
 from reconciler.manifest import Manifests, load_manifests, manifest_json_schema
-from reconciler.masking import quoted, shower
+from reconciler.masking import mask_emails, quoted, shower
 from reconciler.plan import Plan
 from reconciler.plan.fingerprint import first_difference
 from reconciler.planfile import SavedPlan, load_plan, manifests_digest, save_plan
@@ -704,17 +705,19 @@ def main() -> None:
     debug = "--debug" in sys.argv
     try:
         app()
-    except Exception:
-        # Anything that is not a ReconcilerError is a bug. Without --debug show one line
-        # (tracebacks can carry request data); with it, the traceback (no locals).
-        if debug:
-            raise
-        exc_type, exc, _ = sys.exc_info()
-        err.print(
-            f"internal error: {exc_type.__name__ if exc_type else 'Exception'}: {exc}\n"
-            "This is a bug in reconciler; run again with --debug for the traceback.",
-            markup=False,
+    except Exception as exc:
+        # Anything that is not a ReconcilerError is a bug. Without --debug show one line;
+        # with it, the traceback (no locals). Either way emails in it are masked, as in
+        # every other output, unless --show-members was given.
+        text = (
+            "".join(traceback.format_exception(exc))
+            if debug
+            else f"internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in reconciler; run again with --debug for the traceback.\n"
         )
+        if "--show-members" not in sys.argv:
+            text = mask_emails(text)
+        sys.stderr.write(text)
         sys.exit(EXIT_ERROR)
 
 

@@ -8,9 +8,12 @@ you already know (`j***@e***.com`, `usr_***91`) and too little to learn one you 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 Show = Callable[[str], str]
+
+_EMAIL_IN_TEXT = re.compile(r"[^\s@'\"<>(),;:]+@[^\s@'\"<>(),;:]+\.[A-Za-z]{2,}")
 
 
 def mask_identifier(identifier: str) -> str:
@@ -35,6 +38,11 @@ def _mask_user_id(user_id: str) -> str:
     if len(user_id) >= 4:
         return f"{user_id[:1]}***{user_id[-1:]}"
     return "***"
+
+
+def mask_emails(text: str) -> str:
+    """Mask every email-shaped string in free text (tracebacks, third-party messages)."""
+    return _EMAIL_IN_TEXT.sub(lambda m: _mask_email(m.group(0)), text)
 
 
 def shower(show_members: bool) -> Show:

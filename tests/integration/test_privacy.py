@@ -108,3 +108,24 @@ def test_exit_codes_are_distinct(workspace, cli, emulator_server, tmp_path):
     cli("plan", workspace.manifests, "--out", planfile)
     proj.subscribe_direct(list_id, email="new@example.com")
     assert cli("apply", "--plan", planfile, "--yes").exit_code == 4
+
+
+def test_internal_errors_mask_emails_with_and_without_debug(workspace, monkeypatch, capsys):
+    import pytest
+
+    from reconciler import cli as cli_module
+
+    def broken(*_args, **_kwargs):
+        raise KeyError("jane.doe@example.com")
+
+    monkeypatch.setattr(cli_module, "make_plan", broken)
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    for extra in ([], ["--debug"]):
+        monkeypatch.setattr("sys.argv", ["reconciler", "plan", str(workspace.manifests), *extra])
+        with pytest.raises(SystemExit) as done:
+            cli_module.main()
+        assert done.value.code == 1
+        stderr = capsys.readouterr().err
+        assert "jane.doe@example.com" not in stderr
+        assert "j***@e***.com" in stderr
+        assert ("Traceback" in stderr) == bool(extra)
