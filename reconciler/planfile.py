@@ -142,6 +142,7 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
         "destination": d.destination,
         "project_type": d.project_type,
         "allow_list_deletion": d.allow_list_deletion,
+        "member_read": d.member_read,
         "deletions": [[x.list_id, x.list_name] for x in d.deletions],
         "field_updates": [
             {
@@ -197,6 +198,7 @@ def _destination_from_json(d: dict[str, Any]) -> DestinationPlan:
         destination=d["destination"],
         project_type=d["project_type"],
         allow_list_deletion=bool(d["allow_list_deletion"]),
+        member_read=d.get("member_read"),
         deletions=tuple(ListDeletion(int(i), str(n)) for i, n in d["deletions"]),
         field_updates=tuple(
             FieldUpdate(

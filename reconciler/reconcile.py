@@ -84,7 +84,10 @@ def make_plan(
         )
         destinations.append(
             dataclasses.replace(
-                dest_plan, field_updates=tuple(fields.updates), field_read=fields.read
+                dest_plan,
+                field_updates=tuple(fields.updates),
+                field_read=fields.read,
+                member_read=live.describe_reads(),
             )
         )
     return Plan(tuple(destinations), fingerprint)

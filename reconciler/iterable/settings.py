@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields, replace
 
 from reconciler.errors import ConfigError
 
+MEMBER_READS = ("auto", "getUsers", "export")
+
 
 @dataclass(frozen=True)
 class ClientSettings:
@@ -33,6 +35,9 @@ class ClientSettings:
     user_reads_per_second: float = 100  # users/{email} and users/byUserId/{userId}
     # bulkUpdate bodies must stay under 4 MB; 4,000,000 is under it however a MB is counted.
     bulk_update_max_bytes: int = 4_000_000
+    # How plans read list members: "getUsers" (one call per list, 5/minute), "export" (one
+    # user export for every list at once, 4/minute) or "auto" (the one with fewer waits).
+    member_reads: str = "auto"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ClientSettings:
@@ -41,6 +46,14 @@ class ClientSettings:
         for f in fields(cls):
             raw = env.get(f"RECONCILER_{f.name.upper()}")
             if raw is None or raw == "":
+                continue
+            if f.type == "str":
+                if raw not in MEMBER_READS:
+                    raise ConfigError(
+                        f"RECONCILER_{f.name.upper()} must be one of {', '.join(MEMBER_READS)}; "
+                        f"got {raw!r}"
+                    )
+                overrides[f.name] = raw
                 continue
             try:
                 value = int(raw) if f.type == "int" else float(raw)

@@ -133,6 +133,7 @@ class DestinationPlan:
     allow_list_deletion: bool = False
     field_updates: tuple[FieldUpdate, ...] = ()  # bulkUpdate, between subscribe and unsubscribe
     field_read: FieldRead | None = None
+    member_read: str | None = None  # how list members were read, for people (rate limits)
 
     @property
     def has_changes(self) -> bool:
@@ -264,6 +265,7 @@ class Plan:
                 {
                     "name": d.destination,
                     "project_type": d.project_type,
+                    "member_read": d.member_read,
                     "lists": [
                         {
                             "audience": lp.audience,
