@@ -108,8 +108,15 @@ def _fail(exc: ReconcilerError) -> typer.Exit:
         n = len(exc.problems)
         err.print(f"{n} problem{'s' if n != 1 else ''} found.", markup=False)
     else:
-        err.print(f"error: {exc}", markup=False)
+        err.print(f"error: {_safe_message(exc)}", markup=False)
     return typer.Exit(exc.exit_code)
+
+
+def _safe_message(exc: BaseException) -> str:
+    """An error's text for logs and summaries: an Iterable message can quote a member's
+    email, so emails are masked like everywhere else unless --show-members was given."""
+    text = str(exc)
+    return text if "--show-members" in sys.argv else mask_emails(text)
 
 
 def _load(path: Path, targets: list[str] | None) -> Manifests:
@@ -328,9 +335,11 @@ def apply(
             outcome = "blocked"
         elif isinstance(exc, StalePlanError):
             outcome = "stale"
-        record.finish(outcome, str(exc))
+        record.finish(outcome, _safe_message(exc))
         if summary_file is not None:
-            _append(summary_file, f"\n**reconciler apply stopped ({outcome})**: {exc}\n")
+            _append(
+                summary_file, f"\n**reconciler apply stopped ({outcome})**: {_safe_message(exc)}\n"
+            )
         if summary_json is not None:
             record.write(summary_json)
         raise _fail(exc) from None
