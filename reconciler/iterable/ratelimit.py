@@ -19,7 +19,12 @@ class SlidingWindow:
         sleep: Callable[[float], None],
     ):
         self.limit = int(limit)
-        self.window = window
+        # Paced on our clock, judged on Iterable's: a request's travel time varies, so two
+        # sent exactly one window apart can arrive a little less than that apart and the
+        # second is refused. A margin of up to 50 ms costs at most 5% of the rate and
+        # saves the retries (measured with bench/plan_apply.py: 9 429s per 100 requests
+        # at 20/s without it).
+        self.window = window + min(0.05, window * 0.05)
         self._clock = clock
         self._sleep = sleep
         self._stamps: deque[float] = deque()
