@@ -37,7 +37,9 @@ class SlidingWindow:
         while True:
             with self._lock:
                 now = self._clock()
-                while self._stamps and now - self._stamps[0] >= self.window:
+                # The tolerance keeps float rounding (1000.0 + 1.05 - 1000.0 < 1.05) from
+                # leaving a wait too small to move the clock, which would spin forever.
+                while self._stamps and now - self._stamps[0] >= self.window - 1e-9:
                     self._stamps.popleft()
                 if len(self._stamps) < self.limit:
                     self._stamps.append(now)
