@@ -584,7 +584,10 @@ def _apply_with_progress(
 def status(
     path: Path = PathArg,
     output: OutputFormat = typer.Option(
-        OutputFormat.text, "--format", "-f", help="text (a table) or json."
+        OutputFormat.text,
+        "--format",
+        "-f",
+        help="text (a table) or json (markdown prints the table too).",
     ),
     target: list[str] | None = TargetOpt,
     state_dir: Path = StateDirOpt,
@@ -615,9 +618,16 @@ def status(
         for d in the_plan.destinations
         for lp in d.lists
     ]
+    skipped = the_plan.summary.members_skipped
+    if skipped:
+        err.print(
+            f"warning: {skipped} member{'s' if skipped != 1 else ''} could not be used; "
+            "run `reconciler validate` to see them",
+            markup=False,
+        )
     if output is OutputFormat.json:
         typer.echo(json.dumps({"audiences": rows}, indent=2))
-        return
+        raise typer.Exit(EXIT_ERROR if skipped else EXIT_OK)
     from rich.table import Table
 
     table = Table(title=None, show_edge=False, header_style="bold")
@@ -630,7 +640,7 @@ def status(
         ("+add", "right"),
         ("-remove", "right"),
         ("~update", "right"),
-        ("", "left"),
+        ("policy", "left"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for r in rows:
@@ -646,6 +656,8 @@ def status(
             "BLOCKED" if r["blocked"] else "",
         )
     Console(highlight=False, width=max(100, Console().width)).print(table)
+    if skipped:
+        raise typer.Exit(EXIT_ERROR)
 
 
 @app.command("import")

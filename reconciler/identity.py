@@ -19,7 +19,7 @@ KeyKind = Literal["email", "userId"]
 MAX_USER_ID_LENGTH = 52
 # Deliberately simple: one '@', a dot in the domain, no whitespace. Iterable is the final
 # judge (it answers invalidEmails per member); this only keeps obvious garbage from being sent.
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]+$")
 
 
 class InvalidIdentity(ValueError):

@@ -8,8 +8,10 @@ you already know (`j***@e***.com`, `usr_***91`) and too little to learn one you 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
+from typing import Any
 
 Show = Callable[[str], str]
 
@@ -45,9 +47,22 @@ def mask_emails(text: str) -> str:
     return _EMAIL_IN_TEXT.sub(lambda m: _mask_email(m.group(0)), text)
 
 
+def _full(identifier: str) -> str:
+    return identifier
+
+
 def shower(show_members: bool) -> Show:
     """How identifiers are shown: in full (local use) or masked (the default)."""
-    return (lambda identifier: identifier) if show_members else mask_identifier
+    return _full if show_members else mask_identifier
+
+
+def mask_value(value: Any, show: Show) -> Any:
+    """A field value beside a member: text (names, emails, dates) can be personal data, so
+    it is masked whenever identifiers are; numbers, booleans and null are shown."""
+    if show is not mask_identifier or value is None or isinstance(value, bool | int | float):
+        return value
+    raw = value if isinstance(value, str) else json.dumps(value, default=str)
+    return f"{raw[:1]}***" if raw else ""
 
 
 def quoted(show: Show) -> Show:

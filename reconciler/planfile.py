@@ -77,7 +77,13 @@ def save_plan(
         "version": VERSION,
         "reconciler_version": __version__,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "manifests": {"root": str(manifest_root), "digest": manifests_digest(manifests)},
+        # As given (so a plan made in one checkout applies in another from the same
+        # relative place) and absolute (so it applies from any directory on this machine).
+        "manifests": {
+            "root": str(manifest_root),
+            "absolute_root": str(manifest_root.absolute()),
+            "digest": manifests_digest(manifests),
+        },
         "targets": targets,
         "fingerprint": plan.fingerprint,
         "destinations": [_destination_to_json(d) for d in plan.destinations],
@@ -117,7 +123,7 @@ def load_plan(path: Path) -> SavedPlan:
         )
         return SavedPlan(
             plan=plan,
-            manifest_root=Path(payload["manifests"]["root"]),
+            manifest_root=_root(payload["manifests"]),
             manifest_digest=payload["manifests"]["digest"],
             targets=payload.get("targets"),
             created_at=payload.get("created_at", ""),
@@ -126,6 +132,14 @@ def load_plan(path: Path) -> SavedPlan:
         raise
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise ReconcilerError(f"{path} is not a reconciler plan file (or it is damaged)") from None
+
+
+def _root(recorded: dict[str, Any]) -> Path:
+    given = Path(recorded["root"])
+    absolute = recorded.get("absolute_root")
+    if given.exists() or not absolute:
+        return given
+    return Path(absolute)
 
 
 def _member_to_json(m: Member) -> list[Any]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reconciler.identity import Member, ProjectType
+from reconciler.masking import mask_value
 from reconciler.sources import MemberIssue
 
 SAMPLE_SIZE = 10
@@ -314,7 +315,8 @@ def _field_updates_dict(d: DestinationPlan, show: Callable[[str], str]) -> dict[
             {
                 "member": show(u.key),
                 "changes": {
-                    name: {"old": old, "new": new} for name, (old, new) in u.changes.items()
+                    name: {"old": mask_value(old, show), "new": mask_value(new, show)}
+                    for name, (old, new) in u.changes.items()
                 },
             }
             for u in d.field_updates[:SAMPLE_SIZE]

@@ -13,15 +13,15 @@ import jinja2
 
 from reconciler.apply import ApplyReport
 from reconciler.identity import Member
-from reconciler.masking import Show, quoted, shower
+from reconciler.masking import Show, mask_value, quoted, shower
 from reconciler.plan import FieldUpdate, ListPlan, Plan
 
 SAMPLE = 10
 SKIPPED_SAMPLE = 20
 # What overrides each kind of violation on the apply command line.
 OVERRIDES = {
-    "removals": "--allow-removals or --allow-unsafe",
-    "list_deletion": "--allow-list-deletion or --allow-unsafe",
+    "removals": "--allow-removals",
+    "list_deletion": "--allow-list-deletion",
 }
 # GitHub rejects comments over 65,536 characters; samples keep plans far below it, and this
 # is the backstop.
@@ -62,10 +62,13 @@ def _update_label(show: Show) -> Any:
     return label
 
 
-def _field_value(value: Any) -> str:
-    """A field value as a plan shows it: JSON, cut short."""
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _field_value(show: Show) -> Any:
+    def value_text(value: Any) -> str:
+        """A field value as a plan shows it: JSON (masked like identifiers), cut short."""
+        text = json.dumps(mask_value(value, show), ensure_ascii=False, default=str)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    return value_text
 
 
 def _add_field_names(lp: ListPlan) -> str:
@@ -112,7 +115,7 @@ def _context(plan: Plan, show_members: bool) -> dict[str, Any]:
         "quoted": quoted(show),
         "member_label": _member_label(show),
         "update_label": _update_label(show),
-        "field_value": _field_value,
+        "field_value": _field_value(show),
         "add_field_names": _add_field_names,
         "list_ref": _list_ref,
         "masked": not show_members,

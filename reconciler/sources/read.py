@@ -75,6 +75,16 @@ def _read_csv(audience: Audience, project_type: ProjectType) -> SourceResult:
             columns = {name.strip(): i for i, name in enumerate(header)}
             email_col = columns.get(spec.email)
             user_id_col = columns.get(spec.userId)
+            # A column named in the manifest must exist: a typo would otherwise drop that
+            # identifier from every row, and the members it identified would be removed.
+            for option in ("email", "userId"):
+                named = getattr(spec, option)
+                if option in spec.model_fields_set and named not in columns:
+                    raise SourceError(
+                        f"{audience.field_location('members', option)}: column {named!r} is "
+                        f"not in the header of {path}; columns are: "
+                        f"{', '.join(columns) or '(none)'}"
+                    )
             if email_col is None and user_id_col is None:
                 raise SourceError(
                     f"{declared_at}: {path} has neither an {spec.email!r} nor a "

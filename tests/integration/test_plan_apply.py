@@ -290,3 +290,34 @@ def test_a_member_known_by_email_whose_profile_gains_a_user_id_stays(
     workspace.audience("mixed", {"csv": "data/mixed.csv"}, policy={"maxRemovalPercent": 100})
     assert cli("apply", workspace.manifests, "--yes").exit_code == 0
     assert project(emulator_server).members(lid) == ["a@example.com"]
+
+
+def test_a_column_named_in_the_manifest_must_be_in_the_header(workspace, cli, emulator_server):
+    workspace.csv("data/m.csv", "email,user_id", ["a@example.com,u-1"])
+    workspace.audience("typo", {"csv": "data/m.csv", "email": "e_mail", "userId": "user_id"})
+    for command in ("validate", "plan"):
+        result = cli(command, workspace.manifests)
+        assert result.exit_code == 1, result.output
+        assert "column 'e_mail' is not in the header" in result.stderr
+        assert "aud-typo.yaml:" in result.stderr
+    assert emulator_server.emulator.request_log == [] or all(
+        r.method == "GET" for r in emulator_server.emulator.request_log
+    )
+
+
+def test_a_saved_plan_applies_from_any_directory(workspace, cli, emulator_server, monkeypatch):
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    planfile = workspace.root / "p.plan"
+    assert cli("plan", "manifests", "--out", planfile).exit_code == 0  # relative path
+    elsewhere = workspace.root / "somewhere" / "else"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    result = cli("apply", "--plan", planfile, "--yes")
+    assert result.exit_code == 0, result.output
+
+
+def test_status_warns_and_exits_1_when_members_are_invalid(workspace, cli):
+    workspace.audience("vip", {"inline": ["a@example.com", "foo@bar..com"]})
+    result = cli("status", workspace.manifests, "--format", "json")
+    assert result.exit_code == 1
+    assert "1 member could not be used" in result.stderr

@@ -363,3 +363,16 @@ def test_field_updates_show_per_list_in_plan_status_and_run_record(
             "errors": 0,
         }
     ]
+
+
+def test_text_field_values_are_masked_unless_show_members(workspace, cli, emulator_server):
+    setup(workspace)
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    workspace.csv("data/churn.csv", HEADER, [ROWS[0].replace(",alice", ",alicia"), *ROWS[1:]])
+    for fmt in ("text", "markdown", "json"):
+        out = cli("plan", workspace.manifests, "--format", fmt).stdout
+        assert "Alicia" not in out and "Hi Alice" not in out, fmt
+    masked = cli("plan", workspace.manifests).stdout
+    assert 'greeting "H***" -> "H***"' in masked
+    full = cli("plan", workspace.manifests, "--show-members").stdout
+    assert 'greeting "Hi Alice" -> "Hi Alicia"' in full
