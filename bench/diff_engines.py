@@ -40,59 +40,93 @@ def email_sql(column: str) -> str:
     )
 
 
-def generate(directory: Path, n: int) -> tuple[Path, Path]:
+def generate(
+    directory: Path, n: int, *, header: bool = False, fmt: str = "csv"
+) -> tuple[Path, Path]:
+    """live.FMT and desired.FMT in `directory`: CSV (with an `email` header line when
+    `header`, as a reconciler CSV source needs) or Parquet (column `email`)."""
     import duckdb
 
-    live, desired = directory / "live.csv", directory / "desired.csv"
+    live, desired = directory / f"live.{fmt}", directory / f"desired.{fmt}"
     churn = max(1, n // 100)
+    options = "FORMAT parquet" if fmt == "parquet" else f"HEADER {str(header).lower()}"
     with duckdb.connect() as connection:
+        connection.execute("SET enable_progress_bar = false")
         # Shuffled (ORDER BY hash) so neither engine is helped by sorted input.
         connection.execute(
             f"COPY (SELECT {email_sql('i')} AS email FROM range({n}) t(i) ORDER BY hash(i)) "
-            f"TO '{live}' (HEADER false)"
+            f"TO '{live}' ({options})"
         )
         # Desired: every live email but 1% (i % 100 == 0), plus 1% new ones (i >= n).
         connection.execute(
             f"COPY (SELECT {email_sql('i')} AS email FROM range({n + churn}) t(i) "
-            f"WHERE i >= {n} OR i % 100 != 0 ORDER BY hash(i + 1)) TO '{desired}' (HEADER false)"
+            f"WHERE i >= {n} OR i % 100 != 0 ORDER BY hash(i + 1)) TO '{desired}' ({options})"
         )
     return live, desired
+
+
+def duckdb_reader(path: Path, header: bool = False) -> str:
+    """DuckDB's reader of a file of emails: Parquet, or CSV of one column."""
+    if path.suffix == ".parquet":
+        return f"read_parquet('{path}')"
+    return (
+        f"read_csv('{path}', header = {str(header).lower()}, auto_detect = false, "
+        f"columns = {{'email': 'VARCHAR'}})"
+    )
 
 
 # --- engines, run in a child process ----------------------------------------------------
 
 
-def python_set(live: Path, desired: Path, out: Path) -> tuple[int, int]:
-    with live.open(encoding="utf-8") as handle:
-        live_set = {line.rstrip("\n") for line in handle}
-    with desired.open(encoding="utf-8") as handle:
-        desired_set = {line.rstrip("\n") for line in handle}
+def read_set(path: Path, header: bool = False) -> set[str]:
+    if path.suffix == ".parquet":
+        import duckdb
+
+        # No Parquet reader in the standard library: DuckDB hands the column over.
+        with duckdb.connect() as connection:
+            return {row[0] for row in connection.execute(f"SELECT email FROM '{path}'").fetchall()}
+    with path.open(encoding="utf-8") as handle:
+        if header:
+            next(handle, None)
+        return {line.rstrip("\n") for line in handle}
+
+
+def python_set(
+    live: Path, desired: Path, out: Path, desired_header: bool = False
+) -> tuple[int, int]:
+    live_set = read_set(live)
+    desired_set = read_set(desired, desired_header)
     adds = desired_set - live_set
     removes = live_set - desired_set
     return len(adds), len(removes)
 
 
 def duckdb_anti_join(
-    live: Path, desired: Path, out: Path, memory_limit: str | None
+    live: Path, desired: Path, out: Path, memory_limit: str | None, desired_header: bool = False
 ) -> tuple[int, int]:
     import duckdb
 
     with duckdb.connect() as connection:
+        connection.execute("SET enable_progress_bar = false")
         connection.execute(f"SET temp_directory = '{out / 'spill'}'")
         if memory_limit:
             connection.execute(f"SET memory_limit = '{memory_limit}'")
             # Insertion order costs memory and no diff needs it.
             connection.execute("SET preserve_insertion_order = false")
-        source = "read_csv('{}', header = false, columns = {{'email': 'VARCHAR'}})"
+        live_reader = duckdb_reader(live)
+        desired_reader = duckdb_reader(desired, desired_header)
         counts = []
-        for name, left, right in (("adds", desired, live), ("removes", live, desired)):
+        for name, left, right in (
+            ("adds", desired_reader, live_reader),
+            ("removes", live_reader, desired_reader),
+        ):
             target = out / f"{name}.csv"
             connection.execute(
-                f"COPY (SELECT d.email FROM {source.format(left)} AS d "
-                f"ANTI JOIN {source.format(right)} AS l USING (email)) TO '{target}' (HEADER false)"
+                f"COPY (SELECT d.email FROM {left} AS d "
+                f"ANTI JOIN {right} AS l USING (email)) TO '{target}' (HEADER false)"
             )
             counts.append(
-                connection.execute(f"SELECT count(*) FROM {source.format(target)}").fetchone()[0]
+                connection.execute(f"SELECT count(*) FROM {duckdb_reader(target)}").fetchone()[0]
             )
     return counts[0], counts[1]
 
@@ -102,10 +136,10 @@ def run_engine(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if args.engine == "python-set":
-        adds, removes = python_set(live, desired, out)
+        adds, removes = python_set(live, desired, out, args.desired_header)
     else:
         limit = args.memory_limit if args.engine == "duckdb+limit" else None
-        adds, removes = duckdb_anti_join(live, desired, out, limit)
+        adds, removes = duckdb_anti_join(live, desired, out, limit, args.desired_header)
     seconds = time.perf_counter() - start
     print(json.dumps({"adds": adds, "removes": removes, "diff_seconds": seconds}))
 
@@ -113,11 +147,22 @@ def run_engine(args: argparse.Namespace) -> None:
 # --- the parent: measure each engine in its own process ---------------------------------
 
 
-def measure(engine: str, live: Path, desired: Path, directory: Path, memory_limit: str) -> dict:
-    """Run one engine in a child process of its own, so its peak RSS is its own."""
+def measure(
+    engine: str,
+    live: Path,
+    desired: Path,
+    directory: Path,
+    memory_limit: str,
+    *,
+    desired_header: bool = False,
+) -> dict:
+    """Run one engine in a child process of its own, so its peak RSS is its own.
+    bench/plan_apply.py calls this too, on the files it plans from."""
     command = [sys.executable, __file__, "--engine", engine, "--live", str(live)]
     command += ["--desired", str(desired), "--out", str(directory / engine)]
     command += ["--memory-limit", memory_limit]
+    if desired_header:
+        command.append("--desired-header")
     run = run_measured(command, timeout=ENGINE_TIMEOUT_SECONDS)
     shutil.rmtree(directory / engine, ignore_errors=True)
     if run.returncode != 0:
@@ -144,6 +189,7 @@ def main() -> None:
     parser.add_argument("--generate", help=argparse.SUPPRESS)
     parser.add_argument("--live", help=argparse.SUPPRESS)
     parser.add_argument("--desired", help=argparse.SUPPRESS)
+    parser.add_argument("--desired-header", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
 

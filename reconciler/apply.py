@@ -10,11 +10,13 @@ starts: those in flight finish and are reported, the rest are reported as not at
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from reconciler.engine.rows import batches
 from reconciler.errors import AuthError, IterableError
 from reconciler.identity import Member, ProjectType, looks_like_email
 from reconciler.iterable import BatchResult, IterableClient
@@ -160,11 +162,6 @@ class ApplyReport:
         }
 
 
-def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def subscriber_payload(member: Member, project_type: ProjectType) -> dict[str, Any]:
     """How Iterable identifies the member. Hybrid projects get both identifiers (as
     Segment's destination sends them) so a new user is created with both."""
@@ -297,12 +294,14 @@ def _apply_destination(
     settings = client.settings
     with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
         # 2. subscribe
-        jobs = []
-        for lp in work:
-            if lp.list_name not in live_ids or not lp.add:
-                continue
-            for chunk in batches(lp.add, settings.batch_size):
-                jobs.append((lp, chunk))
+        # Generated as the pool takes them: a list of millions is read from DuckDB a
+        # batch at a time, never held whole.
+        jobs = (
+            (lp, chunk)
+            for lp in work
+            if lp.list_name in live_ids and lp.add
+            for chunk in batches(lp.add, settings.batch_size)
+        )
 
         def subscribe(job: tuple[ListPlan, Sequence[Member]]) -> BatchResult | None:
             lp, chunk = job
@@ -321,7 +320,7 @@ def _apply_destination(
                 step.done(succeeded=outcome.success_count, rejected=len(outcome.failed))
             return outcome
 
-        for (lp, chunk), outcome in zip(jobs, _run(pool, subscribe, jobs), strict=True):
+        for (lp, chunk), outcome in _run(pool, subscribe, jobs, settings.concurrency):
             result = results[lp.list_name]
             if outcome is None:
                 result.not_attempted_add += len(chunk)
@@ -341,12 +340,12 @@ def _apply_destination(
         )
 
         # 3. unsubscribe
-        jobs_r = []
-        for lp in work:
-            if lp.list_name not in live_ids or not lp.remove:
-                continue
-            for ids in batches(lp.remove, settings.batch_size):
-                jobs_r.append((lp, ids))
+        jobs_r = (
+            (lp, ids)
+            for lp in work
+            if lp.list_name in live_ids and lp.remove
+            for ids in batches(lp.remove, settings.batch_size)
+        )
 
         def unsubscribe(job: tuple[ListPlan, Sequence[str]]) -> BatchResult | None:
             lp, ids = job
@@ -365,7 +364,7 @@ def _apply_destination(
                 step.done(succeeded=outcome.success_count, rejected=len(outcome.failed))
             return outcome
 
-        for (lp, ids), outcome in zip(jobs_r, _run(pool, unsubscribe, jobs_r), strict=True):
+        for (lp, ids), outcome in _run(pool, unsubscribe, jobs_r, settings.concurrency):
             result = results[lp.list_name]
             if outcome is None:
                 result.not_attempted_remove += len(ids)
@@ -442,7 +441,7 @@ def _update_fields(
         return outcome
 
     jobs = packed.requests
-    for chunk, outcome in zip(jobs, _run(pool, send, jobs), strict=True):
+    for chunk, outcome in _run(pool, send, jobs, client.settings.concurrency):
         chunk_updates = [owner[id(p)] for p in chunk]
         if outcome is None:
             result.not_attempted += len(chunk)
@@ -469,20 +468,39 @@ def _update_fields(
 
 
 def _run(
-    pool: ThreadPoolExecutor, fn: Callable[[T], BatchResult | None], jobs: list[T]
-) -> Iterator[BatchResult | IterableError | None]:
-    """Results in submission order; an IterableError becomes that job's result, except a
-    rejected key, which stops the run (every other request would fail the same way)."""
-    futures = [pool.submit(fn, job) for job in jobs]
-    for future in futures:
+    pool: ThreadPoolExecutor,
+    fn: Callable[[T], BatchResult | None],
+    jobs: Iterable[T],
+    concurrency: int,
+) -> Iterator[tuple[T, BatchResult | IterableError | None]]:
+    """Each job with its result, in submission order; an IterableError becomes that job's
+    result, except a rejected key, which stops the run (every other request would fail
+    the same way). Jobs are taken from `jobs` only as the pool has room for them (twice
+    its size in flight), so a long generator is never drained into memory."""
+    window: deque[tuple[T, Future[BatchResult | None]]] = deque()
+    pending = iter(jobs)
+    exhausted = False
+    while True:
+        while not exhausted and len(window) < 2 * concurrency:
+            job = next(pending, _END)
+            if job is _END:
+                exhausted = True
+                break
+            window.append((job, pool.submit(fn, job)))  # type: ignore[arg-type]
+        if not window:
+            return
+        job, future = window.popleft()
         try:
-            yield future.result()
+            yield job, future.result()
         except AuthError:
-            for f in futures:
-                f.cancel()
+            for _job, other in window:
+                other.cancel()
             raise
         except IterableError as exc:
-            yield exc
+            yield job, exc
+
+
+_END = object()
 
 
 def _failed_members(

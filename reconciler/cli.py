@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import traceback
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -29,7 +29,14 @@ from reconciler.apply import ApplyReport, apply_plan
 from reconciler.connect import open_client
 from reconciler.desired import build_desired
 from reconciler.emulator import emulator_app
-from reconciler.errors import ManifestError, ReconcilerError, StalePlanError, UnsafePlanError
+from reconciler.engine import Engine
+from reconciler.errors import (
+    ConfigError,
+    ManifestError,
+    ReconcilerError,
+    StalePlanError,
+    UnsafePlanError,
+)
 from reconciler.github.cli import github_app
 from reconciler.interrupt import stop_on_interrupt
 from reconciler.iterable import ClientSettings, IterableClient
@@ -40,6 +47,7 @@ from reconciler.masking import mask_emails, quoted, shower
 from reconciler.plan import Plan
 from reconciler.plan.fingerprint import first_difference
 from reconciler.planfile import SavedPlan, load_plan, manifests_digest, save_plan
+from reconciler.progress import Progress, Task, console_progress
 from reconciler.reconcile import make_plan
 from reconciler.render import (
     PLAN_RENDERERS,
@@ -151,13 +159,9 @@ def _open_clients(
 def _plan(
     manifests: Manifests, clients: dict[str, IterableClient], targets: list[str] | None
 ) -> Plan:
-    with err.status("Reading live state from Iterable...") as status:
-
-        def on_read(list_name: str) -> None:
-            status.update(f"Reading members of list {list_name!r}...")
-
+    with _progress() as progress:
         return make_plan(
-            manifests, clients, targets=set(targets) if targets else None, on_read=on_read
+            manifests, clients, targets=set(targets) if targets else None, progress=progress
         )
 
 
@@ -178,16 +182,22 @@ def validate(
     Every problem is printed as FILE:LINE:COL: message, all at once. Exit 1 if any."""
     try:
         manifests = load_manifests(path)
-        desired = build_desired(manifests)
+        # Large sources are checked in DuckDB, as plan reads them.
+        desired = build_desired(manifests, engine=Engine.from_env())
     except ReconcilerError as exc:
         raise _fail(exc) from None
-    issues = [issue for d in desired.values() for item in d.lists for issue in item.issues]
+    items = [item for d in desired.values() for item in d.lists]
+    issues = [issue for item in items for issue in item.issues]
     show = quoted(shower(show_members))
     for issue in issues:
         err.print(issue.describe(show), markup=False)
-    members = sum(len(item.members) for d in desired.values() for item in d.lists)
+    unlisted = sum(item.table.skipped - len(item.issues) for item in items if item.table)
+    if unlisted:
+        err.print(f"... and {unlisted} more (large audiences list their first 1000).")
+    members = sum(item.table.count if item.table else len(item.members) for item in items)
     if issues:
-        err.print(f"{len(issues)} invalid member{'s' if len(issues) != 1 else ''} found.")
+        total = len(issues) + unlisted
+        err.print(f"{total} invalid member{'s' if total != 1 else ''} found.")
         raise typer.Exit(EXIT_ERROR)
     typer.echo(
         f"OK: {len(manifests.destinations)} destination(s), {len(manifests.audiences)} "
@@ -234,6 +244,9 @@ def plan(
     debug: bool = DebugOpt,
 ) -> None:
     """Show what apply would change in Iterable. Reads only; writes nothing to Iterable.
+
+    Audiences of a million rows or more are planned in DuckDB, on disk
+    under a memory limit: see RECONCILER_ENGINE in the README.
 
     Exit codes: 0 success (with --detailed-exitcode: no changes), 1 error or invalid members,
     2 changes present (--detailed-exitcode), 3 blocked by the safety policy."""
@@ -558,26 +571,67 @@ def _apply_with_progress(
     journal: Journal | None = None,
     stop: threading.Event | None = None,
 ) -> ApplyReport:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     s = the_plan.summary
-    total = s.members_to_add + s.members_to_remove + s.users_to_update
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as progress:
-        task = progress.add_task("Applying", total=total)
-        return apply_plan(
-            the_plan,
-            clients,
-            progress=lambda _phase, n: progress.advance(task, n),
-            journal=journal,
-            stop=stop,
+    totals = {"add": s.members_to_add, "update": s.users_to_update, "remove": s.members_to_remove}
+    order = [phase for phase in _APPLY_PHASES if totals[phase]]
+    tasks: dict[str, Task] = {}
+    done = dict.fromkeys(totals, 0)
+    lock = threading.Lock()
+    with _progress() as progress:
+
+        def start(phase: str) -> Task:
+            description, unit = _APPLY_PHASES[phase]
+            tasks[phase] = progress.task(description, totals[phase], unit)
+            return tasks[phase]
+
+        def advance(phase: str, n: int) -> None:
+            if phase not in _APPLY_PHASES:
+                return  # a phase this display does not know is no reason to stop an apply
+            with lock:
+                task = tasks.get(phase) or start(phase)
+                task.advance(n)
+                done[phase] += n
+                if done[phase] < totals[phase]:
+                    return
+                task.finish()
+                # The next phase starts now, not at its first finished batch, so its rate
+                # and time include that batch.
+                later = order[order.index(phase) + 1 :] if phase in order else []
+                if later and later[0] not in tasks:
+                    start(later[0])
+
+        if order:
+            start(order[0])
+        try:
+            return apply_plan(the_plan, clients, progress=advance, journal=journal, stop=stop)
+        finally:
+            for task in tasks.values():
+                task.finish()
+
+
+# apply's progress phases, in the order it runs them: (task description, unit).
+_APPLY_PHASES = {
+    "add": ("adding members", "members"),
+    "update": ("updating user fields", "users"),
+    "remove": ("removing members", "members"),
+}
+
+
+def _progress() -> AbstractContextManager[Progress]:
+    """Progress on stderr: bars on a terminal, otherwise a log line per task at most every
+    RECONCILER_PROGRESS_INTERVAL seconds (default 10)."""
+    raw = os.environ.get("RECONCILER_PROGRESS_INTERVAL", "").strip()
+    if not raw:
+        return console_progress(err)
+    try:
+        interval = float(raw)
+    except ValueError:
+        interval = -1.0
+    if not 0 <= interval < float("inf"):
+        raise ConfigError(
+            f"RECONCILER_PROGRESS_INTERVAL must be a number of seconds (0 or more), got {raw!r}"
         )
+    return console_progress(err, interval=interval)
 
 
 @app.command()

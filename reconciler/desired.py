@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from reconciler.identity import Member, ProjectType
 from reconciler.manifest import Audience, Destination, Manifests
+from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.sources import MemberIssue, read_members
 from reconciler.traits import CompiledMapping, DesiredFields, compile_mapping, desired_fields
+
+if TYPE_CHECKING:
+    from reconciler.engine import Engine
+    from reconciler.engine.desired_table import DesiredTable
 
 
 @dataclass
@@ -16,6 +22,8 @@ class DesiredList:
     members: dict[str, Member]
     issues: list[MemberIssue]
     fields: DesiredFields | None = None  # the audience's trait mapping applied to its members
+    # Large audiences live in the DuckDB workspace instead of `members` (engine/).
+    table: DesiredTable | None = None
 
     @property
     def list_name(self) -> str:
@@ -24,6 +32,8 @@ class DesiredList:
     @property
     def prefer_user_id(self) -> bool:
         """Ask getUsers for userIds when this audience identifies members by userId."""
+        if self.table is not None:
+            return self.table.prefer_user_id
         return any(m.key_kind == "userId" for m in self.members.values())
 
 
@@ -38,17 +48,33 @@ class DesiredDestination:
 
 
 def build_desired(
-    manifests: Manifests, targets: set[str] | None = None
+    manifests: Manifests,
+    targets: set[str] | None = None,
+    engine: Engine | None = None,
+    progress: Progress = NULL_PROGRESS,
 ) -> dict[str, DesiredDestination]:
     """Read every (targeted) audience's source. Destinations without audiences are kept so a
-    plan still checks their connection."""
+    plan still checks their connection. With an `engine`, large audiences are read into its
+    DuckDB workspace (see engine/)."""
     desired = {name: DesiredDestination(dest) for name, dest in manifests.destinations.items()}
     compiled: dict[str, CompiledMapping] = {}
     for name, audience in manifests.audiences.items():
         if targets is not None and name not in targets:
             continue
         dest = desired[audience.spec.destination]
+        if engine is not None and at_scale(engine, audience):
+            from reconciler.engine.desired_table import load_desired
+
+            task = progress.task(f"reading audience {name!r} into DuckDB", unit="rows")
+            table = load_desired(engine, audience, dest.project_type)
+            task.advance(table.rows)
+            task.finish()
+            dest.lists.append(DesiredList(audience, {}, list(table.issues), table=table))
+            continue
+        task = progress.task(f"reading audience {name!r}", unit="rows")
         result = read_members(audience, dest.project_type)
+        task.advance(result.rows)
+        task.finish()
         item = DesiredList(audience, result.members, result.issues)
         if audience.spec.traits is not None:
             mapping_name = audience.spec.traits
@@ -62,3 +88,18 @@ def build_desired(
     if targets is not None:
         desired = {k: v for k, v in desired.items() if v.lists}
     return desired
+
+
+def at_scale(engine: Engine, audience: Audience) -> bool:
+    """Whether DuckDB plans this audience. Inline members and audiences with a trait
+    mapping (whose values are checked and compared per member) always stay in Python."""
+    members = audience.spec.members
+    if members.inline is not None or audience.spec.traits is not None:
+        return False
+    if engine.settings.engine != "auto":
+        return engine.settings.engine == "duckdb"
+    from reconciler.engine.desired_table import estimate_rows
+
+    return engine.use_duckdb(
+        engine.remember(("rows", audience.name), lambda: estimate_rows(audience))
+    )

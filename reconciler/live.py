@@ -7,19 +7,27 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from reconciler.desired import DesiredDestination, DesiredList
 from reconciler.errors import LiveStateError
 from reconciler.identity import Member, ProjectType, looks_like_email
 from reconciler.iterable import ClientSettings, IterableClient, ListInfo
 from reconciler.plan import FieldRead
+from reconciler.progress import NULL_PROGRESS, Progress, Task
+
+if TYPE_CHECKING:
+    from reconciler.engine import Engine
+    from reconciler.engine.diff import LiveTable
+    from reconciler.engine.prefetch import Prefetch
 
 
 @dataclass
 class LiveList:
     info: ListInfo
     members: set[str]
+    # Lists of audiences planned in DuckDB: members in the workspace, not in `members`.
+    table: LiveTable | None = None
 
 
 @dataclass
@@ -28,15 +36,24 @@ class LiveDestination:
     managed: dict[str, LiveList]  # by list name; only lists a manifest declares
     member_reads: int  # rate-limited calls spent reading members
     member_read: str = "getUsers"  # or "export"
+    table_reads: int = 0  # lists whose members went to disk and were diffed in DuckDB
 
     def describe_reads(self) -> str | None:
         if not self.managed:
             return None
         lists = f"{len(self.managed)} list{'s' if len(self.managed) != 1 else ''}"
         if self.member_read == "export":
-            return f"members of {lists} read with 1 user export (1 rate-limited call)"
-        calls = f"{self.member_reads} getUsers call{'s' if self.member_reads != 1 else ''}"
-        return f"members of {lists} read with {calls}"
+            text = f"members of {lists} read with 1 user export (1 rate-limited call)"
+        else:
+            text = f"members of {lists} read with {_calls(self.member_reads)}"
+        if self.table_reads:
+            large = f"{self.table_reads} large list{'s' if self.table_reads != 1 else ''}"
+            text += f"; {large} diffed in DuckDB"
+        return text
+
+
+def _calls(n: int) -> str:
+    return f"{n} getUsers call{'s' if n != 1 else ''}"
 
 
 def choose_member_read(existing_lists: int, settings: ClientSettings) -> str:
@@ -93,6 +110,10 @@ def read_live(
     client: IterableClient,
     desired: DesiredDestination,
     on_read: Callable[[str], None] | None = None,
+    *,
+    engine: Engine | None = None,
+    progress: Progress = NULL_PROGRESS,
+    prefetch: Prefetch | None = None,
 ) -> LiveDestination:
     all_lists = client.get_lists()
     found = [
@@ -100,38 +121,123 @@ def read_live(
         for item in desired.lists
         if (info := find_list(all_lists, item.list_name)) is not None
     ]
+    # Audiences planned in DuckDB read their members to disk, never into Python sets.
+    in_tables = [(item, info) for item, info in found if item.table is not None]
+    in_python = [(item, info) for item, info in found if item.table is None]
+    managed: dict[str, LiveList] = {}
     if choose_member_read(len(found), client.settings) == "export" and found:
         if on_read is not None:
             on_read(f"{len(found)} lists (one user export)")
-        managed = _read_members_by_export(client, desired.project_type, found)
-        return LiveDestination(all_lists, managed, 1, "export")
-    managed: dict[str, LiveList] = {}
-    for item, info in found:
+        task = progress.task(f"reading members of {len(found)} lists (one user export)")
+        if in_tables:
+            assert engine is not None
+            managed = _read_tables_by_export(client, engine, desired, in_tables, in_python, task)
+        else:
+            managed = _read_members_by_export(client, desired.project_type, in_python)
+            task.advance(sum(len(x.members) for x in managed.values()))
+        task.finish()
+        return LiveDestination(all_lists, managed, 1, "export", len(in_tables))
+    for item, info in in_tables:
+        assert engine is not None and item.table is not None
         if on_read is not None:
             on_read(item.list_name)
+        managed[item.list_name] = _read_list_table(
+            client, engine, desired, item, info, progress, prefetch
+        )
+    for item, info in in_python:
+        if on_read is not None:
+            on_read(item.list_name)
+        task = progress.task(f"reading list {item.list_name!r}")
         # Emails come back lowercase (Iterable stores them so) and userIds are exact:
         # compared as given.
         members = set(client.iter_list_members(info.id, item.prefer_user_id))
+        task.advance(len(members))
+        task.finish()
         if desired.project_type == "hybrid" and item.prefer_user_id:
             members = _resolve_user_ids(client, item, members)
         managed[item.list_name] = LiveList(info, members)
-    return LiveDestination(all_lists, managed, len(found), "getUsers")
+    return LiveDestination(all_lists, managed, len(found), "getUsers", len(in_tables))
+
+
+def _read_list_table(
+    client: IterableClient,
+    engine: Engine,
+    desired: DesiredDestination,
+    item: DesiredList,
+    info: ListInfo,
+    progress: Progress,
+    prefetch: Prefetch | None,
+) -> LiveList:
+    from reconciler.engine.diff import (
+        describe_live,
+        load_live_file,
+        needs_user_id_resolution,
+        read_live_table,
+        resolve_user_ids,
+    )
+
+    assert item.table is not None
+    fetched = prefetch.take(item.list_name, info.id, item.prefer_user_id) if prefetch else None
+    if fetched is not None:
+        table = engine.name("live")
+        load_live_file(engine, fetched, table, f"getUsers for list {info.id}")
+    else:
+        task = progress.task(f"reading list {item.list_name!r}")
+        table = read_live_table(engine, client, info.id, item.prefer_user_id, task.advance)
+        task.finish()
+    if needs_user_id_resolution(desired.project_type, item.table):
+        table = resolve_user_ids(engine, client, item.table, table)
+    return LiveList(info, set(), describe_live(engine, table))
+
+
+def _read_tables_by_export(
+    client: IterableClient,
+    engine: Engine,
+    desired: DesiredDestination,
+    in_tables: list[tuple[DesiredList, ListInfo]],
+    in_python: list[tuple[DesiredList, ListInfo]],
+    task: Task,
+) -> dict[str, LiveList]:
+    """One export streamed to disk and read by DuckDB, for lists of both engines."""
+    from reconciler.engine.diff import describe_live
+    from reconciler.engine.export_table import export_rows, live_from_export, read_export_table
+
+    membership = _membership(desired.project_type)
+    ids = [info.id for _item, info in in_tables + in_python]
+    export = read_export_table(engine, client, membership, ids, task.advance)
+    managed: dict[str, LiveList] = {}
+    for item, info in in_tables:
+        assert item.table is not None
+        table = live_from_export(engine, export, info.id, item.table, desired.project_type)
+        managed[item.list_name] = LiveList(info, set(), describe_live(engine, table))
+    rows = export_rows(engine, export, membership, [info.id for _item, info in in_python])
+    managed |= _read_members_by_export(client, desired.project_type, in_python, rows)
+    return managed
+
+
+def _membership(project_type: ProjectType) -> str:
+    return "emailListIds" if project_type == "email" else "userListIds"
 
 
 def _read_members_by_export(
-    client: IterableClient, project_type: ProjectType, found: list[tuple[DesiredList, ListInfo]]
+    client: IterableClient,
+    project_type: ProjectType,
+    found: list[tuple[DesiredList, ListInfo]],
+    rows: list[dict[str, Any]] | None = None,
 ) -> dict[str, LiveList]:
-    """Every managed list's members from one export of the project's users. The export
-    gives both identifiers of each user, so a member is reported by the identifier its
-    audience knows it by (no per-user lookups needed in hybrid projects)."""
-    membership = "emailListIds" if project_type == "email" else "userListIds"
+    """Every managed list's members from one export of the project's users (`rows`, when
+    it was already read). The export gives both identifiers of each user, so a member is
+    reported by the identifier its audience knows it by (no per-user lookups needed in
+    hybrid projects)."""
+    membership = _membership(project_type)
     ids = {info.id for _item, info in found}
 
     def on_a_managed_list(row: dict[str, Any]) -> bool:
         lists = row.get(membership)
         return isinstance(lists, list) and any(i in ids for i in lists)
 
-    rows = list(client.export_users(["email", "userId", membership], keep=on_a_managed_list))
+    if rows is None:
+        rows = list(client.export_users(["email", "userId", membership], keep=on_a_managed_list))
     managed: dict[str, LiveList] = {}
     for item, info in found:
         wanted = {i for m in item.members.values() for i in m.identifiers}

@@ -1,9 +1,12 @@
 """Saved plans (`plan --out FILE`, `apply --plan FILE`): exactly what was reviewed is applied.
 
-A plan file is gzip-compressed JSON holding the full member sets (it must, to apply
-exactly: treat it as personal data), a digest of the manifests and member sources it was
-made from, and a fingerprint of the live state it read. It never holds an API key: keys
-are resolved again from the manifests' env/file references at apply time.
+A plan file is gzip-compressed JSON lines: a first line with everything but the members,
+then every list's adds and removes, one per line (it must hold them, to apply exactly:
+treat it as personal data), a digest of the manifests and member sources it was made
+from, and a fingerprint of the live state it read. Lines let a plan of ten million
+members be written and read a batch at a time; large member sets are read back into the
+DuckDB workspace rather than into memory. It never holds an API key: keys are resolved
+again from the manifests' env/file references at apply time.
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from reconciler import __version__
+from reconciler.engine import Engine
+from reconciler.engine.rows import batches, identifiers_into_table, members_into_table
 from reconciler.errors import ReconcilerError
 from reconciler.identity import Member
 from reconciler.manifest import Manifests
@@ -34,7 +40,7 @@ from reconciler.sources import MemberIssue
 from reconciler.sources.read import source_path
 
 FORMAT = "reconciler-plan"
-VERSION = 2  # 2: trait-mapping field writes
+VERSION = 3  # 2: trait-mapping field writes; 3: members on lines of their own
 
 
 @dataclass(frozen=True)
@@ -88,39 +94,59 @@ def save_plan(
         "fingerprint": plan.fingerprint,
         "destinations": [_destination_to_json(d) for d in plan.destinations],
     }
-    data = gzip.compress(json.dumps(payload, separators=(",", ":")).encode(), mtime=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Atomic, and readable only by its owner: the file holds member identifiers.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
         os.chmod(tmp, 0o600)
+        with (
+            os.fdopen(fd, "wb") as raw,
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as handle,
+        ):
+            handle.write(_line(payload))
+            for d in plan.destinations:
+                for lp in d.lists:
+                    for batch in batches(lp.add, _BATCH):
+                        handle.write(b"".join(_line(_member_to_json(m)) for m in batch))
+                    for ids in batches(lp.remove, _BATCH):
+                        handle.write(b"".join(_line(i) for i in ids))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def load_plan(path: Path) -> SavedPlan:
+_BATCH = 10_000
+
+
+def _line(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode() + b"\n"
+
+
+def load_plan(path: Path, engine: Engine | None = None) -> SavedPlan:
+    """Read a saved plan. Member sets of `engine`'s threshold or more go into its DuckDB
+    workspace (one is made from the environment when needed)."""
     try:
-        raw = path.read_bytes()
+        raw = path.open("rb")
     except OSError as exc:
         raise ReconcilerError(f"cannot read plan file {path}: {exc.strerror}") from None
     try:
-        text = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-        payload = json.loads(text)
-        if payload.get("format") != FORMAT:
-            raise ValueError("not a plan file")
-        if payload.get("version") != VERSION:
-            raise ReconcilerError(
-                f"{path} is a version {payload.get('version')} plan file; this reconciler reads "
-                f"version {VERSION}: run plan again"
+        with raw, _maybe_gzip(raw) as handle:
+            payload = json.loads(handle.readline())
+            if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+                raise ValueError("not a plan file")
+            if payload.get("version") != VERSION:
+                raise ReconcilerError(
+                    f"{path} is a version {payload.get('version')} plan file; this reconciler "
+                    f"reads version {VERSION}: run plan again"
+                )
+            members = _MemberLines(handle, engine)
+            plan = Plan(
+                tuple(_destination_from_json(d, members) for d in payload["destinations"]),
+                payload["fingerprint"],
             )
-        plan = Plan(
-            tuple(_destination_from_json(d) for d in payload["destinations"]),
-            payload["fingerprint"],
-        )
+            if handle.readline():
+                raise ValueError("more lines than the plan's lists hold")
         return SavedPlan(
             plan=plan,
             manifest_root=_root(payload["manifests"]),
@@ -130,8 +156,48 @@ def load_plan(path: Path) -> SavedPlan:
         )
     except ReconcilerError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, IndexError):
+        # gzip.BadGzipFile and json.JSONDecodeError are OSError and ValueError.
         raise ReconcilerError(f"{path} is not a reconciler plan file (or it is damaged)") from None
+
+
+def _maybe_gzip(raw: IO[bytes]) -> IO[bytes]:
+    # Plain JSON lines are read too: a plan someone decompressed to look at still applies.
+    if raw.read(2) == b"\x1f\x8b":
+        raw.seek(0)
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    raw.seek(0)
+    return raw
+
+
+class _MemberLines:
+    """Reads each list's adds and removes from the lines after the header, in order."""
+
+    def __init__(self, handle: IO[bytes], engine: Engine | None):
+        self._handle = handle
+        self._engine = engine
+
+    def _lines(self, count: int) -> Iterator[Any]:
+        for _ in range(count):
+            line = self._handle.readline()
+            if not line:
+                raise ValueError("the plan file ends before its members do")
+            yield json.loads(line)
+
+    def _engine_for(self, count: int) -> Engine | None:
+        if self._engine is None:
+            self._engine = Engine.from_env()
+        return self._engine if count >= max(self._engine.settings.threshold, 1) else None
+
+    def members(self, count: int) -> Sequence[Member]:
+        engine = self._engine_for(count)
+        rows = (_member_from_json(row) for row in self._lines(count))
+        return tuple(rows) if engine is None else members_into_table(engine, rows, count)
+
+    def identifiers(self, count: int) -> Sequence[str]:
+        engine = self._engine_for(count)
+        ids = (str(i) for i in self._lines(count))
+        return tuple(ids) if engine is None else identifiers_into_table(engine, ids, count)
 
 
 def _root(recorded: dict[str, Any]) -> Path:
@@ -177,6 +243,7 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
             "requests": d.field_read.requests,
             "fields": list(d.field_read.fields),
         },
+        "skipped_unlisted": d.skipped_unlisted,
         "skipped_members": [
             [audience, issue.where, issue.message, issue.value]
             for audience, issue in d.skipped_members
@@ -188,8 +255,9 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
                 "list_id": lp.list_id,
                 "create": lp.create,
                 "description": lp.description,
-                "add": [_member_to_json(m) for m in lp.add],
-                "remove": list(lp.remove),
+                # The members follow the header line, in this order (see save_plan).
+                "add_rows": len(lp.add),
+                "remove_rows": len(lp.remove),
                 "unchanged": lp.unchanged,
                 "live_count": lp.live_count,
                 "desired_count": lp.desired_count,
@@ -207,7 +275,7 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
     }
 
 
-def _destination_from_json(d: dict[str, Any]) -> DestinationPlan:
+def _destination_from_json(d: dict[str, Any], members: _MemberLines) -> DestinationPlan:
     return DestinationPlan(
         destination=d["destination"],
         project_type=d["project_type"],
@@ -233,6 +301,7 @@ def _destination_from_json(d: dict[str, Any]) -> DestinationPlan:
             requests=int(d["field_read"]["requests"]),
             fields=tuple(d["field_read"]["fields"]),
         ),
+        skipped_unlisted=int(d.get("skipped_unlisted", 0)),
         skipped_members=tuple(
             (audience, MemberIssue(where, message, value))
             for audience, where, message, value in d["skipped_members"]
@@ -244,8 +313,8 @@ def _destination_from_json(d: dict[str, Any]) -> DestinationPlan:
                 list_id=x["list_id"],
                 create=bool(x["create"]),
                 description=x["description"],
-                add=tuple(_member_from_json(m) for m in x["add"]),
-                remove=tuple(x["remove"]),
+                add=members.members(int(x["add_rows"])),
+                remove=members.identifiers(int(x["remove_rows"])),
                 unchanged=int(x["unchanged"]),
                 live_count=int(x["live_count"]),
                 desired_count=int(x["desired_count"]),

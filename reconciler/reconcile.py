@@ -7,14 +7,24 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from reconciler.desired import build_desired
+from reconciler.desired import DesiredList, at_scale, build_desired
+from reconciler.engine import Engine
+from reconciler.engine.prefetch import Prefetch, start_prefetch
 from reconciler.fields import plan_fields
 from reconciler.iterable import IterableClient
-from reconciler.live import read_live
+from reconciler.live import LiveList, read_live
 from reconciler.manifest import Manifests
 from reconciler.manifest.model import DEFAULT_MAX_REMOVAL_PERCENT
-from reconciler.plan import Plan, plan_deletions, plan_destination, plan_list
+from reconciler.plan import (
+    ListPlan,
+    Plan,
+    list_plan,
+    plan_deletions,
+    plan_destination,
+    plan_list,
+)
 from reconciler.plan.fingerprint import FIELDS_KEY, list_fingerprint
+from reconciler.progress import NULL_PROGRESS, Progress
 
 
 def make_plan(
@@ -23,12 +33,25 @@ def make_plan(
     *,
     targets: set[str] | None = None,
     on_read: Callable[[str], None] | None = None,
+    engine: Engine | None = None,
+    progress: Progress = NULL_PROGRESS,
 ) -> Plan:
+    """`engine` plans large audiences in DuckDB (one is made from the environment when not
+    given); the plan's adds and removes may then live in its workspace until applied."""
+    engine = engine if engine is not None else Engine.from_env()
+    prefetches = _start_prefetches(manifests, clients, targets, engine, progress)
     destinations = []
     fingerprint: dict[str, dict[str, dict[str, Any]]] = {}
-    for name, desired in build_desired(manifests, targets).items():
+    for name, desired in build_desired(manifests, targets, engine, progress).items():
         dest_spec = desired.destination.spec
-        live = read_live(clients[name], desired, on_read)
+        live = read_live(
+            clients[name],
+            desired,
+            on_read,
+            engine=engine,
+            progress=progress,
+            prefetch=prefetches.get(name),
+        )
         prints = fingerprint.setdefault(name, {})
         lists = []
         for item in desired.lists:
@@ -40,24 +63,36 @@ def make_plan(
             max_removals = spec.policy.maxRemovals
             if max_removals is None:
                 max_removals = dest_spec.policy.maxRemovals
+            options = dict(
+                update_existing_users_only=spec.updateExistingUsersOnly,
+                campaign_id=spec.unsubscribe.campaignId,
+                channel_unsubscribe=spec.unsubscribe.channelUnsubscribe,
+                max_removal_percent=DEFAULT_MAX_REMOVAL_PERCENT if percent is None else percent,
+                max_removals=max_removals,
+            )
+            live_id = live_list.info.id if live_list else None
+            if item.table is not None:
+                lists.append(_plan_table(engine, item, live_list, progress, options))
+                table = live_list.table if live_list is not None else None
+                prints[item.list_name] = (
+                    {"list_id": live_id, "size": table.count, "digest": table.digest}
+                    if table is not None
+                    else list_fingerprint(None, None)
+                )
+                continue
             lists.append(
                 plan_list(
                     audience=item.audience.name,
                     list_name=item.list_name,
                     description=spec.description,
                     desired=item.members,
-                    live_list_id=live_list.info.id if live_list else None,
+                    live_list_id=live_id,
                     live_members=live_list.members if live_list else (),
-                    update_existing_users_only=spec.updateExistingUsersOnly,
-                    campaign_id=spec.unsubscribe.campaignId,
-                    channel_unsubscribe=spec.unsubscribe.channelUnsubscribe,
-                    max_removal_percent=DEFAULT_MAX_REMOVAL_PERCENT if percent is None else percent,
-                    max_removals=max_removals,
+                    **options,
                 )
             )
             prints[item.list_name] = list_fingerprint(
-                live_list.info.id if live_list else None,
-                live_list.members if live_list else None,
+                live_id, live_list.members if live_list else None
             )
         deletions = []
         # With --target only some audiences are considered, so nothing else may be pruned.
@@ -81,6 +116,11 @@ def make_plan(
             skipped,
             deletions,
             allow_list_deletion=dest_spec.policy.allowListDeletion,
+            skipped_unlisted=sum(
+                item.table.skipped - len(item.table.issues)
+                for item in desired.lists
+                if item.table is not None
+            ),
         )
         destinations.append(
             dataclasses.replace(
@@ -91,3 +131,63 @@ def make_plan(
             )
         )
     return Plan(tuple(destinations), fingerprint)
+
+
+def _plan_table(
+    engine: Engine,
+    item: DesiredList,
+    live_list: LiveList | None,
+    progress: Progress,
+    options: dict[str, Any],
+) -> ListPlan:
+    """A list planned in DuckDB: anti-joins of the desired and live tables."""
+    from reconciler.engine.diff import diff_tables
+
+    assert item.table is not None
+    live_table = live_list.table if live_list is not None else None
+    task = progress.task(f"diffing list {item.list_name!r} in DuckDB", total=None)
+    diff = diff_tables(
+        engine,
+        item.table,
+        live_table.table if live_table else None,
+        live_table.count if live_table else 0,
+    )
+    task.advance(diff.desired_count)
+    task.finish()
+    return list_plan(
+        audience=item.audience.name,
+        list_name=item.list_name,
+        description=item.audience.spec.description,
+        live_list_id=live_list.info.id if live_list else None,
+        add=diff.add,
+        remove=diff.remove,
+        desired_count=diff.desired_count,
+        live_count=live_table.count if live_table else 0,
+        **options,
+    )
+
+
+def _start_prefetches(
+    manifests: Manifests,
+    clients: Mapping[str, IterableClient],
+    targets: set[str] | None,
+    engine: Engine,
+    progress: Progress,
+) -> dict[str, Prefetch]:
+    """Large lists start downloading now, while the sources are read (engine/prefetch.py)."""
+    out: dict[str, Prefetch] = {}
+    for name, destination in manifests.destinations.items():
+        audiences = [
+            a for a in manifests.audiences_of(name) if targets is None or a.name in targets
+        ]
+        large = [a for a in audiences if at_scale(engine, a)]
+        if large and name in clients:
+            out[name] = start_prefetch(
+                engine,
+                clients[name],
+                destination,
+                large,
+                {a.list_name for a in audiences},
+                progress,
+            )
+    return out

@@ -129,7 +129,9 @@ def get_users(project: Project, call: Call) -> EmulatorResponse:
     if project.writable_list(list_id) is None:
         return invalid_list_id(list_id)
     lines = project.members(list_id, prefer_user_id)
-    return text_reply(200, "".join(f"{line}\n" for line in lines))
+    # One newline after each line, without a new string per line: lists run to millions.
+    lines.append("")
+    return text_reply(200, "\n".join(lines))
 
 
 @handles_param_errors
@@ -283,7 +285,10 @@ def unsubscribe(project: Project, call: Call) -> EmulatorResponse:
             continue
         assert found.user is not None  # create=False never asks for a new profile
         if channel_unsubscribe:
-            found.user.unsubscribed_channel_ids.add(record.channel_id)
+            found.user.unsubscribed_channel_ids = {
+                *found.user.unsubscribed_channel_ids,
+                record.channel_id,
+            }
             project.touch(found.user)
         # Not on the list is still a success: Iterable's unsubscribe is idempotent.
         project.unsubscribe(found.user, record.id)

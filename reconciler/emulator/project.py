@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Literal
 
 from reconciler.emulator import fields as profile_fields
@@ -86,7 +88,9 @@ class ListRecord:
         return out
 
 
-@dataclass
+# Slots, and no empty set per profile for channel unsubscribes: an emulator may hold ten
+# million profiles (bench/plan_apply.py), so every profile's bytes count.
+@dataclass(slots=True)
 class User:
     key: int
     """Internal and stable for the process; not an Iterable concept."""
@@ -94,7 +98,8 @@ class User:
     user_id: str | None
     data_fields: dict[str, Any] = field(default_factory=dict)
     list_ids: set[int] = field(default_factory=set)
-    unsubscribed_channel_ids: set[int] = field(default_factory=set)
+    unsubscribed_channel_ids: AbstractSet[int] = frozenset()
+    """Replaced, never changed in place: most profiles share the one empty frozenset."""
     signup_date: int = field(default_factory=now_ms)
     profile_updated_at: int = field(default_factory=now_ms)
 
@@ -125,7 +130,9 @@ class Project:
         self._list_ids = list_ids or ListIdSequence()
         self._now_ms = wall_clock_ms
         self._next_user_key = 1
-        self._by_email: dict[str, dict[int, None]] = {}
+        # Keys oldest first; a tuple, because all but userID-based projects have one per
+        # email and a dict per email would cost ten million profiles 2 GB.
+        self._by_email: dict[str, tuple[int, ...]] = {}
         self._by_user_id: dict[str, int] = {}
         self.dirty = False
         """Changed since the last save; the emulator persists and clears it."""
@@ -181,7 +188,13 @@ class Project:
     def members(self, list_id: int, prefer_user_id: bool = False) -> list[str]:
         """The list's members as getUsers would return them (default: preferUserId=false)."""
         record = self._list(list_id)
-        return [self.list_identifier(self.users[key], prefer_user_id) for key in record.members]
+        users = map(self.users.__getitem__, record.members)
+        if self.project_type != "hybrid":
+            # One identifier kind, always present: read in C, not a call per member, since
+            # getUsers of a ten-million-member list would otherwise take seconds here.
+            kind = "email" if self.project_type == "email" else "user_id"
+            return list(map(attrgetter(kind), users))
+        return [self.list_identifier(user, prefer_user_id) for user in users]
 
     def list_identifier(self, user: User, prefer_user_id: bool) -> str:
         if self.project_type == "email":
@@ -215,7 +228,7 @@ class Project:
     def user_by_email(self, email: str) -> User | None:
         keys = self._by_email.get(normalize_email(email))
         # In userID-based projects emails are not unique; the oldest profile answers.
-        return self.users[next(iter(keys))] if keys else None
+        return self.users[keys[0]] if keys else None
 
     def user_by_user_id(self, user_id: str) -> User | None:
         key = self._by_user_id.get(user_id)
@@ -291,11 +304,13 @@ class Project:
         if user.email == email:
             return
         if user.email is not None:
-            self._by_email[user.email].pop(user.key, None)
-            if not self._by_email[user.email]:
+            others = tuple(k for k in self._by_email[user.email] if k != user.key)
+            if others:
+                self._by_email[user.email] = others
+            else:
                 del self._by_email[user.email]
         user.email = email
-        self._by_email.setdefault(email, {})[user.key] = None
+        self._by_email[email] = (*self._by_email.get(email, ()), user.key)
         self.touch(user)
 
     def set_user_id(self, user: User, user_id: str) -> None:

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -60,12 +61,21 @@ class ClientStats:
 
 
 class _Retryable(Exception):
-    """A failure worth another attempt. `done_maybe`: the request may have taken effect."""
+    """A failure worth another attempt. `done_maybe`: the request may have taken effect;
+    `rate_limited`: a 429, the server's window for this kind of request is full."""
 
-    def __init__(self, reason: str, retry_after: float | None = None, *, done_maybe: bool = True):
+    def __init__(
+        self,
+        reason: str,
+        retry_after: float | None = None,
+        *,
+        done_maybe: bool = True,
+        rate_limited: bool = False,
+    ):
         self.reason = reason
         self.retry_after = retry_after
         self.done_maybe = done_maybe
+        self.rate_limited = rate_limited
         super().__init__(reason)
 
 
@@ -187,6 +197,35 @@ class IterableClient:
             "GET", "/api/lists/getUsers", bucket="list_reads", params=params, parse=_parse_lines
         )
         yield from lines
+
+    def download_list_members(
+        self,
+        list_id: int,
+        prefer_user_id: bool,
+        path: Path,
+        on_lines: Callable[[int], None] | None = None,
+    ) -> int:
+        """Stream getUsers into `path`, one identifier per line, without holding the body:
+        for lists of millions, read back by DuckDB. Returns the number of lines. A retry
+        starts the file afresh. `on_lines(n)` reports progress as lines arrive."""
+        params = {"listId": str(list_id), "preferUserId": "true" if prefer_user_id else "false"}
+
+        def save(response: httpx.Response) -> int:
+            if _is_html(response):
+                raise _BadAnswer("an HTML page, not the list's members")
+            lines = 0
+            with path.open("wb") as handle:
+                for chunk in response.iter_bytes():
+                    handle.write(chunk)
+                    found = chunk.count(b"\n")
+                    lines += found
+                    if on_lines is not None and found:
+                        on_lines(found)
+            return lines
+
+        return self._request(
+            "GET", "/api/lists/getUsers", bucket="list_reads", params=params, parse=save
+        )
 
     # -- membership writes ---------------------------------------------------------------
 
@@ -328,6 +367,34 @@ class IterableClient:
         )
         yield from rows
 
+    def download_export(
+        self,
+        only_fields: Sequence[str],
+        path: Path,
+        on_lines: Callable[[int], None] | None = None,
+    ) -> int:
+        """export_users streamed into `path` as it arrives (JSON lines, not parsed here):
+        for projects of millions of users, read back by DuckDB. Returns the line count."""
+        params = [("dataTypeName", "user"), ("range", "All")]
+        params += [("onlyFields", name) for name in only_fields]
+
+        def save(response: httpx.Response) -> int:
+            if _is_html(response):
+                raise _BadAnswer("an HTML page, not the export")
+            lines = 0
+            with path.open("wb") as handle:
+                for chunk in response.iter_bytes():
+                    handle.write(chunk)
+                    found = chunk.count(b"\n")
+                    lines += found
+                    if on_lines is not None and found:
+                        on_lines(found)
+            return lines
+
+        return self._request(
+            "GET", "/api/export/data.json", bucket="export", params=params, parse=save
+        )
+
     # -- transport -----------------------------------------------------------------------
 
     def _once(
@@ -371,9 +438,11 @@ class IterableClient:
         attempt = 0
         shown = label or path
         while True:
-            limiter.acquire()
             try:
-                return self._send_once(method, path, parse, label=shown, **kwargs)
+                with limiter.acquire() as slot:
+                    return self._send_once(
+                        method, path, parse, label=shown, answered=slot.answered, **kwargs
+                    )
             except _Retryable as exc:
                 if not idempotent and exc.done_maybe:
                     raise _Uncertain(exc.reason) from None
@@ -396,6 +465,11 @@ class IterableClient:
                     limiter.push_back(wait)
                 else:
                     wait = self._backoff(attempt)
+                    if exc.rate_limited:
+                        # The server's window is full, so the other threads' requests of
+                        # this kind would be refused too: they wait as well, though no
+                        # longer than a window, by when all it counted has left it.
+                        limiter.push_back(min(wait, limiter.window))
                 self._sleep(wait)
 
     def _backoff(self, attempt: int) -> float:
@@ -413,11 +487,16 @@ class IterableClient:
         path: str,
         parse: Callable[[httpx.Response], T],
         label: str | None = None,
+        answered: Callable[[], None] | None = None,
         **kwargs: Any,
     ) -> T:
+        """`answered` is called as soon as the answer's headers arrive, before its body is
+        read: by then the server has counted the request against its rate limit."""
         self._count(requests=1, writes=int(method != "GET"))
         try:
             with self._http.stream(method, path, **kwargs) as response:
+                if answered is not None:
+                    answered()
                 if 200 <= response.status_code < 300:
                     return parse(response)
                 response.read()
@@ -441,7 +520,9 @@ class IterableClient:
             if status == 429:
                 self._count(rate_limited=1)
                 # Iterable refused it before doing anything.
-                return _Retryable(f"HTTP {status}", retry_after, done_maybe=False)
+                return _Retryable(
+                    f"HTTP {status}", retry_after, done_maybe=False, rate_limited=True
+                )
             return _Retryable(f"HTTP {status}", retry_after)
         msg, code = _error_fields(text)
         where = f"{method} {path}"

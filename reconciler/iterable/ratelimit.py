@@ -1,5 +1,16 @@
 """Client-side pacing, so we stay inside Iterable's per-project limits instead of
-discovering them through 429s (a 429 on a 5-per-minute endpoint costs up to a minute)."""
+discovering them through 429s (a 429 on a 5-per-minute endpoint costs up to a minute).
+
+Iterable counts a request in a sliding window at the moment it handles it, which we cannot
+see: it lies somewhere between our sending the request and our reading the answer's
+headers (a server decides on a request before it answers it). So a request holds its slot
+from when it is sent, and the slot is timed from when its answer arrived: one window after
+that, Iterable has certainly stopped counting it. Timing it from the send instead (as a
+naive limiter does) lets a request that waited behind others at the server, or in the
+network, land less than a window after the one it replaced, and be refused. The cost of
+this bound is the time from Iterable's count to its answer, per window, not a fixed
+margin.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +18,37 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
+# A clock that rounds (fake ones in tests, floats far from 0) can leave a computed wait a
+# hair short of the stamp's expiry; this floor makes every sleep move the clock.
+_MIN_SLEEP = 1e-6
+
+
+class Slot:
+    """One request's place in a window: in flight until `answered`, then timed from then."""
+
+    def __init__(self, window: SlidingWindow | None):
+        self._window = window
+
+    def answered(self) -> None:
+        """The answer's headers arrived (or the attempt failed): start the slot's window.
+        Only the first call counts, so callers can also call it on every way out."""
+        window, self._window = self._window, None
+        if window is not None:
+            window._answered()
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.answered()
+
 
 class SlidingWindow:
-    """At most `limit` acquisitions in any `window` seconds (the shape Iterable enforces)."""
+    """At most `limit` requests in any `window` seconds, as Iterable counts them.
+
+    `acquire` before sending, then `Slot.answered` when the answer arrives. A `limit` of 0
+    paces nothing, but still honours `push_back`.
+    """
 
     def __init__(
         self,
@@ -19,38 +58,62 @@ class SlidingWindow:
         sleep: Callable[[float], None],
     ):
         self.limit = int(limit)
-        # Paced on our clock, judged on Iterable's: a request's travel time varies, so two
-        # sent exactly one window apart can arrive a little less than that apart and the
-        # second is refused. A margin of up to 50 ms costs at most 5% of the rate and
-        # saves the retries (measured with bench/plan_apply.py: 9 429s per 100 requests
-        # at 20/s without it).
-        self.window = window + min(0.05, window * 0.05)
+        self.window = window
         self._clock = clock
         self._sleep = sleep
+        # When each answered request's slot started, oldest first (answers are stamped
+        # under the lock from a monotonic clock, so appending keeps the order).
         self._stamps: deque[float] = deque()
-        self._lock = threading.Lock()
+        self._in_flight = 0  # sent, not yet answered: their slots' start is not known yet
+        self._paused_until = float("-inf")
+        self._changed = threading.Condition(threading.Lock())
         self.waited = 0.0  # total seconds spent waiting, reported as a figure
 
-    def acquire(self) -> None:
-        if self.limit <= 0:
-            return
+    def acquire(self) -> Slot:
+        """Wait until a request may be sent without going over the limit; its slot."""
         while True:
-            with self._lock:
+            with self._changed:
                 now = self._clock()
-                # The tolerance keeps float rounding (1000.0 + 1.05 - 1000.0 < 1.05) from
-                # leaving a wait too small to move the clock, which would spin forever.
-                while self._stamps and now - self._stamps[0] >= self.window - 1e-9:
-                    self._stamps.popleft()
-                if len(self._stamps) < self.limit:
-                    self._stamps.append(now)
-                    return
-                wait = self.window - (now - self._stamps[0])
+                wait = self._wait(now)
+                if wait == 0.0:
+                    if self.limit <= 0:
+                        return Slot(None)
+                    self._in_flight += 1
+                    return Slot(self)
+                if wait is None:
+                    # Every slot is held by a request still in flight: the next answer
+                    # says when one frees.
+                    self._changed.wait()
+                    self.waited += max(0.0, self._clock() - now)
+                    continue
+            wait = max(wait, _MIN_SLEEP)
             self.waited += wait
             self._sleep(wait)
 
     def push_back(self, seconds: float) -> None:
-        """After a 429, treat the window as full for `seconds` (the server knows better)."""
-        with self._lock:
-            now = self._clock()
-            until = now + seconds - self.window
-            self._stamps = deque([until] * max(self.limit, 1))
+        """After a 429 (or a Retry-After), send nothing for `seconds`: the server says its
+        window is full, so every request of this kind would be refused, not just the one
+        that was. The slots already counted still apply afterwards."""
+        with self._changed:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def _wait(self, now: float) -> float | None:
+        """Seconds until a slot is free: 0 now, None when only an answer can free one."""
+        if now < self._paused_until:
+            return self._paused_until - now
+        if self.limit <= 0:
+            return 0.0
+        # Same test as the server's: a request counted exactly one window ago has left it.
+        while self._stamps and self._stamps[0] <= now - self.window:
+            self._stamps.popleft()
+        if len(self._stamps) + self._in_flight < self.limit:
+            return 0.0
+        if not self._stamps:
+            return None
+        return self._stamps[0] + self.window - now
+
+    def _answered(self) -> None:
+        with self._changed:
+            self._in_flight -= 1
+            self._stamps.append(self._clock())
+            self._changed.notify_all()

@@ -10,7 +10,13 @@ from reconciler.plan.model import (
     Summary,
     Violation,
 )
-from reconciler.plan.planner import diff_members, plan_deletions, plan_destination, plan_list
+from reconciler.plan.planner import (
+    diff_members,
+    list_plan,
+    plan_deletions,
+    plan_destination,
+    plan_list,
+)
 
 __all__ = [
     "DestinationPlan",
@@ -22,6 +28,7 @@ __all__ = [
     "Summary",
     "Violation",
     "diff_members",
+    "list_plan",
     "plan_deletions",
     "plan_destination",
     "plan_list",

@@ -3,7 +3,7 @@ that apply needs and the counts and samples that people read."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,8 +23,9 @@ class ListPlan:
     list_id: int | None  # None until the list is created
     create: bool
     description: str | None
-    add: tuple[Member, ...]
-    remove: tuple[str, ...]  # identifiers as Iterable reported them
+    # Tuples, or for audiences planned in DuckDB rows still in its workspace (engine/rows.py)
+    add: Sequence[Member]
+    remove: Sequence[str]  # identifiers as Iterable reported them
     unchanged: int
     live_count: int
     desired_count: int
@@ -130,11 +131,17 @@ class DestinationPlan:
     project_type: ProjectType
     lists: tuple[ListPlan, ...]
     skipped_members: tuple[tuple[str, MemberIssue], ...] = ()  # (audience, issue)
+    # Skipped rows beyond those listed: audiences planned in DuckDB list the first 1,000.
+    skipped_unlisted: int = 0
     deletions: tuple[ListDeletion, ...] = ()
     allow_list_deletion: bool = False
     field_updates: tuple[FieldUpdate, ...] = ()  # bulkUpdate, between subscribe and unsubscribe
     field_read: FieldRead | None = None
     member_read: str | None = None  # how list members were read, for people (rate limits)
+
+    @property
+    def skipped_count(self) -> int:
+        return len(self.skipped_members) + self.skipped_unlisted
 
     @property
     def has_changes(self) -> bool:
@@ -233,7 +240,7 @@ class Plan:
             members_to_add=sum(len(lp.add) for lp in lists),
             members_to_remove=sum(len(lp.remove) for lp in lists),
             users_to_update=sum(len(d.field_updates) for d in self.destinations),
-            members_skipped=sum(len(d.skipped_members) for d in self.destinations),
+            members_skipped=sum(d.skipped_count for d in self.destinations),
         )
 
     def to_dict(self, show: Callable[[str], str]) -> dict[str, Any]:
@@ -284,6 +291,8 @@ class Plan:
                         {"list_id": x.list_id, "list_name": x.list_name} for x in d.deletions
                     ],
                     "field_updates": _field_updates_dict(d, show),
+                    # More rows skipped than `skipped_members` lists (large audiences).
+                    "skipped_unlisted": d.skipped_unlisted,
                     "skipped_members": [
                         {
                             "audience": audience,

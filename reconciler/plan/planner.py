@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 from reconciler.identity import Member, ProjectType
 from reconciler.iterable.client import ListInfo
@@ -41,24 +42,50 @@ def plan_list(
     desired: Mapping[str, Member],
     live_list_id: int | None,
     live_members: Collection[str],
+    **options: Any,
+) -> ListPlan:
+    add, remove = diff_members(desired, live_members if live_list_id is not None else ())
+    return list_plan(
+        audience=audience,
+        list_name=list_name,
+        description=description,
+        live_list_id=live_list_id,
+        add=tuple(add),
+        remove=tuple(remove),
+        desired_count=len(desired),
+        live_count=len(live_members) if live_list_id is not None else 0,
+        **options,
+    )
+
+
+def list_plan(
+    *,
+    audience: str,
+    list_name: str,
+    description: str | None,
+    live_list_id: int | None,
+    add: Sequence[Member],
+    remove: Sequence[str],
+    desired_count: int,
+    live_count: int,
     update_existing_users_only: bool = False,
     campaign_id: int | None = None,
     channel_unsubscribe: bool = False,
     max_removal_percent: float = 10.0,
     max_removals: int | None = None,
 ) -> ListPlan:
-    add, remove = diff_members(desired, live_members if live_list_id is not None else ())
+    """A ListPlan from adds and removes however they were computed (here, or in DuckDB)."""
     return ListPlan(
         audience=audience,
         list_name=list_name,
         list_id=live_list_id,
         create=live_list_id is None,
         description=description,
-        add=tuple(add),
-        remove=tuple(remove),
-        unchanged=len(desired) - len(add),
-        live_count=len(live_members) if live_list_id is not None else 0,
-        desired_count=len(desired),
+        add=add,
+        remove=remove,
+        unchanged=desired_count - len(add),
+        live_count=live_count if live_list_id is not None else 0,
+        desired_count=desired_count,
         update_existing_users_only=update_existing_users_only,
         campaign_id=campaign_id,
         channel_unsubscribe=channel_unsubscribe,
@@ -91,12 +118,14 @@ def plan_destination(
     skipped: list[tuple[str, MemberIssue]],
     deletions: list[ListDeletion] | None = None,
     allow_list_deletion: bool = False,
+    skipped_unlisted: int = 0,
 ) -> DestinationPlan:
     return DestinationPlan(
         destination=destination,
         project_type=project_type,
         lists=tuple(sorted(lists, key=lambda lp: lp.list_name)),
         skipped_members=tuple(skipped),
+        skipped_unlisted=skipped_unlisted,
         deletions=tuple(deletions or ()),
         allow_list_deletion=allow_list_deletion,
     )

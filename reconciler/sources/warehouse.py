@@ -8,6 +8,8 @@ Trino, ...). Rows come back through a server-side cursor in chunks (`stream_resu
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
@@ -26,6 +28,28 @@ _EXTRAS = {"postgresql": "reconciler[postgres]"}
 
 
 def read_warehouse(audience: Audience, project_type: ProjectType) -> SourceResult:
+    declared_at = str(audience.field_location("members", "sql"))
+    results: list[SourceResult] = []
+
+    def where(row: int) -> str:
+        return f"{declared_at}: query row {row}"
+
+    def consume(names: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) -> None:
+        columns = find_columns(list(names), audience.spec.members, f"{declared_at}: the query")
+        results.append(members_from_rows(chunks, columns, project_type, where))
+
+    stream_query(audience, consume)
+    return results[0]
+
+
+def stream_query(
+    audience: Audience,
+    consume: Callable[[Sequence[str], Iterable[Sequence[Sequence[Any]]]], None],
+    sql: str | None = None,
+) -> None:
+    """Run the audience's query (or `sql`, a query over it) at its URL and hand `consume`
+    the column names and the rows in chunks, as they stream back. Errors come out
+    scrubbed of the URL's secrets."""
     spec = audience.spec.members
     assert spec.sql is not None and spec.url is not None
     declared_at = str(audience.field_location("members", "sql"))
@@ -49,15 +73,10 @@ def read_warehouse(audience: Audience, project_type: ProjectType) -> SourceResul
             # cursor; yield_per makes it fetch CHUNK_ROWS rows per round trip.
             result = (
                 connection.execution_options(stream_results=True, no_parameters=True)
-                .exec_driver_sql(spec.sql)
+                .exec_driver_sql(sql or spec.sql)
                 .yield_per(CHUNK_ROWS)
             )
-            columns = find_columns(list(result.keys()), spec, f"{declared_at}: the query")
-
-            def where(row: int) -> str:
-                return f"{declared_at}: query row {row}"
-
-            return members_from_rows(result.partitions(), columns, project_type, where)
+            consume(list(result.keys()), result.partitions())
     except SourceError:
         raise
     except Exception as exc:

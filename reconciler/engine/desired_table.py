@@ -1,0 +1,582 @@
+"""An audience's source read into the workspace: validated, normalised and deduplicated in
+SQL, with the same rules as identity.make_member, so either engine gives the same members.
+
+Rows land in a table (row, email, user_id) straight from DuckDB's readers (CSV, Parquet, a
+DuckDB query) or, for a query at a SQLAlchemy URL, through a CSV file written chunk by
+chunk; then one statement keeps the first row of each identity key.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from reconciler.engine.workspace import Engine
+from reconciler.errors import SourceError
+from reconciler.identity import MAX_USER_ID_LENGTH, ProjectType
+from reconciler.manifest import Audience
+from reconciler.sources import MemberIssue
+from reconciler.sources.duckdb_query import IN_MEMORY, open_connection
+from reconciler.sources.read import source_path
+from reconciler.sources.rows import find_columns
+
+# At most this many skipped rows are kept with their reasons; the rest are counted.
+MAX_ISSUES = 1000
+
+# identity.py's rules in RE2 terms. Python's str.strip() and `\s` take Unicode whitespace,
+# RE2's `\s` only ASCII, hence the explicit class; `\p{C}` (control, format, unassigned)
+# stands for str.isprintable().
+_SPACE = r"[\t-\r\x1c-\x1f\x85\p{Z}]"
+# The same characters listed, for cheap first/last-character tests before any regex.
+_SPACES = (
+    "'"
+    + "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    + "".join(chr(c) for c in range(0x2000, 0x200B))
+    + "\u2028\u2029\u202f\u205f\u3000'"
+)
+_EMAIL_PART = r"[^@\t-\r\x1c-\x1f\x85\p{Z}\p{C}"
+EMAIL_PATTERN = rf"{_EMAIL_PART}]+@(?:{_EMAIL_PART}.]+\.)+{_EMAIL_PART}.]+"
+# identity.looks_like_email (no printability rule there: it judges what Iterable returned).
+_LOOSE_PART = r"[^@\t-\r\x1c-\x1f\x85\p{Z}"
+LOOKS_LIKE_EMAIL = rf"{_LOOSE_PART}]+@(?:{_LOOSE_PART}.]+\.)+{_LOOSE_PART}.]+"
+
+
+@dataclass
+class DesiredTable:
+    """Who must be on a list: `rows_table`, a view of the source's valid rows (key,
+    key_kind, email, user_id), duplicates included until `deduplicated()` is asked for.
+
+    Counting ten million distinct keys costs about a second, and the usual diff (one
+    identifier in play) learns the count from its join instead (engine/diff.py), so
+    the exact count is only made on demand."""
+
+    engine: Engine = field(repr=False)
+    key: str  # the key's SQL expression over the rows
+    rows_table: str
+    checked: str  # the table under it: [email], [user_id], problem (NULL when valid)
+    valid: int  # valid rows, duplicates included
+    rows: int  # source rows read
+    skipped: int  # rows that could not be used
+    issues: list[MemberIssue] = field(default_factory=list)  # the first MAX_ISSUES of them
+    # Rows with a userId, known by email alone, with an email: only compared with 0.
+    with_user_id: int = 0
+    email_only: int = 0
+    with_email: int = 0
+    project_type: ProjectType = "hybrid"
+    _distinct: int | None = field(default=None, repr=False)
+    _deduplicated: str | None = field(default=None, repr=False)
+
+    @property
+    def prefer_user_id(self) -> bool:
+        """As DesiredList.prefer_user_id: when any member's key is its userId."""
+        if self.project_type == "email":
+            return False
+        return self.with_user_id > 0
+
+    @property
+    def count(self) -> int:
+        """Members: distinct keys among the valid rows."""
+        if self._distinct is None:
+            connection = self.engine.connection
+            # As many distinct hashes as rows proves the keys distinct, and hashes are
+            # cheaper to count than strings; fewer (duplicates, or a rare collision)
+            # sends the count down the exact path.
+            (hashes,) = connection.execute(
+                f"SELECT count(DISTINCT hash(key)) FROM {self.rows_table}"
+            ).fetchone() or (0,)
+            if hashes != self.valid:
+                (hashes,) = connection.execute(
+                    f"SELECT count(DISTINCT key) FROM {self.rows_table}"
+                ).fetchone() or (0,)
+            self._distinct = int(hashes)
+        return self._distinct
+
+    @property
+    def duplicates(self) -> int:
+        return self.valid - self.count
+
+    def deduplicated(self) -> str:
+        """A table or view of the members, one row per key: the first row of each key
+        wins, as in the Python engine."""
+        if self._deduplicated is None:
+            if self.count == self.valid:
+                self._deduplicated = self.rows_table
+            else:
+                table = self.engine.name("desired")
+                self.engine.connection.execute(
+                    f"CREATE TABLE {table} AS SELECT * FROM {self.rows_table} WHERE row IN "
+                    f"(SELECT min(row) FROM {self.rows_table} GROUP BY key)"
+                )
+                self._deduplicated = table
+        return self._deduplicated
+
+
+def estimate_rows(audience: Audience) -> int | None:
+    """The source's row count, or None when it cannot be had (the reader then reports
+    why). Files are counted without parsing them; a query is counted where it runs
+    (`SELECT count(*)` over it), which costs a second, cheaper run of it."""
+    members = audience.spec.members
+    try:
+        if members.csv is not None:
+            return _count_lines(source_path(audience, members.csv))
+        if members.parquet is not None:
+            path = source_path(audience, members.parquet)
+            with duckdb.connect() as connection:
+                row = connection.execute(
+                    "SELECT sum(num_rows) FROM parquet_file_metadata(?)", [str(path)]
+                ).fetchone()
+            return int(row[0]) if row and row[0] is not None else 0
+        if members.sql is not None:
+            return _count_query(audience)
+    except (OSError, duckdb.Error, SourceError):
+        return None
+    return None
+
+
+def _count_query(audience: Audience) -> int | None:
+    members = audience.spec.members
+    assert members.sql is not None
+    counting = f"SELECT count(*) FROM ({_strip_semicolon(members.sql)}) AS audience_rows"
+    if members.url is not None:
+        from reconciler.sources.warehouse import stream_query
+
+        counts: list[int] = []
+
+        def take(_names: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) -> None:
+            counts.extend(int(row[0]) for chunk in chunks for row in chunk)
+
+        stream_query(audience, take, sql=counting)
+        return counts[0] if counts else None
+    assert members.database is not None
+    database = (
+        IN_MEMORY if members.database == IN_MEMORY else str(source_path(audience, members.database))
+    )
+    connection = open_connection(database, audience.base_dir, "")
+    try:
+        row = connection.execute(counting).fetchone()
+    finally:
+        connection.close()
+    return int(row[0]) if row else None
+
+
+def _count_lines(path: Path) -> int:
+    lines = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            lines += chunk.count(b"\n")
+    return max(lines - 1, 0)  # the header
+
+
+def load_desired(engine: Engine, audience: Audience, project_type: ProjectType) -> DesiredTable:
+    """Read, check and deduplicate in one pass over the source where possible: each
+    materialisation of ten million rows costs about a second."""
+    checked = engine.name("checked")
+    with engine.ordered():
+        where, columns, rejected = _create_checked(engine, audience, project_type, checked)
+    return _deduplicate(engine, checked, columns, where, project_type, rejected)
+
+
+# -- reading and checking ------------------------------------------------------------------
+
+
+Where = Callable[[int], str]
+Rejected = tuple[int, list[MemberIssue]]  # rows the reader could not read: count, first few
+
+
+def _create_checked(
+    engine: Engine, audience: Audience, project_type: ProjectType, checked: str
+) -> tuple[Where, Columns, Rejected]:
+    """Table `checked` ([email], [user_id], problem): one row per source row in source
+    order, so its rowid numbers the rows. Returns how to name row n (1-based) in messages,
+    which identifier columns the source has, and the rows the reader rejected outright."""
+    members = audience.spec.members
+    if members.csv is not None:
+        path = source_path(audience, members.csv)
+        select, columns, rejects = _csv_select(engine, audience, path)
+        declared_at = audience.field_location("members", "csv")
+        try:
+            engine.connection.execute(_checked_sql(checked, select, project_type, columns))
+            rejected = _csv_rejects(engine, path, rejects)
+        except duckdb.Error as exc:
+            raise SourceError(f"{declared_at}: {path}: not valid CSV: {exc}") from None
+        # Numbered as the Python engine and a spreadsheet number rows (the header is row
+        # 1), except that DuckDB does not count blank lines.
+        return (lambda n: f"{path}:{n + 1}"), columns, rejected
+    if members.parquet is not None:
+        path = source_path(audience, members.parquet)
+        declared_at = str(audience.field_location("members", "parquet"))
+        if not path.is_file():
+            raise SourceError(f"{declared_at}: Parquet file not found: {path}")
+        columns = _query_into(
+            engine,
+            audience,
+            checked,
+            project_type,
+            f"SELECT * FROM read_parquet({_literal(str(path))})",
+            declared_at,
+            f"Parquet file {path}",
+            database=None,
+            show_query=False,
+        )
+        return (lambda n: f"{path}:row {n}"), columns, (0, [])
+    assert members.sql is not None
+    declared_at = str(audience.field_location("members", "sql"))
+    if members.url is not None:
+        columns = _warehouse_into(engine, audience, checked, project_type)
+    else:
+        assert members.database is not None
+        database = (
+            None if members.database == IN_MEMORY else str(source_path(audience, members.database))
+        )
+        columns = _query_into(
+            engine, audience, checked, project_type, members.sql, declared_at, "the query", database
+        )
+    return (lambda n: f"{declared_at}: query row {n}"), columns, (0, [])
+
+
+def _csv_select(engine: Engine, audience: Audience, path: Path) -> tuple[str, Columns, str]:
+    """SELECT email, user_id, blank FROM the CSV file, which identifier columns it has,
+    and the name of its rejects table."""
+    spec = audience.spec.members
+    declared_at = audience.field_location("members", "csv")
+    # The header is read as the Python engine reads it (BOM, stripped names), and DuckDB
+    # is told the dialect rather than left to guess it from a sample.
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), None)
+    except FileNotFoundError:
+        raise SourceError(f"{declared_at}: CSV file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            f"{declared_at}: {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
+    except (OSError, csv.Error) as exc:
+        raise SourceError(f"{declared_at}: cannot read {path}: {exc}") from None
+    if header is None:
+        raise SourceError(f"{declared_at}: {path} is empty (no header row)")
+    names = [name.strip() for name in header]
+    for option in ("email", "userId"):
+        named = getattr(spec, option)
+        if option in spec.model_fields_set and named not in names:
+            raise SourceError(
+                f"{audience.field_location('members', option)}: column {named!r} is not in "
+                f"the header of {path}; columns are: {', '.join(names) or '(none)'}"
+            )
+    email = names.index(spec.email) if spec.email in names else None
+    user_id = names.index(spec.userId) if spec.userId in names else None
+    if email is None and user_id is None:
+        raise SourceError(
+            f"{declared_at}: {path} has neither an {spec.email!r} nor a {spec.userId!r} "
+            f"column; columns are: {', '.join(names) or '(none)'}"
+        )
+    columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names)))
+    rejects = engine.name("rejects")
+    reader = (
+        f"read_csv({_literal(str(path))}, header = true, auto_detect = false, "
+        f"columns = {{{columns}}}, delim = ',', quote = '\"', escape = '\"', "
+        f"store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{rejects}_scan')"
+    )
+    # A row is blank when every cell is (the Python engine skips such rows silently);
+    # the regex runs only for cells that start with a space.
+    blank = " AND ".join(
+        f"CASE WHEN c{i} IS NULL THEN true WHEN contains({_SPACES}, left(c{i}, 1)) "
+        f"THEN regexp_full_match(c{i}, '{_SPACE}*') ELSE false END"
+        for i in range(len(names))
+    )
+    select = (
+        f"SELECT {_cell(email)} AS email, {_cell(user_id)} AS user_id, {blank} AS blank "
+        f"FROM {reader}"
+    )
+    return select, Columns(email is not None, user_id is not None), rejects
+
+
+def _csv_rejects(engine: Engine, path: Path, rejects: str) -> Rejected:
+    """Rows with the wrong number of cells, skipped as the Python engine skips them;
+    DuckDB numbers them by physical line, as an editor does."""
+    connection = engine.connection
+    (count,) = connection.execute(f"SELECT count(*) FROM {rejects}").fetchone() or (0,)
+    bad = connection.execute(
+        f"SELECT line, error_message FROM {rejects} ORDER BY line LIMIT {MAX_ISSUES}"
+    ).fetchall()
+    connection.execute(f"DROP TABLE {rejects}")
+    connection.execute(f"DROP TABLE {rejects}_scan")
+    issues = [MemberIssue(f"{path}:{line}", f"not read: {message}") for line, message in bad]
+    return int(count), issues
+
+
+def _cell(index: int | None) -> str:
+    return f"c{index}" if index is not None else "NULL::VARCHAR"
+
+
+def _query_into(
+    engine: Engine,
+    audience: Audience,
+    checked: str,
+    project_type: ProjectType,
+    query: str,
+    declared_at: str,
+    subject: str,
+    database: str | None,
+    show_query: bool = True,
+) -> Columns:
+    """A DuckDB query's rows into `checked`. A database file is attached read-only and made
+    the default, so the query names its tables as it would in that database."""
+    spec = audience.spec.members
+    workspace = _workspace_catalog(engine)
+    connection = engine.cursor()
+    attached = None
+    try:
+        connection.execute(f"SET file_search_path = {_literal(str(audience.base_dir))}")
+        if database is not None:
+            attached = engine.name("source_db")
+            try:
+                connection.execute(f"ATTACH {_literal(database)} AS {attached} (READ_ONLY)")
+            except duckdb.Error as exc:
+                raise SourceError(
+                    f"{declared_at}: cannot open DuckDB database {database}: {exc}"
+                ) from None
+            connection.execute(f"USE {attached}")
+        query = _strip_semicolon(query)
+        try:
+            names = [row[0] for row in connection.execute(f"DESCRIBE {query}").fetchall()]
+            columns = find_columns(names, spec, f"{declared_at}: {subject}")
+            email = _quoted(names[columns.email]) if columns.email is not None else "NULL"
+            user_id = _quoted(names[columns.user_id]) if columns.user_id is not None else "NULL"
+            select = (
+                f"SELECT CAST({email} AS VARCHAR) AS email, CAST({user_id} AS VARCHAR) "
+                f"AS user_id, false AS blank FROM ({query})"
+            )
+            found = Columns(columns.email is not None, columns.user_id is not None)
+            connection.execute(
+                _checked_sql(f"{workspace}.main.{checked}", select, project_type, found)
+            )
+        except duckdb.Error as exc:
+            message = str(exc) if show_query else str(exc).split("\n\nLINE ")[0]
+            raise SourceError(f"{declared_at}: cannot read {subject}: {message}") from None
+    finally:
+        if attached is not None:
+            connection.execute(f"USE {workspace}")
+            connection.execute(f"DETACH {attached}")
+        connection.close()
+    return found
+
+
+def _warehouse_into(
+    engine: Engine, audience: Audience, checked: str, project_type: ProjectType
+) -> Columns:
+    """A query at a SQLAlchemy URL: rows stream back in chunks into a CSV file, which
+    DuckDB then reads (far quicker than inserting rows one by one)."""
+    from reconciler.sources.warehouse import stream_query
+
+    spec = audience.spec.members
+    path = engine.directory / f"{checked}.csv"
+    present: list[Columns] = []
+    try:
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+
+            def write(names: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) -> None:
+                found = find_columns(
+                    list(names), spec, f"{audience.field_location('members', 'sql')}: the query"
+                )
+                present.append(Columns(found.email is not None, found.user_id is not None))
+                for chunk in chunks:
+                    writer.writerows(
+                        (
+                            _text(row[found.email]) if found.email is not None else None,
+                            _text(row[found.user_id]) if found.user_id is not None else None,
+                        )
+                        for row in chunk
+                    )
+
+            stream_query(audience, write)
+        select = (
+            f"SELECT email, user_id, false AS blank FROM read_csv({_literal(str(path))}, "
+            f"header = false, auto_detect = false, "
+            f"columns = {{'email': 'VARCHAR', 'user_id': 'VARCHAR'}}, "
+            f"delim = ',', quote = '\"', escape = '\"')"
+        )
+        engine.connection.execute(_checked_sql(checked, select, project_type, present[0]))
+    finally:
+        path.unlink(missing_ok=True)
+    return present[0]
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+# Why a row was skipped, stored as a small code (a column of messages would cost
+# ten million strings); 0 is a blank row, skipped silently as the Python engine skips it.
+BLANK, INVALID_EMAIL, LONG_USER_ID, NON_ASCII_USER_ID, SPACE_USER_ID, MISSING = range(6)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which identifier columns the source has: a missing one is not stored at all."""
+
+    email: bool
+    user_id: bool
+
+    def select(self) -> str:
+        email = "email" if self.email else "NULL::VARCHAR AS email"
+        user_id = "user_id" if self.user_id else "NULL::VARCHAR AS user_id"
+        return f"{email}, {user_id}"
+
+
+def _checked_sql(table: str, select: str, project_type: ProjectType, columns: Columns) -> str:
+    """identity.make_member in SQL. Blank cells count as absent; an email is stripped
+    and lower-cased (kept as written when invalid, to be shown so); a userId is taken as
+    given (it is case- and space-sensitive). Blank rows stay (problem 0) so that rowids
+    keep numbering the source's rows; valid rows have no problem (NULL)."""
+    space = _SPACE
+    kept = [f"CASE WHEN problem = {INVALID_EMAIL} THEN email_raw ELSE email END AS email"]
+    kept = (kept if columns.email else []) + (["user_id"] if columns.user_id else [])
+    return f"""
+        CREATE TABLE {table} AS
+        WITH cells AS (
+            SELECT blank,
+                CASE WHEN contains({_SPACES}, left(email, 1))
+                          OR contains({_SPACES}, right(email, 1))
+                     THEN nullif(regexp_replace(email, '^{space}+|{space}+$', '', 'g'), '')
+                     ELSE email END AS email_raw,
+                CASE WHEN user_id = '' THEN NULL
+                     WHEN contains({_SPACES}, left(user_id, 1))
+                          AND regexp_full_match(user_id, '{space}*') THEN NULL
+                     ELSE user_id END AS user_id
+            FROM ({select})
+        ), lowered AS (
+            SELECT blank, email_raw, lower(email_raw) AS email, user_id FROM cells
+        ), judged AS (
+            SELECT email_raw, email, user_id,
+                CAST(CASE
+                    WHEN blank THEN {BLANK}
+                    WHEN email IS NOT NULL AND NOT regexp_full_match(email, '{EMAIL_PATTERN}')
+                        THEN {INVALID_EMAIL}
+                    WHEN user_id IS NOT NULL AND length(user_id) > {MAX_USER_ID_LENGTH}
+                        THEN {LONG_USER_ID}
+                    WHEN user_id IS NOT NULL AND NOT regexp_full_match(user_id, '[ -~]*')
+                        THEN {NON_ASCII_USER_ID}
+                    WHEN user_id IS NOT NULL AND suffix(user_id, ' ') THEN {SPACE_USER_ID}
+                    {_missing_rule(project_type)}
+                END AS UTINYINT) AS problem
+            FROM lowered
+        )
+        SELECT {", ".join([*kept, "problem"])} FROM judged
+        """
+
+
+def _issue(
+    code: int, email: str | None, user_id: str | None, project_type: ProjectType
+) -> tuple[str, str | None]:
+    """The message and the offending value of a skipped row, as make_member words them."""
+    if code == INVALID_EMAIL:
+        return "invalid email", email
+    if code == LONG_USER_ID:
+        length = len(user_id or "")
+        return (
+            f"userId is {length} characters (Iterable allows at most {MAX_USER_ID_LENGTH}):",
+            user_id,
+        )
+    if code == NON_ASCII_USER_ID:
+        return "userId has characters outside printable ASCII:", user_id
+    if code == SPACE_USER_ID:
+        return "userId ends with a space:", user_id
+    if project_type == "email":
+        return "no email: email-based projects identify users by email", None
+    if project_type == "userId":
+        return "no userId: userID-based projects identify users by userId", None
+    return "neither email nor userId given", None
+
+
+def _missing_rule(project_type: ProjectType) -> str:
+    missing = {
+        "email": "email IS NULL",
+        "userId": "user_id IS NULL",
+        "hybrid": "email IS NULL AND user_id IS NULL",
+    }[project_type]
+    return f"WHEN {missing} THEN {MISSING}"
+
+
+# -- deduplicating -------------------------------------------------------------------------
+
+
+def _deduplicate(
+    engine: Engine,
+    checked: str,
+    columns: Columns,
+    where: Where,
+    project_type: ProjectType,
+    rejected: Rejected,
+) -> DesiredTable:
+    connection = engine.connection
+    rejected_count, rejected_issues = rejected
+    key = {"email": "email", "userId": "user_id", "hybrid": "coalesce(user_id, email)"}[
+        project_type
+    ]
+    kind = {
+        "email": "'email'",
+        "userId": "'userId'",
+        "hybrid": "CASE WHEN user_id IS NULL THEN 'email' ELSE 'userId' END",
+    }[project_type]
+    identifiers = f"SELECT {columns.select()}, problem, rowid AS row FROM {checked}"
+    issues = []
+    for row, code, email, user_id in connection.execute(
+        f"SELECT row, problem, email, user_id FROM ({identifiers}) "
+        f"WHERE problem <> {BLANK} ORDER BY row LIMIT {MAX_ISSUES}"
+    ).fetchall():
+        message, value = _issue(int(code), email, user_id, project_type)
+        issues.append(MemberIssue(where(int(row) + 1), message, value))
+    rows, problems, valid = connection.execute(
+        f"SELECT count(*) FILTER (problem IS DISTINCT FROM {BLANK}), "
+        f"count(*) FILTER (problem <> {BLANK}), count(*) FILTER (problem IS NULL) FROM {checked}"
+    ).fetchone() or (0, 0, 0)
+    table = engine.name("desired_rows")
+    connection.execute(
+        f"CREATE VIEW {table} AS SELECT {key} AS key, {kind} AS key_kind, email, user_id, row "
+        f"FROM ({identifiers}) WHERE problem IS NULL"
+    )
+    with_user_id, email_only, with_email = connection.execute(
+        f"SELECT count(user_id), count(*) FILTER (user_id IS NULL AND email IS NOT NULL), "
+        f"count(email) FROM {table}"
+    ).fetchone() or (0, 0, 0)
+    return DesiredTable(
+        engine=engine,
+        key=key,
+        rows_table=table,
+        checked=checked,
+        valid=int(valid),
+        rows=int(rows) + rejected_count,
+        skipped=int(problems) + rejected_count,
+        issues=(rejected_issues + issues)[:MAX_ISSUES],
+        with_user_id=int(with_user_id),
+        email_only=int(email_only),
+        with_email=int(with_email),
+        project_type=project_type,
+    )
+
+
+def _workspace_catalog(engine: Engine) -> str:
+    row = engine.connection.execute("SELECT current_database()").fetchone()
+    assert row is not None
+    return _quoted(str(row[0]))
+
+
+def _strip_semicolon(query: str) -> str:
+    return re.sub(r"[;\s]+$", "", query)
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

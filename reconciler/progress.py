@@ -1,0 +1,306 @@
+"""Progress of long steps (reading, diffing, batches of writes) for people watching stderr.
+
+The core reports through the small `Progress`/`Task` protocols and defaults to
+`NULL_PROGRESS`; only the CLI makes a real one with `console_progress`. On a terminal that is
+a set of rich bars; anywhere else (CI logs, `2>log.txt`) it is plain lines, one when a task
+starts, at most one every `interval` seconds while it advances, and one when it finishes, so a
+log shows a 10-million-member run moving without a line per batch.
+
+Lines carry only descriptions, counts, rates and times: callers describe tasks by phase and
+list name, never by member, because logs are read by more people than plans.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
+
+from rich.console import Console
+from rich.progress import BarColumn, ProgressColumn, TaskID, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+from rich.progress import Task as RichTask
+from rich.table import Column
+from rich.text import Text
+
+Clock = Callable[[], float]
+
+
+class Task(Protocol):
+    def advance(self, n: int = 1) -> None: ...
+    def set_total(self, total: int | None) -> None: ...
+    def finish(self) -> None: ...  # idempotent; the task is done
+
+
+class Progress(Protocol):
+    def task(self, description: str, total: int | None = None, unit: str = "members") -> Task: ...
+    def note(self, message: str) -> None: ...  # a one-off status line
+
+
+class _NullTask:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def set_total(self, total: int | None) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class _NullProgress:
+    def task(self, description: str, total: int | None = None, unit: str = "members") -> Task:
+        return _NULL_TASK
+
+    def note(self, message: str) -> None:
+        pass
+
+
+_NULL_TASK = _NullTask()
+NULL_PROGRESS: Progress = _NullProgress()
+
+
+def console_progress(
+    console: Console, *, interval: float = 10.0, clock: Clock = time.monotonic
+) -> AbstractContextManager[Progress]:
+    """Bars when `console` is a terminal, otherwise plain lines at most every `interval`
+    seconds per task. `clock` is injectable so tests need not sleep."""
+    if console.is_terminal:
+        return _bars(console, clock)
+    return _lines(console, interval, clock)
+
+
+# Formatting shared by both modes.
+
+
+def _count(n: int | float) -> str:
+    return f"{int(n):,}"
+
+
+def _rate(done: int | float, seconds: float | None) -> str | None:
+    # Nothing done yet says more without a "0/s" beside it.
+    if not done or not seconds or seconds <= 0:
+        return None
+    rate = done / seconds
+    return f"{rate:,.0f}" if rate >= 10 else f"{rate:.1f}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def _amount(done: int, total: int | None, unit: str) -> str:
+    """`3,200/10,000 members (32%)`, or `3,200 members` when the total is unknown."""
+    if total is None:
+        return f"{_count(done)} {_units(done, unit)}"
+    percent = f" ({done * 100 // total}%)" if total else ""
+    return f"{_count(done)}/{_count(total)} {_units(total, unit)}{percent}"
+
+
+def _units(n: int | float, unit: str) -> str:
+    """`1 member`, `2 members`: units are given in the plural."""
+    return unit[:-1] if n == 1 and unit.endswith("s") else unit
+
+
+# Plain lines (not a terminal).
+
+
+@contextmanager
+def _lines(console: Console, interval: float, clock: Clock) -> Iterator[Progress]:
+    yield _LineProgress(console, interval, clock)
+
+
+class _LineProgress:
+    def __init__(self, console: Console, interval: float, clock: Clock) -> None:
+        self._console = console
+        self._interval = interval
+        self._clock = clock
+        self._write_lock = threading.Lock()
+
+    def task(self, description: str, total: int | None = None, unit: str = "members") -> Task:
+        return _LineTask(self, description, total, unit)
+
+    def note(self, message: str) -> None:
+        self.write(message)
+
+    def write(self, line: str) -> None:
+        # markup off: a list name such as "[vip]" must print as written.
+        with self._write_lock:
+            self._console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
+class _LineTask:
+    def __init__(
+        self, owner: _LineProgress, description: str, total: int | None, unit: str
+    ) -> None:
+        self._owner = owner
+        self._description = description
+        self._total = total
+        self._unit = unit
+        self._done = 0
+        self._finished = False
+        self._lock = threading.Lock()
+        self._started = self._last_line = owner._clock()
+        owner.write(
+            f"{description}: started"
+            + (f" ({_count(total)} {_units(total, unit)})" if total is not None else "")
+        )
+
+    def advance(self, n: int = 1) -> None:
+        with self._lock:
+            self._done += n
+            if self._finished:
+                return
+            now = self._owner._clock()
+            # At exactly its total the finish line is due, and says the same.
+            if now - self._last_line < self._owner._interval or self._done == self._total:
+                return
+            self._last_line = now
+            # Written under the task's lock, so lines from a pool of threads come out in
+            # order and never after the task's last line.
+            self._owner.write(self._line(now))
+
+    def set_total(self, total: int | None) -> None:
+        with self._lock:
+            self._total = total
+
+    def finish(self) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+            self._owner.write(self._line(self._owner._clock(), finished=True))
+
+    def _line(self, now: float, *, finished: bool = False) -> str:
+        elapsed = now - self._started
+        # A finished task shows its total only when it fell short (errors, Ctrl-C): then
+        # "300/1,000" says what was left; otherwise "1,000 members" says it all.
+        total = self._total if not finished or self._done != self._total else None
+        parts = [_amount(self._done, total, self._unit)]
+        rate = _rate(self._done, elapsed)
+        if rate is not None:
+            parts.append(f"{rate}/s")
+        parts.append(_duration(elapsed))
+        return f"{self._description}: {'finished, ' if finished else ''}{', '.join(parts)}"
+
+
+# Bars (a terminal).
+
+
+class _DescriptionColumn(ProgressColumn):
+    """The task's description as written (a list name like "[vip]" is not markup). On a
+    narrow terminal this column gives way, cut short with an ellipsis, and the numbers stay
+    whole: rich narrows only the columns that may wrap, so the others are no_wrap."""
+
+    def render(self, task: RichTask) -> Text:
+        return Text(task.description, no_wrap=True, overflow="ellipsis")
+
+
+class _CountColumn(ProgressColumn):
+    """`3,200/10,000`, or `3,200` while the total is unknown; the rate beside it names the
+    unit, which keeps the line short enough for an 80-column terminal."""
+
+    def __init__(self) -> None:
+        super().__init__(table_column=Column(no_wrap=True))
+
+    def render(self, task: RichTask) -> Text:
+        done = _count(task.completed)
+        text = done if task.total is None else f"{done}/{_count(task.total)}"
+        return Text(text, style="progress.download")
+
+
+class _RateColumn(ProgressColumn):
+    """The average since the task started: batches land in bursts (and rate-limit waits
+    sit between them), so a short-window speed would jump about."""
+
+    def __init__(self, *, with_unit: bool) -> None:
+        super().__init__(table_column=Column(no_wrap=True))
+        self._with_unit = with_unit
+
+    def render(self, task: RichTask) -> Text:
+        rate = _rate(task.completed, task.elapsed)
+        if rate is None:
+            return Text("")
+        unit = f" {task.fields['unit']}" if self._with_unit else ""
+        return Text(f"{rate}{unit}/s", style="progress.data.speed")
+
+
+@contextmanager
+def _bars(console: Console, clock: Clock) -> Iterator[Progress]:
+    # Below 100 columns the bar and the rate's unit give way, so list names stay readable.
+    narrow = console.width < 100
+    bars = RichProgress(
+        _DescriptionColumn(),
+        BarColumn(bar_width=10 if narrow else 20),
+        _CountColumn(),
+        _RateColumn(with_unit=not narrow),
+        TimeElapsedColumn(table_column=Column(no_wrap=True)),
+        console=console,
+        get_time=clock,
+        # Finished bars stay on screen: in a long plan they are the record of what was read.
+        transient=False,
+        # stdout carries plans (`--format json | jq`): it must never be drawn into the bars.
+        redirect_stdout=False,
+    )
+    with bars:
+        yield _BarProgress(bars)
+
+
+class _BarProgress:
+    def __init__(self, bars: RichProgress) -> None:
+        self._bars = bars
+
+    def task(self, description: str, total: int | None = None, unit: str = "members") -> Task:
+        return _BarTask(self._bars, self._bars.add_task(description, total=total, unit=unit))
+
+    def note(self, message: str) -> None:
+        self._bars.console.print(message, markup=False, highlight=False, emoji=False)
+
+
+class _BarTask:
+    def __init__(self, bars: RichProgress, task_id: TaskID) -> None:
+        self._bars = bars
+        self._id = task_id
+        self._finished = False
+        self._lock = threading.Lock()
+
+    def _task(self) -> RichTask:
+        return self._bars._tasks[self._id]  # rich keeps no public lookup by id
+
+    def advance(self, n: int = 1) -> None:
+        self._bars.advance(self._id, n)
+
+    def set_total(self, total: int | None) -> None:
+        if total is not None:
+            self._bars.update(self._id, total=total)
+            return
+        # rich's update() reads total=None as "leave it"; unknown again means a pulsing bar.
+        with self._bars._lock:
+            task = self._task()
+            task.total = None
+            task.finished_time = None
+
+    def finish(self) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+        task = self._task()
+        # Stopping freezes the elapsed time; an unknown total becomes the count, so the bar
+        # completes. A known total that was not reached (errors, Ctrl-C) keeps the bar short.
+        self._bars.stop_task(self._id)
+        if task.total is None:
+            self._bars.update(self._id, total=task.completed)
+        if task.total is not None and task.completed >= task.total:
+            with self._bars._lock:
+                task.finished_time = task.elapsed
+        self._bars.refresh()

@@ -1,0 +1,92 @@
+"""The client's pacing against the emulator's sliding window, over HTTP, on one fake clock."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import pytest
+
+from reconciler.emulator import Limits
+from reconciler.iterable import ClientSettings, IterableClient
+from tests.conftest import EMULATOR_API_KEY
+
+LIMIT = 5  # subscribes per second, on the emulator and in the client
+
+
+class SharedClock:
+    """The client's and the emulator's time: it moves when the client sleeps, and when the
+    emulator is slow to count a request."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> float:
+        with self._lock:
+            self.now += max(0.0, seconds)
+            return self.now
+
+
+def test_requests_the_server_counts_late_are_paced_without_a_429(make_emulator_server):
+    clock = SharedClock()
+    # Every sixth request reaches the server's count 0.3 s after it was sent (queued
+    # behind others, or slow on the wire); the rest at once. Timed from its send, the
+    # first one's slot would free 0.3 s before the server's does.
+    delays = itertools.cycle([0.3, 0.0, 0.0, 0.0, 0.0, 0.0])
+    limits = Limits.unlimited()
+    limits.writes = (LIMIT, 1.0)
+    server = make_emulator_server(
+        project_type="email", limits=limits, clock=lambda: clock.advance(next(delays))
+    )
+    list_id = server.emulator.project("default").add_list("paced")
+    settings = ClientSettings(writes_per_second=LIMIT, concurrency=1)
+    with IterableClient(
+        server.base_url, EMULATOR_API_KEY, settings=settings, clock=clock, sleep=clock.sleep
+    ) as client:
+        for i in range(12):
+            client.subscribe(list_id, [{"email": f"u{i}@example.com"}])
+
+    sent = [r for r in server.emulator.request_log if r.path == "/api/lists/subscribe"]
+    assert [r.status for r in sent] == [200] * 12  # as few requests as the work needs
+    assert client.stats.rate_limited == 0
+    counted = [r.at for r in sent]
+    assert all(counted[k] - counted[k - LIMIT] >= 1.0 for k in range(LIMIT, len(counted)))
+    # And no later than the answers allow: the sixth went as soon as the first one's
+    # answer was a second old.
+    assert counted[LIMIT] == pytest.approx(counted[0] + 1.0, abs=1e-5)
+
+
+def test_a_429_holds_the_other_requests_of_its_kind_for_the_backoff(emulator_server):
+    faults = emulator_server.emulator.faults
+    faults.paths = ["/api/lists/subscribe"]
+    faults.script = [429]  # no Retry-After, as Iterable answers
+    list_id = emulator_server.emulator.project("default").add_list("paced")
+    clock = SharedClock()
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 1:
+            # While the refused request backs off, another thread sends one of its kind.
+            client.subscribe(list_id, [{"email": "other@example.com"}])
+        clock.advance(seconds)
+
+    settings = ClientSettings(writes_per_second=LIMIT, backoff_base=0.25, backoff_cap=0.25)
+    with IterableClient(
+        emulator_server.base_url, EMULATOR_API_KEY, settings=settings, clock=clock, sleep=sleep
+    ) as client:
+        client.subscribe(list_id, [{"email": "first@example.com"}])
+
+    backoff, held = sleeps
+    assert 0.125 <= backoff <= 0.25
+    assert held == pytest.approx(backoff, abs=1e-6)  # the other one waited it out too
+    statuses = [r.status for r in emulator_server.emulator.request_log]
+    assert statuses == [429, 200, 200] and client.stats.rate_limited == 1

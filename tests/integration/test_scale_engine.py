@@ -1,0 +1,189 @@
+"""Large audiences planned in DuckDB (issue 6), through the CLI against the emulator: the
+threshold is lowered so a handful of members takes the path ten million would."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from tests.integration.conftest import API_KEY_VAR, Workspace
+
+
+@pytest.fixture
+def at_scale(monkeypatch):
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "3")
+    monkeypatch.setenv("RECONCILER_MEMORY_LIMIT", "256MB")
+
+
+def members(server, name: str, prefer_user_id: bool = False) -> set[str]:
+    proj = server.emulator.project("default")
+    (list_id,) = [i for i, record in proj.lists.items() if record.name == name]
+    return set(proj.members(list_id, prefer_user_id))
+
+
+def test_a_large_csv_audience_plans_applies_and_settles_in_duckdb(
+    workspace: Workspace, cli, emulator_server, at_scale
+):
+    rows = [f"m{i}@example.com" for i in range(8)] + ["not-an-email", "M0@Example.com"]
+    workspace.csv("data/big.csv", "email", rows)
+    workspace.audience("big", {"csv": "data/big.csv"}, policy={"maxRemovalPercent": 50})
+
+    first = cli("plan", workspace.manifests, "--format", "json", "--show-members")
+    assert first.exit_code == 1, first.output  # a row was skipped as invalid
+    (dest,) = first.json()["destinations"]
+    (lst,) = dest["lists"]
+    assert lst["desired_members"] == 8  # M0@Example.com is m0's duplicate; one row invalid
+    add = next(c for c in lst["changes"] if c["type"] == "add_members")
+    assert add["count"] == 8 and add["sample"][0] == "m0@example.com"
+    assert any("not-an-email" in str(s) for s in dest["skipped_members"])
+
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 1  # the invalid row is reported, the rest applied
+    assert members(emulator_server, "big") == {f"m{i}@example.com" for i in range(8)}
+
+    # 1 leaves, 2 join: only those are sent, and the next plan has nothing to do.
+    rows = [f"m{i}@example.com" for i in range(1, 10)]
+    workspace.csv("data/big.csv", "email", rows)
+    second = cli("plan", workspace.manifests, "--format", "json", "--show-members")
+    (lst,) = second.json()["destinations"][0]["lists"]
+    assert lst["changes"] == [
+        {"type": "add_members", "count": 2, "sample": ["m8@example.com", "m9@example.com"]},
+        {
+            "type": "remove_members",
+            "count": 1,
+            "sample": ["m0@example.com"],
+            "channel_unsubscribe": False,
+        },
+    ]
+    assert "diffed in DuckDB" in second.json()["destinations"][0]["member_read"]
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    assert members(emulator_server, "big") == set(rows)
+    again = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+
+
+def test_a_saved_plan_of_a_large_audience_applies_exactly(
+    workspace: Workspace, cli, emulator_server, at_scale, tmp_path
+):
+    rows = [f"s{i}@example.com" for i in range(6)]
+    workspace.csv("data/big.csv", "email", rows)
+    workspace.audience("big", {"csv": "data/big.csv"})
+    planfile = tmp_path / "big.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+    # The members are read back into DuckDB (6 >= the threshold of 3) and sent from there.
+    result = cli("apply", "--plan", planfile, "--yes")
+    assert result.exit_code == 0, result.output
+    assert members(emulator_server, "big") == set(rows)
+
+
+def test_parquet_and_duckdb_query_sources_at_scale(
+    workspace: Workspace, cli, emulator_server, at_scale
+):
+    data = workspace.manifests / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(data / "crm.duckdb")) as connection:
+        connection.execute(
+            "CREATE TABLE users AS SELECT 'q' || i || '@example.com' AS email, i AS id "
+            "FROM range(5) t(i)"
+        )
+        connection.execute(
+            f"COPY (SELECT 'p' || i || '@example.com' AS email, 'P' || i AS userId "
+            f"FROM range(4) t(i)) TO '{data / 'p.parquet'}' (FORMAT parquet)"
+        )
+    workspace.audience("from-parquet", {"parquet": "data/p.parquet"})
+    workspace.audience(
+        "from-query",
+        {
+            "sql": "SELECT email, id AS userId FROM users WHERE id < 4;",
+            "database": "data/crm.duckdb",
+        },
+    )
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert members(emulator_server, "from-parquet", prefer_user_id=True) == {
+        f"P{i}" for i in range(4)
+    }
+    # Integer ids become the text Iterable's userIds are.
+    assert members(emulator_server, "from-query", prefer_user_id=True) == {str(i) for i in range(4)}
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+
+
+def test_hybrid_member_known_by_email_keeps_its_place_once_it_has_a_user_id(
+    workspace: Workspace, cli, emulator_server, at_scale
+):
+    # Members with userIds make getUsers report userIds; one member is known by email only.
+    rows = ["a@example.com,A", "b@example.com,B", "c@example.com,C", "late@example.com,"]
+    workspace.csv("data/big.csv", "email,userId", rows)
+    workspace.audience("big", {"csv": "data/big.csv"})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    proj = emulator_server.emulator.project("default")
+    proj.set_user_id(proj.user_by_email("late@example.com"), "LATE-1")
+    result = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("RECONCILER_ENGINE", "spark", "RECONCILER_ENGINE must be one of auto, python, duckdb"),
+        ("RECONCILER_MEMORY_LIMIT", "lots", "must be a size of at least 64MB"),
+        ("RECONCILER_ENGINE_THRESHOLD", "1e6", "must be a whole number"),
+    ],
+)
+def test_bad_engine_settings_are_named(
+    workspace: Workspace, cli, name, value, message, monkeypatch
+):
+    monkeypatch.setenv(name, value)
+    workspace.audience("a", {"inline": ["a@example.com"]})
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize("project_type", ["hybrid", "userId", "email"])
+def test_both_engines_and_both_member_reads_plan_the_same(
+    tmp_path, monkeypatch, fast_client, make_emulator_server, cli, project_type
+):
+    server = make_emulator_server(project_type=project_type)
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.chdir(tmp_path)
+    ws = Workspace(tmp_path, server.base_url, project_type)
+    ws.destination()
+    proj = server.emulator.project("default")
+    for n in range(3):
+        list_id = proj.add_list(f"list-{n}")
+        for i in range(6):
+            proj.subscribe_direct(list_id, email=f"l{n}-{i}@example.com", user_id=f"U{n}-{i}")
+        # One leaves, one joins; in hybrid projects one member is known by email only.
+        rows = [f"l{n}-{i}@example.com,U{n}-{i}" for i in range(1, 6)] + [
+            f"new{n}@example.com,N{n}"
+        ]
+        if project_type == "hybrid":
+            rows[0] = f"l{n}-1@example.com,"
+        ws.csv(f"data/list-{n}.csv", "email,userId", rows)
+        ws.audience(f"list-{n}", {"csv": f"data/list-{n}.csv"}, policy={"maxRemovalPercent": 50})
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "3")
+    plans = {}
+    for engine in ("python", "duckdb"):
+        for strategy in ("getUsers", "export"):
+            monkeypatch.setenv("RECONCILER_ENGINE", engine)
+            monkeypatch.setenv("RECONCILER_MEMBER_READS", strategy)
+            before = len(server.emulator.request_log)
+            result = cli("plan", ws.manifests, "--format", "json", "--show-members")
+            assert result.exit_code == 0, result.output
+            # Each list read once, however early (downloads start while sources are read).
+            paths = [r.path for r in server.emulator.request_log[before:]]
+            reads = paths.count("/api/lists/getUsers"), paths.count("/api/export/data.json")
+            assert reads == ((3, 0) if strategy == "getUsers" else (0, 1))
+            body = result.json()
+            for dest in body["destinations"]:
+                assert ("DuckDB" in dest.pop("member_read")) == (engine == "duckdb")
+            plans[engine, strategy] = body
+    first = plans["python", "getUsers"]
+    assert first["summary"]["members_to_remove"] == 3
+    assert first["summary"]["members_to_add"] == 3
+    for key, body in plans.items():
+        assert body == first, key
+
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0  # duckdb, export
+    assert cli("plan", ws.manifests, "--detailed-exitcode").exit_code == 0
