@@ -226,7 +226,10 @@ def apply_plan(
         if not dest_plan.has_changes:
             continue
         client = clients[dest_plan.destination]
-        report.destinations.append(_apply_destination(dest_plan, client, run))
+        try:
+            report.destinations.append(_apply_destination(dest_plan, client, run))
+        except AuthError as exc:
+            raise exc.in_destination(dest_plan.destination) from None
     report.not_attempted = run.not_attempted
     for client in {id(c): c for c in clients.values()}.values():
         report.requests += client.stats.requests

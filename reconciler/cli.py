@@ -124,6 +124,9 @@ def _safe_message(exc: BaseException) -> str:
     """An error's text for logs and summaries: an Iterable message can quote a member's
     email, so emails are masked like everywhere else unless --show-members was given."""
     text = str(exc)
+    destination = getattr(exc, "destination", None)
+    if destination is not None:
+        text = f"destination {destination!r}: {text}"
     return text if "--show-members" in sys.argv else mask_emails(text)
 
 
@@ -259,6 +262,10 @@ def plan(
             save_plan(out, the_plan, manifests, path, target)
     except ReconcilerError as exc:
         raise _fail(exc) from None
+    except KeyboardInterrupt:
+        # A plan only reads, so there is nothing to undo; 130 as shells report a SIGINT.
+        err.print("Interrupted: nothing was changed (plan only reads).")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     _print_plan(the_plan, output, show_members)
     if summary_file is not None:
         _append(summary_file, plan_markdown(the_plan, show_members))
@@ -268,10 +275,23 @@ def plan(
         )
     if the_plan.violations():
         raise typer.Exit(UnsafePlanError.exit_code)
-    if the_plan.summary.members_skipped:
+    if the_plan.summary.problems:
         raise typer.Exit(EXIT_ERROR)
     if detailed_exitcode and the_plan.has_changes:
         raise typer.Exit(EXIT_CHANGES)
+
+
+def _problems(the_plan: Plan) -> str:
+    """What source data a plan could not use, in words."""
+    s = the_plan.summary
+    parts = []
+    if s.members_skipped:
+        n = s.members_skipped
+        parts.append(f"{n} member{'s' if n != 1 else ''} could not be used")
+    if s.field_values_skipped:
+        n = s.field_values_skipped
+        parts.append(f"{n} field value{'s' if n != 1 else ''} could not be sent")
+    return " and ".join(parts)
 
 
 def _print_plan(the_plan: Plan, output: OutputFormat, show_members: bool) -> None:
@@ -408,11 +428,11 @@ def _apply_command(
             _print_plan(the_plan, output, show_members)
         if summary_file is not None:
             _append(summary_file, plan_markdown(the_plan, show_members))
-        skipped = the_plan.summary.members_skipped
+        skipped = the_plan.summary.problems
         if not the_plan.has_changes:
             record.finish(
                 "failed" if skipped else "no_changes",
-                f"{skipped} members skipped as invalid" if skipped else None,
+                _problems(the_plan) if skipped else None,
             )
             if output is OutputFormat.json:
                 typer.echo(report_json(ApplyReport(), show_members), nl=False)
@@ -428,7 +448,9 @@ def _apply_command(
     elif report.ok and not skipped:
         record.finish("success")
     else:
-        record.finish("failed", "some changes failed or members were skipped; see the report")
+        record.finish(
+            "failed", "some changes failed or source data could not be used; see the report"
+        )
     return report
 
 
@@ -672,16 +694,11 @@ def status(
         for d in the_plan.destinations
         for lp in d.lists
     ]
-    skipped = the_plan.summary.members_skipped
-    if skipped:
-        err.print(
-            f"warning: {skipped} member{'s' if skipped != 1 else ''} could not be used; "
-            "run `reconciler validate` to see them",
-            markup=False,
-        )
+    if the_plan.summary.problems:
+        err.print(f"warning: {_problems(the_plan)}; `reconciler plan` shows them", markup=False)
     if output is OutputFormat.json:
         typer.echo(json.dumps({"audiences": rows}, indent=2))
-        raise typer.Exit(EXIT_ERROR if skipped else EXIT_OK)
+        raise typer.Exit(EXIT_ERROR if the_plan.summary.problems else EXIT_OK)
     from rich.table import Table
 
     table = Table(title=None, show_edge=False, header_style="bold")
@@ -710,7 +727,7 @@ def status(
             "BLOCKED" if r["blocked"] else "",
         )
     Console(highlight=False, width=max(100, Console().width)).print(table)
-    if skipped:
+    if the_plan.summary.problems:
         raise typer.Exit(EXIT_ERROR)
 
 

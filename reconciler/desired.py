@@ -83,7 +83,6 @@ def build_desired(
             item.fields = desired_fields(
                 audience, compiled[mapping_name], result.members, result.where
             )
-            item.issues.extend(item.fields.issues)
         dest.lists.append(item)
     if targets is not None:
         desired = {k: v for k, v in desired.items() if v.lists}

@@ -26,6 +26,14 @@ class ReconcilerError(Exception):
     """An error whose message is written for the user."""
 
     exit_code: int = 1
+    # The destination it happened in, when the message alone would not say (a wrong key,
+    # an unreachable baseUrl): set where the destination is known, shown before the text.
+    destination: str | None = None
+
+    def in_destination(self, name: str) -> ReconcilerError:
+        if self.destination is None:
+            self.destination = name
+        return self
 
 
 @dataclass(frozen=True, order=True)

@@ -244,6 +244,10 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
             "fields": list(d.field_read.fields),
         },
         "skipped_unlisted": d.skipped_unlisted,
+        "field_issues": [
+            [audience, issue.where, issue.message, issue.value]
+            for audience, issue in d.field_issues
+        ],
         "skipped_members": [
             [audience, issue.where, issue.message, issue.value]
             for audience, issue in d.skipped_members
@@ -302,6 +306,10 @@ def _destination_from_json(d: dict[str, Any], members: _MemberLines) -> Destinat
             fields=tuple(d["field_read"]["fields"]),
         ),
         skipped_unlisted=int(d.get("skipped_unlisted", 0)),
+        field_issues=tuple(
+            (audience, MemberIssue(where, message, value))
+            for audience, where, message, value in d.get("field_issues", [])
+        ),
         skipped_members=tuple(
             (audience, MemberIssue(where, message, value))
             for audience, where, message, value in d["skipped_members"]

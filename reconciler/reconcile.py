@@ -10,6 +10,7 @@ from typing import Any
 from reconciler.desired import DesiredList, at_scale, build_desired
 from reconciler.engine import Engine
 from reconciler.engine.prefetch import Prefetch, start_prefetch
+from reconciler.errors import IterableError, LiveStateError
 from reconciler.fields import plan_fields
 from reconciler.iterable import IterableClient
 from reconciler.live import LiveList, read_live
@@ -44,14 +45,17 @@ def make_plan(
     fingerprint: dict[str, dict[str, dict[str, Any]]] = {}
     for name, desired in build_desired(manifests, targets, engine, progress).items():
         dest_spec = desired.destination.spec
-        live = read_live(
-            clients[name],
-            desired,
-            on_read,
-            engine=engine,
-            progress=progress,
-            prefetch=prefetches.get(name),
-        )
+        try:
+            live = read_live(
+                clients[name],
+                desired,
+                on_read,
+                engine=engine,
+                progress=progress,
+                prefetch=prefetches.get(name),
+            )
+        except (IterableError, LiveStateError) as exc:
+            raise exc.in_destination(name) from None
         prints = fingerprint.setdefault(name, {})
         lists = []
         for item in desired.lists:
@@ -104,9 +108,16 @@ def make_plan(
                     deletion.list_id, None
                 )
         skipped = [(item.audience.name, issue) for item in desired.lists for issue in item.issues]
-        # Trait mappings: fields ride on subscribes, the rest become bulkUpdates.
+        # Trait mappings: fields ride on subscribes, the rest become bulkUpdates. A value
+        # that cannot be sent leaves out that field only: its member is still sent.
         fields = plan_fields(clients[name], desired, lists)
-        skipped.extend(fields.issues)
+        field_issues = [
+            (item.audience.name, issue)
+            for item in desired.lists
+            if item.fields is not None
+            for issue in item.fields.issues
+        ]
+        field_issues.extend(fields.issues)
         if fields.live_digest is not None:
             prints[FIELDS_KEY] = {"digest": fields.live_digest}
         dest_plan = plan_destination(
@@ -127,6 +138,7 @@ def make_plan(
                 dest_plan,
                 field_updates=tuple(fields.updates),
                 field_read=fields.read,
+                field_issues=tuple(field_issues),
                 member_read=live.describe_reads(),
             )
         )

@@ -1,4 +1,4 @@
-"""Live members read to disk and diffed against a DesiredTable with anti-joins.
+"""Live members read to disk and diffed against a DesiredTable with joins.
 
 The rules are the Python planner's (plan/planner.py `diff_members`): a desired member is
 present when any of its identifiers is live, and a live identifier stays when any desired

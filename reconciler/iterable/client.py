@@ -504,7 +504,9 @@ class IterableClient:
             raise _Retryable(f"HTTP {response.status_code} with {exc}") from None
         except (httpx.ConnectError, httpx.ConnectTimeout):
             # Nothing was sent, so nothing can have happened.
-            raise _Retryable("could not connect", done_maybe=False) from None
+            raise _Retryable(
+                f"could not connect to {self._http.base_url.host}", done_maybe=False
+            ) from None
         except httpx.TimeoutException:
             raise _Retryable("connection timed out") from None
         except (httpx.TransportError, httpx.DecodingError) as exc:

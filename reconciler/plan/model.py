@@ -133,6 +133,9 @@ class DestinationPlan:
     skipped_members: tuple[tuple[str, MemberIssue], ...] = ()  # (audience, issue)
     # Skipped rows beyond those listed: audiences planned in DuckDB list the first 1,000.
     skipped_unlisted: int = 0
+    # Mapped field values not sent (a value that does not convert, two audiences that
+    # disagree): that field is left out, the member is still sent. (audience, issue)
+    field_issues: tuple[tuple[str, MemberIssue], ...] = ()
     deletions: tuple[ListDeletion, ...] = ()
     allow_list_deletion: bool = False
     field_updates: tuple[FieldUpdate, ...] = ()  # bulkUpdate, between subscribe and unsubscribe
@@ -200,6 +203,12 @@ class Summary:
     members_to_remove: int = 0
     users_to_update: int = 0
     members_skipped: int = 0
+    field_values_skipped: int = 0
+
+    @property
+    def problems(self) -> int:
+        """Source data that could not be used: a plan with any exits 1."""
+        return self.members_skipped + self.field_values_skipped
 
     @property
     def changes(self) -> int:
@@ -241,6 +250,7 @@ class Plan:
             members_to_remove=sum(len(lp.remove) for lp in lists),
             users_to_update=sum(len(d.field_updates) for d in self.destinations),
             members_skipped=sum(d.skipped_count for d in self.destinations),
+            field_values_skipped=sum(len(d.field_issues) for d in self.destinations),
         )
 
     def to_dict(self, show: Callable[[str], str]) -> dict[str, Any]:
@@ -259,6 +269,7 @@ class Plan:
                 "members_to_remove": s.members_to_remove,
                 "users_to_update": s.users_to_update,
                 "members_skipped": s.members_skipped,
+                "field_values_skipped": s.field_values_skipped,
             },
             "violations": [
                 {
@@ -301,6 +312,15 @@ class Plan:
                             **({"value": show(issue.value)} if issue.value is not None else {}),
                         }
                         for audience, issue in d.skipped_members
+                    ],
+                    "field_issues": [
+                        {
+                            "audience": audience,
+                            "where": issue.where,
+                            "reason": issue.message,
+                            **({"value": show(issue.value)} if issue.value is not None else {}),
+                        }
+                        for audience, issue in d.field_issues
                     ],
                 }
                 for d in self.destinations

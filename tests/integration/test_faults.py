@@ -360,3 +360,18 @@ def test_a_key_revoked_mid_apply_stops_everything_and_says_what_was_done(
     emulator.handle = original  # type: ignore[method-assign]
     emulator.set_api_key("default", EMULATOR_API_KEY)
     converges(cli, workspace, emulator_server, scenario)
+
+
+def test_an_unreachable_base_url_names_the_destination_and_host(workspace, cli, monkeypatch):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("RECONCILER_MAX_RETRIES", "1")
+    workspace.destination(baseUrl=f"http://127.0.0.1:{port}")
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1
+    assert "destination 'prod'" in result.stderr
+    assert "could not connect to 127.0.0.1" in result.stderr

@@ -123,3 +123,16 @@ def test_ctrl_c_while_reading_iterable_changes_nothing(workspace, cli, emulator_
     assert "Interrupted." in err and "Traceback" not in err
     assert writes_seen(emulator_server) == 0
     finish(workspace, cli, emulator_server, scenario)
+
+
+def test_ctrl_c_during_plan_exits_130_having_changed_nothing(workspace, emulator_server):
+    build_scenario(workspace, emulator_server)
+    emulator_server.emulator.faults.latency_seconds = 1  # the first read hangs
+    proc = spawn_cli(workspace, "plan", "manifests", env=subprocess_env(workspace))
+    while not emulator_server.emulator.request_log:
+        assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Interrupted: nothing was changed" in err and "Traceback" not in err
+    assert writes_seen(emulator_server) == 0

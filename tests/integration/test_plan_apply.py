@@ -206,6 +206,7 @@ def test_wrong_api_key_is_a_clear_error_without_the_key(workspace, cli, monkeypa
         result = cli(*command, workspace.manifests)
         assert result.exit_code == 1
         assert "rejected the API key" in result.stderr
+        assert "destination 'prod'" in result.stderr  # which of the keys is wrong
         assert secret not in result.output
 
 

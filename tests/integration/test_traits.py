@@ -186,6 +186,9 @@ def test_a_bad_value_skips_that_field_only_and_exits_non_zero(workspace, cli, em
         "churn.csv:3: field 'lifetimeValue' (column 'lifetime_value'): 'zero' is not a number; "
         "the field is not written for this member"
     ) in result.stdout
+    # Reported as a value not sent, not as a member skipped: bob is still on the list.
+    assert "1 field value not sent (the members are still sent" in result.stdout
+    assert "skipped (not sent to Iterable)" not in result.stdout
     bob = fields_of(emulator_server, "bob@example.com")
     assert bob["planTier"] == "free" and "lifetimeValue" not in bob
     assert len(project(emulator_server).users) == 2  # both members were subscribed

@@ -12,6 +12,14 @@ from tests.sources import line_of, write_duckdb, write_parquet
 PASSWORD_VAR = "RECONCILER_TEST_WAREHOUSE_PASSWORD"
 
 
+@pytest.fixture(autouse=True, params=["python", "duckdb"])
+def engine(request, monkeypatch) -> str:
+    """Every test twice: as small audiences are planned, and as large ones are (issue 6:
+    the query runs in DuckDB or PostgreSQL, its rows are checked and diffed in DuckDB)."""
+    monkeypatch.setenv("RECONCILER_ENGINE", request.param)
+    return request.param
+
+
 def members_of(emulator_server, name: str) -> list[str]:
     return sorted(project(emulator_server).members(list_id(emulator_server, name)))
 

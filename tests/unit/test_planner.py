@@ -74,6 +74,7 @@ def test_matching_list_has_no_changes_and_summary_counts():
         "members_to_remove": 2,
         "users_to_update": 0,
         "members_skipped": 0,
+        "field_values_skipped": 0,
     }
 
 

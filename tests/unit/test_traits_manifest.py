@@ -154,7 +154,7 @@ def test_bad_values_are_reported_with_file_row_column_and_value(tmp_path: Path) 
     csv("a@example.com,u-1,pro,10,ada", "b@example.com,u-2,free,lots,bob")
     desired = build_desired(load_manifests(Path("m")))
     (item,) = desired["prod"].lists
-    assert [str(i) for i in item.issues] == [
+    assert [str(i) for i in item.fields.issues] == [
         f"{tmp_path}/m/data/churn.csv:3: field 'ltv' (column 'lifetime_value'): 'lots' is not a "
         "number; the field is not written for this member"
     ]
@@ -177,7 +177,7 @@ def test_an_undefined_template_variable_names_the_row(tmp_path: Path) -> None:
     write("m/traits.yaml", MAPPING)
     desired = build_desired(load_manifests(Path("m")))
     (item,) = desired["prod"].lists
-    assert [str(i) for i in item.issues] == [
+    assert [str(i) for i in item.fields.issues] == [
         "m/all.yaml:12:93: field 'greeting' (template at m/traits.yaml:9:26): undefined "
         "variable: 'first_name' is undefined; the field is not written for this member"
     ]
