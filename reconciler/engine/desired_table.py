@@ -289,11 +289,9 @@ def _csv_select(engine: Engine, audience: Audience, path: Path) -> tuple[str, Co
         f"THEN regexp_full_match(c{i}, '{_SPACE}*') ELSE false END"
         for i in range(len(names))
     )
-    select = (
-        f"SELECT {_cell(email)} AS email, {_cell(user_id)} AS user_id, {blank} AS blank "
-        f"FROM {reader}"
-    )
-    return select, Columns(email is not None, user_id is not None), rejects
+    cells = ", ".join(f"c{i}" for i in range(len(names)))
+    select = f"SELECT {cells}, {_cell(email)} AS email, {_cell(user_id)} AS user_id FROM {reader}"
+    return select, Columns(email is not None, user_id is not None, blank), rejects
 
 
 def _csv_rejects(engine: Engine, path: Path, rejects: str) -> Rejected:
@@ -350,7 +348,7 @@ def _query_into(
             user_id = _quoted(names[columns.user_id]) if columns.user_id is not None else "NULL"
             select = (
                 f"SELECT CAST({email} AS VARCHAR) AS email, CAST({user_id} AS VARCHAR) "
-                f"AS user_id, false AS blank FROM ({query})"
+                f"AS user_id FROM ({query})"
             )
             found = Columns(columns.email is not None, columns.user_id is not None)
             connection.execute(
@@ -397,7 +395,7 @@ def _warehouse_into(
 
             stream_query(audience, write)
         select = (
-            f"SELECT email, user_id, false AS blank FROM read_csv({_literal(str(path))}, "
+            f"SELECT email, user_id FROM read_csv({_literal(str(path))}, "
             f"header = false, auto_detect = false, "
             f"columns = {{'email': 'VARCHAR', 'user_id': 'VARCHAR'}}, "
             f"delim = ',', quote = '\"', escape = '\"')"
@@ -421,10 +419,12 @@ BLANK, INVALID_EMAIL, LONG_USER_ID, NON_ASCII_USER_ID, SPACE_USER_ID, MISSING = 
 
 @dataclass(frozen=True)
 class Columns:
-    """Which identifier columns the source has: a missing one is not stored at all."""
+    """Which identifier columns the source has (a missing one is not stored at all), and
+    the SQL that tells a blank row (a CSV's; other sources have none)."""
 
     email: bool
     user_id: bool
+    blank: str = "false"
 
     def select(self) -> str:
         email = "email" if self.email else "NULL::VARCHAR AS email"
@@ -436,41 +436,73 @@ def _checked_sql(table: str, select: str, project_type: ProjectType, columns: Co
     """identity.make_member in SQL. Blank cells count as absent; an email is stripped
     and lower-cased (kept as written when invalid, to be shown so); a userId is taken as
     given (it is case- and space-sensitive). Blank rows stay (problem 0) so that rowids
-    keep numbering the source's rows; valid rows have no problem (NULL)."""
+    keep numbering the source's rows; valid rows have no problem (NULL).
+
+    Most rows are plainly valid: an email that matches the pattern once lower-cased has no
+    spaces to strip, and a userId of printable ASCII not ending in a space is not blank.
+    Those rows take the fast path; only the others pay for stripping, the blank-row test
+    and the search for the reason (measured: a third of the checking time at 10M)."""
     space = _SPACE
-    kept = [f"CASE WHEN problem = {INVALID_EMAIL} THEN email_raw ELSE email END AS email"]
-    kept = (kept if columns.email else []) + (["user_id"] if columns.user_id else [])
+    user_id_ok = (
+        f"(u <> '' AND length(u) <= {MAX_USER_ID_LENGTH} AND regexp_full_match(u, '[ -~]+') "
+        f"AND NOT suffix(u, ' '))"
+    )
+    email_ok = f"regexp_full_match(le, '{EMAIL_PATTERN}')"
+    fast = {
+        "email": f"({email_ok} AND (u IS NULL OR {user_id_ok}))",
+        "userId": f"({user_id_ok} AND (e IS NULL OR {email_ok}))",
+        "hybrid": f"(CASE WHEN e IS NULL THEN {user_id_ok} "
+        f"ELSE {email_ok} AND (u IS NULL OR {user_id_ok}) END)",
+    }[project_type]
+    stripped = (
+        f"CASE WHEN contains({_SPACES}, left(e, 1)) OR contains({_SPACES}, right(e, 1)) "
+        f"THEN nullif(regexp_replace(e, '^{space}+|{space}+$', '', 'g'), '') ELSE e END"
+    )
+    user_id = (
+        f"CASE WHEN u = '' THEN NULL WHEN contains({_SPACES}, left(u, 1)) "
+        f"AND regexp_full_match(u, '{space}*') THEN NULL ELSE u END"
+    )
+    kept = []
+    if columns.email:
+        kept.append(
+            f"CASE WHEN fast THEN le WHEN problem = {INVALID_EMAIL} THEN slow_email_raw "
+            f"ELSE slow_email END AS email"
+        )
+    if columns.user_id:
+        kept.append("CASE WHEN fast THEN u ELSE slow_user_id END AS user_id")
     return f"""
         CREATE TABLE {table} AS
         WITH cells AS (
-            SELECT blank,
-                CASE WHEN contains({_SPACES}, left(email, 1))
-                          OR contains({_SPACES}, right(email, 1))
-                     THEN nullif(regexp_replace(email, '^{space}+|{space}+$', '', 'g'), '')
-                     ELSE email END AS email_raw,
-                CASE WHEN user_id = '' THEN NULL
-                     WHEN contains({_SPACES}, left(user_id, 1))
-                          AND regexp_full_match(user_id, '{space}*') THEN NULL
-                     ELSE user_id END AS user_id
-            FROM ({select})
-        ), lowered AS (
-            SELECT blank, email_raw, lower(email_raw) AS email, user_id FROM cells
+            SELECT *, email AS e, user_id AS u, lower(email) AS le FROM ({select})
         ), judged AS (
-            SELECT email_raw, email, user_id,
-                CAST(CASE
+            SELECT *, {fast} IS TRUE AS fast FROM cells
+        ), slow AS (
+            SELECT *,
+                CASE WHEN fast THEN NULL ELSE {stripped} END AS slow_email_raw,
+                CASE WHEN fast THEN NULL ELSE {user_id} END AS slow_user_id,
+                CASE WHEN fast THEN false ELSE {columns.blank} END AS blank
+            FROM judged
+        ), reasons AS (
+            SELECT *, lower(slow_email_raw) AS slow_email FROM slow
+        ), problems AS (
+            SELECT *,
+                CASE WHEN fast THEN NULL ELSE CAST(CASE
                     WHEN blank THEN {BLANK}
-                    WHEN email IS NOT NULL AND NOT regexp_full_match(email, '{EMAIL_PATTERN}')
+                    WHEN slow_email IS NOT NULL
+                         AND NOT regexp_full_match(slow_email, '{EMAIL_PATTERN}')
                         THEN {INVALID_EMAIL}
-                    WHEN user_id IS NOT NULL AND length(user_id) > {MAX_USER_ID_LENGTH}
+                    WHEN slow_user_id IS NOT NULL AND length(slow_user_id) > {MAX_USER_ID_LENGTH}
                         THEN {LONG_USER_ID}
-                    WHEN user_id IS NOT NULL AND NOT regexp_full_match(user_id, '[ -~]*')
+                    WHEN slow_user_id IS NOT NULL
+                         AND NOT regexp_full_match(slow_user_id, '[ -~]*')
                         THEN {NON_ASCII_USER_ID}
-                    WHEN user_id IS NOT NULL AND suffix(user_id, ' ') THEN {SPACE_USER_ID}
+                    WHEN slow_user_id IS NOT NULL AND suffix(slow_user_id, ' ')
+                        THEN {SPACE_USER_ID}
                     {_missing_rule(project_type)}
-                END AS UTINYINT) AS problem
-            FROM lowered
+                END AS UTINYINT) END AS problem
+            FROM reasons
         )
-        SELECT {", ".join([*kept, "problem"])} FROM judged
+        SELECT {", ".join([*kept, "problem"])} FROM problems
         """
 
 
@@ -499,9 +531,9 @@ def _issue(
 
 def _missing_rule(project_type: ProjectType) -> str:
     missing = {
-        "email": "email IS NULL",
-        "userId": "user_id IS NULL",
-        "hybrid": "email IS NULL AND user_id IS NULL",
+        "email": "slow_email IS NULL",
+        "userId": "slow_user_id IS NULL",
+        "hybrid": "slow_email IS NULL AND slow_user_id IS NULL",
     }[project_type]
     return f"WHEN {missing} THEN {MISSING}"
 
@@ -535,19 +567,20 @@ def _deduplicate(
     ).fetchall():
         message, value = _issue(int(code), email, user_id, project_type)
         issues.append(MemberIssue(where(int(row) + 1), message, value))
-    rows, problems, valid = connection.execute(
+    # One scan for every count (each is a pass over ten million rows).
+    valid_row = "problem IS NULL"
+    rows, problems, valid, with_user_id, email_only, with_email = connection.execute(
         f"SELECT count(*) FILTER (problem IS DISTINCT FROM {BLANK}), "
-        f"count(*) FILTER (problem <> {BLANK}), count(*) FILTER (problem IS NULL) FROM {checked}"
-    ).fetchone() or (0, 0, 0)
+        f"count(*) FILTER (problem <> {BLANK}), count(*) FILTER ({valid_row}), "
+        f"count(user_id) FILTER ({valid_row}), "
+        f"count(*) FILTER ({valid_row} AND user_id IS NULL AND email IS NOT NULL), "
+        f"count(email) FILTER ({valid_row}) FROM ({identifiers})"
+    ).fetchone() or (0, 0, 0, 0, 0, 0)
     table = engine.name("desired_rows")
     connection.execute(
         f"CREATE VIEW {table} AS SELECT {key} AS key, {kind} AS key_kind, email, user_id, row "
         f"FROM ({identifiers}) WHERE problem IS NULL"
     )
-    with_user_id, email_only, with_email = connection.execute(
-        f"SELECT count(user_id), count(*) FILTER (user_id IS NULL AND email IS NOT NULL), "
-        f"count(email) FROM {table}"
-    ).fetchone() or (0, 0, 0)
     return DesiredTable(
         engine=engine,
         key=key,
