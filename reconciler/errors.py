@@ -46,7 +46,11 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+        # FILE:LINE:COL as compilers write it; the parts not known are left out, not 0.
+        where = self.file
+        if self.line:
+            where += f":{self.line}" + (f":{self.column}" if self.column else "")
+        return f"{where}: {self.message}"
 
 
 class ManifestError(ReconcilerError):

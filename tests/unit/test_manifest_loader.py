@@ -568,15 +568,15 @@ def test_problems_from_several_files_are_reported_together() -> None:
 
 
 def test_missing_path() -> None:
-    assert only_problem("nowhere") == "nowhere:0:0: manifest path nowhere does not exist"
+    assert only_problem("nowhere") == "nowhere: manifest path nowhere does not exist"
 
 
 def test_empty_directory() -> None:
     Path("empty").mkdir()
-    assert only_problem("empty") == ("empty:0:0: no manifest files (*.yaml, *.yml) found in empty")
+    assert only_problem("empty") == ("empty: no manifest files (*.yaml, *.yml) found in empty")
 
 
 def test_files_without_documents() -> None:
     write("m/a.yaml", "# nothing yet\n")
     write("m/b.yaml", "---\n---\n")
-    assert only_problem("m") == "m:0:0: no manifest documents found in m"
+    assert only_problem("m") == "m: no manifest documents found in m"
