@@ -1,9 +1,11 @@
-"""An audience's source read into the workspace: validated, normalised and deduplicated in
-SQL, with the same rules as identity.make_member, so either engine gives the same members.
+"""An audience's source read into the workspace and checked in SQL, with the same rules as
+identity.make_member, so either engine gives the same members.
 
-Rows land in a table (row, email, user_id) straight from DuckDB's readers (CSV, Parquet, a
-DuckDB query) or, for a query at a SQLAlchemy URL, through a CSV file written chunk by
-chunk; then one statement keeps the first row of each identity key.
+One pass over the source makes the `checked` table: each row's normalised identifiers and,
+when it cannot be used, a small code saying why (its rowid numbers the source's rows, for
+messages). CSV and Parquet files and DuckDB queries are read by DuckDB where they are; a
+query at a SQLAlchemy URL streams back in chunks through a CSV file. Duplicate keys are
+dealt with where it costs least (see DesiredTable).
 """
 
 from __future__ import annotations
@@ -174,8 +176,8 @@ def _count_lines(path: Path) -> int:
 
 
 def load_desired(engine: Engine, audience: Audience, project_type: ProjectType) -> DesiredTable:
-    """Read, check and deduplicate in one pass over the source where possible: each
-    materialisation of ten million rows costs about a second."""
+    """The source read and checked in one pass (each pass over ten million rows costs
+    about a second), then counted in one more."""
     checked = engine.name("checked")
     with engine.ordered():
         where, columns, rejected = _create_checked(engine, audience, project_type, checked)
