@@ -144,7 +144,9 @@ def estimate_rows(audience: Audience) -> int | None:
 def _count_query(audience: Audience) -> int | None:
     members = audience.spec.members
     assert members.sql is not None
-    counting = f"SELECT count(*) FROM ({_strip_semicolon(members.sql)}) AS audience_rows"
+    # The newline ends a `-- comment` on the query's last line, which would otherwise
+    # swallow the closing parenthesis.
+    counting = f"SELECT count(*) FROM ({_strip_semicolon(members.sql)}\n) AS audience_rows"
     if members.url is not None:
         from reconciler.sources.warehouse import stream_query
 
@@ -204,9 +206,11 @@ def _create_checked(
         declared_at = audience.field_location("members", "csv")
         try:
             engine.connection.execute(_checked_sql(checked, select, project_type, columns))
-            rejected = _csv_rejects(engine, path, rejects)
         except duckdb.Error as exc:
-            raise SourceError(f"{declared_at}: {path}: not valid CSV: {exc}") from None
+            # DuckDB's message runs to a page of reader options: its first line says it.
+            first = str(exc).strip().splitlines()[0]
+            raise SourceError(f"{declared_at}: {path}: not valid CSV: {first}") from None
+        rejected = _csv_rejects(engine, path, rejects, declared_at)
         # Numbered as the Python engine and a spreadsheet number rows (the header is row
         # 1), except that DuckDB does not count blank lines.
         return (lambda n: f"{path}:{n + 1}"), columns, rejected
@@ -296,18 +300,41 @@ def _csv_select(engine: Engine, audience: Audience, path: Path) -> tuple[str, Co
     return select, Columns(email is not None, user_id is not None, blank), rejects
 
 
-def _csv_rejects(engine: Engine, path: Path, rejects: str) -> Rejected:
-    """Rows with the wrong number of cells, skipped as the Python engine skips them;
-    DuckDB numbers them by physical line, as an editor does."""
+def _csv_rejects(engine: Engine, path: Path, rejects: str, declared_at: object) -> Rejected:
+    """Rows DuckDB's reader set aside. A row with the wrong number of cells is skipped and
+    named, as the Python engine does (a blank one silently); anything else (an unclosed
+    quote, bytes that are not UTF-8, an endless line) stops the read, as it does in the
+    Python engine: skipping it could drop every row after it, and plan their removal."""
     connection = engine.connection
-    (count,) = connection.execute(f"SELECT count(*) FROM {rejects}").fetchone() or (0,)
-    bad = connection.execute(
-        f"SELECT line, error_message FROM {rejects} ORDER BY line LIMIT {MAX_ISSUES}"
-    ).fetchall()
-    connection.execute(f"DROP TABLE {rejects}")
-    connection.execute(f"DROP TABLE {rejects}_scan")
-    issues = [MemberIssue(f"{path}:{line}", f"not read: {message}") for line, message in bad]
-    return int(count), issues
+    try:
+        fatal = connection.execute(
+            f"SELECT line, error_type, error_message FROM {rejects} "
+            f"WHERE error_type NOT IN ('MISSING COLUMNS', 'TOO MANY COLUMNS') "
+            f"ORDER BY line LIMIT 1"
+        ).fetchone()
+        if fatal is not None:
+            line, kind, message = fatal
+            if kind == "INVALID ENCODING":
+                raise SourceError(f"{declared_at}: {path}:{line}: not UTF-8 text; save it as UTF-8")
+            raise SourceError(f"{declared_at}: {path}:{line}: not valid CSV: {message}")
+        # A line of spaces is a blank row to the Python engine, one cell to DuckDB.
+        counted = f"FROM {rejects} WHERE trim(csv_line, ' \t\r\n') <> ''"
+        (count,) = connection.execute(f"SELECT count(*) {counted}").fetchone() or (0,)
+        bad = connection.execute(
+            f"SELECT line, error_message {counted} ORDER BY line LIMIT {MAX_ISSUES}"
+        ).fetchall()
+    finally:
+        connection.execute(f"DROP TABLE IF EXISTS {rejects}")
+        connection.execute(f"DROP TABLE IF EXISTS {rejects}_scan")
+    return int(count), [MemberIssue(f"{path}:{line}", _cells_message(m)) for line, m in bad]
+
+
+def _cells_message(message: str) -> str:
+    """DuckDB's "Expected Number of Columns: 2 Found: 1" as the Python engine words it."""
+    found = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
+    if found is None:
+        return f"not read: {message}"
+    return f"row has {found.group(2)} cells, header has {found.group(1)}"
 
 
 def _cell(index: int | None) -> str:
@@ -334,13 +361,15 @@ def _query_into(
     try:
         connection.execute(f"SET file_search_path = {_literal(str(audience.base_dir))}")
         if database is not None:
-            attached = engine.name("source_db")
+            name = engine.name("source_db")
             try:
-                connection.execute(f"ATTACH {_literal(database)} AS {attached} (READ_ONLY)")
+                connection.execute(f"ATTACH {_literal(database)} AS {name} (READ_ONLY)")
             except duckdb.Error as exc:
                 raise SourceError(
                     f"{declared_at}: cannot open DuckDB database {database}: {exc}"
                 ) from None
+            # Only once attached: `finally` detaches it.
+            attached = name
             connection.execute(f"USE {attached}")
         query = _strip_semicolon(query)
         try:
@@ -350,7 +379,7 @@ def _query_into(
             user_id = _quoted(names[columns.user_id]) if columns.user_id is not None else "NULL"
             select = (
                 f"SELECT CAST({email} AS VARCHAR) AS email, CAST({user_id} AS VARCHAR) "
-                f"AS user_id FROM ({query})"
+                f"AS user_id FROM ({query}\n)"  # the newline ends a trailing `-- comment`
             )
             found = Columns(columns.email is not None, columns.user_id is not None)
             connection.execute(

@@ -68,7 +68,9 @@ def _read_csv(audience: Audience, project_type: ProjectType) -> SourceResult:
     try:
         # utf-8-sig: spreadsheets save CSV with a byte-order mark
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
+            # strict: a quote left open is an error, not a cell that swallows every row
+            # after it (which would plan their removal).
+            reader = csv.reader(handle, strict=True)
             header = next(reader, None)
             if header is None:
                 raise SourceError(f"{declared_at}: {path} is empty (no header row)")

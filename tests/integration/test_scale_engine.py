@@ -187,3 +187,58 @@ def test_both_engines_and_both_member_reads_plan_the_same(
 
     assert cli("apply", ws.manifests, "--yes").exit_code == 0  # duckdb, export
     assert cli("plan", ws.manifests, "--detailed-exitcode").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("sql", "database", "expected"),
+    [
+        # A trailing comment must not swallow the parenthesis the engine wraps the query in.
+        ("SELECT 'a@example.com' AS email -- the audience", ":memory:", "a@example.com"),
+        # A database that cannot be opened is named, not an internal error from detaching it.
+        ("SELECT email FROM users", "data/missing.duckdb", "cannot open DuckDB database"),
+        ("SELECT email FROM users", "data/not-a.duckdb", "cannot open DuckDB database"),
+    ],
+)
+def test_duckdb_queries_read_alike_in_both_engines(
+    workspace: Workspace, cli, emulator_server, monkeypatch, sql, database, expected
+):
+    workspace.write("data/not-a.duckdb", "not a database")
+    workspace.audience("q", {"sql": sql, "database": database})
+    outputs = {}
+    for engine in ("python", "duckdb"):
+        monkeypatch.setenv("RECONCILER_ENGINE", engine)
+        result = cli("plan", workspace.manifests, "--format", "json", "--show-members")
+        assert "internal error" not in result.output
+        assert expected in result.output
+        outputs[engine] = (result.exit_code, result.stdout.replace("; 1 large list diffed", ""))
+    assert outputs["python"][0] == outputs["duckdb"][0]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        # An unclosed quote: refused, never read as one bad row with every row after it
+        # skipped (which would plan their removal).
+        (b'email,userId\na@x.com,u1\n"b@x.com,u2\n' + b"c@x.com,u3\n" * 50, "not valid CSV"),
+        # Bytes that are not UTF-8, past the part of the file read for the header.
+        (b"email,userId\n" + b"a@x.com,u1\n" * 2000 + b"j\xe9r\xf4me@x.com,u2\n", "UTF-8"),
+        # A row with too few cells is named in the Python engine's words; a row of spaces
+        # is blank and skipped silently.
+        (b"email,userId\na@x.com,u1\n   \nbad\n", "row has 1 cells, header has 2"),
+    ],
+)
+def test_csv_problems_are_reported_alike_in_both_engines(
+    workspace: Workspace, cli, monkeypatch, content, expected
+):
+    path = workspace.manifests / "data" / "m.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    workspace.audience("m", {"csv": "data/m.csv"})
+    results = {}
+    for engine in ("python", "duckdb"):
+        monkeypatch.setenv("RECONCILER_ENGINE", engine)
+        result = cli("validate", workspace.manifests)
+        assert expected in result.stderr, (engine, result.stderr)
+        assert "internal error" not in result.output
+        results[engine] = result.exit_code
+    assert results == {"python": 1, "duckdb": 1}
