@@ -267,6 +267,12 @@ def _csv_select(engine: Engine, audience: Audience, path: Path) -> tuple[str, Co
     if header is None:
         raise SourceError(f"{declared_at}: {path} is empty (no header row)")
     names = [name.strip() for name in header]
+    for wanted in (spec.email, spec.userId):
+        if names.count(wanted) > 1:
+            raise SourceError(
+                f"{declared_at}: {path} has {names.count(wanted)} columns named {wanted!r}: "
+                "reconciler will not guess which one holds the identifiers; rename the others"
+            )
     for option in ("email", "userId"):
         named = getattr(spec, option)
         if option in spec.model_fields_set and named not in names:

@@ -56,5 +56,18 @@ def first_difference(
                 if old.get("list_id") is None:
                     return f"list {list_name!r} was created (id {new['list_id']})"
                 return f"list {list_name!r} now has id {new['list_id']}"
+            if old.get("size") == new.get("size") and _kind(old) != _kind(new):
+                # The digests cannot be compared, so the list may well be unchanged.
+                return (
+                    f"list {list_name!r} was read by a different engine than the plan's "
+                    f"({_kind(old)} then, {_kind(new)} now: RECONCILER_ENGINE, "
+                    "RECONCILER_ENGINE_THRESHOLD or the DuckDB version changed)"
+                )
             return f"list {list_name!r} changed ({old.get('size')} -> {new.get('size')} members)"
     return None
+
+
+def _kind(entry: dict[str, Any]) -> str:
+    """Which engine made a list's digest: DuckDB's are tagged "duckdb-VERSION:..."."""
+    digest = str(entry.get("digest", ""))
+    return digest.split(":", 1)[0] if digest.startswith("duckdb-") else "python"

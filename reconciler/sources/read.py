@@ -74,7 +74,15 @@ def _read_csv(audience: Audience, project_type: ProjectType) -> SourceResult:
             header = next(reader, None)
             if header is None:
                 raise SourceError(f"{declared_at}: {path} is empty (no header row)")
-            columns = {name.strip(): i for i, name in enumerate(header)}
+            stripped = [name.strip() for name in header]
+            for wanted in (spec.email, spec.userId):
+                if stripped.count(wanted) > 1:
+                    raise SourceError(
+                        f"{declared_at}: {path} has {stripped.count(wanted)} columns named "
+                        f"{wanted!r}: reconciler will not guess which one holds the "
+                        "identifiers; rename the others"
+                    )
+            columns = {name: i for i, name in enumerate(stripped)}
             email_col = columns.get(spec.email)
             user_id_col = columns.get(spec.userId)
             # A column named in the manifest must exist: a typo would otherwise drop that

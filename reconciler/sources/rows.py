@@ -39,8 +39,22 @@ def find_columns(names: Sequence[str], spec: MembersSpec, source: str) -> Column
     An exact match wins; otherwise a case-insensitive one, because databases such as
     PostgreSQL fold unquoted names to lower case (`SELECT user_id AS userId` gives `userid`).
     """
+    for wanted in (spec.email, spec.userId):
+        if list(names).count(wanted) > 1:
+            raise SourceError(
+                f"{source} has {list(names).count(wanted)} columns named {wanted!r}: "
+                "reconciler will not guess which one holds the identifiers; rename the others"
+            )
     email = _column(names, spec.email)
     user_id = _column(names, spec.userId)
+    # A column named in the manifest must exist: a typo would otherwise drop that
+    # identifier from every row, and the members it identified would be removed.
+    for option, found in (("email", email), ("userId", user_id)):
+        if option in spec.model_fields_set and found is None:
+            raise SourceError(
+                f"{source} has no column {getattr(spec, option)!r} (members.{option}); "
+                f"columns are: {', '.join(names) or '(none)'}"
+            )
     if email is None and user_id is None:
         raise SourceError(
             f"{source} has neither an {spec.email!r} nor a {spec.userId!r} column; columns "

@@ -242,3 +242,43 @@ def test_csv_problems_are_reported_alike_in_both_engines(
         assert "internal error" not in result.output
         results[engine] = result.exit_code
     assert results == {"python": 1, "duckdb": 1}
+
+
+def test_a_plan_applied_with_another_engine_says_so(
+    workspace: Workspace, cli, monkeypatch, tmp_path
+):
+    workspace.csv("data/big.csv", "email", [f"e{i}@example.com" for i in range(6)])
+    workspace.audience("big", {"csv": "data/big.csv"})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    planfile = tmp_path / "p.plan"
+    monkeypatch.setenv("RECONCILER_ENGINE", "duckdb")
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+    monkeypatch.setenv("RECONCILER_ENGINE", "python")
+    result = cli("apply", "--plan", planfile, "--yes")
+    assert result.exit_code == 4
+    assert "read by a different engine than the plan's" in result.stderr
+    monkeypatch.setenv("RECONCILER_ENGINE", "duckdb")
+    assert cli("apply", "--plan", planfile, "--yes").exit_code == 0
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_ambiguous_or_misnamed_identifier_columns_are_refused(
+    workspace: Workspace, cli, monkeypatch, engine
+):
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    workspace.csv("data/two.csv", "email,userId,email", ["a@x.com,u1,", ",,y@x.com"])
+    workspace.audience("two", {"csv": "data/two.csv"})
+    result = cli("validate", workspace.manifests)
+    assert result.exit_code == 1
+    assert "has 2 columns named 'email'" in result.stderr
+
+    (workspace.manifests / "aud-two.yaml").unlink()
+    data = workspace.manifests / "data"
+    with duckdb.connect() as connection:
+        connection.execute(
+            f"COPY (SELECT 'a@x.com' AS mail) TO '{data / 'p.parquet'}' (FORMAT parquet)"
+        )
+    workspace.audience("p", {"parquet": "data/p.parquet", "email": "e_mail"})
+    result = cli("validate", workspace.manifests)
+    assert result.exit_code == 1
+    assert "has no column 'e_mail' (members.email)" in result.stderr
