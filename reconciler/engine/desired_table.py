@@ -210,10 +210,8 @@ def _create_checked(
             # DuckDB's message runs to a page of reader options: its first line says it.
             first = str(exc).strip().splitlines()[0]
             raise SourceError(f"{declared_at}: {path}: not valid CSV: {first}") from None
-        rejected = _csv_rejects(engine, path, rejects, declared_at)
-        # Numbered as the Python engine and a spreadsheet number rows (the header is row
-        # 1), except that DuckDB does not count blank lines.
-        return (lambda n: f"{path}:{n + 1}"), columns, rejected
+        count, issues, set_aside = _csv_rejects(engine, path, rejects, declared_at)
+        return _csv_row_namer(path, set_aside), columns, (count, issues)
     if members.parquet is not None:
         path = source_path(audience, members.parquet)
         declared_at = str(audience.field_location("members", "parquet"))
@@ -306,9 +304,12 @@ def _csv_select(engine: Engine, audience: Audience, path: Path) -> tuple[str, Co
     return select, Columns(email is not None, user_id is not None, blank), rejects
 
 
-def _csv_rejects(engine: Engine, path: Path, rejects: str, declared_at: object) -> Rejected:
+def _csv_rejects(
+    engine: Engine, path: Path, rejects: str, declared_at: object
+) -> tuple[int, list[MemberIssue], list[int]]:
     """Rows DuckDB's reader set aside. A row with the wrong number of cells is skipped and
-    named, as the Python engine does (a blank one silently); anything else (an unclosed
+    named, as the Python engine does (a blank one silently), and the lines of all of them
+    are returned, to number the rows after them; anything else (an unclosed
     quote, bytes that are not UTF-8, an endless line) stops the read, as it does in the
     Python engine: skipping it could drop every row after it, and plan their removal."""
     connection = engine.connection
@@ -329,10 +330,41 @@ def _csv_rejects(engine: Engine, path: Path, rejects: str, declared_at: object) 
         bad = connection.execute(
             f"SELECT line, error_message {counted} ORDER BY line LIMIT {MAX_ISSUES}"
         ).fetchall()
+        set_aside = [
+            int(line) for (line,) in connection.execute(f"SELECT line FROM {rejects}").fetchall()
+        ]
     finally:
         connection.execute(f"DROP TABLE IF EXISTS {rejects}")
         connection.execute(f"DROP TABLE IF EXISTS {rejects}_scan")
-    return int(count), [MemberIssue(f"{path}:{line}", _cells_message(m)) for line, m in bad]
+    issues = [MemberIssue(f"{path}:{line}", _cells_message(m)) for line, m in bad]
+    return int(count), issues, set_aside
+
+
+def _csv_row_namer(path: Path, set_aside: list[int]) -> Callable[[int], str]:
+    """How to name the n-th row DuckDB read (1-based) as the Python engine and an editor
+    number it: by its line. DuckDB's count leaves out blank lines and the rows it set
+    aside, so those before a row are added back; they are found (one scan of the file)
+    only when a row is named. Rows with a quoted cell spanning lines count as one line."""
+    skipped: list[int] | None = None
+
+    def name(n: int) -> str:
+        nonlocal skipped
+        if skipped is None:
+            skipped = sorted({*set_aside, *_blank_lines(path)})
+        line = n + 1  # the header is line 1
+        for s in skipped:
+            if s > line:
+                break
+            line += 1
+        return f"{path}:{line}"
+
+    return name
+
+
+def _blank_lines(path: Path) -> list[int]:
+    """Numbers of the empty lines of a file (DuckDB skips them without a word)."""
+    with path.open("rb") as handle:
+        return [n for n, raw in enumerate(handle, start=1) if not raw.strip(b"\r\n")]
 
 
 def _cells_message(message: str) -> str:
@@ -626,12 +658,25 @@ def _deduplicate(
         valid=int(valid),
         rows=int(rows) + rejected_count,
         skipped=int(problems) + rejected_count,
-        issues=(rejected_issues + issues)[:MAX_ISSUES],
+        issues=_in_row_order(rejected_issues, issues)[:MAX_ISSUES],
         with_user_id=int(with_user_id),
         email_only=int(email_only),
         with_email=int(with_email),
         project_type=project_type,
     )
+
+
+def _in_row_order(rejected: list[MemberIssue], issues: list[MemberIssue]) -> list[MemberIssue]:
+    """Rows set aside by the reader among the others, by line, as the Python engine lists
+    them (both name CSV rows FILE:LINE)."""
+    if not rejected:
+        return issues
+
+    def line(issue: MemberIssue) -> int:
+        number = issue.where.rsplit(":", 1)[-1]
+        return int(number) if number.isdigit() else 0
+
+    return sorted(rejected + issues, key=line)
 
 
 def _workspace_catalog(engine: Engine) -> str:

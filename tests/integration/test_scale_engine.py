@@ -282,3 +282,19 @@ def test_ambiguous_or_misnamed_identifier_columns_are_refused(
     result = cli("validate", workspace.manifests)
     assert result.exit_code == 1
     assert "has no column 'e_mail' (members.email)" in result.stderr
+
+
+def test_invalid_rows_are_named_by_line_in_both_engines(workspace: Workspace, cli, monkeypatch):
+    lines = ["email,userId", "a@x.com,u1", "", "bad1,", "   ", "b@x.com,u2,extra", "", "bad2,"]
+    workspace.write("data/m.csv", "\n".join(lines) + "\n")
+    workspace.audience("m", {"csv": "data/m.csv"})
+    outputs = {}
+    for engine in ("python", "duckdb"):
+        monkeypatch.setenv("RECONCILER_ENGINE", engine)
+        result = cli("validate", workspace.manifests, "--show-members")
+        assert result.exit_code == 1
+        outputs[engine] = result.stderr
+    assert outputs["python"] == outputs["duckdb"]
+    assert "m.csv:4: invalid email 'bad1'" in outputs["duckdb"]
+    assert "m.csv:6: row has 3 cells, header has 2" in outputs["duckdb"]
+    assert "m.csv:8: invalid email 'bad2'" in outputs["duckdb"]
