@@ -25,7 +25,7 @@ from reconciler.identity import MAX_USER_ID_LENGTH, ProjectType
 from reconciler.manifest import Audience
 from reconciler.sources import MemberIssue
 from reconciler.sources.duckdb_query import IN_MEMORY, open_connection
-from reconciler.sources.read import source_path
+from reconciler.sources.read import csv_identifier_columns, source_path
 from reconciler.sources.rows import find_columns
 
 # At most this many skipped rows are kept with their reasons; the rest are counted.
@@ -247,7 +247,6 @@ def _create_checked(
 def _csv_select(engine: Engine, audience: Audience, path: Path) -> tuple[str, Columns, str]:
     """SELECT email, user_id, blank FROM the CSV file, which identifier columns it has,
     and the name of its rejects table."""
-    spec = audience.spec.members
     declared_at = audience.field_location("members", "csv")
     # The header is read as the Python engine reads it (BOM, stripped names), and DuckDB
     # is told the dialect rather than left to guess it from a sample.
@@ -264,27 +263,7 @@ def _csv_select(engine: Engine, audience: Audience, path: Path) -> tuple[str, Co
         raise SourceError(f"{declared_at}: cannot read {path}: {exc}") from None
     if header is None:
         raise SourceError(f"{declared_at}: {path} is empty (no header row)")
-    names = [name.strip() for name in header]
-    for wanted in (spec.email, spec.userId):
-        if names.count(wanted) > 1:
-            raise SourceError(
-                f"{declared_at}: {path} has {names.count(wanted)} columns named {wanted!r}: "
-                "reconciler will not guess which one holds the identifiers; rename the others"
-            )
-    for option in ("email", "userId"):
-        named = getattr(spec, option)
-        if option in spec.model_fields_set and named not in names:
-            raise SourceError(
-                f"{audience.field_location('members', option)}: column {named!r} is not in "
-                f"the header of {path}; columns are: {', '.join(names) or '(none)'}"
-            )
-    email = names.index(spec.email) if spec.email in names else None
-    user_id = names.index(spec.userId) if spec.userId in names else None
-    if email is None and user_id is None:
-        raise SourceError(
-            f"{declared_at}: {path} has neither an {spec.email!r} nor a {spec.userId!r} "
-            f"column; columns are: {', '.join(names) or '(none)'}"
-        )
+    names, email, user_id = csv_identifier_columns(audience, path, header)
     columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names)))
     rejects = engine.name("rejects")
     reader = (

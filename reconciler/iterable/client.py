@@ -209,22 +209,8 @@ class IterableClient:
         for lists of millions, read back by DuckDB. Returns the number of lines. A retry
         starts the file afresh. `on_lines(n)` reports progress as lines arrive."""
         params = {"listId": str(list_id), "preferUserId": "true" if prefer_user_id else "false"}
-
-        def save(response: httpx.Response) -> int:
-            if _is_html(response):
-                raise _BadAnswer("an HTML page, not the list's members")
-            lines = 0
-            with path.open("wb") as handle:
-                for chunk in response.iter_bytes():
-                    handle.write(chunk)
-                    found = chunk.count(b"\n")
-                    lines += found
-                    if on_lines is not None and found:
-                        on_lines(found)
-            return lines
-
-        return self._request(
-            "GET", "/api/lists/getUsers", bucket="list_reads", params=params, parse=save
+        return self._download(
+            "/api/lists/getUsers", "list_reads", params, path, "the list's members", on_lines
         )
 
     # -- membership writes ---------------------------------------------------------------
@@ -377,10 +363,23 @@ class IterableClient:
         for projects of millions of users, read back by DuckDB. Returns the line count."""
         params = [("dataTypeName", "user"), ("range", "All")]
         params += [("onlyFields", name) for name in only_fields]
+        return self._download(
+            "/api/export/data.json", "export", params, path, "the export", on_lines
+        )
 
+    def _download(
+        self,
+        endpoint: str,
+        bucket: str,
+        params: Any,
+        path: Path,
+        what: str,
+        on_lines: Callable[[int], None] | None,
+    ) -> int:
         def save(response: httpx.Response) -> int:
             if _is_html(response):
-                raise _BadAnswer("an HTML page, not the export")
+                # A proxy's or portal's page would otherwise be read as data.
+                raise _BadAnswer(f"an HTML page, not {what}")
             lines = 0
             with path.open("wb") as handle:
                 for chunk in response.iter_bytes():
@@ -391,9 +390,7 @@ class IterableClient:
                         on_lines(found)
             return lines
 
-        return self._request(
-            "GET", "/api/export/data.json", bucket="export", params=params, parse=save
-        )
+        return self._request("GET", endpoint, bucket=bucket, params=params, parse=save)
 
     # -- transport -----------------------------------------------------------------------
 

@@ -58,6 +58,39 @@ def _read_inline(audience: Audience, project_type: ProjectType) -> SourceResult:
     return result
 
 
+def csv_identifier_columns(
+    audience: Audience, path: Path, header: list[str]
+) -> tuple[list[str], int | None, int | None]:
+    """A CSV header's column names (stripped) and where the email and userId columns are,
+    for either engine. Refuses a header reconciler would have to guess about."""
+    spec = audience.spec.members
+    declared_at = audience.field_location("members", "csv")
+    names = [name.strip() for name in header]
+    for wanted in (spec.email, spec.userId):
+        if names.count(wanted) > 1:
+            raise SourceError(
+                f"{declared_at}: {path} has {names.count(wanted)} columns named {wanted!r}: "
+                "reconciler will not guess which one holds the identifiers; rename the others"
+            )
+    # A column named in the manifest must exist: a typo would otherwise drop that
+    # identifier from every row, and the members it identified would be removed.
+    for option in ("email", "userId"):
+        named = getattr(spec, option)
+        if option in spec.model_fields_set and named not in names:
+            raise SourceError(
+                f"{audience.field_location('members', option)}: column {named!r} is not in "
+                f"the header of {path}; columns are: {', '.join(names) or '(none)'}"
+            )
+    email = names.index(spec.email) if spec.email in names else None
+    user_id = names.index(spec.userId) if spec.userId in names else None
+    if email is None and user_id is None:
+        raise SourceError(
+            f"{declared_at}: {path} has neither an {spec.email!r} nor a {spec.userId!r} "
+            f"column; columns are: {', '.join(names) or '(none)'}"
+        )
+    return names, email, user_id
+
+
 def _read_csv(audience: Audience, project_type: ProjectType) -> SourceResult:
     spec = audience.spec.members
     assert spec.csv is not None
@@ -74,32 +107,8 @@ def _read_csv(audience: Audience, project_type: ProjectType) -> SourceResult:
             header = next(reader, None)
             if header is None:
                 raise SourceError(f"{declared_at}: {path} is empty (no header row)")
-            stripped = [name.strip() for name in header]
-            for wanted in (spec.email, spec.userId):
-                if stripped.count(wanted) > 1:
-                    raise SourceError(
-                        f"{declared_at}: {path} has {stripped.count(wanted)} columns named "
-                        f"{wanted!r}: reconciler will not guess which one holds the "
-                        "identifiers; rename the others"
-                    )
-            columns = {name: i for i, name in enumerate(stripped)}
-            email_col = columns.get(spec.email)
-            user_id_col = columns.get(spec.userId)
-            # A column named in the manifest must exist: a typo would otherwise drop that
-            # identifier from every row, and the members it identified would be removed.
-            for option in ("email", "userId"):
-                named = getattr(spec, option)
-                if option in spec.model_fields_set and named not in columns:
-                    raise SourceError(
-                        f"{audience.field_location('members', option)}: column {named!r} is "
-                        f"not in the header of {path}; columns are: "
-                        f"{', '.join(columns) or '(none)'}"
-                    )
-            if email_col is None and user_id_col is None:
-                raise SourceError(
-                    f"{declared_at}: {path} has neither an {spec.email!r} nor a "
-                    f"{spec.userId!r} column; columns are: {', '.join(columns) or '(none)'}"
-                )
+            names, email_col, user_id_col = csv_identifier_columns(audience, path, header)
+            columns = {name: i for i, name in enumerate(names)}
             trait_cols = [
                 (name, i) for name, i in columns.items() if i not in (email_col, user_id_col)
             ]
