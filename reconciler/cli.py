@@ -30,6 +30,7 @@ from reconciler.connect import open_client
 from reconciler.desired import build_desired
 from reconciler.emulator import emulator_app
 from reconciler.engine import Engine
+from reconciler.engine.workspace import remove_directories
 from reconciler.errors import (
     ConfigError,
     ManifestError,
@@ -552,7 +553,9 @@ def _journaled_apply(
         sys.stdout.flush()
         sys.stderr.flush()
         # Worker threads blocked in a request or a retry cannot be stopped any other way;
-        # whatever they leave unknown, the next apply reads back from Iterable.
+        # whatever they leave unknown, the next apply reads back from Iterable. Files of
+        # members (DuckDB's workspace) go first: os._exit runs no cleanup.
+        remove_directories()
         os._exit(EXIT_INTERRUPTED)
 
     try:

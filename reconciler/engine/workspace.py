@@ -117,7 +117,21 @@ class Engine:
             shutil.rmtree(directory, ignore_errors=True)
             raise
         self._connection, self._directory = connection, directory
+        _OPEN.add(directory)
         self._finalizer = weakref.finalize(self, _cleanup, connection, directory)
+
+
+# Every workspace directory this process made and has not removed yet, for
+# `remove_directories` (os._exit skips finalizers).
+_OPEN: set[Path] = set()
+
+
+def remove_directories() -> None:
+    """Remove the workspace directories now, without closing DuckDB: for a process about
+    to end with os._exit (a second Ctrl-C), which would leave members' data behind."""
+    for directory in list(_OPEN):
+        shutil.rmtree(directory, ignore_errors=True)
+        _OPEN.discard(directory)
 
 
 def _cleanup(connection: duckdb.DuckDBPyConnection, directory: Path) -> None:
@@ -125,3 +139,4 @@ def _cleanup(connection: duckdb.DuckDBPyConnection, directory: Path) -> None:
         connection.close()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+        _OPEN.discard(directory)

@@ -120,3 +120,15 @@ def test_python_and_duckdb_plan_the_same(
     # Samples (slices) and batches read the same rows as iteration.
     assert [m.key for m in diff.add[:3]] == [m.key for m in add[:3]]
     assert [x for batch in diff.remove.batches(2) for x in batch] == remove
+
+
+def test_workspace_directories_can_be_removed_before_os_exit(tmp_path):
+    from reconciler.engine.workspace import remove_directories
+
+    engine = Engine(EngineSettings(engine="duckdb", memory_limit="256MB", temp_dir=tmp_path))
+    engine.connection.execute("CREATE TABLE t AS SELECT 'a@x.com' AS email")
+    (made,) = list(tmp_path.iterdir())
+    assert made.name.startswith("reconciler-")
+    remove_directories()  # what a second Ctrl-C does before os._exit
+    assert not made.exists()
+    engine.close()  # and the normal cleanup afterwards still works
