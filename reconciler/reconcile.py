@@ -158,12 +158,7 @@ def _plan_table(
     assert item.table is not None
     live_table = live_list.table if live_list is not None else None
     task = progress.task(f"diffing list {item.list_name!r} in DuckDB", total=None)
-    diff = diff_tables(
-        engine,
-        item.table,
-        live_table.table if live_table else None,
-        live_table.count if live_table else 0,
-    )
+    diff = diff_tables(engine, item.table, live_table)
     task.advance(diff.desired_count)
     task.finish()
     return list_plan(

@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 
 from reconciler.engine import Engine, EngineSettings
 from reconciler.engine.desired_table import load_desired
-from reconciler.engine.diff import diff_tables, load_live_file
+from reconciler.engine.diff import (
+    LiveTable,
+    describe_live,
+    diff_tables,
+    join_partitions,
+    load_live_file,
+)
 from reconciler.manifest import load_manifests
 from reconciler.plan import diff_members
 from reconciler.sources import read_members
@@ -87,9 +93,11 @@ spec:
     live=live_sets,
     list_exists=st.booleans(),
     columns=st.sampled_from(["both", "email", "userId"]),
+    # None: as many passes as memory needs (one, here); 3: the join split by hash.
+    partitions=st.sampled_from([None, 3]),
 )
 def test_python_and_duckdb_plan_the_same(
-    engine, tmp_path, project_type, cells, live, list_exists, columns
+    engine, tmp_path, project_type, cells, live, list_exists, columns, partitions
 ):
     audience, root = _audience(tmp_path, project_type, cells, columns)
 
@@ -103,7 +111,8 @@ def test_python_and_duckdb_plan_the_same(
         path = root / "live.txt"
         path.write_text("".join(f"{i}\n" for i in sorted(live)), encoding="utf-8")
         load_live_file(engine, path, live_table, "test")
-    diff = diff_tables(engine, table, live_table, len(live) if list_exists else 0)
+    described = describe_live(engine, live_table) if live_table is not None else None
+    diff = diff_tables(engine, table, described, partitions)
 
     assert table.count == len(source.members)
     assert diff.desired_count == len(source.members)
@@ -120,6 +129,28 @@ def test_python_and_duckdb_plan_the_same(
     # Samples (slices) and batches read the same rows as iteration.
     assert [m.key for m in diff.add[:3]] == [m.key for m in add[:3]]
     assert [x for batch in diff.remove.batches(2) for x in batch] == remove
+
+
+def test_the_join_is_split_into_passes_that_fit_the_memory_left(tmp_path):
+    engine = Engine(EngineSettings(engine="duckdb", memory_limit="100MB", temp_dir=tmp_path))
+    limit = engine.settings.duckdb_memory_bytes  # 70 MB of the 100
+
+    def passes(count: int, text_bytes: int) -> int:
+        return join_partitions(engine, LiveTable("live", count, "digest", text_bytes))
+
+    assert passes(0, 0) == 1
+    assert passes(100_000, 3_000_000) == 1
+    one_limit = limit // 80  # rows of 32 bytes taking about the whole limit
+    before = passes(one_limit, one_limit * 32)
+    assert before == 2
+    assert passes(4 * one_limit, 4 * one_limit * 32) == 5
+    # Past a few passes, rereading the list costs more than DuckDB spilling one pass.
+    assert passes(10 * one_limit, 10 * one_limit * 32) == 1
+    # Memory the workspace already holds leaves less for the join.
+    engine.connection.execute(
+        "CREATE TABLE held AS SELECT repeat('x', 40) || i AS s FROM range(800000) t(i)"
+    )
+    assert passes(one_limit, one_limit * 32) in range(before + 1, 6)
 
 
 def test_workspace_directories_can_be_removed_before_os_exit(tmp_path):
