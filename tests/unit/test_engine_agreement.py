@@ -153,6 +153,40 @@ def test_the_join_is_split_into_passes_that_fit_the_memory_left(tmp_path):
     assert passes(one_limit, one_limit * 32) in range(before + 1, 6)
 
 
+def test_a_list_too_large_for_memory_is_diffed_in_passes_that_agree_with_sets(tmp_path):
+    import duckdb
+
+    n, churn = 400_000, 4_000
+    emails = "'m' || i || '.' || (i * 7919 % 1000) || '@example' || (i % 13) || '.com'"
+    audience, root = _audience(tmp_path, "email", [], "email")
+    source, live_path = root / "data" / "m.csv", root / "live.txt"
+    with duckdb.connect() as connection:
+        connection.execute(
+            f"COPY (SELECT {emails} AS email FROM range({churn}, {n + churn}) t(i) "
+            f"ORDER BY hash(i)) TO '{source}' (HEADER true)"
+        )
+        connection.execute(
+            f"COPY (SELECT {emails} FROM range({n}) t(i) ORDER BY hash(i + 1)) "
+            f"TO '{live_path}' (HEADER false)"
+        )
+    small = Engine(EngineSettings(engine="duckdb", memory_limit="64MB", temp_dir=tmp_path))
+    with small:
+        table = load_desired(small, audience, "email")
+        live_table = small.name("live")
+        load_live_file(small, live_path, live_table, "test")
+        described = describe_live(small, live_table)
+        passes = join_partitions(small, described)
+        diff = diff_tables(small, table, described)
+        added, removed = {m.key for m in diff.add}, set(diff.remove)
+
+    desired = set(source.read_text().split()[1:])
+    live = set(live_path.read_text().split())
+    assert passes > 1
+    assert added == desired - live and len(added) == churn
+    assert removed == live - desired and len(removed) == churn
+    assert diff.desired_count == n
+
+
 def test_workspace_directories_can_be_removed_before_os_exit(tmp_path):
     from reconciler.engine.workspace import remove_directories
 
