@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from reconciler.connect import open_client
-from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.engine import Engine
+from reconciler.errors import ConfigError, LiveStateError, ReconcilerError
 from reconciler.identity import ProjectType, looks_like_email
 from reconciler.iterable import ClientSettings, IterableClient, ListInfo
 from reconciler.manifest import API_VERSION, Destination, Manifests
@@ -138,24 +140,77 @@ def _import(
             )
     out_dir.mkdir(parents=True, exist_ok=True)
     project_type = dest.spec.projectType
-    for target in targets:
-        if on_read is not None:
-            on_read(target.info.name)
-        # Email-based projects answer with emails whatever preferUserId says.
-        members = sorted(set(client.iter_list_members(target.info.id, project_type != "email")))
-        _write_members(target.members_file, members, project_type)
-        _write_manifest(target, dest.name, len(members), now)
-        result.imported.append(
-            ImportedList(
-                target.info.id,
-                target.info.name,
-                target.audience,
-                target.manifest,
-                target.members_file,
-                len(members),
+    with Engine.from_env() as engine:
+        for target in targets:
+            if on_read is not None:
+                on_read(target.info.name)
+            count = _import_members(engine, client, target, project_type)
+            _write_manifest(target, dest.name, count, now)
+            result.imported.append(
+                ImportedList(
+                    target.info.id,
+                    target.info.name,
+                    target.audience,
+                    target.manifest,
+                    target.members_file,
+                    count,
+                )
             )
-        )
     return result
+
+
+def _import_members(
+    engine: Engine, client: IterableClient, target: _Target, project_type: ProjectType
+) -> int:
+    """The list's members into its CSV, sorted and each once; returns how many. getUsers
+    is streamed to a file in the workspace first: a list of millions is then sorted and
+    written by DuckDB (as a plan of that size reads it back) rather than held in Python."""
+    # Email-based projects answer with emails whatever preferUserId says.
+    prefer_user_id = project_type != "email"
+    download = engine.directory / f"{engine.name('import')}.txt"
+    try:
+        lines = client.download_list_members(target.info.id, prefer_user_id, download)
+        if engine.use_duckdb(lines):
+            return _write_members_duckdb(engine, download, target.members_file, project_type)
+        with download.open(encoding="utf-8", newline="") as handle:
+            members = sorted({line.strip() for line in handle if line.strip()})
+    finally:
+        download.unlink(missing_ok=True)
+    _write_members(target.members_file, members, project_type)
+    return len(members)
+
+
+def _write_members_duckdb(
+    engine: Engine, download: Path, path: Path, project_type: ProjectType
+) -> int:
+    """_write_members for a list read to a file: the same columns, rows and order."""
+    from reconciler.engine.desired_table import LOOKS_LIKE_EMAIL
+    from reconciler.engine.diff import load_live_file
+
+    live = engine.name("imported")
+    load_live_file(engine, download, live, f"getUsers of list {path.stem}")
+    columns = _columns(project_type)
+    if project_type == "hybrid":
+        is_email = f"regexp_full_match(id, '{LOOKS_LIKE_EMAIL}')"
+        select = (
+            f'CASE WHEN {is_email} THEN id END AS "email", '
+            f'CASE WHEN NOT {is_email} THEN id END AS "userId"'
+        )
+    else:
+        select = f'id AS "{columns[0]}"'
+    target = str(path).replace("'", "''")
+    try:
+        row = engine.connection.execute(
+            f"COPY (SELECT {select} FROM (SELECT DISTINCT id FROM {live}) ORDER BY id) "
+            f"TO '{target}' (FORMAT csv, HEADER true)"
+        ).fetchone()  # COPY answers with the number of rows it wrote
+    except duckdb.Error as exc:
+        raise LiveStateError(
+            f"getUsers answered lines reconciler cannot read: {str(exc).splitlines()[0]}"
+        ) from None
+    finally:
+        engine.connection.execute(f"DROP VIEW {live}")
+    return int(row[0]) if row else 0
 
 
 def _candidates(
