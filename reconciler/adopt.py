@@ -171,8 +171,9 @@ def _import_members(
     try:
         lines = client.download_list_members(target.info.id, prefer_user_id, download)
         if engine.use_duckdb(lines):
-            return _write_members_duckdb(engine, download, target.members_file, project_type)
-        with download.open(encoding="utf-8", newline="") as handle:
+            return _write_members_duckdb(engine, download, target, project_type)
+        # Undecodable bytes replaced, as a plan of this size reads them (httpx's iter_text).
+        with download.open(encoding="utf-8", errors="replace", newline="") as handle:
             members = sorted({line.strip() for line in handle if line.strip()})
     finally:
         download.unlink(missing_ok=True)
@@ -181,14 +182,15 @@ def _import_members(
 
 
 def _write_members_duckdb(
-    engine: Engine, download: Path, path: Path, project_type: ProjectType
+    engine: Engine, download: Path, target: _Target, project_type: ProjectType
 ) -> int:
     """_write_members for a list read to a file: the same columns, rows and order."""
     from reconciler.engine.desired_table import LOOKS_LIKE_EMAIL
     from reconciler.engine.diff import load_live_file
 
+    what = f"getUsers for list {target.info.id} {target.info.name!r}"
     live = engine.name("imported")
-    load_live_file(engine, download, live, f"getUsers of list {path.stem}")
+    load_live_file(engine, download, live, what)
     columns = _columns(project_type)
     if project_type == "hybrid":
         is_email = f"regexp_full_match(id, '{LOOKS_LIKE_EMAIL}')"
@@ -198,15 +200,15 @@ def _write_members_duckdb(
         )
     else:
         select = f'id AS "{columns[0]}"'
-    target = str(path).replace("'", "''")
+    path = str(target.members_file).replace("'", "''")
     try:
         row = engine.connection.execute(
             f"COPY (SELECT {select} FROM (SELECT DISTINCT id FROM {live}) ORDER BY id) "
-            f"TO '{target}' (FORMAT csv, HEADER true)"
+            f"TO '{path}' (FORMAT csv, HEADER true)"
         ).fetchone()  # COPY answers with the number of rows it wrote
     except duckdb.Error as exc:
         raise LiveStateError(
-            f"getUsers answered lines reconciler cannot read: {str(exc).splitlines()[0]}"
+            f"{what} answered lines reconciler cannot read: {str(exc).splitlines()[0]}"
         ) from None
     finally:
         engine.connection.execute(f"DROP VIEW {live}")
