@@ -38,7 +38,9 @@ EMAILS = [
     "",
     "   ",
 ]
-USER_IDS = ["u1", "u2", "U1", "u3", " u4", "u5 ", "x" * 53, "ü6", "", "  ", "u,7"]
+# Some userIds are another member's email: a live identifier may then be either.
+USER_IDS = ["u1", "u2", "U1", "u3", " u4", "u5 ", "x" * 53, "ü6", "", "  ", "u,7", "a@x.com"]
+USER_IDS += ["c@y.org"]
 LIVE = ["a@x.com", "b@x.com", "c@y.org", "u1", "u2", "u9", "zz@gone.com", "U1", "q@x.com"]
 
 rows = st.lists(
@@ -129,6 +131,27 @@ def test_python_and_duckdb_plan_the_same(
     # Samples (slices) and batches read the same rows as iteration.
     assert [m.key for m in diff.add[:3]] == [m.key for m in add[:3]]
     assert [x for batch in diff.remove.batches(2) for x in batch] == remove
+
+
+@pytest.mark.parametrize("partitions", [None, 3])
+def test_a_member_is_found_by_an_identifier_another_member_joined_by(engine, tmp_path, partitions):
+    # More members have userIds, so userIds are joined with the list first. "a@x.com" is
+    # one member's userId and another's email, and it is on the list: both are present.
+    cells = [("", "a@x.com"), ("a@x.com", "u3"), ("", "u1"), ("c@y.org", "u2")]
+    live = {"a@x.com", "u1", "zz@gone.com"}
+    audience, root = _audience(tmp_path, "hybrid", cells, "both")
+    source = read_members(audience, "hybrid")
+    add, remove = diff_members(source.members, live)
+
+    table = load_desired(engine, audience, "hybrid")
+    path = root / "live.txt"
+    path.write_text("".join(f"{i}\n" for i in sorted(live)), encoding="utf-8")
+    live_table = engine.name("live")
+    load_live_file(engine, path, live_table, "test")
+    diff = diff_tables(engine, table, describe_live(engine, live_table), partitions)
+
+    assert [m.key for m in diff.add] == [m.key for m in add] == ["u2"]
+    assert list(diff.remove) == remove == ["zz@gone.com"]
 
 
 def test_the_join_is_split_into_passes_that_fit_the_memory_left(tmp_path):
