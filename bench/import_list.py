@@ -61,17 +61,7 @@ def main() -> None:
             print(f"{args.n:,} members on one list; {os.cpu_count()} cores")
             manifests = root / "manifests"
             manifests.mkdir()
-            destination = {
-                "apiVersion": "reconciler/v1",
-                "kind": "Destination",
-                "metadata": {"name": "bench"},
-                "spec": {
-                    "region": "us",
-                    "projectType": "email",
-                    "baseUrl": server.base_url,
-                    "apiKey": {"env": plan_apply.API_KEY_VAR},
-                },
-            }
+            destination = plan_apply.destination_document(server.base_url)
             (manifests / "destination.yaml").write_text(json.dumps(destination))
             written = {}
             for engine in ("auto", "python"):

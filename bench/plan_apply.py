@@ -60,6 +60,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import diff_engines
 import httpx
@@ -82,19 +83,26 @@ TARGET_RATIO = 2.0
 TARGET_RSS_MB = 1024  # 1 GB, in the MB (MiB) of the peak RSS column
 
 
-def write_manifests(manifests: Path, base_url: str, members: Path, source: str) -> None:
-    documents = [
-        {
-            "apiVersion": "reconciler/v1",
-            "kind": "Destination",
-            "metadata": {"name": "bench"},
-            "spec": {
-                "region": "us",
-                "projectType": "email",
-                "baseUrl": base_url,
-                "apiKey": {"env": API_KEY_VAR},
-            },
+def destination_document(base_url: str, project_type: str = "email") -> dict[str, Any]:
+    """Destination `bench`: the emulator's project, its key from API_KEY_VAR."""
+    return {
+        "apiVersion": "reconciler/v1",
+        "kind": "Destination",
+        "metadata": {"name": "bench"},
+        "spec": {
+            "region": "us",
+            "projectType": project_type,
+            "baseUrl": base_url,
+            "apiKey": {"env": API_KEY_VAR},
         },
+    }
+
+
+def write_manifests(
+    manifests: Path, base_url: str, members: Path, source: str, project_type: str = "email"
+) -> None:
+    documents = [
+        destination_document(base_url, project_type),
         {
             "apiVersion": "reconciler/v1",
             "kind": "Audience",

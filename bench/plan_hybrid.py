@@ -84,7 +84,9 @@ def main() -> None:
                     f"ORDER BY hash(i + 1)) TO '{live}' (HEADER false)"
                 )
             _seed(emulator, live)
-            _write_manifests(manifests, server.base_url)
+            plan_apply.write_manifests(
+                manifests, server.base_url, manifests / "desired.csv", "csv", "hybrid"
+            )
 
             plan = [sys.executable, "-c", "from reconciler.cli import main; main()", "plan"]
             plan += [str(manifests), "--format", "json"]
@@ -137,29 +139,6 @@ def _seed(emulator: Emulator, live: Path) -> None:
     finally:
         gc.enable()
     gc.freeze()
-
-
-def _write_manifests(manifests: Path, base_url: str) -> None:
-    documents = [
-        {
-            "apiVersion": "reconciler/v1",
-            "kind": "Destination",
-            "metadata": {"name": "bench"},
-            "spec": {
-                "region": "us",
-                "projectType": "hybrid",
-                "baseUrl": base_url,
-                "apiKey": {"env": plan_apply.API_KEY_VAR},
-            },
-        },
-        {
-            "apiVersion": "reconciler/v1",
-            "kind": "Audience",
-            "metadata": {"name": plan_apply.LIST_NAME},
-            "spec": {"destination": "bench", "members": {"csv": "desired.csv"}},
-        },
-    ]
-    (manifests / "bench.yaml").write_text("\n---\n".join(json.dumps(d) for d in documents))
 
 
 if __name__ == "__main__":
