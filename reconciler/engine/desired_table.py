@@ -25,7 +25,7 @@ from reconciler.identity import MAX_USER_ID_LENGTH, ProjectType
 from reconciler.manifest import Audience
 from reconciler.sources import MemberIssue
 from reconciler.sources.duckdb_query import IN_MEMORY, open_connection
-from reconciler.sources.read import csv_identifier_columns, source_path
+from reconciler.sources.read import csv_identifier_columns, csv_open_error, source_path
 from reconciler.sources.rows import find_columns
 
 # At most this many skipped rows are kept with their reasons; the rest are counted.
@@ -253,13 +253,9 @@ def _csv_select(engine: Engine, audience: Audience, path: Path) -> tuple[str, Co
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle), None)
-    except FileNotFoundError:
-        raise SourceError(f"{declared_at}: CSV file not found: {path}") from None
-    except UnicodeDecodeError as exc:
-        raise SourceError(
-            f"{declared_at}: {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
-        ) from None
-    except (OSError, csv.Error) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
+        raise csv_open_error(declared_at, path, exc) from None
+    except csv.Error as exc:
         raise SourceError(f"{declared_at}: cannot read {path}: {exc}") from None
     if header is None:
         raise SourceError(f"{declared_at}: {path} is empty (no header row)")

@@ -130,16 +130,23 @@ def _read_csv(audience: Audience, project_type: ProjectType) -> SourceResult:
                     result.add(make_member(project_type, email, user_id, traits), where)
                 except InvalidIdentity as exc:
                     result.issues.append(MemberIssue(where, exc.reason, exc.value))
-    except FileNotFoundError:
-        raise SourceError(f"{declared_at}: CSV file not found: {path}") from None
-    except UnicodeDecodeError as exc:
-        raise SourceError(
-            f"{declared_at}: {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
-        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise csv_open_error(declared_at, path, exc) from None
     except csv.Error as exc:
         # The reader counts physical lines, so this is the line a text editor shows.
         line = reader.line_num if reader is not None else 0
         raise SourceError(f"{declared_at}: {path}:{line}: not valid CSV: {exc}") from None
-    except OSError as exc:
-        raise SourceError(f"{declared_at}: cannot read {path}: {exc.strerror}") from None
     return result
+
+
+def csv_open_error(
+    declared_at: object, path: Path, exc: OSError | UnicodeDecodeError
+) -> SourceError:
+    """A CSV source that cannot be opened or is not UTF-8, worded alike by both engines."""
+    if isinstance(exc, FileNotFoundError):
+        return SourceError(f"{declared_at}: CSV file not found: {path}")
+    if isinstance(exc, UnicodeDecodeError):
+        return SourceError(
+            f"{declared_at}: {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        )
+    return SourceError(f"{declared_at}: cannot read {path}: {exc.strerror}")
