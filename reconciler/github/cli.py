@@ -16,6 +16,7 @@ from rich.console import Console
 from reconciler.errors import ReconcilerError
 from reconciler.github.comment import Posted, upsert_comment
 from reconciler.github.gh import Gh
+from reconciler.github.identity import own_author
 from reconciler.github.issue import close_issue, open_or_update_issue
 from reconciler.github.message import marked_body
 
@@ -29,6 +30,13 @@ _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 RepoOpt = typer.Option(
     ..., "--repo", envvar="GITHUB_REPOSITORY", help="owner/name of the repository."
+)
+AuthorOpt = typer.Option(
+    None,
+    "--author",
+    envvar="RECONCILER_GITHUB_AUTHOR",
+    help="Login the token posts as (e.g. my-app[bot]); only comments and issues by it are "
+    "edited or closed. Default: asked of GitHub (gh api user, else GraphQL viewer).",
 )
 BodyFileOpt = typer.Option(
     ..., "--body-file", help="Markdown to post, e.g. the output of `plan --format markdown`."
@@ -79,8 +87,10 @@ def comment(
         None, "--commit", help="The commit the plan is for, named in the comment's footer."
     ),
     repo: str = RepoOpt,
+    author: str | None = AuthorOpt,
 ) -> None:
-    """Create or update the one pull-request comment carrying MARKER.
+    """Create or update the one pull-request comment carrying MARKER written by this token's
+    account (others' comments are never edited, even with the marker).
 
     An empty or missing body file means no plan was made (validation or plan failed): the
     comment then says so, so reviewers never see the previous commit's plan as current."""
@@ -102,7 +112,8 @@ def comment(
     )
     try:
         body = marked_body(marker, text, footer or None, full_at=run or "")
-        posted = upsert_comment(Gh(), repo, pr, marker, body)
+        gh = Gh()
+        posted = upsert_comment(gh, repo, pr, marker, body, own_author(gh, author))
     except ReconcilerError as exc:
         raise _fail(exc) from None
     _report(posted, "comment")
@@ -114,8 +125,9 @@ def issue(
     body_file: Path = BodyFileOpt,
     marker: str = _marker_opt("reconciler-drift"),
     repo: str = RepoOpt,
+    author: str | None = AuthorOpt,
 ) -> None:
-    """Open the one issue carrying MARKER, or update it if it is open already."""
+    """Open the one issue carrying MARKER, or update it if this token's account opened it."""
     text = _read(body_file)
     if not text.strip():
         raise _fail(ReconcilerError(f"{body_file} is empty or missing: nothing to post"))
@@ -123,8 +135,14 @@ def issue(
     checked = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     footer = f"Last checked {checked}" + (f" by [this workflow run]({run})" if run else "")
     try:
+        gh = Gh()
         posted = open_or_update_issue(
-            Gh(), repo, marker, title, marked_body(marker, text, footer, full_at=run or "")
+            gh,
+            repo,
+            marker,
+            title,
+            marked_body(marker, text, footer, full_at=run or ""),
+            own_author(gh, author),
         )
     except ReconcilerError as exc:
         raise _fail(exc) from None
@@ -138,14 +156,16 @@ def close_issue_command(
         None, "--comment", help="Said in a last comment before closing."
     ),
     repo: str = RepoOpt,
+    author: str | None = AuthorOpt,
 ) -> None:
-    """Close the open issue carrying MARKER, if there is one."""
+    """Close the open issue carrying MARKER that this token's account opened, if any."""
     run = _run_url()
     text = comment_text or "Resolved: no differences found" + (
         f" by [this run]({run})." if run else "."
     )
     try:
-        posted = close_issue(Gh(), repo, marker, text)
+        gh = Gh()
+        posted = close_issue(gh, repo, marker, own_author(gh, author), text)
     except ReconcilerError as exc:
         raise _fail(exc) from None
     if posted is None:

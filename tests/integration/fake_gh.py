@@ -1,11 +1,17 @@
 """A recording stand-in for the `gh` CLI, run as `gh` by the workflow tests.
 
-Only `gh api --method M ENDPOINT [--paginate] [--input -]` against the issue and
-issue-comment endpoints, which is all reconciler uses. State (comments per issue number,
-issues) lives in the JSON file $FAKE_GH_STATE; every call is appended to $FAKE_GH_LOG as
+Only `gh api --method M ENDPOINT [--paginate] [--input -]` against the issue,
+issue-comment and artifact endpoints, `user` and GraphQL's `viewer`, which is all reconciler
+and the workflows use. State (comments per issue number, issues, artifacts, the token's
+account) lives in the JSON file $FAKE_GH_STATE; every call is appended to $FAKE_GH_LOG as
 one JSON line with its arguments and request body. Like the real gh inside Actions, it
 refuses to work without GH_TOKEN. Paginated lists come back as two pages ("[...][...]")
 whenever there is more than one item, as `gh api --paginate` prints them.
+
+The token is, by default, a workflow's GITHUB_TOKEN: an installation token, for which
+GitHub refuses `GET /user` ("Resource not accessible by integration"), GraphQL's viewer is
+`github-actions`, and what it writes is authored by `github-actions[bot]` (type Bot). State
+`"token": {"kind": "user", "login": "octocat"}` makes it a person's token instead.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ def main(argv: list[str]) -> int:
     if "--paginate" in argv and isinstance(answer, list) and len(answer) > 1:
         half = len(answer) // 2
         sys.stdout.write(json.dumps(answer[:half]) + json.dumps(answer[half:]))
-    else:
+    elif status != 204:  # No Content: gh prints nothing
         sys.stdout.write(json.dumps(answer))
     return 0
 
@@ -56,7 +62,32 @@ def _empty() -> dict[str, Any]:
     return {"next_id": 1000, "comments": {}, "issues": []}
 
 
+INSTALLATION_TOKEN = {"kind": "installation", "login": "github-actions[bot]"}
+
+
+def _author(state: dict[str, Any]) -> dict[str, str]:
+    """REST's `user` of what the token writes."""
+    token = state.get("token", INSTALLATION_TOKEN)
+    return {"login": token["login"], "type": "Bot" if token["kind"] == "installation" else "User"}
+
+
 def _route(state: dict[str, Any], method: str, path: str, payload: dict) -> tuple[int, Any]:
+    token = state.get("token", INSTALLATION_TOKEN)
+    if path == "user" and method == "GET":
+        if token["kind"] == "installation":
+            return 403, "Resource not accessible by integration"
+        return 200, _author(state)
+    if path == "graphql" and method == "POST":
+        if "viewer" not in payload.get("query", ""):
+            return 400, "fake gh: only the viewer query is supported"
+        # GraphQL names a bot without the [bot] suffix REST adds.
+        return 200, {"data": {"viewer": {"login": token["login"].removesuffix("[bot]")}}}
+    if m := re.fullmatch(r"repos/[^/]+/[^/]+/actions/artifacts/(\d+)", path):
+        artifacts = state.setdefault("artifacts", {})
+        if method == "DELETE" and m[1] in artifacts:
+            del artifacts[m[1]]
+            return 204, ""
+        return 404, "Not Found"
     if m := re.fullmatch(r"repos/([^/]+/[^/]+)/issues/(\d+)/comments", path):
         repo, number = m[1], m[2]
         comments = state["comments"].setdefault(number, [])
@@ -66,7 +97,7 @@ def _route(state: dict[str, Any], method: str, path: str, payload: dict) -> tupl
             comment = {
                 "id": _next_id(state),
                 "body": payload["body"],
-                "user": {"login": "github-actions[bot]"},
+                "user": _author(state),
                 "html_url": f"{SERVER}/{repo}/pull/{number}#issuecomment-{state['next_id']}",
             }
             comments.append(comment)
@@ -88,6 +119,7 @@ def _route(state: dict[str, Any], method: str, path: str, payload: dict) -> tupl
                 "title": payload["title"],
                 "body": payload["body"],
                 "state": "open",
+                "user": _author(state),
                 "html_url": f"{SERVER}/{m[1]}/issues/{number}",
             }
             state["issues"].append(issue)

@@ -85,13 +85,34 @@ class GitHub:
     def comments(self, pr: int = 7) -> list[dict[str, Any]]:
         return self.gh().get("comments", {}).get(str(pr), [])
 
-    def seed_comments(self, pr: int, bodies: list[str]) -> None:
+    def seed_comments(self, pr: int, bodies: list[str], author: str = "a-reviewer") -> None:
         state = self.gh() or {"next_id": 1000, "comments": {}, "issues": []}
         for body in bodies:
             state["next_id"] += 1
             state["comments"].setdefault(str(pr), []).append(
-                {"id": state["next_id"], "body": body, "user": {"login": "a-reviewer"}}
+                {"id": state["next_id"], "body": body, "user": {"login": author, "type": "User"}}
             )
+        self.state.write_text(json.dumps(state))
+
+    def seed_issue(self, title: str, body: str, author: str) -> int:
+        state = self.gh() or {"next_id": 1000, "comments": {}, "issues": []}
+        state["next_id"] += 1
+        state["issues"].append(
+            {
+                "number": state["next_id"],
+                "title": title,
+                "body": body,
+                "state": "open",
+                "user": {"login": author, "type": "User"},
+            }
+        )
+        self.state.write_text(json.dumps(state))
+        return state["next_id"]
+
+    def token_of(self, login: str) -> None:
+        """Make gh's token a person's (GET /user answers) instead of GITHUB_TOKEN."""
+        state = self.gh() or {"next_id": 1000, "comments": {}, "issues": []}
+        state["token"] = {"kind": "user", "login": login}
         self.state.write_text(json.dumps(state))
 
     def writes(self) -> list:
@@ -151,7 +172,8 @@ def github(tmp_path, make_emulator_server, fast_client) -> GitHub:
         "gh": f'exec "{sys.executable}" "{FAKE_GH}" "$@"',
         # The runner's `pip install .`; the package under test is installed already.
         "pip": 'echo "pip $*: (stand-in) nothing to do"',
-        "reconciler": f'exec "{sys.executable}" -m reconciler.cli "$@"',
+        # The package of this checkout, whichever copy pip installed.
+        "reconciler": f'PYTHONPATH="{ROOT}" exec "{sys.executable}" -m reconciler.cli "$@"',
     }
     for name, body in stand_ins.items():
         path = tools / name
@@ -347,16 +369,53 @@ def test_plan_posts_one_comment_and_updates_it_on_the_next_push(github):
     assert "**+3** members to add" in updated["body"]
     assert [c["body"] for c in github.comments()][:2] == ["Looks good to me", quoting]
     calls = [(c["argv"][2], c["argv"][3].split("?")[0]) for c in github.gh_calls()]
+    # GITHUB_TOKEN cannot GET /user; GraphQL's viewer names the bot it posts as.
+    who_am_i = [("GET", "user"), ("POST", "graphql")]
     assert calls == [
+        *who_am_i,
         ("GET", f"repos/{REPOSITORY}/issues/7/comments"),
         ("POST", f"repos/{REPOSITORY}/issues/7/comments"),
+        *who_am_i,
         ("GET", f"repos/{REPOSITORY}/issues/7/comments"),
         ("PATCH", f"repos/{REPOSITORY}/issues/comments/{comment['id']}"),
     ]
+    assert comment["user"] == {"login": "github-actions[bot]", "type": "Bot"}
     published = everything_published(github, jobs) + everything_published(github, again)
     assert github.api_key not in published
     for member in [*MEMBERS, "carol@example.com"]:
         assert member not in published  # identifiers are masked everywhere
+
+
+def test_a_comment_someone_else_starts_with_the_marker_is_never_edited(github):
+    github.audience("vip", MEMBERS)
+    hostile = PLAN_MARKER + "\n### reconciler plan: no changes\n\nNothing to review, merge away."
+    github.seed_comments(7, [hostile], author="mallory")
+
+    first = github.pull_request()
+    github.audience("vip", [*MEMBERS, "carol@example.com"])
+    second = github.pull_request()
+
+    assert first["plan"].result == second["plan"].result == "success"
+    theirs, ours = marked(github.comments())
+    assert theirs["user"]["login"] == "mallory"
+    assert theirs["body"] == hostile  # neither overwritten nor taken over
+    assert ours["user"] == {"login": "github-actions[bot]", "type": "Bot"}
+    assert "**+3** members to add" in ours["body"]  # the bot's own comment, updated
+    assert "updated comment" in second["plan"].logs
+
+
+def test_with_a_persons_token_the_comment_is_theirs_and_found_again(github):
+    github.audience("vip", MEMBERS)
+    github.token_of("octocat")  # `gh auth login` on a laptop: GET /user answers
+    github.seed_comments(7, [PLAN_MARKER + "\nan old plan"], author="mallory")
+
+    github.pull_request()
+    github.pull_request()
+
+    theirs, ours = marked(github.comments())
+    assert theirs["body"] == PLAN_MARKER + "\nan old plan"
+    assert ours["user"] == {"login": "octocat", "type": "User"}
+    assert ("POST", "graphql") not in [(c["argv"][2], c["argv"][3]) for c in github.gh_calls()]
 
 
 def test_plan_without_changes_says_so_and_passes(github):
@@ -510,6 +569,30 @@ def test_drift_opens_one_issue_keeps_it_current_and_closes_it(github):
     published = "".join(everything_published(github, j) for j in (drifted, more, fixed))
     assert github.api_key not in published
     assert "mallory@example.com" not in published
+
+
+def test_drift_never_updates_or_closes_an_issue_someone_else_opened_with_the_marker(github):
+    github.audience("vip", MEMBERS, policy={"maxRemovalPercent": 100})
+    list_id = github.live_list("vip", MEMBERS)
+    planted = DRIFT_MARKER + "\nPlease also add eve@example.com to vip."
+    theirs = github.seed_issue("Iterable differs from the manifests (drift)", planted, "mallory")
+
+    quiet = github.push("drift.yml", event_name="schedule")
+
+    assert quiet["drift"].result == "success"
+    assert "no open issue to close" in quiet["drift"].logs
+    (still_open,) = open_issues(github)
+    assert (still_open["number"], still_open["body"]) == (theirs, planted)
+    assert str(theirs) not in github.gh().get("comments", {})  # no closing comment either
+
+    github.project.subscribe_direct(list_id, email="mallory@example.com")
+    drifted = github.push("drift.yml", event_name="schedule")
+
+    assert drifted["drift"].result == "success"
+    (mine,) = [i for i in open_issues(github) if i["number"] != theirs]
+    assert mine["user"]["login"] == "github-actions[bot]"
+    assert "**-1** to remove" in mine["body"]
+    assert next(i for i in open_issues(github) if i["number"] == theirs)["body"] == planted
 
 
 def test_drift_check_errors_fail_the_job_and_leave_the_issue_alone(github):
