@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,8 @@ def _route(state: dict[str, Any], method: str, path: str, payload: dict) -> tupl
     if m := re.fullmatch(r"repos/[^/]+/[^/]+/actions/artifacts/(\d+)", path):
         artifacts = state.setdefault("artifacts", {})
         if method == "DELETE" and m[1] in artifacts:
-            del artifacts[m[1]]
+            # The workflow runner keeps an artifact's files in a directory: gone with it.
+            shutil.rmtree(artifacts.pop(m[1])["path"], ignore_errors=True)
             return 204, ""
         return 404, "Not Found"
     if m := re.fullmatch(r"repos/([^/]+/[^/]+)/issues/(\d+)/comments", path):

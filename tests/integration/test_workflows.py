@@ -11,6 +11,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ PLAN_MARKER = "<!-- reconciler-plan -->"
 DRIFT_MARKER = "<!-- reconciler-drift -->"
 WRITES = ("POST", "DELETE", "PUT")
 MEMBERS = ["alice@example.com", "bob@example.com"]
+# The environments holding the key that writes (README: "Setting it up"), and what runs in
+# each: reviewed applies, and the unattended sync.
+WRITE_ENVIRONMENTS = {"iterable-production": "apply.yml", "iterable-sync": "sync.yml"}
 
 
 def workflow(name: str) -> dict[str, Any]:
@@ -133,7 +137,15 @@ class GitHub:
             name, event_name, ref_name, {"repository": {"default_branch": "main"}}, **kw
         )
 
-    def run(self, name: str, event_name: str, ref_name: str, event: dict, **kw):
+    def run(
+        self,
+        name: str,
+        event_name: str,
+        ref_name: str,
+        event: dict,
+        edit: Callable[[dict[str, Any]], None] | None = None,
+        **kw,
+    ):
         self.runner.github = {
             "repository": REPOSITORY,
             "event_name": event_name,
@@ -145,7 +157,10 @@ class GitHub:
             "server_url": SERVER,
             "event": event,
         }
-        return self.runner.run(workflow(name), **kw)
+        wf = workflow(name)
+        if edit is not None:
+            edit(wf)  # e.g. a mistake someone makes in their copy of the workflow
+        return self.runner.run(wf, **kw)
 
 
 @pytest.fixture
@@ -195,6 +210,19 @@ def github(tmp_path, make_emulator_server, fast_client) -> GitHub:
         "FAKE_GH_LOG": str(log),
         **{k: v for k, v in os.environ.items() if k.startswith("RECONCILER_")},
     }
+
+    def uploaded(name: str, artifact_id: int, files: Path) -> None:
+        # What GitHub knows of the run's artifacts, for `gh api .../actions/artifacts/ID`.
+        gh_state = json.loads(state.read_text()) if state.exists() else {}
+        gh_state.setdefault("next_id", 1000)
+        gh_state.setdefault("comments", {})
+        gh_state.setdefault("issues", [])
+        artifacts = gh_state.setdefault("artifacts", {})
+        artifacts[str(artifact_id)] = {"name": name, "path": str(files)}
+        state.write_text(json.dumps(gh_state))
+
+    # The repository secret and the environments' secrets hold the same key here (the
+    # emulator has one key per project); tests that tell them apart replace one.
     runner = WorkflowRunner(
         repo=repo,
         work=tmp_path / "runs",
@@ -202,6 +230,8 @@ def github(tmp_path, make_emulator_server, fast_client) -> GitHub:
         github={},
         secrets={"ITERABLE_API_KEY": api_key, "GITHUB_TOKEN": "ghs_fake_installation_token"},
         env=env,
+        environments={name: {"ITERABLE_API_KEY": api_key} for name in WRITE_ENVIRONMENTS},
+        on_upload=uploaded,
     )
     return GitHub(runner, repo, server.emulator, api_key, state, log)
 
@@ -234,7 +264,7 @@ def test_workflows_pass_actionlint():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("name", ["ci.yml", "plan.yml", "apply.yml", "drift.yml"])
+@pytest.mark.parametrize("name", ["ci.yml", "plan.yml", "apply.yml", "drift.yml", "sync.yml"])
 def test_workflows_give_untrusted_code_no_secrets_and_no_write_access(name):
     wf = workflow(name)
     text = (WORKFLOWS / name).read_text()
@@ -255,13 +285,38 @@ def test_workflows_give_untrusted_code_no_secrets_and_no_write_access(name):
 def test_job_permissions_are_the_least_each_needs():
     writes = {
         (name, job_id): {k: v for k, v in (job.get("permissions") or {}).items() if v == "write"}
-        for name in ("ci.yml", "plan.yml", "apply.yml", "drift.yml")
+        for name in ("ci.yml", "plan.yml", "apply.yml", "drift.yml", "sync.yml")
         for job_id, job in workflow(name)["jobs"].items()
     }
     assert {k: v for k, v in writes.items() if v} == {
         ("plan.yml", "plan"): {"pull-requests": "write"},
         ("drift.yml", "drift"): {"issues": "write"},
+        ("apply.yml", "forget-plan"): {"actions": "write"},  # deletes the plan artifact
     }
+
+
+# Subcommands that only read Iterable; anything else (apply, import, ...) counts as writing.
+READ_ONLY_COMMANDS = {"plan", "validate", "status", "github"}
+
+
+def test_every_job_that_writes_to_iterable_runs_in_an_environment_holding_the_write_key():
+    writers = {}
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for job_id, job in workflow(path.name)["jobs"].items():
+            scripts = [step["run"] for step in job["steps"] if "run" in step]
+            commands = {
+                m[1] for script in scripts for m in re.finditer(r"\breconciler (\w[\w-]*)", script)
+            }
+            if commands - READ_ONLY_COMMANDS:
+                writers[(path.name, job_id)] = job.get("environment")
+    assert writers == {
+        ("apply.yml", "apply"): "iterable-production",
+        ("sync.yml", "sync"): "iterable-sync",
+    }
+    assert {wf for wf, _ in writers} == set(WRITE_ENVIRONMENTS.values())
+    readme = (ROOT / "README.md").read_text()
+    for environment in WRITE_ENVIRONMENTS:
+        assert f"`{environment}`" in readme  # how to set it up is documented
 
 
 def test_plan_runs_on_pull_requests_touching_manifests():
@@ -282,19 +337,28 @@ def test_apply_is_serialised_never_cancelled_and_guarded_by_an_environment():
     assert "--plan reconciler-plan.gz --yes" in apply_script
 
 
-def test_plan_files_are_kept_briefly_and_never_printed():
-    for name in ("plan.yml", "apply.yml"):
-        wf = workflow(name)
-        uploads = [
-            step["with"]
-            for job in wf["jobs"].values()
-            for step in job["steps"]
-            if step.get("uses", "").startswith("actions/upload-artifact")
-            and step["with"]["path"].endswith("plan.gz")
-        ]
-        assert uploads and all(int(u["retention-days"]) <= 1 for u in uploads)
-        for script in run_scripts(wf):
-            assert not re.search(r"\b(cat|zcat|gunzip|less|head|tail)\b", script)
+def uploads_of(wf: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        step["with"]
+        for job in wf["jobs"].values()
+        for step in job["steps"]
+        if step.get("uses", "").startswith("actions/upload-artifact")
+    ]
+
+
+def test_pull_request_runs_save_and_upload_nothing_with_personal_data():
+    wf = workflow("plan.yml")
+    assert uploads_of(wf) == []
+    assert not any("--out" in script for script in run_scripts(wf))
+
+
+def test_the_apply_plan_file_outlives_an_approval_wait_and_is_never_printed():
+    wf = workflow("apply.yml")
+    (upload,) = [u for u in uploads_of(wf) if u["path"].endswith("plan.gz")]
+    # GitHub fails a job still waiting for approval after 30 days: the plan must last as long.
+    assert int(upload["retention-days"]) >= 30
+    for script in run_scripts(wf):
+        assert not re.search(r"\b(cat|zcat|gunzip|less|head|tail)\b", script)
 
 
 def test_drift_runs_on_a_schedule_and_by_hand():
@@ -357,7 +421,7 @@ def test_plan_posts_one_comment_and_updates_it_on_the_next_push(github):
     assert f"Plan for {HEAD_SHA[:12]}" in body
     assert f"{SERVER}/{REPOSITORY}/actions/runs/{RUN_ID}" in body
     assert "### reconciler plan: changes" in job.summary
-    assert job.uploads["reconciler-plan"]["retention-days"] == "1"
+    assert job.uploads == {}  # the plan is in the comment and summary, masked; no file
     assert github.writes() == []  # a plan never writes to Iterable
 
     github.audience("vip", [*MEMBERS, "carol@example.com"])
@@ -477,23 +541,40 @@ def test_apply_on_merge_applies_the_plan_then_has_nothing_to_do(github):
     jobs = github.push("apply.yml")
 
     assert jobs["plan"].result == "success", jobs["plan"].logs
-    assert jobs["plan"].outputs == {"exitcode": "2"}
+    assert jobs["plan"].outputs["exitcode"] == "2"
     assert jobs["apply"].result == "success", jobs["apply"].logs
     (list_id,) = github.project.lists
     assert sorted(github.project.members(list_id)) == MEMBERS
     assert "### reconciler plan: changes" in jobs["plan"].summary
     assert "### reconciler apply: ✅ complete" in jobs["apply"].summary
     assert jobs["apply"].uploads["reconciler-run"]["retention-days"] == "90"
+    assert jobs["apply"].environment == "iterable-production"
     published = everything_published(github, jobs)
     assert github.api_key not in published
     assert not any(member in published for member in MEMBERS)
+    assert_plan_artifact_deleted(github, jobs)
 
     github.emulator.clear_log()
     again = github.push("apply.yml", event_name="workflow_dispatch")
 
-    assert again["plan"].outputs == {"exitcode": "0"}
+    assert again["plan"].outputs == {"exitcode": "0", "plan-artifact": ""}
+    assert again["plan"].uploads == {}  # nothing to apply: no plan file kept
     assert again["apply"].result == "skipped"
+    assert again["forget-plan"].result == "skipped"
     assert github.writes() == []
+
+
+def assert_plan_artifact_deleted(github: GitHub, jobs: dict[str, JobRun]) -> None:
+    """The plan job kept the plan file long enough for any approval wait, and the
+    forget-plan job deleted it once the apply job was over."""
+    assert jobs["plan"].uploads["reconciler-plan"]["retention-days"] == "30"
+    artifact_id = jobs["plan"].outputs["plan-artifact"]
+    assert jobs["forget-plan"].result == "success", jobs["forget-plan"].logs
+    deletes = [c["argv"][2:4] for c in github.gh_calls() if c["argv"][2] == "DELETE"]
+    assert deletes == [["DELETE", f"repos/{REPOSITORY}/actions/artifacts/{artifact_id}"]]
+    assert [a["name"] for a in github.gh()["artifacts"].values()] == ["reconciler-run"]
+    run = github.runner.work / f"run-{github.runner.runs}" / "artifacts"
+    assert not (run / "reconciler-plan").exists()
 
 
 def test_apply_refuses_a_plan_that_went_stale_before_approval(github):
@@ -511,6 +592,36 @@ def test_apply_refuses_a_plan_that_went_stale_before_approval(github):
     assert "stale plan" in apply_step.stderr
     (list_id,) = github.project.lists
     assert github.project.members(list_id) == ["mallory@example.com"]  # nothing applied
+    assert_plan_artifact_deleted(github, jobs)  # also when the apply failed
+
+
+def test_a_mistyped_option_fails_the_checks_instead_of_passing_as_changes(github):
+    """A usage error may exit 2, which `plan --detailed-exitcode` uses for "changes"."""
+    github.audience("vip", MEMBERS)
+    github.live_list("vip", MEMBERS[:1])  # there is drift, so an issue would be opened
+
+    def typo(wf: dict[str, Any]) -> None:
+        for job in wf["jobs"].values():
+            for step in job["steps"]:
+                if "run" in step:
+                    step["run"] = step["run"].replace("--detailed-exitcode", "--detailed-exitcod")
+
+    planned = github.pull_request(edit=typo)
+    assert planned["plan"].result == "failure"
+    assert planned["plan"].steps["plan"].outputs == {"exitcode": "1"}
+    (comment,) = marked(github.comments())
+    assert "### reconciler plan: failed" in comment["body"]
+
+    applied = github.push("apply.yml", edit=typo)
+    assert applied["plan"].result == "failure"
+    assert applied["apply"].result == "skipped"
+    assert applied["plan"].uploads == {}
+
+    drift = github.push("drift.yml", event_name="schedule", edit=typo)
+    assert drift["drift"].result == "failure"
+    assert drift["drift"].steps["plan"].outputs == {"exitcode": "1"}
+    assert open_issues(github) == []
+    assert github.writes() == []
 
 
 def test_apply_runs_only_on_the_default_branch(github):
@@ -657,6 +768,20 @@ def test_scheduled_sync_brings_a_changed_csv_audience_up_to_date(github):
     )
     (row,) = json.loads(result.stdout)["audiences"]
     assert (row["iterable_members"], row["pending_adds"], row["pending_removes"]) == (23, 0, 0)
+
+
+def test_sync_writes_with_its_environments_key_never_the_repository_secret(github):
+    github.audience("vip", MEMBERS)
+    # The repository secret, which any branch can reach, holds a key that cannot write
+    # (the emulator knows one key per project, so here: one it refuses outright).
+    github.runner.secrets["ITERABLE_API_KEY"] = "itbl-read-only-" + secrets.token_hex(8)
+
+    jobs = github.push("sync.yml", event_name="schedule")
+
+    assert jobs["sync"].environment == "iterable-sync"
+    assert jobs["sync"].result == "success", jobs["sync"].logs
+    (list_id,) = github.project.lists
+    assert sorted(github.project.members(list_id)) == MEMBERS
 
 
 def test_a_blocked_sync_applies_nothing_fails_and_says_why(github):

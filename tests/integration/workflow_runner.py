@@ -1,7 +1,8 @@
 """Run a GitHub Actions workflow's jobs locally, the way a runner would, for tests.
 
     runner = WorkflowRunner(repo=template_dir, work=tmp_path / "runs", secrets={...},
-                            github={...}, env={...}, tools=bin_dir)
+                            github={...}, env={...}, tools=bin_dir,
+                            environments={"iterable-production": {...secrets}})
     jobs = runner.run(load_workflow(".github/workflows/plan.yml"))
     jobs["plan"].result, jobs["plan"].steps["plan"].outputs, jobs["plan"].summary
 
@@ -12,7 +13,10 @@ as GitHub does. `${{ }}` expressions in `if:`, `env:`, `with:` and job outputs a
 evaluated by a small interpreter of GitHub's expression language, including the rule
 that an `if:` without a status function means `success() && (...)`. The few actions the
 workflows use are emulated: checkout, setup-python (the running Python stands in), and
-upload/download-artifact (a directory per artifact name, shared by the run's jobs).
+upload/download-artifact (a directory per artifact name, shared by the run's jobs; an
+upload's `artifact-id` output numbers it, and `on_upload` is told of it). A job with
+`environment:` sees that environment's secrets over the repository's, as on GitHub; the
+environment is recorded in JobRun.environment.
 Anything else fails loudly, so a new action cannot go untested by accident.
 """
 
@@ -221,6 +225,7 @@ class JobRun:
     steps: dict[str, StepRun] = field(default_factory=dict)  # by id, else by position
     outputs: dict[str, str] = field(default_factory=dict)
     uploads: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> `with:`
+    environment: str | None = None
 
     @property
     def summary(self) -> str:
@@ -241,6 +246,8 @@ class WorkflowRunner:
         github: dict[str, Any],
         secrets: dict[str, str],
         env: dict[str, str],
+        environments: dict[str, dict[str, str]] | None = None,
+        on_upload: Callable[[str, int, Path], None] | None = None,
     ):
         self.repo = repo
         self.work = work
@@ -248,6 +255,9 @@ class WorkflowRunner:
         self.github = github
         self.secrets = secrets
         self.env = env
+        self.environments = environments or {}
+        self.on_upload = on_upload
+        self.artifact_ids = 0
         self.runs = 0
 
     def run(
@@ -273,7 +283,7 @@ class WorkflowRunner:
     def _context(self, results: dict[str, JobRun], job: dict, steps: dict[str, StepRun]):
         return {
             "github": self.github,
-            "secrets": self.secrets,
+            "secrets": {**self.secrets, **self.environments.get(_environment(job) or "", {})},
             "env": {},
             "needs": {
                 n: {"result": results[n].result, "outputs": results[n].outputs} for n in _needs(job)
@@ -300,7 +310,7 @@ class WorkflowRunner:
             "always": lambda: True,
             "cancelled": lambda: False,
         }
-        run = JobRun("success")
+        run = JobRun("success", environment=_environment(job))
         if not condition(job.get("if"), self._context(results, job, {}), job_functions):
             run.result = "skipped"
             return run
@@ -409,7 +419,10 @@ class WorkflowRunner:
             target.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / source.name)
             run.uploads[with_["name"]] = with_
-            return StepRun("", "success")
+            self.artifact_ids += 1
+            if self.on_upload is not None:
+                self.on_upload(with_["name"], self.artifact_ids, target)
+            return StepRun("", "success", outputs={"artifact-id": str(self.artifact_ids)})
         if action == "actions/download-artifact":
             source = artifacts / with_["name"]
             if not source.exists():
@@ -417,6 +430,11 @@ class WorkflowRunner:
             shutil.copytree(source, workspace / with_.get("path", "."), dirs_exist_ok=True)
             return StepRun("", "success")
         raise AssertionError(f"the test runner does not know the action {uses}")
+
+
+def _environment(job: dict) -> str | None:
+    environment = job.get("environment")
+    return environment.get("name") if isinstance(environment, dict) else environment
 
 
 def _needs(job: dict) -> list[str]:
