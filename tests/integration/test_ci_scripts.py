@@ -155,11 +155,22 @@ def run_postgres_script(directory: Path, port: int) -> tuple[subprocess.Complete
         "RECONCILER_TEST_POSTGRES_PORT": str(port),
         "RECONCILER_TEST_POSTGRES_DATA": str(directory / "data"),
     }
-    run = {"env": env, "capture_output": True, "text": True, "timeout": 60, "check": False}
-    which = subprocess.run(["sh", "-c", "command -v sudo"], **run, **unprivileged())
+    # A copy, run from the shared directory: the checkout may sit where only root can read.
+    script = directory / "postgres"
+    shutil.copy(ROOT / ".ci" / "postgres", script)
+    script.chmod(0o755)
+    run = {
+        "env": env,
+        "cwd": directory,
+        "capture_output": True,
+        "text": True,
+        "timeout": 60,
+        "check": False,
+        **unprivileged(),
+    }
+    which = subprocess.run(["sh", "-c", "command -v sudo"], **run)
     assert which.stdout.strip() == str(tools / "sudo")  # the stand-ins are what it finds
-    done = subprocess.run(["bash", str(ROOT / ".ci" / "postgres")], **run, **unprivileged())
-    return done, log
+    return subprocess.run(["bash", str(script)], **run), log
 
 
 def test_postgres_script_reuses_a_running_server_without_root(shared_dir):
