@@ -16,6 +16,7 @@ import sys
 import threading
 import traceback
 from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -110,25 +111,42 @@ TargetOpt = typer.Option(
 DebugOpt = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors.")
 
 
-def _fail(exc: ReconcilerError) -> typer.Exit:
+@dataclass
+class _Invocation:
+    """The options of the command being run, as parsed, for the one place outside a
+    command that needs them: main's handler of internal errors."""
+
+    show_members: bool = False
+    debug: bool = False
+
+
+_invocation = _Invocation()
+
+
+def _started(show_members: bool = False, debug: bool = False) -> None:
+    _invocation.show_members, _invocation.debug = show_members, debug
+
+
+def _fail(exc: ReconcilerError, show_members: bool = False) -> typer.Exit:
     if isinstance(exc, ManifestError):
         for problem in exc.problems:
-            err.print(str(problem), markup=False)
+            text = str(problem)
+            err.print(text if show_members else mask_emails(text), markup=False)
         n = len(exc.problems)
         err.print(f"{n} problem{'s' if n != 1 else ''} found.", markup=False)
     else:
-        err.print(f"error: {_safe_message(exc)}", markup=False)
+        err.print(f"error: {_safe_message(exc, show_members)}", markup=False)
     return typer.Exit(exc.exit_code)
 
 
-def _safe_message(exc: BaseException) -> str:
+def _safe_message(exc: BaseException, show_members: bool = False) -> str:
     """An error's text for logs and summaries: an Iterable message can quote a member's
     email, so emails are masked like everywhere else unless --show-members was given."""
     text = str(exc)
     destination = getattr(exc, "destination", None)
     if destination is not None:
         text = f"destination {destination!r}: {text}"
-    return text if "--show-members" in sys.argv else mask_emails(text)
+    return text if show_members else mask_emails(text)
 
 
 def _load(path: Path, targets: list[str] | None) -> Manifests:
@@ -173,7 +191,7 @@ ShowMembersOpt = typer.Option(
     False,
     "--show-members",
     help="Show member emails and userIds in full. By default they are masked "
-    "(j***@e***.com), because plans are posted where many people can read them.",
+    "(j***@***#1), because plans are posted where many people can read them.",
 )
 
 
@@ -184,12 +202,13 @@ def validate(
     """Check manifests and member sources without contacting Iterable.
 
     Every problem is printed as FILE:LINE:COL: message, all at once. Exit 1 if any."""
+    _started(show_members, debug)
     try:
         manifests = load_manifests(path)
         # Large sources are checked in DuckDB, as plan reads them.
         desired = build_desired(manifests, engine=Engine.from_env())
     except ReconcilerError as exc:
-        raise _fail(exc) from None
+        raise _fail(exc, show_members) from None
     items = [item for d in desired.values() for item in d.lists]
     issues = [issue for item in items for issue in item.issues]
     show = quoted(shower(show_members))
@@ -254,6 +273,7 @@ def plan(
 
     Exit codes: 0 success (with --detailed-exitcode: no changes), 1 error or invalid members,
     2 changes present (--detailed-exitcode), 3 blocked by the safety policy."""
+    _started(show_members, debug)
     try:
         manifests = _load(path, target)
         with ExitStack() as stack:
@@ -262,7 +282,7 @@ def plan(
         if out is not None:
             save_plan(out, the_plan, manifests, path, target)
     except ReconcilerError as exc:
-        raise _fail(exc) from None
+        raise _fail(exc, show_members) from None
     except KeyboardInterrupt:
         # A plan only reads, so there is nothing to undo; 130 as shells report a SIGINT.
         err.print("Interrupted: nothing was changed (plan only reads).")
@@ -347,6 +367,7 @@ def apply(
     Shows the plan first and asks for confirmation unless --yes. Only the differences are
     sent; a second apply right after does nothing. Exit codes: 0 every change succeeded,
     1 error or rejected members, 3 blocked by the safety policy, 4 stale saved plan."""
+    _started(show_members, debug)
     record = RunRecord()
     try:
         report = _apply_command(
@@ -369,14 +390,13 @@ def apply(
             outcome = "blocked"
         elif isinstance(exc, StalePlanError):
             outcome = "stale"
-        record.finish(outcome, _safe_message(exc))
+        message = _safe_message(exc, show_members)
+        record.finish(outcome, message)
         if summary_file is not None:
-            _append(
-                summary_file, f"\n**reconciler apply stopped ({outcome})**: {_safe_message(exc)}\n"
-            )
+            _append(summary_file, f"\n**reconciler apply stopped ({outcome})**: {message}\n")
         if summary_json is not None:
             record.write(summary_json)
-        raise _fail(exc) from None
+        raise _fail(exc, show_members) from None
     except typer.Exit as done:
         if summary_json is not None:
             record.write(summary_json)
@@ -674,6 +694,7 @@ def status(
 ) -> None:
     """One screen per audience: list id, members in Iterable, desired members, and pending
     adds, removes and updates. Reads only (it is a plan, summarised)."""
+    _started(debug=debug)
     try:
         manifests = _load(path, target)
         with ExitStack() as stack:
@@ -756,6 +777,7 @@ def import_(
     """Adopt lists that already exist in Iterable: write an Audience manifest and a CSV of its
     current members for each Standard list no manifest manages yet. Reads only; a plan
     right after shows no changes. Member CSVs hold personal data: review before committing."""
+    _started(debug=debug)
     try:
         manifests = load_manifests(path)
         with err.status("Reading lists from Iterable...") as status:
@@ -797,7 +819,6 @@ def version() -> None:
 
 
 def main() -> None:
-    debug = "--debug" in sys.argv
     try:
         app()
     except Exception as exc:
@@ -806,11 +827,11 @@ def main() -> None:
         # every other output, unless --show-members was given.
         text = (
             "".join(traceback.format_exception(exc))
-            if debug
+            if _invocation.debug
             else f"internal error: {type(exc).__name__}: {exc}\n"
             "This is a bug in reconciler; run again with --debug for the traceback.\n"
         )
-        if "--show-members" not in sys.argv:
+        if not _invocation.show_members:
             text = mask_emails(text)
         sys.stderr.write(text)
         sys.exit(EXIT_ERROR)

@@ -2,49 +2,66 @@
 
 Plans are posted as pull-request comments, job summaries and CI logs, readable by many and
 kept for months; emails and userIds are personal data. Output masks them by default and
-shows them only when asked (`--show-members`). The mask keeps enough to recognise a member
-you already know (`j***@e***.com`, `usr_***91`) and too little to learn one you don't.
+shows them only when asked (`--show-members`).
+
+The rule, whatever an identifier's shape or length: at most its first character survives,
+followed by a fixed `***`; an email keeps only the `@` as a hint of its kind, never any of
+its domain (`jane.doe@example.com` -> `j***@***`, `usr_00012391` -> `u***`), and anything
+under four characters shows nothing at all. So a mask says nothing about an identifier's
+length or domain, and no two masks of different people can be told apart by the mask alone.
+
+That would make a sample of ten members read as ten identical lines, so the masker of one
+output numbers the distinct identifiers it shows (`j***@***#1`, `j***@***#2`): the same
+member gets the same number throughout that output. The number is an ordinal, not a hash:
+a hash of an email, even a truncated one, can be reversed by hashing a list of candidate
+addresses, and an ordinal reveals nothing beyond "these are different people".
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 Show = Callable[[str], str]
 
-_EMAIL_IN_TEXT = re.compile(r"[^\s@'\"<>(),;:]+@[^\s@'\"<>(),;:]+\.[A-Za-z]{2,}")
+MASK = "***"
+# Below this length even one character is too much of an identifier.
+_SHOWN_FROM = 4
+# Anything with an '@' between non-separators is treated as an email in free text, whatever
+# follows it (`jane@example.c0m`, `a@b`, `x@@y`): recognising only valid addresses would let
+# an invalid one through unmasked.
+_EMAIL_IN_TEXT = re.compile(r"[^\s'\"<>(),;:\[\]{}`|]+@[^\s'\"<>(),;:\[\]{}`|]*")
+
+
+def _first(part: str) -> str:
+    return part[:1] if len(part) >= _SHOWN_FROM else ""
 
 
 def mask_identifier(identifier: str) -> str:
+    """`j***@***` for anything with an '@', `u***` otherwise (see the module docstring)."""
     if "@" in identifier:
-        return _mask_email(identifier)
-    return _mask_user_id(identifier)
-
-
-def _mask_email(email: str) -> str:
-    local, _, domain = email.rpartition("@")
-    name, dot, tld = domain.rpartition(".")
-    if not dot:
-        name, tld = domain, ""
-    masked_local = f"{local[:1]}***" if local else "***"
-    masked_domain = f"{name[:1]}***" if name else "***"
-    return f"{masked_local}@{masked_domain}{'.' + tld if tld else ''}"
-
-
-def _mask_user_id(user_id: str) -> str:
-    if len(user_id) >= 8:
-        return f"{user_id[:4]}***{user_id[-2:]}"
-    if len(user_id) >= 4:
-        return f"{user_id[:1]}***{user_id[-1:]}"
-    return "***"
+        local = identifier.split("@", 1)[0]
+        return f"{_first(local)}{MASK}@{MASK}"
+    return f"{_first(identifier)}{MASK}"
 
 
 def mask_emails(text: str) -> str:
-    """Mask every email-shaped string in free text (tracebacks, third-party messages)."""
-    return _EMAIL_IN_TEXT.sub(lambda m: _mask_email(m.group(0)), text)
+    """Mask every email-shaped token in free text (tracebacks, third-party messages)."""
+    return _EMAIL_IN_TEXT.sub(lambda m: mask_identifier(m.group(0)), text)
+
+
+class Masker:
+    """Masks identifiers for one output, numbering the distinct ones (module docstring).
+    Make one per output: the numbers mean something only within it."""
+
+    def __init__(self) -> None:
+        self._numbers: dict[str, int] = {}
+
+    def __call__(self, identifier: str) -> str:
+        number = self._numbers.setdefault(identifier, len(self._numbers) + 1)
+        return f"{mask_identifier(identifier)}#{number}"
 
 
 def _full(identifier: str) -> str:
@@ -52,18 +69,48 @@ def _full(identifier: str) -> str:
 
 
 def shower(show_members: bool) -> Show:
-    """How identifiers are shown: in full (local use) or masked (the default)."""
-    return _full if show_members else mask_identifier
+    """How identifiers are shown in one output: in full (local use) or masked (the default)."""
+    return _full if show_members else Masker()
+
+
+def masks(show: Show) -> bool:
+    return show is not _full
 
 
 def mask_value(value: Any, show: Show) -> Any:
     """A field value beside a member: text (names, emails, dates) can be personal data, so
     it is masked whenever identifiers are; numbers, booleans and null are shown."""
-    if show is not mask_identifier or value is None or isinstance(value, bool | int | float):
+    if not masks(show) or value is None or isinstance(value, bool | int | float):
         return value
     raw = value if isinstance(value, str) else json.dumps(value, default=str)
-    return f"{raw[:1]}***" if raw else ""
+    return f"{raw[:1]}{MASK}" if raw else ""
 
 
 def quoted(show: Show) -> Show:
     return lambda value: repr(show(value))
+
+
+# A column name as people name columns: letters, digits, `_ . -` and spaces, not starting
+# with a digit, and without a run of digits or a length that says "an id".
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_. -]{0,47}")
+_DIGIT_RUN = re.compile(r"\d{3}")
+
+
+def _looks_like_a_column(name: str) -> bool:
+    return bool(_COLUMN_NAME.fullmatch(name)) and not _DIGIT_RUN.search(name)
+
+
+def column_names(names: Sequence[str]) -> str:
+    """A source's column names for a message. A CSV without a header row makes its first
+    member the header, so names that do not look like column names are source data: then
+    every name is masked (messages are built before anyone knows whether --show-members
+    was given) and the message says why."""
+    if not names:
+        return "(none)"
+    if all(_looks_like_a_column(name) for name in names):
+        return ", ".join(names)
+    show = Masker()
+    return (
+        ", ".join(show(name) for name in names)
+        + " (masked: they look like member data; does the source lack a header row?)"
+    )

@@ -36,6 +36,7 @@ from reconciler.manifest.repository import (
 )
 from reconciler.manifest.validation import describe, problems_from_error
 from reconciler.manifest.yaml_file import YamlDocument, read_yaml_file
+from reconciler.masking import column_names
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 
@@ -312,7 +313,7 @@ class _Collector:
                     mapping.field_location(*where).problem(
                         f"spec.fields.{field_name}: {what} {column!r} is not in {source} "
                         f"(the source of {used_by}); columns are: "
-                        f"{', '.join(columns) or '(none)'}"
+                        f"{column_names(columns)}"
                     )
                 )
 

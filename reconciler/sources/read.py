@@ -8,6 +8,7 @@ from pathlib import Path
 from reconciler.errors import SourceError
 from reconciler.identity import InvalidIdentity, ProjectType, make_member
 from reconciler.manifest import Audience
+from reconciler.masking import column_names
 from reconciler.sources import MemberIssue, SourceResult
 
 
@@ -79,14 +80,14 @@ def csv_identifier_columns(
         if option in spec.model_fields_set and named not in names:
             raise SourceError(
                 f"{audience.field_location('members', option)}: column {named!r} is not in "
-                f"the header of {path}; columns are: {', '.join(names) or '(none)'}"
+                f"the header of {path}; columns are: {column_names(names)}"
             )
     email = names.index(spec.email) if spec.email in names else None
     user_id = names.index(spec.userId) if spec.userId in names else None
     if email is None and user_id is None:
         raise SourceError(
             f"{declared_at}: {path} has neither an {spec.email!r} nor a {spec.userId!r} "
-            f"column; columns are: {', '.join(names) or '(none)'}"
+            f"column; columns are: {column_names(names)}"
         )
     return names, email, user_id
 

@@ -17,6 +17,7 @@ from typing import Any
 from reconciler.errors import SourceError
 from reconciler.identity import InvalidIdentity, ProjectType, make_member
 from reconciler.manifest import MembersSpec
+from reconciler.masking import column_names
 from reconciler.sources import MemberIssue, SourceResult
 
 # Rows per fetch: large enough that per-call overhead vanishes, small enough that a
@@ -53,12 +54,12 @@ def find_columns(names: Sequence[str], spec: MembersSpec, source: str) -> Column
         if option in spec.model_fields_set and found is None:
             raise SourceError(
                 f"{source} has no column {getattr(spec, option)!r} (members.{option}); "
-                f"columns are: {', '.join(names) or '(none)'}"
+                f"columns are: {column_names(names)}"
             )
     if email is None and user_id is None:
         raise SourceError(
             f"{source} has neither an {spec.email!r} nor a {spec.userId!r} column; columns "
-            f"are: {', '.join(names) or '(none)'}"
+            f"are: {column_names(names)}"
         )
     traits = tuple((name, i) for i, name in enumerate(names) if i not in (email, user_id))
     return Columns(email, user_id, traits)

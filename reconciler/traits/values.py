@@ -14,6 +14,7 @@ from typing import Any
 from reconciler.errors import SourceError
 from reconciler.identity import Member
 from reconciler.manifest import Audience
+from reconciler.masking import column_names
 from reconciler.sources import MemberIssue
 from reconciler.traits.mapping import CompiledMapping
 
@@ -85,5 +86,5 @@ def _check_columns(audience: Audience, mapping: CompiledMapping, row: Mapping[st
                 f"{audience.field_location('traits')}: trait mapping {mapping.name!r} field "
                 f"{field_name!r} reads {', '.join(map(repr, missing))}, which audience "
                 f"{audience.name!r}'s source does not have; columns are: "
-                f"{', '.join(row) or '(none)'}"
+                f"{column_names(list(row))}"
             )

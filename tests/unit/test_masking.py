@@ -1,0 +1,75 @@
+"""Masking keeps at most one character of any identifier, whatever its shape (issue 15.5),
+and a masked sample still tells members apart (issue 20.18)."""
+
+from __future__ import annotations
+
+import re
+
+from reconciler.masking import Masker, column_names, mask_emails, mask_identifier, shower
+
+IDENTIFIERS = [
+    "jane.doe@example.com",
+    "o@a.anything-secret",
+    "jane@example.c0m",
+    "owner@secret-domain.internal",
+    "broken@@example.com",
+    "x@y",
+    "usr_00012391",
+    "abcdefgh",
+    "customer-77731",
+    "a" * 52,
+    "ab",
+]
+
+
+def revealed(identifier: str, masked: str) -> str:
+    """What of the identifier a mask still shows: the mask without its fixed parts."""
+    return re.sub(r"#\d+$", "", masked).replace("***", "").replace("@", "")
+
+
+def test_at_most_one_character_of_any_identifier_survives():
+    for identifier in IDENTIFIERS:
+        masked = mask_identifier(identifier)
+        kept = revealed(identifier, masked)
+        assert len(kept) <= 1, (identifier, masked)
+        assert identifier.startswith(kept), (identifier, masked)
+
+
+def test_the_mask_says_nothing_about_length_or_domain():
+    assert mask_identifier("usr_00012391") == mask_identifier("u" * 40) == "u***"
+    assert mask_identifier("jane@example.com") == mask_identifier("jxyz@other.org") == "j***@***"
+    # Short identifiers show nothing at all: one character would be most of them.
+    assert mask_identifier("ab") == "***"
+    assert mask_identifier("kim@example.org") == "***@***"
+
+
+def test_every_email_shaped_token_in_free_text_is_masked_whatever_its_tld():
+    text = "failed for o@a.anything-secret, 'jane@example.c0m' and <broken@@example.com>; also x@y"
+    masked = mask_emails(text)
+    for secret in ("anything-secret", "example.c0m", "example.com", "jane", "x@y"):
+        assert secret not in masked, (secret, masked)
+    assert masked.count("@***") == 4
+
+
+def test_a_masked_sample_tells_members_apart_and_names_one_member_one_way():
+    show = shower(False)
+    assert isinstance(show, Masker)
+    people = [f"person{i}@example.com" for i in range(10)]
+    lines = [show(p) for p in people]
+    assert len(set(lines)) == 10
+    assert show(people[3]) == lines[3]  # the same member keeps its number
+    assert all(line.startswith("p***@***#") for line in lines)
+    # The number is an ordinal of this output, not derived from the address.
+    assert Masker()(people[9]) == "p***@***#1"
+    assert shower(True)(people[0]) == people[0]
+
+
+def test_column_names_that_look_like_member_data_are_masked():
+    assert column_names(["email", "first_name", "plan tier"]) == "email, first_name, plan tier"
+    row = ["jane.doe@example.com", "usr_00012391", "Jane"]
+    shown = column_names(row)
+    for value in row:
+        assert value not in shown
+    assert "header row" in shown
+    assert column_names(["usr_00012391"]).startswith("u***#1")
+    assert column_names([]) == "(none)"
