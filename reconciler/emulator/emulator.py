@@ -44,6 +44,7 @@ from reconciler.emulator.replies import (
     EmulatorResponse,
     api_error,
     bad_params,
+    echoing,
     fault_reply,
     garbled_reply,
     json_reply,
@@ -364,6 +365,8 @@ class Emulator:
             if status is not None:
                 retry_after = 1 if status == 429 and faults.retry_after else None
                 response = fault_reply(status, retry_after)
+                if faults.echo_api_key and api_key:
+                    response = echoing(response, api_key)
                 response.latency_seconds = latency
                 return _Outcome(response, None, fault, now)
 
@@ -371,6 +374,8 @@ class Emulator:
             method, path, query, body, api_key, now
         )
         fault = limit_fault or fault
+        if faults.echo_api_key and api_key:
+            response = echoing(response, api_key)
         if bad_body is not None and limit_fault is None:
             response = garbled_reply(response, bad_body)
         response.latency_seconds = latency

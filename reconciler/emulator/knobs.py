@@ -83,6 +83,10 @@ class Faults:
     fresh_list_rejects: int = 0
     """A list created through the API answers 400 invalidListId to its first N
     subscribe/unsubscribe requests, as Iterable does for a few seconds after a create."""
+    echo_api_key: bool = False
+    """Answers quote the request's Api-Key back, as a server that echoes its input might:
+    every JSON error's `msg`, and every bulk answer (subscribe, unsubscribe, bulkUpdate) as
+    a failed identifier and a filtered-out field. For testing that no such text is shown."""
 
     def update(self, values: dict[str, Any]) -> None:
         """Set fields from a JSON object (the control endpoint); unknown names are an error."""
@@ -121,7 +125,7 @@ def _check_fault_value(name: str, value: Any) -> None:
         ok = (is_int(value) or isinstance(value, float)) and value >= 0
     elif name == "write_rate_per_second":
         ok = value is None or ((is_int(value) or isinstance(value, float)) and value > 0)
-    elif name == "retry_after":
+    elif name in ("retry_after", "echo_api_key"):
         ok = isinstance(value, bool)
     elif name == "bad_body":
         ok = value in BAD_BODIES

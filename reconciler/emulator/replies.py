@@ -113,3 +113,28 @@ def garbled_reply(real: EmulatorResponse, kind: str) -> EmulatorResponse:
             return real
         return EmulatorResponse(200, dict(real.headers), real.body[: len(real.body) // 2])
     return EmulatorResponse(200, {"Content-Type": real.headers.get("Content-Type", JSON_TYPE)})
+
+
+def echoing(response: EmulatorResponse, api_key: str) -> EmulatorResponse:
+    """`response` quoting the request's key back (Faults.echo_api_key)."""
+    if not response.headers.get("Content-Type", "").startswith(JSON_TYPE):
+        return response
+    try:
+        body = json.loads(response.body)
+    except ValueError:
+        return response
+    if not isinstance(body, dict):
+        return response
+    if response.status >= 400:
+        body["msg"] = f"{body.get('msg') or ''} (request Api-Key: {api_key})"
+    elif isinstance(body.get("successCount"), int):
+        failed = body.get("failedUpdates")
+        failed = failed if isinstance(failed, dict) else {}
+        failed["invalidEmails"] = [*failed.get("invalidEmails", []), api_key]
+        body["failedUpdates"] = failed
+        body["filteredOutFields"] = [*body.get("filteredOutFields", []), api_key]
+    else:
+        return response
+    echoed = json_reply(response.status, body, response.headers)
+    echoed.latency_seconds, echoed.drop = response.latency_seconds, response.drop
+    return echoed

@@ -3,7 +3,10 @@
 Layers, inside out: `_send_once` (one HTTP exchange, judged on status), `_request` (pacing
 per rate-limit bucket, retries with backoff and jitter, Retry-After, and reading the answer),
 and the endpoint methods. The API key lives in the httpx client's default headers and
-nowhere else: no exception, log line or repr built here includes request headers.
+nowhere else: no exception, log line or repr built here includes request headers. Nor
+does any text the server sends: every answer, error or not, has the key cut out (in any
+form it may be quoted in) before it becomes a message, a result or a file, because a
+server or proxy that echoes its input would otherwise carry the key into output.
 
 What a failure means for a write decides how it is retried. A 429 or a refused connection
 means Iterable did not do it. A timeout, a connection cut mid-answer, a 5xx (a gateway can
@@ -14,6 +17,7 @@ or deleting a list is not, so the client looks at the lists before sending it ag
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import threading
@@ -39,6 +43,7 @@ from reconciler.iterable.results import BatchResult, filtered_out_fields, parse_
 from reconciler.iterable.settings import ClientSettings
 
 REGION_URLS = {"us": "https://api.iterable.com", "eu": "https://api.eu.iterable.com"}
+REDACTED = "[api key]"
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 T = TypeVar("T")
 
@@ -109,6 +114,7 @@ class IterableClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         timeout = httpx.Timeout(self.settings.timeout)
+        self._secret_forms = _secret_forms(api_key)
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"Api-Key": api_key, "User-Agent": "reconciler"},
@@ -469,6 +475,26 @@ class IterableClient:
                         limiter.push_back(min(wait, limiter.window))
                 self._sleep(wait)
 
+    def _scrub(self, value: T) -> T:
+        """`value` (server-provided text, or a result parsed from it) without the API key."""
+        if isinstance(value, str):
+            for form in self._secret_forms:
+                if form in value:
+                    value = value.replace(form, REDACTED)  # type: ignore[assignment]
+            return value
+        if isinstance(value, list | tuple):
+            return type(value)(self._scrub(item) for item in value)  # type: ignore[return-value]
+        if isinstance(value, dict):
+            return {self._scrub(k): self._scrub(v) for k, v in value.items()}  # type: ignore[return-value]
+        if isinstance(value, ListInfo):
+            return dataclasses.replace(  # type: ignore[return-value]
+                value,
+                name=self._scrub(value.name),
+                description=self._scrub(value.description),
+                list_type=self._scrub(value.list_type),
+            )
+        return value
+
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.settings.backoff_cap, self.settings.backoff_base * 2 ** (attempt - 1))
         return self._rng.uniform(ceiling / 2, ceiling)
@@ -495,7 +521,7 @@ class IterableClient:
                 if answered is not None:
                     answered()
                 if 200 <= response.status_code < 300:
-                    return parse(response)
+                    return self._scrub(parse(response))
                 response.read()
         except _BadAnswer as exc:
             raise _Retryable(f"HTTP {response.status_code} with {exc}") from None
@@ -513,7 +539,13 @@ class IterableClient:
     def _refusal(self, method: str, path: str, response: httpx.Response) -> Exception:
         """The exception for a non-2xx answer: _Retryable, or an IterableError to report."""
         status = response.status_code
-        text = response.text
+        # JSON can spell the key with escapes, so a JSON body is scrubbed once parsed.
+        body = _json_or_none(response.text)
+        text = (
+            self._scrub(response.text)
+            if body is None
+            else json.dumps(self._scrub(body), ensure_ascii=False)
+        )
         if status in RETRYABLE_STATUS:
             retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
             if status == 429:
@@ -523,7 +555,7 @@ class IterableClient:
                     f"HTTP {status}", retry_after, done_maybe=False, rate_limited=True
                 )
             return _Retryable(f"HTTP {status}", retry_after)
-        msg, code = _error_fields(text)
+        msg, code = _error_fields(self._scrub(body))
         where = f"{method} {path}"
         if status == 401:
             return AuthError(
@@ -556,6 +588,18 @@ class IterableClient:
             code=code,
             endpoint=path,
         )
+
+
+def _secret_forms(secret: str) -> tuple[str, ...]:
+    """The ways an answer can quote a secret: as sent, JSON-escaped, URL-encoded; longest
+    first, so a form that contains another is cut out whole."""
+    forms = {
+        secret,
+        json.dumps(secret)[1:-1],
+        json.dumps(secret)[1:-1].replace("/", "\\/"),
+        quote(secret, safe=""),
+    }
+    return tuple(sorted((f for f in forms if f), key=len, reverse=True))
 
 
 def _gave_up(attempts: int) -> str:
@@ -702,11 +746,14 @@ def _retry_after_seconds(value: str | None) -> float | None:
     return seconds if seconds >= 0 else 0.0  # NaN is not >= 0: no wait
 
 
-def _error_fields(text: str) -> tuple[str | None, str | None]:
+def _json_or_none(text: str) -> Any:
     try:
-        body = json.loads(text)
+        return json.loads(text)
     except (json.JSONDecodeError, ValueError, RecursionError):
-        return None, None
+        return None
+
+
+def _error_fields(body: Any) -> tuple[str | None, str | None]:
     if not isinstance(body, dict):
         return None, None
     msg, code = body.get("msg"), body.get("code")

@@ -252,3 +252,54 @@ def test_the_sandbox_and_the_emulator_server_keep_no_key(tmp_path, monkeypatch):
     assert state in written
     for path, text in written.items():
         assert leaks(text) == [], path
+
+
+def test_a_server_that_echoes_the_key_gets_it_shown_nowhere(keyed, cli, emulator_server):
+    """Issue 15.7: an answer quoting the Api-Key back (errors, and bulk answers naming it as
+    a failed member and a dropped field) reaches no output, journal, run record, summary or
+    rejected-member file; a trait mapping makes the bulkUpdate answers part of it."""
+    ws = keyed
+    build_scenario(ws, emulator_server, adds=5, creates=5)
+    ws.write(
+        "traits.yaml",
+        '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "t"},'
+        ' "spec": {"fields": {"origin": {"template": "csv"}}}}',
+    )
+    # Alpha's members exist, so their field goes out with bulkUpdate.
+    ws.audience("alpha", {"csv": "data/alpha.csv"}, traits="t", policy={"maxRemovalPercent": 100})
+    m = ws.manifests
+    summary, summary_json = ws.root / "s.md", ws.root / "s.json"
+    faults = emulator_server.emulator.faults
+    faults.update({"echo_api_key": True})
+    runs = []
+    # A refused write, quoted back with the key (HTTP 400: not retried).
+    faults.update({"paths": ["/api/lists/subscribe"], "fail_every": 1, "fail_status": 400})
+    for extra in ((), ("--debug",), ("--show-members", "--format", "json")):
+        result = cli("apply", m, "--yes", "--summary-json", summary_json, *extra)
+        assert result.exit_code == 1, result.output
+        assert "request Api-Key: [api key]" in result.output
+        runs.append(result.output)
+    assert "Iterable dropped the fields [api key]" in runs[0]  # from bulkUpdate's answer
+    # A refused read while planning.
+    faults.update({"paths": ["/api/lists"], "fail_status": 404})
+    result = cli("plan", m, "--show-members")
+    assert result.exit_code == 1 and "[api key]" in result.output, result.output
+    runs.append(result.output)
+    # Writes that succeed, whose answers name the key as a rejected member and a field.
+    faults.update({"paths": None, "fail_every": 0})
+    for extra in (("--show-members",), ("--format", "json", "--show-members")):
+        result = cli(
+            "apply", m, "--yes", "--summary-file", summary, "--summary-json", summary_json, *extra
+        )
+        runs.append(result.output)
+    # A key Iterable refuses, quoted back in the 401.
+    emulator_server.emulator.set_api_key("default", "another-key")
+    runs.append(cli("plan", m).output)
+    assert "rejected the API key" in runs[-1]
+
+    for output in runs:
+        assert leaks(output) == [], output
+    written = files_written(ws.root)
+    assert any(".reconciler/runs/apply-" in str(p) for p in written)
+    for path, text in written.items():
+        assert leaks(text) == [], path
