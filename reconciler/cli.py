@@ -43,8 +43,9 @@ from reconciler.github.cli import github_app
 from reconciler.interrupt import stop_on_interrupt
 from reconciler.iterable import ClientSettings, IterableClient
 from reconciler.journal import Journal, last_unfinished
-from reconciler.lock import destination_locks
+from reconciler.lock import project_locks
 from reconciler.manifest import Manifests, load_manifests, manifest_json_schema
+from reconciler.manifest.repository import find_repository
 from reconciler.masking import mask_emails, quoted, shower
 from reconciler.plan import Plan
 from reconciler.plan.fingerprint import first_difference
@@ -62,6 +63,7 @@ from reconciler.runrecord import Outcome, RunRecord
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a SIGINT
+STATE_DIR_NAME = ".reconciler"
 
 app = typer.Typer(
     name="reconciler",
@@ -97,10 +99,14 @@ PathArg = typer.Argument(
     show_default=True,
 )
 StateDirOpt = typer.Option(
-    Path(".reconciler"),
+    None,
     "--state-dir",
     envvar="RECONCILER_STATE_DIR",
-    help="Where local state lives (the sandbox's emulated Iterable: sandbox.json).",
+    help="Where local state lives: the sandbox (sandbox.json), locks, run journals and "
+    "rejected-member files. Default: .reconciler in the repository that holds the manifests "
+    "(their git work tree; without git, the directory that holds the manifest directory), "
+    "wherever the command is run from.",
+    show_default=False,
 )
 TargetOpt = typer.Option(
     None,
@@ -147,6 +153,12 @@ def _safe_message(exc: BaseException, show_members: bool = False) -> str:
     if destination is not None:
         text = f"destination {destination!r}: {text}"
     return text if show_members else mask_emails(text)
+
+
+def _state_dir(option: Path | None, path: Path) -> Path:
+    """Local state belongs to the manifests, not to the working directory: two applies of
+    one repository started from different directories must find the same lock."""
+    return option if option is not None else find_repository(path) / STATE_DIR_NAME
 
 
 def _load(path: Path, targets: list[str] | None) -> Manifests:
@@ -263,7 +275,7 @@ def plan(
     summary_file: Path | None = SummaryFileOpt,
     show_members: bool = ShowMembersOpt,
     target: list[str] | None = TargetOpt,
-    state_dir: Path = StateDirOpt,
+    state_dir: Path | None = StateDirOpt,
     debug: bool = DebugOpt,
 ) -> None:
     """Show what apply would change in Iterable. Reads only; writes nothing to Iterable.
@@ -277,7 +289,7 @@ def plan(
     try:
         manifests = _load(path, target)
         with ExitStack() as stack:
-            clients = _open_clients(manifests, stack, state_dir, target)
+            clients = _open_clients(manifests, stack, _state_dir(state_dir, path), target)
             the_plan = _plan(manifests, clients, target)
         if out is not None:
             save_plan(out, the_plan, manifests, path, target)
@@ -359,7 +371,7 @@ def apply(
     ),
     show_members: bool = ShowMembersOpt,
     target: list[str] | None = TargetOpt,
-    state_dir: Path = StateDirOpt,
+    state_dir: Path | None = StateDirOpt,
     debug: bool = DebugOpt,
 ) -> None:
     """Make Iterable match the manifests: create lists, add and remove members, prune.
@@ -424,7 +436,7 @@ def _apply_command(
     path: Path,
     saved: Path | None,
     target: list[str] | None,
-    state_dir: Path,
+    state_dir: Path | None,
     output: OutputFormat,
     show_members: bool,
     summary_file: Path | None,
@@ -438,9 +450,14 @@ def _apply_command(
         loaded = load_plan(saved)
         path, target = loaded.manifest_root, loaded.targets
     manifests = _load(path, target)
+    state = _state_dir(state_dir, path)
     with ExitStack() as stack:
-        clients = _open_clients(manifests, stack, state_dir, target)
-        stack.enter_context(destination_locks(state_dir, list(clients)))
+        clients = _open_clients(manifests, stack, state, target)
+        # Keyed by the Iterable project, not the destination's name: two manifests, or two
+        # checkouts, can name one project differently.
+        stack.enter_context(
+            project_locks(state, {name: c.project_id for name, c in clients.items()})
+        )
         the_plan = _plan(manifests, clients, target)
         if saved is not None:
             _check_fresh(loaded, manifests, the_plan)
@@ -461,8 +478,8 @@ def _apply_command(
         _check_policy(the_plan, allow_unsafe, allow_removals, allow_list_deletion)
         if not yes:
             _confirm()
-        report = _journaled_apply(the_plan, clients, state_dir)
-        report.rejected_file = _write_rejected(report, state_dir)
+        report = _journaled_apply(the_plan, clients, state)
+        report.rejected_file = _write_rejected(report, state)
     record.report = report
     if report.interrupted:
         record.finish("interrupted", "stopped by Ctrl-C after the requests in flight")
@@ -689,7 +706,7 @@ def status(
         help="text (a table) or json (markdown prints the table too).",
     ),
     target: list[str] | None = TargetOpt,
-    state_dir: Path = StateDirOpt,
+    state_dir: Path | None = StateDirOpt,
     debug: bool = DebugOpt,
 ) -> None:
     """One screen per audience: list id, members in Iterable, desired members, and pending
@@ -698,7 +715,7 @@ def status(
     try:
         manifests = _load(path, target)
         with ExitStack() as stack:
-            clients = _open_clients(manifests, stack, state_dir, target)
+            clients = _open_clients(manifests, stack, _state_dir(state_dir, path), target)
             the_plan = _plan(manifests, clients, target)
     except ReconcilerError as exc:
         raise _fail(exc) from None
@@ -771,7 +788,7 @@ def import_(
         None, "--list", help="Import only this Iterable list (by name; repeatable)."
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite files that already exist."),
-    state_dir: Path = StateDirOpt,
+    state_dir: Path | None = StateDirOpt,
     debug: bool = DebugOpt,
 ) -> None:
     """Adopt lists that already exist in Iterable: write an Audience manifest and a CSV of its
@@ -785,7 +802,7 @@ def import_(
                 manifests,
                 destination,
                 out,
-                state_dir=state_dir,
+                state_dir=_state_dir(state_dir, path),
                 lists=lists,
                 force=force,
                 on_read=lambda name: status.update(f"Reading members of list {name!r}..."),

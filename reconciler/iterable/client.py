@@ -18,6 +18,7 @@ or deleting a list is not, so the client looks at the lists before sending it ag
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import random
 import threading
@@ -115,6 +116,11 @@ class IterableClient:
         self._rng = rng or random.Random()
         timeout = httpx.Timeout(self.settings.timeout)
         self._secret_forms = _secret_forms(api_key)
+        # What identifies the project this client writes to, without the key: the lock
+        # of one apply per project is keyed by it (reconciler.lock).
+        self.project_id = hashlib.sha256(
+            f"{self.base_url}\n{api_key}".encode("utf-8", "surrogateescape")
+        ).hexdigest()[:32]
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"Api-Key": api_key, "User-Agent": "reconciler"},

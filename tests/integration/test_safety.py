@@ -235,12 +235,24 @@ def test_deleting_a_list_in_use_is_reported_clearly(workspace, cli, emulator_ser
 # -- concurrency -----------------------------------------------------------------------
 
 
+def project_lock(workspace):
+    """The lock file of the workspace's Iterable project (keyed by base URL and key)."""
+    import os
+
+    from reconciler.iterable import IterableClient
+    from reconciler.lock import lock_path
+    from tests.integration.conftest import API_KEY_VAR
+
+    with IterableClient(workspace.base_url, os.environ[API_KEY_VAR]) as client:
+        return lock_path(workspace.root / ".reconciler", client.project_id)
+
+
 def test_a_held_lock_refuses_a_second_apply_naming_the_holder(workspace, cli, emulator_server):
     import os
     import socket
 
     workspace.audience("vip", {"inline": ["a@example.com"]})
-    lock = workspace.root / ".reconciler" / "locks" / "prod.lock"
+    lock = project_lock(workspace)
     lock.parent.mkdir(parents=True)
     lock.write_text(
         json.dumps(
@@ -264,7 +276,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(workspace, cli):
     import socket
 
     workspace.audience("vip", {"inline": ["a@example.com"]})
-    lock = workspace.root / ".reconciler" / "locks" / "prod.lock"
+    lock = project_lock(workspace)
     lock.parent.mkdir(parents=True)
     lock.write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))
     assert cli("apply", workspace.manifests, "--yes").exit_code == 0
@@ -283,4 +295,96 @@ def test_a_saved_plan_applies_from_another_checkout(
     shutil.copytree(workspace.manifests, other / "manifests")
     monkeypatch.chdir(other)
     result = cli("apply", "--plan", planfile, "--yes")
+    assert result.exit_code == 0, result.output
+
+
+def test_two_applies_from_different_directories_create_a_list_once(
+    workspace, emulator_server, tmp_path_factory
+):
+    """Issue 15.8: local state was relative to the working directory and the lock keyed by
+    the destination's name, so two applies started from two directories both ran and
+    created the same list twice. Now they meet at the lock of the repository's state."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.integration.reliability import lists_by_name, subprocess_env
+
+    workspace.audience("vip", {"inline": [f"m{i}@example.com" for i in range(20)]})
+    # Every list request is slow, so the first apply is still running when the second starts.
+    emulator_server.emulator.faults.update({"paths": ["/api/lists"], "latency_seconds": 1.0})
+    env = subprocess_env(workspace)
+    manifests = str(workspace.manifests.resolve())
+
+    def start(cwd):
+        return subprocess.Popen(
+            [sys.executable, "-m", "reconciler.cli", "apply", manifests, "--yes"],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    first_cwd, second_cwd = tmp_path_factory.mktemp("one"), tmp_path_factory.mktemp("two")
+    first = start(first_cwd)
+    deadline = time.monotonic() + 30
+    while not emulator_server.emulator.request_log and time.monotonic() < deadline:
+        time.sleep(0.02)  # until the first apply talks to Iterable: it holds its lock by then
+    second = start(second_cwd)
+    outcomes = sorted(
+        (p.wait(timeout=60), p.stderr.read())
+        for p in (first, second)  # type: ignore[union-attr]
+    )
+    assert [code for code, _ in outcomes] == [0, 1], outcomes
+    assert "another apply is running" in outcomes[1][1]
+    assert "destination 'prod'" in outcomes[1][1]
+    assert len(lists_by_name(emulator_server)["vip"]) == 1
+    # The state is the repository's (here: the directory holding the manifest directory).
+    assert list((workspace.root / ".reconciler" / "runs").glob("apply-*.jsonl"))
+    assert not (first_cwd / ".reconciler").exists() and not (second_cwd / ".reconciler").exists()
+
+
+def test_the_lock_belongs_to_the_project_whatever_the_destination_is_called(
+    workspace, cli, emulator_server
+):
+    import os
+    import socket
+
+    (workspace.manifests / "dest-prod.yaml").unlink()
+    workspace.destination("production-renamed")
+    workspace.audience("vip", {"inline": ["a@example.com"]}, destination="production-renamed")
+    lock = project_lock(workspace)
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname()}))
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 1 and "another apply is running" in result.stderr
+    assert "destination 'production-renamed'" in result.stderr
+    assert lock.name not in result.output  # the file is named by a digest of the key
+    assert writes(emulator_server) == []
+
+
+def test_local_state_lives_in_the_manifests_git_work_tree_not_the_working_directory(
+    tmp_path, cli, monkeypatch
+):
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)  # what find_repository looks for
+    manifests = repo / "deploy" / "manifests"
+    manifests.mkdir(parents=True)
+    (manifests / "all.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Destination\nmetadata: {name: sb}\n"
+        "spec: {region: sandbox, projectType: email}\n---\n"
+        "apiVersion: reconciler/v1\nkind: Audience\nmetadata: {name: vip}\n"
+        "spec: {destination: sb, members: {inline: [a@example.com]}}\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("RECONCILER_STATE_DIR", raising=False)
+    assert cli("apply", manifests, "--yes").exit_code == 0
+    assert (repo / ".reconciler" / "sandbox.json").exists()
+    assert not (elsewhere / ".reconciler").exists()
+    monkeypatch.chdir(manifests)  # from anywhere, the same sandbox: nothing left to do
+    result = cli("plan", ".", "--detailed-exitcode")
     assert result.exit_code == 0, result.output
