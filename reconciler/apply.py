@@ -22,6 +22,7 @@ from reconciler.identity import Member, ProjectType, looks_like_email
 from reconciler.iterable import BatchResult, IterableClient
 from reconciler.iterable.batching import pack_users
 from reconciler.journal import Journal
+from reconciler.masking import message_for
 from reconciler.plan import DestinationPlan, FieldUpdate, ListPlan, Plan
 from reconciler.plan.ownership import mark
 
@@ -81,7 +82,7 @@ class FieldUpdateResult:
             "rejected": [
                 {"member": show(k), "reason": v} for k, v in sorted(self.rejected.items())
             ],
-            "errors": self.errors,
+            "errors": [message_for(e, show) for e in self.errors],
         }
 
 
@@ -142,7 +143,7 @@ class ApplyReport:
                                 {"member": show(k), "reason": v}
                                 for k, v in sorted(lr.rejected.items())
                             ],
-                            "errors": lr.errors,
+                            "errors": [message_for(e, show) for e in lr.errors],
                         }
                         for lr in d.lists
                     ],
@@ -151,7 +152,7 @@ class ApplyReport:
                             "list_id": x.list_id,
                             "list_name": x.list_name,
                             "deleted": x.deleted,
-                            "error": x.error,
+                            "error": x.error and message_for(x.error, show),
                         }
                         for x in d.deletions
                     ],

@@ -46,7 +46,7 @@ from reconciler.journal import Journal, last_unfinished
 from reconciler.lock import project_locks
 from reconciler.manifest import Manifests, load_manifests, manifest_json_schema
 from reconciler.manifest.repository import find_repository
-from reconciler.masking import mask_emails, quoted, shower
+from reconciler.masking import mask_emails, quoted, reveal, shower
 from reconciler.plan import Plan
 from reconciler.plan.fingerprint import first_difference
 from reconciler.planfile import SavedPlan, load_plan, manifests_digest, save_plan
@@ -136,8 +136,7 @@ def _started(show_members: bool = False, debug: bool = False) -> None:
 def _fail(exc: ReconcilerError, show_members: bool = False) -> typer.Exit:
     if isinstance(exc, ManifestError):
         for problem in exc.problems:
-            text = str(problem)
-            err.print(text if show_members else mask_emails(text), markup=False)
+            err.print(_shown(str(problem), show_members), markup=False)
         n = len(exc.problems)
         err.print(f"{n} problem{'s' if n != 1 else ''} found.", markup=False)
     else:
@@ -152,7 +151,13 @@ def _safe_message(exc: BaseException, show_members: bool = False) -> str:
     destination = getattr(exc, "destination", None)
     if destination is not None:
         text = f"destination {destination!r}: {text}"
-    return text if show_members else mask_emails(text)
+    return _shown(text, show_members)
+
+
+def _shown(text: str, show_members: bool) -> str:
+    """A message as output shows it: source data it quotes in full with --show-members,
+    otherwise masked, with every email in it."""
+    return reveal(text, True) if show_members else mask_emails(text)
 
 
 def _state_dir(option: Path | None, path: Path) -> Path:
@@ -848,8 +853,7 @@ def main() -> None:
             else f"internal error: {type(exc).__name__}: {exc}\n"
             "This is a bug in reconciler; run again with --debug for the traceback.\n"
         )
-        if not _invocation.show_members:
-            text = mask_emails(text)
+        text = _shown(text, _invocation.show_members)
         sys.stderr.write(text)
         sys.exit(EXIT_ERROR)
 

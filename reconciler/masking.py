@@ -15,6 +15,12 @@ output numbers the distinct identifiers it shows (`j***@***#1`, `j***@***#2`): t
 member gets the same number throughout that output. The number is an ordinal, not a hash:
 a hash of an email, even a truncated one, can be reversed by hashing a list of candidate
 addresses, and an ordinal reveals nothing beyond "these are different people".
+
+Messages are built far from the command line, before anyone knows whether --show-members
+was given, yet some quote source data (a field value that is not a number, a header row
+that is really a member). Such a message marks what it quotes with `source_value()`; every
+edge that shows a message (`reveal`, and `mask_emails`, which every free text passes
+through) shows the marked text in full or masked.
 """
 
 from __future__ import annotations
@@ -48,8 +54,37 @@ def mask_identifier(identifier: str) -> str:
 
 
 def mask_emails(text: str) -> str:
-    """Mask every email-shaped token in free text (tracebacks, third-party messages)."""
-    return _EMAIL_IN_TEXT.sub(lambda m: mask_identifier(m.group(0)), text)
+    """Mask every email-shaped token in free text (tracebacks, third-party messages), and
+    whatever source data the text marks (`source_value`)."""
+    return _EMAIL_IN_TEXT.sub(lambda m: mask_identifier(m.group(0)), reveal(text, False))
+
+
+# Private-use characters around source data quoted in a message (see the module docstring).
+_OPEN, _CLOSE = "\ue000", "\ue001"
+_MARKED = re.compile(f"{_OPEN}(.*?){_CLOSE}", re.DOTALL)
+_VALUE_SHOWN = 60
+
+
+def source_value(value: Any) -> str:
+    """A value read from a member source, to quote in a message: each output edge shows it
+    in full (with --show-members) or masked. Callers add the quotes around it."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return _OPEN + text.replace(_OPEN, "").replace(_CLOSE, "") + _CLOSE
+
+
+def _shown_in_full(text: str) -> str:
+    # Escaped as repr does (a CSV cell can hold a terminal escape), without repr's quotes.
+    text = text if len(text) <= _VALUE_SHOWN else text[: _VALUE_SHOWN - 3] + "..."
+    return repr(text)[1:-1]
+
+
+def reveal(text: str, show_members: bool) -> str:
+    """A message with the source data it marks shown in full, or masked like a field value."""
+    if _OPEN not in text:
+        return text
+    if show_members:
+        return _MARKED.sub(lambda m: _shown_in_full(m.group(1)), text)
+    return _MARKED.sub(lambda m: f"{_first(m.group(1))}{MASK}", text)
 
 
 class Masker:
@@ -64,6 +99,11 @@ class Masker:
         return f"{mask_identifier(identifier)}#{number}"
 
 
+def message_for(text: str, show: Show) -> str:
+    """A free-text message (an error Iterable sent, say) beside members shown by `show`."""
+    return mask_emails(text) if masks(show) else reveal(text, True)
+
+
 def _full(identifier: str) -> str:
     return identifier
 
@@ -74,7 +114,10 @@ def shower(show_members: bool) -> Show:
 
 
 def masks(show: Show) -> bool:
-    return show is not _full
+    """Whether `show` masks (a Masker, or quoted() around one)."""
+    if isinstance(show, _Quoted):
+        return masks(show.show)
+    return isinstance(show, Masker)
 
 
 def mask_value(value: Any, show: Show) -> Any:
@@ -86,8 +129,16 @@ def mask_value(value: Any, show: Show) -> Any:
     return f"{raw[:1]}{MASK}" if raw else ""
 
 
+class _Quoted:
+    def __init__(self, show: Show) -> None:
+        self.show = show
+
+    def __call__(self, value: str) -> str:
+        return repr(self.show(value))
+
+
 def quoted(show: Show) -> Show:
-    return lambda value: repr(show(value))
+    return _Quoted(show)
 
 
 # A column name as people name columns: letters, digits, `_ . -` and spaces, not starting
@@ -103,14 +154,13 @@ def _looks_like_a_column(name: str) -> bool:
 def column_names(names: Sequence[str]) -> str:
     """A source's column names for a message. A CSV without a header row makes its first
     member the header, so names that do not look like column names are source data: then
-    every name is masked (messages are built before anyone knows whether --show-members
-    was given) and the message says why."""
+    every name is marked as source data (masked unless --show-members) and the message
+    says why."""
     if not names:
         return "(none)"
     if all(_looks_like_a_column(name) for name in names):
         return ", ".join(names)
-    show = Masker()
     return (
-        ", ".join(show(name) for name in names)
-        + " (masked: they look like member data; does the source lack a header row?)"
+        ", ".join(source_value(name) for name in names)
+        + " (they look like member data: does the source lack a header row?)"
     )

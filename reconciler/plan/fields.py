@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.identity import Member
+from reconciler.masking import source_value
 from reconciler.plan.model import FieldUpdate
 from reconciler.sources import MemberIssue
 from reconciler.traits.compare import same_value
@@ -147,5 +148,8 @@ def plan_field_updates(
 
 
 def _shown(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 40 else text[:37] + "..."
+    # Text can be personal data: marked so output masks it (numbers and booleans are shown,
+    # as beside members in a plan).
+    if value is None or isinstance(value, bool | int | float):
+        return json.dumps(value)
+    return f'"{source_value(value)}"'

@@ -308,7 +308,7 @@ class Plan:
                         {
                             "audience": audience,
                             "where": issue.where,
-                            "reason": issue.message,
+                            "reason": issue.reason(show),
                             **({"value": show(issue.value)} if issue.value is not None else {}),
                         }
                         for audience, issue in d.skipped_members
@@ -317,7 +317,7 @@ class Plan:
                         {
                             "audience": audience,
                             "where": issue.where,
-                            "reason": issue.message,
+                            "reason": issue.reason(show),
                             **({"value": show(issue.value)} if issue.value is not None else {}),
                         }
                         for audience, issue in d.field_issues

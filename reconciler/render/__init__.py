@@ -13,7 +13,7 @@ import jinja2
 
 from reconciler.apply import ApplyReport
 from reconciler.identity import Member
-from reconciler.masking import Show, mask_value, quoted, shower
+from reconciler.masking import Show, mask_emails, mask_value, quoted, reveal, shower
 from reconciler.plan import FieldUpdate, ListPlan, Plan
 
 SAMPLE = 10
@@ -160,9 +160,18 @@ def _totals(report: ApplyReport) -> dict[str, Any]:
     }
 
 
+def _message(show_members: bool) -> Any:
+    """An error message in a report: Iterable's own text can quote a member's email."""
+    return (lambda text: reveal(text, True)) if show_members else mask_emails
+
+
 def report_text(report: ApplyReport, show_members: bool = False) -> str:
     return _env.get_template("report.txt.j2").render(
-        report=report, totals=_totals(report), show=shower(show_members), sample=SAMPLE * 2
+        report=report,
+        totals=_totals(report),
+        show=shower(show_members),
+        message=_message(show_members),
+        sample=SAMPLE * 2,
     )
 
 
@@ -171,6 +180,7 @@ def report_markdown(report: ApplyReport, show_members: bool = False) -> str:
         report=report,
         totals=_totals(report),
         show=shower(show_members),
+        message=_message(show_members),
         sample=SAMPLE * 2,
         md=_md,
     )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from reconciler.identity import Member
+from reconciler.masking import masks, reveal
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,11 @@ class MemberIssue:
 
     def describe(self, show: Callable[[str], str] = repr) -> str:
         value = f" {show(self.value)}" if self.value is not None else ""
-        return f"{self.where}: {self.message}{value}"
+        return f"{self.where}: {self.reason(show)}{value}"
+
+    def reason(self, show: Callable[[str], str] = repr) -> str:
+        """The message, with any source data it quotes masked as `show` masks members."""
+        return reveal(self.message, not masks(show))
 
     def __str__(self) -> str:
         return self.describe()

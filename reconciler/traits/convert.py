@@ -16,6 +16,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from reconciler.masking import source_value
+
 ITERABLE_DATE_FORMAT = "%Y-%m-%d %H:%M:%S +00:00"
 UTC = datetime.UTC
 
@@ -43,9 +45,9 @@ class ConversionError(ValueError):
 
 
 def describe_value(value: Any) -> str:
-    """A short rendering of a source value for messages."""
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return repr(text if len(text) <= 60 else text[:57] + "...")
+    """A source value quoted in a message: personal data, so marked for masking (shown in
+    full, cut short, only with --show-members)."""
+    return f"'{source_value(value)}'"
 
 
 def to_string(value: Any) -> str:

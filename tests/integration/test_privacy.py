@@ -165,6 +165,8 @@ def test_a_csv_without_a_header_row_does_not_print_its_first_member(
         assert "columns are:" in result.output and "header row" in result.output
         for value in first.split(","):
             assert value not in result.output, (args, value)
+    shown = cli("validate", workspace.manifests, "--show-members").output
+    assert "columns are: jane.doe@example.com, usr_00012391, Jane Doe" in shown
     # A proper header is still shown in full: it is what helps fix the manifest.
     workspace.csv("data/members.csv", "mail,user_ref", ["kim@example.org,usr_2"])
     result = cli("validate", workspace.manifests)
@@ -211,3 +213,26 @@ def test_show_members_is_the_parsed_option_not_a_word_in_argv(
     stderr = capsys.readouterr().err
     assert "internal error" in stderr
     assert "jane.doe@example.com" not in stderr and "j***@***" in stderr
+
+
+def test_field_values_quoted_in_messages_are_masked_unless_shown(workspace, cli, emulator_server):
+    """Issue 15.6: a value that cannot be converted, or two audiences giving one user two
+    values, quoted the source's text (personal data) in every plan format."""
+    workspace.csv("data/a.csv", "email,ltv,nick", ["jane.doe@example.com,Jane Private,Gold"])
+    workspace.csv("data/b.csv", "email,ltv,nick", ["jane.doe@example.com,3,Secretnick"])
+    workspace.write(
+        "traits.yaml",
+        '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "crm"},'
+        ' "spec": {"fields": {"ltv": {"from": "ltv", "type": "number"}, "nick": "nick"}}}',
+    )
+    workspace.audience("a", {"csv": "data/a.csv"}, traits="crm")
+    workspace.audience("b", {"csv": "data/b.csv"}, traits="crm")
+    for fmt in ("text", "markdown", "json"):
+        result = cli("plan", workspace.manifests, "--format", fmt)
+        assert "is not a number" in result.output, result.output
+        assert "from the other" in result.output
+        for secret in ("Jane Private", "Secretnick", "Gold", "jane.doe"):
+            assert secret not in result.output, (fmt, secret)
+        assert "\ue000" not in result.output  # no marker reaches output
+    shown = cli("plan", workspace.manifests, "--show-members").output
+    assert "'Jane Private' is not a number" in shown and '"Secretnick"' in shown

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import re
 
-from reconciler.masking import Masker, column_names, mask_emails, mask_identifier, shower
+from reconciler.masking import (
+    Masker,
+    column_names,
+    mask_emails,
+    mask_identifier,
+    message_for,
+    reveal,
+    shower,
+    source_value,
+)
 
 IDENTIFIERS = [
     "jane.doe@example.com",
@@ -64,12 +73,24 @@ def test_a_masked_sample_tells_members_apart_and_names_one_member_one_way():
     assert shower(True)(people[0]) == people[0]
 
 
-def test_column_names_that_look_like_member_data_are_masked():
+def test_column_names_that_look_like_member_data_are_masked_unless_shown():
     assert column_names(["email", "first_name", "plan tier"]) == "email, first_name, plan tier"
     row = ["jane.doe@example.com", "usr_00012391", "Jane"]
-    shown = column_names(row)
+    message = f"columns are: {column_names(row)}"
+    masked = mask_emails(message)
     for value in row:
-        assert value not in shown
-    assert "header row" in shown
-    assert column_names(["usr_00012391"]).startswith("u***#1")
+        assert value not in masked
+    assert masked.startswith("columns are: j***, u***, J***") and "header row" in masked
+    assert reveal(message, True).startswith("columns are: jane.doe@example.com, usr_00012391")
     assert column_names([]) == "(none)"
+
+
+def test_source_data_quoted_in_a_message_follows_the_output_s_choice():
+    message = f"field 'tier': '{source_value('Jane Doe')}' is not a number"
+    assert reveal(message, False) == "field 'tier': 'J***' is not a number"
+    assert reveal(message, True) == "field 'tier': 'Jane Doe' is not a number"
+    # A terminal escape in a cell is shown escaped, and a long value cut short.
+    assert reveal(source_value("\x1b[31mred"), True) == "\\x1b[31mred"
+    assert len(reveal(source_value("x" * 500), True)) == 60
+    assert message_for(message, shower(False)) == mask_emails(message)
+    assert message_for(message, shower(True)) == reveal(message, True)

@@ -7,6 +7,7 @@ import datetime
 import pytest
 
 from reconciler.manifest import Location
+from reconciler.masking import reveal
 from reconciler.traits import same_value
 from reconciler.traits.convert import ConversionError, to_boolean, to_date, to_number
 from reconciler.traits.mapping import CompiledField, CompiledMapping
@@ -88,10 +89,12 @@ def test_a_bad_value_names_field_column_and_value_and_spares_the_other_fields() 
     )
     values, errors = compiled.values({"lifetime_value": "12,5", "plan": "pro", "renews_on": ""})
     assert values == {"plan": "pro", "renews": None}  # an empty cell is no value
-    assert [e.message for e in errors] == [
+    # The value is source data: in full with --show-members, masked otherwise.
+    assert [reveal(e.message, True) for e in errors] == [
         "field 'ltv' (column 'lifetime_value'): '12,5' is not a number; the field is not "
         "written for this member"
     ]
+    assert "'1***' is not a number" in reveal(errors[0].message, False)
 
 
 def test_object_and_list_from_json_text() -> None:

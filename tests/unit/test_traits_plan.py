@@ -11,6 +11,7 @@ from reconciler.identity import make_member
 from reconciler.iterable import ClientSettings
 from reconciler.iterable.batching import encode, pack_users
 from reconciler.live import choose_field_read
+from reconciler.masking import shower
 from reconciler.plan.fields import MappedList, merge_fields, plan_field_updates
 from reconciler.traits import SentValue, check_types
 
@@ -76,10 +77,11 @@ def test_two_audiences_that_disagree_leave_the_field_alone_and_say_so() -> None:
     ((audience, issue),) = merged.conflicts
     assert audience == "b"
     assert issue.where == "audiences 'a' and 'b'"
-    assert issue.message == (
+    assert issue.reason(str) == (
         'field \'plan\' gets "pro" from one and "free" from the other; it is not written for '
         "this member"
     )
+    assert '"***" from one and "f***"' in issue.reason(shower(False))  # field values masked
     assert issue.value == "u-1"
 
 
