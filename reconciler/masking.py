@@ -53,10 +53,20 @@ def mask_identifier(identifier: str) -> str:
     return f"{_first(identifier)}{MASK}"
 
 
+# Where a database's own error text quotes a value it read (DuckDB's conversion errors
+# and CSV line excerpts, PostgreSQL's invalid input): the value is source data.
+_DATA_IN_ERRORS = re.compile(
+    r"(Could not convert string ['\"]|Original Line: |"
+    r"invalid input syntax for type [\w ]+: \"|invalid input value for enum \w+: \")"
+    r"([^'\"\n]*)"
+)
+
+
 def mask_emails(text: str) -> str:
-    """Mask every email-shaped token in free text (tracebacks, third-party messages), and
-    whatever source data the text marks (`source_value`)."""
-    return _EMAIL_IN_TEXT.sub(lambda m: mask_identifier(m.group(0)), reveal(text, False))
+    """Mask every email-shaped token in free text (tracebacks, third-party messages), the
+    source data the text marks (`source_value`), and values a database's error quotes."""
+    text = _EMAIL_IN_TEXT.sub(lambda m: mask_identifier(m.group(0)), reveal(text, False))
+    return _DATA_IN_ERRORS.sub(lambda m: f"{m.group(1)}{_first(m.group(2))}{MASK}", text)
 
 
 # Private-use characters around source data quoted in a message (see the module docstring).

@@ -236,3 +236,14 @@ def test_field_values_quoted_in_messages_are_masked_unless_shown(workspace, cli,
         assert "\ue000" not in result.output  # no marker reaches output
     shown = cli("plan", workspace.manifests, "--show-members").output
     assert "'Jane Private' is not a number" in shown and '"Secretnick"' in shown
+
+
+def test_a_database_error_quoting_a_member_is_masked(workspace, cli, emulator_server):
+    workspace.csv("data/m.csv", "email,uid", ["jane.doe@example.com,usr_00012391"])
+    query = "SELECT email, CAST(uid AS INTEGER) AS userId FROM read_csv('data/m.csv')"
+    workspace.audience("vip", {"sql": query, "database": ":memory:"})
+    for args in (("validate",), ("plan",)):
+        result = cli(*args, workspace.manifests)
+        assert result.exit_code == 1 and "Could not convert string" in result.output
+        assert "usr_0001" not in result.output and "jane.doe" not in result.output, args
+    assert "usr_00012391" in cli("plan", workspace.manifests, "--show-members").output

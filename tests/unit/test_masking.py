@@ -94,3 +94,16 @@ def test_source_data_quoted_in_a_message_follows_the_output_s_choice():
     assert len(reveal(source_value("x" * 500), True)) == 60
     assert message_for(message, shower(False)) == mask_emails(message)
     assert message_for(message, shower(True)) == reveal(message, True)
+
+
+def test_values_a_database_error_quotes_are_masked():
+    errors = [
+        "Conversion Error: CSV Error on Line: 2\nOriginal Line: jane.doe@example.com,usr_00012391"
+        '\nError when converting column "uid". Could not convert string "usr_00012391" to INT',
+        "Conversion Error: Could not convert string 'usr_00012391' to INT32",
+        'invalid input syntax for type integer: "usr_00012391"',
+    ]
+    for text in errors:
+        masked = mask_emails(text)
+        assert "usr_0" not in masked and "jane" not in masked, masked
+        assert "u***" in masked or "j***" in masked
