@@ -212,3 +212,18 @@ def test_latency_every_slows_only_every_kth_request() -> None:
         statuses = [http.get("/api/lists", timeout=10).status_code for _ in range(4)]
     assert statuses == [200] * 4
     assert slept == [5, 5]  # the 2nd and the 4th
+
+
+def test_echo_api_key_quotes_the_request_key_in_errors_and_bulk_answers(
+    client: httpx.Client, project: Project
+) -> None:
+    key = client.headers["Api-Key"]
+    list_id = project.add_list("l")
+    set_faults(client, echo_api_key=True)
+    error = client.get("/api/lists/getUsers", params={"listId": "999"})
+    assert error.status_code >= 400 and key in error.json()["msg"]
+    answer = subscribe(client, list_id, [{"email": "a@example.com"}]).json()
+    assert key in answer["failedUpdates"]["invalidEmails"] and key in answer["filteredOutFields"]
+    assert answer["successCount"] == 1  # the write itself is unchanged
+    set_faults(client, echo_api_key=False)
+    assert key not in client.get("/api/lists/getUsers", params={"listId": "999"}).text
