@@ -79,7 +79,7 @@ def _read_documents(
         # ruamel warns about legal but unusual YAML (a reused anchor); nothing to report.
         warnings.simplefilter("ignore")
         try:
-            for index, node in enumerate(yaml.compose_all(text)):
+            for index, node in enumerate(_compose_all(yaml, text)):
                 start = Location(display, node.start_mark.line + 1, node.start_mark.column + 1)
                 node_problems = _check_node_tree(node, display)
                 if node_problems:
@@ -105,6 +105,26 @@ def _read_documents(
         except RecursionError:
             problems.append(Problem(display, 0, 0, "invalid YAML: nested too deeply"))
     return documents, problems
+
+
+def _compose_all(yaml: YAML, text: str) -> Iterator[Node]:
+    """The file's documents as node trees.
+
+    Parsing is most of loading a large manifest (10,000 inline members: 3 s in ruamel's
+    pure-Python round-trip parser, 0.3 s in libyaml). Manifests are only read, never
+    written back, so comments need not be kept: the C parser (ruamel.yaml.clib) composes
+    the nodes, under the same YAML 1.2 resolver, and the round-trip constructor builds
+    from them the values that carry every key's position. A file the C parser refuses
+    is parsed again by the pure one, so messages and the documents before a syntax error
+    are the same whichever parser is installed.
+    """
+    fast = YAML(typ="safe")
+    if fast.Parser is not YAML(typ="safe", pure=True).Parser:
+        try:
+            return iter(list(fast.compose_all(text)))
+        except (YAMLError, RecursionError):
+            pass
+    return yaml.compose_all(text)
 
 
 def _construct(yaml: YAML, node: Node, display: str, start: Location) -> tuple[Any, Problem | None]:
@@ -217,10 +237,11 @@ def _check_node_tree(root: Node, display: str) -> list[Problem]:
 
 
 def _tag_problem(node: Node) -> str | None:
-    if getattr(node.ctag, "handle", None) is None:
-        # Resolved implicitly from the value's form, not written by the user.
-        return None
+    # Judged by the tag alone, written or implied: the C parser does not say which.
+    # An implied tag is always one of those allowed (or `<<`, a merge key).
     value = str(node.tag)
+    if isinstance(node, ScalarNode) and value == _CORE + "merge":
+        return None
     if isinstance(node, ScalarNode) and value in _SCALAR_TAGS:
         return None
     if isinstance(node, MappingNode) and value == _CORE + "map":

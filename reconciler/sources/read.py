@@ -43,9 +43,11 @@ def _result(audience: Audience) -> SourceResult:
 
 def _read_inline(audience: Audience, project_type: ProjectType) -> SourceResult:
     result = _result(audience)
+    # Located once: `member_locations` walks the whole document for every entry.
+    locations = audience.member_locations
     for index, entry in enumerate(audience.spec.members.inline or []):
         result.rows += 1
-        where = str(audience.member_locations[index])
+        where = str(locations[index])
         if isinstance(entry, str):
             email, user_id = (entry, None) if "@" in entry else (None, entry)
             traits: dict[str, object] = {}

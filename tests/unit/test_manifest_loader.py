@@ -580,3 +580,54 @@ def test_files_without_documents() -> None:
     write("m/a.yaml", "# nothing yet\n")
     write("m/b.yaml", "---\n---\n")
     assert only_problem("m") == "m: no manifest documents found in m"
+
+
+def _inline_audience(count: int) -> str:
+    members = "".join(f"      - {{email: u{i}@example.com, userId: u-{i}}}\n" for i in range(count))
+    return (
+        "---\napiVersion: reconciler/v1\nkind: Audience\nmetadata: {name: big}\nspec:\n"
+        "  destination: prod\n  members:\n    inline:\n" + members
+    )
+
+
+def test_inline_members_are_located_once_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading N inline members looks up N positions, not N for each member (which made
+    3,000 members take a minute)."""
+    from reconciler.manifest.location import YamlPositions
+    from reconciler.sources.read import read_members
+
+    count = 300
+    write("m.yaml", DESTINATION, _inline_audience(count))
+    audience = load_manifests(Path("m.yaml")).audiences["big"]
+    calls = 0
+    locate = YamlPositions.locate
+
+    def counting(self: YamlPositions, *args: object, **kwargs: object) -> Location:
+        nonlocal calls
+        calls += 1
+        return locate(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(YamlPositions, "locate", counting)
+    result = read_members(audience, "hybrid")
+    assert len(result.members) == count
+    assert calls <= count + 10
+    assert str(audience.member_locations[count - 1]) == f"m.yaml:{15 + count}:9"
+
+
+def test_manifests_are_parsed_by_libyaml_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ruamel's pure-Python parser is only the fallback for files the C parser refuses
+    (so that messages stay ruamel's): a valid manifest never reaches it."""
+    pytest.importorskip("_ruamel_yaml")
+    import ruamel.yaml.parser
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the pure-Python parser was used")
+
+    write("m.yaml", DESTINATION, _inline_audience(3))
+    monkeypatch.setattr(ruamel.yaml.parser.Parser, "__init__", refuse)
+    manifests = load_manifests(Path("m.yaml"))
+    assert [str(loc) for loc in manifests.audiences["big"].member_locations] == [
+        "m.yaml:16:9",
+        "m.yaml:17:9",
+        "m.yaml:18:9",
+    ]
