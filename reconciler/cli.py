@@ -22,6 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import typer
+from click.core import ParameterSource
 from rich.console import Console
 
 from reconciler import __version__
@@ -338,6 +339,7 @@ def _print_plan(the_plan: Plan, output: OutputFormat, show_members: bool) -> Non
 
 @app.command()
 def apply(
+    ctx: typer.Context,
     path: Path = PathArg,
     yes: bool = typer.Option(
         False,
@@ -351,7 +353,9 @@ def apply(
         "--plan",
         help="Apply this saved plan (from `plan --out`) exactly. Refused, with nothing "
         "changed, when the manifests or Iterable changed since it was made. PATH is not "
-        "needed: the plan file records where its manifests are.",
+        "needed: the plan file records where its manifests are (a PATH given is used "
+        "instead, and must hold the same manifests). Cannot be combined with --target: "
+        "a saved plan is applied whole.",
     ),
     allow_unsafe: bool = typer.Option(
         False, "--allow-unsafe", help="Apply even when the safety policy blocks the plan."
@@ -387,8 +391,9 @@ def apply(
     _started(show_members, debug)
     record = RunRecord()
     try:
+        path_given = ctx.get_parameter_source("path") is not ParameterSource.DEFAULT
         report = _apply_command(
-            path,
+            path if path_given else None,
             saved,
             target,
             state_dir,
@@ -438,7 +443,7 @@ def apply(
 
 
 def _apply_command(
-    path: Path,
+    path: Path | None,
     saved: Path | None,
     target: list[str] | None,
     state_dir: Path | None,
@@ -452,8 +457,17 @@ def _apply_command(
     record: RunRecord,
 ) -> ApplyReport:
     if saved is not None:
+        if target:
+            # Filtering a reviewed plan would apply something nobody reviewed as such.
+            raise ReconcilerError(
+                "--target cannot be combined with --plan: a saved plan is applied whole, "
+                "exactly as reviewed. To apply only some audiences, save a plan of them: "
+                "reconciler plan PATH --target AUDIENCE --out FILE"
+            )
         loaded = load_plan(saved)
-        path, target = loaded.manifest_root, loaded.targets
+        # A PATH given is used as it is: the manifest digest still has to match.
+        path, target = path or loaded.manifest_root, loaded.targets
+    path = path or Path("manifests")
     manifests = _load(path, target)
     state = _state_dir(state_dir, path)
     with ExitStack() as stack:

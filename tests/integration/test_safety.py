@@ -388,3 +388,42 @@ def test_local_state_lives_in_the_manifests_git_work_tree_not_the_working_direct
     monkeypatch.chdir(manifests)  # from anywhere, the same sandbox: nothing left to do
     result = cli("plan", ".", "--detailed-exitcode")
     assert result.exit_code == 0, result.output
+
+
+def test_a_saved_plan_refuses_target_and_changes_nothing(
+    workspace, cli, emulator_server, tmp_path
+):
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    workspace.audience("beta", {"inline": ["b@example.com"]})
+    planfile = tmp_path / "p.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+    emulator_server.emulator.clear_log()
+    for target in ("vip", "no-such-audience"):
+        result = cli("apply", "--plan", planfile, "--target", target, "--yes")
+        assert result.exit_code == 1, result.output
+        assert "--target cannot be combined with --plan" in result.stderr
+        assert "reconciler plan PATH --target AUDIENCE --out FILE" in result.stderr
+    assert writes(emulator_server) == []
+
+
+def test_a_path_given_with_a_saved_plan_is_used(workspace, cli, emulator_server, tmp_path):
+    import shutil
+
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    planfile = tmp_path / "p.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+    other = tmp_path / "other"
+    shutil.copytree(workspace.manifests, other)
+    (other / "aud-vip.yaml").write_text(
+        (other / "aud-vip.yaml").read_text().replace("a@example.com", "z@example.com")
+    )
+    emulator_server.emulator.clear_log()
+    # The plan was made from other manifests than those at PATH: stale, nothing written.
+    result = cli("apply", other, "--plan", planfile, "--yes")
+    assert result.exit_code == 4, result.output
+    assert "manifests or their member sources changed" in result.stderr
+    assert writes(emulator_server) == []
+    shutil.rmtree(other)
+    shutil.copytree(workspace.manifests, other)
+    result = cli("apply", other, "--plan", planfile, "--yes")
+    assert result.exit_code == 0, result.output
