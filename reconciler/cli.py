@@ -20,10 +20,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
-from click.core import ParameterSource
 from rich.console import Console
+from typer.core import TyperGroup
+
+try:  # typer from 0.2x carries its own copy of click
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click.exceptions import UsageError
 
 from reconciler import __version__
 from reconciler.adopt import import_lists
@@ -66,7 +72,28 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a SIGINT
 STATE_DIR_NAME = ".reconciler"
 
+class _Group(TyperGroup):
+    """Usage errors (a mistyped option, a bad --format) exit 1, not click's 2: 2 means
+    "changes present" to `plan --detailed-exitcode`, so a typo in a workflow would pass
+    as a plan with changes."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> typer.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except UsageError as exc:
+            exc.exit_code = EXIT_ERROR
+            raise
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            exc.exit_code = EXIT_ERROR
+            raise
+
+
 app = typer.Typer(
+    cls=_Group,
     name="reconciler",
     help=(
         "Keep Iterable lists (audiences) in line with YAML manifests in git.\n\n"
@@ -391,7 +418,8 @@ def apply(
     _started(show_members, debug)
     record = RunRecord()
     try:
-        path_given = ctx.get_parameter_source("path") is not ParameterSource.DEFAULT
+        source = ctx.get_parameter_source("path")
+        path_given = source is not None and source.name != "DEFAULT"
         report = _apply_command(
             path if path_given else None,
             saved,

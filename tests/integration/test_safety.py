@@ -427,3 +427,17 @@ def test_a_path_given_with_a_saved_plan_is_used(workspace, cli, emulator_server,
     shutil.copytree(workspace.manifests, other)
     result = cli("apply", other, "--plan", planfile, "--yes")
     assert result.exit_code == 0, result.output
+
+
+def test_a_saved_plan_needs_no_path_from_another_directory(
+    workspace, cli, emulator_server, tmp_path, monkeypatch
+):
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    planfile = tmp_path / "p.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # no manifests/ here: the plan's recorded root is used
+    result = cli("apply", "--plan", planfile, "--yes", "--state-dir", tmp_path / ".reconciler")
+    assert result.exit_code == 0, result.output
+    assert project(emulator_server).members(list_named(emulator_server, "vip").id)
