@@ -72,6 +72,7 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a SIGINT
 STATE_DIR_NAME = ".reconciler"
 
+
 class _Group(TyperGroup):
     """Usage errors (a mistyped option, a bad --format) exit 1, not click's 2: 2 means
     "changes present" to `plan --detailed-exitcode`, so a typo in a workflow would pass
