@@ -103,6 +103,9 @@ class ApplyReport:
     rate_limit_wait_seconds: float = 0.0  # time spent pacing to stay inside rate limits
     rejected_file: str | None = None  # where the CLI wrote every rejected member in full
     not_attempted: int = 0  # requests never sent because the run was interrupted
+    # Source data the plan could not use (invalid members, unconvertible values), in words:
+    # everything planned can succeed and the run still not make Iterable match.
+    source_problems: str | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -120,6 +123,7 @@ class ApplyReport:
         return {
             "ok": self.ok,
             "interrupted": self.interrupted,
+            "source_problems": self.source_problems,
             "rejected_file": self.rejected_file,
             "requests": self.requests,
             "retries": self.retries,

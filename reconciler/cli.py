@@ -361,8 +361,21 @@ def _problems(the_plan: Plan) -> str:
     return " and ".join(parts)
 
 
-def _print_plan(the_plan: Plan, output: OutputFormat, show_members: bool) -> None:
-    typer.echo(PLAN_RENDERERS[output](the_plan, show_members), nl=False)
+def _print_plan(
+    the_plan: Plan, output: OutputFormat, show_members: bool, allowed: frozenset[str] = frozenset()
+) -> None:
+    typer.echo(PLAN_RENDERERS[output](the_plan, show_members, allowed), nl=False)
+
+
+def _allowed_rules(
+    allow_unsafe: bool, allow_removals: bool, allow_list_deletion: bool
+) -> frozenset[str]:
+    """The safety rules this apply was told to override."""
+    return frozenset(
+        rule
+        for rule, allowed in (("removals", allow_removals), ("list_deletion", allow_list_deletion))
+        if allowed or allow_unsafe
+    )
 
 
 @app.command()
@@ -499,6 +512,7 @@ def _apply_command(
     path = path or Path("manifests")
     manifests = _load(path, target)
     state = _state_dir(state_dir, path)
+    allowed = _allowed_rules(allow_unsafe, allow_removals, allow_list_deletion)
     with ExitStack() as stack:
         clients = _open_clients(manifests, stack, state, target)
         # Keyed by the Iterable project, not the destination's name: two manifests, or two
@@ -511,9 +525,9 @@ def _apply_command(
             _check_fresh(loaded, manifests, the_plan)
             the_plan = loaded.plan
         if output is not OutputFormat.json:
-            _print_plan(the_plan, output, show_members)
+            _print_plan(the_plan, output, show_members, allowed)
         if summary_file is not None:
-            _append(summary_file, plan_markdown(the_plan, show_members))
+            _append(summary_file, plan_markdown(the_plan, show_members, allowed))
         skipped = the_plan.summary.problems
         if not the_plan.has_changes:
             record.finish(
@@ -528,6 +542,7 @@ def _apply_command(
             _confirm()
         report = _journaled_apply(the_plan, clients, state)
         report.rejected_file = _write_rejected(report, state)
+        report.source_problems = _problems(the_plan) or None
     record.report = report
     if report.interrupted:
         record.finish("interrupted", "stopped by Ctrl-C after the requests in flight")

@@ -7,6 +7,7 @@ identifiers, because plans are posted where many people read them (reconciler.ma
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 import jinja2
@@ -96,12 +97,18 @@ def _notes(lp: ListPlan) -> str:
     return ", ".join(notes)
 
 
-def _context(plan: Plan, show_members: bool) -> dict[str, Any]:
+def _context(
+    plan: Plan, show_members: bool, allowed: Collection[str] = ()
+) -> dict[str, Any]:
     show = shower(show_members)
+    violations = plan.violations()
     return {
         "plan": plan,
         "s": plan.summary,
-        "violations": plan.violations(),
+        # `allowed`: the rules apply was told to override (--allow-removals, ...), so the
+        # plan it prints says it goes ahead rather than that it is blocked.
+        "violations": [v for v in violations if v.rule not in allowed],
+        "overridden": [v for v in violations if v.rule in allowed],
         "override": OVERRIDES,
         "channel_lists": [
             lp.list_name
@@ -124,12 +131,12 @@ def _context(plan: Plan, show_members: bool) -> dict[str, Any]:
     }
 
 
-def plan_text(plan: Plan, show_members: bool = False) -> str:
-    return _env.get_template("plan.txt.j2").render(_context(plan, show_members))
+def plan_text(plan: Plan, show_members: bool = False, allowed: Collection[str] = ()) -> str:
+    return _env.get_template("plan.txt.j2").render(_context(plan, show_members, allowed))
 
 
-def plan_markdown(plan: Plan, show_members: bool = False) -> str:
-    text = _env.get_template("plan.md.j2").render(_context(plan, show_members))
+def plan_markdown(plan: Plan, show_members: bool = False, allowed: Collection[str] = ()) -> str:
+    text = _env.get_template("plan.md.j2").render(_context(plan, show_members, allowed))
     if len(text) > MARKDOWN_LIMIT:
         cut = text[:MARKDOWN_LIMIT].rsplit("\n", 1)[0]
         text = (
@@ -138,7 +145,7 @@ def plan_markdown(plan: Plan, show_members: bool = False) -> str:
     return text
 
 
-def plan_json(plan: Plan, show_members: bool = False) -> str:
+def plan_json(plan: Plan, show_members: bool = False, allowed: Collection[str] = ()) -> str:
     return json.dumps(plan.to_dict(shower(show_members)), indent=2) + "\n"
 
 

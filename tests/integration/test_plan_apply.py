@@ -237,6 +237,20 @@ def test_invalid_members_are_skipped_named_and_exit_non_zero(workspace, cli, emu
     assert project(emulator_server).members(list_id(emulator_server, "mixed")) == [
         "good@example.com"
     ]
+    # The last line agrees with the exit code: not "complete", not "matches".
+    last = result.stdout.strip().splitlines()[-1]
+    assert "Apply complete" not in result.stdout
+    assert last.startswith("Applied everything planned") and "Not complete: 2 members" in last
+    for command in ("plan", "apply"):
+        again = cli(
+            command, workspace.manifests, "--yes" if command == "apply" else "--show-members"
+        )
+        assert again.exit_code == 1, again.output
+        assert "Iterable matches the manifests" not in again.stdout
+        assert "Iterable does not match the manifests" in again.stdout
+        assert again.stdout.strip().splitlines()[-1] == (
+            "Warning: 2 members could not be used (see above)."
+        )
 
 
 def test_apply_without_terminal_or_yes_refuses_and_changes_nothing(workspace, cli, emulator_server):

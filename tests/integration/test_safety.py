@@ -145,6 +145,10 @@ def test_removal_over_threshold_is_blocked_with_zero_writes_and_allowed_with_fla
     allowed = cli("apply", workspace.manifests, "--yes", "--allow-removals")
     assert allowed.exit_code == 0, allowed.output
     assert len(project(emulator_server).members(list_named(emulator_server, "vip").id)) == 8
+    # The plan apply prints says what happens: overridden, not "BLOCKED".
+    assert "BLOCKED" not in allowed.stdout
+    assert "Safety policy overridden on the command line" in allowed.stdout
+    assert "removes 2 of 10 members (20.0%)" in allowed.stdout
 
 
 def test_exactly_the_threshold_passes(workspace, cli, emulator_server):
