@@ -162,7 +162,12 @@ def _started(show_members: bool = False, debug: bool = False) -> None:
     _invocation.show_members, _invocation.debug = show_members, debug
 
 
-def _fail(exc: ReconcilerError, show_members: bool = False) -> typer.Exit:
+def _fail(
+    exc: ReconcilerError, show_members: bool = False, output: OutputFormat | None = None
+) -> typer.Exit:
+    """Report an error on stderr; with --format json also as the one object on stdout."""
+    if output is OutputFormat.json:
+        _json_error(_safe_message(exc, show_members), exc.exit_code, exc, show_members)
     if isinstance(exc, ManifestError):
         for problem in exc.problems:
             err.print(_shown(str(problem), show_members), markup=False)
@@ -171,6 +176,16 @@ def _fail(exc: ReconcilerError, show_members: bool = False) -> typer.Exit:
     else:
         err.print(f"error: {_safe_message(exc, show_members)}", markup=False)
     return typer.Exit(exc.exit_code)
+
+
+def _json_error(
+    message: str, exit_code: int, exc: BaseException | None = None, show_members: bool = False
+) -> None:
+    """`--format json` promises exactly one JSON object on stdout, failures included."""
+    payload: dict[str, object] = {"error": message, "exit_code": exit_code}
+    if isinstance(exc, ManifestError):
+        payload["problems"] = [_shown(str(problem), show_members) for problem in exc.problems]
+    typer.echo(json.dumps(payload, indent=2))
 
 
 def _safe_message(exc: BaseException, show_members: bool = False) -> str:
@@ -328,10 +343,12 @@ def plan(
         if out is not None:
             save_plan(out, the_plan, manifests, path, target)
     except ReconcilerError as exc:
-        raise _fail(exc, show_members) from None
+        raise _fail(exc, show_members, output) from None
     except KeyboardInterrupt:
         # A plan only reads, so there is nothing to undo; 130 as shells report a SIGINT.
         err.print("Interrupted: nothing was changed (plan only reads).")
+        if output is OutputFormat.json:
+            _json_error("interrupted: nothing was changed", EXIT_INTERRUPTED)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     _print_plan(the_plan, output, show_members)
     if summary_file is not None:
@@ -460,7 +477,9 @@ def apply(
             _append(summary_file, f"\n**reconciler apply stopped ({outcome})**: {message}\n")
         if summary_json is not None:
             record.write(summary_json)
-        raise _fail(exc, show_members) from None
+        # A blocked apply has already printed its plan, with the violations, as its object.
+        json_out = None if isinstance(exc, UnsafePlanError) else output
+        raise _fail(exc, show_members, json_out) from None
     except typer.Exit as done:
         if summary_json is not None:
             record.write(summary_json)
@@ -471,6 +490,8 @@ def apply(
         if summary_json is not None:
             record.write(summary_json)
         err.print("Interrupted.")
+        if output is OutputFormat.json:
+            _json_error("interrupted", EXIT_INTERRUPTED)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if summary_json is not None:
         record.write(summary_json)
@@ -537,7 +558,14 @@ def _apply_command(
             if output is OutputFormat.json:
                 typer.echo(report_json(ApplyReport(), show_members), nl=False)
             raise typer.Exit(EXIT_ERROR if skipped else EXIT_OK)
-        _check_policy(the_plan, allow_unsafe, allow_removals, allow_list_deletion)
+        try:
+            _check_policy(the_plan, allow_unsafe, allow_removals, allow_list_deletion)
+        except UnsafePlanError as exc:
+            if output is OutputFormat.json:
+                blocked = the_plan.to_dict(shower(show_members))
+                blocked.update(error=_safe_message(exc, show_members), exit_code=exc.exit_code)
+                typer.echo(json.dumps(blocked, indent=2))
+            raise
         if not yes:
             _confirm()
         report = _journaled_apply(the_plan, clients, state)
@@ -781,7 +809,12 @@ def status(
             clients = _open_clients(manifests, stack, _state_dir(state_dir, path), target)
             the_plan = _plan(manifests, clients, target)
     except ReconcilerError as exc:
-        raise _fail(exc) from None
+        raise _fail(exc, output=output) from None
+    except KeyboardInterrupt:
+        err.print("Interrupted: nothing was changed (status only reads).")
+        if output is OutputFormat.json:
+            _json_error("interrupted: nothing was changed", EXIT_INTERRUPTED)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     rows = [
         {
             "destination": d.destination,
@@ -913,7 +946,18 @@ def main() -> None:
         )
         text = _shown(text, _invocation.show_members)
         sys.stderr.write(text)
+        if _json_requested(sys.argv[1:]):
+            _json_error(f"internal error: {type(exc).__name__}", EXIT_ERROR)
         sys.exit(EXIT_ERROR)
+
+
+def _json_requested(args: list[str]) -> bool:
+    """Whether the command line asked for `--format json` (for errors typer never saw)."""
+    pairs = zip(args, [*args[1:], ""], strict=True)
+    return any(
+        (a in ("--format", "-f") and b == "json") or a in ("--format=json", "-fjson")
+        for a, b in pairs
+    )
 
 
 if __name__ == "__main__":

@@ -445,3 +445,46 @@ def test_a_saved_plan_needs_no_path_from_another_directory(
     result = cli("apply", "--plan", planfile, "--yes", "--state-dir", tmp_path / ".reconciler")
     assert result.exit_code == 0, result.output
     assert project(emulator_server).members(list_named(emulator_server, "vip").id)
+
+
+# -- --format json: exactly one object on stdout, whatever happens ----------------------
+
+
+def test_json_output_is_one_object_on_errors_and_on_a_blocked_apply(
+    workspace, cli, emulator_server, tmp_path
+):
+    import json as json_module
+
+    seed_list(emulator_server, "vip", emails(10))
+    workspace.audience("vip", {"inline": emails(5)})  # removes 50%: blocked
+
+    blocked = cli("apply", workspace.manifests, "--yes", "--format", "json")
+    assert blocked.exit_code == 3
+    plan = json_module.loads(blocked.stdout)
+    assert plan["blocked"] is True and plan["exit_code"] == 3
+    assert plan["violations"][0]["rule"] == "removals"
+    assert "nothing was changed" in plan["error"]
+
+    unknown = cli("status", workspace.manifests, "--format", "json", "--target", "nope")
+    assert unknown.exit_code == 1
+    assert json_module.loads(unknown.stdout)["exit_code"] == 1
+    assert "nope" in json_module.loads(unknown.stdout)["error"]
+
+    planfile = tmp_path / "p.plan"
+    workspace.audience("vip", {"inline": emails(10)})
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+    workspace.audience("vip", {"inline": emails(9)})
+    stale = cli("apply", "--plan", planfile, "--yes", "--format", "json")
+    assert stale.exit_code == 4
+    assert json_module.loads(stale.stdout) == {
+        "error": json_module.loads(stale.stdout)["error"],
+        "exit_code": 4,
+    }
+    assert "stale plan" in json_module.loads(stale.stdout)["error"]
+
+    workspace.write("broken.yaml", "kind: Audience\nspec: [\n")
+    broken = cli("plan", workspace.manifests, "--format", "json")
+    assert broken.exit_code == 1
+    error = json_module.loads(broken.stdout)
+    assert error["exit_code"] == 1 and error["problems"]
+    assert "broken.yaml" in error["problems"][0]
