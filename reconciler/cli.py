@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -464,6 +465,7 @@ def apply(
             allow_removals,
             allow_list_deletion,
             record,
+            summary_json,
         )
     except ReconcilerError as exc:
         outcome: Outcome = "error"
@@ -518,6 +520,7 @@ def _apply_command(
     allow_removals: bool,
     allow_list_deletion: bool,
     record: RunRecord,
+    summary_json: Path | None = None,
 ) -> ApplyReport:
     if saved is not None:
         if target:
@@ -568,7 +571,16 @@ def _apply_command(
             raise
         if not yes:
             _confirm()
-        report = _journaled_apply(the_plan, clients, state)
+
+        def aborted(done: str) -> None:
+            # The second Ctrl-C ends the process at once: the record is written here.
+            record.finish("aborted", f"stopped at once by a second Ctrl-C; done: {done}")
+            if summary_json is not None:
+                record.write(summary_json)
+            if output is OutputFormat.json:
+                _json_error(f"aborted by a second Ctrl-C; done: {done}", EXIT_INTERRUPTED)
+
+        report = _journaled_apply(the_plan, clients, state, aborted)
         report.rejected_file = _write_rejected(report, state)
         report.source_problems = _problems(the_plan) or None
     record.report = report
@@ -656,7 +668,10 @@ def _confirm() -> None:
 
 
 def _journaled_apply(
-    the_plan: Plan, clients: dict[str, IterableClient], state_dir: Path
+    the_plan: Plan,
+    clients: dict[str, IterableClient],
+    state_dir: Path,
+    on_abort: Callable[[str], None] | None = None,
 ) -> ApplyReport:
     """Apply with a run journal; the first Ctrl-C lets the requests in flight finish."""
     previous = last_unfinished(state_dir)
@@ -673,6 +688,11 @@ def _journaled_apply(
 
     def second_interrupt() -> None:
         journal.finish("aborted", "stopped at once by a second Ctrl-C")
+        if on_abort is not None:
+            try:
+                on_abort(journal.describe_done())
+            except Exception as exc:  # the exit below must happen whatever this does
+                err.print(f"could not write the run record: {exc}", markup=False)
         err.print(
             f"Stopped at once. Done before it stopped: {journal.describe_done()}. Run "
             f"journal: {journal.path}. Run apply again to finish.",

@@ -13,7 +13,10 @@ from typing import Any, Literal
 from reconciler import __version__
 from reconciler.apply import ApplyReport, FieldUpdateResult
 
-Outcome = Literal["success", "no_changes", "failed", "blocked", "stale", "error", "interrupted"]
+# "aborted": stopped at once by a second Ctrl-C, leaving the requests in flight unknown.
+Outcome = Literal[
+    "success", "no_changes", "failed", "blocked", "stale", "error", "interrupted", "aborted"
+]
 
 
 def _now() -> str:

@@ -94,7 +94,18 @@ def test_a_second_ctrl_c_stops_at_once_and_still_says_what_was_done(
     scenario = build_scenario(workspace, emulator_server, adds=ADDS, creates=CREATES)
     emulator_server.emulator.faults.latency_seconds = 0.5  # in flight long enough to abandon
     env = subprocess_env(workspace, RECONCILER_BATCH_SIZE=str(BATCH), RECONCILER_CONCURRENCY="4")
-    proc = spawn_cli(workspace, "apply", "manifests", "--yes", "--format", "json", env=env)
+    record = workspace.root / "run.json"
+    proc = spawn_cli(
+        workspace,
+        "apply",
+        "manifests",
+        "--yes",
+        "--format",
+        "json",
+        "--summary-json",
+        record,
+        env=env,
+    )
     stderr = StderrWatcher(proc)
     wait_for_writes(emulator_server, proc, 3)
     proc.send_signal(signal.SIGINT)
@@ -102,6 +113,11 @@ def test_a_second_ctrl_c_stops_at_once_and_still_says_what_was_done(
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 130
     err = stderr.finish()
+    # The run record is written even so, and stdout still holds one JSON object.
+    written = json.loads(record.read_text())
+    assert written["outcome"] == "aborted" and written["finished_at"]
+    assert "second Ctrl-C" in written["message"]
+    assert json.loads(proc.stdout.read())["exit_code"] == 130
     assert "Stopped at once. Done before it stopped:" in err
     assert "in flight and may or may not have taken effect" in err
     assert "Traceback" not in err
