@@ -276,6 +276,10 @@ def validate(
     show = quoted(shower(show_members))
     for issue in issues:
         err.print(issue.describe(show), markup=False)
+    conflicts = [issue for item in items for issue in item.conflicts]
+    for issue in conflicts:
+        err.print(f"warning: {issue.describe(show)}", markup=False)
+    duplicates = sum(item.duplicates for item in items)
     unlisted = sum(item.table.skipped - len(item.issues) for item in items if item.table)
     if unlisted:
         err.print(f"... and {unlisted} more (large audiences list their first 1000).")
@@ -284,9 +288,10 @@ def validate(
         total = len(issues) + unlisted
         err.print(f"{total} invalid member{'s' if total != 1 else ''} found.")
         raise typer.Exit(EXIT_ERROR)
+    collapsed = f" ({duplicates:,} duplicate row(s) collapsed)" if duplicates else ""
     typer.echo(
         f"OK: {len(manifests.destinations)} destination(s), {len(manifests.audiences)} "
-        f"audience(s), {members} member(s) in {len(manifests.files)} file(s)."
+        f"audience(s), {members:,} member(s){collapsed} in {len(manifests.files)} file(s)."
     )
 
 

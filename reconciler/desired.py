@@ -24,6 +24,8 @@ class DesiredList:
     fields: DesiredFields | None = None  # the audience's trait mapping applied to its members
     # Large audiences live in the DuckDB workspace instead of `members` (engine/).
     table: DesiredTable | None = None
+    duplicates: int = 0  # rows collapsed into an earlier one with the same key
+    conflicts: list[MemberIssue] = field(default_factory=list)  # those that disagreed
 
     @property
     def list_name(self) -> str:
@@ -75,7 +77,13 @@ def build_desired(
         result = read_members(audience, dest.project_type)
         task.advance(result.rows)
         task.finish()
-        item = DesiredList(audience, result.members, result.issues)
+        item = DesiredList(
+            audience,
+            result.members,
+            result.issues,
+            duplicates=result.duplicates,
+            conflicts=result.conflicts,
+        )
         if audience.spec.traits is not None:
             mapping_name = audience.spec.traits
             if mapping_name not in compiled:

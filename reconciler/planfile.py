@@ -252,6 +252,11 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
             [audience, issue.where, issue.message, issue.value]
             for audience, issue in d.skipped_members
         ],
+        "duplicate_rows": d.duplicate_rows,
+        "duplicate_conflicts": [
+            [audience, issue.where, issue.message, issue.value]
+            for audience, issue in d.duplicate_conflicts
+        ],
         "lists": [
             {
                 "audience": lp.audience,
@@ -313,6 +318,11 @@ def _destination_from_json(d: dict[str, Any], members: _MemberLines) -> Destinat
         skipped_members=tuple(
             (audience, MemberIssue(where, message, value))
             for audience, where, message, value in d["skipped_members"]
+        ),
+        duplicate_rows=int(d.get("duplicate_rows", 0)),
+        duplicate_conflicts=tuple(
+            (audience, MemberIssue(where, message, value))
+            for audience, where, message, value in d.get("duplicate_conflicts", [])
         ),
         lists=tuple(
             ListPlan(

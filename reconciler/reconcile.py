@@ -140,6 +140,12 @@ def make_plan(
                 field_read=fields.read,
                 field_issues=tuple(field_issues),
                 member_read=live.describe_reads(),
+                duplicate_rows=sum(item.duplicates for item in desired.lists),
+                duplicate_conflicts=tuple(
+                    (item.audience.name, issue)
+                    for item in desired.lists
+                    for issue in item.conflicts
+                ),
             )
         )
     return Plan(tuple(destinations), fingerprint)

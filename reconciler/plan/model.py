@@ -136,6 +136,10 @@ class DestinationPlan:
     # Mapped field values not sent (a value that does not convert, two audiences that
     # disagree): that field is left out, the member is still sent. (audience, issue)
     field_issues: tuple[tuple[str, MemberIssue], ...] = ()
+    # Source rows collapsed into an earlier row with the same identity key, and those of
+    # them that disagreed with it (another email, userId or value): (audience, issue).
+    duplicate_rows: int = 0
+    duplicate_conflicts: tuple[tuple[str, MemberIssue], ...] = ()
     deletions: tuple[ListDeletion, ...] = ()
     allow_list_deletion: bool = False
     field_updates: tuple[FieldUpdate, ...] = ()  # bulkUpdate, between subscribe and unsubscribe
@@ -321,6 +325,11 @@ class Plan:
                             **({"value": show(issue.value)} if issue.value is not None else {}),
                         }
                         for audience, issue in d.field_issues
+                    ],
+                    "duplicate_rows": d.duplicate_rows,
+                    "duplicate_conflicts": [
+                        {"audience": audience, "where": issue.where, "reason": issue.message}
+                        for audience, issue in d.duplicate_conflicts
                     ],
                 }
                 for d in self.destinations

@@ -43,18 +43,55 @@ class SourceResult:
     members: dict[str, Member] = field(default_factory=dict)
     issues: list[MemberIssue] = field(default_factory=list)
     rows: int = 0
-    duplicates: int = 0
+    duplicates: int = 0  # rows collapsed into an earlier row with the same identity key
+    # Duplicates that disagree with the row they collapsed into (another email, userId or
+    # column value): the first row wins, and these say which rows were dropped.
+    conflicts: list[MemberIssue] = field(default_factory=list)
     # Where each member was read (key -> "file:row"), kept only when asked for: trait
     # mappings name the row of a bad value, and most audiences need no such memory.
     where: dict[str, str] | None = None
+    # Where each member's first row is, to name both rows of a conflict.
+    _first: dict[str, str] = field(default_factory=dict, repr=False)
 
     def add(self, member: Member, where: str | None = None) -> None:
-        if member.key in self.members:
+        first = self.members.get(member.key)
+        if first is not None:
             self.duplicates += 1
-        else:
-            self.members[member.key] = member
-            if self.where is not None and where is not None:
+            difference = _difference(first, member)
+            if difference:
+                earlier = self._first.get(member.key, "an earlier row")
+                # Both rows are named; the identifier itself is not needed to find them.
+                self.conflicts.append(
+                    MemberIssue(
+                        where or f"row {self.rows}",
+                        f"same {member.key_kind} as {earlier} (used) but {difference}: "
+                        "this row is ignored",
+                    )
+                )
+            return
+        self.members[member.key] = member
+        if where is not None:
+            self._first[member.key] = where
+            if self.where is not None:
                 self.where[member.key] = where
+
+
+def _difference(first: Member, later: Member) -> str:
+    """How a duplicate row differs from the first row with its key, in words (no values:
+    they may be personal data)."""
+    parts = []
+    if later.email != first.email:
+        parts.append("a different email")
+    if later.user_id != first.user_id:
+        parts.append("a different userId")
+    columns = sorted(
+        name
+        for name in first.traits.keys() | later.traits.keys()
+        if first.traits.get(name) != later.traits.get(name)
+    )
+    if columns:
+        parts.append(f"different values in {', '.join(columns)}")
+    return " and ".join(parts)
 
 
 from reconciler.sources.read import read_members  # noqa: E402  (re-export after the types)

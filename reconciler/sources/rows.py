@@ -87,7 +87,7 @@ def members_from_rows(
             user_id = _identifier(row[columns.user_id]) if columns.user_id is not None else None
             traits = {name: trait_value(row[i]) for name, i in columns.traits}
             try:
-                result.add(make_member(project_type, email, user_id, traits))
+                result.add(make_member(project_type, email, user_id, traits), where(result.rows))
             except InvalidIdentity as exc:
                 result.issues.append(MemberIssue(where(result.rows), exc.reason, exc.value))
     return result

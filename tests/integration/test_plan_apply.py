@@ -336,3 +336,36 @@ def test_status_warns_and_exits_1_when_members_are_invalid(workspace, cli):
     result = cli("status", workspace.manifests, "--format", "json")
     assert result.exit_code == 1
     assert "1 member could not be used" in result.stderr
+
+
+def test_duplicate_rows_are_counted_and_disagreeing_ones_named(workspace, cli, emulator_server):
+    workspace.csv(
+        "data/m.csv",
+        "email,userId,plan",
+        [
+            "a@example.com,u-1,gold",
+            "b@example.com,u-1,gold",  # row 3: same userId, another email
+            "c@example.com,u-2,x",
+            "c@example.com,u-2,x",  # row 5: the same row again: counted, no warning
+            "d@example.com,u-3,x",
+            "d@example.com,u-3,y",  # row 7: another value
+        ],
+    )
+    workspace.audience("dup", {"csv": "data/m.csv"})
+    validated = cli("validate", workspace.manifests)
+    assert validated.exit_code == 0, validated.output
+    assert "3 member(s) (3 duplicate row(s) collapsed)" in validated.stdout
+    assert "m.csv:3: same userId as " in validated.stderr
+    assert "m.csv:2 (used) but a different email: this row is ignored" in validated.stderr
+    assert "m.csv:7: same userId as " in validated.stderr
+    assert "(used) but different values in plan" in validated.stderr
+    assert "m.csv:5" not in validated.stderr
+
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    (dest,) = plan.json()["destinations"]
+    assert dest["duplicate_rows"] == 3
+    assert [c["where"].rsplit(":", 1)[1] for c in dest["duplicate_conflicts"]] == ["3", "7"]
+    text = cli("plan", workspace.manifests)
+    assert "3 duplicate rows collapsed" in text.stdout
+    assert "2 of them with other values (the first row is used)" in text.stdout
