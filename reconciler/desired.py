@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from reconciler.errors import SourceError
 from reconciler.identity import Member, ProjectType
 from reconciler.manifest import Audience, Destination, Manifests
 from reconciler.progress import NULL_PROGRESS, Progress
@@ -54,47 +55,66 @@ def build_desired(
     targets: set[str] | None = None,
     engine: Engine | None = None,
     progress: Progress = NULL_PROGRESS,
+    errors: list[SourceError] | None = None,
 ) -> dict[str, DesiredDestination]:
     """Read every (targeted) audience's source. Destinations without audiences are kept so a
     plan still checks their connection. With an `engine`, large audiences are read into its
-    DuckDB workspace (see engine/)."""
+    DuckDB workspace (see engine/).
+
+    A source that cannot be read stops the build, unless `errors` is given: then it is
+    appended there and the other audiences are still read (validate reports them all)."""
     desired = {name: DesiredDestination(dest) for name, dest in manifests.destinations.items()}
     compiled: dict[str, CompiledMapping] = {}
     for name, audience in manifests.audiences.items():
         if targets is not None and name not in targets:
             continue
-        dest = desired[audience.spec.destination]
-        if engine is not None and at_scale(engine, audience):
-            from reconciler.engine.desired_table import load_desired
-
-            task = progress.task(f"reading audience {name!r} into DuckDB", unit="rows")
-            table = load_desired(engine, audience, dest.project_type)
-            task.advance(table.rows)
-            task.finish()
-            dest.lists.append(DesiredList(audience, {}, list(table.issues), table=table))
-            continue
-        task = progress.task(f"reading audience {name!r}", unit="rows")
-        result = read_members(audience, dest.project_type)
-        task.advance(result.rows)
-        task.finish()
-        item = DesiredList(
-            audience,
-            result.members,
-            result.issues,
-            duplicates=result.duplicates,
-            conflicts=result.conflicts,
-        )
-        if audience.spec.traits is not None:
-            mapping_name = audience.spec.traits
-            if mapping_name not in compiled:
-                compiled[mapping_name] = compile_mapping(manifests.trait_mappings[mapping_name])
-            item.fields = desired_fields(
-                audience, compiled[mapping_name], result.members, result.where
-            )
-        dest.lists.append(item)
+        try:
+            _read_audience(manifests, audience, desired, compiled, engine, progress)
+        except SourceError as exc:
+            if errors is None:
+                raise
+            errors.append(exc)
     if targets is not None:
         desired = {k: v for k, v in desired.items() if v.lists}
     return desired
+
+
+def _read_audience(
+    manifests: Manifests,
+    audience: Audience,
+    desired: dict[str, DesiredDestination],
+    compiled: dict[str, CompiledMapping],
+    engine: Engine | None,
+    progress: Progress,
+) -> None:
+    name = audience.name
+    dest = desired[audience.spec.destination]
+    if engine is not None and at_scale(engine, audience):
+        from reconciler.engine.desired_table import load_desired
+
+        task = progress.task(f"reading audience {name!r} into DuckDB", unit="rows")
+        table = load_desired(engine, audience, dest.project_type)
+        task.advance(table.rows)
+        task.finish()
+        dest.lists.append(DesiredList(audience, {}, list(table.issues), table=table))
+        return
+    task = progress.task(f"reading audience {name!r}", unit="rows")
+    result = read_members(audience, dest.project_type)
+    task.advance(result.rows)
+    task.finish()
+    item = DesiredList(
+        audience,
+        result.members,
+        result.issues,
+        duplicates=result.duplicates,
+        conflicts=result.conflicts,
+    )
+    if audience.spec.traits is not None:
+        mapping_name = audience.spec.traits
+        if mapping_name not in compiled:
+            compiled[mapping_name] = compile_mapping(manifests.trait_mappings[mapping_name])
+        item.fields = desired_fields(audience, compiled[mapping_name], result.members, result.where)
+    dest.lists.append(item)
 
 
 def at_scale(engine: Engine, audience: Audience) -> bool:

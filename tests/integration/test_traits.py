@@ -379,3 +379,18 @@ def test_text_field_values_are_masked_unless_show_members(workspace, cli, emulat
     assert 'greeting "H***" -> "H***"' in masked
     full = cli("plan", workspace.manifests, "--show-members").stdout
     assert 'greeting "Hi Alice" -> "Hi Alicia"' in full
+
+
+def test_validate_reports_every_unreadable_source_and_every_bad_value(workspace, cli):
+    setup(workspace, rows=[ROWS[0], ROWS[1].replace(",0,", ",lots,")])
+    workspace.audience("gone-one", {"csv": "data/missing-1.csv"})
+    workspace.audience("gone-two", {"csv": "data/missing-2.csv"})
+    result = cli("validate", workspace.manifests, "--show-members")
+    assert result.exit_code == 1, result.output
+    assert "CSV file not found" in result.stderr
+    assert "missing-1.csv" in result.stderr and "missing-2.csv" in result.stderr
+    assert (
+        "churn.csv:3: field 'lifetimeValue' (column 'lifetime_value'): 'lots' is not a number"
+        in (result.stderr)
+    )
+    assert "2 sources that cannot be read, 1 value that cannot be sent found." in result.stderr
