@@ -973,6 +973,16 @@ def version() -> None:
 def main() -> None:
     try:
         app()
+    except MemoryError:
+        # Not a bug to report but a machine too small for what was asked.
+        sys.stderr.write(
+            "error: out of memory. Large audiences are planned in DuckDB under "
+            "RECONCILER_MEMORY_LIMIT (see the README's Large audiences section): lower it, "
+            "set RECONCILER_ENGINE=duckdb for file and query sources, or use a larger machine.\n"
+        )
+        if _json_requested(sys.argv[1:]):
+            _json_error("out of memory", EXIT_ERROR)
+        sys.exit(EXIT_ERROR)
     except Exception as exc:
         # Anything that is not a ReconcilerError is a bug. Without --debug show one line;
         # with it, the traceback (no locals). Either way emails in it are masked, as in

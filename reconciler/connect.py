@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, display_path
 from reconciler.iterable import REGION_URLS, ClientSettings, IterableClient
 from reconciler.manifest import Destination, resolve_api_key
 
@@ -46,7 +46,15 @@ def _sandbox_client(
     emulator = _sandboxes.get(path)
     if emulator is None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        emulator = Emulator(state_path=path)
+        try:
+            emulator = Emulator(state_path=path)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # JSON that does not parse (ValueError), or parses into the wrong shape.
+            reason = exc.args[0] if isinstance(exc, ValueError) and exc.args else "bad content"
+            raise ConfigError(
+                f"the sandbox state file {display_path(path)} is damaged ({reason}); it holds "
+                "only the sandbox's emulated Iterable: delete it to start the sandbox afresh"
+            ) from None
         _sandboxes[path] = emulator
     assert isinstance(emulator, Emulator)
     project_type = destination.spec.projectType

@@ -20,6 +20,19 @@ emulator, and neither puts request headers into an exception.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+
+def display_path(path: Path | str) -> str:
+    """A path as messages show it: relative to the working directory when it is under it
+    (messages end up in pull-request comments, where a runner's absolute path is noise)."""
+    path = Path(path)
+    if not path.is_absolute():
+        return str(path)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 class ReconcilerError(Exception):

@@ -75,6 +75,16 @@ class _StrictModel(BaseModel):
 NonEmptyStr = Annotated[str, Field(min_length=1)]
 
 
+def _file_path(value: str) -> str:
+    # The operating system cannot take such a name; open() would raise ValueError.
+    if "\x00" in value:
+        raise PydanticCustomError("nul_in_path", "a file path cannot contain a NUL byte")
+    return value
+
+
+FilePath = Annotated[str, Field(min_length=1), AfterValidator(_file_path)]
+
+
 class Metadata(_StrictModel):
     """Identity of a document: its name, and free-form labels and annotations."""
 
@@ -89,7 +99,7 @@ class ApiKeyRef(_StrictModel):
     env: Annotated[str, Field(pattern=ENV_VAR_PATTERN)] | None = Field(
         default=None, description="Name of the environment variable that holds the key."
     )
-    file: NonEmptyStr | None = Field(
+    file: FilePath | None = Field(
         default=None,
         description="File that holds the key, relative to this manifest's directory.",
     )
@@ -325,10 +335,10 @@ class MembersSpec(_StrictModel):
         description="Members written here: strings (email if it contains '@', else userId) "
         "or mappings with email and/or userId plus traits.",
     )
-    csv: NonEmptyStr | None = Field(
+    csv: FilePath | None = Field(
         default=None, description="CSV file, relative to this manifest's directory."
     )
-    parquet: NonEmptyStr | None = Field(
+    parquet: FilePath | None = Field(
         default=None, description="Parquet file, relative to this manifest's directory."
     )
     sql: NonEmptyStr | None = Field(
@@ -336,7 +346,7 @@ class MembersSpec(_StrictModel):
         description="A query whose rows are the members; runs in `database` (DuckDB) or at "
         "`url` (SQLAlchemy).",
     )
-    database: NonEmptyStr | None = Field(
+    database: FilePath | None = Field(
         default=None,
         description="DuckDB database file for `sql`, relative to this manifest's directory, "
         "or :memory:. Relative file paths in the query start at this manifest's directory.",

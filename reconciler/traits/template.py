@@ -38,9 +38,10 @@ class TemplateRenderError(Exception):
 
 
 def template_syntax_error(text: str) -> str | None:
-    """A message for a template that does not parse, or None when it does."""
+    """A message for a template that does not compile, or None when it does. Compiled,
+    not only parsed: an unknown filter or test is found by the compiler."""
     try:
-        environment().parse(text)
+        environment().compile(text)
     except jinja2.TemplateSyntaxError as error:
         line = f" (line {error.lineno} of the template)" if "\n" in text.strip() else ""
         return f"template syntax error: {error.message}{line}"

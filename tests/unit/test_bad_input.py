@@ -331,3 +331,77 @@ def test_load_errors_never_show_a_traceback_even_with_debug() -> None:
         with pytest.raises(ManifestError):
             load_manifests(root / "manifests")
         assert_clear(*validate(root / "manifests", "--debug"))
+
+
+# --- what fuzzing found: one located line each, never "internal error" ----------------
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        {"csv": "data/\x00x.csv"},
+        {"parquet": "a\x00.parquet"},
+        {"sql": "SELECT 1", "database": "\x00"},
+    ],
+)
+def test_a_nul_byte_in_a_source_path_is_a_located_problem(members: dict) -> None:
+    with repo() as root:
+        (root / "manifests" / "aud.yaml").write_text(audience(members))
+        code, output = validate(root / "manifests")
+        assert_clear(code, output)
+        assert code == 1 and "a file path cannot contain a NUL byte" in output
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("Hi {{ first_name | nosuchfilter }}", "No filter named 'nosuchfilter'"),
+        ("{{ first_name is nosuchtest }}", "No test named 'nosuchtest'"),
+    ],
+)
+def test_an_unknown_jinja_filter_or_test_is_a_located_problem(template: str, message: str) -> None:
+    with repo() as root:
+        (root / "manifests" / "aud.yaml").write_text(audience({"inline": [{"email": "a@b.co"}]}))
+        mapping = {
+            "apiVersion": "reconciler/v1",
+            "kind": "TraitMapping",
+            "metadata": {"name": "crm"},
+            "spec": {"fields": {"greeting": {"template": template}}},
+        }
+        (root / "manifests" / "traits.yaml").write_text(json.dumps(mapping))
+        code, output = validate(root / "manifests")
+        assert_clear(code, output)
+        assert code == 1 and "traits.yaml:" in output and message in output
+
+
+def test_a_damaged_sandbox_file_is_one_line_saying_what_to_do() -> None:
+    with repo() as root:
+        (root / "manifests" / "aud.yaml").write_text(audience({"inline": ["a@b.co"]}))
+        state = root / "state"
+        state.mkdir()
+        (state / "sandbox.json").write_text("{broken")
+        result = CliRunner().invoke(
+            app, ["plan", str(root / "manifests"), "--state-dir", str(state)]
+        )
+        output = result.stdout + result.stderr
+        assert result.exit_code == 1, output
+        assert "internal error" not in output and "Traceback" not in output
+        assert "sandbox state file" in output and "is damaged" in output
+        assert "delete it to start the sandbox afresh" in output
+
+
+def test_running_out_of_memory_is_not_reported_as_a_bug(monkeypatch, capsys) -> None:
+    import reconciler.cli as cli
+
+    def exhausted(*args: object, **kwargs: object) -> None:
+        raise MemoryError
+
+    # MemoryError cannot be provoked safely on a shared machine: the loader raises it here.
+    monkeypatch.setattr(cli, "load_manifests", exhausted)
+    monkeypatch.setattr("sys.argv", ["reconciler", "validate", "manifests"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "out of memory" in err and "RECONCILER_MEMORY_LIMIT" in err
+    assert "bug" not in err
