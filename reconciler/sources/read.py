@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from reconciler.errors import SourceError
+from reconciler.errors import SourceError, display_path
 from reconciler.identity import InvalidIdentity, ProjectType, make_member
 from reconciler.manifest import Audience
 from reconciler.masking import column_names
@@ -31,9 +31,12 @@ def read_members(audience: Audience, project_type: ProjectType) -> SourceResult:
 
 
 def source_path(audience: Audience, relative: str) -> Path:
-    """Paths in a manifest are relative to the manifest file's directory."""
+    """Paths in a manifest are relative to the manifest file's directory. The path is
+    given relative to the working directory when it is under it, as every message that
+    names the file (or one of its rows) shows it: messages end up in pull-request
+    comments, where a runner's absolute path is noise."""
     path = Path(relative)
-    return path if path.is_absolute() else audience.base_dir / path
+    return Path(display_path(path if path.is_absolute() else audience.base_dir / path))
 
 
 def _result(audience: Audience) -> SourceResult:

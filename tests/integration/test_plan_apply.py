@@ -369,3 +369,19 @@ def test_duplicate_rows_are_counted_and_disagreeing_ones_named(workspace, cli, e
     text = cli("plan", workspace.manifests)
     assert "3 duplicate rows collapsed" in text.stdout
     assert "2 of them with other values (the first row is used)" in text.stdout
+
+
+def test_paths_in_messages_are_relative_to_the_working_directory(workspace, cli):
+    workspace.csv("data/m.csv", "email", ["not-an-email"])
+    workspace.audience("rows", {"csv": "data/m.csv"})
+    workspace.audience("gone", {"csv": "data/missing.csv"})
+    # The manifest path is given absolute, as CI runners often do.
+    for command in ("validate", "plan"):
+        result = cli(command, workspace.manifests.absolute())
+        assert result.exit_code == 1, result.output
+        assert str(workspace.root) not in result.output
+        assert "manifests/data/missing.csv" in result.output
+    workspace.audience("gone", {"csv": "data/m.csv"})
+    result = cli("plan", workspace.manifests.absolute())
+    assert "manifests/data/m.csv:2: invalid email" in result.stdout
+    assert str(workspace.root) not in result.output

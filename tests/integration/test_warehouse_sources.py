@@ -90,7 +90,7 @@ def test_invalid_rows_are_reported_with_their_location(
     result = cli("apply", workspace.manifests, "--yes")
 
     assert result.exit_code == 1, result.output  # valid members applied, invalid reported
-    assert f"{parquet}:row 2: invalid email" in result.output
+    assert f"{parquet.relative_to(workspace.root)}:row 2: invalid email" in result.output
     assert f"aud-q.yaml:{sql_line}:14: query row 2: invalid email" in result.output
     assert "broken@@example.com" not in result.output  # masked by default
     assert members_of(emulator_server, "p") == ["ok@example.com"]

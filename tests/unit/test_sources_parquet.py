@@ -51,8 +51,9 @@ def test_custom_columns_integer_user_ids_and_invalid_rows_with_their_row(tmp_pat
     assert sorted(result.members) == ["1"]  # warehouse integers are userIds as text
     assert result.duplicates == 1
     assert [str(issue) for issue in result.issues] == [
-        f"{path}:row 2: invalid email 'not-an-email'",
-        f"{path}:row 3: no userId: userID-based projects identify users by userId",
+        # Named relative to the working directory (here tmp_path), as messages show paths.
+        f"{path.name}:row 2: invalid email 'not-an-email'",
+        f"{path.name}:row 3: no userId: userID-based projects identify users by userId",
     ]
 
 
