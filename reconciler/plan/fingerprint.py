@@ -39,7 +39,12 @@ def list_fingerprint(list_id: int | None, members: Iterable[str] | None) -> dict
 def first_difference(
     saved: dict[str, dict[str, dict[str, Any]]], current: dict[str, dict[str, dict[str, Any]]]
 ) -> str | None:
-    """A sentence naming what changed, or None when the fingerprints match."""
+    """A sentence naming what changed, or None when the fingerprints match.
+
+    Lists are compared before the mapped fields' values: a membership change on an audience
+    with a trait mapping changes both (the values are read for the list's members), and
+    the list is what actually changed."""
+    fields_changed = False
     for destination in sorted(set(saved) | set(current)):
         before, after = saved.get(destination, {}), current.get(destination, {})
         for list_name in sorted(set(before) | set(after)):
@@ -47,7 +52,8 @@ def first_difference(
             if old == new:
                 continue
             if list_name == FIELDS_KEY:
-                return "the current values of mapped user fields changed in Iterable"
+                fields_changed = True
+                continue
             if old is None or new is None:
                 return f"list {list_name!r} in destination {destination!r} was not in both plans"
             if old.get("list_id") != new.get("list_id"):
@@ -63,7 +69,11 @@ def first_difference(
                     f"({_kind(old)} then, {_kind(new)} now: RECONCILER_ENGINE, "
                     "RECONCILER_ENGINE_THRESHOLD or the DuckDB version changed)"
                 )
+            if old.get("size") == new.get("size"):
+                return f"the members of list {list_name!r} changed (still {new.get('size')})"
             return f"list {list_name!r} changed ({old.get('size')} -> {new.get('size')} members)"
+    if fields_changed:
+        return "the current values of mapped user fields changed in Iterable"
     return None
 
 

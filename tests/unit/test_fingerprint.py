@@ -1,0 +1,32 @@
+"""The stale-plan check names what actually changed since a plan was made."""
+
+from __future__ import annotations
+
+from reconciler.plan.fingerprint import FIELDS_KEY, first_difference, list_fingerprint
+
+
+def prints(members: list[str], values_digest: str) -> dict:
+    return {"prod": {"churn": list_fingerprint(7, members), FIELDS_KEY: {"digest": values_digest}}}
+
+
+def test_a_membership_change_on_a_mapped_audience_is_named_as_such() -> None:
+    # The field values are read for the list's members, so both entries change.
+    saved = prints(["a", "b"], "v1")
+    current = prints(["a", "b", "c"], "v2")
+    assert first_difference(saved, current) == "list 'churn' changed (2 -> 3 members)"
+
+
+def test_only_field_values_changed() -> None:
+    saved, current = prints(["a", "b"], "v1"), prints(["a", "b"], "v2")
+    assert first_difference(saved, current) == (
+        "the current values of mapped user fields changed in Iterable"
+    )
+
+
+def test_same_size_other_members() -> None:
+    saved, current = prints(["a", "b"], "v1"), prints(["a", "c"], "v1")
+    assert first_difference(saved, current) == "the members of list 'churn' changed (still 2)"
+
+
+def test_nothing_changed() -> None:
+    assert first_difference(prints(["a"], "v"), prints(["a"], "v")) is None
