@@ -234,11 +234,17 @@ def _open_clients(
         if targets
         else set(manifests.destinations)
     )
-    return {
+    clients = {
         name: stack.enter_context(open_client(dest, settings, state_dir))
         for name, dest in manifests.destinations.items()
         if name in needed
     }
+    for name, client in clients.items():
+        # Long rate-limit waits and retries are said as they start, never silence.
+        client.on_notice(
+            lambda text, name=name: err.print(f"destination {name!r}: {text}", markup=False)
+        )
+    return clients
 
 
 def _plan(

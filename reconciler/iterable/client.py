@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -141,6 +142,33 @@ class IterableClient:
         }
         self.stats = ClientStats()
         self._stats_lock = threading.Lock()  # writers run in a thread pool
+        self._notice: Callable[[str], None] | None = None
+
+    def on_notice(self, notice: Callable[[str], None]) -> None:
+        """Say every long wait (rate-limit pacing of 5 s or more) and every retry, as it
+        starts: a minute of silence looks like a hang."""
+        self._notice = notice
+        rates = {
+            "list_reads": ("list member reads (getUsers)", "minute"),
+            "export": ("user exports", "minute"),
+        }
+        for bucket, window in self._buckets.items():
+            what, per = rates.get(bucket, (f"{bucket.replace('_', ' ')} requests", "second"))
+
+            def announce(
+                wait: float, what: str = what, per: str = per, limit: int = window.limit
+            ) -> None:
+                notice(
+                    f"waiting {wait:.0f} s for Iterable's rate limit on {what} ({limit} per {per})"
+                )
+
+            window.on_wait = announce
+
+    def _where(self) -> str:
+        """host:port of the destination, for messages about reaching it."""
+        url = self._http.base_url
+        port = url.port or {"https": 443, "http": 80}.get(url.scheme)
+        return f"{url.host}:{port}" if port else str(url.host)
 
     def __repr__(self) -> str:  # never show the key
         return f"IterableClient({self.base_url!r})"
@@ -479,6 +507,11 @@ class IterableClient:
                         # this kind would be refused too: they wait as well, though no
                         # longer than a window, by when all it counted has left it.
                         limiter.push_back(min(wait, limiter.window))
+                if self._notice is not None and (wait >= 1.0 or not exc.rate_limited):
+                    self._notice(
+                        f"{method} {shown}: {exc.reason}; retry {attempt} of "
+                        f"{self.settings.max_retries} in {wait:.1f} s"
+                    )
                 self._sleep(wait)
 
     def _scrub(self, value: T) -> T:
@@ -540,11 +573,18 @@ class IterableClient:
                 response.read()
         except _BadAnswer as exc:
             raise _Retryable(f"HTTP {response.status_code} with {exc}") from None
-        except (httpx.ConnectError, httpx.ConnectTimeout):
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            tls = _tls_failure(exc)
+            if tls is not None:
+                # Not transient: the scheme or the certificate is wrong; retrying cannot help.
+                raise IterableError(
+                    f"{method} {label or path}: TLS handshake with {self._where()} failed "
+                    f"({tls}): check the baseUrl's scheme (https:// or http://) and the "
+                    "server's certificate",
+                    endpoint=label or path,
+                ) from None
             # Nothing was sent, so nothing can have happened.
-            raise _Retryable(
-                f"could not connect to {self._http.base_url.host}", done_maybe=False
-            ) from None
+            raise _Retryable(f"could not connect to {self._where()}", done_maybe=False) from None
         except httpx.TimeoutException:
             raise _Retryable("connection timed out") from None
         except (httpx.TransportError, httpx.DecodingError) as exc:
@@ -749,6 +789,20 @@ def _parse_lines(response: httpx.Response) -> list[str]:
     if pending.strip():
         lines.append(pending.strip())
     return lines
+
+
+def _tls_failure(exc: BaseException) -> str | None:
+    """The TLS reason when a connection failed in its handshake (a certificate that does
+    not verify, an http:// server reached with https://), else None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError):
+            return getattr(current, "reason", None) or type(current).__name__
+        current = current.__cause__ or current.__context__
+    text = str(exc)
+    return text if "SSL" in text or "CERTIFICATE" in text.upper() else None
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

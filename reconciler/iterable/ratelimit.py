@@ -21,6 +21,8 @@ from collections.abc import Callable
 # A clock that rounds (fake ones in tests, floats far from 0) can leave a computed wait a
 # hair short of the stamp's expiry; this floor makes every sleep move the clock.
 _MIN_SLEEP = 1e-6
+# Waits from this many seconds on are announced (`SlidingWindow.on_wait`).
+NOTICE_AFTER = 5.0
 
 
 class Slot:
@@ -68,6 +70,9 @@ class SlidingWindow:
         self._paused_until = float("-inf")
         self._changed = threading.Condition(threading.Lock())
         self.waited = 0.0  # total seconds spent waiting, reported as a figure
+        # Told of every wait of NOTICE_AFTER seconds or more before it starts, so a long
+        # pause (a minute for the fifth list read) is never silence.
+        self.on_wait: Callable[[float], None] | None = None
 
     def acquire(self) -> Slot:
         """Wait until a request may be sent without going over the limit; its slot."""
@@ -88,6 +93,8 @@ class SlidingWindow:
                     continue
             wait = max(wait, _MIN_SLEEP)
             self.waited += wait
+            if self.on_wait is not None and wait >= NOTICE_AFTER:
+                self.on_wait(wait)
             self._sleep(wait)
 
     def push_back(self, seconds: float) -> None:

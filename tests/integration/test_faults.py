@@ -375,3 +375,39 @@ def test_an_unreachable_base_url_names_the_destination_and_host(workspace, cli, 
     assert result.exit_code == 1
     assert "destination 'prod'" in result.stderr
     assert "could not connect to 127.0.0.1" in result.stderr
+
+
+def test_retries_are_said_as_they_start_and_the_error_names_host_and_port(
+    workspace, cli, monkeypatch
+):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("RECONCILER_MAX_RETRIES", "2")
+    workspace.destination(baseUrl=f"http://127.0.0.1:{port}")
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1
+    assert f"could not connect to 127.0.0.1:{port}; retry 1 of 2 in" in result.stderr
+    assert f"could not connect to 127.0.0.1:{port}; retry 2 of 2 in" in result.stderr
+    assert f"gave up after 3 attempts; last failure: could not connect to 127.0.0.1:{port}" in (
+        result.stderr
+    )
+
+
+def test_a_tls_mismatch_is_reported_as_such_not_as_could_not_connect(
+    workspace, cli, emulator_server
+):
+    # The emulator speaks plain HTTP: https:// to it fails in the TLS handshake.
+    https = emulator_server.base_url.replace("http://", "https://")
+    workspace.destination(baseUrl=https)
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1
+    port = https.rsplit(":", 1)[1].strip("/")
+    assert f"TLS handshake with 127.0.0.1:{port} failed" in result.stderr
+    assert "check the baseUrl's scheme" in result.stderr
+    assert "could not connect" not in result.stderr
+    assert "retry" not in result.stderr  # not transient: not retried

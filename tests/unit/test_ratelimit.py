@@ -155,3 +155,30 @@ def test_float_rounding_never_leaves_a_wait_that_cannot_move_the_clock():
         clock.now += 0.1
     assert len(clock.sleeps) <= 2 * 300
     assert all(s > 0 for s in clock.sleeps)
+
+
+def test_a_long_wait_is_announced_before_it_starts() -> None:
+    from reconciler.iterable.ratelimit import NOTICE_AFTER, SlidingWindow
+
+    now = [0.0]
+    heard: list[tuple[float, float]] = []
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    window = SlidingWindow(1, 60.0, lambda: now[0], sleep)
+    window.on_wait = lambda wait: heard.append((now[0], wait))
+    with window.acquire() as slot:
+        slot.answered()
+    assert heard == []  # the first request does not wait
+    window.acquire().answered()
+    assert heard == [(0.0, 60.0)]  # said at the start of the wait, with its length
+    assert now[0] == 60.0
+    unpaced = SlidingWindow(0, 1.0, lambda: now[0], sleep)
+    unpaced.on_wait = lambda wait: heard.append((now[0], wait))
+    unpaced.push_back(NOTICE_AFTER / 2)
+    unpaced.acquire().answered()
+    assert len(heard) == 1  # short pauses are not said
+    unpaced.push_back(NOTICE_AFTER)
+    unpaced.acquire().answered()
+    assert heard[-1] == (60.0 + NOTICE_AFTER / 2, NOTICE_AFTER)
