@@ -288,7 +288,9 @@ def _apply_destination(
             try:
                 with journal.step("create_list", dest, lp.list_name) as step:
                     # The marker is how prune knows the list is ours to delete later.
-                    result.list_id = client.create_list(lp.list_name, mark(lp.description))
+                    result.list_id = client.create_list(
+                        lp.list_name, mark(lp.description, lp.audience)
+                    )
                     step.done(list_id=result.list_id)
                 result.created = True
             except AuthError:

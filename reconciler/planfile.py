@@ -253,6 +253,7 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
             for audience, issue in d.skipped_members
         ],
         "duplicate_rows": d.duplicate_rows,
+        "notes": list(d.notes),
         "duplicate_conflicts": [
             [audience, issue.where, issue.message, issue.value]
             for audience, issue in d.duplicate_conflicts
@@ -320,6 +321,7 @@ def _destination_from_json(d: dict[str, Any], members: _MemberLines) -> Destinat
             for audience, where, message, value in d["skipped_members"]
         ),
         duplicate_rows=int(d.get("duplicate_rows", 0)),
+        notes=tuple(str(note) for note in d.get("notes", [])),
         duplicate_conflicts=tuple(
             (audience, MemberIssue(where, message, value))
             for audience, where, message, value in d.get("duplicate_conflicts", [])

@@ -25,6 +25,7 @@ from reconciler.plan import (
     plan_list,
 )
 from reconciler.plan.fingerprint import FIELDS_KEY, list_fingerprint
+from reconciler.plan.ownership import marked_audience, unmarked
 from reconciler.progress import NULL_PROGRESS, Progress
 
 
@@ -140,6 +141,9 @@ def make_plan(
                 field_read=fields.read,
                 field_issues=tuple(field_issues),
                 member_read=live.describe_reads(),
+                notes=tuple(
+                    list_notes(desired.lists, live.all_lists, live.managed, dest_plan.deletions)
+                ),
                 duplicate_rows=sum(item.duplicates for item in desired.lists),
                 duplicate_conflicts=tuple(
                     (item.audience.name, issue)
@@ -149,6 +153,49 @@ def make_plan(
             )
         )
     return Plan(tuple(destinations), fingerprint)
+
+
+def list_notes(
+    items: list[DesiredList],
+    all_lists: list[Any],
+    managed: Mapping[str, LiveList],
+    deletions: tuple[Any, ...],
+) -> list[str]:
+    """What a plan should say about lists beyond adds and removes: a changed listName
+    (Iterable cannot rename a list, so it is a new list with a new id) and a changed
+    description (Iterable cannot change one, so it is left as it is)."""
+    notes = []
+    deleted = {x.list_id for x in deletions}
+    for item in items:
+        live_list = managed.get(item.list_name)
+        wanted = item.audience.spec.description
+        if live_list is None:
+            for old in all_lists:
+                if old.name == item.list_name or marked_audience(old.description) != (
+                    item.audience.name
+                ):
+                    continue
+                fate = (
+                    "it is deleted below (prune)"
+                    if old.id in deleted
+                    else "it stays as it is (no longer managed; `prune: true` deletes it)"
+                )
+                notes.append(
+                    f"listName of audience {item.audience.name!r} changed from {old.name!r} "
+                    f"(list {old.id}) to {item.list_name!r}: Iterable cannot rename a list, so "
+                    f"this creates a new list with a new id and {fate}. Campaigns and journeys "
+                    f"that use list {old.id} must be repointed to the new list."
+                )
+            continue
+        current = unmarked(live_list.info.description)
+        if current != wanted:
+            notes.append(
+                f"description of list {item.list_name!r} (list {live_list.info.id}) is "
+                f"{current!r} in Iterable, {wanted!r} in the manifest: Iterable cannot change "
+                "a list's description, so it is left as it is (a list reconciler creates "
+                "takes the manifest's)."
+            )
+    return notes
 
 
 def _plan_table(

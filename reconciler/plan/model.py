@@ -145,6 +145,9 @@ class DestinationPlan:
     field_updates: tuple[FieldUpdate, ...] = ()  # bulkUpdate, between subscribe and unsubscribe
     field_read: FieldRead | None = None
     member_read: str | None = None  # how list members were read, for people (rate limits)
+    # What people should know about lists beyond the changes (a listName or description
+    # that changed, which Iterable cannot do in place).
+    notes: tuple[str, ...] = ()
 
     @property
     def skipped_count(self) -> int:
@@ -326,6 +329,7 @@ class Plan:
                         }
                         for audience, issue in d.field_issues
                     ],
+                    "notes": list(d.notes),
                     "duplicate_rows": d.duplicate_rows,
                     "duplicate_conflicts": [
                         {"audience": audience, "where": issue.where, "reason": issue.message}

@@ -6,12 +6,30 @@ hand in Iterable is never deleted, whatever its name.
 
 from __future__ import annotations
 
+import re
+
 MARKER = "managed-by: reconciler"
+# The marker as written since lists also name their audience: a changed listName can then
+# be told from a new audience (Iterable cannot rename lists, so it is a new list).
+_MARKED = re.compile(r"\s*\[" + re.escape(MARKER) + r"(?:; audience: ([^\]]*))?\]")
 
 
-def mark(description: str | None) -> str:
-    return f"{description} [{MARKER}]" if description else f"[{MARKER}]"
+def mark(description: str | None, audience: str | None = None) -> str:
+    tag = f"[{MARKER}; audience: {audience}]" if audience else f"[{MARKER}]"
+    return f"{description} {tag}" if description else tag
 
 
 def is_managed(description: str | None) -> bool:
     return bool(description) and MARKER in (description or "")
+
+
+def marked_audience(description: str | None) -> str | None:
+    """The audience a managed list was created for, when its marker names one."""
+    found = _MARKED.search(description or "")
+    return found.group(1) if found else None
+
+
+def unmarked(description: str | None) -> str | None:
+    """A list's description as its manifest wrote it, without the marker."""
+    text = _MARKED.sub("", description or "").strip()
+    return text or None

@@ -488,3 +488,32 @@ def test_json_output_is_one_object_on_errors_and_on_a_blocked_apply(
     error = json_module.loads(broken.stdout)
     assert error["exit_code"] == 1 and error["problems"]
     assert "broken.yaml" in error["problems"][0]
+
+
+def test_a_changed_list_name_is_a_new_list_and_a_changed_description_is_noted(
+    workspace, cli, emulator_server
+):
+    workspace.destination(prune=True, policy={"allowListDeletion": True})
+    workspace.audience("beta", {"inline": ["a@example.com"]}, listName="Beta testers")
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    old_id = list_named(emulator_server, "Beta testers").id
+
+    workspace.audience("beta", {"inline": ["a@example.com"]}, listName="Beta")
+    plan = cli("plan", workspace.manifests)
+    assert plan.exit_code == 0, plan.output
+    assert (
+        f"listName of audience 'beta' changed from 'Beta testers' (list {old_id}) to 'Beta': "
+        "Iterable cannot rename a list, so this creates a new list with a new id and it is "
+        "deleted below (prune)"
+    ) in plan.stdout
+    assert f"Campaigns and journeys that use list {old_id} must be repointed" in plan.stdout
+    assert f'delete list "Beta testers" (list {old_id})' in plan.stdout
+
+    workspace.audience(
+        "beta", {"inline": ["a@example.com"]}, listName="Beta testers", description="Early"
+    )
+    described = cli("plan", workspace.manifests, "--format", "json")
+    assert described.exit_code == 0, described.output
+    (note,) = described.json()["destinations"][0]["notes"]
+    assert f"description of list 'Beta testers' (list {old_id}) is None in Iterable" in note
+    assert "'Early' in the manifest: Iterable cannot change a list's description" in note
