@@ -25,7 +25,12 @@ from reconciler.identity import MAX_USER_ID_LENGTH, ProjectType
 from reconciler.manifest import Audience
 from reconciler.sources import MemberIssue
 from reconciler.sources.duckdb_query import IN_MEMORY, open_connection
-from reconciler.sources.read import csv_identifier_columns, csv_open_error, source_path
+from reconciler.sources.read import (
+    csv_identifier_columns,
+    csv_open_error,
+    not_utf8_error,
+    source_path,
+)
 from reconciler.sources.rows import find_columns
 
 # At most this many skipped rows are kept with their reasons; the rest are counted.
@@ -297,7 +302,7 @@ def _csv_rejects(
         if fatal is not None:
             line, kind, message = fatal
             if kind == "INVALID ENCODING":
-                raise SourceError(f"{declared_at}: {path}:{line}: not UTF-8 text; save it as UTF-8")
+                raise not_utf8_error(declared_at, path)
             raise SourceError(f"{declared_at}: {path}:{line}: not valid CSV: {message}")
         # A line of spaces is a blank row to the Python engine, one cell to DuckDB.
         counted = f"FROM {rejects} WHERE trim(csv_line, ' \t\r\n') <> ''"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 from pathlib import Path
 
@@ -152,7 +153,49 @@ def csv_open_error(
     if isinstance(exc, FileNotFoundError):
         return SourceError(f"{declared_at}: CSV file not found: {path}")
     if isinstance(exc, UnicodeDecodeError):
-        return SourceError(
-            f"{declared_at}: {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
-        )
+        return not_utf8_error(declared_at, path)
     return SourceError(f"{declared_at}: cannot read {path}: {exc.strerror}")
+
+
+def not_utf8_error(declared_at: object, path: Path) -> SourceError:
+    """A CSV that is not UTF-8, named by the line and column of its first bad byte (a
+    decoder's offset counts from the start of the chunk it was given, not of the file)."""
+    where = utf8_error_position(path)
+    if where is None:
+        return SourceError(f"{declared_at}: {path} is not UTF-8 text; save it as UTF-8")
+    line, column, byte = where
+    return SourceError(
+        f"{declared_at}: {path}:{line}:{column}: not UTF-8 text (byte 0x{byte:02x}); "
+        "save it as UTF-8"
+    )
+
+
+def utf8_error_position(path: Path, chunk: int = 1 << 20) -> tuple[int, int, int] | None:
+    """Line and column (1-based, in characters) of the first byte of `path` that is not
+    UTF-8, and that byte; read in chunks, so a large file is not held in memory."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line, column = 1, 1
+    try:
+        with path.open("rb") as handle:
+            while block := handle.read(chunk):
+                try:
+                    text = decoder.decode(block)
+                except UnicodeDecodeError as exc:
+                    # exc.object is the decoder's pending bytes and this block; everything
+                    # before exc.start in it is whole characters not counted yet.
+                    line, column = _advance(line, column, exc.object[: exc.start].decode())
+                    return line, column, exc.object[exc.start]
+                line, column = _advance(line, column, text)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return line, column, 0  # the file ends inside a character
+    except OSError:
+        return None
+    return None
+
+
+def _advance(line: int, column: int, text: str) -> tuple[int, int]:
+    newlines = text.count("\n")
+    if newlines:
+        return line + newlines, len(text) - text.rfind("\n")
+    return line, column + len(text)

@@ -220,12 +220,17 @@ def test_duckdb_queries_read_alike_in_both_engines(
         # An unclosed quote: refused, never read as one bad row with every row after it
         # skipped (which would plan their removal).
         (b'email,userId\na@x.com,u1\n"b@x.com,u2\n' + b"c@x.com,u3\n" * 50, "not valid CSV"),
-        # Bytes that are not UTF-8, past the part of the file read for the header.
-        (b"email,userId\n" + b"a@x.com,u1\n" * 2000 + b"j\xe9r\xf4me@x.com,u2\n", "UTF-8"),
+        # Bytes that are not UTF-8, past the part of the file read for the header: named
+        # by line and column, as a text editor shows them, not by a byte offset.
+        (
+            b"email,userId\n" + b"a@x.com,u1\n" * 2000 + b"j\xe9r\xf4me@x.com,u2\n",
+            "data/m.csv:2002:2: not UTF-8 text (byte 0xe9); save it as UTF-8",
+        ),
         # A row with too few cells is named in the Python engine's words; a row of spaces
         # is blank and skipped silently.
         (b"email,userId\na@x.com,u1\n   \nbad\n", "row has 1 cells, header has 2"),
     ],
+    ids=["unclosed-quote", "not-utf8", "short-row"],
 )
 def test_csv_problems_are_reported_alike_in_both_engines(
     workspace: Workspace, cli, monkeypatch, content, expected
