@@ -25,7 +25,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 try:  # typer from 0.2x carries its own copy of click
     from typer._click.exceptions import UsageError
@@ -95,6 +95,19 @@ class _Group(TyperGroup):
             raise
 
 
+def _display_type_rich(self: Any, ctx: typer.Context) -> str | None:
+    """typer 0.2x shows a Python type beside every option: `<bool>` for a flag, which
+    takes no value, and `<list[str]>` for a repeatable option. Flags show nothing, and
+    every other option names its value with the metavar it declares."""
+    if getattr(self, "is_flag", False) and self.metavar is None:
+        return None
+    return _typer_display_type_rich(self, ctx)
+
+
+_typer_display_type_rich = TyperOption.display_type_rich
+TyperOption.display_type_rich = _display_type_rich  # type: ignore[method-assign]
+
+
 app = typer.Typer(
     cls=_Group,
     name="reconciler",
@@ -108,6 +121,30 @@ app = typer.Typer(
     # Rich tracebacks print local variables, and a local can be an API key.
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        callback=_print_version,
+        help="Print reconciler's version and exit.",
+    ),
+) -> None:
+    """Keep Iterable lists (audiences) in line with YAML manifests in git.
+
+    validate checks manifests, plan shows what would change in Iterable, apply makes
+    exactly those changes. Nothing is written to Iterable except by apply."""
+
+
 app.add_typer(emulator_app, name="emulator", help="Run the local Iterable emulator.")
 app.add_typer(
     github_app,
@@ -126,12 +163,14 @@ class OutputFormat(StrEnum):
 
 PathArg = typer.Argument(
     Path("manifests"),
+    metavar="PATH",
     help="Manifest file or directory (all *.yaml / *.yml files under it).",
     show_default=True,
 )
 StateDirOpt = typer.Option(
     None,
     "--state-dir",
+    metavar="DIR",
     envvar="RECONCILER_STATE_DIR",
     help="Where local state lives: the sandbox (sandbox.json), locks, run journals and "
     "rejected-member files. Default: .reconciler in the repository that holds the manifests "
@@ -143,6 +182,7 @@ TargetOpt = typer.Option(
     None,
     "--target",
     "-t",
+    metavar="AUDIENCE",
     help="Limit to this audience (repeatable). Other audiences are neither read nor changed.",
 )
 DebugOpt = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors.")
@@ -318,6 +358,7 @@ def validate(
 SummaryFileOpt = typer.Option(
     None,
     "--summary-file",
+    metavar="FILE",
     help='Also append the markdown version to this file (e.g. "$GITHUB_STEP_SUMMARY").',
 )
 
@@ -344,6 +385,7 @@ def plan(
     out: Path | None = typer.Option(
         None,
         "--out",
+        metavar="FILE",
         help="Save the plan to this file so `apply --plan` applies exactly it. The file holds "
         "the full member lists (personal data): keep it private and short-lived.",
     ),
@@ -358,8 +400,9 @@ def plan(
     Audiences of a million rows or more are planned in DuckDB, on disk
     under a memory limit: see RECONCILER_ENGINE in the README.
 
-    Exit codes: 0 success (with --detailed-exitcode: no changes), 1 error or invalid members,
-    2 changes present (--detailed-exitcode), 3 blocked by the safety policy."""
+    Exit codes: 0 success (with --detailed-exitcode: no changes), 1 error, invalid members
+    or a usage error, 2 changes present (--detailed-exitcode), 3 blocked by the safety
+    policy, 130 interrupted (Ctrl-C)."""
     _started(show_members, debug)
     try:
         manifests = _load(path, target)
@@ -435,6 +478,7 @@ def apply(
     saved: Path | None = typer.Option(
         None,
         "--plan",
+        metavar="FILE",
         help="Apply this saved plan (from `plan --out`) exactly. Refused, with nothing "
         "changed, when the manifests or Iterable changed since it was made. PATH is not "
         "needed: the plan file records where its manifests are (a PATH given is used "
@@ -459,6 +503,7 @@ def apply(
     summary_json: Path | None = typer.Option(
         None,
         "--summary-json",
+        metavar="FILE",
         help="Write a machine-readable record of this run (times, per-list counts, requests, "
         "rate-limit waits, outcome) to this file, whatever the outcome.",
     ),
@@ -471,7 +516,8 @@ def apply(
 
     Shows the plan first and asks for confirmation unless --yes. Only the differences are
     sent; a second apply right after does nothing. Exit codes: 0 every change succeeded,
-    1 error or rejected members, 3 blocked by the safety policy, 4 stale saved plan."""
+    1 error, rejected members or a usage error, 3 blocked by the safety policy, 4 stale
+    saved plan, 130 interrupted (Ctrl-C)."""
     _started(show_members, debug)
     record = RunRecord()
     try:
@@ -917,16 +963,21 @@ def status(
 def import_(
     path: Path = PathArg,
     destination: str = typer.Option(
-        ..., "--destination", "-d", help="The Destination (in PATH) whose lists to adopt."
+        ...,
+        "--destination",
+        "-d",
+        metavar="NAME",
+        help="The Destination (in PATH) whose lists to adopt.",
     ),
     out: Path = typer.Option(
         ...,
         "--out",
+        metavar="DIR",
         help="Directory for the new manifests and member CSVs; put it under PATH so plan "
         "and apply see them.",
     ),
     lists: list[str] | None = typer.Option(
-        None, "--list", help="Import only this Iterable list (by name; repeatable)."
+        None, "--list", metavar="NAME", help="Import only this Iterable list (by name; repeatable)."
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite files that already exist."),
     state_dir: Path | None = StateDirOpt,

@@ -26,3 +26,75 @@ def test_usage_errors_exit_1_not_2(args: list[str]) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output
     assert "Error" in result.output
+
+
+def _commands() -> dict[str, object]:
+    """Every command of the CLI by its full name ("plan", "github comment", ...)."""
+    import typer.main
+
+    found: dict[str, object] = {}
+
+    def walk(command: object, prefix: str) -> None:
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            for name, sub in subcommands.items():
+                walk(sub, f"{prefix} {name}".strip())
+        else:
+            found[prefix] = command
+
+    walk(typer.main.get_command(app), "")
+    return found
+
+
+def _options(command: object) -> set[str]:
+    return {
+        opt
+        for param in command.params  # type: ignore[attr-defined]
+        for opt in (*param.opts, *param.secondary_opts)
+        if opt.startswith("--")
+    }
+
+
+def _readme() -> str:
+    from pathlib import Path
+
+    return (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_option_is_in_the_readme_and_every_option_there_exists() -> None:
+    import re
+
+    readme = _readme()
+    options = {name: _options(command) for name, command in _commands().items()}
+    missing = sorted(
+        f"{name} {opt}"
+        for name, opts in options.items()
+        for opt in opts
+        if opt != "--help" and f"`{opt}" not in readme and f" {opt}" not in readme
+    )
+    assert missing == [], f"options missing from the README: {missing}"
+    # The README's own command and option lists name no option the CLI does not have.
+    section = readme[readme.index("## Commands") : readme.index("## Safety")]
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", section))
+    known = set().union(*options.values()) | {"--version"}
+    assert sorted(named - known) == []
+
+
+def test_help_shows_real_metavars_and_every_exit_code() -> None:
+    for name, command in _commands().items():
+        result = runner.invoke(app, [*name.split(), "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (name, result.output)
+        assert "<bool>" not in result.output, name
+        assert "list[" not in result.output, name
+    for name in ("plan", "apply"):
+        text = runner.invoke(app, [name, "--help"], env={"COLUMNS": "200"}).output
+        assert "130" in text, name
+    plan = runner.invoke(app, ["plan", "--help"], env={"COLUMNS": "200"}).output
+    assert "AUDIENCE" in plan and "FILE" in plan
+
+
+def test_version_option() -> None:
+    from reconciler import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == __version__
