@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import shutil
+import tempfile
 import textwrap
 import unicodedata
 from collections import Counter
@@ -145,7 +148,7 @@ def _import(
             if on_read is not None:
                 on_read(target.info.name)
             count = _import_members(engine, client, target, project_type)
-            _write_manifest(target, dest.name, count, now)
+            _write_manifest(target, dest.name, count, now, _schema_reference(manifests, out_dir))
             result.imported.append(
                 ImportedList(
                     target.info.id,
@@ -200,7 +203,13 @@ def _write_members_duckdb(
         )
     else:
         select = f'id AS "{columns[0]}"'
-    path = str(target.members_file).replace("'", "''")
+    # DuckDB creates the file with the process umask: it writes into a directory only the
+    # owner can enter, beside the target, and the file is made owner-only before it moves.
+    private_dir = Path(
+        tempfile.mkdtemp(prefix=".reconciler-import-", dir=target.members_file.parent)
+    )
+    written = private_dir / target.members_file.name
+    path = str(written).replace("'", "''")
     try:
         row = engine.connection.execute(
             f"COPY (SELECT {select} FROM (SELECT DISTINCT id FROM {live}) ORDER BY id) "
@@ -210,8 +219,12 @@ def _write_members_duckdb(
         raise LiveStateError(
             f"{what} answered lines reconciler cannot read: {str(exc).splitlines()[0]}"
         ) from None
+    else:
+        written.chmod(0o600)
+        os.replace(written, target.members_file)
     finally:
         engine.connection.execute(f"DROP VIEW {live}")
+        shutil.rmtree(private_dir, ignore_errors=True)
     return int(row[0]) if row else 0
 
 
@@ -304,9 +317,17 @@ def _columns(project_type: ProjectType) -> list[str]:
     return {"email": ["email"], "userId": ["userId"], "hybrid": ["email", "userId"]}[project_type]
 
 
+def _private(path: Path) -> int:
+    """Open `path` for writing, owner-only from its first byte (member CSVs hold personal
+    data); an existing file (--force) is made owner-only too."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
 def _write_members(path: Path, members: list[str], project_type: ProjectType) -> None:
     columns = _columns(project_type)
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with os.fdopen(_private(path), "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for identifier in members:
@@ -334,7 +355,23 @@ def _description(raw: str | None) -> str | None:
     return text or None
 
 
-def _write_manifest(target: _Target, destination: str, members: int, now: datetime) -> None:
+def _schema_reference(manifests: Manifests, out_dir: Path) -> str:
+    """The JSON Schema for the comment editors read, relative to the manifests written:
+    schema/reconciler.schema.json in `out_dir` or a directory above it, else where the
+    README says to save it (`reconciler schema > schema/reconciler.schema.json`, beside
+    the manifest directory)."""
+    start = out_dir.absolute()
+    for directory in (start, *start.parents):
+        candidate = directory / "schema" / "reconciler.schema.json"
+        if candidate.is_file():
+            return os.path.relpath(candidate, start)
+    beside = Path(manifests.root).absolute().parent / "schema" / "reconciler.schema.json"
+    return os.path.relpath(beside, start)
+
+
+def _write_manifest(
+    target: _Target, destination: str, members: int, now: datetime, schema: str
+) -> None:
     info = target.info
     created = _day(info.created_at)
     origin = (
@@ -365,7 +402,8 @@ def _write_manifest(target: _Target, destination: str, members: int, now: dateti
     # Prefixed here: ruamel leaves a line that already starts with '#' as it is, and a
     # wrapped line may start with a '#' from the list's name.
     lines = textwrap.wrap(origin, 86, break_on_hyphens=False)
-    document.yaml_set_start_comment("\n".join(f"# {line}" for line in lines))
+    header = [f"# yaml-language-server: $schema={schema}", *(f"# {line}" for line in lines)]
+    document.yaml_set_start_comment("\n".join(header))
     yaml = YAML()
     yaml.width = 4096  # keep long list names and descriptions on one line
     with target.manifest.open("w", encoding="utf-8") as handle:

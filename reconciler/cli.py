@@ -1008,10 +1008,17 @@ def import_(
             f"{item.manifest}: audience {item.audience!r} <- list {item.list_id} "
             f"{item.list_name!r} ({item.members} members in {item.members_file.name})"
         )
+    if not result.imported:
+        typer.echo(
+            f"Nothing imported: destination {result.destination!r} has no Standard list that "
+            "no manifest manages yet"
+            + (f" ({len(result.skipped)} skipped, named above)." if result.skipped else ".")
+        )
+        return
     typer.echo(
         f"Imported {len(result.imported)} list(s) from destination {result.destination!r}, "
         f"skipped {len(result.skipped)}. `reconciler plan` over a path holding {out} should "
-        "now show no changes."
+        "now show no changes. The member CSVs are owner-only: they hold personal data."
     )
 
 

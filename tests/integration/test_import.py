@@ -156,7 +156,11 @@ def test_manifest_comments_say_where_the_list_came_from(typed_workspace, cli, mo
     assert result.exit_code == 0, result.output
     (manifest,) = out.glob("*.yaml")
     text = manifest.read_text()
-    header = " ".join(line[2:] for line in text.splitlines() if line.startswith("# "))
+    first, *rest = text.splitlines()
+    # The schema comment editors read comes first; none exists yet, so it points where the
+    # README says to save it, beside the manifest directory.
+    assert first == "# yaml-language-server: $schema=../schema/reconciler.schema.json"
+    header = " ".join(line[2:] for line in rest if line.startswith("# "))
     created_day = datetime.fromtimestamp(created / 1000, UTC).date().isoformat()
     assert header.startswith("Imported by `reconciler import` on ")
     assert f'Iterable list {list_id} "Promo: 50% off #1"' in header
@@ -255,3 +259,36 @@ def test_unknown_destination_is_an_error_naming_the_known_ones(typed_workspace, 
 )
 def test_slug_makes_valid_audience_names(name, expected):
     assert slug(name) == expected
+
+
+@ENGINES
+def test_member_csvs_are_owner_only_and_an_empty_import_says_so(
+    typed_workspace, cli, monkeypatch, engine
+):
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    vip = proj.add_list("vip")
+    proj.subscribe_direct(vip, email="a@example.com")
+    out = ws.root / "adopted"
+    (ws.root / "schema").mkdir()
+    (ws.root / "schema" / "reconciler.schema.json").write_text("{}")
+    out.mkdir()
+    (out / "vip.csv").write_text("email\n")
+    (out / "vip.csv").chmod(0o644)  # an older import's file, overwritten with --force
+
+    result = cli("import", ws.manifests, "-d", "prod", "--out", out, "--force")
+
+    assert result.exit_code == 0, result.output
+    assert (out / "vip.csv").stat().st_mode & 0o777 == 0o600
+    assert read_csv(out / "vip.csv") == [{"email": "a@example.com", "userId": ""}]
+    assert (out / "vip.yaml").read_text().splitlines()[0] == (
+        "# yaml-language-server: $schema=../schema/reconciler.schema.json"
+    )
+    assert "owner-only" in result.stdout
+
+    # Everything is managed now: nothing to import, and the command says so.
+    again = cli("import", ws.root, "-d", "prod", "--out", ws.root / "more")
+    assert again.exit_code == 0, again.output
+    assert "Nothing imported: destination 'prod'" in again.stdout
+    assert "Imported 0" not in again.stdout
