@@ -440,10 +440,10 @@ def _problems(the_plan: Plan) -> str:
     parts = []
     if s.members_skipped:
         n = s.members_skipped
-        parts.append(f"{n} member{'s' if n != 1 else ''} could not be used")
+        parts.append(f"{n:,} member{'s' if n != 1 else ''} could not be used")
     if s.field_values_skipped:
         n = s.field_values_skipped
-        parts.append(f"{n} field value{'s' if n != 1 else ''} could not be sent")
+        parts.append(f"{n:,} field value{'s' if n != 1 else ''} could not be sent")
     return " and ".join(parts)
 
 
@@ -885,7 +885,7 @@ def status(
         OutputFormat.text,
         "--format",
         "-f",
-        help="text (a table) or json (markdown prints the table too).",
+        help="text (a table), markdown (a table for pull requests and job summaries) or json.",
     ),
     target: list[str] | None = TargetOpt,
     state_dir: Path | None = StateDirOpt,
@@ -927,6 +927,9 @@ def status(
     if output is OutputFormat.json:
         typer.echo(json.dumps({"audiences": rows}, indent=2))
         raise typer.Exit(EXIT_ERROR if the_plan.summary.problems else EXIT_OK)
+    if output is OutputFormat.markdown:
+        typer.echo(_status_markdown(rows), nl=False)
+        raise typer.Exit(EXIT_ERROR if the_plan.summary.problems else EXIT_OK)
     from rich.table import Table
 
     table = Table(title=None, show_edge=False, header_style="bold")
@@ -946,17 +949,42 @@ def status(
         table.add_row(
             r["destination"],
             r["audience"],
-            str(r["list_id"]) if r["list_id"] is not None else "(not created)",
-            str(r["iterable_members"]) if r["iterable_members"] is not None else "-",
-            str(r["desired_members"]),
-            str(r["pending_adds"]),
-            str(r["pending_removes"]),
-            str(r["pending_updates"]),
-            "BLOCKED" if r["blocked"] else "",
+            *_status_cells(r),
         )
     Console(highlight=False, width=max(100, Console().width)).print(table)
     if the_plan.summary.problems:
         raise typer.Exit(EXIT_ERROR)
+
+
+def _status_cells(r: dict[str, object]) -> list[str]:
+    """A status row's list id, counts (with thousands separators) and policy, as shown."""
+    live = r["iterable_members"]
+    return [
+        str(r["list_id"]) if r["list_id"] is not None else "(not created)",
+        f"{live:,}" if live is not None else "-",
+        *(f"{r[k]:,}" for k in ("desired_members", "pending_adds", "pending_removes")),
+        f"{r['pending_updates']:,}",
+        "BLOCKED" if r["blocked"] else "",
+    ]
+
+
+def _status_markdown(rows: list[dict[str, object]]) -> str:
+    from reconciler.render import markdown_cell
+
+    header = (
+        "| destination | audience | list id | in Iterable | desired | +add | -remove | "
+        "~update | policy |\n|---|---|---:|---:|---:|---:|---:|---:|---|\n"
+    )
+    body = "".join(
+        "| "
+        + " | ".join(
+            markdown_cell(str(cell))
+            for cell in (r["destination"], r["audience"], *_status_cells(r))
+        )
+        + " |\n"
+        for r in rows
+    )
+    return "### reconciler status\n\n" + header + body
 
 
 @app.command("import")

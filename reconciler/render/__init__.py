@@ -36,6 +36,8 @@ _env = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     autoescape=False,  # plain text and markdown, not HTML
 )
+# Counts with thousands separators (10,000), in every format people read.
+_env.filters["num"] = lambda n: f"{n:,}"
 
 
 def _list_ref(lp: ListPlan) -> str:
@@ -84,6 +86,11 @@ def _md(text: str) -> str:
     return text
 
 
+def markdown_cell(text: str) -> str:
+    """Text safe inside a markdown table cell."""
+    return _md(text)
+
+
 def _notes(lp: ListPlan) -> str:
     notes = []
     if lp.create:
@@ -97,9 +104,7 @@ def _notes(lp: ListPlan) -> str:
     return ", ".join(notes)
 
 
-def _context(
-    plan: Plan, show_members: bool, allowed: Collection[str] = ()
-) -> dict[str, Any]:
+def _context(plan: Plan, show_members: bool, allowed: Collection[str] = ()) -> dict[str, Any]:
     show = shower(show_members)
     violations = plan.violations()
     return {

@@ -385,3 +385,21 @@ def test_paths_in_messages_are_relative_to_the_working_directory(workspace, cli)
     result = cli("plan", workspace.manifests.absolute())
     assert "manifests/data/m.csv:2: invalid email" in result.stdout
     assert str(workspace.root) not in result.output
+
+
+def test_status_markdown_is_a_markdown_table_and_counts_have_separators(workspace, cli):
+    workspace.csv("data/m.csv", "email", [f"u{i}@example.com" for i in range(1200)])
+    workspace.audience("big", {"csv": "data/m.csv"})
+    status = cli("status", workspace.manifests, "--format", "markdown")
+    assert status.exit_code == 0, status.output
+    lines = status.stdout.splitlines()
+    assert lines[0] == "### reconciler status"
+    assert lines[2].startswith("| destination | audience | list id |")
+    assert lines[4] == "| prod | big | (not created) | - | 1,200 | 1,200 | 0 | 0 |  |"
+    plan = cli("plan", workspace.manifests)
+    assert "1,200 members to add" in plan.stdout
+    assert "+1,200 / -0" in plan.stdout
+    markdown = cli("plan", workspace.manifests, "--format", "markdown")
+    assert "**+1,200** members to add" in markdown.stdout
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert "1,200 members added" in applied.stdout

@@ -85,9 +85,9 @@ def test_markdown_of_a_100k_member_plan_fits_a_comment_and_stays_readable(worksp
     assert result.exit_code == 0, result.output
     body = result.stdout
     assert len(body) < 65_536
-    assert "**+100000** members to add" in body
-    assert re.search(r"\| big \| new \| 100000 \| 0 \|", body)
-    assert "... and 99990 more" in body
+    assert "**+100,000** members to add" in body
+    assert re.search(r"\| big \| new \| 100,000 \| 0 \|", body)
+    assert "... and 99,990 more" in body
     assert "person5@example.com" not in body
 
 
