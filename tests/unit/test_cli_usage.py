@@ -81,7 +81,7 @@ def test_every_option_is_in_the_readme_and_every_option_there_exists() -> None:
 
 
 def test_help_shows_real_metavars_and_every_exit_code() -> None:
-    for name, command in _commands().items():
+    for name in _commands():
         result = runner.invoke(app, [*name.split(), "--help"], env={"COLUMNS": "200"})
         assert result.exit_code == 0, (name, result.output)
         assert "<bool>" not in result.output, name
