@@ -101,6 +101,7 @@ def import_lists(
     force: bool = False,
     now: datetime | None = None,
     on_read: Callable[[str], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> ImportResult:
     """Write an Audience manifest and a member CSV into `out_dir` for each Standard list of
     `destination` that no manifest manages yet (only those named in `lists`, if given).
@@ -109,6 +110,8 @@ def import_lists(
     """
     dest = destination_named(manifests, destination)
     with open_client(dest, ClientSettings.from_env(), state_dir) as client:
+        if on_notice is not None:
+            client.on_notice(on_notice)  # rate-limit waits (12 s per list) and retries
         return _import(
             manifests, dest, client, out_dir, lists, force, now or datetime.now(UTC), on_read
         )

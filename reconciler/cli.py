@@ -554,6 +554,8 @@ def apply(
         json_out = None if isinstance(exc, UnsafePlanError) else output
         raise _fail(exc, show_members, json_out) from None
     except typer.Exit as done:
+        if record.finished_at is None:  # stopped before applying (a cancelled prompt)
+            record.finish("error", "apply was cancelled before it started; nothing was changed")
         if summary_json is not None:
             record.write(summary_json)
         raise done
@@ -1026,6 +1028,9 @@ def import_(
                 lists=lists,
                 force=force,
                 on_read=lambda name: status.update(f"Reading members of list {name!r}..."),
+                on_notice=lambda text: err.print(
+                    f"destination {destination!r}: {text}", markup=False
+                ),
             )
     except ReconcilerError as exc:
         raise _fail(exc) from None
