@@ -632,7 +632,8 @@ def _apply_command(
                 _problems(the_plan) if skipped else None,
             )
             if output is OutputFormat.json:
-                typer.echo(report_json(ApplyReport(), show_members), nl=False)
+                nothing = ApplyReport(source_problems=_problems(the_plan) or None)
+                typer.echo(report_json(nothing, show_members), nl=False)
             raise typer.Exit(EXIT_ERROR if skipped else EXIT_OK)
         try:
             _check_policy(the_plan, allow_unsafe, allow_removals, allow_list_deletion)

@@ -251,6 +251,9 @@ def test_invalid_members_are_skipped_named_and_exit_non_zero(workspace, cli, emu
         assert again.stdout.strip().splitlines()[-1] == (
             "Warning: 2 members could not be used (see above)."
         )
+    report = cli("apply", workspace.manifests, "--yes", "--format", "json")
+    assert report.exit_code == 1
+    assert report.json()["source_problems"] == "2 members could not be used"
 
 
 def test_apply_without_terminal_or_yes_refuses_and_changes_nothing(workspace, cli, emulator_server):
