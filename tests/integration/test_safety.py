@@ -394,9 +394,7 @@ def test_local_state_lives_in_the_manifests_git_work_tree_not_the_working_direct
     assert result.exit_code == 0, result.output
 
 
-def test_a_saved_plan_refuses_target_and_changes_nothing(
-    workspace, cli, emulator_server, tmp_path
-):
+def test_a_saved_plan_refuses_target_and_changes_nothing(workspace, cli, emulator_server, tmp_path):
     workspace.audience("vip", {"inline": ["a@example.com"]})
     workspace.audience("beta", {"inline": ["b@example.com"]})
     planfile = tmp_path / "p.plan"
