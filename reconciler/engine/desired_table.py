@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import re
+import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,12 @@ from reconciler.errors import SourceError
 from reconciler.identity import MAX_USER_ID_LENGTH, ProjectType
 from reconciler.manifest import Audience
 from reconciler.sources import MemberIssue
-from reconciler.sources.duckdb_query import IN_MEMORY, open_connection
+from reconciler.sources.duckdb_query import (
+    IN_MEMORY,
+    open_connection,
+    query_error,
+    select_statement,
+)
 from reconciler.sources.read import (
     csv_identifier_columns,
     csv_open_error,
@@ -166,7 +172,8 @@ def _count_query(audience: Audience) -> int | None:
     database = (
         IN_MEMORY if members.database == IN_MEMORY else str(source_path(audience, members.database))
     )
-    connection = open_connection(database, audience.base_dir, "")
+    select_statement(members.sql, "")  # refused before anything runs, as when it is read
+    connection = open_connection(database, audience.base_dir, "", audience.source_root)
     try:
         row = connection.execute(counting).fetchone()
     finally:
@@ -370,28 +377,30 @@ def _query_into(
     database: str | None,
     show_query: bool = True,
 ) -> Columns:
-    """A DuckDB query's rows into `checked`. A database file is attached read-only and made
-    the default, so the query names its tables as it would in that database."""
+    """A DuckDB query's rows into `checked`.
+
+    The query runs in a locked-down connection of its own (sources.duckdb_query), never
+    in the workspace, which holds other lists' members and reads files for reconciler:
+    its identifier columns are written to a Parquet file in a directory made for it, which
+    the workspace then reads. A database file is opened read-only, so the query names its
+    tables as it would in that database."""
     spec = audience.spec.members
-    workspace = _workspace_catalog(engine)
-    connection = engine.cursor()
-    attached = None
+    repository = audience.source_root
+    query = select_statement(query, declared_at)
+    transfer = engine.directory / engine.name("query")
+    transfer.mkdir(mode=0o700)
+    rows = transfer / "rows.parquet"
     try:
-        connection.execute(f"SET file_search_path = {_literal(str(audience.base_dir))}")
-        if database is not None:
-            name = engine.name("source_db")
-            try:
-                connection.execute(f"ATTACH {_literal(database)} AS {name} (READ_ONLY)")
-            except duckdb.Error as exc:
-                raise SourceError(
-                    f"{declared_at}: cannot open DuckDB database {database}: {exc}"
-                ) from None
-            # Only once attached: `finally` detaches it.
-            attached = name
-            connection.execute(f"USE {attached}")
-        query = _strip_semicolon(query)
+        source = open_connection(
+            database or IN_MEMORY,
+            audience.base_dir,
+            declared_at,
+            repository,
+            writable=transfer,
+            memory_bytes=engine.settings.duckdb_memory_bytes,
+        )
         try:
-            names = [row[0] for row in connection.execute(f"DESCRIBE {query}").fetchall()]
+            names = [row[0] for row in source.execute(f"DESCRIBE {query}").fetchall()]
             columns = find_columns(names, spec, f"{declared_at}: {subject}")
             email = _quoted(names[columns.email]) if columns.email is not None else "NULL"
             user_id = _quoted(names[columns.user_id]) if columns.user_id is not None else "NULL"
@@ -399,18 +408,22 @@ def _query_into(
                 f"SELECT CAST({email} AS VARCHAR) AS email, CAST({user_id} AS VARCHAR) "
                 f"AS user_id FROM ({query}\n)"  # the newline ends a trailing `-- comment`
             )
-            found = Columns(columns.email is not None, columns.user_id is not None)
-            connection.execute(
-                _checked_sql(f"{workspace}.main.{checked}", select, project_type, found)
-            )
+            source.execute(f"COPY ({select}) TO {_literal(str(rows))} (FORMAT parquet)")
         except duckdb.Error as exc:
-            message = str(exc) if show_query else str(exc).split("\n\nLINE ")[0]
-            raise SourceError(f"{declared_at}: cannot read {subject}: {message}") from None
+            raise query_error(exc, declared_at, subject, repository, show_query) from None
+        finally:
+            source.close()
+        found = Columns(columns.email is not None, columns.user_id is not None)
+        engine.connection.execute(
+            _checked_sql(
+                checked,
+                f"SELECT email, user_id FROM read_parquet({_literal(str(rows))})",
+                project_type,
+                found,
+            )
+        )
     finally:
-        if attached is not None:
-            connection.execute(f"USE {workspace}")
-            connection.execute(f"DETACH {attached}")
-        connection.close()
+        shutil.rmtree(transfer, ignore_errors=True)
     return found
 
 
@@ -657,12 +670,6 @@ def _in_row_order(rejected: list[MemberIssue], issues: list[MemberIssue]) -> lis
         return int(number) if number.isdigit() else 0
 
     return sorted(rejected + issues, key=line)
-
-
-def _workspace_catalog(engine: Engine) -> str:
-    row = engine.connection.execute("SELECT current_database()").fetchone()
-    assert row is not None
-    return _quoted(str(row[0]))
 
 
 def _strip_semicolon(query: str) -> str:

@@ -48,7 +48,7 @@ def load_manifests(path: Path | str) -> Manifests:
     """
     root = Path(path)
     files, problems = _discover(root)
-    collector = _Collector(problems)
+    collector = _Collector(problems, find_repository(root))
     document_count = 0
     for file in files:
         display = display_path(file)
@@ -65,7 +65,7 @@ def load_manifests(path: Path | str) -> Manifests:
         )
     collector.check_across_documents()
     if files:
-        collector.check_source_paths(find_repository(root))
+        collector.check_source_paths(collector.repository)
     if collector.problems:
         raise ManifestError(collector.problems)
     return Manifests(
@@ -137,6 +137,7 @@ class _Declared:
 @dataclass
 class _Collector:
     problems: list[Problem]
+    repository: Path
     destinations: dict[str, Destination] = field(default_factory=dict)
     audiences: dict[str, Audience] = field(default_factory=dict)
     trait_mappings: dict[str, TraitMapping] = field(default_factory=dict)
@@ -184,6 +185,7 @@ class _Collector:
             TraitMappingDocument: (self.trait_mappings, TraitMapping),
         }.get(type(parsed), (None, None))
         if collection is not None and wrapper is not None:
+            extra = {"repository": self.repository} if wrapper is Audience else {}
             collection.setdefault(
                 parsed.metadata.name,
                 wrapper(
@@ -194,6 +196,7 @@ class _Collector:
                     labels=dict(parsed.metadata.labels),
                     annotations=dict(parsed.metadata.annotations),
                     _positions=positions,
+                    **extra,
                 ),
             )
 

@@ -48,6 +48,18 @@ class Audience(_SpecPositions):
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     _positions: YamlPositions | None = field(default=None, repr=False, compare=False)
+    # The repository that holds the manifests (manifest.repository): all its member
+    # sources, and every file its queries read, must be inside it. None when built in code.
+    repository: Path | None = field(default=None, compare=False)
+
+    @property
+    def source_root(self) -> Path:
+        """The repository this audience's sources must live in."""
+        if self.repository is not None:
+            return self.repository
+        from reconciler.manifest.repository import find_repository
+
+        return find_repository(self.base_dir)
 
     @property
     def list_name(self) -> str:

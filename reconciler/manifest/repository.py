@@ -15,6 +15,7 @@ the file given. Paths are compared after resolving symbolic links.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 # MembersSpec fields that name a file, relative to the manifest's directory.
@@ -38,3 +39,77 @@ def find_repository(root: Path) -> Path:
 def is_inside(path: Path, directory: Path) -> bool:
     """Whether `path`, with every symbolic link resolved, lies in `directory`."""
     return path.resolve().is_relative_to(directory.resolve())
+
+
+# Entries of the repository that a query must not read: git's own files (the remote's
+# credentials, hooks) and reconciler's local state (plans and journals of every audience).
+PRIVATE_ENTRIES = (".git", ".reconciler")
+
+# Repositories searched for links leading out, once per process (see readable_paths).
+_checked_links: set[Path] = set()
+
+
+class LinkOutOfRepository(Exception):
+    """A symbolic link in the repository leads outside it (or into PRIVATE_ENTRIES)."""
+
+    def __init__(self, link: Path, target: Path):
+        super().__init__(f"{link} -> {target}")
+        self.link, self.target = link, target
+
+
+def readable_paths(
+    repository: Path, base_dir: Path | None = None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What a manifest's query may read: the repository's directories and files except
+    PRIVATE_ENTRIES, as (directories, files) for DuckDB's allowed_directories and
+    allowed_paths.
+
+    DuckDB looks for a relative path in the working directory before `base_dir` (its
+    file_search_path), and refuses the whole read when that first place is not allowed,
+    even if nothing is there. So the names in `base_dir` are allowed in the working
+    directory too, where that is inside the repository (and not private): a query's
+    relative paths then work from wherever in the repository reconciler runs.
+
+    DuckDB compares paths as text, so a symbolic link in the repository would carry a read
+    anywhere; the repository is searched for links leading out (once per process) and
+    LinkOutOfRepository is raised for the first one found."""
+    repository = repository.resolve()
+    if repository not in _checked_links:
+        _check_links(repository)
+        _checked_links.add(repository)
+    directories: set[str] = set()
+    files: set[str] = set()
+
+    def allow(path: Path, is_dir: bool) -> None:
+        if path == repository or not path.is_relative_to(repository):
+            return
+        if path.relative_to(repository).parts[0] in PRIVATE_ENTRIES:
+            return
+        if is_dir:
+            directories.add(f"{path}/")
+        else:
+            files.add(str(path))
+
+    for entry in repository.iterdir():
+        allow(entry, entry.is_dir())
+    if base_dir is not None and base_dir.is_dir():
+        cwd = Path.cwd().resolve()
+        for entry in base_dir.iterdir():
+            allow(cwd / entry.name, entry.is_dir())
+    return tuple(sorted(directories)), tuple(sorted(files))
+
+
+def _check_links(repository: Path) -> None:
+    private = [repository / name for name in PRIVATE_ENTRIES]
+    for directory, subdirectories, filenames in os.walk(repository):
+        if directory == str(repository):
+            subdirectories[:] = [d for d in subdirectories if d not in PRIVATE_ENTRIES]
+        for name in (*subdirectories, *filenames):
+            path = Path(directory, name)
+            if not path.is_symlink():
+                continue
+            target = path.resolve()
+            if not target.is_relative_to(repository) or any(
+                target.is_relative_to(p) for p in private
+            ):
+                raise LinkOutOfRepository(path, target)

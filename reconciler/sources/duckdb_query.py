@@ -2,10 +2,18 @@
 
 DuckDB streams a query's result: `fetchmany` pulls the next chunk through the query
 pipeline, so a file or table far larger than memory is read without materialising it.
+
+A manifest's query is untrusted (manifests arrive by pull request and `validate` runs in
+CI), and DuckDB can write files, attach databases, install extensions and fetch URLs. So
+every query of a manifest runs in a connection of its own (`open_connection`): external
+access off except the repository's own files (not .git, not .reconciler), no extension
+installed or loaded, the database file read-only, the configuration locked; and only a
+single SELECT statement is accepted (`select_statement`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +23,7 @@ import duckdb
 from reconciler.errors import SourceError
 from reconciler.identity import ProjectType
 from reconciler.manifest import MembersSpec
+from reconciler.manifest.repository import LinkOutOfRepository, readable_paths
 from reconciler.sources import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
 
@@ -27,6 +36,7 @@ def read_with_duckdb(
     query: str,
     parameters: Sequence[Any],
     base_dir: Path,
+    repository: Path,
     spec: MembersSpec,
     project_type: ProjectType,
     declared_at: str,
@@ -41,7 +51,8 @@ def read_with_duckdb(
     in messages ("the query", "Parquet file x.parquet"); `show_query=False` leaves out
     DuckDB's excerpt of the query, for queries the user did not write.
     """
-    connection = open_connection(database, base_dir, declared_at)
+    query = select_statement(query, declared_at)
+    connection = open_connection(database, base_dir, declared_at, repository)
     try:
         cursor = connection.execute(query, list(parameters))
         names = [column[0] for column in cursor.description or ()]
@@ -49,27 +60,105 @@ def read_with_duckdb(
         chunks = iter(lambda: cursor.fetchmany(CHUNK_ROWS), [])
         return members_from_rows(chunks, columns, project_type, where)
     except duckdb.Error as exc:
-        message = str(exc) if show_query else str(exc).split("\n\nLINE ")[0]
-        raise SourceError(f"{declared_at}: cannot read {subject}: {message}") from None
+        raise query_error(exc, declared_at, subject, repository, show_query) from None
     finally:
         connection.close()
 
 
-def open_connection(database: str, base_dir: Path, declared_at: str) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection set up for reading a member source."""
+def select_statement(query: str, declared_at: object) -> str:
+    """`query` if it is a single SELECT (or WITH ... SELECT, VALUES, FROM-first) statement,
+    without its trailing semicolon; SourceError naming `declared_at` otherwise. DuckDB's
+    own parser decides, so no spelling of COPY, ATTACH, INSTALL, LOAD, SET, PRAGMA or a
+    second statement slips through."""
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise SourceError(f"{declared_at}: cannot read the query: {exc}") from None
+    if len(statements) != 1:
+        raise SourceError(
+            f"{declared_at}: the query must be a single SELECT statement; found "
+            f"{len(statements)} statements"
+        )
+    (statement,) = statements
+    if statement.type != duckdb.StatementType.SELECT:
+        kind = statement.type.name.replace("_", " ")
+        raise SourceError(
+            f"{declared_at}: the query must be a single SELECT statement; found {kind} "
+            "(a member source only reads: reconciler refuses anything that could write, "
+            "attach, load or configure)"
+        )
+    return re.sub(r"[;\s]+$", "", query)
+
+
+def query_error(
+    exc: duckdb.Error, declared_at: object, subject: str, repository: Path, show_query: bool
+) -> SourceError:
+    message = str(exc) if show_query else str(exc).split("\n\nLINE ")[0]
+    if isinstance(exc, duckdb.PermissionException):
+        message += (
+            f" (a query may read only files inside the repository {repository}, not in its "
+            ".git or .reconciler, and no URL; a relative path is looked for from the working "
+            "directory first, so it works when reconciler runs inside the repository)"
+        )
+    return SourceError(f"{declared_at}: cannot read {subject}: {message}")
+
+
+def open_connection(
+    database: str,
+    base_dir: Path,
+    declared_at: object,
+    repository: Path,
+    writable: Path | None = None,
+    memory_bytes: int | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A locked-down DuckDB connection for a manifest's query (see the module docstring).
+
+    It may read the repository's files (`readable_paths`) and `writable`, a directory of
+    reconciler's own for a query's result (and DuckDB's spill files, within
+    `memory_bytes`), and nothing else."""
+    try:
+        directories, files = readable_paths(repository, base_dir)
+    except LinkOutOfRepository as link:
+        raise SourceError(
+            f"{declared_at}: the repository {repository} has a symbolic link {link.link} to "
+            f"{link.target}, outside it (or into .git or .reconciler); reconciler runs no "
+            "query while one exists, since the query could read through it"
+        ) from None
+    if writable is not None:
+        directories = (*directories, f"{writable}/")
+    config = {
+        # No extension may be fetched or loaded, whatever the query names.
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+        "allow_community_extensions": False,
+    }
     try:
         # A database file is only read: reconciler never changes a member source.
-        connection = duckdb.connect(database, read_only=database != IN_MEMORY)
+        connection = duckdb.connect(database, read_only=database != IN_MEMORY, config=config)
     except duckdb.Error as exc:
         raise SourceError(f"{declared_at}: cannot open DuckDB database {database}: {exc}") from None
     try:
-        # DuckDB's progress bar writes to stdout, which belongs to the plan (--format json).
+        # stdout carries the plan (--format json): DuckDB's progress bar must not.
         connection.execute("SET enable_progress_bar = false")
+        connection.execute(f"SET allowed_directories = {_list_literal(directories)}")
+        connection.execute(f"SET allowed_paths = {_list_literal(files)}")
         connection.execute(f"SET file_search_path = {_string_literal(str(base_dir))}")
+        if writable is not None:
+            connection.execute(f"SET temp_directory = {_string_literal(str(writable))}")
+        if memory_bytes is not None:
+            connection.execute(f"SET memory_limit = '{int(memory_bytes)}B'")
+        # Python objects are not tables: a query naming one must not read the process.
+        connection.execute("SET python_enable_replacements = false")
+        connection.execute("SET enable_external_access = false")
+        connection.execute("SET lock_configuration = true")
     except BaseException:
         connection.close()
         raise
     return connection
+
+
+def _list_literal(items: Sequence[str]) -> str:
+    return "[" + ", ".join(_string_literal(item) for item in items) + "]::VARCHAR[]"
 
 
 def _string_literal(text: str) -> str:

@@ -24,6 +24,7 @@ def read_parquet(audience: Audience, project_type: ProjectType) -> SourceResult:
         query="SELECT * FROM read_parquet(?)",
         parameters=[str(path)],
         base_dir=audience.base_dir,
+        repository=audience.source_root,
         spec=spec,
         project_type=project_type,
         declared_at=declared_at,

@@ -27,6 +27,7 @@ def read_sql(audience: Audience, project_type: ProjectType) -> SourceResult:
         query=spec.sql,
         parameters=(),
         base_dir=audience.base_dir,
+        repository=audience.source_root,
         spec=spec,
         project_type=project_type,
         declared_at=declared_at,

@@ -113,7 +113,7 @@ def test_duckdb_connections_draw_no_progress_bar_and_search_the_manifest_dir(
 ) -> None:
     # DuckDB draws a progress bar on stdout for reads over 2 s; stdout carries
     # `plan --format json`, so a large Parquet file would break the JSON.
-    connection = duckdb_query.open_connection(":memory:", tmp_path, "m.yaml:1:1")
+    connection = duckdb_query.open_connection(":memory:", tmp_path, "m.yaml:1:1", tmp_path)
     try:
         settings = connection.execute(
             "SELECT current_setting('enable_progress_bar'), current_setting('file_search_path')"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from reconciler.errors import ConfigError, SourceError
@@ -114,8 +115,17 @@ def test_database_file_is_opened_read_only(tmp_path: Path) -> None:
         tmp_path,
         {"sql": "DROP TABLE t; SELECT 'b@example.com' AS email", "database": "crm.duckdb"},
     )
-    with pytest.raises(SourceError, match=r"cannot read the query: .*read-only"):
+    with pytest.raises(SourceError, match=r"^aud.yaml:\d+:\d+: the query must be a single SELECT"):
         read_members(audience, "email")
+    # Below the statement check, the file itself is open read-only.
+    connection = duckdb_query.open_connection(
+        str(tmp_path / "crm.duckdb"), tmp_path, "m.yaml:1:1", tmp_path
+    )
+    try:
+        with pytest.raises(duckdb.Error, match="read-only"):
+            connection.execute("DROP TABLE t")
+    finally:
+        connection.close()
     ok = load_audience(tmp_path, {"sql": "SELECT email FROM t", "database": "crm.duckdb"})
     assert list(read_members(ok, "email").members) == ["a@example.com"]
 

@@ -1,0 +1,165 @@
+"""A manifest's DuckDB query reaches nothing beyond the repository's own files, in both
+engines: one SELECT statement, no writes, no extensions, no URLs, no file outside the
+repository (nor its .git or .reconciler)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from reconciler.engine import Engine, EngineSettings
+from reconciler.engine.desired_table import estimate_rows, load_desired
+from reconciler.errors import SourceError
+from reconciler.manifest import Audience
+from reconciler.sources import read_members
+from tests.sources import line_of, load_audience
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A git work tree (its own repository) with the manifests at its root, run from it."""
+    root = tmp_path / "repo"
+    (root / ".git").mkdir(parents=True)
+    (root / ".git" / "config").write_text("[core]\n\tbare = false\n")
+    (root / "data").mkdir()
+    (root / "data" / "users.csv").write_text("email\na@example.com\n")
+    monkeypatch.chdir(root)
+    return root
+
+
+def read_both(audience: Audience, tmp_path: Path) -> list[str]:
+    """The errors each engine gives (the Python reader, then DuckDB's workspace)."""
+    errors = []
+    with pytest.raises(SourceError) as python:
+        read_members(audience, "email")
+    errors.append(str(python.value))
+    settings = EngineSettings(engine="duckdb", memory_limit="256MB", threads=1, temp_dir=tmp_path)
+    with Engine(settings) as engine, pytest.raises(SourceError) as duck:
+        load_desired(engine, audience, "email")
+    errors.append(str(duck.value))
+    return errors
+
+
+def snapshot(*roots: Path) -> dict[str, bytes]:
+    found = {}
+    for root in roots:
+        for directory, _, files in os.walk(root):
+            for name in files:
+                path = Path(directory, name)
+                found[str(path)] = path.read_bytes()
+    return found
+
+
+@pytest.mark.parametrize(
+    ("query", "kind"),
+    [
+        ("COPY (SELECT '[core]' AS c) TO '.git/config' (HEADER false)", "COPY"),
+        ("ATTACH 'other.duckdb' AS other", "ATTACH"),
+        ("INSTALL httpfs", "LOAD"),
+        ("LOAD httpfs", "LOAD"),
+        ("SET enable_external_access = true", "SET"),
+        ("PRAGMA enable_profiling", "PRAGMA"),
+        ("CREATE TABLE t AS SELECT 'a@example.com' AS email", "CREATE"),
+        ("EXPORT DATABASE 'out'", "EXPORT"),
+        ("SELECT 'a@example.com' AS email; COPY (SELECT 1) TO 'x.csv'", "2 statements"),
+        ("SELECT 1 AS email; SELECT 2 AS email", "2 statements"),
+    ],
+)
+def test_anything_but_one_select_is_refused_before_it_runs(
+    repo: Path, tmp_path: Path, query: str, kind: str
+) -> None:
+    audience = load_audience(repo, {"sql": query, "database": ":memory:"})
+    before = snapshot(repo)
+    line = line_of(repo / "aud.yaml", '"sql"')
+    for error in read_both(audience, tmp_path):
+        assert error.startswith(f"aud.yaml:{line}:"), error
+        assert "must be a single SELECT statement" in error and kind in error
+    assert snapshot(repo) == before
+    assert estimate_rows(audience) is None  # counting the rows runs nothing either
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT column0 AS email FROM read_csv('/etc/passwd', header = false)",
+        "SELECT content AS email FROM read_text('/proc/self/environ')",
+        "SELECT content AS email FROM read_text('.git/config')",
+        "SELECT content AS email FROM read_text('data/../../outside.txt')",
+        "SELECT * FROM read_csv('https://example.com/members.csv')",
+        "SELECT file AS email FROM glob('/etc/*')",
+        "WITH t AS (SELECT 1) SELECT content AS email FROM read_text('/etc/hostname')",
+    ],
+)
+def test_files_outside_the_repository_and_urls_cannot_be_read(
+    repo: Path, tmp_path: Path, query: str
+) -> None:
+    (tmp_path / "outside.txt").write_text("secret@example.com\n")
+    audience = load_audience(repo, {"sql": query, "database": ":memory:"})
+    for error in read_both(audience, tmp_path):
+        assert "Permission Error" in error, error
+        assert "may read only files inside the repository" in error
+        assert "secret" not in error
+
+
+def test_files_inside_the_repository_are_read_from_wherever_in_it_reconciler_runs(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifests = repo / "manifests"
+    (manifests / "data").mkdir(parents=True)
+    (manifests / "data" / "m.csv").write_text("email\nb@example.com\n")
+    audience = load_audience(
+        manifests,
+        {
+            "sql": "SELECT email FROM read_csv('data/m.csv') UNION ALL "
+            f"SELECT email FROM read_csv('{repo}/data/users.csv')",
+            "database": ":memory:",
+        },
+    )
+    for cwd in (repo, manifests, repo / "data"):
+        monkeypatch.chdir(cwd)
+        assert sorted(read_members(audience, "email").members) == [
+            "a@example.com",
+            "b@example.com",
+        ]
+        settings = EngineSettings(engine="duckdb", memory_limit="256MB", temp_dir=tmp_path)
+        with Engine(settings) as engine:
+            assert load_desired(engine, audience, "email").count == 2
+
+
+def test_a_symbolic_link_out_of_the_repository_stops_every_query(
+    repo: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "secret.csv").write_text("email\nsecret@example.com\n")
+    (repo / "data" / "link").symlink_to(tmp_path / "elsewhere")
+    audience = load_audience(
+        repo,
+        {"sql": "SELECT email FROM read_csv('data/link/secret.csv')", "database": ":memory:"},
+    )
+    for error in read_both(audience, tmp_path):
+        assert "has a symbolic link" in error and str(repo / "data" / "link") in error
+        assert "secret@" not in error
+
+
+def test_the_database_file_is_read_only_and_other_databases_stay_out(
+    repo: Path, tmp_path: Path
+) -> None:
+    import duckdb
+
+    with duckdb.connect(str(repo / "crm.duckdb")) as connection:
+        connection.execute("CREATE TABLE t AS SELECT 'a@example.com' AS email")
+    with duckdb.connect(str(tmp_path / "other.duckdb")) as connection:
+        connection.execute("CREATE TABLE secret AS SELECT 'secret@example.com' AS email")
+    audience = load_audience(
+        repo,
+        {
+            "sql": f"SELECT email FROM read_duckdb('{tmp_path / 'other.duckdb'}', "
+            "table_name = 'secret')",
+            "database": "crm.duckdb",
+        },
+    )
+    for error in read_both(audience, tmp_path):
+        assert "Permission Error" in error or "read_duckdb" in error, error
+        assert "secret@" not in error
