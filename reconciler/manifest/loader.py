@@ -21,6 +21,7 @@ from reconciler.manifest.location import Location
 from reconciler.manifest.manifests import Audience, Destination, Manifests, TraitMapping
 from reconciler.manifest.model import (
     DOCUMENT_MODELS,
+    ENV_REFERENCE,
     KINDS,
     RESERVED_KINDS,
     AudienceDocument,
@@ -215,6 +216,7 @@ class _Collector:
         self._check_destination_references()
         self._check_list_names()
         self._check_trait_mappings()
+        self._check_url_variables()
 
     def check_source_paths(self, repository: Path) -> None:
         """Member source files must live in the repository (reconciler.manifest.repository)."""
@@ -235,6 +237,31 @@ class _Collector:
                         f"members.{name}: {value} is outside the repository {repository}"
                         f"{via}; member sources must live in the repository that holds the "
                         "manifests"
+                    )
+                )
+
+    def _check_url_variables(self) -> None:
+        """A database URL never names a variable a destination reads its API key from:
+        the URL would send the key to the database host (model.forbidden_url_variable
+        refuses the usual names; this catches any other)."""
+        keys = {
+            destination.spec.apiKey.env: destination
+            for destination in self.destinations.values()
+            if destination.spec.apiKey is not None and destination.spec.apiKey.env is not None
+        }
+        for audience in self.audiences.values():
+            url = audience.spec.members.url
+            if url is None:
+                continue
+            for match in ENV_REFERENCE.finditer(url):
+                destination = keys.get(match["name"])
+                if destination is None:
+                    continue
+                self.problems.append(
+                    audience.field_location("members", "url").problem(
+                        f"spec.members.url: ${{{match['name']}}} is refused: destination "
+                        f"{destination.name!r} reads its API key from it, and a database "
+                        "URL sends its values to the host it names"
                     )
                 )
 

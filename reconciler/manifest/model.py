@@ -293,8 +293,23 @@ InlineEntry = Annotated[
 # Mirrors SQLAlchemy's URL grammar closely enough to find a literal password.
 _URL_PASSWORD = re.compile(r"^[\w+]+://[^:/@]*:(?P<password>[^@]*)@")
 _URL_SCHEME = re.compile(r"^[A-Za-z][\w+.-]*://")
+# SQLAlchemy's split of a URL's user name and password from the rest (sqlalchemy.engine.url).
+_URL_USERINFO = re.compile(
+    r"^[\w+]+://(?:(?P<user>[^:/]*)(?::(?P<password>[^@]*))?@)?(?P<rest>.*)$", re.DOTALL
+)
 ENV_REFERENCE = re.compile(r"\$\{(?P<name>[^}]*)\}")
 _ENV_NAME = re.compile(ENV_VAR_PATTERN)
+# Variables a database URL may never name: its value goes to the host the manifest names,
+# so these would hand out Iterable's key or CI's credentials (the loader adds every
+# variable a destination's apiKey names).
+FORBIDDEN_URL_VARIABLES = frozenset(
+    {"GITHUB_TOKEN", "GH_TOKEN", "ACTIONS_RUNTIME_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"}
+)
+FORBIDDEN_URL_VARIABLE_PREFIXES = ("ITERABLE_",)
+
+
+def forbidden_url_variable(name: str) -> bool:
+    return name in FORBIDDEN_URL_VARIABLES or name.startswith(FORBIDDEN_URL_VARIABLE_PREFIXES)
 
 
 def _database_url(value: str) -> str:
@@ -306,11 +321,26 @@ def _database_url(value: str) -> str:
                 "${...} must name an environment variable (letters, digits and '_', not "
                 "starting with a digit)",
             )
-    whole_variable = ENV_REFERENCE.fullmatch(value) is not None
-    if not whole_variable and not _URL_SCHEME.match(value):
+        if forbidden_url_variable(match["name"]):
+            raise PydanticCustomError(
+                "forbidden_variable",
+                "${{{name}}} is refused: a database URL sends its values to the host it "
+                "names, and this variable holds an API key or CI credential",
+                {"name": match["name"]},
+            )
+    if not _URL_SCHEME.match(value):
         raise PydanticCustomError(
             "database_url",
-            "expected a SQLAlchemy URL such as postgresql://app:${PGPASSWORD}@host/db",
+            "expected a SQLAlchemy URL such as postgresql://app:${PGPASSWORD}@host/db "
+            "(${VARIABLE} may stand for the password or user name only)",
+        )
+    parts = _URL_USERINFO.match(value)
+    if parts is None or ENV_REFERENCE.search(parts["rest"]):
+        raise PydanticCustomError(
+            "url_variable_place",
+            "${VARIABLE} may stand only for the user name or password of a database URL, "
+            "as in postgresql://app:${PGPASSWORD}@host/db; in the driver, host, port, "
+            "database or query it would send its value wherever the manifest points",
         )
     password = _URL_PASSWORD.match(value)
     if password and password["password"] and not ENV_REFERENCE.search(password["password"]):
@@ -353,8 +383,9 @@ class MembersSpec(_StrictModel):
     )
     url: DatabaseUrlTemplate | None = Field(
         default=None,
-        description="SQLAlchemy URL of the database `sql` runs in; ${VARIABLE} is replaced "
-        "from the environment at run time (passwords never live in manifests).",
+        description="SQLAlchemy URL of the database `sql` runs in; ${VARIABLE} in its user "
+        "name or password is replaced from the environment at run time (passwords never "
+        "live in manifests), and refused anywhere else.",
     )
     email: NonEmptyStr = Field(default="email", description="Column holding the email.")
     userId: NonEmptyStr = Field(default="userId", description="Column holding the userId.")

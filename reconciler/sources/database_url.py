@@ -1,10 +1,11 @@
 """Database URLs from manifests: `${VARIABLE}` expanded at run time, the password kept secret.
 
 Manifests hold `postgresql://app:${PGPASSWORD}@db.internal/analytics`; the password is
-read from the environment only when the query runs. Variables are expanded inside each
-part of the parsed URL, not in the text, so a password with '@', ':' or '/' in it needs no
-escaping and cannot spill into the host name of an error message. The expanded URL is never
-printed, and every error that passes through `scrub` has the secrets replaced by ***.
+read from the environment only when the query runs. Variables are expanded inside the user
+name and password of the parsed URL, never elsewhere, so a password with '@', ':' or '/' in
+it needs no escaping and no variable can choose the host its value is sent to. The
+expanded URL is never printed, and every error that passes through `scrub` has the
+secrets replaced by ***.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import quote, quote_plus
+from pathlib import Path
+from urllib.parse import quote, quote_plus, urlsplit
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from reconciler.errors import ConfigError
-from reconciler.manifest.model import ENV_REFERENCE
+from reconciler.manifest.model import ENV_REFERENCE, forbidden_url_variable
+from reconciler.manifest.repository import PRIVATE_ENTRIES, is_inside
 
 MASK = "***"
 
@@ -52,47 +55,81 @@ def _encodings(secret: str) -> tuple[str, ...]:
 
 
 def expand_url(template: str, where: str) -> DatabaseUrl:
-    """Expand `${VARIABLE}` references in a database URL from the environment.
+    """Expand `${VARIABLE}` references in a database URL's user name and password from
+    the environment.
 
-    Raises ConfigError naming the first unset variable; the message never holds a value.
+    A variable anywhere else (driver, host, port, database, query) is refused: its value
+    would go wherever the manifest points, a host even as a DNS lookup. So is a variable
+    that holds an API key or CI credential (model.forbidden_url_variable). Raises
+    ConfigError naming `where` and, for an unset variable, its name; never a value.
     """
     for match in ENV_REFERENCE.finditer(template):
         name = match["name"]
+        if forbidden_url_variable(name):
+            raise ConfigError(
+                f"{where}: ${{{name}}} is refused in a database URL: it holds an API key or "
+                "CI credential, and a URL sends its values to the host it names"
+            )
         if name not in os.environ:
             raise ConfigError(
                 f"{where}: environment variable {name} is not set; the database URL needs it"
             )
     parsed = _parse(template)
-    if parsed is None or "${" in parsed.drivername:
-        # The reference spans parts of the URL (`${DATABASE_URL}`, or a port): expand the
-        # text, then parse it.
-        url = _parse(_expand(template))
-        if url is None:
-            raise ConfigError(
-                f"{where}: not a valid SQLAlchemy URL once its variables are expanded (the URL "
-                "is not shown because it may hold a password)"
-            )
-        secrets = [url.password or "", *_values(template)]
-        return DatabaseUrl(url, _distinct(secrets))
-
+    if parsed is None:
+        raise ConfigError(
+            f"{where}: not a valid SQLAlchemy URL (the URL is not shown because it may hold "
+            "a password)"
+        )
+    elsewhere = [parsed.drivername, parsed.host or "", parsed.database or ""]
+    for key, value in parsed.query.items():
+        elsewhere.extend((key, *((value,) if isinstance(value, str) else value)))
+    if any(ENV_REFERENCE.search(part) for part in elsewhere):
+        raise ConfigError(
+            f"{where}: ${{VARIABLE}} may stand only for the user name or password of a "
+            "database URL; in the driver, host, port, database or query it would send its "
+            "value wherever the manifest points"
+        )
+    username = _expand(parsed.username) if parsed.username is not None else None
     password = _expand(parsed.password) if parsed.password is not None else None
-    url = parsed.set(
-        username=_expand(parsed.username) if parsed.username is not None else None,
-        password=password,
-        host=_expand(parsed.host) if parsed.host is not None else None,
-        database=_expand(parsed.database) if parsed.database is not None else None,
-        query={
-            key: (_expand(value) if isinstance(value, str) else tuple(map(_expand, value)))
-            for key, value in parsed.query.items()
-        },
-    )
-    # A password, and anything taken from the environment into the query string (some
-    # dialects carry tokens there), is secret.
-    secrets = [password or "", *_values(parsed.password or "")]
-    for value in parsed.query.values():
-        for item in (value,) if isinstance(value, str) else value:
-            secrets.extend(_values(item))
+    url = parsed.set(username=username, password=password)
+    # The password, and every value taken from the environment, is secret.
+    secrets = [password or "", *_values(parsed.username or ""), *_values(parsed.password or "")]
     return DatabaseUrl(url, _distinct(secrets))
+
+
+def confine_file_database(url: URL, where: str, repository: Path) -> URL:
+    """`url` if it names no local file; a SQLite file inside `repository` opened read-only;
+    ConfigError otherwise. A manifest reads only files in its repository, and never
+    creates one (SQLite makes a missing file)."""
+    backend = url.get_backend_name()
+    if backend == "duckdb":
+        raise ConfigError(
+            f"{where}: a duckdb:// URL is refused; write `database:` for a DuckDB file, "
+            "where the query runs locked down to the repository's files"
+        )
+    if backend != "sqlite" or url.database in (None, "", ":memory:"):
+        return url
+    database = url.database
+    if database.startswith("file:"):
+        database = urlsplit(database).path
+    path = Path(database)
+    path = path if path.is_absolute() else Path.cwd() / path
+    if not is_inside(path, repository) or _private(path, repository):
+        raise ConfigError(
+            f"{where}: the SQLite database {path} is outside the repository {repository} "
+            "(or in its .git or .reconciler); member sources must live in the repository"
+        )
+    if not path.is_file():
+        raise ConfigError(f"{where}: SQLite database file not found: {path}")
+    # A URI filename with mode=ro: the file is only read.
+    return url.set(
+        database=f"file:{quote(str(path.resolve()))}", query={"mode": "ro", "uri": "true"}
+    )
+
+
+def _private(path: Path, repository: Path) -> bool:
+    relative = path.resolve().relative_to(repository.resolve())
+    return bool(relative.parts) and relative.parts[0] in PRIVATE_ENTRIES
 
 
 def _parse(text: str) -> URL | None:

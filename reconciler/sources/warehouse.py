@@ -8,10 +8,11 @@ Trino, ...). Rows come back through a server-side cursor in chunks (`stream_resu
 from __future__ import annotations
 
 import importlib.util
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
@@ -20,7 +21,7 @@ from reconciler.errors import SourceError
 from reconciler.identity import ProjectType
 from reconciler.manifest import Audience
 from reconciler.sources import SourceResult
-from reconciler.sources.database_url import DatabaseUrl, expand_url
+from reconciler.sources.database_url import DatabaseUrl, confine_file_database, expand_url
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
 
 # Drivers that install with an extra of reconciler, for the hint when one is missing.
@@ -53,12 +54,15 @@ def stream_query(
     spec = audience.spec.members
     assert spec.sql is not None and spec.url is not None
     declared_at = str(audience.field_location("members", "sql"))
-    database = expand_url(spec.url, f"{audience.field_location('members', 'url')}")
-    url = _with_installed_driver(database.url)
+    url_at = str(audience.field_location("members", "url"))
+    database = expand_url(spec.url, url_at)
+    url = _with_installed_driver(confine_file_database(database.url, url_at, audience.source_root))
     try:
         # hide_parameters: bound values never reach an error message; NullPool: one
         # connection, closed when the read ends.
         engine = create_engine(url, hide_parameters=True, poolclass=NullPool)
+        if url.get_backend_name() == "sqlite":
+            event.listen(engine, "connect", _sqlite_reads_only)
     except (NoSuchModuleError, ImportError) as exc:
         raise SourceError(_missing_driver(declared_at, url, database, exc)) from None
     except Exception as exc:
@@ -88,6 +92,19 @@ def stream_query(
         ) from None
     finally:
         engine.dispose()
+
+
+# What a SQLite query may do: read. ATTACH would create a database file anywhere, even
+# from a read-only connection; PRAGMA can write.
+_SQLITE_READS = frozenset(
+    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+)
+
+
+def _sqlite_reads_only(connection: Any, _record: Any) -> None:
+    connection.set_authorizer(
+        lambda action, *_: sqlite3.SQLITE_OK if action in _SQLITE_READS else sqlite3.SQLITE_DENY
+    )
 
 
 def _with_installed_driver(url: URL) -> URL:

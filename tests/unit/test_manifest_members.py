@@ -51,7 +51,6 @@ def problems(members: str) -> list[str]:
         "sql: SELECT email FROM read_csv('a.csv')\ndatabase: ':memory:'\n",
         "sql: SELECT * FROM users\ndatabase: crm.duckdb\nuserId: id\n",
         "sql: SELECT email FROM users\nurl: postgresql://app:${PGPASSWORD}@db/x\n",
-        "sql: SELECT email FROM users\nurl: ${DATABASE_URL}\n",
         "sql: SELECT email FROM users\nurl: postgresql://app@db/x\n",
     ],
 )

@@ -224,16 +224,21 @@ def test_a_wrong_password_never_appears_in_the_error(
 
 
 def test_driver_errors_that_quote_a_secret_are_scrubbed(
-    tmp_path: Path, customers: Postgres
+    tmp_path: Path, customers: Postgres, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # libpq quotes a bad connection option's value back; values from the environment in
-    # the query string are secrets too.
-    template = customers.url_template(PASSWORD_VAR) + f"?sslmode=${{{PASSWORD_VAR}}}"
+    # The server quotes the user name back when it refuses the login; a user name taken
+    # from the environment is a secret too.
+    from sqlalchemy.engine import make_url
+
+    monkeypatch.setenv("RECONCILER_TEST_DB_USER", "user-from-env-4711")
+    template = customers.url_template(PASSWORD_VAR)
+    user = make_url(customers.url).username
+    template = template.replace(f"//{user}:", "//${RECONCILER_TEST_DB_USER}:", 1)
     audience = load_audience(tmp_path, {"sql": "SELECT 1 AS email", "url": template})
     with pytest.raises(SourceError) as raised:
         read_members(audience, "email")
-    assert "sslmode" in str(raised.value)
     assert "***" in str(raised.value)
+    assert "user-from-env-4711" not in str(raised.value)
     assert customers.password not in str(raised.value)
 
 
