@@ -15,7 +15,12 @@ from typing import Any
 from reconciler.manifest import Location
 from reconciler.manifest.manifests import TraitMapping
 from reconciler.traits.convert import CONVERTERS, ConversionError, describe_value
-from reconciler.traits.template import ROW_VARIABLE, Template, TemplateRenderError
+from reconciler.traits.template import (
+    ROW_VARIABLE,
+    Template,
+    TemplateBudgetExceeded,
+    TemplateRenderError,
+)
 
 
 @dataclass(frozen=True)
@@ -78,11 +83,22 @@ class CompiledField:
             text = self.template.render(row)
         except TemplateRenderError as error:
             raise FieldValueError(FieldError(self.name, self.source, error.reason)) from None
+        except TemplateBudgetExceeded as error:
+            raise FieldBudgetError(self, error.reason) from None
         try:
             return convert(text)
         except ConversionError as error:
             reason = f"the template gave {describe_value(text)}, which {error.reason}"
             raise FieldValueError(FieldError(self.name, self.source, reason)) from None
+
+
+class FieldBudgetError(Exception):
+    """A field's template went over its work budget (traits.template): the run stops."""
+
+    def __init__(self, field: CompiledField, reason: str):
+        self.field = field
+        self.reason = reason
+        super().__init__(reason)
 
 
 class FieldValueError(Exception):

@@ -3,30 +3,49 @@
 A manifest comes from a pull request, so a template is untrusted code: the sandbox keeps it
 from reaching Python internals (attributes such as `__class__`, unsafe callables), and
 StrictUndefined makes a misspelt column an error instead of a silently empty field.
+
+The sandbox does not bound a template's work, and `validate` renders templates in CI: a
+template could hang the run (nested loops, exponential macros) or exhaust memory
+(`'x' * 5e10`, `n ** 9 ** 9`, `s ~ s` doubled in a loop). So every render has a budget
+(RenderBudget): the operations that make large values (`*`, `**`, `+`, `%`, `~`, the
+padding, joining and replacing filters and methods) are checked before they run, every
+value they make is measured after, the output is counted as it is produced, and the time
+is checked at each loop step, call, operator and piece of output. A template over budget
+raises TemplateBudgetExceeded, which stops the run (a template that hangs on one row would
+hang on the next). Checking time costs a clock read per step; no signal or thread is used,
+so renders work in any thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from functools import lru_cache
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import lru_cache, wraps
+from itertools import islice
 from typing import Any
 
 import jinja2
-from jinja2 import meta
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import meta, nodes
+from jinja2.compiler import CodeGenerator, Frame, optimizeconst
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 # The name under which a template sees the whole row, for columns whose names are not
 # valid variable names (`{{ row["first name"] }}`).
 ROW_VARIABLE = "row"
 
+# A render's budget. A field value is a few hundred characters at most, and a template
+# renders in microseconds: these leave thousands of times that room.
+MAX_SECONDS = 1.0
+MAX_TEXT = 100_000  # characters in any string a template makes, its output included
+MAX_ITEMS = 100_000  # items in any list it makes (jinja's own cap on range())
+MAX_INT_BITS = 4096  # integers beyond ~10**1233 are no field value
 
-@lru_cache(maxsize=1)
-def environment() -> SandboxedEnvironment:
-    return SandboxedEnvironment(
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,  # the output is a field value, not HTML
-        keep_trailing_newline=False,
-    )
+_GUARD = "_reconciler_bounded_iter"
+_BATCH = 64
+_NUMBERS = frozenset({int, float})
+_SMALL = 2**62
 
 
 class TemplateRenderError(Exception):
@@ -35,6 +54,258 @@ class TemplateRenderError(Exception):
     def __init__(self, reason: str):
         self.reason = reason
         super().__init__(reason)
+
+
+class TemplateBudgetExceeded(Exception):
+    """A template took too long or made too large a value; `reason` says which."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+class _Clock(threading.local):
+    deadline: float | None = None
+
+
+_clock = _Clock()
+
+
+def _tick() -> None:
+    deadline = _clock.deadline
+    if deadline is not None and time.monotonic() > deadline:
+        raise TemplateBudgetExceeded(f"the template ran longer than {MAX_SECONDS:g} s")
+
+
+def _too_big(what: str) -> TemplateBudgetExceeded:
+    return TemplateBudgetExceeded(
+        f"the template would make {what} (limits: {MAX_TEXT:,} characters, {MAX_ITEMS:,} "
+        f"items, {MAX_INT_BITS:,}-bit integers)"
+    )
+
+
+def _weight(value: Any) -> int:
+    """How much text a value stands for: its length, or for a sequence its items plus
+    the characters of its string items (a list of one long string repeated is large)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list | tuple):
+        return len(value) + sum(len(item) for item in value if isinstance(item, str))
+    return 0
+
+
+def _check_value(value: Any) -> Any:
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise _too_big(f"a string of {len(value):,} characters")
+    elif isinstance(value, list | tuple | dict | set):
+        if len(value) > MAX_ITEMS or _weight(value) > MAX_TEXT + MAX_ITEMS:
+            raise _too_big(f"a collection of {len(value):,} items")
+    elif isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise _too_big(f"an integer of {value.bit_length():,} bits")
+    return value
+
+
+def _check_count(count: Any, what: str) -> None:
+    if isinstance(count, int | float) and not isinstance(count, bool) and count > MAX_TEXT:
+        raise _too_big(f"{what} of {count:,}")
+
+
+# Widths written in a format string ('%999999999s', '{:>999999999}') or taken from the
+# arguments ('%*s', '{:{w}}').
+_FORMAT_WIDTH = re.compile(r"\d{6,}|%[-+ #0]*\*|\{[^{}]*\{")
+
+
+def _check_format(text: Any) -> None:
+    if isinstance(text, str) and _FORMAT_WIDTH.search(text):
+        raise _too_big("a formatted value of unbounded width")
+
+
+def _check_replace(text: Any, old: Any, new: Any, count: Any = -1) -> None:
+    if not isinstance(text, str) or not isinstance(new, str):
+        return
+    places = len(text) + 1 if old == "" else (len(text) // max(len(str(old)), 1)) + 1
+    if isinstance(count, int) and count >= 0:
+        places = min(places, count)
+    if len(text) + places * len(new) > MAX_TEXT:
+        raise _too_big("a replaced string too long")
+
+
+def _multiply(left: Any, right: Any) -> Any:
+    if type(left) in _NUMBERS and type(right) in _NUMBERS and abs(left) < _SMALL > abs(right):
+        return left * right  # the usual case, quickly
+    for sequence, count in ((left, right), (right, left)):
+        if (
+            isinstance(sequence, str | list | tuple)
+            and isinstance(count, int)
+            and count > 0
+            and _weight(sequence) * count > MAX_TEXT + MAX_ITEMS
+        ):
+            raise _too_big(f"a repetition {count:,} times of {_weight(sequence):,}")
+    if (
+        isinstance(left, int)
+        and isinstance(right, int)
+        and left.bit_length() + right.bit_length() > MAX_INT_BITS
+    ):
+        raise _too_big("an integer product too large")
+    return _check_value(left * right)
+
+
+def _power(left: Any, right: Any) -> Any:
+    if (
+        isinstance(left, int)
+        and isinstance(right, int)
+        and right > 0
+        and (abs(left).bit_length() - 1) * right > MAX_INT_BITS
+    ):
+        raise _too_big("an integer power too large")
+    return _check_value(left**right)
+
+
+def _add(left: Any, right: Any) -> Any:
+    if _weight(left) + _weight(right) > MAX_TEXT + MAX_ITEMS:
+        raise _too_big("a concatenation too long")
+    return _check_value(left + right)
+
+
+def _modulo(left: Any, right: Any) -> Any:
+    _check_format(left)
+    return _check_value(left % right)
+
+
+_BINOPS: dict[str, Callable[[Any, Any], Any]] = {
+    "*": _multiply,
+    "**": _power,
+    "+": _add,
+    "%": _modulo,
+}
+
+# str methods whose numeric arguments are widths or counts of the result.
+_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+
+
+def _check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    owner = getattr(obj, "__self__", None)
+    name = getattr(obj, "__name__", "")
+    if isinstance(owner, str):
+        if name in _WIDTH_METHODS:
+            for value in (*args, *kwargs.values()):
+                _check_count(value, f"a width ({name})")
+        elif name in ("format", "format_map"):
+            _check_format(owner)
+        elif name == "replace":
+            _check_replace(owner, *args, **kwargs)
+        elif name == "join" and args:
+            _check_joined(owner, args[0])
+
+
+def _check_joined(separator: Any, items: Any) -> None:
+    if (
+        isinstance(items, list | tuple)
+        and isinstance(separator, str)
+        and _weight(items) + len(separator) * len(items) > MAX_TEXT + MAX_ITEMS
+    ):
+        raise _too_big("a joined string too long")
+
+
+def _guard_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function` with its work bounded; jinja's pass_* markers are kept by `wraps`."""
+    passes = getattr(function, "jinja_pass_arg", None)
+
+    @wraps(function)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        _tick()
+        # The value the filter applies to follows the context/environment jinja passes.
+        positional = args[1:] if passes is not None else args
+        if positional:
+            value, rest = positional[0], positional[1:]
+            if name in ("center", "indent"):
+                for width in (*rest, *kwargs.values()):
+                    _check_count(width, f"a width ({name})")
+            elif name == "format":
+                _check_format(value)
+            elif name == "replace":
+                _check_replace(value, *rest, **kwargs)
+            elif name == "join":
+                _check_joined(rest[0] if rest else kwargs.get("d", ""), value)
+        return _check_value(function(*args, **kwargs))
+
+    return guarded
+
+
+def _bounded_iter(iterable: Iterable[Any]) -> Iterator[Any]:
+    """A loop's items, with the clock checked at each step."""
+    for item in iterable:
+        _tick()
+        yield item
+
+
+def _bounded_concat(parts: Iterable[Any]) -> str:
+    """`a ~ b`: jinja's str_join, refused before it makes a string too long."""
+    texts = [str(part) for part in parts]
+    if sum(map(len, texts)) > MAX_TEXT:
+        raise _too_big("a concatenation too long")
+    return "".join(texts)
+
+
+class _BoundedCodeGenerator(CodeGenerator):
+    @optimizeconst
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.bounded_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
+class BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, immutable (no list.append), with every operation that could run long
+    or make a large value checked (see the module docstring)."""
+
+    code_generator_class = _BoundedCodeGenerator
+    intercepted_binops = frozenset(_BINOPS)
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self.filters = {name: _guard_filter(name, f) for name, f in self.filters.items()}
+        self.globals[_GUARD] = _bounded_iter
+        # lipsum(n) writes n paragraphs in one call the checks cannot see into.
+        self.globals.pop("lipsum", None)
+        self.bounded_concat = _bounded_concat
+
+    def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
+        _tick()
+        return _BINOPS[operator_](left, right)  # intercepted_binops are _BINOPS' keys
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _tick()
+        _check_call(__obj, args, kwargs)
+        return _check_value(super().call(__context, __obj, *args, **kwargs))
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        _tick()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        _tick()
+        return super().getitem(obj, argument)
+
+
+def _bound_loops(template: nodes.Template) -> nodes.Template:
+    """Every `{% for %}` iterates through _bounded_iter, so a loop checks the clock."""
+    for loop in template.find_all(nodes.For):
+        loop.iter = nodes.Call(nodes.Name(_GUARD, "load"), [loop.iter], [], None, None)
+        loop.iter.set_lineno(loop.lineno)
+    return template
+
+
+@lru_cache(maxsize=1)
+def environment() -> BoundedSandbox:
+    return BoundedSandbox(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # the output is a field value, not HTML
+        keep_trailing_newline=False,
+    )
 
 
 def template_syntax_error(text: str) -> str | None:
@@ -58,12 +329,34 @@ class Template:
 
     def __init__(self, text: str):
         self.text = text
-        self._template = environment().from_string(text)
+        env = environment()
+        self._template = env.from_string(_bound_loops(env.parse(text)))
 
     def render(self, row: Mapping[str, Any]) -> str:
+        """The text for `row`. Raises TemplateRenderError for a failure of this row, and
+        TemplateBudgetExceeded for a template over its budget."""
         context = {**row, ROW_VARIABLE: dict(row)}
+        _clock.deadline = time.monotonic() + MAX_SECONDS
         try:
-            return self._template.render(context)
+            # The output is counted a batch of pieces at a time (cheaper than one by one,
+            # and a batch is at most _BATCH pieces of at most MAX_TEXT characters).
+            chunks = self._template.generate(context)
+            pieces: list[str] = []
+            size = 0
+            while batch := list(islice(chunks, _BATCH)):
+                size += sum(map(len, batch))
+                if size > MAX_TEXT:
+                    raise _too_big(f"an output of more than {MAX_TEXT:,} characters")
+                pieces += batch
+                _tick()
+            return "".join(pieces)
+        except TemplateBudgetExceeded:
+            raise
+        except MemoryError:
+            # What the checks above cannot foresee still ends the run, named.
+            raise TemplateBudgetExceeded("the template ran out of memory") from None
+        except RecursionError:
+            raise TemplateBudgetExceeded("the template recursed too deep") from None
         except jinja2.UndefinedError as error:
             raise TemplateRenderError(f"undefined variable: {error.message}") from None
         except jinja2.exceptions.SecurityError as error:
@@ -73,3 +366,5 @@ class Template:
         except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as error:
             # A filter or an operator met a value it cannot handle (`{{ a / b }}` with b 0).
             raise TemplateRenderError(f"{type(error).__name__}: {error}") from None
+        finally:
+            _clock.deadline = None

@@ -16,7 +16,7 @@ from reconciler.identity import Member
 from reconciler.manifest import Audience
 from reconciler.masking import column_names
 from reconciler.sources import MemberIssue
-from reconciler.traits.mapping import CompiledMapping
+from reconciler.traits.mapping import CompiledMapping, FieldBudgetError
 
 
 @dataclass
@@ -62,7 +62,17 @@ def desired_fields(
         _check_columns(audience, mapping, member_row(next(iter(members.values())), columns))
     source_at = str(audience.location)
     for key, member in members.items():
-        values, errors = mapping.values(member_row(member, columns))
+        try:
+            values, errors = mapping.values(member_row(member, columns))
+        except FieldBudgetError as over:
+            # Named by its row, never by the member's identifier.
+            at = where.get(key) if where is not None else None
+            row = f"the row at {at}" if at is not None else f"a member of {audience.name!r}"
+            raise SourceError(
+                f"{over.field.location}: trait mapping {mapping.name!r}, field "
+                f"{over.field.name!r}: {over.reason}, for {row}; the run stops, since every "
+                "row would pay it"
+            ) from None
         out.values[key] = values
         for error in errors:
             at = where.get(key) if where is not None else None

@@ -1,0 +1,122 @@
+"""A trait template's work is bounded: every template that would hang or exhaust memory
+stops with TemplateBudgetExceeded, and the run stops with an error naming the mapping,
+the field and the row (never the member)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from reconciler.desired import build_desired
+from reconciler.errors import SourceError
+from reconciler.manifest import load_manifests
+from reconciler.traits.template import Template, TemplateBudgetExceeded, TemplateRenderError
+
+HOSTILE = [
+    # exponents and products of integers
+    "{{ (x|length) ** (9 ** 9) }}",
+    "{{ 9 ** (9 ** 9) }}",
+    "{% set ns = namespace(n=3) %}{% for i in range(64) %}{% set ns.n = ns.n * ns.n %}"
+    "{% endfor %}{{ ns.n }}",
+    # repetitions and concatenations
+    "{{ 'x' * 50000000000 }}",
+    "{{ x * 10000000 }}",
+    "{{ (range(100000)|list) * 100000 }}",
+    "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}"
+    "{% endfor %}{{ ns.s }}",
+    "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}"
+    "{% endfor %}{{ ns.s }}",
+    # widths, formats, replacements, joins
+    "{{ x|center(10000000000) }}",
+    "{{ x|indent(10000000000) }}",
+    "{{ x.ljust(10000000000) }}",
+    "{{ x.zfill(10000000000) }}",
+    "{{ '%999999999s'|format(x) }}",
+    "{{ '%*s' % (999999999, x) }}",
+    "{{ '{:>999999999}'.format(x) }}",
+    "{{ '{:>{w}}'.format(x, w=999999999) }}",
+    "{{ (x * 30000)|replace('', x * 30000) }}",
+    "{{ (x * 30000).replace('', x * 30000) }}",
+    "{{ ([x * 30000] * 6)|join }}",
+    # time: nested loops, exponential macros, endless output
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% for c in x %}{% endfor %}"
+    "{% endfor %}{% endfor %}",
+    "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
+    "{{ f(60) }}",
+    "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
+    "{% for i in range(100000) %}{% for j in range(100000) %}{{ x }}{% endfor %}{% endfor %}",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_a_template_over_its_budget_stops(text: str) -> None:
+    template = Template(text)
+    with pytest.raises(TemplateBudgetExceeded) as raised:
+        template.render({"x": "abc"})
+    assert "the template" in raised.value.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{{ first|title }} {{ plan ~ '-' ~ (score * 2) }}", "Ada gold-14"),
+        ("{{ '%05d'|format(score) }} {{ '{:>6}'.format(plan) }}", "00007   gold"),
+        ("{{ (plan * 3)|upper }}{{ 2 ** 62 }}", "GOLDGOLDGOLD4611686018427387904"),
+        ("{% for c in plan %}{{ c }}.{% endfor %}{{ range(3)|join(',') }}", "g.o.l.d.0,1,2"),
+        ("{{ first|center(9) }}|{{ [plan, first]|join('/') }}", "   ada   |gold/ada"),
+    ],
+)
+def test_ordinary_templates_render_as_before(text: str, expected: str) -> None:
+    assert Template(text).render({"first": "ada", "plan": "gold", "score": 7}) == expected
+
+
+def test_a_per_row_failure_is_still_a_row_error_not_a_budget() -> None:
+    with pytest.raises(TemplateRenderError):
+        Template("{{ 2.0 ** score }}").render({"score": 10000})
+    with pytest.raises(TemplateRenderError):
+        Template("{{ x.append(1) }}").render({"x": []})  # the sandbox is immutable
+
+
+def test_the_run_stops_naming_the_mapping_field_and_row_not_the_member(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m" / "data").mkdir(parents=True)
+    (tmp_path / "m" / "data" / "churn.csv").write_text(
+        "email,first_name\nfine@example.com,a\nsecret.person@example.com,ab\n"
+    )
+    (tmp_path / "m" / "all.yaml").write_text(
+        textwrap.dedent(
+            """\
+            apiVersion: reconciler/v1
+            kind: Destination
+            metadata: {name: prod}
+            spec: {region: sandbox, projectType: email}
+            ---
+            apiVersion: reconciler/v1
+            kind: Audience
+            metadata: {name: churn}
+            spec:
+              destination: prod
+              traits: crm
+              members: {csv: data/churn.csv}
+            ---
+            apiVersion: reconciler/v1
+            kind: TraitMapping
+            metadata: {name: crm}
+            spec:
+              fields:
+                greeting: {template: "{{ 'x' * 9 ** (first_name|length * 5) }}"}
+            """
+        )
+    )
+    with pytest.raises(SourceError) as raised:
+        build_desired(load_manifests(Path("m")))
+    message = str(raised.value)
+    assert message.startswith("m/all.yaml:19:")
+    assert "trait mapping 'crm', field 'greeting'" in message
+    assert "churn.csv:3;" in message
+    assert "secret" not in message
