@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from reconciler.errors import ConfigError, display_path
 from reconciler.iterable import REGION_URLS, ClientSettings, IterableClient
 from reconciler.manifest import Destination, resolve_api_key
 
 SANDBOX_URL = "https://sandbox.reconciler.invalid"
+# Origins (scheme://host[:port], separated by spaces or commas) a destination's baseUrl may
+# send the API key to besides Iterable's own hosts and this computer (check_base_url).
+TRUSTED_BASE_URLS = "RECONCILER_TRUSTED_BASE_URLS"
 # The in-process sandbox needs a key per project on the wire; it is not a secret and never leaves
 # the process.
 _SANDBOX_KEY_PREFIX = "sandbox:"
@@ -26,6 +34,8 @@ def open_client(
     spec = destination.spec
     if spec.region == "sandbox" and spec.baseUrl is None:
         return _sandbox_client(destination, settings, state_dir)
+    # Before the key is read: a manifest alone must not be able to send it anywhere.
+    check_base_url(destination)
     key = resolve_api_key(destination)
     if not key:
         raise ConfigError(
@@ -34,6 +44,61 @@ def open_client(
         )
     base_url = spec.baseUrl or REGION_URLS[spec.region]
     return IterableClient(base_url, key, settings=settings)
+
+
+def check_base_url(destination: Destination, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a baseUrl the API key may not be sent to (ConfigError at its line).
+
+    The key goes to the region's own host; to this computer (a loopback address or
+    localhost: `reconciler emulator serve`, a local proxy), since nothing a manifest can
+    start listens there; or to an origin listed in RECONCILER_TRUSTED_BASE_URLS. That list
+    lives where the key does (the CI secret's environment, the shell), not in a manifest:
+    a pull request that changes baseUrl cannot also vouch for it."""
+    spec = destination.spec
+    if spec.baseUrl is None:
+        return
+    origin = _origin(spec.baseUrl)
+    region_url = REGION_URLS.get(spec.region)
+    if region_url is not None and origin == _origin(region_url):
+        return
+    if _is_loopback(origin[1]):
+        return
+    listed = (environ if environ is not None else os.environ).get(TRUSTED_BASE_URLS, "")
+    if origin in {_origin(url) for url in re.split(r"[\s,]+", listed) if url}:
+        return
+    host = f"Iterable's {spec.region} host {region_url}" if region_url else "the emulator"
+    raise ConfigError(
+        f"{destination.field_location('baseUrl')}: destination {destination.name!r}: the API "
+        f"key is not sent to baseUrl {_show(origin)}: a key goes only to {host}, to this "
+        f"computer (127.0.0.1, ::1, localhost), or to an address listed in "
+        f"{TRUSTED_BASE_URLS} where the key is set (e.g. "
+        f"{TRUSTED_BASE_URLS}={_show(origin)}); a manifest alone cannot send it elsewhere"
+    )
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80)
+
+
+def _show(origin: tuple[str, str, int]) -> str:
+    scheme, host, port = origin
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{port}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _sandbox_client(

@@ -7,6 +7,7 @@ destination, never the key, so they are safe to print and to keep in CI logs.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from reconciler.errors import ConfigError
@@ -34,20 +35,54 @@ def resolve_api_key(destination: Destination) -> str | None:
     path = Path(ref.file).expanduser()
     if not path.is_absolute():
         path = destination.base_dir / path
+    at = destination.field_location("apiKey", "file")
+    raw = _read_key_file(path, f"{at}: destination {destination.name!r}")
     try:
-        value = path.read_text(encoding="utf-8").strip()
+        value = raw.decode("utf-8").strip()
     except UnicodeDecodeError:
         raise ConfigError(
-            f"destination {destination.name!r}: API key file {path} is not UTF-8 text"
-        ) from None
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise ConfigError(
-            f"destination {destination.name!r}: cannot read API key file {path}: {reason}"
+            f"{at}: destination {destination.name!r}: API key file {path} is not UTF-8 text"
         ) from None
     if not value:
-        raise ConfigError(f"destination {destination.name!r}: API key file {path} is empty")
+        raise ConfigError(f"{at}: destination {destination.name!r}: API key file {path} is empty")
     return _checked(value, destination, f"API key file {path}")
+
+
+# An Iterable API key is 32 hex characters; anything much larger is not a key file.
+MAX_KEY_FILE_BYTES = 4096
+
+
+def _read_key_file(path: Path, who: str) -> bytes:
+    """At most MAX_KEY_FILE_BYTES of a regular file. A device (/dev/zero), a FIFO or a
+    directory is refused before any read: opened non-blocking, so a FIFO cannot hang the
+    open, and checked with fstat, so /dev/zero is never read."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigError(f"{who}: cannot read API key file {path}: {reason}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise ConfigError(
+                f"{who}: API key file {path} is not a regular file (a device, pipe or "
+                "directory); refused"
+            )
+        data = b""
+        while len(data) <= MAX_KEY_FILE_BYTES and (
+            chunk := os.read(descriptor, MAX_KEY_FILE_BYTES + 1 - len(data))
+        ):
+            data += chunk
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigError(f"{who}: cannot read API key file {path}: {reason}") from None
+    finally:
+        os.close(descriptor)
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise ConfigError(
+            f"{who}: API key file {path} is larger than {MAX_KEY_FILE_BYTES} bytes; an API "
+            "key file holds the key alone"
+        )
+    return data
 
 
 def _checked(value: str, destination: Destination, where: str) -> str:

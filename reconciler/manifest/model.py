@@ -101,7 +101,8 @@ class ApiKeyRef(_StrictModel):
     )
     file: FilePath | None = Field(
         default=None,
-        description="File that holds the key, relative to this manifest's directory.",
+        description="File that holds the key, relative to this manifest's directory: a "
+        "regular file of at most 4096 bytes.",
     )
 
     model_config = ConfigDict(
@@ -182,7 +183,10 @@ class DestinationSpec(_StrictModel):
         default=None, description="Required for us and eu; optional for sandbox."
     )
     baseUrl: HttpUrl | None = Field(
-        default=None, description="Override the API address (a proxy or the emulator)."
+        default=None,
+        description="Override the API address (a proxy or the emulator). The API key is "
+        "sent only to the region's host, to this computer (127.0.0.1, ::1, localhost), or "
+        "to an origin listed in the RECONCILER_TRUSTED_BASE_URLS environment variable.",
     )
     policy: PolicySpec = Field(default_factory=PolicySpec)
     prune: bool = Field(

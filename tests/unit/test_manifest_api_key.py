@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from reconciler.connect import TRUSTED_BASE_URLS, check_base_url
 from reconciler.errors import ConfigError
 from reconciler.manifest import (
     ApiKeyRef,
@@ -14,6 +16,7 @@ from reconciler.manifest import (
     Location,
     resolve_api_key,
 )
+from reconciler.manifest.api_key import MAX_KEY_FILE_BYTES
 
 SECRET = "sk_test_0123456789abcdef"
 
@@ -86,3 +89,77 @@ def test_empty_or_unreadable_file_is_refused_without_its_content(
 
 def test_sandbox_without_a_key_has_none(tmp_path: Path) -> None:
     assert resolve_api_key(destination(tmp_path, None, region="sandbox")) is None
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "/dev/urandom", "fifo", "directory"])
+def test_a_key_file_that_is_no_regular_file_is_refused_without_reading(
+    tmp_path: Path, special: str
+) -> None:
+    if special == "fifo":
+        os.mkfifo(tmp_path / "fifo")  # nobody writes: a blocking open would hang here
+        special = str(tmp_path / "fifo")
+    elif special == "directory":
+        (tmp_path / "directory").mkdir()
+        special = str(tmp_path / "directory")
+    with pytest.raises(ConfigError) as raised:
+        resolve_api_key(destination(tmp_path, ApiKeyRef(file=special)))
+    assert str(raised.value).startswith("m.yaml:3:18: destination 'prod'")
+    assert f"API key file {special} is not a regular file" in str(raised.value)
+
+
+def test_a_key_file_larger_than_a_key_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text(SECRET + "\n" + "x" * MAX_KEY_FILE_BYTES, encoding="utf-8")
+    with pytest.raises(ConfigError, match=f"larger than {MAX_KEY_FILE_BYTES} bytes") as raised:
+        resolve_api_key(destination(tmp_path, ApiKeyRef(file="key")))
+    assert SECRET not in str(raised.value)
+    (tmp_path / "key").write_text(SECRET + "\n", encoding="utf-8")
+    assert resolve_api_key(destination(tmp_path, ApiKeyRef(file="key"))) == SECRET
+
+
+def with_base_url(base_dir: Path, base_url: str, region: str = "us") -> Destination:
+    spec = DestinationSpec.model_validate(
+        {"region": region, "projectType": "hybrid", "apiKey": {"file": "missing-key"}}
+        | {"baseUrl": base_url}
+    )
+    return Destination(
+        name="prod", spec=spec, location=Location("m.yaml", 3, 18), base_dir=base_dir
+    )
+
+
+@pytest.mark.parametrize(
+    ("region", "base_url"),
+    [
+        ("us", "https://attacker.example"),
+        ("us", "https://api.iterable.com.attacker.example"),
+        ("us", "http://api.iterable.com"),  # not the same origin: the key would go in clear
+        ("eu", "https://api.iterable.com:8443"),
+        ("sandbox", "http://10.0.0.5:8080"),
+        ("us", "http://169.254.169.254/"),
+    ],
+)
+def test_a_base_url_elsewhere_is_refused_before_the_key_is_read(
+    tmp_path: Path, region: str, base_url: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        check_base_url(with_base_url(tmp_path, base_url, region), environ={})
+    message = str(raised.value)
+    assert message.startswith("m.yaml:3:18: destination 'prod': the API key is not sent")
+    assert TRUSTED_BASE_URLS in message
+
+
+@pytest.mark.parametrize(
+    ("region", "base_url", "trusted"),
+    [
+        ("us", "https://api.iterable.com", ""),
+        ("eu", "https://api.eu.iterable.com/", ""),
+        ("us", "http://127.0.0.1:8080", ""),
+        ("sandbox", "http://localhost:9000/api", ""),
+        ("us", "http://[::1]:8080", ""),
+        ("us", "https://proxy.corp.example/iterable", "https://proxy.corp.example"),
+        ("eu", "http://proxy:3128", "https://other.example, http://proxy:3128"),
+    ],
+)
+def test_the_region_this_computer_and_trusted_origins_are_allowed(
+    tmp_path: Path, region: str, base_url: str, trusted: str
+) -> None:
+    check_base_url(with_base_url(tmp_path, base_url, region), {TRUSTED_BASE_URLS: trusted})
