@@ -43,6 +43,7 @@ def read_with_duckdb(
     subject: str,
     where: Callable[[int], str],
     show_query: bool = True,
+    remember_rows: bool = False,
 ) -> SourceResult:
     """Run `query` in DuckDB (`database` is a file or :memory:) and build members from it.
 
@@ -58,7 +59,7 @@ def read_with_duckdb(
         names = [column[0] for column in cursor.description or ()]
         columns = find_columns(names, spec, f"{declared_at}: {subject}")
         chunks = iter(lambda: cursor.fetchmany(CHUNK_ROWS), [])
-        return members_from_rows(chunks, columns, project_type, where)
+        return members_from_rows(chunks, columns, project_type, where, remember_rows)
     except duckdb.Error as exc:
         raise query_error(exc, declared_at, subject, repository, show_query) from None
     finally:

@@ -77,9 +77,12 @@ def members_from_rows(
     columns: Columns,
     project_type: ProjectType,
     where: Callable[[int], str],
+    remember_rows: bool = False,
 ) -> SourceResult:
-    """Build members from chunks of rows; `where(n)` names row n (1-based) in issues."""
-    result = SourceResult()
+    """Build members from chunks of rows; `where(n)` names row n (1-based) in issues, and
+    with `remember_rows` each member's row is kept (SourceResult.where), for trait
+    mappings to name the row of a value they cannot make."""
+    result = SourceResult(where={} if remember_rows else None)
     for chunk in chunks:
         for row in chunk:
             result.rows += 1

@@ -28,6 +28,7 @@ def read_sql(audience: Audience, project_type: ProjectType) -> SourceResult:
         parameters=(),
         base_dir=audience.base_dir,
         repository=audience.source_root,
+        remember_rows=audience.spec.traits is not None,
         spec=spec,
         project_type=project_type,
         declared_at=declared_at,

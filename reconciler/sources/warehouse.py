@@ -37,7 +37,8 @@ def read_warehouse(audience: Audience, project_type: ProjectType) -> SourceResul
 
     def consume(names: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) -> None:
         columns = find_columns(list(names), audience.spec.members, f"{declared_at}: the query")
-        results.append(members_from_rows(chunks, columns, project_type, where))
+        remember = audience.spec.traits is not None
+        results.append(members_from_rows(chunks, columns, project_type, where, remember))
 
     stream_query(audience, consume)
     return results[0]

@@ -120,3 +120,43 @@ def test_the_run_stops_naming_the_mapping_field_and_row_not_the_member(
     assert "trait mapping 'crm', field 'greeting'" in message
     assert "churn.csv:3;" in message
     assert "secret" not in message
+
+
+def test_a_query_source_names_the_query_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "all.yaml").write_text(
+        textwrap.dedent(
+            """\
+            apiVersion: reconciler/v1
+            kind: Destination
+            metadata: {name: prod}
+            spec: {region: sandbox, projectType: email}
+            ---
+            apiVersion: reconciler/v1
+            kind: Audience
+            metadata: {name: q}
+            spec:
+              destination: prod
+              traits: crm
+              members:
+                sql: "SELECT 'secret.person@example.com' AS email, 'ab' AS first_name"
+                database: ':memory:'
+            ---
+            apiVersion: reconciler/v1
+            kind: TraitMapping
+            metadata: {name: crm}
+            spec:
+              fields:
+                greeting: {template: "{{ (first_name|length) ** (9 ** 9) }}"}
+            """
+        )
+    )
+    with pytest.raises(SourceError) as raised:
+        build_desired(load_manifests(Path("m")))
+    message = str(raised.value)
+    assert message.startswith("m/all.yaml:21:")
+    assert "the row at m/all.yaml:13:" in message and "query row 1" in message
+    assert "secret" not in message
