@@ -31,6 +31,7 @@ from reconciler.manifest.model import (
 )
 from reconciler.manifest.repository import (
     IN_MEMORY,
+    PRIVATE_ENTRIES,
     SOURCE_PATH_FIELDS,
     find_repository,
     is_inside,
@@ -229,6 +230,14 @@ class _Collector:
                 path = Path(value)
                 path = path if path.is_absolute() else audience.base_dir / path
                 if is_inside(path, repository):
+                    private = path.resolve().relative_to(repository.resolve()).parts[:1]
+                    if private and private[0] in PRIVATE_ENTRIES:
+                        self.problems.append(
+                            audience.field_location("members", name).problem(
+                                f"members.{name}: {value} is in the repository's {private[0]}, "
+                                "which holds git's or reconciler's own files, not members"
+                            )
+                        )
                     continue
                 resolved = path.resolve()
                 via = f" (it resolves to {resolved})" if resolved != path.absolute() else ""

@@ -313,6 +313,20 @@ def test_sources_anywhere_in_the_repository_are_fine() -> None:
         assert code == 0, output
 
 
+@pytest.mark.parametrize("kind", ["csv", "parquet", "database"])
+@pytest.mark.parametrize("private", [".git", ".reconciler"])
+def test_member_sources_in_git_or_reconciler_state_are_refused(kind: str, private: str) -> None:
+    with repo() as root:
+        (root / private).mkdir()
+        (root / private / "config").write_text("email\nleak@example.com\n")
+        manifests = root / "manifests"
+        (manifests / "aud.yaml").write_text(audience(source(kind, f"../{private}/config")))
+        code, output = validate(manifests)
+        assert code == 1
+        assert f"members.{kind}: ../{private}/config is in the repository's {private}" in output
+        assert LOCATED.search(output) and "leak@example.com" not in output
+
+
 def test_the_repository_is_the_git_work_tree_when_there_is_one() -> None:
     with repo() as root:
         (root / ".git").mkdir()
