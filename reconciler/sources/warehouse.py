@@ -75,9 +75,13 @@ def stream_query(
         with engine.connect() as connection:
             # The query goes to the driver as written: no_parameters keeps '%' and ':name'
             # in it from being read as placeholders. stream_results asks for a server-side
-            # cursor; yield_per makes it fetch CHUNK_ROWS rows per round trip.
+            # cursor; yield_per makes it fetch CHUNK_ROWS rows per round trip. PostgreSQL
+            # runs it in a read-only transaction: a member source only reads.
+            options: dict[str, Any] = {"stream_results": True, "no_parameters": True}
+            if url.get_backend_name() == "postgresql":
+                connection = connection.execution_options(postgresql_readonly=True)
             result = (
-                connection.execution_options(stream_results=True, no_parameters=True)
+                connection.execution_options(**options)
                 .exec_driver_sql(sql or spec.sql)
                 .yield_per(CHUNK_ROWS)
             )

@@ -258,3 +258,14 @@ def test_a_missing_driver_names_what_to_install(tmp_path: Path, monkeypatch) -> 
     )
     with pytest.raises(SourceError, match="install the SQLAlchemy dialect and driver for nosuchdb"):
         read_members(audience, "email")
+
+
+def test_a_postgres_query_runs_read_only(tmp_path: Path, customers: Postgres) -> None:
+    # A SELECT can still write (nextval, functions); the transaction refuses it.
+    customers.execute(f"CREATE SEQUENCE {customers.schema}.counter")
+    schema = customers.schema
+    sql = f"SELECT email, nextval('{schema}.counter') AS n FROM {schema}.customers"
+    with pytest.raises(SourceError, match=r"query failed \(postgresql\): .*read-only"):
+        read_members(postgres_audience(tmp_path, customers, sql), "email")
+    kept = f"SELECT email FROM {customers.schema}.customers"
+    assert len(read_members(postgres_audience(tmp_path, customers, kept), "email").members) == 2
