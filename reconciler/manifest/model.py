@@ -377,8 +377,8 @@ class MembersSpec(_StrictModel):
     )
     sql: NonEmptyStr | None = Field(
         default=None,
-        description="A query whose rows are the members; runs in `database` (DuckDB) or at "
-        "`url` (SQLAlchemy).",
+        description="A query whose rows are the members; runs in `database` (DuckDB: one "
+        "SELECT statement, reading only the repository's files) or at `url` (SQLAlchemy).",
     )
     database: FilePath | None = Field(
         default=None,
