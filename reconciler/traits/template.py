@@ -180,18 +180,20 @@ _BINOPS: dict[str, Callable[[Any, Any], Any]] = {
     "%": _modulo,
 }
 
-# str methods whose numeric arguments are widths or counts of the result.
-_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+# str, bytes and int methods whose numeric arguments are widths or lengths of the result.
+_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "to_bytes"})
+# Filters whose numeric arguments are widths or counts of what they make.
+_WIDTH_FILTERS = frozenset({"center", "indent", "batch", "slice"})
 
 
 def _check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
     owner = getattr(obj, "__self__", None)
     name = getattr(obj, "__name__", "")
-    if isinstance(owner, str):
-        if name in _WIDTH_METHODS:
-            for value in (*args, *kwargs.values()):
-                _check_count(value, f"a width ({name})")
-        elif name in ("format", "format_map"):
+    if isinstance(owner, str | bytes | int) and name in _WIDTH_METHODS:
+        for value in (*args, *kwargs.values()):
+            _check_count(value, f"a width ({name})")
+    elif isinstance(owner, str):
+        if name in ("format", "format_map"):
             _check_format(owner)
         elif name == "replace":
             _check_replace(owner, *args, **kwargs)
@@ -219,7 +221,7 @@ def _guard_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]
         positional = args[1:] if passes is not None else args
         if positional:
             value, rest = positional[0], positional[1:]
-            if name in ("center", "indent"):
+            if name in _WIDTH_FILTERS:
                 for width in (*rest, *kwargs.values()):
                     _check_count(width, f"a width ({name})")
             elif name == "format":
