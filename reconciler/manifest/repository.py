@@ -16,6 +16,8 @@ the file given. Paths are compared after resolving symbolic links.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 # MembersSpec fields that name a file, relative to the manifest's directory.
@@ -71,8 +73,8 @@ def readable_paths(
     relative paths then work from wherever in the repository reconciler runs.
 
     DuckDB compares paths as text, so a symbolic link in the repository would carry a read
-    anywhere; the repository is searched for links leading out (once per process) and
-    LinkOutOfRepository is raised for the first one found."""
+    anywhere; the repository is searched for links leading out (_check_links, once per
+    process) and LinkOutOfRepository is raised for the first one found."""
     repository = repository.resolve()
     if repository not in _checked_links:
         _check_links(repository)
@@ -99,17 +101,68 @@ def readable_paths(
     return tuple(sorted(directories)), tuple(sorted(files))
 
 
+# A repository without git is walked for links, up to this many entries.
+MAX_WALKED_ENTRIES = 50_000
+
+
 def _check_links(repository: Path) -> None:
+    """Raise LinkOutOfRepository for a symbolic link in the repository leading out. In a
+    git work tree the links git tracks are checked (a pull request can only bring tracked
+    files, and `git ls-files` is quick in any repository); otherwise the directory is
+    walked, and one too large to walk is refused rather than half checked."""
+    links = _tracked_links(repository) if (repository / ".git").exists() else None
+    if links is None:
+        links = _walked_links(repository)
     private = [repository / name for name in PRIVATE_ENTRIES]
+    for path in links:
+        if not path.is_symlink():
+            continue
+        target = path.resolve()
+        if not target.is_relative_to(repository) or any(target.is_relative_to(p) for p in private):
+            raise LinkOutOfRepository(path, target)
+
+
+def _tracked_links(repository: Path) -> list[Path] | None:
+    """The symbolic links git tracks (mode 120000), or None when git cannot say."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        listed = subprocess.run(
+            [git, "-C", str(repository), "ls-files", "--stage", "-z"],
+            capture_output=True,
+            check=True,
+            timeout=120,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    links = []
+    for entry in listed.split(b"\0"):
+        mode, _, rest = entry.partition(b" ")
+        if mode == b"120000":
+            links.append(repository / os.fsdecode(rest.partition(b"\t")[2]))
+    return links
+
+
+def _walked_links(repository: Path) -> list[Path]:
+    links, seen = [], 0
     for directory, subdirectories, filenames in os.walk(repository):
         if directory == str(repository):
             subdirectories[:] = [d for d in subdirectories if d not in PRIVATE_ENTRIES]
-        for name in (*subdirectories, *filenames):
-            path = Path(directory, name)
-            if not path.is_symlink():
-                continue
-            target = path.resolve()
-            if not target.is_relative_to(repository) or any(
-                target.is_relative_to(p) for p in private
-            ):
-                raise LinkOutOfRepository(path, target)
+        seen += len(subdirectories) + len(filenames)
+        if seen > MAX_WALKED_ENTRIES:
+            raise RepositoryTooLarge(repository)
+        links.extend(
+            Path(directory, name)
+            for name in (*subdirectories, *filenames)
+            if Path(directory, name).is_symlink()
+        )
+    return links
+
+
+class RepositoryTooLarge(Exception):
+    """A directory taken as the repository (no git) is too large to check for links."""
+
+    def __init__(self, repository: Path):
+        super().__init__(str(repository))
+        self.repository = repository

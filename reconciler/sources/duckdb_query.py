@@ -23,7 +23,12 @@ import duckdb
 from reconciler.errors import SourceError
 from reconciler.identity import ProjectType
 from reconciler.manifest import MembersSpec
-from reconciler.manifest.repository import LinkOutOfRepository, readable_paths
+from reconciler.manifest.repository import (
+    MAX_WALKED_ENTRIES,
+    LinkOutOfRepository,
+    RepositoryTooLarge,
+    readable_paths,
+)
 from reconciler.sources import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
 
@@ -124,6 +129,13 @@ def open_connection(
             f"{declared_at}: the repository {repository} has a symbolic link {link.link} to "
             f"{link.target}, outside it (or into .git or .reconciler); reconciler runs no "
             "query while one exists, since the query could read through it"
+        ) from None
+    except RepositoryTooLarge:
+        raise SourceError(
+            f"{declared_at}: {repository}, taken as the repository because no .git was "
+            f"found above the manifests, has more than {MAX_WALKED_ENTRIES:,} entries to "
+            "check for symbolic links leading out; keep the manifests in a git repository "
+            "(its tracked links are checked instead)"
         ) from None
     if writable is not None:
         directories = (*directories, f"{writable}/")

@@ -163,3 +163,41 @@ def test_the_database_file_is_read_only_and_other_databases_stay_out(
     for error in read_both(audience, tmp_path):
         assert "Permission Error" in error or "read_duckdb" in error, error
         assert "secret@" not in error
+
+
+def test_a_committed_link_out_of_a_git_repository_is_found_by_git(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    root = tmp_path / "gitrepo"
+    (root / "data").mkdir(parents=True)
+    (tmp_path / "secret.csv").write_text("email\nsecret@example.com\n")
+    (root / "data" / "members.csv").symlink_to(tmp_path / "secret.csv")
+    run = {"cwd": root, "check": True, "capture_output": True}
+    subprocess.run(["git", "init", "-q"], **run)  # type: ignore[call-overload]
+    subprocess.run(["git", "add", "data/members.csv"], **run)  # type: ignore[call-overload]
+    monkeypatch.chdir(root)
+    audience = load_audience(
+        root, {"sql": "SELECT email FROM read_csv('data/members.csv')", "database": ":memory:"}
+    )
+    with pytest.raises(SourceError, match=r"has a symbolic link .*members\.csv"):
+        read_members(audience, "email")
+
+
+def test_a_directory_without_git_too_large_to_check_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.manifest import repository
+
+    root = tmp_path / "big" / "manifests"
+    root.mkdir(parents=True)
+    for n in range(5):
+        (root.parent / f"f{n}.csv").write_text("email\n")
+    monkeypatch.setattr(repository, "MAX_WALKED_ENTRIES", 3)
+    monkeypatch.chdir(root.parent)
+    audience = load_audience(
+        root, {"sql": "SELECT 'a@example.com' AS email", "database": ":memory:"}
+    )
+    with pytest.raises(SourceError, match=r"taken as the repository because no \.git"):
+        read_members(audience, "email")
