@@ -101,10 +101,17 @@ def query_error(
 ) -> SourceError:
     message = str(exc) if show_query else str(exc).split("\n\nLINE ")[0]
     if isinstance(exc, duckdb.PermissionException):
-        message += (
-            f" (a query may read only files inside the repository {repository}, not in its "
-            ".git or .reconciler, and no URL; a relative path is looked for from the working "
-            "directory first, so it works when reconciler runs inside the repository)"
+        # The reason goes on DuckDB's first line, before its excerpt of the query.
+        first, newline, rest = message.partition("\n")
+        message = (
+            first
+            + (
+                f" (a query may read only files inside the repository {repository}, not in its "
+                ".git or .reconciler, and no URL; a relative path is looked for from the working "
+                "directory first, so it works when reconciler runs inside the repository)"
+            )
+            + newline
+            + rest
         )
     return SourceError(f"{declared_at}: cannot read {subject}: {message}")
 
