@@ -307,9 +307,15 @@ _ENV_NAME = re.compile(ENV_VAR_PATTERN)
 # so these would hand out Iterable's key or CI's credentials (the loader adds every
 # variable a destination's apiKey names).
 FORBIDDEN_URL_VARIABLES = frozenset(
-    {"GITHUB_TOKEN", "GH_TOKEN", "ACTIONS_RUNTIME_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"}
+    {
+        "GITHUB_TOKEN",
+        "GH_TOKEN",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AZURE_CLIENT_SECRET",
+    }
 )
-FORBIDDEN_URL_VARIABLE_PREFIXES = ("ITERABLE_",)
+FORBIDDEN_URL_VARIABLE_PREFIXES = ("ITERABLE_", "ACTIONS_")
 
 
 def forbidden_url_variable(name: str) -> bool:

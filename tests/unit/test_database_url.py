@@ -57,7 +57,16 @@ def test_the_user_name_may_come_from_the_environment_and_is_secret(
     )
 
 
-@pytest.mark.parametrize("name", ["ITERABLE_API_KEY", "ITERABLE_EU_KEY", "GITHUB_TOKEN"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ITERABLE_API_KEY",
+        "ITERABLE_EU_KEY",
+        "GITHUB_TOKEN",
+        "ACTIONS_RUNTIME_TOKEN",
+        "AWS_SESSION_TOKEN",
+    ],
+)
 def test_api_key_and_ci_credential_variables_are_refused(
     monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
