@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,6 +47,14 @@ class Call:
     query: dict[str, list[str]]
     body: Any
     faults: Faults
+    now: float = 0.0
+    """The emulator's clock when the request arrived."""
+
+    @property
+    def read_cutoff(self) -> float | None:
+        """Reads show the project as of this time (Faults.read_lag_seconds); None: now."""
+        lag = self.faults.read_lag_seconds
+        return self.now - lag if lag > 0 else None
 
 
 Endpoint = Callable[[Project, Call], EmulatorResponse]
@@ -96,7 +105,9 @@ def handles_param_errors(endpoint: Endpoint) -> Endpoint:
 
 @handles_param_errors
 def get_lists(project: Project, call: Call) -> EmulatorResponse:
-    return json_reply(200, {"lists": [record.to_api() for record in project.lists.values()]})
+    cutoff = call.read_cutoff
+    records = project.lists.values() if cutoff is None else project.lists_as_of(cutoff)
+    return json_reply(200, {"lists": [record.to_api() for record in records]})
 
 
 @handles_param_errors
@@ -105,7 +116,9 @@ def create_list(project: Project, call: Call) -> EmulatorResponse:
     if not name.strip():
         return bad_params("List name must not be empty")
     list_id = project.add_list(name, call.body.get("description"))
-    project.lists[list_id].fresh_rejects_left = call.faults.fresh_list_rejects
+    record = project.lists[list_id]
+    record.fresh_rejects_left = call.faults.fresh_list_rejects
+    record.fresh_until = call.now + call.faults.fresh_list_seconds
     return json_reply(200, {"listId": list_id})
 
 
@@ -126,9 +139,12 @@ def delete_list(project: Project, call: Call) -> EmulatorResponse:
 def get_users(project: Project, call: Call) -> EmulatorResponse:
     list_id = _int_param(_first(call, "listId"), "listId")
     prefer_user_id = _bool_param(_first(call, "preferUserId"), "preferUserId")
-    if project.writable_list(list_id) is None:
+    record = _readable_list(project, call, list_id)
+    if record is None:
         return invalid_list_id(list_id)
-    lines = project.members(list_id, prefer_user_id)
+    cutoff = call.read_cutoff
+    keys = record.members if cutoff is None else project.member_keys_as_of(record, cutoff)
+    lines = project.identifiers(keys, prefer_user_id)
     # One newline after each line, without a new string per line: lists run to millions.
     lines.append("")
     return text_reply(200, "\n".join(lines))
@@ -137,10 +153,23 @@ def get_users(project: Project, call: Call) -> EmulatorResponse:
 @handles_param_errors
 def list_size(project: Project, call: Call) -> EmulatorResponse:
     list_id = _int_param(call.path_params["listId"], "listId")
-    record = project.writable_list(list_id)
+    record = _readable_list(project, call, list_id)
     if record is None:
         return invalid_list_id(list_id)
-    return text_reply(200, str(len(record.members)))
+    cutoff = call.read_cutoff
+    size = len(record.members if cutoff is None else project.member_keys_as_of(record, cutoff))
+    return text_reply(200, str(size))
+
+
+def _readable_list(project: Project, call: Call, list_id: int) -> ListRecord | None:
+    """The Standard list a member read asks about, as the (possibly lagging) reads see it."""
+    cutoff = call.read_cutoff
+    record = project.writable_list(list_id) if cutoff is None else None
+    if cutoff is not None:
+        record = project.list_as_of(list_id, cutoff)
+        if record is not None and record.list_type != "Standard":
+            record = None
+    return record
 
 
 # Membership writes -------------------------------------------------------------------------
@@ -174,12 +203,16 @@ class _BatchResult:
         }
 
 
-def _writable_list_or_error(project: Project, list_id: int) -> ListRecord | EmulatorResponse:
+def _writable_list_or_error(
+    project: Project, call: Call, list_id: int
+) -> ListRecord | EmulatorResponse:
     record = project.writable_list(list_id)
     if record is None:
         return invalid_list_id(list_id)
     if record.fresh_rejects_left > 0:
         record.fresh_rejects_left -= 1
+        return invalid_list_id(list_id)
+    if call.now < record.fresh_until:
         return invalid_list_id(list_id)
     return record
 
@@ -250,7 +283,7 @@ def _apply_match(project: Project, match: Match) -> User:
 
 @handles_param_errors
 def subscribe(project: Project, call: Call) -> EmulatorResponse:
-    record = _writable_list_or_error(project, call.body["listId"])
+    record = _writable_list_or_error(project, call, call.body["listId"])
     if isinstance(record, EmulatorResponse):
         return record
     update_existing_only = bool(call.body.get("updateExistingUsersOnly", False))
@@ -273,10 +306,11 @@ def subscribe(project: Project, call: Call) -> EmulatorResponse:
 
 @handles_param_errors
 def unsubscribe(project: Project, call: Call) -> EmulatorResponse:
-    record = _writable_list_or_error(project, call.body["listId"])
+    record = _writable_list_or_error(project, call, call.body["listId"])
     if isinstance(record, EmulatorResponse):
         return record
-    channel_unsubscribe = bool(call.body.get("channelUnsubscribe", False))
+    absent = call.faults.absent_channel_unsubscribe_is_true
+    channel_unsubscribe = bool(call.body.get("channelUnsubscribe", absent))
     result = _BatchResult()
     for member in call.body["subscribers"]:
         found = identify(project, member.get("email"), member.get("userId"), create=False)
@@ -361,7 +395,9 @@ def _iterable_date(epoch_ms: int) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S +00:00")
 
 
-def _profile(project: Project, user: User) -> dict[str, Any]:
+def _profile(
+    project: Project, user: User, list_ids: AbstractSet[int] | None = None
+) -> dict[str, Any]:
     """Custom and system fields of a profile, as getUser's dataFields and the export show."""
     doc: dict[str, Any] = dict(user.data_fields)
     if user.email is not None:
@@ -370,8 +406,9 @@ def _profile(project: Project, user: User) -> dict[str, Any]:
         doc["userId"] = user.user_id
     doc["signupDate"] = _iterable_date(user.signup_date)
     doc["profileUpdatedAt"] = _iterable_date(user.profile_updated_at)
-    if user.list_ids:
-        doc[project.membership_field] = sorted(user.list_ids)
+    list_ids = user.list_ids if list_ids is None else list_ids
+    if list_ids:
+        doc[project.membership_field] = sorted(list_ids)
     if user.unsubscribed_channel_ids:
         doc["unsubscribedChannelIds"] = sorted(user.unsubscribed_channel_ids)
     return doc
@@ -497,7 +534,7 @@ def export_json(project: Project, call: Call) -> EmulatorResponse:
     if data_type != "user":
         # The emulator records no events: every event export is empty, not an error.
         return EmulatorResponse(200, {"Content-Type": JSON_STREAM_TYPE}, b"")
-    body = "".join(_export_lines(project, start, end, only, omit))
+    body = "".join(_export_lines(project, start, end, only, omit, call.read_cutoff))
     return EmulatorResponse(200, {"Content-Type": JSON_STREAM_TYPE}, body.encode("utf-8"))
 
 
@@ -507,15 +544,21 @@ def _export_lines(
     end: datetime | None,
     only: list[str] | None,
     omit: set[str],
+    cutoff: float | None = None,
 ) -> Iterator[str]:
     start_ms = int(start.timestamp() * 1000) if start else None
     end_ms = int(end.timestamp() * 1000) if end else None
-    for user in project.users.values():
+    users: Iterable[tuple[User, AbstractSet[int]]] = (
+        ((user, user.list_ids) for user in project.users.values())
+        if cutoff is None
+        else project.users_as_of(cutoff)
+    )
+    for user, list_ids in users:
         if start_ms is not None and user.profile_updated_at < start_ms:
             continue
         if end_ms is not None and user.profile_updated_at >= end_ms:
             continue
-        row = _profile(project, user)
+        row = _profile(project, user, list_ids)
         if only is not None:
             row = {key: row[key] for key in only if key in row}
         if omit:

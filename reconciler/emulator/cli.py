@@ -11,7 +11,7 @@ from types import FrameType
 import typer
 
 from reconciler.emulator.emulator import Emulator
-from reconciler.emulator.knobs import Limits
+from reconciler.emulator.knobs import Faults, Limits
 from reconciler.emulator.server import EmulatorServer
 
 API_KEY_ENV = "RECONCILER_EMULATOR_API_KEY"
@@ -28,6 +28,10 @@ class ProjectTypeOption(StrEnum):
     hybrid = "hybrid"
     userId = "userId"
     email = "email"
+
+
+class ProfileOption(StrEnum):
+    field = "field"
 
 
 @emulator_app.callback()
@@ -67,11 +71,37 @@ def serve(
     unlimited: bool = typer.Option(
         False, "--unlimited", help="Disable rate limits (by default Iterable's are enforced)."
     ),
+    profile: ProfileOption | None = typer.Option(
+        None,
+        "--profile",
+        help="field: behave as the real Iterable does in the field (an absent "
+        "channelUnsubscribe unsubscribes from the channel, new lists reject writes for 30 s, "
+        "reads lag writes by 60 s). Off by default: answers are immediate and consistent.",
+        show_default=False,
+    ),
+    time_scale: float = typer.Option(
+        1.0,
+        "--time-scale",
+        min=0.001,
+        help="With --profile: divide every modelled duration by this (100: 60 s of lag "
+        "becomes 0.6 s), for tests and benchmarks.",
+    ),
+    lost_replies_every: int = typer.Option(
+        0,
+        "--lost-replies-every",
+        min=0,
+        help="With --profile: lose the answer to every N-th request after doing its work.",
+    ),
 ) -> None:
     """Serve the emulator over HTTP until interrupted (Ctrl-C), then stop cleanly."""
     limits = Limits.unlimited() if unlimited else Limits.iterable()
+    faults = (
+        Faults.field(time_scale, lost_replies_every=lost_replies_every)
+        if profile is not None
+        else None
+    )
     try:
-        emulator = Emulator(limits=limits, state_path=state)
+        emulator = Emulator(limits=limits, faults=faults, state_path=state)
     except (OSError, ValueError, KeyError) as error:
         message = f"cannot read the state file: {error}"
         raise typer.BadParameter(message, param_hint="--state") from None
@@ -115,9 +145,10 @@ def serve(
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        shown = f", profile {profile.value} at time scale {time_scale:g}" if profile else ""
         typer.echo(
             f"Iterable emulator listening on {server.base_url} "
-            f"(project {existing.name!r}, type {existing.project_type})"
+            f"(project {existing.name!r}, type {existing.project_type}{shown})"
         )
         # A timed wait keeps the main thread responsive to signals on every platform.
         while not stop.wait(0.2):

@@ -27,6 +27,7 @@ import httpx
 
 from reconciler.emulator import api, spec
 from reconciler.emulator.knobs import (
+    PROFILES,
     Faults,
     Limits,
     SlidingWindow,
@@ -224,6 +225,9 @@ class Emulator:
             # "every k-th request" counts from when the faults were set.
             self._fault_count = 0
             self._write_buckets.clear()
+
+    def _set_profile(self, payload: Any) -> None:
+        self.faults = _profile_faults(payload)
 
     # Projects ----------------------------------------------------------------------------
 
@@ -438,8 +442,15 @@ class Emulator:
             query=parse_qs(query, keep_blank_values=True),
             body=call_body,
             faults=self._faults,
+            now=now,
         )
-        return route.endpoint(project, call), project.name, None
+        cutoff = call.read_cutoff
+        project.forget_changes_before(cutoff)
+        project.recording_at = None if cutoff is None else now
+        try:
+            return route.endpoint(project, call), project.name, None
+        finally:
+            project.recording_at = None
 
     def _authenticate(self, api_key: str | None) -> Project | None:
         if not api_key:
@@ -501,6 +512,9 @@ class Emulator:
             self._fault_count = 0
             self._write_buckets.clear()
             return json_reply(200, self._faults.to_json())
+        if (method, route) == ("POST", "profile"):
+            self._set_profile(payload)
+            return json_reply(200, self._faults.to_json())
         if (method, route) == ("POST", "limits"):
             self.limits = _limits_from_json(payload)
             self._windows.clear()
@@ -530,6 +544,28 @@ class _Outcome:
     project: str | None
     fault: str | None
     at: float
+
+
+def _profile_faults(payload: Any) -> Faults:
+    """{"name": "field", "timeScale": K, "lostRepliesEvery": k}: the faults of a profile;
+    {"name": "none"} for none at all."""
+    if not isinstance(payload, dict):
+        raise ValueError("expected {name, timeScale, lostRepliesEvery}")
+    unknown = sorted(set(payload) - {"name", "timeScale", "lostRepliesEvery"})
+    if unknown:
+        raise ValueError(f"unknown profile setting(s): {', '.join(unknown)}")
+    name = payload.get("name")
+    if name == "none":
+        return Faults()
+    if name not in PROFILES:
+        raise ValueError(f"profile must be one of: none, {', '.join(PROFILES)}")
+    scale = payload.get("timeScale", 1.0)
+    lost = payload.get("lostRepliesEvery", 0)
+    if isinstance(scale, bool) or not isinstance(scale, int | float):
+        raise ValueError("timeScale must be a number")
+    if isinstance(lost, bool) or not isinstance(lost, int) or lost < 0:
+        raise ValueError("lostRepliesEvery must be a whole number, 0 or more")
+    return Faults.field(float(scale), lost_replies_every=lost)
 
 
 def _limits_from_json(payload: Any) -> Limits:

@@ -87,6 +87,37 @@ class Faults:
     """Answers quote the request's Api-Key back, as a server that echoes its input might:
     every JSON error's `msg`, and every bulk answer (subscribe, unsubscribe, bulkUpdate) as
     a failed identifier and a filtered-out field. For testing that no such text is shown."""
+    fresh_list_seconds: float = 0.0
+    """A list created through the API answers 400 invalidListId to subscribe/unsubscribe
+    for this many seconds after its create (the emulator's clock); with
+    `fresh_list_rejects`, a request must pass both."""
+    absent_channel_unsubscribe_is_true: bool = False
+    """An unsubscribe without `channelUnsubscribe` also unsubscribes the user from the
+    list's channel (`unsubscribedChannelIds`), as production clients say Iterable does,
+    though the OpenAPI documents false as the default."""
+    read_lag_seconds: float = 0.0
+    """GET /api/lists, getUsers, lists/{id}/size and the user export show the project as
+    it was this many seconds ago: lists created since are missing, lists deleted since
+    still there, memberships and users added or removed since undone. Profile fields and
+    single-user lookups are not lagged."""
+
+    @classmethod
+    def field(cls, time_scale: float = 1.0, *, lost_replies_every: int = 0) -> Faults:
+        """The `field` profile: what production clients of Iterable meet, at realistic
+        values (README, "The emulator's field profile", gives the evidence for each).
+
+        `time_scale` K divides every modelled duration by K, so a test suite sees the same
+        behaviour in a K-th of the time. `lost_replies_every` k loses the answer to every
+        k-th request after its work is done (`drop_every`); off unless asked for.
+        """
+        if not (isinstance(time_scale, int | float) and time_scale > 0):
+            raise ValueError(f"time scale must be more than 0; got {time_scale!r}")
+        return cls(
+            fresh_list_seconds=FIELD_FRESH_LIST_SECONDS / time_scale,
+            absent_channel_unsubscribe_is_true=True,
+            read_lag_seconds=FIELD_READ_LAG_SECONDS / time_scale,
+            drop_every=lost_replies_every,
+        )
 
     def update(self, values: dict[str, Any]) -> None:
         """Set fields from a JSON object (the control endpoint); unknown names are an error."""
@@ -102,6 +133,12 @@ class Faults:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+# Iterable's own API client retries invalidListId after a create for up to 30 s.
+FIELD_FRESH_LIST_SECONDS = 30.0
+# Iterable's own API client's tests wait up to 60 s for list membership to show.
+FIELD_READ_LAG_SECONDS = 60.0
+PROFILES = ("field",)
+
 _INT_FIELDS = {
     "fail_every",
     "fail_status",
@@ -111,7 +148,7 @@ _INT_FIELDS = {
     "bad_body_every",
 }
 BAD_BODIES = ("html", "truncated", "empty")
-_FLOAT_FIELDS = {"latency_seconds"}
+_FLOAT_FIELDS = {"latency_seconds", "fresh_list_seconds", "read_lag_seconds"}
 
 
 def _check_fault_value(name: str, value: Any) -> None:
@@ -125,7 +162,7 @@ def _check_fault_value(name: str, value: Any) -> None:
         ok = (is_int(value) or isinstance(value, float)) and value >= 0
     elif name == "write_rate_per_second":
         ok = value is None or ((is_int(value) or isinstance(value, float)) and value > 0)
-    elif name in ("retry_after", "echo_api_key"):
+    elif name in ("retry_after", "echo_api_key", "absent_channel_unsubscribe_is_true"):
         ok = isinstance(value, bool)
     elif name == "bad_body":
         ok = value in BAD_BODIES

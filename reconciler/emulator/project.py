@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -77,6 +78,8 @@ class ListRecord:
     members: dict[int, None] = field(default_factory=dict, repr=False)
     """User keys in subscription order (a dict as an ordered set)."""
     fresh_rejects_left: int = field(default=0, repr=False)
+    fresh_until: float = field(default=0.0, repr=False)
+    """The emulator's clock before which writes answer invalidListId (Faults.fresh_list_seconds)."""
 
     def to_api(self) -> dict[str, Any]:
         """The ListDetails object of GET /api/lists."""
@@ -136,6 +139,11 @@ class Project:
         self._by_user_id: dict[str, int] = {}
         self.dirty = False
         """Changed since the last save; the emulator persists and clears it."""
+        self.recording_at: float | None = None
+        """While a request is handled with a read lag (Faults.read_lag_seconds): its time on
+        the emulator's clock, stamped on every change so reads can undo the recent ones.
+        None otherwise, so seeding a test and big benchmarks record nothing."""
+        self.changes: deque[Change] = deque()
 
     def __repr__(self) -> str:
         return (
@@ -164,6 +172,7 @@ class Project:
             created_at=self._now_ms(),
             list_type=list_type,
         )
+        self._record("list+", self.lists[list_id])
         self.dirty = True
         return list_id
 
@@ -183,12 +192,16 @@ class Project:
         record = self.lists.pop(list_id)
         for key in record.members:
             self.users[key].list_ids.discard(list_id)
+        self._record("list-", record)
         self.dirty = True
 
     def members(self, list_id: int, prefer_user_id: bool = False) -> list[str]:
         """The list's members as getUsers would return them (default: preferUserId=false)."""
-        record = self._list(list_id)
-        users = map(self.users.__getitem__, record.members)
+        return self.identifiers(self._list(list_id).members, prefer_user_id)
+
+    def identifiers(self, keys: Iterable[int], prefer_user_id: bool = False) -> list[str]:
+        """The users with these keys, one identifier each, as getUsers reports them."""
+        users = map(self.users.__getitem__, keys)
         if self.project_type != "hybrid":
             # One identifier kind, always present: read in C, not a call per member, since
             # getUsers of a ten-million-member list would otherwise take seconds here.
@@ -292,6 +305,7 @@ class Project:
         stamp = self._now_ms()
         user = User(key=key, email=None, user_id=None, signup_date=stamp, profile_updated_at=stamp)
         self.users[key] = user
+        self._record("user+", key)
         if email is not None:
             self.set_email(user, email)
         if user_id is not None:
@@ -327,6 +341,7 @@ class Project:
         if user.key not in record.members:
             record.members[user.key] = None
             user.list_ids.add(list_id)
+            self._record("sub", (list_id, user.key))
             self.touch(user)
 
     def unsubscribe(self, user: User, list_id: int) -> None:
@@ -334,6 +349,7 @@ class Project:
         if user.key in record.members:
             del record.members[user.key]
             user.list_ids.discard(list_id)
+            self._record("unsub", (list_id, user.key))
             self.touch(user)
 
     def set_membership(self, user: User, list_ids: Iterable[int]) -> None:
@@ -356,6 +372,88 @@ class Project:
     def touch(self, user: User) -> None:
         user.profile_updated_at = self._now_ms()
         self.dirty = True
+
+    # Read lag (Faults.read_lag_seconds) ----------------------------------------------------
+    # Reads answer from the current state with the changes younger than the cutoff undone,
+    # newest first: cheaper than snapshots, and the log holds only the lag's worth.
+
+    def _record(self, op: str, subject: Any) -> None:
+        if self.recording_at is not None:
+            self.changes.append(Change(self.recording_at, op, subject))
+
+    def forget_changes_before(self, cutoff: float | None) -> None:
+        """Drop changes every lagged read already shows (all of them when there is no lag)."""
+        if cutoff is None:
+            self.changes.clear()
+            return
+        while self.changes and self.changes[0].at <= cutoff:
+            self.changes.popleft()
+
+    def _recent(self, cutoff: float) -> list[Change]:
+        """Changes after `cutoff`, newest first."""
+        out = []
+        for change in reversed(self.changes):
+            if change.at <= cutoff:
+                break
+            out.append(change)
+        return out
+
+    def lists_as_of(self, cutoff: float) -> list[ListRecord]:
+        """GET /api/lists as it was at `cutoff`."""
+        visible = dict(self.lists)
+        for change in self._recent(cutoff):
+            if change.op == "list+":
+                visible.pop(change.subject.id, None)
+            elif change.op == "list-":
+                visible[change.subject.id] = change.subject
+        return sorted(visible.values(), key=attrgetter("id"))
+
+    def list_as_of(self, list_id: int, cutoff: float) -> ListRecord | None:
+        return next((r for r in self.lists_as_of(cutoff) if r.id == list_id), None)
+
+    def member_keys_as_of(self, record: ListRecord, cutoff: float) -> list[int]:
+        """The list's members (user keys) as they were at `cutoff`."""
+        was: dict[int, bool] = {}
+        for change in self._recent(cutoff):
+            if change.op in ("sub", "unsub") and change.subject[0] == record.id:
+                was[change.subject[1]] = change.op == "unsub"
+        keys = [k for k in record.members if was.get(k, True)]
+        keys.extend(k for k, member in was.items() if member and k not in record.members)
+        return keys
+
+    def users_as_of(self, cutoff: float) -> Iterable[tuple[User, set[int]]]:
+        """Every user that existed at `cutoff`, with the lists it was on then."""
+        recent = self._recent(cutoff)
+        if not recent:
+            for user in self.users.values():
+                yield user, user.list_ids
+            return
+        born = {c.subject for c in recent if c.op == "user+"}
+        lists_then: dict[int, set[int]] = {}
+        for change in recent:
+            if change.op in ("sub", "unsub"):
+                list_id, key = change.subject
+                ids = lists_then.setdefault(key, set(self.users[key].list_ids))
+                if change.op == "sub":
+                    ids.discard(list_id)
+                else:
+                    ids.add(list_id)
+            elif change.op == "list-":
+                for key in change.subject.members:
+                    lists_then.setdefault(key, set(self.users[key].list_ids)).add(change.subject.id)
+        for user in self.users.values():
+            if user.key not in born:
+                yield user, lists_then.get(user.key, user.list_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change a lagged read may have to undo; `subject` depends on `op`: a ListRecord
+    (list+, list-), a user key (user+), or (list id, user key) (sub, unsub)."""
+
+    at: float
+    op: str
+    subject: Any
 
 
 def placeholder_email(user_id: str) -> str:

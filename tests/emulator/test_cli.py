@@ -124,3 +124,24 @@ def test_every_option_has_help() -> None:
     for option in ("--port", "--host", "--state", "--project-type", "--api-key", "--unlimited"):
         assert option in result.output
     assert "RECONCILER_EMULATOR_API_KEY" in result.output
+
+
+def test_serve_with_the_field_profile_at_a_time_scale() -> None:
+    process = start_serve("--unlimited", "--profile", "field", "--time-scale", "600")
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().rstrip("\n")
+        assert line.endswith(", profile field at time scale 600)"), line
+        base_url = re.match(r"^Iterable emulator listening on (\S+) ", line).group(1)  # type: ignore[union-attr]
+        with httpx.Client(base_url=base_url, headers={"Api-Key": SECRET}) as client:
+            faults = client.get("/_emulator/faults").json()
+            assert faults["absent_channel_unsubscribe_is_true"] is True
+            assert faults["read_lag_seconds"] == pytest.approx(0.1)
+            assert faults["fresh_list_seconds"] == pytest.approx(0.05)
+            list_id = client.post("/api/lists", json={"name": "new"}).json()["listId"]
+            # At once, a new list refuses writes and the list index does not show it yet.
+            body = {"listId": list_id, "subscribers": [{"email": "a@example.com"}]}
+            assert client.post("/api/lists/subscribe", json=body).status_code == 400
+            assert client.get("/api/lists").json()["lists"] == []
+    finally:
+        assert stop_serve(process)[0] == 0
