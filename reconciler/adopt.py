@@ -41,7 +41,9 @@ from reconciler.plan.ownership import MARKER
 
 _VALID_NAME = re.compile(NAME_PATTERN)
 _SLUG_JUNK = re.compile(r"[^a-z0-9._-]+")
-_MARKER_SUFFIX = re.compile(r"\s*\[" + re.escape(MARKER) + r"(?:; audience: [^\]]*)?\]\s*")
+_MARKER_SUFFIX = re.compile(
+    r"\s*\[" + re.escape(MARKER) + r"(?:; audience: [^\];]*)?(?:; run [0-9a-f]+)?\]\s*"
+)
 _MAX_NAME = 200
 
 

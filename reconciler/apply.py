@@ -9,6 +9,7 @@ starts: those in flight finish and are reported, the rest are reported as not at
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -250,6 +251,8 @@ class _Run:
     stop: threading.Event
     progress: Progress | None
     not_attempted: int = 0
+    token: str = field(default_factory=lambda: secrets.token_hex(4))
+    """Marks the lists this run creates (plan.ownership.mark)."""
 
     def skip(self) -> bool:
         """True (and counted) when the run was interrupted before this request."""
@@ -287,9 +290,10 @@ def _apply_destination(
                 continue
             try:
                 with journal.step("create_list", dest, lp.list_name) as step:
-                    # The marker is how prune knows the list is ours to delete later.
+                    # The marker is how prune knows the list is ours to delete later; the
+                    # run token, how a create whose answer was lost is recognised.
                     result.list_id = client.create_list(
-                        lp.list_name, mark(lp.description, lp.audience)
+                        lp.list_name, mark(lp.description, lp.audience, run.token)
                     )
                     step.done(list_id=result.list_id)
                 result.created = True

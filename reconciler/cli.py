@@ -10,10 +10,12 @@ leaves exactly one JSON object on stdout.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
@@ -51,7 +53,7 @@ from reconciler.errors import (
 from reconciler.github.cli import github_app
 from reconciler.interrupt import stop_on_interrupt
 from reconciler.iterable import ClientSettings, IterableClient
-from reconciler.journal import Journal, last_unfinished
+from reconciler.journal import Journal, last_unfinished, last_write_at
 from reconciler.lock import project_locks
 from reconciler.manifest import Manifests, load_manifests, manifest_json_schema
 from reconciler.manifest.repository import find_repository
@@ -280,7 +282,9 @@ def _open_clients(
         if name in needed
     }
     for name, client in clients.items():
-        # Long rate-limit waits and retries are said as they start, never silence.
+        # Long rate-limit waits, retries and why a run waits (a new list Iterable does not
+        # accept writes to yet, a lost answer checked against the lagging list index) are
+        # said as they start, never silence.
         client.on_notice(
             lambda text, name=name: err.print(f"destination {name!r}: {text}", markup=False)
         )
@@ -288,12 +292,63 @@ def _open_clients(
 
 
 def _plan(
-    manifests: Manifests, clients: dict[str, IterableClient], targets: list[str] | None
+    manifests: Manifests,
+    clients: dict[str, IterableClient],
+    targets: list[str] | None,
+    state_dir: Path,
 ) -> Plan:
+    notes = _wait_for_read_lag(manifests, clients, state_dir)
     with _progress() as progress:
-        return make_plan(
+        the_plan = make_plan(
             manifests, clients, targets=set(targets) if targets else None, progress=progress
         )
+    if not notes:
+        return the_plan
+    return dataclasses.replace(
+        the_plan,
+        destinations=tuple(
+            dataclasses.replace(d, read_note=notes.get(d.destination))
+            for d in the_plan.destinations
+        ),
+    )
+
+
+def _wait_for_read_lag(
+    manifests: Manifests, clients: dict[str, IterableClient], state_dir: Path
+) -> dict[str, str]:
+    """Iterable's reads lag its writes by up to about a minute, so a plan read right after
+    an apply would plan that apply's changes again (and a list it created, a second time).
+    The run journals say when the last apply to each destination was: wait until the lag
+    has passed (settings.read_lag, bounded), say so, and note it in the plan."""
+    now = time.time()
+    recent: dict[str, tuple[float, float]] = {}
+    for name, client in clients.items():
+        spec = manifests.destinations[name].spec
+        lag = client.settings.read_lag
+        if lag <= 0 or (spec.region == "sandbox" and spec.baseUrl is None):
+            continue  # the sandbox answers from its own state at once
+        at = last_write_at(state_dir, name, lag, now)
+        if at is not None:
+            recent[name] = (max(0.0, now - at), lag)
+    if not recent:
+        return {}
+    wait = max(lag - ago for ago, lag in recent.values())
+    err.print(
+        f"Waiting {wait:.1f} s before reading Iterable: the last apply to "
+        f"{', '.join(sorted(recent))} was {min(a for a, _ in recent.values()):.1f} s ago, and "
+        "Iterable's reads can lag its writes by up to "
+        f"{max(lag for _, lag in recent.values()):g} s (RECONCILER_READ_LAG).",
+        markup=False,
+    )
+    time.sleep(wait)
+    return {
+        name: (
+            f"the last apply to this destination was {ago:.1f} s before this plan and "
+            f"Iterable's reads can lag writes by up to {lag:g} s, so the plan waited "
+            f"{wait:.1f} s before reading Iterable"
+        )
+        for name, (ago, lag) in recent.items()
+    }
 
 
 ShowMembersOpt = typer.Option(
@@ -407,8 +462,9 @@ def plan(
     try:
         manifests = _load(path, target)
         with ExitStack() as stack:
-            clients = _open_clients(manifests, stack, _state_dir(state_dir, path), target)
-            the_plan = _plan(manifests, clients, target)
+            state = _state_dir(state_dir, path)
+            clients = _open_clients(manifests, stack, state, target)
+            the_plan = _plan(manifests, clients, target, state)
         if out is not None:
             save_plan(out, the_plan, manifests, path, target)
     except ReconcilerError as exc:
@@ -617,7 +673,7 @@ def _apply_command(
         stack.enter_context(
             project_locks(state, {name: c.project_id for name, c in clients.items()})
         )
-        the_plan = _plan(manifests, clients, target)
+        the_plan = _plan(manifests, clients, target, state)
         if saved is not None:
             _check_fresh(loaded, manifests, the_plan)
             the_plan = loaded.plan
@@ -900,8 +956,9 @@ def status(
     try:
         manifests = _load(path, target)
         with ExitStack() as stack:
-            clients = _open_clients(manifests, stack, _state_dir(state_dir, path), target)
-            the_plan = _plan(manifests, clients, target)
+            state = _state_dir(state_dir, path)
+            clients = _open_clients(manifests, stack, state, target)
+            the_plan = _plan(manifests, clients, target, state)
     except ReconcilerError as exc:
         raise _fail(exc, output=output) from None
     except KeyboardInterrupt:

@@ -310,6 +310,50 @@ def last_unfinished(state_dir: Path) -> JournalSummary | None:
     return summary
 
 
+def last_write_at(state_dir: Path, destination: str, within: float, now: float) -> float | None:
+    """When (epoch seconds) an apply last sent or was answered a request for
+    `destination`, if that was less than `within` seconds before `now`: Iterable's reads
+    may not show that apply's changes yet. Only journals written to since then are read."""
+    latest: float | None = None
+    for path in journal_files(state_dir):
+        try:
+            if path.stat().st_mtime < now - within:
+                continue
+        except OSError:
+            continue
+        found = _last_write_in(path, destination)
+        if found is not None and (latest is None or found > latest):
+            latest = found
+    if latest is None or latest < now - within:
+        return None
+    return latest
+
+
+def _last_write_in(path: Path, destination: str) -> float | None:
+    steps: set[int] = set()
+    latest: float | None = None
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for raw in handle:
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(line, dict):
+                continue
+            event, step = line.get("event"), line.get("step")
+            if event == "intent" and line.get("destination") == destination:
+                if isinstance(step, int):
+                    steps.add(step)
+            elif not (event == "outcome" and step in steps):
+                continue
+            try:
+                at = datetime.fromisoformat(str(line.get("at"))).timestamp()
+            except ValueError:
+                continue
+            latest = at if latest is None else max(latest, at)
+    return latest
+
+
 def _prune(directory: Path) -> None:
     files = sorted(directory.glob(f"{PREFIX}*{SUFFIX}"))
     for old in files[: max(0, len(files) - (KEEP - 1))]:

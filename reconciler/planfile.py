@@ -223,6 +223,7 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
         "project_type": d.project_type,
         "allow_list_deletion": d.allow_list_deletion,
         "member_read": d.member_read,
+        "read_note": d.read_note,
         "deletions": [[x.list_id, x.list_name] for x in d.deletions],
         "field_updates": [
             {
@@ -291,6 +292,7 @@ def _destination_from_json(d: dict[str, Any], members: _MemberLines) -> Destinat
         project_type=d["project_type"],
         allow_list_deletion=bool(d["allow_list_deletion"]),
         member_read=d.get("member_read"),
+        read_note=d.get("read_note"),
         deletions=tuple(ListDeletion(int(i), str(n)) for i, n in d["deletions"]),
         field_updates=tuple(
             FieldUpdate(

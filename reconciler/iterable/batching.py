@@ -1,5 +1,6 @@
-"""Splitting a bulkUpdate into requests Iterable accepts: at most `max_users` users and at
-most `max_bytes` bytes of body each (Iterable: "Max size of request body: 4MB").
+"""Splitting a bulkUpdate (or a subscribe) into requests Iterable accepts: at most
+`max_users` users and at most `max_bytes` bytes of body each (Iterable: "Max size of
+request body: 4MB").
 
 Sizes are measured, not estimated: every user is encoded with the same encoder that sends
 the request, and a request's body is exactly its users' encodings joined by commas inside
@@ -27,20 +28,23 @@ class Packed:
     too_large: list[dict[str, Any]] = field(default_factory=list)  # alone over max_bytes
 
 
-def pack_users(users: Sequence[dict[str, Any]], *, max_users: int, max_bytes: int) -> Packed:
-    """Greedy, in order: a request is closed when the next user would break either limit."""
+def pack_users(
+    users: Sequence[dict[str, Any]], *, max_users: int, max_bytes: int, envelope: int = _ENVELOPE
+) -> Packed:
+    """Greedy, in order: a request is closed when the next user would break either limit.
+    `envelope` is the size of the body with an empty array (subscribe's differs)."""
     packed = Packed()
     current: list[dict[str, Any]] = []
-    size = _ENVELOPE
+    size = envelope
     for user in users:
         user_size = len(encode(user))
-        if _ENVELOPE + user_size > max_bytes:
+        if envelope + user_size > max_bytes:
             packed.too_large.append(user)
             continue
         extra = user_size + (1 if current else 0)  # the comma between users
         if current and (len(current) >= max_users or size + extra > max_bytes):
             packed.requests.append(current)
-            current, size, extra = [], _ENVELOPE, user_size
+            current, size, extra = [], envelope, user_size
         current.append(user)
         size += extra
     if current:

@@ -143,6 +143,12 @@ class IterableClient:
         self.stats = ClientStats()
         self._stats_lock = threading.Lock()  # writers run in a thread pool
         self._notice: Callable[[str], None] | None = None
+        self._clock = clock
+        # When this client created each list (its clock): writes to it are retried while
+        # Iterable still calls it invalidListId, for settings.fresh_list_wait from then.
+        self._created_at: dict[int, float] = {}
+        self._fresh_locks: dict[int, threading.Lock] = {}
+        self._writable: set[int] = set()  # lists created here that have taken a write
 
     def on_notice(self, notice: Callable[[str], None]) -> None:
         """Say every long wait (rate-limit pacing of 5 s or more) and every retry, as it
@@ -192,6 +198,10 @@ class IterableClient:
         return self._request("GET", "/api/lists", bucket="lists", parse=_parse_lists)
 
     def create_list(self, name: str, description: str | None = None) -> int:
+        """Create a list once. `description` should be unique to this run (see
+        plan.ownership.mark): after a create whose answer was lost, the list index is
+        watched for a list of this name and description for up to settings.read_lag
+        seconds, since the index lags creates, before the create is sent again."""
         payload: dict[str, Any] = {"name": name}
         if description:
             payload["description"] = description
@@ -206,17 +216,51 @@ class IterableClient:
                 parse=_parse_list_id,
             )
 
-        def created() -> int | None:
+        def ours() -> int | None:
             existing = [x for x in self.get_lists() if x.name == name]
-            if len(existing) > 1:
-                ids = ", ".join(str(x.id) for x in existing)
+            mine = [x for x in existing if description and x.description == description]
+            if len(mine) > 1 or (not description and len(existing) > 1):
+                found = mine if description else existing
+                ids = ", ".join(str(x.id) for x in found)
                 raise LiveStateError(
-                    f"creating list {name!r}: Iterable now has {len(existing)} lists with that "
+                    f"creating list {name!r}: Iterable now has {len(found)} lists with that "
                     f"name ({ids}); keep one, delete the others, then apply again"
                 )
+            if description:
+                return mine[0].id if mine else None
             return existing[0].id if existing else None
 
-        return self._once("POST", "/api/lists", send, created)
+        def created() -> int | None:
+            return self._watch_lists(f"creating list {name!r}", ours)
+
+        list_id = self._once("POST", "/api/lists", send, created)
+        self._created_at[list_id] = self._clock()
+        return list_id
+
+    def _watch_lists(self, what: str, look: Callable[[], T | None]) -> T | None:
+        """`look` at the list index until it finds something or settings.read_lag has
+        passed: the index can take that long to show a change."""
+        found = look()
+        lag = self.settings.read_lag
+        if found is not None or lag <= 0:
+            return found
+        self._tell(
+            f"{what}: the answer was lost; waiting up to {lag:g} s for Iterable's list "
+            "index (which lags writes) to show whether it happened, before sending it again"
+        )
+        deadline = self._clock() + lag
+        while True:
+            left = deadline - self._clock()
+            if left <= 0:
+                return None
+            self._sleep(min(left, max(lag / 20, 0.01), 3.0))
+            found = look()
+            if found is not None:
+                return found
+
+    def _tell(self, message: str) -> None:
+        if self._notice is not None:
+            self._notice(message)
 
     def delete_list(self, list_id: int) -> None:
         path = f"/api/lists/{list_id}"
@@ -263,20 +307,91 @@ class IterableClient:
         update_existing_users_only: bool = False,
         list_just_created: bool = False,
     ) -> BatchResult:
-        payload: dict[str, Any] = {"listId": list_id, "subscribers": subscribers}
+        """Subscribe in requests of at most `batch_size` members and
+        `bulk_update_max_bytes` bytes of encoded body (members carry their mapped fields,
+        so a thousand of them can be over Iterable's 4 MB). A member whose entry alone is
+        over the limit is not sent and comes back as failed. When `list_just_created`, an
+        invalidListId answer is retried until settings.fresh_list_wait after the create."""
+        options: dict[str, Any] = {}
         if update_existing_users_only:
-            payload["updateExistingUsersOnly"] = True
-        attempts = 4 if list_just_created else 1
-        for attempt in range(attempts):
+            options["updateExistingUsersOnly"] = True
+        envelope = {"listId": list_id, "subscribers": [], **options}
+        packed = pack_users(
+            subscribers,
+            max_users=self.settings.batch_size,
+            max_bytes=self.settings.bulk_update_max_bytes,
+            envelope=len(encode(envelope)),
+        )
+        total = BatchResult()
+        for user in packed.too_large:
+            identifier = user.get("userId") or user.get("email") or ""
+            total.failed[str(identifier)] = (
+                f"its fields are over {self.settings.bulk_update_max_bytes} bytes, more than "
+                "one subscribe request may carry"
+            )
+            total.sent += 1
+        for chunk in packed.requests:
+            payload = {**envelope, "subscribers": chunk}
+            total.merge(
+                self._to_fresh_list(
+                    list_id,
+                    list_just_created,
+                    lambda payload=payload, n=len(chunk): self._bulk(
+                        "/api/lists/subscribe", payload, n
+                    ),
+                )
+            )
+        return total
+
+    def _to_fresh_list(
+        self, list_id: int, just_created: bool, send: Callable[[], BatchResult]
+    ) -> BatchResult:
+        """Send a write; to a list created moments ago, resend it while Iterable answers
+        400 invalidListId, until settings.fresh_list_wait after the create. Until the list
+        has taken one write, only one request at a time probes it (the other writers wait
+        for it), so the wait costs a few requests, not every writer's retry budget."""
+        if not just_created:
+            return send()
+        with self._stats_lock:
+            lock = self._fresh_locks.setdefault(list_id, threading.Lock())
+        with lock:
+            if list_id not in self._writable:
+                result = self._probe_fresh_list(list_id, send)
+                self._writable.add(list_id)
+                return result
+        return send()
+
+    def _probe_fresh_list(self, list_id: int, send: Callable[[], BatchResult]) -> BatchResult:
+        created = self._created_at.get(list_id, self._clock())
+        wait = self.settings.fresh_list_wait
+        attempt = 0
+        while True:
             try:
-                return self._bulk("/api/lists/subscribe", payload, len(subscribers))
+                return send()
             except IterableError as exc:
-                # A list created seconds ago can briefly reject subscribes as invalidListId.
-                fresh = exc.status == 400 and "invalidListId" in str(exc)
-                if not fresh or attempt == attempts - 1:
+                if not (exc.status == 400 and "invalidListId" in str(exc)):
                     raise
-                self._sleep(self._backoff(attempt + 1))
-        raise AssertionError("unreachable")
+                elapsed = self._clock() - created
+                if elapsed >= wait:
+                    raise IterableError(
+                        f"{exc}; Iterable still refused writes to the list {elapsed:.0f} s "
+                        f"after creating it (reconciler waits up to {wait:g} s, "
+                        "RECONCILER_FRESH_LIST_WAIT); apply again in a minute",
+                        status=exc.status,
+                        code=exc.code,
+                        endpoint=exc.endpoint,
+                    ) from None
+                if attempt == 0:
+                    self._tell(
+                        f"list {list_id} was just created and Iterable does not accept "
+                        f"writes to it yet (invalidListId); retrying for up to {wait:g} s "
+                        "after the create"
+                    )
+                attempt += 1
+                self._count(retries=1)
+                # At least a twentieth of the bound between tries: a few requests in all.
+                pause = max(self._backoff(attempt), wait / 20)
+                self._sleep(min(pause, 3.0, max(0.0, wait - elapsed)))
 
     def unsubscribe(
         self,
@@ -289,13 +404,23 @@ class IterableClient:
         payload: dict[str, Any] = {"listId": list_id, "subscribers": subscribers}
         if campaign_id is not None:
             payload["campaignId"] = campaign_id
-        # Sent only when true: consent is lost, so it never goes out by default.
-        if channel_unsubscribe:
-            payload["channelUnsubscribe"] = True
+        # Always sent, false unless the audience opts in: the OpenAPI documents false as
+        # the default, but production clients report that Iterable treats an absent value
+        # as true, which unsubscribes the user from every message of the list's channel.
+        payload["channelUnsubscribe"] = channel_unsubscribe
         return self._bulk("/api/lists/unsubscribe", payload, len(subscribers))
 
     def _bulk(self, path: str, payload: dict[str, Any], count: int) -> BatchResult:
-        body = self._request("POST", path, bucket="writes", json=payload, parse=_parse_bulk)
+        # Encoded as measured (batching.encode): httpx's own encoding adds spaces and
+        # escapes, which would make a packed body bigger than its measure.
+        body = self._request(
+            "POST",
+            path,
+            bucket="writes",
+            content=encode(payload),
+            headers={"Content-Type": "application/json"},
+            parse=_parse_bulk,
+        )
         success, failed = parse_bulk_response(body)
         return BatchResult(sent=count, success_count=success, failed=failed, requests=1)
 

@@ -34,7 +34,18 @@ class ClientSettings:
     exports_per_minute: float = 4  # export/data.json
     user_reads_per_second: float = 100  # users/{email} and users/byUserId/{userId}
     # bulkUpdate bodies must stay under 4 MB; 4,000,000 is under it however a MB is counted.
+    # Subscribe bodies (members with their mapped fields) are held to the same limit.
     bulk_update_max_bytes: int = 4_000_000
+    # A list refuses writes (400 invalidListId) for a while after its create; Iterable's own
+    # API client retries that for 30 s. Writes to a list this run created are retried for
+    # this many seconds after the create.
+    fresh_list_wait: float = 60.0
+    # Reads (the list index, getUsers, the export) lag writes by up to about a minute
+    # (Iterable's docs; its own client's tests wait 60 s). After a create whose answer was
+    # lost, the list index is watched this long before deciding the list was not created;
+    # and a plan waits until this long after the last apply to its destination before it
+    # reads. 0 turns both off.
+    read_lag: float = 60.0
     # How plans read list members: "getUsers" (one call per list, 5/minute), "export" (one
     # user export for every list at once, 4/minute) or "auto" (the one with fewer waits).
     member_reads: str = "auto"

@@ -148,6 +148,9 @@ class DestinationPlan:
     # What people should know about lists beyond the changes (a listName or description
     # that changed, which Iterable cannot do in place).
     notes: tuple[str, ...] = ()
+    # Set when the last apply to this destination was recent enough that Iterable's reads
+    # may lag it (they lag writes by up to about a minute): what the plan did about it.
+    read_note: str | None = None
 
     @property
     def skipped_count(self) -> int:
@@ -292,6 +295,7 @@ class Plan:
                     "name": d.destination,
                     "project_type": d.project_type,
                     "member_read": d.member_read,
+                    "read_note": d.read_note,
                     "lists": [
                         {
                             "audience": lp.audience,

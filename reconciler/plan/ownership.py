@@ -11,11 +11,22 @@ import re
 MARKER = "managed-by: reconciler"
 # The marker as written since lists also name their audience: a changed listName can then
 # be told from a new audience (Iterable cannot rename lists, so it is a new list).
-_MARKED = re.compile(r"\s*\[" + re.escape(MARKER) + r"(?:; audience: ([^\]]*))?\]")
+_MARKED = re.compile(
+    r"\s*\[" + re.escape(MARKER) + r"(?:; audience: ([^\];]*))?(?:; run [0-9a-f]+)?\]"
+)
 
 
-def mark(description: str | None, audience: str | None = None) -> str:
-    tag = f"[{MARKER}; audience: {audience}]" if audience else f"[{MARKER}]"
+def mark(description: str | None, audience: str | None = None, run: str | None = None) -> str:
+    """The description a created list carries. `audience` names the audience it was made
+    for (a changed listName is then told from a new audience); `run` identifies the apply
+    that created it, so that after a create whose answer was lost, the list that shows up
+    later is recognised as this run's own rather than someone else's of the same name."""
+    parts = [MARKER]
+    if audience:
+        parts.append(f"audience: {audience}")
+    if run:
+        parts.append(f"run {run}")
+    tag = "[" + "; ".join(parts) + "]"
     return f"{description} {tag}" if description else tag
 
 

@@ -103,6 +103,10 @@ def subprocess_env(workspace: Workspace, **extra: str) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
         }
     )
+    # The read-lag and fresh-list bounds the fixtures chose for this emulator (conftest.py).
+    for name in ("RECONCILER_READ_LAG", "RECONCILER_FRESH_LIST_WAIT"):
+        if name in os.environ:
+            env[name] = os.environ[name]
     env.update(extra)
     return env
 

@@ -146,6 +146,8 @@ def test_persistent_5xx_stop_the_failing_batches_and_report_only_what_happened(
     faults = emulator_server.emulator.faults
     faults.paths = ["/api/lists/subscribe", "/api/lists/unsubscribe"]
     faults.fail_every, faults.fail_status = 3, 500
+    # Counting writes exactly: no invalidListId answers (field profile) in between.
+    faults.fresh_list_seconds = 0.0
 
     result, report = apply_json(cli, workspace)
     assert result.exit_code == 1

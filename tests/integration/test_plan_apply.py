@@ -25,7 +25,9 @@ def writes(emulator_server) -> list:
 
 
 def requests_to(emulator_server, path: str) -> list:
-    return [r for r in emulator_server.emulator.request_log if r.path == path]
+    """The requests to `path` Iterable took (under the field profile a new list first
+    answers some with 400 invalidListId; those changed nothing)."""
+    return [r for r in emulator_server.emulator.request_log if r.path == path and r.status < 400]
 
 
 def test_first_apply_creates_lists_and_members_then_second_is_a_no_op(
@@ -98,7 +100,7 @@ def test_removing_members_unsubscribes_exactly_them(workspace, cli, emulator_ser
     body = unsubscribes[0].body
     assert sorted(s["email"] for s in body["subscribers"]) == ["b@example.com", "c@example.com"]
     assert body["campaignId"] == 42
-    assert "channelUnsubscribe" not in body  # consent is never touched by default
+    assert body["channelUnsubscribe"] is False  # consent is never touched by default
     assert requests_to(emulator_server, "/api/lists/subscribe") == []
     assert project(emulator_server).members(list_id(emulator_server, "vip")) == ["a@example.com"]
 

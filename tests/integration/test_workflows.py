@@ -209,6 +209,8 @@ def github(tmp_path, make_emulator_server, fast_client) -> GitHub:
         "FAKE_GH_STATE": str(state),
         "FAKE_GH_LOG": str(log),
         **{k: v for k, v in os.environ.items() if k.startswith("RECONCILER_")},
+        # The code under test, when it is not the installed package (a worktree).
+        **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
     }
 
     def uploaded(name: str, artifact_id: int, files: Path) -> None:

@@ -1,0 +1,224 @@
+"""The tool against what the real Iterable does in the field (issue 16, points 1, 2, 3, 9):
+an absent channelUnsubscribe taken as true, new lists refusing writes for a while, reads
+lagging writes, and the size limit on subscribe bodies. Each test turns on only the knob
+it is about (the whole suite also runs under the full profile, see conftest.py)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from reconciler.emulator import EmulatorResponse
+from reconciler.emulator.replies import fault_reply
+from reconciler.iterable import ClientSettings, IterableClient
+from tests.integration.reliability import lists_by_name
+
+
+def project(server):
+    return server.emulator.project("default")
+
+
+def only_list(server, name: str) -> int:
+    ids = lists_by_name(server)[name]
+    assert len(ids) == 1, ids
+    return ids[0]
+
+
+def test_removing_members_never_unsubscribes_them_from_the_channel(workspace, cli, emulator_server):
+    """Point 1: Iterable takes an absent channelUnsubscribe as true; it is always sent."""
+    emulator_server.emulator.faults.absent_channel_unsubscribe_is_true = True
+    workspace.audience(
+        "vip", {"inline": ["a@example.com", "b@example.com"]}, policy={"maxRemovalPercent": 100}
+    )
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    workspace.audience("vip", {"inline": ["a@example.com"]}, policy={"maxRemovalPercent": 100})
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    proj = project(emulator_server)
+    assert proj.members(only_list(emulator_server, "vip")) == ["a@example.com"]
+    removed = proj.find_user(email="b@example.com")
+    assert removed is not None
+    assert set(removed.unsubscribed_channel_ids) == set()  # consent kept
+
+
+def test_an_audience_that_opts_in_does_unsubscribe_from_the_channel(
+    workspace, cli, emulator_server
+):
+    emulator_server.emulator.faults.absent_channel_unsubscribe_is_true = True
+    spec = {"policy": {"maxRemovalPercent": 100}, "unsubscribe": {"channelUnsubscribe": True}}
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]}, **spec)
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    workspace.audience("vip", {"inline": ["a@example.com"]}, **spec)
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    removed = project(emulator_server).find_user(email="b@example.com")
+    assert removed is not None and removed.unsubscribed_channel_ids
+
+
+def test_a_new_list_is_written_to_once_iterable_accepts_it(
+    workspace, cli, emulator_server, monkeypatch
+):
+    """Point 2: a new list refuses writes (400 invalidListId) for a while after its create;
+    the first apply waits that out (bounded, and says so) instead of failing."""
+    emulator_server.emulator.faults.fresh_list_seconds = 1.0
+    monkeypatch.setenv("RECONCILER_FRESH_LIST_WAIT", "10")
+    workspace.audience("fresh", {"inline": ["a@example.com", "b@example.com"]})
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "does not accept writes to it yet (invalidListId)" in result.stderr
+    assert "up to 10 s" in result.stderr
+    members = project(emulator_server).members(only_list(emulator_server, "fresh"))
+    assert sorted(members) == ["a@example.com", "b@example.com"]
+
+
+def test_a_new_list_that_stays_refused_fails_clearly_within_the_bound(
+    workspace, cli, emulator_server, monkeypatch
+):
+    emulator_server.emulator.faults.fresh_list_seconds = 30.0
+    monkeypatch.setenv("RECONCILER_FRESH_LIST_WAIT", "0.3")
+    workspace.audience("fresh", {"inline": ["a@example.com"]})
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 1
+    assert "still refused writes to the list" in result.stdout
+    assert "RECONCILER_FRESH_LIST_WAIT" in result.stdout
+
+
+def lose_the_first_create_answer(server) -> dict[str, int]:
+    """The create is done, then a gateway answers 504: the client cannot know it happened."""
+    emulator = server.emulator
+    original = emulator.handle
+    calls = {"creates": 0}
+
+    def handle(request: httpx.Request) -> EmulatorResponse:
+        answer = original(request)
+        if request.method == "POST" and request.url.path == "/api/lists":
+            calls["creates"] += 1
+            if calls["creates"] == 1:
+                return fault_reply(504, None)
+        return answer
+
+    emulator.handle = handle  # type: ignore[method-assign]
+    return calls
+
+
+def test_a_lost_create_answer_under_read_lag_never_creates_the_list_twice(
+    workspace, cli, emulator_server, monkeypatch
+):
+    """Point 3: the list index lags the create; the client watches it (bounded) and knows
+    its own list by the run token in its description."""
+    emulator_server.emulator.faults.read_lag_seconds = 0.5
+    monkeypatch.setenv("RECONCILER_READ_LAG", "5")
+    calls = lose_the_first_create_answer(emulator_server)
+    workspace.audience("once", {"inline": ["a@example.com"]})
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert calls["creates"] == 1
+    assert "the answer was lost; waiting up to 5 s" in result.stderr
+    list_id = only_list(emulator_server, "once")
+    assert project(emulator_server).members(list_id) == ["a@example.com"]
+    description = project(emulator_server).lists[list_id].description
+    assert description is not None and description.startswith("[managed-by: reconciler; run ")
+
+
+def test_someone_elses_list_of_the_same_name_is_not_taken_for_ours(
+    workspace, cli, emulator_server, monkeypatch
+):
+    """A list of the same name without this run's token appears: ours was not created
+    (the lag has passed), so the create is sent again, and Iterable then has two."""
+    emulator_server.emulator.faults.read_lag_seconds = 0.0
+    monkeypatch.setenv("RECONCILER_READ_LAG", "0.2")
+    emulator = emulator_server.emulator
+    original = emulator.handle
+    state = {"creates": 0}
+
+    def handle(request: httpx.Request) -> EmulatorResponse:
+        if request.method == "POST" and request.url.path == "/api/lists":
+            state["creates"] += 1
+            if state["creates"] == 1:
+                # Refused by a gateway before it reached Iterable; meanwhile a person made a
+                # list of that name by hand.
+                project(emulator_server).add_list("once", "made by hand")
+                return fault_reply(504, None)
+        return original(request)
+
+    emulator.handle = handle  # type: ignore[method-assign]
+    workspace.audience("once", {"inline": ["a@example.com"]})
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert state["creates"] == 2
+    ours = [
+        r
+        for r in project(emulator_server).lists.values()
+        if r.name == "once" and r.description and "managed-by" in r.description
+    ]
+    assert len(ours) == 1 and project(emulator_server).members(ours[0].id) == ["a@example.com"]
+
+
+def test_a_plan_right_after_an_apply_waits_out_the_read_lag(
+    workspace, cli, emulator_server, monkeypatch
+):
+    """Point 3: right after an apply, Iterable's reads do not show it yet; the plan waits
+    (bounded) instead of planning the apply again, and says so in its output."""
+    emulator_server.emulator.faults.read_lag_seconds = 1.0
+    monkeypatch.setenv("RECONCILER_READ_LAG", "1.5")
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+
+    result = cli("plan", workspace.manifests, "--format", "json", "--detailed-exitcode")
+    assert result.exit_code == 0, result.output
+    assert "Waiting" in result.stderr and "RECONCILER_READ_LAG" in result.stderr
+    note = result.json()["destinations"][0]["read_note"]
+    assert "the plan waited" in note
+    text = cli("plan", workspace.manifests)
+    assert "the plan waited" not in text.stdout  # the lag has passed by now
+    # A second apply at once neither creates the list again nor resends the members.
+    again = cli("apply", workspace.manifests, "--yes")
+    assert again.exit_code == 0, again.output
+    assert len(lists_by_name(emulator_server)["vip"]) == 1
+
+
+def test_the_plan_note_shows_in_text_and_markdown(workspace, cli, emulator_server, monkeypatch):
+    emulator_server.emulator.faults.read_lag_seconds = 0.2
+    monkeypatch.setenv("RECONCILER_READ_LAG", "0.3")
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    text = cli("plan", workspace.manifests)
+    assert "! the last apply to this destination was" in text.stdout
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    markdown = cli("plan", workspace.manifests, "--format", "markdown")
+    assert "> [!NOTE]\n> the last apply to this destination was" in markdown.stdout
+
+
+@pytest.fixture
+def client(emulator_server):
+    settings = ClientSettings(backoff_base=0.001, backoff_cap=0.01)
+    with IterableClient(emulator_server.base_url, "test-key", settings=settings) as c:
+        yield c
+
+
+def test_subscribe_bodies_are_split_by_encoded_size(client, emulator_server):
+    """Point 9: a thousand members with their fields can be over Iterable's 4 MB."""
+    list_id = project(emulator_server).add_list("big fields")
+    note = "ü" * 2500  # 5,000 bytes in UTF-8
+    subscribers = [
+        {"email": f"user{i}@example.com", "dataFields": {"note": note}} for i in range(1000)
+    ]
+    result = client.subscribe(list_id, subscribers)
+    assert result.failed == {}
+    assert result.success_count == 1000
+    sent = [
+        r
+        for r in emulator_server.emulator.request_log
+        if r.path == "/api/lists/subscribe" and r.status == 200
+    ]
+    assert len(sent) == 2
+    assert len(project(emulator_server).members(list_id)) == 1000
+
+
+def test_a_subscriber_alone_over_the_limit_is_reported_not_sent(client, emulator_server):
+    list_id = project(emulator_server).add_list("huge")
+    huge = {"email": "huge@example.com", "dataFields": {"note": "x" * 4_100_000}}
+    result = client.subscribe(list_id, [huge, {"email": "small@example.com"}])
+    assert set(result.failed) == {"huge@example.com"}
+    assert "over 4000000 bytes" in result.failed["huge@example.com"]
+    assert project(emulator_server).members(list_id) == ["small@example.com"]
