@@ -138,6 +138,7 @@ def fast_client(monkeypatch: pytest.MonkeyPatch, emulator_profile: str) -> None:
     else:
         # Nothing lags: no test waits for it.
         monkeypatch.setenv("RECONCILER_READ_LAG", "0")
+        monkeypatch.setenv("RECONCILER_FRESH_LIST_WAIT", "1")
 
 
 @pytest.fixture

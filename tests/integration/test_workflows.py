@@ -11,6 +11,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -763,6 +764,9 @@ def test_scheduled_sync_brings_a_changed_csv_audience_up_to_date(github):
     assert [(r["added"], r["removed"]) for r in record["lists"]] == [(5, 2)]
     assert "### reconciler apply: ✅ complete" in second["sync"].summary
 
+    # Read from another machine (no run journal of that sync here): Iterable's reads show
+    # the sync only once their lag has passed (the field profile's; none by default).
+    time.sleep(github.emulator.faults.read_lag_seconds)
     result = CliRunner().invoke(
         app,
         ["status", str(github.repo / "manifests"), "--format", "json"],
