@@ -1,0 +1,101 @@
+"""What lets reconciler live with Iterable's lagging reads: the run token in a created list's
+description, and the run journal saying when the last apply to a destination wrote."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from reconciler.adopt import _description
+from reconciler.journal import PREFIX, SUFFIX, last_write_at, runs_dir
+from reconciler.plan.ownership import is_managed, mark
+
+
+def test_a_created_list_carries_the_marker_and_its_run_token() -> None:
+    assert mark(None, "1a2b3c4d") == "[managed-by: reconciler; run 1a2b3c4d]"
+    assert mark("VIPs", "1a2b3c4d") == "VIPs [managed-by: reconciler; run 1a2b3c4d]"
+    assert mark("VIPs") == "VIPs [managed-by: reconciler]"
+    assert is_managed(mark("VIPs", "1a2b3c4d"))
+
+
+def test_import_drops_the_marker_with_or_without_a_run_token() -> None:
+    assert _description("VIPs [managed-by: reconciler; run 1a2b3c4d]") == "VIPs"
+    assert _description("[managed-by: reconciler]") is None
+
+
+def write_journal(state_dir: Path, name: str, lines: list[dict]) -> Path:
+    directory = runs_dir(state_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{PREFIX}{name}{SUFFIX}"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def at(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")
+
+
+def test_the_last_write_to_a_destination_is_found_within_the_lag(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    write_journal(
+        tmp_path,
+        "20260101T000000.000000Z-1",
+        [
+            {"at": at(now - timedelta(seconds=30)), "event": "run_started", "lists": []},
+            {
+                "at": at(now - timedelta(seconds=20)),
+                "event": "intent",
+                "step": 1,
+                "op": "subscribe",
+                "destination": "prod",
+                "list": "vip",
+            },
+            {
+                "at": at(now - timedelta(seconds=12)),
+                "event": "outcome",
+                "step": 1,
+                "status": "done",
+            },
+            {
+                "at": at(now - timedelta(seconds=11)),
+                "event": "intent",
+                "step": 2,
+                "op": "subscribe",
+                "destination": "staging",
+                "list": "vip",
+            },
+            {"at": at(now - timedelta(seconds=5)), "event": "outcome", "step": 2, "status": "done"},
+            {"at": at(now - timedelta(seconds=4)), "event": "run_finished", "outcome": "success"},
+        ],
+    )
+    found = last_write_at(tmp_path, "prod", 60, now.timestamp())
+    assert found is not None
+    assert abs(found - (now - timedelta(seconds=12)).timestamp()) < 0.01
+    # Older than the lag, or another destination: nothing to wait for.
+    assert last_write_at(tmp_path, "prod", 10, now.timestamp()) is None
+    assert last_write_at(tmp_path, "dev", 60, now.timestamp()) is None
+
+
+def test_a_torn_or_foreign_journal_line_is_ignored(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    path = write_journal(
+        tmp_path,
+        "20260101T000000.000000Z-2",
+        [
+            {
+                "at": at(now - timedelta(seconds=3)),
+                "event": "intent",
+                "step": 1,
+                "op": "create_list",
+                "destination": "prod",
+                "list": "vip",
+            },
+            {"at": "not a time", "event": "outcome", "step": 1, "status": "done"},
+        ],
+    )
+    with path.open("a") as handle:
+        handle.write('{"at": "2026-')  # the process died mid-write
+    found = last_write_at(tmp_path, "prod", 60, now.timestamp())
+    assert found is not None and now.timestamp() - found < 4
+    assert last_write_at(tmp_path / "nowhere", "prod", 60, now.timestamp()) is None
