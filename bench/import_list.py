@@ -52,6 +52,8 @@ def main() -> None:
         **os.environ,
         plan_apply.API_KEY_VAR: plan_apply.API_KEY,
         "RECONCILER_LIST_READS_PER_MINUTE": "100000",
+        # The emulator here answers consistently: no read lag for a plan to wait out.
+        "RECONCILER_READ_LAG": "0",
     }
     try:
         with EmulatorServer(emulator) as server:

@@ -245,6 +245,8 @@ def main() -> None:
         API_KEY_VAR: API_KEY,
         "RECONCILER_WRITES_PER_SECOND": str(args.write_limit),
         "RECONCILER_LIST_READS_PER_MINUTE": "100000",
+        # The emulator here answers consistently: no read lag for a plan to wait out.
+        "RECONCILER_READ_LAG": "0",
     }
     settings = EngineSettings.from_env(env)
     try:
