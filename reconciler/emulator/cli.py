@@ -95,6 +95,8 @@ def serve(
 ) -> None:
     """Serve the emulator over HTTP until interrupted (Ctrl-C), then stop cleanly."""
     limits = Limits.unlimited() if unlimited else Limits.iterable()
+    if profile is None and (time_scale != 1.0 or lost_replies_every):
+        raise typer.BadParameter("only with --profile", param_hint="--time-scale")
     faults = (
         Faults.field(time_scale, lost_replies_every=lost_replies_every)
         if profile is not None

@@ -145,3 +145,9 @@ def test_serve_with_the_field_profile_at_a_time_scale() -> None:
             assert client.get("/api/lists").json()["lists"] == []
     finally:
         assert stop_serve(process)[0] == 0
+
+
+def test_a_time_scale_needs_a_profile() -> None:
+    result = run_serve("--time-scale", "10", env_key=SECRET)
+    assert result.returncode == 2
+    assert "only with --profile" in result.stderr
