@@ -116,7 +116,8 @@ def test_a_lost_create_answer_under_read_lag_never_creates_the_list_twice(
     list_id = only_list(emulator_server, "once")
     assert project(emulator_server).members(list_id) == ["a@example.com"]
     description = project(emulator_server).lists[list_id].description
-    assert description is not None and description.startswith("[managed-by: reconciler; run ")
+    assert description is not None
+    assert description.startswith("[managed-by: reconciler; audience: once; run ")
 
 
 def test_someone_elses_list_of_the_same_name_is_not_taken_for_ours(

@@ -9,18 +9,23 @@ from pathlib import Path
 
 from reconciler.adopt import _description
 from reconciler.journal import PREFIX, SUFFIX, last_write_at, runs_dir
-from reconciler.plan.ownership import is_managed, mark
+from reconciler.plan.ownership import is_managed, mark, marked_audience, unmarked
 
 
 def test_a_created_list_carries_the_marker_and_its_run_token() -> None:
-    assert mark(None, "1a2b3c4d") == "[managed-by: reconciler; run 1a2b3c4d]"
-    assert mark("VIPs", "1a2b3c4d") == "VIPs [managed-by: reconciler; run 1a2b3c4d]"
+    assert mark(None, run="1a2b3c4d") == "[managed-by: reconciler; run 1a2b3c4d]"
+    assert mark("VIPs", "vips", "1a2b3c4d") == (
+        "VIPs [managed-by: reconciler; audience: vips; run 1a2b3c4d]"
+    )
     assert mark("VIPs") == "VIPs [managed-by: reconciler]"
-    assert is_managed(mark("VIPs", "1a2b3c4d"))
+    assert is_managed(mark("VIPs", "vips", "1a2b3c4d"))
+    assert marked_audience(mark("VIPs", "vips", "1a2b3c4d")) == "vips"
+    assert unmarked(mark("VIPs", "vips", "1a2b3c4d")) == "VIPs"
 
 
 def test_import_drops_the_marker_with_or_without_a_run_token() -> None:
     assert _description("VIPs [managed-by: reconciler; run 1a2b3c4d]") == "VIPs"
+    assert _description("VIPs [managed-by: reconciler; audience: vips; run 1a2b3c4d]") == "VIPs"
     assert _description("[managed-by: reconciler]") is None
 
 
