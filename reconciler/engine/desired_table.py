@@ -27,7 +27,8 @@ from reconciler.manifest import Audience
 from reconciler.sources import MemberIssue
 from reconciler.sources.duckdb_query import (
     IN_MEMORY,
-    open_connection,
+    QueryTimedOut,
+    bounded_connection,
     query_error,
     select_statement,
 )
@@ -147,6 +148,8 @@ def estimate_rows(audience: Audience) -> int | None:
             return int(row[0]) if row and row[0] is not None else 0
         if members.sql is not None:
             return _count_query(audience)
+    except QueryTimedOut:
+        raise  # reading it would run past the limit again
     except (OSError, duckdb.Error, SourceError):
         return None
     return None
@@ -173,11 +176,13 @@ def _count_query(audience: Audience) -> int | None:
         IN_MEMORY if members.database == IN_MEMORY else str(source_path(audience, members.database))
     )
     select_statement(members.sql, "")  # refused before anything runs, as when it is read
-    connection = open_connection(database, audience.base_dir, "", audience.source_root)
-    try:
-        row = connection.execute(counting).fetchone()
-    finally:
-        connection.close()
+    declared_at = audience.field_location("members", "sql")
+    repository = audience.source_root
+    with bounded_connection(database, audience.base_dir, declared_at, repository) as connection:
+        try:
+            row = connection.execute(counting).fetchone()
+        except duckdb.Error as exc:
+            raise query_error(exc, declared_at, "the query", repository, True) from None
     return int(row[0]) if row else None
 
 
@@ -391,28 +396,26 @@ def _query_into(
     transfer.mkdir(mode=0o700)
     rows = transfer / "rows.parquet"
     try:
-        source = open_connection(
+        with bounded_connection(
             database or IN_MEMORY,
             audience.base_dir,
             declared_at,
             repository,
             writable=transfer,
             memory_bytes=engine.settings.duckdb_memory_bytes,
-        )
-        try:
-            names = [row[0] for row in source.execute(f"DESCRIBE {query}").fetchall()]
-            columns = find_columns(names, spec, f"{declared_at}: {subject}")
-            email = _quoted(names[columns.email]) if columns.email is not None else "NULL"
-            user_id = _quoted(names[columns.user_id]) if columns.user_id is not None else "NULL"
-            select = (
-                f"SELECT CAST({email} AS VARCHAR) AS email, CAST({user_id} AS VARCHAR) "
-                f"AS user_id FROM ({query}\n)"  # the newline ends a trailing `-- comment`
-            )
-            source.execute(f"COPY ({select}) TO {_literal(str(rows))} (FORMAT parquet)")
-        except duckdb.Error as exc:
-            raise query_error(exc, declared_at, subject, repository, show_query) from None
-        finally:
-            source.close()
+        ) as source:
+            try:
+                names = [row[0] for row in source.execute(f"DESCRIBE {query}").fetchall()]
+                columns = find_columns(names, spec, f"{declared_at}: {subject}")
+                email = _quoted(names[columns.email]) if columns.email is not None else "NULL"
+                user_id = _quoted(names[columns.user_id]) if columns.user_id is not None else "NULL"
+                select = (
+                    f"SELECT CAST({email} AS VARCHAR) AS email, CAST({user_id} AS VARCHAR) "
+                    f"AS user_id FROM ({query}\n)"  # the newline ends a trailing `-- comment`
+                )
+                source.execute(f"COPY ({select}) TO {_literal(str(rows))} (FORMAT parquet)")
+            except duckdb.Error as exc:
+                raise query_error(exc, declared_at, subject, repository, show_query) from None
         found = Columns(columns.email is not None, columns.user_id is not None)
         engine.connection.execute(
             _checked_sql(

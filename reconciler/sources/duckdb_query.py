@@ -13,14 +13,17 @@ single SELECT statement is accepted (`select_statement`).
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from reconciler.errors import SourceError
+from reconciler.errors import ConfigError, SourceError
 from reconciler.identity import ProjectType
 from reconciler.manifest import MembersSpec
 from reconciler.manifest.repository import (
@@ -33,6 +36,31 @@ from reconciler.sources import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
 
 IN_MEMORY = ":memory:"
+
+# A manifest's query may run at most this long (RECONCILER_QUERY_TIMEOUT): a query over
+# range(10^13) must not hang `validate` in a pre-commit hook or a CI job for hours.
+QUERY_TIMEOUT_VARIABLE = "RECONCILER_QUERY_TIMEOUT"
+DEFAULT_QUERY_TIMEOUT = 300.0
+
+
+class QueryTimedOut(SourceError):
+    """A manifest's query ran past RECONCILER_QUERY_TIMEOUT (running it again would too)."""
+
+
+def query_timeout(environ: dict[str, str] | None = None) -> float:
+    """Seconds a manifest's DuckDB query may run, from RECONCILER_QUERY_TIMEOUT."""
+    raw = (os.environ if environ is None else environ).get(QUERY_TIMEOUT_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_QUERY_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(
+            f"{QUERY_TIMEOUT_VARIABLE} must be a number of seconds above 0; got {raw!r}"
+        )
+    return seconds
 
 
 def read_with_duckdb(
@@ -58,17 +86,15 @@ def read_with_duckdb(
     DuckDB's excerpt of the query, for queries the user did not write.
     """
     query = select_statement(query, declared_at)
-    connection = open_connection(database, base_dir, declared_at, repository)
-    try:
-        cursor = connection.execute(query, list(parameters))
-        names = [column[0] for column in cursor.description or ()]
-        columns = find_columns(names, spec, f"{declared_at}: {subject}")
-        chunks = iter(lambda: cursor.fetchmany(CHUNK_ROWS), [])
-        return members_from_rows(chunks, columns, project_type, where, remember_rows)
-    except duckdb.Error as exc:
-        raise query_error(exc, declared_at, subject, repository, show_query) from None
-    finally:
-        connection.close()
+    with bounded_connection(database, base_dir, declared_at, repository) as connection:
+        try:
+            cursor = connection.execute(query, list(parameters))
+            names = [column[0] for column in cursor.description or ()]
+            columns = find_columns(names, spec, f"{declared_at}: {subject}")
+            chunks = iter(lambda: cursor.fetchmany(CHUNK_ROWS), [])
+            return members_from_rows(chunks, columns, project_type, where, remember_rows)
+        except duckdb.Error as exc:
+            raise query_error(exc, declared_at, subject, repository, show_query) from None
 
 
 def select_statement(query: str, declared_at: object) -> str:
@@ -99,6 +125,12 @@ def select_statement(query: str, declared_at: object) -> str:
 def query_error(
     exc: duckdb.Error, declared_at: object, subject: str, repository: Path, show_query: bool
 ) -> SourceError:
+    if isinstance(exc, duckdb.InterruptException):
+        seconds = query_timeout()
+        return QueryTimedOut(
+            f"{declared_at}: cannot read {subject}: it ran longer than {seconds:g} s, the "
+            f"limit for a manifest's query (set {QUERY_TIMEOUT_VARIABLE} to allow longer)"
+        )
     message = str(exc) if show_query else str(exc).split("\n\nLINE ")[0]
     if isinstance(exc, duckdb.PermissionException):
         # The reason goes on DuckDB's first line, before its excerpt of the query.
@@ -175,6 +207,31 @@ def open_connection(
         connection.close()
         raise
     return connection
+
+
+@contextmanager
+def bounded_connection(
+    database: str,
+    base_dir: Path,
+    declared_at: object,
+    repository: Path,
+    writable: Path | None = None,
+    memory_bytes: int | None = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`open_connection`, interrupted once RECONCILER_QUERY_TIMEOUT seconds have passed
+    (DuckDB then raises InterruptException, which `query_error` words), closed on exit."""
+    seconds = query_timeout()
+    connection = open_connection(
+        database, base_dir, declared_at, repository, writable, memory_bytes
+    )
+    timer = threading.Timer(seconds, connection.interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield connection
+    finally:
+        timer.cancel()
+        connection.close()
 
 
 def _list_literal(items: Sequence[str]) -> str:

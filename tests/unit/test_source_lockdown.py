@@ -201,3 +201,30 @@ def test_a_directory_without_git_too_large_to_check_is_refused(
     )
     with pytest.raises(SourceError, match=r"taken as the repository because no \.git"):
         read_members(audience, "email")
+
+
+def test_a_query_that_would_run_for_hours_is_stopped_at_the_time_limit(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`validate` runs a manifest's query in full: without a bound, a query over
+    range(10^13) hangs a pre-commit hook or a CI job (the check that counts its rows too)."""
+    monkeypatch.setenv("RECONCILER_QUERY_TIMEOUT", "0.5")
+    forever = "SELECT 'a' || range::VARCHAR || '@x.com' AS email FROM range(10000000000000)"
+    audience = load_audience(repo, {"sql": forever, "database": ":memory:"})
+    with pytest.raises(SourceError) as counted:
+        estimate_rows(audience)
+    where = f"aud.yaml:{line_of(repo / 'aud.yaml', 'sql')}:"
+    for error in [*read_both(audience, tmp_path), str(counted.value)]:
+        assert where in error, error
+        assert "ran longer than 0.5 s" in error
+        assert "RECONCILER_QUERY_TIMEOUT" in error
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "inf", "nan"])
+def test_the_query_time_limit_must_be_a_positive_number(value: str) -> None:
+    from reconciler.errors import ConfigError
+    from reconciler.sources.duckdb_query import query_timeout
+
+    with pytest.raises(ConfigError, match="RECONCILER_QUERY_TIMEOUT"):
+        query_timeout({"RECONCILER_QUERY_TIMEOUT": value})
+    assert query_timeout({}) == 300.0
