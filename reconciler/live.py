@@ -238,14 +238,23 @@ def _read_members_by_export(
 
     if rows is None:
         rows = list(client.export_users(["email", "userId", membership], keep=on_a_managed_list))
+    # Each row is visited once per list it is on, not once per managed list: 15 lists of
+    # 204,000 members in all took minutes when every list walked every row.
+    on_list: dict[int, list[dict[str, Any]]] = {list_id: [] for list_id in ids}
+    for row in rows:
+        lists = row.get(membership)
+        for list_id in lists if isinstance(lists, list) else ():
+            if list_id in on_list:
+                on_list[list_id].append(row)
     managed: dict[str, LiveList] = {}
     for item, info in found:
         wanted = {i for m in item.members.values() for i in m.identifiers}
+        # Once per list: the property walks every desired member.
+        prefer_user_id = item.prefer_user_id
         members = {
             identifier
-            for row in rows
-            if info.id in (row.get(membership) or ())
-            and (identifier := _export_identifier(row, wanted, item.prefer_user_id, project_type))
+            for row in on_list[info.id]
+            if (identifier := _export_identifier(row, wanted, prefer_user_id, project_type))
         }
         managed[item.list_name] = LiveList(info, members)
     return managed
