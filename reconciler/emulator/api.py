@@ -193,7 +193,15 @@ class _BatchResult:
         for key, identifier in failure.entries:
             self.failed[key].append(identifier)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, counts_only: bool = False) -> dict[str, Any]:
+        if counts_only:
+            # Faults.counts_only_answers: the older shape, failures counted, few named.
+            return {
+                "successCount": self.success_count,
+                "failCount": self.fail_count,
+                "invalidEmails": self.failed["invalidEmails"],
+                "invalidUserIds": self.failed["invalidUserIds"],
+            }
         return {
             "successCount": self.success_count,
             "failCount": self.fail_count,
@@ -301,7 +309,7 @@ def subscribe(project: Project, call: Call) -> EmulatorResponse:
         project.subscribe(outcome.user, record.id)
         result.success_count += 1
         result.created_fields.update(dict.fromkeys(outcome.created))
-    return json_reply(200, result.to_json())
+    return json_reply(200, result.to_json(call.faults.counts_only_answers))
 
 
 @handles_param_errors
@@ -327,7 +335,7 @@ def unsubscribe(project: Project, call: Call) -> EmulatorResponse:
         # Not on the list is still a success: Iterable's unsubscribe is idempotent.
         project.unsubscribe(found.user, record.id)
         result.success_count += 1
-    return json_reply(200, result.to_json())
+    return json_reply(200, result.to_json(call.faults.counts_only_answers))
 
 
 @handles_param_errors
@@ -348,7 +356,7 @@ def bulk_update(project: Project, call: Call) -> EmulatorResponse:
         result.success_count += 1
         result.created_fields.update(dict.fromkeys(outcome.created))
         result.filtered_out_fields.update(dict.fromkeys(outcome.filtered_out))
-    return json_reply(200, result.to_json())
+    return json_reply(200, result.to_json(call.faults.counts_only_answers))
 
 
 @handles_param_errors
@@ -443,6 +451,28 @@ def get_user_by_user_id(project: Project, call: Call) -> EmulatorResponse:
     if not user_id:
         return bad_params("Missing required parameter: userId")
     return _user_response(project, project.user_by_user_id(user_id))
+
+
+def _forgotten_reply(project: Project, kind: str) -> EmulatorResponse:
+    """GET /api/users/forgotten (emails) or /forgottenUserIds: hashes, sorted, so the
+    answer says nothing about when each user was forgotten."""
+    refused = "userId" if kind == "emails" else "email"
+    if project.project_type == refused:
+        what = "email" if kind == "emails" else "userId"
+        return bad_params(f"Forgotten {what}s are not available in a {refused}-based project")
+    if kind == "emails":
+        return json_reply(200, {"hashedEmails": sorted(project.forgotten_emails)})
+    return json_reply(200, {"hashedUserIds": sorted(project.forgotten_user_ids)})
+
+
+@handles_param_errors
+def get_forgotten_emails(project: Project, call: Call) -> EmulatorResponse:
+    return _forgotten_reply(project, "emails")
+
+
+@handles_param_errors
+def get_forgotten_user_ids(project: Project, call: Call) -> EmulatorResponse:
+    return _forgotten_reply(project, "userIds")
 
 
 @handles_param_errors

@@ -148,6 +148,8 @@ _ROUTES: tuple[_Route, ...] = (
         "POST", r"/api/users/update", api.update_user, "user_update", body="ApiUserUpdateRequest"
     ),
     _route("GET", r"/api/users/getFields", api.get_fields, "get_fields"),
+    _route("GET", r"/api/users/forgotten", api.get_forgotten_emails, "forgotten"),
+    _route("GET", r"/api/users/forgottenUserIds", api.get_forgotten_user_ids, "forgotten"),
     _route("GET", r"/api/users/byUserId/(?P<userId>.+)", api.get_user_by_user_id, "user_reads"),
     _route("GET", r"/api/users/byUserId", api.get_user_by_user_id, "user_reads"),
     _route("GET", r"/api/users/(?P<email>[^/]+)", api.get_user_by_email, "user_reads"),
@@ -526,6 +528,17 @@ class Emulator:
                 str(payload["name"]), str(payload["projectType"]), str(payload["apiKey"])
             )
             return json_reply(200, {"name": project.name, "projectType": project.project_type})
+        if (method, route) == ("POST", "forget"):
+            # GDPR forget: {"project"?, "email"?, "userId"?}; project defaults to the only one.
+            if not isinstance(payload, dict) or not (payload.get("email") or payload.get("userId")):
+                raise ValueError("expected {project?, email?, userId?} with an identifier")
+            name = payload.get("project")
+            if name is None:
+                if len(self.projects) != 1:
+                    raise ValueError("name the project: the emulator has several")
+                name = next(iter(self.projects))
+            found = self.project(str(name)).forget(payload.get("email"), payload.get("userId"))
+            return json_reply(200, {"forgotten": True, "profileFound": found})
         in_use = re.fullmatch(r"lists/(\d+)/in-use", route)
         if method == "POST" and in_use:
             list_id = int(in_use.group(1))

@@ -45,7 +45,7 @@ class Match:
 class Failure:
     """The member fails; `entries` are (failedUpdates key, identifier) pairs."""
 
-    kind: str  # "invalid", "notFound" or "conflict"
+    kind: str  # "invalid", "notFound", "conflict", "forgotten" or "invalidData"
     entries: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -81,6 +81,9 @@ def identify(
         # Nothing identifies the member: Iterable reports it as an invalid (empty) identifier.
         key = "invalidUserIds" if project.project_type == "userId" else "invalidEmails"
         return Failure("invalid", [(key, "")])
+    if project.is_forgotten(email, user_id):
+        # GDPR-forgotten identifiers are refused for every write, found or not.
+        return member_failure("forgotten", email, user_id)
     if email is not None:
         email = normalize_email(email)
 

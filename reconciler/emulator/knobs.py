@@ -33,6 +33,8 @@ class Limits:
     """users/{email} and users/byUserId/{userId}: 100 requests per second."""
     user_update: Rate = (500, 1.0)
     """users/update: 500 requests per second."""
+    forgotten: Rate = (3, 1.0)
+    """users/forgotten and users/forgottenUserIds: 3 requests per second."""
     writes: Rate = None
     """lists/subscribe and lists/unsubscribe: Iterable documents no limit."""
 
@@ -119,6 +121,16 @@ class Faults:
             drop_every=lost_replies_every,
         )
 
+    # -- Field behaviour the tool must be right under (issue 16, points 4-8 and 10) ------
+    # (Forgotten users are project state, not a knob: Project.forget or POST
+    # /_emulator/forget. An empty 200 to a member read is bad_body "empty" with paths
+    # ["/api/lists/getUsers"].)
+    counts_only_answers: bool = False
+    """Bulk answers (subscribe, unsubscribe, bulkUpdate) carry only successCount, failCount
+    and the deprecated top-level invalidEmails/invalidUserIds, without failedUpdates, as
+    answers recorded from Iterable do (grouparoo's fixtures): other failures are counted,
+    not named."""
+
     def update(self, values: dict[str, Any]) -> None:
         """Set fields from a JSON object (the control endpoint); unknown names are an error."""
         known = {f.name for f in fields(self)}
@@ -162,7 +174,12 @@ def _check_fault_value(name: str, value: Any) -> None:
         ok = (is_int(value) or isinstance(value, float)) and value >= 0
     elif name == "write_rate_per_second":
         ok = value is None or ((is_int(value) or isinstance(value, float)) and value > 0)
-    elif name in ("retry_after", "echo_api_key", "absent_channel_unsubscribe_is_true"):
+    elif name in (
+        "retry_after",
+        "echo_api_key",
+        "absent_channel_unsubscribe_is_true",
+        "counts_only_answers",
+    ):
         ok = isinstance(value, bool)
     elif name == "bad_body":
         ok = value in BAD_BODIES

@@ -144,6 +144,10 @@ class Project:
         the emulator's clock, stamped on every change so reads can undo the recent ones.
         None otherwise, so seeding a test and big benchmarks record nothing."""
         self.changes: deque[Change] = deque()
+        # GDPR: SHA-256 of each forgotten email and userId (trimmed, lowercased), as
+        # GET /api/users/forgotten and /forgottenUserIds answer them.
+        self.forgotten_emails: set[str] = set()
+        self.forgotten_user_ids: set[str] = set()
 
     def __repr__(self) -> str:
         return (
@@ -195,13 +199,18 @@ class Project:
         self._record("list-", record)
         self.dirty = True
 
-    def members(self, list_id: int, prefer_user_id: bool = False) -> list[str]:
-        """The list's members as getUsers would return them (default: preferUserId=false)."""
+    def members(self, list_id: int, prefer_user_id: bool | None = None) -> list[str]:
+        """The list's members as getUsers returns them for this preferUserId; None (for
+        tests): by what identifies users in the project (false in hybrid projects)."""
         return self.identifiers(self._list(list_id).members, prefer_user_id)
 
-    def identifiers(self, keys: Iterable[int], prefer_user_id: bool = False) -> list[str]:
+    def identifiers(self, keys: Iterable[int], prefer_user_id: bool | None = None) -> list[str]:
         """The users with these keys, one identifier each, as getUsers reports them."""
         users = map(self.users.__getitem__, keys)
+        if self.project_type == "userId" and prefer_user_id is False:
+            # Iterable's getUsers names profiles by email unless asked for userIds, in
+            # userID-based projects too (where the email is a plain attribute).
+            return [self.list_identifier(user, False) for user in users]
         if self.project_type != "hybrid":
             # One identifier kind, always present: read in C, not a call per member, since
             # getUsers of a ten-million-member list would otherwise take seconds here.
@@ -209,11 +218,12 @@ class Project:
             return list(map(attrgetter(kind), users))
         return [self.list_identifier(user, prefer_user_id) for user in users]
 
-    def list_identifier(self, user: User, prefer_user_id: bool) -> str:
+    def list_identifier(self, user: User, prefer_user_id: bool | None) -> str:
+        """How getUsers names `user` (None: as `members` does by default)."""
         if self.project_type == "email":
             assert user.email is not None
             return user.email
-        if self.project_type == "userId":
+        if self.project_type == "userId" and prefer_user_id is not False:
             assert user.user_id is not None
             return user.user_id
         if prefer_user_id:
@@ -296,6 +306,42 @@ class Project:
             self.write_fields(user, write, merge_nested=False)
         self.subscribe(user, list_id)
         return user
+
+    def forget(self, email: str | None = None, user_id: str | None = None) -> bool:
+        """GDPR-forget a user: its profile and memberships go, and its identifiers (those
+        given and those of the profile found) are remembered as hashes, so writes naming
+        them are refused as forgotten. True when a profile was found."""
+        user = self.find_user(email, user_id)
+        emails = {e for e in (email, user.email if user else None) if e is not None}
+        user_ids = {u for u in (user_id, user.user_id if user else None) if u is not None}
+        self.forgotten_emails.update(forgotten_hash(e) for e in emails)
+        self.forgotten_user_ids.update(forgotten_hash(u) for u in user_ids)
+        if user is not None:
+            self.delete_user(user)
+        self.dirty = True
+        return user is not None
+
+    def is_forgotten(self, email: str | None, user_id: str | None) -> bool:
+        return (email is not None and forgotten_hash(email) in self.forgotten_emails) or (
+            user_id is not None and forgotten_hash(user_id) in self.forgotten_user_ids
+        )
+
+    def delete_user(self, user: User) -> None:
+        """Remove a profile and its list memberships (as Iterable's user delete does)."""
+        for list_id in list(user.list_ids):
+            self.unsubscribe(user, list_id)
+        if user.email is not None:
+            others = tuple(k for k in self._by_email.get(user.email, ()) if k != user.key)
+            if others:
+                self._by_email[user.email] = others
+            else:
+                self._by_email.pop(user.email, None)
+        if user.user_id is not None:
+            self._by_user_id.pop(user.user_id, None)
+        del self.users[user.key]
+        # Lagged reads undo recent changes of users that exist: a deleted user's go.
+        self.changes = deque(c for c in self.changes if not _about_user(c, user.key))
+        self.dirty = True
 
     # Mutations used by the endpoints; callers have validated their arguments.
 
@@ -454,6 +500,17 @@ class Change:
     at: float
     op: str
     subject: Any
+
+
+def _about_user(change: Change, key: int) -> bool:
+    if change.op == "user+":
+        return bool(change.subject == key)
+    return change.op in ("sub", "unsub") and change.subject[1] == key
+
+
+def forgotten_hash(identifier: str) -> str:
+    """How Iterable lists a forgotten email or userId: SHA-256 of it trimmed and lowercased."""
+    return hashlib.sha256(identifier.strip().lower().encode("utf-8")).hexdigest()
 
 
 def placeholder_email(user_id: str) -> str:

@@ -57,6 +57,8 @@ def project_to_json(project: Project, *, include_key_hash: bool = True) -> dict[
     ]
     out["fieldTypes"] = dict(project.field_types)
     out["silentMembershipWrites"] = project.silent_membership_writes
+    out["forgottenEmails"] = sorted(project.forgotten_emails)
+    out["forgottenUserIds"] = sorted(project.forgotten_user_ids)
     return out
 
 
@@ -87,6 +89,8 @@ def project_from_json(data: dict[str, Any], list_ids: ListIdSequence) -> Project
         user.profile_updated_at = item["profileUpdatedAt"]
     project.field_types = dict(data.get("fieldTypes", {}))
     project.silent_membership_writes = data.get("silentMembershipWrites", 0)
+    project.forgotten_emails = set(data.get("forgottenEmails", ()))
+    project.forgotten_user_ids = set(data.get("forgottenUserIds", ()))
     project.dirty = False
     return project
 

@@ -227,3 +227,46 @@ def test_echo_api_key_quotes_the_request_key_in_errors_and_bulk_answers(
     assert answer["successCount"] == 1  # the write itself is unchanged
     set_faults(client, echo_api_key=False)
     assert key not in client.get("/api/lists/getUsers", params={"listId": "999"}).text
+
+
+def test_counts_only_answers_name_no_failures_but_invalid_ones(
+    client: httpx.Client, project: Project
+) -> None:
+    list_id = project.add_list("l")
+    set_faults(client, counts_only_answers=True)
+    body = client.post(
+        "/api/lists/unsubscribe",
+        json={"listId": list_id, "subscribers": [{"userId": "ghost"}, {"email": "bad"}]},
+    ).json()
+    assert body == {
+        "successCount": 0,
+        "failCount": 2,
+        "invalidEmails": ["bad"],
+        "invalidUserIds": [],
+    }
+
+
+def test_forgotten_users_are_refused_and_listed_as_hashes(
+    client: httpx.Client, project: Project
+) -> None:
+    import hashlib
+
+    list_id = project.add_list("l")
+    project.subscribe_direct(list_id, email="gone@example.com", user_id="gone-1")
+    response = client.post("/_emulator/forget", json={"email": " Gone@Example.com"})
+    assert response.json() == {"forgotten": True, "profileFound": True}
+    assert project.members(list_id) == [] and not project.users
+    body = client.post(
+        "/api/lists/subscribe",
+        json={
+            "listId": list_id,
+            "subscribers": [{"email": "gone@example.com"}, {"userId": "gone-1"}],
+        },
+    ).json()
+    assert body["successCount"] == 0 and body["failCount"] == 2
+    assert body["failedUpdates"]["forgottenEmails"] == ["gone@example.com"]
+    assert body["failedUpdates"]["forgottenUserIds"] == ["gone-1"]
+    hashed = client.get("/api/users/forgotten").json()
+    assert hashed == {"hashedEmails": [hashlib.sha256(b"gone@example.com").hexdigest()]}
+    ids = client.get("/api/users/forgottenUserIds").json()
+    assert ids == {"hashedUserIds": [hashlib.sha256(b"gone-1").hexdigest()]}

@@ -144,7 +144,7 @@ def test_update_existing_users_only_skips_unknown_users(
     assert response.json()["successCount"] == 1
     assert failed(response) == failure
     assert len(project.users) == 1
-    assert project.members(list_id) == [project.list_identifier(project.users[1], False)]
+    assert project.members(list_id) == [project.list_identifier(project.users[1], None)]
 
 
 def test_update_existing_users_only_is_ignored_by_email_projects(

@@ -29,7 +29,10 @@ def _seed_three(project: Project, list_id: int) -> None:
         ("hybrid", True, ["only-email@example.com", "both-id", "only-id"]),
         ("email", None, ["only-email@example.com", "both@example.com"]),
         ("email", True, ["only-email@example.com", "both@example.com"]),
-        ("userId", None, ["both-id", "only-id"]),
+        # Without preferUserId Iterable names profiles by email even in userID-based
+        # projects (issue 16, point 7): only preferUserId=true gives their userIds.
+        ("userId", None, ["both@example.com", "only-id"]),
+        ("userId", False, ["both@example.com", "only-id"]),
         ("userId", True, ["both-id", "only-id"]),
     ],
 )

@@ -32,6 +32,8 @@ OPERATIONS = [
     ("POST", "/api/users/bulkUpdate"),
     ("POST", "/api/users/update"),
     ("GET", "/api/users/getFields"),
+    ("GET", "/api/users/forgotten"),
+    ("GET", "/api/users/forgottenUserIds"),
     ("GET", "/api/users/{email}"),
     ("GET", "/api/users/byUserId/{userId}"),
     ("GET", "/api/users/byUserId"),
@@ -158,6 +160,10 @@ def _exercise(client: httpx.Client, emulator: Emulator, project_type: str) -> No
     client.post("/api/users/update", json={"email": "only@example.com", "dataFields": {"n": "x"}})
     client.post("/api/users/update", json={"email": "bad"})
     client.get("/api/users/getFields")
+    project.forget(email="Person@Example.com")
+    client.post("/api/lists/subscribe", json={"listId": list_id, "subscribers": [email_member]})
+    client.get("/api/users/forgotten")
+    client.get("/api/users/forgottenUserIds")
     client.get("/api/users/person@example.com")
     client.get("/api/users/ghost@example.com")
     client.get("/api/users/bad")
