@@ -311,7 +311,7 @@ class Project:
         """GDPR-forget a user: its profile and memberships go, and its identifiers (those
         given and those of the profile found) are remembered as hashes, so writes naming
         them are refused as forgotten. True when a profile was found."""
-        user = self.find_user(email, user_id)
+        user = self.find_user(email.strip() if email else None, user_id)
         emails = {e for e in (email, user.email if user else None) if e is not None}
         user_ids = {u for u in (user_id, user.user_id if user else None) if u is not None}
         self.forgotten_emails.update(forgotten_hash(e) for e in emails)
