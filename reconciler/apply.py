@@ -47,10 +47,25 @@ class ListResult:
     not_attempted_remove: int = 0
     create_not_attempted: bool = False
     field_update_keys: tuple[str, ...] = ()  # members whose fields the plan updates
+    # Members whose outcome Iterable's answers did not settle: counted as failed without
+    # being named (answers without failedUpdates). Never counted as done.
+    unconfirmed_add: int = 0
+    unconfirmed_remove: int = 0
+    # Outcomes that are no failure (exit 0): removals of users Iterable no longer has
+    # (notFound or forgotten: they are off the list), subscribes updateExistingUsersOnly
+    # kept from creating users, and subscribes of users Iterable has forgotten (GDPR).
+    already_gone: int = 0
+    not_created: int = 0
+    forgotten: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.rejected and not self.errors
+        return (
+            not self.rejected
+            and not self.errors
+            and not self.unconfirmed_add
+            and not self.unconfirmed_remove
+        )
 
 
 @dataclass
@@ -70,16 +85,18 @@ class FieldUpdateResult:
     rejected: dict[str, str] = field(default_factory=dict)  # member key -> reason
     errors: list[str] = field(default_factory=list)
     not_attempted: int = 0
+    unconfirmed: int = 0  # counted as failed by Iterable's answers without being named
 
     @property
     def ok(self) -> bool:
-        return not self.rejected and not self.errors
+        return not self.rejected and not self.errors and not self.unconfirmed
 
     def to_dict(self, show: Callable[[str], str]) -> dict[str, Any]:
         return {
             "planned": self.planned,
             "updated": self.updated,
             "not_attempted": self.not_attempted,
+            "unconfirmed": self.unconfirmed,
             "rejected": [
                 {"member": show(k), "reason": v} for k, v in sorted(self.rejected.items())
             ],
@@ -144,6 +161,11 @@ class ApplyReport:
                             "planned_remove": lr.planned_remove,
                             "not_attempted_add": lr.not_attempted_add,
                             "not_attempted_remove": lr.not_attempted_remove,
+                            "unconfirmed_add": lr.unconfirmed_add,
+                            "unconfirmed_remove": lr.unconfirmed_remove,
+                            "already_gone": lr.already_gone,
+                            "not_created": lr.not_created,
+                            "forgotten": lr.forgotten,
                             "rejected": [
                                 {"member": show(k), "reason": v}
                                 for k, v in sorted(lr.rejected.items())
@@ -343,8 +365,20 @@ def _apply_destination(
                 result.errors.append(f"subscribing {len(chunk)} members failed: {outcome}")
                 continue
             failed = _failed_members(chunk, outcome.failed)
+            expected = 0
+            for key, kind in _failed_members(chunk, outcome.kinds).items():
+                if kind == "forgotten":
+                    result.forgotten += 1
+                elif kind == "notFound" and lp.update_existing_users_only:
+                    result.not_created += 1
+                else:
+                    continue
+                del failed[key]
+                expected += 1
             result.rejected.update(failed)
-            result.added += len(chunk) - len(failed)
+            done, unconfirmed = _settle(len(chunk), len(failed) + expected, outcome)
+            result.added += done
+            result.unconfirmed_add += unconfirmed
             if progress is not None:
                 progress("add", len(chunk))
 
@@ -387,8 +421,16 @@ def _apply_destination(
                 result.errors.append(f"unsubscribing {len(ids)} members failed: {outcome}")
                 continue
             failed = {i: outcome.failed[i] for i in ids if i in outcome.failed}
+            # notFound (or forgotten) on an unsubscribe: Iterable has no such user, so
+            # it is on no list. That is the removal done, not a rejection.
+            gone = [i for i in failed if outcome.kinds.get(i) in ("notFound", "forgotten")]
+            for identifier in gone:
+                del failed[identifier]
             result.rejected.update(failed)
-            result.removed += len(ids) - len(failed)
+            done, unconfirmed = _settle(len(ids), len(failed) + len(gone), outcome)
+            result.removed += done + len(gone)
+            result.already_gone += len(gone)
+            result.unconfirmed_remove += unconfirmed
             if progress is not None:
                 progress("remove", len(ids))
 
@@ -413,6 +455,12 @@ def _apply_destination(
             outcome.error = str(exc)
         deletions.append(outcome)
     for result in results.values():
+        for count, planned, what in (
+            (result.unconfirmed_add, result.planned_add, "additions"),
+            (result.unconfirmed_remove, result.planned_remove, "removals"),
+        ):
+            if count:
+                result.errors.append(_unconfirmed(count, planned, what))
         if result.create_not_attempted or result.not_attempted_add or result.not_attempted_remove:
             result.errors.append(
                 "interrupted: "
@@ -465,7 +513,9 @@ def _update_fields(
             continue
         failed = _failed_members(chunk_updates, outcome.failed)
         result.rejected.update(failed)
-        result.updated += len(chunk) - len(failed)
+        done, unconfirmed = _settle(len(chunk), len(failed), outcome)
+        result.updated += done
+        result.unconfirmed += unconfirmed
         if outcome.filtered_out_fields:
             result.errors.append(
                 "Iterable dropped the fields "
@@ -474,11 +524,31 @@ def _update_fields(
             )
         if run.progress is not None:
             run.progress("update", len(chunk))
+    if result.unconfirmed:
+        result.errors.append(_unconfirmed(result.unconfirmed, result.planned, "field updates"))
     if result.not_attempted:
         result.errors.append(
             f"interrupted: {result.not_attempted} of {result.planned} field updates were not sent"
         )
     return result
+
+
+def _settle(sent: int, named: int, outcome: BatchResult) -> tuple[int, int]:
+    """(done, not confirmed) of `sent` members, `named` of whom the answer named as failed.
+    Done is what Iterable counted as done (successCount), never more than were not named;
+    whatever neither the count nor a name accounts for is not confirmed. Answers without
+    failedUpdates count failures they do not name: taking `sent - named` as done would
+    report those members as added (issue 16, point 4)."""
+    done = max(0, min(outcome.success_count, sent - named))
+    return done, sent - named - done
+
+
+def _unconfirmed(count: int, planned: int, what: str) -> str:
+    return (
+        f"{count:,} of {planned:,} {what} not confirmed by Iterable: its answers counted "
+        "failures without naming the members, so they are not reported as done; the next "
+        "plan shows what is left"
+    )
 
 
 def _run(

@@ -41,7 +41,7 @@ from reconciler.errors import (
 )
 from reconciler.iterable.batching import encode, pack_users
 from reconciler.iterable.ratelimit import SlidingWindow
-from reconciler.iterable.results import BatchResult, filtered_out_fields, parse_bulk_response
+from reconciler.iterable.results import BatchResult, parse_bulk_response
 from reconciler.iterable.settings import ClientSettings
 
 REGION_URLS = {"us": "https://api.iterable.com", "eu": "https://api.eu.iterable.com"}
@@ -138,6 +138,7 @@ class IterableClient:
             "get_fields": SlidingWindow(s.get_fields_per_second, 1.0, clock, sleep),
             "export": SlidingWindow(s.exports_per_minute, 60.0, clock, sleep),
             "user_reads": SlidingWindow(s.user_reads_per_second, 1.0, clock, sleep),
+            "forgotten": SlidingWindow(s.forgotten_reads_per_second, 1.0, clock, sleep),
             "none": SlidingWindow(0, 1.0, clock, sleep),
         }
         self.stats = ClientStats()
@@ -282,6 +283,31 @@ class IterableClient:
         )
         yield from lines
 
+    def list_size(self, list_id: int) -> int:
+        """How many members Iterable counts on the list (`GET /api/lists/{id}/size`). It
+        shares getUsers' budget of 5 a minute, so it is asked only to check a doubtful read."""
+        return self._request(
+            "GET", f"/api/lists/{int(list_id)}/size", bucket="list_reads", parse=_parse_count
+        )
+
+    def forgotten_hashes(self, kind: str) -> frozenset[str]:
+        """SHA-256 hashes (lowercase hex) of the project's GDPR-forgotten emails (`kind`
+        "email": `GET /api/users/forgotten`) or userIds ("userId": `.../forgottenUserIds`),
+        each trimmed and lowercased before hashing. 3 a second."""
+        path, key = (
+            ("/api/users/forgotten", "hashedEmails")
+            if kind == "email"
+            else ("/api/users/forgottenUserIds", "hashedUserIds")
+        )
+
+        def parse(response: httpx.Response) -> frozenset[str]:
+            hashes = _parse_object(response).get(key)
+            if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes):
+                raise _BadAnswer(f"JSON without a '{key}' array of strings")
+            return frozenset(h.lower() for h in hashes)
+
+        return self._request("GET", path, bucket="forgotten", parse=parse)
+
     def download_list_members(
         self,
         list_id: int,
@@ -421,8 +447,7 @@ class IterableClient:
             headers={"Content-Type": "application/json"},
             parse=_parse_bulk,
         )
-        success, failed = parse_bulk_response(body)
-        return BatchResult(sent=count, success_count=success, failed=failed, requests=1)
+        return parse_bulk_response(body, count)
 
     # -- user fields ---------------------------------------------------------------------
 
@@ -460,16 +485,7 @@ class IterableClient:
                 headers={"Content-Type": "application/json"},
                 parse=_parse_bulk,
             )
-            success, failed = parse_bulk_response(body)
-            total.merge(
-                BatchResult(
-                    sent=len(chunk),
-                    success_count=success,
-                    failed=failed,
-                    requests=1,
-                    filtered_out_fields=filtered_out_fields(body),
-                )
-            )
+            total.merge(parse_bulk_response(body, len(chunk)))
         return total
 
     def get_fields(self) -> dict[str, str]:
@@ -910,9 +926,9 @@ def _parse_lines(response: httpx.Response) -> list[str]:
     for chunk in response.iter_text():
         pending += chunk
         *complete, pending = pending.split("\n")
-        lines.extend(x.strip() for x in complete if x.strip())
+        lines.extend(member_line(x) for x in complete if x.strip())
     if pending.strip():
-        lines.append(pending.strip())
+        lines.append(member_line(pending))
     return lines
 
 
@@ -928,6 +944,20 @@ def _tls_failure(exc: BaseException) -> str | None:
         current = current.__cause__ or current.__context__
     text = str(exc)
     return text if "SSL" in text or "CERTIFICATE" in text.upper() else None
+
+
+def member_line(line: str) -> str:
+    """One identifier of a getUsers line, exactly as Iterable sent it: a userId may begin
+    with a space, and DuckDB reads the same lines untouched (issue 16, point 10). Only a
+    line ending's carriage return goes (no identifier Iterable accepts contains one)."""
+    return line.removesuffix("\r")
+
+
+def _parse_count(response: httpx.Response) -> int:
+    text = response.read().decode("utf-8", errors="replace").strip().strip('"')
+    if not text.isdigit():
+        raise _BadAnswer("a body that is not a count")
+    return int(text)
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

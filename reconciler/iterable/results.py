@@ -19,13 +19,28 @@ FAILURE_REASONS: dict[str, str] = {
 }
 
 
+# The kind of each failedUpdates category: what a failure means depends on it (a user
+# already gone is no failure of an unsubscribe).
+FAILURE_KINDS: dict[str, str] = {
+    category: category.removesuffix("Emails").removesuffix("UserIds")
+    for category in FAILURE_REASONS
+}
+
+
 @dataclass
 class BatchResult:
-    """Outcome of one or more batch writes: identifiers that failed, with why."""
+    """Outcome of one or more batch writes: identifiers that failed, with why.
+
+    `success_count` is what Iterable counted as done. Answers need not name every failure
+    (older ones carry only counts and top-level invalidEmails/invalidUserIds), so the
+    members named in `failed` plus `success_count` may fall short of `sent`: the rest are
+    not confirmed, and callers must never count them as done.
+    """
 
     sent: int = 0
     success_count: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # identifier -> reason
+    kinds: dict[str, str] = field(default_factory=dict)  # identifier -> failure kind
     requests: int = 0
     # Fields Iterable dropped instead of creating (a project that refuses new fields).
     filtered_out_fields: list[str] = field(default_factory=list)
@@ -34,18 +49,21 @@ class BatchResult:
         self.sent += other.sent
         self.success_count += other.success_count
         self.failed.update(other.failed)
+        self.kinds.update(other.kinds)
         self.requests += other.requests
         for name in other.filtered_out_fields:
             if name not in self.filtered_out_fields:
                 self.filtered_out_fields.append(name)
 
 
-def parse_bulk_response(body: dict[str, object]) -> tuple[int, dict[str, str]]:
-    """successCount and failed identifiers from a subscribe/unsubscribe/bulkUpdate answer.
+def parse_bulk_response(body: dict[str, object], sent: int = 0) -> BatchResult:
+    """successCount and failed identifiers (with their kinds) from a
+    subscribe/unsubscribe/bulkUpdate answer to `sent` users.
 
     Older responses carry only top-level invalidEmails/invalidUserIds; both shapes are read.
     """
     failed: dict[str, str] = {}
+    kinds: dict[str, str] = {}
     sections: list[object] = [body.get("failedUpdates"), body]
     for section in sections:
         if not isinstance(section, dict):
@@ -54,10 +72,18 @@ def parse_bulk_response(body: dict[str, object]) -> tuple[int, dict[str, str]]:
             ids = section.get(category)
             if isinstance(ids, list):
                 for identifier in ids:
-                    if isinstance(identifier, str):
-                        failed.setdefault(identifier, reason)
+                    if isinstance(identifier, str) and identifier not in failed:
+                        failed[identifier] = reason
+                        kinds[identifier] = FAILURE_KINDS[category]
     success = body.get("successCount")
-    return (success if isinstance(success, int) else 0), failed
+    return BatchResult(
+        sent=sent,
+        success_count=success if isinstance(success, int) and success >= 0 else 0,
+        failed=failed,
+        kinds=kinds,
+        requests=1,
+        filtered_out_fields=filtered_out_fields(body),
+    )
 
 
 def filtered_out_fields(body: dict[str, object]) -> list[str]:

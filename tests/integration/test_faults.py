@@ -325,9 +325,9 @@ def test_a_subscribe_answer_without_counts_is_not_taken_as_success(
 
 def test_rejected_members_file_never_holds_a_live_formula(workspace, cli, emulator_server):
     formula = "=cmd|' /C calc'!A0"
-    workspace.audience(
-        "existing-only", {"inline": [{"userId": formula}]}, updateExistingUsersOnly=True
-    )
+    # The email belongs to another userId's profile: Iterable rejects the member (conflict).
+    emulator_server.emulator.project("default").add_user(email="f@example.com", user_id="other")
+    workspace.audience("conflicted", {"inline": [{"email": "f@example.com", "userId": formula}]})
     result = cli("apply", workspace.manifests, "--yes")
     assert result.exit_code == 1
     rejected = result.stdout.split("Every rejected member, in full: ")[1].split()[0]
