@@ -35,6 +35,7 @@ from reconciler.engine import Engine
 from reconciler.errors import ConfigError, LiveStateError, ReconcilerError
 from reconciler.identity import ProjectType, looks_like_email
 from reconciler.iterable import ClientSettings, IterableClient, ListInfo
+from reconciler.iterable.client import member_line
 from reconciler.manifest import API_VERSION, Destination, Manifests
 from reconciler.manifest.model import NAME_PATTERN
 from reconciler.plan.ownership import MARKER
@@ -182,7 +183,11 @@ def _import_members(
             return _write_members_duckdb(engine, download, target, project_type)
         # Undecodable bytes replaced, as a plan of this size reads them (httpx's iter_text).
         with download.open(encoding="utf-8", errors="replace", newline="") as handle:
-            members = sorted({line.strip() for line in handle if line.strip()})
+            # Exactly as Iterable sent them, as a plan compares them (a userId may begin
+            # with a space).
+            members = sorted(
+                {member_line(line.removesuffix("\n")) for line in handle if line.strip()}
+            )
     finally:
         download.unlink(missing_ok=True)
     _write_members(target.members_file, members, project_type)

@@ -27,6 +27,7 @@ class DesiredList:
     table: DesiredTable | None = None
     duplicates: int = 0  # rows collapsed into an earlier one with the same key
     conflicts: list[MemberIssue] = field(default_factory=list)  # those that disagreed
+    project_type: ProjectType = "hybrid"
 
     @property
     def list_name(self) -> str:
@@ -34,9 +35,15 @@ class DesiredList:
 
     @property
     def prefer_user_id(self) -> bool:
-        """Ask getUsers for userIds when this audience identifies members by userId."""
+        """Ask getUsers for userIds: always in userID-based projects (without it Iterable
+        names members by email there, and removals by {"userId": email} find no one,
+        whatever the audience holds, even nothing: issue 16, point 7), never in
+        email-based ones, and in hybrid ones when this audience identifies members by
+        userId."""
         if self.table is not None:
             return self.table.prefer_user_id
+        if self.project_type != "hybrid":
+            return self.project_type == "userId"
         return any(m.key_kind == "userId" for m in self.members.values())
 
 
@@ -96,7 +103,11 @@ def _read_audience(
         table = load_desired(engine, audience, dest.project_type)
         task.advance(table.rows)
         task.finish()
-        dest.lists.append(DesiredList(audience, {}, list(table.issues), table=table))
+        dest.lists.append(
+            DesiredList(
+                audience, {}, list(table.issues), table=table, project_type=dest.project_type
+            )
+        )
         return
     task = progress.task(f"reading audience {name!r}", unit="rows")
     result = read_members(audience, dest.project_type)
@@ -106,6 +117,7 @@ def _read_audience(
         audience,
         result.members,
         result.issues,
+        project_type=dest.project_type,
         duplicates=result.duplicates,
         conflicts=result.conflicts,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from reconciler.desired import DesiredDestination, DesiredList
@@ -37,6 +37,10 @@ class LiveDestination:
     member_reads: int  # rate-limited calls spent reading members
     member_read: str = "getUsers"  # or "export"
     table_reads: int = 0  # lists whose members went to disk and were diffed in DuckDB
+    # Lists whose member read could not be trusted (list name -> why): not in `managed`,
+    # and their audiences are left out of the plan.
+    unproven: dict[str, str] = field(default_factory=dict)
+    size_reads: int = 0  # lists/{id}/size calls spent checking doubtful reads
 
     def describe_reads(self) -> str | None:
         if not self.managed:
@@ -49,6 +53,9 @@ class LiveDestination:
         if self.table_reads:
             large = f"{self.table_reads} large list{'s' if self.table_reads != 1 else ''}"
             text += f"; {large} diffed in DuckDB"
+        if self.size_reads:
+            text += f"; {self.size_reads} empty read{'s' if self.size_reads != 1 else ''} "
+            text += "checked against the list's size"
         return text
 
 
@@ -136,7 +143,8 @@ def read_live(
             managed = _read_members_by_export(client, desired.project_type, in_python)
             task.advance(sum(len(x.members) for x in managed.values()))
         task.finish()
-        return LiveDestination(all_lists, managed, 1, "export", len(in_tables))
+        live = LiveDestination(all_lists, managed, 1, "export", len(in_tables))
+        return _prove_reads(client, live)
     for item, info in in_tables:
         assert engine is not None and item.table is not None
         if on_read is not None:
@@ -156,7 +164,34 @@ def read_live(
         if desired.project_type == "hybrid" and item.prefer_user_id:
             members = _resolve_user_ids(client, item, members)
         managed[item.list_name] = LiveList(info, members)
-    return LiveDestination(all_lists, managed, len(found), "getUsers", len(in_tables))
+    live = LiveDestination(all_lists, managed, len(found), "getUsers", len(in_tables))
+    return _prove_reads(client, live)
+
+
+def _prove_reads(client: IterableClient, live: LiveDestination) -> LiveDestination:
+    """An empty answer is not an empty list (issue 16, point 8): a 200 with no body, or one
+    cut off where a line ends, reads as a list with fewer members or none, and the plan
+    would then add everyone again, or (worse) find nothing of what is due for removal and
+    report success. So a read that found no members is checked against the size Iterable
+    reports for the list (`lists/{id}/size`, from the same 5-a-minute budget, hence only
+    for empty reads); when Iterable counts members there, the read is not the list, and
+    the list is moved to `unproven` rather than planned from it."""
+    for name, live_list in list(live.managed.items()):
+        table = live_list.table
+        count = table.count if table is not None else len(live_list.members)
+        if count:
+            continue
+        size = client.list_size(live_list.info.id)
+        live.size_reads += 1
+        if size > 0:
+            del live.managed[name]
+            live.unproven[name] = (
+                f"list {name!r} (id {live_list.info.id}): Iterable's member read answered no "
+                f"members, yet Iterable counts {size:,} on the list. The read is not trusted: "
+                "this audience is left out of the plan (nothing is added or removed); run "
+                "plan again"
+            )
+    return live
 
 
 def _read_list_table(

@@ -280,9 +280,13 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
                 "add_fields": lp.add_fields,
                 "merge_nested_objects": lp.merge_nested_objects,
                 "field_update_keys": list(lp.field_update_keys),
+                "forgotten": list(lp.forgotten),
+                "not_created": list(lp.not_created),
             }
             for lp in d.lists
         ],
+        "unread": [list(x) for x in d.unread],
+        "other_reads": list(d.other_reads),
     }
 
 
@@ -348,7 +352,11 @@ def _destination_from_json(d: dict[str, Any], members: _MemberLines) -> Destinat
                 add_fields=x["add_fields"],
                 merge_nested_objects=bool(x["merge_nested_objects"]),
                 field_update_keys=tuple(x["field_update_keys"]),
+                forgotten=tuple(x.get("forgotten", ())),
+                not_created=tuple(x.get("not_created", ())),
             )
             for x in d["lists"]
         ),
+        unread=tuple((str(a), str(r)) for a, r in d.get("unread", ())),
+        other_reads=tuple(d.get("other_reads", ())),
     )

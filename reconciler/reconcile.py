@@ -27,6 +27,7 @@ from reconciler.plan import (
 from reconciler.plan.fingerprint import FIELDS_KEY, list_fingerprint
 from reconciler.plan.ownership import marked_audience, unmarked
 from reconciler.progress import NULL_PROGRESS, Progress
+from reconciler.unsendable import leave_out_unsendable
 
 
 def make_plan(
@@ -58,6 +59,16 @@ def make_plan(
         except (IterableError, LiveStateError) as exc:
             raise exc.in_destination(name) from None
         prints = fingerprint.setdefault(name, {})
+        # Audiences whose list could not be read with confidence are left out whole.
+        unread = tuple(
+            (item.audience.name, live.unproven[item.list_name])
+            for item in desired.lists
+            if item.list_name in live.unproven
+        )
+        skipped = [(item.audience.name, issue) for item in desired.lists for issue in item.issues]
+        desired = dataclasses.replace(
+            desired, lists=[item for item in desired.lists if item.list_name not in live.unproven]
+        )
         lists = []
         for item in desired.lists:
             live_list = live.managed.get(item.list_name)
@@ -108,7 +119,6 @@ def make_plan(
                 prints[f"{deletion.list_name}#{deletion.list_id}"] = list_fingerprint(
                     deletion.list_id, None
                 )
-        skipped = [(item.audience.name, issue) for item in desired.lists for issue in item.issues]
         # Trait mappings: fields ride on subscribes, the rest become bulkUpdates. A value
         # that cannot be sent leaves out that field only: its member is still sent.
         fields = plan_fields(clients[name], desired, lists)
@@ -121,10 +131,15 @@ def make_plan(
         field_issues.extend(fields.issues)
         if fields.live_digest is not None:
             prints[FIELDS_KEY] = {"digest": fields.live_digest}
+        # Forgotten users, and unknown ones an audience may not create, are not sent.
+        try:
+            left_out = leave_out_unsendable(clients[name], desired.project_type, fields.lists)
+        except (IterableError, LiveStateError) as exc:
+            raise exc.in_destination(name) from None
         dest_plan = plan_destination(
             name,
             desired.project_type,
-            fields.lists,
+            left_out.lists,
             skipped,
             deletions,
             allow_list_deletion=dest_spec.policy.allowListDeletion,
@@ -150,6 +165,8 @@ def make_plan(
                     for item in desired.lists
                     for issue in item.conflicts
                 ),
+                unread=unread,
+                other_reads=tuple(left_out.reads),
             )
         )
     return Plan(tuple(destinations), fingerprint)

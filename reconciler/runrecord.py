@@ -66,6 +66,13 @@ class RunRecord:
                         "updated": _updated_in_list(lr.field_update_keys, d.fields),
                         "rejected": len(lr.rejected),
                         "errors": len(lr.errors),
+                        # Members whose outcome Iterable's answers left unknown (exit 1).
+                        "unconfirmed": lr.unconfirmed_add + lr.unconfirmed_remove,
+                        # Expected, no failure: off the list already, not created
+                        # (updateExistingUsersOnly), forgotten in Iterable (GDPR).
+                        "already_gone": lr.already_gone,
+                        "not_created": lr.not_created,
+                        "forgotten": lr.forgotten,
                     }
                 )
         return {

@@ -88,9 +88,10 @@ class DesiredTable:
 
     @property
     def prefer_user_id(self) -> bool:
-        """As DesiredList.prefer_user_id: when any member's key is its userId."""
-        if self.project_type == "email":
-            return False
+        """As DesiredList.prefer_user_id: always in userID-based projects, never in
+        email-based ones, and in hybrid ones when any member's key is its userId."""
+        if self.project_type != "hybrid":
+            return self.project_type == "userId"
         return self.with_user_id > 0
 
     @property

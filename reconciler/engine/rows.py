@@ -41,6 +41,15 @@ class TableRows(Sequence[T]):
     def __len__(self) -> int:
         return self._count
 
+    @property
+    def table(self) -> str:
+        """The workspace relation the rows are read from."""
+        return self._table
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
     def __repr__(self) -> str:
         return f"<{self._count} rows of {self._table}>"
 

@@ -40,6 +40,11 @@ class ListPlan:
     # Members of this list already on it whose mapped fields get a bulkUpdate (the updates
     # themselves are per user, on the DestinationPlan: a user may be on several lists).
     field_update_keys: tuple[str, ...] = ()
+    # Desired members left out of `add` because sending them cannot succeed, and that is
+    # no failure: users Iterable has forgotten (GDPR), and, with updateExistingUsersOnly,
+    # users Iterable does not know (it would not create them). Member keys.
+    forgotten: tuple[str, ...] = ()
+    not_created: tuple[str, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -71,6 +76,19 @@ class ListPlan:
                 }
             )
         return out
+
+    def left_out(self, show: Callable[[str], str]) -> dict[str, Any]:
+        """Desired members not sent, and why (expected: no change, no failure)."""
+        return {
+            "forgotten": {
+                "count": len(self.forgotten),
+                "sample": [show(k) for k in self.forgotten[:SAMPLE_SIZE]],
+            },
+            "not_created": {
+                "count": len(self.not_created),
+                "sample": [show(k) for k in self.not_created[:SAMPLE_SIZE]],
+            },
+        }
 
 
 @dataclass(frozen=True)
@@ -151,6 +169,11 @@ class DestinationPlan:
     # Set when the last apply to this destination was recent enough that Iterable's reads
     # may lag it (they lag writes by up to about a minute): what the plan did about it.
     read_note: str | None = None
+    # Audiences left out of the plan because their list could not be read with
+    # confidence: (audience, why). Nothing is sent for them and the run exits 1.
+    unread: tuple[tuple[str, str], ...] = ()
+    # Reads beyond members and fields, for people: forgotten users, existence checks.
+    other_reads: tuple[str, ...] = ()
 
     @property
     def skipped_count(self) -> int:
@@ -214,11 +237,15 @@ class Summary:
     users_to_update: int = 0
     members_skipped: int = 0
     field_values_skipped: int = 0
+    lists_unread: int = 0  # audiences left out: their list's read was not trusted
+    members_forgotten: int = 0  # not sent: forgotten in Iterable (expected, exit 0)
+    members_not_created: int = 0  # not sent: updateExistingUsersOnly, unknown to Iterable
 
     @property
     def problems(self) -> int:
-        """Source data that could not be used: a plan with any exits 1."""
-        return self.members_skipped + self.field_values_skipped
+        """Source data that could not be used, or lists that could not be read: a plan
+        with any exits 1."""
+        return self.members_skipped + self.field_values_skipped + self.lists_unread
 
     @property
     def changes(self) -> int:
@@ -261,6 +288,9 @@ class Plan:
             users_to_update=sum(len(d.field_updates) for d in self.destinations),
             members_skipped=sum(d.skipped_count for d in self.destinations),
             field_values_skipped=sum(len(d.field_issues) for d in self.destinations),
+            lists_unread=sum(len(d.unread) for d in self.destinations),
+            members_forgotten=sum(len(lp.forgotten) for lp in lists),
+            members_not_created=sum(len(lp.not_created) for lp in lists),
         )
 
     def to_dict(self, show: Callable[[str], str]) -> dict[str, Any]:
@@ -280,6 +310,9 @@ class Plan:
                 "users_to_update": s.users_to_update,
                 "members_skipped": s.members_skipped,
                 "field_values_skipped": s.field_values_skipped,
+                "lists_unread": s.lists_unread,
+                "members_forgotten": s.members_forgotten,
+                "members_not_created": s.members_not_created,
             },
             "violations": [
                 {
@@ -296,6 +329,7 @@ class Plan:
                     "project_type": d.project_type,
                     "member_read": d.member_read,
                     "read_note": d.read_note,
+                    "other_reads": list(d.other_reads),
                     "lists": [
                         {
                             "audience": lp.audience,
@@ -306,8 +340,12 @@ class Plan:
                             "unchanged_members": lp.unchanged,
                             "users_to_update": len(lp.field_update_keys),
                             "changes": lp.changes(show),
+                            "not_sent": lp.left_out(show),
                         }
                         for lp in d.lists
+                    ],
+                    "unread": [
+                        {"audience": audience, "reason": reason} for audience, reason in d.unread
                     ],
                     "lists_to_delete": [
                         {"list_id": x.list_id, "list_name": x.list_name} for x in d.deletions

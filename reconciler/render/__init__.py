@@ -12,7 +12,7 @@ from typing import Any
 
 import jinja2
 
-from reconciler.apply import ApplyReport
+from reconciler.apply import ApplyReport, ListResult
 from reconciler.identity import Member
 from reconciler.masking import Show, mask_emails, mask_value, quoted, reveal, shower
 from reconciler.plan import FieldUpdate, ListPlan, Plan
@@ -101,6 +101,10 @@ def _notes(lp: ListPlan) -> str:
         notes.append("**channelUnsubscribe**")
     if lp.update_existing_users_only and lp.add:
         notes.append("existing users only")
+    if lp.forgotten:
+        notes.append(f"{len(lp.forgotten)} forgotten in Iterable, not sent")
+    if lp.not_created:
+        notes.append(f"{len(lp.not_created)} not created (updateExistingUsersOnly)")
     return ", ".join(notes)
 
 
@@ -177,6 +181,18 @@ def _message(show_members: bool) -> Any:
     return (lambda text: reveal(text, True)) if show_members else mask_emails
 
 
+def _expected(lr: ListResult) -> str:
+    """Outcomes of a list that are no failure, in words ("" when there are none)."""
+    parts = []
+    if lr.already_gone:
+        parts.append(f"{lr.already_gone} already gone from Iterable (counted as removed)")
+    if lr.not_created:
+        parts.append(f"{lr.not_created} not created (updateExistingUsersOnly)")
+    if lr.forgotten:
+        parts.append(f"{lr.forgotten} forgotten in Iterable, not added")
+    return "; ".join(parts)
+
+
 def report_text(report: ApplyReport, show_members: bool = False) -> str:
     return _env.get_template("report.txt.j2").render(
         report=report,
@@ -184,6 +200,7 @@ def report_text(report: ApplyReport, show_members: bool = False) -> str:
         show=shower(show_members),
         message=_message(show_members),
         sample=SAMPLE * 2,
+        expected=_expected,
     )
 
 
@@ -195,6 +212,7 @@ def report_markdown(report: ApplyReport, show_members: bool = False) -> str:
         message=_message(show_members),
         sample=SAMPLE * 2,
         md=_md,
+        expected=_expected,
     )
 
 

@@ -75,6 +75,9 @@ def test_matching_list_has_no_changes_and_summary_counts():
         "users_to_update": 0,
         "members_skipped": 0,
         "field_values_skipped": 0,
+        "lists_unread": 0,
+        "members_forgotten": 0,
+        "members_not_created": 0,
     }
 
 

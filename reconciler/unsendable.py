@@ -1,0 +1,151 @@
+"""Desired members a plan leaves out because sending them cannot succeed, and that is no
+failure (issue 16, points 5 and 6):
+
+- users Iterable has forgotten (GDPR). It refuses every write naming them, so an audience
+  holding one would fail every run, forever. `GET /api/users/forgotten` (emails) and
+  `/api/users/forgottenUserIds` list SHA-256 hashes of the forgotten identifiers, trimmed
+  and lowercased; each is read at most once per plan, and only when the plan adds anyone.
+  A userId is hashed lowercased too, so a userId differing from a forgotten one only in
+  case is taken as forgotten as well: left out and named, never sent.
+- with `updateExistingUsersOnly`, users Iterable does not know: it answers them notFound
+  and creates nobody, on every run. Their existence is read as mapped fields are (one
+  export or per-user reads, whichever is cheaper); audiences planned in DuckDB are not
+  checked here (apply reports the notFound answers as "not created", exit 0).
+
+Both are named in the plan (masked) with counts, and are neither changes nor failures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from reconciler.engine.rows import TableRows, member_rows
+from reconciler.identity import Member, ProjectType
+from reconciler.iterable import IterableClient
+from reconciler.live import read_field_values
+from reconciler.plan import ListPlan
+
+
+@dataclass
+class LeftOut:
+    lists: list[ListPlan]
+    reads: list[str] = field(default_factory=list)  # what was read, for people
+
+
+def forgotten_hash(identifier: str) -> str:
+    """How Iterable lists a forgotten email or userId."""
+    return hashlib.sha256(identifier.strip().lower().encode("utf-8")).hexdigest()
+
+
+def leave_out_unsendable(
+    client: IterableClient, project_type: ProjectType, lists: Sequence[ListPlan]
+) -> LeftOut:
+    out = LeftOut(list(lists))
+    if not any(lp.add for lp in out.lists):
+        return out
+    emails = client.forgotten_hashes("email") if project_type != "userId" else frozenset()
+    user_ids = client.forgotten_hashes("userId") if project_type != "email" else frozenset()
+    calls = (project_type != "userId") + (project_type != "email")
+    out.reads.append(f"forgotten users read with {calls} call{'s' if calls != 1 else ''}")
+    if emails or user_ids:
+        out.lists = [_without_forgotten(lp, emails, user_ids) for lp in out.lists]
+    out.lists = _without_unknown(client, project_type, out.lists, out.reads)
+    return out
+
+
+def _is_forgotten(member: Member, emails: frozenset[str], user_ids: frozenset[str]) -> bool:
+    return (member.email is not None and forgotten_hash(member.email) in emails) or (
+        member.user_id is not None and forgotten_hash(member.user_id) in user_ids
+    )
+
+
+def _without_forgotten(lp: ListPlan, emails: frozenset[str], user_ids: frozenset[str]) -> ListPlan:
+    if not lp.add:
+        return lp
+    if isinstance(lp.add, TableRows):
+        return _table_without_forgotten(lp, lp.add, emails, user_ids)
+    forgotten = tuple(m.key for m in lp.add if _is_forgotten(m, emails, user_ids))
+    if not forgotten:
+        return lp
+    gone = set(forgotten)
+    return _left_out(lp, tuple(m for m in lp.add if m.key not in gone), forgotten=forgotten)
+
+
+def _table_without_forgotten(
+    lp: ListPlan, adds: TableRows[Member], emails: frozenset[str], user_ids: frozenset[str]
+) -> ListPlan:
+    """The same in DuckDB, for adds that live in its workspace (sha256 as Iterable's)."""
+    engine = adds.engine
+    connection = engine.connection
+    hashes = engine.name("forgotten")
+    connection.execute(f"CREATE TEMP TABLE {hashes} (kind VARCHAR, hash VARCHAR)")
+    rows = [("email", h) for h in emails] + [("userId", h) for h in user_ids]
+    connection.executemany(f"INSERT INTO {hashes} VALUES (?, ?)", rows)
+    condition = (
+        f"(email IS NOT NULL AND sha256(lower(trim(email))) IN "
+        f"(SELECT hash FROM {hashes} WHERE kind = 'email')) OR (user_id IS NOT NULL AND "
+        f"sha256(lower(trim(user_id))) IN (SELECT hash FROM {hashes} WHERE kind = 'userId'))"
+    )
+    found = connection.execute(
+        f"SELECT key FROM {adds.table} WHERE {condition} ORDER BY key"
+    ).fetchall()
+    if not found:
+        return lp
+    kept = engine.name("adds")
+    connection.execute(
+        f"CREATE TABLE {kept} AS SELECT key, key_kind, email, user_id FROM {adds.table} "
+        f"WHERE NOT ({condition})"
+    )
+    connection.execute(f"DROP TABLE {hashes}")
+    remaining = member_rows(engine, kept, len(adds) - len(found))
+    return _left_out(lp, remaining, forgotten=tuple(key for (key,) in found))
+
+
+def _without_unknown(
+    client: IterableClient, project_type: ProjectType, lists: list[ListPlan], reads: list[str]
+) -> list[ListPlan]:
+    """updateExistingUsersOnly: adds Iterable has no profile for are not created (email-
+    based projects ignore the option, so nothing is left out there)."""
+    if project_type == "email":
+        return lists
+    checked = [
+        lp
+        for lp in lists
+        if lp.update_existing_users_only and lp.add and not isinstance(lp.add, TableRows)
+    ]
+    if not checked:
+        return lists
+    members = {m.key: m for lp in checked for m in lp.add}
+    existing = read_field_values(client, list(members.values()), [], project_type)
+    unknown = {key for key, values in existing.values.items() if values is None}
+    how = "1 user export" if existing.read.method == "export" else existing.read.describe()
+    reads.append(f"{len(members)} users checked for existence with {how}")
+    checked_ids = {id(lp) for lp in checked}
+    out = []
+    for lp in lists:
+        if id(lp) in checked_ids and any(m.key in unknown for m in lp.add):
+            not_created = tuple(m.key for m in lp.add if m.key in unknown)
+            kept = tuple(m for m in lp.add if m.key not in unknown)
+            lp = _left_out(lp, kept, not_created=not_created)
+        out.append(lp)
+    return out
+
+
+def _left_out(
+    lp: ListPlan,
+    add: Sequence[Member],
+    *,
+    forgotten: tuple[str, ...] = (),
+    not_created: tuple[str, ...] = (),
+) -> ListPlan:
+    gone = set(forgotten) | set(not_created)
+    return dataclasses.replace(
+        lp,
+        add=add,
+        add_fields={k: v for k, v in lp.add_fields.items() if k not in gone},
+        forgotten=lp.forgotten + forgotten,
+        not_created=lp.not_created + not_created,
+    )
