@@ -9,8 +9,9 @@ failure (issue 16, points 5 and 6):
   case is taken as forgotten as well: left out and named, never sent.
 - with `updateExistingUsersOnly`, users Iterable does not know: it answers them notFound
   and creates nobody, on every run. Their existence is read as mapped fields are (one
-  export or per-user reads, whichever is cheaper); audiences planned in DuckDB are not
-  checked here (apply reports the notFound answers as "not created", exit 0).
+  export or per-user reads, whichever is cheaper), for up to MAX_TABLE_CHECK adds of an
+  audience planned in DuckDB; beyond, apply reports the notFound answers as "not
+  created" (exit 0).
 
 Both are named in the plan (masked) with counts, and are neither changes nor failures.
 """
@@ -27,6 +28,11 @@ from reconciler.identity import Member, ProjectType
 from reconciler.iterable import IterableClient
 from reconciler.live import read_field_values
 from reconciler.plan import ListPlan
+
+# Adds of an updateExistingUsersOnly audience planned in DuckDB are checked up to this
+# many (a first load of millions is not: apply reports Iterable's notFound answers as
+# "not created" instead, and the run still exits 0).
+MAX_TABLE_CHECK = 100_000
 
 
 @dataclass
@@ -114,10 +120,19 @@ def _without_unknown(
     checked = [
         lp
         for lp in lists
-        if lp.update_existing_users_only and lp.add and not isinstance(lp.add, TableRows)
+        if lp.update_existing_users_only
+        and lp.add
+        and (not isinstance(lp.add, TableRows) or len(lp.add) <= MAX_TABLE_CHECK)
     ]
     if not checked:
         return lists
+    # Adds still in DuckDB are few enough here (the usual churn) to hold as members.
+    checked = [
+        dataclasses.replace(lp, add=tuple(lp.add)) if isinstance(lp.add, TableRows) else lp
+        for lp in checked
+    ]
+    by_name = {lp.list_name: lp for lp in checked}
+    lists = [by_name.get(lp.list_name, lp) for lp in lists]
     members = {m.key: m for lp in checked for m in lp.add}
     existing = read_field_values(client, list(members.values()), [], project_type)
     unknown = {key for key, values in existing.values.items() if values is None}

@@ -1,0 +1,432 @@
+"""The tool against Iterable as clients in production see it (issue 16, points 4-8 and 10):
+answers that count failures without naming them, notFound that is no failure, forgotten
+users, userID-based list reads, empty member reads, identifiers with a leading space.
+
+Through the CLI against the emulator over HTTP; audiences read from CSV so that both
+engines (Python sets and DuckDB) are exercised where it matters.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+
+from reconciler.emulator import Faults
+from tests.integration.conftest import API_KEY_VAR, Workspace
+
+ENGINES = ["python", "duckdb"]
+
+
+@pytest.fixture
+def field_workspace(tmp_path, monkeypatch, fast_client, make_emulator_server):
+    """A workspace on a fresh emulator of the given project type, with the given engine."""
+
+    def make(project_type: str = "hybrid", engine: str = "python", faults: Faults | None = None):
+        server = make_emulator_server(project_type=project_type, faults=faults)
+        monkeypatch.setenv(API_KEY_VAR, "test-key")
+        monkeypatch.setenv("RECONCILER_ENGINE", engine)
+        monkeypatch.chdir(tmp_path)
+        ws = Workspace(tmp_path, server.base_url, project_type)
+        ws.destination()
+        return ws, server, server.emulator.project("default")
+
+    return make
+
+
+def csv_audience(ws: Workspace, name: str, column: str, values: list[str], **spec) -> None:
+    ws.csv(f"data/{name}.csv", column, values)
+    ws.audience(name, {"csv": f"data/{name}.csv"}, **spec)
+
+
+def the_list(report: dict) -> dict:
+    (lr,) = [lr for d in report["destinations"] for lr in d["lists"]]
+    return lr
+
+
+def requests_to(server, path: str) -> list:
+    return [r for r in server.emulator.request_log if r.path == path]
+
+
+def accepted(server, path: str) -> list[dict]:
+    """Subscribers of the requests to `path` that Iterable took (a new list refuses writes
+    for a while under the field profile: those attempts are sent again)."""
+    return [s for r in requests_to(server, path) if r.status == 200 for s in r.body["subscribers"]]
+
+
+# -- 4. answers that count failures without naming them ------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_unnamed_failures_are_reported_as_not_confirmed_never_as_done(field_workspace, cli, engine):
+    ws, _server, proj = field_workspace("hybrid", engine, Faults(counts_only_answers=True))
+    # 412 of 1,000 members conflict: their email belongs to a profile with another userId.
+    for i in range(412):
+        proj.add_user(email=f"c{i}@example.com", user_id=f"other-{i}")
+    ws.csv(
+        "data/big.csv",
+        "email,userId",
+        [f"c{i}@example.com,u{i}" for i in range(412)]
+        + [f"n{i}@example.com,u{i}" for i in range(412, 1000)],
+    )
+    ws.audience("big", {"csv": "data/big.csv"})
+
+    result = cli("apply", ws.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 1, result.output
+    lr = the_list(result.json())
+    assert (lr["added"], lr["unconfirmed_add"], lr["rejected"]) == (588, 412, [])
+    assert "412 of 1,000 additions not confirmed by Iterable" in lr["errors"][0]
+    assert result.json()["ok"] is False
+
+    text = cli("apply", ws.manifests, "--yes")
+    assert text.exit_code == 1
+    assert "412 of 412 additions not confirmed by Iterable" in text.stdout
+    assert "Apply complete" not in text.output
+
+
+def test_an_unnamed_failure_of_a_removal_is_not_confirmed_either(field_workspace, cli):
+    ws, server, proj = field_workspace("hybrid", "python", Faults(counts_only_answers=True))
+    list_id = proj.add_list("vip")
+    for email in ("stay@example.com", "leave@example.com", "gone@example.com"):
+        proj.subscribe_direct(list_id, email=email)
+    ws.audience("vip", {"inline": ["stay@example.com"]}, policy={"maxRemovalPercent": 100})
+    emulator = server.emulator
+    original = emulator.handle
+
+    def deleted_meanwhile(request: httpx.Request):
+        # Iterable answers notFound for a user deleted since the read, here without a name.
+        if request.url.path == "/api/lists/unsubscribe":
+            user = proj.user_by_email("gone@example.com")
+            if user is not None:
+                proj.delete_user(user)
+        return original(request)
+
+    emulator.handle = deleted_meanwhile  # type: ignore[method-assign]
+    result = cli("apply", ws.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 1, result.output
+    lr = the_list(result.json())
+    assert (lr["removed"], lr["unconfirmed_remove"], lr["already_gone"]) == (1, 1, 0)
+    assert "1 of 2 removals not confirmed by Iterable" in lr["errors"][0]
+
+
+def test_invalid_identifiers_named_at_the_top_level_are_still_rejected_by_name(
+    field_workspace, cli
+):
+    ws, _server, _proj = field_workspace("hybrid", "python", Faults(counts_only_answers=True))
+    # Two dots in a row pass reconciler's light check; Iterable refuses the address.
+    ws.audience("mixed", {"inline": ["ok@example.com", "two..dots@example.com"]})
+    result = cli("apply", ws.manifests, "--yes", "--format", "json", "--show-members")
+    assert result.exit_code == 1
+    lr = the_list(result.json())
+    assert lr["added"] == 1 and lr["unconfirmed_add"] == 0
+    assert lr["rejected"] == [{"member": "two..dots@example.com", "reason": "invalid email"}]
+
+
+# -- 5. notFound that is no failure -----------------------------------------------------
+
+
+def test_not_found_on_unsubscribe_means_already_gone(field_workspace, cli):
+    ws, server, proj = field_workspace("hybrid")
+    list_id = proj.add_list("vip")
+    for email in ("stay@example.com", "leave@example.com"):
+        proj.subscribe_direct(list_id, email=email)
+    ws.audience("vip", {"inline": ["stay@example.com"]}, policy={"maxRemovalPercent": 100})
+    emulator = server.emulator
+    original = emulator.handle
+
+    def deleted_meanwhile(request: httpx.Request):
+        # Someone deletes the user in Iterable between the plan's read and the removal.
+        if request.url.path == "/api/lists/unsubscribe":
+            user = proj.user_by_email("leave@example.com")
+            if user is not None:
+                proj.delete_user(user)
+        return original(request)
+
+    emulator.handle = deleted_meanwhile  # type: ignore[method-assign]
+    result = cli("apply", ws.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    lr = the_list(result.json())
+    assert (lr["removed"], lr["already_gone"], lr["rejected"]) == (1, 1, [])
+    (answer,) = [r for r in emulator.request_log if r.path == "/api/lists/unsubscribe"]
+    assert answer.status == 200
+    text = cli("plan", ws.manifests, "--detailed-exitcode")
+    assert text.exit_code == 0, text.output
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("project_type", ["hybrid", "userId"])
+def test_update_existing_users_only_converges_without_creating_anyone(
+    field_workspace, cli, tmp_path, engine, project_type
+):
+    ws, server, proj = field_workspace(project_type, engine)
+    proj.add_user(email="known@example.com", user_id="known")
+    csv_audience(
+        ws,
+        "existing",
+        "userId",
+        ["known", "stranger-1", "stranger-2"],
+        updateExistingUsersOnly=True,
+    )
+
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    assert body["summary"]["members_to_add"] == 1
+    assert body["summary"]["members_not_created"] == 2
+    (lp,) = body["destinations"][0]["lists"]
+    assert lp["not_sent"]["not_created"]["count"] == 2
+    text = cli("plan", ws.manifests)
+    assert "2 not created (updateExistingUsersOnly: Iterable does not know them)" in text.stdout
+    assert "stranger-1" not in text.stdout  # named, masked
+
+    record_file = tmp_path / "run.json"
+    applied = cli("apply", ws.manifests, "--yes", "--summary-json", record_file)
+    assert applied.exit_code == 0, applied.output
+    assert json.loads(record_file.read_text())["outcome"] == "success"
+    assert len(proj.users) == 1
+    (list_id,) = proj.lists
+    assert proj.members(list_id, True) == ["known"]
+    subscribed = accepted(server, "/api/lists/subscribe")
+    assert subscribed == [{"userId": "known"}]
+
+    again = cli("apply", ws.manifests, "--yes")
+    assert again.exit_code == 0, again.output
+    final = cli("plan", ws.manifests, "--detailed-exitcode")
+    assert final.exit_code == 0, final.output
+
+
+def test_update_existing_users_only_not_found_at_apply_is_not_created_not_an_error(
+    field_workspace, cli
+):
+    # The plan saw the user; Iterable lost it before the subscribe (apply's own check).
+    ws, server, proj = field_workspace("hybrid")
+    proj.add_user(user_id="known")
+    proj.add_user(user_id="vanishing")
+    csv_audience(ws, "existing", "userId", ["known", "vanishing"], updateExistingUsersOnly=True)
+    emulator = server.emulator
+    original = emulator.handle
+
+    def deleted_meanwhile(request: httpx.Request):
+        if request.url.path == "/api/lists/subscribe":
+            user = proj.user_by_user_id("vanishing")
+            if user is not None:
+                proj.delete_user(user)
+        return original(request)
+
+    emulator.handle = deleted_meanwhile  # type: ignore[method-assign]
+    result = cli("apply", ws.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    lr = the_list(result.json())
+    assert (lr["added"], lr["not_created"], lr["rejected"]) == (1, 1, [])
+
+
+# -- 6. forgotten users -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    ("project_type", "column", "forget"),
+    [
+        ("hybrid", "email", {"email": "Gone@Example.com"}),
+        ("email", "email", {"email": "gone@example.com"}),
+        ("userId", "userId", {"userId": "gone"}),
+        ("hybrid", "userId", {"userId": "gone"}),
+    ],
+)
+def test_forgotten_users_are_left_out_counted_and_named_masked(
+    field_workspace, cli, engine, project_type, column, forget
+):
+    ws, server, proj = field_workspace(project_type, engine)
+    gone = "gone@example.com" if column == "email" else "gone"
+    values = [gone] + (["a@example.com", "b@example.com"] if column == "email" else ["a-1", "b-2"])
+    proj.add_user(
+        email="gone@example.com" if project_type != "userId" or column == "email" else None,
+        user_id="gone" if project_type != "email" else None,
+    )
+    httpx.post(f"{server.base_url}/_emulator/forget", json=forget).raise_for_status()
+    csv_audience(ws, "vip", column, values)
+
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    assert body["summary"]["members_to_add"] == 2
+    assert body["summary"]["members_forgotten"] == 1
+    (lp,) = body["destinations"][0]["lists"]
+    assert lp["not_sent"]["forgotten"]["count"] == 1
+    assert gone not in plan.stdout  # named, masked
+    text = cli("plan", ws.manifests)
+    assert "1 forgotten in Iterable, not sent" in text.stdout
+    # At most one read of each kind per plan.
+    reads = requests_to(server, "/api/users/forgotten") + requests_to(
+        server, "/api/users/forgottenUserIds"
+    )
+    assert len(reads) == 2 * (2 if project_type == "hybrid" else 1)
+    assert all(r.status == 200 for r in reads)
+
+    server.emulator.clear_log()
+    applied = cli("apply", ws.manifests, "--yes")
+    assert applied.exit_code == 0, applied.output
+    sent = accepted(server, "/api/lists/subscribe")
+    assert len(sent) == 2 and all(gone not in s.values() for s in sent)
+    final = cli("plan", ws.manifests, "--detailed-exitcode")
+    assert final.exit_code == 0, final.output
+
+
+def test_a_user_forgotten_between_plan_and_apply_is_expected_not_an_error(
+    field_workspace, cli, tmp_path
+):
+    ws, _server, proj = field_workspace("hybrid")
+    ws.audience("vip", {"inline": ["a@example.com", "late@example.com"]})
+    saved = tmp_path / "plan.gz"
+    assert cli("plan", ws.manifests, "--out", saved).exit_code == 0
+    proj.forget(email="late@example.com")
+    result = cli("apply", "--plan", saved, "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    lr = the_list(result.json())
+    assert (lr["added"], lr["forgotten"], lr["rejected"]) == (1, 1, [])
+
+
+# -- 7. userID-based projects read lists by userId ---------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_emptied_audience_in_a_user_id_project_removes_its_members(field_workspace, cli, engine):
+    ws, server, proj = field_workspace("userId", engine)
+    list_id = proj.add_list("vip")
+    for i in range(3):
+        proj.subscribe_direct(list_id, email=f"m{i}@example.com", user_id=f"user-{i}")
+    csv_audience(ws, "vip", "userId", [], policy={"maxRemovalPercent": 100})
+
+    result = cli("apply", ws.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert proj.members(list_id) == []
+    (read,) = requests_to(server, "/api/lists/getUsers")
+    assert parse_qs(read.query)["preferUserId"] == ["true"]
+    removed = accepted(server, "/api/lists/unsubscribe")
+    assert sorted(s["userId"] for s in removed) == ["user-0", "user-1", "user-2"]
+
+
+# -- 8. an empty answer is not an empty list ---------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_empty_member_read_of_a_list_iterable_counts_as_full_is_not_trusted(
+    field_workspace, cli, tmp_path, engine
+):
+    ws, server, proj = field_workspace("hybrid", engine)
+    list_id = proj.add_list("vip")
+    for i in range(2001):
+        proj.subscribe_direct(list_id, email=f"m{i}@example.com")
+    # 2,000 members are due for removal.
+    csv_audience(ws, "vip", "email", ["m0@example.com"], policy={"maxRemovalPercent": 100})
+    faults = server.emulator.faults
+    faults.paths = ["/api/lists/getUsers"]
+    faults.bad_body_every, faults.bad_body = 1, "empty"
+
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 1, plan.output
+    body = plan.json()
+    assert body["has_changes"] is False and body["summary"]["lists_unread"] == 1
+    (unread,) = body["destinations"][0]["unread"]
+    assert unread["audience"] == "vip" and "counts 2,001 on the list" in unread["reason"]
+    assert len(requests_to(server, f"/api/lists/{list_id}/size")) == 1
+
+    record_file = tmp_path / "run.json"
+    applied = cli("apply", ws.manifests, "--yes", "--summary-json", record_file)
+    assert applied.exit_code == 1, applied.output
+    assert "vip: left out of this plan" in applied.stdout
+    assert "Apply complete" not in applied.output
+    assert json.loads(record_file.read_text())["outcome"] == "failed"
+    assert requests_to(server, "/api/lists/subscribe") == []
+    assert requests_to(server, "/api/lists/unsubscribe") == []
+    assert len(proj.members(list_id)) == 2001
+
+    faults.bad_body_every = 0  # the reads are whole again: the removals go ahead
+    fixed = cli("apply", ws.manifests, "--yes")
+    assert fixed.exit_code == 0, fixed.output
+    assert proj.members(list_id) == ["m0@example.com"]
+
+
+def test_an_empty_read_of_an_empty_list_is_the_empty_list(field_workspace, cli):
+    ws, server, proj = field_workspace("hybrid")
+    list_id = proj.add_list("vip")
+    csv_audience(ws, "vip", "email", ["a@example.com"])
+    result = cli("apply", ws.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert proj.members(list_id) == ["a@example.com"]
+    assert len(requests_to(server, f"/api/lists/{list_id}/size")) == 1
+
+
+# -- 10. identifiers read back are compared exactly --------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_user_id_with_a_leading_space_matches_itself(field_workspace, cli, engine):
+    ws, _server, proj = field_workspace("userId", engine)
+    csv_audience(ws, "vip", "userId", [" spaced", "plain"])
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    (list_id,) = proj.lists
+    assert sorted(proj.members(list_id)) == [" spaced", "plain"]
+    again = cli("plan", ws.manifests, "--detailed-exitcode", "--show-members")
+    assert again.exit_code == 0, again.output
+
+
+def test_a_forgotten_read_iterable_refuses_is_noted_and_the_members_sent(
+    tmp_path, monkeypatch, fast_client, make_emulator_server, cli
+):
+    # A userID-based project refuses GET /api/users/forgotten (emails) with a 400.
+    server = make_emulator_server(project_type="userId")
+    server.emulator.project("default").forget(user_id="gone")
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.chdir(tmp_path)
+    ws = Workspace(tmp_path, server.base_url, "hybrid")  # the manifest says hybrid
+    ws.destination()
+    ws.audience("vip", {"inline": [{"userId": "a-1"}, {"userId": "gone"}]})
+
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    (dest,) = plan.json()["destinations"]
+    (note,) = [x for x in dest["other_reads"] if x.startswith("forgotten users could not")]
+    assert "/api/users/forgotten: HTTP 400" in note
+    applied = cli("apply", ws.manifests, "--yes", "--format", "json")
+    assert applied.exit_code == 0, applied.output
+    lr = the_list(applied.json())
+    assert (lr["added"], lr["forgotten"], lr["rejected"]) == (1, 1, [])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_import_never_adopts_an_empty_read_of_a_full_list(field_workspace, cli, engine):
+    ws, server, proj = field_workspace("hybrid", engine)
+    full, empty = proj.add_list("full"), proj.add_list("empty")
+    for i in range(3):
+        proj.subscribe_direct(full, email=f"m{i}@example.com")
+    faults = server.emulator.faults
+    faults.paths = ["/api/lists/getUsers"]
+    faults.bad_body_every, faults.bad_body = 1, "empty"
+    out = ws.manifests / "imported"
+
+    result = cli("import", ws.manifests, "--destination", "prod", "--out", out)
+    assert result.exit_code == 1, result.output
+    assert "Iterable counts 3 on the list; nothing was written" in result.stderr
+    assert not (out / "full.csv").exists() and not (out / "full.yaml").exists()
+    assert (out / "empty.yaml").exists()  # an empty read of an empty list is the list
+    assert len(requests_to(server, f"/api/lists/{empty}/size")) == 1
+
+
+def test_the_markdown_plan_names_members_not_sent_masked(field_workspace, cli):
+    ws, _server, proj = field_workspace("hybrid")
+    proj.add_user(user_id="known")
+    proj.forget(email="gone@example.com")
+    ws.audience("vip", {"inline": ["a@example.com", "gone@example.com"]})
+    ws.audience(
+        "existing",
+        {"inline": [{"userId": "known"}, {"userId": "stranger"}]},
+        updateExistingUsersOnly=True,
+    )
+    result = cli("plan", ws.manifests, "--format", "markdown")
+    assert result.exit_code == 0, result.output
+    assert "vip: 1 forgotten in Iterable, not sent: `" in result.stdout
+    assert "existing: 1 not created (updateExistingUsersOnly): `" in result.stdout
+    assert "gone@example.com" not in result.stdout and "stranger" not in result.stdout
