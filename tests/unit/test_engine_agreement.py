@@ -7,6 +7,7 @@ import csv
 import itertools
 from pathlib import Path
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,6 +21,7 @@ from reconciler.engine.diff import (
     join_partitions,
     load_live_file,
 )
+from reconciler.iterable.client import _parse_lines
 from reconciler.manifest import load_manifests
 from reconciler.plan import diff_members
 from reconciler.sources import read_members
@@ -42,6 +44,9 @@ EMAILS = [
 USER_IDS = ["u1", "u2", "U1", "u3", " u4", "u5 ", "x" * 53, "ü6", "", "  ", "u,7", "a@x.com"]
 USER_IDS += ["c@y.org"]
 LIVE = ["a@x.com", "b@x.com", "c@y.org", "u1", "u2", "u9", "zz@gone.com", "U1", "q@x.com"]
+# Legal userIds Iterable gives back exactly: a leading space (" u4" is also a desired one),
+# inner spaces. Both engines read the same getUsers text and must compare it exactly.
+LIVE += [" u4", "u4", "  u1", "u 7", " a@x.com"]
 
 rows = st.lists(
     st.tuples(st.sampled_from(EMAILS), st.sampled_from(USER_IDS)), min_size=0, max_size=25
@@ -84,6 +89,12 @@ spec:
     return load_manifests(root).audiences["a"], root
 
 
+def _python_read(body: str) -> set[str]:
+    """The members the Python engine takes from a getUsers answer (client._parse_lines)."""
+    response = httpx.Response(200, headers={"Content-Type": "text/plain"}, text=body)
+    return set(_parse_lines(response))
+
+
 @settings(
     max_examples=80,
     deadline=None,
@@ -103,15 +114,19 @@ def test_python_and_duckdb_plan_the_same(
 ):
     audience, root = _audience(tmp_path, project_type, cells, columns)
 
+    # One getUsers body, read by each engine as it reads Iterable's answer.
+    body = "".join(f"{i}\n" for i in sorted(live))
     source = read_members(audience, project_type)
-    add, remove = diff_members(source.members, live if list_exists else set())
+    read_back = _python_read(body) if list_exists else set()
+    assert read_back == (live if list_exists else set())
+    add, remove = diff_members(source.members, read_back)
 
     table = load_desired(engine, audience, project_type)
     live_table = None
     if list_exists:
         live_table = engine.name("live")
         path = root / "live.txt"
-        path.write_text("".join(f"{i}\n" for i in sorted(live)), encoding="utf-8")
+        path.write_text(body, encoding="utf-8")
         load_live_file(engine, path, live_table, "test")
     described = describe_live(engine, live_table) if live_table is not None else None
     diff = diff_tables(engine, table, described, partitions)
