@@ -500,6 +500,12 @@ def _problems(the_plan: Plan) -> str:
     if s.field_values_skipped:
         n = s.field_values_skipped
         parts.append(f"{n:,} field value{'s' if n != 1 else ''} could not be sent")
+    if s.lists_unread:
+        n = s.lists_unread
+        parts.append(
+            f"{n:,} audience{'s were' if n != 1 else ' was'} left out "
+            "(list not read with confidence)"
+        )
     return " and ".join(parts)
 
 
