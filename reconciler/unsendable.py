@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from reconciler.engine.rows import TableRows, member_rows
+from reconciler.errors import IterableError
 from reconciler.identity import Member, ProjectType
 from reconciler.iterable import IterableClient
 from reconciler.live import read_field_values
@@ -52,14 +53,36 @@ def leave_out_unsendable(
     out = LeftOut(list(lists))
     if not any(lp.add for lp in out.lists):
         return out
-    emails = client.forgotten_hashes("email") if project_type != "userId" else frozenset()
-    user_ids = client.forgotten_hashes("userId") if project_type != "email" else frozenset()
-    calls = (project_type != "userId") + (project_type != "email")
-    out.reads.append(f"forgotten users read with {calls} call{'s' if calls != 1 else ''}")
-    if emails or user_ids:
-        out.lists = [_without_forgotten(lp, emails, user_ids) for lp in out.lists]
-    out.lists = _without_unknown(client, project_type, out.lists, out.reads)
+    # Neither read is needed for correctness: apply counts Iterable's forgotten and
+    # notFound answers as expected too. So a read Iterable refuses (a key without the
+    # permission, a project of another type) is noted, and the members are sent.
+    try:
+        emails = client.forgotten_hashes("email") if project_type != "userId" else frozenset()
+        user_ids = client.forgotten_hashes("userId") if project_type != "email" else frozenset()
+    except IterableError as exc:
+        out.reads.append(
+            f"forgotten users could not be read ({_why(exc)}): any forgotten member is sent, and "
+            "Iterable's refusal is counted as expected"
+        )
+    else:
+        calls = (project_type != "userId") + (project_type != "email")
+        out.reads.append(f"forgotten users read with {calls} call{'s' if calls != 1 else ''}")
+        if emails or user_ids:
+            out.lists = [_without_forgotten(lp, emails, user_ids) for lp in out.lists]
+    try:
+        out.lists = _without_unknown(client, project_type, out.lists, out.reads)
+    except IterableError as exc:
+        out.reads.append(
+            f"whether updateExistingUsersOnly members exist could not be read ({_why(exc)}): they "
+            "are sent, and Iterable's notFound answers are counted as not created"
+        )
     return out
+
+
+def _why(exc: IterableError) -> str:
+    """The failure without Iterable's message, which may quote a member's identifier."""
+    where = f"{exc.endpoint}: " if exc.endpoint else ""
+    return f"{where}HTTP {exc.status}" if exc.status else f"{where}no answer"
 
 
 def _is_forgotten(member: Member, emails: frozenset[str], user_ids: frozenset[str]) -> bool:
