@@ -1117,6 +1117,8 @@ def import_(
         f"skipped {len(result.skipped)}. `reconciler plan` over a path holding {out} should "
         "now show no changes. The member CSVs are owner-only: they hold personal data."
     )
+    if any(s.unread for s in result.skipped):
+        raise typer.Exit(EXIT_ERROR)
 
 
 @app.command()
