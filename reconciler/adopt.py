@@ -67,6 +67,7 @@ class SkippedList:
     list_id: int
     list_name: str
     reason: str
+    unread: bool = False  # its members could not be read with confidence: an error (exit 1)
 
 
 @dataclass
@@ -154,6 +155,20 @@ def _import(
             if on_read is not None:
                 on_read(target.info.name)
             count = _import_members(engine, client, target, project_type)
+            if count == 0 and (size := client.list_size(target.info.id)) > 0:
+                # An empty answer is not an empty list (issue 16, point 8): adopting it
+                # would declare the list empty, and the next apply would empty it.
+                target.members_file.unlink(missing_ok=True)
+                result.skipped.append(
+                    SkippedList(
+                        target.info.id,
+                        target.info.name,
+                        f"Iterable's member read answered no members, yet Iterable counts "
+                        f"{size:,} on the list; nothing was written: run import again",
+                        unread=True,
+                    )
+                )
+                continue
             _write_manifest(target, dest.name, count, now, _schema_reference(manifests, out_dir))
             result.imported.append(
                 ImportedList(
