@@ -160,7 +160,8 @@ def _without_unknown(
     existing = read_field_values(client, list(members.values()), [], project_type)
     unknown = {key for key, values in existing.values.items() if values is None}
     how = "1 user export" if existing.read.method == "export" else existing.read.describe()
-    reads.append(f"{len(members)} users checked for existence with {how}")
+    n = len(members)
+    reads.append(f"{n:,} user{'s' if n != 1 else ''} checked for existence with {how}")
     checked_ids = {id(lp) for lp in checked}
     out = []
     for lp in lists:
