@@ -324,6 +324,8 @@ def test_a_subscribe_answer_without_counts_is_not_taken_as_success(
 
 
 def test_rejected_members_file_never_holds_a_live_formula(workspace, cli, emulator_server):
+    # Names each failed member: answers that itemise failures (the field profile's may not).
+    emulator_server.emulator.faults.counts_only_answers = False
     formula = "=cmd|' /C calc'!A0"
     # The email belongs to another userId's profile: Iterable rejects the member (conflict).
     emulator_server.emulator.project("default").add_user(email="f@example.com", user_id="other")

@@ -129,6 +129,8 @@ def test_invalid_identifiers_named_at_the_top_level_are_still_rejected_by_name(
 
 def test_not_found_on_unsubscribe_means_already_gone(field_workspace, cli):
     ws, server, proj = field_workspace("hybrid")
+    # Names each failed member: answers that itemise failures (the field profile's may not).
+    server.emulator.faults.counts_only_answers = False
     list_id = proj.add_list("vip")
     for email in ("stay@example.com", "leave@example.com"):
         proj.subscribe_direct(list_id, email=email)
@@ -202,6 +204,8 @@ def test_update_existing_users_only_not_found_at_apply_is_not_created_not_an_err
 ):
     # The plan saw the user; Iterable lost it before the subscribe (apply's own check).
     ws, server, proj = field_workspace("hybrid")
+    # Names each failed member: answers that itemise failures (the field profile's may not).
+    server.emulator.faults.counts_only_answers = False
     proj.add_user(user_id="known")
     proj.add_user(user_id="vanishing")
     csv_audience(ws, "existing", "userId", ["known", "vanishing"], updateExistingUsersOnly=True)
@@ -277,7 +281,9 @@ def test_forgotten_users_are_left_out_counted_and_named_masked(
 def test_a_user_forgotten_between_plan_and_apply_is_expected_not_an_error(
     field_workspace, cli, tmp_path
 ):
-    ws, _server, proj = field_workspace("hybrid")
+    ws, server, proj = field_workspace("hybrid")
+    # Names each failed member: answers that itemise failures (the field profile's may not).
+    server.emulator.faults.counts_only_answers = False
     ws.audience("vip", {"inline": ["a@example.com", "late@example.com"]})
     saved = tmp_path / "plan.gz"
     assert cli("plan", ws.manifests, "--out", saved).exit_code == 0
@@ -378,6 +384,8 @@ def test_a_forgotten_read_iterable_refuses_is_noted_and_the_members_sent(
 ):
     # A userID-based project refuses GET /api/users/forgotten (emails) with a 400.
     server = make_emulator_server(project_type="userId")
+    # Names each failed member: answers that itemise failures (the field profile's may not).
+    server.emulator.faults.counts_only_answers = False
     server.emulator.project("default").forget(user_id="gone")
     monkeypatch.setenv(API_KEY_VAR, "test-key")
     monkeypatch.chdir(tmp_path)

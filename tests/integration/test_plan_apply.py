@@ -134,6 +134,8 @@ def test_partial_failures_are_reported_per_member_and_exit_non_zero(
 
 
 def test_hybrid_conflict_is_shown_for_the_member(workspace, cli, emulator_server):
+    # Names each failed member: answers that itemise failures (the field profile's may not).
+    emulator_server.emulator.faults.counts_only_answers = False
     proj = project(emulator_server)
     proj.add_user(email="one@example.com")
     proj.add_user(user_id="u-other")

@@ -272,6 +272,8 @@ def test_bulk_update_splits_requests_over_4_mb(emulator_server):
 
 
 def test_per_user_failures_of_a_bulk_update_are_reported(emulator_server):
+    # Names each failed member: answers that itemise failures (the field profile's may not).
+    emulator_server.emulator.faults.counts_only_answers = False
     proj = project(emulator_server)
     proj.add_user(email="a@example.com", user_id="u-1", data_fields={"tier": "gold"})
     proj.add_user(email="b@example.com", user_id="u-2")
