@@ -33,6 +33,8 @@ class Limits:
     """users/{email} and users/byUserId/{userId}: 100 requests per second."""
     user_update: Rate = (500, 1.0)
     """users/update: 500 requests per second."""
+    campaigns: Rate = (100, 1.0)
+    """GET /api/campaigns: 100 requests per second."""
     writes: Rate = None
     """lists/subscribe and lists/unsubscribe: Iterable documents no limit."""
 

@@ -40,6 +40,8 @@ class ListPlan:
     # Members of this list already on it whose mapped fields get a bulkUpdate (the updates
     # themselves are per user, on the DestinationPlan: a user may be on several lists).
     field_update_keys: tuple[str, ...] = ()
+    # policy.activeCampaignAdds: "block" refuses adds to a list an active campaign sends to.
+    active_campaign_adds: Literal["block", "warn"] = "warn"
 
     @property
     def has_changes(self) -> bool:
@@ -107,6 +109,44 @@ class FieldRead:
         return f"{self.requests} per-user read{'s' if self.requests != 1 else ''}"
 
 
+# Campaign states in which a campaign sends, or will, to its lists: adds to its send lists
+# reach people (Iterable's spec lists these with Draft, Ready, Finished, Aborted, Archived).
+ACTIVE_CAMPAIGN_STATES = frozenset({"Running", "Scheduled", "Starting", "Recurring"})
+
+
+@dataclass(frozen=True)
+class CampaignUse:
+    """A campaign that uses a list the plan changes, and how (GET /api/campaigns)."""
+
+    list_name: str
+    campaign_id: int
+    campaign_name: str
+    type: str  # Blast or Triggered
+    state: str  # Running, Scheduled, Ready, Finished, ...
+    role: Literal["send", "suppression"]
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_CAMPAIGN_STATES
+
+    def describe(self) -> str:
+        """'send list of running triggered campaign 'Welcome' (id 12)'."""
+        return (
+            f"{self.role} list of {self.state.lower()} {self.type.lower()} campaign "
+            f"{self.campaign_name!r} (id {self.campaign_id})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.campaign_id,
+            "name": self.campaign_name,
+            "type": self.type,
+            "state": self.state,
+            "role": self.role,
+            "active": self.active,
+        }
+
+
 @dataclass(frozen=True)
 class ListDeletion:
     """A list reconciler created (it carries the ownership marker) that no manifest declares."""
@@ -121,7 +161,7 @@ class Violation:
 
     destination: str
     list_name: str
-    rule: Literal["removals", "list_deletion"]
+    rule: Literal["removals", "list_deletion", "active_campaign_adds"]
     message: str
 
 
@@ -151,6 +191,25 @@ class DestinationPlan:
     # Set when the last apply to this destination was recent enough that Iterable's reads
     # may lag it (they lag writes by up to about a minute): what the plan did about it.
     read_note: str | None = None
+    # Blast radius: campaigns using the lists this plan changes (read only when it changes
+    # some list), and why they could not be read when that failed.
+    campaigns: tuple[CampaignUse, ...] = ()
+    campaigns_read_error: str | None = None
+
+    def campaigns_of(self, list_name: str) -> list[CampaignUse]:
+        return [c for c in self.campaigns if c.list_name == list_name]
+
+    def active_sends(self, lp: ListPlan) -> list[CampaignUse]:
+        """Active campaigns that send to `lp`: members it adds can be messaged at once."""
+        if not lp.add:
+            return []
+        return [c for c in self.campaigns_of(lp.list_name) if c.role == "send" and c.active]
+
+    def suppressions(self, lp: ListPlan) -> list[CampaignUse]:
+        """Campaigns that suppress `lp`: members it removes become reachable by them."""
+        if not lp.remove:
+            return []
+        return [c for c in self.campaigns_of(lp.list_name) if c.role == "suppression"]
 
     @property
     def skipped_count(self) -> int:
@@ -189,6 +248,32 @@ class DestinationPlan:
                         "removals",
                         f"removes {len(lp.remove)} members, more than maxRemovals "
                         f"{lp.max_removals}",
+                    )
+                )
+        for lp in self.lists:
+            if not lp.add or lp.active_campaign_adds != "block" or lp.list_id is None:
+                continue
+            who = f"audience {lp.audience!r} adds {len(lp.add)} members to list {lp.list_name!r}"
+            sends = self.active_sends(lp)
+            if sends:
+                out.append(
+                    Violation(
+                        self.destination,
+                        lp.list_name,
+                        "active_campaign_adds",
+                        f"{who}, the {'; '.join(c.describe() for c in sends)}; policy "
+                        "activeCampaignAdds is block",
+                    )
+                )
+            elif self.campaigns_read_error is not None:
+                # Unknown is not safe: the campaigns that would message them are unknown.
+                out.append(
+                    Violation(
+                        self.destination,
+                        lp.list_name,
+                        "active_campaign_adds",
+                        f"{who}, and campaigns could not be read to check that no active "
+                        "campaign sends to it; policy activeCampaignAdds is block",
                     )
                 )
         if not self.allow_list_deletion:
@@ -296,6 +381,7 @@ class Plan:
                     "project_type": d.project_type,
                     "member_read": d.member_read,
                     "read_note": d.read_note,
+                    "campaigns_read_error": d.campaigns_read_error,
                     "lists": [
                         {
                             "audience": lp.audience,
@@ -306,6 +392,7 @@ class Plan:
                             "unchanged_members": lp.unchanged,
                             "users_to_update": len(lp.field_update_keys),
                             "changes": lp.changes(show),
+                            "campaigns": [c.to_dict() for c in d.campaigns_of(lp.list_name)],
                         }
                         for lp in d.lists
                     ],
