@@ -246,14 +246,14 @@ class DestinationPlan:
                         self.destination,
                         lp.list_name,
                         "removals",
-                        f"removes {len(lp.remove)} members, more than maxRemovals "
+                        f"removes {_members(len(lp.remove))}, more than maxRemovals "
                         f"{lp.max_removals}",
                     )
                 )
         for lp in self.lists:
             if not lp.add or lp.active_campaign_adds != "block" or lp.list_id is None:
                 continue
-            who = f"audience {lp.audience!r} adds {len(lp.add)} members to list {lp.list_name!r}"
+            who = f"audience {lp.audience!r} adds {_members(len(lp.add))} to list {lp.list_name!r}"
             sends = self.active_sends(lp)
             if sends:
                 out.append(
@@ -458,3 +458,7 @@ def _field_updates_dict(d: DestinationPlan, show: Callable[[str], str]) -> dict[
 
 
 ChangeType = Literal["create_list", "add_members", "remove_members"]
+
+
+def _members(count: int) -> str:
+    return f"{count:,} member{'' if count == 1 else 's'}"

@@ -123,7 +123,7 @@ def test_block_refuses_adds_to_an_active_send_list_with_zero_writes(
     result = cli("apply", workspace.manifests, "--yes")
     assert result.exit_code == 3, result.output
     assert writes(emulator_server) == []
-    assert "audience 'vip' adds 1 members to list 'vip'" in result.stderr
+    assert "audience 'vip' adds 1 member to list 'vip'" in result.stderr
     assert f"campaign 'Welcome' (id {welcome})" in result.stderr
     assert "activeCampaignAdds is block" in result.stderr
     assert "--allow-unsafe" in result.stderr
