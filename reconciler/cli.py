@@ -746,7 +746,9 @@ def _check_policy(
     the_plan: Plan, allow_unsafe: bool, allow_removals: bool, allow_list_deletion: bool
 ) -> None:
     allowed = {"removals": allow_removals, "list_deletion": allow_list_deletion}
-    blocking = [v for v in the_plan.violations() if not (allow_unsafe or allowed[v.rule])]
+    blocking = [
+        v for v in the_plan.violations() if not (allow_unsafe or allowed.get(v.rule, False))
+    ]
     if blocking:
         reasons = "; ".join(f"{v.destination}/{v.list_name}: {v.message}" for v in blocking)
         raise UnsafePlanError(

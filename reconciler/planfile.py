@@ -29,6 +29,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.identity import Member
 from reconciler.manifest import Manifests
 from reconciler.plan import (
+    CampaignUse,
     DestinationPlan,
     FieldRead,
     FieldUpdate,
@@ -222,6 +223,11 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
         "destination": d.destination,
         "project_type": d.project_type,
         "allow_list_deletion": d.allow_list_deletion,
+        "campaigns": [
+            [c.list_name, c.campaign_id, c.campaign_name, c.type, c.state, c.role]
+            for c in d.campaigns
+        ],
+        "campaigns_read_error": d.campaigns_read_error,
         "member_read": d.member_read,
         "read_note": d.read_note,
         "deletions": [[x.list_id, x.list_name] for x in d.deletions],
@@ -282,6 +288,7 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
                 "field_update_keys": list(lp.field_update_keys),
                 "forgotten": list(lp.forgotten),
                 "not_created": list(lp.not_created),
+                "active_campaign_adds": lp.active_campaign_adds,
             }
             for lp in d.lists
         ],
@@ -295,6 +302,8 @@ def _destination_from_json(d: dict[str, Any], members: _MemberLines) -> Destinat
         destination=d["destination"],
         project_type=d["project_type"],
         allow_list_deletion=bool(d["allow_list_deletion"]),
+        campaigns=tuple(CampaignUse(*c) for c in d.get("campaigns", ())),
+        campaigns_read_error=d.get("campaigns_read_error"),
         member_read=d.get("member_read"),
         read_note=d.get("read_note"),
         deletions=tuple(ListDeletion(int(i), str(n)) for i, n in d["deletions"]),
@@ -354,6 +363,7 @@ def _destination_from_json(d: dict[str, Any], members: _MemberLines) -> Destinat
                 field_update_keys=tuple(x["field_update_keys"]),
                 forgotten=tuple(x.get("forgotten", ())),
                 not_created=tuple(x.get("not_created", ())),
+                active_campaign_adds=x.get("active_campaign_adds", "warn"),
             )
             for x in d["lists"]
         ),

@@ -24,6 +24,7 @@ from reconciler.plan import (
     plan_destination,
     plan_list,
 )
+from reconciler.plan.campaigns import campaign_uses, needs_campaigns
 from reconciler.plan.fingerprint import FIELDS_KEY, list_fingerprint
 from reconciler.plan.ownership import marked_audience, unmarked
 from reconciler.progress import NULL_PROGRESS, Progress
@@ -136,10 +137,21 @@ def make_plan(
             left_out = leave_out_unsendable(clients[name], desired.project_type, fields.lists)
         except (IterableError, LiveStateError) as exc:
             raise exc.in_destination(name) from None
+        policy_of = {
+            item.audience.name: item.audience.spec.policy.activeCampaignAdds
+            or dest_spec.policy.activeCampaignAdds
+            or "warn"
+            for item in desired.lists
+        }
+        planned = [
+            dataclasses.replace(lp, active_campaign_adds=policy_of.get(lp.audience, "warn"))
+            for lp in left_out.lists
+        ]
+        campaigns, campaigns_error = _read_campaigns(clients[name], planned)
         dest_plan = plan_destination(
             name,
             desired.project_type,
-            left_out.lists,
+            planned,
             skipped,
             deletions,
             allow_list_deletion=dest_spec.policy.allowListDeletion,
@@ -160,6 +172,8 @@ def make_plan(
                     list_notes(desired.lists, live.all_lists, live.managed, dest_plan.deletions)
                 ),
                 duplicate_rows=sum(item.duplicates for item in desired.lists),
+                campaigns=tuple(campaigns),
+                campaigns_read_error=campaigns_error,
                 duplicate_conflicts=tuple(
                     (item.audience.name, issue)
                     for item in desired.lists
@@ -170,6 +184,21 @@ def make_plan(
             )
         )
     return Plan(tuple(destinations), fingerprint)
+
+
+def _read_campaigns(client: IterableClient, lists: list[ListPlan]) -> tuple[list[Any], str | None]:
+    """The campaigns using the lists this plan changes (one paced read of GET
+    /api/campaigns per destination, only when some existing list changes). A failed read
+    does not fail the plan: the plan says that its blast radius is unknown."""
+    if not needs_campaigns(lists):
+        return [], None
+    try:
+        return campaign_uses(lists, client.get_campaigns()), None
+    except IterableError as exc:
+        return (
+            [],
+            f"campaigns could not be read ({exc}); the campaigns these changes reach are unknown",
+        )
 
 
 def list_notes(

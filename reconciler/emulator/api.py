@@ -111,6 +111,25 @@ def get_lists(project: Project, call: Call) -> EmulatorResponse:
 
 
 @handles_param_errors
+def get_campaigns(project: Project, call: Call) -> EmulatorResponse:
+    """Paginated as Iterable documents it: `page` from 1, `pageSize` up to 1000 (20 when
+    only `page` is given); without either, every campaign."""
+    page_param, size_param = _first(call, "page"), _first(call, "pageSize")
+    campaigns = sorted(project.campaigns.values(), key=lambda c: c["id"])
+    if page_param is None and size_param is None:
+        return json_reply(200, {"campaigns": campaigns})
+    page = _int_param(page_param, "page") if page_param is not None else 1
+    size = _int_param(size_param, "pageSize") if size_param is not None else 20
+    if page < 1 or not 1 <= size <= 1000:
+        return api_error(400, "InvalidParams", "page must be >= 1, pageSize 1..1000")
+    chunk = campaigns[(page - 1) * size : page * size]
+    body: dict[str, Any] = {"campaigns": chunk, "totalCampaignsCount": len(campaigns)}
+    if page * size < len(campaigns):
+        body["nextPageUrl"] = f"/api/campaigns?page={page + 1}&pageSize={size}"
+    return json_reply(200, body)
+
+
+@handles_param_errors
 def create_list(project: Project, call: Call) -> EmulatorResponse:
     name: str = call.body["name"]
     if not name.strip():

@@ -154,6 +154,7 @@ _ROUTES: tuple[_Route, ...] = (
     _route("GET", r"/api/users/byUserId", api.get_user_by_user_id, "user_reads"),
     _route("GET", r"/api/users/(?P<email>[^/]+)", api.get_user_by_email, "user_reads"),
     _route("GET", r"/api/export/data\.json", api.export_json, "export"),
+    _route("GET", r"/api/campaigns", api.get_campaigns, "campaigns"),
 )
 
 
@@ -539,6 +540,18 @@ class Emulator:
                 name = next(iter(self.projects))
             found = self.project(str(name)).forget(payload.get("email"), payload.get("userId"))
             return json_reply(200, {"forgotten": True, "profileFound": found})
+        if (method, route) == ("POST", "campaigns"):
+            # Test-only: Iterable creates campaigns in its web app, not through the API.
+            if not isinstance(payload, dict):
+                raise ValueError("expected {project, name, type, campaignState, listIds, ...}")
+            campaign_id = self.project(str(payload.get("project", "default"))).add_campaign(
+                str(payload["name"]),
+                campaign_type=str(payload.get("type", "Blast")),
+                state=str(payload.get("campaignState", "Running")),
+                list_ids=payload.get("listIds", ()),
+                suppression_list_ids=payload.get("suppressionListIds", ()),
+            )
+            return json_reply(200, {"id": campaign_id})
         in_use = re.fullmatch(r"lists/(\d+)/in-use", route)
         if method == "POST" and in_use:
             list_id = int(in_use.group(1))

@@ -35,6 +35,8 @@ class Limits:
     """users/update: 500 requests per second."""
     forgotten: Rate = (3, 1.0)
     """users/forgotten and users/forgottenUserIds: 3 requests per second."""
+    campaigns: Rate = (100, 1.0)
+    """GET /api/campaigns: 100 requests per second."""
     writes: Rate = None
     """lists/subscribe and lists/unsubscribe: Iterable documents no limit."""
 

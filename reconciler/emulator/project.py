@@ -127,6 +127,8 @@ class Project:
         self.lists: dict[int, ListRecord] = {}
         self.users: dict[int, User] = {}
         self.field_types: dict[str, str] = {}
+        # Campaign id -> CampaignDetails as GET /api/campaigns answers it (seeded by tests).
+        self.campaigns: dict[int, dict[str, Any]] = {}
         """Custom field path -> type; fixed once created. System fields are not listed."""
         self.silent_membership_writes = 0
         """How often a dataFields write set the membership field directly (no events)."""
@@ -179,6 +181,37 @@ class Project:
         self._record("list+", self.lists[list_id])
         self.dirty = True
         return list_id
+
+    def add_campaign(
+        self,
+        name: str,
+        *,
+        campaign_type: str = "Blast",
+        state: str = "Running",
+        list_ids: Iterable[int] = (),
+        suppression_list_ids: Iterable[int] = (),
+        message_medium: str = "Email",
+    ) -> int:
+        """A campaign that sends to `list_ids` and suppresses `suppression_list_ids`; Iterable
+        creates these in its web app, so there is no API route for it (tests seed them)."""
+        if campaign_type not in ("Blast", "Triggered"):
+            raise ValueError("campaign type must be Blast or Triggered")
+        campaign_id = max(self.campaigns, default=0) + 1
+        now = self._now_ms()
+        self.campaigns[campaign_id] = {
+            "id": campaign_id,
+            "name": name,
+            "type": campaign_type,
+            "campaignState": state,
+            "listIds": [int(x) for x in list_ids],
+            "suppressionListIds": [int(x) for x in suppression_list_ids],
+            "messageMedium": message_medium,
+            "createdAt": now,
+            "updatedAt": now,
+            "createdByUserId": "emulator",
+        }
+        self.dirty = True
+        return campaign_id
 
     def writable_list(self, list_id: int) -> ListRecord | None:
         """The list if it exists and is Standard: only static lists take API writes."""

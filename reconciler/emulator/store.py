@@ -56,6 +56,7 @@ def project_to_json(project: Project, *, include_key_hash: bool = True) -> dict[
         for user in project.users.values()
     ]
     out["fieldTypes"] = dict(project.field_types)
+    out["campaigns"] = list(project.campaigns.values())
     out["silentMembershipWrites"] = project.silent_membership_writes
     out["forgottenEmails"] = sorted(project.forgotten_emails)
     out["forgottenUserIds"] = sorted(project.forgotten_user_ids)
@@ -88,6 +89,7 @@ def project_from_json(data: dict[str, Any], list_ids: ListIdSequence) -> Project
         user.signup_date = item["signupDate"]
         user.profile_updated_at = item["profileUpdatedAt"]
     project.field_types = dict(data.get("fieldTypes", {}))
+    project.campaigns = {int(c["id"]): dict(c) for c in data.get("campaigns", ())}
     project.silent_membership_writes = data.get("silentMembershipWrites", 0)
     project.forgotten_emails = set(data.get("forgottenEmails", ()))
     project.forgotten_user_ids = set(data.get("forgottenUserIds", ()))

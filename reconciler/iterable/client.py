@@ -59,6 +59,23 @@ class ListInfo:
     created_at: int | None
 
 
+@dataclass(frozen=True)
+class CampaignInfo:
+    """One campaign as GET /api/campaigns describes it: which lists it sends to and which
+    it suppresses, its type (Blast, Triggered) and state (Running, Scheduled, ...)."""
+
+    id: int
+    name: str
+    type: str
+    state: str
+    list_ids: tuple[int, ...]
+    suppression_list_ids: tuple[int, ...]
+
+
+# Campaigns per page: Iterable's maximum, so a project's campaigns take few requests.
+CAMPAIGN_PAGE_SIZE = 1000
+
+
 @dataclass
 class ClientStats:
     requests: int = 0
@@ -139,6 +156,7 @@ class IterableClient:
             "export": SlidingWindow(s.exports_per_minute, 60.0, clock, sleep),
             "user_reads": SlidingWindow(s.user_reads_per_second, 1.0, clock, sleep),
             "forgotten": SlidingWindow(s.forgotten_reads_per_second, 1.0, clock, sleep),
+            "campaigns": SlidingWindow(s.campaigns_per_second, 1.0, clock, sleep),
             "none": SlidingWindow(0, 1.0, clock, sleep),
         }
         self.stats = ClientStats()
@@ -494,6 +512,25 @@ class IterableClient:
         return self._request(
             "GET", "/api/users/getFields", bucket="get_fields", parse=_parse_fields
         )
+
+    def get_campaigns(self) -> list[CampaignInfo]:
+        """Every campaign of the project, a page of 1,000 per request (paced at
+        campaigns_per_second); pages are asked for explicitly, since Iterable calls the
+        unpaginated answer deprecated."""
+        out: list[CampaignInfo] = []
+        page = 1
+        while True:
+            campaigns, more = self._request(
+                "GET",
+                "/api/campaigns",
+                bucket="campaigns",
+                parse=_parse_campaigns,
+                params={"page": page, "pageSize": CAMPAIGN_PAGE_SIZE},
+            )
+            out.extend(campaigns)
+            if not more or not campaigns:
+                return out
+            page += 1
 
     def get_user(
         self, *, email: str | None = None, user_id: str | None = None
@@ -856,6 +893,37 @@ def _parse_lists(response: httpx.Response) -> list[ListInfo]:
             )
         )
     return out
+
+
+def _parse_campaigns(response: httpx.Response) -> tuple[list[CampaignInfo], bool]:
+    body = _parse_object(response)
+    campaigns = body.get("campaigns")
+    if not isinstance(campaigns, list):
+        raise _BadAnswer("JSON without a 'campaigns' array")
+    out = []
+    for item in campaigns:
+        if not isinstance(item, dict):
+            raise _BadAnswer("a 'campaigns' entry that is not an object")
+        campaign_id = item.get("id")
+        if not isinstance(campaign_id, int | float) or isinstance(campaign_id, bool):
+            raise _BadAnswer("a 'campaigns' entry without a numeric id")
+        out.append(
+            CampaignInfo(
+                id=int(campaign_id),
+                name=str(item.get("name", "")),
+                type=str(item.get("type", "")),
+                state=str(item.get("campaignState", "")),
+                list_ids=_int_tuple(item.get("listIds")),
+                suppression_list_ids=_int_tuple(item.get("suppressionListIds")),
+            )
+        )
+    return out, bool(body.get("nextPageUrl"))
+
+
+def _int_tuple(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(int(x) for x in value if isinstance(x, int) and not isinstance(x, bool))
 
 
 def _parse_list_id(response: httpx.Response) -> int:

@@ -34,6 +34,7 @@ class ClientSettings:
     exports_per_minute: float = 4  # export/data.json
     user_reads_per_second: float = 100  # users/{email} and users/byUserId/{userId}
     forgotten_reads_per_second: float = 3  # users/forgotten and users/forgottenUserIds
+    campaigns_per_second: float = 100  # GET /api/campaigns
     # bulkUpdate bodies must stay under 4 MB; 4,000,000 is under it however a MB is counted.
     # Subscribe bodies (members with their mapped fields) are held to the same limit.
     bulk_update_max_bytes: int = 4_000_000

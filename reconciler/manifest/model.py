@@ -157,6 +157,12 @@ class RemovalPolicySpec(_StrictModel):
     maxRemovals: Annotated[int, Field(ge=0)] | None = Field(
         default=None, description="Block a plan that removes more members than this from a list."
     )
+    activeCampaignAdds: Literal["block", "warn"] | None = Field(
+        default=None,
+        description="Adding members to a list that an active (running, scheduled) campaign "
+        "sends to: 'block' refuses the plan unless --allow-unsafe, 'warn' (default) "
+        "shows it.",
+    )
 
 
 class PolicySpec(RemovalPolicySpec):

@@ -1,6 +1,7 @@
 """Plans: the model and the pure planner."""
 
 from reconciler.plan.model import (
+    CampaignUse,
     DestinationPlan,
     FieldRead,
     FieldUpdate,
@@ -19,6 +20,7 @@ from reconciler.plan.planner import (
 )
 
 __all__ = [
+    "CampaignUse",
     "DestinationPlan",
     "FieldRead",
     "FieldUpdate",

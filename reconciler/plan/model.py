@@ -45,6 +45,8 @@ class ListPlan:
     # users Iterable does not know (it would not create them). Member keys.
     forgotten: tuple[str, ...] = ()
     not_created: tuple[str, ...] = ()
+    # policy.activeCampaignAdds: "block" refuses adds to a list an active campaign sends to.
+    active_campaign_adds: Literal["block", "warn"] = "warn"
 
     @property
     def has_changes(self) -> bool:
@@ -125,6 +127,44 @@ class FieldRead:
         return f"{self.requests} per-user read{'s' if self.requests != 1 else ''}"
 
 
+# Campaign states in which a campaign sends, or will, to its lists: adds to its send lists
+# reach people (Iterable's spec lists these with Draft, Ready, Finished, Aborted, Archived).
+ACTIVE_CAMPAIGN_STATES = frozenset({"Running", "Scheduled", "Starting", "Recurring"})
+
+
+@dataclass(frozen=True)
+class CampaignUse:
+    """A campaign that uses a list the plan changes, and how (GET /api/campaigns)."""
+
+    list_name: str
+    campaign_id: int
+    campaign_name: str
+    type: str  # Blast or Triggered
+    state: str  # Running, Scheduled, Ready, Finished, ...
+    role: Literal["send", "suppression"]
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_CAMPAIGN_STATES
+
+    def describe(self) -> str:
+        """'send list of running triggered campaign 'Welcome' (id 12)'."""
+        return (
+            f"{self.role} list of {self.state.lower()} {self.type.lower()} campaign "
+            f"{self.campaign_name!r} (id {self.campaign_id})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.campaign_id,
+            "name": self.campaign_name,
+            "type": self.type,
+            "state": self.state,
+            "role": self.role,
+            "active": self.active,
+        }
+
+
 @dataclass(frozen=True)
 class ListDeletion:
     """A list reconciler created (it carries the ownership marker) that no manifest declares."""
@@ -139,7 +179,7 @@ class Violation:
 
     destination: str
     list_name: str
-    rule: Literal["removals", "list_deletion"]
+    rule: Literal["removals", "list_deletion", "active_campaign_adds"]
     message: str
 
 
@@ -174,6 +214,25 @@ class DestinationPlan:
     unread: tuple[tuple[str, str], ...] = ()
     # Reads beyond members and fields, for people: forgotten users, existence checks.
     other_reads: tuple[str, ...] = ()
+    # Blast radius: campaigns using the lists this plan changes (read only when it changes
+    # some list), and why they could not be read when that failed.
+    campaigns: tuple[CampaignUse, ...] = ()
+    campaigns_read_error: str | None = None
+
+    def campaigns_of(self, list_name: str) -> list[CampaignUse]:
+        return [c for c in self.campaigns if c.list_name == list_name]
+
+    def active_sends(self, lp: ListPlan) -> list[CampaignUse]:
+        """Active campaigns that send to `lp`: members it adds can be messaged at once."""
+        if not lp.add:
+            return []
+        return [c for c in self.campaigns_of(lp.list_name) if c.role == "send" and c.active]
+
+    def suppressions(self, lp: ListPlan) -> list[CampaignUse]:
+        """Campaigns that suppress `lp`: members it removes become reachable by them."""
+        if not lp.remove:
+            return []
+        return [c for c in self.campaigns_of(lp.list_name) if c.role == "suppression"]
 
     @property
     def skipped_count(self) -> int:
@@ -210,8 +269,34 @@ class DestinationPlan:
                         self.destination,
                         lp.list_name,
                         "removals",
-                        f"removes {len(lp.remove)} members, more than maxRemovals "
+                        f"removes {_members(len(lp.remove))}, more than maxRemovals "
                         f"{lp.max_removals}",
+                    )
+                )
+        for lp in self.lists:
+            if not lp.add or lp.active_campaign_adds != "block" or lp.list_id is None:
+                continue
+            who = f"audience {lp.audience!r} adds {_members(len(lp.add))} to list {lp.list_name!r}"
+            sends = self.active_sends(lp)
+            if sends:
+                out.append(
+                    Violation(
+                        self.destination,
+                        lp.list_name,
+                        "active_campaign_adds",
+                        f"{who}, the {'; '.join(c.describe() for c in sends)}; policy "
+                        "activeCampaignAdds is block",
+                    )
+                )
+            elif self.campaigns_read_error is not None:
+                # Unknown is not safe: the campaigns that would message them are unknown.
+                out.append(
+                    Violation(
+                        self.destination,
+                        lp.list_name,
+                        "active_campaign_adds",
+                        f"{who}, and campaigns could not be read to check that no active "
+                        "campaign sends to it; policy activeCampaignAdds is block",
                     )
                 )
         if not self.allow_list_deletion:
@@ -330,6 +415,7 @@ class Plan:
                     "member_read": d.member_read,
                     "read_note": d.read_note,
                     "other_reads": list(d.other_reads),
+                    "campaigns_read_error": d.campaigns_read_error,
                     "lists": [
                         {
                             "audience": lp.audience,
@@ -341,6 +427,7 @@ class Plan:
                             "users_to_update": len(lp.field_update_keys),
                             "changes": lp.changes(show),
                             "not_sent": lp.left_out(show),
+                            "campaigns": [c.to_dict() for c in d.campaigns_of(lp.list_name)],
                         }
                         for lp in d.lists
                     ],
@@ -409,3 +496,7 @@ def _field_updates_dict(d: DestinationPlan, show: Callable[[str], str]) -> dict[
 
 
 ChangeType = Literal["create_list", "add_members", "remove_members"]
+
+
+def _members(count: int) -> str:
+    return f"{count:,} member{'' if count == 1 else 's'}"

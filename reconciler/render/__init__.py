@@ -23,6 +23,7 @@ SKIPPED_SAMPLE = 20
 OVERRIDES = {
     "removals": "--allow-removals",
     "list_deletion": "--allow-list-deletion",
+    "active_campaign_adds": "--allow-unsafe",
 }
 # GitHub rejects comments over 65,536 characters; samples keep plans far below it, and this
 # is the backstop.

@@ -1,0 +1,40 @@
+"""Blast radius: which campaigns use the lists a plan changes, and how."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from reconciler.iterable.client import CampaignInfo
+from reconciler.plan.model import CampaignUse, ListPlan
+
+
+def campaign_uses(
+    lists: Sequence[ListPlan], campaigns: Iterable[CampaignInfo]
+) -> list[CampaignUse]:
+    """For each changed list that exists in Iterable, the campaigns that send to it or
+    suppress it, in campaign id order (a list this plan creates has no campaigns yet)."""
+    by_id = {lp.list_id: lp.list_name for lp in lists if lp.has_changes and lp.list_id is not None}
+    out: list[CampaignUse] = []
+    for campaign in sorted(campaigns, key=lambda c: c.id):
+        for role, ids in (
+            ("send", campaign.list_ids),
+            ("suppression", campaign.suppression_list_ids),
+        ):
+            for list_id in dict.fromkeys(ids):
+                if list_id in by_id:
+                    out.append(
+                        CampaignUse(
+                            list_name=by_id[list_id],
+                            campaign_id=campaign.id,
+                            campaign_name=campaign.name,
+                            type=campaign.type,
+                            state=campaign.state,
+                            role=role,  # type: ignore[arg-type]
+                        )
+                    )
+    return out
+
+
+def needs_campaigns(lists: Sequence[ListPlan]) -> bool:
+    """Campaigns are read only when the plan changes a list that already exists."""
+    return any(lp.has_changes and lp.list_id is not None for lp in lists)
