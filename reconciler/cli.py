@@ -521,7 +521,14 @@ def _allowed_rules(
     """The safety rules this apply was told to override."""
     return frozenset(
         rule
-        for rule, allowed in (("removals", allow_removals), ("list_deletion", allow_list_deletion))
+        for rule, allowed in (
+            ("removals", allow_removals),
+            ("list_deletion", allow_list_deletion),
+            # The source guards have no flag of their own: the manifest says what is
+            # intended (allowEmpty, ...), and --allow-unsafe overrides them for one run.
+            ("active_campaign_adds", False),
+            ("empty_source", False),
+        )
         if allowed or allow_unsafe
     )
 

@@ -86,6 +86,7 @@ def make_plan(
                 channel_unsubscribe=spec.unsubscribe.channelUnsubscribe,
                 max_removal_percent=DEFAULT_MAX_REMOVAL_PERCENT if percent is None else percent,
                 max_removals=max_removals,
+                allow_empty=spec.allowEmpty,
             )
             live_id = live_list.info.id if live_list else None
             if item.table is not None:

@@ -491,6 +491,12 @@ class AudienceSpec(_StrictModel):
         description="Name of a TraitMapping: Iterable user fields kept in line with this "
         "audience's source columns. Without it no profile field is written.",
     )
+    allowEmpty: bool = Field(
+        default=False,
+        description="Allow a source that yields no members to empty a list that has "
+        "members (default false: such a plan is blocked, as an empty export is far more "
+        "often a failed job than an intended unsubscribe of everyone).",
+    )
 
 
 # Profile fields Iterable manages itself. Writing the list-membership fields through a user

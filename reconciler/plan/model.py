@@ -34,6 +34,7 @@ class ListPlan:
     channel_unsubscribe: bool = False
     max_removal_percent: float = 10.0
     max_removals: int | None = None
+    allow_empty: bool = False  # the audience's allowEmpty
     # Trait mappings: member key -> the mapped fields sent with that member's subscribe.
     add_fields: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
     merge_nested_objects: bool = False
@@ -179,7 +180,7 @@ class Violation:
 
     destination: str
     list_name: str
-    rule: Literal["removals", "list_deletion", "active_campaign_adds"]
+    rule: Literal["removals", "list_deletion", "active_campaign_adds", "empty_source"]
     message: str
 
 
@@ -252,6 +253,17 @@ class DestinationPlan:
         for lp in self.lists:
             if not lp.remove:
                 continue
+            if lp.desired_count == 0 and lp.live_count and not lp.allow_empty:
+                out.append(
+                    Violation(
+                        self.destination,
+                        lp.list_name,
+                        "empty_source",
+                        f"guard empty_source: the source of audience {lp.audience!r} yields "
+                        f"no members, so all {lp.live_count} members would be removed; "
+                        "allowEmpty: true on the audience permits it",
+                    )
+                )
             if lp.removal_percent > lp.max_removal_percent:
                 out.append(
                     Violation(

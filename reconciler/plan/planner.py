@@ -73,6 +73,7 @@ def list_plan(
     channel_unsubscribe: bool = False,
     max_removal_percent: float = 10.0,
     max_removals: int | None = None,
+    allow_empty: bool = False,
 ) -> ListPlan:
     """A ListPlan from adds and removes however they were computed (here, or in DuckDB)."""
     return ListPlan(
@@ -91,6 +92,7 @@ def list_plan(
         channel_unsubscribe=channel_unsubscribe,
         max_removal_percent=max_removal_percent,
         max_removals=max_removals,
+        allow_empty=allow_empty,
     )
 
 

@@ -24,6 +24,7 @@ OVERRIDES = {
     "removals": "--allow-removals",
     "list_deletion": "--allow-list-deletion",
     "active_campaign_adds": "--allow-unsafe",
+    "empty_source": "allowEmpty: true",
 }
 # GitHub rejects comments over 65,536 characters; samples keep plans far below it, and this
 # is the backstop.

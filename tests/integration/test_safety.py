@@ -515,3 +515,43 @@ def test_a_changed_list_name_is_a_new_list_and_a_changed_description_is_noted(
     (note,) = described.json()["destinations"][0]["notes"]
     assert f"description of list 'Beta testers' (list {old_id}) is None in Iterable" in note
     assert "'Early' in the manifest: Iterable cannot change a list's description" in note
+
+
+# -- guards on the source (issue 19, section 3) -----------------------------------------
+
+
+def test_an_empty_source_is_blocked_unless_the_audience_allows_it(workspace, cli, emulator_server):
+    seed_list(emulator_server, "vip", emails(20))
+    # A CSV with only its header: what a failed export job leaves behind. The removal
+    # policy is opened wide so that only the empty-source guard can block.
+    workspace.csv("vip.csv", "email", [])
+    workspace.audience("vip", {"csv": "vip.csv"}, policy={"maxRemovalPercent": 100})
+    emulator_server.emulator.clear_log()
+
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 3, plan.output
+    body = plan.json()
+    assert body["blocked"] is True
+    (violation,) = body["violations"]
+    assert violation["rule"] == "empty_source"
+    assert "audience 'vip'" in violation["message"]
+    assert "guard empty_source" in violation["message"]
+    assert "allowEmpty: true" in violation["message"]
+
+    for flags in ((), ("--allow-removals",)):
+        blocked = cli("apply", workspace.manifests, "--yes", *flags)
+        assert blocked.exit_code == 3, blocked.output
+        assert "nothing was changed" in blocked.stderr
+        assert "empty_source" in blocked.stderr and "--allow-unsafe" in blocked.stderr
+    assert writes(emulator_server) == []
+    assert len(project(emulator_server).members(list_named(emulator_server, "vip").id)) == 20
+
+    workspace.audience(
+        "vip",
+        {"csv": "vip.csv"},
+        policy={"maxRemovalPercent": 100},
+        allowEmpty=True,
+    )
+    allowed = cli("apply", workspace.manifests, "--yes")
+    assert allowed.exit_code == 0, allowed.output
+    assert project(emulator_server).members(list_named(emulator_server, "vip").id) == []
