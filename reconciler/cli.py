@@ -528,6 +528,8 @@ def _allowed_rules(
             # intended (allowEmpty, ...), and --allow-unsafe overrides them for one run.
             ("active_campaign_adds", False),
             ("empty_source", False),
+            ("bounds", False),
+            ("additions", False),
         )
         if allowed or allow_unsafe
     )

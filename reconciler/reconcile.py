@@ -87,6 +87,13 @@ def make_plan(
                 max_removal_percent=DEFAULT_MAX_REMOVAL_PERCENT if percent is None else percent,
                 max_removals=max_removals,
                 allow_empty=spec.allowEmpty,
+                min_members=spec.minMembers,
+                max_members=spec.maxMembers,
+                max_addition_percent=_inherited(
+                    spec.policy, dest_spec.policy, "maxAdditionPercent"
+                ),
+                max_additions=_inherited(spec.policy, dest_spec.policy, "maxAdditions"),
+                removals=spec.removals,
             )
             live_id = live_list.info.id if live_list else None
             if item.table is not None:
@@ -243,6 +250,12 @@ def list_notes(
                 "takes the manifest's)."
             )
     return notes
+
+
+def _inherited(audience: Any, destination: Any, name: str) -> Any:
+    """An audience's policy setting, or its destination's when the audience leaves it out."""
+    value = getattr(audience, name)
+    return getattr(destination, name) if value is None else value
 
 
 def _plan_table(

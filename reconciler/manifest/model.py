@@ -163,6 +163,17 @@ class RemovalPolicySpec(_StrictModel):
         "sends to: 'block' refuses the plan unless --allow-unsafe, 'warn' (default) "
         "shows it.",
     )
+    # Additions are limited too: a source that suddenly doubles (a join gone wrong, another
+    # table's export) subscribes people who never asked to be on the list.
+    maxAdditionPercent: Annotated[float, Field(ge=0)] | None = Field(
+        default=None,
+        description="Block a plan that adds more than this share of a list's current members "
+        "(compared with '>'; not judged for a new or empty list). No limit by default.",
+    )
+    maxAdditions: Annotated[int, Field(ge=0)] | None = Field(
+        default=None,
+        description="Block a plan that adds more members than this to a list. No limit by default.",
+    )
 
 
 class PolicySpec(RemovalPolicySpec):
@@ -491,12 +502,38 @@ class AudienceSpec(_StrictModel):
         description="Name of a TraitMapping: Iterable user fields kept in line with this "
         "audience's source columns. Without it no profile field is written.",
     )
+    minMembers: Annotated[int, Field(ge=0)] | None = Field(
+        default=None,
+        description="Block a plan that changes the list and leaves it with fewer members "
+        "than this (a source that shrinks a little each run cannot drain it).",
+    )
+    maxMembers: Annotated[int, Field(ge=0)] | None = Field(
+        default=None,
+        description="Block a plan that changes the list and leaves it with more members than this.",
+    )
+    removals: Literal["allowed", "never"] = Field(
+        default="allowed",
+        description="never: an add-only audience; members missing from the source are "
+        "never removed (the plan says how many it held back).",
+    )
     allowEmpty: bool = Field(
         default=False,
         description="Allow a source that yields no members to empty a list that has "
         "members (default false: such a plan is blocked, as an empty export is far more "
         "often a failed job than an intended unsubscribe of everyone).",
     )
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> AudienceSpec:
+        if (
+            self.minMembers is not None
+            and self.maxMembers is not None
+            and self.minMembers > self.maxMembers
+        ):
+            raise PydanticCustomError(
+                "bounds_order", "minMembers must not be greater than maxMembers"
+            )
+        return self
 
 
 # Profile fields Iterable manages itself. Writing the list-membership fields through a user

@@ -35,6 +35,12 @@ class ListPlan:
     max_removal_percent: float = 10.0
     max_removals: int | None = None
     allow_empty: bool = False  # the audience's allowEmpty
+    min_members: int | None = None
+    max_members: int | None = None
+    max_addition_percent: float | None = None
+    max_additions: int | None = None
+    # Under `removals: never`: members missing from the source that were left on the list.
+    held_back_removals: int = 0
     # Trait mappings: member key -> the mapped fields sent with that member's subscribe.
     add_fields: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
     merge_nested_objects: bool = False
@@ -52,6 +58,16 @@ class ListPlan:
     @property
     def has_changes(self) -> bool:
         return self.create or bool(self.add) or bool(self.remove)
+
+    @property
+    def resulting_count(self) -> int:
+        """Members the list has once this plan is applied (as planned: Iterable may still
+        reject some adds)."""
+        return self.live_count + len(self.add) - len(self.remove)
+
+    @property
+    def addition_percent(self) -> float:
+        return 100.0 * len(self.add) / self.live_count if self.live_count else 0.0
 
     @property
     def removal_percent(self) -> float:
@@ -180,8 +196,63 @@ class Violation:
 
     destination: str
     list_name: str
-    rule: Literal["removals", "list_deletion", "active_campaign_adds", "empty_source"]
+    rule: Literal[
+        "removals", "list_deletion", "active_campaign_adds", "empty_source", "bounds", "additions"
+    ]
     message: str
+
+
+def source_guards(lp: ListPlan) -> list[tuple[str, str]]:
+    """The guards on a list's source and bounds (issue 19): (rule, message) for each one the
+    plan breaks. Each message names the guard, the audience and what permits it."""
+    out: list[tuple[str, str]] = []
+    who = f"audience {lp.audience!r}"
+    if lp.remove and lp.desired_count == 0 and lp.live_count and not lp.allow_empty:
+        out.append(
+            (
+                "empty_source",
+                f"guard empty_source: the source of {who} yields no members, so all "
+                f"{lp.live_count} members would be removed; allowEmpty: true on the "
+                "audience permits it",
+            )
+        )
+    if lp.has_changes:
+        size = lp.resulting_count
+        if lp.min_members is not None and size < lp.min_members:
+            out.append(
+                (
+                    "bounds",
+                    f"guard minMembers: {who} would leave the list with {size} members, "
+                    f"fewer than minMembers {lp.min_members}",
+                )
+            )
+        if lp.max_members is not None and size > lp.max_members:
+            out.append(
+                (
+                    "bounds",
+                    f"guard maxMembers: {who} would leave the list with {size} members, "
+                    f"more than maxMembers {lp.max_members}",
+                )
+            )
+    # A new or empty list has no size to take a share of: maxAdditions still applies.
+    limit = lp.max_addition_percent
+    if lp.add and lp.live_count and limit is not None and lp.addition_percent > limit:
+        out.append(
+            (
+                "additions",
+                f"guard maxAdditionPercent: {who} adds {len(lp.add)} to {lp.live_count} "
+                f"members ({lp.addition_percent:.1f}%), more than maxAdditionPercent {limit:g}%",
+            )
+        )
+    if lp.max_additions is not None and len(lp.add) > lp.max_additions:
+        out.append(
+            (
+                "additions",
+                f"guard maxAdditions: {who} adds {len(lp.add)} members, more than "
+                f"maxAdditions {lp.max_additions}",
+            )
+        )
+    return out
 
 
 @dataclass(frozen=True)
@@ -251,19 +322,12 @@ class DestinationPlan:
         """The safety policy, judged on the plan itself (as octoDNS's Plan.raise_if_unsafe)."""
         out: list[Violation] = []
         for lp in self.lists:
+            out.extend(
+                Violation(self.destination, lp.list_name, rule, message)
+                for rule, message in source_guards(lp)
+            )
             if not lp.remove:
                 continue
-            if lp.desired_count == 0 and lp.live_count and not lp.allow_empty:
-                out.append(
-                    Violation(
-                        self.destination,
-                        lp.list_name,
-                        "empty_source",
-                        f"guard empty_source: the source of audience {lp.audience!r} yields "
-                        f"no members, so all {lp.live_count} members would be removed; "
-                        "allowEmpty: true on the audience permits it",
-                    )
-                )
             if lp.removal_percent > lp.max_removal_percent:
                 out.append(
                     Violation(
@@ -437,6 +501,8 @@ class Plan:
                             "desired_members": lp.desired_count,
                             "unchanged_members": lp.unchanged,
                             "users_to_update": len(lp.field_update_keys),
+                            "resulting_members": lp.resulting_count,
+                            "held_back_removals": lp.held_back_removals,
                             "changes": lp.changes(show),
                             "not_sent": lp.left_out(show),
                             "campaigns": [c.to_dict() for c in d.campaigns_of(lp.list_name)],

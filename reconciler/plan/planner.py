@@ -74,8 +74,17 @@ def list_plan(
     max_removal_percent: float = 10.0,
     max_removals: int | None = None,
     allow_empty: bool = False,
+    min_members: int | None = None,
+    max_members: int | None = None,
+    max_addition_percent: float | None = None,
+    max_additions: int | None = None,
+    removals: str = "allowed",
 ) -> ListPlan:
     """A ListPlan from adds and removes however they were computed (here, or in DuckDB)."""
+    held_back = 0
+    if removals == "never":
+        # An add-only audience: what the source lacks stays on the list, and is counted.
+        held_back, remove = len(remove), ()
     return ListPlan(
         audience=audience,
         list_name=list_name,
@@ -93,6 +102,11 @@ def list_plan(
         max_removal_percent=max_removal_percent,
         max_removals=max_removals,
         allow_empty=allow_empty,
+        min_members=min_members,
+        max_members=max_members,
+        max_addition_percent=max_addition_percent,
+        max_additions=max_additions,
+        held_back_removals=held_back,
     )
 
 

@@ -25,6 +25,8 @@ OVERRIDES = {
     "list_deletion": "--allow-list-deletion",
     "active_campaign_adds": "--allow-unsafe",
     "empty_source": "allowEmpty: true",
+    "bounds": "widen minMembers/maxMembers",
+    "additions": "raise maxAdditionPercent/maxAdditions",
 }
 # GitHub rejects comments over 65,536 characters; samples keep plans far below it, and this
 # is the backstop.
@@ -99,6 +101,8 @@ def _notes(lp: ListPlan) -> str:
         notes.append("create list")
     if lp.remove:
         notes.append(f"removes {lp.removal_percent:.1f}%")
+    if lp.held_back_removals:
+        notes.append(f"{lp.held_back_removals:,} removals held back (removals: never)")
     if lp.channel_unsubscribe and lp.remove:
         notes.append("**channelUnsubscribe**")
     if lp.update_existing_users_only and lp.add:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 
+import pytest
+
 from tests.integration.conftest import API_KEY_VAR
 
 WRITES = ("POST", "DELETE", "PUT")
@@ -555,3 +557,99 @@ def test_an_empty_source_is_blocked_unless_the_audience_allows_it(workspace, cli
     allowed = cli("apply", workspace.manifests, "--yes")
     assert allowed.exit_code == 0, allowed.output
     assert project(emulator_server).members(list_named(emulator_server, "vip").id) == []
+
+
+@pytest.fixture(params=["python", "duckdb"])
+def engine(request, monkeypatch):
+    """Both planners: the guards are judged on the plan, whichever engine made it."""
+    monkeypatch.setenv("RECONCILER_ENGINE", request.param)
+    monkeypatch.setenv("RECONCILER_MEMORY_LIMIT", "256MB")
+    return request.param
+
+
+def test_min_members_blocks_a_source_that_drains_the_list(workspace, cli, emulator_server, engine):
+    seed_list(emulator_server, "vip", emails(100))
+    # 5% fewer each run passes the removal limit every time: minMembers is what stops it.
+    workspace.csv("vip.csv", "email", emails(95))
+    workspace.audience("vip", {"csv": "vip.csv"}, minMembers=96)
+    emulator_server.emulator.clear_log()
+
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 3, plan.output
+    (violation,) = plan.json()["violations"]
+    assert violation["rule"] == "bounds"
+    assert "guard minMembers: audience 'vip'" in violation["message"]
+    assert "95 members, fewer than minMembers 96" in violation["message"]
+    assert plan.json()["destinations"][0]["lists"][0]["resulting_members"] == 95
+
+    blocked = cli("apply", workspace.manifests, "--yes", "--allow-removals")
+    assert blocked.exit_code == 3, blocked.output
+    assert "guard minMembers" in blocked.stderr and "--allow-unsafe" in blocked.stderr
+    assert writes(emulator_server) == []
+
+    workspace.audience("vip", {"csv": "vip.csv"}, minMembers=95)
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    assert len(project(emulator_server).members(list_named(emulator_server, "vip").id)) == 95
+
+
+def test_max_members_and_addition_limits_block_a_source_that_swells(
+    workspace, cli, emulator_server, engine
+):
+    seed_list(emulator_server, "vip", emails(10))
+    workspace.csv("vip.csv", "email", emails(10) + emails(6, prefix="new"))
+    workspace.audience("vip", {"csv": "vip.csv"}, maxMembers=15)
+    emulator_server.emulator.clear_log()
+
+    text = cli("plan", workspace.manifests)
+    assert text.exit_code == 3, text.output
+    assert "guard maxMembers: audience 'vip' would leave the list with 16 members" in text.stdout
+    assert "(override: widen minMembers/maxMembers or --allow-unsafe)" in text.stdout
+
+    # Additions limits, set on the destination and inherited by the audience.
+    workspace.destination(policy={"maxAdditionPercent": 50, "maxAdditions": 5})
+    workspace.audience("vip", {"csv": "vip.csv"})
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 3, plan.output
+    messages = [v["message"] for v in plan.json()["violations"]]
+    assert [v["rule"] for v in plan.json()["violations"]] == ["additions", "additions"]
+    assert "guard maxAdditionPercent: audience 'vip' adds 6 to 10 members (60.0%)" in messages[0]
+    assert (
+        "guard maxAdditions: audience 'vip' adds 6 members, more than maxAdditions 5"
+        in (messages[1])
+    )
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 3
+    assert writes(emulator_server) == []
+
+    # The audience's own setting wins over its destination's.
+    workspace.audience(
+        "vip", {"csv": "vip.csv"}, policy={"maxAdditionPercent": 60, "maxAdditions": 6}
+    )
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    assert len(project(emulator_server).members(list_named(emulator_server, "vip").id)) == 16
+
+
+def test_an_add_only_audience_never_removes_and_says_what_it_held_back(
+    workspace, cli, emulator_server, engine
+):
+    seed_list(emulator_server, "vip", emails(10))
+    workspace.csv("vip.csv", "email", emails(3) + emails(2, prefix="new"))
+    workspace.audience("vip", {"csv": "vip.csv"}, removals="never")
+
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    (lst,) = plan.json()["destinations"][0]["lists"]
+    assert lst["held_back_removals"] == 7
+    if engine == "duckdb":
+        assert "DuckDB" in plan.json()["destinations"][0]["member_read"]
+    assert [c["type"] for c in lst["changes"]] == ["add_members"]
+    assert "held back 7 removals (removals: never)" in cli("plan", workspace.manifests).stdout
+
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 0, applied.output
+    left = project(emulator_server).members(list_named(emulator_server, "vip").id)
+    assert set(left) == set(emails(10) + emails(2, prefix="new"))
+
+    # Even an empty source removes nobody from an add-only audience.
+    workspace.csv("vip.csv", "email", [])
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    assert len(project(emulator_server).members(list_named(emulator_server, "vip").id)) == 12
