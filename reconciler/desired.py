@@ -28,6 +28,7 @@ class DesiredList:
     duplicates: int = 0  # rows collapsed into an earlier one with the same key
     conflicts: list[MemberIssue] = field(default_factory=list)  # those that disagreed
     project_type: ProjectType = "hybrid"
+    skipped_ids: set[str] = field(default_factory=set)  # what rows skipped as invalid name
 
     @property
     def list_name(self) -> str:
@@ -120,6 +121,7 @@ def _read_audience(
         project_type=dest.project_type,
         duplicates=result.duplicates,
         conflicts=result.conflicts,
+        skipped_ids=result.skipped_ids,
     )
     if audience.spec.traits is not None:
         mapping_name = audience.spec.traits

@@ -10,6 +10,7 @@ gives one, otherwise the email.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -70,6 +71,41 @@ def validate_user_id(raw: str) -> str:
     if raw != raw.rstrip(" "):
         raise InvalidIdentity("userId ends with a space:", raw)
     return raw
+
+
+def _loosened(raw: str) -> str:
+    """What a mistyped identifier most likely stands for: NFKC (fullwidth forms such as
+    U+FF20 become ASCII), format characters (zero-width spaces, joiners, a byte-order mark)
+    removed wherever they are, and whitespace stripped from both ends."""
+    text = unicodedata.normalize("NFKC", raw)
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    start, end = 0, len(text)
+    while start < end and _blank(text[start]):
+        start += 1
+    while end > start and _blank(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
+def _blank(ch: str) -> bool:
+    return ch.isspace() or unicodedata.category(ch).startswith("Z")
+
+
+def skipped_identifiers(email: str | None, user_id: str | None) -> set[str]:
+    """The identifiers a row skipped as invalid may still stand for: each identifier it
+    carries, loosened as Iterable would read it (emails also lower-cased). A live member
+    reported by one of these is not removed: the row says they belong on the list, only in
+    a form that cannot be sent (issue 19). Both engines use this one function."""
+    out: set[str] = set()
+    if email is not None:
+        loose = _loosened(email.lower()).lower()
+        if loose:
+            out.add(loose)
+    if user_id is not None:
+        loose = _loosened(user_id)
+        if loose:
+            out.add(loose)
+    return out
 
 
 def looks_like_email(identifier: str) -> bool:

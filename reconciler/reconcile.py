@@ -113,6 +113,7 @@ def make_plan(
                     desired=item.members,
                     live_list_id=live_id,
                     live_members=live_list.members if live_list else (),
+                    skipped_ids=item.skipped_ids,
                     **options,
                 )
             )
@@ -266,12 +267,13 @@ def _plan_table(
     options: dict[str, Any],
 ) -> ListPlan:
     """A list planned in DuckDB: anti-joins of the desired and live tables."""
-    from reconciler.engine.diff import diff_tables
+    from reconciler.engine.diff import diff_tables, keep_skipped_rows
 
     assert item.table is not None
     live_table = live_list.table if live_list is not None else None
     task = progress.task(f"diffing list {item.list_name!r} in DuckDB", total=None)
     diff = diff_tables(engine, item.table, live_table)
+    diff, kept = keep_skipped_rows(engine, item.table, diff)
     task.advance(diff.desired_count)
     task.finish()
     return list_plan(
@@ -283,6 +285,7 @@ def _plan_table(
         remove=diff.remove,
         desired_count=diff.desired_count,
         live_count=live_table.count if live_table else 0,
+        kept_for_skipped=kept,
         **options,
     )
 

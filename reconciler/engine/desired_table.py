@@ -22,7 +22,7 @@ import duckdb
 
 from reconciler.engine.workspace import Engine
 from reconciler.errors import SourceError
-from reconciler.identity import MAX_USER_ID_LENGTH, ProjectType
+from reconciler.identity import MAX_USER_ID_LENGTH, ProjectType, skipped_identifiers
 from reconciler.manifest import Audience
 from reconciler.sources import MemberIssue
 from reconciler.sources.duckdb_query import (
@@ -83,7 +83,9 @@ class DesiredTable:
     email_only: int = 0
     with_email: int = 0
     project_type: ProjectType = "hybrid"
+    identifier_columns: str = "email, user_id"  # in `checked`, NULL where the source has none
     _distinct: int | None = field(default=None, repr=False)
+    _skipped_ids: str | None = field(default=None, repr=False)
     _deduplicated: str | None = field(default=None, repr=False)
 
     @property
@@ -115,6 +117,27 @@ class DesiredTable:
     @property
     def duplicates(self) -> int:
         return self.valid - self.count
+
+    def skipped_ids(self) -> str:
+        """A table (column `id`) of the identifiers the rows skipped as invalid may stand
+        for, made by the Python engine's own function (identity.skipped_identifiers) so
+        both engines keep the same live members. Only the skipped rows leave DuckDB."""
+        if self._skipped_ids is None:
+            connection = self.engine.connection
+            ids: set[str] = set()
+            result = connection.execute(
+                f"SELECT {self.identifier_columns} FROM {self.checked} "
+                f"WHERE problem IS NOT NULL AND problem <> {BLANK}"
+            )
+            while chunk := result.fetchmany(10_000):
+                for email, user_id in chunk:
+                    ids.update(skipped_identifiers(email, user_id))
+            table = self.engine.name("skipped_ids")
+            connection.execute(
+                f"CREATE TABLE {table} AS SELECT unnest(?::VARCHAR[]) AS id", [sorted(ids)]
+            )
+            self._skipped_ids = table
+        return self._skipped_ids
 
     def deduplicated(self) -> str:
         """A table or view of the members, one row per key: the first row of each key
@@ -531,8 +554,10 @@ def _checked_sql(table: str, select: str, project_type: ProjectType, columns: Co
     kept = []
     if columns.email:
         kept.append(
-            f"CASE WHEN fast THEN le WHEN problem = {INVALID_EMAIL} THEN slow_email_raw "
-            f"ELSE slow_email END AS email"
+            # A skipped row keeps its email as written (stripped): shown when it is the
+            # problem, and loosened for skipped_ids as the Python engine loosens the cell.
+            "CASE WHEN fast THEN le WHEN problem IS NOT NULL THEN slow_email_raw "
+            "ELSE slow_email END AS email"
         )
     if columns.user_id:
         kept.append("CASE WHEN fast THEN u ELSE slow_user_id END AS user_id")
@@ -660,6 +685,7 @@ def _deduplicate(
         email_only=int(email_only),
         with_email=int(with_email),
         project_type=project_type,
+        identifier_columns=columns.select(),
     )
 
 

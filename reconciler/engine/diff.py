@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -332,6 +332,27 @@ def _diff_two_identifiers(
         identifier_rows(engine, removes, _count(connection, removes)),
         desired.count,
     )
+
+
+def keep_skipped_rows(
+    engine: Engine, desired: DesiredTable, diff: TableDiff
+) -> tuple[TableDiff, int]:
+    """plan/planner.py `keep_skipped` for tables: removals less the live members that rows
+    skipped as invalid stand for, and how many were kept."""
+    if not desired.skipped or not len(diff.remove):
+        return diff, 0
+    connection = engine.connection
+    removes = engine.name("removes")
+    connection.execute(
+        f"CREATE TABLE {removes} AS SELECT id FROM {diff.remove.table} r WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {desired.skipped_ids()} s WHERE s.id = r.id)"
+    )
+    count = _count(connection, removes)
+    kept = len(diff.remove) - count
+    if not kept:
+        connection.execute(f"DROP TABLE {removes}")
+        return diff, 0
+    return replace(diff, remove=identifier_rows(engine, removes, count)), kept
 
 
 def _count(connection: duckdb.DuckDBPyConnection, table: str) -> int:

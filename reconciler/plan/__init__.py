@@ -13,6 +13,7 @@ from reconciler.plan.model import (
 )
 from reconciler.plan.planner import (
     diff_members,
+    keep_skipped,
     list_plan,
     plan_deletions,
     plan_destination,
@@ -30,6 +31,7 @@ __all__ = [
     "Summary",
     "Violation",
     "diff_members",
+    "keep_skipped",
     "list_plan",
     "plan_deletions",
     "plan_destination",

@@ -41,6 +41,8 @@ class ListPlan:
     max_additions: int | None = None
     # Under `removals: never`: members missing from the source that were left on the list.
     held_back_removals: int = 0
+    # Live members not removed because a row skipped as invalid stands for them.
+    kept_for_skipped: int = 0
     # Trait mappings: member key -> the mapped fields sent with that member's subscribe.
     add_fields: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
     merge_nested_objects: bool = False
@@ -503,6 +505,7 @@ class Plan:
                             "users_to_update": len(lp.field_update_keys),
                             "resulting_members": lp.resulting_count,
                             "held_back_removals": lp.held_back_removals,
+                            "kept_for_skipped_rows": lp.kept_for_skipped,
                             "changes": lp.changes(show),
                             "not_sent": lp.left_out(show),
                             "campaigns": [c.to_dict() for c in d.campaigns_of(lp.list_name)],

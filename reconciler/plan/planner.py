@@ -34,6 +34,15 @@ def diff_members(
     return add, remove
 
 
+def keep_skipped(remove: Sequence[str], skipped_ids: Collection[str]) -> tuple[list[str], int]:
+    """Removals less the live members that rows skipped as invalid stand for, and how many
+    were kept: a row that cannot be sent is no evidence that its member left."""
+    if not skipped_ids:
+        return list(remove), 0
+    kept = [i for i in remove if i not in skipped_ids]
+    return kept, len(remove) - len(kept)
+
+
 def plan_list(
     *,
     audience: str,
@@ -42,9 +51,11 @@ def plan_list(
     desired: Mapping[str, Member],
     live_list_id: int | None,
     live_members: Collection[str],
+    skipped_ids: Collection[str] = (),
     **options: Any,
 ) -> ListPlan:
     add, remove = diff_members(desired, live_members if live_list_id is not None else ())
+    remove, kept = keep_skipped(remove, skipped_ids)
     return list_plan(
         audience=audience,
         list_name=list_name,
@@ -54,6 +65,7 @@ def plan_list(
         remove=tuple(remove),
         desired_count=len(desired),
         live_count=len(live_members) if live_list_id is not None else 0,
+        kept_for_skipped=kept,
         **options,
     )
 
@@ -79,6 +91,7 @@ def list_plan(
     max_addition_percent: float | None = None,
     max_additions: int | None = None,
     removals: str = "allowed",
+    kept_for_skipped: int = 0,
 ) -> ListPlan:
     """A ListPlan from adds and removes however they were computed (here, or in DuckDB)."""
     held_back = 0
@@ -107,6 +120,7 @@ def list_plan(
         max_addition_percent=max_addition_percent,
         max_additions=max_additions,
         held_back_removals=held_back,
+        kept_for_skipped=kept_for_skipped,
     )
 
 

@@ -101,6 +101,8 @@ def _notes(lp: ListPlan) -> str:
         notes.append("create list")
     if lp.remove:
         notes.append(f"removes {lp.removal_percent:.1f}%")
+    if lp.kept_for_skipped:
+        notes.append(f"{lp.kept_for_skipped:,} kept: rows skipped as invalid stand for them")
     if lp.held_back_removals:
         notes.append(f"{lp.held_back_removals:,} removals held back (removals: never)")
     if lp.channel_unsubscribe and lp.remove:

@@ -42,6 +42,9 @@ class MemberIssue:
 class SourceResult:
     members: dict[str, Member] = field(default_factory=dict)
     issues: list[MemberIssue] = field(default_factory=list)
+    # Identifiers the skipped rows may stand for (identity.skipped_identifiers): live
+    # members reported by one of them are kept, not removed.
+    skipped_ids: set[str] = field(default_factory=set)
     rows: int = 0
     duplicates: int = 0  # rows collapsed into an earlier row with the same identity key
     # Duplicates that disagree with the row they collapsed into (another email, userId or

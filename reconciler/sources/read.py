@@ -7,7 +7,12 @@ import csv
 from pathlib import Path
 
 from reconciler.errors import SourceError, display_path
-from reconciler.identity import InvalidIdentity, ProjectType, make_member
+from reconciler.identity import (
+    InvalidIdentity,
+    ProjectType,
+    make_member,
+    skipped_identifiers,
+)
 from reconciler.manifest import Audience
 from reconciler.masking import column_names
 from reconciler.sources import MemberIssue, SourceResult
@@ -62,6 +67,7 @@ def _read_inline(audience: Audience, project_type: ProjectType) -> SourceResult:
             result.add(make_member(project_type, email, user_id, traits), where)
         except InvalidIdentity as exc:
             result.issues.append(MemberIssue(where, exc.reason, exc.value))
+            result.skipped_ids.update(skipped_identifiers(email, user_id))
     return result
 
 
@@ -137,6 +143,7 @@ def _read_csv(audience: Audience, project_type: ProjectType) -> SourceResult:
                     result.add(make_member(project_type, email, user_id, traits), where)
                 except InvalidIdentity as exc:
                     result.issues.append(MemberIssue(where, exc.reason, exc.value))
+                    result.skipped_ids.update(skipped_identifiers(email, user_id))
     except (OSError, UnicodeDecodeError) as exc:
         raise csv_open_error(declared_at, path, exc) from None
     except csv.Error as exc:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.errors import SourceError
-from reconciler.identity import InvalidIdentity, ProjectType, make_member
+from reconciler.identity import InvalidIdentity, ProjectType, make_member, skipped_identifiers
 from reconciler.manifest import MembersSpec
 from reconciler.masking import column_names
 from reconciler.sources import MemberIssue, SourceResult
@@ -93,6 +93,7 @@ def members_from_rows(
                 result.add(make_member(project_type, email, user_id, traits), where(result.rows))
             except InvalidIdentity as exc:
                 result.issues.append(MemberIssue(where(result.rows), exc.reason, exc.value))
+                result.skipped_ids.update(skipped_identifiers(email, user_id))
     return result
 
 

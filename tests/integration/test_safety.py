@@ -653,3 +653,39 @@ def test_an_add_only_audience_never_removes_and_says_what_it_held_back(
     workspace.csv("vip.csv", "email", [])
     assert cli("apply", workspace.manifests, "--yes").exit_code == 0
     assert len(project(emulator_server).members(list_named(emulator_server, "vip").id)) == 12
+
+
+def test_rows_skipped_as_invalid_never_remove_the_members_they_stand_for(
+    workspace, cli, emulator_server, engine
+):
+    list_id = seed_list(
+        emulator_server, "vip", ["a@example.com", "b@example.com", "c@example.com", "gone@x.com"]
+    )
+    project(emulator_server).subscribe_direct(list_id, user_id="u-1")
+    # Each malformed row is skipped (it cannot be sent), and each names a live member.
+    workspace.csv(
+        "vip.csv",
+        "email,userId",
+        [
+            "a\uff20example.com,",  # a fullwidth at sign
+            "b\u200b@example.com,",  # a zero-width space
+            ",u-1 ",  # a userId with a trailing space
+            "c@example.com,",
+        ],
+    )
+    workspace.audience("vip", {"csv": "vip.csv"}, policy={"maxRemovalPercent": 100})
+
+    plan = cli("plan", workspace.manifests, "--format", "json", "--show-members")
+    assert plan.exit_code == 1, plan.output  # skipped rows are reported, nothing blocks
+    (lst,) = plan.json()["destinations"][0]["lists"]
+    assert lst["kept_for_skipped_rows"] == 3
+    (remove,) = [c for c in lst["changes"] if c["type"] == "remove_members"]
+    assert remove["count"] == 1 and remove["sample"] == ["gone@x.com"]
+    assert len(plan.json()["destinations"][0]["skipped_members"]) == 3
+    text = cli("plan", workspace.manifests).stdout
+    assert "= kept 3 members that rows skipped as invalid stand for" in text
+
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 1, applied.output  # the skipped rows are still problems
+    left = set(project(emulator_server).members(list_id, True))
+    assert left == {"a@example.com", "b@example.com", "c@example.com", "u-1"}

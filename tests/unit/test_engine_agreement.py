@@ -19,11 +19,12 @@ from reconciler.engine.diff import (
     describe_live,
     diff_tables,
     join_partitions,
+    keep_skipped_rows,
     load_live_file,
 )
 from reconciler.iterable.client import _parse_lines
 from reconciler.manifest import load_manifests
-from reconciler.plan import diff_members
+from reconciler.plan import diff_members, keep_skipped
 from reconciler.sources import read_members
 
 # Cells that exercise every rule: valid and invalid emails (case, spaces, no dot), userIds
@@ -146,6 +147,85 @@ def test_python_and_duckdb_plan_the_same(
     # Samples (slices) and batches read the same rows as iteration.
     assert [m.key for m in diff.add[:3]] == [m.key for m in add[:3]]
     assert [x for batch in diff.remove.batches(2) for x in batch] == remove
+
+
+# Rows skipped as invalid that still name a live member (issue 19): a fullwidth at sign, a
+# zero-width space, a no-break space, a userId with a trailing space or a fullwidth digit.
+MALFORMED_EMAILS = [
+    "a\uff20x.com",
+    "b\u200b@x.com",
+    "\u00a0C@X.com",
+    "d@x.com",
+    "not-an-email",
+    "e@nodot",
+    "",
+    "q @x.com",
+]
+MALFORMED_USER_IDS = ["u1 ", "u\uff12", "u3\u200b", "u4", "", "x" * 53, "ü6"]
+MALFORMED_LIVE = ["a@x.com", "b@x.com", "c@x.com", "d@x.com", "u1", "u2", "u3", "u4", "zz@x.com"]
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    project_type=st.sampled_from(["email", "userId", "hybrid"]),
+    cells=st.lists(
+        st.tuples(st.sampled_from(MALFORMED_EMAILS), st.sampled_from(MALFORMED_USER_IDS)),
+        max_size=12,
+    ),
+    live=st.sets(st.sampled_from(MALFORMED_LIVE)),
+    columns=st.sampled_from(["both", "email", "userId"]),
+)
+def test_both_engines_keep_the_live_members_that_skipped_rows_stand_for(
+    engine, tmp_path, project_type, cells, live, columns
+):
+    audience, root = _audience(tmp_path, project_type, cells, columns)
+    source = read_members(audience, project_type)
+    _add, remove = diff_members(source.members, live)
+    remove, kept = keep_skipped(remove, source.skipped_ids)
+
+    table = load_desired(engine, audience, project_type)
+    path = root / "live.txt"
+    path.write_text("".join(f"{i}\n" for i in sorted(live)), encoding="utf-8")
+    live_table = engine.name("live")
+    load_live_file(engine, path, live_table, "test")
+    diff, table_kept = keep_skipped_rows(
+        engine, table, diff_tables(engine, table, describe_live(engine, live_table))
+    )
+
+    assert list(diff.remove) == remove and len(diff.remove) == len(remove)
+    assert table_kept == kept
+    # Never a live member that a skipped row names after loosening.
+    assert not set(remove) & source.skipped_ids
+
+
+def test_a_skipped_row_keeps_its_member_in_both_engines(engine, tmp_path):
+    cells = [
+        ("a\uff20x.com", ""),  # fullwidth at sign
+        ("b\u200b@x.com", ""),  # zero-width space
+        ("", "u1 "),  # a userId ending in a space
+        ("d@x.com", "u4"),
+    ]
+    live = {"a@x.com", "b@x.com", "u1", "u4", "gone@x.com"}
+    audience, root = _audience(tmp_path, "hybrid", cells, "both")
+    source = read_members(audience, "hybrid")
+    _add, remove = diff_members(source.members, live)
+    assert sorted(remove) == ["a@x.com", "b@x.com", "gone@x.com", "u1"]  # before the fix
+    remove, kept = keep_skipped(remove, source.skipped_ids)
+    assert (remove, kept) == (["gone@x.com"], 3)
+
+    table = load_desired(engine, audience, "hybrid")
+    path = root / "live.txt"
+    path.write_text("".join(f"{i}\n" for i in sorted(live)), encoding="utf-8")
+    live_table = engine.name("live")
+    load_live_file(engine, path, live_table, "test")
+    diff, table_kept = keep_skipped_rows(
+        engine, table, diff_tables(engine, table, describe_live(engine, live_table))
+    )
+    assert (list(diff.remove), table_kept) == (["gone@x.com"], 3)
 
 
 @pytest.mark.parametrize("partitions", [None, 3])
