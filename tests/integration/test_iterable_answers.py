@@ -303,7 +303,8 @@ def test_an_emptied_audience_in_a_user_id_project_removes_its_members(field_work
     list_id = proj.add_list("vip")
     for i in range(3):
         proj.subscribe_direct(list_id, email=f"m{i}@example.com", user_id=f"user-{i}")
-    csv_audience(ws, "vip", "userId", [], policy={"maxRemovalPercent": 100})
+    # Emptying a list on purpose is said in the manifest (the empty-source guard).
+    csv_audience(ws, "vip", "userId", [], policy={"maxRemovalPercent": 100}, allowEmpty=True)
 
     result = cli("apply", ws.manifests, "--yes", "--format", "json")
     assert result.exit_code == 0, result.output
