@@ -195,6 +195,23 @@ class IterableClient:
         port = url.port or {"https": 443, "http": 80}.get(url.scheme)
         return f"{url.host}:{port}" if port else str(url.host)
 
+    def _pack(
+        self, users: Sequence[dict[str, Any]], endpoint: str, envelope: int | None = None
+    ) -> tuple[list[list[dict[str, Any]]], BatchResult]:
+        """`users` in requests within the batch size and the body size limit, and a result
+        that already counts the users too large for any request as failed."""
+        limit = self.settings.bulk_update_max_bytes
+        sizes = {} if envelope is None else {"envelope": envelope}
+        packed = pack_users(users, max_users=self.settings.batch_size, max_bytes=limit, **sizes)
+        result = BatchResult()
+        for user in packed.too_large:
+            identifier = user.get("userId") or user.get("email") or ""
+            result.failed[str(identifier)] = (
+                f"its fields are over {limit} bytes, more than one {endpoint} request may carry"
+            )
+            result.sent += 1
+        return packed.requests, result
+
     def __repr__(self) -> str:  # never show the key
         return f"IterableClient({self.base_url!r})"
 
@@ -360,21 +377,8 @@ class IterableClient:
         if update_existing_users_only:
             options["updateExistingUsersOnly"] = True
         envelope = {"listId": list_id, "subscribers": [], **options}
-        packed = pack_users(
-            subscribers,
-            max_users=self.settings.batch_size,
-            max_bytes=self.settings.bulk_update_max_bytes,
-            envelope=len(encode(envelope)),
-        )
-        total = BatchResult()
-        for user in packed.too_large:
-            identifier = user.get("userId") or user.get("email") or ""
-            total.failed[str(identifier)] = (
-                f"its fields are over {self.settings.bulk_update_max_bytes} bytes, more than "
-                "one subscribe request may carry"
-            )
-            total.sent += 1
-        for chunk in packed.requests:
+        requests, total = self._pack(subscribers, "subscribe", len(encode(envelope)))
+        for chunk in requests:
             payload = {**envelope, "subscribers": chunk}
             total.merge(
                 self._to_fresh_list(
@@ -481,20 +485,8 @@ class IterableClient:
         """
         if merge_nested_objects:
             users = [{**user, "mergeNestedObjects": True} for user in users]
-        packed = pack_users(
-            users,
-            max_users=self.settings.batch_size,
-            max_bytes=self.settings.bulk_update_max_bytes,
-        )
-        total = BatchResult()
-        for user in packed.too_large:
-            identifier = user.get("userId") or user.get("email") or ""
-            total.failed[str(identifier)] = (
-                f"its fields are over {self.settings.bulk_update_max_bytes} bytes, more than "
-                "one bulkUpdate request may carry"
-            )
-            total.sent += 1
-        for chunk in packed.requests:
+        requests, total = self._pack(users, "bulkUpdate")
+        for chunk in requests:
             body = self._request(
                 "POST",
                 "/api/users/bulkUpdate",
