@@ -255,33 +255,38 @@ class JournalSummary:
         )
 
 
-def read_journal(path: Path) -> JournalSummary:
-    """Summarise a journal; a torn last line (the process died mid-write) is ignored."""
-    summary = JournalSummary(path)
-    intents: dict[int, dict[str, Any]] = {}
+def _lines(path: Path) -> Iterator[dict[str, Any]]:
+    """A journal's events; a torn line (the process died mid-write) is passed over."""
     with path.open(encoding="utf-8", errors="replace") as handle:
         for raw in handle:
             try:
                 line = json.loads(raw)
             except ValueError:
                 continue
-            if not isinstance(line, dict):
-                continue
-            event = line.get("event")
-            if event == "run_started":
-                summary.started_at = line.get("at")
-                summary.pid = line.get("pid")
-                summary.host = line.get("host")
-            elif event == "intent" and isinstance(line.get("step"), int):
-                intents[line["step"]] = line
-            elif event == "outcome":
-                intents.pop(line.get("step"), None)  # type: ignore[arg-type]
-                if line.get("status") == "done":
-                    summary.done += 1
-                elif line.get("status") == "failed":
-                    summary.failed += 1
-            elif event == "run_finished":
-                summary.outcome = line.get("outcome")
+            if isinstance(line, dict):
+                yield line
+
+
+def read_journal(path: Path) -> JournalSummary:
+    """Summarise a journal; a torn last line (the process died mid-write) is ignored."""
+    summary = JournalSummary(path)
+    intents: dict[int, dict[str, Any]] = {}
+    for line in _lines(path):
+        event = line.get("event")
+        if event == "run_started":
+            summary.started_at = line.get("at")
+            summary.pid = line.get("pid")
+            summary.host = line.get("host")
+        elif event == "intent" and isinstance(line.get("step"), int):
+            intents[line["step"]] = line
+        elif event == "outcome":
+            intents.pop(line.get("step"), None)  # type: ignore[arg-type]
+            if line.get("status") == "done":
+                summary.done += 1
+            elif line.get("status") == "failed":
+                summary.failed += 1
+        elif event == "run_finished":
+            summary.outcome = line.get("outcome")
     summary.in_flight = list(intents.values())
     return summary
 
@@ -332,25 +337,18 @@ def last_write_at(state_dir: Path, destination: str, within: float, now: float) 
 def _last_write_in(path: Path, destination: str) -> float | None:
     steps: set[int] = set()
     latest: float | None = None
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for raw in handle:
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                continue
-            if not isinstance(line, dict):
-                continue
-            event, step = line.get("event"), line.get("step")
-            if event == "intent" and line.get("destination") == destination:
-                if isinstance(step, int):
-                    steps.add(step)
-            elif not (event == "outcome" and step in steps):
-                continue
-            try:
-                at = datetime.fromisoformat(str(line.get("at"))).timestamp()
-            except ValueError:
-                continue
-            latest = at if latest is None else max(latest, at)
+    for line in _lines(path):
+        event, step = line.get("event"), line.get("step")
+        if event == "intent" and line.get("destination") == destination:
+            if isinstance(step, int):
+                steps.add(step)
+        elif not (event == "outcome" and step in steps):
+            continue
+        try:
+            at = datetime.fromisoformat(str(line.get("at"))).timestamp()
+        except ValueError:
+            continue
+        latest = at if latest is None else max(latest, at)
     return latest
 
 
