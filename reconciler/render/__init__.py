@@ -193,11 +193,11 @@ def _expected(lr: ListResult) -> str:
     """Outcomes of a list that are no failure, in words ("" when there are none)."""
     parts = []
     if lr.already_gone:
-        parts.append(f"{lr.already_gone} already gone from Iterable (counted as removed)")
+        parts.append(f"{lr.already_gone:,} already gone from Iterable (counted as removed)")
     if lr.not_created:
-        parts.append(f"{lr.not_created} not created (updateExistingUsersOnly)")
+        parts.append(f"{lr.not_created:,} not created (updateExistingUsersOnly)")
     if lr.forgotten:
-        parts.append(f"{lr.forgotten} forgotten in Iterable, not added")
+        parts.append(f"{lr.forgotten:,} forgotten in Iterable, not added")
     return "; ".join(parts)
 
 
