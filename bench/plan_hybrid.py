@@ -6,7 +6,7 @@ Data, deterministic: N profiles with both an email and a userId on one list of a
 project (seeded straight into the emulator through its Python API, no requests), and a
 CSV source with `email` and `userId` columns naming all of them but 1%, plus 1% new ones.
 Such an audience is read with preferUserId, so the list answers with userIds and the
-members are matched by either identifier (reconciler/engine/diff.py
+members are matched by either identifier (reconciler/members/engine/diff.py
 `_diff_two_identifiers`). Each step is a measured subprocess (bench/measure.py):
 
     plan    --runs times: wall time, peak RSS, adds and removes, and the time the plan

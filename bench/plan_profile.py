@@ -40,7 +40,7 @@ import plan_apply
 from measure import run_measured
 
 from reconciler.emulator import Emulator, EmulatorServer, Limits
-from reconciler.engine.settings import EngineSettings
+from reconciler.members.engine.settings import EngineSettings
 
 TIMEOUT_SECONDS = 1800
 
@@ -174,7 +174,7 @@ class _TimedConnection:
 
 def _traced_child(out: Path, argv: list[str]) -> None:
     start = time.perf_counter()
-    from reconciler.engine import workspace
+    from reconciler.members.engine import workspace
 
     statements: list = []
     opened = workspace.Engine.connection

@@ -135,7 +135,7 @@ class IterableClient:
         timeout = httpx.Timeout(self.settings.timeout)
         self._secret_forms = _secret_forms(api_key)
         # What identifies the project this client writes to, without the key: the lock
-        # of one apply per project is keyed by it (reconciler.lock).
+        # of one apply per project is keyed by it (reconciler.apply.lock).
         self.project_id = hashlib.sha256(
             f"{self.base_url}\n{api_key}".encode("utf-8", "surrogateescape")
         ).hexdigest()[:32]

@@ -38,7 +38,7 @@ from reconciler.manifest.repository import (
 )
 from reconciler.manifest.validation import describe, problems_from_error
 from reconciler.manifest.yaml_file import YamlDocument, read_yaml_file
-from reconciler.masking import column_names
+from reconciler.render.masking import column_names
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 

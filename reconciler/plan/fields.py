@@ -14,9 +14,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.identity import Member
-from reconciler.masking import source_value
+from reconciler.members.identity import Member
 from reconciler.plan.model import FieldUpdate
+from reconciler.render.masking import source_value
 from reconciler.sources import MemberIssue
 from reconciler.traits.compare import same_value
 

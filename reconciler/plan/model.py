@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from reconciler.identity import Member, ProjectType
-from reconciler.masking import mask_value
+from reconciler.members.identity import Member, ProjectType
+from reconciler.render.masking import mask_value
 from reconciler.sources import MemberIssue
 
 SAMPLE_SIZE = 10

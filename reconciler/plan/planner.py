@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from reconciler.identity import Member, ProjectType
 from reconciler.iterable.client import ListInfo
+from reconciler.members.identity import Member, ProjectType
 from reconciler.plan.model import DestinationPlan, ListDeletion, ListPlan
 from reconciler.plan.ownership import is_managed
 from reconciler.sources import MemberIssue

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from reconciler.identity import Member
-from reconciler.masking import masks, reveal
+from reconciler.members.identity import Member
+from reconciler.render.masking import masks, reveal
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ from typing import Any
 import duckdb
 
 from reconciler.errors import ConfigError, SourceError
-from reconciler.identity import ProjectType
 from reconciler.manifest import MembersSpec
 from reconciler.manifest.repository import (
     MAX_WALKED_ENTRIES,
@@ -32,6 +31,7 @@ from reconciler.manifest.repository import (
     RepositoryTooLarge,
     readable_paths,
 )
+from reconciler.members.identity import ProjectType
 from reconciler.sources import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
 

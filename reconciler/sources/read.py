@@ -7,14 +7,14 @@ import csv
 from pathlib import Path
 
 from reconciler.errors import SourceError, display_path
-from reconciler.identity import (
+from reconciler.manifest import Audience
+from reconciler.members.identity import (
     InvalidIdentity,
     ProjectType,
     make_member,
     skipped_identifiers,
 )
-from reconciler.manifest import Audience
-from reconciler.masking import column_names
+from reconciler.render.masking import column_names
 from reconciler.sources import MemberIssue, SourceResult
 
 

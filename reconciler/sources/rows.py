@@ -15,9 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.errors import SourceError
-from reconciler.identity import InvalidIdentity, ProjectType, make_member, skipped_identifiers
 from reconciler.manifest import MembersSpec
-from reconciler.masking import column_names
+from reconciler.members.identity import (
+    InvalidIdentity,
+    ProjectType,
+    make_member,
+    skipped_identifiers,
+)
+from reconciler.render.masking import column_names
 from reconciler.sources import MemberIssue, SourceResult
 
 # Rows per fetch: large enough that per-call overhead vanishes, small enough that a

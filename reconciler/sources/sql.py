@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from reconciler.identity import ProjectType
 from reconciler.manifest import Audience
+from reconciler.members.identity import ProjectType
 from reconciler.sources import SourceResult
 from reconciler.sources.duckdb_query import IN_MEMORY, read_with_duckdb
 from reconciler.sources.read import source_path

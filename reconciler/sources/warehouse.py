@@ -18,8 +18,8 @@ from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
 
 from reconciler.errors import SourceError
-from reconciler.identity import ProjectType
 from reconciler.manifest import Audience
+from reconciler.members.identity import ProjectType
 from reconciler.sources import SourceResult
 from reconciler.sources.database_url import DatabaseUrl, confine_file_database, expand_url
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from reconciler.masking import source_value
+from reconciler.render.masking import source_value
 
 ITERABLE_DATE_FORMAT = "%Y-%m-%d %H:%M:%S +00:00"
 UTC = datetime.UTC

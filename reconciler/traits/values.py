@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.errors import SourceError
-from reconciler.identity import Member
 from reconciler.manifest import Audience
-from reconciler.masking import column_names
+from reconciler.members.identity import Member
+from reconciler.render.masking import column_names
 from reconciler.sources import MemberIssue
 from reconciler.traits.mapping import CompiledMapping, FieldBudgetError
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from reconciler.journal import read_journal
+from reconciler.apply.journal import read_journal
 from tests.integration.reliability import (
     assert_exactly_desired,
     build_scenario,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import signal
 
-from reconciler.journal import read_journal
+from reconciler.apply.journal import read_journal
 from tests.integration.reliability import (
     WRITES,
     StderrWatcher,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from reconciler.masking import mask_identifier
+from reconciler.render.masking import mask_identifier
 
 MEMBERS = [
     {"email": "jane.doe@example.com", "userId": "usr_00012391"},

@@ -245,8 +245,8 @@ def project_lock(workspace):
     """The lock file of the workspace's Iterable project (keyed by base URL and key)."""
     import os
 
+    from reconciler.apply.lock import lock_path
     from reconciler.iterable import IterableClient
-    from reconciler.lock import lock_path
     from tests.integration.conftest import API_KEY_VAR
 
     with IterableClient(workspace.base_url, os.environ[API_KEY_VAR]) as client:

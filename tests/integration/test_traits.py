@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from reconciler.apply import apply_plan
+from reconciler.apply.executor import apply_plan
 from reconciler.emulator import Limits
 from reconciler.iterable import ClientSettings, IterableClient
 from reconciler.iterable.batching import encode

@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from reconciler.cli import app
-from reconciler.desired import build_desired
 from reconciler.errors import ManifestError, ReconcilerError
-from reconciler.identity import InvalidIdentity, Member, make_member
 from reconciler.manifest import load_manifests
+from reconciler.members.identity import InvalidIdentity, Member, make_member
+from reconciler.state.desired import build_desired
 
 FUZZ = settings(
     max_examples=60,

@@ -12,9 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.engine import Engine, EngineSettings
-from reconciler.engine.desired_table import load_desired
-from reconciler.engine.diff import (
+from reconciler.iterable.client import _parse_lines
+from reconciler.manifest import load_manifests
+from reconciler.members.engine import Engine, EngineSettings
+from reconciler.members.engine.desired_table import load_desired
+from reconciler.members.engine.diff import (
     LiveTable,
     describe_live,
     diff_tables,
@@ -22,8 +24,6 @@ from reconciler.engine.diff import (
     keep_skipped_rows,
     load_live_file,
 )
-from reconciler.iterable.client import _parse_lines
-from reconciler.manifest import load_manifests
 from reconciler.plan import diff_members, keep_skipped
 from reconciler.sources import read_members
 
@@ -306,7 +306,7 @@ def test_a_list_too_large_for_memory_is_diffed_in_passes_that_agree_with_sets(tm
 
 
 def test_workspace_directories_can_be_removed_before_os_exit(tmp_path):
-    from reconciler.engine.workspace import remove_directories
+    from reconciler.members.engine.workspace import remove_directories
 
     engine = Engine(EngineSettings(engine="duckdb", memory_limit="256MB", temp_dir=tmp_path))
     engine.connection.execute("CREATE TABLE t AS SELECT 'a@x.com' AS email")

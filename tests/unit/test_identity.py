@@ -1,6 +1,11 @@
 import pytest
 
-from reconciler.identity import InvalidIdentity, make_member, normalise_email, validate_user_id
+from reconciler.members.identity import (
+    InvalidIdentity,
+    make_member,
+    normalise_email,
+    validate_user_id,
+)
 
 
 def test_email_is_trimmed_and_lowercased():

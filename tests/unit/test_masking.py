@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from reconciler.masking import (
+from reconciler.render.masking import (
     Masker,
     column_names,
     mask_emails,

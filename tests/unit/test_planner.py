@@ -1,4 +1,4 @@
-from reconciler.identity import make_member
+from reconciler.members.identity import make_member
 from reconciler.plan import Plan, diff_members, plan_destination, plan_list
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from reconciler.adopt import _description
-from reconciler.journal import PREFIX, SUFFIX, last_write_at, runs_dir
+from reconciler.apply.journal import PREFIX, SUFFIX, last_write_at, runs_dir
 from reconciler.plan.ownership import is_managed, mark, marked_audience, unmarked
 
 

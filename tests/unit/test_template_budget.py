@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.desired import build_desired
 from reconciler.errors import SourceError
 from reconciler.manifest import load_manifests
+from reconciler.state.desired import build_desired
 from reconciler.traits.template import Template, TemplateBudgetExceeded, TemplateRenderError
 
 HOSTILE = [

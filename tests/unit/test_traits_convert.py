@@ -7,7 +7,7 @@ import datetime
 import pytest
 
 from reconciler.manifest import Location
-from reconciler.masking import reveal
+from reconciler.render.masking import reveal
 from reconciler.traits import same_value
 from reconciler.traits.convert import ConversionError, to_boolean, to_date, to_number
 from reconciler.traits.mapping import CompiledField, CompiledMapping

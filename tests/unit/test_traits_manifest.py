@@ -11,9 +11,9 @@ import pytest
 from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 
-from reconciler.desired import build_desired
 from reconciler.errors import ManifestError
 from reconciler.manifest import load_manifests, manifest_json_schema
+from reconciler.state.desired import build_desired
 
 BASE = """\
 apiVersion: reconciler/v1

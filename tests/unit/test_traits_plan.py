@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from reconciler.identity import make_member
 from reconciler.iterable import ClientSettings
 from reconciler.iterable.batching import encode, pack_users
-from reconciler.live import choose_field_read
-from reconciler.masking import shower
+from reconciler.members.identity import make_member
 from reconciler.plan.fields import MappedList, merge_fields, plan_field_updates
+from reconciler.render.masking import shower
+from reconciler.state.live import choose_field_read
 from reconciler.traits import SentValue, check_types
 
 

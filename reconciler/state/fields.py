@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.desired import DesiredDestination, DesiredList
 from reconciler.errors import ReconcilerError
 from reconciler.iterable import IterableClient
-from reconciler.live import read_field_values
 from reconciler.plan import FieldRead, FieldUpdate, ListPlan
 from reconciler.plan.fields import MappedList, merge_fields, plan_field_updates
 from reconciler.plan.fingerprint import values_digest
 from reconciler.sources import MemberIssue
+from reconciler.state.desired import DesiredDestination, DesiredList
+from reconciler.state.live import read_field_values
 from reconciler.traits import SentValue, TypeConflict, check_types
 
 

@@ -23,12 +23,12 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from reconciler.engine.rows import TableRows, member_rows
 from reconciler.errors import IterableError
-from reconciler.identity import Member, ProjectType
 from reconciler.iterable import IterableClient
-from reconciler.live import read_field_values
+from reconciler.members.engine.rows import TableRows, member_rows
+from reconciler.members.identity import Member, ProjectType
 from reconciler.plan import ListPlan
+from reconciler.state.live import read_field_values
 
 # Adds of an updateExistingUsersOnly audience planned in DuckDB are checked up to this
 # many (a first load of millions is not: apply reports Iterable's notFound answers as

@@ -17,15 +17,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from reconciler.engine.rows import batches
+from reconciler.apply.journal import Journal
 from reconciler.errors import AuthError, IterableError
-from reconciler.identity import Member, ProjectType, looks_like_email
 from reconciler.iterable import BatchResult, IterableClient
 from reconciler.iterable.batching import pack_users
-from reconciler.journal import Journal
-from reconciler.masking import message_for
+from reconciler.members.engine.rows import batches
+from reconciler.members.identity import Member, ProjectType, looks_like_email
 from reconciler.plan import DestinationPlan, FieldUpdate, ListPlan, Plan
 from reconciler.plan.ownership import mark
+from reconciler.render.masking import message_for
 
 T = TypeVar("T")
 Progress = Callable[[str, int], None]  # (phase, members done in this step)

@@ -8,7 +8,7 @@ a join under a memory limit (spilling to disk beyond it), and apply streams them
 batches: a ten-million-member audience is never ten million Python objects.
 """
 
-from reconciler.engine.settings import EngineSettings
-from reconciler.engine.workspace import Engine
+from reconciler.members.engine.settings import EngineSettings
+from reconciler.members.engine.workspace import Engine
 
 __all__ = ["Engine", "EngineSettings"]

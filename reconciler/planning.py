@@ -7,15 +7,12 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from reconciler.desired import DesiredList, at_scale, build_desired
-from reconciler.engine import Engine
-from reconciler.engine.prefetch import Prefetch, start_prefetch
 from reconciler.errors import IterableError, LiveStateError
-from reconciler.fields import plan_fields
 from reconciler.iterable import IterableClient
-from reconciler.live import LiveList, read_live
 from reconciler.manifest import Manifests
 from reconciler.manifest.model import DEFAULT_MAX_REMOVAL_PERCENT
+from reconciler.members.engine import Engine
+from reconciler.members.engine.prefetch import Prefetch, start_prefetch
 from reconciler.plan import (
     ListPlan,
     Plan,
@@ -28,7 +25,10 @@ from reconciler.plan.campaigns import campaign_uses, needs_campaigns
 from reconciler.plan.fingerprint import FIELDS_KEY, list_fingerprint
 from reconciler.plan.ownership import marked_audience, unmarked
 from reconciler.progress import NULL_PROGRESS, Progress
-from reconciler.unsendable import leave_out_unsendable
+from reconciler.state.desired import DesiredList, at_scale, build_desired
+from reconciler.state.fields import plan_fields
+from reconciler.state.live import LiveList, read_live
+from reconciler.state.unsendable import leave_out_unsendable
 
 
 def make_plan(
@@ -267,7 +267,7 @@ def _plan_table(
     options: dict[str, Any],
 ) -> ListPlan:
     """A list planned in DuckDB: anti-joins of the desired and live tables."""
-    from reconciler.engine.diff import diff_tables, keep_skipped_rows
+    from reconciler.members.engine.diff import diff_tables, keep_skipped_rows
 
     assert item.table is not None
     live_table = live_list.table if live_list is not None else None

@@ -15,12 +15,12 @@ from typing import Any
 
 import duckdb
 
-from reconciler.engine.desired_table import LOOKS_LIKE_EMAIL, DesiredTable
-from reconciler.engine.rows import TableRows, identifier_rows, member_rows
-from reconciler.engine.workspace import Engine
 from reconciler.errors import LiveStateError
-from reconciler.identity import Member, ProjectType
 from reconciler.iterable import IterableClient
+from reconciler.members.engine.desired_table import LOOKS_LIKE_EMAIL, DesiredTable
+from reconciler.members.engine.rows import TableRows, identifier_rows, member_rows
+from reconciler.members.engine.workspace import Engine
+from reconciler.members.identity import Member, ProjectType
 
 # Hash-based digests are tagged with the DuckDB version: its hash() is not promised to
 # stay the same across versions, and a mismatch must read as "changed", never as "same".

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, overload
 
-from reconciler.engine.workspace import Engine
-from reconciler.identity import Member
+from reconciler.members.engine.workspace import Engine
+from reconciler.members.identity import Member
 
 T = TypeVar("T")
 

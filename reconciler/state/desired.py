@@ -6,15 +6,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from reconciler.errors import SourceError
-from reconciler.identity import Member, ProjectType
 from reconciler.manifest import Audience, Destination, Manifests
+from reconciler.members.identity import Member, ProjectType
 from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.sources import MemberIssue, read_members
 from reconciler.traits import CompiledMapping, DesiredFields, compile_mapping, desired_fields
 
 if TYPE_CHECKING:
-    from reconciler.engine import Engine
-    from reconciler.engine.desired_table import DesiredTable
+    from reconciler.members.engine import Engine
+    from reconciler.members.engine.desired_table import DesiredTable
 
 
 @dataclass
@@ -98,7 +98,7 @@ def _read_audience(
     name = audience.name
     dest = desired[audience.spec.destination]
     if engine is not None and at_scale(engine, audience):
-        from reconciler.engine.desired_table import load_desired
+        from reconciler.members.engine.desired_table import load_desired
 
         task = progress.task(f"reading audience {name!r} into DuckDB", unit="rows")
         table = load_desired(engine, audience, dest.project_type)
@@ -139,7 +139,7 @@ def at_scale(engine: Engine, audience: Audience) -> bool:
         return False
     if engine.settings.engine != "auto":
         return engine.settings.engine == "duckdb"
-    from reconciler.engine.desired_table import estimate_rows
+    from reconciler.members.engine.desired_table import estimate_rows
 
     return engine.use_duckdb(
         engine.remember(("rows", audience.name), lambda: estimate_rows(audience))

@@ -15,11 +15,11 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.engine.workspace import Engine
 from reconciler.iterable import IterableClient, ListInfo
-from reconciler.live import choose_member_read
 from reconciler.manifest import Audience, Destination
+from reconciler.members.engine.workspace import Engine
 from reconciler.progress import NULL_PROGRESS, Progress
+from reconciler.state.live import choose_member_read
 
 
 @dataclass

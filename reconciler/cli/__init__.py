@@ -36,12 +36,13 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 
 from reconciler import __version__
 from reconciler.adopt import import_lists
-from reconciler.apply import ApplyReport, apply_plan
+from reconciler.apply.executor import ApplyReport, apply_plan
+from reconciler.apply.interrupt import stop_on_interrupt
+from reconciler.apply.journal import Journal, last_unfinished, last_write_at
+from reconciler.apply.lock import project_locks
+from reconciler.apply.runrecord import Outcome, RunRecord
 from reconciler.connect import open_client
-from reconciler.desired import build_desired
 from reconciler.emulator import emulator_app
-from reconciler.engine import Engine
-from reconciler.engine.workspace import remove_directories
 from reconciler.errors import (
     ConfigError,
     ManifestError,
@@ -51,26 +52,25 @@ from reconciler.errors import (
     UnsafePlanError,
 )
 from reconciler.github.cli import github_app
-from reconciler.interrupt import stop_on_interrupt
 from reconciler.iterable import ClientSettings, IterableClient
-from reconciler.journal import Journal, last_unfinished, last_write_at
-from reconciler.lock import project_locks
 from reconciler.manifest import Manifests, load_manifests, manifest_json_schema
 from reconciler.manifest.repository import find_repository
-from reconciler.masking import mask_emails, quoted, reveal, shower
+from reconciler.members.engine import Engine
+from reconciler.members.engine.workspace import remove_directories
 from reconciler.plan import Plan
+from reconciler.plan.file import SavedPlan, load_plan, manifests_digest, save_plan
 from reconciler.plan.fingerprint import first_difference
-from reconciler.planfile import SavedPlan, load_plan, manifests_digest, save_plan
+from reconciler.planning import make_plan
 from reconciler.progress import Progress, Task, console_progress
-from reconciler.reconcile import make_plan
-from reconciler.render import (
+from reconciler.render.masking import mask_emails, quoted, reveal, shower
+from reconciler.render.plans import (
     PLAN_RENDERERS,
     REPORT_RENDERERS,
     plan_markdown,
     report_json,
     report_markdown,
 )
-from reconciler.runrecord import Outcome, RunRecord
+from reconciler.state.desired import build_desired
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a SIGINT
@@ -1046,7 +1046,7 @@ def _status_cells(r: dict[str, object]) -> list[str]:
 
 
 def _status_markdown(rows: list[dict[str, object]]) -> str:
-    from reconciler.render import markdown_cell
+    from reconciler.render.plans import markdown_cell
 
     header = (
         "| destination | audience | list id | in Iterable | desired | +add | -remove | "
@@ -1181,7 +1181,3 @@ def _json_requested(args: list[str]) -> bool:
         (a in ("--format", "-f") and b == "json") or a in ("--format=json", "-fjson")
         for a, b in pairs
     )
-
-
-if __name__ == "__main__":
-    main()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reconciler import __version__
-from reconciler.apply import ApplyReport, FieldUpdateResult
+from reconciler.apply.executor import ApplyReport, FieldUpdateResult
 
 # "aborted": stopped at once by a second Ctrl-C, leaving the requests in flight unknown.
 Outcome = Literal[

@@ -9,17 +9,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from reconciler.desired import DesiredDestination, DesiredList
 from reconciler.errors import LiveStateError
-from reconciler.identity import Member, ProjectType, looks_like_email
 from reconciler.iterable import ClientSettings, IterableClient, ListInfo
+from reconciler.members.identity import Member, ProjectType, looks_like_email
 from reconciler.plan import FieldRead
 from reconciler.progress import NULL_PROGRESS, Progress, Task
+from reconciler.state.desired import DesiredDestination, DesiredList
 
 if TYPE_CHECKING:
-    from reconciler.engine import Engine
-    from reconciler.engine.diff import LiveTable
-    from reconciler.engine.prefetch import Prefetch
+    from reconciler.members.engine import Engine
+    from reconciler.members.engine.diff import LiveTable
+    from reconciler.members.engine.prefetch import Prefetch
 
 
 @dataclass
@@ -203,7 +203,7 @@ def _read_list_table(
     progress: Progress,
     prefetch: Prefetch | None,
 ) -> LiveList:
-    from reconciler.engine.diff import (
+    from reconciler.members.engine.diff import (
         describe_live,
         load_live_file,
         needs_user_id_resolution,
@@ -234,8 +234,12 @@ def _read_tables_by_export(
     task: Task,
 ) -> dict[str, LiveList]:
     """One export streamed to disk and read by DuckDB, for lists of both engines."""
-    from reconciler.engine.diff import describe_live
-    from reconciler.engine.export_table import export_rows, live_from_export, read_export_table
+    from reconciler.members.engine.diff import describe_live
+    from reconciler.members.engine.export_table import (
+        export_rows,
+        live_from_export,
+        read_export_table,
+    )
 
     membership = _membership(desired.project_type)
     ids = [info.id for _item, info in in_tables + in_python]

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from reconciler.engine.settings import EngineSettings
+from reconciler.members.engine.settings import EngineSettings
 
 T = TypeVar("T")
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import duckdb
 
-from reconciler.engine.workspace import Engine
 from reconciler.errors import SourceError
-from reconciler.identity import MAX_USER_ID_LENGTH, ProjectType, skipped_identifiers
 from reconciler.manifest import Audience
+from reconciler.members.engine.workspace import Engine
+from reconciler.members.identity import MAX_USER_ID_LENGTH, ProjectType, skipped_identifiers
 from reconciler.sources import MemberIssue
 from reconciler.sources.duckdb_query import (
     IN_MEMORY,

@@ -12,11 +12,11 @@ from typing import Any
 
 import duckdb
 
-from reconciler.engine.desired_table import DesiredTable
-from reconciler.engine.workspace import Engine
 from reconciler.errors import LiveStateError
-from reconciler.identity import ProjectType
 from reconciler.iterable import IterableClient
+from reconciler.members.engine.desired_table import DesiredTable
+from reconciler.members.engine.workspace import Engine
+from reconciler.members.identity import ProjectType
 
 
 def read_export_table(

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from reconciler import __version__
-from reconciler.engine import Engine
-from reconciler.engine.rows import batches, identifiers_into_table, members_into_table
 from reconciler.errors import ReconcilerError
-from reconciler.identity import Member
 from reconciler.manifest import Manifests
+from reconciler.members.engine import Engine
+from reconciler.members.engine.rows import batches, identifiers_into_table, members_into_table
+from reconciler.members.identity import Member
 from reconciler.plan import (
     CampaignUse,
     DestinationPlan,

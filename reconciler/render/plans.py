@@ -1,0 +1,233 @@
+"""Plans and apply reports for people (text, markdown) and machines (JSON).
+
+Every renderer takes `show_members`: False (the default everywhere) masks member
+identifiers, because plans are posted where many people read them (reconciler.render.masking).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from typing import Any
+
+import jinja2
+
+from reconciler.apply.executor import ApplyReport, ListResult
+from reconciler.members.identity import Member
+from reconciler.plan import FieldUpdate, ListPlan, Plan
+from reconciler.render.masking import Show, mask_emails, mask_value, quoted, reveal, shower
+
+SAMPLE = 10
+SKIPPED_SAMPLE = 20
+# What overrides each kind of violation on the apply command line.
+OVERRIDES = {
+    "removals": "--allow-removals",
+    "list_deletion": "--allow-list-deletion",
+    "active_campaign_adds": "--allow-unsafe",
+    "empty_source": "allowEmpty: true",
+    "bounds": "widen minMembers/maxMembers",
+    "additions": "raise maxAdditionPercent/maxAdditions",
+}
+# GitHub rejects comments over 65,536 characters; samples keep plans far below it, and this
+# is the backstop.
+MARKDOWN_LIMIT = 60_000
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("reconciler.render", "templates"),
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,  # plain text and markdown, not HTML
+)
+# Counts with thousands separators (10,000), in every format people read.
+_env.filters["num"] = lambda n: f"{n:,}"
+
+
+def _list_ref(lp: ListPlan) -> str:
+    return f" (list {lp.list_id})" if lp.list_id is not None else " (new list)"
+
+
+def _member_label(show: Show) -> Any:
+    def label(member: Member) -> str:
+        if member.key_kind == "userId" and member.email is not None:
+            return f"{show(member.key)} <{show(member.email)}>"
+        return show(member.key)
+
+    return label
+
+
+def _update_label(show: Show) -> Any:
+    """How a user whose fields change is named: the one place identifiers of field updates
+    are shown, so masking applies to them as it does to members."""
+
+    def label(update: FieldUpdate) -> str:
+        if update.key_kind == "userId" and update.email is not None:
+            return f"{show(update.key)} <{show(update.email)}>"
+        return show(update.key)
+
+    return label
+
+
+def _field_value(show: Show) -> Any:
+    def value_text(value: Any) -> str:
+        """A field value as a plan shows it: JSON (masked like identifiers), cut short."""
+        text = json.dumps(mask_value(value, show), ensure_ascii=False, default=str)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    return value_text
+
+
+def _add_field_names(lp: ListPlan) -> str:
+    names = sorted({name for values in lp.add_fields.values() for name in values})
+    return ", ".join(names)
+
+
+def _md(text: str) -> str:
+    """Escape what would break a markdown table cell or start markup."""
+    for ch in "\\|*_`<>[]":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def markdown_cell(text: str) -> str:
+    """Text safe inside a markdown table cell."""
+    return _md(text)
+
+
+def _notes(lp: ListPlan) -> str:
+    notes = []
+    if lp.create:
+        notes.append("create list")
+    if lp.remove:
+        notes.append(f"removes {lp.removal_percent:.1f}%")
+    if lp.kept_for_skipped:
+        notes.append(f"{lp.kept_for_skipped:,} kept: rows skipped as invalid stand for them")
+    if lp.held_back_removals:
+        notes.append(f"{lp.held_back_removals:,} removals held back (removals: never)")
+    if lp.channel_unsubscribe and lp.remove:
+        notes.append("**channelUnsubscribe**")
+    if lp.update_existing_users_only and lp.add:
+        notes.append("existing users only")
+    if lp.forgotten:
+        notes.append(f"{len(lp.forgotten)} forgotten in Iterable, not sent")
+    if lp.not_created:
+        notes.append(f"{len(lp.not_created)} not created (updateExistingUsersOnly)")
+    return ", ".join(notes)
+
+
+def _context(plan: Plan, show_members: bool, allowed: Collection[str] = ()) -> dict[str, Any]:
+    show = shower(show_members)
+    violations = plan.violations()
+    return {
+        "plan": plan,
+        "s": plan.summary,
+        # `allowed`: the rules apply was told to override (--allow-removals, ...), so the
+        # plan it prints says it goes ahead rather than that it is blocked.
+        "violations": [v for v in violations if v.rule not in allowed],
+        "overridden": [v for v in violations if v.rule in allowed],
+        "override": OVERRIDES,
+        "channel_lists": [
+            lp.list_name
+            for d in plan.destinations
+            for lp in d.lists
+            if lp.channel_unsubscribe and lp.remove
+        ],
+        "sample": SAMPLE,
+        "skipped_sample": SKIPPED_SAMPLE,
+        "show": show,
+        "quoted": quoted(show),
+        "member_label": _member_label(show),
+        "update_label": _update_label(show),
+        "field_value": _field_value(show),
+        "add_field_names": _add_field_names,
+        "list_ref": _list_ref,
+        "masked": not show_members,
+        "md": _md,
+        "notes": _notes,
+    }
+
+
+def plan_text(plan: Plan, show_members: bool = False, allowed: Collection[str] = ()) -> str:
+    return _env.get_template("plan.txt.j2").render(_context(plan, show_members, allowed))
+
+
+def plan_markdown(plan: Plan, show_members: bool = False, allowed: Collection[str] = ()) -> str:
+    text = _env.get_template("plan.md.j2").render(_context(plan, show_members, allowed))
+    if len(text) > MARKDOWN_LIMIT:
+        cut = text[:MARKDOWN_LIMIT].rsplit("\n", 1)[0]
+        text = (
+            cut + "\n\n_(plan truncated to fit a comment; run `reconciler plan` to see it all)_\n"
+        )
+    return text
+
+
+def plan_json(plan: Plan, show_members: bool = False, allowed: Collection[str] = ()) -> str:
+    return json.dumps(plan.to_dict(shower(show_members)), indent=2) + "\n"
+
+
+def _totals(report: ApplyReport) -> dict[str, Any]:
+    lists = [lr for d in report.destinations for lr in d.lists]
+    deletions = [x for d in report.destinations for x in d.deletions]
+    field_results = [d.fields for d in report.destinations if d.fields is not None]
+    return {
+        "created": sum(lr.created for lr in lists),
+        "added": sum(lr.added for lr in lists),
+        "removed": sum(lr.removed for lr in lists),
+        "deleted": sum(x.deleted for x in deletions),
+        "rejected": sum(len(lr.rejected) for lr in lists)
+        + sum(len(f.rejected) for f in field_results),
+        "errors": sum(len(lr.errors) for lr in lists)
+        + sum(x.error is not None for x in deletions)
+        + sum(len(f.errors) for f in field_results),
+        "updated": sum(f.updated for f in field_results),
+    }
+
+
+def _message(show_members: bool) -> Any:
+    """An error message in a report: Iterable's own text can quote a member's email."""
+    return (lambda text: reveal(text, True)) if show_members else mask_emails
+
+
+def _expected(lr: ListResult) -> str:
+    """Outcomes of a list that are no failure, in words ("" when there are none)."""
+    parts = []
+    if lr.already_gone:
+        parts.append(f"{lr.already_gone:,} already gone from Iterable (counted as removed)")
+    if lr.not_created:
+        parts.append(f"{lr.not_created:,} not created (updateExistingUsersOnly)")
+    if lr.forgotten:
+        parts.append(f"{lr.forgotten:,} forgotten in Iterable, not added")
+    return "; ".join(parts)
+
+
+def report_text(report: ApplyReport, show_members: bool = False) -> str:
+    return _env.get_template("report.txt.j2").render(
+        report=report,
+        totals=_totals(report),
+        show=shower(show_members),
+        message=_message(show_members),
+        sample=SAMPLE * 2,
+        expected=_expected,
+    )
+
+
+def report_markdown(report: ApplyReport, show_members: bool = False) -> str:
+    return _env.get_template("report.md.j2").render(
+        report=report,
+        totals=_totals(report),
+        show=shower(show_members),
+        message=_message(show_members),
+        sample=SAMPLE * 2,
+        md=_md,
+        expected=_expected,
+    )
+
+
+def report_json(report: ApplyReport, show_members: bool = False) -> str:
+    return json.dumps(report.to_dict(shower(show_members)), indent=2) + "\n"
+
+
+# By output format: the CLI's --format picks one; every renderer ends with a newline.
+PLAN_RENDERERS = {"text": plan_text, "markdown": plan_markdown, "json": plan_json}
+REPORT_RENDERERS = {"text": report_text, "markdown": report_markdown, "json": report_json}
