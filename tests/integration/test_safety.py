@@ -317,8 +317,10 @@ def test_two_applies_from_different_directories_create_a_list_once(
     from tests.integration.reliability import lists_by_name, subprocess_env
 
     workspace.audience("vip", {"inline": [f"m{i}@example.com" for i in range(20)]})
-    # Every list request is slow, so the first apply is still running when the second starts.
-    emulator_server.emulator.faults.update({"paths": ["/api/lists"], "latency_seconds": 1.0})
+    # Every list request is slow, so the first apply is still running when the second starts:
+    # it makes several, so it holds its lock for well over the seconds a second Python
+    # process takes to start on a loaded 2-core machine (1 s each was not enough there).
+    emulator_server.emulator.faults.update({"paths": ["/api/lists"], "latency_seconds": 3.0})
     env = subprocess_env(workspace)
     manifests = str(workspace.manifests.resolve())
 
