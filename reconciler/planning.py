@@ -11,8 +11,14 @@ from reconciler.errors import IterableError, LiveStateError
 from reconciler.iterable import IterableClient
 from reconciler.manifest import Manifests
 from reconciler.manifest.model import DEFAULT_MAX_REMOVAL_PERCENT
-from reconciler.members.engine import Engine
-from reconciler.members.engine.prefetch import Prefetch, start_prefetch
+from reconciler.members.model import (
+    Engine,
+    Prefetch,
+    diff_tables,
+    digest_members,
+    keep_skipped_rows,
+    start_prefetch,
+)
 from reconciler.plan import (
     ListPlan,
     Plan,
@@ -99,10 +105,8 @@ def make_plan(
             if item.table is not None:
                 lists.append(_plan_table(engine, item, live_list, progress, options))
                 table = live_list.table if live_list is not None else None
-                prints[item.list_name] = (
-                    {"list_id": live_id, "size": table.count, "digest": table.digest}
-                    if table is not None
-                    else list_fingerprint(None, None)
+                prints[item.list_name] = list_fingerprint(
+                    live_id, table.members_digest if table is not None else None
                 )
                 continue
             lists.append(
@@ -118,7 +122,7 @@ def make_plan(
                 )
             )
             prints[item.list_name] = list_fingerprint(
-                live_id, live_list.members if live_list else None
+                live_id, digest_members(live_list.members) if live_list else None
             )
         deletions = []
         # With --target only some audiences are considered, so nothing else may be pruned.
@@ -267,8 +271,6 @@ def _plan_table(
     options: dict[str, Any],
 ) -> ListPlan:
     """A list planned in DuckDB: anti-joins of the desired and live tables."""
-    from reconciler.members.engine.diff import diff_tables, keep_skipped_rows
-
     assert item.table is not None
     live_table = live_list.table if live_list is not None else None
     task = progress.task(f"diffing list {item.list_name!r} in DuckDB", total=None)

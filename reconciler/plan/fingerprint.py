@@ -5,20 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # plan/ stays free of DuckDB: the digest is made in members/
+    from reconciler.members.fingerprint import MembersDigest
 
 # The fingerprint entry for the current values of mapped user fields, beside the lists.
 FIELDS_KEY = "(mapped user fields)"
-
-
-def members_digest(identifiers: Iterable[str]) -> str:
-    """Order-independent: getUsers returns members in no promised order."""
-    h = hashlib.sha256()
-    for identifier in sorted(identifiers):
-        h.update(identifier.encode())
-        h.update(b"\n")
-    return h.hexdigest()
 
 
 def values_digest(values: Mapping[str, Any]) -> str:
@@ -27,13 +21,14 @@ def values_digest(values: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def list_fingerprint(list_id: int | None, members: Iterable[str] | None) -> dict[str, Any]:
+def list_fingerprint(list_id: int | None, members: MembersDigest | None) -> dict[str, Any]:
+    """A list's entry: its id and, when its members were read, their count and digest
+    (members/fingerprint.py: the same whichever engine read them)."""
     if list_id is None:
         return {"list_id": None}
     if members is None:  # a list we only saw in GET /api/lists (a deletion candidate)
         return {"list_id": list_id}
-    member_list = list(members)
-    return {"list_id": list_id, "size": len(member_list), "digest": members_digest(member_list)}
+    return {"list_id": list_id, "size": members.count, "digest": members.digest}
 
 
 def first_difference(
@@ -65,9 +60,9 @@ def first_difference(
             if old.get("size") == new.get("size") and _kind(old) != _kind(new):
                 # The digests cannot be compared, so the list may well be unchanged.
                 return (
-                    f"list {list_name!r} was read by a different engine than the plan's "
-                    f"({_kind(old)} then, {_kind(new)} now: RECONCILER_ENGINE, "
-                    "RECONCILER_ENGINE_THRESHOLD or the DuckDB version changed)"
+                    f"list {list_name!r} was digested by a different version than the "
+                    f"plan's ({_kind(old)} then, {_kind(new)} now: reconciler or DuckDB "
+                    "was upgraded); make the plan again"
                 )
             if old.get("size") == new.get("size"):
                 return f"the members of list {list_name!r} changed (still {new.get('size')})"
@@ -78,6 +73,7 @@ def first_difference(
 
 
 def _kind(entry: dict[str, Any]) -> str:
-    """Which engine made a list's digest: DuckDB's are tagged "duckdb-VERSION:..."."""
+    """What made a list's digest: "duckdb-VERSION:..." (both engines since one fingerprint),
+    or an older reconciler's SHA-256 of the sorted identifiers."""
     digest = str(entry.get("digest", ""))
-    return digest.split(":", 1)[0] if digest.startswith("duckdb-") else "python"
+    return digest.split(":", 1)[0] if digest.startswith("duckdb-") else "sha256"

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from reconciler.members.model import digest_members
 from reconciler.plan.fingerprint import FIELDS_KEY, first_difference, list_fingerprint
 
 
 def prints(members: list[str], values_digest: str) -> dict:
-    return {"prod": {"churn": list_fingerprint(7, members), FIELDS_KEY: {"digest": values_digest}}}
+    return {
+        "prod": {
+            "churn": list_fingerprint(7, digest_members(members)),
+            FIELDS_KEY: {"digest": values_digest},
+        }
+    }
 
 
 def test_a_membership_change_on_a_mapped_audience_is_named_as_such() -> None:

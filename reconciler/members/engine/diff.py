@@ -20,11 +20,8 @@ from reconciler.iterable import IterableClient
 from reconciler.members.engine.desired_table import LOOKS_LIKE_EMAIL, DesiredTable
 from reconciler.members.engine.rows import TableRows, identifier_rows, member_rows
 from reconciler.members.engine.workspace import Engine
+from reconciler.members.fingerprint import MembersDigest, digest_relation
 from reconciler.members.identity import Member, ProjectType
-
-# Hash-based digests are tagged with the DuckDB version: its hash() is not promised to
-# stay the same across versions, and a mismatch must read as "changed", never as "same".
-DIGEST_KIND = f"duckdb-{duckdb.__version__}"
 
 
 @dataclass(frozen=True)
@@ -35,6 +32,10 @@ class LiveTable:
     count: int
     digest: str
     text_bytes: int = 0  # the identifiers' length in all, to size the join
+
+    @property
+    def members_digest(self) -> MembersDigest:
+        return MembersDigest(self.count, self.digest, self.text_bytes)
 
 
 @dataclass(frozen=True)
@@ -127,14 +128,10 @@ def resolve_user_ids(
 def describe_live(engine: Engine, live: str) -> LiveTable:
     """Its size, and an order-independent digest for the saved-plan staleness check."""
     try:
-        row = engine.connection.execute(
-            f"SELECT count(*), coalesce(sum(hash(id)), 0), coalesce(sum(strlen(id)), 0) FROM {live}"
-        ).fetchone()
+        digest = digest_relation(engine.connection, live)
     except duckdb.Error as exc:
         raise _unreadable(engine, live, exc) from None
-    count, total, text_bytes = row if row is not None else (0, 0, 0)
-    digest = f"{DIGEST_KIND}:{int(count)}:{int(total):x}"
-    return LiveTable(live, int(count), digest, int(text_bytes))
+    return LiveTable(live, digest.count, digest.digest, digest.text_bytes)
 
 
 def diff_tables(

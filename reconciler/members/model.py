@@ -1,0 +1,83 @@
+"""The member model's public surface: what the rest of reconciler uses of members/.
+
+Identity rules and their messages live in identity.py (imported from there: plan/ needs
+them without DuckDB); the one fingerprint of a live list in fingerprint.py; the DuckDB
+engine behind large audiences in engine/. Code outside members/ imports the engine from
+here, never from engine/'s modules, so the engine can change behind this list.
+
+    Engine, EngineSettings           the workspace, and which audiences it plans
+    load_desired, estimate_rows      a source read and checked in DuckDB (a DesiredTable)
+    read_live_table, load_live_file, a list's members read into the workspace, resolved,
+    resolve_user_ids, describe_live    and described (a LiveTable)
+    read_export_table, ...           the same from one user export
+    diff_tables, keep_skipped_rows   adds and removes as tables (a TableDiff)
+    TableRows, member_rows, ...      those tables read back in batches, for apply and files
+    digest_members, MembersDigest    the live list's fingerprint, equal under both engines
+"""
+
+from reconciler.members.engine import Engine, EngineSettings
+from reconciler.members.engine.desired_table import (
+    LOOKS_LIKE_EMAIL,
+    DesiredTable,
+    estimate_rows,
+    load_desired,
+)
+from reconciler.members.engine.diff import (
+    LiveTable,
+    TableDiff,
+    describe_live,
+    diff_tables,
+    keep_skipped_rows,
+    load_live_file,
+    needs_user_id_resolution,
+    read_live_table,
+    resolve_user_ids,
+)
+from reconciler.members.engine.export_table import (
+    export_rows,
+    live_from_export,
+    read_export_table,
+)
+from reconciler.members.engine.prefetch import Prefetch, start_prefetch
+from reconciler.members.engine.rows import (
+    TableRows,
+    batches,
+    identifier_rows,
+    identifiers_into_table,
+    member_rows,
+    members_into_table,
+)
+from reconciler.members.engine.workspace import remove_directories
+from reconciler.members.fingerprint import MembersDigest, digest_members
+
+__all__ = [
+    "LOOKS_LIKE_EMAIL",
+    "DesiredTable",
+    "Engine",
+    "EngineSettings",
+    "LiveTable",
+    "MembersDigest",
+    "Prefetch",
+    "TableDiff",
+    "TableRows",
+    "batches",
+    "describe_live",
+    "diff_tables",
+    "digest_members",
+    "estimate_rows",
+    "export_rows",
+    "identifier_rows",
+    "identifiers_into_table",
+    "keep_skipped_rows",
+    "live_from_export",
+    "load_desired",
+    "load_live_file",
+    "member_rows",
+    "members_into_table",
+    "needs_user_id_resolution",
+    "read_export_table",
+    "read_live_table",
+    "remove_directories",
+    "resolve_user_ids",
+    "start_prefetch",
+]
