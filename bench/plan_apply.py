@@ -67,7 +67,7 @@ import httpx
 from measure import Measured, run_measured
 
 from reconciler.emulator import Emulator, EmulatorServer, Limits
-from reconciler.members.engine.settings import EngineSettings
+from reconciler.members.model import EngineSettings
 from reconciler.plan.ownership import mark
 
 API_KEY = "bench-key"

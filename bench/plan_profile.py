@@ -40,7 +40,7 @@ import plan_apply
 from measure import run_measured
 
 from reconciler.emulator import Emulator, EmulatorServer, Limits
-from reconciler.members.engine.settings import EngineSettings
+from reconciler.members.model import EngineSettings
 
 TIMEOUT_SECONDS = 1800
 

@@ -36,8 +36,8 @@ from reconciler.iterable import ClientSettings, IterableClient, ListInfo
 from reconciler.iterable.client import member_line
 from reconciler.manifest import API_VERSION, Destination, Manifests
 from reconciler.manifest.model import NAME_PATTERN
-from reconciler.members.engine import Engine
 from reconciler.members.identity import ProjectType, looks_like_email
+from reconciler.members.model import Engine
 from reconciler.plan.ownership import MARKER
 
 _VALID_NAME = re.compile(NAME_PATTERN)
@@ -213,8 +213,7 @@ def _write_members_duckdb(
     engine: Engine, download: Path, target: _Target, project_type: ProjectType
 ) -> int:
     """_write_members for a list read to a file: the same columns, rows and order."""
-    from reconciler.members.engine.desired_table import LOOKS_LIKE_EMAIL
-    from reconciler.members.engine.diff import load_live_file
+    from reconciler.members.model import LOOKS_LIKE_EMAIL, load_live_file
 
     what = f"getUsers for list {target.info.id} {target.info.name!r}"
     live = engine.name("imported")

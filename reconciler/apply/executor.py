@@ -21,8 +21,8 @@ from reconciler.apply.journal import Journal
 from reconciler.errors import AuthError, IterableError
 from reconciler.iterable import BatchResult, IterableClient
 from reconciler.iterable.batching import pack_users
-from reconciler.members.engine.rows import batches
 from reconciler.members.identity import Member, ProjectType, looks_like_email
+from reconciler.members.model import batches
 from reconciler.plan import DestinationPlan, FieldUpdate, ListPlan, Plan
 from reconciler.plan.ownership import mark
 from reconciler.render.masking import message_for

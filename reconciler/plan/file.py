@@ -25,9 +25,8 @@ from typing import IO, Any
 from reconciler import __version__
 from reconciler.errors import ReconcilerError
 from reconciler.manifest import Manifests
-from reconciler.members.engine import Engine
-from reconciler.members.engine.rows import batches, identifiers_into_table, members_into_table
 from reconciler.members.identity import Member
+from reconciler.members.model import Engine, batches, identifiers_into_table, members_into_table
 from reconciler.plan import (
     CampaignUse,
     DestinationPlan,

@@ -13,8 +13,7 @@ from reconciler.sources import MemberIssue, read_members
 from reconciler.traits import CompiledMapping, DesiredFields, compile_mapping, desired_fields
 
 if TYPE_CHECKING:
-    from reconciler.members.engine import Engine
-    from reconciler.members.engine.desired_table import DesiredTable
+    from reconciler.members.model import DesiredTable, Engine
 
 
 @dataclass
@@ -98,7 +97,7 @@ def _read_audience(
     name = audience.name
     dest = desired[audience.spec.destination]
     if engine is not None and at_scale(engine, audience):
-        from reconciler.members.engine.desired_table import load_desired
+        from reconciler.members.model import load_desired
 
         task = progress.task(f"reading audience {name!r} into DuckDB", unit="rows")
         table = load_desired(engine, audience, dest.project_type)
@@ -139,7 +138,7 @@ def at_scale(engine: Engine, audience: Audience) -> bool:
         return False
     if engine.settings.engine != "auto":
         return engine.settings.engine == "duckdb"
-    from reconciler.members.engine.desired_table import estimate_rows
+    from reconciler.members.model import estimate_rows
 
     return engine.use_duckdb(
         engine.remember(("rows", audience.name), lambda: estimate_rows(audience))

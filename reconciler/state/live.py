@@ -17,9 +17,7 @@ from reconciler.progress import NULL_PROGRESS, Progress, Task
 from reconciler.state.desired import DesiredDestination, DesiredList
 
 if TYPE_CHECKING:
-    from reconciler.members.engine import Engine
-    from reconciler.members.engine.diff import LiveTable
-    from reconciler.members.engine.prefetch import Prefetch
+    from reconciler.members.model import Engine, LiveTable, Prefetch
 
 
 @dataclass
@@ -203,7 +201,7 @@ def _read_list_table(
     progress: Progress,
     prefetch: Prefetch | None,
 ) -> LiveList:
-    from reconciler.members.engine.diff import (
+    from reconciler.members.model import (
         describe_live,
         load_live_file,
         needs_user_id_resolution,
@@ -234,8 +232,8 @@ def _read_tables_by_export(
     task: Task,
 ) -> dict[str, LiveList]:
     """One export streamed to disk and read by DuckDB, for lists of both engines."""
-    from reconciler.members.engine.diff import describe_live
-    from reconciler.members.engine.export_table import (
+    from reconciler.members.model import (
+        describe_live,
         export_rows,
         live_from_export,
         read_export_table,

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 from reconciler.errors import IterableError
 from reconciler.iterable import IterableClient
-from reconciler.members.engine.rows import TableRows, member_rows
 from reconciler.members.identity import Member, ProjectType
+from reconciler.members.model import TableRows, member_rows
 from reconciler.plan import ListPlan
 from reconciler.state.live import read_field_values
 

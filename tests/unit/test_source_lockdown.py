@@ -11,8 +11,7 @@ import pytest
 
 from reconciler.errors import SourceError
 from reconciler.manifest import Audience
-from reconciler.members.engine import Engine, EngineSettings
-from reconciler.members.engine.desired_table import estimate_rows, load_desired
+from reconciler.members.model import Engine, EngineSettings, estimate_rows, load_desired
 from reconciler.sources import read_members
 from tests.sources import line_of, load_audience
 
