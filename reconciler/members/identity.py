@@ -49,12 +49,42 @@ class Member:
         return tuple(i for i in (self.email, self.user_id) if i is not None)
 
 
+# Why a member cannot be identified, worded once for both engines: the Python engine
+# raises these, the DuckDB engine stores a small code per row and words it through them.
+
+
+def invalid_email(raw: str | None) -> InvalidIdentity:
+    return InvalidIdentity("invalid email", raw)
+
+
+def user_id_too_long(raw: str) -> InvalidIdentity:
+    return InvalidIdentity(
+        f"userId is {len(raw)} characters (Iterable allows at most {MAX_USER_ID_LENGTH}):", raw
+    )
+
+
+def user_id_not_ascii(raw: str | None) -> InvalidIdentity:
+    return InvalidIdentity("userId has characters outside printable ASCII:", raw)
+
+
+def user_id_ends_with_space(raw: str | None) -> InvalidIdentity:
+    return InvalidIdentity("userId ends with a space:", raw)
+
+
+def missing_key(project_type: ProjectType) -> InvalidIdentity:
+    if project_type == "email":
+        return InvalidIdentity("no email: email-based projects identify users by email")
+    if project_type == "userId":
+        return InvalidIdentity("no userId: userID-based projects identify users by userId")
+    return InvalidIdentity("neither email nor userId given")
+
+
 def normalise_email(raw: str) -> str:
     email = raw.strip().lower()
     # isprintable: control and format characters (an escape sequence, a right-to-left
     # override) are never in an address, and would reach terminals that print members.
     if not _EMAIL.match(email) or not email.isprintable():
-        raise InvalidIdentity("invalid email", raw)
+        raise invalid_email(raw)
     return email
 
 
@@ -62,14 +92,11 @@ def validate_user_id(raw: str) -> str:
     if raw == "":
         raise InvalidIdentity("empty userId")
     if len(raw) > MAX_USER_ID_LENGTH:
-        raise InvalidIdentity(
-            f"userId is {len(raw)} characters (Iterable allows at most {MAX_USER_ID_LENGTH}):",
-            raw,
-        )
+        raise user_id_too_long(raw)
     if not all(" " <= ch <= "~" for ch in raw):
-        raise InvalidIdentity("userId has characters outside printable ASCII:", raw)
+        raise user_id_not_ascii(raw)
     if raw != raw.rstrip(" "):
-        raise InvalidIdentity("userId ends with a space:", raw)
+        raise user_id_ends_with_space(raw)
     return raw
 
 
@@ -130,11 +157,11 @@ def make_member(
     key_kind: KeyKind
     if project_type == "email":
         if norm_email is None:
-            raise InvalidIdentity("no email: email-based projects identify users by email")
+            raise missing_key(project_type)
         key_kind, key = "email", norm_email
     elif project_type == "userId":
         if norm_user_id is None:
-            raise InvalidIdentity("no userId: userID-based projects identify users by userId")
+            raise missing_key(project_type)
         key_kind, key = "userId", norm_user_id
     else:
         if norm_user_id is not None:
@@ -142,5 +169,5 @@ def make_member(
         elif norm_email is not None:
             key_kind, key = "email", norm_email
         else:
-            raise InvalidIdentity("neither email nor userId given")
+            raise missing_key(project_type)
     return Member(key, key_kind, norm_email, norm_user_id, dict(traits or {}))

@@ -23,7 +23,16 @@ import duckdb
 from reconciler.errors import SourceError
 from reconciler.manifest import Audience
 from reconciler.members.engine.workspace import Engine
-from reconciler.members.identity import MAX_USER_ID_LENGTH, ProjectType, skipped_identifiers
+from reconciler.members.identity import (
+    MAX_USER_ID_LENGTH,
+    ProjectType,
+    invalid_email,
+    missing_key,
+    skipped_identifiers,
+    user_id_ends_with_space,
+    user_id_not_ascii,
+    user_id_too_long,
+)
 from reconciler.sources import MemberIssue
 from reconciler.sources.duckdb_query import (
     IN_MEMORY,
@@ -600,24 +609,18 @@ def _checked_sql(table: str, select: str, project_type: ProjectType, columns: Co
 def _issue(
     code: int, email: str | None, user_id: str | None, project_type: ProjectType
 ) -> tuple[str, str | None]:
-    """The message and the offending value of a skipped row, as make_member words them."""
+    """The message and the offending value of a skipped row, in identity.py's words."""
     if code == INVALID_EMAIL:
-        return "invalid email", email
-    if code == LONG_USER_ID:
-        length = len(user_id or "")
-        return (
-            f"userId is {length} characters (Iterable allows at most {MAX_USER_ID_LENGTH}):",
-            user_id,
-        )
-    if code == NON_ASCII_USER_ID:
-        return "userId has characters outside printable ASCII:", user_id
-    if code == SPACE_USER_ID:
-        return "userId ends with a space:", user_id
-    if project_type == "email":
-        return "no email: email-based projects identify users by email", None
-    if project_type == "userId":
-        return "no userId: userID-based projects identify users by userId", None
-    return "neither email nor userId given", None
+        problem = invalid_email(email)
+    elif code == LONG_USER_ID:
+        problem = user_id_too_long(user_id or "")
+    elif code == NON_ASCII_USER_ID:
+        problem = user_id_not_ascii(user_id)
+    elif code == SPACE_USER_ID:
+        problem = user_id_ends_with_space(user_id)
+    else:
+        problem = missing_key(project_type)
+    return problem.reason, problem.value
 
 
 def _missing_rule(project_type: ProjectType) -> str:
