@@ -278,6 +278,11 @@ def _plan_table(
     diff, kept = keep_skipped_rows(engine, item.table, diff)
     task.advance(diff.desired_count)
     task.finish()
+    # The join counted the members: the duplicates are known without a count of its own,
+    # and only when there are some are the keys grouped to name the rows that disagree.
+    item.duplicates = item.table.valid - diff.desired_count
+    if item.duplicates:
+        item.conflicts = item.table.conflicts()
     return list_plan(
         audience=item.audience.name,
         list_name=item.list_name,

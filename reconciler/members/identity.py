@@ -135,6 +135,28 @@ def skipped_identifiers(email: str | None, user_id: str | None) -> set[str]:
     return out
 
 
+def duplicate_conflict(first: Member, later: Member, earlier: str) -> str | None:
+    """The message for a row whose key an earlier row (`earlier` names it) had, when the
+    two disagree: the first row wins. None when they agree. Values are not named: they
+    may be personal data. Both engines word conflicts with this."""
+    parts = []
+    if later.email != first.email:
+        parts.append("a different email")
+    if later.user_id != first.user_id:
+        parts.append("a different userId")
+    columns = sorted(
+        name
+        for name in first.traits.keys() | later.traits.keys()
+        if first.traits.get(name) != later.traits.get(name)
+    )
+    if columns:
+        parts.append(f"different values in {', '.join(columns)}")
+    if not parts:
+        return None
+    difference = " and ".join(parts)
+    return f"same {later.key_kind} as {earlier} (used) but {difference}: this row is ignored"
+
+
 def looks_like_email(identifier: str) -> bool:
     return bool(_EMAIL.match(identifier))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from reconciler.members.identity import Member
+from reconciler.members.identity import Member, duplicate_conflict
 from reconciler.render.masking import masks, reveal
 
 
@@ -60,41 +60,17 @@ class SourceResult:
         first = self.members.get(member.key)
         if first is not None:
             self.duplicates += 1
-            difference = _difference(first, member)
-            if difference:
-                earlier = self._first.get(member.key, "an earlier row")
+            earlier = self._first.get(member.key, "an earlier row")
+            message = duplicate_conflict(first, member, earlier)
+            if message is not None:
                 # Both rows are named; the identifier itself is not needed to find them.
-                self.conflicts.append(
-                    MemberIssue(
-                        where or f"row {self.rows}",
-                        f"same {member.key_kind} as {earlier} (used) but {difference}: "
-                        "this row is ignored",
-                    )
-                )
+                self.conflicts.append(MemberIssue(where or f"row {self.rows}", message))
             return
         self.members[member.key] = member
         if where is not None:
             self._first[member.key] = where
             if self.where is not None:
                 self.where[member.key] = where
-
-
-def _difference(first: Member, later: Member) -> str:
-    """How a duplicate row differs from the first row with its key, in words (no values:
-    they may be personal data)."""
-    parts = []
-    if later.email != first.email:
-        parts.append("a different email")
-    if later.user_id != first.user_id:
-        parts.append("a different userId")
-    columns = sorted(
-        name
-        for name in first.traits.keys() | later.traits.keys()
-        if first.traits.get(name) != later.traits.get(name)
-    )
-    if columns:
-        parts.append(f"different values in {', '.join(columns)}")
-    return " and ".join(parts)
 
 
 from reconciler.sources.read import read_members  # noqa: E402  (re-export after the types)

@@ -25,7 +25,9 @@ from reconciler.manifest import Audience
 from reconciler.members.engine.workspace import Engine
 from reconciler.members.identity import (
     MAX_USER_ID_LENGTH,
+    Member,
     ProjectType,
+    duplicate_conflict,
     invalid_email,
     missing_key,
     skipped_identifiers,
@@ -93,6 +95,7 @@ class DesiredTable:
     with_email: int = 0
     project_type: ProjectType = "hybrid"
     identifier_columns: str = "email, user_id"  # in `checked`, NULL where the source has none
+    where: Callable[[int], str] | None = field(default=None, repr=False)  # names row n (1-based)
     _distinct: int | None = field(default=None, repr=False)
     _skipped_ids: str | None = field(default=None, repr=False)
     _deduplicated: str | None = field(default=None, repr=False)
@@ -147,6 +150,34 @@ class DesiredTable:
             )
             self._skipped_ids = table
         return self._skipped_ids
+
+    def conflicts(self) -> list[MemberIssue]:
+        """Rows whose key an earlier row had and that disagree with it (the first row of a
+        key wins), worded by identity.duplicate_conflict as the Python engine words them:
+        the first MAX_ISSUES, in row order. One grouping of the keys: asked for only when
+        there are duplicates."""
+        if self.count == self.valid:
+            return []
+        rows = self.rows_table
+        found = self.engine.connection.execute(
+            f"WITH firsts AS (SELECT key, min(row) AS first FROM {rows} GROUP BY key "
+            f"HAVING count(*) > 1) "
+            f"SELECT r.row, f.first, r.key, r.key_kind, r.email, r.user_id, d.email, d.user_id "
+            f"FROM {rows} r JOIN firsts f ON r.key = f.key JOIN {rows} d ON d.row = f.first "
+            f"WHERE r.row <> f.first AND (r.email IS DISTINCT FROM d.email "
+            f"OR r.user_id IS DISTINCT FROM d.user_id) ORDER BY r.row LIMIT {MAX_ISSUES}"
+        ).fetchall()
+        where = self.where or (lambda n: f"row {n}")
+        issues = []
+        for row, first, key, kind, email, user_id, first_email, first_user_id in found:
+            message = duplicate_conflict(
+                Member(key, kind, first_email, first_user_id),
+                Member(key, kind, email, user_id),
+                where(int(first) + 1),
+            )
+            if message is not None:
+                issues.append(MemberIssue(where(int(row) + 1), message))
+        return issues
 
     def deduplicated(self) -> str:
         """A table or view of the members, one row per key: the first row of each key
@@ -689,6 +720,7 @@ def _deduplicate(
         with_email=int(with_email),
         project_type=project_type,
         identifier_columns=columns.select(),
+        where=where,
     )
 
 
