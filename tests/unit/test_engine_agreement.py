@@ -251,7 +251,7 @@ def test_a_member_is_found_by_an_identifier_another_member_joined_by(engine, tmp
 
 def test_the_join_is_split_into_passes_that_fit_the_memory_left(tmp_path):
     engine = Engine(EngineSettings(engine="duckdb", memory_limit="100MB", temp_dir=tmp_path))
-    limit = engine.settings.duckdb_memory_bytes  # 70 MB of the 100
+    limit = engine.settings.duckdb_memory_bytes  # 55 MB of the 100
 
     def passes(count: int, text_bytes: int) -> int:
         return join_partitions(engine, LiveTable("live", count, "digest", text_bytes))
