@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache, wraps
-from itertools import islice
 from typing import Any
 
 import jinja2
@@ -337,21 +336,27 @@ class Template:
     def render(self, row: Mapping[str, Any]) -> str:
         """The text for `row`. Raises TemplateRenderError for a failure of this row, and
         TemplateBudgetExceeded for a template over its budget."""
-        context = {**row, ROW_VARIABLE: dict(row)}
+        template = self._template
         _clock.deadline = time.monotonic() + MAX_SECONDS
         try:
-            # The output is counted a batch of pieces at a time (cheaper than one by one,
-            # and a batch is at most _BATCH pieces of at most MAX_TEXT characters).
-            chunks = self._template.generate(context)
-            pieces: list[str] = []
+            # Straight to the compiled template (Template.generate would copy the context
+            # again and wrap every piece in one more generator: a third of the budget's
+            # cost per row). Each piece is counted as it comes; the clock is read every
+            # _BATCH pieces (each piece is at most MAX_TEXT characters, and every
+            # operation that makes one reads the clock itself).
+            pieces = template.root_render_func(
+                template.new_context({**row, ROW_VARIABLE: dict(row)})
+            )
+            out: list[str] = []
             size = 0
-            while batch := list(islice(chunks, _BATCH)):
-                size += sum(map(len, batch))
+            for piece in pieces:
+                size += len(piece)
                 if size > MAX_TEXT:
                     raise _too_big(f"an output of more than {MAX_TEXT:,} characters")
-                pieces += batch
-                _tick()
-            return "".join(pieces)
+                out.append(piece)
+                if len(out) % _BATCH == 0:
+                    _tick()
+            return "".join(out)
         except TemplateBudgetExceeded:
             raise
         except MemoryError:
