@@ -10,6 +10,7 @@ million (one pass, no sort).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from itertools import islice
@@ -47,12 +48,28 @@ def digest_relation(connection: duckdb.DuckDBPyConnection, relation: str) -> Mem
     return _digest(int(count), int(total), int(text_bytes))
 
 
+_lock = threading.Lock()
+_connection: duckdb.DuckDBPyConnection | None = None
+
+
+def _shared_connection() -> duckdb.DuckDBPyConnection:
+    """One small in-memory DuckDB for the process: opening one costs more than digesting
+    a few thousand identifiers, and a plan may digest many lists."""
+    global _connection
+    if _connection is None:
+        connection = duckdb.connect(":memory:")
+        connection.execute("SET enable_progress_bar = false")
+        _connection = connection
+    return _connection
+
+
 def digest_members(identifiers: Collection[str]) -> MembersDigest:
-    """The digest of a set of identifiers, equal to `digest_relation` over the same ones."""
+    """The digest of a set of identifiers, equal to `digest_relation` over the same ones.
+    Sums are exact integers, so digesting in chunks gives the same digest as one pass."""
     count = total = text_bytes = 0
     items = iter(identifiers)
-    with duckdb.connect(":memory:") as connection:
-        connection.execute("SET enable_progress_bar = false")
+    with _lock:
+        connection = _shared_connection()
         while chunk := list(islice(items, _CHUNK)):
             row = connection.execute(
                 _sums("(SELECT unnest($ids::VARCHAR[]) AS id)"), {"ids": chunk}

@@ -7,11 +7,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from reconciler.emulator import Emulator, EmulatorTransport, Limits
 from reconciler.iterable import ClientSettings, IterableClient
 from reconciler.manifest import load_manifests
+from reconciler.members import fingerprint
 from reconciler.members.model import Engine, EngineSettings
 from reconciler.plan import Plan
 from reconciler.plan.fingerprint import first_difference
@@ -203,3 +205,19 @@ def test_a_changed_list_still_reads_as_changed_across_engines(tmp_path, engines)
     assert first_difference(saved.fingerprint, now.fingerprint) == (
         "list 'churn' changed (3 -> 4 members)"
     )
+
+
+@pytest.mark.parametrize("chunk", [3, 100_000])
+def test_a_set_and_a_table_of_the_same_identifiers_digest_alike(monkeypatch, chunk):
+    # The Python engine digests its set in chunks; the DuckDB engine its table in one pass.
+    monkeypatch.setattr(fingerprint, "_CHUNK", chunk)
+    identifiers = {"a@x.com", "u1", " u4", "ü6", "B@x.com", "u 7", "c@y.org"}
+    with duckdb.connect() as connection:
+        connection.execute("CREATE TABLE live (id VARCHAR)")
+        connection.executemany("INSERT INTO live VALUES (?)", [[i] for i in identifiers])
+        assert fingerprint.digest_members(identifiers) == fingerprint.digest_relation(
+            connection, "live"
+        )
+        connection.execute("DELETE FROM live")
+        assert fingerprint.digest_members(set()) == fingerprint.digest_relation(connection, "live")
+    assert fingerprint.digest_members({"a@x.com"}) != fingerprint.digest_members({"A@x.com"})
