@@ -55,8 +55,7 @@ from reconciler.github.cli import github_app
 from reconciler.iterable import ClientSettings, IterableClient
 from reconciler.manifest import Manifests, load_manifests, manifest_json_schema
 from reconciler.manifest.repository import find_repository
-from reconciler.members.engine import Engine
-from reconciler.members.engine.workspace import remove_directories
+from reconciler.members.model import Engine, remove_directories
 from reconciler.plan import Plan
 from reconciler.plan.file import SavedPlan, load_plan, manifests_digest, save_plan
 from reconciler.plan.fingerprint import first_difference
