@@ -84,12 +84,12 @@ def engines() -> Iterator[dict[str, Engine]]:
         engine.close()
 
 
-def _plan(root: Path, emulator: Emulator, engine: Engine) -> Plan:
+def _plan(root: Path, emulator: Emulator, engine: Engine, reads: str = "getUsers") -> Plan:
     manifests = load_manifests(root)
     client = IterableClient(
         "https://sandbox.invalid",
         KEY,
-        settings=ClientSettings(list_reads_per_minute=0),
+        settings=ClientSettings(list_reads_per_minute=0, member_reads=reads),
         transport=EmulatorTransport(emulator),
     )
     return make_plan(manifests, {"d": client}, engine=engine)
@@ -181,14 +181,18 @@ def test_each_engine_keeps_the_member_contract(tmp_path, engines, engine, projec
     assert _summary(plan, root) == EXPECTED[project_type]
 
 
+@pytest.mark.parametrize("reads", ["getUsers", "export"])
 @pytest.mark.parametrize("project_type", ["email", "userId", "hybrid"])
 def test_a_plan_saved_under_one_engine_is_not_stale_under_the_other(
-    tmp_path, engines, project_type
+    tmp_path, engines, project_type, reads
 ):
     root = _manifests(tmp_path, project_type)
     emulator = _emulator(project_type)
-    python = _plan(root, emulator, engines["python"])
-    duckdb = _plan(root, emulator, engines["duckdb"])
+    python = _plan(root, emulator, engines["python"], reads)
+    duckdb = _plan(root, emulator, engines["duckdb"], reads)
+    assert _summary(python, root) == _summary(duckdb, root) == EXPECTED[project_type]
+    for plan in (python, duckdb):
+        assert ("user export" in (plan.destinations[0].member_read or "")) == (reads == "export")
     assert python.fingerprint == duckdb.fingerprint
     assert first_difference(python.fingerprint, duckdb.fingerprint) is None
     assert first_difference(duckdb.fingerprint, python.fingerprint) is None
