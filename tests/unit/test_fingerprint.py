@@ -36,3 +36,13 @@ def test_same_size_other_members() -> None:
 
 def test_nothing_changed() -> None:
     assert first_difference(prints(["a"], "v"), prints(["a"], "v")) is None
+
+
+def test_a_plan_from_an_older_reconciler_is_stale_with_a_reason() -> None:
+    # Before one fingerprint, the Python engine saved a SHA-256 of the sorted identifiers:
+    # it cannot be compared, so such a plan is made again rather than applied.
+    current = prints(["a", "b"], "v")
+    saved = {"prod": {**current["prod"], "churn": {**current["prod"]["churn"], "digest": "ab12"}}}
+    message = first_difference(saved, current)
+    assert message is not None and "digested by a different version" in message
+    assert "sha256 then" in message
