@@ -21,7 +21,7 @@ import duckdb
 # with the version, and a mismatch reads as "changed", never as "same".
 DIGEST_KIND = f"duckdb-{duckdb.__version__}"
 # Identifiers passed to DuckDB at a time when digesting a Python set (bounds the copy).
-_CHUNK = 100_000
+_CHUNK = 10_000
 
 
 @dataclass(frozen=True)
