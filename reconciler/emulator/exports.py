@@ -32,6 +32,7 @@ FINAL_STATES = frozenset({COMPLETED, FAILED, CANCELLED})
 STATE_CASES = ("spec", "lower")
 EXCESS_JOBS = ("reject", "queue")
 DOWNLOAD_PREFIX = "/export-files/"
+KEPT_FINISHED_JOBS = 8
 # What S3 answers a pre-signed link past its expiry; Estuary's connector looks for
 # "Request has expired" in a 403 to fetch fresh links.
 EXPIRED_LINK_BODY = (
@@ -218,13 +219,25 @@ class ExportJobs:
         self.jobs[job.id] = job
         return job
 
+    def _forget_old_jobs(self) -> None:
+        # A job holds every row it exported (hundreds of MB for millions of users): keep
+        # the last few finished ones, as Iterable lists only recent jobs. A forgotten job's
+        # links answer 403 like any unknown link.
+        finished = [job_id for job_id, job in self.jobs.items() if job.state in FINAL_STATES]
+        for job_id in finished[: max(0, len(finished) - KEPT_FINISHED_JOBS)]:
+            del self.jobs[job_id]
+
     def advance(self, now: float, max_running: int | None) -> None:
         """Every job up to `now`, oldest first; with `max_running`, a job ready to run
         waits in the queue until one of that many running jobs ends, and runs from then."""
         if max_running is None:
             for job in self.jobs.values():
                 job.advance(now)
-            return
+        else:
+            self._advance_queued(now, max_running)
+        self._forget_old_jobs()
+
+    def _advance_queued(self, now: float, max_running: int) -> None:
         holders = [job for job in self.jobs.values() if job.holds_slot]
         for job in holders:
             job.advance(now)
@@ -269,7 +282,9 @@ class ExportJobs:
             return 403, DENIED_LINK_BODY
         if now >= link.expires_at:
             return 403, EXPIRED_LINK_BODY
-        job = self.jobs[link.job_id]
+        job = self.jobs.get(link.job_id)
+        if job is None:
+            return 403, DENIED_LINK_BODY
         return 200, job.file_body(link.index)
 
     def _forget_expired(self, now: float) -> None:

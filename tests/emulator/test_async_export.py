@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from reconciler.emulator import Faults, Limits, spec
+from reconciler.emulator.exports import KEPT_FINISHED_JOBS
 from reconciler.emulator.knobs import FIELD_EXPORT_JOB_MEMBERS_PER_SECOND
 from tests.conftest import EMULATOR_PROJECT
 from tests.emulator.support import FakeClock, client_for
@@ -289,6 +290,14 @@ def test_jobs_are_listed_per_project_filtered_and_cancelled(exporting, clock: Fa
     enqueued = client.get("/api/export/jobs", params={"jobState": "Enqueued"}).json()["jobs"]
     assert [job["id"] for job in enqueued] == [first]
     assert files(client, first)["jobState"] == "enqueued"
+
+
+def test_only_the_last_finished_jobs_are_kept(client: httpx.Client) -> None:
+    # Instant jobs (the plain profile): each completes as it starts.
+    ids = [start(client).json()["jobId"] for _ in range(KEPT_FINISHED_JOBS + 2)]
+    listed = [job["id"] for job in client.get("/api/export/jobs").json()["jobs"]]
+    assert listed == ids[-KEPT_FINISHED_JOBS:]
+    assert client.get(f"/api/export/{ids[0]}/files").status_code == 404
 
 
 def test_start_checks_its_body(exporting) -> None:
