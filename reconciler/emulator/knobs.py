@@ -219,6 +219,22 @@ class Faults:
     it and keeps it Enqueued until a job ends (the OpenAPI: "Additional requests are
     queued")."""
 
+    def get_users_seconds(self, members: int) -> float:
+        """How long one whole getUsers of `members` takes under these knobs (for a
+        benchmark's modelled floor); the stream cut is not considered."""
+        rate = self.get_users_members_per_second
+        return self.get_users_first_byte_seconds + (members / rate if rate else 0.0)
+
+    def export_seconds(self, rows: int) -> float:
+        """How long one whole export/data.json of `rows` users takes."""
+        rate = self.export_members_per_second
+        return self.export_first_byte_seconds + (rows / rate if rate else 0.0)
+
+    def export_job_seconds(self, rows: int) -> float:
+        """From export/start until a job of `rows` users is Completed (no restart)."""
+        rate = self.export_job_members_per_second
+        return self.export_job_queue_seconds + (rows / rate if rate else 0.0)
+
     def update(self, values: dict[str, Any]) -> None:
         """Set fields from a JSON object (the control endpoint); unknown names are an error."""
         known = {f.name for f in fields(self)}

@@ -213,6 +213,20 @@ def test_the_field_profile_reads_at_field_speed_scaled() -> None:
     assert scaled.export_stream_seconds == pytest.approx(field.export_stream_seconds / 100)
 
 
+def test_the_modelled_durations_follow_the_knobs() -> None:
+    field = Faults.field()
+    # The figures the field profile is built on: 1M members in 80+ minutes.
+    assert field.get_users_seconds(1_000_000) > 80 * 60
+    assert Faults.field(time_scale=1000).get_users_seconds(1_000_000) == pytest.approx(
+        field.get_users_seconds(1_000_000) / 1000
+    )
+    assert field.export_seconds(2000) == pytest.approx(
+        field.export_first_byte_seconds + 2000 / field.export_members_per_second
+    )
+    assert field.export_job_seconds(0) == field.export_job_queue_seconds
+    assert Faults().get_users_seconds(10**7) == Faults().export_job_seconds(10**7) == 0
+
+
 def test_the_in_process_transport_paces_and_cuts_too() -> None:
     slept: list[float] = []
     emulator = Emulator(limits=Limits.unlimited())
