@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote
@@ -583,6 +583,8 @@ class Emulator:
             self.limits = _limits_from_json(payload)
             self._windows.clear()
             return json_reply(200, {"ok": True})
+        if (method, route) == ("GET", "limits"):
+            return json_reply(200, asdict(self.limits))
         if (method, route) == ("POST", "projects"):
             if not isinstance(payload, dict):
                 raise ValueError("expected {name, projectType, apiKey}")
@@ -656,7 +658,8 @@ def _profile_faults(payload: Any) -> Faults:
 
 
 def _limits_from_json(payload: Any) -> Limits:
-    """{"preset": "iterable"|"unlimited"} and/or {"<field>": [max, seconds] | null}."""
+    """{"preset": "iterable"|"unlimited"} and/or {"<field>": [max, seconds] | null}, and
+    {"timeScale": K} to divide every window by K (after the fields are set)."""
     if not isinstance(payload, dict):
         raise ValueError("expected a JSON object")
     preset = payload.get("preset", "iterable")
@@ -664,7 +667,7 @@ def _limits_from_json(payload: Any) -> Limits:
         raise ValueError("preset must be iterable or unlimited")
     limits = Limits.unlimited() if preset == "unlimited" else Limits.iterable()
     for name, value in payload.items():
-        if name == "preset":
+        if name in ("preset", "timeScale"):
             continue
         if not hasattr(limits, name):
             raise ValueError(f"unknown limit {name}")
@@ -683,4 +686,7 @@ def _limits_from_json(payload: Any) -> Limits:
             setattr(limits, name, (value[0], float(value[1])))
         else:
             raise ValueError(f"limit {name} must be [max_requests, window_seconds] or null")
-    return limits
+    scale = payload.get("timeScale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, int | float):
+        raise ValueError("timeScale must be a number")
+    return limits.scaled(float(scale)) if scale != 1.0 else limits

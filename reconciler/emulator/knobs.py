@@ -62,6 +62,20 @@ class Limits:
         """No rate limits at all, for tests that are not about them."""
         return cls(**{f.name: None for f in fields(cls)})
 
+    def scaled(self, time_scale: float) -> Limits:
+        """These limits with every window divided by `time_scale` K (5 per minute becomes 5
+        per 60/K seconds), so a benchmark at time scale K keeps the shape of a run that
+        waits on them; how many jobs may run at once is not a duration and stays."""
+        if not (isinstance(time_scale, int | float) and time_scale > 0):
+            raise ValueError(f"time scale must be more than 0; got {time_scale!r}")
+        values: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, tuple):
+                value = (value[0], value[1] / time_scale)
+            values[item.name] = value
+        return Limits(**values)
+
 
 @dataclass
 class Faults:

@@ -184,3 +184,17 @@ def test_serve_refuses_a_bad_fault_setting(setting: str) -> None:
     result = run_serve("--fault", setting, env_key=SECRET)
     assert result.returncode == 2
     assert "--fault" in result.stderr
+
+
+def test_a_time_scale_scales_the_rate_limits_too() -> None:
+    process = start_serve("--profile", "field", "--time-scale", "60")
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().rstrip("\n")
+        base_url = re.match(r"^Iterable emulator listening on (\S+) ", line).group(1)  # type: ignore[union-attr]
+        with httpx.Client(base_url=base_url) as client:
+            limits = client.get("/_emulator/limits").json()
+        assert limits["list_reads"] == [5, pytest.approx(1.0)]
+        assert limits["export_concurrent_jobs"] == 4
+    finally:
+        assert stop_serve(process)[0] == 0

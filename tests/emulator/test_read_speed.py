@@ -244,3 +244,29 @@ def test_the_in_process_transport_paces_and_cuts_too() -> None:
         emulator.faults.streams_to_cut = 1
         with pytest.raises(httpx.RemoteProtocolError):
             client.get("/api/lists/getUsers", params={"listId": list_id})
+
+
+def test_a_time_scale_divides_the_rate_limit_windows() -> None:
+    scaled = Limits.iterable().scaled(60)
+    assert scaled.list_reads == (5, pytest.approx(1.0))
+    assert scaled.export_start == (1, pytest.approx(1 / 60))
+    assert scaled.writes is None
+    assert scaled.export_concurrent_jobs == Limits.iterable().export_concurrent_jobs
+    with pytest.raises(ValueError):
+        Limits.iterable().scaled(0)
+
+
+def test_the_limits_route_takes_a_time_scale(make_emulator_server, clock) -> None:
+    server = make_emulator_server(clock=clock)
+    with client_for(server) as client:
+        answer = client.post("/_emulator/limits", json={"preset": "iterable", "timeScale": 60})
+        assert answer.status_code == 200
+        assert client.get("/_emulator/limits").json()["list_reads"] == [5, 1.0]
+        list_id = server.emulator.project("default").add_list("l")
+        params = {"listId": list_id}
+        statuses = [client.get("/api/lists/getUsers", params=params).status_code for _ in range(6)]
+        assert statuses == [200] * 5 + [429]
+        clock.advance(1.0)  # a minute at K = 60
+        assert client.get("/api/lists/getUsers", params=params).status_code == 200
+        bad = client.post("/_emulator/limits", json={"timeScale": "fast"})
+        assert bad.status_code == 400
