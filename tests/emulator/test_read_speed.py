@@ -270,3 +270,27 @@ def test_the_limits_route_takes_a_time_scale(make_emulator_server, clock) -> Non
         assert client.get("/api/lists/getUsers", params=params).status_code == 200
         bad = client.post("/_emulator/limits", json={"timeScale": "fast"})
         assert bad.status_code == 400
+
+
+def test_a_paced_answer_leaves_its_connection_reusable(
+    client: httpx.Client, project: Project
+) -> None:
+    list_id, emails = seed(project, 30)
+    set_faults(client, get_users_members_per_second=3000)
+    for _ in range(2):
+        assert get_users(client, list_id) == emails
+    assert client.get("/api/lists").status_code == 200
+    log = client.get("/_emulator/requests").json()["requests"]
+    assert [entry["status"] for entry in log] == [200, 200, 200]
+
+
+def test_a_client_that_leaves_a_slow_read_does_not_stop_the_server(
+    client: httpx.Client, project: Project
+) -> None:
+    list_id, _ = seed(project, 200)
+    set_faults(client, get_users_members_per_second=400)  # about half a second in all
+    with client.stream("GET", "/api/lists/getUsers", params={"listId": list_id}) as response:
+        first = next(response.iter_raw())
+        assert first.endswith(b"\n")
+    set_faults(client, get_users_members_per_second=None)
+    assert len(get_users(client, list_id)) == 200
