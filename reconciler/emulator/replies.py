@@ -47,12 +47,7 @@ class Pacing:
         the cut (a cut rarely falls between two members)."""
         if self.cut_after_lines is None:
             return len(body)
-        position = 0
-        for _ in range(max(0, self.cut_after_lines)):
-            newline = body.find(b"\n", position)
-            if newline < 0:
-                return len(body)
-            position = newline + 1
+        position = _after_lines(body, max(0, self.cut_after_lines))
         next_end = body.find(b"\n", position)
         return position + ((next_end if next_end >= 0 else len(body)) - position) // 2
 
@@ -66,18 +61,36 @@ class Pacing:
                 yield 0.0, body[:end]
             return
         per_piece = max(1, math.ceil(rate * tick))
+        # Pieces are found by their average size and counted in C: lists run to millions
+        # of lines, and a Python step per line would cost seconds at a high time scale.
+        average = max(1, end // max(1, body.count(b"\n", 0, end)))
         position = 0
         lines = 0
         while position < end:
-            piece_end = position
-            count = 0
-            while count < per_piece and piece_end < end:
-                newline = body.find(b"\n", piece_end, end)
-                piece_end = end if newline < 0 else newline + 1
-                count += 1
-            lines += count
+            guess = min(end, position + per_piece * average)
+            newline = body.find(b"\n", max(position, guess - 1), end)
+            piece_end = end if newline < 0 else newline + 1
+            lines += body.count(b"\n", position, piece_end)
             yield lines / rate, body[position:piece_end]
             position = piece_end
+
+
+def _after_lines(body: bytes, count: int) -> int:
+    """The offset just after the first `count` lines of `body` (its end if fewer)."""
+    block = 1 << 20
+    position = 0
+    remaining = count
+    while remaining > 0 and position < len(body):
+        stop = min(len(body), position + block)
+        in_block = body.count(b"\n", position, stop)
+        if in_block < remaining:
+            remaining -= in_block
+            position = stop
+            continue
+        for _ in range(remaining):
+            position = body.find(b"\n", position, stop) + 1
+        return position
+    return position if remaining == 0 else len(body)
 
 
 @dataclass
