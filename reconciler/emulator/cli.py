@@ -96,7 +96,8 @@ def serve(
     fault: list[str] = typer.Option(
         [],
         "--fault",
-        help="NAME=VALUE (repeatable): set one fault knob after the profile, VALUE in JSON "
+        metavar="NAME=VALUE",
+        help="Repeatable: set one fault knob after the profile, VALUE in JSON "
         "(e.g. failing_list_ids=[12,13], streams_to_cut=1, get_users_stream_seconds=0.5); "
         "durations as given, not divided by --time-scale. GET /_emulator/faults lists them.",
         show_default=False,
