@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field, fields
+from dataclasses import field as dataclass_field
 from typing import Any
 
 # (max_requests, window_seconds); None means unlimited.
@@ -39,6 +40,17 @@ class Limits:
     """GET /api/campaigns: 100 requests per second."""
     writes: Rate = None
     """lists/subscribe and lists/unsubscribe: Iterable documents no limit."""
+    export_start: Rate = (1, 1.0)
+    """export/start: 1 request per second, per organisation (every project of the emulator)."""
+    export_files: Rate = (1, 1.0)
+    """export/{jobId}/files: 1 request per second, per organisation."""
+    export_cancel: Rate = (1, 1.0)
+    """DELETE export/{jobId}: 1 request per second, per project."""
+    export_jobs: Rate = None
+    """GET export/jobs: Iterable documents no limit."""
+    export_concurrent_jobs: int | None = 4
+    """Unfinished (enqueued or running) export jobs per organisation: "Up to 4 exports
+    process at a time". Beyond it: Faults.export_excess_jobs."""
 
     @classmethod
     def iterable(cls) -> Limits:
@@ -49,6 +61,20 @@ class Limits:
     def unlimited(cls) -> Limits:
         """No rate limits at all, for tests that are not about them."""
         return cls(**{f.name: None for f in fields(cls)})
+
+    def scaled(self, time_scale: float) -> Limits:
+        """These limits with every window divided by `time_scale` K (5 per minute becomes 5
+        per 60/K seconds), so a benchmark at time scale K keeps the shape of a run that
+        waits on them; how many jobs may run at once is not a duration and stays."""
+        if not (isinstance(time_scale, int | float) and time_scale > 0):
+            raise ValueError(f"time scale must be more than 0; got {time_scale!r}")
+        values: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, tuple):
+                value = (value[0], value[1] / time_scale)
+            values[item.name] = value
+        return Limits(**values)
 
 
 @dataclass
@@ -124,6 +150,15 @@ class Faults:
             # Answers recorded from Iterable carry only the counts (grouparoo's fixtures);
             # failedUpdates is optional in Iterable's own client's schema.
             counts_only_answers=True,
+            get_users_first_byte_seconds=FIELD_GET_USERS_FIRST_BYTE_SECONDS / time_scale,
+            get_users_members_per_second=FIELD_GET_USERS_MEMBERS_PER_SECOND * time_scale,
+            export_first_byte_seconds=FIELD_EXPORT_FIRST_BYTE_SECONDS / time_scale,
+            export_members_per_second=FIELD_EXPORT_MEMBERS_PER_SECOND * time_scale,
+            export_stream_seconds=FIELD_EXPORT_STREAM_SECONDS / time_scale,
+            export_job_queue_seconds=FIELD_EXPORT_JOB_QUEUE_SECONDS / time_scale,
+            export_job_members_per_second=FIELD_EXPORT_JOB_MEMBERS_PER_SECOND * time_scale,
+            export_link_seconds=FIELD_EXPORT_LINK_SECONDS / time_scale,
+            export_job_state_case="lower",
         )
 
     # -- Field behaviour the tool must be right under (issue 16, points 4-8 and 10) ------
@@ -135,6 +170,84 @@ class Faults:
     and the deprecated top-level invalidEmails/invalidUserIds, without failedUpdates, as
     answers recorded from Iterable do (grouparoo's fixtures): other failures are counted,
     not named."""
+
+    # -- Read speed and read failures (issue 18, point 1) ---------------------------------
+    # Durations are as the emulator applies them: Faults.field divides its figures by the
+    # time scale; a test setting one knob sets the value it wants directly. Paced answers
+    # are sent with chunked encoding as they are produced, so a client sees the bytes
+    # arrive at the modelled rate and can tell a stream cut short from a complete one.
+    get_users_first_byte_seconds: float = 0.0
+    """getUsers: how long before the answer's first byte (its status line)."""
+    get_users_members_per_second: float | None = None
+    """getUsers: members (lines) sent per second once the answer starts; None: at once."""
+    export_first_byte_seconds: float = 0.0
+    """export/data.json: how long before the answer's first byte."""
+    export_members_per_second: float | None = None
+    """export/data.json: rows (users) sent per second; None: at once."""
+    get_users_stream_seconds: float | None = None
+    """getUsers: the connection is closed this long after the request (modelled from the
+    two knobs above, so the cut falls after the same member however loaded the machine):
+    the members due later are never sent, the last line is cut in half and the chunked
+    body never ends. None: never."""
+    export_stream_seconds: float | None = None
+    """export/data.json: the same, for the synchronous export."""
+    streams_to_cut: int = 0
+    """A countdown: the next N getUsers or export/data.json answers that would have gone
+    out whole die after half their members (then answers are whole again): a stream that
+    dies midway once, for testing that a retry recovers."""
+    # (`field` is the profile's classmethod by here.)
+    failing_list_ids: list[int] = dataclass_field(default_factory=list)
+    """getUsers and lists/{id}/size of these lists answer `failing_list_status`, every
+    time, as production clients saw some lists do."""
+    failing_list_status: int = 500
+
+    # -- The asynchronous export (export/start, export/{jobId}/files) ---------------------
+    # A job's timeline is fixed from these when it starts (on the emulator's clock).
+    export_job_queue_seconds: float = 0.0
+    """A job stays Enqueued this long before it runs (and again after a restart)."""
+    export_job_members_per_second: float | None = None
+    """A running job produces rows (users) at this rate; None: all at once."""
+    export_file_bytes: int = 10 * 1024 * 1024
+    """A file holds at most this many bytes of whole rows ("Each file is up to 10MB")."""
+    export_max_bytes: int = 100 * 1000**3
+    """A job stops at this size and reports exportTruncated ("limited to 100GB")."""
+    export_files_per_page: int = 10
+    """export/{jobId}/files lists at most this many files; startAfter pages on (10, as
+    Estuary's connector pages)."""
+    export_link_seconds: float = 30 * 60.0
+    """A file link works this long after the files call that gave it ("Expires after 30
+    minutes"); later it answers 403 "Request has expired", as S3 does."""
+    export_jobs_to_restart: int = 0
+    """A countdown: the next N jobs started go back to Enqueued once, at half way ("a job
+    status may change from running to enqueued because it had to restart")."""
+    export_restart_resets_files: bool = False
+    """On a restart the job starts over: its files list empties and is produced again under
+    new names. Off: it "maintains progress and begins where it previously stopped"."""
+    export_jobs_to_fail: int = 0
+    """A countdown: the next N jobs started end Failed at half way."""
+    export_job_state_case: str = "spec"
+    """"spec": jobState as the OpenAPI spells it (Running); "lower": as Iterable's own
+    client says the API answers (running)."""
+    export_excess_jobs: str = "reject"
+    """A start beyond Limits.export_concurrent_jobs: "reject" answers 429, "queue" accepts
+    it and keeps it Enqueued until a job ends (the OpenAPI: "Additional requests are
+    queued")."""
+
+    def get_users_seconds(self, members: int) -> float:
+        """How long one whole getUsers of `members` takes under these knobs (for a
+        benchmark's modelled floor); the stream cut is not considered."""
+        rate = self.get_users_members_per_second
+        return self.get_users_first_byte_seconds + (members / rate if rate else 0.0)
+
+    def export_seconds(self, rows: int) -> float:
+        """How long one whole export/data.json of `rows` users takes."""
+        rate = self.export_members_per_second
+        return self.export_first_byte_seconds + (rows / rate if rate else 0.0)
+
+    def export_job_seconds(self, rows: int) -> float:
+        """From export/start until a job of `rows` users is Completed (no restart)."""
+        rate = self.export_job_members_per_second
+        return self.export_job_queue_seconds + (rows / rate if rate else 0.0)
 
     def update(self, values: dict[str, Any]) -> None:
         """Set fields from a JSON object (the control endpoint); unknown names are an error."""
@@ -154,6 +267,29 @@ class Faults:
 FIELD_FRESH_LIST_SECONDS = 30.0
 # Iterable's own API client's tests wait up to 60 s for list membership to show.
 FIELD_READ_LAG_SECONDS = 60.0
+# Estuary's source-iterable-native (README, api.py, PRs 3830/3837/4349) raised its getUsers
+# timeout because lists over 200,000 users take more than 5 minutes to answer, and saw 80+
+# minutes for lists of a million. 200 members/s is 83 minutes for 1M and 17 minutes for
+# 200,000: the same shape, on the slow side of both reports.
+FIELD_GET_USERS_MEMBERS_PER_SECOND = 200.0
+# Nobody publishes a time to first byte; a few seconds (inferred) keeps a client from
+# taking a slow start for a dead server, and makes many small lists cost more than their
+# members alone.
+FIELD_GET_USERS_FIRST_BYTE_SECONDS = 2.0
+# The synchronous user export streams one JSON object per user; nobody publishes its rate.
+# Inferred at 10x getUsers (2,000 users/s): clients move to it for big projects.
+FIELD_EXPORT_FIRST_BYTE_SECONDS = 2.0
+FIELD_EXPORT_MEMBERS_PER_SECOND = 2000.0
+# Airbyte's source-iterable cuts exports into date windows because Iterable closes long
+# export connections; the length is not published. Inferred: 30 minutes (3.6M users at the
+# rate above), while Estuary's 80-minute getUsers answers show getUsers is not cut so.
+FIELD_EXPORT_STREAM_SECONDS = 30 * 60.0
+# The asynchronous export: nobody publishes its speed. Inferred: 30 s in the queue and
+# 5,000 users/s once running (a 1M-user job in under 4 minutes, faster than the synchronous
+# export it replaces for large projects). Links expire after 30 minutes (the OpenAPI).
+FIELD_EXPORT_JOB_QUEUE_SECONDS = 30.0
+FIELD_EXPORT_JOB_MEMBERS_PER_SECOND = 5000.0
+FIELD_EXPORT_LINK_SECONDS = 30 * 60.0
 PROFILES = ("field",)
 
 _INT_FIELDS = {
@@ -163,9 +299,34 @@ _INT_FIELDS = {
     "fresh_list_rejects",
     "latency_every",
     "bad_body_every",
+    "streams_to_cut",
+    "export_jobs_to_restart",
+    "export_jobs_to_fail",
+}
+# Whole numbers above 0.
+_POSITIVE_INT_FIELDS = {"export_file_bytes", "export_max_bytes", "export_files_per_page"}
+_CHOICE_FIELDS = {
+    "export_job_state_case": ("spec", "lower"),
+    "export_excess_jobs": ("reject", "queue"),
 }
 BAD_BODIES = ("html", "truncated", "empty")
-_FLOAT_FIELDS = {"latency_seconds", "fresh_list_seconds", "read_lag_seconds"}
+_FLOAT_FIELDS = {
+    "latency_seconds",
+    "fresh_list_seconds",
+    "read_lag_seconds",
+    "get_users_first_byte_seconds",
+    "export_first_byte_seconds",
+    "export_job_queue_seconds",
+}
+# None (off) or a number above 0.
+_POSITIVE_OR_NONE_FIELDS = {
+    "write_rate_per_second",
+    "get_users_members_per_second",
+    "export_members_per_second",
+    "get_users_stream_seconds",
+    "export_stream_seconds",
+    "export_job_members_per_second",
+}
 
 
 def _check_fault_value(name: str, value: Any) -> None:
@@ -177,13 +338,24 @@ def _check_fault_value(name: str, value: Any) -> None:
         ok = is_int(value) and value >= 0
     elif name in _FLOAT_FIELDS:
         ok = (is_int(value) or isinstance(value, float)) and value >= 0
-    elif name == "write_rate_per_second":
+    elif name in _POSITIVE_INT_FIELDS:
+        ok = is_int(value) and value > 0
+    elif name in _CHOICE_FIELDS:
+        ok = value in _CHOICE_FIELDS[name]
+    elif name == "export_link_seconds":
+        ok = (is_int(value) or isinstance(value, float)) and value > 0
+    elif name in _POSITIVE_OR_NONE_FIELDS:
         ok = value is None or ((is_int(value) or isinstance(value, float)) and value > 0)
+    elif name == "failing_list_ids":
+        ok = isinstance(value, list) and all(is_int(v) for v in value)
+    elif name == "failing_list_status":
+        ok = is_int(value) and 400 <= value <= 599
     elif name in (
         "retry_after",
         "echo_api_key",
         "absent_channel_unsubscribe_is_true",
         "counts_only_answers",
+        "export_restart_resets_files",
     ):
         ok = isinstance(value, bool)
     elif name == "bad_body":
