@@ -35,6 +35,7 @@ from reconciler import __version__
 from reconciler.apply.runrecord import RunRecord
 from reconciler.plan import Plan
 from reconciler.render.masking import mask_emails
+from reconciler.render.plans import OVERRIDES
 
 URL_VAR = "RECONCILER_ALERT_WEBHOOK_URL"
 URL_FILE_VAR = "RECONCILER_ALERT_WEBHOOK_URL_FILE"
@@ -112,7 +113,10 @@ def for_plan(the_plan: Plan) -> Alert:
         for lp in d.lists
         if lp.has_changes
     )
-    guards = tuple(f"{v.destination}/{v.list_name}: {v.message}" for v in violations)
+    guards = tuple(
+        f"{v.destination}/{v.list_name}: {v.message} (override: {_override(v.rule)})"
+        for v in violations
+    )
     return Alert("plan", outcome, exit_code, _masked(message), _masked_all(guards), lists)
 
 
@@ -135,6 +139,11 @@ def for_record(record: RunRecord, exit_code: int) -> Alert:
     if report is not None and report.source_problems:
         message = f"{message}; {report.source_problems}" if message else report.source_problems
     return Alert("apply", record.outcome, exit_code, _masked(message), (), tuple(lists))
+
+
+def _override(rule: str) -> str:
+    flag = OVERRIDES.get(rule, "--allow-unsafe")
+    return flag if flag == "--allow-unsafe" else f"{flag} or --allow-unsafe"
 
 
 def _masked(text: str) -> str:

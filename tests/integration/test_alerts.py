@@ -63,7 +63,10 @@ def test_a_plan_the_policy_blocks_posts_a_masked_alert_and_still_exits_3(
     assert post["text"].startswith("reconciler plan blocked by the safety policy (exit 3)")
     assert post["blocks"][0]["type"] == "header"
     text = alert_text(post)
-    assert "prod/vip: removes 7 of 10 members (70.0%), more than maxRemovalPercent 10%" in text
+    assert (
+        "prod/vip: removes 7 of 10 members (70.0%), more than maxRemovalPercent 10% "
+        "(override: --allow-removals or --allow-unsafe)"
+    ) in text
     assert "prod/vip: +0 / -7 / ~0" in text
     assert_masked(post)
     assert_url_hidden(hook, result.output)
