@@ -117,7 +117,9 @@ def for_plan(the_plan: Plan) -> Alert:
         f"{v.destination}/{v.list_name}: {v.message} (override: {_override(v.rule)})"
         for v in violations
     )
-    return Alert("plan", outcome, exit_code, _masked(message), _masked_all(guards), lists)
+    return Alert(
+        "plan", outcome, exit_code, _masked(message), _masked_all(guards), _masked_all(lists)
+    )
 
 
 def for_record(record: RunRecord, exit_code: int) -> Alert:
@@ -138,7 +140,9 @@ def for_record(record: RunRecord, exit_code: int) -> Alert:
     message = record.message or ""
     if report is not None and report.source_problems:
         message = f"{message}; {report.source_problems}" if message else report.source_problems
-    return Alert("apply", record.outcome, exit_code, _masked(message), (), tuple(lists))
+    return Alert(
+        "apply", record.outcome, exit_code, _masked(message), (), _masked_all(tuple(lists))
+    )
 
 
 def _override(rule: str) -> str:
