@@ -24,6 +24,14 @@ EMULATOR_API_KEY = "test-key"
 EMULATOR_PROJECT = "default"
 
 
+@pytest.fixture(autouse=True)
+def _no_alert_webhook(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A webhook set in the shell running the tests must never hear of their blocked and
+    failed runs; tests of alerts set their own local receiver."""
+    for name in ("RECONCILER_ALERT_WEBHOOK_URL", "RECONCILER_ALERT_WEBHOOK_URL_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def emulator() -> Emulator:
     """An emulator without rate limits holding one hybrid project, "default"."""

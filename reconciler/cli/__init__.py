@@ -34,7 +34,7 @@ try:  # typer from 0.2x carries its own copy of click
 except ImportError:  # pragma: no cover - older typer uses click itself
     from click.exceptions import UsageError
 
-from reconciler import __version__
+from reconciler import __version__, alerts
 from reconciler.adopt import import_lists
 from reconciler.apply.executor import ApplyReport, apply_plan
 from reconciler.apply.interrupt import stop_on_interrupt
@@ -206,9 +206,13 @@ def _started(show_members: bool = False, debug: bool = False) -> None:
 
 
 def _fail(
-    exc: ReconcilerError, show_members: bool = False, output: OutputFormat | None = None
+    exc: ReconcilerError,
+    show_members: bool = False,
+    output: OutputFormat | None = None,
+    alert: str | None = None,
 ) -> typer.Exit:
-    """Report an error on stderr; with --format json also as the one object on stdout."""
+    """Report an error on stderr; with --format json also as the one object on stdout.
+    `alert` names the command (plan, apply) whose failure goes to the alert webhook."""
     if output is OutputFormat.json:
         _json_error(_safe_message(exc, show_members), exc.exit_code, exc, show_members)
     if isinstance(exc, ManifestError):
@@ -218,7 +222,15 @@ def _fail(
         err.print(f"{n} problem{'s' if n != 1 else ''} found.", markup=False)
     else:
         err.print(f"error: {_safe_message(exc, show_members)}", markup=False)
+    if alert is not None:
+        _alert(alerts.for_error(alert, exc.exit_code, _safe_message(exc)))
     return typer.Exit(exc.exit_code)
+
+
+def _alert(alert: alerts.Alert) -> None:
+    """Post a blocked, stale or failed run to the alert webhook (issue 19; nothing unless
+    RECONCILER_ALERT_WEBHOOK_URL is set). Never raises and never changes the exit code."""
+    alerts.notify(alert, lambda text: err.print(f"warning: {text}", markup=False))
 
 
 def _json_error(
@@ -244,6 +256,7 @@ def _safe_message(exc: BaseException, show_members: bool = False) -> str:
 def _shown(text: str, show_members: bool) -> str:
     """A message as output shows it: source data it quotes in full with --show-members,
     otherwise masked, with every email in it."""
+    text = alerts.scrub(text)  # the alert webhook's URL is a credential, like an API key
     return reveal(text, True) if show_members else mask_emails(text)
 
 
@@ -467,7 +480,7 @@ def plan(
         if out is not None:
             save_plan(out, the_plan, manifests, path, target)
     except ReconcilerError as exc:
-        raise _fail(exc, show_members, output) from None
+        raise _fail(exc, show_members, output, alert="plan") from None
     except KeyboardInterrupt:
         # A plan only reads, so there is nothing to undo; 130 as shells report a SIGINT.
         err.print("Interrupted: nothing was changed (plan only reads).")
@@ -481,6 +494,7 @@ def plan(
         err.print(
             f"Plan saved to {out}; apply it with: reconciler apply --plan {out}", markup=False
         )
+    _alert(alerts.for_plan(the_plan))
     if the_plan.violations():
         raise typer.Exit(UnsafePlanError.exit_code)
     if the_plan.summary.problems:
@@ -622,10 +636,12 @@ def apply(
             record.write(summary_json)
         # A blocked apply has already printed its plan, with the violations, as its object.
         json_out = None if isinstance(exc, UnsafePlanError) else output
-        raise _fail(exc, show_members, json_out) from None
+        raise _fail(exc, show_members, json_out, alert="apply") from None
     except typer.Exit as done:
         if record.finished_at is None:  # stopped before applying (a cancelled prompt)
             record.finish("error", "apply was cancelled before it started; nothing was changed")
+        else:
+            _alert(alerts.for_record(record, done.exit_code))
         if summary_json is not None:
             record.write(summary_json)
         raise done
@@ -643,6 +659,7 @@ def apply(
     typer.echo(REPORT_RENDERERS[output](report, show_members), nl=False)
     if summary_file is not None:
         _append(summary_file, report_markdown(report, show_members))
+    _alert(alerts.for_record(record, EXIT_OK if record.outcome == "success" else EXIT_ERROR))
     if record.outcome == "interrupted":
         err.print(_not_done(report), markup=False)
         raise typer.Exit(EXIT_INTERRUPTED)

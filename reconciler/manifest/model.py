@@ -330,6 +330,7 @@ FORBIDDEN_URL_VARIABLES = frozenset(
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
         "AZURE_CLIENT_SECRET",
+        "RECONCILER_ALERT_WEBHOOK_URL",  # a credential too: anyone holding it can post
     }
 )
 FORBIDDEN_URL_VARIABLE_PREFIXES = ("ITERABLE_", "ACTIONS_")

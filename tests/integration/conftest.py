@@ -77,20 +77,84 @@ def _doc(kind: str, name: str, spec: dict) -> str:
     )  # JSON is YAML
 
 
-# Every end-to-end test runs twice: against the emulator as it is by default (answers at once,
-# consistent, complete) and under its `field` profile (what the real Iterable does: see the
-# README), at this time scale so the suite stays fast: a 60 s read lag becomes 0.3 s.
-# RECONCILER_TEST_PROFILES=plain (or =field) runs one of them only.
+# Every end-to-end test runs against the emulator as it is by default (answers at once,
+# consistent, complete). The tests where what the real Iterable does matters (writes and their
+# answers, reads lagging writes, new lists refusing writes, retries, apply/plan round trips)
+# run a second time under its `field` profile (see the README), at this time scale so the suite
+# stays fast: a 60 s read lag becomes 0.3 s. They are the modules in FIELD_MODULES, the tests
+# in FIELD_TESTS and any test marked @pytest.mark.field_profile. A test that only plans
+# against a seeded project (the lag applies to writes made through the API, not to seeding)
+# meets the same emulator under either profile, and runs once.
+# RECONCILER_TEST_PROFILES=plain (or =field) runs every test under that one profile only, and
+# =plain,field every test under both (the full matrix, about twice the time).
 FIELD_TIME_SCALE = 200.0
-PROFILES = [
-    p
-    for p in os.environ.get("RECONCILER_TEST_PROFILES", "plain,field").split(",")
-    if p in ("plain", "field")
-]
+FIELD_MODULES = frozenset(
+    {
+        "test_crash",
+        "test_faults",
+        "test_field",
+        "test_interrupt",
+        "test_iterable_answers",
+        "test_member_reads",
+        "test_pacing",
+        "test_plan_apply",
+        "test_project_types",
+        "test_scale_engine",
+        "test_secrets",
+        "test_sync",
+        "test_traits",
+        "test_warehouse_sources",
+    }
+)
+FIELD_TESTS = frozenset(
+    {
+        # Applies whose answers, lag and fresh lists the field profile changes.
+        "test_safety::test_saved_plan_applies_exactly_and_needs_no_path",
+        "test_safety::test_removal_over_threshold_is_blocked_with_zero_writes_and_allowed_with_flag",
+        "test_safety::test_channel_unsubscribe_is_shown_prominently",
+        "test_safety::test_prune_deletes_only_marked_lists_and_only_when_allowed",
+        "test_safety::test_two_applies_from_different_directories_create_a_list_once",
+        "test_safety::test_a_saved_plan_applies_from_another_checkout",
+        "test_safety::test_a_changed_list_name_is_a_new_list_and_a_changed_description_is_noted",
+        "test_safety::test_rows_skipped_as_invalid_never_remove_the_members_they_stand_for",
+        "test_privacy::test_apply_output_masks_members_too",
+        # The workflows' round trips: apply then plan, a plan gone stale, a scheduled sync.
+        "test_workflows::test_apply_on_merge_applies_the_plan_then_has_nothing_to_do",
+        "test_workflows::test_apply_refuses_a_plan_that_went_stale_before_approval",
+        "test_workflows::test_scheduled_sync_brings_a_changed_csv_audience_up_to_date",
+    }
+)
+PROFILES = ("plain", "field")
 
 
-@pytest.fixture(params=PROFILES)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "field_profile: also run this test under the emulator's field profile"
+    )
+
+
+def profiles_for(module: str, test: str, marked: bool, chosen: str | None = None) -> list[str]:
+    """The emulator profiles one test runs under (see above)."""
+    chosen = os.environ.get("RECONCILER_TEST_PROFILES", "") if chosen is None else chosen
+    if chosen.strip():
+        return [p for p in PROFILES if p in chosen.replace(" ", "").split(",")]
+    if marked or module in FIELD_MODULES or f"{module}::{test}" in FIELD_TESTS:
+        return list(PROFILES)
+    return ["plain"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "emulator_profile" not in metafunc.fixturenames:
+        return
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    marked = metafunc.definition.get_closest_marker("field_profile") is not None
+    profiles = profiles_for(module, metafunc.function.__name__, marked)
+    metafunc.parametrize("emulator_profile", profiles, indirect=True)
+
+
+@pytest.fixture
 def emulator_profile(request: pytest.FixtureRequest) -> str:
+    """ "plain" or "field": parametrized per test by pytest_generate_tests."""
     return request.param
 
 

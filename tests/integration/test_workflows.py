@@ -21,9 +21,11 @@ import pytest
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
+from reconciler import alerts
 from reconciler.cli import app
 from reconciler.emulator import Emulator
 from tests.integration.workflow_runner import JobRun, WorkflowRunner, load_workflow
+from tests.webhook import Receiver, alert_text
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -803,3 +805,36 @@ def test_a_blocked_sync_applies_nothing_fails_and_says_why(github):
     published = everything_published(github, jobs)
     assert github.api_key not in published
     assert "m5@example.com" not in published
+
+
+def test_a_blocked_sync_alerts_the_webhook_without_printing_its_url(github):
+    # The webhook URL is a secret of the sync's environment (or the repository's); the
+    # workflow hands it to the step through env, and the run's page is linked in the alert.
+    with Receiver() as hook:
+        github.runner.environments["iterable-sync"][alerts.URL_VAR] = hook.url
+        github.audience("vip", [f"m{i}@example.com" for i in range(3)])
+        github.live_list("vip", [f"m{i}@example.com" for i in range(10)])
+        jobs = github.push("sync.yml", event_name="schedule")
+    assert jobs["sync"].steps["sync"].exit_code == 3  # the alert changes no exit code
+    (post,) = hook.posts
+    text = alert_text(post)
+    assert post["text"].startswith("reconciler apply blocked by the safety policy (exit 3)")
+    assert "maxRemovalPercent" in text
+    assert f"{SERVER}/{REPOSITORY}/actions/runs/{RUN_ID}|workflow run" in text
+    assert "m5@example.com" not in text
+    published = everything_published(github, jobs)
+    assert hook.url not in published and hook.secret not in published
+
+
+@pytest.mark.parametrize("name", ["sync.yml", "drift.yml", "apply.yml"])
+def test_alerting_workflows_pass_the_webhook_through_env_only(name):
+    steps = [s for job in workflow(name)["jobs"].values() for s in job["steps"]]
+    runs = [
+        s for s in steps if "reconciler plan" in s.get("run", "") or "apply" in s.get("run", "")
+    ]
+    passed = [s for s in runs if alerts.URL_VAR in (s.get("env") or {})]
+    assert passed, f"{name} does not pass {alerts.URL_VAR}"
+    for step in passed:
+        assert step["env"][alerts.URL_VAR] == f"${{{{ secrets.{alerts.URL_VAR} }}}}"
+    # Pull-request plans run code from any branch: they get no webhook.
+    assert alerts.URL_VAR not in (WORKFLOWS / "plan.yml").read_text()

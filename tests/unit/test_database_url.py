@@ -65,6 +65,7 @@ def test_the_user_name_may_come_from_the_environment_and_is_secret(
         "GITHUB_TOKEN",
         "ACTIONS_RUNTIME_TOKEN",
         "AWS_SESSION_TOKEN",
+        "RECONCILER_ALERT_WEBHOOK_URL",
     ],
 )
 def test_api_key_and_ci_credential_variables_are_refused(
