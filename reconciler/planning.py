@@ -31,6 +31,7 @@ from reconciler.plan.campaigns import campaign_uses, needs_campaigns
 from reconciler.plan.fingerprint import FIELDS_KEY, list_fingerprint
 from reconciler.plan.ownership import marked_audience, unmarked
 from reconciler.progress import NULL_PROGRESS, Progress
+from reconciler.state.consent import respect_consent
 from reconciler.state.desired import DesiredList, at_scale, build_desired
 from reconciler.state.fields import plan_fields
 from reconciler.state.live import LiveList, read_live
@@ -150,6 +151,22 @@ def make_plan(
             left_out = leave_out_unsendable(clients[name], desired.project_type, fields.lists)
         except (IterableError, LiveStateError) as exc:
             raise exc.in_destination(name) from None
+        # People who left a list themselves, or its channel, are not re-added (issue 19).
+        resubscribe = {
+            item.audience.name: item.audience.spec.resubscribe == "allowed"
+            for item in desired.lists
+        }
+        try:
+            consented = respect_consent(
+                clients[name],
+                [
+                    dataclasses.replace(lp, resubscribe_allowed=resubscribe.get(lp.audience, False))
+                    for lp in left_out.lists
+                ],
+            )
+        except (IterableError, LiveStateError) as exc:
+            raise exc.in_destination(name) from None
+        left_out.lists, left_out.reads = consented.lists, left_out.reads + consented.reads
         policy_of = {
             item.audience.name: item.audience.spec.policy.activeCampaignAdds
             or dest_spec.policy.activeCampaignAdds

@@ -39,7 +39,14 @@ from reconciler.emulator.identify import (
     member_failure,
 )
 from reconciler.emulator.knobs import Faults, Limits
-from reconciler.emulator.project import SYSTEM_FIELD_TYPES, ListRecord, Project, User
+from reconciler.emulator.project import (
+    CHANNELS,
+    LIST_API_SOURCE,
+    SYSTEM_FIELD_TYPES,
+    ListRecord,
+    Project,
+    User,
+)
 from reconciler.emulator.replies import (
     JSON_STREAM_TYPE,
     EmulatorResponse,
@@ -427,6 +434,14 @@ def unsubscribe(project: Project, call: Call) -> EmulatorResponse:
             project.touch(found.user)
         # Not on the list is still a success: Iterable's unsubscribe is idempotent.
         project.unsubscribe(found.user, record.id)
+        # Recorded with the source that tells an API client's unsubscribe from a person's own.
+        project.record_unsubscribe(
+            found.user,
+            LIST_API_SOURCE,
+            list_ids=(record.id,),
+            channel_ids=(record.channel_id,) if channel_unsubscribe else (),
+            campaign_id=call.body.get("campaignId"),
+        )
         result.success_count += 1
     return json_reply(200, result.to_json(call.faults.counts_only_answers))
 
@@ -654,8 +669,11 @@ def export_json(project: Project, call: Call) -> EmulatorResponse:
     start, end = _export_window(call)
     only = _split_fields(call, "onlyFields")
     omit = set(_split_fields(call, "omitFields") or ())
+    if data_type == "emailUnSubscribe":
+        body = "".join(_unsubscribe_lines(project, start, end, only, omit))
+        return EmulatorResponse(200, {"Content-Type": JSON_STREAM_TYPE}, body.encode("utf-8"))
     if data_type != "user":
-        # The emulator records no events: every event export is empty, not an error.
+        # The emulator records no other events: their exports are empty, not an error.
         return EmulatorResponse(200, {"Content-Type": JSON_STREAM_TYPE}, b"")
     body = "".join(_export_lines(project, start, end, only, omit, call.read_cutoff))
     faults = call.faults
@@ -666,6 +684,34 @@ def export_json(project: Project, call: Call) -> EmulatorResponse:
         faults.export_members_per_second,
         faults.export_stream_seconds,
     )
+
+
+def _unsubscribe_lines(
+    project: Project,
+    start: datetime | None,
+    end: datetime | None,
+    only: list[str] | None,
+    omit: set[str],
+) -> Iterator[str]:
+    """emailUnSubscribe events, oldest first, in [start, end) over createdAt."""
+    start_ms = int(start.timestamp() * 1000) if start else None
+    end_ms = int(end.timestamp() * 1000) if end else None
+    for event in project.unsubscribe_events:
+        at = event["createdAt"]
+        if (start_ms is not None and at < start_ms) or (end_ms is not None and at >= end_ms):
+            continue
+        row = {**event, "createdAt": _iterable_date(at)}
+        if only is not None:
+            row = {key: row[key] for key in only if key in row}
+        if omit:
+            row = {key: value for key, value in row.items() if key not in omit}
+        yield json.dumps(row, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+@handles_param_errors
+def get_channels(project: Project, call: Call) -> EmulatorResponse:
+    """GET /api/channels: the project's message channels (the same two in every project)."""
+    return json_reply(200, {"channels": [dict(c) for c in CHANNELS]})
 
 
 def _export_lines(

@@ -166,6 +166,7 @@ _ROUTES: tuple[_Route, ...] = (
     _route("GET", r"/api/export/(?P<jobId>[^/]+)/files", api.export_files, "export_files"),
     _route("DELETE", r"/api/export/(?P<jobId>[^/]+)", api.cancel_export, "export_cancel"),
     _route("GET", r"/api/campaigns", api.get_campaigns, "campaigns"),
+    _route("GET", r"/api/channels", api.get_channels, "lists"),
 )
 
 
@@ -615,6 +616,8 @@ class Emulator:
                 suppression_list_ids=payload.get("suppressionListIds", ()),
             )
             return json_reply(200, {"id": campaign_id})
+        if (method, route) == ("POST", "self-unsubscribe"):
+            return self._self_unsubscribe(payload)
         in_use = re.fullmatch(r"lists/(\d+)/in-use", route)
         if method == "POST" and in_use:
             list_id = int(in_use.group(1))
@@ -625,6 +628,37 @@ class Emulator:
                     return json_reply(200, {"listId": list_id, "inUse": bool(flag)})
             return api_error(404, "NotFound", f"No list {list_id}")
         return api_error(404, "NotFound", f"No emulator control endpoint {method} {path}")
+
+
+    def _self_unsubscribe(self, payload: Any) -> EmulatorResponse:
+        """Test-only: a person leaves a list (`listId`) and/or its channel (`channel: true`)
+        by their own action, recorded as Iterable reports it: an emailUnSubscribe event with
+        its unsubSource, and the channel in the profile's unsubscribedChannelIds.
+        {project?, email?, userId?, listId?, channel?, unsubSource?}."""
+        if not isinstance(payload, dict) or not (payload.get("email") or payload.get("userId")):
+            raise ValueError("expected {project?, email?, userId?, listId?, channel?}")
+        if payload.get("listId") is None and not payload.get("channel"):
+            raise ValueError("name a listId, or channel: true, or both")
+        name = payload.get("project")
+        if name is None:
+            if len(self.projects) != 1:
+                raise ValueError("name the project: the emulator has several")
+            name = next(iter(self.projects))
+        project = self.project(str(name))
+        user = project.find_user(payload.get("email"), payload.get("userId"))
+        if user is None:
+            return api_error(404, "NotFound", "No such user")
+        list_id = payload.get("listId")
+        options: dict[str, Any] = {}
+        if payload.get("unsubSource"):
+            options["source"] = str(payload["unsubSource"])
+        project.self_unsubscribe(
+            user,
+            list_id=None if list_id is None else int(list_id),
+            channel=bool(payload.get("channel")),
+            **options,
+        )
+        return json_reply(200, {"ok": True})
 
 
 @dataclass

@@ -42,6 +42,33 @@ SYSTEM_FIELD_TYPES: dict[str, str] = {
 
 # Every list shares one marketing channel: enough to show that channelUnsubscribe was sent.
 DEFAULT_CHANNEL_ID = 10001
+# A second channel (SMS), so that a channel unsubscribe of another medium can be told apart.
+SMS_CHANNEL_ID = 10002
+# GET /api/channels (the OpenAPI's ChannelDetails).
+CHANNELS: tuple[dict[str, Any], ...] = (
+    {
+        "id": DEFAULT_CHANNEL_ID,
+        "name": "Marketing Email",
+        "channelType": "Marketing",
+        "messageMedium": "Email",
+    },
+    {
+        "id": SMS_CHANNEL_ID,
+        "name": "Marketing SMS",
+        "channelType": "Marketing",
+        "messageMedium": "SMS",
+    },
+)
+
+# unsubSource of an emailUnSubscribe event, as Iterable's support article 208508736
+# ("Subscribe and Unsubscribe Events") describes them: "ListAPI" for POST /lists/unsubscribe
+# (older versions of the article said "API" for it and for users/updateSubscriptions).
+LIST_API_SOURCE = "ListAPI"
+# What the emulator records for a person's own unsubscribe (an email's unsubscribe link or
+# a preference centre) unless a test names another source: an assumption, since the
+# article's list is not fully known here; reconciler treats every source but the API ones
+# as the person's choice, so the exact word does not matter to it.
+SELF_SERVICE_SOURCE = "EmailLink"
 
 
 def hash_api_key(api_key: str) -> str:
@@ -150,6 +177,9 @@ class Project:
         # GET /api/users/forgotten and /forgottenUserIds answer them.
         self.forgotten_emails: set[str] = set()
         self.forgotten_user_ids: set[str] = set()
+        # emailUnSubscribe events, oldest first, as the export of that data type shows them
+        # (createdAt in epoch ms here; the export formats it).
+        self.unsubscribe_events: list[dict[str, Any]] = []
 
     def __repr__(self) -> str:
         return (
@@ -430,6 +460,53 @@ class Project:
             user.list_ids.discard(list_id)
             self._record("unsub", (list_id, user.key))
             self.touch(user)
+
+    def record_unsubscribe(
+        self,
+        user: User,
+        source: str,
+        *,
+        list_ids: Iterable[int] = (),
+        channel_ids: Iterable[int] = (),
+        campaign_id: int | None = None,
+    ) -> None:
+        """An emailUnSubscribe event (Airbyte's source-iterable schema email_unsubscribe.json
+        names its fields: unsubSource, emailListIds, channelIds, campaignId, createdAt)."""
+        event: dict[str, Any] = {"createdAt": self._now_ms()}
+        if user.email is not None:
+            event["email"] = user.email
+        if user.user_id is not None:
+            event["userId"] = user.user_id
+        event["unsubSource"] = source
+        event["emailListIds"] = sorted(set(list_ids))
+        event["channelIds"] = sorted(set(channel_ids))
+        if campaign_id is not None:
+            event["campaignId"] = campaign_id
+        self.unsubscribe_events.append(event)
+        self.dirty = True
+
+    def self_unsubscribe(
+        self,
+        user: User,
+        *,
+        list_id: int | None = None,
+        channel: bool = False,
+        source: str = SELF_SERVICE_SOURCE,
+    ) -> None:
+        """A person leaves a list, or the list's channel, by their own action (a preference
+        centre, an unsubscribe link): no API request, one event with its source."""
+        channel_id = self._list(list_id).channel_id if list_id is not None else DEFAULT_CHANNEL_ID
+        if list_id is not None:
+            self.unsubscribe(user, list_id)
+        if channel:
+            user.unsubscribed_channel_ids = {*user.unsubscribed_channel_ids, channel_id}
+            self.touch(user)
+        self.record_unsubscribe(
+            user,
+            source,
+            list_ids=() if list_id is None else (list_id,),
+            channel_ids=(channel_id,) if channel else (),
+        )
 
     def set_membership(self, user: User, list_ids: Iterable[int]) -> None:
         """What writing the membership field through a user update does: no events."""

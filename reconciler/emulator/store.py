@@ -60,6 +60,7 @@ def project_to_json(project: Project, *, include_key_hash: bool = True) -> dict[
     out["silentMembershipWrites"] = project.silent_membership_writes
     out["forgottenEmails"] = sorted(project.forgotten_emails)
     out["forgottenUserIds"] = sorted(project.forgotten_user_ids)
+    out["unsubscribeEvents"] = list(project.unsubscribe_events)
     return out
 
 
@@ -93,6 +94,7 @@ def project_from_json(data: dict[str, Any], list_ids: ListIdSequence) -> Project
     project.silent_membership_writes = data.get("silentMembershipWrites", 0)
     project.forgotten_emails = set(data.get("forgottenEmails", ()))
     project.forgotten_user_ids = set(data.get("forgottenUserIds", ()))
+    project.unsubscribe_events = [dict(e) for e in data.get("unsubscribeEvents", ())]
     project.dirty = False
     return project
 

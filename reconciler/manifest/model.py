@@ -523,6 +523,13 @@ class AudienceSpec(_StrictModel):
         "members (default false: such a plan is blocked, as an empty export is far more "
         "often a failed job than an intended unsubscribe of everyone).",
     )
+    resubscribe: Literal["never", "allowed"] = Field(
+        default="never",
+        description="never (default): members who left the list by their own action (an "
+        "unsubscribe link, a preference centre) or whose profile is unsubscribed from the "
+        "list's channel are not re-added; the plan shows them as held back. allowed: they "
+        "are re-added, and every plan says so in bold.",
+    )
 
     @model_validator(mode="after")
     def _bounds_in_order(self) -> AudienceSpec:

@@ -294,6 +294,11 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
                 "field_update_keys": list(lp.field_update_keys),
                 "forgotten": list(lp.forgotten),
                 "not_created": list(lp.not_created),
+                "left_themselves": list(lp.left_themselves),
+                "left_sources": [list(pair) for pair in lp.left_sources],
+                "channel_unsubscribed": list(lp.channel_unsubscribed),
+                "resubscribe_allowed": lp.resubscribe_allowed,
+                "resubscribed": list(lp.resubscribed),
                 "active_campaign_adds": lp.active_campaign_adds,
             }
             for lp in d.lists
@@ -376,6 +381,11 @@ def _destination_from_json(d: dict[str, Any], members: _MemberLines) -> Destinat
                 field_update_keys=tuple(x["field_update_keys"]),
                 forgotten=tuple(x.get("forgotten", ())),
                 not_created=tuple(x.get("not_created", ())),
+                left_themselves=tuple(x.get("left_themselves", ())),
+                left_sources=tuple((str(k), int(n)) for k, n in x.get("left_sources", ())),
+                channel_unsubscribed=tuple(x.get("channel_unsubscribed", ())),
+                resubscribe_allowed=bool(x.get("resubscribe_allowed", False)),
+                resubscribed=tuple(x.get("resubscribed", ())),
                 active_campaign_adds=x.get("active_campaign_adds", "warn"),
             )
             for x in d["lists"]

@@ -54,6 +54,16 @@ class ListPlan:
     # users Iterable does not know (it would not create them). Member keys.
     forgotten: tuple[str, ...] = ()
     not_created: tuple[str, ...] = ()
+    # Consent (state/consent.py): desired members not re-added because they left the list
+    # by their own action, or their profile is unsubscribed from the list's channel. Member
+    # keys; `left_sources` counts the former by Iterable's unsubSource.
+    left_themselves: tuple[str, ...] = ()
+    left_sources: tuple[tuple[str, int], ...] = ()
+    channel_unsubscribed: tuple[str, ...] = ()
+    # The audience's `resubscribe: allowed`: such members are added, and `resubscribed`
+    # names those of the adds who had left (for the bold warning).
+    resubscribe_allowed: bool = False
+    resubscribed: tuple[str, ...] = ()
     # policy.activeCampaignAdds: "block" refuses adds to a list an active campaign sends to.
     active_campaign_adds: Literal["block", "warn"] = "warn"
 
@@ -108,6 +118,28 @@ class ListPlan:
             "not_created": {
                 "count": len(self.not_created),
                 "sample": [show(k) for k in self.not_created[:SAMPLE_SIZE]],
+            },
+            "left_themselves": {
+                "count": len(self.left_themselves),
+                "sample": [show(k) for k in self.left_themselves[:SAMPLE_SIZE]],
+                "by_source": dict(self.left_sources),
+            },
+            "channel_unsubscribed": {
+                "count": len(self.channel_unsubscribed),
+                "sample": [show(k) for k in self.channel_unsubscribed[:SAMPLE_SIZE]],
+            },
+        }
+
+    def held_back_consent(self, show: Callable[[str], str]) -> dict[str, Any]:
+        """The consent guard's verdict for this list (JSON): who was held back, and, with
+        `resubscribe: allowed`, who is re-added although they had left."""
+        return {
+            "resubscribe": "allowed" if self.resubscribe_allowed else "never",
+            "left_themselves": len(self.left_themselves),
+            "channel_unsubscribed": len(self.channel_unsubscribed),
+            "resubscribed": {
+                "count": len(self.resubscribed),
+                "sample": [show(k) for k in self.resubscribed[:SAMPLE_SIZE]],
             },
         }
 
@@ -403,6 +435,9 @@ class Summary:
     lists_unread: int = 0  # audiences left out: their list's read was not trusted
     members_forgotten: int = 0  # not sent: forgotten in Iterable (expected, exit 0)
     members_not_created: int = 0  # not sent: updateExistingUsersOnly, unknown to Iterable
+    members_left_themselves: int = 0  # held back: left the list by their own action
+    members_channel_unsubscribed: int = 0  # held back: unsubscribed from the list's channel
+    members_resubscribed: int = 0  # re-added under `resubscribe: allowed` although they left
 
     @property
     def problems(self) -> int:
@@ -441,6 +476,16 @@ class Plan:
         )
 
     @property
+    def resubscribe_lists(self) -> list[str]:
+        """Lists whose audience says `resubscribe: allowed` and that this plan adds to."""
+        return [
+            lp.list_name
+            for d in self.destinations
+            for lp in d.lists
+            if lp.resubscribe_allowed and lp.add
+        ]
+
+    @property
     def summary(self) -> Summary:
         lists = [lp for d in self.destinations for lp in d.lists]
         return Summary(
@@ -454,6 +499,9 @@ class Plan:
             lists_unread=sum(len(d.unread) for d in self.destinations),
             members_forgotten=sum(len(lp.forgotten) for lp in lists),
             members_not_created=sum(len(lp.not_created) for lp in lists),
+            members_left_themselves=sum(len(lp.left_themselves) for lp in lists),
+            members_channel_unsubscribed=sum(len(lp.channel_unsubscribed) for lp in lists),
+            members_resubscribed=sum(len(lp.resubscribed) for lp in lists),
         )
 
     def to_dict(self, show: Callable[[str], str]) -> dict[str, Any]:
@@ -476,6 +524,9 @@ class Plan:
                 "lists_unread": s.lists_unread,
                 "members_forgotten": s.members_forgotten,
                 "members_not_created": s.members_not_created,
+                "members_left_themselves": s.members_left_themselves,
+                "members_channel_unsubscribed": s.members_channel_unsubscribed,
+                "members_resubscribed": s.members_resubscribed,
             },
             "violations": [
                 {
@@ -508,6 +559,7 @@ class Plan:
                             "kept_for_skipped_rows": lp.kept_for_skipped,
                             "changes": lp.changes(show),
                             "not_sent": lp.left_out(show),
+                            "consent": lp.held_back_consent(show),
                             "campaigns": [c.to_dict() for c in d.campaigns_of(lp.list_name)],
                         }
                         for lp in d.lists

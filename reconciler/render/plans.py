@@ -113,7 +113,18 @@ def _notes(lp: ListPlan) -> str:
         notes.append(f"{len(lp.forgotten)} forgotten in Iterable, not sent")
     if lp.not_created:
         notes.append(f"{len(lp.not_created)} not created (updateExistingUsersOnly)")
+    if lp.left_themselves:
+        notes.append(f"{len(lp.left_themselves):,} held back: left the list themselves")
+    if lp.channel_unsubscribed:
+        notes.append(f"{len(lp.channel_unsubscribed):,} held back: unsubscribed from the channel")
+    if lp.resubscribe_allowed and lp.add:
+        notes.append("**resubscribe: allowed**")
     return ", ".join(notes)
+
+
+def _sources(lp: ListPlan) -> str:
+    """How the held-back members left, by Iterable's unsubSource: "EmailLink 2, WebApp 1"."""
+    return ", ".join(f"{source} {count:,}" for source, count in lp.left_sources) or "source unknown"
 
 
 def _context(plan: Plan, show_members: bool, allowed: Collection[str] = ()) -> dict[str, Any]:
@@ -145,6 +156,7 @@ def _context(plan: Plan, show_members: bool, allowed: Collection[str] = ()) -> d
         "masked": not show_members,
         "md": _md,
         "notes": _notes,
+        "sources": _sources,
     }
 
 

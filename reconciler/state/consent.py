@@ -1,0 +1,361 @@
+"""Never fight a person's own choice (issue 19, point 1): desired members a plan does not
+re-add because they left the list themselves, or their profile is unsubscribed from the
+list's channel.
+
+What Iterable reports, and where it is documented:
+
+- Every unsubscribe, from a list, a channel or a message type, is an `emailUnSubscribe`
+  event with an `unsubSource` saying what caused it. Iterable's support article 208508736
+  ("Subscribe and Unsubscribe Events", formerly "Unsubscribe Sources") lists the sources and
+  says to read them with the export (`dataTypeName=emailUnSubscribe`, the spelling of
+  Iterable's OpenAPI enum; Airbyte's source-iterable sends `emailUnsubscribe`). The event's
+  fields, per Airbyte's `source_iterable/schemas/email_unsubscribe.json` and Stitch's
+  tap-iterable docs: `createdAt`, `email`, `userId`, `unsubSource`, `emailListIds` (older
+  events: `emailListId`), `channelIds`, `campaignId`, `messageTypeIds`.
+- Sources that are an API client's doing: `ListAPI` (POST /lists/unsubscribe, which
+  reconciler sends) and `API` (older articles: POST /lists/unsubscribe and
+  users/updateSubscriptions; newer: the subscriptions endpoints). Every other source is the
+  person's own action (an unsubscribe link, a preference centre, a spam complaint, an SMS
+  STOP) or a person at Iterable's web app or import acting for them (WebApp, Import), and a
+  source missing or unknown here is taken as the person's choice too: holding a member back
+  can be undone by `resubscribe: allowed`, re-subscribing someone cannot.
+- Only a person's latest unsubscribe from a list counts: one who left by a link and was
+  later removed by an API call (after re-joining) may be re-added.
+- A profile's `unsubscribedChannelIds` (OpenAPI: "Email channel ids to unsubscribe from")
+  holds the channels the person is unsubscribed from; bulkUpdate can set it without an
+  event, so the profile, not the events, says who is unsubscribed now. Iterable's API does
+  not say which channel a list belongs to (`channelUnsubscribe` is "the list's associated
+  channel"): every Email channel of GET /api/channels is taken as the list's, or, when the
+  channels cannot be read, any channel at all (the side that cannot lose consent).
+
+The reads (one export of the events, one user export of the channel unsubscribes, one
+channels read) happen only when a plan adds members to an existing list, paced under the
+export budget by the client.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.errors import IterableError
+from reconciler.iterable import IterableClient
+from reconciler.members.engine.rows import TableRows, member_rows
+from reconciler.members.identity import Member
+from reconciler.plan import ListPlan
+
+UNSUBSCRIBE_DATA_TYPE = "emailUnSubscribe"
+EVENT_FIELDS = ("createdAt", "email", "userId", "unsubSource", "emailListIds", "emailListId")
+# unsubSource values of unsubscribes an API client sent (see the module docstring).
+API_SOURCES = frozenset({"API", "ListAPI"})
+UNKNOWN_SOURCE = "unknown"
+
+
+@dataclass(frozen=True)
+class Departure:
+    """A person whose latest unsubscribe from a list was their own (`source`)."""
+
+    email: str | None
+    user_id: str | None
+    source: str
+
+
+@dataclass(frozen=True)
+class Optouts:
+    """What the reads found: per list id, who left it themselves; and the identifiers of
+    profiles unsubscribed from a channel taken as the lists' (lowercased emails, userIds)."""
+
+    departures: Mapping[int, tuple[Departure, ...]] = field(default_factory=dict)
+    channel_emails: frozenset[str] = frozenset()
+    channel_user_ids: frozenset[str] = frozenset()
+
+
+@dataclass
+class Consented:
+    lists: list[ListPlan]
+    reads: list[str] = field(default_factory=list)  # what was read, for people
+
+
+def _int_list(value: Any) -> list[int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value]
+    if not isinstance(value, list):
+        return []
+    return [x for x in value if isinstance(x, int) and not isinstance(x, bool)]
+
+
+def _person(event: Mapping[str, Any]) -> tuple[str, str] | None:
+    email, user_id = event.get("email"), event.get("userId")
+    if isinstance(email, str) and email.strip():
+        return ("email", email.strip().lower())
+    if isinstance(user_id, str) and user_id:
+        return ("userId", user_id)
+    return None
+
+
+def self_departures(
+    events: Iterable[Mapping[str, Any]], list_ids: Iterable[int]
+) -> dict[int, tuple[Departure, ...]]:
+    """Per list in `list_ids`, the people whose latest unsubscribe from it was not sent by
+    an API client. `events` in export order (oldest first); equal `createdAt`s (Iterable
+    gives seconds) keep that order."""
+    wanted = set(list_ids)
+    latest: dict[tuple[int, tuple[str, str]], tuple[str, int, Mapping[str, Any]]] = {}
+    for index, event in enumerate(events):
+        person = _person(event)
+        if person is None:
+            continue
+        lists = set(_int_list(event.get("emailListIds"))) | set(_int_list(event.get("emailListId")))
+        at = str(event.get("createdAt") or "")
+        for list_id in lists & wanted:
+            key = (list_id, person)
+            seen = latest.get(key)
+            if seen is None or (at, index) >= seen[:2]:
+                latest[key] = (at, index, event)
+    out: dict[int, list[Departure]] = {}
+    for (list_id, _person_key), (_at, _index, event) in sorted(
+        latest.items(), key=lambda item: (item[0][0], item[0][1])
+    ):
+        source = event.get("unsubSource")
+        source = source if isinstance(source, str) and source else UNKNOWN_SOURCE
+        if source in API_SOURCES:
+            continue
+        email, user_id = event.get("email"), event.get("userId")
+        out.setdefault(list_id, []).append(
+            Departure(
+                email.strip().lower() if isinstance(email, str) and email.strip() else None,
+                user_id if isinstance(user_id, str) and user_id else None,
+                source,
+            )
+        )
+    return {list_id: tuple(found) for list_id, found in out.items()}
+
+
+def email_channel_ids(channels: Sequence[Mapping[str, Any]]) -> frozenset[int]:
+    """The channels a list's `channelUnsubscribe` can mean: every Email channel."""
+    return frozenset(
+        c["id"]
+        for c in channels
+        if isinstance(c.get("id"), int) and str(c.get("messageMedium", "")).lower() == "email"
+    )
+
+
+def channel_unsubscribed(
+    profiles: Iterable[Mapping[str, Any]], channel_ids: frozenset[int] | None
+) -> tuple[frozenset[str], frozenset[str]]:
+    """(emails, userIds) of profiles unsubscribed from any of `channel_ids` (None: from any
+    channel at all)."""
+    emails: set[str] = set()
+    user_ids: set[str] = set()
+    for profile in profiles:
+        ids = set(_int_list(profile.get("unsubscribedChannelIds")))
+        if not ids or (channel_ids is not None and not ids & channel_ids):
+            continue
+        email, user_id = profile.get("email"), profile.get("userId")
+        if isinstance(email, str) and email.strip():
+            emails.add(email.strip().lower())
+        if isinstance(user_id, str) and user_id:
+            user_ids.add(user_id)
+    return frozenset(emails), frozenset(user_ids)
+
+
+def _matches(member: Member, emails: frozenset[str], user_ids: frozenset[str]) -> bool:
+    return (member.email is not None and member.email.lower() in emails) or (
+        member.user_id is not None and member.user_id in user_ids
+    )
+
+
+def hold_back(lp: ListPlan, optouts: Optouts) -> ListPlan:
+    """The list's plan with its opted-out adds held back (or, under `resubscribe:
+    allowed`, named as re-subscribed). Pure for adds held as members; adds still in DuckDB
+    are filtered there."""
+    if not lp.add or lp.list_id is None:
+        return lp
+    departures = optouts.departures.get(lp.list_id, ())
+    left_emails = frozenset(d.email for d in departures if d.email is not None)
+    left_ids = frozenset(d.user_id for d in departures if d.user_id is not None)
+    if not departures and not optouts.channel_emails and not optouts.channel_user_ids:
+        return lp
+    if isinstance(lp.add, TableRows):
+        return _table_hold_back(lp, lp.add, departures, optouts)
+    left = tuple(m for m in lp.add if _matches(m, left_emails, left_ids))
+    left_keys = {m.key for m in left}
+    unsubscribed = tuple(
+        m
+        for m in lp.add
+        if m.key not in left_keys and _matches(m, optouts.channel_emails, optouts.channel_user_ids)
+    )
+    if not left and not unsubscribed:
+        return lp
+    if lp.resubscribe_allowed:
+        return dataclasses.replace(lp, resubscribed=tuple(m.key for m in (*left, *unsubscribed)))
+    gone = left_keys | {m.key for m in unsubscribed}
+    return _held(
+        lp,
+        tuple(m for m in lp.add if m.key not in gone),
+        tuple(m.key for m in left),
+        _sources(left, departures),
+        tuple(m.key for m in unsubscribed),
+    )
+
+
+def _sources(
+    left: Sequence[Member], departures: Sequence[Departure]
+) -> tuple[tuple[str, int], ...]:
+    """How many of the held-back members left by each unsubSource."""
+    by_email = {d.email: d.source for d in departures if d.email is not None}
+    by_id = {d.user_id: d.source for d in departures if d.user_id is not None}
+    counts: Counter[str] = Counter()
+    for m in left:
+        source = (by_email.get(m.email.lower()) if m.email else None) or (
+            by_id.get(m.user_id) if m.user_id else None
+        )
+        counts[source or UNKNOWN_SOURCE] += 1
+    return tuple(sorted(counts.items()))
+
+
+def _held(
+    lp: ListPlan,
+    add: Sequence[Member],
+    left: tuple[str, ...],
+    sources: tuple[tuple[str, int], ...],
+    unsubscribed: tuple[str, ...],
+) -> ListPlan:
+    gone = set(left) | set(unsubscribed)
+    return dataclasses.replace(
+        lp,
+        add=add,
+        add_fields={k: v for k, v in lp.add_fields.items() if k not in gone},
+        left_themselves=lp.left_themselves + left,
+        left_sources=sources,
+        channel_unsubscribed=lp.channel_unsubscribed + unsubscribed,
+    )
+
+
+def _table_hold_back(
+    lp: ListPlan, adds: TableRows[Member], departures: Sequence[Departure], optouts: Optouts
+) -> ListPlan:
+    """The same in DuckDB, for adds that live in its workspace."""
+    engine = adds.engine
+    connection = engine.connection
+    optout = engine.name("optouts")
+    connection.execute(
+        f"CREATE TEMP TABLE {optout} (reason VARCHAR, kind VARCHAR, value VARCHAR, source VARCHAR)"
+    )
+    rows = [("left", "email", d.email, d.source) for d in departures if d.email is not None]
+    rows += [("left", "userId", d.user_id, d.source) for d in departures if d.user_id is not None]
+    rows += [("channel", "email", e, None) for e in optouts.channel_emails]
+    rows += [("channel", "userId", u, None) for u in optouts.channel_user_ids]
+    connection.executemany(f"INSERT INTO {optout} VALUES (?, ?, ?, ?)", rows)
+    # Each add's one reason: leaving the list ("left") outranks the channel (it says more).
+    found = connection.execute(
+        f"SELECT a.key, max(o.reason) AS reason, min(o.source) AS source "
+        f"FROM {adds.table} a JOIN {optout} o ON (o.kind = 'email' AND lower(a.email) = o.value) "
+        f"OR (o.kind = 'userId' AND a.user_id = o.value) GROUP BY a.key ORDER BY a.key"
+    ).fetchall()
+    if not found:
+        connection.execute(f"DROP TABLE {optout}")
+        return lp
+    if lp.resubscribe_allowed:
+        connection.execute(f"DROP TABLE {optout}")
+        return dataclasses.replace(lp, resubscribed=tuple(key for key, _r, _s in found))
+    kept = engine.name("adds")
+    gone = engine.name("held")
+    connection.execute(f"CREATE TEMP TABLE {gone} (key VARCHAR)")
+    connection.executemany(f"INSERT INTO {gone} VALUES (?)", [(key,) for key, _r, _s in found])
+    connection.execute(
+        f"CREATE TABLE {kept} AS SELECT key, key_kind, email, user_id FROM {adds.table} "
+        f"WHERE key NOT IN (SELECT key FROM {gone})"
+    )
+    connection.execute(f"DROP TABLE {optout}")
+    connection.execute(f"DROP TABLE {gone}")
+    left = tuple(key for key, reason, _s in found if reason == "left")
+    counts = Counter(source or UNKNOWN_SOURCE for _k, reason, source in found if reason == "left")
+    return _held(
+        lp,
+        member_rows(engine, kept, len(adds) - len(found)),
+        left,
+        tuple(sorted(counts.items())),
+        tuple(key for key, reason, _s in found if reason == "channel"),
+    )
+
+
+def read_optouts(client: IterableClient, lists: Sequence[ListPlan], reads: list[str]) -> Optouts:
+    """The reads the consent guard needs for the lists that add members (see the module
+    docstring). Emails and userIds of the adds bound what is kept of the profile export."""
+    list_ids = {lp.list_id for lp in lists if lp.add and lp.list_id is not None}
+
+    def about_these_lists(event: dict[str, Any]) -> bool:
+        ids = _int_list(event.get("emailListIds")) + _int_list(event.get("emailListId"))
+        return any(i in list_ids for i in ids)
+
+    # Only events about the lists planned are held: a project's unsubscribes from
+    # campaigns' channels can be many.
+    events = client.export_events(UNSUBSCRIBE_DATA_TYPE, EVENT_FIELDS, keep=about_these_lists)
+    departures = self_departures(events, list_ids)
+    try:
+        channel_ids: frozenset[int] | None = email_channel_ids(client.get_channels())
+        channels_note = f"{len(channel_ids)} email channel{'s' if len(channel_ids) != 1 else ''}"
+    except IterableError as exc:
+        channel_ids = None
+        channels_note = (
+            f"channels could not be read ({_why(exc)}): any channel unsubscribe holds a member back"
+        )
+    wanted = _identifiers(lists)
+
+    def keep(profile: dict[str, Any]) -> bool:
+        if not profile.get("unsubscribedChannelIds"):
+            return False
+        if wanted is None:
+            return True
+        email, user_id = profile.get("email"), profile.get("userId")
+        return (isinstance(email, str) and email.strip().lower() in wanted[0]) or (
+            isinstance(user_id, str) and user_id in wanted[1]
+        )
+
+    profiles = client.export_users(("email", "userId", "unsubscribedChannelIds"), keep=keep)
+    emails, user_ids = channel_unsubscribed(profiles, channel_ids)
+    reads.append(
+        "consent read with 2 exports (emailUnSubscribe events, profiles' "
+        f"unsubscribedChannelIds) and 1 channels read ({channels_note})"
+    )
+    return Optouts(departures, emails, user_ids)
+
+
+def _identifiers(lists: Sequence[ListPlan]) -> tuple[frozenset[str], frozenset[str]] | None:
+    """The adds' emails and userIds, or None when some adds live in DuckDB (then every
+    channel-unsubscribed profile is kept, and matched there)."""
+    emails: set[str] = set()
+    user_ids: set[str] = set()
+    for lp in lists:
+        if not lp.add or lp.list_id is None:
+            continue
+        if isinstance(lp.add, TableRows):
+            return None
+        for m in lp.add:
+            if m.email is not None:
+                emails.add(m.email.lower())
+            if m.user_id is not None:
+                user_ids.add(m.user_id)
+    return frozenset(emails), frozenset(user_ids)
+
+
+def _why(exc: IterableError) -> str:
+    """The failure without Iterable's message, which may quote a member's identifier."""
+    where = f"{exc.endpoint}: " if exc.endpoint else ""
+    return f"{where}HTTP {exc.status}" if exc.status else f"{where}no answer"
+
+
+def respect_consent(client: IterableClient, lists: Sequence[ListPlan]) -> Consented:
+    """Hold back the adds of people who opted out (module docstring). Reads nothing unless
+    some existing list gets adds. A failed read fails the plan: sending without knowing
+    who opted out could re-subscribe them."""
+    out = Consented(list(lists))
+    if not any(lp.add and lp.list_id is not None for lp in out.lists):
+        return out
+    optouts = read_optouts(client, out.lists, out.reads)
+    out.lists = [hold_back(lp, optouts) for lp in out.lists]
+    return out
