@@ -629,7 +629,6 @@ class Emulator:
             return api_error(404, "NotFound", f"No list {list_id}")
         return api_error(404, "NotFound", f"No emulator control endpoint {method} {path}")
 
-
     def _self_unsubscribe(self, payload: Any) -> EmulatorResponse:
         """Test-only: a person leaves a list (`listId`) and/or its channel (`channel: true`)
         by their own action, recorded as Iterable reports it: an emailUnSubscribe event with
