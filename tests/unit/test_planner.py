@@ -78,6 +78,9 @@ def test_matching_list_has_no_changes_and_summary_counts():
         "lists_unread": 0,
         "members_forgotten": 0,
         "members_not_created": 0,
+        "members_left_themselves": 0,
+        "members_channel_unsubscribed": 0,
+        "members_resubscribed": 0,
     }
 
 

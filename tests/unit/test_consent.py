@@ -1,0 +1,157 @@
+"""The consent guard's pure part (issue 19, point 1): who left a list themselves, according
+to Iterable's emailUnSubscribe events, and who of a plan's adds is held back."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from reconciler.members.identity import make_member
+from reconciler.plan import Plan, plan_destination, plan_list
+from reconciler.render.plans import plan_json, plan_markdown, plan_text
+from reconciler.state.consent import (
+    Optouts,
+    channel_unsubscribed,
+    email_channel_ids,
+    hold_back,
+    self_departures,
+)
+
+LIST = 7
+
+
+def event(at: str, source: str | None, *, email=None, user_id=None, lists=(LIST,), **extra):
+    out = {"createdAt": f"2026-01-0{at} 10:00:00 +00:00", "emailListIds": list(lists), **extra}
+    if source is not None:
+        out["unsubSource"] = source
+    if email is not None:
+        out["email"] = email
+    if user_id is not None:
+        out["userId"] = user_id
+    return out
+
+
+def test_a_person_s_own_unsubscribe_counts_and_an_api_one_does_not():
+    found = self_departures(
+        [
+            event("1", "EmailLink", email="Self@X.io"),
+            event("1", "ListAPI", email="api@x.io"),
+            event("1", "API", email="old-api@x.io"),
+            event("1", "WebApp", user_id="U1"),
+            event("1", None, email="nosource@x.io"),
+            event("1", "EmailLink", email="other@x.io", lists=(99,)),
+        ],
+        [LIST],
+    )
+    assert {(d.email, d.user_id, d.source) for d in found[LIST]} == {
+        ("self@x.io", None, "EmailLink"),
+        (None, "U1", "WebApp"),
+        ("nosource@x.io", None, "unknown"),  # unknown is the person's: the safe side
+    }
+    assert 99 not in found
+
+
+def test_only_the_latest_unsubscribe_from_the_list_counts():
+    found = self_departures(
+        [
+            # Left by a link, came back, then removed by an API client: may be re-added.
+            event("1", "EmailLink", email="back@x.io"),
+            event("2", "ListAPI", email="back@x.io"),
+            # Removed by the API, then left by a link: held back.
+            event("1", "ListAPI", email="gone@x.io"),
+            event("2", "Complaint", email="gone@x.io"),
+            # Same second: the export's order decides.
+            event("3", "ListAPI", email="tie@x.io"),
+            event("3", "EmailLink", email="tie@x.io"),
+            # The older singular field.
+            {
+                "createdAt": "2026-01-01 10:00:00 +00:00",
+                "email": "single@x.io",
+                "unsubSource": "EmailLink",
+                "emailListId": LIST,
+            },
+        ],
+        [LIST],
+    )
+    assert sorted(d.email for d in found[LIST]) == ["gone@x.io", "single@x.io", "tie@x.io"]
+
+
+def test_channel_unsubscribes_of_email_channels_only():
+    channels = [
+        {"id": 1, "messageMedium": "Email", "channelType": "Marketing"},
+        {"id": 2, "messageMedium": "SMS", "channelType": "Marketing"},
+    ]
+    assert email_channel_ids(channels) == {1}
+    profiles = [
+        {"email": "Mail@X.io", "unsubscribedChannelIds": [1]},
+        {"email": "sms@x.io", "unsubscribedChannelIds": [2]},
+        {"userId": "u9", "unsubscribedChannelIds": [1, 2]},
+        {"email": "none@x.io"},
+    ]
+    assert channel_unsubscribed(profiles, frozenset({1})) == ({"mail@x.io"}, {"u9"})
+    # Channels unknown: any channel unsubscribe holds back.
+    assert channel_unsubscribed(profiles, None) == ({"mail@x.io", "sms@x.io"}, {"u9"})
+
+
+def _adding(*emails, resubscribe=False, list_id=LIST):
+    desired = {m.key: m for m in (make_member("email", e, None) for e in emails)}
+    lp = plan_list(
+        audience="vip",
+        list_name="vip",
+        description=None,
+        desired=desired,
+        live_list_id=list_id,
+        live_members=set(),
+    )
+    return dataclasses.replace(lp, resubscribe_allowed=resubscribe)
+
+
+def _optouts():
+    departures = self_departures(
+        [event("1", "EmailLink", email="left@x.io"), event("1", "WebApp", email="ui@x.io")],
+        [LIST],
+    )
+    return Optouts(departures, frozenset({"chan@x.io"}), frozenset())
+
+
+def test_held_back_members_are_not_added_and_are_named_by_reason():
+    lp = hold_back(_adding("keep@x.io", "left@x.io", "ui@x.io", "chan@x.io"), _optouts())
+    assert [m.key for m in lp.add] == ["keep@x.io"]
+    assert sorted(lp.left_themselves) == ["left@x.io", "ui@x.io"]
+    assert dict(lp.left_sources) == {"EmailLink": 1, "WebApp": 1}
+    assert lp.channel_unsubscribed == ("chan@x.io",)
+    assert lp.resubscribed == ()
+
+
+def test_resubscribe_allowed_adds_them_and_names_them():
+    lp = hold_back(_adding("keep@x.io", "left@x.io", "chan@x.io", resubscribe=True), _optouts())
+    assert sorted(m.key for m in lp.add) == ["chan@x.io", "keep@x.io", "left@x.io"]
+    assert sorted(lp.resubscribed) == ["chan@x.io", "left@x.io"]
+    assert lp.left_themselves == () and lp.channel_unsubscribed == ()
+
+
+def test_a_new_list_holds_nobody_back_for_another_list_s_departures():
+    lp = hold_back(_adding("left@x.io", list_id=None), _optouts())
+    assert [m.key for m in lp.add] == ["left@x.io"]
+
+
+def test_every_format_shows_the_held_back_masked_and_resubscribe_in_bold():
+    held = hold_back(_adding("keep@x.io", "left@x.io", "chan@x.io"), _optouts())
+    plan = Plan((plan_destination("prod", "email", [held], []),))
+    text = plan_text(plan)
+    assert "held back: left the list themselves: 1 (EmailLink 1" in text
+    assert "held back: unsubscribed from the channel: 1" in text
+    assert "Held back, by their own choice: 1 left the list themselves, 1 unsubscribed" in text
+    markdown = plan_markdown(plan)
+    assert "held back: left the list themselves: 1" in markdown
+    assert "held back: unsubscribed from the channel: 1" in markdown
+    body = plan_json(plan)
+    assert '"members_left_themselves": 1' in body
+    for shown in (text, markdown, body):
+        assert "left@x.io" not in shown and "chan@x.io" not in shown
+
+    again = hold_back(_adding("keep@x.io", "left@x.io", resubscribe=True), _optouts())
+    plan = Plan((plan_destination("prod", "email", [again], []),))
+    assert "!!! resubscribe: allowed for vip" in plan_text(plan)
+    markdown = plan_markdown(plan)
+    assert "**resubscribe: allowed**" in markdown
+    assert "**1 re-subscribed (resubscribe: allowed)**" in markdown
