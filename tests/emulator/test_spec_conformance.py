@@ -38,6 +38,7 @@ OPERATIONS = [
     ("GET", "/api/users/byUserId/{userId}"),
     ("GET", "/api/users/byUserId"),
     ("GET", "/api/export/data.json"),
+    ("GET", "/api/channels"),
 ]
 
 
@@ -178,6 +179,8 @@ def _exercise(client: httpx.Client, emulator: Emulator, project_type: str) -> No
         params={"dataTypeName": "user", "range": "All", "onlyFields": ["email", "userId"]},
     )
     client.get("/api/export/data.json", params={"dataTypeName": "user", "range": "All"})
+    client.get("/api/export/data.json", params={"dataTypeName": "emailUnSubscribe", "range": "All"})
+    client.get("/api/channels")
     client.get("/api/export/data.json", params={"dataTypeName": "nope", "range": "All"})
     doomed = project.add_list("doomed")
     in_use = project.add_list("in use")
