@@ -94,3 +94,12 @@ def test_audience_bounds_must_be_in_order_and_removals_is_allowed_or_never() -> 
         AudienceSpec.model_validate({**base, "removals": "sometimes"})
     with pytest.raises(ValidationError):
         AudienceSpec.model_validate({**base, "minMembers": -1})
+
+
+def test_resubscribe_is_never_unless_allowed_explicitly() -> None:
+    base = {"destination": "prod", "members": {"inline": ["a@example.com"]}}
+    assert AudienceSpec.model_validate(base).resubscribe == "never"
+    assert AudienceSpec.model_validate({**base, "resubscribe": "allowed"}).resubscribe == "allowed"
+    for wrong in ("yes", True, "Allowed"):
+        with pytest.raises(ValidationError, match="resubscribe"):
+            AudienceSpec.model_validate({**base, "resubscribe": wrong})
