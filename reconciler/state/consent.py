@@ -245,7 +245,9 @@ def _table_hold_back(
     connection.execute(
         f"CREATE TEMP TABLE {optout} (reason VARCHAR, kind VARCHAR, value VARCHAR, source VARCHAR)"
     )
-    rows = [("left", "email", d.email, d.source) for d in departures if d.email is not None]
+    rows: list[tuple[str, str, str, str | None]] = [
+        ("left", "email", d.email, d.source) for d in departures if d.email is not None
+    ]
     rows += [("left", "userId", d.user_id, d.source) for d in departures if d.user_id is not None]
     rows += [("channel", "email", e, None) for e in optouts.channel_emails]
     rows += [("channel", "userId", u, None) for u in optouts.channel_user_ids]
@@ -297,8 +299,9 @@ def read_optouts(client: IterableClient, lists: Sequence[ListPlan], reads: list[
     events = client.export_events(UNSUBSCRIBE_DATA_TYPE, EVENT_FIELDS, keep=about_these_lists)
     departures = self_departures(events, list_ids)
     try:
-        channel_ids: frozenset[int] | None = email_channel_ids(client.get_channels())
-        channels_note = f"{len(channel_ids)} email channel{'s' if len(channel_ids) != 1 else ''}"
+        found = email_channel_ids(client.get_channels())
+        channel_ids: frozenset[int] | None = found
+        channels_note = f"{len(found)} email channel{'s' if len(found) != 1 else ''}"
     except IterableError as exc:
         channel_ids = None
         channels_note = (
