@@ -159,6 +159,7 @@ def make_plan(
         try:
             consented = respect_consent(
                 clients[name],
+                desired.project_type,
                 [
                     dataclasses.replace(lp, resubscribe_allowed=resubscribe.get(lp.audience, False))
                     for lp in left_out.lists

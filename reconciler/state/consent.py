@@ -28,9 +28,10 @@ What Iterable reports, and where it is documented:
   channel"): every Email channel of GET /api/channels is taken as the list's, or, when the
   channels cannot be read, any channel at all (the side that cannot lose consent).
 
-The reads (one export of the events, one user export of the channel unsubscribes, one
-channels read) happen only when a plan adds members to an existing list, paced under the
-export budget by the client.
+The reads (one export of the events; the adds' `unsubscribedChannelIds` by per-user reads
+or one user export, whichever waits less, as mapped fields are read; one channels read)
+happen only when a plan adds members to an existing list, paced under Iterable's limits by
+the client.
 """
 
 from __future__ import annotations
@@ -44,14 +45,17 @@ from typing import Any
 from reconciler.errors import IterableError
 from reconciler.iterable import IterableClient
 from reconciler.members.engine.rows import TableRows, member_rows
-from reconciler.members.identity import Member
+from reconciler.members.identity import Member, ProjectType
 from reconciler.plan import ListPlan
+from reconciler.state.live import read_field_values
+from reconciler.state.unsendable import MAX_TABLE_CHECK
 
 UNSUBSCRIBE_DATA_TYPE = "emailUnSubscribe"
 EVENT_FIELDS = ("createdAt", "email", "userId", "unsubSource", "emailListIds", "emailListId")
 # unsubSource values of unsubscribes an API client sent (see the module docstring).
 API_SOURCES = frozenset({"API", "ListAPI"})
 UNKNOWN_SOURCE = "unknown"
+CHANNELS_FIELD = "unsubscribedChannelIds"
 
 
 @dataclass(frozen=True)
@@ -285,9 +289,14 @@ def _table_hold_back(
     )
 
 
-def read_optouts(client: IterableClient, lists: Sequence[ListPlan], reads: list[str]) -> Optouts:
+def read_optouts(
+    client: IterableClient,
+    project_type: ProjectType,
+    lists: Sequence[ListPlan],
+    reads: list[str],
+) -> Optouts:
     """The reads the consent guard needs for the lists that add members (see the module
-    docstring). Emails and userIds of the adds bound what is kept of the profile export."""
+    docstring)."""
     list_ids = {lp.list_id for lp in lists if lp.add and lp.list_id is not None}
 
     def about_these_lists(event: dict[str, Any]) -> bool:
@@ -307,43 +316,46 @@ def read_optouts(client: IterableClient, lists: Sequence[ListPlan], reads: list[
         channels_note = (
             f"channels could not be read ({_why(exc)}): any channel unsubscribe holds a member back"
         )
-    wanted = _identifiers(lists)
+    adds = _adds(lists)
+    if adds is not None:
+        # The adds' profiles, read as mapped fields are: per-user reads for the usual few,
+        # one user export for many (whichever waits less under the limits).
+        live = read_field_values(client, adds, [CHANNELS_FIELD], project_type)
+        profiles: Iterable[Mapping[str, Any]] = [
+            {
+                "email": m.email,
+                "userId": m.user_id,
+                CHANNELS_FIELD: (live.values.get(m.key) or {}).get(CHANNELS_FIELD),
+            }
+            for m in adds
+        ]
+        how = live.read.describe()
+    else:
+        # Adds in DuckDB may be millions: every channel-unsubscribed profile instead.
+        def keep(profile: dict[str, Any]) -> bool:
+            return bool(profile.get(CHANNELS_FIELD))
 
-    def keep(profile: dict[str, Any]) -> bool:
-        if not profile.get("unsubscribedChannelIds"):
-            return False
-        if wanted is None:
-            return True
-        email, user_id = profile.get("email"), profile.get("userId")
-        return (isinstance(email, str) and email.strip().lower() in wanted[0]) or (
-            isinstance(user_id, str) and user_id in wanted[1]
-        )
-
-    profiles = client.export_users(("email", "userId", "unsubscribedChannelIds"), keep=keep)
+        profiles = client.export_users(("email", "userId", CHANNELS_FIELD), keep=keep)
+        how = "1 user export"
     emails, user_ids = channel_unsubscribed(profiles, channel_ids)
     reads.append(
-        "consent read with 2 exports (emailUnSubscribe events, profiles' "
-        f"unsubscribedChannelIds) and 1 channels read ({channels_note})"
+        f"consent read with 1 export of emailUnSubscribe events, {how} of "
+        f"{CHANNELS_FIELD} and 1 channels read ({channels_note})"
     )
     return Optouts(departures, emails, user_ids)
 
 
-def _identifiers(lists: Sequence[ListPlan]) -> tuple[frozenset[str], frozenset[str]] | None:
-    """The adds' emails and userIds, or None when some adds live in DuckDB (then every
-    channel-unsubscribed profile is kept, and matched there)."""
-    emails: set[str] = set()
-    user_ids: set[str] = set()
+def _adds(lists: Sequence[ListPlan]) -> list[Member] | None:
+    """The members added to existing lists, once each, or None when more than
+    MAX_TABLE_CHECK of them live in DuckDB (a first load of millions)."""
+    out: dict[str, Member] = {}
     for lp in lists:
         if not lp.add or lp.list_id is None:
             continue
-        if isinstance(lp.add, TableRows):
+        if isinstance(lp.add, TableRows) and len(lp.add) > MAX_TABLE_CHECK:
             return None
-        for m in lp.add:
-            if m.email is not None:
-                emails.add(m.email.lower())
-            if m.user_id is not None:
-                user_ids.add(m.user_id)
-    return frozenset(emails), frozenset(user_ids)
+        out.update((m.key, m) for m in lp.add)
+    return list(out.values())
 
 
 def _why(exc: IterableError) -> str:
@@ -352,13 +364,15 @@ def _why(exc: IterableError) -> str:
     return f"{where}HTTP {exc.status}" if exc.status else f"{where}no answer"
 
 
-def respect_consent(client: IterableClient, lists: Sequence[ListPlan]) -> Consented:
+def respect_consent(
+    client: IterableClient, project_type: ProjectType, lists: Sequence[ListPlan]
+) -> Consented:
     """Hold back the adds of people who opted out (module docstring). Reads nothing unless
     some existing list gets adds. A failed read fails the plan: sending without knowing
     who opted out could re-subscribe them."""
     out = Consented(list(lists))
     if not any(lp.add and lp.list_id is not None for lp in out.lists):
         return out
-    optouts = read_optouts(client, out.lists, out.reads)
+    optouts = read_optouts(client, project_type, out.lists, out.reads)
     out.lists = [hold_back(lp, optouts) for lp in out.lists]
     return out

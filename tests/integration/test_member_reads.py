@@ -40,7 +40,8 @@ def reads(server) -> tuple[int, int]:
     log = server.emulator.request_log
     return (
         sum(r.path == "/api/lists/getUsers" for r in log),
-        sum(r.path == "/api/export/data.json" for r in log),
+        # User exports only: a plan that adds also exports unsubscribe events (consent).
+        sum(r.path == "/api/export/data.json" and "dataTypeName=user" in r.query for r in log),
     )
 
 
