@@ -28,10 +28,9 @@ What Iterable reports, and where it is documented:
   channel"): every Email channel of GET /api/channels is taken as the list's, or, when the
   channels cannot be read, any channel at all (the side that cannot lose consent).
 
-The reads (one export of the events; the adds' `unsubscribedChannelIds` by per-user reads
-or one user export, whichever waits less, as mapped fields are read; one channels read)
-happen only when a plan adds members to an existing list, paced under Iterable's limits by
-the client.
+The reads (one export of the events, one user export of the profiles' channel
+unsubscribes, one channels read) happen only when a plan adds members to an existing list,
+paced under the export budget (4 a minute) by the client.
 """
 
 from __future__ import annotations
@@ -47,7 +46,6 @@ from reconciler.iterable import IterableClient
 from reconciler.members.engine.rows import TableRows, member_rows
 from reconciler.members.identity import Member, ProjectType
 from reconciler.plan import ListPlan
-from reconciler.state.live import read_field_values
 from reconciler.state.unsendable import MAX_TABLE_CHECK
 
 UNSUBSCRIBE_DATA_TYPE = "emailUnSubscribe"
@@ -289,12 +287,7 @@ def _table_hold_back(
     )
 
 
-def read_optouts(
-    client: IterableClient,
-    project_type: ProjectType,
-    lists: Sequence[ListPlan],
-    reads: list[str],
-) -> Optouts:
+def read_optouts(client: IterableClient, lists: Sequence[ListPlan], reads: list[str]) -> Optouts:
     """The reads the consent guard needs for the lists that add members (see the module
     docstring)."""
     list_ids = {lp.list_id for lp in lists if lp.add and lp.list_id is not None}
@@ -316,46 +309,47 @@ def read_optouts(
         channels_note = (
             f"channels could not be read ({_why(exc)}): any channel unsubscribe holds a member back"
         )
-    adds = _adds(lists)
-    if adds is not None:
-        # The adds' profiles, read as mapped fields are: per-user reads for the usual few,
-        # one user export for many (whichever waits less under the limits).
-        live = read_field_values(client, adds, [CHANNELS_FIELD], project_type)
-        profiles: Iterable[Mapping[str, Any]] = [
-            {
-                "email": m.email,
-                "userId": m.user_id,
-                CHANNELS_FIELD: (live.values.get(m.key) or {}).get(CHANNELS_FIELD),
-            }
-            for m in adds
-        ]
-        how = live.read.describe()
-    else:
-        # Adds in DuckDB may be millions: every channel-unsubscribed profile instead.
-        def keep(profile: dict[str, Any]) -> bool:
-            return bool(profile.get(CHANNELS_FIELD))
+    wanted = _identifiers(lists)
 
-        profiles = client.export_users(("email", "userId", CHANNELS_FIELD), keep=keep)
-        how = "1 user export"
+    def keep(profile: dict[str, Any]) -> bool:
+        if not profile.get(CHANNELS_FIELD):
+            return False
+        if wanted is None:
+            return True
+        email, user_id = profile.get("email"), profile.get("userId")
+        return (isinstance(email, str) and email.strip().lower() in wanted[0]) or (
+            isinstance(user_id, str) and user_id in wanted[1]
+        )
+
+    # One export, not a read per added member: a single request rides out a storm of 429s
+    # that hundreds of single reads would not all survive. Only channel-unsubscribed
+    # profiles are held, and of those only the adds' when they are known here.
+    profiles = client.export_users(("email", "userId", CHANNELS_FIELD), keep=keep)
     emails, user_ids = channel_unsubscribed(profiles, channel_ids)
     reads.append(
-        f"consent read with 1 export of emailUnSubscribe events, {how} of "
-        f"{CHANNELS_FIELD} and 1 channels read ({channels_note})"
+        f"consent read with 2 exports (emailUnSubscribe events, profiles' {CHANNELS_FIELD}) "
+        f"and 1 channels read ({channels_note})"
     )
     return Optouts(departures, emails, user_ids)
 
 
-def _adds(lists: Sequence[ListPlan]) -> list[Member] | None:
-    """The members added to existing lists, once each, or None when more than
-    MAX_TABLE_CHECK of them live in DuckDB (a first load of millions)."""
-    out: dict[str, Member] = {}
+def _identifiers(lists: Sequence[ListPlan]) -> tuple[frozenset[str], frozenset[str]] | None:
+    """The emails and userIds of the members added to existing lists, or None when more than
+    MAX_TABLE_CHECK of them live in DuckDB (a first load of millions): then every
+    channel-unsubscribed profile is held, and matched there."""
+    emails: set[str] = set()
+    user_ids: set[str] = set()
     for lp in lists:
         if not lp.add or lp.list_id is None:
             continue
         if isinstance(lp.add, TableRows) and len(lp.add) > MAX_TABLE_CHECK:
             return None
-        out.update((m.key, m) for m in lp.add)
-    return list(out.values())
+        for m in lp.add:
+            if m.email is not None:
+                emails.add(m.email.lower())
+            if m.user_id is not None:
+                user_ids.add(m.user_id)
+    return frozenset(emails), frozenset(user_ids)
 
 
 def _why(exc: IterableError) -> str:
@@ -373,6 +367,9 @@ def respect_consent(
     out = Consented(list(lists))
     if not any(lp.add and lp.list_id is not None for lp in out.lists):
         return out
-    optouts = read_optouts(client, project_type, out.lists, out.reads)
+    # Matching is by email or userId in every project type: in userID-based projects two
+    # profiles may share an email, and holding both back is the side that keeps consent.
+    del project_type
+    optouts = read_optouts(client, out.lists, out.reads)
     out.lists = [hold_back(lp, optouts) for lp in out.lists]
     return out
