@@ -43,8 +43,8 @@ from typing import Any
 
 from reconciler.errors import IterableError
 from reconciler.iterable import IterableClient
-from reconciler.members.engine.rows import TableRows, member_rows
 from reconciler.members.identity import Member, ProjectType
+from reconciler.members.model import TableRows, member_rows
 from reconciler.plan import ListPlan
 from reconciler.state.unsendable import MAX_TABLE_CHECK
 
