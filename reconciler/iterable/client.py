@@ -82,6 +82,12 @@ class ClientStats:
     retries: int = 0
     rate_limited: int = 0  # 429s received
     writes: int = 0  # requests that change state in Iterable
+    # Requests per endpoint ("GET /api/lists/getUsers"), retries included: what a plan
+    # says it spent on its reads.
+    calls: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def calls_since(self, before: dict[str, int]) -> dict[str, int]:
+        return {k: n - before.get(k, 0) for k, n in self.calls.items() if n > before.get(k, 0)}
 
 
 class _Retryable(Exception):
@@ -144,7 +150,11 @@ class IterableClient:
             headers={"Api-Key": api_key, "User-Agent": "reconciler"},
             timeout=timeout,
             transport=transport,
-            limits=httpx.Limits(max_connections=self.settings.concurrency + 2),
+            # Writers, or getUsers streams in flight, plus the odd list or user lookup.
+            limits=httpx.Limits(
+                max_connections=max(self.settings.concurrency, self.settings.list_read_concurrency)
+                + 2
+            ),
         )
         s = self.settings
         self._buckets = {
@@ -188,6 +198,16 @@ class IterableClient:
                 )
 
             window.on_wait = announce
+
+            def full(
+                in_flight: int, what: str = what, per: str = per, limit: int = window.limit
+            ) -> None:
+                notice(
+                    f"waiting for one of the {in_flight} {what} in flight to be answered: "
+                    f"Iterable's rate limit ({limit} per {per}) counts each from its answer"
+                )
+
+            window.on_full = full
 
     def _where(self) -> str:
         """host:port of the destination, for messages about reaching it."""
@@ -310,11 +330,18 @@ class IterableClient:
 
         self._once("DELETE", path, send, deleted)
 
-    def iter_list_members(self, list_id: int, prefer_user_id: bool) -> Iterator[str]:
-        """Stream getUsers: one identifier per line. The body can be millions of lines."""
+    def iter_list_members(
+        self, list_id: int, prefer_user_id: bool, on_lines: Callable[[int], None] | None = None
+    ) -> Iterator[str]:
+        """Stream getUsers: one identifier per line. The body can be millions of lines.
+        `on_lines(n)` reports progress as lines arrive."""
         params = {"listId": str(list_id), "preferUserId": "true" if prefer_user_id else "false"}
+
+        def parse(response: httpx.Response) -> list[str]:
+            return _parse_lines(response, on_lines)
+
         lines = self._request(
-            "GET", "/api/lists/getUsers", bucket="list_reads", params=params, parse=_parse_lines
+            "GET", "/api/lists/getUsers", bucket="list_reads", params=params, parse=parse, bulk=True
         )
         yield from lines
 
@@ -322,7 +349,11 @@ class IterableClient:
         """How many members Iterable counts on the list (`GET /api/lists/{id}/size`). It
         shares getUsers' budget of 5 a minute, so it is asked only to check a doubtful read."""
         return self._request(
-            "GET", f"/api/lists/{int(list_id)}/size", bucket="list_reads", parse=_parse_count
+            "GET",
+            f"/api/lists/{int(list_id)}/size",
+            bucket="list_reads",
+            parse=_parse_count,
+            label="/api/lists/{id}/size",
         )
 
     def forgotten_hashes(self, kind: str) -> frozenset[str]:
@@ -559,7 +590,7 @@ class IterableClient:
             return _parse_json_lines(response, keep)
 
         rows = self._request(
-            "GET", "/api/export/data.json", bucket="export", params=params, parse=parse
+            "GET", "/api/export/data.json", bucket="export", params=params, parse=parse, bulk=True
         )
         yield from rows
 
@@ -600,7 +631,7 @@ class IterableClient:
                         on_lines(found)
             return lines
 
-        return self._request("GET", endpoint, bucket=bucket, params=params, parse=save)
+        return self._request("GET", endpoint, bucket=bucket, params=params, parse=save, bulk=True)
 
     # -- transport -----------------------------------------------------------------------
 
@@ -636,14 +667,23 @@ class IterableClient:
         parse: Callable[[httpx.Response], T],
         idempotent: bool = True,
         label: str | None = None,
+        bulk: bool = False,
         **kwargs: Any,
     ) -> T:
         """Send until a good answer or the retry budget is spent. `parse` reads a 2xx answer
         into the result, raising _BadAnswer when it is not what the endpoint answers.
-        `label` names the endpoint in messages when `path` holds something personal."""
+        `label` names the endpoint in messages when `path` holds something personal.
+        A `bulk` read (a list's members, an export) may take settings.bulk_read_timeout
+        between bytes, and is retried settings.bulk_read_retries times."""
         limiter = self._buckets[bucket]
         attempt = 0
         shown = label or path
+        retries = self.settings.max_retries
+        if bulk:
+            retries = self.settings.bulk_read_retries
+            kwargs["timeout"] = httpx.Timeout(
+                self.settings.timeout, read=self.settings.bulk_read_timeout
+            )
         while True:
             try:
                 with limiter.acquire() as slot:
@@ -653,7 +693,7 @@ class IterableClient:
             except _Retryable as exc:
                 if not idempotent and exc.done_maybe:
                     raise _Uncertain(exc.reason) from None
-                if attempt >= self.settings.max_retries:
+                if attempt >= retries:
                     unsure = (
                         "; the request may have taken effect in Iterable even so (the next "
                         "plan shows what is left)"
@@ -680,7 +720,7 @@ class IterableClient:
                 if self._notice is not None and (wait >= 1.0 or not exc.rate_limited):
                     self._notice(
                         f"{method} {shown}: {exc.reason}; retry {attempt} of "
-                        f"{self.settings.max_retries} in {wait:.1f} s"
+                        f"{retries} in {wait:.1f} s"
                     )
                 self._sleep(wait)
 
@@ -734,6 +774,9 @@ class IterableClient:
         """`answered` is called as soon as the answer's headers arrive, before its body is
         read: by then the server has counted the request against its rate limit."""
         self._count(requests=1, writes=int(method != "GET"))
+        endpoint = f"{method} {label or path}"
+        with self._stats_lock:
+            self.stats.calls[endpoint] = self.stats.calls.get(endpoint, 0) + 1
         try:
             with self._http.stream(method, path, **kwargs) as response:
                 if answered is not None:
@@ -976,7 +1019,9 @@ def _parse_json_lines(
     return rows
 
 
-def _parse_lines(response: httpx.Response) -> list[str]:
+def _parse_lines(
+    response: httpx.Response, on_lines: Callable[[int], None] | None = None
+) -> list[str]:
     if _is_html(response):
         # A proxy's or portal's page would otherwise be read as members, and the plan would
         # remove everyone the page does not name.
@@ -987,6 +1032,8 @@ def _parse_lines(response: httpx.Response) -> list[str]:
         pending += chunk
         *complete, pending = pending.split("\n")
         lines.extend(member_line(x) for x in complete if x.strip())
+        if on_lines is not None and complete:
+            on_lines(len(complete))
     if pending.strip():
         lines.append(member_line(pending))
     return lines

@@ -19,6 +19,23 @@ MEMBER_READS = ("auto", "getUsers", "export")
 @dataclass(frozen=True)
 class ClientSettings:
     timeout: float = 30.0  # seconds per request (connect, read, write each)
+    # Bulk reads (getUsers, user exports, export files) answer slowly: getUsers takes over
+    # 5 minutes to start answering for lists above 200,000 users and 80+ minutes for a
+    # million (Estuary's connector). Seconds such a read may go without a byte, its first
+    # byte included; the other timeouts stay `timeout`.
+    bulk_read_timeout: float = 1800.0
+    # Retries of a bulk read whose answer failed (a stream closed midway, a 5xx). Each one
+    # takes a slot of the read's rate budget (getUsers: 5 a minute), so a list that keeps
+    # failing is given up on sooner than a write, and left out of the plan.
+    bulk_read_retries: int = 3
+    # getUsers requests in flight at once: Iterable limits their starts (5 a minute), not
+    # how many stream at a time.
+    list_read_concurrency: int = 8
+    # Members (or export rows) a second one bulk read streams, for choosing the read route:
+    # (inferred) Estuary's connector reports 80+ minutes for a getUsers of a million; no
+    # source says the export is faster per row, so both are the same by default.
+    get_users_rate: float = 200.0
+    export_rate: float = 200.0
     max_retries: int = 6  # retries after the first attempt, for retryable failures only
     backoff_base: float = 0.5  # first backoff in seconds; doubles each retry, with full jitter
     backoff_cap: float = 30.0  # longest single backoff
@@ -48,8 +65,9 @@ class ClientSettings:
     # and a plan waits until this long after the last apply to its destination before it
     # reads. 0 turns both off.
     read_lag: float = 60.0
-    # How plans read list members: "getUsers" (one call per list, 5/minute), "export" (one
-    # user export for every list at once, 4/minute) or "auto" (the one with fewer waits).
+    # How plans read list members: "getUsers" (one call per list, 5/minute, several in
+    # flight), "export" (one user export for every list at once, 4/minute) or "auto" (the
+    # one that should finish first, from the lists' sizes: state/live.py choose_member_read).
     member_reads: str = "auto"
 
     @classmethod
@@ -88,6 +106,10 @@ class ClientSettings:
             raise ConfigError("RECONCILER_TIMEOUT must be more than 0 seconds")
         if settings.concurrency < 1:
             raise ConfigError("RECONCILER_CONCURRENCY must be at least 1")
+        if settings.list_read_concurrency < 1:
+            raise ConfigError("RECONCILER_LIST_READ_CONCURRENCY must be at least 1")
+        if settings.bulk_read_timeout <= 0:
+            raise ConfigError("RECONCILER_BULK_READ_TIMEOUT must be more than 0 seconds")
         if not 1024 <= settings.bulk_update_max_bytes <= 4 * 1024 * 1024:
             raise ConfigError("RECONCILER_BULK_UPDATE_MAX_BYTES must be between 1024 and 4194304")
         return settings

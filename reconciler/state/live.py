@@ -4,16 +4,18 @@ current values of the fields trait mappings own."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from reconciler.errors import LiveStateError
+from reconciler.errors import AuthError, IterableError, LiveStateError, RetryExhaustedError
 from reconciler.iterable import ClientSettings, IterableClient, ListInfo
 from reconciler.members.identity import Member, ProjectType, looks_like_email
 from reconciler.plan import FieldRead
-from reconciler.progress import NULL_PROGRESS, Progress, Task
+from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, Task, duration, heartbeat
 from reconciler.state.desired import DesiredDestination, DesiredList
 
 if TYPE_CHECKING:
@@ -41,15 +43,26 @@ class LiveDestination:
     # and their audiences are left out of the plan.
     unproven: dict[str, str] = field(default_factory=dict)
     size_reads: int = 0  # lists/{id}/size calls spent checking doubtful reads
+    route: MemberRoute | None = None  # why this read, and what the other would have cost
+    seconds: float = 0.0  # the member read's wall time
+    calls: dict[str, int] = field(default_factory=dict)  # requests per endpoint, retries too
 
     def describe_reads(self) -> str | None:
-        if not self.managed:
+        lists_read = len(self.managed) + len(self.unproven)
+        if not lists_read:
             return None
-        lists = f"{len(self.managed)} list{'s' if len(self.managed) != 1 else ''}"
+        lists = f"{lists_read} list{'s' if lists_read != 1 else ''}"
         if self.member_read == "export":
             text = f"members of {lists} read with 1 user export (1 rate-limited call)"
         else:
             text = f"members of {lists} read with {_calls(self.member_reads)}"
+            if self.member_reads > 1:
+                text += " in parallel"
+        spent = ", ".join(f"{n:,} {endpoint}" for endpoint, n in sorted(self.calls.items()))
+        if spent:
+            text += f" in {duration(self.seconds)} ({spent})"
+        if self.route is not None and self.route.reason:
+            text += f"; {self.route.reason}"
         if self.table_reads:
             large = f"{self.table_reads} large list{'s' if self.table_reads != 1 else ''}"
             text += f"; {large} diffed in DuckDB"
@@ -63,13 +76,83 @@ def _calls(n: int) -> str:
     return f"{n} getUsers call{'s' if n != 1 else ''}"
 
 
-def choose_member_read(existing_lists: int, settings: ClientSettings) -> str:
-    """getUsers costs one call per list at 5 per minute; one user export reads every list at
-    once (4 per minute). Beyond the getUsers budget the export saves 12 s per list."""
-    if settings.member_reads != "auto":
-        return settings.member_reads
+@dataclass(frozen=True)
+class MemberRoute:
+    """How a destination's list members are read, and why (said in the plan)."""
+
+    name: str  # "getUsers" or "export"
+    reason: str = ""
+    seconds: float = 0.0  # the modelled time of the route chosen
+
+
+def get_users_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
+    """Modelled time to read lists of these sizes with getUsers, largest first, as many in
+    flight as settings.list_read_concurrency, starts paced at list_reads_per_minute: the
+    time the last one ends. The pacing, not the streams, is what makes many lists slow."""
+    rate = settings.get_users_rate or float("inf")
+    budget = int(settings.list_read_concurrency)
+    per_minute = int(settings.list_reads_per_minute)
+    free_at = [0.0] * max(1, budget)  # when each of the streams in flight frees
+    end = 0.0
+    for i, size in enumerate(sorted(sizes, reverse=True)):
+        paced = (i // per_minute) * 60.0 if per_minute > 0 else 0.0
+        slot = min(range(len(free_at)), key=free_at.__getitem__)
+        start = max(paced, free_at[slot])
+        free_at[slot] = start + size / rate
+        end = max(end, free_at[slot])
+    return end
+
+
+def export_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
+    """Modelled time of one user export: it streams every user of the project, at least
+    every member of these lists (the project's other users are unknown here, which makes
+    this a lower bound, so the export is never chosen on an overestimate of getUsers)."""
+    rate = settings.export_rate or float("inf")
+    return sum(sizes) / rate
+
+
+def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) -> MemberRoute:
+    """getUsers per list (several in flight, 5 starts a minute) or one user export for
+    every list (4 a minute): the one modelled to finish first, from the lists' expected
+    sizes (their audiences' sizes, a free and close guess: a plan's list is rarely far
+    from its audience). Unknown sizes (None) fall back to counting calls: getUsers while
+    every list fits in one minute's budget, else the export."""
+    forced = settings.member_reads
+    if forced != "auto":
+        return MemberRoute(forced, f"{forced} as RECONCILER_MEMBER_READS says")
     budget = settings.list_reads_per_minute
-    return "export" if budget > 0 and existing_lists > budget else "getUsers"
+    if not sizes:
+        return MemberRoute("getUsers")
+    if any(size is None for size in sizes):
+        if budget > 0 and len(sizes) > budget:
+            return MemberRoute(
+                "export", f"one export rather than {len(sizes)} getUsers at {budget:g} a minute"
+            )
+        return MemberRoute("getUsers")
+    known = [int(size or 0) for size in sizes]
+    by_get_users = get_users_seconds(known, settings)
+    by_export = export_seconds(known, settings)
+    if by_export < by_get_users:
+        return MemberRoute(
+            "export",
+            f"chosen as faster: about {duration(by_export)} by one user export against "
+            f"{duration(by_get_users)} by getUsers ({len(known)} lists, {budget:g} starts a "
+            "minute)",
+            by_export,
+        )
+    if len(known) == 1:
+        return MemberRoute("getUsers", "", by_get_users)
+    return MemberRoute(
+        "getUsers",
+        f"chosen as faster: about {duration(by_get_users)} by getUsers against "
+        f"{duration(by_export)} by one user export of {sum(known):,} members or more",
+        by_get_users,
+    )
+
+
+def expected_size(item: DesiredList) -> int:
+    """The members an audience wants: what its list is expected to hold."""
+    return item.table.valid if item.table is not None else len(item.members)
 
 
 def find_list(all_lists: list[ListInfo], name: str) -> ListInfo | None:
@@ -113,6 +196,25 @@ def _resolve_user_ids(client: IterableClient, item: DesiredList, members: set[st
     return resolved
 
 
+def unread_reason(list_name: str, list_id: int, exc: Exception) -> str:
+    """Why an audience is left out when its list's members could not be read at all."""
+    return (
+        f"list {list_name!r} (id {list_id}): its members could not be read ({exc}). The "
+        "read is not trusted: this audience is left out of the plan (nothing is added or "
+        "removed); run plan again"
+    )
+
+
+def _unreadable(exc: Exception) -> bool:
+    """A failure that leaves only one list (or one export) unread: the others can go
+    ahead. A refused key or a wrong address fails every read, so it ends the plan."""
+    if isinstance(exc, AuthError):
+        return False
+    return isinstance(exc, RetryExhaustedError | LiveStateError) or (
+        isinstance(exc, IterableError) and (exc.status or 0) >= 500
+    )
+
+
 def read_live(
     client: IterableClient,
     desired: DesiredDestination,
@@ -121,51 +223,147 @@ def read_live(
     engine: Engine | None = None,
     progress: Progress = NULL_PROGRESS,
     prefetch: Prefetch | None = None,
+    member_reads: str | None = None,
 ) -> LiveDestination:
+    """`member_reads` ("getUsers", "export") overrides the route choice: the saved-plan
+    check reads with one export per destination, whatever the number of lists."""
     all_lists = client.get_lists()
     found = [
         (item, info)
         for item in desired.lists
         if (info := find_list(all_lists, item.list_name)) is not None
     ]
-    # Audiences planned in DuckDB read their members to disk, never into Python sets.
+    started, before = time.monotonic(), dict(client.stats.calls)
+    route = (
+        MemberRoute(member_reads, "")
+        if member_reads is not None
+        else choose_member_read([expected_size(item) for item, _info in found], client.settings)
+    )
+    in_tables = [(item, info) for item, info in found if item.table is not None]
+    if route.name == "export" and found:
+        live = _read_all_by_export(client, desired, found, engine, progress, on_read)
+    else:
+        live = _read_by_get_users(client, desired, found, engine, progress, prefetch, on_read)
+    live.all_lists = all_lists
+    live.table_reads = sum(1 for item, _info in in_tables if item.list_name in live.managed)
+    live.route = route
+    live = _prove_reads(client, live)
+    live.seconds = time.monotonic() - started
+    live.calls = client.stats.calls_since(before)
+    live.calls.pop("GET /api/lists", None)
+    return live
+
+
+def _read_all_by_export(
+    client: IterableClient,
+    desired: DesiredDestination,
+    found: list[tuple[DesiredList, ListInfo]],
+    engine: Engine | None,
+    progress: Progress,
+    on_read: Callable[[str], None] | None,
+) -> LiveDestination:
+    """Every list's members from one user export; when the export cannot be read, every
+    audience of the destination is left out (named), never planned from a partial read."""
     in_tables = [(item, info) for item, info in found if item.table is not None]
     in_python = [(item, info) for item, info in found if item.table is None]
+    if on_read is not None:
+        on_read(f"{len(found)} lists (one user export)")
+    task = progress.task(f"reading members of {len(found)} lists (one user export)")
+    unproven: dict[str, str] = {}
     managed: dict[str, LiveList] = {}
-    if choose_member_read(len(found), client.settings) == "export" and found:
-        if on_read is not None:
-            on_read(f"{len(found)} lists (one user export)")
-        task = progress.task(f"reading members of {len(found)} lists (one user export)")
-        if in_tables:
-            assert engine is not None
-            managed = _read_tables_by_export(client, engine, desired, in_tables, in_python, task)
-        else:
-            managed = _read_members_by_export(client, desired.project_type, in_python)
-            task.advance(sum(len(x.members) for x in managed.values()))
+    try:
+        with heartbeat(task):
+            if in_tables:
+                assert engine is not None
+                managed = _read_tables_by_export(
+                    client, engine, desired, in_tables, in_python, task
+                )
+            else:
+                managed = _read_members_by_export(
+                    client, desired.project_type, in_python, on_rows=task.advance
+                )
+    except Exception as exc:
+        if not _unreadable(exc):
+            raise
+        for item, info in found:
+            unproven[item.list_name] = unread_reason(item.list_name, info.id, exc)
+    finally:
         task.finish()
-        live = LiveDestination(all_lists, managed, 1, "export", len(in_tables))
-        return _prove_reads(client, live)
-    for item, info in in_tables:
-        assert engine is not None and item.table is not None
+    return LiveDestination([], managed, 1, "export", unproven=unproven)
+
+
+def _read_by_get_users(
+    client: IterableClient,
+    desired: DesiredDestination,
+    found: list[tuple[DesiredList, ListInfo]],
+    engine: Engine | None,
+    progress: Progress,
+    prefetch: Prefetch | None,
+    on_read: Callable[[str], None] | None,
+) -> LiveDestination:
+    """getUsers for every list, several in flight at once (Iterable limits how many start
+    a minute, not how many stream), the largest first so the longest streams start
+    earliest. A list whose read still fails after its retries is named in `unproven`, and
+    the others go ahead. Reading is done in threads; the workspace (DuckDB) and the
+    per-user lookups are used from this one."""
+    order = sorted(found, key=lambda pair: -expected_size(pair[0]))
+    paths = {
+        item.list_name: engine.directory / f"{engine.name('live')}.txt"
+        for item, _info in order
+        if item.table is not None and engine is not None
+    }
+
+    def read(item: DesiredList, info: ListInfo, beat: Heartbeat) -> Path | set[str]:
         if on_read is not None:
             on_read(item.list_name)
-        managed[item.list_name] = _read_list_table(
-            client, engine, desired, item, info, progress, prefetch
-        )
-    for item, info in in_python:
-        if on_read is not None:
-            on_read(item.list_name)
+        if item.table is not None:
+            fetched = (
+                prefetch.take(item.list_name, info.id, item.prefer_user_id) if prefetch else None
+            )
+            if isinstance(fetched, Exception):
+                raise fetched
+            if fetched is not None:
+                return fetched
         task = progress.task(f"reading list {item.list_name!r}")
-        # Emails come back lowercase (Iterable stores them so) and userIds are exact:
-        # compared as given.
-        members = set(client.iter_list_members(info.id, item.prefer_user_id))
-        task.advance(len(members))
-        task.finish()
-        if desired.project_type == "hybrid" and item.prefer_user_id:
-            members = _resolve_user_ids(client, item, members)
-        managed[item.list_name] = LiveList(info, members)
-    live = LiveDestination(all_lists, managed, len(found), "getUsers", len(in_tables))
-    return _prove_reads(client, live)
+        beat.add(task)
+        try:
+            if item.table is not None:
+                path = paths[item.list_name]
+                client.download_list_members(info.id, item.prefer_user_id, path, task.advance)
+                return path
+            # Emails come back lowercase (Iterable stores them so) and userIds are exact:
+            # compared as given.
+            return set(client.iter_list_members(info.id, item.prefer_user_id, task.advance))
+        finally:
+            beat.discard(task)
+            task.finish()
+
+    outcomes: dict[str, Path | set[str] | Exception] = {}
+    workers = max(1, min(len(order), client.settings.list_read_concurrency))
+    with heartbeat() as beat, ThreadPoolExecutor(workers, "reconciler-read") as pool:
+        futures = {item.list_name: pool.submit(read, item, info, beat) for item, info in order}
+        for name, future in futures.items():
+            try:
+                outcomes[name] = future.result()
+            except Exception as exc:  # judged below, once every read has ended
+                outcomes[name] = exc
+    managed: dict[str, LiveList] = {}
+    unproven: dict[str, str] = {}
+    for item, info in found:
+        outcome = outcomes[item.list_name]
+        if isinstance(outcome, Exception):
+            if not _unreadable(outcome):
+                raise outcome
+            unproven[item.list_name] = unread_reason(item.list_name, info.id, outcome)
+        elif isinstance(outcome, Path):
+            assert engine is not None
+            managed[item.list_name] = _read_list_table(engine, client, desired, item, info, outcome)
+        else:
+            members = outcome
+            if desired.project_type == "hybrid" and item.prefer_user_id:
+                members = _resolve_user_ids(client, item, members)
+            managed[item.list_name] = LiveList(info, members)
+    return LiveDestination([], managed, len(found), "getUsers", unproven=unproven)
 
 
 def _prove_reads(client: IterableClient, live: LiveDestination) -> LiveDestination:
@@ -195,31 +393,24 @@ def _prove_reads(client: IterableClient, live: LiveDestination) -> LiveDestinati
 
 
 def _read_list_table(
-    client: IterableClient,
     engine: Engine,
+    client: IterableClient,
     desired: DesiredDestination,
     item: DesiredList,
     info: ListInfo,
-    progress: Progress,
-    prefetch: Prefetch | None,
+    path: Path,
 ) -> LiveList:
+    """A list's getUsers body, downloaded to `path`, as a live table in the workspace."""
     from reconciler.members.engine.diff import (
         describe_live,
         load_live_file,
         needs_user_id_resolution,
-        read_live_table,
         resolve_user_ids,
     )
 
     assert item.table is not None
-    fetched = prefetch.take(item.list_name, info.id, item.prefer_user_id) if prefetch else None
-    if fetched is not None:
-        table = engine.name("live")
-        load_live_file(engine, fetched, table, f"getUsers for list {info.id}")
-    else:
-        task = progress.task(f"reading list {item.list_name!r}")
-        table = read_live_table(engine, client, info.id, item.prefer_user_id, task.advance)
-        task.finish()
+    table = engine.name("live")
+    load_live_file(engine, path, table, f"getUsers for list {info.id}")
     if needs_user_id_resolution(desired.project_type, item.table):
         table = resolve_user_ids(engine, client, item.table, table)
     return LiveList(info, set(), describe_live(engine, table))
@@ -263,6 +454,7 @@ def _read_members_by_export(
     project_type: ProjectType,
     found: list[tuple[DesiredList, ListInfo]],
     rows: list[dict[str, Any]] | None = None,
+    on_rows: Callable[[int], None] | None = None,
 ) -> dict[str, LiveList]:
     """Every managed list's members from one export of the project's users (`rows`, when
     it was already read). The export gives both identifiers of each user, so a member is
@@ -272,6 +464,8 @@ def _read_members_by_export(
     ids = {info.id for _item, info in found}
 
     def on_a_managed_list(row: dict[str, Any]) -> bool:
+        if on_rows is not None:
+            on_rows(1)
         lists = row.get(membership)
         return isinstance(lists, list) and any(i in ids for i in lists)
 
