@@ -205,7 +205,7 @@ def unread_reason(list_name: str, list_id: int, exc: Exception) -> str:
     )
 
 
-def _unreadable(exc: Exception) -> bool:
+def fails_alone(exc: Exception) -> bool:
     """A failure that leaves only one list (or one export) unread: the others can go
     ahead. A refused key or a wrong address fails every read, so it ends the plan."""
     if isinstance(exc, AuthError):
@@ -283,7 +283,7 @@ def _read_all_by_export(
                     client, desired.project_type, in_python, on_rows=task.advance
                 )
     except Exception as exc:
-        if not _unreadable(exc):
+        if not fails_alone(exc):
             raise
         for item, info in found:
             unproven[item.list_name] = unread_reason(item.list_name, info.id, exc)
@@ -352,7 +352,7 @@ def _read_by_get_users(
     for item, info in found:
         outcome = outcomes[item.list_name]
         if isinstance(outcome, Exception):
-            if not _unreadable(outcome):
+            if not fails_alone(outcome):
                 raise outcome
             unproven[item.list_name] = unread_reason(item.list_name, info.id, outcome)
         elif isinstance(outcome, Path):
@@ -482,33 +482,50 @@ def _read_members_by_export(
     managed: dict[str, LiveList] = {}
     for item, info in found:
         wanted = {i for m in item.members.values() for i in m.identifiers}
+        email_only = {m.email for m in item.members.values() if m.user_id is None and m.email}
         # Once per list: the property walks every desired member.
         prefer_user_id = item.prefer_user_id
         members = {
             identifier
             for row in on_list[info.id]
-            if (identifier := _export_identifier(row, wanted, prefer_user_id, project_type))
+            if (
+                identifier := _export_identifier(
+                    row, wanted, email_only, prefer_user_id, project_type
+                )
+            )
         }
         managed[item.list_name] = LiveList(info, members)
     return managed
 
 
 def _export_identifier(
-    row: dict[str, Any], wanted: set[str], prefer_user_id: bool, project_type: ProjectType
+    row: dict[str, Any],
+    wanted: set[str],
+    email_only: set[str],
+    prefer_user_id: bool,
+    project_type: ProjectType,
 ) -> str | None:
+    """A member named exactly as getUsers (with `preferUserId` as the audience asks) and
+    `_resolve_user_ids` name it: the two reads then give the same members and the same
+    fingerprint, so a plan read one way can be checked for staleness the other way."""
     email = row.get("email") if isinstance(row.get("email"), str) else None
     user_id = row.get("userId") if isinstance(row.get("userId"), str) else None
     email = email.lower() if email else None
-    if email is not None and email in wanted:
-        return email
-    if user_id is not None and user_id in wanted:
-        return user_id
-    # Not a desired member: name it as getUsers would, which is how it will be removed.
-    if project_type == "userId" or (project_type == "hybrid" and prefer_user_id and user_id):
-        return user_id or email
     if project_type == "email":
         return email
-    return email or user_id
+    if project_type == "userId":
+        return user_id or email
+    if not prefer_user_id or user_id is None:
+        return email or user_id
+    # A profile the audience knows by its email alone, reported by a userId it got later.
+    if (
+        email is not None
+        and email in email_only
+        and user_id not in wanted
+        and not looks_like_email(user_id)
+    ):
+        return email
+    return user_id
 
 
 # -- current values of mapped fields ---------------------------------------------------------
