@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from collections.abc import Set as AbstractSet
@@ -30,8 +31,10 @@ from reconciler.emulator.project import SYSTEM_FIELD_TYPES, ListRecord, Project,
 from reconciler.emulator.replies import (
     JSON_STREAM_TYPE,
     EmulatorResponse,
+    Pacing,
     api_error,
     bad_params,
+    fault_reply,
     invalid_list_id,
     json_reply,
     success,
@@ -161,12 +164,22 @@ def get_users(project: Project, call: Call) -> EmulatorResponse:
     record = _readable_list(project, call, list_id)
     if record is None:
         return invalid_list_id(list_id)
+    failing = _failing_list(call, list_id)
+    if failing is not None:
+        return failing
     cutoff = call.read_cutoff
     keys = record.members if cutoff is None else project.member_keys_as_of(record, cutoff)
     lines = project.identifiers(keys, prefer_user_id)
     # One newline after each line, without a new string per line: lists run to millions.
     lines.append("")
-    return text_reply(200, "\n".join(lines))
+    faults = call.faults
+    return _member_stream(
+        text_reply(200, "\n".join(lines)),
+        faults,
+        faults.get_users_first_byte_seconds,
+        faults.get_users_members_per_second,
+        faults.get_users_stream_seconds,
+    )
 
 
 @handles_param_errors
@@ -175,9 +188,52 @@ def list_size(project: Project, call: Call) -> EmulatorResponse:
     record = _readable_list(project, call, list_id)
     if record is None:
         return invalid_list_id(list_id)
+    failing = _failing_list(call, list_id)
+    if failing is not None:
+        return failing
     cutoff = call.read_cutoff
     size = len(record.members if cutoff is None else project.member_keys_as_of(record, cutoff))
     return text_reply(200, str(size))
+
+
+def _failing_list(call: Call, list_id: int) -> EmulatorResponse | None:
+    """Faults.failing_list_ids: this list's member reads fail, every time."""
+    if list_id not in call.faults.failing_list_ids:
+        return None
+    response = fault_reply(call.faults.failing_list_status, None)
+    response.fault = "failing_list"
+    return response
+
+
+def _member_stream(
+    response: EmulatorResponse,
+    faults: Faults,
+    first_byte_seconds: float,
+    members_per_second: float | None,
+    stream_seconds: float | None,
+) -> EmulatorResponse:
+    """A line-per-member answer paced and perhaps cut by the read-speed knobs.
+
+    The cut is decided here, from the modelled times rather than the wall clock, so it falls
+    after the same member however busy the machine is.
+    """
+    total = response.body.count(b"\n")
+    cut: int | None = None
+    if stream_seconds is not None:
+        if first_byte_seconds >= stream_seconds:
+            cut = -1
+        elif members_per_second is not None:
+            due = math.floor((stream_seconds - first_byte_seconds) * members_per_second)
+            cut = due if due < total else None
+    if cut is None and faults.streams_to_cut > 0:
+        faults.streams_to_cut -= 1
+        cut = total // 2
+    if cut is None and first_byte_seconds <= 0 and members_per_second is None:
+        return response
+    response.pacing = Pacing(first_byte_seconds, members_per_second, cut)
+    if cut is not None:
+        response.fault = "stream_cut"
+    return response
 
 
 def _readable_list(project: Project, call: Call, list_id: int) -> ListRecord | None:
@@ -584,7 +640,14 @@ def export_json(project: Project, call: Call) -> EmulatorResponse:
         # The emulator records no events: every event export is empty, not an error.
         return EmulatorResponse(200, {"Content-Type": JSON_STREAM_TYPE}, b"")
     body = "".join(_export_lines(project, start, end, only, omit, call.read_cutoff))
-    return EmulatorResponse(200, {"Content-Type": JSON_STREAM_TYPE}, body.encode("utf-8"))
+    faults = call.faults
+    return _member_stream(
+        EmulatorResponse(200, {"Content-Type": JSON_STREAM_TYPE}, body.encode("utf-8")),
+        faults,
+        faults.export_first_byte_seconds,
+        faults.export_members_per_second,
+        faults.export_stream_seconds,
+    )
 
 
 def _export_lines(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from enum import StrEnum
@@ -92,6 +93,14 @@ def serve(
         min=0,
         help="With --profile: lose the answer to every N-th request after doing its work.",
     ),
+    fault: list[str] = typer.Option(
+        [],
+        "--fault",
+        help="NAME=VALUE (repeatable): set one fault knob after the profile, VALUE in JSON "
+        "(e.g. failing_list_ids=[12,13], streams_to_cut=1, get_users_stream_seconds=0.5); "
+        "durations as given, not divided by --time-scale. GET /_emulator/faults lists them.",
+        show_default=False,
+    ),
 ) -> None:
     """Serve the emulator over HTTP until interrupted (Ctrl-C), then stop cleanly."""
     limits = Limits.unlimited() if unlimited else Limits.iterable()
@@ -100,8 +109,12 @@ def serve(
     faults = (
         Faults.field(time_scale, lost_replies_every=lost_replies_every)
         if profile is not None
-        else None
+        else Faults()
     )
+    try:
+        faults.update(_fault_settings(fault))
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--fault") from None
     try:
         emulator = Emulator(limits=limits, faults=faults, state_path=state)
     except (OSError, ValueError, KeyError) as error:
@@ -160,3 +173,17 @@ def serve(
             signal.signal(sig, handler)
         server.stop()
         emulator.save()
+
+
+def _fault_settings(items: list[str]) -> dict[str, object]:
+    """--fault NAME=VALUE options as a JSON object of fault settings."""
+    settings: dict[str, object] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"expected NAME=VALUE, got {item!r}")
+        try:
+            settings[name.strip()] = json.loads(text)
+        except ValueError:
+            raise ValueError(f"the value of {name.strip()} is not JSON: {text!r}") from None
+    return settings

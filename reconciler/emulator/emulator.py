@@ -380,7 +380,7 @@ class Emulator:
         response, project_name, limit_fault = self._dispatch(
             method, path, query, body, api_key, now
         )
-        fault = limit_fault or fault
+        fault = limit_fault or response.fault or fault
         if faults.echo_api_key and api_key:
             response = echoing(response, api_key)
         if bad_body is not None and limit_fault is None:

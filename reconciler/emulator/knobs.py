@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field, fields
+from dataclasses import field as dataclass_field
 from typing import Any
 
 # (max_requests, window_seconds); None means unlimited.
@@ -124,6 +125,11 @@ class Faults:
             # Answers recorded from Iterable carry only the counts (grouparoo's fixtures);
             # failedUpdates is optional in Iterable's own client's schema.
             counts_only_answers=True,
+            get_users_first_byte_seconds=FIELD_GET_USERS_FIRST_BYTE_SECONDS / time_scale,
+            get_users_members_per_second=FIELD_GET_USERS_MEMBERS_PER_SECOND * time_scale,
+            export_first_byte_seconds=FIELD_EXPORT_FIRST_BYTE_SECONDS / time_scale,
+            export_members_per_second=FIELD_EXPORT_MEMBERS_PER_SECOND * time_scale,
+            export_stream_seconds=FIELD_EXPORT_STREAM_SECONDS / time_scale,
         )
 
     # -- Field behaviour the tool must be right under (issue 16, points 4-8 and 10) ------
@@ -135,6 +141,36 @@ class Faults:
     and the deprecated top-level invalidEmails/invalidUserIds, without failedUpdates, as
     answers recorded from Iterable do (grouparoo's fixtures): other failures are counted,
     not named."""
+
+    # -- Read speed and read failures (issue 18, point 1) ---------------------------------
+    # Durations are as the emulator applies them: Faults.field divides its figures by the
+    # time scale; a test setting one knob sets the value it wants directly. Paced answers
+    # are sent with chunked encoding as they are produced, so a client sees the bytes
+    # arrive at the modelled rate and can tell a stream cut short from a complete one.
+    get_users_first_byte_seconds: float = 0.0
+    """getUsers: how long before the answer's first byte (its status line)."""
+    get_users_members_per_second: float | None = None
+    """getUsers: members (lines) sent per second once the answer starts; None: at once."""
+    export_first_byte_seconds: float = 0.0
+    """export/data.json: how long before the answer's first byte."""
+    export_members_per_second: float | None = None
+    """export/data.json: rows (users) sent per second; None: at once."""
+    get_users_stream_seconds: float | None = None
+    """getUsers: the connection is closed this long after the request (modelled from the
+    two knobs above, so the cut falls after the same member however loaded the machine):
+    the members due later are never sent, the last line is cut in half and the chunked
+    body never ends. None: never."""
+    export_stream_seconds: float | None = None
+    """export/data.json: the same, for the synchronous export."""
+    streams_to_cut: int = 0
+    """A countdown: the next N getUsers or export/data.json answers that would have gone
+    out whole die after half their members (then answers are whole again): a stream that
+    dies midway once, for testing that a retry recovers."""
+    # (`field` is the profile's classmethod by here.)
+    failing_list_ids: list[int] = dataclass_field(default_factory=list)
+    """getUsers and lists/{id}/size of these lists answer `failing_list_status`, every
+    time, as production clients saw some lists do."""
+    failing_list_status: int = 500
 
     def update(self, values: dict[str, Any]) -> None:
         """Set fields from a JSON object (the control endpoint); unknown names are an error."""
@@ -154,6 +190,23 @@ class Faults:
 FIELD_FRESH_LIST_SECONDS = 30.0
 # Iterable's own API client's tests wait up to 60 s for list membership to show.
 FIELD_READ_LAG_SECONDS = 60.0
+# Estuary's source-iterable-native (README, api.py, PRs 3830/3837/4349) raised its getUsers
+# timeout because lists over 200,000 users take more than 5 minutes to answer, and saw 80+
+# minutes for lists of a million. 200 members/s is 83 minutes for 1M and 17 minutes for
+# 200,000: the same shape, on the slow side of both reports.
+FIELD_GET_USERS_MEMBERS_PER_SECOND = 200.0
+# Nobody publishes a time to first byte; a few seconds (inferred) keeps a client from
+# taking a slow start for a dead server, and makes many small lists cost more than their
+# members alone.
+FIELD_GET_USERS_FIRST_BYTE_SECONDS = 2.0
+# The synchronous user export streams one JSON object per user; nobody publishes its rate.
+# Inferred at 10x getUsers (2,000 users/s): clients move to it for big projects.
+FIELD_EXPORT_FIRST_BYTE_SECONDS = 2.0
+FIELD_EXPORT_MEMBERS_PER_SECOND = 2000.0
+# Airbyte's source-iterable cuts exports into date windows because Iterable closes long
+# export connections; the length is not published. Inferred: 30 minutes (3.6M users at the
+# rate above), while Estuary's 80-minute getUsers answers show getUsers is not cut so.
+FIELD_EXPORT_STREAM_SECONDS = 30 * 60.0
 PROFILES = ("field",)
 
 _INT_FIELDS = {
@@ -163,9 +216,24 @@ _INT_FIELDS = {
     "fresh_list_rejects",
     "latency_every",
     "bad_body_every",
+    "streams_to_cut",
 }
 BAD_BODIES = ("html", "truncated", "empty")
-_FLOAT_FIELDS = {"latency_seconds", "fresh_list_seconds", "read_lag_seconds"}
+_FLOAT_FIELDS = {
+    "latency_seconds",
+    "fresh_list_seconds",
+    "read_lag_seconds",
+    "get_users_first_byte_seconds",
+    "export_first_byte_seconds",
+}
+# None (off) or a number above 0.
+_POSITIVE_OR_NONE_FIELDS = {
+    "write_rate_per_second",
+    "get_users_members_per_second",
+    "export_members_per_second",
+    "get_users_stream_seconds",
+    "export_stream_seconds",
+}
 
 
 def _check_fault_value(name: str, value: Any) -> None:
@@ -177,8 +245,12 @@ def _check_fault_value(name: str, value: Any) -> None:
         ok = is_int(value) and value >= 0
     elif name in _FLOAT_FIELDS:
         ok = (is_int(value) or isinstance(value, float)) and value >= 0
-    elif name == "write_rate_per_second":
+    elif name in _POSITIVE_OR_NONE_FIELDS:
         ok = value is None or ((is_int(value) or isinstance(value, float)) and value > 0)
+    elif name == "failing_list_ids":
+        ok = isinstance(value, list) and all(is_int(v) for v in value)
+    elif name == "failing_list_status":
+        ok = is_int(value) and 400 <= value <= 599
     elif name in (
         "retry_after",
         "echo_api_key",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +13,9 @@ TEXT_TYPE = "text/plain; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
 # What the OpenAPI says export/data.json produces: newline-delimited JSON.
 JSON_STREAM_TYPE = "application/x-json-stream"
+# A paced body goes out in pieces this far apart (seconds): often enough that a client sees
+# a steady rate, rarely enough that a fast rate does not cost a write per line.
+PACE_TICK = 0.05
 
 # Iterable's edge answers unknown routes with a page like this, not with JSON, so a client
 # that assumes every error body is JSON breaks here first.
@@ -24,6 +29,57 @@ BAD_GATEWAY_HTML = (
 )
 
 
+@dataclass(frozen=True)
+class Pacing:
+    """How a line-per-member answer goes out over time (Faults' read-speed knobs)."""
+
+    first_byte_seconds: float = 0.0
+    """Wait this long before the status line."""
+    lines_per_second: float | None = None
+    """Send the body's lines at this rate; None: all at once."""
+    cut_after_lines: int | None = None
+    """Close the connection after this many whole lines and half of the next (if any),
+    without ending the chunked body; None: send it all. Below 0: close before the status
+    line."""
+
+    def body_end(self, body: bytes) -> int:
+        """How much of `body` goes out: all of it, or up to the middle of the line after
+        the cut (a cut rarely falls between two members)."""
+        if self.cut_after_lines is None:
+            return len(body)
+        position = 0
+        for _ in range(max(0, self.cut_after_lines)):
+            newline = body.find(b"\n", position)
+            if newline < 0:
+                return len(body)
+            position = newline + 1
+        next_end = body.find(b"\n", position)
+        return position + ((next_end if next_end >= 0 else len(body)) - position) // 2
+
+    def pieces(self, body: bytes, tick: float = PACE_TICK) -> Iterator[tuple[float, bytes]]:
+        """(seconds after the first byte when it is due, piece) for what goes out: whole
+        lines, about `tick` seconds' worth each, at the paced rate."""
+        end = self.body_end(body)
+        rate = self.lines_per_second
+        if rate is None:
+            if end:
+                yield 0.0, body[:end]
+            return
+        per_piece = max(1, math.ceil(rate * tick))
+        position = 0
+        lines = 0
+        while position < end:
+            piece_end = position
+            count = 0
+            while count < per_piece and piece_end < end:
+                newline = body.find(b"\n", piece_end, end)
+                piece_end = end if newline < 0 else newline + 1
+                count += 1
+            lines += count
+            yield lines / rate, body[position:piece_end]
+            position = piece_end
+
+
 @dataclass
 class EmulatorResponse:
     """An answer plus the fault instructions for the layer that sends it."""
@@ -35,6 +91,10 @@ class EmulatorResponse:
     """Send the headers and part of the body, then close the connection."""
     latency_seconds: float = 0.0
     """Wait this long before answering."""
+    pacing: Pacing | None = None
+    """Stream the body line by line (chunked), slowly or cut short; None: send it whole."""
+    fault: str | None = None
+    """The knob that shaped this answer inside an endpoint (the request log shows it)."""
 
     def json(self) -> Any:
         return json.loads(self.body)

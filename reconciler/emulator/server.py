@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from reconciler.emulator.emulator import Emulator
+from reconciler.emulator.replies import EmulatorResponse, Pacing
 
 # Far above the 4 MB batch cap, so an oversized batch still reaches the emulator and gets
 # Iterable's BatchTooLarge answer; beyond this the server refuses without reading.
@@ -80,6 +81,9 @@ class _Handler(BaseHTTPRequestHandler):
         if answer.latency_seconds > 0:
             time.sleep(answer.latency_seconds)
         try:
+            if answer.pacing is not None and not answer.drop:
+                self._send_paced(answer, answer.pacing)
+                return
             if answer.drop and not answer.body:
                 # An empty body cannot be cut short: close before any byte of the response.
                 self.close_connection = True
@@ -99,6 +103,40 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up (a timeout, usually); nothing left to tell it.
             self.close_connection = True
+
+    def _send_paced(self, answer: EmulatorResponse, pacing: Pacing) -> None:
+        """Send a line-per-member body in chunks as its lines fall due, perhaps cut short."""
+        if pacing.first_byte_seconds > 0:
+            time.sleep(pacing.first_byte_seconds)
+        if pacing.cut_after_lines is not None and pacing.cut_after_lines < 0:
+            # The connection died before the answer began.
+            self.close_connection = True
+            return
+        self.send_response(answer.status)
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        started = time.monotonic()
+        for due, piece in pacing.pieces(answer.body):
+            delay = started + due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self._write_chunk(piece)
+        if pacing.cut_after_lines is not None:
+            # No terminating chunk: the client sees a body that never ended.
+            self.close_connection = True
+            return
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _write_chunk(self, data: bytes) -> None:
+        if not data:
+            return
+        self.wfile.write(b"%x\r\n" % len(data))
+        self._write(data)
+        self.wfile.write(b"\r\n")
+        self.wfile.flush()
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)

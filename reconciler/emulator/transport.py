@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 
 from reconciler.emulator.emulator import Emulator
+from reconciler.emulator.replies import Pacing
 
 
 class EmulatorTransport(httpx.BaseTransport):
@@ -32,6 +33,20 @@ class EmulatorTransport(httpx.BaseTransport):
                 self._sleep(read_timeout)
                 raise httpx.ReadTimeout("timed out waiting for the emulator", request=request)
             self._sleep(answer.latency_seconds)
+        pacing = answer.pacing
+        if pacing is not None and not answer.drop:
+            if pacing.first_byte_seconds > 0:
+                self._sleep(pacing.first_byte_seconds)
+            if pacing.cut_after_lines is not None and pacing.cut_after_lines < 0:
+                raise httpx.RemoteProtocolError(
+                    "Server disconnected without sending a response.", request=request
+                )
+            return httpx.Response(
+                answer.status,
+                headers=answer.headers,
+                stream=_PacedStream(answer.body, pacing, self._sleep),
+                request=request,
+            )
         if answer.drop:
             raise httpx.RemoteProtocolError(
                 "peer closed connection without sending complete message body", request=request
@@ -39,3 +54,25 @@ class EmulatorTransport(httpx.BaseTransport):
         return httpx.Response(
             answer.status, headers=answer.headers, content=answer.body, request=request
         )
+
+
+class _PacedStream(httpx.SyncByteStream):
+    """A line-per-member body yielded at the paced rate, ending in an error where cut."""
+
+    def __init__(self, body: bytes, pacing: Pacing, sleep: Callable[[float], None]):
+        self._body = body
+        self._pacing = pacing
+        self._sleep = sleep
+
+    def __iter__(self) -> Iterator[bytes]:
+        elapsed = 0.0
+        for due, piece in self._pacing.pieces(self._body):
+            if due > elapsed:
+                self._sleep(due - elapsed)
+                elapsed = due
+            yield piece
+        if self._pacing.cut_after_lines is not None:
+            raise httpx.RemoteProtocolError(
+                "peer closed connection without sending complete message body "
+                "(incomplete chunked read)"
+            )

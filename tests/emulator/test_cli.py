@@ -151,3 +151,36 @@ def test_a_time_scale_needs_a_profile() -> None:
     result = run_serve("--time-scale", "10", env_key=SECRET)
     assert result.returncode == 2
     assert "only with --profile" in result.stderr
+
+
+def test_serve_sets_single_fault_knobs() -> None:
+    process = start_serve(
+        "--unlimited",
+        "--profile",
+        "field",
+        "--time-scale",
+        "100",
+        "--fault",
+        "failing_list_ids=[7, 8]",
+        "--fault",
+        "get_users_stream_seconds=0.5",
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().rstrip("\n")
+        base_url = re.match(r"^Iterable emulator listening on (\S+) ", line).group(1)  # type: ignore[union-attr]
+        with httpx.Client(base_url=base_url) as client:
+            faults = client.get("/_emulator/faults").json()
+        assert faults["failing_list_ids"] == [7, 8]
+        assert faults["get_users_stream_seconds"] == 0.5
+        # The profile's own figures stay, scaled.
+        assert faults["get_users_members_per_second"] == pytest.approx(200 * 100)
+    finally:
+        assert stop_serve(process)[0] == 0
+
+
+@pytest.mark.parametrize("setting", ["nonsense=1", "streams_to_cut", "streams_to_cut=x"])
+def test_serve_refuses_a_bad_fault_setting(setting: str) -> None:
+    result = run_serve("--fault", setting, env_key=SECRET)
+    assert result.returncode == 2
+    assert "--fault" in result.stderr
