@@ -31,11 +31,17 @@ class ClientSettings:
     # getUsers requests in flight at once: Iterable limits their starts (5 a minute), not
     # how many stream at a time.
     list_read_concurrency: int = 8
-    # Members (or export rows) a second one bulk read streams, for choosing the read route:
-    # (inferred) Estuary's connector reports 80+ minutes for a getUsers of a million; no
-    # source says the export is faster per row, so both are the same by default.
+    # For choosing the read route (state/live.py choose_member_read), all inferred: members
+    # a second one getUsers streams (Estuary's connector: 80+ minutes for a million), rows a
+    # second the user export streams (unpublished; taken as 10 times getUsers, since
+    # clients move to it for big projects), seconds before either's first byte, and how
+    # long Iterable lets an export connection stream before closing it (Airbyte's
+    # connector cuts exports into windows for this; the length is unpublished): an export
+    # modelled to take longer is not chosen.
     get_users_rate: float = 200.0
-    export_rate: float = 200.0
+    export_rate: float = 2000.0
+    bulk_read_first_byte: float = 2.0
+    export_stream_limit: float = 1800.0
     max_retries: int = 6  # retries after the first attempt, for retryable failures only
     backoff_base: float = 0.5  # first backoff in seconds; doubles each retry, with full jitter
     backoff_cap: float = 30.0  # longest single backoff

@@ -85,20 +85,25 @@ class MemberRoute:
     seconds: float = 0.0  # the modelled time of the route chosen
 
 
+# How much faster the export's modelled time must be to be chosen over getUsers.
+EXPORT_MARGIN = 1.25
+
+
 def get_users_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
     """Modelled time to read lists of these sizes with getUsers, largest first, as many in
-    flight as settings.list_read_concurrency, starts paced at list_reads_per_minute: the
-    time the last one ends. The pacing, not the streams, is what makes many lists slow."""
+    flight as settings.list_read_concurrency, starts paced at list_reads_per_minute (a
+    start's slot frees a minute after its answer began): the time the last one ends. The
+    pacing, not the streams, is what makes many small lists slow."""
     rate = settings.get_users_rate or float("inf")
-    budget = int(settings.list_read_concurrency)
+    first_byte = settings.bulk_read_first_byte
     per_minute = int(settings.list_reads_per_minute)
-    free_at = [0.0] * max(1, budget)  # when each of the streams in flight frees
+    free_at = [0.0] * max(1, int(settings.list_read_concurrency))  # when each stream frees
     end = 0.0
     for i, size in enumerate(sorted(sizes, reverse=True)):
-        paced = (i // per_minute) * 60.0 if per_minute > 0 else 0.0
+        paced = (i // per_minute) * (60.0 + first_byte) if per_minute > 0 else 0.0
         slot = min(range(len(free_at)), key=free_at.__getitem__)
         start = max(paced, free_at[slot])
-        free_at[slot] = start + size / rate
+        free_at[slot] = start + first_byte + size / rate
         end = max(end, free_at[slot])
     return end
 
@@ -106,17 +111,19 @@ def get_users_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
 def export_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
     """Modelled time of one user export: it streams every user of the project, at least
     every member of these lists (the project's other users are unknown here, which makes
-    this a lower bound, so the export is never chosen on an overestimate of getUsers)."""
+    this a lower bound: the export is favoured when the lists hold most of the project)."""
     rate = settings.export_rate or float("inf")
-    return sum(sizes) / rate
+    return settings.bulk_read_first_byte + sum(sizes) / rate
 
 
 def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) -> MemberRoute:
     """getUsers per list (several in flight, 5 starts a minute) or one user export for
     every list (4 a minute): the one modelled to finish first, from the lists' expected
     sizes (their audiences' sizes, a free and close guess: a plan's list is rarely far
-    from its audience). Unknown sizes (None) fall back to counting calls: getUsers while
-    every list fits in one minute's budget, else the export."""
+    from its audience; asking Iterable, lists/{id}/size, costs a getUsers start each).
+    An export modelled to outlast settings.export_stream_limit is not chosen: Iterable
+    closes long export connections. Unknown sizes (None) fall back to counting calls:
+    getUsers while every list fits in one minute's budget, else the export."""
     forced = settings.member_reads
     if forced != "auto":
         return MemberRoute(forced, f"{forced} as RECONCILER_MEMBER_READS says")
@@ -132,7 +139,10 @@ def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) ->
     known = [int(size or 0) for size in sizes]
     by_get_users = get_users_seconds(known, settings)
     by_export = export_seconds(known, settings)
-    if by_export < by_get_users:
+    too_long = settings.export_stream_limit > 0 and by_export > settings.export_stream_limit
+    # The export's time is a lower bound (the project's other users are unknown), so it
+    # must win clearly, not by a first byte's worth on a few small lists.
+    if by_export * EXPORT_MARGIN < by_get_users and not too_long:
         return MemberRoute(
             "export",
             f"chosen as faster: about {duration(by_export)} by one user export against "
@@ -140,12 +150,18 @@ def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) ->
             "minute)",
             by_export,
         )
-    if len(known) == 1:
+    if len(known) == 1 and not too_long:
         return MemberRoute("getUsers", "", by_get_users)
+    if too_long:
+        why = (
+            f"{duration(by_export)} or more by one user export, longer than the "
+            f"{duration(settings.export_stream_limit)} Iterable lets an export stream"
+        )
+    else:
+        why = f"{duration(by_export)} or more by one user export of {sum(known):,} members"
     return MemberRoute(
         "getUsers",
-        f"chosen as faster: about {duration(by_get_users)} by getUsers against "
-        f"{duration(by_export)} by one user export of {sum(known):,} members or more",
+        f"chosen: about {duration(by_get_users)} by getUsers against {why}",
         by_get_users,
     )
 
@@ -240,9 +256,21 @@ def read_live(
         else choose_member_read([expected_size(item) for item, _info in found], client.settings)
     )
     in_tables = [(item, info) for item, info in found if item.table is not None]
+    live = None
     if route.name == "export" and found:
-        live = _read_all_by_export(client, desired, found, engine, progress, on_read)
-    else:
+        try:
+            live = _read_all_by_export(client, desired, found, engine, progress, on_read)
+        except Exception as exc:
+            if not fails_alone(exc):
+                raise
+            # The export is one stream for every list: when it cannot be read (cut off
+            # each time, a 5xx), the lists are read one by one rather than not at all.
+            progress.note(
+                f"the user export could not be read ({exc}); reading the {len(found)} "
+                "lists with getUsers instead"
+            )
+            route = MemberRoute("getUsers", f"the user export could not be read ({exc})")
+    if live is None:
         live = _read_by_get_users(client, desired, found, engine, progress, prefetch, on_read)
     live.all_lists = all_lists
     live.table_reads = sum(1 for item, _info in in_tables if item.list_name in live.managed)
@@ -262,15 +290,12 @@ def _read_all_by_export(
     progress: Progress,
     on_read: Callable[[str], None] | None,
 ) -> LiveDestination:
-    """Every list's members from one user export; when the export cannot be read, every
-    audience of the destination is left out (named), never planned from a partial read."""
+    """Every list's members from one user export."""
     in_tables = [(item, info) for item, info in found if item.table is not None]
     in_python = [(item, info) for item, info in found if item.table is None]
     if on_read is not None:
         on_read(f"{len(found)} lists (one user export)")
     task = progress.task(f"reading members of {len(found)} lists (one user export)")
-    unproven: dict[str, str] = {}
-    managed: dict[str, LiveList] = {}
     try:
         with heartbeat(task):
             if in_tables:
@@ -282,14 +307,9 @@ def _read_all_by_export(
                 managed = _read_members_by_export(
                     client, desired.project_type, in_python, on_rows=task.advance
                 )
-    except Exception as exc:
-        if not fails_alone(exc):
-            raise
-        for item, info in found:
-            unproven[item.list_name] = unread_reason(item.list_name, info.id, exc)
     finally:
         task.finish()
-    return LiveDestination([], managed, 1, "export", unproven=unproven)
+    return LiveDestination([], managed, 1, "export")
 
 
 def _read_by_get_users(

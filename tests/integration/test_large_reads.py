@@ -62,6 +62,11 @@ def writes(server) -> list:
     return [r for r in server.emulator.request_log if r.method in WRITES]
 
 
+def list_id(server, name: str) -> int:
+    (found,) = [x.id for x in server.emulator.project("default").lists.values() if x.name == name]
+    return found
+
+
 def members(server, name: str) -> set[str]:
     proj = server.emulator.project("default")
     (list_id,) = [x.id for x in proj.lists.values() if x.name == name]
@@ -72,15 +77,15 @@ def test_a_stream_that_dies_midway_is_retried_and_the_plan_is_exact(three_lists,
     ws, server = three_lists()
     clean = cli("plan", ws.manifests, "--format", "json", "--show-members")
     assert clean.exit_code == 0, clean.output
-    server.emulator.faults.update({"drop_every": 2, "paths": [GET_USERS]})
+    # The next two getUsers answers die after half their members.
+    server.emulator.faults.update({"streams_to_cut": 2})
     server.emulator.clear_log()
 
     cut = cli("plan", ws.manifests, "--format", "json", "--show-members")
 
     assert cut.exit_code == 0, cut.output
-    log = server.emulator.request_log
-    assert any(r.fault == "drop" for r in log)  # a body was cut off midway...
-    assert calls(server)[GET_USERS] > 3  # ...and read again
+    assert server.emulator.faults.streams_to_cut == 0  # two bodies were cut off midway...
+    assert calls(server)[GET_USERS] == 3 + 2  # ...and read again
     plans = [clean.json(), cut.json()]
     said = [p["destinations"][0].pop("member_read") for p in plans]
     assert plans[0] == plans[1]  # exact: the same changes as from whole answers
@@ -94,11 +99,10 @@ def test_a_stream_that_dies_midway_is_retried_and_the_plan_is_exact(three_lists,
 def test_a_list_that_keeps_failing_is_named_and_left_out_and_the_others_are_applied(
     three_lists, cli, monkeypatch
 ):
-    # One read at a time, largest first: the scripted 500s are all "big"'s attempts
-    # (1 + RECONCILER_BULK_READ_RETRIES).
-    monkeypatch.setenv("RECONCILER_LIST_READ_CONCURRENCY", "1")
     monkeypatch.setenv("RECONCILER_BULK_READ_RETRIES", "2")
-    ws, server = three_lists(script=[500, 500, 500], paths=[GET_USERS])
+    ws, server = three_lists()
+    big_id = list_id(server, "big")
+    server.emulator.faults.update({"failing_list_ids": [big_id]})
     before = members(server, "big")
 
     result = cli("apply", ws.manifests, "--yes")
@@ -112,25 +116,31 @@ def test_a_list_that_keeps_failing_is_named_and_left_out_and_the_others_are_appl
     for name, size in (("mid", 20), ("small", 10)):
         expected = {*emails(f"{name}-", size)[1:], f"{name}-new@example.com"}
         assert members(server, name) == expected
+    assert calls(server)[GET_USERS] == 3 + 2  # big's 3 attempts, one each for the others
     subscribed = {r.body["listId"] for r in writes(server) if r.path == "/api/lists/subscribe"}
-    big_id = next(
-        x.id for x in server.emulator.project("default").lists.values() if x.name == "big"
-    )
     assert big_id not in subscribed
 
 
-def test_an_export_that_keeps_failing_leaves_every_audience_out(three_lists, cli, monkeypatch):
+def test_an_export_that_keeps_failing_is_replaced_by_getusers_and_the_plan_is_exact(
+    three_lists, cli, monkeypatch
+):
+    ws, server = three_lists()
+    clean = cli("plan", ws.manifests, "--format", "json", "--show-members")
+    assert clean.exit_code == 0, clean.output
     monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
     monkeypatch.setenv("RECONCILER_BULK_READ_RETRIES", "1")
-    ws, _server = three_lists(fail_every=1, fail_status=500, paths=[EXPORT])
+    server.emulator.faults.update({"fail_every": 1, "fail_status": 500, "paths": [EXPORT]})
+    server.emulator.clear_log()
 
-    result = cli("plan", ws.manifests, "--format", "json")
+    result = cli("plan", ws.manifests, "--format", "json", "--show-members")
 
-    assert result.exit_code == 1, result.output
-    unread = result.json()["destinations"][0]["unread"]
-    assert sorted(x["audience"] for x in unread) == ["big", "mid", "small"]
-    assert all("could not be read" in x["reason"] for x in unread)
-    assert result.json()["summary"]["members_to_remove"] == 0
+    assert result.exit_code == 0, result.output
+    assert calls(server)[EXPORT] == 2 and calls(server)[GET_USERS] == 3
+    assert "the user export could not be read" in result.stderr
+    plans = [clean.json(), result.json()]
+    said = [p["destinations"][0].pop("member_read") for p in plans]
+    assert plans[0] == plans[1]
+    assert "the user export could not be read (GET /api/export/data.json: gave up" in said[1]
 
 
 def test_a_read_slower_than_the_request_timeout_waits_for_the_bulk_timeout_and_says_so(
@@ -217,9 +227,10 @@ def test_import_reads_by_one_export_what_it_reads_by_getusers(three_lists, cli, 
 
 
 def test_import_names_a_list_it_cannot_read_and_imports_the_others(three_lists, cli, monkeypatch):
-    monkeypatch.setenv("RECONCILER_LIST_READ_CONCURRENCY", "1")
     monkeypatch.setenv("RECONCILER_BULK_READ_RETRIES", "1")
-    ws, _server = three_lists("email", script=[500, 500], paths=[GET_USERS])
+    ws, server = three_lists("email")
+    big_id = list_id(server, "big")
+    server.emulator.faults.update({"failing_list_ids": [big_id]})
     for name in ("big", "mid", "small"):
         (ws.manifests / f"aud-{name}.yaml").unlink()
     out = ws.root / "imported"
@@ -228,4 +239,5 @@ def test_import_names_a_list_it_cannot_read_and_imports_the_others(three_lists, 
 
     assert result.exit_code == 1, result.output
     assert "its members could not be read" in result.stderr
+    assert f"skipped list {big_id} 'big': its members could not be read" in result.stderr
     assert sorted(p.name for p in out.glob("*.csv")) == ["mid.csv", "small.csv"]
