@@ -42,6 +42,10 @@ class ClientSettings:
     export_rate: float = 2000.0
     bulk_read_first_byte: float = 2.0
     export_stream_limit: float = 1800.0
+    # Divides Iterable's rate-limit windows (a minute, a second) and the read-route model's
+    # durations, for benchmarks against the emulator's field profile at the same time
+    # scale (bench/large_reads.py). Never set it against Iterable: 1.
+    time_scale: float = 1.0
     max_retries: int = 6  # retries after the first attempt, for retryable failures only
     backoff_base: float = 0.5  # first backoff in seconds; doubles each retry, with full jitter
     backoff_cap: float = 30.0  # longest single backoff
@@ -114,6 +118,8 @@ class ClientSettings:
             raise ConfigError("RECONCILER_CONCURRENCY must be at least 1")
         if settings.list_read_concurrency < 1:
             raise ConfigError("RECONCILER_LIST_READ_CONCURRENCY must be at least 1")
+        if settings.time_scale <= 0:
+            raise ConfigError("RECONCILER_TIME_SCALE must be more than 0")
         if settings.bulk_read_timeout <= 0:
             raise ConfigError("RECONCILER_BULK_READ_TIMEOUT must be more than 0 seconds")
         if not 1024 <= settings.bulk_update_max_bytes <= 4 * 1024 * 1024:

@@ -94,13 +94,14 @@ def get_users_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
     flight as settings.list_read_concurrency, starts paced at list_reads_per_minute (a
     start's slot frees a minute after its answer began): the time the last one ends. The
     pacing, not the streams, is what makes many small lists slow."""
-    rate = settings.get_users_rate or float("inf")
-    first_byte = settings.bulk_read_first_byte
+    scale = settings.time_scale
+    rate = settings.get_users_rate * scale or float("inf")
+    first_byte = settings.bulk_read_first_byte / scale
     per_minute = int(settings.list_reads_per_minute)
     free_at = [0.0] * max(1, int(settings.list_read_concurrency))  # when each stream frees
     end = 0.0
     for i, size in enumerate(sorted(sizes, reverse=True)):
-        paced = (i // per_minute) * (60.0 + first_byte) if per_minute > 0 else 0.0
+        paced = (i // per_minute) * (60.0 / scale + first_byte) if per_minute > 0 else 0.0
         slot = min(range(len(free_at)), key=free_at.__getitem__)
         start = max(paced, free_at[slot])
         free_at[slot] = start + first_byte + size / rate
@@ -112,8 +113,8 @@ def export_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
     """Modelled time of one user export: it streams every user of the project, at least
     every member of these lists (the project's other users are unknown here, which makes
     this a lower bound: the export is favoured when the lists hold most of the project)."""
-    rate = settings.export_rate or float("inf")
-    return settings.bulk_read_first_byte + sum(sizes) / rate
+    rate = settings.export_rate * settings.time_scale or float("inf")
+    return settings.bulk_read_first_byte / settings.time_scale + sum(sizes) / rate
 
 
 def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) -> MemberRoute:
@@ -139,7 +140,8 @@ def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) ->
     known = [int(size or 0) for size in sizes]
     by_get_users = get_users_seconds(known, settings)
     by_export = export_seconds(known, settings)
-    too_long = settings.export_stream_limit > 0 and by_export > settings.export_stream_limit
+    stream_limit = settings.export_stream_limit / settings.time_scale
+    too_long = stream_limit > 0 and by_export > stream_limit
     # The export's time is a lower bound (the project's other users are unknown), so it
     # must win clearly, not by a first byte's worth on a few small lists.
     if by_export * EXPORT_MARGIN < by_get_users and not too_long:
@@ -155,7 +157,7 @@ def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) ->
     if too_long:
         why = (
             f"{duration(by_export)} or more by one user export, longer than the "
-            f"{duration(settings.export_stream_limit)} Iterable lets an export stream"
+            f"{duration(stream_limit)} Iterable lets an export stream"
         )
     else:
         why = f"{duration(by_export)} or more by one user export of {sum(known):,} members"
