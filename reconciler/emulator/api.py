@@ -18,6 +18,18 @@ from typing import Any
 
 from reconciler.emulator import fields as profile_fields
 from reconciler.emulator import spec
+from reconciler.emulator.exports import (
+    CANCELLED,
+    COMPLETED,
+    DOWNLOAD_PREFIX,
+    FINAL_STATES,
+    ExportJob,
+    ExportJobs,
+    ExportPlan,
+    job_model,
+    job_state,
+    plan_files,
+)
 from reconciler.emulator.identifiers import is_valid_email, normalize_email
 from reconciler.emulator.identify import (
     FAILED_UPDATE_KEYS,
@@ -26,7 +38,7 @@ from reconciler.emulator.identify import (
     identify,
     member_failure,
 )
-from reconciler.emulator.knobs import Faults
+from reconciler.emulator.knobs import Faults, Limits
 from reconciler.emulator.project import SYSTEM_FIELD_TYPES, ListRecord, Project, User
 from reconciler.emulator.replies import (
     JSON_STREAM_TYPE,
@@ -37,6 +49,7 @@ from reconciler.emulator.replies import (
     fault_reply,
     invalid_list_id,
     json_reply,
+    rate_limited,
     success,
     text_reply,
 )
@@ -52,6 +65,11 @@ class Call:
     faults: Faults
     now: float = 0.0
     """The emulator's clock when the request arrived."""
+    limits: Limits = field(default_factory=Limits)
+    exports: ExportJobs = field(default_factory=ExportJobs)
+    """The organisation's asynchronous export jobs (every project's)."""
+    link_base: str = "http://emulator.invalid"
+    """Scheme and host the request came to, for the file links the emulator serves."""
 
     @property
     def read_cutoff(self) -> float | None:
@@ -676,3 +694,127 @@ def _export_lines(
         if omit:
             row = {key: value for key, value in row.items() if key not in omit}
         yield json.dumps(row, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+# Asynchronous export ------------------------------------------------------------------------
+
+
+def _body_fields(value: Any) -> list[str] | None:
+    """onlyFields/omitFields of StartExportRequest: one comma-separated string."""
+    if value is None:
+        return None
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+def _advance_exports(call: Call) -> None:
+    queueing = call.faults.export_excess_jobs == "queue"
+    call.exports.advance(call.now, call.limits.export_concurrent_jobs if queueing else None)
+
+
+@handles_param_errors
+def start_export(project: Project, call: Call) -> EmulatorResponse:
+    body = call.body
+    faults = call.faults
+    if body["outputFormat"] != JSON_STREAM_TYPE:
+        # Not modelled: the emulator writes JSON lines only, as the tool reads them.
+        return bad_params(f"The emulator exports {JSON_STREAM_TYPE} only")
+    start_text, end_text = body.get("startDateTime"), body.get("endDateTime")
+    start = _parse_export_datetime(start_text, "startDateTime") if start_text else None
+    end = _parse_export_datetime(end_text, "endDateTime") if end_text else None
+    only = _body_fields(body.get("onlyFields"))
+    omit = set(_body_fields(body.get("omitFields")) or ())
+    _advance_exports(call)
+    most = call.limits.export_concurrent_jobs
+    rejecting = faults.export_excess_jobs == "reject"
+    if rejecting and most is not None and call.exports.unfinished() >= most:
+        response = rate_limited(1 if faults.retry_after else None)
+        response.fault = "export_concurrency"
+        return response
+    text = ""
+    if body["dataTypeName"] == "user":
+        # The same rows as the synchronous export (data.json), so either read gives the
+        # same memberships; events are not recorded, so their exports are empty.
+        text = "".join(_export_lines(project, start, end, only, omit, call.read_cutoff))
+    rows, ends, file_rows, truncated = plan_files(
+        text.encode("utf-8"), faults.export_file_bytes, faults.export_max_bytes
+    )
+    restart = faults.export_jobs_to_restart > 0
+    if restart:
+        faults.export_jobs_to_restart -= 1
+    fail = not restart and faults.export_jobs_to_fail > 0
+    if fail:
+        faults.export_jobs_to_fail -= 1
+    plan = ExportPlan(
+        body=rows,
+        file_ends=ends,
+        file_rows=file_rows,
+        truncated=truncated,
+        queue_seconds=faults.export_job_queue_seconds,
+        rows_per_second=faults.export_job_members_per_second,
+        restart=restart,
+        restart_resets_files=faults.export_restart_resets_files,
+        fail=fail,
+    )
+    job = call.exports.start(project.name, body["dataTypeName"], plan, call.now)
+    _advance_exports(call)
+    return json_reply(200, {"jobId": job.id})
+
+
+def _project_job(project: Project, call: Call) -> ExportJob:
+    job_id = _int_param(call.path_params["jobId"], "jobId")
+    job = call.exports.jobs.get(job_id)
+    if job is None or job.project != project.name:
+        # Another project's job is as unknown as one that never was.
+        raise _ParamError(api_error(404, "NotFound", f"No export job {job_id}"))
+    return job
+
+
+@handles_param_errors
+def export_files(project: Project, call: Call) -> EmulatorResponse:
+    job = _project_job(project, call)
+    _advance_exports(call)
+    faults = call.faults
+    start_after = _first(call, "startAfter")
+    names = [(job.file_name(index), index) for index in job.files_ready()]
+    if start_after is not None:
+        names = [(name, index) for name, index in names if name > start_after]
+    page = names[: faults.export_files_per_page]
+    files = []
+    for name, index in page:
+        token = call.exports.link(job, index, call.now, faults.export_link_seconds)
+        files.append({"file": name, "url": f"{call.link_base}{DOWNLOAD_PREFIX}{token}/{name}"})
+    return json_reply(
+        200,
+        {
+            "jobId": job.id,
+            "jobState": job_state(job.state, faults.export_job_state_case),
+            # Known once the job has finished.
+            "exportTruncated": job.plan.truncated and job.state == COMPLETED,
+            "files": files,
+        },
+    )
+
+
+@handles_param_errors
+def export_jobs(project: Project, call: Call) -> EmulatorResponse:
+    _advance_exports(call)
+    wanted = _first(call, "jobState")
+    case = call.faults.export_job_state_case
+    jobs = [
+        job_model(job, case)
+        for job in call.exports.jobs.values()
+        if job.project == project.name
+        and (wanted is None or job.state.lower() == wanted.strip().lower())
+    ]
+    return json_reply(200, {"jobs": jobs})
+
+
+@handles_param_errors
+def cancel_export(project: Project, call: Call) -> EmulatorResponse:
+    job = _project_job(project, call)
+    _advance_exports(call)
+    if job.state in FINAL_STATES:
+        return bad_params(f"Export job {job.id} has already finished")
+    job.state = CANCELLED
+    job.ended_at = call.now
+    return success(f"Cancelled export job {job.id}")

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, unquote
 import httpx
 
 from reconciler.emulator import api, spec
+from reconciler.emulator.exports import DOWNLOAD_PREFIX, ExportJobs
 from reconciler.emulator.knobs import (
     PROFILES,
     Faults,
@@ -42,6 +43,7 @@ from reconciler.emulator.project import (
     hash_api_key,
 )
 from reconciler.emulator.replies import (
+    JSON_STREAM_TYPE,
     EmulatorResponse,
     api_error,
     bad_params,
@@ -58,6 +60,9 @@ from reconciler.emulator.store import read_state, state_to_json, write_state_ato
 # cap, but they run on the same bulk pipeline, so the emulator holds them to it too.
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 CONTROL_PREFIX = "/_emulator/"
+# Limits Iterable counts per organisation rather than per project: the emulator's projects
+# are one organisation.
+_ORGANISATION_LIMITS = frozenset({"export_start", "export_files"})
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,12 @@ _ROUTES: tuple[_Route, ...] = (
     _route("GET", r"/api/users/byUserId", api.get_user_by_user_id, "user_reads"),
     _route("GET", r"/api/users/(?P<email>[^/]+)", api.get_user_by_email, "user_reads"),
     _route("GET", r"/api/export/data\.json", api.export_json, "export"),
+    _route(
+        "POST", r"/api/export/start", api.start_export, "export_start", body="StartExportRequest"
+    ),
+    _route("GET", r"/api/export/jobs", api.export_jobs, "export_jobs"),
+    _route("GET", r"/api/export/(?P<jobId>[^/]+)/files", api.export_files, "export_files"),
+    _route("DELETE", r"/api/export/(?P<jobId>[^/]+)", api.cancel_export, "export_cancel"),
     _route("GET", r"/api/campaigns", api.get_campaigns, "campaigns"),
 )
 
@@ -197,10 +208,12 @@ class Emulator:
         self._clock = clock
         self._lock = threading.RLock()
         self._fault_count = 0
-        self._windows: dict[tuple[str, str], SlidingWindow] = {}
+        self._windows: dict[tuple[str | None, str], SlidingWindow] = {}
         self._write_buckets: dict[str, TokenBucket] = {}
         self._key_index: dict[str, str] = {}
         self.projects: dict[str, Project] = {}
+        self.exports = ExportJobs()
+        """Asynchronous export jobs, in memory only (not saved with the state)."""
         self._list_ids = ListIdSequence()
         if self.state_path is not None and self.state_path.exists():
             self.projects, self._list_ids = read_state(self.state_path)
@@ -323,6 +336,10 @@ class Emulator:
         method = request.method.upper()
         if path.startswith(CONTROL_PREFIX):
             return self._control(method, path, body)
+        if path.startswith(DOWNLOAD_PREFIX):
+            return self._download(method, path, query)
+        host = request.headers.get("host") or request.url.netloc.decode("ascii")
+        link_base = f"{request.url.scheme}://{host}"
         with self._lock:
             parsed: Any = None
             if method == "POST" and body:
@@ -330,7 +347,9 @@ class Emulator:
                     parsed = _parse_json(body)
                 except _NotJson:
                     parsed = None
-            outcome = self._answer(method, path, query, body, request.headers.get("Api-Key"))
+            outcome = self._answer(
+                method, path, query, body, request.headers.get("Api-Key"), link_base
+            )
             self._log(
                 LoggedRequest(
                     method=method,
@@ -346,8 +365,39 @@ class Emulator:
             self._persist_if_dirty()
         return outcome.response
 
+    def _download(self, method: str, path: str, query: str) -> EmulatorResponse:
+        """A file link of the asynchronous export: no Api-Key (the link is the credential,
+        as a pre-signed S3 link is), no rate limit; logged."""
+        token = path[len(DOWNLOAD_PREFIX) :].split("/", 1)[0]
+        with self._lock:
+            now = self._clock()
+            if method != "GET":
+                response = not_found_page()
+            else:
+                status, content = self.exports.download(token, now)
+                kind = JSON_STREAM_TYPE if status == 200 else "application/xml"
+                response = EmulatorResponse(status, {"Content-Type": kind}, content)
+            self._log(
+                LoggedRequest(
+                    method=method,
+                    path=DOWNLOAD_PREFIX + "...",
+                    query=query,
+                    status=response.status,
+                    project=None,
+                    fault="link_expired" if response.status == 403 else None,
+                    at=now,
+                )
+            )
+            return response
+
     def _answer(
-        self, method: str, path: str, query: str, body: bytes, api_key: str | None
+        self,
+        method: str,
+        path: str,
+        query: str,
+        body: bytes,
+        api_key: str | None,
+        link_base: str = "http://emulator.invalid",
     ) -> _Outcome:
         now = self._clock()
         faults = self._faults
@@ -378,7 +428,7 @@ class Emulator:
                 return _Outcome(response, None, fault, now)
 
         response, project_name, limit_fault = self._dispatch(
-            method, path, query, body, api_key, now
+            method, path, query, body, api_key, now, link_base
         )
         fault = limit_fault or response.fault or fault
         if faults.echo_api_key and api_key:
@@ -396,7 +446,14 @@ class Emulator:
         return any(path.startswith(prefix) for prefix in prefixes)
 
     def _dispatch(
-        self, method: str, path: str, query: str, body: bytes, api_key: str | None, now: float
+        self,
+        method: str,
+        path: str,
+        query: str,
+        body: bytes,
+        api_key: str | None,
+        now: float,
+        link_base: str,
     ) -> tuple[EmulatorResponse, str | None, str | None]:
         """The answer, the project it was for, and the rate-limit fault if one applied."""
         match = None
@@ -446,6 +503,9 @@ class Emulator:
             body=call_body,
             faults=self._faults,
             now=now,
+            limits=self.limits,
+            exports=self.exports,
+            link_base=link_base,
         )
         cutoff = call.read_cutoff
         project.forget_changes_before(cutoff)
@@ -467,7 +527,8 @@ class Emulator:
         send_retry_after = self._faults.retry_after
         rate = getattr(self.limits, route.limit)
         if rate is not None:
-            window = self._windows.setdefault((project.name, route.limit), SlidingWindow())
+            scope = None if route.limit in _ORGANISATION_LIMITS else project.name
+            window = self._windows.setdefault((scope, route.limit), SlidingWindow())
             wait = window.acquire(now, rate)
             if wait is not None:
                 seconds = retry_after_seconds(wait) if send_retry_after else None
@@ -607,7 +668,11 @@ def _limits_from_json(payload: Any) -> Limits:
             continue
         if not hasattr(limits, name):
             raise ValueError(f"unknown limit {name}")
-        if value is None:
+        if name == "export_concurrent_jobs":
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError("limit export_concurrent_jobs must be a whole number or null")
+            limits.export_concurrent_jobs = value
+        elif value is None:
             setattr(limits, name, None)
         elif (
             isinstance(value, list)
