@@ -17,14 +17,17 @@ or deleting a list is not, so the client looks at the lists before sending it ag
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import random
+import shutil
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -74,6 +77,13 @@ class CampaignInfo:
 
 # Campaigns per page: Iterable's maximum, so a project's campaigns take few requests.
 CAMPAIGN_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class ExportJobPage:
+    state: str  # lower case: enqueued, running, completed, failed, cancelled
+    files: list[tuple[str, str]]  # (file name, link), in the job's order
+    truncated: bool
 
 
 @dataclass
@@ -145,6 +155,14 @@ class IterableClient:
         self.project_id = hashlib.sha256(
             f"{self.base_url}\n{api_key}".encode("utf-8", "surrogateescape")
         ).hexdigest()[:32]
+        # Export files sit behind pre-signed links on another host (S3): fetched by a
+        # client that has no key to send.
+        self._files = httpx.Client(
+            headers={"User-Agent": "reconciler"},
+            timeout=httpx.Timeout(self.settings.timeout, read=self.settings.bulk_read_timeout),
+            transport=transport,
+            follow_redirects=True,
+        )
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"Api-Key": api_key, "User-Agent": "reconciler"},
@@ -169,6 +187,8 @@ class IterableClient:
             "user_reads": SlidingWindow(s.user_reads_per_second, second, clock, sleep),
             "forgotten": SlidingWindow(s.forgotten_reads_per_second, second, clock, sleep),
             "campaigns": SlidingWindow(s.campaigns_per_second, second, clock, sleep),
+            # The asynchronous export: 1 a second per organisation for start and files.
+            "export_jobs": SlidingWindow(s.export_jobs_per_second, second, clock, sleep),
             "none": SlidingWindow(0, 1.0, clock, sleep),
         }
         self.stats = ClientStats()
@@ -239,6 +259,7 @@ class IterableClient:
 
     def close(self) -> None:
         self._http.close()
+        self._files.close()
 
     def __enter__(self) -> IterableClient:
         return self
@@ -635,6 +656,179 @@ class IterableClient:
 
         return self._request("GET", endpoint, bucket=bucket, params=params, parse=save, bulk=True)
 
+    # -- the asynchronous export ---------------------------------------------------------
+
+    def start_export_job(self, only_fields: Sequence[str]) -> int:
+        """`POST /api/export/start` of every user with only `only_fields` (JSON lines);
+        the job's id. 1 a second per organisation; at most 4 jobs run at a time."""
+        body = {
+            "dataTypeName": "user",
+            "outputFormat": "application/x-json-stream",
+            "onlyFields": ",".join(only_fields),
+        }
+        return self._request(
+            "POST", "/api/export/start", bucket="export_jobs", json=body, parse=_parse_job_id
+        )
+
+    def export_job_files(self, job_id: int, start_after: str | None = None) -> ExportJobPage:
+        """One page of `GET /api/export/{jobId}/files`: the job's state (lower case:
+        Iterable's own client says it answers so, the spec capitalises it), whether it was
+        truncated, and up to a page of files after `start_after`."""
+        params = {"startAfter": start_after} if start_after is not None else None
+        return self._request(
+            "GET",
+            f"/api/export/{int(job_id)}/files",
+            bucket="export_jobs",
+            params=params,
+            parse=_parse_job_page,
+            label="/api/export/{jobId}/files",
+        )
+
+    def cancel_export_job(self, job_id: int) -> None:
+        self._request(
+            "DELETE",
+            f"/api/export/{int(job_id)}",
+            bucket="export_jobs",
+            parse=lambda response: response.read(),
+            label="/api/export/{jobId}",
+        )
+
+    def download_export_job(
+        self,
+        only_fields: Sequence[str],
+        path: Path,
+        on_lines: Callable[[int], None] | None = None,
+    ) -> int:
+        """export_users by the asynchronous export: a job, its files fetched in parallel as
+        they are listed, then joined into `path` in the job's order. Returns the line count.
+
+        A job is complete only when its state is Completed and it was not truncated; its
+        files are then the ones a full listing names at that point. A job may restart
+        (Running back to Enqueued), keeping its files or producing them anew under other
+        names: files fetched before that the final listing does not name are dropped,
+        and files it names that were not fetched are fetched then. A truncated, failed or
+        cancelled job raises IterableError (the read is incomplete)."""
+        job = self.start_export_job(only_fields)
+        folder = path.parent / f"{path.name}.parts"
+        folder.mkdir(exist_ok=True)
+        fetched: dict[str, Future[int]] = {}
+        parts: dict[str, Path] = {}
+        poll = self.settings.export_poll / self.settings.time_scale
+        workers = self.settings.list_read_concurrency
+        done = False
+        try:
+            with ThreadPoolExecutor(workers, "reconciler-export-files") as pool:
+
+                def fetch(files: list[tuple[str, str]]) -> None:
+                    for name, url in files:
+                        if name not in fetched:
+                            target = parts[name] = folder / f"{len(fetched):06d}.jsonl"
+                            fetched[name] = pool.submit(
+                                self._fetch_file, job, name, url, target, on_lines
+                            )
+
+                state, last = "", None
+                while True:
+                    page = self.export_job_files(job, last)
+                    state = page.state
+                    fetch(page.files)
+                    if page.files:
+                        last = page.files[-1][0]
+                        continue  # more pages may follow at once
+                    if state in ("failed", "cancelled"):
+                        raise LiveStateError(
+                            f"export job {job} ended {state}; its files are not the export"
+                        )
+                    if state == "completed":
+                        break
+                    self._sleep(poll)
+                if page.truncated:
+                    raise LiveStateError(
+                        f"export job {job} was truncated (exportTruncated: over Iterable's "
+                        "largest export); its files are not every user"
+                    )
+                # The complete listing, from its start: after a restart that produced the
+                # files anew, it is the only one that names the right files.
+                final: list[tuple[str, str]] = []
+                last = None
+                while True:
+                    page = self.export_job_files(job, last)
+                    if not page.files:
+                        break
+                    final.extend(page.files)
+                    last = page.files[-1][0]
+                fetch(final)
+                lines = 0
+                with path.open("wb") as out:
+                    for name, _url in final:
+                        lines += fetched[name].result()
+                        with parts[name].open("rb") as handle:
+                            shutil.copyfileobj(handle, out, 1 << 20)
+                done = True
+                return lines
+        finally:
+            if not done:
+                # It would end by itself; meanwhile it holds one of 4 places.
+                with contextlib.suppress(IterableError):
+                    self.cancel_export_job(job)
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _fetch_file(
+        self,
+        job: int,
+        name: str,
+        url: str,
+        target: Path,
+        on_lines: Callable[[int], None] | None,
+    ) -> int:
+        """One export file to `target`, retried; an expired link is asked for afresh."""
+        attempt = 0
+        label = f"export job {job} file {name}"  # never the link: it grants access
+        while True:
+            try:
+                self._count(requests=1)
+                with self._stats_lock:
+                    key = "GET (export file)"
+                    self.stats.calls[key] = self.stats.calls.get(key, 0) + 1
+                with self._files.stream("GET", url) as response:
+                    if response.status_code == 403 and b"expired" in response.read():
+                        url = self._fresh_link(job, name)
+                        continue
+                    if response.status_code != 200:
+                        raise _Retryable(f"HTTP {response.status_code}")
+                    lines = 0
+                    with target.open("wb") as handle:
+                        for chunk in response.iter_bytes():
+                            handle.write(chunk)
+                            found = chunk.count(b"\n")
+                            lines += found
+                            if on_lines is not None and found:
+                                on_lines(found)
+                    return lines
+            except (_Retryable, httpx.TransportError) as exc:
+                reason = exc.reason if isinstance(exc, _Retryable) else type(exc).__name__
+                if attempt >= self.settings.bulk_read_retries:
+                    raise RetryExhaustedError(
+                        f"GET {label}: {_gave_up(attempt + 1)}; last failure: {reason}",
+                        endpoint="export file",
+                    ) from None
+                attempt += 1
+                self._count(retries=1)
+                self._tell(f"GET {label}: {reason}; retry {attempt} in a moment")
+                self._sleep(self._backoff(attempt))
+
+    def _fresh_link(self, job: int, name: str) -> str:
+        """The file's link from a new listing (links expire 30 minutes after a listing)."""
+        last = None
+        while True:
+            page = self.export_job_files(job, last)
+            for file_name, url in page.files:
+                if file_name == name:
+                    return url
+            if not page.files:
+                raise LiveStateError(f"export job {job} no longer lists file {name}")
+            last = page.files[-1][0]
+
     # -- transport -----------------------------------------------------------------------
 
     def _once(
@@ -961,6 +1155,29 @@ def _int_tuple(value: Any) -> tuple[int, ...]:
     if not isinstance(value, list):
         return ()
     return tuple(int(x) for x in value if isinstance(x, int) and not isinstance(x, bool))
+
+
+def _parse_job_id(response: httpx.Response) -> int:
+    job_id = _parse_object(response).get("jobId")
+    if not isinstance(job_id, int) or isinstance(job_id, bool):
+        raise _BadAnswer("JSON without an integer jobId")
+    return job_id
+
+
+def _parse_job_page(response: httpx.Response) -> ExportJobPage:
+    body = _parse_object(response)
+    state, files = body.get("jobState"), body.get("files")
+    if not isinstance(state, str) or not isinstance(files, list):
+        raise _BadAnswer("JSON without a jobState and a files array")
+    listed = []
+    for item in files:
+        if not isinstance(item, dict):
+            raise _BadAnswer("a 'files' entry that is not an object")
+        name, url = item.get("file"), item.get("url")
+        if not isinstance(name, str) or not isinstance(url, str):
+            raise _BadAnswer("a 'files' entry without a file name and a url")
+        listed.append((name, url))
+    return ExportJobPage(state.strip().lower(), listed, body.get("exportTruncated") is True)
 
 
 def _parse_list_id(response: httpx.Response) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields, replace
 
 from reconciler.errors import ConfigError
 
-MEMBER_READS = ("auto", "getUsers", "export")
+MEMBER_READS = ("auto", "getUsers", "export", "asyncExport")
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,12 @@ class ClientSettings:
     # durations, for benchmarks against the emulator's field profile at the same time
     # scale (bench/large_reads.py). Never set it against Iterable: 1.
     time_scale: float = 1.0
+    # The asynchronous export (inferred, unpublished): seconds a job waits in Iterable's
+    # queue, users a second it produces once running, and seconds between looks at its
+    # files (1 request a second per organisation is the limit).
+    export_job_queue: float = 30.0
+    export_job_rate: float = 5000.0
+    export_poll: float = 5.0
     max_retries: int = 6  # retries after the first attempt, for retryable failures only
     backoff_base: float = 0.5  # first backoff in seconds; doubles each retry, with full jitter
     backoff_cap: float = 30.0  # longest single backoff
@@ -62,6 +68,7 @@ class ClientSettings:
     user_reads_per_second: float = 100  # users/{email} and users/byUserId/{userId}
     forgotten_reads_per_second: float = 3  # users/forgotten and users/forgottenUserIds
     campaigns_per_second: float = 100  # GET /api/campaigns
+    export_jobs_per_second: float = 1  # export/start and export/{jobId}/files, per organisation
     # bulkUpdate bodies must stay under 4 MB; 4,000,000 is under it however a MB is counted.
     # Subscribe bodies (members with their mapped fields) are held to the same limit.
     bulk_update_max_bytes: int = 4_000_000

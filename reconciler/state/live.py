@@ -3,6 +3,8 @@ current values of the fields trait mappings own."""
 
 from __future__ import annotations
 
+import json
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -54,6 +56,8 @@ class LiveDestination:
         lists = f"{lists_read} list{'s' if lists_read != 1 else ''}"
         if self.member_read == "export":
             text = f"members of {lists} read with 1 user export (1 rate-limited call)"
+        elif self.member_read == "asyncExport":
+            text = f"members of {lists} read with 1 asynchronous export job"
         else:
             text = f"members of {lists} read with {_calls(self.member_reads)}"
             if self.member_reads > 1:
@@ -117,6 +121,15 @@ def export_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
     return settings.bulk_read_first_byte / settings.time_scale + sum(sizes) / rate
 
 
+def export_job_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
+    """Modelled time of one asynchronous export job: its time in Iterable's queue, then
+    its users at the job's rate (the same lower bound as export_seconds), its files
+    fetched in parallel as they are listed, and a look at its files to see it end."""
+    scale = settings.time_scale
+    rate = settings.export_job_rate * scale or float("inf")
+    return (settings.export_job_queue + settings.export_poll) / scale + sum(sizes) / rate
+
+
 def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) -> MemberRoute:
     """getUsers per list (several in flight, 5 starts a minute) or one user export for
     every list (4 a minute): the one modelled to finish first, from the lists' expected
@@ -140,6 +153,15 @@ def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) ->
     known = [int(size or 0) for size in sizes]
     by_get_users = get_users_seconds(known, settings)
     by_export = export_seconds(known, settings)
+    by_job = export_job_seconds(known, settings)
+    if by_job < by_export and by_job * EXPORT_MARGIN < by_get_users:
+        return MemberRoute(
+            "asyncExport",
+            f"chosen as faster: about {duration(by_job)} by one asynchronous export job "
+            f"against {duration(by_export)} by one user export and {duration(by_get_users)} "
+            f"by getUsers ({len(known)} lists, {budget:g} starts a minute)",
+            by_job,
+        )
     stream_limit = settings.export_stream_limit / settings.time_scale
     too_long = stream_limit > 0 and by_export > stream_limit
     # The export's time is a lower bound (the project's other users are unknown), so it
@@ -252,16 +274,21 @@ def read_live(
         if (info := find_list(all_lists, item.list_name)) is not None
     ]
     started, before = time.monotonic(), dict(client.stats.calls)
-    route = (
-        MemberRoute(member_reads, "")
-        if member_reads is not None
-        else choose_member_read([expected_size(item) for item, _info in found], client.settings)
-    )
+    sizes = [expected_size(item) for item, _info in found]
+    route = choose_member_read(sizes, client.settings)
+    if member_reads == "export" and route.name not in ("export", "asyncExport"):
+        # One read for every list (the saved-plan check): the faster export of the two.
+        faster = export_job_seconds(sizes, client.settings) < export_seconds(sizes, client.settings)
+        route = MemberRoute("asyncExport" if faster else "export", "one read for every list")
+    elif member_reads is not None and member_reads != "export":
+        route = MemberRoute(member_reads, "")
     in_tables = [(item, info) for item, info in found if item.table is not None]
     live = None
-    if route.name == "export" and found:
+    if route.name in ("export", "asyncExport") and found:
         try:
-            live = _read_all_by_export(client, desired, found, engine, progress, on_read)
+            live = _read_all_by_export(
+                client, desired, found, engine, progress, on_read, route.name == "asyncExport"
+            )
         except Exception as exc:
             if not fails_alone(exc):
                 raise
@@ -291,19 +318,25 @@ def _read_all_by_export(
     engine: Engine | None,
     progress: Progress,
     on_read: Callable[[str], None] | None,
+    asynchronous: bool = False,
 ) -> LiveDestination:
-    """Every list's members from one user export."""
+    """Every list's members from one user export (`asynchronous`: one export job)."""
     in_tables = [(item, info) for item, info in found if item.table is not None]
     in_python = [(item, info) for item, info in found if item.table is None]
+    how = "one asynchronous export job" if asynchronous else "one user export"
     if on_read is not None:
-        on_read(f"{len(found)} lists (one user export)")
-    task = progress.task(f"reading members of {len(found)} lists (one user export)")
+        on_read(f"{len(found)} lists ({how})")
+    task = progress.task(f"reading members of {len(found)} lists ({how})")
     try:
         with heartbeat(task):
             if in_tables:
                 assert engine is not None
                 managed = _read_tables_by_export(
-                    client, engine, desired, in_tables, in_python, task
+                    client, engine, desired, in_tables, in_python, task, asynchronous
+                )
+            elif asynchronous:
+                managed = _read_members_by_export_job(
+                    client, desired.project_type, in_python, engine, task.advance
                 )
             else:
                 managed = _read_members_by_export(
@@ -311,7 +344,7 @@ def _read_all_by_export(
                 )
     finally:
         task.finish()
-    return LiveDestination([], managed, 1, "export")
+    return LiveDestination([], managed, 1, "asyncExport" if asynchronous else "export")
 
 
 def _read_by_get_users(
@@ -445,6 +478,7 @@ def _read_tables_by_export(
     in_tables: list[tuple[DesiredList, ListInfo]],
     in_python: list[tuple[DesiredList, ListInfo]],
     task: Task,
+    asynchronous: bool = False,
 ) -> dict[str, LiveList]:
     """One export streamed to disk and read by DuckDB, for lists of both engines."""
     from reconciler.members.engine.diff import describe_live
@@ -456,7 +490,7 @@ def _read_tables_by_export(
 
     membership = _membership(desired.project_type)
     ids = [info.id for _item, info in in_tables + in_python]
-    export = read_export_table(engine, client, membership, ids, task.advance)
+    export = read_export_table(engine, client, membership, ids, task.advance, asynchronous)
     managed: dict[str, LiveList] = {}
     for item, info in in_tables:
         assert item.table is not None
@@ -518,6 +552,38 @@ def _read_members_by_export(
         }
         managed[item.list_name] = LiveList(info, members)
     return managed
+
+
+def _read_members_by_export_job(
+    client: IterableClient,
+    project_type: ProjectType,
+    found: list[tuple[DesiredList, ListInfo]],
+    engine: Engine | None,
+    on_lines: Callable[[int], None],
+) -> dict[str, LiveList]:
+    """_read_members_by_export from an asynchronous export job's files."""
+    membership = _membership(project_type)
+    ids = {info.id for _item, info in found}
+    with tempfile.TemporaryDirectory(
+        dir=engine.directory if engine is not None else None
+    ) as scratch:
+        path = Path(scratch) / "export.jsonl"
+        client.download_export_job(["email", "userId", membership], path, on_lines)
+        rows = []
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except (json.JSONDecodeError, RecursionError):
+                    row = None
+                if not isinstance(row, dict):
+                    raise LiveStateError("the export job's files hold a line that is not JSON")
+                lists = row.get(membership)
+                if isinstance(lists, list) and any(i in ids for i in lists):
+                    rows.append(row)
+    return _read_members_by_export(client, project_type, found, rows)
 
 
 def _export_identifier(

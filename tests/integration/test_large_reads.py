@@ -241,3 +241,87 @@ def test_import_names_a_list_it_cannot_read_and_imports_the_others(three_lists, 
     assert "its members could not be read" in result.stderr
     assert f"skipped list {big_id} 'big': its members could not be read" in result.stderr
     assert sorted(p.name for p in out.glob("*.csv")) == ["mid.csv", "small.csv"]
+
+
+# -- the asynchronous export -------------------------------------------------------------
+
+JOB_PATHS = ("/api/export/start", "/api/export/{jobId}/files")
+
+
+def job_calls(server) -> tuple[int, int, int]:
+    """export/start calls, export/{jobId}/files calls, files fetched."""
+    log = server.emulator.request_log
+    return (
+        sum(r.path == "/api/export/start" for r in log),
+        sum(r.path.startswith("/api/export/") and r.path.endswith("/files") for r in log),
+        sum(r.path.startswith("/export-files/") for r in log),
+    )
+
+
+@pytest.fixture
+def job_reads(monkeypatch):
+    monkeypatch.setenv("RECONCILER_EXPORT_POLL", "0.02")
+    monkeypatch.setenv("RECONCILER_EXPORT_JOBS_PER_SECOND", "1000")  # the emulator has none
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+@pytest.mark.parametrize("restart", ["none", "keeps files", "resets files"])
+def test_an_export_job_reads_exactly_what_getusers_reads_even_when_it_restarts(
+    three_lists, cli, monkeypatch, job_reads, engine, restart
+):
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    ws, server = three_lists()
+    clean = cli("plan", ws.manifests, "--format", "json", "--show-members")
+    assert clean.exit_code == 0, clean.output
+    # Small files (several per job) produced slowly enough for the job to be seen
+    # running, going back to enqueued at half way, and running again.
+    server.emulator.faults.update(
+        {
+            "export_file_bytes": 600,
+            "export_job_members_per_second": 300,
+            "export_job_queue_seconds": 0.05,
+            "export_jobs_to_restart": 0 if restart == "none" else 1,
+            "export_restart_resets_files": restart == "resets files",
+        }
+    )
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "asyncExport")
+    server.emulator.clear_log()
+
+    result = cli("plan", ws.manifests, "--format", "json", "--show-members")
+
+    assert result.exit_code == 0, result.output
+    starts, listings, fetched = job_calls(server)
+    assert starts == 1 and listings > 2 and fetched >= 2
+    assert calls(server)[GET_USERS] == 0 and calls(server)[EXPORT] == 0
+    if restart != "none":
+        assert server.emulator.faults.export_jobs_to_restart == 0  # it did restart
+    plans = [clean.json(), result.json()]
+    said = [p["destinations"][0].pop("member_read") for p in plans]
+    assert plans[0] == plans[1]
+    assert said[1].startswith("members of 3 lists read with 1 asynchronous export job in ")
+
+
+@pytest.mark.parametrize("fault", ["truncated", "failed"])
+def test_an_export_job_that_is_truncated_or_fails_is_not_taken_as_complete(
+    three_lists, cli, monkeypatch, job_reads, fault
+):
+    ws, server = three_lists()
+    clean = cli("plan", ws.manifests, "--format", "json", "--show-members")
+    assert clean.exit_code == 0, clean.output
+    server.emulator.faults.update(
+        {"export_max_bytes": 1000} if fault == "truncated" else {"export_jobs_to_fail": 1}
+    )
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "asyncExport")
+    server.emulator.clear_log()
+
+    result = cli("plan", ws.manifests, "--format", "json", "--show-members")
+
+    assert result.exit_code == 0, result.output
+    what = "was truncated (exportTruncated" if fault == "truncated" else "ended failed"
+    assert "the user export could not be read (export job" in result.stderr
+    assert what in result.stderr
+    assert calls(server)[GET_USERS] == 3  # read again, list by list
+    plans = [clean.json(), result.json()]
+    for p in plans:
+        p["destinations"][0].pop("member_read")
+    assert plans[0] == plans[1]

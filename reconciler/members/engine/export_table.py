@@ -26,13 +26,16 @@ def read_export_table(
     membership: str,
     list_ids: Collection[int],
     on_lines: Callable[[int], None] | None = None,
+    asynchronous: bool = False,
 ) -> str:
-    """Users on any of `list_ids`: table (email, user_id, lists)."""
+    """Users on any of `list_ids`: table (email, user_id, lists). `asynchronous`: read by
+    an export job (its files joined) rather than the synchronous export."""
     table = engine.name("export")
     path = engine.directory / f"{table}.jsonl"
     ids = ", ".join(str(int(i)) for i in sorted(list_ids)) or "NULL"
     try:
-        client.download_export(["email", "userId", membership], path, on_lines)
+        download = client.download_export_job if asynchronous else client.download_export
+        download(["email", "userId", membership], path, on_lines)
         try:
             engine.connection.execute(
                 f"CREATE TABLE {table} AS SELECT lower(email) AS email, userId AS user_id, "
