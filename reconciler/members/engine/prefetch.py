@@ -86,10 +86,16 @@ def start_prefetch(
         by_name: dict[str, list[ListInfo]] = {}
         for info in all_lists:
             by_name.setdefault(info.name, []).append(info)
-        existing = sum(1 for name in declared if name in by_name)
-        # The audiences' sizes are not known yet (their sources are being read): decided
-        # by counting calls, as read_live decides with unknown sizes.
-        if choose_member_read([None] * existing, client.settings).name == "export":
+        # The audiences' sizes are not known yet (their sources are being read): a large
+        # one holds at least the engine's threshold, the others are taken as empty, so
+        # getUsers is favoured; read_live decides again with the real sizes.
+        large_names = {a.list_name for a in large}
+        sizes = [
+            engine.settings.threshold if name in large_names else 0
+            for name in declared
+            if name in by_name
+        ]
+        if choose_member_read(sizes, client.settings).name != "getUsers":
             return
         for audience in large:
             candidates = [
