@@ -730,6 +730,16 @@ class IterableClient:
                 state, last = "", None
                 while True:
                     page = self.export_job_files(job, last)
+                    if page.state != state:
+                        again = state == "running" and page.state == "enqueued"
+                        self._tell(
+                            f"export job {job}: {page.state}"
+                            + (
+                                " again (Iterable restarted it; waiting for it to end)"
+                                if again
+                                else ""
+                            )
+                        )
                     state = page.state
                     fetch(page.files)
                     if page.files:
