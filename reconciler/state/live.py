@@ -265,8 +265,8 @@ def read_live(
     prefetch: Prefetch | None = None,
     member_reads: str | None = None,
 ) -> LiveDestination:
-    """`member_reads` ("getUsers", "export") overrides the route choice: the saved-plan
-    check reads with one export per destination, whatever the number of lists."""
+    """`member_reads` overrides the route choice: "export" (the saved-plan check) reads
+    every list with one export, the faster kind by the model, whatever their number."""
     all_lists = client.get_lists()
     found = [
         (item, info)
@@ -278,8 +278,13 @@ def read_live(
     route = choose_member_read(sizes, client.settings)
     if member_reads == "export" and route.name not in ("export", "asyncExport"):
         # One read for every list (the saved-plan check): the faster export of the two.
-        faster = export_job_seconds(sizes, client.settings) < export_seconds(sizes, client.settings)
-        route = MemberRoute("asyncExport" if faster else "export", "one read for every list")
+        settings = client.settings
+        by_export = export_seconds(sizes, settings)
+        job = export_job_seconds(sizes, settings) < by_export or (
+            settings.export_stream_limit > 0
+            and by_export > settings.export_stream_limit / settings.time_scale
+        )
+        route = MemberRoute("asyncExport" if job else "export", "one read for every list")
     elif member_reads is not None and member_reads != "export":
         route = MemberRoute(member_reads, "")
     in_tables = [(item, info) for item, info in found if item.table is not None]
