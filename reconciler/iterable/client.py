@@ -666,8 +666,15 @@ class IterableClient:
             "outputFormat": "application/x-json-stream",
             "onlyFields": ",".join(only_fields),
         }
+        # Waited for as a bulk read: a start that timed out and was sent again would
+        # start a second job, and jobs hold one of the organisation's 4 places each.
         return self._request(
-            "POST", "/api/export/start", bucket="export_jobs", json=body, parse=_parse_job_id
+            "POST",
+            "/api/export/start",
+            bucket="export_jobs",
+            json=body,
+            parse=_parse_job_id,
+            bulk=True,
         )
 
     def export_job_files(self, job_id: int, start_after: str | None = None) -> ExportJobPage:
