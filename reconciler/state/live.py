@@ -89,8 +89,13 @@ class MemberRoute:
     seconds: float = 0.0  # the modelled time of the route chosen
 
 
-# How much faster the export's modelled time must be to be chosen over getUsers.
+# How much faster an export's modelled time must be to be chosen over getUsers: an
+# export reads the whole project, whose size is unknown (its modelled time is a lower
+# bound). With more lists than one minute's getUsers budget, getUsers is paced and the
+# export wins clearly; with fewer, every getUsers starts at once and reads only its own
+# members, so the export must be far faster (a list of millions: hours by getUsers).
 EXPORT_MARGIN = 1.25
+FEW_LISTS_EXPORT_MARGIN = 5.0
 
 
 def get_users_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
@@ -154,7 +159,8 @@ def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) ->
     by_get_users = get_users_seconds(known, settings)
     by_export = export_seconds(known, settings)
     by_job = export_job_seconds(known, settings)
-    if by_job < by_export and by_job * EXPORT_MARGIN < by_get_users:
+    margin = EXPORT_MARGIN if budget > 0 and len(known) > budget else FEW_LISTS_EXPORT_MARGIN
+    if by_job < by_export and by_job * margin < by_get_users:
         return MemberRoute(
             "asyncExport",
             f"chosen as faster: about {duration(by_job)} by one asynchronous export job "
@@ -166,7 +172,7 @@ def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) ->
     too_long = stream_limit > 0 and by_export > stream_limit
     # The export's time is a lower bound (the project's other users are unknown), so it
     # must win clearly, not by a first byte's worth on a few small lists.
-    if by_export * EXPORT_MARGIN < by_get_users and not too_long:
+    if by_export * margin < by_get_users and not too_long:
         return MemberRoute(
             "export",
             f"chosen as faster: about {duration(by_export)} by one user export against "

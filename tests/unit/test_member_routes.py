@@ -10,7 +10,12 @@ import pytest
 from reconciler.errors import ConfigError
 from reconciler.iterable import ClientSettings
 from reconciler.progress import heartbeat
-from reconciler.state.live import choose_member_read, export_seconds, get_users_seconds
+from reconciler.state.live import (
+    choose_member_read,
+    export_job_seconds,
+    export_seconds,
+    get_users_seconds,
+)
 
 FIELD = ClientSettings()  # Iterable's limits and the field's inferred speeds
 MILLION = 1_000_000
@@ -31,18 +36,35 @@ def test_many_small_lists_are_paced_by_five_starts_a_minute():
     assert 4 * 60 < seconds < 5 * 60
 
 
-def test_the_export_is_chosen_when_modelled_faster_and_says_why():
-    route = choose_member_read([MILLION] * 3 + [10_000] * 20, FIELD)
+def test_an_export_is_chosen_when_modelled_faster_and_says_why():
+    sizes = [MILLION] * 3 + [10_000] * 20
+    route = choose_member_read(sizes, FIELD)
+    assert route.name == "asyncExport"
+    assert route.seconds == export_job_seconds(sizes, FIELD)
+    assert route.reason == (
+        "chosen as faster: about 11 min 15 s by one asynchronous export job against "
+        "26 min 42 s by one user export and 1 h 23 min by getUsers (23 lists, 5 starts a minute)"
+    )
+    no_jobs = dataclasses.replace(FIELD, export_job_queue=10**9)
+    route = choose_member_read(sizes, no_jobs)
     assert route.name == "export"
-    assert route.seconds == export_seconds([MILLION] * 3 + [10_000] * 20, FIELD)
-    assert route.reason.startswith("chosen as faster: about 26 min 42 s by one user export")
-    assert "against 1 h 23 min by getUsers" in route.reason
+    assert route.seconds == export_seconds(sizes, FIELD)
 
 
-def test_get_users_is_chosen_when_the_export_would_outlast_its_connection():
+def test_a_list_of_millions_is_read_by_an_export_job_not_one_that_outlasts_its_connection():
     route = choose_member_read([4 * MILLION], FIELD)
+    assert route.name == "asyncExport"  # 14 min against 5 h 33 min by getUsers
+    no_jobs = dataclasses.replace(FIELD, export_job_queue=10**9)
+    route = choose_member_read([4 * MILLION], no_jobs)
     assert route.name == "getUsers"
     assert "longer than the 30 min 00 s Iterable lets an export stream" in route.reason
+
+
+def test_with_few_lists_an_export_must_be_far_faster_than_getusers():
+    # One list of 150: every getUsers starts at once; the export reads the whole project.
+    assert choose_member_read([150], FIELD).name == "getUsers"
+    assert choose_member_read([20_000] * 3, FIELD).name == "getUsers"
+    assert choose_member_read([MILLION] * 3, FIELD).name == "asyncExport"
 
 
 def test_a_few_small_lists_stay_on_get_users():
