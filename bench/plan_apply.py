@@ -245,6 +245,9 @@ def main() -> None:
         API_KEY_VAR: API_KEY,
         "RECONCILER_WRITES_PER_SECOND": str(args.write_limit),
         "RECONCILER_LIST_READS_PER_MINUTE": "100000",
+        # What this measures is the diff of a getUsers body; the route model (issue 18)
+        # would take an export job for a list this large against Iterable's speeds.
+        "RECONCILER_MEMBER_READS": "getUsers",
         # The emulator here answers consistently: no read lag for a plan to wait out.
         "RECONCILER_READ_LAG": "0",
     }

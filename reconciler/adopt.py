@@ -22,6 +22,7 @@ import textwrap
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -151,10 +152,23 @@ def _import(
     out_dir.mkdir(parents=True, exist_ok=True)
     project_type = dest.spec.projectType
     with Engine.from_env() as engine:
+        read = read_members(engine, client, [t.info for t in targets], project_type, on_read)
         for target in targets:
-            if on_read is not None:
-                on_read(target.info.name)
-            count = _import_members(engine, client, target, project_type)
+            outcome = read.files[target.info.id]
+            if isinstance(outcome, Exception):
+                # Named, and the other lists go ahead; the run exits 1.
+                target.members_file.unlink(missing_ok=True)
+                result.skipped.append(
+                    SkippedList(
+                        target.info.id,
+                        target.info.name,
+                        f"its members could not be read ({outcome}); nothing was written "
+                        "for it: run import again",
+                        unread=True,
+                    )
+                )
+                continue
+            count = _import_members(engine, target, project_type, outcome)
             if count == 0 and (size := client.list_size(target.info.id)) > 0:
                 # An empty answer is not an empty list (issue 16, point 8): adopting it
                 # would declare the list empty, and the next apply would empty it.
@@ -183,17 +197,112 @@ def _import(
     return result
 
 
-def _import_members(
-    engine: Engine, client: IterableClient, target: _Target, project_type: ProjectType
-) -> int:
-    """The list's members into its CSV, sorted and each once; returns how many. getUsers
-    is streamed to a file in the workspace first: a list of millions is then sorted and
-    written by DuckDB (as a plan of that size reads it back) rather than held in Python."""
+@dataclass
+class MemberFiles:
+    """Each list's members as getUsers names them, one per line in a file of the
+    workspace (or why they could not be read), and how they were read."""
+
+    files: dict[int, Path | Exception]
+    route: str
+    reason: str = ""
+
+
+def read_members(
+    engine: Engine,
+    client: IterableClient,
+    lists: list[ListInfo],
+    project_type: ProjectType,
+    on_read: Callable[[str], None] | None = None,
+) -> MemberFiles:
+    """The members of `lists`, by the route a plan would take with sizes unknown (the
+    lists are not in any manifest yet): getUsers for several at once, or one user export
+    when there are more lists than getUsers' budget. A list whose read fails after its
+    retries is given its failure; the others are read all the same."""
+    from reconciler.state.live import choose_member_read
+
+    route = choose_member_read([None] * len(lists), client.settings)
+    if route.name == "export" and lists:
+        return MemberFiles(
+            _members_by_export(engine, client, lists, project_type, on_read),
+            "export",
+            route.reason,
+        )
     # Email-based projects answer with emails whatever preferUserId says.
     prefer_user_id = project_type != "email"
-    download = engine.directory / f"{engine.name('import')}.txt"
+    paths = {info.id: engine.directory / f"{engine.name('import')}.txt" for info in lists}
+
+    def read(info: ListInfo) -> Path:
+        if on_read is not None:
+            on_read(info.name)
+        client.download_list_members(info.id, prefer_user_id, paths[info.id])
+        return paths[info.id]
+
+    files: dict[int, Path | Exception] = {}
+    workers = max(1, min(len(lists), client.settings.list_read_concurrency))
+    with ThreadPoolExecutor(workers, "reconciler-import") as pool:
+        futures = {info.id: pool.submit(read, info) for info in lists}
+        for list_id, future in futures.items():
+            try:
+                files[list_id] = future.result()
+            except Exception as exc:
+                files[list_id] = exc
+    for outcome in files.values():
+        if isinstance(outcome, Exception) and not _one_list_failed(outcome):
+            raise outcome
+    return MemberFiles(files, "getUsers", route.reason)
+
+
+def _one_list_failed(exc: Exception) -> bool:
+    from reconciler.state.live import fails_alone
+
+    return fails_alone(exc)
+
+
+def _members_by_export(
+    engine: Engine,
+    client: IterableClient,
+    lists: list[ListInfo],
+    project_type: ProjectType,
+    on_read: Callable[[str], None] | None,
+) -> dict[int, Path | Exception]:
+    """One user export, cut into a file per list naming members as getUsers with
+    preferUserId does (the userId where the profile has one, else the email)."""
+    from reconciler.members.engine.export_table import read_export_table
+
+    if on_read is not None:
+        on_read(f"{len(lists)} lists (one user export)")
+    membership = "emailListIds" if project_type == "email" else "userListIds"
     try:
-        lines = client.download_list_members(target.info.id, prefer_user_id, download)
+        export = read_export_table(engine, client, membership, [info.id for info in lists])
+    except Exception as exc:
+        if not _one_list_failed(exc):
+            raise
+        return {info.id: exc for info in lists}
+    name = "email" if project_type == "email" else "coalesce(user_id, email)"
+    files: dict[int, Path | Exception] = {}
+    for info in lists:
+        path = engine.directory / f"{engine.name('import')}.txt"
+        cursor = engine.connection.execute(
+            f"SELECT {name} FROM {export} WHERE list_contains(lists, {int(info.id)}) "
+            f"AND {name} IS NOT NULL"
+        )
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            while rows := cursor.fetchmany(100_000):
+                handle.writelines(f"{identifier}\n" for (identifier,) in rows)
+        files[info.id] = path
+    engine.connection.execute(f"DROP TABLE {export}")
+    return files
+
+
+def _import_members(
+    engine: Engine, target: _Target, project_type: ProjectType, download: Path
+) -> int:
+    """The list's members (read to `download`) into its CSV, sorted and each once; returns
+    how many. A list of millions is sorted and written by DuckDB (as a plan of that size
+    reads it back) rather than held in Python."""
+    try:
+        with download.open("rb") as handle:
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
         if engine.use_duckdb(lines):
             return _write_members_duckdb(engine, download, target, project_type)
         # Undecodable bytes replaced, as a plan of this size reads them (httpx's iter_text).

@@ -46,11 +46,18 @@ def make_plan(
     on_read: Callable[[str], None] | None = None,
     engine: Engine | None = None,
     progress: Progress = NULL_PROGRESS,
+    member_reads: str | None = None,
 ) -> Plan:
     """`engine` plans large audiences in DuckDB (one is made from the environment when not
-    given); the plan's adds and removes may then live in its workspace until applied."""
+    given); the plan's adds and removes may then live in its workspace until applied.
+    `member_reads` "export" reads each destination's lists with one user export whatever
+    their number: a saved plan's stale check (one read per destination, not one per list)."""
     engine = engine if engine is not None else Engine.from_env()
-    prefetches = _start_prefetches(manifests, clients, targets, engine, progress)
+    prefetches = (
+        {}
+        if member_reads == "export"
+        else _start_prefetches(manifests, clients, targets, engine, progress)
+    )
     destinations = []
     fingerprint: dict[str, dict[str, dict[str, Any]]] = {}
     for name, desired in build_desired(manifests, targets, engine, progress).items():
@@ -63,6 +70,7 @@ def make_plan(
                 engine=engine,
                 progress=progress,
                 prefetch=prefetches.get(name),
+                member_reads=member_reads,
             )
         except (IterableError, LiveStateError) as exc:
             raise exc.in_destination(name) from None

@@ -111,6 +111,54 @@ def _units(n: int | float, unit: str) -> str:
     return unit[:-1] if n == 1 and unit.endswith("s") else unit
 
 
+def duration(seconds: float) -> str:
+    """`4.2 s`, `42 s`, `3 min 05 s`, `1 h 20 min`: how long a step took, for people."""
+    return _duration(seconds)
+
+
+class Heartbeat:
+    """Tasks that may wait a long time without advancing (a read waiting for its first
+    byte, or for a slot of a rate limit), ticked every second so that their elapsed time
+    keeps being shown: a plain-lines task writes its line every interval even at 0 members,
+    so a read never waits in silence."""
+
+    def __init__(self, period: float = 1.0) -> None:
+        self._tasks: set[Task] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._period = period
+
+    def add(self, task: Task) -> None:
+        with self._lock:
+            self._tasks.add(task)
+
+    def discard(self, task: Task) -> None:
+        with self._lock:
+            self._tasks.discard(task)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._period):
+            with self._lock:
+                tasks = list(self._tasks)
+            for task in tasks:
+                task.advance(0)
+
+
+@contextmanager
+def heartbeat(*tasks: Task, period: float = 1.0) -> Iterator[Heartbeat]:
+    """A Heartbeat ticking `tasks` (and any added later) until the block ends."""
+    beat = Heartbeat(period)
+    for task in tasks:
+        beat.add(task)
+    thread = threading.Thread(target=beat._run, name="reconciler-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield beat
+    finally:
+        beat._stop.set()
+        thread.join()
+
+
 # Plain lines (not a terminal).
 
 

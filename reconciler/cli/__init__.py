@@ -308,11 +308,16 @@ def _plan(
     clients: dict[str, IterableClient],
     targets: list[str] | None,
     state_dir: Path,
+    member_reads: str | None = None,
 ) -> Plan:
     notes = _wait_for_read_lag(manifests, clients, state_dir)
     with _progress() as progress:
         the_plan = make_plan(
-            manifests, clients, targets=set(targets) if targets else None, progress=progress
+            manifests,
+            clients,
+            targets=set(targets) if targets else None,
+            progress=progress,
+            member_reads=member_reads,
         )
     if not notes:
         return the_plan
@@ -704,7 +709,9 @@ def _apply_command(
         stack.enter_context(
             project_locks(state, {name: c.project_id for name, c in clients.items()})
         )
-        the_plan = _plan(manifests, clients, target, state)
+        # A saved plan's stale check reads each destination once (one user export), not
+        # every list again.
+        the_plan = _plan(manifests, clients, target, state, "export" if saved is not None else None)
         if saved is not None:
             _check_fresh(loaded, manifests, the_plan)
             the_plan = loaded.plan

@@ -17,14 +17,17 @@ or deleting a list is not, so the client looks at the lists before sending it ag
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import random
+import shutil
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -76,12 +79,25 @@ class CampaignInfo:
 CAMPAIGN_PAGE_SIZE = 1000
 
 
+@dataclass(frozen=True)
+class ExportJobPage:
+    state: str  # lower case: enqueued, running, completed, failed, cancelled
+    files: list[tuple[str, str]]  # (file name, link), in the job's order
+    truncated: bool
+
+
 @dataclass
 class ClientStats:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0  # 429s received
     writes: int = 0  # requests that change state in Iterable
+    # Requests per endpoint ("GET /api/lists/getUsers"), retries included: what a plan
+    # says it spent on its reads.
+    calls: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def calls_since(self, before: dict[str, int]) -> dict[str, int]:
+        return {k: n - before.get(k, 0) for k, n in self.calls.items() if n > before.get(k, 0)}
 
 
 class _Retryable(Exception):
@@ -139,24 +155,40 @@ class IterableClient:
         self.project_id = hashlib.sha256(
             f"{self.base_url}\n{api_key}".encode("utf-8", "surrogateescape")
         ).hexdigest()[:32]
+        # Export files sit behind pre-signed links on another host (S3): fetched by a
+        # client that has no key to send.
+        self._files = httpx.Client(
+            headers={"User-Agent": "reconciler"},
+            timeout=httpx.Timeout(self.settings.timeout, read=self.settings.bulk_read_timeout),
+            transport=transport,
+            follow_redirects=True,
+        )
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"Api-Key": api_key, "User-Agent": "reconciler"},
             timeout=timeout,
             transport=transport,
-            limits=httpx.Limits(max_connections=self.settings.concurrency + 2),
+            # Writers, or getUsers streams in flight, plus the odd list or user lookup.
+            limits=httpx.Limits(
+                max_connections=max(self.settings.concurrency, self.settings.list_read_concurrency)
+                + 2
+            ),
         )
         s = self.settings
+        # Iterable's windows; shorter only for benchmarks at an emulator's time scale.
+        minute, second = 60.0 / s.time_scale, 1.0 / s.time_scale
         self._buckets = {
-            "list_reads": SlidingWindow(s.list_reads_per_minute, 60.0, clock, sleep),
-            "lists": SlidingWindow(s.lists_per_second, 1.0, clock, sleep),
-            "writes": SlidingWindow(s.writes_per_second, 1.0, clock, sleep),
-            "bulk_update": SlidingWindow(s.bulk_updates_per_second, 1.0, clock, sleep),
-            "get_fields": SlidingWindow(s.get_fields_per_second, 1.0, clock, sleep),
-            "export": SlidingWindow(s.exports_per_minute, 60.0, clock, sleep),
-            "user_reads": SlidingWindow(s.user_reads_per_second, 1.0, clock, sleep),
-            "forgotten": SlidingWindow(s.forgotten_reads_per_second, 1.0, clock, sleep),
-            "campaigns": SlidingWindow(s.campaigns_per_second, 1.0, clock, sleep),
+            "list_reads": SlidingWindow(s.list_reads_per_minute, minute, clock, sleep),
+            "lists": SlidingWindow(s.lists_per_second, second, clock, sleep),
+            "writes": SlidingWindow(s.writes_per_second, second, clock, sleep),
+            "bulk_update": SlidingWindow(s.bulk_updates_per_second, second, clock, sleep),
+            "get_fields": SlidingWindow(s.get_fields_per_second, second, clock, sleep),
+            "export": SlidingWindow(s.exports_per_minute, minute, clock, sleep),
+            "user_reads": SlidingWindow(s.user_reads_per_second, second, clock, sleep),
+            "forgotten": SlidingWindow(s.forgotten_reads_per_second, second, clock, sleep),
+            "campaigns": SlidingWindow(s.campaigns_per_second, second, clock, sleep),
+            # The asynchronous export: 1 a second per organisation for start and files.
+            "export_jobs": SlidingWindow(s.export_jobs_per_second, second, clock, sleep),
             "none": SlidingWindow(0, 1.0, clock, sleep),
         }
         self.stats = ClientStats()
@@ -189,6 +221,16 @@ class IterableClient:
 
             window.on_wait = announce
 
+            def full(
+                in_flight: int, what: str = what, per: str = per, limit: int = window.limit
+            ) -> None:
+                notice(
+                    f"waiting for one of the {in_flight} {what} in flight to be answered: "
+                    f"Iterable's rate limit ({limit} per {per}) counts each from its answer"
+                )
+
+            window.on_full = full
+
     def _where(self) -> str:
         """host:port of the destination, for messages about reaching it."""
         url = self._http.base_url
@@ -217,6 +259,7 @@ class IterableClient:
 
     def close(self) -> None:
         self._http.close()
+        self._files.close()
 
     def __enter__(self) -> IterableClient:
         return self
@@ -310,11 +353,18 @@ class IterableClient:
 
         self._once("DELETE", path, send, deleted)
 
-    def iter_list_members(self, list_id: int, prefer_user_id: bool) -> Iterator[str]:
-        """Stream getUsers: one identifier per line. The body can be millions of lines."""
+    def iter_list_members(
+        self, list_id: int, prefer_user_id: bool, on_lines: Callable[[int], None] | None = None
+    ) -> Iterator[str]:
+        """Stream getUsers: one identifier per line. The body can be millions of lines.
+        `on_lines(n)` reports progress as lines arrive."""
         params = {"listId": str(list_id), "preferUserId": "true" if prefer_user_id else "false"}
+
+        def parse(response: httpx.Response) -> list[str]:
+            return _parse_lines(response, on_lines)
+
         lines = self._request(
-            "GET", "/api/lists/getUsers", bucket="list_reads", params=params, parse=_parse_lines
+            "GET", "/api/lists/getUsers", bucket="list_reads", params=params, parse=parse, bulk=True
         )
         yield from lines
 
@@ -322,7 +372,11 @@ class IterableClient:
         """How many members Iterable counts on the list (`GET /api/lists/{id}/size`). It
         shares getUsers' budget of 5 a minute, so it is asked only to check a doubtful read."""
         return self._request(
-            "GET", f"/api/lists/{int(list_id)}/size", bucket="list_reads", parse=_parse_count
+            "GET",
+            f"/api/lists/{int(list_id)}/size",
+            bucket="list_reads",
+            parse=_parse_count,
+            label="/api/lists/{id}/size",
         )
 
     def forgotten_hashes(self, kind: str) -> frozenset[str]:
@@ -559,7 +613,7 @@ class IterableClient:
             return _parse_json_lines(response, keep)
 
         rows = self._request(
-            "GET", "/api/export/data.json", bucket="export", params=params, parse=parse
+            "GET", "/api/export/data.json", bucket="export", params=params, parse=parse, bulk=True
         )
         yield from rows
 
@@ -632,7 +686,197 @@ class IterableClient:
                         on_lines(found)
             return lines
 
-        return self._request("GET", endpoint, bucket=bucket, params=params, parse=save)
+        return self._request("GET", endpoint, bucket=bucket, params=params, parse=save, bulk=True)
+
+    # -- the asynchronous export ---------------------------------------------------------
+
+    def start_export_job(self, only_fields: Sequence[str]) -> int:
+        """`POST /api/export/start` of every user with only `only_fields` (JSON lines);
+        the job's id. 1 a second per organisation; at most 4 jobs run at a time."""
+        body = {
+            "dataTypeName": "user",
+            "outputFormat": "application/x-json-stream",
+            "onlyFields": ",".join(only_fields),
+        }
+        # Waited for as a bulk read: a start that timed out and was sent again would
+        # start a second job, and jobs hold one of the organisation's 4 places each.
+        return self._request(
+            "POST",
+            "/api/export/start",
+            bucket="export_jobs",
+            json=body,
+            parse=_parse_job_id,
+            bulk=True,
+        )
+
+    def export_job_files(self, job_id: int, start_after: str | None = None) -> ExportJobPage:
+        """One page of `GET /api/export/{jobId}/files`: the job's state (lower case:
+        Iterable's own client says it answers so, the spec capitalises it), whether it was
+        truncated, and up to a page of files after `start_after`."""
+        params = {"startAfter": start_after} if start_after is not None else None
+        return self._request(
+            "GET",
+            f"/api/export/{int(job_id)}/files",
+            bucket="export_jobs",
+            params=params,
+            parse=_parse_job_page,
+            label="/api/export/{jobId}/files",
+        )
+
+    def cancel_export_job(self, job_id: int) -> None:
+        self._request(
+            "DELETE",
+            f"/api/export/{int(job_id)}",
+            bucket="export_jobs",
+            parse=lambda response: response.read(),
+            label="/api/export/{jobId}",
+        )
+
+    def download_export_job(
+        self,
+        only_fields: Sequence[str],
+        path: Path,
+        on_lines: Callable[[int], None] | None = None,
+    ) -> int:
+        """export_users by the asynchronous export: a job, its files fetched in parallel as
+        they are listed, then joined into `path` in the job's order. Returns the line count.
+
+        A job is complete only when its state is Completed and it was not truncated; its
+        files are then the ones a full listing names at that point. A job may restart
+        (Running back to Enqueued), keeping its files or producing them anew under other
+        names: files fetched before that the final listing does not name are dropped,
+        and files it names that were not fetched are fetched then. A truncated, failed or
+        cancelled job raises IterableError (the read is incomplete)."""
+        job = self.start_export_job(only_fields)
+        folder = path.parent / f"{path.name}.parts"
+        folder.mkdir(exist_ok=True)
+        fetched: dict[str, Future[int]] = {}
+        parts: dict[str, Path] = {}
+        poll = self.settings.export_poll / self.settings.time_scale
+        workers = self.settings.list_read_concurrency
+        done = False
+        try:
+            with ThreadPoolExecutor(workers, "reconciler-export-files") as pool:
+
+                def fetch(files: list[tuple[str, str]]) -> None:
+                    for name, url in files:
+                        if name not in fetched:
+                            target = parts[name] = folder / f"{len(fetched):06d}.jsonl"
+                            fetched[name] = pool.submit(
+                                self._fetch_file, job, name, url, target, on_lines
+                            )
+
+                state, last = "", None
+                while True:
+                    page = self.export_job_files(job, last)
+                    if page.state != state:
+                        again = state == "running" and page.state == "enqueued"
+                        self._tell(
+                            f"export job {job}: {page.state}"
+                            + (
+                                " again (Iterable restarted it; waiting for it to end)"
+                                if again
+                                else ""
+                            )
+                        )
+                    state = page.state
+                    fetch(page.files)
+                    if page.files:
+                        last = page.files[-1][0]
+                        continue  # more pages may follow at once
+                    if state in ("failed", "cancelled"):
+                        raise LiveStateError(
+                            f"export job {job} ended {state}; its files are not the export"
+                        )
+                    if state == "completed":
+                        break
+                    self._sleep(poll)
+                if page.truncated:
+                    raise LiveStateError(
+                        f"export job {job} was truncated (exportTruncated: over Iterable's "
+                        "largest export); its files are not every user"
+                    )
+                # The complete listing, from its start: after a restart that produced the
+                # files anew, it is the only one that names the right files.
+                final: list[tuple[str, str]] = []
+                last = None
+                while True:
+                    page = self.export_job_files(job, last)
+                    if not page.files:
+                        break
+                    final.extend(page.files)
+                    last = page.files[-1][0]
+                fetch(final)
+                lines = 0
+                with path.open("wb") as out:
+                    for name, _url in final:
+                        lines += fetched[name].result()
+                        with parts[name].open("rb") as handle:
+                            shutil.copyfileobj(handle, out, 1 << 20)
+                done = True
+                return lines
+        finally:
+            if not done:
+                # It would end by itself; meanwhile it holds one of 4 places.
+                with contextlib.suppress(IterableError):
+                    self.cancel_export_job(job)
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _fetch_file(
+        self,
+        job: int,
+        name: str,
+        url: str,
+        target: Path,
+        on_lines: Callable[[int], None] | None,
+    ) -> int:
+        """One export file to `target`, retried; an expired link is asked for afresh."""
+        attempt = 0
+        label = f"export job {job} file {name}"  # never the link: it grants access
+        while True:
+            try:
+                self._count(requests=1)
+                with self._stats_lock:
+                    key = "GET (export file)"
+                    self.stats.calls[key] = self.stats.calls.get(key, 0) + 1
+                with self._files.stream("GET", url) as response:
+                    if response.status_code == 403 and b"expired" in response.read():
+                        url = self._fresh_link(job, name)
+                        continue
+                    if response.status_code != 200:
+                        raise _Retryable(f"HTTP {response.status_code}")
+                    lines = 0
+                    with target.open("wb") as handle:
+                        for chunk in response.iter_bytes():
+                            handle.write(chunk)
+                            found = chunk.count(b"\n")
+                            lines += found
+                            if on_lines is not None and found:
+                                on_lines(found)
+                    return lines
+            except (_Retryable, httpx.TransportError) as exc:
+                reason = exc.reason if isinstance(exc, _Retryable) else type(exc).__name__
+                if attempt >= self.settings.bulk_read_retries:
+                    raise RetryExhaustedError(
+                        f"GET {label}: {_gave_up(attempt + 1)}; last failure: {reason}",
+                        endpoint="export file",
+                    ) from None
+                attempt += 1
+                self._count(retries=1)
+                self._tell(f"GET {label}: {reason}; retry {attempt} in a moment")
+                self._sleep(self._backoff(attempt))
+
+    def _fresh_link(self, job: int, name: str) -> str:
+        """The file's link from a new listing (links expire 30 minutes after a listing)."""
+        last = None
+        while True:
+            page = self.export_job_files(job, last)
+            for file_name, url in page.files:
+                if file_name == name:
+                    return url
+            if not page.files:
+                raise LiveStateError(f"export job {job} no longer lists file {name}")
+            last = page.files[-1][0]
 
     # -- transport -----------------------------------------------------------------------
 
@@ -668,14 +912,23 @@ class IterableClient:
         parse: Callable[[httpx.Response], T],
         idempotent: bool = True,
         label: str | None = None,
+        bulk: bool = False,
         **kwargs: Any,
     ) -> T:
         """Send until a good answer or the retry budget is spent. `parse` reads a 2xx answer
         into the result, raising _BadAnswer when it is not what the endpoint answers.
-        `label` names the endpoint in messages when `path` holds something personal."""
+        `label` names the endpoint in messages when `path` holds something personal.
+        A `bulk` read (a list's members, an export) may take settings.bulk_read_timeout
+        between bytes, and is retried settings.bulk_read_retries times."""
         limiter = self._buckets[bucket]
         attempt = 0
         shown = label or path
+        retries = self.settings.max_retries
+        if bulk:
+            retries = self.settings.bulk_read_retries
+            kwargs["timeout"] = httpx.Timeout(
+                self.settings.timeout, read=self.settings.bulk_read_timeout
+            )
         while True:
             try:
                 with limiter.acquire() as slot:
@@ -685,7 +938,7 @@ class IterableClient:
             except _Retryable as exc:
                 if not idempotent and exc.done_maybe:
                     raise _Uncertain(exc.reason) from None
-                if attempt >= self.settings.max_retries:
+                if attempt >= retries:
                     unsure = (
                         "; the request may have taken effect in Iterable even so (the next "
                         "plan shows what is left)"
@@ -712,7 +965,7 @@ class IterableClient:
                 if self._notice is not None and (wait >= 1.0 or not exc.rate_limited):
                     self._notice(
                         f"{method} {shown}: {exc.reason}; retry {attempt} of "
-                        f"{self.settings.max_retries} in {wait:.1f} s"
+                        f"{retries} in {wait:.1f} s"
                     )
                 self._sleep(wait)
 
@@ -766,6 +1019,9 @@ class IterableClient:
         """`answered` is called as soon as the answer's headers arrive, before its body is
         read: by then the server has counted the request against its rate limit."""
         self._count(requests=1, writes=int(method != "GET"))
+        endpoint = f"{method} {label or path}"
+        with self._stats_lock:
+            self.stats.calls[endpoint] = self.stats.calls.get(endpoint, 0) + 1
         try:
             with self._http.stream(method, path, **kwargs) as response:
                 if answered is not None:
@@ -950,6 +1206,29 @@ def _int_tuple(value: Any) -> tuple[int, ...]:
     return tuple(int(x) for x in value if isinstance(x, int) and not isinstance(x, bool))
 
 
+def _parse_job_id(response: httpx.Response) -> int:
+    job_id = _parse_object(response).get("jobId")
+    if not isinstance(job_id, int) or isinstance(job_id, bool):
+        raise _BadAnswer("JSON without an integer jobId")
+    return job_id
+
+
+def _parse_job_page(response: httpx.Response) -> ExportJobPage:
+    body = _parse_object(response)
+    state, files = body.get("jobState"), body.get("files")
+    if not isinstance(state, str) or not isinstance(files, list):
+        raise _BadAnswer("JSON without a jobState and a files array")
+    listed = []
+    for item in files:
+        if not isinstance(item, dict):
+            raise _BadAnswer("a 'files' entry that is not an object")
+        name, url = item.get("file"), item.get("url")
+        if not isinstance(name, str) or not isinstance(url, str):
+            raise _BadAnswer("a 'files' entry without a file name and a url")
+        listed.append((name, url))
+    return ExportJobPage(state.strip().lower(), listed, body.get("exportTruncated") is True)
+
+
 def _parse_list_id(response: httpx.Response) -> int:
     list_id = _parse_object(response).get("listId")
     if not isinstance(list_id, int) or isinstance(list_id, bool):
@@ -1008,7 +1287,9 @@ def _parse_json_lines(
     return rows
 
 
-def _parse_lines(response: httpx.Response) -> list[str]:
+def _parse_lines(
+    response: httpx.Response, on_lines: Callable[[int], None] | None = None
+) -> list[str]:
     if _is_html(response):
         # A proxy's or portal's page would otherwise be read as members, and the plan would
         # remove everyone the page does not name.
@@ -1019,6 +1300,8 @@ def _parse_lines(response: httpx.Response) -> list[str]:
         pending += chunk
         *complete, pending = pending.split("\n")
         lines.extend(member_line(x) for x in complete if x.strip())
+        if on_lines is not None and complete:
+            on_lines(len(complete))
     if pending.strip():
         lines.append(member_line(pending))
     return lines

@@ -73,9 +73,13 @@ class SlidingWindow:
         # Told of every wait of NOTICE_AFTER seconds or more before it starts, so a long
         # pause (a minute for the fifth list read) is never silence.
         self.on_wait: Callable[[float], None] | None = None
+        # Told when a request waits for an answer to one of those in flight (every slot
+        # held, for as long as a slow read takes to answer), once per request.
+        self.on_full: Callable[[int], None] | None = None
 
     def acquire(self) -> Slot:
         """Wait until a request may be sent without going over the limit; its slot."""
+        told = False
         while True:
             with self._changed:
                 now = self._clock()
@@ -88,6 +92,9 @@ class SlidingWindow:
                 if wait is None:
                     # Every slot is held by a request still in flight: the next answer
                     # says when one frees.
+                    if self.on_full is not None and not told:
+                        told = True
+                        self.on_full(self._in_flight)
                     self._changed.wait()
                     self.waited += max(0.0, self._clock() - now)
                     continue

@@ -13,12 +13,45 @@ from dataclasses import dataclass, fields, replace
 
 from reconciler.errors import ConfigError
 
-MEMBER_READS = ("auto", "getUsers", "export")
+MEMBER_READS = ("auto", "getUsers", "export", "asyncExport")
 
 
 @dataclass(frozen=True)
 class ClientSettings:
     timeout: float = 30.0  # seconds per request (connect, read, write each)
+    # Bulk reads (getUsers, user exports, export files) answer slowly: getUsers takes over
+    # 5 minutes to start answering for lists above 200,000 users and 80+ minutes for a
+    # million (Estuary's connector). Seconds such a read may go without a byte, its first
+    # byte included; the other timeouts stay `timeout`.
+    bulk_read_timeout: float = 1800.0
+    # Retries of a bulk read whose answer failed (a stream closed midway, a 5xx). Each one
+    # takes a slot of the read's rate budget (getUsers: 5 a minute), so a list that keeps
+    # failing is given up on sooner than a write, and left out of the plan.
+    bulk_read_retries: int = 3
+    # getUsers requests in flight at once: Iterable limits their starts (5 a minute), not
+    # how many stream at a time.
+    list_read_concurrency: int = 8
+    # For choosing the read route (state/live.py choose_member_read), all inferred: members
+    # a second one getUsers streams (Estuary's connector: 80+ minutes for a million), rows a
+    # second the user export streams (unpublished; taken as 10 times getUsers, since
+    # clients move to it for big projects), seconds before either's first byte, and how
+    # long Iterable lets an export connection stream before closing it (Airbyte's
+    # connector cuts exports into windows for this; the length is unpublished): an export
+    # modelled to take longer is not chosen.
+    get_users_rate: float = 200.0
+    export_rate: float = 2000.0
+    bulk_read_first_byte: float = 2.0
+    export_stream_limit: float = 1800.0
+    # Divides Iterable's rate-limit windows (a minute, a second) and the read-route model's
+    # durations, for benchmarks against the emulator's field profile at the same time
+    # scale (bench/large_reads.py). Never set it against Iterable: 1.
+    time_scale: float = 1.0
+    # The asynchronous export (inferred, unpublished): seconds a job waits in Iterable's
+    # queue, users a second it produces once running, and seconds between looks at its
+    # files (1 request a second per organisation is the limit).
+    export_job_queue: float = 30.0
+    export_job_rate: float = 5000.0
+    export_poll: float = 5.0
     max_retries: int = 6  # retries after the first attempt, for retryable failures only
     backoff_base: float = 0.5  # first backoff in seconds; doubles each retry, with full jitter
     backoff_cap: float = 30.0  # longest single backoff
@@ -35,6 +68,7 @@ class ClientSettings:
     user_reads_per_second: float = 100  # users/{email} and users/byUserId/{userId}
     forgotten_reads_per_second: float = 3  # users/forgotten and users/forgottenUserIds
     campaigns_per_second: float = 100  # GET /api/campaigns
+    export_jobs_per_second: float = 1  # export/start and export/{jobId}/files, per organisation
     # bulkUpdate bodies must stay under 4 MB; 4,000,000 is under it however a MB is counted.
     # Subscribe bodies (members with their mapped fields) are held to the same limit.
     bulk_update_max_bytes: int = 4_000_000
@@ -48,8 +82,9 @@ class ClientSettings:
     # and a plan waits until this long after the last apply to its destination before it
     # reads. 0 turns both off.
     read_lag: float = 60.0
-    # How plans read list members: "getUsers" (one call per list, 5/minute), "export" (one
-    # user export for every list at once, 4/minute) or "auto" (the one with fewer waits).
+    # How plans read list members: "getUsers" (one call per list, 5/minute, several in
+    # flight), "export" (one user export for every list at once, 4/minute) or "auto" (the
+    # one that should finish first, from the lists' sizes: state/live.py choose_member_read).
     member_reads: str = "auto"
 
     @classmethod
@@ -88,6 +123,12 @@ class ClientSettings:
             raise ConfigError("RECONCILER_TIMEOUT must be more than 0 seconds")
         if settings.concurrency < 1:
             raise ConfigError("RECONCILER_CONCURRENCY must be at least 1")
+        if settings.list_read_concurrency < 1:
+            raise ConfigError("RECONCILER_LIST_READ_CONCURRENCY must be at least 1")
+        if settings.time_scale <= 0:
+            raise ConfigError("RECONCILER_TIME_SCALE must be more than 0")
+        if settings.bulk_read_timeout <= 0:
+            raise ConfigError("RECONCILER_BULK_READ_TIMEOUT must be more than 0 seconds")
         if not 1024 <= settings.bulk_update_max_bytes <= 4 * 1024 * 1024:
             raise ConfigError("RECONCILER_BULK_UPDATE_MAX_BYTES must be between 1024 and 4194304")
         return settings

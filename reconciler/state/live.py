@@ -3,17 +3,21 @@ current values of the fields trait mappings own."""
 
 from __future__ import annotations
 
+import json
+import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from reconciler.errors import LiveStateError
+from reconciler.errors import AuthError, IterableError, LiveStateError, RetryExhaustedError
 from reconciler.iterable import ClientSettings, IterableClient, ListInfo
 from reconciler.members.identity import Member, ProjectType, looks_like_email
 from reconciler.plan import FieldRead
-from reconciler.progress import NULL_PROGRESS, Progress, Task
+from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, Task, duration, heartbeat
 from reconciler.state.desired import DesiredDestination, DesiredList
 
 if TYPE_CHECKING:
@@ -39,15 +43,28 @@ class LiveDestination:
     # and their audiences are left out of the plan.
     unproven: dict[str, str] = field(default_factory=dict)
     size_reads: int = 0  # lists/{id}/size calls spent checking doubtful reads
+    route: MemberRoute | None = None  # why this read, and what the other would have cost
+    seconds: float = 0.0  # the member read's wall time
+    calls: dict[str, int] = field(default_factory=dict)  # requests per endpoint, retries too
 
     def describe_reads(self) -> str | None:
-        if not self.managed:
+        lists_read = len(self.managed) + len(self.unproven)
+        if not lists_read:
             return None
-        lists = f"{len(self.managed)} list{'s' if len(self.managed) != 1 else ''}"
+        lists = f"{lists_read} list{'s' if lists_read != 1 else ''}"
         if self.member_read == "export":
             text = f"members of {lists} read with 1 user export (1 rate-limited call)"
+        elif self.member_read == "asyncExport":
+            text = f"members of {lists} read with 1 asynchronous export job"
         else:
             text = f"members of {lists} read with {_calls(self.member_reads)}"
+            if self.member_reads > 1:
+                text += " in parallel"
+        spent = ", ".join(f"{n:,} {endpoint}" for endpoint, n in sorted(self.calls.items()))
+        if spent:
+            text += f" in {duration(self.seconds)} ({spent})"
+        if self.route is not None and self.route.reason:
+            text += f"; {self.route.reason}"
         if self.table_reads:
             large = f"{self.table_reads} large list{'s' if self.table_reads != 1 else ''}"
             text += f"; {large} diffed in DuckDB"
@@ -61,13 +78,125 @@ def _calls(n: int) -> str:
     return f"{n} getUsers call{'s' if n != 1 else ''}"
 
 
-def choose_member_read(existing_lists: int, settings: ClientSettings) -> str:
-    """getUsers costs one call per list at 5 per minute; one user export reads every list at
-    once (4 per minute). Beyond the getUsers budget the export saves 12 s per list."""
-    if settings.member_reads != "auto":
-        return settings.member_reads
+@dataclass(frozen=True)
+class MemberRoute:
+    """How a destination's list members are read, and why (said in the plan)."""
+
+    name: str  # "getUsers" or "export"
+    reason: str = ""
+    seconds: float = 0.0  # the modelled time of the route chosen
+
+
+# How much faster an export's modelled time must be to be chosen over getUsers: an
+# export reads the whole project, whose size is unknown (its modelled time is a lower
+# bound). With more lists than one minute's getUsers budget, getUsers is paced and the
+# export wins clearly; with fewer, every getUsers starts at once and reads only its own
+# members, so the export must be far faster (a list of millions: hours by getUsers).
+EXPORT_MARGIN = 1.25
+FEW_LISTS_EXPORT_MARGIN = 5.0
+
+
+def get_users_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
+    """Modelled time to read lists of these sizes with getUsers, largest first, as many in
+    flight as settings.list_read_concurrency, starts paced at list_reads_per_minute (a
+    start's slot frees a minute after its answer began): the time the last one ends. The
+    pacing, not the streams, is what makes many small lists slow."""
+    scale = settings.time_scale
+    rate = settings.get_users_rate * scale or float("inf")
+    first_byte = settings.bulk_read_first_byte / scale
+    per_minute = int(settings.list_reads_per_minute)
+    free_at = [0.0] * max(1, int(settings.list_read_concurrency))  # when each stream frees
+    end = 0.0
+    for i, size in enumerate(sorted(sizes, reverse=True)):
+        paced = (i // per_minute) * (60.0 / scale + first_byte) if per_minute > 0 else 0.0
+        slot = min(range(len(free_at)), key=free_at.__getitem__)
+        start = max(paced, free_at[slot])
+        free_at[slot] = start + first_byte + size / rate
+        end = max(end, free_at[slot])
+    return end
+
+
+def export_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
+    """Modelled time of one user export: it streams every user of the project, at least
+    every member of these lists (the project's other users are unknown here, which makes
+    this a lower bound: the export is favoured when the lists hold most of the project)."""
+    rate = settings.export_rate * settings.time_scale or float("inf")
+    return settings.bulk_read_first_byte / settings.time_scale + sum(sizes) / rate
+
+
+def export_job_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
+    """Modelled time of one asynchronous export job: its time in Iterable's queue, then
+    its users at the job's rate (the same lower bound as export_seconds), its files
+    fetched in parallel as they are listed, and a look at its files to see it end."""
+    scale = settings.time_scale
+    rate = settings.export_job_rate * scale or float("inf")
+    return (settings.export_job_queue + settings.export_poll) / scale + sum(sizes) / rate
+
+
+def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) -> MemberRoute:
+    """getUsers per list (several in flight, 5 starts a minute) or one user export for
+    every list (4 a minute): the one modelled to finish first, from the lists' expected
+    sizes (their audiences' sizes, a free and close guess: a plan's list is rarely far
+    from its audience; asking Iterable, lists/{id}/size, costs a getUsers start each).
+    An export modelled to outlast settings.export_stream_limit is not chosen: Iterable
+    closes long export connections. Unknown sizes (None) fall back to counting calls:
+    getUsers while every list fits in one minute's budget, else the export."""
+    forced = settings.member_reads
+    if forced != "auto":
+        return MemberRoute(forced, f"{forced} as RECONCILER_MEMBER_READS says")
     budget = settings.list_reads_per_minute
-    return "export" if budget > 0 and existing_lists > budget else "getUsers"
+    if not sizes:
+        return MemberRoute("getUsers")
+    if any(size is None for size in sizes):
+        if budget > 0 and len(sizes) > budget:
+            return MemberRoute(
+                "export", f"one export rather than {len(sizes)} getUsers at {budget:g} a minute"
+            )
+        return MemberRoute("getUsers")
+    known = [int(size or 0) for size in sizes]
+    by_get_users = get_users_seconds(known, settings)
+    by_export = export_seconds(known, settings)
+    by_job = export_job_seconds(known, settings)
+    margin = EXPORT_MARGIN if budget > 0 and len(known) > budget else FEW_LISTS_EXPORT_MARGIN
+    if by_job < by_export and by_job * margin < by_get_users:
+        return MemberRoute(
+            "asyncExport",
+            f"chosen as faster: about {duration(by_job)} by one asynchronous export job "
+            f"against {duration(by_export)} by one user export and {duration(by_get_users)} "
+            f"by getUsers ({len(known)} lists, {budget:g} starts a minute)",
+            by_job,
+        )
+    stream_limit = settings.export_stream_limit / settings.time_scale
+    too_long = stream_limit > 0 and by_export > stream_limit
+    # The export's time is a lower bound (the project's other users are unknown), so it
+    # must win clearly, not by a first byte's worth on a few small lists.
+    if by_export * margin < by_get_users and not too_long:
+        return MemberRoute(
+            "export",
+            f"chosen as faster: about {duration(by_export)} by one user export against "
+            f"{duration(by_get_users)} by getUsers ({len(known)} lists, {budget:g} starts a "
+            "minute)",
+            by_export,
+        )
+    if len(known) == 1 and not too_long:
+        return MemberRoute("getUsers", "", by_get_users)
+    if too_long:
+        why = (
+            f"{duration(by_export)} or more by one user export, longer than the "
+            f"{duration(stream_limit)} Iterable lets an export stream"
+        )
+    else:
+        why = f"{duration(by_export)} or more by one user export of {sum(known):,} members"
+    return MemberRoute(
+        "getUsers",
+        f"chosen: about {duration(by_get_users)} by getUsers against {why}",
+        by_get_users,
+    )
+
+
+def expected_size(item: DesiredList) -> int:
+    """The members an audience wants: what its list is expected to hold."""
+    return item.table.valid if item.table is not None else len(item.members)
 
 
 def find_list(all_lists: list[ListInfo], name: str) -> ListInfo | None:
@@ -111,6 +240,25 @@ def _resolve_user_ids(client: IterableClient, item: DesiredList, members: set[st
     return resolved
 
 
+def unread_reason(list_name: str, list_id: int, exc: Exception) -> str:
+    """Why an audience is left out when its list's members could not be read at all."""
+    return (
+        f"list {list_name!r} (id {list_id}): its members could not be read ({exc}). The "
+        "read is not trusted: this audience is left out of the plan (nothing is added or "
+        "removed); run plan again"
+    )
+
+
+def fails_alone(exc: Exception) -> bool:
+    """A failure that leaves only one list (or one export) unread: the others can go
+    ahead. A refused key or a wrong address fails every read, so it ends the plan."""
+    if isinstance(exc, AuthError):
+        return False
+    return isinstance(exc, RetryExhaustedError | LiveStateError) or (
+        isinstance(exc, IterableError) and (exc.status or 0) >= 500
+    )
+
+
 def read_live(
     client: IterableClient,
     desired: DesiredDestination,
@@ -119,51 +267,167 @@ def read_live(
     engine: Engine | None = None,
     progress: Progress = NULL_PROGRESS,
     prefetch: Prefetch | None = None,
+    member_reads: str | None = None,
 ) -> LiveDestination:
+    """`member_reads` overrides the route choice: "export" (the saved-plan check) reads
+    every list with one export, the faster kind by the model, whatever their number."""
     all_lists = client.get_lists()
     found = [
         (item, info)
         for item in desired.lists
         if (info := find_list(all_lists, item.list_name)) is not None
     ]
-    # Audiences planned in DuckDB read their members to disk, never into Python sets.
+    started, before = time.monotonic(), dict(client.stats.calls)
+    sizes = [expected_size(item) for item, _info in found]
+    route = choose_member_read(sizes, client.settings)
+    if member_reads == "export" and route.name not in ("export", "asyncExport"):
+        # One read for every list (the saved-plan check): the faster export of the two.
+        settings = client.settings
+        by_export = export_seconds(sizes, settings)
+        job = export_job_seconds(sizes, settings) < by_export or (
+            settings.export_stream_limit > 0
+            and by_export > settings.export_stream_limit / settings.time_scale
+        )
+        route = MemberRoute("asyncExport" if job else "export", "one read for every list")
+    elif member_reads is not None and member_reads != "export":
+        route = MemberRoute(member_reads, "")
+    in_tables = [(item, info) for item, info in found if item.table is not None]
+    live = None
+    if route.name in ("export", "asyncExport") and found:
+        try:
+            live = _read_all_by_export(
+                client, desired, found, engine, progress, on_read, route.name == "asyncExport"
+            )
+        except Exception as exc:
+            if not fails_alone(exc):
+                raise
+            # The export is one stream for every list: when it cannot be read (cut off
+            # each time, a 5xx), the lists are read one by one rather than not at all.
+            progress.note(
+                f"the user export could not be read ({exc}); reading the {len(found)} "
+                "lists with getUsers instead"
+            )
+            route = MemberRoute("getUsers", f"the user export could not be read ({exc})")
+    if live is None:
+        live = _read_by_get_users(client, desired, found, engine, progress, prefetch, on_read)
+    live.all_lists = all_lists
+    live.table_reads = sum(1 for item, _info in in_tables if item.list_name in live.managed)
+    live.route = route
+    live = _prove_reads(client, live)
+    live.seconds = time.monotonic() - started
+    live.calls = client.stats.calls_since(before)
+    live.calls.pop("GET /api/lists", None)
+    return live
+
+
+def _read_all_by_export(
+    client: IterableClient,
+    desired: DesiredDestination,
+    found: list[tuple[DesiredList, ListInfo]],
+    engine: Engine | None,
+    progress: Progress,
+    on_read: Callable[[str], None] | None,
+    asynchronous: bool = False,
+) -> LiveDestination:
+    """Every list's members from one user export (`asynchronous`: one export job)."""
     in_tables = [(item, info) for item, info in found if item.table is not None]
     in_python = [(item, info) for item, info in found if item.table is None]
-    managed: dict[str, LiveList] = {}
-    if choose_member_read(len(found), client.settings) == "export" and found:
-        if on_read is not None:
-            on_read(f"{len(found)} lists (one user export)")
-        task = progress.task(f"reading members of {len(found)} lists (one user export)")
-        if in_tables:
-            assert engine is not None
-            managed = _read_tables_by_export(client, engine, desired, in_tables, in_python, task)
-        else:
-            managed = _read_members_by_export(client, desired.project_type, in_python)
-            task.advance(sum(len(x.members) for x in managed.values()))
+    how = "one asynchronous export job" if asynchronous else "one user export"
+    if on_read is not None:
+        on_read(f"{len(found)} lists ({how})")
+    task = progress.task(f"reading members of {len(found)} lists ({how})")
+    try:
+        with heartbeat(task):
+            if in_tables:
+                assert engine is not None
+                managed = _read_tables_by_export(
+                    client, engine, desired, in_tables, in_python, task, asynchronous
+                )
+            elif asynchronous:
+                managed = _read_members_by_export_job(
+                    client, desired.project_type, in_python, engine, task.advance
+                )
+            else:
+                managed = _read_members_by_export(
+                    client, desired.project_type, in_python, on_rows=task.advance
+                )
+    finally:
         task.finish()
-        live = LiveDestination(all_lists, managed, 1, "export", len(in_tables))
-        return _prove_reads(client, live)
-    for item, info in in_tables:
-        assert engine is not None and item.table is not None
+    return LiveDestination([], managed, 1, "asyncExport" if asynchronous else "export")
+
+
+def _read_by_get_users(
+    client: IterableClient,
+    desired: DesiredDestination,
+    found: list[tuple[DesiredList, ListInfo]],
+    engine: Engine | None,
+    progress: Progress,
+    prefetch: Prefetch | None,
+    on_read: Callable[[str], None] | None,
+) -> LiveDestination:
+    """getUsers for every list, several in flight at once (Iterable limits how many start
+    a minute, not how many stream), the largest first so the longest streams start
+    earliest. A list whose read still fails after its retries is named in `unproven`, and
+    the others go ahead. Reading is done in threads; the workspace (DuckDB) and the
+    per-user lookups are used from this one."""
+    order = sorted(found, key=lambda pair: -expected_size(pair[0]))
+    paths = {
+        item.list_name: engine.directory / f"{engine.name('live')}.txt"
+        for item, _info in order
+        if item.table is not None and engine is not None
+    }
+
+    def read(item: DesiredList, info: ListInfo, beat: Heartbeat) -> Path | set[str]:
         if on_read is not None:
             on_read(item.list_name)
-        managed[item.list_name] = _read_list_table(
-            client, engine, desired, item, info, progress, prefetch
-        )
-    for item, info in in_python:
-        if on_read is not None:
-            on_read(item.list_name)
+        if item.table is not None:
+            fetched = (
+                prefetch.take(item.list_name, info.id, item.prefer_user_id) if prefetch else None
+            )
+            if isinstance(fetched, Exception):
+                raise fetched
+            if fetched is not None:
+                return fetched
         task = progress.task(f"reading list {item.list_name!r}")
-        # Emails come back lowercase (Iterable stores them so) and userIds are exact:
-        # compared as given.
-        members = set(client.iter_list_members(info.id, item.prefer_user_id))
-        task.advance(len(members))
-        task.finish()
-        if desired.project_type == "hybrid" and item.prefer_user_id:
-            members = _resolve_user_ids(client, item, members)
-        managed[item.list_name] = LiveList(info, members)
-    live = LiveDestination(all_lists, managed, len(found), "getUsers", len(in_tables))
-    return _prove_reads(client, live)
+        beat.add(task)
+        try:
+            if item.table is not None:
+                path = paths[item.list_name]
+                client.download_list_members(info.id, item.prefer_user_id, path, task.advance)
+                return path
+            # Emails come back lowercase (Iterable stores them so) and userIds are exact:
+            # compared as given.
+            return set(client.iter_list_members(info.id, item.prefer_user_id, task.advance))
+        finally:
+            beat.discard(task)
+            task.finish()
+
+    outcomes: dict[str, Path | set[str] | Exception] = {}
+    workers = max(1, min(len(order), client.settings.list_read_concurrency))
+    with heartbeat() as beat, ThreadPoolExecutor(workers, "reconciler-read") as pool:
+        futures = {item.list_name: pool.submit(read, item, info, beat) for item, info in order}
+        for name, future in futures.items():
+            try:
+                outcomes[name] = future.result()
+            except Exception as exc:  # judged below, once every read has ended
+                outcomes[name] = exc
+    managed: dict[str, LiveList] = {}
+    unproven: dict[str, str] = {}
+    for item, info in found:
+        outcome = outcomes[item.list_name]
+        if isinstance(outcome, Exception):
+            if not fails_alone(outcome):
+                raise outcome
+            unproven[item.list_name] = unread_reason(item.list_name, info.id, outcome)
+        elif isinstance(outcome, Path):
+            assert engine is not None
+            managed[item.list_name] = _read_list_table(engine, client, desired, item, info, outcome)
+        else:
+            members = outcome
+            if desired.project_type == "hybrid" and item.prefer_user_id:
+                members = _resolve_user_ids(client, item, members)
+            managed[item.list_name] = LiveList(info, members)
+    return LiveDestination([], managed, len(found), "getUsers", unproven=unproven)
 
 
 def _prove_reads(client: IterableClient, live: LiveDestination) -> LiveDestination:
@@ -193,31 +457,24 @@ def _prove_reads(client: IterableClient, live: LiveDestination) -> LiveDestinati
 
 
 def _read_list_table(
-    client: IterableClient,
     engine: Engine,
+    client: IterableClient,
     desired: DesiredDestination,
     item: DesiredList,
     info: ListInfo,
-    progress: Progress,
-    prefetch: Prefetch | None,
+    path: Path,
 ) -> LiveList:
+    """A list's getUsers body, downloaded to `path`, as a live table in the workspace."""
     from reconciler.members.model import (
         describe_live,
         load_live_file,
         needs_user_id_resolution,
-        read_live_table,
         resolve_user_ids,
     )
 
     assert item.table is not None
-    fetched = prefetch.take(item.list_name, info.id, item.prefer_user_id) if prefetch else None
-    if fetched is not None:
-        table = engine.name("live")
-        load_live_file(engine, fetched, table, f"getUsers for list {info.id}")
-    else:
-        task = progress.task(f"reading list {item.list_name!r}")
-        table = read_live_table(engine, client, info.id, item.prefer_user_id, task.advance)
-        task.finish()
+    table = engine.name("live")
+    load_live_file(engine, path, table, f"getUsers for list {info.id}")
     if needs_user_id_resolution(desired.project_type, item.table):
         table = resolve_user_ids(engine, client, item.table, table)
     return LiveList(info, set(), describe_live(engine, table))
@@ -230,6 +487,7 @@ def _read_tables_by_export(
     in_tables: list[tuple[DesiredList, ListInfo]],
     in_python: list[tuple[DesiredList, ListInfo]],
     task: Task,
+    asynchronous: bool = False,
 ) -> dict[str, LiveList]:
     """One export streamed to disk and read by DuckDB, for lists of both engines."""
     from reconciler.members.model import (
@@ -241,7 +499,7 @@ def _read_tables_by_export(
 
     membership = _membership(desired.project_type)
     ids = [info.id for _item, info in in_tables + in_python]
-    export = read_export_table(engine, client, membership, ids, task.advance)
+    export = read_export_table(engine, client, membership, ids, task.advance, asynchronous)
     managed: dict[str, LiveList] = {}
     for item, info in in_tables:
         assert item.table is not None
@@ -261,6 +519,7 @@ def _read_members_by_export(
     project_type: ProjectType,
     found: list[tuple[DesiredList, ListInfo]],
     rows: list[dict[str, Any]] | None = None,
+    on_rows: Callable[[int], None] | None = None,
 ) -> dict[str, LiveList]:
     """Every managed list's members from one export of the project's users (`rows`, when
     it was already read). The export gives both identifiers of each user, so a member is
@@ -270,6 +529,8 @@ def _read_members_by_export(
     ids = {info.id for _item, info in found}
 
     def on_a_managed_list(row: dict[str, Any]) -> bool:
+        if on_rows is not None:
+            on_rows(1)
         lists = row.get(membership)
         return isinstance(lists, list) and any(i in ids for i in lists)
 
@@ -286,33 +547,82 @@ def _read_members_by_export(
     managed: dict[str, LiveList] = {}
     for item, info in found:
         wanted = {i for m in item.members.values() for i in m.identifiers}
+        email_only = {m.email for m in item.members.values() if m.user_id is None and m.email}
         # Once per list: the property walks every desired member.
         prefer_user_id = item.prefer_user_id
         members = {
             identifier
             for row in on_list[info.id]
-            if (identifier := _export_identifier(row, wanted, prefer_user_id, project_type))
+            if (
+                identifier := _export_identifier(
+                    row, wanted, email_only, prefer_user_id, project_type
+                )
+            )
         }
         managed[item.list_name] = LiveList(info, members)
     return managed
 
 
+def _read_members_by_export_job(
+    client: IterableClient,
+    project_type: ProjectType,
+    found: list[tuple[DesiredList, ListInfo]],
+    engine: Engine | None,
+    on_lines: Callable[[int], None],
+) -> dict[str, LiveList]:
+    """_read_members_by_export from an asynchronous export job's files."""
+    membership = _membership(project_type)
+    ids = {info.id for _item, info in found}
+    with tempfile.TemporaryDirectory(
+        dir=engine.directory if engine is not None else None
+    ) as scratch:
+        path = Path(scratch) / "export.jsonl"
+        client.download_export_job(["email", "userId", membership], path, on_lines)
+        rows = []
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except (json.JSONDecodeError, RecursionError):
+                    row = None
+                if not isinstance(row, dict):
+                    raise LiveStateError("the export job's files hold a line that is not JSON")
+                lists = row.get(membership)
+                if isinstance(lists, list) and any(i in ids for i in lists):
+                    rows.append(row)
+    return _read_members_by_export(client, project_type, found, rows)
+
+
 def _export_identifier(
-    row: dict[str, Any], wanted: set[str], prefer_user_id: bool, project_type: ProjectType
+    row: dict[str, Any],
+    wanted: set[str],
+    email_only: set[str],
+    prefer_user_id: bool,
+    project_type: ProjectType,
 ) -> str | None:
+    """A member named exactly as getUsers (with `preferUserId` as the audience asks) and
+    `_resolve_user_ids` name it: the two reads then give the same members and the same
+    fingerprint, so a plan read one way can be checked for staleness the other way."""
     email = row.get("email") if isinstance(row.get("email"), str) else None
     user_id = row.get("userId") if isinstance(row.get("userId"), str) else None
     email = email.lower() if email else None
-    if email is not None and email in wanted:
-        return email
-    if user_id is not None and user_id in wanted:
-        return user_id
-    # Not a desired member: name it as getUsers would, which is how it will be removed.
-    if project_type == "userId" or (project_type == "hybrid" and prefer_user_id and user_id):
-        return user_id or email
     if project_type == "email":
         return email
-    return email or user_id
+    if project_type == "userId":
+        return user_id or email
+    if not prefer_user_id or user_id is None:
+        return email or user_id
+    # A profile the audience knows by its email alone, reported by a userId it got later.
+    if (
+        email is not None
+        and email in email_only
+        and user_id not in wanted
+        and not looks_like_email(user_id)
+    ):
+        return email
+    return user_id
 
 
 # -- current values of mapped fields ---------------------------------------------------------

@@ -182,3 +182,29 @@ def test_a_long_wait_is_announced_before_it_starts() -> None:
     unpaced.push_back(NOTICE_AFTER)
     unpaced.acquire().answered()
     assert heard[-1] == (60.0 + NOTICE_AFTER / 2, NOTICE_AFTER)
+
+
+def test_a_request_waiting_for_an_answer_in_flight_is_said_once():
+    # Every slot held by a slow read (getUsers can take minutes to answer): the waiting
+    # request is announced, not left silent, and only once however long it waits.
+    limiter = window(1, seconds=60.0)
+    told: list[int] = []
+    limiter.on_full = told.append
+    first = limiter.acquire()
+    got = threading.Event()
+
+    def second() -> None:
+        with limiter.acquire():
+            got.set()
+
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    for _ in range(60_000):  # up to a minute on a busy machine
+        if told:
+            break
+        threading.Event().wait(0.001)
+    assert told and not got.is_set()
+    first.answered()  # the slot is timed from here: a minute on the fake clock
+    waiter.join(timeout=60)
+    assert got.is_set()
+    assert told == [1]

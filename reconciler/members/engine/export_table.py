@@ -1,8 +1,9 @@
 """One user export for every managed list, read to disk and into the workspace: the
 DuckDB side of live.py's export read, for projects too large to parse row by row.
 
-Each list's members are named as live.py `_export_identifier` names them: by the
-identifier its audience knows the member by, else as getUsers would report them.
+Each list's members are named as live.py `_export_identifier` names them: as getUsers
+and the userId resolution (diff.py `resolve_user_ids`) name them, so either read gives
+the same live table and digest.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import duckdb
 
 from reconciler.errors import LiveStateError
 from reconciler.iterable import IterableClient
-from reconciler.members.engine.desired_table import DesiredTable
+from reconciler.members.engine.desired_table import LOOKS_LIKE_EMAIL, DesiredTable
 from reconciler.members.engine.workspace import Engine
 from reconciler.members.identity import ProjectType
 
@@ -25,13 +26,16 @@ def read_export_table(
     membership: str,
     list_ids: Collection[int],
     on_lines: Callable[[int], None] | None = None,
+    asynchronous: bool = False,
 ) -> str:
-    """Users on any of `list_ids`: table (email, user_id, lists)."""
+    """Users on any of `list_ids`: table (email, user_id, lists). `asynchronous`: read by
+    an export job (its files joined) rather than the synchronous export."""
     table = engine.name("export")
     path = engine.directory / f"{table}.jsonl"
     ids = ", ".join(str(int(i)) for i in sorted(list_ids)) or "NULL"
     try:
-        client.download_export(["email", "userId", membership], path, on_lines)
+        download = client.download_export_job if asynchronous else client.download_export
+        download(["email", "userId", membership], path, on_lines)
         try:
             engine.connection.execute(
                 f"CREATE TABLE {table} AS SELECT lower(email) AS email, userId AS user_id, "
@@ -58,27 +62,26 @@ def live_from_export(
 ) -> str:
     """The list's members from the export, as table (id)."""
     table = engine.name("live")
-    if project_type == "userId":
-        fallback = "coalesce(e.user_id, e.email)"
-    elif project_type == "email":
-        fallback = "e.email"
-    elif desired.prefer_user_id:
-        fallback = "coalesce(e.user_id, e.email)"
-    else:
-        fallback = "coalesce(e.email, e.user_id)"
     d = desired.rows_table
+    if project_type == "userId":
+        name = "coalesce(e.user_id, e.email)"
+    elif project_type == "email":
+        name = "e.email"
+    elif not desired.prefer_user_id:
+        name = "coalesce(e.email, e.user_id)"
+    else:
+        # A profile the audience knows by its email alone, reported by a userId it got
+        # later: named by that email, as resolve_user_ids does after getUsers.
+        name = f"""CASE WHEN e.user_id IS NULL THEN e.email
+            WHEN e.email IS NOT NULL
+                AND EXISTS (SELECT 1 FROM {d} d WHERE d.email = e.email AND d.user_id IS NULL)
+                AND NOT EXISTS (SELECT 1 FROM {d} d WHERE d.user_id = e.user_id)
+                AND NOT EXISTS (SELECT 1 FROM {d} d WHERE d.email = e.user_id)
+                AND NOT regexp_full_match(e.user_id, '{LOOKS_LIKE_EMAIL}')
+            THEN e.email ELSE e.user_id END"""
     engine.connection.execute(
-        f"""
-        CREATE TABLE {table} AS
-        SELECT CASE WHEN de.email IS NOT NULL THEN e.email
-                    WHEN du.user_id IS NOT NULL THEN e.user_id
-                    ELSE {fallback} END AS id
-        FROM (SELECT email, user_id FROM {export} WHERE list_contains(lists, {int(list_id)})) e
-        LEFT JOIN (SELECT DISTINCT email FROM {d} WHERE email IS NOT NULL) de
-            ON de.email = e.email
-        LEFT JOIN (SELECT DISTINCT user_id FROM {d} WHERE user_id IS NOT NULL) du
-            ON du.user_id = e.user_id
-        """
+        f"CREATE TABLE {table} AS SELECT {name} AS id FROM (SELECT email, user_id FROM "
+        f"{export} WHERE list_contains(lists, {int(list_id)})) e"
     )
     engine.connection.execute(f"DELETE FROM {table} WHERE id IS NULL")
     return table

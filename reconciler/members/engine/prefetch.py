@@ -12,13 +12,14 @@ what the plan turns out to need, read_live does itself.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.iterable import IterableClient, ListInfo
 from reconciler.manifest import Audience, Destination
 from reconciler.members.engine.workspace import Engine
-from reconciler.progress import NULL_PROGRESS, Progress
+from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, heartbeat
 
 
 @dataclass
@@ -28,6 +29,9 @@ class Download:
     path: Path
     done: threading.Event = field(default_factory=threading.Event)
     ok: bool = False
+    # Why it failed after the client's retries: read_live leaves the audience out with it
+    # rather than spending the list's rate budget on the same retries again.
+    error: Exception | None = None
 
 
 @dataclass
@@ -35,18 +39,21 @@ class Prefetch:
     downloads: dict[str, Download] = field(default_factory=dict)  # by list name
     registered: threading.Event = field(default_factory=threading.Event)
 
-    def take(self, list_name: str, list_id: int, prefer_user_id: bool) -> Path | None:
-        """The downloaded body of this list, if it was fetched as the plan needs it."""
+    def take(self, list_name: str, list_id: int, prefer_user_id: bool) -> Path | Exception | None:
+        """The downloaded body of this list, if it was fetched as the plan needs it; the
+        failure, if its download failed; None when read_live must read it itself."""
         self.registered.wait()
         download = self.downloads.get(list_name)
         if download is None:
             return None
         download.done.wait()
-        if download.ok and (download.list_id, download.prefer_user_id) == (
-            list_id,
-            prefer_user_id,
-        ):
+        if (download.list_id, download.prefer_user_id) != (list_id, prefer_user_id):
+            download.path.unlink(missing_ok=True)
+            return None
+        if download.ok:
             return download.path
+        if download.error is not None:
+            return download.error
         download.path.unlink(missing_ok=True)
         return None
 
@@ -78,11 +85,19 @@ def start_prefetch(
         by_name: dict[str, list[ListInfo]] = {}
         for info in all_lists:
             by_name.setdefault(info.name, []).append(info)
-        existing = sum(1 for name in declared if name in by_name)
         # Imported here: state/live.py imports the member model, which imports this.
         from reconciler.state.live import choose_member_read
 
-        if choose_member_read(existing, client.settings) == "export":
+        # The audiences' sizes are not known yet (their sources are being read): a large
+        # one holds at least the engine's threshold, the others are taken as empty, so
+        # getUsers is favoured; read_live decides again with the real sizes.
+        large_names = {a.list_name for a in large}
+        sizes = [
+            engine.settings.threshold if name in large_names else 0
+            for name in declared
+            if name in by_name
+        ]
+        if choose_member_read(sizes, client.settings).name != "getUsers":
             return
         for audience in large:
             candidates = [
@@ -95,23 +110,34 @@ def start_prefetch(
                 candidates[0].id, prefer_user_id, path
             )
 
+    def fetch(name: str, download: Download, beat: Heartbeat) -> None:
+        task = progress.task(f"reading list {name!r}")
+        beat.add(task)
+        try:
+            client.download_list_members(
+                download.list_id, download.prefer_user_id, download.path, task.advance
+            )
+            download.ok = True
+        except Exception as exc:  # read_live reports it
+            download.ok = False
+            download.error = exc
+        finally:
+            beat.discard(task)
+            task.finish()
+            download.done.set()
+
     def run() -> None:
         try:
             register()
         finally:
             prefetch.registered.set()
-        for name, download in prefetch.downloads.items():
-            task = progress.task(f"reading list {name!r}")
-            try:
-                client.download_list_members(
-                    download.list_id, download.prefer_user_id, download.path, task.advance
-                )
-                download.ok = True
-            except Exception:  # read_live downloads it again and reports what fails
-                download.ok = False
-            finally:
-                task.finish()
-                download.done.set()
+        if not prefetch.downloads:
+            return
+        # Several in flight at once, as read_live reads: Iterable limits the starts.
+        workers = min(len(prefetch.downloads), client.settings.list_read_concurrency)
+        with heartbeat() as beat, ThreadPoolExecutor(workers, "reconciler-prefetch") as pool:
+            for name, download in prefetch.downloads.items():
+                pool.submit(fetch, name, download, beat)
 
     threading.Thread(target=run, name="reconciler-prefetch", daemon=True).start()
     return prefetch
