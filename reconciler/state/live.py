@@ -15,6 +15,7 @@ from reconciler.members.identity import Member, ProjectType, looks_like_email
 from reconciler.plan import FieldRead
 from reconciler.progress import NULL_PROGRESS, Progress, Task
 from reconciler.state.desired import DesiredDestination, DesiredList
+from reconciler.state.routes import choose_member_read
 
 if TYPE_CHECKING:
     from reconciler.members.model import Engine, LiveTable, Prefetch
@@ -59,15 +60,6 @@ class LiveDestination:
 
 def _calls(n: int) -> str:
     return f"{n} getUsers call{'s' if n != 1 else ''}"
-
-
-def choose_member_read(existing_lists: int, settings: ClientSettings) -> str:
-    """getUsers costs one call per list at 5 per minute; one user export reads every list at
-    once (4 per minute). Beyond the getUsers budget the export saves 12 s per list."""
-    if settings.member_reads != "auto":
-        return settings.member_reads
-    budget = settings.list_reads_per_minute
-    return "export" if budget > 0 and existing_lists > budget else "getUsers"
 
 
 def find_list(all_lists: list[ListInfo], name: str) -> ListInfo | None:

@@ -19,6 +19,7 @@ from reconciler.iterable import IterableClient, ListInfo
 from reconciler.manifest import Audience, Destination
 from reconciler.members.engine.workspace import Engine
 from reconciler.progress import NULL_PROGRESS, Progress
+from reconciler.state.routes import choose_member_read
 
 
 @dataclass
@@ -79,9 +80,6 @@ def start_prefetch(
         for info in all_lists:
             by_name.setdefault(info.name, []).append(info)
         existing = sum(1 for name in declared if name in by_name)
-        # Imported here: state/live.py imports the member model, which imports this.
-        from reconciler.state.live import choose_member_read
-
         if choose_member_read(existing, client.settings) == "export":
             return
         for audience in large:
