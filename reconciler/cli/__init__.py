@@ -55,9 +55,9 @@ from reconciler.github.cli import github_app
 from reconciler.iterable import ClientSettings, IterableClient
 from reconciler.manifest import Manifests, load_manifests, manifest_json_schema
 from reconciler.manifest.repository import find_repository
-from reconciler.members.model import Engine, remove_directories
+from reconciler.members.model import Engine, SavedPlanTables, remove_directories
 from reconciler.plan import Plan
-from reconciler.plan.file import SavedPlan, load_plan, manifests_digest, save_plan
+from reconciler.plan.file import SavedPlan, load_plan, save_plan
 from reconciler.plan.fingerprint import first_difference
 from reconciler.planning import make_plan
 from reconciler.progress import Progress, Task, console_progress
@@ -69,7 +69,7 @@ from reconciler.render.plans import (
     report_json,
     report_markdown,
 )
-from reconciler.state.desired import build_desired
+from reconciler.state.desired import build_desired, manifests_digest
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a SIGINT
@@ -478,7 +478,7 @@ def plan(
             clients = _open_clients(manifests, stack, state, target)
             the_plan = _plan(manifests, clients, target, state)
         if out is not None:
-            save_plan(out, the_plan, manifests, path, target)
+            save_plan(out, the_plan, manifests_digest(manifests), path, target)
     except ReconcilerError as exc:
         raise _fail(exc, show_members, output, alert="plan") from None
     except KeyboardInterrupt:
@@ -690,7 +690,7 @@ def _apply_command(
                 "exactly as reviewed. To apply only some audiences, save a plan of them: "
                 "reconciler plan PATH --target AUDIENCE --out FILE"
             )
-        loaded = load_plan(saved)
+        loaded = load_plan(saved, SavedPlanTables())
         # A PATH given is used as it is: the manifest digest still has to match.
         path, target = path or loaded.manifest_root, loaded.targets
     path = path or Path("manifests")

@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
-from reconciler.iterable.client import CampaignInfo
 from reconciler.plan.model import CampaignUse, ListPlan
+
+
+class CampaignInfo(Protocol):
+    """What the planner needs to know of a campaign (the client's CampaignInfo has it)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def list_ids(self) -> Sequence[int]: ...
+    @property
+    def suppression_list_ids(self) -> Sequence[int]: ...
 
 
 def campaign_uses(

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reconciler.members.identity import Member, ProjectType
+from reconciler.members.issue import MemberIssue
+from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
 from reconciler.render.masking import mask_value
-from reconciler.sources import MemberIssue
 
 SAMPLE_SIZE = 10
 
@@ -32,7 +33,7 @@ class ListPlan:
     update_existing_users_only: bool = False
     campaign_id: int | None = None
     channel_unsubscribe: bool = False
-    max_removal_percent: float = 10.0
+    max_removal_percent: float = DEFAULT_MAX_REMOVAL_PERCENT
     max_removals: int | None = None
     allow_empty: bool = False  # the audience's allowEmpty
     min_members: int | None = None
