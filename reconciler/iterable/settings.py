@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from reconciler.errors import ConfigError
 
@@ -55,7 +56,7 @@ class ClientSettings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ClientSettings:
         env = os.environ if environ is None else environ
-        overrides: dict[str, object] = {}
+        overrides: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get(f"RECONCILER_{f.name.upper()}")
             if raw is None or raw == "":

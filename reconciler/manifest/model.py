@@ -659,7 +659,9 @@ class TraitMappingSpec(_StrictModel):
     def field_specs(self) -> dict[str, TraitFieldSpec]:
         """Every field in its long form (a bare column name becomes {from: column})."""
         return {
-            name: entry if isinstance(entry, TraitFieldSpec) else TraitFieldSpec(**{"from": entry})
+            name: entry
+            if isinstance(entry, TraitFieldSpec)
+            else TraitFieldSpec.model_validate({"from": entry})
             for name, entry in self.fields.items()
         }
 

@@ -225,22 +225,26 @@ class ListDeletion:
     list_name: str
 
 
+# The safety policy's rules: each names the flag that overrides it.
+Rule = Literal[
+    "removals", "list_deletion", "active_campaign_adds", "empty_source", "bounds", "additions"
+]
+
+
 @dataclass(frozen=True)
 class Violation:
     """One reason the safety policy blocks a plan; `rule` names the flag that overrides it."""
 
     destination: str
     list_name: str
-    rule: Literal[
-        "removals", "list_deletion", "active_campaign_adds", "empty_source", "bounds", "additions"
-    ]
+    rule: Rule
     message: str
 
 
-def source_guards(lp: ListPlan) -> list[tuple[str, str]]:
+def source_guards(lp: ListPlan) -> list[tuple[Rule, str]]:
     """The guards on a list's source and bounds (issue 19): (rule, message) for each one the
     plan breaks. Each message names the guard, the audience and what permits it."""
-    out: list[tuple[str, str]] = []
+    out: list[tuple[Rule, str]] = []
     who = f"audience {lp.audience!r}"
     if lp.remove and lp.desired_count == 0 and lp.live_count and not lp.allow_empty:
         out.append(

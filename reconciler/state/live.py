@@ -292,8 +292,8 @@ def _read_members_by_export(
 def _export_identifier(
     row: dict[str, Any], wanted: set[str], prefer_user_id: bool, project_type: ProjectType
 ) -> str | None:
-    email = row.get("email") if isinstance(row.get("email"), str) else None
-    user_id = row.get("userId") if isinstance(row.get("userId"), str) else None
+    email: str | None = row.get("email") if isinstance(row.get("email"), str) else None
+    user_id: str | None = row.get("userId") if isinstance(row.get("userId"), str) else None
     email = email.lower() if email else None
     if email is not None and email in wanted:
         return email
@@ -378,7 +378,7 @@ def _read_by_export(
         if key is not None:
             matched_by_user_id.add(key)
         else:
-            key = by_email.get(_lower(row.get("email")))  # type: ignore[arg-type]
+            key = by_email.get(_lower(row.get("email")))
             # A profile found by userId is the member's; an email match only fills a gap.
             if key is None or key in matched_by_user_id:
                 continue
