@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from reconciler.members.identity import Member, ProjectType
 from reconciler.members.issue import MemberIssue
-from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
+from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT, Rule
 from reconciler.render.masking import mask_value
 
 SAMPLE_SIZE = 10
@@ -223,12 +223,6 @@ class ListDeletion:
 
     list_id: int
     list_name: str
-
-
-# The safety policy's rules: each names the flag that overrides it.
-Rule = Literal[
-    "removals", "list_deletion", "active_campaign_adds", "empty_source", "bounds", "additions"
-]
 
 
 @dataclass(frozen=True)
