@@ -13,7 +13,8 @@ from reconciler.errors import LiveStateError
 from reconciler.iterable import ClientSettings, ListInfo
 from reconciler.manifest import load_manifests
 from reconciler.state.desired import build_desired, manifests_digest
-from reconciler.state.live import choose_member_read, find_list
+from reconciler.state.live import find_list
+from reconciler.state.routes import choose_member_read
 
 MANIFEST = """\
 apiVersion: reconciler/v1
