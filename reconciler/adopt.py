@@ -218,7 +218,7 @@ def read_members(
     lists are not in any manifest yet): getUsers for several at once, or one user export
     when there are more lists than getUsers' budget. A list whose read fails after its
     retries is given its failure; the others are read all the same."""
-    from reconciler.state.live import choose_member_read
+    from reconciler.state.routes import choose_member_read
 
     route = choose_member_read([None] * len(lists), client.settings)
     if route.name == "export" and lists:

@@ -96,3 +96,12 @@ def postgres_url() -> str:
 def postgres(postgres_url: str) -> Iterator[postgres_support.Postgres]:
     """A fresh schema in the test PostgreSQL server, dropped after the test."""
     yield from postgres_support.fresh_schema(postgres_url)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite the expected outputs under tests/golden/ (also: RECONCILER_UPDATE_GOLDEN=1)",
+    )

@@ -435,12 +435,12 @@ def _apply_destination(
                 progress("remove", len(ids))
 
     # 4. delete lists (prune); only ever lists that carry the ownership marker
-    deletions = []
+    deletions: list[DeletionResult] = []
     for deletion in dest_plan.deletions:
-        outcome = DeletionResult(deletion.list_id, deletion.list_name)
+        deleted = DeletionResult(deletion.list_id, deletion.list_name)
         if run.skip():
-            outcome.error = "not attempted: the run was interrupted"
-            deletions.append(outcome)
+            deleted.error = "not attempted: the run was interrupted"
+            deletions.append(deleted)
             continue
         try:
             with journal.step(
@@ -448,12 +448,12 @@ def _apply_destination(
             ) as step:
                 client.delete_list(deletion.list_id)
                 step.done()
-            outcome.deleted = True
+            deleted.deleted = True
         except AuthError:
             raise
         except IterableError as exc:
-            outcome.error = str(exc)
-        deletions.append(outcome)
+            deleted.error = str(exc)
+        deletions.append(deleted)
     for result in results.values():
         for count, planned, what in (
             (result.unconfirmed_add, result.planned_add, "additions"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -32,7 +33,11 @@ from typer.core import TyperGroup, TyperOption
 try:  # typer from 0.2x carries its own copy of click
     from typer._click.exceptions import UsageError
 except ImportError:  # pragma: no cover - older typer uses click itself
-    from click.exceptions import UsageError
+    from click.exceptions import UsageError  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    # The context class typer's group and options are typed with (its copy of click's).
+    from typer._click.core import Context as ClickContext
 
 from reconciler import __version__, alerts
 from reconciler.adopt import import_lists
@@ -55,9 +60,9 @@ from reconciler.github.cli import github_app
 from reconciler.iterable import ClientSettings, IterableClient
 from reconciler.manifest import Manifests, load_manifests, manifest_json_schema
 from reconciler.manifest.repository import find_repository
-from reconciler.members.model import Engine, remove_directories
+from reconciler.members.model import Engine, SavedPlanTables, remove_directories
 from reconciler.plan import Plan
-from reconciler.plan.file import SavedPlan, load_plan, manifests_digest, save_plan
+from reconciler.plan.file import SavedPlan, load_plan, save_plan
 from reconciler.plan.fingerprint import first_difference
 from reconciler.planning import make_plan
 from reconciler.progress import Progress, Task, console_progress
@@ -69,7 +74,7 @@ from reconciler.render.plans import (
     report_json,
     report_markdown,
 )
-from reconciler.state.desired import build_desired
+from reconciler.state.desired import build_desired, manifests_digest
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a SIGINT
@@ -81,14 +86,14 @@ class _Group(TyperGroup):
     "changes present" to `plan --detailed-exitcode`, so a typo in a workflow would pass
     as a plan with changes."""
 
-    def make_context(self, *args: Any, **kwargs: Any) -> typer.Context:
+    def make_context(self, *args: Any, **kwargs: Any) -> ClickContext:
         try:
             return super().make_context(*args, **kwargs)
         except UsageError as exc:
             exc.exit_code = EXIT_ERROR
             raise
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except UsageError as exc:
@@ -96,7 +101,7 @@ class _Group(TyperGroup):
             raise
 
 
-def _display_type_rich(self: Any, ctx: typer.Context) -> str | None:
+def _display_type_rich(self: Any, ctx: ClickContext) -> str | None:
     """typer 0.2x shows a Python type beside every option: `<bool>` for a flag, which
     takes no value, and `<list[str]>` for a repeatable option. Flags show nothing, and
     every other option names its value with the metavar it declares."""
@@ -297,10 +302,12 @@ def _open_clients(
         # Long rate-limit waits, retries and why a run waits (a new list Iterable does not
         # accept writes to yet, a lost answer checked against the lagging list index) are
         # said as they start, never silence.
-        client.on_notice(
-            lambda text, name=name: err.print(f"destination {name!r}: {text}", markup=False)
-        )
+        client.on_notice(functools.partial(_notice, name))
     return clients
+
+
+def _notice(destination: str, text: str) -> None:
+    err.print(f"destination {destination!r}: {text}", markup=False)
 
 
 def _plan(
@@ -483,7 +490,7 @@ def plan(
             clients = _open_clients(manifests, stack, state, target)
             the_plan = _plan(manifests, clients, target, state)
         if out is not None:
-            save_plan(out, the_plan, manifests, path, target)
+            save_plan(out, the_plan, manifests_digest(manifests), path, target)
     except ReconcilerError as exc:
         raise _fail(exc, show_members, output, alert="plan") from None
     except KeyboardInterrupt:
@@ -695,7 +702,7 @@ def _apply_command(
                 "exactly as reviewed. To apply only some audiences, save a plan of them: "
                 "reconciler plan PATH --target AUDIENCE --out FILE"
             )
-        loaded = load_plan(saved)
+        loaded = load_plan(saved, SavedPlanTables())
         # A PATH given is used as it is: the manifest digest still has to match.
         path, target = path or loaded.manifest_root, loaded.targets
     path = path or Path("manifests")
@@ -1006,7 +1013,7 @@ def status(
         if output is OutputFormat.json:
             _json_error("interrupted: nothing was changed", EXIT_INTERRUPTED)
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "destination": d.destination,
             "audience": lp.audience,

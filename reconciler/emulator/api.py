@@ -10,7 +10,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -328,7 +328,7 @@ def _writable_list_or_error(
 @dataclass
 class _Upsert:
     user: User
-    created: dict[str, str]
+    created: Mapping[str, str]
     filtered_out: list[str]
 
 

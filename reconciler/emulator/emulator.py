@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import httpx
@@ -263,8 +263,7 @@ class Emulator:
             if key_hash in self._key_index:
                 owner = self._key_index[key_hash]
                 raise ValueError(f"that API key already belongs to project {owner!r}")
-            kind = cast(ProjectType, project_type)
-            project = Project(name, kind, key_hash, list_ids=self._list_ids)
+            project = Project(name, project_type, key_hash, list_ids=self._list_ids)
             self.projects[name] = project
             self._key_index[key_hash] = name
             project.dirty = True

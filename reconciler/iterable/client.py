@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import random
@@ -438,9 +439,7 @@ class IterableClient:
                 self._to_fresh_list(
                     list_id,
                     list_just_created,
-                    lambda payload=payload, n=len(chunk): self._bulk(
-                        "/api/lists/subscribe", payload, n
-                    ),
+                    functools.partial(self._bulk, "/api/lists/subscribe", payload, len(chunk)),
                 )
             )
         return total
@@ -980,17 +979,17 @@ class IterableClient:
             try:
                 # A list of a million members: one search of the joined text, not a
                 # million (a str.join refuses anything but strings).
-                whole = "\n".join(value)  # type: ignore[arg-type]
+                whole = "\n".join(value)
             except TypeError:
                 pass
             else:
                 if not any(form in whole for form in self._secret_forms):
                     return value
-            return type(value)(self._scrub(item) for item in value)  # type: ignore[return-value]
+            return type(value)(self._scrub(item) for item in value)
         if isinstance(value, dict):
             return {self._scrub(k): self._scrub(v) for k, v in value.items()}  # type: ignore[return-value]
         if isinstance(value, ListInfo):
-            return dataclasses.replace(  # type: ignore[return-value]
+            return dataclasses.replace(
                 value,
                 name=self._scrub(value.name),
                 description=self._scrub(value.description),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from reconciler.errors import ConfigError
 
@@ -31,7 +32,7 @@ class ClientSettings:
     # getUsers requests in flight at once: Iterable limits their starts (5 a minute), not
     # how many stream at a time.
     list_read_concurrency: int = 8
-    # For choosing the read route (state/live.py choose_member_read), all inferred: members
+    # For choosing the read route (state/routes.py choose_member_read), all inferred: members
     # a second one getUsers streams (Estuary's connector: 80+ minutes for a million), rows a
     # second the user export streams (unpublished; taken as 10 times getUsers, since
     # clients move to it for big projects), seconds before either's first byte, and how
@@ -84,13 +85,13 @@ class ClientSettings:
     read_lag: float = 60.0
     # How plans read list members: "getUsers" (one call per list, 5/minute, several in
     # flight), "export" (one user export for every list at once, 4/minute) or "auto" (the
-    # one that should finish first, from the lists' sizes: state/live.py choose_member_read).
+    # one that should finish first, from the lists' sizes: state/routes.py choose_member_read).
     member_reads: str = "auto"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ClientSettings:
         env = os.environ if environ is None else environ
-        overrides: dict[str, object] = {}
+        overrides: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get(f"RECONCILER_{f.name.upper()}")
             if raw is None or raw == "":

@@ -181,11 +181,12 @@ class _Collector:
         base_dir = document.file.parent.absolute()
         # One collection and one wrapper class per kind; the first of a duplicate name
         # wins here, and the duplicate is reported by the cross-document checks.
-        collection, wrapper = {
+        kinds: dict[type[BaseModel], tuple[dict[str, Any], type[Any]]] = {
             DestinationDocument: (self.destinations, Destination),
             AudienceDocument: (self.audiences, Audience),
             TraitMappingDocument: (self.trait_mappings, TraitMapping),
-        }.get(type(parsed), (None, None))
+        }
+        collection, wrapper = kinds.get(type(parsed), (None, None))
         if collection is not None and wrapper is not None:
             extra = {"repository": self.repository} if wrapper is Audience else {}
             collection.setdefault(
@@ -338,7 +339,8 @@ class _Collector:
         used_by = f"audience {audience.name!r} at {audience.field_location('traits')}"
         for field_name, spec in mapping.spec.field_specs().items():
             if spec.from_ is not None:
-                wanted, where, what = [spec.from_], ("fields", field_name), "column"
+                where: tuple[str, ...] = ("fields", field_name)
+                wanted, what = [spec.from_], "column"
                 if isinstance(mapping.spec.fields[field_name], type(spec)):
                     where = ("fields", field_name, "from")
             else:

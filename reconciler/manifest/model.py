@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
+
 API_VERSION = "reconciler/v1"
 KINDS = ("Destination", "Audience", "TraitMapping")
 # Kinds that exist in the design but not in this release; refused with a kinder message
@@ -152,7 +154,7 @@ class RemovalPolicySpec(_StrictModel):
     maxRemovalPercent: Annotated[float, Field(ge=0, le=100)] | None = Field(
         default=None,
         description="Block a plan that removes more than this share of a list's current "
-        "members (default 10; compared with '>').",
+        f"members (default {DEFAULT_MAX_REMOVAL_PERCENT:g}; compared with '>').",
     )
     maxRemovals: Annotated[int, Field(ge=0)] | None = Field(
         default=None, description="Block a plan that removes more members than this from a list."
@@ -182,9 +184,6 @@ class PolicySpec(RemovalPolicySpec):
     allowListDeletion: bool = Field(
         default=False, description="Allow prune to delete lists (default false)."
     )
-
-
-DEFAULT_MAX_REMOVAL_PERCENT = 10.0
 
 
 class DestinationSpec(_StrictModel):
@@ -660,7 +659,9 @@ class TraitMappingSpec(_StrictModel):
     def field_specs(self) -> dict[str, TraitFieldSpec]:
         """Every field in its long form (a bare column name becomes {from: column})."""
         return {
-            name: entry if isinstance(entry, TraitFieldSpec) else TraitFieldSpec(**{"from": entry})
+            name: entry
+            if isinstance(entry, TraitFieldSpec)
+            else TraitFieldSpec.model_validate({"from": entry})
             for name, entry in self.fields.items()
         }
 

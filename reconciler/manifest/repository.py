@@ -145,7 +145,8 @@ def _tracked_links(repository: Path) -> list[Path] | None:
 
 
 def _walked_links(repository: Path) -> list[Path]:
-    links, seen = [], 0
+    links: list[Path] = []
+    seen = 0
     for directory, subdirectories, filenames in os.walk(repository):
         if directory == str(repository):
             subdirectories[:] = [d for d in subdirectories if d not in PRIVATE_ENTRIES]

@@ -12,6 +12,7 @@ here, never from engine/'s modules, so the engine can change behind this list.
     read_export_table, ...           the same from one user export
     diff_tables, keep_skipped_rows   adds and removes as tables (a TableDiff)
     TableRows, member_rows, ...      those tables read back in batches, for apply and files
+    SavedPlanTables                  a saved plan's large member sets, read into the workspace
     digest_members, MembersDigest    the live list's fingerprint, equal under both engines
 """
 
@@ -47,6 +48,7 @@ from reconciler.members.engine.rows import (
     member_rows,
     members_into_table,
 )
+from reconciler.members.engine.saved import SavedPlanTables
 from reconciler.members.engine.workspace import remove_directories
 from reconciler.members.fingerprint import MembersDigest, digest_members
 
@@ -58,6 +60,7 @@ __all__ = [
     "LiveTable",
     "MembersDigest",
     "Prefetch",
+    "SavedPlanTables",
     "TableDiff",
     "TableRows",
     "batches",

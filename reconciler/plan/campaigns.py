@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Literal, Protocol
 
-from reconciler.iterable.client import CampaignInfo
 from reconciler.plan.model import CampaignUse, ListPlan
+
+
+class CampaignInfo(Protocol):
+    """What the planner needs to know of a campaign (the client's CampaignInfo has it)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def list_ids(self) -> Sequence[int]: ...
+    @property
+    def suppression_list_ids(self) -> Sequence[int]: ...
 
 
 def campaign_uses(
@@ -16,10 +33,11 @@ def campaign_uses(
     by_id = {lp.list_id: lp.list_name for lp in lists if lp.has_changes and lp.list_id is not None}
     out: list[CampaignUse] = []
     for campaign in sorted(campaigns, key=lambda c: c.id):
-        for role, ids in (
+        roles: tuple[tuple[Literal["send", "suppression"], Sequence[int]], ...] = (
             ("send", campaign.list_ids),
             ("suppression", campaign.suppression_list_ids),
-        ):
+        )
+        for role, ids in roles:
             for list_id in dict.fromkeys(ids):
                 if list_id in by_id:
                     out.append(
@@ -29,7 +47,7 @@ def campaign_uses(
                             campaign_name=campaign.name,
                             type=campaign.type,
                             state=campaign.state,
-                            role=role,  # type: ignore[arg-type]
+                            role=role,
                         )
                     )
     return out

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.members.identity import Member
+from reconciler.members.issue import MemberIssue
 from reconciler.plan.model import FieldUpdate
 from reconciler.render.masking import source_value
-from reconciler.sources import MemberIssue
 from reconciler.traits.compare import same_value
 
 

@@ -12,21 +12,19 @@ again from the manifests' env/file references at apply time.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol, TypeVar, runtime_checkable
 
 from reconciler import __version__
 from reconciler.errors import ReconcilerError
-from reconciler.manifest import Manifests
 from reconciler.members.identity import Member
-from reconciler.members.model import Engine, batches, identifiers_into_table, members_into_table
+from reconciler.members.issue import MemberIssue
 from reconciler.plan import (
     CampaignUse,
     DestinationPlan,
@@ -36,8 +34,6 @@ from reconciler.plan import (
     ListPlan,
     Plan,
 )
-from reconciler.sources import MemberIssue
-from reconciler.sources.read import source_path
 
 FORMAT = "reconciler-plan"
 VERSION = 3  # 2: trait-mapping field writes; 3: members on lines of their own
@@ -52,32 +48,43 @@ class SavedPlan:
     created_at: str
 
 
-def manifests_digest(manifests: Manifests) -> str:
-    """Digest of every manifest file and every file-based member source, by content."""
-    files: set[Path] = {Path(f).resolve() for f in manifests.files}
-    for audience in manifests.audiences.values():
-        members = audience.spec.members
-        # A query's result at a url cannot be digested without running it; the live
-        # fingerprint still catches changes on Iterable's side.
-        for relative in (members.csv, members.parquet, members.database):
-            if relative is not None and relative != ":memory:":
-                files.add(source_path(audience, relative).resolve())
-    # Paths relative to the manifest root: a plan made in one checkout must still match in
-    # another (CI jobs on self-hosted runners check out to different directories).
-    root = Path(manifests.root).resolve()
-    h = hashlib.sha256()
-    for path in sorted(files):
-        h.update(os.path.relpath(path, root).encode() + b"\0")
-        try:
-            h.update(hashlib.sha256(path.read_bytes()).digest())
-        except OSError:
-            h.update(b"missing")
-    return h.hexdigest()
+class MemberTables(Protocol):
+    """Where a saved plan's large member sets are read into (the DuckDB workspace:
+    members/engine/saved.py), so that a plan of ten million members is not ten million
+    objects. Without one, every set is read into memory."""
+
+    def holds(self, count: int) -> bool:
+        """Whether a set of `count` rows goes into a table."""
+        ...
+
+    def members(self, rows: Iterable[Member], count: int) -> Sequence[Member]: ...
+
+    def identifiers(self, ids: Iterable[str], count: int) -> Sequence[str]: ...
+
+
+@runtime_checkable
+class _Streams(Protocol):
+    """Rows still in a workspace table (members/engine/rows.py): read through one cursor."""
+
+    def batches(self, size: int) -> Iterator[Sequence[Any]]: ...
+
+
+T = TypeVar("T")
+
+
+def _batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    if isinstance(items, _Streams):
+        yield from items.batches(size)
+        return
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def save_plan(
-    path: Path, plan: Plan, manifests: Manifests, manifest_root: Path, targets: list[str] | None
+    path: Path, plan: Plan, manifest_digest: str, manifest_root: Path, targets: list[str] | None
 ) -> None:
+    """`manifest_digest`: the digest of the manifests and member sources the plan was made
+    from (state.desired.manifests_digest), which apply compares to refuse a stale plan."""
     payload = {
         "format": FORMAT,
         "version": VERSION,
@@ -88,7 +95,7 @@ def save_plan(
         "manifests": {
             "root": str(manifest_root),
             "absolute_root": str(manifest_root.absolute()),
-            "digest": manifests_digest(manifests),
+            "digest": manifest_digest,
         },
         "targets": targets,
         "fingerprint": plan.fingerprint,
@@ -106,9 +113,9 @@ def save_plan(
             handle.write(_line(payload))
             for d in plan.destinations:
                 for lp in d.lists:
-                    for batch in batches(lp.add, _BATCH):
+                    for batch in _batches(lp.add, _BATCH):
                         handle.write(b"".join(_line(_member_to_json(m)) for m in batch))
-                    for ids in batches(lp.remove, _BATCH):
+                    for ids in _batches(lp.remove, _BATCH):
                         handle.write(b"".join(_line(i) for i in ids))
         os.replace(tmp, path)
     except BaseException:
@@ -123,9 +130,9 @@ def _line(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode() + b"\n"
 
 
-def load_plan(path: Path, engine: Engine | None = None) -> SavedPlan:
-    """Read a saved plan. Member sets of `engine`'s threshold or more go into its DuckDB
-    workspace (one is made from the environment when needed)."""
+def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
+    """Read a saved plan. Member sets that `tables` holds go into it; the others (all of
+    them, without `tables`) are read into memory."""
     try:
         raw = path.open("rb")
     except OSError as exc:
@@ -140,7 +147,7 @@ def load_plan(path: Path, engine: Engine | None = None) -> SavedPlan:
                     f"{path} is a version {payload.get('version')} plan file; this reconciler "
                     f"reads version {VERSION}: run plan again"
                 )
-            members = _MemberLines(handle, engine)
+            members = _MemberLines(handle, tables)
             plan = Plan(
                 tuple(_destination_from_json(d, members) for d in payload["destinations"]),
                 payload["fingerprint"],
@@ -173,9 +180,9 @@ def _maybe_gzip(raw: IO[bytes]) -> IO[bytes]:
 class _MemberLines:
     """Reads each list's adds and removes from the lines after the header, in order."""
 
-    def __init__(self, handle: IO[bytes], engine: Engine | None):
+    def __init__(self, handle: IO[bytes], tables: MemberTables | None):
         self._handle = handle
-        self._engine = engine
+        self._tables = tables
 
     def _lines(self, count: int) -> Iterator[Any]:
         for _ in range(count):
@@ -184,20 +191,17 @@ class _MemberLines:
                 raise ValueError("the plan file ends before its members do")
             yield json.loads(line)
 
-    def _engine_for(self, count: int) -> Engine | None:
-        if self._engine is None:
-            self._engine = Engine.from_env()
-        return self._engine if count >= max(self._engine.settings.threshold, 1) else None
-
     def members(self, count: int) -> Sequence[Member]:
-        engine = self._engine_for(count)
         rows = (_member_from_json(row) for row in self._lines(count))
-        return tuple(rows) if engine is None else members_into_table(engine, rows, count)
+        if self._tables is not None and self._tables.holds(count):
+            return self._tables.members(rows, count)
+        return tuple(rows)
 
     def identifiers(self, count: int) -> Sequence[str]:
-        engine = self._engine_for(count)
         ids = (str(i) for i in self._lines(count))
-        return tuple(ids) if engine is None else identifiers_into_table(engine, ids, count)
+        if self._tables is not None and self._tables.holds(count):
+            return self._tables.identifiers(ids, count)
+        return tuple(ids)
 
 
 def _root(recorded: dict[str, Any]) -> Path:

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reconciler.members.identity import Member, ProjectType
+from reconciler.members.issue import MemberIssue
+from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT, Rule
 from reconciler.render.masking import mask_value
-from reconciler.sources import MemberIssue
 
 SAMPLE_SIZE = 10
 
@@ -32,7 +33,7 @@ class ListPlan:
     update_existing_users_only: bool = False
     campaign_id: int | None = None
     channel_unsubscribe: bool = False
-    max_removal_percent: float = 10.0
+    max_removal_percent: float = DEFAULT_MAX_REMOVAL_PERCENT
     max_removals: int | None = None
     allow_empty: bool = False  # the audience's allowEmpty
     min_members: int | None = None
@@ -230,16 +231,14 @@ class Violation:
 
     destination: str
     list_name: str
-    rule: Literal[
-        "removals", "list_deletion", "active_campaign_adds", "empty_source", "bounds", "additions"
-    ]
+    rule: Rule
     message: str
 
 
-def source_guards(lp: ListPlan) -> list[tuple[str, str]]:
+def source_guards(lp: ListPlan) -> list[tuple[Rule, str]]:
     """The guards on a list's source and bounds (issue 19): (rule, message) for each one the
     plan breaks. Each message names the guard, the audience and what permits it."""
-    out: list[tuple[str, str]] = []
+    out: list[tuple[Rule, str]] = []
     who = f"audience {lp.audience!r}"
     if lp.remove and lp.desired_count == 0 and lp.live_count and not lp.allow_empty:
         out.append(

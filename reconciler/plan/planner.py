@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from reconciler.iterable.client import ListInfo
 from reconciler.members.identity import Member, ProjectType
+from reconciler.members.issue import MemberIssue
 from reconciler.plan.model import DestinationPlan, ListDeletion, ListPlan
 from reconciler.plan.ownership import is_managed
-from reconciler.sources import MemberIssue
+from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
+
+
+class LiveListInfo(Protocol):
+    """What the planner needs to know of a live list (the client's ListInfo has it): a
+    protocol, so planning depends on no HTTP code."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str | None: ...
+    @property
+    def list_type(self) -> str: ...
 
 
 def diff_members(
@@ -83,7 +97,7 @@ def list_plan(
     update_existing_users_only: bool = False,
     campaign_id: int | None = None,
     channel_unsubscribe: bool = False,
-    max_removal_percent: float = 10.0,
+    max_removal_percent: float = DEFAULT_MAX_REMOVAL_PERCENT,
     max_removals: int | None = None,
     allow_empty: bool = False,
     min_members: int | None = None,
@@ -125,7 +139,7 @@ def list_plan(
 
 
 def plan_deletions(
-    live_lists: Iterable[ListInfo], declared_names: Collection[str]
+    live_lists: Iterable[LiveListInfo], declared_names: Collection[str]
 ) -> list[ListDeletion]:
     """Lists to delete under `prune: true`: Standard lists carrying reconciler's ownership
     marker that no manifest declares. Unmarked lists are never candidates."""

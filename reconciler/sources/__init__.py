@@ -8,34 +8,10 @@ An invalid member never aborts the run; a source that cannot be read at all does
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from reconciler.members.identity import Member, duplicate_conflict
-from reconciler.render.masking import masks, reveal
-
-
-@dataclass(frozen=True)
-class MemberIssue:
-    """A source row that was skipped, with where it is (file:line[:col] or file:row).
-
-    The offending identifier is kept apart from the reason so published output can mask it.
-    """
-
-    where: str
-    message: str
-    value: str | None = None
-
-    def describe(self, show: Callable[[str], str] = repr) -> str:
-        value = f" {show(self.value)}" if self.value is not None else ""
-        return f"{self.where}: {self.reason(show)}{value}"
-
-    def reason(self, show: Callable[[str], str] = repr) -> str:
-        """The message, with any source data it quotes masked as `show` masks members."""
-        return reveal(self.message, not masks(show))
-
-    def __str__(self) -> str:
-        return self.describe()
+from reconciler.members.issue import MemberIssue
 
 
 @dataclass

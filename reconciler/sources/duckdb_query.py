@@ -178,7 +178,7 @@ def open_connection(
         ) from None
     if writable is not None:
         directories = (*directories, f"{writable}/")
-    config = {
+    config: dict[str, str | bool | int | float | list[str]] = {
         # No extension may be fetched or loaded, whatever the query names.
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,

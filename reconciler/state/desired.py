@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.errors import SourceError
@@ -10,7 +13,9 @@ from reconciler.manifest import Audience, Destination, Manifests
 from reconciler.members.identity import Member, ProjectType
 from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.sources import MemberIssue, read_members
-from reconciler.traits import CompiledMapping, DesiredFields, compile_mapping, desired_fields
+from reconciler.sources.read import source_path
+from reconciler.traits.mapping import CompiledMapping, compile_mapping
+from reconciler.traits.values import DesiredFields, desired_fields
 
 if TYPE_CHECKING:
     from reconciler.members.model import DesiredTable, Engine
@@ -143,3 +148,27 @@ def at_scale(engine: Engine, audience: Audience) -> bool:
     return engine.use_duckdb(
         engine.remember(("rows", audience.name), lambda: estimate_rows(audience))
     )
+
+
+def manifests_digest(manifests: Manifests) -> str:
+    """Digest of every manifest file and every file-based member source, by content: a
+    saved plan records it, and apply refuses the plan when it changed."""
+    files: set[Path] = {Path(f).resolve() for f in manifests.files}
+    for audience in manifests.audiences.values():
+        members = audience.spec.members
+        # A query's result at a url cannot be digested without running it; the live
+        # fingerprint still catches changes on Iterable's side.
+        for relative in (members.csv, members.parquet, members.database):
+            if relative is not None and relative != ":memory:":
+                files.add(source_path(audience, relative).resolve())
+    # Paths relative to the manifest root: a plan made in one checkout must still match in
+    # another (CI jobs on self-hosted runners check out to different directories).
+    root = Path(manifests.root).resolve()
+    h = hashlib.sha256()
+    for path in sorted(files):
+        h.update(os.path.relpath(path, root).encode() + b"\0")
+        try:
+            h.update(hashlib.sha256(path.read_bytes()).digest())
+        except OSError:
+            h.update(b"missing")
+    return h.hexdigest()

@@ -19,6 +19,12 @@ from reconciler.members.identity import Member, ProjectType, looks_like_email
 from reconciler.plan import FieldRead
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, Task, duration, heartbeat
 from reconciler.state.desired import DesiredDestination, DesiredList
+from reconciler.state.routes import (
+    MemberRoute,
+    choose_member_read,
+    export_job_seconds,
+    export_seconds,
+)
 
 if TYPE_CHECKING:
     from reconciler.members.model import Engine, LiveTable, Prefetch
@@ -76,122 +82,6 @@ class LiveDestination:
 
 def _calls(n: int) -> str:
     return f"{n} getUsers call{'s' if n != 1 else ''}"
-
-
-@dataclass(frozen=True)
-class MemberRoute:
-    """How a destination's list members are read, and why (said in the plan)."""
-
-    name: str  # "getUsers" or "export"
-    reason: str = ""
-    seconds: float = 0.0  # the modelled time of the route chosen
-
-
-# How much faster an export's modelled time must be to be chosen over getUsers: an
-# export reads the whole project, whose size is unknown (its modelled time is a lower
-# bound). With more lists than one minute's getUsers budget, getUsers is paced and the
-# export wins clearly; with fewer, every getUsers starts at once and reads only its own
-# members, so the export must be far faster (a list of millions: hours by getUsers).
-EXPORT_MARGIN = 1.25
-FEW_LISTS_EXPORT_MARGIN = 5.0
-
-
-def get_users_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
-    """Modelled time to read lists of these sizes with getUsers, largest first, as many in
-    flight as settings.list_read_concurrency, starts paced at list_reads_per_minute (a
-    start's slot frees a minute after its answer began): the time the last one ends. The
-    pacing, not the streams, is what makes many small lists slow."""
-    scale = settings.time_scale
-    rate = settings.get_users_rate * scale or float("inf")
-    first_byte = settings.bulk_read_first_byte / scale
-    per_minute = int(settings.list_reads_per_minute)
-    free_at = [0.0] * max(1, int(settings.list_read_concurrency))  # when each stream frees
-    end = 0.0
-    for i, size in enumerate(sorted(sizes, reverse=True)):
-        paced = (i // per_minute) * (60.0 / scale + first_byte) if per_minute > 0 else 0.0
-        slot = min(range(len(free_at)), key=free_at.__getitem__)
-        start = max(paced, free_at[slot])
-        free_at[slot] = start + first_byte + size / rate
-        end = max(end, free_at[slot])
-    return end
-
-
-def export_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
-    """Modelled time of one user export: it streams every user of the project, at least
-    every member of these lists (the project's other users are unknown here, which makes
-    this a lower bound: the export is favoured when the lists hold most of the project)."""
-    rate = settings.export_rate * settings.time_scale or float("inf")
-    return settings.bulk_read_first_byte / settings.time_scale + sum(sizes) / rate
-
-
-def export_job_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
-    """Modelled time of one asynchronous export job: its time in Iterable's queue, then
-    its users at the job's rate (the same lower bound as export_seconds), its files
-    fetched in parallel as they are listed, and a look at its files to see it end."""
-    scale = settings.time_scale
-    rate = settings.export_job_rate * scale or float("inf")
-    return (settings.export_job_queue + settings.export_poll) / scale + sum(sizes) / rate
-
-
-def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) -> MemberRoute:
-    """getUsers per list (several in flight, 5 starts a minute) or one user export for
-    every list (4 a minute): the one modelled to finish first, from the lists' expected
-    sizes (their audiences' sizes, a free and close guess: a plan's list is rarely far
-    from its audience; asking Iterable, lists/{id}/size, costs a getUsers start each).
-    An export modelled to outlast settings.export_stream_limit is not chosen: Iterable
-    closes long export connections. Unknown sizes (None) fall back to counting calls:
-    getUsers while every list fits in one minute's budget, else the export."""
-    forced = settings.member_reads
-    if forced != "auto":
-        return MemberRoute(forced, f"{forced} as RECONCILER_MEMBER_READS says")
-    budget = settings.list_reads_per_minute
-    if not sizes:
-        return MemberRoute("getUsers")
-    if any(size is None for size in sizes):
-        if budget > 0 and len(sizes) > budget:
-            return MemberRoute(
-                "export", f"one export rather than {len(sizes)} getUsers at {budget:g} a minute"
-            )
-        return MemberRoute("getUsers")
-    known = [int(size or 0) for size in sizes]
-    by_get_users = get_users_seconds(known, settings)
-    by_export = export_seconds(known, settings)
-    by_job = export_job_seconds(known, settings)
-    margin = EXPORT_MARGIN if budget > 0 and len(known) > budget else FEW_LISTS_EXPORT_MARGIN
-    if by_job < by_export and by_job * margin < by_get_users:
-        return MemberRoute(
-            "asyncExport",
-            f"chosen as faster: about {duration(by_job)} by one asynchronous export job "
-            f"against {duration(by_export)} by one user export and {duration(by_get_users)} "
-            f"by getUsers ({len(known)} lists, {budget:g} starts a minute)",
-            by_job,
-        )
-    stream_limit = settings.export_stream_limit / settings.time_scale
-    too_long = stream_limit > 0 and by_export > stream_limit
-    # The export's time is a lower bound (the project's other users are unknown), so it
-    # must win clearly, not by a first byte's worth on a few small lists.
-    if by_export * margin < by_get_users and not too_long:
-        return MemberRoute(
-            "export",
-            f"chosen as faster: about {duration(by_export)} by one user export against "
-            f"{duration(by_get_users)} by getUsers ({len(known)} lists, {budget:g} starts a "
-            "minute)",
-            by_export,
-        )
-    if len(known) == 1 and not too_long:
-        return MemberRoute("getUsers", "", by_get_users)
-    if too_long:
-        why = (
-            f"{duration(by_export)} or more by one user export, longer than the "
-            f"{duration(stream_limit)} Iterable lets an export stream"
-        )
-    else:
-        why = f"{duration(by_export)} or more by one user export of {sum(known):,} members"
-    return MemberRoute(
-        "getUsers",
-        f"chosen: about {duration(by_get_users)} by getUsers against {why}",
-        by_get_users,
-    )
 
 
 def expected_size(item: DesiredList) -> int:
@@ -605,8 +495,8 @@ def _export_identifier(
     """A member named exactly as getUsers (with `preferUserId` as the audience asks) and
     `_resolve_user_ids` name it: the two reads then give the same members and the same
     fingerprint, so a plan read one way can be checked for staleness the other way."""
-    email = row.get("email") if isinstance(row.get("email"), str) else None
-    user_id = row.get("userId") if isinstance(row.get("userId"), str) else None
+    email: str | None = row.get("email") if isinstance(row.get("email"), str) else None
+    user_id: str | None = row.get("userId") if isinstance(row.get("userId"), str) else None
     email = email.lower() if email else None
     if project_type == "email":
         return email
@@ -696,7 +586,7 @@ def _read_by_export(
         if key is not None:
             matched_by_user_id.add(key)
         else:
-            key = by_email.get(_lower(row.get("email")))  # type: ignore[arg-type]
+            key = by_email.get(_lower(row.get("email")))
             # A profile found by userId is the member's; an email match only fills a gap.
             if key is None or key in matched_by_user_id:
                 continue

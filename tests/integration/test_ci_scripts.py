@@ -103,8 +103,19 @@ def test_ci_run_uses_the_server_it_is_given_and_installs_pinned_versions(tmp_pat
     assert calls == [
         f"python3 -m pip install -q -e .[test] | url={given} | {constraint}",
         f"python3 -m ruff check . | url={given} | {constraint}",
+        f"python3 -m mypy | url={given} | {constraint}",
         f"python3 -m pytest | url={given} | {constraint}",
     ]
+
+
+def test_ci_run_runs_exactly_the_readmes_test_command():
+    """The README's test command and .ci/run's last line are one command (with pip quiet)."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("# 2. install what the tests need", 1)[1].split("```", 1)[0]
+    readme_command = block.strip().splitlines()[-1].strip()
+    ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert "python3 -m mypy" in readme_command
+    assert ci_command == readme_command.replace("pip install -e", "pip install -q -e")
 
 
 def test_ci_run_starts_a_server_when_none_is_given(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from reconciler.errors import ConfigError
 from reconciler.iterable import ClientSettings
 from reconciler.progress import heartbeat
-from reconciler.state.live import (
+from reconciler.state.routes import (
     choose_member_read,
     export_job_seconds,
     export_seconds,

@@ -284,7 +284,7 @@ def _create_checked(
     if members.csv is not None:
         path = source_path(audience, members.csv)
         select, columns, rejects = _csv_select(engine, audience, path)
-        declared_at = audience.field_location("members", "csv")
+        declared_at = str(audience.field_location("members", "csv"))
         try:
             engine.connection.execute(_checked_sql(checked, select, project_type, columns))
         except duckdb.Error as exc:

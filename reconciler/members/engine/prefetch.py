@@ -20,6 +20,7 @@ from reconciler.iterable import IterableClient, ListInfo
 from reconciler.manifest import Audience, Destination
 from reconciler.members.engine.workspace import Engine
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, heartbeat
+from reconciler.state.routes import choose_member_read
 
 
 @dataclass
@@ -85,9 +86,6 @@ def start_prefetch(
         by_name: dict[str, list[ListInfo]] = {}
         for info in all_lists:
             by_name.setdefault(info.name, []).append(info)
-        # Imported here: state/live.py imports the member model, which imports this.
-        from reconciler.state.live import choose_member_read
-
         # The audiences' sizes are not known yet (their sources are being read): a large
         # one holds at least the engine's threshold, the others are taken as empty, so
         # getUsers is favoured; read_live decides again with the real sizes.

@@ -35,7 +35,7 @@ class Engine:
         self._directory: Path | None = None
         self._names = itertools.count(1)
         self._lock = threading.Lock()
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[..., Engine] | None = None
         self._memo: dict[Hashable, Any] = {}
 
     @classmethod

@@ -1,0 +1,33 @@
+"""A saved plan's large member sets, read into the DuckDB workspace (plan/file.py's
+MemberTables): apply then streams them a batch at a time, as it does a plan made here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from reconciler.members.engine.rows import TableRows, identifiers_into_table, members_into_table
+from reconciler.members.engine.workspace import Engine
+from reconciler.members.identity import Member
+
+
+class SavedPlanTables:
+    """Sets of the engine's threshold or more go into its workspace; the engine is made from
+    the environment (RECONCILER_ENGINE...) the first time a plan file is read, unless given."""
+
+    def __init__(self, engine: Engine | None = None):
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = Engine.from_env()
+        return self._engine
+
+    def holds(self, count: int) -> bool:
+        return count >= max(self.engine.settings.threshold, 1)
+
+    def members(self, rows: Iterable[Member], count: int) -> TableRows[Member]:
+        return members_into_table(self.engine, rows, count)
+
+    def identifiers(self, ids: Iterable[str], count: int) -> TableRows[str]:
+        return identifiers_into_table(self.engine, ids, count)

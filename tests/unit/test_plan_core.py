@@ -1,0 +1,258 @@
+"""plan/ on its own (issue 17: tests that mirror the core packages, not only CLI runs): the
+planner's pieces, the policy judged on the plan, blast radius, and the plan file, each
+called directly with plain data."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import stat
+
+import pytest
+
+from reconciler.errors import ReconcilerError
+from reconciler.iterable.client import CampaignInfo, ListInfo
+from reconciler.members.engine import Engine, EngineSettings
+from reconciler.members.engine.saved import SavedPlanTables
+from reconciler.members.identity import Member, make_member
+from reconciler.members.issue import MemberIssue
+from reconciler.plan import (
+    CampaignUse,
+    DestinationPlan,
+    FieldRead,
+    FieldUpdate,
+    ListDeletion,
+    ListPlan,
+    Plan,
+    keep_skipped,
+    list_plan,
+    plan_deletions,
+)
+from reconciler.plan.campaigns import campaign_uses, needs_campaigns
+from reconciler.plan.file import VERSION, load_plan, save_plan
+from reconciler.plan.ownership import mark
+from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
+
+
+def members(count: int, prefix: str = "m") -> tuple[Member, ...]:
+    return tuple(make_member("email", f"{prefix}{n}@example.com", None) for n in range(count))
+
+
+def removal_plan(live: int, removed: int, **options: object) -> ListPlan:
+    return list_plan(
+        audience="a",
+        list_name="a",
+        description=None,
+        live_list_id=1,
+        add=(),
+        remove=tuple(f"x{n}@example.com" for n in range(removed)),
+        desired_count=live - removed,
+        live_count=live,
+        **options,
+    )
+
+
+# -- planner -----------------------------------------------------------------------------------
+
+
+def test_removals_never_holds_back_what_the_source_lacks():
+    lp = removal_plan(10, 3, removals="never")
+    assert (lp.remove, lp.held_back_removals) == ((), 3)
+    assert not lp.has_changes
+
+
+def test_rows_skipped_as_invalid_keep_the_members_they_stand_for():
+    remove, kept = keep_skipped(["a@x.io", "b@x.io", "u-1"], {"b@x.io", "u-1"})
+    assert (remove, kept) == (["a@x.io"], 2)
+    assert keep_skipped(["a@x.io"], ()) == (["a@x.io"], 0)
+
+
+def test_only_marked_standard_lists_no_manifest_declares_are_deleted():
+    """The client's ListInfo is what the planner's protocol describes."""
+    lists = [
+        ListInfo(1, "kept", mark(None, "kept"), "Standard", None),
+        ListInfo(2, "orphan", mark("old", "orphan"), "Standard", None),
+        ListInfo(3, "by-hand", "made by a person", "Standard", None),
+        ListInfo(4, "dynamic", mark(None), "Dynamic", None),
+        ListInfo(0, "another-orphan", mark(None), "Standard", None),
+    ]
+    deletions = plan_deletions(lists, declared_names={"kept"})
+    assert deletions == [ListDeletion(0, "another-orphan"), ListDeletion(2, "orphan")]
+
+
+# -- policy, judged on the plan ----------------------------------------------------------------
+
+
+def test_removing_exactly_the_default_share_passes_and_more_is_blocked():
+    at_limit = removal_plan(100, int(DEFAULT_MAX_REMOVAL_PERCENT))
+    above = removal_plan(100, int(DEFAULT_MAX_REMOVAL_PERCENT) + 1)
+    assert DestinationPlan("d", "email", (at_limit,)).violations() == []
+    (violation,) = DestinationPlan("d", "email", (above,)).violations()
+    assert violation.rule == "removals"
+    assert f"more than maxRemovalPercent {DEFAULT_MAX_REMOVAL_PERCENT:g}%" in violation.message
+
+
+def test_list_deletion_needs_the_destinations_permission():
+    deletion = ListDeletion(7, "old")
+    blocked = DestinationPlan("d", "email", (), deletions=(deletion,))
+    allowed = DestinationPlan("d", "email", (), deletions=(deletion,), allow_list_deletion=True)
+    assert [v.rule for v in blocked.violations()] == ["list_deletion"]
+    assert allowed.violations() == []
+    assert Plan((blocked,)).to_dict(str)["blocked"] is True
+    assert Plan((allowed,)).to_dict(str)["blocked"] is False
+
+
+def test_summary_counts_every_kind_of_change():
+    lp = list_plan(
+        audience="a",
+        list_name="a",
+        description=None,
+        live_list_id=None,
+        add=members(3),
+        remove=(),
+        desired_count=3,
+        live_count=0,
+    )
+    update = FieldUpdate("m0@example.com", "email", "m0@example.com", None, {"f": (1, 2)})
+    plan = Plan(
+        (
+            DestinationPlan(
+                "d",
+                "email",
+                (lp,),
+                deletions=(ListDeletion(1, "x"),),
+                field_updates=(update,),
+                skipped_members=(("a", MemberIssue("f.csv:2", "invalid email", "y")),),
+            ),
+        )
+    )
+    s = plan.summary
+    assert (s.lists_to_create, s.lists_to_delete, s.members_to_add, s.users_to_update) == (
+        1,
+        1,
+        3,
+        1,
+    )
+    assert (s.members_skipped, s.problems, s.changes) == (1, 1, 6)
+
+
+# -- blast radius ------------------------------------------------------------------------------
+
+
+def test_campaigns_are_matched_to_the_changed_lists_they_use():
+    changed = removal_plan(10, 1)
+    unchanged = list_plan(
+        audience="b",
+        list_name="b",
+        description=None,
+        live_list_id=2,
+        add=(),
+        remove=(),
+        desired_count=5,
+        live_count=5,
+    )
+    campaigns = [
+        CampaignInfo(20, "Later", "Blast", "Scheduled", (2,), (1,)),
+        CampaignInfo(10, "Welcome", "Triggered", "Running", (1, 1, 2), ()),
+    ]
+    uses = campaign_uses([changed, unchanged], campaigns)
+    assert uses == [
+        CampaignUse("a", 10, "Welcome", "Triggered", "Running", "send"),
+        CampaignUse("a", 20, "Later", "Blast", "Scheduled", "suppression"),
+    ]
+    assert needs_campaigns([changed]) and not needs_campaigns([unchanged])
+
+
+# -- the plan file -----------------------------------------------------------------------------
+
+
+def full_plan(add: tuple[Member, ...], remove: tuple[str, ...]) -> Plan:
+    lp = ListPlan(
+        audience="a",
+        list_name="list a",
+        list_id=5,
+        create=False,
+        description="d",
+        add=add,
+        remove=remove,
+        unchanged=1,
+        live_count=len(remove) + 1,
+        desired_count=len(add) + 1,
+        channel_unsubscribe=True,
+        campaign_id=3,
+        max_removals=50,
+        held_back_removals=2,
+        add_fields={add[0].key: {"tier": "gold"}} if add else {},
+        field_update_keys=("k",),
+        forgotten=("f@example.com",),
+        active_campaign_adds="block",
+    )
+    d = DestinationPlan(
+        destination="prod",
+        project_type="hybrid",
+        lists=(lp,),
+        skipped_members=(("a", MemberIssue("a.csv:3", "invalid email", "bad")),),
+        deletions=(ListDeletion(9, "gone"),),
+        allow_list_deletion=True,
+        field_updates=(
+            FieldUpdate("k", "email", "k@example.com", None, {"tier": ("a", "b")}, True),
+        ),
+        field_read=FieldRead("export", 1, 1, ("tier",)),
+        member_read="1 getUsers call",
+        notes=("a note",),
+        unread=(("b", "why"),),
+        campaigns=(CampaignUse("list a", 1, "C", "Blast", "Running", "send"),),
+    )
+    return Plan((d,), {"prod": {"list a": {"id": 5, "size": 3}}})
+
+
+def test_a_saved_plan_reads_back_as_the_same_plan(tmp_path):
+    plan = full_plan(members(3), ("r1@example.com", "r2@example.com"))
+    path = tmp_path / "plans" / "plan.gz"
+
+    save_plan(path, plan, "digest-1", tmp_path, ["a"])
+    loaded = load_plan(path)
+
+    assert loaded.plan == plan
+    assert (loaded.manifest_digest, loaded.targets, loaded.manifest_root) == (
+        "digest-1",
+        ["a"],
+        tmp_path,
+    )
+    # It holds member identifiers: readable by its owner only.
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_large_member_sets_of_a_saved_plan_go_into_the_workspace(tmp_path):
+    plan = full_plan(members(5), tuple(f"r{n}@example.com" for n in range(4)))
+    path = tmp_path / "plan.gz"
+    save_plan(path, plan, "digest", tmp_path, None)
+
+    with Engine(EngineSettings(threshold=4, temp_dir=tmp_path)) as engine:
+        (lp,) = load_plan(path, SavedPlanTables(engine)).plan.destinations[0].lists
+        assert not isinstance(lp.add, tuple) and not isinstance(lp.remove, tuple)
+        assert [m.key for m in lp.add] == [m.key for m in plan.destinations[0].lists[0].add]
+        assert list(lp.remove) == list(plan.destinations[0].lists[0].remove)
+        # Saved again from the workspace, it is the same file's content.
+        again = tmp_path / "again.gz"
+        save_plan(again, load_plan(path, SavedPlanTables(engine)).plan, "digest", tmp_path, None)
+    assert _lines(again)[1:] == _lines(path)[1:]
+
+
+def test_a_damaged_or_foreign_plan_file_is_refused(tmp_path):
+    damaged = tmp_path / "damaged.gz"
+    damaged.write_bytes(b"\x1f\x8b not gzip")
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"format": "something else"}) + "\n")
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"format": "reconciler-plan", "version": VERSION - 1}) + "\n")
+    for path in (damaged, other):
+        with pytest.raises(ReconcilerError, match="not a reconciler plan file"):
+            load_plan(path)
+    with pytest.raises(ReconcilerError, match="run plan again"):
+        load_plan(old)
+
+
+def _lines(path) -> list[bytes]:
+    with gzip.open(path) as handle:
+        return handle.read().splitlines()

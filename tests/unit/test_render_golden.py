@@ -1,0 +1,454 @@
+"""Golden files for the renderers people read (issue 17): representative plans and apply
+reports, built here in Python, rendered as text and markdown and compared with the files
+under tests/golden/. A change to a template or a renderer shows up as a diff of those files
+in review.
+
+    python3 -m pytest tests/unit/test_render_golden.py --update-golden   # rewrite them
+    RECONCILER_UPDATE_GOLDEN=1 python3 -m pytest tests/unit/test_render_golden.py
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.apply.executor import (
+    ApplyReport,
+    DeletionResult,
+    DestinationResult,
+    FieldUpdateResult,
+    ListResult,
+)
+from reconciler.members.identity import Member
+from reconciler.members.issue import MemberIssue
+from reconciler.plan import (
+    CampaignUse,
+    DestinationPlan,
+    FieldRead,
+    FieldUpdate,
+    ListDeletion,
+    ListPlan,
+    Plan,
+)
+from reconciler.render.masking import source_value
+from reconciler.render.plans import plan_markdown, plan_text, report_markdown, report_text
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
+    """golden(name, text): `text` must equal tests/golden/<name> (or rewrites it)."""
+    update = request.config.getoption("--update-golden") or os.environ.get(
+        "RECONCILER_UPDATE_GOLDEN"
+    ) not in (None, "", "0")
+
+    def check(name: str, text: str) -> None:
+        path = GOLDEN / name
+        if update:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            return
+        assert path.is_file(), f"no golden file {path}: run pytest with --update-golden"
+        expected = path.read_text(encoding="utf-8")
+        if text != expected:
+            diff = "".join(
+                difflib.unified_diff(
+                    expected.splitlines(keepends=True),
+                    text.splitlines(keepends=True),
+                    f"tests/golden/{name}",
+                    "rendered",
+                )
+            )
+            pytest.fail(f"{name} differs from its golden file (--update-golden):\n{diff}")
+
+    return check
+
+
+# -- plans built by hand ---------------------------------------------------------------------
+
+
+def email(n: int, domain: str = "example.com") -> Member:
+    address = f"person{n:02d}@{domain}"
+    return Member(address, "email", email=address)
+
+
+def user(n: int, with_email: bool = True) -> Member:
+    address = f"user{n:02d}@example.org" if with_email else None
+    return Member(f"u-{n:04d}", "userId", email=address, user_id=f"u-{n:04d}")
+
+
+def list_plan(**changes: Any) -> ListPlan:
+    """An existing list of 100 members with nothing to change, unless told otherwise."""
+    values: dict[str, Any] = {
+        "audience": "newsletter",
+        "list_name": "newsletter",
+        "list_id": 101,
+        "create": False,
+        "description": None,
+        "add": (),
+        "remove": (),
+        "unchanged": 100,
+        "live_count": 100,
+        "desired_count": 100,
+    }
+    values.update(changes)
+    return ListPlan(**values)
+
+
+def destination(*lists: ListPlan, **changes: Any) -> DestinationPlan:
+    values: dict[str, Any] = {
+        "destination": "prod",
+        "project_type": "hybrid",
+        "lists": lists,
+        "member_read": "members of 1 list read with 1 getUsers call",
+    }
+    values.update(changes)
+    return DestinationPlan(**values)
+
+
+def empty_plan() -> Plan:
+    return Plan()
+
+
+def unchanged_plan() -> Plan:
+    return Plan((destination(list_plan()),))
+
+
+def create_and_delete_plan() -> Plan:
+    """A new list with its members, and two lists pruned: one permitted, one blocked."""
+    new = list_plan(
+        audience="beta",
+        list_name="beta-testers",
+        list_id=None,
+        create=True,
+        description="Beta testers",
+        add=tuple(email(n) for n in range(3)),
+        unchanged=0,
+        live_count=0,
+        desired_count=3,
+    )
+    return Plan(
+        (
+            destination(
+                new,
+                deletions=(ListDeletion(7, "old-promo"),),
+                allow_list_deletion=True,
+            ),
+            destination(
+                list_plan(audience="vip", list_name="vip", list_id=55),
+                destination="eu",
+                project_type="email",
+                deletions=(ListDeletion(9, "retired"),),
+            ),
+        )
+    )
+
+
+def adds_and_removes_plan() -> Plan:
+    """More adds than the sample shows, userIds with emails, removes with channelUnsubscribe."""
+    lp = list_plan(
+        audience="churn-risk",
+        list_name="churn-risk",
+        list_id=202,
+        add=(*(user(n) for n in range(12)), user(99, with_email=False)),
+        remove=("gone01@example.com", "u-0500", "gone02@example.com"),
+        unchanged=97,
+        live_count=100,
+        desired_count=110,
+        campaign_id=4242,
+        channel_unsubscribe=True,
+        max_removal_percent=5.0,
+        update_existing_users_only=True,
+    )
+    return Plan((destination(lp, project_type="userId"),))
+
+
+def field_updates_plan() -> Plan:
+    """Mapped fields sent with adds, and updates of users already on the list."""
+    added = email(1)
+    lp = list_plan(
+        audience="crm",
+        list_name="crm",
+        list_id=303,
+        add=(added,),
+        unchanged=2,
+        live_count=2,
+        desired_count=3,
+        add_fields={added.key: {"plan_tier": "gold", "ltv": 120.5}},
+        field_update_keys=("person02@example.com", "person03@example.com"),
+    )
+    updates = (
+        FieldUpdate(
+            key="person02@example.com",
+            key_kind="email",
+            email="person02@example.com",
+            user_id=None,
+            changes={"plan_tier": ("silver", "gold"), "ltv": (10, 99.5)},
+        ),
+        FieldUpdate(
+            key="u-0003",
+            key_kind="userId",
+            email="person03@example.com",
+            user_id="u-0003",
+            changes={"profile": ({"city": "Oslo"}, {"city": "Bergen", "zip": "5003"})},
+            merge_nested_objects=True,
+        ),
+    )
+    return Plan(
+        (
+            destination(
+                lp,
+                field_updates=updates,
+                field_read=FieldRead("user_reads", users=2, requests=2, fields=("ltv",)),
+            ),
+            destination(
+                list_plan(audience="quiet", list_name="quiet", list_id=304),
+                destination="eu",
+                field_read=FieldRead("export", users=40, requests=1, fields=("plan_tier",)),
+            ),
+        )
+    )
+
+
+def campaigns_plan() -> Plan:
+    """Campaigns that send to a list gaining members or suppress a list losing them, and a
+    destination whose campaigns could not be read, under activeCampaignAdds: block."""
+    warned = list_plan(
+        audience="welcome",
+        list_name="welcome",
+        list_id=401,
+        add=(email(1),),
+        remove=("person09@example.com",),
+        unchanged=99,
+    )
+    suppression = list_plan(
+        audience="do-not-mail",
+        list_name="do-not-mail",
+        list_id=402,
+        remove=("person08@example.com",),
+        unchanged=99,
+    )
+    blocked = list_plan(
+        audience="launch",
+        list_name="launch",
+        list_id=403,
+        add=(email(2), email(3)),
+        desired_count=102,
+        active_campaign_adds="block",
+    )
+    uses = (
+        CampaignUse("welcome", 12, "Welcome", "Triggered", "Running", "send"),
+        CampaignUse("welcome", 13, "Spring | sale", "Blast", "Finished", "send"),
+        CampaignUse("do-not-mail", 14, "Weekly", "Blast", "Scheduled", "suppression"),
+    )
+    return Plan(
+        (
+            destination(warned, suppression, campaigns=uses),
+            destination(
+                blocked,
+                destination="eu",
+                campaigns_read_error="campaigns could not be read: HTTP 500 from Iterable",
+            ),
+        )
+    )
+
+
+def guards_plan() -> Plan:
+    """Every guard broken once: removal share and count, empty source, bounds, additions."""
+    lists = (
+        list_plan(
+            audience="shrinking",
+            list_name="shrinking",
+            list_id=501,
+            remove=tuple(f"person{n:02d}@example.com" for n in range(30)),
+            unchanged=70,
+            desired_count=70,
+            max_removals=20,
+        ),
+        list_plan(
+            audience="emptied",
+            list_name="emptied",
+            list_id=502,
+            remove=tuple(f"person{n:02d}@example.net" for n in range(4)),
+            unchanged=0,
+            live_count=4,
+            desired_count=0,
+            max_removal_percent=100.0,
+        ),
+        list_plan(
+            audience="bounded",
+            list_name="bounded",
+            list_id=503,
+            add=tuple(email(n, "example.edu") for n in range(5)),
+            desired_count=105,
+            max_members=102,
+            max_addition_percent=2.0,
+            max_additions=3,
+        ),
+    )
+    return Plan((destination(*lists),))
+
+
+def held_back_and_skipped_plan() -> Plan:
+    """What a plan leaves out and why: held-back removals, kept members, forgotten users,
+    members not created, skipped rows, duplicates, field values not sent, unread lists."""
+    lp = list_plan(
+        audience="members",
+        list_name="members",
+        list_id=601,
+        add=(email(1),),
+        unchanged=95,
+        desired_count=98,
+        held_back_removals=4,
+        kept_for_skipped=1,
+        forgotten=("forgotten@example.com",),
+        not_created=("stranger@example.com", "u-0777"),
+    )
+    skipped = tuple(
+        ("members", MemberIssue(f"members.csv:{n + 2}", "invalid email", f"not-an-email-{n}"))
+        for n in range(21)
+    )
+    return Plan(
+        (
+            destination(
+                lp,
+                skipped_members=skipped,
+                skipped_unlisted=3,
+                duplicate_rows=2,
+                duplicate_conflicts=(
+                    (
+                        "members",
+                        MemberIssue(
+                            "members.csv:9",
+                            "same email as members.csv:4 (used) but a different userId: "
+                            "this row is ignored",
+                        ),
+                    ),
+                ),
+                field_issues=(
+                    (
+                        "members",
+                        MemberIssue(
+                            "members.csv:5",
+                            f"field 'ltv': {source_value('twelve')} is not a number",
+                            "person05@example.com",
+                        ),
+                    ),
+                ),
+                unread=(("archive", "getUsers answered an empty body for a list of 3 members"),),
+                notes=("list 'members' has a new description in the manifest",),
+                read_note="the last apply was 20 s ago: reads may lag it, so they were retried",
+                other_reads=("2 users checked for being forgotten",),
+            ),
+        )
+    )
+
+
+PLANS: dict[str, Callable[[], Plan]] = {
+    "empty": empty_plan,
+    "unchanged": unchanged_plan,
+    "create_and_delete": create_and_delete_plan,
+    "adds_and_removes": adds_and_removes_plan,
+    "field_updates": field_updates_plan,
+    "campaigns": campaigns_plan,
+    "guards": guards_plan,
+    "held_back_and_skipped": held_back_and_skipped_plan,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLANS))
+def test_plan_text(name, golden):
+    golden(f"plan/{name}.txt", plan_text(PLANS[name]()))
+
+
+@pytest.mark.parametrize("name", sorted(PLANS))
+def test_plan_markdown(name, golden):
+    golden(f"plan/{name}.md", plan_markdown(PLANS[name]()))
+
+
+def test_plan_with_members_shown(golden):
+    """--show-members: the same plan with identifiers in full (local use only)."""
+    plan = adds_and_removes_plan()
+    golden("plan/adds_and_removes.shown.txt", plan_text(plan, show_members=True))
+    golden("plan/adds_and_removes.shown.md", plan_markdown(plan, show_members=True))
+
+
+def test_plan_with_overridden_guards(golden):
+    """apply --allow-removals: the plan it prints says what it goes ahead despite."""
+    plan = guards_plan()
+    golden("plan/guards.allowed.txt", plan_text(plan, allowed=("removals",)))
+    golden("plan/guards.allowed.md", plan_markdown(plan, allowed=("removals",)))
+
+
+def test_masked_output_holds_no_identifier():
+    """The default (masked) renderings name no member of the plans above in full."""
+    identifiers = {
+        "person01@example.com",
+        "u-0003",
+        "gone01@example.com",
+        "user00@example.org",
+        "forgotten@example.com",
+        "not-an-email-0",
+    }
+    for make in PLANS.values():
+        for text in (plan_text(make()), plan_markdown(make())):
+            assert not [i for i in identifiers if i in text]
+
+
+# -- an apply report -------------------------------------------------------------------------
+
+
+def apply_report() -> ApplyReport:
+    done = ListResult(
+        "beta", "beta-testers", 31, planned_add=3, planned_remove=0, created=True, added=3
+    )
+    partial = ListResult(
+        "churn-risk",
+        "churn-risk",
+        202,
+        planned_add=13,
+        planned_remove=3,
+        added=11,
+        removed=2,
+        rejected={"u-0007": "invalid userId", "person04@example.com": "invalidEmails"},
+        errors=["1 removal not confirmed by Iterable's answer"],
+        already_gone=1,
+        forgotten=1,
+    )
+    fields = FieldUpdateResult(
+        planned=2, updated=1, rejected={"person02@example.com": "field type mismatch"}
+    )
+    return ApplyReport(
+        destinations=[
+            DestinationResult(
+                "prod",
+                [done, partial],
+                [DeletionResult(7, "old-promo", deleted=True)],
+                fields,
+            ),
+            DestinationResult(
+                "eu",
+                [ListResult("vip", "vip", 55, planned_add=0, planned_remove=0)],
+                [DeletionResult(9, "retired", error="HTTP 409: list is used by a campaign")],
+            ),
+        ],
+        requests=12,
+        retries=2,
+        rate_limited=1,
+        rate_limit_wait_seconds=1.5,
+        rejected_file=".reconciler/rejected/2026-01-01T00-00-00.csv",
+    )
+
+
+def test_report_text(golden):
+    golden("report/apply.txt", report_text(apply_report()))
+
+
+def test_report_markdown(golden):
+    golden("report/apply.md", report_markdown(apply_report()))
