@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from reconciler import __version__
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, SourceChangedError, SourceError
 from reconciler.manifest import Manifests
 from reconciler.members.identity import Member
 from reconciler.members.model import Engine, batches, identifiers_into_table, members_into_table
@@ -36,8 +36,7 @@ from reconciler.plan import (
     ListPlan,
     Plan,
 )
-from reconciler.sources import MemberIssue
-from reconciler.sources.read import source_path
+from reconciler.sources import MemberIssue, source_for
 
 FORMAT = "reconciler-plan"
 VERSION = 3  # 2: trait-mapping field writes; 3: members on lines of their own
@@ -54,22 +53,31 @@ class SavedPlan:
 
 def manifests_digest(manifests: Manifests) -> str:
     """Digest of every manifest file and every file-based member source, by content."""
-    files: set[Path] = {Path(f).resolve() for f in manifests.files}
+    files: dict[Path, bytes | None] = {Path(f).resolve(): None for f in manifests.files}
     for audience in manifests.audiences.values():
-        members = audience.spec.members
-        # A query's result at a url cannot be digested without running it; the live
+        # Member files as this run read them (their snapshots: a file rewritten after it
+        # was read must not lend its digest to a plan made from the old content). A
+        # query's result at a url cannot be digested without running it; the live
         # fingerprint still catches changes on Iterable's side.
-        for relative in (members.csv, members.parquet, members.database):
-            if relative is not None and relative != ":memory:":
-                files.add(source_path(audience, relative).resolve())
+        try:
+            digests = source_for(audience).digests()
+        except SourceChangedError:
+            raise
+        except SourceError:
+            digests = []  # unreadable: it digests as missing below
+            for source_file in source_for(audience).files():
+                files.setdefault(source_file.path.resolve(), None)
+        for path, digest in digests:
+            files[path.resolve()] = bytes.fromhex(digest)
     # Paths relative to the manifest root: a plan made in one checkout must still match in
     # another (CI jobs on self-hosted runners check out to different directories).
     root = Path(manifests.root).resolve()
     h = hashlib.sha256()
     for path in sorted(files):
         h.update(os.path.relpath(path, root).encode() + b"\0")
+        known = files[path]
         try:
-            h.update(hashlib.sha256(path.read_bytes()).digest())
+            h.update(known if known is not None else hashlib.sha256(path.read_bytes()).digest())
         except OSError:
             h.update(b"missing")
     return h.hexdigest()

@@ -9,7 +9,7 @@ from reconciler.errors import SourceError
 from reconciler.manifest import Audience, Destination, Manifests
 from reconciler.members.identity import Member, ProjectType
 from reconciler.progress import NULL_PROGRESS, Progress
-from reconciler.sources import MemberIssue, read_members
+from reconciler.sources import MemberIssue, read_members, source_for
 from reconciler.traits import CompiledMapping, DesiredFields, compile_mapping, desired_fields
 
 if TYPE_CHECKING:
@@ -133,8 +133,7 @@ def _read_audience(
 def at_scale(engine: Engine, audience: Audience) -> bool:
     """Whether DuckDB plans this audience. Inline members and audiences with a trait
     mapping (whose values are checked and compared per member) always stay in Python."""
-    members = audience.spec.members
-    if members.inline is not None or audience.spec.traits is not None:
+    if not source_for(audience).scales or audience.spec.traits is not None:
         return False
     if engine.settings.engine != "auto":
         return engine.settings.engine == "duckdb"

@@ -1,0 +1,120 @@
+"""A file-backed source is read once, into a private copy, and refused if it changed meanwhile.
+
+A CSV rewritten in place while it was read gave a reader half of the old file and none of
+the new: the plan then unsubscribed everyone in the missing half, and the apply exited 0.
+So a source file is copied once into a private directory (mode 0700: it holds members),
+hashing it on the way; its size, modification and change times and identity are recorded
+before and after, and it is hashed again after. Any difference refuses the run
+(SourceChangedError, exit 3) before anything is planned or written. Everything after that
+(the header, the row count, the rows, the digest a saved plan records) reads the copy, so
+one run plans from one version of the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.errors import SourceChangedError
+
+CHUNK_BYTES = 1 << 20
+
+# Every snapshot directory this process made and has not removed yet, for
+# `remove_snapshots` (os._exit skips finalizers).
+_OPEN: set[Path] = set()
+
+
+def _after_chunk(path: Path) -> None:
+    """Called after each chunk read from a source file (tests rewrite the file here, to
+    change it while it is read)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """A source file as this run read it: `copy` is what the run plans from."""
+
+    path: Path  # the source file, as messages show it
+    copy: Path
+    digest: str  # SHA-256 of the content, as read
+    size: int
+
+    def shown(self, text: str) -> str:
+        """`text` with the copy's path (in a message from DuckDB, say) as the file's."""
+        return text.replace(str(self.copy), str(self.path))
+
+
+def take_snapshot(path: Path, audience: str, declared_at: str) -> Snapshot:
+    """Copy `path` into a private directory and check it did not change while it was read.
+
+    Raises OSError as opening `path` does (each source words a missing file its own way),
+    and SourceChangedError naming the audience, the file and what changed."""
+    before = os.stat(path)
+    directory = Path(tempfile.mkdtemp(prefix="reconciler-source-"))
+    _OPEN.add(directory)
+    copy = directory / (path.name or "source")
+    try:
+        digest = hashlib.sha256()
+        with path.open("rb") as source, copy.open("xb") as target:
+            opened = os.fstat(source.fileno())
+            while chunk := source.read(CHUNK_BYTES):
+                digest.update(chunk)
+                target.write(chunk)
+                _after_chunk(path)
+            size = target.tell()
+        changes = _changes(path, before, opened, size, digest.hexdigest())
+        if changes:
+            raise SourceChangedError(
+                f"{declared_at}: audience {audience!r}: guard source_changed: {path} changed "
+                f"while it was read ({changes}); nothing was planned or changed. Run again "
+                "once whatever writes it has finished (no override: no plan is made from a "
+                "file that was half rewritten). Writers should write a new file under "
+                "another name and rename it into place, so readers see the old file or the "
+                "new one, never a mix"
+            )
+    except BaseException:
+        _remove(directory)
+        raise
+    snapshot = Snapshot(path, copy, digest.hexdigest(), size)
+    weakref.finalize(snapshot, _remove, directory)
+    return snapshot
+
+
+def _changes(
+    path: Path, before: os.stat_result, opened: os.stat_result, size: int, read: str
+) -> str:
+    """What differs between the file before, during and after the read, in words."""
+    try:
+        after = os.stat(path)
+    except FileNotFoundError:
+        return "it was deleted"
+    if {(s.st_dev, s.st_ino) for s in (before, opened, after)} != {(before.st_dev, before.st_ino)}:
+        return "it was replaced by another file"
+    if not before.st_size == size == after.st_size:
+        return f"{before.st_size:,} bytes before, {size:,} read, {after.st_size:,} after"
+    if (before.st_mtime_ns, before.st_ctime_ns) != (after.st_mtime_ns, after.st_ctime_ns):
+        return "it was written to"
+    if file_digest(path) != read:
+        return "its content differs from what was read"
+    return ""
+
+
+def file_digest(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _remove(directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+    _OPEN.discard(directory)
+
+
+def remove_snapshots() -> None:
+    """Remove the snapshot copies now: for a process about to end with os._exit (a second
+    Ctrl-C), which would leave members' data behind."""
+    for directory in list(_OPEN):
+        _remove(directory)
