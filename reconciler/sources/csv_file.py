@@ -111,7 +111,7 @@ class CsvFile(Source):
                         continue
                     email = row[email_col] if email_col is not None else None
                     user_id = row[user_id_col] if user_id_col is not None else None
-                    traits = {name: row[i] for name, i in trait_cols}
+                    traits: dict[str, object] = {name: row[i] for name, i in trait_cols}
                     try:
                         result.add(make_member(project_type, email, user_id, traits), where)
                     except InvalidIdentity as exc:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -36,7 +35,7 @@ from reconciler.manifest.repository import (
 from reconciler.members.identity import ProjectType
 from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
-from reconciler.sources.snapshot import Snapshot
+from reconciler.sources.snapshot import Snapshot, file_system_clock
 
 IN_MEMORY = ":memory:"
 
@@ -217,7 +216,7 @@ def open_connection(
     if writable is not None:
         directories = (*directories, f"{writable}/")
     files = (*files, *(str(path) for path in readable))
-    config = {
+    config: dict[str, str | bool | int | float | list[str]] = {
         # No extension may be fetched or loaded, whatever the query names.
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
@@ -270,7 +269,7 @@ def bounded_connection(
     they are judged by their modification and change times against the file system's own
     clock when the read began, not copied first as CSV and Parquet sources are."""
     seconds = query_timeout()
-    began = _file_system_clock()
+    began = file_system_clock()
     database_before = _stat(database) if database != IN_MEMORY else None
     connection = open_connection(
         database, base_dir, declared_at, repository, writable, memory_bytes, readable
@@ -302,12 +301,6 @@ def bounded_connection(
     finally:
         timer.cancel()
         connection.close()
-
-
-def _file_system_clock() -> int:
-    """Now, as the file system stamps files (its clock runs a tick behind time.time_ns)."""
-    with tempfile.NamedTemporaryFile(prefix="reconciler-clock-") as marker:
-        return os.fstat(marker.fileno()).st_mtime_ns
 
 
 def _stat(path: str) -> tuple[int, int, int, int] | None:

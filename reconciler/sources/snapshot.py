@@ -4,7 +4,8 @@ A CSV rewritten in place while it was read gave a reader half of the old file an
 the new: the plan then unsubscribed everyone in the missing half, and the apply exited 0.
 So a source file is copied once into a private directory (mode 0700: it holds members),
 hashing it on the way; its size, modification and change times and identity are recorded
-before and after, and it is hashed again after. Any difference refuses the run
+before and after, and a file changed just before the read began (whose times cannot tell
+a second change in the same clock tick) is hashed again after. Any difference refuses the run
 (SourceChangedError, exit 3) before anything is planned or written. Everything after that
 (the header, the row count, the rows, the digest a saved plan records) reads the copy, so
 one run plans from one version of the file.
@@ -23,6 +24,9 @@ from pathlib import Path
 from reconciler.errors import SourceChangedError
 
 CHUNK_BYTES = 1 << 20
+# A file changed less than this before its read began is hashed again after it: its times
+# alone cannot prove it unchanged (clock ticks, a little skew on a network file system).
+RACY_NS = 5 * 10**9
 
 # Every snapshot directory this process made and has not removed yet, for
 # `remove_snapshots` (os._exit skips finalizers).
@@ -53,6 +57,7 @@ def take_snapshot(path: Path, audience: str, declared_at: str) -> Snapshot:
 
     Raises OSError as opening `path` does (each source words a missing file its own way),
     and SourceChangedError naming the audience, the file and what changed."""
+    began = file_system_clock()
     before = os.stat(path)
     directory = Path(tempfile.mkdtemp(prefix="reconciler-source-"))
     _OPEN.add(directory)
@@ -66,7 +71,12 @@ def take_snapshot(path: Path, audience: str, declared_at: str) -> Snapshot:
                 target.write(chunk)
                 _after_chunk(path)
             size = target.tell()
-        changes = _changes(path, before, opened, size, digest.hexdigest())
+        # A file last changed just before the read began may have been changed again
+        # within the same tick of the file system's clock, which its times cannot show:
+        # only then is it read a second time, to compare digests (as git treats a
+        # "racily clean" index entry). A file at rest is judged by its size and times.
+        racy = max(before.st_mtime_ns, before.st_ctime_ns) >= began - RACY_NS
+        changes = _changes(path, before, opened, size, digest.hexdigest() if racy else None)
         if changes:
             raise SourceChangedError(
                 f"{declared_at}: audience {audience!r}: guard source_changed: {path} changed "
@@ -85,7 +95,7 @@ def take_snapshot(path: Path, audience: str, declared_at: str) -> Snapshot:
 
 
 def _changes(
-    path: Path, before: os.stat_result, opened: os.stat_result, size: int, read: str
+    path: Path, before: os.stat_result, opened: os.stat_result, size: int, read: str | None
 ) -> str:
     """What differs between the file before, during and after the read, in words."""
     try:
@@ -98,9 +108,16 @@ def _changes(
         return f"{before.st_size:,} bytes before, {size:,} read, {after.st_size:,} after"
     if (before.st_mtime_ns, before.st_ctime_ns) != (after.st_mtime_ns, after.st_ctime_ns):
         return "it was written to"
-    if file_digest(path) != read:
+    if read is not None and file_digest(path) != read:
         return "its content differs from what was read"
     return ""
+
+
+def file_system_clock() -> int:
+    """Now, as the file system stamps files (its clock runs up to a tick behind
+    time.time_ns), from a file made for the purpose."""
+    with tempfile.NamedTemporaryFile(prefix="reconciler-clock-") as marker:
+        return os.fstat(marker.fileno()).st_mtime_ns
 
 
 def file_digest(path: Path) -> str:

@@ -157,3 +157,39 @@ def test_missing_and_non_utf8_files_are_named_as_the_manifest_names_them(tmp_pat
     latin = load_audience(tmp_path, {"csv": "data/m.csv"})
     with pytest.raises(SourceError, match=r"data/m.csv:3:2: not UTF-8 text \(byte 0xff\)"):
         source_for(latin).read("hybrid")
+
+
+def test_a_change_the_times_cannot_show_is_caught_by_the_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file written just before the read began can change again within one tick of the
+    file system's clock, leaving its times as they were: then only the digest tells."""
+    path = tmp_path / "m.csv"
+    path.write_text("email\nabc@example.com\n" * 20, encoding="utf-8")
+    frozen = os.stat(path)
+    monkeypatch.setattr(snapshots.os, "stat", lambda _path: frozen)
+    monkeypatch.setattr(snapshots.os, "fstat", lambda _fd: frozen)
+    monkeypatch.setattr(snapshots, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(
+        snapshots,
+        "_after_chunk",
+        lambda _p: path.write_text("email\nxyz@example.com\n" * 20, encoding="utf-8"),
+    )
+    with pytest.raises(SourceChangedError, match="its content differs from what was read"):
+        take_snapshot(Path("m.csv"), "aud", "aud.yaml:9:5")
+
+
+def test_a_file_at_rest_is_judged_by_its_size_and_times_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text(ROWS, encoding="utf-8")
+    # The read begins an hour after the file last changed.
+    an_hour_later = max(path.stat().st_mtime_ns, path.stat().st_ctime_ns) + 3600 * 10**9
+    monkeypatch.setattr(snapshots, "file_system_clock", lambda: an_hour_later)
+
+    def second_read(_path: Path) -> str:
+        raise AssertionError("a file at rest is not read twice")
+
+    monkeypatch.setattr(snapshots, "file_digest", second_read)
+    assert take_snapshot(Path("m.csv"), "aud", "aud.yaml:9:5").size == len(ROWS)
