@@ -2,8 +2,8 @@
 
 A CSV rewritten in place while it was read gave a reader half of the old file and none of
 the new: the plan then unsubscribed everyone in the missing half, and the apply exited 0.
-So a source file is copied once into a private directory (mode 0700: it holds members),
-hashing it on the way; its size, modification and change times and identity are recorded
+So a source file is copied once into a private directory (mode 0700: it holds members);
+its size, modification and change times and identity are recorded
 before and after, and a file changed just before the read began (whose times cannot tell
 a second change in the same clock tick) is hashed again after. Any difference refuses the run
 (SourceChangedError, exit 3) before anything is planned or written. Everything after that
@@ -19,11 +19,13 @@ import shutil
 import tempfile
 import weakref
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import BinaryIO
 
 from reconciler.errors import SourceChangedError
 
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 8 << 20
 # A file changed less than this before its read began is hashed again after it: its times
 # alone cannot prove it unchanged (clock ticks, a little skew on a network file system).
 RACY_NS = 5 * 10**9
@@ -44,8 +46,13 @@ class Snapshot:
 
     path: Path  # the source file, as messages show it
     copy: Path
-    digest: str  # SHA-256 of the content, as read
     size: int
+
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 of the content as read (of the copy, which nothing changes), made when
+        first asked for: only a saved plan needs it."""
+        return file_digest(self.copy)
 
     def shown(self, text: str) -> str:
         """`text` with the copy's path (in a message from DuckDB, say) as the file's."""
@@ -63,20 +70,16 @@ def take_snapshot(path: Path, audience: str, declared_at: str) -> Snapshot:
     _OPEN.add(directory)
     copy = directory / (path.name or "source")
     try:
-        digest = hashlib.sha256()
         with path.open("rb") as source, copy.open("xb") as target:
             opened = os.fstat(source.fileno())
-            while chunk := source.read(CHUNK_BYTES):
-                digest.update(chunk)
-                target.write(chunk)
-                _after_chunk(path)
-            size = target.tell()
+            size = _copy(source, target, path)
+        snapshot = Snapshot(path, copy, size)
         # A file last changed just before the read began may have been changed again
         # within the same tick of the file system's clock, which its times cannot show:
         # only then is it read a second time, to compare digests (as git treats a
         # "racily clean" index entry). A file at rest is judged by its size and times.
         racy = max(before.st_mtime_ns, before.st_ctime_ns) >= began - RACY_NS
-        changes = _changes(path, before, opened, size, digest.hexdigest() if racy else None)
+        changes = _changes(path, before, opened, size, snapshot if racy else None)
         if changes:
             raise SourceChangedError(
                 f"{declared_at}: audience {audience!r}: guard source_changed: {path} changed "
@@ -89,13 +92,33 @@ def take_snapshot(path: Path, audience: str, declared_at: str) -> Snapshot:
     except BaseException:
         _remove(directory)
         raise
-    snapshot = Snapshot(path, copy, digest.hexdigest(), size)
     weakref.finalize(snapshot, _remove, directory)
     return snapshot
 
 
+def _copy(source: BinaryIO, target: BinaryIO, path: Path) -> int:
+    """Copy `source` to `target` in chunks (in the kernel where it can), returning the
+    bytes copied."""
+    size = 0
+    in_kernel = True
+    while True:
+        copied = 0
+        if in_kernel:
+            try:
+                copied = os.copy_file_range(source.fileno(), target.fileno(), CHUNK_BYTES)
+            except OSError:
+                in_kernel = False  # not between these file systems: through memory
+        if not in_kernel:
+            chunk = source.read(CHUNK_BYTES)
+            copied = target.write(chunk)
+        if not copied:
+            return size
+        size += copied
+        _after_chunk(path)
+
+
 def _changes(
-    path: Path, before: os.stat_result, opened: os.stat_result, size: int, read: str | None
+    path: Path, before: os.stat_result, opened: os.stat_result, size: int, read: Snapshot | None
 ) -> str:
     """What differs between the file before, during and after the read, in words."""
     try:
@@ -108,7 +131,7 @@ def _changes(
         return f"{before.st_size:,} bytes before, {size:,} read, {after.st_size:,} after"
     if (before.st_mtime_ns, before.st_ctime_ns) != (after.st_mtime_ns, after.st_ctime_ns):
         return "it was written to"
-    if read is not None and file_digest(path) != read:
+    if read is not None and file_digest(path) != read.digest:
         return "its content differs from what was read"
     return ""
 
