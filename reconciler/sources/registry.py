@@ -6,25 +6,25 @@ loaded manifest lives for one run), so a file is snapshotted once per run whoeve
 
 from __future__ import annotations
 
-import weakref
-
 from reconciler.errors import SourceError
 from reconciler.manifest.manifests import Audience
 from reconciler.members.identity import ProjectType
 from reconciler.sources.base import Source
 from reconciler.sources.result import SourceResult
 
-_SOURCES: dict[int, Source] = {}
+# Where an audience keeps its source: in the audience object's own __dict__, as
+# functools.cached_property keeps a value (frozen dataclasses allow it), so the source and
+# the snapshots of its files live exactly as long as the loaded manifests.
+_ATTRIBUTE = "_member_source"
 
 
 def source_for(audience: Audience) -> Source:
     """The audience's source, made on first use and kept while the audience lives."""
-    key = id(audience)
-    source = _SOURCES.get(key)
-    if source is None or source.audience is not audience:
-        source = _make(audience)
-        _SOURCES[key] = source
-        weakref.finalize(audience, _SOURCES.pop, key, None)
+    kept = vars(audience)
+    source = kept.get(_ATTRIBUTE)
+    if source is None:
+        source = kept[_ATTRIBUTE] = _make(audience)
+    assert isinstance(source, Source)
     return source
 
 

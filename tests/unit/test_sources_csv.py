@@ -193,3 +193,12 @@ def test_a_file_at_rest_is_judged_by_its_size_and_times_alone(
 
     monkeypatch.setattr(snapshots, "file_digest", second_read)
     assert take_snapshot(Path("m.csv"), "aud", "aud.yaml:9:5").size == len(ROWS)
+
+
+def test_a_snapshot_lives_as_long_as_the_loaded_manifests(tmp_path: Path) -> None:
+    audience = csv_audience(tmp_path)
+    copy = source_for(audience).snapshot.copy
+    assert copy.exists()
+    del audience
+    gc.collect()
+    assert not copy.exists()  # the run is over: the copy of members' data is gone
