@@ -23,9 +23,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
 
-from reconciler.errors import SourceChangedError
+from reconciler.errors import SourceChangedError, SourceError
 
 CHUNK_BYTES = 8 << 20
+# Where the copies go: beside the DuckDB workspace (members.engine.settings reads it too).
+TEMP_DIR_VARIABLE = "RECONCILER_DUCKDB_TEMP_DIR"
 # A file changed less than this before its read began is hashed again after it: its times
 # alone cannot prove it unchanged (clock ticks, a little skew on a network file system).
 RACY_NS = 5 * 10**9
@@ -66,14 +68,28 @@ def take_snapshot(path: Path, audience: str, declared_at: str) -> Snapshot:
     and SourceChangedError naming the audience, the file and what changed."""
     began = file_system_clock()
     before = os.stat(path)
-    directory = Path(tempfile.mkdtemp(prefix="reconciler-source-"))
-    _OPEN.add(directory)
-    copy = directory / (path.name or "source")
+    with path.open("rb") as source:
+        opened = os.fstat(source.fileno())
+        parent = os.environ.get(TEMP_DIR_VARIABLE) or None
+        try:
+            if parent is not None:
+                Path(parent).mkdir(parents=True, exist_ok=True)
+            directory = Path(tempfile.mkdtemp(prefix="reconciler-source-", dir=parent))
+        except OSError as exc:
+            raise _cannot_copy(declared_at, path, parent, exc) from None
+        _OPEN.add(directory)
+        copy = directory / (path.name or "source")
+        try:
+            try:
+                with copy.open("xb") as target:
+                    size = _copy(source, target, path)
+            except OSError as exc:
+                raise _cannot_copy(declared_at, path, parent, exc) from None
+            snapshot = Snapshot(path, copy, size)
+        except BaseException:
+            _remove(directory)
+            raise
     try:
-        with path.open("rb") as source, copy.open("xb") as target:
-            opened = os.fstat(source.fileno())
-            size = _copy(source, target, path)
-        snapshot = Snapshot(path, copy, size)
         # A file last changed just before the read began may have been changed again
         # within the same tick of the file system's clock, which its times cannot show:
         # only then is it read a second time, to compare digests (as git treats a
@@ -94,6 +110,15 @@ def take_snapshot(path: Path, audience: str, declared_at: str) -> Snapshot:
         raise
     weakref.finalize(snapshot, _remove, directory)
     return snapshot
+
+
+def _cannot_copy(declared_at: str, path: Path, parent: str | None, exc: OSError) -> SourceError:
+    where = parent or tempfile.gettempdir()
+    return SourceError(
+        f"{declared_at}: cannot copy {path} into {where} to read it (a run reads each source "
+        f"file once, from a private copy): {exc.strerror}; {TEMP_DIR_VARIABLE} chooses "
+        "another directory"
+    )
 
 
 def _copy(source: BinaryIO, target: BinaryIO, path: Path) -> int:

@@ -202,3 +202,19 @@ def test_a_snapshot_lives_as_long_as_the_loaded_manifests(tmp_path: Path) -> Non
     del audience
     gc.collect()
     assert not copy.exists()  # the run is over: the copy of members' data is gone
+
+
+def test_snapshots_go_where_the_workspace_goes_and_say_when_they_cannot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "m.csv").write_text(ROWS, encoding="utf-8")
+    monkeypatch.setenv("RECONCILER_DUCKDB_TEMP_DIR", str(tmp_path / "work"))
+    assert take_snapshot(Path("m.csv"), "aud", "aud.yaml:9:5").copy.parent.parent == (
+        tmp_path / "work"
+    )
+    (tmp_path / "file").write_text("", encoding="utf-8")
+    monkeypatch.setenv("RECONCILER_DUCKDB_TEMP_DIR", str(tmp_path / "file" / "below"))
+    with pytest.raises(SourceError) as failed:
+        take_snapshot(Path("m.csv"), "aud", "aud.yaml:9:5")
+    assert str(failed.value).startswith("aud.yaml:9:5: cannot copy m.csv into ")
+    assert "RECONCILER_DUCKDB_TEMP_DIR chooses another directory" in str(failed.value)
