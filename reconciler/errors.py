@@ -4,6 +4,7 @@
     ├── ManifestError               one or more problems, each with file, line and column
     ├── ConfigError                 environment or configuration is wrong (missing key, ...)
     ├── SourceError                 a member source could not be read at all (missing file, ...)
+    │   └── SourceChangedError      a source file changed while it was read (exit 3)
     ├── LiveStateError              live state is ambiguous (two lists with one name, ...)
     ├── UnsafePlanError             the safety policy blocks the plan (exit 3)
     ├── StalePlanError              a saved plan no longer matches manifests or Iterable (exit 4)
@@ -80,6 +81,12 @@ class ConfigError(ReconcilerError):
 
 class SourceError(ReconcilerError):
     pass
+
+
+class SourceChangedError(SourceError):
+    """A source file changed while it was read: nothing is planned from it (a guard)."""
+
+    exit_code = 3
 
 
 class LiveStateError(ReconcilerError):

@@ -59,3 +59,16 @@ def line_of(path: Path, text: str) -> int:
         if text in line:
             return number
     raise AssertionError(f"{text!r} not in {path}")
+
+
+class RecordingReader:
+    """A RelationReader (sources.base) that says which shape a source handed it."""
+
+    def csv_file(self, source: Any) -> tuple[str, Any]:
+        return "csv_file", source
+
+    def duckdb(self, relation: Any) -> tuple[str, Any]:
+        return "duckdb", relation
+
+    def stream(self, source: Any) -> tuple[str, Any]:
+        return "stream", source

@@ -74,6 +74,7 @@ from reconciler.render.plans import (
     report_json,
     report_markdown,
 )
+from reconciler.sources.snapshot import remove_snapshots
 from reconciler.state.desired import build_desired, manifests_digest
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -879,8 +880,9 @@ def _journaled_apply(
         sys.stderr.flush()
         # Worker threads blocked in a request or a retry cannot be stopped any other way;
         # whatever they leave unknown, the next apply reads back from Iterable. Files of
-        # members (DuckDB's workspace) go first: os._exit runs no cleanup.
+        # members (DuckDB's workspace, source snapshots) go first: os._exit runs no cleanup.
         remove_directories()
+        remove_snapshots()
         os._exit(EXIT_INTERRUPTED)
 
     try:

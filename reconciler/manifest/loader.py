@@ -16,7 +16,6 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from reconciler.errors import ManifestError, Problem
-from reconciler.manifest.columns import source_columns
 from reconciler.manifest.location import Location
 from reconciler.manifest.manifests import Audience, Destination, Manifests, TraitMapping
 from reconciler.manifest.model import (
@@ -30,9 +29,7 @@ from reconciler.manifest.model import (
     TraitMappingDocument,
 )
 from reconciler.manifest.repository import (
-    IN_MEMORY,
     PRIVATE_ENTRIES,
-    SOURCE_PATH_FIELDS,
     find_repository,
     is_inside,
 )
@@ -222,12 +219,12 @@ class _Collector:
 
     def check_source_paths(self, repository: Path) -> None:
         """Member source files must live in the repository (reconciler.manifest.repository)."""
+        # Imported here: sources import this package.
+        from reconciler.sources.registry import source_for
+
         for audience in self.audiences.values():
-            members = audience.spec.members
-            for name in SOURCE_PATH_FIELDS:
-                value = getattr(members, name, None)
-                if not isinstance(value, str) or value == IN_MEMORY:
-                    continue
+            for source_file in source_for(audience).files():
+                name, value = source_file.field, source_file.written
                 path = Path(value)
                 path = path if path.is_absolute() else audience.base_dir / path
                 if is_inside(path, repository):
@@ -328,10 +325,11 @@ class _Collector:
                 self._check_columns(audience, mapping)
 
     def _check_columns(self, audience: Audience, mapping: TraitMapping) -> None:
-        # Imported here: the trait compiler imports this package.
+        # Imported here: the trait compiler and the sources import this package.
+        from reconciler.sources.registry import source_for
         from reconciler.traits.template import ROW_VARIABLE, template_variables
 
-        found = source_columns(audience)
+        found = source_for(audience).columns()
         if found is None:
             return  # Parquet and SQL columns are checked when the source is read
         source, columns = found

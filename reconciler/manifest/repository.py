@@ -20,10 +20,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-# MembersSpec fields that name a file, relative to the manifest's directory.
-SOURCE_PATH_FIELDS = ("csv", "parquet", "database")
-IN_MEMORY = ":memory:"  # DuckDB's name for no file at all
-
 
 def manifest_directory(root: Path) -> Path:
     return root if root.is_dir() else root.parent

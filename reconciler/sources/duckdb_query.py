@@ -17,23 +17,25 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
-from reconciler.errors import ConfigError, SourceError
-from reconciler.manifest import MembersSpec
+from reconciler.errors import ConfigError, SourceChangedError, SourceError, display_path
+from reconciler.manifest.model import MembersSpec
 from reconciler.manifest.repository import (
     MAX_WALKED_ENTRIES,
     LinkOutOfRepository,
     RepositoryTooLarge,
+    is_inside,
     readable_paths,
 )
 from reconciler.members.identity import ProjectType
-from reconciler.sources import SourceResult
+from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
+from reconciler.sources.snapshot import Snapshot, file_system_clock
 
 IN_MEMORY = ":memory:"
 
@@ -63,38 +65,71 @@ def query_timeout(environ: dict[str, str] | None = None) -> float:
     return seconds
 
 
-def read_with_duckdb(
-    *,
-    database: str,
-    query: str,
-    parameters: Sequence[Any],
-    base_dir: Path,
-    repository: Path,
-    spec: MembersSpec,
-    project_type: ProjectType,
-    declared_at: str,
-    subject: str,
-    where: Callable[[int], str],
-    show_query: bool = True,
-    remember_rows: bool = False,
-) -> SourceResult:
-    """Run `query` in DuckDB (`database` is a file or :memory:) and build members from it.
+@dataclass(frozen=True)
+class DuckDbRelation:
+    """A SELECT that runs in a locked-down connection of its own: the rows of a Parquet
+    file or of a manifest's DuckDB query, for either engine.
 
     Relative file paths in the query (read_csv('data/x.csv')) start at `base_dir`, the
     manifest's directory, as every path in a manifest does. `subject` names what is read
     in messages ("the query", "Parquet file x.parquet"); `show_query=False` leaves out
-    DuckDB's excerpt of the query, for queries the user did not write.
-    """
-    query = select_statement(query, declared_at)
-    with bounded_connection(database, base_dir, declared_at, repository) as connection:
+    DuckDB's excerpt of the query, for queries the user did not write."""
+
+    database: str  # a DuckDB database file, or IN_MEMORY
+    query: str
+    base_dir: Path
+    repository: Path
+    declared_at: str
+    subject: str
+    where: Callable[[int], str]  # names row n (1-based) in messages
+    audience: str = ""
+    show_query: bool = True
+    # Snapshot copies the query reads (outside the repository): readable, and shown in
+    # messages as the files they copy.
+    snapshots: tuple[Snapshot, ...] = ()
+
+    def connection(
+        self, writable: Path | None = None, memory_bytes: int | None = None
+    ) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return bounded_connection(
+            self.database,
+            self.base_dir,
+            self.declared_at,
+            self.repository,
+            writable,
+            memory_bytes,
+            readable=tuple(s.copy for s in self.snapshots),
+            audience=self.audience,
+        )
+
+    def select(self) -> str:
+        """The query, once it is known to be a single SELECT (SourceError otherwise)."""
+        return select_statement(self.query, self.declared_at)
+
+    def error(self, exc: duckdb.Error) -> SourceError:
+        error = query_error(exc, self.declared_at, self.subject, self.repository, self.show_query)
+        for snapshot in self.snapshots:
+            error.args = (snapshot.shown(str(error)),)
+        return error
+
+
+def read_with_duckdb(
+    relation: DuckDbRelation,
+    spec: MembersSpec,
+    project_type: ProjectType,
+    remember_rows: bool = False,
+) -> SourceResult:
+    """Run the relation's query and build members from its rows, a chunk at a time."""
+    query = relation.select()
+    with relation.connection() as connection:
         try:
-            cursor = connection.execute(query, list(parameters))
+            cursor = connection.execute(query)
             names = [column[0] for column in cursor.description or ()]
-            columns = find_columns(names, spec, f"{declared_at}: {subject}")
+            columns = find_columns(names, spec, f"{relation.declared_at}: {relation.subject}")
             chunks = iter(lambda: cursor.fetchmany(CHUNK_ROWS), [])
-            return members_from_rows(chunks, columns, project_type, where, remember_rows)
+            return members_from_rows(chunks, columns, project_type, relation.where, remember_rows)
         except duckdb.Error as exc:
-            raise query_error(exc, declared_at, subject, repository, show_query) from None
+            raise relation.error(exc) from None
 
 
 def select_statement(query: str, declared_at: object) -> str:
@@ -155,12 +190,14 @@ def open_connection(
     repository: Path,
     writable: Path | None = None,
     memory_bytes: int | None = None,
+    readable: Sequence[Path] = (),
 ) -> duckdb.DuckDBPyConnection:
     """A locked-down DuckDB connection for a manifest's query (see the module docstring).
 
-    It may read the repository's files (`readable_paths`) and `writable`, a directory of
-    reconciler's own for a query's result (and DuckDB's spill files, within
-    `memory_bytes`), and nothing else."""
+    It may read the repository's files (`readable_paths`), `readable` (reconciler's own
+    snapshots of source files) and `writable`, a directory of reconciler's own for a
+    query's result (and DuckDB's spill files, within `memory_bytes`), and nothing else.
+    Every file it opens is logged, to check none changed while it was read."""
     try:
         directories, files = readable_paths(repository, base_dir)
     except LinkOutOfRepository as link:
@@ -178,6 +215,7 @@ def open_connection(
         ) from None
     if writable is not None:
         directories = (*directories, f"{writable}/")
+    files = (*files, *(str(path) for path in readable))
     config: dict[str, str | bool | int | float | list[str]] = {
         # No extension may be fetched or loaded, whatever the query names.
         "autoinstall_known_extensions": False,
@@ -192,6 +230,8 @@ def open_connection(
     try:
         # stdout carries the plan (--format json): DuckDB's progress bar must not.
         connection.execute("SET enable_progress_bar = false")
+        # The files a query opens, to check afterwards that none changed meanwhile.
+        connection.execute("CALL enable_logging('FileSystem')")
         connection.execute(f"SET allowed_directories = {_list_literal(directories)}")
         connection.execute(f"SET allowed_paths = {_list_literal(files)}")
         connection.execute(f"SET file_search_path = {_string_literal(str(base_dir))}")
@@ -217,21 +257,83 @@ def bounded_connection(
     repository: Path,
     writable: Path | None = None,
     memory_bytes: int | None = None,
+    readable: Sequence[Path] = (),
+    audience: str = "",
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """`open_connection`, interrupted once RECONCILER_QUERY_TIMEOUT seconds have passed
-    (DuckDB then raises InterruptException, which `query_error` words), closed on exit."""
+    (DuckDB then raises InterruptException, which `query_error` words), closed on exit.
+
+    When the query ran, every file it opened in the repository (the database file
+    included) is checked not to have changed since the connection opened
+    (SourceChangedError): such files are known only once the query has opened them, so
+    they are judged by their modification and change times against the file system's own
+    clock when the read began, not copied first as CSV and Parquet sources are."""
     seconds = query_timeout()
+    began = file_system_clock()
+    database_before = _stat(database) if database != IN_MEMORY else None
     connection = open_connection(
-        database, base_dir, declared_at, repository, writable, memory_bytes
+        database, base_dir, declared_at, repository, writable, memory_bytes, readable
     )
     timer = threading.Timer(seconds, connection.interrupt)
     timer.daemon = True
     timer.start()
     try:
         yield connection
+        ours = {str(path) for path in readable}
+        changed = [
+            (path, "it was written to")
+            for path in _opened_files(connection, base_dir)
+            if str(path) not in ours
+            and (writable is None or not is_inside(path, writable))
+            and _written_since(path, began)
+        ]
+        if database_before is not None and _stat(database) != database_before:
+            changed.append((Path(database), "it was written to"))
+        if changed:
+            path, what = changed[0]
+            who = f"audience {audience!r}: " if audience else ""
+            raise SourceChangedError(
+                f"{declared_at}: {who}guard source_changed: {display_path(path)} changed while "
+                f"the query read it ({what}); nothing was planned or changed. Run again once "
+                "whatever writes it has finished (no override: no plan is made from a file "
+                "that was half rewritten)"
+            )
     finally:
         timer.cancel()
         connection.close()
+
+
+def _stat(path: str) -> tuple[int, int, int, int] | None:
+    try:
+        s = os.stat(path)
+    except OSError:
+        return None
+    return s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns
+
+
+def _opened_files(connection: duckdb.DuckDBPyConnection, base_dir: Path) -> list[Path]:
+    """The local files the connection opened, as paths that exist now (DuckDB looks for a
+    relative path from the working directory first, then from `file_search_path`)."""
+    rows = connection.execute(
+        "SELECT DISTINCT message->>'path' FROM duckdb_logs "
+        "WHERE type = 'FileSystem' AND message->>'op' = 'OPEN'"
+    ).fetchall()
+    found = []
+    for (name,) in rows:
+        path = Path(name)
+        candidates = [path] if path.is_absolute() else [Path.cwd() / path, base_dir / path]
+        existing = next((c for c in candidates if c.exists()), None)
+        if existing is not None:
+            found.append(existing)
+    return found
+
+
+def _written_since(path: Path, began: int) -> bool:
+    try:
+        s = os.stat(path)
+    except OSError:
+        return True  # gone since it was read
+    return max(s.st_mtime_ns, s.st_ctime_ns) > began
 
 
 def _list_literal(items: Sequence[str]) -> str:

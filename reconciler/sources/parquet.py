@@ -1,35 +1,76 @@
-"""`members: {parquet: FILE}`: a Parquet file, read by DuckDB in chunks."""
+"""`members: {parquet: FILE}`: a Parquet file, read by DuckDB in chunks from a snapshot of it."""
 
 from __future__ import annotations
 
+from functools import cached_property
+from pathlib import Path
+
+import duckdb
+
 from reconciler.errors import SourceError
-from reconciler.manifest import Audience
+from reconciler.manifest.manifests import Audience
 from reconciler.members.identity import ProjectType
-from reconciler.sources import SourceResult
-from reconciler.sources.duckdb_query import IN_MEMORY, read_with_duckdb
-from reconciler.sources.read import source_path
+from reconciler.sources.base import R, RelationReader, Source, SourceFile, source_path
+from reconciler.sources.duckdb_query import IN_MEMORY, DuckDbRelation, read_with_duckdb
+from reconciler.sources.result import SourceResult
+from reconciler.sources.snapshot import Snapshot, take_snapshot
 
 
-def read_parquet(audience: Audience, project_type: ProjectType) -> SourceResult:
-    spec = audience.spec.members
-    assert spec.parquet is not None
-    path = source_path(audience, spec.parquet)
-    declared_at = str(audience.field_location("members", "parquet"))
-    # Checked here because DuckDB's own message ("No files found that match the pattern")
-    # reads as if the path were a glob.
-    if not path.is_file():
-        raise SourceError(f"{declared_at}: Parquet file not found: {path}")
-    return read_with_duckdb(
-        database=IN_MEMORY,
-        query="SELECT * FROM read_parquet(?)",
-        parameters=[str(path)],
-        base_dir=audience.base_dir,
-        repository=audience.source_root,
-        remember_rows=audience.spec.traits is not None,
-        spec=spec,
-        project_type=project_type,
-        declared_at=declared_at,
-        subject=f"Parquet file {path}",
-        where=lambda row: f"{path}:row {row}",
-        show_query=False,
-    )
+class ParquetFile(Source):
+    kind = "parquet"
+    field = "parquet"
+
+    def __init__(self, audience: Audience) -> None:
+        super().__init__(audience)
+        assert self.spec.parquet is not None
+        self.path = source_path(audience, self.spec.parquet)
+
+    @cached_property
+    def snapshot(self) -> Snapshot:
+        # Checked first because DuckDB's own message ("No files found that match the
+        # pattern") reads as if the path were a glob.
+        if not self.path.is_file():
+            raise SourceError(f"{self.declared_at}: Parquet file not found: {self.path}")
+        try:
+            return take_snapshot(self.path, self.audience.name, self.declared_at)
+        except OSError as exc:
+            raise SourceError(
+                f"{self.declared_at}: cannot read {self.path}: {exc.strerror}"
+            ) from None
+
+    def files(self) -> list[SourceFile]:
+        assert self.spec.parquet is not None
+        return [SourceFile(self.field, self.spec.parquet, self.path)]
+
+    def digests(self) -> list[tuple[Path, str]]:
+        return [(self.path, self.snapshot.digest)]
+
+    def estimate_rows(self) -> int | None:
+        # The footer says how many rows each row group holds: nothing else is read.
+        with duckdb.connect() as connection:
+            row = connection.execute(
+                "SELECT sum(num_rows) FROM parquet_file_metadata(?)", [str(self.snapshot.copy)]
+            ).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def duckdb_relation(self) -> DuckDbRelation:
+        path = self.path
+        copy = str(self.snapshot.copy).replace("'", "''")
+        return DuckDbRelation(
+            database=IN_MEMORY,
+            query=f"SELECT * FROM read_parquet('{copy}')",
+            base_dir=self.audience.base_dir,
+            repository=self.audience.source_root,
+            declared_at=self.declared_at,
+            subject=f"Parquet file {path}",
+            where=lambda row: f"{path}:row {row}",
+            audience=self.audience.name,
+            show_query=False,
+            snapshots=(self.snapshot,),
+        )
+
+    def relation(self, reader: RelationReader[R]) -> R:
+        return reader.duckdb(self.duckdb_relation())
+
+    def read(self, project_type: ProjectType) -> SourceResult:
+        return read_with_duckdb(self.duckdb_relation(), self.spec, project_type, self.remember_rows)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.errors import SourceError
-from reconciler.manifest import MembersSpec
+from reconciler.manifest.model import MembersSpec
 from reconciler.members.identity import (
     InvalidIdentity,
     ProjectType,
@@ -23,7 +23,7 @@ from reconciler.members.identity import (
     skipped_identifiers,
 )
 from reconciler.render.masking import column_names
-from reconciler.sources import MemberIssue, SourceResult
+from reconciler.sources.result import MemberIssue, SourceResult
 
 # Rows per fetch: large enough that per-call overhead vanishes, small enough that a
 # chunk of wide rows stays a few megabytes.

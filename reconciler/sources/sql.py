@@ -1,37 +1,70 @@
-"""`members: {sql: QUERY, database: PATH}` (DuckDB) or `{sql: QUERY, url: URL}` (SQLAlchemy)."""
+"""`members: {sql: QUERY, database: PATH}`: a query run in DuckDB, locked down
+(duckdb_query.py), over a DuckDB database file or :memory: and the repository's files."""
 
 from __future__ import annotations
 
-from reconciler.manifest import Audience
+from pathlib import Path
+
+import duckdb
+
 from reconciler.members.identity import ProjectType
-from reconciler.sources import SourceResult
-from reconciler.sources.duckdb_query import IN_MEMORY, read_with_duckdb
-from reconciler.sources.read import source_path
+from reconciler.sources.base import R, RelationReader, Source, SourceFile, source_path
+from reconciler.sources.duckdb_query import IN_MEMORY, DuckDbRelation, read_with_duckdb
+from reconciler.sources.result import SourceResult
+from reconciler.sources.snapshot import file_digest
 
 
-def read_sql(audience: Audience, project_type: ProjectType) -> SourceResult:
-    spec = audience.spec.members
-    assert spec.sql is not None
-    declared_at = str(audience.field_location("members", "sql"))
-    if spec.url is not None:
-        # Imported here: SQLAlchemy is only loaded by audiences that use it.
-        from reconciler.sources.warehouse import read_warehouse
+class DuckDbQuery(Source):
+    kind = "duckdb query"
+    field = "sql"
 
-        return read_warehouse(audience, project_type)
-    assert spec.database is not None  # MembersSpec: exactly one of database, url
-    database = (
-        IN_MEMORY if spec.database == IN_MEMORY else str(source_path(audience, spec.database))
-    )
-    return read_with_duckdb(
-        database=database,
-        query=spec.sql,
-        parameters=(),
-        base_dir=audience.base_dir,
-        repository=audience.source_root,
-        remember_rows=audience.spec.traits is not None,
-        spec=spec,
-        project_type=project_type,
-        declared_at=declared_at,
-        subject="the query",
-        where=lambda row: f"{declared_at}: query row {row}",
-    )
+    @property
+    def database(self) -> str:
+        database = self.spec.database
+        assert database is not None  # MembersSpec: exactly one of database, url
+        return database if database == IN_MEMORY else str(source_path(self.audience, database))
+
+    def files(self) -> list[SourceFile]:
+        database = self.spec.database
+        if database is None or database == IN_MEMORY:
+            return []
+        return [SourceFile("database", database, source_path(self.audience, database))]
+
+    def digests(self) -> list[tuple[Path, str]]:
+        # The database file is not copied (it may be far larger than what the query
+        # reads); bounded_connection checks it did not change while the query ran.
+        return [(f.path, file_digest(f.path)) for f in self.files() if f.path.is_file()]
+
+    def duckdb_relation(self) -> DuckDbRelation:
+        assert self.spec.sql is not None
+        declared_at = self.declared_at
+        return DuckDbRelation(
+            database=self.database,
+            query=self.spec.sql,
+            base_dir=self.audience.base_dir,
+            repository=self.audience.source_root,
+            declared_at=declared_at,
+            subject="the query",
+            where=lambda row: f"{declared_at}: query row {row}",
+            audience=self.audience.name,
+        )
+
+    def estimate_rows(self) -> int | None:
+        """A `SELECT count(*)` over the query, where it runs (a second, cheaper run)."""
+        relation = self.duckdb_relation()
+        query = relation.select()  # refused before anything runs, as when it is read
+        # The newline ends a `-- comment` on the query's last line, which would otherwise
+        # swallow the closing parenthesis.
+        counting = f"SELECT count(*) FROM ({query}\n) AS audience_rows"
+        with relation.connection() as connection:
+            try:
+                row = connection.execute(counting).fetchone()
+            except duckdb.Error as exc:
+                raise relation.error(exc) from None
+        return int(row[0]) if row else None
+
+    def relation(self, reader: RelationReader[R]) -> R:
+        return reader.duckdb(self.duckdb_relation())
+
+    def read(self, project_type: ProjectType) -> SourceResult:
+        return read_with_duckdb(self.duckdb_relation(), self.spec, project_type, self.remember_rows)

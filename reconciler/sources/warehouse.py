@@ -8,8 +8,9 @@ Trino, ...). Rows come back through a server-side cursor in chunks (`stream_resu
 from __future__ import annotations
 
 import importlib.util
+import re
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import create_engine, event
@@ -18,35 +19,60 @@ from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
 
 from reconciler.errors import SourceError
-from reconciler.manifest import Audience
+from reconciler.manifest.manifests import Audience
 from reconciler.members.identity import ProjectType
-from reconciler.sources import SourceResult
+from reconciler.sources.base import Consume, R, RelationReader, Source
 from reconciler.sources.database_url import DatabaseUrl, confine_file_database, expand_url
+from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
 
 # Drivers that install with an extra of reconciler, for the hint when one is missing.
 _EXTRAS = {"postgresql": "reconciler[postgres]"}
 
 
-def read_warehouse(audience: Audience, project_type: ProjectType) -> SourceResult:
-    declared_at = str(audience.field_location("members", "sql"))
-    results: list[SourceResult] = []
+class Warehouse(Source):
+    kind = "warehouse"
+    field = "sql"
 
-    def where(row: int) -> str:
-        return f"{declared_at}: query row {row}"
+    def stream(self, consume: Consume, sql: str | None = None) -> None:
+        stream_query(self.audience, consume, sql)
 
-    def consume(names: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) -> None:
-        columns = find_columns(list(names), audience.spec.members, f"{declared_at}: the query")
-        remember = audience.spec.traits is not None
-        results.append(members_from_rows(chunks, columns, project_type, where, remember))
+    def estimate_rows(self) -> int | None:
+        """A `SELECT count(*)` over the query, where it runs (a second, cheaper run)."""
+        assert self.spec.sql is not None
+        # The newline ends a `-- comment` on the query's last line.
+        query = re.sub(r"[;\s]+$", "", self.spec.sql)
+        counts: list[int] = []
 
-    stream_query(audience, consume)
-    return results[0]
+        def take(_names: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) -> None:
+            counts.extend(int(row[0]) for chunk in chunks for row in chunk)
+
+        self.stream(take, sql=f"SELECT count(*) FROM ({query}\n) AS audience_rows")
+        return counts[0] if counts else None
+
+    def relation(self, reader: RelationReader[R]) -> R:
+        return reader.stream(self)
+
+    def read(self, project_type: ProjectType) -> SourceResult:
+        declared_at = self.declared_at
+        results: list[SourceResult] = []
+
+        def where(row: int) -> str:
+            return f"{declared_at}: query row {row}"
+
+        def consume(names: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) -> None:
+            columns = find_columns(list(names), self.spec, f"{declared_at}: the query")
+            results.append(
+                members_from_rows(chunks, columns, project_type, where, self.remember_rows)
+            )
+
+        self.stream(consume)
+        return results[0]
 
 
 def stream_query(
     audience: Audience,
-    consume: Callable[[Sequence[str], Iterable[Sequence[Sequence[Any]]]], None],
+    consume: Consume,
     sql: str | None = None,
 ) -> None:
     """Run the audience's query (or `sql`, a query over it) at its URL and hand `consume`

@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.errors import SourceError
+from reconciler.errors import SourceChangedError, SourceError
 from reconciler.manifest import Audience, Destination, Manifests
 from reconciler.members.identity import Member, ProjectType
 from reconciler.progress import NULL_PROGRESS, Progress
-from reconciler.sources import MemberIssue, read_members
-from reconciler.sources.read import source_path
+from reconciler.sources import MemberIssue, read_members, source_for
 from reconciler.traits.mapping import CompiledMapping, compile_mapping
 from reconciler.traits.values import DesiredFields, desired_fields
 
@@ -138,8 +137,7 @@ def _read_audience(
 def at_scale(engine: Engine, audience: Audience) -> bool:
     """Whether DuckDB plans this audience. Inline members and audiences with a trait
     mapping (whose values are checked and compared per member) always stay in Python."""
-    members = audience.spec.members
-    if members.inline is not None or audience.spec.traits is not None:
+    if not source_for(audience).scales or audience.spec.traits is not None:
         return False
     if engine.settings.engine != "auto":
         return engine.settings.engine == "duckdb"
@@ -153,22 +151,31 @@ def at_scale(engine: Engine, audience: Audience) -> bool:
 def manifests_digest(manifests: Manifests) -> str:
     """Digest of every manifest file and every file-based member source, by content: a
     saved plan records it, and apply refuses the plan when it changed."""
-    files: set[Path] = {Path(f).resolve() for f in manifests.files}
+    files: dict[Path, bytes | None] = {Path(f).resolve(): None for f in manifests.files}
     for audience in manifests.audiences.values():
-        members = audience.spec.members
-        # A query's result at a url cannot be digested without running it; the live
+        # Member files as this run read them (their snapshots: a file rewritten after it
+        # was read must not lend its digest to a plan made from the old content). A
+        # query's result at a url cannot be digested without running it; the live
         # fingerprint still catches changes on Iterable's side.
-        for relative in (members.csv, members.parquet, members.database):
-            if relative is not None and relative != ":memory:":
-                files.add(source_path(audience, relative).resolve())
+        try:
+            digests = source_for(audience).digests()
+        except SourceChangedError:
+            raise
+        except SourceError:
+            digests = []  # unreadable: it digests as missing below
+            for source_file in source_for(audience).files():
+                files.setdefault(source_file.path.resolve(), None)
+        for path, digest in digests:
+            files[path.resolve()] = bytes.fromhex(digest)
     # Paths relative to the manifest root: a plan made in one checkout must still match in
     # another (CI jobs on self-hosted runners check out to different directories).
     root = Path(manifests.root).resolve()
     h = hashlib.sha256()
     for path in sorted(files):
         h.update(os.path.relpath(path, root).encode() + b"\0")
+        known = files[path]
         try:
-            h.update(hashlib.sha256(path.read_bytes()).digest())
+            h.update(known if known is not None else hashlib.sha256(path.read_bytes()).digest())
         except OSError:
             h.update(b"missing")
     return h.hexdigest()

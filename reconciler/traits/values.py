@@ -15,7 +15,7 @@ from reconciler.errors import SourceError
 from reconciler.manifest import Audience
 from reconciler.members.identity import Member
 from reconciler.render.masking import column_names
-from reconciler.sources import MemberIssue
+from reconciler.sources import MemberIssue, source_for
 from reconciler.traits.mapping import CompiledMapping, FieldBudgetError
 
 
@@ -36,10 +36,7 @@ class DesiredFields:
 
 def identity_columns(audience: Audience) -> tuple[str, str]:
     """The column names under which a row carries the member's email and userId."""
-    members = audience.spec.members
-    if members.inline is not None:
-        return "email", "userId"
-    return members.email, members.userId
+    return source_for(audience).identity_columns()
 
 
 def member_row(member: Member, columns: tuple[str, str]) -> dict[str, Any]:
@@ -58,7 +55,7 @@ def desired_fields(
     if not members:
         return out
     columns = identity_columns(audience)
-    if audience.spec.members.inline is None:
+    if not source_for(audience).columns_at_load:
         _check_columns(audience, mapping, member_row(next(iter(members.values())), columns))
     source_at = str(audience.location)
     for key, member in members.items():
@@ -86,9 +83,7 @@ def desired_fields(
 
 def _check_columns(audience: Audience, mapping: CompiledMapping, row: Mapping[str, Any]) -> None:
     """Every row of a table-shaped source has the same columns: check them once, up front.
-    (CSV headers and inline keys were checked when the manifests were loaded.)"""
-    if audience.spec.members.csv is not None:
-        return
+    (Sources whose columns are known at load time were checked then.)"""
     for field_name, wanted in mapping.columns().items():
         missing = sorted(c for c in wanted if c not in row)
         if missing:

@@ -594,7 +594,7 @@ def test_inline_members_are_located_once_each(monkeypatch: pytest.MonkeyPatch) -
     """Reading N inline members looks up N positions, not N for each member (which made
     3,000 members take a minute)."""
     from reconciler.manifest.location import YamlPositions
-    from reconciler.sources.read import read_members
+    from reconciler.sources import read_members
 
     count = 300
     write("m.yaml", DESTINATION, _inline_audience(count))

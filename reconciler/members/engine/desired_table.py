@@ -20,8 +20,9 @@ from typing import Any
 
 import duckdb
 
-from reconciler.errors import SourceError
+from reconciler.errors import SourceChangedError, SourceError
 from reconciler.manifest import Audience
+from reconciler.manifest.model import MembersSpec
 from reconciler.members.engine.workspace import Engine
 from reconciler.members.identity import (
     MAX_USER_ID_LENGTH,
@@ -35,20 +36,10 @@ from reconciler.members.identity import (
     user_id_not_ascii,
     user_id_too_long,
 )
-from reconciler.sources import MemberIssue
-from reconciler.sources.duckdb_query import (
-    IN_MEMORY,
-    QueryTimedOut,
-    bounded_connection,
-    query_error,
-    select_statement,
-)
-from reconciler.sources.read import (
-    csv_identifier_columns,
-    csv_open_error,
-    not_utf8_error,
-    source_path,
-)
+from reconciler.sources import MemberIssue, source_for
+from reconciler.sources.base import CsvRows, RowStream
+from reconciler.sources.csv_file import csv_open_error, not_utf8_error
+from reconciler.sources.duckdb_query import DuckDbRelation, QueryTimedOut
 from reconciler.sources.rows import find_columns
 
 # At most this many skipped rows are kept with their reasons; the rest are counted.
@@ -199,63 +190,12 @@ def estimate_rows(audience: Audience) -> int | None:
     """The source's row count, or None when it cannot be had (the reader then reports
     why). Files are counted without parsing them; a query is counted where it runs
     (`SELECT count(*)` over it), which costs a second, cheaper run of it."""
-    members = audience.spec.members
     try:
-        if members.csv is not None:
-            return _count_lines(source_path(audience, members.csv))
-        if members.parquet is not None:
-            path = source_path(audience, members.parquet)
-            with duckdb.connect() as connection:
-                row = connection.execute(
-                    "SELECT sum(num_rows) FROM parquet_file_metadata(?)", [str(path)]
-                ).fetchone()
-            return int(row[0]) if row and row[0] is not None else 0
-        if members.sql is not None:
-            return _count_query(audience)
-    except QueryTimedOut:
-        raise  # reading it would run past the limit again
+        return source_for(audience).estimate_rows()
+    except (QueryTimedOut, SourceChangedError):
+        raise  # reading it would run past the limit again; a changed file is refused
     except (OSError, duckdb.Error, SourceError):
         return None
-    return None
-
-
-def _count_query(audience: Audience) -> int | None:
-    members = audience.spec.members
-    assert members.sql is not None
-    # The newline ends a `-- comment` on the query's last line, which would otherwise
-    # swallow the closing parenthesis.
-    counting = f"SELECT count(*) FROM ({_strip_semicolon(members.sql)}\n) AS audience_rows"
-    if members.url is not None:
-        from reconciler.sources.warehouse import stream_query
-
-        counts: list[int] = []
-
-        def take(_names: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) -> None:
-            counts.extend(int(row[0]) for chunk in chunks for row in chunk)
-
-        stream_query(audience, take, sql=counting)
-        return counts[0] if counts else None
-    assert members.database is not None
-    database = (
-        IN_MEMORY if members.database == IN_MEMORY else str(source_path(audience, members.database))
-    )
-    select_statement(members.sql, "")  # refused before anything runs, as when it is read
-    declared_at = audience.field_location("members", "sql")
-    repository = audience.source_root
-    with bounded_connection(database, audience.base_dir, declared_at, repository) as connection:
-        try:
-            row = connection.execute(counting).fetchone()
-        except duckdb.Error as exc:
-            raise query_error(exc, declared_at, "the query", repository, True) from None
-    return int(row[0]) if row else None
-
-
-def _count_lines(path: Path) -> int:
-    lines = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            lines += chunk.count(b"\n")
-    return max(lines - 1, 0)  # the header
 
 
 def load_desired(engine: Engine, audience: Audience, project_type: ProjectType) -> DesiredTable:
@@ -280,71 +220,65 @@ def _create_checked(
     """Table `checked` ([email], [user_id], problem): one row per source row in source
     order, so its rowid numbers the rows. Returns how to name row n (1-based) in messages,
     which identifier columns the source has, and the rows the reader rejected outright."""
-    members = audience.spec.members
-    if members.csv is not None:
-        path = source_path(audience, members.csv)
-        select, columns, rejects = _csv_select(engine, audience, path)
-        declared_at = str(audience.field_location("members", "csv"))
+    checker = _Checker(engine, audience.spec.members, checked, project_type)
+    return source_for(audience).relation(checker)
+
+
+@dataclass
+class _Checker:
+    """Reads a source's rows into `checked`, in whichever shape the source hands them
+    (sources.base.RelationReader)."""
+
+    engine: Engine
+    spec: MembersSpec
+    checked: str
+    project_type: ProjectType
+
+    def csv_file(self, source: CsvRows) -> tuple[Where, Columns, Rejected]:
+        engine, path, snapshot = self.engine, source.path, source.snapshot
+        select, columns, rejects = _csv_select(engine, source)
+        declared_at = source.declared_at
         try:
-            engine.connection.execute(_checked_sql(checked, select, project_type, columns))
+            engine.connection.execute(
+                _checked_sql(self.checked, select, self.project_type, columns)
+            )
         except duckdb.Error as exc:
             # DuckDB's message runs to a page of reader options: its first line says it.
-            first = str(exc).strip().splitlines()[0]
+            first = snapshot.shown(str(exc).strip().splitlines()[0])
             raise SourceError(f"{declared_at}: {path}: not valid CSV: {first}") from None
-        count, issues, set_aside = _csv_rejects(engine, path, rejects, declared_at)
-        return _csv_row_namer(path, set_aside), columns, (count, issues)
-    if members.parquet is not None:
-        path = source_path(audience, members.parquet)
-        declared_at = str(audience.field_location("members", "parquet"))
-        if not path.is_file():
-            raise SourceError(f"{declared_at}: Parquet file not found: {path}")
-        columns = _query_into(
-            engine,
-            audience,
-            checked,
-            project_type,
-            f"SELECT * FROM read_parquet({_literal(str(path))})",
-            declared_at,
-            f"Parquet file {path}",
-            database=None,
-            show_query=False,
-        )
-        return (lambda n: f"{path}:row {n}"), columns, (0, [])
-    assert members.sql is not None
-    declared_at = str(audience.field_location("members", "sql"))
-    if members.url is not None:
-        columns = _warehouse_into(engine, audience, checked, project_type)
-    else:
-        assert members.database is not None
-        database = (
-            None if members.database == IN_MEMORY else str(source_path(audience, members.database))
-        )
-        columns = _query_into(
-            engine, audience, checked, project_type, members.sql, declared_at, "the query", database
-        )
-    return (lambda n: f"{declared_at}: query row {n}"), columns, (0, [])
+        count, issues, set_aside = _csv_rejects(engine, source, rejects)
+        return _csv_row_namer(path, snapshot.copy, set_aside), columns, (count, issues)
+
+    def duckdb(self, relation: DuckDbRelation) -> tuple[Where, Columns, Rejected]:
+        columns = _query_into(self.engine, self.spec, self.checked, self.project_type, relation)
+        return relation.where, columns, (0, [])
+
+    def stream(self, source: RowStream) -> tuple[Where, Columns, Rejected]:
+        columns = _warehouse_into(self.engine, self.spec, source, self.checked, self.project_type)
+        declared_at = source.declared_at
+        return (lambda n: f"{declared_at}: query row {n}"), columns, (0, [])
 
 
-def _csv_select(engine: Engine, audience: Audience, path: Path) -> tuple[str, Columns, str]:
-    """SELECT email, user_id, blank FROM the CSV file, which identifier columns it has,
-    and the name of its rejects table."""
-    declared_at = audience.field_location("members", "csv")
+def _csv_select(engine: Engine, source: CsvRows) -> tuple[str, Columns, str]:
+    """SELECT email, user_id, blank FROM the CSV file (its snapshot), which identifier
+    columns it has, and the name of its rejects table."""
+    declared_at, path, copy = source.declared_at, source.path, source.snapshot.copy
     # The header is read as the Python engine reads it (BOM, stripped names), and DuckDB
     # is told the dialect rather than left to guess it from a sample.
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
+        with copy.open(newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle), None)
     except (OSError, UnicodeDecodeError) as exc:
-        raise csv_open_error(declared_at, path, exc) from None
+        raise csv_open_error(declared_at, path, exc, copy) from None
     except csv.Error as exc:
         raise SourceError(f"{declared_at}: cannot read {path}: {exc}") from None
     if header is None:
         raise SourceError(f"{declared_at}: {path} is empty (no header row)")
-    names, email, user_id = csv_identifier_columns(audience, path, header)
+    names, email, user_id = source.header_columns(header)
     columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names)))
     rejects = engine.name("rejects")
     reader = (
-        f"read_csv({_literal(str(path))}, header = true, auto_detect = false, "
+        f"read_csv({_literal(str(copy))}, header = true, auto_detect = false, "
         f"columns = {{{columns}}}, delim = ',', quote = '\"', escape = '\"', "
         f"store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{rejects}_scan')"
     )
@@ -361,7 +295,7 @@ def _csv_select(engine: Engine, audience: Audience, path: Path) -> tuple[str, Co
 
 
 def _csv_rejects(
-    engine: Engine, path: Path, rejects: str, declared_at: object
+    engine: Engine, source: CsvRows, rejects: str
 ) -> tuple[int, list[MemberIssue], list[int]]:
     """Rows DuckDB's reader set aside. A row with the wrong number of cells is skipped and
     named, as the Python engine does (a blank one silently), and the lines of all of them
@@ -369,6 +303,7 @@ def _csv_rejects(
     quote, bytes that are not UTF-8, an endless line) stops the read, as it does in the
     Python engine: skipping it could drop every row after it, and plan their removal."""
     connection = engine.connection
+    path, declared_at, snapshot = source.path, source.declared_at, source.snapshot
     try:
         fatal = connection.execute(
             f"SELECT line, error_type, error_message FROM {rejects} "
@@ -378,7 +313,8 @@ def _csv_rejects(
         if fatal is not None:
             line, kind, message = fatal
             if kind == "INVALID ENCODING":
-                raise not_utf8_error(declared_at, path)
+                raise not_utf8_error(declared_at, path, snapshot.copy)
+            message = snapshot.shown(message)
             raise SourceError(f"{declared_at}: {path}:{line}: not valid CSV: {message}")
         # A line of spaces is a blank row to the Python engine, one cell to DuckDB.
         counted = f"FROM {rejects} WHERE trim(csv_line, ' \t\r\n') <> ''"
@@ -396,7 +332,7 @@ def _csv_rejects(
     return int(count), issues, set_aside
 
 
-def _csv_row_namer(path: Path, set_aside: list[int]) -> Callable[[int], str]:
+def _csv_row_namer(path: Path, copy: Path, set_aside: list[int]) -> Callable[[int], str]:
     """How to name the n-th row DuckDB read (1-based) as the Python engine and an editor
     number it: by its line. DuckDB's count leaves out blank lines and the rows it set
     aside, so those before a row are added back; they are found (one scan of the file)
@@ -406,7 +342,7 @@ def _csv_row_namer(path: Path, set_aside: list[int]) -> Callable[[int], str]:
     def name(n: int) -> str:
         nonlocal skipped
         if skipped is None:
-            skipped = sorted({*set_aside, *_blank_lines(path)})
+            skipped = sorted({*set_aside, *_blank_lines(copy)})
         line = n + 1  # the header is line 1
         for s in skipped:
             if s > line:
@@ -437,40 +373,29 @@ def _cell(index: int | None) -> str:
 
 def _query_into(
     engine: Engine,
-    audience: Audience,
+    spec: MembersSpec,
     checked: str,
     project_type: ProjectType,
-    query: str,
-    declared_at: str,
-    subject: str,
-    database: str | None,
-    show_query: bool = True,
+    relation: DuckDbRelation,
 ) -> Columns:
-    """A DuckDB query's rows into `checked`.
+    """A DuckDB query's rows (a Parquet file's, a manifest's query's) into `checked`.
 
     The query runs in a locked-down connection of its own (sources.duckdb_query), never
     in the workspace, which holds other lists' members and reads files for reconciler:
     its identifier columns are written to a Parquet file in a directory made for it, which
     the workspace then reads. A database file is opened read-only, so the query names its
     tables as it would in that database."""
-    spec = audience.spec.members
-    repository = audience.source_root
-    query = select_statement(query, declared_at)
+    query = relation.select()
     transfer = engine.directory / engine.name("query")
     transfer.mkdir(mode=0o700)
     rows = transfer / "rows.parquet"
     try:
-        with bounded_connection(
-            database or IN_MEMORY,
-            audience.base_dir,
-            declared_at,
-            repository,
-            writable=transfer,
-            memory_bytes=engine.settings.duckdb_memory_bytes,
+        with relation.connection(
+            writable=transfer, memory_bytes=engine.settings.duckdb_memory_bytes
         ) as source:
             try:
                 names = [row[0] for row in source.execute(f"DESCRIBE {query}").fetchall()]
-                columns = find_columns(names, spec, f"{declared_at}: {subject}")
+                columns = find_columns(names, spec, f"{relation.declared_at}: {relation.subject}")
                 email = _quoted(names[columns.email]) if columns.email is not None else "NULL"
                 user_id = _quoted(names[columns.user_id]) if columns.user_id is not None else "NULL"
                 select = (
@@ -479,7 +404,7 @@ def _query_into(
                 )
                 source.execute(f"COPY ({select}) TO {_literal(str(rows))} (FORMAT parquet)")
             except duckdb.Error as exc:
-                raise query_error(exc, declared_at, subject, repository, show_query) from None
+                raise relation.error(exc) from None
         found = Columns(columns.email is not None, columns.user_id is not None)
         engine.connection.execute(
             _checked_sql(
@@ -495,13 +420,10 @@ def _query_into(
 
 
 def _warehouse_into(
-    engine: Engine, audience: Audience, checked: str, project_type: ProjectType
+    engine: Engine, spec: MembersSpec, source: RowStream, checked: str, project_type: ProjectType
 ) -> Columns:
     """A query at a SQLAlchemy URL: rows stream back in chunks into a CSV file, which
     DuckDB then reads (far quicker than inserting rows one by one)."""
-    from reconciler.sources.warehouse import stream_query
-
-    spec = audience.spec.members
     path = engine.directory / f"{checked}.csv"
     present: list[Columns] = []
     try:
@@ -509,9 +431,7 @@ def _warehouse_into(
             writer = csv.writer(handle)
 
             def write(names: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) -> None:
-                found = find_columns(
-                    list(names), spec, f"{audience.field_location('members', 'sql')}: the query"
-                )
+                found = find_columns(list(names), spec, f"{source.declared_at}: the query")
                 present.append(Columns(found.email is not None, found.user_id is not None))
                 for chunk in chunks:
                     writer.writerows(
@@ -522,7 +442,7 @@ def _warehouse_into(
                         for row in chunk
                     )
 
-            stream_query(audience, write)
+            source.stream(write)
         select = (
             f"SELECT email, user_id FROM read_csv({_literal(str(path))}, "
             f"header = false, auto_detect = false, "
@@ -735,10 +655,6 @@ def _in_row_order(rejected: list[MemberIssue], issues: list[MemberIssue]) -> lis
         return int(number) if number.isdigit() else 0
 
     return sorted(rejected + issues, key=line)
-
-
-def _strip_semicolon(query: str) -> str:
-    return re.sub(r"[;\s]+$", "", query)
 
 
 def _quoted(name: str) -> str:

@@ -1,0 +1,135 @@
+"""What every member source answers, whatever its kind.
+
+A Source is made once per audience and run (registry.source_for), so every question asked
+of it in that run (its columns when the manifests load, its size when the engine is
+chosen, its rows when the plan is made, its digest when the plan is saved) is answered
+from the same snapshot of its files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+
+from reconciler.errors import SourceError, display_path
+from reconciler.manifest.manifests import Audience
+from reconciler.members.identity import ProjectType
+from reconciler.sources.result import SourceResult
+
+if TYPE_CHECKING:
+    from reconciler.sources.duckdb_query import DuckDbRelation
+    from reconciler.sources.snapshot import Snapshot
+
+R = TypeVar("R", covariant=True)
+
+# What a query's rows are handed to: the column names, then the rows in chunks.
+Consume = Callable[[Sequence[str], Iterable[Sequence[Sequence[Any]]]], None]
+
+
+class RowStream(Protocol):
+    """A source whose rows stream back from elsewhere (a warehouse)."""
+
+    declared_at: str
+
+    def stream(self, consume: Consume, sql: str | None = None) -> None: ...
+
+
+class CsvRows(Protocol):
+    """A CSV file as the engine reads it: its snapshot (sources/csv_file.py, CsvFile).
+    A protocol here, so this module need not import the kind that implements it."""
+
+    path: Path
+    declared_at: str
+
+    @property
+    def snapshot(self) -> Snapshot: ...
+
+    def header_columns(self, header: list[str]) -> tuple[list[str], int | None, int | None]: ...
+
+
+class RelationReader(Protocol[R]):
+    """What the DuckDB engine does with each shape of rows a source can hand it.
+
+    A source calls the one method that fits it (Source.relation), so the engine never asks
+    which kind of source it has."""
+
+    def csv_file(self, source: CsvRows) -> R: ...
+
+    def duckdb(self, relation: DuckDbRelation) -> R: ...
+
+    def stream(self, source: RowStream) -> R: ...
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A local file a source reads, named by the manifest field that declares it."""
+
+    field: str  # members.<field>
+    written: str  # as the manifest writes it
+    path: Path  # as messages show it (source_path)
+
+
+class Source:
+    """One audience's member source. Subclasses set `kind` and `field` and answer read()."""
+
+    kind: ClassVar[str]  # how the README and messages name it: "csv", "parquet", ...
+    field: ClassVar[str]  # the members.<field> that declares it
+    # Whether the DuckDB engine may plan it at scale (inline members live in the manifest,
+    # so there are never many).
+    scales: ClassVar[bool] = True
+    # Whether columns() knows the columns when the manifests are loaded (then a trait
+    # mapping's columns are checked there, with the line that names them).
+    columns_at_load: ClassVar[bool] = False
+
+    def __init__(self, audience: Audience) -> None:
+        self.audience = audience
+        self.spec = audience.spec.members
+        self.declared_at = str(audience.field_location("members", self.field))
+
+    @property
+    def remember_rows(self) -> bool:
+        # Rows are remembered only for audiences with a trait mapping, which may need to
+        # name the row of a value they cannot make.
+        return self.audience.spec.traits is not None
+
+    def files(self) -> list[SourceFile]:
+        """The local files this source reads (checked to be inside the repository)."""
+        return []
+
+    def digests(self) -> list[tuple[Path, str]]:
+        """(file, SHA-256 of its content) for each file whose content this run planned
+        from: a saved plan records them, and applies only while they are the same."""
+        return []
+
+    def columns(self) -> tuple[str, list[str]] | None:
+        """(what the source is called in messages, its columns) when they can be known
+        cheaply now, else None (they are then checked when the source is read)."""
+        return None
+
+    def identity_columns(self) -> tuple[str, str]:
+        """The column names under which a row carries the member's email and userId."""
+        return self.spec.email, self.spec.userId
+
+    def estimate_rows(self) -> int | None:
+        """The source's row count, or None when it cannot be had cheaply (the reader then
+        reports why)."""
+        return None
+
+    def read(self, project_type: ProjectType) -> SourceResult:
+        """The members, for the Python engine."""
+        raise NotImplementedError
+
+    def relation(self, reader: RelationReader[R]) -> R:
+        """The rows, handed to the DuckDB engine in the shape this source has."""
+        raise SourceError(f"{self.declared_at}: {self.kind} members are planned in Python")
+
+
+def source_path(audience: Audience, relative: str) -> Path:
+    """Paths in a manifest are relative to the manifest file's directory. The path is
+    given relative to the working directory when it is under it, as every message that
+    names the file (or one of its rows) shows it: messages end up in pull-request
+    comments, where a runner's absolute path is noise."""
+    path = Path(relative)
+    return Path(display_path(path if path.is_absolute() else audience.base_dir / path))

@@ -1,0 +1,216 @@
+"""`members: {csv: FILE}`: a CSV file with a header row, read from a snapshot of it."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+from functools import cached_property
+from pathlib import Path
+from typing import ClassVar
+
+from reconciler.errors import SourceChangedError, SourceError
+from reconciler.manifest.manifests import Audience
+from reconciler.members.identity import (
+    InvalidIdentity,
+    ProjectType,
+    make_member,
+    skipped_identifiers,
+)
+from reconciler.render.masking import column_names
+from reconciler.sources.base import R, RelationReader, Source, SourceFile, source_path
+from reconciler.sources.result import MemberIssue, SourceResult
+from reconciler.sources.snapshot import Snapshot, take_snapshot
+
+
+class CsvFile(Source):
+    kind = "csv"
+    field = "csv"
+    columns_at_load: ClassVar[bool] = True
+
+    def __init__(self, audience: Audience) -> None:
+        super().__init__(audience)
+        assert self.spec.csv is not None
+        self.path = source_path(audience, self.spec.csv)
+
+    @cached_property
+    def snapshot(self) -> Snapshot:
+        """The file as this run reads it (taken on first use, once)."""
+        try:
+            return take_snapshot(self.path, self.audience.name, self.declared_at)
+        except OSError as exc:
+            raise csv_open_error(self.declared_at, self.path, exc) from None
+
+    def files(self) -> list[SourceFile]:
+        assert self.spec.csv is not None
+        return [SourceFile(self.field, self.spec.csv, self.path)]
+
+    def digests(self) -> list[tuple[Path, str]]:
+        return [(self.path, self.snapshot.digest)]
+
+    def columns(self) -> tuple[str, list[str]] | None:
+        try:
+            copy = self.snapshot.copy
+        except SourceChangedError:
+            raise
+        except SourceError:
+            return None  # left to the reader, which reports why it cannot be read
+        try:
+            # utf-8-sig and stripped names: as the rows are read.
+            with copy.open(newline="", encoding="utf-8-sig") as handle:
+                header = next(csv.reader(handle), None)
+        except (OSError, UnicodeDecodeError, csv.Error):
+            return None
+        if header is None:
+            return None
+        return f"the header of {self.spec.csv}", [name.strip() for name in header]
+
+    def estimate_rows(self) -> int:
+        lines = 0
+        with self.snapshot.copy.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                lines += chunk.count(b"\n")
+        return max(lines - 1, 0)  # the header
+
+    def relation(self, reader: RelationReader[R]) -> R:
+        return reader.csv_file(self)
+
+    def header_columns(self, header: list[str]) -> tuple[list[str], int | None, int | None]:
+        return csv_identifier_columns(self.audience, self.path, header)
+
+    def read(self, project_type: ProjectType) -> SourceResult:
+        path, declared_at = self.path, self.declared_at
+        result = SourceResult(where={} if self.remember_rows else None)
+        reader = None
+        try:
+            copy = self.snapshot.copy
+            # utf-8-sig: spreadsheets save CSV with a byte-order mark
+            with copy.open(newline="", encoding="utf-8-sig") as handle:
+                # strict: a quote left open is an error, not a cell that swallows every row
+                # after it (which would plan their removal).
+                reader = csv.reader(handle, strict=True)
+                header = next(reader, None)
+                if header is None:
+                    raise SourceError(f"{declared_at}: {path} is empty (no header row)")
+                names, email_col, user_id_col = self.header_columns(header)
+                columns = {name: i for i, name in enumerate(names)}
+                trait_cols = [
+                    (name, i) for name, i in columns.items() if i not in (email_col, user_id_col)
+                ]
+                # Row 1 is the header, so data rows start at 2, as a spreadsheet numbers them.
+                for row_number, row in enumerate(reader, start=2):
+                    if not any(cell.strip() for cell in row):
+                        continue
+                    result.rows += 1
+                    where = f"{path}:{row_number}"
+                    if len(row) != len(header):
+                        result.issues.append(
+                            MemberIssue(
+                                where, f"row has {len(row)} cells, header has {len(header)}"
+                            )
+                        )
+                        continue
+                    email = row[email_col] if email_col is not None else None
+                    user_id = row[user_id_col] if user_id_col is not None else None
+                    traits: dict[str, object] = {name: row[i] for name, i in trait_cols}
+                    try:
+                        result.add(make_member(project_type, email, user_id, traits), where)
+                    except InvalidIdentity as exc:
+                        result.issues.append(MemberIssue(where, exc.reason, exc.value))
+                        result.skipped_ids.update(skipped_identifiers(email, user_id))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise csv_open_error(declared_at, path, exc, self.snapshot.copy) from None
+        except csv.Error as exc:
+            # The reader counts physical lines, so this is the line a text editor shows.
+            line = reader.line_num if reader is not None else 0
+            raise SourceError(f"{declared_at}: {path}:{line}: not valid CSV: {exc}") from None
+        return result
+
+
+def csv_identifier_columns(
+    audience: Audience, path: Path, header: list[str]
+) -> tuple[list[str], int | None, int | None]:
+    """A CSV header's column names (stripped) and where the email and userId columns are,
+    for either engine. Refuses a header reconciler would have to guess about."""
+    spec = audience.spec.members
+    declared_at = audience.field_location("members", "csv")
+    names = [name.strip() for name in header]
+    for wanted in (spec.email, spec.userId):
+        if names.count(wanted) > 1:
+            raise SourceError(
+                f"{declared_at}: {path} has {names.count(wanted)} columns named {wanted!r}: "
+                "reconciler will not guess which one holds the identifiers; rename the others"
+            )
+    # A column named in the manifest must exist: a typo would otherwise drop that
+    # identifier from every row, and the members it identified would be removed.
+    for option in ("email", "userId"):
+        named = getattr(spec, option)
+        if option in spec.model_fields_set and named not in names:
+            raise SourceError(
+                f"{audience.field_location('members', option)}: column {named!r} is not in "
+                f"the header of {path}; columns are: {column_names(names)}"
+            )
+    email = names.index(spec.email) if spec.email in names else None
+    user_id = names.index(spec.userId) if spec.userId in names else None
+    if email is None and user_id is None:
+        raise SourceError(
+            f"{declared_at}: {path} has neither an {spec.email!r} nor a {spec.userId!r} "
+            f"column; columns are: {column_names(names)}"
+        )
+    return names, email, user_id
+
+
+def csv_open_error(
+    declared_at: object, path: Path, exc: OSError | UnicodeDecodeError, copy: Path | None = None
+) -> SourceError:
+    """A CSV source that cannot be opened or is not UTF-8, worded alike by both engines
+    (`copy`: the snapshot that was read, when there is one)."""
+    if isinstance(exc, FileNotFoundError):
+        return SourceError(f"{declared_at}: CSV file not found: {path}")
+    if isinstance(exc, UnicodeDecodeError):
+        return not_utf8_error(declared_at, path, copy)
+    return SourceError(f"{declared_at}: cannot read {path}: {exc.strerror}")
+
+
+def not_utf8_error(declared_at: object, path: Path, copy: Path | None = None) -> SourceError:
+    """A CSV that is not UTF-8, named by the line and column of its first bad byte (a
+    decoder's offset counts from the start of the chunk it was given, not of the file).
+    `copy` is what was read (the snapshot), when there is one."""
+    where = utf8_error_position(copy or path)
+    if where is None:
+        return SourceError(f"{declared_at}: {path} is not UTF-8 text; save it as UTF-8")
+    line, column, byte = where
+    return SourceError(
+        f"{declared_at}: {path}:{line}:{column}: not UTF-8 text (byte 0x{byte:02x}); "
+        "save it as UTF-8"
+    )
+
+
+def utf8_error_position(path: Path, chunk: int = 1 << 20) -> tuple[int, int, int] | None:
+    """Line and column (1-based, in characters) of the first byte of `path` that is not
+    UTF-8, and that byte; read in chunks, so a large file is not held in memory."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line, column = 1, 1
+    try:
+        with path.open("rb") as handle:
+            while block := handle.read(chunk):
+                try:
+                    text = decoder.decode(block)
+                except UnicodeDecodeError as exc:
+                    # exc.object is the decoder's pending bytes and this block; everything
+                    # before exc.start in it is whole characters not counted yet.
+                    line, column = _advance(line, column, exc.object[: exc.start].decode())
+                    return line, column, exc.object[exc.start]
+                line, column = _advance(line, column, text)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return line, column, 0  # the file ends inside a character
+    except OSError:
+        return None
+    return None
+
+
+def _advance(line: int, column: int, text: str) -> tuple[int, int]:
+    newlines = text.count("\n")
+    if newlines:
+        return line + newlines, len(text) - text.rfind("\n")
+    return line, column + len(text)

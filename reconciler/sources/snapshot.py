@@ -1,0 +1,185 @@
+"""A file-backed source is read once, into a private copy, and refused if it changed meanwhile.
+
+A CSV rewritten in place while it was read gave a reader half of the old file and none of
+the new: the plan then unsubscribed everyone in the missing half, and the apply exited 0.
+So a source file is copied once into a private directory (mode 0700: it holds members);
+its size, modification and change times and identity are recorded
+before and after, and a file changed just before the read began (whose times cannot tell
+a second change in the same clock tick) is hashed again after. Any difference refuses the run
+(SourceChangedError, exit 3) before anything is planned or written. Everything after that
+(the header, the row count, the rows, the digest a saved plan records) reads the copy, so
+one run plans from one version of the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import weakref
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import BinaryIO
+
+from reconciler.errors import SourceChangedError, SourceError
+
+CHUNK_BYTES = 8 << 20
+# Where the copies go: beside the DuckDB workspace (members.engine.settings reads it too).
+TEMP_DIR_VARIABLE = "RECONCILER_DUCKDB_TEMP_DIR"
+# A file changed less than this before its read began is hashed again after it: its times
+# alone cannot prove it unchanged (clock ticks, a little skew on a network file system).
+RACY_NS = 5 * 10**9
+
+# Every snapshot directory this process made and has not removed yet, for
+# `remove_snapshots` (os._exit skips finalizers).
+_OPEN: set[Path] = set()
+
+
+def _after_chunk(path: Path) -> None:
+    """Called after each chunk read from a source file (tests rewrite the file here, to
+    change it while it is read)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """A source file as this run read it: `copy` is what the run plans from."""
+
+    path: Path  # the source file, as messages show it
+    copy: Path
+    size: int
+
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 of the content as read (of the copy, which nothing changes), made when
+        first asked for: only a saved plan needs it."""
+        return file_digest(self.copy)
+
+    def shown(self, text: str) -> str:
+        """`text` with the copy's path (in a message from DuckDB, say) as the file's."""
+        return text.replace(str(self.copy), str(self.path))
+
+
+def take_snapshot(path: Path, audience: str, declared_at: str) -> Snapshot:
+    """Copy `path` into a private directory and check it did not change while it was read.
+
+    Raises OSError as opening `path` does (each source words a missing file its own way),
+    and SourceChangedError naming the audience, the file and what changed."""
+    began = file_system_clock()
+    before = os.stat(path)
+    with path.open("rb") as source:
+        opened = os.fstat(source.fileno())
+        parent = os.environ.get(TEMP_DIR_VARIABLE) or None
+        try:
+            if parent is not None:
+                Path(parent).mkdir(parents=True, exist_ok=True)
+            directory = Path(tempfile.mkdtemp(prefix="reconciler-source-", dir=parent))
+        except OSError as exc:
+            raise _cannot_copy(declared_at, path, parent, exc) from None
+        _OPEN.add(directory)
+        copy = directory / (path.name or "source")
+        try:
+            try:
+                with copy.open("xb") as target:
+                    size = _copy(source, target, path)
+            except OSError as exc:
+                raise _cannot_copy(declared_at, path, parent, exc) from None
+            snapshot = Snapshot(path, copy, size)
+        except BaseException:
+            _remove(directory)
+            raise
+    try:
+        # A file last changed just before the read began may have been changed again
+        # within the same tick of the file system's clock, which its times cannot show:
+        # only then is it read a second time, to compare digests (as git treats a
+        # "racily clean" index entry). A file at rest is judged by its size and times.
+        racy = max(before.st_mtime_ns, before.st_ctime_ns) >= began - RACY_NS
+        changes = _changes(path, before, opened, size, snapshot if racy else None)
+        if changes:
+            raise SourceChangedError(
+                f"{declared_at}: audience {audience!r}: guard source_changed: {path} changed "
+                f"while it was read ({changes}); nothing was planned or changed. Run again "
+                "once whatever writes it has finished (no override: no plan is made from a "
+                "file that was half rewritten). Writers should write a new file under "
+                "another name and rename it into place, so readers see the old file or the "
+                "new one, never a mix"
+            )
+    except BaseException:
+        _remove(directory)
+        raise
+    weakref.finalize(snapshot, _remove, directory)
+    return snapshot
+
+
+def _cannot_copy(declared_at: str, path: Path, parent: str | None, exc: OSError) -> SourceError:
+    where = parent or tempfile.gettempdir()
+    return SourceError(
+        f"{declared_at}: cannot copy {path} into {where} to read it (a run reads each source "
+        f"file once, from a private copy): {exc.strerror}; {TEMP_DIR_VARIABLE} chooses "
+        "another directory"
+    )
+
+
+def _copy(source: BinaryIO, target: BinaryIO, path: Path) -> int:
+    """Copy `source` to `target` in chunks (in the kernel where it can), returning the
+    bytes copied."""
+    size = 0
+    in_kernel = True
+    while True:
+        copied = 0
+        if in_kernel:
+            try:
+                copied = os.copy_file_range(source.fileno(), target.fileno(), CHUNK_BYTES)
+            except OSError:
+                in_kernel = False  # not between these file systems: through memory
+        if not in_kernel:
+            chunk = source.read(CHUNK_BYTES)
+            copied = target.write(chunk)
+        if not copied:
+            return size
+        size += copied
+        _after_chunk(path)
+
+
+def _changes(
+    path: Path, before: os.stat_result, opened: os.stat_result, size: int, read: Snapshot | None
+) -> str:
+    """What differs between the file before, during and after the read, in words."""
+    try:
+        after = os.stat(path)
+    except FileNotFoundError:
+        return "it was deleted"
+    if {(s.st_dev, s.st_ino) for s in (before, opened, after)} != {(before.st_dev, before.st_ino)}:
+        return "it was replaced by another file"
+    if not before.st_size == size == after.st_size:
+        return f"{before.st_size:,} bytes before, {size:,} read, {after.st_size:,} after"
+    if (before.st_mtime_ns, before.st_ctime_ns) != (after.st_mtime_ns, after.st_ctime_ns):
+        return "it was written to"
+    if read is not None and file_digest(path) != read.digest:
+        return "its content differs from what was read"
+    return ""
+
+
+def file_system_clock() -> int:
+    """Now, as the file system stamps files (its clock runs up to a tick behind
+    time.time_ns), from a file made for the purpose."""
+    with tempfile.NamedTemporaryFile(prefix="reconciler-clock-") as marker:
+        return os.fstat(marker.fileno()).st_mtime_ns
+
+
+def file_digest(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _remove(directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+    _OPEN.discard(directory)
+
+
+def remove_snapshots() -> None:
+    """Remove the snapshot copies now: for a process about to end with os._exit (a second
+    Ctrl-C), which would leave members' data behind."""
+    for directory in list(_OPEN):
+        _remove(directory)

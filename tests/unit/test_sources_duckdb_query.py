@@ -1,0 +1,104 @@
+"""sources/sql.py (a query run in DuckDB) and sources/parquet.py, used directly (no CLI):
+what each answers, and files a query reads that change while it reads them."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import SourceChangedError
+from reconciler.sources import duckdb_query, source_for
+from reconciler.sources.parquet import ParquetFile
+from reconciler.sources.sql import DuckDbQuery
+from tests.sources import RecordingReader, load_audience, write_duckdb, write_parquet
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".git").mkdir()  # the repository the query may read
+    monkeypatch.chdir(tmp_path)
+
+
+def test_parquet_answers_from_its_snapshot(tmp_path: Path) -> None:
+    path = write_parquet(
+        tmp_path / "data" / "m.parquet",
+        "SELECT * FROM (VALUES ('a@example.com', 'gold'), ('b@example.com', 'free')) "
+        "AS t(email, plan)",
+    )
+    source = source_for(load_audience(tmp_path, {"parquet": "data/m.parquet"}))
+
+    assert isinstance(source, ParquetFile)
+    assert [(f.field, f.path) for f in source.files()] == [("parquet", Path("data/m.parquet"))]
+    assert source.digests() == [
+        (Path("data/m.parquet"), hashlib.sha256(path.read_bytes()).hexdigest())
+    ]
+    assert source.columns() is None  # known once read
+    assert source.estimate_rows() == 2
+    shape, relation = source.relation(RecordingReader())
+    assert shape == "duckdb"
+    assert str(source.snapshot.copy) in relation.query  # the engine reads the snapshot
+    assert relation.subject == "Parquet file data/m.parquet"
+    assert sorted(source.read("email").members) == ["a@example.com", "b@example.com"]
+
+    path.unlink()  # read once: the run goes on from the snapshot
+    assert sorted(source.read("email").members) == ["a@example.com", "b@example.com"]
+
+
+def test_duckdb_query_answers_and_counts_where_it_runs(tmp_path: Path) -> None:
+    write_duckdb(
+        tmp_path / "crm.duckdb",
+        "CREATE TABLE people AS SELECT * FROM (VALUES ('a@example.com'), ('b@example.com')) "
+        "AS t(email)",
+    )
+    source = source_for(
+        load_audience(tmp_path, {"sql": "SELECT email FROM people;", "database": "crm.duckdb"})
+    )
+
+    assert isinstance(source, DuckDbQuery)
+    assert [(f.field, f.written) for f in source.files()] == [("database", "crm.duckdb")]
+    assert source.estimate_rows() == 2
+    shape, relation = source.relation(RecordingReader())
+    assert (shape, relation.database, relation.subject) == ("duckdb", "crm.duckdb", "the query")
+    assert sorted(source.read("email").members) == ["a@example.com", "b@example.com"]
+    in_memory = source_for(
+        load_audience(tmp_path, {"sql": "SELECT 1 AS email", "database": ":memory:"})
+    )
+    assert in_memory.files() == [] and in_memory.digests() == []
+
+
+def test_a_file_rewritten_while_a_query_reads_it_is_refused(tmp_path: Path) -> None:
+    """Issue 19.3 for files a DuckDB query opens: they are known only once opened, so
+    they are judged by their times against the file system's clock when the read began."""
+    data = tmp_path / "people.csv"
+    data.write_text("email\na@example.com\nb@example.com\n", encoding="utf-8")
+    reading = duckdb_query.bounded_connection(
+        ":memory:", tmp_path, "aud.yaml:7:3", tmp_path, audience="aud"
+    )
+    with pytest.raises(SourceChangedError) as refused, reading as connection:
+        assert connection.execute("SELECT count(*) FROM read_csv('people.csv')").fetchone() == (2,)
+        data.write_text("email\na@example.com\n", encoding="utf-8")
+    message = str(refused.value)
+    assert message.startswith("aud.yaml:7:3: audience 'aud': guard source_changed: people.csv")
+    assert "changed while the query read it" in message
+
+
+def test_files_a_query_read_and_nobody_changed_pass(tmp_path: Path) -> None:
+    (tmp_path / "people.csv").write_text("email\na@example.com\n", encoding="utf-8")
+    audience = load_audience(
+        tmp_path, {"sql": "SELECT email FROM read_csv('people.csv')", "database": ":memory:"}
+    )
+    assert list(source_for(audience).read("email").members) == ["a@example.com"]
+
+
+def test_a_database_file_written_while_the_query_runs_is_refused(tmp_path: Path) -> None:
+    database = write_duckdb(tmp_path / "crm.duckdb", "CREATE TABLE t AS SELECT 1 AS x")
+    reading = duckdb_query.bounded_connection(
+        str(database), tmp_path, "aud.yaml:7:3", tmp_path, audience="aud"
+    )
+    changed = r"crm\.duckdb changed while the query read it"
+    with pytest.raises(SourceChangedError, match=changed), reading as connection:
+        connection.execute("SELECT * FROM t").fetchall()
+        with database.open("ab") as handle:
+            handle.write(b"\0")
