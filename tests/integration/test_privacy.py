@@ -118,7 +118,7 @@ def test_internal_errors_mask_emails_with_and_without_debug(workspace, monkeypat
     def broken(*_args, **_kwargs):
         raise KeyError("jane.doe@example.com")
 
-    monkeypatch.setattr(cli_module, "make_plan", broken)
+    monkeypatch.setattr("reconciler.cli.session.make_plan", broken)
     workspace.audience("vip", {"inline": ["a@example.com"]})
     for extra in ([], ["--debug"]):
         monkeypatch.setattr("sys.argv", ["reconciler", "plan", str(workspace.manifests), *extra])
@@ -200,7 +200,7 @@ def test_show_members_is_the_parsed_option_not_a_word_in_argv(
     def broken(*_args, **_kwargs):
         raise KeyError("jane.doe@example.com")
 
-    monkeypatch.setattr(cli_module, "make_plan", broken)
+    monkeypatch.setattr("reconciler.cli.session.make_plan", broken)
     odd = tmp_path / "--show-members"
     odd.mkdir()
     (odd / "dest.yaml").write_text((workspace.manifests / "dest-prod.yaml").read_text())
