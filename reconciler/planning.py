@@ -10,7 +10,6 @@ from typing import Any
 from reconciler.errors import IterableError, LiveStateError
 from reconciler.iterable import IterableClient
 from reconciler.manifest import Manifests
-from reconciler.manifest.model import DEFAULT_MAX_REMOVAL_PERCENT
 from reconciler.members.model import (
     Engine,
     Prefetch,
@@ -30,6 +29,7 @@ from reconciler.plan import (
 from reconciler.plan.campaigns import campaign_uses, needs_campaigns
 from reconciler.plan.fingerprint import FIELDS_KEY, list_fingerprint
 from reconciler.plan.ownership import marked_audience, unmarked
+from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
 from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.state.consent import respect_consent
 from reconciler.state.desired import DesiredList, at_scale, build_desired

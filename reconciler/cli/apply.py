@@ -1,24 +1,24 @@
-"""`reconciler apply`: make Iterable match the manifests, or a saved plan, exactly."""
+"""`reconciler apply`: make Iterable match the manifests, or a saved plan, exactly.
+
+Parse, read and plan (with the destinations' locks held), show the plan, let the plan judge
+itself (stale, unsafe), confirm, and hand it to `reconciler.apply.run`; then render the
+report and the run record, and exit. What applying means lives in `reconciler.apply`.
+"""
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import sys
-import threading
-from collections.abc import Callable
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
 
-from reconciler.apply.executor import ApplyReport, apply_plan
-from reconciler.apply.interrupt import stop_on_interrupt
-from reconciler.apply.journal import Journal, last_unfinished
+from reconciler.apply.executor import ApplyReport
 from reconciler.apply.lock import project_locks
-from reconciler.apply.runrecord import Outcome, RunRecord
+from reconciler.apply.run import Aborted, run_apply
+from reconciler.apply.runrecord import RunRecord
 from reconciler.cli import exits, session
 from reconciler.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, err
 from reconciler.cli.options import (
@@ -31,37 +31,13 @@ from reconciler.cli.options import (
     TargetOpt,
     format_option,
 )
-from reconciler.cli.output import append, print_plan, problems, progress_display
-from reconciler.errors import ReconcilerError, StalePlanError, UnsafePlanError
-from reconciler.iterable import IterableClient
-from reconciler.manifest import Manifests
-from reconciler.members.model import remove_directories
+from reconciler.cli.output import append, print_plan, progress_display
+from reconciler.errors import ReconcilerError, UnsafePlanError
 from reconciler.plan import Plan
-from reconciler.plan.file import SavedPlan, load_plan, manifests_digest
-from reconciler.plan.fingerprint import first_difference
-from reconciler.progress import Task
+from reconciler.plan.file import SavedPlan, load_plan
+from reconciler.plan.policy import overridden_rules
 from reconciler.render.masking import shower
 from reconciler.render.plans import REPORT_RENDERERS, plan_markdown, report_json, report_markdown
-
-
-def _allowed_rules(
-    allow_unsafe: bool, allow_removals: bool, allow_list_deletion: bool
-) -> frozenset[str]:
-    """The safety rules this apply was told to override."""
-    return frozenset(
-        rule
-        for rule, allowed in (
-            ("removals", allow_removals),
-            ("list_deletion", allow_list_deletion),
-            # The source guards have no flag of their own: the manifest says what is
-            # intended (allowEmpty, ...), and --allow-unsafe overrides them for one run.
-            ("active_campaign_adds", False),
-            ("empty_source", False),
-            ("bounds", False),
-            ("additions", False),
-        )
-        if allowed or allow_unsafe
-    )
 
 
 def apply(
@@ -116,213 +92,158 @@ def apply(
     1 error, rejected members or a usage error, 3 blocked by the safety policy, 4 stale
     saved plan, 130 interrupted (Ctrl-C)."""
     exits.started(show_members, debug, output)
+    given = ctx.get_parameter_source("path")
+    opts = _Options(
+        # PATH given on the command line is used as it is, even beside --plan.
+        path=path if given is not None and given.name != "DEFAULT" else None,
+        saved=saved,
+        targets=target,
+        state_dir=state_dir,
+        yes=yes,
+        allowed=overridden_rules(
+            allow_unsafe=allow_unsafe,
+            allow_removals=allow_removals,
+            allow_list_deletion=allow_list_deletion,
+        ),
+        output=output,
+        show_members=show_members,
+        summary_file=summary_file,
+        summary_json=summary_json,
+    )
     record = RunRecord()
     try:
-        source = ctx.get_parameter_source("path")
-        path_given = source is not None and source.name != "DEFAULT"
-        report = _apply_command(
-            path if path_given else None,
-            saved,
-            target,
-            state_dir,
-            output,
-            show_members,
-            summary_file,
-            yes,
-            allow_unsafe,
-            allow_removals,
-            allow_list_deletion,
-            record,
-            summary_json,
-        )
-    except ReconcilerError as exc:
-        outcome: Outcome = "error"
-        if isinstance(exc, UnsafePlanError):
-            outcome = "blocked"
-        elif isinstance(exc, StalePlanError):
-            outcome = "stale"
-        message = exits.safe_message(exc, show_members)
-        record.finish(outcome, message)
-        if summary_file is not None:
-            append(summary_file, f"\n**reconciler apply stopped ({outcome})**: {message}\n")
-        if summary_json is not None:
-            record.write(summary_json)
-        # A blocked apply has already printed its plan, with the violations, as its object.
-        raise exits.fail(exc, json_object=not isinstance(exc, UnsafePlanError)) from None
-    except typer.Exit as done:
-        if record.finished_at is None:  # stopped before applying (a cancelled prompt)
-            record.finish("error", "apply was cancelled before it started; nothing was changed")
-        if summary_json is not None:
-            record.write(summary_json)
-        raise done
-    except KeyboardInterrupt as exc:
-        # Ctrl-C before apply started writing, or a second one during it.
-        record.finish("interrupted", "stopped by Ctrl-C")
-        if summary_json is not None:
-            record.write(summary_json)
-        raise exits.fail(exc) from None
-    if summary_json is not None:
-        record.write(summary_json)
+        report = _apply(opts, record)
+    except (ReconcilerError, KeyboardInterrupt, typer.Exit) as exc:
+        raise _stopped(exc, opts, record) from None
+    opts.write_record(record)
     typer.echo(REPORT_RENDERERS[output](report, show_members), nl=False)
     if summary_file is not None:
         append(summary_file, report_markdown(report, show_members))
     if record.outcome == "interrupted":
-        err.print(_not_done(report), markup=False)
+        err.print(report.describe_not_done(), markup=False)
         raise typer.Exit(EXIT_INTERRUPTED)
     if record.outcome != "success":
         raise typer.Exit(EXIT_ERROR)
 
 
-def _apply_command(
-    path: Path | None,
-    saved: Path | None,
-    target: list[str] | None,
-    state_dir: Path | None,
-    output: OutputFormat,
-    show_members: bool,
-    summary_file: Path | None,
-    yes: bool,
-    allow_unsafe: bool,
-    allow_removals: bool,
-    allow_list_deletion: bool,
-    record: RunRecord,
-    summary_json: Path | None = None,
-) -> ApplyReport:
-    if saved is not None:
-        if target:
-            # Filtering a reviewed plan would apply something nobody reviewed as such.
-            raise ReconcilerError(
-                "--target cannot be combined with --plan: a saved plan is applied whole, "
-                "exactly as reviewed. To apply only some audiences, save a plan of them: "
-                "reconciler plan PATH --target AUDIENCE --out FILE"
-            )
-        loaded = load_plan(saved)
+@dataclass(frozen=True)
+class _Options:
+    """apply's options, as parsed."""
+
+    path: Path | None
+    saved: Path | None
+    targets: list[str] | None
+    state_dir: Path | None
+    yes: bool
+    allowed: frozenset[str]  # the safety rules this run was told to override
+    output: OutputFormat
+    show_members: bool
+    summary_file: Path | None
+    summary_json: Path | None
+
+    def write_record(self, record: RunRecord) -> None:
+        if self.summary_json is not None:
+            record.write(self.summary_json)
+
+
+def _stopped(
+    exc: ReconcilerError | KeyboardInterrupt | typer.Exit, opts: _Options, record: RunRecord
+) -> typer.Exit:
+    """The run record of an apply that did not get to apply (or a second Ctrl-C stopped),
+    and the exit that ends it."""
+    if isinstance(exc, typer.Exit):
+        if record.finished_at is None:  # stopped before applying (a cancelled prompt)
+            record.finish("error", "apply was cancelled before it started; nothing was changed")
+        opts.write_record(record)
+        return exc
+    # Ctrl-C here came before apply started writing, or is a second one during it.
+    message = (
+        exits.safe_message(exc, opts.show_members) if isinstance(exc, ReconcilerError) else None
+    )
+    record.stopped(exc, message)
+    if opts.summary_file is not None and message is not None:
+        append(opts.summary_file, f"\n**reconciler apply stopped ({record.outcome})**: {message}\n")
+    opts.write_record(record)
+    # A blocked apply has already printed its plan, with the violations, as its object.
+    return exits.fail(exc, json_object=not isinstance(exc, UnsafePlanError))
+
+
+def _apply(opts: _Options, record: RunRecord) -> ApplyReport:
+    path, targets, loaded = opts.path, opts.targets, _saved_plan(opts)
+    if loaded is not None:
         # A PATH given is used as it is: the manifest digest still has to match.
-        path, target = path or loaded.manifest_root, loaded.targets
+        path, targets = path or loaded.manifest_root, loaded.targets
     path = path or Path("manifests")
-    manifests = session.load(path, target)
-    state = session.state_dir(state_dir, path)
-    allowed = _allowed_rules(allow_unsafe, allow_removals, allow_list_deletion)
+    manifests = session.load(path, targets)
+    state = session.state_dir(opts.state_dir, path)
     with ExitStack() as stack:
-        clients = session.open_clients(manifests, stack, state, target)
+        clients = session.open_clients(manifests, stack, state, targets)
         # Keyed by the Iterable project, not the destination's name: two manifests, or two
         # checkouts, can name one project differently.
         stack.enter_context(
             project_locks(state, {name: c.project_id for name, c in clients.items()})
         )
-        the_plan = session.plan(manifests, clients, target, state)
-        if saved is not None:
-            _check_fresh(loaded, manifests, the_plan)
+        the_plan = session.plan(manifests, clients, targets, state)
+        if loaded is not None:
+            loaded.raise_if_stale(manifests, the_plan)
             the_plan = loaded.plan
-        if output is not OutputFormat.json:
-            print_plan(the_plan, output, show_members, allowed)
-        if summary_file is not None:
-            append(summary_file, plan_markdown(the_plan, show_members, allowed))
-        skipped = the_plan.summary.problems
+        if opts.output is not OutputFormat.json:
+            print_plan(the_plan, opts.output, opts.show_members, opts.allowed)
+        if opts.summary_file is not None:
+            append(opts.summary_file, plan_markdown(the_plan, opts.show_members, opts.allowed))
         if not the_plan.has_changes:
-            record.finish(
-                "failed" if skipped else "no_changes",
-                problems(the_plan) if skipped else None,
-            )
-            if output is OutputFormat.json:
-                nothing = ApplyReport(source_problems=problems(the_plan) or None)
-                typer.echo(report_json(nothing, show_members), nl=False)
-            raise typer.Exit(EXIT_ERROR if skipped else EXIT_OK)
-        try:
-            _check_policy(the_plan, allow_unsafe, allow_removals, allow_list_deletion)
-        except UnsafePlanError as exc:
-            if output is OutputFormat.json:
-                blocked = the_plan.to_dict(shower(show_members))
-                blocked.update(error=exits.safe_message(exc, show_members), exit_code=exc.exit_code)
-                typer.echo(json.dumps(blocked, indent=2))
-            raise
-        if not yes:
+            raise _nothing_to_do(the_plan, opts, record)
+        _check_policy(the_plan, opts)
+        if not opts.yes:
             _confirm()
-
-        def aborted(done: str) -> None:
-            # The second Ctrl-C ends the process at once: the record is written here.
-            record.finish("aborted", f"stopped at once by a second Ctrl-C; done: {done}")
-            if summary_json is not None:
-                record.write(summary_json)
-            if output is OutputFormat.json:
-                exits.json_error(f"aborted by a second Ctrl-C; done: {done}", EXIT_INTERRUPTED)
-
-        report = _journaled_apply(the_plan, clients, state, aborted)
-        report.rejected_file = _write_rejected(report, state)
-        report.source_problems = problems(the_plan) or None
-    record.report = report
-    if report.interrupted:
-        record.finish("interrupted", "stopped by Ctrl-C after the requests in flight")
-    elif report.ok and not skipped:
-        record.finish("success")
-    else:
-        record.finish(
-            "failed", "some changes failed or source data could not be used; see the report"
-        )
+        with progress_display() as display:
+            report = run_apply(
+                the_plan,
+                clients,
+                state,
+                say=lambda text: err.print(text, markup=False),
+                display=display,
+                on_abort=lambda aborted: _aborted(aborted, opts, record),
+            )
+    record.applied(report)
     return report
 
 
-def _check_fresh(loaded: SavedPlan, manifests: Manifests, current: Plan) -> None:
-    if manifests_digest(manifests) != loaded.manifest_digest:
-        raise StalePlanError(
-            "stale plan: the manifests or their member sources changed since the plan was "
-            "made; run plan again"
-        )
-    difference = first_difference(loaded.plan.fingerprint, current.fingerprint)
-    if difference is not None:
-        raise StalePlanError(f"stale plan: {difference} since the plan was made; run plan again")
-
-
-def _check_policy(
-    the_plan: Plan, allow_unsafe: bool, allow_removals: bool, allow_list_deletion: bool
-) -> None:
-    allowed = {"removals": allow_removals, "list_deletion": allow_list_deletion}
-    blocking = [
-        v for v in the_plan.violations() if not (allow_unsafe or allowed.get(v.rule, False))
-    ]
-    if blocking:
-        reasons = "; ".join(f"{v.destination}/{v.list_name}: {v.message}" for v in blocking)
-        raise UnsafePlanError(
-            f"the safety policy blocks this plan, nothing was changed: {reasons}. Review it, "
-            "then pass --allow-unsafe (or --allow-removals / --allow-list-deletion) to apply"
-        )
-    for v in the_plan.violations():
-        err.print(f"warning: applying despite the safety policy: {v.message}", markup=False)
-
-
-def _write_rejected(report: ApplyReport, state_dir: Path) -> str | None:
-    """Every rejected member in full, in a local file, since output masks them."""
-    rows = [
-        (d.destination, lr.list_name, member, reason)
-        for d in report.destinations
-        for lr in d.lists
-        for member, reason in sorted(lr.rejected.items())
-    ] + [
-        (d.destination, "(user fields)", member, reason)
-        for d in report.destinations
-        if d.fields is not None
-        for member, reason in sorted(d.fields.rejected.items())
-    ]
-    if not rows:
+def _saved_plan(opts: _Options) -> SavedPlan | None:
+    if opts.saved is None:
         return None
-    runs = state_dir / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = runs / f"rejected-{stamp}-{os.getpid()}.csv"
-    # Owner-only from the first byte: the file holds personal data.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["destination", "list", "member", "reason"])
-        writer.writerows([_spreadsheet_safe(cell) for cell in row] for row in rows)
-    path.chmod(0o600)
-    return str(path)
+    if opts.targets:
+        # Filtering a reviewed plan would apply something nobody reviewed as such.
+        raise ReconcilerError(
+            "--target cannot be combined with --plan: a saved plan is applied whole, "
+            "exactly as reviewed. To apply only some audiences, save a plan of them: "
+            "reconciler plan PATH --target AUDIENCE --out FILE"
+        )
+    return load_plan(opts.saved)
 
 
-def _spreadsheet_safe(cell: str) -> str:
-    """A userId such as `=cmd|' /C calc'!A0` is a formula to a spreadsheet that opens this
-    file; a leading apostrophe makes it text (OWASP's advice for CSV injection)."""
-    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+def _nothing_to_do(the_plan: Plan, opts: _Options, record: RunRecord) -> typer.Exit:
+    problems = the_plan.summary.describe_problems()
+    record.finish("failed" if problems else "no_changes", problems or None)
+    if opts.output is OutputFormat.json:
+        nothing = ApplyReport(source_problems=problems or None)
+        typer.echo(report_json(nothing, opts.show_members), nl=False)
+    return typer.Exit(EXIT_ERROR if problems else EXIT_OK)
+
+
+def _check_policy(the_plan: Plan, opts: _Options) -> None:
+    try:
+        overridden = the_plan.raise_if_unsafe(opts.allowed)
+    except UnsafePlanError as exc:
+        if opts.output is OutputFormat.json:
+            blocked = the_plan.to_dict(shower(opts.show_members))
+            blocked.update(
+                error=exits.safe_message(exc, opts.show_members), exit_code=exc.exit_code
+            )
+            typer.echo(json.dumps(blocked, indent=2))
+        raise
+    for v in overridden:
+        err.print(f"warning: applying despite the safety policy: {v.message}", markup=False)
 
 
 def _confirm() -> None:
@@ -336,124 +257,18 @@ def _confirm() -> None:
         raise typer.Exit(EXIT_ERROR)
 
 
-def _journaled_apply(
-    the_plan: Plan,
-    clients: dict[str, IterableClient],
-    state_dir: Path,
-    on_abort: Callable[[str], None] | None = None,
-) -> ApplyReport:
-    """Apply with a run journal; the first Ctrl-C lets the requests in flight finish."""
-    previous = last_unfinished(state_dir)
-    if previous is not None:
-        err.print(previous.describe_unfinished(), markup=False)
-    journal = Journal.start(state_dir, the_plan)
-
-    def first_interrupt() -> None:
-        err.print(
-            "Interrupted: finishing the requests in flight, starting no more "
-            "(Ctrl-C again to stop at once)...",
-            markup=False,
-        )
-
-    def second_interrupt() -> None:
-        journal.finish("aborted", "stopped at once by a second Ctrl-C")
-        if on_abort is not None:
-            try:
-                on_abort(journal.describe_done())
-            except Exception as exc:  # the exit below must happen whatever this does
-                err.print(f"could not write the run record: {exc}", markup=False)
-        err.print(
-            f"Stopped at once. Done before it stopped: {journal.describe_done()}. Run "
-            f"journal: {journal.path}. Run apply again to finish.",
-            markup=False,
-        )
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # Worker threads blocked in a request or a retry cannot be stopped any other way;
-        # whatever they leave unknown, the next apply reads back from Iterable. Files of
-        # members (DuckDB's workspace) go first: os._exit runs no cleanup.
-        remove_directories()
-        os._exit(EXIT_INTERRUPTED)
-
+def _aborted(aborted: Aborted, opts: _Options, record: RunRecord) -> None:
+    """A second Ctrl-C: the run record and the last words, then the process ends at once."""
     try:
-        with stop_on_interrupt(first_interrupt, second_interrupt) as stop:
-            report = _apply_with_progress(the_plan, clients, journal, stop)
-    except BaseException as exc:
-        outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
-        journal.finish(outcome, str(exc) if isinstance(exc, ReconcilerError) else None)
-        err.print(
-            f"Done before it stopped: {journal.describe_done()}. Run journal: {journal.path}",
-            markup=False,
-        )
-        raise
-    journal.finish(
-        "interrupted" if report.interrupted else "success" if report.ok else "failed",
-        not_attempted=report.not_attempted,
+        record.finish("aborted", f"stopped at once by a second Ctrl-C; done: {aborted.done}")
+        opts.write_record(record)
+        if opts.output is OutputFormat.json:
+            exits.json_error(f"aborted by a second Ctrl-C; done: {aborted.done}", EXIT_INTERRUPTED)
+    except Exception as exc:  # the exit below must happen whatever this does
+        err.print(f"could not write the run record: {exc}", markup=False)
+    err.print(
+        f"Stopped at once. Done before it stopped: {aborted.done}. Run "
+        f"journal: {aborted.journal}. Run apply again to finish.",
+        markup=False,
     )
-    return report
-
-
-def _not_done(report: ApplyReport) -> str:
-    lists = [lr for d in report.destinations for lr in d.lists]
-    adds = sum(lr.not_attempted_add for lr in lists)
-    removes = sum(lr.not_attempted_remove for lr in lists)
-    creates = sum(lr.create_not_attempted for lr in lists)
-    deletions = sum(1 for d in report.destinations for x in d.deletions if not x.deleted)
-    return (
-        "Interrupted (Ctrl-C): stopped after the requests in flight. Not done: "
-        f"{adds} addition(s), {removes} removal(s), {creates} list creation(s), "
-        f"{deletions} list deletion(s). Run apply again to finish: it reads Iterable afresh "
-        "and sends only what is left."
-    )
-
-
-def _apply_with_progress(
-    the_plan: Plan,
-    clients: dict[str, IterableClient],
-    journal: Journal | None = None,
-    stop: threading.Event | None = None,
-) -> ApplyReport:
-    s = the_plan.summary
-    totals = {"add": s.members_to_add, "update": s.users_to_update, "remove": s.members_to_remove}
-    order = [phase for phase in _APPLY_PHASES if totals[phase]]
-    tasks: dict[str, Task] = {}
-    done = dict.fromkeys(totals, 0)
-    lock = threading.Lock()
-    with progress_display() as progress:
-
-        def start(phase: str) -> Task:
-            description, unit = _APPLY_PHASES[phase]
-            tasks[phase] = progress.task(description, totals[phase], unit)
-            return tasks[phase]
-
-        def advance(phase: str, n: int) -> None:
-            if phase not in _APPLY_PHASES:
-                return  # a phase this display does not know is no reason to stop an apply
-            with lock:
-                task = tasks.get(phase) or start(phase)
-                task.advance(n)
-                done[phase] += n
-                if done[phase] < totals[phase]:
-                    return
-                task.finish()
-                # The next phase starts now, not at its first finished batch, so its rate
-                # and time include that batch.
-                later = order[order.index(phase) + 1 :] if phase in order else []
-                if later and later[0] not in tasks:
-                    start(later[0])
-
-        if order:
-            start(order[0])
-        try:
-            return apply_plan(the_plan, clients, progress=advance, journal=journal, stop=stop)
-        finally:
-            for task in tasks.values():
-                task.finish()
-
-
-# apply's progress phases, in the order it runs them: (task description, unit).
-_APPLY_PHASES = {
-    "add": ("adding members", "members"),
-    "update": ("updating user fields", "users"),
-    "remove": ("removing members", "members"),
-}
+    exits.exit_now(EXIT_INTERRUPTED)

@@ -11,6 +11,7 @@ the parsed `--show-members` of the command being run (`started`), never by scann
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from rich.console import Console
 
 from reconciler.cli.options import OutputFormat
 from reconciler.errors import ManifestError, ReconcilerError
+from reconciler.members.model import remove_directories
 from reconciler.render.masking import mask_emails, reveal
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -114,6 +116,16 @@ def fail(exc: BaseException, *, json_object: bool = True) -> typer.Exit:
     if as_json:
         json_error(f"internal error: {type(exc).__name__}", EXIT_ERROR)
     return typer.Exit(EXIT_ERROR)
+
+
+def exit_now(code: int) -> None:
+    """End the process at once (a second Ctrl-C during apply): worker threads blocked in a
+    request or a retry cannot be stopped any other way. Files of members (DuckDB's
+    workspace) go first: os._exit runs no cleanup."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    remove_directories()
+    os._exit(code)
 
 
 def json_error(

@@ -29,25 +29,6 @@ def append(path: Path, text: str) -> None:
         handle.write(text if text.endswith("\n") else text + "\n")
 
 
-def problems(the_plan: Plan) -> str:
-    """What source data a plan could not use, in words."""
-    s = the_plan.summary
-    parts = []
-    if s.members_skipped:
-        n = s.members_skipped
-        parts.append(f"{n:,} member{'s' if n != 1 else ''} could not be used")
-    if s.field_values_skipped:
-        n = s.field_values_skipped
-        parts.append(f"{n:,} field value{'s' if n != 1 else ''} could not be sent")
-    if s.lists_unread:
-        n = s.lists_unread
-        parts.append(
-            f"{n:,} audience{'s were' if n != 1 else ' was'} left out "
-            "(list not read with confidence)"
-        )
-    return " and ".join(parts)
-
-
 def progress_display() -> AbstractContextManager[Progress]:
     """Progress on stderr: bars on a terminal, otherwise a log line per task at most every
     RECONCILER_PROGRESS_INTERVAL seconds (default 10)."""

@@ -18,7 +18,6 @@ from reconciler.cli.options import (
     TargetOpt,
     format_option,
 )
-from reconciler.cli.output import problems
 from reconciler.errors import ReconcilerError
 
 
@@ -55,7 +54,10 @@ def status(
         for lp in d.lists
     ]
     if the_plan.summary.problems:
-        err.print(f"warning: {problems(the_plan)}; `reconciler plan` shows them", markup=False)
+        err.print(
+            f"warning: {the_plan.summary.describe_problems()}; `reconciler plan` shows them",
+            markup=False,
+        )
     if output is OutputFormat.json:
         typer.echo(json.dumps({"audiences": rows}, indent=2))
         raise typer.Exit(EXIT_ERROR if the_plan.summary.problems else EXIT_OK)

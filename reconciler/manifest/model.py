@@ -184,9 +184,6 @@ class PolicySpec(RemovalPolicySpec):
     )
 
 
-DEFAULT_MAX_REMOVAL_PERCENT = 10.0
-
-
 class DestinationSpec(_StrictModel):
     """One Iterable project: where it is, how it identifies users, and how to log in."""
 

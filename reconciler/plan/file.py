@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from reconciler import __version__
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, StalePlanError
 from reconciler.manifest import Manifests
 from reconciler.members.identity import Member
 from reconciler.members.model import Engine, batches, identifiers_into_table, members_into_table
@@ -36,6 +36,7 @@ from reconciler.plan import (
     ListPlan,
     Plan,
 )
+from reconciler.plan.fingerprint import first_difference
 from reconciler.sources import MemberIssue
 from reconciler.sources.read import source_path
 
@@ -50,6 +51,21 @@ class SavedPlan:
     manifest_digest: str
     targets: list[str] | None
     created_at: str
+
+    def raise_if_stale(self, manifests: Manifests, current: Plan) -> None:
+        """StalePlanError when the manifests (or their member sources) changed since the
+        plan was saved, or Iterable did: `current` is a plan made now, whose fingerprint
+        of the live lists must be the saved one's."""
+        if manifests_digest(manifests) != self.manifest_digest:
+            raise StalePlanError(
+                "stale plan: the manifests or their member sources changed since the plan "
+                "was made; run plan again"
+            )
+        difference = first_difference(self.plan.fingerprint, current.fingerprint)
+        if difference is not None:
+            raise StalePlanError(
+                f"stale plan: {difference} since the plan was made; run plan again"
+            )
 
 
 def manifests_digest(manifests: Manifests) -> str:

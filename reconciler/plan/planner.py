@@ -9,6 +9,7 @@ from reconciler.iterable.client import ListInfo
 from reconciler.members.identity import Member, ProjectType
 from reconciler.plan.model import DestinationPlan, ListDeletion, ListPlan
 from reconciler.plan.ownership import is_managed
+from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
 from reconciler.sources import MemberIssue
 
 
@@ -83,7 +84,7 @@ def list_plan(
     update_existing_users_only: bool = False,
     campaign_id: int | None = None,
     channel_unsubscribe: bool = False,
-    max_removal_percent: float = 10.0,
+    max_removal_percent: float = DEFAULT_MAX_REMOVAL_PERCENT,
     max_removals: int | None = None,
     allow_empty: bool = False,
     min_members: int | None = None,

@@ -1,0 +1,30 @@
+"""The safety policy's one default and the rules it is made of. The plan judges itself
+against them (DestinationPlan.violations, Plan.raise_if_unsafe); an apply can be told to
+override some rules for one run.
+
+Imports nothing, so every layer (manifest defaults, planner, renderers) can name it."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+# Block a plan that removes more than this share of a list's current members, unless the
+# destination's or the audience's policy sets maxRemovalPercent (compared with ">").
+DEFAULT_MAX_REMOVAL_PERCENT = 10.0
+
+Rule = Literal[
+    "removals", "list_deletion", "active_campaign_adds", "empty_source", "bounds", "additions"
+]
+RULES: frozenset[str] = frozenset(get_args(Rule))
+
+
+def overridden_rules(
+    *, allow_unsafe: bool = False, allow_removals: bool = False, allow_list_deletion: bool = False
+) -> frozenset[str]:
+    """The rules an apply was told to override. Only removals and list deletion have a
+    flag of their own; the source guards (allowEmpty, bounds, additions, active campaigns)
+    are said in the manifest, and --allow-unsafe overrides every rule for one run."""
+    if allow_unsafe:
+        return RULES
+    flags = {"removals": allow_removals, "list_deletion": allow_list_deletion}
+    return frozenset(rule for rule, allowed in flags.items() if allowed)
