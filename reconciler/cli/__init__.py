@@ -25,8 +25,8 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 from reconciler import __version__
 from reconciler.cli import apply, exits, import_, plan, schema, status, validate
 from reconciler.cli.exits import EXIT_ERROR, EXIT_OK
+from reconciler.cli.github import github_app
 from reconciler.emulator import emulator_app
-from reconciler.github.cli import github_app
 
 
 class _Group(TyperGroup):
