@@ -15,6 +15,7 @@ from pathlib import Path
 
 import typer
 
+from reconciler import alerts
 from reconciler.apply.executor import ApplyReport
 from reconciler.apply.lock import project_locks
 from reconciler.apply.run import Aborted, run_apply
@@ -119,6 +120,9 @@ def apply(
     typer.echo(REPORT_RENDERERS[output](report, show_members), nl=False)
     if summary_file is not None:
         append(summary_file, report_markdown(report, show_members))
+    exits.send_alert(
+        alerts.for_record(record, EXIT_OK if record.outcome == "success" else EXIT_ERROR)
+    )
     if record.outcome == "interrupted":
         err.print(report.describe_not_done(), markup=False)
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -154,6 +158,8 @@ def _stopped(
     if isinstance(exc, typer.Exit):
         if record.finished_at is None:  # stopped before applying (a cancelled prompt)
             record.finish("error", "apply was cancelled before it started; nothing was changed")
+        else:
+            exits.send_alert(alerts.for_record(record, exc.exit_code))
         opts.write_record(record)
         return exc
     # Ctrl-C here came before apply started writing, or is a second one during it.
@@ -165,7 +171,7 @@ def _stopped(
         append(opts.summary_file, f"\n**reconciler apply stopped ({record.outcome})**: {message}\n")
     opts.write_record(record)
     # A blocked apply has already printed its plan, with the violations, as its object.
-    return exits.fail(exc, json_object=not isinstance(exc, UnsafePlanError))
+    return exits.fail(exc, json_object=not isinstance(exc, UnsafePlanError), alert="apply")
 
 
 def _apply(opts: _Options, record: RunRecord) -> ApplyReport:

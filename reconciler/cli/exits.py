@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import typer
 from rich.console import Console
 
+from reconciler import alerts
 from reconciler.cli.options import OutputFormat
 from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.members.model import remove_directories
@@ -76,9 +77,10 @@ def current() -> Invocation:
     return _current
 
 
-def fail(exc: BaseException, *, json_object: bool = True) -> typer.Exit:
+def fail(exc: BaseException, *, json_object: bool = True, alert: str | None = None) -> typer.Exit:
     """Report `exc` and return the exit that ends the command. `json_object=False` when the
-    command already wrote its JSON object (a blocked apply prints its plan)."""
+    command already wrote its JSON object (a blocked apply prints its plan). `alert` names
+    the command (plan, apply) whose failure (a ReconcilerError) goes to the alert webhook."""
     inv = _current
     as_json = inv.json and json_object
     if isinstance(exc, ReconcilerError):
@@ -91,6 +93,8 @@ def fail(exc: BaseException, *, json_object: bool = True) -> typer.Exit:
             err.print(f"{n} problem{'s' if n != 1 else ''} found.", markup=False)
         else:
             err.print(f"error: {safe_message(exc, inv.show_members)}", markup=False)
+        if alert is not None:
+            send_alert(alerts.for_error(alert, exc.exit_code, safe_message(exc)))
         return typer.Exit(exc.exit_code)
     if isinstance(exc, KeyboardInterrupt):
         err.print(inv.interrupted)
@@ -128,6 +132,12 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
+def send_alert(alert: alerts.Alert) -> None:
+    """Post a blocked, stale or failed run to the alert webhook (issue 19; nothing unless
+    RECONCILER_ALERT_WEBHOOK_URL is set). Never raises and never changes the exit code."""
+    alerts.notify(alert, lambda text: err.print(f"warning: {text}", markup=False))
+
+
 def json_error(
     message: str, exit_code: int, exc: BaseException | None = None, show_members: bool = False
 ) -> None:
@@ -151,4 +161,5 @@ def safe_message(exc: BaseException, show_members: bool = False) -> str:
 def shown(text: str, show_members: bool) -> str:
     """A message as output shows it: source data it quotes in full with --show-members,
     otherwise masked, with every email in it."""
+    text = alerts.scrub(text)  # the alert webhook's URL is a credential, like an API key
     return reveal(text, True) if show_members else mask_emails(text)

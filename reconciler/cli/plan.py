@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from reconciler import alerts
 from reconciler.cli import exits, session
 from reconciler.cli.exits import EXIT_CHANGES, EXIT_ERROR, err
 from reconciler.cli.options import (
@@ -62,7 +63,7 @@ def plan(
             save_plan(out, the_plan, manifests, path, target)
     except (ReconcilerError, KeyboardInterrupt) as exc:
         # A plan only reads, so after Ctrl-C there is nothing to undo.
-        raise exits.fail(exc) from None
+        raise exits.fail(exc, alert="plan") from None
     print_plan(the_plan, output, show_members)
     if summary_file is not None:
         append(summary_file, plan_markdown(the_plan, show_members))
@@ -70,6 +71,7 @@ def plan(
         err.print(
             f"Plan saved to {out}; apply it with: reconciler apply --plan {out}", markup=False
         )
+    exits.send_alert(alerts.for_plan(the_plan))
     if the_plan.violations():
         raise typer.Exit(UnsafePlanError.exit_code)
     if the_plan.summary.problems:
