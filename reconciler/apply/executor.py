@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from reconciler.apply.journal import Journal
 from reconciler.errors import AuthError, IterableError
@@ -67,6 +67,65 @@ class ListResult:
             and not self.unconfirmed_remove
         )
 
+    @classmethod
+    def planned(cls, lp: ListPlan) -> ListResult:
+        return cls(
+            lp.audience,
+            lp.list_name,
+            lp.list_id,
+            len(lp.add),
+            len(lp.remove),
+            field_update_keys=lp.field_update_keys,
+        )
+
+    def settle_added(self, lp: ListPlan, chunk: Sequence[Member], outcome: BatchResult) -> None:
+        """A subscribe's answer. Users Iterable has forgotten, and with
+        updateExistingUsersOnly users it does not know, are expected, not rejected."""
+        failed = _failed_members(chunk, outcome.failed)
+        expected = 0
+        for key, kind in _failed_members(chunk, outcome.kinds).items():
+            if kind == "forgotten":
+                self.forgotten += 1
+            elif kind == "notFound" and lp.update_existing_users_only:
+                self.not_created += 1
+            else:
+                continue
+            del failed[key]
+            expected += 1
+        self.rejected.update(failed)
+        done, unconfirmed = _settle(len(chunk), len(failed) + expected, outcome)
+        self.added += done
+        self.unconfirmed_add += unconfirmed
+
+    def settle_removed(self, ids: Sequence[str], outcome: BatchResult) -> None:
+        """An unsubscribe's answer. notFound (or forgotten): Iterable has no such user, so
+        it is on no list. That is the removal done, not a rejection."""
+        failed = {i: outcome.failed[i] for i in ids if i in outcome.failed}
+        gone = [i for i in failed if outcome.kinds.get(i) in ("notFound", "forgotten")]
+        for identifier in gone:
+            del failed[identifier]
+        self.rejected.update(failed)
+        done, unconfirmed = _settle(len(ids), len(failed) + len(gone), outcome)
+        self.removed += done + len(gone)
+        self.already_gone += len(gone)
+        self.unconfirmed_remove += unconfirmed
+
+    def close(self) -> None:
+        """Errors for what the answers left unconfirmed and what was never sent."""
+        for count, planned, what in (
+            (self.unconfirmed_add, self.planned_add, "additions"),
+            (self.unconfirmed_remove, self.planned_remove, "removals"),
+        ):
+            if count:
+                self.errors.append(_unconfirmed(count, planned, what))
+        if self.create_not_attempted or self.not_attempted_add or self.not_attempted_remove:
+            self.errors.append(
+                "interrupted: "
+                + ("the list was not created; " if self.create_not_attempted else "")
+                + f"{self.not_attempted_add} of {self.planned_add} additions and "
+                f"{self.not_attempted_remove} of {self.planned_remove} removals were not sent"
+            )
+
 
 @dataclass
 class DeletionResult:
@@ -90,6 +149,28 @@ class FieldUpdateResult:
     @property
     def ok(self) -> bool:
         return not self.rejected and not self.errors and not self.unconfirmed
+
+    def settle(self, updates: Sequence[FieldUpdate], outcome: BatchResult) -> None:
+        """A bulkUpdate's answer for these users."""
+        failed = _failed_members(updates, outcome.failed)
+        self.rejected.update(failed)
+        done, unconfirmed = _settle(len(updates), len(failed), outcome)
+        self.updated += done
+        self.unconfirmed += unconfirmed
+        if outcome.filtered_out_fields:
+            self.errors.append(
+                "Iterable dropped the fields "
+                + ", ".join(outcome.filtered_out_fields)
+                + " (the project does not accept new fields: create them in Iterable first)"
+            )
+
+    def close(self) -> None:
+        if self.unconfirmed:
+            self.errors.append(_unconfirmed(self.unconfirmed, self.planned, "field updates"))
+        if self.not_attempted:
+            self.errors.append(
+                f"interrupted: {self.not_attempted} of {self.planned} field updates were not sent"
+            )
 
     def to_dict(self, show: Callable[[str], str]) -> dict[str, Any]:
         return {
@@ -119,7 +200,7 @@ class ApplyReport:
     retries: int = 0
     rate_limited: int = 0
     rate_limit_wait_seconds: float = 0.0  # time spent pacing to stay inside rate limits
-    rejected_file: str | None = None  # where the CLI wrote every rejected member in full
+    rejected_file: str | None = None  # where every rejected member is, in full (rejected.py)
     not_attempted: int = 0  # requests never sent because the run was interrupted
     # Source data the plan could not use (invalid members, unconvertible values), in words:
     # everything planned can succeed and the run still not make Iterable match.
@@ -128,6 +209,20 @@ class ApplyReport:
     @property
     def interrupted(self) -> bool:
         return self.not_attempted > 0
+
+    def describe_not_done(self) -> str:
+        """What an interrupted run left unsent, for people."""
+        lists = [lr for d in self.destinations for lr in d.lists]
+        adds = sum(lr.not_attempted_add for lr in lists)
+        removes = sum(lr.not_attempted_remove for lr in lists)
+        creates = sum(lr.create_not_attempted for lr in lists)
+        deletions = sum(1 for d in self.destinations for x in d.deletions if not x.deleted)
+        return (
+            "Interrupted (Ctrl-C): stopped after the requests in flight. Not done: "
+            f"{adds} addition(s), {removes} removal(s), {creates} list creation(s), "
+            f"{deletions} list deletion(s). Run apply again to finish: it reads Iterable afresh "
+            "and sends only what is left."
+        )
 
     @property
     def ok(self) -> bool:
@@ -284,253 +379,251 @@ class _Run:
         return False
 
 
+@dataclass
+class _Step:
+    """One kind of request in a destination's changes: its jobs (made when the step
+    starts), how one job is sent, and how its answer, failure or absence is recorded."""
+
+    jobs: Iterable[Any]
+    send: Callable[[Any], Any]  # one request, journaled; an IterableError fails only this job
+    settle: Callable[[Any, Any], None]
+    failed: Callable[[Any, IterableError], None]
+    not_sent: Callable[[Any], None]  # the run was interrupted before this job
+    # Progress phase. Its jobs are tuples whose last item is the batch: it counts its length.
+    phase: str | None = None
+    concurrent: bool = True  # False: one at a time, in order (creating and deleting lists)
+
+
 def _apply_destination(
     dest_plan: DestinationPlan, client: IterableClient, run: _Run
 ) -> DestinationResult:
-    project_type = dest_plan.project_type
-    progress, journal, dest = run.progress, run.journal, dest_plan.destination
-    work = [lp for lp in dest_plan.lists if lp.has_changes]
-    results = {
-        lp.list_name: ListResult(
-            lp.audience,
-            lp.list_name,
-            lp.list_id,
-            len(lp.add),
-            len(lp.remove),
-            field_update_keys=lp.field_update_keys,
-        )
-        for lp in work
-    }
-    # 1. create lists; a list that could not be created gets no members
-    live_ids: dict[str, int] = {}
-    for lp in work:
-        result = results[lp.list_name]
-        if lp.create:
-            if run.skip():
-                result.create_not_attempted = True
-                result.not_attempted_add = len(lp.add)
-                continue
-            try:
-                with journal.step("create_list", dest, lp.list_name) as step:
-                    # The marker is how prune knows the list is ours to delete later; the
-                    # run token, how a create whose answer was lost is recognised.
-                    result.list_id = client.create_list(
-                        lp.list_name, mark(lp.description, lp.audience, run.token)
-                    )
-                    step.done(list_id=result.list_id)
-                result.created = True
-            except AuthError:
-                raise
-            except IterableError as exc:
-                result.errors.append(f"creating the list failed: {exc}")
-                continue
-        assert result.list_id is not None
-        live_ids[lp.list_name] = result.list_id
+    """One loop over the destination's changes, in the order Iterable needs them, each
+    through the one batch sender."""
+    changes = _DestinationChanges(dest_plan, client, run)
+    concurrency = client.settings.concurrency
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for step in changes.steps():
+            _send(step, pool, run, concurrency)
+    return changes.result()
 
-    settings = client.settings
-    with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
-        # 2. subscribe
-        # Generated as the pool takes them: a list of millions is read from DuckDB a
-        # batch at a time, never held whole.
+
+def _send(step: _Step, pool: ThreadPoolExecutor, run: _Run, concurrency: int) -> None:
+    """The batch sender: every job of `step` sent (unless the run was interrupted first)
+    and its outcome recorded, in job order."""
+
+    def attempt(job: Any) -> Any:
+        if run.skip():
+            return _NOT_SENT
+        return step.send(job)
+
+    answers = (
+        _run(pool, attempt, step.jobs, concurrency)
+        if step.concurrent
+        else _one_at_a_time(attempt, step.jobs)
+    )
+    for job, answer in answers:
+        if answer is _NOT_SENT:
+            step.not_sent(job)
+        elif isinstance(answer, IterableError):
+            step.failed(job, answer)
+        else:
+            step.settle(job, answer)
+            if step.phase is not None and run.progress is not None:
+                run.progress(step.phase, len(job[-1]))
+
+
+class _DestinationChanges:
+    """A destination's changes as steps (create lists, subscribe, update fields,
+    unsubscribe, delete lists), and what came of them."""
+
+    def __init__(self, dest_plan: DestinationPlan, client: IterableClient, run: _Run):
+        self.plan, self.client, self.run = dest_plan, client, run
+        self.dest = dest_plan.destination
+        self.work = [lp for lp in dest_plan.lists if lp.has_changes]
+        self.results = {lp.list_name: ListResult.planned(lp) for lp in self.work}
+        # Lists that exist: a list that could not be created gets no members.
+        self.live_ids: dict[str, int] = {}
+        for lp in self.work:
+            if not lp.create:
+                assert lp.list_id is not None
+                self.live_ids[lp.list_name] = lp.list_id
+        self.fields = (
+            FieldUpdateResult(planned=len(dest_plan.field_updates))
+            if dest_plan.field_updates
+            else None
+        )
+        self.deletions = [DeletionResult(x.list_id, x.list_name) for x in dest_plan.deletions]
+
+    def steps(self) -> Iterator[_Step]:
+        """In the order Iterable needs them. Each step is made when the one before has
+        finished, so members go only to lists that exist by then, and field updates to
+        users the subscribes have created."""
+        yield self._create_lists()
+        yield self._members("subscribe")
+        if self.fields is not None:
+            yield self._update_fields(self.fields)
+        yield self._members("unsubscribe")
+        yield self._delete_lists()
+
+    def result(self) -> DestinationResult:
+        for result in self.results.values():
+            result.close()
+        if self.fields is not None:
+            self.fields.close()
+        return DestinationResult(
+            self.dest, list(self.results.values()), self.deletions, self.fields
+        )
+
+    def _create_lists(self) -> _Step:
+        def send(lp: ListPlan) -> int:
+            with self.run.journal.step("create_list", self.dest, lp.list_name) as step:
+                # The marker is how prune knows the list is ours to delete later; the run
+                # token, how a create whose answer was lost is recognised.
+                list_id = self.client.create_list(
+                    lp.list_name, mark(lp.description, lp.audience, self.run.token)
+                )
+                step.done(list_id=list_id)
+            return list_id
+
+        def settle(lp: ListPlan, list_id: int) -> None:
+            result = self.results[lp.list_name]
+            result.list_id, result.created = list_id, True
+            self.live_ids[lp.list_name] = list_id
+
+        def failed(lp: ListPlan, exc: IterableError) -> None:
+            self.results[lp.list_name].errors.append(f"creating the list failed: {exc}")
+
+        def not_sent(lp: ListPlan) -> None:
+            result = self.results[lp.list_name]
+            result.create_not_attempted = True
+            result.not_attempted_add = len(lp.add)
+
+        jobs = [lp for lp in self.work if lp.create]
+        return _Step(jobs, send, settle, failed, not_sent, concurrent=False)
+
+    def _members(self, op: Literal["subscribe", "unsubscribe"]) -> _Step:
+        """Subscribes or unsubscribes in batches of at most batch_size members. Jobs are
+        generated as the pool takes them: a list of millions is read from DuckDB a batch
+        at a time, never held whole."""
+        adding = op == "subscribe"
+        project_type = self.plan.project_type
+        size = self.client.settings.batch_size
+
+        def members(lp: ListPlan) -> Sequence[Any]:
+            return lp.add if adding else lp.remove
+
         jobs = (
             (lp, chunk)
-            for lp in work
-            if lp.list_name in live_ids and lp.add
-            for chunk in batches(lp.add, settings.batch_size)
+            for lp in self.work
+            if lp.list_name in self.live_ids and members(lp)
+            for chunk in batches(members(lp), size)
         )
 
-        def subscribe(job: tuple[ListPlan, Sequence[Member]]) -> BatchResult | None:
+        def send(job: tuple[ListPlan, Sequence[Any]]) -> BatchResult:
             lp, chunk = job
-            if run.skip():
-                return None
-            list_id = live_ids[lp.list_name]
-            with journal.step(
-                "subscribe", dest, lp.list_name, list_id=list_id, members=len(chunk)
+            list_id = self.live_ids[lp.list_name]
+            with self.run.journal.step(
+                op, self.dest, lp.list_name, list_id=list_id, members=len(chunk)
             ) as step:
-                outcome = client.subscribe(
-                    list_id,
-                    [subscribe_payload(m, lp, project_type) for m in chunk],
-                    update_existing_users_only=lp.update_existing_users_only,
-                    list_just_created=lp.create,
-                )
-                step.done(succeeded=outcome.success_count, rejected=len(outcome.failed))
-            return outcome
-
-        for (lp, chunk), outcome in _run(pool, subscribe, jobs, settings.concurrency):
-            result = results[lp.list_name]
-            if outcome is None:
-                result.not_attempted_add += len(chunk)
-                continue
-            if isinstance(outcome, Exception):
-                result.errors.append(f"subscribing {len(chunk)} members failed: {outcome}")
-                continue
-            failed = _failed_members(chunk, outcome.failed)
-            expected = 0
-            for key, kind in _failed_members(chunk, outcome.kinds).items():
-                if kind == "forgotten":
-                    result.forgotten += 1
-                elif kind == "notFound" and lp.update_existing_users_only:
-                    result.not_created += 1
+                if adding:
+                    outcome = self.client.subscribe(
+                        list_id,
+                        [subscribe_payload(m, lp, project_type) for m in chunk],
+                        update_existing_users_only=lp.update_existing_users_only,
+                        list_just_created=lp.create,
+                    )
                 else:
-                    continue
-                del failed[key]
-                expected += 1
-            result.rejected.update(failed)
-            done, unconfirmed = _settle(len(chunk), len(failed) + expected, outcome)
-            result.added += done
-            result.unconfirmed_add += unconfirmed
-            if progress is not None:
-                progress("add", len(chunk))
-
-        # 2b. update user fields (trait mappings), once the new members exist
-        fields_result = (
-            _update_fields(dest_plan, client, run, pool) if dest_plan.field_updates else None
-        )
-
-        # 3. unsubscribe
-        jobs_r = (
-            (lp, ids)
-            for lp in work
-            if lp.list_name in live_ids and lp.remove
-            for ids in batches(lp.remove, settings.batch_size)
-        )
-
-        def unsubscribe(job: tuple[ListPlan, Sequence[str]]) -> BatchResult | None:
-            lp, ids = job
-            if run.skip():
-                return None
-            list_id = live_ids[lp.list_name]
-            with journal.step(
-                "unsubscribe", dest, lp.list_name, list_id=list_id, members=len(ids)
-            ) as step:
-                outcome = client.unsubscribe(
-                    list_id,
-                    [removal_payload(i, project_type) for i in ids],
-                    campaign_id=lp.campaign_id,
-                    channel_unsubscribe=lp.channel_unsubscribe,
-                )
+                    outcome = self.client.unsubscribe(
+                        list_id,
+                        [removal_payload(i, project_type) for i in chunk],
+                        campaign_id=lp.campaign_id,
+                        channel_unsubscribe=lp.channel_unsubscribe,
+                    )
                 step.done(succeeded=outcome.success_count, rejected=len(outcome.failed))
             return outcome
 
-        for (lp, ids), outcome in _run(pool, unsubscribe, jobs_r, settings.concurrency):
-            result = results[lp.list_name]
-            if outcome is None:
-                result.not_attempted_remove += len(ids)
-                continue
-            if isinstance(outcome, Exception):
-                result.errors.append(f"unsubscribing {len(ids)} members failed: {outcome}")
-                continue
-            failed = {i: outcome.failed[i] for i in ids if i in outcome.failed}
-            # notFound (or forgotten) on an unsubscribe: Iterable has no such user, so
-            # it is on no list. That is the removal done, not a rejection.
-            gone = [i for i in failed if outcome.kinds.get(i) in ("notFound", "forgotten")]
-            for identifier in gone:
-                del failed[identifier]
-            result.rejected.update(failed)
-            done, unconfirmed = _settle(len(ids), len(failed) + len(gone), outcome)
-            result.removed += done + len(gone)
-            result.already_gone += len(gone)
-            result.unconfirmed_remove += unconfirmed
-            if progress is not None:
-                progress("remove", len(ids))
+        def settle(job: tuple[ListPlan, Sequence[Any]], outcome: BatchResult) -> None:
+            lp, chunk = job
+            result = self.results[lp.list_name]
+            if adding:
+                result.settle_added(lp, chunk, outcome)
+            else:
+                result.settle_removed(chunk, outcome)
 
-    # 4. delete lists (prune); only ever lists that carry the ownership marker
-    deletions: list[DeletionResult] = []
-    for deletion in dest_plan.deletions:
-        deleted = DeletionResult(deletion.list_id, deletion.list_name)
-        if run.skip():
-            deleted.error = "not attempted: the run was interrupted"
-            deletions.append(deleted)
-            continue
-        try:
-            with journal.step(
-                "delete_list", dest, deletion.list_name, list_id=deletion.list_id
+        def failed(job: tuple[ListPlan, Sequence[Any]], exc: IterableError) -> None:
+            lp, chunk = job
+            verb = "subscribing" if adding else "unsubscribing"
+            self.results[lp.list_name].errors.append(f"{verb} {len(chunk)} members failed: {exc}")
+
+        def not_sent(job: tuple[ListPlan, Sequence[Any]]) -> None:
+            lp, chunk = job
+            result = self.results[lp.list_name]
+            if adding:
+                result.not_attempted_add += len(chunk)
+            else:
+                result.not_attempted_remove += len(chunk)
+
+        return _Step(jobs, send, settle, failed, not_sent, phase="add" if adding else "remove")
+
+    def _update_fields(self, result: FieldUpdateResult) -> _Step:
+        """bulkUpdate in requests Iterable accepts (users and bytes measured, see
+        batching.py); the client paces them at bulk_updates_per_second."""
+        updates = self.plan.field_updates
+        payloads = [update_payload(u, self.plan.project_type) for u in updates]
+        packed = pack_users(
+            payloads,
+            max_users=self.client.settings.batch_size,
+            max_bytes=self.client.settings.bulk_update_max_bytes,
+        )
+        owner = dict(zip((id(p) for p in payloads), updates, strict=True))
+        for payload in packed.too_large:
+            result.rejected[owner[id(payload)].key] = (
+                "its fields are more than one bulkUpdate request may carry (4 MB)"
+            )
+
+        def send(job: tuple[list[dict[str, Any]]]) -> BatchResult:
+            (chunk,) = job
+            with self.run.journal.step(
+                "bulk_update", self.dest, "user fields", members=len(chunk)
             ) as step:
-                client.delete_list(deletion.list_id)
+                outcome = self.client.bulk_update(chunk)
+                step.done(succeeded=outcome.success_count, rejected=len(outcome.failed))
+            return outcome
+
+        def settle(job: tuple[list[dict[str, Any]]], outcome: BatchResult) -> None:
+            (chunk,) = job
+            result.settle([owner[id(p)] for p in chunk], outcome)
+
+        def failed(job: tuple[list[dict[str, Any]]], exc: IterableError) -> None:
+            result.errors.append(f"updating the fields of {len(job[0])} users failed: {exc}")
+
+        def not_sent(job: tuple[list[dict[str, Any]]]) -> None:
+            result.not_attempted += len(job[0])
+
+        jobs = ((chunk,) for chunk in packed.requests)
+        return _Step(jobs, send, settle, failed, not_sent, phase="update")
+
+    def _delete_lists(self) -> _Step:
+        """Prune: only ever lists that carry the ownership marker (plan_deletions)."""
+
+        def send(outcome: DeletionResult) -> bool:
+            with self.run.journal.step(
+                "delete_list", self.dest, outcome.list_name, list_id=outcome.list_id
+            ) as step:
+                self.client.delete_list(outcome.list_id)
                 step.done()
-            deleted.deleted = True
-        except AuthError:
-            raise
-        except IterableError as exc:
-            deleted.error = str(exc)
-        deletions.append(deleted)
-    for result in results.values():
-        for count, planned, what in (
-            (result.unconfirmed_add, result.planned_add, "additions"),
-            (result.unconfirmed_remove, result.planned_remove, "removals"),
-        ):
-            if count:
-                result.errors.append(_unconfirmed(count, planned, what))
-        if result.create_not_attempted or result.not_attempted_add or result.not_attempted_remove:
-            result.errors.append(
-                "interrupted: "
-                + ("the list was not created; " if result.create_not_attempted else "")
-                + f"{result.not_attempted_add} of {result.planned_add} additions and "
-                f"{result.not_attempted_remove} of {result.planned_remove} removals were not sent"
-            )
-    return DestinationResult(
-        dest_plan.destination, list(results.values()), deletions, fields_result
-    )
+            return True
 
+        def settle(outcome: DeletionResult, _answer: bool) -> None:
+            outcome.deleted = True
 
-def _update_fields(
-    dest_plan: DestinationPlan, client: IterableClient, run: _Run, pool: ThreadPoolExecutor
-) -> FieldUpdateResult:
-    """bulkUpdate in requests Iterable accepts (users and bytes measured, see batching.py);
-    the client paces them at bulk_updates_per_second."""
-    updates = dest_plan.field_updates
-    result = FieldUpdateResult(planned=len(updates))
-    payloads = [update_payload(u, dest_plan.project_type) for u in updates]
-    packed = pack_users(
-        payloads,
-        max_users=client.settings.batch_size,
-        max_bytes=client.settings.bulk_update_max_bytes,
-    )
-    owner = dict(zip((id(p) for p in payloads), updates, strict=True))
-    for payload in packed.too_large:
-        result.rejected[owner[id(payload)].key] = (
-            "its fields are more than one bulkUpdate request may carry (4 MB)"
-        )
+        def failed(outcome: DeletionResult, exc: IterableError) -> None:
+            outcome.error = str(exc)
 
-    def send(chunk: list[dict[str, Any]]) -> BatchResult | None:
-        if run.skip():
-            return None
-        with run.journal.step(
-            "bulk_update", dest_plan.destination, "user fields", members=len(chunk)
-        ) as step:
-            outcome = client.bulk_update(chunk)
-            step.done(succeeded=outcome.success_count, rejected=len(outcome.failed))
-        return outcome
+        def not_sent(outcome: DeletionResult) -> None:
+            outcome.error = "not attempted: the run was interrupted"
 
-    jobs = packed.requests
-    for chunk, outcome in _run(pool, send, jobs, client.settings.concurrency):
-        chunk_updates = [owner[id(p)] for p in chunk]
-        if outcome is None:
-            result.not_attempted += len(chunk)
-            continue
-        if isinstance(outcome, Exception):
-            result.errors.append(f"updating the fields of {len(chunk)} users failed: {outcome}")
-            continue
-        failed = _failed_members(chunk_updates, outcome.failed)
-        result.rejected.update(failed)
-        done, unconfirmed = _settle(len(chunk), len(failed), outcome)
-        result.updated += done
-        result.unconfirmed += unconfirmed
-        if outcome.filtered_out_fields:
-            result.errors.append(
-                "Iterable dropped the fields "
-                + ", ".join(outcome.filtered_out_fields)
-                + " (the project does not accept new fields: create them in Iterable first)"
-            )
-        if run.progress is not None:
-            run.progress("update", len(chunk))
-    if result.unconfirmed:
-        result.errors.append(_unconfirmed(result.unconfirmed, result.planned, "field updates"))
-    if result.not_attempted:
-        result.errors.append(
-            f"interrupted: {result.not_attempted} of {result.planned} field updates were not sent"
-        )
-    return result
+        return _Step(self.deletions, send, settle, failed, not_sent, concurrent=False)
 
 
 def _settle(sent: int, named: int, outcome: BatchResult) -> tuple[int, int]:
@@ -553,15 +646,15 @@ def _unconfirmed(count: int, planned: int, what: str) -> str:
 
 def _run(
     pool: ThreadPoolExecutor,
-    fn: Callable[[T], BatchResult | None],
+    fn: Callable[[T], Any],
     jobs: Iterable[T],
     concurrency: int,
-) -> Iterator[tuple[T, BatchResult | IterableError | None]]:
+) -> Iterator[tuple[T, Any]]:
     """Each job with its result, in submission order; an IterableError becomes that job's
     result, except a rejected key, which stops the run (every other request would fail
     the same way). Jobs are taken from `jobs` only as the pool has room for them (twice
     its size in flight), so a long generator is never drained into memory."""
-    window: deque[tuple[T, Future[BatchResult | None]]] = deque()
+    window: deque[tuple[T, Future[Any]]] = deque()
     pending = iter(jobs)
     exhausted = False
     while True:
@@ -584,7 +677,20 @@ def _run(
             yield job, exc
 
 
+def _one_at_a_time(fn: Callable[[T], Any], jobs: Iterable[T]) -> Iterator[tuple[T, Any]]:
+    """As `_run`, in the calling thread, one job after the other."""
+    for job in jobs:
+        try:
+            answer = fn(job)
+        except AuthError:
+            raise
+        except IterableError as exc:
+            answer = exc
+        yield job, answer
+
+
 _END = object()
+_NOT_SENT = object()  # a job's answer when the run was interrupted before it was sent
 
 
 def _failed_members(

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from reconciler import __version__
 from reconciler.apply.executor import ApplyReport, FieldUpdateResult
+from reconciler.errors import StalePlanError, UnsafePlanError
 
 # "aborted": stopped at once by a second Ctrl-C, leaving the requests in flight unknown.
 Outcome = Literal[
@@ -35,6 +36,31 @@ class RunRecord:
         self.outcome = outcome
         self.message = message
         self.finished_at = _now()
+
+    def applied(self, report: ApplyReport) -> None:
+        """The run applied its plan: success only when every change succeeded and the
+        plan used all of its source data."""
+        self.report = report
+        if report.interrupted:
+            self.finish("interrupted", "stopped by Ctrl-C after the requests in flight")
+        elif report.ok and not report.source_problems:
+            self.finish("success")
+        else:
+            self.finish(
+                "failed", "some changes failed or source data could not be used; see the report"
+            )
+
+    def stopped(self, exc: BaseException, message: str | None = None) -> None:
+        """The run was stopped by `exc` before it applied anything, or by a second Ctrl-C
+        (KeyboardInterrupt) while it did. `message`: the error as output may show it."""
+        outcome: Outcome = "error"
+        if isinstance(exc, UnsafePlanError):
+            outcome = "blocked"
+        elif isinstance(exc, StalePlanError):
+            outcome = "stale"
+        elif isinstance(exc, KeyboardInterrupt):
+            outcome, message = "interrupted", message or "stopped by Ctrl-C"
+        self.finish(outcome, message)
 
     def to_dict(self) -> dict[str, Any]:
         report = self.report or ApplyReport()

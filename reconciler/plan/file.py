@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol, TypeVar, runtime_checkable
 
 from reconciler import __version__
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, StalePlanError
 from reconciler.members.identity import Member
 from reconciler.members.issue import MemberIssue
 from reconciler.plan import (
@@ -34,6 +34,7 @@ from reconciler.plan import (
     ListPlan,
     Plan,
 )
+from reconciler.plan.fingerprint import first_difference
 
 FORMAT = "reconciler-plan"
 VERSION = 3  # 2: trait-mapping field writes; 3: members on lines of their own
@@ -46,6 +47,22 @@ class SavedPlan:
     manifest_digest: str
     targets: list[str] | None
     created_at: str
+
+    def raise_if_stale(self, manifest_digest: str, current: Plan) -> None:
+        """StalePlanError when the manifests (or their member sources) changed since the
+        plan was saved (`manifest_digest` is theirs now: state/desired.py manifests_digest),
+        or Iterable did: `current` is a plan made now, whose fingerprint of the live lists
+        must be the saved one's."""
+        if manifest_digest != self.manifest_digest:
+            raise StalePlanError(
+                "stale plan: the manifests or their member sources changed since the plan "
+                "was made; run plan again"
+            )
+        difference = first_difference(self.plan.fingerprint, current.fingerprint)
+        if difference is not None:
+            raise StalePlanError(
+                f"stale plan: {difference} since the plan was made; run plan again"
+            )
 
 
 class MemberTables(Protocol):

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from reconciler.errors import UnsafePlanError
 from reconciler.members.identity import Member, ProjectType
 from reconciler.members.issue import MemberIssue
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT, Rule
@@ -444,6 +445,23 @@ class Summary:
         with any exits 1."""
         return self.members_skipped + self.field_values_skipped + self.lists_unread
 
+    def describe_problems(self) -> str:
+        """The problems in words ("" when there are none)."""
+        parts = []
+        if self.members_skipped:
+            n = self.members_skipped
+            parts.append(f"{n:,} member{'s' if n != 1 else ''} could not be used")
+        if self.field_values_skipped:
+            n = self.field_values_skipped
+            parts.append(f"{n:,} field value{'s' if n != 1 else ''} could not be sent")
+        if self.lists_unread:
+            n = self.lists_unread
+            parts.append(
+                f"{n:,} audience{'s were' if n != 1 else ' was'} left out "
+                "(list not read with confidence)"
+            )
+        return " and ".join(parts)
+
     @property
     def changes(self) -> int:
         return (
@@ -467,6 +485,20 @@ class Plan:
 
     def violations(self) -> list[Violation]:
         return [v for d in self.destinations for v in d.violations()]
+
+    def raise_if_unsafe(self, allowed: frozenset[str] = frozenset()) -> list[Violation]:
+        """Raise UnsafePlanError naming every violation whose rule is not in `allowed`
+        (policy.overridden_rules); otherwise return the violations, all overridden."""
+        violations = self.violations()
+        blocking = [v for v in violations if v.rule not in allowed]
+        if blocking:
+            reasons = "; ".join(f"{v.destination}/{v.list_name}: {v.message}" for v in blocking)
+            raise UnsafePlanError(
+                f"the safety policy blocks this plan, nothing was changed: {reasons}. Review "
+                "it, then pass --allow-unsafe (or --allow-removals / --allow-list-deletion) "
+                "to apply"
+            )
+        return violations
 
     @property
     def uses_channel_unsubscribe(self) -> bool:

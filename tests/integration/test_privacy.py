@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from reconciler.render.masking import mask_identifier
@@ -118,7 +119,7 @@ def test_internal_errors_mask_emails_with_and_without_debug(workspace, monkeypat
     def broken(*_args, **_kwargs):
         raise KeyError("jane.doe@example.com")
 
-    monkeypatch.setattr(cli_module, "make_plan", broken)
+    monkeypatch.setattr("reconciler.cli.session.make_plan", broken)
     workspace.audience("vip", {"inline": ["a@example.com"]})
     for extra in ([], ["--debug"]):
         monkeypatch.setattr("sys.argv", ["reconciler", "plan", str(workspace.manifests), *extra])
@@ -200,7 +201,7 @@ def test_show_members_is_the_parsed_option_not_a_word_in_argv(
     def broken(*_args, **_kwargs):
         raise KeyError("jane.doe@example.com")
 
-    monkeypatch.setattr(cli_module, "make_plan", broken)
+    monkeypatch.setattr("reconciler.cli.session.make_plan", broken)
     odd = tmp_path / "--show-members"
     odd.mkdir()
     (odd / "dest.yaml").write_text((workspace.manifests / "dest-prod.yaml").read_text())
@@ -213,6 +214,39 @@ def test_show_members_is_the_parsed_option_not_a_word_in_argv(
     stderr = capsys.readouterr().err
     assert "internal error" in stderr
     assert "jane.doe@example.com" not in stderr and "j***@***" in stderr
+
+
+def test_format_json_is_the_parsed_option_not_words_in_argv(workspace, monkeypatch, capsys):
+    """`--out --format json` saves the plan to a file named --format and plans the manifests
+    in ./json: an internal error then is no JSON object on stdout (whether the command asked
+    for JSON used to be decided by scanning sys.argv)."""
+    import shutil
+
+    import pytest
+
+    from reconciler import cli as cli_module
+
+    def broken(*_args, **_kwargs):
+        raise KeyError("jane.doe@example.com")
+
+    monkeypatch.setattr("reconciler.cli.session.make_plan", broken)
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    shutil.copytree(workspace.manifests, workspace.root / "json")
+    monkeypatch.setattr("sys.argv", ["reconciler", "plan", "--out", "--format", "json"])
+    with pytest.raises(SystemExit) as done:
+        cli_module.main()
+    assert done.value.code == 1
+    out = capsys.readouterr()
+    assert "internal error: KeyError" in out.err
+    assert out.out == ""
+    # Asked for by the option itself, the error is the one JSON object on stdout.
+    monkeypatch.setattr("sys.argv", ["reconciler", "plan", "json", "--format", "json"])
+    with pytest.raises(SystemExit) as done:
+        cli_module.main()
+    assert json.loads(capsys.readouterr().out) == {
+        "error": "internal error: KeyError",
+        "exit_code": 1,
+    }
 
 
 def test_field_values_quoted_in_messages_are_masked_unless_shown(workspace, cli, emulator_server):

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from reconciler.cli import exits
 from reconciler.errors import ReconcilerError
 from reconciler.github.comment import Posted, upsert_comment
 from reconciler.github.gh import Gh
@@ -26,7 +26,6 @@ github_app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 RepoOpt = typer.Option(
     ..., "--repo", envvar="GITHUB_REPOSITORY", help="owner/name of the repository."
@@ -73,11 +72,6 @@ def _report(posted: Posted, what: str) -> None:
     typer.echo(f"{posted.action} {what} {posted.url or posted.number}")
 
 
-def _fail(exc: ReconcilerError) -> typer.Exit:
-    _err.print(f"error: {exc}", markup=False)
-    return typer.Exit(exc.exit_code)
-
-
 @github_app.command()
 def comment(
     pr: int = typer.Option(..., "--pr", help="Pull request number."),
@@ -115,7 +109,7 @@ def comment(
         gh = Gh()
         posted = upsert_comment(gh, repo, pr, marker, body, own_author(gh, author))
     except ReconcilerError as exc:
-        raise _fail(exc) from None
+        raise exits.fail(exc) from None
     _report(posted, "comment")
 
 
@@ -130,7 +124,7 @@ def issue(
     """Open the one issue carrying MARKER, or update it if this token's account opened it."""
     text = _read(body_file)
     if not text.strip():
-        raise _fail(ReconcilerError(f"{body_file} is empty or missing: nothing to post"))
+        raise exits.fail(ReconcilerError(f"{body_file} is empty or missing: nothing to post"))
     run = _run_url()
     checked = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     footer = f"Last checked {checked}" + (f" by [this workflow run]({run})" if run else "")
@@ -145,7 +139,7 @@ def issue(
             own_author(gh, author),
         )
     except ReconcilerError as exc:
-        raise _fail(exc) from None
+        raise exits.fail(exc) from None
     _report(posted, "issue")
 
 
@@ -167,7 +161,7 @@ def close_issue_command(
         gh = Gh()
         posted = close_issue(gh, repo, marker, own_author(gh, author), text)
     except ReconcilerError as exc:
-        raise _fail(exc) from None
+        raise exits.fail(exc) from None
     if posted is None:
         typer.echo("no open issue to close")
     else:

@@ -1,0 +1,48 @@
+"""Every member Iterable rejected, in full, in an owner-only CSV beside the run journals:
+output masks members, and someone has to be able to fix the ones that failed."""
+
+from __future__ import annotations
+
+import csv
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reconciler.apply.executor import ApplyReport
+from reconciler.apply.journal import runs_dir
+
+
+def write_rejected(report: ApplyReport, state_dir: Path) -> str | None:
+    """Write `<state dir>/runs/rejected-<UTC time>-<pid>.csv`; its path, or None when
+    nothing was rejected (then no file is written)."""
+    rows = [
+        (d.destination, lr.list_name, member, reason)
+        for d in report.destinations
+        for lr in d.lists
+        for member, reason in sorted(lr.rejected.items())
+    ] + [
+        (d.destination, "(user fields)", member, reason)
+        for d in report.destinations
+        if d.fields is not None
+        for member, reason in sorted(d.fields.rejected.items())
+    ]
+    if not rows:
+        return None
+    runs = runs_dir(state_dir)
+    runs.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = runs / f"rejected-{stamp}-{os.getpid()}.csv"
+    # Owner-only from the first byte: the file holds personal data.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["destination", "list", "member", "reason"])
+        writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
+    path.chmod(0o600)
+    return str(path)
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """A userId such as `=cmd|' /C calc'!A0` is a formula to a spreadsheet that opens this
+    file; a leading apostrophe makes it text (OWASP's advice for CSV injection)."""
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell

@@ -1,0 +1,143 @@
+"""One apply run around the executor: the run journal, Ctrl-C, progress by phase, and the
+file of rejected members.
+
+The first Ctrl-C lets the requests in flight finish and starts no more (the report says
+what was not sent). The second stops at once: the journal is closed as "aborted" and
+`on_abort` is called, which ends the process (threads blocked in a request or a retry
+cannot be stopped any other way; whatever they leave unknown, the next apply reads back
+from Iterable). Without `on_abort` the second Ctrl-C raises KeyboardInterrupt.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.apply.executor import ApplyReport, Progress, apply_plan
+from reconciler.apply.interrupt import stop_on_interrupt
+from reconciler.apply.journal import Journal, last_unfinished
+from reconciler.apply.rejected import write_rejected
+from reconciler.errors import ReconcilerError
+from reconciler.iterable import IterableClient
+from reconciler.plan import Plan
+from reconciler.progress import Progress as Display
+from reconciler.progress import Task
+
+# The executor's progress phases, in the order it runs them: (task description, unit).
+PHASES = {
+    "add": ("adding members", "members"),
+    "update": ("updating user fields", "users"),
+    "remove": ("removing members", "members"),
+}
+
+
+@dataclass(frozen=True)
+class Aborted:
+    """What a second Ctrl-C leaves behind, for the last words before the process ends."""
+
+    done: str  # what the run did, as the journal counted it
+    journal: Path | None
+
+
+def _silent(_text: str) -> None:
+    pass
+
+
+def run_apply(
+    plan: Plan,
+    clients: Mapping[str, IterableClient],
+    state_dir: Path,
+    *,
+    say: Callable[[str], None] = _silent,
+    display: Display | None = None,
+    on_abort: Callable[[Aborted], None] | None = None,
+) -> ApplyReport:
+    """Apply `plan` with a run journal in `state_dir`, the first Ctrl-C letting the
+    requests in flight finish; rejected members go to a file there (report.rejected_file).
+    `say` receives what people should know as it happens."""
+    previous = last_unfinished(state_dir)
+    if previous is not None:
+        say(previous.describe_unfinished())
+    journal = Journal.start(state_dir, plan)
+
+    def first_interrupt() -> None:
+        say(
+            "Interrupted: finishing the requests in flight, starting no more "
+            "(Ctrl-C again to stop at once)..."
+        )
+
+    def second_interrupt() -> None:
+        journal.finish("aborted", "stopped at once by a second Ctrl-C")
+        if on_abort is not None:
+            on_abort(Aborted(journal.describe_done(), journal.path))
+
+    try:
+        with stop_on_interrupt(first_interrupt, second_interrupt) as stop:
+            report = _apply(plan, clients, journal, stop, display)
+    except BaseException as exc:
+        outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
+        journal.finish(outcome, str(exc) if isinstance(exc, ReconcilerError) else None)
+        say(f"Done before it stopped: {journal.describe_done()}. Run journal: {journal.path}")
+        raise
+    journal.finish(
+        "interrupted" if report.interrupted else "success" if report.ok else "failed",
+        not_attempted=report.not_attempted,
+    )
+    report.rejected_file = write_rejected(report, state_dir)
+    report.source_problems = plan.summary.describe_problems() or None
+    return report
+
+
+def _apply(
+    plan: Plan,
+    clients: Mapping[str, IterableClient],
+    journal: Journal,
+    stop: threading.Event,
+    display: Display | None,
+) -> ApplyReport:
+    if display is None:
+        return apply_plan(plan, clients, journal=journal, stop=stop)
+    with _phases(plan, display) as progress:
+        return apply_plan(plan, clients, progress=progress, journal=journal, stop=stop)
+
+
+@contextmanager
+def _phases(plan: Plan, display: Display) -> Iterator[Progress]:
+    """The executor's (phase, members done) as one task per phase, each started when the
+    one before it ends (not at its first finished batch, so its rate and time include it)."""
+    s = plan.summary
+    totals = {"add": s.members_to_add, "update": s.users_to_update, "remove": s.members_to_remove}
+    order = [phase for phase in PHASES if totals[phase]]
+    tasks: dict[str, Task] = {}
+    done = dict.fromkeys(totals, 0)
+    lock = threading.Lock()
+
+    def start(phase: str) -> Task:
+        description, unit = PHASES[phase]
+        tasks[phase] = display.task(description, totals[phase], unit)
+        return tasks[phase]
+
+    def advance(phase: str, n: int) -> None:
+        if phase not in PHASES:
+            return  # a phase this display does not know is no reason to stop an apply
+        with lock:
+            task = tasks.get(phase) or start(phase)
+            task.advance(n)
+            done[phase] += n
+            if done[phase] < totals[phase]:
+                return
+            task.finish()
+            later = order[order.index(phase) + 1 :] if phase in order else []
+            if later and later[0] not in tasks:
+                start(later[0])
+
+    if order:
+        start(order[0])
+    try:
+        yield advance
+    finally:
+        for task in tasks.values():
+            task.finish()

@@ -1,0 +1,285 @@
+"""`reconciler apply`: make Iterable match the manifests, or a saved plan, exactly.
+
+Parse, read and plan (with the destinations' locks held), show the plan, let the plan judge
+itself (stale, unsafe), confirm, and hand it to `reconciler.apply.run`; then render the
+report and the run record, and exit. What applying means lives in `reconciler.apply`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+
+from reconciler import alerts
+from reconciler.apply.executor import ApplyReport
+from reconciler.apply.lock import project_locks
+from reconciler.apply.run import Aborted, run_apply
+from reconciler.apply.runrecord import RunRecord
+from reconciler.cli import exits, session
+from reconciler.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, err
+from reconciler.cli.options import (
+    DebugOpt,
+    OutputFormat,
+    PathArg,
+    ShowMembersOpt,
+    StateDirOpt,
+    SummaryFileOpt,
+    TargetOpt,
+    format_option,
+)
+from reconciler.cli.output import append, print_plan, progress_display
+from reconciler.errors import ReconcilerError, UnsafePlanError
+from reconciler.members.model import SavedPlanTables
+from reconciler.plan import Plan
+from reconciler.plan.file import SavedPlan, load_plan
+from reconciler.plan.policy import overridden_rules
+from reconciler.render.masking import shower
+from reconciler.render.plans import REPORT_RENDERERS, plan_markdown, report_json, report_markdown
+from reconciler.state.desired import manifests_digest
+
+
+def apply(
+    ctx: typer.Context,
+    path: Path = PathArg,
+    yes: bool = typer.Option(
+        False,
+        "--yes",
+        "-y",
+        help="Do not ask for confirmation (needed without a terminal). "
+        "Never overrides the safety policy.",
+    ),
+    saved: Path | None = typer.Option(
+        None,
+        "--plan",
+        metavar="FILE",
+        help="Apply this saved plan (from `plan --out`) exactly. Refused, with nothing "
+        "changed, when the manifests or Iterable changed since it was made. PATH is not "
+        "needed: the plan file records where its manifests are (a PATH given is used "
+        "instead, and must hold the same manifests). Cannot be combined with --target: "
+        "a saved plan is applied whole.",
+    ),
+    allow_unsafe: bool = typer.Option(
+        False, "--allow-unsafe", help="Apply even when the safety policy blocks the plan."
+    ),
+    allow_removals: bool = typer.Option(
+        False, "--allow-removals", help="Allow removals beyond maxRemovalPercent/maxRemovals."
+    ),
+    allow_list_deletion: bool = typer.Option(
+        False,
+        "--allow-list-deletion",
+        help="Allow prune to delete lists without allowListDeletion in the policy.",
+    ),
+    output: OutputFormat = format_option("text for people, markdown, or json."),
+    summary_file: Path | None = SummaryFileOpt,
+    summary_json: Path | None = typer.Option(
+        None,
+        "--summary-json",
+        metavar="FILE",
+        help="Write a machine-readable record of this run (times, per-list counts, requests, "
+        "rate-limit waits, outcome) to this file, whatever the outcome.",
+    ),
+    show_members: bool = ShowMembersOpt,
+    target: list[str] | None = TargetOpt,
+    state_dir: Path | None = StateDirOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Make Iterable match the manifests: create lists, add and remove members, prune.
+
+    Shows the plan first and asks for confirmation unless --yes. Only the differences are
+    sent; a second apply right after does nothing. Exit codes: 0 every change succeeded,
+    1 error, rejected members or a usage error, 3 blocked by the safety policy, 4 stale
+    saved plan, 130 interrupted (Ctrl-C)."""
+    exits.started(show_members, debug, output)
+    given = ctx.get_parameter_source("path")
+    opts = _Options(
+        # PATH given on the command line is used as it is, even beside --plan.
+        path=path if given is not None and given.name != "DEFAULT" else None,
+        saved=saved,
+        targets=target,
+        state_dir=state_dir,
+        yes=yes,
+        allowed=overridden_rules(
+            allow_unsafe=allow_unsafe,
+            allow_removals=allow_removals,
+            allow_list_deletion=allow_list_deletion,
+        ),
+        output=output,
+        show_members=show_members,
+        summary_file=summary_file,
+        summary_json=summary_json,
+    )
+    record = RunRecord()
+    try:
+        report = _apply(opts, record)
+    except (ReconcilerError, KeyboardInterrupt, typer.Exit) as exc:
+        raise _stopped(exc, opts, record) from None
+    opts.write_record(record)
+    typer.echo(REPORT_RENDERERS[output](report, show_members), nl=False)
+    if summary_file is not None:
+        append(summary_file, report_markdown(report, show_members))
+    exits.send_alert(
+        alerts.for_record(record, EXIT_OK if record.outcome == "success" else EXIT_ERROR)
+    )
+    if record.outcome == "interrupted":
+        err.print(report.describe_not_done(), markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if record.outcome != "success":
+        raise typer.Exit(EXIT_ERROR)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """apply's options, as parsed."""
+
+    path: Path | None
+    saved: Path | None
+    targets: list[str] | None
+    state_dir: Path | None
+    yes: bool
+    allowed: frozenset[str]  # the safety rules this run was told to override
+    output: OutputFormat
+    show_members: bool
+    summary_file: Path | None
+    summary_json: Path | None
+
+    def write_record(self, record: RunRecord) -> None:
+        if self.summary_json is not None:
+            record.write(self.summary_json)
+
+
+def _stopped(
+    exc: ReconcilerError | KeyboardInterrupt | typer.Exit, opts: _Options, record: RunRecord
+) -> typer.Exit:
+    """The run record of an apply that did not get to apply (or a second Ctrl-C stopped),
+    and the exit that ends it."""
+    if isinstance(exc, typer.Exit):
+        if record.finished_at is None:  # stopped before applying (a cancelled prompt)
+            record.finish("error", "apply was cancelled before it started; nothing was changed")
+        else:
+            exits.send_alert(alerts.for_record(record, exc.exit_code))
+        opts.write_record(record)
+        return exc
+    # Ctrl-C here came before apply started writing, or is a second one during it.
+    message = (
+        exits.safe_message(exc, opts.show_members) if isinstance(exc, ReconcilerError) else None
+    )
+    record.stopped(exc, message)
+    if opts.summary_file is not None and message is not None:
+        append(opts.summary_file, f"\n**reconciler apply stopped ({record.outcome})**: {message}\n")
+    opts.write_record(record)
+    # A blocked apply has already printed its plan, with the violations, as its object.
+    return exits.fail(exc, json_object=not isinstance(exc, UnsafePlanError), alert="apply")
+
+
+def _apply(opts: _Options, record: RunRecord) -> ApplyReport:
+    path, targets, loaded = opts.path, opts.targets, _saved_plan(opts)
+    if loaded is not None:
+        # A PATH given is used as it is: the manifest digest still has to match.
+        path, targets = path or loaded.manifest_root, loaded.targets
+    path = path or Path("manifests")
+    manifests = session.load(path, targets)
+    state = session.state_dir(opts.state_dir, path)
+    with ExitStack() as stack:
+        clients = session.open_clients(manifests, stack, state, targets)
+        # Keyed by the Iterable project, not the destination's name: two manifests, or two
+        # checkouts, can name one project differently.
+        stack.enter_context(
+            project_locks(state, {name: c.project_id for name, c in clients.items()})
+        )
+        # A saved plan's stale check reads each destination once (one user export), not
+        # every list again.
+        reads = "export" if loaded is not None else None
+        the_plan = session.plan(manifests, clients, targets, state, member_reads=reads)
+        if loaded is not None:
+            loaded.raise_if_stale(manifests_digest(manifests), the_plan)
+            the_plan = loaded.plan
+        if opts.output is not OutputFormat.json:
+            print_plan(the_plan, opts.output, opts.show_members, opts.allowed)
+        if opts.summary_file is not None:
+            append(opts.summary_file, plan_markdown(the_plan, opts.show_members, opts.allowed))
+        if not the_plan.has_changes:
+            raise _nothing_to_do(the_plan, opts, record)
+        _check_policy(the_plan, opts)
+        if not opts.yes:
+            _confirm()
+        with progress_display() as display:
+            report = run_apply(
+                the_plan,
+                clients,
+                state,
+                say=lambda text: err.print(text, markup=False),
+                display=display,
+                on_abort=lambda aborted: _aborted(aborted, opts, record),
+            )
+    record.applied(report)
+    return report
+
+
+def _saved_plan(opts: _Options) -> SavedPlan | None:
+    if opts.saved is None:
+        return None
+    if opts.targets:
+        # Filtering a reviewed plan would apply something nobody reviewed as such.
+        raise ReconcilerError(
+            "--target cannot be combined with --plan: a saved plan is applied whole, "
+            "exactly as reviewed. To apply only some audiences, save a plan of them: "
+            "reconciler plan PATH --target AUDIENCE --out FILE"
+        )
+    return load_plan(opts.saved, SavedPlanTables())
+
+
+def _nothing_to_do(the_plan: Plan, opts: _Options, record: RunRecord) -> typer.Exit:
+    problems = the_plan.summary.describe_problems()
+    record.finish("failed" if problems else "no_changes", problems or None)
+    if opts.output is OutputFormat.json:
+        nothing = ApplyReport(source_problems=problems or None)
+        typer.echo(report_json(nothing, opts.show_members), nl=False)
+    return typer.Exit(EXIT_ERROR if problems else EXIT_OK)
+
+
+def _check_policy(the_plan: Plan, opts: _Options) -> None:
+    try:
+        overridden = the_plan.raise_if_unsafe(opts.allowed)
+    except UnsafePlanError as exc:
+        if opts.output is OutputFormat.json:
+            blocked = the_plan.to_dict(shower(opts.show_members))
+            blocked.update(
+                error=exits.safe_message(exc, opts.show_members), exit_code=exc.exit_code
+            )
+            typer.echo(json.dumps(blocked, indent=2))
+        raise
+    for v in overridden:
+        err.print(f"warning: applying despite the safety policy: {v.message}", markup=False)
+
+
+def _confirm() -> None:
+    if not sys.stdin.isatty():
+        raise ReconcilerError(
+            "apply needs confirmation but stdin is not a terminal; review the plan and "
+            "pass --yes to apply without a prompt"
+        )
+    if not typer.confirm("Apply these changes to Iterable?", default=False, err=True):
+        err.print("Apply cancelled; nothing was changed.")
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _aborted(aborted: Aborted, opts: _Options, record: RunRecord) -> None:
+    """A second Ctrl-C: the run record and the last words, then the process ends at once."""
+    try:
+        record.finish("aborted", f"stopped at once by a second Ctrl-C; done: {aborted.done}")
+        opts.write_record(record)
+        if opts.output is OutputFormat.json:
+            exits.json_error(f"aborted by a second Ctrl-C; done: {aborted.done}", EXIT_INTERRUPTED)
+    except Exception as exc:  # the exit below must happen whatever this does
+        err.print(f"could not write the run record: {exc}", markup=False)
+    err.print(
+        f"Stopped at once. Done before it stopped: {aborted.done}. Run "
+        f"journal: {aborted.journal}. Run apply again to finish.",
+        markup=False,
+    )
+    exits.exit_now(EXIT_INTERRUPTED)

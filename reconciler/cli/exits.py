@@ -1,0 +1,167 @@
+"""The one place that turns an exception into what people read and an exit code.
+
+Exit codes (stable, documented in the README): 0 success (plan: no changes, or changes
+without --detailed-exitcode), 1 error (including members skipped or rejected), 2 changes
+present (plan --detailed-exitcode only), 3 blocked by the safety policy, 4 stale saved plan,
+130 interrupted. Messages go to stderr; with `--format json` a failure is also the one JSON
+object on stdout. Whether member identities in a message are shown or masked is decided by
+the parsed `--show-members` of the command being run (`started`), never by scanning argv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+
+import typer
+from rich.console import Console
+
+from reconciler import alerts
+from reconciler.cli.options import OutputFormat
+from reconciler.errors import ManifestError, ReconcilerError
+from reconciler.members.model import remove_directories
+from reconciler.render.masking import mask_emails, reveal
+from reconciler.sources.snapshot import remove_snapshots
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a SIGINT
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+OUT_OF_MEMORY = (
+    "error: out of memory. Large audiences are planned in DuckDB under "
+    "RECONCILER_MEMORY_LIMIT (see the README's Large audiences section): lower it, "
+    "set RECONCILER_ENGINE=duckdb for file and query sources, or use a larger machine.\n"
+)
+
+
+@dataclass
+class Invocation:
+    """The options of the command being run, as parsed: how its errors are reported,
+    including those that escape it to `main`."""
+
+    show_members: bool = False
+    debug: bool = False
+    output: OutputFormat | None = None
+    # What Ctrl-C means for this command, for people and as the JSON error.
+    interrupted: str = "Interrupted."
+    interrupted_json: str = "interrupted"
+
+    @property
+    def json(self) -> bool:
+        return self.output is OutputFormat.json
+
+
+_current = Invocation()
+
+
+def started(
+    show_members: bool = False,
+    debug: bool = False,
+    output: OutputFormat | None = None,
+    read_only: str | None = None,
+) -> Invocation:
+    """Record the parsed options of the command now running. `read_only` names a command
+    that only reads, so Ctrl-C says nothing was changed."""
+    global _current
+    _current = Invocation(show_members, debug, output)
+    if read_only is not None:
+        _current.interrupted = f"Interrupted: nothing was changed ({read_only} only reads)."
+        _current.interrupted_json = "interrupted: nothing was changed"
+    return _current
+
+
+def current() -> Invocation:
+    return _current
+
+
+def fail(exc: BaseException, *, json_object: bool = True, alert: str | None = None) -> typer.Exit:
+    """Report `exc` and return the exit that ends the command. `json_object=False` when the
+    command already wrote its JSON object (a blocked apply prints its plan). `alert` names
+    the command (plan, apply) whose failure (a ReconcilerError) goes to the alert webhook."""
+    inv = _current
+    as_json = inv.json and json_object
+    if isinstance(exc, ReconcilerError):
+        if as_json:
+            json_error(safe_message(exc, inv.show_members), exc.exit_code, exc, inv.show_members)
+        if isinstance(exc, ManifestError):
+            for problem in exc.problems:
+                err.print(shown(str(problem), inv.show_members), markup=False)
+            n = len(exc.problems)
+            err.print(f"{n} problem{'s' if n != 1 else ''} found.", markup=False)
+        else:
+            err.print(f"error: {safe_message(exc, inv.show_members)}", markup=False)
+        if alert is not None:
+            send_alert(alerts.for_error(alert, exc.exit_code, safe_message(exc)))
+        return typer.Exit(exc.exit_code)
+    if isinstance(exc, KeyboardInterrupt):
+        err.print(inv.interrupted)
+        if as_json:
+            json_error(inv.interrupted_json, EXIT_INTERRUPTED)
+        return typer.Exit(EXIT_INTERRUPTED)
+    if isinstance(exc, MemoryError):
+        # Not a bug to report but a machine too small for what was asked.
+        sys.stderr.write(OUT_OF_MEMORY)
+        if as_json:
+            json_error("out of memory", EXIT_ERROR)
+        return typer.Exit(EXIT_ERROR)
+    # Anything else is a bug. Without --debug show one line; with it, the traceback (no
+    # locals). Either way emails in it are masked, as in every other output, unless
+    # --show-members was given.
+    text = (
+        "".join(traceback.format_exception(exc))
+        if inv.debug
+        else f"internal error: {type(exc).__name__}: {exc}\n"
+        "This is a bug in reconciler; run again with --debug for the traceback.\n"
+    )
+    sys.stderr.write(shown(text, inv.show_members))
+    if as_json:
+        json_error(f"internal error: {type(exc).__name__}", EXIT_ERROR)
+    return typer.Exit(EXIT_ERROR)
+
+
+def exit_now(code: int) -> None:
+    """End the process at once (a second Ctrl-C during apply): worker threads blocked in a
+    request or a retry cannot be stopped any other way. Files of members (DuckDB's
+    workspace) go first: os._exit runs no cleanup."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    remove_directories()
+    remove_snapshots()
+    os._exit(code)
+
+
+def send_alert(alert: alerts.Alert) -> None:
+    """Post a blocked, stale or failed run to the alert webhook (issue 19; nothing unless
+    RECONCILER_ALERT_WEBHOOK_URL is set). Never raises and never changes the exit code."""
+    alerts.notify(alert, lambda text: err.print(f"warning: {text}", markup=False))
+
+
+def json_error(
+    message: str, exit_code: int, exc: BaseException | None = None, show_members: bool = False
+) -> None:
+    """`--format json` promises exactly one JSON object on stdout, failures included."""
+    payload: dict[str, object] = {"error": message, "exit_code": exit_code}
+    if isinstance(exc, ManifestError):
+        payload["problems"] = [shown(str(problem), show_members) for problem in exc.problems]
+    typer.echo(json.dumps(payload, indent=2))
+
+
+def safe_message(exc: BaseException, show_members: bool = False) -> str:
+    """An error's text for logs and summaries: an Iterable message can quote a member's
+    email, so emails are masked like everywhere else unless --show-members was given."""
+    text = str(exc)
+    destination = getattr(exc, "destination", None)
+    if destination is not None:
+        text = f"destination {destination!r}: {text}"
+    return shown(text, show_members)
+
+
+def shown(text: str, show_members: bool) -> str:
+    """A message as output shows it: source data it quotes in full with --show-members,
+    otherwise masked, with every email in it."""
+    text = alerts.scrub(text)  # the alert webhook's URL is a credential, like an API key
+    return reveal(text, True) if show_members else mask_emails(text)

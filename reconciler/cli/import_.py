@@ -1,0 +1,81 @@
+"""`reconciler import`: adopt lists that already exist in Iterable as manifests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from reconciler.adopt import import_lists
+from reconciler.cli import exits, session
+from reconciler.cli.exits import EXIT_ERROR, err
+from reconciler.cli.options import DebugOpt, PathArg, StateDirOpt
+from reconciler.errors import ReconcilerError
+from reconciler.manifest import load_manifests
+
+
+def import_(
+    path: Path = PathArg,
+    destination: str = typer.Option(
+        ...,
+        "--destination",
+        "-d",
+        metavar="NAME",
+        help="The Destination (in PATH) whose lists to adopt.",
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        metavar="DIR",
+        help="Directory for the new manifests and member CSVs; put it under PATH so plan "
+        "and apply see them.",
+    ),
+    lists: list[str] | None = typer.Option(
+        None, "--list", metavar="NAME", help="Import only this Iterable list (by name; repeatable)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite files that already exist."),
+    state_dir: Path | None = StateDirOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Adopt lists that already exist in Iterable: write an Audience manifest and a CSV of its
+    current members for each Standard list no manifest manages yet. Reads only; a plan
+    right after shows no changes. Member CSVs hold personal data: review before committing."""
+    exits.started(debug=debug)
+    try:
+        manifests = load_manifests(path)
+        with err.status("Reading lists from Iterable...") as status:
+            result = import_lists(
+                manifests,
+                destination,
+                out,
+                state_dir=session.state_dir(state_dir, path),
+                lists=lists,
+                force=force,
+                on_read=lambda name: status.update(f"Reading members of list {name!r}..."),
+                on_notice=lambda text: err.print(
+                    f"destination {destination!r}: {text}", markup=False
+                ),
+            )
+    except ReconcilerError as exc:
+        raise exits.fail(exc) from None
+    for s in result.skipped:
+        err.print(f"skipped list {s.list_id} {s.list_name!r}: {s.reason}", markup=False)
+    for item in result.imported:
+        typer.echo(
+            f"{item.manifest}: audience {item.audience!r} <- list {item.list_id} "
+            f"{item.list_name!r} ({item.members} members in {item.members_file.name})"
+        )
+    if not result.imported:
+        typer.echo(
+            f"Nothing imported: destination {result.destination!r} has no Standard list that "
+            "no manifest manages yet"
+            + (f" ({len(result.skipped)} skipped, named above)." if result.skipped else ".")
+        )
+        return
+    typer.echo(
+        f"Imported {len(result.imported)} list(s) from destination {result.destination!r}, "
+        f"skipped {len(result.skipped)}. `reconciler plan` over a path holding {out} should "
+        "now show no changes. The member CSVs are owner-only: they hold personal data."
+    )
+    if any(s.unread for s in result.skipped):
+        raise typer.Exit(EXIT_ERROR)

@@ -1,0 +1,81 @@
+"""`reconciler plan`: show what apply would change in Iterable; reads only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from reconciler import alerts
+from reconciler.cli import exits, session
+from reconciler.cli.exits import EXIT_CHANGES, EXIT_ERROR, err
+from reconciler.cli.options import (
+    DebugOpt,
+    OutputFormat,
+    PathArg,
+    ShowMembersOpt,
+    StateDirOpt,
+    SummaryFileOpt,
+    TargetOpt,
+    format_option,
+)
+from reconciler.cli.output import append, print_plan
+from reconciler.errors import ReconcilerError, UnsafePlanError
+from reconciler.plan.file import save_plan
+from reconciler.render.plans import plan_markdown
+from reconciler.state.desired import manifests_digest
+
+
+def plan(
+    path: Path = PathArg,
+    output: OutputFormat = format_option(
+        "text for people, markdown for pull requests, json for machines."
+    ),
+    detailed_exitcode: bool = typer.Option(
+        False,
+        "--detailed-exitcode",
+        help="Exit 0 when there is nothing to do, 2 when there are changes.",
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        metavar="FILE",
+        help="Save the plan to this file so `apply --plan` applies exactly it. The file holds "
+        "the full member lists (personal data): keep it private and short-lived.",
+    ),
+    summary_file: Path | None = SummaryFileOpt,
+    show_members: bool = ShowMembersOpt,
+    target: list[str] | None = TargetOpt,
+    state_dir: Path | None = StateDirOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Show what apply would change in Iterable. Reads only; writes nothing to Iterable.
+
+    Audiences of a million rows or more are planned in DuckDB, on disk
+    under a memory limit: see RECONCILER_ENGINE in the README.
+
+    Exit codes: 0 success (with --detailed-exitcode: no changes), 1 error, invalid members
+    or a usage error, 2 changes present (--detailed-exitcode), 3 blocked by the safety
+    policy, 130 interrupted (Ctrl-C)."""
+    exits.started(show_members, debug, output, read_only="plan")
+    try:
+        manifests, the_plan = session.read_plan(path, target, state_dir)
+        if out is not None:
+            save_plan(out, the_plan, manifests_digest(manifests), path, target)
+    except (ReconcilerError, KeyboardInterrupt) as exc:
+        # A plan only reads, so after Ctrl-C there is nothing to undo.
+        raise exits.fail(exc, alert="plan") from None
+    print_plan(the_plan, output, show_members)
+    if summary_file is not None:
+        append(summary_file, plan_markdown(the_plan, show_members))
+    if out is not None:
+        err.print(
+            f"Plan saved to {out}; apply it with: reconciler apply --plan {out}", markup=False
+        )
+    exits.send_alert(alerts.for_plan(the_plan))
+    if the_plan.violations():
+        raise typer.Exit(UnsafePlanError.exit_code)
+    if the_plan.summary.problems:
+        raise typer.Exit(EXIT_ERROR)
+    if detailed_exitcode and the_plan.has_changes:
+        raise typer.Exit(EXIT_CHANGES)

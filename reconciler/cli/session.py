@@ -1,0 +1,147 @@
+"""What plan, apply and status share before any command-specific work: the manifests
+(with --target checked), the state directory, a client per destination in play, and a plan
+made once Iterable's reads have caught up with the last apply."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from reconciler.apply.journal import last_write_at
+from reconciler.cli.exits import err
+from reconciler.cli.output import progress_display
+from reconciler.connect import open_client
+from reconciler.errors import ReconcilerError
+from reconciler.iterable import ClientSettings, IterableClient
+from reconciler.manifest import Manifests, load_manifests
+from reconciler.manifest.repository import find_repository
+from reconciler.plan import Plan
+from reconciler.planning import make_plan
+
+STATE_DIR_NAME = ".reconciler"
+
+
+def state_dir(option: Path | None, path: Path) -> Path:
+    """Local state belongs to the manifests, not to the working directory: two applies of
+    one repository started from different directories must find the same lock."""
+    return option if option is not None else find_repository(path) / STATE_DIR_NAME
+
+
+def load(path: Path, targets: list[str] | None) -> Manifests:
+    manifests = load_manifests(path)
+    unknown = sorted(set(targets or ()) - set(manifests.audiences))
+    if unknown:
+        raise ReconcilerError(
+            f"--target names unknown audience(s): {', '.join(unknown)}; audiences are: "
+            f"{', '.join(manifests.audiences) or '(none)'}"
+        )
+    return manifests
+
+
+def open_clients(
+    manifests: Manifests, stack: ExitStack, state: Path, targets: list[str] | None = None
+) -> dict[str, IterableClient]:
+    """Clients for the destinations in play; with --target, only those the targeted
+    audiences use (an unrelated destination's missing key is not this run's problem)."""
+    settings = ClientSettings.from_env()
+    needed = (
+        {manifests.audiences[t].spec.destination for t in targets}
+        if targets
+        else set(manifests.destinations)
+    )
+    clients = {
+        name: stack.enter_context(open_client(dest, settings, state))
+        for name, dest in manifests.destinations.items()
+        if name in needed
+    }
+    for name, client in clients.items():
+        # Long rate-limit waits, retries and why a run waits (a new list Iterable does not
+        # accept writes to yet, a lost answer checked against the lagging list index) are
+        # said as they start, never silence.
+        client.on_notice(functools.partial(_notice, name))
+    return clients
+
+
+def _notice(destination: str, text: str) -> None:
+    err.print(f"destination {destination!r}: {text}", markup=False)
+
+
+def read_plan(
+    path: Path, targets: list[str] | None, state_option: Path | None
+) -> tuple[Manifests, Plan]:
+    """The manifests and a plan of them, reading only (plan, status)."""
+    manifests = load(path, targets)
+    with ExitStack() as stack:
+        state = state_dir(state_option, path)
+        clients = open_clients(manifests, stack, state, targets)
+        return manifests, plan(manifests, clients, targets, state)
+
+
+def plan(
+    manifests: Manifests,
+    clients: dict[str, IterableClient],
+    targets: list[str] | None,
+    state: Path,
+    member_reads: str | None = None,
+) -> Plan:
+    """A plan, after waiting out Iterable's read lag; `member_reads` forces a read route
+    ("export": one read per destination, for a saved plan's stale check)."""
+    notes = _wait_for_read_lag(manifests, clients, state)
+    with progress_display() as progress:
+        the_plan = make_plan(
+            manifests,
+            clients,
+            targets=set(targets) if targets else None,
+            progress=progress,
+            member_reads=member_reads,
+        )
+    if not notes:
+        return the_plan
+    return dataclasses.replace(
+        the_plan,
+        destinations=tuple(
+            dataclasses.replace(d, read_note=notes.get(d.destination))
+            for d in the_plan.destinations
+        ),
+    )
+
+
+def _wait_for_read_lag(
+    manifests: Manifests, clients: dict[str, IterableClient], state: Path
+) -> dict[str, str]:
+    """Iterable's reads lag its writes by up to about a minute, so a plan read right after
+    an apply would plan that apply's changes again (and a list it created, a second time).
+    The run journals say when the last apply to each destination was: wait until the lag
+    has passed (settings.read_lag, bounded), say so, and note it in the plan."""
+    now = time.time()
+    recent: dict[str, tuple[float, float]] = {}
+    for name, client in clients.items():
+        spec = manifests.destinations[name].spec
+        lag = client.settings.read_lag
+        if lag <= 0 or (spec.region == "sandbox" and spec.baseUrl is None):
+            continue  # the sandbox answers from its own state at once
+        at = last_write_at(state, name, lag, now)
+        if at is not None:
+            recent[name] = (max(0.0, now - at), lag)
+    if not recent:
+        return {}
+    wait = max(lag - ago for ago, lag in recent.values())
+    err.print(
+        f"Waiting {wait:.1f} s before reading Iterable: the last apply to "
+        f"{', '.join(sorted(recent))} was {min(a for a, _ in recent.values()):.1f} s ago, and "
+        "Iterable's reads can lag its writes by up to "
+        f"{max(lag for _, lag in recent.values()):g} s (RECONCILER_READ_LAG).",
+        markup=False,
+    )
+    time.sleep(wait)
+    return {
+        name: (
+            f"the last apply to this destination was {ago:.1f} s before this plan and "
+            f"Iterable's reads can lag writes by up to {lag:g} s, so the plan waited "
+            f"{wait:.1f} s before reading Iterable"
+        )
+        for name, (ago, lag) in recent.items()
+    }

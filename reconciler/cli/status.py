@@ -1,0 +1,53 @@
+"""`reconciler status`: one line per audience, a plan summarised; reads only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from reconciler.cli import exits, session
+from reconciler.cli.exits import EXIT_ERROR, err
+from reconciler.cli.options import (
+    DebugOpt,
+    OutputFormat,
+    PathArg,
+    StateDirOpt,
+    TargetOpt,
+    format_option,
+)
+from reconciler.errors import ReconcilerError
+from reconciler.render.status import status_json, status_markdown, status_rows, status_table
+
+
+def status(
+    path: Path = PathArg,
+    output: OutputFormat = format_option(
+        "text (a table), markdown (a table for pull requests and job summaries) or json."
+    ),
+    target: list[str] | None = TargetOpt,
+    state_dir: Path | None = StateDirOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """One screen per audience: list id, members in Iterable, desired members, and pending
+    adds, removes and updates. Reads only (it is a plan, summarised)."""
+    exits.started(debug=debug, output=output, read_only="status")
+    try:
+        _manifests, the_plan = session.read_plan(path, target, state_dir)
+    except (ReconcilerError, KeyboardInterrupt) as exc:
+        raise exits.fail(exc) from None
+    rows = status_rows(the_plan)
+    if the_plan.summary.problems:
+        err.print(
+            f"warning: {the_plan.summary.describe_problems()}; `reconciler plan` shows them",
+            markup=False,
+        )
+    if output is OutputFormat.json:
+        typer.echo(status_json(rows))
+    elif output is OutputFormat.markdown:
+        typer.echo(status_markdown(rows), nl=False)
+    else:
+        Console(highlight=False, width=max(100, Console().width)).print(status_table(rows))
+    if the_plan.summary.problems:
+        raise typer.Exit(EXIT_ERROR)

@@ -1,0 +1,92 @@
+"""`reconciler status`: a plan summarised, one row per audience, as JSON, markdown or a
+terminal table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from reconciler.plan import Plan
+from reconciler.render.plans import markdown_cell
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+Row = Mapping[str, Any]
+
+_COLUMNS = (
+    ("destination", "left"),
+    ("audience", "left"),
+    ("list id", "right"),
+    ("in Iterable", "right"),
+    ("desired", "right"),
+    ("+add", "right"),
+    ("-remove", "right"),
+    ("~update", "right"),
+    ("policy", "left"),
+)
+
+
+def status_rows(plan: Plan) -> list[dict[str, Any]]:
+    """Per audience: its list, members in Iterable and desired, pending changes, and
+    whether the safety policy blocks it (the JSON rows, also what the table shows)."""
+    return [
+        {
+            "destination": d.destination,
+            "audience": lp.audience,
+            "list_name": lp.list_name,
+            "list_id": lp.list_id,
+            "iterable_members": lp.live_count if lp.list_id is not None else None,
+            "desired_members": lp.desired_count,
+            "pending_adds": len(lp.add),
+            "pending_removes": len(lp.remove),
+            "pending_updates": len(lp.field_update_keys),
+            "blocked": any(v.list_name == lp.list_name for v in d.violations()),
+        }
+        for d in plan.destinations
+        for lp in d.lists
+    ]
+
+
+def status_json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps({"audiences": rows}, indent=2)
+
+
+def status_markdown(rows: list[dict[str, Any]]) -> str:
+    header = (
+        "| destination | audience | list id | in Iterable | desired | +add | -remove | "
+        "~update | policy |\n|---|---|---:|---:|---:|---:|---:|---:|---|\n"
+    )
+    body = "".join(
+        "| "
+        + " | ".join(
+            markdown_cell(str(cell)) for cell in (r["destination"], r["audience"], *_cells(r))
+        )
+        + " |\n"
+        for r in rows
+    )
+    return "### reconciler status\n\n" + header + body
+
+
+def status_table(rows: list[dict[str, Any]]) -> Table:
+    from rich.table import Table
+
+    table = Table(title=None, show_edge=False, header_style="bold")
+    for column, justify in _COLUMNS:
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(r["destination"], r["audience"], *_cells(r))
+    return table
+
+
+def _cells(r: Row) -> list[str]:
+    """A row's list id, counts (with thousands separators) and policy, as shown."""
+    live = r["iterable_members"]
+    return [
+        str(r["list_id"]) if r["list_id"] is not None else "(not created)",
+        f"{live:,}" if live is not None else "-",
+        *(f"{r[k]:,}" for k in ("desired_members", "pending_adds", "pending_removes")),
+        f"{r['pending_updates']:,}",
+        "BLOCKED" if r["blocked"] else "",
+    ]

@@ -1,0 +1,166 @@
+"""The executor (reconciler.apply.executor) directly against the emulator: one loop over a
+plan's changes in Iterable's order, through one batch sender."""
+
+from __future__ import annotations
+
+import threading
+
+from reconciler.apply.executor import apply_plan
+from reconciler.plan import DestinationPlan, FieldUpdate, ListDeletion, Plan
+from tests.apply.support import client, list_plan, member, writes
+
+
+def test_changes_are_sent_in_order_create_subscribe_update_unsubscribe_delete(emulator_server):
+    proj = emulator_server.emulator.project("default")
+    old = proj.add_list("old")
+    gone = proj.add_list("gone")
+    for email in ("a@example.com", "b@example.com"):
+        proj.subscribe_direct(old, email=email)
+    plan = Plan(
+        (
+            DestinationPlan(
+                "prod",
+                "hybrid",
+                (
+                    list_plan("old", list_id=old, remove=("a@example.com",), live=2),
+                    list_plan("new", add=(member("c@example.com"), member("d@example.com"))),
+                ),
+                field_updates=(
+                    FieldUpdate(
+                        "b@example.com", "email", "b@example.com", None, {"tier": (None, "gold")}
+                    ),
+                ),
+                deletions=(ListDeletion(gone, "gone"),),
+            ),
+        )
+    )
+    progress: list[tuple[str, int]] = []
+    with client(emulator_server) as c:
+        report = apply_plan(plan, {"prod": c}, progress=lambda *step: progress.append(step))
+
+    assert [path for _method, path in writes(emulator_server)] == [
+        "/api/lists",
+        "/api/lists/subscribe",
+        "/api/users/bulkUpdate",
+        "/api/lists/unsubscribe",
+        f"/api/lists/{gone}",
+    ]
+    assert report.ok and not report.interrupted
+    (result,) = report.destinations
+    by_name = {lr.list_name: lr for lr in result.lists}
+    assert by_name["new"].created and by_name["new"].added == 2
+    assert by_name["old"].removed == 1
+    assert result.fields is not None and result.fields.updated == 1
+    assert [(x.list_name, x.deleted) for x in result.deletions] == [("gone", True)]
+    assert progress == [("add", 2), ("update", 1), ("remove", 1)]
+    new_id = by_name["new"].list_id
+    assert new_id is not None
+    assert sorted(proj.members(new_id)) == ["c@example.com", "d@example.com"]
+    assert proj.members(old) == ["b@example.com"]
+    assert gone not in proj.lists
+    assert proj.find_user(email="b@example.com").data_fields == {"tier": "gold"}
+
+
+def test_batches_hold_at_most_batch_size_members_and_progress_counts_each(emulator_server):
+    proj = emulator_server.emulator.project("default")
+    existing = proj.add_list("vip")
+    adds = tuple(member(f"m{i}@example.com") for i in range(5))
+    plan = Plan(
+        (DestinationPlan("prod", "hybrid", (list_plan("vip", list_id=existing, add=adds),)),)
+    )
+    progress: list[tuple[str, int]] = []
+    with client(emulator_server, batch_size=2, concurrency=2) as c:
+        report = apply_plan(plan, {"prod": c}, progress=lambda *step: progress.append(step))
+    sent = [r.body["subscribers"] for r in emulator_server.emulator.request_log if r.body]
+    assert sorted(len(s) for s in sent) == [1, 2, 2]
+    assert sorted(n for _phase, n in progress) == [1, 2, 2]
+    assert report.destinations[0].lists[0].added == 5
+    assert len(proj.members(existing)) == 5
+
+
+def test_a_list_that_cannot_be_created_gets_no_members_and_the_others_go_on(emulator_server):
+    proj = emulator_server.emulator.project("default")
+    existing = proj.add_list("kept")
+    # The first list creation is refused (a 400 is not retried); nothing else is.
+    emulator_server.emulator.faults.update({"script": [400], "paths": ["/api/lists"]})
+    plan = Plan(
+        (
+            DestinationPlan(
+                "prod",
+                "hybrid",
+                (
+                    list_plan("refused", add=(member("a@example.com"),)),
+                    list_plan("kept", list_id=existing, add=(member("b@example.com"),)),
+                ),
+            ),
+        )
+    )
+    with client(emulator_server) as c:
+        report = apply_plan(plan, {"prod": c})
+    refused, kept = report.destinations[0].lists
+    assert not refused.created and refused.added == 0
+    assert refused.errors and refused.errors[0].startswith("creating the list failed")
+    assert kept.ok and kept.added == 1
+    assert not report.ok
+    assert [path for _m, path in writes(emulator_server)] == ["/api/lists", "/api/lists/subscribe"]
+    assert proj.members(existing) == ["b@example.com"]
+
+
+def test_rejected_members_are_named_and_not_counted_as_done(emulator_server):
+    emulator_server.emulator.faults.counts_only_answers = False
+    proj = emulator_server.emulator.project("default")
+    existing = proj.add_list("vip")
+    adds = (member("good@example.com"), member("two..dots@example.com"))
+    plan = Plan(
+        (DestinationPlan("prod", "hybrid", (list_plan("vip", list_id=existing, add=adds),)),)
+    )
+    with client(emulator_server) as c:
+        report = apply_plan(plan, {"prod": c})
+    (result,) = report.destinations[0].lists
+    assert result.added == 1
+    assert list(result.rejected) == ["two..dots@example.com"]
+    assert not result.ok and not report.ok
+
+
+def test_once_stopped_nothing_more_is_sent_and_everything_left_is_reported(emulator_server):
+    proj = emulator_server.emulator.project("default")
+    existing = proj.add_list("old")
+    proj.subscribe_direct(existing, email="a@example.com")
+    gone = proj.add_list("gone")
+    plan = Plan(
+        (
+            DestinationPlan(
+                "prod",
+                "hybrid",
+                (
+                    list_plan("new", add=(member("c@example.com"),)),
+                    list_plan("old", list_id=existing, remove=("a@example.com",), live=1),
+                ),
+                field_updates=(
+                    FieldUpdate(
+                        "a@example.com", "email", "a@example.com", None, {"tier": (None, 1)}
+                    ),
+                ),
+                deletions=(ListDeletion(gone, "gone"),),
+            ),
+        )
+    )
+    stop = threading.Event()
+    stop.set()  # Ctrl-C before the first request
+    with client(emulator_server) as c:
+        report = apply_plan(plan, {"prod": c}, stop=stop)
+    assert writes(emulator_server) == []
+    # create, unsubscribe batch, bulkUpdate request, deletion (no subscribe: no list)
+    assert report.interrupted and report.not_attempted == 4
+    new, old = report.destinations[0].lists
+    assert new.create_not_attempted and new.not_attempted_add == 1
+    assert old.not_attempted_remove == 1
+    assert "interrupted:" in old.errors[-1]
+    fields = report.destinations[0].fields
+    assert fields is not None and fields.not_attempted == 1
+    assert report.destinations[0].deletions[0].error == "not attempted: the run was interrupted"
+    assert report.describe_not_done().startswith(
+        "Interrupted (Ctrl-C): stopped after the requests in flight. Not done: 1 addition(s), "
+        "1 removal(s), 1 list creation(s), 1 list deletion(s)."
+    )
+    assert proj.members(existing) == ["a@example.com"] and gone in proj.lists

@@ -1,0 +1,147 @@
+"""One apply run (reconciler.apply.run) directly against the emulator: the run journal,
+Ctrl-C once and twice, the note about an unfinished run, and the owner-only file of
+rejected members (reconciler.apply.rejected)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+from pathlib import Path
+
+import pytest
+
+from reconciler.apply.journal import journal_files, read_journal, runs_dir
+from reconciler.apply.run import Aborted, run_apply
+from reconciler.members.identity import Member
+from reconciler.plan import DestinationPlan, Plan
+from tests.apply.support import client, list_plan, member
+
+
+class _Display:
+    """A progress display that presses Ctrl-C `presses` times when the first batch is done."""
+
+    def __init__(self, presses: int = 0) -> None:
+        self.presses = presses
+        self.advanced: list[tuple[str, int]] = []
+
+    def task(self, description: str, total: int | None = None, unit: str = "members"):
+        display = self
+
+        class _Task:
+            def advance(self, n: int = 1) -> None:
+                display.advanced.append((description, n))
+                for _ in range(display.presses):
+                    os.kill(os.getpid(), signal.SIGINT)
+                display.presses = 0
+
+            def finish(self) -> None:
+                pass
+
+        return _Task()
+
+
+def _adds(server, count: int) -> Plan:
+    list_id = server.emulator.project("default").add_list("vip")
+    adds = tuple(member(f"m{i}@example.com") for i in range(count))
+    return Plan(
+        (DestinationPlan("prod", "hybrid", (list_plan("vip", list_id=list_id, add=adds),)),)
+    )
+
+
+def test_rejected_members_go_to_an_owner_only_file_with_formulas_made_text(
+    emulator_server, tmp_path
+):
+    emulator_server.emulator.faults.counts_only_answers = False
+    proj = emulator_server.emulator.project("default")
+    list_id = proj.add_list("vip")
+    formula = "=cmd|' /C calc'!A0"
+    # The email belongs to another userId's profile: Iterable rejects the member (conflict).
+    proj.add_user(email="f@example.com", user_id="other")
+    adds = (Member(formula, "userId", email="f@example.com", user_id=formula),)
+    plan = Plan(
+        (DestinationPlan("prod", "hybrid", (list_plan("vip", list_id=list_id, add=adds),)),)
+    )
+    with client(emulator_server) as c:
+        report = run_apply(plan, {"prod": c}, tmp_path)
+    assert report.rejected_file is not None
+    path = Path(report.rejected_file)
+    assert path.parent == runs_dir(tmp_path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+    assert rows[0] == ["destination", "list", "member", "reason"]
+    assert rows[1][:3] == ["prod", "vip", "'" + formula]
+    assert report.source_problems is None
+    (journal,) = journal_files(tmp_path)
+    assert read_journal(journal).outcome == "failed"
+
+
+def test_a_clean_run_writes_no_rejected_file_and_a_successful_journal(emulator_server, tmp_path):
+    plan = _adds(emulator_server, 3)
+    display = _Display()
+    with client(emulator_server) as c:
+        report = run_apply(plan, {"prod": c}, tmp_path, display=display)
+    assert report.ok and report.rejected_file is None
+    assert list(runs_dir(tmp_path).glob("rejected-*")) == []
+    (journal,) = journal_files(tmp_path)
+    summary = read_journal(journal)
+    assert summary.outcome == "success" and summary.done == 1
+    assert display.advanced == [("adding members", 3)]
+
+
+def test_first_ctrl_c_lets_requests_in_flight_finish_and_sends_no_more(emulator_server, tmp_path):
+    plan = _adds(emulator_server, 8)
+    said: list[str] = []
+    with client(emulator_server, batch_size=1, concurrency=1) as c:
+        report = run_apply(plan, {"prod": c}, tmp_path, say=said.append, display=_Display(1))
+    (result,) = report.destinations[0].lists
+    assert report.interrupted
+    assert 1 <= result.added < 8
+    assert result.added + result.not_attempted_add == 8
+    subscribes = [
+        r for r in emulator_server.emulator.request_log if r.path == "/api/lists/subscribe"
+    ]
+    assert len(subscribes) == result.added  # every request sent was answered and counted
+    assert any(text.startswith("Interrupted: finishing the requests in flight") for text in said)
+    (journal,) = journal_files(tmp_path)
+    assert read_journal(journal).outcome == "interrupted"
+
+
+def test_second_ctrl_c_hands_what_was_done_to_on_abort(emulator_server, tmp_path):
+    plan = _adds(emulator_server, 8)
+    aborted: list[Aborted] = []
+    said: list[str] = []
+    # on_abort returns here instead of ending the process: the second Ctrl-C then raises.
+    with (
+        client(emulator_server, batch_size=1, concurrency=1) as c,
+        pytest.raises(KeyboardInterrupt),
+    ):
+        run_apply(
+            plan,
+            {"prod": c},
+            tmp_path,
+            say=said.append,
+            display=_Display(2),
+            on_abort=aborted.append,
+        )
+    (journal,) = journal_files(tmp_path)
+    assert [a.journal for a in aborted] == [journal]
+    assert "member(s) added" in aborted[0].done
+    last = json.loads(journal.read_text().splitlines()[-1])
+    assert last["event"] == "run_finished" and last["outcome"] == "aborted"
+    assert said[-1].startswith("Done before it stopped: ")
+
+
+def test_a_run_that_stopped_unfinished_before_is_named(emulator_server, tmp_path):
+    runs = runs_dir(tmp_path)
+    runs.mkdir(parents=True)
+    # A run on this host by a process that no longer exists, which never wrote its end.
+    started = {"event": "run_started", "at": "t0", "pid": 2**22 + 12345}
+    started["host"] = socket.gethostname()
+    (runs / "apply-20000101T000000.000000Z-1.jsonl").write_text(json.dumps(started) + "\n")
+    said: list[str] = []
+    with client(emulator_server) as c:
+        run_apply(_adds(emulator_server, 1), {"prod": c}, tmp_path, say=said.append)
+    assert said[0].startswith("note: the apply started at t0 (pid 4206649) stopped without")

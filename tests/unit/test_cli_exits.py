@@ -1,0 +1,99 @@
+"""The CLI's one map from an exception to a message and an exit code (reconciler.cli.exits):
+what people read on stderr, the JSON object on stdout with --format json, and emails masked
+unless the command's parsed --show-members said otherwise."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reconciler.cli import exits
+from reconciler.cli.options import OutputFormat
+from reconciler.errors import (
+    ConfigError,
+    ManifestError,
+    Problem,
+    ReconcilerError,
+    StalePlanError,
+    UnsafePlanError,
+)
+
+EMAIL = "jane.doe@example.com"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_invocation():
+    yield
+    exits.started()
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "said"),
+    [
+        (ReconcilerError("plain"), 1, "error: plain"),
+        (ConfigError("no key"), 1, "error: no key"),
+        (UnsafePlanError("blocked"), 3, "error: blocked"),
+        (StalePlanError("stale plan"), 4, "error: stale plan"),
+        (ManifestError([Problem("a.yaml", 3, 5, "bad")]), 1, "a.yaml:3:5: bad\n1 problem found."),
+        (KeyboardInterrupt(), 130, "Interrupted."),
+        (MemoryError(), 1, "error: out of memory."),
+        (KeyError("boom"), 1, "internal error: KeyError: 'boom'"),
+    ],
+)
+def test_each_kind_of_error_has_one_exit_code_and_message(exc, code, said, capsys) -> None:
+    exits.started()
+    assert exits.fail(exc).exit_code == code
+    out = capsys.readouterr()
+    assert said in out.err
+    assert out.out == ""  # no JSON object unless --format json was parsed
+
+
+def test_a_read_only_command_says_nothing_was_changed_on_ctrl_c(capsys) -> None:
+    exits.started(output=OutputFormat.json, read_only="plan")
+    assert exits.fail(KeyboardInterrupt()).exit_code == 130
+    out = capsys.readouterr()
+    assert out.err == "Interrupted: nothing was changed (plan only reads).\n"
+    assert json.loads(out.out) == {"error": "interrupted: nothing was changed", "exit_code": 130}
+
+
+@pytest.mark.parametrize(
+    ("exc", "error"),
+    [
+        (StalePlanError(f"stale for {EMAIL}"), "stale for j***@***"),
+        (MemoryError(), "out of memory"),
+        (KeyError(EMAIL), "internal error: KeyError"),
+    ],
+)
+def test_with_format_json_the_error_is_also_the_one_object_on_stdout(exc, error, capsys) -> None:
+    exits.started(output=OutputFormat.json)
+    code = exits.fail(exc).exit_code
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["exit_code"] == code
+    assert payload["error"].startswith(error)
+    assert EMAIL not in json.dumps(payload)
+
+
+def test_a_command_that_printed_its_object_gets_no_second_one(capsys) -> None:
+    exits.started(output=OutputFormat.json)
+    assert exits.fail(UnsafePlanError("blocked"), json_object=False).exit_code == 3
+    out = capsys.readouterr()
+    assert out.out == "" and "error: blocked" in out.err
+
+
+def test_emails_are_shown_only_when_the_parsed_option_says_so(capsys) -> None:
+    for show, debug in ((False, False), (False, True), (True, False)):
+        exits.started(show_members=show, debug=debug)
+        exits.fail(ReconcilerError(f"user {EMAIL} refused"))
+        try:
+            raise KeyError(EMAIL)
+        except KeyError as bug:
+            exits.fail(bug)
+        err = capsys.readouterr().err
+        assert (EMAIL in err) == show, (show, debug)
+        assert ("Traceback" in err) == debug
+
+
+def test_an_error_names_its_destination() -> None:
+    exc = ConfigError("no API key").in_destination("prod")
+    assert exits.safe_message(exc) == "destination 'prod': no API key"

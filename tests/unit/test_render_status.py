@@ -1,0 +1,37 @@
+"""`reconciler status` rendered from a plan made by hand (reconciler.render.status)."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+
+from reconciler.plan import DestinationPlan, ListPlan, Plan
+from reconciler.render.status import status_json, status_markdown, status_rows, status_table
+
+
+def _plan() -> Plan:
+    new = ListPlan("new|one", "new|one", None, True, None, (), (), 0, 0, 0)
+    big = ListPlan(
+        "big", "big", 7, False, None, (), tuple(f"m{i}" for i in range(2000)), 0, 12000, 10000
+    )
+    return Plan((DestinationPlan("prod", "hybrid", (new, big)),))
+
+
+def test_rows_say_what_is_pending_and_what_the_policy_blocks() -> None:
+    new, big = status_rows(_plan())
+    assert new["list_id"] is None and new["iterable_members"] is None
+    assert (big["pending_removes"], big["blocked"]) == (2000, True)  # 16.7% > 10%
+    assert json.loads(status_json([big]))["audiences"][0]["desired_members"] == 10000
+
+
+def test_markdown_and_table_show_counts_with_separators_and_escape_cells() -> None:
+    rows = status_rows(_plan())
+    markdown = status_markdown(rows)
+    assert markdown.startswith("### reconciler status\n\n| destination |")
+    assert "| prod | new\\|one | (not created) | - | 0 | 0 | 0 | 0 |  |" in markdown
+    assert "| prod | big | 7 | 12,000 | 10,000 | 0 | 2,000 | 0 | BLOCKED |" in markdown
+    console = Console(width=120, record=True)
+    console.print(status_table(rows))
+    text = console.export_text()
+    assert "12,000" in text and "BLOCKED" in text and "(not created)" in text
