@@ -55,7 +55,17 @@ def three_lists(tmp_path, monkeypatch, fast_client, make_emulator_server, emulat
 
 
 def calls(server, method: str = "GET") -> Counter[str]:
-    return Counter(r.path for r in server.emulator.request_log if r.method == method)
+    """Requests by path; user exports counted only when they read members (a plan that adds
+    also exports unsubscribe events and profiles' unsubscribedChannelIds for consent)."""
+    return Counter(
+        r.path
+        for r in server.emulator.request_log
+        if r.method == method and (r.path != EXPORT or _member_export(r.query))
+    )
+
+
+def _member_export(query: str) -> bool:
+    return "dataTypeName=user" in query and "unsubscribedChannelIds" not in query
 
 
 def writes(server) -> list:
@@ -125,6 +135,12 @@ def test_an_export_that_keeps_failing_is_replaced_by_getusers_and_the_plan_is_ex
     three_lists, cli, monkeypatch
 ):
     ws, server = three_lists()
+    # Removals only: a plan that adds also reads consent by export, and an export that
+    # keeps failing then fails the plan (it cannot tell who opted out), as it should.
+    for name, size in (("big", 30), ("mid", 20), ("small", 10)):
+        ws.audience(
+            name, {"inline": emails(f"{name}-", size)[1:]}, policy={"maxRemovalPercent": 50}
+        )
     clean = cli("plan", ws.manifests, "--format", "json", "--show-members")
     assert clean.exit_code == 0, clean.output
     monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
