@@ -84,11 +84,11 @@ class MergedFields:
             out[key] = {f: v for f, v in values.items() if (key, f) not in self.conflicted}
         return out
 
-    def to_read(self, lists: Sequence[MappedList]) -> dict[str, Collection[str]]:
+    def to_read(self, lists: Sequence[MappedList]) -> dict[str, frozenset[str]]:
         """Member key -> the fields whose current values are needed: members already on a
         list with a mapping, minus fields a subscribe in this plan sets anyway. Members
         mostly want the same fields, so equal sets are one shared frozenset."""
-        wanted: dict[str, Collection[str]] = {}
+        wanted: dict[str, frozenset[str]] = {}
         shared: dict[frozenset[str], frozenset[str]] = {}
         for mapped in lists:
             adding = set(mapped.adding)

@@ -229,3 +229,13 @@ def test_members_not_subscribed_drop_their_source_rows_once_mapped() -> None:
     _forget_traits(rows, {"b@x.io"})
     assert rows["a@x.io"].traits == {} and rows["a@x.io"] == before["a@x.io"]
     assert rows["b@x.io"] is before["b@x.io"]  # subscribed: the saved plan carries its row
+
+
+def test_values_read_by_export_are_one_tuple_per_member_seen_as_dicts() -> None:
+    from reconciler.plan.fingerprint import values_digest
+    from reconciler.state.live import FieldRows
+
+    rows = FieldRows(["plan", "ltv"], {"u-1": ("pro", 3), "u-2": None})
+    as_dicts = {"u-1": {"plan": "pro", "ltv": 3}, "u-2": None}
+    assert dict(rows) == as_dicts and rows.get("u-3") is None
+    assert values_digest(rows) == values_digest(as_dicts)  # the stale check sees no change
