@@ -10,7 +10,7 @@ gets a bulkUpdate with exactly the fields whose values differ after normalisatio
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,13 +32,44 @@ class MappedList:
     adding: Collection[str] = ()  # member keys being subscribed to this list by this plan
 
 
+class _FirstMember(Mapping[str, Member]):
+    """Member key -> the member as the first list holding it has it, looked up in the
+    lists themselves: a merged copy would cost a dict entry per member."""
+
+    def __init__(self, lists: Sequence[MappedList]):
+        self._lists = [mapped.members for mapped in lists]
+
+    def __getitem__(self, key: str) -> Member:
+        for members in self._lists:
+            member = members.get(key)
+            if member is not None:
+                return member
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        seen: set[str] = set()
+        for members in self._lists:
+            for key in members:
+                if key not in seen:
+                    seen.add(key)
+                    yield key
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 @dataclass
 class MergedFields:
-    """Every user's desired values across audiences, disagreements taken out."""
+    """Every user's desired values across audiences, disagreements taken out.
+
+    Memory grows with the audience, so nothing per member is kept twice: `values` shares
+    the first list's dict for a member until a second list changes it, `merge` holds only
+    the members whose values merge nested objects, and `members` looks members up in the
+    lists."""
 
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
-    merge: dict[str, bool] = field(default_factory=dict)
-    members: dict[str, Member] = field(default_factory=dict)
+    merge: dict[str, bool] = field(default_factory=dict)  # only True entries; absent = False
+    members: Mapping[str, Member] = field(default_factory=dict)
     conflicts: list[tuple[str, MemberIssue]] = field(default_factory=list)  # (audience, issue)
     conflicted: set[tuple[str, str]] = field(default_factory=set)  # (member key, field)
     covered: dict[str, set[str]] = field(default_factory=dict)  # fields sent on subscribe
@@ -53,37 +84,51 @@ class MergedFields:
             out[key] = {f: v for f, v in values.items() if (key, f) not in self.conflicted}
         return out
 
-    def to_read(self, lists: Sequence[MappedList]) -> dict[str, set[str]]:
+    def to_read(self, lists: Sequence[MappedList]) -> dict[str, frozenset[str]]:
         """Member key -> the fields whose current values are needed: members already on a
-        list with a mapping, minus fields a subscribe in this plan sets anyway."""
-        wanted: dict[str, set[str]] = {}
+        list with a mapping, minus fields a subscribe in this plan sets anyway. Members
+        mostly want the same fields, so equal sets are one shared frozenset."""
+        wanted: dict[str, frozenset[str]] = {}
+        shared: dict[frozenset[str], frozenset[str]] = {}
         for mapped in lists:
             adding = set(mapped.adding)
             for key, values in mapped.values.items():
                 if key in adding:
                     continue
-                names = {
+                names = frozenset(
                     f
                     for f in values
                     if (key, f) not in self.conflicted and f not in self.covered.get(key, ())
-                }
-                if names:
-                    wanted.setdefault(key, set()).update(names)
+                )
+                if not names:
+                    continue
+                before = wanted.get(key)
+                if before is not None:
+                    names = names | before
+                wanted[key] = shared.setdefault(names, names)
         return wanted
 
 
 def merge_fields(lists: Sequence[MappedList]) -> MergedFields:
-    merged = MergedFields()
+    merged = MergedFields(members=_FirstMember(lists))
     first_from: dict[tuple[str, str], str] = {}  # (key, field) -> audience that set it
-    for mapped in lists:
+    copied: set[str] = set()  # members whose merged values are their own dict, not a list's
+    for index, mapped in enumerate(lists):
         adding = set(mapped.adding)
         for key, values in mapped.values.items():
-            target = merged.values.setdefault(key, {})
-            merged.members.setdefault(key, mapped.members[key])
             if mapped.merge_nested_objects:
                 merged.merge[key] = True
-            else:
-                merged.merge.setdefault(key, False)
+            if key in adding:
+                merged.covered.setdefault(key, set()).update(values)
+            target = merged.values.get(key)
+            if target is None:
+                # The first list with this member: its values, shared. Which list set each
+                # field is only asked when another list disagrees, so it is worked out then.
+                merged.values[key] = values  # type: ignore[assignment]
+                continue
+            if key not in copied:
+                target = merged.values[key] = dict(target)
+                copied.add(key)
             for name, value in values.items():
                 if (key, name) in merged.conflicted:
                     continue
@@ -92,7 +137,7 @@ def merge_fields(lists: Sequence[MappedList]) -> MergedFields:
                     first_from[(key, name)] = mapped.audience
                 elif not same_value(target[name], value):
                     merged.conflicted.add((key, name))
-                    other = first_from[(key, name)]
+                    other = first_from.get((key, name)) or _first_audience(lists[:index], key)
                     merged.conflicts.append(
                         (
                             mapped.audience,
@@ -106,11 +151,14 @@ def merge_fields(lists: Sequence[MappedList]) -> MergedFields:
                         )
                     )
                     del target[name]
-            if key in adding:
-                merged.covered.setdefault(key, set()).update(values)
     for key, name in merged.conflicted:
         merged.covered.get(key, set()).discard(name)
     return merged
+
+
+def _first_audience(lists: Sequence[MappedList], key: str) -> str:
+    """The audience whose values a member's merged values started from."""
+    return next(mapped.audience for mapped in lists if key in mapped.values)
 
 
 def plan_field_updates(

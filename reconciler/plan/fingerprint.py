@@ -16,9 +16,30 @@ FIELDS_KEY = "(mapped user fields)"
 
 
 def values_digest(values: Mapping[str, Any]) -> str:
-    """Digest of the current field values a plan read (member key -> fields)."""
-    canonical = json.dumps(values, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """Digest of the current field values a plan read (member key -> fields).
+
+    The digest of `json.dumps(values, sort_keys=True, ...)`, made a member at a time: the
+    whole text would hold every value read a second time, twice."""
+    digest = hashlib.sha256(b"{")
+    keys = sorted(values)
+    for start in range(0, len(keys), _DIGEST_BATCH):
+        if start:
+            digest.update(b",")
+        digest.update(
+            ",".join(
+                f"{json.dumps(key)}:{_canonical(values[key])}"
+                for key in keys[start : start + _DIGEST_BATCH]
+            ).encode()
+        )
+    digest.update(b"}")
+    return digest.hexdigest()
+
+
+_DIGEST_BATCH = 10_000
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
 
 
 def list_fingerprint(list_id: int | None, members: MembersDigest | None) -> dict[str, Any]:

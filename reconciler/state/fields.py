@@ -8,12 +8,13 @@ code in plan/fields.py and traits/.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.errors import ReconcilerError
 from reconciler.iterable import IterableClient
+from reconciler.members.identity import Member
 from reconciler.plan import FieldRead, FieldUpdate, ListPlan
 from reconciler.plan.fields import MappedList, merge_fields, plan_field_updates
 from reconciler.plan.fingerprint import values_digest
@@ -46,6 +47,8 @@ def plan_fields(
     if not mapped_items:
         return FieldsPlan(list(lists))
     mapped = [_mapped(item, by_list[item.list_name]) for item in mapped_items]
+    for item, m in zip(mapped_items, mapped, strict=True):
+        _forget_traits(item.members, m.adding)
     merged = merge_fields(mapped)
     out = FieldsPlan([], issues=list(merged.conflicts))
     with_fields: dict[str, ListPlan] = {}
@@ -80,6 +83,19 @@ def plan_fields(
             planned, out.updates = _as_doubles(planned, out.updates, types.double_fields)
     out.lists = planned
     return out
+
+
+def _forget_traits(members: dict[str, Member], adding: Collection[str]) -> None:
+    """Drop the source rows of members this plan does not subscribe: their mapped values
+    are made, and a row is most of what a member costs in memory. Those subscribed keep
+    theirs (the saved plan carries them)."""
+    no_traits: dict[str, object] = {}  # one empty dict for them all; nothing writes to it
+    for key, member in members.items():
+        if member.traits and key not in adding:
+            # Same keys, so the dict is only updated in place.
+            members[key] = Member(
+                member.key, member.key_kind, member.email, member.user_id, no_traits
+            )
 
 
 def _with_update_keys(lp: ListPlan, members: Any, updated: set[str]) -> ListPlan:

@@ -7,7 +7,7 @@ import json
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -523,8 +523,27 @@ class LiveFields:
     """Current values of mapped fields, per member key; None for a user Iterable does not
     have (yet: reads lag writes)."""
 
-    values: dict[str, dict[str, Any] | None]
+    values: Mapping[str, dict[str, Any] | None]
     read: FieldRead
+
+
+class FieldRows(Mapping[str, "dict[str, Any] | None"]):
+    """Member key -> its fields' values, held as one tuple per member (the field names
+    once): a dict per member would cost three times as much at a large audience's size."""
+
+    def __init__(self, names: Sequence[str], rows: dict[str, tuple[Any, ...] | None]):
+        self._names = tuple(names)
+        self._rows = rows
+
+    def __getitem__(self, key: str) -> dict[str, Any] | None:
+        row = self._rows[key]
+        return None if row is None else dict(zip(self._names, row, strict=True))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 ReadMethod = Literal["export", "user_reads"]
@@ -554,6 +573,7 @@ def read_field_values(
 ) -> LiveFields:
     """Read `fields` of these members' profiles with one export or per-user reads."""
     method = choose_field_read(len(members), client.settings)
+    values: Mapping[str, dict[str, Any] | None]
     if method == "export":
         values = _read_by_export(client, members, fields, project_type)
         requests = 1
@@ -568,7 +588,7 @@ def _read_by_export(
     members: Sequence[Member],
     fields: Sequence[str],
     project_type: ProjectType,
-) -> dict[str, dict[str, Any] | None]:
+) -> FieldRows:
     # Match rows by what identifies users in the project: in userID-based projects an email
     # is a plain attribute that several profiles may share.
     by_user_id = {m.user_id: m.key for m in members if m.user_id is not None}
@@ -579,7 +599,7 @@ def _read_by_export(
     def keep(row: dict[str, Any]) -> bool:
         return row.get("userId") in by_user_id or _lower(row.get("email")) in by_email
 
-    values: dict[str, dict[str, Any] | None] = {m.key: None for m in members}
+    values: dict[str, tuple[Any, ...] | None] = {m.key: None for m in members}
     matched_by_user_id: set[str] = set()
     for row in client.export_users(["email", "userId", *fields], keep=keep):
         key = by_user_id.get(row.get("userId"))  # type: ignore[arg-type]
@@ -590,8 +610,8 @@ def _read_by_export(
             # A profile found by userId is the member's; an email match only fills a gap.
             if key is None or key in matched_by_user_id:
                 continue
-        values[key] = {name: row.get(name) for name in fields}
-    return values
+        values[key] = tuple(row.get(name) for name in fields)
+    return FieldRows(fields, values)
 
 
 def _read_by_user(

@@ -46,3 +46,23 @@ def test_a_plan_from_an_older_reconciler_is_stale_with_a_reason() -> None:
     message = first_difference(saved, current)
     assert message is not None and "digested by a different version" in message
     assert "sha256 then" in message
+
+
+def test_the_values_digest_is_that_of_the_whole_canonical_text_at_any_size() -> None:
+    # Plans saved before the digest was made a member at a time must stay fresh, so it
+    # is the same digest, across its batch boundaries too.
+    import datetime
+    import hashlib
+    import json
+
+    from reconciler.plan import fingerprint
+
+    for n in (0, 1, 2, fingerprint._DIGEST_BATCH, fingerprint._DIGEST_BATCH + 1, 25_000):
+        values = {
+            f"user{i}\u00e9@example.com": None
+            if i % 7 == 0
+            else {"ltv": i * 1.5, "plan": 'p"ro', "at": [datetime.date(2025, 1, 1), {"b": 1}]}
+            for i in range(n)
+        }
+        whole = json.dumps(values, sort_keys=True, default=str, separators=(",", ":"))
+        assert fingerprint.values_digest(values) == hashlib.sha256(whole.encode()).hexdigest()

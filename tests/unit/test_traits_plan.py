@@ -178,3 +178,64 @@ def test_a_user_too_large_for_any_request_is_set_aside() -> None:
 def test_reads_are_chosen_by_their_cost_in_rate_limited_time(users: int, method: str) -> None:
     # An export costs 15 s of its 4/minute budget; user reads 1/100 s each.
     assert choose_field_read(users, ClientSettings()) == method
+
+
+# Memory (issue 17): a trait-mapped audience keeps nothing per member twice. These check
+# the sharing itself; bench/plan_traits.py measures what it saves.
+
+
+def test_merged_values_share_the_lists_dicts_until_a_second_list_changes_one() -> None:
+    a = {"u-1": {"plan": "pro"}, "u-2": {"plan": "free"}}
+    b = {"u-2": {"ltv": 3}}
+    lists = [mapped("a", a), mapped("b", b)]
+    merged = merge_fields(lists)
+    assert merged.values["u-1"] is a["u-1"]  # one list: shared, not copied
+    assert merged.values["u-2"] == {"plan": "free", "ltv": 3}
+    assert a["u-2"] == {"plan": "free"} and b["u-2"] == {"ltv": 3}  # inputs left as given
+    assert merged.merge == {}  # only members that merge nested objects are noted
+    assert merged.members["u-2"] is lists[0].members["u-2"]  # looked up, not copied
+    assert list(merged.members) == ["u-1", "u-2"]
+
+
+def test_a_conflict_names_the_audience_the_shared_values_came_from() -> None:
+    lists = [
+        mapped("a", {"u-1": {"plan": "pro"}}),
+        mapped("b", {"u-1": {"ltv": 3}}),
+        mapped("c", {"u-1": {"plan": "free", "ltv": 4}}),
+    ]
+    merged = merge_fields(lists)
+    issues = {issue.where: issue.message for _, issue in merged.conflicts}
+    assert set(issues) == {"audiences 'a' and 'c'", "audiences 'b' and 'c'"}
+    assert merged.values["u-1"] == {}
+    assert lists[0].values["u-1"] == {"plan": "pro"}
+
+
+def test_members_wanting_the_same_fields_share_one_set() -> None:
+    values = {f"u-{i}": {"plan": "pro", "ltv": i} for i in range(3)}
+    lists = [mapped("a", values)]
+    wanted = merge_fields(lists).to_read(lists)
+    assert wanted == {key: {"plan", "ltv"} for key in values}
+    assert len({id(names) for names in wanted.values()}) == 1
+
+
+def test_members_not_subscribed_drop_their_source_rows_once_mapped() -> None:
+    from reconciler.state.fields import _forget_traits
+
+    rows = {
+        k: make_member("email", k, None, {"plan": "pro", "first_name": "Ada"})
+        for k in ("a@x.io", "b@x.io")
+    }
+    before = dict(rows)
+    _forget_traits(rows, {"b@x.io"})
+    assert rows["a@x.io"].traits == {} and rows["a@x.io"] == before["a@x.io"]
+    assert rows["b@x.io"] is before["b@x.io"]  # subscribed: the saved plan carries its row
+
+
+def test_values_read_by_export_are_one_tuple_per_member_seen_as_dicts() -> None:
+    from reconciler.plan.fingerprint import values_digest
+    from reconciler.state.live import FieldRows
+
+    rows = FieldRows(["plan", "ltv"], {"u-1": ("pro", 3), "u-2": None})
+    as_dicts = {"u-1": {"plan": "pro", "ltv": 3}, "u-2": None}
+    assert dict(rows) == as_dicts and rows.get("u-3") is None
+    assert values_digest(rows) == values_digest(as_dicts)  # the stale check sees no change
