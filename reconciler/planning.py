@@ -4,7 +4,9 @@ Iterable, and the pure planner between them."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from reconciler.errors import IterableError, LiveStateError
@@ -19,6 +21,7 @@ from reconciler.members.model import (
     start_prefetch,
 )
 from reconciler.plan import (
+    DestinationPlan,
     ListPlan,
     Plan,
     list_plan,
@@ -32,7 +35,7 @@ from reconciler.plan.ownership import marked_audience, unmarked
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
 from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.state.consent import respect_consent
-from reconciler.state.desired import DesiredList, at_scale, build_desired
+from reconciler.state.desired import DesiredDestination, DesiredList, at_scale, build_desired
 from reconciler.state.fields import plan_fields
 from reconciler.state.live import LiveList, read_live
 from reconciler.state.unsendable import leave_out_unsendable
@@ -58,171 +61,182 @@ def make_plan(
         if member_reads == "export"
         else _start_prefetches(manifests, clients, targets, engine, progress)
     )
+    reads = _Reads(engine, progress, on_read, member_reads)
     destinations = []
     fingerprint: dict[str, dict[str, dict[str, Any]]] = {}
     for name, desired in build_desired(manifests, targets, engine, progress).items():
-        dest_spec = desired.destination.spec
-        try:
-            live = read_live(
-                clients[name],
-                desired,
-                on_read,
-                engine=engine,
-                progress=progress,
-                prefetch=prefetches.get(name),
-                member_reads=member_reads,
-            )
-        except (IterableError, LiveStateError) as exc:
-            raise exc.in_destination(name) from None
         prints = fingerprint.setdefault(name, {})
-        # Audiences whose list could not be read with confidence are left out whole.
-        unread = tuple(
-            (item.audience.name, live.unproven[item.list_name])
-            for item in desired.lists
-            if item.list_name in live.unproven
-        )
-        skipped = [(item.audience.name, issue) for item in desired.lists for issue in item.issues]
-        desired = dataclasses.replace(
-            desired, lists=[item for item in desired.lists if item.list_name not in live.unproven]
-        )
-        lists = []
-        for item in desired.lists:
-            live_list = live.managed.get(item.list_name)
-            spec = item.audience.spec
-            percent = spec.policy.maxRemovalPercent
-            if percent is None:
-                percent = dest_spec.policy.maxRemovalPercent
-            max_removals = spec.policy.maxRemovals
-            if max_removals is None:
-                max_removals = dest_spec.policy.maxRemovals
-            options = dict(
-                update_existing_users_only=spec.updateExistingUsersOnly,
-                campaign_id=spec.unsubscribe.campaignId,
-                channel_unsubscribe=spec.unsubscribe.channelUnsubscribe,
-                max_removal_percent=DEFAULT_MAX_REMOVAL_PERCENT if percent is None else percent,
-                max_removals=max_removals,
-                allow_empty=spec.allowEmpty,
-                min_members=spec.minMembers,
-                max_members=spec.maxMembers,
-                max_addition_percent=_inherited(
-                    spec.policy, dest_spec.policy, "maxAdditionPercent"
-                ),
-                max_additions=_inherited(spec.policy, dest_spec.policy, "maxAdditions"),
-                removals=spec.removals,
-            )
-            live_id = live_list.info.id if live_list else None
-            if item.table is not None:
-                lists.append(_plan_table(engine, item, live_list, progress, options))
-                table = live_list.table if live_list is not None else None
-                prints[item.list_name] = list_fingerprint(
-                    live_id, table.members_digest if table is not None else None
-                )
-                continue
-            lists.append(
-                plan_list(
-                    audience=item.audience.name,
-                    list_name=item.list_name,
-                    description=spec.description,
-                    desired=item.members,
-                    live_list_id=live_id,
-                    live_members=live_list.members if live_list else (),
-                    skipped_ids=item.skipped_ids,
-                    **options,
-                )
-            )
-            prints[item.list_name] = list_fingerprint(
-                live_id, digest_members(live_list.members) if live_list else None
-            )
-        deletions = []
         # With --target only some audiences are considered, so nothing else may be pruned.
-        if dest_spec.prune and targets is None:
-            declared = {a.list_name for a in manifests.audiences_of(name)}
-            deletions = plan_deletions(live.all_lists, declared)
-            for deletion in deletions:
-                prints[f"{deletion.list_name}#{deletion.list_id}"] = list_fingerprint(
-                    deletion.list_id, None
+        declared = {a.list_name for a in manifests.audiences_of(name)} if targets is None else None
+        with _in_destination(name):
+            destinations.append(
+                _plan_destination(
+                    clients[name], desired, declared, prefetches.get(name), reads, prints
                 )
-        # Trait mappings: fields ride on subscribes, the rest become bulkUpdates. A value
-        # that cannot be sent leaves out that field only: its member is still sent.
-        fields = plan_fields(clients[name], desired, lists)
-        field_issues = [
-            (item.audience.name, issue)
-            for item in desired.lists
-            if item.fields is not None
-            for issue in item.fields.issues
-        ]
-        field_issues.extend(fields.issues)
-        if fields.live_digest is not None:
-            prints[FIELDS_KEY] = {"digest": fields.live_digest}
-        # Forgotten users, and unknown ones an audience may not create, are not sent.
-        try:
-            left_out = leave_out_unsendable(clients[name], desired.project_type, fields.lists)
-        except (IterableError, LiveStateError) as exc:
-            raise exc.in_destination(name) from None
-        # People who left a list themselves, or its channel, are not re-added (issue 19).
-        resubscribe = {
-            item.audience.name: item.audience.spec.resubscribe == "allowed"
-            for item in desired.lists
-        }
-        try:
-            consented = respect_consent(
-                clients[name],
-                desired.project_type,
-                [
-                    dataclasses.replace(lp, resubscribe_allowed=resubscribe.get(lp.audience, False))
-                    for lp in left_out.lists
-                ],
             )
-        except (IterableError, LiveStateError) as exc:
-            raise exc.in_destination(name) from None
-        left_out.lists, left_out.reads = consented.lists, left_out.reads + consented.reads
-        policy_of = {
-            item.audience.name: item.audience.spec.policy.activeCampaignAdds
-            or dest_spec.policy.activeCampaignAdds
-            or "warn"
-            for item in desired.lists
-        }
-        planned = [
-            dataclasses.replace(lp, active_campaign_adds=policy_of.get(lp.audience, "warn"))
-            for lp in left_out.lists
-        ]
-        campaigns, campaigns_error = _read_campaigns(clients[name], planned)
-        dest_plan = plan_destination(
-            name,
-            desired.project_type,
-            planned,
-            skipped,
-            deletions,
-            allow_list_deletion=dest_spec.policy.allowListDeletion,
-            skipped_unlisted=sum(
-                item.table.skipped - len(item.table.issues)
-                for item in desired.lists
-                if item.table is not None
-            ),
-        )
-        destinations.append(
-            dataclasses.replace(
-                dest_plan,
-                field_updates=tuple(fields.updates),
-                field_read=fields.read,
-                field_issues=tuple(field_issues),
-                member_read=live.describe_reads(),
-                notes=tuple(
-                    list_notes(desired.lists, live.all_lists, live.managed, dest_plan.deletions)
-                ),
-                duplicate_rows=sum(item.duplicates for item in desired.lists),
-                campaigns=tuple(campaigns),
-                campaigns_read_error=campaigns_error,
-                duplicate_conflicts=tuple(
-                    (item.audience.name, issue)
-                    for item in desired.lists
-                    for issue in item.conflicts
-                ),
-                unread=unread,
-                other_reads=tuple(left_out.reads),
-            )
-        )
     return Plan(tuple(destinations), fingerprint)
+
+
+@dataclass(frozen=True)
+class _Reads:
+    """How this plan reads: the same for every destination."""
+
+    engine: Engine
+    progress: Progress
+    on_read: Callable[[str], None] | None
+    member_reads: str | None
+
+
+@contextmanager
+def _in_destination(name: str) -> Iterator[None]:
+    """Errors reading Iterable name the destination they happened in."""
+    try:
+        yield
+    except (IterableError, LiveStateError) as exc:
+        raise exc.in_destination(name) from None
+
+
+def _plan_destination(
+    client: IterableClient,
+    desired: DesiredDestination,
+    declared: set[str] | None,
+    prefetch: Prefetch | None,
+    reads: _Reads,
+    prints: dict[str, dict[str, Any]],
+) -> DestinationPlan:
+    """One destination, in the order its reads depend on one another: its lists and
+    members, then (knowing the adds) mapped fields, users that cannot be sent, consent and
+    the campaigns the changes reach. `declared` is every list name its manifests declare,
+    or None when only some audiences are planned (then nothing may be pruned)."""
+    dest_spec = desired.destination.spec
+    live = read_live(
+        client,
+        desired,
+        reads.on_read,
+        engine=reads.engine,
+        progress=reads.progress,
+        prefetch=prefetch,
+        member_reads=reads.member_reads,
+    )
+    # Audiences whose list could not be read with confidence are left out whole.
+    unread = tuple(
+        (item.audience.name, live.unproven[item.list_name])
+        for item in desired.lists
+        if item.list_name in live.unproven
+    )
+    skipped = [(item.audience.name, issue) for item in desired.lists for issue in item.issues]
+    desired = dataclasses.replace(
+        desired, lists=[item for item in desired.lists if item.list_name not in live.unproven]
+    )
+    lists = [
+        _plan_list(reads, item, live.managed.get(item.list_name), dest_spec, prints)
+        for item in desired.lists
+    ]
+    deletions = []
+    if dest_spec.prune and declared is not None:
+        deletions = plan_deletions(live.all_lists, declared)
+        for deletion in deletions:
+            prints[f"{deletion.list_name}#{deletion.list_id}"] = list_fingerprint(
+                deletion.list_id, None
+            )
+    # Trait mappings: fields ride on subscribes, the rest become bulkUpdates. A value
+    # that cannot be sent leaves out that field only: its member is still sent.
+    fields = plan_fields(client, desired, lists)
+    field_issues = [
+        (item.audience.name, issue)
+        for item in desired.lists
+        if item.fields is not None
+        for issue in item.fields.issues
+    ]
+    field_issues.extend(fields.issues)
+    if fields.live_digest is not None:
+        prints[FIELDS_KEY] = {"digest": fields.live_digest}
+    # Forgotten users, and unknown ones an audience may not create, are not sent.
+    left_out = leave_out_unsendable(client, desired.project_type, fields.lists)
+    # People who left a list themselves, or its channel, are not re-added (issue 19).
+    consented = respect_consent(client, desired.project_type, left_out.lists)
+    campaigns, campaigns_error = _read_campaigns(client, consented.lists)
+    return plan_destination(
+        desired.destination.name,
+        desired.project_type,
+        consented.lists,
+        skipped,
+        deletions,
+        allow_list_deletion=dest_spec.policy.allowListDeletion,
+        skipped_unlisted=sum(
+            item.table.skipped - len(item.table.issues)
+            for item in desired.lists
+            if item.table is not None
+        ),
+        field_updates=tuple(fields.updates),
+        field_read=fields.read,
+        field_issues=tuple(field_issues),
+        member_read=live.describe_reads(),
+        notes=tuple(list_notes(desired.lists, live.all_lists, live.managed, deletions)),
+        duplicate_rows=sum(item.duplicates for item in desired.lists),
+        campaigns=tuple(campaigns),
+        campaigns_read_error=campaigns_error,
+        duplicate_conflicts=tuple(
+            (item.audience.name, issue) for item in desired.lists for issue in item.conflicts
+        ),
+        unread=unread,
+        other_reads=tuple(left_out.reads + consented.reads),
+    )
+
+
+def _plan_list(
+    reads: _Reads,
+    item: DesiredList,
+    live_list: LiveList | None,
+    dest_spec: Any,
+    prints: dict[str, dict[str, Any]],
+) -> ListPlan:
+    """One audience's list: in DuckDB when its members are in a table, else in Python;
+    its live fingerprint is recorded in `prints` for the stale check."""
+    options = _list_options(item, dest_spec)
+    live_id = live_list.info.id if live_list else None
+    if item.table is not None:
+        table = live_list.table if live_list is not None else None
+        prints[item.list_name] = list_fingerprint(
+            live_id, table.members_digest if table is not None else None
+        )
+        return _plan_table(reads.engine, item, live_list, reads.progress, options)
+    prints[item.list_name] = list_fingerprint(
+        live_id, digest_members(live_list.members) if live_list else None
+    )
+    return plan_list(
+        audience=item.audience.name,
+        list_name=item.list_name,
+        description=item.audience.spec.description,
+        desired=item.members,
+        live_list_id=live_id,
+        live_members=live_list.members if live_list else (),
+        skipped_ids=item.skipped_ids,
+        **options,
+    )
+
+
+def _list_options(item: DesiredList, dest_spec: Any) -> dict[str, Any]:
+    """What an audience asks of its list's plan: its own settings, and the policy it
+    inherits from its destination where it sets none (the default lives in plan/policy)."""
+    spec = item.audience.spec
+    percent = _inherited(spec.policy, dest_spec.policy, "maxRemovalPercent")
+    return dict(
+        update_existing_users_only=spec.updateExistingUsersOnly,
+        campaign_id=spec.unsubscribe.campaignId,
+        channel_unsubscribe=spec.unsubscribe.channelUnsubscribe,
+        max_removal_percent=DEFAULT_MAX_REMOVAL_PERCENT if percent is None else percent,
+        max_removals=_inherited(spec.policy, dest_spec.policy, "maxRemovals"),
+        allow_empty=spec.allowEmpty,
+        min_members=spec.minMembers,
+        max_members=spec.maxMembers,
+        max_addition_percent=_inherited(spec.policy, dest_spec.policy, "maxAdditionPercent"),
+        max_additions=_inherited(spec.policy, dest_spec.policy, "maxAdditions"),
+        removals=spec.removals,
+        resubscribe_allowed=spec.resubscribe == "allowed",
+        active_campaign_adds=_inherited(spec.policy, dest_spec.policy, "activeCampaignAdds")
+        or "warn",
+    )
 
 
 def _read_campaigns(client: IterableClient, lists: list[ListPlan]) -> tuple[list[Any], str | None]:
@@ -244,7 +258,7 @@ def list_notes(
     items: list[DesiredList],
     all_lists: list[Any],
     managed: Mapping[str, LiveList],
-    deletions: tuple[Any, ...],
+    deletions: Sequence[Any],
 ) -> list[str]:
     """What a plan should say about lists beyond adds and removes: a changed listName
     (Iterable cannot rename a list, so it is a new list with a new id) and a changed

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from reconciler.members.identity import Member, ProjectType
 from reconciler.members.issue import MemberIssue
@@ -106,6 +106,8 @@ def list_plan(
     max_additions: int | None = None,
     removals: str = "allowed",
     kept_for_skipped: int = 0,
+    resubscribe_allowed: bool = False,
+    active_campaign_adds: Literal["block", "warn"] = "warn",
 ) -> ListPlan:
     """A ListPlan from adds and removes however they were computed (here, or in DuckDB)."""
     held_back = 0
@@ -135,6 +137,8 @@ def list_plan(
         max_additions=max_additions,
         held_back_removals=held_back,
         kept_for_skipped=kept_for_skipped,
+        resubscribe_allowed=resubscribe_allowed,
+        active_campaign_adds=active_campaign_adds,
     )
 
 
@@ -163,7 +167,10 @@ def plan_destination(
     deletions: list[ListDeletion] | None = None,
     allow_list_deletion: bool = False,
     skipped_unlisted: int = 0,
+    **details: Any,
 ) -> DestinationPlan:
+    """A destination's plan from its lists' plans; `details` are what the plan reports
+    beside them (field updates, reads made, notes, campaigns: DestinationPlan's fields)."""
     return DestinationPlan(
         destination=destination,
         project_type=project_type,
@@ -172,4 +179,5 @@ def plan_destination(
         skipped_unlisted=skipped_unlisted,
         deletions=tuple(deletions or ()),
         allow_list_deletion=allow_list_deletion,
+        **details,
     )
