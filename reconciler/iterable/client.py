@@ -675,15 +675,7 @@ class IterableClient:
             if _is_html(response):
                 # A proxy's or portal's page would otherwise be read as data.
                 raise _BadAnswer(f"an HTML page, not {what}")
-            lines = 0
-            with path.open("wb") as handle:
-                for chunk in response.iter_bytes():
-                    handle.write(chunk)
-                    found = chunk.count(b"\n")
-                    lines += found
-                    if on_lines is not None and found:
-                        on_lines(found)
-            return lines
+            return _save_lines(response, path, on_lines)
 
         return self._request("GET", endpoint, bucket=bucket, params=params, parse=save, bulk=True)
 
@@ -844,15 +836,7 @@ class IterableClient:
                         continue
                     if response.status_code != 200:
                         raise _Retryable(f"HTTP {response.status_code}")
-                    lines = 0
-                    with target.open("wb") as handle:
-                        for chunk in response.iter_bytes():
-                            handle.write(chunk)
-                            found = chunk.count(b"\n")
-                            lines += found
-                            if on_lines is not None and found:
-                                on_lines(found)
-                    return lines
+                    return _save_lines(response, target, on_lines)
             except (_Retryable, httpx.TransportError) as exc:
                 reason = exc.reason if isinstance(exc, _Retryable) else type(exc).__name__
                 if attempt >= self.settings.bulk_read_retries:
@@ -1356,3 +1340,18 @@ def _error_fields(body: Any) -> tuple[str | None, str | None]:
         return None, None
     msg, code = body.get("msg"), body.get("code")
     return (msg if isinstance(msg, str) else None), (code if isinstance(code, str) else None)
+
+
+def _save_lines(
+    response: httpx.Response, path: Path, on_lines: Callable[[int], None] | None
+) -> int:
+    """Stream a body of JSON lines to `path`, saying how many lines arrived as they do."""
+    lines = 0
+    with path.open("wb") as handle:
+        for chunk in response.iter_bytes():
+            handle.write(chunk)
+            found = chunk.count(b"\n")
+            lines += found
+            if on_lines is not None and found:
+                on_lines(found)
+    return lines

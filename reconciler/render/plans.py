@@ -48,23 +48,14 @@ def _list_ref(lp: ListPlan) -> str:
     return f" (list {lp.list_id})" if lp.list_id is not None else " (new list)"
 
 
-def _member_label(show: Show) -> Any:
-    def label(member: Member) -> str:
-        if member.key_kind == "userId" and member.email is not None:
-            return f"{show(member.key)} <{show(member.email)}>"
-        return show(member.key)
+def _identity_label(show: Show) -> Any:
+    """How a member, or a user whose fields change, is named: the one place identifiers
+    are shown, so masking applies to both alike."""
 
-    return label
-
-
-def _update_label(show: Show) -> Any:
-    """How a user whose fields change is named: the one place identifiers of field updates
-    are shown, so masking applies to them as it does to members."""
-
-    def label(update: FieldUpdate) -> str:
-        if update.key_kind == "userId" and update.email is not None:
-            return f"{show(update.key)} <{show(update.email)}>"
-        return show(update.key)
+    def label(who: Member | FieldUpdate) -> str:
+        if who.key_kind == "userId" and who.email is not None:
+            return f"{show(who.key)} <{show(who.email)}>"
+        return show(who.key)
 
     return label
 
@@ -148,8 +139,8 @@ def _context(plan: Plan, show_members: bool, allowed: Collection[str] = ()) -> d
         "skipped_sample": SKIPPED_SAMPLE,
         "show": show,
         "quoted": quoted(show),
-        "member_label": _member_label(show),
-        "update_label": _update_label(show),
+        "member_label": _identity_label(show),
+        "update_label": _identity_label(show),
         "field_value": _field_value(show),
         "add_field_names": _add_field_names,
         "list_ref": _list_ref,
