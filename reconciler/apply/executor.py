@@ -15,7 +15,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from itertools import groupby
+from typing import Any, Literal, TypeVar, assert_never
 
 from reconciler.apply.journal import Journal
 from reconciler.errors import AuthError, IterableError
@@ -23,7 +24,18 @@ from reconciler.iterable import BatchResult, IterableClient
 from reconciler.iterable.batching import pack_users
 from reconciler.members.identity import Member, ProjectType, looks_like_email
 from reconciler.members.model import batches
-from reconciler.plan import DestinationPlan, FieldUpdate, ListPlan, Plan
+from reconciler.plan import (
+    AddMembers,
+    Change,
+    CreateList,
+    DeleteList,
+    DestinationPlan,
+    FieldUpdate,
+    ListPlan,
+    Plan,
+    RemoveMembers,
+    UpdateFields,
+)
 from reconciler.plan.ownership import mark
 from reconciler.render.masking import message_for
 
@@ -381,8 +393,8 @@ class _Run:
 
 @dataclass
 class _Step:
-    """One kind of request in a destination's changes: its jobs (made when the step
-    starts), how one job is sent, and how its answer, failure or absence is recorded."""
+    """How one typed change is carried out: its jobs (taken as the sender reaches them),
+    how one job is sent, and how its answer, failure or absence is recorded."""
 
     jobs: Iterable[Any]
     send: Callable[[Any], Any]  # one request, journaled; an IterableError fails only this job
@@ -397,31 +409,36 @@ class _Step:
 def _apply_destination(
     dest_plan: DestinationPlan, client: IterableClient, run: _Run
 ) -> DestinationResult:
-    """One loop over the destination's changes, in the order Iterable needs them, each
-    through the one batch sender."""
-    changes = _DestinationChanges(dest_plan, client, run)
+    """One loop over the destination's typed changes, in the order the plan gives them
+    (DestinationPlan.changes), each dispatched to its requests and sent through the one
+    batch sender. The changes of one kind go to the sender together, so the pool stays
+    full across lists; the next kind starts once they have all been answered, so members
+    go only to lists that exist by then, and field updates to users subscribes created."""
+    destination = _Destination(dest_plan, client, run)
     concurrency = client.settings.concurrency
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for step in changes.steps():
-            _send(step, pool, run, concurrency)
-    return changes.result()
+        for _kind, changes in groupby(dest_plan.changes(), key=type):
+            _send([destination.step(change) for change in changes], pool, run, concurrency)
+    return destination.result()
 
 
-def _send(step: _Step, pool: ThreadPoolExecutor, run: _Run, concurrency: int) -> None:
-    """The batch sender: every job of `step` sent (unless the run was interrupted first)
+def _send(steps: Sequence[_Step], pool: ThreadPoolExecutor, run: _Run, concurrency: int) -> None:
+    """The batch sender: every job of `steps` sent (unless the run was interrupted first)
     and its outcome recorded, in job order."""
 
-    def attempt(job: Any) -> Any:
+    def attempt(item: tuple[_Step, Any]) -> Any:
+        step, job = item
         if run.skip():
             return _NOT_SENT
         return step.send(job)
 
+    jobs = ((step, job) for step in steps for job in step.jobs)
     answers = (
-        _run(pool, attempt, step.jobs, concurrency)
-        if step.concurrent
-        else _one_at_a_time(attempt, step.jobs)
+        _run(pool, attempt, jobs, concurrency)
+        if all(step.concurrent for step in steps)
+        else _one_at_a_time(attempt, jobs)
     )
-    for job, answer in answers:
+    for (step, job), answer in answers:
         if answer is _NOT_SENT:
             step.not_sent(job)
         elif isinstance(answer, IterableError):
@@ -432,9 +449,9 @@ def _send(step: _Step, pool: ThreadPoolExecutor, run: _Run, concurrency: int) ->
                 run.progress(step.phase, len(job[-1]))
 
 
-class _DestinationChanges:
-    """A destination's changes as steps (create lists, subscribe, update fields,
-    unsubscribe, delete lists), and what came of them."""
+class _Destination:
+    """The requests that carry out each kind of typed change to one destination, and what
+    came of them."""
 
     def __init__(self, dest_plan: DestinationPlan, client: IterableClient, run: _Run):
         self.plan, self.client, self.run = dest_plan, client, run
@@ -447,23 +464,27 @@ class _DestinationChanges:
             if not lp.create:
                 assert lp.list_id is not None
                 self.live_ids[lp.list_name] = lp.list_id
-        self.fields = (
-            FieldUpdateResult(planned=len(dest_plan.field_updates))
-            if dest_plan.field_updates
-            else None
-        )
-        self.deletions = [DeletionResult(x.list_id, x.list_name) for x in dest_plan.deletions]
+        self.fields: FieldUpdateResult | None = None  # made by the UpdateFields change
+        self.deletions: list[DeletionResult] = []
 
-    def steps(self) -> Iterator[_Step]:
-        """In the order Iterable needs them. Each step is made when the one before has
-        finished, so members go only to lists that exist by then, and field updates to
-        users the subscribes have created."""
-        yield self._create_lists()
-        yield self._members("subscribe")
-        if self.fields is not None:
-            yield self._update_fields(self.fields)
-        yield self._members("unsubscribe")
-        yield self._delete_lists()
+    def step(self, change: Change) -> _Step:
+        """The dispatch: how `change` is sent."""
+        match change:
+            case CreateList():
+                return self._create_list(change.list_plan)
+            case AddMembers():
+                return self._members("subscribe", change.list_plan, change.members)
+            case UpdateFields():
+                self.fields = FieldUpdateResult(planned=len(change.updates))
+                return self._update_fields(self.fields, change.updates)
+            case RemoveMembers():
+                return self._members("unsubscribe", change.list_plan, change.identifiers)
+            case DeleteList():
+                outcome = DeletionResult(change.list_id, change.list_name)
+                self.deletions.append(outcome)
+                return self._delete_list(outcome)
+            case _:
+                assert_never(change)
 
     def result(self) -> DestinationResult:
         for result in self.results.values():
@@ -474,7 +495,7 @@ class _DestinationChanges:
             self.dest, list(self.results.values()), self.deletions, self.fields
         )
 
-    def _create_lists(self) -> _Step:
+    def _create_list(self, lp: ListPlan) -> _Step:
         def send(lp: ListPlan) -> int:
             with self.run.journal.step("create_list", self.dest, lp.list_name) as step:
                 # The marker is how prune knows the list is ours to delete later; the run
@@ -498,10 +519,11 @@ class _DestinationChanges:
             result.create_not_attempted = True
             result.not_attempted_add = len(lp.add)
 
-        jobs = [lp for lp in self.work if lp.create]
-        return _Step(jobs, send, settle, failed, not_sent, concurrent=False)
+        return _Step([lp], send, settle, failed, not_sent, concurrent=False)
 
-    def _members(self, op: Literal["subscribe", "unsubscribe"]) -> _Step:
+    def _members(
+        self, op: Literal["subscribe", "unsubscribe"], lp: ListPlan, members: Sequence[Any]
+    ) -> _Step:
         """Subscribes or unsubscribes in batches of at most batch_size members. Jobs are
         generated as the pool takes them: a list of millions is read from DuckDB a batch
         at a time, never held whole."""
@@ -509,15 +531,10 @@ class _DestinationChanges:
         project_type = self.plan.project_type
         size = self.client.settings.batch_size
 
-        def members(lp: ListPlan) -> Sequence[Any]:
-            return lp.add if adding else lp.remove
-
-        jobs = (
-            (lp, chunk)
-            for lp in self.work
-            if lp.list_name in self.live_ids and members(lp)
-            for chunk in batches(members(lp), size)
-        )
+        def jobs() -> Iterator[tuple[ListPlan, Sequence[Any]]]:
+            if lp.list_name in self.live_ids:  # a list that could not be created gets none
+                for chunk in batches(members, size):
+                    yield lp, chunk
 
         def send(job: tuple[ListPlan, Sequence[Any]]) -> BatchResult:
             lp, chunk = job
@@ -563,12 +580,11 @@ class _DestinationChanges:
             else:
                 result.not_attempted_remove += len(chunk)
 
-        return _Step(jobs, send, settle, failed, not_sent, phase="add" if adding else "remove")
+        return _Step(jobs(), send, settle, failed, not_sent, phase="add" if adding else "remove")
 
-    def _update_fields(self, result: FieldUpdateResult) -> _Step:
+    def _update_fields(self, result: FieldUpdateResult, updates: Sequence[FieldUpdate]) -> _Step:
         """bulkUpdate in requests Iterable accepts (users and bytes measured, see
         batching.py); the client paces them at bulk_updates_per_second."""
-        updates = self.plan.field_updates
         payloads = [update_payload(u, self.plan.project_type) for u in updates]
         packed = pack_users(
             payloads,
@@ -603,7 +619,7 @@ class _DestinationChanges:
         jobs = ((chunk,) for chunk in packed.requests)
         return _Step(jobs, send, settle, failed, not_sent, phase="update")
 
-    def _delete_lists(self) -> _Step:
+    def _delete_list(self, outcome: DeletionResult) -> _Step:
         """Prune: only ever lists that carry the ownership marker (plan_deletions)."""
 
         def send(outcome: DeletionResult) -> bool:
@@ -623,7 +639,7 @@ class _DestinationChanges:
         def not_sent(outcome: DeletionResult) -> None:
             outcome.error = "not attempted: the run was interrupted"
 
-        return _Step(self.deletions, send, settle, failed, not_sent, concurrent=False)
+        return _Step([outcome], send, settle, failed, not_sent, concurrent=False)
 
 
 def _settle(sent: int, named: int, outcome: BatchResult) -> tuple[int, int]:

@@ -1,14 +1,20 @@
 """Plans: the model and the pure planner."""
 
 from reconciler.plan.model import (
+    AddMembers,
     CampaignUse,
+    Change,
+    CreateList,
+    DeleteList,
     DestinationPlan,
     FieldRead,
     FieldUpdate,
     ListDeletion,
     ListPlan,
     Plan,
+    RemoveMembers,
     Summary,
+    UpdateFields,
     Violation,
 )
 from reconciler.plan.planner import (
@@ -21,14 +27,20 @@ from reconciler.plan.planner import (
 )
 
 __all__ = [
+    "AddMembers",
     "CampaignUse",
+    "Change",
+    "CreateList",
+    "DeleteList",
     "DestinationPlan",
     "FieldRead",
     "FieldUpdate",
     "ListDeletion",
     "ListPlan",
     "Plan",
+    "RemoveMembers",
     "Summary",
+    "UpdateFields",
     "Violation",
     "diff_members",
     "keep_skipped",

@@ -3,9 +3,9 @@ that apply needs and the counts and samples that people read."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from reconciler.errors import UnsafePlanError
 from reconciler.members.identity import Member, ProjectType
@@ -226,6 +226,85 @@ class ListDeletion:
     list_name: str
 
 
+# The typed changes: what apply does, one kind of request each, in the order
+# DestinationPlan.changes() yields them. Each holds a reference to the plan's record and to
+# its member sequences, never a copy: those may be lazy views over DuckDB workspace tables
+# (members/engine/rows.py) that apply reads a batch at a time.
+ChangeType = Literal["create_list", "add_members", "update_fields", "remove_members", "delete_list"]
+
+
+@dataclass(frozen=True)
+class CreateList:
+    """Create `list_plan`'s list, carrying the ownership marker (plan/ownership.py)."""
+
+    kind: ClassVar[ChangeType] = "create_list"
+    list_plan: ListPlan
+
+    @property
+    def list_name(self) -> str:
+        return self.list_plan.list_name
+
+
+@dataclass(frozen=True)
+class AddMembers:
+    """Subscribe `members` to the list, each with its mapped fields (trait mappings)."""
+
+    kind: ClassVar[ChangeType] = "add_members"
+    list_plan: ListPlan
+
+    @property
+    def list_name(self) -> str:
+        return self.list_plan.list_name
+
+    @property
+    def members(self) -> Sequence[Member]:
+        return self.list_plan.add
+
+
+@dataclass(frozen=True)
+class UpdateFields:
+    """bulkUpdate the mapped fields of users already on Iterable (a user may be on several
+    of the destination's lists, so this is one change for the destination, not per list)."""
+
+    kind: ClassVar[ChangeType] = "update_fields"
+    updates: Sequence[FieldUpdate]
+
+
+@dataclass(frozen=True)
+class RemoveMembers:
+    """Unsubscribe `identifiers` (as Iterable reported them) from the list."""
+
+    kind: ClassVar[ChangeType] = "remove_members"
+    list_plan: ListPlan
+
+    @property
+    def list_name(self) -> str:
+        return self.list_plan.list_name
+
+    @property
+    def identifiers(self) -> Sequence[str]:
+        return self.list_plan.remove
+
+
+@dataclass(frozen=True)
+class DeleteList:
+    """Delete a list reconciler created that no manifest declares any more (prune)."""
+
+    kind: ClassVar[ChangeType] = "delete_list"
+    deletion: ListDeletion
+
+    @property
+    def list_name(self) -> str:
+        return self.deletion.list_name
+
+    @property
+    def list_id(self) -> int:
+        return self.deletion.list_id
+
+
+Change = CreateList | AddMembers | UpdateFields | RemoveMembers | DeleteList
+
+
 @dataclass(frozen=True)
 class Violation:
     """One reason the safety policy blocks a plan; `rule` names the flag that overrides it."""
@@ -325,6 +404,18 @@ class DestinationPlan:
     campaigns: tuple[CampaignUse, ...] = ()
     campaigns_read_error: str | None = None
 
+    def changes(self) -> Iterator[Change]:
+        """What apply does to this destination, in the order it does it: lists are created
+        before members go to them; subscribes come before the field updates (a subscribe
+        may create the user they update); unsubscribes follow, and prune's deletions come
+        last. Apply starts each kind once the kind before has finished."""
+        yield from (CreateList(lp) for lp in self.lists if lp.create)
+        yield from (AddMembers(lp) for lp in self.lists if lp.add)
+        if self.field_updates:
+            yield UpdateFields(self.field_updates)
+        yield from (RemoveMembers(lp) for lp in self.lists if lp.remove)
+        yield from (DeleteList(x) for x in self.deletions)
+
     def campaigns_of(self, list_name: str) -> list[CampaignUse]:
         return [c for c in self.campaigns if c.list_name == list_name]
 
@@ -346,11 +437,7 @@ class DestinationPlan:
 
     @property
     def has_changes(self) -> bool:
-        return (
-            any(lp.has_changes for lp in self.lists)
-            or bool(self.deletions)
-            or bool(self.field_updates)
-        )
+        return next(self.changes(), None) is not None
 
     def violations(self) -> list[Violation]:
         """The safety policy, judged on the plan itself (as octoDNS's Plan.raise_if_unsafe)."""
@@ -657,9 +744,6 @@ def _field_updates_dict(d: DestinationPlan, show: Callable[[str], str]) -> dict[
             for u in d.field_updates[:SAMPLE_SIZE]
         ],
     }
-
-
-ChangeType = Literal["create_list", "add_members", "remove_members"]
 
 
 def _members(count: int) -> str:

@@ -4,9 +4,19 @@ plan's changes in Iterable's order, through one batch sender."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from reconciler.apply.executor import apply_plan
-from reconciler.plan import DestinationPlan, FieldUpdate, ListDeletion, Plan
+from reconciler.plan import (
+    AddMembers,
+    Change,
+    DestinationPlan,
+    FieldUpdate,
+    ListDeletion,
+    Plan,
+    RemoveMembers,
+)
 from tests.apply.support import client, list_plan, member, writes
 
 
@@ -59,6 +69,37 @@ def test_changes_are_sent_in_order_create_subscribe_update_unsubscribe_delete(em
     assert proj.members(old) == ["b@example.com"]
     assert gone not in proj.lists
     assert proj.find_user(email="b@example.com").data_fields == {"tier": "gold"}
+
+
+@dataclass(frozen=True)
+class RemovalsFirst(DestinationPlan):
+    """A plan whose change sequence puts a list's unsubscribes before its subscribes."""
+
+    def changes(self) -> Iterator[Change]:
+        for lp in self.lists:
+            yield RemoveMembers(lp)
+            yield AddMembers(lp)
+
+
+def test_apply_carries_out_the_plans_typed_changes_in_the_order_they_come(emulator_server):
+    """The executor does not know the order itself: it dispatches each change of
+    DestinationPlan.changes() in turn."""
+    proj = emulator_server.emulator.project("default")
+    existing = proj.add_list("vip")
+    proj.subscribe_direct(existing, email="a@example.com")
+    lp = list_plan(
+        "vip", list_id=existing, add=(member("b@example.com"),), remove=("a@example.com",), live=1
+    )
+    plan = Plan((RemovalsFirst("prod", "hybrid", (lp,)),))
+    with client(emulator_server) as c:
+        report = apply_plan(plan, {"prod": c})
+    assert [path for _method, path in writes(emulator_server)] == [
+        "/api/lists/unsubscribe",
+        "/api/lists/subscribe",
+    ]
+    (result,) = report.destinations[0].lists
+    assert report.ok and (result.added, result.removed) == (1, 1)
+    assert proj.members(existing) == ["b@example.com"]
 
 
 def test_batches_hold_at_most_batch_size_members_and_progress_counts_each(emulator_server):
