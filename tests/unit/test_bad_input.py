@@ -411,7 +411,7 @@ def test_running_out_of_memory_is_not_reported_as_a_bug(monkeypatch, capsys) -> 
         raise MemoryError
 
     # MemoryError cannot be provoked safely on a shared machine: the loader raises it here.
-    monkeypatch.setattr("reconciler.cli.validate.load_manifests", exhausted)
+    monkeypatch.setattr("reconciler.validation.load_manifests", exhausted)
     monkeypatch.setattr("sys.argv", ["reconciler", "validate", "manifests"])
     with pytest.raises(SystemExit) as exit_info:
         cli.main()

@@ -1,0 +1,96 @@
+"""What `reconciler validate` checks, without contacting Iterable: the manifests load,
+every member source can be read, its members are valid, and the values its trait mapping
+maps convert. The command (cli/validate.py) prints the result and exits with it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.errors import SourceError
+from reconciler.manifest import load_manifests
+from reconciler.members.issue import MemberIssue
+from reconciler.members.model import Engine
+from reconciler.state.desired import DesiredList, build_desired
+
+
+@dataclass(frozen=True)
+class Validation:
+    """What validate found. Problems (exit 1): sources that cannot be read, invalid members,
+    and mapped values that plan would not send. Warnings: duplicate rows that disagreed
+    with the row kept."""
+
+    destinations: int
+    audiences: int
+    files: int
+    members: int
+    duplicates: int = 0  # source rows collapsed into an earlier row with the same key
+    unreadable: tuple[SourceError, ...] = ()
+    invalid: tuple[MemberIssue, ...] = ()  # invalid members, as listed
+    # Invalid members beyond those listed: large audiences list their first 1,000.
+    unlisted: int = 0
+    # Values a trait mapping cannot convert (`'lots' is not a number`): plan leaves them out.
+    values: tuple[MemberIssue, ...] = ()
+    conflicts: tuple[MemberIssue, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not (self.unreadable or self.invalid or self.values)
+
+    def lines(self, show: Callable[[str], str]) -> list[str]:
+        """The invalid members and values, then the warnings, one line each, located
+        (FILE:LINE:COL or FILE:ROW); source data in them goes through `show`. Sources that
+        cannot be read are errors the command prints before these."""
+        out = [issue.describe(show) for issue in (*self.invalid, *self.values)]
+        out.extend(f"warning: {issue.describe(show)}" for issue in self.conflicts)
+        if self.unlisted:
+            out.append(f"... and {self.unlisted:,} more (large audiences list their first 1,000).")
+        return out
+
+    def count_problems(self) -> str:
+        """'1 source that cannot be read, 3 invalid members found.'"""
+        found = [
+            (len(self.unreadable), "source that cannot be read", "sources that cannot be read"),
+            (len(self.invalid) + self.unlisted, "invalid member", "invalid members"),
+            (len(self.values), "value that cannot be sent", "values that cannot be sent"),
+        ]
+        return (
+            ", ".join(f"{n:,} {one if n == 1 else many}" for n, one, many in found if n) + " found."
+        )
+
+    def describe(self) -> str:
+        """The line a clean validation ends with."""
+        collapsed = f" ({self.duplicates:,} duplicate row(s) collapsed)" if self.duplicates else ""
+        return (
+            f"OK: {self.destinations} destination(s), {self.audiences} audience(s), "
+            f"{self.members:,} member(s){collapsed} in {self.files} file(s)."
+        )
+
+
+def validate(path: Path, engine: Engine | None = None) -> Validation:
+    """Load the manifests under `path` and read every member source as plan would (large
+    sources in DuckDB through `engine`). A manifest that does not load raises its
+    ManifestError; a source that cannot be read is reported, and the others still read."""
+    unreadable: list[SourceError] = []
+    manifests = load_manifests(path)
+    desired = build_desired(manifests, engine=engine, errors=unreadable)
+    items = [item for d in desired.values() for item in d.lists]
+    return Validation(
+        destinations=len(manifests.destinations),
+        audiences=len(manifests.audiences),
+        files=len(manifests.files),
+        members=sum(_members(item) for item in items),
+        duplicates=sum(item.duplicates for item in items),
+        unreadable=tuple(unreadable),
+        invalid=tuple(issue for item in items for issue in item.issues),
+        unlisted=sum(item.table.skipped - len(item.issues) for item in items if item.table),
+        values=tuple(
+            issue for item in items if item.fields is not None for issue in item.fields.issues
+        ),
+        conflicts=tuple(issue for item in items for issue in item.conflicts),
+    )
+
+
+def _members(item: DesiredList) -> int:
+    return item.table.count if item.table else len(item.members)

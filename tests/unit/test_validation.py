@@ -1,0 +1,154 @@
+"""What `validate` checks (reconciler/validation.py), called directly on manifests written
+to a temporary directory: counts, problems, warnings and the lines the command prints. The
+command itself (cli/validate.py) only prints this result and exits with it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import ManifestError, SourceError
+from reconciler.members.engine import Engine, EngineSettings
+from reconciler.render.masking import quoted, shower
+from reconciler.validation import Validation, validate
+
+DESTINATION = {
+    "apiVersion": "reconciler/v1",
+    "kind": "Destination",
+    "metadata": {"name": "prod"},
+    "spec": {"region": "sandbox", "projectType": "hybrid"},
+}
+MAPPING = {
+    "apiVersion": "reconciler/v1",
+    "kind": "TraitMapping",
+    "metadata": {"name": "crm"},
+    "spec": {"fields": {"lifetimeValue": {"from": "value", "type": "number"}}},
+}
+HEADER = "email,user_id,value"
+
+
+def audience(name: str, members: object, **spec: object) -> dict[str, object]:
+    return {
+        "apiVersion": "reconciler/v1",
+        "kind": "Audience",
+        "metadata": {"name": name},
+        "spec": {"destination": "prod", "members": members, **spec},
+    }
+
+
+def write(root: Path, *docs: dict[str, object], csv: dict[str, str] | None = None) -> Path:
+    """Manifests in one YAML file (JSON is YAML) beside their CSV files."""
+    (root / "manifests.yaml").write_text("\n---\n".join(json.dumps(d) for d in docs))
+    for name, text in (csv or {}).items():
+        (root / name).write_text(text)
+    return root
+
+
+def test_clean_manifests_count_what_they_hold(tmp_path: Path) -> None:
+    rows = ["a@example.com,u-1,1", "a@example.com,u-1,1", "b@example.com,u-2,2"]
+    root = write(
+        tmp_path,
+        DESTINATION,
+        MAPPING,
+        audience("csv", {"csv": "m.csv", "email": "email", "userId": "user_id"}, traits="crm"),
+        audience("inline", {"inline": ["c@example.com", "d@example.com", "e@example.com"]}),
+        csv={"m.csv": "\n".join([HEADER, *rows]) + "\n"},
+    )
+    found = validate(root)
+    assert found.ok
+    assert (found.destinations, found.audiences, found.files) == (1, 2, 1)
+    assert (found.members, found.duplicates) == (5, 1)
+    assert found.lines(str) == []
+    assert found.describe() == (
+        "OK: 1 destination(s), 2 audience(s), 5 member(s) (1 duplicate row(s) collapsed) "
+        "in 1 file(s)."
+    )
+
+
+def test_every_problem_is_found_at_once_and_located(tmp_path: Path) -> None:
+    """A source that cannot be read does not hide the others' invalid members and values."""
+    root = write(
+        tmp_path,
+        DESTINATION,
+        MAPPING,
+        audience("unreadable", {"csv": "bad.csv"}),
+        audience("mapped", {"csv": "m.csv", "email": "email", "userId": "user_id"}, traits="crm"),
+        audience("inline", {"inline": [{"email": "x@@example.com"}, "ok@example.com"]}),
+        csv={
+            "bad.csv": "email\n",
+            "m.csv": f"{HEADER}\na@example.com,u-1,lots\nb@example.com,u-2,3\n",
+        },
+    )
+    (root / "bad.csv").write_bytes(b"\xff\xfe\x00not text")
+    found = validate(root)
+    assert not found.ok
+    assert [type(e) for e in found.unreadable] == [SourceError]
+    assert "bad.csv" in str(found.unreadable[0])
+    assert (len(found.invalid), len(found.values), found.unlisted) == (1, 1, 0)
+    invalid, value = found.lines(quoted(shower(False)))
+    assert invalid.startswith(f"{root / 'manifests.yaml'}:") and "invalid email" in invalid
+    assert "x@@example.com" not in invalid  # masked unless --show-members
+    assert value.startswith(f"{root / 'm.csv'}:2: field 'lifetimeValue'")
+    assert "is not a number" in value
+    assert found.count_problems() == (
+        "1 source that cannot be read, 1 invalid member, 1 value that cannot be sent found."
+    )
+
+
+def test_conflicting_duplicates_are_warnings_not_problems(tmp_path: Path) -> None:
+    rows = ["a@example.com,u-1,1", "other@example.com,u-1,1"]
+    root = write(
+        tmp_path,
+        DESTINATION,
+        audience("csv", {"csv": "m.csv", "email": "email", "userId": "user_id"}),
+        csv={"m.csv": "\n".join([HEADER, *rows]) + "\n"},
+    )
+    found = validate(root)
+    assert found.ok and found.duplicates == 1
+    (warning,) = found.lines(str)
+    assert warning.startswith(f"warning: {root / 'm.csv'}:3: same userId as")
+
+
+def test_a_large_audience_counts_the_invalid_rows_it_does_not_list(tmp_path: Path) -> None:
+    """Audiences planned in DuckDB list their first 1,000 invalid rows; the rest are still
+    counted as problems."""
+    rows = [f"m{n}@example.com" for n in range(5)] + [f"not-an-email-{n}" for n in range(1_200)]
+    root = write(
+        tmp_path,
+        DESTINATION,
+        audience("big", {"csv": "big.csv"}),
+        csv={"big.csv": "\n".join(["email", *rows]) + "\n"},
+    )
+    settings = EngineSettings(engine="duckdb", memory_limit="256MB", threads=1, temp_dir=tmp_path)
+    with Engine(settings) as engine:
+        found = validate(root, engine=engine)
+        assert not found.ok
+        assert found.members == 5
+        assert (len(found.invalid), found.unlisted) == (1_000, 200)
+        assert found.lines(str)[-1] == "... and 200 more (large audiences list their first 1,000)."
+        assert found.count_problems() == "1,200 invalid members found."
+
+
+def test_a_manifest_that_does_not_load_raises_its_located_error(tmp_path: Path) -> None:
+    inline = {"inline": ["a@example.com"]}
+    root = write(tmp_path, DESTINATION, audience("x", inline, destination="nowhere"))
+    with pytest.raises(ManifestError, match=r"manifests\.yaml:\d+"):
+        validate(root)
+
+
+def test_counts_are_worded_for_one_and_many() -> None:
+    found = Validation(
+        destinations=2,
+        audiences=3,
+        files=4,
+        members=1_234,
+        unreadable=(SourceError("a"), SourceError("b")),
+        values=(),
+    )
+    assert not found.ok
+    assert found.count_problems() == "2 sources that cannot be read found."
+    assert Validation(1, 1, 1, 1_234).describe() == (
+        "OK: 1 destination(s), 1 audience(s), 1,234 member(s) in 1 file(s)."
+    )
