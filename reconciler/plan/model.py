@@ -229,7 +229,9 @@ class ListDeletion:
 # The typed changes: what apply does, one kind of request each, in the order
 # DestinationPlan.changes() yields them. Each holds a reference to the plan's record and to
 # its member sequences, never a copy: those may be lazy views over DuckDB workspace tables
-# (members/engine/rows.py) that apply reads a batch at a time.
+# (members/engine/rows.py) that apply reads a batch at a time. They live here, beside the
+# records they reference and the DestinationPlan that yields them: in a module of their own
+# they and this one would import each other.
 ChangeType = Literal["create_list", "add_members", "update_fields", "remove_members", "delete_list"]
 
 
