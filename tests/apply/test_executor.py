@@ -102,6 +102,33 @@ def test_apply_carries_out_the_plans_typed_changes_in_the_order_they_come(emulat
     assert proj.members(existing) == ["b@example.com"]
 
 
+def test_several_lists_subscribes_are_in_flight_together(emulator_server):
+    """The changes of one kind go to the batch sender together: one list's subscribes do
+    not wait for another's answers (the pool stays full across lists)."""
+    proj = emulator_server.emulator.project("default")
+    ids = [proj.add_list(name) for name in ("a", "b")]
+    lists = tuple(
+        list_plan(name, list_id=list_id, add=(member(f"{name}@example.com"),))
+        for name, list_id in zip(("a", "b"), ids, strict=True)
+    )
+    plan = Plan((DestinationPlan("prod", "hybrid", lists),))
+    # Each subscribe waits for the other: run one list after the other, and the barrier
+    # breaks (BrokenBarrierError escapes apply_plan) instead of both being sent.
+    both_in_flight = threading.Barrier(2, timeout=30)
+    with client(emulator_server, concurrency=2) as c:
+        subscribe = c.subscribe
+
+        def together(*args, **kwargs):
+            both_in_flight.wait()
+            return subscribe(*args, **kwargs)
+
+        c.subscribe = together  # type: ignore[method-assign]
+        report = apply_plan(plan, {"prod": c})
+    assert report.ok
+    assert [lr.added for lr in report.destinations[0].lists] == [1, 1]
+    assert [proj.members(list_id) for list_id in ids] == [["a@example.com"], ["b@example.com"]]
+
+
 def test_batches_hold_at_most_batch_size_members_and_progress_counts_each(emulator_server):
     proj = emulator_server.emulator.project("default")
     existing = proj.add_list("vip")
