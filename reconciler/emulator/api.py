@@ -6,6 +6,7 @@ so the functions only enforce what the schema cannot say.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import math
@@ -722,6 +723,27 @@ def _export_lines(
     omit: set[str],
     cutoff: float | None = None,
 ) -> Iterator[str]:
+    snapshot = _export_snapshot(project, start, end, only, cutoff)
+    return _snapshot_lines(project.membership_field, snapshot, only, omit)
+
+
+# One profile as an export shows it, copied: (its fields, email, userId, signupDate,
+# profileUpdatedAt, list ids, unsubscribed channel ids).
+_SnapshotRow = tuple[
+    dict[str, Any], str | None, str | None, int, int, tuple[int, ...], tuple[int, ...]
+]
+
+
+def _export_snapshot(
+    project: Project,
+    start: datetime | None,
+    end: datetime | None,
+    only: list[str] | None,
+    cutoff: float | None = None,
+) -> list[_SnapshotRow]:
+    """The users in [start, end) over profileUpdatedAt, copied (only the fields asked for)
+    so the rows can be written out after the emulator's lock is released, as the project
+    goes on changing."""
     start_ms = int(start.timestamp() * 1000) if start else None
     end_ms = int(end.timestamp() * 1000) if end else None
     users: Iterable[tuple[User, AbstractSet[int]]] = (
@@ -729,12 +751,56 @@ def _export_lines(
         if cutoff is None
         else project.users_as_of(cutoff)
     )
+    wanted = None if only is None else set(only)
+    rows: list[_SnapshotRow] = []
     for user, list_ids in users:
         if start_ms is not None and user.profile_updated_at < start_ms:
             continue
         if end_ms is not None and user.profile_updated_at >= end_ms:
             continue
-        row = _profile(project, user, list_ids)
+        rows.append(
+            (
+                _copy_fields(user.data_fields, wanted),
+                user.email,
+                user.user_id,
+                user.signup_date,
+                user.profile_updated_at,
+                tuple(sorted(list_ids)),
+                tuple(sorted(user.unsubscribed_channel_ids)),
+            )
+        )
+    return rows
+
+
+def _copy_fields(data: dict[str, Any], wanted: AbstractSet[str] | None) -> dict[str, Any]:
+    """A profile's fields (those `wanted`), nested objects copied too: a later write may
+    merge into them in place. Scalars are shared, as most fields are."""
+    return {
+        key: copy.deepcopy(value) if isinstance(value, dict | list) else value
+        for key, value in data.items()
+        if wanted is None or key in wanted
+    }
+
+
+def _snapshot_lines(
+    membership_field: str,
+    snapshot: Iterable[_SnapshotRow],
+    only: list[str] | None,
+    omit: set[str],
+) -> Iterator[str]:
+    """The export's lines, as _profile shapes a profile."""
+    for data, email, user_id, signup, updated, list_ids, channels in snapshot:
+        row: dict[str, Any] = data
+        if email is not None:
+            row["email"] = email
+        if user_id is not None:
+            row["userId"] = user_id
+        row["signupDate"] = _iterable_date(signup)
+        row["profileUpdatedAt"] = _iterable_date(updated)
+        if list_ids:
+            row[membership_field] = list(list_ids)
+        if channels:
+            row["unsubscribedChannelIds"] = list(channels)
         if only is not None:
             row = {key: row[key] for key in only if key in row}
         if omit:
@@ -776,34 +842,49 @@ def start_export(project: Project, call: Call) -> EmulatorResponse:
         response = rate_limited(1 if faults.retry_after else None)
         response.fault = "export_concurrency"
         return response
-    text = ""
+    snapshot: list[_SnapshotRow] = []
     if body["dataTypeName"] == "user":
         # The same rows as the synchronous export (data.json), so either read gives the
         # same memberships; events are not recorded, so their exports are empty.
-        text = "".join(_export_lines(project, start, end, only, omit, call.read_cutoff))
-    rows, ends, file_rows, truncated = plan_files(
-        text.encode("utf-8"), faults.export_file_bytes, faults.export_max_bytes
-    )
+        snapshot = _export_snapshot(project, start, end, only, call.read_cutoff)
     restart = faults.export_jobs_to_restart > 0
     if restart:
         faults.export_jobs_to_restart -= 1
     fail = not restart and faults.export_jobs_to_fail > 0
     if fail:
         faults.export_jobs_to_fail -= 1
+    file_bytes, max_bytes = faults.export_file_bytes, faults.export_max_bytes
     plan = ExportPlan(
-        body=rows,
-        file_ends=ends,
-        file_rows=file_rows,
-        truncated=truncated,
+        body=b"",
+        file_ends=[],
+        file_rows=[],
+        truncated=False,
         queue_seconds=faults.export_job_queue_seconds,
         rows_per_second=faults.export_job_members_per_second,
         restart=restart,
         restart_resets_files=faults.export_restart_resets_files,
         fail=fail,
+        building=True,
     )
     job = call.exports.start(project.name, body["dataTypeName"], plan, call.now)
     _advance_exports(call)
-    return json_reply(200, {"jobId": job.id})
+    membership = project.membership_field
+
+    def build() -> Callable[[], None]:
+        # Writing millions of rows takes seconds: done outside the emulator's lock, from
+        # the snapshot, while the job shows Enqueued with no files.
+        text = "".join(_snapshot_lines(membership, snapshot, only, omit))
+        rows, ends, file_rows, truncated = plan_files(text.encode("utf-8"), file_bytes, max_bytes)
+
+        def publish() -> None:
+            plan.body, plan.file_ends, plan.file_rows = rows, ends, file_rows
+            plan.truncated, plan.building = truncated, False
+
+        return publish
+
+    response = json_reply(200, {"jobId": job.id})
+    response.deferred = build
+    return response
 
 
 def _project_job(project: Project, call: Call) -> ExportJob:

@@ -215,6 +215,9 @@ class Emulator:
         self.projects: dict[str, Project] = {}
         self.exports = ExportJobs()
         """Asynchronous export jobs, in memory only (not saved with the state)."""
+        self.on_deferred_work: Callable[[str], None] | None = None
+        """Called (with the request's path) as an answer's deferred work starts, outside
+        the lock: lets a test order another request against a job being built."""
         self._list_ids = ListIdSequence()
         if self.state_path is not None and self.state_path.exists():
             self.projects, self._list_ids = read_state(self.state_path)
@@ -363,7 +366,15 @@ class Emulator:
                 )
             )
             self._persist_if_dirty()
-        return outcome.response
+        response = outcome.response
+        if response.deferred is not None:
+            build, response.deferred = response.deferred, None
+            if self.on_deferred_work is not None:
+                self.on_deferred_work(path)
+            publish = build()  # outside the lock: other requests are answered meanwhile
+            with self._lock:
+                publish()
+        return response
 
     def _download(self, method: str, path: str, query: str) -> EmulatorResponse:
         """A file link of the asynchronous export: no Api-Key (the link is the credential,
@@ -431,10 +442,12 @@ class Emulator:
             method, path, query, body, api_key, now, link_base
         )
         fault = limit_fault or response.fault or fault
+        deferred = response.deferred  # the work is done whatever the answer then says
         if faults.echo_api_key and api_key:
             response = echoing(response, api_key)
         if bad_body is not None and limit_fault is None:
             response = garbled_reply(response, bad_body)
+        response.deferred = deferred
         response.latency_seconds = latency
         response.drop = drop
         return _Outcome(response, project_name, fault, now)

@@ -61,6 +61,9 @@ class ExportPlan:
     restart: bool
     restart_resets_files: bool
     fail: bool
+    building: bool = False
+    """Its rows are still being written (outside the emulator's lock): the job stays
+    Enqueued, with no files, until they are."""
 
 
 def plan_files(
@@ -124,7 +127,7 @@ class ExportJob:
         plan = self.plan
         while self.state not in FINAL_STATES:
             if self.state == ENQUEUED:
-                if now < self.ready_at:
+                if now < self.ready_at or plan.building:
                     return
                 self.state = RUNNING
                 self.holds_slot = True

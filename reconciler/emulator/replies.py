@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,6 +108,10 @@ class EmulatorResponse:
     """Stream the body line by line (chunked), slowly or cut short; None: send it whole."""
     fault: str | None = None
     """The knob that shaped this answer inside an endpoint (the request log shows it)."""
+    deferred: Callable[[], Callable[[], None]] | None = None
+    """Slow work the endpoint left to be done outside the emulator's lock (building a large
+    export from a snapshot taken under it): run before the answer is sent, so other
+    requests go on meanwhile; what it returns is run under the lock again, to publish it."""
 
     def json(self) -> Any:
         return json.loads(self.body)

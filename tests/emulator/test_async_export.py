@@ -6,6 +6,7 @@ and shapes, none about durations."""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import httpx
@@ -365,3 +366,45 @@ def test_the_concurrency_limit_is_set_through_the_limits_route(client: httpx.Cli
     assert start(client).status_code == 429
     bad = client.post("/_emulator/limits", json={"export_concurrent_jobs": [1, 1]})
     assert bad.status_code == 400
+
+
+def test_a_job_is_built_outside_the_lock_so_other_requests_go_on(
+    exporting, clock: FakeClock
+) -> None:
+    """Issue 18: a large job's rows are written from a snapshot outside the emulator's lock.
+    While the start request's job is being built (held there by the test), another request
+    is answered; the start is answered after it. Ordering only: the waits are guards."""
+    client, server, project = exporting
+    emulator = server.emulator
+    building, other_answered = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def hold_the_build(path: str) -> None:
+        if path == "/api/export/start":
+            building.set()
+            other_answered.wait(10)
+
+    emulator.on_deferred_work = hold_the_build
+
+    def start_job() -> None:
+        answer = start(client, onlyFields=MEMBERSHIP_FIELDS)
+        assert answer.status_code == 200, answer.text
+        order.append("start")
+
+    starter = threading.Thread(target=start_job)
+    starter.start()
+    assert building.wait(10), "the job's build never began"
+    with client_for(server) as other:
+        lists = other.get("/api/lists")
+    assert lists.status_code == 200
+    order.append("lists")
+    other_answered.set()
+    starter.join(10)
+    assert order == ["lists", "start"]
+    # The job built outside the lock holds what the synchronous export holds.
+    clock.advance(10 + len(project.users) / 4 + 1)
+    page, listed = all_files(client, emulator.exports.next_id - 1)
+    assert page["jobState"] == "Completed"
+    assert sorted(map(json.dumps, rows_of(listed))) == sorted(
+        map(json.dumps, sync_export_rows(client))
+    )
