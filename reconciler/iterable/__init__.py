@@ -1,6 +1,12 @@
 """Iterable's HTTP API, as reconciler uses it."""
 
-from reconciler.iterable.client import REGION_URLS, ClientStats, IterableClient, ListInfo
+from reconciler.iterable.client import (
+    REGION_URLS,
+    ClientStats,
+    IterableClient,
+    ListInfo,
+    StreamCut,
+)
 from reconciler.iterable.results import BatchResult
 from reconciler.iterable.settings import ClientSettings
 
@@ -11,4 +17,5 @@ __all__ = [
     "ClientStats",
     "IterableClient",
     "ListInfo",
+    "StreamCut",
 ]

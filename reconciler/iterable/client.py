@@ -120,6 +120,11 @@ class _Retryable(Exception):
         super().__init__(reason)
 
 
+class StreamCut(LiveStateError):
+    """A bulk answer that started (200) and then died midway: raised, not retried, by
+    reads that would rather read less again (a date window of the export, halved)."""
+
+
 class _BadAnswer(Exception):
     """A 2xx whose body is not the answer the endpoint gives: a proxy's page, a body cut
     short, a shape Iterable does not send. The request may well have taken effect."""
@@ -660,6 +665,35 @@ class IterableClient:
         params += [("onlyFields", name) for name in only_fields]
         return self._download(
             "/api/export/data.json", "export", params, path, "the export", on_lines
+        )
+
+    def download_export_window(
+        self,
+        only_fields: Sequence[str],
+        window: Sequence[tuple[str, str]],
+        path: Path,
+        on_lines: Callable[[int], None] | None = None,
+    ) -> int:
+        """The user export of one date window (`window`: its startDateTime/endDateTime
+        parameters) streamed into `path`; the line count. A refusal or a failed connection
+        is retried as any bulk read; an answer that dies midway raises StreamCut at once:
+        Iterable closes long export connections, and the same window would die again, so
+        the caller reads it in smaller windows instead (state/windows.py)."""
+        params = [("dataTypeName", "user"), *window]
+        params += [("onlyFields", name) for name in only_fields]
+
+        def save(response: httpx.Response) -> int:
+            if _is_html(response):
+                raise _BadAnswer("an HTML page, not the export")
+            try:
+                return _save_lines(response, path, on_lines)
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                raise StreamCut(
+                    f"GET /api/export/data.json: the answer died midway ({type(exc).__name__})"
+                ) from None
+
+        return self._request(
+            "GET", "/api/export/data.json", bucket="export", params=params, parse=save, bulk=True
         )
 
     def _download(

@@ -14,7 +14,7 @@ from typing import Any
 
 from reconciler.errors import ConfigError
 
-MEMBER_READS = ("auto", "getUsers", "export", "asyncExport")
+MEMBER_READS = ("auto", "getUsers", "export", "asyncExport", "windowedExport")
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,11 @@ class ClientSettings:
     export_job_queue: float = 30.0
     export_job_rate: float = 5000.0
     export_poll: float = 5.0
+    # The synchronous export read in date windows (state/windows.py): windows read at once
+    # (one minute's export budget), and the days the windows before the oldest cover
+    # (profiles updated longer ago share the oldest window).
+    export_windows_in_flight: int = 4
+    export_window_days: float = 730.0
     max_retries: int = 6  # retries after the first attempt, for retryable failures only
     backoff_base: float = 0.5  # first backoff in seconds; doubles each retry, with full jitter
     backoff_cap: float = 30.0  # longest single backoff
@@ -124,6 +129,10 @@ class ClientSettings:
             raise ConfigError("RECONCILER_TIMEOUT must be more than 0 seconds")
         if settings.concurrency < 1:
             raise ConfigError("RECONCILER_CONCURRENCY must be at least 1")
+        if settings.export_windows_in_flight < 1:
+            raise ConfigError("RECONCILER_EXPORT_WINDOWS_IN_FLIGHT must be at least 1")
+        if settings.export_window_days <= 0:
+            raise ConfigError("RECONCILER_EXPORT_WINDOW_DAYS must be more than 0")
         if settings.list_read_concurrency < 1:
             raise ConfigError("RECONCILER_LIST_READ_CONCURRENCY must be at least 1")
         if settings.time_scale <= 0:

@@ -52,6 +52,7 @@ class LiveDestination:
     route: MemberRoute | None = None  # why this read, and what the other would have cost
     seconds: float = 0.0  # the member read's wall time
     calls: dict[str, int] = field(default_factory=dict)  # requests per endpoint, retries too
+    windows: int = 0  # date windows read, for the user export read in windows
 
     def describe_reads(self) -> str | None:
         lists_read = len(self.managed) + len(self.unproven)
@@ -62,6 +63,9 @@ class LiveDestination:
             text = f"members of {lists} read with 1 user export (1 rate-limited call)"
         elif self.member_read == "asyncExport":
             text = f"members of {lists} read with 1 asynchronous export job"
+        elif self.member_read == "windowedExport":
+            windows = f"{self.windows} date window{'s' if self.windows != 1 else ''}"
+            text = f"members of {lists} read with the user export in {windows}"
         else:
             text = f"members of {lists} read with {_calls(self.member_reads)}"
             if self.member_reads > 1:
@@ -183,6 +187,20 @@ def read_live(
         route = MemberRoute(member_reads, "")
     in_tables = [(item, info) for item, info in found if item.table is not None]
     live = None
+    if route.name == "windowedExport" and found:
+        try:
+            live = _read_all_by_windows(client, desired, found, engine, progress, on_read)
+        except Exception as exc:
+            if not fails_alone(exc):
+                raise
+            # As for one export: the lists are read one by one rather than not at all.
+            progress.note(
+                f"the user export in date windows could not be read ({exc}); reading the "
+                f"{len(found)} lists with getUsers instead"
+            )
+            route = MemberRoute(
+                "getUsers", f"the user export in date windows could not be read ({exc})"
+            )
     if route.name in ("export", "asyncExport") and found:
         try:
             live = _read_all_by_export(
@@ -244,6 +262,75 @@ def _read_all_by_export(
     finally:
         task.finish()
     return LiveDestination([], managed, 1, "asyncExport" if asynchronous else "export")
+
+
+def _read_all_by_windows(
+    client: IterableClient,
+    desired: DesiredDestination,
+    found: list[tuple[DesiredList, ListInfo]],
+    engine: Engine | None,
+    progress: Progress,
+    on_read: Callable[[str], None] | None,
+) -> LiveDestination:
+    """Every list's members from the user export read in date windows (state/windows.py),
+    merged into one file of every profile once, then read as one export is."""
+    from reconciler.state.windows import WindowedRead, read_export_windows
+
+    in_tables = [(item, info) for item, info in found if item.table is not None]
+    in_python = [(item, info) for item, info in found if item.table is None]
+    how = "the user export in date windows"
+    if on_read is not None:
+        on_read(f"{len(found)} lists ({how})")
+    task = progress.task(f"reading members of {len(found)} lists ({how})")
+    membership = _membership(desired.project_type)
+    expected = sum(expected_size(item) for item, _info in found)
+    report = WindowedRead()
+
+    def download(only: Sequence[str], path: Path, on_lines: Callable[[int], None] | None) -> int:
+        nonlocal report
+        report = read_export_windows(client, only, path, desired.project_type, expected, on_lines)
+        return report.rows
+
+    try:
+        with heartbeat(task):
+            if in_tables:
+                assert engine is not None
+                managed = _read_tables_by_export(
+                    client, engine, desired, in_tables, in_python, task, download=download
+                )
+            else:
+                ids = {info.id for _item, info in in_python}
+                with tempfile.TemporaryDirectory(
+                    dir=engine.directory if engine is not None else None
+                ) as scratch:
+                    path = Path(scratch) / "export.jsonl"
+                    download(["email", "userId", membership], path, task.advance)
+                    rows = _rows_on_lists(path, membership, ids)
+                managed = _read_members_by_export(client, desired.project_type, in_python, rows)
+    finally:
+        task.finish()
+    live = LiveDestination([], managed, report.requests, "windowedExport")
+    live.windows = report.windows
+    return live
+
+
+def _rows_on_lists(path: Path, membership: str, ids: set[int]) -> list[dict[str, Any]]:
+    """The rows of an export file (JSON lines) on any of the lists `ids`."""
+    rows = []
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
+                row = None
+            if not isinstance(row, dict):
+                raise LiveStateError("the user export holds a line that is not JSON")
+            lists = row.get(membership)
+            if isinstance(lists, list) and any(i in ids for i in lists):
+                rows.append(row)
+    return rows
 
 
 def _read_by_get_users(
@@ -378,8 +465,10 @@ def _read_tables_by_export(
     in_python: list[tuple[DesiredList, ListInfo]],
     task: Task,
     asynchronous: bool = False,
+    download: Callable[[Sequence[str], Path, Callable[[int], None] | None], int] | None = None,
 ) -> dict[str, LiveList]:
-    """One export streamed to disk and read by DuckDB, for lists of both engines."""
+    """One export streamed to disk and read by DuckDB, for lists of both engines
+    (`download`: how to read it, when not by one export or job)."""
     from reconciler.members.model import (
         describe_live,
         export_rows,
@@ -389,7 +478,9 @@ def _read_tables_by_export(
 
     membership = _membership(desired.project_type)
     ids = [info.id for _item, info in in_tables + in_python]
-    export = read_export_table(engine, client, membership, ids, task.advance, asynchronous)
+    export = read_export_table(
+        engine, client, membership, ids, task.advance, asynchronous, download=download
+    )
     managed: dict[str, LiveList] = {}
     for item, info in in_tables:
         assert item.table is not None

@@ -69,6 +69,39 @@ def export_job_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
     return (settings.export_job_queue + settings.export_poll) / scale + sum(sizes) / rate
 
 
+# The windowed export's modelled time assumes profiles spread evenly over its windows and
+# Iterable streaming several exports at once at full rate each (neither is published): it
+# must beat the asynchronous export, the route Iterable documents for large exports, by
+# this much to be chosen.
+WINDOWS_MARGIN = 2.0
+
+
+def windowed_export_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
+    """Modelled time of the synchronous export read in date windows (state/windows.py):
+    windows of what one stream carries before Iterable closes it (with room to be
+    uneven), as many in flight as settings.export_windows_in_flight, starts paced at
+    exports_per_minute, then the open window (profiles updated during the read) alone.
+    The same lower bound as export_seconds: the project's other users are unknown."""
+    from reconciler.state.windows import window_count
+
+    scale = settings.time_scale
+    rate = settings.export_rate * scale or float("inf")
+    first_byte = settings.bulk_read_first_byte / scale
+    total = sum(sizes)
+    count = window_count(total, settings)
+    per_minute = int(settings.exports_per_minute)
+    free_at = [0.0] * max(1, int(settings.export_windows_in_flight))
+    end = 0.0
+    for i in range(count):
+        paced = (i // per_minute) * (60.0 / scale + first_byte) if per_minute > 0 else 0.0
+        slot = min(range(len(free_at)), key=free_at.__getitem__)
+        start = max(paced, free_at[slot])
+        free_at[slot] = start + first_byte + total / count / rate
+        end = max(end, free_at[slot])
+    paced = (count // per_minute) * 60.0 / scale if per_minute > 0 else 0.0
+    return max(end, paced) + first_byte
+
+
 def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) -> MemberRoute:
     """getUsers per list (several in flight, 5 starts a minute) or one user export for
     every list (4 a minute): the one modelled to finish first, from the lists' expected
@@ -94,6 +127,23 @@ def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) ->
     by_export = export_seconds(known, settings)
     by_job = export_job_seconds(known, settings)
     margin = EXPORT_MARGIN if budget > 0 and len(known) > budget else FEW_LISTS_EXPORT_MARGIN
+    stream_limit = settings.export_stream_limit / settings.time_scale
+    by_windows = windowed_export_seconds(known, settings)
+    if (
+        stream_limit > 0
+        and by_export > stream_limit
+        and by_windows * WINDOWS_MARGIN < by_job
+        and by_windows * margin < by_get_users
+    ):
+        return MemberRoute(
+            "windowedExport",
+            f"chosen as faster: about {duration(by_windows)} by the user export in date "
+            f"windows against {duration(by_job)} by one asynchronous export job and "
+            f"{duration(by_get_users)} by getUsers; one user export would take "
+            f"{duration(by_export)} or more, longer than the {duration(stream_limit)} "
+            "Iterable lets an export stream",
+            by_windows,
+        )
     if by_job < by_export and by_job * margin < by_get_users:
         return MemberRoute(
             "asyncExport",

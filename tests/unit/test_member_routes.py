@@ -56,6 +56,9 @@ def test_a_list_of_millions_is_read_by_an_export_job_not_one_that_outlasts_its_c
     assert route.name == "asyncExport"  # 14 min against 5 h 33 min by getUsers
     no_jobs = dataclasses.replace(FIELD, export_job_queue=10**9)
     route = choose_member_read([4 * MILLION], no_jobs)
+    assert route.name == "windowedExport"  # in date windows: each stream stays short
+    slow_exports = dataclasses.replace(no_jobs, export_rate=50.0)
+    route = choose_member_read([4 * MILLION], slow_exports)
     assert route.name == "getUsers"
     assert "longer than the 30 min 00 s Iterable lets an export stream" in route.reason
 

@@ -8,7 +8,8 @@ the same live table and digest.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -27,14 +28,17 @@ def read_export_table(
     list_ids: Collection[int],
     on_lines: Callable[[int], None] | None = None,
     asynchronous: bool = False,
+    download: Callable[[Sequence[str], Path, Callable[[int], None] | None], int] | None = None,
 ) -> str:
     """Users on any of `list_ids`: table (email, user_id, lists). `asynchronous`: read by
-    an export job (its files joined) rather than the synchronous export."""
+    an export job (its files joined) rather than the synchronous export; `download`: read
+    by this instead (the export in date windows, merged into one file)."""
     table = engine.name("export")
     path = engine.directory / f"{table}.jsonl"
     ids = ", ".join(str(int(i)) for i in sorted(list_ids)) or "NULL"
     try:
-        download = client.download_export_job if asynchronous else client.download_export
+        if download is None:
+            download = client.download_export_job if asynchronous else client.download_export
         download(["email", "userId", membership], path, on_lines)
         try:
             engine.connection.execute(

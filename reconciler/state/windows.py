@@ -1,0 +1,309 @@
+"""The synchronous user export read in date windows (issue 18): `GET /api/export/data.json`
+with startDateTime/endDateTime over profileUpdatedAt, one window per request, because
+Iterable closes an export connection that streams too long (Airbyte's source-iterable cuts
+its `users` export into date windows for this, and halves a window whose stream dies).
+
+How a read goes (read_export_windows; the rest of this module is pure):
+- The project's past is cut into closed windows, the newest narrowest (profiles updated
+  recently are the many: every event or field write moves a profile's profileUpdatedAt
+  to now), and one open window from a little before the read began on.
+- Closed windows are read several at a time within the export budget (4 a minute). A
+  window whose stream dies is read again as two halves (only that window); one second
+  wide (the parameters' precision), it is read again whole, a few times at most.
+- The open window is read last, once no other window is pending or in flight. A profile
+  updated during the read gets profileUpdatedAt = the time of the update, so it can only
+  move forward, into the open window: read last, the open window holds every profile that
+  moved, whenever it moved. No profile falls between windows.
+- A profile that moved after its old window was read appears twice. Exactly one row of
+  it is kept: the one from the window with the later start, which is the later read of
+  the profile (it only moves forward). Keeping both would be wrong: in a hybrid project a
+  userId set during the read would name one person twice (by email in one row, by userId
+  in the other), the audience knows one of the two, and the plan would remove the other,
+  which is the same person. Keeping the older row would plan from a state that no longer
+  holds, e.g. an unsubscribe sent again for someone who left the list themselves. The
+  later row is what a single export started a moment later would have shown.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import shutil
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import LiveStateError
+from reconciler.iterable import ClientSettings, IterableClient, StreamCut
+from reconciler.members.identity import ProjectType
+
+# Iterable's parameters ("yyyy-MM-dd HH:mm:ss [ZZ]", UTC) have a precision of one second.
+DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
+# The open window starts this long before the read does: a profile updated just before
+# the read may show in exports only a minute later (read lag), and our clock may run ahead
+# of Iterable's. Every such profile then lands in the open window, read last.
+OPEN_WINDOW_MARGIN = timedelta(minutes=10)
+# The open window's end is sent this far past the moment it is read (the parameters take
+# a date, not "open"): it holds every profile updated up to then, a skewed clock included.
+OPEN_END_MARGIN = timedelta(days=1)
+# A window that holds no more than this share of what one stream carries before Iterable
+# closes it: how profiles spread over time is unknown, so windows get room to be uneven.
+WINDOW_FILL = 0.5
+# Reads of a one-second window that keeps dying (it cannot be split) before giving up.
+UNSPLITTABLE_RETRIES = 2
+
+
+@dataclass(frozen=True)
+class Window:
+    """[start, end) over profileUpdatedAt; start None: from the beginning; end None: the
+    open window. `late`: it starts after the read's margin, so profiles that move during
+    the read can land in it (only late windows' rows are remembered for the merge)."""
+
+    start: datetime | None
+    end: datetime | None
+    late: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.end is None
+
+    def params(self, now: datetime) -> list[tuple[str, str]]:
+        """startDateTime/endDateTime for this window, read at `now`."""
+        start = self.start or BEGINNING
+        end = self.end or (now + OPEN_END_MARGIN)
+        return [
+            ("startDateTime", start.strftime(DATETIME_FORMAT)),
+            ("endDateTime", end.strftime(DATETIME_FORMAT)),
+        ]
+
+    def describe(self) -> str:
+        start = self.start.strftime(DATETIME_FORMAT) if self.start else "the beginning"
+        end = self.end.strftime(DATETIME_FORMAT) if self.end else "now"
+        return f"{start} to {end}"
+
+
+def _second(moment: datetime) -> datetime:
+    return moment.replace(microsecond=0)
+
+
+def window_count(rows: int, settings: ClientSettings) -> int:
+    """Closed windows for about `rows` profiles: each within WINDOW_FILL of one stream."""
+    per_stream = rows_per_stream(settings)
+    if per_stream == math.inf:
+        return 1
+    return max(1, math.ceil(rows / per_stream))
+
+
+def rows_per_stream(settings: ClientSettings) -> float:
+    """Rows one window is planned to hold: WINDOW_FILL of what one export stream carries
+    before Iterable closes it (its first byte taken off); inf with no stream limit."""
+    limit = settings.export_stream_limit
+    if limit <= 0 or settings.export_rate <= 0:
+        return math.inf
+    return max(1.0, (limit - settings.bulk_read_first_byte) * settings.export_rate * WINDOW_FILL)
+
+
+def plan_windows(now: datetime, closed: int, span: timedelta) -> list[Window]:
+    """`closed` windows over the past, widths doubling going back from the open window's
+    start (the newest narrowest, the oldest open towards the beginning; `span` is the
+    time the windows after the oldest cover), then the open window."""
+    open_start = _second(now - OPEN_WINDOW_MARGIN)
+    closed = max(1, closed)
+    unit = span / (2 ** (closed - 1) - 1) if closed > 1 else span
+    bounds = [open_start]
+    for k in range(closed - 1):
+        bound = _second(open_start - unit * (2 ** (k + 1) - 1))
+        if bound >= bounds[-1]:  # narrower than a second: fewer windows
+            break
+        bounds.append(bound)
+    bounds.reverse()
+    windows = [Window(None, bounds[0])]
+    windows += [Window(a, b) for a, b in itertools.pairwise(bounds)]
+    windows.append(Window(open_start, None, late=True))
+    return windows
+
+
+def split_window(window: Window, now: datetime) -> tuple[Window, Window] | None:
+    """Two halves of `window` (by time), or None when it is one second wide. The open
+    window is split between its start and `now`: its second half stays open (and is read
+    last), and a split point in the past keeps every later update in the open half."""
+    start = window.start or BEGINNING
+    end = window.end or _second(now)
+    middle = _second(start + (end - start) / 2)
+    if middle <= start or middle >= end:
+        return None
+    first = Window(window.start, middle, window.late)
+    return first, Window(middle, window.end, window.late)
+
+
+def identity_keys(row: dict[str, Any], project_type: ProjectType) -> tuple[str, ...]:
+    """What names the profile of an export row, for finding it twice: its email in email
+    projects, its userId in userId projects (where profiles may share an email), either
+    in hybrid projects (both are unique there)."""
+    email = row.get("email")
+    email = email.lower() if isinstance(email, str) and email else None
+    user_id = row.get("userId")
+    user_id = user_id if isinstance(user_id, str) and user_id else None
+    if project_type == "email":
+        return (f"e:{email}",) if email else ()
+    if project_type == "userId":
+        if user_id:
+            return (f"u:{user_id}",)
+        return (f"e:{email}",) if email else ()
+    return tuple(k for k in (email and f"e:{email}", user_id and f"u:{user_id}") if k)
+
+
+def merge_rows(
+    windows: Sequence[tuple[Window, Iterable[dict[str, Any]]]], project_type: ProjectType
+) -> Iterator[dict[str, Any]]:
+    """Every profile once: windows newest first (by start), a row kept unless a row of
+    the same profile was kept from a later window. Only late windows can hold a profile
+    that moved, so only their rows are remembered (a few, not the project)."""
+    seen: set[str] = set()
+    for window, rows in sorted(windows, key=lambda pair: _start_key(pair[0]), reverse=True):
+        for row in rows:
+            keys = identity_keys(row, project_type)
+            if any(key in seen for key in keys):
+                continue
+            if window.late:
+                seen.update(keys)
+            yield row
+
+
+def _start_key(window: Window) -> datetime:
+    return window.start or BEGINNING
+
+
+def merge_window_files(
+    windows: Sequence[tuple[Window, Path]], target: Path, project_type: ProjectType
+) -> int:
+    """merge_rows over windows read to files, into `target` (JSON lines); the lines
+    written. A window that no later window could share a profile with is copied whole."""
+    ordered = sorted(windows, key=lambda pair: _start_key(pair[0]), reverse=True)
+    seen: set[str] = set()
+    written = 0
+    with target.open("wb") as out:
+        for window, path in ordered:
+            if not seen and not window.late:
+                with path.open("rb") as source:
+                    shutil.copyfileobj(source, out)
+                with path.open("rb") as source:
+                    written += sum(1 for line in source if line.strip())
+                continue
+            with path.open("rb") as source:
+                for line in source:
+                    if not line.strip():
+                        continue
+                    try:
+                        row = json.loads(line)
+                    except (json.JSONDecodeError, RecursionError, UnicodeDecodeError):
+                        raise LiveStateError(
+                            "the user export answered a line that is not JSON"
+                        ) from None
+                    keys = identity_keys(row, project_type) if isinstance(row, dict) else ()
+                    if any(key in seen for key in keys):
+                        continue
+                    if window.late:
+                        seen.update(keys)
+                    out.write(line if line.endswith(b"\n") else line + b"\n")
+                    written += 1
+    return written
+
+
+# -- reading (I/O) -------------------------------------------------------------------------
+
+
+@dataclass
+class WindowedRead:
+    """What a windowed read did: the windows read (splits included), the streams that
+    died and the rows merged."""
+
+    windows: int = 0
+    requests: int = 0
+    cut: int = 0
+    rows: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def read_export_windows(
+    client: IterableClient,
+    only_fields: Sequence[str],
+    target: Path,
+    project_type: ProjectType,
+    expected_rows: int,
+    on_lines: Callable[[int], None] | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> WindowedRead:
+    """The user export, read in date windows into `target` (one line per profile)."""
+    settings = client.settings
+    now = clock or (lambda: datetime.now(UTC))
+    span = timedelta(days=settings.export_window_days)
+    planned = plan_windows(now(), window_count(expected_rows, settings), span)
+    pending = [w for w in planned if not w.is_open]
+    open_window = next(w for w in planned if w.is_open)
+    report = WindowedRead()
+    done: list[tuple[Window, Path]] = []
+    attempts: dict[Window, int] = {}
+    lock = threading.Lock()
+    counter = iter(range(1_000_000))
+    scratch = target.parent
+
+    def read(window: Window) -> tuple[Window, Path]:
+        with lock:
+            path = scratch / f"{target.stem}.window{next(counter)}.jsonl"
+            report.requests += 1
+        client.download_export_window(only_fields, window.params(now()), path, on_lines)
+        return window, path
+
+    def died(window: Window) -> list[Window]:
+        """What to read instead of a window whose stream died."""
+        report.cut += 1
+        halves = split_window(window, now())
+        if halves is not None:
+            return list(halves)
+        attempts[window] = attempts.get(window, 0) + 1
+        if attempts[window] > UNSPLITTABLE_RETRIES:
+            raise LiveStateError(
+                f"the user export's window {window.describe()} (one second) died "
+                f"{attempts[window]} times; it cannot be cut smaller"
+            )
+        return [window]
+
+    workers = max(1, int(settings.export_windows_in_flight))
+    try:
+        with ThreadPoolExecutor(workers, "reconciler-window") as pool:
+            while True:
+                running: dict[Future[tuple[Window, Path]], Window] = {}
+                while pending or running:
+                    while pending and len(running) < workers:
+                        window = pending.pop(0)
+                        running[pool.submit(read, window)] = window
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        window = running.pop(future)
+                        try:
+                            done.append(future.result())
+                        except StreamCut:
+                            pending[:0] = died(window)
+                # Nothing else pending or in flight: now the open window, last.
+                try:
+                    done.append(read(open_window))
+                    break
+                except StreamCut:
+                    halves = died(open_window)
+                    open_window = halves[-1]
+                    pending = halves[:-1]
+        report.windows = len(done)
+        report.rows = merge_window_files(done, target, project_type)
+    finally:
+        for _window, path in done:
+            path.unlink(missing_ok=True)
+        for leftover in scratch.glob(f"{target.stem}.window*.jsonl"):
+            leftover.unlink(missing_ok=True)
+    return report

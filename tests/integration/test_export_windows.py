@@ -1,0 +1,155 @@
+"""The user export read in date windows (issue 18), through the real CLI against the
+emulator over loopback HTTP: windows chosen by the route model, a window whose stream
+Iterable cuts read again as two halves, profiles updated while the windows are read, and
+the plan exact: the one a getUsers read of the final state gives."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from reconciler.emulator import Faults
+from tests.integration.conftest import API_KEY_VAR, Workspace
+
+EXPORT = "/api/export/data.json"
+DAY_MS = 86_400_000
+
+
+def window_requests(server) -> list:
+    return [
+        r
+        for r in server.emulator.request_log
+        if r.path == EXPORT and "startDateTime" in r.query and "dataTypeName=user" in r.query
+    ]
+
+
+@pytest.fixture
+def windowed(tmp_path, monkeypatch, fast_client, make_emulator_server) -> Iterator:
+    """A hybrid project whose list "big" holds 40 profiles updated 1 to 391 days ago (one
+    each 10 days) and D and H, updated 450 and 420 days ago. Settings under which one
+    export would outlast its connection and the route model picks date windows: three of
+    them before the open one, the middle holding 26 profiles where a stream carries 15."""
+    # Iterable's side: a stream carries 15 rows (0.075 s at 200 a second), then dies.
+    faults = Faults(export_members_per_second=200.0, export_stream_seconds=0.075)
+    server = make_emulator_server(project_type="hybrid", faults=faults)
+    # The tool's model of it: streams of 0.15 s at 200 rows a second (windows of 15).
+    for name, value in {
+        "EXPORT_RATE": "200",
+        "EXPORT_STREAM_LIMIT": "0.15",
+        "BULK_READ_FIRST_BYTE": "0",
+        "EXPORT_WINDOW_DAYS": "400",
+        "EXPORTS_PER_MINUTE": "100000",
+        "GET_USERS_RATE": "20",
+    }.items():
+        monkeypatch.setenv(f"RECONCILER_{name}", value)
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.chdir(tmp_path)
+    ws = Workspace(tmp_path, server.base_url, "hybrid")
+    ws.destination()
+    project = server.emulator.project("default")
+    big = project.add_list("big")
+    now = int(time.time() * 1000)
+    ages = {f"p{i}@example.com": i * 10 + 1 for i in range(40)}
+    ages |= {"d@example.com": 450, "h@example.com": 420}
+    for email, days in ages.items():
+        user = project.subscribe_direct(big, email=email)
+        user.profile_updated_at = now - days * DAY_MS
+    # p1 and p2 are to be removed; D is not wanted either (it leaves the list itself
+    # during the read); H is known by the userId its profile gets during the read.
+    wanted = [e for e in ages if e not in ("p1@example.com", "p2@example.com", "d@example.com")]
+    members = [{"email": e} for e in wanted if e != "h@example.com"]
+    members.append({"email": "h@example.com", "userId": "U-H"})
+    ws.audience("big", {"inline": members}, policy={"maxRemovalPercent": 50})
+    yield ws, server, big
+
+
+def update_during_the_read(server, big: int) -> threading.Event:
+    """Once the first window has been answered, change four profiles through the API:
+    D leaves "big" (its window was read: a stale row), H gets a userId (its window was
+    read: the same person under a second identifier), p30 gets a field (its window is
+    not read yet: it moves ahead, to the open window), and N joins "big"."""
+    emulator = server.emulator
+    handle = emulator.handle
+    done = threading.Event()
+    lock = threading.Lock()
+
+    def update() -> None:
+        with httpx.Client(base_url=server.base_url, headers={"Api-Key": "test-key"}) as api:
+            for path, body in (
+                (
+                    "/api/lists/unsubscribe",
+                    {
+                        "listId": big,
+                        "subscribers": [{"email": "d@example.com"}],
+                        "channelUnsubscribe": False,
+                    },
+                ),
+                ("/api/users/update", {"email": "h@example.com", "userId": "U-H"}),
+                ("/api/users/update", {"email": "p30@example.com", "dataFields": {"tier": "gold"}}),
+                (
+                    "/api/lists/subscribe",
+                    {"listId": big, "subscribers": [{"email": "n@example.com"}]},
+                ),
+            ):
+                answer = api.post(path, json=body)
+                assert answer.status_code == 200, answer.text
+
+    def handle_then_update(request: httpx.Request):
+        answer = handle(request)
+        is_window = request.url.path == EXPORT and "startDateTime" in str(request.url)
+        with lock:
+            first = is_window and not done.is_set()
+            if first:
+                done.set()
+        if first:
+            update()
+        return answer
+
+    emulator.handle = handle_then_update  # type: ignore[method-assign]
+    return done
+
+
+@pytest.mark.parametrize("in_flight", ["1", "4"])
+def test_windows_read_during_updates_give_the_exact_plan(windowed, cli, monkeypatch, in_flight):
+    ws, server, big = windowed
+    monkeypatch.setenv("RECONCILER_EXPORT_WINDOWS_IN_FLIGHT", in_flight)
+    updated = update_during_the_read(server, big)
+
+    result = cli("plan", ws.manifests, "--format", "json", "--show-members")
+
+    assert result.exit_code == 0, result.output
+    assert updated.is_set()
+    project = server.emulator.project("default")
+    assert project.user_by_email("h@example.com").user_id == "U-H"  # the updates happened
+    assert big not in project.user_by_email("d@example.com").list_ids
+    windows = window_requests(server)
+    cut = [r for r in windows if r.fault == "stream_cut"]
+    # Three windows and the open one; the 26-profile window died and was read as halves.
+    assert (len(windows), len(cut)) == (4 + 2, 1)
+    assert windows[-1].query == max(windows, key=lambda r: r.at).query  # the open one last
+    windowed_plan = result.json()
+    said = windowed_plan["destinations"][0].pop("member_read")
+    assert said.startswith("members of 1 list read with the user export in 5 date windows in ")
+    assert f"({len(windows)} GET {EXPORT})" in said
+    assert "chosen as faster: about " in said and "by the user export in date windows" in said
+
+    # The plan a getUsers read of the final state gives: the same changes, exactly.
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    final = cli("plan", ws.manifests, "--format", "json", "--show-members")
+    assert final.exit_code == 0, final.output
+    final_plan = final.json()
+    final_plan["destinations"][0].pop("member_read")
+    assert windowed_plan == final_plan
+    (list_plan,) = final_plan["destinations"][0]["lists"]
+    assert list_plan["changes"] == [
+        {
+            "type": "remove_members",
+            "count": 3,
+            "sample": ["n@example.com", "p1@example.com", "p2@example.com"],
+            "channel_unsubscribe": False,
+        }
+    ]
