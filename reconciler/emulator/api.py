@@ -646,8 +646,12 @@ def _export_window(call: Call) -> tuple[datetime | None, datetime | None]:
         if range_name not in windows:
             raise _ParamError(bad_params(f"Invalid range: {range_name}"))
         return windows[range_name]
-    start = _parse_export_datetime(start_text, "startDateTime") if start_text else None
-    end = _parse_export_datetime(end_text, "endDateTime") if end_text else None
+    if start_text is None or end_text is None:
+        # "either 'range' or 'startDateTime' and 'endDateTime'": one date alone is not
+        # given a meaning here, so a client never relies on a default Iterable may not have.
+        raise _ParamError(bad_params("startDateTime and endDateTime go together"))
+    start = _parse_export_datetime(start_text, "startDateTime")
+    end = _parse_export_datetime(end_text, "endDateTime")
     return start, end
 
 

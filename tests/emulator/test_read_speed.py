@@ -294,3 +294,40 @@ def test_a_client_that_leaves_a_slow_read_does_not_stop_the_server(
         assert first.endswith(b"\n")
     set_faults(client, get_users_members_per_second=None)
     assert len(get_users(client, list_id)) == 200
+
+
+def test_export_windows_select_by_update_time_and_each_stream_is_cut_on_its_own(
+    client: httpx.Client, project: Project
+) -> None:
+    """startDateTime (>=) and endDateTime (<) over profileUpdatedAt, both or neither; the
+    stream cut counts each request's rows: windows under it arrive whole where the whole
+    export dies."""
+    _, emails = seed(project, 40)
+    base = 1_700_000_000_000  # 2023-11-14 22:13:20 UTC
+    for i, user in enumerate(project.users.values()):
+        user.profile_updated_at = base + i * 1000  # one a second
+    set_faults(client, export_members_per_second=1000, export_stream_seconds=0.025)
+
+    def window(start: str, end: str) -> tuple[list[str], Exception | None]:
+        params = {
+            "dataTypeName": "user",
+            "startDateTime": start,
+            "endDateTime": end,
+            "onlyFields": "email",
+        }
+        response, pieces, error = read_raw(client, "/api/export/data.json", params)
+        assert response.status_code == 200
+        lines = b"".join(pieces).decode().split("\n")
+        return [json.loads(line)["email"] for line in lines if line and error is None], error
+
+    _, error = window("2023-11-14 22:13:20", "2023-11-14 22:14:00")  # all 40: cut at 25
+    assert isinstance(error, httpx.RemoteProtocolError)
+    first, error = window("2023-11-14 22:13:20", "2023-11-14 22:13:40")
+    assert error is None and first == emails[:20]  # the one updated at 22:13:40 is not in
+    second, error = window("2023-11-14 22:13:40", "2023-11-14 22:14:00 +00:00")
+    assert error is None and second == emails[20:]
+    later, error = window("2023-11-14 23:13:40 +01:00", "2023-11-14 22:13:41")  # one second
+    assert error is None and later == [emails[20]]
+    for alone in ({"startDateTime": "2023-11-14 22:13:20"}, {"endDateTime": "2023-11-14 22:14:00"}):
+        answer = client.get("/api/export/data.json", params={"dataTypeName": "user", **alone})
+        assert answer.status_code == 400
