@@ -288,7 +288,9 @@ def _read_all_by_windows(
 
     def download(only: Sequence[str], path: Path, on_lines: Callable[[int], None] | None) -> int:
         nonlocal report
-        report = read_export_windows(client, only, path, desired.project_type, expected, on_lines)
+        report = read_export_windows(
+            client, only, path, desired.project_type, expected, on_lines, on_note=progress.note
+        )
         return report.rows
 
     try:

@@ -239,8 +239,10 @@ def read_export_windows(
     expected_rows: int,
     on_lines: Callable[[int], None] | None = None,
     clock: Callable[[], datetime] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> WindowedRead:
-    """The user export, read in date windows into `target` (one line per profile)."""
+    """The user export, read in date windows into `target` (one line per profile);
+    `on_note` is told of each window whose stream died and what is read instead."""
     settings = client.settings
     now = clock or (lambda: datetime.now(UTC))
     span = timedelta(days=settings.export_window_days)
@@ -266,6 +268,11 @@ def read_export_windows(
         report.cut += 1
         halves = split_window(window, now())
         if halves is not None:
+            if on_note is not None:
+                on_note(
+                    f"the user export's window {window.describe()} was cut off before its "
+                    "end; reading it again as two windows"
+                )
             return list(halves)
         attempts[window] = attempts.get(window, 0) + 1
         if attempts[window] > UNSPLITTABLE_RETRIES:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 import httpx
@@ -131,6 +132,7 @@ def test_windows_read_during_updates_give_the_exact_plan(windowed, cli, monkeypa
     # Three windows and the open one; the 26-profile window died and was read as halves.
     assert (len(windows), len(cut)) == (4 + 2, 1)
     assert windows[-1].query == max(windows, key=lambda r: r.at).query  # the open one last
+    assert "was cut off before its end; reading it again as two windows" in result.stderr
     windowed_plan = result.json()
     said = windowed_plan["destinations"][0].pop("member_read")
     assert said.startswith("members of 1 list read with the user export in 5 date windows in ")
@@ -153,3 +155,28 @@ def test_windows_read_during_updates_give_the_exact_plan(windowed, cli, monkeypa
             "channel_unsubscribe": False,
         }
     ]
+
+
+def test_windows_that_cannot_be_read_give_way_to_getusers_and_the_plan_is_exact(
+    windowed, cli, monkeypatch
+):
+    ws, server, _big = windowed
+    monkeypatch.setenv("RECONCILER_BULK_READ_RETRIES", "1")
+    server.emulator.faults.update({"fail_every": 1, "fail_status": 500, "paths": [EXPORT]})
+
+    result = cli("plan", ws.manifests, "--format", "json", "--show-members")
+
+    assert result.exit_code == 0, result.output
+    # The three windows in flight at once, each tried twice; the open one never read.
+    tried = Counter(r.query for r in window_requests(server))
+    assert sorted(tried.values()) == [2, 2, 2]
+    assert "the user export in date windows could not be read" in result.stderr
+    plan = result.json()
+    said = plan["destinations"][0].pop("member_read")
+    assert said.startswith("members of 1 list read with 1 getUsers call")
+    assert "the user export in date windows could not be read (GET /api/export/data.json" in said
+    server.emulator.faults.update({"fail_every": 0})
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    again = cli("plan", ws.manifests, "--format", "json", "--show-members").json()
+    again["destinations"][0].pop("member_read")
+    assert plan == again
