@@ -89,7 +89,8 @@ class ClientSettings:
     # reads. 0 turns both off.
     read_lag: float = 60.0
     # How plans read list members: "getUsers" (one call per list, 5/minute, several in
-    # flight), "export" (one user export for every list at once, 4/minute) or "auto" (the
+    # flight), "export" (one user export for every list at once, 4/minute), "asyncExport"
+    # (one export job), "windowedExport" (the user export in date windows) or "auto" (the
     # one that should finish first, from the lists' sizes: state/routes.py choose_member_read).
     member_reads: str = "auto"
 
