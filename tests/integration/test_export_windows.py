@@ -62,9 +62,13 @@ def windowed(tmp_path, monkeypatch, fast_client, make_emulator_server) -> Iterat
     # p1 and p2 are to be removed; D is not wanted either (it leaves the list itself
     # during the read); H is known by the userId its profile gets during the read.
     wanted = [e for e in ages if e not in ("p1@example.com", "p2@example.com", "d@example.com")]
-    members = [{"email": e} for e in wanted if e != "h@example.com"]
-    members.append({"email": "h@example.com", "userId": "U-H"})
-    ws.audience("big", {"inline": members}, policy={"maxRemovalPercent": 50})
+    rows = [f"{e}," for e in wanted if e != "h@example.com"] + ["h@example.com,U-H"]
+    ws.csv("big.csv", "email,userId", rows)  # a file: planned in DuckDB when asked to
+    ws.audience(
+        "big",
+        {"csv": "big.csv", "email": "email", "userId": "userId"},
+        policy={"maxRemovalPercent": 50},
+    )
     yield ws, server, big
 
 
@@ -114,10 +118,15 @@ def update_during_the_read(server, big: int) -> threading.Event:
     return done
 
 
-@pytest.mark.parametrize("in_flight", ["1", "4"])
-def test_windows_read_during_updates_give_the_exact_plan(windowed, cli, monkeypatch, in_flight):
+@pytest.mark.parametrize(
+    ("in_flight", "engine"), [("1", "python"), ("4", "python"), ("4", "duckdb")]
+)
+def test_windows_read_during_updates_give_the_exact_plan(
+    windowed, cli, monkeypatch, in_flight, engine
+):
     ws, server, big = windowed
     monkeypatch.setenv("RECONCILER_EXPORT_WINDOWS_IN_FLIGHT", in_flight)
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
     updated = update_during_the_read(server, big)
 
     result = cli("plan", ws.manifests, "--format", "json", "--show-members")
@@ -138,6 +147,7 @@ def test_windows_read_during_updates_give_the_exact_plan(windowed, cli, monkeypa
     assert said.startswith("members of 1 list read with the user export in 5 date windows in ")
     assert f"({len(windows)} GET {EXPORT})" in said
     assert "chosen as faster: about " in said and "by the user export in date windows" in said
+    assert ("1 large list diffed in DuckDB" in said) == (engine == "duckdb")
 
     # The plan a getUsers read of the final state gives: the same changes, exactly.
     monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
