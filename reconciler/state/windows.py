@@ -22,6 +22,9 @@ How a read goes (read_export_windows; the rest of this module is pure):
   which is the same person. Keeping the older row would plan from a state that no longer
   holds, e.g. an unsubscribe sent again for someone who left the list themselves. The
   later row is what a single export started a moment later would have shown.
+Assumed, as Airbyte's users stream assumes it: every profile has a profileUpdatedAt (it is
+a system field Iterable sets when a profile is created and on every change), so a
+profile without one, which range=All would show, is not read.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -228,7 +231,6 @@ class WindowedRead:
     requests: int = 0
     cut: int = 0
     rows: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 def read_export_windows(
@@ -253,7 +255,7 @@ def read_export_windows(
     done: list[tuple[Window, Path]] = []
     attempts: dict[Window, int] = {}
     lock = threading.Lock()
-    counter = iter(range(1_000_000))
+    counter = itertools.count()
     scratch = target.parent
 
     def read(window: Window) -> tuple[Window, Path]:
