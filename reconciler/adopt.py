@@ -21,7 +21,7 @@ import tempfile
 import textwrap
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -221,6 +221,18 @@ def read_members(
     from reconciler.state.routes import choose_member_read
 
     route = choose_member_read([None] * len(lists), client.settings)
+    if route.name == "windowedExport" and lists:
+        from reconciler.state.windows import read_export_windows
+
+        def windows(only: Sequence[str], path: Path, on_lines: Callable[[int], None] | None) -> int:
+            # Sizes are unknown: one window to start with, split where a stream dies.
+            return read_export_windows(client, only, path, project_type, 0, on_lines).rows
+
+        return MemberFiles(
+            _members_by_export(engine, client, lists, project_type, on_read, windows),
+            "windowedExport",
+            route.reason,
+        )
     if route.name == "export" and lists:
         return MemberFiles(
             _members_by_export(engine, client, lists, project_type, on_read),
@@ -264,16 +276,21 @@ def _members_by_export(
     lists: list[ListInfo],
     project_type: ProjectType,
     on_read: Callable[[str], None] | None,
+    download: Callable[[Sequence[str], Path, Callable[[int], None] | None], int] | None = None,
 ) -> dict[int, Path | Exception]:
     """One user export, cut into a file per list naming members as getUsers with
-    preferUserId does (the userId where the profile has one, else the email)."""
+    preferUserId does (the userId where the profile has one, else the email).
+    `download`: how the export is read (the user export in date windows), when not whole."""
     from reconciler.members.engine.export_table import read_export_table
 
     if on_read is not None:
-        on_read(f"{len(lists)} lists (one user export)")
+        how = "the user export in date windows" if download else "one user export"
+        on_read(f"{len(lists)} lists ({how})")
     membership = "emailListIds" if project_type == "email" else "userListIds"
     try:
-        export = read_export_table(engine, client, membership, [info.id for info in lists])
+        export = read_export_table(
+            engine, client, membership, [info.id for info in lists], download=download
+        )
     except Exception as exc:
         if not _one_list_failed(exc):
             raise

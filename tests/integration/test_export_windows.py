@@ -190,3 +190,23 @@ def test_windows_that_cannot_be_read_give_way_to_getusers_and_the_plan_is_exact(
     again = cli("plan", ws.manifests, "--format", "json", "--show-members").json()
     again["destinations"][0].pop("member_read")
     assert plan == again
+
+
+def test_import_reads_by_date_windows_what_it_reads_by_getusers(windowed, cli, monkeypatch):
+    ws, server, _big = windowed
+    (ws.manifests / "aud-big.yaml").unlink()  # "big" is imported
+    files = {}
+    for route in ("getUsers", "windowedExport"):
+        monkeypatch.setenv("RECONCILER_MEMBER_READS", route)
+        out = ws.root / f"imported-{route}"
+        server.emulator.clear_log()
+        result = cli("import", ws.manifests, "--destination", "prod", "--out", out)
+        assert result.exit_code == 0, result.output
+        files[route] = {p.name: p.read_text() for p in sorted(out.glob("*.csv"))}
+    # Sizes unknown: one window and the open one, the first cut (42 profiles, 15 a
+    # stream) and split until each half fits.
+    windows = window_requests(server)
+    assert len(windows) > 2 and any(r.fault == "stream_cut" for r in windows)
+    assert files["getUsers"] == files["windowedExport"]
+    assert list(files["windowedExport"]) == ["big.csv"]
+    assert files["windowedExport"]["big.csv"].count("@example.com") == 42
