@@ -210,3 +210,22 @@ def test_import_reads_by_date_windows_what_it_reads_by_getusers(windowed, cli, m
     assert files["getUsers"] == files["windowedExport"]
     assert list(files["windowedExport"]) == ["big.csv"]
     assert files["windowedExport"]["big.csv"].count("@example.com") == 42
+
+
+def test_a_saved_plan_read_by_windows_is_checked_by_windows(windowed, cli, tmp_path):
+    ws, server, big = windowed
+    planfile = tmp_path / "p.plan"
+    made = cli("plan", ws.manifests, "--out", planfile)
+    assert made.exit_code == 0, made.output
+    server.emulator.clear_log()
+
+    applied = cli("apply", "--plan", planfile, "--yes")
+
+    assert applied.exit_code == 0, applied.output
+    # The stale check read every list once, by the same route: windows, no job, no getUsers.
+    paths = {r.path for r in server.emulator.request_log if r.method == "GET"}
+    assert window_requests(server) and "/api/lists/getUsers" not in paths
+    assert not any(r.path == "/api/export/start" for r in server.emulator.request_log)
+    members = set(server.emulator.project("default").members(big))
+    assert {"p1@example.com", "p2@example.com", "d@example.com"} & members == set()
+    assert len(members) == 42 - 3
