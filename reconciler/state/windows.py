@@ -196,6 +196,8 @@ def merge_window_files(
             if not seen and not window.late:
                 with path.open("rb") as source:
                     shutil.copyfileobj(source, out)
+                    if source.tell() and (source.seek(-1, 2), source.read(1))[1] != b"\n":
+                        out.write(b"\n")  # the next window's first line starts a line
                 with path.open("rb") as source:
                     written += sum(1 for line in source if line.strip())
                 continue

@@ -153,6 +153,14 @@ def test_merged_files_hold_what_merge_rows_gives(tmp_path: Path):
     got = [json.loads(line) for line in target.read_text().splitlines()]
     assert got == list(merge_rows(list(zip(windows, content, strict=True)), "hybrid"))
     assert written == len(got) == 5
+    # A window whose last line has no newline is still one line per profile once merged.
+    for _window, path in paths:
+        path.write_text(path.read_text().rstrip("\n"))
+    assert merge_window_files(paths, target, "hybrid") == 5
+    assert [json.loads(line) for line in target.read_text().splitlines()] == got
+    only_old = [(windows[0], paths[0][1]), (windows[1], paths[1][1])]  # copied whole
+    assert merge_window_files(only_old, target, "hybrid") == 3
+    assert len([json.loads(line) for line in target.read_text().splitlines()]) == 3
 
 
 def simulate(seed: int) -> None:
