@@ -264,7 +264,21 @@ def read_export_windows(
         with lock:
             path = scratch / f"{target.stem}.window{next(counter)}.jsonl"
             report.requests += 1
-        client.download_export_window(only_fields, window.params(now()), path, on_lines)
+        arrived = 0
+
+        def count(n: int) -> None:
+            nonlocal arrived
+            arrived += n
+            if on_lines is not None:
+                on_lines(n)
+
+        try:
+            client.download_export_window(only_fields, window.params(now()), path, count)
+        except StreamCut:
+            # Read again in halves: progress counts its rows once, from them.
+            if on_lines is not None and arrived:
+                on_lines(-arrived)
+            raise
         return window, path
 
     def died(window: Window) -> list[Window]:
