@@ -279,10 +279,10 @@ def _read_all_by_windows(
 
     in_tables = [(item, info) for item, info in found if item.table is not None]
     in_python = [(item, info) for item, info in found if item.table is None]
-    how = "the user export in date windows"
+    lists = f"{len(found)} list{'s' if len(found) != 1 else ''} (the user export in date windows)"
     if on_read is not None:
-        on_read(f"{len(found)} lists ({how})")
-    task = progress.task(f"reading members of {len(found)} lists ({how})")
+        on_read(lists)
+    task = progress.task(f"reading members of {lists}")
     membership = _membership(desired.project_type)
     expected = sum(expected_size(item) for item, _info in found)
     report = WindowedRead()

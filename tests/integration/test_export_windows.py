@@ -145,7 +145,7 @@ def test_windows_read_during_updates_give_the_exact_plan(
     if in_flight == "1":
         # Rows of the cut window are counted once, from its halves: 42 profiles less p30
         # (read in the open window), D and H twice (before and after), p30 and N.
-        assert "(the user export in date windows): finished, 45 members" in result.stderr
+        assert "of 1 list (the user export in date windows): finished, 45 members" in result.stderr
     windowed_plan = result.json()
     said = windowed_plan["destinations"][0].pop("member_read")
     assert said.startswith("members of 1 list read with the user export in 5 date windows in ")
