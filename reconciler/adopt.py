@@ -361,8 +361,7 @@ def _check_empty_read(
     if size > 0:
         download.unlink(missing_ok=True)
         return EmptyReadError(
-            f"Iterable's member read answered no members, yet Iterable counts {size:,} on "
-            "the list"
+            f"Iterable's member read answered no members, yet Iterable counts {size:,} on the list"
         )
     return download
 
