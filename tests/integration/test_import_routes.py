@@ -208,16 +208,26 @@ def test_a_list_cut_off_every_time_is_named_and_nothing_is_written_for_it(
     # the big one never.
     ws, server = field_import(big=SMALLER, get_users_stream_seconds=0.05)
     big_id = list_id(server, "big")
+    # An earlier import's files, re-imported with --force: the unread list's stay whole.
+    out = ws.root / "imported"
+    out.mkdir()
+    earlier = {name: out / name for name in ("big.csv", "big.yaml")}
+    for path in earlier.values():
+        path.write_text(f"earlier {path.name}\n")
 
-    out, result = run_import(cli, ws)
+    result = cli("import", ws.manifests, "--destination", "prod", "--out", out, "--force")
 
     assert result.exit_code == 1, result.output
     assert f"skipped list {big_id} 'big': its members could not be read (GET {GET_USERS}: " in (
         result.stderr
     )
     assert "nothing was written for it: run import again" in result.stderr
-    assert_nothing_written_for(out, "big")
+    assert {name: path.read_text() for name, path in earlier.items()} == {
+        name: f"earlier {name}\n" for name in earlier
+    }
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no partial files
     assert_exact(server, out, ["small-0"])
+    assert "members of 2 lists read with 2 getUsers calls in parallel in " in result.stdout
 
 
 def test_a_list_that_keeps_answering_500_is_named_and_the_large_list_imported(
@@ -236,6 +246,8 @@ def test_a_list_that_keeps_answering_500_is_named_and_the_large_list_imported(
     assert "last failure: HTTP 500" in result.stderr
     assert_nothing_written_for(out, "small-0")
     assert_exact(server, out, ["big"])
+    # Its size could not be read either: the route is chosen by counting calls.
+    assert "members of 2 lists read with 2 getUsers calls in parallel in " in result.stdout
 
 
 def test_progress_and_limit_waits_go_to_stderr_and_stdout_keeps_to_the_result(field_import):
