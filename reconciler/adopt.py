@@ -580,18 +580,21 @@ def _write_members(path: Path, members: list[str], project_type: ProjectType) ->
     columns = _columns(project_type)
     # Written beside the target and moved onto it whole: never a half file at its name.
     partial = path.with_name(f".{path.name}.partial")
-    with os.fdopen(_private(partial), "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        for identifier in members:
-            if project_type == "hybrid":
-                # preferUserId gives the userId where a profile has one; an identifier that
-                # looks like an email is a profile without a userId.
-                is_email = looks_like_email(identifier)
-                writer.writerow([identifier, ""] if is_email else ["", identifier])
-            else:
-                writer.writerow([identifier])
-    os.replace(partial, path)
+    try:
+        with os.fdopen(_private(partial), "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            for identifier in members:
+                if project_type == "hybrid":
+                    # preferUserId gives the userId where a profile has one; an identifier
+                    # that looks like an email is a profile without a userId.
+                    is_email = looks_like_email(identifier)
+                    writer.writerow([identifier, ""] if is_email else ["", identifier])
+                else:
+                    writer.writerow([identifier])
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _day(epoch_ms: int | None) -> str | None:
