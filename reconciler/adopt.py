@@ -19,6 +19,7 @@ import re
 import shutil
 import tempfile
 import textwrap
+import time
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
@@ -40,6 +41,9 @@ from reconciler.manifest.model import NAME_PATTERN
 from reconciler.members.identity import ProjectType, looks_like_email
 from reconciler.members.model import Engine
 from reconciler.plan.ownership import MARKER
+from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, heartbeat
+from reconciler.state.live import LiveDestination, LiveList, fails_alone
+from reconciler.state.routes import MemberRoute, choose_member_read
 
 _VALID_NAME = re.compile(NAME_PATTERN)
 _SLUG_JUNK = re.compile(r"[^a-z0-9._-]+")
@@ -76,6 +80,8 @@ class ImportResult:
     destination: str
     imported: list[ImportedList] = field(default_factory=list)
     skipped: list[SkippedList] = field(default_factory=list)
+    # How the members were read (route, calls, time), as a plan says its read.
+    member_read: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ def import_lists(
     lists: Collection[str] | None = None,
     force: bool = False,
     now: datetime | None = None,
-    on_read: Callable[[str], None] | None = None,
+    progress: Progress = NULL_PROGRESS,
     on_notice: Callable[[str], None] | None = None,
 ) -> ImportResult:
     """Write an Audience manifest and a member CSV into `out_dir` for each Standard list of
@@ -118,7 +124,7 @@ def import_lists(
         if on_notice is not None:
             client.on_notice(on_notice)  # rate-limit waits (12 s per list) and retries
         return _import(
-            manifests, dest, client, out_dir, lists, force, now or datetime.now(UTC), on_read
+            manifests, dest, client, out_dir, lists, force, now or datetime.now(UTC), progress
         )
 
 
@@ -130,7 +136,7 @@ def _import(
     only: Collection[str] | None,
     force: bool,
     now: datetime,
-    on_read: Callable[[str], None] | None,
+    progress: Progress,
 ) -> ImportResult:
     result = ImportResult(dest.name)
     all_lists = client.get_lists()
@@ -152,37 +158,28 @@ def _import(
     out_dir.mkdir(parents=True, exist_ok=True)
     project_type = dest.spec.projectType
     with Engine.from_env() as engine:
-        read = read_members(engine, client, [t.info for t in targets], project_type, on_read)
+        read = read_members(engine, client, [t.info for t in targets], project_type, progress)
+        result.member_read = read.describe()
         for target in targets:
             outcome = read.files[target.info.id]
             if isinstance(outcome, Exception):
-                # Named, and the other lists go ahead; the run exits 1.
-                target.members_file.unlink(missing_ok=True)
+                # Named, and the other lists go ahead; the run exits 1. Nothing is written
+                # for it (an existing file, under --force, is left as it was).
+                why = (
+                    str(outcome)
+                    if isinstance(outcome, EmptyReadError)
+                    else f"its members could not be read ({outcome})"
+                )
                 result.skipped.append(
                     SkippedList(
                         target.info.id,
                         target.info.name,
-                        f"its members could not be read ({outcome}); nothing was written "
-                        "for it: run import again",
+                        f"{why}; nothing was written for it: run import again",
                         unread=True,
                     )
                 )
                 continue
             count = _import_members(engine, target, project_type, outcome)
-            if count == 0 and (size := client.list_size(target.info.id)) > 0:
-                # An empty answer is not an empty list (issue 16, point 8): adopting it
-                # would declare the list empty, and the next apply would empty it.
-                target.members_file.unlink(missing_ok=True)
-                result.skipped.append(
-                    SkippedList(
-                        target.info.id,
-                        target.info.name,
-                        f"Iterable's member read answered no members, yet Iterable counts "
-                        f"{size:,} on the list; nothing was written: run import again",
-                        unread=True,
-                    )
-                )
-                continue
             _write_manifest(target, dest.name, count, now, _schema_reference(manifests, out_dir))
             result.imported.append(
                 ImportedList(
@@ -197,14 +194,21 @@ def _import(
     return result
 
 
+class EmptyReadError(LiveStateError):
+    """A list's member read answered no members, yet Iterable counts members on it."""
+
+
 @dataclass
 class MemberFiles:
     """Each list's members as getUsers names them, one per line in a file of the
-    workspace (or why they could not be read), and how they were read."""
+    workspace (or why they could not be read), and how they were read: `live` says the
+    route, its calls and its time as a plan says its own read."""
 
     files: dict[int, Path | Exception]
-    route: str
-    reason: str = ""
+    live: LiveDestination
+
+    def describe(self) -> str | None:
+        return self.live.describe_reads()
 
 
 def read_members(
@@ -212,62 +216,152 @@ def read_members(
     client: IterableClient,
     lists: list[ListInfo],
     project_type: ProjectType,
-    on_read: Callable[[str], None] | None = None,
+    progress: Progress = NULL_PROGRESS,
 ) -> MemberFiles:
-    """The members of `lists`, by the route a plan would take with sizes unknown (the
-    lists are not in any manifest yet): getUsers for several at once, or one user export
-    when there are more lists than getUsers' budget. A list whose read fails after its
-    retries is given its failure; the others are read all the same."""
-    from reconciler.state.routes import choose_member_read
+    """The members of `lists`, by the route a plan would take (state/routes.py
+    choose_member_read): getUsers for several at once, one user export, or one
+    asynchronous export job with its files fetched in parallel. The lists are in no
+    manifest yet, so their sizes are asked of Iterable (lists/{id}/size) when there are no
+    more of them than a minute's getUsers budget: a minute of that budget at most, against
+    hours by getUsers for a list of millions that an export job reads in minutes. With
+    more lists, the model counts calls (one export). An export that cannot be read is
+    replaced by getUsers, as in a plan. A list whose read fails after its retries, or that
+    reads empty while Iterable counts members on it, is given its failure; the others
+    are read all the same."""
+    started, before = time.monotonic(), dict(client.stats.calls)
+    sizes = _list_sizes(client, lists)
+    route = choose_member_read([sizes.get(info.id) for info in lists], client.settings)
+    files: dict[int, Path | Exception] | None = None
+    member_reads = 1
+    if route.name in ("export", "asyncExport", "windowedExport") and lists:
+        try:
+            files = _members_by_export(engine, client, lists, project_type, progress, route.name)
+        except Exception as exc:
+            if not fails_alone(exc):
+                raise
+            # The export is one read for every list: when it cannot be read (cut off each
+            # time, a 5xx, a job truncated or failed), the lists are read one by one.
+            progress.note(
+                f"the user export could not be read ({exc}); reading the {len(lists)} "
+                "lists with getUsers instead"
+            )
+            route = MemberRoute("getUsers", f"the user export could not be read ({exc})")
+    if files is None:
+        files = _members_by_get_users(engine, client, lists, project_type, sizes, progress)
+        member_reads = len(lists)
+    live = LiveDestination([], {}, member_reads, route.name, route=route)
+    for info in lists:
+        outcome = files[info.id]
+        if isinstance(outcome, Path) and _is_empty(outcome):
+            outcome = files[info.id] = _check_empty_read(client, info, outcome, sizes, live)
+        if isinstance(outcome, Exception):
+            live.unproven[info.name] = str(outcome)
+        else:
+            live.managed[info.name] = LiveList(info, set())
+    live.seconds = time.monotonic() - started
+    live.calls = client.stats.calls_since(before)
+    live.calls.pop("GET /api/lists", None)
+    return MemberFiles(files, live)
 
-    route = choose_member_read([None] * len(lists), client.settings)
-    if route.name == "windowedExport" and lists:
-        from reconciler.state.windows import read_export_windows
 
-        def windows(only: Sequence[str], path: Path, on_lines: Callable[[int], None] | None) -> int:
-            # Sizes are unknown: one window to start with, split where a stream dies.
-            return read_export_windows(client, only, path, project_type, 0, on_lines).rows
+def _list_sizes(client: IterableClient, lists: list[ListInfo]) -> dict[int, int]:
+    """Members Iterable counts on each list, asked when the answer can choose the read
+    route (state/routes.py) for at most a minute's getUsers budget; none otherwise. A size
+    that cannot be read is left unknown (the model then counts calls)."""
+    settings = client.settings
+    budget = settings.list_reads_per_minute
+    if settings.member_reads != "auto" or not lists or (budget > 0 and len(lists) > budget):
+        return {}
 
-        return MemberFiles(
-            _members_by_export(engine, client, lists, project_type, on_read, windows),
-            "windowedExport",
-            route.reason,
-        )
-    if route.name == "export" and lists:
-        return MemberFiles(
-            _members_by_export(engine, client, lists, project_type, on_read),
-            "export",
-            route.reason,
-        )
+    def size(info: ListInfo) -> int | None:
+        try:
+            return client.list_size(info.id)
+        except Exception as exc:
+            if not fails_alone(exc):
+                raise
+            return None  # its read will say what is wrong with the list
+
+    workers = max(1, min(len(lists), settings.list_read_concurrency))
+    with ThreadPoolExecutor(workers, "reconciler-import-size") as pool:
+        answers = list(pool.map(size, lists))
+    return {info.id: n for info, n in zip(lists, answers, strict=True) if n is not None}
+
+
+def _members_by_get_users(
+    engine: Engine,
+    client: IterableClient,
+    lists: list[ListInfo],
+    project_type: ProjectType,
+    sizes: dict[int, int],
+    progress: Progress,
+) -> dict[int, Path | Exception]:
+    """getUsers for every list, several in flight, the largest known first, each with
+    its progress (the list's size as its total, when known)."""
     # Email-based projects answer with emails whatever preferUserId says.
     prefer_user_id = project_type != "email"
     paths = {info.id: engine.directory / f"{engine.name('import')}.txt" for info in lists}
+    order = sorted(lists, key=lambda info: -sizes.get(info.id, 0))
 
-    def read(info: ListInfo) -> Path:
-        if on_read is not None:
-            on_read(info.name)
-        client.download_list_members(info.id, prefer_user_id, paths[info.id])
+    def read(info: ListInfo, beat: Heartbeat) -> Path:
+        task = progress.task(f"reading list {info.name!r}", total=sizes.get(info.id))
+        beat.add(task)
+        try:
+            client.download_list_members(info.id, prefer_user_id, paths[info.id], task.advance)
+        finally:
+            beat.discard(task)
+            task.finish()
         return paths[info.id]
 
     files: dict[int, Path | Exception] = {}
     workers = max(1, min(len(lists), client.settings.list_read_concurrency))
-    with ThreadPoolExecutor(workers, "reconciler-import") as pool:
-        futures = {info.id: pool.submit(read, info) for info in lists}
+    with heartbeat() as beat, ThreadPoolExecutor(workers, "reconciler-import") as pool:
+        futures = {info.id: pool.submit(read, info, beat) for info in order}
         for list_id, future in futures.items():
             try:
                 files[list_id] = future.result()
             except Exception as exc:
                 files[list_id] = exc
     for outcome in files.values():
-        if isinstance(outcome, Exception) and not _one_list_failed(outcome):
+        if isinstance(outcome, Exception) and not fails_alone(outcome):
             raise outcome
-    return MemberFiles(files, "getUsers", route.reason)
+    return files
 
 
-def _one_list_failed(exc: Exception) -> bool:
-    from reconciler.state.live import fails_alone
+def _is_empty(download: Path) -> bool:
+    """No member in the file (a blank line is none): only a short file can be empty."""
+    if download.stat().st_size > 4096:
+        return False
+    with download.open(encoding="utf-8", errors="replace") as handle:
+        return not any(line.strip() for line in handle)
 
-    return fails_alone(exc)
+
+def _check_empty_read(
+    client: IterableClient,
+    info: ListInfo,
+    download: Path,
+    sizes: dict[int, int],
+    live: LiveDestination,
+) -> Path | Exception:
+    """An empty answer is not an empty list (issue 16, point 8): adopting it would declare
+    the list empty, and the next apply would empty it. The size asked before the read
+    serves; else it is asked now."""
+    size = sizes.get(info.id)
+    if size is None:
+        live.size_reads += 1
+        try:
+            size = client.list_size(info.id)
+        except Exception as exc:
+            if not fails_alone(exc):
+                raise
+            return LiveStateError(
+                f"its read answered no members and its size could not be read ({exc})"
+            )
+    if size > 0:
+        download.unlink(missing_ok=True)
+        return EmptyReadError(
+            f"Iterable's member read answered no members, yet Iterable counts {size:,} on the list"
+        )
+    return download
 
 
 def _members_by_export(
@@ -275,26 +369,43 @@ def _members_by_export(
     client: IterableClient,
     lists: list[ListInfo],
     project_type: ProjectType,
-    on_read: Callable[[str], None] | None,
-    download: Callable[[Sequence[str], Path, Callable[[int], None] | None], int] | None = None,
+    progress: Progress,
+    route: str,
 ) -> dict[int, Path | Exception]:
-    """One user export, cut into a file per list naming members as getUsers with
-    preferUserId does (the userId where the profile has one, else the email).
-    `download`: how the export is read (the user export in date windows), when not whole."""
+    """One user export (`asyncExport`: one export job, its files fetched in parallel;
+    `windowedExport`: the user export in date windows), cut into a file per list naming
+    members as getUsers with preferUserId does (the userId where the profile has one, else
+    the email). Raises when the export cannot be read: no list's file is written from part
+    of it."""
     from reconciler.members.engine.export_table import read_export_table
+    from reconciler.state.windows import read_export_windows
 
-    if on_read is not None:
-        how = "the user export in date windows" if download else "one user export"
-        on_read(f"{len(lists)} lists ({how})")
+    def windows(only: Sequence[str], path: Path, on_lines: Callable[[int], None] | None) -> int:
+        # The project's size is unknown here: one window to start with, split where a
+        # stream dies.
+        return read_export_windows(client, only, path, project_type, 0, on_lines).rows
+
+    asynchronous = route == "asyncExport"
+    how = {
+        "asyncExport": "one asynchronous export job",
+        "windowedExport": "the user export in date windows",
+    }.get(route, "one user export")
     membership = "emailListIds" if project_type == "email" else "userListIds"
+    # The export holds the whole project, whose size is unknown: a count without a total.
+    task = progress.task(f"reading members of {len(lists)} lists ({how})", unit="users")
     try:
-        export = read_export_table(
-            engine, client, membership, [info.id for info in lists], download=download
-        )
-    except Exception as exc:
-        if not _one_list_failed(exc):
-            raise
-        return {info.id: exc for info in lists}
+        with heartbeat(task):
+            export = read_export_table(
+                engine,
+                client,
+                membership,
+                [info.id for info in lists],
+                task.advance,
+                asynchronous,
+                download=windows if route == "windowedExport" else None,
+            )
+    finally:
+        task.finish()
     name = "email" if project_type == "email" else "coalesce(user_id, email)"
     files: dict[int, Path | Exception] = {}
     for info in lists:
@@ -477,17 +588,23 @@ def _private(path: Path) -> int:
 
 def _write_members(path: Path, members: list[str], project_type: ProjectType) -> None:
     columns = _columns(project_type)
-    with os.fdopen(_private(path), "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        for identifier in members:
-            if project_type == "hybrid":
-                # preferUserId gives the userId where a profile has one; an identifier that
-                # looks like an email is a profile without a userId.
-                is_email = looks_like_email(identifier)
-                writer.writerow([identifier, ""] if is_email else ["", identifier])
-            else:
-                writer.writerow([identifier])
+    # Written beside the target and moved onto it whole: never a half file at its name.
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with os.fdopen(_private(partial), "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            for identifier in members:
+                if project_type == "hybrid":
+                    # preferUserId gives the userId where a profile has one; an identifier
+                    # that looks like an email is a profile without a userId.
+                    is_email = looks_like_email(identifier)
+                    writer.writerow([identifier, ""] if is_email else ["", identifier])
+                else:
+                    writer.writerow([identifier])
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _day(epoch_ms: int | None) -> str | None:

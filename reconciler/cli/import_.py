@@ -10,6 +10,7 @@ from reconciler.adopt import import_lists
 from reconciler.cli import exits, session
 from reconciler.cli.exits import EXIT_ERROR, err
 from reconciler.cli.options import DebugOpt, PathArg, StateDirOpt
+from reconciler.cli.output import progress_display
 from reconciler.errors import ReconcilerError
 from reconciler.manifest import load_manifests
 
@@ -43,7 +44,9 @@ def import_(
     exits.started(debug=debug)
     try:
         manifests = load_manifests(path)
-        with err.status("Reading lists from Iterable...") as status:
+        # Progress goes to stderr only (bars on a terminal, else a line per read at most
+        # every RECONCILER_PROGRESS_INTERVAL seconds); stdout keeps to what was imported.
+        with progress_display() as progress:
             result = import_lists(
                 manifests,
                 destination,
@@ -51,15 +54,16 @@ def import_(
                 state_dir=session.state_dir(state_dir, path),
                 lists=lists,
                 force=force,
-                on_read=lambda name: status.update(f"Reading members of list {name!r}..."),
-                on_notice=lambda text: err.print(
-                    f"destination {destination!r}: {text}", markup=False
-                ),
+                progress=progress,
+                on_notice=lambda text: progress.note(f"destination {destination!r}: {text}"),
             )
     except ReconcilerError as exc:
         raise exits.fail(exc) from None
     for s in result.skipped:
         err.print(f"skipped list {s.list_id} {s.list_name!r}: {s.reason}", markup=False)
+    if result.member_read is not None:
+        # Said as a plan says its read: the route, its calls and its time.
+        typer.echo(f"Destination {result.destination!r}: {result.member_read}")
     for item in result.imported:
         typer.echo(
             f"{item.manifest}: audience {item.audience!r} <- list {item.list_id} "
