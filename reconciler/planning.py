@@ -168,7 +168,7 @@ def _plan_destination(
             for item in desired.lists
             if item.table is not None
         ),
-        field_updates=tuple(fields.updates),
+        field_updates=fields.updates,
         field_read=fields.read,
         field_issues=tuple(field_issues),
         member_read=live.describe_reads(),

@@ -58,7 +58,7 @@ class ListResult:
     not_attempted_add: int = 0  # members never sent: the run was interrupted first
     not_attempted_remove: int = 0
     create_not_attempted: bool = False
-    field_update_keys: tuple[str, ...] = ()  # members whose fields the plan updates
+    field_update_keys: Sequence[str] = ()  # members whose fields the plan updates
     # Members whose outcome Iterable's answers did not settle: counted as failed without
     # being named (answers without failedUpdates). Never counted as done.
     unconfirmed_add: int = 0

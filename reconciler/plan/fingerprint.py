@@ -20,19 +20,32 @@ def values_digest(values: Mapping[str, Any]) -> str:
 
     The digest of `json.dumps(values, sort_keys=True, ...)`, made a member at a time: the
     whole text would hold every value read a second time, twice."""
-    digest = hashlib.sha256(b"{")
+    digest = ValuesDigest()
     keys = sorted(values)
     for start in range(0, len(keys), _DIGEST_BATCH):
-        if start:
-            digest.update(b",")
-        digest.update(
-            ",".join(
-                f"{json.dumps(key)}:{_canonical(values[key])}"
-                for key in keys[start : start + _DIGEST_BATCH]
-            ).encode()
-        )
-    digest.update(b"}")
+        for key in keys[start : start + _DIGEST_BATCH]:
+            digest.add(key, values[key])
     return digest.hexdigest()
+
+
+class ValuesDigest:
+    """values_digest fed a member at a time, in key order (plans made in DuckDB read the
+    values back in batches: state/field_tables.py)."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256(b"{")
+        self._first = True
+
+    def add(self, key: str, value: Any) -> None:
+        if not self._first:
+            self._digest.update(b",")
+        self._first = False
+        self._digest.update(f"{json.dumps(key)}:{_canonical(value)}".encode())
+
+    def hexdigest(self) -> str:
+        digest = self._digest.copy()
+        digest.update(b"}")
+        return digest.hexdigest()
 
 
 _DIGEST_BATCH = 10_000
