@@ -157,7 +157,9 @@ def _mapped(item: DesiredList, lp: ListPlan) -> MappedList:
         members=item.members,
         values=item.fields.values,
         merge_nested_objects=item.fields.mapping.merge_nested_objects,
-        adding={m.key for m in lp.add},
+        # In the adds' order (by key), so the values sent are checked in the same order
+        # as the DuckDB path checks them (the first of a type conflict is the one named).
+        adding=dict.fromkeys(m.key for m in lp.add),
     )
 
 
