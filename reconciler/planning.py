@@ -141,7 +141,7 @@ def _plan_destination(
             )
     # Trait mappings: fields ride on subscribes, the rest become bulkUpdates. A value
     # that cannot be sent leaves out that field only: its member is still sent.
-    fields = plan_fields(client, desired, lists)
+    fields = plan_fields(client, desired, lists, reads.progress)
     field_issues = [
         (item.audience.name, issue)
         for item in desired.lists

@@ -1,7 +1,8 @@
 """Saved plans (`plan --out FILE`, `apply --plan FILE`): exactly what was reviewed is applied.
 
 A plan file is gzip-compressed JSON lines: a first line with everything but the members,
-then every list's adds and removes, one per line (it must hold them, to apply exactly:
+then every list's adds, removes, subscribes' mapped fields and field-update keys, and each
+destination's field updates, one per line (it must hold them, to apply exactly:
 treat it as personal data), a digest of the manifests and member sources it was made
 from, and a fingerprint of the live state it read. Lines let a plan of ten million
 members be written and read a batch at a time; large member sets are read back into the

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # plan/ stays free of DuckDB: the digest is made in members/
@@ -52,7 +54,32 @@ _DIGEST_BATCH = 10_000
 
 
 def _canonical(value: Any) -> str:
+    """json.dumps(value, sort_keys=True, ...); a member's fields (a dict of plain values,
+    millions of them in a large plan) are joined directly, to the same text."""
+    if type(value) is dict:
+        parts = []
+        for key, item in sorted(value.items()):
+            text = _scalar(item) if type(key) is str else None
+            if text is None:
+                break
+            parts.append(f"{encode_basestring_ascii(key)}:{text}")
+        else:
+            return "{" + ",".join(parts) + "}"
     return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+
+
+def _scalar(value: Any) -> str | None:
+    """json.dumps of a str, int, finite float, bool or None; None for anything else."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring_ascii(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    if value is None or kind is bool:
+        return "null" if value is None else "true" if value else "false"
+    return None
 
 
 def list_fingerprint(list_id: int | None, members: MembersDigest | None) -> dict[str, Any]:

@@ -111,9 +111,10 @@ def _read_audience(
             audience, {}, list(table.issues), table=table, project_type=dest.project_type
         )
         if audience.spec.traits is not None:
-            item.fields = desired_fields_table(
-                engine, audience, _compiled(manifests, audience.spec.traits, compiled), table
-            )
+            mapping = _compiled(manifests, audience.spec.traits, compiled)
+            task = progress.task(f"mapping fields of audience {name!r}", table.valid, "rows")
+            item.fields = desired_fields_table(engine, audience, mapping, table, task.advance)
+            task.finish()
         dest.lists.append(item)
         return
     task = progress.task(f"reading audience {name!r}", unit="rows")

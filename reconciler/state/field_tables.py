@@ -12,7 +12,7 @@ through a table of their values.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from reconciler.iterable import IterableClient
@@ -43,6 +43,7 @@ from reconciler.members.model import Engine, TableRows
 from reconciler.plan import FieldRead, FieldUpdate, ListPlan
 from reconciler.plan.fields import shown_value
 from reconciler.plan.fingerprint import ValuesDigest
+from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.sources import MemberIssue
 from reconciler.state.desired import DesiredList
 from reconciler.state.live import choose_field_read, read_field_values
@@ -76,6 +77,7 @@ def plan_table_fields(
     project_type: str,
     items: Sequence[DesiredList],
     lists: Sequence[ListPlan],
+    progress: Progress = NULL_PROGRESS,
 ) -> TableFields:
     """`items` are the destination's mapped audiences, `lists` all its list plans."""
     by_list = {lp.list_name: lp for lp in lists}
@@ -104,8 +106,12 @@ def plan_table_fields(
     digest: str | None = None
     updates: Sequence[FieldUpdate] = ()
     if users:
+        task = progress.task(f"reading the mapped fields of {users:,} users", total=None)
         live, read = _read_live(client, engine, merged, names, users, project_type)
-        updates, digest = _compare(engine, merged, live, names)
+        task.finish()
+        task = progress.task("comparing mapped fields", total=users, unit="users")
+        updates, digest = _compare(engine, merged, live, names, task.advance)
+        task.finish()
     planned = [with_fields.get(lp.list_name, lp) for lp in lists]
     if updates:
         assert isinstance(updates, TableRows)
@@ -210,14 +216,20 @@ def _read_live(
 
 
 def _compare(
-    engine: Engine, merged: MergedTables, live: str, names: list[str]
+    engine: Engine,
+    merged: MergedTables,
+    live: str,
+    names: list[str],
+    on_users: Callable[[int], None],
 ) -> tuple[TableRows[FieldUpdate], str]:
     """plan_field_updates over batches: the fields whose values differ, per member in key
     order, into a table; and the digest of the current values read (values_digest)."""
     digest = ValuesDigest()
+    column = {name: j for j, name in enumerate(names)}
 
     def updates() -> Iterator[tuple[str, str, str | None, str | None, list[list[Any]], bool]]:
         for batch in compared_rows(merged, live, names):
+            on_users(len(batch))
             for key, kind, email, user_id, merge, fields, found, cells in batch:
                 current = (
                     {
@@ -230,6 +242,8 @@ def _compare(
                 digest.add(key, current)
                 changes = []
                 for name, text in fields:
+                    if found and cells[column[name]] == text:
+                        continue  # the same JSON text is the same value
                     old = current.get(name) if current is not None else None
                     new = from_json(text)
                     if not same_value(new, old, merge_nested_objects=merge):

@@ -20,6 +20,7 @@ from reconciler.members.model import Engine
 from reconciler.plan import FieldRead, FieldUpdate, ListPlan
 from reconciler.plan.fields import MappedList, merge_fields, plan_field_updates
 from reconciler.plan.fingerprint import values_digest
+from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.sources import MemberIssue
 from reconciler.state.desired import DesiredDestination, DesiredList
 from reconciler.state.field_tables import (
@@ -50,7 +51,10 @@ class FieldsPlan:
 
 
 def plan_fields(
-    client: IterableClient, desired: DesiredDestination, lists: Sequence[ListPlan]
+    client: IterableClient,
+    desired: DesiredDestination,
+    lists: Sequence[ListPlan],
+    progress: Progress = NULL_PROGRESS,
 ) -> FieldsPlan:
     """`lists` are the destination's list plans, in the order of `desired.lists`."""
     by_list = {lp.list_name: lp for lp in lists}
@@ -61,7 +65,7 @@ def plan_fields(
     if engine is not None:
         # An audience planned in DuckDB: every mapped audience of the destination is
         # planned over workspace tables, a batch at a time.
-        return _plan_table_fields(client, engine, desired, lists, mapped_items)
+        return _plan_table_fields(client, engine, desired, lists, mapped_items, progress)
     mapped = [_mapped(item, by_list[item.list_name]) for item in mapped_items]
     for item, m in zip(mapped_items, mapped, strict=True):
         _forget_traits(item.members, m.adding)
@@ -108,10 +112,11 @@ def _plan_table_fields(
     desired: DesiredDestination,
     lists: Sequence[ListPlan],
     items: list[DesiredList],
+    progress: Progress,
 ) -> FieldsPlan:
     """plan_fields over workspace tables (state/field_tables.py); the type check as below,
     over the values a batch at a time."""
-    found = plan_table_fields(client, engine, desired.project_type, items, lists)
+    found = plan_table_fields(client, engine, desired.project_type, items, lists, progress)
     out = FieldsPlan(
         found.lists,
         found.updates,

@@ -101,7 +101,11 @@ def _check_columns(audience: Audience, mapping: CompiledMapping, row: Mapping[st
 
 
 def desired_fields_table(
-    engine: Engine, audience: Audience, mapping: CompiledMapping, table: DesiredTable
+    engine: Engine,
+    audience: Audience,
+    mapping: CompiledMapping,
+    table: DesiredTable,
+    on_rows: Callable[[int], None] | None = None,
 ) -> DesiredFields:
     """desired_fields for an audience read into DuckDB: its members' rows are read back a
     batch at a time (the first row of each key, as the Python engine keeps it), the values
@@ -125,6 +129,8 @@ def desired_fields_table(
                 f"{table.deduplicated()} ORDER BY row"
             )
             while chunk := cursor.fetchmany(BATCH):
+                if on_rows is not None:
+                    on_rows(len(chunk))
                 for key, kind, email, user_id, row, *cell_values in chunk:
                     source_row = {
                         **dict(zip(traits, cell_values, strict=True)),

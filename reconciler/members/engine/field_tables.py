@@ -25,7 +25,7 @@ from reconciler.members.engine.rows import TableRows
 from reconciler.members.engine.workspace import Engine
 
 # Rows per batch handed to Python: memory is bounded by the batch, not the audience.
-BATCH = 50_000
+BATCH = 20_000
 
 
 def to_json(value: Any) -> str:
