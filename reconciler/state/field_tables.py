@@ -106,8 +106,8 @@ def plan_table_fields(
     digest: str | None = None
     updates: Sequence[FieldUpdate] = ()
     if users:
-        task = progress.task(f"reading the mapped fields of {users:,} users", total=None)
-        live, read = _read_live(client, engine, merged, names, users, project_type)
+        task = progress.task(f"reading the mapped fields of {users:,} users", unit="users")
+        live, read = _read_live(client, engine, merged, names, users, project_type, task.advance)
         task.finish()
         task = progress.task("comparing mapped fields", total=users, unit="users")
         updates, digest = _compare(engine, merged, live, names, task.advance)
@@ -189,17 +189,14 @@ def _read_live(
     names: list[str],
     users: int,
     project_type: str,
+    on_users: Callable[[int], None],
 ) -> tuple[str, FieldRead]:
     """Current values of `names` for the wanted members, the cheaper way (as
     live.read_field_values chooses): one user export streamed into the workspace, or a
     few per-user reads."""
     if choose_field_read(users, client.settings) == "export":
         table = read_field_export(
-            engine,
-            lambda fields, path: client.download_export(fields, path),
-            merged,
-            names,
-            project_type,
+            engine, client.download_export, merged, names, project_type, on_users
         )
         return table, FieldRead("export", users, 1, tuple(names))
     members = [
@@ -207,6 +204,7 @@ def _read_live(
         for key, kind, email, user_id in wanted_members(merged)
     ]
     live = read_field_values(client, members, names, project_type)  # type: ignore[arg-type]
+    on_users(len(members))
     rows = (
         (key, [to_json(found.get(n)) for n in names])
         for key, found in live.values.items()

@@ -610,12 +610,14 @@ def live_values_table(
 
 def read_field_export(
     engine: Engine,
-    download: Callable[[Sequence[str], Any], Any],
+    download: Callable[[Sequence[str], Any, Callable[[int], None] | None], Any],
     merged: MergedTables,
     names: Sequence[str],
     project_type: str,
+    on_lines: Callable[[int], None] | None = None,
 ) -> str:
-    """One user export of `names` streamed to a file (`download(fields, path)`), read into
+    """One user export of `names` streamed to a file (`download(fields, path, on_lines)`),
+    read into
     the workspace and matched to the wanted members as live.py `_read_by_export` matches
     them: by userId first; by (lower-cased) email only when no row had the member's
     userId, and not in userID-based projects; a later row wins over an earlier one.
@@ -631,7 +633,7 @@ def read_field_export(
     )
     cells = "".join(f", {_identifier(name)} AS l{j}" for j, name in enumerate(names))
     try:
-        download(["email", "userId", *names], path)
+        download(["email", "userId", *names], path, on_lines)
         with engine.ordered():
             engine.connection.execute(
                 f"CREATE TABLE {export} AS SELECT lower(email) AS email, userId AS user_id"
