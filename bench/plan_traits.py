@@ -7,8 +7,11 @@ the emulator with a list of the same members, 1% of them gone and 1% new, every 
 holding last week's values (one member in ten differs), and maps three fields: a column
 (`plan_tier`), a number (`ltv`) and a template (`greeting`). Then measures `reconciler
 plan` (wall time and peak RSS, bench/measure.py): the figure issue 17 asks to bring to 1 GB
-at ten million. Audiences with a trait mapping are planned with Python sets whatever
-their size today, so memory grows with N. Not a test: nothing is asserted about time.
+at ten million. From RECONCILER_ENGINE_THRESHOLD rows (a million by default) the audience
+is planned in DuckDB, its mapped values made and compared in batches over workspace
+tables; below it with Python dicts. Set RECONCILER_ENGINE=python or =duckdb (or the
+threshold) in the environment to measure either path at any N. Not a test: nothing is
+asserted about time.
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ def _plan_destination(
             )
     # Trait mappings: fields ride on subscribes, the rest become bulkUpdates. A value
     # that cannot be sent leaves out that field only: its member is still sent.
-    fields = plan_fields(client, desired, lists)
+    fields = plan_fields(client, desired, lists, reads.progress)
     field_issues = [
         (item.audience.name, issue)
         for item in desired.lists
@@ -168,7 +168,7 @@ def _plan_destination(
             for item in desired.lists
             if item.table is not None
         ),
-        field_updates=tuple(fields.updates),
+        field_updates=fields.updates,
         field_read=fields.read,
         field_issues=tuple(field_issues),
         member_read=live.describe_reads(),

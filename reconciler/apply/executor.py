@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar, assert_never
 from reconciler.apply.journal import Journal
 from reconciler.errors import AuthError, IterableError
 from reconciler.iterable import BatchResult, IterableClient
-from reconciler.iterable.batching import pack_users
+from reconciler.iterable.batching import pack_lazily
 from reconciler.members.identity import Member, ProjectType, looks_like_email
 from reconciler.members.model import batches
 from reconciler.plan import (
@@ -58,7 +58,7 @@ class ListResult:
     not_attempted_add: int = 0  # members never sent: the run was interrupted first
     not_attempted_remove: int = 0
     create_not_attempted: bool = False
-    field_update_keys: tuple[str, ...] = ()  # members whose fields the plan updates
+    field_update_keys: Sequence[str] = ()  # members whose fields the plan updates
     # Members whose outcome Iterable's answers did not settle: counted as failed without
     # being named (answers without failedUpdates). Never counted as done.
     unconfirmed_add: int = 0
@@ -584,18 +584,31 @@ class _Destination:
 
     def _update_fields(self, result: FieldUpdateResult, updates: Sequence[FieldUpdate]) -> _Step:
         """bulkUpdate in requests Iterable accepts (users and bytes measured, see
-        batching.py); the client paces them at bulk_updates_per_second."""
-        payloads = [update_payload(u, self.plan.project_type) for u in updates]
-        packed = pack_users(
-            payloads,
-            max_users=self.client.settings.batch_size,
-            max_bytes=self.client.settings.bulk_update_max_bytes,
-        )
-        owner = dict(zip((id(p) for p in payloads), updates, strict=True))
-        for payload in packed.too_large:
-            result.rejected[owner[id(payload)].key] = (
+        batching.py); the client paces them at bulk_updates_per_second. The updates are
+        read a batch at a time (they may be rows in the DuckDB workspace), and only the
+        requests in flight are held."""
+        project_type = self.plan.project_type
+        owner: dict[int, FieldUpdate] = {}  # payload -> its update, while it is in flight
+        lock = threading.Lock()
+
+        def payloads() -> Iterator[dict[str, Any]]:
+            for batch in batches(updates, _UPDATE_BATCH):
+                for update in batch:
+                    payload = update_payload(update, project_type)
+                    with lock:
+                        owner[id(payload)] = update
+                    yield payload
+
+        def too_large(payload: dict[str, Any]) -> None:
+            with lock:
+                key = owner.pop(id(payload)).key
+            result.rejected[key] = (
                 "its fields are more than one bulkUpdate request may carry (4 MB)"
             )
+
+        def settled(chunk: list[dict[str, Any]]) -> list[FieldUpdate]:
+            with lock:
+                return [owner.pop(id(p)) for p in chunk]
 
         def send(job: tuple[list[dict[str, Any]]]) -> BatchResult:
             (chunk,) = job
@@ -608,15 +621,23 @@ class _Destination:
 
         def settle(job: tuple[list[dict[str, Any]]], outcome: BatchResult) -> None:
             (chunk,) = job
-            result.settle([owner[id(p)] for p in chunk], outcome)
+            result.settle(settled(chunk), outcome)
 
         def failed(job: tuple[list[dict[str, Any]]], exc: IterableError) -> None:
+            settled(job[0])
             result.errors.append(f"updating the fields of {len(job[0])} users failed: {exc}")
 
         def not_sent(job: tuple[list[dict[str, Any]]]) -> None:
+            settled(job[0])
             result.not_attempted += len(job[0])
 
-        jobs = ((chunk,) for chunk in packed.requests)
+        packed = pack_lazily(
+            payloads(),
+            max_users=self.client.settings.batch_size,
+            max_bytes=self.client.settings.bulk_update_max_bytes,
+            too_large=too_large,
+        )
+        jobs = ((chunk,) for chunk in packed)
         return _Step(jobs, send, settle, failed, not_sent, phase="update")
 
     def _delete_list(self, outcome: DeletionResult) -> _Step:
@@ -706,6 +727,7 @@ def _one_at_a_time(fn: Callable[[T], Any], jobs: Iterable[T]) -> Iterator[tuple[
 
 
 _END = object()
+_UPDATE_BATCH = 10_000  # field updates read per batch (from the workspace, for large plans)
 _NOT_SENT = object()  # a job's answer when the run was interrupted before it was sent
 
 

@@ -5,6 +5,7 @@ it waited on rate limits, and how it ended."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,7 +131,7 @@ class RunRecord:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
 
 
-def _updated_in_list(keys: tuple[str, ...], fields: FieldUpdateResult | None) -> int | None:
+def _updated_in_list(keys: Sequence[str], fields: FieldUpdateResult | None) -> int | None:
     """The list's members whose field update went through; None when the bulkUpdate phase
     had failed requests, since then which users were written is not known."""
     if not keys:

@@ -10,7 +10,7 @@ the request, and a request's body is exactly its users' encodings joined by comm
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,19 +34,40 @@ def pack_users(
     """Greedy, in order: a request is closed when the next user would break either limit.
     `envelope` is the size of the body with an empty array (subscribe's differs)."""
     packed = Packed()
+    packed.requests.extend(
+        pack_lazily(
+            users,
+            max_users=max_users,
+            max_bytes=max_bytes,
+            envelope=envelope,
+            too_large=packed.too_large.append,
+        )
+    )
+    return packed
+
+
+def pack_lazily(
+    users: Iterable[dict[str, Any]],
+    *,
+    max_users: int,
+    max_bytes: int,
+    too_large: Callable[[dict[str, Any]], None],
+    envelope: int = _ENVELOPE,
+) -> Iterator[list[dict[str, Any]]]:
+    """pack_users a request at a time, for users read a batch at a time (a plan's field
+    updates may be millions); users alone over `max_bytes` go to `too_large`."""
     current: list[dict[str, Any]] = []
     size = envelope
     for user in users:
         user_size = len(encode(user))
         if envelope + user_size > max_bytes:
-            packed.too_large.append(user)
+            too_large(user)
             continue
         extra = user_size + (1 if current else 0)  # the comma between users
         if current and (len(current) >= max_users or size + extra > max_bytes):
-            packed.requests.append(current)
+            yield current
             current, size, extra = [], envelope, user_size
         current.append(user)
         size += extra
     if current:
-        packed.requests.append(current)
-    return packed
+        yield current

@@ -143,8 +143,8 @@ def merge_fields(lists: Sequence[MappedList]) -> MergedFields:
                             mapped.audience,
                             MemberIssue(
                                 f"audiences {other!r} and {mapped.audience!r}",
-                                f"field {name!r} gets {_shown(target[name])} from one and "
-                                f"{_shown(value)} from the other; it is not written for "
+                                f"field {name!r} gets {shown_value(target[name])} from one and "
+                                f"{shown_value(value)} from the other; it is not written for "
                                 "this member",
                                 key,
                             ),
@@ -195,7 +195,8 @@ def plan_field_updates(
     return updates
 
 
-def _shown(value: Any) -> str:
+def shown_value(value: Any) -> str:
+    """A value in a conflict's message."""
     # Text can be personal data: marked so output masks it (numbers and booleans are shown,
     # as beside members in a plan).
     if value is None or isinstance(value, bool | int | float):

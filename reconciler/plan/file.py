@@ -1,7 +1,8 @@
 """Saved plans (`plan --out FILE`, `apply --plan FILE`): exactly what was reviewed is applied.
 
 A plan file is gzip-compressed JSON lines: a first line with everything but the members,
-then every list's adds and removes, one per line (it must hold them, to apply exactly:
+then every list's adds, removes, subscribes' mapped fields and field-update keys, and each
+destination's field updates, one per line (it must hold them, to apply exactly:
 treat it as personal data), a digest of the manifests and member sources it was made
 from, and a fingerprint of the live state it read. Lines let a plan of ten million
 members be written and read a batch at a time; large member sets are read back into the
@@ -15,7 +16,7 @@ import gzip
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +38,8 @@ from reconciler.plan import (
 from reconciler.plan.fingerprint import first_difference
 
 FORMAT = "reconciler-plan"
-VERSION = 3  # 2: trait-mapping field writes; 3: members on lines of their own
+# 2: trait-mapping field writes; 3: members on lines of their own; 4: mapped fields too
+VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,14 @@ class MemberTables(Protocol):
     def members(self, rows: Iterable[Member], count: int) -> Sequence[Member]: ...
 
     def identifiers(self, ids: Iterable[str], count: int) -> Sequence[str]: ...
+
+    def field_values(
+        self, rows: Iterable[tuple[str, dict[str, Any]]], count: int
+    ) -> Mapping[str, dict[str, Any]]: ...
+
+    def field_updates(
+        self, rows: Iterable[tuple[Any, ...]], count: int, make: Callable[..., FieldUpdate]
+    ) -> Sequence[FieldUpdate]: ...
 
 
 @runtime_checkable
@@ -134,6 +144,12 @@ def save_plan(
                         handle.write(b"".join(_line(_member_to_json(m)) for m in batch))
                     for ids in _batches(lp.remove, _BATCH):
                         handle.write(b"".join(_line(i) for i in ids))
+                    for pairs in _field_batches(lp.add_fields):
+                        handle.write(b"".join(_line([k, v]) for k, v in pairs))
+                    for keys in _batches(lp.field_update_keys, _BATCH):
+                        handle.write(b"".join(_line(k) for k in keys))
+                for updates in _batches(d.field_updates, _BATCH):
+                    handle.write(b"".join(_line(_update_to_json(u)) for u in updates))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -141,6 +157,24 @@ def save_plan(
 
 
 _BATCH = 10_000
+
+
+def _field_batches(
+    add_fields: Mapping[str, dict[str, Any]],
+) -> Iterator[Sequence[tuple[str, dict[str, Any]]]]:
+    """A list's add_fields in key order (a workspace view a batch at a time)."""
+    batched = getattr(add_fields, "items_batched", None)
+    if batched is not None:
+        yield from batched()
+        return
+    pairs = sorted(add_fields.items())
+    for start in range(0, len(pairs), _BATCH):
+        yield pairs[start : start + _BATCH]
+
+
+def _update_to_json(u: FieldUpdate) -> list[Any]:
+    changes = [[name, old, new] for name, (old, new) in u.changes.items()]
+    return [u.key, u.key_kind, u.email, u.user_id, changes, u.merge_nested_objects]
 
 
 def _line(value: Any) -> bytes:
@@ -220,6 +254,21 @@ class _MemberLines:
             return self._tables.identifiers(ids, count)
         return tuple(ids)
 
+    def field_values(self, count: int) -> Mapping[str, dict[str, Any]]:
+        rows = ((str(k), dict(v)) for k, v in self._lines(count))
+        if self._tables is not None and self._tables.holds(count):
+            return self._tables.field_values(rows, count)
+        return dict(rows)
+
+    def field_updates(self, count: int) -> Sequence[FieldUpdate]:
+        rows = (tuple(row) for row in self._lines(count))
+        if self._tables is not None and self._tables.holds(count):
+            return self._tables.field_updates(rows, count, _field_update)
+        return tuple(
+            _field_update(key, kind, email, user_id, {n: (o, v) for n, o, v in changes}, merge)
+            for key, kind, email, user_id, changes, merge in rows
+        )
+
 
 def _root(recorded: dict[str, Any]) -> Path:
     given = Path(recorded["root"])
@@ -227,6 +276,17 @@ def _root(recorded: dict[str, Any]) -> Path:
     if given.exists() or not absolute:
         return given
     return Path(absolute)
+
+
+def _field_update(
+    key: str,
+    key_kind: str,
+    email: str | None,
+    user_id: str | None,
+    changes: dict[str, tuple[Any, Any]],
+    merge: bool,
+) -> FieldUpdate:
+    return FieldUpdate(key, key_kind, email, user_id, changes, bool(merge))
 
 
 def _member_to_json(m: Member) -> list[Any]:
@@ -251,17 +311,8 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
         "member_read": d.member_read,
         "read_note": d.read_note,
         "deletions": [[x.list_id, x.list_name] for x in d.deletions],
-        "field_updates": [
-            {
-                "key": u.key,
-                "key_kind": u.key_kind,
-                "email": u.email,
-                "user_id": u.user_id,
-                "changes": {name: [old, new] for name, (old, new) in u.changes.items()},
-                "merge_nested_objects": u.merge_nested_objects,
-            }
-            for u in d.field_updates
-        ],
+        # The updates follow the destination's lists' lines (see save_plan).
+        "field_update_rows": len(d.field_updates),
         "field_read": None
         if d.field_read is None
         else {
@@ -310,9 +361,9 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
                 "max_additions": lp.max_additions,
                 "held_back_removals": lp.held_back_removals,
                 "kept_for_skipped": lp.kept_for_skipped,
-                "add_fields": lp.add_fields,
+                "add_fields_rows": len(lp.add_fields),
                 "merge_nested_objects": lp.merge_nested_objects,
-                "field_update_keys": list(lp.field_update_keys),
+                "field_update_key_rows": len(lp.field_update_keys),
                 "forgotten": list(lp.forgotten),
                 "not_created": list(lp.not_created),
                 "left_themselves": list(lp.left_themselves),
@@ -330,6 +381,9 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
 
 
 def _destination_from_json(d: dict[str, Any], members: _MemberLines) -> DestinationPlan:
+    # In the order save_plan wrote their lines: each list's, then the field updates.
+    lists = tuple(_list_from_json(x, members) for x in d["lists"])
+    field_updates = members.field_updates(int(d["field_update_rows"]))
     return DestinationPlan(
         destination=d["destination"],
         project_type=d["project_type"],
@@ -339,17 +393,7 @@ def _destination_from_json(d: dict[str, Any], members: _MemberLines) -> Destinat
         member_read=d.get("member_read"),
         read_note=d.get("read_note"),
         deletions=tuple(ListDeletion(int(i), str(n)) for i, n in d["deletions"]),
-        field_updates=tuple(
-            FieldUpdate(
-                key=u["key"],
-                key_kind=u["key_kind"],
-                email=u["email"],
-                user_id=u["user_id"],
-                changes={name: (old, new) for name, (old, new) in u["changes"].items()},
-                merge_nested_objects=bool(u["merge_nested_objects"]),
-            )
-            for u in d["field_updates"]
-        ),
+        field_updates=field_updates,
         field_read=None
         if d["field_read"] is None
         else FieldRead(
@@ -373,44 +417,50 @@ def _destination_from_json(d: dict[str, Any], members: _MemberLines) -> Destinat
             (audience, MemberIssue(where, message, value))
             for audience, where, message, value in d.get("duplicate_conflicts", [])
         ),
-        lists=tuple(
-            ListPlan(
-                audience=x["audience"],
-                list_name=x["list_name"],
-                list_id=x["list_id"],
-                create=bool(x["create"]),
-                description=x["description"],
-                add=members.members(int(x["add_rows"])),
-                remove=members.identifiers(int(x["remove_rows"])),
-                unchanged=int(x["unchanged"]),
-                live_count=int(x["live_count"]),
-                desired_count=int(x["desired_count"]),
-                update_existing_users_only=bool(x["update_existing_users_only"]),
-                campaign_id=x["campaign_id"],
-                channel_unsubscribe=bool(x["channel_unsubscribe"]),
-                max_removal_percent=float(x["max_removal_percent"]),
-                max_removals=x["max_removals"],
-                allow_empty=bool(x.get("allow_empty", False)),
-                min_members=x.get("min_members"),
-                max_members=x.get("max_members"),
-                max_addition_percent=x.get("max_addition_percent"),
-                max_additions=x.get("max_additions"),
-                held_back_removals=int(x.get("held_back_removals", 0)),
-                kept_for_skipped=int(x.get("kept_for_skipped", 0)),
-                add_fields=x["add_fields"],
-                merge_nested_objects=bool(x["merge_nested_objects"]),
-                field_update_keys=tuple(x["field_update_keys"]),
-                forgotten=tuple(x.get("forgotten", ())),
-                not_created=tuple(x.get("not_created", ())),
-                left_themselves=tuple(x.get("left_themselves", ())),
-                left_sources=tuple((str(k), int(n)) for k, n in x.get("left_sources", ())),
-                channel_unsubscribed=tuple(x.get("channel_unsubscribed", ())),
-                resubscribe_allowed=bool(x.get("resubscribe_allowed", False)),
-                resubscribed=tuple(x.get("resubscribed", ())),
-                active_campaign_adds=x.get("active_campaign_adds", "warn"),
-            )
-            for x in d["lists"]
-        ),
+        lists=lists,
         unread=tuple((str(a), str(r)) for a, r in d.get("unread", ())),
         other_reads=tuple(d.get("other_reads", ())),
+    )
+
+
+def _list_from_json(x: dict[str, Any], members: _MemberLines) -> ListPlan:
+    # Its lines in the order save_plan wrote them.
+    add = members.members(int(x["add_rows"]))
+    remove = members.identifiers(int(x["remove_rows"]))
+    add_fields = members.field_values(int(x["add_fields_rows"]))
+    update_keys = members.identifiers(int(x["field_update_key_rows"]))
+    return ListPlan(
+        audience=x["audience"],
+        list_name=x["list_name"],
+        list_id=x["list_id"],
+        create=bool(x["create"]),
+        description=x["description"],
+        add=add,
+        remove=remove,
+        unchanged=int(x["unchanged"]),
+        live_count=int(x["live_count"]),
+        desired_count=int(x["desired_count"]),
+        update_existing_users_only=bool(x["update_existing_users_only"]),
+        campaign_id=x["campaign_id"],
+        channel_unsubscribe=bool(x["channel_unsubscribe"]),
+        max_removal_percent=float(x["max_removal_percent"]),
+        max_removals=x["max_removals"],
+        allow_empty=bool(x.get("allow_empty", False)),
+        min_members=x.get("min_members"),
+        max_members=x.get("max_members"),
+        max_addition_percent=x.get("max_addition_percent"),
+        max_additions=x.get("max_additions"),
+        held_back_removals=int(x.get("held_back_removals", 0)),
+        kept_for_skipped=int(x.get("kept_for_skipped", 0)),
+        add_fields=add_fields,
+        merge_nested_objects=bool(x["merge_nested_objects"]),
+        field_update_keys=update_keys,
+        forgotten=tuple(x.get("forgotten", ())),
+        not_created=tuple(x.get("not_created", ())),
+        left_themselves=tuple(x.get("left_themselves", ())),
+        left_sources=tuple((str(k), int(n)) for k, n in x.get("left_sources", ())),
+        channel_unsubscribed=tuple(x.get("channel_unsubscribed", ())),
+        resubscribe_allowed=bool(x.get("resubscribe_allowed", False)),
+        resubscribed=tuple(x.get("resubscribed", ())),
+        active_campaign_adds=x.get("active_campaign_adds", "warn"),
     )

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # plan/ stays free of DuckDB: the digest is made in members/
@@ -20,26 +22,64 @@ def values_digest(values: Mapping[str, Any]) -> str:
 
     The digest of `json.dumps(values, sort_keys=True, ...)`, made a member at a time: the
     whole text would hold every value read a second time, twice."""
-    digest = hashlib.sha256(b"{")
+    digest = ValuesDigest()
     keys = sorted(values)
     for start in range(0, len(keys), _DIGEST_BATCH):
-        if start:
-            digest.update(b",")
-        digest.update(
-            ",".join(
-                f"{json.dumps(key)}:{_canonical(values[key])}"
-                for key in keys[start : start + _DIGEST_BATCH]
-            ).encode()
-        )
-    digest.update(b"}")
+        for key in keys[start : start + _DIGEST_BATCH]:
+            digest.add(key, values[key])
     return digest.hexdigest()
+
+
+class ValuesDigest:
+    """values_digest fed a member at a time, in key order (plans made in DuckDB read the
+    values back in batches: state/field_tables.py)."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256(b"{")
+        self._first = True
+
+    def add(self, key: str, value: Any) -> None:
+        if not self._first:
+            self._digest.update(b",")
+        self._first = False
+        self._digest.update(f"{json.dumps(key)}:{_canonical(value)}".encode())
+
+    def hexdigest(self) -> str:
+        digest = self._digest.copy()
+        digest.update(b"}")
+        return digest.hexdigest()
 
 
 _DIGEST_BATCH = 10_000
 
 
 def _canonical(value: Any) -> str:
+    """json.dumps(value, sort_keys=True, ...); a member's fields (a dict of plain values,
+    millions of them in a large plan) are joined directly, to the same text."""
+    if type(value) is dict:
+        parts = []
+        for key, item in sorted(value.items()):
+            text = _scalar(item) if type(key) is str else None
+            if text is None:
+                break
+            parts.append(f"{encode_basestring_ascii(key)}:{text}")
+        else:
+            return "{" + ",".join(parts) + "}"
     return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+
+
+def _scalar(value: Any) -> str | None:
+    """json.dumps of a str, int, finite float, bool or None; None for anything else."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring_ascii(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    if value is None or kind is bool:
+        return "null" if value is None else "true" if value else "false"
+    return None
 
 
 def list_fingerprint(list_id: int | None, members: MembersDigest | None) -> dict[str, Any]:

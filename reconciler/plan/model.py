@@ -3,7 +3,7 @@ that apply needs and the counts and samples that people read."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -46,11 +46,13 @@ class ListPlan:
     # Live members not removed because a row skipped as invalid stands for them.
     kept_for_skipped: int = 0
     # Trait mappings: member key -> the mapped fields sent with that member's subscribe.
-    add_fields: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
+    # A dict, or for audiences planned in DuckDB a view of a workspace table
+    # (engine/field_tables.py FieldValues, read a window of keys at a time).
+    add_fields: Mapping[str, dict[str, Any]] = field(default_factory=dict, hash=False)
     merge_nested_objects: bool = False
     # Members of this list already on it whose mapped fields get a bulkUpdate (the updates
     # themselves are per user, on the DestinationPlan: a user may be on several lists).
-    field_update_keys: tuple[str, ...] = ()
+    field_update_keys: Sequence[str] = ()  # a tuple, or rows in the DuckDB workspace
     # Desired members left out of `add` because sending them cannot succeed, and that is
     # no failure: users Iterable has forgotten (GDPR), and, with updateExistingUsersOnly,
     # users Iterable does not know (it would not create them). Member keys.
@@ -144,6 +146,18 @@ class ListPlan:
                 "sample": [show(k) for k in self.resubscribed[:SAMPLE_SIZE]],
             },
         }
+
+
+def without_keys(
+    add_fields: Mapping[str, dict[str, Any]], gone: set[str]
+) -> Mapping[str, dict[str, Any]]:
+    """A list's add_fields without the members left out of its adds (a view stays one)."""
+    if not gone:
+        return add_fields
+    without = getattr(add_fields, "without", None)
+    if without is not None:
+        return without(gone)  # type: ignore[no-any-return]
+    return {k: v for k, v in add_fields.items() if k not in gone}
 
 
 @dataclass(frozen=True)
@@ -387,7 +401,8 @@ class DestinationPlan:
     duplicate_conflicts: tuple[tuple[str, MemberIssue], ...] = ()
     deletions: tuple[ListDeletion, ...] = ()
     allow_list_deletion: bool = False
-    field_updates: tuple[FieldUpdate, ...] = ()  # bulkUpdate, between subscribe and unsubscribe
+    # bulkUpdate, between subscribe and unsubscribe: a tuple, or rows in the DuckDB workspace
+    field_updates: Sequence[FieldUpdate] = ()
     field_read: FieldRead | None = None
     member_read: str | None = None  # how list members were read, for people (rate limits)
     # What people should know about lists beyond the changes (a listName or description

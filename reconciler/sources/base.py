@@ -82,6 +82,9 @@ class Source:
     # Whether columns() knows the columns when the manifests are loaded (then a trait
     # mapping's columns are checked there, with the line that names them).
     columns_at_load: ClassVar[bool] = False
+    # Whether the DuckDB engine keeps this kind's other columns for a trait mapping
+    # (members/engine/desired_table.py); kinds that cannot are planned in Python then.
+    traits_at_scale: ClassVar[bool] = False
 
     def __init__(self, audience: Audience) -> None:
         self.audience = audience

@@ -26,6 +26,7 @@ class CsvFile(Source):
     kind = "csv"
     field = "csv"
     columns_at_load: ClassVar[bool] = True
+    traits_at_scale: ClassVar[bool] = True
 
     def __init__(self, audience: Audience) -> None:
         super().__init__(audience)

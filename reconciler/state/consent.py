@@ -46,6 +46,7 @@ from reconciler.iterable import IterableClient
 from reconciler.members.identity import Member, ProjectType
 from reconciler.members.model import TableRows, member_rows
 from reconciler.plan import ListPlan
+from reconciler.plan.model import without_keys
 from reconciler.state.unsendable import MAX_TABLE_CHECK
 
 UNSUBSCRIBE_DATA_TYPE = "emailUnSubscribe"
@@ -230,7 +231,7 @@ def _held(
     return dataclasses.replace(
         lp,
         add=add,
-        add_fields={k: v for k, v in lp.add_fields.items() if k not in gone},
+        add_fields=without_keys(lp.add_fields, gone),
         left_themselves=lp.left_themselves + left,
         left_sources=sources,
         channel_unsubscribed=lp.channel_unsubscribed + unsubscribed,

@@ -14,7 +14,7 @@ from reconciler.members.identity import Member, ProjectType
 from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.sources import MemberIssue, read_members, source_for
 from reconciler.traits.mapping import CompiledMapping, compile_mapping
-from reconciler.traits.values import DesiredFields, desired_fields
+from reconciler.traits.values import DesiredFields, desired_fields, desired_fields_table
 
 if TYPE_CHECKING:
     from reconciler.members.model import DesiredTable, Engine
@@ -107,11 +107,15 @@ def _read_audience(
         table = load_desired(engine, audience, dest.project_type)
         task.advance(table.rows)
         task.finish()
-        dest.lists.append(
-            DesiredList(
-                audience, {}, list(table.issues), table=table, project_type=dest.project_type
-            )
+        item = DesiredList(
+            audience, {}, list(table.issues), table=table, project_type=dest.project_type
         )
+        if audience.spec.traits is not None:
+            mapping = _compiled(manifests, audience.spec.traits, compiled)
+            task = progress.task(f"mapping fields of audience {name!r}", table.valid, "rows")
+            item.fields = desired_fields_table(engine, audience, mapping, table, task.advance)
+            task.finish()
+        dest.lists.append(item)
         return
     task = progress.task(f"reading audience {name!r}", unit="rows")
     result = read_members(audience, dest.project_type)
@@ -127,17 +131,25 @@ def _read_audience(
         skipped_ids=result.skipped_ids,
     )
     if audience.spec.traits is not None:
-        mapping_name = audience.spec.traits
-        if mapping_name not in compiled:
-            compiled[mapping_name] = compile_mapping(manifests.trait_mappings[mapping_name])
-        item.fields = desired_fields(audience, compiled[mapping_name], result.members, result.where)
+        mapping = _compiled(manifests, audience.spec.traits, compiled)
+        item.fields = desired_fields(audience, mapping, result.members, result.where)
     dest.lists.append(item)
 
 
+def _compiled(
+    manifests: Manifests, name: str, compiled: dict[str, CompiledMapping]
+) -> CompiledMapping:
+    if name not in compiled:
+        compiled[name] = compile_mapping(manifests.trait_mappings[name])
+    return compiled[name]
+
+
 def at_scale(engine: Engine, audience: Audience) -> bool:
-    """Whether DuckDB plans this audience. Inline members and audiences with a trait
-    mapping (whose values are checked and compared per member) always stay in Python."""
-    if not source_for(audience).scales or audience.spec.traits is not None:
+    """Whether DuckDB plans this audience. Inline members always stay in Python, and so do
+    audiences with a trait mapping whose source kind cannot keep its columns in DuckDB yet
+    (Source.traits_at_scale): the one switch between the two paths for mapped fields."""
+    source = source_for(audience)
+    if not source.scales or (audience.spec.traits is not None and not source.traits_at_scale):
         return False
     if engine.settings.engine != "auto":
         return engine.settings.engine == "duckdb"

@@ -8,6 +8,7 @@ code in plan/fields.py and traits/.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,11 +16,21 @@ from typing import Any
 from reconciler.errors import ReconcilerError
 from reconciler.iterable import IterableClient
 from reconciler.members.identity import Member
+from reconciler.members.model import Engine
 from reconciler.plan import FieldRead, FieldUpdate, ListPlan
 from reconciler.plan.fields import MappedList, merge_fields, plan_field_updates
 from reconciler.plan.fingerprint import values_digest
+from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.sources import MemberIssue
 from reconciler.state.desired import DesiredDestination, DesiredList
+from reconciler.state.field_tables import (
+    TableRef,
+    UpdateRef,
+    engine_of,
+    plan_table_fields,
+    sent_values,
+    with_doubles,
+)
 from reconciler.state.live import read_field_values
 from reconciler.traits import SentValue, TypeConflict, check_types
 
@@ -32,20 +43,29 @@ class FieldTypeError(ReconcilerError):
 @dataclass
 class FieldsPlan:
     lists: list[ListPlan]  # the list plans, with mapped fields on their subscribes
-    updates: list[FieldUpdate] = field(default_factory=list)
+    # A tuple, or rows still in the DuckDB workspace (state/field_tables.py)
+    updates: Sequence[FieldUpdate] = ()
     read: FieldRead | None = None
     issues: list[tuple[str, MemberIssue]] = field(default_factory=list)  # (audience, issue)
     live_digest: str | None = None  # of the current values read, for the stale-plan check
 
 
 def plan_fields(
-    client: IterableClient, desired: DesiredDestination, lists: Sequence[ListPlan]
+    client: IterableClient,
+    desired: DesiredDestination,
+    lists: Sequence[ListPlan],
+    progress: Progress = NULL_PROGRESS,
 ) -> FieldsPlan:
     """`lists` are the destination's list plans, in the order of `desired.lists`."""
     by_list = {lp.list_name: lp for lp in lists}
     mapped_items = [item for item in desired.lists if item.fields is not None]
     if not mapped_items:
         return FieldsPlan(list(lists))
+    engine = engine_of(mapped_items)
+    if engine is not None:
+        # An audience planned in DuckDB: every mapped audience of the destination is
+        # planned over workspace tables, a batch at a time.
+        return _plan_table_fields(client, engine, desired, lists, mapped_items, progress)
     mapped = [_mapped(item, by_list[item.list_name]) for item in mapped_items]
     for item, m in zip(mapped_items, mapped, strict=True):
         _forget_traits(item.members, m.adding)
@@ -66,7 +86,7 @@ def plan_fields(
         live = read_field_values(client, members, names, desired.project_type)
         out.read = live.read
         out.live_digest = values_digest(live.values)
-        out.updates = plan_field_updates(merged, wanted, live.values)
+        out.updates = tuple(plan_field_updates(merged, wanted, live.values))
     planned = [with_fields.get(lp.list_name, lp) for lp in lists]
     if out.updates:
         updated = {u.key for u in out.updates}
@@ -80,8 +100,38 @@ def plan_fields(
         if types.conflicts:
             raise FieldTypeError(_conflict_message(desired, types.conflicts))
         if types.double_fields:
-            planned, out.updates = _as_doubles(planned, out.updates, types.double_fields)
+            planned, doubled = _as_doubles(planned, out.updates, types.double_fields)
+            out.updates = tuple(doubled)
     out.lists = planned
+    return out
+
+
+def _plan_table_fields(
+    client: IterableClient,
+    engine: Engine,
+    desired: DesiredDestination,
+    lists: Sequence[ListPlan],
+    items: list[DesiredList],
+    progress: Progress,
+) -> FieldsPlan:
+    """plan_fields over workspace tables (state/field_tables.py); the type check as below,
+    over the values a batch at a time."""
+    found = plan_table_fields(client, engine, desired.project_type, items, lists, progress)
+    out = FieldsPlan(
+        found.lists,
+        found.updates,
+        found.read,
+        found.issues,
+        found.live_digest,
+    )
+    sent = sent_values(out.lists, out.updates, items, found.values)
+    first = next(sent, None)
+    if first is not None:
+        types = check_types(client.get_fields(), itertools.chain([first], sent))
+        if types.conflicts:
+            raise FieldTypeError(_conflict_message(desired, types.conflicts))
+        if types.double_fields:
+            out.lists, out.updates = with_doubles(out.lists, out.updates, types.double_fields)
     return out
 
 
@@ -112,7 +162,9 @@ def _mapped(item: DesiredList, lp: ListPlan) -> MappedList:
         members=item.members,
         values=item.fields.values,
         merge_nested_objects=item.fields.mapping.merge_nested_objects,
-        adding={m.key for m in lp.add},
+        # In the adds' order (by key), so the values sent are checked in the same order
+        # as the DuckDB path checks them (the first of a type conflict is the one named).
+        adding=dict.fromkeys(m.key for m in lp.add),
     )
 
 
@@ -147,7 +199,7 @@ def _sent_values(
 
 
 def _describe_ref(ref: Any) -> str:
-    assert isinstance(ref, _Ref)
+    assert isinstance(ref, _Ref | TableRef | UpdateRef)
     fields = ref.item.fields
     assert fields is not None
     declared = next(f.location for f in fields.mapping.fields if f.name == ref.field)

@@ -28,6 +28,7 @@ from reconciler.iterable import IterableClient
 from reconciler.members.identity import Member, ProjectType
 from reconciler.members.model import TableRows, member_rows
 from reconciler.plan import ListPlan
+from reconciler.plan.model import without_keys
 from reconciler.state.live import read_field_values
 
 # Adds of an updateExistingUsersOnly audience planned in DuckDB are checked up to this
@@ -184,7 +185,7 @@ def _left_out(
     return dataclasses.replace(
         lp,
         add=add,
-        add_fields={k: v for k, v in lp.add_fields.items() if k not in gone},
+        add_fields=without_keys(lp.add_fields, gone),
         forgotten=lp.forgotten + forgotten,
         not_created=lp.not_created + not_created,
     )

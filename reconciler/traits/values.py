@@ -7,9 +7,9 @@ fields and its list membership go ahead.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import SourceError
 from reconciler.manifest import Audience
@@ -17,6 +17,10 @@ from reconciler.members.identity import Member
 from reconciler.render.masking import column_names
 from reconciler.sources import MemberIssue, source_for
 from reconciler.traits.mapping import CompiledMapping, FieldBudgetError
+
+if TYPE_CHECKING:
+    from reconciler.members.engine.field_tables import ValueRow, ValuesTable
+    from reconciler.members.model import DesiredTable, Engine
 
 
 @dataclass
@@ -27,10 +31,17 @@ class DesiredFields:
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
     issues: list[MemberIssue] = field(default_factory=list)
     where: Mapping[str, str] | None = None  # member key -> source row, when the source has rows
+    # Audiences planned in DuckDB: the values are in this workspace table instead of
+    # `values`, and `locate` names a member's source row.
+    table: ValuesTable | None = None
+    locate: Callable[[str], str | None] | None = None
 
     def describe_member(self, key: str) -> str:
         """Where a member's values come from, for messages (never the identifier itself)."""
-        at = self.where.get(key) if self.where is not None else None
+        if self.locate is not None:
+            at = self.locate(key)
+        else:
+            at = self.where.get(key) if self.where is not None else None
         return at if at is not None else "one of its members"
 
 
@@ -62,14 +73,8 @@ def desired_fields(
         try:
             values, errors = mapping.values(member_row(member, columns))
         except FieldBudgetError as over:
-            # Named by its row, never by the member's identifier.
             at = where.get(key) if where is not None else None
-            row = f"the row at {at}" if at is not None else f"a member of {audience.name!r}"
-            raise SourceError(
-                f"{over.field.location}: trait mapping {mapping.name!r}, field "
-                f"{over.field.name!r}: {over.reason}, for {row}; the run stops, since every "
-                "row would pay it"
-            ) from None
+            raise _budget_error(audience, mapping, over, at) from None
         out.values[key] = values
         for error in errors:
             at = where.get(key) if where is not None else None
@@ -93,3 +98,91 @@ def _check_columns(audience: Audience, mapping: CompiledMapping, row: Mapping[st
                 f"{audience.name!r}'s source does not have; columns are: "
                 f"{column_names(list(row))}"
             )
+
+
+def desired_fields_table(
+    engine: Engine,
+    audience: Audience,
+    mapping: CompiledMapping,
+    table: DesiredTable,
+    on_rows: Callable[[int], None] | None = None,
+) -> DesiredFields:
+    """desired_fields for an audience read into DuckDB: its members' rows are read back a
+    batch at a time (the first row of each key, as the Python engine keeps it), the values
+    made here as there, and written to a workspace table (engine/field_tables.py)."""
+    from reconciler.members.engine.field_tables import BATCH, to_json, values_into_table
+
+    where = table.where
+    out = DesiredFields(mapping)
+    email_column, user_id_column = identity_columns(audience)
+    traits = table.traits
+    cells = "".join(f", t{i}" for i in range(len(traits)))
+    names = mapping.field_names
+    first = True
+
+    def rows() -> Iterator[ValueRow]:
+        nonlocal first
+        cursor = engine.cursor()
+        try:
+            cursor.execute(
+                f"SELECT key, key_kind, email, user_id, row{cells} FROM "
+                f"{table.deduplicated()} ORDER BY row"
+            )
+            while chunk := cursor.fetchmany(BATCH):
+                if on_rows is not None:
+                    on_rows(len(chunk))
+                for key, kind, email, user_id, row, *cell_values in chunk:
+                    source_row = {
+                        **dict(zip(traits, cell_values, strict=True)),
+                        email_column: email,
+                        user_id_column: user_id,
+                    }
+                    if first and not source_for(audience).columns_at_load:
+                        _check_columns(audience, mapping, source_row)
+                    first = False
+                    at = where(int(row) + 1) if where is not None else None
+                    try:
+                        values, errors = mapping.values(source_row)
+                    except FieldBudgetError as over:
+                        raise _budget_error(audience, mapping, over, at) from None
+                    for error in errors:
+                        if at is not None:
+                            out.issues.append(MemberIssue(at, error.message))
+                        else:
+                            out.issues.append(
+                                MemberIssue(f"{audience.location}: member", error.message, key)
+                            )
+                    yield (
+                        key,
+                        kind,
+                        email,
+                        user_id,
+                        int(row),
+                        [to_json(values[n]) if n in values else None for n in names],
+                    )
+        finally:
+            cursor.close()
+
+    values_table = values_into_table(engine, rows(), names)
+    out.table = values_table
+
+    def name_row(key: str) -> str | None:
+        position = values_table.position(key)
+        if position is None or where is None:
+            return None
+        return where(position + 1)
+
+    out.locate = name_row
+    return out
+
+
+def _budget_error(
+    audience: Audience, mapping: CompiledMapping, over: FieldBudgetError, at: str | None
+) -> SourceError:
+    # Named by its row, never by the member's identifier.
+    row = f"the row at {at}" if at is not None else f"a member of {audience.name!r}"
+    return SourceError(
+        f"{over.field.location}: trait mapping {mapping.name!r}, field "
+        f"{over.field.name!r}: {over.reason}, for {row}; the run stops, since every "
+        "row would pay it"
+    )

@@ -398,3 +398,59 @@ def test_validate_reports_every_unreadable_source_and_every_bad_value(workspace,
         in (result.stderr)
     )
     assert "2 sources that cannot be read, 1 value that cannot be sent found." in result.stderr
+
+
+def test_a_mapped_audience_planned_in_duckdb_plans_applies_and_converges(
+    workspace, cli, emulator_server, monkeypatch, tmp_path
+):
+    # From one member on, audiences are planned in DuckDB: values, merges, reads and
+    # comparisons over workspace tables, plans carrying them as views (issue 17).
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "1")
+    setup(workspace)
+    saved = tmp_path / "first.plan"
+    assert cli("plan", workspace.manifests, "--out", saved).exit_code == 0
+
+    result = cli("apply", "--plan", saved, "--yes")
+    assert result.exit_code == 0, result.output
+    (subscribe,) = requests_to(emulator_server, "/api/lists/subscribe")
+    sent = {s["email"]: s["dataFields"] for s in subscribe.body["subscribers"]}
+    assert sent["alice@example.com"] == {
+        "planTier": "pro",
+        "lifetimeValue": 1250.5,
+        "renewsOn": "2025-07-01 00:00:00 +00:00",
+        "greeting": "Hi Alice",
+    }
+    assert sent["bob@example.com"]["lifetimeValue"] == 0.0  # a double field: a float
+    assert requests_to(emulator_server, "/api/users/bulkUpdate") == []
+
+    # One value changes: one bulkUpdate with exactly that user's changed fields.
+    changed = [ROWS[0], ROWS[1].replace(",free,0,,", ",pro,99.5,2025-08-01,"), ROWS[2]]
+    workspace.csv("data/churn.csv", HEADER, changed)
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    (dest,) = plan.json()["destinations"]
+    assert "diffed in DuckDB" in dest["member_read"]
+    assert dest["field_updates"]["count"] == 1
+    emulator_server.emulator.clear_log()
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "user fields: updated 1/1 users" in result.stdout
+    (update,) = requests_to(emulator_server, "/api/users/bulkUpdate")
+    assert update.body["users"] == [
+        {
+            "email": "bob@example.com",
+            "userId": "u-2",
+            "dataFields": {
+                "lifetimeValue": 99.5,
+                "planTier": "pro",
+                "renewsOn": "2025-08-01 00:00:00 +00:00",
+            },
+        }
+    ]
+
+    # Applied again: nothing to do, nothing written.
+    emulator_server.emulator.clear_log()
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+    again = cli("apply", workspace.manifests, "--yes")
+    assert again.exit_code == 0, again.output
+    assert [r for r in emulator_server.emulator.request_log if r.method != "GET"] == []

@@ -87,6 +87,9 @@ class DesiredTable:
     project_type: ProjectType = "hybrid"
     identifier_columns: str = "email, user_id"  # in `checked`, NULL where the source has none
     where: Callable[[int], str] | None = field(default=None, repr=False)  # names row n (1-based)
+    # Audiences with a trait mapping: the source's other columns, by name, as the Python
+    # engine keeps them in Member.traits; in `rows_table` as t0, t1, ... in this order.
+    traits: tuple[str, ...] = ()
     _distinct: int | None = field(default=None, repr=False)
     _skipped_ids: str | None = field(default=None, repr=False)
     _deduplicated: str | None = field(default=None, repr=False)
@@ -150,20 +153,28 @@ class DesiredTable:
         if self.count == self.valid:
             return []
         rows = self.rows_table
+        # Rows also disagree in a trait column (the Python engine compares Member.traits).
+        traits = range(len(self.traits))
+        differs = "".join(f" OR r.t{i} IS DISTINCT FROM d.t{i}" for i in traits)
+        cells = "".join(f", r.t{i}, d.t{i}" for i in traits)
         found = self.engine.connection.execute(
             f"WITH firsts AS (SELECT key, min(row) AS first FROM {rows} GROUP BY key "
             f"HAVING count(*) > 1) "
-            f"SELECT r.row, f.first, r.key, r.key_kind, r.email, r.user_id, d.email, d.user_id "
+            f"SELECT r.row, f.first, r.key, r.key_kind, r.email, r.user_id, d.email, d.user_id"
+            f"{cells} "
             f"FROM {rows} r JOIN firsts f ON r.key = f.key JOIN {rows} d ON d.row = f.first "
             f"WHERE r.row <> f.first AND (r.email IS DISTINCT FROM d.email "
-            f"OR r.user_id IS DISTINCT FROM d.user_id) ORDER BY r.row LIMIT {MAX_ISSUES}"
+            f"OR r.user_id IS DISTINCT FROM d.user_id{differs}) ORDER BY r.row "
+            f"LIMIT {MAX_ISSUES}"
         ).fetchall()
         where = self.where or (lambda n: f"row {n}")
         issues = []
-        for row, first, key, kind, email, user_id, first_email, first_user_id in found:
+        for row, first, key, kind, email, user_id, first_email, first_user_id, *cells_of in found:
+            later = dict(zip(self.traits, cells_of[0::2], strict=True))
+            earlier = dict(zip(self.traits, cells_of[1::2], strict=True))
             message = duplicate_conflict(
-                Member(key, kind, first_email, first_user_id),
-                Member(key, kind, email, user_id),
+                Member(key, kind, first_email, first_user_id, earlier),
+                Member(key, kind, email, user_id, later),
                 where(int(first) + 1),
             )
             if message is not None:
@@ -207,6 +218,13 @@ def load_desired(engine: Engine, audience: Audience, project_type: ProjectType) 
     return _deduplicate(engine, checked, columns, where, project_type, rejected)
 
 
+def trait_columns(names: Sequence[str], identity: Sequence[int | None]) -> list[tuple[str, int]]:
+    """The columns an audience with a trait mapping keeps beside its identifiers, as the
+    Python engine's CSV reader keeps them (by name: a repeated name is its last column)."""
+    by_name = {name: i for i, name in enumerate(names)}
+    return [(name, i) for name, i in by_name.items() if i not in identity]
+
+
 # -- reading and checking ------------------------------------------------------------------
 
 
@@ -220,7 +238,9 @@ def _create_checked(
     """Table `checked` ([email], [user_id], problem): one row per source row in source
     order, so its rowid numbers the rows. Returns how to name row n (1-based) in messages,
     which identifier columns the source has, and the rows the reader rejected outright."""
-    checker = _Checker(engine, audience.spec.members, checked, project_type)
+    checker = _Checker(
+        engine, audience.spec.members, checked, project_type, audience.spec.traits is not None
+    )
     return source_for(audience).relation(checker)
 
 
@@ -233,10 +253,11 @@ class _Checker:
     spec: MembersSpec
     checked: str
     project_type: ProjectType
+    keep_traits: bool = False  # the audience has a trait mapping: keep the other columns
 
     def csv_file(self, source: CsvRows) -> tuple[Where, Columns, Rejected]:
         engine, path, snapshot = self.engine, source.path, source.snapshot
-        select, columns, rejects = _csv_select(engine, source)
+        select, columns, rejects = _csv_select(engine, source, self.keep_traits)
         declared_at = source.declared_at
         try:
             engine.connection.execute(
@@ -259,7 +280,7 @@ class _Checker:
         return (lambda n: f"{declared_at}: query row {n}"), columns, (0, [])
 
 
-def _csv_select(engine: Engine, source: CsvRows) -> tuple[str, Columns, str]:
+def _csv_select(engine: Engine, source: CsvRows, keep_traits: bool) -> tuple[str, Columns, str]:
     """SELECT email, user_id, blank FROM the CSV file (its snapshot), which identifier
     columns it has, and the name of its rejects table."""
     declared_at, path, copy = source.declared_at, source.path, source.snapshot.copy
@@ -275,6 +296,7 @@ def _csv_select(engine: Engine, source: CsvRows) -> tuple[str, Columns, str]:
     if header is None:
         raise SourceError(f"{declared_at}: {path} is empty (no header row)")
     names, email, user_id = source.header_columns(header)
+    traits = tuple(trait_columns(names, (email, user_id))) if keep_traits else ()
     columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names)))
     rejects = engine.name("rejects")
     reader = (
@@ -291,7 +313,7 @@ def _csv_select(engine: Engine, source: CsvRows) -> tuple[str, Columns, str]:
     )
     cells = ", ".join(f"c{i}" for i in range(len(names)))
     select = f"SELECT {cells}, {_cell(email)} AS email, {_cell(user_id)} AS user_id FROM {reader}"
-    return select, Columns(email is not None, user_id is not None, blank), rejects
+    return select, Columns(email is not None, user_id is not None, blank, traits), rejects
 
 
 def _csv_rejects(
@@ -474,11 +496,14 @@ class Columns:
     email: bool
     user_id: bool
     blank: str = "false"
+    # Trait columns kept (name, cell index): as t0, t1, ... beside the identifiers. An
+    # empty cell is "" as Python's csv module reads it (DuckDB reads it as NULL).
+    traits: tuple[tuple[str, int], ...] = ()
 
     def select(self) -> str:
         email = "email" if self.email else "NULL::VARCHAR AS email"
         user_id = "user_id" if self.user_id else "NULL::VARCHAR AS user_id"
-        return f"{email}, {user_id}"
+        return f"{email}, {user_id}" + "".join(f", t{i}" for i in range(len(self.traits)))
 
 
 def _checked_sql(table: str, select: str, project_type: ProjectType, columns: Columns) -> str:
@@ -521,6 +546,7 @@ def _checked_sql(table: str, select: str, project_type: ProjectType, columns: Co
         )
     if columns.user_id:
         kept.append("CASE WHEN fast THEN u ELSE slow_user_id END AS user_id")
+    kept.extend(f"coalesce(c{cell}, '') AS t{i}" for i, (_, cell) in enumerate(columns.traits))
     return f"""
         CREATE TABLE {table} AS
         WITH cells AS (
@@ -622,9 +648,10 @@ def _deduplicate(
         f"count(email) FILTER ({valid_row}) FROM ({identifiers})"
     ).fetchone() or (0, 0, 0, 0, 0, 0)
     table = engine.name("desired_rows")
+    traits = "".join(f", t{i}" for i in range(len(columns.traits)))
     connection.execute(
-        f"CREATE VIEW {table} AS SELECT {key} AS key, {kind} AS key_kind, email, user_id, row "
-        f"FROM ({identifiers}) WHERE problem IS NULL"
+        f"CREATE VIEW {table} AS SELECT {key} AS key, {kind} AS key_kind, email, user_id, row"
+        f"{traits} FROM ({identifiers}) WHERE problem IS NULL"
     )
     return DesiredTable(
         engine=engine,
@@ -639,8 +666,9 @@ def _deduplicate(
         email_only=int(email_only),
         with_email=int(with_email),
         project_type=project_type,
-        identifier_columns=columns.select(),
+        identifier_columns=Columns(columns.email, columns.user_id).select(),
         where=where,
+        traits=tuple(name for name, _ in columns.traits),
     )
 
 

@@ -3,8 +3,10 @@ MemberTables): apply then streams them a batch at a time, as it does a plan made
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
+from reconciler.members.engine.field_tables import FieldValues, field_values_table, update_rows
 from reconciler.members.engine.rows import TableRows, identifiers_into_table, members_into_table
 from reconciler.members.engine.workspace import Engine
 from reconciler.members.identity import Member
@@ -31,3 +33,18 @@ class SavedPlanTables:
 
     def identifiers(self, ids: Iterable[str], count: int) -> TableRows[str]:
         return identifiers_into_table(self.engine, ids, count)
+
+    def field_values(self, rows: Iterable[tuple[str, dict[str, Any]]], count: int) -> FieldValues:
+        return field_values_table(self.engine, rows)
+
+    def field_updates(
+        self, rows: Iterable[tuple[Any, ...]], count: int, make: Callable[..., Any]
+    ) -> TableRows[Any]:
+        return update_rows(
+            self.engine,
+            (
+                (key, kind, email, user_id, changes, bool(merge))
+                for key, kind, email, user_id, changes, merge in rows
+            ),
+            make,
+        )

@@ -1,0 +1,709 @@
+"""Trait-mapped field values at scale: per audience a table of each member's mapped values,
+merged across audiences, compared with Iterable's, in the DuckDB workspace.
+
+The values themselves are made in Python (conversions and templates: traits/values.py), a
+batch at a time, and land here as canonical JSON text, one column per mapped field (NULL:
+the value could not be made). Every decision that needs Python's notion of equality
+(traits.compare.same_value) is taken in Python too, over batches read back in key order,
+so both engines decide alike; SQL only narrows down where Python has to look and joins
+what belongs together. Plans carry the results as lazy views (FieldValues, TableRows).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
+from typing import Any
+
+from reconciler.members.engine.rows import TableRows
+from reconciler.members.engine.workspace import Engine
+
+# Rows per batch handed to Python: memory is bounded by the batch, not the audience.
+BATCH = 20_000
+
+
+def to_json(value: Any) -> str:
+    """A value as the JSON text stored for it (and read back by `from_json`): what
+    json.dumps gives, with the common scalars made directly (ten million values and more
+    pass through here)."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring_ascii(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+_CONSTANTS: dict[str, Any] = {"null": None, "true": True, "false": False}
+_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]{0,17})")
+_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)")
+
+
+def from_json(text: str) -> Any:
+    """json.loads, with plain strings, integers and constants read directly."""
+    if text[:1] == '"' and "\\" not in text:
+        # No escapes: the text between the quotes is the string itself.
+        return text[1:-1]
+    if text in _CONSTANTS:
+        return _CONSTANTS[text]
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    if _DECIMAL.fullmatch(text):
+        return float(text)  # as json.loads reads a number with a fraction or exponent
+    return json.loads(text)
+
+
+def quote(name: str) -> str:
+    """A string as an SQL literal."""
+    return "'" + name.replace("'", "''") + "'"
+
+
+@dataclass
+class ValuesTable:
+    """One audience's mapped values: table (key, key_kind, email, user_id, pos, f0, f1,
+    ...), one row per member; `pos` orders members as the source gave them (their first
+    row), f<i> is field `fields[i]`'s value as JSON text, NULL where it could not be made."""
+
+    engine: Engine = field(repr=False)
+    table: str
+    fields: tuple[str, ...]
+    count: int
+
+    def position(self, key: str) -> int | None:
+        """Where a member stands in `pos` order (for naming its source row)."""
+        cursor = self.engine.cursor()
+        try:
+            found = cursor.execute(f"SELECT pos FROM {self.table} WHERE key = ?", [key]).fetchone()
+        finally:
+            cursor.close()
+        return None if found is None else int(found[0])
+
+    def has(self, key: str, name: str) -> bool:
+        """Whether this audience made a value of field `name` for member `key`."""
+        if name not in self.fields:
+            return False
+        column = f"f{self.fields.index(name)}"
+        cursor = self.engine.cursor()
+        try:
+            found = cursor.execute(
+                f"SELECT 1 FROM {self.table} WHERE key = ? AND {column} IS NOT NULL", [key]
+            ).fetchone()
+        finally:
+            cursor.close()
+        return found is not None
+
+
+ValueRow = tuple[str, str, str | None, str | None, int, Sequence[str | None]]
+
+
+def values_into_table(
+    engine: Engine, rows: Iterable[ValueRow], fields: Sequence[str]
+) -> ValuesTable:
+    """Rows (key, key_kind, email, user_id, pos, [JSON text or None per field]) into a
+    workspace table, through a CSV file (far quicker than inserting them one by one)."""
+    table = engine.name("field_values")
+    columns = ["key", "key_kind", "email", "user_id", "pos", *(f"f{i}" for i in range(len(fields)))]
+    count = 0
+
+    def lines() -> Iterator[tuple[str | None, ...]]:
+        nonlocal count
+        for key, kind, email, user_id, pos, values in rows:
+            count += 1
+            yield (key, kind, email, user_id, str(pos), *values)
+
+    write_table(engine, table, lines(), columns, {"pos": "BIGINT"})
+    return ValuesTable(engine, table, tuple(fields), count)
+
+
+def write_table(
+    engine: Engine,
+    table: str,
+    rows: Iterable[Sequence[str | None]],
+    columns: Sequence[str],
+    types: Mapping[str, str] | None = None,
+) -> None:
+    """Text rows into a new workspace table through a CSV file; None is NULL."""
+    path = engine.directory / f"{table}.csv"
+    try:
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            # Every value quoted, so an empty string stays apart from a missing one (NULL).
+            handle.writelines(
+                ",".join('"' + v.replace('"', '""') + '"' if v is not None else "" for v in row)
+                + "\n"
+                for row in rows
+            )
+        spec = ", ".join(f"'{c}': '{(types or {}).get(c, 'VARCHAR')}'" for c in columns)
+        engine.connection.execute(
+            f"CREATE TABLE {table} AS SELECT * FROM read_csv('{path}', header = false, "
+            f"auto_detect = false, columns = {{{spec}}}, delim = ',', quote = '\"', "
+            f"escape = '\"', max_line_size = 100000000)"
+        )
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def keys_table(engine: Engine, keys: Sequence[Any]) -> str:
+    """A table (key) of the members a list plan adds: its own table when the adds are
+    rows still in the workspace, else the keys written into one."""
+    if isinstance(keys, TableRows):
+        return f"(SELECT key FROM {keys.table})"
+    table = engine.name("adding")
+    write_table(engine, table, ((m.key,) for m in keys), ["key"])
+    return table
+
+
+@dataclass(frozen=True)
+class MappedTable:
+    """One audience's values as the field planner needs them."""
+
+    audience: str
+    values: ValuesTable
+    adding: str  # table or subquery (key): members its list subscribes in this plan
+    merge_nested_objects: bool = False
+
+
+@dataclass
+class MergedTables:
+    """The audiences' values side by side, in a view `merged` with one row per member:
+    key, identity (from the first audience holding it), merge, and per field of `names`
+    d<j> (the first audience's value) and want<j> (its current value must be read)."""
+
+    engine: Engine = field(repr=False)
+    lists: Sequence[MappedTable]
+    names: tuple[str, ...]  # every mapped field, sorted
+    view: str = ""
+    conflicted: str = ""  # table (key, field)
+    conflicts: int = 0
+
+    def wanted(self) -> tuple[int, list[str]]:
+        """Members whose current values are needed, and the fields wanted of any."""
+        wants = ", ".join(f"count(*) FILTER (want{j})" for j in range(len(self.names)))
+        any_want = " OR ".join(f"want{j}" for j in range(len(self.names))) or "false"
+        row = self.engine.connection.execute(
+            f"SELECT count(*) FILTER ({any_want}), {wants} FROM {self.view}"
+        ).fetchone()
+        assert row is not None
+        users, *per_field = row
+        return int(users), [n for n, c in zip(self.names, per_field, strict=True) if c]
+
+    @property
+    def any_want(self) -> str:
+        return " OR ".join(f"want{j}" for j in range(len(self.names))) or "false"
+
+
+def merge_tables(engine: Engine, lists: Sequence[MappedTable]) -> MergedTables:
+    """The merged view; the (key, field) pairs two audiences disagree about are found by
+    SQL (different JSON text) and settled by `settle` (same_value) in the caller: see
+    `conflict_candidates` and `mark_conflicts`."""
+    names = tuple(sorted({n for m in lists for n in m.values.fields}))
+    merged = MergedTables(engine, lists, names)
+    merged.conflicted = engine.name("conflicted")
+    engine.connection.execute(f"CREATE TABLE {merged.conflicted} (key VARCHAR, field VARCHAR)")
+    return merged
+
+
+def conflict_candidates(
+    merged: MergedTables,
+) -> Iterator[list[tuple[str, str, list[tuple[int, int, int, str]]]]]:
+    """Batches of (key, field, [(list index, pos, field number, JSON text)...]) for every
+    pair whose values differ as text between audiences, in key order: only those may be
+    conflicts (equal text is an equal value)."""
+    lists = merged.lists
+    if len(lists) < 2:
+        return
+    joined = _joined(lists)
+    for name in merged.names:
+        holders = [
+            (i, m.values.fields.index(name)) for i, m in enumerate(lists) if name in m.values.fields
+        ]
+        if len(holders) < 2:
+            continue
+        texts = ", ".join(f"w{i}.f{c}" for i, c in holders)
+        cells = ", ".join(f"w{i}.pos, w{i}.f{c}" for i, c in holders)
+        cursor = merged.engine.cursor()
+        try:
+            cursor.execute(
+                f"SELECT {_key(len(lists))} AS key, {cells} FROM {joined} "
+                f"WHERE len(list_distinct([{texts}])) > 1 ORDER BY key"
+            )
+            while chunk := cursor.fetchmany(BATCH):
+                out = []
+                for key, *flat in chunk:
+                    held = [
+                        (i, int(flat[2 * n]), c, flat[2 * n + 1])
+                        for n, (i, c) in enumerate(holders)
+                        if flat[2 * n + 1] is not None
+                    ]
+                    out.append((str(key), name, held))
+                yield out
+        finally:
+            cursor.close()
+
+
+def mark_conflicts(merged: MergedTables, pairs: Iterable[tuple[str, str]]) -> None:
+    """Record the (key, field) pairs found in conflict, then build the merged view."""
+    table = merged.conflicted
+    staged = merged.engine.name("conflicts_found")
+    write_table(merged.engine, staged, pairs, ["key", "field"])
+    merged.engine.connection.execute(f"INSERT INTO {table} SELECT * FROM {staged}")
+    (merged.conflicts,) = merged.engine.connection.execute(
+        f"SELECT count(*) FROM {table}"
+    ).fetchone() or (0,)
+    _create_merged_view(merged)
+
+
+def _joined(lists: Sequence[MappedTable]) -> str:
+    """Every audience's values beside each other, joined by key (w0, w1, ...), with
+    `adding` telling whether that audience's list subscribes the member."""
+    parts = []
+    for i, m in enumerate(lists):
+        source = (
+            f"(SELECT v.*, a.key IS NOT NULL AS adding FROM {m.values.table} v "
+            f"LEFT JOIN {m.adding} a ON a.key = v.key)"
+        )
+        if i == 0:
+            parts.append(f"{source} w0")
+        else:
+            parts.append(f"FULL JOIN {source} w{i} ON w{i}.key = {_key(i)}")
+    return " ".join(parts)
+
+
+def _key(n: int) -> str:
+    return "coalesce(" + ", ".join(f"w{i}.key" for i in range(n)) + ")" if n > 1 else "w0.key"
+
+
+def _create_merged_view(merged: MergedTables) -> None:
+    lists = merged.lists
+    n = len(lists)
+
+    def first(column: str) -> str:
+        cases = " ".join(f"WHEN w{i}.key IS NOT NULL THEN w{i}.{column}" for i in range(n))
+        return f"CASE {cases} END"
+
+    merge = " OR ".join(
+        f"w{i}.key IS NOT NULL" for i, m in enumerate(lists) if m.merge_nested_objects
+    )
+    columns = [
+        f"{_key(n)} AS key",
+        f"{first('key_kind')} AS key_kind",
+        f"{first('email')} AS email",
+        f"{first('user_id')} AS user_id",
+        f"({merge or 'false'}) AS merge",
+    ]
+    for j, name in enumerate(merged.names):
+        holders = [
+            (i, m.values.fields.index(name)) for i, m in enumerate(lists) if name in m.values.fields
+        ]
+        value = "coalesce(" + ", ".join(f"w{i}.f{c}" for i, c in holders) + ")"
+        conflicted = (
+            f"EXISTS (SELECT 1 FROM {merged.conflicted} x WHERE x.key = {_key(n)} "
+            f"AND x.field = {quote(name)})"
+            if merged.conflicts
+            else "false"
+        )
+        # Sent on a subscribe in this plan (by any audience): not read.
+        covered = " OR ".join(f"(w{i}.adding AND w{i}.f{c} IS NOT NULL)" for i, c in holders)
+        # Already on some list mapping it, with a value: read to compare.
+        held = " OR ".join(
+            f"(w{i}.key IS NOT NULL AND NOT w{i}.adding AND w{i}.f{c} IS NOT NULL)"
+            for i, c in holders
+        )
+        columns.append(f"{value} AS d{j}")
+        columns.append(f"(({held}) AND NOT ({covered}) AND NOT {conflicted}) IS TRUE AS want{j}")
+    merged.view = merged.engine.name("merged")
+    merged.engine.connection.execute(
+        f"CREATE VIEW {merged.view} AS SELECT {', '.join(columns)} FROM {_joined(lists)}"
+    )
+
+
+def add_fields_rows(
+    merged: MergedTables, index: int
+) -> Iterator[list[tuple[str, list[tuple[str, str | None]]]]]:
+    """Batches of (key, [(field, JSON text or None: absent)]) for the members list `index`
+    subscribes, in key order, minus the fields found in conflict."""
+    m = merged.lists[index]
+    conflicted = ""
+    if merged.conflicts:
+        conflicted = "".join(
+            f", EXISTS (SELECT 1 FROM {merged.conflicted} x WHERE x.key = v.key "
+            f"AND x.field = {quote(name)})"
+            for name in m.values.fields
+        )
+    values = ", ".join(f"v.f{c}" for c in range(len(m.values.fields)))
+    cursor = merged.engine.cursor()
+    try:
+        cursor.execute(
+            f"SELECT v.key, {values}{conflicted} FROM {m.values.table} v "
+            f"WHERE v.key IN (SELECT key FROM {m.adding}) ORDER BY v.key"
+        )
+        k = len(m.values.fields)
+        while chunk := cursor.fetchmany(BATCH):
+            out = []
+            for key, *cells in chunk:
+                flags = cells[k:] if merged.conflicts else [False] * k
+                out.append(
+                    (
+                        str(key),
+                        [
+                            (name, None if flags[c] else cells[c])
+                            for c, name in enumerate(m.values.fields)
+                        ],
+                    )
+                )
+            yield out
+    finally:
+        cursor.close()
+
+
+class FieldValues(Mapping[str, dict[str, Any]]):
+    """Member key -> the fields sent with its subscribe: table (key, data JSON text) read
+    back lazily, a window of keys at a time (apply asks in key order). Whole numbers bound
+    for `doubles` fields are read as floats; keys in `excluded` are left out."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        table: str,
+        count: int,
+        doubles: frozenset[str] = frozenset(),
+        excluded: frozenset[str] = frozenset(),
+    ):
+        self._engine = engine
+        self._table = table
+        self._count = count
+        self._doubles = doubles
+        self._excluded = excluded
+        self._windows: OrderedDict[tuple[str, str | None], dict[str, str]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._length: int | None = None
+
+    @property
+    def table(self) -> str:
+        return self._table
+
+    def __repr__(self) -> str:
+        return f"<field values of {len(self)} members in {self._table}>"
+
+    def with_doubles(self, doubles: Iterable[str]) -> FieldValues:
+        return FieldValues(
+            self._engine, self._table, self._count, frozenset(doubles), self._excluded
+        )
+
+    def without(self, keys: Iterable[str]) -> FieldValues:
+        gone = self._excluded | frozenset(keys)
+        if gone == self._excluded:
+            return self
+        return FieldValues(self._engine, self._table, self._count, self._doubles, gone)
+
+    def __len__(self) -> int:
+        if self._length is None:
+            if not self._excluded:
+                self._length = self._count
+            else:
+                cursor = self._engine.cursor()
+                try:
+                    (present,) = cursor.execute(
+                        f"SELECT count(*) FROM {self._table} WHERE key IN "
+                        f"(SELECT unnest(?::VARCHAR[]))",
+                        [sorted(self._excluded)],
+                    ).fetchone() or (0,)
+                finally:
+                    cursor.close()
+                self._length = self._count - int(present)
+        return self._length
+
+    def __iter__(self) -> Iterator[str]:
+        for batch in self._batches():
+            for key, _ in batch:
+                yield key
+
+    def items_batched(self) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+        for batch in self._batches():
+            yield [(key, self._decode(data)) for key, data in batch]
+
+    def _batches(self) -> Iterator[list[tuple[str, str]]]:
+        cursor = self._engine.cursor()
+        try:
+            cursor.execute(f"SELECT key, data FROM {self._table} ORDER BY key")
+            while chunk := cursor.fetchmany(BATCH):
+                yield [(str(k), str(d)) for k, d in chunk if k not in self._excluded]
+        finally:
+            cursor.close()
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        if key in self._excluded:
+            raise KeyError(key)
+        with self._lock:
+            for (low, high), window in self._windows.items():
+                if low <= key and (high is None or key <= high):
+                    data = window.get(key)
+                    if data is None:
+                        raise KeyError(key)
+                    return self._decode(data)
+        window, bounds = self._window(key)
+        with self._lock:
+            self._windows[bounds] = window
+            while len(self._windows) > 8:
+                self._windows.popitem(last=False)
+        data = window.get(key)
+        if data is None:
+            raise KeyError(key)
+        return self._decode(data)
+
+    def _window(self, key: str) -> tuple[dict[str, str], tuple[str, str | None]]:
+        """The rows from `key` on, a batch of them: apply asks for keys in order."""
+        cursor = self._engine.cursor()
+        try:
+            rows = cursor.execute(
+                f"SELECT key, data FROM {self._table} WHERE key >= ? ORDER BY key "
+                f"LIMIT {_WINDOW + 1}",
+                [key],
+            ).fetchall()
+        finally:
+            cursor.close()
+        if len(rows) <= _WINDOW:
+            return {str(k): str(d) for k, d in rows}, (key, None)
+        # The last row read starts the next window: this one ends just before it.
+        last = str(rows[_WINDOW - 1][0])
+        return {str(k): str(d) for k, d in rows[:_WINDOW]}, (key, last)
+
+    def _decode(self, data: str) -> dict[str, Any]:
+        values: dict[str, Any] = json.loads(data)
+        if self._doubles:
+            return {k: as_float(v) if k in self._doubles else v for k, v in values.items()}
+        return values
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return len(self) == len(other) and all(
+            k in other and other[k] == v for batch in self.items_batched() for k, v in batch
+        )
+
+    __hash__ = object.__hash__
+
+
+_WINDOW = 5_000
+
+
+def as_float(value: Any) -> Any:
+    """Whole numbers as floats (lists item by item): bound for a double field."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, list):
+        return [as_float(v) for v in value]
+    return value
+
+
+def field_values_table(engine: Engine, rows: Iterable[tuple[str, dict[str, Any]]]) -> FieldValues:
+    """(key, fields) in key order into a FieldValues."""
+    table = engine.name("add_fields")
+    count = 0
+
+    def lines() -> Iterator[tuple[str, str]]:
+        nonlocal count
+        for key, values in rows:
+            count += 1
+            yield key, to_json(values)
+
+    write_table(engine, table, lines(), ["key", "data"])
+    return FieldValues(engine, table, count)
+
+
+def update_rows(
+    engine: Engine,
+    rows: Iterable[tuple[str, str, str | None, str | None, list[list[Any]], bool]],
+    make: Callable[..., Any],
+    doubles: frozenset[str] = frozenset(),
+) -> TableRows[Any]:
+    """Field updates (key, key_kind, email, user_id, [[field, old, new]...], merge) in key
+    order into a table, read back as `make(key, key_kind, email, user_id, changes, merge)`
+    (plan.FieldUpdate: the engine does not import plan/)."""
+    table = engine.name("field_updates")
+    count = 0
+
+    def lines() -> Iterator[tuple[str | None, ...]]:
+        nonlocal count
+        for key, kind, email, user_id, changes, merge in rows:
+            count += 1
+            yield key, kind, email, user_id, to_json(changes), "true" if merge else "false"
+
+    write_table(
+        engine,
+        table,
+        lines(),
+        ["key", "key_kind", "email", "user_id", "changes", "merge"],
+        {"merge": "BOOLEAN"},
+    )
+    return update_view(engine, table, count, make, doubles)
+
+
+def update_view(
+    engine: Engine,
+    table: str,
+    count: int,
+    make: Callable[..., Any],
+    doubles: frozenset[str] = frozenset(),
+) -> TableRows[Any]:
+    def convert(row: tuple[Any, ...]) -> Any:
+        key, kind, email, user_id, changes, merge = row
+        return make(
+            key,
+            kind,
+            email,
+            user_id,
+            {
+                name: (old, as_float(new) if name in doubles else new)
+                for name, old, new in json.loads(changes)
+            },
+            bool(merge),
+        )
+
+    return TableRows(
+        engine, table, "key, key_kind, email, user_id, changes, merge", "key", count, convert
+    )
+
+
+def keys_updated(engine: Engine, values: ValuesTable, updates: str) -> TableRows[str]:
+    """The members of one audience that get a field update, in key order."""
+    table = engine.name("updated_keys")
+    engine.connection.execute(
+        f"CREATE TABLE {table} AS SELECT key FROM {values.table} "
+        f"WHERE key IN (SELECT key FROM {updates})"
+    )
+    (count,) = engine.connection.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
+    return TableRows(engine, table, "key", "key", int(count), lambda row: str(row[0]))
+
+
+def wanted_members(merged: MergedTables) -> Iterator[tuple[str, str, str | None, str | None]]:
+    """(key, key_kind, email, user_id) of the members whose values are read, in key order."""
+    cursor = merged.engine.cursor()
+    try:
+        cursor.execute(
+            f"SELECT key, key_kind, email, user_id FROM {merged.view} "
+            f"WHERE {merged.any_want} ORDER BY key"
+        )
+        while chunk := cursor.fetchmany(BATCH):
+            yield from chunk
+    finally:
+        cursor.close()
+
+
+def live_values_table(
+    engine: Engine, rows: Iterable[tuple[str, Sequence[str | None]]], names: Sequence[str]
+) -> str:
+    """Current values read per user (key, [JSON text per name]) into table (key, l0, ...);
+    users Iterable does not have are left out."""
+    table = engine.name("live_fields")
+    columns = ["key", *(f"l{j}" for j in range(len(names)))]
+    write_table(engine, table, ((key, *cells) for key, cells in rows), columns)
+    return table
+
+
+def read_field_export(
+    engine: Engine,
+    download: Callable[[Sequence[str], Any, Callable[[int], None] | None], Any],
+    merged: MergedTables,
+    names: Sequence[str],
+    project_type: str,
+    on_lines: Callable[[int], None] | None = None,
+) -> str:
+    """One user export of `names` streamed to a file (`download(fields, path, on_lines)`),
+    read into
+    the workspace and matched to the wanted members as live.py `_read_by_export` matches
+    them: by userId first; by (lower-cased) email only when no row had the member's
+    userId, and not in userID-based projects; a later row wins over an earlier one.
+    Table (key, l0, ...): each field's value as JSON text."""
+    export = engine.name("field_export")
+    path = engine.directory / f"{export}.jsonl"
+    columns = ", ".join(
+        [
+            "'email': 'VARCHAR'",
+            "'userId': 'VARCHAR'",
+            *(f"{quote(name)}: 'JSON'" for name in names),
+        ]
+    )
+    cells = "".join(f", {_identifier(name)} AS l{j}" for j, name in enumerate(names))
+    try:
+        download(["email", "userId", *names], path, on_lines)
+        with engine.ordered():
+            engine.connection.execute(
+                f"CREATE TABLE {export} AS SELECT lower(email) AS email, userId AS user_id"
+                f"{cells} FROM read_json('{path}', format = 'newline_delimited', "
+                f"columns = {{{columns}}})"
+            )
+    finally:
+        path.unlink(missing_ok=True)
+    table = engine.name("live_fields")
+    by_email = "true" if project_type != "userId" else "false"
+    struct = ", ".join(f"'l{j}': l{j}" for j in range(len(names)))
+    unpacked = ", ".join(f"v.l{j} AS l{j}" for j in range(len(names)))
+    engine.connection.execute(
+        f"""CREATE TABLE {table} AS
+        WITH wm AS (SELECT key, email, user_id FROM {merged.view} WHERE {merged.any_want}),
+        by_uid AS (SELECT user_id, max(key) AS key FROM wm WHERE user_id IS NOT NULL
+                   GROUP BY user_id),
+        by_email AS (SELECT email, max(key) AS key FROM wm WHERE email IS NOT NULL
+                     GROUP BY email),
+        x AS (SELECT rowid AS n, * FROM {export}),
+        matched AS (
+            SELECT coalesce(u.key, e.key) AS key,
+                CASE WHEN u.key IS NULL THEN 0 ELSE 1 END * 1099511627776 + x.n AS rank,
+                {{{struct}}} AS v
+            FROM x LEFT JOIN by_uid u ON u.user_id = x.user_id
+            LEFT JOIN by_email e ON {by_email} AND u.key IS NULL AND e.email = x.email
+        ), chosen AS (
+            SELECT key, arg_max(v, rank) AS v FROM matched WHERE key IS NOT NULL GROUP BY key
+        )
+        SELECT key, {unpacked} FROM chosen"""
+    )
+    engine.connection.execute(f"DROP TABLE {export}")
+    return table
+
+
+def compared_rows(
+    merged: MergedTables, live: str | None, names: Sequence[str]
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Batches, in key order, of the members whose values are read: (key, key_kind,
+    email, user_id, merge, [(field, desired JSON) wanted, by name], found, [current JSON
+    per `names`]). Comparing them is the caller's (same_value)."""
+    wanted = [(j, n) for j, n in enumerate(merged.names) if n in names]
+    desired = ", ".join(f"m.d{j}, m.want{j}" for j, _ in wanted)
+    if live is not None:
+        current = "".join(f", lv.l{j}" for j in range(len(names)))
+        source = f"{merged.view} m LEFT JOIN {live} lv ON lv.key = m.key"
+        found = "lv.key IS NOT NULL"
+    else:
+        current, source, found = "".join(", NULL" for _ in names), f"{merged.view} m", "false"
+    cursor = merged.engine.cursor()
+    try:
+        cursor.execute(
+            f"SELECT m.key, m.key_kind, m.email, m.user_id, m.merge, {found}, {desired}"
+            f"{current} FROM {source} WHERE {merged.any_want.replace('want', 'm.want')} "
+            f"ORDER BY m.key"
+        )
+        k = len(wanted)
+        while chunk := cursor.fetchmany(BATCH):
+            out = []
+            for key, kind, email, user_id, merge, is_found, *cells in chunk:
+                fields = [
+                    (name, cells[2 * n]) for n, (_, name) in enumerate(wanted) if cells[2 * n + 1]
+                ]
+                out.append(
+                    (key, kind, email, user_id, bool(merge), fields, bool(is_found), cells[2 * k :])
+                )
+            yield out
+    finally:
+        cursor.close()
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -1,0 +1,327 @@
+"""plan_fields for destinations with an audience planned in DuckDB (state/fields.py picks
+it): the same decisions as merge_fields, to_read and plan_field_updates (plan/fields.py),
+taken over workspace tables a batch at a time, so memory is bounded by the batch and not
+by the audience.
+
+SQL joins the audiences' values (members/engine/field_tables.py) and narrows down where to
+look; every comparison is traits.compare.same_value in Python, as in the Python path, so
+both give the same plan. Small audiences of the same destination planned in Python join in
+through a table of their values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from reconciler.iterable import IterableClient
+from reconciler.members.engine.field_tables import (
+    FieldValues,
+    MappedTable,
+    MergedTables,
+    ValuesTable,
+    add_fields_rows,
+    compared_rows,
+    conflict_candidates,
+    field_values_table,
+    from_json,
+    keys_table,
+    keys_updated,
+    live_values_table,
+    mark_conflicts,
+    merge_tables,
+    read_field_export,
+    to_json,
+    update_rows,
+    update_view,
+    values_into_table,
+    wanted_members,
+)
+from reconciler.members.identity import Member
+from reconciler.members.model import Engine, TableRows
+from reconciler.plan import FieldRead, FieldUpdate, ListPlan
+from reconciler.plan.fields import shown_value
+from reconciler.plan.fingerprint import ValuesDigest
+from reconciler.progress import NULL_PROGRESS, Progress
+from reconciler.sources import MemberIssue
+from reconciler.state.desired import DesiredList
+from reconciler.state.live import choose_field_read, read_field_values
+from reconciler.traits import SentValue
+from reconciler.traits.compare import same_value
+
+
+@dataclasses.dataclass
+class TableFields:
+    """What plan_fields needs back: lists with add_fields, updates, the read, issues."""
+
+    lists: list[ListPlan]
+    updates: Sequence[FieldUpdate]
+    read: FieldRead | None
+    issues: list[tuple[str, MemberIssue]]
+    live_digest: str | None
+    values: list[ValuesTable]  # per mapped item, in order (for update keys and refs)
+
+
+def engine_of(items: Sequence[DesiredList]) -> Engine | None:
+    """The workspace of the first mapped audience planned in DuckDB, if any."""
+    for item in items:
+        if item.fields is not None and item.fields.table is not None:
+            return item.fields.table.engine
+    return None
+
+
+def plan_table_fields(
+    client: IterableClient,
+    engine: Engine,
+    project_type: str,
+    items: Sequence[DesiredList],
+    lists: Sequence[ListPlan],
+    progress: Progress = NULL_PROGRESS,
+) -> TableFields:
+    """`items` are the destination's mapped audiences, `lists` all its list plans."""
+    by_list = {lp.list_name: lp for lp in lists}
+    values = [_values_of(engine, item) for item in items]
+    mapped = [
+        MappedTable(
+            item.audience.name,
+            v,
+            keys_table(engine, by_list[item.list_name].add),
+            item.fields.mapping.merge_nested_objects if item.fields is not None else False,
+        )
+        for item, v in zip(items, values, strict=True)
+    ]
+    merged = merge_tables(engine, mapped)
+    issues = _settle_conflicts(merged)
+    with_fields: dict[str, ListPlan] = {}
+    for index, item in enumerate(items):
+        assert item.fields is not None
+        with_fields[item.list_name] = dataclasses.replace(
+            by_list[item.list_name],
+            add_fields=field_values_table(engine, _add_fields(merged, index)),
+            merge_nested_objects=item.fields.mapping.merge_nested_objects,
+        )
+    users, names = merged.wanted()
+    read: FieldRead | None = None
+    digest: str | None = None
+    updates: Sequence[FieldUpdate] = ()
+    if users:
+        task = progress.task(f"reading the mapped fields of {users:,} users", unit="users")
+        live, read = _read_live(client, engine, merged, names, users, project_type, task.advance)
+        task.finish()
+        task = progress.task("comparing mapped fields", total=users, unit="users")
+        updates, digest = _compare(engine, merged, live, names, task.advance)
+        task.finish()
+    planned = [with_fields.get(lp.list_name, lp) for lp in lists]
+    if updates:
+        assert isinstance(updates, TableRows)
+        values_of = {item.list_name: v for item, v in zip(items, values, strict=True)}
+        planned = [
+            _with_update_keys(lp, keys_updated(engine, values_of[lp.list_name], updates.table))
+            if lp.list_name in values_of
+            else dataclasses.replace(lp, field_update_keys=())
+            for lp in planned
+        ]
+    return TableFields(planned, updates, read, issues, digest, values)
+
+
+def _values_of(engine: Engine, item: DesiredList) -> ValuesTable:
+    """An audience's values table: made when it was read, or (planned in Python) now."""
+    fields = item.fields
+    assert fields is not None
+    if fields.table is not None:
+        return fields.table
+    names = fields.mapping.field_names
+    members = item.members
+    rows = (
+        (
+            key,
+            members[key].key_kind,
+            members[key].email,
+            members[key].user_id,
+            pos,
+            [to_json(v[n]) if n in v else None for n in names],
+        )
+        for pos, (key, v) in enumerate(fields.values.items())
+    )
+    return values_into_table(engine, rows, names)
+
+
+def _settle_conflicts(merged: MergedTables) -> list[tuple[str, MemberIssue]]:
+    """merge_fields' conflicts: of the pairs whose text differs, those whose values differ
+    (same_value) as the audiences are taken in order; worded and ordered as there."""
+    found: list[tuple[tuple[int, int, int], str, MemberIssue]] = []
+    pairs: list[tuple[str, str]] = []
+    audiences = [m.audience for m in merged.lists]
+    for batch in conflict_candidates(merged):
+        for key, name, held in batch:
+            first_index, _, _, first_text = held[0]
+            target = from_json(first_text)
+            for index, pos, number, text in held[1:]:
+                value = from_json(text)
+                if text == first_text or same_value(target, value):
+                    continue
+                other, this = audiences[first_index], audiences[index]
+                issue = MemberIssue(
+                    f"audiences {other!r} and {this!r}",
+                    f"field {name!r} gets {shown_value(target)} from one and "
+                    f"{shown_value(value)} from the other; it is not written for this member",
+                    key,
+                )
+                found.append(((index, pos, number), this, issue))
+                pairs.append((key, name))
+                break
+    mark_conflicts(merged, pairs)
+    found.sort(key=lambda entry: entry[0])
+    return [(audience, issue) for _, audience, issue in found]
+
+
+def _add_fields(merged: MergedTables, index: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    for batch in add_fields_rows(merged, index):
+        for key, cells in batch:
+            yield key, {name: from_json(text) for name, text in cells if text is not None}
+
+
+def _read_live(
+    client: IterableClient,
+    engine: Engine,
+    merged: MergedTables,
+    names: list[str],
+    users: int,
+    project_type: str,
+    on_users: Callable[[int], None],
+) -> tuple[str, FieldRead]:
+    """Current values of `names` for the wanted members, the cheaper way (as
+    live.read_field_values chooses): one user export streamed into the workspace, or a
+    few per-user reads."""
+    if choose_field_read(users, client.settings) == "export":
+        table = read_field_export(
+            engine, client.download_export, merged, names, project_type, on_users
+        )
+        return table, FieldRead("export", users, 1, tuple(names))
+    members = [
+        Member(key, "userId" if kind == "userId" else "email", email, user_id)
+        for key, kind, email, user_id in wanted_members(merged)
+    ]
+    live = read_field_values(client, members, names, project_type)  # type: ignore[arg-type]
+    on_users(len(members))
+    rows = (
+        (key, [to_json(found.get(n)) for n in names])
+        for key, found in live.values.items()
+        if found is not None
+    )
+    return live_values_table(engine, rows, names), live.read
+
+
+def _compare(
+    engine: Engine,
+    merged: MergedTables,
+    live: str,
+    names: list[str],
+    on_users: Callable[[int], None],
+) -> tuple[TableRows[FieldUpdate], str]:
+    """plan_field_updates over batches: the fields whose values differ, per member in key
+    order, into a table; and the digest of the current values read (values_digest)."""
+    digest = ValuesDigest()
+    column = {name: j for j, name in enumerate(names)}
+
+    def updates() -> Iterator[tuple[str, str, str | None, str | None, list[list[Any]], bool]]:
+        for batch in compared_rows(merged, live, names):
+            on_users(len(batch))
+            for key, kind, email, user_id, merge, fields, found, cells in batch:
+                current = (
+                    {
+                        n: from_json(c) if c is not None else None
+                        for n, c in zip(names, cells, strict=True)
+                    }
+                    if found
+                    else None
+                )
+                digest.add(key, current)
+                changes = []
+                for name, text in fields:
+                    if found and cells[column[name]] == text:
+                        continue  # the same JSON text is the same value
+                    old = current.get(name) if current is not None else None
+                    new = from_json(text)
+                    if not same_value(new, old, merge_nested_objects=merge):
+                        changes.append([name, old, new])
+                if changes:
+                    yield key, kind, email, user_id, changes, merge
+
+    rows = update_rows(engine, updates(), FieldUpdate)
+    return rows, digest.hexdigest()
+
+
+def _with_update_keys(lp: ListPlan, keys: TableRows[str]) -> ListPlan:
+    return dataclasses.replace(lp, field_update_keys=keys, unchanged=lp.unchanged - len(keys))
+
+
+def sent_values(
+    lists: Sequence[ListPlan],
+    updates: Sequence[FieldUpdate],
+    items: Sequence[DesiredList],
+    values: Sequence[ValuesTable],
+) -> Iterator[SentValue]:
+    """Every value the plan would send, for check_types, a batch at a time."""
+    names = {item.list_name for item in items}
+    for lp in lists:
+        if lp.list_name not in names:
+            continue
+        item = next(i for i in items if i.list_name == lp.list_name)
+        add_fields = lp.add_fields
+        if isinstance(add_fields, FieldValues):
+            for batch in add_fields.items_batched():
+                for key, fields in batch:
+                    for name, value in fields.items():
+                        yield SentValue(name, value, TableRef(item, key, name))
+        else:
+            for key, fields in add_fields.items():
+                for name, value in fields.items():
+                    yield SentValue(name, value, TableRef(item, key, name))
+    for update in updates:
+        for name, (_old, new) in update.changes.items():
+            yield SentValue(name, new, UpdateRef(items, values, update.key, name))
+
+
+@dataclasses.dataclass(frozen=True)
+class TableRef:
+    item: DesiredList
+    key: str
+    field: str
+
+
+@dataclasses.dataclass(frozen=True)
+class UpdateRef:
+    """An updated value's origin, looked up only when a conflict is reported: the first
+    audience that made a value of that field for that member."""
+
+    items: Sequence[DesiredList]
+    values: Sequence[ValuesTable]
+    key: str
+    field: str
+
+    @property
+    def item(self) -> DesiredList:
+        return next(
+            item
+            for item, v in zip(self.items, self.values, strict=True)
+            if v.has(self.key, self.field)
+        )
+
+
+def with_doubles(
+    lists: Sequence[ListPlan], updates: Sequence[FieldUpdate], doubles: set[str]
+) -> tuple[list[ListPlan], Sequence[FieldUpdate]]:
+    """_as_doubles for views: whole numbers bound for double fields are read as floats."""
+    new_lists = [
+        dataclasses.replace(lp, add_fields=lp.add_fields.with_doubles(doubles))
+        if isinstance(lp.add_fields, FieldValues)
+        else lp
+        for lp in lists
+    ]
+    if isinstance(updates, TableRows):
+        updates = update_view(
+            updates.engine, updates.table, len(updates), FieldUpdate, frozenset(doubles)
+        )
+    return new_lists, updates

@@ -1,0 +1,246 @@
+"""Trait mappings' contract, run against both paths: audiences planned in Python (dicts
+per member) and in DuckDB (workspace tables, a batch at a time) give the same plan, as
+JSON and as data: the same subscribes' fields, field updates, conflicts, issues, reads
+and fingerprint, and the same saved plan. Through `make_plan` as a user's plan runs,
+against the emulator in-process; the engine threshold is set low to force the DuckDB
+path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.emulator import Emulator, EmulatorTransport, Limits
+from reconciler.errors import ReconcilerError
+from reconciler.iterable import ClientSettings, IterableClient
+from reconciler.manifest import load_manifests
+from reconciler.members.model import Engine, EngineSettings, SavedPlanTables
+from reconciler.plan import Plan
+from reconciler.plan.file import load_plan, save_plan
+from reconciler.planning import make_plan
+
+ENGINES = ("python", "duckdb")
+KEY = "contract-key"
+
+# crm: plan, a number, a date, a template; a bad number (a field issue), a duplicate key
+# whose traits differ (a conflict naming the column), members new and already on the list.
+CRM = [
+    "email,userId,plan,ltv,renews,first",
+    "a@x.com,u1,pro,10,2025-07-01,ann",
+    "b@x.com,u2,free,2.5,,bob",
+    "c@x.com,u3,pro,lots,2025-09-15,cat",
+    "d@x.com,u4,gold,7,2025-01-01,dan",
+    "A@x.com,u1,basic,10,2025-07-01,ann",
+    "e@x.com,,free,0,,eve",
+    "f@x.com,u6,pro,3,,fay",
+]
+# billing maps plan_tier too: it agrees about a (pro) and e (free), disagrees about b and
+# d; it also maps credits (merging nested objects). Member g is only here.
+BILLING = [
+    "email,userId,plan,credits",
+    "a@x.com,u1,pro,5",
+    "b@x.com,u2,gold,1",
+    "d@x.com,u4,silver,2",
+    "e@x.com,,free,",
+    "g@x.com,u7,pro,4",
+]
+# Iterable: a, b, c, d, f on the list with last week's values (a's date in Iterable's own
+# form, equal), ltv a double field; g known without being on a list.
+LIVE: list[tuple[str, str | None, dict[str, Any], bool]] = [
+    (
+        "a@x.com",
+        "u1",
+        {"plan_tier": "pro", "ltv": 10.0, "renews": "2025-07-01 00:00:00 +00:00"},
+        True,
+    ),
+    ("b@x.com", "u2", {"plan_tier": "free", "ltv": 1.0, "greeting": "Hi Bob"}, True),
+    ("c@x.com", "u3", {"plan_tier": "basic", "greeting": "Hi Cat"}, True),
+    ("d@x.com", "u4", {"plan_tier": "gold", "ltv": 7.5, "credits": 2}, True),
+    ("g@x.com", "u7", {"credits": 3}, False),
+    ("f@x.com", "u6", {"plan_tier": "pro"}, True),
+]
+
+
+def _manifests(tmp: Path, project_type: str) -> Path:
+    (tmp / "data").mkdir(exist_ok=True)
+    (tmp / "data" / "crm.csv").write_text("\n".join(CRM) + "\n", encoding="utf-8")
+    (tmp / "data" / "billing.csv").write_text("\n".join(BILLING) + "\n", encoding="utf-8")
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Destination",
+            "metadata": {"name": "d"},
+            "spec": {"region": "us", "projectType": project_type, "apiKey": {"env": "K"}},
+        },
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Audience",
+            "metadata": {"name": "crm"},
+            "spec": {"destination": "d", "members": {"csv": "data/crm.csv"}, "traits": "crm"},
+        },
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Audience",
+            "metadata": {"name": "billing"},
+            "spec": {
+                "destination": "d",
+                "members": {"csv": "data/billing.csv"},
+                "traits": "billing",
+            },
+        },
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "TraitMapping",
+            "metadata": {"name": "crm"},
+            "spec": {
+                "fields": {
+                    "plan_tier": "plan",
+                    "ltv": {"from": "ltv", "type": "number"},
+                    "renews": {"from": "renews", "type": "date"},
+                    "greeting": {"template": "Hi {{ first | title }}"},
+                }
+            },
+        },
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "TraitMapping",
+            "metadata": {"name": "billing"},
+            "spec": {
+                "fields": {
+                    "plan_tier": "plan",
+                    "credits": {"from": "credits", "type": "number"},
+                },
+                "mergeNestedObjects": True,
+            },
+        },
+    ]
+    (tmp / "m.yaml").write_text("\n---\n".join(json.dumps(d) for d in docs), encoding="utf-8")
+    return tmp
+
+
+def _emulator(project_type: str) -> Emulator:
+    emulator = Emulator(limits=Limits.unlimited())
+    project = emulator.add_project("d", project_type, KEY)
+    crm = project.add_list("crm")
+    for email, user_id, fields, on_list in LIVE:
+        project.add_user(
+            email=email, user_id=user_id, data_fields=fields, list_ids=[crm] if on_list else []
+        )
+    return emulator
+
+
+@pytest.fixture
+def engines(tmp_path) -> Iterator[dict[str, Engine]]:
+    made = {
+        e: Engine(
+            EngineSettings(
+                engine="auto", threshold=1 if e == "duckdb" else 10**9, temp_dir=tmp_path
+            )
+        )
+        for e in ENGINES
+    }
+    yield made
+    for engine in made.values():
+        engine.close()
+
+
+def _client(emulator: Emulator, reads: str) -> IterableClient:
+    # Per-user reads cost nothing when unpaced, so they are chosen for a few users; a slow
+    # per-user budget makes the export the cheaper read.
+    settings = (
+        ClientSettings(list_reads_per_minute=0, user_reads_per_second=1000)
+        if reads == "user_reads"
+        else ClientSettings(list_reads_per_minute=0, user_reads_per_second=0.001)
+    )
+    return IterableClient(
+        "https://sandbox.invalid", KEY, settings=settings, transport=EmulatorTransport(emulator)
+    )
+
+
+def _plan(root: Path, emulator: Emulator, engine: Engine, reads: str) -> Plan:
+    return make_plan(load_manifests(root), {"d": _client(emulator, reads)}, engine=engine)
+
+
+def _data(plan: Plan, root: Path) -> dict[str, Any]:
+    """Everything a plan decides about fields, as plain data."""
+    (dest,) = plan.destinations
+    text = json.dumps(plan.to_dict(str)).replace(str(root), "ROOT")
+    data = json.loads(text)
+    # How members were read differs by engine by design ("diffed in DuckDB", timings).
+    for d in data["destinations"]:
+        d.pop("member_read")
+    return {
+        "json": data,
+        "add_fields": {lp.list_name: dict(lp.add_fields) for lp in dest.lists},
+        "update_keys": {lp.list_name: list(lp.field_update_keys) for lp in dest.lists},
+        "updates": [
+            (u.key, u.key_kind, u.email, u.user_id, u.changes, u.merge_nested_objects)
+            for u in dest.field_updates
+        ],
+        "issues": [(a, i.where, i.message, i.value) for a, i in dest.field_issues],
+        "read": dest.field_read,
+        "fingerprint": plan.fingerprint,
+    }
+
+
+@pytest.mark.parametrize("reads", ["user_reads", "export"])
+@pytest.mark.parametrize("project_type", ["email", "userId", "hybrid"])
+def test_both_paths_plan_trait_mappings_alike(tmp_path, engines, project_type, reads):
+    root = _manifests(tmp_path, project_type)
+    emulator = _emulator(project_type)
+    python = _plan(root, emulator, engines["python"], reads)
+    duckdb = _plan(root, emulator, engines["duckdb"], reads)
+    # The DuckDB path was taken: its subscribes' fields are a view of a workspace table.
+    assert not isinstance(duckdb.destinations[0].lists[0].add_fields, dict)
+    assert isinstance(python.destinations[0].lists[0].add_fields, dict)
+
+    expected = _data(python, root)
+    assert _data(duckdb, root) == expected
+    # The case is not empty: fields ride on subscribes, users are updated, two audiences
+    # disagree, a value could not be made, a double field gets floats, a read was made.
+    assert expected["read"].method == reads
+    updates = {key: changes for key, _k, _e, _u, changes, _m in expected["updates"]}
+    assert any(changes.get("ltv") == (7.5, 7.0) for changes in updates.values())
+    assert all(isinstance(c["ltv"][1], float) for c in updates.values() if "ltv" in c)
+    messages = [m for _a, _w, m, _v in expected["issues"]]
+    assert sum("from one and" in m for m in messages) == 2
+    assert any("field 'ltv'" in m and "lots" in m for m in messages)
+    assert any(expected["add_fields"].values())
+    conflicts = expected["json"]["destinations"][0]["duplicate_conflicts"]
+    assert any("different values in" in c["reason"] for c in conflicts)
+
+
+def test_a_saved_plan_of_either_path_reads_back_alike(tmp_path, engines):
+    root = _manifests(tmp_path, "hybrid")
+    emulator = _emulator("hybrid")
+    saved = {}
+    for name in ENGINES:
+        plan = _plan(root, emulator, engines[name], "export")
+        path = tmp_path / f"{name}.plan"
+        save_plan(path, plan, "digest", root, None)
+        # Read back into a workspace (sets of one row or more go there) and into memory.
+        with Engine(EngineSettings(threshold=1, temp_dir=tmp_path)) as reader:
+            into_tables = load_plan(path, SavedPlanTables(reader)).plan
+            saved[name] = _data(into_tables, root)
+        assert _data(load_plan(path).plan, root) == saved[name]
+    assert saved["python"] == saved["duckdb"]
+
+
+def test_a_type_conflict_stops_both_paths_with_the_same_message(tmp_path, engines):
+    root = _manifests(tmp_path, "email")
+    # A new list: every member is an add. greeting is a number field in this project, so
+    # the template's text cannot go there; the first value sent names the conflict.
+    emulator = Emulator(limits=Limits.unlimited())
+    emulator.add_project("d", "email", KEY).add_user(email="z@x.com", data_fields={"greeting": 5})
+    messages = []
+    for name in ENGINES:
+        with pytest.raises(ReconcilerError) as raised:
+            _plan(root, emulator, engines[name], "export")
+        messages.append(str(raised.value).replace(str(root), "ROOT"))
+    assert messages[0] == messages[1]
+    assert "'greeting' is long in Iterable" in messages[0]
+    assert "data/crm.csv:2" in messages[0]
