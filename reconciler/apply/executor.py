@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any, Literal, TypeVar, assert_never
 
+from reconciler.apply.held_back import HeldBack
 from reconciler.apply.journal import Journal
 from reconciler.errors import AuthError, IterableError
 from reconciler.iterable import BatchResult, IterableClient
@@ -217,6 +218,8 @@ class ApplyReport:
     # Source data the plan could not use (invalid members, unconvertible values), in words:
     # everything planned can succeed and the run still not make Iterable match.
     source_problems: str | None = None
+    # Members not sent because they opted out (apply/held_back.py): no change, no failure.
+    held_back: list[HeldBack] = field(default_factory=list)
 
     @property
     def interrupted(self) -> bool:
@@ -294,6 +297,8 @@ class ApplyReport:
                 }
                 for d in self.destinations
             ],
+            "members_held_back": sum(h.count for h in self.held_back),
+            "held_back": [h.to_dict(show) for h in self.held_back],
         }
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.apply.executor import ApplyReport, Progress, apply_plan
+from reconciler.apply.held_back import held_back
 from reconciler.apply.interrupt import stop_on_interrupt
 from reconciler.apply.journal import Journal, last_unfinished
 from reconciler.apply.rejected import write_rejected
@@ -88,6 +89,7 @@ def run_apply(
     )
     report.rejected_file = write_rejected(report, state_dir)
     report.source_problems = plan.summary.describe_problems() or None
+    report.held_back = held_back(plan)
     return report
 
 

@@ -17,6 +17,7 @@ import typer
 
 from reconciler import alerts
 from reconciler.apply.executor import ApplyReport
+from reconciler.apply.held_back import held_back
 from reconciler.apply.lock import project_locks
 from reconciler.apply.run import Aborted, run_apply
 from reconciler.apply.runrecord import RunRecord
@@ -40,6 +41,7 @@ from reconciler.plan.file import SavedPlan, load_plan
 from reconciler.plan.policy import overridden_rules
 from reconciler.render.masking import shower
 from reconciler.render.plans import REPORT_RENDERERS, plan_markdown, report_json, report_markdown
+from reconciler.state.consent import recheck_saved
 from reconciler.state.desired import manifests_digest
 
 
@@ -197,7 +199,8 @@ def _apply(opts: _Options, record: RunRecord) -> ApplyReport:
         the_plan = session.plan(manifests, clients, targets, state, member_reads=reads)
         if loaded is not None:
             loaded.raise_if_stale(manifests_digest(manifests), the_plan)
-            the_plan = loaded.plan
+            # Who opted out since the plan was made is held back, as the plan made now does.
+            the_plan = recheck_saved(loaded.plan, the_plan)
         if opts.output is not OutputFormat.json:
             print_plan(the_plan, opts.output, opts.show_members, opts.allowed)
         if opts.summary_file is not None:
@@ -237,7 +240,7 @@ def _nothing_to_do(the_plan: Plan, opts: _Options, record: RunRecord) -> typer.E
     problems = the_plan.summary.describe_problems()
     record.finish("failed" if problems else "no_changes", problems or None)
     if opts.output is OutputFormat.json:
-        nothing = ApplyReport(source_problems=problems or None)
+        nothing = ApplyReport(source_problems=problems or None, held_back=held_back(the_plan))
         typer.echo(report_json(nothing, opts.show_members), nl=False)
     return typer.Exit(EXIT_ERROR if problems else EXIT_OK)
 

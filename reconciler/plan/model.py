@@ -68,6 +68,9 @@ class ListPlan:
     # names those of the adds who had left (for the bold warning).
     resubscribe_allowed: bool = False
     resubscribed: tuple[str, ...] = ()
+    # `apply --plan`: those of the saved adds held back because they opted out after the
+    # plan was made (also in left_themselves / channel_unsubscribed; never in a plan file).
+    held_since_plan: tuple[str, ...] = ()
     # policy.activeCampaignAdds: "block" refuses adds to a list an active campaign sends to.
     active_campaign_adds: Literal["block", "warn"] = "warn"
 

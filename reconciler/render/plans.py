@@ -13,6 +13,7 @@ from typing import Any
 import jinja2
 
 from reconciler.apply.executor import ApplyReport, ListResult
+from reconciler.apply.held_back import HeldBack
 from reconciler.members.identity import Member
 from reconciler.plan import FieldUpdate, ListPlan, Plan
 from reconciler.render.masking import Show, mask_emails, mask_value, quoted, reveal, shower
@@ -113,7 +114,7 @@ def _notes(lp: ListPlan) -> str:
     return ", ".join(notes)
 
 
-def _sources(lp: ListPlan) -> str:
+def _sources(lp: ListPlan | HeldBack) -> str:
     """How the held-back members left, by Iterable's unsubSource: "EmailLink 2, WebApp 1"."""
     return ", ".join(f"{source} {count:,}" for source, count in lp.left_sources) or "source unknown"
 
@@ -204,6 +205,15 @@ def _expected(lr: ListResult) -> str:
     return "; ".join(parts)
 
 
+def _held_back(report: ApplyReport, show_members: bool) -> dict[str, Any]:
+    """What the report templates need to say who was held back by their own choice."""
+    return {
+        "held_total": sum(h.count for h in report.held_back),
+        "held_sources": _sources,
+        "masked": not show_members,
+    }
+
+
 def report_text(report: ApplyReport, show_members: bool = False) -> str:
     return _env.get_template("report.txt.j2").render(
         report=report,
@@ -212,6 +222,7 @@ def report_text(report: ApplyReport, show_members: bool = False) -> str:
         message=_message(show_members),
         sample=SAMPLE * 2,
         expected=_expected,
+        **_held_back(report, show_members),
     )
 
 
@@ -224,6 +235,7 @@ def report_markdown(report: ApplyReport, show_members: bool = False) -> str:
         sample=SAMPLE * 2,
         md=_md,
         expected=_expected,
+        **_held_back(report, show_members),
     )
 
 

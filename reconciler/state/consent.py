@@ -45,7 +45,7 @@ from reconciler.errors import IterableError
 from reconciler.iterable import IterableClient
 from reconciler.members.identity import Member, ProjectType
 from reconciler.members.model import TableRows, member_rows
-from reconciler.plan import ListPlan
+from reconciler.plan import ListPlan, Plan
 from reconciler.plan.model import without_keys
 from reconciler.state.unsendable import MAX_TABLE_CHECK
 
@@ -374,3 +374,100 @@ def respect_consent(
     optouts = read_optouts(client, out.lists, out.reads)
     out.lists = [hold_back(lp, optouts) for lp in out.lists]
     return out
+
+
+def recheck_saved(saved: Plan, current: Plan) -> Plan:
+    """`apply --plan`: the saved plan with the adds held back that `current` (a plan made
+    now, from the same manifests and the same lists: the stale check has passed) holds back.
+
+    A saved plan can wait days for review. A member may meanwhile unsubscribe from the
+    channel, or leave the list by a link after someone else added them, and neither
+    changes the list's members, so the plan is not stale; sending its adds as saved would
+    re-subscribe them. The plan made for the stale check has read consent afresh, so this
+    costs no read of its own. Only adds are taken away: the rest is applied as reviewed."""
+    now = {(d.destination, lp.list_name): lp for d in current.destinations for lp in d.lists}
+    return dataclasses.replace(
+        saved,
+        destinations=tuple(
+            dataclasses.replace(
+                d,
+                lists=tuple(_recheck(lp, now.get((d.destination, lp.list_name))) for lp in d.lists),
+            )
+            for d in saved.destinations
+        ),
+    )
+
+
+def _recheck(lp: ListPlan, now: ListPlan | None) -> ListPlan:
+    if now is None or not lp.add or lp.list_id is None:
+        return lp
+    if lp.resubscribe_allowed:
+        # Nobody is held back; the re-added who had left are still named (the bold warning).
+        again = _keys_in(lp.add, frozenset(now.resubscribed) - set(lp.resubscribed))
+        return dataclasses.replace(lp, resubscribed=lp.resubscribed + tuple(sorted(again)))
+    left = _keys_in(lp.add, frozenset(now.left_themselves))
+    unsubscribed = _keys_in(lp.add, frozenset(now.channel_unsubscribed)) - left
+    if not left and not unsubscribed:
+        return lp
+    gone = left | unsubscribed
+    held = _held(
+        lp,
+        _without(lp.add, gone),
+        tuple(sorted(left)),
+        _merged_sources(lp, now, len(left)),
+        tuple(sorted(unsubscribed)),
+    )
+    return dataclasses.replace(held, held_since_plan=tuple(sorted(gone)))
+
+
+def _merged_sources(lp: ListPlan, now: ListPlan, new: int) -> tuple[tuple[str, int], ...]:
+    """The saved plan's unsubSource counts and those of the `new` members held back as
+    having left. Only counts are kept per list: the new ones' sources are what the plan
+    made now counts beyond the saved one's (exact when those who had left stay left, the
+    usual case), and any that cannot be told apart are counted as unknown."""
+    if not new:
+        return lp.left_sources
+    saved = Counter(dict(lp.left_sources))
+    beyond = Counter(dict(now.left_sources))
+    beyond.subtract(saved)
+    added: Counter[str] = Counter()
+    for source, count in sorted(beyond.items()):
+        take = min(count, new - sum(added.values()))
+        if take > 0:
+            added[source] += take
+    added[UNKNOWN_SOURCE] += new - sum(added.values())
+    return tuple(sorted((saved + added).items()))
+
+
+def _keys_in(adds: Sequence[Member], keys: frozenset[str]) -> set[str]:
+    """Which of `keys` are keys of `adds` (in DuckDB when the adds live there)."""
+    if not keys:
+        return set()
+    if not isinstance(adds, TableRows):
+        return {m.key for m in adds if m.key in keys}
+    connection = adds.engine.connection
+    wanted = adds.engine.name("recheck")
+    connection.execute(f"CREATE TEMP TABLE {wanted} (key VARCHAR)")
+    connection.executemany(f"INSERT INTO {wanted} VALUES (?)", [(k,) for k in sorted(keys)])
+    found = connection.execute(
+        f"SELECT a.key FROM {adds.table} a JOIN {wanted} w ON a.key = w.key"
+    ).fetchall()
+    connection.execute(f"DROP TABLE {wanted}")
+    return {key for (key,) in found}
+
+
+def _without(adds: Sequence[Member], gone: set[str]) -> Sequence[Member]:
+    """`adds` but the members keyed in `gone` (all of which are among them)."""
+    if not isinstance(adds, TableRows):
+        return tuple(m for m in adds if m.key not in gone)
+    engine = adds.engine
+    connection = engine.connection
+    held, kept = engine.name("held"), engine.name("adds")
+    connection.execute(f"CREATE TEMP TABLE {held} (key VARCHAR)")
+    connection.executemany(f"INSERT INTO {held} VALUES (?)", [(k,) for k in sorted(gone)])
+    connection.execute(
+        f"CREATE TABLE {kept} AS SELECT key, key_kind, email, user_id FROM {adds.table} "
+        f"WHERE key NOT IN (SELECT key FROM {held})"
+    )
+    connection.execute(f"DROP TABLE {held}")
+    return member_rows(engine, kept, len(adds) - len(gone))

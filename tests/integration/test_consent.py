@@ -141,3 +141,115 @@ def test_resubscribe_allowed_re_adds_them_flagged_in_bold(
 
     assert cli("apply", ws.manifests, "--yes").exit_code == 0
     assert "b@example.com" in proj.members(list_id)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_saved_plan_holds_back_who_opted_out_after_it_was_made(
+    field_workspace,  # noqa: F811
+    cli,
+    engine,
+    tmp_path,
+    monkeypatch,
+):
+    """A plan can wait days for review: a member of its adds who unsubscribes from the
+    channel meanwhile (which leaves the list as it was, so the plan is not stale) is held
+    back by `apply --plan`, and the rest of the reviewed plan is applied."""
+    if engine == "duckdb":
+        # The saved plan's adds are read back into DuckDB and held back there.
+        monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "1")
+    ws, server, proj = field_workspace("hybrid", engine)
+    a, b, c, d = (f"{n}@example.com" for n in "abcd")
+    csv_audience(ws, "vip", "email", [a])
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    (list_id,) = [i for i, r in proj.lists.items() if r.name == "vip"]
+    for who in (b, c, d):
+        proj.add_user(email=who)
+    csv_audience(ws, "vip", "email", [a, b, c, d])
+    saved = tmp_path / "plan.gz"
+    made = cli("plan", ws.manifests, "--out", str(saved))
+    assert made.exit_code == 0, made.output
+    assert "+3 / -0" in made.stdout
+
+    # Between review and apply: b unsubscribes from the email channel, c is unsubscribed
+    # from the list by an unsubscribe link (they were never on it: the list is unchanged).
+    control = f"{server.base_url}/_emulator/self-unsubscribe"
+    httpx.post(control, json={"email": b, "channel": True}).raise_for_status()
+    proj.record_unsubscribe(proj.find_user(c, None), "EmailLink", list_ids=(list_id,))
+
+    server.emulator.clear_log()
+    applied = cli("apply", "--plan", str(saved), "--yes", "--format", "json")
+    assert applied.exit_code == 0, applied.output
+    sent = [s.get("email") for s in accepted(server, "/api/lists/subscribe")]
+    assert sent == [d]
+    assert sorted(proj.members(list_id)) == [a, d]
+    report = applied.json()
+    assert report["members_held_back"] == 2
+    (held,) = report["held_back"]
+    assert (held["audience"], held["list_id"]) == ("vip", list_id)
+    assert held["since_the_plan"]["count"] == 2
+    assert held["channel_unsubscribed"]["count"] == 1
+    assert held["left_themselves"]["count"] == 1
+    assert held["left_themselves"]["by_source"] == {"EmailLink": 1}
+    assert len(held["left_themselves"]["sample"]) == 1
+    for who in (b, c):
+        assert who not in applied.output
+    # No read beyond those the stale check's plan makes: one export of each kind.
+    exports = requests_to(server, "/api/export/data.json")
+    assert len([r for r in exports if "dataTypeName=emailUnSubscribe" in r.query]) == 1
+    assert len([r for r in exports if "unsubscribedChannelIds" in r.query]) == 1
+
+
+@pytest.mark.parametrize("output", ["text", "markdown", "json"])
+def test_the_apply_report_names_who_was_held_back(
+    field_workspace,  # noqa: F811
+    cli,
+    output,
+    tmp_path,
+):
+    """The report of the run that applied (what a scheduled sync's log and job summary
+    keep) says who was held back, counted and masked, as the plan does."""
+    ws, server, proj = field_workspace("hybrid", "python")
+    a, b, c, d = (f"{n}@example.com" for n in "abcd")
+    csv_audience(ws, "vip", "email", [a, b])
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    (list_id,) = [i for i, r in proj.lists.items() if r.name == "vip"]
+    control = f"{server.base_url}/_emulator/self-unsubscribe"
+    httpx.post(control, json={"email": b, "listId": list_id}).raise_for_status()
+    proj.add_user(email=c)
+    httpx.post(control, json={"email": c, "channel": True}).raise_for_status()
+    csv_audience(ws, "vip", "email", [a, b, c, d])
+
+    summary = tmp_path / "summary.md"
+    applied = cli(
+        "apply", ws.manifests, "--yes", "--format", output, "--summary-file", str(summary)
+    )
+    assert applied.exit_code == 0, applied.output
+    assert sorted(proj.members(list_id)) == [a, d]
+    if output == "json":
+        report = applied.json()
+        assert report["members_held_back"] == 2
+        (held,) = report["held_back"]
+        assert held["left_themselves"]["count"] == 1
+        assert held["left_themselves"]["by_source"] == {"EmailLink": 1}
+        assert held["channel_unsubscribed"]["count"] == 1
+        assert held["since_the_plan"]["count"] == 0
+        samples = held["left_themselves"]["sample"] + held["channel_unsubscribed"]["sample"]
+        assert len(samples) == 2 and all("***" in s for s in samples)
+    else:
+        # The report follows the plan; it says it in its own words.
+        report = applied.stdout.split("Plan: ")[-1] if output == "text" else applied.stdout
+        heading = "Held back, by their own choice (not re-added; no failure): 2 members"
+        assert heading in report
+        assert "left the list themselves: 1 (EmailLink 1)" in report
+        assert "unsubscribed from the channel: 1" in report
+    # The job summary has the report in markdown, whatever the format printed.
+    assert "<summary>Held back, by their own choice (not re-added; no failure): 2 members" in (
+        summary.read_text()
+    )
+    for who in (b, c):
+        assert who not in applied.output + summary.read_text()
+
+    # Nothing left to do: the JSON report still says who stays held back.
+    again = cli("apply", ws.manifests, "--yes", "--format", "json")
+    assert again.exit_code == 0, again.output
+    assert again.json()["members_held_back"] == 2

@@ -13,6 +13,7 @@ from reconciler.state.consent import (
     channel_unsubscribed,
     email_channel_ids,
     hold_back,
+    recheck_saved,
     self_departures,
 )
 
@@ -155,3 +156,39 @@ def test_every_format_shows_the_held_back_masked_and_resubscribe_in_bold():
     markdown = plan_markdown(plan)
     assert "**resubscribe: allowed**" in markdown
     assert "**1 re-subscribed (resubscribe: allowed)**" in markdown
+
+
+def _plan(lp):
+    return Plan((plan_destination("prod", "email", [lp], []),))
+
+
+def test_a_saved_plan_holds_back_who_the_plan_made_at_apply_holds_back():
+    # Saved: ui@ had left when the plan was made. Now left@ has too (by a link) and chan@
+    # unsubscribed from the channel.
+    saved = hold_back(
+        _adding("keep@x.io", "left@x.io", "ui@x.io", "chan@x.io"),
+        Optouts(self_departures([event("1", "WebApp", email="ui@x.io")], [LIST])),
+    )
+    now = hold_back(_adding("keep@x.io", "left@x.io", "ui@x.io", "chan@x.io"), _optouts())
+    (lp,) = recheck_saved(_plan(saved), _plan(now)).destinations[0].lists
+    assert [m.key for m in lp.add] == ["keep@x.io"]
+    assert sorted(lp.left_themselves) == ["left@x.io", "ui@x.io"]
+    assert dict(lp.left_sources) == {"EmailLink": 1, "WebApp": 1}
+    assert lp.channel_unsubscribed == ("chan@x.io",)
+    assert sorted(lp.held_since_plan) == ["chan@x.io", "left@x.io"]
+    assert "2 of those held back opted out after the plan was made" in plan_text(
+        recheck_saved(_plan(saved), _plan(now))
+    )
+
+
+def test_a_saved_plan_nobody_opted_out_of_is_applied_as_saved():
+    saved = _adding("keep@x.io", "also@x.io")
+    assert recheck_saved(_plan(saved), _plan(saved)) == _plan(saved)
+
+
+def test_a_saved_plan_with_resubscribe_allowed_names_the_re_added():
+    saved = _adding("keep@x.io", "left@x.io", resubscribe=True)
+    now = hold_back(_adding("keep@x.io", "left@x.io", resubscribe=True), _optouts())
+    (lp,) = recheck_saved(_plan(saved), _plan(now)).destinations[0].lists
+    assert sorted(m.key for m in lp.add) == ["keep@x.io", "left@x.io"]
+    assert lp.resubscribed == ("left@x.io",)
