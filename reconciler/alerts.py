@@ -12,17 +12,21 @@ The summary is masked whatever the command line said (no --show-members here: a 
 read by more people than a job log), and carries counts, guard results and the error, never
 a member's identity.
 
-Sending never hangs the run and never changes its exit code: one POST in a daemon thread,
-waited for at most RECONCILER_ALERT_TIMEOUT seconds (default 5); any failure is a warning
-line that names the variable, never the URL.
+Sending never hangs the run and never changes its exit code: a POST in a daemon thread,
+retried (a dropped connection, 5xx, 429 after its Retry-After) up to MAX_ATTEMPTS times
+with backoff, all of it waited for at most RECONCILER_ALERT_TIMEOUT seconds (default 5);
+any failure is a warning line that names the variable, never the URL.
 """
 
 from __future__ import annotations
 
+import email.utils
 import ipaddress
+import math
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -358,13 +362,14 @@ def _timeout(env: Mapping[str, str]) -> float:
 
 
 def _post_within(url: str, body: dict[str, object], timeout: float) -> str | None:
-    """POST in a daemon thread and wait for it at most `timeout` (+ a little): httpx's
-    timeouts bound each read, not a server that trickles its answer. None when it was
-    taken (2xx), else why not, in words that never quote the URL."""
+    """POST (and retry) in a daemon thread and wait for it at most `timeout` (+ a little):
+    httpx's timeouts bound each read, not a server that trickles its answer. None when it
+    was taken (2xx), else why not, in words that never quote the URL."""
     result: list[str | None] = []
+    deadline = time.monotonic() + timeout
 
     def send() -> None:
-        result.append(_post(url, body, timeout))
+        result.append(_send(url, body, deadline, timeout))
 
     thread = threading.Thread(target=send, name="reconciler-alert", daemon=True)
     thread.start()
@@ -374,19 +379,96 @@ def _post_within(url: str, body: dict[str, object], timeout: float) -> str | Non
     return result[0]
 
 
-def _post(url: str, body: dict[str, object], timeout: float) -> str | None:
+# A failed send is tried again: chat webhooks drop connections, answer 5xx while they
+# deploy, and 429 when a channel gets more than about one message a second (Slack). The
+# whole send stays within RECONCILER_ALERT_TIMEOUT: a retry that would not fit is not made.
+MAX_ATTEMPTS = 4
+_FIRST_BACKOFF = 0.5  # seconds; doubled after each retry
+_MIN_ATTEMPT = 0.2  # seconds an attempt needs at least, or it is not started
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    failure: str | None  # None: the webhook took it
+    retry: bool = False  # whether trying again can help
+    retry_after: float | None = None  # seconds the webhook asked to wait (429, 503)
+
+
+def _send(
+    url: str,
+    body: dict[str, object],
+    deadline: float,
+    timeout: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str | None:
+    """Up to MAX_ATTEMPTS POSTs before `deadline` (time.monotonic()), waiting between them
+    as the webhook asks (Retry-After) or with a doubling backoff. Not retried: a timeout
+    (the post may have arrived, and the time is spent anyway) and answers that will not
+    change (404, 403, a redirect: the URL is wrong)."""
+    attempts = 0
+    while True:
+        attempts += 1
+        attempt = _post(url, body, max(deadline - time.monotonic(), _MIN_ATTEMPT), timeout)
+        if attempt.failure is None:
+            return None
+        failure = attempt.failure
+        if not attempt.retry or attempts >= MAX_ATTEMPTS:
+            break
+        wait = attempt.retry_after
+        if wait is None:
+            wait = _FIRST_BACKOFF * 2 ** (attempts - 1)
+        if time.monotonic() + wait + _MIN_ATTEMPT > deadline:
+            if attempt.retry_after is not None:
+                failure += (
+                    f", asking to be retried after {wait:g} s, later than {TIMEOUT_VAR} allows"
+                )
+            break
+        sleep(wait)
+    return failure + (f" ({attempts} attempts)" if attempts > 1 else "")
+
+
+def _post(url: str, body: dict[str, object], budget: float, timeout: float) -> _Attempt:
+    """One POST, given at most `budget` seconds per phase; `timeout` is the setting's value,
+    which the words name."""
     try:
-        with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False) as client:
+        with httpx.Client(timeout=httpx.Timeout(budget), follow_redirects=False) as client:
             response = client.post(
                 url, json=body, headers={"User-Agent": f"reconciler/{__version__}"}
             )
     except httpx.TimeoutException:
-        return f"no answer within {timeout:g} s ({TIMEOUT_VAR})"
+        return _Attempt(f"no answer within {timeout:g} s ({TIMEOUT_VAR})")
     except httpx.ConnectError:
-        return "could not connect"
+        return _Attempt("could not connect", retry=True)
+    except httpx.TransportError as exc:
+        # A dropped connection: a duplicate message is better than a lost alert. The
+        # message of an httpx error quotes the URL: only its kind is said.
+        return _Attempt(f"the request failed ({type(exc).__name__})", retry=True)
     except httpx.HTTPError as exc:
-        # The message of an httpx error quotes the URL: only its kind is said.
-        return f"the request failed ({type(exc).__name__})"
-    if 200 <= response.status_code < 300:
+        return _Attempt(f"the request failed ({type(exc).__name__})")
+    status = response.status_code
+    if 200 <= status < 300:
+        return _Attempt(None)
+    failure = f"the webhook answered HTTP {status}"
+    if status == 429 or status >= 500:
+        return _Attempt(failure, retry=True, retry_after=_retry_after(response.headers))
+    return _Attempt(failure)
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Retry-After in seconds (RFC 9110: a number of seconds or an HTTP date), or None."""
+    raw = (headers.get("Retry-After") or "").strip()
+    if not raw:
         return None
-    return f"the webhook answered HTTP {response.status_code}"
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    if math.isnan(seconds):
+        return None
+    return max(seconds, 0.0)  # a date already past: now

@@ -4,6 +4,9 @@ with Receiver() as hook:            # hook.url: http://127.0.0.1:PORT/services/T
     ...                             # hook.posts: the JSON bodies received, in order
 Receiver(status=500)                # answers 500 to every POST
 Receiver(delay=10)                  # takes this long to answer (a webhook that hangs)
+Receiver(first=[503, (429, {"Retry-After": "1"}), DROP])
+                                    # answers these to the first POSTs, in order (DROP:
+                                    # closes the connection without an answer), then `status`
 """
 
 from __future__ import annotations
@@ -15,11 +18,18 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+DROP = "drop"  # an answer of `first`: the connection is closed without one
+Answer = int | tuple[int, dict[str, str]] | str
+
 
 class Receiver:
-    def __init__(self, status: int = 200, delay: float = 0.0) -> None:
+    def __init__(
+        self, status: int = 200, delay: float = 0.0, first: list[Answer] | None = None
+    ) -> None:
         self.status = status
         self.delay = delay
+        self.first = list(first or [])
+        self.times: list[float] = []  # time.monotonic() of each POST to the path
         # The secret path, as in a Slack incoming webhook URL.
         self.secret = secrets.token_hex(12)
         self.path = f"/services/T0ALERTS/B0ALERTS/{self.secret}"
@@ -33,14 +43,26 @@ class Receiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 receiver.requests.append(("POST", self.path, dict(self.headers)))
+                status, headers = receiver.status, {}
                 if self.path == receiver.path:
                     receiver.posts.append(json.loads(body))
+                    receiver.times.append(time.monotonic())
+                    if receiver.first:
+                        answer = receiver.first.pop(0)
+                        if answer == DROP:
+                            self.close_connection = True
+                            return  # http.server closes the socket: no answer at all
+                        status, headers = answer if isinstance(answer, tuple) else (answer, {})
+                else:
+                    status = 404
                 if receiver.delay:
                     receiver._released.wait(receiver.delay)
-                self.send_response(receiver.status if self.path == receiver.path else 404)
+                self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(b"ok" if receiver.status == 200 else b"no_service")
+                self.wfile.write(b"ok" if status == 200 else b"no_service")
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet: the test reads what was received

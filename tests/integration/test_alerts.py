@@ -14,7 +14,7 @@ import pytest
 
 from reconciler import alerts
 from tests.integration.conftest import API_KEY_VAR
-from tests.webhook import Receiver, alert_text
+from tests.webhook import DROP, Receiver, alert_text
 
 MEMBERS = [f"member{i}@example.com" for i in range(10)]
 
@@ -167,9 +167,11 @@ def test_without_a_url_nothing_is_sent_and_nothing_is_said(
 # -- a webhook that fails never fails the run, and never shows its URL --------------------------
 
 
-@pytest.mark.parametrize("status", [404, 500])
+@pytest.mark.parametrize(
+    ("status", "attempts"), [(404, 1), (500, alerts.MAX_ATTEMPTS)], ids=["404", "500"]
+)
 def test_a_webhook_that_refuses_is_a_warning_without_the_url(
-    workspace, cli, emulator_server, monkeypatch, status
+    workspace, cli, emulator_server, monkeypatch, status, attempts
 ):
     with Receiver(status=status) as receiver:
         monkeypatch.setenv(alerts.URL_VAR, receiver.url)
@@ -177,11 +179,61 @@ def test_a_webhook_that_refuses_is_a_warning_without_the_url(
         workspace.audience("vip", {"inline": MEMBERS[:3]})
         result = cli("plan", workspace.manifests, "--debug")
     assert result.exit_code == 3  # the plan's own exit code
-    assert len(receiver.posts) == 1
+    # A wrong URL (404) is not tried again; a webhook in trouble (5xx) is, a bounded number
+    # of times within RECONCILER_ALERT_TIMEOUT.
+    assert len(receiver.posts) == attempts
+    tries = f" ({attempts} attempts)" if attempts > 1 else ""
     assert (
         f"warning: the blocked alert was not sent to the webhook in {alerts.URL_VAR}: the "
-        f"webhook answered HTTP {status}; the run's exit code is unchanged"
+        f"webhook answered HTTP {status}{tries}; the run's exit code is unchanged"
     ) in result.stderr
+    assert_url_hidden(receiver, result.output)
+
+
+@pytest.mark.parametrize(
+    "first",
+    [[500], [503, 502], [DROP], [(429, {"Retry-After": "1"})]],
+    ids=["500", "503-502", "dropped", "429-retry-after"],
+)
+def test_a_webhook_that_fails_first_gets_the_alert_on_a_retry(
+    workspace, cli, emulator_server, monkeypatch, first
+):
+    with Receiver(first=first) as receiver:
+        monkeypatch.setenv(alerts.URL_VAR, receiver.url)
+        seed_list(emulator_server, "vip", MEMBERS)
+        workspace.audience("vip", {"inline": MEMBERS[:3]})  # blocked: removes 70%
+        result = cli("plan", workspace.manifests)
+    assert result.exit_code == 3, result.output
+    posts = receiver.posts
+    assert len(posts) == len(first) + 1
+    assert all(post == posts[0] for post in posts)  # the same alert, sent again
+    assert posts[-1]["text"].startswith("reconciler plan blocked by the safety policy")
+    assert "warning" not in result.stderr
+    gaps = [b - a for a, b in zip(receiver.times, receiver.times[1:], strict=False)]
+    if first[0] == DROP or isinstance(first[0], int):
+        assert all(gap >= 0.4 for gap in gaps)  # a backoff, not a tight loop
+    else:
+        assert gaps[0] >= 0.9  # as long as Retry-After asked
+    assert_url_hidden(receiver, result.output)
+
+
+def test_a_retry_after_beyond_the_timeout_is_not_waited_for(
+    workspace, cli, emulator_server, monkeypatch
+):
+    with Receiver(first=[(429, {"Retry-After": "120"})]) as receiver:
+        monkeypatch.setenv(alerts.URL_VAR, receiver.url)
+        seed_list(emulator_server, "vip", MEMBERS)
+        workspace.audience("vip", {"inline": MEMBERS[:3]})
+        started = time.monotonic()
+        result = cli("plan", workspace.manifests)
+        took = time.monotonic() - started
+    assert result.exit_code == 3, result.output
+    assert len(receiver.posts) == 1
+    assert (
+        "the webhook answered HTTP 429, asking to be retried after 120 s, later than "
+        f"{alerts.TIMEOUT_VAR} allows; the run's exit code is unchanged"
+    ) in result.stderr
+    assert took < 60  # not the 120 s asked (generous for a busy machine)
     assert_url_hidden(receiver, result.output)
 
 
@@ -215,7 +267,9 @@ def test_a_webhook_nobody_listens_on_is_a_warning_without_the_url(
     workspace.audience("vip", {"inline": MEMBERS[:3]})
     result = cli("apply", workspace.manifests, "--yes", "--format", "json")
     assert result.exit_code == 3
-    assert "could not connect; the run's exit code is unchanged" in result.stderr
+    assert (
+        f"could not connect ({alerts.MAX_ATTEMPTS} attempts); the run's exit code is unchanged"
+    ) in result.stderr
     assert "closed-port-secret" not in result.output
     assert str(port) not in result.stderr
 

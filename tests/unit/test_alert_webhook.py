@@ -4,6 +4,10 @@ tests/integration/test_alerts.py."""
 
 from __future__ import annotations
 
+import email.utils
+import time
+
+import httpx
 import pytest
 
 from reconciler import alerts
@@ -133,3 +137,26 @@ def test_notify_without_a_url_does_nothing():
     said: list[str] = []
     alerts.notify(Alert("plan", "blocked", 3), said.append, env={})
     assert said == []
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("3", 3.0),
+        (" 1.5 ", 1.5),
+        ("-2", 0.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # a date already past: now
+        ("nan", None),
+        ("soon", None),
+        ("", None),
+    ],
+)
+def test_retry_after_is_seconds_or_an_http_date(value, seconds):
+    headers = httpx.Headers({"Retry-After": value} if value else {})
+    assert alerts._retry_after(headers) == seconds
+
+
+def test_retry_after_as_a_future_http_date_is_the_time_until_it():
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    waited = alerts._retry_after(httpx.Headers({"Retry-After": when}))
+    assert waited is not None and 25 <= waited <= 31
