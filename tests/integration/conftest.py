@@ -90,6 +90,8 @@ def _doc(kind: str, name: str, spec: dict) -> str:
 FIELD_TIME_SCALE = 200.0
 FIELD_MODULES = frozenset(
     {
+        # The blast radius guard (issue 19): its block, and the plan after an override.
+        "test_blast_radius",
         "test_crash",
         "test_faults",
         "test_field",
@@ -117,6 +119,15 @@ FIELD_TESTS = frozenset(
         "test_safety::test_a_saved_plan_applies_from_another_checkout",
         "test_safety::test_a_changed_list_name_is_a_new_list_and_a_changed_description_is_noted",
         "test_safety::test_rows_skipped_as_invalid_never_remove_the_members_they_stand_for",
+        # The guards (issue 19) on lists an apply made: the plan right after meets the read
+        # lag. Consent after reconciler's own removals (the field profile's unsubscribe
+        # without channelUnsubscribe leaves the channel too) and after a saved plan waited.
+        "test_safety::test_an_empty_source_is_blocked_unless_the_audience_allows_it",
+        "test_safety::test_min_members_blocks_a_source_that_drains_the_list",
+        "test_safety::test_max_members_and_addition_limits_block_a_source_that_swells",
+        "test_safety::test_an_add_only_audience_never_removes_and_says_what_it_held_back",
+        "test_consent::test_people_who_left_are_held_back_and_api_removals_are_not",
+        "test_consent::test_a_saved_plan_holds_back_who_opted_out_after_it_was_made",
         "test_privacy::test_apply_output_masks_members_too",
         # The workflows' round trips: apply then plan, a plan gone stale, a scheduled sync.
         "test_workflows::test_apply_on_merge_applies_the_plan_then_has_nothing_to_do",
