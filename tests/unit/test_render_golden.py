@@ -24,6 +24,7 @@ from reconciler.apply.executor import (
     FieldUpdateResult,
     ListResult,
 )
+from reconciler.apply.held_back import HeldBack
 from reconciler.members.identity import Member
 from reconciler.members.issue import MemberIssue
 from reconciler.plan import (
@@ -443,6 +444,18 @@ def apply_report() -> ApplyReport:
         rate_limited=1,
         rate_limit_wait_seconds=1.5,
         rejected_file=".reconciler/rejected/2026-01-01T00-00-00.csv",
+        held_back=[
+            HeldBack(
+                "prod",
+                "churn-risk",
+                "churn-risk",
+                202,
+                ("left01@example.com", "left02@example.com"),
+                (("EmailLink", 1), ("WebApp", 1)),
+                ("chan01@example.com",),
+                since_the_plan=("chan01@example.com",),
+            )
+        ],
     )
 
 
