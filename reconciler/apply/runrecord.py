@@ -124,6 +124,18 @@ class RunRecord:
                 for d in report.destinations
                 for x in d.deletions
             ],
+            # Members not re-added by their own choice (consent): counts, no identities.
+            "held_back": [
+                {
+                    "destination": h.destination,
+                    "list_name": h.list_name,
+                    "list_id": h.list_id,
+                    "left_themselves": len(h.left_themselves),
+                    "channel_unsubscribed": len(h.channel_unsubscribed),
+                    "since_the_plan": len(h.since_the_plan),
+                }
+                for h in report.held_back
+            ],
         }
 
     def write(self, path: Path) -> None:

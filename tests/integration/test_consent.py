@@ -8,6 +8,8 @@ the emulator's test-only control route, which records it as Iterable reports it.
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -219,11 +221,23 @@ def test_the_apply_report_names_who_was_held_back(
     httpx.post(control, json={"email": c, "channel": True}).raise_for_status()
     csv_audience(ws, "vip", "email", [a, b, c, d])
 
-    summary = tmp_path / "summary.md"
+    summary, record = tmp_path / "summary.md", tmp_path / "run.json"
     applied = cli(
-        "apply", ws.manifests, "--yes", "--format", output, "--summary-file", str(summary)
+        "apply",
+        ws.manifests,
+        "--yes",
+        "--format",
+        output,
+        "--summary-file",
+        str(summary),
+        "--summary-json",
+        str(record),
     )
     assert applied.exit_code == 0, applied.output
+    # The run record counts them, without identities.
+    (counted,) = json.loads(record.read_text())["held_back"]
+    assert (counted["left_themselves"], counted["channel_unsubscribed"]) == (1, 1)
+    assert "example.com" not in record.read_text()
     assert sorted(proj.members(list_id)) == [a, d]
     if output == "json":
         report = applied.json()
