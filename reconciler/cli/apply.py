@@ -238,9 +238,12 @@ def _saved_plan(opts: _Options) -> SavedPlan | None:
 
 def _nothing_to_do(the_plan: Plan, opts: _Options, record: RunRecord) -> typer.Exit:
     problems = the_plan.summary.describe_problems()
+    # Nothing sent; who was held back is still said (JSON, the run record). The problems
+    # are the record's message already.
+    record.report = ApplyReport(held_back=held_back(the_plan))
     record.finish("failed" if problems else "no_changes", problems or None)
     if opts.output is OutputFormat.json:
-        nothing = ApplyReport(source_problems=problems or None, held_back=held_back(the_plan))
+        nothing = ApplyReport(source_problems=problems or None, held_back=record.report.held_back)
         typer.echo(report_json(nothing, opts.show_members), nl=False)
     return typer.Exit(EXIT_ERROR if problems else EXIT_OK)
 

@@ -263,7 +263,9 @@ def test_the_apply_report_names_who_was_held_back(
     for who in (b, c):
         assert who not in applied.output + summary.read_text()
 
-    # Nothing left to do: the JSON report still says who stays held back.
-    again = cli("apply", ws.manifests, "--yes", "--format", "json")
+    # Nothing left to do: the JSON report and the run record still say who stays held back.
+    again = cli("apply", ws.manifests, "--yes", "--format", "json", "--summary-json", record)
     assert again.exit_code == 0, again.output
     assert again.json()["members_held_back"] == 2
+    assert json.loads(record.read_text())["outcome"] == "no_changes"
+    assert len(json.loads(record.read_text())["held_back"]) == 1
