@@ -43,7 +43,7 @@ from reconciler.emulator import Emulator, EmulatorServer, Faults, Limits
 from reconciler.iterable import ClientSettings
 from reconciler.plan.ownership import mark
 from reconciler.progress import duration
-from reconciler.state.live import get_users_seconds
+from reconciler.state.routes import get_users_seconds
 
 TIMEOUT_SECONDS = 3600
 

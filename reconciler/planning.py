@@ -17,6 +17,7 @@ from reconciler.members.model import (
     Prefetch,
     diff_tables,
     digest_members,
+    estimate_rows,
     keep_skipped_rows,
     start_prefetch,
 )
@@ -34,10 +35,12 @@ from reconciler.plan.fingerprint import FIELDS_KEY, list_fingerprint
 from reconciler.plan.ownership import marked_audience, unmarked
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
 from reconciler.progress import NULL_PROGRESS, Progress
+from reconciler.sources import source_for
 from reconciler.state.consent import respect_consent
 from reconciler.state.desired import DesiredDestination, DesiredList, at_scale, build_desired
 from reconciler.state.fields import plan_fields
 from reconciler.state.live import LiveList, read_live
+from reconciler.state.routes import choose_route
 from reconciler.state.unsendable import leave_out_unsendable
 
 
@@ -56,24 +59,32 @@ def make_plan(
     `member_reads` "export" reads each destination's lists with one user export whatever
     their number: a saved plan's stale check (one read per destination, not one per list)."""
     engine = engine if engine is not None else Engine.from_env()
-    prefetches = (
-        {}
-        if member_reads == "export"
-        else _start_prefetches(manifests, clients, targets, engine, progress)
-    )
-    reads = _Reads(engine, progress, on_read, member_reads)
-    destinations = []
-    fingerprint: dict[str, dict[str, dict[str, Any]]] = {}
-    for name, desired in build_desired(manifests, targets, engine, progress).items():
-        prints = fingerprint.setdefault(name, {})
-        # With --target only some audiences are considered, so nothing else may be pruned.
-        declared = {a.list_name for a in manifests.audiences_of(name)} if targets is None else None
-        with _in_destination(name):
-            destinations.append(
-                _plan_destination(
-                    clients[name], desired, declared, prefetches.get(name), reads, prints
-                )
+    prefetches: dict[str, Prefetch] = {}
+    try:
+        # The reads that need nothing from the sources start first, so that Iterable's
+        # slow answers (an export job's queue, getUsers' first byte) overlap the sources'
+        # reading and checking rather than follow it.
+        _start_prefetches(manifests, clients, targets, engine, progress, member_reads, prefetches)
+        reads = _Reads(engine, progress, on_read, member_reads)
+        destinations = []
+        fingerprint: dict[str, dict[str, dict[str, Any]]] = {}
+        for name, desired in build_desired(manifests, targets, engine, progress).items():
+            prints = fingerprint.setdefault(name, {})
+            # With --target only some audiences are considered, so nothing else may be pruned.
+            declared = (
+                {a.list_name for a in manifests.audiences_of(name)} if targets is None else None
             )
+            with _in_destination(name):
+                destinations.append(
+                    _plan_destination(
+                        clients[name], desired, declared, prefetches.get(name), reads, prints
+                    )
+                )
+    finally:
+        # A source that failed, a Ctrl-C, or reads the plan did not take: nothing read in
+        # the background outlives the plan (an export job is cancelled).
+        for prefetch in prefetches.values():
+            prefetch.abandon()
     return Plan(tuple(destinations), fingerprint)
 
 
@@ -343,21 +354,55 @@ def _start_prefetches(
     targets: set[str] | None,
     engine: Engine,
     progress: Progress,
-) -> dict[str, Prefetch]:
-    """Large lists start downloading now, while the sources are read (engine/prefetch.py)."""
-    out: dict[str, Prefetch] = {}
+    member_reads: str | None,
+    out: dict[str, Prefetch],
+) -> None:
+    """Member reads start now, while the sources are read (engine/prefetch.py), into `out`
+    (filled as they start, so that a failure here still abandons those started): an
+    asynchronous export job when the route chosen from the sources' row counts is one, or
+    the getUsers downloads of large lists. Nothing starts when neither would be read."""
     for name, destination in manifests.destinations.items():
         audiences = [
             a for a in manifests.audiences_of(name) if targets is None or a.name in targets
         ]
-        large = [a for a in audiences if at_scale(engine, a)]
-        if large and name in clients:
+        if not audiences or name not in clients:
+            continue
+        client = clients[name]
+        if client.settings.member_reads == "asyncExport":
+            sizes: dict[str, int | None] = {a.list_name: None for a in audiences}
+            large: list[Any] = []  # the route needs no sizes, and reads no list by getUsers
+        else:
+            sizes = {a.list_name: _expected_rows(engine, a) for a in audiences}
+            large = [a for a in audiences if at_scale(engine, a)]
+        route = choose_route(list(sizes.values()), client.settings, member_reads)
+        # A job on sizes partly unknown is left to read_live, which knows them all.
+        by_job = route.name == "asyncExport" and (
+            client.settings.member_reads != "auto" or None not in sizes.values()
+        )
+        by_get_users = (
+            bool(large) and member_reads is None and destination.spec.projectType != "hybrid"
+        )
+        if by_job or by_get_users:
             out[name] = start_prefetch(
                 engine,
-                clients[name],
+                client,
                 destination,
                 large,
-                {a.list_name for a in audiences},
+                set(sizes),
                 progress,
+                sizes=sizes,
+                member_reads=member_reads,
             )
-    return out
+
+
+def _expected_rows(engine: Engine, audience: Any) -> int | None:
+    """An audience's source rows, counted without parsing them: what its list is expected
+    to hold, for choosing the read route before the source is read. None when counting
+    would run a query once more (a warehouse audience with trait mappings)."""
+    source = source_for(audience)
+    if not source.scales:
+        return source.estimate_rows()  # inline: the manifest's entries
+    if audience.spec.traits is not None and source.kind not in ("csv", "parquet"):
+        return None
+    # The memo at_scale keeps: the count is made once.
+    return engine.remember(("rows", audience.name), lambda: estimate_rows(audience))

@@ -762,6 +762,7 @@ class IterableClient:
         only_fields: Sequence[str],
         path: Path,
         on_lines: Callable[[int], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> int:
         """export_users by the asynchronous export: a job, its files fetched in parallel as
         they are listed, then joined into `path` in the job's order. Returns the line count.
@@ -771,7 +772,28 @@ class IterableClient:
         (Running back to Enqueued), keeping its files or producing them anew under other
         names: files fetched before that the final listing does not name are dropped,
         and files it names that were not fetched are fetched then. A truncated, failed or
-        cancelled job raises IterableError (the read is incomplete)."""
+        cancelled job raises IterableError (the read is incomplete).
+
+        `stop`, once set (a plan that failed or was interrupted while this ran in the
+        background), abandons the job: the wait, the files' streams and the files not yet
+        started end at their next look, chunk or start, the job is cancelled, and
+        LiveStateError is raised."""
+
+        def abandoned() -> None:
+            if stop is not None and stop.is_set():
+                raise LiveStateError("the export job was abandoned")
+
+        def counted(lines: int) -> None:
+            abandoned()
+            if on_lines is not None:
+                on_lines(lines)
+
+        def fetch_file(name: str, url: str, target: Path) -> int:
+            abandoned()
+            return self._fetch_file(job, name, url, target, counted)
+
+        pause = stop.wait if stop is not None else self._sleep
+        abandoned()
         job = self.start_export_job(only_fields)
         folder = path.parent / f"{path.name}.parts"
         folder.mkdir(exist_ok=True)
@@ -787,12 +809,11 @@ class IterableClient:
                     for name, url in files:
                         if name not in fetched:
                             target = parts[name] = folder / f"{len(fetched):06d}.jsonl"
-                            fetched[name] = pool.submit(
-                                self._fetch_file, job, name, url, target, on_lines
-                            )
+                            fetched[name] = pool.submit(fetch_file, name, url, target)
 
                 state, last = "", None
                 while True:
+                    abandoned()
                     page = self.export_job_files(job, last)
                     if page.state != state:
                         again = state == "running" and page.state == "enqueued"
@@ -815,7 +836,7 @@ class IterableClient:
                         )
                     if state == "completed":
                         break
-                    self._sleep(poll)
+                    pause(poll)
                 if page.truncated:
                     raise LiveStateError(
                         f"export job {job} was truncated (exportTruncated: over Iterable's "

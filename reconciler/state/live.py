@@ -3,11 +3,12 @@ current values of the fields trait mappings own."""
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +20,7 @@ from reconciler.members.identity import Member, ProjectType, looks_like_email
 from reconciler.plan import FieldRead
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, Task, duration, heartbeat
 from reconciler.state.desired import DesiredDestination, DesiredList
-from reconciler.state.routes import (
-    MemberRoute,
-    choose_member_read,
-    export_job_seconds,
-    export_seconds,
-)
+from reconciler.state.routes import MemberRoute, choose_route
 
 if TYPE_CHECKING:
     from reconciler.members.model import Engine, LiveTable, Prefetch
@@ -82,6 +78,11 @@ class LiveDestination:
             text += f"; {self.size_reads} empty read{'s' if self.size_reads != 1 else ''} "
             text += "checked against the list's size"
         return text
+
+
+# The file of an export job started before the sources were read, waited for; its lines
+# told to the callable given.
+Downloaded = Callable[[Callable[[int], None] | None], Path]
 
 
 def _calls(n: int) -> str:
@@ -173,19 +174,18 @@ def read_live(
     ]
     started, before = time.monotonic(), dict(client.stats.calls)
     sizes = [expected_size(item) for item, _info in found]
-    route = choose_member_read(sizes, client.settings)
-    # The export in date windows, when chosen, is the fastest one read of every list too.
-    if member_reads == "export" and route.name not in ("export", "asyncExport", "windowedExport"):
-        # One read for every list (the saved-plan check): the faster export of the two.
-        settings = client.settings
-        by_export = export_seconds(sizes, settings)
-        job = export_job_seconds(sizes, settings) < by_export or (
-            settings.export_stream_limit > 0
-            and by_export > settings.export_stream_limit / settings.time_scale
+    route = choose_route(sizes, client.settings, member_reads)
+    early = prefetch.take_export() if prefetch is not None and found else None
+    downloaded: Downloaded | None = None
+    if early is not None:
+        # The job started before the sources were read: whatever the sizes now say, it
+        # has the head start (and reads exactly what a job started now would).
+        route = MemberRoute(
+            "asyncExport",
+            "; ".join(x for x in (early.route.reason, "started before the sources were read") if x),
+            early.route.seconds,
         )
-        route = MemberRoute("asyncExport" if job else "export", "one read for every list")
-    elif member_reads is not None and member_reads != "export":
-        route = MemberRoute(member_reads, "")
+        downloaded = functools.partial(prefetch.wait_export, early)  # type: ignore[union-attr]
     in_tables = [(item, info) for item, info in found if item.table is not None]
     live = None
     if route.name == "windowedExport" and found:
@@ -205,7 +205,14 @@ def read_live(
     if route.name in ("export", "asyncExport") and found:
         try:
             live = _read_all_by_export(
-                client, desired, found, engine, progress, on_read, route.name == "asyncExport"
+                client,
+                desired,
+                found,
+                engine,
+                progress,
+                on_read,
+                route.name == "asyncExport",
+                downloaded,
             )
         except Exception as exc:
             if not fails_alone(exc):
@@ -237,8 +244,10 @@ def _read_all_by_export(
     progress: Progress,
     on_read: Callable[[str], None] | None,
     asynchronous: bool = False,
+    downloaded: Downloaded | None = None,
 ) -> LiveDestination:
-    """Every list's members from one user export (`asynchronous`: one export job)."""
+    """Every list's members from one user export (`asynchronous`: one export job;
+    `downloaded`: the file of one already started, waited for)."""
     in_tables = [(item, info) for item, info in found if item.table is not None]
     in_python = [(item, info) for item, info in found if item.table is None]
     how = "one asynchronous export job" if asynchronous else "one user export"
@@ -250,11 +259,18 @@ def _read_all_by_export(
             if in_tables:
                 assert engine is not None
                 managed = _read_tables_by_export(
-                    client, engine, desired, in_tables, in_python, task, asynchronous
+                    client,
+                    engine,
+                    desired,
+                    in_tables,
+                    in_python,
+                    task,
+                    asynchronous,
+                    downloaded=downloaded,
                 )
             elif asynchronous:
                 managed = _read_members_by_export_job(
-                    client, desired.project_type, in_python, engine, task.advance
+                    client, desired.project_type, in_python, engine, task.advance, downloaded
                 )
             else:
                 managed = _read_members_by_export(
@@ -469,6 +485,7 @@ def _read_tables_by_export(
     task: Task,
     asynchronous: bool = False,
     download: Callable[[Sequence[str], Path, Callable[[int], None] | None], int] | None = None,
+    downloaded: Downloaded | None = None,
 ) -> dict[str, LiveList]:
     """One export streamed to disk and read by DuckDB, for lists of both engines
     (`download`: how to read it, when not by one export or job)."""
@@ -482,7 +499,14 @@ def _read_tables_by_export(
     membership = _membership(desired.project_type)
     ids = [info.id for _item, info in in_tables + in_python]
     export = read_export_table(
-        engine, client, membership, ids, task.advance, asynchronous, download=download
+        engine,
+        client,
+        membership,
+        ids,
+        task.advance,
+        asynchronous,
+        download=download,
+        downloaded=downloaded,
     )
     managed: dict[str, LiveList] = {}
     for item, info in in_tables:
@@ -502,7 +526,7 @@ def _read_members_by_export(
     client: IterableClient,
     project_type: ProjectType,
     found: list[tuple[DesiredList, ListInfo]],
-    rows: list[dict[str, Any]] | None = None,
+    rows: Iterable[dict[str, Any]] | None = None,
     on_rows: Callable[[int], None] | None = None,
 ) -> dict[str, LiveList]:
     """Every managed list's members from one export of the project's users (`rows`, when
@@ -520,31 +544,31 @@ def _read_members_by_export(
 
     if rows is None:
         rows = list(client.export_users(["email", "userId", membership], keep=on_a_managed_list))
-    # Each row is visited once per list it is on, not once per managed list: 15 lists of
-    # 204,000 members in all took minutes when every list walked every row.
-    on_list: dict[int, list[dict[str, Any]]] = {list_id: [] for list_id in ids}
+    # How each list names its members, decided once per list (the hybrid project's
+    # choice walks every desired member); then each row is visited once, and named only
+    # for the lists it is on: 15 lists of 204,000 members in all took minutes when every
+    # list walked every row. The rows are not kept: millions of dicts cost gigabytes.
+    naming = {info.id: _naming(item, project_type) for item, info in found}
+    members: dict[int, set[str]] = {list_id: set() for list_id in ids}
     for row in rows:
         lists = row.get(membership)
         for list_id in lists if isinstance(lists, list) else ():
-            if list_id in on_list:
-                on_list[list_id].append(row)
-    managed: dict[str, LiveList] = {}
-    for item, info in found:
-        wanted = {i for m in item.members.values() for i in m.identifiers}
-        email_only = {m.email for m in item.members.values() if m.user_id is None and m.email}
-        # Once per list: the property walks every desired member.
-        prefer_user_id = item.prefer_user_id
-        members = {
-            identifier
-            for row in on_list[info.id]
-            if (
-                identifier := _export_identifier(
-                    row, wanted, email_only, prefer_user_id, project_type
-                )
-            )
-        }
-        managed[item.list_name] = LiveList(info, members)
-    return managed
+            on_list = members.get(list_id) if isinstance(list_id, int) else None
+            if on_list is not None:
+                identifier = _export_identifier(row, *naming[list_id], project_type)
+                if identifier:
+                    on_list.add(identifier)
+    return {item.list_name: LiveList(info, members[info.id]) for item, info in found}
+
+
+def _naming(item: DesiredList, project_type: ProjectType) -> tuple[set[str], set[str], bool]:
+    """What _export_identifier needs of an audience: its members' identifiers, its
+    email-only members, and whether it prefers userIds. Only hybrid projects choose."""
+    if project_type != "hybrid":
+        return set(), set(), False
+    wanted = {i for m in item.members.values() for i in m.identifiers}
+    email_only = {m.email for m in item.members.values() if m.user_id is None and m.email}
+    return wanted, email_only, item.prefer_user_id
 
 
 def _read_members_by_export_job(
@@ -553,30 +577,38 @@ def _read_members_by_export_job(
     found: list[tuple[DesiredList, ListInfo]],
     engine: Engine | None,
     on_lines: Callable[[int], None],
+    downloaded: Downloaded | None = None,
 ) -> dict[str, LiveList]:
-    """_read_members_by_export from an asynchronous export job's files."""
+    """_read_members_by_export from an asynchronous export job's files (`downloaded`: of
+    a job already started), read line by line."""
     membership = _membership(project_type)
-    ids = {info.id for _item, info in found}
     with tempfile.TemporaryDirectory(
         dir=engine.directory if engine is not None else None
     ) as scratch:
-        path = Path(scratch) / "export.jsonl"
-        client.download_export_job(["email", "userId", membership], path, on_lines)
-        rows = []
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except (json.JSONDecodeError, RecursionError):
-                    row = None
-                if not isinstance(row, dict):
-                    raise LiveStateError("the export job's files hold a line that is not JSON")
-                lists = row.get(membership)
-                if isinstance(lists, list) and any(i in ids for i in lists):
-                    rows.append(row)
-    return _read_members_by_export(client, project_type, found, rows)
+        if downloaded is not None:
+            path = downloaded(on_lines)
+        else:
+            path = Path(scratch) / "export.jsonl"
+            client.download_export_job(["email", "userId", membership], path, on_lines)
+        try:
+            return _read_members_by_export(client, project_type, found, _job_rows(path))
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def _job_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """An export job's users, one at a time."""
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
+                row = None
+            if not isinstance(row, dict):
+                raise LiveStateError("the export job's files hold a line that is not JSON")
+            yield row
 
 
 def _export_identifier(

@@ -178,3 +178,24 @@ def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) ->
         f"chosen: about {duration(by_get_users)} by getUsers against {why}",
         by_get_users,
     )
+
+
+def choose_route(
+    sizes: Sequence[int | None], settings: ClientSettings, member_reads: str | None = None
+) -> MemberRoute:
+    """choose_member_read, or with `member_reads` "export" (a saved plan's stale check: one
+    read for every list) the faster of the two exports whatever the lists' number; another
+    `member_reads` is taken as it is. Unknown sizes (None) count as 0 there."""
+    route = choose_member_read(sizes, settings)
+    # The export in date windows, when chosen, is the fastest one read of every list too.
+    if member_reads == "export" and route.name not in ("export", "asyncExport", "windowedExport"):
+        known = [int(size or 0) for size in sizes]
+        by_export = export_seconds(known, settings)
+        job = export_job_seconds(known, settings) < by_export or (
+            settings.export_stream_limit > 0
+            and by_export > settings.export_stream_limit / settings.time_scale
+        )
+        return MemberRoute("asyncExport" if job else "export", "one read for every list")
+    if member_reads is not None and member_reads != "export":
+        return MemberRoute(member_reads, "")
+    return route

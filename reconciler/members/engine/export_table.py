@@ -29,17 +29,22 @@ def read_export_table(
     on_lines: Callable[[int], None] | None = None,
     asynchronous: bool = False,
     download: Callable[[Sequence[str], Path, Callable[[int], None] | None], int] | None = None,
+    downloaded: Callable[[Callable[[int], None] | None], Path] | None = None,
 ) -> str:
     """Users on any of `list_ids`: table (email, user_id, lists). `asynchronous`: read by
     an export job (its files joined) rather than the synchronous export; `download`: read
-    by this instead (the export in date windows, merged into one file)."""
+    by this instead (the export in date windows, merged into one file); `downloaded`: the
+    file of a job already started (engine/prefetch.py), waited for."""
     table = engine.name("export")
     path = engine.directory / f"{table}.jsonl"
     ids = ", ".join(str(int(i)) for i in sorted(list_ids)) or "NULL"
     try:
-        if download is None:
-            download = client.download_export_job if asynchronous else client.download_export
-        download(["email", "userId", membership], path, on_lines)
+        if downloaded is not None:
+            path = downloaded(on_lines)
+        else:
+            if download is None:
+                download = client.download_export_job if asynchronous else client.download_export
+            download(["email", "userId", membership], path, on_lines)
         try:
             engine.connection.execute(
                 f"CREATE TABLE {table} AS SELECT lower(email) AS email, userId AS user_id, "
