@@ -191,3 +191,28 @@ def test_a_plan_stopped_while_its_job_runs_cancels_it_and_leaves_no_thread(
     assert not background_threads()
     jobs = list(server.emulator.exports.jobs.values())
     assert len(jobs) == 1 and jobs[0].state == "Cancelled"  # not left holding a place
+
+
+def test_the_route_is_chosen_from_the_sources_row_counts_before_they_are_parsed(
+    csv_lists, cli, monkeypatch
+):
+    ws, server = csv_lists()
+    clean = cli("plan", ws.manifests, "--format", "json", "--show-members")
+    assert clean.exit_code == 0, clean.output
+    # Chosen, not forced: getUsers and the user export modelled slow, the job quick.
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "auto")
+    monkeypatch.setenv("RECONCILER_GET_USERS_RATE", "0.01")
+    monkeypatch.setenv("RECONCILER_EXPORT_RATE", "0.01")
+    monkeypatch.setenv("RECONCILER_EXPORT_JOB_QUEUE", "0")
+    server.emulator.clear_log()
+
+    result = cli("plan", ws.manifests, "--format", "json", "--show-members")
+
+    assert result.exit_code == 0, result.output
+    said = result.json()["destinations"][0]["member_read"]
+    assert "chosen as faster: about " in said and " by one asynchronous export job " in said
+    assert "started before the sources were read" in said
+    log = server.emulator.request_log
+    assert sum(r.path == JOB_START for r in log) == 1
+    assert not any(r.path == GET_USERS for r in log)
+    assert plan_of(result) == plan_of(clean)
