@@ -165,7 +165,9 @@ def _plan_destination(
     # Forgotten users, and unknown ones an audience may not create, are not sent.
     left_out = leave_out_unsendable(client, desired.project_type, fields.lists)
     # People who left a list themselves, or its channel, are not re-added (issue 19).
-    consented = respect_consent(client, desired.project_type, left_out.lists)
+    consented = respect_consent(
+        client, desired.project_type, left_out.lists, live.channel_unsubscribed
+    )
     campaigns, campaigns_error = _read_campaigns(client, consented.lists)
     return plan_destination(
         desired.destination.name,

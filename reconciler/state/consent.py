@@ -288,9 +288,16 @@ def _table_hold_back(
     )
 
 
-def read_optouts(client: IterableClient, lists: Sequence[ListPlan], reads: list[str]) -> Optouts:
+def read_optouts(
+    client: IterableClient,
+    lists: Sequence[ListPlan],
+    reads: list[str],
+    profiles_read: Sequence[Mapping[str, Any]] | None = None,
+) -> Optouts:
     """The reads the consent guard needs for the lists that add members (see the module
-    docstring)."""
+    docstring). `profiles_read`: every channel-unsubscribed profile of the project, from
+    the export job that read the members (its unsubscribedChannelIds asked for too): the
+    profiles' export is then not made again."""
     list_ids = {lp.list_id for lp in lists if lp.add and lp.list_id is not None}
 
     def about_these_lists(event: dict[str, Any]) -> bool:
@@ -325,12 +332,18 @@ def read_optouts(client: IterableClient, lists: Sequence[ListPlan], reads: list[
     # One export, not a read per added member: a single request rides out a storm of 429s
     # that hundreds of single reads would not all survive. Only channel-unsubscribed
     # profiles are held, and of those only the adds' when they are known here.
-    profiles = client.export_users(("email", "userId", CHANNELS_FIELD), keep=keep)
+    profiles: Iterable[Mapping[str, Any]]
+    if profiles_read is None:
+        profiles = client.export_users(("email", "userId", CHANNELS_FIELD), keep=keep)
+        how = f"2 exports (emailUnSubscribe events, profiles' {CHANNELS_FIELD})"
+    else:
+        profiles = [p for p in profiles_read if keep(dict(p))]
+        how = (
+            f"1 export (emailUnSubscribe events; profiles' {CHANNELS_FIELD} from the "
+            "members' export job)"
+        )
     emails, user_ids = channel_unsubscribed(profiles, channel_ids)
-    reads.append(
-        f"consent read with 2 exports (emailUnSubscribe events, profiles' {CHANNELS_FIELD}) "
-        f"and 1 channels read ({channels_note})"
-    )
+    reads.append(f"consent read with {how} and 1 channels read ({channels_note})")
     return Optouts(departures, emails, user_ids)
 
 
@@ -360,7 +373,10 @@ def _why(exc: IterableError) -> str:
 
 
 def respect_consent(
-    client: IterableClient, project_type: ProjectType, lists: Sequence[ListPlan]
+    client: IterableClient,
+    project_type: ProjectType,
+    lists: Sequence[ListPlan],
+    profiles_read: Sequence[Mapping[str, Any]] | None = None,
 ) -> Consented:
     """Hold back the adds of people who opted out (module docstring). Reads nothing unless
     some existing list gets adds. A failed read fails the plan: sending without knowing
@@ -371,7 +387,7 @@ def respect_consent(
     # Matching is by email or userId in every project type: in userID-based projects two
     # profiles may share an email, and holding both back is the side that keeps consent.
     del project_type
-    optouts = read_optouts(client, out.lists, out.reads)
+    optouts = read_optouts(client, out.lists, out.reads, profiles_read)
     out.lists = [hold_back(lp, optouts) for lp in out.lists]
     return out
 

@@ -49,6 +49,10 @@ class LiveDestination:
     seconds: float = 0.0  # the member read's wall time
     calls: dict[str, int] = field(default_factory=dict)  # requests per endpoint, retries too
     windows: int = 0  # date windows read, for the user export read in windows
+    # Every profile with a channel unsubscribe, when the member read was an export job
+    # that asked for them (for the consent guard, which then need not export them
+    # again); None when they were not read.
+    channel_unsubscribed: list[dict[str, Any]] | None = None
 
     def describe_reads(self) -> str | None:
         lists_read = len(self.managed) + len(self.unproven)
@@ -79,6 +83,9 @@ class LiveDestination:
             text += "checked against the list's size"
         return text
 
+
+# Asked of an export job beside the members (the consent guard's, state/consent.py).
+CHANNELS_FIELD = "unsubscribedChannelIds"
 
 # The file of an export job started before the sources were read, waited for; its lines
 # told to the callable given.
@@ -269,8 +276,15 @@ def _read_all_by_export(
                     downloaded=downloaded,
                 )
             elif asynchronous:
+                channels: list[dict[str, Any]] = []
                 managed = _read_members_by_export_job(
-                    client, desired.project_type, in_python, engine, task.advance, downloaded
+                    client,
+                    desired.project_type,
+                    in_python,
+                    engine,
+                    task.advance,
+                    downloaded,
+                    channels,
                 )
             else:
                 managed = _read_members_by_export(
@@ -278,7 +292,10 @@ def _read_all_by_export(
                 )
     finally:
         task.finish()
-    return LiveDestination([], managed, 1, "asyncExport" if asynchronous else "export")
+    live = LiveDestination([], managed, 1, "asyncExport" if asynchronous else "export")
+    if asynchronous and not in_tables:
+        live.channel_unsubscribed = channels
+    return live
 
 
 def _read_all_by_windows(
@@ -578,9 +595,11 @@ def _read_members_by_export_job(
     engine: Engine | None,
     on_lines: Callable[[int], None],
     downloaded: Downloaded | None = None,
+    channels: list[dict[str, Any]] | None = None,
 ) -> dict[str, LiveList]:
     """_read_members_by_export from an asynchronous export job's files (`downloaded`: of
-    a job already started), read line by line."""
+    a job already started), read line by line. The job asks for profiles' channel
+    unsubscribes too: those profiles are added to `channels`."""
     membership = _membership(project_type)
     with tempfile.TemporaryDirectory(
         dir=engine.directory if engine is not None else None
@@ -589,15 +608,17 @@ def _read_members_by_export_job(
             path = downloaded(on_lines)
         else:
             path = Path(scratch) / "export.jsonl"
-            client.download_export_job(["email", "userId", membership], path, on_lines)
+            fields = ["email", "userId", membership, CHANNELS_FIELD]
+            client.download_export_job(fields, path, on_lines)
         try:
-            return _read_members_by_export(client, project_type, found, _job_rows(path))
+            return _read_members_by_export(client, project_type, found, _job_rows(path, channels))
         finally:
             path.unlink(missing_ok=True)
 
 
-def _job_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """An export job's users, one at a time."""
+def _job_rows(path: Path, channels: list[dict[str, Any]] | None) -> Iterator[dict[str, Any]]:
+    """An export job's users, one at a time; those with channel unsubscribes also kept in
+    `channels` (a few: they are not held all)."""
     with path.open(encoding="utf-8", errors="replace") as handle:
         for line in handle:
             if not line.strip():
@@ -608,6 +629,8 @@ def _job_rows(path: Path) -> Iterator[dict[str, Any]]:
                 row = None
             if not isinstance(row, dict):
                 raise LiveStateError("the export job's files hold a line that is not JSON")
+            if channels is not None and row.get(CHANNELS_FIELD):
+                channels.append({k: row.get(k) for k in ("email", "userId", CHANNELS_FIELD)})
             yield row
 
 

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 
+import httpx
 import pytest
 
 from reconciler.emulator import Faults
@@ -102,6 +103,8 @@ def background_threads() -> list[str]:
 def plan_of(result) -> dict:
     plan = result.json()
     plan["destinations"][0].pop("member_read")
+    # Which reads gave the consent guard its profiles (an export job's, or an export).
+    plan["destinations"][0].pop("other_reads")
     return plan
 
 
@@ -216,3 +219,29 @@ def test_the_route_is_chosen_from_the_sources_row_counts_before_they_are_parsed(
     assert sum(r.path == JOB_START for r in log) == 1
     assert not any(r.path == GET_USERS for r in log)
     assert plan_of(result) == plan_of(clean)
+
+
+def test_channel_unsubscribes_are_read_from_the_members_export_job(csv_lists, cli):
+    ws, server = csv_lists()
+    proj = server.emulator.project("default")
+    # Someone not on the list, unsubscribed from the whole email channel, joins the source.
+    gone = "gone@example.com"
+    proj.add_user(email=gone)
+    control = f"{server.base_url}/_emulator/self-unsubscribe"
+    httpx.post(control, json={"email": gone, "channel": True}).raise_for_status()
+    ws.csv("small.csv", "email", [*emails("small-", 10)[1:], "small-new@example.com", gone])
+    server.emulator.clear_log()
+
+    result = cli("plan", ws.manifests, "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    body = result.json()
+    assert body["summary"]["members_channel_unsubscribed"] == 1  # held back
+    assert body["summary"]["members_to_add"] == 3
+    log = server.emulator.request_log
+    (start,) = [r for r in log if r.path == JOB_START]
+    assert "unsubscribedChannelIds" in str(start.body)
+    # The profiles' channel unsubscribes are not exported a second time.
+    exports = [r for r in log if r.path == "/api/export/data.json"]
+    assert not any("unsubscribedChannelIds" in r.query for r in exports)
+    assert "from the members' export job" in result.output

@@ -29,6 +29,8 @@ from reconciler.members.engine.workspace import Engine
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, heartbeat
 from reconciler.state.routes import MemberRoute, choose_route
 
+# Asked of the export job beside the members: what state/consent.py reads profiles for.
+CHANNELS_FIELD = "unsubscribedChannelIds"
 # How long abandon() waits for the background reads to end. A read waiting for its first
 # byte cannot be woken; its thread is a daemon, and ends when the client is closed.
 ABANDON_SECONDS = 10.0
@@ -163,7 +165,9 @@ def start_prefetch(
         unknown = any(size is None for size in expected)
         if route.name == "asyncExport" and not (unknown and client.settings.member_reads == "auto"):
             path = engine.directory / f"{engine.name('prefetch')}.jsonl"
-            fields = ("email", "userId", membership)
+            # The consent guard's channel unsubscribes ride on the same job (one read of
+            # the project, not two: state/consent.py).
+            fields = ("email", "userId", membership, CHANNELS_FIELD)
             prefetch.export = ExportDownload(route, fields, path)
             return
         if route.name != "getUsers" or project_type == "hybrid" or member_reads is not None:
