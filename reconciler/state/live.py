@@ -193,6 +193,8 @@ def read_live(
             early.route.seconds,
         )
         downloaded = functools.partial(prefetch.wait_export, early)  # type: ignore[union-attr]
+        # The read began when the job did: its time and calls are counted from there.
+        started, before = early.started, early.calls_before
     in_tables = [(item, info) for item, info in found if item.table is not None]
     live = None
     if route.name == "windowedExport" and found:

@@ -19,6 +19,7 @@ interrupted abandons it (`Prefetch.abandon`): its downloads stop, its job is can
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,10 @@ class ExportDownload:
     done: threading.Event = field(default_factory=threading.Event)
     error: Exception | None = None
     lines: int = 0
+    # When the job started, and the client's calls then: the plan's member read counts
+    # its time and calls from there.
+    started: float = 0.0
+    calls_before: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -168,7 +173,9 @@ def start_prefetch(
             # The consent guard's channel unsubscribes ride on the same job (one read of
             # the project, not two: state/consent.py).
             fields = ("email", "userId", membership, CHANNELS_FIELD)
-            prefetch.export = ExportDownload(route, fields, path)
+            prefetch.export = ExportDownload(
+                route, fields, path, started=time.monotonic(), calls_before=dict(client.stats.calls)
+            )
             return
         if route.name != "getUsers" or project_type == "hybrid" or member_reads is not None:
             return
