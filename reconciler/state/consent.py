@@ -36,9 +36,12 @@ paced under the export budget (4 a minute) by the client.
 from __future__ import annotations
 
 import dataclasses
+import json
+import tempfile
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from reconciler.errors import IterableError
@@ -48,6 +51,7 @@ from reconciler.members.model import TableRows, member_rows
 from reconciler.plan import ListPlan, Plan
 from reconciler.plan.model import without_keys
 from reconciler.state.unsendable import MAX_TABLE_CHECK
+from reconciler.state.windows import read_export_windows
 
 UNSUBSCRIBE_DATA_TYPE = "emailUnSubscribe"
 EVENT_FIELDS = ("createdAt", "email", "userId", "unsubSource", "emailListIds", "emailListId")
@@ -293,6 +297,7 @@ def read_optouts(
     lists: Sequence[ListPlan],
     reads: list[str],
     profiles_read: Sequence[Mapping[str, Any]] | None = None,
+    project_type: ProjectType = "hybrid",
 ) -> Optouts:
     """The reads the consent guard needs for the lists that add members (see the module
     docstring). `profiles_read`: every channel-unsubscribed profile of the project, from
@@ -334,8 +339,8 @@ def read_optouts(
     # profiles are held, and of those only the adds' when they are known here.
     profiles: Iterable[Mapping[str, Any]]
     if profiles_read is None:
-        profiles = client.export_users(("email", "userId", CHANNELS_FIELD), keep=keep)
-        how = f"2 exports (emailUnSubscribe events, profiles' {CHANNELS_FIELD})"
+        profiles, profiles_how = _channel_profiles(client, keep, project_type)
+        how = f"2 exports (emailUnSubscribe events, profiles' {CHANNELS_FIELD}{profiles_how})"
     else:
         profiles = [p for p in profiles_read if keep(dict(p))]
         how = (
@@ -345,6 +350,27 @@ def read_optouts(
     emails, user_ids = channel_unsubscribed(profiles, channel_ids)
     reads.append(f"consent read with {how} and 1 channels read ({channels_note})")
     return Optouts(departures, emails, user_ids)
+
+
+def _channel_profiles(
+    client: IterableClient, keep: Callable[[dict[str, Any]], bool], project_type: ProjectType
+) -> tuple[list[dict[str, Any]], str]:
+    """The channel-unsubscribed profiles `keep` accepts, from one user export of the whole
+    project; where that export cannot be read (Iterable closes long export connections,
+    so a large project's is cut every time), from the user export in date windows, as the
+    members' read does (state/windows.py). Both failing fails the plan."""
+    fields = ("email", "userId", CHANNELS_FIELD)
+    try:
+        return list(client.export_users(fields, keep=keep)), ""
+    except IterableError as exc:
+        if exc.status is not None and exc.status < 500 and exc.status != 429:
+            raise  # refused (a key, a permission): windows would be refused alike
+    with tempfile.TemporaryDirectory(prefix="reconciler-consent-") as scratch:
+        target = Path(scratch) / "profiles.jsonl"
+        windowed = read_export_windows(client, fields, target, project_type, 0)
+        with target.open(encoding="utf-8") as lines:
+            kept = [row for line in lines if line.strip() and keep(row := json.loads(line))]
+    return kept, f" in {windowed.requests} date windows, one export being cut off"
 
 
 def _identifiers(lists: Sequence[ListPlan]) -> tuple[frozenset[str], frozenset[str]] | None:
@@ -386,8 +412,8 @@ def respect_consent(
         return out
     # Matching is by email or userId in every project type: in userID-based projects two
     # profiles may share an email, and holding both back is the side that keeps consent.
-    del project_type
-    optouts = read_optouts(client, out.lists, out.reads, profiles_read)
+    # (The project type only shapes a windowed read's merge.)
+    optouts = read_optouts(client, out.lists, out.reads, profiles_read, project_type)
     out.lists = [hold_back(lp, optouts) for lp in out.lists]
     return out
 

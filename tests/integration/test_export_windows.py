@@ -233,3 +233,29 @@ def test_a_saved_plan_read_by_windows_is_checked_by_windows(windowed, cli, tmp_p
     members = set(server.emulator.project("default").members(big))
     assert {"p1@example.com", "p2@example.com", "d@example.com"} & members == set()
     assert len(members) == 42 - 3
+
+
+def test_the_consent_read_of_a_project_too_big_for_one_stream_is_read_in_windows(windowed, cli):
+    """The adds' channel unsubscribes are read from the whole project's user export: on a
+    project one stream cannot carry, that export is cut every time, and the plan must not
+    fail (nor add the opted-out) for it: it is read in date windows instead."""
+    ws, server, big = windowed
+    project = server.emulator.project("default")
+    project.add_user(email="c@example.com")  # not on "big"; opts out of the channel
+    control = f"{server.base_url}/_emulator/self-unsubscribe"
+    httpx.post(control, json={"email": "c@example.com", "channel": True}).raise_for_status()
+    kept = [f"p{i}@example.com," for i in range(3, 40)] + ["h@example.com,U-H"]
+    ws.csv("big.csv", "email,userId", [*kept, "c@example.com,", "new@example.com,"])
+    server.emulator.clear_log()
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    assert body["summary"]["members_to_add"] == 1  # new; c is held back
+    assert body["summary"]["members_channel_unsubscribed"] == 1
+    consent_reads = [
+        r
+        for r in server.emulator.request_log
+        if r.path == EXPORT and "unsubscribedChannelIds" in r.query
+    ]
+    assert any("range=All" in r.query for r in consent_reads)  # tried whole first
+    assert any("startDateTime" in r.query for r in consent_reads)  # then in windows
