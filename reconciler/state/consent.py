@@ -36,12 +36,9 @@ paced under the export budget (4 a minute) by the client.
 from __future__ import annotations
 
 import dataclasses
-import json
-import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from reconciler.errors import IterableError
@@ -51,7 +48,7 @@ from reconciler.members.model import TableRows, member_rows
 from reconciler.plan import ListPlan, Plan
 from reconciler.plan.model import without_keys
 from reconciler.state.unsendable import MAX_TABLE_CHECK
-from reconciler.state.windows import read_export_windows
+from reconciler.state.windows import export_users_whole
 
 UNSUBSCRIBE_DATA_TYPE = "emailUnSubscribe"
 EVENT_FIELDS = ("createdAt", "email", "userId", "unsubSource", "emailListIds", "emailListId")
@@ -339,8 +336,12 @@ def read_optouts(
     # profiles are held, and of those only the adds' when they are known here.
     profiles: Iterable[Mapping[str, Any]]
     if profiles_read is None:
-        profiles, profiles_how = _channel_profiles(client, keep, project_type)
-        how = f"2 exports (emailUnSubscribe events, profiles' {CHANNELS_FIELD}{profiles_how})"
+        profiles, windows = export_users_whole(
+            client, ("email", "userId", CHANNELS_FIELD), keep, project_type
+        )
+        # A project too big for one export stream is read in date windows.
+        cut = f" in {windows} date windows, one export being cut off" if windows else ""
+        how = f"2 exports (emailUnSubscribe events, profiles' {CHANNELS_FIELD}{cut})"
     else:
         profiles = [p for p in profiles_read if keep(dict(p))]
         how = (
@@ -350,27 +351,6 @@ def read_optouts(
     emails, user_ids = channel_unsubscribed(profiles, channel_ids)
     reads.append(f"consent read with {how} and 1 channels read ({channels_note})")
     return Optouts(departures, emails, user_ids)
-
-
-def _channel_profiles(
-    client: IterableClient, keep: Callable[[dict[str, Any]], bool], project_type: ProjectType
-) -> tuple[list[dict[str, Any]], str]:
-    """The channel-unsubscribed profiles `keep` accepts, from one user export of the whole
-    project; where that export cannot be read (Iterable closes long export connections,
-    so a large project's is cut every time), from the user export in date windows, as the
-    members' read does (state/windows.py). Both failing fails the plan."""
-    fields = ("email", "userId", CHANNELS_FIELD)
-    try:
-        return list(client.export_users(fields, keep=keep)), ""
-    except IterableError as exc:
-        if exc.status is not None and exc.status < 500 and exc.status != 429:
-            raise  # refused (a key, a permission): windows would be refused alike
-    with tempfile.TemporaryDirectory(prefix="reconciler-consent-") as scratch:
-        target = Path(scratch) / "profiles.jsonl"
-        windowed = read_export_windows(client, fields, target, project_type, 0)
-        with target.open(encoding="utf-8") as lines:
-            kept = [row for line in lines if line.strip() and keep(row := json.loads(line))]
-    return kept, f" in {windowed.requests} date windows, one export being cut off"
 
 
 def _identifiers(lists: Sequence[ListPlan]) -> tuple[frozenset[str], frozenset[str]] | None:

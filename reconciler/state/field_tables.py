@@ -38,7 +38,7 @@ from reconciler.members.engine.field_tables import (
     values_into_table,
     wanted_members,
 )
-from reconciler.members.identity import Member
+from reconciler.members.identity import Member, ProjectType
 from reconciler.members.model import Engine, TableRows
 from reconciler.plan import FieldRead, FieldUpdate, ListPlan
 from reconciler.plan.fields import shown_value
@@ -47,6 +47,7 @@ from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.sources import MemberIssue
 from reconciler.state.desired import DesiredList
 from reconciler.state.live import choose_field_read, read_field_values
+from reconciler.state.windows import download_whole
 from reconciler.traits import SentValue
 from reconciler.traits.compare import same_value
 
@@ -74,7 +75,7 @@ def engine_of(items: Sequence[DesiredList]) -> Engine | None:
 def plan_table_fields(
     client: IterableClient,
     engine: Engine,
-    project_type: str,
+    project_type: ProjectType,
     items: Sequence[DesiredList],
     lists: Sequence[ListPlan],
     progress: Progress = NULL_PROGRESS,
@@ -188,7 +189,7 @@ def _read_live(
     merged: MergedTables,
     names: list[str],
     users: int,
-    project_type: str,
+    project_type: ProjectType,
     on_users: Callable[[int], None],
 ) -> tuple[str, FieldRead]:
     """Current values of `names` for the wanted members, the cheaper way (as
@@ -196,14 +197,14 @@ def _read_live(
     few per-user reads."""
     if choose_field_read(users, client.settings) == "export":
         table = read_field_export(
-            engine, client.download_export, merged, names, project_type, on_users
+            engine, download_whole(client, project_type), merged, names, project_type, on_users
         )
         return table, FieldRead("export", users, 1, tuple(names))
     members = [
         Member(key, "userId" if kind == "userId" else "email", email, user_id)
         for key, kind, email, user_id in wanted_members(merged)
     ]
-    live = read_field_values(client, members, names, project_type)  # type: ignore[arg-type]
+    live = read_field_values(client, members, names, project_type)
     on_users(len(members))
     rows = (
         (key, [to_json(found.get(n)) for n in names])

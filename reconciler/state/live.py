@@ -21,6 +21,7 @@ from reconciler.plan import FieldRead
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, Task, duration, heartbeat
 from reconciler.state.desired import DesiredDestination, DesiredList
 from reconciler.state.routes import MemberRoute, choose_route
+from reconciler.state.windows import export_users_whole
 
 if TYPE_CHECKING:
     from reconciler.members.model import Engine, LiveTable, Prefetch
@@ -752,7 +753,9 @@ def _read_by_export(
 
     values: dict[str, tuple[Any, ...] | None] = {m.key: None for m in members}
     matched_by_user_id: set[str] = set()
-    for row in client.export_users(["email", "userId", *fields], keep=keep):
+    # Cut off every time on a project too big for one stream: read in date windows.
+    rows, _windows = export_users_whole(client, ["email", "userId", *fields], keep, project_type)
+    for row in rows:
         key = by_user_id.get(row.get("userId"))  # type: ignore[arg-type]
         if key is not None:
             matched_by_user_id.add(key)

@@ -33,6 +33,7 @@ import itertools
 import json
 import math
 import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -41,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import LiveStateError
+from reconciler.errors import IterableError, LiveStateError
 from reconciler.iterable import ClientSettings, IterableClient, StreamCut
 from reconciler.members.identity import ProjectType
 
@@ -332,3 +333,52 @@ def read_export_windows(
         for leftover in scratch.glob(f"{target.stem}.window*.jsonl"):
             leftover.unlink(missing_ok=True)
     return report
+
+
+def _cut_off(exc: IterableError) -> bool:
+    """A whole-project export that failed in a way date windows can get past: no answer,
+    a connection dropped midway, a 5xx or 429. A refusal (a key, a permission) would
+    refuse the windows alike."""
+    return exc.status is None or exc.status >= 500 or exc.status == 429
+
+
+def export_users_whole(
+    client: IterableClient,
+    only_fields: Sequence[str],
+    keep: Callable[[dict[str, Any]], bool],
+    project_type: ProjectType,
+) -> tuple[list[dict[str, Any]], int]:
+    """The project's users that `keep` accepts, from one user export; where Iterable cuts
+    that export off every time (it closes long export connections, so a large project's
+    may never finish), from the export in date windows. Also the number of window
+    requests made (0: the one export did). Both failing raises."""
+    try:
+        return list(client.export_users(only_fields, keep=keep)), 0
+    except IterableError as exc:
+        if not _cut_off(exc):
+            raise
+    with tempfile.TemporaryDirectory(prefix="reconciler-export-") as scratch:
+        target = Path(scratch) / "users.jsonl"
+        windowed = read_export_windows(client, only_fields, target, project_type, 0)
+        with target.open(encoding="utf-8") as lines:
+            kept = [row for line in lines if line.strip() and keep(row := json.loads(line))]
+    return kept, windowed.requests
+
+
+def download_whole(
+    client: IterableClient, project_type: ProjectType
+) -> Callable[[Sequence[str], Path, Callable[[int], None] | None], int]:
+    """client.download_export, going on in date windows where the one export is cut off
+    every time (as export_users_whole)."""
+
+    def download(
+        only_fields: Sequence[str], path: Path, on_lines: Callable[[int], None] | None
+    ) -> int:
+        try:
+            return client.download_export(only_fields, path, on_lines)
+        except IterableError as exc:
+            if not _cut_off(exc):
+                raise
+        return read_export_windows(client, only_fields, path, project_type, 0, on_lines).rows
+
+    return download

@@ -239,7 +239,7 @@ def test_the_consent_read_of_a_project_too_big_for_one_stream_is_read_in_windows
     """The adds' channel unsubscribes are read from the whole project's user export: on a
     project one stream cannot carry, that export is cut every time, and the plan must not
     fail (nor add the opted-out) for it: it is read in date windows instead."""
-    ws, server, big = windowed
+    ws, server, _big = windowed
     project = server.emulator.project("default")
     project.add_user(email="c@example.com")  # not on "big"; opts out of the channel
     control = f"{server.base_url}/_emulator/self-unsubscribe"
@@ -259,3 +259,37 @@ def test_the_consent_read_of_a_project_too_big_for_one_stream_is_read_in_windows
     ]
     assert any("range=All" in r.query for r in consent_reads)  # tried whole first
     assert any("startDateTime" in r.query for r in consent_reads)  # then in windows
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_mapped_fields_of_a_project_too_big_for_one_stream_are_read_in_windows(
+    windowed, cli, monkeypatch, engine
+):
+    """The current values of mapped fields come from the whole project's user export too:
+    cut off every time, it is read in date windows, and the updates are exact."""
+    ws, server, _big = windowed
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    kept = [f"p{i}@example.com" for i in range(3, 40)]
+    ws.csv("big.csv", "email,userId,tier", [f"{e},,gold" for e in kept])
+    ws.write(
+        "traits.yaml",
+        '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "crm"},'
+        ' "spec": {"fields": {"tier": "tier"}}}',
+    )
+    project = server.emulator.project("default")
+    project.user_by_email("p5@example.com").data_fields["tier"] = "gold"  # already right
+    ws.audience(
+        "big",
+        {"csv": "big.csv", "email": "email", "userId": "userId"},
+        policy={"maxRemovalPercent": 50},
+        traits="crm",
+    )
+    server.emulator.clear_log()
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    assert plan.json()["summary"]["users_to_update"] == len(kept) - 1  # all but p5
+    field_reads = [
+        r for r in server.emulator.request_log if r.path == EXPORT and "onlyFields=tier" in r.query
+    ]
+    assert any("range=All" in r.query for r in field_reads)
+    assert any("startDateTime" in r.query for r in field_reads)
