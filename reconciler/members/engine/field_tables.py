@@ -123,6 +123,13 @@ def values_into_table(
     return ValuesTable(engine, table, tuple(fields), count)
 
 
+# The longest line of values read back (a member beyond it could not be sent anyway:
+# Iterable takes 4 MB a request). DuckDB's CSV buffer is 16 lines' worth unless told, up
+# to 1 GiB: over a file of a gigabyte (10M members' values) that is one block larger than
+# the whole memory limit, so the buffer is set to two lines.
+MAX_LINE = 16 * 1024 * 1024
+
+
 def write_table(
     engine: Engine,
     table: str,
@@ -144,7 +151,7 @@ def write_table(
         engine.connection.execute(
             f"CREATE TABLE {table} AS SELECT * FROM read_csv('{path}', header = false, "
             f"auto_detect = false, columns = {{{spec}}}, delim = ',', quote = '\"', "
-            f"escape = '\"', max_line_size = 100000000)"
+            f"escape = '\"', max_line_size = {MAX_LINE}, buffer_size = {2 * MAX_LINE})"
         )
     finally:
         path.unlink(missing_ok=True)
