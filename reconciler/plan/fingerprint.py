@@ -59,7 +59,7 @@ def _canonical(value: Any) -> str:
     if type(value) is dict:
         parts = []
         for key, item in sorted(value.items()):
-            text = _scalar(item) if type(key) is str else None
+            text = scalar_json(item) if type(key) is str else None
             if text is None:
                 break
             parts.append(f"{encode_basestring_ascii(key)}:{text}")
@@ -68,7 +68,7 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
 
 
-def _scalar(value: Any) -> str | None:
+def scalar_json(value: Any) -> str | None:
     """json.dumps of a str, int, finite float, bool or None; None for anything else."""
     kind = type(value)
     if kind is str:

@@ -253,10 +253,9 @@ ChangeType = Literal["create_list", "add_members", "update_fields", "remove_memb
 
 
 @dataclass(frozen=True)
-class CreateList:
-    """Create `list_plan`'s list, carrying the ownership marker (plan/ownership.py)."""
+class _ListChange:
+    """A change to one list: its plan record, and the list's name from it."""
 
-    kind: ClassVar[ChangeType] = "create_list"
     list_plan: ListPlan
 
     @property
@@ -265,15 +264,17 @@ class CreateList:
 
 
 @dataclass(frozen=True)
-class AddMembers:
+class CreateList(_ListChange):
+    """Create `list_plan`'s list, carrying the ownership marker (plan/ownership.py)."""
+
+    kind: ClassVar[ChangeType] = "create_list"
+
+
+@dataclass(frozen=True)
+class AddMembers(_ListChange):
     """Subscribe `members` to the list, each with its mapped fields (trait mappings)."""
 
     kind: ClassVar[ChangeType] = "add_members"
-    list_plan: ListPlan
-
-    @property
-    def list_name(self) -> str:
-        return self.list_plan.list_name
 
     @property
     def members(self) -> Sequence[Member]:
@@ -290,15 +291,10 @@ class UpdateFields:
 
 
 @dataclass(frozen=True)
-class RemoveMembers:
+class RemoveMembers(_ListChange):
     """Unsubscribe `identifiers` (as Iterable reported them) from the list."""
 
     kind: ClassVar[ChangeType] = "remove_members"
-    list_plan: ListPlan
-
-    @property
-    def list_name(self) -> str:
-        return self.list_plan.list_name
 
     @property
     def identifiers(self) -> Sequence[str]:

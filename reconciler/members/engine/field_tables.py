@@ -12,17 +12,16 @@ what belongs together. Plans carry the results as lazy views (FieldValues, Table
 from __future__ import annotations
 
 import json
-import math
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring_ascii
 from typing import Any
 
-from reconciler.members.engine.rows import TableRows
+from reconciler.members.engine.rows import TableRows, write_table
 from reconciler.members.engine.workspace import Engine
+from reconciler.plan.fingerprint import scalar_json
 
 # Rows per batch handed to Python: memory is bounded by the batch, not the audience.
 BATCH = 20_000
@@ -32,14 +31,8 @@ def to_json(value: Any) -> str:
     """A value as the JSON text stored for it (and read back by `from_json`): what
     json.dumps gives, with the common scalars made directly (ten million values and more
     pass through here)."""
-    kind = type(value)
-    if kind is str:
-        return encode_basestring_ascii(value)
-    if kind is int:
-        return int.__repr__(value)
-    if kind is float and math.isfinite(value):
-        return float.__repr__(value)
-    return json.dumps(value, separators=(",", ":"))
+    text = scalar_json(value)
+    return text if text is not None else json.dumps(value, separators=(",", ":"))
 
 
 _CONSTANTS: dict[str, Any] = {"null": None, "true": True, "false": False}
@@ -121,40 +114,6 @@ def values_into_table(
 
     write_table(engine, table, lines(), columns, {"pos": "BIGINT"})
     return ValuesTable(engine, table, tuple(fields), count)
-
-
-# The longest line of values read back (a member beyond it could not be sent anyway:
-# Iterable takes 4 MB a request). DuckDB's CSV buffer is 16 lines' worth unless told, up
-# to 1 GiB: over a file of a gigabyte (10M members' values) that is one block larger than
-# the whole memory limit, so the buffer is set to two lines.
-MAX_LINE = 16 * 1024 * 1024
-
-
-def write_table(
-    engine: Engine,
-    table: str,
-    rows: Iterable[Sequence[str | None]],
-    columns: Sequence[str],
-    types: Mapping[str, str] | None = None,
-) -> None:
-    """Text rows into a new workspace table through a CSV file; None is NULL."""
-    path = engine.directory / f"{table}.csv"
-    try:
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            # Every value quoted, so an empty string stays apart from a missing one (NULL).
-            handle.writelines(
-                ",".join('"' + v.replace('"', '""') + '"' if v is not None else "" for v in row)
-                + "\n"
-                for row in rows
-            )
-        spec = ", ".join(f"'{c}': '{(types or {}).get(c, 'VARCHAR')}'" for c in columns)
-        engine.connection.execute(
-            f"CREATE TABLE {table} AS SELECT * FROM read_csv('{path}', header = false, "
-            f"auto_detect = false, columns = {{{spec}}}, delim = ',', quote = '\"', "
-            f"escape = '\"', max_line_size = {MAX_LINE}, buffer_size = {2 * MAX_LINE})"
-        )
-    finally:
-        path.unlink(missing_ok=True)
 
 
 def keys_table(engine: Engine, keys: Sequence[Any]) -> str:

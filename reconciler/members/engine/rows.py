@@ -7,7 +7,7 @@ a plan; apply reads them with `batches`, a cursor's worth at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 from reconciler.members.engine.workspace import Engine
@@ -135,7 +135,7 @@ def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 def members_into_table(engine: Engine, members: Iterable[Member], count: int) -> TableRows[Member]:
     """Members (from a saved plan) into a workspace table, through a CSV file."""
     table = engine.name("saved_adds")
-    _into_table(
+    write_table(
         engine,
         table,
         ((m.key, m.key_kind, m.email, m.user_id) for m in members),
@@ -146,13 +146,25 @@ def members_into_table(engine: Engine, members: Iterable[Member], count: int) ->
 
 def identifiers_into_table(engine: Engine, ids: Iterable[str], count: int) -> TableRows[str]:
     table = engine.name("saved_removes")
-    _into_table(engine, table, ((i,) for i in ids), ("id",))
+    write_table(engine, table, ((i,) for i in ids), ("id",))
     return identifier_rows(engine, table, count)
 
 
-def _into_table(
-    engine: Engine, table: str, rows: Iterable[tuple[str | None, ...]], columns: Sequence[str]
+# The longest line read back (a member's mapped values beyond it could not be sent
+# anyway: Iterable takes 4 MB a request). DuckDB's CSV buffer is 16 lines' worth unless
+# told, up to 1 GiB: over a file of a gigabyte (10M members' values) that is one block
+# larger than the whole memory limit, so the buffer is set to two lines.
+MAX_LINE = 16 * 1024 * 1024
+
+
+def write_table(
+    engine: Engine,
+    table: str,
+    rows: Iterable[Sequence[str | None]],
+    columns: Sequence[str],
+    types: Mapping[str, str] | None = None,
 ) -> None:
+    """Text rows into a new workspace table through a CSV file; None is NULL."""
     path = engine.directory / f"{table}.csv"
     try:
         with path.open("w", newline="", encoding="utf-8") as handle:
@@ -162,10 +174,11 @@ def _into_table(
                 + "\n"
                 for row in rows
             )
-        spec = ", ".join(f"'{c}': 'VARCHAR'" for c in columns)
+        spec = ", ".join(f"'{c}': '{(types or {}).get(c, 'VARCHAR')}'" for c in columns)
         engine.connection.execute(
             f"CREATE TABLE {table} AS SELECT * FROM read_csv('{path}', header = false, "
-            f"auto_detect = false, columns = {{{spec}}}, delim = ',', quote = '\"', escape = '\"')"
+            f"auto_detect = false, columns = {{{spec}}}, delim = ',', quote = '\"', "
+            f"escape = '\"', max_line_size = {MAX_LINE}, buffer_size = {2 * MAX_LINE})"
         )
     finally:
         path.unlink(missing_ok=True)
