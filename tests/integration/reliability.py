@@ -111,9 +111,18 @@ def subprocess_env(workspace: Workspace, **extra: str) -> dict[str, str]:
     return env
 
 
+# The CLI as a terminal starts it, with Ctrl-C raising KeyboardInterrupt, whatever the test
+# runner inherited: a runner started in the background by a script (`pytest &`) has SIGINT
+# ignored, and a child inherits that, so Ctrl-C tests failed for how they were run.
+_MAIN = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('reconciler.cli', run_name='__main__', alter_sys=True)"
+)
+
+
 def spawn_cli(workspace: Workspace, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "reconciler.cli", *args],
+        [sys.executable, "-c", _MAIN, *args],
         cwd=workspace.root,
         env=env,
         stdin=subprocess.DEVNULL,
