@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.plan import Plan
-from reconciler.plan.model import SAMPLE_SIZE
+from reconciler.plan.model import counted
 
 
 @dataclass(frozen=True)
@@ -37,18 +37,11 @@ class HeldBack:
             "list_name": self.list_name,
             "list_id": self.list_id,
             "left_themselves": {
-                "count": len(self.left_themselves),
-                "sample": [show(k) for k in self.left_themselves[:SAMPLE_SIZE]],
+                **counted(self.left_themselves, show),
                 "by_source": dict(self.left_sources),
             },
-            "channel_unsubscribed": {
-                "count": len(self.channel_unsubscribed),
-                "sample": [show(k) for k in self.channel_unsubscribed[:SAMPLE_SIZE]],
-            },
-            "since_the_plan": {
-                "count": len(self.since_the_plan),
-                "sample": [show(k) for k in self.since_the_plan[:SAMPLE_SIZE]],
-            },
+            "channel_unsubscribed": counted(self.channel_unsubscribed, show),
+            "since_the_plan": counted(self.since_the_plan, show),
         }
 
 

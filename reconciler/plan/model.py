@@ -16,6 +16,11 @@ from reconciler.render.masking import mask_value
 SAMPLE_SIZE = 10
 
 
+def counted(keys: Sequence[str], show: Callable[[str], str]) -> dict[str, Any]:
+    """How many, and the first few as `show` shows them (masked unless asked otherwise)."""
+    return {"count": len(keys), "sample": [show(k) for k in keys[:SAMPLE_SIZE]]}
+
+
 @dataclass(frozen=True)
 class ListPlan:
     """Changes to one Iterable list, in the order apply makes them."""
@@ -118,23 +123,13 @@ class ListPlan:
     def left_out(self, show: Callable[[str], str]) -> dict[str, Any]:
         """Desired members not sent, and why (expected: no change, no failure)."""
         return {
-            "forgotten": {
-                "count": len(self.forgotten),
-                "sample": [show(k) for k in self.forgotten[:SAMPLE_SIZE]],
-            },
-            "not_created": {
-                "count": len(self.not_created),
-                "sample": [show(k) for k in self.not_created[:SAMPLE_SIZE]],
-            },
+            "forgotten": counted(self.forgotten, show),
+            "not_created": counted(self.not_created, show),
             "left_themselves": {
-                "count": len(self.left_themselves),
-                "sample": [show(k) for k in self.left_themselves[:SAMPLE_SIZE]],
+                **counted(self.left_themselves, show),
                 "by_source": dict(self.left_sources),
             },
-            "channel_unsubscribed": {
-                "count": len(self.channel_unsubscribed),
-                "sample": [show(k) for k in self.channel_unsubscribed[:SAMPLE_SIZE]],
-            },
+            "channel_unsubscribed": counted(self.channel_unsubscribed, show),
         }
 
     def held_back_consent(self, show: Callable[[str], str]) -> dict[str, Any]:
@@ -144,10 +139,7 @@ class ListPlan:
             "resubscribe": "allowed" if self.resubscribe_allowed else "never",
             "left_themselves": len(self.left_themselves),
             "channel_unsubscribed": len(self.channel_unsubscribed),
-            "resubscribed": {
-                "count": len(self.resubscribed),
-                "sample": [show(k) for k in self.resubscribed[:SAMPLE_SIZE]],
-            },
+            "resubscribed": counted(self.resubscribed, show),
         }
 
 
