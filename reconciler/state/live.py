@@ -21,7 +21,7 @@ from reconciler.plan import FieldRead
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, Task, duration, heartbeat
 from reconciler.state.desired import DesiredDestination, DesiredList
 from reconciler.state.routes import MemberRoute, choose_route
-from reconciler.state.windows import export_users_whole
+from reconciler.state.windows import WindowedRead, export_users_whole, read_export_windows
 
 if TYPE_CHECKING:
     from reconciler.members.model import Engine, LiveTable, Prefetch
@@ -311,8 +311,6 @@ def _read_all_by_windows(
 ) -> LiveDestination:
     """Every list's members from the user export read in date windows (state/windows.py),
     merged into one file of every profile once, then read as one export is."""
-    from reconciler.state.windows import WindowedRead, read_export_windows
-
     in_tables = [(item, info) for item, info in found if item.table is not None]
     in_python = [(item, info) for item, info in found if item.table is None]
     lists = f"{len(found)} list{'s' if len(found) != 1 else ''} (the user export in date windows)"
