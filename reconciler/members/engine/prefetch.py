@@ -211,9 +211,8 @@ def _register(
 ) -> None:
     """Choose the route, and say in reads.prefetch what is to be read by it: the export,
     or the getUsers downloads of large lists; nothing when read_live had better decide."""
-    client, engine = reads.client, reads.engine
     try:
-        all_lists = client.get_lists()
+        all_lists = reads.client.get_lists()
     except Exception:  # read_live asks again and reports it
         return
     by_name: dict[str, list[ListInfo]] = {}
@@ -223,37 +222,52 @@ def _register(
     if not found:
         return  # nothing to read yet: new lists
     large_names = {a.list_name for a in large}
+    threshold = reads.engine.settings.threshold
     expected = [
-        sizes.get(name)
-        if sizes is not None
-        else (engine.settings.threshold if name in large_names else 0)
+        sizes.get(name) if sizes is not None else (threshold if name in large_names else 0)
         for name in found
     ]
-    route = choose_route(expected, client.settings, member_reads)
+    route = choose_route(expected, reads.client.settings, member_reads)
     unknown = any(size is None for size in expected)
-    if route.name in EXPORT_ROUTES and not (unknown and client.settings.member_reads == "auto"):
-        # The consent guard's channel unsubscribes ride on the job (one read of the
-        # project, not two: state/consent.py); the synchronous exports ask what read_live's do.
-        fields: tuple[str, ...] = ("email", "userId", reads.membership)
-        if route.name == "asyncExport":
-            fields += (CHANNELS_FIELD,)
-        reads.prefetch.export = ExportDownload(
-            route,
-            fields,
-            engine.directory / f"{engine.name('prefetch')}.jsonl",
-            expected_rows=sum(size or 0 for size in expected),
-            started=time.monotonic(),
-            calls_before=dict(client.stats.calls),
-        )
-        return
+    if route.name in EXPORT_ROUTES:
+        # On sizes partly unknown, read_live chooses again once it knows them.
+        if not (unknown and reads.client.settings.member_reads == "auto"):
+            _register_export(reads, route, sum(size or 0 for size in expected))
+    elif route.name == "getUsers" and member_reads is None:
+        _register_downloads(reads, large, by_name)
+
+
+def _register_export(reads: _Reads, route: MemberRoute, expected_rows: int) -> None:
+    """The export of every user, by `route`. The consent guard's channel unsubscribes
+    ride on a job (one read of the project, not two: state/consent.py); the synchronous
+    exports ask what read_live's do."""
+    fields: tuple[str, ...] = ("email", "userId", reads.membership)
+    if route.name == "asyncExport":
+        fields += (CHANNELS_FIELD,)
+    engine = reads.engine
+    reads.prefetch.export = ExportDownload(
+        route,
+        fields,
+        engine.directory / f"{engine.name('prefetch')}.jsonl",
+        expected_rows=expected_rows,
+        started=time.monotonic(),
+        calls_before=dict(reads.client.stats.calls),
+    )
+
+
+def _register_downloads(
+    reads: _Reads, large: list[Audience], by_name: Mapping[str, list[ListInfo]]
+) -> None:
+    """getUsers downloads of the large audiences' lists: not in hybrid projects, where
+    preferUserId depends on the source."""
     project_type = reads.destination.spec.projectType
-    if route.name != "getUsers" or project_type == "hybrid" or member_reads is not None:
+    if project_type == "hybrid":
         return
     for audience in large:
         candidates = [x for x in by_name.get(audience.list_name, []) if x.list_type == "Standard"]
         if len(candidates) != 1:
             continue  # a new list, or an ambiguity read_live reports
-        path = engine.directory / f"{engine.name('prefetch')}.txt"
+        path = reads.engine.directory / f"{reads.engine.name('prefetch')}.txt"
         reads.prefetch.downloads[audience.list_name] = Download(
             candidates[0].id, project_type == "userId", path
         )
