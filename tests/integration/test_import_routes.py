@@ -288,7 +288,6 @@ def test_progress_and_limit_waits_go_to_stderr_and_stdout_keeps_to_the_result(fi
     assert "\x1b" not in run.stdout
 
 
-
 def size_calls(server) -> int:
     return sum(
         r.path.startswith("/api/lists/") and r.path.endswith("/size")
