@@ -19,6 +19,7 @@ import re
 import shutil
 import tempfile
 import textwrap
+import threading
 import time
 import unicodedata
 from collections import Counter
@@ -223,32 +224,43 @@ def read_members(
     asynchronous export job with its files fetched in parallel. The lists are in no
     manifest yet, so their sizes are asked of Iterable (lists/{id}/size) when there are no
     more of them than a minute's getUsers budget: a minute of that budget at most, against
-    hours by getUsers for a list of millions that an export job reads in minutes. With
-    more lists, the model counts calls (one export). An export that cannot be read is
+    hours by getUsers for a list of millions that an export job reads in minutes. The
+    sizes share that budget with the reads, so with more lists than half of it the reads
+    start first and only those still running after the minute are sized
+    (_read_by_get_users_first). With more lists than the budget, the model counts calls
+    (one export). An export that cannot be read is
     replaced by getUsers, as in a plan. A list whose read fails after its retries, or that
     reads empty while Iterable counts members on it, is given its failure; the others
     are read all the same."""
     started, before = time.monotonic(), dict(client.stats.calls)
-    sizes = _list_sizes(client, lists)
-    route = choose_member_read([sizes.get(info.id) for info in lists], client.settings)
-    files: dict[int, Path | Exception] | None = None
-    member_reads = 1
-    if route.name in ("export", "asyncExport", "windowedExport") and lists:
+    files: dict[int, Path | Exception] = {}
+    member_reads = 0
+    if _reads_first(client.settings, len(lists)):
+        files, sizes, route, member_reads = _read_by_get_users_first(
+            engine, client, lists, project_type, progress
+        )
+    else:
+        sizes = _list_sizes(client, lists)
+        route = choose_member_read([sizes.get(info.id) for info in lists], client.settings)
+    rest = [info for info in lists if info.id not in files]  # the lists still to read
+    if route.name in ("export", "asyncExport", "windowedExport") and rest:
         try:
-            files = _members_by_export(engine, client, lists, project_type, progress, route.name)
+            files |= _members_by_export(engine, client, rest, project_type, progress, route.name)
+            member_reads += 1
+            rest = []
         except Exception as exc:
             if not fails_alone(exc):
                 raise
             # The export is one read for every list: when it cannot be read (cut off each
             # time, a 5xx, a job truncated or failed), the lists are read one by one.
             progress.note(
-                f"the user export could not be read ({exc}); reading the {len(lists)} "
+                f"the user export could not be read ({exc}); reading the {len(rest)} "
                 "lists with getUsers instead"
             )
             route = MemberRoute("getUsers", f"the user export could not be read ({exc})")
-    if files is None:
-        files = _members_by_get_users(engine, client, lists, project_type, sizes, progress)
-        member_reads = len(lists)
+    if rest:
+        files |= _members_by_get_users(engine, client, rest, project_type, sizes, progress)
+        member_reads += len(rest)
     live = LiveDestination([], {}, member_reads, route.name, route=route)
     for info in lists:
         outcome = files[info.id]
@@ -262,6 +274,91 @@ def read_members(
     live.calls = client.stats.calls_since(before)
     live.calls.pop("GET /api/lists", None)
     return MemberFiles(files, live)
+
+
+def _reads_first(settings: ClientSettings, lists: int) -> bool:
+    """Whether asking every list's size before reading would hold reads back: sizes and
+    getUsers share one budget (5 a minute: shared/iterable-api.md, the emulator's
+    Limits.list_reads), so with more lists than half of it the last reads would wait a
+    minute for the sizes' starts to age out. Then the reads start first instead."""
+    budget = settings.list_reads_per_minute
+    return settings.member_reads == "auto" and budget > 0 and lists <= budget < 2 * lists
+
+
+def _read_by_get_users_first(
+    engine: Engine,
+    client: IterableClient,
+    lists: list[ListInfo],
+    project_type: ProjectType,
+    progress: Progress,
+) -> tuple[dict[int, Path | Exception], dict[int, int], MemberRoute, int]:
+    """getUsers for every list at once, no size asked first (_reads_first). A read still
+    running once the budget's minute has passed (so its start no longer counts) may be a
+    list of millions: those reads, and only those, are sized, and the route chosen for
+    them; when it is an export, they are stopped and left to read_members (not in the
+    files returned). Returns the files (or failures) read, the sizes asked, the route and
+    the getUsers calls made. Readers are daemon threads, as the plan's prefetch's: a read
+    stopped while it waits for its first byte cannot be woken, and nothing waits for it."""
+    settings = client.settings
+    prefer_user_id = project_type != "email"  # as _members_by_get_users reads
+    stop: set[int] = set()  # lists whose reads are abandoned for an export
+    outcomes: dict[int, Path | Exception] = {}
+    done = {info.id: threading.Event() for info in lists}
+
+    def read(info: ListInfo, beat: Heartbeat) -> None:
+        path = engine.directory / f"{engine.name('import')}.txt"
+        task = progress.task(f"reading list {info.name!r}")
+        beat.add(task)
+
+        def on_lines(n: int) -> None:
+            if info.id in stop:
+                raise LiveStateError("the read was abandoned for an export")
+            task.advance(n)
+
+        try:
+            client.download_list_members(info.id, prefer_user_id, path, on_lines)
+            outcomes[info.id] = path
+        except Exception as exc:
+            outcomes[info.id] = exc
+        finally:
+            beat.discard(task)
+            task.finish()
+            if info.id in stop:
+                path.unlink(missing_ok=True)
+            done[info.id].set()
+
+    route = MemberRoute(
+        "getUsers",
+        "no list's size asked: every read ended within the minute the sizes would have "
+        "held reads back (sizes and getUsers share 5 a minute)",
+    )
+    sizes: dict[int, int] = {}
+    with heartbeat() as beat:
+        for info in lists:
+            name = "reconciler-import-read"
+            threading.Thread(target=read, args=(info, beat), name=name, daemon=True).start()
+        deadline = time.monotonic() + 60.0 / settings.time_scale
+        for info in lists:
+            done[info.id].wait(max(0.0, deadline - time.monotonic()))
+        running = [info for info in lists if not done[info.id].is_set()]
+        if running:
+            sizes = _list_sizes(client, running)
+            chosen = choose_member_read([sizes.get(info.id) for info in running], settings)
+            reason = (
+                f"{len(running)} of {len(lists)} lists still reading by getUsers after a "
+                f"minute were sized: {chosen.reason or 'getUsers'}"
+            )
+            route = MemberRoute(chosen.name, reason, chosen.seconds)
+            if chosen.name != "getUsers":
+                stop.update(info.id for info in running if not done[info.id].is_set())
+        for info in lists:
+            if info.id not in stop:
+                done[info.id].wait()
+    files = {list_id: outcome for list_id, outcome in outcomes.items() if list_id not in stop}
+    for outcome in files.values():
+        if isinstance(outcome, Exception) and not fails_alone(outcome):
+            raise outcome
+    return files, sizes, route, len(lists)
 
 
 def _list_sizes(client: IterableClient, lists: list[ListInfo]) -> dict[int, int]:

@@ -13,6 +13,7 @@ from reconciler.errors import IterableError, LiveStateError
 from reconciler.iterable import IterableClient
 from reconciler.manifest import Manifests
 from reconciler.members.model import (
+    EXPORT_ROUTES,
     Engine,
     Prefetch,
     diff_tables,
@@ -360,9 +361,10 @@ def _start_prefetches(
     out: dict[str, Prefetch],
 ) -> None:
     """Member reads start now, while the sources are read (engine/prefetch.py), into `out`
-    (filled as they start, so that a failure here still abandons those started): an
-    asynchronous export job when the route chosen from the sources' row counts is one, or
-    the getUsers downloads of large lists. Nothing starts when neither would be read."""
+    (filled as they start, so that a failure here still abandons those started): the
+    export when the route chosen from the sources' row counts is one (an asynchronous
+    export job, the user export, or it in date windows), or the getUsers downloads of
+    large lists. Nothing starts when neither would be read."""
     for name, destination in manifests.destinations.items():
         audiences = [
             a for a in manifests.audiences_of(name) if targets is None or a.name in targets
@@ -377,14 +379,15 @@ def _start_prefetches(
             sizes = {a.list_name: _expected_rows(engine, a) for a in audiences}
             large = [a for a in audiences if at_scale(engine, a)]
         route = choose_route(list(sizes.values()), client.settings, member_reads)
-        # A job on sizes partly unknown is left to read_live, which knows them all.
-        by_job = route.name == "asyncExport" and (
+        # An export (a job, the user export, or it in date windows) on sizes partly
+        # unknown is left to read_live, which knows them all.
+        by_export = route.name in EXPORT_ROUTES and (
             client.settings.member_reads != "auto" or None not in sizes.values()
         )
         by_get_users = (
             bool(large) and member_reads is None and destination.spec.projectType != "hybrid"
         )
-        if by_job or by_get_users:
+        if by_export or by_get_users:
             out[name] = start_prefetch(
                 engine,
                 client,

@@ -39,7 +39,12 @@ from reconciler.members.engine.export_table import (
     live_from_export,
     read_export_table,
 )
-from reconciler.members.engine.prefetch import Prefetch, start_prefetch
+from reconciler.members.engine.prefetch import (
+    EXPORT_ROUTES,
+    ExportDownload,
+    Prefetch,
+    start_prefetch,
+)
 from reconciler.members.engine.rows import (
     TableRows,
     batches,
@@ -53,10 +58,12 @@ from reconciler.members.engine.workspace import remove_directories
 from reconciler.members.fingerprint import MembersDigest, digest_members
 
 __all__ = [
+    "EXPORT_ROUTES",
     "LOOKS_LIKE_EMAIL",
     "DesiredTable",
     "Engine",
     "EngineSettings",
+    "ExportDownload",
     "LiveTable",
     "MembersDigest",
     "Prefetch",

@@ -24,7 +24,7 @@ from reconciler.state.routes import MemberRoute, choose_route
 from reconciler.state.windows import WindowedRead, export_users_whole, read_export_windows
 
 if TYPE_CHECKING:
-    from reconciler.members.model import Engine, LiveTable, Prefetch
+    from reconciler.members.model import Engine, ExportDownload, LiveTable, Prefetch
 
 
 @dataclass
@@ -186,21 +186,24 @@ def read_live(
     early = prefetch.take_export() if prefetch is not None and found else None
     downloaded: Downloaded | None = None
     if early is not None:
-        # The job started before the sources were read: whatever the sizes now say, it
-        # has the head start (and reads exactly what a job started now would).
+        # The export started before the sources were read (a job, the user export, or it
+        # in date windows): whatever the sizes now say, it has the head start (and reads
+        # exactly what the same export started now would).
         route = MemberRoute(
-            "asyncExport",
+            early.route.name,
             "; ".join(x for x in (early.route.reason, "started before the sources were read") if x),
             early.route.seconds,
         )
         downloaded = functools.partial(prefetch.wait_export, early)  # type: ignore[union-attr]
-        # The read began when the job did: its time and calls are counted from there.
+        # The read began when the export did: its time and calls are counted from there.
         started, before = early.started, early.calls_before
     in_tables = [(item, info) for item, info in found if item.table is not None]
     live = None
     if route.name == "windowedExport" and found:
         try:
-            live = _read_all_by_windows(client, desired, found, engine, progress, on_read)
+            live = _read_all_by_windows(
+                client, desired, found, engine, progress, on_read, downloaded, early
+            )
         except Exception as exc:
             if not fails_alone(exc):
                 raise
@@ -278,8 +281,10 @@ def _read_all_by_export(
                     asynchronous,
                     downloaded=downloaded,
                 )
-            elif asynchronous:
-                channels: list[dict[str, Any]] = []
+            elif asynchronous or downloaded is not None:
+                # A file: the job's, or the user export's started before the sources were
+                # read. Only the job asked for the consent guard's channel unsubscribes.
+                channels: list[dict[str, Any]] | None = [] if asynchronous else None
                 managed = _read_members_by_export_job(
                     client,
                     desired.project_type,
@@ -308,9 +313,12 @@ def _read_all_by_windows(
     engine: Engine | None,
     progress: Progress,
     on_read: Callable[[str], None] | None,
+    downloaded: Downloaded | None = None,
+    early: ExportDownload | None = None,
 ) -> LiveDestination:
     """Every list's members from the user export read in date windows (state/windows.py),
-    merged into one file of every profile once, then read as one export is."""
+    merged into one file of every profile once, then read as one export is (`downloaded`:
+    the file of the windows `early` started reading before the sources were read)."""
     in_tables = [(item, info) for item, info in found if item.table is not None]
     in_python = [(item, info) for item, info in found if item.table is None]
     lists = f"{len(found)} list{'s' if len(found) != 1 else ''} (the user export in date windows)"
@@ -333,19 +341,34 @@ def _read_all_by_windows(
             if in_tables:
                 assert engine is not None
                 managed = _read_tables_by_export(
-                    client, engine, desired, in_tables, in_python, task, download=download
+                    client,
+                    engine,
+                    desired,
+                    in_tables,
+                    in_python,
+                    task,
+                    download=download,
+                    downloaded=downloaded,
                 )
             else:
                 ids = {info.id for _item, info in in_python}
                 with tempfile.TemporaryDirectory(
                     dir=engine.directory if engine is not None else None
                 ) as scratch:
-                    path = Path(scratch) / "export.jsonl"
-                    download(["email", "userId", membership], path, task.advance)
-                    rows = _rows_on_lists(path, membership, ids)
+                    if downloaded is not None:
+                        path = downloaded(task.advance)
+                    else:
+                        path = Path(scratch) / "export.jsonl"
+                        download(["email", "userId", membership], path, task.advance)
+                    try:
+                        rows = _rows_on_lists(path, membership, ids)
+                    finally:
+                        path.unlink(missing_ok=True)
                 managed = _read_members_by_export(client, desired.project_type, in_python, rows)
     finally:
         task.finish()
+    if early is not None and downloaded is not None:
+        report = WindowedRead(early.windows, early.requests, rows=early.lines)
     live = LiveDestination([], managed, report.requests, "windowedExport")
     live.windows = report.windows
     return live

@@ -286,3 +286,64 @@ def test_progress_and_limit_waits_go_to_stderr_and_stdout_keeps_to_the_result(fi
     assert "waiting for one of the 1 list member reads (getUsers) in flight" in run.stderr
     assert f"reading list 'big': finished, {SMALLER:,} members, " in run.stderr
     assert "\x1b" not in run.stdout
+
+
+def size_calls(server) -> int:
+    return sum(
+        r.path.startswith("/api/lists/") and r.path.endswith("/size")
+        for r in server.emulator.request_log
+    )
+
+
+def test_three_small_lists_are_read_without_asking_their_sizes(field_import, cli):
+    """Sizes and getUsers share 5 starts a minute: asking 3 sizes first would hold the
+    third read back a minute. The reads start first; all end within that minute, so no
+    size is asked."""
+    ws, server = field_import(small=3, big=0)
+    out = ws.root / "imported"
+    names = ["small-0", "small-1", "small-2"]
+
+    result = cli(
+        "import",
+        ws.manifests,
+        "--destination",
+        "prod",
+        "--out",
+        out,
+        *[arg for name in names for arg in ("--list", name)],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert_exact(server, out, names)
+    assert size_calls(server) == 0
+    assert calls(server)[GET_USERS] == 3
+    (said,) = [line for line in result.stdout.splitlines() if line.startswith("Destination")]
+    assert said.startswith("Destination 'prod': members of 3 lists read with 3 getUsers calls")
+    assert "no list's size asked" in said
+
+
+def test_a_large_list_among_three_is_sized_once_its_read_outlasts_the_budget_minute(
+    field_import, cli
+):
+    """The reads start first; the large list's is still running after the budget's
+    minute, so its size (only its) is asked, and the model moves it to an export job.
+    The small lists keep their getUsers reads."""
+    ws, server = field_import(small=2)
+    out = ws.root / "imported"
+
+    result = cli("import", ws.manifests, "--destination", "prod", "--out", out)
+
+    assert result.exit_code == 0, result.output
+    assert_exact(server, out, ["big", "small-0", "small-1"])
+    assert size_calls(server) == 1  # the big list's
+    (size,) = [r for r in server.emulator.request_log if r.path.endswith("/size")]
+    assert size.path == f"/api/lists/{list_id(server, 'big')}/size"
+    assert calls(server)[GET_USERS] == 3  # the big one's abandoned for the job
+    starts, _files = job_calls(server)
+    assert starts == 1
+    (said,) = [line for line in result.stdout.splitlines() if line.startswith("Destination")]
+    assert said.startswith(
+        "Destination 'prod': members of 3 lists read with 1 asynchronous export job in "
+    )
+    assert "1 of 3 lists still reading by getUsers after a minute were sized: " in said
+    assert "chosen as faster: about " in said

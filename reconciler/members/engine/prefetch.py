@@ -1,19 +1,20 @@
-"""getUsers bodies of large lists, downloaded while the sources are being read.
+"""Member reads started while the sources are being read.
 
 Reading a ten-million-row source and downloading a ten-million-line list each take
 seconds (against Iterable, the download far longer), and neither needs the other: the
-only thing the download needs from the source is `preferUserId`, which the project type
-settles for email- and userID-based projects. Hybrid projects wait for the source.
+only thing a getUsers download needs from the source is `preferUserId`, which the project
+type settles for email- and userID-based projects. Hybrid projects wait for the source.
 
-When the lists are to be read with one asynchronous export job instead (issue 18: at
-Iterable's speeds, minutes in its queue and at its rate), the job is started here too, and
-read_live takes its file: the job does not depend on the sources at all, and the route
-choice needs only which lists exist (GET /api/lists) and their expected sizes (the
+When the lists are to be read by one export instead (issue 18: at Iterable's speeds,
+minutes in a job's queue, or an export streaming for minutes), that export is started here
+too, and read_live takes its file: an asynchronous export job, the synchronous user export,
+or the user export in date windows. None of them depends on the sources at all, and the
+route choice needs only which lists exist (GET /api/lists) and their expected sizes (the
 sources' row counts, had without parsing them).
 
 A prefetch is only ever a head start: whatever it could not do, or did differently from
 what the plan turns out to need, read_live does itself. A plan that fails or is
-interrupted abandons it (`Prefetch.abandon`): its downloads stop, its job is cancelled.
+interrupted abandons it (`Prefetch.abandon`): its reads stop, a job is cancelled.
 """
 
 from __future__ import annotations
@@ -29,12 +30,21 @@ from reconciler.manifest import Audience, Destination
 from reconciler.members.engine.workspace import Engine
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, heartbeat
 from reconciler.state.routes import MemberRoute, choose_route
+from reconciler.state.windows import read_export_windows
 
 # Asked of the export job beside the members: what state/consent.py reads profiles for.
 CHANNELS_FIELD = "unsubscribedChannelIds"
 # How long abandon() waits for the background reads to end. A read waiting for its first
 # byte cannot be woken; its thread is a daemon, and ends when the client is closed.
 ABANDON_SECONDS = 10.0
+# The routes that read every list with one export, started here when chosen.
+EXPORT_ROUTES = ("asyncExport", "export", "windowedExport")
+# What each says in progress.
+EXPORT_READS = {
+    "asyncExport": "one asynchronous export job",
+    "export": "one user export",
+    "windowedExport": "the user export in date windows",
+}
 
 
 @dataclass
@@ -51,16 +61,22 @@ class Download:
 
 @dataclass
 class ExportDownload:
-    """The destination's asynchronous export job, started before the sources were read:
+    """The destination's export (`route.name`: an asynchronous export job, the user
+    export, or the user export in date windows), started before the sources were read:
     its users as JSON lines at `path` once `done`, unless it failed (`error`)."""
 
     route: MemberRoute
     fields: tuple[str, ...]
     path: Path
+    # The members the lists are expected to hold: how the date windows are cut.
+    expected_rows: int = 0
     done: threading.Event = field(default_factory=threading.Event)
     error: Exception | None = None
     lines: int = 0
-    # When the job started, and the client's calls then: the plan's member read counts
+    # For the export in date windows: the windows read, and the requests they took.
+    windows: int = 0
+    requests: int = 1
+    # When the read started, and the client's calls then: the plan's member read counts
     # its time and calls from there.
     started: float = 0.0
     calls_before: dict[str, int] = field(default_factory=dict)
@@ -75,15 +91,15 @@ class Prefetch:
     threads: list[threading.Thread] = field(default_factory=list)
 
     def take_export(self) -> ExportDownload | None:
-        """The export job started for this destination, if one was (read_live then reads
-        by it, waiting for it with `wait_export`)."""
+        """The export started for this destination, if one was (read_live then reads by
+        it, waiting for it with `wait_export`)."""
         self.registered.wait()
         return self.export
 
     def wait_export(
         self, export: ExportDownload, on_lines: Callable[[int], None] | None = None
     ) -> Path:
-        """The job's file once it is complete (its lines then told to `on_lines`); its
+        """The export's file once it is complete (its lines then told to `on_lines`); its
         failure raised as it was."""
         export.done.wait()
         if export.error is not None:
@@ -94,7 +110,7 @@ class Prefetch:
 
     def abandon(self) -> None:
         """Stop what is still being read in the background, and wait for it to end: for a
-        plan that failed or was interrupted, and for reads the plan did not take. The job
+        plan that failed or was interrupted, and for reads the plan did not take. A job
         is cancelled (it holds one of Iterable's 4 places); files not taken are removed."""
         self.stop.set()
         for thread in self.threads:
@@ -124,6 +140,31 @@ class Prefetch:
         return None
 
 
+@dataclass(frozen=True)
+class _Reads:
+    """What every early read of one destination shares."""
+
+    engine: Engine
+    client: IterableClient
+    destination: Destination
+    progress: Progress
+    prefetch: Prefetch
+
+    @property
+    def membership(self) -> str:
+        return "emailListIds" if self.destination.spec.projectType == "email" else "userListIds"
+
+    def stoppable(self, advance: Callable[[int], None]) -> Callable[[int], None]:
+        """Progress that ends the read once the prefetch is abandoned."""
+
+        def on_lines(n: int) -> None:
+            if self.prefetch.stop.is_set():
+                raise RuntimeError("the read was abandoned")
+            advance(n)
+
+        return on_lines
+
+
 def start_prefetch(
     engine: Engine,
     client: IterableClient,
@@ -138,138 +179,200 @@ def start_prefetch(
     """Start reading in a daemon thread (a plan that fails meanwhile abandons it): the
     route is chosen as read_live chooses it, from the lists that exist among `declared`
     (every list the plan reads in this destination) and `sizes`, their audiences' expected
-    sizes by list name (None: unknown). An asynchronous export job is started; for
+    sizes by list name (None: unknown). An export route's export is started; for
     getUsers, the lists of the `large` audiences are downloaded. Without `sizes`, a large
     audience is taken to hold the engine's threshold and the others none (getUsers is
     favoured; read_live decides again with the real sizes). `member_reads` is read_live's
     ("export": a saved plan's stale check, one read for every list)."""
-    prefetch = Prefetch()
-    project_type = destination.spec.projectType
-    prefer_user_id = project_type == "userId"
-    membership = "emailListIds" if project_type == "email" else "userListIds"
-
-    def register() -> None:
-        try:
-            all_lists = client.get_lists()
-        except Exception:  # read_live asks again and reports it
-            return
-        by_name: dict[str, list[ListInfo]] = {}
-        for info in all_lists:
-            by_name.setdefault(info.name, []).append(info)
-        found = [name for name in declared if name in by_name]
-        if not found:
-            return  # nothing to read yet: new lists
-        large_names = {a.list_name for a in large}
-        expected = [
-            sizes.get(name)
-            if sizes is not None
-            else (engine.settings.threshold if name in large_names else 0)
-            for name in found
-        ]
-        route = choose_route(expected, client.settings, member_reads)
-        unknown = any(size is None for size in expected)
-        if route.name == "asyncExport" and not (unknown and client.settings.member_reads == "auto"):
-            path = engine.directory / f"{engine.name('prefetch')}.jsonl"
-            # The consent guard's channel unsubscribes ride on the same job (one read of
-            # the project, not two: state/consent.py).
-            fields = ("email", "userId", membership, CHANNELS_FIELD)
-            prefetch.export = ExportDownload(
-                route, fields, path, started=time.monotonic(), calls_before=dict(client.stats.calls)
-            )
-            return
-        if route.name != "getUsers" or project_type == "hybrid" or member_reads is not None:
-            return
-        for audience in large:
-            candidates = [
-                x for x in by_name.get(audience.list_name, []) if x.list_type == "Standard"
-            ]
-            if len(candidates) != 1:
-                continue  # a new list, or an ambiguity read_live reports
-            path = engine.directory / f"{engine.name('prefetch')}.txt"
-            prefetch.downloads[audience.list_name] = Download(
-                candidates[0].id, prefer_user_id, path
-            )
-
-    def stoppable(advance: Callable[[int], None]) -> Callable[[int], None]:
-        """Progress that ends the read once the prefetch is abandoned."""
-
-        def on_lines(n: int) -> None:
-            if prefetch.stop.is_set():
-                raise RuntimeError("the read was abandoned")
-            advance(n)
-
-        return on_lines
-
-    def fetch(name: str, download: Download, beat: Heartbeat, slots: threading.Semaphore) -> None:
-        try:
-            with slots:
-                if prefetch.stop.is_set():
-                    return
-                task = progress.task(f"reading list {name!r}")
-                beat.add(task)
-                try:
-                    client.download_list_members(
-                        download.list_id,
-                        download.prefer_user_id,
-                        download.path,
-                        stoppable(task.advance),
-                    )
-                    download.ok = True
-                finally:
-                    beat.discard(task)
-                    task.finish()
-        except Exception as exc:  # read_live reports it
-            download.ok = False
-            download.error = exc
-        finally:
-            download.done.set()
-
-    def export_job(export: ExportDownload) -> None:
-        task = progress.task(
-            "reading the project's users (one asynchronous export job, started before the "
-            "sources were read)"
-        )
-        try:
-            with heartbeat(task):
-                export.lines = client.download_export_job(
-                    list(export.fields), export.path, task.advance, stop=prefetch.stop
-                )
-        except Exception as exc:  # read_live reports it, or falls back as it would
-            export.error = exc
-        finally:
-            task.finish()
-            export.done.set()
+    reads = _Reads(engine, client, destination, progress, Prefetch())
 
     def run() -> None:
         try:
-            register()
+            _register(reads, large, declared, sizes, member_reads)
         finally:
-            prefetch.registered.set()
-        if prefetch.export is not None:
-            export_job(prefetch.export)
-            return
-        if not prefetch.downloads or prefetch.stop.is_set():
-            return
-        # Several in flight at once, as read_live reads: Iterable limits the starts. Plain
-        # daemon threads, not a pool: the interpreter waits for a pool's threads at exit,
-        # and a getUsers waiting for its first byte cannot be stopped.
-        slots = threading.Semaphore(client.settings.list_read_concurrency)
-        with heartbeat() as beat:
-            readers = [
-                threading.Thread(
-                    target=fetch,
-                    args=(name, download, beat, slots),
-                    name="reconciler-prefetch-list",
-                    daemon=True,
-                )
-                for name, download in prefetch.downloads.items()
-            ]
-            for reader in readers:
-                reader.start()
-            for reader in readers:
-                reader.join()
+            reads.prefetch.registered.set()
+        if reads.prefetch.export is not None:
+            _read_export(reads, reads.prefetch.export)
+        elif reads.prefetch.downloads and not reads.prefetch.stop.is_set():
+            _read_lists(reads)
 
     thread = threading.Thread(target=run, name="reconciler-prefetch", daemon=True)
-    prefetch.threads.append(thread)
+    reads.prefetch.threads.append(thread)
     thread.start()
-    return prefetch
+    return reads.prefetch
+
+
+def _register(
+    reads: _Reads,
+    large: list[Audience],
+    declared: set[str],
+    sizes: Mapping[str, int | None] | None,
+    member_reads: str | None,
+) -> None:
+    """Choose the route, and say in reads.prefetch what is to be read by it: the export,
+    or the getUsers downloads of large lists; nothing when read_live had better decide."""
+    try:
+        all_lists = reads.client.get_lists()
+    except Exception:  # read_live asks again and reports it
+        return
+    by_name: dict[str, list[ListInfo]] = {}
+    for info in all_lists:
+        by_name.setdefault(info.name, []).append(info)
+    found = [name for name in declared if name in by_name]
+    if not found:
+        return  # nothing to read yet: new lists
+    large_names = {a.list_name for a in large}
+    threshold = reads.engine.settings.threshold
+    expected = [
+        sizes.get(name) if sizes is not None else (threshold if name in large_names else 0)
+        for name in found
+    ]
+    route = choose_route(expected, reads.client.settings, member_reads)
+    unknown = any(size is None for size in expected)
+    if route.name in EXPORT_ROUTES:
+        # On sizes partly unknown, read_live chooses again once it knows them.
+        if not (unknown and reads.client.settings.member_reads == "auto"):
+            _register_export(reads, route, sum(size or 0 for size in expected))
+    elif route.name == "getUsers" and member_reads is None:
+        _register_downloads(reads, large, by_name)
+
+
+def _register_export(reads: _Reads, route: MemberRoute, expected_rows: int) -> None:
+    """The export of every user, by `route`. The consent guard's channel unsubscribes
+    ride on a job (one read of the project, not two: state/consent.py); the synchronous
+    exports ask what read_live's do."""
+    fields: tuple[str, ...] = ("email", "userId", reads.membership)
+    if route.name == "asyncExport":
+        fields += (CHANNELS_FIELD,)
+    engine = reads.engine
+    reads.prefetch.export = ExportDownload(
+        route,
+        fields,
+        engine.directory / f"{engine.name('prefetch')}.jsonl",
+        expected_rows=expected_rows,
+        started=time.monotonic(),
+        calls_before=dict(reads.client.stats.calls),
+    )
+
+
+def _register_downloads(
+    reads: _Reads, large: list[Audience], by_name: Mapping[str, list[ListInfo]]
+) -> None:
+    """getUsers downloads of the large audiences' lists: not in hybrid projects, where
+    preferUserId depends on the source."""
+    project_type = reads.destination.spec.projectType
+    if project_type == "hybrid":
+        return
+    for audience in large:
+        candidates = [x for x in by_name.get(audience.list_name, []) if x.list_type == "Standard"]
+        if len(candidates) != 1:
+            continue  # a new list, or an ambiguity read_live reports
+        path = reads.engine.directory / f"{reads.engine.name('prefetch')}.txt"
+        reads.prefetch.downloads[audience.list_name] = Download(
+            candidates[0].id, project_type == "userId", path
+        )
+
+
+def _read_export(reads: _Reads, export: ExportDownload) -> None:
+    """The export, by its route, into export.path; its failure kept for read_live (which
+    reports it, or falls back as it would)."""
+    task = reads.progress.task(
+        f"reading the project's users ({EXPORT_READS[export.route.name]}, started before "
+        "the sources were read)"
+    )
+    read = {
+        "asyncExport": _read_export_job,
+        "export": _read_user_export,
+        "windowedExport": _read_export_windows,
+    }[export.route.name]
+    try:
+        with heartbeat(task):
+            read(reads, export, task.advance)
+    except Exception as exc:
+        export.error = exc
+    finally:
+        task.finish()
+        export.done.set()
+
+
+def _read_export_job(
+    reads: _Reads, export: ExportDownload, on_lines: Callable[[int], None]
+) -> None:
+    """One asynchronous export job: the client stops and cancels it once abandoned."""
+    export.lines = reads.client.download_export_job(
+        list(export.fields), export.path, on_lines, stop=reads.prefetch.stop
+    )
+
+
+def _read_user_export(
+    reads: _Reads, export: ExportDownload, on_lines: Callable[[int], None]
+) -> None:
+    """One synchronous user export (data.json, range=All)."""
+    export.lines = reads.client.download_export(
+        list(export.fields), export.path, reads.stoppable(on_lines)
+    )
+
+
+def _read_export_windows(
+    reads: _Reads, export: ExportDownload, on_lines: Callable[[int], None]
+) -> None:
+    """The user export in date windows (state/windows.py), merged into one file."""
+    report = read_export_windows(
+        reads.client,
+        list(export.fields),
+        export.path,
+        reads.destination.spec.projectType,
+        export.expected_rows,
+        reads.stoppable(on_lines),
+        on_note=reads.progress.note,
+    )
+    export.lines, export.windows, export.requests = report.rows, report.windows, report.requests
+
+
+def _read_lists(reads: _Reads) -> None:
+    """The getUsers downloads, several in flight at once, as read_live reads: Iterable
+    limits the starts. Plain daemon threads, not a pool: the interpreter waits for a
+    pool's threads at exit, and a getUsers waiting for its first byte cannot be stopped."""
+    slots = threading.Semaphore(reads.client.settings.list_read_concurrency)
+    with heartbeat() as beat:
+        readers = [
+            threading.Thread(
+                target=_read_list,
+                args=(reads, name, download, beat, slots),
+                name="reconciler-prefetch-list",
+                daemon=True,
+            )
+            for name, download in reads.prefetch.downloads.items()
+        ]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join()
+
+
+def _read_list(
+    reads: _Reads, name: str, download: Download, beat: Heartbeat, slots: threading.Semaphore
+) -> None:
+    """One list's getUsers body into download.path; its failure kept for read_live."""
+    try:
+        with slots:
+            if reads.prefetch.stop.is_set():
+                return
+            task = reads.progress.task(f"reading list {name!r}")
+            beat.add(task)
+            try:
+                reads.client.download_list_members(
+                    download.list_id,
+                    download.prefer_user_id,
+                    download.path,
+                    reads.stoppable(task.advance),
+                )
+                download.ok = True
+            finally:
+                beat.discard(task)
+                task.finish()
+    except Exception as exc:  # read_live reports it
+        download.ok = False
+        download.error = exc
+    finally:
+        download.done.set()
