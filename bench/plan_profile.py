@@ -1,6 +1,7 @@
 """Where `reconciler plan`'s time and memory go, for one audience planned at scale.
 
     python bench/plan_profile.py [N] [--source csv|parquet] [--variant VAR=VALUE[,VAR=VALUE]]...
+                                 [--runs 1] [--churn both|removes]
 
 Sets up as bench/plan_apply.py does (the same generated files; the list seeded straight
 into the emulator, whatever N), then runs, each as a measured subprocess (bench/measure.py):
@@ -65,6 +66,12 @@ def main() -> None:
     parser.add_argument(
         "--runs", type=int, default=1, help="runs of each (1): the machine is noisy"
     )
+    parser.add_argument(
+        "--churn",
+        choices=("both", "removes"),
+        default="both",
+        help="as bench/plan_apply.py's: removes only, so the plan makes no consent read",
+    )
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="reconciler-profile-"))
@@ -86,10 +93,13 @@ def main() -> None:
     try:
         with EmulatorServer(emulator) as server:
             print(
-                f"{args.n:,} members ({args.source}), 1% churn each way; {os.cpu_count()} cores; "
+                f"{args.n:,} members ({args.source}), 1% churn "
+                f"{'each way' if args.churn == 'both' else 'out only'}; {os.cpu_count()} cores; "
                 f"load average {_load()}"
             )
-            live, desired = diff_engines.generate(manifests, args.n, header=True, fmt=args.source)
+            live, desired = diff_engines.generate(
+                manifests, args.n, header=True, fmt=args.source, adds=args.churn == "both"
+            )
             list_id = plan_apply.seed(emulator, live)
             gc.freeze()
             plan_apply.write_manifests(manifests, server.base_url, desired, args.source)
