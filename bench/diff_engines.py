@@ -171,6 +171,7 @@ def measure(
     result = json.loads(run.stdout)
     result["wall_seconds"] = run.wall_seconds
     result["peak_rss_mb"] = run.peak_rss_mb
+    result["cpu_seconds"] = run.cpu_seconds
     return result
 
 

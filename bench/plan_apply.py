@@ -360,7 +360,11 @@ def _compare(
         f"diff of the same two files ({desired.name}, {members.name}), each a measured "
         f"subprocess, {runs} run(s) taking turns:"
     )
-    print(f"  {'':<46}{'wall s':>8}{'diff s':>8}{'peak RSS MB':>13}{'adds':>11}{'removes':>11}")
+    # CPU s: user + system of the process, steadier than wall time on a shared machine.
+    print(
+        f"  {'':<46}{'wall s':>8}{'diff s':>8}{'cpu s':>8}{'peak RSS MB':>13}{'adds':>11}"
+        f"{'removes':>11}"
+    )
     label = f"reconciler plan (engine {engine}, limit {limit})"
     rows = [
         ("duckdb", "floor: DuckDB anti-join"),
@@ -380,7 +384,8 @@ def _compare(
         walls["plan"].append(measured.wall_seconds)
         plan_rss = max(plan_rss, measured.peak_rss_mb)
         print(
-            f"  {label:<46}{measured.wall_seconds:>8.2f}{'':>8}{measured.peak_rss_mb:>13.0f}"
+            f"  {label:<46}{measured.wall_seconds:>8.2f}{'':>8}{measured.cpu_seconds:>8.2f}"
+            f"{measured.peak_rss_mb:>13.0f}"
             f"{adds:>11,}{removes:>11,}"
         )
         for name, text in rows:
@@ -391,7 +396,7 @@ def _compare(
             counts.add((result["adds"], result["removes"]))
             print(
                 f"  {text:<46}{result['wall_seconds']:>8.2f}{result['diff_seconds']:>8.2f}"
-                f"{result['peak_rss_mb']:>13.0f}{result['adds']:>11,}{result['removes']:>11,}"
+                f"{result['cpu_seconds']:>8.2f}{result['peak_rss_mb']:>13.0f}{result['adds']:>11,}{result['removes']:>11,}"
             )
     plan_s, floor_s = statistics.median(walls["plan"]), statistics.median(walls["duckdb"])
     ratio = plan_s / floor_s

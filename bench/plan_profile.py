@@ -46,11 +46,11 @@ from reconciler.members.model import EngineSettings
 TIMEOUT_SECONDS = 1800
 
 
-def _plain(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+def _plain(command: list[str], env: dict[str, str]) -> tuple[float, float, float]:
     run = run_measured(command, timeout=TIMEOUT_SECONDS, env=env)
     if run.returncode not in (0, 2):
         raise SystemExit(f"{command[:4]} exited {run.returncode}:\n{run.stderr[-2000:]}")
-    return run.wall_seconds, run.peak_rss_mb
+    return run.wall_seconds, run.peak_rss_mb, run.cpu_seconds
 
 
 def main() -> None:
@@ -105,8 +105,10 @@ def main() -> None:
             plan_apply.write_manifests(manifests, server.base_url, desired, args.source)
             members = root / "getusers.txt"
 
-            wall, rss = _plain([sys.executable, "-c", "import reconciler.cli"], env)
-            _row("import reconciler.cli", wall, rss)
+            _row(
+                "import reconciler.cli",
+                *_plain([sys.executable, "-c", "import reconciler.cli"], env),
+            )
             lines, times = plan_apply.save_members(emulator, list_id, members)
             _row(f"getUsers of {lines:,} lines: the emulator's answer, warm", times[-1], None)
             print(f"  (the emulator warming up: {plan_apply.answer_times(times)})")
@@ -117,19 +119,21 @@ def main() -> None:
                     "duckdb", members, desired, root / "diff", settings.memory_limit,
                     desired_header=desired.suffix == ".csv",
                 )  # fmt: skip
-                _row("floor: DuckDB anti-join", floor["wall_seconds"], floor["peak_rss_mb"])
-                wall, rss = _plain(plan, env)
-                _row("reconciler plan", wall, rss)
+                _row(
+                    "floor: DuckDB anti-join",
+                    floor["wall_seconds"],
+                    floor["peak_rss_mb"],
+                    floor["cpu_seconds"],
+                )
+                _row("reconciler plan", *_plain(plan, env))
                 for variant in args.variant:
                     extra = dict(item.split("=", 1) for item in variant.split(","))
-                    wall, rss = _plain(plan, {**env, **extra})
-                    _row(f"reconciler plan, {variant}", wall, rss)
+                    _row(f"reconciler plan, {variant}", *_plain(plan, {**env, **extra}))
 
             trace = root / "trace.json"
             command = [sys.executable, __file__, "--trace", str(trace)]
             command += ["plan", str(manifests), "--format", "json"]
-            wall, rss = _plain(command, env)
-            _row("reconciler plan, traced", wall, rss)
+            _row("reconciler plan, traced", *_plain(command, env))
             _report(json.loads(trace.read_text()))
             print(f"load average {_load()}")
     finally:
@@ -140,9 +144,11 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def _row(label: str, seconds: float, rss: float | None) -> None:
+def _row(label: str, seconds: float, rss: float | None, cpu: float | None = None) -> None:
     memory = f"  peak RSS {rss:6.0f} MB" if rss is not None else ""
-    print(f"{label:<58}{seconds:7.2f} s{memory}")
+    # CPU (user + system, all threads): steadier than wall time on a shared machine.
+    used = f"  CPU {cpu:6.2f} s" if cpu is not None else ""
+    print(f"{label:<58}{seconds:7.2f} s{memory}{used}")
 
 
 def _report(trace: dict[str, Any]) -> None:
