@@ -264,7 +264,8 @@ def main() -> None:
         with EmulatorServer(emulator) as server:
             ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
             print(
-                f"{n:,} members ({args.source}), 1% churn each way; emulator on "
+                f"{n:,} members ({args.source}), 1% churn {'each way' if churn else 'out only'}; "
+                f"emulator on "
                 f"{server.base_url}, write limit {args.write_limit:g} requests/s; "
                 f"{os.cpu_count()} cores, {ram_gb:.1f} GiB RAM, Python {sys.version.split()[0]}; "
                 f"load average {_load()}"
