@@ -41,14 +41,15 @@ def email_sql(column: str) -> str:
 
 
 def generate(
-    directory: Path, n: int, *, header: bool = False, fmt: str = "csv"
+    directory: Path, n: int, *, header: bool = False, fmt: str = "csv", adds: bool = True
 ) -> tuple[Path, Path]:
     """live.FMT and desired.FMT in `directory`: CSV (with an `email` header line when
-    `header`, as a reconciler CSV source needs) or Parquet (column `email`)."""
+    `header`, as a reconciler CSV source needs) or Parquet (column `email`). Without
+    `adds` the desired file has no new members (1% removed only)."""
     import duckdb
 
     live, desired = directory / f"live.{fmt}", directory / f"desired.{fmt}"
-    churn = max(1, n // 100)
+    churn = max(1, n // 100) if adds else 0
     options = "FORMAT parquet" if fmt == "parquet" else f"HEADER {str(header).lower()}"
     with duckdb.connect() as connection:
         connection.execute("SET enable_progress_bar = false")
@@ -170,6 +171,7 @@ def measure(
     result = json.loads(run.stdout)
     result["wall_seconds"] = run.wall_seconds
     result["peak_rss_mb"] = run.peak_rss_mb
+    result["cpu_seconds"] = run.cpu_seconds
     return result
 
 

@@ -27,6 +27,9 @@ class Measured:
     stderr: str
     wall_seconds: float
     peak_rss_mb: float
+    # User + system CPU of the command (its threads and children): on a machine shared
+    # with other work, less disturbed than the wall time.
+    cpu_seconds: float = 0.0
 
 
 def run_measured(
@@ -52,7 +55,14 @@ def run_measured(
             raise SystemExit(f"{command[:3]}... still running after {timeout} s; killed") from None
         wall = time.perf_counter() - start
         figures = json.loads(report.read_text())
-    return Measured(figures["returncode"], stdout, stderr, wall, figures["peak_rss_mb"])
+    return Measured(
+        figures["returncode"],
+        stdout,
+        stderr,
+        wall,
+        figures["peak_rss_mb"],
+        figures.get("cpu_seconds", 0.0),
+    )
 
 
 def _launch(report: str, command: list[str]) -> int:
@@ -60,7 +70,11 @@ def _launch(report: str, command: list[str]) -> int:
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     # Linux reports ru_maxrss in KiB.
-    figures = {"returncode": child.returncode, "peak_rss_mb": usage.ru_maxrss / 1024}
+    figures = {
+        "returncode": child.returncode,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+    }
     Path(report).write_text(json.dumps(figures))
     return 0
 

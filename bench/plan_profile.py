@@ -1,6 +1,7 @@
 """Where `reconciler plan`'s time and memory go, for one audience planned at scale.
 
     python bench/plan_profile.py [N] [--source csv|parquet] [--variant VAR=VALUE[,VAR=VALUE]]...
+                                 [--runs 1] [--churn both|removes]
 
 Sets up as bench/plan_apply.py does (the same generated files; the list seeded straight
 into the emulator, whatever N), then runs, each as a measured subprocess (bench/measure.py):
@@ -45,11 +46,11 @@ from reconciler.members.model import EngineSettings
 TIMEOUT_SECONDS = 1800
 
 
-def _plain(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+def _plain(command: list[str], env: dict[str, str]) -> tuple[float, float, float]:
     run = run_measured(command, timeout=TIMEOUT_SECONDS, env=env)
     if run.returncode not in (0, 2):
         raise SystemExit(f"{command[:4]} exited {run.returncode}:\n{run.stderr[-2000:]}")
-    return run.wall_seconds, run.peak_rss_mb
+    return run.wall_seconds, run.peak_rss_mb, run.cpu_seconds
 
 
 def main() -> None:
@@ -64,6 +65,12 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], help="VAR=VALUE[,VAR=VALUE]")
     parser.add_argument(
         "--runs", type=int, default=1, help="runs of each (1): the machine is noisy"
+    )
+    parser.add_argument(
+        "--churn",
+        choices=("both", "removes"),
+        default="both",
+        help="as bench/plan_apply.py's: removes only, so the plan makes no consent read",
     )
     args = parser.parse_args()
 
@@ -86,17 +93,22 @@ def main() -> None:
     try:
         with EmulatorServer(emulator) as server:
             print(
-                f"{args.n:,} members ({args.source}), 1% churn each way; {os.cpu_count()} cores; "
+                f"{args.n:,} members ({args.source}), 1% churn "
+                f"{'each way' if args.churn == 'both' else 'out only'}; {os.cpu_count()} cores; "
                 f"load average {_load()}"
             )
-            live, desired = diff_engines.generate(manifests, args.n, header=True, fmt=args.source)
+            live, desired = diff_engines.generate(
+                manifests, args.n, header=True, fmt=args.source, adds=args.churn == "both"
+            )
             list_id = plan_apply.seed(emulator, live)
             gc.freeze()
             plan_apply.write_manifests(manifests, server.base_url, desired, args.source)
             members = root / "getusers.txt"
 
-            wall, rss = _plain([sys.executable, "-c", "import reconciler.cli"], env)
-            _row("import reconciler.cli", wall, rss)
+            _row(
+                "import reconciler.cli",
+                *_plain([sys.executable, "-c", "import reconciler.cli"], env),
+            )
             lines, times = plan_apply.save_members(emulator, list_id, members)
             _row(f"getUsers of {lines:,} lines: the emulator's answer, warm", times[-1], None)
             print(f"  (the emulator warming up: {plan_apply.answer_times(times)})")
@@ -107,19 +119,21 @@ def main() -> None:
                     "duckdb", members, desired, root / "diff", settings.memory_limit,
                     desired_header=desired.suffix == ".csv",
                 )  # fmt: skip
-                _row("floor: DuckDB anti-join", floor["wall_seconds"], floor["peak_rss_mb"])
-                wall, rss = _plain(plan, env)
-                _row("reconciler plan", wall, rss)
+                _row(
+                    "floor: DuckDB anti-join",
+                    floor["wall_seconds"],
+                    floor["peak_rss_mb"],
+                    floor["cpu_seconds"],
+                )
+                _row("reconciler plan", *_plain(plan, env))
                 for variant in args.variant:
                     extra = dict(item.split("=", 1) for item in variant.split(","))
-                    wall, rss = _plain(plan, {**env, **extra})
-                    _row(f"reconciler plan, {variant}", wall, rss)
+                    _row(f"reconciler plan, {variant}", *_plain(plan, {**env, **extra}))
 
             trace = root / "trace.json"
             command = [sys.executable, __file__, "--trace", str(trace)]
             command += ["plan", str(manifests), "--format", "json"]
-            wall, rss = _plain(command, env)
-            _row("reconciler plan, traced", wall, rss)
+            _row("reconciler plan, traced", *_plain(command, env))
             _report(json.loads(trace.read_text()))
             print(f"load average {_load()}")
     finally:
@@ -130,18 +144,23 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def _row(label: str, seconds: float, rss: float | None) -> None:
+def _row(label: str, seconds: float, rss: float | None, cpu: float | None = None) -> None:
     memory = f"  peak RSS {rss:6.0f} MB" if rss is not None else ""
-    print(f"{label:<58}{seconds:7.2f} s{memory}")
+    # CPU (user + system, all threads): steadier than wall time on a shared machine.
+    used = f"  CPU {cpu:6.2f} s" if cpu is not None else ""
+    print(f"{label:<58}{seconds:7.2f} s{memory}{used}")
 
 
 def _report(trace: dict[str, Any]) -> None:
-    print("DuckDB statements on the workspace (started at s since start, took s, peak RSS MB):")
+    print(
+        "DuckDB statements on the workspace (started at s since start, took s, CPU s of the "
+        "process meanwhile, peak RSS MB):"
+    )
     shown = 0.0
-    for at, took, rss, sql in trace["statements"]:
+    for at, took, rss, sql, cpu in trace["statements"]:
         if took >= 0.05:
             shown += took
-            print(f"  {at:7.2f} {took:7.2f} {rss:7.0f}  {sql}")
+            print(f"  {at:7.2f} {took:7.2f} {cpu:7.2f} {rss:7.0f}  {sql}")
     total = sum(s[1] for s in trace["statements"])
     print(
         f"  statements: {len(trace['statements'])}, {total:.2f} s in all "
@@ -154,6 +173,13 @@ def _report(trace: dict[str, Any]) -> None:
 # -- the traced child ----------------------------------------------------------------------
 
 
+def _cpu() -> float:
+    """CPU seconds of this whole process (every thread: a download beside a statement
+    counts in it too)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 class _TimedConnection:
     """A DuckDB connection whose execute() is timed; everything else passes through."""
 
@@ -163,12 +189,12 @@ class _TimedConnection:
         self._start = start
 
     def execute(self, sql: str, *args: Any, **kwargs: Any) -> Any:
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), _cpu()
         result = self._connection.execute(sql, *args, **kwargs)
-        ended = time.perf_counter()
+        ended, cpu = time.perf_counter(), _cpu() - cpu
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         text = " ".join(sql.split())
-        self._log.append([began - self._start, ended - began, peak, text[:150]])
+        self._log.append([began - self._start, ended - began, peak, text[:150], cpu])
         return result
 
     def __getattr__(self, name: str) -> Any:
