@@ -403,11 +403,14 @@ def _start_prefetches(
 def _expected_rows(engine: Engine, audience: Any) -> int | None:
     """An audience's source rows, counted without parsing them: what its list is expected
     to hold, for choosing the read route before the source is read. None when counting
-    would run a query once more (a warehouse audience with trait mappings)."""
+    would run a query once more: an audience with a trait mapping that the Python engine
+    plans whatever its size (Source.traits_at_scale false: a warehouse's) is never
+    counted to choose its engine, so counting it here would be the only extra run. Those
+    the DuckDB engine can plan are counted once (the memo at_scale keeps) either way."""
     source = source_for(audience)
     if not source.scales:
         return source.estimate_rows()  # inline: the manifest's entries
-    if audience.spec.traits is not None and source.kind not in ("csv", "parquet"):
+    if audience.spec.traits is not None and not source.traits_at_scale:
         return None
     # The memo at_scale keeps: the count is made once.
     return engine.remember(("rows", audience.name), lambda: estimate_rows(audience))

@@ -16,6 +16,7 @@ from reconciler.manifest import Audience
 from reconciler.members.identity import Member
 from reconciler.render.masking import column_names
 from reconciler.sources import MemberIssue, source_for
+from reconciler.sources.rows import trait_value
 from reconciler.traits.mapping import CompiledMapping, FieldBudgetError
 
 if TYPE_CHECKING:
@@ -133,7 +134,9 @@ def desired_fields_table(
                     on_rows(len(chunk))
                 for key, kind, email, user_id, row, *cell_values in chunk:
                     source_row = {
-                        **dict(zip(traits, cell_values, strict=True)),
+                        # As the Python engine's reader converts a typed source's values
+                        # (a CSV's are text, which it leaves alone).
+                        **{n: trait_value(v) for n, v in zip(traits, cell_values, strict=True)},
                         email_column: email,
                         user_id_column: user_id,
                     }

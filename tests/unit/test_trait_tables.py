@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from reconciler.emulator import Emulator, EmulatorTransport, Limits
@@ -244,3 +245,125 @@ def test_a_type_conflict_stops_both_paths_with_the_same_message(tmp_path, engine
     assert messages[0] == messages[1]
     assert "'greeting' is long in Iterable" in messages[0]
     assert "data/crm.csv:2" in messages[0]
+
+
+# -- typed sources: Parquet files and DuckDB queries --------------------------------------
+
+# Every type a Parquet file or a DuckDB query hands the conversions, NULLs among them, and
+# values the conversions refuse (NaN, infinity, text for a number). Rows 6 and 8 repeat
+# keys: row 6 with a different plan, row 8 with the same NaN score (NaN differs from
+# itself in Python, so both paths call it a conflict).
+TYPED_ROWS = """
+    ('a@x.com', 1, 'pro', 2.5::DOUBLE, 3, true, DATE '2025-07-01',
+     TIMESTAMP '2025-07-01 09:30:00.123456', TIMESTAMPTZ '2025-07-01 09:30:00+02',
+     12.34::DECIMAL(10,2), ['red', 'blue'], {'tier': 'gold', 'since': DATE '2020-01-01'}, 'Ann'),
+    ('b@x.com', 2, 'fréé ✓', 'nan'::DOUBLE, NULL, false, NULL, NULL, NULL,
+     5.00::DECIMAL(10,2), [], NULL, 'bob'),
+    ('c@x.com', NULL, NULL, 'inf'::DOUBLE, -4, NULL, DATE '1999-12-31',
+     TIMESTAMP '2000-01-01 00:00:00', TIMESTAMPTZ '2030-01-01 23:59:59-05',
+     NULL, NULL, {'tier': NULL, 'since': NULL}, NULL),
+    ('d@x.com', 4, '42', -0.0::DOUBLE, 0, true, DATE '2024-02-29',
+     TIMESTAMP '2024-02-29 12:00:00', TIMESTAMPTZ '2024-02-29 12:00:00+00',
+     -0.50::DECIMAL(10,2), ['x'], {'tier': 'silver', 'since': DATE '2024-02-29'}, 'dan'),
+    ('e@x.com', 5, 'free', 1e300::DOUBLE, 2147483647, false, DATE '2025-01-01',
+     TIMESTAMP '2025-01-01 00:00:00', TIMESTAMPTZ '2025-01-01 00:00:00+00',
+     99999999.99::DECIMAL(10,2), ['y', NULL], {'tier': 'x', 'since': NULL}, 'Émile'),
+    ('A@x.com', 1, 'basic', 2.5::DOUBLE, 3, true, DATE '2025-07-01',
+     TIMESTAMP '2025-07-01 09:30:00.123456', TIMESTAMPTZ '2025-07-01 09:30:00+02',
+     12.34::DECIMAL(10,2), ['red', 'blue'], {'tier': 'gold', 'since': DATE '2020-01-01'}, 'Ann'),
+    ('f@x.com', 6, 'pro', 'nan'::DOUBLE, 1, true, NULL, NULL, NULL, NULL, NULL, NULL, 'fay'),
+    ('f@x.com', 6, 'pro', 'nan'::DOUBLE, 1, true, NULL, NULL, NULL, NULL, NULL, NULL, 'fay')
+"""
+TYPED_COLUMNS = (
+    "email, userId, plan, score, visits, vip, joined, seen, seen_tz, balance, tags, profile, first"
+)
+TYPED_FIELDS: dict[str, Any] = {
+    "plan_tier": "plan",
+    "plan_number": {"from": "plan", "type": "number"},
+    "score": {"from": "score", "type": "number"},
+    "score_raw": "score",
+    "visits": {"from": "visits", "type": "number"},
+    "vip": {"from": "vip", "type": "boolean"},
+    "vip_text": {"from": "vip", "type": "string"},
+    "joined": {"from": "joined", "type": "date"},
+    "seen": "seen",
+    "seen_tz": {"from": "seen_tz", "type": "date"},
+    "balance": {"from": "balance", "type": "number"},
+    "balance_raw": "balance",
+    "tags": {"from": "tags", "type": "list"},
+    "profile": {"from": "profile", "type": "object"},
+    "profile_raw": "profile",
+    "greeting": {
+        "template": "Hi {{ first | title }}: {{ plan }} {{ balance }} {{ vip }} {{ joined }} "
+        "{{ seen_tz }} {{ tags }} {{ score }}"
+    },
+}
+# Columns only a DuckDB query can give (a Parquet file cannot hold them); they cross the
+# DuckDB path's transfer file as text.
+QUERY_EXTRA = (
+    ", 170141183460469231731687303715884105727::HUGEINT AS big, "
+    "[1::UHUGEINT, NULL] AS bigs, TIMETZ '01:02:03+05' AS at_time, 'k'::ENUM('j', 'k') AS e"
+)
+
+
+def _typed_manifests(tmp: Path, kind: str, project_type: str) -> Path:
+    (tmp / "data").mkdir(exist_ok=True)
+    values = f"SELECT * FROM (VALUES {TYPED_ROWS}) AS t({TYPED_COLUMNS})"
+    parquet = tmp / "data" / "members.parquet"
+    with duckdb.connect() as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        connection.execute(f"COPY ({values}) TO '{parquet}' (FORMAT parquet)")
+    fields = dict(TYPED_FIELDS)
+    if kind == "parquet":
+        members: dict[str, Any] = {"parquet": "data/members.parquet"}
+    else:
+        query = f"SELECT *{QUERY_EXTRA} FROM ({values})"
+        members = {"sql": query, "database": ":memory:"}
+        fields.update(big="big", bigs="bigs", e="e", big_text={"template": "{{ big }} {{ bigs }}"})
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Destination",
+            "metadata": {"name": "d"},
+            "spec": {"region": "us", "projectType": project_type, "apiKey": {"env": "K"}},
+        },
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Audience",
+            "metadata": {"name": "crm"},
+            "spec": {"destination": "d", "members": members, "traits": "typed"},
+        },
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "TraitMapping",
+            "metadata": {"name": "typed"},
+            "spec": {"fields": fields},
+        },
+    ]
+    (tmp / "m.yaml").write_text("\n---\n".join(json.dumps(d) for d in docs), encoding="utf-8")
+    return tmp
+
+
+@pytest.mark.parametrize("kind", ["parquet", "duckdb query"])
+@pytest.mark.parametrize("project_type", ["email", "userId", "hybrid"])
+def test_typed_sources_plan_trait_mappings_alike(tmp_path, engines, kind, project_type):
+    root = _typed_manifests(tmp_path, kind, project_type)
+    emulator = _emulator(project_type)
+    python = _plan(root, emulator, engines["python"], "export")
+    duckdb_plan = _plan(root, emulator, engines["duckdb"], "export")
+    assert not isinstance(duckdb_plan.destinations[0].lists[0].add_fields, dict)
+    assert isinstance(python.destinations[0].lists[0].add_fields, dict)
+
+    expected = _data(python, root)
+    assert _data(duckdb_plan, root) == expected
+    # The case is not empty: values of every type were made or refused, rows conflict.
+    messages = [m for _a, _w, m, _v in expected["issues"]]
+    assert any("field 'score'" in m and "finite" in m for m in messages)
+    assert any("field 'plan_number'" in m for m in messages)
+    made = {f for fields in expected["add_fields"].values() for v in fields.values() for f in v}
+    made |= {f for *_, changes, _m in expected["updates"] for f in changes}
+    assert {"joined", "seen_tz", "balance", "tags", "profile", "greeting", "vip"} <= made
+    if kind == "duckdb query":
+        assert {"big", "bigs", "e", "big_text"} <= made
+    conflicts = expected["json"]["destinations"][0]["duplicate_conflicts"]
+    assert any("different values in" in c["reason"] for c in conflicts)

@@ -40,7 +40,7 @@ from reconciler.sources import MemberIssue, source_for
 from reconciler.sources.base import CsvRows, RowStream
 from reconciler.sources.csv_file import csv_open_error, not_utf8_error
 from reconciler.sources.duckdb_query import DuckDbRelation, QueryTimedOut
-from reconciler.sources.rows import find_columns
+from reconciler.sources.rows import find_columns, trait_value
 
 # At most this many skipped rows are kept with their reasons; the rest are counted.
 MAX_ISSUES = 1000
@@ -155,7 +155,17 @@ class DesiredTable:
         rows = self.rows_table
         # Rows also disagree in a trait column (the Python engine compares Member.traits).
         traits = range(len(self.traits))
-        differs = "".join(f" OR r.t{i} IS DISTINCT FROM d.t{i}" for i in traits)
+        # NaN equals NaN in SQL but not in Python, where the rows then disagree.
+        types = dict(
+            self.engine.connection.execute(
+                f"SELECT column_name, column_type FROM (DESCRIBE {rows})"
+            ).fetchall()
+        )
+        nan = {i for i in traits if types.get(f"t{i}") in ("FLOAT", "DOUBLE")}
+        differs = "".join(
+            f" OR r.t{i} IS DISTINCT FROM d.t{i}" + (f" OR isnan(r.t{i})" if i in nan else "")
+            for i in traits
+        )
         cells = "".join(f", r.t{i}, d.t{i}" for i in traits)
         found = self.engine.connection.execute(
             f"WITH firsts AS (SELECT key, min(row) AS first FROM {rows} GROUP BY key "
@@ -170,8 +180,8 @@ class DesiredTable:
         where = self.where or (lambda n: f"row {n}")
         issues = []
         for row, first, key, kind, email, user_id, first_email, first_user_id, *cells_of in found:
-            later = dict(zip(self.traits, cells_of[0::2], strict=True))
-            earlier = dict(zip(self.traits, cells_of[1::2], strict=True))
+            later = {n: trait_value(v) for n, v in zip(self.traits, cells_of[0::2], strict=True)}
+            earlier = {n: trait_value(v) for n, v in zip(self.traits, cells_of[1::2], strict=True)}
             message = duplicate_conflict(
                 Member(key, kind, first_email, first_user_id, earlier),
                 Member(key, kind, email, user_id, later),
@@ -271,7 +281,9 @@ class _Checker:
         return _csv_row_namer(path, snapshot.copy, set_aside), columns, (count, issues)
 
     def duckdb(self, relation: DuckDbRelation) -> tuple[Where, Columns, Rejected]:
-        columns = _query_into(self.engine, self.spec, self.checked, self.project_type, relation)
+        columns = _query_into(
+            self.engine, self.spec, self.checked, self.project_type, relation, self.keep_traits
+        )
         return relation.where, columns, (0, [])
 
     def stream(self, source: RowStream) -> tuple[Where, Columns, Rejected]:
@@ -399,14 +411,19 @@ def _query_into(
     checked: str,
     project_type: ProjectType,
     relation: DuckDbRelation,
+    keep_traits: bool = False,
 ) -> Columns:
     """A DuckDB query's rows (a Parquet file's, a manifest's query's) into `checked`.
 
     The query runs in a locked-down connection of its own (sources.duckdb_query), never
     in the workspace, which holds other lists' members and reads files for reconciler:
-    its identifier columns are written to a Parquet file in a directory made for it, which
-    the workspace then reads. A database file is opened read-only, so the query names its
-    tables as it would in that database."""
+    its identifier columns (and, for a trait mapping, its other columns) are written to a
+    Parquet file in a directory made for it, which the workspace then reads. A database
+    file is opened read-only, so the query names its tables as it would in that database.
+
+    Trait columns keep their types, so that the values fetched back a batch at a time
+    are the Python values the Python engine fetches from the query itself (see
+    `_through_parquet` for the few types Parquet cannot carry)."""
     query = relation.select()
     transfer = engine.directory / engine.name("query")
     transfer.mkdir(mode=0o700)
@@ -416,22 +433,37 @@ def _query_into(
             writable=transfer, memory_bytes=engine.settings.duckdb_memory_bytes
         ) as source:
             try:
-                names = [row[0] for row in source.execute(f"DESCRIBE {query}").fetchall()]
+                described = source.execute(f"DESCRIBE {query}").fetchall()
+                names = [row[0] for row in described]
                 columns = find_columns(names, spec, f"{relation.declared_at}: {relation.subject}")
-                email = _quoted(names[columns.email]) if columns.email is not None else "NULL"
-                user_id = _quoted(names[columns.user_id]) if columns.user_id is not None else "NULL"
+                identity = (columns.email, columns.user_id)
+                traits = trait_columns(names, identity) if keep_traits else []
+                # Columns are taken by position (a query may repeat a name, or use any).
+                cells = ", ".join(f"c{i}" for i in range(len(names)))
+                sent = "".join(
+                    f", {_through_parquet(f'c{i}', described[i][1])[0]} AS c{i}" for _, i in traits
+                )
                 select = (
-                    f"SELECT CAST({email} AS VARCHAR) AS email, CAST({user_id} AS VARCHAR) "
-                    f"AS user_id FROM ({query}\n)"  # the newline ends a trailing `-- comment`
+                    f"SELECT CAST({_cell(columns.email)} AS VARCHAR) AS email, "
+                    f"CAST({_cell(columns.user_id)} AS VARCHAR) AS user_id{sent} "
+                    f"FROM ({query}\n) AS q({cells})"  # the newline ends a trailing `-- comment`
                 )
                 source.execute(f"COPY ({select}) TO {_literal(str(rows))} (FORMAT parquet)")
             except duckdb.Error as exc:
                 raise relation.error(exc) from None
-        found = Columns(columns.email is not None, columns.user_id is not None)
+        found = Columns(
+            columns.email is not None,
+            columns.user_id is not None,
+            traits=tuple(traits),
+            null_cells=True,
+        )
+        received = "".join(
+            f", {_through_parquet(f'c{i}', described[i][1])[1]} AS c{i}" for _, i in traits
+        )
         engine.connection.execute(
             _checked_sql(
                 checked,
-                f"SELECT email, user_id FROM read_parquet({_literal(str(rows))})",
+                f"SELECT email, user_id{received} FROM read_parquet({_literal(str(rows))})",
                 project_type,
                 found,
             )
@@ -439,6 +471,20 @@ def _query_into(
     finally:
         shutil.rmtree(transfer, ignore_errors=True)
     return found
+
+
+# Types DuckDB's Parquet writer does not give back as they were (measured on DuckDB 2.0:
+# HUGEINT and UHUGEINT come back as DOUBLE, TIME WITH TIME ZONE shifted to UTC, UNION as
+# a STRUCT). A column of one of these, or of a nested type holding one, crosses as text
+# and is cast back to its type, which gives the same value.
+_NOT_THROUGH_PARQUET = re.compile(r"\b(?:U?HUGEINT|TIME WITH TIME ZONE|UNION)\b")
+
+
+def _through_parquet(cell: str, type_name: str) -> tuple[str, str]:
+    """How a trait column of this type is written to the transfer file and read back."""
+    if _NOT_THROUGH_PARQUET.search(type_name) is None:
+        return cell, cell
+    return f"CAST({cell} AS VARCHAR)", f"CAST({cell} AS {type_name})"
 
 
 def _warehouse_into(
@@ -497,8 +543,10 @@ class Columns:
     user_id: bool
     blank: str = "false"
     # Trait columns kept (name, cell index): as t0, t1, ... beside the identifiers. An
-    # empty cell is "" as Python's csv module reads it (DuckDB reads it as NULL).
+    # empty CSV cell is "" as Python's csv module reads it (DuckDB reads it as NULL); a
+    # NULL in a typed source (`null_cells`) is None, as its Python reader gives it.
     traits: tuple[tuple[str, int], ...] = ()
+    null_cells: bool = False
 
     def select(self) -> str:
         email = "email" if self.email else "NULL::VARCHAR AS email"
@@ -546,7 +594,8 @@ def _checked_sql(table: str, select: str, project_type: ProjectType, columns: Co
         )
     if columns.user_id:
         kept.append("CASE WHEN fast THEN u ELSE slow_user_id END AS user_id")
-    kept.extend(f"coalesce(c{cell}, '') AS t{i}" for i, (_, cell) in enumerate(columns.traits))
+    empty = "c{}" if columns.null_cells else "coalesce(c{}, '')"
+    kept.extend(f"{empty.format(cell)} AS t{i}" for i, (_, cell) in enumerate(columns.traits))
     return f"""
         CREATE TABLE {table} AS
         WITH cells AS (
