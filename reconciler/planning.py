@@ -185,6 +185,9 @@ def _plan_destination(
         field_updates=fields.updates,
         field_read=fields.read,
         field_issues=tuple(field_issues),
+        field_issues_unlisted=sum(
+            item.fields.unlisted for item in desired.lists if item.fields is not None
+        ),
         member_read=live.describe_reads(),
         notes=tuple(list_notes(desired.lists, live.all_lists, live.managed, deletions)),
         duplicate_rows=sum(item.duplicates for item in desired.lists),

@@ -19,6 +19,10 @@ from reconciler.sources import MemberIssue, source_for
 from reconciler.sources.rows import trait_value
 from reconciler.traits.mapping import CompiledMapping, FieldBudgetError
 
+# At most this many values not made are listed per audience and field, with where and
+# why; the rest are counted (as skipped rows are: members/engine/desired_table.py).
+MAX_FIELD_ISSUES = 1000
+
 if TYPE_CHECKING:
     from reconciler.members.engine.field_tables import ValueRow, ValuesTable
     from reconciler.members.model import DesiredTable, Engine
@@ -36,6 +40,19 @@ class DesiredFields:
     # `values`, and `locate` names a member's source row.
     table: ValuesTable | None = None
     locate: Callable[[str], str | None] | None = None
+    # Values not made beyond those listed: `issues` keeps the first MAX_FIELD_ISSUES of
+    # each field (a mistyped `type:` fails every row of an audience of millions).
+    unlisted: int = 0
+    _per_field: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def add_issue(self, field_name: str, issue: MemberIssue) -> None:
+        """Lists the issue while its field has fewer than MAX_FIELD_ISSUES, else counts it."""
+        listed = self._per_field.get(field_name, 0)
+        if listed < MAX_FIELD_ISSUES:
+            self._per_field[field_name] = listed + 1
+            self.issues.append(issue)
+        else:
+            self.unlisted += 1
 
     def describe_member(self, key: str) -> str:
         """Where a member's values come from, for messages (never the identifier itself)."""
@@ -80,10 +97,11 @@ def desired_fields(
         for error in errors:
             at = where.get(key) if where is not None else None
             if at is not None:
-                out.issues.append(MemberIssue(at, error.message))
+                out.add_issue(error.field, MemberIssue(at, error.message))
             else:
                 # Sources that keep no row numbers: name the member instead (masked in output).
-                out.issues.append(MemberIssue(f"{source_at}: member", error.message, key))
+                issue = MemberIssue(f"{source_at}: member", error.message, key)
+                out.add_issue(error.field, issue)
     return out
 
 
@@ -150,11 +168,10 @@ def desired_fields_table(
                         raise _budget_error(audience, mapping, over, at) from None
                     for error in errors:
                         if at is not None:
-                            out.issues.append(MemberIssue(at, error.message))
+                            out.add_issue(error.field, MemberIssue(at, error.message))
                         else:
-                            out.issues.append(
-                                MemberIssue(f"{audience.location}: member", error.message, key)
-                            )
+                            issue = MemberIssue(f"{audience.location}: member", error.message, key)
+                            out.add_issue(error.field, issue)
                     yield (
                         key,
                         kind,

@@ -367,3 +367,92 @@ def test_typed_sources_plan_trait_mappings_alike(tmp_path, engines, kind, projec
         assert {"big", "bigs", "e", "big_text"} <= made
     conflicts = expected["json"]["destinations"][0]["duplicate_conflicts"]
     assert any("different values in" in c["reason"] for c in conflicts)
+
+
+# -- value issues are capped per audience and field ----------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_value_issues_are_capped_alike_on_both_paths(tmp_path, engines, monkeypatch, kind):
+    """A mistyped `type:` fails every row: each field lists its first MAX_FIELD_ISSUES
+    values not made and counts the rest, the same on both paths, in every output."""
+    from reconciler.render.plans import plan_json, plan_markdown, plan_text
+    from reconciler.traits import values
+
+    cap = 4
+    monkeypatch.setattr(values, "MAX_FIELD_ISSUES", cap)
+    rows = 25  # every row fails `wrong`; every third fails `ltv`
+    (tmp_path / "data").mkdir()
+    lines = ["email,plan,ltv"] + [
+        f"m{n}@x.com,tier{n},{'many' if n % 3 == 0 else n}" for n in range(rows)
+    ]
+    (tmp_path / "data" / "m.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    members: dict[str, str] = {"csv": "data/m.csv"}
+    if kind == "parquet":
+        with duckdb.connect() as connection:
+            connection.execute(
+                f"COPY (SELECT * FROM read_csv('{tmp_path}/data/m.csv', all_varchar = true)) "
+                f"TO '{tmp_path}/data/m.parquet' (FORMAT parquet)"
+            )
+        members = {"parquet": "data/m.parquet"}
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Destination",
+            "metadata": {"name": "d"},
+            "spec": {"region": "us", "projectType": "email", "apiKey": {"env": "K"}},
+        },
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Audience",
+            "metadata": {"name": "crm"},
+            "spec": {"destination": "d", "members": members, "traits": "t"},
+        },
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "TraitMapping",
+            "metadata": {"name": "t"},
+            "spec": {
+                "fields": {
+                    "wrong": {"from": "plan", "type": "number"},
+                    "ltv": {"from": "ltv", "type": "number"},
+                    "plan_tier": "plan",
+                }
+            },
+        },
+    ]
+    (tmp_path / "m.yaml").write_text("\n---\n".join(json.dumps(d) for d in docs))
+    emulator = _emulator("email")
+    outputs = []
+    for name in ENGINES:
+        plan = _plan(tmp_path, emulator, engines[name], "export")
+        (dest,) = plan.destinations
+        failing_ltv = len(range(0, rows, 3))
+        # Listed: the first `cap` of each field, in row order; counted: the rest, exactly.
+        listed = [i.message.split(" ")[1] for _a, i in dest.field_issues]
+        assert listed.count("'wrong'") == cap and listed.count("'ltv'") == cap
+        # Rows are named by line in a CSV file (after its header), by number in Parquet.
+        first_row = {"csv": 2, "parquet": 1}[kind]
+        ltv_at = [i.where.rsplit(":", 1)[1] for _a, i in dest.field_issues if "'ltv'" in i.message]
+        assert [int(w.removeprefix("row ")) for w in ltv_at] == [
+            n + first_row for n in range(0, 3 * cap, 3)
+        ]
+        assert dest.field_issues_unlisted == rows + failing_ltv - 2 * cap
+        assert plan.summary.field_values_skipped == rows + failing_ltv
+        text = plan_text(plan).replace(str(tmp_path), "ROOT")
+        assert f"{rows + failing_ltv:,} field values not sent" in text
+        data = json.loads(plan_json(plan))
+        assert data["destinations"][0]["field_issues_unlisted"] == dest.field_issues_unlisted
+        # A saved plan keeps the count.
+        path = tmp_path / f"{name}.plan"
+        save_plan(path, plan, "digest", tmp_path, None)
+        assert load_plan(path).plan.destinations[0].field_issues_unlisted == (
+            dest.field_issues_unlisted
+        )
+        # How members were read differs by engine by design (as _data leaves it out).
+        read = dest.member_read or ""
+        markdown = plan_markdown(plan).replace(str(tmp_path), "ROOT").replace(read, "READ")
+        outputs.append((text.replace(read, "READ"), markdown, _data(plan, tmp_path)))
+    assert outputs[0] == outputs[1]
+    # Listed fewer than the sample: "more" counts those not listed.
+    assert f"... and {rows + failing_ltv - 2 * cap:,} more" in outputs[0][0]
