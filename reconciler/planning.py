@@ -405,11 +405,12 @@ def _start_prefetches(
 
 def _expected_rows(engine: Engine, audience: Any) -> int | None:
     """An audience's source rows, counted without parsing them: what its list is expected
-    to hold, for choosing the read route before the source is read. None when counting
-    would run a query once more: an audience with a trait mapping that the Python engine
-    plans whatever its size (Source.traits_at_scale false: a warehouse's) is never
-    counted to choose its engine, so counting it here would be the only extra run. Those
-    the DuckDB engine can plan are counted once (the memo at_scale keeps) either way."""
+    to hold, for choosing the read route before the source is read. A query's count is a
+    second, cheaper run of it; it is made once (the memo at_scale keeps), and at_scale
+    needs it anyway to choose the engine, trait mapping or not (every kind of source
+    that scales plans its mapped fields in DuckDB too, Source.traits_at_scale). None when
+    the source cannot be counted. An audience whose mapped fields stay in Python (a kind
+    with traits_at_scale false) is not counted for this alone."""
     source = source_for(audience)
     if not source.scales:
         return source.estimate_rows()  # inline: the manifest's entries

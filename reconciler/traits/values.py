@@ -16,7 +16,6 @@ from reconciler.manifest import Audience
 from reconciler.members.identity import Member
 from reconciler.render.masking import column_names
 from reconciler.sources import MemberIssue, source_for
-from reconciler.sources.rows import trait_value
 from reconciler.traits.mapping import CompiledMapping, FieldBudgetError
 
 # At most this many values not made are listed per audience and field, with where and
@@ -137,6 +136,7 @@ def desired_fields_table(
     traits = table.traits
     cells = "".join(f", t{i}" for i in range(len(traits)))
     names = mapping.field_names
+    value = table.trait_value
     first = True
 
     def rows() -> Iterator[ValueRow]:
@@ -152,9 +152,8 @@ def desired_fields_table(
                     on_rows(len(chunk))
                 for key, kind, email, user_id, row, *cell_values in chunk:
                     source_row = {
-                        # As the Python engine's reader converts a typed source's values
-                        # (a CSV's are text, which it leaves alone).
-                        **{n: trait_value(v) for n, v in zip(traits, cell_values, strict=True)},
+                        # As the Python engine's reader gives them (DesiredTable.trait_value).
+                        **{n: value(v) for n, v in zip(traits, cell_values, strict=True)},
                         email_column: email,
                         user_id_column: user_id,
                     }

@@ -320,6 +320,12 @@ def _typed_manifests(tmp: Path, kind: str, project_type: str) -> Path:
         query = f"SELECT *{QUERY_EXTRA} FROM ({values})"
         members = {"sql": query, "database": ":memory:"}
         fields.update(big="big", bigs="bigs", e="e", big_text={"template": "{{ big }} {{ bigs }}"})
+    return _one_audience(tmp, members, fields, project_type)
+
+
+def _one_audience(
+    tmp: Path, members: dict[str, Any], fields: dict[str, Any], project_type: str
+) -> Path:
     docs: list[dict[str, Any]] = [
         {
             "apiVersion": "reconciler/v1",
@@ -456,3 +462,116 @@ def test_value_issues_are_capped_alike_on_both_paths(tmp_path, engines, monkeypa
     assert outputs[0] == outputs[1]
     # Listed fewer than the sample: "more" counts those not listed.
     assert f"... and {rows + failing_ltv - 2 * cap:,} more" in outputs[0][0]
+
+
+# -- warehouse sources (a query at a SQLAlchemy URL) ---------------------------------------
+
+# What a warehouse's driver hands back beyond text and numbers: PostgreSQL's types as
+# psycopg gives them (NaN and infinity, numerics, time zones, arrays, JSON, intervals,
+# UUIDs, bytes), NULLs among them; a repeated key with other values and one with NaN.
+POSTGRES_TABLE = """
+    CREATE TABLE people (
+        email TEXT, user_id BIGINT, plan TEXT, score DOUBLE PRECISION, visits BIGINT,
+        vip BOOLEAN, joined DATE, seen TIMESTAMP, seen_tz TIMESTAMPTZ, balance NUMERIC(10, 2),
+        tags TEXT[], profile JSONB, first TEXT, waited INTERVAL, uid UUID, raw BYTEA,
+        amounts NUMERIC[], days DATE[]
+    )
+"""
+POSTGRES_ROWS = """
+    INSERT INTO people VALUES
+    ('a@x.com', 1, 'pro', 2.5, 3, true, '2025-07-01', '2025-07-01 09:30:00.123456',
+     '2025-07-01 09:30:00+02', 12.34, ARRAY['red', 'blue'], '{"tier": "gold", "n": [1, 2.5]}',
+     'Ann', '3 days', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\\xdeadbeef', ARRAY[1.50, 2],
+     ARRAY[DATE '2020-01-01']),
+    ('b@x.com', 2, 'fréé ✓', 'NaN', NULL, false, NULL, NULL, NULL, 5.00, ARRAY[]::TEXT[],
+     'null', 'bob', NULL, NULL, NULL, NULL, NULL),
+    ('c@x.com', NULL, NULL, 'Infinity', -4, NULL, '1999-12-31', '2000-01-01 00:00:00',
+     '2030-01-01 23:59:59-05', NULL, NULL, '[1, "x", null]', NULL, '1 hour', NULL, NULL,
+     ARRAY[0.1], NULL),
+    ('d@x.com', 4, '42', -0.0, 0, true, '2024-02-29', '2024-02-29 12:00:00',
+     '2024-02-29 12:00:00+00', -0.50, ARRAY['x', NULL], '{"b": 1, "a": {"c": true}}', 'dan',
+     '-2 minutes', NULL, '\\x', NULL, ARRAY[DATE '2024-02-29', NULL]),
+    ('A@x.com', 1, 'basic', 2.5, 3, true, '2025-07-01', '2025-07-01 09:30:00.123456',
+     '2025-07-01 09:30:00+02', 12.34, ARRAY['red', 'blue'], '{"tier": "gold", "n": [1, 2.5]}',
+     'Ann', '3 days', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\\xdeadbeef', ARRAY[1.50, 2],
+     ARRAY[DATE '2020-01-01']),
+    ('f@x.com', 6, 'pro', 'NaN', 1, true, NULL, NULL, NULL, NULL, NULL, NULL, 'fay', NULL,
+     NULL, NULL, NULL, NULL),
+    ('f@x.com', 6, 'pro', 'NaN', 1, true, NULL, NULL, NULL, NULL, NULL, NULL, 'fay', NULL,
+     NULL, NULL, NULL, NULL)
+"""
+POSTGRES_FIELDS: dict[str, Any] = {
+    **{k: v for k, v in TYPED_FIELDS.items() if k != "profile_raw"},  # JSON of any shape
+    "profile": {"from": "profile", "type": "object"},
+    "waited": "waited",
+    "uid": {"from": "uid", "type": "string"},
+    "raw": "raw",
+    "amounts": "amounts",
+    "amounts_list": {"from": "amounts", "type": "list"},
+    "days": "days",
+    "described": {"template": "{{ waited }} {{ uid }} {{ raw }} {{ amounts }} {{ days }}"},
+}
+
+
+def _assert_alike(root: Path, engines: dict[str, Engine], project_type: str) -> dict[str, Any]:
+    emulator = _emulator(project_type)
+    python = _plan(root, emulator, engines["python"], "export")
+    duckdb_plan = _plan(root, emulator, engines["duckdb"], "export")
+    assert not isinstance(duckdb_plan.destinations[0].lists[0].add_fields, dict)
+    assert isinstance(python.destinations[0].lists[0].add_fields, dict)
+    expected = _data(python, root)
+    assert _data(duckdb_plan, root) == expected
+    return expected
+
+
+@pytest.mark.parametrize("project_type", ["email", "userId", "hybrid"])
+def test_postgres_audiences_plan_trait_mappings_alike(
+    tmp_path, engines, postgres, monkeypatch, project_type
+):
+    postgres.execute(POSTGRES_TABLE)
+    postgres.execute(POSTGRES_ROWS)
+    monkeypatch.setenv("RECONCILER_TEST_PG_PASSWORD", postgres.password)
+    members = {
+        "sql": f'SELECT email, user_id AS "userId", plan, score, visits, vip, joined, seen, '
+        f"seen_tz, balance, tags, profile, first, waited, uid, raw, amounts, days "
+        f"FROM {postgres.schema}.people",
+        "url": postgres.url_template("RECONCILER_TEST_PG_PASSWORD"),
+    }
+    root = _one_audience(tmp_path, members, POSTGRES_FIELDS, project_type)
+    expected = _assert_alike(root, engines, project_type)
+    messages = [m for _a, _w, m, _v in expected["issues"]]
+    assert any("field 'score'" in m and "finite" in m for m in messages)
+    assert any("field 'waited'" in m for m in messages)  # an interval Iterable cannot store
+    made = {f for fields in expected["add_fields"].values() for v in fields.values() for f in v}
+    made |= {f for *_, changes, _m in expected["updates"] for f in changes}
+    assert {"joined", "seen_tz", "balance", "tags", "profile", "uid", "described"} <= made
+    conflicts = expected["json"]["destinations"][0]["duplicate_conflicts"]
+    assert sum("different values in" in c["reason"] for c in conflicts) == 2
+
+
+def test_sqlite_audiences_plan_trait_mappings_alike(tmp_path, engines, monkeypatch):
+    import sqlite3
+
+    monkeypatch.chdir(tmp_path)
+    with sqlite3.connect(tmp_path / "crm.db") as connection:
+        connection.execute("CREATE TABLE people (email TEXT, plan, ltv REAL, raw BLOB, n INT)")
+        connection.executemany(
+            "INSERT INTO people VALUES (?, ?, ?, ?, ?)",
+            [
+                ("a@x.com", "pro", 2.5, b"\x00\xff", 1),
+                ("b@x.com", 7, None, None, 2**62),
+                ("c@x.com", "lots", 1e308, b"", None),
+                ("a@x.com", "gold", 2.5, b"\x00\xff", 1),
+            ],
+        )
+    fields = {
+        "plan_any": {"from": "plan", "type": "string"},
+        "ltv": {"from": "plan", "type": "number"},
+        "raw": "raw",
+        "n": {"from": "n", "type": "number"},
+        "greeting": {"template": "{{ plan }} {{ raw }} {{ ltv }} {{ n }}"},
+    }
+    members = {"sql": "SELECT * FROM people", "url": "sqlite:///crm.db"}
+    expected = _assert_alike(_one_audience(tmp_path, members, fields, "email"), engines, "email")
+    assert any("field 'raw'" in m for _a, _w, m, _v in expected["issues"])
+    assert expected["json"]["destinations"][0]["duplicate_conflicts"]

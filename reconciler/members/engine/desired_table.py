@@ -10,7 +10,10 @@ dealt with where it costs least (see DesiredTable).
 
 from __future__ import annotations
 
+import base64
 import csv
+import json
+import pickle
 import re
 import shutil
 from collections.abc import Callable, Iterable, Sequence
@@ -90,9 +93,15 @@ class DesiredTable:
     # Audiences with a trait mapping: the source's other columns, by name, as the Python
     # engine keeps them in Member.traits; in `rows_table` as t0, t1, ... in this order.
     traits: tuple[str, ...] = ()
+    encoded_traits: bool = False  # the trait columns hold encode_trait's text
     _distinct: int | None = field(default=None, repr=False)
     _skipped_ids: str | None = field(default=None, repr=False)
     _deduplicated: str | None = field(default=None, repr=False)
+
+    def trait_value(self, cell: Any) -> Any:
+        """A trait column's cell as the Python engine's reader gives the value (CSV text
+        as it is, a typed source's value converted by sources.rows.trait_value)."""
+        return trait_value(decode_trait(cell) if self.encoded_traits else cell)
 
     @property
     def prefer_user_id(self) -> bool:
@@ -161,11 +170,10 @@ class DesiredTable:
                 f"SELECT column_name, column_type FROM (DESCRIBE {rows})"
             ).fetchall()
         )
-        nan = {i for i in traits if types.get(f"t{i}") in ("FLOAT", "DOUBLE")}
-        differs = "".join(
-            f" OR r.t{i} IS DISTINCT FROM d.t{i}" + (f" OR isnan(r.t{i})" if i in nan else "")
-            for i in traits
-        )
+        nan = {i: f" OR isnan(r.t{i})" for i in traits if types.get(f"t{i}") in ("FLOAT", "DOUBLE")}
+        if self.encoded_traits:  # NaN in JSON text, maybe in a list (those are told apart)
+            nan = {i: f" OR contains(r.t{i}, 'NaN')" for i in traits}
+        differs = "".join(f" OR r.t{i} IS DISTINCT FROM d.t{i}{nan.get(i, '')}" for i in traits)
         cells = "".join(f", r.t{i}, d.t{i}" for i in traits)
         found = self.engine.connection.execute(
             f"WITH firsts AS (SELECT key, min(row) AS first FROM {rows} GROUP BY key "
@@ -180,8 +188,9 @@ class DesiredTable:
         where = self.where or (lambda n: f"row {n}")
         issues = []
         for row, first, key, kind, email, user_id, first_email, first_user_id, *cells_of in found:
-            later = {n: trait_value(v) for n, v in zip(self.traits, cells_of[0::2], strict=True)}
-            earlier = {n: trait_value(v) for n, v in zip(self.traits, cells_of[1::2], strict=True)}
+            value = self.trait_value
+            later = {n: value(v) for n, v in zip(self.traits, cells_of[0::2], strict=True)}
+            earlier = {n: value(v) for n, v in zip(self.traits, cells_of[1::2], strict=True)}
             message = duplicate_conflict(
                 Member(key, kind, first_email, first_user_id, earlier),
                 Member(key, kind, email, user_id, later),
@@ -287,7 +296,9 @@ class _Checker:
         return relation.where, columns, (0, [])
 
     def stream(self, source: RowStream) -> tuple[Where, Columns, Rejected]:
-        columns = _warehouse_into(self.engine, self.spec, source, self.checked, self.project_type)
+        columns = _warehouse_into(
+            self.engine, self.spec, source, self.checked, self.project_type, self.keep_traits
+        )
         declared_at = source.declared_at
         return (lambda n: f"{declared_at}: query row {n}"), columns, (0, [])
 
@@ -488,10 +499,17 @@ def _through_parquet(cell: str, type_name: str) -> tuple[str, str]:
 
 
 def _warehouse_into(
-    engine: Engine, spec: MembersSpec, source: RowStream, checked: str, project_type: ProjectType
+    engine: Engine,
+    spec: MembersSpec,
+    source: RowStream,
+    checked: str,
+    project_type: ProjectType,
+    keep_traits: bool = False,
 ) -> Columns:
     """A query at a SQLAlchemy URL: rows stream back in chunks into a CSV file, which
-    DuckDB then reads (far quicker than inserting rows one by one)."""
+    DuckDB then reads (far quicker than inserting rows one by one). For a trait mapping,
+    the other columns go too, each value encoded so that it decodes to the very Python
+    value the driver gave (`encode_trait`)."""
     path = engine.directory / f"{checked}.csv"
     present: list[Columns] = []
     try:
@@ -500,27 +518,86 @@ def _warehouse_into(
 
             def write(names: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) -> None:
                 found = find_columns(list(names), spec, f"{source.declared_at}: the query")
-                present.append(Columns(found.email is not None, found.user_id is not None))
+                identity = (found.email, found.user_id)
+                traits = tuple(trait_columns(names, identity)) if keep_traits else ()
+                present.append(
+                    Columns(
+                        found.email is not None,
+                        found.user_id is not None,
+                        traits=traits,
+                        null_cells=True,
+                        encoded=True,
+                    )
+                )
+                cells = [i for _, i in traits]
                 for chunk in chunks:
                     writer.writerows(
                         (
                             _text(row[found.email]) if found.email is not None else None,
                             _text(row[found.user_id]) if found.user_id is not None else None,
+                            *(encode_trait(trait_value(row[i])) for i in cells),
                         )
                         for row in chunk
                     )
 
             source.stream(write)
+        columns = present[0]
+        names = ["email", "user_id", *(f"c{i}" for _, i in columns.traits)]
+        types = ", ".join(f"'{name}': 'VARCHAR'" for name in names)
         select = (
-            f"SELECT email, user_id FROM read_csv({_literal(str(path))}, "
-            f"header = false, auto_detect = false, "
-            f"columns = {{'email': 'VARCHAR', 'user_id': 'VARCHAR'}}, "
+            f"SELECT {', '.join(names)} FROM read_csv({_literal(str(path))}, "
+            f"header = false, auto_detect = false, columns = {{{types}}}, "
             f"delim = ',', quote = '\"', escape = '\"')"
         )
-        engine.connection.execute(_checked_sql(checked, select, project_type, present[0]))
+        engine.connection.execute(_checked_sql(checked, select, project_type, columns))
     finally:
         path.unlink(missing_ok=True)
     return present[0]
+
+
+# A warehouse's trait values as text that gives them back exactly: JSON for values it
+# carries as they are (text, numbers, true/false, null, and lists and objects of those;
+# the commonest by far), a pickle for the rest (tuples, Decimals in a list, dates in an
+# object, UUIDs, bytes, intervals, driver types). Every cell starts with its tag, so a
+# value from the warehouse can never pass for a pickle: only what reconciler pickled
+# itself, in its own private workspace, is unpickled.
+_JSON, _PICKLE, _MEMORYVIEW = "j", "p", "m"
+
+
+def encode_trait(value: Any) -> str:
+    if _json_exact(value):
+        return _JSON + json.dumps(value)
+    if isinstance(value, memoryview):  # a driver's bytea (psycopg2): not picklable
+        return _MEMORYVIEW + base64.b64encode(value.tobytes()).decode("ascii")
+    try:
+        return _PICKLE + base64.b64encode(pickle.dumps(value, protocol=5)).decode("ascii")
+    except Exception as exc:
+        raise SourceError(
+            f"a column of type {type(value).__name__} cannot be planned in DuckDB with a trait "
+            f"mapping ({exc}); set RECONCILER_ENGINE=python to plan this audience in Python"
+        ) from None
+
+
+def decode_trait(text: str) -> Any:
+    tag, body = text[:1], text[1:]
+    if tag == _JSON:
+        return json.loads(body)
+    if tag == _MEMORYVIEW:
+        return memoryview(base64.b64decode(body))
+    assert tag == _PICKLE, "a trait cell reconciler did not encode"
+    return pickle.loads(base64.b64decode(body))  # only what encode_trait wrote
+
+
+def _json_exact(value: Any) -> bool:
+    """Whether json.loads(json.dumps(value)) gives back the same types and values."""
+    kind = type(value)
+    if value is None or kind in (str, int, float, bool):
+        return True
+    if kind is list:
+        return all(_json_exact(v) for v in value)
+    if kind is dict:
+        return all(type(k) is str and _json_exact(v) for k, v in value.items())
+    return False
 
 
 def _text(value: Any) -> str | None:
@@ -547,6 +624,8 @@ class Columns:
     # NULL in a typed source (`null_cells`) is None, as its Python reader gives it.
     traits: tuple[tuple[str, int], ...] = ()
     null_cells: bool = False
+    # A warehouse's trait cells hold encode_trait's text (DesiredTable.trait_value).
+    encoded: bool = False
 
     def select(self) -> str:
         email = "email" if self.email else "NULL::VARCHAR AS email"
@@ -718,6 +797,7 @@ def _deduplicate(
         identifier_columns=Columns(columns.email, columns.user_id).select(),
         where=where,
         traits=tuple(name for name, _ in columns.traits),
+        encoded_traits=columns.encoded,
     )
 
 
