@@ -723,7 +723,6 @@ class Plan:
                         }
                         for audience, issue in d.field_issues
                     ],
-                    # More values not made than `field_issues` lists (large audiences).
                     "field_issues_unlisted": d.field_issues_unlisted,
                     "notes": list(d.notes),
                     "duplicate_rows": d.duplicate_rows,
