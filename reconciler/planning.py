@@ -12,6 +12,7 @@ from typing import Any
 from reconciler.errors import IterableError, LiveStateError
 from reconciler.iterable import IterableClient
 from reconciler.manifest import Manifests
+from reconciler.members.issue import MemberIssue
 from reconciler.members.model import (
     EXPORT_ROUTES,
     Engine,
@@ -154,12 +155,7 @@ def _plan_destination(
     # Trait mappings: fields ride on subscribes, the rest become bulkUpdates. A value
     # that cannot be sent leaves out that field only: its member is still sent.
     fields = plan_fields(client, desired, lists, reads.progress)
-    field_issues = [
-        (item.audience.name, issue)
-        for item in desired.lists
-        if item.fields is not None
-        for issue in item.fields.issues
-    ]
+    field_issues, field_issues_unlisted = _value_issues(desired)
     field_issues.extend(fields.issues)
     if fields.live_digest is not None:
         prints[FIELDS_KEY] = {"digest": fields.live_digest}
@@ -185,9 +181,7 @@ def _plan_destination(
         field_updates=fields.updates,
         field_read=fields.read,
         field_issues=tuple(field_issues),
-        field_issues_unlisted=sum(
-            item.fields.unlisted for item in desired.lists if item.fields is not None
-        ),
+        field_issues_unlisted=field_issues_unlisted,
         member_read=live.describe_reads(),
         notes=tuple(list_notes(desired.lists, live.all_lists, live.managed, deletions)),
         duplicate_rows=sum(item.duplicates for item in desired.lists),
@@ -401,6 +395,14 @@ def _start_prefetches(
                 sizes=sizes,
                 member_reads=member_reads,
             )
+
+
+def _value_issues(desired: DesiredDestination) -> tuple[list[tuple[str, MemberIssue]], int]:
+    """The mapped values not made, (audience, issue) as listed, and how many more there
+    are (each audience lists its first 1,000 per field: traits/values.py)."""
+    mapped = [(i.audience.name, i.fields) for i in desired.lists if i.fields is not None]
+    listed = [(name, issue) for name, fields in mapped for issue in fields.issues]
+    return listed, sum(fields.unlisted for _, fields in mapped)
 
 
 def _expected_rows(engine: Engine, audience: Any) -> int | None:
