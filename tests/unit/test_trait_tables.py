@@ -302,7 +302,8 @@ TYPED_FIELDS: dict[str, Any] = {
 # DuckDB path's transfer file as text.
 QUERY_EXTRA = (
     ", 170141183460469231731687303715884105727::HUGEINT AS big, "
-    "[1::UHUGEINT, NULL] AS bigs, TIMETZ '01:02:03+05' AS at_time, 'k'::ENUM('j', 'k') AS e"
+    "[1::UHUGEINT, NULL] AS bigs, TIMETZ '01:02:03+05' AS at_time, 'k'::ENUM('j', 'k') AS e, "
+    "[1, 2, 3]::INTEGER[3] AS fixed"
 )
 
 
@@ -319,7 +320,12 @@ def _typed_manifests(tmp: Path, kind: str, project_type: str) -> Path:
     else:
         query = f"SELECT *{QUERY_EXTRA} FROM ({values})"
         members = {"sql": query, "database": ":memory:"}
-        fields.update(big="big", bigs="bigs", e="e", big_text={"template": "{{ big }} {{ bigs }}"})
+        fields.update(
+            big="big",
+            bigs="bigs",
+            e="e",
+            big_text={"template": "{{ big }} {{ bigs }} {{ at_time }} {{ fixed }}"},
+        )
     return _one_audience(tmp, members, fields, project_type)
 
 

@@ -486,9 +486,10 @@ def _query_into(
 
 # Types DuckDB's Parquet writer does not give back as they were (measured on DuckDB 2.0:
 # HUGEINT and UHUGEINT come back as DOUBLE, TIME WITH TIME ZONE shifted to UTC, UNION as
-# a STRUCT). A column of one of these, or of a nested type holding one, crosses as text
-# and is cast back to its type, which gives the same value.
-_NOT_THROUGH_PARQUET = re.compile(r"\b(?:U?HUGEINT|TIME WITH TIME ZONE|UNION)\b")
+# a STRUCT, a fixed-size ARRAY (INTEGER[3], fetched as a tuple) as a list). A column of
+# one of these, or of a nested type holding one, crosses as text and is cast back to its
+# type, which gives the same value.
+_NOT_THROUGH_PARQUET = re.compile(r"\b(?:U?HUGEINT|TIME WITH TIME ZONE|UNION)\b|\[\d+\]")
 
 
 def _through_parquet(cell: str, type_name: str) -> tuple[str, str]:
