@@ -44,6 +44,7 @@ from reconciler.state.fields import plan_fields
 from reconciler.state.live import LiveList, read_live
 from reconciler.state.routes import choose_route
 from reconciler.state.unsendable import leave_out_unsendable
+from reconciler.traits import values as trait_values
 
 
 def make_plan(
@@ -155,8 +156,7 @@ def _plan_destination(
     # Trait mappings: fields ride on subscribes, the rest become bulkUpdates. A value
     # that cannot be sent leaves out that field only: its member is still sent.
     fields = plan_fields(client, desired, lists, reads.progress)
-    field_issues, field_issues_unlisted = _value_issues(desired)
-    field_issues.extend(fields.issues)
+    field_issues, field_issues_unlisted = _value_issues(desired, fields.issues)
     if fields.live_digest is not None:
         prints[FIELDS_KEY] = {"digest": fields.live_digest}
     # Forgotten users, and unknown ones an audience may not create, are not sent.
@@ -397,12 +397,26 @@ def _start_prefetches(
             )
 
 
-def _value_issues(desired: DesiredDestination) -> tuple[list[tuple[str, MemberIssue]], int]:
-    """The mapped values not made, (audience, issue) as listed, and how many more there
-    are (each audience lists its first 1,000 per field: traits/values.py)."""
+def _value_issues(
+    desired: DesiredDestination, conflicts: Sequence[tuple[str, MemberIssue]]
+) -> tuple[list[tuple[str, MemberIssue]], int]:
+    """The mapped values not sent, (audience, issue) as listed, and how many more there
+    are: each audience lists its first MAX_FIELD_ISSUES values not made per field
+    (traits/values.py), and each pair of audiences that disagree the first as many
+    members per field (both engines find them in the same order)."""
     mapped = [(i.audience.name, i.fields) for i in desired.lists if i.fields is not None]
     listed = [(name, issue) for name, fields in mapped for issue in fields.issues]
-    return listed, sum(fields.unlisted for _, fields in mapped)
+    more = sum(fields.unlisted for _, fields in mapped)
+    shown: dict[tuple[str, str, str], int] = {}
+    for audience, issue in conflicts:
+        # "field 'plan' gets ... from one and ... from the other" (plan/fields.py)
+        group = (audience, issue.where, issue.message.split(" gets ", 1)[0])
+        if shown.get(group, 0) < trait_values.MAX_FIELD_ISSUES:
+            shown[group] = shown.get(group, 0) + 1
+            listed.append((audience, issue))
+        else:
+            more += 1
+    return listed, more
 
 
 def _expected_rows(engine: Engine, audience: Any) -> int | None:

@@ -462,7 +462,8 @@ def test_value_issues_are_capped_alike_on_both_paths(tmp_path, engines, monkeypa
             dest.field_issues_unlisted
         )
         # How members were read differs by engine by design (as _data leaves it out).
-        read = dest.member_read or ""
+        read = dest.member_read
+        assert read
         markdown = plan_markdown(plan).replace(str(tmp_path), "ROOT").replace(read, "READ")
         outputs.append((text.replace(read, "READ"), markdown, _data(plan, tmp_path)))
     assert outputs[0] == outputs[1]
@@ -581,3 +582,57 @@ def test_sqlite_audiences_plan_trait_mappings_alike(tmp_path, engines, monkeypat
     expected = _assert_alike(_one_audience(tmp_path, members, fields, "email"), engines, "email")
     assert any("field 'raw'" in m for _a, _w, m, _v in expected["issues"])
     assert expected["json"]["destinations"][0]["duplicate_conflicts"]
+
+
+def test_disagreements_between_audiences_are_capped_alike(tmp_path, engines, monkeypatch):
+    """Two audiences that disagree about every member: the first MAX_FIELD_ISSUES members
+    per pair and field are listed, the rest counted, the same on both paths."""
+    from reconciler.render.plans import plan_json, plan_text
+    from reconciler.traits import values
+
+    cap, rows = 4, 25
+    monkeypatch.setattr(values, "MAX_FIELD_ISSUES", cap)
+    (tmp_path / "data").mkdir()
+    for name, tier in (("a", "gold"), ("b", "silver")):
+        lines = ["email,tier,n"] + [f"m{n}@x.com,{tier},{n}" for n in range(rows)]
+        (tmp_path / "data" / f"{name}.csv").write_text("\n".join(lines) + "\n")
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Destination",
+            "metadata": {"name": "d"},
+            "spec": {"region": "us", "projectType": "email", "apiKey": {"env": "K"}},
+        },
+        *(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "Audience",
+                "metadata": {"name": name},
+                "spec": {"destination": "d", "members": {"csv": f"data/{name}.csv"}, "traits": "t"},
+            }
+            for name in ("a", "b")
+        ),
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "TraitMapping",
+            "metadata": {"name": "t"},
+            "spec": {"fields": {"tier_name": "tier", "n": {"from": "n", "type": "number"}}},
+        },
+    ]
+    (tmp_path / "m.yaml").write_text("\n---\n".join(json.dumps(d) for d in docs))
+    emulator = _emulator("email")
+    outputs = []
+    for name in ENGINES:
+        plan = _plan(tmp_path, emulator, engines[name], "export")
+        (dest,) = plan.destinations
+        assert [i.message.split(" gets ")[0] for _a, i in dest.field_issues] == [
+            "field 'tier_name'"
+        ] * cap
+        assert dest.field_issues_unlisted == rows - cap
+        assert plan.summary.field_values_skipped == rows
+        text = plan_text(plan)
+        if dest.member_read:  # how members were read differs by engine by design
+            text = text.replace(dest.member_read, "READ")
+        assert f"... and {rows - cap:,} more" in text
+        outputs.append((text, json.loads(plan_json(plan))["summary"], _data(plan, tmp_path)))
+    assert outputs[0] == outputs[1]
