@@ -386,7 +386,8 @@ class DestinationPlan:
     # Mapped field values not sent (a value that does not convert, two audiences that
     # disagree): that field is left out, the member is still sent. (audience, issue)
     field_issues: tuple[tuple[str, MemberIssue], ...] = ()
-    # Values not made beyond those listed (traits/values.py lists 1,000 per field).
+    # Values not sent beyond those listed: an audience lists 1,000 values not made per
+    # field, a pair of audiences 1,000 disagreements per field (planning._value_issues).
     field_issues_unlisted: int = 0
     # Source rows collapsed into an earlier row with the same identity key, and those of
     # them that disagreed with it (another email, userId or value): (audience, issue).

@@ -636,3 +636,46 @@ def test_disagreements_between_audiences_are_capped_alike(tmp_path, engines, mon
         assert f"... and {rows - cap:,} more" in text
         outputs.append((text, json.loads(plan_json(plan))["summary"], _data(plan, tmp_path)))
     assert outputs[0] == outputs[1]
+
+
+def test_warehouse_values_cross_the_transfer_file_exactly():
+    """encode_trait's text decodes to a value equal in type and content; a value that
+    cannot be kept stops with NotEncodable (the reader names the query)."""
+    import datetime
+    import decimal
+    import math
+    import uuid
+
+    from reconciler.members.engine.desired_table import NotEncodable, decode_trait, encode_trait
+
+    values = [
+        None,
+        "",
+        "pXXXX",  # text that looks like a tag stays text
+        'ünï ✓\n"q"',
+        0,
+        -(2**70),
+        1.5,
+        -0.0,
+        math.inf,
+        True,
+        [1, "a", None, [2.5]],
+        {"a": {"b": [True]}},
+        (1, 2),
+        {1: "int key"},
+        [decimal.Decimal("1.50")],
+        {"at": datetime.datetime(2025, 1, 2, 3, 4, tzinfo=datetime.UTC)},
+        datetime.timedelta(days=3),
+        uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+        b"\x00\xff",
+    ]
+    for value in values:
+        back = decode_trait(encode_trait(value))
+        assert back == value and type(back) is type(value)
+        assert json.dumps(back, default=repr) == json.dumps(value, default=repr)
+    nan = decode_trait(encode_trait(math.nan))
+    assert isinstance(nan, float) and math.isnan(nan)
+    view = decode_trait(encode_trait(memoryview(b"ab")))
+    assert isinstance(view, memoryview) and view.tobytes() == b"ab"
+    with pytest.raises(NotEncodable):
+        encode_trait(lambda: None)

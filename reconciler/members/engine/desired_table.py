@@ -532,14 +532,21 @@ def _warehouse_into(
                 )
                 cells = [i for _, i in traits]
                 for chunk in chunks:
-                    writer.writerows(
-                        (
-                            _text(row[found.email]) if found.email is not None else None,
-                            _text(row[found.user_id]) if found.user_id is not None else None,
-                            *(encode_trait(trait_value(row[i])) for i in cells),
+                    try:
+                        writer.writerows(
+                            (
+                                _text(row[found.email]) if found.email is not None else None,
+                                _text(row[found.user_id]) if found.user_id is not None else None,
+                                *(encode_trait(trait_value(row[i])) for i in cells),
+                            )
+                            for row in chunk
                         )
-                        for row in chunk
-                    )
+                    except NotEncodable as exc:
+                        raise SourceError(
+                            f"{source.declared_at}: the query gives a value of type {exc.kind}, "
+                            "which reconciler cannot keep in DuckDB for the trait mapping; set "
+                            "RECONCILER_ENGINE=python to plan this audience in Python"
+                        ) from None
 
             source.stream(write)
         columns = present[0]
@@ -565,6 +572,12 @@ def _warehouse_into(
 _JSON, _PICKLE, _MEMORYVIEW = "j", "p", "m"
 
 
+class NotEncodable(Exception):
+    def __init__(self, kind: str):
+        self.kind = kind
+        super().__init__(kind)
+
+
 def encode_trait(value: Any) -> str:
     if _json_exact(value):
         return _JSON + json.dumps(value)
@@ -572,11 +585,8 @@ def encode_trait(value: Any) -> str:
         return _MEMORYVIEW + base64.b64encode(value.tobytes()).decode("ascii")
     try:
         return _PICKLE + base64.b64encode(pickle.dumps(value, protocol=5)).decode("ascii")
-    except Exception as exc:
-        raise SourceError(
-            f"a column of type {type(value).__name__} cannot be planned in DuckDB with a trait "
-            f"mapping ({exc}); set RECONCILER_ENGINE=python to plan this audience in Python"
-        ) from None
+    except Exception:  # whatever pickling a driver's object raises
+        raise NotEncodable(type(value).__name__) from None
 
 
 def decode_trait(text: str) -> Any:
