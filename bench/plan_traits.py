@@ -1,13 +1,14 @@
 """`reconciler plan` of an audience with a trait mapping of three fields, at N members.
 
-    python bench/plan_traits.py [N] [--runs 1]
+    python bench/plan_traits.py [N] [--runs 1] [--source csv|parquet]
 
-Generates a CSV of N members (email, plan, lifetime_value, first_name) with DuckDB, seeds
-the emulator with a list of the same members, 1% of them gone and 1% new, every profile
-holding last week's values (one member in ten differs), and maps three fields: a column
-(`plan_tier`), a number (`ltv`) and a template (`greeting`). Then measures `reconciler
-plan` (wall time and peak RSS, bench/measure.py): the figure issue 17 asks to bring to 1 GB
-at ten million. From RECONCILER_ENGINE_THRESHOLD rows (a million by default) the audience
+Generates a CSV (or a Parquet file, `--source parquet`, its columns typed) of N members
+(email, plan, lifetime_value, first_name) with DuckDB, seeds the emulator with a list of
+the same members, 1% of them gone and 1% new, every profile holding last week's values
+(one member in ten differs), and maps three fields: a column (`plan_tier`), a number
+(`ltv`) and a template (`greeting`). Then measures `reconciler plan` (wall time and peak
+RSS, bench/measure.py): the figure issue 17 asks to bring to 1 GB at ten million. From
+RECONCILER_ENGINE_THRESHOLD rows (a million by default) the audience
 is planned in DuckDB, its mapped values made and compared in batches over workspace
 tables; below it with Python dicts. Set RECONCILER_ENGINE=python or =duckdb (or the
 threshold) in the environment to measure either path at any N. Not a test: nothing is
@@ -36,15 +37,17 @@ TIMEOUT_SECONDS = 3600
 TIERS = ["free", "gold", "silver", "bronze"]
 
 
-def generate(directory: Path, n: int) -> Path:
-    path = directory / "members.csv"
+def generate(directory: Path, n: int, source: str = "csv") -> Path:
+    path = directory / f"members.{source}"
     churn = max(n // 100, 1)
+    # In Parquet, lifetime_value is a DOUBLE: the mapping converts typed values.
+    form = "(FORMAT parquet)" if source == "parquet" else "(HEADER, DELIMITER ',')"
     with duckdb.connect() as connection:
         connection.execute(
             f"COPY (SELECT 'user' || i || '@example.com' AS email, "
             f"['free', 'gold', 'silver', 'bronze'][1 + i % 4] AS plan, "
             f"(i % 1000) * 1.5 AS lifetime_value, 'name' || i AS first_name "
-            f"FROM range({churn}, {n + churn}) r(i)) TO '{path}' (HEADER, DELIMITER ',')"
+            f"FROM range({churn}, {n + churn}) r(i)) TO '{path}' {form}"
         )
     return path
 
@@ -79,7 +82,7 @@ def write_manifests(manifests: Path, base_url: str, members: Path) -> None:
             "metadata": {"name": plan_apply.LIST_NAME},
             "spec": {
                 "destination": "bench",
-                "members": {"csv": members.name},
+                "members": {members.suffix.lstrip("."): members.name},
                 "traits": "crm",
             },
         },
@@ -105,6 +108,7 @@ def main() -> None:
     )
     parser.add_argument("n", nargs="?", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--source", choices=("csv", "parquet"), default="csv")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="reconciler-traits-"))
     manifests = root / "manifests"
@@ -119,10 +123,13 @@ def main() -> None:
     }
     try:
         with EmulatorServer(emulator) as server:
-            members = generate(manifests, args.n)
+            members = generate(manifests, args.n, args.source)
             seed(emulator, args.n)
             write_manifests(manifests, server.base_url, members)
-            print(f"{args.n:,} members, 3 mapped fields, 1% churn each way; {os.cpu_count()} cores")
+            print(
+                f"{args.n:,} members ({args.source}), 3 mapped fields, 1% churn each way; "
+                f"{os.cpu_count()} cores"
+            )
             for _ in range(args.runs):
                 run = run_measured(
                     [

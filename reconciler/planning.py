@@ -12,6 +12,7 @@ from typing import Any
 from reconciler.errors import IterableError, LiveStateError
 from reconciler.iterable import IterableClient
 from reconciler.manifest import Manifests
+from reconciler.members.issue import MemberIssue
 from reconciler.members.model import (
     EXPORT_ROUTES,
     Engine,
@@ -43,6 +44,7 @@ from reconciler.state.fields import plan_fields
 from reconciler.state.live import LiveList, read_live
 from reconciler.state.routes import choose_route
 from reconciler.state.unsendable import leave_out_unsendable
+from reconciler.traits import values as trait_values
 
 
 def make_plan(
@@ -154,13 +156,7 @@ def _plan_destination(
     # Trait mappings: fields ride on subscribes, the rest become bulkUpdates. A value
     # that cannot be sent leaves out that field only: its member is still sent.
     fields = plan_fields(client, desired, lists, reads.progress)
-    field_issues = [
-        (item.audience.name, issue)
-        for item in desired.lists
-        if item.fields is not None
-        for issue in item.fields.issues
-    ]
-    field_issues.extend(fields.issues)
+    field_issues, field_issues_unlisted = _value_issues(desired, fields.issues)
     if fields.live_digest is not None:
         prints[FIELDS_KEY] = {"digest": fields.live_digest}
     # Forgotten users, and unknown ones an audience may not create, are not sent.
@@ -185,6 +181,7 @@ def _plan_destination(
         field_updates=fields.updates,
         field_read=fields.read,
         field_issues=tuple(field_issues),
+        field_issues_unlisted=field_issues_unlisted,
         member_read=live.describe_reads(),
         notes=tuple(list_notes(desired.lists, live.all_lists, live.managed, deletions)),
         duplicate_rows=sum(item.duplicates for item in desired.lists),
@@ -400,14 +397,40 @@ def _start_prefetches(
             )
 
 
+def _value_issues(
+    desired: DesiredDestination, conflicts: Sequence[tuple[str, MemberIssue]]
+) -> tuple[list[tuple[str, MemberIssue]], int]:
+    """The mapped values not sent, (audience, issue) as listed, and how many more there
+    are: each audience lists its first MAX_FIELD_ISSUES values not made per field
+    (traits/values.py), and each pair of audiences that disagree the first as many
+    members per field (both engines find them in the same order)."""
+    mapped = [(i.audience.name, i.fields) for i in desired.lists if i.fields is not None]
+    listed = [(name, issue) for name, fields in mapped for issue in fields.issues]
+    more = sum(fields.unlisted for _, fields in mapped)
+    shown: dict[tuple[str, str, str], int] = {}
+    for audience, issue in conflicts:
+        # "field 'plan' gets ... from one and ... from the other" (plan/fields.py)
+        group = (audience, issue.where, issue.message.split(" gets ", 1)[0])
+        if shown.get(group, 0) < trait_values.MAX_FIELD_ISSUES:
+            shown[group] = shown.get(group, 0) + 1
+            listed.append((audience, issue))
+        else:
+            more += 1
+    return listed, more
+
+
 def _expected_rows(engine: Engine, audience: Any) -> int | None:
     """An audience's source rows, counted without parsing them: what its list is expected
-    to hold, for choosing the read route before the source is read. None when counting
-    would run a query once more (a warehouse audience with trait mappings)."""
+    to hold, for choosing the read route before the source is read. A query's count is a
+    second, cheaper run of it; it is made once (the memo at_scale keeps), and at_scale
+    needs it anyway to choose the engine, trait mapping or not (every kind of source
+    that scales plans its mapped fields in DuckDB too, Source.traits_at_scale). None when
+    the source cannot be counted. An audience whose mapped fields stay in Python (a kind
+    with traits_at_scale false) is not counted for this alone."""
     source = source_for(audience)
     if not source.scales:
         return source.estimate_rows()  # inline: the manifest's entries
-    if audience.spec.traits is not None and source.kind not in ("csv", "parquet"):
+    if audience.spec.traits is not None and not source.traits_at_scale:
         return None
     # The memo at_scale keeps: the count is made once.
     return engine.remember(("rows", audience.name), lambda: estimate_rows(audience))

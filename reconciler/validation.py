@@ -13,6 +13,7 @@ from reconciler.manifest import load_manifests
 from reconciler.members.issue import MemberIssue
 from reconciler.members.model import Engine
 from reconciler.state.desired import DesiredList, build_desired
+from reconciler.traits import values as trait_values
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Validation:
     unlisted: int = 0
     # Values a trait mapping cannot convert (`'lots' is not a number`): plan leaves them out.
     values: tuple[MemberIssue, ...] = ()
+    # Values beyond those listed: each audience lists its first 1,000 per field.
+    values_unlisted: int = 0
     conflicts: tuple[MemberIssue, ...] = ()
 
     @property
@@ -46,6 +49,11 @@ class Validation:
         out.extend(f"warning: {issue.describe(show)}" for issue in self.conflicts)
         if self.unlisted:
             out.append(f"... and {self.unlisted:,} more (large audiences list their first 1,000).")
+        if self.values_unlisted:
+            out.append(
+                f"... and {self.values_unlisted:,} more values that cannot be sent (each "
+                f"audience lists its first {trait_values.MAX_FIELD_ISSUES:,} per field)."
+            )
         return out
 
     def count_problems(self) -> str:
@@ -53,7 +61,11 @@ class Validation:
         found = [
             (len(self.unreadable), "source that cannot be read", "sources that cannot be read"),
             (len(self.invalid) + self.unlisted, "invalid member", "invalid members"),
-            (len(self.values), "value that cannot be sent", "values that cannot be sent"),
+            (
+                len(self.values) + self.values_unlisted,
+                "value that cannot be sent",
+                "values that cannot be sent",
+            ),
         ]
         return (
             ", ".join(f"{n:,} {one if n == 1 else many}" for n, one, many in found if n) + " found."
@@ -88,6 +100,7 @@ def validate(path: Path, engine: Engine | None = None) -> Validation:
         values=tuple(
             issue for item in items if item.fields is not None for issue in item.fields.issues
         ),
+        values_unlisted=sum(item.fields.unlisted for item in items if item.fields is not None),
         conflicts=tuple(issue for item in items for issue in item.conflicts),
     )
 

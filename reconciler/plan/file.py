@@ -326,6 +326,7 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
             [audience, issue.where, issue.message, issue.value]
             for audience, issue in d.field_issues
         ],
+        "field_issues_unlisted": d.field_issues_unlisted,
         "skipped_members": [
             [audience, issue.where, issue.message, issue.value]
             for audience, issue in d.skipped_members
@@ -407,6 +408,7 @@ def _destination_from_json(d: dict[str, Any], members: _MemberLines) -> Destinat
             (audience, MemberIssue(where, message, value))
             for audience, where, message, value in d.get("field_issues", [])
         ),
+        field_issues_unlisted=int(d.get("field_issues_unlisted", 0)),
         skipped_members=tuple(
             (audience, MemberIssue(where, message, value))
             for audience, where, message, value in d["skipped_members"]

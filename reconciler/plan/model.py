@@ -386,6 +386,9 @@ class DestinationPlan:
     # Mapped field values not sent (a value that does not convert, two audiences that
     # disagree): that field is left out, the member is still sent. (audience, issue)
     field_issues: tuple[tuple[str, MemberIssue], ...] = ()
+    # Values not sent beyond those listed: an audience lists 1,000 values not made per
+    # field, a pair of audiences 1,000 disagreements per field (planning._value_issues).
+    field_issues_unlisted: int = 0
     # Source rows collapsed into an earlier row with the same identity key, and those of
     # them that disagreed with it (another email, userId or value): (audience, issue).
     duplicate_rows: int = 0
@@ -442,6 +445,10 @@ class DestinationPlan:
     @property
     def skipped_count(self) -> int:
         return len(self.skipped_members) + self.skipped_unlisted
+
+    @property
+    def field_issue_count(self) -> int:
+        return len(self.field_issues) + self.field_issues_unlisted
 
     @property
     def has_changes(self) -> bool:
@@ -621,7 +628,7 @@ class Plan:
             members_to_remove=sum(len(lp.remove) for lp in lists),
             users_to_update=sum(len(d.field_updates) for d in self.destinations),
             members_skipped=sum(d.skipped_count for d in self.destinations),
-            field_values_skipped=sum(len(d.field_issues) for d in self.destinations),
+            field_values_skipped=sum(d.field_issue_count for d in self.destinations),
             lists_unread=sum(len(d.unread) for d in self.destinations),
             members_forgotten=sum(len(lp.forgotten) for lp in lists),
             members_not_created=sum(len(lp.not_created) for lp in lists),
@@ -717,6 +724,7 @@ class Plan:
                         }
                         for audience, issue in d.field_issues
                     ],
+                    "field_issues_unlisted": d.field_issues_unlisted,
                     "notes": list(d.notes),
                     "duplicate_rows": d.duplicate_rows,
                     "duplicate_conflicts": [

@@ -19,6 +19,7 @@ from reconciler.sources.snapshot import Snapshot, take_snapshot
 class ParquetFile(Source):
     kind = "parquet"
     field = "parquet"
+    traits_at_scale = True  # its typed columns are kept (engine/desired_table.py)
 
     def __init__(self, audience: Audience) -> None:
         super().__init__(audience)

@@ -17,6 +17,7 @@ from reconciler.sources.snapshot import file_digest
 class DuckDbQuery(Source):
     kind = "duckdb query"
     field = "sql"
+    traits_at_scale = True  # its typed columns are kept (engine/desired_table.py)
 
     @property
     def database(self) -> str:

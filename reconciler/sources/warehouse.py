@@ -33,6 +33,7 @@ _EXTRAS = {"postgresql": "reconciler[postgres]"}
 class Warehouse(Source):
     kind = "warehouse"
     field = "sql"
+    traits_at_scale = True  # its values are kept exactly (engine/desired_table.py)
 
     def stream(self, consume: Consume, sql: str | None = None) -> None:
         stream_query(self.audience, consume, sql)

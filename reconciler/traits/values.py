@@ -18,6 +18,10 @@ from reconciler.render.masking import column_names
 from reconciler.sources import MemberIssue, source_for
 from reconciler.traits.mapping import CompiledMapping, FieldBudgetError
 
+# At most this many values not made are listed per audience and field, with where and
+# why; the rest are counted (as skipped rows are: members/engine/desired_table.py).
+MAX_FIELD_ISSUES = 1000
+
 if TYPE_CHECKING:
     from reconciler.members.engine.field_tables import ValueRow, ValuesTable
     from reconciler.members.model import DesiredTable, Engine
@@ -35,6 +39,19 @@ class DesiredFields:
     # `values`, and `locate` names a member's source row.
     table: ValuesTable | None = None
     locate: Callable[[str], str | None] | None = None
+    # Values not made beyond those listed: `issues` keeps the first MAX_FIELD_ISSUES of
+    # each field (a mistyped `type:` fails every row of an audience of millions).
+    unlisted: int = 0
+    _per_field: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def add_issue(self, field_name: str, issue: MemberIssue) -> None:
+        """Lists the issue while its field has fewer than MAX_FIELD_ISSUES, else counts it."""
+        listed = self._per_field.get(field_name, 0)
+        if listed < MAX_FIELD_ISSUES:
+            self._per_field[field_name] = listed + 1
+            self.issues.append(issue)
+        else:
+            self.unlisted += 1
 
     def describe_member(self, key: str) -> str:
         """Where a member's values come from, for messages (never the identifier itself)."""
@@ -79,10 +96,11 @@ def desired_fields(
         for error in errors:
             at = where.get(key) if where is not None else None
             if at is not None:
-                out.issues.append(MemberIssue(at, error.message))
+                out.add_issue(error.field, MemberIssue(at, error.message))
             else:
                 # Sources that keep no row numbers: name the member instead (masked in output).
-                out.issues.append(MemberIssue(f"{source_at}: member", error.message, key))
+                issue = MemberIssue(f"{source_at}: member", error.message, key)
+                out.add_issue(error.field, issue)
     return out
 
 
@@ -118,6 +136,7 @@ def desired_fields_table(
     traits = table.traits
     cells = "".join(f", t{i}" for i in range(len(traits)))
     names = mapping.field_names
+    value = table.trait_value
     first = True
 
     def rows() -> Iterator[ValueRow]:
@@ -133,7 +152,8 @@ def desired_fields_table(
                     on_rows(len(chunk))
                 for key, kind, email, user_id, row, *cell_values in chunk:
                     source_row = {
-                        **dict(zip(traits, cell_values, strict=True)),
+                        # As the Python engine's reader gives them (DesiredTable.trait_value).
+                        **{n: value(v) for n, v in zip(traits, cell_values, strict=True)},
                         email_column: email,
                         user_id_column: user_id,
                     }
@@ -147,11 +167,10 @@ def desired_fields_table(
                         raise _budget_error(audience, mapping, over, at) from None
                     for error in errors:
                         if at is not None:
-                            out.issues.append(MemberIssue(at, error.message))
+                            out.add_issue(error.field, MemberIssue(at, error.message))
                         else:
-                            out.issues.append(
-                                MemberIssue(f"{audience.location}: member", error.message, key)
-                            )
+                            issue = MemberIssue(f"{audience.location}: member", error.message, key)
+                            out.add_issue(error.field, issue)
                     yield (
                         key,
                         kind,

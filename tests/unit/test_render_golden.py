@@ -342,6 +342,8 @@ def held_back_and_skipped_plan() -> Plan:
                         ),
                     ),
                 ),
+                # Values not made beyond those listed (an audience lists 1,000 per field).
+                field_issues_unlisted=1_000,
                 unread=(("archive", "getUsers answered an empty body for a list of 3 members"),),
                 notes=("list 'members' has a new description in the manifest",),
                 read_note="the last apply was 20 s ago: reads may lag it, so they were retried",

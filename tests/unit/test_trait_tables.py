@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from reconciler.emulator import Emulator, EmulatorTransport, Limits
@@ -244,3 +245,437 @@ def test_a_type_conflict_stops_both_paths_with_the_same_message(tmp_path, engine
     assert messages[0] == messages[1]
     assert "'greeting' is long in Iterable" in messages[0]
     assert "data/crm.csv:2" in messages[0]
+
+
+# -- typed sources: Parquet files and DuckDB queries --------------------------------------
+
+# Every type a Parquet file or a DuckDB query hands the conversions, NULLs among them, and
+# values the conversions refuse (NaN, infinity, text for a number). Rows 6 and 8 repeat
+# keys: row 6 with a different plan, row 8 with the same NaN score (NaN differs from
+# itself in Python, so both paths call it a conflict).
+TYPED_ROWS = """
+    ('a@x.com', 1, 'pro', 2.5::DOUBLE, 3, true, DATE '2025-07-01',
+     TIMESTAMP '2025-07-01 09:30:00.123456', TIMESTAMPTZ '2025-07-01 09:30:00+02',
+     12.34::DECIMAL(10,2), ['red', 'blue'], {'tier': 'gold', 'since': DATE '2020-01-01'}, 'Ann'),
+    ('b@x.com', 2, 'fréé ✓', 'nan'::DOUBLE, NULL, false, NULL, NULL, NULL,
+     5.00::DECIMAL(10,2), [], NULL, 'bob'),
+    ('c@x.com', NULL, NULL, 'inf'::DOUBLE, -4, NULL, DATE '1999-12-31',
+     TIMESTAMP '2000-01-01 00:00:00', TIMESTAMPTZ '2030-01-01 23:59:59-05',
+     NULL, NULL, {'tier': NULL, 'since': NULL}, NULL),
+    ('d@x.com', 4, '42', -0.0::DOUBLE, 0, true, DATE '2024-02-29',
+     TIMESTAMP '2024-02-29 12:00:00', TIMESTAMPTZ '2024-02-29 12:00:00+00',
+     -0.50::DECIMAL(10,2), ['x'], {'tier': 'silver', 'since': DATE '2024-02-29'}, 'dan'),
+    ('e@x.com', 5, 'free', 1e300::DOUBLE, 2147483647, false, DATE '2025-01-01',
+     TIMESTAMP '2025-01-01 00:00:00', TIMESTAMPTZ '2025-01-01 00:00:00+00',
+     99999999.99::DECIMAL(10,2), ['y', NULL], {'tier': 'x', 'since': NULL}, 'Émile'),
+    ('A@x.com', 1, 'basic', 2.5::DOUBLE, 3, true, DATE '2025-07-01',
+     TIMESTAMP '2025-07-01 09:30:00.123456', TIMESTAMPTZ '2025-07-01 09:30:00+02',
+     12.34::DECIMAL(10,2), ['red', 'blue'], {'tier': 'gold', 'since': DATE '2020-01-01'}, 'Ann'),
+    ('f@x.com', 6, 'pro', 'nan'::DOUBLE, 1, true, NULL, NULL, NULL, NULL, NULL, NULL, 'fay'),
+    ('f@x.com', 6, 'pro', 'nan'::DOUBLE, 1, true, NULL, NULL, NULL, NULL, NULL, NULL, 'fay')
+"""
+TYPED_COLUMNS = (
+    "email, userId, plan, score, visits, vip, joined, seen, seen_tz, balance, tags, profile, first"
+)
+TYPED_FIELDS: dict[str, Any] = {
+    "plan_tier": "plan",
+    "plan_number": {"from": "plan", "type": "number"},
+    "score": {"from": "score", "type": "number"},
+    "score_raw": "score",
+    "visits": {"from": "visits", "type": "number"},
+    "vip": {"from": "vip", "type": "boolean"},
+    "vip_text": {"from": "vip", "type": "string"},
+    "joined": {"from": "joined", "type": "date"},
+    "seen": "seen",
+    "seen_tz": {"from": "seen_tz", "type": "date"},
+    "balance": {"from": "balance", "type": "number"},
+    "balance_raw": "balance",
+    "tags": {"from": "tags", "type": "list"},
+    "profile": {"from": "profile", "type": "object"},
+    "profile_raw": "profile",
+    "greeting": {
+        "template": "Hi {{ first | title }}: {{ plan }} {{ balance }} {{ vip }} {{ joined }} "
+        "{{ seen_tz }} {{ tags }} {{ score }}"
+    },
+}
+# Columns only a DuckDB query can give (a Parquet file cannot hold them); they cross the
+# DuckDB path's transfer file as text.
+QUERY_EXTRA = (
+    ", 170141183460469231731687303715884105727::HUGEINT AS big, "
+    "[1::UHUGEINT, NULL] AS bigs, TIMETZ '01:02:03+05' AS at_time, 'k'::ENUM('j', 'k') AS e, "
+    "[1, 2, 3]::INTEGER[3] AS fixed"
+)
+
+
+def _typed_manifests(tmp: Path, kind: str, project_type: str) -> Path:
+    (tmp / "data").mkdir(exist_ok=True)
+    values = f"SELECT * FROM (VALUES {TYPED_ROWS}) AS t({TYPED_COLUMNS})"
+    parquet = tmp / "data" / "members.parquet"
+    with duckdb.connect() as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        connection.execute(f"COPY ({values}) TO '{parquet}' (FORMAT parquet)")
+    fields = dict(TYPED_FIELDS)
+    if kind == "parquet":
+        members: dict[str, Any] = {"parquet": "data/members.parquet"}
+    else:
+        query = f"SELECT *{QUERY_EXTRA} FROM ({values})"
+        members = {"sql": query, "database": ":memory:"}
+        fields.update(
+            big="big",
+            bigs="bigs",
+            e="e",
+            big_text={"template": "{{ big }} {{ bigs }} {{ at_time }} {{ fixed }}"},
+        )
+    return _one_audience(tmp, members, fields, project_type)
+
+
+def _one_audience(
+    tmp: Path, members: dict[str, Any], fields: dict[str, Any], project_type: str
+) -> Path:
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Destination",
+            "metadata": {"name": "d"},
+            "spec": {"region": "us", "projectType": project_type, "apiKey": {"env": "K"}},
+        },
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Audience",
+            "metadata": {"name": "crm"},
+            "spec": {"destination": "d", "members": members, "traits": "typed"},
+        },
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "TraitMapping",
+            "metadata": {"name": "typed"},
+            "spec": {"fields": fields},
+        },
+    ]
+    (tmp / "m.yaml").write_text("\n---\n".join(json.dumps(d) for d in docs), encoding="utf-8")
+    return tmp
+
+
+@pytest.mark.parametrize("kind", ["parquet", "duckdb query"])
+@pytest.mark.parametrize("project_type", ["email", "userId", "hybrid"])
+def test_typed_sources_plan_trait_mappings_alike(tmp_path, engines, kind, project_type):
+    root = _typed_manifests(tmp_path, kind, project_type)
+    emulator = _emulator(project_type)
+    python = _plan(root, emulator, engines["python"], "export")
+    duckdb_plan = _plan(root, emulator, engines["duckdb"], "export")
+    assert not isinstance(duckdb_plan.destinations[0].lists[0].add_fields, dict)
+    assert isinstance(python.destinations[0].lists[0].add_fields, dict)
+
+    expected = _data(python, root)
+    assert _data(duckdb_plan, root) == expected
+    # The case is not empty: values of every type were made or refused, rows conflict.
+    messages = [m for _a, _w, m, _v in expected["issues"]]
+    assert any("field 'score'" in m and "finite" in m for m in messages)
+    assert any("field 'plan_number'" in m for m in messages)
+    made = {f for fields in expected["add_fields"].values() for v in fields.values() for f in v}
+    made |= {f for *_, changes, _m in expected["updates"] for f in changes}
+    assert {"joined", "seen_tz", "balance", "tags", "profile", "greeting", "vip"} <= made
+    if kind == "duckdb query":
+        assert {"big", "bigs", "e", "big_text"} <= made
+    conflicts = expected["json"]["destinations"][0]["duplicate_conflicts"]
+    assert any("different values in" in c["reason"] for c in conflicts)
+
+
+# -- value issues are capped per audience and field ----------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_value_issues_are_capped_alike_on_both_paths(tmp_path, engines, monkeypatch, kind):
+    """A mistyped `type:` fails every row: each field lists its first MAX_FIELD_ISSUES
+    values not made and counts the rest, the same on both paths, in every output."""
+    from reconciler.render.plans import plan_json, plan_markdown, plan_text
+    from reconciler.traits import values
+
+    cap = 4
+    monkeypatch.setattr(values, "MAX_FIELD_ISSUES", cap)
+    rows = 25  # every row fails `wrong`; every third fails `ltv`
+    (tmp_path / "data").mkdir()
+    lines = ["email,plan,ltv"] + [
+        f"m{n}@x.com,tier{n},{'many' if n % 3 == 0 else n}" for n in range(rows)
+    ]
+    (tmp_path / "data" / "m.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    members: dict[str, str] = {"csv": "data/m.csv"}
+    if kind == "parquet":
+        with duckdb.connect() as connection:
+            connection.execute(
+                f"COPY (SELECT * FROM read_csv('{tmp_path}/data/m.csv', all_varchar = true)) "
+                f"TO '{tmp_path}/data/m.parquet' (FORMAT parquet)"
+            )
+        members = {"parquet": "data/m.parquet"}
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Destination",
+            "metadata": {"name": "d"},
+            "spec": {"region": "us", "projectType": "email", "apiKey": {"env": "K"}},
+        },
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Audience",
+            "metadata": {"name": "crm"},
+            "spec": {"destination": "d", "members": members, "traits": "t"},
+        },
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "TraitMapping",
+            "metadata": {"name": "t"},
+            "spec": {
+                "fields": {
+                    "wrong": {"from": "plan", "type": "number"},
+                    "ltv": {"from": "ltv", "type": "number"},
+                    "plan_tier": "plan",
+                }
+            },
+        },
+    ]
+    (tmp_path / "m.yaml").write_text("\n---\n".join(json.dumps(d) for d in docs))
+    emulator = _emulator("email")
+    outputs = []
+    for name in ENGINES:
+        plan = _plan(tmp_path, emulator, engines[name], "export")
+        (dest,) = plan.destinations
+        failing_ltv = len(range(0, rows, 3))
+        # Listed: the first `cap` of each field, in row order; counted: the rest, exactly.
+        listed = [i.message.split(" ")[1] for _a, i in dest.field_issues]
+        assert listed.count("'wrong'") == cap and listed.count("'ltv'") == cap
+        # Rows are named by line in a CSV file (after its header), by number in Parquet.
+        first_row = {"csv": 2, "parquet": 1}[kind]
+        ltv_at = [i.where.rsplit(":", 1)[1] for _a, i in dest.field_issues if "'ltv'" in i.message]
+        assert [int(w.removeprefix("row ")) for w in ltv_at] == [
+            n + first_row for n in range(0, 3 * cap, 3)
+        ]
+        assert dest.field_issues_unlisted == rows + failing_ltv - 2 * cap
+        assert plan.summary.field_values_skipped == rows + failing_ltv
+        text = plan_text(plan).replace(str(tmp_path), "ROOT")
+        assert f"{rows + failing_ltv:,} field values not sent" in text
+        data = json.loads(plan_json(plan))
+        assert data["destinations"][0]["field_issues_unlisted"] == dest.field_issues_unlisted
+        # A saved plan keeps the count.
+        path = tmp_path / f"{name}.plan"
+        save_plan(path, plan, "digest", tmp_path, None)
+        assert load_plan(path).plan.destinations[0].field_issues_unlisted == (
+            dest.field_issues_unlisted
+        )
+        # How members were read differs by engine by design (as _data leaves it out).
+        read = dest.member_read
+        assert read
+        markdown = plan_markdown(plan).replace(str(tmp_path), "ROOT").replace(read, "READ")
+        outputs.append((text.replace(read, "READ"), markdown, _data(plan, tmp_path)))
+    assert outputs[0] == outputs[1]
+    # Listed fewer than the sample: "more" counts those not listed.
+    assert f"... and {rows + failing_ltv - 2 * cap:,} more" in outputs[0][0]
+
+
+# -- warehouse sources (a query at a SQLAlchemy URL) ---------------------------------------
+
+# What a warehouse's driver hands back beyond text and numbers: PostgreSQL's types as
+# psycopg gives them (NaN and infinity, numerics, time zones, arrays, JSON, intervals,
+# UUIDs, bytes), NULLs among them; a repeated key with other values and one with NaN.
+POSTGRES_TABLE = """
+    CREATE TABLE people (
+        email TEXT, user_id BIGINT, plan TEXT, score DOUBLE PRECISION, visits BIGINT,
+        vip BOOLEAN, joined DATE, seen TIMESTAMP, seen_tz TIMESTAMPTZ, balance NUMERIC(10, 2),
+        tags TEXT[], profile JSONB, first TEXT, waited INTERVAL, uid UUID, raw BYTEA,
+        amounts NUMERIC[], days DATE[]
+    )
+"""
+POSTGRES_ROWS = """
+    INSERT INTO people VALUES
+    ('a@x.com', 1, 'pro', 2.5, 3, true, '2025-07-01', '2025-07-01 09:30:00.123456',
+     '2025-07-01 09:30:00+02', 12.34, ARRAY['red', 'blue'], '{"tier": "gold", "n": [1, 2.5]}',
+     'Ann', '3 days', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\\xdeadbeef', ARRAY[1.50, 2],
+     ARRAY[DATE '2020-01-01']),
+    ('b@x.com', 2, 'fréé ✓', 'NaN', NULL, false, NULL, NULL, NULL, 5.00, ARRAY[]::TEXT[],
+     'null', 'bob', NULL, NULL, NULL, NULL, NULL),
+    ('c@x.com', NULL, NULL, 'Infinity', -4, NULL, '1999-12-31', '2000-01-01 00:00:00',
+     '2030-01-01 23:59:59-05', NULL, NULL, '[1, "x", null]', NULL, '1 hour', NULL, NULL,
+     ARRAY[0.1], NULL),
+    ('d@x.com', 4, '42', -0.0, 0, true, '2024-02-29', '2024-02-29 12:00:00',
+     '2024-02-29 12:00:00+00', -0.50, ARRAY['x', NULL], '{"b": 1, "a": {"c": true}}', 'dan',
+     '-2 minutes', NULL, '\\x', NULL, ARRAY[DATE '2024-02-29', NULL]),
+    ('A@x.com', 1, 'basic', 2.5, 3, true, '2025-07-01', '2025-07-01 09:30:00.123456',
+     '2025-07-01 09:30:00+02', 12.34, ARRAY['red', 'blue'], '{"tier": "gold", "n": [1, 2.5]}',
+     'Ann', '3 days', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\\xdeadbeef', ARRAY[1.50, 2],
+     ARRAY[DATE '2020-01-01']),
+    ('f@x.com', 6, 'pro', 'NaN', 1, true, NULL, NULL, NULL, NULL, NULL, NULL, 'fay', NULL,
+     NULL, NULL, NULL, NULL),
+    ('f@x.com', 6, 'pro', 'NaN', 1, true, NULL, NULL, NULL, NULL, NULL, NULL, 'fay', NULL,
+     NULL, NULL, NULL, NULL)
+"""
+POSTGRES_FIELDS: dict[str, Any] = {
+    **{k: v for k, v in TYPED_FIELDS.items() if k != "profile_raw"},  # JSON of any shape
+    "profile": {"from": "profile", "type": "object"},
+    "waited": "waited",
+    "uid": {"from": "uid", "type": "string"},
+    "raw": "raw",
+    "amounts": "amounts",
+    "amounts_list": {"from": "amounts", "type": "list"},
+    "days": "days",
+    "described": {"template": "{{ waited }} {{ uid }} {{ raw }} {{ amounts }} {{ days }}"},
+}
+
+
+def _assert_alike(root: Path, engines: dict[str, Engine], project_type: str) -> dict[str, Any]:
+    emulator = _emulator(project_type)
+    python = _plan(root, emulator, engines["python"], "export")
+    duckdb_plan = _plan(root, emulator, engines["duckdb"], "export")
+    assert not isinstance(duckdb_plan.destinations[0].lists[0].add_fields, dict)
+    assert isinstance(python.destinations[0].lists[0].add_fields, dict)
+    expected = _data(python, root)
+    assert _data(duckdb_plan, root) == expected
+    return expected
+
+
+@pytest.mark.parametrize("project_type", ["email", "userId", "hybrid"])
+def test_postgres_audiences_plan_trait_mappings_alike(
+    tmp_path, engines, postgres, monkeypatch, project_type
+):
+    postgres.execute(POSTGRES_TABLE)
+    postgres.execute(POSTGRES_ROWS)
+    monkeypatch.setenv("RECONCILER_TEST_PG_PASSWORD", postgres.password)
+    members = {
+        "sql": f'SELECT email, user_id AS "userId", plan, score, visits, vip, joined, seen, '
+        f"seen_tz, balance, tags, profile, first, waited, uid, raw, amounts, days "
+        f"FROM {postgres.schema}.people",
+        "url": postgres.url_template("RECONCILER_TEST_PG_PASSWORD"),
+    }
+    root = _one_audience(tmp_path, members, POSTGRES_FIELDS, project_type)
+    expected = _assert_alike(root, engines, project_type)
+    messages = [m for _a, _w, m, _v in expected["issues"]]
+    assert any("field 'score'" in m and "finite" in m for m in messages)
+    assert any("field 'waited'" in m for m in messages)  # an interval Iterable cannot store
+    made = {f for fields in expected["add_fields"].values() for v in fields.values() for f in v}
+    made |= {f for *_, changes, _m in expected["updates"] for f in changes}
+    assert {"joined", "seen_tz", "balance", "tags", "profile", "uid", "described"} <= made
+    conflicts = expected["json"]["destinations"][0]["duplicate_conflicts"]
+    assert sum("different values in" in c["reason"] for c in conflicts) == 2
+
+
+def test_sqlite_audiences_plan_trait_mappings_alike(tmp_path, engines, monkeypatch):
+    import sqlite3
+
+    monkeypatch.chdir(tmp_path)
+    with sqlite3.connect(tmp_path / "crm.db") as connection:
+        connection.execute("CREATE TABLE people (email TEXT, plan, ltv REAL, raw BLOB, n INT)")
+        connection.executemany(
+            "INSERT INTO people VALUES (?, ?, ?, ?, ?)",
+            [
+                ("a@x.com", "pro", 2.5, b"\x00\xff", 1),
+                ("b@x.com", 7, None, None, 2**62),
+                ("c@x.com", "lots", 1e308, b"", None),
+                ("a@x.com", "gold", 2.5, b"\x00\xff", 1),
+            ],
+        )
+    fields = {
+        "plan_any": {"from": "plan", "type": "string"},
+        "ltv": {"from": "plan", "type": "number"},
+        "raw": "raw",
+        "n": {"from": "n", "type": "number"},
+        "greeting": {"template": "{{ plan }} {{ raw }} {{ ltv }} {{ n }}"},
+    }
+    members = {"sql": "SELECT * FROM people", "url": "sqlite:///crm.db"}
+    expected = _assert_alike(_one_audience(tmp_path, members, fields, "email"), engines, "email")
+    assert any("field 'raw'" in m for _a, _w, m, _v in expected["issues"])
+    assert expected["json"]["destinations"][0]["duplicate_conflicts"]
+
+
+def test_disagreements_between_audiences_are_capped_alike(tmp_path, engines, monkeypatch):
+    """Two audiences that disagree about every member: the first MAX_FIELD_ISSUES members
+    per pair and field are listed, the rest counted, the same on both paths."""
+    from reconciler.render.plans import plan_json, plan_text
+    from reconciler.traits import values
+
+    cap, rows = 4, 25
+    monkeypatch.setattr(values, "MAX_FIELD_ISSUES", cap)
+    (tmp_path / "data").mkdir()
+    for name, tier in (("a", "gold"), ("b", "silver")):
+        lines = ["email,tier,n"] + [f"m{n}@x.com,{tier},{n}" for n in range(rows)]
+        (tmp_path / "data" / f"{name}.csv").write_text("\n".join(lines) + "\n")
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Destination",
+            "metadata": {"name": "d"},
+            "spec": {"region": "us", "projectType": "email", "apiKey": {"env": "K"}},
+        },
+        *(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "Audience",
+                "metadata": {"name": name},
+                "spec": {"destination": "d", "members": {"csv": f"data/{name}.csv"}, "traits": "t"},
+            }
+            for name in ("a", "b")
+        ),
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "TraitMapping",
+            "metadata": {"name": "t"},
+            "spec": {"fields": {"tier_name": "tier", "n": {"from": "n", "type": "number"}}},
+        },
+    ]
+    (tmp_path / "m.yaml").write_text("\n---\n".join(json.dumps(d) for d in docs))
+    emulator = _emulator("email")
+    outputs = []
+    for name in ENGINES:
+        plan = _plan(tmp_path, emulator, engines[name], "export")
+        (dest,) = plan.destinations
+        assert [i.message.split(" gets ")[0] for _a, i in dest.field_issues] == [
+            "field 'tier_name'"
+        ] * cap
+        assert dest.field_issues_unlisted == rows - cap
+        assert plan.summary.field_values_skipped == rows
+        text = plan_text(plan)
+        if dest.member_read:  # how members were read differs by engine by design
+            text = text.replace(dest.member_read, "READ")
+        assert f"... and {rows - cap:,} more" in text
+        outputs.append((text, json.loads(plan_json(plan))["summary"], _data(plan, tmp_path)))
+    assert outputs[0] == outputs[1]
+
+
+def test_warehouse_values_cross_the_transfer_file_exactly():
+    """encode_trait's text decodes to a value equal in type and content; a value that
+    cannot be kept stops with NotEncodable (the reader names the query)."""
+    import datetime
+    import decimal
+    import math
+    import uuid
+
+    from reconciler.members.engine.desired_table import NotEncodable, decode_trait, encode_trait
+
+    values = [
+        None,
+        "",
+        "pXXXX",  # text that looks like a tag stays text
+        'ünï ✓\n"q"',
+        0,
+        -(2**70),
+        1.5,
+        -0.0,
+        math.inf,
+        True,
+        [1, "a", None, [2.5]],
+        {"a": {"b": [True]}},
+        (1, 2),
+        {1: "int key"},
+        [decimal.Decimal("1.50")],
+        {"at": datetime.datetime(2025, 1, 2, 3, 4, tzinfo=datetime.UTC)},
+        datetime.timedelta(days=3),
+        uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+        b"\x00\xff",
+    ]
+    for value in values:
+        back = decode_trait(encode_trait(value))
+        assert back == value and type(back) is type(value)
+        assert json.dumps(back, default=repr) == json.dumps(value, default=repr)
+    nan = decode_trait(encode_trait(math.nan))
+    assert isinstance(nan, float) and math.isnan(nan)
+    view = decode_trait(encode_trait(memoryview(b"ab")))
+    assert isinstance(view, memoryview) and view.tobytes() == b"ab"
+    with pytest.raises(NotEncodable):
+        encode_trait(lambda: None)

@@ -131,6 +131,34 @@ def test_a_large_audience_counts_the_invalid_rows_it_does_not_list(tmp_path: Pat
         assert found.count_problems() == "1,200 invalid members found."
 
 
+@pytest.mark.parametrize("engine_name", ["python", "duckdb"])
+def test_values_beyond_those_listed_are_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine_name: str
+) -> None:
+    """An audience lists its first MAX_FIELD_ISSUES values per field that cannot be sent
+    (a mistyped `type:` fails every row); the rest are counted as problems, on both paths."""
+    from reconciler.traits import values
+
+    monkeypatch.setattr(values, "MAX_FIELD_ISSUES", 3)
+    rows = [f"m{n}@example.com,u-{n},lots" for n in range(8)]
+    root = write(
+        tmp_path,
+        DESTINATION,
+        MAPPING,
+        audience("big", {"csv": "m.csv", "email": "email", "userId": "user_id"}, traits="crm"),
+        csv={"m.csv": "\n".join([HEADER, *rows]) + "\n"},
+    )
+    settings = EngineSettings(engine=engine_name, threads=1, temp_dir=tmp_path)
+    with Engine(settings) as engine:
+        found = validate(root, engine=engine)
+    assert not found.ok
+    assert (len(found.values), found.values_unlisted) == (3, 5)
+    assert found.lines(str)[-1] == (
+        "... and 5 more values that cannot be sent (each audience lists its first 3 per field)."
+    )
+    assert found.count_problems() == "8 values that cannot be sent found."
+
+
 def test_a_manifest_that_does_not_load_raises_its_located_error(tmp_path: Path) -> None:
     inline = {"inline": ["a@example.com"]}
     root = write(tmp_path, DESTINATION, audience("x", inline, destination="nowhere"))

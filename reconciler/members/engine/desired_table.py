@@ -10,7 +10,10 @@ dealt with where it costs least (see DesiredTable).
 
 from __future__ import annotations
 
+import base64
 import csv
+import json
+import pickle
 import re
 import shutil
 from collections.abc import Callable, Iterable, Sequence
@@ -40,7 +43,7 @@ from reconciler.sources import MemberIssue, source_for
 from reconciler.sources.base import CsvRows, RowStream
 from reconciler.sources.csv_file import csv_open_error, not_utf8_error
 from reconciler.sources.duckdb_query import DuckDbRelation, QueryTimedOut
-from reconciler.sources.rows import find_columns
+from reconciler.sources.rows import find_columns, trait_value
 
 # At most this many skipped rows are kept with their reasons; the rest are counted.
 MAX_ISSUES = 1000
@@ -90,9 +93,15 @@ class DesiredTable:
     # Audiences with a trait mapping: the source's other columns, by name, as the Python
     # engine keeps them in Member.traits; in `rows_table` as t0, t1, ... in this order.
     traits: tuple[str, ...] = ()
+    encoded_traits: bool = False  # the trait columns hold encode_trait's text
     _distinct: int | None = field(default=None, repr=False)
     _skipped_ids: str | None = field(default=None, repr=False)
     _deduplicated: str | None = field(default=None, repr=False)
+
+    def trait_value(self, cell: Any) -> Any:
+        """A trait column's cell as the Python engine's reader gives the value (CSV text
+        as it is, a typed source's value converted by sources.rows.trait_value)."""
+        return trait_value(decode_trait(cell) if self.encoded_traits else cell)
 
     @property
     def prefer_user_id(self) -> bool:
@@ -155,7 +164,16 @@ class DesiredTable:
         rows = self.rows_table
         # Rows also disagree in a trait column (the Python engine compares Member.traits).
         traits = range(len(self.traits))
-        differs = "".join(f" OR r.t{i} IS DISTINCT FROM d.t{i}" for i in traits)
+        # NaN equals NaN in SQL but not in Python, where the rows then disagree.
+        types = dict(
+            self.engine.connection.execute(
+                f"SELECT column_name, column_type FROM (DESCRIBE {rows})"
+            ).fetchall()
+        )
+        nan = {i: f" OR isnan(r.t{i})" for i in traits if types.get(f"t{i}") in ("FLOAT", "DOUBLE")}
+        if self.encoded_traits:  # NaN in JSON text, maybe in a list (those are told apart)
+            nan = {i: f" OR contains(r.t{i}, 'NaN')" for i in traits}
+        differs = "".join(f" OR r.t{i} IS DISTINCT FROM d.t{i}{nan.get(i, '')}" for i in traits)
         cells = "".join(f", r.t{i}, d.t{i}" for i in traits)
         found = self.engine.connection.execute(
             f"WITH firsts AS (SELECT key, min(row) AS first FROM {rows} GROUP BY key "
@@ -170,8 +188,9 @@ class DesiredTable:
         where = self.where or (lambda n: f"row {n}")
         issues = []
         for row, first, key, kind, email, user_id, first_email, first_user_id, *cells_of in found:
-            later = dict(zip(self.traits, cells_of[0::2], strict=True))
-            earlier = dict(zip(self.traits, cells_of[1::2], strict=True))
+            value = self.trait_value
+            later = {n: value(v) for n, v in zip(self.traits, cells_of[0::2], strict=True)}
+            earlier = {n: value(v) for n, v in zip(self.traits, cells_of[1::2], strict=True)}
             message = duplicate_conflict(
                 Member(key, kind, first_email, first_user_id, earlier),
                 Member(key, kind, email, user_id, later),
@@ -271,11 +290,15 @@ class _Checker:
         return _csv_row_namer(path, snapshot.copy, set_aside), columns, (count, issues)
 
     def duckdb(self, relation: DuckDbRelation) -> tuple[Where, Columns, Rejected]:
-        columns = _query_into(self.engine, self.spec, self.checked, self.project_type, relation)
+        columns = _query_into(
+            self.engine, self.spec, self.checked, self.project_type, relation, self.keep_traits
+        )
         return relation.where, columns, (0, [])
 
     def stream(self, source: RowStream) -> tuple[Where, Columns, Rejected]:
-        columns = _warehouse_into(self.engine, self.spec, source, self.checked, self.project_type)
+        columns = _warehouse_into(
+            self.engine, self.spec, source, self.checked, self.project_type, self.keep_traits
+        )
         declared_at = source.declared_at
         return (lambda n: f"{declared_at}: query row {n}"), columns, (0, [])
 
@@ -399,14 +422,19 @@ def _query_into(
     checked: str,
     project_type: ProjectType,
     relation: DuckDbRelation,
+    keep_traits: bool = False,
 ) -> Columns:
     """A DuckDB query's rows (a Parquet file's, a manifest's query's) into `checked`.
 
     The query runs in a locked-down connection of its own (sources.duckdb_query), never
     in the workspace, which holds other lists' members and reads files for reconciler:
-    its identifier columns are written to a Parquet file in a directory made for it, which
-    the workspace then reads. A database file is opened read-only, so the query names its
-    tables as it would in that database."""
+    its identifier columns (and, for a trait mapping, its other columns) are written to a
+    Parquet file in a directory made for it, which the workspace then reads. A database
+    file is opened read-only, so the query names its tables as it would in that database.
+
+    Trait columns keep their types, so that the values fetched back a batch at a time
+    are the Python values the Python engine fetches from the query itself (see
+    `_through_parquet` for the few types Parquet cannot carry)."""
     query = relation.select()
     transfer = engine.directory / engine.name("query")
     transfer.mkdir(mode=0o700)
@@ -416,22 +444,37 @@ def _query_into(
             writable=transfer, memory_bytes=engine.settings.duckdb_memory_bytes
         ) as source:
             try:
-                names = [row[0] for row in source.execute(f"DESCRIBE {query}").fetchall()]
+                described = source.execute(f"DESCRIBE {query}").fetchall()
+                names = [row[0] for row in described]
                 columns = find_columns(names, spec, f"{relation.declared_at}: {relation.subject}")
-                email = _quoted(names[columns.email]) if columns.email is not None else "NULL"
-                user_id = _quoted(names[columns.user_id]) if columns.user_id is not None else "NULL"
+                identity = (columns.email, columns.user_id)
+                traits = trait_columns(names, identity) if keep_traits else []
+                # Columns are taken by position (a query may repeat a name, or use any).
+                cells = ", ".join(f"c{i}" for i in range(len(names)))
+                sent = "".join(
+                    f", {_through_parquet(f'c{i}', described[i][1])[0]} AS c{i}" for _, i in traits
+                )
                 select = (
-                    f"SELECT CAST({email} AS VARCHAR) AS email, CAST({user_id} AS VARCHAR) "
-                    f"AS user_id FROM ({query}\n)"  # the newline ends a trailing `-- comment`
+                    f"SELECT CAST({_cell(columns.email)} AS VARCHAR) AS email, "
+                    f"CAST({_cell(columns.user_id)} AS VARCHAR) AS user_id{sent} "
+                    f"FROM ({query}\n) AS q({cells})"  # the newline ends a trailing `-- comment`
                 )
                 source.execute(f"COPY ({select}) TO {_literal(str(rows))} (FORMAT parquet)")
             except duckdb.Error as exc:
                 raise relation.error(exc) from None
-        found = Columns(columns.email is not None, columns.user_id is not None)
+        found = Columns(
+            columns.email is not None,
+            columns.user_id is not None,
+            traits=tuple(traits),
+            null_cells=True,
+        )
+        received = "".join(
+            f", {_through_parquet(f'c{i}', described[i][1])[1]} AS c{i}" for _, i in traits
+        )
         engine.connection.execute(
             _checked_sql(
                 checked,
-                f"SELECT email, user_id FROM read_parquet({_literal(str(rows))})",
+                f"SELECT email, user_id{received} FROM read_parquet({_literal(str(rows))})",
                 project_type,
                 found,
             )
@@ -441,11 +484,33 @@ def _query_into(
     return found
 
 
+# Types DuckDB's Parquet writer does not give back as they were (measured on DuckDB 2.0:
+# HUGEINT and UHUGEINT come back as DOUBLE, TIME WITH TIME ZONE shifted to UTC, UNION as
+# a STRUCT, a fixed-size ARRAY (INTEGER[3], fetched as a tuple) as a list). A column of
+# one of these, or of a nested type holding one, crosses as text and is cast back to its
+# type, which gives the same value.
+_NOT_THROUGH_PARQUET = re.compile(r"\b(?:U?HUGEINT|TIME WITH TIME ZONE|UNION)\b|\[\d+\]")
+
+
+def _through_parquet(cell: str, type_name: str) -> tuple[str, str]:
+    """How a trait column of this type is written to the transfer file and read back."""
+    if _NOT_THROUGH_PARQUET.search(type_name) is None:
+        return cell, cell
+    return f"CAST({cell} AS VARCHAR)", f"CAST({cell} AS {type_name})"
+
+
 def _warehouse_into(
-    engine: Engine, spec: MembersSpec, source: RowStream, checked: str, project_type: ProjectType
+    engine: Engine,
+    spec: MembersSpec,
+    source: RowStream,
+    checked: str,
+    project_type: ProjectType,
+    keep_traits: bool = False,
 ) -> Columns:
     """A query at a SQLAlchemy URL: rows stream back in chunks into a CSV file, which
-    DuckDB then reads (far quicker than inserting rows one by one)."""
+    DuckDB then reads (far quicker than inserting rows one by one). For a trait mapping,
+    the other columns go too, each value encoded so that it decodes to the very Python
+    value the driver gave (`encode_trait`)."""
     path = engine.directory / f"{checked}.csv"
     present: list[Columns] = []
     try:
@@ -454,27 +519,96 @@ def _warehouse_into(
 
             def write(names: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) -> None:
                 found = find_columns(list(names), spec, f"{source.declared_at}: the query")
-                present.append(Columns(found.email is not None, found.user_id is not None))
-                for chunk in chunks:
-                    writer.writerows(
-                        (
-                            _text(row[found.email]) if found.email is not None else None,
-                            _text(row[found.user_id]) if found.user_id is not None else None,
-                        )
-                        for row in chunk
+                identity = (found.email, found.user_id)
+                traits = tuple(trait_columns(names, identity)) if keep_traits else ()
+                present.append(
+                    Columns(
+                        found.email is not None,
+                        found.user_id is not None,
+                        traits=traits,
+                        null_cells=True,
+                        encoded=True,
                     )
+                )
+                cells = [i for _, i in traits]
+                for chunk in chunks:
+                    try:
+                        writer.writerows(
+                            (
+                                _text(row[found.email]) if found.email is not None else None,
+                                _text(row[found.user_id]) if found.user_id is not None else None,
+                                *(encode_trait(trait_value(row[i])) for i in cells),
+                            )
+                            for row in chunk
+                        )
+                    except NotEncodable as exc:
+                        raise SourceError(
+                            f"{source.declared_at}: the query gives a value of type {exc.kind}, "
+                            "which reconciler cannot keep in DuckDB for the trait mapping; set "
+                            "RECONCILER_ENGINE=python to plan this audience in Python"
+                        ) from None
 
             source.stream(write)
+        columns = present[0]
+        names = ["email", "user_id", *(f"c{i}" for _, i in columns.traits)]
+        types = ", ".join(f"'{name}': 'VARCHAR'" for name in names)
         select = (
-            f"SELECT email, user_id FROM read_csv({_literal(str(path))}, "
-            f"header = false, auto_detect = false, "
-            f"columns = {{'email': 'VARCHAR', 'user_id': 'VARCHAR'}}, "
+            f"SELECT {', '.join(names)} FROM read_csv({_literal(str(path))}, "
+            f"header = false, auto_detect = false, columns = {{{types}}}, "
             f"delim = ',', quote = '\"', escape = '\"')"
         )
-        engine.connection.execute(_checked_sql(checked, select, project_type, present[0]))
+        engine.connection.execute(_checked_sql(checked, select, project_type, columns))
     finally:
         path.unlink(missing_ok=True)
     return present[0]
+
+
+# A warehouse's trait values as text that gives them back exactly: JSON for values it
+# carries as they are (text, numbers, true/false, null, and lists and objects of those;
+# the commonest by far), a pickle for the rest (tuples, Decimals in a list, dates in an
+# object, UUIDs, bytes, intervals, driver types). Every cell starts with its tag, so a
+# value from the warehouse can never pass for a pickle: only what reconciler pickled
+# itself, in its own private workspace, is unpickled.
+_JSON, _PICKLE, _MEMORYVIEW = "j", "p", "m"
+
+
+class NotEncodable(Exception):
+    def __init__(self, kind: str):
+        self.kind = kind
+        super().__init__(kind)
+
+
+def encode_trait(value: Any) -> str:
+    if _json_exact(value):
+        return _JSON + json.dumps(value)
+    if isinstance(value, memoryview):  # a driver's bytea (psycopg2): not picklable
+        return _MEMORYVIEW + base64.b64encode(value.tobytes()).decode("ascii")
+    try:
+        return _PICKLE + base64.b64encode(pickle.dumps(value, protocol=5)).decode("ascii")
+    except Exception:  # whatever pickling a driver's object raises
+        raise NotEncodable(type(value).__name__) from None
+
+
+def decode_trait(text: str) -> Any:
+    tag, body = text[:1], text[1:]
+    if tag == _JSON:
+        return json.loads(body)
+    if tag == _MEMORYVIEW:
+        return memoryview(base64.b64decode(body))
+    assert tag == _PICKLE, "a trait cell reconciler did not encode"
+    return pickle.loads(base64.b64decode(body))  # only what encode_trait wrote
+
+
+def _json_exact(value: Any) -> bool:
+    """Whether json.loads(json.dumps(value)) gives back the same types and values."""
+    kind = type(value)
+    if value is None or kind in (str, int, float, bool):
+        return True
+    if kind is list:
+        return all(_json_exact(v) for v in value)
+    if kind is dict:
+        return all(type(k) is str and _json_exact(v) for k, v in value.items())
+    return False
 
 
 def _text(value: Any) -> str | None:
@@ -497,8 +631,12 @@ class Columns:
     user_id: bool
     blank: str = "false"
     # Trait columns kept (name, cell index): as t0, t1, ... beside the identifiers. An
-    # empty cell is "" as Python's csv module reads it (DuckDB reads it as NULL).
+    # empty CSV cell is "" as Python's csv module reads it (DuckDB reads it as NULL); a
+    # NULL in a typed source (`null_cells`) is None, as its Python reader gives it.
     traits: tuple[tuple[str, int], ...] = ()
+    null_cells: bool = False
+    # A warehouse's trait cells hold encode_trait's text (DesiredTable.trait_value).
+    encoded: bool = False
 
     def select(self) -> str:
         email = "email" if self.email else "NULL::VARCHAR AS email"
@@ -546,7 +684,8 @@ def _checked_sql(table: str, select: str, project_type: ProjectType, columns: Co
         )
     if columns.user_id:
         kept.append("CASE WHEN fast THEN u ELSE slow_user_id END AS user_id")
-    kept.extend(f"coalesce(c{cell}, '') AS t{i}" for i, (_, cell) in enumerate(columns.traits))
+    empty = "c{}" if columns.null_cells else "coalesce(c{}, '')"
+    kept.extend(f"{empty.format(cell)} AS t{i}" for i, (_, cell) in enumerate(columns.traits))
     return f"""
         CREATE TABLE {table} AS
         WITH cells AS (
@@ -669,6 +808,7 @@ def _deduplicate(
         identifier_columns=Columns(columns.email, columns.user_id).select(),
         where=where,
         traits=tuple(name for name, _ in columns.traits),
+        encoded_traits=columns.encoded,
     )
 
 
