@@ -1,0 +1,162 @@
+"""How the consent guard reads the profiles' channel unsubscribes (issues 17/18), through
+the CLI against the emulator over HTTP:
+
+- with the members read by getUsers and a list large enough that its adds could be too
+  many to read one by one, the profiles' export starts before the sources are read,
+  beside the member reads, instead of after the diff;
+- when the adds turn out few, they are read one by one (GET /api/users/...), racing that
+  export: whichever ends first answers, and the other is stopped; nothing is left running;
+- the plan says which way consent was read, and holds back the same people either way.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from reconciler.emulator import Faults
+from reconciler.plan.ownership import mark
+from tests.integration.conftest import profile_faults
+from tests.integration.test_iterable_answers import csv_audience, field_workspace  # noqa: F401
+
+EXPORT = "/api/export/data.json"
+GET_USERS = "/api/lists/getUsers"
+THREAD = "reconciler-consent-export"
+BOUND_SECONDS = 30.0
+
+
+def _channel_export_index(server) -> int:
+    log = server.emulator.request_log
+    return next(
+        i for i, r in enumerate(log) if r.path == EXPORT and "unsubscribedChannelIds" in r.query
+    )
+
+
+def _seed(ws, server, proj, size: int):
+    """A list of `size` members; then a (new), b (who left the list by a link) and d (who
+    unsubscribed from the email channel) are added to its audience."""
+    people = [f"m{i}@example.com" for i in range(size)]
+    list_id = proj.add_list("vip", mark(None))  # as if reconciler had made it
+    for email in people:
+        proj.subscribe_direct(list_id, email=email)
+    control = f"{server.base_url}/_emulator/self-unsubscribe"
+    proj.subscribe_direct(list_id, email="b@example.com")
+    httpx.post(control, json={"email": "b@example.com", "listId": list_id}).raise_for_status()
+    proj.add_user(email="d@example.com")
+    httpx.post(control, json={"email": "d@example.com", "channel": True}).raise_for_status()
+    csv_audience(ws, "vip", "email", [*people, "a@example.com", "b@example.com", "d@example.com"])
+    return list_id
+
+
+def _held(body: dict) -> tuple[int, int, int]:
+    summary = body["summary"]
+    return (
+        summary["members_to_add"],
+        summary["members_left_themselves"],
+        summary["members_channel_unsubscribed"],
+    )
+
+
+def _no_thread_left() -> bool:
+    deadline = time.monotonic() + BOUND_SECONDS
+    while time.monotonic() < deadline:
+        if not any(t.name == THREAD for t in threading.enumerate()):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_the_profiles_export_starts_beside_the_member_reads(
+    field_workspace,  # noqa: F811
+    cli,
+    monkeypatch,
+):
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    ws, server, proj = field_workspace("hybrid", "python")
+    _seed(ws, server, proj, 400)
+    server.emulator.clear_log()
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    assert _held(body) == (1, 1, 1)
+    # The export was asked for before the list's members were: at the plan's start.
+    log = server.emulator.request_log
+    get_users = next(i for i, r in enumerate(log) if r.path == GET_USERS)
+    assert _channel_export_index(server) < get_users
+    reads = " ".join(body["destinations"][0]["other_reads"])
+    # Three adds: read one by one, or taken from the export if it had ended by then.
+    assert (
+        "read in the background beside the member reads" in reads
+        or "3 per-user reads of profiles' unsubscribedChannelIds" in reads
+    ), reads
+    assert _no_thread_left()
+
+
+def test_few_adds_are_read_one_by_one_while_a_slow_export_is_stopped(
+    field_workspace,  # noqa: F811
+    cli,
+    monkeypatch,
+    emulator_profile,
+):
+    """The export takes seconds to start answering: the three per-user reads end first,
+    answer, and the export is abandoned; its thread ends at its first chunk."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    faults = profile_faults(emulator_profile) or Faults()
+    faults.export_first_byte_seconds = 3.0
+    ws, server, proj = field_workspace("hybrid", "python", faults)
+    _seed(ws, server, proj, 400)
+    server.emulator.clear_log()
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    assert _held(body) == (1, 1, 1)
+    reads = " ".join(body["destinations"][0]["other_reads"])
+    assert "3 per-user reads of profiles' unsubscribedChannelIds" in reads, reads
+    users = [r for r in server.emulator.request_log if r.path.startswith("/api/users/")]
+    assert len([r for r in users if r.path.endswith("%40example.com")]) == 3
+    assert _channel_export_index(server) >= 0  # started early, then stopped
+    assert _no_thread_left()
+
+
+def test_a_small_list_reads_no_export_of_the_profiles(
+    field_workspace,  # noqa: F811
+    cli,
+    monkeypatch,
+):
+    """Where every add could be read one by one faster than one export, none is made."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    ws, server, proj = field_workspace("hybrid", "python")
+    _seed(ws, server, proj, 20)
+    server.emulator.clear_log()
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    assert _held(plan.json()) == (1, 1, 1)
+    assert not any(
+        r.path == EXPORT and "unsubscribedChannelIds" in r.query
+        for r in server.emulator.request_log
+    )
+
+
+@pytest.mark.parametrize("failing", [503, 401])
+def test_a_per_user_read_that_fails_fails_the_plan(
+    field_workspace,  # noqa: F811
+    cli,
+    monkeypatch,
+    failing,
+):
+    """No guessing: a profile that cannot be read fails the plan (the side that keeps
+    consent), and names no member."""
+    ws, server, proj = field_workspace("hybrid", "python")
+    _seed(ws, server, proj, 20)
+    monkeypatch.setenv("RECONCILER_MAX_RETRIES", "1")
+    server.emulator.faults.paths = ["/api/users/b%40example.com", "/api/users/d%40example.com"]
+    server.emulator.faults.fail_every = 1
+    server.emulator.faults.fail_status = failing
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code not in (0, 2), plan.output
+    assert "/api/users/{email}" in plan.output
+    for who in ("b@example.com", "d@example.com"):
+        assert who not in plan.output
