@@ -681,15 +681,31 @@ def export_json(project: Project, call: Call) -> EmulatorResponse:
     if data_type != "user":
         # The emulator records no other events: their exports are empty, not an error.
         return EmulatorResponse(200, {"Content-Type": JSON_STREAM_TYPE}, b"")
-    body = "".join(_export_lines(project, start, end, only, omit, call.read_cutoff))
+    # The profiles are copied under the emulator's lock; their lines, seconds of work for
+    # millions of them, are written outside it, so other requests (a getUsers beside it)
+    # are answered meanwhile.
+    snapshot = _export_snapshot(project, start, end, only, call.read_cutoff)
+    membership = project.membership_field
     faults = call.faults
-    return _member_stream(
-        EmulatorResponse(200, {"Content-Type": JSON_STREAM_TYPE}, body.encode("utf-8")),
-        faults,
-        faults.export_first_byte_seconds,
-        faults.export_members_per_second,
-        faults.export_stream_seconds,
-    )
+    response = EmulatorResponse(200, {"Content-Type": JSON_STREAM_TYPE}, b"")
+
+    def build() -> Callable[[], None]:
+        body = "".join(_snapshot_lines(membership, snapshot, only, omit)).encode("utf-8")
+
+        def publish() -> None:
+            response.body = body
+            _member_stream(
+                response,
+                faults,
+                faults.export_first_byte_seconds,
+                faults.export_members_per_second,
+                faults.export_stream_seconds,
+            )
+
+        return publish
+
+    response.deferred = build
+    return response
 
 
 def _unsubscribe_lines(
@@ -718,18 +734,6 @@ def _unsubscribe_lines(
 def get_channels(project: Project, call: Call) -> EmulatorResponse:
     """GET /api/channels: the project's message channels (the same two in every project)."""
     return json_reply(200, {"channels": [dict(c) for c in CHANNELS]})
-
-
-def _export_lines(
-    project: Project,
-    start: datetime | None,
-    end: datetime | None,
-    only: list[str] | None,
-    omit: set[str],
-    cutoff: float | None = None,
-) -> Iterator[str]:
-    snapshot = _export_snapshot(project, start, end, only, cutoff)
-    return _snapshot_lines(project.membership_field, snapshot, only, omit)
 
 
 # One profile as an export shows it, copied: (its fields, email, userId, signupDate,

@@ -74,9 +74,11 @@ CHANNELS_MARK = CHANNELS_FIELD.encode()
 # Per-user reads are never chosen for more requests than this, whatever the model says:
 # the adds are held as members only up to MAX_TABLE_CHECK anyway.
 MAX_LOOKUPS = 100_000
-# Seconds a plan waits for a background read to end once told to stop (it stops at its
-# next chunk; a read still waiting on its first byte is left to end on its own).
-ABANDON_SECONDS = 10.0
+# Seconds a plan waits for the background export to end once told to stop. It stops at
+# its next chunk; one still waiting on its first byte (Iterable may take minutes) is not
+# waited for: a daemon thread holding only its connection, it ends when the answer
+# starts, or with the process.
+ABANDON_SECONDS = 0.5
 
 
 @dataclass(frozen=True)

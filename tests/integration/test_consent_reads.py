@@ -51,6 +51,26 @@ def _seed(ws, server, proj, size: int):
     return list_id
 
 
+def _get_users_waits_for_the_export(server) -> list[bool]:
+    """The emulator answers getUsers only once the profiles' export has arrived (a bounded
+    wait: were the export made after the diff, as the member reads' follower, it would
+    never arrive first); whether it had, per getUsers."""
+    emulator = server.emulator
+    handle = emulator.handle
+    arrived = threading.Event()
+    seen: list[bool] = []
+
+    def ordered(request: httpx.Request):
+        if request.url.path == EXPORT and "unsubscribedChannelIds" in str(request.url):
+            arrived.set()
+        elif request.url.path == GET_USERS:
+            seen.append(arrived.wait(BOUND_SECONDS))
+        return handle(request)
+
+    emulator.handle = ordered  # type: ignore[method-assign]
+    return seen
+
+
 def _held(body: dict) -> tuple[int, int, int]:
     summary = body["summary"]
     return (
@@ -78,14 +98,13 @@ def test_the_profiles_export_starts_beside_the_member_reads(
     ws, server, proj = field_workspace("hybrid", "python")
     _seed(ws, server, proj, 400)
     server.emulator.clear_log()
+    seen = _get_users_waits_for_the_export(server)
     plan = cli("plan", ws.manifests, "--format", "json")
     assert plan.exit_code == 0, plan.output
     body = plan.json()
     assert _held(body) == (1, 1, 1)
-    # The export was asked for before the list's members were: at the plan's start.
-    log = server.emulator.request_log
-    get_users = next(i for i, r in enumerate(log) if r.path == GET_USERS)
-    assert _channel_export_index(server) < get_users
+    # The export was asked for while the list's members were being read, not after.
+    assert seen == [True]
     reads = " ".join(body["destinations"][0]["other_reads"])
     # Three adds: read one by one, or taken from the export if it had ended by then.
     assert (
