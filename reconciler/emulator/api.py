@@ -676,8 +676,13 @@ def export_json(project: Project, call: Call) -> EmulatorResponse:
     only = _split_fields(call, "onlyFields")
     omit = set(_split_fields(call, "omitFields") or ())
     if data_type == "emailUnSubscribe":
-        body = "".join(_unsubscribe_lines(project, start, end, only, omit))
-        return EmulatorResponse(200, {"Content-Type": JSON_STREAM_TYPE}, body.encode("utf-8"))
+        body = "".join(_unsubscribe_lines(project, start, end, only, omit)).encode("utf-8")
+        response = EmulatorResponse(200, {"Content-Type": JSON_STREAM_TYPE}, body)
+        most = call.faults.events_stream_lines
+        if most is not None and body.count(b"\n") > most:
+            response.pacing = Pacing(0.0, None, int(most))
+            response.fault = "stream_cut"
+        return response
     if data_type != "user":
         # The emulator records no other events: their exports are empty, not an error.
         return EmulatorResponse(200, {"Content-Type": JSON_STREAM_TYPE}, b"")

@@ -635,18 +635,31 @@ class IterableClient:
         *,
         keep: Callable[[dict[str, Any]], bool] | None = None,
         marked: Sequence[bytes] = (),
+        window: Sequence[tuple[str, str]] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every event of `data_type` (e.g. emailUnSubscribe) the project holds, oldest
         first as Iterable writes them, with only `only_fields`; shares the user export's
         budget (4 per minute) and reads the body line by line as export_users does
-        (`marked` as there)."""
-        params = [("dataTypeName", data_type), ("range", "All")]
+        (`marked` as there). `window`: the startDateTime/endDateTime of the events'
+        createdAt to read instead of all; an answer of one that dies midway raises
+        StreamCut at once (read it in smaller windows, as download_export_window)."""
+        params = [("dataTypeName", data_type), *(window or [("range", "All")])]
         params += [("onlyFields", name) for name in only_fields]
 
-        def parse(response: httpx.Response) -> list[dict[str, Any]]:
+        def read(response: httpx.Response) -> list[dict[str, Any]]:
             if marked:
                 return _parse_marked_lines(response, keep, marked)
             return _parse_json_lines(response, keep)
+
+        def parse(response: httpx.Response) -> list[dict[str, Any]]:
+            if window is None:
+                return read(response)
+            try:
+                return read(response)
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                raise StreamCut(
+                    f"GET /api/export/data.json: the answer died midway ({type(exc).__name__})"
+                ) from None
 
         rows = self._request(
             "GET", "/api/export/data.json", bucket="export", params=params, parse=parse

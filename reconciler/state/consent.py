@@ -49,10 +49,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from reconciler.errors import IterableError, LiveStateError
-from reconciler.iterable import ClientSettings, IterableClient
+from reconciler.iterable import ClientSettings, IterableClient, StreamCut
 from reconciler.members.identity import Member, ProjectType
 from reconciler.members.model import TableRows, member_rows
 from reconciler.plan import ListPlan, Plan
@@ -60,7 +61,14 @@ from reconciler.plan.model import without_keys
 from reconciler.progress import duration
 from reconciler.state.routes import export_seconds
 from reconciler.state.unsendable import MAX_TABLE_CHECK
-from reconciler.state.windows import export_users_whole
+from reconciler.state.windows import (
+    UNSPLITTABLE_RETRIES,
+    Window,
+    cut_off,
+    export_users_whole,
+    plan_windows,
+    split_window,
+)
 
 UNSUBSCRIBE_DATA_TYPE = "emailUnSubscribe"
 EVENT_FIELDS = ("createdAt", "email", "userId", "unsubSource", "emailListIds", "emailListId")
@@ -79,6 +87,9 @@ MAX_LOOKUPS = 100_000
 # waited for: a daemon thread holding only its connection, it ends when the answer
 # starts, or with the process.
 ABANDON_SECONDS = 0.5
+# Closed date windows the events are first read in when one export of them is cut off
+# (then halved where they die): how unsubscribes spread over time is unknown.
+EVENT_WINDOWS = 4
 
 
 @dataclass(frozen=True)
@@ -336,11 +347,8 @@ def read_optouts(
     # Only events about the lists planned are held: a project's unsubscribes from
     # campaigns' channels can be many. An event about a list holds its id's digits (JSON
     # spells an integer no other way), so no other line is parsed.
-    events = client.export_events(
-        UNSUBSCRIBE_DATA_TYPE,
-        EVENT_FIELDS,
-        keep=about_these_lists,
-        marked=tuple(str(i).encode() for i in sorted(list_ids)),
+    events, event_windows = export_unsubscribes(
+        client, about_these_lists, tuple(str(i).encode() for i in sorted(list_ids))
     )
     departures = self_departures(events, list_ids)
     try:
@@ -376,8 +384,65 @@ def read_optouts(
     else:
         profiles, how = _read_profiles(client, lists, project_type, keep, early, largest_list)
     emails, user_ids = channel_unsubscribed(profiles, channel_ids)
+    if event_windows:
+        how += (
+            f"; the emailUnSubscribe events in {event_windows} date windows, one export "
+            "being cut off"
+        )
     reads.append(f"consent read with {how} and 1 channels read ({channels_note})")
     return Optouts(departures, emails, user_ids)
+
+
+def export_unsubscribes(
+    client: IterableClient,
+    keep: Callable[[dict[str, Any]], bool],
+    marked: Sequence[bytes],
+    clock: Callable[[], datetime] | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """The emailUnSubscribe events `keep` accepts, oldest first, from one export; where
+    Iterable cuts that export off every time (a project with very many unsubscribes),
+    from date windows over createdAt (state/windows.py's, read one after the other, the
+    oldest first and the open one last): an event's createdAt never changes, so each is in
+    exactly one window, and the windows' events in their order are the one export's.
+    Also the window requests made (0: the one export did). A window that dies is read
+    again as two halves; both failing raises."""
+    try:
+        return list(
+            client.export_events(UNSUBSCRIBE_DATA_TYPE, EVENT_FIELDS, keep=keep, marked=marked)
+        ), 0
+    except IterableError as exc:
+        if not cut_off(exc):
+            raise
+    now = clock or (lambda: datetime.now(UTC))
+    span = timedelta(days=client.settings.export_window_days)
+    pending = plan_windows(now(), EVENT_WINDOWS, span)
+    attempts: dict[Window, int] = {}
+    events: list[dict[str, Any]] = []
+    requests = 0
+    while pending:
+        window = pending.pop(0)
+        requests += 1
+        try:
+            events += client.export_events(
+                UNSUBSCRIBE_DATA_TYPE,
+                EVENT_FIELDS,
+                keep=keep,
+                marked=marked,
+                window=window.params(now()),
+            )
+        except StreamCut:
+            halves = split_window(window, now())
+            if halves is not None:
+                pending[:0] = halves
+                continue
+            attempts[window] = attempts.get(window, 0) + 1
+            if attempts[window] > UNSPLITTABLE_RETRIES:
+                raise LiveStateError(
+                    f"the emailUnSubscribe export's window {window.describe()} (one second) "
+                    f"died {attempts[window]} times; it cannot be cut smaller"
+                ) from None
+            pending.insert(0, window)
+    return events, requests
 
 
 # -- the profiles' channel unsubscribes: per-user reads or one export --------------------

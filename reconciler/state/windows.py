@@ -393,3 +393,7 @@ def download_whole(
         return read_export_windows(client, only_fields, path, project_type, 0, on_lines).rows
 
     return download
+
+
+# For the other whole-project exports that fall back to windows (state/consent.py's events).
+cut_off = _cut_off

@@ -179,3 +179,66 @@ def test_a_per_user_read_that_fails_fails_the_plan(
     assert "/api/users/{email}" in plan.output
     for who in ("b@example.com", "d@example.com"):
         assert who not in plan.output
+
+
+def test_unsubscribe_events_too_many_for_one_export_are_read_in_date_windows(
+    field_workspace,  # noqa: F811
+    cli,
+    monkeypatch,
+    emulator_profile,
+):
+    """A project with very many unsubscribes: Iterable cuts the events' one export off
+    every time (the emulator's events_stream_lines). The events are read in date windows
+    over createdAt instead, and who left the list themselves is exactly what one export
+    would have said: each person's latest unsubscribe, across windows."""
+    monkeypatch.setenv("RECONCILER_EXPORTS_PER_MINUTE", "100000")  # the emulator has none
+    monkeypatch.setenv("RECONCILER_MAX_RETRIES", "1")
+    faults = profile_faults(emulator_profile) or Faults()
+    faults.events_stream_lines = 8
+    ws, server, proj = field_workspace("hybrid", "python", faults)
+    list_id = proj.add_list("vip", mark(None))
+    people = [f"p{i}@example.com" for i in range(40)]
+    for email in people:
+        proj.add_user(email=email)
+    day = 86_400_000
+    now = int(time.time() * 1000)
+    # Oldest first, a week apart: the even ones left by a link, the odd ones were removed
+    # by an API call; then p0 was removed by an API call after its link (it may be re-added)
+    # and p1 left by a link after its API removal (it may not).
+    events = [
+        (now - (300 - 7 * i) * day, email, "EmailLink" if i % 2 == 0 else "ListAPI")
+        for i, email in enumerate(people)
+    ]
+    events += [(now - 2 * day, "p0@example.com", "ListAPI")]
+    events += [(now - 1 * day, "p1@example.com", "EmailLink")]
+    for at, email, source in events:
+        proj.unsubscribe_events.append(
+            {
+                "createdAt": at,
+                "email": email,
+                "unsubSource": source,
+                "emailListIds": [list_id],
+                "channelIds": [],
+            }
+        )
+    csv_audience(ws, "vip", "email", people)
+    server.emulator.clear_log()
+
+    plan = cli("plan", ws.manifests, "--format", "json")
+
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    held = {f"p{i}@example.com" for i in range(2, 40, 2)} | {"p1@example.com"}
+    assert body["summary"]["members_left_themselves"] == len(held) == 20
+    assert body["summary"]["members_to_add"] == 40 - 20
+    exports = [r for r in server.emulator.request_log if r.path == EXPORT]
+    events_reads = [r for r in exports if "dataTypeName=emailUnSubscribe" in r.query]
+    whole = [r for r in events_reads if "range=All" in r.query]
+    assert whole and all(r.fault == "stream_cut" for r in whole)
+    windows = [r for r in events_reads if "startDateTime" in r.query]
+    assert len(windows) > 5  # the four planned, the open one, and halves of the full ones
+    reads = " ".join(body["destinations"][0]["other_reads"])
+    assert f"the emailUnSubscribe events in {len(windows)} date windows" in reads, reads
+    applied = cli("apply", ws.manifests, "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert set(proj.members(list_id)) == set(people) - held
