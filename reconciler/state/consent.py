@@ -530,7 +530,10 @@ def _read_profiles(
             found, made = won
             early.abandon()
             return [p for p in found if keep(p)], _by_lookups(made, why)
-        why = "; read in the background, ending before the per-user reads begun beside it"
+        why = (
+            "; read in the background beside the member reads, which ended before the "
+            "per-user reads started beside it did"
+        )
     if early is not None:
         rows, windows = early.result()
         profiles = [p for p in rows if keep(p)]
