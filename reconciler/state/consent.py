@@ -511,6 +511,10 @@ def _read_profiles(
     largest_list: int,
 ) -> tuple[list[dict[str, Any]], str]:
     """The channel-unsubscribed profiles `keep` accepts, and how they were read."""
+    if early is not None and isinstance(early.error(), _NotRead):
+        # It found none of the lists when it began: a list made since (by someone else)
+        # has its profiles read afresh.
+        early = None
     people = people_to_look_up(lists, project_type)
     requests = lookup_requests(people) if people is not None else None
     elapsed = early.elapsed() if early is not None else 0.0
@@ -534,8 +538,11 @@ def _read_profiles(
             "; read in the background beside the member reads, which ended before the "
             "per-user reads started beside it did"
         )
+    try:
+        rows, windows = early.result() if early is not None else ([], 0)
+    except _NotRead:
+        early = None
     if early is not None:
-        rows, windows = early.result()
         profiles = [p for p in rows if keep(p)]
     else:
         profiles, windows = export_users_whole(
@@ -640,6 +647,10 @@ def early_export_worth(route: str, sizes: Sequence[int | None], settings: Client
     return choose_profile_read(largest, largest, settings)[0] == "export"
 
 
+class _NotRead(LiveStateError):
+    """The early export did not read the profiles (there was no list to read them for)."""
+
+
 class EarlyProfiles:
     """The profiles' export for the consent guard, started in the background before the
     plan knows its adds (planning.py starts it beside the member reads when they go by
@@ -663,8 +674,7 @@ class EarlyProfiles:
                 # With no list of these names yet (a first apply), no list gets adds that
                 # consent would hold back: the export is not made.
                 if not any(info.name in names for info in client.get_lists()):
-                    self.future.set_result(([], 0))
-                    return
+                    raise _NotRead("none of the lists existed")
                 self.future.set_result(
                     export_users_whole(
                         client,
