@@ -79,6 +79,8 @@ CHANNELS_FIELD = "unsubscribedChannelIds"
 PROFILE_FIELDS = ("email", "userId", CHANNELS_FIELD)
 # The only rows the profiles' export keeps hold this text (the client parses no other line).
 CHANNELS_MARK = CHANNELS_FIELD.encode()
+# Iterable's answers (400) to a per-user read of an identifier it does not take.
+NOT_AN_IDENTIFIER = frozenset({"InvalidEmailAddressError", "InvalidUserIdError"})
 # Per-user reads are never chosen for more requests than this, whatever the model says:
 # the adds are held as members only up to MAX_TABLE_CHECK anyway.
 MAX_LOOKUPS = 100_000
@@ -586,7 +588,14 @@ def read_profiles_by_lookups(
                 raise LiveStateError("the per-user reads were abandoned")
             with lock:
                 made += 1
-            profile = client.get_user(**ask)
+            try:
+                profile = client.get_user(**ask)
+            except IterableError as exc:
+                if exc.status != 400 or exc.code not in NOT_AN_IDENTIFIER:
+                    raise
+                # Iterable refuses the identifier itself (an email it does not take, as
+                # two..dots@): no profile can have it, as no export row would.
+                profile = None
             if profile is None:
                 continue  # no such user: nobody to hold back by this identifier
             found.append({k: profile.get(k) for k in PROFILE_FIELDS})
