@@ -242,3 +242,26 @@ def test_unsubscribe_events_too_many_for_one_export_are_read_in_date_windows(
     applied = cli("apply", ws.manifests, "--yes")
     assert applied.exit_code == 0, applied.output
     assert set(proj.members(list_id)) == set(people) - held
+
+
+def test_an_identifier_iterable_refuses_is_no_profile(
+    field_workspace,  # noqa: F811
+    cli,
+):
+    """An add whose email Iterable does not take (it answers the per-user read 400
+    InvalidEmailAddressError) can have no profile and no unsubscribe, as no export row
+    would: the plan goes on, holding back only who opted out."""
+    ws, server, proj = field_workspace("hybrid", "python")
+    _seed(ws, server, proj, 5)
+    people = [f"m{i}@example.com" for i in range(5)]
+    odd = "two..dots@example.com"  # reconciler's light check lets it through
+    csv_audience(ws, "vip", "email", [*people, "a@example.com", "b@example.com", odd])
+    server.emulator.clear_log()
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    assert body["summary"]["members_left_themselves"] == 1  # b
+    assert body["summary"]["members_to_add"] == 2  # a, and the odd one (Iterable decides)
+    refused = [r for r in server.emulator.request_log if r.path.startswith("/api/users/two")]
+    assert [r.status for r in refused] == [400]
+    assert odd not in plan.output
