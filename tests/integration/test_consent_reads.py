@@ -35,6 +35,15 @@ def _channel_export_index(server) -> int:
     )
 
 
+def _slow_reads(monkeypatch) -> None:
+    """Iterable's speeds scaled down to a list of 400: an export of 10 rows a second
+    (42 s for the list: more than a slot of the export budget) and 5 per-user reads a
+    second (80 s for 400 adds, 0.6 s for 3), so that the export is started early and the
+    few adds are still read one by one."""
+    monkeypatch.setenv("RECONCILER_EXPORT_RATE", "10")
+    monkeypatch.setenv("RECONCILER_USER_READS_PER_SECOND", "5")
+
+
 def _seed(ws, server, proj, size: int):
     """A list of `size` members; then a (new), b (who left the list by a link) and d (who
     unsubscribed from the email channel) are added to its audience."""
@@ -95,6 +104,7 @@ def test_the_profiles_export_starts_beside_the_member_reads(
     monkeypatch,
 ):
     monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    _slow_reads(monkeypatch)
     ws, server, proj = field_workspace("hybrid", "python")
     _seed(ws, server, proj, 400)
     server.emulator.clear_log()
@@ -123,6 +133,7 @@ def test_few_adds_are_read_one_by_one_while_a_slow_export_is_stopped(
     """The export takes seconds to start answering: the three per-user reads end first,
     answer, and the export is abandoned; its thread ends at its first chunk."""
     monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    _slow_reads(monkeypatch)
     faults = profile_faults(emulator_profile) or Faults()
     faults.export_first_byte_seconds = 3.0
     ws, server, proj = field_workspace("hybrid", "python", faults)
