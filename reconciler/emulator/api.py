@@ -6,8 +6,10 @@ so the functions only enforce what the schema cannot say.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import gc
 import json
 import math
 import re
@@ -15,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from reconciler.emulator import fields as profile_fields
@@ -675,20 +678,42 @@ def export_json(project: Project, call: Call) -> EmulatorResponse:
     only = _split_fields(call, "onlyFields")
     omit = set(_split_fields(call, "omitFields") or ())
     if data_type == "emailUnSubscribe":
-        body = "".join(_unsubscribe_lines(project, start, end, only, omit))
-        return EmulatorResponse(200, {"Content-Type": JSON_STREAM_TYPE}, body.encode("utf-8"))
+        body = "".join(_unsubscribe_lines(project, start, end, only, omit)).encode("utf-8")
+        response = EmulatorResponse(200, {"Content-Type": JSON_STREAM_TYPE}, body)
+        most = call.faults.events_stream_lines
+        if most is not None and body.count(b"\n") > most:
+            response.pacing = Pacing(0.0, None, int(most))
+            response.fault = "stream_cut"
+        return response
     if data_type != "user":
         # The emulator records no other events: their exports are empty, not an error.
         return EmulatorResponse(200, {"Content-Type": JSON_STREAM_TYPE}, b"")
-    body = "".join(_export_lines(project, start, end, only, omit, call.read_cutoff))
+    # The profiles are copied under the emulator's lock; their lines, seconds of work for
+    # millions of them, are written outside it, so other requests (a getUsers beside it)
+    # are answered meanwhile.
+    snapshot = _export_snapshot(project, start, end, only, call.read_cutoff)
+    membership = project.membership_field
     faults = call.faults
-    return _member_stream(
-        EmulatorResponse(200, {"Content-Type": JSON_STREAM_TYPE}, body.encode("utf-8")),
-        faults,
-        faults.export_first_byte_seconds,
-        faults.export_members_per_second,
-        faults.export_stream_seconds,
-    )
+    response = EmulatorResponse(200, {"Content-Type": JSON_STREAM_TYPE}, b"")
+
+    def build() -> Callable[[], None]:
+        with _collector_paused():
+            body = "".join(_snapshot_lines(membership, snapshot, only, omit)).encode("utf-8")
+
+        def publish() -> None:
+            response.body = body
+            _member_stream(
+                response,
+                faults,
+                faults.export_first_byte_seconds,
+                faults.export_members_per_second,
+                faults.export_stream_seconds,
+            )
+
+        return publish
+
+    response.deferred = build
+    return response
 
 
 def _unsubscribe_lines(
@@ -719,22 +744,10 @@ def get_channels(project: Project, call: Call) -> EmulatorResponse:
     return json_reply(200, {"channels": [dict(c) for c in CHANNELS]})
 
 
-def _export_lines(
-    project: Project,
-    start: datetime | None,
-    end: datetime | None,
-    only: list[str] | None,
-    omit: set[str],
-    cutoff: float | None = None,
-) -> Iterator[str]:
-    snapshot = _export_snapshot(project, start, end, only, cutoff)
-    return _snapshot_lines(project.membership_field, snapshot, only, omit)
-
-
 # One profile as an export shows it, copied: (its fields, email, userId, signupDate,
 # profileUpdatedAt, list ids, unsubscribed channel ids).
 _SnapshotRow = tuple[
-    dict[str, Any], str | None, str | None, int, int, tuple[int, ...], tuple[int, ...]
+    Mapping[str, Any], str | None, str | None, int, int, tuple[int, ...], tuple[int, ...]
 ]
 
 
@@ -756,29 +769,72 @@ def _export_snapshot(
         else project.users_as_of(cutoff)
     )
     wanted = None if only is None else set(only)
-    rows: list[_SnapshotRow] = []
-    for user, list_ids in users:
-        if start_ms is not None and user.profile_updated_at < start_ms:
-            continue
-        if end_ms is not None and user.profile_updated_at >= end_ms:
-            continue
-        rows.append(
-            (
-                _copy_fields(user.data_fields, wanted),
-                user.email,
-                user.user_id,
-                user.signup_date,
-                user.profile_updated_at,
-                tuple(sorted(list_ids)),
-                tuple(sorted(user.unsubscribed_channel_ids)),
-            )
+    # With onlyFields, what is not asked for is not copied (nor sorted): an export for the
+    # consent guard asks three fields of every profile of the project.
+    lists_wanted = wanted is None or project.membership_field in wanted
+    channels_wanted = wanted is None or "unsubscribedChannelIds" in wanted
+    if start_ms is not None or end_ms is not None:
+        users = (
+            (user, list_ids)
+            for user, list_ids in users
+            if (start_ms is None or user.profile_updated_at >= start_ms)
+            and (end_ms is None or user.profile_updated_at < end_ms)
         )
-    return rows
+    # One comprehension: a project's millions of profiles go through it, each a new tuple:
+    # with the collector on, those would set off full collections over the whole project.
+    with _collector_paused():
+        return _snapshot_rows(users, wanted, lists_wanted, channels_wanted)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while an export makes a row per profile (it
+    makes no cycles): on for a project of millions, each collection walks all of them.
+    Only turned on again by whoever turned it off."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
+def _snapshot_rows(
+    users: Iterable[tuple[User, AbstractSet[int]]],
+    wanted: AbstractSet[str] | None,
+    lists_wanted: bool,
+    channels_wanted: bool,
+) -> list[_SnapshotRow]:
+    return [
+        (
+            _copy_fields(data, wanted) if (data := user.data_fields) else _NO_FIELDS,
+            user.email,
+            user.user_id,
+            user.signup_date,
+            user.profile_updated_at,
+            tuple(sorted(list_ids)) if lists_wanted else (),
+            tuple(sorted(user.unsubscribed_channel_ids)) if channels_wanted else (),
+        )
+        for user, list_ids in users
+    ]
+
+
+# A profile without fields shares this (never written to: _snapshot_lines copies a row).
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
 
 
 def _copy_fields(data: dict[str, Any], wanted: AbstractSet[str] | None) -> dict[str, Any]:
     """A profile's fields (those `wanted`), nested objects copied too: a later write may
     merge into them in place. Scalars are shared, as most fields are."""
+    if wanted is not None and len(wanted) < len(data):
+        # The few fields asked for, looked up (not every field of the profile walked).
+        return {
+            key: copy.deepcopy(value) if isinstance(value, dict | list) else value
+            for key in wanted
+            if key in data
+            for value in (data[key],)
+        }
     return {
         key: copy.deepcopy(value) if isinstance(value, dict | list) else value
         for key, value in data.items()
@@ -791,10 +847,15 @@ def _snapshot_lines(
     snapshot: Iterable[_SnapshotRow],
     only: list[str] | None,
     omit: set[str],
+    fast: bool = True,
 ) -> Iterator[str]:
-    """The export's lines, as _profile shapes a profile."""
+    """The export's lines, as _profile shapes a profile (`fast`: with onlyFields, each line
+    written from the fields asked for alone, byte for byte the same)."""
+    if only is not None and fast:
+        yield from _only_lines(membership_field, snapshot, only, omit)
+        return
     for data, email, user_id, signup, updated, list_ids, channels in snapshot:
-        row: dict[str, Any] = data
+        row: dict[str, Any] = dict(data)
         if email is not None:
             row["email"] = email
         if user_id is not None:
@@ -810,6 +871,57 @@ def _snapshot_lines(
         if omit:
             row = {key: value for key, value in row.items() if key not in omit}
         yield json.dumps(row, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+# What _only_lines writes for a field asked for: the profile's own, or one of its fields.
+_EMAIL, _USER_ID, _SIGNUP, _UPDATED, _LISTS, _CHANNELS, _DATA = range(7)
+
+
+def _only_lines(
+    membership_field: str,
+    snapshot: Iterable[_SnapshotRow],
+    only: list[str],
+    omit: set[str],
+) -> Iterator[str]:
+    """_snapshot_lines with onlyFields, without a dict per profile: the fields asked for,
+    in their order, each encoded as json.dumps encodes it inside the whole row (so the
+    bytes are the same), and the dates formatted only when asked for. As there, a
+    profile's own email, userId, dates, lists and channels stand before a data field of
+    the same name (the email and userId when it has them, the lists and channels when
+    not empty)."""
+    encode = json.encoder.encode_basestring
+    dumps = functools.partial(json.dumps, separators=(",", ":"), ensure_ascii=False)
+    kinds = {
+        "email": _EMAIL,
+        "userId": _USER_ID,
+        "signupDate": _SIGNUP,
+        "profileUpdatedAt": _UPDATED,
+        membership_field: _LISTS,
+        "unsubscribedChannelIds": _CHANNELS,
+    }
+    fields = [
+        (kinds.get(key, _DATA), encode(key) + ":", key)
+        for key in dict.fromkeys(only)
+        if key not in omit
+    ]
+    for data, email, user_id, signup, updated, list_ids, channels in snapshot:
+        parts = []
+        for kind, prefix, key in fields:
+            if kind == _EMAIL and email is not None:
+                parts.append(prefix + encode(email))
+            elif kind == _USER_ID and user_id is not None:
+                parts.append(prefix + encode(user_id))
+            elif kind == _SIGNUP:
+                parts.append(prefix + encode(_iterable_date(signup)))
+            elif kind == _UPDATED:
+                parts.append(prefix + encode(_iterable_date(updated)))
+            elif kind == _LISTS and list_ids:
+                parts.append(prefix + "[" + ",".join(map(str, list_ids)) + "]")
+            elif kind == _CHANNELS and channels:
+                parts.append(prefix + "[" + ",".join(map(str, channels)) + "]")
+            elif key in data:
+                parts.append(prefix + dumps(data[key]))
+        yield "{" + ",".join(parts) + "}\n"
 
 
 # Asynchronous export ------------------------------------------------------------------------

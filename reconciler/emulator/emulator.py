@@ -13,6 +13,7 @@ Control endpoints under /_emulator/ sit outside all of that: no key, no faults, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
@@ -353,18 +354,17 @@ class Emulator:
             outcome = self._answer(
                 method, path, query, body, request.headers.get("Api-Key"), link_base
             )
-            self._log(
-                LoggedRequest(
-                    method=method,
-                    path=path,
-                    query=query,
-                    status=outcome.response.status,
-                    project=outcome.project,
-                    body=parsed,
-                    fault=outcome.fault,
-                    at=outcome.at,
-                )
+            entry = LoggedRequest(
+                method=method,
+                path=path,
+                query=query,
+                status=outcome.response.status,
+                project=outcome.project,
+                body=parsed,
+                fault=outcome.fault,
+                at=outcome.at,
             )
+            self._log(entry)
             self._persist_if_dirty()
         response = outcome.response
         if response.deferred is not None:
@@ -374,7 +374,16 @@ class Emulator:
             publish = build()  # outside the lock: other requests are answered meanwhile
             with self._lock:
                 publish()
+                if response.fault is not None and entry.fault is None:
+                    # A knob that shaped the answer as it was built (a stream to be cut).
+                    self._relog(entry, dataclasses.replace(entry, fault=response.fault))
         return response
+
+    def _relog(self, old: LoggedRequest, new: LoggedRequest) -> None:
+        for index in range(len(self.request_log) - 1, -1, -1):
+            if self.request_log[index] is old:
+                self.request_log[index] = new
+                return
 
     def _download(self, method: str, path: str, query: str) -> EmulatorResponse:
         """A file link of the asynchronous export: no Api-Key (the link is the credential,

@@ -191,6 +191,10 @@ class Faults:
     body never ends. None: never."""
     export_stream_seconds: float | None = None
     """export/data.json: the same, for the synchronous export."""
+    events_stream_lines: float | None = None
+    """export/data.json of events (emailUnSubscribe): an answer of more events than this
+    dies after this many (Iterable closes long export connections: a project with very
+    many unsubscribes); None: never."""
     streams_to_cut: int = 0
     """A countdown: the next N getUsers or export/data.json answers that would have gone
     out whole die after half their members (then answers are whole again): a stream that
@@ -326,6 +330,7 @@ _POSITIVE_OR_NONE_FIELDS = {
     "get_users_stream_seconds",
     "export_stream_seconds",
     "export_job_members_per_second",
+    "events_stream_lines",
 }
 
 

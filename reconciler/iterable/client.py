@@ -604,16 +604,23 @@ class IterableClient:
         only_fields: Sequence[str],
         *,
         keep: Callable[[dict[str, Any]], bool] | None = None,
+        marked: Sequence[bytes] = (),
+        stop: threading.Event | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every user of the project, one JSON object per line, with only `only_fields`.
 
         The body is read line by line as it streams and only rows `keep` accepts are held,
         so memory grows with the users asked about, not with the project. 4 per minute.
+        `marked`: texts of which every row `keep` accepts holds one; only lines holding one
+        are parsed (_parse_marked_lines), the rest are checked for their shape alone;
+        `stop`, once set, ends a marked read at its next chunk (LiveStateError).
         """
         params = [("dataTypeName", "user"), ("range", "All")]
         params += [("onlyFields", name) for name in only_fields]
 
         def parse(response: httpx.Response) -> list[dict[str, Any]]:
+            if marked:
+                return _parse_marked_lines(response, keep, marked, stop)
             return _parse_json_lines(response, keep)
 
         rows = self._request(
@@ -627,15 +634,32 @@ class IterableClient:
         only_fields: Sequence[str],
         *,
         keep: Callable[[dict[str, Any]], bool] | None = None,
+        marked: Sequence[bytes] = (),
+        window: Sequence[tuple[str, str]] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every event of `data_type` (e.g. emailUnSubscribe) the project holds, oldest
         first as Iterable writes them, with only `only_fields`; shares the user export's
-        budget (4 per minute) and reads the body line by line as export_users does."""
-        params = [("dataTypeName", data_type), ("range", "All")]
+        budget (4 per minute) and reads the body line by line as export_users does
+        (`marked` as there). `window`: the startDateTime/endDateTime of the events'
+        createdAt to read instead of all; an answer of one that dies midway raises
+        StreamCut at once (read it in smaller windows, as download_export_window)."""
+        params = [("dataTypeName", data_type), *(window or [("range", "All")])]
         params += [("onlyFields", name) for name in only_fields]
 
-        def parse(response: httpx.Response) -> list[dict[str, Any]]:
+        def read(response: httpx.Response) -> list[dict[str, Any]]:
+            if marked:
+                return _parse_marked_lines(response, keep, marked)
             return _parse_json_lines(response, keep)
+
+        def parse(response: httpx.Response) -> list[dict[str, Any]]:
+            if window is None:
+                return read(response)
+            try:
+                return read(response)
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                raise StreamCut(
+                    f"GET /api/export/data.json: the answer died midway ({type(exc).__name__})"
+                ) from None
 
         rows = self._request(
             "GET", "/api/export/data.json", bucket="export", params=params, parse=parse
@@ -1322,6 +1346,96 @@ def _parse_json_lines(
             raise _BadAnswer("an export line that is not a JSON object")
         if keep is None or keep(row):
             rows.append(row)
+    return rows
+
+
+# Lines of a marked export parsed whole before the rest are only checked for their shape:
+# a body that is not JSON lines at all fails on its first line, not silently.
+FIRST_LINES_PARSED = 16
+# What starts a JSON escape (a key's letters may be spelled \\uXXXX): a line holding one is
+# parsed whatever the marks, since a mark could hide behind it. One byte: found fast.
+_ESCAPE = b"\\"
+
+
+def _parse_marked_lines(
+    response: httpx.Response,
+    keep: Callable[[dict[str, Any]], bool] | None,
+    marks: Sequence[bytes],
+    stop: threading.Event | None = None,
+) -> list[dict[str, Any]]:
+    """_parse_json_lines for a caller whose `keep` refuses every row that holds none of
+    `marks` (a field's name, a list id's digits): only lines holding a mark (or an escape,
+    or among the first lines) are parsed; the rest must still look like JSON objects, one
+    a line (start with `{`, end with `}`), else they are parsed too and one that is not
+    JSON fails the read. So a truncated or garbled body fails as before, at a fraction of
+    the cost: a project's profiles are millions of lines, of which a few hold the mark."""
+    if _is_html(response):
+        raise _BadAnswer("an HTML page, not the export")
+    rows: list[dict[str, Any]] = []
+    needles = (*marks, _ESCAPE)
+    parsed = 0
+
+    def take(line: bytes) -> None:
+        line = line.strip()
+        if not line:
+            return
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError, UnicodeDecodeError):
+            raise _BadAnswer("an export line that is not JSON") from None
+        if not isinstance(row, dict):
+            raise _BadAnswer("an export line that is not a JSON object")
+        if keep is None or keep(row):
+            rows.append(row)
+
+    def block(text: bytes) -> None:
+        """Whole lines, each ending in a newline."""
+        nonlocal parsed
+        if b"\r" in text:
+            text = text.replace(b"\r\n", b"\n")
+        if parsed < FIRST_LINES_PARSED:
+            head = text.split(b"\n", FIRST_LINES_PARSED - parsed)
+            rest = head.pop() if len(head) > FIRST_LINES_PARSED - parsed else b""
+            for line in head:
+                take(line)
+            parsed += len(head)
+            text = rest
+            if not text:
+                return
+        lines = text.count(b"\n")
+        if not (
+            text.startswith(b"{") and text.endswith(b"}\n") and text.count(b"}\n{") == lines - 1
+        ):
+            # A blank line, spaces around an object, or something else: line by line.
+            for line in text.split(b"\n"):
+                bare = line.strip()
+                if not (bare.startswith(b"{") and bare.endswith(b"}")) or any(
+                    needle in bare for needle in needles
+                ):
+                    take(bare)
+            return
+        starts: set[int] = set()
+        for needle in needles:
+            at = text.find(needle)
+            while at >= 0:
+                start = text.rfind(b"\n", 0, at) + 1
+                starts.add(start)
+                at = text.find(needle, text.find(b"\n", at))
+        for start in sorted(starts):
+            take(text[start : text.find(b"\n", start)])
+
+    pending = b""
+    for chunk in response.iter_bytes():
+        if stop is not None and stop.is_set():
+            raise LiveStateError("the export was abandoned")
+        pending += chunk
+        end = pending.rfind(b"\n")
+        if end < 0:
+            continue
+        block(pending[: end + 1])
+        pending = pending[end + 1 :]
+    if pending.strip():
+        block(pending + b"\n")
     return rows
 
 

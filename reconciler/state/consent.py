@@ -28,27 +28,47 @@ What Iterable reports, and where it is documented:
   channel"): every Email channel of GET /api/channels is taken as the list's, or, when the
   channels cannot be read, any channel at all (the side that cannot lose consent).
 
-The reads (one export of the events, one user export of the profiles' channel
-unsubscribes, one channels read) happen only when a plan adds members to an existing list,
-paced under the export budget (4 a minute) by the client.
+The reads (one export of the events, the profiles' channel unsubscribes, one channels
+read) happen only when a plan adds members to an existing list, paced by the client. The
+profiles are read whichever way is modelled to finish first (choose_profile_read): one
+GET /api/users/{email} or /byUserId/{userId} per added identifier (100 a second), or one
+user export of the whole project (4 a minute; at least the largest list's rows at the
+modelled export rate). A few adds to a small list in a project of millions are a few
+lookups, not an export of every profile. When members are read by getUsers and the adds
+may be many, the export is started early, in the background (EarlyProfiles), beside the
+member reads; if the lookups are chosen while it runs, both go on and the first to finish
+answers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
-from reconciler.errors import IterableError
-from reconciler.iterable import IterableClient
+from reconciler.errors import IterableError, LiveStateError
+from reconciler.iterable import ClientSettings, IterableClient, StreamCut
 from reconciler.members.identity import Member, ProjectType
 from reconciler.members.model import TableRows, member_rows
 from reconciler.plan import ListPlan, Plan
 from reconciler.plan.model import without_keys
+from reconciler.progress import duration
+from reconciler.state.routes import export_seconds
 from reconciler.state.unsendable import MAX_TABLE_CHECK
-from reconciler.state.windows import export_users_whole
+from reconciler.state.windows import (
+    UNSPLITTABLE_RETRIES,
+    Window,
+    cut_off,
+    export_users_whole,
+    plan_windows,
+    split_window,
+)
 
 UNSUBSCRIBE_DATA_TYPE = "emailUnSubscribe"
 EVENT_FIELDS = ("createdAt", "email", "userId", "unsubSource", "emailListIds", "emailListId")
@@ -56,6 +76,22 @@ EVENT_FIELDS = ("createdAt", "email", "userId", "unsubSource", "emailListIds", "
 API_SOURCES = frozenset({"API", "ListAPI"})
 UNKNOWN_SOURCE = "unknown"
 CHANNELS_FIELD = "unsubscribedChannelIds"
+PROFILE_FIELDS = ("email", "userId", CHANNELS_FIELD)
+# The only rows the profiles' export keeps hold this text (the client parses no other line).
+CHANNELS_MARK = CHANNELS_FIELD.encode()
+# Iterable's answers (400) to a per-user read of an identifier it does not take.
+NOT_AN_IDENTIFIER = frozenset({"InvalidEmailAddressError", "InvalidUserIdError"})
+# Per-user reads are never chosen for more requests than this, whatever the model says:
+# the adds are held as members only up to MAX_TABLE_CHECK anyway.
+MAX_LOOKUPS = 100_000
+# Seconds a plan waits for the background export to end once told to stop. It stops at
+# its next chunk; one still waiting on its first byte (Iterable may take minutes) is not
+# waited for: a daemon thread holding only its connection, it ends when the answer
+# starts, or with the process.
+ABANDON_SECONDS = 0.5
+# Closed date windows the events are first read in when one export of them is cut off
+# (then halved where they die): how unsubscribes spread over time is unknown.
+EVENT_WINDOWS = 4
 
 
 @dataclass(frozen=True)
@@ -295,11 +331,15 @@ def read_optouts(
     reads: list[str],
     profiles_read: Sequence[Mapping[str, Any]] | None = None,
     project_type: ProjectType = "hybrid",
+    early: EarlyProfiles | None = None,
+    largest_list: int = 0,
 ) -> Optouts:
     """The reads the consent guard needs for the lists that add members (see the module
     docstring). `profiles_read`: every channel-unsubscribed profile of the project, from
     the export job that read the members (its unsubscribedChannelIds asked for too): the
-    profiles' export is then not made again."""
+    profiles' export is then not made again. `early`: the profiles' export started in the
+    background; `largest_list`: the most members a list read holds (the project has at
+    least as many profiles: what the export is modelled on)."""
     list_ids = {lp.list_id for lp in lists if lp.add and lp.list_id is not None}
 
     def about_these_lists(event: dict[str, Any]) -> bool:
@@ -307,8 +347,11 @@ def read_optouts(
         return any(i in list_ids for i in ids)
 
     # Only events about the lists planned are held: a project's unsubscribes from
-    # campaigns' channels can be many.
-    events = client.export_events(UNSUBSCRIBE_DATA_TYPE, EVENT_FIELDS, keep=about_these_lists)
+    # campaigns' channels can be many. An event about a list holds its id's digits (JSON
+    # spells an integer no other way), so no other line is parsed.
+    events, event_windows = export_unsubscribes(
+        client, about_these_lists, tuple(str(i).encode() for i in sorted(list_ids))
+    )
     departures = self_departures(events, list_ids)
     try:
         found = email_channel_ids(client.get_channels())
@@ -331,26 +374,358 @@ def read_optouts(
             isinstance(user_id, str) and user_id in wanted[1]
         )
 
-    # One export, not a read per added member: a single request rides out a storm of 429s
-    # that hundreds of single reads would not all survive. Only channel-unsubscribed
-    # profiles are held, and of those only the adds' when they are known here.
+    # Only channel-unsubscribed profiles are held, and of those only the adds' when they
+    # are known here.
     profiles: Iterable[Mapping[str, Any]]
-    if profiles_read is None:
-        profiles, windows = export_users_whole(
-            client, ("email", "userId", CHANNELS_FIELD), keep, project_type
-        )
-        # A project too big for one export stream is read in date windows.
-        cut = f" in {windows} date windows, one export being cut off" if windows else ""
-        how = f"2 exports (emailUnSubscribe events, profiles' {CHANNELS_FIELD}{cut})"
-    else:
+    if profiles_read is not None:
         profiles = [p for p in profiles_read if keep(dict(p))]
         how = (
             f"1 export (emailUnSubscribe events; profiles' {CHANNELS_FIELD} from the "
             "members' export job)"
         )
+    else:
+        profiles, how = _read_profiles(client, lists, project_type, keep, early, largest_list)
     emails, user_ids = channel_unsubscribed(profiles, channel_ids)
+    if event_windows:
+        how += (
+            f"; the emailUnSubscribe events in {event_windows} date windows, one export "
+            "being cut off"
+        )
     reads.append(f"consent read with {how} and 1 channels read ({channels_note})")
     return Optouts(departures, emails, user_ids)
+
+
+def export_unsubscribes(
+    client: IterableClient,
+    keep: Callable[[dict[str, Any]], bool],
+    marked: Sequence[bytes],
+    clock: Callable[[], datetime] | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """The emailUnSubscribe events `keep` accepts, oldest first, from one export; where
+    Iterable cuts that export off every time (a project with very many unsubscribes),
+    from date windows over createdAt (state/windows.py's, read one after the other, the
+    oldest first and the open one last): an event's createdAt never changes, so each is in
+    exactly one window, and the windows' events in their order are the one export's.
+    Also the window requests made (0: the one export did). A window that dies is read
+    again as two halves; both failing raises."""
+    try:
+        return list(
+            client.export_events(UNSUBSCRIBE_DATA_TYPE, EVENT_FIELDS, keep=keep, marked=marked)
+        ), 0
+    except IterableError as exc:
+        if not cut_off(exc):
+            raise
+    now = clock or (lambda: datetime.now(UTC))
+    span = timedelta(days=client.settings.export_window_days)
+    pending = plan_windows(now(), EVENT_WINDOWS, span)
+    attempts: dict[Window, int] = {}
+    events: list[dict[str, Any]] = []
+    requests = 0
+    while pending:
+        window = pending.pop(0)
+        requests += 1
+        try:
+            events += client.export_events(
+                UNSUBSCRIBE_DATA_TYPE,
+                EVENT_FIELDS,
+                keep=keep,
+                marked=marked,
+                window=window.params(now()),
+            )
+        except StreamCut:
+            halves = split_window(window, now())
+            if halves is not None:
+                pending[:0] = halves
+                continue
+            attempts[window] = attempts.get(window, 0) + 1
+            if attempts[window] > UNSPLITTABLE_RETRIES:
+                raise LiveStateError(
+                    f"the emailUnSubscribe export's window {window.describe()} (one second) "
+                    f"died {attempts[window]} times; it cannot be cut smaller"
+                ) from None
+            pending.insert(0, window)
+    return events, requests
+
+
+# -- the profiles' channel unsubscribes: per-user reads or one export --------------------
+
+ProfileRead = Literal["lookups", "export"]
+
+
+def people_to_look_up(
+    lists: Sequence[ListPlan], project_type: ProjectType
+) -> list[tuple[str | None, str | None]] | None:
+    """The (email, userId) of every member added to an existing list, once each; None when
+    per-user reads cannot answer what the export does: in userID-based projects profiles
+    may share an email and GET /api/users/{email} answers one of them, while a member is
+    held back when any profile with its email is unsubscribed; and adds beyond
+    MAX_TABLE_CHECK stay in DuckDB."""
+    if _identifiers(lists) is None:
+        return None
+    people: dict[tuple[str | None, str | None], None] = {}
+    for lp in lists:
+        if not lp.add or lp.list_id is None:
+            continue
+        for m in lp.add:
+            email = m.email.strip().lower() if m.email and m.email.strip() else None
+            people[(email, m.user_id or None)] = None
+    if project_type == "userId" and any(email is not None for email, _u in people):
+        return None
+    return list(people)
+
+
+def lookup_requests(people: Sequence[tuple[str | None, str | None]]) -> int:
+    """Requests the per-user reads take at most: one per identifier."""
+    return sum((email is not None) + (user_id is not None) for email, user_id in people)
+
+
+def choose_profile_read(
+    requests: int | None, largest_list: int, settings: ClientSettings, elapsed: float = 0.0
+) -> tuple[ProfileRead, str]:
+    """Per-user reads or one user export, by the time each is modelled to take under
+    Iterable's limits (the reason said in the plan). `requests` None: per-user reads
+    cannot answer (people_to_look_up). The export streams every profile of the project,
+    at least `largest_list` of them (state/routes.py export_seconds: a lower bound);
+    `elapsed`: how long an export started early has run already."""
+    if requests is None:
+        return "export", ""
+    rate = settings.user_reads_per_second * settings.time_scale
+    by_lookups = requests / rate if rate > 0 else 0.0
+    by_export = max(0.0, export_seconds([largest_list], settings) - elapsed)
+    if requests <= MAX_LOOKUPS and by_lookups <= by_export:
+        return "lookups", (
+            f"about {duration(by_lookups)} by {requests:,} per-user read"
+            f"{'s' if requests != 1 else ''} against {duration(by_export)} or more by one "
+            f"export of every profile (at least {largest_list:,})"
+        )
+    return "export", (
+        f"about {duration(by_export)} or more by one export of every profile against "
+        f"{duration(by_lookups)} by {requests:,} per-user reads"
+    )
+
+
+def _read_profiles(
+    client: IterableClient,
+    lists: Sequence[ListPlan],
+    project_type: ProjectType,
+    keep: Callable[[dict[str, Any]], bool],
+    early: EarlyProfiles | None,
+    largest_list: int,
+) -> tuple[list[dict[str, Any]], str]:
+    """The channel-unsubscribed profiles `keep` accepts, and how they were read."""
+    if early is not None and isinstance(early.error(), _NotRead):
+        # It found none of the lists when it began: a list made since (by someone else)
+        # has its profiles read afresh.
+        early = None
+    people = people_to_look_up(lists, project_type)
+    requests = lookup_requests(people) if people is not None else None
+    elapsed = early.elapsed() if early is not None else 0.0
+    route, why = choose_profile_read(requests, largest_list, client.settings, elapsed)
+    why = f"; {why}" if why else ""
+    if early is not None and early.done() and early.error() is None:
+        # Already read in the background, beside the member reads: nothing to wait for.
+        route, why = "export", "; read in the background beside the member reads"
+    if route == "lookups":
+        assert people is not None
+        if early is None:
+            found, made = read_profiles_by_lookups(client, people)
+            return [p for p in found if keep(p)], _by_lookups(made, why)
+        # The export started early goes on beside the lookups: the first to end answers.
+        won = _race(client, people, early)
+        if won is not None:
+            found, made = won
+            early.abandon()
+            return [p for p in found if keep(p)], _by_lookups(made, why)
+        why = (
+            "; read in the background beside the member reads, which ended before the "
+            "per-user reads started beside it did"
+        )
+    try:
+        rows, windows = early.result() if early is not None else ([], 0)
+    except _NotRead:
+        early = None
+    if early is not None:
+        profiles = [p for p in rows if keep(p)]
+    else:
+        profiles, windows = export_users_whole(
+            client, PROFILE_FIELDS, keep, project_type, marked=(CHANNELS_MARK,)
+        )
+    # A project too big for one export stream is read in date windows.
+    cut = f" in {windows} date windows, one export being cut off" if windows else ""
+    return profiles, f"2 exports (emailUnSubscribe events, profiles' {CHANNELS_FIELD}{cut}){why}"
+
+
+def _by_lookups(requests: int, why: str) -> str:
+    return (
+        f"1 export (emailUnSubscribe events) and {requests:,} per-user "
+        f"read{'s' if requests != 1 else ''} of profiles' {CHANNELS_FIELD}{why}"
+    )
+
+
+def read_profiles_by_lookups(
+    client: IterableClient,
+    people: Sequence[tuple[str | None, str | None]],
+    stop: threading.Event | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """The profiles of `people` that are channel-unsubscribed (email, userId and
+    unsubscribedChannelIds, as the export gives them), one GET per identifier, paced at
+    user_reads_per_second; and the requests made. A profile found by one identifier that
+    carries the person's other one answers for both (emails and userIds each name one
+    profile in email-based and hybrid projects). An unknown user (200 {}) has no
+    unsubscribe; a read that fails after its retries raises: the plan fails rather than
+    guess. `stop`, once set, ends the reads (LiveStateError)."""
+    made = 0
+    lock = threading.Lock()
+
+    def read(person: tuple[str | None, str | None]) -> list[dict[str, Any]]:
+        nonlocal made
+        email, user_id = person
+        found: list[dict[str, Any]] = []
+        asks = [{"email": email}] if email is not None else []
+        asks += [{"user_id": user_id}] if user_id is not None else []
+        for ask in asks:
+            if stop is not None and stop.is_set():
+                raise LiveStateError("the per-user reads were abandoned")
+            with lock:
+                made += 1
+            try:
+                profile = client.get_user(**ask)
+            except IterableError as exc:
+                if exc.status != 400 or exc.code not in NOT_AN_IDENTIFIER:
+                    raise
+                # Iterable refuses the identifier itself (an email it does not take, as
+                # two..dots@): no profile can have it, as no export row would.
+                profile = None
+            if profile is None:
+                continue  # no such user: nobody to hold back by this identifier
+            found.append({k: profile.get(k) for k in PROFILE_FIELDS})
+            if "email" in ask and user_id is not None and profile.get("userId") == user_id:
+                break  # the profile of the email is the userId's too
+        return [p for p in found if p.get(CHANNELS_FIELD)]
+
+    with ThreadPoolExecutor(max(1, client.settings.concurrency), "reconciler-consent") as pool:
+        try:
+            answers = list(pool.map(read, people))
+        except BaseException:
+            if stop is not None:
+                stop.set()
+            raise
+    return [p for found in answers for p in found], made
+
+
+def _race(
+    client: IterableClient,
+    people: Sequence[tuple[str | None, str | None]],
+    early: EarlyProfiles,
+) -> tuple[list[dict[str, Any]], int] | None:
+    """The per-user reads run while the early export goes on: their answer, or None when
+    the export ended well first (the reads are then stopped). A failure of one waits for
+    the other; both failing raises the reads' failure."""
+    stop = threading.Event()
+    with ThreadPoolExecutor(1, "reconciler-consent-race") as pool:
+        lookups = pool.submit(read_profiles_by_lookups, client, people, stop)
+        try:
+            wait([lookups, early.future], return_when=FIRST_COMPLETED)
+            if early.future.done() and early.error() is None:
+                stop.set()
+                return None
+            return lookups.result()
+        except LiveStateError:
+            if early.future.done() and early.error() is None:
+                return None
+            raise
+        except IterableError:
+            # The lookups failed: the export may still answer.
+            wait([early.future])
+            if early.error() is None:
+                return None
+            raise
+        finally:
+            stop.set()
+
+
+def early_export_worth(route: str, sizes: Sequence[int | None], settings: ClientSettings) -> bool:
+    """Whether to start the profiles' export before the adds are known: only when the
+    members are read by getUsers (an export job's rows carry the profiles already), the
+    adds, at most the largest audience's members, could be too many to read one by one
+    (choose_profile_read with one request each), and the export is modelled to take at
+    least one slot of Iterable's export budget (15 s at 4 a minute): starting it early
+    saves at most its time, and spends a slot the plan's other exports (the events,
+    mapped fields) share even when the adds turn out few."""
+    known = [size for size in sizes if size is not None]
+    if route != "getUsers" or not known:
+        return False
+    largest = max(known)
+    per_minute = settings.exports_per_minute
+    slot = 60.0 / per_minute / settings.time_scale if per_minute > 0 else 0.0
+    if export_seconds([largest], settings) < slot:
+        return False
+    return choose_profile_read(largest, largest, settings)[0] == "export"
+
+
+class _NotRead(LiveStateError):
+    """The early export did not read the profiles (there was no list to read them for)."""
+
+
+class EarlyProfiles:
+    """The profiles' export for the consent guard, started in the background before the
+    plan knows its adds (planning.py starts it beside the member reads when they go by
+    getUsers): every channel-unsubscribed profile of the project, held until
+    read_optouts takes it or the plan abandons it. The client paces it under the export
+    budget it shares with the member reads."""
+
+    def __init__(
+        self, client: IterableClient, project_type: ProjectType, list_names: Iterable[str]
+    ):
+        names = frozenset(list_names)
+        self._stop = threading.Event()
+        self._started = time.monotonic()
+        self.future: Future[tuple[list[dict[str, Any]], int]] = Future()
+
+        def has_channels(row: dict[str, Any]) -> bool:
+            return bool(row.get(CHANNELS_FIELD))
+
+        def read() -> None:
+            try:
+                # With no list of these names yet (a first apply), no list gets adds that
+                # consent would hold back: the export is not made.
+                if not any(info.name in names for info in client.get_lists()):
+                    raise _NotRead("none of the lists existed")
+                self.future.set_result(
+                    export_users_whole(
+                        client,
+                        PROFILE_FIELDS,
+                        has_channels,
+                        project_type,
+                        marked=(CHANNELS_MARK,),
+                        stop=self._stop,
+                    )
+                )
+            except BaseException as exc:  # handed to whoever takes the result
+                self.future.set_exception(exc)
+
+        # A daemon: a read abandoned while it waits on its first byte must not hold the
+        # process open at its exit (it holds nothing but its connection).
+        self._thread = threading.Thread(target=read, name="reconciler-consent-export", daemon=True)
+        self._thread.start()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def error(self) -> BaseException | None:
+        return self.future.exception() if self.future.done() else None
+
+    def result(self) -> tuple[list[dict[str, Any]], int]:
+        """The rows and the date windows read (0: one export); raises as the read did."""
+        return self.future.result()
+
+    def abandon(self) -> None:
+        """Stop the read (at its next chunk) and wait for it to end, a while at most."""
+        self._stop.set()
+        self._thread.join(ABANDON_SECONDS)
 
 
 def _identifiers(lists: Sequence[ListPlan]) -> tuple[frozenset[str], frozenset[str]] | None:
@@ -383,6 +758,8 @@ def respect_consent(
     project_type: ProjectType,
     lists: Sequence[ListPlan],
     profiles_read: Sequence[Mapping[str, Any]] | None = None,
+    early: EarlyProfiles | None = None,
+    largest_list: int = 0,
 ) -> Consented:
     """Hold back the adds of people who opted out (module docstring). Reads nothing unless
     some existing list gets adds. A failed read fails the plan: sending without knowing
@@ -393,7 +770,9 @@ def respect_consent(
     # Matching is by email or userId in every project type: in userID-based projects two
     # profiles may share an email, and holding both back is the side that keeps consent.
     # (The project type only shapes a windowed read's merge.)
-    optouts = read_optouts(client, out.lists, out.reads, profiles_read, project_type)
+    optouts = read_optouts(
+        client, out.lists, out.reads, profiles_read, project_type, early, largest_list
+    )
     out.lists = [hold_back(lp, optouts) for lp in out.lists]
     return out
 

@@ -347,21 +347,32 @@ def export_users_whole(
     only_fields: Sequence[str],
     keep: Callable[[dict[str, Any]], bool],
     project_type: ProjectType,
+    marked: Sequence[bytes] = (),
+    stop: threading.Event | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """The project's users that `keep` accepts, from one user export; where Iterable cuts
     that export off every time (it closes long export connections, so a large project's
     may never finish), from the export in date windows. Also the number of window
-    requests made (0: the one export did). Both failing raises."""
+    requests made (0: the one export did). Both failing raises. `marked` and `stop` as
+    client.export_users takes them."""
     try:
-        return list(client.export_users(only_fields, keep=keep)), 0
+        return list(client.export_users(only_fields, keep=keep, marked=marked, stop=stop)), 0
     except IterableError as exc:
         if not _cut_off(exc):
             raise
     with tempfile.TemporaryDirectory(prefix="reconciler-export-") as scratch:
         target = Path(scratch) / "users.jsonl"
         windowed = read_export_windows(client, only_fields, target, project_type, 0)
-        with target.open(encoding="utf-8") as lines:
-            kept = [row for line in lines if line.strip() and keep(row := json.loads(line))]
+        # Our own merge wrote these lines, each a JSON object: only marked ones can be kept.
+        needles = (*marked, b"\\")
+        with target.open("rb") as lines:
+            kept = [
+                row
+                for line in lines
+                if line.strip()
+                and (not marked or any(n in line for n in needles))
+                and keep(row := json.loads(line))
+            ]
     return kept, windowed.requests
 
 
@@ -382,3 +393,7 @@ def download_whole(
         return read_export_windows(client, only_fields, path, project_type, 0, on_lines).rows
 
     return download
+
+
+# For the other whole-project exports that fall back to windows (state/consent.py's events).
+cut_off = _cut_off

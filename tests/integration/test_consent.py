@@ -33,6 +33,24 @@ def _who(project_type: str, identifier: str) -> dict[str, str]:
     return {"userId": identifier} if project_type == "userId" else {"email": identifier}
 
 
+def _user_reads(server) -> list:
+    """GET /api/users/{email} and /byUserId/{userId}: the consent guard's per-user reads."""
+    return [
+        r
+        for r in server.emulator.request_log
+        if r.method == "GET"
+        and r.path.startswith("/api/users/")
+        and r.path not in ("/api/users/getFields", "/api/users/forgotten")
+        and r.path != "/api/users/forgottenUserIds"
+    ]
+
+
+def _force_profile_export(monkeypatch) -> None:
+    """As if the adds were too many to read one by one (state/consent.py MAX_LOOKUPS)."""
+    monkeypatch.setattr("reconciler.state.consent.MAX_LOOKUPS", 0)
+
+
+@pytest.mark.parametrize("profile_read", ["lookups", "export"])
 @pytest.mark.parametrize("engine", [*ENGINES, "duckdb-many"])
 @pytest.mark.parametrize("project_type", ["hybrid", "userId"])
 def test_people_who_left_are_held_back_and_api_removals_are_not(
@@ -40,9 +58,14 @@ def test_people_who_left_are_held_back_and_api_removals_are_not(
     cli,
     engine,
     project_type,
+    profile_read,
     monkeypatch,
 ):
     many = engine == "duckdb-many"
+    if many and profile_read == "lookups":
+        pytest.skip("adds beyond MAX_TABLE_CHECK are never read one by one")
+    if profile_read == "export":
+        _force_profile_export(monkeypatch)
     if many:
         # As if the adds were too many to read one by one: every channel-unsubscribed
         # profile is exported and matched in DuckDB.
@@ -85,9 +108,19 @@ def test_people_who_left_are_held_back_and_api_removals_are_not(
     exports = requests_to(server, "/api/export/data.json")
     events = [r for r in exports if "dataTypeName=emailUnSubscribe" in r.query]
     assert len(events) == 1 and events[0].status == 200
-    # The adds' channel unsubscribes: one user export, however many the adds.
     channel_exports = [r for r in exports if "unsubscribedChannelIds" in r.query]
-    assert len(channel_exports) == 1
+    reads_said = " ".join(body["destinations"][0]["other_reads"])
+    if profile_read == "export":
+        # The adds' channel unsubscribes: one user export, however many the adds.
+        assert len(channel_exports) == 1
+        assert not _user_reads(server)
+        assert "2 exports (emailUnSubscribe events, profiles'" in reads_said
+    else:
+        # Three adds (a, b, d) before the hold-back: one per-user read each, no export.
+        assert channel_exports == []
+        assert len(_user_reads(server)) == 3
+        assert all(r.status == 200 for r in _user_reads(server))
+        assert "3 per-user reads of profiles' unsubscribedChannelIds; about" in reads_said
 
     text = cli("plan", ws.manifests)
     assert "held back: left the list themselves: 1 (EmailLink 1" in text.stdout
@@ -145,17 +178,21 @@ def test_resubscribe_allowed_re_adds_them_flagged_in_bold(
     assert "b@example.com" in proj.members(list_id)
 
 
+@pytest.mark.parametrize("profile_read", ["lookups", "export"])
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_saved_plan_holds_back_who_opted_out_after_it_was_made(
     field_workspace,  # noqa: F811
     cli,
     engine,
+    profile_read,
     tmp_path,
     monkeypatch,
 ):
     """A plan can wait days for review: a member of its adds who unsubscribes from the
     channel meanwhile (which leaves the list as it was, so the plan is not stale) is held
     back by `apply --plan`, and the rest of the reviewed plan is applied."""
+    if profile_read == "export":
+        _force_profile_export(monkeypatch)
     if engine == "duckdb":
         # The saved plan's adds are read back into DuckDB and held back there.
         monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "1")
@@ -195,10 +232,15 @@ def test_a_saved_plan_holds_back_who_opted_out_after_it_was_made(
     assert len(held["left_themselves"]["sample"]) == 1
     for who in (b, c):
         assert who not in applied.output
-    # No read beyond those the stale check's plan makes: one export of each kind.
+    # No read beyond those the stale check's plan makes: one export of the events, and
+    # the profiles by one export or one read per add (b, c, d).
     exports = requests_to(server, "/api/export/data.json")
     assert len([r for r in exports if "dataTypeName=emailUnSubscribe" in r.query]) == 1
-    assert len([r for r in exports if "unsubscribedChannelIds" in r.query]) == 1
+    channel_exports = [r for r in exports if "unsubscribedChannelIds" in r.query]
+    if profile_read == "export":
+        assert len(channel_exports) == 1 and not _user_reads(server)
+    else:
+        assert channel_exports == [] and len(_user_reads(server)) == 3
 
 
 @pytest.mark.parametrize("output", ["text", "markdown", "json"])
