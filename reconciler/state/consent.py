@@ -31,7 +31,9 @@ What Iterable reports, and where it is documented:
 The reads (one export of the events, the profiles' channel unsubscribes, one channels
 read) happen only when a plan adds members to an existing list, paced by the client. The
 profiles are read whichever way is modelled to finish first (choose_profile_read): one
-GET /api/users/{email} or /byUserId/{userId} per added identifier (100 a second), or one
+GET /api/users/{email} or /byUserId/{userId} per added identifier (100 a second; its
+answer's `dataFields` carry `unsubscribedChannelIds`, as answers recorded from Iterable
+show: grouparoo/grouparoo, plugins/@grouparoo/iterable/__tests__/fixtures), or one
 user export of the whole project (4 a minute; at least the largest list's rows at the
 modelled export rate). A few adds to a small list in a project of millions are a few
 lookups, not an export of every profile. When members are read by getUsers and the adds
