@@ -180,6 +180,7 @@ def _plan_destination(
         live.channel_unsubscribed,
         early_consent,
         max((_list_size(x) for x in live.managed.values()), default=0),
+        live.channels_from or "export job",
     )
     campaigns, campaigns_error = _read_campaigns(client, consented.lists)
     return plan_destination(

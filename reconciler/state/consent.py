@@ -335,11 +335,13 @@ def read_optouts(
     project_type: ProjectType = "hybrid",
     early: EarlyProfiles | None = None,
     largest_list: int = 0,
+    profiles_from: str = "export job",
 ) -> Optouts:
     """The reads the consent guard needs for the lists that add members (see the module
     docstring). `profiles_read`: every channel-unsubscribed profile of the project, from
-    the export job that read the members (its unsubscribedChannelIds asked for too): the
-    profiles' export is then not made again. `early`: the profiles' export started in the
+    the export that read the members (`profiles_from`: a job, or a user export started
+    before the sources were read; its unsubscribedChannelIds asked for too): the
+    profiles are then not read again. `early`: the profiles' export started in the
     background; `largest_list`: the most members a list read holds (the project has at
     least as many profiles: what the export is modelled on)."""
     list_ids = {lp.list_id for lp in lists if lp.add and lp.list_id is not None}
@@ -383,7 +385,7 @@ def read_optouts(
         profiles = [p for p in profiles_read if keep(dict(p))]
         how = (
             f"1 export (emailUnSubscribe events; profiles' {CHANNELS_FIELD} from the "
-            "members' export job)"
+            f"members' {profiles_from})"
         )
     else:
         profiles, how = _read_profiles(client, lists, project_type, keep, early, largest_list)
@@ -762,6 +764,7 @@ def respect_consent(
     profiles_read: Sequence[Mapping[str, Any]] | None = None,
     early: EarlyProfiles | None = None,
     largest_list: int = 0,
+    profiles_from: str = "export job",
 ) -> Consented:
     """Hold back the adds of people who opted out (module docstring). Reads nothing unless
     some existing list gets adds. A failed read fails the plan: sending without knowing
@@ -773,7 +776,14 @@ def respect_consent(
     # profiles may share an email, and holding both back is the side that keeps consent.
     # (The project type only shapes a windowed read's merge.)
     optouts = read_optouts(
-        client, out.lists, out.reads, profiles_read, project_type, early, largest_list
+        client,
+        out.lists,
+        out.reads,
+        profiles_read,
+        project_type,
+        early,
+        largest_list,
+        profiles_from,
     )
     out.lists = [hold_back(lp, optouts) for lp in out.lists]
     return out

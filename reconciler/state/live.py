@@ -50,10 +50,11 @@ class LiveDestination:
     seconds: float = 0.0  # the member read's wall time
     calls: dict[str, int] = field(default_factory=dict)  # requests per endpoint, retries too
     windows: int = 0  # date windows read, for the user export read in windows
-    # Every profile with a channel unsubscribe, when the member read was an export job
-    # that asked for them (for the consent guard, which then need not export them
-    # again); None when they were not read.
+    # Every profile with a channel unsubscribe, when the member read was an export that
+    # asked for them (a job, or an export started before the sources were read), for the
+    # consent guard, which then need not read them again; None when they were not read.
     channel_unsubscribed: list[dict[str, Any]] | None = None
+    channels_from: str = ""  # which read that was, for the consent guard's statement
 
     def describe_reads(self) -> str | None:
         lists_read = len(self.managed) + len(self.unproven)
@@ -267,6 +268,10 @@ def _read_all_by_export(
     if on_read is not None:
         on_read(f"{len(found)} lists ({how})")
     task = progress.task(f"reading members of {len(found)} lists ({how})")
+    # A job's file, or the user export's started before the sources were read: both ask
+    # for the consent guard's channel unsubscribes too (the profiles are then not read
+    # again). The synchronous export read here does not.
+    channels: list[dict[str, Any]] | None = [] if asynchronous or downloaded is not None else None
     try:
         with heartbeat(task):
             if in_tables:
@@ -280,11 +285,9 @@ def _read_all_by_export(
                     task,
                     asynchronous,
                     downloaded=downloaded,
+                    channels=channels,
                 )
-            elif asynchronous or downloaded is not None:
-                # A file: the job's, or the user export's started before the sources were
-                # read. Only the job asked for the consent guard's channel unsubscribes.
-                channels: list[dict[str, Any]] | None = [] if asynchronous else None
+            elif channels is not None:
                 managed = _read_members_by_export_job(
                     client,
                     desired.project_type,
@@ -301,8 +304,9 @@ def _read_all_by_export(
     finally:
         task.finish()
     live = LiveDestination([], managed, 1, "asyncExport" if asynchronous else "export")
-    if asynchronous and not in_tables:
+    if channels is not None:
         live.channel_unsubscribed = channels
+        live.channels_from = "export job" if asynchronous else "user export"
     return live
 
 
@@ -328,6 +332,9 @@ def _read_all_by_windows(
     membership = _membership(desired.project_type)
     expected = sum(expected_size(item) for item, _info in found)
     report = WindowedRead()
+    # Windows started before the sources were read asked for the consent guard's channel
+    # unsubscribes too.
+    channels: list[dict[str, Any]] | None = [] if downloaded is not None else None
 
     def download(only: Sequence[str], path: Path, on_lines: Callable[[int], None] | None) -> int:
         nonlocal report
@@ -349,6 +356,7 @@ def _read_all_by_windows(
                     task,
                     download=download,
                     downloaded=downloaded,
+                    channels=channels,
                 )
             else:
                 ids = {info.id for _item, info in in_python}
@@ -361,7 +369,7 @@ def _read_all_by_windows(
                         path = Path(scratch) / "export.jsonl"
                         download(["email", "userId", membership], path, task.advance)
                     try:
-                        rows = _rows_on_lists(path, membership, ids)
+                        rows = _rows_on_lists(path, membership, ids, channels)
                     finally:
                         path.unlink(missing_ok=True)
                 managed = _read_members_by_export(client, desired.project_type, in_python, rows)
@@ -371,11 +379,17 @@ def _read_all_by_windows(
         report = WindowedRead(early.windows, early.requests, rows=early.lines)
     live = LiveDestination([], managed, report.requests, "windowedExport")
     live.windows = report.windows
+    if channels is not None:
+        live.channel_unsubscribed = channels
+        live.channels_from = "user export in date windows"
     return live
 
 
-def _rows_on_lists(path: Path, membership: str, ids: set[int]) -> list[dict[str, Any]]:
-    """The rows of an export file (JSON lines) on any of the lists `ids`."""
+def _rows_on_lists(
+    path: Path, membership: str, ids: set[int], channels: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """The rows of an export file (JSON lines) on any of the lists `ids`; every row with
+    channel unsubscribes also kept in `channels` (as _job_rows does)."""
     rows = []
     with path.open(encoding="utf-8", errors="replace") as handle:
         for line in handle:
@@ -387,6 +401,8 @@ def _rows_on_lists(path: Path, membership: str, ids: set[int]) -> list[dict[str,
                 row = None
             if not isinstance(row, dict):
                 raise LiveStateError("the user export holds a line that is not JSON")
+            if channels is not None and row.get(CHANNELS_FIELD):
+                channels.append({k: row.get(k) for k in ("email", "userId", CHANNELS_FIELD)})
             lists = row.get(membership)
             if isinstance(lists, list) and any(i in ids for i in lists):
                 rows.append(row)
@@ -527,9 +543,11 @@ def _read_tables_by_export(
     asynchronous: bool = False,
     download: Callable[[Sequence[str], Path, Callable[[int], None] | None], int] | None = None,
     downloaded: Downloaded | None = None,
+    channels: list[dict[str, Any]] | None = None,
 ) -> dict[str, LiveList]:
     """One export streamed to disk and read by DuckDB, for lists of both engines
-    (`download`: how to read it, when not by one export or job)."""
+    (`download`: how to read it, when not by one export or job; `channels`: as
+    read_export_table takes it)."""
     from reconciler.members.model import (
         describe_live,
         export_rows,
@@ -548,6 +566,7 @@ def _read_tables_by_export(
         asynchronous,
         download=download,
         downloaded=downloaded,
+        channels=channels,
     )
     managed: dict[str, LiveList] = {}
     for item, info in in_tables:

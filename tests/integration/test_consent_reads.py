@@ -31,7 +31,9 @@ BOUND_SECONDS = 30.0
 def _channel_export_index(server) -> int:
     log = server.emulator.request_log
     return next(
-        i for i, r in enumerate(log) if r.path == EXPORT and "unsubscribedChannelIds" in r.query
+        i
+        for i, r in enumerate(log)
+        if r.path == EXPORT and "unsubscribedChannelIds" in r.query and "ListIds" not in r.query
     )
 
 
@@ -165,7 +167,7 @@ def test_a_small_list_reads_no_export_of_the_profiles(
     assert plan.exit_code == 0, plan.output
     assert _held(plan.json()) == (1, 1, 1)
     assert not any(
-        r.path == EXPORT and "unsubscribedChannelIds" in r.query
+        r.path == EXPORT and "unsubscribedChannelIds" in r.query and "ListIds" not in r.query
         for r in server.emulator.request_log
     )
 

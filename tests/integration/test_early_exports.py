@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 
 from reconciler.emulator import Faults
@@ -40,6 +41,8 @@ ROUTES = {
     "export": "1 user export (1 rate-limited call)",
     "windowedExport": "the user export in 2 date windows",
 }
+# How the consent guard names the read it took the channel unsubscribes from.
+READ_NAMES = {"export": "user export", "windowedExport": "user export in date windows"}
 
 
 def emails(prefix: str, n: int) -> list[str]:
@@ -82,9 +85,7 @@ def csv_lists(tmp_path, monkeypatch, fast_client, make_emulator_server, emulator
 def export_started(server) -> bool:
     """The members' export was asked for: range=All, or a date window."""
     return any(
-        r.path == EXPORT
-        and "dataTypeName=user" in r.query
-        and "unsubscribedChannelIds" not in r.query
+        r.path == EXPORT and "dataTypeName=user" in r.query and "ListIds" in r.query
         for r in server.emulator.request_log
     )
 
@@ -137,9 +138,7 @@ def member_exports(server) -> list:
     return [
         r
         for r in server.emulator.request_log
-        if r.path == EXPORT
-        and "dataTypeName=user" in r.query
-        and "unsubscribedChannelIds" not in r.query
+        if r.path == EXPORT and "dataTypeName=user" in r.query and "ListIds" in r.query
     ]
 
 
@@ -180,6 +179,49 @@ def test_the_export_starts_before_the_sources_are_read_and_the_plan_is_exact(
         assert members_of(server, "big") == set(emails("big-", 30)[1:]) | {"big-new@example.com"}
     assert member_exports(server)
     assert not any(r.path == GET_USERS for r in server.emulator.request_log)
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+@pytest.mark.parametrize("route", sorted(ROUTES))
+def test_the_consent_guard_takes_channel_unsubscribes_from_the_early_export(
+    csv_lists, cli, monkeypatch, route, engine
+):
+    """The early export asks for the profiles' unsubscribedChannelIds too, so the consent
+    guard reads no profile again (no second export of the project, no per-user reads),
+    whether the lists are planned in Python or in DuckDB (the export read by DuckDB)."""
+    if engine == "duckdb":
+        monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "1")
+    ws, server = csv_lists(route)
+    proj = server.emulator.project("default")
+    gone = "gone@example.com"  # not on the list; unsubscribed from the email channel
+    proj.add_user(email=gone)
+    control = f"{server.base_url}/_emulator/self-unsubscribe"
+    httpx.post(control, json={"email": gone, "channel": True}).raise_for_status()
+    people = emails("small-", 10)
+    ws.csv("small.csv", "email", [*people[1:], "small-new@example.com", gone])
+    server.emulator.clear_log()
+
+    result = cli("plan", ws.manifests, "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    body = result.json()
+    assert body["summary"]["members_channel_unsubscribed"] == 1  # held back
+    assert body["summary"]["members_to_add"] == 3  # one new member per list
+    log = server.emulator.request_log
+    assert member_exports(server)
+    assert all("unsubscribedChannelIds" in r.query for r in member_exports(server))
+    # Not read again: no export of the profiles alone, no per-user reads.
+    assert not any(
+        r.path == EXPORT and "dataTypeName=user" in r.query and "ListIds" not in r.query
+        for r in log
+    )
+    assert not any(
+        r.path.startswith("/api/users/") and r.method == "GET"
+        for r in log
+        if r.path not in ("/api/users/forgotten", "/api/users/forgottenUserIds")
+    )
+    reads = " ".join(body["destinations"][0]["other_reads"])
+    assert f"from the members' {READ_NAMES[route]})" in reads, reads
 
 
 @pytest.mark.parametrize("route", sorted(ROUTES))

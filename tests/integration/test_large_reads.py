@@ -65,7 +65,7 @@ def calls(server, method: str = "GET") -> Counter[str]:
 
 
 def _member_export(query: str) -> bool:
-    return "dataTypeName=user" in query and "unsubscribedChannelIds" not in query
+    return "dataTypeName=user" in query and "ListIds" in query
 
 
 def writes(server) -> list:

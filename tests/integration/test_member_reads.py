@@ -39,7 +39,7 @@ def seven_lists(tmp_path, monkeypatch, fast_client, make_emulator_server):
 def _member_export(query: str) -> bool:
     """An export of members, not one of the consent guard's (a plan that adds also exports
     unsubscribe events and the profiles' unsubscribedChannelIds)."""
-    return "dataTypeName=user" in query and "unsubscribedChannelIds" not in query
+    return "dataTypeName=user" in query and "ListIds" in query
 
 
 def reads(server) -> tuple[int, int]:

@@ -20,6 +20,9 @@ from reconciler.members.engine.desired_table import LOOKS_LIKE_EMAIL, DesiredTab
 from reconciler.members.engine.workspace import Engine
 from reconciler.members.identity import ProjectType
 
+# What state/consent.py needs of each profile, asked of an export that can carry it.
+CHANNELS_FIELD = "unsubscribedChannelIds"
+
 
 def read_export_table(
     engine: Engine,
@@ -30,11 +33,14 @@ def read_export_table(
     asynchronous: bool = False,
     download: Callable[[Sequence[str], Path, Callable[[int], None] | None], int] | None = None,
     downloaded: Callable[[Callable[[int], None] | None], Path] | None = None,
+    channels: list[dict[str, Any]] | None = None,
 ) -> str:
     """Users on any of `list_ids`: table (email, user_id, lists). `asynchronous`: read by
     an export job (its files joined) rather than the synchronous export; `download`: read
     by this instead (the export in date windows, merged into one file); `downloaded`: the
-    file of a job already started (engine/prefetch.py), waited for."""
+    file of an export already started (engine/prefetch.py), waited for. `channels`: given
+    for a job's file or one `downloaded` (both ask for the profiles' channel unsubscribes),
+    gets every profile with any, for the consent guard (state/consent.py)."""
     table = engine.name("export")
     path = engine.directory / f"{table}.jsonl"
     ids = ", ".join(str(int(i)) for i in sorted(list_ids)) or "NULL"
@@ -44,7 +50,8 @@ def read_export_table(
         else:
             if download is None:
                 download = client.download_export_job if asynchronous else client.download_export
-            download(["email", "userId", membership], path, on_lines)
+            fields = ["email", "userId", membership]
+            download([*fields, CHANNELS_FIELD] if channels is not None else fields, path, on_lines)
         try:
             engine.connection.execute(
                 f"CREATE TABLE {table} AS SELECT lower(email) AS email, userId AS user_id, "
@@ -53,6 +60,8 @@ def read_export_table(
                 f"'userId': 'VARCHAR', '{membership}': 'BIGINT[]'}})) "
                 f"WHERE list_has_any(lists, [{ids}])"
             )
+            if channels is not None:
+                channels.extend(_channel_unsubscribed(engine, path))
         except duckdb.Error as exc:
             raise LiveStateError(
                 f"the user export answered lines reconciler cannot read: {str(exc).splitlines()[0]}"
@@ -60,6 +69,20 @@ def read_export_table(
     finally:
         path.unlink(missing_ok=True)
     return table
+
+
+def _channel_unsubscribed(engine: Engine, path: Path) -> list[dict[str, Any]]:
+    """The export's profiles with channel unsubscribes (a few: held as rows, as live.py
+    `_job_rows` holds them)."""
+    found = engine.connection.execute(
+        f"SELECT email, userId, {CHANNELS_FIELD} FROM read_json('{path}', format = "
+        f"'newline_delimited', columns = {{'email': 'VARCHAR', 'userId': 'VARCHAR', "
+        f"'{CHANNELS_FIELD}': 'BIGINT[]'}}) WHERE len({CHANNELS_FIELD}) > 0"
+    ).fetchall()
+    return [
+        {"email": email, "userId": user_id, CHANNELS_FIELD: list(ids)}
+        for email, user_id, ids in found
+    ]
 
 
 def live_from_export(

@@ -239,11 +239,9 @@ def _register(
 
 def _register_export(reads: _Reads, route: MemberRoute, expected_rows: int) -> None:
     """The export of every user, by `route`. The consent guard's channel unsubscribes
-    ride on a job (one read of the project, not two: state/consent.py); the synchronous
-    exports ask what read_live's do."""
-    fields: tuple[str, ...] = ("email", "userId", reads.membership)
-    if route.name == "asyncExport":
-        fields += (CHANNELS_FIELD,)
+    ride on it, whichever export it is (one read of the project, not two:
+    state/consent.py)."""
+    fields = ("email", "userId", reads.membership, CHANNELS_FIELD)
     engine = reads.engine
     reads.prefetch.export = ExportDownload(
         route,
