@@ -40,6 +40,7 @@ from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.sources import source_for
 from reconciler.state.consent import EarlyProfiles, early_export_worth, respect_consent
 from reconciler.state.desired import DesiredDestination, DesiredList, at_scale, build_desired
+from reconciler.state.field_tables import conflict_group
 from reconciler.state.fields import plan_fields
 from reconciler.state.live import LiveList, read_live
 from reconciler.state.routes import choose_route
@@ -167,7 +168,9 @@ def _plan_destination(
     # Trait mappings: fields ride on subscribes, the rest become bulkUpdates. A value
     # that cannot be sent leaves out that field only: its member is still sent.
     fields = plan_fields(client, desired, lists, reads.progress)
-    field_issues, field_issues_unlisted = _value_issues(desired, fields.issues)
+    field_issues, field_issues_unlisted = _value_issues(
+        desired, fields.issues, fields.issues_unlisted
+    )
     if fields.live_digest is not None:
         prints[FIELDS_KEY] = {"digest": fields.live_digest}
     # Forgotten users, and unknown ones an audience may not create, are not sent.
@@ -447,19 +450,22 @@ def _start_prefetches(
 
 
 def _value_issues(
-    desired: DesiredDestination, conflicts: Sequence[tuple[str, MemberIssue]]
+    desired: DesiredDestination,
+    conflicts: Sequence[tuple[str, MemberIssue]],
+    conflicts_unlisted: int = 0,
 ) -> tuple[list[tuple[str, MemberIssue]], int]:
     """The mapped values not sent, (audience, issue) as listed, and how many more there
     are: each audience lists its first MAX_FIELD_ISSUES values not made per field
     (traits/values.py), and each pair of audiences that disagree the first as many
-    members per field (both engines find them in the same order)."""
+    members per field (both engines find them in the same order; the DuckDB path keeps
+    no more than those and counts the rest, `conflicts_unlisted`)."""
     mapped = [(i.audience.name, i.fields) for i in desired.lists if i.fields is not None]
     listed = [(name, issue) for name, fields in mapped for issue in fields.issues]
-    more = sum(fields.unlisted for _, fields in mapped)
+    more = sum(fields.unlisted for _, fields in mapped) + conflicts_unlisted
     shown: dict[tuple[str, str, str], int] = {}
     for audience, issue in conflicts:
         # "field 'plan' gets ... from one and ... from the other" (plan/fields.py)
-        group = (audience, issue.where, issue.message.split(" gets ", 1)[0])
+        group = conflict_group(audience, issue)
         if shown.get(group, 0) < trait_values.MAX_FIELD_ISSUES:
             shown[group] = shown.get(group, 0) + 1
             listed.append((audience, issue))

@@ -12,6 +12,7 @@ through a table of their values.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -49,6 +50,7 @@ from reconciler.state.desired import DesiredList
 from reconciler.state.live import choose_field_read, read_field_values
 from reconciler.state.windows import download_whole
 from reconciler.traits import SentValue
+from reconciler.traits import values as trait_values
 from reconciler.traits.compare import same_value
 
 
@@ -62,6 +64,8 @@ class TableFields:
     issues: list[tuple[str, MemberIssue]]
     live_digest: str | None
     values: list[ValuesTable]  # per mapped item, in order (for update keys and refs)
+    # Disagreements between audiences beyond those in `issues` (see _settle_conflicts).
+    issues_unlisted: int = 0
 
 
 def engine_of(items: Sequence[DesiredList]) -> Engine | None:
@@ -93,7 +97,7 @@ def plan_table_fields(
         for item, v in zip(items, values, strict=True)
     ]
     merged = merge_tables(engine, mapped)
-    issues = _settle_conflicts(merged)
+    issues, unlisted = _settle_conflicts(merged)
     with_fields: dict[str, ListPlan] = {}
     for index, item in enumerate(items):
         assert item.fields is not None
@@ -123,7 +127,7 @@ def plan_table_fields(
             else dataclasses.replace(lp, field_update_keys=())
             for lp in planned
         ]
-    return TableFields(planned, updates, read, issues, digest, values)
+    return TableFields(planned, updates, read, issues, digest, values, unlisted)
 
 
 def _values_of(engine: Engine, item: DesiredList) -> ValuesTable:
@@ -148,33 +152,77 @@ def _values_of(engine: Engine, item: DesiredList) -> ValuesTable:
     return values_into_table(engine, rows, names)
 
 
-def _settle_conflicts(merged: MergedTables) -> list[tuple[str, MemberIssue]]:
+def conflict_group(audience: str, issue: MemberIssue) -> tuple[str, str, str]:
+    """What the plan lists a capped number of disagreements per: the audience named last,
+    the pair of audiences (`where`) and the field (the message up to " gets ", as
+    planning._value_issues groups them)."""
+    return audience, issue.where, issue.message.split(" gets ", 1)[0]
+
+
+def _settle_conflicts(merged: MergedTables) -> tuple[list[tuple[str, MemberIssue]], int]:
     """merge_fields' conflicts: of the pairs whose text differs, those whose values differ
-    (same_value) as the audiences are taken in order; worded and ordered as there."""
-    found: list[tuple[tuple[int, int, int], str, MemberIssue]] = []
-    pairs: list[tuple[str, str]] = []
+    (same_value) as the audiences are taken in order; worded and ordered as there.
+
+    Bounded: the candidates stream in batches, every conflict goes to the workspace table
+    (merged.conflicted, which keeps its field from being sent), and only the first
+    MAX_FIELD_ISSUES per group (conflict_group) in plan order are kept as issues, the
+    rest counted; the plan lists no more than those (planning._value_issues)."""
+    cap = trait_values.MAX_FIELD_ISSUES
+    # Per group, a heap of the kept issues, the last in plan order on top (keys negated).
+    kept: dict[tuple[str, str, str], list[tuple[tuple[int, int, int], MemberIssue]]] = {}
+    groups: dict[tuple[int, int, str], tuple[str, tuple[str, str, str]]] = {}
+    found = 0
     audiences = [m.audience for m in merged.lists]
-    for batch in conflict_candidates(merged):
-        for key, name, held in batch:
-            first_index, _, _, first_text = held[0]
-            target = from_json(first_text)
-            for index, pos, number, text in held[1:]:
-                value = from_json(text)
-                if text == first_text or same_value(target, value):
-                    continue
-                other, this = audiences[first_index], audiences[index]
-                issue = MemberIssue(
-                    f"audiences {other!r} and {this!r}",
-                    f"field {name!r} gets {shown_value(target)} from one and "
-                    f"{shown_value(value)} from the other; it is not written for this member",
-                    key,
-                )
-                found.append(((index, pos, number), this, issue))
-                pairs.append((key, name))
-                break
-    mark_conflicts(merged, pairs)
-    found.sort(key=lambda entry: entry[0])
-    return [(audience, issue) for _, audience, issue in found]
+
+    def group_of(first: int, index: int, name: str) -> tuple[str, tuple[str, str, str]]:
+        if (first, index, name) not in groups:
+            other, this = audiences[first], audiences[index]
+            where = f"audiences {other!r} and {this!r}"
+            # The message starts "field {name!r} gets ...": its group needs only the name.
+            probe = MemberIssue(where, f"field {name!r} gets ", "")
+            groups[first, index, name] = (where, conflict_group(this, probe))
+        return groups[first, index, name]
+
+    def pairs() -> Iterator[tuple[str, str]]:
+        nonlocal found
+        for batch in conflict_candidates(merged):
+            for key, name, held in batch:
+                first_index, _, _, first_text = held[0]
+                target = from_json(first_text)
+                for index, pos, number, text in held[1:]:
+                    value = from_json(text)
+                    if text == first_text or same_value(target, value):
+                        continue
+                    found += 1
+                    yield key, name
+                    where, group = group_of(first_index, index, name)
+                    heap = kept.setdefault(group, [])
+                    order = (-index, -pos, -number)
+                    if len(heap) >= cap and (not heap or order <= heap[0][0]):
+                        break  # later in plan order than every one kept: counted only
+                    issue = MemberIssue(
+                        where,
+                        f"field {name!r} gets {shown_value(target)} from one and "
+                        f"{shown_value(value)} from the other; it is not written for this "
+                        "member",
+                        key,
+                    )
+                    if len(heap) < cap:
+                        heapq.heappush(heap, (order, issue))
+                    else:
+                        heapq.heapreplace(heap, (order, issue))
+                    break
+
+    mark_conflicts(merged, pairs())
+    listed = sorted(
+        (
+            (tuple(-n for n in order), group[0], issue)
+            for group, heap in kept.items()
+            for order, issue in heap
+        ),
+        key=lambda entry: entry[0],
+    )
+    return [(audience, issue) for _, audience, issue in listed], found - len(listed)
 
 
 def _add_fields(merged: MergedTables, index: int) -> Iterator[tuple[str, dict[str, Any]]]:

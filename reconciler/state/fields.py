@@ -48,6 +48,8 @@ class FieldsPlan:
     read: FieldRead | None = None
     issues: list[tuple[str, MemberIssue]] = field(default_factory=list)  # (audience, issue)
     live_digest: str | None = None  # of the current values read, for the stale-plan check
+    # Disagreements between audiences not in `issues`, counted only (DuckDB path: bounded)
+    issues_unlisted: int = 0
 
 
 def plan_fields(
@@ -123,6 +125,7 @@ def _plan_table_fields(
         found.read,
         found.issues,
         found.live_digest,
+        found.issues_unlisted,
     )
     sent = sent_values(out.lists, out.updates, items, found.values)
     first = next(sent, None)

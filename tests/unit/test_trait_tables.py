@@ -679,3 +679,98 @@ def test_warehouse_values_cross_the_transfer_file_exactly():
     assert isinstance(view, memoryview) and view.tobytes() == b"ab"
     with pytest.raises(NotEncodable):
         encode_trait(lambda: None)
+
+
+def test_more_disagreements_than_the_cap_plan_alike_and_are_kept_bounded(
+    tmp_path, engines, monkeypatch
+):
+    """2,500 members two audiences disagree about (more than MAX_FIELD_ISSUES), listed in
+    opposite orders, some already on a list in Iterable: both paths give the same plan in
+    every output, and the DuckDB path keeps no more disagreements than it lists."""
+    from reconciler import planning
+    from reconciler.render.plans import plan_json, plan_markdown, plan_text
+    from reconciler.traits import values
+
+    cap = values.MAX_FIELD_ISSUES
+    rows = 2_500
+    agree = set(range(0, rows, 7))  # these members get the same tier from both
+    (tmp_path / "data").mkdir()
+    a = ["email,tier,n"] + [f"m{n}@x.com,gold,{n}" for n in range(rows)]
+    b = ["email,tier,n"] + [
+        f"m{n}@x.com,{'gold' if n in agree else 'silver'},{n}" for n in reversed(range(rows))
+    ]
+    (tmp_path / "data" / "a.csv").write_text("\n".join(a) + "\n")
+    (tmp_path / "data" / "b.csv").write_text("\n".join(b) + "\n")
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Destination",
+            "metadata": {"name": "d"},
+            "spec": {"region": "us", "projectType": "email", "apiKey": {"env": "K"}},
+        },
+        *(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "Audience",
+                "metadata": {"name": name},
+                "spec": {"destination": "d", "members": {"csv": f"data/{name}.csv"}, "traits": "t"},
+            }
+            for name in ("a", "b")
+        ),
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "TraitMapping",
+            "metadata": {"name": "t"},
+            "spec": {"fields": {"tier_name": "tier", "n": {"from": "n", "type": "number"}}},
+        },
+    ]
+    (tmp_path / "m.yaml").write_text("\n---\n".join(json.dumps(d) for d in docs))
+    emulator = Emulator(limits=Limits.unlimited())
+    project = emulator.add_project("d", "email", KEY)
+    on_a = project.add_list("a")
+    for n in range(0, rows, 50):  # already on a: read and compared unless in conflict
+        project.add_user(
+            email=f"m{n}@x.com", data_fields={"tier_name": "bronze", "n": n}, list_ids=[on_a]
+        )
+    kept: list[tuple[int, int]] = []
+    real_plan_fields = planning.plan_fields
+
+    def plan_fields(*args: Any, **kwargs: Any) -> Any:
+        found = real_plan_fields(*args, **kwargs)
+        kept.append((len(found.issues), found.issues_unlisted))
+        return found
+
+    monkeypatch.setattr(planning, "plan_fields", plan_fields)
+    conflicting = rows - len(agree)
+    outputs = []
+    for name in ENGINES:
+        plan = _plan(tmp_path, emulator, engines[name], "export")
+        (dest,) = plan.destinations
+        assert len(dest.field_issues) == cap
+        assert dest.field_issues_unlisted == conflicting - cap
+        # Listed in b's order (the audience named last), the first `cap` of its rows.
+        listed = [i.value for _a, i in dest.field_issues]
+        assert listed == [f"m{n}@x.com" for n in reversed(range(rows)) if n not in agree][:cap]
+        text, markdown = plan_text(plan), plan_markdown(plan)
+        if dest.member_read:  # how members were read differs by engine by design
+            text = text.replace(dest.member_read, "READ")
+            markdown = markdown.replace(dest.member_read, "READ")
+        saved = tmp_path / f"{name}.plan"
+        save_plan(saved, plan, "digest", tmp_path, None)
+        outputs.append(
+            (
+                text,
+                markdown,
+                json.loads(plan_json(plan))["summary"],
+                _data(plan, tmp_path),
+                _data(load_plan(saved).plan, tmp_path),
+            )
+        )
+    assert outputs[0] == outputs[1]
+    # Python lists every disagreement before the cap; the DuckDB path keeps only the cap.
+    assert kept == [(conflicting, 0), (cap, conflicting - cap)]
+    # No conflicting tier is sent; the agreed one is.
+    add_fields = outputs[1][3]["add_fields"]
+    sent = {k: v for fields in add_fields.values() for k, v in fields.items()}
+    assert all("tier_name" not in sent[f"m{n}@x.com"] for n in range(rows) if n not in agree)
+    assert all(sent[f"m{n}@x.com"]["tier_name"] == "gold" for n in agree if n % 50)
