@@ -93,7 +93,7 @@ def validate(path: Path, engine: Engine | None = None) -> Validation:
         audiences=len(manifests.audiences),
         files=len(manifests.files),
         members=sum(_members(item) for item in items),
-        duplicates=sum(item.duplicates for item in items),
+        duplicates=sum(_duplicates(item) for item in items),
         unreadable=tuple(unreadable),
         invalid=tuple(issue for item in items for issue in item.issues),
         unlisted=sum(item.table.skipped - len(item.issues) for item in items if item.table),
@@ -101,8 +101,19 @@ def validate(path: Path, engine: Engine | None = None) -> Validation:
             issue for item in items if item.fields is not None for issue in item.fields.issues
         ),
         values_unlisted=sum(item.fields.unlisted for item in items if item.fields is not None),
-        conflicts=tuple(issue for item in items for issue in item.conflicts),
+        conflicts=tuple(issue for item in items for issue in _conflicts(item)),
     )
+
+
+def _duplicates(item: DesiredList) -> int:
+    """Rows collapsed into an earlier one: planning learns them for a table from its
+    join with the list; validate, which reads no list, counts them."""
+    return item.table.duplicates if item.table else item.duplicates
+
+
+def _conflicts(item: DesiredList) -> list[MemberIssue]:
+    """Those of them that disagreed with the first row, as plan warns of them."""
+    return item.table.conflicts() if item.table else item.conflicts
 
 
 def _members(item: DesiredList) -> int:

@@ -156,7 +156,8 @@ def at_scale(engine: Engine, audience: Audience) -> bool:
     from reconciler.members.model import estimate_rows
 
     return engine.use_duckdb(
-        engine.remember(("rows", audience.name), lambda: estimate_rows(audience))
+        engine.remember(("rows", audience.name), lambda: estimate_rows(audience)),
+        traits=audience.spec.traits is not None,
     )
 
 

@@ -42,8 +42,8 @@ class Engine:
     def from_env(cls) -> Engine:
         return cls(EngineSettings.from_env())
 
-    def use_duckdb(self, rows: int | None) -> bool:
-        return self.settings.use_duckdb(rows)
+    def use_duckdb(self, rows: int | None, traits: bool = False) -> bool:
+        return self.settings.use_duckdb(rows, traits)
 
     def remember(self, key: Hashable, compute: Callable[[], T]) -> T:
         """`compute()` once per key for this engine's life (a source's size, say)."""
