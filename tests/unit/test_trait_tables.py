@@ -139,7 +139,10 @@ def engines(tmp_path) -> Iterator[dict[str, Engine]]:
     made = {
         e: Engine(
             EngineSettings(
-                engine="auto", threshold=1 if e == "duckdb" else 10**9, temp_dir=tmp_path
+                engine="auto",
+                threshold=1 if e == "duckdb" else 10**9,
+                traits_threshold=1 if e == "duckdb" else 10**9,
+                temp_dir=tmp_path,
             )
         )
         for e in ENGINES
