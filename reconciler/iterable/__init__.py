@@ -1,6 +1,7 @@
 """Iterable's HTTP API, as reconciler uses it."""
 
 from reconciler.iterable.client import (
+    CHANNELS_FIELD,
     REGION_URLS,
     ClientStats,
     IterableClient,
@@ -11,6 +12,7 @@ from reconciler.iterable.results import BatchResult
 from reconciler.iterable.settings import ClientSettings
 
 __all__ = [
+    "CHANNELS_FIELD",
     "REGION_URLS",
     "BatchResult",
     "ClientSettings",

@@ -49,6 +49,9 @@ from reconciler.iterable.results import BatchResult, parse_bulk_response
 from reconciler.iterable.settings import ClientSettings
 
 REGION_URLS = {"us": "https://api.iterable.com", "eu": "https://api.eu.iterable.com"}
+# A profile's channel unsubscribes (Iterable's user field): what the consent guard reads,
+# asked of every export of the members that can carry it (state/consent.py).
+CHANNELS_FIELD = "unsubscribedChannelIds"
 REDACTED = "[api key]"
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 T = TypeVar("T")

@@ -55,7 +55,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from reconciler.errors import IterableError, LiveStateError
-from reconciler.iterable import ClientSettings, IterableClient, StreamCut
+from reconciler.iterable import CHANNELS_FIELD, ClientSettings, IterableClient, StreamCut
 from reconciler.members.identity import Member, ProjectType
 from reconciler.members.model import TableRows, member_rows
 from reconciler.plan import ListPlan, Plan
@@ -77,7 +77,6 @@ EVENT_FIELDS = ("createdAt", "email", "userId", "unsubSource", "emailListIds", "
 # unsubSource values of unsubscribes an API client sent (see the module docstring).
 API_SOURCES = frozenset({"API", "ListAPI"})
 UNKNOWN_SOURCE = "unknown"
-CHANNELS_FIELD = "unsubscribedChannelIds"
 PROFILE_FIELDS = ("email", "userId", CHANNELS_FIELD)
 # The only rows the profiles' export keeps hold this text (the client parses no other line).
 CHANNELS_MARK = CHANNELS_FIELD.encode()
@@ -193,7 +192,7 @@ def channel_unsubscribed(
     emails: set[str] = set()
     user_ids: set[str] = set()
     for profile in profiles:
-        ids = set(_int_list(profile.get("unsubscribedChannelIds")))
+        ids = set(_int_list(profile.get(CHANNELS_FIELD)))
         if not ids or (channel_ids is not None and not ids & channel_ids):
             continue
         email, user_id = profile.get("email"), profile.get("userId")

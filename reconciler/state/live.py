@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from reconciler.errors import AuthError, IterableError, LiveStateError, RetryExhaustedError
-from reconciler.iterable import ClientSettings, IterableClient, ListInfo
+from reconciler.iterable import CHANNELS_FIELD, ClientSettings, IterableClient, ListInfo
 from reconciler.members.identity import Member, ProjectType, looks_like_email
 from reconciler.plan import FieldRead
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, Task, duration, heartbeat
@@ -85,9 +85,6 @@ class LiveDestination:
             text += "checked against the list's size"
         return text
 
-
-# Asked of an export job beside the members (the consent guard's, state/consent.py).
-CHANNELS_FIELD = "unsubscribedChannelIds"
 
 # The file of an export job started before the sources were read, waited for; its lines
 # told to the callable given.

@@ -15,13 +15,10 @@ from typing import Any
 import duckdb
 
 from reconciler.errors import LiveStateError
-from reconciler.iterable import IterableClient
+from reconciler.iterable import CHANNELS_FIELD, IterableClient
 from reconciler.members.engine.desired_table import LOOKS_LIKE_EMAIL, DesiredTable
 from reconciler.members.engine.workspace import Engine
 from reconciler.members.identity import ProjectType
-
-# What state/consent.py needs of each profile, asked of an export that can carry it.
-CHANNELS_FIELD = "unsubscribedChannelIds"
 
 
 def read_export_table(

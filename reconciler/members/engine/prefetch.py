@@ -25,15 +25,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.iterable import IterableClient, ListInfo
+from reconciler.iterable import CHANNELS_FIELD, IterableClient, ListInfo
 from reconciler.manifest import Audience, Destination
 from reconciler.members.engine.workspace import Engine
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, heartbeat
 from reconciler.state.routes import MemberRoute, choose_route
 from reconciler.state.windows import read_export_windows
 
-# Asked of the export job beside the members: what state/consent.py reads profiles for.
-CHANNELS_FIELD = "unsubscribedChannelIds"
 # How long abandon() waits for the background reads to end. A read waiting for its first
 # byte cannot be woken; its thread is a daemon, and ends when the client is closed.
 ABANDON_SECONDS = 10.0
