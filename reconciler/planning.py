@@ -11,7 +11,7 @@ from typing import Any
 
 from reconciler.errors import IterableError, LiveStateError
 from reconciler.iterable import IterableClient
-from reconciler.manifest import Manifests
+from reconciler.manifest import Audience, Destination, Manifests
 from reconciler.members.issue import MemberIssue
 from reconciler.members.model import (
     EXPORT_ROUTES,
@@ -219,6 +219,19 @@ def _list_size(live_list: LiveList) -> int:
     return live_list.table.count if live_list.table is not None else len(live_list.members)
 
 
+def _targeted(
+    manifests: Manifests, clients: Mapping[str, IterableClient], targets: set[str] | None
+) -> Iterator[tuple[str, Destination, IterableClient, list[Audience]]]:
+    """Each destination with a client and audiences to plan (of `targets`, when given):
+    its name, manifest, client and those audiences."""
+    for name, destination in manifests.destinations.items():
+        audiences = [
+            a for a in manifests.audiences_of(name) if targets is None or a.name in targets
+        ]
+        if audiences and name in clients:
+            yield name, destination, clients[name], audiences
+
+
 def _start_early_consent(
     manifests: Manifests,
     clients: Mapping[str, IterableClient],
@@ -230,13 +243,7 @@ def _start_early_consent(
     """The consent guard's export of the profiles starts now, beside the member reads,
     where they go by getUsers and the adds may be too many to read one by one
     (state/consent.py EarlyProfiles); into `out` as they start."""
-    for name, destination in manifests.destinations.items():
-        audiences = [
-            a for a in manifests.audiences_of(name) if targets is None or a.name in targets
-        ]
-        if not audiences or name not in clients:
-            continue
-        client = clients[name]
+    for name, destination, client, audiences in _targeted(manifests, clients, targets):
         if client.settings.member_reads == "asyncExport":
             continue
         sizes = [_expected_rows(engine, a) for a in audiences]
@@ -414,13 +421,7 @@ def _start_prefetches(
     export when the route chosen from the sources' row counts is one (an asynchronous
     export job, the user export, or it in date windows), or the getUsers downloads of
     large lists. Nothing starts when neither would be read."""
-    for name, destination in manifests.destinations.items():
-        audiences = [
-            a for a in manifests.audiences_of(name) if targets is None or a.name in targets
-        ]
-        if not audiences or name not in clients:
-            continue
-        client = clients[name]
+    for name, destination, client, audiences in _targeted(manifests, clients, targets):
         if client.settings.member_reads == "asyncExport":
             sizes: dict[str, int | None] = {a.list_name: None for a in audiences}
             large: list[Any] = []  # the route needs no sizes, and reads no list by getUsers
