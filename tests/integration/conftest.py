@@ -173,6 +173,41 @@ def profile_faults(profile: str) -> Faults | None:
     return Faults.field(FIELD_TIME_SCALE) if profile == "field" else None
 
 
+def three_csv_lists(
+    root: Path,
+    make_server: MakeEmulatorServer,
+    profile: str,
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    **faults: Any,
+) -> tuple[Workspace, EmulatorServer]:
+    """A hybrid project with lists "big" (30 members), "mid" (20) and "small" (10), each
+    one member off its CSV audience each way (`<name>-1..` kept, `<name>-new` joining),
+    under the profile's faults with `faults` set over them, and `env` set: the early-read
+    tests' project."""
+    chosen = profile_faults(profile) or Faults()
+    for name, value in faults.items():
+        setattr(chosen, name, value)
+    server = make_server(project_type="hybrid", faults=chosen)
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(root)
+    ws = Workspace(root, server.base_url, "hybrid")
+    ws.destination()
+    proj = server.emulator.project("default")
+    for name, size in (("big", 30), ("mid", 20), ("small", 10)):
+        list_id = proj.add_list(name)
+        people = [f"{name}-{i}@example.com" for i in range(size)]
+        for email in people:
+            proj.subscribe_direct(list_id, email=email)
+        ws.csv(f"{name}.csv", "email", [*people[1:], f"{name}-new@example.com"])
+        ws.audience(
+            name, {"csv": f"{name}.csv", "email": "email"}, policy={"maxRemovalPercent": 50}
+        )
+    return ws, server
+
+
 @pytest.fixture
 def emulator(emulator_profile: str) -> Emulator:
     """The root conftest's emulator (no rate limits, project "default"), under the profile."""

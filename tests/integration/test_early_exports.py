@@ -22,12 +22,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reconciler.emulator import Faults
 from reconciler.iterable import ClientSettings, IterableClient
 from reconciler.manifest import load_manifests
 from reconciler.members.model import Engine, start_prefetch
 from reconciler.sources import csv_file
-from tests.integration.conftest import API_KEY_VAR, Workspace, profile_faults
+from tests.integration.conftest import three_csv_lists
 
 pytestmark = pytest.mark.field_profile
 
@@ -55,29 +54,13 @@ def csv_lists(tmp_path, monkeypatch, fast_client, make_emulator_server, emulator
     audience each way; every audience a CSV file. Read by `route` (forced)."""
 
     def make(route: str, **faults):
-        chosen = profile_faults(emulator_profile) or Faults()
-        for name, value in faults.items():
-            setattr(chosen, name, value)
-        server = make_emulator_server(project_type="hybrid", faults=chosen)
-        monkeypatch.setenv(API_KEY_VAR, "test-key")
-        monkeypatch.setenv("RECONCILER_EXPORTS_PER_MINUTE", "100000")  # the emulator has none
-        monkeypatch.setenv("RECONCILER_MEMBER_READS", route)
-        monkeypatch.chdir(tmp_path)
-        ws = Workspace(tmp_path, server.base_url, "hybrid")
-        ws.destination()
-        proj = server.emulator.project("default")
-        for name, size in (("big", 30), ("mid", 20), ("small", 10)):
-            list_id = proj.add_list(name)
-            people = emails(f"{name}-", size)
-            for email in people:
-                proj.subscribe_direct(list_id, email=email)
-            ws.csv(f"{name}.csv", "email", [*people[1:], f"{name}-new@example.com"])
-            ws.audience(
-                name,
-                {"csv": f"{name}.csv", "email": "email"},
-                policy={"maxRemovalPercent": 50},
-            )
-        return ws, server
+        env = {
+            "RECONCILER_EXPORTS_PER_MINUTE": "100000",  # the emulator has none
+            "RECONCILER_MEMBER_READS": route,
+        }
+        return three_csv_lists(
+            tmp_path, make_emulator_server, emulator_profile, monkeypatch, env, **faults
+        )
 
     return make
 

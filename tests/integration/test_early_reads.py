@@ -21,9 +21,8 @@ from collections import Counter
 import httpx
 import pytest
 
-from reconciler.emulator import Faults
 from reconciler.sources import snapshot
-from tests.integration.conftest import API_KEY_VAR, Workspace, profile_faults
+from tests.integration.conftest import three_csv_lists
 
 GET_USERS = "/api/lists/getUsers"
 JOB_START = "/api/export/start"
@@ -43,30 +42,14 @@ def csv_lists(tmp_path, monkeypatch, fast_client, make_emulator_server, emulator
     route then needs no row counts, so nothing reads a source before the job starts)."""
 
     def make(**faults):
-        chosen = profile_faults(emulator_profile) or Faults()
-        for name, value in faults.items():
-            setattr(chosen, name, value)
-        server = make_emulator_server(project_type="hybrid", faults=chosen)
-        monkeypatch.setenv(API_KEY_VAR, "test-key")
-        monkeypatch.setenv("RECONCILER_EXPORT_POLL", "0.02")
-        monkeypatch.setenv("RECONCILER_EXPORT_JOBS_PER_SECOND", "1000")  # the emulator has none
-        monkeypatch.setenv("RECONCILER_MEMBER_READS", "asyncExport")
-        monkeypatch.chdir(tmp_path)
-        ws = Workspace(tmp_path, server.base_url, "hybrid")
-        ws.destination()
-        proj = server.emulator.project("default")
-        for name, size in (("big", 30), ("mid", 20), ("small", 10)):
-            list_id = proj.add_list(name)
-            people = emails(f"{name}-", size)
-            for email in people:
-                proj.subscribe_direct(list_id, email=email)
-            ws.csv(f"{name}.csv", "email", [*people[1:], f"{name}-new@example.com"])
-            ws.audience(
-                name,
-                {"csv": f"{name}.csv", "email": "email"},
-                policy={"maxRemovalPercent": 50},
-            )
-        return ws, server
+        env = {
+            "RECONCILER_EXPORT_POLL": "0.02",
+            "RECONCILER_EXPORT_JOBS_PER_SECOND": "1000",  # the emulator has none
+            "RECONCILER_MEMBER_READS": "asyncExport",
+        }
+        return three_csv_lists(
+            tmp_path, make_emulator_server, emulator_profile, monkeypatch, env, **faults
+        )
 
     return make
 
