@@ -73,7 +73,7 @@ def main() -> None:
     env = {
         **os.environ,
         plan_apply.API_KEY_VAR: plan_apply.API_KEY,
-        "RECONCILER_LIST_READS_PER_MINUTE": "100000",
+        **plan_apply.EMULATOR_READS,
         # What this measures is each engine over a getUsers body, as plan_apply.py does; the
         # route model (issue 18) would take an export job for a list this large against
         # Iterable's speeds, which this emulator (no modelled speeds) builds whole in Python

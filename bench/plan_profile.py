@@ -82,7 +82,7 @@ def main() -> None:
     env = {
         **os.environ,
         plan_apply.API_KEY_VAR: plan_apply.API_KEY,
-        "RECONCILER_LIST_READS_PER_MINUTE": "100000",
+        **plan_apply.EMULATOR_READS,
         # What this measures is the diff of a getUsers body; the route model (issue 18)
         # would take an export job for a list this large against Iterable's speeds.
         "RECONCILER_MEMBER_READS": "getUsers",

@@ -38,7 +38,7 @@ from reconciler.plan.ownership import marked_audience, unmarked
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
 from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.sources import source_for
-from reconciler.state.consent import EarlyProfiles, early_export_worth, respect_consent
+from reconciler.state.consent import respect_consent
 from reconciler.state.desired import DesiredDestination, DesiredList, at_scale, build_desired
 from reconciler.state.field_tables import conflict_group
 from reconciler.state.fields import plan_fields
@@ -64,13 +64,11 @@ def make_plan(
     their number: a saved plan's stale check (one read per destination, not one per list)."""
     engine = engine if engine is not None else Engine.from_env()
     prefetches: dict[str, Prefetch] = {}
-    early_consent: dict[str, EarlyProfiles] = {}
     try:
         # The reads that need nothing from the sources start first, so that Iterable's
         # slow answers (an export job's queue, getUsers' first byte) overlap the sources'
         # reading and checking rather than follow it.
         _start_prefetches(manifests, clients, targets, engine, progress, member_reads, prefetches)
-        _start_early_consent(manifests, clients, targets, engine, member_reads, early_consent)
         reads = _Reads(engine, progress, on_read, member_reads)
         destinations = []
         fingerprint: dict[str, dict[str, dict[str, Any]]] = {}
@@ -89,7 +87,6 @@ def make_plan(
                         prefetches.get(name),
                         reads,
                         prints,
-                        early_consent.get(name),
                     )
                 )
     finally:
@@ -97,8 +94,6 @@ def make_plan(
         # the background outlives the plan (an export job is cancelled).
         for prefetch in prefetches.values():
             prefetch.abandon()
-        for early in early_consent.values():
-            early.abandon()
     return Plan(tuple(destinations), fingerprint)
 
 
@@ -128,7 +123,6 @@ def _plan_destination(
     prefetch: Prefetch | None,
     reads: _Reads,
     prints: dict[str, dict[str, Any]],
-    early_consent: EarlyProfiles | None = None,
 ) -> DestinationPlan:
     """One destination, in the order its reads depend on one another: its lists and
     members, then (knowing the adds) mapped fields, users that cannot be sent, consent and
@@ -181,7 +175,6 @@ def _plan_destination(
         desired.project_type,
         left_out.lists,
         live.channel_unsubscribed,
-        early_consent,
         max((_list_size(x) for x in live.managed.values()), default=0),
         live.channels_from or "export job",
     )
@@ -230,28 +223,6 @@ def _targeted(
         ]
         if audiences and name in clients:
             yield name, destination, clients[name], audiences
-
-
-def _start_early_consent(
-    manifests: Manifests,
-    clients: Mapping[str, IterableClient],
-    targets: set[str] | None,
-    engine: Engine,
-    member_reads: str | None,
-    out: dict[str, EarlyProfiles],
-) -> None:
-    """The consent guard's export of the profiles starts now, beside the member reads,
-    where they go by getUsers and the adds may be too many to read one by one
-    (state/consent.py EarlyProfiles); into `out` as they start."""
-    for name, destination, client, audiences in _targeted(manifests, clients, targets):
-        if client.settings.member_reads == "asyncExport":
-            continue
-        sizes = [_expected_rows(engine, a) for a in audiences]
-        route = choose_route(sizes, client.settings, member_reads)
-        if early_export_worth(route.name, sizes, client.settings):
-            out[name] = EarlyProfiles(
-                client, destination.spec.projectType, [a.list_name for a in audiences]
-            )
 
 
 def _plan_list(

@@ -608,22 +608,20 @@ class IterableClient:
         *,
         keep: Callable[[dict[str, Any]], bool] | None = None,
         marked: Sequence[bytes] = (),
-        stop: threading.Event | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every user of the project, one JSON object per line, with only `only_fields`.
 
         The body is read line by line as it streams and only rows `keep` accepts are held,
         so memory grows with the users asked about, not with the project. 4 per minute.
         `marked`: texts of which every row `keep` accepts holds one; only lines holding one
-        are parsed (_parse_marked_lines), the rest are checked for their shape alone;
-        `stop`, once set, ends a marked read at its next chunk (LiveStateError).
+        are parsed (_parse_marked_lines), the rest are checked for their shape alone.
         """
         params = [("dataTypeName", "user"), ("range", "All")]
         params += [("onlyFields", name) for name in only_fields]
 
         def parse(response: httpx.Response) -> list[dict[str, Any]]:
             if marked:
-                return _parse_marked_lines(response, keep, marked, stop)
+                return _parse_marked_lines(response, keep, marked)
             return _parse_json_lines(response, keep)
 
         rows = self._request(
@@ -1364,7 +1362,6 @@ def _parse_marked_lines(
     response: httpx.Response,
     keep: Callable[[dict[str, Any]], bool] | None,
     marks: Sequence[bytes],
-    stop: threading.Event | None = None,
 ) -> list[dict[str, Any]]:
     """_parse_json_lines for a caller whose `keep` refuses every row that holds none of
     `marks` (a field's name, a list id's digits): only lines holding a mark (or an escape,
@@ -1429,8 +1426,6 @@ def _parse_marked_lines(
 
     pending = b""
     for chunk in response.iter_bytes():
-        if stop is not None and stop.is_set():
-            raise LiveStateError("the export was abandoned")
         pending += chunk
         end = pending.rfind(b"\n")
         if end < 0:

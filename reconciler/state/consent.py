@@ -36,20 +36,20 @@ answer's `dataFields` carry `unsubscribedChannelIds`, as answers recorded from I
 show: grouparoo/grouparoo, plugins/@grouparoo/iterable/__tests__/fixtures), or one
 user export of the whole project (4 a minute; at least the largest list's rows at the
 modelled export rate). A few adds to a small list in a project of millions are a few
-lookups, not an export of every profile. When members are read by getUsers and the adds
-may be many, the export is started early, in the background (EarlyProfiles), beside the
-member reads; if the lookups are chosen while it runs, both go on and the first to finish
-answers.
+lookups, not an export of every profile. The export is made only once the adds are known,
+never on speculation beside the member reads: a plan with no adds, or few, would spend an
+export of every profile (one of the 4 a minute) for nothing, while what it could save is the
+member reads' time, and the lists read by getUsers are the small ones (an export job's rows
+carry the profiles already).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -85,11 +85,6 @@ NOT_AN_IDENTIFIER = frozenset({"InvalidEmailAddressError", "InvalidUserIdError"}
 # Per-user reads are never chosen for more requests than this, whatever the model says:
 # the adds are held as members only up to MAX_TABLE_CHECK anyway.
 MAX_LOOKUPS = 100_000
-# Seconds a plan waits for the background export to end once told to stop. It stops at
-# its next chunk; one still waiting on its first byte (Iterable may take minutes) is not
-# waited for: a daemon thread holding only its connection, it ends when the answer
-# starts, or with the process.
-ABANDON_SECONDS = 0.5
 # Closed date windows the events are first read in when one export of them is cut off
 # (then halved where they die): how unsubscribes spread over time is unknown.
 EVENT_WINDOWS = 4
@@ -332,7 +327,6 @@ def read_optouts(
     reads: list[str],
     profiles_read: Sequence[Mapping[str, Any]] | None = None,
     project_type: ProjectType = "hybrid",
-    early: EarlyProfiles | None = None,
     largest_list: int = 0,
     profiles_from: str = "export job",
 ) -> Optouts:
@@ -340,9 +334,8 @@ def read_optouts(
     docstring). `profiles_read`: every channel-unsubscribed profile of the project, from
     the export that read the members (`profiles_from`: a job, or a user export started
     before the sources were read; its unsubscribedChannelIds asked for too): the
-    profiles are then not read again. `early`: the profiles' export started in the
-    background; `largest_list`: the most members a list read holds (the project has at
-    least as many profiles: what the export is modelled on)."""
+    profiles are then not read again. `largest_list`: the most members a list read holds
+    (the project has at least as many profiles: what the export is modelled on)."""
     list_ids = {lp.list_id for lp in lists if lp.add and lp.list_id is not None}
 
     def about_these_lists(event: dict[str, Any]) -> bool:
@@ -387,7 +380,7 @@ def read_optouts(
             f"members' {profiles_from})"
         )
     else:
-        profiles, how = _read_profiles(client, lists, project_type, keep, early, largest_list)
+        profiles, how = _read_profiles(client, lists, project_type, keep, largest_list)
     emails, user_ids = channel_unsubscribed(profiles, channel_ids)
     if event_windows:
         how += (
@@ -483,18 +476,17 @@ def lookup_requests(people: Sequence[tuple[str | None, str | None]]) -> int:
 
 
 def choose_profile_read(
-    requests: int | None, largest_list: int, settings: ClientSettings, elapsed: float = 0.0
+    requests: int | None, largest_list: int, settings: ClientSettings
 ) -> tuple[ProfileRead, str]:
     """Per-user reads or one user export, by the time each is modelled to take under
     Iterable's limits (the reason said in the plan). `requests` None: per-user reads
     cannot answer (people_to_look_up). The export streams every profile of the project,
-    at least `largest_list` of them (state/routes.py export_seconds: a lower bound);
-    `elapsed`: how long an export started early has run already."""
+    at least `largest_list` of them (state/routes.py export_seconds: a lower bound)."""
     if requests is None:
         return "export", ""
     rate = settings.user_reads_per_second * settings.time_scale
     by_lookups = requests / rate if rate > 0 else 0.0
-    by_export = max(0.0, export_seconds([largest_list], settings) - elapsed)
+    by_export = export_seconds([largest_list], settings)
     if requests <= MAX_LOOKUPS and by_lookups <= by_export:
         return "lookups", (
             f"about {duration(by_lookups)} by {requests:,} per-user read"
@@ -512,47 +504,20 @@ def _read_profiles(
     lists: Sequence[ListPlan],
     project_type: ProjectType,
     keep: Callable[[dict[str, Any]], bool],
-    early: EarlyProfiles | None,
     largest_list: int,
 ) -> tuple[list[dict[str, Any]], str]:
     """The channel-unsubscribed profiles `keep` accepts, and how they were read."""
-    if early is not None and isinstance(early.error(), _NotRead):
-        # It found none of the lists when it began: a list made since (by someone else)
-        # has its profiles read afresh.
-        early = None
     people = people_to_look_up(lists, project_type)
     requests = lookup_requests(people) if people is not None else None
-    elapsed = early.elapsed() if early is not None else 0.0
-    route, why = choose_profile_read(requests, largest_list, client.settings, elapsed)
+    route, why = choose_profile_read(requests, largest_list, client.settings)
     why = f"; {why}" if why else ""
-    if early is not None and early.done() and early.error() is None:
-        # Already read in the background, beside the member reads: nothing to wait for.
-        route, why = "export", "; read in the background beside the member reads"
     if route == "lookups":
         assert people is not None
-        if early is None:
-            found, made = read_profiles_by_lookups(client, people)
-            return [p for p in found if keep(p)], _by_lookups(made, why)
-        # The export started early goes on beside the lookups: the first to end answers.
-        won = _race(client, people, early)
-        if won is not None:
-            found, made = won
-            early.abandon()
-            return [p for p in found if keep(p)], _by_lookups(made, why)
-        why = (
-            "; read in the background beside the member reads, which ended before the "
-            "per-user reads started beside it did"
-        )
-    try:
-        rows, windows = early.result() if early is not None else ([], 0)
-    except _NotRead:
-        early = None
-    if early is not None:
-        profiles = [p for p in rows if keep(p)]
-    else:
-        profiles, windows = export_users_whole(
-            client, PROFILE_FIELDS, keep, project_type, marked=(CHANNELS_MARK,)
-        )
+        found, made = read_profiles_by_lookups(client, people)
+        return [p for p in found if keep(p)], _by_lookups(made, why)
+    profiles, windows = export_users_whole(
+        client, PROFILE_FIELDS, keep, project_type, marked=(CHANNELS_MARK,)
+    )
     # A project too big for one export stream is read in date windows.
     cut = f" in {windows} date windows, one export being cut off" if windows else ""
     return profiles, f"2 exports (emailUnSubscribe events, profiles' {CHANNELS_FIELD}{cut}){why}"
@@ -568,7 +533,6 @@ def _by_lookups(requests: int, why: str) -> str:
 def read_profiles_by_lookups(
     client: IterableClient,
     people: Sequence[tuple[str | None, str | None]],
-    stop: threading.Event | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """The profiles of `people` that are channel-unsubscribed (email, userId and
     unsubscribedChannelIds, as the export gives them), one GET per identifier, paced at
@@ -576,9 +540,10 @@ def read_profiles_by_lookups(
     carries the person's other one answers for both (emails and userIds each name one
     profile in email-based and hybrid projects). An unknown user (200 {}) has no
     unsubscribe; a read that fails after its retries raises: the plan fails rather than
-    guess. `stop`, once set, ends the reads (LiveStateError)."""
+    guess, and the reads not yet made are not made."""
     made = 0
     lock = threading.Lock()
+    stop = threading.Event()
 
     def read(person: tuple[str | None, str | None]) -> list[dict[str, Any]]:
         nonlocal made
@@ -587,7 +552,7 @@ def read_profiles_by_lookups(
         asks = [{"email": email}] if email is not None else []
         asks += [{"user_id": user_id}] if user_id is not None else []
         for ask in asks:
-            if stop is not None and stop.is_set():
+            if stop.is_set():
                 raise LiveStateError("the per-user reads were abandoned")
             with lock:
                 made += 1
@@ -610,125 +575,9 @@ def read_profiles_by_lookups(
         try:
             answers = list(pool.map(read, people))
         except BaseException:
-            if stop is not None:
-                stop.set()
+            stop.set()
             raise
     return [p for found in answers for p in found], made
-
-
-def _race(
-    client: IterableClient,
-    people: Sequence[tuple[str | None, str | None]],
-    early: EarlyProfiles,
-) -> tuple[list[dict[str, Any]], int] | None:
-    """The per-user reads run while the early export goes on: their answer, or None when
-    the export ended well first (the reads are then stopped). A failure of one waits for
-    the other; both failing raises the reads' failure."""
-    stop = threading.Event()
-    with ThreadPoolExecutor(1, "reconciler-consent-race") as pool:
-        lookups = pool.submit(read_profiles_by_lookups, client, people, stop)
-        try:
-            wait([lookups, early.future], return_when=FIRST_COMPLETED)
-            if early.future.done() and early.error() is None:
-                stop.set()
-                return None
-            return lookups.result()
-        except LiveStateError:
-            if early.future.done() and early.error() is None:
-                return None
-            raise
-        except IterableError:
-            # The lookups failed: the export may still answer.
-            wait([early.future])
-            if early.error() is None:
-                return None
-            raise
-        finally:
-            stop.set()
-
-
-def early_export_worth(route: str, sizes: Sequence[int | None], settings: ClientSettings) -> bool:
-    """Whether to start the profiles' export before the adds are known: only when the
-    members are read by getUsers (an export job's rows carry the profiles already), the
-    adds, at most the largest audience's members, could be too many to read one by one
-    (choose_profile_read with one request each), and the export is modelled to take at
-    least one slot of Iterable's export budget (15 s at 4 a minute): starting it early
-    saves at most its time, and spends a slot the plan's other exports (the events,
-    mapped fields) share even when the adds turn out few."""
-    known = [size for size in sizes if size is not None]
-    if route != "getUsers" or not known:
-        return False
-    largest = max(known)
-    per_minute = settings.exports_per_minute
-    slot = 60.0 / per_minute / settings.time_scale if per_minute > 0 else 0.0
-    if export_seconds([largest], settings) < slot:
-        return False
-    return choose_profile_read(largest, largest, settings)[0] == "export"
-
-
-class _NotRead(LiveStateError):
-    """The early export did not read the profiles (there was no list to read them for)."""
-
-
-class EarlyProfiles:
-    """The profiles' export for the consent guard, started in the background before the
-    plan knows its adds (planning.py starts it beside the member reads when they go by
-    getUsers): every channel-unsubscribed profile of the project, held until
-    read_optouts takes it or the plan abandons it. The client paces it under the export
-    budget it shares with the member reads."""
-
-    def __init__(
-        self, client: IterableClient, project_type: ProjectType, list_names: Iterable[str]
-    ):
-        names = frozenset(list_names)
-        self._stop = threading.Event()
-        self._started = time.monotonic()
-        self.future: Future[tuple[list[dict[str, Any]], int]] = Future()
-
-        def has_channels(row: dict[str, Any]) -> bool:
-            return bool(row.get(CHANNELS_FIELD))
-
-        def read() -> None:
-            try:
-                # With no list of these names yet (a first apply), no list gets adds that
-                # consent would hold back: the export is not made.
-                if not any(info.name in names for info in client.get_lists()):
-                    raise _NotRead("none of the lists existed")
-                self.future.set_result(
-                    export_users_whole(
-                        client,
-                        PROFILE_FIELDS,
-                        has_channels,
-                        project_type,
-                        marked=(CHANNELS_MARK,),
-                        stop=self._stop,
-                    )
-                )
-            except BaseException as exc:  # handed to whoever takes the result
-                self.future.set_exception(exc)
-
-        # A daemon: a read abandoned while it waits on its first byte must not hold the
-        # process open at its exit (it holds nothing but its connection).
-        self._thread = threading.Thread(target=read, name="reconciler-consent-export", daemon=True)
-        self._thread.start()
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self._started
-
-    def done(self) -> bool:
-        return self.future.done()
-
-    def error(self) -> BaseException | None:
-        return self.future.exception() if self.future.done() else None
-
-    def result(self) -> tuple[list[dict[str, Any]], int]:
-        """The rows and the date windows read (0: one export); raises as the read did."""
-        return self.future.result()
-
-    def abandon(self) -> None:
-        """Stop the read (at its next chunk) and wait for it to end, a while at most."""
-        self._stop.set()
-        self._thread.join(ABANDON_SECONDS)
 
 
 def _identifiers(lists: Sequence[ListPlan]) -> tuple[frozenset[str], frozenset[str]] | None:
@@ -761,7 +610,6 @@ def respect_consent(
     project_type: ProjectType,
     lists: Sequence[ListPlan],
     profiles_read: Sequence[Mapping[str, Any]] | None = None,
-    early: EarlyProfiles | None = None,
     largest_list: int = 0,
     profiles_from: str = "export job",
 ) -> Consented:
@@ -780,7 +628,6 @@ def respect_consent(
         out.reads,
         profiles_read,
         project_type,
-        early,
         largest_list,
         profiles_from,
     )

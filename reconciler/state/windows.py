@@ -348,15 +348,14 @@ def export_users_whole(
     keep: Callable[[dict[str, Any]], bool],
     project_type: ProjectType,
     marked: Sequence[bytes] = (),
-    stop: threading.Event | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """The project's users that `keep` accepts, from one user export; where Iterable cuts
     that export off every time (it closes long export connections, so a large project's
     may never finish), from the export in date windows. Also the number of window
-    requests made (0: the one export did). Both failing raises. `marked` and `stop` as
-    client.export_users takes them."""
+    requests made (0: the one export did). Both failing raises. `marked` as
+    client.export_users takes it."""
     try:
-        return list(client.export_users(only_fields, keep=keep, marked=marked, stop=stop)), 0
+        return list(client.export_users(only_fields, keep=keep, marked=marked)), 0
     except IterableError as exc:
         if not _cut_off(exc):
             raise

@@ -1,17 +1,14 @@
 """How the consent guard reads the profiles' channel unsubscribes (issues 17/18), through
 the CLI against the emulator over HTTP:
 
-- with the members read by getUsers and a list large enough that its adds could be too
-  many to read one by one, the profiles' export starts before the sources are read,
-  beside the member reads, instead of after the diff;
-- when the adds turn out few, they are read one by one (GET /api/users/...), racing that
-  export: whichever ends first answers, and the other is stopped; nothing is left running;
+- the profiles are read once the adds are known, never on speculation: few adds one by one
+  (GET /api/users/...), many by one export of every profile; a plan that adds nobody reads
+  no consent at all;
 - the plan says which way consent was read, and holds back the same people either way.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 
 import httpx
@@ -24,24 +21,14 @@ from tests.integration.test_iterable_answers import csv_audience, field_workspac
 
 EXPORT = "/api/export/data.json"
 GET_USERS = "/api/lists/getUsers"
-THREAD = "reconciler-consent-export"
-BOUND_SECONDS = 30.0
-
-
-def _channel_export_index(server) -> int:
-    log = server.emulator.request_log
-    return next(
-        i
-        for i, r in enumerate(log)
-        if r.path == EXPORT and "unsubscribedChannelIds" in r.query and "ListIds" not in r.query
-    )
 
 
 def _slow_reads(monkeypatch) -> None:
     """Iterable's speeds scaled down to a list of 400: an export of 10 rows a second
     (42 s for the list: more than a slot of the export budget) and 5 per-user reads a
-    second (80 s for 400 adds, 0.6 s for 3), so that the export is started early and the
-    few adds are still read one by one."""
+    second (80 s for 400 adds, 0.6 s for 3): the adds could be too many to read one by
+    one (which made the plan start the export on speculation before issue 17's fix), and
+    three are still read one by one."""
     monkeypatch.setenv("RECONCILER_EXPORT_RATE", "10")
     monkeypatch.setenv("RECONCILER_USER_READS_PER_SECOND", "5")
 
@@ -62,26 +49,6 @@ def _seed(ws, server, proj, size: int):
     return list_id
 
 
-def _get_users_waits_for_the_export(server) -> list[bool]:
-    """The emulator answers getUsers only once the profiles' export has arrived (a bounded
-    wait: were the export made after the diff, as the member reads' follower, it would
-    never arrive first); whether it had, per getUsers."""
-    emulator = server.emulator
-    handle = emulator.handle
-    arrived = threading.Event()
-    seen: list[bool] = []
-
-    def ordered(request: httpx.Request):
-        if request.url.path == EXPORT and "unsubscribedChannelIds" in str(request.url):
-            arrived.set()
-        elif request.url.path == GET_USERS:
-            seen.append(arrived.wait(BOUND_SECONDS))
-        return handle(request)
-
-    emulator.handle = ordered  # type: ignore[method-assign]
-    return seen
-
-
 def _held(body: dict) -> tuple[int, int, int]:
     summary = body["summary"]
     return (
@@ -91,54 +58,31 @@ def _held(body: dict) -> tuple[int, int, int]:
     )
 
 
-def _no_thread_left() -> bool:
-    deadline = time.monotonic() + BOUND_SECONDS
-    while time.monotonic() < deadline:
-        if not any(t.name == THREAD for t in threading.enumerate()):
-            return True
-        time.sleep(0.05)
-    return False
+def _profiles_exports(server) -> list[int]:
+    """Where in the request log the profiles' export was asked for (not a members' one)."""
+    return [
+        i
+        for i, r in enumerate(server.emulator.request_log)
+        if r.path == EXPORT and "unsubscribedChannelIds" in r.query and "ListIds" not in r.query
+    ]
 
 
-def test_the_profiles_export_starts_beside_the_member_reads(
+def _per_user_read(path: str) -> bool:
+    return path.startswith("/api/users/") and ("%40" in path or "/byUserId/" in path)
+
+
+def test_few_adds_are_read_one_by_one_and_no_export_is_started(
     field_workspace,  # noqa: F811
     cli,
     monkeypatch,
 ):
+    """A list whose adds could have been too many to read one by one (400 members: 80 s of
+    per-user reads against 42 s of export at these speeds) but are three: three per-user
+    reads, and no export of every profile started on speculation beside the member reads
+    (issue 17: it cost a whole-project export for nothing)."""
     monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
     _slow_reads(monkeypatch)
     ws, server, proj = field_workspace("hybrid", "python")
-    _seed(ws, server, proj, 400)
-    server.emulator.clear_log()
-    seen = _get_users_waits_for_the_export(server)
-    plan = cli("plan", ws.manifests, "--format", "json")
-    assert plan.exit_code == 0, plan.output
-    body = plan.json()
-    assert _held(body) == (1, 1, 1)
-    # The export was asked for while the list's members were being read, not after.
-    assert seen == [True]
-    reads = " ".join(body["destinations"][0]["other_reads"])
-    # Three adds: read one by one, or taken from the export if it had ended by then.
-    assert (
-        "read in the background beside the member reads" in reads
-        or "3 per-user reads of profiles' unsubscribedChannelIds" in reads
-    ), reads
-    assert _no_thread_left()
-
-
-def test_few_adds_are_read_one_by_one_while_a_slow_export_is_stopped(
-    field_workspace,  # noqa: F811
-    cli,
-    monkeypatch,
-    emulator_profile,
-):
-    """The export takes seconds to start answering: the three per-user reads end first,
-    answer, and the export is abandoned; its thread ends at its first chunk."""
-    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
-    _slow_reads(monkeypatch)
-    faults = profile_faults(emulator_profile) or Faults()
-    faults.export_first_byte_seconds = 3.0
-    ws, server, proj = field_workspace("hybrid", "python", faults)
     _seed(ws, server, proj, 400)
     server.emulator.clear_log()
     plan = cli("plan", ws.manifests, "--format", "json")
@@ -149,8 +93,54 @@ def test_few_adds_are_read_one_by_one_while_a_slow_export_is_stopped(
     assert "3 per-user reads of profiles' unsubscribedChannelIds" in reads, reads
     users = [r for r in server.emulator.request_log if r.path.startswith("/api/users/")]
     assert len([r for r in users if r.path.endswith("%40example.com")]) == 3
-    assert _channel_export_index(server) >= 0  # started early, then stopped
-    assert _no_thread_left()
+    assert _profiles_exports(server) == []
+
+
+def test_a_plan_that_adds_nobody_reads_no_consent(
+    field_workspace,  # noqa: F811
+    cli,
+    monkeypatch,
+):
+    """Members only leave: no export of the profiles, no per-user read, no events export,
+    however large the list (the speculative export made every such plan read the project)."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    _slow_reads(monkeypatch)
+    ws, server, proj = field_workspace("hybrid", "python")
+    _seed(ws, server, proj, 400)
+    csv_audience(ws, "vip", "email", [f"m{i}@example.com" for i in range(390)])
+    server.emulator.clear_log()
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    summary = plan.json()["summary"]
+    assert (summary["members_to_add"], summary["members_to_remove"]) == (0, 10)
+    log = server.emulator.request_log
+    assert [r.path for r in log if r.path == GET_USERS] == [GET_USERS]
+    assert not [r for r in log if r.path == EXPORT or _per_user_read(r.path)]
+
+
+def test_many_adds_are_read_by_one_export_after_the_diff(
+    field_workspace,  # noqa: F811
+    cli,
+    monkeypatch,
+):
+    """Per-user reads modelled slower than the export (3 reads at one a minute): the
+    profiles are read by one export, asked for once the members are read and the adds
+    known, and the same people are held back."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    monkeypatch.setenv("RECONCILER_USER_READS_PER_SECOND", "0.0167")
+    ws, server, proj = field_workspace("hybrid", "python")
+    _seed(ws, server, proj, 20)
+    server.emulator.clear_log()
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    assert _held(body) == (1, 1, 1)
+    reads = " ".join(body["destinations"][0]["other_reads"])
+    assert "2 exports (emailUnSubscribe events, profiles' unsubscribedChannelIds)" in reads, reads
+    log = server.emulator.request_log
+    members_read = max(i for i, r in enumerate(log) if r.path == GET_USERS)
+    assert [i > members_read for i in _profiles_exports(server)] == [True]
+    assert not [r for r in log if _per_user_read(r.path)]
 
 
 def test_a_small_list_reads_no_export_of_the_profiles(

@@ -17,7 +17,6 @@ from reconciler.plan import plan_list
 from reconciler.state.consent import (
     MAX_LOOKUPS,
     choose_profile_read,
-    early_export_worth,
     lookup_requests,
     people_to_look_up,
 )
@@ -133,25 +132,9 @@ def test_per_user_reads_win_while_they_take_less_time_than_one_export() -> None:
     assert choose_profile_read(10_000, 1_000_000, settings)[0] == "lookups"
     # 10,000 adds to a list of 100,000: 100 s against 52 s.
     assert choose_profile_read(10_000, 100_000, settings)[0] == "export"
-    # An export started early that has run a while has less left to run.
-    assert choose_profile_read(10_000, 1_000_000, settings, elapsed=450)[0] == "export"
     # Per-user reads that cannot answer exactly, and too many of them, are never chosen.
     assert choose_profile_read(None, 10**9, settings)[0] == "export"
     assert choose_profile_read(MAX_LOOKUPS + 1, 10**9, settings)[0] == "export"
     # The time scale divides both sides alike.
     scaled = dataclasses.replace(settings, time_scale=100.0)
     assert choose_profile_read(10_000, 100_000, scaled)[0] == "export"
-
-
-def test_the_export_starts_early_only_when_the_adds_may_be_too_many() -> None:
-    settings = ClientSettings()
-    assert early_export_worth("getUsers", [1_000_000], settings)
-    # 150 adds at most: 1.5 s by per-user reads, under the export's first byte alone.
-    assert early_export_worth("getUsers", [150, None], settings) is False
-    # 20,000 adds could be 200 s of per-user reads, but the export takes 12 s: less than
-    # the slot of the export budget (15 s) a speculative start would spend.
-    assert early_export_worth("getUsers", [20_000, None], settings) is False
-    assert early_export_worth("getUsers", [30_000, None], settings)
-    assert early_export_worth("export", [1_000_000], settings) is False
-    assert early_export_worth("asyncExport", [1_000_000], settings) is False
-    assert early_export_worth("getUsers", [None], settings) is False
