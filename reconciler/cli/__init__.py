@@ -28,9 +28,9 @@ if TYPE_CHECKING:
 
 from reconciler import __version__
 from reconciler.cli import apply, exits, import_, plan, schema, status, validate
+from reconciler.cli.emulator import emulator_app
 from reconciler.cli.exits import EXIT_ERROR, EXIT_OK
 from reconciler.cli.github import github_app
-from reconciler.emulator import emulator_app
 
 
 class _Group(TyperGroup):

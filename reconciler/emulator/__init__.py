@@ -2,7 +2,7 @@
 
 Used three ways: over loopback HTTP by integration tests (`EmulatorServer`), in-process
 through an httpx transport for `region: sandbox` (`EmulatorTransport`), and by
-`reconciler emulator serve` (`emulator_app`).
+`reconciler emulator serve` (reconciler/cli/emulator.py).
 
     emulator = Emulator()
     emulator.add_project("default", "hybrid", api_key)
@@ -10,7 +10,6 @@ through an httpx transport for `region: sandbox` (`EmulatorTransport`), and by
         httpx.get(f"{server.base_url}/api/lists", headers={"Api-Key": api_key})
 """
 
-from reconciler.emulator.cli import emulator_app
 from reconciler.emulator.emulator import Emulator, LoggedRequest
 from reconciler.emulator.knobs import Faults, Limits
 from reconciler.emulator.project import ListRecord, Project, User
@@ -29,5 +28,4 @@ __all__ = [
     "LoggedRequest",
     "Project",
     "User",
-    "emulator_app",
 ]

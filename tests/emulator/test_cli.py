@@ -13,10 +13,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from reconciler.emulator import Emulator, emulator_app
+from reconciler.cli.emulator import emulator_app
+from reconciler.emulator import Emulator
 
 SECRET = "cli-secret-key-123"
-LAUNCH = "from reconciler.emulator import emulator_app; emulator_app()"
+LAUNCH = "from reconciler.cli.emulator import emulator_app; emulator_app()"
 LISTENING = re.compile(
     r"^Iterable emulator listening on (http://127\.0\.0\.1:\d+) \(project '(\w+)', type (\w+)\)$"
 )
