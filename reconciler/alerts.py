@@ -31,15 +31,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, quote_plus, urlsplit
 
 import httpx
 
 from reconciler import __version__
-from reconciler.apply.runrecord import RunRecord
 from reconciler.plan import Plan
 from reconciler.render.masking import mask_emails
 from reconciler.render.plans import OVERRIDES
+
+if TYPE_CHECKING:
+    # An annotation only: a plan sends its alert without loading the apply executor.
+    from reconciler.apply.runrecord import RunRecord
 
 URL_VAR = "RECONCILER_ALERT_WEBHOOK_URL"
 URL_FILE_VAR = "RECONCILER_ALERT_WEBHOOK_URL_FILE"

@@ -3,6 +3,10 @@
 Parse, read and plan (with the destinations' locks held), show the plan, let the plan judge
 itself (stale, unsafe), confirm, and hand it to `reconciler.apply.run`; then render the
 report and the run record, and exit. What applying means lives in `reconciler.apply`.
+
+The executor (`apply.run`, `apply.executor`, `apply.runrecord`) is imported inside the
+functions that use it: every command's process imports this module to register `apply`,
+and the others need none of it (tests/unit/test_startup.py keeps them without it).
 """
 
 from __future__ import annotations
@@ -12,15 +16,13 @@ import sys
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from reconciler import alerts
-from reconciler.apply.executor import ApplyReport
 from reconciler.apply.held_back import held_back
 from reconciler.apply.lock import project_locks
-from reconciler.apply.run import Aborted, run_apply
-from reconciler.apply.runrecord import RunRecord
 from reconciler.cli import exits, session
 from reconciler.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, err
 from reconciler.cli.options import (
@@ -43,6 +45,11 @@ from reconciler.render.masking import shower
 from reconciler.render.plans import REPORT_RENDERERS, plan_markdown, report_json, report_markdown
 from reconciler.state.consent import recheck_saved
 from reconciler.state.desired import manifests_digest
+
+if TYPE_CHECKING:
+    from reconciler.apply.executor import ApplyReport
+    from reconciler.apply.run import Aborted
+    from reconciler.apply.runrecord import RunRecord
 
 
 def apply(
@@ -96,6 +103,8 @@ def apply(
     sent; a second apply right after does nothing. Exit codes: 0 every change succeeded,
     1 error, rejected members or a usage error, 3 blocked by the safety policy, 4 stale
     saved plan, 130 interrupted (Ctrl-C)."""
+    from reconciler.apply.runrecord import RunRecord  # here: see the module's docstring
+
     exits.started(show_members, debug, output)
     given = ctx.get_parameter_source("path")
     opts = _Options(
@@ -179,6 +188,8 @@ def _stopped(
 
 
 def _apply(opts: _Options, record: RunRecord) -> ApplyReport:
+    from reconciler.apply.run import run_apply  # here: see the module's docstring
+
     path, targets, loaded = opts.path, opts.targets, _saved_plan(opts)
     if loaded is not None:
         # A PATH given is used as it is: the manifest digest still has to match.
@@ -237,6 +248,8 @@ def _saved_plan(opts: _Options) -> SavedPlan | None:
 
 
 def _nothing_to_do(the_plan: Plan, opts: _Options, record: RunRecord) -> typer.Exit:
+    from reconciler.apply.executor import ApplyReport  # here: see the module's docstring
+
     problems = the_plan.summary.describe_problems()
     # Nothing sent; who was held back is still said (JSON, the run record). The problems
     # are the record's message already.

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from reconciler.adopt import import_lists
 from reconciler.cli import exits, session
 from reconciler.cli.exits import EXIT_ERROR, err
 from reconciler.cli.options import DebugOpt, PathArg, StateDirOpt
@@ -41,6 +40,9 @@ def import_(
     """Adopt lists that already exist in Iterable: write an Audience manifest and a CSV of its
     current members for each Standard list no manifest manages yet. Reads only; a plan
     right after shows no changes. Member CSVs hold personal data: review before committing."""
+    # Imported here: every command's process registers this one, and only it adopts lists.
+    from reconciler.adopt import import_lists
+
     exits.started(debug=debug)
     try:
         manifests = load_manifests(path)

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from reconciler.apply.executor import ApplyReport, ListResult
-from reconciler.apply.held_back import HeldBack
 from reconciler.members.identity import Member
 from reconciler.plan import FieldUpdate, ListPlan, Plan
 from reconciler.render.masking import Show, mask_emails, mask_value, quoted, reveal, shower
+
+if TYPE_CHECKING:
+    # Named in annotations only: plan and validate start without the executor (issue 17).
+    from reconciler.apply.executor import ApplyReport, ListResult
+    from reconciler.apply.held_back import HeldBack
 
 SAMPLE = 10
 SKIPPED_SAMPLE = 20
