@@ -1,0 +1,65 @@
+"""What every `reconciler` process loads before it does any work (issue 17).
+
+Each command is a fresh process that imports the whole command tree to register its
+commands, so a module imported at the top of any command module is paid for by all of
+them. What only one command needs is imported where that command uses it; this keeps it
+so, in a fresh interpreter (`bench/startup.py` measures what it saves)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Loaded only by the command that uses them: the emulator (and jsonschema, with which it
+# checks request bodies) by `emulator serve` and the sandbox region, the executor and its
+# run record by `apply`, the adoption of lists by `import`.
+COMMAND_ONLY = (
+    "reconciler.emulator",
+    "jsonschema",
+    "reconciler.apply.executor",
+    "reconciler.apply.run",
+    "reconciler.apply.runrecord",
+    "reconciler.adopt",
+)
+
+
+def loaded_by(code: str) -> set[str]:
+    """The modules a fresh interpreter holds after running `code` (which may exit)."""
+    script = (
+        "import atexit, json, sys\n"
+        "atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr))\n" + code
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COLUMNS": "80"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def command_only(modules: set[str]) -> list[str]:
+    return sorted(
+        m for m in modules if any(m == name or m.startswith(name + ".") for name in COMMAND_ONLY)
+    )
+
+
+def test_importing_the_cli_loads_no_command_only_module():
+    modules = loaded_by("import reconciler.cli\n")
+    # The real command tree: every command module, and what plan needs, is there.
+    assert {"reconciler.cli.apply", "reconciler.cli.import_", "reconciler.planning"} <= modules
+    assert command_only(modules) == []
+
+
+def test_help_builds_every_command_without_loading_them():
+    # --help walks the whole tree, the emulator's and github's subcommands included.
+    modules = loaded_by("from reconciler.cli import main\nsys.argv[1:] = ['--help']\nmain()\n")
+    assert "typer" in modules
+    assert command_only(modules) == []
