@@ -63,3 +63,37 @@ def test_help_builds_every_command_without_loading_them():
     modules = loaded_by("from reconciler.cli import main\nsys.argv[1:] = ['--help']\nmain()\n")
     assert "typer" in modules
     assert command_only(modules) == []
+
+
+def test_a_client_makes_one_tls_context_for_both_its_connections(monkeypatch):
+    """Loading the certificate authorities costs about 25 ms, in every command that opens
+    a client: the API's connections and the export files' share one context, made as
+    httpx makes its default, and none is made for a given transport (the sandbox)."""
+    import ssl
+
+    import certifi
+    import httpx
+
+    from reconciler.iterable import IterableClient
+
+    made: list[ssl.SSLContext] = []
+    default = ssl.create_default_context
+
+    def counted(*args, **kwargs):
+        made.append(default(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(ssl, "create_default_context", counted)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    client = IterableClient("https://api.iterable.com", "a-key")
+    client.close()
+    assert len(made) == 1
+    # Verification as httpx's default: certificates checked, against certifi's CAs.
+    assert made[0].verify_mode == ssl.CERT_REQUIRED and made[0].check_hostname
+    assert made[0].get_ca_certs() == default(cafile=certifi.where()).get_ca_certs()
+
+    made.clear()
+    sandbox = httpx.MockTransport(lambda request: httpx.Response(200))
+    IterableClient("https://sandbox.invalid", "a-key", transport=sandbox).close()
+    assert made == []
