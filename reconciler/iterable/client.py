@@ -830,7 +830,6 @@ class IterableClient:
         folder.mkdir(exist_ok=True)
         fetched: dict[str, Future[int]] = {}
         parts: dict[str, Path] = {}
-        poll = self.settings.export_poll / self.settings.time_scale
         workers = self.settings.list_read_concurrency
         done = False
         try:
@@ -842,54 +841,14 @@ class IterableClient:
                             target = parts[name] = folder / f"{len(fetched):06d}.jsonl"
                             fetched[name] = pool.submit(fetch_file, name, url, target)
 
-                state, last = "", None
-                while True:
-                    abandoned()
-                    page = self.export_job_files(job, last)
-                    if page.state != state:
-                        again = state == "running" and page.state == "enqueued"
-                        self._tell(
-                            f"export job {job}: {page.state}"
-                            + (
-                                " again (Iterable restarted it; waiting for it to end)"
-                                if again
-                                else ""
-                            )
-                        )
-                    state = page.state
-                    fetch(page.files)
-                    if page.files:
-                        last = page.files[-1][0]
-                        continue  # more pages may follow at once
-                    if state in ("failed", "cancelled"):
-                        raise LiveStateError(
-                            f"export job {job} ended {state}; its files are not the export"
-                        )
-                    if state == "completed":
-                        break
-                    pause(poll)
-                if page.truncated:
-                    raise LiveStateError(
-                        f"export job {job} was truncated (exportTruncated: over Iterable's "
-                        "largest export); its files are not every user"
-                    )
+                self._wait_for_export_job(job, fetch, pause, abandoned)
                 # The complete listing, from its start: after a restart that produced the
                 # files anew, it is the only one that names the right files.
-                final: list[tuple[str, str]] = []
-                last = None
-                while True:
-                    page = self.export_job_files(job, last)
-                    if not page.files:
-                        break
-                    final.extend(page.files)
-                    last = page.files[-1][0]
+                final = self._export_job_listing(job)
                 fetch(final)
-                lines = 0
-                with path.open("wb") as out:
-                    for name, _url in final:
-                        lines += fetched[name].result()
-                        with parts[name].open("rb") as handle:
-                            shutil.copyfileobj(handle, out, 1 << 20)
+                lines = _join_export_files(
+                    path, [(fetched[name], parts[name]) for name, _url in final]
+                )
                 done = True
                 return lines
         finally:
@@ -898,6 +857,57 @@ class IterableClient:
                 with contextlib.suppress(IterableError):
                     self.cancel_export_job(job)
             shutil.rmtree(folder, ignore_errors=True)
+
+    def _wait_for_export_job(
+        self,
+        job: int,
+        fetch: Callable[[list[tuple[str, str]]], None],
+        pause: Callable[[float], Any],
+        abandoned: Callable[[], None],
+    ) -> None:
+        """Look at the job's files until it has completed, handing each page's files to
+        `fetch` as they are listed (pages follow one another at once; a look that lists
+        none waits export_poll). Raises LiveStateError when the job failed, was cancelled
+        or was truncated: its files are then not the export."""
+        poll = self.settings.export_poll / self.settings.time_scale
+        state, last = "", None
+        while True:
+            abandoned()
+            page = self.export_job_files(job, last)
+            if page.state != state:
+                again = state == "running" and page.state == "enqueued"
+                self._tell(
+                    f"export job {job}: {page.state}"
+                    + (" again (Iterable restarted it; waiting for it to end)" if again else "")
+                )
+            state = page.state
+            fetch(page.files)
+            if page.files:
+                last = page.files[-1][0]
+                continue  # more pages may follow at once
+            if state in ("failed", "cancelled"):
+                raise LiveStateError(
+                    f"export job {job} ended {state}; its files are not the export"
+                )
+            if state == "completed":
+                break
+            pause(poll)
+        if page.truncated:
+            raise LiveStateError(
+                f"export job {job} was truncated (exportTruncated: over Iterable's "
+                "largest export); its files are not every user"
+            )
+
+    def _export_job_listing(self, job: int) -> list[tuple[str, str]]:
+        """Every file (name, link) a finished job names, page after page from the start."""
+        final: list[tuple[str, str]] = []
+        last = None
+        while True:
+            page = self.export_job_files(job, last)
+            if not page.files:
+                return final
+            final.extend(page.files)
+            last = page.files[-1][0]
 
     def _fetch_file(
         self,
@@ -1513,6 +1523,18 @@ def _error_fields(body: Any) -> tuple[str | None, str | None]:
         return None, None
     msg, code = body.get("msg"), body.get("code")
     return (msg if isinstance(msg, str) else None), (code if isinstance(code, str) else None)
+
+
+def _join_export_files(path: Path, files: Sequence[tuple[Future[int], Path]]) -> int:
+    """The fetched files (each its fetch and where it went), in the job's order, into
+    `path`; their line count. Waits for each fetch in turn: one that failed raises."""
+    lines = 0
+    with path.open("wb") as out:
+        for fetched, part in files:
+            lines += fetched.result()
+            with part.open("rb") as handle:
+                shutil.copyfileobj(handle, out, 1 << 20)
+    return lines
 
 
 def _save_lines(
