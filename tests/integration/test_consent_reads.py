@@ -71,6 +71,14 @@ def _per_user_read(path: str) -> bool:
     return path.startswith("/api/users/") and ("%40" in path or "/byUserId/" in path)
 
 
+def _planned(cli, ws) -> tuple[dict, str]:
+    """`plan --format json`, which must succeed: its body, and its destination's reads."""
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    return body, " ".join(body["destinations"][0]["other_reads"])
+
+
 def test_few_adds_are_read_one_by_one_and_no_export_is_started(
     field_workspace,  # noqa: F811
     cli,
@@ -85,11 +93,8 @@ def test_few_adds_are_read_one_by_one_and_no_export_is_started(
     ws, server, proj = field_workspace("hybrid", "python")
     _seed(ws, server, proj, 400)
     server.emulator.clear_log()
-    plan = cli("plan", ws.manifests, "--format", "json")
-    assert plan.exit_code == 0, plan.output
-    body = plan.json()
+    body, reads = _planned(cli, ws)
     assert _held(body) == (1, 1, 1)
-    reads = " ".join(body["destinations"][0]["other_reads"])
     assert "3 per-user reads of profiles' unsubscribedChannelIds" in reads, reads
     users = [r for r in server.emulator.request_log if r.path.startswith("/api/users/")]
     assert len([r for r in users if r.path.endswith("%40example.com")]) == 3
@@ -109,9 +114,7 @@ def test_a_plan_that_adds_nobody_reads_no_consent(
     _seed(ws, server, proj, 400)
     csv_audience(ws, "vip", "email", [f"m{i}@example.com" for i in range(390)])
     server.emulator.clear_log()
-    plan = cli("plan", ws.manifests, "--format", "json")
-    assert plan.exit_code == 0, plan.output
-    summary = plan.json()["summary"]
+    summary = _planned(cli, ws)[0]["summary"]
     assert (summary["members_to_add"], summary["members_to_remove"]) == (0, 10)
     log = server.emulator.request_log
     assert [r.path for r in log if r.path == GET_USERS] == [GET_USERS]
@@ -131,11 +134,8 @@ def test_many_adds_are_read_by_one_export_after_the_diff(
     ws, server, proj = field_workspace("hybrid", "python")
     _seed(ws, server, proj, 20)
     server.emulator.clear_log()
-    plan = cli("plan", ws.manifests, "--format", "json")
-    assert plan.exit_code == 0, plan.output
-    body = plan.json()
+    body, reads = _planned(cli, ws)
     assert _held(body) == (1, 1, 1)
-    reads = " ".join(body["destinations"][0]["other_reads"])
     assert "2 exports (emailUnSubscribe events, profiles' unsubscribedChannelIds)" in reads, reads
     log = server.emulator.request_log
     members_read = max(i for i, r in enumerate(log) if r.path == GET_USERS)
