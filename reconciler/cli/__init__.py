@@ -17,10 +17,15 @@ from typing import TYPE_CHECKING, Any
 import typer
 from typer.core import TyperGroup, TyperOption
 
-try:  # typer from 0.2x carries its own copy of click
+if TYPE_CHECKING:
+    # mypy checks against the typer the constraints pin, which carries its own copy of
+    # click; click itself may not be installed at all (typer from 0.2x does not pull it in).
     from typer._click.exceptions import UsageError
-except ImportError:  # pragma: no cover - older typer uses click itself
-    from click.exceptions import UsageError  # type: ignore[assignment]
+else:
+    try:  # typer from 0.2x carries its own copy of click
+        from typer._click.exceptions import UsageError
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click.exceptions import UsageError
 
 if TYPE_CHECKING:
     # The context class typer's group and options are typed with (its copy of click's).
