@@ -33,7 +33,7 @@ from reconciler.manifest.repository import (
     find_repository,
     is_inside,
 )
-from reconciler.manifest.validation import describe, problems_from_error
+from reconciler.manifest.validation import describe, did_you_mean, problems_from_error
 from reconciler.manifest.yaml_file import YamlDocument, read_yaml_file
 from reconciler.render.masking import column_names
 
@@ -372,4 +372,5 @@ def _kind_problem(kind: Any, location: Location) -> Problem:
         return location.problem(
             f"kind {kind} is not supported yet in this version (expected one of {allowed})"
         )
-    return location.problem(f"kind: unknown kind {describe(kind)}; expected one of {allowed}")
+    hint = did_you_mean(kind, KINDS)
+    return location.problem(f"kind: unknown kind {describe(kind)}{hint}; expected one of {allowed}")

@@ -9,6 +9,7 @@ their tag to it and dict key errors add "[key]". `_resolve` walks the model type
 from __future__ import annotations
 
 import datetime
+import difflib
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,7 +70,8 @@ def _message(
         # An unknown key's input is its value, which may be a secret; a non-string key's
         # input is the key itself.
         key = value if kind == "invalid_key" else path[-1]
-        return f"unknown key {_quote_key(key)} in {parent}; allowed: {allowed}"
+        hint = did_you_mean(key, yaml_names(resolved.parent))
+        return f"unknown key {_quote_key(key)} in {parent}{hint}; allowed: {allowed}"
     if resolved.dict_key:
         parent = format_path(path[:-1]) if path[:-1] else "the document"
         if kind == "string_pattern_mismatch":
@@ -84,7 +86,10 @@ def _message(
         choices = _literal_choices(resolved.annotation)
         return f"{where}: required" + (f"; expected {choices}" if choices else "")
     if kind == "literal_error":
-        return f"{where}: expected {_literal_choices(resolved.annotation)}{got}"
+        accepted = [str(v) for v in get_args(resolved.annotation)]
+        # One choice is already spelled out in full; a secret's value is never echoed.
+        hint = "" if secret or len(accepted) < 2 else did_you_mean(value, accepted)
+        return f"{where}: expected {_literal_choices(resolved.annotation)}{got}{hint}"
     if kind == "string_type":
         return f"{where}: expected a string{got}{_quote_hint(value)}"
     if kind in ("int_type", "int_parsing", "int_from_float"):
@@ -198,6 +203,16 @@ def _literal_choices(annotation: Any) -> str:
     if len(values) == 1:
         return values[0]
     return "one of " + ", ".join(values)
+
+
+def did_you_mean(typed: Any, choices: Sequence[str]) -> str:
+    """ " (did you mean 'listName'?)" for a near miss (a case slip, a letter or two off), so
+    a newcomer need not compare the typo with every allowed name; "" when nothing is close."""
+    if not isinstance(typed, str) or not typed:
+        return ""
+    by_case = [c for c in choices if c.lower() == typed.lower()]
+    close = by_case or difflib.get_close_matches(typed, choices, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def format_path(path: Sequence[PathElement]) -> str:

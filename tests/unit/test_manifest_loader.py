@@ -222,7 +222,10 @@ def test_unknown_top_level_key() -> None:
 
 def test_bad_enum_value() -> None:
     write("m.yaml", DESTINATION.replace("region: us", "region: usa"))
-    assert only_problem() == "m.yaml:5:11: spec.region: expected one of us, eu, sandbox; got 'usa'"
+    assert (
+        only_problem() == "m.yaml:5:11: spec.region: expected one of us, eu, sandbox; got 'usa' "
+        "(did you mean 'us'?)"
+    )
 
 
 def test_literal_api_key_is_refused_without_echoing_it() -> None:
@@ -372,9 +375,62 @@ def test_missing_and_wrong_api_version() -> None:
 def test_unknown_kind_lists_the_allowed_kinds() -> None:
     write("m.yaml", DESTINATION.replace("kind: Destination", "kind: Destinaton"))
     assert only_problem() == (
-        "m.yaml:2:7: kind: unknown kind 'Destinaton'; expected one of Destination, Audience, "
-        "TraitMapping"
+        "m.yaml:2:7: kind: unknown kind 'Destinaton' (did you mean 'Destination'?); expected "
+        "one of Destination, Audience, TraitMapping"
     )
+
+
+@pytest.mark.parametrize(
+    ("line", "typo", "problem"),
+    [
+        # a key with its case slipped, a letter missing, a value a letter or two off
+        (
+            "  projectType: hybrid\n",
+            "  projectType: hybrid\n  apikey: {env: K}\n",
+            "m.yaml:7:3: unknown key 'apikey' in spec (did you mean 'apiKey'?); allowed: ",
+        ),
+        (
+            "  projectType: hybrid\n",
+            "  projectType: userid\n",
+            "m.yaml:6:16: spec.projectType: expected one of hybrid, userId, email; got 'userid' "
+            "(did you mean 'userId'?)",
+        ),
+        (
+            "  region: us\n",
+            "  region: sandbx\n",
+            "m.yaml:5:11: spec.region: expected one of us, eu, sandbox; got 'sandbx' "
+            "(did you mean 'sandbox'?)",
+        ),
+    ],
+)
+def test_a_near_miss_says_what_was_meant(line: str, typo: str, problem: str) -> None:
+    write("m.yaml", DESTINATION.replace(line, typo))
+    assert only_problem().startswith(problem)
+
+
+def test_an_audience_field_typo_says_what_was_meant() -> None:
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: churn}
+        spec:
+          destination: prod
+          listname: Churn risk
+          members: {inline: [a@example.com]}
+        """,
+    )
+    assert only_problem().startswith(
+        "m.yaml:14:3: unknown key 'listname' in spec (did you mean 'listName'?); allowed: "
+    )
+
+
+def test_no_suggestion_when_nothing_is_close() -> None:
+    write("m.yaml", DESTINATION.replace("region: us", "region: mars"))
+    assert "did you mean" not in only_problem()
 
 
 def test_missing_kind() -> None:
@@ -421,7 +477,10 @@ def test_yaml_syntax_error_keeps_the_documents_before_it() -> None:
         """,
     )
     found = problems()
-    assert found[0] == "m.yaml:5:11: spec.region: expected one of us, eu, sandbox; got 'usa'"
+    assert (
+        found[0] == "m.yaml:5:11: spec.region: expected one of us, eu, sandbox; got 'usa' "
+        "(did you mean 'us'?)"
+    )
     assert found[1].startswith("m.yaml:12:1: invalid YAML: ")
     assert len(found) == 2
 
@@ -501,7 +560,9 @@ def test_an_invalid_destination_is_still_known_to_its_audiences() -> None:
         spec: {destination: prod, members: {csv: a.csv}}
         """,
     )
-    assert problems() == ["m.yaml:5:11: spec.region: expected one of us, eu, sandbox; got 'usa'"]
+    assert problems() == [
+        "m.yaml:5:11: spec.region: expected one of us, eu, sandbox; got 'usa' (did you mean 'us'?)"
+    ]
 
 
 def test_two_audiences_on_one_list_name_both() -> None:

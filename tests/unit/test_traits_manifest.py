@@ -109,7 +109,8 @@ def test_every_problem_is_reported_at_once_with_its_location() -> None:
         "through subscribe and unsubscribe)",
         "m/traits.yaml:10:5: spec.fields: key 'a.b': expected a field name: 1-200 characters, "
         "no '.', no spaces at either end",
-        "m/traits.yaml:11:11: unknown key 'form' in spec.fields.odd; allowed: from, template, type",
+        "m/traits.yaml:11:11: unknown key 'form' in spec.fields.odd (did you mean 'from'?); "
+        "allowed: from, template, type",
     ]
 
 
