@@ -11,6 +11,7 @@ import stat
 from pathlib import Path
 
 from reconciler.errors import ConfigError
+from reconciler.manifest.location import Location
 from reconciler.manifest.manifests import Destination
 
 
@@ -23,14 +24,16 @@ def resolve_api_key(destination: Destination) -> str | None:
     if ref is None:
         return None
     if ref.env is not None:
+        at = destination.field_location("apiKey", "env")
         value = os.environ.get(ref.env, "").strip()
         if not value:
             state = "is not set" if ref.env not in os.environ else "is empty"
             raise ConfigError(
-                f"destination {destination.name!r}: environment variable {ref.env} {state}; "
-                "it must hold the Iterable API key"
+                f"{at}: destination {destination.name!r}: environment variable {ref.env} "
+                f"{state}; it must hold the Iterable API key (`export {ref.env}=...` in your "
+                "shell; in CI, from a secret)"
             )
-        return _checked(value, destination, f"environment variable {ref.env}")
+        return _checked(value, destination, at, f"environment variable {ref.env}")
     assert ref.file is not None  # ApiKeyRef guarantees exactly one of env, file
     path = Path(ref.file).expanduser()
     if not path.is_absolute():
@@ -45,7 +48,7 @@ def resolve_api_key(destination: Destination) -> str | None:
         ) from None
     if not value:
         raise ConfigError(f"{at}: destination {destination.name!r}: API key file {path} is empty")
-    return _checked(value, destination, f"API key file {path}")
+    return _checked(value, destination, at, f"API key file {path}")
 
 
 # An Iterable API key is 32 hex characters; anything much larger is not a key file.
@@ -85,12 +88,13 @@ def _read_key_file(path: Path, who: str) -> bytes:
     return data
 
 
-def _checked(value: str, destination: Destination, where: str) -> str:
+def _checked(value: str, destination: Destination, at: Location, where: str) -> str:
     # An HTTP header carries printable ASCII only; anything else fails deep inside the HTTP
     # library, with a message that may quote part of the key.
     if not (value.isascii() and value.isprintable()) or any(c.isspace() for c in value):
         raise ConfigError(
-            f"destination {destination.name!r}: the key in {where} has characters an API key "
-            "cannot have (non-ASCII, control characters or spaces); check it was copied whole"
+            f"{at}: destination {destination.name!r}: the key in {where} has characters an "
+            "API key cannot have (non-ASCII, control characters or spaces); check it was "
+            "copied whole"
         )
     return value

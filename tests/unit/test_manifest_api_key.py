@@ -14,6 +14,7 @@ from reconciler.manifest import (
     Destination,
     DestinationSpec,
     Location,
+    load_manifests,
     resolve_api_key,
 )
 from reconciler.manifest.api_key import MAX_KEY_FILE_BYTES
@@ -52,6 +53,25 @@ def test_unset_or_empty_variable_names_variable_and_destination(
     message = str(raised.value)
     assert "ITERABLE_API_KEY" in message
     assert "'prod'" in message
+
+
+def test_unset_variable_names_the_manifest_line_and_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A newcomer's first run: the error points at the manifest that names the variable and
+    says how to give it a value."""
+    monkeypatch.delenv("ITERABLE_API_KEY", raising=False)
+    (tmp_path / "d.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Destination\nmetadata: {name: prod}\nspec:\n"
+        "  region: us\n  projectType: hybrid\n  apiKey: {env: ITERABLE_API_KEY}\n",
+        encoding="utf-8",
+    )
+    loaded = load_manifests(tmp_path / "d.yaml").destinations["prod"]
+    with pytest.raises(ConfigError) as raised:
+        resolve_api_key(loaded)
+    message = str(raised.value)
+    assert message.startswith(f"{tmp_path / 'd.yaml'}:7:")
+    assert "export ITERABLE_API_KEY=" in message
 
 
 def test_file_reference_is_relative_to_the_manifest_directory(tmp_path: Path) -> None:
