@@ -98,3 +98,20 @@ def test_version_option() -> None:
 
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.strip() == __version__
+
+
+def test_python_dash_m_runs_the_same_command_line() -> None:
+    """`python3 -m reconciler` works where the `reconciler` script is not on PATH."""
+    import subprocess
+    import sys
+
+    from reconciler import __version__
+
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert __version__ in done.stdout
