@@ -155,9 +155,36 @@ def csv_identifier_columns(
     if email is None and user_id is None:
         raise SourceError(
             f"{declared_at}: {path} has neither an {spec.email!r} nor a {spec.userId!r} "
-            f"column; columns are: {column_names(names)}"
+            f"column; {_header_hint(names)}"
         )
     return names, email, user_id
+
+
+def _header_hint(names: list[str]) -> str:
+    """The columns, and what to do when the cause is plain: another delimiter (the header
+    reads as one column, which would otherwise pass for a missing header row), or the
+    columns spelled otherwise (`Email`, `user_id`)."""
+    if len(names) == 1:
+        for delimiter, called in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
+            if delimiter in names[0]:
+                return (
+                    f"its header reads as one column because the file is separated by {called}: "
+                    "a CSV source is comma-separated, so save it with commas"
+                )
+    listed = f"columns are: {column_names(names)}"
+    found = [
+        f"{option}: {name}"
+        for option in ("email", "userId")
+        for name in names
+        if _plain(name) == option.lower() or (option == "email" and _plain(name) == "emailaddress")
+    ]
+    if found:
+        return f"{listed}; name the identifier columns under members: " + ", ".join(found)
+    return listed
+
+
+def _plain(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum())
 
 
 def csv_open_error(

@@ -117,6 +117,40 @@ def test_conflicting_duplicates_are_warnings_not_problems(tmp_path: Path, engine
     assert "(1 duplicate row(s) collapsed)" in found.describe()
 
 
+@pytest.mark.parametrize("engine_name", ["python", "duckdb"])
+@pytest.mark.parametrize(
+    ("header", "says"),
+    [
+        # Excel in many locales saves semicolons: not "a missing header row", as it read
+        ("email;user_id", "separated by semicolons: a CSV source is comma-separated"),
+        ("email\tuser_id", "separated by tabs: a CSV source is comma-separated"),
+        # the columns are there, spelled otherwise: say which manifest keys name them
+        (
+            "Email,user_id",
+            "name the identifier columns under members: email: Email, userId: user_id",
+        ),
+        ("E-mail Address,plan", "name the identifier columns under members: email: E-mail Address"),
+    ],
+)
+def test_a_header_without_the_identifier_columns_says_what_to_do(
+    tmp_path: Path, engine_name: str, header: str, says: str
+) -> None:
+    root = write(
+        tmp_path,
+        DESTINATION,
+        audience("csv", {"csv": "m.csv"}),
+        csv={"m.csv": f"{header}\na@example.com,u-1\n"},
+    )
+    settings = EngineSettings(engine=engine_name, threads=1, temp_dir=tmp_path)
+    with Engine(settings) as engine:
+        found = validate(root, engine=engine)
+    (error,) = found.unreadable
+    assert str(error).startswith(f"{root / 'manifests.yaml'}:")
+    assert "has neither an 'email' nor a 'userId' column" in str(error)
+    assert says in str(error)
+    assert "lack a header row" not in str(error)
+
+
 def test_a_large_audience_counts_the_invalid_rows_it_does_not_list(tmp_path: Path) -> None:
     """Audiences planned in DuckDB list their first 1,000 invalid rows; the rest are still
     counted as problems."""
