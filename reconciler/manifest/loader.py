@@ -62,6 +62,8 @@ def load_manifests(path: Path | str) -> Manifests:
                 display_path(root), 0, 0, f"no manifest documents found in {display_path(root)}"
             )
         )
+    if root.is_file():
+        collector.only_file = display_path(root)
     collector.check_across_documents()
     if files:
         collector.check_source_paths(collector.repository)
@@ -141,6 +143,9 @@ class _Collector:
     audiences: dict[str, Audience] = field(default_factory=dict)
     trait_mappings: dict[str, TraitMapping] = field(default_factory=dict)
     declared: dict[str, list[_Declared]] = field(default_factory=dict)
+    # The path given was one file: a name declared in another file is not known, and the
+    # message about it says so (`plan m/a.yaml` where the destination is in m/d.yaml).
+    only_file: str | None = None
 
     def add(self, document: YamlDocument) -> None:
         try:
@@ -272,6 +277,14 @@ class _Collector:
                     )
                 )
 
+    def _only_file_hint(self) -> str:
+        if self.only_file is None:
+            return ""
+        return (
+            f" (only {self.only_file} was read: give the directory that holds all the "
+            "manifests, e.g. `manifests`)"
+        )
+
     def _check_destination_references(self) -> None:
         # A destination that failed validation still exists as far as its audiences are
         # concerned; its own problems are already reported.
@@ -282,7 +295,7 @@ class _Collector:
                 self.problems.append(
                     audience.field_location("destination").problem(
                         f"spec.destination: unknown destination {audience.spec.destination!r}; "
-                        f"known destinations: {shown}"
+                        f"known destinations: {shown}{self._only_file_hint()}"
                     )
                 )
 
@@ -316,7 +329,7 @@ class _Collector:
                 self.problems.append(
                     audience.field_location("traits").problem(
                         f"spec.traits: unknown trait mapping {name!r}; known trait mappings: "
-                        f"{shown}"
+                        f"{shown}{self._only_file_hint()}"
                     )
                 )
                 continue

@@ -692,3 +692,25 @@ def test_manifests_are_parsed_by_libyaml_when_installed(monkeypatch: pytest.Monk
         "m.yaml:17:9",
         "m.yaml:18:9",
     ]
+
+
+def test_one_file_given_says_the_others_were_not_read() -> None:
+    """`reconciler plan m/a.yaml`: the destination lives in another file of the directory."""
+    write("m/d.yaml", DESTINATION)
+    write(
+        "m/a.yaml",
+        """\
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: churn}
+        spec:
+          destination: prod
+          members: {inline: [a@example.com]}
+        """,
+    )
+    assert only_problem("m/a.yaml") == (
+        "m/a.yaml:5:16: spec.destination: unknown destination 'prod'; known destinations: "
+        "none are defined (only m/a.yaml was read: give the directory that holds all the "
+        "manifests, e.g. `manifests`)"
+    )
+    load_manifests(Path("m"))  # the directory holds both
