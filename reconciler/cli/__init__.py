@@ -77,7 +77,11 @@ app = typer.Typer(
     help=(
         "Keep Iterable lists (audiences) in line with YAML manifests in git.\n\n"
         "validate checks manifests, plan shows what would change in Iterable, apply makes "
-        "exactly those changes. Nothing is written to Iterable except by apply."
+        "exactly those changes. Nothing is written to Iterable except by apply.\n\n"
+        "Start with: reconciler validate manifests; reconciler plan manifests; "
+        "reconciler apply manifests (the README's example manifests use region: sandbox, "
+        "which needs no Iterable account). Each command's --help gives its options and exit "
+        "codes."
     ),
     no_args_is_help=True,
     add_completion=False,

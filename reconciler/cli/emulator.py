@@ -103,7 +103,14 @@ def serve(
         show_default=False,
     ),
 ) -> None:
-    """Serve the emulator over HTTP until interrupted (Ctrl-C), then stop cleanly."""
+    """Serve the emulator over HTTP until interrupted (Ctrl-C), then stop cleanly.
+
+    To try reconciler's HTTP path against it, point a destination at it: region: us,
+    baseUrl: http://127.0.0.1:PORT, apiKey: {env: ITERABLE_API_KEY}, with ITERABLE_API_KEY
+    set to the key given here. (region: sandbox needs no server: it runs this emulator
+    inside reconciler.)
+
+    Example: RECONCILER_EMULATOR_API_KEY=dev-key reconciler emulator serve --port 8080"""
     # Imported here: no other command needs the emulator (see the module's docstring).
     from reconciler.emulator import Emulator, EmulatorServer, Faults, Limits
 

@@ -39,7 +39,12 @@ def import_(
 ) -> None:
     """Adopt lists that already exist in Iterable: write an Audience manifest and a CSV of its
     current members for each Standard list no manifest manages yet. Reads only; a plan
-    right after shows no changes. Member CSVs hold personal data: review before committing."""
+    right after shows no changes. Member CSVs hold personal data: review before committing.
+
+    Example: reconciler import --destination prod manifests --out manifests/imported
+
+    Exit codes: 0 imported (or nothing to import), 1 error, a list left out because its read
+    could not be trusted, a usage error, or interrupted."""
     # Imported here: every command's process registers this one, and only it adopts lists.
     from reconciler.adopt import import_lists
 

@@ -31,7 +31,10 @@ def status(
     debug: bool = DebugOpt,
 ) -> None:
     """One screen per audience: list id, members in Iterable, desired members, and pending
-    adds, removes and updates. Reads only (it is a plan, summarised)."""
+    adds, removes and updates. Reads only (it is a plan, summarised).
+
+    Exit codes: 0 success, 1 error (or an audience left out of the plan: `reconciler plan`
+    shows why) or a usage error, 130 interrupted (Ctrl-C)."""
     exits.started(debug=debug, output=output, read_only="status")
     try:
         _manifests, the_plan = session.read_plan(path, target, state_dir)

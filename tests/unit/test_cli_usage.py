@@ -93,6 +93,20 @@ def test_help_shows_real_metavars_and_every_exit_code() -> None:
     assert "AUDIENCE" in plan and "FILE" in plan
 
 
+def test_help_tells_a_newcomer_where_to_start_and_what_each_command_exits_with() -> None:
+    def help_of(*name: str) -> str:
+        result = runner.invoke(app, [*name, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())  # rich wraps lines at any width
+
+    assert "reconciler plan manifests" in help_of()
+    for name in ("validate", "plan", "apply", "status", "import"):
+        assert "Exit" in help_of(name), name
+    assert "reconciler import --destination" in help_of("import")
+    # The emulator is useless until a destination points at it: its help says how.
+    assert "baseUrl: http://127.0.0.1:PORT" in help_of("emulator", "serve")
+
+
 def test_version_option() -> None:
     from reconciler import __version__
 
