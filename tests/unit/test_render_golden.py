@@ -9,6 +9,7 @@ in review.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 from collections.abc import Callable
@@ -467,3 +468,18 @@ def test_report_text(golden):
 
 def test_report_markdown(golden):
     golden("report/apply.md", report_markdown(apply_report()))
+
+
+def test_report_counts_one_request_and_one_retry_in_the_singular():
+    done = ListResult("beta", "beta-testers", 31, planned_add=3, planned_remove=0, added=3)
+    report = dataclasses.replace(
+        apply_report(),
+        destinations=[DestinationResult("prod", [done], [])],
+        held_back=[],
+        rejected_file=None,
+        requests=1,
+        retries=1,
+    )
+    for text in (report_text(report), report_markdown(report)):
+        assert "1 request, 1 retry" in text
+        assert "1 retries" not in text and "1 requests" not in text
