@@ -89,7 +89,15 @@ def _discover(root: Path) -> tuple[list[Path], list[Problem]]:
     if root.is_file():
         return [root], []
     if not root.is_dir():
-        return [], [Problem(shown, 0, 0, f"manifest path {shown} does not exist")]
+        return [], [
+            Problem(
+                shown,
+                0,
+                0,
+                f"manifest path {shown} does not exist (looked from {Path.cwd()}); give the "
+                "directory that holds the manifests as the PATH argument",
+            )
+        ]
     found: list[Path] = []
     problems: list[Problem] = []
     for directory, subdirectories, filenames in os.walk(root):

@@ -629,7 +629,11 @@ def test_problems_from_several_files_are_reported_together() -> None:
 
 
 def test_missing_path() -> None:
-    assert only_problem("nowhere") == "nowhere: manifest path nowhere does not exist"
+    # The default path (`manifests`) run from the wrong directory: say what to give.
+    assert only_problem("nowhere") == (
+        f"nowhere: manifest path nowhere does not exist (looked from {Path.cwd()}); give the "
+        "directory that holds the manifests as the PATH argument"
+    )
 
 
 def test_empty_directory() -> None:
