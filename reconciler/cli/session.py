@@ -14,7 +14,7 @@ from reconciler.apply.journal import last_write_at
 from reconciler.cli.exits import err
 from reconciler.cli.output import progress_display
 from reconciler.connect import open_client
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.iterable import ClientSettings, IterableClient
 from reconciler.manifest import Manifests, load_manifests
 from reconciler.manifest.repository import find_repository
@@ -27,7 +27,19 @@ STATE_DIR_NAME = ".reconciler"
 def state_dir(option: Path | None, path: Path) -> Path:
     """Local state belongs to the manifests, not to the working directory: two applies of
     one repository started from different directories must find the same lock."""
-    return option if option is not None else find_repository(path) / STATE_DIR_NAME
+    if option is None:
+        return find_repository(path) / STATE_DIR_NAME
+    # A directory named by hand (--state-dir, RECONCILER_STATE_DIR) may be mistyped or
+    # unwritable: said here, once, rather than as whichever write reaches it first.
+    try:
+        option.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = "a file, not a directory" if option.is_file() else exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"--state-dir {option}: cannot be used as the state directory ({why}); give a "
+            "directory reconciler can create and write to"
+        ) from None
+    return option
 
 
 def load(path: Path, targets: list[str] | None) -> Manifests:

@@ -129,3 +129,21 @@ def test_python_dash_m_runs_the_same_command_line() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert __version__ in done.stdout
+
+
+@pytest.mark.parametrize("command", ["plan", "apply", "status"])
+def test_a_state_dir_that_cannot_be_made_is_an_error_not_a_bug(tmp_path, command) -> None:
+    """--state-dir naming a file (or a path under one): said as the option's problem, exit 1,
+    not "internal error ... This is a bug" from whichever write reached it first."""
+    import shutil
+    from pathlib import Path
+
+    manifests = tmp_path / "manifests"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "manifests", manifests)
+    (tmp_path / "taken").write_text("")
+    for state in (tmp_path / "taken", tmp_path / "taken" / "sub"):
+        args = [command, str(manifests), "--state-dir", str(state)]
+        result = runner.invoke(app, [*args, "--yes"] if command == "apply" else args)
+        assert result.exit_code == 1, result.output
+        assert f"--state-dir {state}: cannot be used as the state directory" in result.output
+        assert "internal error" not in result.output
