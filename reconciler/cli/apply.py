@@ -35,7 +35,7 @@ from reconciler.cli.options import (
     TargetOpt,
     format_option,
 )
-from reconciler.cli.output import append, print_plan, progress_display
+from reconciler.cli.output import append, check_output_path, print_plan, progress_display
 from reconciler.errors import ReconcilerError, UnsafePlanError
 from reconciler.members.model import SavedPlanTables
 from reconciler.plan import Plan
@@ -124,6 +124,12 @@ def apply(
         summary_file=summary_file,
         summary_json=summary_json,
     )
+    try:
+        # Before the run record exists: it is written to --summary-json whatever happens.
+        check_output_path("--summary-file", summary_file)
+        check_output_path("--summary-json", summary_json)
+    except ReconcilerError as exc:
+        raise exits.fail(exc) from None
     record = RunRecord()
     try:
         report = _apply(opts, record)

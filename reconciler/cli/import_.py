@@ -9,7 +9,7 @@ import typer
 from reconciler.cli import exits, session
 from reconciler.cli.exits import EXIT_ERROR, err
 from reconciler.cli.options import DebugOpt, PathArg, StateDirOpt
-from reconciler.cli.output import progress_display
+from reconciler.cli.output import check_output_path, progress_display
 from reconciler.errors import ReconcilerError
 from reconciler.manifest import load_manifests
 
@@ -50,6 +50,7 @@ def import_(
 
     exits.started(debug=debug)
     try:
+        check_output_path("--out", out, directory=True)
         manifests = load_manifests(path)
         # Progress goes to stderr only (bars on a terminal, else a line per read at most
         # every RECONCILER_PROGRESS_INTERVAL seconds); stdout keeps to what was imported.

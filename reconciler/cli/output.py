@@ -23,8 +23,29 @@ def print_plan(
     typer.echo(PLAN_RENDERERS[output](the_plan, show_members, allowed), nl=False)
 
 
+def check_output_path(option: str, path: Path | None, *, directory: bool = False) -> None:
+    """Refuse, before any work, an output option that cannot be written: a file option
+    naming a directory, a path under a file, or a place this user may not write. Otherwise
+    the command would fail after its work (an apply after applying) as an internal error."""
+    if path is None:
+        return
+    kind = "directory" if directory else "file"
+    if path.is_dir() != directory and path.exists():
+        other = "a file" if directory else "a directory"
+        raise ConfigError(f"{option} {path}: is {other}; give a {kind} path")
+    # The nearest part that exists decides: a file there means the path cannot be made.
+    existing = path if path.exists() else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() and existing != path:
+        raise ConfigError(f"{option} {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK):
+        raise ConfigError(f"{option} {path}: {existing} is not writable by this user")
+
+
 def append(path: Path, text: str) -> None:
     """Add to a summary file (`--summary-file`, e.g. $GITHUB_STEP_SUMMARY)."""
+    path.parent.mkdir(parents=True, exist_ok=True)  # as --out and --summary-json do
     with path.open("a", encoding="utf-8") as handle:
         handle.write(text if text.endswith("\n") else text + "\n")
 

@@ -19,7 +19,7 @@ from reconciler.cli.options import (
     TargetOpt,
     format_option,
 )
-from reconciler.cli.output import append, print_plan
+from reconciler.cli.output import append, check_output_path, print_plan
 from reconciler.errors import ReconcilerError, UnsafePlanError
 from reconciler.plan.file import save_plan
 from reconciler.render.plans import plan_markdown
@@ -59,6 +59,8 @@ def plan(
     policy, 130 interrupted (Ctrl-C)."""
     exits.started(show_members, debug, output, read_only="plan")
     try:
+        check_output_path("--out", out)
+        check_output_path("--summary-file", summary_file)
         manifests, the_plan = session.read_plan(path, target, state_dir)
         if out is not None:
             save_plan(out, the_plan, manifests_digest(manifests), path, target)

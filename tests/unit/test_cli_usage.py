@@ -147,3 +147,39 @@ def test_a_state_dir_that_cannot_be_made_is_an_error_not_a_bug(tmp_path, command
         assert result.exit_code == 1, result.output
         assert f"--state-dir {state}: cannot be used as the state directory" in result.output
         assert "internal error" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["plan", "--out", "{dir}"], "--out {dir}: is a directory; give a file path"),
+        (["plan", "--out", "{file}/p.gz"], "--out {file}/p.gz: {file} is a file, not a directory"),
+        (["plan", "--summary-file", "{dir}"], "--summary-file {dir}: is a directory"),
+        (["apply", "--yes", "--summary-json", "{dir}"], "--summary-json {dir}: is a directory"),
+        (["apply", "--yes", "--summary-file", "{file}/s.md"], "{file} is a file, not a directory"),
+        (
+            ["import", "--destination", "sandbox", "--out", "{file}"],
+            "--out {file}: is a file; give a directory path",
+        ),
+    ],
+)
+def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(
+    tmp_path, args, said
+) -> None:
+    """Not an internal error after the work is done: an apply with a --summary-json naming a
+    directory applied everything, then failed writing its record."""
+    import shutil
+    from pathlib import Path
+
+    manifests = tmp_path / "manifests"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "manifests", manifests)
+    (tmp_path / "a-dir").mkdir()
+    (tmp_path / "a-file").write_text("")
+    where = {"dir": str(tmp_path / "a-dir"), "file": str(tmp_path / "a-file")}
+    state = tmp_path / "state"
+    command = [a.format(**where) for a in args]
+    result = runner.invoke(app, [*command, str(manifests), "--state-dir", str(state)])
+    assert result.exit_code == 1, result.output
+    assert said.format(**where) in result.output
+    assert "internal error" not in result.output
+    assert not (state / "sandbox.json").exists()  # nothing was read, let alone applied
