@@ -43,7 +43,9 @@ def _group() -> None:
 
 @emulator_app.command()
 def serve(
-    port: int = typer.Option(8080, "--port", help="TCP port to listen on (0 picks a free one)."),
+    port: int = typer.Option(
+        8080, "--port", min=0, max=65535, help="TCP port to listen on (0 picks a free one)."
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; keep it on loopback."),
     state: Path | None = typer.Option(
         None,

@@ -183,3 +183,11 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(
     assert said.format(**where) in result.output
     assert "internal error" not in result.output
     assert not (state / "sandbox.json").exists()  # nothing was read, let alone applied
+
+
+def test_an_emulator_port_out_of_range_is_a_usage_error_not_a_bug() -> None:
+    result = runner.invoke(app, ["emulator", "serve", "--api-key", "k", "--port", "99999"])
+    assert result.exit_code == 1, result.output
+    # click's own range message ("... less than or equal to 65535"), before any bind()
+    assert "65535" in " ".join(result.output.split())
+    assert "internal error" not in result.output
