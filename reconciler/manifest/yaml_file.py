@@ -213,7 +213,8 @@ def _check_node_tree(root: Node, display: str) -> list[Problem]:
                             at(
                                 key,
                                 f"duplicate key {key.value!r}; first written at line "
-                                f"{first.line + 1}, column {first.column + 1}",
+                                f"{first.line + 1}, column {first.column + 1}"
+                                + _second_document_hint(node is root, key.value, problems),
                             )
                         )
                     else:
@@ -234,6 +235,19 @@ def _check_node_tree(root: Node, display: str) -> list[Problem]:
             )
         )
     return problems
+
+
+_DOCUMENT_KEYS = ("apiVersion", "kind", "metadata", "spec")
+
+
+def _second_document_hint(at_root: bool, key: str, problems: list[Problem]) -> str:
+    """A document's own keys written twice at its top level: most likely two manifests
+    without the `---` line between them. Said once per file, on the first such key."""
+    if not at_root or key not in _DOCUMENT_KEYS:
+        return ""
+    if any("needs a line `---`" in p.message for p in problems):
+        return ""
+    return " (a second manifest in one file needs a line `---` before it)"
 
 
 def _tag_problem(node: Node) -> str | None:

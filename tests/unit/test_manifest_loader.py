@@ -491,8 +491,19 @@ def test_yaml_syntax_error_position() -> None:
 
 
 def test_duplicate_yaml_key() -> None:
-    write("m.yaml", DESTINATION + "kind: Audience\n")
-    assert only_problem() == "m.yaml:8:1: duplicate key 'kind'; first written at line 2, column 1"
+    write("m.yaml", DESTINATION.replace("  region: us\n", "  region: us\n  region: eu\n"))
+    assert only_problem() == "m.yaml:6:3: duplicate key 'region'; first written at line 5, column 3"
+
+
+def test_two_manifests_without_the_line_between_them_say_so_once() -> None:
+    write("m.yaml", DESTINATION + DESTINATION.replace("name: prod", "name: eu"))
+    found = problems()
+    assert found[0] == (
+        "m.yaml:8:1: duplicate key 'apiVersion'; first written at line 1, column 1 (a second "
+        "manifest in one file needs a line `---` before it)"
+    )
+    assert len(found) == 4  # kind, metadata, spec: each named, the hint said once
+    assert not any("---" in problem for problem in found[1:])
 
 
 def test_file_that_is_not_utf8() -> None:
