@@ -70,7 +70,9 @@ def _message(
         # An unknown key's input is its value, which may be a secret; a non-string key's
         # input is the key itself.
         key = value if kind == "invalid_key" else path[-1]
-        hint = did_you_mean(key, yaml_names(resolved.parent))
+        hint = did_you_mean(key, yaml_names(resolved.parent)) or _belongs_under(
+            key, resolved.parent, parent
+        )
         return f"unknown key {_quote_key(key)} in {parent}{hint}; allowed: {allowed}"
     if resolved.dict_key:
         parent = format_path(path[:-1]) if path[:-1] else "the document"
@@ -213,6 +215,17 @@ def did_you_mean(typed: Any, choices: Sequence[str]) -> str:
     by_case = [c for c in choices if c.lower() == typed.lower()]
     close = by_case or difflib.get_close_matches(typed, choices, n=1, cutoff=0.75)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _belongs_under(key: Any, model: type[BaseModel], where: str) -> str:
+    """ " (it belongs under spec.members)" for a key written one level too high, e.g. `csv:`
+    beside `members:` instead of inside it."""
+    for name, field in model.model_fields.items():
+        inner = _unwrap(field.annotation)
+        if isinstance(inner, type) and issubclass(inner, BaseModel) and key in yaml_names(inner):
+            under = field.alias or name
+            return f" (it belongs under {where + '.' if where != 'the document' else ''}{under})"
+    return ""
 
 
 def format_path(path: Sequence[PathElement]) -> str:

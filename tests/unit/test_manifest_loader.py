@@ -729,3 +729,24 @@ def test_one_file_given_says_the_others_were_not_read() -> None:
         "manifests, e.g. `manifests`)"
     )
     load_manifests(Path("m"))  # the directory holds both
+
+
+def test_a_key_written_one_level_too_high_says_where_it_belongs() -> None:
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: churn}
+        spec:
+          destination: prod
+          members:
+            inline: [a@example.com]
+          csv: data/churn.csv
+        """,
+    )
+    assert only_problem().startswith(
+        "m.yaml:16:3: unknown key 'csv' in spec (it belongs under spec.members); allowed: "
+    )
