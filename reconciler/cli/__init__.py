@@ -12,6 +12,9 @@ the exit code to `exits`, the one map from errors to exit codes.
 
 from __future__ import annotations
 
+import codecs
+import io
+import sys
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -130,7 +133,21 @@ app.command()(schema.schema)
 app.command()(schema.version)
 
 
+def _tolerate_narrow_encodings() -> None:
+    """On a stream that cannot encode every character (a Windows console piped to a file,
+    PYTHONIOENCODING=latin-1), write `?` for the few it cannot (the report's check marks)
+    instead of failing: an apply would otherwise fail after applying, as an internal error."""
+    for stream in (sys.stdout, sys.stderr):
+        if (
+            isinstance(stream, io.TextIOWrapper)
+            and stream.errors == "strict"
+            and codecs.lookup(stream.encoding).name != "utf-8"
+        ):
+            stream.reconfigure(errors="replace")
+
+
 def main() -> None:
+    _tolerate_narrow_encodings()
     try:
         app()
     except Exception as exc:

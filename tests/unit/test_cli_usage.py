@@ -191,3 +191,25 @@ def test_an_emulator_port_out_of_range_is_a_usage_error_not_a_bug() -> None:
     # click's own range message ("... less than or equal to 65535"), before any bind()
     assert "65535" in " ".join(result.output.split())
     assert "internal error" not in result.output
+
+
+def test_a_report_on_a_stream_that_cannot_encode_it_is_not_an_internal_error(tmp_path) -> None:
+    """A Windows console piped to a file (or PYTHONIOENCODING=latin-1) cannot encode the
+    report's check marks: the apply went through, so its report must not end as a bug."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    manifests = tmp_path / "manifests"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "manifests", manifests)
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "apply", str(manifests), "--yes"],
+        env={**os.environ, "PYTHONIOENCODING": "latin-1", "RECONCILER_STATE_DIR": str(tmp_path)},
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode("latin-1")
+    assert b"Apply complete" in done.stdout
+    assert b"internal error" not in done.stderr
