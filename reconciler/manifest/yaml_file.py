@@ -296,6 +296,12 @@ def _marked_problem(error: MarkedYAMLError, display: str, message: str | None = 
             message += ")"
         if "'\\t'" in str(error.problem):
             message += "; indent with spaces, not tabs"
+        elif str(error.problem).startswith("expected <block end>"):
+            message += (
+                "; check this line's indentation: a key lines up with the other keys of its mapping"
+            )
+        elif error.problem == "mapping values are not allowed here":
+            message += "; a value that holds ': ' needs quotes, or this line is indented too far"
     return Problem(display, line, column, message)
 
 

@@ -487,7 +487,26 @@ def test_yaml_syntax_error_keeps_the_documents_before_it() -> None:
 
 def test_yaml_syntax_error_position() -> None:
     write("m.yaml", "apiVersion: reconciler/v1\nkind: Audience: x\n")
-    assert only_problem() == "m.yaml:2:15: invalid YAML: mapping values are not allowed here"
+    assert only_problem() == (
+        "m.yaml:2:15: invalid YAML: mapping values are not allowed here; a value that holds "
+        "': ' needs quotes, or this line is indented too far"
+    )
+
+
+def test_a_key_indented_out_of_line_says_to_check_the_indentation() -> None:
+    # apiKey one space deeper than the spec's other keys, after a nested mapping
+    write(
+        "m.yaml",
+        DESTINATION.replace("  apiKey: {env: ITERABLE_API_KEY}\n", "")
+        .replace("  region: us\n", "  policy:\n    maxRemovals: 5\n  region: us\n")
+        .replace("  region: us\n", "   region: us\n"),
+    )
+    assert only_problem().startswith(
+        "m.yaml:7:4: invalid YAML: expected <block end>, but found '<block mapping start>'"
+    )
+    assert only_problem().endswith(
+        "; check this line's indentation: a key lines up with the other keys of its mapping"
+    )
 
 
 def test_duplicate_yaml_key() -> None:
