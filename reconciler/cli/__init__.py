@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 from reconciler import __version__
 from reconciler.cli import apply, exits, import_, plan, schema, status, validate
 from reconciler.cli.emulator import emulator_app
-from reconciler.cli.exits import EXIT_ERROR, EXIT_OK
+from reconciler.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from reconciler.cli.github import github_app
 
 
@@ -150,6 +150,12 @@ def main() -> None:
     _tolerate_narrow_encodings()
     try:
         app()
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED:
+            # Ctrl-C may have left reads streaming on worker threads (threads.reading_pool);
+            # a normal exit would wait for them, an hour for a big getUsers.
+            exits.exit_now(EXIT_INTERRUPTED)
+        raise
     except Exception as exc:
         # What escapes a command: out of memory, or a bug (reported as one, masked).
         raise SystemExit(exits.fail(exc).exit_code) from None

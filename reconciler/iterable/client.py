@@ -28,7 +28,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,6 +47,7 @@ from reconciler.iterable.batching import encode, pack_users
 from reconciler.iterable.ratelimit import SlidingWindow
 from reconciler.iterable.results import BatchResult, parse_bulk_response
 from reconciler.iterable.settings import ClientSettings
+from reconciler.threads import reading_pool
 
 REGION_URLS = {"us": "https://api.iterable.com", "eu": "https://api.eu.iterable.com"}
 # A profile's channel unsubscribes (Iterable's user field): what the consent guard reads,
@@ -833,7 +834,7 @@ class IterableClient:
         workers = self.settings.list_read_concurrency
         done = False
         try:
-            with ThreadPoolExecutor(workers, "reconciler-export-files") as pool:
+            with reading_pool(workers, "reconciler-export-files") as pool:
 
                 def fetch(files: list[tuple[str, str]]) -> None:
                     for name, url in files:

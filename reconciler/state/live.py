@@ -9,7 +9,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -22,6 +21,7 @@ from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, Task, durati
 from reconciler.state.desired import DesiredDestination, DesiredList
 from reconciler.state.routes import MemberRoute, choose_route
 from reconciler.state.windows import WindowedRead, export_users_whole, read_export_windows
+from reconciler.threads import reading_pool
 
 if TYPE_CHECKING:
     from reconciler.members.model import Engine, ExportDownload, LiveTable, Prefetch
@@ -443,7 +443,7 @@ def _read_by_get_users(
 
     outcomes: dict[str, Path | set[str] | Exception] = {}
     workers = max(1, min(len(order), client.settings.list_read_concurrency))
-    with heartbeat() as beat, ThreadPoolExecutor(workers, "reconciler-read") as pool:
+    with heartbeat() as beat, reading_pool(workers, "reconciler-read") as pool:
         futures = {item.list_name: pool.submit(read, item, info, beat) for item, info in order}
         for name, future in futures.items():
             try:
@@ -828,7 +828,7 @@ def _read_by_user(
                 return {name: found.get(name) for name in fields}
         return None
 
-    with ThreadPoolExecutor(max_workers=client.settings.concurrency) as pool:
+    with reading_pool(client.settings.concurrency) as pool:
         found = list(pool.map(read, members))
     return {m.key: v for m, v in zip(members, found, strict=True)}, requests
 

@@ -36,7 +36,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,6 +45,7 @@ from typing import Any
 from reconciler.errors import IterableError, LiveStateError
 from reconciler.iterable import ClientSettings, IterableClient, StreamCut
 from reconciler.members.identity import ProjectType
+from reconciler.threads import reading_pool
 
 # Iterable's parameters ("yyyy-MM-dd HH:mm:ss [ZZ]", UTC) have a precision of one second.
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -303,7 +304,7 @@ def read_export_windows(
 
     workers = max(1, int(settings.export_windows_in_flight))
     try:
-        with ThreadPoolExecutor(workers, "reconciler-window") as pool:
+        with reading_pool(workers, "reconciler-window") as pool:
             while True:
                 running: dict[Future[tuple[Window, Path]], Window] = {}
                 while pending or running:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+
+import pytest
 
 from reconciler.apply.journal import read_journal
 from tests.integration.reliability import (
@@ -152,3 +155,32 @@ def test_ctrl_c_during_plan_exits_130_having_changed_nothing(workspace, emulator
     assert proc.returncode == 130, err
     assert "Interrupted: nothing was changed" in err and "Traceback" not in err
     assert writes_seen(emulator_server) == 0
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_ctrl_c_while_a_list_is_streaming_ends_the_run_without_waiting_for_the_read(
+    workspace, cli, emulator_server, command
+):
+    # Iterable's getUsers can take over an hour for a big list (README, "Reading large
+    # lists"); the reads run on worker threads, and Ctrl-C must not wait for them to end.
+    scenario = build_scenario(workspace, emulator_server)
+    emulator_server.emulator.faults.get_users_first_byte_seconds = 120
+    env = subprocess_env(workspace, RECONCILER_MEMBER_READS="getUsers")
+    args = ("--yes",) if command == "apply" else ()
+    proc = spawn_cli(workspace, command, "manifests", *args, env=env)
+    stderr = StderrWatcher(proc)
+    stderr.wait_for("reading list 'alpha': started", proc)
+    proc.send_signal(signal.SIGINT)
+    try:
+        code = proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"{command} still running 20 s after Ctrl-C: {stderr.text}") from None
+    err = stderr.finish()
+    assert code == 130, err
+    assert "Interrupted" in err and "Traceback" not in err
+    assert writes_seen(emulator_server) == 0
+    assert not list((workspace.root / ".reconciler" / "locks").glob("*.lock"))
+    emulator_server.emulator.faults.get_users_first_byte_seconds = 0
+    finish(workspace, cli, emulator_server, scenario)
