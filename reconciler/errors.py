@@ -132,3 +132,8 @@ class ListInUseError(IterableError):
 
 class RetryExhaustedError(IterableError):
     pass
+
+
+class WriteNotSent(Exception):
+    """A write given up before it was sent: the run was interrupted (Ctrl-C) while the write
+    waited for a list created moments ago to take writes. Not sent, so not failed."""

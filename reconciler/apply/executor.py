@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeVar, assert_never
 
 from reconciler.apply.held_back import HeldBack
 from reconciler.apply.journal import Journal
-from reconciler.errors import AuthError, IterableError
+from reconciler.errors import AuthError, IterableError, WriteNotSent
 from reconciler.iterable import BatchResult, IterableClient
 from reconciler.iterable.batching import pack_lazily
 from reconciler.members.identity import Member, ProjectType, looks_like_email
@@ -366,6 +366,7 @@ def apply_plan(
         if not dest_plan.has_changes:
             continue
         client = clients[dest_plan.destination]
+        client.stop = run.stop
         try:
             report.destinations.append(_apply_destination(dest_plan, client, run))
         except AuthError as exc:
@@ -435,7 +436,11 @@ def _send(steps: Sequence[_Step], pool: ThreadPoolExecutor, run: _Run, concurren
         step, job = item
         if run.skip():
             return _NOT_SENT
-        return step.send(job)
+        try:
+            return step.send(job)
+        except WriteNotSent:
+            run.not_attempted += 1
+            return _NOT_SENT
 
     jobs = ((step, job) for step in steps for job in step.jobs)
     answers = (

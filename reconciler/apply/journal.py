@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from reconciler import __version__
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, WriteNotSent
 from reconciler.plan import Plan
 
 RUNS_DIR = "runs"
@@ -164,6 +164,9 @@ class Journal:
             yield current
         except ReconcilerError as exc:
             self._outcome(current, "failed", {"error": str(exc)})
+            raise
+        except WriteNotSent:
+            self._outcome(current, "not_sent", {})
             raise
         except Exception as exc:
             # Not written for users, so only its type: a message could hold anything.

@@ -42,6 +42,7 @@ from reconciler.errors import (
     ListInUseError,
     LiveStateError,
     RetryExhaustedError,
+    WriteNotSent,
 )
 from reconciler.iterable.batching import encode, pack_users
 from reconciler.iterable.ratelimit import SlidingWindow
@@ -216,6 +217,9 @@ class IterableClient:
         self._created_at: dict[int, float] = {}
         self._fresh_locks: dict[int, threading.Lock] = {}
         self._writable: set[int] = set()  # lists created here that have taken a write
+        # Set by an apply when it is interrupted: waiting for a new list to take writes
+        # (up to settings.fresh_list_wait) ends, and the writes waiting are not sent.
+        self.stop: threading.Event | None = None
 
     def on_notice(self, notice: Callable[[str], None]) -> None:
         """Say every long wait (rate-limit pacing of 5 s or more) and every retry, as it
@@ -482,6 +486,8 @@ class IterableClient:
         wait = self.settings.fresh_list_wait
         attempt = 0
         while True:
+            if self.stop is not None and self.stop.is_set():
+                raise WriteNotSent(f"interrupted while list {list_id} did not take writes yet")
             try:
                 return send()
             except IterableError as exc:

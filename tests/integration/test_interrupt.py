@@ -184,3 +184,38 @@ def test_ctrl_c_while_a_list_is_streaming_ends_the_run_without_waiting_for_the_r
     assert not list((workspace.root / ".reconciler" / "locks").glob("*.lock"))
     emulator_server.emulator.faults.get_users_first_byte_seconds = 0
     finish(workspace, cli, emulator_server, scenario)
+
+
+def test_ctrl_c_while_waiting_for_a_new_list_to_take_writes_stops_the_wait(
+    workspace, cli, emulator_server
+):
+    # A list created moments ago refuses writes (400 invalidListId) and apply waits for it
+    # up to RECONCILER_FRESH_LIST_WAIT (60 s). Ctrl-C ends that wait: the batches waiting
+    # on the list are not sent, and are reported so, not as refused by Iterable.
+    scenario = build_scenario(workspace, emulator_server)
+    emulator_server.emulator.faults.fresh_list_seconds = 600
+    env = subprocess_env(workspace, RECONCILER_FRESH_LIST_WAIT="300")
+    proc = spawn_cli(workspace, "apply", "manifests", "--yes", "--format", "json", env=env)
+    stderr = StderrWatcher(proc)
+    stderr.wait_for("does not accept writes to it yet", proc)
+    proc.send_signal(signal.SIGINT)
+    try:
+        code = proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"apply still running 20 s after Ctrl-C: {stderr.text}") from None
+    err = stderr.finish()
+    assert code == 130, err
+    report = json.loads(proc.stdout.read())
+    beta = next(
+        lr for d in report["destinations"] for lr in d["lists"] if lr["list_name"] == "beta"
+    )
+    assert beta["created"] and beta["added"] == 0
+    assert beta["not_attempted_add"] == beta["planned_add"] == len(scenario.desired["beta"])
+    assert [e for e in beta["errors"] if not e.startswith("interrupted:")] == []
+    [journal] = journals(workspace.root / ".reconciler")
+    assert read_journal(journal).in_flight == []
+    for record in emulator_server.emulator.project("default").lists.values():
+        record.fresh_until = 0.0  # the list's minute has passed
+    finish(workspace, cli, emulator_server, scenario)
