@@ -9,6 +9,7 @@ starts: those in flight finish and are reported, the rest are reported as not at
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 from collections import deque
@@ -425,6 +426,11 @@ def _apply_destination(
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for _kind, changes in groupby(dest_plan.changes(), key=type):
             _send([destination.step(change) for change in changes], pool, run, concurrency)
+    created = [r.list_id for r in destination.results.values() if r.created and r.list_id]
+    if created and not run.stop.is_set():
+        # Only for runs elsewhere: this apply's own work is done and counted either way.
+        with contextlib.suppress(IterableError):
+            client.wait_until_listed(created)
     return destination.result()
 
 

@@ -27,7 +27,7 @@ import shutil
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -356,6 +356,35 @@ class IterableClient:
             found = look()
             if found is not None:
                 return found
+
+    def wait_until_listed(self, list_ids: Collection[int]) -> bool:
+        """Wait until the list index shows every list of `list_ids` (created by this
+        client), up to settings.read_lag after the last of those creates. The index lags
+        creates, and a run started meanwhile without this run's journal (a CI runner,
+        another machine or --state-dir) could not wait out the lag: it would not see the
+        lists and would create them again. True when all are listed."""
+        lag = self.settings.read_lag
+        wanted = set(list_ids)
+        if lag <= 0 or not wanted:
+            return True
+        deadline = max(self._created_at.get(i, self._clock()) for i in wanted) + lag
+        told = False
+        while True:
+            if self.stop is not None and self.stop.is_set():
+                return False
+            if wanted <= {x.id for x in self.get_lists()}:
+                return True
+            left = deadline - self._clock()
+            if left <= 0:
+                return False
+            if not told:
+                told = True
+                self._tell(
+                    f"waiting up to {left:.0f} s for Iterable's list index to show the "
+                    f"{len(wanted)} list(s) this run created (it lags creates), so that a run "
+                    "started right after, elsewhere, does not create them again"
+                )
+            self._sleep(min(left, max(lag / 20, 0.01), 3.0))
 
     def _tell(self, message: str) -> None:
         if self._notice is not None:
