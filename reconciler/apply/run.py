@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.apply.executor import ApplyReport, Progress, apply_plan
@@ -41,6 +41,8 @@ class Aborted:
 
     done: str  # what the run did, as the journal counted it
     journal: Path | None
+    # The requests sent so far (answered or not), for the run record: counts only.
+    report: ApplyReport = field(default_factory=ApplyReport)
 
 
 def _silent(_text: str) -> None:
@@ -73,7 +75,13 @@ def run_apply(
     def second_interrupt() -> None:
         journal.finish("aborted", "stopped at once by a second Ctrl-C")
         if on_abort is not None:
-            on_abort(Aborted(journal.describe_done(), journal.path))
+            sent = ApplyReport()
+            for client in {id(c): c for c in clients.values()}.values():
+                sent.requests += client.stats.requests
+                sent.retries += client.stats.retries
+                sent.rate_limited += client.stats.rate_limited
+                sent.rate_limit_wait_seconds += client.rate_limit_wait_seconds
+            on_abort(Aborted(journal.describe_done(), journal.path, sent))
 
     try:
         with stop_on_interrupt(first_interrupt, second_interrupt) as stop:

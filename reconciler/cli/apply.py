@@ -296,6 +296,7 @@ def _confirm() -> None:
 def _aborted(aborted: Aborted, opts: _Options, record: RunRecord) -> None:
     """A second Ctrl-C: the run record and the last words, then the process ends at once."""
     try:
+        record.report = aborted.report
         record.finish("aborted", f"stopped at once by a second Ctrl-C; done: {aborted.done}")
         opts.write_record(record)
         if opts.output is OutputFormat.json:

@@ -119,6 +119,8 @@ def test_a_second_ctrl_c_stops_at_once_and_still_says_what_was_done(
     # The run record is written even so, and stdout still holds one JSON object.
     written = json.loads(record.read_text())
     assert written["outcome"] == "aborted" and written["finished_at"]
+    # The requests sent before it stopped are counted, not reported as none.
+    assert written["requests"] >= writes_seen(emulator_server) >= 3
     assert "second Ctrl-C" in written["message"]
     assert json.loads(proc.stdout.read())["exit_code"] == 130
     assert "Stopped at once. Done before it stopped:" in err
