@@ -394,7 +394,13 @@ class IterableClient:
         path = f"/api/lists/{list_id}"
 
         def send() -> bool:
-            self._request("DELETE", path, bucket="lists", idempotent=False, parse=_parse_object)
+            try:
+                self._request("DELETE", path, bucket="lists", idempotent=False, parse=_parse_object)
+            except IterableError as exc:
+                # No such list: deleted already (by a run the lagging index did not show
+                # yet, or by this request, whose answer was lost). The list is gone.
+                if not (exc.status == 400 and "invalidListId" in str(exc)):
+                    raise
             return True
 
         def deleted() -> bool | None:

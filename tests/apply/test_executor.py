@@ -232,3 +232,22 @@ def test_once_stopped_nothing_more_is_sent_and_everything_left_is_reported(emula
         "1 removal(s), 1 list creation(s), 1 list deletion(s)."
     )
     assert proj.members(existing) == ["a@example.com"] and gone in proj.lists
+
+
+def test_deleting_a_list_that_is_already_gone_is_done_not_failed(emulator_server):
+    # The list index lags deletes by up to a minute: a run that did not see the last one
+    # (another machine), or a delete whose answer was lost, deletes a list Iterable no
+    # longer has, and Iterable answers 400 invalidListId. The list is gone: that is done.
+    proj = emulator_server.emulator.project("default")
+    gone = proj.add_list("gone")
+    with client(emulator_server) as c:
+        c.delete_list(gone)
+        plan = Plan(
+            (DestinationPlan("prod", "hybrid", (), deletions=(ListDeletion(gone, "gone"),)),)
+        )
+        report = apply_plan(plan, {"prod": c})
+
+    assert report.ok, report.destinations[0].deletions
+    assert [(x.list_name, x.deleted, x.error) for x in report.destinations[0].deletions] == [
+        ("gone", True, None)
+    ]
