@@ -9,15 +9,18 @@ from contextlib import contextmanager
 
 @contextmanager
 def reading_pool(workers: int, prefix: str = "") -> Iterator[ThreadPoolExecutor]:
-    """A ThreadPoolExecutor that, when its block raises (Ctrl-C above all), drops the reads
-    not started and leaves those in flight to end with the process instead of waiting for
-    them: one getUsers of a big list can stream for over an hour, and `with
-    ThreadPoolExecutor()` would hold Ctrl-C until it had. The CLI then ends the process
-    at once (cli.main), so the abandoned threads cannot hold it either."""
+    """A ThreadPoolExecutor that, on Ctrl-C, drops the reads not started and leaves those
+    in flight to end with the process instead of waiting for them: one getUsers of a big
+    list can stream for over an hour, and `with ThreadPoolExecutor()` would hold Ctrl-C
+    until it had. The CLI then ends the process at once (cli.main), so the abandoned
+    threads cannot hold it either. Any other way out waits for the reads, as `with` does
+    (reads told to stop by their own flag end at their next chunk)."""
     pool = ThreadPoolExecutor(workers, prefix)
+    abandon = False
     try:
         yield pool
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+    except KeyboardInterrupt:
+        abandon = True
         raise
-    pool.shutdown(wait=True)
+    finally:
+        pool.shutdown(wait=not abandon, cancel_futures=abandon)
