@@ -17,8 +17,10 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.composer import ComposerError
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
@@ -29,6 +31,11 @@ from reconciler.manifest.location import Location, YamlPositions
 # Far above any real manifest, far below what an alias bomb (`a: &a [*b, *b, ...]`
 # nested a few levels) expands to.
 MAX_EXPANDED_NODES = 1_000_000
+
+# Lists and mappings within each other. A manifest nests about 6 deep; libyaml's composer
+# recurses in C without Python's recursion limit, so `[[[[...]]]]` 100,000 deep (200 KB)
+# overflowed the C stack and killed the process (a segfault, no message) before this.
+MAX_NESTING = 500
 
 _CORE = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
@@ -120,11 +127,34 @@ def _compose_all(yaml: YAML, text: str) -> Iterator[Node]:
     """
     fast = YAML(typ="safe")
     if fast.Parser is not YAML(typ="safe", pure=True).Parser:
+        _check_nesting(YAML(typ="safe"), text)
         try:
             return iter(list(fast.compose_all(text)))
         except (YAMLError, RecursionError):
             pass
     return yaml.compose_all(text)
+
+
+def _check_nesting(fast: YAML, text: str) -> None:
+    """ComposerError at the first list or mapping nested over MAX_NESTING deep. libyaml's
+    parser is iterative, so its events are safe to count; this stops at that point, which
+    the pure parser would reach only after seconds (its flow scanner is quadratic)."""
+    depth = 0
+    try:
+        for event in fast.parse(text):
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise ComposerError(
+                        problem=f"nested too deeply (over {MAX_NESTING} levels)",
+                        problem_mark=event.start_mark,
+                    )
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    except ComposerError:
+        raise
+    except YAMLError:
+        pass  # a syntax error: the composers below report it as they always have
 
 
 def _construct(yaml: YAML, node: Node, display: str, start: Location) -> tuple[Any, Problem | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -530,6 +531,39 @@ def test_file_that_is_not_utf8() -> None:
     Path("latin1.yaml").write_bytes("# caf\xe9\nkind: Audience\n".encode("latin-1"))
     assert only_problem() == (
         "latin1.yaml:1:6: file is not UTF-8 text (byte 0xe9); save it as UTF-8"
+    )
+
+
+def test_a_document_nested_without_bound_is_refused_not_a_crash() -> None:
+    """libyaml composes recursively in C, beyond Python's recursion limit: 100,000 nested
+    lists overflowed its stack and killed the process without a word. The load runs in a
+    child process, so that a crash fails this test rather than ending the test run."""
+    import subprocess
+    import sys
+
+    from reconciler.manifest.yaml_file import MAX_NESTING
+
+    depth = 200_000
+    write("m.yaml", DESTINATION, "---\nspec: " + "[" * depth + "]" * depth + "\n")
+    code = (
+        "from pathlib import Path\n"
+        "from reconciler.errors import ManifestError\n"
+        "from reconciler.manifest import load_manifests\n"
+        "try:\n    load_manifests(Path('m.yaml'))\n"
+        "except ManifestError as error:\n    print(*error.problems, sep='\\n')\n"
+    )
+    root = Path(__file__).parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    column = len("spec: ") + MAX_NESTING  # the document mapping is the first level
+    assert result.stdout.strip() == (
+        f"m.yaml:9:{column}: invalid YAML: nested too deeply (over {MAX_NESTING} levels)"
     )
 
 
