@@ -48,11 +48,13 @@ _checked_links: set[Path] = set()
 
 
 class LinkOutOfRepository(Exception):
-    """A symbolic link in the repository leads outside it (or into PRIVATE_ENTRIES)."""
+    """A symbolic link in the repository leads outside it (or into PRIVATE_ENTRIES), or
+    is a link to a directory that `..` after it would climb out of (see _check_links)."""
 
-    def __init__(self, link: Path, target: Path):
+    def __init__(self, link: Path, target: Path, why: str = ""):
         super().__init__(f"{link} -> {target}")
         self.link, self.target = link, target
+        self.why = why or "outside it (or into .git or .reconciler)"
 
 
 def readable_paths(
@@ -116,6 +118,20 @@ def _check_links(repository: Path) -> None:
         target = path.resolve()
         if not target.is_relative_to(repository) or any(target.is_relative_to(p) for p in private):
             raise LinkOutOfRepository(path, target)
+        # DuckDB checks a path against allowed_directories after removing `..` from its
+        # text, but the file system follows the link first: with `data/a/b/l -> .` (the
+        # repository), `data/a/b/l/../../../etc/passwd` is `data/etc/passwd` to the check
+        # and /etc/passwd to the kernel. A link to a directory below its own is safe (the
+        # kernel then lands below where the text says); any other is refused.
+        directory = path.parent.resolve()
+        if target.is_dir() and (target == directory or not target.is_relative_to(directory)):
+            raise LinkOutOfRepository(
+                path,
+                target,
+                "a directory not below the link's own directory: DuckDB removes `..` from a "
+                "path's text before the file system follows the link, so `link/../..` could "
+                "leave the repository",
+            )
 
 
 def _tracked_links(repository: Path) -> list[Path] | None:

@@ -203,8 +203,8 @@ def open_connection(
     except LinkOutOfRepository as link:
         raise SourceError(
             f"{declared_at}: the repository {repository} has a symbolic link {link.link} to "
-            f"{link.target}, outside it (or into .git or .reconciler); reconciler runs no "
-            "query while one exists, since the query could read through it"
+            f"{link.target}, {link.why}; reconciler runs no query while one exists, since "
+            "the query could read through it"
         ) from None
     except RepositoryTooLarge:
         raise SourceError(

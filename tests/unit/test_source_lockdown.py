@@ -227,3 +227,42 @@ def test_the_query_time_limit_must_be_a_positive_number(value: str) -> None:
     with pytest.raises(ConfigError, match="RECONCILER_QUERY_TIMEOUT"):
         query_timeout({"RECONCILER_QUERY_TIMEOUT": value})
     assert query_timeout({}) == 300.0
+
+
+@pytest.mark.parametrize("target", [".", "..", "../../..", "../../sibling"])
+def test_a_link_to_a_directory_that_dot_dot_could_climb_out_of_stops_every_query(
+    repo: Path, tmp_path: Path, target: str
+) -> None:
+    """A link inside the repository to its own directory, or one above or beside it:
+    DuckDB judges `link/../x` by its text, where `..` only undoes `link`, while the file
+    system follows the link first and so climbs from where the link leads: out of the
+    repository, or into its .git."""
+    (tmp_path / "outside.txt").write_text("secret@example.com\n")
+    deep = repo / "data" / "a" / "b" / "c" / "d" / "e" / "f" / "g" / "h"
+    deep.mkdir(parents=True)
+    (deep.parent.parent / "sibling").mkdir()
+    link = deep / "l"
+    link.symlink_to(target, target_is_directory=True)
+    climb = len(link.resolve().relative_to(tmp_path).parts)
+    path = f"{link}/{'../' * climb}outside.txt"  # from where the link leads up to tmp_path
+    if not Path(os.path.normpath(path)).is_relative_to(repo / "data"):
+        path = f"{link}/{'../' * (climb - 1)}.git/config"  # the text leaves data/: use .git
+    assert Path(os.path.normpath(path)).is_relative_to(repo / "data")  # what DuckDB checks
+    assert Path(path).resolve() in (tmp_path / "outside.txt", repo / ".git" / "config")
+    audience = load_audience(
+        repo, {"sql": f"SELECT content AS email FROM read_text('{path}')", "database": ":memory:"}
+    )
+    for error in read_both(audience, tmp_path):
+        assert "has a symbolic link" in error and f"{link} to" in error, error
+        assert "not below the link's own directory" in error
+        assert "secret@" not in error and "[core]" not in error
+
+
+def test_a_link_to_a_directory_below_its_own_is_followed(repo: Path, tmp_path: Path) -> None:
+    (repo / "data" / "2024").mkdir()
+    (repo / "data" / "2024" / "m.csv").write_text("email\nb@example.com\n")
+    (repo / "data" / "current").symlink_to("2024", target_is_directory=True)
+    audience = load_audience(
+        repo, {"sql": "SELECT email FROM read_csv('data/current/m.csv')", "database": ":memory:"}
+    )
+    assert sorted(read_members(audience, "email").members) == ["b@example.com"]
