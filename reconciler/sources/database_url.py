@@ -10,8 +10,10 @@ secrets replaced by ***.
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, quote_plus, urlsplit
@@ -24,6 +26,13 @@ from reconciler.manifest.model import ENV_REFERENCE, forbidden_url_variable
 from reconciler.manifest.repository import PRIVATE_ENTRIES, is_inside
 
 MASK = "***"
+
+# Hosts (`host` or `host:port`, separated by spaces or commas) a manifest's database URL may
+# connect to besides this computer (check_database_host).
+TRUSTED_DATABASE_HOSTS = "RECONCILER_TRUSTED_DATABASE_HOSTS"
+# libpq options that choose the server instead of the URL's host (psycopg passes the URL's
+# query string to libpq as connection options).
+_HOST_OPTIONS = ("host", "hostaddr")
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,64 @@ def expand_url(template: str, where: str) -> DatabaseUrl:
     # The password, and every value taken from the environment, is secret.
     secrets = [password or "", *_values(parsed.username or ""), *_values(parsed.password or "")]
     return DatabaseUrl(url, _distinct(secrets))
+
+
+def check_database_host(url: URL, where: str, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse (ConfigError at `where`) to connect to a server that is neither this computer
+    nor listed in RECONCILER_TRUSTED_DATABASE_HOSTS.
+
+    Connecting sends credentials the manifest does not show: a `${VARIABLE}` in the URL,
+    and whatever the driver adds by itself (libpq sends PGPASSWORD, or Kerberos tickets, to
+    any server that asks). A pull request that points a URL at its own server must not get
+    them, so the list lives where those credentials are set (CI secrets, the shell), not in
+    a manifest, as RECONCILER_TRUSTED_BASE_URLS does for the API key. A SQLite file, a Unix
+    socket and a URL without a host (the driver's default, PGHOST) name no server."""
+    if url.get_backend_name() == "sqlite":
+        return
+    if "service" in url.query:
+        raise ConfigError(
+            f"{where}: a database URL with service= is refused: the service file chooses the "
+            "server, which reconciler then cannot check; write the host in the URL"
+        )
+    servers = [(url.host or "", url.port)]
+    for option in _HOST_OPTIONS:
+        value = url.query.get(option, ())
+        for item in (value,) if isinstance(value, str) else value:
+            servers.extend((host.strip(), url.port) for host in item.split(","))
+    listed = (environ if environ is not None else os.environ).get(TRUSTED_DATABASE_HOSTS, "")
+    trusted = {_host_port(entry) for entry in re.split(r"[\s,]+", listed) if entry}
+    for host, port in servers:
+        host = host.lower().strip("[]")
+        if not host or host.startswith("/") or _is_loopback(host):
+            continue
+        if (host, None) in trusted or (host, port) in trusted:
+            continue
+        shown = f"{host}:{port}" if port else host
+        raise ConfigError(
+            f"{where}: the query is not sent to database host {shown}: a manifest's URL may "
+            f"reach only this computer (127.0.0.1, ::1, localhost, a Unix socket) or a host "
+            f"listed in {TRUSTED_DATABASE_HOSTS} where its password is set (e.g. "
+            f"{TRUSTED_DATABASE_HOSTS}={shown}); connecting would send that server the "
+            "password, and the driver's own credentials (PGPASSWORD), whatever the manifest says"
+        )
+
+
+def _host_port(entry: str) -> tuple[str, int | None]:
+    parts = urlsplit(f"//{entry}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return (parts.hostname or entry).lower(), port
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def confine_file_database(url: URL, where: str, repository: Path) -> URL:

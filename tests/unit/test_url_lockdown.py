@@ -94,3 +94,90 @@ def test_a_sqlite_file_in_the_repository_is_only_read(repo: Path, tmp_path: Path
             read_members(audience, "email")
     assert not (tmp_path / "planted.db").exists()
     assert list(read_members(ok, "email").members) == ["a@example.com"]
+
+
+class PasswordCatcher:
+    """A PostgreSQL server that asks every client for its password in clear text, as any
+    server may, and keeps what it is sent."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.passwords: list[bytes] = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import struct
+
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            with client:
+                try:
+                    body = self._message(client)
+                    if body[:4] == struct.pack("!I", 80877103):  # SSLRequest: no
+                        client.sendall(b"N")
+                        body = self._message(client)
+                    client.sendall(b"R" + struct.pack("!II", 8, 3))  # cleartext password
+                    reply = client.recv(4096)
+                    self.passwords.append(reply[5:].split(b"\0")[0])
+                except OSError:
+                    pass
+
+    @staticmethod
+    def _message(client: object) -> bytes:
+        import struct
+
+        size = struct.unpack("!I", client.recv(4))[0]  # type: ignore[attr-defined]
+        return client.recv(size - 4)  # type: ignore[attr-defined, no-any-return]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app@127.1:{port}/x",  # libpq sends PGPASSWORD unasked
+        "postgresql://app:${DB_SECRET}@127.1:{port}/x",
+        "postgresql://app:${DB_SECRET}@localhost:{port}/x?host=127.1",
+        "postgresql://app:${DB_SECRET}@localhost:{port}/x?hostaddr=127.1",
+    ],
+)
+def test_a_url_reaches_only_this_computer_or_a_host_listed_where_the_password_is(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """`127.1` is this computer to the resolver but not to reconciler's check: it stands
+    for any server a pull request could name. Without the listing nothing is sent to it;
+    listed in RECONCILER_TRUSTED_DATABASE_HOSTS, the password is."""
+    pytest.importorskip("psycopg")
+    server = PasswordCatcher()
+    monkeypatch.setenv("PGPASSWORD", "pg-password-of-prod")
+    monkeypatch.setenv("DB_SECRET", "db-secret-of-prod")
+    monkeypatch.delenv("RECONCILER_TRUSTED_DATABASE_HOSTS", raising=False)
+    audience = load_audience(
+        repo, {"sql": "SELECT 1 AS email", "url": url.replace("{port}", str(server.port))}
+    )
+    line = line_of(repo / "aud.yaml", '"url"')
+    with pytest.raises(ConfigError) as raised:
+        read_members(audience, "email")
+    message = str(raised.value)
+    assert message.startswith(f"aud.yaml:{line}:"), message
+    assert "is not sent to database host 127.1" in message
+    assert "RECONCILER_TRUSTED_DATABASE_HOSTS=127.1" in message
+    assert "of-prod" not in message and server.passwords == []
+
+    monkeypatch.setenv("RECONCILER_TRUSTED_DATABASE_HOSTS", f"db.example.com, 127.1:{server.port}")
+    with pytest.raises(SourceError, match=r"query failed \(postgresql\)"):
+        read_members(audience, "email")
+    assert server.passwords in ([b"pg-password-of-prod"], [b"db-secret-of-prod"])
+
+
+def test_a_url_naming_a_connection_service_is_refused(repo: Path) -> None:
+    audience = load_audience(
+        repo, {"sql": "SELECT 1 AS email", "url": "postgresql://app@localhost/x?service=prod"}
+    )
+    with pytest.raises(ConfigError, match=r"^aud.yaml:\d+:\d+: .*service= is refused"):
+        read_members(audience, "email")
