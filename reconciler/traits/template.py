@@ -8,9 +8,12 @@ The sandbox does not bound a template's work, and `validate` renders templates i
 template could hang the run (nested loops, exponential macros) or exhaust memory
 (`'x' * 5e10`, `n ** 9 ** 9`, `s ~ s` doubled in a loop). So every render has a budget
 (RenderBudget): the operations that make large values (`*`, `**`, `+`, `%`, `~`, the
-padding, joining and replacing filters and methods) are checked before they run, every
-value they make is measured after, the output is counted as it is produced, and the time
-is checked at each loop step, call, operator and piece of output. A template over budget
+padding, indenting, wrapping, joining, replacing and translating filters and methods) are
+checked before they run, every value they make is measured after (a list by what it holds,
+counted wherever it appears: `[a] * n` holds `a` n times) and counted towards MAX_MADE,
+every value a filter, call or output turns into text is measured before, the output is
+counted as it is produced, and the time is checked at each loop step, call, operator and
+piece of output. A template over budget
 raises TemplateBudgetExceeded, which stops the run (a template that hangs on one row would
 hang on the next). Checking time costs a clock read per step; no signal or thread is used,
 so renders work in any thread.
@@ -21,7 +24,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from functools import lru_cache, wraps
 from typing import Any
 
@@ -29,6 +32,7 @@ import jinja2
 from jinja2 import meta, nodes
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import Namespace
 
 # The name under which a template sees the whole row, for columns whose names are not
 # valid variable names (`{{ row["first name"] }}`).
@@ -40,6 +44,12 @@ MAX_SECONDS = 1.0
 MAX_TEXT = 100_000  # characters in any string a template makes, its output included
 MAX_ITEMS = 100_000  # items in any list it makes (jinja's own cap on range())
 MAX_INT_BITS = 4096  # integers beyond ~10**1233 are no field value
+# Characters and items a render may make in all: each value above is within the limits, but
+# `range(99999)|map('center', 99999)|list` makes 99,999 of them before anything measures
+# the list (10 GB within the time budget).
+MAX_MADE = 100 * MAX_TEXT
+# `|sum(start=[])` over this many lists at most: each addition copies all before it.
+MAX_SUMMED_SEQUENCES = 1_000
 
 _GUARD = "_reconciler_bounded_iter"
 _BATCH = 64
@@ -65,6 +75,7 @@ class TemplateBudgetExceeded(Exception):
 
 class _Clock(threading.local):
     deadline: float | None = None
+    made: int = 0  # the weight of the values this render has made so far
 
 
 _clock = _Clock()
@@ -83,26 +94,126 @@ def _too_big(what: str) -> TemplateBudgetExceeded:
     )
 
 
-def _weight(value: Any) -> int:
-    """How much text a value stands for: its length, or for a sequence its items plus
-    the characters of its string items (a list of one long string repeated is large)."""
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, list | tuple):
-        return len(value) + sum(len(item) for item in value if isinstance(item, str))
-    return 0
+_SCALARS = frozenset({int, float, bool, type(None), range})
+_CONTAINERS = frozenset({list, tuple, dict, set, frozenset})
+_TEXTS = (str, bytes, bytearray)
+
+
+def _holds(kind: type, value: Any) -> bool:
+    """Whether `value` holds other values whose text counts (see _weight). Exact types
+    first: an ABC isinstance check costs a microsecond, and every loop is a generator."""
+    if kind in _CONTAINERS or kind is Namespace:
+        return True
+    return (
+        kind not in _SCALARS
+        and hasattr(kind, "__len__")
+        and not issubclass(kind, _TEXTS)
+        and isinstance(value, Collection)
+    )
+
+
+def _weight(value: Any, cap: int = MAX_TEXT + MAX_ITEMS) -> int:
+    """How much text a value stands for, as far as `cap` (then more than `cap`): a string's
+    or bytes' length; for a collection its items, and what each stands for, counted at
+    every place it appears. A list can hold the same list 99,999 times (`[a] * n`, or a
+    literal `[a, a, ...]` nested a few levels): its text is what str() or a filter would
+    make of it, though it takes little memory itself. A range counts as nothing: its text
+    is short, and what it makes when listed is counted then."""
+    known: dict[int, int] = {}
+
+    def visit(item: Any) -> int:
+        kind = type(item)
+        if kind in _SCALARS:
+            return 0
+        if isinstance(item, _TEXTS):
+            return len(item)
+        if not _holds(kind, item):
+            return 0
+        if id(item) in known:
+            return known[id(item)]
+        children: Iterable[Any]
+        if kind is Namespace:
+            children, total = (object.__getattribute__(item, "_Namespace__attrs"),), 0
+        elif isinstance(item, Mapping):
+            children, total = (part for pair in item.items() for part in pair), len(item)
+        else:
+            children, total = item, len(item)
+        for child in children:
+            if total > cap:
+                break
+            total += visit(child)
+        known[id(item)] = total
+        return total
+
+    return visit(value)
 
 
 def _check_value(value: Any) -> Any:
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:  # the usual case, quickly
         if len(value) > MAX_TEXT:
             raise _too_big(f"a string of {len(value):,} characters")
-    elif isinstance(value, list | tuple | dict | set):
-        if len(value) > MAX_ITEMS or _weight(value) > MAX_TEXT + MAX_ITEMS:
-            raise _too_big(f"a collection of {len(value):,} items")
-    elif isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
-        raise _too_big(f"an integer of {value.bit_length():,} bits")
+    elif kind is int:
+        if value.bit_length() > MAX_INT_BITS:
+            raise _too_big(f"an integer of {value.bit_length():,} bits")
+    elif kind in _SCALARS:
+        pass
+    elif isinstance(value, _TEXTS):
+        if len(value) > MAX_TEXT:
+            raise _too_big(f"a string of {len(value):,} characters")
+    elif isinstance(value, int):
+        if value.bit_length() > MAX_INT_BITS:
+            raise _too_big(f"an integer of {value.bit_length():,} bits")
+    elif _holds(kind, value) and (
+        (kind is not Namespace and len(value) > MAX_ITEMS) or _weight(value) > MAX_TEXT + MAX_ITEMS
+    ):
+        raise _too_big("a collection too large (counting what it holds)")
     return value
+
+
+def _made(value: Any) -> Any:
+    """`value`, checked, and counted towards MAX_MADE."""
+    kind = type(value)
+    if kind is str:  # the usual case, quickly
+        size = len(value)
+        if size > MAX_TEXT:
+            raise _too_big(f"a string of {size:,} characters")
+    elif kind in _SCALARS:
+        return _check_value(value) if kind is int else value
+    else:
+        _check_value(value)
+        if isinstance(value, _TEXTS):
+            size = len(value)
+        elif _holds(kind, value):
+            size = _weight(value)
+        else:
+            return value  # a generator, a function: what it makes is counted then
+    clock = _clock
+    made = clock.made + size
+    clock.made = made
+    if made > MAX_MADE:
+        raise _too_big(f"more than {MAX_MADE:,} characters and items in all")
+    return value
+
+
+def _finalize(value: Any) -> Any:
+    # A string's pieces are counted as the output is produced (Template.render).
+    return value if type(value) is str else _check_value(value)
+
+
+def _check_inputs(values: Iterable[Any]) -> None:
+    """Values about to be turned into text or taken apart, checked first: str() of a
+    list that holds itself many times over would make gigabytes before any result is
+    measured."""
+    for value in values:
+        if type(value) is not str:
+            _check_value(value)
+
+
+def _lines_times(text: Any, extra: int) -> None:
+    """Refuse adding `extra` characters to each line of `text` when too long (indent)."""
+    if isinstance(text, str) and len(text) + (text.count("\n") + 1) * extra > MAX_TEXT:
+        raise _too_big("an indented string too long")
 
 
 def _check_count(count: Any, what: str) -> None:
@@ -121,9 +232,9 @@ def _check_format(text: Any) -> None:
 
 
 def _check_replace(text: Any, old: Any, new: Any, count: Any = -1) -> None:
-    if not isinstance(text, str) or not isinstance(new, str):
+    if not isinstance(text, str | bytes) or not isinstance(new, str | bytes):
         return
-    places = len(text) + 1 if old == "" else (len(text) // max(len(str(old)), 1)) + 1
+    places = len(text) + 1 if not old else (len(text) // max(len(old), 1)) + 1
     if isinstance(count, int) and count >= 0:
         places = min(places, count)
     if len(text) + places * len(new) > MAX_TEXT:
@@ -135,7 +246,7 @@ def _multiply(left: Any, right: Any) -> Any:
         return left * right  # the usual case, quickly
     for sequence, count in ((left, right), (right, left)):
         if (
-            isinstance(sequence, str | list | tuple)
+            isinstance(sequence, str | bytes | bytearray | list | tuple)
             and isinstance(count, int)
             and count > 0
             and _weight(sequence) * count > MAX_TEXT + MAX_ITEMS
@@ -147,7 +258,7 @@ def _multiply(left: Any, right: Any) -> Any:
         and left.bit_length() + right.bit_length() > MAX_INT_BITS
     ):
         raise _too_big("an integer product too large")
-    return _check_value(left * right)
+    return _made(left * right)
 
 
 def _power(left: Any, right: Any) -> Any:
@@ -158,18 +269,19 @@ def _power(left: Any, right: Any) -> Any:
         and (abs(left).bit_length() - 1) * right > MAX_INT_BITS
     ):
         raise _too_big("an integer power too large")
-    return _check_value(left**right)
+    return _made(left**right)
 
 
 def _add(left: Any, right: Any) -> Any:
     if _weight(left) + _weight(right) > MAX_TEXT + MAX_ITEMS:
         raise _too_big("a concatenation too long")
-    return _check_value(left + right)
+    return _made(left + right)
 
 
 def _modulo(left: Any, right: Any) -> Any:
     _check_format(left)
-    return _check_value(left % right)
+    _check_inputs((right,))
+    return _made(left % right)
 
 
 _BINOPS: dict[str, Callable[[Any, Any], Any]] = {
@@ -188,9 +300,27 @@ _WIDTH_FILTERS = frozenset({"center", "indent", "batch", "slice"})
 def _check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
     owner = getattr(obj, "__self__", None)
     name = getattr(obj, "__name__", "")
+    _check_inputs((owner, *args, *kwargs.values()))
     if isinstance(owner, str | bytes | int) and name in _WIDTH_METHODS:
         for value in (*args, *kwargs.values()):
             _check_count(value, f"a width ({name})")
+        if name == "expandtabs" and isinstance(owner, str | bytes):
+            # Each tab becomes up to `tabsize` spaces.
+            size = (args or tuple(kwargs.values()) or (8,))[0]
+            tabs = owner.count("\t" if isinstance(owner, str) else b"\t")
+            if isinstance(size, int) and len(owner) + tabs * size > MAX_TEXT:
+                raise _too_big("an expanded string too long")
+    elif isinstance(owner, str | bytes) and name == "translate" and args:
+        table = args[0]
+        if isinstance(table, Mapping):
+            longest = max((_weight(v) for v in table.values()), default=0)
+            if len(owner) * longest > MAX_TEXT:
+                raise _too_big("a translated string too long")
+    elif isinstance(owner, bytes) and name in ("replace", "join") and args:
+        if name == "replace":
+            _check_replace(owner, *args, **kwargs)
+        else:
+            _check_joined(owner, args[0])
     elif isinstance(owner, str):
         if name in ("format", "format_map"):
             _check_format(owner)
@@ -201,9 +331,10 @@ def _check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> N
 
 
 def _check_joined(separator: Any, items: Any) -> None:
+    # A string or bytes joins its characters: 'sep'.join('x' * n) makes n separators.
     if (
-        isinstance(items, list | tuple)
-        and isinstance(separator, str)
+        isinstance(items, str | bytes | list | tuple)
+        and isinstance(separator, str | bytes)
         and _weight(items) + len(separator) * len(items) > MAX_TEXT + MAX_ITEMS
     ):
         raise _too_big("a joined string too long")
@@ -218,18 +349,43 @@ def _guard_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]
         _tick()
         # The value the filter applies to follows the context/environment jinja passes.
         positional = args[1:] if passes is not None else args
+        _check_inputs((*positional, *kwargs.values()))
         if positional:
             value, rest = positional[0], positional[1:]
             if name in _WIDTH_FILTERS:
                 for width in (*rest, *kwargs.values()):
                     _check_count(width, f"a width ({name})")
+            if name == "indent":
+                # The width (a count, or the string itself) goes before every line.
+                width = (*rest, *kwargs.values(), 4)[0]
+                _lines_times(value, width if isinstance(width, int) else _weight(width))
+            elif name == "wordwrap":
+                # `wrapstring` goes in at each break, and a break can come every `width`.
+                options = dict(zip(("width", "break_long_words", "wrapstring"), rest, strict=False))
+                options.update(kwargs)
+                width, wrap = options.get("width", 79), options.get("wrapstring") or "\n"
+                if isinstance(value, str) and isinstance(width, int):
+                    breaks = len(value) // max(width, 1) + 1
+                    if len(value) + breaks * _weight(wrap) > MAX_TEXT:
+                        raise _too_big("a wrapped string too long")
+            elif name == "urlize":
+                # Each link gets target, rel and the like: a link can start every 4 chars.
+                added = sum(_weight(a) for a in (*rest, *kwargs.values()))
+                if isinstance(value, str) and (len(value) // 4 + 1) * added > MAX_TEXT:
+                    raise _too_big("a string with links too long")
+            elif name == "sum" and isinstance((*rest[1:], kwargs.get("start"))[0], list | tuple):
+                # Adding lists one by one copies the total at each step: quadratic.
+                value = list(_bounded_iter(value))
+                if len(value) > MAX_SUMMED_SEQUENCES:
+                    raise _too_big(f"a sum of {len(value):,} lists")
+                args = (*args[: len(args) - len(positional)], value, *rest)
             elif name == "format":
                 _check_format(value)
             elif name == "replace":
                 _check_replace(value, *rest, **kwargs)
             elif name == "join":
                 _check_joined(rest[0] if rest else kwargs.get("d", ""), value)
-        return _check_value(function(*args, **kwargs))
+        return _made(function(*args, **kwargs))
 
     return guarded
 
@@ -243,10 +399,12 @@ def _bounded_iter(iterable: Iterable[Any]) -> Iterator[Any]:
 
 def _bounded_concat(parts: Iterable[Any]) -> str:
     """`a ~ b`: jinja's str_join, refused before it makes a string too long."""
+    parts = tuple(parts)
+    _check_inputs(parts)
     texts = [str(part) for part in parts]
     if sum(map(len, texts)) > MAX_TEXT:
         raise _too_big("a concatenation too long")
-    return "".join(texts)
+    return _made("".join(texts))
 
 
 class _BoundedCodeGenerator(CodeGenerator):
@@ -280,8 +438,10 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         _tick()
+        if __obj is _bounded_iter:  # every loop's own guard (_bound_loops)
+            return _bounded_iter(*args)
         _check_call(__obj, args, kwargs)
-        return _check_value(super().call(__context, __obj, *args, **kwargs))
+        return _made(super().call(__context, __obj, *args, **kwargs))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         _tick()
@@ -306,6 +466,8 @@ def environment() -> BoundedSandbox:
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # the output is a field value, not HTML
         keep_trailing_newline=False,
+        # Each `{{ value }}` is measured before it is made text.
+        finalize=_finalize,
     )
 
 
@@ -338,6 +500,7 @@ class Template:
         TemplateBudgetExceeded for a template over its budget."""
         template = self._template
         _clock.deadline = time.monotonic() + MAX_SECONDS
+        _clock.made = 0
         try:
             # Straight to the compiled template (Template.generate would copy the context
             # again and wrap every piece in one more generator: a third of the budget's

@@ -62,6 +62,48 @@ def test_a_template_over_its_budget_stops(text: str) -> None:
     assert "the template" in raised.value.reason
 
 
+# Each of these passed the checks above and then made gigabytes in one step, or took many
+# seconds to turn a value into text, before the budget counted what a value holds and what
+# a render makes in all. Each must be refused by the check that foresees it: not "ran out
+# of memory" (which needs that memory first), not "ran longer" (seconds per row), nor by
+# measuring the result (after making it).
+HOLDS = "a collection too large (counting what it holds)"
+# One list of 999 numbers, held 10,000 times (its text: 49 MB) in lists of ten.
+NESTED = (
+    "{% set a = range(999)|list %}{% set b = [a, a, a, a, a, a, a, a, a, a] %}"
+    "{% set c = [b, b, b, b, b, b, b, b, b, b] %}{% set d = [c, c, c, c, c, c, c, c, c, c] %}"
+    "{% set e = [d, d, d, d, d, d, d, d, d, d] %}"
+)
+HOSTILE_BEFORE_ALLOCATING = [
+    ("{{ x.encode() * 5000000000 }}", "a repetition"),
+    ("{{ ('y' * 99999).join(x * 33333) }}", "a joined string"),
+    ("{{ (x * 33333)|join('y' * 99999) }}", "a joined string"),
+    ("{{ ('\\t' * 99999).expandtabs(99999) }}", "an expanded string"),
+    ("{{ ((x ~ '\\n') * 24999)|indent(99999) }}", "an indented string"),
+    ("{{ ((x ~ '\\n') * 24999)|indent('y' * 99999) }}", "an indented string"),
+    ("{{ (x * 33333).translate({97: 'y' * 99999}) }}", "a translated string"),
+    ("{{ ((x ~ ' ') * 24999)|wordwrap(1, true, 'y' * 99999) }}", "a wrapped string"),
+    ("{{ (('www.a.com ') * 9999)|urlize(target='y' * 99999) }}", "a string with links"),
+    ("{{ range(99999)|map('center', 99999)|list }}", "more than 10,000,000"),
+    ("{{ range(99999)|map('center', 99999)|join }}", "more than 10,000,000"),
+    ("{% set a = range(99999)|list %}{{ ([a] * 99999)|length }}", "a repetition"),
+    ("{% set a = range(99999)|list %}{{ dict.fromkeys(range(99999), a)|string }}", HOLDS),
+    (NESTED + "{{ e }}", HOLDS),
+    (NESTED + "{{ 'v' ~ e }}", HOLDS),
+    (NESTED + "{{ '%s'|format(e) }}", HOLDS),
+    ("{% set ns = namespace(a=range(99999)|list) %}{{ [ns] * 99999 }}", "a repetition"),
+    ("{{ (range(99999)|batch(1)|sum(start=[]))|length }}", "a sum of 99,999 lists"),
+]
+
+
+@pytest.mark.parametrize(("text", "reason"), HOSTILE_BEFORE_ALLOCATING)
+def test_a_template_is_refused_before_it_makes_a_huge_value(text: str, reason: str) -> None:
+    template = Template(text)
+    with pytest.raises(TemplateBudgetExceeded) as raised:
+        template.render({"x": "abc"})
+    assert f"the template would make {reason}" in raised.value.reason, raised.value.reason
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -70,6 +112,9 @@ def test_a_template_over_its_budget_stops(text: str) -> None:
         ("{{ (plan * 3)|upper }}{{ 2 ** 62 }}", "GOLDGOLDGOLD4611686018427387904"),
         ("{% for c in plan %}{{ c }}.{% endfor %}{{ range(3)|join(',') }}", "g.o.l.d.0,1,2"),
         ("{{ first|center(9) }}|{{ [plan, first]|join('/') }}", "   ada   |gold/ada"),
+        ("{{ ('a\tb').expandtabs(4) }}|{{ plan|indent(2, true) }}", "a   b|  gold"),
+        ("{{ [[1], [2]]|sum(start=[]) }} {{ {'k': [plan]} }}", "[1, 2] {'k': ['gold']}"),
+        ("{{ first.translate({97: 'A'}) }} {{ 'ab'|wordwrap(1, true, '-') }}", "AdA a-b"),
     ],
 )
 def test_ordinary_templates_render_as_before(text: str, expected: str) -> None:
