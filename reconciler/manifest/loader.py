@@ -249,6 +249,15 @@ class _Collector:
                                 "which holds git's or reconciler's own files, not members"
                             )
                         )
+                    elif path.exists() and not path.is_file():
+                        # Opening a pipe blocks until something writes to it: validate
+                        # would hang, and no timeout can interrupt an open().
+                        self.problems.append(
+                            audience.field_location("members", name).problem(
+                                f"members.{name}: {value} is not a regular file (a directory, "
+                                "a pipe or a device); member sources are files"
+                            )
+                        )
                     continue
                 resolved = path.resolve()
                 via = f" (it resolves to {resolved})" if resolved != path.absolute() else ""

@@ -8,6 +8,7 @@ constraint an editor should know about is declared here, not only checked in cod
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -81,6 +82,14 @@ def _file_path(value: str) -> str:
     # The operating system cannot take such a name; open() would raise ValueError.
     if "\x00" in value:
         raise PydanticCustomError("nul_in_path", "a file path cannot contain a NUL byte")
+    # Messages quote the path: a newline in it would print a line of the manifest's
+    # choosing into CI logs (a forged `OK:`, or a `::` workflow command).
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
+        raise PydanticCustomError(
+            "control_in_path",
+            "a file path cannot contain control or formatting characters (a newline, a tab, "
+            "a right-to-left override)",
+        )
     return value
 
 

@@ -32,6 +32,7 @@ class Attack:
     says: str  # what every refusing command's error says
     # Commands that never reach the attack and succeed (validate reads no key).
     passes: tuple[str, ...] = ()
+    fifos: tuple[str, ...] = ()  # named pipes made in manifests/, which nobody writes to
 
 
 def destination(extra: str = "") -> str:
@@ -186,6 +187,30 @@ ATTACKS = [
         "repetition",
     ),
     Attack(
+        "csv-fifo",
+        {"dest.yaml": destination(), "aud.yaml": audience("    csv: m.csv\n")},
+        ("aud.yaml", "csv:"),
+        "is not a regular file",
+        fifos=("m.csv",),
+    ),
+    Attack(
+        "database-fifo",
+        sql("SELECT 1 AS email", database="crm.duckdb"),
+        ("aud.yaml", "database:"),
+        "is not a regular file",
+        fifos=("crm.duckdb",),
+    ),
+    Attack(
+        # Messages quote the path: its newline would print a line of the manifest's choosing.
+        "path-with-newline",
+        {
+            "dest.yaml": destination(),
+            "aud.yaml": audience('    csv: "m.csv\\n::error::OK: all checks passed"\n'),
+        },
+        ("aud.yaml", "csv:"),
+        "cannot contain control or formatting characters",
+    ),
+    Attack(
         "key-file-dev-zero",
         key_file("/dev/zero"),
         ("dest.yaml", "apiKey:"),
@@ -198,6 +223,7 @@ ATTACKS = [
         ("dest.yaml", "apiKey:"),
         "is not a regular file",
         passes=("validate",),
+        fifos=("key.fifo",),
     ),
     Attack(
         "base-url-elsewhere",
@@ -241,8 +267,8 @@ def test_a_hostile_manifest_reaches_nothing(
         path.write_text(
             text.replace("BASE_URL", emulator_server.base_url).replace("OUTSIDE", str(outside))
         )
-    if "key.fifo" in attack.files["dest.yaml"]:
-        os.mkfifo(manifests / "key.fifo")  # nobody ever writes to it
+    for fifo in attack.fifos:
+        os.mkfifo(manifests / fifo)  # nobody ever writes to it
     file, marker = attack.at
     line = next(
         n
