@@ -487,6 +487,33 @@ def template_variables(text: str) -> set[str]:
     return set(meta.find_undeclared_variables(environment().parse(text)))
 
 
+# A quoted word in an error message (not the apostrophe of "can't").
+_QUOTED = re.compile(r"(?<![A-Za-z])('[^']*'|\"[^\"]*\")(?![A-Za-z])")
+# Type names Python and jinja quote in their messages ("'str object' has no attribute").
+_TYPE_WORDS = frozenset(
+    word
+    for kind in (int, float, bool, str, bytes, list, tuple, dict, set, range, type(None))
+    for word in (kind.__name__, f"{kind.__name__} object")
+)
+
+
+def _without_data(message: str, source: str) -> str:
+    """`message` with every quoted word masked that neither the template's own text nor a
+    type name accounts for. Messages quote the values they met ("'dict object' has no
+    attribute 'jane@example.com'", "invalid format specifier 'usr_12'"), and a template
+    can turn any member's identifier into a key, an attribute or a format: the message
+    would print it in CI. A misspelt column (`'first_nam' is undefined`) stays readable."""
+
+    def mask(match: re.Match[str]) -> str:
+        quoted = match.group()
+        word = quoted[1:-1]
+        if not word or word in _TYPE_WORDS or word in source:
+            return quoted
+        return f"{quoted[0]}***{quoted[0]}"
+
+    return _QUOTED.sub(mask, message)
+
+
 class Template:
     """One compiled template; `render(row)` gives the field's text for that row."""
 
@@ -528,13 +555,17 @@ class Template:
         except RecursionError:
             raise TemplateBudgetExceeded("the template recursed too deep") from None
         except jinja2.UndefinedError as error:
-            raise TemplateRenderError(f"undefined variable: {error.message}") from None
+            reason = f"undefined variable: {error.message}"
+            raise TemplateRenderError(_without_data(reason, self.text)) from None
         except jinja2.exceptions.SecurityError as error:
-            raise TemplateRenderError(f"refused by the template sandbox: {error}") from None
+            reason = f"refused by the template sandbox: {error}"
+            raise TemplateRenderError(_without_data(reason, self.text)) from None
         except jinja2.TemplateError as error:
-            raise TemplateRenderError(f"template error: {error}") from None
+            reason = f"template error: {error}"
+            raise TemplateRenderError(_without_data(reason, self.text)) from None
         except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as error:
             # A filter or an operator met a value it cannot handle (`{{ a / b }}` with b 0).
-            raise TemplateRenderError(f"{type(error).__name__}: {error}") from None
+            reason = f"{type(error).__name__}: {error}"
+            raise TemplateRenderError(_without_data(reason, self.text)) from None
         finally:
             _clock.deadline = None

@@ -208,3 +208,36 @@ def test_a_query_source_names_the_query_row(
     assert message.startswith("m/all.yaml:21:")
     assert "the row at m/all.yaml:13:" in message and "query row 1" in message
     assert "secret" not in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ row[user_id] }}",
+        "{{ row[email] }}",
+        "{{ {user_id: 1}[email] }}",
+        "{{ [1][user_id] }}",
+        "{{ email|attr(user_id) }}",
+        "{{ ('{0:' ~ user_id ~ '}').format(1) }}",
+        "{{ ('{' ~ user_id ~ '}').format() }}",
+        "{{ ('%(' ~ email ~ ')s') % {} }}",
+    ],
+)
+def test_a_row_error_never_quotes_the_members_values(text: str) -> None:
+    """Python's and jinja's messages quote the value they met, and a template can make a
+    member's email or userId that value: the message goes to CI logs and PR comments."""
+    row = {"email": "victim.person@example.com", "user_id": "usr_secret_777"}
+    with pytest.raises(TemplateRenderError) as raised:
+        Template(text).render(row)
+    reason = raised.value.reason
+    assert "victim" not in reason and "secret" not in reason, reason
+    assert "'***'" in reason, reason
+
+
+def test_a_row_error_still_names_what_the_template_wrote() -> None:
+    with pytest.raises(TemplateRenderError) as raised:
+        Template("{{ first_nam|title }}").render({"first_name": "ada"})
+    assert raised.value.reason == "undefined variable: 'first_nam' is undefined"
+    with pytest.raises(TemplateRenderError) as raised:
+        Template("{{ first_name.nope() }}").render({"first_name": "ada"})
+    assert raised.value.reason == "undefined variable: 'str object' has no attribute 'nope'"
