@@ -307,7 +307,7 @@ def _check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> N
         if name == "expandtabs" and isinstance(owner, str | bytes):
             # Each tab becomes up to `tabsize` spaces.
             size = (args or tuple(kwargs.values()) or (8,))[0]
-            tabs = owner.count("\t" if isinstance(owner, str) else b"\t")
+            tabs = owner.count("\t") if isinstance(owner, str) else owner.count(b"\t")
             if isinstance(size, int) and len(owner) + tabs * size > MAX_TEXT:
                 raise _too_big("an expanded string too long")
     elif isinstance(owner, str | bytes) and name == "translate" and args:
