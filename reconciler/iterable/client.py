@@ -1079,9 +1079,15 @@ class IterableClient:
                 else:
                     wait = self._backoff(attempt)
                     if exc.rate_limited:
-                        # The server's window is full, so the other threads' requests of
-                        # this kind would be refused too: they wait as well, though no
-                        # longer than a window, by when all it counted has left it.
+                        # The server's window is full (another process's reads: a plan run
+                        # just before, a CI job beside this one), and a slot frees only as
+                        # its oldest request leaves it: up to a whole window later, a
+                        # minute for getUsers and exports. So the retries' waits add up
+                        # to at least one window, where the backoff alone gave up after
+                        # 3.5 s. The other threads' requests of this kind wait as well,
+                        # though no longer than a window.
+                        share = self._window_share(limiter.window, attempt, retries)
+                        wait = max(wait, min(share, self.settings.retry_after_cap))
                         limiter.push_back(min(wait, limiter.window))
                 if self._notice is not None and (wait >= 1.0 or not exc.rate_limited):
                     self._notice(
@@ -1118,6 +1124,13 @@ class IterableClient:
                 list_type=self._scrub(value.list_type),
             )
         return value
+
+    def _window_share(self, window: float, attempt: int, retries: int) -> float:
+        """Retry `attempt`'s wait after a 429 without Retry-After: doubling, and summing
+        over all `retries` to a little more than `window` (each share is jittered up by at
+        most a tenth, never down)."""
+        share = window * 2 ** (attempt - 1) / max(2**retries - 1, 1)
+        return share * self._rng.uniform(1.0, 1.1)
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.settings.backoff_cap, self.settings.backoff_base * 2 ** (attempt - 1))

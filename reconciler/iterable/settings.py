@@ -61,7 +61,9 @@ class ClientSettings:
     max_retries: int = 6  # retries after the first attempt, for retryable failures only
     backoff_base: float = 0.5  # first backoff in seconds; doubles each retry, with full jitter
     backoff_cap: float = 30.0  # longest single backoff
-    retry_after_cap: float = 120.0  # longest wait we accept from a Retry-After header
+    # Longest wait we accept from a Retry-After header, or take for a full window's slot
+    # to free after a 429 without one.
+    retry_after_cap: float = 120.0
     batch_size: int = 1000  # members per subscribe/unsubscribe request
     concurrency: int = 4  # concurrent write requests per destination
     # Rate limits, requests per window, per project (Iterable's documented figures).

@@ -237,6 +237,9 @@ def fast_client(monkeypatch: pytest.MonkeyPatch, emulator_profile: str) -> None:
     monkeypatch.setenv("RECONCILER_LIST_READS_PER_MINUTE", "100000")
     monkeypatch.setenv("RECONCILER_BACKOFF_BASE", "0.001")
     monkeypatch.setenv("RECONCILER_BACKOFF_CAP", "0.01")
+    # A 429 without Retry-After waits for the window's slot to free (a minute for list
+    # reads) at most this long each time.
+    monkeypatch.setenv("RECONCILER_RETRY_AFTER_CAP", "0.01")
     monkeypatch.setenv("RECONCILER_TIMEOUT", "5")
     if emulator_profile == "field":
         monkeypatch.setenv(

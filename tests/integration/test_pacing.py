@@ -90,3 +90,33 @@ def test_a_429_holds_the_other_requests_of_its_kind_for_the_backoff(emulator_ser
     assert held == pytest.approx(backoff, abs=1e-6)  # the other one waited it out too
     statuses = [r.status for r in emulator_server.emulator.request_log]
     assert statuses == [429, 200, 200] and client.stats.rate_limited == 1
+
+
+def test_a_429_on_a_list_read_waits_out_the_window_another_process_filled(make_emulator_server):
+    # A plan run just before (another process, its own budget) used Iterable's 5 getUsers
+    # of the minute; this run's first read is refused, without Retry-After, as Iterable
+    # answers. A slot frees only as the oldest of those reads leaves the window.
+    clock = SharedClock()
+    limits = Limits.unlimited()
+    limits.list_reads = (5, 60.0)
+    server = make_emulator_server(project_type="email", limits=limits, clock=clock)
+    project = server.emulator.project("default")
+    list_id = project.add_list("big")
+    project.subscribe_direct(list_id, email="member@example.com")
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.advance(seconds)
+
+    with IterableClient(server.base_url, EMULATOR_API_KEY, clock=clock) as before:
+        for _ in range(5):
+            assert list(before.iter_list_members(list_id, False)) == ["member@example.com"]
+    with IterableClient(server.base_url, EMULATOR_API_KEY, clock=clock, sleep=sleep) as client:
+        assert list(client.iter_list_members(list_id, False)) == ["member@example.com"]
+
+    statuses = [r.status for r in server.emulator.request_log if "getUsers" in r.path]
+    assert statuses[:5] == [200] * 5 and statuses[-1] == 200 and 429 in statuses[5:]
+    # Waited the window out, and not much longer (the retries add up to just over it).
+    assert 60.0 <= sum(sleeps) <= 60.0 * 1.1 + 1e-6
+    assert client.stats.rate_limited == len(statuses) - 6
