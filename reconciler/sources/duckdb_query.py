@@ -167,6 +167,13 @@ def query_error(
             f"limit for a manifest's query (set {QUERY_TIMEOUT_VARIABLE} to allow longer)"
         )
     message = str(exc) if show_query else str(exc).split("\n\nLINE ")[0]
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        # DuckDB's advice (a temporary directory, a higher limit) is not the user's to take.
+        message = (
+            f"{message.partition(chr(10))[0]} (a query may use what a plan's DuckDB may: "
+            "a share of RECONCILER_MEMORY_LIMIT, 1GB by default; make the query lighter, or "
+            "raise the limit)"
+        )
     if isinstance(exc, duckdb.PermissionException):
         # The reason goes on DuckDB's first line, before its excerpt of the query.
         first, newline, rest = message.partition("\n")
@@ -235,10 +242,18 @@ def open_connection(
         connection.execute(f"SET allowed_directories = {_list_literal(directories)}")
         connection.execute(f"SET allowed_paths = {_list_literal(files)}")
         connection.execute(f"SET file_search_path = {_string_literal(str(base_dir))}")
-        if writable is not None:
-            connection.execute(f"SET temp_directory = {_string_literal(str(writable))}")
-        if memory_bytes is not None:
-            connection.execute(f"SET memory_limit = '{int(memory_bytes)}B'")
+        # Spill files go to reconciler's own directory, or nowhere: DuckDB's default is
+        # `.tmp` in the working directory, inside the repository.
+        spill = str(writable) if writable is not None else ""
+        connection.execute(f"SET temp_directory = {_string_literal(spill)}")
+        if memory_bytes is None:
+            # Not DuckDB's default of 80% of the machine: a manifest's query must not take
+            # gigabytes of a CI runner before its timeout, so it gets what a plan's DuckDB
+            # workspace may use (RECONCILER_MEMORY_LIMIT's share), and fails beyond it.
+            from reconciler.members.engine.settings import EngineSettings
+
+            memory_bytes = EngineSettings.from_env().duckdb_memory_bytes
+        connection.execute(f"SET memory_limit = '{int(memory_bytes)}B'")
         # Python objects are not tables: a query naming one must not read the process.
         connection.execute("SET python_enable_replacements = false")
         connection.execute("SET enable_external_access = false")

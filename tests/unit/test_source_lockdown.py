@@ -274,3 +274,44 @@ def test_a_link_to_a_directory_below_its_own_is_followed(repo: Path, tmp_path: P
         repo, {"sql": "SELECT email FROM read_csv('data/current/m.csv')", "database": ":memory:"}
     )
     assert sorted(read_members(audience, "email").members) == ["b@example.com"]
+
+
+def test_a_query_gets_no_more_memory_than_a_plans_workspace(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not DuckDB's default of 80% of the machine: a manifest's query in `validate` (or a
+    small audience's, planned in Python) must not take gigabytes of a CI runner before its
+    time limit."""
+    import duckdb
+
+    from reconciler.sources import source_for
+
+    monkeypatch.setenv("RECONCILER_MEMORY_LIMIT", "200MB")
+    sql = "SELECT email FROM read_csv('data/users.csv')"
+    audience = load_audience(repo, {"sql": sql, "database": ":memory:"})
+    share = EngineSettings.from_env().duckdb_memory_bytes
+    with duckdb.connect() as fresh:
+        fresh.execute(f"SET memory_limit = '{share}B'")
+        expected = fresh.execute("SELECT current_setting('memory_limit')").fetchone()
+    with source_for(audience).duckdb_relation().connection() as connection:
+        limit = connection.execute("SELECT current_setting('memory_limit')").fetchone()
+    assert limit == expected
+    assert read_members(audience, "email").members  # and the query still runs under it
+
+
+def test_a_query_past_its_memory_fails_clearly_and_spills_nothing_into_the_repository(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECONCILER_MEMORY_LIMIT", "64MB")
+    heavy = (
+        "SELECT min(s) AS email FROM (SELECT DISTINCT s FROM (SELECT 'u' || range::VARCHAR "
+        "|| repeat('x', 40) || '@example.com' AS s FROM range(3000000)))"
+    )
+    audience = load_audience(repo, {"sql": heavy, "database": ":memory:"})
+    with pytest.raises(SourceError) as refused:
+        read_members(audience, "email")
+    error = str(refused.value)
+    assert error.startswith(f"aud.yaml:{line_of(repo / 'aud.yaml', 'sql')}:"), error
+    assert "Out of Memory" in error and "RECONCILER_MEMORY_LIMIT" in error
+    # DuckDB's own default would have spilled to .tmp in the working directory: the repo.
+    assert not (repo / ".tmp").exists()
