@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -11,6 +10,7 @@ from urllib.parse import urlsplit
 
 from reconciler.errors import ConfigError, display_path
 from reconciler.iterable import REGION_URLS, ClientSettings, IterableClient
+from reconciler.loopback import is_loopback
 from reconciler.manifest import Destination, resolve_api_key
 
 SANDBOX_URL = "https://sandbox.reconciler.invalid"
@@ -61,7 +61,7 @@ def check_base_url(destination: Destination, environ: Mapping[str, str] | None =
     region_url = REGION_URLS.get(spec.region)
     if region_url is not None and origin == _origin(region_url):
         return
-    if _is_loopback(origin[1]):
+    if is_loopback(origin[1]):
         return
     listed = (environ if environ is not None else os.environ).get(TRUSTED_BASE_URLS, "")
     if origin in {_origin(url) for url in re.split(r"[\s,]+", listed) if url}:
@@ -90,15 +90,6 @@ def _show(origin: tuple[str, str, int]) -> str:
     scheme, host, port = origin
     host = f"[{host}]" if ":" in host else host
     return f"{scheme}://{host}:{port}"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _sandbox_client(

@@ -10,7 +10,6 @@ secrets replaced by ***.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -22,6 +21,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from reconciler.errors import ConfigError
+from reconciler.loopback import is_loopback
 from reconciler.manifest.model import ENV_REFERENCE, forbidden_url_variable
 from reconciler.manifest.repository import PRIVATE_ENTRIES, is_inside
 
@@ -132,7 +132,7 @@ def check_database_host(url: URL, where: str, environ: Mapping[str, str] | None 
     trusted = {_host_port(entry) for entry in re.split(r"[\s,]+", listed) if entry}
     for host, port in servers:
         host = host.lower().strip("[]")
-        if not host or host.startswith("/") or _is_loopback(host):
+        if not host or host.startswith("/") or is_loopback(host):
             continue
         if (host, None) in trusted or (host, port) in trusted:
             continue
@@ -153,15 +153,6 @@ def _host_port(entry: str) -> tuple[str, int | None]:
     except ValueError:
         port = None
     return (parts.hostname or entry).lower(), port
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def confine_file_database(url: URL, where: str, repository: Path) -> URL:

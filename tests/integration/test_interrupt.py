@@ -40,6 +40,21 @@ def finish(workspace, cli, server, scenario):
     assert_exactly_desired(server, scenario)
 
 
+def ctrl_c_within(proc, stderr, command, seconds):
+    """Ctrl-C to a running command: its exit code and stderr, or a failure naming what it
+    was still doing `seconds` later (the process is killed, not left behind)."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        code = proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(
+            f"{command} still running {seconds} s after Ctrl-C: {stderr.text}"
+        ) from None
+    return code, stderr.finish()
+
+
 def test_ctrl_c_finishes_what_is_in_flight_reports_it_and_exits_130(
     workspace, cli, emulator_server
 ):
@@ -172,14 +187,7 @@ def test_ctrl_c_while_a_list_is_streaming_ends_the_run_without_waiting_for_the_r
     proc = spawn_cli(workspace, command, "manifests", *args, env=env)
     stderr = StderrWatcher(proc)
     stderr.wait_for("reading list 'alpha': started", proc)
-    proc.send_signal(signal.SIGINT)
-    try:
-        code = proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise AssertionError(f"{command} still running 20 s after Ctrl-C: {stderr.text}") from None
-    err = stderr.finish()
+    code, err = ctrl_c_within(proc, stderr, command, seconds=20)
     assert code == 130, err
     assert "Interrupted" in err and "Traceback" not in err
     assert writes_seen(emulator_server) == 0
@@ -200,14 +208,7 @@ def test_ctrl_c_while_waiting_for_a_new_list_to_take_writes_stops_the_wait(
     proc = spawn_cli(workspace, "apply", "manifests", "--yes", "--format", "json", env=env)
     stderr = StderrWatcher(proc)
     stderr.wait_for("does not accept writes to it yet", proc)
-    proc.send_signal(signal.SIGINT)
-    try:
-        code = proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise AssertionError(f"apply still running 20 s after Ctrl-C: {stderr.text}") from None
-    err = stderr.finish()
+    code, err = ctrl_c_within(proc, stderr, "apply", seconds=20)
     assert code == 130, err
     report = json.loads(proc.stdout.read())
     beta = next(
