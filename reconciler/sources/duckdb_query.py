@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -35,7 +37,7 @@ from reconciler.manifest.repository import (
 from reconciler.members.identity import ProjectType
 from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
-from reconciler.sources.snapshot import Snapshot, file_system_clock
+from reconciler.sources.snapshot import TEMP_DIR_VARIABLE, Snapshot, file_system_clock
 
 IN_MEMORY = ":memory:"
 
@@ -286,9 +288,26 @@ def bounded_connection(
     seconds = query_timeout()
     began = file_system_clock()
     database_before = _stat(database) if database != IN_MEMORY else None
-    connection = open_connection(
-        database, base_dir, declared_at, repository, writable, memory_bytes, readable
-    )
+    spill: Path | None = None
+    if writable is None:
+        # Somewhere of reconciler's own for DuckDB's spill files, so that a query past the
+        # memory limit spills there (not into `.tmp` in the repository) rather than fail.
+        try:
+            spill = Path(tempfile.mkdtemp(prefix="reconciler-query-", dir=_spill_parent()))
+        except OSError as exc:
+            raise SourceError(
+                f"{declared_at}: cannot make a directory for the query's spill files: "
+                f"{exc.strerror}; {TEMP_DIR_VARIABLE} chooses another place"
+            ) from None
+        writable = spill
+    try:
+        connection = open_connection(
+            database, base_dir, declared_at, repository, writable, memory_bytes, readable
+        )
+    except BaseException:
+        if spill is not None:
+            shutil.rmtree(spill, ignore_errors=True)
+        raise
     timer = threading.Timer(seconds, connection.interrupt)
     timer.daemon = True
     timer.start()
@@ -316,6 +335,15 @@ def bounded_connection(
     finally:
         timer.cancel()
         connection.close()
+        if spill is not None:
+            shutil.rmtree(spill, ignore_errors=True)
+
+
+def _spill_parent() -> str | None:
+    parent = os.environ.get(TEMP_DIR_VARIABLE) or None
+    if parent is not None:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+    return parent
 
 
 def _stat(path: str) -> tuple[int, int, int, int] | None:

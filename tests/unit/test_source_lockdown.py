@@ -299,19 +299,27 @@ def test_a_query_gets_no_more_memory_than_a_plans_workspace(
     assert read_members(audience, "email").members  # and the query still runs under it
 
 
-def test_a_query_past_its_memory_fails_clearly_and_spills_nothing_into_the_repository(
-    repo: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_query_past_its_memory_spills_outside_the_repository_or_fails_clearly(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("RECONCILER_MEMORY_LIMIT", "64MB")
+    monkeypatch.setenv("RECONCILER_MEMORY_LIMIT", "200MB")
+    spills = tmp_path / "spills"
+    monkeypatch.setenv("RECONCILER_DUCKDB_TEMP_DIR", str(spills))
+    # Three million distinct strings: more than the 110 MB share holds, so DuckDB spills.
     heavy = (
         "SELECT min(s) AS email FROM (SELECT DISTINCT s FROM (SELECT 'u' || range::VARCHAR "
         "|| repeat('x', 40) || '@example.com' AS s FROM range(3000000)))"
     )
     audience = load_audience(repo, {"sql": heavy, "database": ":memory:"})
+    assert len(read_members(audience, "email").members) == 1
+    # DuckDB's own default would have spilled to .tmp in the working directory: the repo.
+    assert not (repo / ".tmp").exists()
+    assert spills.is_dir() and not list(spills.iterdir())  # its own directory, removed
+    # One value of 200 MB cannot be spilled: the query fails, saying what bounds it.
+    huge = "SELECT string_agg(repeat('x', 100), ',') AS email FROM range(2000000)"
+    audience = load_audience(repo, {"sql": huge, "database": ":memory:"})
     with pytest.raises(SourceError) as refused:
         read_members(audience, "email")
     error = str(refused.value)
     assert error.startswith(f"aud.yaml:{line_of(repo / 'aud.yaml', 'sql')}:"), error
     assert "Out of Memory" in error and "RECONCILER_MEMORY_LIMIT" in error
-    # DuckDB's own default would have spilled to .tmp in the working directory: the repo.
-    assert not (repo / ".tmp").exists()
