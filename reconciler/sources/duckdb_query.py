@@ -251,7 +251,8 @@ def open_connection(
         if memory_bytes is None:
             # Not DuckDB's default of 80% of the machine: a manifest's query must not take
             # gigabytes of a CI runner before its timeout, so it gets what a plan's DuckDB
-            # workspace may use (RECONCILER_MEMORY_LIMIT's share), and fails beyond it.
+            # workspace may use (RECONCILER_MEMORY_LIMIT's share), and spills beyond it
+            # into `writable` (bounded_connection makes one), or fails without one.
             from reconciler.members.engine.settings import EngineSettings
 
             memory_bytes = EngineSettings.from_env().duckdb_memory_bytes
