@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -26,6 +25,7 @@ from pathlib import Path
 import duckdb
 
 from reconciler.errors import ConfigError, SourceChangedError, SourceError, display_path
+from reconciler.leftovers import private_directory
 from reconciler.manifest.model import MembersSpec
 from reconciler.manifest.repository import (
     MAX_WALKED_ENTRIES,
@@ -294,7 +294,7 @@ def bounded_connection(
         # Somewhere of reconciler's own for DuckDB's spill files, so that a query past the
         # memory limit spills there (not into `.tmp` in the repository) rather than fail.
         try:
-            spill = Path(tempfile.mkdtemp(prefix="reconciler-query-", dir=_spill_parent()))
+            spill = private_directory("query", _spill_parent())
         except OSError as exc:
             raise SourceError(
                 f"{declared_at}: cannot make a directory for the query's spill files: "

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from reconciler.errors import SourceChangedError, SourceError
+from reconciler.leftovers import private_directory
 
 CHUNK_BYTES = 8 << 20
 # Where the copies go: beside the DuckDB workspace (members.engine.settings reads it too).
@@ -74,7 +75,7 @@ def take_snapshot(path: Path, audience: str, declared_at: str) -> Snapshot:
         try:
             if parent is not None:
                 Path(parent).mkdir(parents=True, exist_ok=True)
-            directory = Path(tempfile.mkdtemp(prefix="reconciler-source-", dir=parent))
+            directory = private_directory("source", parent)
         except OSError as exc:
             raise _cannot_copy(declared_at, path, parent, exc) from None
         _OPEN.add(directory)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import shutil
-import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Hashable, Iterator
@@ -21,6 +20,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
+from reconciler.leftovers import private_directory
 from reconciler.members.engine.settings import EngineSettings
 
 T = TypeVar("T")
@@ -97,7 +97,7 @@ class Engine:
         parent = settings.temp_dir
         if parent is not None:
             parent.mkdir(parents=True, exist_ok=True)
-        directory = Path(tempfile.mkdtemp(prefix="reconciler-", dir=parent))
+        directory = private_directory("workspace", parent)
         # In memory, spilling to `directory` beyond the limit: an on-disk database would
         # write every table out (measured: 2.3 s more for a 10M plan) for nothing, since
         # the workspace never outlives the command.

@@ -1,0 +1,96 @@
+"""Private temporary directories, and the removal of those a killed run left behind.
+
+A run copies member sources (sources/snapshot.py), downloads lists (the DuckDB workspace)
+and lets a query spill into directories of its own, and removes them as it ends, on an
+error or Ctrl-C too. A run killed outright (SIGKILL from a cancelled CI job or the OOM
+killer) cannot: its copies of members' emails would stay in the temporary directory until
+the machine is wiped. So each directory is named after the process that made it, and the
+first directory a process makes in a place removes the ones there whose process is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+# What `private_directory` makes: reconciler-<kind>-<pid>-<random>.
+_NAME = re.compile(r"reconciler-(?:source|workspace|query)-(\d+)-[A-Za-z0-9_]+")
+# A directory is left alone until nothing in it has changed for this long, even when its
+# process looks gone: a run in another PID namespace sharing this directory (containers on
+# one host) would look gone too.
+IDLE_SECONDS = 3600.0
+
+_swept: set[str] = set()
+_lock = threading.Lock()
+
+
+def private_directory(kind: str, parent: Path | str | None = None) -> Path:
+    """A new directory (mode 0700) under `parent` (the system's temporary directory when
+    None) named for this process; the first one made there removes what dead runs left."""
+    where = str(parent) if parent is not None else tempfile.gettempdir()
+    with _lock:
+        first = where not in _swept
+        _swept.add(where)
+    if first:
+        sweep(Path(where))
+    return Path(tempfile.mkdtemp(prefix=f"reconciler-{kind}-{os.getpid()}-", dir=where))
+
+
+def sweep(parent: Path, now: float | None = None) -> list[Path]:
+    """Remove this user's directories under `parent` made by processes that are gone and
+    idle for IDLE_SECONDS; returns them. Anything that cannot be judged is kept."""
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _NAME.fullmatch(entry.name)
+        if match is None:
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not entry.is_dir(follow_symlinks=False) or info.st_uid != os.getuid():
+            continue
+        if now - _last_change(Path(entry.path), info.st_mtime) < IDLE_SECONDS:
+            continue
+        if _alive(int(match.group(1))):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _last_change(directory: Path, own: float) -> float:
+    latest = own
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            try:
+                latest = max(latest, os.stat(os.path.join(root, name)).st_mtime)
+            except OSError:
+                continue
+        try:
+            latest = max(latest, os.stat(root).st_mtime)
+        except OSError:
+            continue
+    return latest
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process, or not ours to signal: alive as far as we know
+    return True

@@ -1,0 +1,70 @@
+"""What a killed run left in the temporary directory is removed by the next run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from reconciler import leftovers
+from reconciler.leftovers import IDLE_SECONDS, private_directory, sweep
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended (reaped, so not even a zombie)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _left(parent: Path, kind: str, pid: int, idle: float) -> Path:
+    directory = parent / f"reconciler-{kind}-{pid}-abc123"
+    directory.mkdir()
+    (directory / "members.csv").write_text("email\nsomeone@example.com\n")
+    then = time.time() - idle
+    for path in (directory / "members.csv", directory):
+        os.utime(path, (then, then))
+    return directory
+
+
+def test_a_killed_runs_copies_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    dead = _dead_pid()
+    gone = [_left(tmp_path, kind, dead, IDLE_SECONDS + 60) for kind in ("source", "workspace")]
+    recent = _left(tmp_path, "query", dead, 60)  # maybe a run in another PID namespace
+    running = _left(tmp_path, "source", os.getpid(), IDLE_SECONDS + 60)
+    other = tmp_path / f"reconciler-traits-{dead}-abc123"  # not a name of ours
+    other.mkdir()
+
+    assert sorted(sweep(tmp_path)) == sorted(gone)
+    assert not any(path.exists() for path in gone)
+    assert recent.exists() and running.exists() and other.exists()
+
+
+def test_the_first_directory_a_process_makes_in_a_place_sweeps_it(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(leftovers, "_swept", set())
+    left = _left(tmp_path, "source", _dead_pid(), IDLE_SECONDS + 60)
+    made = private_directory("source", tmp_path)
+    assert not left.exists()
+    assert made.name.startswith(f"reconciler-source-{os.getpid()}-")
+    assert made.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_run_killed_with_sigkill_leaves_copies_the_next_run_removes(tmp_path: Path) -> None:
+    # The real thing: a process that made a source copy and was killed before its cleanup.
+    script = (
+        "import os, signal, sys; from pathlib import Path\n"
+        "from reconciler.leftovers import private_directory\n"
+        "d = private_directory('source', sys.argv[1])\n"
+        "(d / 'members.csv').write_text('email\\nsomeone@example.com\\n')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=False)
+    assert run.returncode == -signal.SIGKILL
+    (left,) = tmp_path.iterdir()
+    then = time.time() - IDLE_SECONDS - 60
+    for path in (left / "members.csv", left):
+        os.utime(path, (then, then))
+    assert sweep(tmp_path) == [left] and not left.exists()
