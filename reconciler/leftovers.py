@@ -30,8 +30,11 @@ _lock = threading.Lock()
 
 
 def private_directory(kind: str, parent: Path | str | None = None) -> Path:
-    """A new directory (mode 0700) under `parent` (the system's temporary directory when
-    None) named for this process; the first one made there removes what dead runs left."""
+    """A new directory (mode 0700) under `parent` (made if missing; the system's temporary
+    directory when None) named for this process; the first one made there removes what
+    dead runs left. Raises OSError as making either does."""
+    if parent is not None:
+        Path(parent).mkdir(parents=True, exist_ok=True)
     where = str(parent) if parent is not None else tempfile.gettempdir()
     with _lock:
         first = where not in _swept

@@ -294,7 +294,7 @@ def bounded_connection(
         # Somewhere of reconciler's own for DuckDB's spill files, so that a query past the
         # memory limit spills there (not into `.tmp` in the repository) rather than fail.
         try:
-            spill = private_directory("query", _spill_parent())
+            spill = private_directory("query", os.environ.get(TEMP_DIR_VARIABLE) or None)
         except OSError as exc:
             raise SourceError(
                 f"{declared_at}: cannot make a directory for the query's spill files: "
@@ -338,13 +338,6 @@ def bounded_connection(
         connection.close()
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
-
-
-def _spill_parent() -> str | None:
-    parent = os.environ.get(TEMP_DIR_VARIABLE) or None
-    if parent is not None:
-        Path(parent).mkdir(parents=True, exist_ok=True)
-    return parent
 
 
 def _stat(path: str) -> tuple[int, int, int, int] | None:

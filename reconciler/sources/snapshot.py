@@ -73,8 +73,6 @@ def take_snapshot(path: Path, audience: str, declared_at: str) -> Snapshot:
         opened = os.fstat(source.fileno())
         parent = os.environ.get(TEMP_DIR_VARIABLE) or None
         try:
-            if parent is not None:
-                Path(parent).mkdir(parents=True, exist_ok=True)
             directory = private_directory("source", parent)
         except OSError as exc:
             raise _cannot_copy(declared_at, path, parent, exc) from None

@@ -94,10 +94,7 @@ class Engine:
 
     def _open(self) -> None:
         settings = self.settings
-        parent = settings.temp_dir
-        if parent is not None:
-            parent.mkdir(parents=True, exist_ok=True)
-        directory = private_directory("workspace", parent)
+        directory = private_directory("workspace", settings.temp_dir)
         # In memory, spilling to `directory` beyond the limit: an on-disk database would
         # write every table out (measured: 2.3 s more for a 10M plan) for nothing, since
         # the workspace never outlives the command.
