@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.errors import SourceError
+from reconciler.errors import Problem, SourceError
 from reconciler.manifest import load_manifests
 from reconciler.members.issue import MemberIssue
 from reconciler.members.model import Engine
@@ -20,7 +20,7 @@ from reconciler.traits import values as trait_values
 class Validation:
     """What validate found. Problems (exit 1): sources that cannot be read, invalid members,
     and mapped values that plan would not send. Warnings: duplicate rows that disagreed
-    with the row kept."""
+    with the row kept, and the manifests' own (an identifier column left unused)."""
 
     destinations: int
     audiences: int
@@ -36,6 +36,8 @@ class Validation:
     # Values beyond those listed: each audience lists its first 1,000 per field.
     values_unlisted: int = 0
     conflicts: tuple[MemberIssue, ...] = ()
+    # Manifests that load but likely do not say what their author meant.
+    manifest_warnings: tuple[Problem, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -45,7 +47,8 @@ class Validation:
         """The invalid members and values, then the warnings, one line each, located
         (FILE:LINE:COL or FILE:ROW); source data in them goes through `show`. Sources that
         cannot be read are errors the command prints before these."""
-        out = [issue.describe(show) for issue in (*self.invalid, *self.values)]
+        out = [f"warning: {warning}" for warning in self.manifest_warnings]
+        out.extend(issue.describe(show) for issue in (*self.invalid, *self.values))
         out.extend(f"warning: {issue.describe(show)}" for issue in self.conflicts)
         if self.unlisted:
             out.append(f"... and {self.unlisted:,} more (large audiences list their first 1,000).")
@@ -102,6 +105,7 @@ def validate(path: Path, engine: Engine | None = None) -> Validation:
         ),
         values_unlisted=sum(item.fields.unlisted for item in items if item.fields is not None),
         conflicts=tuple(issue for item in items for issue in _conflicts(item)),
+        manifest_warnings=manifests.warnings,
     )
 
 

@@ -44,6 +44,8 @@ def state_dir(option: Path | None, path: Path) -> Path:
 
 def load(path: Path, targets: list[str] | None) -> Manifests:
     manifests = load_manifests(path)
+    for warning in manifests.warnings:
+        err.print(f"warning: {warning}", markup=False)
     unknown = sorted(set(targets or ()) - set(manifests.audiences))
     if unknown:
         raise ReconcilerError(

@@ -69,8 +69,14 @@ def load_manifests(path: Path | str) -> Manifests:
         collector.check_source_paths(collector.repository)
     if collector.problems:
         raise ManifestError(collector.problems)
+    collector.check_identity_columns()
     return Manifests(
-        root, files, collector.destinations, collector.audiences, collector.trait_mappings
+        root,
+        files,
+        collector.destinations,
+        collector.audiences,
+        collector.trait_mappings,
+        tuple(sorted(collector.warnings)),
     )
 
 
@@ -154,6 +160,7 @@ class _Collector:
     # The path given was one file: a name declared in another file is not known, and the
     # message about it says so (`plan m/a.yaml` where the destination is in m/d.yaml).
     only_file: str | None = None
+    warnings: list[Problem] = field(default_factory=list)
 
     def add(self, document: YamlDocument) -> None:
         try:
@@ -229,6 +236,41 @@ class _Collector:
         self._check_list_names()
         self._check_trait_mappings()
         self._check_url_variables()
+
+    def check_identity_columns(self) -> None:
+        """A CSV header with `user_id` and no `userId` in a project that identifies people
+        by userId: the audience would silently use emails alone (hybrid), or skip every
+        row (userId), so the column's likely meaning is said where the source is named."""
+        # Imported here: sources import this package.
+        from reconciler.sources.registry import source_for
+        from reconciler.sources.rows import undeclared_user_id
+
+        for audience in self.audiences.values():
+            destination = self.destinations.get(audience.spec.destination)
+            if destination is None or destination.spec.projectType == "email":
+                continue
+            source = source_for(audience)
+            names = source.peek_columns()
+            if names is None:
+                continue
+            lookalike = undeclared_user_id(names, audience.spec.members)
+            if lookalike is None:
+                continue
+            field_name = source.field
+            without = {
+                "hybrid": "identified by email alone",
+                "userId": "skipped as having no userId",
+            }[destination.spec.projectType]
+            self.warnings.append(
+                audience.field_location("members", field_name).problem(
+                    f"members.{field_name}: the header of {audience.spec.members.csv} has a "
+                    f"column {lookalike!r} but none named {audience.spec.members.userId!r}, "
+                    f"so its members are {without} "
+                    f"in this {destination.spec.projectType} project and {lookalike!r} is "
+                    f"only an extra column; set `userId: {lookalike}` under members to "
+                    "identify them by it"
+                )
+            )
 
     def check_source_paths(self, repository: Path) -> None:
         """Member source files must live in the repository (reconciler.manifest.repository)."""

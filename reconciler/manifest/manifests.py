@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.errors import Problem
 from reconciler.manifest.location import Location, PathElement, YamlPositions
 from reconciler.manifest.model import AudienceSpec, DestinationSpec, TraitMappingSpec
 
@@ -95,6 +96,8 @@ class Manifests:
     destinations: dict[str, Destination]
     audiences: dict[str, Audience]
     trait_mappings: dict[str, TraitMapping] = field(default_factory=dict)
+    # What loads but is likely not what the author meant; commands print them as warnings.
+    warnings: tuple[Problem, ...] = ()
 
     def audiences_of(self, destination: str) -> list[Audience]:
         """The audiences that name `destination`, in load order."""

@@ -111,6 +111,11 @@ class Source:
         cheaply now, else None (they are then checked when the source is read)."""
         return None
 
+    def peek_columns(self) -> list[str] | None:
+        """The columns when a glance at the file shows them, without the snapshot a read
+        takes (for a warning at load: a `--target` run may never read this source)."""
+        return None
+
     def identity_columns(self) -> tuple[str, str]:
         """The column names under which a row carries the member's email and userId."""
         return self.spec.email, self.spec.userId

@@ -21,6 +21,9 @@ from reconciler.sources.base import R, RelationReader, Source, SourceFile, sourc
 from reconciler.sources.result import MemberIssue, SourceResult
 from reconciler.sources.snapshot import Snapshot, take_snapshot
 
+# At most this much of a file is read to glance at its header (peek_columns).
+PEEK_BYTES = 64 * 1024
+
 
 class CsvFile(Source):
     kind = "csv"
@@ -64,6 +67,24 @@ class CsvFile(Source):
         if header is None:
             return None
         return f"the header of {self.spec.csv}", [name.strip() for name in header]
+
+    def peek_columns(self) -> list[str] | None:
+        if "snapshot" in vars(self):  # read already: its header is the one to judge
+            found = self.columns()
+            return found[1] if found else None
+        try:
+            with self.path.open("rb") as handle:
+                start = handle.read(PEEK_BYTES)
+        except OSError:
+            return None  # the read reports why
+        line, newline, _ = start.partition(b"\n")
+        if not newline and len(start) == PEEK_BYTES:
+            return None  # a header this long is left to the read
+        try:
+            header = next(csv.reader([line.decode("utf-8-sig").rstrip("\r")]), None)
+        except (UnicodeDecodeError, csv.Error):
+            return None
+        return [name.strip() for name in header] if header else None
 
     def estimate_rows(self) -> int:
         lines = 0

@@ -70,6 +70,21 @@ def find_columns(names: Sequence[str], spec: MembersSpec, source: str) -> Column
     return Columns(email, user_id, traits)
 
 
+def undeclared_user_id(names: Sequence[str], spec: MembersSpec) -> str | None:
+    """A column that looks like a userId (`user_id`, `User ID`) when `members.userId` is
+    not set and no column answers to its default name: the members are then identified
+    without it, and the column is only an extra one, which nothing would say."""
+    if "userId" in spec.model_fields_set or _column(names, spec.userId) is not None:
+        return None
+    wanted = _letters(spec.userId)
+    # Short names only: the name is quoted in the warning.
+    return next((n for n in names if len(n) <= 64 and _letters(n) == wanted), None)
+
+
+def _letters(name: str) -> str:
+    return "".join(c for c in name.casefold() if c.isalnum())
+
+
 def _column(names: Sequence[str], wanted: str) -> int | None:
     if wanted in names:
         return names.index(wanted)

@@ -220,3 +220,66 @@ def test_counts_are_worded_for_one_and_many() -> None:
     assert Validation(1, 1, 1, 1_234).describe() == (
         "OK: 1 destination(s), 1 audience(s), 1,234 member(s) in 1 file(s)."
     )
+
+
+@pytest.mark.parametrize(
+    ("project_type", "header", "declared", "said"),
+    [
+        ("hybrid", "email,user_id", {}, "identified by email alone"),
+        ("hybrid", "email,User ID", {}, "identified by email alone"),
+        ("userId", "email,user-id", {}, "skipped as having no userId"),
+        ("hybrid", "email,user_id", {"userId": "user_id"}, None),
+        ("hybrid", "email,USERID", {}, None),  # the default name, case aside: found
+        ("hybrid", "email,user_id_hash", {}, None),
+        ("email", "email,user_id", {}, None),
+    ],
+)
+def test_a_userid_column_the_source_does_not_use_is_warned_of_at_its_line(
+    tmp_path: Path,
+    project_type: str,
+    header: str,
+    declared: dict[str, str],
+    said: str | None,
+) -> None:
+    destination = {**DESTINATION, "spec": {**DESTINATION["spec"], "projectType": project_type}}  # type: ignore[dict-item]
+    root = write(
+        tmp_path,
+        destination,
+        audience("vip", {"csv": "vip.csv", **declared}),
+        csv={"vip.csv": f"{header}\na@example.com,u-1\n"},
+    )
+    found = validate(root)
+    lines = found.lines(quoted(shower(False)))
+    if said is None:
+        assert found.manifest_warnings == ()
+        assert not [line for line in lines if "extra column" in line]
+        return
+    (warning,) = found.manifest_warnings
+    column = header.split(",")[1]
+    # The audience is the second document (line 3), its `csv:` well into the line.
+    assert warning.file.endswith("manifests.yaml") and (warning.line, warning.column > 1) == (
+        3,
+        True,
+    )
+    assert f"has a column {column!r} but none named 'userId'" in warning.message
+    assert said in warning.message and f"set `userId: {column}` under members" in warning.message
+    assert f"warning: {warning}" in lines
+
+
+def test_the_userid_warning_glances_at_the_header_without_copying_the_file(
+    tmp_path: Path,
+) -> None:
+    """Loading warns from the first line alone: the copy a read makes is not taken for a
+    source this run may never read (`plan --target` another audience)."""
+    from reconciler.manifest import load_manifests
+    from reconciler.sources.registry import source_for
+
+    root = write(
+        tmp_path,
+        DESTINATION,
+        audience("vip", {"csv": "vip.csv"}),
+        csv={"vip.csv": "email,user_id\n" + "a@example.com,u-1\n" * 10},
+    )
+    manifests = load_manifests(root)
+    assert [w.message.split(":")[0] for w in manifests.warnings] == ["members.csv"]
+    assert "snapshot" not in vars(source_for(manifests.audiences["vip"]))
