@@ -1517,12 +1517,18 @@ def _parse_lines(
         raise _BadAnswer("an HTML page, not the list's members")
     lines: list[str] = []
     pending = ""
-    for chunk in response.iter_text():
-        pending += chunk
-        *complete, pending = pending.split("\n")
-        lines.extend(member_line(x) for x in complete if x.strip())
-        if on_lines is not None and complete:
-            on_lines(len(complete))
+    reported = 0
+    try:
+        for chunk in response.iter_text():
+            pending += chunk
+            *complete, pending = pending.split("\n")
+            lines.extend(member_line(x) for x in complete if x.strip())
+            if on_lines is not None and complete:
+                on_lines(len(complete))
+                reported += len(complete)
+    except BaseException:
+        _take_back(on_lines, reported)
+        raise
     if pending.strip():
         lines.append(member_line(pending))
     return lines
@@ -1597,11 +1603,22 @@ def _save_lines(
 ) -> int:
     """Stream a body of JSON lines to `path`, saying how many lines arrived as they do."""
     lines = 0
-    with path.open("wb") as handle:
-        for chunk in response.iter_bytes():
-            handle.write(chunk)
-            found = chunk.count(b"\n")
-            lines += found
-            if on_lines is not None and found:
-                on_lines(found)
+    try:
+        with path.open("wb") as handle:
+            for chunk in response.iter_bytes():
+                handle.write(chunk)
+                found = chunk.count(b"\n")
+                lines += found
+                if on_lines is not None and found:
+                    on_lines(found)
+    except BaseException:
+        _take_back(on_lines, lines)
+        raise
     return lines
+
+
+def _take_back(on_lines: Callable[[int], None] | None, lines: int) -> None:
+    """An attempt that failed midway takes back the lines it reported: its retry reports
+    them again, and progress would otherwise count a list's members twice."""
+    if on_lines is not None and lines:
+        on_lines(-lines)

@@ -104,6 +104,9 @@ def test_a_stream_that_dies_midway_is_retried_and_the_plan_is_exact(three_lists,
         3,
         3,
     )
+    # Progress counts each list once: the lines of a cut answer are taken back.
+    for name, size in (("big", 30), ("mid", 20), ("small", 10)):
+        assert f"reading list '{name}': finished, {size:,} members" in cut.stderr
 
 
 def test_a_list_that_keeps_failing_is_named_and_left_out_and_the_others_are_applied(
