@@ -18,7 +18,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import typer
-from typer.core import TyperGroup, TyperOption
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 if TYPE_CHECKING:
     # mypy checks against the typer the constraints pin, which carries its own copy of
@@ -72,6 +72,16 @@ def _display_type_rich(self: Any, ctx: ClickContext) -> str | None:
 
 _typer_display_type_rich = TyperOption.display_type_rich
 TyperOption.display_type_rich = _display_type_rich  # type: ignore[method-assign]
+
+
+def _argument_type_rich(self: Any, ctx: ClickContext) -> str | None:
+    """An argument that declares its metavar (PATH) is named by it already: its Python
+    type beside it (`<path>`) says nothing more."""
+    return None if self.metavar is not None else _typer_argument_type_rich(self, ctx)
+
+
+_typer_argument_type_rich = TyperArgument.display_type_rich
+TyperArgument.display_type_rich = _argument_type_rich  # type: ignore[method-assign]
 
 
 app = typer.Typer(

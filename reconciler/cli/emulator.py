@@ -44,12 +44,20 @@ def _group() -> None:
 @emulator_app.command()
 def serve(
     port: int = typer.Option(
-        8080, "--port", min=0, max=65535, help="TCP port to listen on (0 picks a free one)."
+        8080,
+        "--port",
+        min=0,
+        max=65535,
+        metavar="PORT",
+        help="TCP port to listen on (0 picks a free one).",
     ),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; keep it on loopback."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", metavar="HOST", help="Address to bind; keep it on loopback."
+    ),
     state: Path | None = typer.Option(
         None,
         "--state",
+        metavar="FILE",
         help="JSON file holding the emulator's state; loaded if present, saved after each "
         "change. Without it the state lives in memory only.",
         dir_okay=False,
@@ -64,13 +72,16 @@ def serve(
     api_key: str | None = typer.Option(
         None,
         "--api-key",
+        metavar="KEY",
         envvar=API_KEY_ENV,
         help=f"API key the project accepts. Prefer the {API_KEY_ENV} environment variable: "
         "a command-line argument is visible to other local users. Optional when --state "
         "already holds the project.",
         show_default=False,
     ),
-    project: str = typer.Option("default", "--project", help="Name of the project to serve."),
+    project: str = typer.Option(
+        "default", "--project", metavar="NAME", help="Name of the project to serve."
+    ),
     unlimited: bool = typer.Option(
         False, "--unlimited", help="Disable rate limits (by default Iterable's are enforced)."
     ),
@@ -86,6 +97,7 @@ def serve(
         1.0,
         "--time-scale",
         min=0.001,
+        metavar="FACTOR",
         help="With --profile: divide every modelled duration by this (100: 60 s of lag "
         "becomes 0.6 s, 5 getUsers a minute becomes 5 per 0.6 s), for tests and benchmarks.",
     ),
@@ -93,6 +105,7 @@ def serve(
         0,
         "--lost-replies-every",
         min=0,
+        metavar="N",
         help="With --profile: lose the answer to every N-th request after doing its work.",
     ),
     fault: list[str] = typer.Option(

@@ -28,17 +28,25 @@ github_app = typer.Typer(
 )
 
 RepoOpt = typer.Option(
-    ..., "--repo", envvar="GITHUB_REPOSITORY", help="owner/name of the repository."
+    ...,
+    "--repo",
+    metavar="OWNER/NAME",
+    envvar="GITHUB_REPOSITORY",
+    help="owner/name of the repository.",
 )
 AuthorOpt = typer.Option(
     None,
     "--author",
+    metavar="LOGIN",
     envvar="RECONCILER_GITHUB_AUTHOR",
     help="Login the token posts as (e.g. my-app[bot]); only comments and issues by it are "
     "edited or closed. Default: asked of GitHub (gh api user, else GraphQL viewer).",
 )
 BodyFileOpt = typer.Option(
-    ..., "--body-file", help="Markdown to post, e.g. the output of `plan --format markdown`."
+    ...,
+    "--body-file",
+    metavar="FILE",
+    help="Markdown to post, e.g. the output of `plan --format markdown`.",
 )
 
 
@@ -46,6 +54,7 @@ def _marker_opt(default: str) -> str:
     return typer.Option(
         default,
         "--marker",
+        metavar="NAME",
         help="Hidden marker (<!-- NAME -->) by which the comment or issue is found again.",
     )
 
@@ -74,11 +83,14 @@ def _report(posted: Posted, what: str) -> None:
 
 @github_app.command()
 def comment(
-    pr: int = typer.Option(..., "--pr", help="Pull request number."),
+    pr: int = typer.Option(..., "--pr", metavar="NUMBER", help="Pull request number."),
     body_file: Path = BodyFileOpt,
     marker: str = _marker_opt("reconciler-plan"),
     commit: str | None = typer.Option(
-        None, "--commit", help="The commit the plan is for, named in the comment's footer."
+        None,
+        "--commit",
+        metavar="SHA",
+        help="The commit the plan is for, named in the comment's footer.",
     ),
     repo: str = RepoOpt,
     author: str | None = AuthorOpt,
@@ -115,7 +127,7 @@ def comment(
 
 @github_app.command()
 def issue(
-    title: str = typer.Option(..., "--title", help="Issue title."),
+    title: str = typer.Option(..., "--title", metavar="TEXT", help="Issue title."),
     body_file: Path = BodyFileOpt,
     marker: str = _marker_opt("reconciler-drift"),
     repo: str = RepoOpt,
@@ -147,7 +159,7 @@ def issue(
 def close_issue_command(
     marker: str = _marker_opt("reconciler-drift"),
     comment_text: str | None = typer.Option(
-        None, "--comment", help="Said in a last comment before closing."
+        None, "--comment", metavar="TEXT", help="Said in a last comment before closing."
     ),
     repo: str = RepoOpt,
     author: str | None = AuthorOpt,

@@ -86,6 +86,10 @@ def test_help_shows_real_metavars_and_every_exit_code() -> None:
         assert result.exit_code == 0, (name, result.output)
         assert "<bool>" not in result.output, name
         assert "list[" not in result.output, name
+        # A value is named as the other commands name theirs (FILE, DIR, NAME, PORT...),
+        # not by its Python type; choices stay listed (`<text|markdown|json>`).
+        for python_type in ("<str>", "<int", "<float", "<file>", "<path>"):
+            assert python_type not in result.output, (name, python_type)
     for name in ("plan", "apply"):
         text = runner.invoke(app, [name, "--help"], env={"COLUMNS": "200"}).output
         assert "130" in text, name
