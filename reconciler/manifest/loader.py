@@ -238,9 +238,9 @@ class _Collector:
         self._check_url_variables()
 
     def check_identity_columns(self) -> None:
-        """A CSV header with `user_id` and no `userId` in a project that identifies people
-        by userId: the audience would silently use emails alone (hybrid), or skip every
-        row (userId), so the column's likely meaning is said where the source is named."""
+        """A CSV or Parquet file with `user_id` and no `userId` in a project that identifies
+        people by userId: the audience would silently use emails alone (hybrid), or skip
+        every row (userId), so the column's likely meaning is said where it is named."""
         # Imported here: sources import this package.
         from reconciler.sources.registry import source_for
         from reconciler.sources.rows import undeclared_user_id
@@ -263,8 +263,8 @@ class _Collector:
             }[destination.spec.projectType]
             self.warnings.append(
                 audience.field_location("members", field_name).problem(
-                    f"members.{field_name}: the header of {audience.spec.members.csv} has a "
-                    f"column {lookalike!r} but none named {audience.spec.members.userId!r}, "
+                    f"members.{field_name}: {getattr(audience.spec.members, field_name)} has "
+                    f"a column {lookalike!r} but none named {audience.spec.members.userId!r}, "
                     f"so its members are {without} "
                     f"in this {destination.spec.projectType} project and {lookalike!r} is "
                     f"only an extra column; set `userId: {lookalike}` under members to "

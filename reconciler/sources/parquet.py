@@ -46,6 +46,17 @@ class ParquetFile(Source):
     def digests(self) -> list[tuple[Path, str]]:
         return [(self.path, self.snapshot.digest)]
 
+    def peek_columns(self) -> list[str] | None:
+        # The footer holds the schema: nothing else is read.
+        try:
+            with duckdb.connect() as connection:
+                rows = connection.execute(
+                    "DESCRIBE SELECT * FROM read_parquet(?)", [str(self.path)]
+                ).fetchall()
+        except duckdb.Error:
+            return None  # the read reports why
+        return [str(row[0]) for row in rows]
+
     def estimate_rows(self) -> int | None:
         # The footer says how many rows each row group holds: nothing else is read.
         with duckdb.connect() as connection:

@@ -261,7 +261,7 @@ def test_a_userid_column_the_source_does_not_use_is_warned_of_at_its_line(
         3,
         True,
     )
-    assert f"has a column {column!r} but none named 'userId'" in warning.message
+    assert f"vip.csv has a column {column!r} but none named 'userId'" in warning.message
     assert said in warning.message and f"set `userId: {column}` under members" in warning.message
     assert f"warning: {warning}" in lines
 
@@ -283,3 +283,19 @@ def test_the_userid_warning_glances_at_the_header_without_copying_the_file(
     manifests = load_manifests(root)
     assert [w.message.split(":")[0] for w in manifests.warnings] == ["members.csv"]
     assert "snapshot" not in vars(source_for(manifests.audiences["vip"]))
+
+
+def test_a_parquet_file_with_a_userid_lookalike_is_warned_of_too(tmp_path: Path) -> None:
+    import duckdb
+
+    with duckdb.connect() as connection:
+        connection.execute(
+            f"COPY (SELECT 'a@example.com' AS email, 'u-1' AS user_id) TO "
+            f"'{tmp_path / 'vip.parquet'}' (FORMAT parquet)"
+        )
+    root = write(tmp_path, DESTINATION, audience("vip", {"parquet": "vip.parquet"}))
+    (warning,) = validate(root).manifest_warnings
+    assert warning.message.startswith(
+        "members.parquet: vip.parquet has a column 'user_id' but none named 'userId', so its "
+        "members are identified by email alone in this hybrid project"
+    )
