@@ -47,7 +47,10 @@ class ParquetFile(Source):
         return [(self.path, self.snapshot.digest)]
 
     def peek_columns(self) -> list[str] | None:
-        # The footer holds the schema: nothing else is read.
+        # The footer holds the schema: nothing else is read. A path that names no file
+        # is not handed to DuckDB, which would take it as a glob.
+        if not self.path.is_file():
+            return None
         try:
             with duckdb.connect() as connection:
                 rows = connection.execute(
