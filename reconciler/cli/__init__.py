@@ -18,6 +18,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import typer
+import typer.rich_utils as typer_rich_utils
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
 if TYPE_CHECKING:
@@ -82,6 +83,16 @@ def _argument_type_rich(self: Any, ctx: ClickContext) -> str | None:
 
 _typer_argument_type_rich = TyperArgument.display_type_rich
 TyperArgument.display_type_rich = _argument_type_rich  # type: ignore[method-assign]
+
+
+def _reflowed(paragraphs: list[str], markup_mode: Any) -> str:
+    """typer 0.2x keeps the line breaks of a docstring's later paragraphs, so at 80
+    columns each source line wraps on its own ("invalid members" alone on a line);
+    they flow as the first paragraph does. A paragraph marked with \\b keeps its lines."""
+    return "\n\n".join(p if p.startswith("\b") else p.replace("\n", " ") for p in paragraphs)
+
+
+typer_rich_utils._fix_linebreaks = _reflowed
 
 
 app = typer.Typer(

@@ -97,6 +97,22 @@ def test_help_shows_real_metavars_and_every_exit_code() -> None:
     assert "AUDIENCE" in plan and "FILE" in plan
 
 
+def test_help_paragraphs_flow_at_80_columns() -> None:
+    """A docstring's line breaks are not kept: each paragraph wraps as a whole, so no
+    line of the description stops short before its paragraph ends."""
+    for name in _commands():
+        output = runner.invoke(app, [*name.split(), "--help"], env={"COLUMNS": "80"}).output
+        description = output.split("╭")[0].split("\n")[2:]  # after the usage line
+        paragraphs: list[list[str]] = [[]]
+        for line in (x.strip() for x in description):
+            if line:
+                paragraphs[-1].append(line)
+            else:
+                paragraphs.append([])
+        short = [line for p in paragraphs for line in p[:-1] if len(line) < 50]
+        assert short == [], (name, short)
+
+
 def test_help_tells_a_newcomer_where_to_start_and_what_each_command_exits_with() -> None:
     def help_of(*name: str) -> str:
         result = runner.invoke(app, [*name, "--help"], env={"COLUMNS": "200"})
