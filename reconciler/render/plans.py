@@ -7,6 +7,7 @@ identifiers, because plans are posted where many people read them (reconciler.re
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
@@ -78,11 +79,33 @@ def _add_field_names(lp: ListPlan) -> str:
     return ", ".join(names)
 
 
+def _one_line(text: str) -> str:
+    """Control and format characters as escapes (a newline as `\\n`): a name from a
+    manifest then stays on its line, where it cannot end a table row or a code block and
+    start markdown of its own (a forged "no changes", an HTML comment hiding the rest)."""
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
+    )
+
+
 def _md(text: str) -> str:
     """Escape what would break a markdown table cell or start markup."""
+    text = _one_line(text)
     for ch in "\\|*_`<>[]":
         text = text.replace(ch, "\\" + ch)
     return text
+
+
+def _code(text: str) -> str:
+    """`text` as an inline code span (no markup, links or mentions) that a backtick in it
+    cannot end early: the fence is one backtick longer than its longest run."""
+    text = _one_line(text)
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+_env.filters["md"] = _md
 
 
 def markdown_cell(text: str) -> str:
@@ -150,6 +173,8 @@ def _context(plan: Plan, show_members: bool, allowed: Collection[str] = ()) -> d
         "list_ref": _list_ref,
         "masked": not show_members,
         "md": _md,
+        "code": _code,
+        "one_line": _one_line,
         "notes": _notes,
         "sources": _sources,
     }

@@ -1,0 +1,102 @@
+"""Names from manifests in the markdown plan (the pull-request comment, the job summary):
+a listName is any text up to 255 characters, and a pull request's author writes it. Parsed
+here as GitHub does (CommonMark plus tables, raw HTML passed through), with markdown-it-py,
+the parser rich already depends on."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from markdown_it import MarkdownIt
+
+from reconciler.members.identity import Member
+from reconciler.plan import DestinationPlan, FieldUpdate, ListPlan, Plan
+from reconciler.render.plans import plan_markdown
+
+# Each part tries to escape where the name is put: a backtick ends an inline code span, a
+# newline and a fence end the sample's code block, raw HTML renders (an unclosed comment
+# hides the rest of the comment), `|` splits a table cell.
+HOSTILE = "x` <!-- hide\n```\n<b>bold</b> | <details><summary>ok</summary>"
+FIELD = "tier\n```\n<!-- field"
+
+
+def hostile_plan() -> Plan:
+    added = Member("new@example.com", "email", email="new@example.com")
+    lp = ListPlan(
+        audience="vip",
+        list_name=HOSTILE,
+        list_id=7,
+        create=False,
+        description=None,
+        add=(added,),
+        remove=("old1@example.com", "old2@example.com"),
+        unchanged=2,
+        live_count=4,
+        desired_count=3,
+        channel_unsubscribe=True,  # the warning naming the list
+        max_removal_percent=10.0,  # a violation naming the list
+        resubscribe_allowed=True,  # the second warning naming the list
+        field_update_keys=("kept@example.com",),
+    )
+    update = FieldUpdate(
+        key="kept@example.com",
+        key_kind="email",
+        email="kept@example.com",
+        user_id=None,
+        changes={FIELD: ("a", "b")},
+    )
+    return Plan(
+        (
+            DestinationPlan(
+                destination="prod",
+                project_type="hybrid",
+                lists=(lp,),
+                member_read="read",
+                field_updates=(update,),
+            ),
+        )
+    )
+
+
+def rendered() -> tuple[str, str]:
+    text = plan_markdown(hostile_plan())
+    return text, MarkdownIt("commonmark").enable("table").render(text)
+
+
+def test_a_hostile_list_name_renders_as_text_everywhere_in_the_plan():
+    text, html = rendered()
+    assert "blocked by the safety policy" in html
+    # No HTML of the name's reaches the page: it shows as text, escaped.
+    for tag in ("<b>", "<details><summary>ok", "<!--"):
+        assert tag not in html
+    assert "&lt;b&gt;bold&lt;/b&gt;" in html
+    # The violation still names the list, whole, in one code span.
+    assert "<code>prod/x` &lt;!-- hide\\n```\\n&lt;b&gt;bold&lt;/b&gt;" in html
+    # One table row per list (plus the header), and the two code blocks (members,
+    # field updates) end where the plan ends them: nothing the name wrote became markup.
+    assert html.count("<tr>") == 2
+    assert html.count("<pre>") == 2
+    assert html.count("<details>") == 2  # the plan's own: members sample, field updates
+    # Each warning and the violation name the list on their own line.
+    lines = text.splitlines()
+    assert sum("channelUnsubscribe is ON" in line and "x" in line for line in lines) == 1
+    assert sum("resubscribe: allowed** for" in line for line in lines) == 1
+
+
+def test_a_plain_list_name_renders_as_before():
+    plain = hostile_plan()
+    lp = plain.destinations[0].lists[0]
+    named = Plan(
+        (
+            DestinationPlan(
+                destination="prod",
+                project_type="hybrid",
+                lists=(dataclasses.replace(lp, list_name="vip-list"),),
+                member_read="read",
+            ),
+        )
+    )
+    text = plan_markdown(named)
+    assert "> - `prod/vip-list`: removes 2 of 4 members" in text
+    assert "**channelUnsubscribe is ON** for vip-list:" in text
+    assert "+ vip-list: " in text
