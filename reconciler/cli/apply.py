@@ -42,7 +42,13 @@ from reconciler.plan import Plan
 from reconciler.plan.file import SavedPlan, load_plan
 from reconciler.plan.policy import overridden_rules
 from reconciler.render.masking import shower
-from reconciler.render.plans import REPORT_RENDERERS, plan_markdown, report_json, report_markdown
+from reconciler.render.plans import (
+    REPORT_RENDERERS,
+    SUMMARY_LIMIT,
+    plan_markdown,
+    report_json,
+    report_markdown,
+)
 from reconciler.state.consent import recheck_saved
 from reconciler.state.desired import manifests_digest
 
@@ -221,7 +227,10 @@ def _apply(opts: _Options, record: RunRecord) -> ApplyReport:
         if opts.output is not OutputFormat.json:
             print_plan(the_plan, opts.output, opts.show_members, opts.allowed)
         if opts.summary_file is not None:
-            append(opts.summary_file, plan_markdown(the_plan, opts.show_members, opts.allowed))
+            append(
+                opts.summary_file,
+                plan_markdown(the_plan, opts.show_members, opts.allowed, SUMMARY_LIMIT),
+            )
         if not the_plan.has_changes:
             raise _nothing_to_do(the_plan, opts, record)
         _check_policy(the_plan, opts)

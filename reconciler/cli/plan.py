@@ -22,7 +22,7 @@ from reconciler.cli.options import (
 from reconciler.cli.output import append, check_output_path, print_plan
 from reconciler.errors import ReconcilerError, UnsafePlanError
 from reconciler.plan.file import save_plan
-from reconciler.render.plans import plan_markdown
+from reconciler.render.plans import SUMMARY_LIMIT, plan_markdown
 from reconciler.state.desired import manifests_digest
 
 
@@ -69,7 +69,7 @@ def plan(
         raise exits.fail(exc, alert="plan") from None
     print_plan(the_plan, output, show_members)
     if summary_file is not None:
-        append(summary_file, plan_markdown(the_plan, show_members))
+        append(summary_file, plan_markdown(the_plan, show_members, limit=SUMMARY_LIMIT))
     if out is not None:
         err.print(
             f"Plan saved to {out}; apply it with: reconciler apply --plan {out}", markup=False

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from reconciler.errors import ReconcilerError
+from reconciler.render.cut import cut_markdown
 
 # GitHub refuses comment and issue bodies over 65,536 characters; leave room for the
 # marker, the truncation note and the footer.
@@ -28,24 +29,13 @@ def has_marker(body: str | None, marker: str) -> bool:
 
 def marked_body(marker: str, text: str, footer: str | None = None, *, full_at: str = "") -> str:
     """The marker line, `text` (cut to fit, saying so and where the rest is) and a footer."""
-    body = text.rstrip("\n")
-    if len(body) > MAX_BODY:
-        body = _truncate(body, MAX_BODY) + (
-            "\n\n_The plan is too long for a comment and was cut here"
-            + (f"; the full plan is in the job summary of {full_at}" if full_at else "")
-            + "._"
-        )
+    note = (
+        "_The plan is too long for a comment and was cut here"
+        + (f"; the job summary of {full_at} holds more of it" if full_at else "")
+        + "._"
+    )
+    body = cut_markdown(text.rstrip("\n"), MAX_BODY, note)
     parts = [marker_line(marker), body]
     if footer:
         parts.append(f"<sub>{footer}</sub>")
     return "\n".join(parts[:1]) + "\n" + "\n\n".join(parts[1:]) + "\n"
-
-
-def _truncate(text: str, limit: int) -> str:
-    cut = text[:limit]
-    cut = cut[: cut.rfind("\n")] if "\n" in cut else cut
-    # Close what the cut left open, or the rest of the page renders as code.
-    if cut.count("```") % 2:
-        cut += "\n```"
-    cut += "\n</details>" * max(0, cut.count("<details>") - cut.count("</details>"))
-    return cut

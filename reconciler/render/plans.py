@@ -15,6 +15,7 @@ import jinja2
 
 from reconciler.members.identity import Member
 from reconciler.plan import FieldUpdate, ListPlan, Plan
+from reconciler.render.cut import cut_markdown
 from reconciler.render.masking import Show, mask_emails, mask_value, quoted, reveal, shower
 
 if TYPE_CHECKING:
@@ -33,9 +34,16 @@ OVERRIDES = {
     "bounds": "widen minMembers/maxMembers",
     "additions": "raise maxAdditionPercent/maxAdditions",
 }
-# GitHub rejects comments over 65,536 characters; samples keep plans far below it, and this
-# is the backstop.
+# GitHub rejects comments over 65,536 characters: a plan for a comment (stdout) is kept
+# below it, leaving room for the comment's marker and footer.
 MARKDOWN_LIMIT = 60_000
+# A job summary takes up to 1 MiB per step, and apply's step appends its report after the
+# plan: the plan gets at most 800 KB (4 bytes a character at worst), so the summary the
+# comment points to holds more than the comment.
+SUMMARY_LIMIT = 200_000
+# Member samples per list, largest first, tried in turn until the plan fits its limit: a
+# plan of many lists keeps every table row, warning and destination, with fewer samples.
+_SAMPLES = ((SAMPLE, SKIPPED_SAMPLE), (3, 5), (1, 1), (0, 0))
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("reconciler.render", "templates"),
@@ -184,14 +192,28 @@ def plan_text(plan: Plan, show_members: bool = False, allowed: Collection[str] =
     return _env.get_template("plan.txt.j2").render(_context(plan, show_members, allowed))
 
 
-def plan_markdown(plan: Plan, show_members: bool = False, allowed: Collection[str] = ()) -> str:
-    text = _env.get_template("plan.md.j2").render(_context(plan, show_members, allowed))
-    if len(text) > MARKDOWN_LIMIT:
-        cut = text[:MARKDOWN_LIMIT].rsplit("\n", 1)[0]
-        text = (
-            cut + "\n\n_(plan truncated to fit a comment; run `reconciler plan` to see it all)_\n"
+def plan_markdown(
+    plan: Plan,
+    show_members: bool = False,
+    allowed: Collection[str] = (),
+    limit: int = MARKDOWN_LIMIT,
+) -> str:
+    """The plan in at most `limit` characters: with smaller member samples if it must, and
+    cut (its open blocks closed) only if even the tables do not fit."""
+    context = _context(plan, show_members, allowed)
+    template = _env.get_template("plan.md.j2")
+    for sample, skipped_sample in _SAMPLES:
+        text = template.render({**context, "sample": sample, "skipped_sample": skipped_sample})
+        note = (
+            f"_Samples cut to {sample} member{'s' if sample != 1 else ''} a list to fit; "
+            "`reconciler plan` shows more._\n"
+            if sample != SAMPLE
+            else ""
         )
-    return text
+        if len(text) + len(note) + 1 <= limit:
+            return text + ("\n" + note if note else "")
+    note = "_(plan truncated to fit; run `reconciler plan` to see it all)_\n"
+    return cut_markdown(text, limit, note)
 
 
 def plan_json(plan: Plan, show_members: bool = False, allowed: Collection[str] = ()) -> str:

@@ -455,6 +455,32 @@ def test_plan_posts_one_comment_and_updates_it_on_the_next_push(github):
         assert member not in published  # identifiers are masked everywhere
 
 
+def test_a_plan_too_big_for_a_comment_posts_every_list_and_the_summary_holds_more(github):
+    """GitHub refuses a comment over 65,536 characters: with 170 lists of 30 new members the
+    plan's member samples shrink to fit, every list's row stays, and the job summary (up to
+    1 MiB) keeps the full samples the comment points to."""
+    names = [f"segment-{i:03d}" for i in range(170)]
+    for n, name in enumerate(names):
+        github.audience(name, [f"m{n}-{j}@example.com" for j in range(30)])
+
+    jobs = github.pull_request()
+
+    job = jobs["plan"]
+    assert job.result == "success", job.logs
+    (comment,) = marked(github.comments())
+    body = comment["body"]
+    assert len(body) < 65_536
+    for name in names:
+        assert f"| {name} | new | 30 |" in body
+    assert "_Samples cut to" in body
+    assert body.rstrip().endswith(f"actions/runs/{RUN_ID})</sub>")  # the footer, last
+    assert body.count("```") % 2 == 0
+    assert job.summary.count("... and 20 more") == len(names)  # the full samples
+    assert len(job.summary.encode()) < 1024 * 1024
+    published = everything_published(github, jobs)
+    assert not any(f"m{n}-0@example.com" in published for n in range(len(names)))
+
+
 def test_a_comment_someone_else_starts_with_the_marker_is_never_edited(github):
     github.audience("vip", MEMBERS)
     hostile = PLAN_MARKER + "\n### reconciler plan: no changes\n\nNothing to review, merge away."

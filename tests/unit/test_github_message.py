@@ -35,7 +35,7 @@ def test_a_plan_too_long_for_github_is_cut_with_open_blocks_closed():
     kept = body.split("_The plan is too long")[0]
     assert kept.count("```") % 2 == 0
     assert kept.count("<details>") == kept.count("</details>")
-    assert "the full plan is in the job summary of https://run" in body
+    assert "the job summary of https://run holds more of it" in body
     assert body.rstrip().endswith("<sub>footer</sub>")
 
 

@@ -1,0 +1,106 @@
+"""A plan too big for a pull-request comment (GitHub refuses bodies over 65,536
+characters) still says what matters: every warning, destination and list row, with fewer
+member samples; cut only when even the tables do not fit, and then with its blocks closed.
+The job summary, which takes up to 1 MiB, gets more than the comment. Parsed as GitHub
+does with markdown-it-py (CommonMark plus tables), the parser rich depends on."""
+
+from __future__ import annotations
+
+from markdown_it import MarkdownIt
+
+from reconciler.github.message import marked_body
+from reconciler.members.identity import Member
+from reconciler.plan import DestinationPlan, ListPlan, Plan
+from reconciler.render.plans import MARKDOWN_LIMIT, SAMPLE, SUMMARY_LIMIT, plan_markdown
+
+GITHUB_BODY_LIMIT = 65_536
+
+
+def member(n: int) -> Member:
+    address = f"member{n:06d}@example.com"
+    return Member(address, "email", email=address)
+
+
+def changed_list(name: str, first: int) -> ListPlan:
+    return ListPlan(
+        audience=name,
+        list_name=name,
+        list_id=first,
+        create=False,
+        description=None,
+        add=tuple(member(first + i) for i in range(30)),
+        remove=tuple(f"gone{first + i:06d}@example.com" for i in range(20)),
+        unchanged=1000,
+        live_count=1020,
+        desired_count=1030,
+        max_removal_percent=100.0,
+    )
+
+
+def many_lists_plan(per_destination: int) -> Plan:
+    """Two destinations, each with `per_destination` lists that add 30 and remove 20."""
+    return Plan(
+        tuple(
+            DestinationPlan(
+                destination=destination,
+                project_type="hybrid",
+                lists=tuple(
+                    changed_list(f"{destination}-segment-{i:04d}", 10_000 * d + 100 * i)
+                    for i in range(per_destination)
+                ),
+                member_read="read",
+            )
+            for d, destination in enumerate(("prod", "eu"))
+        )
+    )
+
+
+def html(text: str) -> str:
+    return MarkdownIt("commonmark").enable("table").render(text)
+
+
+def test_a_plan_of_many_lists_keeps_every_list_with_fewer_samples():
+    plan = many_lists_plan(60)
+    full = plan_markdown(plan, limit=10**9)
+    assert len(full) > MARKDOWN_LIMIT  # too big for a comment with full samples
+
+    text = plan_markdown(plan)
+
+    assert len(text) <= MARKDOWN_LIMIT
+    for d in plan.destinations:
+        assert f"#### Destination `{d.destination}`" in text
+        for lp in d.lists:
+            assert f"| {lp.list_name} | {lp.list_id} | 30 | 20 |" in text
+    assert "_Samples cut to" in text
+    rendered = html(text)
+    assert rendered.count("<pre>") == 2  # one sample block per destination, both closed
+    assert "Samples cut to" in rendered.split("</pre>")[-1]  # the note is text, not code
+    # The comment built from it fits GitHub's limit without a second cut.
+    body = marked_body("reconciler-plan", text, "footer", full_at="https://run")
+    assert len(body) < GITHUB_BODY_LIMIT
+    assert "too long for a comment" not in body
+
+
+def test_the_job_summary_gets_the_full_samples_the_comment_had_to_cut():
+    plan = many_lists_plan(60)
+    summary = plan_markdown(plan, limit=SUMMARY_LIMIT)
+    assert summary == plan_markdown(plan, limit=10**9)  # nothing cut
+    first = plan.destinations[0].lists[0]
+    assert f"... and {30 - SAMPLE} more" in summary
+    assert summary.count(f"+ {first.list_name}: ") == SAMPLE + 1
+
+
+def test_a_plan_too_big_even_without_samples_is_cut_with_its_blocks_closed():
+    plan = many_lists_plan(400)
+
+    text = plan_markdown(plan)
+
+    assert len(text) <= MARKDOWN_LIMIT
+    assert text.rstrip().endswith("run `reconciler plan` to see it all)_")
+    rendered = html(text)
+    last = rendered.rsplit("<p>", 1)[-1]
+    assert last.startswith("<em>(plan truncated to fit")  # a paragraph, not code
+    assert rendered.count("<pre>") == rendered.count("</pre>")
+    kept = text.split("_(plan truncated")[0]
+    assert kept.count("<details>") == kept.count("</details>")
+    assert "prod-segment-0000" in text  # the start of the plan is kept
