@@ -555,6 +555,30 @@ def test_a_plan_the_safety_policy_blocks_fails_the_check_and_shows_why(github):
     assert "blocked by the safety policy" in comment["body"]
 
 
+def test_a_list_iterable_cannot_read_fails_the_check_and_the_comment_never_says_no_changes(
+    github,
+):
+    github.audience("vip", MEMBERS)
+    github.live_list("vip", MEMBERS)
+    github.audience("new", ["carol@example.com"])
+    github.live_list("new", ["carol@example.com"])
+    # Iterable answers 503 to every read of list members, retries included.
+    github.emulator.faults.fail_every = 1
+    github.emulator.faults.paths = ["/api/lists/getUsers", "/api/export/data.json"]
+
+    jobs = github.pull_request()
+
+    assert jobs["plan"].result == "failure"
+    assert jobs["plan"].steps["plan"].outputs == {"exitcode": "1"}
+    (comment,) = marked(github.comments())
+    headline = comment["body"].splitlines()[1]
+    assert headline.startswith("### reconciler plan: ")
+    assert "no changes" not in headline.replace("no changes for the audiences", "")
+    assert "could be read" in headline
+    assert "left out of this plan" in comment["body"]
+    assert jobs["plan"].summary.splitlines()[0] == headline
+
+
 def test_pull_requests_from_forks_are_not_planned(github):
     github.audience("vip", MEMBERS)
     jobs = github.pull_request(head_repo="someone/fork")
