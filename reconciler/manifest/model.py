@@ -96,6 +96,24 @@ def _file_path(value: str) -> str:
 FilePath = Annotated[str, Field(min_length=1), AfterValidator(_file_path)]
 
 
+# Bidirectional overrides and isolates: they reorder how the text after them is shown.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _list_name(value: str) -> str:
+    # Plans, reports, alerts and CI logs print the name: a newline in it would print a line
+    # of the manifest's choosing there (a forged `OK:`, a `::` workflow command in a job
+    # log) and end a table row or code block of the pull-request comment. (Format
+    # characters other than these stay allowed: a joiner is part of many emoji.)
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in _BIDI_CONTROLS for c in value):
+        raise PydanticCustomError(
+            "control_in_list_name",
+            "a list name cannot contain control characters (a newline, a tab) or "
+            "right-to-left overrides",
+        )
+    return value
+
+
 class Metadata(_StrictModel):
     """Identity of a document: its name, and free-form labels and annotations."""
 
@@ -496,9 +514,9 @@ class AudienceSpec(_StrictModel):
     """One Iterable list and the members it must have."""
 
     destination: NonEmptyStr = Field(description="Name of a Destination document.")
-    listName: Annotated[str, Field(min_length=1, max_length=255)] | None = Field(
-        default=None, description="Iterable list name; defaults to metadata.name."
-    )
+    listName: (
+        Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_list_name)] | None
+    ) = Field(default=None, description="Iterable list name; defaults to metadata.name.")
     description: str | None = Field(default=None, description="Used when the list is created.")
     members: MembersSpec
     updateExistingUsersOnly: bool = False

@@ -211,6 +211,20 @@ ATTACKS = [
         "cannot contain control or formatting characters",
     ),
     Attack(
+        # Plans, reports and alerts print the list name: the same forged line, and a
+        # pull-request comment's table row or code block ended early.
+        "list-name-with-newline",
+        {
+            "dest.yaml": destination(),
+            "aud.yaml": audience(
+                f"    inline: [{VICTIM}]\n",
+                extra='  listName: "vip\\n::error::OK: all checks passed"\n',
+            ),
+        },
+        ("aud.yaml", "listName:"),
+        "a list name cannot contain control characters",
+    ),
+    Attack(
         "key-file-dev-zero",
         key_file("/dev/zero"),
         ("dest.yaml", "apiKey:"),
