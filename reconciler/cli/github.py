@@ -15,6 +15,7 @@ import typer
 from reconciler.cli import exits
 from reconciler.errors import ReconcilerError
 from reconciler.github.comment import Posted, upsert_comment
+from reconciler.github.current import newer_changes
 from reconciler.github.gh import Gh
 from reconciler.github.identity import own_author
 from reconciler.github.issue import close_issue, open_or_update_issue
@@ -178,3 +179,32 @@ def close_issue_command(
         typer.echo("no open issue to close")
     else:
         _report(posted, "issue")
+
+
+@github_app.command("check-current")
+def check_current(
+    commit: str = typer.Option(..., "--commit", help="The run's commit (GITHUB_SHA)."),
+    branch: str = typer.Option(..., "--branch", help="The branch the run applies."),
+    path: str = typer.Option("manifests", "--path", help="The manifests' directory."),
+    repo: str = RepoOpt,
+) -> None:
+    """Exit 1 when PATH changed on BRANCH after COMMIT. A re-run keeps its first run's
+    commit, so re-running an older apply or sync after a newer merge would apply the older
+    manifests and undo that merge; newer commits that leave PATH alone do not count."""
+    try:
+        newer = newer_changes(Gh(), repo, commit, branch, path)
+    except ReconcilerError as exc:
+        raise exits.fail(exc) from None
+    if newer.changed or newer.unknown:
+        count = f"{newer.commits} newer commit{'s' if newer.commits != 1 else ''}"
+        raise exits.fail(
+            ReconcilerError(
+                f"{path}/ changed on {branch} after {commit[:12]} ({count}): this run would "
+                "apply the older manifests and undo those changes. Start a new run (Run "
+                "workflow) instead of re-running this one."
+            )
+        ) from None
+    if newer.commits:
+        typer.echo(f"{path}/ unchanged on {branch} since {commit[:12]}")
+    else:
+        typer.echo(f"{commit[:12]} is the newest commit on {branch}")

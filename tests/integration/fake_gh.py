@@ -1,8 +1,8 @@
 """A recording stand-in for the `gh` CLI, run as `gh` by the workflow tests.
 
 Only `gh api --method M ENDPOINT [--paginate] [--input -]` against the issue,
-issue-comment and artifact endpoints, `user` and GraphQL's `viewer`, which is all reconciler
-and the workflows use. State (comments per issue number, issues, artifacts, the token's
+issue-comment, artifact and compare endpoints, `user` and GraphQL's `viewer`, which is all
+reconciler and the workflows use. State (comments per issue number, issues, artifacts, the token's
 account) lives in the JSON file $FAKE_GH_STATE; every call is appended to $FAKE_GH_LOG as
 one JSON line with its arguments and request body. Like the real gh inside Actions, it
 refuses to work without GH_TOKEN. Paginated lists come back as two pages ("[...][...]")
@@ -83,6 +83,16 @@ def _route(state: dict[str, Any], method: str, path: str, payload: dict) -> tupl
             return 400, "fake gh: only the viewer query is supported"
         # GraphQL names a bot without the [bot] suffix REST adds.
         return 200, {"data": {"viewer": {"login": token["login"].removesuffix("[bot]")}}}
+    if re.fullmatch(r"repos/[^/]+/[^/]+/compare/[^.]+\.\.\..+", path) and method == "GET":
+        # The run's commit against its branch: state "newer" lists the commits merged since
+        # (each with the files it changed); none by default.
+        newer = state.get("newer", [])
+        files = sorted({name for commit in newer for name in commit["files"]})
+        return 200, {
+            "status": "ahead" if newer else "identical",
+            "ahead_by": len(newer),
+            "files": [{"filename": name, "status": "modified"} for name in files],
+        }
     if m := re.fullmatch(r"repos/[^/]+/[^/]+/actions/artifacts/(\d+)", path):
         artifacts = state.setdefault("artifacts", {})
         if method == "DELETE" and m[1] in artifacts:

@@ -209,6 +209,7 @@ def github(tmp_path, make_emulator_server, fast_client) -> GitHub:
         "GITHUB_REPOSITORY": REPOSITORY,
         "GITHUB_SERVER_URL": SERVER,
         "GITHUB_RUN_ID": RUN_ID,
+        "GITHUB_SHA": HEAD_SHA,
         "FAKE_GH_STATE": str(state),
         "FAKE_GH_LOG": str(log),
         **{k: v for k, v in os.environ.items() if k.startswith("RECONCILER_")},
@@ -677,6 +678,45 @@ def test_a_mistyped_option_fails_the_checks_instead_of_passing_as_changes(github
     assert drift["drift"].steps["plan"].outputs == {"exitcode": "1"}
     assert open_issues(github) == []
     assert github.writes() == []
+
+
+@pytest.mark.parametrize(("name", "job"), [("apply.yml", "plan"), ("sync.yml", "sync")])
+def test_re_running_an_older_run_after_newer_manifests_were_merged_applies_nothing(
+    github, name, job
+):
+    """A re-run keeps its first run's commit (GITHUB_SHA): after a newer merge, re-running
+    the older run would apply the older manifests and undo the newer merge."""
+    github.audience("vip", MEMBERS)
+    state = github.gh() or {"next_id": 1000, "comments": {}, "issues": []}
+    state["newer"] = [{"files": ["manifests/vip.yaml"]}, {"files": ["README.md"]}]
+    github.state.write_text(json.dumps(state))
+
+    jobs = github.push(name, event_name="workflow_dispatch")
+
+    assert jobs[job].result == "failure"
+    assert "manifests/ changed on main after 0123456789ab (2 newer commits)" in jobs[job].logs
+    assert "Start a new run" in jobs[job].logs
+    assert github.emulator.request_log == []  # not even read: nothing planned or applied
+    if name == "apply.yml":
+        assert jobs["apply"].result == "skipped"
+
+
+@pytest.mark.parametrize(("name", "job"), [("apply.yml", "apply"), ("sync.yml", "sync")])
+def test_newer_commits_that_leave_the_manifests_alone_do_not_stop_an_apply(github, name, job):
+    github.audience("vip", MEMBERS)
+    state = github.gh() or {"next_id": 1000, "comments": {}, "issues": []}
+    state["newer"] = [{"files": ["README.md", "docs/manifests/x.md"]}]
+    github.state.write_text(json.dumps(state))
+
+    jobs = github.push(name)
+
+    assert jobs[job].result == "success", jobs[job].logs
+    assert (
+        "manifests/ unchanged on main since 0123456789ab"
+        in jobs[job if job == "sync" else "plan"].logs
+    )
+    (list_id,) = github.project.lists
+    assert sorted(github.project.members(list_id)) == MEMBERS
 
 
 def test_apply_runs_only_on_the_default_branch(github):

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import pytest
 
 from reconciler.errors import ReconcilerError
 from reconciler.github import has_marker, marked_body
-from reconciler.github.gh import _pages
+from reconciler.github.current import COMPARE_FILE_LIMIT, newer_changes
+from reconciler.github.gh import Gh, _pages
 from reconciler.github.message import MAX_BODY
 
 GITHUB_BODY_LIMIT = 65_536
+FAKE_GH = Path(__file__).resolve().parents[1] / "integration" / "fake_gh.py"
 
 
 def test_marker_leads_the_body_and_only_a_leading_marker_counts():
@@ -43,3 +49,23 @@ def test_paginated_gh_output_is_joined_into_one_list():
     assert _pages('[{"id": 1}, {"id": 2}]\n[{"id": 3}]') == [{"id": 1}, {"id": 2}, {"id": 3}]
     assert _pages("[][]") == []
     assert _pages("") == []
+
+
+def test_too_many_changed_files_to_list_counts_as_changed_manifests(tmp_path, monkeypatch):
+    """GitHub's compare lists at most 300 files: a full list may hide a manifest's change,
+    so `check-current` then refuses, as for a change it sees."""
+    state = tmp_path / "gh.json"
+    files = [f"docs/page{i}.md" for i in range(COMPARE_FILE_LIMIT)]
+    state.write_text(
+        json.dumps({"next_id": 1, "comments": {}, "issues": [], "newer": [{"files": files}]})
+    )
+    gh = tmp_path / "gh"
+    gh.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_GH}" "$@"\n')
+    gh.chmod(0o755)
+    monkeypatch.setenv("FAKE_GH_STATE", str(state))
+    monkeypatch.setenv("FAKE_GH_LOG", str(tmp_path / "log"))
+    monkeypatch.setenv("GH_TOKEN", "ghs_fake")
+
+    newer = newer_changes(Gh(str(gh)), "acme/audiences", "0123abc", "main", "manifests")
+
+    assert (newer.commits, newer.changed, newer.unknown) == (1, (), True)
