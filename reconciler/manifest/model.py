@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from reconciler.layout import breaks_layout
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
 
 API_VERSION = "reconciler/v1"
@@ -96,16 +97,11 @@ def _file_path(value: str) -> str:
 FilePath = Annotated[str, Field(min_length=1), AfterValidator(_file_path)]
 
 
-# Bidirectional overrides and isolates: they reorder how the text after them is shown.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
 def _list_name(value: str) -> str:
     # Plans, reports, alerts and CI logs print the name: a newline in it would print a line
     # of the manifest's choosing there (a forged `OK:`, a `::` workflow command in a job
-    # log) and end a table row or code block of the pull-request comment. (Format
-    # characters other than these stay allowed: a joiner is part of many emoji.)
-    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in _BIDI_CONTROLS for c in value):
+    # log) and end a table row or code block of the pull-request comment.
+    if any(breaks_layout(c) for c in value):
         raise PydanticCustomError(
             "control_in_list_name",
             "a list name cannot contain control characters (a newline, a tab) or "

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
+from reconciler.layout import breaks_layout
 from reconciler.members.identity import Member
 from reconciler.plan import FieldUpdate, ListPlan, Plan
 from reconciler.render.cut import cut_markdown
@@ -88,11 +89,12 @@ def _add_field_names(lp: ListPlan) -> str:
 
 
 def _one_line(text: str) -> str:
-    """Control and format characters as escapes (a newline as `\\n`): a name from a
-    manifest then stays on its line, where it cannot end a table row or a code block and
-    start markdown of its own (a forged "no changes", an HTML comment hiding the rest)."""
+    """Control characters and bidirectional overrides as escapes (a newline as `\\n`): a
+    name from a manifest then stays on its line, where it cannot end a table row or a code
+    block and start markdown of its own (a forged "no changes", an HTML comment hiding the
+    rest), nor reorder what follows it."""
     return "".join(
-        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
+        ch.encode("unicode_escape").decode("ascii") if breaks_layout(ch) else ch for ch in text
     )
 
 
@@ -205,10 +207,10 @@ def plan_markdown(
     for sample, skipped_sample in _SAMPLES:
         text = template.render({**context, "sample": sample, "skipped_sample": skipped_sample})
         note = (
-            f"_Samples cut to {sample} member{'s' if sample != 1 else ''} a list to fit; "
+            ""
+            if sample == SAMPLE
+            else f"_Samples cut to {sample} member{'s' if sample != 1 else ''} a list to fit; "
             "`reconciler plan` shows more._\n"
-            if sample != SAMPLE
-            else ""
         )
         if len(text) + len(note) + 1 <= limit:
             return text + ("\n" + note if note else "")

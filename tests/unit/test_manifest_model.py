@@ -84,6 +84,22 @@ def test_list_name_length_is_bounded() -> None:
         )
 
 
+@pytest.mark.parametrize("name", ["vip\n::error::OK", "vip\tlist", "vip\u2028x", "\u202egnp.exe"])
+def test_a_list_name_is_one_line_that_reads_in_order(name: str) -> None:
+    with pytest.raises(ValidationError, match="a list name cannot contain control characters"):
+        AudienceSpec.model_validate(
+            {"destination": "prod", "listName": name, "members": {"csv": "a.csv"}}
+        )
+
+
+def test_a_list_name_may_hold_any_printable_text_and_emoji() -> None:
+    name = "Käufer · VIP \U0001f468\u200d\U0001f469\u200d\U0001f467 <b>|`"
+    spec = AudienceSpec.model_validate(
+        {"destination": "prod", "listName": name, "members": {"csv": "a.csv"}}
+    )
+    assert spec.listName == name
+
+
 def test_audience_bounds_must_be_in_order_and_removals_is_allowed_or_never() -> None:
     base = {"destination": "prod", "members": {"inline": ["a@example.com"]}}
     spec = AudienceSpec.model_validate({**base, "minMembers": 1, "maxMembers": 1})

@@ -16,8 +16,10 @@ from reconciler.render.plans import plan_markdown
 # Each part tries to escape where the name is put: a backtick ends an inline code span, a
 # newline and a fence end the sample's code block, raw HTML renders (an unclosed comment
 # hides the rest of the comment), `|` splits a table cell.
-HOSTILE = "x` <!-- hide\n```\n<b>bold</b> | <details><summary>ok</summary>"
+HOSTILE = "x` <!-- hide\n```\n<b>bold</b> | <details><summary>ok</summary>\u202egnp.exe"
 FIELD = "tier\n```\n<!-- field"
+# A name as people write them: a family emoji is three joined by zero-width joiners.
+EMOJI = "vip-list \U0001f468\u200d\U0001f469\u200d\U0001f467"
 
 
 def hostile_plan() -> Plan:
@@ -77,6 +79,8 @@ def test_a_hostile_list_name_renders_as_text_everywhere_in_the_plan():
     assert html.count("<tr>") == 2
     assert html.count("<pre>") == 2
     assert html.count("<details>") == 2  # the plan's own: members sample, field updates
+    # A right-to-left override shows as its escape, and reorders nothing after it.
+    assert "\u202e" not in text and "\\u202egnp.exe" in text
     # Each warning and the violation name the list on their own line.
     lines = text.splitlines()
     assert sum("channelUnsubscribe is ON" in line and "x" in line for line in lines) == 1
@@ -91,12 +95,12 @@ def test_a_plain_list_name_renders_as_before():
             DestinationPlan(
                 destination="prod",
                 project_type="hybrid",
-                lists=(dataclasses.replace(lp, list_name="vip-list"),),
+                lists=(dataclasses.replace(lp, list_name=EMOJI),),
                 member_read="read",
             ),
         )
     )
     text = plan_markdown(named)
-    assert "> - `prod/vip-list`: removes 2 of 4 members" in text
-    assert "**channelUnsubscribe is ON** for vip-list:" in text
-    assert "+ vip-list: " in text
+    assert f"> - `prod/{EMOJI}`: removes 2 of 4 members" in text
+    assert f"**channelUnsubscribe is ON** for {EMOJI}:" in text
+    assert f"+ {EMOJI}: " in text
