@@ -183,9 +183,13 @@ def close_issue_command(
 
 @github_app.command("check-current")
 def check_current(
-    commit: str = typer.Option(..., "--commit", help="The run's commit (GITHUB_SHA)."),
-    branch: str = typer.Option(..., "--branch", help="The branch the run applies."),
-    path: str = typer.Option("manifests", "--path", help="The manifests' directory."),
+    commit: str = typer.Option(
+        ..., "--commit", metavar="SHA", help="The run's commit (GITHUB_SHA)."
+    ),
+    branch: str = typer.Option(..., "--branch", metavar="NAME", help="The branch the run applies."),
+    path: str = typer.Option(
+        "manifests", "--path", metavar="DIR", help="The manifests' directory."
+    ),
     repo: str = RepoOpt,
 ) -> None:
     """Exit 1 when PATH changed on BRANCH after COMMIT. A re-run keeps its first run's
