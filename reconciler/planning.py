@@ -329,9 +329,14 @@ def list_notes(
             continue
         current = unmarked(live_list.info.description)
         if current != wanted:
+
+            def shown(text: str | None) -> str:
+                return "empty" if not text else repr(text)
+
             notes.append(
                 f"description of list {item.list_name!r} (list {live_list.info.id}) is "
-                f"{current!r} in Iterable, {wanted!r} in the manifest: Iterable cannot change "
+                f"{shown(current)} in Iterable, {shown(wanted)} in the manifest: Iterable "
+                "cannot change "
                 "a list's description, so it is left as it is (a list reconciler creates "
                 "takes the manifest's)."
             )

@@ -517,7 +517,7 @@ def test_a_changed_list_name_is_a_new_list_and_a_changed_description_is_noted(
     described = cli("plan", workspace.manifests, "--format", "json")
     assert described.exit_code == 0, described.output
     (note,) = described.json()["destinations"][0]["notes"]
-    assert f"description of list 'Beta testers' (list {old_id}) is None in Iterable" in note
+    assert f"description of list 'Beta testers' (list {old_id}) is empty in Iterable" in note
     assert "'Early' in the manifest: Iterable cannot change a list's description" in note
 
 
