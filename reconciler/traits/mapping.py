@@ -63,10 +63,15 @@ class CompiledField:
         return template_variables(self.template.text) - {ROW_VARIABLE}
 
     def value(self, row: Mapping[str, Any]) -> Any:
-        """The value to send; raises FieldValueError."""
+        """The value to send; raises FieldValueError (or FieldAbsent: no such column)."""
         convert = CONVERTERS[self.type]
         if self.column is not None:
-            raw = row.get(self.column)
+            if self.column not in row:
+                # An inline member without this key (a bare `- a@example.com`, or a mapping
+                # that leaves it out) says nothing about the field: it is left as it is in
+                # Iterable. Only an empty cell or an explicit null clears it.
+                raise FieldAbsent
+            raw = row[self.column]
             if raw == "":
                 # An empty cell is no value: the field is cleared (sent as null).
                 return None
@@ -90,6 +95,10 @@ class CompiledField:
         except ConversionError as error:
             reason = f"the template gave {describe_value(text)}, which {error.reason}"
             raise FieldValueError(FieldError(self.name, self.source, reason)) from None
+
+
+class FieldAbsent(Exception):
+    """The row has no such column at all: the field is not written for this member."""
 
 
 class FieldBudgetError(Exception):
@@ -129,6 +138,8 @@ class CompiledMapping:
         for compiled in self.fields:
             try:
                 out[compiled.name] = compiled.value(row)
+            except FieldAbsent:
+                continue
             except FieldValueError as failure:
                 errors.append(failure.error)
         return out, errors

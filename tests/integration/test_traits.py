@@ -180,6 +180,37 @@ def test_a_field_the_mapping_no_longer_lists_is_left_alone(workspace, cli, emula
     assert fields_of(emulator_server, "alice@example.com")["planTier"] == "pro"
 
 
+def test_a_key_an_inline_member_leaves_out_keeps_what_iterable_has(workspace, cli, emulator_server):
+    # An inline member without a mapped key says nothing about that field: neither a
+    # subscribe nor a bulkUpdate clears it, and it does not clash with another audience.
+    proj = project(emulator_server)
+    proj.add_user(email="kept@example.com", data_fields={"planTier": "gold"})
+    proj.add_user(email="both@example.com", data_fields={"planTier": "gold"})
+    workspace.write("traits.yaml", mapping_doc({"planTier": "plan"}))
+    workspace.audience(
+        "vip",
+        {
+            "inline": [
+                "kept@example.com",
+                {"email": "both@example.com"},
+                {"email": "new@example.com", "plan": "basic"},
+            ]
+        },
+        traits="crm",
+    )
+    workspace.audience(
+        "paying", {"inline": [{"email": "both@example.com", "plan": "pro"}]}, traits="crm"
+    )
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "not written for this member" not in result.stdout
+    assert fields_of(emulator_server, "kept@example.com")["planTier"] == "gold"
+    assert fields_of(emulator_server, "both@example.com")["planTier"] == "pro"
+    assert fields_of(emulator_server, "new@example.com")["planTier"] == "basic"
+    again = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+
+
 def test_a_bad_value_skips_that_field_only_and_exits_non_zero(workspace, cli, emulator_server):
     setup(workspace, rows=[ROWS[0], ROWS[1].replace(",0,", ",zero,")])
     result = cli("apply", workspace.manifests, "--yes", "--show-members")

@@ -97,6 +97,18 @@ def test_a_bad_value_names_field_column_and_value_and_spares_the_other_fields() 
     assert "'1***' is not a number" in reveal(errors[0].message, False)
 
 
+def test_a_key_an_inline_member_leaves_out_is_not_written_but_null_clears() -> None:
+    # A bare `- a@example.com`, or a mapping without the key, says nothing about the field:
+    # sending null would clear what Iterable holds (and clash with another audience's value).
+    compiled = mapping(column("plan", "plan"), column("ltv", "lifetime_value", "number"))
+    assert compiled.values({"email": "a@example.com"}) == ({}, [])
+    assert compiled.values({"email": "a@example.com", "plan": None}) == ({"plan": None}, [])
+    assert compiled.values({"plan": "pro", "lifetime_value": ""}) == (
+        {"plan": "pro", "ltv": None},
+        [],
+    )
+
+
 def test_object_and_list_from_json_text() -> None:
     compiled = mapping(column("prefs", "p", "object"), column("tags", "t", "list"))
     values, errors = compiled.values({"p": '{"email": true}', "t": '["a", "b"]'})
