@@ -159,30 +159,35 @@ def _plan_destination(
             prints[f"{deletion.list_name}#{deletion.list_id}"] = list_fingerprint(
                 deletion.list_id, None
             )
+    # People who left a list themselves, or its channel, are not re-added (issue 19).
+    # Known before the fields are planned: a member held back gets no subscribe, so its
+    # fields from another list it is on must be read and updated, not left to that
+    # subscribe.
+    consented = respect_consent(
+        client,
+        desired.project_type,
+        lists,
+        live.channel_unsubscribed,
+        max((_list_size(x) for x in live.managed.values()), default=0),
+        live.channels_from or "export job",
+    )
     # Trait mappings: fields ride on subscribes, the rest become bulkUpdates. A value
     # that cannot be sent leaves out that field only: its member is still sent.
-    fields = plan_fields(client, desired, lists, reads.progress)
+    fields = plan_fields(client, desired, consented.lists, reads.progress)
     field_issues, field_issues_unlisted = _value_issues(
         desired, fields.issues, fields.issues_unlisted
     )
     if fields.live_digest is not None:
         prints[FIELDS_KEY] = {"digest": fields.live_digest}
-    # Forgotten users, and unknown ones an audience may not create, are not sent.
+    # Forgotten users, and unknown ones an audience may not create, are not sent. Left out
+    # after the fields are planned: their fields were to ride on the subscribe, so no
+    # bulkUpdate (which creates unknown users) is planned for them.
     left_out = leave_out_unsendable(client, desired.project_type, fields.lists)
-    # People who left a list themselves, or its channel, are not re-added (issue 19).
-    consented = respect_consent(
-        client,
-        desired.project_type,
-        left_out.lists,
-        live.channel_unsubscribed,
-        max((_list_size(x) for x in live.managed.values()), default=0),
-        live.channels_from or "export job",
-    )
-    campaigns, campaigns_error = _read_campaigns(client, consented.lists)
+    campaigns, campaigns_error = _read_campaigns(client, left_out.lists)
     return plan_destination(
         desired.destination.name,
         desired.project_type,
-        consented.lists,
+        left_out.lists,
         skipped,
         deletions,
         allow_list_deletion=dest_spec.policy.allowListDeletion,

@@ -86,7 +86,10 @@ def plan_table_fields(
 ) -> TableFields:
     """`items` are the destination's mapped audiences, `lists` all its list plans."""
     by_list = {lp.list_name: lp for lp in lists}
-    values = [_values_of(engine, item) for item in items]
+    values = [
+        _without(engine, _values_of(engine, item), held_back(by_list[item.list_name]))
+        for item in items
+    ]
     mapped = [
         MappedTable(
             item.audience.name,
@@ -150,6 +153,30 @@ def _values_of(engine: Engine, item: DesiredList) -> ValuesTable:
         for pos, (key, v) in enumerate(fields.values.items())
     )
     return values_into_table(engine, rows, names)
+
+
+def held_back(lp: ListPlan) -> frozenset[str]:
+    """Desired members consent keeps off the list (state/consent.py): neither on it nor
+    added to it, so its mapping neither subscribes them with fields nor updates theirs
+    (another list they are on still does)."""
+    if not lp.left_themselves and not lp.channel_unsubscribed:
+        return frozenset()
+    return frozenset(lp.left_themselves) | frozenset(lp.channel_unsubscribed)
+
+
+def _without(engine: Engine, values: ValuesTable, keys: frozenset[str]) -> ValuesTable:
+    """An audience's values without these members (`held_back`), as a table of their own."""
+    if not keys:
+        return values
+    table = engine.name("field_values")
+    connection = engine.connection
+    connection.execute(
+        f"CREATE TABLE {table} AS SELECT * FROM {values.table} "
+        f"WHERE key NOT IN (SELECT unnest(?::VARCHAR[]))",
+        [sorted(keys)],
+    )
+    (count,) = connection.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
+    return ValuesTable(engine, table, values.fields, int(count))
 
 
 def conflict_group(audience: str, issue: MemberIssue) -> tuple[str, str, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from reconciler.state.field_tables import (
     TableRef,
     UpdateRef,
     engine_of,
+    held_back,
     plan_table_fields,
     sent_values,
     with_doubles,
@@ -94,7 +95,8 @@ def plan_fields(
         updated = {u.key for u in out.updates}
         members_of = {item.list_name: item.members for item in mapped_items}
         planned = [
-            _with_update_keys(lp, members_of.get(lp.list_name, {}), updated) for lp in planned
+            _with_update_keys(lp, members_of.get(lp.list_name, {}), updated - held_back(lp))
+            for lp in planned
         ]
     sent = list(_sent_values(planned, out.updates, mapped_items))
     if sent:
@@ -160,10 +162,14 @@ def _with_update_keys(lp: ListPlan, members: Any, updated: set[str]) -> ListPlan
 
 def _mapped(item: DesiredList, lp: ListPlan) -> MappedList:
     assert item.fields is not None
+    values: Mapping[str, dict[str, Any]] = item.fields.values
+    held = held_back(lp)
+    if held:
+        values = {key: v for key, v in values.items() if key not in held}
     return MappedList(
         audience=item.audience.name,
         members=item.members,
-        values=item.fields.values,
+        values=values,
         merge_nested_objects=item.fields.mapping.merge_nested_objects,
         # In the adds' order (by key), so the values sent are checked in the same order
         # as the DuckDB path checks them (the first of a type conflict is the one named).

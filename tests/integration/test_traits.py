@@ -211,6 +211,49 @@ def test_a_key_an_inline_member_leaves_out_keeps_what_iterable_has(workspace, cl
     assert again.exit_code == 0, again.output
 
 
+@pytest.mark.parametrize(("engine", "opt_out"), [("python", "list"), ("duckdb", "channel")])
+def test_a_member_held_back_by_consent_still_gets_the_fields_of_a_list_it_is_on(
+    workspace, cli, emulator_server, monkeypatch, engine, opt_out
+):
+    # x is on `customers` and opted out of `newsletter` (left it, or the channel): the
+    # subscribe to `newsletter` that would have carried x's fields is held back, so the
+    # fields `customers` maps are read and updated like any other member's.
+    if engine == "duckdb":
+        monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "1")
+    header = "email,user_id,plan"
+    x, y = "x@example.com,u-x,pro", "y@example.com,u-y,free"
+    workspace.write("traits.yaml", mapping_doc({"planTier": "plan"}))
+    workspace.csv("data/customers.csv", header, [x, y])
+    workspace.csv("data/newsletter.csv", header, [x, y] if opt_out == "list" else [y])
+    for name in ("customers", "newsletter"):
+        source = {"csv": f"data/{name}.csv", "userId": "user_id"}
+        workspace.audience(name, source, traits="crm")
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    proj = project(emulator_server)
+    user = proj.find_user(user_id="u-x")
+    if opt_out == "list":
+        (newsletter,) = [i for i, r in proj.lists.items() if r.name == "newsletter"]
+        proj.self_unsubscribe(user, list_id=newsletter)
+    else:
+        proj.self_unsubscribe(user, channel=True)
+    changed = x.replace(",pro", ",gold")
+    workspace.csv("data/customers.csv", header, [changed, y])
+    workspace.csv("data/newsletter.csv", header, [changed, y])
+
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    assert body["summary"]["members_to_add"] == 0
+    assert body["summary"]["users_to_update"] == 1
+    updates = {lp["audience"]: lp["users_to_update"] for lp in body["destinations"][0]["lists"]}
+    assert updates == {"customers": 1, "newsletter": 0}  # x is not on `newsletter`
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert fields_of(emulator_server, "x@example.com")["planTier"] == "gold"
+    again = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+
+
 def test_a_bad_value_skips_that_field_only_and_exits_non_zero(workspace, cli, emulator_server):
     setup(workspace, rows=[ROWS[0], ROWS[1].replace(",0,", ",zero,")])
     result = cli("apply", workspace.manifests, "--yes", "--show-members")
