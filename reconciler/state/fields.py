@@ -34,6 +34,7 @@ from reconciler.state.field_tables import (
 )
 from reconciler.state.live import read_field_values
 from reconciler.traits import SentValue, TypeConflict, check_types
+from reconciler.traits.types import as_doubles
 
 
 class FieldTypeError(ReconcilerError):
@@ -236,7 +237,7 @@ def _as_doubles(
     cannot type it long and get the fractional ones refused."""
 
     def fix(values: dict[str, Any]) -> dict[str, Any]:
-        return {k: _float(v) if k in doubles else v for k, v in values.items()}
+        return {k: as_doubles(v, k, doubles) for k, v in values.items()}
 
     new_lists = [
         dataclasses.replace(lp, add_fields={k: fix(v) for k, v in lp.add_fields.items()})
@@ -247,19 +248,8 @@ def _as_doubles(
     new_updates = [
         dataclasses.replace(
             u,
-            changes={
-                k: (old, _float(new) if k in doubles else new)
-                for k, (old, new) in u.changes.items()
-            },
+            changes={k: (old, as_doubles(new, k, doubles)) for k, (old, new) in u.changes.items()},
         )
         for u in updates
     ]
     return new_lists, new_updates
-
-
-def _float(value: Any) -> Any:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, list):
-        return [_float(v) for v in value]
-    return value

@@ -10,6 +10,7 @@ written instead. Nested objects are typed per path (`address.city`), as getField
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +110,24 @@ class FieldTypes:
 
     conflicts: list[TypeConflict]
     double_fields: set[str]
+
+
+def as_doubles(value: Any, path: str, doubles: AbstractSet[str]) -> Any:
+    """`value` of field `path` with the whole numbers bound for double paths (FieldTypes.
+    double_fields) as floats: in lists item by item, in objects at their own paths
+    (`prefs.score`), where Iterable types a new nested field by its first value too."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return float(value) if path in doubles else value
+    if isinstance(value, list):
+        return [as_doubles(item, path, doubles) for item in value]
+    if isinstance(value, Mapping):
+        prefix = f"{path}."
+        if not any(d.startswith(prefix) for d in doubles):
+            return value
+        return {key: as_doubles(item, f"{prefix}{key}", doubles) for key, item in value.items()}
+    return value
 
 
 def check_types(existing: Mapping[str, str], sent: Iterable[SentValue]) -> FieldTypes:

@@ -254,6 +254,27 @@ def test_a_member_held_back_by_consent_still_gets_the_fields_of_a_list_it_is_on(
     assert again.exit_code == 0, again.output
 
 
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_new_nested_number_of_whole_and_fractional_values_is_double_for_everyone(
+    workspace, cli, emulator_server, monkeypatch, engine
+):
+    # prefs.n is 1 for one member and 1.5 for the other: sent as 1 first, it would type
+    # the nested field long and the second member would be refused.
+    if engine == "duckdb":
+        monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "1")
+    workspace.write("traits.yaml", mapping_doc({"prefs": {"from": "prefs", "type": "object"}}))
+    rows = ['a@example.com,u-a,"{""n"": 1}"', 'b@example.com,u-b,"{""n"": 1.5}"']
+    workspace.csv("data/churn.csv", "email,user_id,prefs", rows)
+    workspace.audience("churn", {"csv": "data/churn.csv", "userId": "user_id"}, traits="crm")
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert project(emulator_server).field_types["prefs.n"] == "double"
+    assert fields_of(emulator_server, "a@example.com")["prefs"] == {"n": 1.0}
+    assert fields_of(emulator_server, "b@example.com")["prefs"] == {"n": 1.5}
+    again = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+
+
 def test_a_bad_value_skips_that_field_only_and_exits_non_zero(workspace, cli, emulator_server):
     setup(workspace, rows=[ROWS[0], ROWS[1].replace(",0,", ",zero,")])
     result = cli("apply", workspace.manifests, "--yes", "--show-members")

@@ -14,6 +14,7 @@ from reconciler.plan.fields import MappedList, merge_fields, plan_field_updates
 from reconciler.render.masking import shower
 from reconciler.state.live import choose_field_read
 from reconciler.traits import SentValue, check_types
+from reconciler.traits.types import as_doubles
 
 
 def members(*keys: str) -> dict:
@@ -120,6 +121,21 @@ def test_compatible_types_pass_and_mixed_numbers_make_a_new_field_double() -> No
     )
     assert result.conflicts == []
     assert result.double_fields == {"score", "ltv"}
+
+
+def test_whole_numbers_bound_for_a_nested_double_path_go_out_as_floats() -> None:
+    # A new object field whose `n` is 1 for one member and 1.5 for another: Iterable would
+    # type prefs.n long from the first and refuse the second member.
+    sent = [SentValue("prefs", {"n": 1, "k": 2}, "r1"), SentValue("prefs", {"n": 1.5}, "r2")]
+    sent += [SentValue("rows", [{"n": 3}], "r1"), SentValue("rows", [{"n": 0.5}], "r2")]
+    result = check_types({}, sent)
+    assert result.conflicts == []
+    assert result.double_fields == {"prefs.n", "rows.n"}
+    doubled = as_doubles({"n": 1, "k": 2, "flag": True}, "prefs", result.double_fields)
+    assert doubled == {"n": 1.0, "k": 2, "flag": True}
+    assert isinstance(doubled["n"], float) and isinstance(doubled["k"], int)
+    assert as_doubles([{"n": 3}], "rows", result.double_fields) == [{"n": 3.0}]
+    assert isinstance(as_doubles([{"n": 3}], "rows", result.double_fields)[0]["n"], float)
 
 
 def test_a_new_field_whose_values_disagree_is_a_conflict() -> None:

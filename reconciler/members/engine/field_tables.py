@@ -22,6 +22,7 @@ from typing import Any
 from reconciler.members.engine.rows import TableRows, write_table
 from reconciler.members.engine.workspace import Engine
 from reconciler.plan.fingerprint import scalar_json
+from reconciler.traits.types import as_doubles
 
 # Rows per batch handed to Python: memory is bounded by the batch, not the audience.
 BATCH = 20_000
@@ -444,7 +445,7 @@ class FieldValues(Mapping[str, dict[str, Any]]):
     def _decode(self, data: str) -> dict[str, Any]:
         values: dict[str, Any] = json.loads(data)
         if self._doubles:
-            return {k: as_float(v) if k in self._doubles else v for k, v in values.items()}
+            return {k: as_doubles(v, k, self._doubles) for k, v in values.items()}
         return values
 
     def __eq__(self, other: object) -> bool:
@@ -458,15 +459,6 @@ class FieldValues(Mapping[str, dict[str, Any]]):
 
 
 _WINDOW = 5_000
-
-
-def as_float(value: Any) -> Any:
-    """Whole numbers as floats (lists item by item): bound for a double field."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, list):
-        return [as_float(v) for v in value]
-    return value
 
 
 def field_values_table(engine: Engine, rows: Iterable[tuple[str, dict[str, Any]]]) -> FieldValues:
@@ -526,10 +518,7 @@ def update_view(
             kind,
             email,
             user_id,
-            {
-                name: (old, as_float(new) if name in doubles else new)
-                for name, old, new in json.loads(changes)
-            },
+            {name: (old, as_doubles(new, name, doubles)) for name, old, new in json.loads(changes)},
             bool(merge),
         )
 
