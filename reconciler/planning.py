@@ -198,6 +198,7 @@ def _plan_destination(
         ),
         field_updates=fields.updates,
         field_read=fields.read,
+        new_fields=fields.new_fields,
         field_issues=tuple(field_issues),
         field_issues_unlisted=field_issues_unlisted,
         member_read=live.describe_reads(),

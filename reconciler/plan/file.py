@@ -378,6 +378,7 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
         ],
         "unread": [list(x) for x in d.unread],
         "other_reads": list(d.other_reads),
+        "new_fields": [list(x) for x in d.new_fields],
     }
 
 
@@ -422,6 +423,7 @@ def _destination_from_json(d: dict[str, Any], members: _MemberLines) -> Destinat
         lists=lists,
         unread=tuple((str(a), str(r)) for a, r in d.get("unread", ())),
         other_reads=tuple(d.get("other_reads", ())),
+        new_fields=tuple((str(n), str(t)) for n, t in d.get("new_fields", ())),
     )
 
 

@@ -398,6 +398,9 @@ class DestinationPlan:
     # bulkUpdate, between subscribe and unsubscribe: a tuple, or rows in the DuckDB workspace
     field_updates: Sequence[FieldUpdate] = ()
     field_read: FieldRead | None = None
+    # User fields the project does not have yet that this plan's values create, with the
+    # type Iterable will give them (fixed for good by the first value): (path, type).
+    new_fields: tuple[tuple[str, str], ...] = ()
     member_read: str | None = None  # how list members were read, for people (rate limits)
     # What people should know about lists beyond the changes (a listName or description
     # that changed, which Iterable cannot do in place).
@@ -704,6 +707,7 @@ class Plan:
                         {"list_id": x.list_id, "list_name": x.list_name} for x in d.deletions
                     ],
                     "field_updates": _field_updates_dict(d, show),
+                    "new_fields": dict(d.new_fields),
                     # More rows skipped than `skipped_members` lists (large audiences).
                     "skipped_unlisted": d.skipped_unlisted,
                     "skipped_members": [

@@ -52,6 +52,8 @@ class FieldsPlan:
     live_digest: str | None = None  # of the current values read, for the stale-plan check
     # Disagreements between audiences not in `issues`, counted only (DuckDB path: bounded)
     issues_unlisted: int = 0
+    # Fields this plan creates in Iterable, with the type their first value fixes (sorted)
+    new_fields: tuple[tuple[str, str], ...] = ()
 
 
 def plan_fields(
@@ -104,6 +106,7 @@ def plan_fields(
         types = check_types(client.get_fields(), sent)
         if types.conflicts:
             raise FieldTypeError(_conflict_message(desired, types.conflicts))
+        out.new_fields = tuple(sorted(types.new_fields.items()))
         if types.double_fields:
             planned, doubled = _as_doubles(planned, out.updates, types.double_fields)
             out.updates = tuple(doubled)
@@ -136,6 +139,7 @@ def _plan_table_fields(
         types = check_types(client.get_fields(), itertools.chain([first], sent))
         if types.conflicts:
             raise FieldTypeError(_conflict_message(desired, types.conflicts))
+        out.new_fields = tuple(sorted(types.new_fields.items()))
         if types.double_fields:
             out.lists, out.updates = with_doubles(out.lists, out.updates, types.double_fields)
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.traits.convert import DATE_SHAPE
@@ -110,6 +110,9 @@ class FieldTypes:
 
     conflicts: list[TypeConflict]
     double_fields: set[str]
+    # Paths the project does not have yet, with the type the plan's values give them:
+    # Iterable fixes a field's type at the first value it receives, for good.
+    new_fields: dict[str, str] = field(default_factory=dict)
 
 
 def as_doubles(value: Any, path: str, doubles: AbstractSet[str]) -> Any:
@@ -160,4 +163,5 @@ def check_types(existing: Mapping[str, str], sent: Iterable[SentValue]) -> Field
                         path, None, sent_type, item.ref, first[1], first[0]
                     )
     doubles = {p for p, t in existing.items() if t == "double"} | mixed_numbers
-    return FieldTypes(list(conflicts.values()), doubles)
+    new_fields = {p: t for p, (t, _ref) in new_types.items() if p not in conflicts}
+    return FieldTypes(list(conflicts.values()), doubles, new_fields)

@@ -65,6 +65,11 @@ def test_apply_sets_fields_on_new_members_with_the_subscribe(workspace, cli, emu
     plan = cli("plan", workspace.manifests)
     assert plan.exit_code == 0, plan.output
     assert "+ add 3 members with fields greeting, lifetimeValue, planTier, renewsOn" in plan.stdout
+    # The reviewer sees the types Iterable will fix for good at the first value.
+    assert (
+        "+ new user fields, typed for good by the first value Iterable receives: greeting "
+        "(string), lifetimeValue (double), planTier (string), renewsOn (date)"
+    ) in plan.stdout
 
     result = cli("apply", workspace.manifests, "--yes")
     assert result.exit_code == 0, result.output
@@ -93,6 +98,7 @@ def test_apply_sets_fields_on_new_members_with_the_subscribe(workspace, cli, emu
     assert "= user fields: no changes (3 users checked, read with 3 per-user reads)" in (
         again.stdout
     )
+    assert "new user field" not in again.stdout
 
 
 def test_a_changed_value_is_one_bulk_update_for_exactly_the_changed_users(
@@ -409,7 +415,9 @@ def test_a_saved_plan_carries_field_writes(workspace, cli, emulator_server, tmp_
     setup(workspace)
     first = tmp_path / "first.plan"
     assert cli("plan", workspace.manifests, "--out", first).exit_code == 0
-    assert cli("apply", "--plan", first, "--yes").exit_code == 0
+    applied = cli("apply", "--plan", first, "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert "new user fields, typed for good" in applied.stdout  # the saved plan keeps them
     assert fields_of(emulator_server, "alice@example.com")["planTier"] == "pro"
 
     workspace.csv("data/churn.csv", HEADER, [ROWS[0].replace(",pro,", ",gold,"), *ROWS[1:]])

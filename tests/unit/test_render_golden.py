@@ -208,6 +208,7 @@ def field_updates_plan() -> Plan:
                 lp,
                 field_updates=updates,
                 field_read=FieldRead("user_reads", users=2, requests=2, fields=("ltv",)),
+                new_fields=(("ltv", "double"), ("profile.tier", "string")),
             ),
             destination(
                 list_plan(audience="quiet", list_name="quiet", list_id=304),

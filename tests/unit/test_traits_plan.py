@@ -121,6 +121,9 @@ def test_compatible_types_pass_and_mixed_numbers_make_a_new_field_double() -> No
     )
     assert result.conflicts == []
     assert result.double_fields == {"score", "ltv"}
+    # What the plan creates, with the type Iterable will fix (existing fields, and a field
+    # sent only null, are not new).
+    assert result.new_fields == {"ltv": "double"}
 
 
 def test_whole_numbers_bound_for_a_nested_double_path_go_out_as_floats() -> None:
