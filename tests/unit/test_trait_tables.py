@@ -777,3 +777,45 @@ def test_more_disagreements_than_the_cap_plan_alike_and_are_kept_bounded(
     sent = {k: v for fields in add_fields.values() for k, v in fields.items()}
     assert all("tier_name" not in sent[f"m{n}@x.com"] for n in range(rows) if n not in agree)
     assert all(sent[f"m{n}@x.com"]["tier_name"] == "gold" for n in agree if n % 50)
+
+
+def test_fields_differing_only_in_case_are_read_alike_from_an_export(tmp_path, engines):
+    # Iterable's field names are case-sensitive (`Tier` and `tier` are two fields); DuckDB's
+    # column names are not, so the export read must tell them apart by other means.
+    (tmp_path / "m.csv").write_text("email,userId,plan\na@x.com,u1,pro\nb@x.com,u2,free\n")
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Destination",
+            "metadata": {"name": "d"},
+            "spec": {"region": "us", "projectType": "hybrid", "apiKey": {"env": "K"}},
+        },
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Audience",
+            "metadata": {"name": "crm"},
+            "spec": {"destination": "d", "members": {"csv": "m.csv"}, "traits": "crm"},
+        },
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "TraitMapping",
+            "metadata": {"name": "crm"},
+            "spec": {"fields": {"Tier": "plan", "tier": "plan", "a/b~c": "plan"}},
+        },
+    ]
+    (tmp_path / "m.yaml").write_text("\n---\n".join(json.dumps(d) for d in docs))
+    emulator = Emulator(limits=Limits.unlimited())
+    project = emulator.add_project("d", "hybrid", KEY)
+    crm = project.add_list("crm")
+    same = {"Tier": "pro", "tier": "pro", "a/b~c": "pro"}
+    project.add_user(email="a@x.com", user_id="u1", data_fields=same, list_ids=[crm])
+    other = {"Tier": "free", "tier": "gold", "a/b~c": "free"}
+    project.add_user(email="b@x.com", user_id="u2", data_fields=other, list_ids=[crm])
+
+    plans = {name: _plan(tmp_path, emulator, engines[name], "export") for name in ENGINES}
+    expected = _data(plans["python"], tmp_path)
+    assert _data(plans["duckdb"], tmp_path) == expected
+    assert expected["read"].method == "export"
+    assert [(key, changes) for key, _k, _e, _u, changes, _m in expected["updates"]] == [
+        ("u2", {"tier": ("gold", "free")})
+    ]

@@ -587,14 +587,26 @@ def read_field_export(
         ]
     )
     cells = "".join(f", {_identifier(name)} AS l{j}" for j, name in enumerate(names))
+    read = (
+        f"SELECT lower(email) AS email, userId AS user_id{cells} FROM read_json('{path}', "
+        f"format = 'newline_delimited', columns = {{{columns}}})"
+    )
+    if len({n.lower() for n in ["email", "userId", *names]}) < len(names) + 2:
+        # DuckDB's column names ignore case, Iterable's field names do not (`Tier` and
+        # `tier` are two fields): each row is read whole and its fields picked by JSON
+        # pointer, which tells them apart.
+        cells = "".join(
+            f", json_extract(json, {quote(_pointer(name))}) AS l{j}" for j, name in enumerate(names)
+        )
+        read = (
+            "SELECT lower(json_extract_string(json, '/email')) AS email, "
+            f"json_extract_string(json, '/userId') AS user_id{cells} "
+            f"FROM read_json_objects('{path}', format = 'newline_delimited')"
+        )
     try:
         download(["email", "userId", *names], path, on_lines)
         with engine.ordered():
-            engine.connection.execute(
-                f"CREATE TABLE {export} AS SELECT lower(email) AS email, userId AS user_id"
-                f"{cells} FROM read_json('{path}', format = 'newline_delimited', "
-                f"columns = {{{columns}}})"
-            )
+            engine.connection.execute(f"CREATE TABLE {export} AS {read}")
     finally:
         path.unlink(missing_ok=True)
     table = engine.name("live_fields")
@@ -658,6 +670,11 @@ def compared_rows(
             yield out
     finally:
         cursor.close()
+
+
+def _pointer(name: str) -> str:
+    """A top-level key as a JSON pointer (RFC 6901: `~` as ~0, `/` as ~1)."""
+    return "/" + name.replace("~", "~0").replace("/", "~1")
 
 
 def _identifier(name: str) -> str:
