@@ -198,6 +198,10 @@ def _made(value: Any) -> Any:
 
 def _finalize(value: Any) -> Any:
     # A string's pieces are counted as the output is produced (Template.render).
+    if value is None:
+        # A null column (SQL NULL, a null in Parquet or YAML) is no text, as an empty CSV
+        # cell is: jinja2 would print Python's "None" into the profile ("Hi None").
+        return ""
     return value if type(value) is str else _check_value(value)
 
 

@@ -131,6 +131,15 @@ def test_templates_render_columns_and_the_row() -> None:
     assert values == {"greeting": "Hi Ada", "full": "Ada Lovelace", "score": 42}
 
 
+def test_a_null_column_renders_as_no_text_not_none() -> None:
+    # SQL NULL or a null in Parquet/YAML: the text is empty, as for an empty CSV cell.
+    compiled = mapping(template("greeting", "Hi {{ nick }}!"), template("nick", "{{ nick }}"))
+    assert compiled.values({"nick": None}) == ({"greeting": "Hi !", "nick": ""}, [])
+    # Tests and filters still see the null itself.
+    compiled = mapping(template("greeting", "Hi {{ nick if nick is not none else 'there' }}"))
+    assert compiled.values({"nick": None}) == ({"greeting": "Hi there"}, [])
+
+
 def test_an_undefined_variable_is_an_error_naming_the_template() -> None:
     compiled = mapping(template("greeting", "Hi {{ frist_name }}"))
     values, errors = compiled.values({"first_name": "Ada"})
