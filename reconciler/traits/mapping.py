@@ -21,6 +21,7 @@ from reconciler.traits.template import (
     TemplateBudgetExceeded,
     TemplateRenderError,
 )
+from reconciler.traits.types import mixed_types
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class CompiledField:
             if raw is None:
                 return None
             try:
-                return convert(raw)
+                return _whole(convert(raw))
             except ConversionError as error:
                 raise FieldValueError(
                     FieldError(self.name, self.source, f"{describe_value(raw)} {error.reason}")
@@ -91,10 +92,18 @@ class CompiledField:
         except TemplateBudgetExceeded as error:
             raise FieldBudgetError(self, error.reason) from None
         try:
-            return convert(text)
+            return _whole(convert(text))
         except ConversionError as error:
             reason = f"the template gave {describe_value(text)}, which {error.reason}"
             raise FieldValueError(FieldError(self.name, self.source, reason)) from None
+
+
+def _whole(value: Any) -> Any:
+    """A converted value Iterable would take as a whole (traits.types.mixed_types)."""
+    mixed = mixed_types(value)
+    if mixed is not None:
+        raise ConversionError(mixed)
+    return value
 
 
 class FieldAbsent(Exception):

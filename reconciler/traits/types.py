@@ -65,6 +65,58 @@ def _collect(value: Any, path: str, out: dict[str, str]) -> None:
             _collect(child, f"{path}.{key}", out)
 
 
+_WORDS = {
+    "long": "number",
+    "double": "number",
+    "boolean": "true/false",
+    "date": "date",
+    "string": "text",
+    "object": "object",
+}
+
+
+def mixed_types(value: Any) -> str | None:
+    """Why Iterable would refuse `value` whole, or None: the items of one of its arrays
+    (or one path inside them, `tags.n`) are of two types it will not unify (numbers and
+    text, say; whole and fractional numbers are doubles, and dates among text are text).
+    Iterable refuses such a user's whole update, list membership included."""
+    if not isinstance(value, list | tuple | Mapping):
+        return None
+    seen: dict[str, str] = {}
+    return _first_mix(value, "", seen)
+
+
+def _first_mix(value: Any, path: str, seen: dict[str, str]) -> str | None:
+    if isinstance(value, list | tuple):
+        for item in value:
+            found = _first_mix(item, path, seen)
+            if found is not None:
+                return found
+        return None
+    sent = _scalar_type(value)
+    if sent is None:
+        return None
+    previous = seen.get(path)
+    if previous is None or previous == sent:
+        seen[path] = sent
+    elif {previous, sent} == {"long", "double"}:
+        seen[path] = "double"
+    elif {previous, sent} == {"string", "date"}:
+        seen[path] = "string"
+    else:
+        where = f" at {path.lstrip('.')!r}" if path else ""
+        return (
+            f"has items of two types{where} ({_WORDS[previous]} and {_WORDS[sent]}), "
+            "which Iterable refuses"
+        )
+    if isinstance(value, Mapping):
+        for key, child in value.items():
+            found = _first_mix(child, f"{path}.{key}", seen)
+            if found is not None:
+                return found
+    return None
+
+
 @dataclass(frozen=True)
 class SentValue:
     """One value a plan would send: for which field, and a reference to where it came from

@@ -281,6 +281,29 @@ def test_a_new_nested_number_of_whole_and_fractional_values_is_double_for_everyo
     assert again.exit_code == 0, again.output
 
 
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_list_mixing_types_is_left_out_and_its_member_still_subscribed(
+    workspace, cli, emulator_server, monkeypatch, engine
+):
+    # Iterable refuses a user whose array mixes numbers and text: sent, it would have cost
+    # the member its subscribe and its other fields.
+    if engine == "duckdb":
+        monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "1")
+    fields = {"planTier": "plan", "tags": {"from": "tags", "type": "list"}}
+    workspace.write("traits.yaml", mapping_doc(fields))
+    rows = ['a@example.com,u-a,pro,"[1, ""x""]"', 'b@example.com,u-b,free,"[2]"']
+    workspace.csv("data/churn.csv", "email,user_id,plan,tags", rows)
+    workspace.audience("churn", {"csv": "data/churn.csv", "userId": "user_id"}, traits="crm")
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 1, result.output  # a value not sent, like a bad number
+    assert "has items of two types (number and text)" in result.stdout
+    assert "rejected" not in result.stdout
+    assert fields_of(emulator_server, "a@example.com") == {"planTier": "pro"}
+    assert fields_of(emulator_server, "b@example.com") == {"planTier": "free", "tags": [2]}
+    (churn,) = project(emulator_server).lists.values()
+    assert len(churn.members) == 2  # both subscribed
+
+
 def test_a_bad_value_skips_that_field_only_and_exits_non_zero(workspace, cli, emulator_server):
     setup(workspace, rows=[ROWS[0], ROWS[1].replace(",0,", ",zero,")])
     result = cli("apply", workspace.manifests, "--yes", "--show-members")

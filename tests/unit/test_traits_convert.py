@@ -118,6 +118,25 @@ def test_object_and_list_from_json_text() -> None:
     assert [e.field for e in errors] == ["prefs", "tags"]
 
 
+def test_a_value_whose_items_disagree_in_type_is_not_sent() -> None:
+    # Iterable refuses a user's whole update (membership too) for such a value: only that
+    # field is left out, as for a value that does not convert.
+    compiled = mapping(column("tags", "t", "list"), column("prefs", "p", "object"))
+    ok, errors = compiled.values({"t": "[1, 2.5]", "p": '{"d": ["2025-07-01", "soon"]}'})
+    assert errors == [] and ok == {"tags": [1, 2.5], "prefs": {"d": ["2025-07-01", "soon"]}}
+    values, errors = compiled.values({"t": '[1, "x"]', "p": '{"rows": [{"n": 1}, {"n": true}]}'})
+    assert values == {}
+    assert [reveal(e.message, True) for e in errors] == [
+        "field 'tags' (column 't'): '[1, \"x\"]' has items of two types (number and text), "
+        "which Iterable refuses; the field is not written for this member",
+        "field 'prefs' (column 'p'): '{\"rows\": [{\"n\": 1}, {\"n\": true}]}' has items of "
+        "two types at 'rows.n' (number and true/false), which Iterable refuses; the field is "
+        "not written for this member",
+    ]
+    # A template's text is one string: nothing to disagree.
+    assert mapping(template("t", "{{ t }}")).values({"t": '[1, "x"]'}) == ({"t": '[1, "x"]'}, [])
+
+
 def test_templates_render_columns_and_the_row() -> None:
     compiled = mapping(
         template("greeting", "Hi {{ first_name | title }}"),
