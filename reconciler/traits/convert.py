@@ -27,10 +27,11 @@ _ITERABLE_DATE = re.compile(
     r" ?(?P<offset>Z|[+-]\d{2}:?\d{2})?"
 )
 # The shapes Iterable recognises as dates when it types a new field (its documented
-# formats): a bare day, or a day with a time and an optional offset.
+# formats): a bare day, or a day with a time to the second and an optional offset. A time
+# without seconds (2024-05-01 09:30) is text to Iterable, which a date field refuses.
 DATE_SHAPE = re.compile(
     r"\d{4}-\d{2}-\d{2}"
-    r"(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?: ?(?:Z|[+-]\d{2}:?\d{2}))?)?"
+    r"(?:[ T]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?: ?(?:Z|[+-]\d{2}:?\d{2}))?)?"
 )
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}

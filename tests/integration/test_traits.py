@@ -335,6 +335,21 @@ def test_a_type_conflict_stops_the_plan_before_anything_is_written(workspace, cl
         assert [r for r in emulator_server.emulator.request_log if r.method != "GET"] == []
 
 
+def test_a_time_without_seconds_for_a_date_field_stops_the_plan(workspace, cli, emulator_server):
+    # "2025-07-01 09:30" is text to Iterable, which the date field refuses (and with it the
+    # member's subscribe): caught before anything is written, not one member at a time.
+    project(emulator_server).add_user(
+        email="seed@example.com", data_fields={"renewsOn": "2025-01-01"}
+    )
+    setup(workspace, rows=[ROWS[0], ROWS[1]], fields={"renewsOn": "renews_on"})
+    workspace.csv("data/churn.csv", HEADER, [ROWS[0].replace("2025-07-01", "2025-07-01 09:30")])
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 1, result.output
+    assert "field 'renewsOn' is date in Iterable" in result.stderr
+    assert "would send a string" in result.stderr
+    assert [r for r in emulator_server.emulator.request_log if r.method != "GET"] == []
+
+
 class FakeClock:
     """One clock for the client and the emulator: sleeping moves time on, nothing waits."""
 

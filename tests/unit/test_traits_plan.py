@@ -152,6 +152,21 @@ def test_a_new_field_whose_values_disagree_is_a_conflict() -> None:
     )
 
 
+def test_a_time_without_seconds_is_text_to_iterable_not_a_date() -> None:
+    # Iterable's date formats give the time to the second: "2024-05-01 09:30" is a string,
+    # which a date field refuses (the member's whole subscribe with it).
+    result = check_types({"when": "date"}, [SentValue("when", "2024-05-01 09:30", "r1")])
+    assert [(c.path, c.existing, c.sent) for c in result.conflicts] == [("when", "date", "string")]
+    ok = [
+        "2024-05-01",
+        "2024-05-01 09:30:00",
+        "2024-05-01T09:30:00.5Z",
+        "2024-05-01 09:30:00 +02:00",
+    ]
+    result = check_types({"when": "date"}, [SentValue("when", v, "r") for v in ok])
+    assert result.conflicts == []
+
+
 def test_nested_paths_are_checked() -> None:
     result = check_types({"prefs.email": "boolean"}, [SentValue("prefs", {"email": "yes"}, "r")])
     assert [c.path for c in result.conflicts] == ["prefs.email"]
