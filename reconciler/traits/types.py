@@ -146,8 +146,15 @@ class TypeConflict:
         return (
             f"new field {self.path!r} would get values of two types: {self.other_type} from "
             f"{origin(self.other_ref)} and {self.sent} from {origin(self.ref)}; Iterable types "
-            "a new field by the first value it receives and refuses the others (declare a "
-            "type that fits every value)"
+            "a new field by the first value it receives and refuses the others ("
+            + (
+                # `type: string` cannot help here: it is the text's shape that types it.
+                "text shaped like a date, 2024-05-01 or 2024-05-01 09:30:00, makes a new "
+                "field a date: `type: date` if they are all dates, otherwise give the field "
+                "a text value in Iterable first, or change the data)"
+                if {self.sent, self.other_type} == {"string", "date"}
+                else "declare a type that fits every value)"
+            )
         )
 
 

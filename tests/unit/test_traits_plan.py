@@ -150,6 +150,12 @@ def test_a_new_field_whose_values_disagree_is_a_conflict() -> None:
     assert "new field 'since' would get values of two types: date from r1 and string from r2" in (
         conflict.describe()
     )
+    # A declared `type: string` cannot help: the message says what can.
+    assert "text shaped like a date, 2024-05-01 or 2024-05-01 09:30:00, makes a new field a " in (
+        conflict.describe()
+    )
+    mixed = check_types({}, [SentValue("n", 1, "r1"), SentValue("n", "x", "r2")])
+    assert "(declare a type that fits every value)" in mixed.conflicts[0].describe()
 
 
 def test_a_time_without_seconds_is_text_to_iterable_not_a_date() -> None:
