@@ -649,6 +649,13 @@ TraitFieldEntry = Annotated[
 
 
 def _field_name(value: str) -> str:
+    # Printed in plans, reports and CI logs as a list name is (_list_name).
+    if any(breaks_layout(c) for c in value):
+        raise PydanticCustomError(
+            "control_in_field_name",
+            "a field name cannot contain control characters (a newline, a tab) or "
+            "right-to-left overrides",
+        )
     if value in SYSTEM_FIELDS:
         raise PydanticCustomError(
             "system_field",

@@ -13,6 +13,7 @@ from reconciler.manifest import (
     MembersSpec,
     UnsubscribeSpec,
 )
+from reconciler.manifest.model import TraitMappingSpec
 
 
 def test_a_literal_key_never_appears_in_a_validation_error() -> None:
@@ -90,6 +91,14 @@ def test_a_list_name_is_one_line_that_reads_in_order(name: str) -> None:
         AudienceSpec.model_validate(
             {"destination": "prod", "listName": name, "members": {"csv": "a.csv"}}
         )
+
+
+@pytest.mark.parametrize("name", ["tier\n::error::OK", "tier\tx", "tier\u2028x", "\u202etier"])
+def test_a_field_name_is_one_line_that_reads_in_order(name: str) -> None:
+    """Plans, reports and CI logs print a mapped field's name as they print a list's."""
+    with pytest.raises(ValidationError, match="a field name cannot contain control characters"):
+        TraitMappingSpec.model_validate({"fields": {name: "plan"}})
+    assert TraitMappingSpec.model_validate({"fields": {"Käufer-Stufe ✓": "plan"}}).fields
 
 
 def test_a_list_name_may_hold_any_printable_text_and_emoji() -> None:
