@@ -303,21 +303,49 @@ def _bars(console: Console, clock: Clock) -> Iterator[Progress]:
         yield _BarProgress(bars)
 
 
+# Finished bars the live display keeps before they are printed above it, once each: rich
+# redraws every bar it holds on each refresh (ten a second, and once per finish), so bars
+# kept to the end made a plan of 200 small audiences spend 30 s of CPU drawing them (1 s
+# without a terminal), four times as long for twice the audiences.
+LIVE_FINISHED_BARS = 10
+
+
 class _BarProgress:
     def __init__(self, bars: RichProgress) -> None:
         self._bars = bars
+        self._finished: list[TaskID] = []
+        self._finished_lock = threading.Lock()
 
     def task(self, description: str, total: int | None = None, unit: str = "members") -> Task:
-        return _BarTask(self._bars, self._bars.add_task(description, total=total, unit=unit))
+        task_id = self._bars.add_task(description, total=total, unit=unit)
+        return _BarTask(self._bars, task_id, self._retire)
 
     def note(self, message: str) -> None:
         self._bars.console.print(message, markup=False, highlight=False, emoji=False)
 
+    def _retire(self, task_id: TaskID) -> None:
+        """Past LIVE_FINISHED_BARS finished bars, print them (as the rows they were, in the
+        order they finished) above the live display and drop them from it."""
+        with self._finished_lock:
+            self._finished.append(task_id)
+            if len(self._finished) <= LIVE_FINISHED_BARS:
+                return
+            retired, self._finished = self._finished, []
+            with self._bars._lock:
+                tasks = [self._bars._tasks[i] for i in retired]
+            rows = self._bars.make_tasks_table(tasks)
+            for i in retired:
+                self._bars.remove_task(i)
+            self._bars.console.print(rows)
+
 
 class _BarTask:
-    def __init__(self, bars: RichProgress, task_id: TaskID) -> None:
+    def __init__(
+        self, bars: RichProgress, task_id: TaskID, retire: Callable[[TaskID], None]
+    ) -> None:
         self._bars = bars
         self._id = task_id
+        self._retire = retire
         self._finished = False
         self._lock = threading.Lock()
 
@@ -325,17 +353,24 @@ class _BarTask:
         return self._bars._tasks[self._id]  # rich keeps no public lookup by id
 
     def advance(self, n: int = 1) -> None:
-        self._bars.advance(self._id, n)
+        # A finished bar is final (and may have left the live display): later advances, a
+        # heartbeat's included, change nothing, as a finished plain-lines task writes nothing.
+        with self._lock:
+            if not self._finished:
+                self._bars.advance(self._id, n)
 
     def set_total(self, total: int | None) -> None:
-        if total is not None:
-            self._bars.update(self._id, total=total)
-            return
-        # rich's update() reads total=None as "leave it"; unknown again means a pulsing bar.
-        with self._bars._lock:
-            task = self._task()
-            task.total = None
-            task.finished_time = None
+        with self._lock:
+            if self._finished:
+                return
+            if total is not None:
+                self._bars.update(self._id, total=total)
+                return
+            # rich's update() reads total=None as "leave it"; unknown again means a pulsing bar.
+            with self._bars._lock:
+                task = self._task()
+                task.total = None
+                task.finished_time = None
 
     def finish(self) -> None:
         with self._lock:
@@ -352,3 +387,4 @@ class _BarTask:
             with self._bars._lock:
                 task.finished_time = task.elapsed
         self._bars.refresh()
+        self._retire(self._id)

@@ -218,3 +218,40 @@ def test_terminal_mode_leaves_stdout_alone(capsys):
         progress.task("reading list 'vip'").advance(3)
         sys.stdout.write('{"plan": 1}\n')
     assert capsys.readouterr().out == '{"plan": 1}\n'
+
+
+def test_many_finished_bars_leave_the_live_display_so_each_redraw_stays_small(monkeypatch):
+    # rich redraws every bar it holds on each refresh; a plan of 200 audiences kept all 200
+    # (and took 30 s of CPU drawing them). Finished bars are printed once and let go.
+    from rich.progress import Progress as RichProgress
+
+    from reconciler.progress import LIVE_FINISHED_BARS
+
+    drawn: list[int] = []
+    make_table = RichProgress.make_tasks_table
+
+    def counting(self, tasks):
+        tasks = list(tasks)
+        drawn.append(len(tasks))
+        return make_table(self, tasks)
+
+    monkeypatch.setattr(RichProgress, "make_tasks_table", counting)
+    out = StringIO()
+    console = Console(file=out, force_terminal=True, width=120)
+    clock = FakeClock()
+    names = [f"reading audience 'aud-{i:03d}'" for i in range(200)]
+    with console_progress(console, clock=clock) as progress:
+        running = progress.task("reading members of 200 lists (one user export)")
+        for name in names:
+            task = progress.task(name, unit="rows")
+            clock.now += 1
+            task.advance(5)
+            task.finish()
+            task.advance(0)  # a heartbeat's tick after the finish changes nothing
+        running.advance(1_000)
+        running.finish()
+    assert len(drawn) >= len(names)  # one redraw per finish at least
+    assert max(drawn) <= LIVE_FINISHED_BARS + 2
+    text = out.getvalue()
+    assert all(name in text for name in names)  # every finished bar is still on screen
+    assert text.count("5/5") >= len(names)
