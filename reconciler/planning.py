@@ -409,7 +409,7 @@ def _start_prefetches(
             large: list[Any] = []  # the route needs no sizes, and reads no list by getUsers
         else:
             sizes = {a.list_name: _expected_rows(engine, a) for a in audiences}
-            large = [a for a in audiences if at_scale(engine, a)]
+            large = [a for a in audiences if at_scale(engine, a, manifests)]
         route = choose_route(list(sizes.values()), client.settings, member_reads)
         # An export (a job, the user export, or it in date windows) on sizes partly
         # unknown is left to read_live, which knows them all.

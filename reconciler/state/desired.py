@@ -100,7 +100,7 @@ def _read_audience(
 ) -> None:
     name = audience.name
     dest = desired[audience.spec.destination]
-    if engine is not None and at_scale(engine, audience):
+    if engine is not None and at_scale(engine, audience, manifests):
         from reconciler.members.model import load_desired
 
         task = progress.task(f"reading audience {name!r} into DuckDB", unit="rows")
@@ -144,7 +144,7 @@ def _compiled(
     return compiled[name]
 
 
-def at_scale(engine: Engine, audience: Audience) -> bool:
+def at_scale(engine: Engine, audience: Audience, manifests: Manifests) -> bool:
     """Whether DuckDB plans this audience. Inline members always stay in Python, and so do
     audiences with a trait mapping whose source kind cannot keep its columns in DuckDB yet
     (Source.traits_at_scale): the one switch between the two paths for mapped fields."""
@@ -155,9 +155,11 @@ def at_scale(engine: Engine, audience: Audience) -> bool:
         return engine.settings.engine == "duckdb"
     from reconciler.members.model import estimate_rows
 
+    mapping = manifests.trait_mappings.get(audience.spec.traits or "")
     return engine.use_duckdb(
         engine.remember(("rows", audience.name), lambda: estimate_rows(audience)),
         traits=audience.spec.traits is not None,
+        fields=len(mapping.spec.fields) if mapping is not None else 0,
     )
 
 

@@ -26,3 +26,44 @@ def test_a_forced_engine_ignores_the_thresholds() -> None:
     duckdb = EngineSettings.from_env({"RECONCILER_ENGINE": "duckdb"})
     assert not python.use_duckdb(10**9, traits=True)
     assert duckdb.use_duckdb(1) and duckdb.use_duckdb(1, traits=True)
+
+
+def test_a_wide_trait_mapping_takes_duckdb_from_as_many_values_not_rows() -> None:
+    # The Python path holds every mapped value: 60,000 rows of 50 fields took 1.4 GB there,
+    # as many values as 1,000,000 rows of the 3-field mapping the threshold was measured with.
+    settings = EngineSettings.from_env({})
+    assert settings.use_duckdb(60_000, traits=True, fields=50)
+    assert not settings.use_duckdb(59_999, traits=True, fields=50)
+    assert settings.use_duckdb(750_000, traits=True, fields=4)
+    # A narrower mapping is not held in Python longer, and the member threshold is untouched.
+    assert not settings.use_duckdb(999_999, traits=True, fields=1)
+    assert settings.use_duckdb(1_000_000, traits=True, fields=1)
+    assert settings.use_duckdb(10_000, fields=50)
+
+
+def test_an_audience_is_planned_at_scale_by_its_mapping_s_width(tmp_path) -> None:
+    from reconciler.manifest.loader import load_manifests
+    from reconciler.members.model import Engine
+    from reconciler.state.desired import at_scale
+
+    rows = 60_000
+    (tmp_path / "m.csv").write_text(
+        "email,c\n" + "".join(f"u{i}@example.com,{i}\n" for i in range(rows))
+    )
+    fields = "".join(f"    f{j}: c\n" for j in range(50))
+    (tmp_path / "all.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Destination\nmetadata: {name: d}\n"
+        "spec: {region: sandbox, projectType: email}\n---\n"
+        "apiVersion: reconciler/v1\nkind: TraitMapping\nmetadata: {name: wide}\n"
+        f"spec:\n  fields:\n{fields}---\n"
+        "apiVersion: reconciler/v1\nkind: TraitMapping\nmetadata: {name: narrow}\n"
+        "spec:\n  fields: {f0: c}\n---\n"
+        "apiVersion: reconciler/v1\nkind: Audience\nmetadata: {name: a}\n"
+        "spec: {destination: d, traits: wide, members: {csv: m.csv}}\n---\n"
+        "apiVersion: reconciler/v1\nkind: Audience\nmetadata: {name: b}\n"
+        "spec: {destination: d, traits: narrow, members: {csv: m.csv}}\n"
+    )
+    manifests = load_manifests(tmp_path)
+    engine = Engine(EngineSettings.from_env({}))
+    assert at_scale(engine, manifests.audiences["a"], manifests)
+    assert not at_scale(engine, manifests.audiences["b"], manifests)

@@ -4,7 +4,8 @@ Read from the environment like the client's settings (RECONCILER_<NAME>):
 
     RECONCILER_ENGINE               auto (default), python or duckdb
     RECONCILER_ENGINE_THRESHOLD     members (source rows) from which auto picks DuckDB; 10000,
-                                    and 1000000 for audiences with a trait mapping (when set,
+                                    and 1000000 for audiences with a trait mapping of up to
+                                    3 fields, proportionally fewer for more fields (when set,
                                     it is the threshold for both)
     RECONCILER_MEMORY_LIMIT         memory a plan may use, e.g. 1GB (default), 500MB; DuckDB
                                     gets 55% of it, the rest is Python's and the HTTP client's
@@ -39,6 +40,13 @@ _UNITS = {
 # limit). 55% keeps a 10M email plan under 700 MB at the default 1GB (issue 17; 70% gave
 # 806 MB), at the cost of one more pass of the join with the list.
 DUCKDB_SHARE = 0.55
+
+
+# The fields of the mapping `traits_threshold` was measured with (bench/plan_traits.py). The
+# Python path's memory grows with the values it holds, rows x fields (60,000 rows of a
+# 50-field mapping took 1,395 MB there, 678 MB in DuckDB), so a wider mapping takes DuckDB
+# from as many values, not rows: 60,000 rows of 50 fields as 1,000,000 rows of 3.
+TRAITS_THRESHOLD_FIELDS = 3
 
 
 @dataclass(frozen=True)
@@ -87,12 +95,17 @@ class EngineSettings:
     def duckdb_memory_bytes(self) -> int:
         return int(_bytes(self.memory_limit) * DUCKDB_SHARE)
 
-    def use_duckdb(self, rows: int | None, traits: bool = False) -> bool:
+    def use_duckdb(
+        self, rows: int | None, traits: bool = False, fields: int = TRAITS_THRESHOLD_FIELDS
+    ) -> bool:
         """`rows` is the source's size when it is cheap to know, else None; `traits`: the
-        audience has a trait mapping."""
+        audience has a trait mapping, of `fields` fields."""
         if self.engine != "auto":
             return self.engine == "duckdb"
-        return rows is not None and rows >= (self.traits_threshold if traits else self.threshold)
+        if rows is None or not traits:
+            return rows is not None and rows >= self.threshold
+        wide = max(fields, TRAITS_THRESHOLD_FIELDS)
+        return rows * wide >= self.traits_threshold * TRAITS_THRESHOLD_FIELDS
 
 
 def _count(env: os._Environ[str] | dict[str, str], name: str, default: int) -> int:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from reconciler.leftovers import private_directory
-from reconciler.members.engine.settings import EngineSettings
+from reconciler.members.engine.settings import TRAITS_THRESHOLD_FIELDS, EngineSettings
 
 T = TypeVar("T")
 
@@ -42,8 +42,10 @@ class Engine:
     def from_env(cls) -> Engine:
         return cls(EngineSettings.from_env())
 
-    def use_duckdb(self, rows: int | None, traits: bool = False) -> bool:
-        return self.settings.use_duckdb(rows, traits)
+    def use_duckdb(
+        self, rows: int | None, traits: bool = False, fields: int = TRAITS_THRESHOLD_FIELDS
+    ) -> bool:
+        return self.settings.use_duckdb(rows, traits, fields)
 
     def remember(self, key: Hashable, compute: Callable[[], T]) -> T:
         """`compute()` once per key for this engine's life (a source's size, say)."""
