@@ -59,7 +59,8 @@ def serve(
         "--state",
         metavar="FILE",
         help="JSON file holding the emulator's state; loaded if present, saved after each "
-        "change. Without it the state lives in memory only.",
+        "change (a state that takes long to write, at most a tenth of the time) and on "
+        "stopping. Without it the state lives in memory only.",
         dir_okay=False,
     ),
     project_type: ProjectTypeOption | None = typer.Option(

@@ -23,6 +23,11 @@ class EmulatorTransport(httpx.BaseTransport):
         self.emulator = emulator
         self._sleep = sleep
 
+    def close(self) -> None:
+        # The client is done: what the emulator left unsaved (a large state is not saved
+        # after every request) goes to its state file now.
+        self.emulator.flush()
+
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
         answer = self.emulator.handle(request)

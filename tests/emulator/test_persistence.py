@@ -154,3 +154,40 @@ def test_state_endpoint_shows_no_key_material(emulator_server: EmulatorServer) -
     assert state["projects"][0]["lists"][0]["name"] == "l"
     assert "apiKeySha256" not in json.dumps(state)
     assert "test-key" not in json.dumps(state)
+
+
+def test_a_slow_save_is_spaced_out_and_the_sandbox_client_saves_the_rest_as_it_closes(
+    state_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each save writes the whole state: saving after every subscribe made an apply of
+    # 100,000 members into the sandbox write its growing state 100 times (33 s). Every save
+    # counts as slow here, and the next is due only long after, so no timing is measured.
+    from reconciler.emulator import EmulatorTransport
+    from reconciler.emulator import emulator as emulator_module
+
+    monkeypatch.setattr(emulator_module, "SLOW_SAVE_SECONDS", 0.0)
+    monkeypatch.setattr(emulator_module, "SAVE_SPACING", 10**9)
+    writes: list[Path] = []
+    write = emulator_module.write_state_atomically
+
+    def counting(path: Path, data: object) -> None:
+        writes.append(path)
+        write(path, data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(emulator_module, "write_state_atomically", counting)
+    emulator = new_emulator(state_path)
+    writes.clear()
+    with httpx.Client(
+        transport=EmulatorTransport(emulator),
+        base_url="https://sandbox.invalid",
+        headers={"Api-Key": SECRET},
+    ) as client:
+        list_id = client.post("/api/lists", json={"name": "l"}).json()["listId"]
+        for batch in range(50):
+            subscribe(client, list_id, [{"email": f"m{batch}@example.com"}])
+        # The project's creation was the last save: the list and its members wait for the
+        # next one that is due.
+        assert writes == []
+    assert writes == [state_path]  # the close saved them, once
+    saved = Emulator.load(state_path, limits=Limits.unlimited()).project("default")
+    assert len(saved.members(list_id)) == 50
