@@ -24,6 +24,13 @@ from reconciler.sources.snapshot import Snapshot, take_snapshot
 # At most this much of a file is read to glance at its header (peek_columns).
 PEEK_BYTES = 64 * 1024
 
+# The longest line either engine reads: DuckDB's default `max_line_size`, given to it
+# explicitly, and the Python csv module's field limit (131,072 by default, which refused a
+# 150 kB cell that DuckDB read, so a file read under one engine only). Raising the
+# module-wide limit harms no other reader.
+MAX_LINE_BYTES = 2_000_000
+csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
+
 
 class CsvFile(Source):
     kind = "csv"
@@ -102,7 +109,7 @@ class CsvFile(Source):
     def read(self, project_type: ProjectType) -> SourceResult:
         path, declared_at = self.path, self.declared_at
         result = SourceResult(where={} if self.remember_rows else None)
-        reader = None
+        read = 0  # rows read whole, the header included: the next is row read + 1
         try:
             copy = self.snapshot.copy
             # utf-8-sig: spreadsheets save CSV with a byte-order mark
@@ -113,6 +120,7 @@ class CsvFile(Source):
                 header = next(reader, None)
                 if header is None:
                     raise SourceError(f"{declared_at}: {path} is empty (no header row)")
+                read = 1
                 names, email_col, user_id_col = self.header_columns(header)
                 columns = {name: i for i, name in enumerate(names)}
                 trait_cols = [
@@ -120,10 +128,15 @@ class CsvFile(Source):
                 ]
                 # Row 1 is the header, so data rows start at 2, as a spreadsheet numbers them.
                 for row_number, row in enumerate(reader, start=2):
+                    read = row_number
                     if not any(cell.strip() for cell in row):
                         continue
                     result.rows += 1
                     where = f"{path}:{row_number}"
+                    if len(row) > len(header) and not any(row[len(header) :]):
+                        # Empty cells after the last column (`a@x.com,u1,`, as some exports
+                        # end every line) are dropped, as DuckDB's reader drops them.
+                        row = row[: len(header)]
                     if len(row) != len(header):
                         result.issues.append(
                             MemberIssue(
@@ -142,9 +155,15 @@ class CsvFile(Source):
         except (OSError, UnicodeDecodeError) as exc:
             raise csv_open_error(declared_at, path, exc, self.snapshot.copy) from None
         except csv.Error as exc:
-            # The reader counts physical lines, so this is the line a text editor shows.
-            line = reader.line_num if reader is not None else 0
-            raise SourceError(f"{declared_at}: {path}:{line}: not valid CSV: {exc}") from None
+            # The row that could not be read, numbered as rows are (and as DuckDB names
+            # it): where an unclosed quote opened, not the end of the file it ran to; in
+            # DuckDB's words, which say why ("unexpected end of data" does not).
+            message = str(exc)
+            if message == "unexpected end of data":
+                message = "Value with unterminated quote found."
+            raise SourceError(
+                f"{declared_at}: {path}:{read + 1}: not valid CSV: {message}"
+            ) from None
         return result
 
 

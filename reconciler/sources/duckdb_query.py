@@ -125,9 +125,19 @@ def read_with_duckdb(
     query = relation.select()
     with relation.connection() as connection:
         try:
-            cursor = connection.execute(query)
-            names = [column[0] for column in cursor.description or ()]
+            names = [row[0] for row in connection.execute(f"DESCRIBE {query}").fetchall()]
             columns = find_columns(names, spec, f"{relation.declared_at}: {relation.subject}")
+            # Identifiers become text by DuckDB's cast, as the DuckDB engine makes them:
+            # Python's str() made a BOOLEAN userId `True` where DuckDB makes `true` (and a
+            # TIMESTAMP's, a BLOB's, a list's text differed too). Columns by position.
+            identity = (columns.email, columns.user_id)
+            cells = [
+                f"CAST(c{i} AS VARCHAR)" if i in identity else f"c{i}" for i in range(len(names))
+            ]
+            aliases = ", ".join(f"c{i}" for i in range(len(names)))
+            cursor = connection.execute(
+                f"SELECT {', '.join(cells)} FROM ({query}\n) AS q({aliases})"
+            )
             chunks = iter(lambda: cursor.fetchmany(CHUNK_ROWS), [])
             return members_from_rows(chunks, columns, project_type, relation.where, remember_rows)
         except duckdb.Error as exc:

@@ -3,6 +3,8 @@ threshold is lowered so a handful of members takes the path ten million would.""
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pytest
 
@@ -315,3 +317,85 @@ def test_invalid_rows_are_named_by_line_in_both_engines(workspace: Workspace, cl
     assert "m.csv:4: invalid email 'bad1'" in outputs["duckdb"]
     assert "m.csv:6: row has 3 cells, header has 2" in outputs["duckdb"]
     assert "m.csv:8: invalid email 'bad2'" in outputs["duckdb"]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected", "adds"),
+    [
+        # A blank line inside a quoted cell is part of the cell, not a skipped blank row:
+        # the row after it keeps its number.
+        (b'email,userId,n\r\na@x.com,u1,"\r\n\r\n"\r\nbad,u3,z\r\n', "m.csv:3: invalid email", 1),
+        # A lone CR ends a line, so a blank one is a blank row.
+        (b"email,userId\ra@x.com,u1\r\rbad,u2\r", "m.csv:4: invalid email", 1),
+        # Empty cells after the last column are dropped in both engines: the member is read.
+        (b"email,userId\na@x.com,u1,\nb@x.com,u2,,\nbad,u3\n", "m.csv:4: invalid email", 2),
+        # A row of quotes or commas only is blank (silently skipped) in both engines.
+        (b'email,userId,n\na@x.com,u1,x\n""\n,\nbad,u3,z\n', "m.csv:5: invalid email", 1),
+        # A cell longer than Python's default csv field limit (131,072) reads in both.
+        (b"email,userId,n\na@x.com,u1," + b"x" * 150_000 + b"\nbad,u3,z\n", "m.csv:3: invalid", 1),
+        # An unclosed quote is named at the row where it opens, not at the end of the file.
+        (
+            b'email,userId\na@x.com,u1\n"b@x.com,u2\nbad,u3\nc@x.com,u4\n',
+            "m.csv:3: not valid CSV",
+            None,
+        ),
+    ],
+    ids=[
+        "blank-in-quotes",
+        "lone-cr",
+        "trailing-empty-cells",
+        "quotes-only",
+        "long-cell",
+        "open-quote",
+    ],
+)
+def test_odd_csv_files_read_alike_in_both_engines(
+    workspace: Workspace, cli, monkeypatch, content, expected, adds
+):
+    path = workspace.manifests / "data" / "m.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    workspace.audience("m", {"csv": "data/m.csv"})
+    outputs = {}
+    for engine in ("python", "duckdb"):
+        monkeypatch.setenv("RECONCILER_ENGINE", engine)
+        validated = cli("validate", workspace.manifests, "--show-members")
+        assert expected in validated.stderr, (engine, validated.stderr)
+        planned = cli("plan", workspace.manifests, "--format", "json", "--show-members")
+        assert planned.exit_code == 1, (engine, planned.output)  # skipped rows, or unreadable
+        plan = json.loads(planned.stdout)
+        if adds is not None:
+            assert plan["summary"]["members_to_add"] == adds, engine
+            # What the plans hold, without the note on where the list was diffed.
+            for destination in plan["destinations"]:
+                destination.pop("other_reads")
+        outputs[engine] = (validated.exit_code, validated.stderr, plan)
+    assert outputs["python"] == outputs["duckdb"]
+
+
+@pytest.mark.parametrize(
+    ("column", "text"),
+    [
+        ("true", "true"),
+        ("'x'::BLOB", "x"),
+        ("TIMESTAMP '2024-01-02 03:04:05.5'", "2024-01-02 03:04:05.5"),
+    ],
+)
+def test_typed_identifier_columns_are_the_same_text_in_both_engines(
+    workspace: Workspace, cli, monkeypatch, column, text
+):
+    # A Parquet file's or a DuckDB query's userId of another type than text becomes text
+    # by DuckDB's cast in both engines (the Python engine used str(): `True`).
+    data = workspace.manifests / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect() as connection:
+        connection.execute(
+            f"COPY (SELECT {column} AS userId, 'a@x.com' AS email) "
+            f"TO '{data / 'p.parquet'}' (FORMAT parquet)"
+        )
+    workspace.audience("p", {"parquet": "data/p.parquet"})
+    for engine in ("python", "duckdb"):
+        monkeypatch.setenv("RECONCILER_ENGINE", engine)
+        result = cli("plan", workspace.manifests, "--format", "json", "--show-members")
+        assert result.exit_code == 0, result.output
+        assert f'"{text}"' in result.stdout, (engine, result.stdout)

@@ -41,7 +41,7 @@ from reconciler.members.identity import (
 )
 from reconciler.sources import MemberIssue, source_for
 from reconciler.sources.base import CsvRows, RowStream
-from reconciler.sources.csv_file import csv_open_error, not_utf8_error
+from reconciler.sources.csv_file import MAX_LINE_BYTES, csv_open_error, not_utf8_error
 from reconciler.sources.duckdb_query import DuckDbRelation, QueryTimedOut
 from reconciler.sources.rows import find_columns, trait_value
 
@@ -325,7 +325,8 @@ def _csv_select(engine: Engine, source: CsvRows, keep_traits: bool) -> tuple[str
     reader = (
         f"read_csv({_literal(str(copy))}, header = true, auto_detect = false, "
         f"columns = {{{columns}}}, delim = ',', quote = '\"', escape = '\"', "
-        f"store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{rejects}_scan')"
+        f"max_line_size = {MAX_LINE_BYTES}, store_rejects = true, "
+        f"rejects_table = '{rejects}', rejects_scan = '{rejects}_scan')"
     )
     # A row is blank when every cell is (the Python engine skips such rows silently);
     # the regex runs only for cells that start with a space.
@@ -361,8 +362,9 @@ def _csv_rejects(
                 raise not_utf8_error(declared_at, path, snapshot.copy)
             message = snapshot.shown(message)
             raise SourceError(f"{declared_at}: {path}:{line}: not valid CSV: {message}")
-        # A line of spaces is a blank row to the Python engine, one cell to DuckDB.
-        counted = f"FROM {rejects} WHERE trim(csv_line, ' \t\r\n') <> ''"
+        # A line of spaces, commas and quotes (`""`, `,` under a wider header) is a blank
+        # row to the Python engine, whose cells all strip to nothing; DuckDB rejects it.
+        counted = f"FROM {rejects} WHERE NOT regexp_full_match(csv_line, '(?:{_SPACE}|[,\"])*')"
         (count,) = connection.execute(f"SELECT count(*) {counted}").fetchone() or (0,)
         bad = connection.execute(
             f"SELECT line, error_message {counted} ORDER BY line LIMIT {MAX_ISSUES}"
@@ -399,9 +401,21 @@ def _csv_row_namer(path: Path, copy: Path, set_aside: list[int]) -> Callable[[in
 
 
 def _blank_lines(path: Path) -> list[int]:
-    """Numbers of the empty lines of a file (DuckDB skips them without a word)."""
+    """Numbers of the empty rows of a file (DuckDB skips them without a word), as the
+    Python engine numbers rows: a blank line inside a quoted cell is part of that cell, and
+    a lone CR ends a line. Lines are enough (and quicker) when the file has no quote and
+    no lone CR."""
     with path.open("rb") as handle:
-        return [n for n, raw in enumerate(handle, start=1) if not raw.strip(b"\r\n")]
+        if not any(_needs_parsing(chunk) for chunk in iter(lambda: handle.read(1 << 20), b"")):
+            handle.seek(0)
+            return [n for n, raw in enumerate(handle, start=1) if not raw.strip(b"\r\n")]
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as text:
+        return [n for n, row in enumerate(csv.reader(text), start=1) if not row]
+
+
+def _needs_parsing(chunk: bytes) -> bool:
+    # A CR at the end of a chunk may be a lone one: parsed, to be exact.
+    return b'"' in chunk or re.search(rb"\r(?!\n)", chunk) is not None
 
 
 def _cells_message(message: str) -> str:
