@@ -59,12 +59,12 @@ def find_columns(names: Sequence[str], spec: MembersSpec, source: str) -> Column
         if option in spec.model_fields_set and found is None:
             raise SourceError(
                 f"{source} has no column {getattr(spec, option)!r} (members.{option}); "
-                f"columns are: {column_names(names)}"
+                f"columns are: {column_names(names)}{_ambiguity(names, getattr(spec, option))}"
             )
     if email is None and user_id is None:
         raise SourceError(
             f"{source} has neither an {spec.email!r} nor a {spec.userId!r} column; columns "
-            f"are: {column_names(names)}"
+            f"are: {column_names(names)}{_ambiguity(names, spec.email, spec.userId)}"
         )
     traits = tuple((name, i) for i, name in enumerate(names) if i not in (email, user_id))
     return Columns(email, user_id, traits)
@@ -83,6 +83,19 @@ def undeclared_user_id(names: Sequence[str], spec: MembersSpec) -> str | None:
 
 def _letters(name: str) -> str:
     return "".join(c for c in name.casefold() if c.isalnum())
+
+
+def _ambiguity(names: Sequence[str], *wanted: str) -> str:
+    """Why a column spelled as wanted but for case was not taken: there are several (a
+    query's `AS userid` and `AS USERID`), and reconciler does not guess between them."""
+    for name in wanted:
+        folded = [n for n in names if n.casefold() == name.casefold()]
+        if len(folded) > 1:
+            return (
+                f" ({column_names(folded)} differ from {name!r} only in case, and "
+                "reconciler will not guess which one holds the identifiers; name one exactly)"
+            )
+    return ""
 
 
 def _column(names: Sequence[str], wanted: str) -> int | None:

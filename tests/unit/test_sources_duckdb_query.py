@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import SourceChangedError
-from reconciler.sources import duckdb_query, source_for
+from reconciler.errors import SourceChangedError, SourceError
+from reconciler.sources import duckdb_query, read_members, source_for
 from reconciler.sources.parquet import ParquetFile
 from reconciler.sources.sql import DuckDbQuery
 from tests.sources import RecordingReader, load_audience, write_duckdb, write_parquet
@@ -102,3 +102,15 @@ def test_a_database_file_written_while_the_query_runs_is_refused(tmp_path: Path)
         connection.execute("SELECT * FROM t").fetchall()
         with database.open("ab") as handle:
             handle.write(b"\0")
+
+
+@pytest.mark.parametrize("members", [{}, {"userId": "userId"}])
+def test_columns_that_differ_from_the_identifier_only_in_case_are_named_as_ambiguous(
+    tmp_path: Path, members: dict[str, str]
+) -> None:
+    # A case-insensitive match is taken only when it is the one: the error says why two
+    # were not, rather than only that no such column is there.
+    sql = "SELECT 'u1' AS userid, 'u2' AS USERID"
+    audience = load_audience(tmp_path, {"sql": sql, "database": ":memory:", **members})
+    with pytest.raises(SourceError, match="userid, USERID differ from 'userId' only in case"):
+        read_members(audience, "hybrid")
