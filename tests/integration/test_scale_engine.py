@@ -339,6 +339,11 @@ def test_invalid_rows_are_named_by_line_in_both_engines(workspace: Workspace, cl
             "m.csv:3: not valid CSV",
             None,
         ),
+        # Under a one-column header DuckDB reads a blank line as a row: not added back twice.
+        (b"email\na@x.com\n\n,\nbad\n", "m.csv:5: invalid email", 1),
+        # A short row under a header with empty trailing names: one issue, not one per
+        # missing column (DuckDB lists it twice).
+        (b"email,userId,,\na@x.com,u1,,\nbad,u2\n", "m.csv:3: row has 2 cells", 1),
     ],
     ids=[
         "blank-in-quotes",
@@ -347,6 +352,8 @@ def test_invalid_rows_are_named_by_line_in_both_engines(workspace: Workspace, cl
         "quotes-only",
         "long-cell",
         "open-quote",
+        "one-column",
+        "empty-header-names",
     ],
 )
 def test_odd_csv_files_read_alike_in_both_engines(

@@ -276,7 +276,7 @@ class _Checker:
 
     def csv_file(self, source: CsvRows) -> tuple[Where, Columns, Rejected]:
         engine, path, snapshot = self.engine, source.path, source.snapshot
-        select, columns, rejects = _csv_select(engine, source, self.keep_traits)
+        select, columns, rejects, width = _csv_select(engine, source, self.keep_traits)
         declared_at = source.declared_at
         try:
             engine.connection.execute(
@@ -287,7 +287,10 @@ class _Checker:
             first = snapshot.shown(str(exc).strip().splitlines()[0])
             raise SourceError(f"{declared_at}: {path}: not valid CSV: {first}") from None
         count, issues, set_aside = _csv_rejects(engine, source, rejects)
-        return _csv_row_namer(path, snapshot.copy, set_aside), columns, (count, issues)
+        # Under a header of one column DuckDB reads a blank line as a row (of one empty
+        # cell), so only wider files have blank lines to add back when naming rows.
+        namer = _csv_row_namer(path, snapshot.copy, set_aside, blank_lines_skipped=width > 1)
+        return namer, columns, (count, issues)
 
     def duckdb(self, relation: DuckDbRelation) -> tuple[Where, Columns, Rejected]:
         columns = _query_into(
@@ -303,9 +306,11 @@ class _Checker:
         return (lambda n: f"{declared_at}: query row {n}"), columns, (0, [])
 
 
-def _csv_select(engine: Engine, source: CsvRows, keep_traits: bool) -> tuple[str, Columns, str]:
+def _csv_select(
+    engine: Engine, source: CsvRows, keep_traits: bool
+) -> tuple[str, Columns, str, int]:
     """SELECT email, user_id, blank FROM the CSV file (its snapshot), which identifier
-    columns it has, and the name of its rejects table."""
+    columns it has, the name of its rejects table and the header's number of columns."""
     declared_at, path, copy = source.declared_at, source.path, source.snapshot.copy
     # The header is read as the Python engine reads it (BOM, stripped names), and DuckDB
     # is told the dialect rather than left to guess it from a sample.
@@ -337,7 +342,8 @@ def _csv_select(engine: Engine, source: CsvRows, keep_traits: bool) -> tuple[str
     )
     cells = ", ".join(f"c{i}" for i in range(len(names)))
     select = f"SELECT {cells}, {_cell(email)} AS email, {_cell(user_id)} AS user_id FROM {reader}"
-    return select, Columns(email is not None, user_id is not None, blank, traits), rejects
+    columns_found = Columns(email is not None, user_id is not None, blank, traits)
+    return select, columns_found, rejects, len(names)
 
 
 def _csv_rejects(
@@ -364,7 +370,13 @@ def _csv_rejects(
             raise SourceError(f"{declared_at}: {path}:{line}: not valid CSV: {message}")
         # A line of spaces, commas and quotes (`""`, `,` under a wider header) is a blank
         # row to the Python engine, whose cells all strip to nothing; DuckDB rejects it.
-        counted = f"FROM {rejects} WHERE NOT regexp_full_match(csv_line, '(?:{_SPACE}|[,\"])*')"
+        # DuckDB may list one short row twice (once per missing column, under a header
+        # with empty trailing names): one issue per line, as the Python engine gives.
+        counted = (
+            f"FROM (SELECT * FROM {rejects} "
+            f"WHERE NOT regexp_full_match(csv_line, '(?:{_SPACE}|[,\"])*') "
+            f"QUALIFY row_number() OVER (PARTITION BY line ORDER BY column_idx) = 1)"
+        )
         (count,) = connection.execute(f"SELECT count(*) {counted}").fetchone() or (0,)
         bad = connection.execute(
             f"SELECT line, error_message {counted} ORDER BY line LIMIT {MAX_ISSUES}"
@@ -379,7 +391,9 @@ def _csv_rejects(
     return int(count), issues, set_aside
 
 
-def _csv_row_namer(path: Path, copy: Path, set_aside: list[int]) -> Callable[[int], str]:
+def _csv_row_namer(
+    path: Path, copy: Path, set_aside: list[int], blank_lines_skipped: bool = True
+) -> Callable[[int], str]:
     """How to name the n-th row DuckDB read (1-based) as the Python engine and an editor
     number it: by its line. DuckDB's count leaves out blank lines and the rows it set
     aside, so those before a row are added back; they are found (one scan of the file)
@@ -389,7 +403,8 @@ def _csv_row_namer(path: Path, copy: Path, set_aside: list[int]) -> Callable[[in
     def name(n: int) -> str:
         nonlocal skipped
         if skipped is None:
-            skipped = sorted({*set_aside, *_blank_lines(copy)})
+            blank = _blank_lines(copy) if blank_lines_skipped else []
+            skipped = sorted({*set_aside, *blank})
         line = n + 1  # the header is line 1
         for s in skipped:
             if s > line:
