@@ -125,8 +125,9 @@ def _resolve_user_ids(client: IterableClient, item: DesiredList, members: set[st
     userId later). Left alone, the plan would re-add the email and remove the userId, and
     every apply would unsubscribe a member who should stay. So look up the userIds no
     desired member has (per-user reads, 100/s; in steady state only the real leavers) and
-    count a profile whose email is a desired email-only member under that email."""
-    email_only = {m.email for m in item.members.values() if m.user_id is None and m.email}
+    count a profile whose email is a desired email-only member under that email (or the
+    email of a row skipped as invalid: `keep_skipped` then keeps it)."""
+    email_only = _known_by_email(item)
     if not email_only:
         return members
     wanted = {i for m in item.members.values() for i in m.identifiers}
@@ -139,6 +140,16 @@ def _resolve_user_ids(client: IterableClient, item: DesiredList, members: set[st
             resolved.discard(identifier)
             resolved.add(email.lower())
     return resolved
+
+
+def _known_by_email(item: DesiredList) -> set[str]:
+    """The emails that name an audience's members known by email alone: its email-only
+    members, and the emails of rows skipped as invalid (a valid email beside an
+    over-long userId). Iterable reports such a profile by its userId when it has one;
+    without the skipped rows' emails here, a member still in the source would be removed
+    because its row cannot be sent."""
+    email_only = {m.email for m in item.members.values() if m.user_id is None and m.email}
+    return email_only | {i for i in item.skipped_ids if looks_like_email(i)}
 
 
 def unread_reason(list_name: str, list_id: int, exc: Exception) -> str:
@@ -613,8 +624,7 @@ def _naming(item: DesiredList, project_type: ProjectType) -> tuple[set[str], set
     if project_type != "hybrid":
         return set(), set(), False
     wanted = {i for m in item.members.values() for i in m.identifiers}
-    email_only = {m.email for m in item.members.values() if m.user_id is None and m.email}
-    return wanted, email_only, item.prefer_user_id
+    return wanted, _known_by_email(item), item.prefer_user_id
 
 
 def _read_members_by_export_job(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import API_KEY_VAR
 
 WRITES = ("POST", "DELETE", "PUT")
@@ -308,6 +310,34 @@ def test_a_member_known_by_email_whose_profile_gains_a_user_id_stays(
     workspace.audience("mixed", {"csv": "data/mixed.csv"}, policy={"maxRemovalPercent": 100})
     assert cli("apply", workspace.manifests, "--yes").exit_code == 0
     assert project(emulator_server).members(lid) == ["a@example.com"]
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+@pytest.mark.parametrize("reads", ["getUsers", "export"])
+def test_a_member_whose_row_is_skipped_is_kept_when_reported_by_its_user_id(
+    workspace, cli, emulator_server, monkeypatch, engine, reads
+):
+    # A hybrid audience read with preferUserId: Iterable reports carol by her userId. Her
+    # row still names her by a valid email, beside a userId Iterable would refuse (over
+    # 52 characters): skipped, so it is no evidence that she left (issue 19).
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", reads)
+    workspace.csv("data/m.csv", "email,userId", ["a@example.com,u-1", "carol@example.com,u-c"])
+    workspace.audience("mixed", {"csv": "data/m.csv"}, policy={"maxRemovalPercent": 100})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    too_long = "c" * 60
+    workspace.csv(
+        "data/m.csv", "email,userId", ["a@example.com,u-1", f"carol@example.com,{too_long}"]
+    )
+
+    result = cli("plan", workspace.manifests, "--format", "json")
+    assert result.exit_code == 1, result.output  # the skipped row
+    (planned,) = result.json()["destinations"][0]["lists"]
+    assert planned["changes"] == [], planned
+    assert planned["kept_for_skipped_rows"] == 1
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 1
+    lid = list_id(emulator_server, "mixed")
+    assert sorted(project(emulator_server).members(lid, prefer_user_id=True)) == ["u-1", "u-c"]
 
 
 def test_a_column_named_in_the_manifest_must_be_in_the_header(workspace, cli, emulator_server):

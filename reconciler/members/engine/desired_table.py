@@ -860,3 +860,9 @@ def _quoted(name: str) -> str:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def known_skipped(desired: DesiredTable) -> str:
+    """The identifiers rows skipped as invalid stand for (a table, column `id`), or an
+    empty relation when no row was skipped (the table is then not built)."""
+    return desired.skipped_ids() if desired.skipped else "(SELECT NULL::VARCHAR AS id LIMIT 0)"

@@ -17,7 +17,7 @@ import duckdb
 
 from reconciler.errors import LiveStateError
 from reconciler.iterable import IterableClient
-from reconciler.members.engine.desired_table import LOOKS_LIKE_EMAIL, DesiredTable
+from reconciler.members.engine.desired_table import LOOKS_LIKE_EMAIL, DesiredTable, known_skipped
 from reconciler.members.engine.rows import TableRows, identifier_rows, member_rows
 from reconciler.members.engine.workspace import Engine
 from reconciler.members.fingerprint import MembersDigest, digest_relation
@@ -111,10 +111,12 @@ def resolve_user_ids(
     connection = engine.connection
     connection.execute(f"CREATE TEMP TABLE {found} (id VARCHAR, email VARCHAR)")
     connection.executemany(f"INSERT INTO {found} VALUES (?, ?)", pairs)
-    # Only emails of desired members known by email alone count as that member.
+    # Only emails of desired members known by email alone count as that member, and
+    # those of rows skipped as invalid (keep_skipped_rows then keeps the member).
     connection.execute(
         f"DELETE FROM {found} f WHERE NOT EXISTS (SELECT 1 FROM {desired.rows_table} d "
-        f"WHERE d.email = f.email AND d.user_id IS NULL)"
+        f"WHERE d.email = f.email AND d.user_id IS NULL) AND NOT EXISTS "
+        f"(SELECT 1 FROM {known_skipped(desired)} s WHERE s.id = f.email)"
     )
     connection.execute(f"DELETE FROM {live} WHERE id IN (SELECT id FROM {found})")
     connection.execute(
@@ -358,4 +360,7 @@ def _count(connection: duckdb.DuckDBPyConnection, table: str) -> int:
 
 
 def needs_user_id_resolution(project_type: ProjectType, desired: DesiredTable) -> bool:
-    return project_type == "hybrid" and desired.prefer_user_id and desired.email_only > 0
+    # Skipped rows count: one with a valid email and an over-long userId names a member
+    # Iterable may report by the profile's userId (live.py `_known_by_email`).
+    known_by_email = desired.email_only > 0 or desired.skipped > 0
+    return project_type == "hybrid" and desired.prefer_user_id and known_by_email

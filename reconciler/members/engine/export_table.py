@@ -16,7 +16,7 @@ import duckdb
 
 from reconciler.errors import LiveStateError
 from reconciler.iterable import CHANNELS_FIELD, IterableClient
-from reconciler.members.engine.desired_table import LOOKS_LIKE_EMAIL, DesiredTable
+from reconciler.members.engine.desired_table import LOOKS_LIKE_EMAIL, DesiredTable, known_skipped
 from reconciler.members.engine.workspace import Engine
 from reconciler.members.identity import ProjectType
 
@@ -101,9 +101,11 @@ def live_from_export(
     else:
         # A profile the audience knows by its email alone, reported by a userId it got
         # later: named by that email, as resolve_user_ids does after getUsers.
+        skipped = known_skipped(desired)
         name = f"""CASE WHEN e.user_id IS NULL THEN e.email
             WHEN e.email IS NOT NULL
-                AND EXISTS (SELECT 1 FROM {d} d WHERE d.email = e.email AND d.user_id IS NULL)
+                AND (EXISTS (SELECT 1 FROM {d} d WHERE d.email = e.email AND d.user_id IS NULL)
+                    OR EXISTS (SELECT 1 FROM {skipped} s WHERE s.id = e.email))
                 AND NOT EXISTS (SELECT 1 FROM {d} d WHERE d.user_id = e.user_id)
                 AND NOT EXISTS (SELECT 1 FROM {d} d WHERE d.email = e.user_id)
                 AND NOT regexp_full_match(e.user_id, '{LOOKS_LIKE_EMAIL}')
