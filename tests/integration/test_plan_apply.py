@@ -340,6 +340,38 @@ def test_a_member_whose_row_is_skipped_is_kept_when_reported_by_its_user_id(
     assert sorted(project(emulator_server).members(lid, prefer_user_id=True)) == ["u-1", "u-c"]
 
 
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_many_user_ids_to_resolve_are_read_with_one_export_not_one_by_one(
+    workspace, cli, emulator_server, monkeypatch, engine
+):
+    # Every userId on the list that no desired member has is looked up (is it an email-only
+    # member's profile?). With per-user reads at 1/s, one export is cheaper beyond 15 of
+    # them: 40 leavers must not cost 40 reads one after another.
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    monkeypatch.setenv("RECONCILER_USER_READS_PER_SECOND", "1")
+    workspace.csv("data/m.csv", "email,userId", ["a@example.com,u-1", "carol@example.com,"])
+    workspace.audience("mixed", {"csv": "data/m.csv"}, policy={"maxRemovalPercent": 100})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    proj = project(emulator_server)
+    lid = list_id(emulator_server, "mixed")
+    proj.set_user_id(proj.find_user(email="carol@example.com"), "u-carol")
+    leavers = [f"gone-{i}" for i in range(40)]
+    for user_id in leavers:
+        proj.subscribe_direct(lid, email=f"{user_id}@example.com", user_id=user_id)
+    emulator_server.emulator.clear_log()
+
+    result = cli("plan", workspace.manifests, "--format", "json", "--show-members")
+    assert result.exit_code == 0, result.output
+    (planned,) = result.json()["destinations"][0]["lists"]
+    (removal,) = [c for c in planned["changes"] if c["type"] == "remove_members"]
+    assert removal["count"] == len(leavers)
+    assert all(c["type"] == "remove_members" for c in planned["changes"])  # carol stays
+    log = emulator_server.emulator.request_log
+    assert [r for r in log if r.path.startswith("/api/users/byUserId")] == []
+    assert len([r for r in log if r.path == "/api/export/data.json"]) >= 1
+
+
 def test_a_column_named_in_the_manifest_must_be_in_the_header(workspace, cli, emulator_server):
     workspace.csv("data/m.csv", "email,user_id", ["a@example.com,u-1"])
     workspace.audience("typo", {"csv": "data/m.csv", "email": "e_mail", "userId": "user_id"})

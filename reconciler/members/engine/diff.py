@@ -82,12 +82,15 @@ def _unreadable(engine: Engine, table: str, exc: duckdb.Error) -> LiveStateError
 
 
 def resolve_user_ids(
-    engine: Engine, client: IterableClient, desired: DesiredTable, live: str
+    engine: Engine,
+    emails_of: Callable[[list[str]], dict[str, str]],
+    desired: DesiredTable,
+    live: str,
 ) -> str:
     """live.py `_resolve_user_ids` for tables: in hybrid projects a profile the audience
     knows by email is reported by its userId once the app sets one; such a userId is
-    replaced by the member's email, looked up per user (only identifiers that no desired
-    member has and that are not emails, so in steady state only the real leavers).
+    replaced by the member's email, looked up by `emails_of` (only identifiers that no
+    desired member has and that are not emails, so in steady state only the real leavers).
     Returns the relation to use from here on: a table, since it may change."""
     table = engine.name("live")
     try:
@@ -100,11 +103,8 @@ def resolve_user_ids(
         f"AND NOT EXISTS (SELECT 1 FROM {desired.rows_table} d WHERE d.user_id = l.id) "
         f"AND NOT EXISTS (SELECT 1 FROM {desired.rows_table} d WHERE d.email = l.id)"
     ).fetchall()
-    pairs: list[tuple[str, str]] = []
-    for (identifier,) in candidates:
-        email = (client.get_user(user_id=identifier) or {}).get("email")
-        if isinstance(email, str):
-            pairs.append((identifier, email.lower()))
+    # `emails_of` (live.py `emails_of_user_ids`) reads them per user or by one export.
+    pairs = list(emails_of([identifier for (identifier,) in candidates]).items())
     if not pairs:
         return live
     found = engine.name("resolved")
