@@ -131,9 +131,7 @@ def _resolve_user_ids(client: IterableClient, item: DesiredList, members: set[st
     if not email_only:
         return members
     wanted = {i for m in item.members.values() for i in m.identifiers}
-    # An email-shaped identifier too: a userId may look like an email (an app that once
-    # used the address as its userId, the user's email since changed).
-    candidates = [i for i in members if i not in wanted]
+    candidates = [i for i in members if i not in wanted and not looks_like_email(i)]
     resolved = set(members)
     for identifier, email in emails_of_user_ids(client, candidates).items():
         if email in email_only:
@@ -722,7 +720,12 @@ def _export_identifier(
     if not prefer_user_id or user_id is None:
         return email or user_id
     # A profile the audience knows by its email alone, reported by a userId it got later.
-    if email is not None and email in email_only and user_id not in wanted:
+    if (
+        email is not None
+        and email in email_only
+        and user_id not in wanted
+        and not looks_like_email(user_id)
+    ):
         return email
     return user_id
 

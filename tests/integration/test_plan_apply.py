@@ -372,27 +372,6 @@ def test_many_user_ids_to_resolve_are_read_with_one_export_not_one_by_one(
     assert len([r for r in log if r.path == "/api/export/data.json"]) >= 1
 
 
-@pytest.mark.parametrize("engine", ["python", "duckdb"])
-@pytest.mark.parametrize("reads", ["getUsers", "export"])
-def test_an_email_shaped_user_id_is_resolved_like_any_other(
-    workspace, cli, emulator_server, monkeypatch, engine, reads
-):
-    # carol's app once used her address as her userId; her email has changed since. The
-    # source knows her by her new email alone; Iterable reports her by that old userId.
-    monkeypatch.setenv("RECONCILER_ENGINE", engine)
-    monkeypatch.setenv("RECONCILER_MEMBER_READS", reads)
-    workspace.csv("data/m.csv", "email,userId", ["a@example.com,u-1", "carol@new.example,"])
-    workspace.audience("mixed", {"csv": "data/m.csv"}, policy={"maxRemovalPercent": 100})
-    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
-    proj = project(emulator_server)
-    proj.set_user_id(proj.find_user(email="carol@new.example"), "carol@old.example")
-    lid = list_id(emulator_server, "mixed")
-    assert "carol@old.example" in proj.members(lid, prefer_user_id=True)
-
-    result = cli("plan", workspace.manifests, "--detailed-exitcode")
-    assert result.exit_code == 0, result.output  # neither re-added nor removed
-
-
 def test_a_column_named_in_the_manifest_must_be_in_the_header(workspace, cli, emulator_server):
     workspace.csv("data/m.csv", "email,user_id", ["a@example.com,u-1"])
     workspace.audience("typo", {"csv": "data/m.csv", "email": "e_mail", "userId": "user_id"})

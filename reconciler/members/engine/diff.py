@@ -17,7 +17,7 @@ import duckdb
 
 from reconciler.errors import LiveStateError
 from reconciler.iterable import IterableClient
-from reconciler.members.engine.desired_table import DesiredTable, known_skipped
+from reconciler.members.engine.desired_table import LOOKS_LIKE_EMAIL, DesiredTable, known_skipped
 from reconciler.members.engine.rows import TableRows, identifier_rows, member_rows
 from reconciler.members.engine.workspace import Engine
 from reconciler.members.fingerprint import MembersDigest, digest_relation
@@ -90,7 +90,7 @@ def resolve_user_ids(
     """live.py `_resolve_user_ids` for tables: in hybrid projects a profile the audience
     knows by email is reported by its userId once the app sets one; such a userId is
     replaced by the member's email, looked up by `emails_of` (only identifiers that no
-    desired member has, email-shaped ones too, so in steady state only the real leavers).
+    desired member has and that are not emails, so in steady state only the real leavers).
     Returns the relation to use from here on: a table, since it may change."""
     table = engine.name("live")
     try:
@@ -99,8 +99,8 @@ def resolve_user_ids(
         raise _unreadable(engine, live, exc) from None
     live = table
     candidates = engine.connection.execute(
-        f"SELECT id FROM {live} l "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {desired.rows_table} d WHERE d.user_id = l.id) "
+        f"SELECT id FROM {live} l WHERE NOT regexp_full_match(id, '{LOOKS_LIKE_EMAIL}') "
+        f"AND NOT EXISTS (SELECT 1 FROM {desired.rows_table} d WHERE d.user_id = l.id) "
         f"AND NOT EXISTS (SELECT 1 FROM {desired.rows_table} d WHERE d.email = l.id)"
     ).fetchall()
     # `emails_of` (live.py `emails_of_user_ids`) reads them per user or by one export.

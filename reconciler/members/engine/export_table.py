@@ -16,7 +16,7 @@ import duckdb
 
 from reconciler.errors import LiveStateError
 from reconciler.iterable import CHANNELS_FIELD, IterableClient
-from reconciler.members.engine.desired_table import DesiredTable, known_skipped
+from reconciler.members.engine.desired_table import LOOKS_LIKE_EMAIL, DesiredTable, known_skipped
 from reconciler.members.engine.workspace import Engine
 from reconciler.members.identity import ProjectType
 
@@ -108,6 +108,7 @@ def live_from_export(
                     OR EXISTS (SELECT 1 FROM {skipped} s WHERE s.id = e.email))
                 AND NOT EXISTS (SELECT 1 FROM {d} d WHERE d.user_id = e.user_id)
                 AND NOT EXISTS (SELECT 1 FROM {d} d WHERE d.email = e.user_id)
+                AND NOT regexp_full_match(e.user_id, '{LOOKS_LIKE_EMAIL}')
             THEN e.email ELSE e.user_id END"""
     engine.connection.execute(
         f"CREATE TABLE {table} AS SELECT {name} AS id FROM (SELECT email, user_id FROM "
