@@ -372,6 +372,37 @@ def test_many_user_ids_to_resolve_are_read_with_one_export_not_one_by_one(
     assert len([r for r in log if r.path == "/api/export/data.json"]) >= 1
 
 
+def test_user_ids_to_resolve_are_read_one_by_one_when_the_export_fails(
+    workspace, cli, emulator_server, monkeypatch
+):
+    # One export would be cheaper, but Iterable keeps answering it with 500s: per-user
+    # reads answer the same question, so the plan is made all the same.
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    monkeypatch.setenv("RECONCILER_USER_READS_PER_SECOND", "1000")
+    monkeypatch.setenv("RECONCILER_EXPORTS_PER_MINUTE", "100000")
+    monkeypatch.setenv("RECONCILER_BULK_READ_RETRIES", "1")
+    workspace.csv("data/m.csv", "email,userId", ["a@example.com,u-1", "carol@example.com,"])
+    workspace.audience("mixed", {"csv": "data/m.csv"}, policy={"maxRemovalPercent": 100})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    proj = project(emulator_server)
+    lid = list_id(emulator_server, "mixed")
+    proj.set_user_id(proj.find_user(email="carol@example.com"), "u-carol")
+    for i in range(5):
+        proj.subscribe_direct(lid, email=f"gone-{i}@example.com", user_id=f"gone-{i}")
+    emulator_server.emulator.faults.update(
+        {"fail_every": 1, "fail_status": 500, "paths": ["/api/export/data.json"]}
+    )
+    emulator_server.emulator.clear_log()
+
+    result = cli("plan", workspace.manifests, "--format", "json")
+    assert result.exit_code == 0, result.output
+    (planned,) = result.json()["destinations"][0]["lists"]
+    assert [(c["type"], c["count"]) for c in planned["changes"]] == [("remove_members", 5)]
+    log = emulator_server.emulator.request_log
+    assert any(r.path == "/api/export/data.json" and r.status == 500 for r in log)
+    assert len([r for r in log if r.path.startswith("/api/users/byUserId")]) == 6
+
+
 def test_a_column_named_in_the_manifest_must_be_in_the_header(workspace, cli, emulator_server):
     workspace.csv("data/m.csv", "email,user_id", ["a@example.com,u-1"])
     workspace.audience("typo", {"csv": "data/m.csv", "email": "e_mail", "userId": "user_id"})
