@@ -97,17 +97,22 @@ def _file_path(value: str) -> str:
 FilePath = Annotated[str, Field(min_length=1), AfterValidator(_file_path)]
 
 
-def _list_name(value: str) -> str:
-    # Plans, reports, alerts and CI logs print the name: a newline in it would print a line
-    # of the manifest's choosing there (a forged `OK:`, a `::` workflow command in a job
-    # log) and end a table row or code block of the pull-request comment.
+def _one_line(value: str, what: str) -> str:
+    """A name plans, reports, alerts and CI logs print: a newline in it would print a line
+    of the manifest's choosing there (a forged `OK:`, a `::` workflow command in a job
+    log) and end a table row or code block of the pull-request comment."""
     if any(breaks_layout(c) for c in value):
         raise PydanticCustomError(
-            "control_in_list_name",
-            "a list name cannot contain control characters (a newline, a tab) or "
-            "right-to-left overrides",
+            f"control_in_{what.replace(' ', '_')}",
+            "a {what} cannot contain control characters (a newline, a tab) or right-to-left "
+            "overrides",
+            {"what": what},
         )
     return value
+
+
+def _list_name(value: str) -> str:
+    return _one_line(value, "list name")
 
 
 class Metadata(_StrictModel):
@@ -649,13 +654,7 @@ TraitFieldEntry = Annotated[
 
 
 def _field_name(value: str) -> str:
-    # Printed in plans, reports and CI logs as a list name is (_list_name).
-    if any(breaks_layout(c) for c in value):
-        raise PydanticCustomError(
-            "control_in_field_name",
-            "a field name cannot contain control characters (a newline, a tab) or "
-            "right-to-left overrides",
-        )
+    _one_line(value, "field name")
     if value in SYSTEM_FIELDS:
         raise PydanticCustomError(
             "system_field",
