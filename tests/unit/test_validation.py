@@ -299,3 +299,29 @@ def test_a_parquet_file_with_a_userid_lookalike_is_warned_of_too(tmp_path: Path)
         "members.parquet: vip.parquet has a column 'user_id' but none named 'userId', so its "
         "members are identified by email alone in this hybrid project"
     )
+
+
+def test_the_parquet_glance_reads_the_file_checked_not_one_dot_dot_folds_to(
+    tmp_path: Path,
+) -> None:
+    """`link/../../x.parquet` is inside the repository as the file system follows the
+    link, outside it were the text folded: the glance (DuckDB, unrestricted) must read the
+    file the loader checked, as the file system resolves it."""
+    import subprocess
+
+    import duckdb
+
+    repo = tmp_path / "repo"
+    (repo / "a" / "b").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "link").symlink_to(repo / "a" / "b")
+    with duckdb.connect() as connection:
+        for path, column in ((repo / "x.parquet", "plan"), (tmp_path / "x.parquet", "user_id")):
+            connection.execute(
+                f"COPY (SELECT 'a@example.com' AS email, 'u-1' AS {column}) TO '{path}' "
+                "(FORMAT parquet)"
+            )
+    write(repo, DESTINATION, audience("vip", {"parquet": "link/../../x.parquet"}))
+    found = validate(repo)
+    assert found.members == 1  # the repository's file: read, and no userId lookalike in it
+    assert found.manifest_warnings == ()
