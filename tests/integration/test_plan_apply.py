@@ -340,6 +340,22 @@ def test_a_member_whose_row_is_skipped_is_kept_when_reported_by_its_user_id(
     assert sorted(project(emulator_server).members(lid, prefer_user_id=True)) == ["u-1", "u-c"]
 
 
+def _carol_known_by_email_and_leavers(workspace, cli, emulator_server, leaving: int) -> list[str]:
+    """An applied audience where carol, listed by email alone, has since been given a
+    userId in Iterable, and `leaving` members no row names are on the list by userId:
+    each of those userIds must be looked up. Returns the leavers' userIds."""
+    workspace.csv("data/m.csv", "email,userId", ["a@example.com,u-1", "carol@example.com,"])
+    workspace.audience("mixed", {"csv": "data/m.csv"}, policy={"maxRemovalPercent": 100})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    proj = project(emulator_server)
+    lid = list_id(emulator_server, "mixed")
+    proj.set_user_id(proj.find_user(email="carol@example.com"), "u-carol")
+    leavers = [f"gone-{i}" for i in range(leaving)]
+    for user_id in leavers:
+        proj.subscribe_direct(lid, email=f"{user_id}@example.com", user_id=user_id)
+    return leavers
+
+
 @pytest.mark.parametrize("engine", ["python", "duckdb"])
 def test_many_user_ids_to_resolve_are_read_with_one_export_not_one_by_one(
     workspace, cli, emulator_server, monkeypatch, engine
@@ -350,15 +366,7 @@ def test_many_user_ids_to_resolve_are_read_with_one_export_not_one_by_one(
     monkeypatch.setenv("RECONCILER_ENGINE", engine)
     monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
     monkeypatch.setenv("RECONCILER_USER_READS_PER_SECOND", "1")
-    workspace.csv("data/m.csv", "email,userId", ["a@example.com,u-1", "carol@example.com,"])
-    workspace.audience("mixed", {"csv": "data/m.csv"}, policy={"maxRemovalPercent": 100})
-    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
-    proj = project(emulator_server)
-    lid = list_id(emulator_server, "mixed")
-    proj.set_user_id(proj.find_user(email="carol@example.com"), "u-carol")
-    leavers = [f"gone-{i}" for i in range(40)]
-    for user_id in leavers:
-        proj.subscribe_direct(lid, email=f"{user_id}@example.com", user_id=user_id)
+    leavers = _carol_known_by_email_and_leavers(workspace, cli, emulator_server, 40)
     emulator_server.emulator.clear_log()
 
     result = cli("plan", workspace.manifests, "--format", "json", "--show-members")
@@ -381,14 +389,7 @@ def test_user_ids_to_resolve_are_read_one_by_one_when_the_export_fails(
     monkeypatch.setenv("RECONCILER_USER_READS_PER_SECOND", "1000")
     monkeypatch.setenv("RECONCILER_EXPORTS_PER_MINUTE", "100000")
     monkeypatch.setenv("RECONCILER_BULK_READ_RETRIES", "1")
-    workspace.csv("data/m.csv", "email,userId", ["a@example.com,u-1", "carol@example.com,"])
-    workspace.audience("mixed", {"csv": "data/m.csv"}, policy={"maxRemovalPercent": 100})
-    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
-    proj = project(emulator_server)
-    lid = list_id(emulator_server, "mixed")
-    proj.set_user_id(proj.find_user(email="carol@example.com"), "u-carol")
-    for i in range(5):
-        proj.subscribe_direct(lid, email=f"gone-{i}@example.com", user_id=f"gone-{i}")
+    _carol_known_by_email_and_leavers(workspace, cli, emulator_server, 5)
     emulator_server.emulator.faults.update(
         {"fail_every": 1, "fail_status": 500, "paths": ["/api/export/data.json"]}
     )
