@@ -13,6 +13,7 @@ the exit code to `exits`, the one map from errors to exit codes.
 from __future__ import annotations
 
 import codecs
+import inspect
 import io
 import sys
 from typing import TYPE_CHECKING, Any
@@ -93,6 +94,19 @@ def _reflowed(paragraphs: list[str], markup_mode: Any) -> str:
 
 
 typer_rich_utils._fix_linebreaks = _reflowed
+
+
+def _command_help(*, help_text: str, markup_mode: Any) -> Any:
+    """The same for a command's line in its group's list (`reconciler --help`), which
+    shows the docstring's first paragraph with its line breaks in rich markup mode."""
+    first = inspect.cleandoc(help_text).split("\n\n")[0]  # all typer shows there
+    if not first.startswith("\b"):
+        first = first.replace("\n", " ")
+    return _typer_command_help(help_text=first, markup_mode=markup_mode)
+
+
+_typer_command_help = typer_rich_utils._make_command_help
+typer_rich_utils._make_command_help = _command_help
 
 
 app = typer.Typer(

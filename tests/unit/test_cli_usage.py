@@ -113,6 +113,22 @@ def test_help_paragraphs_flow_at_80_columns() -> None:
         assert short == [], (name, short)
 
 
+def test_command_lists_flow_each_command_description_at_any_width() -> None:
+    """A group's list of commands shows each description as one paragraph: a line
+    continues a command's description only when the line above it is full."""
+    for group in ([], ["emulator"], ["github"]):
+        output = runner.invoke(app, [*group, "--help"], env={"COLUMNS": "100"}).output
+        rows = [r for r in output.split("Commands")[1].split("\n") if r.startswith("│")]
+        cells = [row.strip("│ ") for row in rows]
+        # A continuation row starts with spaces where a command's name would be.
+        broken = [
+            (above, cell)
+            for above, cell, row in zip(cells, cells[1:], rows[1:], strict=False)
+            if row.startswith("│" + " " * 6) and len(above) < 60
+        ]
+        assert cells and broken == [], (group, broken)
+
+
 def test_help_tells_a_newcomer_where_to_start_and_what_each_command_exits_with() -> None:
     def help_of(*name: str) -> str:
         result = runner.invoke(app, [*name, "--help"], env={"COLUMNS": "200"})
