@@ -99,11 +99,13 @@ def _one_line(text: str) -> str:
 
 
 def _md(text: str) -> str:
-    """Escape what would break a markdown table cell or start markup."""
+    """Escape what would break a markdown table cell or start markup. An `@` starting a
+    word is followed by a zero-width space: GitHub reads `@team` in a comment's text as a
+    mention (a backslash does not stop it) and notifies them each time the plan is posted."""
     text = _one_line(text)
-    for ch in "\\|*_`<>[]":
+    for ch in "\\|*_`<>[]&":
         text = text.replace(ch, "\\" + ch)
-    return text
+    return re.sub(r"(?<!\w)@(?=\w)", "@&#8203;", text)
 
 
 def _code(text: str) -> str:

@@ -6,6 +6,7 @@ the parser rich already depends on."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from markdown_it import MarkdownIt
 
@@ -104,3 +105,25 @@ def test_a_plain_list_name_renders_as_before():
     assert f"> - `prod/{EMOJI}`: removes 2 of 4 members" in text
     assert f"**channelUnsubscribe is ON** for {EMOJI}:" in text
     assert f"+ {EMOJI}: " in text
+
+
+def test_a_list_name_that_looks_like_a_mention_notifies_no_one():
+    """GitHub turns `@name` in a comment's text (not in code) into a mention and notifies
+    that user or team whenever the plan comment is posted or updated."""
+    lp = hostile_plan().destinations[0].lists[0]
+    plan = Plan(
+        (
+            DestinationPlan(
+                destination="prod",
+                project_type="hybrid",
+                lists=(dataclasses.replace(lp, list_name="@acme/growth &amp; x"),),
+                member_read="read",
+            ),
+        )
+    )
+    html = MarkdownIt("commonmark").enable("table").render(plan_markdown(plan))
+    # Outside code spans, no `@` starts a word; the name still reads the same.
+    text = re.sub(r"<code[^>]*>.*?</code>", "", html, flags=re.S)
+    assert re.search(r"(?<![\w])@[\w-]", text) is None
+    assert "@\u200b" in html or "@&#8203;" in html
+    assert "@\u200bacme/growth &amp;amp; x" in html.replace("&#8203;", "\u200b")
