@@ -126,7 +126,9 @@ def _resolve_user_ids(client: IterableClient, item: DesiredList, members: set[st
     every apply would unsubscribe a member who should stay. So look up the userIds no
     desired member has (per-user reads, 100/s; in steady state only the real leavers) and
     count a profile whose email is a desired email-only member under that email (or the
-    email of a row skipped as invalid: `keep_skipped` then keeps it)."""
+    email of a row skipped as invalid: `keep_skipped` then keeps it). In userID-based
+    projects every member is reported by userId, and a row with an email alone is skipped:
+    its email names the profile it stands for in the same way."""
     email_only = _known_by_email(item)
     if not email_only:
         return members
@@ -498,7 +500,7 @@ def _read_by_get_users(
             managed[item.list_name] = _read_list_table(engine, client, desired, item, info, outcome)
         else:
             members = outcome
-            if desired.project_type == "hybrid" and item.prefer_user_id:
+            if item.prefer_user_id:
                 members = _resolve_user_ids(client, item, members)
             managed[item.list_name] = LiveList(info, members)
     return LiveDestination([], managed, len(found), "getUsers", unproven=unproven)
@@ -549,7 +551,7 @@ def _read_list_table(
     assert item.table is not None
     table = engine.name("live")
     load_live_file(engine, path, table, f"getUsers for list {info.id}")
-    if needs_user_id_resolution(desired.project_type, item.table):
+    if needs_user_id_resolution(item.table):
         table = resolve_user_ids(
             engine, lambda ids: emails_of_user_ids(client, ids), item.table, table
         )
@@ -646,11 +648,13 @@ def _read_members_by_export(
 
 def _naming(item: DesiredList, project_type: ProjectType) -> tuple[set[str], set[str], bool]:
     """What _export_identifier needs of an audience: its members' identifiers, its
-    email-only members, and whether it prefers userIds. Only hybrid projects choose."""
-    if project_type != "hybrid":
-        return set(), set(), False
+    email-only members (and skipped rows' emails), and whether it prefers userIds (always
+    in userID-based projects, never in email-based ones)."""
+    known_by_email = _known_by_email(item) if project_type != "email" else set()
+    if not known_by_email:  # then `wanted` is never asked: no set of every member
+        return set(), set(), project_type != "email" and item.prefer_user_id
     wanted = {i for m in item.members.values() for i in m.identifiers}
-    return wanted, _known_by_email(item), item.prefer_user_id
+    return wanted, known_by_email, item.prefer_user_id
 
 
 def _read_members_by_export_job(
@@ -723,8 +727,6 @@ def _export_identifier(
     email = email.lower() if email else None
     if project_type == "email":
         return email
-    if project_type == "userId":
-        return user_id or email
     if not prefer_user_id or user_id is None:
         return email or user_id
     # A profile the audience knows by its email alone, reported by a userId it got later.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.integration.conftest import API_KEY_VAR, Workspace
@@ -39,3 +41,31 @@ def test_email_project_members_need_an_email(typed_workspace, cli):
     (lid,) = proj.lists
     assert proj.members(lid) == ["a@example.com"]
     assert cli("plan", ws.manifests, "--detailed-exitcode").exit_code == 1  # still skipped
+
+
+@pytest.mark.parametrize("reads", ["getUsers", "export", "asyncExport"])
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_row_with_an_email_alone_keeps_its_member_in_a_user_id_project(
+    typed_workspace, cli, monkeypatch, engine, reads
+):
+    """Such a row is skipped (userID-based projects identify users by userId), and rows
+    skipped as invalid never cause removals: the profile on the list that has this email
+    stays, though Iterable reports it by its userId."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", reads)
+    ws, proj = typed_workspace("userId")
+    ws.audience("vip", {"inline": [{"userId": "U-1"}]})
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    (lid,) = proj.lists
+    proj.add_user(email="b@x.io", user_id="U-2", list_ids=[lid])  # the app set its email
+    proj.add_user(email="c@x.io", user_id="U-3", list_ids=[lid])  # a real leaver
+    ws.audience("vip", {"inline": [{"userId": "U-1"}, {"email": "B@x.io"}]})
+    result = cli("apply", ws.manifests, "--yes", "--allow-removals")
+    assert result.exit_code == 1  # the row is still a problem until it is fixed
+    assert "no userId" in result.stdout
+    assert "kept 1 member that rows skipped as invalid stand for" in result.stdout
+    assert sorted(proj.members(lid)) == ["U-1", "U-2"]
+    again = cli("plan", ws.manifests, "--format", "json")
+    summary = json.loads(again.stdout)["summary"]
+    (lp,) = json.loads(again.stdout)["destinations"][0]["lists"]
+    assert (summary["members_to_remove"], lp["kept_for_skipped_rows"]) == (0, 1)

@@ -21,7 +21,7 @@ from reconciler.members.engine.desired_table import LOOKS_LIKE_EMAIL, DesiredTab
 from reconciler.members.engine.rows import TableRows, identifier_rows, member_rows
 from reconciler.members.engine.workspace import Engine
 from reconciler.members.fingerprint import MembersDigest, digest_relation
-from reconciler.members.identity import Member, ProjectType
+from reconciler.members.identity import Member
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,8 @@ def resolve_user_ids(
     live: str,
 ) -> str:
     """live.py `_resolve_user_ids` for tables: in hybrid projects a profile the audience
-    knows by email is reported by its userId once the app sets one; such a userId is
+    knows by email is reported by its userId once the app sets one (and in userID-based
+    ones a row skipped for lacking a userId names a profile by email); such a userId is
     replaced by the member's email, looked up by `emails_of` (only identifiers that no
     desired member has and that are not emails, so in steady state only the real leavers).
     Returns the relation to use from here on: a table, since it may change."""
@@ -359,8 +360,9 @@ def _count(connection: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(row[0]) if row else 0
 
 
-def needs_user_id_resolution(project_type: ProjectType, desired: DesiredTable) -> bool:
+def needs_user_id_resolution(desired: DesiredTable) -> bool:
     # Skipped rows count: one with a valid email and an over-long userId names a member
-    # Iterable may report by the profile's userId (live.py `_known_by_email`).
+    # Iterable may report by the profile's userId (live.py `_known_by_email`); so does an
+    # email-only row in a userID-based project. Email-based projects never prefer userIds.
     known_by_email = desired.email_only > 0 or desired.skipped > 0
-    return project_type == "hybrid" and desired.prefer_user_id and known_by_email
+    return desired.prefer_user_id and known_by_email

@@ -92,15 +92,14 @@ def live_from_export(
     """The list's members from the export, as table (id)."""
     table = engine.name("live")
     d = desired.rows_table
-    if project_type == "userId":
-        name = "coalesce(e.user_id, e.email)"
-    elif project_type == "email":
+    if project_type == "email":
         name = "e.email"
     elif not desired.prefer_user_id:
         name = "coalesce(e.email, e.user_id)"
     else:
         # A profile the audience knows by its email alone, reported by a userId it got
-        # later: named by that email, as resolve_user_ids does after getUsers.
+        # later (or, in a userID-based project, a profile a row skipped for lacking a
+        # userId names by its email): named by that email, as resolve_user_ids does.
         skipped = known_skipped(desired)
         name = f"""CASE WHEN e.user_id IS NULL THEN e.email
             WHEN e.email IS NOT NULL
