@@ -233,6 +233,7 @@ class _Collector:
                         )
                     )
         self._check_destination_references()
+        self._check_project_options()
         self._check_list_names()
         self._check_trait_mappings()
         self._check_url_variables()
@@ -355,6 +356,26 @@ class _Collector:
                     audience.field_location("destination").problem(
                         f"spec.destination: unknown destination {audience.spec.destination!r}; "
                         f"known destinations: {shown}{self._only_file_hint()}"
+                    )
+                )
+
+    def _check_project_options(self) -> None:
+        """An audience option its destination's project type cannot honour is refused:
+        Iterable ignores `updateExistingUsersOnly` in email-based projects and creates
+        every unknown user a subscribe names (OpenAPI SubscribeRequest; Segment's
+        iterable-lists says the same), so a plan saying "existing users only" would
+        create people (and start their list-triggered journeys)."""
+        for audience in self.audiences.values():
+            destination = self.destinations.get(audience.spec.destination)
+            if destination is None or destination.spec.projectType != "email":
+                continue
+            if audience.spec.updateExistingUsersOnly:
+                self.problems.append(
+                    audience.field_location("updateExistingUsersOnly").problem(
+                        "spec.updateExistingUsersOnly: Iterable ignores it in email-based "
+                        f"projects (destination {destination.name!r} is projectType email) "
+                        "and creates every unknown user a subscribe names; remove it, or "
+                        "list only people Iterable already has"
                     )
                 )
 

@@ -612,6 +612,32 @@ def test_unknown_destination_lists_the_known_ones() -> None:
     )
 
 
+def test_update_existing_users_only_is_refused_in_an_email_project() -> None:
+    # Iterable ignores it there and creates every unknown user a subscribe names: a plan
+    # saying "existing users only" would create people. Hybrid and userId honour it.
+    audience = """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          members: {csv: a.csv}
+          updateExistingUsersOnly: true
+        """
+    write("m.yaml", DESTINATION.replace("hybrid", "email"), audience)
+    assert only_problem() == (
+        "m.yaml:15:28: spec.updateExistingUsersOnly: Iterable ignores it in email-based "
+        "projects (destination 'prod' is projectType email) and creates every unknown user a "
+        "subscribe names; remove it, or list only people Iterable already has"
+    )
+    for project_type in ("hybrid", "userId"):
+        write("m.yaml", DESTINATION.replace("hybrid", project_type), audience)
+        assert load_manifests(Path(".")).audiences["a"].spec.updateExistingUsersOnly
+    write("m.yaml", DESTINATION.replace("hybrid", "email"), audience.replace("true", "false"))
+    assert not load_manifests(Path(".")).audiences["a"].spec.updateExistingUsersOnly
+
+
 def test_an_invalid_destination_is_still_known_to_its_audiences() -> None:
     write(
         "m.yaml",
