@@ -107,6 +107,7 @@ class ListPlan:
                     "type": "add_members",
                     "count": len(self.add),
                     "sample": [show(m.key) for m in self.add[:SAMPLE_SIZE]],
+                    "update_existing_users_only": self.update_existing_users_only,
                 }
             )
         if self.remove:
@@ -116,6 +117,7 @@ class ListPlan:
                     "count": len(self.remove),
                     "sample": [show(i) for i in self.remove[:SAMPLE_SIZE]],
                     "channel_unsubscribe": self.channel_unsubscribe,
+                    "campaign_id": self.campaign_id,
                 }
             )
         return out

@@ -135,6 +135,9 @@ def _notes(lp: ListPlan) -> str:
         notes.append(f"{lp.kept_for_skipped:,} kept: rows skipped as invalid stand for them")
     if lp.held_back_removals:
         notes.append(f"{lp.held_back_removals:,} removals held back (removals: never)")
+    if lp.campaign_id is not None and lp.remove:
+        # The removals count as unsubscribes in this campaign's metrics.
+        notes.append(f"removals attributed to campaignId {lp.campaign_id}")
     if lp.channel_unsubscribe and lp.remove:
         notes.append("**channelUnsubscribe**")
     if lp.update_existing_users_only and lp.add:

@@ -169,6 +169,7 @@ def test_windows_read_during_updates_give_the_exact_plan(
             "count": 3,
             "sample": ["n@example.com", "p1@example.com", "p2@example.com"],
             "channel_unsubscribe": False,
+            "campaign_id": None,
         }
     ]
 

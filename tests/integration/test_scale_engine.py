@@ -49,12 +49,18 @@ def test_a_large_csv_audience_plans_applies_and_settles_in_duckdb(
     second = cli("plan", workspace.manifests, "--format", "json", "--show-members")
     (lst,) = second.json()["destinations"][0]["lists"]
     assert lst["changes"] == [
-        {"type": "add_members", "count": 2, "sample": ["m8@example.com", "m9@example.com"]},
+        {
+            "type": "add_members",
+            "count": 2,
+            "sample": ["m8@example.com", "m9@example.com"],
+            "update_existing_users_only": False,
+        },
         {
             "type": "remove_members",
             "count": 1,
             "sample": ["m0@example.com"],
             "channel_unsubscribe": False,
+            "campaign_id": None,
         },
     ]
     assert "diffed in DuckDB" in second.json()["destinations"][0]["member_read"]

@@ -98,3 +98,20 @@ def test_channel_unsubscribe_is_carried_on_removals():
     change = lp.changes(str)[0]
     assert change["type"] == "remove_members" and change["channel_unsubscribe"] is True
     assert lp.campaign_id == 5
+    # The JSON plan says what the removals do beyond the list: a reviewer (or a CI check)
+    # reading only it sees the campaign they count against.
+    assert change["campaign_id"] == 5
+
+
+def test_the_json_plan_says_adds_create_no_users():
+    lp = plan_list(
+        audience="a",
+        list_name="a",
+        description=None,
+        desired=members("hybrid", ("n@x.io", None)),
+        live_list_id=1,
+        live_members=set(),
+        update_existing_users_only=True,
+    )
+    (change,) = lp.changes(str)
+    assert change["type"] == "add_members" and change["update_existing_users_only"] is True
