@@ -71,6 +71,9 @@ class ListResult:
     already_gone: int = 0
     not_created: int = 0
     forgotten: int = 0
+    # Mapped fields Iterable left off the subscribes (filteredOutFields: a project that
+    # does not accept new fields). The members are on the list; their fields are not.
+    dropped_fields: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -110,6 +113,9 @@ class ListResult:
         done, unconfirmed = _settle(len(chunk), len(failed) + expected, outcome)
         self.added += done
         self.unconfirmed_add += unconfirmed
+        for name in outcome.filtered_out_fields:
+            if name not in self.dropped_fields:
+                self.dropped_fields.append(name)
 
     def settle_removed(self, ids: Sequence[str], outcome: BatchResult) -> None:
         """An unsubscribe's answer. notFound (or forgotten): Iterable has no such user, so
@@ -125,7 +131,14 @@ class ListResult:
         self.unconfirmed_remove += unconfirmed
 
     def close(self) -> None:
-        """Errors for what the answers left unconfirmed and what was never sent."""
+        """Errors for what the answers left unconfirmed, dropped, and never sent."""
+        if self.dropped_fields:
+            self.errors.append(
+                "Iterable dropped the fields "
+                + ", ".join(self.dropped_fields)
+                + " from the subscribes (the project does not accept new fields: create "
+                "them in Iterable first); the members were added without them"
+            )
         for count, planned, what in (
             (self.unconfirmed_add, self.planned_add, "additions"),
             (self.unconfirmed_remove, self.planned_remove, "removals"),

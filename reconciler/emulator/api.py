@@ -404,7 +404,7 @@ def subscribe(project: Project, call: Call) -> EmulatorResponse:
         outcome = _upsert(
             project,
             member,
-            create_new_fields=True,
+            create_new_fields=project.accepts_new_fields,
             update_existing_only=update_existing_only,
         )
         if isinstance(outcome, Failure):
@@ -413,6 +413,7 @@ def subscribe(project: Project, call: Call) -> EmulatorResponse:
         project.subscribe(outcome.user, record.id)
         result.success_count += 1
         result.created_fields.update(dict.fromkeys(outcome.created))
+        result.filtered_out_fields.update(dict.fromkeys(outcome.filtered_out))
     return json_reply(200, result.to_json(call.faults.counts_only_answers))
 
 
@@ -452,7 +453,7 @@ def unsubscribe(project: Project, call: Call) -> EmulatorResponse:
 
 @handles_param_errors
 def bulk_update(project: Project, call: Call) -> EmulatorResponse:
-    create_new_fields = bool(call.body.get("createNewFields", True))
+    create_new_fields = bool(call.body.get("createNewFields", project.accepts_new_fields))
     result = _BatchResult()
     for member in call.body["users"]:
         outcome = _upsert(project, member, create_new_fields=create_new_fields)
@@ -479,7 +480,11 @@ def update_user(project: Project, call: Call) -> EmulatorResponse:
         return bad_params("Either email or userId must be provided")
     if project.project_type == "userId" and user_id is None:
         return bad_params("userId is required in a userID-based project")
-    outcome = _upsert(project, body, create_new_fields=bool(body.get("createNewFields", True)))
+    outcome = _upsert(
+        project,
+        body,
+        create_new_fields=bool(body.get("createNewFields", project.accepts_new_fields)),
+    )
     if isinstance(outcome, _Upsert):
         return success()
     if outcome.kind == "invalid":

@@ -157,6 +157,10 @@ class Project:
         # Campaign id -> CampaignDetails as GET /api/campaigns answers it (seeded by tests).
         self.campaigns: dict[int, dict[str, Any]] = {}
         """Custom field path -> type; fixed once created. System fields are not listed."""
+        self.accepts_new_fields = True
+        """The project's setting for fields it does not know yet: True creates them; False
+        drops them from every write that does not say `createNewFields` (subscribe cannot),
+        listing them in the answer's filteredOutFields (OpenAPI BulkUpdateUsersRequest)."""
         self.silent_membership_writes = 0
         """How often a dataFields write set the membership field directly (no events)."""
         self._list_ids = list_ids or ListIdSequence()

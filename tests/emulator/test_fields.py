@@ -193,6 +193,27 @@ def test_create_new_fields_false_filters_unknown_fields(
     assert "fresh" not in project.field_types
 
 
+def test_a_project_that_accepts_no_new_fields_drops_them_unless_a_write_asks(
+    client: httpx.Client, project: Project
+) -> None:
+    # The project's own setting decides for writes that do not say createNewFields, and
+    # subscribe cannot say it: its answer names what it dropped, as bulkUpdate's does.
+    project.accepts_new_fields = False
+    project.add_user(email="seed@example.com", data_fields={"known": "x"})
+    list_id = project.add_list("l")
+    data = {"known": "y", "fresh": 1}
+    body = subscribe(client, list_id, [{"email": "a@example.com", "dataFields": data}]).json()
+    assert (body["successCount"], body["filteredOutFields"]) == (1, ["fresh"])
+    assert project.find_user(email="a@example.com").data_fields == {"known": "y"}  # type: ignore[union-attr]
+    body = bulk_update(client, [{"email": "b@example.com", "dataFields": data}]).json()
+    assert body["filteredOutFields"] == ["fresh"]
+    assert "fresh" not in project.field_types
+    body = bulk_update(
+        client, [{"email": "b@example.com", "dataFields": data}], createNewFields=True
+    ).json()
+    assert (body["filteredOutFields"], body["createdFields"]) == ([], ["fresh"])
+
+
 def test_subscribe_writes_data_fields_and_fails_mismatches(
     client: httpx.Client, project: Project
 ) -> None:

@@ -101,6 +101,31 @@ def test_apply_sets_fields_on_new_members_with_the_subscribe(workspace, cli, emu
     assert "new user field" not in again.stdout
 
 
+def test_fields_a_project_drops_from_a_subscribe_fail_the_apply(workspace, cli, emulator_server):
+    # A project set not to accept new fields adds the members and drops their mapped
+    # fields, naming them in filteredOutFields: the apply says so and exits 1 instead of
+    # reporting the adds done (the next plan would only show it as field updates).
+    project(emulator_server).accepts_new_fields = False
+    # Answers that name what they dropped (the field profile's counts-only answers cannot).
+    emulator_server.emulator.faults.counts_only_answers = False
+    setup(workspace)
+    result = cli("apply", workspace.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 1, result.output
+    (lst,) = result.json()["destinations"][0]["lists"]
+    assert lst["added"] == 3
+    assert lst["errors"] == [
+        "Iterable dropped the fields greeting, lifetimeValue, planTier, renewsOn from the "
+        "subscribes (the project does not accept new fields: create them in Iterable first); "
+        "the members were added without them"
+    ]
+    assert fields_of(emulator_server, "alice@example.com") == {}
+    # Once the fields exist, the next run writes them.
+    project(emulator_server).accepts_new_fields = True
+    again = cli("apply", workspace.manifests, "--yes")
+    assert again.exit_code == 0, again.output
+    assert "user fields: updated 3/3 users" in again.stdout
+
+
 def test_a_changed_value_is_one_bulk_update_for_exactly_the_changed_users(
     workspace, cli, emulator_server
 ):
