@@ -199,6 +199,34 @@ def test_update_existing_users_only_converges_without_creating_anyone(
     assert final.exit_code == 0, final.output
 
 
+def test_adds_too_many_to_check_for_existence_say_so_in_the_plan(
+    field_workspace, cli, monkeypatch
+):
+    # Beyond MAX_TABLE_CHECK adds (a first load of millions) nobody is checked: the plan's
+    # adds then hold people Iterable will skip, and the plan says so rather than let
+    # "existing users only" pass for a count of who will be added.
+    monkeypatch.setattr("reconciler.state.unsendable.MAX_TABLE_CHECK", 2)
+    ws, server, proj = field_workspace("userId", "duckdb")
+    proj.add_user(user_id="known")
+    ids = ["known", "stranger-1", "stranger-2"]
+    csv_audience(ws, "existing", "userId", ids, updateExistingUsersOnly=True)
+    body = cli("plan", ws.manifests, "--format", "json").json()
+    assert body["summary"]["members_to_add"] == 3
+    assert (
+        "the 3 adds to 'existing' (updateExistingUsersOnly) were not checked for existence "
+        "(over 2): Iterable skips those it does not know, and apply reports them (as not "
+        "created where its answers name them)"
+    ) in body["destinations"][0]["other_reads"]
+    server.emulator.faults.counts_only_answers = False  # answers that name them
+    applied = cli("apply", ws.manifests, "--yes", "--format", "json")
+    assert applied.exit_code == 0, applied.output
+    assert (the_list(applied.json())["added"], the_list(applied.json())["not_created"]) == (1, 2)
+    # Under the limit, the plan checks and says nothing of the kind.
+    csv_audience(ws, "existing", "userId", ids[:2], updateExistingUsersOnly=True)
+    reads = cli("plan", ws.manifests, "--format", "json").json()["destinations"][0]["other_reads"]
+    assert not any("not checked for existence" in line for line in reads)
+
+
 def test_update_existing_users_only_not_found_at_apply_is_not_created_not_an_error(
     field_workspace, cli
 ):
