@@ -567,6 +567,18 @@ class IterableClient:
         payload["channelUnsubscribe"] = channel_unsubscribe
         return self._bulk("/api/lists/unsubscribe", payload, len(subscribers))
 
+    def _region_hint(self) -> str:
+        """A key works only in its project's data center: a refused key at one region's
+        host may be a project of the other (region: us for an EU project)."""
+        for region, url in REGION_URLS.items():
+            if self.base_url == url:
+                other = ", ".join(r for r in REGION_URLS if r != region)
+                return (
+                    f", and its region: this was Iterable's {region} data center, and a key "
+                    f"works only in its project's (region: {other} for a project there)"
+                )
+        return ""
+
     def _bulk(self, path: str, payload: dict[str, Any], count: int) -> BatchResult:
         # Encoded as measured (batching.encode): httpx's own encoding adds spaces and
         # escapes, which would make a packed body bigger than its measure.
@@ -1207,7 +1219,7 @@ class IterableClient:
         if status == 401:
             return AuthError(
                 f"{where}: Iterable rejected the API key (401 {code or 'BadApiKey'}); check "
-                "the destination's apiKey variable or file",
+                f"the destination's apiKey variable or file{self._region_hint()}",
                 status=status,
                 code=code,
                 endpoint=path,
