@@ -183,7 +183,7 @@ def _plan_destination(
     # after the fields are planned: their fields were to ride on the subscribe, so no
     # bulkUpdate (which creates unknown users) is planned for them.
     left_out = leave_out_unsendable(client, desired.project_type, fields.lists)
-    campaigns, campaigns_error = _read_campaigns(client, left_out.lists)
+    campaigns, campaigns_error, campaign_ids = _read_campaigns(client, left_out.lists)
     return plan_destination(
         desired.destination.name,
         desired.project_type,
@@ -202,7 +202,10 @@ def _plan_destination(
         field_issues=tuple(field_issues),
         field_issues_unlisted=field_issues_unlisted,
         member_read=live.describe_reads(),
-        notes=tuple(list_notes(desired.lists, live.all_lists, live.managed, deletions)),
+        notes=tuple(
+            list_notes(desired.lists, live.all_lists, live.managed, deletions)
+            + unknown_campaign_notes(left_out.lists, campaign_ids)
+        ),
         duplicate_rows=sum(item.duplicates for item in desired.lists),
         campaigns=tuple(campaigns),
         campaigns_read_error=campaigns_error,
@@ -286,19 +289,44 @@ def _list_options(item: DesiredList, dest_spec: Any) -> dict[str, Any]:
     )
 
 
-def _read_campaigns(client: IterableClient, lists: list[ListPlan]) -> tuple[list[Any], str | None]:
+def _read_campaigns(
+    client: IterableClient, lists: list[ListPlan]
+) -> tuple[list[Any], str | None, frozenset[int] | None]:
     """The campaigns using the lists this plan changes (one paced read of GET
-    /api/campaigns per destination, only when some existing list changes). A failed read
-    does not fail the plan: the plan says that its blast radius is unknown."""
+    /api/campaigns per destination, only when some existing list changes), and the ids
+    of every campaign of the project (None when not read). A failed read does not fail
+    the plan: the plan says that its blast radius is unknown."""
     if not needs_campaigns(lists):
-        return [], None
+        return [], None, None
     try:
-        return campaign_uses(lists, client.get_campaigns()), None
+        every = client.get_campaigns()
     except IterableError as exc:
         return (
             [],
             f"campaigns could not be read ({exc}); the campaigns these changes reach are unknown",
+            None,
         )
+    return campaign_uses(lists, every), None, frozenset(c.id for c in every)
+
+
+def unknown_campaign_notes(
+    lists: Sequence[ListPlan], campaign_ids: frozenset[int] | None
+) -> list[str]:
+    """An audience's unsubscribe.campaignId that is none of the project's campaigns (a
+    typo, another project's id): its removals would be attributed to it. Said, not
+    blocked: whether Iterable refuses such an unsubscribe is not documented. Removals
+    happen only to existing lists, so the campaigns were read whenever this matters."""
+    if campaign_ids is None:
+        return []
+    return [
+        f"unsubscribe.campaignId {lp.campaign_id} of audience {lp.audience!r} is not a "
+        f"campaign of this project (GET /api/campaigns has no such id), yet its "
+        f"{len(lp.remove):,} removal{'s' if len(lp.remove) != 1 else ''} from "
+        f"{lp.list_name!r} would be attributed to it: "
+        "check the id"
+        for lp in lists
+        if lp.remove and lp.campaign_id is not None and lp.campaign_id not in campaign_ids
+    ]
 
 
 def list_notes(

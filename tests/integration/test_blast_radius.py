@@ -184,3 +184,37 @@ def test_a_saved_plan_keeps_its_campaigns_and_policy(workspace, cli, emulator_se
     assert result.exit_code == 3, result.output
     assert "campaign 'Welcome'" in result.stderr
     assert writes(emulator_server) == []
+
+
+def test_a_campaign_id_the_project_does_not_have_is_said_beside_the_removals(
+    workspace, cli, emulator_server
+):
+    # unsubscribe.campaignId attributes the removals to a campaign: a typo (or another
+    # project's id) would attribute them to none Iterable knows, so the plan says so.
+    list_id = seed_list(emulator_server, "vip", ["a@example.com", "b@example.com"])
+    known = project(emulator_server).add_campaign("Winback", list_ids=[list_id])
+    policy = {"maxRemovalPercent": 100}
+    for campaign_id, said in ((known + 1000, True), (known, False)):
+        workspace.audience(
+            "vip",
+            {"inline": ["a@example.com"]},
+            policy=policy,
+            unsubscribe={"campaignId": campaign_id},
+        )
+        out = json.loads(cli("plan", workspace.manifests, "--format", "json").stdout)
+        note = (
+            f"unsubscribe.campaignId {campaign_id} of audience 'vip' is not a campaign of this "
+            "project (GET /api/campaigns has no such id), yet its 1 removal from 'vip' would "
+            "be attributed to it: check the id"
+        )
+        assert (note in out["destinations"][0]["notes"]) is said
+        text = cli("plan", workspace.manifests)
+        assert (f"note: {note}" in text.stdout) is said, text.stdout
+    # Without removals the id is not used, and nothing is said.
+    workspace.audience(
+        "vip",
+        {"inline": ["a@example.com", "b@example.com", "c@example.com"]},
+        unsubscribe={"campaignId": known + 1000},
+    )
+    out = json.loads(cli("plan", workspace.manifests, "--format", "json").stdout)
+    assert not any("campaignId" in n for n in out["destinations"][0]["notes"])
