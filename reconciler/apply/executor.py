@@ -74,6 +74,14 @@ class ListResult:
     # Mapped fields Iterable left off the subscribes (filteredOutFields: a project that
     # does not accept new fields). The members are on the list; their fields are not.
     dropped_fields: list[str] = field(default_factory=list)
+    # The audience's channelUnsubscribe: its removals took the list's channel too.
+    channel_unsubscribe: bool = False
+
+    @property
+    def channel_unsubscribed(self) -> int:
+        """Members this run unsubscribed from the list's channel (consent lost): those
+        removed, less those Iterable no longer had."""
+        return self.removed - self.already_gone if self.channel_unsubscribe else 0
 
     @property
     def ok(self) -> bool:
@@ -93,6 +101,7 @@ class ListResult:
             len(lp.add),
             len(lp.remove),
             field_update_keys=lp.field_update_keys,
+            channel_unsubscribe=lp.channel_unsubscribe,
         )
 
     def settle_added(self, lp: ListPlan, chunk: Sequence[Member], outcome: BatchResult) -> None:
@@ -290,6 +299,7 @@ class ApplyReport:
                             "already_gone": lr.already_gone,
                             "not_created": lr.not_created,
                             "forgotten": lr.forgotten,
+                            "channel_unsubscribed": lr.channel_unsubscribed,
                             "rejected": [
                                 {"member": show(k), "reason": v}
                                 for k, v in sorted(lr.rejected.items())

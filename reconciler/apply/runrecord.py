@@ -100,6 +100,9 @@ class RunRecord:
                         "already_gone": lr.already_gone,
                         "not_created": lr.not_created,
                         "forgotten": lr.forgotten,
+                        # Removed with channelUnsubscribe: their consent for the list's
+                        # channel is gone (the audit trail of a consent change).
+                        "channel_unsubscribed": lr.channel_unsubscribed,
                     }
                 )
         return {

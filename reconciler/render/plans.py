@@ -253,6 +253,11 @@ def _message(show_members: bool) -> Any:
 def _expected(lr: ListResult) -> str:
     """Outcomes of a list that are no failure, in words ("" when there are none)."""
     parts = []
+    if lr.channel_unsubscribed:
+        parts.append(
+            f"{lr.channel_unsubscribed:,} of the removed also unsubscribed from the list's "
+            "channel (channelUnsubscribe)"
+        )
     if lr.already_gone:
         parts.append(f"{lr.already_gone:,} already gone from Iterable (counted as removed)")
     if lr.not_created:

@@ -5,6 +5,8 @@ it is about (the whole suite also runs under the full profile, see conftest.py).
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -49,9 +51,16 @@ def test_an_audience_that_opts_in_does_unsubscribe_from_the_channel(
     workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]}, **spec)
     assert cli("apply", workspace.manifests, "--yes").exit_code == 0
     workspace.audience("vip", {"inline": ["a@example.com"]}, **spec)
-    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    record = workspace.root / "run.json"
+    result = cli("apply", workspace.manifests, "--yes", "--summary-json", record)
+    assert result.exit_code == 0, result.output
     removed = project(emulator_server).find_user(email="b@example.com")
     assert removed is not None and removed.unsubscribed_channel_ids
+    # The report and the run record (the audit trail) say consent was taken, not only
+    # that a member left the list.
+    assert "1 of the removed also unsubscribed from the list's channel" in result.stdout
+    (listed,) = json.loads(record.read_text())["lists"]
+    assert (listed["removed"], listed["channel_unsubscribed"]) == (1, 1)
 
 
 def test_a_new_list_is_written_to_once_iterable_accepts_it(

@@ -425,6 +425,7 @@ def apply_report() -> ApplyReport:
         errors=["1 removal not confirmed by Iterable's answer"],
         already_gone=1,
         forgotten=1,
+        channel_unsubscribe=True,
     )
     fields = FieldUpdateResult(
         planned=2, updated=1, rejected={"person02@example.com": "field type mismatch"}
