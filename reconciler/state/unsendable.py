@@ -142,16 +142,19 @@ def _without_unknown(
     if project_type == "email":
         return lists
     for lp in lists:
-        if lp.update_existing_users_only and isinstance(lp.add, TableRows):
-            if len(lp.add) > MAX_TABLE_CHECK:
-                # The plan's adds then include people Iterable will skip: say so, as the
-                # count of those it skips is known only once apply has their answers.
-                reads.append(
-                    f"the {len(lp.add):,} adds to {lp.list_name!r} (updateExistingUsersOnly) "
-                    f"were not checked for existence (over {MAX_TABLE_CHECK:,}): Iterable "
-                    "skips those it does not know, and apply reports them (as not created where "
-                    "its answers name them)"
-                )
+        if (
+            lp.update_existing_users_only
+            and isinstance(lp.add, TableRows)
+            and len(lp.add) > MAX_TABLE_CHECK
+        ):
+            # The plan's adds then include people Iterable will skip: say so, as the
+            # count of those it skips is known only once apply has their answers.
+            reads.append(
+                f"the {len(lp.add):,} adds to {lp.list_name!r} (updateExistingUsersOnly) "
+                f"were not checked for existence (over {MAX_TABLE_CHECK:,}): Iterable "
+                "skips those it does not know, and apply reports them (as not created where "
+                "its answers name them)"
+            )
     checked = [
         lp
         for lp in lists

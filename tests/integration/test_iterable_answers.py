@@ -199,9 +199,7 @@ def test_update_existing_users_only_converges_without_creating_anyone(
     assert final.exit_code == 0, final.output
 
 
-def test_adds_too_many_to_check_for_existence_say_so_in_the_plan(
-    field_workspace, cli, monkeypatch
-):
+def test_adds_too_many_to_check_for_existence_say_so_in_the_plan(field_workspace, cli, monkeypatch):
     # Beyond MAX_TABLE_CHECK adds (a first load of millions) nobody is checked: the plan's
     # adds then hold people Iterable will skip, and the plan says so rather than let
     # "existing users only" pass for a count of who will be added.
