@@ -12,7 +12,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft4Validator
+from jsonschema import Draft4Validator, FormatChecker
 from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
@@ -35,10 +35,27 @@ def _registry() -> Registry:
     return Registry().with_resource(_SPEC_URI, resource)
 
 
+# The integer formats the spec uses: a number outside its range (a campaignId of 21
+# digits) is a value Iterable's JSON reader cannot hold, so the body is refused.
+_FORMATS = FormatChecker(())
+
+
+@_FORMATS.checks("int64")
+def _int64(value: object) -> bool:
+    return not isinstance(value, int) or -(2**63) <= value < 2**63
+
+
+@_FORMATS.checks("int32")
+def _int32(value: object) -> bool:
+    return not isinstance(value, int) or -(2**31) <= value < 2**31
+
+
 @functools.cache
 def _validator_for_ref(ref: str) -> Draft4Validator:
     """A validator for a local `$ref` such as `#/definitions/SubscribeRequest`."""
-    return Draft4Validator({"$ref": f"{_SPEC_URI}{ref}"}, registry=_registry())
+    return Draft4Validator(
+        {"$ref": f"{_SPEC_URI}{ref}"}, registry=_registry(), format_checker=_FORMATS
+    )
 
 
 def definition_validator(name: str) -> Draft4Validator:
@@ -52,7 +69,7 @@ def schema_validator(schema: dict[str, Any]) -> Draft4Validator:
     """A validator for an inline schema from the spec (its `$ref`s resolve in the spec)."""
     if set(schema) == {"$ref"}:
         return _validator_for_ref(schema["$ref"])
-    return Draft4Validator(schema, registry=_registry())
+    return Draft4Validator(schema, registry=_registry(), format_checker=_FORMATS)
 
 
 def body_problem(definition: str, body: Any) -> str | None:

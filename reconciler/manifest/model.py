@@ -503,7 +503,8 @@ class MembersSpec(_StrictModel):
 class UnsubscribeSpec(_StrictModel):
     """What removing a member from the list means for their subscriptions."""
 
-    campaignId: Annotated[int, Field(gt=0)] | None = Field(
+    # Iterable's campaign ids are int64 (OpenAPI UnsubscribeRequest.campaignId).
+    campaignId: Annotated[int, Field(gt=0, lt=2**63)] | None = Field(
         default=None, description="Campaign to attribute unsubscribes to."
     )
     channelUnsubscribe: bool = Field(

@@ -104,6 +104,8 @@ def _message(
         return f"{where}: expected a list{got}"
     if kind == "greater_than":
         return f"{where}: expected a number greater than {context.get('gt')}{got}"
+    if kind == "less_than":
+        return f"{where}: expected a number less than {context.get('lt')}{got}"
     if kind == "string_too_short":
         return f"{where}: must not be empty"
     if kind == "string_too_long":

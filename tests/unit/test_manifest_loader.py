@@ -348,6 +348,28 @@ def test_strings_are_not_booleans_and_numbers_are_not_strings() -> None:
     ]
 
 
+def test_a_campaign_id_beyond_int64_is_refused_at_its_line() -> None:
+    # Iterable's campaign ids are int64: a longer one (a typo, two ids run together) is
+    # refused here rather than by Iterable, whose unsubscribes would then fail at apply.
+    audience = """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          members: {csv: a.csv}
+          unsubscribe: {campaignId: %d}
+        """
+    write("m.yaml", DESTINATION, audience % 2**63)
+    assert only_problem() == (
+        "m.yaml:15:29: spec.unsubscribe.campaignId: expected a number less than "
+        f"{2**63}; got {2**63}"
+    )
+    write("m.yaml", DESTINATION, audience % (2**63 - 1))
+    assert load_manifests(Path(".")).audiences["a"].spec.unsubscribe.campaignId == 2**63 - 1
+
+
 def test_missing_name() -> None:
     write("m.yaml", DESTINATION.replace("{name: prod}", "{labels: {a: b}}"))
     assert only_problem() == "m.yaml:3:1: metadata.name: required"
