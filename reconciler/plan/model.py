@@ -545,6 +545,8 @@ class Summary:
     members_left_themselves: int = 0  # held back: left the list by their own action
     members_channel_unsubscribed: int = 0  # held back: unsubscribed from the list's channel
     members_resubscribed: int = 0  # re-added under `resubscribe: allowed` although they left
+    # Removals whose audience sets channelUnsubscribe: they lose the list's channel too.
+    members_to_unsubscribe_from_channel: int = 0
 
     @property
     def problems(self) -> int:
@@ -640,6 +642,9 @@ class Plan:
             members_left_themselves=sum(len(lp.left_themselves) for lp in lists),
             members_channel_unsubscribed=sum(len(lp.channel_unsubscribed) for lp in lists),
             members_resubscribed=sum(len(lp.resubscribed) for lp in lists),
+            members_to_unsubscribe_from_channel=sum(
+                len(lp.remove) for lp in lists if lp.channel_unsubscribe
+            ),
         )
 
     def to_dict(self, show: Callable[[str], str]) -> dict[str, Any]:
@@ -665,6 +670,7 @@ class Plan:
                 "members_left_themselves": s.members_left_themselves,
                 "members_channel_unsubscribed": s.members_channel_unsubscribed,
                 "members_resubscribed": s.members_resubscribed,
+                "members_to_unsubscribe_from_channel": s.members_to_unsubscribe_from_channel,
             },
             "violations": [
                 {

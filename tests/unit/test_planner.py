@@ -81,6 +81,7 @@ def test_matching_list_has_no_changes_and_summary_counts():
         "members_left_themselves": 0,
         "members_channel_unsubscribed": 0,
         "members_resubscribed": 0,
+        "members_to_unsubscribe_from_channel": 0,
     }
 
 
@@ -99,8 +100,10 @@ def test_channel_unsubscribe_is_carried_on_removals():
     assert change["type"] == "remove_members" and change["channel_unsubscribe"] is True
     assert lp.campaign_id == 5
     # The JSON plan says what the removals do beyond the list: a reviewer (or a CI check)
-    # reading only it sees the campaign they count against.
+    # reading only it sees the campaign they count against, and how many lose the channel.
     assert change["campaign_id"] == 5
+    plan = Plan((plan_destination("d", "email", [lp], []),))
+    assert plan.to_dict(str)["summary"]["members_to_unsubscribe_from_channel"] == 1
 
 
 def test_the_json_plan_says_adds_create_no_users():
