@@ -168,6 +168,26 @@ def test_a_base_url_elsewhere_is_refused_before_the_key_is_read(
 
 
 @pytest.mark.parametrize(
+    ("region", "base_url", "other"),
+    [("us", "https://api.eu.iterable.com", "eu"), ("eu", "https://api.iterable.com/api", "us")],
+)
+def test_the_other_data_center_as_base_url_says_to_set_the_region(
+    tmp_path: Path, region: str, base_url: str, other: str
+) -> None:
+    # A key works only in its project's data center: the region is what is wrong, and
+    # trusting the other host would leave it so (and skip the EU's project-type check).
+    with pytest.raises(ConfigError) as raised:
+        check_base_url(with_base_url(tmp_path, base_url, region), environ={})
+    assert str(raised.value).endswith(
+        f"is Iterable's {other} host: for a project in that data center set region: "
+        f"{other} and no baseUrl"
+    )
+    with pytest.raises(ConfigError) as raised:
+        check_base_url(with_base_url(tmp_path, "https://attacker.example", region), environ={})
+    assert "data center" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
     ("region", "base_url", "trusted"),
     [
         ("us", "https://api.iterable.com", ""),
