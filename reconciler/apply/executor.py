@@ -90,6 +90,7 @@ class ListResult:
             and not self.errors
             and not self.unconfirmed_add
             and not self.unconfirmed_remove
+            and not self.dropped_fields
         )
 
     @classmethod
@@ -181,10 +182,16 @@ class FieldUpdateResult:
     errors: list[str] = field(default_factory=list)
     not_attempted: int = 0
     unconfirmed: int = 0  # counted as failed by Iterable's answers without being named
+    dropped_fields: list[str] = field(default_factory=list)  # filteredOutFields, once each
 
     @property
     def ok(self) -> bool:
-        return not self.rejected and not self.errors and not self.unconfirmed
+        return (
+            not self.rejected
+            and not self.errors
+            and not self.unconfirmed
+            and not self.dropped_fields
+        )
 
     def settle(self, updates: Sequence[FieldUpdate], outcome: BatchResult) -> None:
         """A bulkUpdate's answer for these users."""
@@ -193,14 +200,18 @@ class FieldUpdateResult:
         done, unconfirmed = _settle(len(updates), len(failed), outcome)
         self.updated += done
         self.unconfirmed += unconfirmed
-        if outcome.filtered_out_fields:
-            self.errors.append(
-                "Iterable dropped the fields "
-                + ", ".join(outcome.filtered_out_fields)
-                + " (the project does not accept new fields: create them in Iterable first)"
-            )
+        for name in outcome.filtered_out_fields:
+            if name not in self.dropped_fields:
+                self.dropped_fields.append(name)
 
     def close(self) -> None:
+        # Said once, however many requests' answers named the fields.
+        if self.dropped_fields:
+            self.errors.append(
+                "Iterable dropped the fields "
+                + ", ".join(self.dropped_fields)
+                + " (the project does not accept new fields: create them in Iterable first)"
+            )
         if self.unconfirmed:
             self.errors.append(_unconfirmed(self.unconfirmed, self.planned, "field updates"))
         if self.not_attempted:

@@ -251,3 +251,27 @@ def test_deleting_a_list_that_is_already_gone_is_done_not_failed(emulator_server
     assert [(x.list_name, x.deleted, x.error) for x in report.destinations[0].deletions] == [
         ("gone", True, None)
     ]
+
+
+def test_fields_a_project_drops_are_named_once_however_many_requests_named_them(
+    emulator_server,
+):
+    # Three bulkUpdate requests each answer the field as dropped: the report says so once.
+    proj = emulator_server.emulator.project("default")
+    proj.accepts_new_fields = False
+    emails = [f"u{i}@example.com" for i in range(3)]
+    for email in emails:
+        proj.add_user(email=email)
+    updates = tuple(
+        FieldUpdate(email, "email", email, None, {"tier": (None, "gold")}) for email in emails
+    )
+    plan = Plan((DestinationPlan("prod", "hybrid", (), field_updates=updates),))
+    with client(emulator_server, batch_size=1) as c:
+        report = apply_plan(plan, {"prod": c})
+    (result,) = report.destinations
+    assert result.fields is not None and not report.ok
+    assert [p for _m, p in writes(emulator_server)] == ["/api/users/bulkUpdate"] * 3
+    assert result.fields.errors == [
+        "Iterable dropped the fields tier (the project does not accept new fields: create "
+        "them in Iterable first)"
+    ]
