@@ -127,7 +127,7 @@ class RunRecord:
                 for d in report.destinations
                 for x in d.deletions
             ],
-            # Members not re-added by their own choice (consent): counts, no identities.
+            # Members not re-added for consent: counts, no identities.
             "held_back": [
                 {
                     "destination": h.destination,

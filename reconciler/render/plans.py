@@ -268,7 +268,7 @@ def _expected(lr: ListResult) -> str:
 
 
 def _held_back(report: ApplyReport, show_members: bool) -> dict[str, Any]:
-    """What the report templates need to say who was held back by their own choice."""
+    """What the report templates need to say who was held back for consent."""
     return {
         "held_total": sum(h.count for h in report.held_back),
         "held_sources": _sources,

@@ -303,12 +303,12 @@ def test_the_apply_report_names_who_was_held_back(
     else:
         # The report follows the plan; it says it in its own words.
         report = applied.stdout.split("Plan: ")[-1] if output == "text" else applied.stdout
-        heading = "Held back, by their own choice (not re-added; no failure): 2 members"
+        heading = "Held back for consent (not re-added; no failure): 2 members"
         assert heading in report
         assert "left the list themselves: 1 (EmailLink 1)" in report
         assert "unsubscribed from the channel: 1" in report
     # The job summary has the report in markdown, whatever the format printed.
-    assert "<summary>Held back, by their own choice (not re-added; no failure): 2 members" in (
+    assert "<summary>Held back for consent (not re-added; no failure): 2 members" in (
         summary.read_text()
     )
     for who in (b, c):

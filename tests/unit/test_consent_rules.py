@@ -141,7 +141,7 @@ def test_every_format_shows_the_held_back_masked_and_resubscribe_in_bold():
     text = plan_text(plan)
     assert "held back: left the list themselves: 1 (EmailLink 1" in text
     assert "held back: unsubscribed from the channel: 1" in text
-    assert "Held back, by their own choice: 1 left the list themselves, 1 unsubscribed" in text
+    assert "Held back for consent: 1 left the list themselves, 1 unsubscribed" in text
     markdown = plan_markdown(plan)
     assert "held back: left the list themselves: 1" in markdown
     assert "held back: unsubscribed from the channel: 1" in markdown
