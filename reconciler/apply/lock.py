@@ -10,21 +10,34 @@ one checkout meet at the same lock.
 
 Nothing here reaches another machine or another checkout: across those (CI runners), the
 workflows' concurrency group serialises applies.
+
+A lock is stale, and taken over, only when its holder is known to be gone: same host and
+boot, same PID namespace (a container sharing the state dir with its own PIDs cannot be
+judged from here), and that pid either not running or running a process that started at
+another time (the pid was reused: containers start their processes at the same few pids).
+Anything that cannot be judged counts as held.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from reconciler.errors import LockedError
+from reconciler.errors import LockedError, ReconcilerError
 
 LOCKS_DIR = "locks"
+
+# The lock files this process holds: a lock naming this pid that is not among them was left
+# by an earlier process that had the same pid (pid 1 of a restarted container).
+_held: set[Path] = set()
 
 
 def _alive(pid: int) -> bool:
@@ -35,6 +48,66 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def _boot_id() -> str | None:
+    """Which boot of the machine (Linux); None elsewhere."""
+    return _read("/proc/sys/kernel/random/boot_id")
+
+
+def _pid_namespace() -> str | None:
+    """Which PID namespace this process sees pids in (Linux); None elsewhere."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return None
+
+
+def _started(pid: int | str) -> str | None:
+    """When process `pid` started, in clock ticks since boot (Linux); None elsewhere."""
+    stat = _read(f"/proc/{pid}/stat")
+    if not stat or ")" not in stat:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else None  # field 22 of proc(5)
+
+
+def _holder(destinations: list[str]) -> dict[str, Any]:
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "boot": _boot_id(),
+        "pid_namespace": _pid_namespace(),
+        "started": _started("self"),
+        "since": datetime.now(UTC).isoformat(timespec="seconds"),
+        "destinations": destinations,
+    }
+
+
+def _gone(other: dict[str, Any], path: Path) -> bool:
+    """True only when the process that wrote `other` is known to have ended."""
+    pid = other.get("pid")
+    if other.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return False
+    boot = _boot_id()
+    if other.get("boot") is not None and boot is not None and other["boot"] != boot:
+        return True  # the machine restarted since: every process of that boot has ended
+    if other.get("pid_namespace", _pid_namespace()) != _pid_namespace():
+        return False  # another container's pid: not one this process can look up
+    if pid == os.getpid():
+        return path not in _held
+    if not _alive(pid):
+        return True
+    started = other.get("started")
+    return started is not None and _started(pid) not in (None, started)
 
 
 def lock_path(state_dir: Path, project_id: str) -> Path:
@@ -58,39 +131,90 @@ def project_locks(state_dir: Path, projects: Mapping[str, str]) -> Iterator[None
         yield
     finally:
         for path in held:
-            path.unlink(missing_ok=True)
+            _release(path)
+
+
+def release_all() -> None:
+    """Remove every lock this process holds: for a process about to end with os._exit (a
+    second Ctrl-C), which runs no `finally`."""
+    for path in list(_held):
+        _release(path)
+
+
+def _release(path: Path) -> None:
+    _held.discard(path)
+    path.unlink(missing_ok=True)
 
 
 def _acquire(path: Path, destinations: list[str]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    holder = {
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "since": datetime.now(UTC).isoformat(timespec="seconds"),
-        "destinations": destinations,
-    }
     named = ", ".join(repr(d) for d in destinations)
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        except FileExistsError:
-            try:
-                other = json.loads(path.read_text())
-            except (OSError, ValueError):
-                other = {}
-            other = other if isinstance(other, dict) else {}
-            same_host = other.get("host") == holder["host"]
-            pid = other.get("pid")
-            if same_host and isinstance(pid, int) and not _alive(pid):
-                path.unlink(missing_ok=True)  # left by a process that died: take it over
-                continue
-            raise LockedError(
-                f"another apply is running against the Iterable project of destination "
-                f"{named} (pid {pid} on {other.get('host', '?')} since "
-                f"{other.get('since', '?')}); wait for it, or, if that process is gone, "
-                f"remove the lock file naming {named} in {path.parent}"
-            ) from None
+    try:
+        return _take(path, destinations, named)
+    except OSError as exc:
+        # Nothing has been sent yet: say so, rather than as an internal error.
+        raise ReconcilerError(
+            f"cannot take the apply lock of destination {named} in {path.parent}: "
+            f"{exc.strerror or type(exc).__name__}; the state directory must be writable "
+            "(--state-dir or RECONCILER_STATE_DIR choose another). Nothing was changed."
+        ) from None
+
+
+def _take(path: Path, destinations: list[str], named: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The holder is written to a file of its own first and linked into place whole: a lock
+    # is never seen empty or half-written, which would name no holder that could be judged
+    # gone (a kill or a full disk between creating the file and writing it left one).
+    text = json.dumps(_holder(destinations))
+    fd, temporary = tempfile.mkstemp(prefix=".lock-", dir=path.parent)
+    try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(holder, handle)
-        return path
+            handle.write(text)
+        for _ in range(2):
+            try:
+                _link(temporary, path, text)
+            except FileExistsError:
+                other = _holder_of(path)
+                if _gone(other, path):
+                    path.unlink(missing_ok=True)  # left by a process that ended: take it over
+                    continue
+                raise LockedError(
+                    f"another apply is running against the Iterable project of destination "
+                    f"{named} (pid {other.get('pid')} on {other.get('host', '?')} since "
+                    f"{other.get('since', '?')}); wait for it, or, if that process is gone, "
+                    f"remove the lock file naming {named} in {path.parent}"
+                ) from None
+            _held.add(path)
+            return path
+    finally:
+        os.unlink(temporary)
     raise LockedError(f"could not take the lock of destination {named} in {path.parent}")
+
+
+def _link(temporary: str, path: Path, text: str) -> None:
+    """Put the written holder at `path`, failing with FileExistsError if a lock is there.
+    A file system without hard links gets the file created exclusively and then written."""
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(text)
+        except OSError:
+            path.unlink(missing_ok=True)  # never leave a lock that names no holder
+            raise
+
+
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV, errno.EMLINK}
+
+
+def _holder_of(path: Path) -> dict[str, Any]:
+    try:
+        other = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return other if isinstance(other, dict) else {}

@@ -143,6 +143,8 @@ def test_a_second_ctrl_c_stops_at_once_and_still_says_what_was_done(
     assert "Traceback" not in err
     summary = read_journal(journals(workspace.root / ".reconciler")[-1])
     assert summary.outcome == "aborted"
+    # The lock goes too, though the process ended without unwinding.
+    assert list((workspace.root / ".reconciler" / "locks").glob("*.lock")) == []
     finish(workspace, cli, emulator_server, scenario)
 
 

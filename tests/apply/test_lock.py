@@ -1,0 +1,121 @@
+"""The apply lock (reconciler.apply.lock): a lock is taken over only when its holder is
+known to be gone, is never left empty, and a state directory it cannot be written in is
+said as such, before anything is sent."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reconciler.apply import lock
+from reconciler.errors import LockedError, ReconcilerError
+
+PROJECT = "0123456789abcdef"
+
+
+def _leave(state: Path, **holder: object) -> Path:
+    """A lock as another process left it."""
+    path = lock.lock_path(state, PROJECT)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"host": socket.gethostname(), "since": "earlier", **holder}))
+    return path
+
+
+def _take(state: Path) -> None:
+    with lock.project_locks(state, {"prod": PROJECT}):
+        assert json.loads(lock.lock_path(state, PROJECT).read_text())["pid"] == os.getpid()
+    assert not lock.lock_path(state, PROJECT).exists()
+
+
+def test_a_lock_naming_this_pid_that_this_process_does_not_hold_is_taken_over(tmp_path):
+    # A container restarted after a kill runs the next apply at the same pid (pid 1): the
+    # pid is alive, and is this very process, which took no lock.
+    _leave(tmp_path, pid=os.getpid(), boot=lock._boot_id(), pid_namespace=lock._pid_namespace())
+    _take(tmp_path)
+
+
+def test_a_lock_this_process_holds_refuses_a_second_taking(tmp_path):
+    with lock.project_locks(tmp_path, {"prod": PROJECT}):
+        with pytest.raises(LockedError, match="another apply is running"):
+            with lock.project_locks(tmp_path, {"other": PROJECT}):
+                pass
+        assert lock.lock_path(tmp_path, PROJECT).exists()
+
+
+def test_a_pid_reused_by_another_process_does_not_hold_the_lock(tmp_path):
+    # The holder's pid now runs another program, started at another time.
+    parent = os.getppid()
+    assert lock._started(parent) is not None
+    _leave(tmp_path, pid=parent, boot=lock._boot_id(), started="1")
+    _take(tmp_path)
+
+
+def test_a_running_holder_keeps_its_lock(tmp_path):
+    parent = os.getppid()
+    path = _leave(tmp_path, pid=parent, boot=lock._boot_id(), started=lock._started(parent))
+    with pytest.raises(LockedError, match=f"pid {parent}"):
+        _take(tmp_path)
+    assert path.exists()
+
+
+def test_a_lock_from_before_the_machine_restarted_is_taken_over(tmp_path):
+    # Its pid runs again after the reboot (here: the test's parent), but not as that holder.
+    _leave(tmp_path, pid=os.getppid(), boot="a-boot-that-ended")
+    _take(tmp_path)
+
+
+def test_a_lock_from_another_pid_namespace_is_never_judged_gone(tmp_path):
+    # A container sharing the state dir: its pid means nothing here, even when no process
+    # has it in this namespace.
+    path = _leave(tmp_path, pid=2**22 + 4321, boot=lock._boot_id(), pid_namespace="1")
+    with pytest.raises(LockedError, match="another apply is running"):
+        _take(tmp_path)
+    assert path.exists()
+
+
+def test_a_holder_that_cannot_be_written_leaves_no_lock_behind(tmp_path):
+    # A full disk (here: a file size limit) while the holder is written. An empty lock
+    # names no pid that could be judged gone: every later apply was refused.
+    script = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "from reconciler.apply import lock\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (16, 16))\n"
+        "try:\n"
+        "    with lock.project_locks(Path(sys.argv[1]), {'prod': sys.argv[2]}):\n"
+        "        print('taken')\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path), PROJECT],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.startswith("ReconcilerError cannot take the apply lock"), out
+    assert "Nothing was changed" in out
+    assert not lock.lock_path(tmp_path, PROJECT).exists()
+    _take(tmp_path)
+
+
+def test_a_state_dir_the_lock_cannot_be_made_in_is_an_error_not_a_crash(tmp_path):
+    (tmp_path / lock.LOCKS_DIR).write_text("a file where the locks directory goes")
+    with pytest.raises(ReconcilerError, match="cannot take the apply lock of destination 'prod'"):
+        _take(tmp_path)
+
+
+def test_release_all_removes_the_locks_held(tmp_path):
+    # What a second Ctrl-C runs before os._exit, which skips the `finally` that would.
+    with lock.project_locks(tmp_path, {"prod": PROJECT, "eu": "fedcba9876543210"}):
+        lock.release_all()
+        assert list((tmp_path / lock.LOCKS_DIR).glob("*.lock")) == []
+        _take(tmp_path)
