@@ -267,7 +267,7 @@ class ApplyReport:
         creates = sum(lr.create_not_attempted for lr in lists)
         deletions = sum(1 for d in self.destinations for x in d.deletions if not x.deleted)
         return (
-            "Interrupted (Ctrl-C): stopped after the requests in flight. Not done: "
+            "Interrupted (Ctrl-C or SIGTERM): stopped after the requests in flight. Not done: "
             f"{adds} addition(s), {removes} removal(s), {creates} list creation(s), "
             f"{deletions} list deletion(s). Run apply again to finish: it reads Iterable afresh "
             "and sends only what is left."

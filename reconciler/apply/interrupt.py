@@ -1,8 +1,13 @@
-"""Ctrl-C during apply: finish the requests in flight, start no more.
+"""Ctrl-C (or SIGTERM) during apply: finish the requests in flight, start no more.
 
 A KeyboardInterrupt raised in the middle of a request leaves it unknown whether Iterable
-took it; a flag checked between requests stops cleanly instead. A second Ctrl-C is for
+took it; a flag checked between requests stops cleanly instead. A second signal is for
 when even that is too long to wait (a request deep in its retries): `on_second` decides.
+
+SIGTERM is what stops a process that has no terminal: a cancelled GitHub Actions job
+(SIGINT first, SIGTERM 7.5 s later, then SIGKILL), `docker stop`, Kubernetes, `timeout`.
+Its default ends the process on the spot, with no run record, no journal end, the lock
+left and members' files in the temporary directory; so it means what Ctrl-C means.
 """
 
 from __future__ import annotations
@@ -12,14 +17,22 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def signal_name(signum: int) -> str:
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
 
 @contextmanager
 def stop_on_interrupt(
-    on_first: Callable[[], None], on_second: Callable[[], None]
+    on_first: Callable[[int], None], on_second: Callable[[int], None]
 ) -> Iterator[threading.Event]:
-    """Yield an event that the first SIGINT sets (then calls `on_first`) instead of raising.
-    The second calls `on_second`, then raises KeyboardInterrupt if that returns.
+    """Yield an event that the first SIGINT or SIGTERM sets (then calls `on_first` with the
+    signal) instead of raising. The second calls `on_second`, then raises
+    KeyboardInterrupt if that returns.
 
     Signal handlers can only be installed from the main thread; elsewhere the event is
     returned and never set, and Ctrl-C keeps its usual meaning."""
@@ -27,20 +40,45 @@ def stop_on_interrupt(
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is None:  # installed outside Python; the usual one is the safe fallback
-        previous = signal.default_int_handler
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if not stop.is_set():
             stop.set()
-            on_first()
+            on_first(signum)
             return
-        on_second()
+        on_second(signum)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, handler)
-    try:
+    with _handling(handler):
         yield stop
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does, so that what runs on Ctrl-C (the
+    run record, the lock's release, removing members' files) runs on it too."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    with _handling(handler, (signal.SIGTERM,)):
+        yield
+
+
+@contextmanager
+def _handling(handler: Any, signals: tuple[signal.Signals, ...] = SIGNALS) -> Iterator[None]:
+    previous = {}
+    for sig in signals:
+        before = signal.getsignal(sig)
+        if before is None:  # installed outside Python; the usual one is the safe fallback
+            before = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+        previous[sig] = before
+        signal.signal(sig, handler)
+    try:
+        yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, before in previous.items():
+            signal.signal(sig, before)

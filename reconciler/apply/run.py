@@ -10,6 +10,7 @@ from Iterable). Without `on_abort` the second Ctrl-C raises KeyboardInterrupt.
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from reconciler.apply.executor import ApplyReport, Progress, apply_plan
 from reconciler.apply.held_back import held_back
-from reconciler.apply.interrupt import stop_on_interrupt
+from reconciler.apply.interrupt import signal_name, stop_on_interrupt
 from reconciler.apply.journal import Journal, last_unfinished
 from reconciler.apply.rejected import write_rejected
 from reconciler.errors import ReconcilerError
@@ -43,6 +44,12 @@ class Aborted:
     journal: Path | None
     # The requests sent so far (answered or not), for the run record: counts only.
     report: ApplyReport = field(default_factory=ApplyReport)
+    by: str = "Ctrl-C"  # the signal that stopped it: Ctrl-C, or SIGTERM (a cancelled job)
+
+
+def stopped_by(signum: int) -> str:
+    """The second signal, for people: a second Ctrl-C, or SIGTERM (after Ctrl-C or not)."""
+    return "a second Ctrl-C" if signum == signal.SIGINT else signal_name(signum)
 
 
 def _silent(_text: str) -> None:
@@ -66,14 +73,16 @@ def run_apply(
         say(previous.describe_unfinished())
     journal = Journal.start(state_dir, plan)
 
-    def first_interrupt() -> None:
+    def first_interrupt(signum: int) -> None:
+        by = "" if signum == signal.SIGINT else f" by {signal_name(signum)}"
         say(
-            "Interrupted: finishing the requests in flight, starting no more "
+            f"Interrupted{by}: finishing the requests in flight, starting no more "
             "(Ctrl-C again to stop at once)..."
         )
 
-    def second_interrupt() -> None:
-        journal.finish("aborted", "stopped at once by a second Ctrl-C")
+    def second_interrupt(signum: int) -> None:
+        by = signal_name(signum)
+        journal.finish("aborted", f"stopped at once by {stopped_by(signum)}")
         if on_abort is not None:
             sent = ApplyReport()
             for client in {id(c): c for c in clients.values()}.values():
@@ -81,7 +90,7 @@ def run_apply(
                 sent.retries += client.stats.retries
                 sent.rate_limited += client.stats.rate_limited
                 sent.rate_limit_wait_seconds += client.rate_limit_wait_seconds
-            on_abort(Aborted(journal.describe_done(), journal.path, sent))
+            on_abort(Aborted(journal.describe_done(), journal.path, sent, by))
 
     try:
         with stop_on_interrupt(first_interrupt, second_interrupt) as stop:

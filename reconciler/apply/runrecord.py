@@ -43,7 +43,7 @@ class RunRecord:
         plan used all of its source data."""
         self.report = report
         if report.interrupted:
-            self.finish("interrupted", "stopped by Ctrl-C after the requests in flight")
+            self.finish("interrupted", "stopped by Ctrl-C or SIGTERM after the requests in flight")
         elif report.ok and not report.source_problems:
             self.finish("success")
         else:
@@ -60,7 +60,7 @@ class RunRecord:
         elif isinstance(exc, StalePlanError):
             outcome = "stale"
         elif isinstance(exc, KeyboardInterrupt):
-            outcome, message = "interrupted", message or "stopped by Ctrl-C"
+            outcome, message = "interrupted", message or "stopped by Ctrl-C or SIGTERM"
         self.finish(outcome, message)
 
     def to_dict(self) -> dict[str, Any]:

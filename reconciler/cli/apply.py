@@ -22,6 +22,7 @@ import typer
 
 from reconciler import alerts
 from reconciler.apply.held_back import held_back
+from reconciler.apply.interrupt import terminate_as_interrupt
 from reconciler.apply.lock import project_locks, release_all
 from reconciler.cli import exits, session
 from reconciler.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, err
@@ -138,7 +139,8 @@ def apply(
         raise exits.fail(exc) from None
     record = RunRecord()
     try:
-        report = _apply(opts, record)
+        with terminate_as_interrupt():  # a cancelled CI job: see apply/interrupt.py
+            report = _apply(opts, record)
     except (ReconcilerError, KeyboardInterrupt, typer.Exit) as exc:
         raise _stopped(exc, opts, record) from None
     opts.write_record(record)
@@ -306,10 +308,11 @@ def _aborted(aborted: Aborted, opts: _Options, record: RunRecord) -> None:
     """A second Ctrl-C: the run record and the last words, then the process ends at once."""
     try:
         record.report = aborted.report
-        record.finish("aborted", f"stopped at once by a second Ctrl-C; done: {aborted.done}")
+        by = "a second Ctrl-C" if aborted.by == "Ctrl-C" else aborted.by
+        record.finish("aborted", f"stopped at once by {by}; done: {aborted.done}")
         opts.write_record(record)
         if opts.output is OutputFormat.json:
-            exits.json_error(f"aborted by a second Ctrl-C; done: {aborted.done}", EXIT_INTERRUPTED)
+            exits.json_error(f"aborted by {by}; done: {aborted.done}", EXIT_INTERRUPTED)
     except Exception as exc:  # the exit below must happen whatever this does
         err.print(f"could not write the run record: {exc}", markup=False)
     err.print(

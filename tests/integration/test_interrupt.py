@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -223,4 +225,87 @@ def test_ctrl_c_while_waiting_for_a_new_list_to_take_writes_stops_the_wait(
     assert read_journal(journal).in_flight == []
     for record in emulator_server.emulator.project("default").lists.values():
         record.fresh_until = 0.0  # the list's minute has passed
+    finish(workspace, cli, emulator_server, scenario)
+
+
+# -- SIGTERM: a cancelled GitHub Actions job, `docker stop`, Kubernetes, `timeout` ---------
+
+
+def _locks(workspace):
+    return list((workspace.root / ".reconciler" / "locks").glob("*.lock"))
+
+
+def test_sigterm_during_apply_stops_as_ctrl_c_does(workspace, cli, emulator_server):
+    # SIGTERM's default ended the process on the spot: no report, no run record, the
+    # journal without an end, the lock left and members' files in the temporary directory.
+    record = workspace.root / "run.json"
+    scenario, proc = start(
+        workspace, emulator_server, "--format", "json", "--summary-json", str(record)
+    )
+    wait_for_writes(emulator_server, proc, 4)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Interrupted by SIGTERM: finishing the requests in flight" in err
+    report = json.loads(out)
+    assert report["interrupted"] is True
+    lists = [lr for d in report["destinations"] for lr in d["lists"]]
+    assert sum(lr["not_attempted_add"] for lr in lists) > 0
+    assert json.loads(record.read_text())["outcome"] == "interrupted"
+    [journal] = journals(workspace.root / ".reconciler")
+    assert read_journal(journal).outcome == "interrupted"
+    assert _locks(workspace) == []
+    assert list(Path(tempfile.gettempdir()).glob(f"reconciler-*-{proc.pid}-*")) == []
+    finish(workspace, cli, emulator_server, scenario)
+
+
+def test_a_cancelled_ci_job_sigint_then_sigterm_stops_at_once_with_its_record(
+    workspace, cli, emulator_server
+):
+    # GitHub Actions cancels a step with SIGINT, then SIGTERM 7.5 s later, then SIGKILL.
+    scenario = build_scenario(workspace, emulator_server, adds=ADDS, creates=CREATES)
+    emulator_server.emulator.faults.latency_seconds = 0.5  # in flight long enough to abandon
+    env = subprocess_env(workspace, RECONCILER_BATCH_SIZE=str(BATCH), RECONCILER_CONCURRENCY="4")
+    record = workspace.root / "run.json"
+    proc = spawn_cli(workspace, "apply", "manifests", "--yes", "--summary-json", record, env=env)
+    stderr = StderrWatcher(proc)
+    wait_for_writes(emulator_server, proc, 3)
+    proc.send_signal(signal.SIGINT)
+    stderr.wait_for("Interrupted: finishing the requests in flight", proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 130
+    err = stderr.finish()
+    assert "Stopped at once. Done before it stopped:" in err and "Traceback" not in err
+    written = json.loads(record.read_text())
+    assert written["outcome"] == "aborted" and "SIGTERM" in written["message"]
+    summary = read_journal(journals(workspace.root / ".reconciler")[-1])
+    assert summary.outcome == "aborted"
+    assert _locks(workspace) == []
+    finish(workspace, cli, emulator_server, scenario)
+
+
+def test_sigterm_while_reading_iterable_changes_nothing_and_keeps_the_record(
+    workspace, cli, emulator_server
+):
+    scenario = build_scenario(workspace, emulator_server)
+    emulator_server.emulator.faults.latency_seconds = 1  # the first read hangs
+    record = workspace.root / "run.json"
+    proc = spawn_cli(
+        workspace,
+        "apply",
+        "manifests",
+        "--yes",
+        "--summary-json",
+        record,
+        env=subprocess_env(workspace),
+    )
+    while not emulator_server.emulator.request_log:
+        assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Interrupted." in err and "Traceback" not in err
+    assert writes_seen(emulator_server) == 0
+    assert json.loads(record.read_text())["outcome"] == "interrupted"
+    assert _locks(workspace) == []
     finish(workspace, cli, emulator_server, scenario)
