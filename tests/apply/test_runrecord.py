@@ -39,7 +39,7 @@ def test_an_applied_run_ends_by_its_report(report: ApplyReport, outcome: str) ->
         (UnsafePlanError("blocked"), "blocked", "shown"),
         (StalePlanError("stale"), "stale", "shown"),
         (IterableError("down"), "error", "shown"),
-        (KeyboardInterrupt(), "interrupted", "stopped by Ctrl-C"),
+        (KeyboardInterrupt(), "interrupted", "stopped by Ctrl-C or SIGTERM"),
     ],
 )
 def test_a_stopped_run_ends_by_what_stopped_it(
