@@ -87,6 +87,10 @@ class Journal:
         self.in_flight = 0
         self.failed = 0
         self.finished = False
+        # The write that failed (a full disk mid-run), after which nothing more is written:
+        # the run goes on, since stopping would leave it half-applied for want of a log.
+        self.lost: OSError | None = None
+        self.lost_at_step = 0
 
     @classmethod
     def disabled(cls) -> Journal:
@@ -94,13 +98,18 @@ class Journal:
 
     @classmethod
     def start(cls, state_dir: Path, plan: Plan) -> Journal:
+        """A new journal, its first line written. A state dir it cannot be written in (read
+        only, full) is a ReconcilerError: nothing has been sent yet."""
         directory = runs_dir(state_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        _prune(directory)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        path = directory / f"{PREFIX}{stamp}-{os.getpid()}{SUFFIX}"
-        # Owner-only from the first byte: list names and errors are nobody else's business.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            _prune(directory)
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+            path = directory / f"{PREFIX}{stamp}-{os.getpid()}{SUFFIX}"
+            # Owner-only from the first byte: list names and errors are nobody else's business.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        except OSError as exc:
+            raise _unwritable(directory, exc) from None
         journal = cls(path, os.fdopen(fd, "w", encoding="utf-8"))
         journal._write(
             {
@@ -128,6 +137,9 @@ class Journal:
                 ],
             }
         )
+        if journal.lost is not None:
+            path.unlink(missing_ok=True)  # a journal without its start would mislead
+            raise _unwritable(directory, journal.lost)
         return journal
 
     @contextmanager
@@ -188,8 +200,19 @@ class Journal:
             line["message"] = message
         line.update(fields)
         self._write(line)
-        if self._handle is not None:
-            self._handle.close()
+        with self._lock:
+            if self._handle is not None and not self._handle.closed:
+                self._close()
+
+    def describe_lost(self) -> str | None:
+        """What a failed write left out of the journal, for people; None when nothing."""
+        if self.lost is None:
+            return None
+        return (
+            f"warning: could not write the run journal {self.path} from request "
+            f"{self.lost_at_step} on ({self.lost.strerror or type(self.lost).__name__}); "
+            "the apply went on without it, and its report is complete"
+        )
 
     def describe_done(self) -> str:
         """What the run did so far, for people."""
@@ -226,10 +249,22 @@ class Journal:
         with self._lock:
             if self._handle.closed:
                 return
-            self._handle.write(text)
-            # To the OS now: a killed process loses nothing it wrote (fsync would only add
-            # power-loss safety, at a disk flush per request).
-            self._handle.flush()
+            try:
+                self._handle.write(text)
+                # To the OS now: a killed process loses nothing it wrote (fsync would only
+                # add power-loss safety, at a disk flush per request).
+                self._handle.flush()
+            except OSError as exc:
+                self.lost, self.lost_at_step = exc, self._steps
+                self._close()
+
+    def _close(self) -> None:
+        """Close the file; what a full disk kept from it is lost either way."""
+        assert self._handle is not None
+        try:
+            self._handle.close()
+        except OSError as exc:
+            self.lost = self.lost or exc
 
 
 @dataclass
@@ -353,6 +388,14 @@ def _last_write_in(path: Path, destination: str) -> float | None:
             continue
         latest = at if latest is None else max(latest, at)
     return latest
+
+
+def _unwritable(directory: Path, exc: OSError) -> ReconcilerError:
+    return ReconcilerError(
+        f"cannot write the run journal in {directory}: "
+        f"{exc.strerror or type(exc).__name__}; the state directory must be writable "
+        "(--state-dir or RECONCILER_STATE_DIR choose another). Nothing was changed."
+    )
 
 
 def _prune(directory: Path) -> None:

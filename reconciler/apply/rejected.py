@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,13 +33,19 @@ def write_rejected(report: ApplyReport, state_dir: Path) -> str | None:
     runs.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = runs / f"rejected-{stamp}-{os.getpid()}.csv"
-    # Owner-only from the first byte: the file holds personal data.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["destination", "list", "member", "reason"])
-        writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
-    path.chmod(0o600)
+    # Owner-only from the first byte (the file holds personal data), and written under
+    # another name first: a run killed, or a disk filled, while writing leaves no file
+    # that looks whole and is not.
+    fd, temporary = tempfile.mkstemp(prefix=".rejected-", suffix=".csv", dir=runs)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["destination", "list", "member", "reason"])
+            writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     return str(path)
 
 

@@ -98,16 +98,31 @@ def run_apply(
     except BaseException as exc:
         outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
         journal.finish(outcome, str(exc) if isinstance(exc, ReconcilerError) else None)
+        _say_lost(journal, say)
         say(f"Done before it stopped: {journal.describe_done()}. Run journal: {journal.path}")
         raise
     journal.finish(
         "interrupted" if report.interrupted else "success" if report.ok else "failed",
         not_attempted=report.not_attempted,
     )
-    report.rejected_file = write_rejected(report, state_dir)
+    _say_lost(journal, say)
+    try:
+        report.rejected_file = write_rejected(report, state_dir)
+    except OSError as exc:
+        # Everything is applied by now: a full disk must not turn the report into a crash.
+        say(
+            f"warning: could not write the file of rejected members in {state_dir}: "
+            f"{exc.strerror or type(exc).__name__}; the report below lists them (masked)"
+        )
     report.source_problems = plan.summary.describe_problems() or None
     report.held_back = held_back(plan)
     return report
+
+
+def _say_lost(journal: Journal, say: Callable[[str], None]) -> None:
+    lost = journal.describe_lost()
+    if lost is not None:
+        say(lost)
 
 
 def _apply(

@@ -5,6 +5,8 @@ it waited on rate limits, and how it ended."""
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -142,8 +144,29 @@ class RunRecord:
         }
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        """Write the record whole or not at all: it goes to a file beside `path` and is
+        renamed over it, so a run killed (or a disk filled) while writing never leaves a
+        record cut short, nor the previous run's record half overwritten. What is not a
+        regular file (/dev/stdout, a pipe) is written to as it is."""
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        real = Path(os.path.realpath(path))  # through a link, as a plain write goes
+        if real.exists() and not real.is_file():
+            with real.open("w", encoding="utf-8") as handle:
+                handle.write(text)
+            return
+        real.parent.mkdir(parents=True, exist_ok=True)
+        temporary = real.parent / f".{real.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            # The mode a plain write gives: under the umask, or the replaced file's.
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                if real.exists():
+                    os.chmod(fd, real.stat().st_mode & 0o7777)
+                handle.write(text)
+            os.replace(temporary, real)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
 
 
 def _updated_in_list(keys: Sequence[str], fields: FieldUpdateResult | None) -> int | None:

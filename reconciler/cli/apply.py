@@ -143,6 +143,12 @@ def apply(
             report = _apply(opts, record)
     except (ReconcilerError, KeyboardInterrupt, typer.Exit) as exc:
         raise _stopped(exc, opts, record) from None
+    except Exception as exc:
+        # A bug or the machine (out of memory): reported by cli.main; the run record is
+        # written whatever the outcome all the same.
+        record.stopped(exc, f"internal error: {type(exc).__name__}")
+        opts.write_record(record)
+        raise
     opts.write_record(record)
     typer.echo(REPORT_RENDERERS[output](report, show_members), nl=False)
     if summary_file is not None:
@@ -173,8 +179,18 @@ class _Options:
     summary_json: Path | None
 
     def write_record(self, record: RunRecord) -> None:
-        if self.summary_json is not None:
+        if self.summary_json is None:
+            return
+        try:
             record.write(self.summary_json)
+        except OSError as exc:
+            # The run is over by now (applied, or stopped): a full disk must not turn its
+            # report into an internal error.
+            err.print(
+                f"warning: could not write the run record to {self.summary_json}: "
+                f"{exc.strerror or type(exc).__name__}",
+                markup=False,
+            )
 
 
 def _stopped(

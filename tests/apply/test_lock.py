@@ -42,9 +42,11 @@ def test_a_lock_naming_this_pid_that_this_process_does_not_hold_is_taken_over(tm
 
 def test_a_lock_this_process_holds_refuses_a_second_taking(tmp_path):
     with lock.project_locks(tmp_path, {"prod": PROJECT}):
-        with pytest.raises(LockedError, match="another apply is running"):
-            with lock.project_locks(tmp_path, {"other": PROJECT}):
-                pass
+        with (
+            pytest.raises(LockedError, match="another apply is running"),
+            lock.project_locks(tmp_path, {"other": PROJECT}),
+        ):
+            pass
         assert lock.lock_path(tmp_path, PROJECT).exists()
 
 

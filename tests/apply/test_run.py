@@ -15,8 +15,10 @@ import pytest
 
 from reconciler.apply.journal import journal_files, read_journal, runs_dir
 from reconciler.apply.run import Aborted, run_apply
+from reconciler.errors import ReconcilerError
 from reconciler.members.identity import Member
 from reconciler.plan import DestinationPlan, Plan
+from tests.apply.limits import file_size_limit
 from tests.apply.support import client, list_plan, member
 
 
@@ -145,3 +147,59 @@ def test_a_run_that_stopped_unfinished_before_is_named(emulator_server, tmp_path
     with client(emulator_server) as c:
         run_apply(_adds(emulator_server, 1), {"prod": c}, tmp_path, say=said.append)
     assert said[0].startswith("note: the apply started at t0 (pid 4206649) stopped without")
+
+
+# -- a state directory that fills up, or cannot be written -------------------------------
+
+
+def test_a_journal_that_fills_the_disk_midway_does_not_stop_the_apply(emulator_server, tmp_path):
+    # Stopping there would leave the apply half-done for want of its log: it goes on, says
+    # from which request the journal is missing, and its report is whole.
+    plan = _adds(emulator_server, 8)
+    said: list[str] = []
+    with client(emulator_server, batch_size=1, concurrency=1) as c, file_size_limit(1500):
+        report = run_apply(plan, {"prod": c}, tmp_path, say=said.append)
+    assert report.ok and report.destinations[0].lists[0].added == 8
+    [warning] = [text for text in said if text.startswith("warning: could not write the run")]
+    assert "the apply went on without it" in warning
+    (journal,) = journal_files(tmp_path)
+    assert 0 < journal.stat().st_size <= 1500
+    (list_id,) = emulator_server.emulator.project("default").lists
+    assert len(emulator_server.emulator.project("default").members(list_id)) == 8
+
+
+def test_a_state_dir_the_journal_cannot_be_written_in_changes_nothing(emulator_server, tmp_path):
+    (tmp_path / "runs").write_text("a file where the journals go")
+    plan = _adds(emulator_server, 3)
+    with client(emulator_server) as c, pytest.raises(ReconcilerError) as caught:
+        run_apply(plan, {"prod": c}, tmp_path)
+    assert "cannot write the run journal" in str(caught.value)
+    assert "Nothing was changed" in str(caught.value)
+    assert [r for r in emulator_server.emulator.request_log if r.method == "POST"] == []
+
+
+def test_rejected_members_that_do_not_fit_on_disk_leave_no_file_and_the_report_whole(
+    emulator_server, tmp_path
+):
+    # Everything is applied by the time the file is written: a full disk there must not
+    # turn the report into a crash, nor leave a file cut short that looks whole.
+    emulator_server.emulator.faults.counts_only_answers = False
+    proj = emulator_server.emulator.project("default")
+    list_id = proj.add_list("vip")
+    adds = []
+    for i in range(300):
+        # The email belongs to another userId's profile: Iterable rejects the member.
+        proj.add_user(email=f"f{i}@example.com", user_id=f"other{i}")
+        adds.append(Member(f"u{i}", "userId", email=f"f{i}@example.com", user_id=f"u{i}"))
+    plan = Plan(
+        (DestinationPlan("prod", "hybrid", (list_plan("vip", list_id=list_id, add=tuple(adds)),)),)
+    )
+    said: list[str] = []
+    with client(emulator_server) as c, file_size_limit(4000):
+        report = run_apply(plan, {"prod": c}, tmp_path, say=said.append)
+    assert len(report.destinations[0].lists[0].rejected) == 300
+    assert report.rejected_file is None
+    assert any("could not write the file of rejected members" in text for text in said)
+    assert [p.name for p in runs_dir(tmp_path).iterdir() if "rejected" in p.name] == []
+    (journal,) = journal_files(tmp_path)
+    assert read_journal(journal).outcome == "failed"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from reconciler.apply.executor import ApplyReport, DestinationResult, ListResult
 from reconciler.apply.runrecord import RunRecord
 from reconciler.errors import IterableError, StalePlanError, UnsafePlanError
+from tests.apply.limits import file_size_limit
 
 
 def _report(**list_fields: object) -> ApplyReport:
@@ -49,3 +52,36 @@ def test_a_stopped_run_ends_by_what_stopped_it(
     record.stopped(exc, None if isinstance(exc, KeyboardInterrupt) else "shown")
     assert (record.outcome, record.message) == (outcome, message)
     assert record.to_dict()["outcome"] == outcome
+
+
+def _finished(outcome: str) -> RunRecord:
+    record = RunRecord()
+    record.applied(_report())
+    record.finish(outcome)  # type: ignore[arg-type]
+    return record
+
+
+def test_a_record_that_cannot_be_written_whole_leaves_the_last_one_as_it_was(tmp_path) -> None:
+    # A kill or a full disk mid-write: the file was truncated first, then written in part,
+    # leaving neither the last run's record nor this one's.
+    path = tmp_path / "run.json"
+    _finished("success").write(path)
+    before = path.read_text()
+    with pytest.raises(OSError), file_size_limit(64):
+        _finished("failed").write(path)
+    assert path.read_text() == before
+    assert json.loads(before)["outcome"] == "success"
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+
+
+def test_a_record_goes_through_a_link_and_keeps_the_files_mode(tmp_path) -> None:
+    target = tmp_path / "history" / "last.json"
+    target.parent.mkdir()
+    target.write_text("{}")
+    target.chmod(0o640)
+    link = tmp_path / "run.json"
+    link.symlink_to(target)
+    _finished("success").write(link)
+    assert link.is_symlink()
+    assert json.loads(target.read_text())["outcome"] == "success"
+    assert target.stat().st_mode & 0o777 == 0o640

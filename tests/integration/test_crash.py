@@ -4,6 +4,8 @@ nothing missing. The killed run's journal shows what it was doing. Issue 8."""
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import signal
 import time
@@ -75,3 +77,34 @@ def test_a_journal_cut_mid_line_reads_up_to_the_cut(tmp_path):
     assert (summary.outcome, summary.done, summary.started_at) == (None, 1, "t0")
     assert [i["step"] for i in summary.in_flight] == [2]
     assert "1 in flight whose outcome is unknown" in summary.describe_unfinished()
+
+
+@pytest.mark.skipif(not os.access("/dev/full", os.W_OK), reason="needs /dev/full")
+def test_a_run_record_the_disk_cannot_hold_is_a_warning_after_applying(
+    workspace, cli, emulator_server
+):
+    # /dev/full answers every write with ENOSPC, as a full disk does. The apply is done by
+    # the time its record is written: that used to end it as an internal error (exit 1)
+    # with no report printed.
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    result = cli("apply", workspace.manifests, "--yes", "--summary-json", "/dev/full")
+    assert result.exit_code == 0, result.output
+    assert "Apply complete" in result.stdout
+    assert "warning: could not write the run record to /dev/full" in result.stderr
+    assert "internal error" not in result.stderr
+    assert sorted(members_of(emulator_server, "vip")) == ["a@example.com", "b@example.com"]
+
+
+def test_an_internal_error_still_writes_the_run_record(workspace, cli, monkeypatch):
+    # `--summary-json` promises a record whatever the outcome; a bug escaped without one.
+    def broken(*_args, **_kwargs):
+        raise KeyError("jane.doe@example.com")
+
+    monkeypatch.setattr("reconciler.cli.session.make_plan", broken)
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    record = workspace.root / "run.json"
+    with pytest.raises(KeyError):
+        cli("apply", workspace.manifests, "--yes", "--summary-json", record)
+    written = json.loads(record.read_text())
+    assert (written["outcome"], written["message"]) == ("error", "internal error: KeyError")
+    assert "jane.doe" not in record.read_text()
