@@ -343,6 +343,10 @@ def last_unfinished(state_dir: Path) -> JournalSummary | None:
     if summary.outcome is not None:
         return None
     if summary.host == socket.gethostname() and isinstance(summary.pid, int):
+        if summary.pid == os.getpid():
+            # Not this run's (it has not started its journal): an earlier process that had
+            # this pid, as a restarted container's apply does.
+            return summary
         try:
             os.kill(summary.pid, 0)
         except ProcessLookupError:

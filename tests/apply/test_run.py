@@ -203,3 +203,17 @@ def test_rejected_members_that_do_not_fit_on_disk_leave_no_file_and_the_report_w
     assert [p.name for p in runs_dir(tmp_path).iterdir() if "rejected" in p.name] == []
     (journal,) = journal_files(tmp_path)
     assert read_journal(journal).outcome == "failed"
+
+
+def test_an_unfinished_run_by_a_process_that_had_this_pid_is_named(emulator_server, tmp_path):
+    # A container's apply killed and started again runs at the same pid (pid 1): that pid
+    # is alive (it is this process), yet the run that wrote the journal is gone.
+    runs = runs_dir(tmp_path)
+    runs.mkdir(parents=True)
+    started = {"event": "run_started", "at": "t0", "pid": os.getpid()}
+    started["host"] = socket.gethostname()
+    (runs / "apply-20000101T000000.000000Z-1.jsonl").write_text(json.dumps(started) + "\n")
+    said: list[str] = []
+    with client(emulator_server) as c:
+        run_apply(_adds(emulator_server, 1), {"prod": c}, tmp_path, say=said.append)
+    assert said[0].startswith(f"note: the apply started at t0 (pid {os.getpid()}) stopped")
