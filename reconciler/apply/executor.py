@@ -266,11 +266,12 @@ class ApplyReport:
         removes = sum(lr.not_attempted_remove for lr in lists)
         creates = sum(lr.create_not_attempted for lr in lists)
         deletions = sum(1 for d in self.destinations for x in d.deletions if not x.deleted)
+        updates = sum(d.fields.not_attempted for d in self.destinations if d.fields is not None)
         return (
             "Interrupted (Ctrl-C or SIGTERM): stopped after the requests in flight. Not done: "
-            f"{adds} addition(s), {removes} removal(s), {creates} list creation(s), "
-            f"{deletions} list deletion(s). Run apply again to finish: it reads Iterable afresh "
-            "and sends only what is left."
+            f"{adds} addition(s), {removes} removal(s), {updates} user field update(s), "
+            f"{creates} list creation(s), {deletions} list deletion(s). Run apply again to "
+            "finish: it reads Iterable afresh and sends only what is left."
         )
 
     @property
