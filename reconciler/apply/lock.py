@@ -11,15 +11,22 @@ one checkout meet at the same lock.
 Nothing here reaches another machine or another checkout: across those (CI runners), the
 workflows' concurrency group serialises applies.
 
-A lock is stale, and taken over, only when its holder is known to be gone: same host and
-boot, same PID namespace (a container sharing the state dir with its own PIDs cannot be
-judged from here), and that pid either not running or running a process that started at
-another time (the pid was reused: containers start their processes at the same few pids).
-Anything that cannot be judged counts as held.
+The lock is the kernel's: an exclusive flock(2) on the lock file, held for the whole apply
+and dropped by the kernel when the process ends, however it ends (SIGKILL, a second Ctrl-C's
+os._exit, a crash). So a lock is stale exactly when no process holds it, whatever its pid
+means here: a container sharing the state dir with its own PID namespace, a restarted
+container whose apply has the pid the killed one had. The file's text (pid, host, start
+time) is only for the message that names the holder.
+
+Without flock (not POSIX), or facing a lock file an older reconciler wrote (no flock of
+its own), a lock is judged by its text: stale only when its holder is known to be gone
+(same host and boot, same PID namespace, and the pid either not running or running a
+process that started at another time). Anything that cannot be judged counts as held.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -33,11 +40,17 @@ from typing import Any
 
 from reconciler.errors import LockedError, ReconcilerError
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: locks are judged by their text
+    fcntl = None  # type: ignore[assignment]
+
 LOCKS_DIR = "locks"
 
-# The lock files this process holds: a lock naming this pid that is not among them was left
-# by an earlier process that had the same pid (pid 1 of a restarted container).
-_held: set[Path] = set()
+# The lock files this process holds (with the descriptor holding each one's flock): a lock
+# naming this pid that is not among them was left by an earlier process that had the same
+# pid (pid 1 of a restarted container).
+_held: dict[Path, int | None] = {}
 
 
 def _alive(pid: int) -> bool:
@@ -89,6 +102,8 @@ def _holder(destinations: list[str]) -> dict[str, Any]:
         "started": _started("self"),
         "since": datetime.now(UTC).isoformat(timespec="seconds"),
         "destinations": destinations,
+        # Held by flock: no process holding it is the whole test of staleness.
+        "flock": fcntl is not None,
     }
 
 
@@ -142,8 +157,14 @@ def release_all() -> None:
 
 
 def _release(path: Path) -> None:
-    _held.discard(path)
-    path.unlink(missing_ok=True)
+    fd = _held.pop(path, None)
+    try:
+        # Removed while still held: a process that opened it meanwhile finds, once it
+        # gets the flock, that the file is no longer the lock (see _take_flock).
+        path.unlink(missing_ok=True)
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _acquire(path: Path, destinations: list[str]) -> Path:
@@ -161,6 +182,8 @@ def _acquire(path: Path, destinations: list[str]) -> Path:
 
 def _take(path: Path, destinations: list[str], named: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
+    if fcntl is not None:
+        return _take_flock(path, destinations, named)
     # The holder is written to a file of its own first and linked into place whole: a lock
     # is never seen empty or half-written, which would name no holder that could be judged
     # gone (a kill or a full disk between creating the file and writing it left one).
@@ -177,17 +200,59 @@ def _take(path: Path, destinations: list[str], named: str) -> Path:
                 if _gone(other, path):
                     path.unlink(missing_ok=True)  # left by a process that ended: take it over
                     continue
-                raise LockedError(
-                    f"another apply is running against the Iterable project of destination "
-                    f"{named} (pid {other.get('pid')} on {other.get('host', '?')} since "
-                    f"{other.get('since', '?')}); wait for it, or, if that process is gone, "
-                    f"remove the lock file naming {named} in {path.parent}"
-                ) from None
-            _held.add(path)
+                raise _locked(other, named, path) from None
+            _held[path] = None
             return path
     finally:
         os.unlink(temporary)
     raise LockedError(f"could not take the lock of destination {named} in {path.parent}")
+
+
+def _take_flock(path: Path, destinations: list[str], named: str) -> Path:
+    for _ in range(3):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        ours = False  # the flock of the file at `path` is this process's
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise _locked(_holder_of(path), named, path) from None
+            try:
+                current = os.stat(path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current != os.fstat(fd).st_ino:
+                os.close(fd)  # released and removed by its holder since we opened it
+                continue
+            ours = True
+            other = _holder_of(path)
+            if other.get("pid") is not None and not other.get("flock") and not _gone(other, path):
+                # Written by a reconciler that did not flock: judged by its text.
+                raise _locked(other, named, path)
+            # Ours. The text is for messages only: a full disk here fails the apply
+            # before anything is sent, and leaves nothing another run would mistake.
+            os.ftruncate(fd, 0)
+            text = json.dumps(_holder(destinations)).encode()
+            if os.pwrite(fd, text, 0) != len(text):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except BaseException as exc:
+            if ours and not isinstance(exc, LockedError):
+                path.unlink(missing_ok=True)  # a holder half-written: not left for the next run
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            raise
+        _held[path] = fd
+        return path
+    raise LockedError(f"could not take the lock of destination {named} in {path.parent}")
+
+
+def _locked(other: dict[str, Any], named: str, path: Path) -> LockedError:
+    return LockedError(
+        f"another apply is running against the Iterable project of destination "
+        f"{named} (pid {other.get('pid')} on {other.get('host', '?')} since "
+        f"{other.get('since', '?')}); wait for it, or, if that process is gone, "
+        f"remove the lock file naming {named} in {path.parent}"
+    )
 
 
 def _link(temporary: str, path: Path, text: str) -> None:

@@ -121,3 +121,53 @@ def test_release_all_removes_the_locks_held(tmp_path):
         lock.release_all()
         assert list((tmp_path / lock.LOCKS_DIR).glob("*.lock")) == []
         _take(tmp_path)
+
+
+# -- the kernel's lock: held exactly as long as its holder lives --------------------------
+
+
+def _holding(state: Path) -> subprocess.Popen[str]:
+    """Another process that takes the lock and keeps it until killed."""
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from reconciler.apply import lock\n"
+        "with lock.project_locks(Path(sys.argv[1]), {'prod': sys.argv[2]}):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(state), PROJECT],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "held\n"
+    return proc
+
+
+@pytest.mark.skipif(lock.fcntl is None, reason="flock is POSIX")
+def test_a_live_holder_keeps_its_lock_whatever_its_pid_looks_like_here(tmp_path):
+    # A container sharing the state dir has its own pids: its holder's pid may be one no
+    # process has here. The kernel's lock still says it is held, until its holder dies.
+    holder = _holding(tmp_path)
+    try:
+        path = lock.lock_path(tmp_path, PROJECT)
+        text = json.loads(path.read_text())
+        assert text["pid"] == holder.pid and text["flock"] is True
+        path.write_text(json.dumps({**text, "pid": 2**22 + 4321}))
+        with pytest.raises(LockedError, match="another apply is running"):
+            _take(tmp_path)
+    finally:
+        holder.kill()  # SIGKILL: nothing of the holder's runs, its lock goes with it
+        holder.wait()
+    assert lock.lock_path(tmp_path, PROJECT).exists()
+    _take(tmp_path)
+
+
+@pytest.mark.skipif(lock.fcntl is None, reason="flock is POSIX")
+def test_a_lock_no_process_holds_is_taken_over_though_its_pid_runs(tmp_path):
+    # Its holder was killed; its pid now runs something else (here: the test's parent).
+    _leave(tmp_path, pid=os.getppid(), boot=lock._boot_id(), flock=True)
+    _take(tmp_path)
