@@ -216,7 +216,7 @@ def _take_flock(path: Path, destinations: list[str], named: str) -> Path:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise _locked(_holder_of(path), named, path) from None
+                raise _locked(_holder_of(path), named, path, alive=True) from None
             try:
                 current = os.stat(path).st_ino
             except FileNotFoundError:
@@ -246,12 +246,19 @@ def _take_flock(path: Path, destinations: list[str], named: str) -> Path:
     raise LockedError(f"could not take the lock of destination {named} in {path.parent}")
 
 
-def _locked(other: dict[str, Any], named: str, path: Path) -> LockedError:
+def _locked(other: dict[str, Any], named: str, path: Path, *, alive: bool = False) -> LockedError:
+    """`alive`: the kernel says the holder's process lives, so removing the file would only
+    let two applies run at once."""
+    advice = (
+        "wait for it: the lock is released when that process ends"
+        if alive
+        else f"wait for it, or, if that process is gone, remove the lock file naming {named} "
+        f"in {path.parent}"
+    )
     return LockedError(
         f"another apply is running against the Iterable project of destination "
         f"{named} (pid {other.get('pid')} on {other.get('host', '?')} since "
-        f"{other.get('since', '?')}); wait for it, or, if that process is gone, "
-        f"remove the lock file naming {named} in {path.parent}"
+        f"{other.get('since', '?')}); {advice}"
     )
 
 

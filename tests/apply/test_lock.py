@@ -157,8 +157,11 @@ def test_a_live_holder_keeps_its_lock_whatever_its_pid_looks_like_here(tmp_path)
         text = json.loads(path.read_text())
         assert text["pid"] == holder.pid and text["flock"] is True
         path.write_text(json.dumps({**text, "pid": 2**22 + 4321}))
-        with pytest.raises(LockedError, match="another apply is running"):
+        with pytest.raises(LockedError, match="another apply is running") as refused:
             _take(tmp_path)
+        # Removing the file would only let two applies run at once: not suggested.
+        assert "released when that process ends" in str(refused.value)
+        assert "remove the lock file" not in str(refused.value)
     finally:
         holder.kill()  # SIGKILL: nothing of the holder's runs, its lock goes with it
         holder.wait()
