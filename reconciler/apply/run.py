@@ -106,6 +106,8 @@ def run_apply(
         not_attempted=report.not_attempted,
     )
     _say_lost(journal, say)
+    if report.interrupted:
+        _say_unlisted(report, clients, say)
     try:
         report.rejected_file = write_rejected(report, state_dir)
     except OSError as exc:
@@ -117,6 +119,25 @@ def run_apply(
     report.source_problems = plan.summary.describe_problems() or None
     report.held_back = held_back(plan)
     return report
+
+
+def _say_unlisted(
+    report: ApplyReport, clients: Mapping[str, IterableClient], say: Callable[[str], None]
+) -> None:
+    """An interrupted run does not wait for Iterable's list index to show the lists it
+    created (an uninterrupted one does): a run started elsewhere within the lag, without
+    this run's journal, would not see them and would create them a second time."""
+    for d in report.destinations:
+        lag = clients[d.destination].settings.read_lag
+        created = [lr.list_name for lr in d.lists if lr.created]
+        if created and lag > 0:
+            say(
+                f"note: destination {d.destination!r}: this run created "
+                f"{', '.join(repr(n) for n in created)}, which Iterable's list index may "
+                f"not show for up to {lag:g} s. An apply from this checkout waits for that; "
+                "one started elsewhere (another runner or --state-dir) before then would "
+                "create the list again, so start it after that time."
+            )
 
 
 def _say_lost(journal: Journal, say: Callable[[str], None]) -> None:

@@ -217,3 +217,18 @@ def test_an_unfinished_run_by_a_process_that_had_this_pid_is_named(emulator_serv
     with client(emulator_server) as c:
         run_apply(_adds(emulator_server, 1), {"prod": c}, tmp_path, say=said.append)
     assert said[0].startswith(f"note: the apply started at t0 (pid {os.getpid()}) stopped")
+
+
+def test_an_interrupted_run_that_created_a_list_says_when_a_run_elsewhere_may_start(
+    emulator_server, tmp_path
+):
+    # It does not wait for the lagging list index to show its lists, as a finished run
+    # does: a run started elsewhere within the lag would create them a second time.
+    adds = tuple(member(f"m{i}@example.com") for i in range(4))
+    plan = Plan((DestinationPlan("prod", "hybrid", (list_plan("fresh", add=adds),)),))
+    said: list[str] = []
+    with client(emulator_server, batch_size=1, concurrency=1, read_lag=45) as c:
+        report = run_apply(plan, {"prod": c}, tmp_path, say=said.append, display=_Display(1))
+    assert report.interrupted and report.destinations[0].lists[0].created
+    [note] = [text for text in said if "list index" in text]
+    assert "'fresh'" in note and "up to 45 s" in note and "started elsewhere" in note
