@@ -23,7 +23,7 @@ import typer
 from reconciler import alerts
 from reconciler.apply.held_back import held_back
 from reconciler.apply.interrupt import terminate_as_interrupt
-from reconciler.apply.lock import project_locks, release_all
+from reconciler.apply.lock import project_locks
 from reconciler.cli import exits, session
 from reconciler.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, err
 from reconciler.cli.options import (
@@ -336,7 +336,4 @@ def _aborted(aborted: Aborted, opts: _Options, record: RunRecord) -> None:
         f"journal: {aborted.journal}. Run apply again to finish.",
         markup=False,
     )
-    # os._exit skips the lock's `finally`: a lock left naming a pid the next run may have
-    # (a container's) would refuse it.
-    release_all()
-    exits.exit_now(EXIT_INTERRUPTED)
+    exits.exit_now(EXIT_INTERRUPTED)  # which releases the lock too (os._exit skips `finally`)

@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 from reconciler import alerts
+from reconciler.apply.lock import release_all
 from reconciler.cli.options import OutputFormat
 from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.members.model import remove_directories
@@ -131,6 +132,9 @@ def exit_now(code: int) -> None:
     sys.stderr.flush()
     remove_directories()
     remove_snapshots()
+    # Last: until the process ends its requests may still be in flight, and the lock is
+    # what keeps another apply from starting beside them.
+    release_all()
     os._exit(code)
 
 
