@@ -7,7 +7,9 @@ when even that is too long to wait (a request deep in its retries): `on_second` 
 SIGTERM is what stops a process that has no terminal: a cancelled GitHub Actions job
 (SIGINT first, SIGTERM 7.5 s later, then SIGKILL), `docker stop`, Kubernetes, `timeout`.
 Its default ends the process on the spot, with no run record, no journal end, the lock
-left and members' files in the temporary directory; so it means what Ctrl-C means.
+left and members' files in the temporary directory; so it means what Ctrl-C means. So does
+SIGHUP (a closed terminal or SSH session; some runners cancel with it), unless the process
+was started to ignore it (`nohup`): a signal ignored when apply starts stays ignored.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = (signal.SIGINT, signal.SIGTERM) + (
+    (signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()  # not on Windows
+)
 
 
 def signal_name(signum: int) -> str:
@@ -55,8 +59,8 @@ def stop_on_interrupt(
 
 @contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does, so that what runs on Ctrl-C (the
-    run record, the lock's release, removing members' files) runs on it too."""
+    """SIGTERM (and SIGHUP) raise KeyboardInterrupt, as Ctrl-C does, so that what runs on
+    Ctrl-C (the run record, the lock's release, removing members' files) runs on them too."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -64,7 +68,7 @@ def terminate_as_interrupt() -> Iterator[None]:
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    with _handling(handler, (signal.SIGTERM,)):
+    with _handling(handler, SIGNALS[1:]):
         yield
 
 
@@ -73,6 +77,8 @@ def _handling(handler: Any, signals: tuple[signal.Signals, ...] = SIGNALS) -> It
     previous = {}
     for sig in signals:
         before = signal.getsignal(sig)
+        if before is signal.SIG_IGN and sig != signal.SIGINT:
+            continue  # started to ignore it (`nohup`): that choice stands
         if before is None:  # installed outside Python; the usual one is the safe fallback
             before = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
         previous[sig] = before

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from reconciler.apply.journal import read_journal
 from tests.integration.reliability import (
+    _MAIN,
     WRITES,
     StderrWatcher,
     assert_exactly_desired,
@@ -235,18 +237,19 @@ def _locks(workspace):
     return list((workspace.root / ".reconciler" / "locks").glob("*.lock"))
 
 
-def test_sigterm_during_apply_stops_as_ctrl_c_does(workspace, cli, emulator_server):
-    # SIGTERM's default ended the process on the spot: no report, no run record, the
-    # journal without an end, the lock left and members' files in the temporary directory.
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_during_apply_stops_as_ctrl_c_does(workspace, cli, emulator_server, sig):
+    # Their default ended the process on the spot: no report, no run record, the journal
+    # without an end, the lock left and members' files in the temporary directory.
     record = workspace.root / "run.json"
     scenario, proc = start(
         workspace, emulator_server, "--format", "json", "--summary-json", str(record)
     )
     wait_for_writes(emulator_server, proc, 4)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    assert "Interrupted by SIGTERM: finishing the requests in flight" in err
+    assert f"Interrupted by {sig.name}: finishing the requests in flight" in err
     report = json.loads(out)
     assert report["interrupted"] is True
     lists = [lr for d in report["destinations"] for lr in d["lists"]]
@@ -309,3 +312,26 @@ def test_sigterm_while_reading_iterable_changes_nothing_and_keeps_the_record(
     assert json.loads(record.read_text())["outcome"] == "interrupted"
     assert _locks(workspace) == []
     finish(workspace, cli, emulator_server, scenario)
+
+
+def test_a_hangup_does_not_stop_an_apply_started_to_ignore_it(workspace, cli, emulator_server):
+    # `nohup reconciler apply ...`: the hangup was to be ignored, and stays so.
+    scenario = build_scenario(workspace, emulator_server, adds=ADDS, creates=CREATES)
+    emulator_server.emulator.faults.latency_seconds = 0.02
+    env = subprocess_env(workspace, RECONCILER_BATCH_SIZE=str(BATCH), RECONCILER_CONCURRENCY="4")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _MAIN, "apply", "manifests", "--yes"],
+        cwd=workspace.root,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )
+    wait_for_writes(emulator_server, proc, 4)
+    proc.send_signal(signal.SIGHUP)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Interrupted" not in err
+    assert_exactly_desired(emulator_server, scenario)
