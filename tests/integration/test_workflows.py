@@ -4,11 +4,13 @@ against the emulator over loopback HTTP, with `gh` replaced by a recording stand
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -928,3 +930,54 @@ def test_alerting_workflows_pass_the_webhook_through_env_only(name):
         assert step["env"][alerts.URL_VAR] == f"${{{{ secrets.{alerts.URL_VAR} }}}}"
     # Pull-request plans run code from any branch: they get no webhook.
     assert alerts.URL_VAR not in (WORKFLOWS / "plan.yml").read_text()
+
+
+# A stand-in for `reconciler` that says when it is running and how it was stopped.
+_SIGNALLED = """#!{python}
+import pathlib, signal, sys, time
+seen = pathlib.Path({seen!r})
+def stop(signum, frame):
+    seen.write_text(signal.Signals(signum).name)
+    sys.exit(130)
+signal.signal(signal.SIGINT, stop)
+signal.signal(signal.SIGTERM, stop)
+seen.write_text("running")
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("name", ["apply.yml", "sync.yml"])
+def test_a_cancelled_run_signals_reconciler_apply_itself(name, tmp_path):
+    # On cancel the runner signals the step's entry process, the shell, alone (SIGINT, then
+    # SIGTERM 7.5 s later, then it kills the tree): a reconciler started by the shell never
+    # heard it, and was killed outright. exec'd, it is that process.
+    [script] = [s for s in run_scripts(workflow(name)) if "reconciler apply" in s]
+    seen = tmp_path / "seen"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "reconciler"
+    fake.write_text(_SIGNALLED.format(python=sys.executable, seen=str(seen)))
+    fake.chmod(0o755)
+    step = tmp_path / "step.sh"
+    step.write_text(script)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    env["GITHUB_STEP_SUMMARY"] = str(tmp_path / "summary.md")
+    shell = subprocess.Popen(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(step)],
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,  # its own process group, for the cleanup below
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (seen.exists() and seen.read_text() == "running"):
+            assert shell.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        shell.send_signal(signal.SIGINT)
+        assert shell.wait(timeout=10) == 130
+        assert seen.read_text() == "SIGINT"
+    finally:
+        # A reconciler the signal never reached would outlive its shell: end them both.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, signal.SIGKILL)
+        shell.wait()
