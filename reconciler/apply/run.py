@@ -106,7 +106,7 @@ def run_apply(
         not_attempted=report.not_attempted,
     )
     _say_lost(journal, say)
-    if report.interrupted:
+    if stop.is_set():  # also when it came during that wait, after the last request
         _say_unlisted(report, clients, say)
     try:
         report.rejected_file = write_rejected(report, state_dir)

@@ -232,3 +232,35 @@ def test_an_interrupted_run_that_created_a_list_says_when_a_run_elsewhere_may_st
     assert report.interrupted and report.destinations[0].lists[0].created
     [note] = [text for text in said if "list index" in text]
     assert "'fresh'" in note and "up to 45 s" in note and "started elsewhere" in note
+
+
+def test_ctrl_c_during_the_wait_for_the_list_index_still_says_a_run_elsewhere_must_wait(
+    emulator_server, tmp_path
+):
+    # Every request was sent and answered: Ctrl-C came while the run waited for the index
+    # to show its new list, and cut that wait short.
+    from dataclasses import replace
+
+    from reconciler.iterable import IterableClient
+    from tests.apply.support import FAST
+    from tests.conftest import EMULATOR_API_KEY
+
+    emulator_server.emulator.faults.read_lag_seconds = 30
+    pressed: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        if not pressed:
+            pressed.append(seconds)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    adds = (member("a@example.com"),)
+    plan = Plan((DestinationPlan("prod", "hybrid", (list_plan("fresh", add=adds),)),))
+    said: list[str] = []
+    settings = replace(FAST, read_lag=30)
+    with IterableClient(
+        emulator_server.base_url, EMULATOR_API_KEY, settings=settings, sleep=sleep
+    ) as c:
+        report = run_apply(plan, {"prod": c}, tmp_path, say=said.append)
+    assert pressed and report.ok and not report.interrupted
+    [note] = [text for text in said if "list index" in text]
+    assert "'fresh'" in note and "started elsewhere" in note
