@@ -174,3 +174,16 @@ def test_a_lock_no_process_holds_is_taken_over_though_its_pid_runs(tmp_path):
     # Its holder was killed; its pid now runs something else (here: the test's parent).
     _leave(tmp_path, pid=os.getppid(), boot=lock._boot_id(), flock=True)
     _take(tmp_path)
+
+
+def test_without_flock_locks_are_written_whole_and_judged_by_their_text(tmp_path, monkeypatch):
+    # Where there is no flock (not POSIX) the text is all there is to judge.
+    monkeypatch.setattr(lock, "fcntl", None)
+    with lock.project_locks(tmp_path, {"prod": PROJECT}):
+        text = json.loads(lock.lock_path(tmp_path, PROJECT).read_text())
+        assert text["pid"] == os.getpid() and text["flock"] is False
+        with pytest.raises(LockedError, match="remove the lock file"):
+            _take(tmp_path)
+    assert [p.name for p in (tmp_path / lock.LOCKS_DIR).iterdir()] == []  # no temporary left
+    _leave(tmp_path, pid=2**22 + 4321, boot=lock._boot_id())  # its process is gone
+    _take(tmp_path)
