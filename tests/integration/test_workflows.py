@@ -981,3 +981,12 @@ def test_a_cancelled_run_signals_reconciler_apply_itself(name, tmp_path):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(shell.pid, signal.SIGKILL)
         shell.wait()
+
+
+@pytest.mark.parametrize("name", ["apply.yml", "sync.yml"])
+def test_a_cancelled_run_still_keeps_the_run_record_apply_wrote(name):
+    # apply writes its record when the runner's SIGINT stops it (outcome interrupted: what
+    # was done before the stop); a step under `!cancelled()` would skip its upload.
+    jobs = workflow(name)["jobs"].values()
+    [upload] = [s for job in jobs for s in job["steps"] if s.get("name") == "Keep the run record"]
+    assert upload["if"].replace(" ", "") == "${{always()}}"
