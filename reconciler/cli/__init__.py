@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from typer._click.core import Context as ClickContext
 
 from reconciler import __version__
+from reconciler.apply.interrupt import terminate_as_interrupt
 from reconciler.cli import apply, exits, import_, plan, schema, status, validate
 from reconciler.cli.emulator import emulator_app
 from reconciler.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
@@ -184,7 +185,11 @@ def _tolerate_narrow_encodings() -> None:
 def main() -> None:
     _tolerate_narrow_encodings()
     try:
-        app()
+        # SIGTERM (a cancelled CI job, `docker stop`, `timeout`) stops every command as
+        # Ctrl-C does, so plan, status and import also remove members' private copies and
+        # say they were interrupted, instead of dying with them left behind.
+        with terminate_as_interrupt():
+            app()
     except SystemExit as exc:
         if exc.code == EXIT_INTERRUPTED:
             # Ctrl-C may have left reads streaming on worker threads (threads.reading_pool);

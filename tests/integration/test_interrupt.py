@@ -314,6 +314,24 @@ def test_sigterm_while_reading_iterable_changes_nothing_and_keeps_the_record(
     finish(workspace, cli, emulator_server, scenario)
 
 
+@pytest.mark.parametrize("command", ["plan", "status"])
+def test_sigterm_stops_a_read_only_command_as_ctrl_c_does(workspace, cli, emulator_server, command):
+    # Its default ended the process on the spot: members' private copies of the sources
+    # stayed in the temporary directory (until a later run's sweep), and nothing was said.
+    scenario = build_scenario(workspace, emulator_server)
+    emulator_server.emulator.faults.latency_seconds = 1  # the first read hangs
+    proc = spawn_cli(workspace, command, "manifests", env=subprocess_env(workspace))
+    while not emulator_server.emulator.request_log:
+        assert proc.poll() is None
+    assert list(Path(tempfile.gettempdir()).glob(f"reconciler-*-{proc.pid}-*"))  # copied
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Interrupted" in err and "Traceback" not in err
+    assert list(Path(tempfile.gettempdir()).glob(f"reconciler-*-{proc.pid}-*")) == []
+    finish(workspace, cli, emulator_server, scenario)
+
+
 def test_a_hangup_does_not_stop_an_apply_started_to_ignore_it(workspace, cli, emulator_server):
     # `nohup reconciler apply ...`: the hangup was to be ignored, and stays so.
     scenario = build_scenario(workspace, emulator_server, adds=ADDS, creates=CREATES)
