@@ -53,20 +53,52 @@ def mask_identifier(identifier: str) -> str:
     return f"{_first(identifier)}{MASK}"
 
 
-# Where a database's own error text quotes a value it read (DuckDB's conversion errors
-# and CSV line excerpts, PostgreSQL's invalid input): the value is source data.
-_DATA_IN_ERRORS = re.compile(
-    r"(Could not convert string ['\"]|Original Line: |"
-    r"invalid input syntax for type [\w ]+: \"|invalid input value for enum \w+: \")"
-    r"([^'\"\n]*)"
+# Where a database's own error text quotes a value it read (a cell, a CSV line, a JSON
+# text): the value is source data, whatever its shape. Group `value` of each pattern is
+# the value; its quote ends it, or the end of the line where it can hold quotes itself.
+_DATA_IN_ERRORS = tuple(
+    re.compile(pattern, re.MULTILINE)
+    for pattern in (
+        # DuckDB: a cast, strptime, a date or timestamp, a cast of a whole value.
+        r"(?:Could not (?:convert|parse) string |field format: |with value )"
+        r"""(?P<q>['"])(?P<value>[^'"\n]*)(?P=q)""",
+        # DuckDB: the CSV line a reader error is on, the text of malformed JSON.
+        r"(?:Original Line: |Malformed JSON[^\n]*? Input: )(?P<value>[^\n]*)",
+        # PostgreSQL: invalid input and enum values, to_date's fields, dates and numbers
+        # out of range, a JSON token and the JSON text around it.
+        r"(?:invalid input syntax for type [\w ]+: |invalid input value for enum \w+: |"
+        r'invalid value |field value out of range: |Token )"(?P<value>[^"\n]*)"',
+        r'(?:^|value )"(?P<value>[^"\n]*)" is out of range',
+        r"JSON data, line \d+: (?P<value>[^\n]*)",
+    )
 )
+
+
+def _mask_quoted_data(text: str) -> str:
+    quoted: set[str] = set()
+
+    def mask(match: re.Match[str]) -> str:
+        value = match["value"]
+        quoted.add(value)
+        whole, at = match[0], match.start()
+        start, end = match.span("value")
+        return f"{whole[: start - at]}{_first(value)}{MASK}{whole[end - at :]}"
+
+    for pattern in _DATA_IN_ERRORS:
+        text = pattern.sub(mask, text)
+    if not quoted:
+        return text
+    # DuckDB's strptime error repeats the value on a line of its own, above a caret.
+    return "\n".join(
+        f"{_first(line)}{MASK}" if line and line in quoted else line for line in text.split("\n")
+    )
 
 
 def mask_emails(text: str) -> str:
     """Mask every email-shaped token in free text (tracebacks, third-party messages), the
     source data the text marks (`source_value`), and values a database's error quotes."""
     text = _EMAIL_IN_TEXT.sub(lambda m: mask_identifier(m.group(0)), reveal(text, False))
-    return _DATA_IN_ERRORS.sub(lambda m: f"{m.group(1)}{_first(m.group(2))}{MASK}", text)
+    return _mask_quoted_data(text)
 
 
 # Private-use characters around source data quoted in a message (see the module docstring).

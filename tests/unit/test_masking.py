@@ -107,3 +107,69 @@ def test_values_a_database_error_quotes_are_masked():
         masked = mask_emails(text)
         assert "usr_0" not in masked and "jane" not in masked, masked
         assert "u***" in masked or "j***" in masked
+
+
+# A member's values as a database quotes them: a userId, a name, a date that is not one.
+PRIVATE = ("usr_00012391", "Zedekiah Secretname", "SECRETDATE", "2025-13-45", "99999999999", "1e400")
+
+
+def _errors(execute, cases) -> list[str]:
+    """What the database says about each (query, value): the value is bound as a
+    parameter, so only the database's own message can quote it."""
+    messages = []
+    for query, value in cases:
+        try:
+            execute(query, value)
+        except Exception as exc:  # each driver's own error class
+            messages.append(str(exc))
+        else:
+            raise AssertionError(f"{query} with {value!r} did not fail")
+    return messages
+
+
+def _assert_masked(messages: list[str]) -> None:
+    for text in messages:
+        quoted = [value for value in PRIVATE if value[:4] in text]
+        assert quoted, text  # the database does quote the value
+        masked = mask_emails(text)
+        assert not [value for value in PRIVATE if value[:4] in masked], masked
+        assert "***" in masked, masked
+
+
+def test_every_value_a_duckdb_error_quotes_is_masked(tmp_path):
+    import duckdb
+
+    csv = tmp_path / "m.csv"
+    # Quoted cells: the CSV line's quotes must not end the masking of the line.
+    csv.write_text('email,uid,n\n"zed@example.com","usr_00012391","Zedekiah Secretname"\n')
+    cases = [
+        (f"SELECT * FROM read_csv('{csv}', types={{'n': 'INTEGER'}})", []),
+        ("SELECT strptime(?, '%Y-%m-%d')", ["SECRETDATE"]),
+        ("SELECT CAST(? AS DATE)", ["SECRETDATE"]),
+        ("SELECT CAST(? AS TIMESTAMP)", ["SECRETDATE"]),
+        ("SELECT CAST(? AS DECIMAL(4, 1))", ["Zedekiah Secretname"]),
+        ("SELECT CAST(? AS BIGINT[])", ["Zedekiah Secretname"]),
+        ("SELECT json(?)", ["Zedekiah Secretname"]),
+        ("SELECT CAST(? AS INTEGER)", ["usr_00012391"]),
+    ]
+    with duckdb.connect() as connection:
+        _assert_masked(
+            _errors(lambda query, value: connection.execute(query, value).fetchall(), cases)
+        )
+
+
+def test_every_value_a_postgresql_error_quotes_is_masked(postgres_url):
+    import psycopg
+
+    cases = [
+        ("SELECT %s::integer", ["usr_00012391"]),
+        ("SELECT %s::timestamptz", ["SECRETDATE"]),
+        ("SELECT %s::date", ["2025-13-45"]),
+        ("SELECT to_date(%s, 'YYYY-MM-DD')", ["SECRETDATE"]),
+        ("SELECT %s::json", ["Zedekiah Secretname"]),
+        ("SELECT %s::jsonb", ['{"name": "Zedekiah Secretname"']),
+        ("SELECT %s::integer", ["99999999999"]),
+        ("SELECT %s::float8", ["1e400"]),
+    ]
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        _assert_masked(_errors(connection.execute, cases))
