@@ -373,7 +373,12 @@ def _post_within(url: str, body: dict[str, object], timeout: float) -> str | Non
     deadline = time.monotonic() + timeout
 
     def send() -> None:
-        result.append(_send(url, body, deadline, timeout))
+        try:
+            result.append(_send(url, body, deadline, timeout))
+        except Exception as exc:
+            # Not httpx's own errors (a host IDNA cannot encode, say): uncaught here, the
+            # thread's traceback would go to stderr unmasked, and the alert be called late.
+            result.append(f"the request failed ({type(exc).__name__})")
 
     thread = threading.Thread(target=send, name="reconciler-alert", daemon=True)
     thread.start()

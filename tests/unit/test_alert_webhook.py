@@ -160,3 +160,17 @@ def test_retry_after_as_a_future_http_date_is_the_time_until_it():
     when = email.utils.formatdate(time.time() + 30, usegmt=True)
     waited = alerts._retry_after(httpx.Headers({"Retry-After": when}))
     assert waited is not None and 25 <= waited <= 31
+
+
+def test_a_url_httpx_cannot_send_to_is_said_without_a_traceback(monkeypatch, capfd):
+    # Taken by the URL check (https, a host), refused by the IDNA encoding of the host: the
+    # failure happens in the sending thread, before any connection.
+    monkeypatch.setenv(alerts.URL_VAR, "https://a..b/services/T000AAAA/B000BBBB/XXXXsecret")
+    said: list[str] = []
+    alerts.notify(Alert("plan", "error", 1, "it failed"), said.append)
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err and "XXXXsecret" not in out + err
+    assert said == [
+        "the error alert was not sent to the webhook in RECONCILER_ALERT_WEBHOOK_URL: the "
+        "request failed (UnicodeError); the run's exit code is unchanged"
+    ]

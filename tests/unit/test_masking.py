@@ -110,7 +110,14 @@ def test_values_a_database_error_quotes_are_masked():
 
 
 # A member's values as a database quotes them: a userId, a name, a date that is not one.
-PRIVATE = ("usr_00012391", "Zedekiah Secretname", "SECRETDATE", "2025-13-45", "99999999999", "1e400")
+PRIVATE = (
+    "usr_00012391",
+    "Zedekiah Secretname",
+    "SECRETDATE",
+    "2025-13-45",
+    "99999999999",
+    "1e400",
+)
 
 
 def _errors(execute, cases) -> list[str]:
