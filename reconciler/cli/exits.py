@@ -24,7 +24,7 @@ from reconciler.apply.lock import release_all
 from reconciler.cli.options import OutputFormat
 from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.members.model import remove_directories
-from reconciler.render.masking import mask_emails, reveal
+from reconciler.render.masking import mask_emails, mask_identifier, reveal
 from reconciler.sources.snapshot import remove_snapshots
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -118,10 +118,31 @@ def fail(exc: BaseException, *, json_object: bool = True, alert: str | None = No
         else f"internal error: {type(exc).__name__}: {exc}\n"
         "This is a bug in reconciler; run again with --debug for the traceback.\n"
     )
+    if not inv.show_members:
+        text = _without_lookup_keys(text, exc)
     sys.stderr.write(shown(text, inv.show_members))
     if as_json:
         json_error(f"internal error: {type(exc).__name__}", EXIT_ERROR)
     return typer.Exit(EXIT_ERROR)
+
+
+def _without_lookup_keys(text: str, exc: BaseException) -> str:
+    """`text` with the key of every KeyError in `exc`'s chain masked: members are looked up
+    by their identifiers, so a missing key is as likely a userId as anything (an email in
+    it is masked anyway)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, KeyError) and len(current.args) == 1:
+            key = current.args[0]
+            if isinstance(key, str) and key:
+                text = text.replace(repr(key), repr(mask_identifier(key)))
+        pending += [current.__cause__, current.__context__]
+    return text
 
 
 def exit_now(code: int) -> None:

@@ -132,6 +132,40 @@ def test_internal_errors_mask_emails_with_and_without_debug(workspace, monkeypat
         assert ("Traceback" in stderr) == bool(extra)
 
 
+def test_an_internal_error_on_a_member_s_userid_masks_it(workspace, monkeypatch, capsys):
+    import pytest
+
+    from reconciler import cli as cli_module
+
+    def lookup(*_args, **_kwargs):
+        # Lookups by members' identifiers that fail, as a bug in planning might: KeyError
+        # shows the key, in the one-line message and in the traceback, with the one it
+        # was handling. (The keys are variables: a traceback shows the code's lines.)
+        members: dict[str, int] = {}
+        first, second = MEMBERS[0]["userId"], MEMBERS[2]["userId"]
+        try:
+            members[first]
+        except KeyError:
+            members[second]
+
+    monkeypatch.setattr("reconciler.cli.session.make_plan", lookup)
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    for extra in ([], ["--debug"], ["--show-members"]):
+        monkeypatch.setattr("sys.argv", ["reconciler", "plan", str(workspace.manifests), *extra])
+        with pytest.raises(SystemExit) as done:
+            cli_module.main()
+        assert done.value.code == 1
+        stderr = capsys.readouterr().err
+        assert ("Traceback" in stderr) == ("--debug" in extra)
+        if "--show-members" in extra:
+            assert "KeyError: 'customer-77731'" in stderr
+            continue
+        assert "customer-77731" not in stderr and "usr_00012391" not in stderr, stderr
+        assert "KeyError: 'c***'" in stderr
+        if extra:
+            assert "KeyError: 'u***'" in stderr  # the exception it was handling, too
+
+
 SECRET_DOMAIN = "secret-merger-target.example"
 
 
