@@ -39,7 +39,7 @@ from reconciler.plan import (
     UpdateFields,
 )
 from reconciler.plan.ownership import mark
-from reconciler.render.masking import message_for
+from reconciler.render.masking import marking_sent, message_for
 
 T = TypeVar("T")
 Progress = Callable[[str, int], None]  # (phase, members done in this step)
@@ -621,7 +621,14 @@ class _Destination:
         def failed(job: tuple[ListPlan, Sequence[Any]], exc: IterableError) -> None:
             lp, chunk = job
             verb = "subscribing" if adding else "unsubscribing"
-            self.results[lp.list_name].errors.append(f"{verb} {len(chunk)} members failed: {exc}")
+            sent = (
+                [subscribe_payload(m, lp, project_type) for m in chunk]
+                if adding
+                else [removal_payload(i, project_type) for i in chunk]
+            )
+            self.results[lp.list_name].errors.append(
+                f"{verb} {len(chunk)} members failed: {marking_sent(str(exc), sent)}"
+            )
 
         def not_sent(job: tuple[ListPlan, Sequence[Any]]) -> None:
             lp, chunk = job
@@ -676,7 +683,8 @@ class _Destination:
 
         def failed(job: tuple[list[dict[str, Any]]], exc: IterableError) -> None:
             settled(job[0])
-            result.errors.append(f"updating the fields of {len(job[0])} users failed: {exc}")
+            error = marking_sent(str(exc), job[0])
+            result.errors.append(f"updating the fields of {len(job[0])} users failed: {error}")
 
         def not_sent(job: tuple[list[dict[str, Any]]]) -> None:
             settled(job[0])

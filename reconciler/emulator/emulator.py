@@ -53,6 +53,7 @@ from reconciler.emulator.replies import (
     garbled_reply,
     json_reply,
     not_found_page,
+    quoting_request,
     rate_limited,
 )
 from reconciler.emulator.store import read_state, state_to_json, write_state_atomically
@@ -468,6 +469,8 @@ class Emulator:
             if status is not None:
                 retry_after = 1 if status == 429 and faults.retry_after else None
                 response = fault_reply(status, retry_after)
+                if faults.echo_request:
+                    response = quoting_request(response, body)
                 if faults.echo_api_key and api_key:
                     response = echoing(response, api_key)
                 response.latency_seconds = latency

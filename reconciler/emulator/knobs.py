@@ -117,6 +117,10 @@ class Faults:
     """Answers quote the request's Api-Key back, as a server that echoes its input might:
     every JSON error's `msg`, and every bulk answer (subscribe, unsubscribe, bulkUpdate) as
     a failed identifier and a filtered-out field. For testing that no such text is shown."""
+    echo_request: bool = False
+    """A fault's error answer (`fail_every`, `script`) quotes the request's body back in
+    its `msg`, members and field values included, as a server that echoes its input might.
+    For testing that output masks what such text quotes."""
     fresh_list_seconds: float = 0.0
     """A list created through the API answers 400 invalidListId to subscribe/unsubscribe
     for this many seconds after its create (the emulator's clock); with
@@ -358,6 +362,7 @@ def _check_fault_value(name: str, value: Any) -> None:
     elif name in (
         "retry_after",
         "echo_api_key",
+        "echo_request",
         "absent_channel_unsubscribe_is_true",
         "counts_only_answers",
         "export_restart_resets_files",

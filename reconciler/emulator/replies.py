@@ -192,6 +192,20 @@ def garbled_reply(real: EmulatorResponse, kind: str) -> EmulatorResponse:
     return EmulatorResponse(200, {"Content-Type": real.headers.get("Content-Type", JSON_TYPE)})
 
 
+def quoting_request(response: EmulatorResponse, body: bytes) -> EmulatorResponse:
+    """`response`, a JSON error, quoting the request's body back (Faults.echo_request)."""
+    try:
+        answer = json.loads(response.body)
+    except ValueError:
+        return response
+    if not isinstance(answer, dict):
+        return response
+    answer["msg"] = f"{answer.get('msg') or ''} (request: {body.decode('utf-8', 'replace')})"
+    quoted = json_reply(response.status, answer, response.headers)
+    quoted.latency_seconds, quoted.drop = response.latency_seconds, response.drop
+    return quoted
+
+
 def echoing(response: EmulatorResponse, api_key: str) -> EmulatorResponse:
     """`response` quoting the request's key back (Faults.echo_api_key)."""
     if not response.headers.get("Content-Type", "").startswith(JSON_TYPE):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 Show = Callable[[str], str]
@@ -139,6 +139,40 @@ class Masker:
     def __call__(self, identifier: str) -> str:
         number = self._numbers.setdefault(identifier, len(self._numbers) + 1)
         return f"{mask_identifier(identifier)}#{number}"
+
+
+def marking_sent(text: str, sent: Iterable[Any]) -> str:
+    """A server's error about a request (`text`) with every text value the request carried
+    (`sent`: its members, as payloads) marked as source data wherever it is quoted, as
+    sent or JSON-escaped: a server may echo its input, and a userId or a field value has no
+    shape to be recognised by. Each output then masks it, or shows it with --show-members."""
+    values: set[str] = set()
+    for item in sent:
+        _text_values(item, values)
+    forms: dict[str, str] = {}  # as quoted -> the value
+    for value in values:
+        for form in (value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]):
+            if len(form) >= 2 and form in text:
+                forms.setdefault(form, value)
+    if not forms:
+        return text
+    # One pass, longest first: a value inside a longer one is not marked again. Whole
+    # values only: a member "ann" must not mark the word in "planned".
+    either = "|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w@.+-])(?:{either})(?![\w@+-])")
+    return pattern.sub(lambda m: source_value(forms[m[0]]), text)
+
+
+def _text_values(item: Any, out: set[str]) -> None:
+    # Field names (a mapping's keys) are the manifest's; numbers and booleans are shown.
+    if isinstance(item, str):
+        out.add(item)
+    elif isinstance(item, Mapping):
+        for child in item.values():
+            _text_values(child, out)
+    elif isinstance(item, list | tuple):
+        for child in item:
+            _text_values(child, out)
 
 
 def message_for(text: str, show: Show) -> str:

@@ -229,6 +229,19 @@ def test_echo_api_key_quotes_the_request_key_in_errors_and_bulk_answers(
     assert key not in client.get("/api/lists/getUsers", params={"listId": "999"}).text
 
 
+def test_echo_request_quotes_the_body_in_an_injected_error(
+    client: httpx.Client, project: Project
+) -> None:
+    list_id = project.add_list("l")
+    set_faults(client, echo_request=True, fail_every=1, fail_status=400)
+    error = subscribe(client, list_id, [{"email": "a@example.com", "userId": "u-1"}])
+    assert error.status_code == 400
+    assert '{"email":"a@example.com","userId":"u-1"}' in error.json()["msg"]
+    assert project.members(list_id) == []  # refused, as the fault says
+    set_faults(client, echo_request=False, fail_every=0)
+    assert "request:" not in subscribe(client, list_id, [{"email": "b@example.com"}]).text
+
+
 def test_counts_only_answers_name_no_failures_but_invalid_ones(
     client: httpx.Client, project: Project
 ) -> None:

@@ -166,6 +166,44 @@ def test_an_internal_error_on_a_member_s_userid_masks_it(workspace, monkeypatch,
             assert "KeyError: 'u***'" in stderr  # the exception it was handling, too
 
 
+def test_an_iterable_error_quoting_the_request_is_masked(workspace, cli, emulator_server, tmp_path):
+    """A failed write whose error quotes the request back (members, field values) showed
+    every userId and value it quoted in the apply report, the summary and the JSON: only
+    emails were masked in Iterable's error texts."""
+    traits = {"nick": "nick"}
+    workspace.write(
+        "traits.yaml",
+        '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "crm"},'
+        f' "spec": {{"fields": {json.dumps(traits)}}}}}',
+    )
+    workspace.audience("vip", {"csv": "data/m.csv", "userId": "uid"}, traits="crm")
+    summary = tmp_path / "summary.md"
+    secrets = ("usr_00012391", "jane.doe")
+
+    def failing(path: str, nick: str) -> None:
+        workspace.csv("data/m.csv", "email,uid,nick", [f"jane.doe@example.com,usr_00012391,{nick}"])
+        emulator_server.emulator.faults.update(
+            {"echo_request": True, "fail_every": 1, "fail_status": 400, "paths": [path]}
+        )
+        for fmt in ("text", "json", "markdown"):
+            args = ("apply", workspace.manifests, "--yes", "--summary-file", summary)
+            result = cli(*args, "--format", fmt)
+            assert result.exit_code == 1, result.output
+            assert "request: {" in result.output, result.output  # the body was quoted
+            output = result.output + summary.read_text()
+            for secret in (*secrets, nick, json.dumps(nick)[1:-1]):
+                assert secret not in output, (path, fmt, secret, output)
+            assert "\ue000" not in output
+        shown = cli("apply", workspace.manifests, "--yes", "--show-members").output
+        assert "usr_00012391" in shown and nick in shown, shown
+
+    # A new member goes out with its fields in the subscribe; a changed field, in bulkUpdate.
+    failing("/api/lists/subscribe", "Zoë Nick")
+    emulator_server.emulator.faults = type(emulator_server.emulator.faults)()
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    failing("/api/users/bulkUpdate", "Zoë Newnick")
+
+
 SECRET_DOMAIN = "secret-merger-target.example"
 
 
