@@ -46,7 +46,10 @@ def check_output_path(option: str, path: Path | None, *, directory: bool = False
 def append(path: Path, text: str) -> None:
     """Add to a summary file (`--summary-file`, e.g. $GITHUB_STEP_SUMMARY)."""
     path.parent.mkdir(parents=True, exist_ok=True)  # as --out and --summary-json do
-    with path.open("a", encoding="utf-8") as handle:
+    # A file made here is owner-only, as a saved plan is: with --show-members it holds
+    # members in full. One that exists ($GITHUB_STEP_SUMMARY) keeps its mode.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
         handle.write(text if text.endswith("\n") else text + "\n")
 
 

@@ -51,6 +51,18 @@ def test_every_plan_format_and_the_summary_file_mask_members(
     assert "l***@***" in summary.read_text()
 
 
+def test_a_summary_file_it_creates_is_owner_only(workspace, cli, emulator_server, tmp_path):
+    setup(workspace, emulator_server)
+    made, existing = tmp_path / "new" / "summary.md", tmp_path / "step-summary.md"
+    existing.write_text("")
+    existing.chmod(0o644)  # as GitHub makes $GITHUB_STEP_SUMMARY: left as it is
+    for summary in (made, existing):
+        cli("plan", workspace.manifests, "--show-members", "--summary-file", summary)
+        assert "jane.doe@example.com" in summary.read_text()
+    assert made.stat().st_mode & 0o777 == 0o600
+    assert existing.stat().st_mode & 0o777 == 0o644
+
+
 def test_show_members_shows_them_in_full(workspace, cli, emulator_server):
     setup(workspace, emulator_server)
     result = cli("plan", workspace.manifests, "--show-members")
