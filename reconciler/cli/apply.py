@@ -209,7 +209,9 @@ def _stopped(
     message = (
         exits.safe_message(exc, opts.show_members) if isinstance(exc, ReconcilerError) else None
     )
-    record.stopped(exc, message)
+    # The run record is kept (a CI artifact) and holds no member identifiers: masked
+    # whatever --show-members says of the output people read.
+    record.stopped(exc, exits.safe_message(exc) if isinstance(exc, ReconcilerError) else None)
     if opts.summary_file is not None and message is not None:
         append(opts.summary_file, f"\n**reconciler apply stopped ({record.outcome})**: {message}\n")
     opts.write_record(record)

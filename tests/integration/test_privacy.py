@@ -144,6 +144,20 @@ def test_internal_errors_mask_emails_with_and_without_debug(workspace, monkeypat
         assert ("Traceback" in stderr) == bool(extra)
 
 
+def test_the_run_record_masks_members_even_with_show_members(workspace, cli, emulator_server):
+    """The run record (--summary-json) is kept as a CI artifact for 90 days and holds no
+    member identifiers; an apply stopped by an error quoting a member wrote it in full
+    there under --show-members, which is for the output people read locally."""
+    workspace.csv("data/m.csv", "email,uid", ["jane.doe@example.com,usr_00012391"])
+    query = "SELECT email, CAST(uid AS INTEGER) AS userId FROM read_csv('data/m.csv')"
+    workspace.audience("vip", {"sql": query, "database": ":memory:"})
+    record = workspace.root / "run.json"
+    result = cli("apply", workspace.manifests, "--yes", "--show-members", "--summary-json", record)
+    assert result.exit_code == 1 and "usr_00012391" in result.output  # shown, as asked
+    message = json.loads(record.read_text())["message"]
+    assert "Could not convert string" in message and "usr_0" not in message, message
+
+
 def test_an_internal_error_on_a_member_s_userid_masks_it(workspace, monkeypatch, capsys):
     import pytest
 
