@@ -53,8 +53,8 @@ def mask_identifier(identifier: str) -> str:
     return f"{_first(identifier)}{MASK}"
 
 
-# Where a database's own error text quotes a value it read (a cell, a CSV line, a JSON
-# text): the value is source data, whatever its shape. Group `value` of each pattern is
+# Where a database's own error text (or Python's) quotes a value it read (a cell, a CSV
+# line, a JSON text): the value is source data, whatever its shape. Group `value` of each pattern is
 # the value; its quote ends it, or the end of the line where it can hold quotes itself.
 _DATA_IN_ERRORS = tuple(
     re.compile(pattern, re.MULTILINE)
@@ -70,6 +70,10 @@ _DATA_IN_ERRORS = tuple(
         r'invalid value |field value out of range: |Token )"(?P<value>[^"\n]*)"',
         r'(?:^|value )"(?P<value>[^"\n]*)" is out of range',
         r"JSON data, line \d+: (?P<value>[^\n]*)",
+        # Python's own conversions, in an internal error's message or traceback.
+        r"(?:invalid literal for int\(\) with base \d+: |could not convert string to float: |"
+        r"""Invalid isoformat string: |time data )(?P<q>['"])(?P<value>.*?)(?P=q)"""
+        r"(?= does not match|$)",
     )
 )
 

@@ -180,3 +180,28 @@ def test_every_value_a_postgresql_error_quotes_is_masked(postgres_url):
     ]
     with psycopg.connect(postgres_url, autocommit=True) as connection:
         _assert_masked(_errors(connection.execute, cases))
+
+
+def test_a_value_python_s_conversions_quote_is_masked():
+    """An internal error (a bug converting a member's value) quotes the value in its
+    message, shown on one line or in the --debug traceback."""
+    import datetime
+
+    name = "Zedekiah O'Secretname"  # a quote in it: Python's repr then uses "..."
+    conversions = [
+        lambda: int(name),
+        lambda: float(name),
+        lambda: datetime.date.fromisoformat(name),
+        lambda: datetime.datetime.strptime(name, "%Y-%m-%d"),
+    ]
+    for convert in conversions:
+        try:
+            convert()
+        except ValueError as exc:
+            text = f"internal error: ValueError: {exc}\nThis is a bug in reconciler"
+        else:
+            raise AssertionError("converted")
+        assert "Secretname" in text  # Python does quote it
+        masked = mask_emails(text)
+        assert "Secretname" not in masked and "Zedekiah" not in masked, masked
+        assert "Z***" in masked and masked.endswith("\nThis is a bug in reconciler")
