@@ -23,6 +23,7 @@ import httpx
 
 from reconciler.emulator.emulator import Emulator
 from reconciler.emulator.replies import EmulatorResponse, Pacing
+from reconciler.render.masking import mask_emails
 
 # Far above the 4 MB batch cap, so an oversized batch still reaches the emulator and gets
 # Iterable's BatchTooLarge answer; beyond this the server refuses without reading.
@@ -74,7 +75,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             answer = self.server.emulator.handle(request)
         except Exception:
-            traceback.print_exc(file=sys.stderr)
+            # The emulator's log may be a CI log: emails in the error (a request's) masked.
+            sys.stderr.write(mask_emails(traceback.format_exc()))
             payload = {"msg": "Emulator error", "code": "GenericError", "params": None}
             self._send_plain(500, json.dumps(payload).encode(), "application/json")
             return

@@ -143,3 +143,19 @@ def test_concurrent_writers_lose_nothing(emulator_server: EmulatorServer) -> Non
     assert errors == []
     assert len(project.members(list_id)) == 8 * 5 * 20
     assert len(emulator_server.emulator.request_log) == 8 * 5
+
+
+def test_an_emulator_error_logs_its_traceback_with_emails_masked(
+    emulator_server: EmulatorServer, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    def broken(request: httpx.Request) -> None:
+        # A bug handling a request, whose message quotes the request's member.
+        raise ValueError(f"cannot handle {request.url.params['email']}")
+
+    monkeypatch.setattr(emulator_server.emulator, "handle", broken)
+    with httpx.Client(base_url=emulator_server.base_url) as http:
+        answer = http.get("/api/users/getByEmail", params={"email": "jane.doe@example.com"})
+    assert answer.status_code == 500
+    err = capfd.readouterr().err
+    assert "Traceback" in err and "ValueError: cannot handle j***@***" in err
+    assert "jane.doe" not in err
