@@ -161,9 +161,10 @@ def marking_sent(text: str, sent: Iterable[Any]) -> str:
     if not forms:
         return text
     # One pass, longest first: a value inside a longer one is not marked again. Whole
-    # values only: a member "ann" must not mark the word in "planned".
+    # values only: a member "ann" must not mark the word in "planned", nor a field value
+    # "lists" the endpoint's path.
     either = "|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))
-    pattern = re.compile(rf"(?<![\w@.+-])(?:{either})(?![\w@+-])")
+    pattern = re.compile(rf"(?<![\w@.+/-])(?:{either})(?![\w@+/-])")
     return pattern.sub(lambda m: source_value(forms[m[0]]), text)
 
 

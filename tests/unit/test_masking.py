@@ -8,6 +8,7 @@ import re
 from reconciler.render.masking import (
     Masker,
     column_names,
+    marking_sent,
     mask_emails,
     mask_identifier,
     message_for,
@@ -205,3 +206,14 @@ def test_a_value_python_s_conversions_quote_is_masked():
         masked = mask_emails(text)
         assert "Secretname" not in masked and "Zedekiah" not in masked, masked
         assert "Z***" in masked and masked.endswith("\nThis is a bug in reconciler")
+
+
+def test_values_a_failed_request_quotes_are_marked_whole():
+    sent = [{"email": "ann@example.com", "userId": "usr_7", "dataFields": {"tier": "lists"}}]
+    text = 'POST /api/lists/subscribe: HTTP 400: planned {"userId":"usr_7","tier":"lists"}'
+    marked = marking_sent(text, sent)
+    assert reveal(marked, False) == (
+        'POST /api/lists/subscribe: HTTP 400: planned {"userId":"u***","tier":"l***"}'
+    )
+    assert reveal(marked, True) == text
+    assert marking_sent("nothing quoted", sent) == "nothing quoted"
