@@ -62,8 +62,10 @@ _DATA_IN_ERRORS = tuple(
         # DuckDB: a cast, strptime, a date or timestamp, a cast of a whole value.
         r"(?:Could not (?:convert|parse) string |field format: |with value )"
         r"""(?P<q>['"])(?P<value>[^'"\n]*)(?P=q)""",
-        # DuckDB: the CSV line a reader error is on, the text of malformed JSON.
+        # DuckDB: the CSV line a reader error is on, the text of malformed JSON, the value
+        # a JSON line holds where another type was expected (an export's line).
         r"(?:Original Line: |Malformed JSON[^\n]*? Input: )(?P<value>[^\n]*)",
+        r'JSON transform error in file "[^"\n]*", in line \d+: [^\n]*?: "(?P<value>[^\n]*)"$',
         # PostgreSQL: invalid input and enum values, to_date's fields, dates and numbers
         # out of range, a JSON token and the JSON text around it.
         r"(?:invalid input syntax for type [\w ]+: |invalid input value for enum \w+: |"

@@ -150,8 +150,19 @@ def test_every_value_a_duckdb_error_quotes_is_masked(tmp_path):
     csv = tmp_path / "m.csv"
     # Quoted cells: the CSV line's quotes must not end the masking of the line.
     csv.write_text('email,uid,n\n"zed@example.com","usr_00012391","Zedekiah Secretname"\n')
+    # An export's lines, read as the DuckDB engine reads them, with a value of another type.
+    read_json = []
+    for n, lists in enumerate(('[1, "usr_00012391"]', '"Zedekiah Secretname"')):
+        lines = tmp_path / f"export{n}.jsonl"
+        lines.write_text(f'{{"email": "zed@example.com", "userId": "u1", "lists": {lists}}}\n')
+        columns = "{'email': 'VARCHAR', 'userId': 'VARCHAR', 'lists': 'BIGINT[]'}"
+        query = (
+            f"SELECT * FROM read_json('{lines}', format = 'newline_delimited', columns = {columns})"
+        )
+        read_json.append((query, []))
     cases = [
         (f"SELECT * FROM read_csv('{csv}', types={{'n': 'INTEGER'}})", []),
+        *read_json,
         ("SELECT strptime(?, '%Y-%m-%d')", ["SECRETDATE"]),
         ("SELECT CAST(? AS DATE)", ["SECRETDATE"]),
         ("SELECT CAST(? AS TIMESTAMP)", ["SECRETDATE"]),
