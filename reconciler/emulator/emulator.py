@@ -470,7 +470,7 @@ class Emulator:
                 retry_after = 1 if status == 429 and faults.retry_after else None
                 response = fault_reply(status, retry_after)
                 if faults.echo_request:
-                    response = quoting_request(response, body)
+                    response = quoting_request(response, f"{method} {path}", body)
                 if faults.echo_api_key and api_key:
                     response = echoing(response, api_key)
                 response.latency_seconds = latency

@@ -118,8 +118,9 @@ class Faults:
     every JSON error's `msg`, and every bulk answer (subscribe, unsubscribe, bulkUpdate) as
     a failed identifier and a filtered-out field. For testing that no such text is shown."""
     echo_request: bool = False
-    """A fault's error answer (`fail_every`, `script`) quotes the request's body back in
-    its `msg`, members and field values included, as a server that echoes its input might.
+    """A fault's error answer (`fail_every`, `script`) quotes the request's method, path
+    and body back in its `msg`, members and field values included, as a server that echoes
+    its input might.
     For testing that output masks what such text quotes."""
     fresh_list_seconds: float = 0.0
     """A list created through the API answers 400 invalidListId to subscribe/unsubscribe

@@ -192,15 +192,17 @@ def garbled_reply(real: EmulatorResponse, kind: str) -> EmulatorResponse:
     return EmulatorResponse(200, {"Content-Type": real.headers.get("Content-Type", JSON_TYPE)})
 
 
-def quoting_request(response: EmulatorResponse, body: bytes) -> EmulatorResponse:
-    """`response`, a JSON error, quoting the request's body back (Faults.echo_request)."""
+def quoting_request(response: EmulatorResponse, target: str, body: bytes) -> EmulatorResponse:
+    """`response`, a JSON error, quoting the request (`target`: method and path) and its
+    body back (Faults.echo_request)."""
     try:
         answer = json.loads(response.body)
     except ValueError:
         return response
     if not isinstance(answer, dict):
         return response
-    answer["msg"] = f"{answer.get('msg') or ''} (request: {body.decode('utf-8', 'replace')})"
+    request = f"{target} {body.decode('utf-8', 'replace')}".rstrip()
+    answer["msg"] = f"{answer.get('msg') or ''} (request: {request})"
     quoted = json_reply(response.status, answer, response.headers)
     quoted.latency_seconds, quoted.drop = response.latency_seconds, response.drop
     return quoted

@@ -48,6 +48,7 @@ from reconciler.iterable.batching import encode, pack_users
 from reconciler.iterable.ratelimit import SlidingWindow
 from reconciler.iterable.results import BatchResult, parse_bulk_response
 from reconciler.iterable.settings import ClientSettings
+from reconciler.render.masking import marking_sent
 from reconciler.threads import reading_pool
 
 REGION_URLS = {"us": "https://api.iterable.com", "eu": "https://api.eu.iterable.com"}
@@ -660,7 +661,12 @@ class IterableClient:
         else:
             assert email is not None
             path, label = f"/api/users/{quote(email, safe='')}", "/api/users/{email}"
-        return self._request("GET", path, bucket="user_reads", parse=_parse_user, label=label)
+        try:
+            return self._request("GET", path, bucket="user_reads", parse=_parse_user, label=label)
+        except IterableError as exc:
+            # Iterable's text may quote the path back: the identifier, as source data.
+            exc.args = (marking_sent(str(exc), [user_id or email]),)
+            raise
 
     def export_users(
         self,

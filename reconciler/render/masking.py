@@ -150,24 +150,37 @@ class Masker:
 def marking_sent(text: str, sent: Iterable[Any]) -> str:
     """A server's error about a request (`text`) with every text value the request carried
     (`sent`: its members, as payloads) marked as source data wherever it is quoted, as
-    sent or JSON-escaped: a server may echo its input, and a userId or a field value has no
-    shape to be recognised by. Each output then masks it, or shows it with --show-members."""
+    sent, JSON-escaped or URL-encoded (a path): a server may echo its input, and a userId or
+    a field value has no shape to be recognised by. Each output then masks it, or shows it
+    with --show-members."""
     values: set[str] = set()
     for item in sent:
         _text_values(item, values)
     forms: dict[str, str] = {}  # as quoted -> the value
     for value in values:
-        for form in (value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]):
+        escaped = (json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1])
+        for form in (value, *escaped, _url_encoded(value)):
             if len(form) >= 2 and form in text:
                 forms.setdefault(form, value)
     if not forms:
         return text
     # One pass, longest first: a value inside a longer one is not marked again. Whole
     # values only: a member "ann" must not mark the word in "planned", nor a field value
-    # "lists" the endpoint's path.
+    # "lists" a step of the endpoint's path (a path's last step is a userId).
     either = "|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))
-    pattern = re.compile(rf"(?<![\w@.+/-])(?:{either})(?![\w@+/-])")
+    pattern = re.compile(rf"(?<![\w@.+-])(?:{either})(?![\w@+/-])")
     return pattern.sub(lambda m: source_value(forms[m[0]]), text)
+
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+def _url_encoded(value: str) -> str:
+    """urllib's quote(value, safe=""), without urllib: the planner, which reaches this
+    module, imports nothing that does I/O (tests/unit/test_import_graph.py)."""
+    return "".join(
+        chr(byte) if chr(byte) in _UNRESERVED else f"%{byte:02X}" for byte in value.encode()
+    )
 
 
 def _text_values(item: Any, out: set[str]) -> None:

@@ -215,7 +215,7 @@ def test_an_iterable_error_quoting_the_request_is_masked(workspace, cli, emulato
             args = ("apply", workspace.manifests, "--yes", "--summary-file", summary)
             result = cli(*args, "--format", fmt)
             assert result.exit_code == 1, result.output
-            assert "request: {" in result.output, result.output  # the body was quoted
+            assert "(request: POST" in result.output, result.output  # the request was quoted
             output = result.output + summary.read_text()
             for secret in (*secrets, nick, json.dumps(nick)[1:-1]):
                 assert secret not in output, (path, fmt, secret, output)
@@ -228,6 +228,30 @@ def test_an_iterable_error_quoting_the_request_is_masked(workspace, cli, emulato
     emulator_server.emulator.faults = type(emulator_server.emulator.faults)()
     assert cli("apply", workspace.manifests, "--yes").exit_code == 0
     failing("/api/users/bulkUpdate", "Zoë Newnick")
+
+
+def test_a_per_user_read_error_quoting_its_path_is_masked(workspace, cli, emulator_server):
+    """A refused read of one profile (users/byUserId/{userId}, users/{email}) whose error
+    quotes its path showed the userId, or the URL-encoded email, in full."""
+    workspace.csv("data/m.csv", "email,uid,nick", ["jane.doe@example.com,usr_00012391,Gold"])
+    workspace.write(
+        "traits.yaml",
+        '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "crm"},'
+        ' "spec": {"fields": {"nick": "nick"}}}',
+    )
+    workspace.audience("vip", {"csv": "data/m.csv", "userId": "uid"}, traits="crm")
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    workspace.csv("data/m.csv", "email,uid,nick", ["jane.doe@example.com,usr_00012391,Silver"])
+    emulator_server.emulator.faults.update(
+        {"echo_request": True, "fail_every": 1, "fail_status": 400, "paths": ["/api/users/"]}
+    )
+    for fmt in ("text", "json"):
+        result = cli("plan", workspace.manifests, "--format", fmt)
+        assert result.exit_code == 1 and "(request: GET /api/users/" in result.output, result.output
+        for secret in ("usr_00012391", "jane.doe", "jane.doe%40example.com"):
+            assert secret not in result.output, (fmt, secret, result.output)
+    shown = cli("plan", workspace.manifests, "--show-members").output
+    assert "usr_00012391" in shown or "jane.doe%40example.com" in shown, shown
 
 
 SECRET_DOMAIN = "secret-merger-target.example"

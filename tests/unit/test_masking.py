@@ -228,3 +228,6 @@ def test_values_a_failed_request_quotes_are_marked_whole():
     )
     assert reveal(marked, True) == text
     assert marking_sent("nothing quoted", sent) == "nothing quoted"
+    # A path quoted back holds the identifier URL-encoded.
+    path = "GET /api/users/ann%40example.com: HTTP 400"
+    assert reveal(marking_sent(path, ["ann@example.com"]), False) == "GET /api/users/a***: HTTP 400"
