@@ -20,6 +20,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -35,6 +36,11 @@ RESERVED_KINDS: tuple[str, ...] = ()
 
 NAME_PATTERN = r"^[A-Za-z0-9._-]{1,200}$"
 ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# An Iterable API key (32 hex digits) or any long run of letters and digits mixed, with no
+# '_': no one names a variable so, and `env: <the key>` is a key pasted in git.
+_LOOKS_LIKE_A_KEY = re.compile(
+    r"[0-9a-fA-F]{32}|(?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[a-z])[A-Za-z0-9]{24,}"
+)
 # A top-level Iterable field: a dot would address a nested path, and surrounding spaces are
 # invisible in every UI that shows the field.
 FIELD_NAME_PATTERN = r"^[^.\s](?:[^.]{0,198}[^.\s])?$"
@@ -152,6 +158,20 @@ class ApiKeyRef(_StrictModel):
         if isinstance(data, str | int | float) and not isinstance(data, bool):
             raise PydanticCustomError("literal_api_key", LITERAL_API_KEY_MESSAGE)
         raise PydanticCustomError("api_key_type", "must be {env: VARIABLE} or {file: PATH}")
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _refuse_a_key_as_the_name(cls, value: Any) -> Any:
+        # Iterable's keys are 32 hex digits, often a valid variable name too: pasted under
+        # env, every "ITERABLE_API_KEY is not set" message would print the key itself.
+        if isinstance(value, str) and _LOOKS_LIKE_A_KEY.fullmatch(value):
+            raise PydanticCustomError(
+                "literal_api_key",
+                "this is the key itself, not the name of the variable holding it: give "
+                "{env: VARIABLE} (such as ITERABLE_API_KEY) and rotate the key, since it is "
+                "in git now",
+            )
+        return value
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> ApiKeyRef:

@@ -851,3 +851,20 @@ def test_a_key_written_one_level_too_high_says_where_it_belongs() -> None:
     assert only_problem().startswith(
         "m.yaml:16:3: unknown key 'csv' in spec (it belongs under spec.members); allowed: "
     )
+
+
+@pytest.mark.parametrize(
+    "pasted", ["0123456789abcdef0123456789ABCDEF", "sklive0123456789abcdefghijk"]
+)
+def test_a_key_pasted_as_the_variable_name_is_refused_without_echoing_it(pasted) -> None:
+    # A valid variable name too: without this, "... is not set" would print the key.
+    write("m.yaml", DESTINATION.replace("{env: ITERABLE_API_KEY}", f"{{env: {pasted}}}"))
+    found = only_problem()
+    assert found.startswith("m.yaml:7:17: spec.apiKey.env: this is the key itself"), found
+    assert pasted not in found
+
+
+@pytest.mark.parametrize("name", ["ITERABLE_API_KEY", "ITERABLE_KEY_PROD_EU_2024", "apiKey"])
+def test_variable_names_people_use_are_not_taken_for_keys(name) -> None:
+    write("m.yaml", DESTINATION.replace("{env: ITERABLE_API_KEY}", f"{{env: {name}}}"))
+    assert load_manifests(Path(".")).destinations["prod"].spec.apiKey.env == name
