@@ -67,6 +67,18 @@ def query_timeout(environ: dict[str, str] | None = None) -> float:
     return seconds
 
 
+# A file's inode, size, modification and change times: any write changes the last.
+FileState = tuple[int, int, int, int]
+
+
+def file_state(path: Path | str) -> FileState | None:
+    try:
+        s = os.stat(path)
+    except OSError:
+        return None
+    return s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns
+
+
 @dataclass(frozen=True)
 class DuckDbRelation:
     """A SELECT that runs in a locked-down connection of its own: the rows of a Parquet
@@ -89,6 +101,10 @@ class DuckDbRelation:
     # Snapshot copies the query reads (outside the repository): readable, and shown in
     # messages as the files they copy.
     snapshots: tuple[Snapshot, ...] = ()
+    # Told each repository file the query read (the database file included) and its
+    # FileState then, once it is known not to have changed while read: a saved plan
+    # digests them (sources/sql.py), as it digests a CSV source.
+    record: Callable[[Path, FileState], None] | None = None
 
     def connection(
         self, writable: Path | None = None, memory_bytes: int | None = None
@@ -102,6 +118,7 @@ class DuckDbRelation:
             memory_bytes,
             readable=tuple(s.copy for s in self.snapshots),
             audience=self.audience,
+            record=self.record,
         )
 
     def select(self) -> str:
@@ -287,6 +304,7 @@ def bounded_connection(
     memory_bytes: int | None = None,
     readable: Sequence[Path] = (),
     audience: str = "",
+    record: Callable[[Path, FileState], None] | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """`open_connection`, interrupted once RECONCILER_QUERY_TIMEOUT seconds have passed
     (DuckDB then raises InterruptException, which `query_error` words), closed on exit.
@@ -295,10 +313,11 @@ def bounded_connection(
     included) is checked not to have changed since the connection opened
     (SourceChangedError): such files are known only once the query has opened them, so
     they are judged by their modification and change times against the file system's own
-    clock when the read began, not copied first as CSV and Parquet sources are."""
+    clock when the read began, not copied first as CSV and Parquet sources are. Those
+    inside the repository are then handed to `record` with their state as read."""
     seconds = query_timeout()
     began = file_system_clock()
-    database_before = _stat(database) if database != IN_MEMORY else None
+    database_before = file_state(database) if database != IN_MEMORY else None
     spill: Path | None = None
     if writable is None:
         # Somewhere of reconciler's own for DuckDB's spill files, so that a query past the
@@ -325,15 +344,22 @@ def bounded_connection(
     try:
         yield connection
         ours = {str(path) for path in readable}
-        changed = [
-            (path, "it was written to")
-            for path in _opened_files(connection, base_dir)
-            if str(path) not in ours
-            and (writable is None or not is_inside(path, writable))
-            and _written_since(path, began)
-        ]
-        if database_before is not None and _stat(database) != database_before:
-            changed.append((Path(database), "it was written to"))
+        read: dict[Path, FileState] = {}
+        changed = []
+        for path in _opened_files(connection, base_dir):
+            if str(path) in ours or (writable is not None and is_inside(path, writable)):
+                continue
+            # Its state first, then the check: what is recorded is a state the query read.
+            state = file_state(str(path))
+            if state is None or max(state[2], state[3]) > began:
+                changed.append((path, "it was written to"))
+            elif is_inside(path, repository):  # all a query may read (open_connection)
+                read[path] = state
+        if database_before is not None:
+            if file_state(database) != database_before:
+                changed.append((Path(database), "it was written to"))
+            else:
+                read[Path(database)] = database_before
         if changed:
             path, what = changed[0]
             who = f"audience {audience!r}: " if audience else ""
@@ -343,19 +369,14 @@ def bounded_connection(
                 "whatever writes it has finished (no override: no plan is made from a file "
                 "that was half rewritten)"
             )
+        if record is not None:
+            for path, state in read.items():
+                record(path, state)
     finally:
         timer.cancel()
         connection.close()
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
-
-
-def _stat(path: str) -> tuple[int, int, int, int] | None:
-    try:
-        s = os.stat(path)
-    except OSError:
-        return None
-    return s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns
 
 
 def _opened_files(connection: duckdb.DuckDBPyConnection, base_dir: Path) -> list[Path]:
@@ -373,14 +394,6 @@ def _opened_files(connection: duckdb.DuckDBPyConnection, base_dir: Path) -> list
         if existing is not None:
             found.append(existing)
     return found
-
-
-def _written_since(path: Path, began: int) -> bool:
-    try:
-        s = os.stat(path)
-    except OSError:
-        return True  # gone since it was read
-    return max(s.st_mtime_ns, s.st_ctime_ns) > began
 
 
 def _list_literal(items: Sequence[str]) -> str:

@@ -7,9 +7,17 @@ from pathlib import Path
 
 import duckdb
 
+from reconciler.errors import SourceChangedError, display_path
+from reconciler.manifest.manifests import Audience
 from reconciler.members.identity import ProjectType
 from reconciler.sources.base import R, RelationReader, Source, SourceFile, source_path
-from reconciler.sources.duckdb_query import IN_MEMORY, DuckDbRelation, read_with_duckdb
+from reconciler.sources.duckdb_query import (
+    IN_MEMORY,
+    DuckDbRelation,
+    FileState,
+    file_state,
+    read_with_duckdb,
+)
 from reconciler.sources.result import SourceResult
 from reconciler.sources.snapshot import file_digest
 
@@ -31,10 +39,41 @@ class DuckDbQuery(Source):
             return []
         return [SourceFile("database", database, source_path(self.audience, database))]
 
+    def __init__(self, audience: Audience) -> None:
+        super().__init__(audience)
+        # Each repository file a run of the query read (the database file, and any file
+        # it names: read_csv('data/x.csv')), with its state then; None when two runs of
+        # it (the row estimate, the read) saw different states.
+        self._read: dict[Path, FileState | None] = {}
+
+    def _record(self, path: Path, state: FileState) -> None:
+        key = path.resolve()
+        self._read[key] = state if self._read.get(key, state) == state else None
+
     def digests(self) -> list[tuple[Path, str]]:
-        # The database file is not copied (it may be far larger than what the query
-        # reads); bounded_connection checks it did not change while the query ran.
-        return [(f.path, file_digest(f.path)) for f in self.files() if f.path.is_file()]
+        # Nothing the query reads is copied (a database may be far larger than what the
+        # query reads): bounded_connection checks none changed while the query ran and
+        # records their state, and each is digested now, if it is still in that state.
+        # A database file the query did not get to open is digested as it is.
+        found = [
+            (f.path, file_digest(f.path))
+            for f in self.files()
+            if f.path.resolve() not in self._read and f.path.is_file()
+        ]
+        for path, state in sorted(self._read.items()):
+            try:
+                digest = file_digest(path)
+            except OSError:
+                digest = ""
+            if state is None or not digest or file_state(path) != state:
+                raise SourceChangedError(
+                    f"{self.declared_at}: audience {self.audience.name!r}: guard "
+                    f"source_changed: {display_path(path)}, read by the query, changed since "
+                    "(it was written to); nothing was planned or changed. Run again once "
+                    "whatever writes it has finished"
+                )
+            found.append((path, digest))
+        return found
 
     def duckdb_relation(self) -> DuckDbRelation:
         assert self.spec.sql is not None
@@ -48,6 +87,7 @@ class DuckDbQuery(Source):
             subject="the query",
             where=lambda row: f"{declared_at}: query row {row}",
             audience=self.audience.name,
+            record=self._record,
         )
 
     def estimate_rows(self) -> int | None:

@@ -92,6 +92,28 @@ def test_files_a_query_read_and_nobody_changed_pass(tmp_path: Path) -> None:
     assert list(source_for(audience).read("email").members) == ["a@example.com"]
 
 
+def test_the_files_a_query_read_are_digested_as_it_read_them(tmp_path: Path) -> None:
+    """A saved plan digests what the query opened (read_csv('people.csv')), not only its
+    `database:`; a file written after the query read it gives no digest at all: it would
+    lend the plan a content the plan was not made from."""
+    people = tmp_path / "data" / "people.csv"
+    people.parent.mkdir()
+    people.write_text("email\na@example.com\n", encoding="utf-8")
+    spec = {"sql": "SELECT email FROM read_csv('data/people.csv')", "database": ":memory:"}
+    source = source_for(load_audience(tmp_path, spec))
+    assert source.digests() == []  # not read yet: nothing opened
+    assert list(source.read("email").members) == ["a@example.com"]
+    sha = hashlib.sha256(people.read_bytes()).hexdigest()
+    assert source.digests() == [(people, sha)]
+
+    people.write_text("email\nb@example.com\n", encoding="utf-8")
+    with pytest.raises(SourceChangedError, match=r"data/people\.csv, read by the query, changed"):
+        source.digests()
+    again = source_for(load_audience(tmp_path, spec))
+    assert list(again.read("email").members) == ["b@example.com"]
+    assert again.digests() == [(people, hashlib.sha256(people.read_bytes()).hexdigest())]
+
+
 def test_a_database_file_written_while_the_query_runs_is_refused(tmp_path: Path) -> None:
     database = write_duckdb(tmp_path / "crm.duckdb", "CREATE TABLE t AS SELECT 1 AS x")
     reading = duckdb_query.bounded_connection(

@@ -1,0 +1,47 @@
+"""Saved plans in CI (plan on the pull request, `apply --plan` on merge): what is applied is
+what the reviewed plan said, or nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.test_safety import list_named, project, writes
+
+QUERY = "SELECT email FROM read_csv('data/q.csv')"
+
+
+def query_audience(workspace, rows: list[str]) -> None:
+    workspace.csv("data/q.csv", "email", rows)
+    workspace.audience("q", {"sql": QUERY, "database": ":memory:", "email": "email"})
+
+
+@pytest.mark.parametrize(
+    ("plan_engine", "apply_engine"),
+    [("python", "python"), ("duckdb", "duckdb"), ("python", "duckdb"), ("duckdb", "python")],
+)
+def test_a_file_a_query_reads_is_part_of_the_saved_plans_digest(
+    workspace, cli, emulator_server, tmp_path, monkeypatch, plan_engine, apply_engine
+):
+    """The query's own files, not only its `database:`: a CSV the query reads, changed
+    between plan and apply, made apply add the reviewed plan's members, whom the source
+    no longer holds."""
+    query_audience(workspace, ["a@example.com", "b@example.com"])
+    planfile = tmp_path / "q.plan"
+    monkeypatch.setenv("RECONCILER_ENGINE", plan_engine)
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+
+    monkeypatch.setenv("RECONCILER_ENGINE", apply_engine)
+    query_audience(workspace, ["a@example.com", "c@example.com"])
+    refused = cli("apply", "--plan", planfile, "--yes")
+    assert refused.exit_code == 4, refused.output
+    assert "manifests or their member sources changed" in refused.stderr
+    assert writes(emulator_server) == []
+
+    # Back as it was reviewed, the plan applies (under either engine: they digest alike).
+    query_audience(workspace, ["a@example.com", "b@example.com"])
+    applied = cli("apply", "--plan", planfile, "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert sorted(project(emulator_server).members(list_named(emulator_server, "q").id)) == [
+        "a@example.com",
+        "b@example.com",
+    ]
