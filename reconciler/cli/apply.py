@@ -40,6 +40,7 @@ from reconciler.cli.output import append, check_output_path, print_plan, progres
 from reconciler.errors import ReconcilerError, UnsafePlanError
 from reconciler.members.model import SavedPlanTables
 from reconciler.plan import Plan
+from reconciler.plan.campaigns import campaigns_now
 from reconciler.plan.file import SavedPlan, load_plan
 from reconciler.plan.policy import overridden_rules
 from reconciler.render.masking import shower
@@ -242,8 +243,9 @@ def _apply(opts: _Options, record: RunRecord) -> ApplyReport:
         the_plan = session.plan(manifests, clients, targets, state, member_reads=reads)
         if loaded is not None:
             loaded.raise_if_stale(manifests_digest(manifests), the_plan)
-            # Who opted out since the plan was made is held back, as the plan made now does.
-            the_plan = recheck_saved(loaded.plan, the_plan)
+            # Who opted out since the plan was made is held back, as the plan made now does,
+            # and the campaigns the adds reach are those running now.
+            the_plan = campaigns_now(recheck_saved(loaded.plan, the_plan), the_plan)
         if opts.output is not OutputFormat.json:
             print_plan(the_plan, opts.output, opts.show_members, opts.allowed)
         if opts.summary_file is not None:

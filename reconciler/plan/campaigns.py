@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Literal, Protocol
 
-from reconciler.plan.model import CampaignUse, ListPlan
+from reconciler.plan.model import CampaignUse, ListPlan, Plan
 
 
 class CampaignInfo(Protocol):
@@ -56,3 +57,24 @@ def campaign_uses(
 def needs_campaigns(lists: Sequence[ListPlan]) -> bool:
     """Campaigns are read only when the plan changes a list that already exists."""
     return any(lp.has_changes and lp.list_id is not None for lp in lists)
+
+
+def campaigns_now(saved: Plan, current: Plan) -> Plan:
+    """`apply --plan`: the saved plan with the campaigns `current` (a plan made now, whose
+    stale check has passed) read. A campaign started, or stopped, while the plan waited
+    for approval changes no list, so the plan is not stale; but activeCampaignAdds is
+    about who would be messaged when the adds are sent, and the plan shows them."""
+    now = {d.destination: d for d in current.destinations}
+    return dataclasses.replace(
+        saved,
+        destinations=tuple(
+            d
+            if d.destination not in now
+            else dataclasses.replace(
+                d,
+                campaigns=now[d.destination].campaigns,
+                campaigns_read_error=now[d.destination].campaigns_read_error,
+            )
+            for d in saved.destinations
+        ),
+    )

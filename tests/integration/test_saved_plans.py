@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.test_safety import list_named, project, writes
+from tests.integration.test_safety import list_named, project, seed_list, writes
 
 QUERY = "SELECT email FROM read_csv('data/q.csv')"
 
@@ -45,3 +45,26 @@ def test_a_file_a_query_reads_is_part_of_the_saved_plans_digest(
         "a@example.com",
         "b@example.com",
     ]
+
+
+def test_a_campaign_started_after_the_plan_was_saved_blocks_its_adds(
+    workspace, cli, emulator_server, tmp_path
+):
+    """activeCampaignAdds: block judges the campaigns as they are when the adds are sent.
+    The reviewed plan read none running; one started while the plan waited for approval
+    messages the added members at once, which the policy exists to stop."""
+    list_id = seed_list(emulator_server, "vip", ["a@example.com"])
+    workspace.destination(policy={"activeCampaignAdds": "block"})
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    planfile = tmp_path / "vip.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+    welcome = project(emulator_server).add_campaign(
+        "Welcome", campaign_type="Triggered", state="Running", list_ids=[list_id]
+    )
+    emulator_server.emulator.clear_log()
+
+    result = cli("apply", "--plan", planfile, "--yes")
+    assert result.exit_code == 3, result.output
+    assert f"campaign 'Welcome' (id {welcome})" in result.stderr
+    assert writes(emulator_server) == []
+    assert project(emulator_server).members(list_id) == ["a@example.com"]
