@@ -4,15 +4,18 @@ A plan file is gzip-compressed JSON lines: a first line with everything but the 
 then every list's adds, removes, subscribes' mapped fields and field-update keys, and each
 destination's field updates, one per line (it must hold them, to apply exactly:
 treat it as personal data), a digest of the manifests and member sources it was made
-from, and a fingerprint of the live state it read. Lines let a plan of ten million
-members be written and read a batch at a time; large member sets are read back into the
-DuckDB workspace rather than into memory. It never holds an API key: keys are resolved
-again from the manifests' env/file references at apply time.
+from, and a fingerprint of the live state it read; a last line holds the SHA-256 of the
+lines before it, so a file edited by hand or cut short is refused rather than applied.
+Lines let a plan of ten million members be written and read a batch at a time; large
+member sets are read back into the DuckDB workspace rather than into memory. It never
+holds an API key: keys are resolved again from the manifests' env/file references at
+apply time.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import tempfile
@@ -38,8 +41,10 @@ from reconciler.plan import (
 from reconciler.plan.fingerprint import first_difference
 
 FORMAT = "reconciler-plan"
-# 2: trait-mapping field writes; 3: members on lines of their own; 4: mapped fields too
-VERSION = 4
+# 2: trait-mapping field writes; 3: members on lines of their own; 4: mapped fields too;
+# 5: a checksum line last
+VERSION = 5
+CHECKSUM = "sha256"
 
 
 @dataclass(frozen=True)
@@ -135,8 +140,9 @@ def save_plan(
         os.chmod(tmp, 0o600)
         with (
             os.fdopen(fd, "wb") as raw,
-            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as handle,
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as compressed,
         ):
+            handle = _Summed(compressed)
             handle.write(_line(payload))
             for d in plan.destinations:
                 for lp in d.lists:
@@ -150,6 +156,7 @@ def save_plan(
                         handle.write(b"".join(_line(k) for k in keys))
                 for updates in _batches(d.field_updates, _BATCH):
                     handle.write(b"".join(_line(_update_to_json(u)) for u in updates))
+            compressed.write(_line({CHECKSUM: handle.digest.hexdigest()}))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -157,6 +164,23 @@ def save_plan(
 
 
 _BATCH = 10_000
+
+
+class _Summed:
+    """A plan file's lines as written or read, and the SHA-256 of those lines so far."""
+
+    def __init__(self, handle: IO[bytes] | gzip.GzipFile) -> None:
+        self._handle = handle
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        self.digest.update(data)
+        self._handle.write(data)
+
+    def readline(self) -> bytes:
+        line = self._handle.readline()
+        self.digest.update(line)
+        return line
 
 
 def _field_batches(
@@ -189,7 +213,8 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
     except OSError as exc:
         raise ReconcilerError(f"cannot read plan file {path}: {exc.strerror}") from None
     try:
-        with raw, _maybe_gzip(raw) as handle:
+        with raw, _maybe_gzip(raw) as file:
+            handle = _Summed(file)
             payload = json.loads(handle.readline())
             if not isinstance(payload, dict) or payload.get("format") != FORMAT:
                 raise ValueError("not a plan file")
@@ -203,8 +228,15 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
                 tuple(_destination_from_json(d, members) for d in payload["destinations"]),
                 payload["fingerprint"],
             )
-            if handle.readline():
-                raise ValueError("more lines than the plan's lists hold")
+            trailer = json.loads(file.readline() or b"null")
+            if not isinstance(trailer, dict) or CHECKSUM not in trailer:
+                raise ValueError("the plan file ends before its checksum")
+            if trailer[CHECKSUM] != handle.digest.hexdigest() or file.readline():
+                raise ReconcilerError(
+                    f"{path} is not the plan that was saved: its content does not match its "
+                    "checksum (it was edited or damaged since). Nothing was applied; make the "
+                    "plan again"
+                )
         return SavedPlan(
             plan=plan,
             manifest_root=_root(payload["manifests"]),
@@ -231,7 +263,7 @@ def _maybe_gzip(raw: IO[bytes]) -> IO[bytes]:
 class _MemberLines:
     """Reads each list's adds and removes from the lines after the header, in order."""
 
-    def __init__(self, handle: IO[bytes], tables: MemberTables | None):
+    def __init__(self, handle: _Summed, tables: MemberTables | None):
         self._handle = handle
         self._tables = tables
 

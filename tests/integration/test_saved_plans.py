@@ -3,6 +3,8 @@ what the reviewed plan said, or nothing."""
 
 from __future__ import annotations
 
+import gzip
+
 import pytest
 
 from tests.integration.test_safety import list_named, project, seed_list, writes
@@ -68,3 +70,20 @@ def test_a_campaign_started_after_the_plan_was_saved_blocks_its_adds(
     assert f"campaign 'Welcome' (id {welcome})" in result.stderr
     assert writes(emulator_server) == []
     assert project(emulator_server).members(list_id) == ["a@example.com"]
+
+
+def test_a_plan_edited_by_hand_is_refused_with_zero_writes(
+    workspace, cli, emulator_server, tmp_path
+):
+    seed_list(emulator_server, "vip", ["a@example.com"])
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    planfile = tmp_path / "vip.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+    edited = gzip.decompress(planfile.read_bytes()).replace(b"b@example.com", b"m@example.com")
+    planfile.write_bytes(gzip.compress(edited))
+    emulator_server.emulator.clear_log()
+
+    result = cli("apply", "--plan", planfile, "--yes")
+    assert result.exit_code == 1, result.output
+    assert "is not the plan that was saved" in result.stderr
+    assert writes(emulator_server) == []
