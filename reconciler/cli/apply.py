@@ -242,7 +242,7 @@ def _apply(opts: _Options, record: RunRecord) -> ApplyReport:
         reads = "export" if loaded is not None else None
         the_plan = session.plan(manifests, clients, targets, state, member_reads=reads)
         if loaded is not None:
-            loaded.raise_if_stale(manifests_digest(manifests), the_plan)
+            loaded.raise_if_stale(manifests_digest(manifests, targets), the_plan)
             # Who opted out since the plan was made is held back, as the plan made now does,
             # and the campaigns the adds reach are those running now.
             the_plan = campaigns_now(recheck_saved(loaded.plan, the_plan), the_plan)

@@ -63,7 +63,7 @@ def plan(
         check_output_path("--summary-file", summary_file)
         manifests, the_plan = session.read_plan(path, target, state_dir)
         if out is not None:
-            save_plan(out, the_plan, manifests_digest(manifests), path, target)
+            save_plan(out, the_plan, manifests_digest(manifests, target), path, target)
     except (ReconcilerError, KeyboardInterrupt) as exc:
         # A plan only reads, so after Ctrl-C there is nothing to undo.
         raise exits.fail(exc, alert="plan") from None

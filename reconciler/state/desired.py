@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -163,11 +164,16 @@ def at_scale(engine: Engine, audience: Audience, manifests: Manifests) -> bool:
     )
 
 
-def manifests_digest(manifests: Manifests) -> str:
+def manifests_digest(manifests: Manifests, targets: Collection[str] | None = None) -> str:
     """Digest of every manifest file and every file-based member source, by content: a
-    saved plan records it, and apply refuses the plan when it changed."""
+    saved plan records it, and apply refuses the plan when it changed. With `targets`
+    (a plan of some audiences), only their sources: the others' are never read into the
+    plan, so a change to them (a nightly export rewriting another audience's CSV) leaves
+    it correct. Every manifest file still counts, whoever it declares."""
     files: dict[Path, bytes | None] = {Path(f).resolve(): None for f in manifests.files}
     for audience in manifests.audiences.values():
+        if targets and audience.name not in targets:
+            continue
         # Member files as this run read them (their snapshots: a file rewritten after it
         # was read must not lend its digest to a plan made from the old content). A
         # query's result at a url cannot be digested without running it; the live

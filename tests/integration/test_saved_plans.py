@@ -87,3 +87,30 @@ def test_a_plan_edited_by_hand_is_refused_with_zero_writes(
     assert result.exit_code == 1, result.output
     assert "is not the plan that was saved" in result.stderr
     assert writes(emulator_server) == []
+
+
+def test_a_targeted_plan_stays_good_when_another_audiences_source_changes(
+    workspace, cli, emulator_server, tmp_path
+):
+    """`plan --target vip --out` plans from vip's source alone: another audience's CSV,
+    rewritten before the merge (a nightly export), does not make it stale. Its own does."""
+    workspace.csv("data/vip.csv", "email", ["a@example.com"])
+    workspace.audience("vip", {"csv": "data/vip.csv"})
+    workspace.csv("data/other.csv", "email", ["o@example.com"])
+    workspace.audience("other", {"csv": "data/other.csv"})
+    planfile = tmp_path / "vip.plan"
+    assert cli("plan", workspace.manifests, "--target", "vip", "--out", planfile).exit_code == 0
+
+    workspace.csv("data/vip.csv", "email", ["a@example.com", "b@example.com"])
+    refused = cli("apply", "--plan", planfile, "--yes")
+    assert refused.exit_code == 4, refused.output
+    assert writes(emulator_server) == []
+
+    workspace.csv("data/vip.csv", "email", ["a@example.com"])
+    workspace.csv("data/other.csv", "email", ["o@example.com", "p@example.com"])
+    applied = cli("apply", "--plan", planfile, "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert project(emulator_server).members(list_named(emulator_server, "vip").id) == [
+        "a@example.com"
+    ]
+    assert [r.name for r in project(emulator_server).lists.values()] == ["vip"]
