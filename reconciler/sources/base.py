@@ -8,19 +8,19 @@ from the same snapshot of its files.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
-from reconciler.errors import SourceError, display_path
+from reconciler.errors import SourceChangedError, SourceError, display_path
 from reconciler.manifest.manifests import Audience
 from reconciler.members.identity import ProjectType
 from reconciler.sources.result import SourceResult
+from reconciler.sources.snapshot import FileState, Snapshot, file_digest, file_state
 
 if TYPE_CHECKING:
     from reconciler.sources.duckdb_query import DuckDbRelation
-    from reconciler.sources.snapshot import Snapshot
 
 R = TypeVar("R", covariant=True)
 
@@ -141,3 +141,32 @@ def source_path(audience: Audience, relative: str) -> Path:
     comments, where a runner's absolute path is noise."""
     path = Path(relative)
     return Path(display_path(path if path.is_absolute() else audience.base_dir / path))
+
+
+def remember_read(read: dict[Path, FileState | None], path: Path, state: FileState) -> None:
+    """Note that a run of a source's query read `path` in `state`; a file two runs (the
+    row estimate, the read) found in different states is noted as None."""
+    read[path] = state if read.get(path, state) == state else None
+
+
+def digests_as_read(
+    source: Source, read: Mapping[Path, FileState | None]
+) -> list[tuple[Path, str]]:
+    """(file, SHA-256) of each file a source's query read and did not copy (a database,
+    a CSV named in the query), digested now if it is still as the query read it: a file
+    written since would lend a saved plan a content it was not made from."""
+    found = []
+    for path, state in sorted(read.items()):
+        try:
+            digest = file_digest(path)
+        except OSError:
+            digest = ""
+        if state is None or not digest or file_state(path) != state:
+            raise SourceChangedError(
+                f"{source.declared_at}: audience {source.audience.name!r}: guard "
+                f"source_changed: {display_path(path)}, read by the query, changed since "
+                "(it was written to); nothing was planned or changed. Run again once "
+                "whatever writes it has finished"
+            )
+        found.append((path, digest))
+    return found

@@ -159,19 +159,14 @@ def confine_file_database(url: URL, where: str, repository: Path) -> URL:
     """`url` if it names no local file; a SQLite file inside `repository` opened read-only;
     ConfigError otherwise. A manifest reads only files in its repository, and never
     creates one (SQLite makes a missing file)."""
-    backend = url.get_backend_name()
-    if backend == "duckdb":
+    if url.get_backend_name() == "duckdb":
         raise ConfigError(
             f"{where}: a duckdb:// URL is refused; write `database:` for a DuckDB file, "
             "where the query runs locked down to the repository's files"
         )
-    if backend != "sqlite" or url.database in (None, "", ":memory:"):
+    path = sqlite_file(url)
+    if path is None:
         return url
-    database = url.database
-    if database.startswith("file:"):
-        database = urlsplit(database).path
-    path = Path(database)
-    path = path if path.is_absolute() else Path.cwd() / path
     if not is_inside(path, repository) or _private(path, repository):
         raise ConfigError(
             f"{where}: the SQLite database {path} is outside the repository {repository} "
@@ -183,6 +178,18 @@ def confine_file_database(url: URL, where: str, repository: Path) -> URL:
     return url.set(
         database=f"file:{quote(str(path.resolve()))}", query={"mode": "ro", "uri": "true"}
     )
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The local file a SQLite URL names (a relative one from the working directory, as
+    SQLite opens it), or None for any other URL."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    database = url.database
+    if database.startswith("file:"):
+        database = urlsplit(database).path
+    path = Path(database)
+    return path if path.is_absolute() else Path.cwd() / path
 
 
 def _private(path: Path, repository: Path) -> bool:

@@ -37,7 +37,13 @@ from reconciler.manifest.repository import (
 from reconciler.members.identity import ProjectType
 from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
-from reconciler.sources.snapshot import TEMP_DIR_VARIABLE, Snapshot, file_system_clock
+from reconciler.sources.snapshot import (
+    TEMP_DIR_VARIABLE,
+    FileState,
+    Snapshot,
+    file_state,
+    file_system_clock,
+)
 
 IN_MEMORY = ":memory:"
 
@@ -65,18 +71,6 @@ def query_timeout(environ: dict[str, str] | None = None) -> float:
             f"{QUERY_TIMEOUT_VARIABLE} must be a number of seconds above 0; got {raw!r}"
         )
     return seconds
-
-
-# A file's inode, size, modification and change times: any write changes the last.
-FileState = tuple[int, int, int, int]
-
-
-def file_state(path: Path | str) -> FileState | None:
-    try:
-        s = os.stat(path)
-    except OSError:
-        return None
-    return s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns
 
 
 @dataclass(frozen=True)

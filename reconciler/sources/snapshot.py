@@ -167,6 +167,18 @@ def file_system_clock() -> int:
         return os.fstat(marker.fileno()).st_mtime_ns
 
 
+# A file's inode, size, modification and change times: any write changes the last.
+FileState = tuple[int, int, int, int]
+
+
+def file_state(path: Path | str) -> FileState | None:
+    try:
+        s = os.stat(path)
+    except OSError:
+        return None
+    return s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns
+
+
 def file_digest(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()

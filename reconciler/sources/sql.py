@@ -7,19 +7,20 @@ from pathlib import Path
 
 import duckdb
 
-from reconciler.errors import SourceChangedError, display_path
 from reconciler.manifest.manifests import Audience
 from reconciler.members.identity import ProjectType
-from reconciler.sources.base import R, RelationReader, Source, SourceFile, source_path
-from reconciler.sources.duckdb_query import (
-    IN_MEMORY,
-    DuckDbRelation,
-    FileState,
-    file_state,
-    read_with_duckdb,
+from reconciler.sources.base import (
+    R,
+    RelationReader,
+    Source,
+    SourceFile,
+    digests_as_read,
+    remember_read,
+    source_path,
 )
+from reconciler.sources.duckdb_query import IN_MEMORY, DuckDbRelation, read_with_duckdb
 from reconciler.sources.result import SourceResult
-from reconciler.sources.snapshot import file_digest
+from reconciler.sources.snapshot import FileState, file_digest
 
 
 class DuckDbQuery(Source):
@@ -47,8 +48,7 @@ class DuckDbQuery(Source):
         self._read: dict[Path, FileState | None] = {}
 
     def _record(self, path: Path, state: FileState) -> None:
-        key = path.resolve()
-        self._read[key] = state if self._read.get(key, state) == state else None
+        remember_read(self._read, path.resolve(), state)
 
     def digests(self) -> list[tuple[Path, str]]:
         # Nothing the query reads is copied (a database may be far larger than what the
@@ -60,20 +60,7 @@ class DuckDbQuery(Source):
             for f in self.files()
             if f.path.resolve() not in self._read and f.path.is_file()
         ]
-        for path, state in sorted(self._read.items()):
-            try:
-                digest = file_digest(path)
-            except OSError:
-                digest = ""
-            if state is None or not digest or file_state(path) != state:
-                raise SourceChangedError(
-                    f"{self.declared_at}: audience {self.audience.name!r}: guard "
-                    f"source_changed: {display_path(path)}, read by the query, changed since "
-                    "(it was written to); nothing was planned or changed. Run again once "
-                    "whatever writes it has finished"
-                )
-            found.append((path, digest))
-        return found
+        return found + digests_as_read(self, self._read)
 
     def duckdb_relation(self) -> DuckDbRelation:
         assert self.spec.sql is not None

@@ -11,6 +11,7 @@ import importlib.util
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
@@ -21,15 +22,24 @@ from sqlalchemy.pool import NullPool
 from reconciler.errors import SourceError
 from reconciler.manifest.manifests import Audience
 from reconciler.members.identity import ProjectType
-from reconciler.sources.base import Consume, R, RelationReader, Source
+from reconciler.sources.base import (
+    Consume,
+    R,
+    RelationReader,
+    Source,
+    digests_as_read,
+    remember_read,
+)
 from reconciler.sources.database_url import (
     DatabaseUrl,
     check_database_host,
     confine_file_database,
     expand_url,
+    sqlite_file,
 )
 from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
+from reconciler.sources.snapshot import FileState, file_state
 
 # Drivers that install with an extra of reconciler, for the hint when one is missing.
 _EXTRAS = {"postgresql": "reconciler[postgres]"}
@@ -40,8 +50,30 @@ class Warehouse(Source):
     field = "sql"
     traits_at_scale = True  # its values are kept exactly (engine/desired_table.py)
 
+    def __init__(self, audience: Audience) -> None:
+        super().__init__(audience)
+        # A SQLite file of the repository's (`url: sqlite:///data/x.db`), as each run of
+        # the query found it; None when two runs found it different.
+        self._read: dict[Path, FileState | None] = {}
+
+    def _sqlite_file(self) -> Path | None:
+        assert self.spec.url is not None
+        url_at = str(self.audience.field_location("members", "url"))
+        path = sqlite_file(expand_url(self.spec.url, url_at).url)
+        return path.resolve() if path is not None else None
+
     def stream(self, consume: Consume, sql: str | None = None) -> None:
+        path = self._sqlite_file()
+        state = file_state(path) if path is not None else None
         stream_query(self.audience, consume, sql)
+        if path is not None and state is not None:
+            remember_read(self._read, path, state)
+
+    def digests(self) -> list[tuple[Path, str]]:
+        """A SQLite file in the repository is a member file like a CSV: a saved plan
+        digests it, as the query read it. A server's data cannot be digested without
+        running the query; the live fingerprint still catches changes on Iterable's side."""
+        return digests_as_read(self, self._read)
 
     def estimate_rows(self) -> int | None:
         """A `SELECT count(*)` over the query, where it runs (a second, cheaper run)."""

@@ -4,6 +4,7 @@ what the reviewed plan said, or nothing."""
 from __future__ import annotations
 
 import gzip
+import sqlite3
 
 import pytest
 
@@ -114,3 +115,27 @@ def test_a_targeted_plan_stays_good_when_another_audiences_source_changes(
         "a@example.com"
     ]
     assert [r.name for r in project(emulator_server).lists.values()] == ["vip"]
+
+
+def test_a_sqlite_database_in_the_repository_is_part_of_the_saved_plans_digest(
+    workspace, cli, emulator_server, tmp_path
+):
+    database = workspace.manifests / "data" / "m.db"
+    database.parent.mkdir(parents=True)
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE people (email TEXT)")
+        connection.execute("INSERT INTO people VALUES ('a@example.com'), ('b@example.com')")
+    connection.close()
+    workspace.audience(
+        "q", {"sql": "SELECT email FROM people", "url": "sqlite:///manifests/data/m.db"}
+    )
+    planfile = tmp_path / "q.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE people SET email = 'c@example.com' WHERE email LIKE 'b%'")
+    connection.close()
+    refused = cli("apply", "--plan", planfile, "--yes")
+    assert refused.exit_code == 4, refused.output
+    assert "manifests or their member sources changed" in refused.stderr
+    assert writes(emulator_server) == []

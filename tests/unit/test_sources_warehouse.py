@@ -4,11 +4,13 @@ the warehouse; tests/unit/test_sources_sql.py runs the same against PostgreSQL."
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from reconciler.errors import SourceChangedError
 from reconciler.sources import read_members, source_for
 from reconciler.sources.csv_file import CsvFile
 from reconciler.sources.inline import Inline
@@ -64,6 +66,23 @@ def test_warehouse_streams_rows_and_counts_where_the_data_lives(repo: Path) -> N
     assert result.members["1"].traits == {"plan": "gold"}
     (issue,) = result.issues
     assert issue.where.endswith(": query row 3") and issue.message == "invalid email"
+
+
+def test_a_sqlite_file_in_the_repository_is_digested_as_the_query_read_it(repo: Path) -> None:
+    """A saved plan digests a `url: sqlite:///...` file as it digests a CSV: a database
+    changed between plan and apply made `apply --plan` apply a plan of the old rows."""
+    spec = {"sql": "SELECT email FROM people", "url": "sqlite:///crm.db"}
+    source = source_for(load_audience(repo, spec))
+    assert source.digests() == []  # not read yet
+    assert sorted(source.read("hybrid").members) == ["a@example.com", "b@example.com"]
+    database = (repo / "crm.db").resolve()
+    assert source.digests() == [(database, hashlib.sha256(database.read_bytes()).hexdigest())]
+
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE people SET email = 'c@example.com' WHERE user_id = 1")
+    connection.close()
+    with pytest.raises(SourceChangedError, match=r"crm\.db, read by the query, changed since"):
+        source.digests()
 
 
 def test_the_registry_makes_one_source_of_the_declared_kind(repo: Path) -> None:
