@@ -228,7 +228,12 @@ def _apply(opts: _Options, record: RunRecord) -> ApplyReport:
         # A PATH given is used as it is: the manifest digest still has to match.
         path, targets = path or loaded.manifest_root, loaded.targets
     path = path or Path("manifests")
-    manifests = session.load(path, targets)
+    if loaded is not None:
+        # The plan's own --target: an audience gone since is a stale plan, not a usage error.
+        manifests = session.load(path, None)
+        loaded.raise_if_targets_gone(manifests.audiences)
+    else:
+        manifests = session.load(path, targets)
     state = session.state_dir(opts.state_dir, path)
     with ExitStack() as stack:
         clients = session.open_clients(manifests, stack, state, targets)

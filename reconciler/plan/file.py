@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +54,16 @@ class SavedPlan:
     manifest_digest: str
     targets: list[str] | None
     created_at: str
+
+    def raise_if_targets_gone(self, audiences: Collection[str]) -> None:
+        """StalePlanError when an audience the plan was made for (`plan --target`) is no
+        longer declared: the manifests changed, whatever the digest would say after."""
+        gone = sorted(set(self.targets or ()) - set(audiences))
+        if gone:
+            raise StalePlanError(
+                f"stale plan: it was made for audience(s) {', '.join(gone)}, no longer in the "
+                "manifests; run plan again"
+            )
 
     def raise_if_stale(self, manifest_digest: str, current: Plan) -> None:
         """StalePlanError when the manifests (or their member sources) changed since the

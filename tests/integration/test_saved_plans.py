@@ -139,3 +139,23 @@ def test_a_sqlite_database_in_the_repository_is_part_of_the_saved_plans_digest(
     assert refused.exit_code == 4, refused.output
     assert "manifests or their member sources changed" in refused.stderr
     assert writes(emulator_server) == []
+
+
+def test_a_targeted_plan_whose_audience_was_removed_is_stale_not_a_usage_error(
+    workspace, cli, emulator_server, tmp_path
+):
+    """The plan's own --target named an audience the manifests no longer declare: apply
+    --plan said `--target names unknown audience(s)` (exit 1) to someone who gave none."""
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    workspace.audience("other", {"inline": ["o@example.com"]})
+    planfile = tmp_path / "vip.plan"
+    assert cli("plan", workspace.manifests, "--target", "vip", "--out", planfile).exit_code == 0
+    (workspace.manifests / "aud-vip.yaml").unlink()
+
+    result = cli("apply", "--plan", planfile, "--yes")
+    assert result.exit_code == 4, result.output
+    assert "stale plan: it was made for audience(s) vip, no longer in the manifests" in (
+        result.stderr
+    )
+    assert "--target" not in result.stderr
+    assert writes(emulator_server) == []
