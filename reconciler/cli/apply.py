@@ -52,7 +52,7 @@ from reconciler.render.plans import (
     report_markdown,
 )
 from reconciler.state.consent import recheck_saved
-from reconciler.state.desired import manifests_digest
+from reconciler.state.desired import combined_digest, manifest_file_digests
 
 if TYPE_CHECKING:
     from reconciler.apply.executor import ApplyReport
@@ -247,7 +247,8 @@ def _apply(opts: _Options, record: RunRecord) -> ApplyReport:
         reads = "export" if loaded is not None else None
         the_plan = session.plan(manifests, clients, targets, state, member_reads=reads)
         if loaded is not None:
-            loaded.raise_if_stale(manifests_digest(manifests, targets), the_plan)
+            files = manifest_file_digests(manifests, targets)
+            loaded.raise_if_stale(combined_digest(files), the_plan, files)
             # Who opted out since the plan was made is held back, as the plan made now does,
             # and the campaigns the adds reach are those running now.
             the_plan = campaigns_now(recheck_saved(loaded.plan, the_plan), the_plan)

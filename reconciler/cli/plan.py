@@ -23,7 +23,7 @@ from reconciler.cli.output import append, check_output_path, print_plan
 from reconciler.errors import ReconcilerError, UnsafePlanError
 from reconciler.plan.file import save_plan
 from reconciler.render.plans import SUMMARY_LIMIT, plan_markdown
-from reconciler.state.desired import manifests_digest
+from reconciler.state.desired import combined_digest, manifest_file_digests
 
 
 def plan(
@@ -63,7 +63,8 @@ def plan(
         check_output_path("--summary-file", summary_file)
         manifests, the_plan = session.read_plan(path, target, state_dir)
         if out is not None:
-            save_plan(out, the_plan, manifests_digest(manifests, target), path, target)
+            files = manifest_file_digests(manifests, target)
+            save_plan(out, the_plan, combined_digest(files), path, target, files)
     except (ReconcilerError, KeyboardInterrupt) as exc:
         # A plan only reads, so after Ctrl-C there is nothing to undo.
         raise exits.fail(exc, alert="plan") from None

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol, TypeVar, runtime_checkable
 
 from reconciler import __version__
-from reconciler.errors import ReconcilerError, StalePlanError
+from reconciler.errors import ReconcilerError, StalePlanError, display_path
 from reconciler.members.identity import Member
 from reconciler.members.issue import MemberIssue
 from reconciler.plan import (
@@ -54,6 +54,9 @@ class SavedPlan:
     manifest_digest: str
     targets: list[str] | None
     created_at: str
+    # Each manifest and member file -> its SHA-256 (state/desired.py manifest_file_digests):
+    # names the file when the digest differs.
+    manifest_files: Mapping[str, str] | None = None
 
     def raise_if_targets_gone(self, audiences: Collection[str]) -> None:
         """StalePlanError when an audience the plan was made for (`plan --target`) is no
@@ -65,15 +68,18 @@ class SavedPlan:
                 "manifests; run plan again"
             )
 
-    def raise_if_stale(self, manifest_digest: str, current: Plan) -> None:
+    def raise_if_stale(
+        self, manifest_digest: str, current: Plan, files: Mapping[str, str] | None = None
+    ) -> None:
         """StalePlanError when the manifests (or their member sources) changed since the
-        plan was saved (`manifest_digest` is theirs now: state/desired.py manifests_digest),
-        or Iterable did: `current` is a plan made now, whose fingerprint of the live lists
-        must be the saved one's."""
+        plan was saved (`manifest_digest` is theirs now: state/desired.py manifests_digest,
+        made of `files`), or Iterable did: `current` is a plan made now, whose fingerprint
+        of the live lists must be the saved one's."""
         if manifest_digest != self.manifest_digest:
+            which = _changed_file(self.manifest_files, files, self.manifest_root)
             raise StalePlanError(
                 "stale plan: the manifests or their member sources changed since the plan "
-                "was made; run plan again"
+                f"was made{f' ({which})' if which else ''}; run plan again"
             )
         difference = first_difference(self.plan.fingerprint, current.fingerprint)
         if difference is not None:
@@ -123,10 +129,16 @@ def _batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 
 def save_plan(
-    path: Path, plan: Plan, manifest_digest: str, manifest_root: Path, targets: list[str] | None
+    path: Path,
+    plan: Plan,
+    manifest_digest: str,
+    manifest_root: Path,
+    targets: list[str] | None,
+    files: Mapping[str, str] | None = None,
 ) -> None:
     """`manifest_digest`: the digest of the manifests and member sources the plan was made
-    from (state.desired.manifests_digest), which apply compares to refuse a stale plan."""
+    from (state.desired.manifests_digest), which apply compares to refuse a stale plan;
+    `files`, what it is made of (file -> SHA-256), to name the file that changed."""
     payload = {
         "format": FORMAT,
         "version": VERSION,
@@ -138,6 +150,7 @@ def save_plan(
             "root": str(manifest_root),
             "absolute_root": str(manifest_root.absolute()),
             "digest": manifest_digest,
+            "files": dict(files) if files is not None else None,
         },
         "targets": targets,
         "fingerprint": plan.fingerprint,
@@ -253,6 +266,7 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
             manifest_digest=payload["manifests"]["digest"],
             targets=payload.get("targets"),
             created_at=payload.get("created_at", ""),
+            manifest_files=_files(payload["manifests"].get("files")),
         )
     except ReconcilerError:
         raise
@@ -310,6 +324,32 @@ class _MemberLines:
             _field_update(key, kind, email, user_id, {n: (o, v) for n, o, v in changes}, merge)
             for key, kind, email, user_id, changes, merge in rows
         )
+
+
+def _files(recorded: Any) -> dict[str, str] | None:
+    if recorded is None:
+        return None
+    if not isinstance(recorded, dict):
+        raise ValueError("manifests.files is not an object")
+    return {str(name): str(digest) for name, digest in recorded.items()}
+
+
+def _changed_file(
+    saved: Mapping[str, str] | None, current: Mapping[str, str] | None, root: Path
+) -> str | None:
+    """Which file differs, in words ("manifests/data/q.csv changed"), or None when
+    unknown. Names are relative to the manifest root, shown from where they were given."""
+    if saved is None or current is None:
+        return None
+    for name in sorted(set(saved) | set(current)):
+        shown = display_path(Path(os.path.normpath(root / name)))
+        if name not in current:
+            return f"{shown} is no longer read"
+        if name not in saved:
+            return f"{shown} is new"
+        if saved[name] != current[name]:
+            return f"{shown} changed"
+    return None
 
 
 def _root(recorded: dict[str, Any]) -> Path:

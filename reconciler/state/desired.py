@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +14,7 @@ from reconciler.manifest import Audience, Destination, Manifests
 from reconciler.members.identity import Member, ProjectType
 from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.sources import MemberIssue, read_members, source_for
+from reconciler.sources.snapshot import file_digest
 from reconciler.traits.mapping import CompiledMapping, compile_mapping
 from reconciler.traits.values import DesiredFields, desired_fields, desired_fields_table
 
@@ -166,10 +167,19 @@ def at_scale(engine: Engine, audience: Audience, manifests: Manifests) -> bool:
 
 def manifests_digest(manifests: Manifests, targets: Collection[str] | None = None) -> str:
     """Digest of every manifest file and every file-based member source, by content: a
-    saved plan records it, and apply refuses the plan when it changed. With `targets`
-    (a plan of some audiences), only their sources: the others' are never read into the
-    plan, so a change to them (a nightly export rewriting another audience's CSV) leaves
-    it correct. Every manifest file still counts, whoever it declares."""
+    saved plan records it, and apply refuses the plan when it changed."""
+    return combined_digest(manifest_file_digests(manifests, targets))
+
+
+def manifest_file_digests(
+    manifests: Manifests, targets: Collection[str] | None = None
+) -> dict[str, str]:
+    """Each manifest file and file-based member source (relative to the manifest root) ->
+    the SHA-256 of its content, or "missing": what manifests_digest is made of, so that a
+    stale plan can name the file that changed. With `targets` (a plan of some audiences),
+    only their sources: the others' are never read into the plan, so a change to them (a
+    nightly export rewriting another audience's CSV) leaves it correct. Every manifest
+    file still counts, whoever it declares."""
     files: dict[Path, bytes | None] = {Path(f).resolve(): None for f in manifests.files}
     for audience in manifests.audiences.values():
         if targets and audience.name not in targets:
@@ -191,12 +201,24 @@ def manifests_digest(manifests: Manifests, targets: Collection[str] | None = Non
     # Paths relative to the manifest root: a plan made in one checkout must still match in
     # another (CI jobs on self-hosted runners check out to different directories).
     root = Path(manifests.root).resolve()
-    h = hashlib.sha256()
+    found = {}
     for path in sorted(files):
-        h.update(os.path.relpath(path, root).encode() + b"\0")
         known = files[path]
         try:
-            h.update(known if known is not None else hashlib.sha256(path.read_bytes()).digest())
+            digest = known.hex() if known is not None else file_digest(path)
         except OSError:
-            h.update(b"missing")
+            digest = MISSING
+        found[os.path.relpath(path, root)] = digest
+    return found
+
+
+MISSING = "missing"
+
+
+def combined_digest(files: Mapping[str, str]) -> str:
+    """One digest of manifest_file_digests' answer, in its order."""
+    h = hashlib.sha256()
+    for name, digest in files.items():
+        h.update(name.encode() + b"\0")
+        h.update(b"missing" if digest == MISSING else bytes.fromhex(digest))
     return h.hexdigest()

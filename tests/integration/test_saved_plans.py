@@ -38,6 +38,7 @@ def test_a_file_a_query_reads_is_part_of_the_saved_plans_digest(
     refused = cli("apply", "--plan", planfile, "--yes")
     assert refused.exit_code == 4, refused.output
     assert "manifests or their member sources changed" in refused.stderr
+    assert "(manifests/data/q.csv changed)" in refused.stderr  # which one, from here
     assert writes(emulator_server) == []
 
     # Back as it was reviewed, the plan applies (under either engine: they digest alike).
@@ -105,6 +106,7 @@ def test_a_targeted_plan_stays_good_when_another_audiences_source_changes(
     workspace.csv("data/vip.csv", "email", ["a@example.com", "b@example.com"])
     refused = cli("apply", "--plan", planfile, "--yes")
     assert refused.exit_code == 4, refused.output
+    assert "(manifests/data/vip.csv changed)" in refused.stderr
     assert writes(emulator_server) == []
 
     workspace.csv("data/vip.csv", "email", ["a@example.com"])
@@ -137,7 +139,7 @@ def test_a_sqlite_database_in_the_repository_is_part_of_the_saved_plans_digest(
     connection.close()
     refused = cli("apply", "--plan", planfile, "--yes")
     assert refused.exit_code == 4, refused.output
-    assert "manifests or their member sources changed" in refused.stderr
+    assert "(manifests/data/m.db changed)" in refused.stderr
     assert writes(emulator_server) == []
 
 
