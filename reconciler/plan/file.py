@@ -82,6 +82,15 @@ class SavedPlan:
                 f"was made{f' ({which})' if which else ''}; run plan again"
             )
         difference = first_difference(self.plan.fingerprint, current.fingerprint)
+        settled = not current.has_changes and not current.summary.problems
+        if difference is not None and self.plan.has_changes and settled:
+            # The usual cause: this plan was applied already (a job run again), which
+            # changed the lists it read. Nothing is left to do either way.
+            raise StalePlanError(
+                f"stale plan: {difference} since the plan was made; Iterable already "
+                "matches the manifests (was this plan applied already?): nothing is left to "
+                "apply"
+            )
         if difference is not None:
             raise StalePlanError(
                 f"stale plan: {difference} since the plan was made; run plan again"

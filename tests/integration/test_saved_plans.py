@@ -51,6 +51,7 @@ def test_a_file_a_query_reads_is_part_of_the_saved_plans_digest(
     ]
 
 
+@pytest.mark.field_profile
 def test_a_campaign_started_after_the_plan_was_saved_blocks_its_adds(
     workspace, cli, emulator_server, tmp_path
 ):
@@ -161,3 +162,26 @@ def test_a_targeted_plan_whose_audience_was_removed_is_stale_not_a_usage_error(
     )
     assert "--target" not in result.stderr
     assert writes(emulator_server) == []
+
+
+@pytest.mark.field_profile
+def test_a_plan_applied_again_says_iterable_already_matches(
+    workspace, cli, emulator_server, tmp_path
+):
+    """A CI job run again applies the same plan a second time: the lists it changed read
+    as changed, so the plan is stale (exit 4, nothing sent), and the message says why
+    rather than leaving the list 'created since the plan was made' unexplained."""
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    planfile = tmp_path / "vip.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+    assert cli("apply", "--plan", planfile, "--yes").exit_code == 0
+    emulator_server.emulator.clear_log()
+
+    again = cli("apply", "--plan", planfile, "--yes")
+    assert again.exit_code == 4, again.output
+    assert "stale plan: list 'vip' was created" in again.stderr
+    assert "Iterable already matches the manifests (was this plan applied already?)" in (
+        again.stderr
+    )
+    assert writes(emulator_server) == []
+    assert [r.name for r in project(emulator_server).lists.values()] == ["vip"]
