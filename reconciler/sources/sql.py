@@ -28,6 +28,13 @@ class DuckDbQuery(Source):
     field = "sql"
     traits_at_scale = True  # its typed columns are kept (engine/desired_table.py)
 
+    def __init__(self, audience: Audience) -> None:
+        super().__init__(audience)
+        # Each repository file a run of the query read (the database file, and any file
+        # it names: read_csv('data/x.csv')), with its state then; None when two runs of
+        # it (the row estimate, the read) saw different states.
+        self._read: dict[Path, FileState | None] = {}
+
     @property
     def database(self) -> str:
         database = self.spec.database
@@ -39,13 +46,6 @@ class DuckDbQuery(Source):
         if database is None or database == IN_MEMORY:
             return []
         return [SourceFile("database", database, source_path(self.audience, database))]
-
-    def __init__(self, audience: Audience) -> None:
-        super().__init__(audience)
-        # Each repository file a run of the query read (the database file, and any file
-        # it names: read_csv('data/x.csv')), with its state then; None when two runs of
-        # it (the row estimate, the read) saw different states.
-        self._read: dict[Path, FileState | None] = {}
 
     def _record(self, path: Path, state: FileState) -> None:
         remember_read(self._read, path.resolve(), state)

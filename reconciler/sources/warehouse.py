@@ -21,6 +21,7 @@ from sqlalchemy.pool import NullPool
 
 from reconciler.errors import SourceError
 from reconciler.manifest.manifests import Audience
+from reconciler.manifest.repository import is_inside
 from reconciler.members.identity import ProjectType
 from reconciler.sources.base import (
     Consume,
@@ -57,10 +58,14 @@ class Warehouse(Source):
         self._read: dict[Path, FileState | None] = {}
 
     def _sqlite_file(self) -> Path | None:
+        """The repository's SQLite file the query reads, if it reads one (one outside the
+        repository is not even looked at: the query is refused before it runs)."""
         assert self.spec.url is not None
         url_at = str(self.audience.field_location("members", "url"))
         path = sqlite_file(expand_url(self.spec.url, url_at).url)
-        return path.resolve() if path is not None else None
+        if path is None or not is_inside(path, self.audience.source_root):
+            return None
+        return path.resolve()
 
     def stream(self, consume: Consume, sql: str | None = None) -> None:
         path = self._sqlite_file()
