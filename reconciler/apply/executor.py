@@ -259,8 +259,8 @@ class ApplyReport:
     def interrupted(self) -> bool:
         return self.not_attempted > 0
 
-    def describe_not_done(self) -> str:
-        """What an interrupted run left unsent, for people."""
+    def describe_not_done(self, again: str = "Run apply again") -> str:
+        """What an interrupted run left unsent, for people; `again` says how to finish."""
         lists = [lr for d in self.destinations for lr in d.lists]
         adds = sum(lr.not_attempted_add for lr in lists)
         removes = sum(lr.not_attempted_remove for lr in lists)
@@ -270,8 +270,8 @@ class ApplyReport:
         return (
             "Interrupted (Ctrl-C or SIGTERM): stopped after the requests in flight. Not done: "
             f"{adds} addition(s), {removes} removal(s), {updates} user field update(s), "
-            f"{creates} list creation(s), {deletions} list deletion(s). Run apply again to "
-            "finish: it reads Iterable afresh and sends only what is left."
+            f"{creates} list creation(s), {deletions} list deletion(s). {again} to finish: it "
+            "reads Iterable afresh and sends only what is left."
         )
 
     @property

@@ -158,7 +158,7 @@ def apply(
         alerts.for_record(record, EXIT_OK if record.outcome == "success" else EXIT_ERROR)
     )
     if record.outcome == "interrupted":
-        err.print(report.describe_not_done(), markup=False)
+        err.print(report.describe_not_done(opts.again), markup=False)
         raise typer.Exit(EXIT_INTERRUPTED)
     if record.outcome != "success":
         raise typer.Exit(EXIT_ERROR)
@@ -178,6 +178,17 @@ class _Options:
     show_members: bool
     summary_file: Path | None
     summary_json: Path | None
+
+    @property
+    def again(self) -> str:
+        """How to finish what an interrupted run left: a saved plan is stale once part of
+        it is applied, so `apply --plan` again would only be refused."""
+        if self.saved is None:
+            return "Run apply again"
+        return (
+            "Run `reconciler apply` on the manifests again (not --plan: this plan is stale "
+            "now that part of it is applied)"
+        )
 
     def write_record(self, record: RunRecord) -> None:
         if self.summary_json is None:
@@ -343,7 +354,7 @@ def _aborted(aborted: Aborted, opts: _Options, record: RunRecord) -> None:
         err.print(f"could not write the run record: {exc}", markup=False)
     err.print(
         f"Stopped at once. Done before it stopped: {aborted.done}. Run "
-        f"journal: {aborted.journal}. Run apply again to finish.",
+        f"journal: {aborted.journal}. {opts.again} to finish.",
         markup=False,
     )
     exits.exit_now(EXIT_INTERRUPTED)  # which releases the lock too (os._exit skips `finally`)

@@ -353,3 +353,25 @@ def test_a_hangup_does_not_stop_an_apply_started_to_ignore_it(workspace, cli, em
     assert proc.returncode == 0, err
     assert "Interrupted" not in err
     assert_exactly_desired(emulator_server, scenario)
+
+
+def test_an_interrupted_saved_plan_says_to_apply_the_manifests_not_the_plan_again(
+    workspace, cli, emulator_server
+):
+    # Once part of a saved plan is applied, the plan no longer matches Iterable: `apply
+    # --plan` again is refused as stale, so "run apply again" has to say which apply.
+    scenario = build_scenario(workspace, emulator_server, adds=ADDS, creates=CREATES)
+    saved = workspace.root / "reviewed.plan"
+    made = cli("plan", workspace.manifests, "--out", str(saved))
+    assert saved.is_file(), made.output
+    emulator_server.emulator.faults.latency_seconds = 0.05
+    env = subprocess_env(workspace, RECONCILER_BATCH_SIZE=str(BATCH), RECONCILER_CONCURRENCY="4")
+    proc = spawn_cli(workspace, "apply", "--plan", str(saved), "--yes", env=env)
+    wait_for_writes(emulator_server, proc, 4)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Run `reconciler apply` on the manifests again (not --plan" in err
+    emulator_server.emulator.faults.latency_seconds = 0.0
+    assert cli("apply", "--plan", str(saved), "--yes").exit_code == 4  # stale, as it said
+    finish(workspace, cli, emulator_server, scenario)
