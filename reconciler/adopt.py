@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+from pydantic import TypeAdapter, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
@@ -38,7 +39,7 @@ from reconciler.errors import ConfigError, LiveStateError, ReconcilerError
 from reconciler.iterable import ClientSettings, IterableClient, ListInfo
 from reconciler.iterable.client import member_line
 from reconciler.manifest import API_VERSION, Destination, Manifests
-from reconciler.manifest.model import NAME_PATTERN
+from reconciler.manifest.model import NAME_PATTERN, AudienceSpec
 from reconciler.members.identity import ProjectType, looks_like_email
 from reconciler.members.model import Engine
 from reconciler.plan.ownership import MARKER
@@ -52,6 +53,8 @@ _MARKER_SUFFIX = re.compile(
     r"\s*\[" + re.escape(MARKER) + r"(?:; audience: [^\];]*)?(?:; run [0-9a-f]+)?\]\s*"
 )
 _MAX_NAME = 200
+# What a manifest accepts as spec.listName, checked as the loader checks it.
+_LIST_NAME = TypeAdapter(AudienceSpec.model_fields["listName"].annotation)
 
 
 @dataclass(frozen=True)
@@ -607,7 +610,11 @@ def _candidates(
     for info in sorted(all_lists, key=lambda x: (x.name, x.id)):
         reason = None
         if info.list_type != "Standard":
-            reason = f"a {info.list_type} list; only Standard (static) lists can be managed"
+            article = "an" if info.list_type[:1] in ("A", "E", "I", "O", "U") else "a"
+            reason = f"{article} {info.list_type} list; only Standard (static) lists can be managed"
+        elif (problem := _unwritable_name(info.name)) is not None:
+            # Written anyway, the manifest would fail to load and stop every plan.
+            reason = f"no manifest can name it ({problem}): rename it in Iterable first"
         elif info.name in managed:
             reason = f"already managed by audience {managed[info.name]!r}"
         elif standard_names[info.name] > 1:
@@ -620,6 +627,16 @@ def _candidates(
         else:
             result.skipped.append(SkippedList(info.id, info.name, reason))
     return chosen
+
+
+def _unwritable_name(list_name: str) -> str | None:
+    """Why `list_name` cannot be a manifest's spec.listName (empty, too long, a control
+    character), or None when it can."""
+    try:
+        _LIST_NAME.validate_python(list_name)
+    except ValidationError as exc:
+        return str(exc.errors()[0]["msg"])
+    return None
 
 
 def audience_name(list_name: str) -> str | None:

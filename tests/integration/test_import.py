@@ -309,3 +309,29 @@ def test_import_says_its_retries_as_they_start(typed_workspace, cli, monkeypatch
         result.stderr
     )
     assert "retry 1 of 1" in result.stderr
+
+
+def test_lists_no_manifest_can_name_are_skipped_and_the_plan_still_loads(typed_workspace, cli):
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    unnamable = {
+        proj.add_list(name): name
+        for name in ("line\nbreak", "", "x" * 256, "rtl\u202eoverride", "tab\there")
+    }
+    for list_id in unnamable:
+        proj.subscribe_direct(list_id, email="a@example.com")
+    kept = proj.add_list("kept")
+    proj.subscribe_direct(kept, email="a@example.com")
+    proj.add_list("Hidden", list_type="Internal")
+    out = ws.manifests / "imported"
+
+    result = cli("import", ws.manifests, "-d", "prod", "--out", out)
+
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["kept.csv", "kept.yaml"]
+    for list_id, name in unnamable.items():
+        assert f"skipped list {list_id} {name!r}: no manifest can name it (" in result.stderr
+    assert "'Hidden': an Internal list" in result.stderr
+    # The manifests written all load: the plan right after shows no changes.
+    plan = cli("plan", ws.manifests, "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
