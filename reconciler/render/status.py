@@ -30,23 +30,44 @@ _COLUMNS = (
 
 def status_rows(plan: Plan) -> list[dict[str, Any]]:
     """Per audience: its list, members in Iterable and desired, pending changes, and
-    whether the safety policy blocks it (the JSON rows, also what the table shows)."""
-    return [
-        {
-            "destination": d.destination,
-            "audience": lp.audience,
-            "list_name": lp.list_name,
-            "list_id": lp.list_id,
-            "iterable_members": lp.live_count if lp.list_id is not None else None,
-            "desired_members": lp.desired_count,
-            "pending_adds": len(lp.add),
-            "pending_removes": len(lp.remove),
-            "pending_updates": len(lp.field_update_keys),
-            "blocked": any(v.list_name == lp.list_name for v in d.violations()),
-        }
-        for d in plan.destinations
-        for lp in d.lists
-    ]
+    whether the safety policy blocks it (the JSON rows, also what the table shows). An
+    audience left out of the plan (its list not read with confidence) has a row too, its
+    counts unknown and `left_out` saying why: without it, it would vanish from the table."""
+    rows: list[dict[str, Any]] = []
+    for d in plan.destinations:
+        rows.extend(
+            {
+                "destination": d.destination,
+                "audience": lp.audience,
+                "list_name": lp.list_name,
+                "list_id": lp.list_id,
+                "iterable_members": lp.live_count if lp.list_id is not None else None,
+                "desired_members": lp.desired_count,
+                "pending_adds": len(lp.add),
+                "pending_removes": len(lp.remove),
+                "pending_updates": len(lp.field_update_keys),
+                "blocked": any(v.list_name == lp.list_name for v in d.violations()),
+                "left_out": None,
+            }
+            for lp in d.lists
+        )
+        rows.extend(
+            {
+                "destination": d.destination,
+                "audience": audience,
+                "list_name": None,
+                "list_id": None,
+                "iterable_members": None,
+                "desired_members": None,
+                "pending_adds": None,
+                "pending_removes": None,
+                "pending_updates": None,
+                "blocked": False,
+                "left_out": why,
+            }
+            for audience, why in d.unread
+        )
+    return rows
 
 
 def status_json(rows: list[dict[str, Any]]) -> str:
@@ -82,6 +103,9 @@ def status_table(rows: list[dict[str, Any]]) -> Table:
 
 def _cells(r: Row) -> list[str]:
     """A row's list id, counts (with thousands separators) and policy, as shown."""
+    if r["left_out"] is not None:
+        # Nothing is known of its list: `reconciler plan` says why.
+        return ["-"] * 6 + ["LEFT OUT"]
     live = r["iterable_members"]
     return [
         str(r["list_id"]) if r["list_id"] is not None else "(not created)",

@@ -35,3 +35,17 @@ def test_markdown_and_table_show_counts_with_separators_and_escape_cells() -> No
     console.print(status_table(rows))
     text = console.export_text()
     assert "12,000" in text and "BLOCKED" in text and "(not created)" in text
+
+
+def test_an_audience_left_out_of_the_plan_keeps_a_row_with_no_counts() -> None:
+    why = "list 'gone' (id 9): its members could not be read (HTTP 500)"
+    kept = ListPlan("kept", "kept", 8, False, None, (), (), 0, 3, 3)
+    plan = Plan((DestinationPlan("prod", "hybrid", (kept,), unread=(("gone", why),)),))
+    rows = status_rows(plan)
+    assert [(r["audience"], r["left_out"]) for r in rows] == [("kept", None), ("gone", why)]
+    assert rows[1]["iterable_members"] is None and rows[1]["pending_removes"] is None
+    assert "| prod | gone | - | - | - | - | - | - | LEFT OUT |" in status_markdown(rows)
+    console = Console(width=120, record=True)
+    console.print(status_table(rows))
+    (line,) = [x for x in console.export_text().splitlines() if "gone" in x]
+    assert line.split()[-2:] == ["LEFT", "OUT"]

@@ -1,0 +1,34 @@
+"""`reconciler status` end to end: the real CLI against the emulator over loopback HTTP."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_an_audience_left_out_keeps_its_row_in_every_format(workspace, cli, emulator_server):
+    workspace.audience("kept", {"inline": ["a@example.com"]})
+    workspace.audience("unreadable", {"inline": ["b@example.com"]})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    proj = emulator_server.emulator.project("default")
+    (bad_id,) = [i for i, x in proj.lists.items() if x.name == "unreadable"]
+    emulator_server.emulator.faults.update({"failing_list_ids": [bad_id]})
+
+    as_json = cli("status", workspace.manifests, "--format", "json")
+
+    assert as_json.exit_code == 1  # an audience left out of the plan (--help)
+    rows = {r["audience"]: r for r in json.loads(as_json.stdout)["audiences"]}
+    assert set(rows) == {"kept", "unreadable"}
+    assert rows["kept"]["left_out"] is None and rows["kept"]["iterable_members"] == 1
+    left_out = rows["unreadable"]
+    assert f"(id {bad_id}): its members could not be read" in left_out["left_out"]
+    assert left_out["iterable_members"] is None and left_out["pending_removes"] is None
+    assert "1 audience was left out" in as_json.stderr
+
+    markdown = cli("status", workspace.manifests, "--format", "markdown")
+    assert markdown.exit_code == 1
+    assert "| prod | unreadable | - | - | - | - | - | - | LEFT OUT |" in markdown.stdout
+
+    text = cli("status", workspace.manifests)
+    assert text.exit_code == 1
+    (line,) = [x for x in text.stdout.splitlines() if "unreadable" in x]
+    assert "LEFT OUT" in line
