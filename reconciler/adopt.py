@@ -54,7 +54,7 @@ _MARKER_SUFFIX = re.compile(
 )
 _MAX_NAME = 200
 # What a manifest accepts as spec.listName, checked as the loader checks it.
-_LIST_NAME = TypeAdapter(AudienceSpec.model_fields["listName"].annotation)
+_LIST_NAME: TypeAdapter[str | None] = TypeAdapter(AudienceSpec.model_fields["listName"].annotation)
 
 
 @dataclass(frozen=True)
