@@ -24,7 +24,6 @@ import time
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +45,7 @@ from reconciler.plan.ownership import MARKER
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, heartbeat
 from reconciler.state.live import LiveDestination, LiveList, fails_alone
 from reconciler.state.routes import MemberRoute, choose_member_read
+from reconciler.threads import reading_pool
 
 _VALID_NAME = re.compile(NAME_PATTERN)
 _SLUG_JUNK = re.compile(r"[^a-z0-9._-]+")
@@ -183,8 +183,8 @@ def _import(
                     )
                 )
                 continue
-            count = _import_members(engine, target, project_type, outcome)
-            _write_manifest(target, dest.name, count, now, _schema_reference(manifests, out_dir))
+            schema = _schema_reference(manifests, out_dir)
+            count = _write_list(engine, target, project_type, outcome, dest.name, now, schema)
             result.imported.append(
                 ImportedList(
                     target.info.id,
@@ -196,6 +196,35 @@ def _import(
                 )
             )
     return result
+
+
+def _write_list(
+    engine: Engine,
+    target: _Target,
+    project_type: ProjectType,
+    download: Path,
+    destination: str,
+    now: datetime,
+    schema: str,
+) -> int:
+    """The list's member CSV, then its manifest; returns its members. Stopped between the
+    two (Ctrl-C, a full disk), the CSV this run created is removed: a CSV without its
+    manifest would make the next import refuse to overwrite it."""
+    created = not target.members_file.exists()
+    try:
+        count = _import_members(engine, target, project_type, download)
+        _write_manifest(target, destination, count, now, schema)
+    except BaseException as exc:
+        if created:
+            target.members_file.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ReconcilerError(
+                f"could not write the files of list {target.info.id} "
+                f"{target.info.name!r} ({target.manifest.name}, {target.members_file.name}): "
+                f"{exc.strerror or exc}; neither was left half-written"
+            ) from None
+        raise
+    return count
 
 
 class EmptyReadError(LiveStateError):
@@ -382,7 +411,7 @@ def _list_sizes(client: IterableClient, lists: list[ListInfo]) -> dict[int, int]
             return None  # its read will say what is wrong with the list
 
     workers = max(1, min(len(lists), settings.list_read_concurrency))
-    with ThreadPoolExecutor(workers, "reconciler-import-size") as pool:
+    with reading_pool(workers, "reconciler-import-size") as pool:
         answers = list(pool.map(size, lists))
     return {info.id: n for info, n in zip(lists, answers, strict=True) if n is not None}
 
@@ -414,7 +443,8 @@ def _members_by_get_users(
 
     files: dict[int, Path | Exception] = {}
     workers = max(1, min(len(lists), client.settings.list_read_concurrency))
-    with heartbeat() as beat, ThreadPoolExecutor(workers, "reconciler-import") as pool:
+    # Ctrl-C does not wait for the reads in flight (one getUsers can stream for hours).
+    with heartbeat() as beat, reading_pool(workers, "reconciler-import") as pool:
         futures = {info.id: pool.submit(read, info, beat) for info in order}
         for list_id, future in futures.items():
             try:
@@ -787,5 +817,12 @@ def _write_manifest(
     document.yaml_set_start_comment("\n".join(header))
     yaml = YAML()
     yaml.width = 4096  # keep long list names and descriptions on one line
-    with target.manifest.open("w", encoding="utf-8") as handle:
-        yaml.dump(document, handle)
+    # Written beside the target and moved onto it whole: a half manifest (a full disk, a
+    # kill) would fail to load and stop every plan and import after it.
+    partial = target.manifest.with_name(f".{target.manifest.name}.partial")
+    try:
+        with partial.open("w", encoding="utf-8") as handle:
+            yaml.dump(document, handle)
+        os.replace(partial, target.manifest)
+    finally:
+        partial.unlink(missing_ok=True)

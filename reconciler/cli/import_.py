@@ -44,11 +44,15 @@ def import_(
     Example: reconciler import --destination prod manifests --out manifests/imported
 
     Exit codes: 0 imported (or nothing to import), 1 error, a list left out because its read
-    could not be trusted, a usage error, or interrupted."""
+    could not be trusted, or a usage error, 130 interrupted (Ctrl-C)."""
     # Imported here: every command's process registers this one, and only it adopts lists.
     from reconciler.adopt import import_lists
 
-    exits.started(debug=debug)
+    invocation = exits.started(debug=debug)
+    invocation.interrupted = (
+        "Interrupted: nothing was changed in Iterable (import only reads); lists not yet "
+        "written have no files. Run import again."
+    )
     try:
         check_output_path("--out", out, directory=True)
         manifests = load_manifests(path)
@@ -65,7 +69,7 @@ def import_(
                 progress=progress,
                 on_notice=lambda text: progress.note(f"destination {destination!r}: {text}"),
             )
-    except ReconcilerError as exc:
+    except (ReconcilerError, KeyboardInterrupt) as exc:
         raise exits.fail(exc) from None
     for s in result.skipped:
         err.print(f"skipped list {s.list_id} {s.list_name!r}: {s.reason}", markup=False)
