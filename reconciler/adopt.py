@@ -671,10 +671,29 @@ def _unwritable_name(list_name: str) -> str | None:
 
 def audience_name(list_name: str) -> str | None:
     """The list name itself when it is a valid audience name, else None."""
-    # Names starting with '.' are valid but would make hidden files, which the loader skips.
-    if _VALID_NAME.match(list_name) and not list_name.startswith("."):
+    # Names starting with '.' are valid but would make hidden files, which the loader
+    # skips; one starting with '-' makes files every shell command reads as an option
+    # (`rm -x.csv`).
+    if _VALID_NAME.match(list_name) and not list_name.startswith((".", "-")):
         return list_name
     return None
+
+
+# Names Windows gives to devices, whatever the extension: "CON.yaml" cannot be created.
+_DEVICE_NAMES = frozenset(
+    ["con", "prn", "aux", "nul"] + [f"{kind}{n}" for kind in ("com", "lpt") for n in "0123456789"]
+)
+
+
+def _device(name: str) -> bool:
+    return name.split(".", 1)[0].casefold() in _DEVICE_NAMES
+
+
+def _free(name: str, taken: set[str]) -> bool:
+    """Whether `name` can name a new audience and its files: no audience has it (file names
+    must differ beyond case: on macOS and Windows "VIP.yaml" overwrites "vip.yaml"), and
+    it is no Windows device name."""
+    return name.casefold() not in taken and not _device(name)
 
 
 def slug(list_name: str) -> str:
@@ -686,24 +705,27 @@ def slug(list_name: str) -> str:
 
 
 def _name_targets(manifests: Manifests, lists: list[ListInfo], out_dir: Path) -> list[_Target]:
-    # Audience names are unique across all destinations, and file names must differ beyond
-    # case (on macOS and Windows "VIP.yaml" overwrites "vip.yaml"). Lists keeping their
-    # own name go first, so a slug never takes it.
+    # Audience names are unique across all destinations (_free). Lists keeping their own
+    # name go first, so a slug never takes it.
     taken = {name.casefold() for name in manifests.audiences}
     names: dict[int, str] = {}
     for info in lists:
         own = audience_name(info.name)
-        if own is not None and own.casefold() not in taken:
+        if own is not None and _free(own, taken):
             names[info.id] = own
             taken.add(own.casefold())
     for info in lists:
         if info.id in names:
             continue
         base = slug(info.name) or "list"
-        name = base
-        if name.casefold() in taken:
-            suffix = f"-{info.id}"
+        if _device(base):  # "con" -> "list-con": a suffix would leave the device name
+            base = f"list-{base}"[:_MAX_NAME].rstrip("-.")
+        name, attempt = base, 1
+        # The list id makes it unique, unless another list is named so itself.
+        while not _free(name, taken):
+            suffix = f"-{info.id}" + (f"-{attempt}" if attempt > 1 else "")
             name = base[: _MAX_NAME - len(suffix)] + suffix
+            attempt += 1
         names[info.id] = name
         taken.add(name.casefold())
     return [

@@ -335,3 +335,39 @@ def test_lists_no_manifest_can_name_are_skipped_and_the_plan_still_loads(typed_w
     # The manifests written all load: the plan right after shows no changes.
     plan = cli("plan", ws.manifests, "--detailed-exitcode")
     assert plan.exit_code == 0, plan.output
+
+
+def test_names_made_for_lists_never_collide_and_are_safe_file_names(typed_workspace, cli):
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    ws.audience("taken", {"inline": []}, listName="elsewhere")
+    proj.add_list("elsewhere")  # managed by audience "taken"
+    names = ["vip", "Vip!", "Taken", "-", "-opt", "CON", "nul.txt", "com1"]
+    ids = {name: proj.add_list(name) for name in names}
+    # A list named as the slug with an id suffix another list gets: that name is taken.
+    ids["vip-suffix"] = proj.add_list(f"vip-{ids['Vip!']}")
+    ids["taken-suffix"] = proj.add_list(f"taken-{ids['Taken']}")
+    for list_id in ids.values():
+        proj.subscribe_direct(list_id, email="a@example.com")
+    out = ws.manifests / "imported"
+
+    result = cli("import", ws.manifests, "-d", "prod", "--out", out)
+
+    assert result.exit_code == 0, result.output
+    audiences = {
+        doc["spec"].get("listName", doc["metadata"]["name"]): doc["metadata"]["name"]
+        for doc in (read_yaml(p) for p in out.glob("*.yaml"))
+    }
+    assert len(audiences) == len(ids)  # one manifest per list: none overwrote another
+    assert len({a.casefold() for a in audiences.values()}) == len(ids)
+    assert audiences["vip"] == "vip"
+    assert audiences[f"vip-{ids['Vip!']}"] == f"vip-{ids['Vip!']}"  # its own name
+    assert audiences["Vip!"] == f"vip-{ids['Vip!']}-2"
+    assert audiences["Taken"] == f"taken-{ids['Taken']}-2"
+    for name in ("-", "-opt", "CON", "nul.txt", "com1"):
+        audience = audiences[name]
+        assert not audience.startswith(("-", ".")), audience
+        assert audience.split(".")[0].casefold() not in {"con", "nul", "com1"}, audience
+    assert audiences["CON"] == "list-con"
+    plan = cli("plan", ws.manifests, "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
