@@ -33,8 +33,9 @@ def status(
     """One screen per audience: list id, members in Iterable, desired members, and pending
     adds, removes and updates. Reads only (it is a plan, summarised).
 
-    Exit codes: 0 success, 1 error (or an audience left out of the plan: `reconciler plan`
-    shows why) or a usage error, 130 interrupted (Ctrl-C)."""
+    Exit codes: 0 success, 1 error (or source members or field values that could not be
+    used, or an audience left out of the plan: `reconciler plan` shows why) or a usage
+    error, 130 interrupted (Ctrl-C)."""
     exits.started(debug=debug, output=output, read_only="status")
     try:
         _manifests, the_plan = session.read_plan(path, target, state_dir)
@@ -51,6 +52,10 @@ def status(
     elif output is OutputFormat.markdown:
         typer.echo(status_markdown(rows), nl=False)
     else:
-        Console(highlight=False, width=max(100, Console().width)).print(status_table(rows))
+        table, screen = status_table(rows), Console()
+        width = max(100, screen.width)
+        if not screen.is_terminal:  # a log or a file: every row on one line, however wide
+            width = max(width, Console(width=100_000).measure(table).maximum)
+        Console(highlight=False, width=width).print(table)
     if the_plan.summary.problems:
         raise typer.Exit(EXIT_ERROR)

@@ -94,10 +94,17 @@ def status_table(rows: list[dict[str, Any]]) -> Table:
     from rich.table import Table
 
     table = Table(title=None, show_edge=False, header_style="bold")
-    for column, justify in _COLUMNS:
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for r in rows:
-        table.add_row(r["destination"], r["audience"], *_cells(r))
+    cells = [[r["destination"], r["audience"], *_cells(r)] for r in rows]
+    for i, (column, justify) in enumerate(_COLUMNS):
+        if column in ("destination", "audience"):
+            # Names wrap rather than end in "…": two audiences must not look alike.
+            table.add_column(column, justify="left", overflow="fold")
+        else:
+            # A count is never cut short ("12,000,0…" is no count), nor BLOCKED.
+            widest = max((len(row[i]) for row in cells), default=0)
+            table.add_column(column, justify=justify, no_wrap=True, min_width=widest)  # type: ignore[arg-type]
+    for row in cells:
+        table.add_row(*row)
     return table
 
 

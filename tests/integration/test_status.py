@@ -32,3 +32,14 @@ def test_an_audience_left_out_keeps_its_row_in_every_format(workspace, cli, emul
     assert text.exit_code == 1
     (line,) = [x for x in text.stdout.splitlines() if "unreadable" in x]
     assert "LEFT OUT" in line
+
+
+def test_status_in_a_log_shows_each_audience_on_one_line_however_long(workspace, cli):
+    long_names = [f"{'imported-list-' * 10}{n}" for n in (1000009, 1000010)]
+    for name in long_names:
+        workspace.audience(name, {"inline": ["a@example.com"]})
+    result = cli("status", workspace.manifests)  # not a terminal, as in CI
+    assert result.exit_code == 0, result.output
+    for name in long_names:
+        (line,) = [x for x in result.stdout.splitlines() if name in x]
+        assert "(not created)" in line and "…" not in line

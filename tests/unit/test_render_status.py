@@ -49,3 +49,18 @@ def test_an_audience_left_out_of_the_plan_keeps_a_row_with_no_counts() -> None:
     console.print(status_table(rows))
     (line,) = [x for x in console.export_text().splitlines() if "gone" in x]
     assert line.split()[-2:] == ["LEFT", "OUT"]
+
+
+def test_a_narrow_table_wraps_names_and_never_cuts_a_count_or_a_name_short() -> None:
+    names = [f"a-long-audience-name-from-an-import-{n}" for n in (1000009, 1000010)]
+    big = 12_000_000
+    lists = tuple(ListPlan(name, name, 7, False, None, (), (), 0, big, big) for name in names)
+    rows = status_rows(Plan((DestinationPlan("production-eu", "hybrid", lists),)))
+    console = Console(width=100, record=True)
+    console.print(status_table(rows))
+    text = console.export_text()
+    assert "…" not in text
+    assert text.count("12,000,000") == 4  # in Iterable and desired, both rows
+    # Each name is all there, wrapped within its column.
+    cells = "".join(line.split("│")[1].strip() for line in text.splitlines() if "│" in line)
+    assert all(name in cells for name in names)
