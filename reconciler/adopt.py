@@ -41,7 +41,7 @@ from reconciler.manifest import API_VERSION, Destination, Manifests
 from reconciler.manifest.model import NAME_PATTERN, AudienceSpec
 from reconciler.members.identity import ProjectType, looks_like_email
 from reconciler.members.model import Engine
-from reconciler.plan.ownership import MARKER
+from reconciler.plan.ownership import unmarked
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, heartbeat
 from reconciler.state.live import LiveDestination, LiveList, fails_alone
 from reconciler.state.routes import MemberRoute, choose_member_read
@@ -49,9 +49,6 @@ from reconciler.threads import reading_pool
 
 _VALID_NAME = re.compile(NAME_PATTERN)
 _SLUG_JUNK = re.compile(r"[^a-z0-9._-]+")
-_MARKER_SUFFIX = re.compile(
-    r"\s*\[" + re.escape(MARKER) + r"(?:; audience: [^\];]*)?(?:; run [0-9a-f]+)?\]\s*"
-)
 _MAX_NAME = 200
 # What a manifest accepts as spec.listName, checked as the loader checks it.
 _LIST_NAME: TypeAdapter[str | None] = TypeAdapter(AudienceSpec.model_fields["listName"].annotation)
@@ -781,11 +778,9 @@ def _day(epoch_ms: int | None) -> str | None:
 
 def _description(raw: str | None) -> str | None:
     # reconciler adds its ownership marker when it creates a list; keeping it in the
-    # manifest would add it twice if the list were ever created again.
-    if not raw:
-        return None
-    text = _MARKER_SUFFIX.sub(" ", raw).strip()
-    return text or None
+    # manifest would add it twice if the list were ever created again. Taken off as a plan
+    # takes it off to compare (plan/ownership.py), so the plan notes no other description.
+    return unmarked(raw)
 
 
 def _schema_reference(manifests: Manifests, out_dir: Path) -> str:

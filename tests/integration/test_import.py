@@ -371,3 +371,15 @@ def test_names_made_for_lists_never_collide_and_are_safe_file_names(typed_worksp
     assert audiences["CON"] == "list-con"
     plan = cli("plan", ws.manifests, "--detailed-exitcode")
     assert plan.exit_code == 0, plan.output
+
+
+def test_a_description_is_written_as_the_plan_compares_it(typed_workspace, cli):
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    # A copy of a list reconciler made: its marker mid-text, by hand.
+    proj.add_list("copy", description="Promo [managed-by: reconciler; audience: promo]  (copy)")
+    assert cli("import", ws.manifests, "-d", "prod", "--out", ws.manifests / "in").exit_code == 0
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    (dest,) = plan.json()["destinations"]
+    assert dest["notes"] == []  # no "description ... in Iterable, ... in the manifest"
