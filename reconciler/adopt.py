@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import textwrap
 import threading
 import time
@@ -143,6 +142,7 @@ def _import(
     all_lists = client.get_lists()
     candidates = _candidates(manifests, dest, all_lists, only, result)
     targets = _name_targets(manifests, candidates, out_dir)
+    _remove_partials(targets)
     if not force:
         existing = [
             str(path)
@@ -593,9 +593,10 @@ def _write_members_duckdb(
         select = f'id AS "{columns[0]}"'
     # DuckDB creates the file with the process umask: it writes into a directory only the
     # owner can enter, beside the target, and the file is made owner-only before it moves.
-    private_dir = Path(
-        tempfile.mkdtemp(prefix=".reconciler-import-", dir=target.members_file.parent)
-    )
+    # Named for the target, so a run again removes what a killed run left (_remove_partials).
+    private_dir = _partial(target.members_file, ".d")
+    shutil.rmtree(private_dir, ignore_errors=True)
+    private_dir.mkdir(mode=0o700)
     written = private_dir / target.members_file.name
     path = str(written).replace("'", "''")
     try:
@@ -736,6 +737,20 @@ def _name_targets(manifests: Manifests, lists: list[ListInfo], out_dir: Path) ->
     ]
 
 
+def _partial(path: Path, suffix: str = "") -> Path:
+    """Where `path` is written before it is moved onto its name whole: hidden, beside it."""
+    return path.with_name(f".{path.name}.partial{suffix}")
+
+
+def _remove_partials(targets: list[_Target]) -> None:
+    """What an import killed while writing these lists left beside them (a CSV being
+    written holds members' identities): hidden, so easily committed by `git add -A`."""
+    for target in targets:
+        for path in (target.manifest, target.members_file):
+            _partial(path).unlink(missing_ok=True)
+        shutil.rmtree(_partial(target.members_file, ".d"), ignore_errors=True)
+
+
 def _columns(project_type: ProjectType) -> list[str]:
     # The header uses MembersSpec's default column names, so the manifest needs none.
     return {"email": ["email"], "userId": ["userId"], "hybrid": ["email", "userId"]}[project_type]
@@ -752,7 +767,7 @@ def _private(path: Path) -> int:
 def _write_members(path: Path, members: list[str], project_type: ProjectType) -> None:
     columns = _columns(project_type)
     # Written beside the target and moved onto it whole: never a half file at its name.
-    partial = path.with_name(f".{path.name}.partial")
+    partial = _partial(path)
     try:
         with os.fdopen(_private(partial), "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
@@ -836,7 +851,7 @@ def _write_manifest(
     yaml.width = 4096  # keep long list names and descriptions on one line
     # Written beside the target and moved onto it whole: a half manifest (a full disk, a
     # kill) would fail to load and stop every plan and import after it.
-    partial = target.manifest.with_name(f".{target.manifest.name}.partial")
+    partial = _partial(target.manifest)
     try:
         with partial.open("w", encoding="utf-8") as handle:
             yaml.dump(document, handle)

@@ -383,3 +383,30 @@ def test_a_description_is_written_as_the_plan_compares_it(typed_workspace, cli):
     assert plan.exit_code == 0, plan.output
     (dest,) = plan.json()["destinations"]
     assert dest["notes"] == []  # no "description ... in Iterable, ... in the manifest"
+
+
+@ENGINES
+def test_a_run_again_removes_what_a_killed_import_left_half_written(
+    typed_workspace, cli, monkeypatch, engine
+):
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    vip = proj.add_list("vip")
+    proj.subscribe_direct(vip, email="a@example.com")
+    out = ws.manifests / "imported"
+    out.mkdir()
+    # What an import killed (SIGKILL) while writing list vip leaves: hidden files holding
+    # members' identities, which `git add -A` would commit.
+    left = [out / ".vip.csv.partial", out / ".vip.yaml.partial", out / ".vip.csv.partial.d"]
+    left[0].write_text("email,userId\nleaver@example.com,\n")
+    left[1].write_text("apiVersion: reconciler/v1\nkind: Aud")
+    left[2].mkdir()
+    (left[2] / "vip.csv").write_text("email,userId\nleaver@example.com,\n")
+
+    result = cli("import", ws.manifests, "-d", "prod", "--out", out)
+
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["vip.csv", "vip.yaml"]
+    assert (out / "vip.csv").stat().st_mode & 0o777 == 0o600
+    assert read_csv(out / "vip.csv") == [{"email": "a@example.com", "userId": ""}]
