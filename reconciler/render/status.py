@@ -35,6 +35,8 @@ def status_rows(plan: Plan) -> list[dict[str, Any]]:
     counts unknown and `left_out` saying why: without it, it would vanish from the table."""
     rows: list[dict[str, Any]] = []
     for d in plan.destinations:
+        # Judged once per destination: per row, 2,000 audiences took 5.6 s (quadratic).
+        blocked = {v.list_name for v in d.violations()}
         rows.extend(
             {
                 "destination": d.destination,
@@ -46,7 +48,7 @@ def status_rows(plan: Plan) -> list[dict[str, Any]]:
                 "pending_adds": len(lp.add),
                 "pending_removes": len(lp.remove),
                 "pending_updates": len(lp.field_update_keys),
-                "blocked": any(v.list_name == lp.list_name for v in d.violations()),
+                "blocked": lp.list_name in blocked,
                 "left_out": None,
             }
             for lp in d.lists
