@@ -770,7 +770,9 @@ def _write_members(path: Path, members: list[str], project_type: ProjectType) ->
     partial = _partial(path)
     try:
         with os.fdopen(_private(partial), "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
+            # Line ends as DuckDB's COPY writes them (from RECONCILER_ENGINE_THRESHOLD
+            # members): a list that grows past it is not rewritten line by line.
+            writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(columns)
             for identifier in members:
                 if project_type == "hybrid":
