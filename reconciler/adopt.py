@@ -12,7 +12,6 @@ userId where the profile has one (hybrid and userID-based projects), otherwise t
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -764,24 +763,31 @@ def _private(path: Path) -> int:
     return fd
 
 
+def _csv_cell(value: str) -> str:
+    """One CSV cell exactly as DuckDB's COPY writes it (from RECONCILER_ENGINE_THRESHOLD
+    members): quoted when it holds a comma, a quote, a line break or a '#', with '\n'
+    line ends, so a list that grows past the threshold is not rewritten line by line."""
+    if any(c in value for c in ',"\n\r#'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
 def _write_members(path: Path, members: list[str], project_type: ProjectType) -> None:
     columns = _columns(project_type)
     # Written beside the target and moved onto it whole: never a half file at its name.
     partial = _partial(path)
     try:
         with os.fdopen(_private(partial), "w", newline="", encoding="utf-8") as handle:
-            # Line ends as DuckDB's COPY writes them (from RECONCILER_ENGINE_THRESHOLD
-            # members): a list that grows past it is not rewritten line by line.
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(columns)
+            handle.write(",".join(columns) + "\n")
             for identifier in members:
+                cell = _csv_cell(identifier)
                 if project_type == "hybrid":
                     # preferUserId gives the userId where a profile has one; an identifier
                     # that looks like an email is a profile without a userId.
                     is_email = looks_like_email(identifier)
-                    writer.writerow([identifier, ""] if is_email else ["", identifier])
+                    handle.write(f"{cell},\n" if is_email else f",{cell}\n")
                 else:
-                    writer.writerow([identifier])
+                    handle.write(f"{cell}\n")
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)

@@ -424,6 +424,9 @@ def test_both_engines_write_the_same_bytes(typed_workspace, cli, monkeypatch):
         (None, " lead"),
         (None, "=cmd|' /C calc'!A0"),
         ("me@example.com", None),
+        (None, "#comment"),
+        (None, "a#b"),
+        (None, 'x"'),
     ]:
         proj.subscribe_direct(tricky, email=email, user_id=user_id)
     written = {}
@@ -434,3 +437,8 @@ def test_both_engines_write_the_same_bytes(typed_workspace, cli, monkeypatch):
         written[engine] = (out / "tricky.csv").read_bytes()
     assert written["python"] == written["duckdb"]
     assert written["python"].startswith(b"email,userId\n")
+    assert b',"#comment"\n' in written["python"]
+    # ... and reads back as Iterable has them: the plan over them shows no changes.
+    for name in ("tricky.yaml", "tricky.csv"):
+        (ws.manifests / name).write_bytes((ws.root / "python" / name).read_bytes())
+    assert cli("plan", ws.manifests, "--detailed-exitcode").exit_code == 0
