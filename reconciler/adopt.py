@@ -686,11 +686,31 @@ def _device(name: str) -> bool:
     return name.split(".", 1)[0].casefold() in _DEVICE_NAMES
 
 
-def _free(name: str, taken: set[str]) -> bool:
+def _free(name: str, taken: set[str], out_dir: Path, in_use: set[str]) -> bool:
     """Whether `name` can name a new audience and its files: no audience has it (file names
-    must differ beyond case: on macOS and Windows "VIP.yaml" overwrites "vip.yaml"), and
-    it is no Windows device name."""
-    return name.casefold() not in taken and not _device(name)
+    must differ beyond case: on macOS and Windows "VIP.yaml" overwrites "vip.yaml"), it is
+    no Windows device name, and its files are none the manifests are read from (a
+    Destination's file named as a list, a member CSV): --force would overwrite them."""
+    if name.casefold() in taken or _device(name):
+        return False
+    return all(_file_key(out_dir / f"{name}{ext}") not in in_use for ext in (".yaml", ".csv"))
+
+
+def _file_key(path: Path) -> str:
+    return os.path.abspath(path).casefold()
+
+
+def _files_in_use(manifests: Manifests) -> set[str]:
+    """The manifest files loaded and the member files their audiences read (_file_key)."""
+    paths = list(manifests.files)
+    for audience in manifests.audiences.values():
+        members = audience.spec.members
+        paths.extend(
+            audience.base_dir / name
+            for name in (members.csv, members.parquet, members.database)
+            if name and name != ":memory:"
+        )
+    return {_file_key(path) for path in paths}
 
 
 def slug(list_name: str) -> str:
@@ -705,10 +725,11 @@ def _name_targets(manifests: Manifests, lists: list[ListInfo], out_dir: Path) ->
     # Audience names are unique across all destinations (_free). Lists keeping their own
     # name go first, so a slug never takes it.
     taken = {name.casefold() for name in manifests.audiences}
+    in_use = _files_in_use(manifests)
     names: dict[int, str] = {}
     for info in lists:
         own = audience_name(info.name)
-        if own is not None and _free(own, taken):
+        if own is not None and _free(own, taken, out_dir, in_use):
             names[info.id] = own
             taken.add(own.casefold())
     for info in lists:
@@ -719,7 +740,7 @@ def _name_targets(manifests: Manifests, lists: list[ListInfo], out_dir: Path) ->
             base = f"list-{base}"[:_MAX_NAME].rstrip("-.")
         name, attempt = base, 1
         # The list id makes it unique, unless another list is named so itself.
-        while not _free(name, taken):
+        while not _free(name, taken, out_dir, in_use):
             suffix = f"-{info.id}" + (f"-{attempt}" if attempt > 1 else "")
             name = base[: _MAX_NAME - len(suffix)] + suffix
             attempt += 1

@@ -442,3 +442,38 @@ def test_both_engines_write_the_same_bytes(typed_workspace, cli, monkeypatch):
     for name in ("tricky.yaml", "tricky.csv"):
         (ws.manifests / name).write_bytes((ws.root / "python" / name).read_bytes())
     assert cli("plan", ws.manifests, "--detailed-exitcode").exit_code == 0
+
+
+def test_force_never_overwrites_the_files_the_manifests_are_read_from(typed_workspace, cli):
+    # `import` refused to overwrite manifests/dest-prod.yaml for a list named "dest-prod"
+    # and said to pass --force, which replaced the Destination with an Audience.
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    members_csv = ws.csv("data/members.csv", "email", ["a@example.com"])
+    ws.audience("beta", {"csv": "data/members.csv"})
+    beta = proj.add_list("beta")
+    proj.subscribe_direct(beta, email="a@example.com")
+    named_as_files = {name: proj.add_list(name) for name in ("dest-prod", "members")}
+    for list_id in named_as_files.values():
+        proj.subscribe_direct(list_id, email="b@example.com")
+    before = {p: p.read_bytes() for p in (ws.manifests / "dest-prod.yaml", members_csv)}
+
+    first = cli("import", ws.manifests, "-d", "prod", "--out", ws.manifests, "--list", "dest-prod")
+    second = cli(
+        "import",
+        ws.manifests,
+        "-d",
+        "prod",
+        "--out",
+        members_csv.parent,
+        "--list",
+        "members",
+        "--force",
+    )
+
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert {p: p.read_bytes() for p in before} == before
+    assert f"audience 'dest-prod-{named_as_files['dest-prod']}'" in first.stdout
+    assert f"audience 'members-{named_as_files['members']}'" in second.stdout
+    plan = cli("plan", ws.manifests, "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
