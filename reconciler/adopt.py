@@ -583,7 +583,8 @@ def _write_members_duckdb(
     load_live_file(engine, download, live, what)
     columns = _columns(project_type)
     if project_type == "hybrid":
-        is_email = f"regexp_full_match(id, '{LOOKS_LIKE_EMAIL}')"
+        # As _write_members decides (_is_email).
+        is_email = f"(regexp_full_match(id, '{LOOKS_LIKE_EMAIL}') AND id = lower(id))"
         select = (
             f'CASE WHEN {is_email} THEN id END AS "email", '
             f'CASE WHEN NOT {is_email} THEN id END AS "userId"'
@@ -784,6 +785,16 @@ def _private(path: Path) -> int:
     return fd
 
 
+def _is_email(identifier: str) -> bool:
+    """Whether a hybrid project's member, as getUsers with preferUserId names it, is known
+    by its email: the userId where a profile has one, so an identifier that looks like an
+    email is a profile without one, unless it has a capital letter. Iterable stores emails
+    in lowercase (shared/iterable-api.md), so `Ann@Example.com` is a userId; in the email
+    column the source would lowercase it, and the plan right after would remove the
+    member it names and add that address instead."""
+    return looks_like_email(identifier) and identifier == identifier.lower()
+
+
 def _csv_cell(value: str) -> str:
     """One CSV cell exactly as DuckDB's COPY writes it (from RECONCILER_ENGINE_THRESHOLD
     members): quoted when it holds a comma, a quote, a line break or a '#', with '\n'
@@ -803,10 +814,7 @@ def _write_members(path: Path, members: list[str], project_type: ProjectType) ->
             for identifier in members:
                 cell = _csv_cell(identifier)
                 if project_type == "hybrid":
-                    # preferUserId gives the userId where a profile has one; an identifier
-                    # that looks like an email is a profile without a userId.
-                    is_email = looks_like_email(identifier)
-                    handle.write(f"{cell},\n" if is_email else f",{cell}\n")
+                    handle.write(f"{cell},\n" if _is_email(identifier) else f",{cell}\n")
                 else:
                     handle.write(f"{cell}\n")
         os.replace(partial, path)

@@ -477,3 +477,31 @@ def test_force_never_overwrites_the_files_the_manifests_are_read_from(typed_work
     assert f"audience 'members-{named_as_files['members']}'" in second.stdout
     plan = cli("plan", ws.manifests, "--detailed-exitcode")
     assert plan.exit_code == 0, plan.output
+
+
+@ENGINES
+def test_an_email_shaped_user_id_with_capitals_is_written_as_a_user_id(
+    typed_workspace, cli, monkeypatch, engine
+):
+    # An app that once used the address as the userId, unchanged in case: getUsers names
+    # the profile by it. Iterable stores emails lowercase, so it can only be a userId; in
+    # the email column the plan right after removed the member and added the address.
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    people = proj.add_list("people")
+    proj.subscribe_direct(people, email="ann@example.com", user_id="Ann@Example.com")
+    proj.subscribe_direct(people, user_id="Bob@Example.com")
+    proj.subscribe_direct(people, email="carol@example.com")
+    out = ws.manifests / "imported"
+
+    result = cli("import", ws.manifests, "-d", "prod", "--out", out)
+
+    assert result.exit_code == 0, result.output
+    assert read_csv(out / "people.csv") == [
+        {"email": "", "userId": "Ann@Example.com"},
+        {"email": "", "userId": "Bob@Example.com"},
+        {"email": "carol@example.com", "userId": ""},
+    ]
+    plan = cli("plan", ws.manifests, "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
