@@ -845,7 +845,9 @@ def _schema_reference(manifests: Manifests, out_dir: Path) -> str:
         candidate = directory / "schema" / "reconciler.schema.json"
         if candidate.is_file():
             return os.path.relpath(candidate, start)
-    beside = Path(manifests.root).absolute().parent / "schema" / "reconciler.schema.json"
+    root = Path(manifests.root).absolute()
+    directory = root if root.is_dir() else root.parent  # PATH may name one manifest file
+    beside = directory.parent / "schema" / "reconciler.schema.json"
     return os.path.relpath(beside, start)
 
 

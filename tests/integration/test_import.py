@@ -505,3 +505,17 @@ def test_an_email_shaped_user_id_with_capitals_is_written_as_a_user_id(
     ]
     plan = cli("plan", ws.manifests, "--detailed-exitcode")
     assert plan.exit_code == 0, plan.output
+
+
+def test_the_schema_comment_points_beside_the_manifest_directory_given_one_file(
+    typed_workspace, cli
+):
+    ws, emulator = typed_workspace("hybrid")
+    emulator.project("default").add_list("vip")
+    out = ws.manifests / "imported"
+    result = cli("import", ws.manifests / "dest-prod.yaml", "-d", "prod", "--out", out)
+    assert result.exit_code == 0, result.output
+    # As with the directory given: where `reconciler schema > schema/...` puts it.
+    assert (out / "vip.yaml").read_text().splitlines()[0] == (
+        "# yaml-language-server: $schema=../../schema/reconciler.schema.json"
+    )
