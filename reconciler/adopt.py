@@ -41,6 +41,7 @@ from reconciler.members.identity import ProjectType, looks_like_email
 from reconciler.members.model import Engine
 from reconciler.plan.ownership import unmarked
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, heartbeat
+from reconciler.sources.registry import source_for
 from reconciler.state.live import LiveDestination, LiveList, fails_alone
 from reconciler.state.routes import MemberRoute, choose_member_read
 from reconciler.threads import reading_pool
@@ -705,12 +706,7 @@ def _files_in_use(manifests: Manifests) -> set[str]:
     """The manifest files loaded and the member files their audiences read (_file_key)."""
     paths = list(manifests.files)
     for audience in manifests.audiences.values():
-        members = audience.spec.members
-        paths.extend(
-            audience.base_dir / name
-            for name in (members.csv, members.parquet, members.database)
-            if name and name != ":memory:"
-        )
+        paths.extend(file.path for file in source_for(audience).files())
     return {_file_key(path) for path in paths}
 
 
