@@ -96,6 +96,10 @@ def live_from_export(
         name = "e.email"
     elif not desired.prefer_user_id:
         name = "coalesce(e.email, e.user_id)"
+    elif not (desired.email_only or desired.skipped):
+        # No member is known by email alone: the CASE below would always pick the userId,
+        # after joins with every desired row (ten million in a large userId project).
+        name = "coalesce(e.user_id, e.email)"
     else:
         # A profile the audience knows by its email alone, reported by a userId it got
         # later (or, in a userID-based project, a profile a row skipped for lacking a
