@@ -36,10 +36,11 @@ RESERVED_KINDS: tuple[str, ...] = ()
 
 NAME_PATTERN = r"^[A-Za-z0-9._-]{1,200}$"
 ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-# An Iterable API key (32 hex digits) or any long run of letters and digits mixed, with no
-# '_': no one names a variable so, and `env: <the key>` is a key pasted in git.
+# An Iterable API key (32 hex digits), or a long run of letters with six digits or more
+# among them and no '_': no one names a variable so (`iterableKeyProduction2024` is a
+# name), and `env: <the key>` is a key pasted in git.
 _LOOKS_LIKE_A_KEY = re.compile(
-    r"[0-9a-fA-F]{32}|(?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[a-z])[A-Za-z0-9]{24,}"
+    r"[0-9a-fA-F]{32}|(?=(?:[A-Za-z]*[0-9]){6})(?=[A-Za-z0-9]*[a-z])[A-Za-z0-9]{24,}"
 )
 # A top-level Iterable field: a dot would address a nested path, and surrounding spaces are
 # invisible in every UI that shows the field.

@@ -864,7 +864,9 @@ def test_a_key_pasted_as_the_variable_name_is_refused_without_echoing_it(pasted)
     assert pasted not in found
 
 
-@pytest.mark.parametrize("name", ["ITERABLE_API_KEY", "ITERABLE_KEY_PROD_EU_2024", "apiKey"])
+@pytest.mark.parametrize(
+    "name", ["ITERABLE_API_KEY", "ITERABLE_KEY_PROD_EU_2024", "apiKey", "iterableKeyProduction2024"]
+)
 def test_variable_names_people_use_are_not_taken_for_keys(name) -> None:
     write("m.yaml", DESTINATION.replace("{env: ITERABLE_API_KEY}", f"{{env: {name}}}"))
     assert load_manifests(Path(".")).destinations["prod"].spec.apiKey.env == name
