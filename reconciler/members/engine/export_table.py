@@ -17,6 +17,7 @@ import duckdb
 from reconciler.errors import LiveStateError
 from reconciler.iterable import CHANNELS_FIELD, IterableClient
 from reconciler.members.engine.desired_table import LOOKS_LIKE_EMAIL, DesiredTable, known_skipped
+from reconciler.members.engine.diff import needs_user_id_resolution
 from reconciler.members.engine.workspace import Engine
 from reconciler.members.identity import ProjectType
 
@@ -96,7 +97,7 @@ def live_from_export(
         name = "e.email"
     elif not desired.prefer_user_id:
         name = "coalesce(e.email, e.user_id)"
-    elif not (desired.email_only or desired.skipped):
+    elif not needs_user_id_resolution(desired):
         # No member is known by email alone: the CASE below would always pick the userId,
         # after joins with every desired row (ten million in a large userId project).
         name = "coalesce(e.user_id, e.email)"
