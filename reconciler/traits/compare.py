@@ -53,4 +53,16 @@ def same_value(desired: Any, live: Any, *, merge_nested_objects: bool = False) -
             same_value(value, live.get(key), merge_nested_objects=True)
             for key, value in desired.items()
         )
+    if isinstance(live, float) and isinstance(desired, int) and not isinstance(desired, bool):
+        # Only a double field holds a float, and it gets every number as a double
+        # (traits/types.py as_doubles): 2**53 + 1 is written, and read back, as 2.0**53.
+        # Compared exactly, such a number would be updated again on every run.
+        return _as_double(desired) == live
     return normalise(desired) == normalise(live)
+
+
+def _as_double(number: int) -> float | None:
+    try:
+        return float(number)
+    except OverflowError:  # beyond any double: no field can hold it as it is
+        return None

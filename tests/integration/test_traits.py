@@ -101,6 +101,37 @@ def test_apply_sets_fields_on_new_members_with_the_subscribe(workspace, cli, emu
     assert "new user field" not in again.stdout
 
 
+@pytest.mark.parametrize("threshold", ["100000", "1"], ids=["python", "duckdb"])
+def test_a_whole_number_beyond_double_precision_converges_in_a_double_field(
+    workspace, cli, emulator_server, monkeypatch, threshold
+):
+    # A double field gets every number as a double, so 2**53 + 1 goes out (and comes back)
+    # as 9007199254740992.0. Compared with the source's exact int, it planned the same
+    # update on every run.
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", threshold)
+    rows = [
+        "alice@example.com,u-1,pro,9007199254740993,2025-07-01,alice",
+        "bob@example.com,u-2,free,0.5,,bob",
+    ]
+    setup(workspace, rows=rows)
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert project(emulator_server).field_types["lifetimeValue"] == "double"
+    assert fields_of(emulator_server, "alice@example.com")["lifetimeValue"] == 2.0**53
+
+    again = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert "= user fields: no changes (2 users checked" in again.stdout
+
+    # A value the double does change is still an update.
+    rows[0] = rows[0].replace("9007199254740993", "9007199254740996")
+    setup(workspace, rows=rows)
+    changed = cli("plan", workspace.manifests, "--format", "json")
+    assert changed.exit_code == 0, changed.output
+    (dest,) = changed.json()["destinations"]
+    assert dest["field_updates"]["count"] == 1
+
+
 def test_fields_a_project_drops_from_a_subscribe_fail_the_apply(workspace, cli, emulator_server):
     # A project set not to accept new fields adds the members and drops their mapped
     # fields, naming them in filteredOutFields: the apply says so and exits 1 instead of

@@ -191,6 +191,7 @@ def test_template_syntax_errors_are_found_without_rendering() -> None:
         ("2025-07-01", "2025-07-01 00:00:00 +00:00"),
         (None, None),
         ({"a": 1, "b": [1.0, "x"]}, {"b": [1, "x"], "a": 1.0}),
+        (2**53 + 1, 2.0**53),  # a double field holds the nearest double
     ],
 )
 def test_equal_after_normalisation(desired: object, live: object) -> None:
@@ -199,7 +200,18 @@ def test_equal_after_normalisation(desired: object, live: object) -> None:
 
 @pytest.mark.parametrize(
     ("desired", "live"),
-    [(42, "42"), (True, 1), ("pro", "Pro"), (None, ""), ("2025-07-01", "2025-07-02"), (1.5, 1)],
+    [
+        (42, "42"),
+        (True, 1),
+        ("pro", "Pro"),
+        (None, ""),
+        ("2025-07-01", "2025-07-02"),
+        (1.5, 1),
+        (2**53 + 4, 2.0**53),
+        (10**400, 1e308),
+        (2**53 + 1, 2**53),  # a long field holds it exactly
+        (True, 1.0),
+    ],
 )
 def test_different_after_normalisation(desired: object, live: object) -> None:
     assert not same_value(desired, live)
