@@ -46,6 +46,8 @@ class LiveDestination:
     # and their audiences are left out of the plan.
     unproven: dict[str, str] = field(default_factory=dict)
     size_reads: int = 0  # lists/{id}/size calls spent checking doubtful reads
+    # Of `unproven`, the lists not read at all: their name is no one list in Iterable.
+    ambiguous: int = 0
     route: MemberRoute | None = None  # why this read, and what the other would have cost
     seconds: float = 0.0  # the member read's wall time
     calls: dict[str, int] = field(default_factory=dict)  # requests per endpoint, retries too
@@ -57,7 +59,7 @@ class LiveDestination:
     channels_from: str = ""  # which read that was, for the consent guard's statement
 
     def describe_reads(self) -> str | None:
-        lists_read = len(self.managed) + len(self.unproven)
+        lists_read = len(self.managed) + len(self.unproven) - self.ambiguous
         if not lists_read:
             return None
         lists = f"{lists_read} list{'s' if lists_read != 1 else ''}"
@@ -117,6 +119,30 @@ def find_list(all_lists: list[ListInfo], name: str) -> ListInfo | None:
             "manages Standard (static) lists: set a different listName"
         )
     return standard[0] if standard else None
+
+
+def _find_lists(
+    all_lists: list[ListInfo], items: Sequence[DesiredList]
+) -> tuple[list[tuple[DesiredList, ListInfo]], dict[str, str]]:
+    """Each audience's list that exists, and why the lists no one Standard list answers
+    for are left out. A second list of one name is usually made by hand in Iterable's
+    web app, and concerns that audience alone: the project's other audiences are still
+    read, planned and applied (failing the destination would stop every list's sync until
+    someone found and deleted the extra)."""
+    found: list[tuple[DesiredList, ListInfo]] = []
+    ambiguous: dict[str, str] = {}
+    for item in items:
+        try:
+            info = find_list(all_lists, item.list_name)
+        except LiveStateError as exc:
+            ambiguous[item.list_name] = (
+                f"{exc}. This audience is left out of the plan (nothing is created, added or "
+                "removed)"
+            )
+            continue
+        if info is not None:
+            found.append((item, info))
+    return found, ambiguous
 
 
 def _resolve_user_ids(client: IterableClient, item: DesiredList, members: set[str]) -> set[str]:
@@ -210,11 +236,7 @@ def read_live(
     """`member_reads` overrides the route choice: "export" (the saved-plan check) reads
     every list with one export, the faster kind by the model, whatever their number."""
     all_lists = client.get_lists()
-    found = [
-        (item, info)
-        for item in desired.lists
-        if (info := find_list(all_lists, item.list_name)) is not None
-    ]
+    found, ambiguous = _find_lists(all_lists, desired.lists)
     started, before = time.monotonic(), dict(client.stats.calls)
     sizes = [expected_size(item) for item, _info in found]
     route = choose_route(sizes, client.settings, member_reads)
@@ -278,6 +300,8 @@ def read_live(
     live.table_reads = sum(1 for item, _info in in_tables if item.list_name in live.managed)
     live.route = route
     live = _prove_reads(client, live)
+    live.unproven.update(ambiguous)
+    live.ambiguous = len(ambiguous)
     live.seconds = time.monotonic() - started
     live.calls = client.stats.calls_since(before)
     live.calls.pop("GET /api/lists", None)

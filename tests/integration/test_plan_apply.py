@@ -226,7 +226,10 @@ def test_two_lists_with_the_same_name_are_refused_naming_both(workspace, cli, em
     workspace.audience("dup", {"inline": ["a@example.com"]})
     result = cli("plan", workspace.manifests)
     assert result.exit_code == 1
-    assert str(first) in result.stderr and str(second) in result.stderr
+    # The audience is left out, named in the plan; nothing is created beside them.
+    assert f"Iterable has 2 lists named 'dup' (ids {first}, {second})" in result.stdout
+    assert "dup: left out of this plan" in result.stdout
+    assert 'create list "dup"' not in result.stdout
 
 
 def test_invalid_members_are_skipped_named_and_exit_non_zero(workspace, cli, emulator_server):

@@ -238,6 +238,39 @@ def test_deleting_a_list_in_use_is_reported_clearly(workspace, cli, emulator_ser
     assert list_id in project(emulator_server).lists
 
 
+def test_a_list_made_by_hand_with_a_managed_name_leaves_out_only_that_audience(
+    workspace, cli, emulator_server
+):
+    """Someone makes a second list named like a managed one in Iterable's web app. Which
+    of the two is the audience's is not guessed, but the project's other audiences are
+    still synced: failing the whole destination stopped every list's hourly sync."""
+    workspace.destination(prune=True, policy={"allowListDeletion": True})
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    workspace.audience("churn", {"inline": ["b@example.com"]})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    vip_id = list_named(emulator_server, "vip").id
+    extra = seed_list(emulator_server, "vip", ["x@example.com"])
+
+    workspace.audience("vip", {"inline": ["a@example.com", "c@example.com"]})
+    workspace.audience("churn", {"inline": ["b@example.com", "d@example.com"]})
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 1, applied.output
+    assert (
+        f"vip: left out of this plan: Iterable has 2 lists named 'vip' (ids {vip_id}, {extra})"
+    ) in applied.stdout
+    proj = project(emulator_server)
+    assert sorted(proj.members(list_named(emulator_server, "churn").id)) == [
+        "b@example.com",
+        "d@example.com",
+    ]
+    # Neither list named vip is written to, and prune deletes neither.
+    assert proj.members(vip_id) == ["a@example.com"]
+    assert proj.members(extra) == ["x@example.com"]
+    status = cli("status", workspace.manifests)
+    assert status.exit_code == 1
+    assert "LEFT OUT" in status.stdout
+
+
 # -- concurrency -----------------------------------------------------------------------
 
 
