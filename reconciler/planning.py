@@ -25,6 +25,7 @@ from reconciler.members.model import (
 )
 from reconciler.plan import (
     DestinationPlan,
+    ListDeletion,
     ListPlan,
     Plan,
     list_plan,
@@ -183,7 +184,7 @@ def _plan_destination(
     # after the fields are planned: their fields were to ride on the subscribe, so no
     # bulkUpdate (which creates unknown users) is planned for them.
     left_out = leave_out_unsendable(client, desired.project_type, fields.lists)
-    campaigns, campaigns_error, campaign_ids = _read_campaigns(client, left_out.lists)
+    campaigns, campaigns_error, campaign_ids = _read_campaigns(client, left_out.lists, deletions)
     return plan_destination(
         desired.destination.name,
         desired.project_type,
@@ -290,13 +291,13 @@ def _list_options(item: DesiredList, dest_spec: Any) -> dict[str, Any]:
 
 
 def _read_campaigns(
-    client: IterableClient, lists: list[ListPlan]
+    client: IterableClient, lists: list[ListPlan], deletions: Sequence[ListDeletion]
 ) -> tuple[list[Any], str | None, frozenset[int] | None]:
-    """The campaigns using the lists this plan changes (one paced read of GET
-    /api/campaigns per destination, only when some existing list changes), and the ids
-    of every campaign of the project (None when not read). A failed read does not fail
-    the plan: the plan says that its blast radius is unknown."""
-    if not needs_campaigns(lists):
+    """The campaigns using the lists this plan changes or deletes (one paced read of GET
+    /api/campaigns per destination, only when some existing list changes or is deleted),
+    and the ids of every campaign of the project (None when not read). A failed read does
+    not fail the plan: the plan says that its blast radius is unknown."""
+    if not needs_campaigns(lists, deletions):
         return [], None, None
     try:
         every = client.get_campaigns()
@@ -306,7 +307,7 @@ def _read_campaigns(
             f"campaigns could not be read ({exc}); the campaigns these changes reach are unknown",
             None,
         )
-    return campaign_uses(lists, every), None, frozenset(c.id for c in every)
+    return campaign_uses(lists, every, deletions), None, frozenset(c.id for c in every)
 
 
 def unknown_campaign_notes(

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Literal, Protocol
 
-from reconciler.plan.model import CampaignUse, ListPlan, Plan
+from reconciler.plan.model import CampaignUse, ListDeletion, ListPlan, Plan
 
 
 class CampaignInfo(Protocol):
@@ -27,11 +27,15 @@ class CampaignInfo(Protocol):
 
 
 def campaign_uses(
-    lists: Sequence[ListPlan], campaigns: Iterable[CampaignInfo]
+    lists: Sequence[ListPlan],
+    campaigns: Iterable[CampaignInfo],
+    deletions: Sequence[ListDeletion] = (),
 ) -> list[CampaignUse]:
-    """For each changed list that exists in Iterable, the campaigns that send to it or
-    suppress it, in campaign id order (a list this plan creates has no campaigns yet)."""
+    """For each changed list that exists in Iterable, and each list prune deletes, the
+    campaigns that send to it or suppress it, in campaign id order (a list this plan
+    creates has no campaigns yet)."""
     by_id = {lp.list_id: lp.list_name for lp in lists if lp.has_changes and lp.list_id is not None}
+    by_id.update({x.list_id: x.list_name for x in deletions})
     out: list[CampaignUse] = []
     for campaign in sorted(campaigns, key=lambda c: c.id):
         roles: tuple[tuple[Literal["send", "suppression"], Sequence[int]], ...] = (
@@ -54,9 +58,10 @@ def campaign_uses(
     return out
 
 
-def needs_campaigns(lists: Sequence[ListPlan]) -> bool:
-    """Campaigns are read only when the plan changes a list that already exists."""
-    return any(lp.has_changes and lp.list_id is not None for lp in lists)
+def needs_campaigns(lists: Sequence[ListPlan], deletions: Sequence[ListDeletion] = ()) -> bool:
+    """Campaigns are read only when the plan changes a list that already exists, or
+    deletes one: a campaign that sends to a deleted list has no audience left."""
+    return bool(deletions) or any(lp.has_changes and lp.list_id is not None for lp in lists)
 
 
 def campaigns_now(saved: Plan, current: Plan) -> Plan:

@@ -712,7 +712,12 @@ class Plan:
                         {"audience": audience, "reason": reason} for audience, reason in d.unread
                     ],
                     "lists_to_delete": [
-                        {"list_id": x.list_id, "list_name": x.list_name} for x in d.deletions
+                        {
+                            "list_id": x.list_id,
+                            "list_name": x.list_name,
+                            "campaigns": [c.to_dict() for c in d.campaigns_of(x.list_name)],
+                        }
+                        for x in d.deletions
                     ],
                     "field_updates": _field_updates_dict(d, show),
                     "new_fields": dict(d.new_fields),

@@ -100,6 +100,46 @@ def test_removing_from_a_suppression_list_is_called_out(workspace, cli, emulator
     )
 
 
+def test_a_list_prune_deletes_names_the_campaigns_that_use_it(workspace, cli, emulator_server):
+    """Renaming an audience's key, or dropping it, prunes its old list: the campaigns that
+    send to it, or suppress it, lose that list, so the plan names them under the delete."""
+    workspace.destination(prune=True)
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    (old,) = [i for i, r in project(emulator_server).lists.items() if r.name == "vip"]
+    proj = project(emulator_server)
+    weekly = proj.add_campaign("Weekly", state="Scheduled", list_ids=[old])
+    promo = proj.add_campaign(
+        "Promo", campaign_type="Triggered", state="Running", suppression_list_ids=[old]
+    )
+    (workspace.manifests / "aud-vip.yaml").unlink()
+    workspace.audience("vip-customers", {"inline": ["a@example.com"]})
+
+    text = cli("plan", workspace.manifests)
+    assert text.exit_code == 3, text.output  # allowListDeletion is false by default
+    assert (
+        f'delete list "vip" (list {old}): created by reconciler, no longer declared (prune)\n'
+        f"      campaign: send list of scheduled blast campaign 'Weekly' (id {weekly})\n"
+        f'      ! deleting the list leaves scheduled campaign "Weekly" (id {weekly}) without '
+        "its send list\n"
+    ) in text.stdout
+    assert (
+        f'leaves running campaign "Promo" (id {promo}) without its suppression list'
+    ) in text.stdout
+
+    md = cli("plan", workspace.manifests, "--format", "markdown")
+    assert (
+        f"- vip: send list of scheduled blast campaign 'Weekly' (id {weekly}): **deleting "
+        "this list leaves the campaign without its send list**"
+    ) in md.stdout
+    out = json.loads(cli("plan", workspace.manifests, "--format", "json").stdout)
+    (deleted,) = out["destinations"][0]["lists_to_delete"]
+    assert [(c["id"], c["role"]) for c in deleted["campaigns"]] == [
+        (weekly, "send"),
+        (promo, "suppression"),
+    ]
+
+
 def test_no_campaign_read_when_nothing_changes(workspace, cli, emulator_server):
     seed_list(emulator_server, "vip", ["a@example.com"])
     workspace.audience("vip", {"inline": ["a@example.com"]})
