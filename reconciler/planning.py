@@ -355,11 +355,16 @@ def list_notes(
                     if old.id in deleted
                     else "it stays as it is (no longer managed; `prune: true` deletes it)"
                 )
+                # Which side changed is not known: the manifest's listName, or the list's
+                # name in Iterable's web app (which can rename a list; its API cannot).
                 notes.append(
-                    f"listName of audience {item.audience.name!r} changed from {old.name!r} "
-                    f"(list {old.id}) to {item.list_name!r}: Iterable cannot rename a list, so "
-                    f"this creates a new list with a new id and {fate}. Campaigns and journeys "
-                    f"that use list {old.id} must be repointed to the new list."
+                    f"list {old.id}, created for audience {item.audience.name!r}, is named "
+                    f"{old.name!r} in Iterable, not {item.list_name!r} (the audience's "
+                    "listName changed, or the list was renamed in Iterable): Iterable's API "
+                    f"cannot rename a list, so this creates a new list with a new id and {fate}. "
+                    f"Campaigns and journeys that use list {old.id} must be repointed to the "
+                    f"new list; to keep list {old.id} instead, set listName: {old.name!r} on "
+                    "the audience."
                 )
             continue
         current = unmarked(live_list.info.description)

@@ -537,11 +537,13 @@ def test_a_changed_list_name_is_a_new_list_and_a_changed_description_is_noted(
     plan = cli("plan", workspace.manifests)
     assert plan.exit_code == 0, plan.output
     assert (
-        f"listName of audience 'beta' changed from 'Beta testers' (list {old_id}) to 'Beta': "
-        "Iterable cannot rename a list, so this creates a new list with a new id and it is "
-        "deleted below (prune)"
-    ) in plan.stdout
+        f"list {old_id}, created for audience 'beta', is named 'Beta testers' in Iterable, "
+        "not 'Beta' (the audience's listName changed, or the list was renamed in Iterable): "
+        "Iterable's API cannot rename a list, so this creates a new list with a new id and "
+        "it is deleted below (prune)"
+    ) in " ".join(plan.stdout.split())
     assert f"Campaigns and journeys that use list {old_id} must be repointed" in plan.stdout
+    assert f"to keep list {old_id} instead, set listName: 'Beta testers'" in plan.stdout
     assert f'delete list "Beta testers" (list {old_id})' in plan.stdout
 
     workspace.audience(
@@ -552,6 +554,29 @@ def test_a_changed_list_name_is_a_new_list_and_a_changed_description_is_noted(
     (note,) = described.json()["destinations"][0]["notes"]
     assert f"description of list 'Beta testers' (list {old_id}) is empty in Iterable" in note
     assert "'Early' in the manifest: Iterable cannot change a list's description" in note
+
+
+def test_a_list_renamed_in_iterable_is_noted_with_how_to_keep_it(workspace, cli, emulator_server):
+    """Iterable's web app can rename a list; the manifest did not change. The note must not
+    say the manifest's listName changed, and its advice must keep the list."""
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    renamed = list_named(emulator_server, "vip")
+    renamed.name = "VIP (old)"  # as a rename in Iterable's web app leaves it
+
+    plan = cli("plan", workspace.manifests)
+    assert plan.exit_code == 0, plan.output
+    text = " ".join(plan.stdout.split())
+    assert (
+        f"list {renamed.id}, created for audience 'vip', is named 'VIP (old)' in Iterable, not "
+        "'vip' (the audience's listName changed, or the list was renamed in Iterable)"
+    ) in text
+    assert "it stays as it is (no longer managed; `prune: true` deletes it)" in text
+    assert f"to keep list {renamed.id} instead, set listName: 'VIP (old)'" in text
+
+    workspace.audience("vip", {"inline": ["a@example.com"]}, listName="VIP (old)")
+    kept = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert kept.exit_code == 0, kept.output
 
 
 # -- guards on the source (issue 19, section 3) -----------------------------------------
