@@ -76,9 +76,7 @@ def make_plan(
         for name, desired in build_desired(manifests, targets, engine, progress).items():
             prints = fingerprint.setdefault(name, {})
             # With --target only some audiences are considered, so nothing else may be pruned.
-            declared = (
-                {a.list_name for a in manifests.audiences_of(name)} if targets is None else None
-            )
+            declared = _declared_lists(manifests, clients, name) if targets is None else None
             with _in_destination(name):
                 destinations.append(
                     _plan_destination(
@@ -115,6 +113,19 @@ def _in_destination(name: str) -> Iterator[None]:
         yield
     except (IterableError, LiveStateError) as exc:
         raise exc.in_destination(name) from None
+
+
+def _declared_lists(
+    manifests: Manifests, clients: Mapping[str, IterableClient], name: str
+) -> set[str]:
+    """Every list name the manifests declare in this destination's Iterable project: its
+    own audiences', and those of every other destination naming the same project (the
+    same host and key, as the apply lock tells them apart). Prune in one destination must
+    not delete the lists another declares: each apply would delete them and the next
+    create them again, losing their ids, history and the campaigns that use them."""
+    project = clients[name].project_id
+    same = {other for other, client in clients.items() if client.project_id == project}
+    return {a.list_name for other in same | {name} for a in manifests.audiences_of(other)}
 
 
 def _plan_destination(

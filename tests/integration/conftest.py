@@ -115,6 +115,7 @@ FIELD_TESTS = frozenset(
         "test_safety::test_removal_over_threshold_is_blocked_with_zero_writes_and_allowed_with_flag",
         "test_safety::test_channel_unsubscribe_is_shown_prominently",
         "test_safety::test_prune_deletes_only_marked_lists_and_only_when_allowed",
+        "test_safety::test_prune_keeps_the_lists_of_another_destination_naming_the_same_project",
         "test_safety::test_a_list_made_by_hand_with_a_managed_name_leaves_out_only_that_audience",
         "test_safety::test_two_applies_from_different_directories_create_a_list_once",
         "test_safety::test_a_saved_plan_applies_from_another_checkout",

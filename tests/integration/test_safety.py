@@ -218,6 +218,34 @@ def test_prune_deletes_only_marked_lists_and_only_when_allowed(workspace, cli, e
     assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
 
 
+def test_prune_keeps_the_lists_of_another_destination_naming_the_same_project(
+    workspace, cli, emulator_server
+):
+    """Two destinations of one repository can name one Iterable project (a team's own
+    destination, with its own policy). Prune in one must not delete the lists the other
+    declares: each apply would delete them and the next create them again, losing the
+    list's id, history and the campaigns that use it."""
+    workspace.destination(prune=True, policy={"allowListDeletion": True})
+    workspace.destination("lifecycle")
+    workspace.audience("churn", {"inline": ["a@example.com"]})
+    workspace.audience("vip", {"inline": ["b@example.com"]}, destination="lifecycle")
+    workspace.audience("old", {"inline": ["c@example.com"]}, destination="lifecycle")
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    vip = list_named(emulator_server, "vip").id
+    old = list_named(emulator_server, "old").id
+    (workspace.manifests / "aud-old.yaml").unlink()
+
+    plan = cli("plan", workspace.manifests)
+    assert plan.exit_code == 0, plan.output
+    # A list no destination of the project declares any more is still pruned.
+    assert f'delete list "old" (list {old})' in plan.stdout
+    assert 'delete list "vip"' not in plan.stdout
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    assert vip in project(emulator_server).lists
+    assert old not in project(emulator_server).lists
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+
+
 def test_prune_is_off_by_default_and_with_targets(workspace, cli, emulator_server):
     seed_list(emulator_server, "orphan", [], description="[managed-by: reconciler]")
     workspace.audience("keep", {"inline": ["a@example.com"]})
