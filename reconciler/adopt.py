@@ -31,7 +31,7 @@ from pydantic import TypeAdapter, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from reconciler.connect import open_client
+from reconciler.connect import destination_project, open_client
 from reconciler.errors import ConfigError, LiveStateError, ReconcilerError
 from reconciler.iterable import ClientSettings, IterableClient, ListInfo
 from reconciler.iterable.client import member_line
@@ -140,7 +140,7 @@ def _import(
 ) -> ImportResult:
     result = ImportResult(dest.name)
     all_lists = client.get_lists()
-    candidates = _candidates(manifests, dest, all_lists, only, result)
+    candidates = _candidates(manifests, dest, client.project_id, all_lists, only, result)
     targets = _name_targets(manifests, candidates, out_dir)
     _remove_partials(targets)
     if not force:
@@ -621,6 +621,7 @@ def _write_members_duckdb(
 def _candidates(
     manifests: Manifests,
     dest: Destination,
+    project_id: str,
     all_lists: list[ListInfo],
     only: Collection[str] | None,
     result: ImportResult,
@@ -633,7 +634,7 @@ def _candidates(
                 + ", ".join(json.dumps(n) for n in unknown)
             )
         all_lists = [x for x in all_lists if x.name in set(only)]
-    managed = {a.list_name: a.name for a in manifests.audiences_of(dest.name)}
+    managed = _managed_lists(manifests, dest, project_id)
     standard_names = Counter(x.name for x in all_lists if x.list_type == "Standard")
     chosen = []
     for info in sorted(all_lists, key=lambda x: (x.name, x.id)):
@@ -645,7 +646,7 @@ def _candidates(
             # Written anyway, the manifest would fail to load and stop every plan.
             reason = f"no manifest can name it ({problem}): rename it in Iterable first"
         elif info.name in managed:
-            reason = f"already managed by audience {managed[info.name]!r}"
+            reason = f"already managed by audience {managed[info.name]}"
         elif standard_names[info.name] > 1:
             reason = (
                 f"{standard_names[info.name]} Standard lists share this name; reconciler "
@@ -656,6 +657,21 @@ def _candidates(
         else:
             result.skipped.append(SkippedList(info.id, info.name, reason))
     return chosen
+
+
+def _managed_lists(manifests: Manifests, dest: Destination, project_id: str) -> dict[str, str]:
+    """The lists some audience manages in this destination's Iterable project, by name:
+    its own audiences', and those of every other destination naming the same project (the
+    same host and key). Imported again under this destination, such a list would have two
+    audiences with two sources, each undoing the other's changes on every run."""
+    managed: dict[str, str] = {}
+    for name, other in manifests.destinations.items():
+        if name != dest.name and destination_project(other) != project_id:
+            continue
+        where = "" if name == dest.name else f" of destination {name!r}"
+        for audience in manifests.audiences_of(name):
+            managed.setdefault(audience.list_name, f"{audience.name!r}{where}")
+    return managed
 
 
 def _unwritable_name(list_name: str) -> str | None:

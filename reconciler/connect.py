@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from reconciler.errors import ConfigError, display_path
-from reconciler.iterable import REGION_URLS, ClientSettings, IterableClient
+from reconciler.errors import ConfigError, ReconcilerError, display_path
+from reconciler.iterable import REGION_URLS, ClientSettings, IterableClient, project_identity
 from reconciler.loopback import is_loopback
 from reconciler.manifest import Destination, resolve_api_key
 
@@ -44,6 +44,23 @@ def open_client(
         )
     base_url = spec.baseUrl or REGION_URLS[spec.region]
     return IterableClient(base_url, key, settings=settings)
+
+
+def destination_project(destination: Destination) -> str | None:
+    """The project a destination names, as its client's `project_id` would say, without
+    opening a client; None when that cannot be known here (its key is not set, or its
+    baseUrl is one the key may not be sent to, so the key is not read)."""
+    spec = destination.spec
+    if spec.region == "sandbox" and spec.baseUrl is None:
+        return project_identity(SANDBOX_URL, _SANDBOX_KEY_PREFIX + destination.name)
+    try:
+        check_base_url(destination)
+        key = resolve_api_key(destination)
+    except ReconcilerError:
+        return None
+    if not key:
+        return None
+    return project_identity(spec.baseUrl or REGION_URLS[spec.region], key)
 
 
 def check_base_url(destination: Destination, environ: Mapping[str, str] | None = None) -> None:

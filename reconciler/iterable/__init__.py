@@ -7,6 +7,7 @@ from reconciler.iterable.client import (
     IterableClient,
     ListInfo,
     StreamCut,
+    project_identity,
 )
 from reconciler.iterable.results import BatchResult
 from reconciler.iterable.settings import ClientSettings
@@ -20,4 +21,5 @@ __all__ = [
     "IterableClient",
     "ListInfo",
     "StreamCut",
+    "project_identity",
 ]

@@ -144,6 +144,14 @@ class _Uncertain(Exception):
         super().__init__(reason)
 
 
+def project_identity(base_url: str, api_key: str) -> str:
+    """What identifies the Iterable project a host and key reach, without the key (a
+    digest): the apply lock, and which destinations name one project, go by it."""
+    return hashlib.sha256(
+        f"{base_url.rstrip('/')}\n{api_key}".encode("utf-8", "surrogateescape")
+    ).hexdigest()[:32]
+
+
 class IterableClient:
     def __init__(
         self,
@@ -164,9 +172,7 @@ class IterableClient:
         self._secret_forms = _secret_forms(api_key)
         # What identifies the project this client writes to, without the key: the lock
         # of one apply per project is keyed by it (reconciler.apply.lock).
-        self.project_id = hashlib.sha256(
-            f"{self.base_url}\n{api_key}".encode("utf-8", "surrogateescape")
-        ).hexdigest()[:32]
+        self.project_id = project_identity(self.base_url, api_key)
         # One TLS context for both clients, made as httpx makes its default (certifi's CAs,
         # or SSL_CERT_FILE / SSL_CERT_DIR): loading the CAs costs about 25 ms, paid by every
         # command that opens a client. None is made for a given transport (the sandbox).

@@ -198,6 +198,38 @@ def test_import_refuses_to_overwrite_unless_forced(typed_workspace, cli):
     assert read_csv(out / "vip.csv") == [{"email": "a@example.com", "userId": ""}]
 
 
+def test_lists_another_destination_of_the_project_manages_are_skipped(typed_workspace, cli):
+    """Two destinations naming one project (the same host and key): importing one of them
+    must not adopt the lists the other manages, or both would sync the same list from two
+    sources. Another project's audience of the same name does not count."""
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    ws.destination("lifecycle")
+    ws.audience("vip", {"inline": ["a@example.com"]}, destination="lifecycle")
+    managed = proj.add_list("vip")
+    proj.subscribe_direct(managed, email="a@example.com")
+    ws.write(
+        "dest-sandbox.yaml",
+        "apiVersion: reconciler/v1\nkind: Destination\nmetadata: {name: sandbox}\n"
+        "spec: {region: sandbox, projectType: hybrid}\n",
+    )
+    ws.audience("churn", {"inline": ["c@example.com"]}, destination="sandbox")
+    churn = proj.add_list("churn")
+    proj.subscribe_direct(churn, email="c@example.com")
+    out = ws.manifests / "imported"
+
+    result = cli("import", ws.manifests, "-d", "prod", "--out", out)
+
+    assert result.exit_code == 0, result.output
+    assert (
+        f"skipped list {managed} 'vip': already managed by audience 'vip' of destination "
+        "'lifecycle'"
+    ) in result.stderr
+    # The sandbox's audience "churn" is another project's: list churn here is imported
+    # (under another audience name, "churn" being taken).
+    assert [p.name for p in out.glob("*.yaml")] == [f"churn-{churn}.yaml"]
+
+
 def test_lists_already_managed_are_skipped_and_names_never_collide(typed_workspace, cli):
     ws, emulator = typed_workspace("hybrid")
     proj = emulator.project("default")
