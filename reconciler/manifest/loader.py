@@ -381,22 +381,45 @@ class _Collector:
 
     def _check_list_names(self) -> None:
         # Iterable list names are not unique keys on Iterable's side, so two audiences
-        # on one list would fight over its members on every apply.
-        owners: dict[tuple[str, str], Audience] = {}
+        # on one list would fight over its members on every apply: in one destination,
+        # or in two that name one project.
+        owners: dict[tuple[object, str], Audience] = {}
         for audience in self.audiences.values():
-            key = (audience.spec.destination, audience.list_name)
+            key = (self._project_of(audience.spec.destination), audience.list_name)
             first = owners.setdefault(key, audience)
             if first is audience:
                 continue
             where = "listName" if audience.spec.listName is not None else None
             location = audience.field_location(where) if where else audience.location
+            ours, theirs = audience.spec.destination, first.spec.destination
+            place = (
+                f"destination {ours!r}"
+                if ours == theirs
+                else f"destinations {theirs!r} and {ours!r}, which name one Iterable project "
+                "(the same host and API key)"
+            )
             self.problems.append(
                 location.problem(
                     f"audiences {first.name!r} and {audience.name!r} both manage the list "
-                    f"{audience.list_name!r} in destination {audience.spec.destination!r}; "
-                    f"{first.name!r} is at {first.location}"
+                    f"{audience.list_name!r} in {place}; {first.name!r} is at {first.location}"
                 )
             )
+
+    def _project_of(self, name: str) -> object:
+        """What tells destinations apart that surely name different projects, as far as
+        the manifests show: the host and where the key comes from (the same variable or
+        file is the same key). The sandbox keeps a project per destination."""
+        destination = self.destinations.get(name)
+        if destination is None:
+            return ("destination", name)
+        spec = destination.spec
+        if (spec.region == "sandbox" and spec.baseUrl is None) or spec.apiKey is None:
+            return ("destination", name)
+        host = (spec.baseUrl or spec.region).rstrip("/")
+        if spec.apiKey.env is not None:
+            return (host, "env", spec.apiKey.env)
+        path = Path(spec.apiKey.file or "").expanduser()
+        return (host, "file", str(destination.base_dir / path))
 
     def _check_trait_mappings(self) -> None:
         known = [m.name for m in self.declared.get("TraitMapping", [])]

@@ -709,6 +709,48 @@ def test_two_audiences_on_one_list_name_both() -> None:
     )
 
 
+def test_two_audiences_on_one_list_of_two_destinations_naming_one_project() -> None:
+    """A second destination with the same host and key names the same project: an audience
+    of each on one list name would fight over its members. Another key is another project
+    as far as the manifests show."""
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Destination
+        metadata: {name: lifecycle}
+        spec: {region: us, projectType: hybrid, apiKey: {env: ITERABLE_API_KEY}}
+        ---
+        apiVersion: reconciler/v1
+        kind: Destination
+        metadata: {name: other}
+        spec: {region: us, projectType: hybrid, apiKey: {env: OTHER_KEY}}
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: vip}
+        spec: {destination: prod, members: {csv: a.csv}}
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: vip-team}
+        spec: {destination: lifecycle, listName: vip, members: {csv: b.csv}}
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: vip-other}
+        spec: {destination: other, listName: vip, members: {csv: c.csv}}
+        """,
+    )
+    assert only_problem() == (
+        "m.yaml:27:42: audiences 'vip' and 'vip-team' both manage the list 'vip' in "
+        "destinations 'prod' and 'lifecycle', which name one Iterable project (the same host "
+        "and API key); 'vip' is at m.yaml:21:18"
+    )
+
+
 # --- all problems in one pass ---------------------------------------------------------
 
 
