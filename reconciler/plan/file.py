@@ -93,8 +93,23 @@ class SavedPlan:
             )
         if difference is not None:
             raise StalePlanError(
-                f"stale plan: {difference} since the plan was made; run plan again"
+                f"stale plan: {difference} since the plan was made"
+                f"{_left_out_now(self.plan, current)}; run plan again"
             )
+
+
+def _left_out_now(saved: Plan, current: Plan) -> str:
+    """Why audiences the saved plan had are left out of the plan made now (a second list
+    of the same name made in Iterable, a list that cannot be read): the fingerprint only
+    sees that their list is no longer in the plan, and the stale message should say why."""
+    before = {audience for d in saved.destinations for audience, _ in d.unread}
+    now = [
+        f"{audience}: {reason}"
+        for d in current.destinations
+        for audience, reason in d.unread
+        if audience not in before
+    ]
+    return f". Left out of a plan made now: {'; '.join(now)}" if now else ""
 
 
 class MemberTables(Protocol):

@@ -75,6 +75,26 @@ def test_a_campaign_started_after_the_plan_was_saved_blocks_its_adds(
     assert project(emulator_server).members(list_id) == ["a@example.com"]
 
 
+def test_a_plan_stale_by_a_list_made_by_hand_says_why(workspace, cli, emulator_server, tmp_path):
+    """A second list of the audience's name, made in Iterable while the plan waited for
+    review, leaves the audience out of the plan the stale check makes: the refusal says
+    so, not only that the list "was not in both plans"."""
+    list_id = seed_list(emulator_server, "vip", ["a@example.com"])
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    planfile = tmp_path / "vip.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+    extra = seed_list(emulator_server, "vip", [])
+    emulator_server.emulator.clear_log()
+
+    result = cli("apply", "--plan", planfile, "--yes")
+    assert result.exit_code == 4, result.output
+    assert (
+        "Left out of a plan made now: vip: Iterable has 2 lists named 'vip' "
+        f"(ids {list_id}, {extra})"
+    ) in " ".join(result.stderr.split())
+    assert writes(emulator_server) == []
+
+
 def test_a_plan_edited_by_hand_is_refused_with_zero_writes(
     workspace, cli, emulator_server, tmp_path
 ):
