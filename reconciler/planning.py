@@ -216,6 +216,9 @@ def _plan_destination(
         member_read=live.describe_reads(),
         notes=tuple(
             list_notes(desired.lists, live.all_lists, live.managed, deletions)
+            + renamed_audience_notes(
+                desired.lists, live.all_lists, live.managed, deletions, declared
+            )
             + unknown_campaign_notes(left_out.lists, campaign_ids)
         ),
         duplicate_rows=sum(item.duplicates for item in desired.lists),
@@ -391,6 +394,43 @@ def list_notes(
                 "a list's description, so it is left as it is (a list reconciler creates "
                 "takes the manifest's)."
             )
+    return notes
+
+
+def renamed_audience_notes(
+    items: list[DesiredList],
+    all_lists: list[Any],
+    managed: Mapping[str, LiveList],
+    deletions: Sequence[Any],
+    declared: set[str] | None,
+) -> list[str]:
+    """A renamed audience key looks like one audience gone and another new: its old list
+    (whose marker names the old key) is deleted by prune, or left behind unsynced, and a
+    new list is created. When a plan creates lists, each such list is named with how to
+    keep it, since deleting it loses its id, its history and the campaigns and journeys
+    that use it. Only when every audience of the project is planned (`declared`)."""
+    created = [item.list_name for item in items if item.list_name not in managed]
+    if declared is None or not created:
+        return []
+    planned = {item.audience.name for item in items}
+    deleted = {x.list_id for x in deletions}
+    new = ", ".join(repr(name) for name in created)
+    notes = []
+    for old in all_lists:
+        audience = marked_audience(old.description)
+        if audience is None or audience in planned or old.name in declared:
+            continue
+        fate = (
+            "it is deleted below (prune), losing its id and history"
+            if old.id in deleted
+            else "it stays as it is, no longer kept in line"
+        )
+        notes.append(
+            f"list {old.name!r} (list {old.id}) was created for audience {audience!r}, which "
+            f"no manifest declares any more, and this plan creates list {new}: {fate}. If "
+            f"an audience was renamed from {audience!r}, set its listName: {old.name!r} to "
+            f"keep list {old.id} and the campaigns and journeys that use it."
+        )
     return notes
 
 

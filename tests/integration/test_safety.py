@@ -584,6 +584,31 @@ def test_a_changed_list_name_is_a_new_list_and_a_changed_description_is_noted(
     assert "'Early' in the manifest: Iterable cannot change a list's description" in note
 
 
+def test_a_renamed_audience_key_says_how_to_keep_its_list(workspace, cli, emulator_server):
+    """Renaming an audience's key (vip -> vip-customers) plans a new list and prunes the old
+    one, with its id, history and campaigns: the plan says so and how to keep it."""
+    workspace.destination(prune=True, policy={"allowListDeletion": True})
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    old_id = list_named(emulator_server, "vip").id
+    (workspace.manifests / "aud-vip.yaml").unlink()
+    workspace.audience("vip-customers", {"inline": ["a@example.com"]})
+
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    (note,) = plan.json()["destinations"][0]["notes"]
+    assert note == (
+        f"list 'vip' (list {old_id}) was created for audience 'vip', which no manifest "
+        "declares any more, and this plan creates list 'vip-customers': it is deleted below "
+        "(prune), losing its id and history. If an audience was renamed from 'vip', set its "
+        f"listName: 'vip' to keep list {old_id} and the campaigns and journeys that use it."
+    )
+
+    workspace.audience("vip-customers", {"inline": ["a@example.com"]}, listName="vip")
+    kept = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert kept.exit_code == 0, kept.output
+
+
 def test_a_list_renamed_in_iterable_is_noted_with_how_to_keep_it(workspace, cli, emulator_server):
     """Iterable's web app can rename a list; the manifest did not change. The note must not
     say the manifest's listName changed, and its advice must keep the list."""
