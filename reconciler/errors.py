@@ -12,7 +12,8 @@
     └── IterableError               Iterable answered with an error, or could not be reached
         ├── AuthError               401 BadApiKey
         ├── ListInUseError          409 on delete
-        └── RetryExhaustedError     retryable failures went on past the retry budget
+        ├── RetryExhaustedError     retryable failures went on past the retry budget
+        └── FieldTypeRefusal        400 RequestFieldsTypesMismatched on a bulk write
 
 Messages never contain an API key: keys are only ever held by the client and the
 emulator, and neither puts request headers into an exception.
@@ -132,6 +133,18 @@ class ListInUseError(IterableError):
 
 class RetryExhaustedError(IterableError):
     pass
+
+
+class FieldTypeRefusal(IterableError):
+    """400 RequestFieldsTypesMismatched on a bulk write: Iterable refused the whole request
+    because some user's value has another type than its field. `fields` maps each field
+    path the answer names to the type it has in Iterable ("" when the answer does not say)."""
+
+    def __init__(self, message: str, *, fields: dict[str, str], endpoint: str | None = None):
+        super().__init__(
+            message, status=400, code="RequestFieldsTypesMismatched", endpoint=endpoint
+        )
+        self.fields = fields
 
 
 class WriteNotSent(Exception):

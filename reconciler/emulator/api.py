@@ -393,11 +393,69 @@ def _apply_match(project: Project, match: Match) -> User:
     return match.user
 
 
+def _type_refusal(
+    project: Project, call: Call, users: list[dict[str, Any]], create_new_fields: bool
+) -> EmulatorResponse | None:
+    """Faults.type_mismatch_rejects_request: the whole request's refusal when any user's
+    value has another type than its field (a field new to the project is typed by the
+    first user of the request that sends it), or None."""
+    if not call.faults.type_mismatch_rejects_request:
+        return None
+    types = dict(project.field_types)
+    errors: dict[str, dict[str, Any]] = {}
+    for user in users:
+        data = user.get("dataFields") or {}
+        custom = {k: v for k, v in data.items() if k not in SYSTEM_FIELD_TYPES}
+        if not custom:
+            continue
+        try:
+            write = profile_fields.plan_write(types, custom, create_new=create_new_fields)
+        except profile_fields.FieldTypeMismatch as mismatch:
+            # Keyed as production answers key them: an index name, ":::", the field.
+            errors.setdefault(
+                f"{project.name}:::{mismatch.path}",
+                {
+                    "incomingTypes": [mismatch.sent],
+                    "expectedType": mismatch.existing,
+                    "category": "user",
+                    "offendingValue": _value_text(custom, mismatch.path),
+                    "_type": "UnexpectedType",
+                },
+            )
+            continue
+        types.update(write.created)
+    if not errors:
+        return None
+    response = json_reply(
+        400,
+        {
+            "msg": "Request fields types mismatched",
+            "code": "RequestFieldsTypesMismatched",
+            "params": {"validationErrors": errors},
+        },
+    )
+    response.fault = "type_mismatch"
+    return response
+
+
+def _value_text(data: Mapping[str, Any], path: str) -> str:
+    """The value at a dotted path (an array's first item standing for the array), as text."""
+    value: Any = data
+    for part in path.split("."):
+        while isinstance(value, list) and value:
+            value = value[0]
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 @handles_param_errors
 def subscribe(project: Project, call: Call) -> EmulatorResponse:
     record = _writable_list_or_error(project, call, call.body["listId"])
     if isinstance(record, EmulatorResponse):
         return record
+    refusal = _type_refusal(project, call, call.body["subscribers"], project.accepts_new_fields)
+    if refusal is not None:
+        return refusal
     update_existing_only = bool(call.body.get("updateExistingUsersOnly", False))
     result = _BatchResult()
     for member in call.body["subscribers"]:
@@ -454,6 +512,9 @@ def unsubscribe(project: Project, call: Call) -> EmulatorResponse:
 @handles_param_errors
 def bulk_update(project: Project, call: Call) -> EmulatorResponse:
     create_new_fields = bool(call.body.get("createNewFields", project.accepts_new_fields))
+    refusal = _type_refusal(project, call, call.body["users"], create_new_fields)
+    if refusal is not None:
+        return refusal
     result = _BatchResult()
     for member in call.body["users"]:
         outcome = _upsert(project, member, create_new_fields=create_new_fields)

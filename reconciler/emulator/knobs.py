@@ -155,6 +155,7 @@ class Faults:
             # Answers recorded from Iterable carry only the counts (grouparoo's fixtures);
             # failedUpdates is optional in Iterable's own client's schema.
             counts_only_answers=True,
+            type_mismatch_rejects_request=True,
             get_users_first_byte_seconds=FIELD_GET_USERS_FIRST_BYTE_SECONDS / time_scale,
             get_users_members_per_second=FIELD_GET_USERS_MEMBERS_PER_SECOND * time_scale,
             export_first_byte_seconds=FIELD_EXPORT_FIRST_BYTE_SECONDS / time_scale,
@@ -175,6 +176,12 @@ class Faults:
     and the deprecated top-level invalidEmails/invalidUserIds, without failedUpdates, as
     answers recorded from Iterable do (grouparoo's fixtures): other failures are counted,
     not named."""
+    type_mismatch_rejects_request: bool = False
+    """A subscribe or bulkUpdate in which any user's value has another type than its field
+    answers 400 RequestFieldsTypesMismatched, naming the fields in
+    params.validationErrors, and changes nothing, as production clients see Iterable do
+    (block/iterable-go resends such a batch user by user). Off: only those users fail,
+    as invalidData."""
 
     # -- Read speed and read failures (issue 18, point 1) ---------------------------------
     # Durations are as the emulator applies them: Faults.field divides its figures by the
@@ -366,6 +373,7 @@ def _check_fault_value(name: str, value: Any) -> None:
         "echo_request",
         "absent_channel_unsubscribe_is_true",
         "counts_only_answers",
+        "type_mismatch_rejects_request",
         "export_restart_resets_files",
     ):
         ok = isinstance(value, bool)

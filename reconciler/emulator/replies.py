@@ -220,6 +220,11 @@ def echoing(response: EmulatorResponse, api_key: str) -> EmulatorResponse:
         return response
     if response.status >= 400:
         body["msg"] = f"{body.get('msg') or ''} (request Api-Key: {api_key})"
+        params = body.get("params")
+        errors = params.get("validationErrors") if isinstance(params, dict) else None
+        if isinstance(errors, dict):
+            # A type refusal names fields by the request's own text.
+            errors[f"index:::{api_key}"] = {"expectedType": "string"}
     elif isinstance(body.get("successCount"), int):
         failed = body.get("failedUpdates")
         failed = failed if isinstance(failed, dict) else {}

@@ -38,6 +38,7 @@ import httpx
 
 from reconciler.errors import (
     AuthError,
+    FieldTypeRefusal,
     IterableError,
     ListInUseError,
     LiveStateError,
@@ -50,6 +51,7 @@ from reconciler.iterable.results import BatchResult, parse_bulk_response
 from reconciler.iterable.settings import ClientSettings
 from reconciler.render.masking import marking_sent
 from reconciler.threads import reading_pool
+from reconciler.traits.types import accepts, value_types
 
 REGION_URLS = {"us": "https://api.iterable.com", "eu": "https://api.eu.iterable.com"}
 # A profile's channel unsubscribes (Iterable's user field): what the consent guard reads,
@@ -494,15 +496,17 @@ class IterableClient:
             options["updateExistingUsersOnly"] = True
         envelope = {"listId": list_id, "subscribers": [], **options}
         requests, total = self._pack(subscribers, "subscribe", len(encode(envelope)))
-        for chunk in requests:
+
+        def send(chunk: list[dict[str, Any]]) -> BatchResult:
             payload = {**envelope, "subscribers": chunk}
-            total.merge(
-                self._to_fresh_list(
-                    list_id,
-                    list_just_created,
-                    functools.partial(self._bulk, "/api/lists/subscribe", payload, len(chunk)),
-                )
+            return self._to_fresh_list(
+                list_id,
+                list_just_created,
+                functools.partial(self._bulk, "/api/lists/subscribe", payload, len(chunk)),
             )
+
+        for chunk in requests:
+            total.merge(self._isolating_type_refusals(chunk, send))
         return total
 
     def _to_fresh_list(
@@ -614,7 +618,8 @@ class IterableClient:
         if merge_nested_objects:
             users = [{**user, "mergeNestedObjects": True} for user in users]
         requests, total = self._pack(users, "bulkUpdate")
-        for chunk in requests:
+
+        def send(chunk: list[dict[str, Any]]) -> BatchResult:
             body = self._request(
                 "POST",
                 "/api/users/bulkUpdate",
@@ -623,8 +628,40 @@ class IterableClient:
                 headers={"Content-Type": "application/json"},
                 parse=_parse_bulk,
             )
-            total.merge(parse_bulk_response(body, len(chunk)))
+            return parse_bulk_response(body, len(chunk))
+
+        for chunk in requests:
+            total.merge(self._isolating_type_refusals(chunk, send))
         return total
+
+    def _isolating_type_refusals(
+        self, users: list[dict[str, Any]], send: Callable[[list[dict[str, Any]]], BatchResult]
+    ) -> BatchResult:
+        """send(users). Iterable refuses a whole subscribe or bulkUpdate when one user's
+        value has another type than its field (400 RequestFieldsTypesMismatched), so one
+        bad value would keep every other user of the request off the list, or without
+        their fields. The users whose values conflict with the fields the answer names are
+        failed by name and the others sent again; when the answer names no field that
+        tells them apart, the request is halved, until the refusal is one user's.
+        A refused request changed nothing, and both writes are idempotent."""
+        try:
+            return send(users)
+        except FieldTypeRefusal as refusal:
+            conflicting = [u for u in users if _conflicts(u, refusal.fields)]
+            if conflicting and len(conflicting) < len(users):
+                result = _refused(conflicting, refusal.fields)
+                rest = [u for u in users if not _conflicts(u, refusal.fields)]
+                self._count(retries=1)
+                result.merge(self._isolating_type_refusals(rest, send))
+            elif conflicting or len(users) == 1:
+                result = _refused(users, refusal.fields)
+            else:
+                half = len(users) // 2
+                self._count(retries=1)
+                result = self._isolating_type_refusals(users[:half], send)
+                result.merge(self._isolating_type_refusals(users[half:], send))
+            result.requests += 1
+            return result
 
     def get_fields(self) -> dict[str, str]:
         """Every user field of the project with its type (string, long, double, boolean,
@@ -1244,6 +1281,16 @@ class IterableClient:
                 code=code,
                 endpoint=path,
             )
+        if status == 400 and code == "RequestFieldsTypesMismatched":
+            fields = _mismatched_fields(self._scrub(body))
+            named = ", ".join(f"{p} is {t or 'of another type'}" for p, t in fields.items())
+            # Not the answer's text: its params quote the refused value (personal data).
+            return FieldTypeRefusal(
+                f"{where}: HTTP 400 RequestFieldsTypesMismatched: a value's type differs "
+                f"from its field's in Iterable" + (f" ({named})" if named else ""),
+                fields=fields,
+                endpoint=path,
+            )
         if _is_html(response):
             detail = (
                 "an HTML page, not Iterable's JSON: check the destination's baseUrl, or a "
@@ -1608,6 +1655,50 @@ def _error_fields(body: Any) -> tuple[str | None, str | None]:
         return None, None
     msg, code = body.get("msg"), body.get("code")
     return (msg if isinstance(msg, str) else None), (code if isinstance(code, str) else None)
+
+
+def _mismatched_fields(body: Any) -> dict[str, str]:
+    """The field paths (and the types they have) a RequestFieldsTypesMismatched answer
+    names in params.validationErrors, keyed "<index>:::<field path>"."""
+    params = body.get("params") if isinstance(body, dict) else None
+    errors = params.get("validationErrors") if isinstance(params, dict) else None
+    if not isinstance(errors, dict):
+        return {}
+    out: dict[str, str] = {}
+    for key, detail in errors.items():
+        expected = detail.get("expectedType") if isinstance(detail, dict) else None
+        out[str(key).rsplit(":::", 1)[-1]] = expected if isinstance(expected, str) else ""
+    return out
+
+
+def _conflicts(user: dict[str, Any], fields: dict[str, str]) -> bool:
+    """Whether `user`'s dataFields hold a value Iterable types other than a named field."""
+    data = user.get("dataFields")
+    if not isinstance(data, dict):
+        return False
+    for key, value in data.items():
+        for path, sent in value_types(value, key).items():
+            expected = fields.get(path)
+            if expected and not accepts(expected, sent):
+                return True
+    return False
+
+
+def _refused(users: Sequence[dict[str, Any]], fields: dict[str, str]) -> BatchResult:
+    """`users` failed for a field type Iterable refused, under every identifier each
+    carries (the caller maps failures back by either)."""
+    named = ", ".join(f"{p} is {t}" for p, t in fields.items() if t)
+    reason = "a field value of another type than Iterable's field" + (
+        f" ({named})" if named else ""
+    )
+    result = BatchResult(sent=len(users), requests=0)
+    for user in users:
+        for key in ("userId", "email"):
+            identifier = user.get(key)
+            if isinstance(identifier, str):
+                result.failed[identifier] = reason
+                result.kinds[identifier] = "invalidData"
+    return result
 
 
 def _join_export_files(path: Path, files: Sequence[tuple[Future[int], Path]]) -> int:

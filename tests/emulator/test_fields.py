@@ -89,6 +89,56 @@ def test_a_type_mismatch_fails_only_that_user(client: httpx.Client, project: Pro
     assert project.find_user(user_id="u-b") is None
 
 
+def test_the_field_profile_refuses_the_whole_bulk_update_for_one_mismatch(
+    client: httpx.Client, project: Project, emulator_server: Any
+) -> None:
+    """As production clients see Iterable (block/iterable-go): 400 RequestFieldsTypesMismatched
+    naming the field, and nothing written, not even the other users' good values."""
+    emulator_server.emulator.faults.type_mismatch_rejects_request = True
+    project.add_user(email="seed@example.com", data_fields={"ltv": 10})
+    response = bulk_update(
+        client,
+        [
+            {"email": "good@example.com", "dataFields": {"ltv": 11, "tier": "gold"}},
+            {"email": "bad@example.com", "dataFields": {"ltv": "ten"}},
+        ],
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "RequestFieldsTypesMismatched"
+    assert body["params"]["validationErrors"] == {
+        "default:::ltv": {
+            "incomingTypes": ["string"],
+            "expectedType": "long",
+            "category": "user",
+            "offendingValue": "ten",
+            "_type": "UnexpectedType",
+        }
+    }
+    assert project.find_user(email="good@example.com") is None
+    assert "tier" not in project.field_types
+
+
+def test_the_field_profile_types_a_new_field_by_its_first_user_in_the_request(
+    client: httpx.Client, project: Project, emulator_server: Any
+) -> None:
+    emulator_server.emulator.faults.type_mismatch_rejects_request = True
+    list_id = project.add_list("l")
+    response = subscribe(
+        client,
+        list_id,
+        [
+            {"email": "a@example.com", "dataFields": {"score": 5}},
+            {"email": "b@example.com", "dataFields": {"score": "five"}},
+        ],
+    )
+    assert response.status_code == 400
+    assert list(response.json()["params"]["validationErrors"]) == ["default:::score"]
+    assert project.members(list_id) == []
+    ok = subscribe(client, list_id, [{"email": "a@example.com", "dataFields": {"score": 5}}])
+    assert (ok.status_code, project.members(list_id)) == (200, ["a@example.com"])
+
+
 @pytest.mark.parametrize(
     ("existing", "sent", "accepted"),
     [

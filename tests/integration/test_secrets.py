@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.iterable import IterableClient
 from tests.integration.conftest import API_KEY_VAR
 from tests.integration.reliability import build_scenario, spawn_cli, subprocess_env
 
@@ -303,3 +304,23 @@ def test_a_server_that_echoes_the_key_gets_it_shown_nowhere(keyed, cli, emulator
     assert any(".reconciler/runs/apply-" in str(p) for p in written)
     for path, text in written.items():
         assert leaks(text) == [], path
+
+
+def test_a_type_refusal_naming_the_key_as_a_field_shows_it_nowhere(emulator_server):
+    """A whole-request type refusal names fields by the request's text; an answer quoting
+    the key there (an echoing server) must not carry it into the members' reasons."""
+    emulator_server.emulator.set_api_key("default", FAKE_KEY)
+    faults = emulator_server.emulator.faults
+    faults.update({"echo_api_key": True, "type_mismatch_rejects_request": True})
+    proj = emulator_server.emulator.project("default")
+    proj.add_user(email="seed@example.com", data_fields={"ltv": 10})
+    list_id = proj.add_list("l")
+    subscribers = [
+        {"email": "a@example.com", "dataFields": {"ltv": "ten"}},
+        {"email": "b@example.com", "dataFields": {"ltv": 11}},
+    ]
+    with IterableClient(emulator_server.base_url, FAKE_KEY) as client:
+        result = client.subscribe(list_id, subscribers)
+    assert "ltv is long" in result.failed["a@example.com"]
+    assert "b@example.com" not in result.failed
+    assert leaks(json.dumps(result.failed)) == []

@@ -467,8 +467,10 @@ def test_bulk_update_splits_requests_over_4_mb(emulator_server):
 
 
 def test_per_user_failures_of_a_bulk_update_are_reported(emulator_server):
-    # Names each failed member: answers that itemise failures (the field profile's may not).
+    # Names each failed member: answers that itemise failures (the field profile's may not,
+    # and refuses a type mismatch for the whole request: see the test after this one).
     emulator_server.emulator.faults.counts_only_answers = False
+    emulator_server.emulator.faults.type_mismatch_rejects_request = False
     proj = project(emulator_server)
     proj.add_user(email="a@example.com", user_id="u-1", data_fields={"tier": "gold"})
     proj.add_user(email="b@example.com", user_id="u-2")
@@ -487,6 +489,53 @@ def test_per_user_failures_of_a_bulk_update_are_reported(emulator_server):
     assert report.to_dict(str)["destinations"][0]["field_updates"]["rejected"] == [
         {"member": "u-1", "reason": "invalid data fields"}
     ]
+
+
+def test_one_mismatched_value_fails_only_its_user_when_iterable_refuses_the_whole_request(
+    emulator_server,
+):
+    """Iterable refuses a whole bulkUpdate for one user's value of another type (400
+    RequestFieldsTypesMismatched, as block/iterable-go meets it): the other users of the
+    request are still updated, and only that one is reported, naming the field."""
+    emulator_server.emulator.faults.type_mismatch_rejects_request = True
+    proj = project(emulator_server)
+    proj.add_user(email="seed@example.com", data_fields={"ltv": 10})
+    users = [f"u-{i}" for i in range(8)]
+    for user_id in users:
+        proj.add_user(user_id=user_id)
+    updates = tuple(
+        FieldUpdate(u, "userId", None, u, {"ltv": (None, "lots" if u == "u-5" else 7)})
+        for u in users
+    )
+    plan = Plan((DestinationPlan("prod", "userId", (), field_updates=updates),))
+    with IterableClient(emulator_server.base_url, EMULATOR_API_KEY) as client:
+        report = apply_plan(plan, {"prod": client})
+    fields = report.destinations[0].fields
+    assert fields is not None
+    assert (fields.updated, list(fields.rejected)) == (7, ["u-5"])
+    assert "ltv is long" in fields.rejected["u-5"]
+    assert "lots" not in json.dumps(report.to_dict(str))  # the refused value is not shown
+    assert proj.find_user(user_id="u-4").data_fields == {"ltv": 7}
+    assert [r.status for r in emulator_server.emulator.request_log] == [400, 200]
+
+
+def test_a_refusal_that_does_not_tell_the_users_apart_is_halved_down_to_its_user(
+    emulator_server,
+):
+    # An array mixing types: the field named (tags, long) is what the array's first item
+    # gives, so the answer alone cannot tell which user sent it.
+    emulator_server.emulator.faults.type_mismatch_rejects_request = True
+    proj = project(emulator_server)
+    list_id = proj.add_list("l")
+    subscribers = [
+        {"email": f"m{i}@example.com", "dataFields": {"tags": [1, "x"] if i == 2 else [i]}}
+        for i in range(4)
+    ]
+    with IterableClient(emulator_server.base_url, EMULATOR_API_KEY) as client:
+        result = client.subscribe(list_id, subscribers)
+    assert (result.success_count, list(result.failed)) == (3, ["m2@example.com"])
+    assert "tags is long" in result.failed["m2@example.com"]
+    assert sorted(proj.members(list_id)) == ["m0@example.com", "m1@example.com", "m3@example.com"]
 
 
 @pytest.mark.parametrize("merge", [False, True])
