@@ -628,7 +628,15 @@ def get_user_by_user_id(project: Project, call: Call) -> EmulatorResponse:
         user_id = _first(call, "userId")
     if not user_id:
         return bad_params("Missing required parameter: userId")
-    return _user_response(project, project.user_by_user_id(user_id))
+    user = project.user_by_user_id(user_id)
+    answer = call.faults.unknown_user_id_answer
+    if user is None and answer == "blank":
+        return json_reply(200, {"user": {"email": "", "userId": ""}})
+    if user is None and answer == "error":
+        response = api_error(500, "error.users.noUserWithIdExists", "User not found")
+        response.fault = "unknown_user_id"
+        return response
+    return _user_response(project, user)
 
 
 def _forgotten_reply(project: Project, kind: str) -> EmulatorResponse:

@@ -156,6 +156,7 @@ class Faults:
             # failedUpdates is optional in Iterable's own client's schema.
             counts_only_answers=True,
             type_mismatch_rejects_request=True,
+            unknown_user_id_answer="error",
             get_users_first_byte_seconds=FIELD_GET_USERS_FIRST_BYTE_SECONDS / time_scale,
             get_users_members_per_second=FIELD_GET_USERS_MEMBERS_PER_SECOND * time_scale,
             export_first_byte_seconds=FIELD_EXPORT_FIRST_BYTE_SECONDS / time_scale,
@@ -182,6 +183,11 @@ class Faults:
     params.validationErrors, and changes nothing, as production clients see Iterable do
     (block/iterable-go resends such a batch user by user). Off: only those users fail,
     as invalidData."""
+    unknown_user_id_answer: str = "empty"
+    """GET users/byUserId of a userId no profile has: "empty" answers 200 {} (as by email,
+    Iterable's own client's tests), "blank" 200 {"user": {"email": "", "userId": ""}} and
+    "error" 500 {"code": "error.users.noUserWithIdExists"}: the two answers Block's
+    production client (block/iterable-go, api/users_test.go) takes for "not found"."""
 
     # -- Read speed and read failures (issue 18, point 1) ---------------------------------
     # Durations are as the emulator applies them: Faults.field divides its figures by the
@@ -324,6 +330,7 @@ _POSITIVE_INT_FIELDS = {"export_file_bytes", "export_max_bytes", "export_files_p
 _CHOICE_FIELDS = {
     "export_job_state_case": ("spec", "lower"),
     "export_excess_jobs": ("reject", "queue"),
+    "unknown_user_id_answer": ("empty", "blank", "error"),
 }
 BAD_BODIES = ("html", "truncated", "empty")
 _FLOAT_FIELDS = {

@@ -59,6 +59,9 @@ REGION_URLS = {"us": "https://api.iterable.com", "eu": "https://api.eu.iterable.
 CHANNELS_FIELD = "unsubscribedChannelIds"
 REDACTED = "[api key]"
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+# How Iterable may answer GET users/byUserId of a userId nobody has, as a 500 (Block's
+# production client, block/iterable-go, takes it for "not found"), besides 200 {}.
+NO_SUCH_USER_ID = "error.users.noUserWithIdExists"
 T = TypeVar("T")
 
 
@@ -707,6 +710,8 @@ class IterableClient:
         try:
             return self._request("GET", path, bucket="user_reads", parse=_parse_user, label=label)
         except IterableError as exc:
+            if exc.code == NO_SUCH_USER_ID and user_id is not None:
+                return None
             # Iterable's text may quote the path back: the identifier, as source data.
             exc.args = (marking_sent(str(exc), [user_id or email]),)
             raise
@@ -1254,6 +1259,14 @@ class IterableClient:
             if body is None
             else json.dumps(self._scrub(body), ensure_ascii=False)
         )
+        if _error_fields(body)[1] == NO_SUCH_USER_ID:
+            # An answer, not a failure, though it may come as a 500: retrying cannot help.
+            return IterableError(
+                f"{method} {path}: HTTP {status} {NO_SUCH_USER_ID}",
+                status=status,
+                code=NO_SUCH_USER_ID,
+                endpoint=path,
+            )
         if status in RETRYABLE_STATUS:
             retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
             if status == 429:
@@ -1463,6 +1476,10 @@ def _parse_user(response: httpx.Response) -> dict[str, Any] | None:
     user = body["user"]
     if not isinstance(user, dict):
         raise _BadAnswer("a 'user' that is not an object")
+    if not (user.get("email") or user.get("userId")):
+        # Also "not found": {"user": {}}, or {"user": {"email": "", "userId": ""}} (as
+        # block/iterable-go takes them); every profile has an email or a userId.
+        return None
     data = user.get("dataFields", {})
     if not isinstance(data, dict):
         raise _BadAnswer("a user whose dataFields is not an object")

@@ -268,3 +268,35 @@ def test_an_identifier_iterable_refuses_is_no_profile(
     refused = [r for r in server.emulator.request_log if r.path.startswith("/api/users/two")]
     assert [r.status for r in refused] == [400]
     assert odd not in plan.output
+
+
+@pytest.mark.parametrize("answer", ["empty", "blank", "error"])
+def test_a_user_id_iterable_does_not_know_is_no_profile_however_it_answers(
+    field_workspace,  # noqa: F811
+    cli,
+    monkeypatch,
+    answer,
+):
+    """Iterable answers GET users/byUserId of a userId nobody has with 200 {}, with a user
+    of empty identifiers, or with 500 error.users.noUserWithIdExists (block/iterable-go
+    takes both for "not found"): each is no profile, not a failed read, and the plan holds
+    back the same person it holds back by email."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    ws, server, proj = field_workspace("hybrid", "python", Faults(unknown_user_id_answer=answer))
+    list_id = proj.add_list("vip", mark(None))
+    people = [f"m{i}" for i in range(5)]
+    for person in people:
+        proj.subscribe_direct(list_id, email=f"{person}@example.com", user_id=person)
+    proj.add_user(email="d@example.com")  # known by email alone, and opted out
+    control = f"{server.base_url}/_emulator/self-unsubscribe"
+    httpx.post(control, json={"email": "d@example.com", "channel": True}).raise_for_status()
+    rows = [f"{p}@example.com,{p}" for p in people] + ["a@example.com,a", "d@example.com,d"]
+    ws.csv("data/vip.csv", "email,userId", rows)
+    ws.audience("vip", {"csv": "data/vip.csv"})
+    server.emulator.clear_log()
+    body, reads = _planned(cli, ws)
+    assert "per-user reads" in reads, reads
+    summary = body["summary"]
+    assert (summary["members_to_add"], summary["members_channel_unsubscribed"]) == (1, 1)
+    by_user_id = [r for r in server.emulator.request_log if "/byUserId/" in r.path]
+    assert len(by_user_id) == 2  # a and d, once each: "not found" is not retried

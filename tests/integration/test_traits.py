@@ -538,6 +538,26 @@ def test_a_refusal_that_does_not_tell_the_users_apart_is_halved_down_to_its_user
     assert sorted(proj.members(list_id)) == ["m0@example.com", "m1@example.com", "m3@example.com"]
 
 
+@pytest.mark.parametrize("answer", ["empty", "blank", "error"])
+def test_a_profile_known_by_email_alone_is_read_by_email_however_byuserid_says_not_found(
+    workspace, cli, emulator_server, answer
+):
+    """The member has a userId its profile does not have yet: GET users/byUserId finds
+    nobody (200 {}, a user of empty identifiers, or 500 error.users.noUserWithIdExists,
+    all "not found" to block/iterable-go), so its values are read by email, and a value
+    Iterable already has is not planned again."""
+    emulator_server.emulator.faults.unknown_user_id_answer = answer
+    proj = project(emulator_server)
+    list_id = proj.add_list("churn")
+    proj.subscribe_direct(list_id, email="alice@example.com", data_fields={"planTier": "pro"})
+    workspace.csv("data/churn.csv", "email,user_id,plan", ["alice@example.com,u-1,pro"])
+    workspace.write("traits.yaml", mapping_doc({"planTier": "plan"}))
+    workspace.audience("churn", {"csv": "data/churn.csv", "userId": "user_id"}, traits="crm")
+    result = cli("plan", workspace.manifests, "--format", "json", "--detailed-exitcode")
+    assert result.exit_code == 0, result.output
+    assert result.json()["summary"]["users_to_update"] == 0
+
+
 @pytest.mark.parametrize("merge", [False, True])
 def test_merge_nested_objects_comes_from_the_mapping(workspace, cli, emulator_server, merge):
     proj = project(emulator_server)
