@@ -59,8 +59,10 @@ from reconciler.emulator.replies import (
 from reconciler.emulator.store import read_state, state_to_json, write_state_atomically
 
 # bulkUpdate documents "Max size of request body: 4MB". subscribe/unsubscribe document no
-# cap, but they run on the same bulk pipeline, so the emulator holds them to it too.
-MAX_BATCH_BYTES = 4 * 1024 * 1024
+# cap, but they run on the same bulk pipeline, so the emulator holds them to it too. 4 MB
+# counted in decimal (RudderStack's Iterable destination holds bulkUpdate bodies to
+# 4,000,000 bytes): a client that takes it for 4 MiB would send bodies Iterable may refuse.
+MAX_BATCH_BYTES = 4_000_000
 CONTROL_PREFIX = "/_emulator/"
 # A save that takes longer than this is spaced out to SAVE_SPACING times its duration.
 SLOW_SAVE_SECONDS = 0.05

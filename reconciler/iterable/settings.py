@@ -142,6 +142,11 @@ class ClientSettings:
             raise ConfigError("RECONCILER_TIME_SCALE must be more than 0")
         if settings.bulk_read_timeout <= 0:
             raise ConfigError("RECONCILER_BULK_READ_TIMEOUT must be more than 0 seconds")
-        if not 1024 <= settings.bulk_update_max_bytes <= 4 * 1024 * 1024:
-            raise ConfigError("RECONCILER_BULK_UPDATE_MAX_BYTES must be between 1024 and 4194304")
+        if not 1024 <= settings.bulk_update_max_bytes <= 4_000_000:
+            # Iterable's "4MB" may be decimal (RudderStack holds its bodies to 4,000,000
+            # bytes): a body between that and 4 MiB could be refused whole.
+            raise ConfigError(
+                "RECONCILER_BULK_UPDATE_MAX_BYTES must be between 1024 and 4000000 "
+                "(Iterable's 4 MB, counted as decimal megabytes)"
+            )
         return settings

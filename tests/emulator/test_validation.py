@@ -91,6 +91,14 @@ def test_batches_over_4_mb_are_refused(client: httpx.Client, project: Project, p
     assert project.users == {}
 
 
+def test_4_mb_is_counted_in_decimal(client: httpx.Client, project: Project) -> None:
+    list_id = project.add_list("l")
+    body = {"listId": list_id, "subscribers": [{"email": "a@example.com"}], "padding": ""}
+    body["padding"] = "x" * (4_000_001 - len(json.dumps(body)))
+    response = client.post("/api/lists/subscribe", content=json.dumps(body).encode())
+    assert response.json()["code"] == "BatchTooLarge"
+
+
 def test_a_batch_just_under_the_cap_is_fine(client: httpx.Client, project: Project) -> None:
     list_id = project.add_list("l")
     body = {"listId": list_id, "subscribers": [{"email": "a@example.com"}], "padding": ""}

@@ -11,7 +11,9 @@ import httpx
 import pytest
 
 from reconciler.emulator import EmulatorResponse
+from reconciler.emulator.emulator import MAX_BATCH_BYTES
 from reconciler.emulator.replies import fault_reply
+from reconciler.errors import ConfigError
 from reconciler.iterable import ClientSettings, IterableClient
 from tests.integration.reliability import lists_by_name
 
@@ -256,3 +258,14 @@ def test_a_subscriber_alone_over_the_limit_is_reported_not_sent(client, emulator
     assert set(result.failed) == {"huge@example.com"}
     assert "over 4000000 bytes" in result.failed["huge@example.com"]
     assert project(emulator_server).members(list_id) == ["small@example.com"]
+
+
+def test_the_largest_body_setting_allowed_is_one_iterable_takes_however_it_counts_4_mb():
+    """Iterable's "4MB" may be decimal (RudderStack holds bodies to 4,000,000 bytes): a
+    limit up to 4 MiB, which the setting once allowed, could send bodies Iterable refuses
+    whole."""
+    assert MAX_BATCH_BYTES == 4_000_000
+    top = ClientSettings.from_env({"RECONCILER_BULK_UPDATE_MAX_BYTES": "4000000"})
+    assert top.bulk_update_max_bytes == MAX_BATCH_BYTES
+    with pytest.raises(ConfigError, match="between 1024 and 4000000"):
+        ClientSettings.from_env({"RECONCILER_BULK_UPDATE_MAX_BYTES": str(4 * 1024 * 1024)})
