@@ -35,7 +35,13 @@ from reconciler.plan import (
 )
 from reconciler.plan.campaigns import campaign_uses, needs_campaigns
 from reconciler.plan.fingerprint import FIELDS_KEY, list_fingerprint
-from reconciler.plan.ownership import marked_audience, unmarked
+from reconciler.plan.ownership import (
+    audience_marks,
+    marked_audience,
+    marks_audience,
+    same_description,
+    unmarked,
+)
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
 from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.sources import source_for
@@ -360,8 +366,8 @@ def list_notes(
         wanted = item.audience.spec.description
         if live_list is None:
             for old in all_lists:
-                if old.name == item.list_name or marked_audience(old.description) != (
-                    item.audience.name
+                if old.name == item.list_name or not marks_audience(
+                    old.description, item.audience.name
                 ):
                     continue
                 fate = (
@@ -382,7 +388,7 @@ def list_notes(
                 )
             continue
         current = unmarked(live_list.info.description)
-        if current != wanted:
+        if not same_description(current, wanted, item.audience.name):
 
             def shown(text: str | None) -> str:
                 return "empty" if not text else repr(text)
@@ -412,7 +418,7 @@ def renamed_audience_notes(
     created = [item.list_name for item in items if item.list_name not in managed]
     if declared is None or not created:
         return []
-    planned = {item.audience.name for item in items}
+    planned = audience_marks(item.audience.name for item in items)
     deleted = {x.list_id for x in deletions}
     new = ", ".join(repr(name) for name in created)
     notes = []

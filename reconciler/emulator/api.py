@@ -166,6 +166,10 @@ def create_list(project: Project, call: Call) -> EmulatorResponse:
     name: str = call.body["name"]
     if not name.strip():
         return bad_params("List name must not be empty")
+    description = call.body.get("description")
+    most = call.faults.list_description_max
+    if most is not None and isinstance(description, str) and len(description) > most:
+        return bad_params(f"List description must be at most {most} characters")
     list_id = project.add_list(name, call.body.get("description"))
     record = project.lists[list_id]
     record.fresh_rejects_left = call.faults.fresh_list_rejects

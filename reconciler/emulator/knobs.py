@@ -157,6 +157,7 @@ class Faults:
             counts_only_answers=True,
             type_mismatch_rejects_request=True,
             unknown_user_id_answer="error",
+            list_description_max=FIELD_LIST_DESCRIPTION_MAX,
             get_users_first_byte_seconds=FIELD_GET_USERS_FIRST_BYTE_SECONDS / time_scale,
             get_users_members_per_second=FIELD_GET_USERS_MEMBERS_PER_SECOND * time_scale,
             export_first_byte_seconds=FIELD_EXPORT_FIRST_BYTE_SECONDS / time_scale,
@@ -188,6 +189,9 @@ class Faults:
     Iterable's own client's tests), "blank" 200 {"user": {"email": "", "userId": ""}} and
     "error" 500 {"code": "error.users.noUserWithIdExists"}: the two answers Block's
     production client (block/iterable-go, api/users_test.go) takes for "not found"."""
+    list_description_max: int | None = None
+    """POST /api/lists with a description longer than this answers 400 BadParams; None:
+    any length."""
 
     # -- Read speed and read failures (issue 18, point 1) ---------------------------------
     # Durations are as the emulator applies them: Faults.field divides its figures by the
@@ -285,6 +289,10 @@ class Faults:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+# Iterable's support article 115000770906: "The list description field has a max
+# character count of 140". What the API does beyond it is not published; refusing the
+# create is the answer a client cannot miss.
+FIELD_LIST_DESCRIPTION_MAX = 140
 # Iterable's own API client retries invalidListId after a create for up to 30 s.
 FIELD_FRESH_LIST_SECONDS = 30.0
 # Iterable's own API client's tests wait up to 60 s for list membership to show.
@@ -343,6 +351,7 @@ _FLOAT_FIELDS = {
 }
 # None (off) or a number above 0.
 _POSITIVE_OR_NONE_FIELDS = {
+    "list_description_max",
     "write_rate_per_second",
     "get_users_members_per_second",
     "export_members_per_second",

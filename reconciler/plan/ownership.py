@@ -6,9 +6,19 @@ hand in Iterable is never deleted, whatever its name.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterable
 
 MARKER = "managed-by: reconciler"
+# Iterable's list description holds at most 140 characters (support article 115000770906,
+# "The list description field has a max character count of 140"); what the API does with
+# more is not published (refuse the create, or cut the marker off the end), so a created
+# list's description, marker included, is kept within it.
+MAX_DESCRIPTION = 140
+_CUT = "…"
+# The longest run token mark() is given (the apply's secrets.token_hex(4)).
+_RUN_ROOM = len("; run ") + 8
 # The marker as written since lists also name their audience: a changed listName can then
 # be told from a new audience (Iterable cannot rename lists, so it is a new list).
 _MARKED = re.compile(
@@ -23,11 +33,56 @@ def mark(description: str | None, audience: str | None = None, run: str | None =
     later is recognised as this run's own rather than someone else's of the same name."""
     parts = [MARKER]
     if audience:
-        parts.append(f"audience: {audience}")
+        parts.append(f"audience: {_fitted_audience(audience)}")
     if run:
         parts.append(f"run {run}")
     tag = "[" + "; ".join(parts) + "]"
-    return f"{description} {tag}" if description else tag
+    text = fitted_description(description, audience)
+    return f"{text} {tag}" if text else tag
+
+
+def _tag_room(audience: str | None) -> int:
+    """The characters the marker takes, with room for a run token."""
+    tag = len("[" + MARKER + "]") + _RUN_ROOM
+    return tag + (len("; audience: ") + len(_fitted_audience(audience)) if audience else 0)
+
+
+def _fitted_audience(audience: str) -> str:
+    """The audience as the marker names it: when the marker would not fit in a
+    description otherwise (audience names run to 200 characters), its start, "…" and 8
+    hex digits of its hash, which still tell two long names with one start apart."""
+    room = MAX_DESCRIPTION - len("[" + MARKER + "; audience: ]") - _RUN_ROOM
+    if len(audience) <= room:
+        return audience
+    digest = hashlib.sha256(audience.encode("utf-8")).hexdigest()[:8]
+    return audience[: room - 1 - len(digest)] + _CUT + digest
+
+
+def fitted_description(description: str | None, audience: str | None = None) -> str | None:
+    """The manifest's description as a created list carries it beside the marker: cut
+    (ending in …) so that both fit in Iterable's 140 characters."""
+    if not description:
+        return None
+    room = MAX_DESCRIPTION - _tag_room(audience) - 1  # the space before the marker
+    if len(description) <= room:
+        return description
+    return description[: room - 1] + _CUT if room > 1 else None
+
+
+def same_description(current: str | None, wanted: str | None, audience: str | None) -> bool:
+    """Whether a list's description (without the marker) is the manifest's, as written or
+    as a created list carries it (cut to fit)."""
+    return current == wanted or current == fitted_description(wanted, audience)
+
+
+def marks_audience(description: str | None, audience: str) -> bool:
+    """Whether a managed list's marker names `audience` (as written, or cut to fit)."""
+    return marked_audience(description) in (audience, _fitted_audience(audience))
+
+
+def audience_marks(audiences: Iterable[str]) -> set[str]:
+    """How markers may name these audiences: as written, and as cut to fit."""
+    return {form for name in audiences for form in (name, _fitted_audience(name))}
 
 
 def is_managed(description: str | None) -> bool:

@@ -269,3 +269,25 @@ def test_the_largest_body_setting_allowed_is_one_iterable_takes_however_it_count
     assert top.bulk_update_max_bytes == MAX_BATCH_BYTES
     with pytest.raises(ConfigError, match="between 1024 and 4000000"):
         ClientSettings.from_env({"RECONCILER_BULK_UPDATE_MAX_BYTES": str(4 * 1024 * 1024)})
+
+
+def test_a_long_description_is_cut_to_iterable_s_140_characters_keeping_the_marker(
+    workspace, cli, emulator_server
+):
+    """Iterable holds a list description to 140 characters (the emulator's field profile
+    refuses a create over it): a manifest's long description is cut to fit beside the
+    marker, so the list is created, stays reconciler's (prune), and plans after it see no
+    difference in its description."""
+    emulator_server.emulator.faults.list_description_max = 140
+    long = "Flagged nightly by the churn model; owner data-team; see the runbook " * 3
+    workspace.audience("churn-risk", {"inline": ["a@example.com"]}, description=long.strip())
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    (list_id,) = lists_by_name(emulator_server)["churn-risk"]
+    description = project(emulator_server).lists[list_id].description
+    assert description is not None and len(description) <= 140
+    assert description.startswith("Flagged nightly by the churn model")
+    assert "[managed-by: reconciler; audience: churn-risk; run " in description
+    plan = cli("plan", workspace.manifests, "--format", "json", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
+    assert plan.json()["destinations"][0]["notes"] == []

@@ -9,7 +9,16 @@ from pathlib import Path
 
 from reconciler.adopt import _description
 from reconciler.apply.journal import PREFIX, SUFFIX, last_write_at, runs_dir
-from reconciler.plan.ownership import is_managed, mark, marked_audience, unmarked
+from reconciler.plan.ownership import (
+    MAX_DESCRIPTION,
+    audience_marks,
+    is_managed,
+    mark,
+    marked_audience,
+    marks_audience,
+    same_description,
+    unmarked,
+)
 
 
 def test_a_created_list_carries_the_marker_and_its_run_token() -> None:
@@ -21,6 +30,25 @@ def test_a_created_list_carries_the_marker_and_its_run_token() -> None:
     assert is_managed(mark("VIPs", "vips", "1a2b3c4d"))
     assert marked_audience(mark("VIPs", "vips", "1a2b3c4d")) == "vips"
     assert unmarked(mark("VIPs", "vips", "1a2b3c4d")) == "VIPs"
+
+
+def test_a_created_list_s_description_fits_in_iterable_s_140_characters_marker_whole() -> None:
+    for audience in ("vips", "a" * 90, "b" * 200):
+        for description in (None, "VIPs", "x" * 60, "y" * 139, "z" * 500):
+            text = mark(description, audience, "1a2b3c4d")
+            assert len(text) <= MAX_DESCRIPTION, (audience, description)
+            assert is_managed(text) and text.endswith("; run 1a2b3c4d]")
+            assert marks_audience(text, audience)
+            assert marked_audience(text) in audience_marks([audience])
+            assert not marks_audience(text, audience + "x")
+            kept = unmarked(text)
+            assert same_description(kept, description, audience)
+            if description and kept != description:
+                # Cut, or left out where the marker of a long audience name takes it all.
+                assert kept is None or (kept.endswith("…") and description.startswith(kept[:-1]))
+    assert mark("VIPs", "vips", "1a2b3c4d") == (
+        "VIPs [managed-by: reconciler; audience: vips; run 1a2b3c4d]"
+    )
 
 
 def test_import_drops_the_marker_with_or_without_a_run_token() -> None:
