@@ -380,12 +380,21 @@ def update_payload(update: FieldUpdate, project_type: ProjectType) -> dict[str, 
 
 def removal_payload(identifier: str, project_type: ProjectType) -> dict[str, Any]:
     """getUsers reports one identifier per member; in hybrid projects it is an email unless
-    the profile has none (or preferUserId chose the userId), so its shape tells which."""
+    the profile has none (or preferUserId chose the userId), so its shape tells which,
+    except that a userId may be shaped like an email: one with a capital letter is a
+    userId (Iterable keeps emails in lower case; userIds keep their case), and one in
+    lower case is sent as an email first and, when Iterable finds no such email, as a
+    userId (_Destination._as_the_other_kind)."""
     if project_type == "email":
         return {"email": identifier}
-    if project_type == "userId" or not looks_like_email(identifier):
+    if project_type == "userId" or not _ambiguous(identifier):
         return {"userId": identifier}
     return {"email": identifier}
+
+
+def _ambiguous(identifier: str) -> bool:
+    """A hybrid list's identifier that may be an email as well as a userId."""
+    return looks_like_email(identifier) and identifier == identifier.lower()
 
 
 def apply_plan(
@@ -607,6 +616,8 @@ class _Destination:
                         campaign_id=lp.campaign_id,
                         channel_unsubscribe=lp.channel_unsubscribe,
                     )
+                    if project_type == "hybrid":
+                        outcome = self._as_the_other_kind(lp, list_id, chunk, outcome)
                 step.done(succeeded=outcome.success_count, rejected=len(outcome.failed))
             return outcome
 
@@ -639,6 +650,35 @@ class _Destination:
                 result.not_attempted_remove += len(chunk)
 
         return _Step(jobs(), send, settle, failed, not_sent, phase="add" if adding else "remove")
+
+    def _as_the_other_kind(
+        self, lp: ListPlan, list_id: int, chunk: Sequence[str], outcome: BatchResult
+    ) -> BatchResult:
+        """The identifiers of a hybrid list's removal that may be emails or userIds alike
+        (an email-shaped userId in lower case) and that Iterable found no user for as the
+        email they were sent as, sent again as userIds: a member whose userId reads like
+        an email is otherwise never removed, yet counted as already gone. Not with
+        channelUnsubscribe: should the email's user have been deleted meanwhile, the
+        userId could be another person's, whose consent to the channel would go."""
+        if lp.channel_unsubscribe:
+            return outcome
+        again = [i for i in chunk if _ambiguous(i) and outcome.kinds.get(i) == "notFound"]
+        if not again:
+            return outcome
+        second = self.client.unsubscribe(
+            list_id,
+            [{"userId": i} for i in again],
+            campaign_id=lp.campaign_id,
+            channel_unsubscribe=False,
+        )
+        for identifier in again:
+            outcome.failed.pop(identifier, None)
+            outcome.kinds.pop(identifier, None)
+        outcome.success_count += second.success_count
+        outcome.failed.update(second.failed)
+        outcome.kinds.update(second.kinds)
+        outcome.requests += second.requests
+        return outcome
 
     def _update_fields(self, result: FieldUpdateResult, updates: Sequence[FieldUpdate]) -> _Step:
         """bulkUpdate in requests Iterable accepts (users and bytes measured, see

@@ -151,10 +151,41 @@ def test_not_found_on_unsubscribe_means_already_gone(field_workspace, cli):
     assert result.exit_code == 0, result.output
     lr = the_list(result.json())
     assert (lr["removed"], lr["already_gone"], lr["rejected"]) == (1, 1, [])
-    (answer,) = [r for r in emulator.request_log if r.path == "/api/lists/unsubscribe"]
-    assert answer.status == 200
+    answers = [r for r in emulator.request_log if r.path == "/api/lists/unsubscribe"]
+    # Not found by email, then (an email-shaped userId reads alike) not by userId either.
+    assert [(r.status, r.body["subscribers"]) for r in answers] == [
+        (200, [{"email": "leave@example.com"}]),
+        (200, [{"userId": "leave@example.com"}]),
+    ]
     text = cli("plan", ws.manifests, "--detailed-exitcode")
     assert text.exit_code == 0, text.output
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_member_whose_user_id_reads_like_an_email_is_removed_and_nobody_else(
+    field_workspace, cli, engine
+):
+    """Hybrid lists are read by userId (the audience keys members by it), and some apps
+    use an email as the userId. Sent as an email, such a member was never removed (no
+    such email: "already gone") or another person, whose email it is, was unsubscribed
+    in its place (an unsubscribe event recorded against them)."""
+    ws, server, proj = field_workspace("hybrid", engine)
+    server.emulator.faults.counts_only_answers = False  # answers that name notFound
+    list_id = proj.add_list("vip")
+    proj.subscribe_direct(list_id, email="keep@example.com", user_id="keep")
+    # Userids keep their case; Iterable keeps emails in lower case.
+    proj.subscribe_direct(list_id, email="bob.new@example.com", user_id="Bob@Example.com")
+    proj.add_user(email="bob@example.com", user_id="another-person")
+    proj.subscribe_direct(list_id, email="carol.new@example.com", user_id="carol@example.com")
+    csv_audience(ws, "vip", "userId", ["keep"], policy={"maxRemovalPercent": 100})
+    result = cli("apply", ws.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    lr = the_list(result.json())
+    assert (lr["removed"], lr["already_gone"], lr["rejected"]) == (2, 0, [])
+    assert proj.members(list_id, True) == ["keep"]
+    events = [e for e in proj.unsubscribe_events if e.get("email") == "bob@example.com"]
+    assert events == []
+    assert cli("plan", ws.manifests, "--detailed-exitcode").exit_code == 0
 
 
 @pytest.mark.parametrize("engine", ENGINES)
