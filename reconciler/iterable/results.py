@@ -16,6 +16,10 @@ FAILURE_REASONS: dict[str, str] = {
     "forgottenUserIds": "user was forgotten (GDPR)",
     "invalidDataEmails": "invalid data fields",
     "invalidDataUserIds": "invalid data fields",
+    # Not in the OpenAPI's FailedUserUpdates, but in Iterable's own client's schema of the
+    # same answer (Iterable/api-client, src/types/lists.ts): a member named there failed.
+    "failedEmails": "failed (Iterable gave no reason)",
+    "failedUserIds": "failed (Iterable gave no reason)",
 }
 
 
