@@ -332,11 +332,14 @@ def bounded_connection(
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
         raise
-    timer = threading.Timer(seconds, connection.interrupt)
-    timer.daemon = True
-    timer.start()
+    timer = _QueryTimer(seconds, connection)
     try:
         yield connection
+        # The caller's queries are over: from here on the time limit must not interrupt
+        # reconciler's own bookkeeping (the log of opened files), which would escape as
+        # DuckDB's raw InterruptException, an internal error, for a query that finished
+        # just in time.
+        timer.stop()
         ours = {str(path) for path in readable}
         read: dict[Path, FileState] = {}
         changed = []
@@ -367,10 +370,40 @@ def bounded_connection(
             for path, state in read.items():
                 record(path, state)
     finally:
-        timer.cancel()
+        timer.stop()
         connection.close()
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
+
+
+class _QueryTimer:
+    """Interrupts `connection` once `seconds` have passed, and again every tenth of a
+    second until stopped: an interrupt that arrives between two statements (DESCRIBE, then
+    the SELECT) is lost, and the next would run unbounded. Stopping waits for an interrupt
+    being sent, so none lands on a statement after `stop` (threading.Timer's cancel()
+    cannot stop a callback that has already started)."""
+
+    REPEAT = 0.1  # seconds between interrupts past the limit
+
+    def __init__(self, seconds: float, connection: duckdb.DuckDBPyConnection) -> None:
+        self._connection = connection
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(seconds,), daemon=True)
+        self._thread.start()
+
+    def _run(self, seconds: float) -> None:
+        wait = seconds
+        while not self._stopped.wait(wait):
+            with self._lock:
+                if self._stopped.is_set():
+                    return
+                self._connection.interrupt()
+            wait = self.REPEAT
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped.set()
 
 
 def _opened_files(connection: duckdb.DuckDBPyConnection, base_dir: Path) -> list[Path]:

@@ -223,6 +223,24 @@ def test_a_query_that_would_run_for_hours_is_stopped_at_the_time_limit(
         assert "RECONCILER_QUERY_TIMEOUT" in error
 
 
+def test_a_query_that_ends_as_its_time_limit_runs_out_is_an_error_at_its_line_not_a_bug(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limit's interrupt can arrive just as the query finishes, while reconciler reads
+    DuckDB's log of the files the query opened: that raised DuckDB's InterruptException
+    itself, and `plan` ended as "internal error: InterruptException". Either the query
+    finished in time or it is the manifest line's time-limit error, run after run."""
+    monkeypatch.setenv("RECONCILER_QUERY_TIMEOUT", "0.000001")
+    audience = load_audience(
+        repo, {"sql": "SELECT 'a@example.com' AS email", "database": ":memory:"}
+    )
+    for _ in range(40):
+        try:
+            read_members(audience, "email")
+        except SourceError as error:
+            assert "ran longer than 1e-06 s" in str(error), error
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "soon", "inf", "nan"])
 def test_the_query_time_limit_must_be_a_positive_number(value: str) -> None:
     from reconciler.errors import ConfigError
