@@ -51,8 +51,8 @@ def plan(
 ) -> None:
     """Show what apply would change in Iterable. Reads only; writes nothing to Iterable.
 
-    Audiences of a million rows or more are planned in DuckDB, on disk
-    under a memory limit: see RECONCILER_ENGINE in the README.
+    Audiences of 10,000 source rows or more (with a trait mapping, a million) are planned
+    in DuckDB, on disk under a memory limit: see RECONCILER_ENGINE in the README.
 
     Exit codes: 0 success (with --detailed-exitcode: no changes), 1 error, invalid members
     or a usage error, 2 changes present (--detailed-exitcode), 3 blocked by the safety

@@ -68,3 +68,21 @@ def test_plan_refuses_it_too_and_says_so_in_json(workspace, cli, emulator_server
     body = result.json()
     assert body["exit_code"] == 3
     assert "guard source_changed" in body["error"] and "vip.csv" in body["error"]
+
+
+def test_status_refuses_it_too_with_the_exit_code_its_help_gives(
+    workspace, cli, emulator_server, monkeypatch
+):
+    """status is a plan summarised: the guard stops it with 3, which its --help must name
+    (it listed 0, 1 and 130 only)."""
+    seed_list(emulator_server, "vip", MEMBERS)
+    source = workspace.csv("data/vip.csv", "email", MEMBERS)
+    workspace.audience("vip", {"csv": "data/vip.csv"})
+    half_rewritten(monkeypatch, source)
+
+    result = cli("status", workspace.manifests)
+
+    assert result.exit_code == 3, result.output
+    assert "guard source_changed" in result.stderr
+    shown = " ".join(cli("status", "--help").output.split())
+    assert "3 a source file changed while it was read" in shown

@@ -143,6 +143,17 @@ def test_help_tells_a_newcomer_where_to_start_and_what_each_command_exits_with()
     assert "baseUrl: http://127.0.0.1:PORT" in help_of("emulator", "serve")
 
 
+def test_plan_help_gives_the_engine_thresholds_the_code_uses() -> None:
+    """It said DuckDB plans audiences "of a million rows or more" long after the threshold
+    became 10,000 (a million stayed for trait-mapped audiences only)."""
+    from reconciler.members.model import EngineSettings
+
+    shown = " ".join(runner.invoke(app, ["plan", "--help"]).output.split())
+    defaults = EngineSettings()
+    assert f"Audiences of {defaults.threshold:,} source rows or more" in shown
+    assert defaults.traits_threshold == 1_000_000 and "trait mapping, a million" in shown
+
+
 def test_version_option() -> None:
     from reconciler import __version__
 
