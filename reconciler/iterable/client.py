@@ -245,20 +245,21 @@ class IterableClient:
             what, per = rates.get(bucket, (f"{bucket.replace('_', ' ')} requests", "second"))
 
             def announce(
-                wait: float, what: str = what, per: str = per, limit: int = window.limit
+                wait: float, what: str = what, per: str = per, limit: float = window.rate
             ) -> None:
                 notice(
-                    f"waiting {wait:.0f} s for Iterable's rate limit on {what} ({limit} per {per})"
+                    f"waiting {wait:.0f} s for Iterable's rate limit on {what} "
+                    f"({limit:g} per {per})"
                 )
 
             window.on_wait = announce
 
             def full(
-                in_flight: int, what: str = what, per: str = per, limit: int = window.limit
+                in_flight: int, what: str = what, per: str = per, limit: float = window.rate
             ) -> None:
                 notice(
                     f"waiting for one of the {in_flight} {what} in flight to be answered: "
-                    f"Iterable's rate limit ({limit} per {per}) counts each from its answer"
+                    f"Iterable's rate limit ({limit:g} per {per}) counts each from its answer"
                 )
 
             window.on_full = full

@@ -49,7 +49,8 @@ class SlidingWindow:
     """At most `limit` requests in any `window` seconds, as Iterable counts them.
 
     `acquire` before sending, then `Slot.answered` when the answer arrives. A `limit` of 0
-    paces nothing, but still honours `push_back`.
+    paces nothing, but still honours `push_back`; one below 1 is one request in `window` /
+    `limit` seconds, and a fractional one above 1 counts whole requests (2.5 is 2).
     """
 
     def __init__(
@@ -59,6 +60,11 @@ class SlidingWindow:
         clock: Callable[[], float],
         sleep: Callable[[float], None],
     ):
+        self.rate = limit  # as configured, for messages ("0.1 per second")
+        if 0 < limit < 1:
+            # Less than one request a window (RECONCILER_USER_READS_PER_SECOND=0.1): one
+            # request per window / limit. int() made it 0, which paces nothing at all.
+            limit, window = 1, window / limit
         self.limit = int(limit)
         self.window = window
         self._clock = clock

@@ -1,0 +1,59 @@
+"""The client's settings from the environment, and the README's table of them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from pathlib import Path
+
+from reconciler.iterable.settings import ClientSettings
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _client_settings_table() -> dict[str, str]:
+    """The README's "Client settings" table: each variable and the default it gives (rows
+    naming several variables give their defaults in the same order)."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Client settings") : text.index("## Failure behaviour")]
+    table: dict[str, str] = {}
+    for names, defaults in re.findall(r"^\| (`RECONCILER_[^|]*) \| ([^|]*) \|", section, re.M):
+        variables = re.findall(r"RECONCILER_\w+", names)
+        values = defaults.split(", ") if len(variables) > 1 else [defaults]
+        assert len(values) == len(variables), names
+        table.update(zip(variables, (v.strip() for v in values), strict=True))
+    return table
+
+
+def test_every_client_setting_is_in_the_readme_with_the_default_the_code_has() -> None:
+    """RECONCILER_CAMPAIGNS_PER_SECOND paced the blast-radius read but was in no table."""
+    table = _client_settings_table()
+    defaults = ClientSettings()
+    for f in fields(ClientSettings):
+        variable = f"RECONCILER_{f.name.upper()}"
+        assert variable in table, f"{variable} is missing from the README's Client settings"
+        default = getattr(defaults, f.name)
+        shown = table[variable]
+        if isinstance(default, str):
+            assert shown == default, variable
+        else:
+            assert float(shown.replace(",", "")) == default, (variable, shown, default)
+
+
+def test_a_pacing_rate_below_one_request_a_window_is_paced_not_unlimited() -> None:
+    """RECONCILER_USER_READS_PER_SECOND=0.1 (the route model takes it as 10 s a read) made
+    the limiter's int(0.1) = 0, which paces nothing: every read went at once."""
+    from reconciler.iterable.ratelimit import SlidingWindow
+
+    now = [1000.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    settings = ClientSettings.from_env({"RECONCILER_USER_READS_PER_SECOND": "0.1"})
+    limiter = SlidingWindow(settings.user_reads_per_second, 1.0, lambda: now[0], sleep)
+    sent = []
+    for _ in range(3):
+        with limiter.acquire():
+            sent.append(now[0])
+    assert sent == [1000.0, 1010.0, 1020.0]
