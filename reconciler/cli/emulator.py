@@ -134,7 +134,9 @@ def serve(
     # of one that waits on them (5 getUsers a minute is 5 a second at K = 60).
     limits = Limits.unlimited() if unlimited else Limits.iterable().scaled(time_scale)
     if profile is None and (time_scale != 1.0 or lost_replies_every):
-        raise typer.BadParameter("only with --profile", param_hint="--time-scale")
+        # Named as given: the message named --time-scale for --lost-replies-every too.
+        given = "--time-scale" if time_scale != 1.0 else "--lost-replies-every"
+        raise typer.BadParameter("only with --profile", param_hint=given)
     faults = (
         Faults.field(time_scale, lost_replies_every=lost_replies_every)
         if profile is not None

@@ -154,6 +154,15 @@ def test_a_time_scale_needs_a_profile() -> None:
     assert "only with --profile" in result.stderr
 
 
+def test_lost_replies_need_a_profile_and_the_refusal_names_that_option() -> None:
+    """It named --time-scale, an option the command line did not give."""
+    result = run_serve("--lost-replies-every", "3", env_key=SECRET)
+    assert result.returncode == 2
+    assert "Invalid value for --lost-replies-every: only with --profile" in " ".join(
+        result.stderr.replace("│", " ").split()
+    )
+
+
 def test_serve_sets_single_fault_knobs() -> None:
     process = start_serve(
         "--unlimited",
