@@ -393,6 +393,10 @@ def test_pre_commit_hook_runs_validate_over_the_manifests(monkeypatch, tmp_path)
     assert hook["id"] == "reconciler-validate"
     assert hook["language"] == "python"  # pre-commit installs this package, console script
     assert hook["pass_filenames"] is False  # one run over the whole directory
+    # It runs when any file a manifest reads changes, not only manifests and CSVs: a commit
+    # replacing a Parquet source alone was never validated.
+    for changed in ("m.yaml", "m.yml", "d/x.csv", "d/x.parquet", "d/x.duckdb", "d/x.sqlite"):
+        assert re.search(hook["files"], changed), changed
     program, *command = hook["entry"].split()
     assert program == "reconciler"
     assert "reconciler = " in (ROOT / "pyproject.toml").read_text()
