@@ -43,25 +43,53 @@ from reconciler.cli.emulator import emulator_app
 from reconciler.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from reconciler.cli.github import github_app
 
+# The commands that take --format: with `--format json`, their usage errors are the one
+# JSON object on stdout too.
+_FORMATTED = ("plan", "apply", "status")
+_ARGV = "reconciler.argv"
+
 
 class _Group(TyperGroup):
     """Usage errors (a mistyped option, a bad --format) exit 1, not click's 2: 2 means
     "changes present" to `plan --detailed-exitcode`, so a typo in a workflow would pass
-    as a plan with changes."""
+    as a plan with changes. Under `--format json` they are also the JSON object the
+    README promises on stdout "whatever the outcome": a script reading it got nothing."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> ClickContext:
+        given = kwargs.get("args", args[1] if len(args) > 1 else [])
+        argv = list(given)  # parsing consumes the list it is given
         try:
-            return super().make_context(*args, **kwargs)
+            ctx = super().make_context(*args, **kwargs)
         except UsageError as exc:
-            exc.exit_code = EXIT_ERROR
+            _usage_error(exc, argv)
             raise
+        ctx.meta[_ARGV] = argv
+        return ctx
 
     def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except UsageError as exc:
-            exc.exit_code = EXIT_ERROR
+            _usage_error(exc, ctx.meta.get(_ARGV, []))
             raise
+
+
+def _usage_error(exc: UsageError, argv: list[str]) -> None:
+    exc.exit_code = EXIT_ERROR
+    if argv and argv[0] in _FORMATTED and _asks_for_json(argv[1:]):
+        exits.json_error(exits.shown(exc.format_message(), False), EXIT_ERROR)
+
+
+def _asks_for_json(argv: list[str]) -> bool:
+    """Whether a command line gives `--format json` (or -f json, --format=json, -fjson)."""
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return False
+        if arg in ("--format=json", "-fjson"):
+            return True
+        if arg in ("--format", "-f") and argv[i + 1 : i + 2] == ["json"]:
+            return True
+    return False
 
 
 def _display_type_rich(self: Any, ctx: ClickContext) -> str | None:

@@ -28,6 +28,35 @@ def test_usage_errors_exit_1_not_2(args: list[str]) -> None:
     assert "Error" in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["plan", "--format", "json", "--detailed-exitcod"], "No such option: --detailed-exitcod"),
+        (["plan", "-fjson", "--bogus"], "No such option: --bogus"),
+        (["apply", "--format=json", "--yes", "--plan"], "Option '--plan' requires an argument"),
+        (["status", "-f", "json", "--target"], "Option '--target' requires an argument"),
+    ],
+)
+def test_a_usage_error_under_format_json_is_still_one_json_object(
+    args: list[str], said: str
+) -> None:
+    """The README: `json` gives exactly one object on stdout, whatever the outcome. A usage
+    error gave an empty stdout, so `plan --format json ... | jq` had nothing to read."""
+    import json
+
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    body = json.loads(result.stdout)
+    assert body["exit_code"] == 1 and said in body["error"], body
+    assert "Error" in result.stderr  # people still get click's usage message
+
+
+def test_a_usage_error_without_format_json_prints_nothing_on_stdout() -> None:
+    for args in (["plan", "--format", "jsn"], ["plan", "--bogus"], ["validate", "-f", "json"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1 and result.stdout == "", (args, result.stdout)
+
+
 def _commands() -> dict[str, object]:
     """Every command of the CLI by its full name ("plan", "github comment", ...)."""
     import typer.main
