@@ -341,9 +341,15 @@ def notify(alert: Alert, warn: Warn, env: Mapping[str, str] = os.environ) -> Non
         except _NotConfigured as exc:
             warn(f"alerts are off: {scrub(str(exc), env)}")
             return
-        if url is None or not alert.alerts:
+        if url is None:
             return
-        timeout = _timeout(env)
+        timeout, unusable = _timeout(env)
+        if unusable:
+            # Said on every run, as an unusable URL is: silently waiting 5 s for a webhook
+            # someone gave 90 is found out only on the day it is slow.
+            warn(unusable)
+        if not alert.alerts:
+            return
         body = payload(alert, run_url(env))
         outcome = _post_within(url, body, timeout)
         if outcome is not None:
@@ -356,13 +362,24 @@ def notify(alert: Alert, warn: Warn, env: Mapping[str, str] = os.environ) -> Non
         warn(f"the alert was not sent: {type(exc).__name__}; the run's exit code is unchanged")
 
 
-def _timeout(env: Mapping[str, str]) -> float:
+MAX_TIMEOUT = 60.0  # seconds: an alert must not hold a run (and its CI job) for longer
+
+
+def _timeout(env: Mapping[str, str]) -> tuple[float, str | None]:
+    """The seconds a send may take, and why the variable's value was not used, if not."""
     raw = env.get(TIMEOUT_VAR, "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT, None
     try:
-        value = float(raw) if raw else DEFAULT_TIMEOUT
+        value = float(raw)
     except ValueError:
-        return DEFAULT_TIMEOUT
-    return value if 0 < value <= 60 else DEFAULT_TIMEOUT
+        value = float("nan")
+    if 0 < value <= MAX_TIMEOUT:
+        return value, None
+    return DEFAULT_TIMEOUT, (
+        f"{TIMEOUT_VAR} must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}; "
+        f"got {raw!r}, so alerts are given {DEFAULT_TIMEOUT:g} s"
+    )
 
 
 def _post_within(url: str, body: dict[str, object], timeout: float) -> str | None:

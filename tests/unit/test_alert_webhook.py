@@ -174,3 +174,19 @@ def test_a_url_httpx_cannot_send_to_is_said_without_a_traceback(monkeypatch, cap
         "the error alert was not sent to the webhook in RECONCILER_ALERT_WEBHOOK_URL: the "
         "request failed (UnicodeError); the run's exit code is unchanged"
     ]
+
+
+@pytest.mark.parametrize("value", ["90", "0", "-1", "soon", "nan"])
+def test_an_alert_timeout_that_cannot_be_used_is_said_on_every_run(value):
+    """It was replaced by 5 s in silence: RECONCILER_ALERT_TIMEOUT=90 gave a slow webhook
+    5 s, and nothing said the setting was not taken."""
+    said: list[str] = []
+    env = {alerts.URL_VAR: SLACK_URL, alerts.TIMEOUT_VAR: value}
+    alerts.notify(Alert("apply", "success", 0), said.append, env=env)  # a clean run
+    assert said == [
+        f"RECONCILER_ALERT_TIMEOUT must be a number of seconds above 0 and at most 60; got "
+        f"{value!r}, so alerts are given 5 s"
+    ]
+    said.clear()
+    alerts.notify(Alert("apply", "success", 0), said.append, env={**env, alerts.TIMEOUT_VAR: "60"})
+    assert said == []
