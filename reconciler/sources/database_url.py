@@ -129,7 +129,7 @@ def check_database_host(url: URL, where: str, environ: Mapping[str, str] | None 
         for item in (value,) if isinstance(value, str) else value:
             servers.extend((host.strip(), url.port) for host in item.split(","))
     listed = (environ if environ is not None else os.environ).get(TRUSTED_DATABASE_HOSTS, "")
-    trusted = {_host_port(entry) for entry in re.split(r"[\s,]+", listed) if entry}
+    trusted = {_host_port(entry, where) for entry in re.split(r"[\s,]+", listed) if entry}
     for host, port in servers:
         host = host.lower().strip("[]")
         if not host or host.startswith("/") or is_loopback(host):
@@ -146,13 +146,21 @@ def check_database_host(url: URL, where: str, environ: Mapping[str, str] | None 
         )
 
 
-def _host_port(entry: str) -> tuple[str, int | None]:
+def _host_port(entry: str, where: str) -> tuple[str, int | None]:
+    """An entry of RECONCILER_TRUSTED_DATABASE_HOSTS as (host, port or None: any port).
+    One that is not `host` or `host:port` is refused: `db.internal:5432x`, a mistyped
+    port, trusted every port of the host, and `https://db.internal` a host named `https`."""
     parts = urlsplit(f"//{entry}")
     try:
         port = parts.port
     except ValueError:
-        port = None
-    return (parts.hostname or entry).lower(), port
+        port = -1
+    if port == -1 or not parts.hostname or parts.path or parts.username is not None:
+        raise ConfigError(
+            f"{where}: {TRUSTED_DATABASE_HOSTS} holds {entry!r}, which is not a host or "
+            "host:port (such as db.internal or warehouse.example.com:5432)"
+        )
+    return parts.hostname.lower(), port
 
 
 def confine_file_database(url: URL, where: str, repository: Path) -> URL:

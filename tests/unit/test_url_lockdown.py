@@ -181,3 +181,22 @@ def test_a_url_naming_a_connection_service_is_refused(repo: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"^aud.yaml:\d+:\d+: .*service= is refused"):
         read_members(audience, "email")
+
+
+@pytest.mark.parametrize(
+    "entry", ["db.example.com:5432x", "https://db.example.com", "a@db.example.com"]
+)
+def test_a_trusted_host_entry_that_is_not_host_or_host_port_is_refused(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, entry: str
+) -> None:
+    """`db.example.com:5432x` (a mistyped port) trusted every port of the host, and
+    `https://db.example.com` trusted a host named `https`: both said nothing."""
+    monkeypatch.setenv("RECONCILER_TRUSTED_DATABASE_HOSTS", f"other.example.com {entry}")
+    audience = load_audience(
+        repo, {"sql": "SELECT 1 AS email", "url": "postgresql://app@db.example.com:6543/x"}
+    )
+    with pytest.raises(ConfigError) as raised:
+        read_members(audience, "email")
+    message = str(raised.value)
+    assert message.startswith(f"aud.yaml:{line_of(repo / 'aud.yaml', chr(34) + 'url')}:")
+    assert f"RECONCILER_TRUSTED_DATABASE_HOSTS holds {entry!r}, which is not a host" in message
