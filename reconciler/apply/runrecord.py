@@ -57,7 +57,9 @@ class RunRecord:
         """The run was stopped by `exc` before it applied anything, or by a second Ctrl-C
         (KeyboardInterrupt) while it did. `message`: the error as output may show it."""
         outcome: Outcome = "error"
-        if isinstance(exc, UnsafePlanError):
+        # By exit code, as the alert judges it: a guard that refuses the sources (a file
+        # changed while it was read, exit 3) blocks the run as the policy does.
+        if isinstance(exc, UnsafePlanError) or getattr(exc, "exit_code", None) == 3:
             outcome = "blocked"
         elif isinstance(exc, StalePlanError):
             outcome = "stale"

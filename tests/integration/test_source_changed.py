@@ -86,3 +86,24 @@ def test_status_refuses_it_too_with_the_exit_code_its_help_gives(
     assert "guard source_changed" in result.stderr
     shown = " ".join(cli("status", "--help").output.split())
     assert "3 a source file changed while it was read" in shown
+
+
+def test_the_run_record_of_an_apply_it_stops_says_blocked_as_its_exit_code_does(
+    workspace, cli, emulator_server, monkeypatch, tmp_path
+):
+    """The README's outcome table: `blocked` is exit 3, `error` exit 1. The guard exits 3
+    (and alerts as blocked) but its run record said `error`."""
+    import json
+
+    seed_list(emulator_server, "vip", MEMBERS)
+    source = workspace.csv("data/vip.csv", "email", MEMBERS)
+    workspace.audience("vip", {"csv": "data/vip.csv"})
+    half_rewritten(monkeypatch, source)
+    record = tmp_path / "run.json"
+
+    result = cli("apply", workspace.manifests, "--yes", "--summary-json", record)
+
+    assert result.exit_code == 3, result.output
+    body = json.loads(record.read_text())
+    assert body["outcome"] == "blocked", body
+    assert "guard source_changed" in body["message"]
