@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import duckdb
 from pydantic import TypeAdapter, ValidationError
@@ -49,8 +50,13 @@ from reconciler.threads import reading_pool
 _VALID_NAME = re.compile(NAME_PATTERN)
 _SLUG_JUNK = re.compile(r"[^a-z0-9._-]+")
 _MAX_NAME = 200
-# What a manifest accepts as spec.listName, checked as the loader checks it.
-_LIST_NAME: TypeAdapter[str | None] = TypeAdapter(AudienceSpec.model_fields["listName"].annotation)
+# What a manifest accepts as spec.listName, checked as the loader checks it. The cast: the
+# field's annotation is typed `type[Any] | None` by pydantic 2.13 and `TypeForm[Any] | None`
+# by 2.14, which mypy will not pass to TypeAdapter (a fresh `pip install -e '.[test]'`
+# takes the newest pydantic, and the README's test command then failed in mypy).
+_LIST_NAME: TypeAdapter[str | None] = TypeAdapter(
+    cast(Any, AudienceSpec.model_fields["listName"].annotation)
+)
 
 
 @dataclass(frozen=True)
