@@ -115,8 +115,10 @@ class ClientSettings:
             try:
                 value = int(raw) if f.type == "int" else float(raw)
             except ValueError:
+                # "must be a number; got '1.5'" said of a count was no help.
+                kind = "a whole number" if f.type == "int" else "a number"
                 raise ConfigError(
-                    f"RECONCILER_{f.name.upper()} must be a number; got {raw!r}"
+                    f"RECONCILER_{f.name.upper()} must be {kind}; got {raw!r}"
                 ) from None
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(

@@ -6,6 +6,9 @@ import re
 from dataclasses import fields
 from pathlib import Path
 
+import pytest
+
+from reconciler.errors import ConfigError
 from reconciler.iterable.settings import ClientSettings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -57,3 +60,13 @@ def test_a_pacing_rate_below_one_request_a_window_is_paced_not_unlimited() -> No
         with limiter.acquire():
             sent.append(now[0])
     assert sent == [1000.0, 1010.0, 1020.0]
+
+
+def test_a_count_given_a_fraction_is_told_it_must_be_a_whole_number() -> None:
+    """RECONCILER_MAX_RETRIES=1.5 was told "must be a number": 1.5 is one."""
+    with pytest.raises(
+        ConfigError, match=r"RECONCILER_MAX_RETRIES must be a whole number; got '1.5'"
+    ):
+        ClientSettings.from_env({"RECONCILER_MAX_RETRIES": "1.5"})
+    with pytest.raises(ConfigError, match=r"RECONCILER_TIMEOUT must be a number; got 'soon'"):
+        ClientSettings.from_env({"RECONCILER_TIMEOUT": "soon"})
