@@ -388,6 +388,22 @@ def test_ci_runs_the_readme_test_command():
     assert run_scripts(workflow("ci.yml")) == ["bash .ci/run"]
 
 
+def test_the_readme_s_sync_step_is_the_one_sync_yml_runs():
+    """Copied into another workflow, the README's step ran apply without `exec`: a
+    cancelled job then signals the shell alone and kills apply outright (README: SIGTERM)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    snippet = readme[readme.index("      - name: Sync\n") :]
+    (shown,) = YAML(typ="safe").load(snippet[: snippet.index("```")])
+    (step,) = [
+        s
+        for job in workflow("sync.yml")["jobs"].values()
+        for s in job["steps"]
+        if s.get("name") == "Sync"
+    ]
+    assert shown["run"] == step["run"]
+    assert shown["env"] == step["env"]
+
+
 def test_pre_commit_hook_runs_validate_over_the_manifests(monkeypatch, tmp_path):
     (hook,) = YAML(typ="safe").load((ROOT / ".pre-commit-hooks.yaml").read_text())
     assert hook["id"] == "reconciler-validate"
