@@ -22,12 +22,14 @@ def validate(
 
     Every problem is printed as FILE:LINE:COL: message (a source row as FILE:ROW), all at
     once: manifest errors, sources that cannot be read, invalid members, and mapped values
-    that plan would not send. Exit 1 if any."""
-    exits.started(show_members, debug)
+    that plan would not send. Exit 1 if any; 130 interrupted (Ctrl-C)."""
+    exits.started(show_members, debug, read_only="validate")
     try:
         # Large sources are checked in DuckDB, as plan reads them.
         found = validation.validate(path, engine=Engine.from_env())
-    except ReconcilerError as exc:
+    except (ReconcilerError, KeyboardInterrupt) as exc:
+        # Ctrl-C (or SIGTERM: a cancelled CI job) exits 130 as every command does, not
+        # click's "Aborted!" and 1.
         raise exits.fail(exc) from None
     for error in found.unreadable:
         err.print(exits.safe_message(error, show_members), markup=False)

@@ -13,10 +13,15 @@ single SELECT statement is accepted (`select_statement`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import select
 import shutil
+import signal
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -332,14 +337,24 @@ def bounded_connection(
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
         raise
-    timer = _QueryTimer(seconds, connection)
+    guard = _QueryGuard(seconds, connection)
     try:
-        yield connection
+        try:
+            yield connection
+        except BaseException:
+            guard.stop()  # reads a signal DuckDB saw before the guard's thread did
+            if guard.signalled:
+                # DuckDB turns the interrupt into its own error (InterruptException, taken
+                # for the time limit, or "RuntimeError: Query interrupted"): it was Ctrl-C.
+                raise KeyboardInterrupt from None
+            raise
         # The caller's queries are over: from here on the time limit must not interrupt
         # reconciler's own bookkeeping (the log of opened files), which would escape as
         # DuckDB's raw InterruptException, an internal error, for a query that finished
         # just in time.
-        timer.stop()
+        guard.stop()
+        if guard.signalled:
+            raise KeyboardInterrupt  # DuckDB may have swallowed it, the query done anyway
         ours = {str(path) for path in readable}
         read: dict[Path, FileState] = {}
         changed = []
@@ -370,40 +385,83 @@ def bounded_connection(
             for path, state in read.items():
                 record(path, state)
     finally:
-        timer.stop()
+        guard.stop()
         connection.close()
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
 
 
-class _QueryTimer:
-    """Interrupts `connection` once `seconds` have passed, and again every tenth of a
-    second until stopped: an interrupt that arrives between two statements (DESCRIBE, then
-    the SELECT) is lost, and the next would run unbounded. Stopping waits for an interrupt
-    being sent, so none lands on a statement after `stop` (threading.Timer's cancel()
-    cannot stop a callback that has already started)."""
+class _QueryGuard:
+    """Interrupts `connection` once `seconds` have passed, or once Ctrl-C, SIGTERM or
+    SIGHUP arrives, and again every tenth of a second until stopped: an interrupt that
+    arrives between two statements (DESCRIBE, then the SELECT) is lost, and the next would
+    run unbounded. Stopping waits for an interrupt being sent, so none lands on a statement
+    after `stop` (threading.Timer's cancel() cannot stop a callback that has started).
+
+    Signals: Python runs its handlers only between bytecodes, so while the main thread waits
+    in a query (`SELECT count(*)` over a large source) Ctrl-C did nothing until the time
+    limit, five minutes by default. The signal's number also goes to a wakeup descriptor
+    (signal.set_wakeup_fd, main thread only), which this guard's thread watches."""
 
     REPEAT = 0.1  # seconds between interrupts past the limit
+    # What stops a run as Ctrl-C does (apply/interrupt.py SIGNALS; cli.main).
+    WATCHED = frozenset(
+        int(getattr(signal, name))
+        for name in ("SIGINT", "SIGTERM", "SIGHUP")
+        if hasattr(signal, name)
+    )
 
     def __init__(self, seconds: float, connection: duckdb.DuckDBPyConnection) -> None:
         self._connection = connection
         self._lock = threading.Lock()
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(seconds,), daemon=True)
+        self.signalled = False
+        self._wake, self._waker = socket.socketpair()
+        self._waker.setblocking(False)
+        self._previous: int | None = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.set_wakeup_fd(self._waker.fileno(), warn_on_full_buffer=False)
+        self._thread = threading.Thread(
+            target=self._run, args=(time.monotonic() + seconds,), daemon=True
+        )
         self._thread.start()
 
-    def _run(self, seconds: float) -> None:
-        wait = seconds
-        while not self._stopped.wait(wait):
+    def _run(self, deadline: float) -> None:
+        interrupting = False
+        while True:
+            wait = self.REPEAT if interrupting else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._wake], [], [], wait)
+            if self._stopped.is_set():
+                return
+            if ready:
+                received = self._wake.recv(64)
+                if not self.WATCHED.intersection(received):
+                    continue  # another signal (or none): the deadline still holds
+                self.signalled = True
+            interrupting = True
             with self._lock:
                 if self._stopped.is_set():
                     return
                 self._connection.interrupt()
-            wait = self.REPEAT
 
     def stop(self) -> None:
         with self._lock:
+            if self._stopped.is_set():
+                return
             self._stopped.set()
+        if self._previous is not None:
+            signal.set_wakeup_fd(self._previous)
+        with contextlib.suppress(OSError):
+            self._waker.send(b"\0")  # wakes the thread to see it is stopped
+        self._thread.join()
+        # A signal's number is written before any handler runs: one DuckDB acted on first
+        # (raising "Query interrupted") may still be unread.
+        self._wake.setblocking(False)
+        with contextlib.suppress(OSError):
+            while received := self._wake.recv(64):
+                self.signalled = self.signalled or bool(self.WATCHED.intersection(received))
+        self._wake.close()
+        self._waker.close()
 
 
 def _opened_files(connection: duckdb.DuckDBPyConnection, base_dir: Path) -> list[Path]:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -375,3 +376,48 @@ def test_an_interrupted_saved_plan_says_to_apply_the_manifests_not_the_plan_agai
     emulator_server.emulator.faults.latency_seconds = 0.0
     assert cli("apply", "--plan", str(saved), "--yes").exit_code == 4  # stale, as it said
     finish(workspace, cli, emulator_server, scenario)
+
+
+# -- a manifest's DuckDB query running when the signal comes ---------------------------------
+
+FOREVER = "SELECT 'a' || range::VARCHAR || '@x.com' AS email FROM range(10000000000000)"
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time the process has used: once it is well past start-up, the query is running."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+@pytest.mark.parametrize(
+    ("command", "sig"),
+    [("validate", signal.SIGINT), ("plan", signal.SIGINT), ("plan", signal.SIGTERM)],
+    ids=["validate-Ctrl-C", "plan-Ctrl-C", "plan-SIGTERM"],
+)
+def test_a_signal_while_a_manifest_query_runs_ends_the_command_at_once(
+    workspace, emulator_server, command, sig
+):
+    """Python runs signal handlers only between bytecodes, and the main thread waited in
+    DuckDB (the row count of a query source): Ctrl-C and SIGTERM did nothing until the
+    query's time limit, 5 minutes, then ended as the time limit's error or an internal one.
+    A pre-commit hook or a cancelled CI job must stop at once, with 130."""
+    workspace.audience("q", {"sql": FOREVER, "database": ":memory:"})
+    proc = spawn_cli(workspace, command, "manifests", env=subprocess_env(workspace))
+    stderr = StderrWatcher(proc)
+    while _cpu_seconds(proc.pid) < 2.5:  # imports take well under a second of CPU
+        assert proc.poll() is None, stderr.text
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    try:
+        code = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"{command} still running 30 s after the signal") from None
+    err = stderr.finish()
+    assert code == 130, err
+    assert f"Interrupted: nothing was changed ({command} only reads)" in err
+    assert "internal error" not in err and "ran longer than" not in err
