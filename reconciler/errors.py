@@ -9,6 +9,7 @@
     ├── UnsafePlanError             the safety policy blocks the plan (exit 3)
     ├── StalePlanError              a saved plan no longer matches manifests or Iterable (exit 4)
     ├── LockedError                 another apply holds the destination's lock
+    ├── OutputError                 stdout would not take the command's result (`| head`, full disk)
     └── IterableError               Iterable answered with an error, or could not be reached
         ├── AuthError               401 BadApiKey
         ├── ListInUseError          409 on delete
@@ -49,6 +50,11 @@ class ReconcilerError(Exception):
         if self.destination is None:
             self.destination = name
         return self
+
+
+class OutputError(ReconcilerError):
+    """Standard output would not take the command's result: closed (`>&-`), a pipe whose
+    reader left (`| head -1`), or a full disk. Said on stderr only: stdout is gone."""
 
 
 @dataclass(frozen=True, order=True)

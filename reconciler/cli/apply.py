@@ -37,7 +37,8 @@ from reconciler.cli.options import (
     format_option,
 )
 from reconciler.cli.output import append, check_output_path, print_plan, progress_display
-from reconciler.errors import ReconcilerError, UnsafePlanError
+from reconciler.cli.stdout import emit
+from reconciler.errors import OutputError, ReconcilerError, UnsafePlanError
 from reconciler.members.model import SavedPlanTables
 from reconciler.plan import Plan
 from reconciler.plan.campaigns import campaigns_now
@@ -151,7 +152,7 @@ def apply(
         opts.write_record(record)
         raise
     opts.write_record(record)
-    typer.echo(REPORT_RENDERERS[output](report, show_members), nl=False)
+    written = _print_report(report, opts, record)
     if summary_file is not None:
         append(summary_file, report_markdown(report, show_members))
     exits.send_alert(
@@ -160,8 +161,23 @@ def apply(
     if record.outcome == "interrupted":
         err.print(report.describe_not_done(opts.again), markup=False)
         raise typer.Exit(EXIT_INTERRUPTED)
-    if record.outcome != "success":
+    if record.outcome != "success" or not written:
         raise typer.Exit(EXIT_ERROR)
+
+
+def _print_report(report: ApplyReport, opts: _Options, record: RunRecord) -> bool:
+    """The report on stdout; False when stdout would not take it (then said on stderr,
+    with what the apply did: it is over, whatever became of its report)."""
+    try:
+        emit(REPORT_RENDERERS[opts.output](report, opts.show_members), "the report", nl=False)
+    except OutputError as exc:
+        where = f"; its run record is in {opts.summary_json}" if opts.summary_json else ""
+        err.print(
+            f"error: {exc}. The apply itself is over (outcome: {record.outcome}){where}.",
+            markup=False,
+        )
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -264,7 +280,13 @@ def _apply(opts: _Options, record: RunRecord) -> ApplyReport:
             # and the campaigns the adds reach are those running now.
             the_plan = campaigns_now(recheck_saved(loaded.plan, the_plan), the_plan)
         if opts.output is not OutputFormat.json:
-            print_plan(the_plan, opts.output, opts.show_members, opts.allowed)
+            print_plan(
+                the_plan,
+                opts.output,
+                opts.show_members,
+                opts.allowed,
+                consequence="nothing was applied",
+            )
         if opts.summary_file is not None:
             append(
                 opts.summary_file,
@@ -311,7 +333,7 @@ def _nothing_to_do(the_plan: Plan, opts: _Options, record: RunRecord) -> typer.E
     record.finish("failed" if problems else "no_changes", problems or None)
     if opts.output is OutputFormat.json:
         nothing = ApplyReport(source_problems=problems or None, held_back=record.report.held_back)
-        typer.echo(report_json(nothing, opts.show_members), nl=False)
+        emit(report_json(nothing, opts.show_members), "the report", nl=False)
     return typer.Exit(EXIT_ERROR if problems else EXIT_OK)
 
 
@@ -324,7 +346,11 @@ def _check_policy(the_plan: Plan, opts: _Options) -> None:
             blocked.update(
                 error=exits.safe_message(exc, opts.show_members), exit_code=exc.exit_code
             )
-            typer.echo(json.dumps(blocked, indent=2))
+            emit(
+                json.dumps(blocked, indent=2),
+                "the blocked plan",
+                consequence="the safety policy blocks it, and nothing was applied",
+            )
         raise
     for v in overridden:
         err.print(f"warning: applying despite the safety policy: {v.message}", markup=False)

@@ -22,7 +22,8 @@ from rich.console import Console
 from reconciler import alerts
 from reconciler.apply.lock import release_all
 from reconciler.cli.options import OutputFormat
-from reconciler.errors import ManifestError, ReconcilerError
+from reconciler.cli.stdout import emit
+from reconciler.errors import ManifestError, OutputError, ReconcilerError
 from reconciler.members.model import remove_directories
 from reconciler.render.masking import mask_emails, mask_identifier, reveal
 from reconciler.sources.snapshot import remove_snapshots
@@ -84,7 +85,8 @@ def fail(exc: BaseException, *, json_object: bool = True, alert: str | None = No
     command already wrote its JSON object (a blocked apply prints its plan). `alert` names
     the command (plan, apply) whose failure (a ReconcilerError) goes to the alert webhook."""
     inv = _current
-    as_json = inv.json and json_object
+    # A stdout that would not take the result will not take the error object either.
+    as_json = inv.json and json_object and not isinstance(exc, OutputError)
     if isinstance(exc, ReconcilerError):
         if as_json:
             json_error(safe_message(exc, inv.show_members), exc.exit_code, exc, inv.show_members)
@@ -149,8 +151,13 @@ def exit_now(code: int) -> None:
     """End the process at once (a second Ctrl-C during apply): worker threads blocked in a
     request or a retry cannot be stopped any other way. Files of members (DuckDB's
     workspace) go first: os._exit runs no cleanup."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        # Either may be closed (None) or broken (`| head`): os._exit below must happen.
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
     remove_directories()
     remove_snapshots()
     # Last: until the process ends its requests may still be in flight, and the lock is
@@ -172,7 +179,11 @@ def json_error(
     payload: dict[str, object] = {"error": message, "exit_code": exit_code}
     if isinstance(exc, ManifestError):
         payload["problems"] = [shown(str(problem), show_members) for problem in exc.problems]
-    typer.echo(json.dumps(payload, indent=2))
+    try:
+        emit(json.dumps(payload, indent=2), "the JSON error object")
+    except OutputError as unwritten:
+        # The error being reported decides the exit code; this one is said beside it.
+        err.print(f"error: {unwritten}", markup=False)
 
 
 def safe_message(exc: BaseException, show_members: bool = False) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -10,8 +11,12 @@ from reconciler.cli import exits, session
 from reconciler.cli.exits import EXIT_ERROR, err
 from reconciler.cli.options import DebugOpt, PathArg, StateDirOpt
 from reconciler.cli.output import check_output_path, progress_display
-from reconciler.errors import ReconcilerError
+from reconciler.cli.stdout import emit
+from reconciler.errors import OutputError, ReconcilerError
 from reconciler.manifest import load_manifests
+
+if TYPE_CHECKING:
+    from reconciler.adopt import ImportResult
 
 
 def import_(
@@ -73,25 +78,35 @@ def import_(
         raise exits.fail(exc) from None
     for s in result.skipped:
         err.print(f"skipped list {s.list_id} {s.list_name!r}: {s.reason}", markup=False)
+    try:
+        emit("\n".join(_imported_lines(result, out)), "the list of what was imported")
+    except OutputError as exc:
+        raise exits.fail(exc) from None
+    if any(s.unread for s in result.skipped):
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _imported_lines(result: ImportResult, out: Path) -> list[str]:
+    """What import says on stdout: what it wrote, or that there was nothing to import."""
+    lines = []
     if result.member_read is not None:
         # Said as a plan says its read: the route, its calls and its time.
-        typer.echo(f"Destination {result.destination!r}: {result.member_read}")
+        lines.append(f"Destination {result.destination!r}: {result.member_read}")
     for item in result.imported:
-        typer.echo(
+        lines.append(
             f"{item.manifest}: audience {item.audience!r} <- list {item.list_id} "
             f"{item.list_name!r} ({item.members} members in {item.members_file.name})"
         )
     if not result.imported:
-        typer.echo(
+        lines.append(
             f"Nothing imported: destination {result.destination!r} has no Standard list that "
             "no manifest manages yet"
             + (f" ({len(result.skipped)} skipped, named above)." if result.skipped else ".")
         )
-        return
-    typer.echo(
+        return lines
+    lines.append(
         f"Imported {len(result.imported)} list(s) from destination {result.destination!r}, "
-        f"skipped {len(result.skipped)}. `reconciler plan` over a path holding {out} should "
-        "now show no changes. The member CSVs are owner-only: they hold personal data."
+        f"skipped {len(result.skipped)}. `reconciler plan` over a path holding {out} "
+        "should now show no changes. The member CSVs are owner-only: they hold personal data."
     )
-    if any(s.unread for s in result.skipped):
-        raise typer.Exit(EXIT_ERROR)
+    return lines

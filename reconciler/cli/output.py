@@ -7,10 +7,9 @@ import os
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-import typer
-
 from reconciler.cli.exits import err
 from reconciler.cli.options import OutputFormat
+from reconciler.cli.stdout import emit
 from reconciler.errors import ConfigError
 from reconciler.plan import Plan
 from reconciler.progress import Progress, console_progress
@@ -18,9 +17,16 @@ from reconciler.render.plans import PLAN_RENDERERS
 
 
 def print_plan(
-    the_plan: Plan, output: OutputFormat, show_members: bool, allowed: frozenset[str] = frozenset()
+    the_plan: Plan,
+    output: OutputFormat,
+    show_members: bool,
+    allowed: frozenset[str] = frozenset(),
+    *,
+    consequence: str | None = None,
 ) -> None:
-    typer.echo(PLAN_RENDERERS[output](the_plan, show_members, allowed), nl=False)
+    """The plan on stdout, or OutputError (saying `consequence`) when stdout refuses it."""
+    text = PLAN_RENDERERS[output](the_plan, show_members, allowed)
+    emit(text, "the plan", nl=False, consequence=consequence)
 
 
 def check_output_path(option: str, path: Path | None, *, directory: bool = False) -> None:

@@ -20,7 +20,7 @@ from reconciler.cli.options import (
     format_option,
 )
 from reconciler.cli.output import append, check_output_path, print_plan
-from reconciler.errors import ReconcilerError, UnsafePlanError
+from reconciler.errors import OutputError, ReconcilerError, UnsafePlanError
 from reconciler.plan.file import save_plan
 from reconciler.render.plans import SUMMARY_LIMIT, plan_markdown
 from reconciler.state.desired import combined_digest, manifest_file_digests
@@ -68,7 +68,13 @@ def plan(
     except (ReconcilerError, KeyboardInterrupt) as exc:
         # A plan only reads, so after Ctrl-C there is nothing to undo.
         raise exits.fail(exc, alert="plan") from None
-    print_plan(the_plan, output, show_members)
+    try:
+        print_plan(the_plan, output, show_members)
+    except OutputError as exc:
+        unwritten: OutputError | None = exc
+    else:
+        unwritten = None
+    # The summary file, the saved plan's note and the alert do not depend on stdout.
     if summary_file is not None:
         append(summary_file, plan_markdown(the_plan, show_members, limit=SUMMARY_LIMIT))
     if out is not None:
@@ -76,6 +82,9 @@ def plan(
             f"Plan saved to {out}; apply it with: reconciler apply --plan {out}", markup=False
         )
     exits.send_alert(alerts.for_plan(the_plan))
+    if unwritten is not None:
+        # Not 0, 2 or 3: a script reading the plan did not get it.
+        raise exits.fail(unwritten)
     if the_plan.violations():
         raise typer.Exit(UnsafePlanError.exit_code)
     if the_plan.summary.problems:

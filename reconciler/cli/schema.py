@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import json
 
-import typer
-
 from reconciler import __version__
+from reconciler.cli import exits
+from reconciler.cli.stdout import emit
+from reconciler.errors import OutputError
 from reconciler.manifest import manifest_json_schema
 
 
 def schema() -> None:
     """Print the manifests' JSON Schema (for editors: yaml-language-server, VS Code)."""
-    typer.echo(json.dumps(manifest_json_schema(), indent=2))
+    _print(json.dumps(manifest_json_schema(), indent=2), "the schema")
 
 
 def version() -> None:
     """Print reconciler's version."""
-    typer.echo(__version__)
+    _print(__version__, "the version")
+
+
+def _print(text: str, what: str) -> None:
+    try:
+        emit(text, what)
+    except OutputError as exc:
+        raise exits.fail(exc) from None

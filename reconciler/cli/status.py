@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -17,8 +19,12 @@ from reconciler.cli.options import (
     TargetOpt,
     format_option,
 )
-from reconciler.errors import ReconcilerError
+from reconciler.cli.stdout import emit
+from reconciler.errors import OutputError, ReconcilerError
 from reconciler.render.status import status_json, status_markdown, status_rows, status_table
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def status(
@@ -48,15 +54,30 @@ def status(
             f"warning: {the_plan.summary.describe_problems()}; `reconciler plan` shows them",
             markup=False,
         )
-    if output is OutputFormat.json:
-        typer.echo(status_json(rows))
-    elif output is OutputFormat.markdown:
-        typer.echo(status_markdown(rows), nl=False)
-    else:
-        table, screen = status_table(rows), Console()
-        width = max(100, screen.width)
-        if not screen.is_terminal:  # a log or a file: every row on one line, however wide
-            width = max(width, Console(width=100_000).measure(table).maximum)
-        Console(highlight=False, width=width).print(table)
+    try:
+        if output is OutputFormat.json:
+            emit(status_json(rows), "the status")
+        elif output is OutputFormat.markdown:
+            emit(status_markdown(rows), "the status", nl=False)
+        else:
+            emit(_table_text(status_table(rows)), "the status", nl=False)
+    except OutputError as exc:
+        raise exits.fail(exc) from None
     if the_plan.summary.problems:
         raise typer.Exit(EXIT_ERROR)
+
+
+def _table_text(table: Table) -> str:
+    """The table as text: as wide as the terminal (at least 100 columns), or in a log or a
+    file every row on one line, however wide."""
+    screen = Console()
+    width = max(100, screen.width)
+    if not screen.is_terminal:
+        width = max(width, Console(width=100_000).measure(table).maximum)
+    # Drawn into a string (styled as the terminal would show it), then written by emit as
+    # every result is.
+    drawn = io.StringIO()
+    Console(file=drawn, force_terminal=screen.is_terminal, highlight=False, width=width).print(
+        table
+    )
+    return drawn.getvalue()

@@ -10,7 +10,8 @@ from reconciler import validation
 from reconciler.cli import exits
 from reconciler.cli.exits import EXIT_ERROR, err
 from reconciler.cli.options import DebugOpt, PathArg, ShowMembersOpt
-from reconciler.errors import ReconcilerError
+from reconciler.cli.stdout import emit
+from reconciler.errors import OutputError, ReconcilerError
 from reconciler.members.model import Engine
 from reconciler.render.masking import quoted, shower
 
@@ -38,4 +39,7 @@ def validate(
     if not found.ok:
         err.print(found.count_problems(), markup=False)
         raise typer.Exit(EXIT_ERROR)
-    typer.echo(found.describe())
+    try:
+        emit(found.describe(), "the summary")
+    except OutputError as exc:
+        raise exits.fail(exc) from None

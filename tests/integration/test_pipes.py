@@ -1,0 +1,145 @@
+"""The CLI as scripts run it: stdout a pipe whose reader left (`| head -1`), a full disk
+(`> /dev/full`) or closed (`>&-`), stdin that is not a terminal, and the like. Each runs
+the real CLI in a subprocess against the emulator over loopback HTTP: what matters is what
+the process does with its file descriptors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Workspace
+from tests.integration.reliability import lists_by_name, subprocess_env
+
+MEMBERS = [f"m{i}@example.com" for i in range(3)]
+
+
+@pytest.fixture
+def one_list(workspace: Workspace) -> Workspace:
+    workspace.audience("pipes", {"inline": MEMBERS})
+    return workspace
+
+
+def run(
+    workspace: Workspace, *args: str, stdout: int | None, stdin: int | None = subprocess.DEVNULL
+) -> subprocess.CompletedProcess[str]:
+    """`python -m reconciler.cli ARGS` with stdout on the descriptor given (None: closed)."""
+    close_stdout = stdout is None
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", *args],
+        cwd=workspace.root,
+        env=subprocess_env(workspace),
+        stdin=stdin,
+        stdout=subprocess.DEVNULL if close_stdout else stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        # `>&-`: the process starts with descriptor 1 closed.
+        preexec_fn=(lambda: os.close(1)) if close_stdout else None,
+    )
+
+
+def broken_pipe() -> int:
+    """A pipe whose reader has already left, as `| head -1` leaves it after its line."""
+    read, write = os.pipe()
+    os.close(read)
+    return write
+
+
+def _said_plainly(result: subprocess.CompletedProcess[str], said: str) -> None:
+    assert said in result.stderr, result.stderr
+    for noise in ("Traceback", "internal error", "Exception ignored", "This is a bug"):
+        assert noise not in result.stderr, result.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_a_plan_that_cannot_be_written_to_stdout_is_an_error_that_says_so(
+    one_list: Workspace, output: str
+) -> None:
+    """A full disk was "internal error ... a bug in reconciler" (with --format json, a raw
+    traceback from writing the error object to the same full stdout); a closed pipe exited
+    1 in silence; a closed stdout exited 0 with nothing written, even with
+    --detailed-exitcode, which passed for a plan with no changes."""
+    args = ("plan", "manifests", "--format", output, "--detailed-exitcode")
+    with open("/dev/full", "w") as full:
+        result = run(one_list, *args, stdout=full.fileno())
+    assert result.returncode == 1, result.stderr
+    _said_plainly(result, "could not write the plan to standard output (No space left")
+
+    pipe = broken_pipe()
+    try:
+        result = run(one_list, *args, stdout=pipe)
+    finally:
+        os.close(pipe)
+    assert result.returncode == 1, result.stderr
+    _said_plainly(result, "could not write the plan to standard output (the pipe was closed")
+
+    result = run(one_list, *args, stdout=None)
+    assert result.returncode == 1, result.stderr
+    _said_plainly(result, "standard output is closed, so the plan was not written")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [
+        (("status", "manifests"), "the status"),
+        (("status", "manifests", "--format", "json"), "the status"),
+        (("validate", "manifests"), "the summary"),
+        (("schema",), "the schema"),
+    ],
+)
+def test_every_command_says_when_stdout_is_full(
+    one_list: Workspace, args: tuple[str, ...], what: str
+) -> None:
+    with open("/dev/full", "w") as full:
+        result = run(one_list, *args, stdout=full.fileno())
+    assert result.returncode == 1, result.stderr
+    _said_plainly(result, f"could not write {what} to standard output (No space left")
+
+
+def test_apply_whose_plan_cannot_be_shown_applies_nothing_and_says_so(
+    one_list: Workspace, emulator_server
+) -> None:
+    pipe = broken_pipe()
+    try:
+        result = run(one_list, "apply", "manifests", "--yes", stdout=pipe)
+    finally:
+        os.close(pipe)
+    assert result.returncode == 1, result.stderr
+    _said_plainly(result, "could not write the plan to standard output")
+    assert "nothing was applied" in result.stderr
+    assert lists_by_name(emulator_server) == {}
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_apply_whose_report_cannot_be_written_says_the_apply_is_over(
+    one_list: Workspace, emulator_server, tmp_path: Path
+) -> None:
+    """With --format json nothing is written before applying: the report is what fails,
+    after the work is done. That was "internal error ... a bug" and a traceback."""
+    record = tmp_path / "run.json"
+    with open("/dev/full", "w") as full:
+        result = run(
+            one_list,
+            *("apply", "manifests", "--yes", "--format", "json", "--summary-json", str(record)),
+            stdout=full.fileno(),
+        )
+    assert result.returncode == 1, result.stderr
+    _said_plainly(result, "could not write the report to standard output (No space left")
+    assert "The apply itself is over (outcome: success)" in result.stderr
+    assert (
+        sorted(
+            emulator_server.emulator.project("default").members(
+                lists_by_name(emulator_server)["pipes"][0]
+            )
+        )
+        == MEMBERS
+    )
+    assert json.loads(record.read_text())["outcome"] == "success"
