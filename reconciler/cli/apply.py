@@ -357,7 +357,8 @@ def _check_policy(the_plan: Plan, opts: _Options) -> None:
 
 
 def _confirm() -> None:
-    if not sys.stdin.isatty():
+    # stdin is None when the process started with it closed (`<&-`, some job runners).
+    if sys.stdin is None or not sys.stdin.isatty():
         raise ReconcilerError(
             "apply needs confirmation but stdin is not a terminal; review the plan and "
             "pass --yes to apply without a prompt"

@@ -143,3 +143,32 @@ def test_apply_whose_report_cannot_be_written_says_the_apply_is_over(
         == MEMBERS
     )
     assert json.loads(record.read_text())["outcome"] == "success"
+
+
+def test_apply_without_yes_and_with_stdin_closed_refuses_to_prompt(
+    one_list: Workspace, emulator_server
+) -> None:
+    """A supervisor that starts jobs with stdin closed (`<&-`) got "internal error:
+    AttributeError" instead of the message a CI job with stdin at EOF gets."""
+    read, write = os.pipe()
+    os.close(write)  # stdin at EOF, as </dev/null
+    try:
+        at_eof = run(one_list, "apply", "manifests", stdout=subprocess.DEVNULL, stdin=read)
+    finally:
+        os.close(read)
+    assert at_eof.returncode == 1, at_eof.stderr
+    _said_plainly(at_eof, "stdin is not a terminal")
+
+    closed = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", "apply", "manifests"],
+        cwd=one_list.root,
+        env=subprocess_env(one_list),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: os.close(0),
+    )
+    assert closed.returncode == 1, closed.stderr
+    _said_plainly(closed, "stdin is not a terminal")
+    assert lists_by_name(emulator_server) == {}
