@@ -63,13 +63,30 @@ NULL_PROGRESS: Progress = _NullProgress()
 
 
 def console_progress(
-    console: Console, *, interval: float = 10.0, clock: Clock = time.monotonic
+    console: Console,
+    *,
+    interval: float = 10.0,
+    clock: Clock = time.monotonic,
+    bars: bool | None = None,
 ) -> AbstractContextManager[Progress]:
-    """Bars when `console` is a terminal, otherwise plain lines at most every `interval`
-    seconds per task. `clock` is injectable so tests need not sleep."""
-    if console.is_terminal:
+    """Bars when `bars` (by default: when rich calls `console` a terminal), otherwise plain
+    lines at most every `interval` seconds per task. `clock` is injectable so tests need
+    not sleep."""
+    if console.is_terminal if bars is None else bars:
         return _bars(console, clock)
     return _lines(console, interval, clock)
+
+
+def redraws_in_place(console: Console) -> bool:
+    """Whether `console` writes to a terminal that bars can redraw in place. Not rich's
+    `is_terminal`: FORCE_COLOR (set in many CI jobs for coloured logs) makes rich call any
+    stream a terminal, and a CI log then got every redraw, ten a second, as carriage
+    returns and escape codes. A terminal with TERM=dumb (an Emacs shell, some IDE consoles)
+    cannot redraw, and rich shows bars there only once they end: a long read was silent."""
+    try:
+        return console.file.isatty() and not console.is_dumb_terminal
+    except (AttributeError, ValueError, OSError):  # a closed or descriptor-less stream
+        return False
 
 
 # Formatting shared by both modes.

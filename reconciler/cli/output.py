@@ -12,7 +12,7 @@ from reconciler.cli.options import OutputFormat
 from reconciler.cli.stdout import emit
 from reconciler.errors import ConfigError
 from reconciler.plan import Plan
-from reconciler.progress import Progress, console_progress
+from reconciler.progress import Progress, console_progress, redraws_in_place
 from reconciler.render.plans import PLAN_RENDERERS
 
 
@@ -60,11 +60,12 @@ def append(path: Path, text: str) -> None:
 
 
 def progress_display() -> AbstractContextManager[Progress]:
-    """Progress on stderr: bars on a terminal, otherwise a log line per task at most every
+    """Progress on stderr: bars on a terminal that can redraw them, otherwise (a log, a
+    file, TERM=dumb, whatever FORCE_COLOR says) a log line per task at most every
     RECONCILER_PROGRESS_INTERVAL seconds (default 10)."""
     raw = os.environ.get("RECONCILER_PROGRESS_INTERVAL", "").strip()
     if not raw:
-        return console_progress(err)
+        return console_progress(err, bars=redraws_in_place(err))
     try:
         interval = float(raw)
     except ValueError:
@@ -73,4 +74,4 @@ def progress_display() -> AbstractContextManager[Progress]:
         raise ConfigError(
             f"RECONCILER_PROGRESS_INTERVAL must be a number of seconds (0 or more), got {raw!r}"
         )
-    return console_progress(err, interval=interval)
+    return console_progress(err, interval=interval, bars=redraws_in_place(err))

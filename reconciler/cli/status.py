@@ -21,6 +21,7 @@ from reconciler.cli.options import (
 )
 from reconciler.cli.stdout import emit
 from reconciler.errors import OutputError, ReconcilerError
+from reconciler.progress import redraws_in_place
 from reconciler.render.status import status_json, status_markdown, status_rows, status_table
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def _table_text(table: Table) -> str:
     file every row on one line, however wide."""
     screen = Console()
     width = max(100, screen.width)
-    if not screen.is_terminal:
+    if not redraws_in_place(screen):  # a file or a pipe, even with FORCE_COLOR set
         width = max(width, Console(width=100_000).measure(table).maximum)
     # Drawn into a string (styled as the terminal would show it), then written by emit as
     # every result is.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -172,3 +173,59 @@ def test_apply_without_yes_and_with_stdin_closed_refuses_to_prompt(
     assert closed.returncode == 1, closed.stderr
     _said_plainly(closed, "stdin is not a terminal")
     assert lists_by_name(emulator_server) == {}
+
+
+def test_progress_is_plain_lines_wherever_bars_cannot_be_redrawn(workspace: Workspace) -> None:
+    """FORCE_COLOR (many CI jobs set it for coloured logs) made rich draw live bars into the
+    log, every redraw a carriage return and escape codes; TERM=dumb on a real terminal (an
+    Emacs shell) showed bars only once they ended, so a long read said nothing. Both get the
+    plain lines a log gets. The status table in a file keeps each row on one line."""
+    name = "an-audience-with-a-name-long-enough-to-wrap-a-hundred-column-table"
+    workspace.audience(name, {"inline": MEMBERS})
+    env = subprocess_env(workspace, FORCE_COLOR="1")
+    forced = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", "status", "manifests"],
+        cwd=workspace.root,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert f"reading audience '{name}': started\n" in forced.stderr
+    assert "\r" not in forced.stderr and "\x1b[?25l" not in forced.stderr  # no live display
+    assert any(name in line and "(not created)" in line for line in forced.stdout.splitlines())
+
+    controller, terminal = pty.openpty()
+    try:
+        dumb = subprocess.Popen(
+            [sys.executable, "-m", "reconciler.cli", "plan", "manifests"],
+            cwd=workspace.root,
+            env=subprocess_env(workspace, TERM="dumb"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=terminal,
+        )
+        os.close(terminal)  # read until the child, its last holder, closes it
+        said = _drain(controller)
+        dumb.wait(timeout=120)
+    finally:
+        os.close(controller)
+    assert dumb.returncode == 0, said
+    assert f"reading audience '{name}': started" in said
+    assert "\x1b[?25l" not in said
+
+
+def _drain(controller: int) -> str:
+    """All a pseudo-terminal's program wrote (it has exited)."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the terminal's last holder closed it
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
