@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
@@ -79,7 +80,10 @@ def plan(
         append(summary_file, plan_markdown(the_plan, show_members, limit=SUMMARY_LIMIT))
     if out is not None:
         err.print(
-            f"Plan saved to {out}; apply it with: reconciler apply --plan {out}", markup=False
+            # Quoted as a shell needs it: a path with a space or a quote pasted as printed
+            # named other files.
+            f"Plan saved to {out}; apply it with: reconciler apply --plan {shlex.quote(str(out))}",
+            markup=False,
         )
     exits.send_alert(alerts.for_plan(the_plan))
     if unwritten is not None:

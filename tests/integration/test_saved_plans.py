@@ -205,3 +205,25 @@ def test_a_plan_applied_again_says_iterable_already_matches(
     )
     assert writes(emulator_server) == []
     assert [r.name for r in project(emulator_server).lists.values()] == ["vip"]
+
+
+def test_the_apply_command_plan_suggests_runs_as_printed_from_a_shell(
+    workspace, cli, emulator_server, tmp_path
+):
+    """`Plan saved to ...; apply it with: reconciler apply --plan PATH` printed the path as
+    it is, so pasting the command named a file "my" and another "plans/p.plan" when the
+    path held a space (a home directory, a runner's workspace)."""
+    import shlex
+
+    workspace.audience("spaced", {"inline": ["a@example.com"]})
+    planfile = tmp_path / "my plans" / "it's.plan"
+    planned = cli("plan", workspace.manifests, "--out", planfile)
+    assert planned.exit_code == 0, planned.output
+    suggested = planned.stderr.split("apply it with: ", 1)[1].strip()
+    words = shlex.split(suggested)
+    assert words[:3] == ["reconciler", "apply", "--plan"] and words[3:] == [str(planfile)]
+    applied = cli(*words[1:], "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert project(emulator_server).members(list_named(emulator_server, "spaced").id) == [
+        "a@example.com"
+    ]
