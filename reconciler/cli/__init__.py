@@ -42,6 +42,7 @@ from reconciler.cli import apply, exits, import_, plan, schema, status, validate
 from reconciler.cli.emulator import emulator_app
 from reconciler.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from reconciler.cli.github import github_app
+from reconciler.cli.stderr import never_failing_stderr
 
 # The commands that take --format: with `--format json`, their usage errors are the one
 # JSON object on stdout too.
@@ -212,6 +213,7 @@ def _tolerate_narrow_encodings() -> None:
 
 def main() -> None:
     _tolerate_narrow_encodings()
+    never_failing_stderr()  # after: it keeps the stream's encoding and error handler
     try:
         # SIGTERM (a cancelled CI job, `docker stop`, `timeout`) stops every command as
         # Ctrl-C does, so plan, status and import also remove members' private copies and

@@ -229,3 +229,42 @@ def _drain(controller: int) -> str:
             break
         chunks.append(chunk)
     return b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("stderr", ["closed pipe", "full disk"])
+def test_apply_goes_on_when_its_messages_cannot_be_written(
+    workspace: Workspace, emulator_server, tmp_path: Path, stderr: str
+) -> None:
+    """`apply --yes 2>&1 | tee -a log` whose tee is killed, `2>>log` on a full disk: the first
+    progress line that could not be written ended the apply where it stood (between its
+    adds and its removes, had it been that line), exit 1 without a word or a run record.
+    Messages are for people; the work and its exit code do not depend on them."""
+    proj = emulator_server.emulator.project("default")
+    list_id = proj.add_list("pipes")
+    for email in ("m0@example.com", "gone@example.com"):
+        proj.subscribe_direct(list_id, email=email)
+    workspace.audience("pipes", {"inline": MEMBERS}, policy={"maxRemovalPercent": 100})
+    record = tmp_path / "run.json"
+    descriptor = broken_pipe() if stderr == "closed pipe" else os.open("/dev/full", os.O_WRONLY)
+    try:
+        result = subprocess.run(
+            [
+                *(sys.executable, "-m", "reconciler.cli", "apply", "manifests", "--yes"),
+                *("--format", "json", "--summary-json", str(record)),
+            ],
+            cwd=workspace.root,
+            env=subprocess_env(workspace),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=descriptor,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(descriptor)
+    assert result.returncode == 0, result.stdout
+    assert sorted(proj.members(list_id)) == MEMBERS
+    report = json.loads(result.stdout)
+    assert report["destinations"][0]["lists"][0]["removed"] == 1
+    assert json.loads(record.read_text())["outcome"] == "success"
