@@ -49,6 +49,7 @@ from reconciler.render.plans import (
     REPORT_RENDERERS,
     SUMMARY_LIMIT,
     plan_markdown,
+    plan_text,
     report_json,
     report_markdown,
 )
@@ -296,7 +297,7 @@ def _apply(opts: _Options, record: RunRecord) -> ApplyReport:
             raise _nothing_to_do(the_plan, opts, record)
         _check_policy(the_plan, opts)
         if not opts.yes:
-            _confirm()
+            _confirm(the_plan, opts)
         with progress_display() as display:
             report = run_apply(
                 the_plan,
@@ -356,15 +357,21 @@ def _check_policy(the_plan: Plan, opts: _Options) -> None:
         err.print(f"warning: applying despite the safety policy: {v.message}", markup=False)
 
 
-def _confirm() -> None:
+def _confirm(the_plan: Plan, opts: _Options) -> None:
     # stdin is None when the process started with it closed (`<&-`, some job runners).
     if sys.stdin is None or not sys.stdin.isatty():
         raise ReconcilerError(
             "apply needs confirmation but stdin is not a terminal; review the plan and "
             "pass --yes to apply without a prompt"
         )
+    if opts.output is OutputFormat.json:
+        # stdout keeps to its one JSON object, so the plan was not shown: the person asked
+        # to confirm reads it where the question is asked, not blind.
+        err.print(plan_text(the_plan, opts.show_members, opts.allowed), end="", markup=False)
     if not typer.confirm("Apply these changes to Iterable?", default=False, err=True):
         err.print("Apply cancelled; nothing was changed.")
+        if opts.output is OutputFormat.json:
+            exits.json_error("apply cancelled; nothing was changed", EXIT_ERROR)
         raise typer.Exit(EXIT_ERROR)
 
 

@@ -217,9 +217,10 @@ def test_progress_is_plain_lines_wherever_bars_cannot_be_redrawn(workspace: Work
     assert "\x1b[?25l" not in said
 
 
-def _drain(controller: int) -> str:
-    """All a pseudo-terminal's program wrote (it has exited)."""
-    chunks = []
+def _drain(controller: int, answer: tuple[bytes, bytes] | None = None) -> str:
+    """All a pseudo-terminal's program wrote until it closed the terminal; `answer` is a
+    prompt to wait for and what to type there."""
+    chunks: list[bytes] = []
     while True:
         try:
             chunk = os.read(controller, 65536)
@@ -228,6 +229,9 @@ def _drain(controller: int) -> str:
         if not chunk:
             break
         chunks.append(chunk)
+        if answer is not None and answer[0] in b"".join(chunks):
+            os.write(controller, answer[1])
+            answer = None
     return b"".join(chunks).decode("utf-8", "replace")
 
 
@@ -268,3 +272,31 @@ def test_apply_goes_on_when_its_messages_cannot_be_written(
     report = json.loads(result.stdout)
     assert report["destinations"][0]["lists"][0]["removed"] == 1
     assert json.loads(record.read_text())["outcome"] == "success"
+
+
+def test_apply_json_at_a_terminal_shows_the_plan_before_asking(
+    one_list: Workspace, emulator_server
+) -> None:
+    """`apply --format json` keeps stdout to its one JSON object, so it printed no plan, and
+    at a terminal it asked "Apply these changes to Iterable?" about a plan nobody was shown.
+    Answered no, stdout had no JSON object at all."""
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reconciler.cli", "apply", "manifests", "--format", "json"],
+            cwd=one_list.root,
+            env=subprocess_env(one_list),
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+        )
+        os.close(terminal)
+        said = _drain(controller, answer=(b"[y/N]", b"n\n"))
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        os.close(controller)
+    before_question = said.split("Apply these changes to Iterable?")[0]
+    assert 'create list "pipes"' in before_question and "add 3 members" in before_question
+    assert proc.returncode == 1, said
+    assert json.loads(out) == {"error": "apply cancelled; nothing was changed", "exit_code": 1}
+    assert lists_by_name(emulator_server) == {}
