@@ -77,16 +77,24 @@ def console_progress(
     return _lines(console, interval, clock)
 
 
+# Columns a bar needs: its numbers take about 40, and the list's name the rest. Narrower,
+# the name was cut to "reading a…" and, under about 35, each line wrapped, so every redraw
+# left lines behind instead of replacing them.
+MIN_BAR_WIDTH = 60
+
+
 def redraws_in_place(console: Console) -> bool:
     """Whether `console` writes to a terminal that bars can redraw in place. Not rich's
     `is_terminal`: FORCE_COLOR (set in many CI jobs for coloured logs) makes rich call any
     stream a terminal, and a CI log then got every redraw, ten a second, as carriage
     returns and escape codes. A terminal with TERM=dumb (an Emacs shell, some IDE consoles)
-    cannot redraw, and rich shows bars there only once they end: a long read was silent."""
+    cannot redraw, and rich shows bars there only once they end: a long read was silent.
+    A very narrow one (a split pane) gets lines too, which wrap and keep names whole."""
     try:
-        return console.file.isatty() and not console.is_dumb_terminal
+        tty = console.file.isatty()
     except (AttributeError, ValueError, OSError):  # a closed or descriptor-less stream
         return False
+    return tty and not console.is_dumb_terminal and console.width >= MIN_BAR_WIDTH
 
 
 # Formatting shared by both modes.

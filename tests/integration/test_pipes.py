@@ -178,8 +178,9 @@ def test_apply_without_yes_and_with_stdin_closed_refuses_to_prompt(
 def test_progress_is_plain_lines_wherever_bars_cannot_be_redrawn(workspace: Workspace) -> None:
     """FORCE_COLOR (many CI jobs set it for coloured logs) made rich draw live bars into the
     log, every redraw a carriage return and escape codes; TERM=dumb on a real terminal (an
-    Emacs shell) showed bars only once they ended, so a long read said nothing. Both get the
-    plain lines a log gets. The status table in a file keeps each row on one line."""
+    Emacs shell) showed bars only once they ended, so a long read said nothing; a terminal
+    of 30 columns cut every name away and each redraw wrapped, leaving lines behind. All
+    get the plain lines a log gets. The status table in a file keeps each row on one line."""
     name = "an-audience-with-a-name-long-enough-to-wrap-a-hundred-column-table"
     workspace.audience(name, {"inline": MEMBERS})
     env = subprocess_env(workspace, FORCE_COLOR="1")
@@ -197,24 +198,34 @@ def test_progress_is_plain_lines_wherever_bars_cannot_be_redrawn(workspace: Work
     assert "\r" not in forced.stderr and "\x1b[?25l" not in forced.stderr  # no live display
     assert any(name in line and "(not created)" in line for line in forced.stdout.splitlines())
 
+    # On a terminal that can redraw them, bars (the control case); on one that cannot
+    # (TERM=dumb) or is too narrow for them (a split pane), the lines.
+    assert "\x1b[?25l" in _progress_on_a_terminal(workspace, TERM="xterm", COLUMNS="120")
+    for env in ({"TERM": "dumb", "COLUMNS": "120"}, {"TERM": "xterm", "COLUMNS": "30"}):
+        said = _progress_on_a_terminal(workspace, **env)
+        assert f"reading audience '{name}': started" in said, env
+        assert "\x1b[?25l" not in said, env
+
+
+def _progress_on_a_terminal(workspace: Workspace, **env: str) -> str:
+    """What `plan` writes to stderr when stderr is a terminal (a pseudo-terminal here)."""
     controller, terminal = pty.openpty()
     try:
-        dumb = subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "reconciler.cli", "plan", "manifests"],
             cwd=workspace.root,
-            env=subprocess_env(workspace, TERM="dumb"),
+            env=subprocess_env(workspace, **env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=terminal,
         )
         os.close(terminal)  # read until the child, its last holder, closes it
         said = _drain(controller)
-        dumb.wait(timeout=120)
+        proc.wait(timeout=120)
     finally:
         os.close(controller)
-    assert dumb.returncode == 0, said
-    assert f"reading audience '{name}': started" in said
-    assert "\x1b[?25l" not in said
+    assert proc.returncode == 0, said
+    return said
 
 
 def _drain(controller: int, answer: tuple[bytes, bytes] | None = None) -> str:
