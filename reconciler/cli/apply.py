@@ -16,7 +16,7 @@ import sys
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import typer
 
@@ -359,20 +359,36 @@ def _check_policy(the_plan: Plan, opts: _Options) -> None:
 
 def _confirm(the_plan: Plan, opts: _Options) -> None:
     # stdin is None when the process started with it closed (`<&-`, some job runners).
-    if sys.stdin is None or not sys.stdin.isatty():
+    if not _is_terminal(sys.stdin):
         raise ReconcilerError(
             "apply needs confirmation but stdin is not a terminal; review the plan and "
             "pass --yes to apply without a prompt"
+        )
+    # The question goes where someone sees it: stderr, or stdout when stderr goes to a file
+    # (`apply 2>apply.log`), where it waited unseen for an answer. Neither: refused.
+    on_stderr = _is_terminal(sys.stderr)
+    if not on_stderr and (opts.output is OutputFormat.json or not _is_terminal(sys.stdout)):
+        raise ReconcilerError(
+            "apply needs confirmation but its question would go to a file (stderr is "
+            "redirected, and stdout is too or carries JSON); review the plan and pass --yes "
+            "to apply without a prompt"
         )
     if opts.output is OutputFormat.json:
         # stdout keeps to its one JSON object, so the plan was not shown: the person asked
         # to confirm reads it where the question is asked, not blind.
         err.print(plan_text(the_plan, opts.show_members, opts.allowed), end="", markup=False)
-    if not typer.confirm("Apply these changes to Iterable?", default=False, err=True):
+    if not typer.confirm("Apply these changes to Iterable?", default=False, err=on_stderr):
         err.print("Apply cancelled; nothing was changed.")
         if opts.output is OutputFormat.json:
             exits.json_error("apply cancelled; nothing was changed", EXIT_ERROR)
         raise typer.Exit(EXIT_ERROR)
+
+
+def _is_terminal(stream: TextIO | None) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (ValueError, OSError):  # closed
+        return False
 
 
 def _aborted(aborted: Aborted, opts: _Options, record: RunRecord) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import os
 import pty
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -229,10 +231,14 @@ def _progress_on_a_terminal(workspace: Workspace, **env: str) -> str:
 
 
 def _drain(controller: int, answer: tuple[bytes, bytes] | None = None) -> str:
-    """All a pseudo-terminal's program wrote until it closed the terminal; `answer` is a
-    prompt to wait for and what to type there."""
+    """All a pseudo-terminal's program wrote until it closed the terminal (or 30 s passed:
+    a program waiting for an answer nobody was asked for); `answer` is a prompt to wait
+    for and what to type there."""
     chunks: list[bytes] = []
-    while True:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if not select.select([controller], [], [], 1)[0]:
+            continue
         try:
             chunk = os.read(controller, 65536)
         except OSError:  # EIO: the terminal's last holder closed it
@@ -310,4 +316,54 @@ def test_apply_json_at_a_terminal_shows_the_plan_before_asking(
     assert 'create list "pipes"' in before_question and "add 3 members" in before_question
     assert proc.returncode == 1, said
     assert json.loads(out) == {"error": "apply cancelled; nothing was changed", "exit_code": 1}
+    assert lists_by_name(emulator_server) == {}
+
+
+def test_apply_asks_where_it_is_seen_or_refuses_to_ask(
+    one_list: Workspace, emulator_server, tmp_path: Path
+) -> None:
+    """`apply 2>apply.log` at a terminal put its question in the log and waited, unseen,
+    for an answer. It asks on stdout then; with stdout redirected too there is nowhere to
+    ask, and it refuses as it does without a terminal."""
+    log = tmp_path / "apply.log"
+    controller, terminal = pty.openpty()
+    try:
+        with open(log, "w") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "reconciler.cli", "apply", "manifests"],
+                cwd=one_list.root,
+                env=subprocess_env(one_list),
+                stdin=terminal,
+                stdout=terminal,
+                stderr=stderr,
+            )
+        os.close(terminal)
+        seen = _drain(controller, answer=(b"[y/N]", b"n\n"))
+        proc.kill()  # if it still waits for an answer to a question nobody saw
+        proc.wait(timeout=120)
+    finally:
+        os.close(controller)
+    assert "Apply these changes to Iterable? [y/N]" in seen, seen
+    assert proc.returncode == 1
+    assert "Apply cancelled; nothing was changed." in log.read_text()
+
+    controller, terminal = pty.openpty()
+    try:
+        with open(log, "w") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "reconciler.cli", "apply", "manifests"],
+                cwd=one_list.root,
+                env=subprocess_env(one_list),
+                stdin=terminal,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        os.close(terminal)
+        _drain(controller)
+        proc.kill()  # if it still waits for an answer
+        proc.wait(timeout=120)
+    finally:
+        os.close(controller)
+    assert proc.returncode == 1, log.read_text()
+    assert "apply needs confirmation but its question would go to a file" in log.read_text()
     assert lists_by_name(emulator_server) == {}
