@@ -11,6 +11,7 @@ and the others need none of it (tests/unit/test_startup.py keeps them without it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from contextlib import ExitStack
@@ -155,7 +156,14 @@ def apply(
     opts.write_record(record)
     written = _print_report(report, opts, record)
     if summary_file is not None:
-        append(summary_file, report_markdown(report, show_members))
+        try:
+            append(summary_file, report_markdown(report, show_members))
+        except OutputError as exc:
+            err.print(
+                f"error: {exc}. The apply itself is over (outcome: {record.outcome}).",
+                markup=False,
+            )
+            written = False
     exits.send_alert(
         alerts.for_record(record, EXIT_OK if record.outcome == "success" else EXIT_ERROR)
     )
@@ -242,7 +250,11 @@ def _stopped(
     # whatever --show-members says of the output people read.
     record.stopped(exc, exits.safe_message(exc) if isinstance(exc, ReconcilerError) else None)
     if opts.summary_file is not None and message is not None:
-        append(opts.summary_file, f"\n**reconciler apply stopped ({record.outcome})**: {message}\n")
+        # The error being reported may be this file's own; it is said below either way.
+        with contextlib.suppress(OutputError):
+            append(
+                opts.summary_file, f"\n**reconciler apply stopped ({record.outcome})**: {message}\n"
+            )
     opts.write_record(record)
     # A blocked apply has already printed its plan, with the violations, as its object.
     return exits.fail(exc, json_object=not isinstance(exc, UnsafePlanError), alert="apply")
@@ -289,10 +301,11 @@ def _apply(opts: _Options, record: RunRecord) -> ApplyReport:
                 consequence="nothing was applied",
             )
         if opts.summary_file is not None:
-            append(
-                opts.summary_file,
-                plan_markdown(the_plan, opts.show_members, opts.allowed, SUMMARY_LIMIT),
-            )
+            markdown = plan_markdown(the_plan, opts.show_members, opts.allowed, SUMMARY_LIMIT)
+            try:
+                append(opts.summary_file, markdown)
+            except OutputError as exc:
+                raise OutputError(f"{exc}; nothing was applied") from None
         if not the_plan.has_changes:
             raise _nothing_to_do(the_plan, opts, record)
         _check_policy(the_plan, opts)

@@ -10,7 +10,7 @@ from pathlib import Path
 from reconciler.cli.exits import err
 from reconciler.cli.options import OutputFormat
 from reconciler.cli.stdout import emit
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, OutputError
 from reconciler.plan import Plan
 from reconciler.progress import Progress, console_progress, redraws_in_place
 from reconciler.render.plans import PLAN_RENDERERS
@@ -50,13 +50,20 @@ def check_output_path(option: str, path: Path | None, *, directory: bool = False
 
 
 def append(path: Path, text: str) -> None:
-    """Add to a summary file (`--summary-file`, e.g. $GITHUB_STEP_SUMMARY)."""
-    path.parent.mkdir(parents=True, exist_ok=True)  # as --out and --summary-json do
-    # A file made here is owner-only, as a saved plan is: with --show-members it holds
-    # members in full. One that exists ($GITHUB_STEP_SUMMARY) keeps its mode.
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
-        handle.write(text if text.endswith("\n") else text + "\n")
+    """Add to a summary file (`--summary-file`, e.g. $GITHUB_STEP_SUMMARY), or raise
+    OutputError: a full disk (a runner's, where the job summary lives) was an internal
+    error, and in apply one after the work was done."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # as --out and --summary-json do
+        # A file made here is owner-only, as a saved plan is: with --show-members it holds
+        # members in full. One that exists ($GITHUB_STEP_SUMMARY) keeps its mode.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
+            handle.write(text if text.endswith("\n") else text + "\n")
+    except OSError as exc:
+        raise OutputError(
+            f"could not add to --summary-file {path}: {exc.strerror or type(exc).__name__}"
+        ) from None
 
 
 def progress_display() -> AbstractContextManager[Progress]:

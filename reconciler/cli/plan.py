@@ -69,15 +69,17 @@ def plan(
     except (ReconcilerError, KeyboardInterrupt) as exc:
         # A plan only reads, so after Ctrl-C there is nothing to undo.
         raise exits.fail(exc, alert="plan") from None
+    unwritten: list[OutputError] = []
     try:
         print_plan(the_plan, output, show_members)
     except OutputError as exc:
-        unwritten: OutputError | None = exc
-    else:
-        unwritten = None
+        unwritten.append(exc)
     # The summary file, the saved plan's note and the alert do not depend on stdout.
     if summary_file is not None:
-        append(summary_file, plan_markdown(the_plan, show_members, limit=SUMMARY_LIMIT))
+        try:
+            append(summary_file, plan_markdown(the_plan, show_members, limit=SUMMARY_LIMIT))
+        except OutputError as exc:
+            unwritten.append(exc)
     if out is not None:
         err.print(
             # Quoted as a shell needs it: a path with a space or a quote pasted as printed
@@ -86,9 +88,10 @@ def plan(
             markup=False,
         )
     exits.send_alert(alerts.for_plan(the_plan))
-    if unwritten is not None:
-        # Not 0, 2 or 3: a script reading the plan did not get it.
-        raise exits.fail(unwritten)
+    if unwritten:
+        # Not 0, 2 or 3: a script or a reviewer reading the plan did not get it. No JSON
+        # error object: stdout has the plan's, or is gone.
+        raise [exits.fail(problem, json_object=False) for problem in unwritten][-1]
     if the_plan.violations():
         raise typer.Exit(UnsafePlanError.exit_code)
     if the_plan.summary.problems:

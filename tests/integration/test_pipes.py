@@ -367,3 +367,30 @@ def test_apply_asks_where_it_is_seen_or_refuses_to_ask(
     assert proc.returncode == 1, log.read_text()
     assert "apply needs confirmation but its question would go to a file" in log.read_text()
     assert lists_by_name(emulator_server) == {}
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_summary_file_on_a_full_disk_is_an_error_that_says_so(
+    one_list: Workspace, emulator_server
+) -> None:
+    """--summary-file "$GITHUB_STEP_SUMMARY" on a runner whose disk is full was "internal
+    error ... a bug in reconciler" from plan and from apply (and apply's report of it tried
+    the same file again)."""
+    plan = run(
+        one_list,
+        *("plan", "manifests", "--format", "json", "--summary-file", "/dev/full"),
+        stdout=subprocess.PIPE,
+    )
+    assert plan.returncode == 1, plan.stderr
+    _said_plainly(plan, "could not add to --summary-file /dev/full: No space left on device")
+    assert json.loads(plan.stdout)["summary"]["lists_to_create"] == 1  # still one object
+
+    apply = run(
+        one_list,
+        *("apply", "manifests", "--yes", "--summary-file", "/dev/full"),
+        stdout=subprocess.DEVNULL,
+    )
+    assert apply.returncode == 1, apply.stderr
+    _said_plainly(apply, "could not add to --summary-file /dev/full: No space left on device")
+    assert "nothing was applied" in apply.stderr
+    assert lists_by_name(emulator_server) == {}
