@@ -29,16 +29,25 @@ def print_plan(
     emit(text, "the plan", nl=False, consequence=consequence)
 
 
-def check_output_path(option: str, path: Path | None, *, directory: bool = False) -> None:
+def check_output_path(
+    option: str, path: Path | None, *, directory: bool = False, replaced: bool = False
+) -> None:
     """Refuse, before any work, an output option that cannot be written: a file option
     naming a directory, a path under a file, or a place this user may not write. Otherwise
-    the command would fail after its work (an apply after applying) as an internal error."""
+    the command would fail after its work (an apply after applying) as an internal error.
+    `replaced`: the file is written beside and renamed over the path, which must then not be
+    a device or a pipe (renamed over, `/dev/stdout` or `/dev/full` itself was replaced by a
+    regular file when run as root, as CI containers run)."""
     if path is None:
         return
     kind = "directory" if directory else "file"
     if path.is_dir() != directory and path.exists():
         other = "a file" if directory else "a directory"
         raise ConfigError(f"{option} {path}: is {other}; give a {kind} path")
+    if replaced and path.exists() and not path.is_file():
+        raise ConfigError(
+            f"{option} {path}: is not a regular file (a device or a pipe); give a file path"
+        )
     # The nearest part that exists decides: a file there means the path cannot be made.
     existing = path if path.exists() else path.parent
     while not existing.exists() and existing != existing.parent:

@@ -60,7 +60,7 @@ def plan(
     policy, 130 interrupted (Ctrl-C)."""
     exits.started(show_members, debug, output, read_only="plan")
     try:
-        check_output_path("--out", out)
+        check_output_path("--out", out, replaced=True)
         check_output_path("--summary-file", summary_file)
         manifests, the_plan = session.read_plan(path, target, state_dir)
         if out is not None:

@@ -180,6 +180,9 @@ def save_plan(
         "fingerprint": plan.fingerprint,
         "destinations": [_destination_to_json(d) for d in plan.destinations],
     }
+    # Through a symbolic link, as a plain write goes: renamed over, the link itself was
+    # replaced by a file and the file it named kept the previous plan.
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     # Atomic, and readable only by its owner: the file holds member identifiers.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

@@ -227,3 +227,35 @@ def test_the_apply_command_plan_suggests_runs_as_printed_from_a_shell(
     assert project(emulator_server).members(list_named(emulator_server, "spaced").id) == [
         "a@example.com"
     ]
+
+
+def test_a_saved_plan_goes_through_a_link_and_never_over_a_device_or_a_pipe(
+    workspace, cli, emulator_server, tmp_path
+):
+    """The plan file is written beside its path and renamed over it. Renamed over a link,
+    the link became a file and the file it named kept the previous plan; renamed over a
+    device (`--out /dev/stdout`, `/dev/full`), run as root as CI containers run, the device
+    itself was replaced by a regular file and the command said "Plan saved"."""
+    import os
+    import stat
+
+    workspace.audience("linked", {"inline": ["a@example.com"]})
+    fifo = tmp_path / "plan.fifo"
+    os.mkfifo(fifo)
+    refused = cli("plan", workspace.manifests, "--out", fifo)
+    assert refused.exit_code == 1, refused.output
+    assert f"--out {fifo}: is not a regular file" in refused.stderr
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+    real = tmp_path / "plans" / "current.plan"
+    real.parent.mkdir()
+    real.write_bytes(b"an older plan")
+    link = tmp_path / "latest.plan"
+    link.symlink_to(real)
+    assert cli("plan", workspace.manifests, "--out", link).exit_code == 0
+    assert link.is_symlink() and real.read_bytes() != b"an older plan"
+    applied = cli("apply", "--plan", link, "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert project(emulator_server).members(list_named(emulator_server, "linked").id) == [
+        "a@example.com"
+    ]
