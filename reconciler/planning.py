@@ -233,6 +233,7 @@ def _plan_destination(
         duplicate_conflicts=tuple(
             (item.audience.name, issue) for item in desired.lists for issue in item.conflicts
         ),
+        duplicate_conflicts_unlisted=sum(item.conflicts_unlisted for item in desired.lists),
         unread=unread,
         other_reads=tuple(left_out.reads + consented.reads),
     )
@@ -466,6 +467,7 @@ def _plan_table(
     item.duplicates = item.table.valid - diff.desired_count
     if item.duplicates:
         item.conflicts = item.table.conflicts()
+        item.conflicts_unlisted = item.table.conflict_count - len(item.conflicts)
     return list_plan(
         audience=item.audience.name,
         list_name=item.list_name,

@@ -36,6 +36,8 @@ class Validation:
     # Values beyond those listed: each audience lists its first 1,000 per field.
     values_unlisted: int = 0
     conflicts: tuple[MemberIssue, ...] = ()
+    # Duplicates that disagreed beyond those listed: large audiences list their first 1,000.
+    conflicts_unlisted: int = 0
     # Manifests that load but likely do not say what their author meant.
     manifest_warnings: tuple[Problem, ...] = ()
 
@@ -52,6 +54,11 @@ class Validation:
         out.extend(f"warning: {issue.describe(show)}" for issue in self.conflicts)
         if self.unlisted:
             out.append(f"... and {self.unlisted:,} more (large audiences list their first 1,000).")
+        if self.conflicts_unlisted:
+            out.append(
+                f"warning: ... and {self.conflicts_unlisted:,} more duplicate rows with other "
+                "values (large audiences list their first 1,000)."
+            )
         if self.values_unlisted:
             out.append(
                 f"... and {self.values_unlisted:,} more values that cannot be sent (each "
@@ -91,6 +98,8 @@ def validate(path: Path, engine: Engine | None = None) -> Validation:
     manifests = load_manifests(path)
     desired = build_desired(manifests, engine=engine, errors=unreadable)
     items = [item for d in desired.values() for item in d.lists]
+    # A table counts its disagreeing rows as it lists the first of them.
+    conflicts = [_conflicts(item) for item in items]
     return Validation(
         destinations=len(manifests.destinations),
         audiences=len(manifests.audiences),
@@ -104,7 +113,12 @@ def validate(path: Path, engine: Engine | None = None) -> Validation:
             issue for item in items if item.fields is not None for issue in item.fields.issues
         ),
         values_unlisted=sum(item.fields.unlisted for item in items if item.fields is not None),
-        conflicts=tuple(issue for item in items for issue in _conflicts(item)),
+        conflicts=tuple(issue for listed in conflicts for issue in listed),
+        conflicts_unlisted=sum(
+            item.table.conflict_count - len(listed)
+            for item, listed in zip(items, conflicts, strict=True)
+            if item.table
+        ),
         manifest_warnings=manifests.warnings,
     )
 

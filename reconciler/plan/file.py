@@ -446,6 +446,7 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
             [audience, issue.where, issue.message, issue.value]
             for audience, issue in d.duplicate_conflicts
         ],
+        "duplicate_conflicts_unlisted": d.duplicate_conflicts_unlisted,
         "lists": [
             {
                 "audience": lp.audience,
@@ -529,6 +530,7 @@ def _destination_from_json(d: dict[str, Any], members: _MemberLines) -> Destinat
             (audience, MemberIssue(where, message, value))
             for audience, where, message, value in d.get("duplicate_conflicts", [])
         ),
+        duplicate_conflicts_unlisted=int(d.get("duplicate_conflicts_unlisted", 0)),
         lists=lists,
         unread=tuple((str(a), str(r)) for a, r in d.get("unread", ())),
         other_reads=tuple(d.get("other_reads", ())),

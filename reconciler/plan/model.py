@@ -395,6 +395,8 @@ class DestinationPlan:
     # them that disagreed with it (another email, userId or value): (audience, issue).
     duplicate_rows: int = 0
     duplicate_conflicts: tuple[tuple[str, MemberIssue], ...] = ()
+    # Disagreeing rows beyond those listed: audiences planned in DuckDB list the first 1,000.
+    duplicate_conflicts_unlisted: int = 0
     deletions: tuple[ListDeletion, ...] = ()
     allow_list_deletion: bool = False
     # bulkUpdate, between subscribe and unsubscribe: a tuple, or rows in the DuckDB workspace
@@ -450,6 +452,10 @@ class DestinationPlan:
     @property
     def skipped_count(self) -> int:
         return len(self.skipped_members) + self.skipped_unlisted
+
+    @property
+    def duplicate_conflict_count(self) -> int:
+        return len(self.duplicate_conflicts) + self.duplicate_conflicts_unlisted
 
     @property
     def field_issue_count(self) -> int:
@@ -748,6 +754,7 @@ class Plan:
                         {"audience": audience, "where": issue.where, "reason": issue.message}
                         for audience, issue in d.duplicate_conflicts
                     ],
+                    "duplicate_conflicts_unlisted": d.duplicate_conflicts_unlisted,
                 }
                 for d in self.destinations
             ],

@@ -32,6 +32,8 @@ class DesiredList:
     table: DesiredTable | None = None
     duplicates: int = 0  # rows collapsed into an earlier one with the same key
     conflicts: list[MemberIssue] = field(default_factory=list)  # those that disagreed
+    # Those that disagreed beyond `conflicts`: a table lists its first 1,000.
+    conflicts_unlisted: int = 0
     project_type: ProjectType = "hybrid"
     skipped_ids: set[str] = field(default_factory=set)  # what rows skipped as invalid name
 

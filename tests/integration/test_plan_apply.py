@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -469,6 +470,52 @@ def test_duplicate_rows_are_counted_and_disagreeing_ones_named(workspace, cli, e
     text = cli("plan", workspace.manifests)
     assert "3 duplicate rows collapsed" in text.stdout
     assert "2 of them with other values (the first row is used)" in text.stdout
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_disagreeing_duplicates_beyond_those_listed_are_counted_in_both_engines(
+    workspace, cli, monkeypatch, engine
+):
+    # DuckDB lists the first MAX_ISSUES disagreeing rows (here 4 of 12): the count said
+    # "4 of them" and "... and 0 more" where the Python engine said 12.
+    monkeypatch.setattr("reconciler.members.engine.desired_table.MAX_ISSUES", 4)
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    firsts = [f"a{i}@example.com,u-{i}" for i in range(12)]
+    others = [f"b{i}@example.com,u-{i}" for i in range(12)]  # same userId, another email
+    workspace.csv("data/m.csv", "email,userId", [*firsts, *others, firsts[0]])
+    workspace.audience("dup", {"csv": "data/m.csv"})
+
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    (dest,) = plan.json()["destinations"]
+    assert dest["duplicate_rows"] == 13
+    listed = len(dest["duplicate_conflicts"])
+    assert listed + dest["duplicate_conflicts_unlisted"] == 12
+    text = cli("plan", workspace.manifests)
+    assert "13 duplicate rows collapsed into an earlier row with the same identity key, 12 of " in (
+        text.stdout
+    )
+    assert "... and 2 more" in text.stdout  # 10 named of 12
+    markdown = cli("plan", workspace.manifests, "--format", "markdown")
+    assert "13 duplicate rows collapsed, 12 with other values" in markdown.stdout
+    named = markdown.stdout.count("(used) but a different email")
+    more = re.search(r"- \.\.\. and (\d+) more", markdown.stdout)
+    assert named + (int(more.group(1)) if more else 0) == 12
+    validated = cli("validate", workspace.manifests)
+    warned = validated.stderr.count("(used) but a different email")
+    assert warned == listed
+    if engine == "duckdb":
+        assert f"... and {12 - listed} more duplicate rows with other values" in validated.stderr
+
+
+def test_duplicates_that_agree_need_no_unfolding_in_markdown(workspace, cli):
+    workspace.csv("data/m.csv", "email", ["a@example.com", "a@example.com"])
+    workspace.audience("dup", {"csv": "data/m.csv"})
+    markdown = cli("plan", workspace.manifests, "--format", "markdown")
+    assert "_1 duplicate row collapsed into an earlier row with the same identity key_" in (
+        markdown.stdout
+    )
+    assert "duplicate row collapsed</summary>" not in markdown.stdout
 
 
 def test_paths_in_messages_are_relative_to_the_working_directory(workspace, cli):

@@ -97,6 +97,9 @@ class DesiredTable:
     _distinct: int | None = field(default=None, repr=False)
     _skipped_ids: str | None = field(default=None, repr=False)
     _deduplicated: str | None = field(default=None, repr=False)
+    # Rows that disagree with the first row of their key, all of them: `conflicts()`
+    # lists only the first MAX_ISSUES, and counts them all as it lists them.
+    conflict_count: int = 0
 
     def trait_value(self, cell: Any) -> Any:
         """A trait column's cell as the Python engine's reader gives the value (CSV text
@@ -179,7 +182,7 @@ class DesiredTable:
             f"WITH firsts AS (SELECT key, min(row) AS first FROM {rows} GROUP BY key "
             f"HAVING count(*) > 1) "
             f"SELECT r.row, f.first, r.key, r.key_kind, r.email, r.user_id, d.email, d.user_id"
-            f"{cells} "
+            f"{cells}, count(*) OVER () "
             f"FROM {rows} r JOIN firsts f ON r.key = f.key JOIN {rows} d ON d.row = f.first "
             f"WHERE r.row <> f.first AND (r.email IS DISTINCT FROM d.email "
             f"OR r.user_id IS DISTINCT FROM d.user_id{differs}) ORDER BY r.row "
@@ -187,7 +190,10 @@ class DesiredTable:
         ).fetchall()
         where = self.where or (lambda n: f"row {n}")
         issues = []
-        for row, first, key, kind, email, user_id, first_email, first_user_id, *cells_of in found:
+        # The count is of every disagreeing row, beyond the LIMIT too (one pass).
+        self.conflict_count = int(found[0][-1]) if found else 0
+        for row, first, key, kind, email, user_id, first_email, first_user_id, *rest in found:
+            cells_of = rest[:-1]
             value = self.trait_value
             later = {n: value(v) for n, v in zip(self.traits, cells_of[0::2], strict=True)}
             earlier = {n: value(v) for n, v in zip(self.traits, cells_of[1::2], strict=True)}
@@ -198,6 +204,8 @@ class DesiredTable:
             )
             if message is not None:
                 issues.append(MemberIssue(where(int(row) + 1), message))
+        # Rows SQL told apart that the Python wording finds equal are no conflict either.
+        self.conflict_count -= len(found) - len(issues)
         return issues
 
     def deduplicated(self) -> str:
