@@ -518,6 +518,15 @@ def test_duplicates_that_agree_need_no_unfolding_in_markdown(workspace, cli):
     assert "duplicate row collapsed</summary>" not in markdown.stdout
 
 
+def test_a_list_of_one_member_without_changes_says_one_member(workspace, cli, emulator_server):
+    vip = project(emulator_server).add_list("vip")
+    project(emulator_server).subscribe_direct(vip, email="a@example.com")
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    text = cli("plan", workspace.manifests)
+    assert text.exit_code == 0, text.output
+    assert f"= vip (list {vip}): no changes (1 member)\n" in text.stdout
+
+
 def test_paths_in_messages_are_relative_to_the_working_directory(workspace, cli):
     workspace.csv("data/m.csv", "email", ["not-an-email"])
     workspace.audience("rows", {"csv": "data/m.csv"})
