@@ -43,6 +43,7 @@ from reconciler.render.plans import OVERRIDES
 
 if TYPE_CHECKING:
     # An annotation only: a plan sends its alert without loading the apply executor.
+    from reconciler.apply.executor import FieldUpdateResult
     from reconciler.apply.runrecord import RunRecord
 
 URL_VAR = "RECONCILER_ALERT_WEBHOOK_URL"
@@ -145,12 +146,35 @@ def for_record(record: RunRecord, exit_code: int) -> Alert:
             if unconfirmed:
                 parts.append(f"{unconfirmed:,} unconfirmed")
             lists.append(f"{d.destination}/{lr.list_name}: " + ", ".join(parts))
+        # A run can fail on user fields or a deletion alone: the lists' lines would then
+        # all read as done, and the alert not say what failed.
+        if d.fields is not None and not d.fields.ok:
+            lists.append(f"{d.destination}/user fields: " + _fields_failed(d.fields))
+        lists.extend(
+            f"{d.destination}/{x.list_name}: deleting the list failed"
+            for x in d.deletions
+            if x.error is not None
+        )
     message = record.message or ""
     if report is not None and report.source_problems:
         message = f"{message}; {report.source_problems}" if message else report.source_problems
     return Alert(
         "apply", record.outcome, exit_code, _masked(message), (), _masked_all(tuple(lists))
     )
+
+
+def _fields_failed(fields: FieldUpdateResult) -> str:
+    """The bulkUpdate phase's counts, as a list's line gives them."""
+    parts = [f"~{fields.updated:,}/{fields.planned:,} updated"]
+    for count, what in (
+        (len(fields.rejected), "rejected"),
+        (len(fields.errors), "error(s)"),
+        (fields.unconfirmed, "unconfirmed"),
+        (fields.not_attempted, "not sent"),
+    ):
+        if count:
+            parts.append(f"{count:,} {what}")
+    return ", ".join(parts)
 
 
 def _override(rule: str) -> str:

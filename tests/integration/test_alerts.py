@@ -129,6 +129,45 @@ def test_an_apply_with_invalid_rows_applies_the_rest_and_posts_failed(
     assert_masked(post)
 
 
+def test_an_apply_failing_on_user_fields_alone_says_so_in_the_alert(
+    workspace, cli, emulator_server, hook
+):
+    emulator_server.emulator.faults.counts_only_answers = False  # a named failure
+    project = emulator_server.emulator.project("default")
+    seed_list(emulator_server, "vip", MEMBERS[:2])
+    workspace.write(
+        "traits.yaml",
+        json.dumps(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "TraitMapping",
+                "metadata": {"name": "crm"},
+                "spec": {"fields": {"tier": "tier"}},
+            }
+        ),
+    )
+    workspace.csv("vip.csv", "email,tier", [f"{m},gold" for m in MEMBERS[:2]])
+    workspace.audience("vip", {"csv": "vip.csv"}, traits="crm")
+    original = emulator_server.emulator.handle
+
+    def forgotten_meanwhile(request):
+        # The user is forgotten (GDPR) between the plan's read and its bulkUpdate.
+        if request.url.path == "/api/users/bulkUpdate":
+            project.forget(email=MEMBERS[0])
+        return original(request)
+
+    emulator_server.emulator.handle = forgotten_meanwhile
+    result = cli("apply", workspace.manifests, "--yes")
+
+    assert result.exit_code == 1, result.output
+    (post,) = hook.wait_for(1)
+    assert post["text"].startswith("reconciler apply failed (exit 1)")
+    text = alert_text(post)
+    # No list changed: without the fields' line the alert would name nothing that failed.
+    assert "prod/user fields: ~1/2 updated, 1 rejected" in text
+    assert_masked(post)
+
+
 def test_a_plan_that_cannot_reach_iterable_posts_an_error(workspace, cli, hook, monkeypatch):
     monkeypatch.setenv(API_KEY_VAR, "a-key-iterable-refuses")
     workspace.audience("vip", {"inline": MEMBERS[:2]})
