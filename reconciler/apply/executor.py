@@ -159,8 +159,8 @@ class ListResult:
             self.errors.append(
                 "interrupted: "
                 + ("the list was not created; " if self.create_not_attempted else "")
-                + f"{self.not_attempted_add} of {self.planned_add} additions and "
-                f"{self.not_attempted_remove} of {self.planned_remove} removals were not sent"
+                + f"{self.not_attempted_add:,} of {self.planned_add:,} additions and "
+                f"{self.not_attempted_remove:,} of {self.planned_remove:,} removals were not sent"
             )
 
 
@@ -216,7 +216,8 @@ class FieldUpdateResult:
             self.errors.append(_unconfirmed(self.unconfirmed, self.planned, "field updates"))
         if self.not_attempted:
             self.errors.append(
-                f"interrupted: {self.not_attempted} of {self.planned} field updates were not sent"
+                f"interrupted: {self.not_attempted:,} of {self.planned:,} field updates "
+                "were not sent"
             )
 
     def to_dict(self, show: Callable[[str], str]) -> dict[str, Any]:
@@ -638,7 +639,7 @@ class _Destination:
                 else [removal_payload(i, project_type) for i in chunk]
             )
             self.results[lp.list_name].errors.append(
-                f"{verb} {len(chunk)} members failed: {marking_sent(str(exc), sent)}"
+                f"{verb} {len(chunk):,} members failed: {marking_sent(str(exc), sent)}"
             )
 
         def not_sent(job: tuple[ListPlan, Sequence[Any]]) -> None:
@@ -724,7 +725,7 @@ class _Destination:
         def failed(job: tuple[list[dict[str, Any]]], exc: IterableError) -> None:
             settled(job[0])
             error = marking_sent(str(exc), job[0])
-            result.errors.append(f"updating the fields of {len(job[0])} users failed: {error}")
+            result.errors.append(f"updating the fields of {len(job[0]):,} users failed: {error}")
 
         def not_sent(job: tuple[list[dict[str, Any]]]) -> None:
             settled(job[0])

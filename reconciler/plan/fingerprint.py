@@ -126,8 +126,11 @@ def first_difference(
                     "was upgraded); make the plan again"
                 )
             if old.get("size") == new.get("size"):
-                return f"the members of list {list_name!r} changed (still {new.get('size')})"
-            return f"list {list_name!r} changed ({old.get('size')} -> {new.get('size')} members)"
+                return (
+                    f"the members of list {list_name!r} changed (still {_count(new.get('size'))})"
+                )
+            old_size, new_size = _count(old.get("size")), _count(new.get("size"))
+            return f"list {list_name!r} changed ({old_size} -> {new_size} members)"
     if fields_changed:
         return "the current values of mapped user fields changed in Iterable"
     return None
@@ -138,3 +141,8 @@ def _kind(entry: dict[str, Any]) -> str:
     or an older reconciler's SHA-256 of the sorted identifiers."""
     digest = str(entry.get("digest", ""))
     return digest.split(":", 1)[0] if digest.startswith("duckdb-") else "sha256"
+
+
+def _count(size: object) -> str:
+    """A list size as people read counts (1,200); anything else as it is."""
+    return f"{size:,}" if isinstance(size, int) else str(size)

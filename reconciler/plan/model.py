@@ -334,7 +334,7 @@ def source_guards(lp: ListPlan) -> list[tuple[Rule, str]]:
             (
                 "empty_source",
                 f"guard empty_source: the source of {who} yields no members, so all "
-                f"{lp.live_count} members would be removed; allowEmpty: true on the "
+                f"{lp.live_count:,} members would be removed; allowEmpty: true on the "
                 "audience permits it",
             )
         )
@@ -344,16 +344,16 @@ def source_guards(lp: ListPlan) -> list[tuple[Rule, str]]:
             out.append(
                 (
                     "bounds",
-                    f"guard minMembers: {who} would leave the list with {size} members, "
-                    f"fewer than minMembers {lp.min_members}",
+                    f"guard minMembers: {who} would leave the list with {size:,} members, "
+                    f"fewer than minMembers {lp.min_members:,}",
                 )
             )
         if lp.max_members is not None and size > lp.max_members:
             out.append(
                 (
                     "bounds",
-                    f"guard maxMembers: {who} would leave the list with {size} members, "
-                    f"more than maxMembers {lp.max_members}",
+                    f"guard maxMembers: {who} would leave the list with {size:,} members, "
+                    f"more than maxMembers {lp.max_members:,}",
                 )
             )
     # A new or empty list has no size to take a share of: maxAdditions still applies.
@@ -362,7 +362,7 @@ def source_guards(lp: ListPlan) -> list[tuple[Rule, str]]:
         out.append(
             (
                 "additions",
-                f"guard maxAdditionPercent: {who} adds {len(lp.add)} to {lp.live_count} "
+                f"guard maxAdditionPercent: {who} adds {len(lp.add):,} to {lp.live_count:,} "
                 f"members ({lp.addition_percent:.1f}%), more than maxAdditionPercent {limit:g}%",
             )
         )
@@ -370,8 +370,8 @@ def source_guards(lp: ListPlan) -> list[tuple[Rule, str]]:
         out.append(
             (
                 "additions",
-                f"guard maxAdditions: {who} adds {len(lp.add)} members, more than "
-                f"maxAdditions {lp.max_additions}",
+                f"guard maxAdditions: {who} adds {_members(len(lp.add))}, more than "
+                f"maxAdditions {lp.max_additions:,}",
             )
         )
     return out
@@ -481,7 +481,7 @@ class DestinationPlan:
                         self.destination,
                         lp.list_name,
                         "removals",
-                        f"removes {len(lp.remove)} of {lp.live_count} members "
+                        f"removes {len(lp.remove):,} of {lp.live_count:,} members "
                         f"({lp.removal_percent:.1f}%), more than maxRemovalPercent "
                         f"{lp.max_removal_percent:g}%",
                     )
@@ -493,7 +493,7 @@ class DestinationPlan:
                         lp.list_name,
                         "removals",
                         f"removes {_members(len(lp.remove))}, more than maxRemovals "
-                        f"{lp.max_removals}",
+                        f"{lp.max_removals:,}",
                     )
                 )
         for lp in self.lists:

@@ -143,9 +143,9 @@ def _notes(lp: ListPlan) -> str:
     if lp.update_existing_users_only and lp.add:
         notes.append("existing users only")
     if lp.forgotten:
-        notes.append(f"{len(lp.forgotten)} forgotten in Iterable, not sent")
+        notes.append(f"{len(lp.forgotten):,} forgotten in Iterable, not sent")
     if lp.not_created:
-        notes.append(f"{len(lp.not_created)} not created (updateExistingUsersOnly)")
+        notes.append(f"{len(lp.not_created):,} not created (updateExistingUsersOnly)")
     if lp.left_themselves:
         notes.append(f"{len(lp.left_themselves):,} held back: left the list themselves")
     if lp.channel_unsubscribed:

@@ -66,3 +66,12 @@ def test_the_values_digest_is_that_of_the_whole_canonical_text_at_any_size() -> 
         }
         whole = json.dumps(values, sort_keys=True, default=str, separators=(",", ":"))
         assert fingerprint.values_digest(values) == hashlib.sha256(whole.encode()).hexdigest()
+
+
+def test_list_sizes_in_the_reason_have_thousands_separators() -> None:
+    many = [f"m{i}" for i in range(1200)]
+    saved, current = prints(many, "v"), prints([*many, "new"], "v")
+    assert first_difference(saved, current) == "list 'churn' changed (1,200 -> 1,201 members)"
+    assert first_difference(prints(many, "v"), prints([*many[1:], "new"], "v")) == (
+        "the members of list 'churn' changed (still 1,200)"
+    )

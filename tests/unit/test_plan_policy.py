@@ -101,3 +101,36 @@ def test_problems_in_words() -> None:
         "1 member could not be used and 2 field values could not be sent and 3 audiences "
         "were left out (list not read with confidence)"
     )
+
+
+def test_guard_messages_write_counts_with_thousands_separators() -> None:
+    # Counts people read have separators (README): "removes 3000 of 20000" did not.
+    removing = _list(3000, live=20000, max_removals=1000)
+    assert [v.message for v in _plan(removing).violations()] == [
+        "removes 3,000 of 20,000 members (15.0%), more than maxRemovalPercent 10%",
+        "removes 3,000 members, more than maxRemovals 1,000",
+    ]
+    adding = ListPlan(
+        audience="vip",
+        list_name="vip",
+        list_id=1,
+        create=False,
+        description=None,
+        add=tuple(
+            Member(f"n{i}@example.com", "email", email=f"n{i}@example.com") for i in range(3000)
+        ),
+        remove=(),
+        unchanged=20000,
+        live_count=20000,
+        desired_count=23000,
+        max_addition_percent=10,
+        max_additions=2500,
+        max_members=21000,
+    )
+    assert [v.message for v in _plan(adding).violations()] == [
+        "guard maxMembers: audience 'vip' would leave the list with 23,000 members, more "
+        "than maxMembers 21,000",
+        "guard maxAdditionPercent: audience 'vip' adds 3,000 to 20,000 members (15.0%), "
+        "more than maxAdditionPercent 10%",
+        "guard maxAdditions: audience 'vip' adds 3,000 members, more than maxAdditions 2,500",
+    ]

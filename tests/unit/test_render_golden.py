@@ -485,3 +485,23 @@ def test_report_counts_one_request_and_one_retry_in_the_singular():
     for text in (report_text(report), report_markdown(report)):
         assert "1 request, 1 retry" in text
         assert "1 retries" not in text and "1 requests" not in text
+
+
+def test_counts_of_members_not_sent_have_thousands_separators():
+    lp = list_plan(
+        audience="members",
+        list_name="members",
+        list_id=601,
+        add=(email(1),),
+        unchanged=95,
+        desired_count=3000,
+        forgotten=tuple(f"gone{n}@example.com" for n in range(1200)),
+        not_created=tuple(f"u-{n}" for n in range(1500)),
+    )
+    plan = Plan((destination(lp),))
+    text = plan_text(plan)
+    assert "= 1,200 forgotten in Iterable, not sent" in text
+    assert "= 1,500 not created (updateExistingUsersOnly" in text
+    assert "... and 1,190 more" in text and "... and 1,490 more" in text
+    markdown = plan_markdown(plan)
+    assert "1,200 forgotten in Iterable, not sent, 1,500 not created" in markdown
