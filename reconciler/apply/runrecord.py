@@ -92,6 +92,12 @@ class RunRecord:
                         "created": lr.created,
                         "added": lr.added,
                         "removed": lr.removed,
+                        # What the plan asked for, and what an interrupted run never sent
+                        # (as user_fields has them): a history shows what a run left over.
+                        "planned_add": lr.planned_add,
+                        "planned_remove": lr.planned_remove,
+                        "not_attempted_add": lr.not_attempted_add,
+                        "not_attempted_remove": lr.not_attempted_remove,
                         # Field updates are per user (a user can be on several lists):
                         # see user_fields for what was actually written.
                         "updated": _updated_in_list(lr.field_update_keys, d.fields),

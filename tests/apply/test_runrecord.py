@@ -85,3 +85,16 @@ def test_a_record_goes_through_a_link_and_keeps_the_files_mode(tmp_path) -> None
     assert link.is_symlink()
     assert json.loads(target.read_text())["outcome"] == "success"
     assert target.stat().st_mode & 0o777 == 0o640
+
+
+def test_an_interrupted_run_records_per_list_what_was_planned_and_never_sent() -> None:
+    # The report says "300 of 1500 additions were not sent"; the record kept only "added",
+    # so a sync history could not tell a finished list from one cut short.
+    result = ListResult("vip", "vip", 1, 1500, 40, added=1200, removed=0)
+    result.not_attempted_add, result.not_attempted_remove = 300, 40
+    record = RunRecord()
+    record.applied(ApplyReport([DestinationResult("prod", [result])], not_attempted=340))
+    (entry,) = record.to_dict()["lists"]
+    assert record.outcome == "interrupted"
+    assert (entry["planned_add"], entry["added"], entry["not_attempted_add"]) == (1500, 1200, 300)
+    assert (entry["planned_remove"], entry["removed"], entry["not_attempted_remove"]) == (40, 0, 40)
