@@ -48,8 +48,8 @@ FIELD_NAME_PATTERN = r"^[^.\s](?:[^.]{0,198}[^.\s])?$"
 
 # Used by the error formatter: a regex means nothing to someone editing YAML.
 PATTERN_DESCRIPTIONS = {
-    NAME_PATTERN: "1-200 letters, digits, '-', '_' or '.'",
-    ENV_VAR_PATTERN: "an environment variable name (letters, digits and '_', not starting "
+    NAME_PATTERN: "1-200 ASCII letters, digits, '-', '_' or '.'",
+    ENV_VAR_PATTERN: "an environment variable name (ASCII letters, digits and '_', not starting "
     "with a digit)",
     FIELD_NAME_PATTERN: "a field name: 1-200 characters, no '.', no spaces at either end",
 }

@@ -375,10 +375,13 @@ def test_missing_name() -> None:
     assert only_problem() == "m.yaml:3:1: metadata.name: required"
 
 
-def test_bad_name() -> None:
-    write("m.yaml", DESTINATION.replace("{name: prod}", "{name: 'prod eu'}"))
+@pytest.mark.parametrize("name", ["prod eu", "café-clients"])
+def test_bad_name(name: str) -> None:
+    # é is a letter to anyone reading the message: it says which letters.
+    write("m.yaml", DESTINATION.replace("{name: prod}", f"{{name: '{name}'}}"))
     assert only_problem() == (
-        "m.yaml:3:18: metadata.name: expected 1-200 letters, digits, '-', '_' or '.'; got 'prod eu'"
+        "m.yaml:3:18: metadata.name: expected 1-200 ASCII letters, digits, '-', '_' or '.'; "
+        f"got {name!r}"
     )
 
 
