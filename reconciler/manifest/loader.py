@@ -64,9 +64,12 @@ def load_manifests(path: Path | str) -> Manifests:
         )
     if root.is_file():
         collector.only_file = display_path(root)
-    collector.check_across_documents()
     if files:
+        # Before the checks across documents: a trait mapping's columns are read from the
+        # sources, and a source refused here (a pipe, a file outside the repository) must
+        # not be opened at all.
         collector.check_source_paths(collector.repository)
+    collector.check_across_documents()
     if collector.problems:
         raise ManifestError(collector.problems)
     collector.check_identity_columns()
@@ -161,6 +164,8 @@ class _Collector:
     # message about it says so (`plan m/a.yaml` where the destination is in m/d.yaml).
     only_file: str | None = None
     warnings: list[Problem] = field(default_factory=list)
+    # Audiences whose source file check_source_paths refused: nothing reads them.
+    refused_sources: set[str] = field(default_factory=set)
 
     def add(self, document: YamlDocument) -> None:
         try:
@@ -286,6 +291,7 @@ class _Collector:
                 if is_inside(path, repository):
                     private = path.resolve().relative_to(repository.resolve()).parts[:1]
                     if private and private[0] in PRIVATE_ENTRIES:
+                        self.refused_sources.add(audience.name)
                         self.problems.append(
                             audience.field_location("members", name).problem(
                                 f"members.{name}: {value} is in the repository's {private[0]}, "
@@ -295,6 +301,7 @@ class _Collector:
                     elif path.exists() and not path.is_file():
                         # Opening a pipe blocks until something writes to it: validate
                         # would hang, and no timeout can interrupt an open().
+                        self.refused_sources.add(audience.name)
                         self.problems.append(
                             audience.field_location("members", name).problem(
                                 f"members.{name}: {value} is not a regular file (a directory, "
@@ -304,6 +311,7 @@ class _Collector:
                     continue
                 resolved = path.resolve()
                 via = f" (it resolves to {resolved})" if resolved != path.absolute() else ""
+                self.refused_sources.add(audience.name)
                 self.problems.append(
                     audience.field_location("members", name).problem(
                         f"members.{name}: {value} is outside the repository {repository}"
@@ -437,7 +445,7 @@ class _Collector:
                 )
                 continue
             mapping = self.trait_mappings.get(name)
-            if mapping is not None:
+            if mapping is not None and audience.name not in self.refused_sources:
                 self._check_columns(audience, mapping)
 
     def _check_columns(self, audience: Audience, mapping: TraitMapping) -> None:

@@ -194,6 +194,17 @@ ATTACKS = [
         fifos=("m.csv",),
     ),
     Attack(
+        # A trait mapping's columns were read from the source before its path was checked.
+        "csv-fifo-with-traits",
+        {
+            **template("{{ first_name }}"),
+            "aud.yaml": audience("    csv: m.csv\n", extra="  traits: crm\n"),
+        },
+        ("aud.yaml", "csv:"),
+        "is not a regular file",
+        fifos=("m.csv",),
+    ),
+    Attack(
         "database-fifo",
         sql("SELECT 1 AS email", database="crm.duckdb"),
         ("aud.yaml", "database:"),

@@ -132,6 +132,18 @@ def test_unknown_columns_are_checked_against_the_csv_header() -> None:
     ]
 
 
+def test_a_source_refused_by_its_path_is_not_read_for_its_columns(tmp_path: Path) -> None:
+    """The column check ran before the path check: a CSV outside the repository had its
+    header read and quoted (a named pipe hung validate: test_hostile_manifests)."""
+    write("m/all.yaml", BASE.replace("data/churn.csv", "../outside.csv"))
+    write("m/traits.yaml", MAPPING)
+    Path("outside.csv").write_text("email,salary_band\n")
+    Path("m/.git").mkdir()  # the repository is m/: outside.csv is outside it
+    (problem,) = problems()
+    assert problem.startswith("m/all.yaml:12:18: members.csv: ../outside.csv is outside the")
+    assert "salary_band" not in problem
+
+
 def test_unknown_columns_are_checked_against_inline_member_keys() -> None:
     write(
         "m/all.yaml",
