@@ -95,7 +95,9 @@ def _message(
     if kind == "string_type":
         return f"{where}: expected a string{got}{_quote_hint(value)}"
     if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"{where}: expected a whole number{got}"
+        return f"{where}: expected a whole number{got}{_unquote_hint(value, secret)}"
+    if kind in ("float_type", "float_parsing"):
+        return f"{where}: expected a number{got}{_unquote_hint(value, secret)}"
     if kind == "bool_type":
         return f"{where}: expected true or false{got}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
@@ -103,10 +105,14 @@ def _message(
     if kind == "list_type":
         return f"{where}: expected a list{got}"
     if kind == "greater_than":
-        return f"{where}: expected a number greater than {context.get('gt')}{got}"
+        return f"{where}: expected a number greater than {_bound(context.get('gt'))}{got}"
     if kind == "less_than":
-        return f"{where}: expected a number less than {context.get('lt')}{got}"
-    if kind == "string_too_short":
+        return f"{where}: expected a number less than {_bound(context.get('lt'))}{got}"
+    if kind == "greater_than_equal":
+        return f"{where}: expected a number of at least {_bound(context.get('ge'))}{got}"
+    if kind == "less_than_equal":
+        return f"{where}: expected a number of at most {_bound(context.get('le'))}{got}"
+    if kind in ("string_too_short", "too_short"):
         return f"{where}: must not be empty"
     if kind == "string_too_long":
         return f"{where}: expected at most {context.get('max_length')} characters"
@@ -264,6 +270,22 @@ def _quote_hint(value: Any) -> str:
     if isinstance(value, bool | int | float | datetime.date):
         return " (put it in quotes to make it text)"
     return ""
+
+
+def _bound(value: Any) -> str:
+    # A float field's bound is a float: 100, not 100.0, as the manifest would write it.
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _unquote_hint(value: Any, secret: bool) -> str:
+    """A number written in quotes is text in YAML; strict fields do not convert it."""
+    if secret or not isinstance(value, str):
+        return ""
+    try:
+        float(value.strip())
+    except ValueError:
+        return ""
+    return " (remove the quotes to make it a number)"
 
 
 def _quote_key(key: Any) -> str:

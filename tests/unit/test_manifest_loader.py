@@ -348,6 +348,44 @@ def test_strings_are_not_booleans_and_numbers_are_not_strings() -> None:
     ]
 
 
+def test_numbers_out_of_range_or_quoted_say_what_is_expected_in_the_house_style() -> None:
+    """Bounds, number types and empty mappings said in pydantic's own words ("Input should
+    be greater than or equal to 0"), without the value found."""
+    write(
+        "m.yaml",
+        DESTINATION.replace(
+            "  apiKey:",
+            '  policy: {maxRemovalPercent: 150, maxRemovals: -1, maxAdditionPercent: "5"}\n'
+            "  apiKey:",
+        ),
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          members: {csv: a.csv}
+          minMembers: "10"
+        ---
+        apiVersion: reconciler/v1
+        kind: TraitMapping
+        metadata: {name: crm}
+        spec:
+          fields: {}
+        """,
+    )
+    assert problems() == [
+        "m.yaml:7:31: spec.policy.maxRemovalPercent: expected a number of at most 100; got 150",
+        "m.yaml:7:49: spec.policy.maxRemovals: expected a number of at least 0; got -1",
+        "m.yaml:7:73: spec.policy.maxAdditionPercent: expected a number; got '5' "
+        "(remove the quotes to make it a number)",
+        "m.yaml:16:15: spec.minMembers: expected a whole number; got '10' "
+        "(remove the quotes to make it a number)",
+        "m.yaml:22:3: spec.fields: must not be empty",
+    ]
+
+
 def test_a_campaign_id_beyond_int64_is_refused_at_its_line() -> None:
     # Iterable's campaign ids are int64: a longer one (a typo, two ids run together) is
     # refused here rather than by Iterable, whose unsubscribes would then fail at apply.
