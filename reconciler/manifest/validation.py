@@ -221,8 +221,24 @@ def did_you_mean(typed: Any, choices: Sequence[str]) -> str:
     if not isinstance(typed, str) or not typed:
         return ""
     by_case = [c for c in choices if c.lower() == typed.lower()]
-    close = by_case or difflib.get_close_matches(typed, choices, n=1, cutoff=0.75)
+    # Two letters swapped: in a short word (`cvs`, `su`) too many of its letters are out
+    # of place for the similarity ratio below to find it.
+    swapped = [c for c in choices if _swapped(typed.lower(), c.lower())]
+    close = by_case or swapped or difflib.get_close_matches(typed, choices, n=1, cutoff=0.75)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _swapped(typed: str, choice: str) -> bool:
+    """Whether `typed` is `choice` with two neighbouring letters swapped."""
+    if len(typed) != len(choice):
+        return False
+    differ = [i for i, (a, b) in enumerate(zip(typed, choice, strict=True)) if a != b]
+    return (
+        len(differ) == 2
+        and differ[1] == differ[0] + 1
+        and typed[differ[0]] == choice[differ[1]]
+        and typed[differ[1]] == choice[differ[0]]
+    )
 
 
 def _belongs_under(key: Any, model: type[BaseModel], where: str) -> str:

@@ -465,6 +465,13 @@ def test_unknown_kind_lists_the_allowed_kinds() -> None:
             "m.yaml:5:11: spec.region: expected one of us, eu, sandbox; got 'sandbx' "
             "(did you mean 'sandbox'?)",
         ),
+        # two letters swapped in a short word, which the similarity ratio misses
+        (
+            "  region: us\n",
+            "  region: su\n",
+            "m.yaml:5:11: spec.region: expected one of us, eu, sandbox; got 'su' "
+            "(did you mean 'us'?)",
+        ),
     ],
 )
 def test_a_near_miss_says_what_was_meant(line: str, typo: str, problem: str) -> None:
@@ -489,6 +496,25 @@ def test_an_audience_field_typo_says_what_was_meant() -> None:
     )
     assert only_problem().startswith(
         "m.yaml:14:3: unknown key 'listname' in spec (did you mean 'listName'?); allowed: "
+    )
+
+
+def test_a_source_with_two_letters_swapped_says_what_was_meant() -> None:
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: churn}
+        spec:
+          destination: prod
+          members: {cvs: data/churn.csv}
+        """,
+    )
+    assert only_problem().startswith(
+        "m.yaml:14:13: unknown key 'cvs' in spec.members (did you mean 'csv'?); allowed: "
     )
 
 
