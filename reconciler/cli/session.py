@@ -66,11 +66,21 @@ def open_clients(
         if targets
         else set(manifests.destinations)
     )
-    clients = {
-        name: stack.enter_context(open_client(dest, settings, state))
-        for name, dest in manifests.destinations.items()
-        if name in needed
-    }
+    clients: dict[str, IterableClient] = {}
+    problems: list[str] = []
+    for name, dest in manifests.destinations.items():
+        if name not in needed:
+            continue
+        try:
+            clients[name] = stack.enter_context(open_client(dest, settings, state))
+        except ConfigError as exc:
+            # Every destination's key and baseUrl are said at once: two secrets missing in
+            # CI took two runs to find, one per destination.
+            problems.append(str(exc))
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        raise ConfigError(f"{len(problems)} destinations cannot be used:\n" + "\n".join(problems))
     for name, client in clients.items():
         # Long rate-limit waits, retries and why a run waits (a new list Iterable does not
         # accept writes to yet, a lost answer checked against the lagging list index) are

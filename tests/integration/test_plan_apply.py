@@ -221,6 +221,24 @@ def test_missing_key_variable_names_the_variable(workspace, cli, monkeypatch):
     assert API_KEY_VAR in result.stderr
 
 
+def test_every_destination_missing_its_key_is_named_at_once(workspace, cli, monkeypatch):
+    """Two CI secrets missing took two runs to find: plan stopped at the first destination."""
+    monkeypatch.delenv(API_KEY_VAR)
+    workspace.destination("eu", apiKey={"env": "ITERABLE_EU_KEY"})  # type: ignore[arg-type]
+    monkeypatch.delenv("ITERABLE_EU_KEY", raising=False)
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    workspace.audience("vip-eu", {"inline": ["a@example.com"]}, destination="eu")
+    for command in (("plan",), ("apply", "--yes")):
+        result = cli(*command, workspace.manifests)
+        assert result.exit_code == 1
+        lines = result.stderr.splitlines()
+        assert lines[0] == "error: 2 destinations cannot be used:"
+        assert lines[1].startswith("manifests/dest-eu.yaml:12:")
+        assert "destination 'eu': environment variable ITERABLE_EU_KEY is not set" in lines[1]
+        assert lines[2].startswith("manifests/dest-prod.yaml:12:")
+        assert f"destination 'prod': environment variable {API_KEY_VAR} is not set" in lines[2]
+
+
 def test_two_lists_with_the_same_name_are_refused_naming_both(workspace, cli, emulator_server):
     proj = project(emulator_server)
     first, second = proj.add_list("dup"), proj.add_list("dup")
