@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import ClassVar
 
 import duckdb
 
-from reconciler.errors import SourceError
+from reconciler.errors import SourceChangedError, SourceError
 from reconciler.manifest.manifests import Audience
 from reconciler.members.identity import ProjectType
 from reconciler.sources.base import R, RelationReader, Source, SourceFile, source_path
@@ -16,9 +17,25 @@ from reconciler.sources.result import SourceResult
 from reconciler.sources.snapshot import Snapshot, take_snapshot
 
 
+def _schema(path: Path) -> list[str] | None:
+    """The column names in a Parquet file's footer (nothing else is read), or None when
+    DuckDB cannot read it (the read reports why)."""
+    try:
+        with duckdb.connect() as connection:
+            rows = connection.execute(
+                "DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]
+            ).fetchall()
+    except duckdb.Error:
+        return None
+    return [str(row[0]) for row in rows]
+
+
 class ParquetFile(Source):
     kind = "parquet"
     field = "parquet"
+    # The footer holds the schema, so a trait mapping's columns are checked when the
+    # manifests load: every field at its own line, before anything is read.
+    columns_at_load: ClassVar[bool] = True
     traits_at_scale = True  # its typed columns are kept (engine/desired_table.py)
 
     def __init__(self, audience: Audience) -> None:
@@ -46,19 +63,26 @@ class ParquetFile(Source):
     def digests(self) -> list[tuple[Path, str]]:
         return [(self.path, self.snapshot.digest)]
 
+    def columns(self) -> tuple[str, list[str]] | None:
+        try:
+            copy = self.snapshot.copy
+        except SourceChangedError:
+            raise
+        except SourceError:
+            return None  # left to the reader, which reports why it cannot be read
+        names = _schema(copy)
+        if names is None:
+            return None
+        return f"the columns of {self.spec.parquet}", names
+
     def peek_columns(self) -> list[str] | None:
-        # The footer holds the schema: nothing else is read. A path that names no file
-        # is not handed to DuckDB, which would take it as a glob.
+        if "snapshot" in vars(self):  # read already: its schema is the one to judge
+            found = self.columns()
+            return found[1] if found else None
+        # A path that names no file is not handed to DuckDB, which would take it as a glob.
         if not self.path.is_file():
             return None
-        try:
-            with duckdb.connect() as connection:
-                rows = connection.execute(
-                    "DESCRIBE SELECT * FROM read_parquet(?)", [str(self.path)]
-                ).fetchall()
-        except duckdb.Error:
-            return None  # the read reports why
-        return [str(row[0]) for row in rows]
+        return _schema(self.path)
 
     def estimate_rows(self) -> int | None:
         # The footer says how many rows each row group holds: nothing else is read.

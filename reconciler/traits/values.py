@@ -112,8 +112,8 @@ def _check_columns(audience: Audience, mapping: CompiledMapping, row: Mapping[st
         if missing:
             raise SourceError(
                 f"{audience.field_location('traits')}: trait mapping {mapping.name!r} field "
-                f"{field_name!r} reads {', '.join(map(repr, missing))}, which audience "
-                f"{audience.name!r}'s source does not have; columns are: "
+                f"{field_name!r} reads {', '.join(map(repr, missing))}, which the source "
+                f"of audience {audience.name!r} does not have; columns are: "
                 f"{column_names(list(row))}"
             )
 

@@ -34,7 +34,8 @@ def test_parquet_answers_from_its_snapshot(tmp_path: Path) -> None:
     assert source.digests() == [
         (Path("data/m.parquet"), hashlib.sha256(path.read_bytes()).hexdigest())
     ]
-    assert source.columns() is None  # known once read
+    # The footer's schema, for a trait mapping's check when the manifests load.
+    assert source.columns() == ("the columns of data/m.parquet", ["email", "plan"])
     assert source.estimate_rows() == 2
     shape, relation = source.relation(RecordingReader())
     assert shape == "duckdb"

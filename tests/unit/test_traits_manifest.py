@@ -144,6 +144,27 @@ def test_a_source_refused_by_its_path_is_not_read_for_its_columns(tmp_path: Path
     assert "salary_band" not in problem
 
 
+def test_unknown_columns_are_checked_against_a_parquet_files_columns() -> None:
+    """They were checked only when plan read the rows: one field at a time, at the
+    audience's line, as a source that cannot be read."""
+    import duckdb
+
+    write("m/all.yaml", BASE.replace("members: {csv: data/churn.csv", "members: {parquet: p.pq"))
+    write("m/traits.yaml", MAPPING)
+    duckdb.sql(
+        "COPY (SELECT 'a@example.com' AS email, 'u-1' AS user_id, 'pro' AS plan) "
+        "TO 'm/p.pq' (FORMAT parquet)"
+    )
+    source = "the columns of p.pq (the source of audience 'churn' at m/all.yaml:11:11)"
+    columns = "columns are: email, user_id, plan"
+    assert problems() == [
+        f"m/traits.yaml:8:17: spec.fields.ltv: column 'lifetime_value' is not in {source}; "
+        f"{columns}",
+        f"m/traits.yaml:9:26: spec.fields.greeting: template variable 'first_name' is not in "
+        f"{source}; {columns}",
+    ]
+
+
 def test_unknown_columns_are_checked_against_inline_member_keys() -> None:
     write(
         "m/all.yaml",
