@@ -73,9 +73,8 @@ class YamlPositions:
             actual = _find_key(node, element)
             if actual is _MISSING:
                 return None
-            positions = (node.lc.data or {}).get(actual)
+            positions = (node.lc.data or {}).get(actual) or _merged_position(node, actual)
             if positions is None:
-                # A key brought in by a `<<:` merge has no position of its own here.
                 here = self._at(node.lc.line, node.lc.col)
                 return node[actual], here, here
             key_line, key_col, value_line, value_col = positions
@@ -98,6 +97,19 @@ class YamlPositions:
 
 
 _MISSING = object()
+
+
+def _merged_position(mapping: CommentedMap, key: Any) -> list[int] | None:
+    """Where a key brought in by a `<<:` merge is written: in the first merged mapping that
+    has it (YAML's order of precedence), which may itself merge others. The mapping that
+    merges it records no position for it."""
+    for merged in getattr(mapping, "merge", None) or ():
+        # ruamel 0.19 keeps the mappings themselves; 0.18 (pos, mapping) pairs.
+        source = merged[1] if isinstance(merged, tuple) else merged
+        if not isinstance(source, CommentedMap) or key not in source:
+            continue
+        return (source.lc.data or {}).get(key) or _merged_position(source, key)
+    return None
 
 
 def _find_key(mapping: CommentedMap, element: PathElement) -> Any:

@@ -599,6 +599,28 @@ def test_a_key_indented_out_of_line_says_to_check_the_indentation() -> None:
     )
 
 
+def test_a_bad_value_brought_in_by_a_merge_key_is_located_where_it_is_written() -> None:
+    """`<<: *base`: the error pointed at the mapping that merged the value, not at it."""
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          members: {inline: [a@example.com]}
+          <<:
+            - {destination: prod, resubscribe: allowed}
+            - removals: nope
+        """,
+    )
+    assert only_problem() == (
+        "m.yaml:16:17: spec.removals: expected one of allowed, never; got 'nope'"
+    )
+
+
 def test_duplicate_yaml_key() -> None:
     write("m.yaml", DESTINATION.replace("  region: us\n", "  region: us\n  region: eu\n"))
     assert only_problem() == "m.yaml:6:3: duplicate key 'region'; first written at line 5, column 3"
