@@ -332,7 +332,25 @@ def _marked_problem(error: MarkedYAMLError, display: str, message: str | None = 
             )
         elif error.problem == "mapping values are not allowed here":
             message += "; a value that holds ': ' needs quotes, or this line is indented too far"
+        elif str(error.problem).startswith("found undefined alias"):
+            # Anchors are per document in YAML: one file's `---` starts afresh.
+            message += (
+                "; an alias (*name) can only refer to an anchor (&name) written before it in "
+                "the same document, not in another document of the file"
+            )
+        elif str(error.context).startswith("while parsing a flow ") and _other_line(error):
+            # Most often a { or [ left open, which the parser only notices lines later.
+            opened, closed = ("{", "}") if "mapping" in str(error.context) else ("[", "]")
+            message += (
+                f"; check that the {opened} opened there ends with {closed} and its entries "
+                "are separated by ','"
+            )
     return Problem(display, line, column, message)
+
+
+def _other_line(error: MarkedYAMLError) -> bool:
+    mark, context = error.problem_mark, error.context_mark
+    return mark is not None and context is not None and mark.line != context.line
 
 
 def _byte_position(raw: bytes, offset: int) -> tuple[int, int]:

@@ -575,6 +575,47 @@ def test_yaml_syntax_error_keeps_the_documents_before_it() -> None:
     assert len(found) == 2
 
 
+def test_an_alias_to_an_anchor_of_another_document_says_anchors_do_not_carry_over() -> None:
+    write(
+        "m.yaml",
+        DESTINATION.replace("  region: us\n", "  region: &region us\n"),
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Destination
+        metadata: {name: staging}
+        spec: {region: *region, projectType: hybrid, apiKey: {env: STAGING_KEY}}
+        """,
+    )
+    assert only_problem() == (
+        "m.yaml:12:16: invalid YAML: found undefined alias 'region'; an alias (*name) can "
+        "only refer to an anchor (&name) written before it in the same document, not in "
+        "another document of the file"
+    )
+
+
+def test_a_flow_mapping_left_open_says_so() -> None:
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          members: {inline: [a@example.com]
+          removals: never
+        """,
+    )
+    assert only_problem() == (
+        "m.yaml:15:3: invalid YAML: expected ',' or '}', but got '<scalar>' (while parsing a "
+        "flow mapping at line 14, column 12); check that the { opened there ends with } and "
+        "its entries are separated by ','"
+    )
+
+
 def test_yaml_syntax_error_position() -> None:
     write("m.yaml", "apiVersion: reconciler/v1\nkind: Audience: x\n")
     assert only_problem() == (
