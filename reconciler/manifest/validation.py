@@ -122,6 +122,8 @@ def _message(
         return f"{where}: expected {expected}{got}"
     if kind == "inline_entry_type":
         return f"{where}: {details['msg']}{got}"
+    if kind == "identity_missing":
+        return f"{where}: {details['msg']}{_identity_hint(value)}"
     # Our own checks (PydanticCustomError) and anything rarer: pydantic's message is a
     # template filled from context, never from the input, so it cannot leak a key.
     return f"{where}: {details['msg']}"
@@ -285,6 +287,18 @@ def describe(value: Any) -> str:
 def _quote_hint(value: Any) -> str:
     if isinstance(value, bool | int | float | datetime.date):
         return " (put it in quotes to make it text)"
+    return ""
+
+
+def _identity_hint(member: Any) -> str:
+    """ " (did you mean 'email' for 'Email'?)": an inline member's other keys are its
+    traits, so a misspelt identity key is not an unknown key, only a missing identity."""
+    if not isinstance(member, dict):
+        return ""
+    for key in member:
+        hint = did_you_mean(key, ["email", "userId"])
+        if hint:
+            return hint.replace("?)", f" for {_quote_key(key)}?)")
     return ""
 
 

@@ -304,6 +304,33 @@ def test_bad_type_nested_in_a_list_points_at_the_entry() -> None:
     ]
 
 
+def test_an_inline_member_with_its_identity_key_misspelt_says_what_was_meant() -> None:
+    # Other keys of an inline member are traits, so `Email:` or `user_id:` left it with
+    # no identity and no word on why.
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          members:
+            inline:
+              - {Email: ann@example.com, plan: gold}
+              - {user_id: u-2}
+        """,
+    )
+    assert problems() == [
+        "m.yaml:16:9: spec.members.inline[0]: give email, userId or both (did you mean "
+        "'email' for 'Email'?)",
+        "m.yaml:17:9: spec.members.inline[1]: give email, userId or both (did you mean "
+        "'userId' for 'user_id'?)",
+    ]
+
+
 def test_members_need_exactly_one_source() -> None:
     write(
         "m.yaml",
