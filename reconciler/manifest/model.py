@@ -588,7 +588,9 @@ class AudienceSpec(_StrictModel):
             and self.minMembers > self.maxMembers
         ):
             raise PydanticCustomError(
-                "bounds_order", "minMembers must not be greater than maxMembers"
+                "bounds_order",
+                "must not be greater than maxMembers ({maximum})",
+                {"maximum": self.maxMembers, AT: "minMembers"},
             )
         return self
 

@@ -413,6 +413,28 @@ def test_numbers_out_of_range_or_quoted_say_what_is_expected_in_the_house_style(
     ]
 
 
+def test_member_bounds_out_of_order_point_at_min_members() -> None:
+    # At the spec line they named no line worth looking at in a long audience.
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          members: {csv: a.csv}
+          minMembers: 10
+          maxMembers: 5
+        """,
+    )
+    assert only_problem() == (
+        "m.yaml:15:15: spec.minMembers: must not be greater than maxMembers (5)"
+    )
+
+
 def test_a_campaign_id_beyond_int64_is_refused_at_its_line() -> None:
     # Iterable's campaign ids are int64: a longer one (a typo, two ids run together) is
     # refused here rather than by Iterable, whose unsubscribes would then fail at apply.
