@@ -33,7 +33,7 @@ from reconciler.manifest.repository import (
     find_repository,
     is_inside,
 )
-from reconciler.manifest.validation import describe, did_you_mean, problems_from_error
+from reconciler.manifest.validation import closest, describe, did_you_mean, problems_from_error
 from reconciler.manifest.yaml_file import YamlDocument, read_yaml_file
 from reconciler.render.masking import column_names
 
@@ -193,7 +193,10 @@ class _Collector:
             if name is not None:
                 self.declared.setdefault(kind, []).append(_Declared(name, name_location))
         else:
-            self.problems.append(_kind_problem(kind, positions.locate(("kind",))))
+            misspelt = any(key != "kind" and closest(key, ["kind"]) for key in data)
+            if not (kind is None and misspelt):
+                # (`Kind:` is reported as an unknown key meant to be kind, once.)
+                self.problems.append(_kind_problem(kind, positions.locate(("kind",))))
             model = DocumentEnvelope
         try:
             parsed = model.model_validate(data)

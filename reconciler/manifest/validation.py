@@ -29,8 +29,33 @@ SECRET_PATHS: tuple[tuple[str, ...], ...] = (("spec", "apiKey"),)
 def problems_from_error(
     error: ValidationError, model: type[BaseModel], positions: YamlPositions
 ) -> list[Problem]:
-    """One problem per pydantic error, located in the document `positions` describes."""
-    return [_problem(details, model, positions) for details in error.errors()]
+    """One problem per pydantic error, located in the document `positions` describes.
+
+    A required key reported missing beside an unknown key that is its near miss
+    (`regoin:` for `region:`) is one mistake: only the unknown key is reported, with the
+    key it was meant to be."""
+    found = error.errors()
+    misspelt = {_misspelt(details, model) for details in found} - {None}
+    return [
+        _problem(details, model, positions)
+        for details in found
+        if not (details["type"] == "missing" and _missing(details, model) in misspelt)
+    ]
+
+
+def _misspelt(details: ErrorDetails, model: type[BaseModel]) -> tuple[PathElement, ...] | None:
+    """The path of the key an unknown key was most likely meant to be."""
+    if details["type"] != "extra_forbidden":
+        return None
+    resolved = _resolve(model, details["loc"])
+    if resolved.parent is None or not resolved.path:
+        return None
+    meant = closest(resolved.path[-1], yaml_names(resolved.parent))
+    return None if meant is None else (*resolved.path[:-1], meant)
+
+
+def _missing(details: ErrorDetails, model: type[BaseModel]) -> tuple[PathElement, ...]:
+    return tuple(_resolve(model, details["loc"]).path)
 
 
 @dataclass
@@ -220,14 +245,20 @@ def _literal_choices(annotation: Any) -> str:
 def did_you_mean(typed: Any, choices: Sequence[str]) -> str:
     """ " (did you mean 'listName'?)" for a near miss (a case slip, a letter or two off), so
     a newcomer need not compare the typo with every allowed name; "" when nothing is close."""
+    meant = closest(typed, choices)
+    return f" (did you mean {meant!r}?)" if meant is not None else ""
+
+
+def closest(typed: Any, choices: Sequence[str]) -> str | None:
+    """The choice `typed` is a near miss of (see did_you_mean), or None."""
     if not isinstance(typed, str) or not typed:
-        return ""
+        return None
     by_case = [c for c in choices if c.lower() == typed.lower()]
     # Two letters swapped: in a short word (`cvs`, `su`) too many of its letters are out
     # of place for the similarity ratio below to find it.
     swapped = [c for c in choices if _swapped(typed.lower(), c.lower())]
     close = by_case or swapped or difflib.get_close_matches(typed, choices, n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
 
 
 def _swapped(typed: str, choice: str) -> bool:

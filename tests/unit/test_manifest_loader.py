@@ -567,6 +567,18 @@ def test_a_source_with_two_letters_swapped_says_what_was_meant() -> None:
     )
 
 
+def test_a_misspelt_required_key_is_one_problem_not_two() -> None:
+    """`regoin:` was also reported as region missing: two problems for one slip."""
+    write("a.yaml", DESTINATION.replace("  region: us", "  regoin: us"))
+    write("b.yaml", DESTINATION.replace("kind:", "Kind:").replace("prod", "staging"))
+    assert [p.split(" (did you mean")[0] for p in problems()] == [
+        "a.yaml:5:3: unknown key 'regoin' in spec",
+        "b.yaml:2:1: unknown key 'Kind' in the document",
+    ]
+    write("b.yaml", DESTINATION.replace("kind: Destination", "kind: null"))
+    assert problems()[1].startswith("b.yaml:2:7: kind: required")
+
+
 def test_no_suggestion_when_nothing_is_close() -> None:
     write("m.yaml", DESTINATION.replace("region: us", "region: mars"))
     assert "did you mean" not in only_problem()
