@@ -21,6 +21,7 @@ so renders work in any thread.
 
 from __future__ import annotations
 
+import difflib
 import re
 import threading
 import time
@@ -477,13 +478,40 @@ def environment() -> BoundedSandbox:
 
 def template_syntax_error(text: str) -> str | None:
     """A message for a template that does not compile, or None when it does. Compiled,
-    not only parsed: an unknown filter or test is found by the compiler."""
+    not only parsed: an unknown filter or test is found by the compiler, and one inside
+    an `{% if %}` (which jinja leaves to render time) by _unknown_names."""
+    env = environment()
+    many_lines = "\n" in text.strip()
     try:
-        environment().compile(text)
+        env.compile(text)
+        unknown = _unknown_names(env, env.parse(text))
     except jinja2.TemplateSyntaxError as error:
-        line = f" (line {error.lineno} of the template)" if "\n" in text.strip() else ""
+        line = f" (line {error.lineno} of the template)" if many_lines else ""
         return f"template syntax error: {error.message}{line}"
-    return None
+    if unknown is None:
+        return None
+    message, lineno = unknown
+    line = f" (line {lineno} of the template)" if many_lines else ""
+    return f"template syntax error: {message}{line}"
+
+
+def _unknown_names(env: jinja2.Environment, template: nodes.Template) -> tuple[str, int] | None:
+    """The first filter or test the environment does not have, as jinja words it, and its
+    line. Jinja 3 checks these at compile time only outside conditional blocks; inside
+    one an unknown name fails each row that takes the branch, and no row until one does.
+    No manifest can add a filter, so a guard such as `is filter` cannot make one exist."""
+    found: list[tuple[int, str]] = []
+    for node in template.find_all((nodes.Filter, nodes.Test)):
+        is_filter = isinstance(node, nodes.Filter)
+        what, known = ("filter", env.filters) if is_filter else ("test", env.tests)
+        if node.name not in known:
+            close = difflib.get_close_matches(node.name, list(known), n=1, cutoff=0.75)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            found.append((node.lineno, f"No {what} named {node.name!r}{hint}."))
+    if not found:
+        return None
+    lineno, message = min(found)
+    return message, lineno
 
 
 def template_variables(text: str) -> set[str]:

@@ -373,6 +373,13 @@ def test_a_nul_byte_in_a_source_path_is_a_located_problem(members: dict) -> None
     [
         ("Hi {{ first_name | nosuchfilter }}", "No filter named 'nosuchfilter'"),
         ("{{ first_name is nosuchtest }}", "No test named 'nosuchtest'"),
+        # Inside a branch jinja leaves both to render time: an error on every member's
+        # row that takes the branch, and none until one does.
+        (
+            "{% if first_name %}Hi{% else %}{{ email | titel }}{% endif %}",
+            "No filter named 'titel' (did you mean 'title'?)",
+        ),
+        ("{% if first_name is evn %}Hi{% endif %}", "No test named 'evn'"),
     ],
 )
 def test_an_unknown_jinja_filter_or_test_is_a_located_problem(template: str, message: str) -> None:
