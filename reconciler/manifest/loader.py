@@ -177,10 +177,20 @@ class _Collector:
         positions = document.positions
         data = document.plain()
         if not isinstance(data, dict):
+            # A list of manifests (as `kubectl` output or a Kubernetes List holds them):
+            # each one goes in its own document.
+            listed = isinstance(data, list) and any(
+                isinstance(item, dict) and "kind" in item for item in data
+            )
+            hint = (
+                "; write each manifest as its own document, with a line `---` between"
+                if listed
+                else ""
+            )
             self.problems.append(
                 positions.start.problem(
                     "a manifest document must be a mapping with apiVersion, kind, metadata "
-                    f"and spec; got {describe(data)}"
+                    f"and spec; got {describe(data)}{hint}"
                 )
             )
             return

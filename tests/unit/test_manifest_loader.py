@@ -616,6 +616,15 @@ def test_a_document_that_is_not_a_mapping() -> None:
     )
 
 
+def test_a_list_of_manifests_says_to_write_one_document_each() -> None:
+    write("m.yaml", "- apiVersion: reconciler/v1\n  kind: Destination\n- kind: Audience\n")
+    assert only_problem() == (
+        "m.yaml:1:1: a manifest document must be a mapping with apiVersion, kind, metadata "
+        "and spec; got a list; write each manifest as its own document, with a line `---` "
+        "between"
+    )
+
+
 def test_yaml_syntax_error_keeps_the_documents_before_it() -> None:
     write(
         "m.yaml",
