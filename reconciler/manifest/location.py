@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.scalarstring import LiteralScalarString
 
 from reconciler.errors import Problem
 
@@ -67,6 +68,22 @@ class YamlPositions:
         if key or isinstance(node, CommentedMap | CommentedSeq):
             return key_position
         return value_position
+
+    def block_line(self, path: Sequence[PathElement], line: int) -> Location | None:
+        """Where line `line` (1-based) of the text at `path` is written, when that text
+        is a `|` block scalar (its lines are the file's, from the line after the `|`);
+        None for any other value, whose lines the file does not keep one for one."""
+        node = self._root
+        value_position = self._start
+        for element in path:
+            step = self._step(node, element)
+            if step is None:
+                return None
+            node, _, value_position = step
+        if not isinstance(node, LiteralScalarString) or line < 1:
+            return None
+        # The column of the line is not recorded; 0 says so (FILE:LINE).
+        return Location(self.file, value_position.line + line, 0)
 
     def _step(self, node: Any, element: PathElement) -> tuple[Any, Location, Location] | None:
         if isinstance(node, CommentedMap):

@@ -62,6 +62,9 @@ LITERAL_API_KEY_MESSAGE = (
 # The `at` context entry names the field a model-level check is about, so the error can
 # point at that field's line instead of at the whole block.
 AT = "at"
+# The line within a template an error is on: a template written as a `|` block scalar has
+# that line in the file too, and the error is located there.
+TEMPLATE_LINE = "template_line"
 
 
 def _yaml_field_title(name: str, info: object) -> str:
@@ -613,11 +616,14 @@ TraitType = Literal["string", "number", "boolean", "date", "object", "list"]
 
 def _template_syntax(value: str) -> str:
     # Imported here: the template engine is only needed by manifests that use templates.
-    from reconciler.traits.template import template_syntax_error
+    from reconciler.traits.template import template_problem
 
-    problem = template_syntax_error(value)
-    if problem is not None:
-        raise PydanticCustomError("template_syntax", "{problem}", {"problem": problem})
+    found = template_problem(value)
+    if found is not None:
+        problem, line = found
+        raise PydanticCustomError(
+            "template_syntax", "{problem}", {"problem": problem, TEMPLATE_LINE: line}
+        )
     return value
 
 

@@ -20,7 +20,7 @@ from pydantic_core import ErrorDetails
 
 from reconciler.errors import Problem
 from reconciler.manifest.location import PathElement, YamlPositions
-from reconciler.manifest.model import AT, PATTERN_DESCRIPTIONS
+from reconciler.manifest.model import AT, PATTERN_DESCRIPTIONS, TEMPLATE_LINE
 
 # Paths whose input may be an API key: their values are never quoted back.
 SECRET_PATHS: tuple[tuple[str, ...], ...] = (("spec", "apiKey"),)
@@ -75,6 +75,8 @@ def _problem(details: ErrorDetails, model: type[BaseModel], positions: YamlPosit
         path.append(context[AT])
     is_key_error = kind in ("extra_forbidden", "invalid_key") or resolved.dict_key
     location = positions.locate(path, key=is_key_error)
+    if isinstance(context.get(TEMPLATE_LINE), int):
+        location = positions.block_line(path, context[TEMPLATE_LINE]) or location
     secret = any(tuple(path[: len(p)]) == p for p in SECRET_PATHS)
     message = _message(details, resolved, path, secret=secret)
     return location.problem(message)

@@ -477,22 +477,26 @@ def environment() -> BoundedSandbox:
 
 
 def template_syntax_error(text: str) -> str | None:
-    """A message for a template that does not compile, or None when it does. Compiled,
-    not only parsed: an unknown filter or test is found by the compiler, and one inside
-    an `{% if %}` (which jinja leaves to render time) by _unknown_names."""
+    """A message for a template that does not compile, or None when it does."""
+    found = template_problem(text)
+    return found[0] if found is not None else None
+
+
+def template_problem(text: str) -> tuple[str, int] | None:
+    """(message, line of the template) for a template that does not compile, or None when
+    it does. Compiled, not only parsed: an unknown filter or test is found by the compiler,
+    and one inside an `{% if %}` (which jinja leaves to render time) by _unknown_names."""
     env = environment()
-    many_lines = "\n" in text.strip()
     try:
         env.compile(text)
         unknown = _unknown_names(env, env.parse(text))
     except jinja2.TemplateSyntaxError as error:
-        line = f" (line {error.lineno} of the template)" if many_lines else ""
-        return f"template syntax error: {error.message}{line}"
+        unknown = str(error.message), error.lineno
     if unknown is None:
         return None
     message, lineno = unknown
-    line = f" (line {lineno} of the template)" if many_lines else ""
-    return f"template syntax error: {message}{line}"
+    line = f" (line {lineno} of the template)" if "\n" in text.strip() else ""
+    return f"template syntax error: {message}{line}", lineno
 
 
 def _unknown_names(env: jinja2.Environment, template: nodes.Template) -> tuple[str, int] | None:

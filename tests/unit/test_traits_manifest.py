@@ -114,6 +114,33 @@ def test_every_problem_is_reported_at_once_with_its_location() -> None:
     ]
 
 
+def test_an_error_in_a_block_template_is_located_at_its_own_line() -> None:
+    """It was located at the `|`, leaving the reader to count the template's lines."""
+    write("m/all.yaml", BASE)
+    write(
+        "m/traits.yaml",
+        """\
+        apiVersion: reconciler/v1
+        kind: TraitMapping
+        metadata: {name: crm}
+        spec:
+          fields:
+            greeting:
+              template: |
+                {% if plan == "pro" %}
+                  Hi {{ first_name }}
+                {% else %}
+                  Hello {{ first_name | titel }}
+                {% endif %}
+        """,
+    )
+    csv("a@example.com,u-1,pro,10,ada")
+    assert problems() == [
+        "m/traits.yaml:11: spec.fields.greeting.template: template syntax error: No filter "
+        "named 'titel' (did you mean 'title'?). (line 4 of the template)"
+    ]
+
+
 def test_unknown_columns_are_checked_against_the_csv_header() -> None:
     write("m/all.yaml", BASE)
     write(
