@@ -375,7 +375,8 @@ class _Collector:
             if audience.spec.destination not in known:
                 self.problems.append(
                     audience.field_location("destination").problem(
-                        f"spec.destination: unknown destination {audience.spec.destination!r}; "
+                        f"spec.destination: unknown destination {audience.spec.destination!r}"
+                        f"{did_you_mean(audience.spec.destination, known)}; "
                         f"known destinations: {shown}{self._only_file_hint()}"
                     )
                 )
@@ -452,7 +453,8 @@ class _Collector:
             if name not in known:
                 self.problems.append(
                     audience.field_location("traits").problem(
-                        f"spec.traits: unknown trait mapping {name!r}; known trait mappings: "
+                        f"spec.traits: unknown trait mapping {name!r}"
+                        f"{did_you_mean(name, known)}; known trait mappings: "
                         f"{shown}{self._only_file_hint()}"
                     )
                 )

@@ -834,6 +834,34 @@ def test_unknown_destination_lists_the_known_ones() -> None:
     )
 
 
+def test_a_misspelt_destination_or_trait_mapping_says_what_was_meant() -> None:
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: TraitMapping
+        metadata: {name: crm-fields}
+        spec: {fields: {plan: plan}}
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prdo
+          traits: crm-field
+          members: {inline: [{email: a@example.com, plan: pro}]}
+        """,
+    )
+    assert problems() == [
+        "m.yaml:18:16: spec.destination: unknown destination 'prdo' (did you mean 'prod'?); "
+        "known destinations: prod",
+        "m.yaml:19:11: spec.traits: unknown trait mapping 'crm-field' (did you mean "
+        "'crm-fields'?); known trait mappings: crm-fields",
+    ]
+
+
 def test_update_existing_users_only_is_refused_in_an_email_project() -> None:
     # Iterable ignores it there and creates every unknown user a subscribe names: a plan
     # saying "existing users only" would create people. Hybrid and userId honour it.
