@@ -35,7 +35,7 @@ from reconciler.manifest.repository import (
 )
 from reconciler.manifest.validation import closest, describe, did_you_mean, problems_from_error
 from reconciler.manifest.yaml_file import YamlDocument, read_yaml_file
-from reconciler.render.masking import column_names
+from reconciler.render.masking import column_hint, column_names
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 
@@ -490,7 +490,7 @@ class _Collector:
                 self.problems.append(
                     mapping.field_location(*where).problem(
                         f"spec.fields.{field_name}: {what} {column!r} is not in {source} "
-                        f"(the source of {used_by}); columns are: "
+                        f"(the source of {used_by}){column_hint(column, columns)}; columns are: "
                         f"{column_names(columns)}"
                     )
                 )

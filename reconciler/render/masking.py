@@ -25,6 +25,7 @@ through) shows the marked text in full or masked.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -260,3 +261,15 @@ def column_names(names: Sequence[str]) -> str:
         ", ".join(source_value(name) for name in names)
         + " (they look like member data: does the source lack a header row?)"
     )
+
+
+def column_hint(wanted: str, names: Sequence[str]) -> str:
+    """ " (did you mean 'email'?)" when `wanted` is a near miss of one of the source's
+    column names, and "" when none is close or the names look like member data (which a
+    suggestion would print unmasked)."""
+    if not names or not all(_looks_like_a_column(name) for name in names):
+        return ""
+    close = difflib.get_close_matches(wanted, list(names), n=1, cutoff=0.75)
+    by_case = [name for name in names if name.lower() == wanted.lower()]
+    meant = by_case or close
+    return f" (did you mean {meant[0]!r}?)" if meant else ""

@@ -16,7 +16,7 @@ from reconciler.members.identity import (
     make_member,
     skipped_identifiers,
 )
-from reconciler.render.masking import column_names
+from reconciler.render.masking import column_hint, column_names
 from reconciler.sources.base import R, RelationReader, Source, SourceFile, source_path
 from reconciler.sources.result import MemberIssue, SourceResult
 from reconciler.sources.snapshot import Snapshot, take_snapshot
@@ -188,7 +188,8 @@ def csv_identifier_columns(
         if option in spec.model_fields_set and named not in names:
             raise SourceError(
                 f"{audience.field_location('members', option)}: column {named!r} is not in "
-                f"the header of {path}; columns are: {column_names(names)}"
+                f"the header of {path}{column_hint(named, names)}; columns are: "
+                f"{column_names(names)}"
             )
     email = names.index(spec.email) if spec.email in names else None
     user_id = names.index(spec.userId) if spec.userId in names else None

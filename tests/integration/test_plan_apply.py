@@ -432,7 +432,8 @@ def test_a_column_named_in_the_manifest_must_be_in_the_header(workspace, cli, em
     for command in ("validate", "plan"):
         result = cli(command, workspace.manifests)
         assert result.exit_code == 1, result.output
-        assert "column 'e_mail' is not in the header" in result.stderr
+        assert "column 'e_mail' is not in the header of" in result.stderr
+        assert "m.csv (did you mean 'email'?); columns are: email, user_id" in result.stderr
         assert "aud-typo.yaml:" in result.stderr
     assert emulator_server.emulator.request_log == [] or all(
         r.method == "GET" for r in emulator_server.emulator.request_log

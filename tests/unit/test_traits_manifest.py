@@ -153,10 +153,21 @@ def test_unknown_columns_are_checked_against_the_csv_header() -> None:
     source = "the header of data/churn.csv (the source of audience 'churn' at m/all.yaml:11:11)"
     columns = "columns are: email, user_id, plan, lifetime_value, first_name"
     assert problems() == [
-        f"m/traits.yaml:7:15: spec.fields.planTier: column 'plann' is not in {source}; {columns}",
+        f"m/traits.yaml:7:15: spec.fields.planTier: column 'plann' is not in {source} "
+        f"(did you mean 'plan'?); {columns}",
         f"m/traits.yaml:9:26: spec.fields.greeting: template variable 'firstname' is not in "
-        f"{source}; {columns}",
+        f"{source} (did you mean 'first_name'?); {columns}",
     ]
+
+
+def test_no_column_is_suggested_from_a_header_that_looks_like_member_data() -> None:
+    # A CSV without a header row: its first member is the header, whose values are masked
+    # in every output; a suggestion would print one ('plans') in the clear.
+    write("m/all.yaml", BASE)
+    write("m/traits.yaml", MAPPING)
+    csv("b@example.com,u-2,free,1,bob", header="ann@example.com,u-1,plans,10,ann")
+    found = problems()
+    assert found and not any("did you mean" in problem for problem in found)
 
 
 def test_a_source_refused_by_its_path_is_not_read_for_its_columns(tmp_path: Path) -> None:
