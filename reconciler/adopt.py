@@ -583,7 +583,7 @@ def _write_members_duckdb(
     engine: Engine, download: Path, target: _Target, project_type: ProjectType
 ) -> int:
     """_write_members for a list read to a file: the same columns, rows and order."""
-    from reconciler.members.model import LOOKS_LIKE_EMAIL, load_live_file
+    from reconciler.members.model import LOOKS_LIKE_EMAIL, load_live_file, lower_sql
 
     what = f"getUsers for list {target.info.id} {target.info.name!r}"
     live = engine.name("imported")
@@ -591,7 +591,7 @@ def _write_members_duckdb(
     columns = _columns(project_type)
     if project_type == "hybrid":
         # As _write_members decides (_is_email).
-        is_email = f"(regexp_full_match(id, '{LOOKS_LIKE_EMAIL}') AND id = lower(id))"
+        is_email = f"(regexp_full_match(id, '{LOOKS_LIKE_EMAIL}') AND id = {lower_sql('id')})"
         select = (
             f'CASE WHEN {is_email} THEN id END AS "email", '
             f'CASE WHEN NOT {is_email} THEN id END AS "userId"'

@@ -13,6 +13,7 @@ here, never from engine/'s modules, so the engine can change behind this list.
     diff_tables, keep_skipped_rows   adds and removes as tables (a TableDiff)
     TableRows, member_rows, ...      those tables read back in batches, for apply and files
     SavedPlanTables                  a saved plan's large member sets, read into the workspace
+    lower_sql                        SQL lower-casing text as Python's str.lower() does
     digest_members, MembersDigest    the live list's fingerprint, equal under both engines
 """
 
@@ -54,7 +55,7 @@ from reconciler.members.engine.rows import (
     members_into_table,
 )
 from reconciler.members.engine.saved import SavedPlanTables
-from reconciler.members.engine.workspace import remove_directories
+from reconciler.members.engine.workspace import lower_sql, remove_directories
 from reconciler.members.fingerprint import MembersDigest, digest_members
 
 __all__ = [
@@ -82,6 +83,7 @@ __all__ = [
     "live_from_export",
     "load_desired",
     "load_live_file",
+    "lower_sql",
     "member_rows",
     "members_into_table",
     "needs_user_id_resolution",

@@ -26,7 +26,7 @@ import duckdb
 from reconciler.errors import SourceChangedError, SourceError
 from reconciler.manifest import Audience
 from reconciler.manifest.model import MembersSpec
-from reconciler.members.engine.workspace import Engine
+from reconciler.members.engine.workspace import Engine, lower_sql
 from reconciler.members.identity import (
     MAX_USER_ID_LENGTH,
     Member,
@@ -726,7 +726,7 @@ def _checked_sql(table: str, select: str, project_type: ProjectType, columns: Co
     return f"""
         CREATE TABLE {table} AS
         WITH cells AS (
-            SELECT *, email AS e, user_id AS u, lower(email) AS le FROM ({select})
+            SELECT *, email AS e, user_id AS u, {lower_sql("email")} AS le FROM ({select})
         ), judged AS (
             SELECT *, {fast} IS TRUE AS fast FROM cells
         ), slow AS (
@@ -736,7 +736,7 @@ def _checked_sql(table: str, select: str, project_type: ProjectType, columns: Co
                 CASE WHEN fast THEN false ELSE {columns.blank} END AS blank
             FROM judged
         ), reasons AS (
-            SELECT *, lower(slow_email_raw) AS slow_email FROM slow
+            SELECT *, {lower_sql("slow_email_raw")} AS slow_email FROM slow
         ), problems AS (
             SELECT *,
                 CASE WHEN fast THEN NULL ELSE CAST(CASE

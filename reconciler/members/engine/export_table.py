@@ -18,7 +18,7 @@ from reconciler.errors import LiveStateError
 from reconciler.iterable import CHANNELS_FIELD, IterableClient
 from reconciler.members.engine.desired_table import LOOKS_LIKE_EMAIL, DesiredTable, known_skipped
 from reconciler.members.engine.diff import needs_user_id_resolution
-from reconciler.members.engine.workspace import Engine
+from reconciler.members.engine.workspace import Engine, lower_sql
 from reconciler.members.identity import ProjectType
 
 
@@ -52,7 +52,7 @@ def read_export_table(
             download([*fields, CHANNELS_FIELD] if channels is not None else fields, path, on_lines)
         try:
             engine.connection.execute(
-                f"CREATE TABLE {table} AS SELECT lower(email) AS email, userId AS user_id, "
+                f"CREATE TABLE {table} AS SELECT {lower_sql('email')} AS email, userId AS user_id, "
                 f'lists FROM (SELECT email, userId, "{membership}" AS lists FROM read_json('
                 f"'{path}', format = 'newline_delimited', columns = {{'email': 'VARCHAR', "
                 f"'userId': 'VARCHAR', '{membership}': 'BIGINT[]'}})) "

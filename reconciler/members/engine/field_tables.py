@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.members.engine.rows import TableRows, write_table
-from reconciler.members.engine.workspace import Engine
+from reconciler.members.engine.workspace import Engine, lower_sql
 from reconciler.plan.fingerprint import scalar_json
 from reconciler.traits.types import as_doubles
 
@@ -458,6 +458,9 @@ class FieldValues(Mapping[str, dict[str, Any]]):
     __hash__ = object.__hash__
 
 
+# An export row's email, where each row is read whole as JSON (read_field_export).
+_EXPORTED_EMAIL = "json_extract_string(json, '/email')"
+
 _WINDOW = 5_000
 
 
@@ -588,7 +591,7 @@ def read_field_export(
     )
     cells = "".join(f", {_identifier(name)} AS l{j}" for j, name in enumerate(names))
     read = (
-        f"SELECT lower(email) AS email, userId AS user_id{cells} FROM read_json('{path}', "
+        f"SELECT {lower_sql('email')} AS email, userId AS user_id{cells} FROM read_json('{path}', "
         f"format = 'newline_delimited', columns = {{{columns}}})"
     )
     if len({n.lower() for n in ["email", "userId", *names]}) < len(names) + 2:
@@ -599,7 +602,7 @@ def read_field_export(
             f", json_extract(json, {quote(_pointer(name))}) AS l{j}" for j, name in enumerate(names)
         )
         read = (
-            "SELECT lower(json_extract_string(json, '/email')) AS email, "
+            f"SELECT {lower_sql(_EXPORTED_EMAIL)} AS email, "
             f"json_extract_string(json, '/userId') AS user_id{cells} "
             f"FROM read_json_objects('{path}', format = 'newline_delimited')"
         )

@@ -25,6 +25,26 @@ from reconciler.members.engine.settings import TRAITS_THRESHOLD_FIELDS, EngineSe
 
 T = TypeVar("T")
 
+# Python's str.lower() (the Python engine's, and Java's toLowerCase's, Iterable's language)
+# and DuckDB's lower() differ in two characters only (every code point checked, DuckDB 2.0):
+# 'İ' (U+0130) is 'i' and a combining dot to Python, 'i' to DuckDB; a capital sigma ending a
+# word is a final sigma (U+03C2) to Python, U+03C3 to DuckDB, which maps each character
+# alone. Text holding either is lower-cased by Python itself (a function registered in the
+# workspace), the rest by DuckDB: so an email is one member whichever engine plans it.
+_PYTHON_LOWER = "reconciler_lower"
+_LOWER_DIFFERS = ("\u0130", "\u03a3")
+
+
+def lower_sql(expression: str) -> str:
+    """SQL lower-casing `expression` exactly as Python's str.lower() does, for an Engine's
+    connection (see _PYTHON_LOWER)."""
+    differs = " OR ".join(f"contains({expression}, '{ch}')" for ch in _LOWER_DIFFERS)
+    return f"(CASE WHEN {differs} THEN {_PYTHON_LOWER}({expression}) ELSE lower({expression}) END)"
+
+
+def _python_lower(text: str) -> str:
+    return text.lower()
+
 
 class Engine:
     """Chooses the engine per audience and owns the DuckDB workspace, opened on first use."""
@@ -109,6 +129,7 @@ class Engine:
             # Order is kept only where rowids must number a source's rows (`ordered`);
             # elsewhere ORDER BY imposes it, and unordered joins need less memory.
             connection.execute("SET preserve_insertion_order = false")
+            connection.create_function(_PYTHON_LOWER, _python_lower, ["VARCHAR"], "VARCHAR")
             if settings.threads:
                 connection.execute(f"SET threads = {int(settings.threads)}")
         except BaseException:
