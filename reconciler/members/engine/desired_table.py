@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import json
 import pickle
 import re
@@ -49,8 +50,7 @@ from reconciler.sources.rows import find_columns, trait_value
 MAX_ISSUES = 1000
 
 # identity.py's rules in RE2 terms. Python's str.strip() and `\s` take Unicode whitespace,
-# RE2's `\s` only ASCII, hence the explicit class; `\p{C}` (control, format, unassigned)
-# stands for str.isprintable().
+# RE2's `\s` only ASCII, hence the explicit class.
 _SPACE = r"[\t-\r\x1c-\x1f\x85\p{Z}]"
 # The same characters listed, for cheap first/last-character tests before any regex.
 _SPACES = (
@@ -59,8 +59,32 @@ _SPACES = (
     + "".join(chr(c) for c in range(0x2000, 0x200B))
     + "\u2028\u2029\u202f\u205f\u3000'"
 )
-_EMAIL_PART = r"[^@\t-\r\x1c-\x1f\x85\p{Z}\p{C}"
-EMAIL_PATTERN = rf"{_EMAIL_PART}]+@(?:{_EMAIL_PART}.]+\.)+{_EMAIL_PART}.]+"
+
+
+@functools.cache
+def _unprintable() -> str:
+    """RE2 class items for the characters str.isprintable() refuses, taken from this
+    Python's own Unicode tables. RE2's class of "other" characters is not the same set: it
+    leaves out unassigned code points (which isprintable refuses), and its tables may be of
+    another Unicode version than Python's. Built once per process (a quarter of a second)."""
+    flags = bytes(map(str.isprintable, map(chr, range(0x110000))))
+    items = []
+    for run in re.finditer(b"\x00+", flags):
+        first, last = run.start(), run.end() - 1
+        # Surrogates cannot be in UTF-8 text, nor in an RE2 class.
+        for low, high in ((first, min(last, 0xD7FF)), (max(first, 0xE000), last)):
+            if low <= high:
+                items.append(rf"\x{{{low:x}}}-\x{{{high:x}}}")
+    return "".join(items)
+
+
+@functools.cache
+def email_pattern() -> str:
+    """identity.normalise_email's rule (lower-cased first) as an RE2 pattern."""
+    part = rf"[^@\t-\r\x1c-\x1f\x85\p{{Z}}{_unprintable()}"
+    return rf"{part}]+@(?:{part}.]+\.)+{part}.]+"
+
+
 # identity.looks_like_email (no printability rule there: it judges what Iterable returned).
 _LOOSE_PART = r"[^@\t-\r\x1c-\x1f\x85\p{Z}"
 LOOKS_LIKE_EMAIL = rf"{_LOOSE_PART}]+@(?:{_LOOSE_PART}.]+\.)+{_LOOSE_PART}.]+"
@@ -696,7 +720,8 @@ def _checked_sql(table: str, select: str, project_type: ProjectType, columns: Co
         f"(u <> '' AND length(u) <= {MAX_USER_ID_LENGTH} AND regexp_full_match(u, '[ -~]+') "
         f"AND NOT suffix(u, ' '))"
     )
-    email_ok = f"regexp_full_match(le, '{EMAIL_PATTERN}')"
+    pattern = email_pattern()
+    email_ok = f"regexp_full_match(le, '{pattern}')"
     fast = {
         "email": f"({email_ok} AND (u IS NULL OR {user_id_ok}))",
         "userId": f"({user_id_ok} AND (e IS NULL OR {email_ok}))",
@@ -742,7 +767,7 @@ def _checked_sql(table: str, select: str, project_type: ProjectType, columns: Co
                 CASE WHEN fast THEN NULL ELSE CAST(CASE
                     WHEN blank THEN {BLANK}
                     WHEN slow_email IS NOT NULL
-                         AND NOT regexp_full_match(slow_email, '{EMAIL_PATTERN}')
+                         AND NOT regexp_full_match(slow_email, '{pattern}')
                         THEN {INVALID_EMAIL}
                     WHEN slow_user_id IS NOT NULL AND length(slow_user_id) > {MAX_USER_ID_LENGTH}
                         THEN {LONG_USER_ID}
