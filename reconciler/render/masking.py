@@ -38,8 +38,13 @@ MASK = "***"
 _SHOWN_FROM = 4
 # Anything with an '@' between non-separators is treated as an email in free text, whatever
 # follows it (`jane@example.c0m`, `a@b`, `x@@y`): recognising only valid addresses would let
-# an invalid one through unmasked.
-_EMAIL_IN_TEXT = re.compile(r"[^\s'\"<>(),;:\[\]{}`|]+@[^\s'\"<>(),;:\[\]{}`|]*")
+# an invalid one through unmasked. Apostrophes in or ending a local part are part of it
+# (o'brien@..., or o''brien@... as SQL quotes it), and so is a quoted local part
+# ("jo smith"@...): either would otherwise end the token and be printed.
+_SEPARATORS = r"\s'\"<>(),;:\[\]{}`|"
+_EMAIL_IN_TEXT = re.compile(
+    rf"(?:\"[^\"\n@]*\"|[^{_SEPARATORS}]+(?:'+[^{_SEPARATORS}]+)*'*)@[^{_SEPARATORS}]*"
+)
 
 
 def _first(part: str) -> str:

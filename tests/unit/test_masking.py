@@ -61,6 +61,22 @@ def test_every_email_shaped_token_in_free_text_is_masked_whatever_its_tld():
     assert masked.count("@***") == 4
 
 
+def test_an_email_with_an_apostrophe_or_a_quoted_local_part_is_masked_whole():
+    # An apostrophe ended the token, so "o'brien@..." kept "o'b" and a quoted local part
+    # ('"jo smith"@...', which the quotes hid from the token) was printed in full.
+    text = """failed for o'brien@example.com, 'd'arcy.lee@example.com' and "jo.smith"@example.com"""
+    masked = mask_emails(text)
+    for secret in ("o'b", "brien", "d'arcy", "arcy", "jo.smith", "example.com"):
+        assert secret not in masked, (secret, masked)
+    assert masked == """failed for o***@***, 'd***@***' and "***@***"""
+    # Quotes and apostrophes around an address still end it.
+    assert mask_emails("it's 'jane@example.com'") == "it's 'j***@***'"
+    assert mask_emails('{"email":"jane@example.com"}') == '{"email":"j***@***"}'
+    # As SQL quotes them (a database's error), apostrophes doubled.
+    assert mask_emails("value 'o''brien@example.com'") == "value 'o***@***'"
+    assert mask_emails("value ''anna''@example.com") == "value ''a***@***"
+
+
 def test_a_masked_sample_tells_members_apart_and_names_one_member_one_way():
     show = shower(False)
     assert isinstance(show, Masker)
