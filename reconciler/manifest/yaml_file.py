@@ -9,6 +9,7 @@ fails to construct does not stop the ones after it.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -88,7 +89,7 @@ def _read_documents(
         try:
             for index, node in enumerate(_compose_all(yaml, text)):
                 start = Location(display, node.start_mark.line + 1, node.start_mark.column + 1)
-                node_problems = _check_node_tree(node, display)
+                node_problems = _join_surrogates(node, display) or _check_node_tree(node, display)
                 if node_problems:
                     problems.extend(node_problems)
                     continue
@@ -210,6 +211,43 @@ def _unconstructable_scalar(constructor: Any, root: Node, display: str) -> Probl
                 "put it in quotes to make it text",
             )
     return None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_LONE_SURROGATE = re.compile(
+    "[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]"
+)
+
+
+def _join_surrogates(root: Node, display: str) -> list[Problem]:
+    """Text holding UTF-16 escapes ("\\ud83d\\ude80", as JSON tools write an emoji, and
+    JSON is YAML) as the characters they mean: the YAML reader gives each half as a lone
+    surrogate, which no request can carry (UTF-8 has no form for it). A half without its
+    partner is a problem, named where it is written."""
+    problems = []
+    for node in _walk(root):
+        value = node.value
+        if not isinstance(node, ScalarNode) or not isinstance(value, str):
+            continue
+        if _SURROGATE.search(value) is None:
+            continue
+        lone = _LONE_SURROGATE.search(value)
+        if lone is None:
+            node.value = value.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+        else:
+            half = ord(lone.group())
+            mark = node.start_mark
+            problems.append(
+                Problem(
+                    display,
+                    mark.line + 1,
+                    mark.column + 1,
+                    f"invalid YAML: \\u{half:04x} is half of a UTF-16 surrogate pair, which is "
+                    "no character on its own; write the character itself (or \\U0001F600 for "
+                    "U+1F600)",
+                )
+            )
+    return problems
 
 
 def _check_node_tree(root: Node, display: str) -> list[Problem]:

@@ -1140,3 +1140,48 @@ def test_a_key_pasted_as_the_variable_name_is_refused_without_echoing_it(pasted)
 def test_variable_names_people_use_are_not_taken_for_keys(name) -> None:
     write("m.yaml", DESTINATION.replace("{env: ITERABLE_API_KEY}", f"{{env: {name}}}"))
     assert load_manifests(Path(".")).destinations["prod"].spec.apiKey.env == name
+
+
+def test_an_escaped_utf16_pair_is_read_as_the_one_character_json_means() -> None:
+    # JSON is YAML, and JSON tools write an emoji as "\ud83d\ude80": YAML's reader gave two
+    # lone surrogates, which no request can carry (UTF-8 has no form for them), so an
+    # apply failed with an internal error when it sent the list's description.
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          listName: "Launch \\ud83d\\ude80"
+          description: "\\ud83d\\udd25 hot"
+          members: {inline: [a@example.com]}
+        """,
+    )
+    audience = load_manifests(Path(".")).audiences["a"]
+    assert audience.list_name == "Launch 🚀"
+    assert audience.spec.description == "🔥 hot"
+
+
+def test_a_lone_utf16_surrogate_is_named_with_its_line() -> None:
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          description: "half \\ud83d of an emoji"
+          members: {inline: [a@example.com]}
+        """,
+    )
+    assert only_problem() == (
+        "m.yaml:14:16: invalid YAML: \\ud83d is half of a UTF-16 surrogate pair, which is "
+        "no character on its own; write the character itself (or \\U0001F600 for U+1F600)"
+    )
