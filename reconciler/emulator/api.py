@@ -161,6 +161,10 @@ def get_campaigns(project: Project, call: Call) -> EmulatorResponse:
     return json_reply(200, body)
 
 
+def _java_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
 @handles_param_errors
 def create_list(project: Project, call: Call) -> EmulatorResponse:
     name: str = call.body["name"]
@@ -168,7 +172,9 @@ def create_list(project: Project, call: Call) -> EmulatorResponse:
         return bad_params("List name must not be empty")
     description = call.body.get("description")
     most = call.faults.list_description_max
-    if most is not None and isinstance(description, str) and len(description) > most:
+    # Counted as Java counts a string's length (UTF-16 units: an emoji is two), the
+    # stricter of the readings Iterable's "max character count" may have.
+    if most is not None and isinstance(description, str) and _java_length(description) > most:
         return bad_params(f"List description must be at most {most} characters")
     list_id = project.add_list(name, call.body.get("description"))
     record = project.lists[list_id]

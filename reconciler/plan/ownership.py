@@ -14,7 +14,9 @@ MARKER = "managed-by: reconciler"
 # Iterable's list description holds at most 140 characters (support article 115000770906,
 # "The list description field has a max character count of 140"); what the API does with
 # more is not published (refuse the create, or cut the marker off the end), so a created
-# list's description, marker included, is kept within it.
+# list's description, marker included, is kept within it. Counted in UTF-16 units, as
+# Java (Iterable's language) counts a string's length: an emoji is two of them, so a limit
+# counted in code points would let a description of emoji run to twice the limit.
 MAX_DESCRIPTION = 140
 _CUT = "…"
 # The longest run token mark() is given (the apply's secrets.token_hex(4)).
@@ -64,9 +66,24 @@ def fitted_description(description: str | None, audience: str | None = None) -> 
     if not description:
         return None
     room = MAX_DESCRIPTION - _tag_room(audience) - 1  # the space before the marker
-    if len(description) <= room:
+    if utf16_length(description) <= room:
         return description
-    return description[: room - 1] + _CUT if room > 1 else None
+    return _cut_to(description, room - 1) + _CUT if room > 1 else None
+
+
+def utf16_length(text: str) -> int:
+    """A string's length as Java counts it: characters beyond U+FFFF count twice."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def _cut_to(text: str, units: int) -> str:
+    """The longest start of `text` of at most `units` UTF-16 units (whole characters)."""
+    used = 0
+    for end, ch in enumerate(text):
+        used += 2 if ord(ch) > 0xFFFF else 1
+        if used > units:
+            return text[:end]
+    return text
 
 
 def same_description(current: str | None, wanted: str | None, audience: str | None) -> bool:

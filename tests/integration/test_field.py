@@ -273,22 +273,23 @@ def test_the_largest_body_setting_allowed_is_one_iterable_takes_however_it_count
         ClientSettings.from_env({"RECONCILER_BULK_UPDATE_MAX_BYTES": str(4 * 1024 * 1024)})
 
 
+@pytest.mark.parametrize("start", ["Flagged nightly by the churn model", "🔥🔥 Churn risk 🔥🔥"])
 def test_a_long_description_is_cut_to_iterable_s_140_characters_keeping_the_marker(
-    workspace, cli, emulator_server
+    workspace, cli, emulator_server, start
 ):
     """Iterable holds a list description to 140 characters (the emulator's field profile
-    refuses a create over it): a manifest's long description is cut to fit beside the
-    marker, so the list is created, stays reconciler's (prune), and plans after it see no
-    difference in its description."""
+    refuses a create over it, counting as Java does: an emoji is two UTF-16 units): a
+    manifest's long description is cut to fit beside the marker, so the list is created,
+    stays reconciler's (prune), and plans after it see no difference in its description."""
     emulator_server.emulator.faults.list_description_max = 140
-    long = "Flagged nightly by the churn model; owner data-team; see the runbook " * 3
+    long = f"{start}; owner data-team; see the runbook 🚀🚀🚀🚀🚀🚀🚀 " * 3
     workspace.audience("churn-risk", {"inline": ["a@example.com"]}, description=long.strip())
     result = cli("apply", workspace.manifests, "--yes")
     assert result.exit_code == 0, result.output
     (list_id,) = lists_by_name(emulator_server)["churn-risk"]
     description = project(emulator_server).lists[list_id].description
-    assert description is not None and len(description) <= 140
-    assert description.startswith("Flagged nightly by the churn model")
+    assert description is not None and len(description.encode("utf-16-le")) // 2 <= 140
+    assert description.startswith(start)
     assert "[managed-by: reconciler; audience: churn-risk; run " in description
     plan = cli("plan", workspace.manifests, "--format", "json", "--detailed-exitcode")
     assert plan.exit_code == 0, plan.output

@@ -51,6 +51,22 @@ def test_a_created_list_s_description_fits_in_iterable_s_140_characters_marker_w
     )
 
 
+def test_a_description_of_emoji_fits_in_140_utf16_units_as_java_counts_them() -> None:
+    # Iterable runs on Java, whose String.length() counts UTF-16 units: an emoji is two.
+    # Counted in code points, a description of emoji came out at up to 280 units, and a
+    # create of that list was refused, or its marker cut off, on every run.
+    for description in ("🚀" * 200, "VIPs 🎉🎉 " * 30, "é" * 300, "x" * 100 + "🚀" * 30):
+        for audience in ("vips", "b" * 200):
+            text = mark(description, audience, "1a2b3c4d")
+            assert len(text.encode("utf-16-le")) // 2 <= MAX_DESCRIPTION, (audience, text)
+            assert text.endswith("; run 1a2b3c4d]") and marks_audience(text, audience)
+            kept = unmarked(text)
+            assert same_description(kept, description, audience)
+            assert kept is None or (kept.endswith("…") and description.startswith(kept[:-1]))
+    # Text that fits as it is stays whole.
+    assert mark("🎉" * 10, "vips", "1a2b3c4d").startswith("🎉" * 10 + " [")
+
+
 def test_import_drops_the_marker_with_or_without_a_run_token() -> None:
     assert _description("VIPs [managed-by: reconciler; run 1a2b3c4d]") == "VIPs"
     assert _description("VIPs [managed-by: reconciler; audience: vips; run 1a2b3c4d]") == "VIPs"
