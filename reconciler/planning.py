@@ -4,6 +4,7 @@ Iterable, and the pure planner between them."""
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -387,6 +388,7 @@ def list_notes(
                     f"new list; to keep list {old.id} instead, set listName: {old.name!r} on "
                     "the audience."
                 )
+            notes.extend(_lookalike_notes(item, all_lists))
             continue
         current = unmarked(live_list.info.description)
         if not same_description(current, wanted, item.audience.name):
@@ -402,6 +404,32 @@ def list_notes(
                 "takes the manifest's)."
             )
     return notes
+
+
+def _lookalike_notes(item: DesiredList, all_lists: list[Any]) -> list[str]:
+    """A list the plan creates while Iterable has one whose name reads the same (another
+    case, spaces, an invisible character, another Unicode form): names are matched exactly,
+    as Iterable keeps them, so the plan would make a second list that looks like the first."""
+    wanted = _name_folded(item.list_name)
+    return [
+        f"this plan creates list {item.list_name!r} while Iterable has list {other.id} named "
+        f"{other.name!r}, which differs from it only in case, spaces, invisible characters "
+        "or Unicode form: reconciler matches list names exactly, as Iterable keeps them, so "
+        f"it is another list. To manage list {other.id} instead, set listName: "
+        f"{other.name!r} on audience {item.audience.name!r}."
+        for other in all_lists
+        if other.name != item.list_name
+        and other.list_type == "Standard"  # the only kind reconciler manages
+        and _name_folded(other.name) == wanted
+    ]
+
+
+def _name_folded(name: str) -> str:
+    """A list name as a reader takes it in: NFKC, without format characters (zero-width
+    spaces, joiners), runs of whitespace as one space, trimmed, case folded."""
+    text = unicodedata.normalize("NFKC", name)
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return " ".join(text.split()).casefold()
 
 
 def renamed_audience_notes(

@@ -632,6 +632,37 @@ def test_a_list_renamed_in_iterable_is_noted_with_how_to_keep_it(workspace, cli,
     assert kept.exit_code == 0, kept.output
 
 
+@pytest.mark.parametrize(
+    ("name", "in_iterable"),
+    [
+        ("Churn risk", "Churn Risk"),
+        ("Churn risk", "Churn risk\u200b"),  # a zero-width space
+        ("Churn risk", "Churn  risk "),
+        ("Churn risk", "\uff23hurn risk"),  # a fullwidth C
+        ("Caf\u00e9", "Cafe\u0301"),  # the same text, decomposed (NFD)
+    ],
+)
+def test_a_list_whose_name_differs_only_in_case_or_invisibly_is_noted(
+    workspace, cli, emulator_server, name, in_iterable
+):
+    """Names are matched exactly, as Iterable keeps them: a list made by hand whose name
+    differs from listName only in case, spaces, an invisible character or Unicode form is
+    another list, and the plan creates one that reads the same. It says so, with how to
+    manage the list that exists instead."""
+    existing = project(emulator_server).add_list(in_iterable)
+    workspace.audience("churn", {"inline": ["a@example.com"]}, listName=name)
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    (note,) = plan.json()["destinations"][0]["notes"]
+    assert note == (
+        f"this plan creates list {name!r} while Iterable has list {existing} named "
+        f"{in_iterable!r}, which differs from it only in case, spaces, invisible characters "
+        "or Unicode form: reconciler matches list names exactly, as Iterable keeps them, so "
+        f"it is another list. To manage list {existing} instead, set listName: "
+        f"{in_iterable!r} on audience 'churn'."
+    )
+
+
 # -- guards on the source (issue 19, section 3) -----------------------------------------
 
 
