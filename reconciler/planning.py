@@ -21,6 +21,7 @@ from reconciler.members.model import (
     diff_tables,
     digest_members,
     estimate_rows,
+    keep_respelled_rows,
     keep_skipped_rows,
     start_prefetch,
 )
@@ -488,6 +489,7 @@ def _plan_table(
     task = progress.task(f"diffing list {item.list_name!r} in DuckDB", total=None)
     diff = diff_tables(engine, item.table, live_table)
     diff, kept = keep_skipped_rows(engine, item.table, diff)
+    diff, respelled, present = keep_respelled_rows(engine, item.table, live_table, diff)
     task.advance(diff.desired_count)
     task.finish()
     # The join counted the members: the duplicates are known without a count of its own,
@@ -506,6 +508,8 @@ def _plan_table(
         desired_count=diff.desired_count,
         live_count=live_table.count if live_table else 0,
         kept_for_skipped=kept,
+        kept_respelled=respelled,
+        respelled=present,
         **options,
     )
 

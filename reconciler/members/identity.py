@@ -135,6 +135,63 @@ def skipped_identifiers(email: str | None, user_id: str | None) -> set[str]:
     return out
 
 
+def respellable(email: str) -> bool:
+    """Whether an email may have another spelling (other_spellings): plain ASCII without a
+    punycode label has none. The DuckDB engine's test is the same (strlen <> length, or
+    'xn--' in it), so only such rows are ever respelled, cheaply at any size."""
+    return not email.isascii() or "xn--" in email
+
+
+def other_spellings(email: str) -> frozenset[str]:
+    """The other spellings of a (normalised) email that Iterable may hold for the same
+    address: its local part and domain composed and decomposed (NFC, NFD), and its domain
+    in ASCII (IDNA's punycode, `xn--bcher-kva.de`) and in Unicode form (`bücher.de`), all
+    lower-cased. A live member reported by one of these is not removed when the source has
+    the email, and the email is not added beside it: which of them Iterable accepts, and
+    whether it folds them into one, is not documented (shared/iterable-api.md).
+
+    Labels are converted by punycode alone (RFC 3492, on the NFC form), not Python's
+    `idna` codec: that is IDNA 2003, whose nameprep maps `faß.de` to `fass.de`, another
+    domain under IDNA 2008. So a domain with ß, final sigma or a joiner is matched in its
+    own ASCII form (`xn--fa-hia.de`), never with its IDNA 2003 one. Both engines use this
+    one function."""
+    if not respellable(email):
+        return frozenset()
+    local, at, domain = email.rpartition("@")
+    if not at:
+        return frozenset()
+    unicode_domain = ".".join(_label_unicode(label) for label in domain.split("."))
+    nfc_domain = unicodedata.normalize("NFC", unicode_domain)
+    domains = {
+        nfc_domain,
+        unicodedata.normalize("NFD", unicode_domain),
+        ".".join(_label_ascii(label) for label in nfc_domain.split(".")),
+    }
+    locals_ = {unicodedata.normalize(form, local) for form in ("NFC", "NFD")}
+    spellings = {f"{part}@{host}".lower() for part in locals_ for host in domains}
+    spellings.discard(email)
+    return frozenset(spellings)
+
+
+def _label_ascii(label: str) -> str:
+    """A domain label in ASCII: punycode with IDNA's `xn--` prefix when not ASCII."""
+    if label.isascii():
+        return label
+    return "xn--" + label.encode("punycode").decode("ascii")
+
+
+def _label_unicode(label: str) -> str:
+    """A domain label in Unicode: an `xn--` label decoded, any other label as it is (and an
+    `xn--` label that is not punycode of a non-ASCII label too)."""
+    if not label.startswith("xn--") or not label.isascii():
+        return label
+    try:
+        decoded = label[4:].encode("ascii").decode("punycode")
+    except UnicodeError:
+        return label
+    return decoded if not decoded.isascii() and _label_ascii(decoded) == label else label
+
+
 def duplicate_conflict(first: Member, later: Member, earlier: str) -> str | None:
     """The message for a row whose key an earlier row (`earlier` names it) had, when the
     two disagree: the first row wins. None when they agree. Values are not named: they

@@ -10,7 +10,8 @@ here, never from engine/'s modules, so the engine can change behind this list.
     read_live_table, load_live_file, a list's members read into the workspace, resolved,
     resolve_user_ids, describe_live    and described (a LiveTable)
     read_export_table, ...           the same from one user export
-    diff_tables, keep_skipped_rows   adds and removes as tables (a TableDiff)
+    diff_tables, keep_skipped_rows,  adds and removes as tables (a TableDiff)
+      keep_respelled_rows
     TableRows, member_rows, ...      those tables read back in batches, for apply and files
     SavedPlanTables                  a saved plan's large member sets, read into the workspace
     lower_sql                        SQL lower-casing text as Python's str.lower() does
@@ -29,6 +30,7 @@ from reconciler.members.engine.diff import (
     TableDiff,
     describe_live,
     diff_tables,
+    keep_respelled_rows,
     keep_skipped_rows,
     load_live_file,
     needs_user_id_resolution,
@@ -79,6 +81,7 @@ __all__ = [
     "export_rows",
     "identifier_rows",
     "identifiers_into_table",
+    "keep_respelled_rows",
     "keep_skipped_rows",
     "live_from_export",
     "load_desired",

@@ -19,6 +19,7 @@ from reconciler.plan.model import (
 )
 from reconciler.plan.planner import (
     diff_members,
+    keep_respelled,
     keep_skipped,
     list_plan,
     plan_deletions,
@@ -43,6 +44,7 @@ __all__ = [
     "UpdateFields",
     "Violation",
     "diff_members",
+    "keep_respelled",
     "keep_skipped",
     "list_plan",
     "plan_deletions",

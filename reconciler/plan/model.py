@@ -50,6 +50,12 @@ class ListPlan:
     held_back_removals: int = 0
     # Live members not removed because a row skipped as invalid stands for them.
     kept_for_skipped: int = 0
+    # Live members not removed because Iterable has a desired email in another spelling
+    # (identity.other_spellings: punycode or Unicode domain, NFC or NFD).
+    kept_respelled: int = 0
+    # Desired members counted as on the list because Iterable has their email in another
+    # spelling (not added): member keys. Their mapped fields are left alone.
+    respelled: tuple[str, ...] = ()
     # Trait mappings: member key -> the mapped fields sent with that member's subscribe.
     # A dict, or for audiences planned in DuckDB a view of a workspace table
     # (engine/field_tables.py FieldValues, read a window of keys at a time).
@@ -707,6 +713,7 @@ class Plan:
                             "resulting_members": lp.resulting_count,
                             "held_back_removals": lp.held_back_removals,
                             "kept_for_skipped_rows": lp.kept_for_skipped,
+                            "kept_for_other_spelling": lp.kept_respelled,
                             "changes": lp.changes(show),
                             "not_sent": lp.left_out(show),
                             "consent": lp.held_back_consent(show),

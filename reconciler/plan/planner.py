@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
-from reconciler.members.identity import Member, ProjectType
+from reconciler.members.identity import Member, ProjectType, other_spellings
 from reconciler.members.issue import MemberIssue
 from reconciler.plan.model import DestinationPlan, ListDeletion, ListPlan
 from reconciler.plan.ownership import is_managed
@@ -57,6 +57,42 @@ def keep_skipped(remove: Sequence[str], skipped_ids: Collection[str]) -> tuple[l
     return kept, len(remove) - len(kept)
 
 
+def keep_respelled(
+    desired: Mapping[str, Member],
+    live: Collection[str],
+    add: Sequence[Member],
+    remove: Sequence[str],
+) -> tuple[list[Member], list[str], int, tuple[str, ...]]:
+    """Adds and removals less those that only respell one address (identity.py
+    `other_spellings`: `anna@bücher.de` and `anna@xn--bcher-kva.de`, `é` composed or not),
+    and how many live members were kept. Iterable may hold either spelling as that one
+    person: removing the live one for a spelling difference loses the member (and, where
+    the other spelling is refused, her place on the list on every run), and adding the
+    other may make a second profile of her, outside her unsubscribes. So a live member
+    with another spelling of a desired email stays, and that email counts as present.
+    Also returns the keys of the members so counted: Iterable has their profile under the
+    other spelling, so their mapped fields are left alone (state/field_tables.held_back)."""
+    spellings: dict[str, frozenset[str]] = {}
+    for member in desired.values():
+        if member.email is not None:
+            others = other_spellings(member.email)
+            if others:
+                spellings[member.email] = others
+    if not spellings:
+        return list(add), list(remove), 0, ()
+    live_set = live if isinstance(live, set | frozenset) else set(live)
+    kept_add: list[Member] = []
+    present: list[str] = []
+    for m in add:
+        if m.email is not None and spellings.get(m.email, frozenset()) & live_set:
+            present.append(m.key)
+        else:
+            kept_add.append(m)
+    every = frozenset().union(*spellings.values())
+    kept_remove = [i for i in remove if i not in every]
+    return kept_add, kept_remove, len(remove) - len(kept_remove), tuple(sorted(present))
+
+
 def plan_list(
     *,
     audience: str,
@@ -68,8 +104,10 @@ def plan_list(
     skipped_ids: Collection[str] = (),
     **options: Any,
 ) -> ListPlan:
-    add, remove = diff_members(desired, live_members if live_list_id is not None else ())
+    live = live_members if live_list_id is not None else ()
+    add, remove = diff_members(desired, live)
     remove, kept = keep_skipped(remove, skipped_ids)
+    add, remove, respelled, present = keep_respelled(desired, live, add, remove)
     return list_plan(
         audience=audience,
         list_name=list_name,
@@ -80,6 +118,8 @@ def plan_list(
         desired_count=len(desired),
         live_count=len(live_members) if live_list_id is not None else 0,
         kept_for_skipped=kept,
+        kept_respelled=respelled,
+        respelled=present,
         **options,
     )
 
@@ -106,6 +146,8 @@ def list_plan(
     max_additions: int | None = None,
     removals: str = "allowed",
     kept_for_skipped: int = 0,
+    kept_respelled: int = 0,
+    respelled: Sequence[str] = (),
     resubscribe_allowed: bool = False,
     active_campaign_adds: Literal["block", "warn"] = "warn",
 ) -> ListPlan:
@@ -137,6 +179,8 @@ def list_plan(
         max_additions=max_additions,
         held_back_removals=held_back,
         kept_for_skipped=kept_for_skipped,
+        kept_respelled=kept_respelled,
+        respelled=tuple(respelled),
         resubscribe_allowed=resubscribe_allowed,
         active_campaign_adds=active_campaign_adds,
     )

@@ -133,6 +133,8 @@ def _notes(lp: ListPlan) -> str:
         notes.append(f"removes {lp.removal_percent:.1f}%")
     if lp.kept_for_skipped:
         notes.append(f"{lp.kept_for_skipped:,} kept: rows skipped as invalid stand for them")
+    if lp.kept_respelled:
+        notes.append(f"{lp.kept_respelled:,} kept: Iterable has their address in another spelling")
     if lp.held_back_removals:
         notes.append(f"{lp.held_back_removals:,} removals held back (removals: never)")
     if lp.campaign_id is not None and lp.remove:

@@ -158,10 +158,14 @@ def _values_of(engine: Engine, item: DesiredList) -> ValuesTable:
 def held_back(lp: ListPlan) -> frozenset[str]:
     """Desired members consent keeps off the list (state/consent.py): neither on it nor
     added to it, so its mapping neither subscribes them with fields nor updates theirs
-    (another list they are on still does)."""
-    if not lp.left_themselves and not lp.channel_unsubscribed:
+    (another list they are on still does). And members on it under another spelling of
+    their email (plan/planner.py `keep_respelled`): their profile is not found by the
+    source's spelling, which Iterable may refuse, or make a second profile of."""
+    if not lp.left_themselves and not lp.channel_unsubscribed and not lp.respelled:
         return frozenset()
-    return frozenset(lp.left_themselves) | frozenset(lp.channel_unsubscribed)
+    return (
+        frozenset(lp.left_themselves) | frozenset(lp.channel_unsubscribed) | frozenset(lp.respelled)
+    )
 
 
 def _without(engine: Engine, values: ValuesTable, keys: frozenset[str]) -> ValuesTable:

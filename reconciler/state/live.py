@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from reconciler.errors import AuthError, IterableError, LiveStateError, RetryExhaustedError
 from reconciler.iterable import CHANNELS_FIELD, ClientSettings, IterableClient, ListInfo
-from reconciler.members.identity import Member, ProjectType, looks_like_email
+from reconciler.members.identity import Member, ProjectType, looks_like_email, other_spellings
 from reconciler.plan import FieldRead
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, Task, duration, heartbeat
 from reconciler.state.desired import DesiredDestination, DesiredList
@@ -201,7 +201,10 @@ def _known_by_email(item: DesiredList) -> set[str]:
     without the skipped rows' emails here, a member still in the source would be removed
     because its row cannot be sent."""
     email_only = {m.email for m in item.members.values() if m.user_id is None and m.email}
-    return email_only | {i for i in item.skipped_ids if looks_like_email(i)}
+    # And their other spellings: a profile Iterable has as anna@xn--bcher-kva.de is the
+    # source's anna@bücher.de (plan/planner.py `keep_respelled` then keeps it).
+    respelled = {alt for email in email_only for alt in other_spellings(email)}
+    return email_only | respelled | {i for i in item.skipped_ids if looks_like_email(i)}
 
 
 def unread_reason(list_name: str, list_id: int, exc: Exception) -> str:

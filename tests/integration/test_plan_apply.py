@@ -578,3 +578,69 @@ def test_status_markdown_is_a_markdown_table_and_counts_have_separators(workspac
     assert "**+1,200** members to add" in markdown.stdout
     applied = cli("apply", workspace.manifests, "--yes")
     assert "1,200 members added" in applied.stdout
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+@pytest.mark.parametrize(
+    "source, live",
+    [
+        ("anna@bücher.de", "anna@xn--bcher-kva.de"),  # the domain in Unicode, live punycode
+        ("anna@xn--bcher-kva.de", "anna@bücher.de"),  # and the reverse
+        ("ren\u0065\u0301e@example.com", "ren\u00e9e@example.com"),  # NFD source, NFC live
+    ],
+    ids=["unicode-domain", "punycode-domain", "nfd"],
+)
+def test_a_member_iterable_has_in_another_spelling_stays_on_the_list(
+    workspace, cli, emulator_server, monkeypatch, engine, source, live
+):
+    # Anna's address is on the list in one spelling and in the source in another. Before,
+    # every plan removed her and added the other spelling; the emulator refuses a
+    # non-ASCII address as Iterable may, so the add failed and she left the list each run.
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    workspace.csv("data/m.csv", "email", ["b@example.com"])
+    workspace.audience("news", {"csv": "data/m.csv"}, policy={"maxRemovalPercent": 100})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    proj = project(emulator_server)
+    lid = list_id(emulator_server, "news")
+    # Seeded as Iterable would hold it, even a spelling the emulator's API refuses.
+    proj.subscribe(proj.create_user(live, None), lid)
+    workspace.csv("data/m.csv", "email", ["b@example.com", source])
+
+    result = cli("plan", workspace.manifests, "--format", "json", "--detailed-exitcode")
+    assert result.exit_code == 0, result.output  # no changes
+    (planned,) = result.json()["destinations"][0]["lists"]
+    assert planned["changes"] == [], planned
+    assert planned["kept_for_other_spelling"] == 1
+    text = cli("plan", workspace.manifests)
+    assert "kept 1 member whose address Iterable has in another spelling" in text.stdout
+
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert sorted(proj.members(lid)) == sorted(["b@example.com", live])
+    again = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+@pytest.mark.parametrize("reads", ["getUsers", "export"])
+def test_a_member_reported_by_user_id_and_spelled_otherwise_stays(
+    workspace, cli, emulator_server, monkeypatch, engine, reads
+):
+    # A hybrid audience read with preferUserId: Iterable reports Anna by the userId her
+    # profile gained, whose email is the punycode spelling of the source's one.
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", reads)
+    workspace.csv("data/m.csv", "email,userId", ["a@example.com,u-1", "anna@xn--bcher-kva.de,"])
+    workspace.audience("mixed", {"csv": "data/m.csv"}, policy={"maxRemovalPercent": 100})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    proj = project(emulator_server)
+    proj.set_user_id(proj.find_user(email="anna@xn--bcher-kva.de"), "u-anna")
+    workspace.csv("data/m.csv", "email,userId", ["a@example.com,u-1", "anna@bücher.de,"])
+
+    result = cli("plan", workspace.manifests, "--format", "json", "--detailed-exitcode")
+    assert result.exit_code == 0, result.output
+    (planned,) = result.json()["destinations"][0]["lists"]
+    assert (planned["changes"], planned["kept_for_other_spelling"]) == ([], 1)
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    lid = list_id(emulator_server, "mixed")
+    assert sorted(proj.members(lid, prefer_user_id=True)) == ["u-1", "u-anna"]

@@ -720,3 +720,24 @@ def test_a_mapped_audience_planned_in_duckdb_plans_applies_and_converges(
     again = cli("apply", workspace.manifests, "--yes")
     assert again.exit_code == 0, again.output
     assert [r for r in emulator_server.emulator.request_log if r.method != "GET"] == []
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_member_iterable_has_in_another_spelling_keeps_her_fields(
+    workspace, cli, emulator_server, monkeypatch, engine
+):
+    # Anna is on the list as anna@xn--bcher-kva.de; the source now spells her domain in
+    # Unicode. She counts as on the list: her fields are not read or written under the
+    # source's spelling, which the emulator refuses as Iterable may (the plan failed).
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    workspace.csv("data/m.csv", "email,plan", ["b@example.com,pro", "anna@xn--bcher-kva.de,pro"])
+    workspace.write("traits.yaml", mapping_doc({"planTier": "plan"}))
+    workspace.audience("news", {"csv": "data/m.csv"}, traits="crm")
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    workspace.csv("data/m.csv", "email,plan", ["b@example.com,pro", "anna@bücher.de,free"])
+
+    result = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert result.exit_code == 0, result.output
+    assert "kept 1 member whose address Iterable has in another spelling" in result.stdout
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    assert fields_of(emulator_server, "anna@xn--bcher-kva.de")["planTier"] == "pro"

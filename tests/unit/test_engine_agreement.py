@@ -21,12 +21,13 @@ from reconciler.members.engine.diff import (
     describe_live,
     diff_tables,
     join_partitions,
+    keep_respelled_rows,
     keep_skipped_rows,
     load_live_file,
 )
 from reconciler.members.engine.workspace import lower_sql
 from reconciler.members.identity import InvalidIdentity, normalise_email
-from reconciler.plan import diff_members, keep_skipped
+from reconciler.plan import diff_members, keep_respelled, keep_skipped
 from reconciler.sources import read_members
 
 # Cells that exercise every rule: valid and invalid emails (case, spaces, no dot), userIds
@@ -229,6 +230,98 @@ def test_a_skipped_row_keeps_its_member_in_both_engines(engine, tmp_path):
         engine, table, diff_tables(engine, table, describe_live(engine, live_table))
     )
     assert (list(diff.remove), table_kept) == (["gone@x.com"], 3)
+
+
+# One address in two spellings Iterable may hold as one: an internationalised domain in
+# Unicode and in punycode, an accent composed (NFC) and decomposed (NFD). "jo@fass.de" is
+# IDNA 2003's reading of "jo@faß.de", another domain under IDNA 2008: never kept for it.
+SPELLED_EMAILS = [
+    "anna@bücher.de",
+    "ANNA@XN--BCHER-KVA.DE",
+    "caf\u00e9@x.de",
+    "cafe\u0301@x.de",
+    "jo@faß.de",
+    "d@x.com",
+    "",
+]
+SPELLED_LIVE = [
+    "anna@xn--bcher-kva.de",
+    "anna@bücher.de",
+    "anna@bu\u0308cher.de",
+    "caf\u00e9@x.de",
+    "cafe\u0301@x.de",
+    "jo@fass.de",
+    "jo@xn--fa-hia.de",
+    "d@x.com",
+    "u1",
+    "zz@x.com",
+]
+
+
+def _respelled_in_both(engine, root, audience, project_type, live):
+    """The Python engine's plan and the DuckDB engine's, after keep_skipped and
+    keep_respelled: (adds, removes, kept, members present by another spelling) each."""
+    source = read_members(audience, project_type)
+    add, remove = diff_members(source.members, live)
+    remove, _ = keep_skipped(remove, source.skipped_ids)
+    add, remove, kept, present = keep_respelled(source.members, live, add, remove)
+
+    table = load_desired(engine, audience, project_type)
+    path = root / "live.txt"
+    path.write_text("".join(f"{i}\n" for i in sorted(live)), encoding="utf-8")
+    live_table = engine.name("live")
+    load_live_file(engine, path, live_table, "test")
+    described = describe_live(engine, live_table)
+    diff, _ = keep_skipped_rows(engine, table, diff_tables(engine, table, described))
+    diff, table_kept, table_present = keep_respelled_rows(engine, table, described, diff)
+    python = ([m.key for m in add], remove, kept, present)
+    return python, ([m.key for m in diff.add], list(diff.remove), table_kept, table_present)
+
+
+def test_a_member_iterable_has_in_another_spelling_stays_in_both_engines(engine, tmp_path):
+    cells = [
+        ("anna@bücher.de", ""),
+        ("cafe\u0301@x.de", ""),
+        ("jo@faß.de", ""),
+        ("d@x.com", ""),
+    ]
+    live = {"anna@xn--bcher-kva.de", "caf\u00e9@x.de", "jo@fass.de", "gone@x.com"}
+    audience, root = _audience(tmp_path, "email", cells, "email")
+    # Before the fix: every spelling difference was a removal and an add, on every run.
+    source = read_members(audience, "email")
+    add, remove = diff_members(source.members, live)
+    assert len(add) == 4 and len(remove) == 4
+    python, duckdb = _respelled_in_both(engine, root, audience, "email", live)
+    assert python == duckdb
+    # Only the IDNA 2003 reading ("fass.de") and the leaver go; faß's Jo is added.
+    assert python == (
+        ["d@x.com", "jo@faß.de"],
+        ["gone@x.com", "jo@fass.de"],
+        2,
+        ("anna@bücher.de", "cafe\u0301@x.de"),
+    )
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    project_type=st.sampled_from(["email", "hybrid"]),
+    cells=st.lists(
+        st.tuples(st.sampled_from(SPELLED_EMAILS), st.sampled_from(["", "u1", "u2"])),
+        max_size=10,
+    ),
+    live=st.sets(st.sampled_from(SPELLED_LIVE)),
+    columns=st.sampled_from(["both", "email"]),
+)
+def test_both_engines_keep_the_live_members_another_spelling_stands_for(
+    engine, tmp_path, project_type, cells, live, columns
+):
+    audience, root = _audience(tmp_path, project_type, cells, columns)
+    python, duckdb = _respelled_in_both(engine, root, audience, project_type, live)
+    assert python == duckdb
 
 
 @pytest.mark.parametrize("partitions", [None, 3])

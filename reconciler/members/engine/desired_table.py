@@ -35,6 +35,7 @@ from reconciler.members.identity import (
     duplicate_conflict,
     invalid_email,
     missing_key,
+    other_spellings,
     skipped_identifiers,
     user_id_ends_with_space,
     user_id_not_ascii,
@@ -46,6 +47,9 @@ from reconciler.sources.csv_file import MAX_LINE_BYTES, csv_open_error, not_utf8
 from reconciler.sources.duckdb_query import DuckDbRelation, QueryTimedOut
 from reconciler.sources.rows import find_columns, trait_value
 
+# identity.respellable in SQL, over column {0}: not plain ASCII (more bytes than
+# characters), or a punycode label.
+RESPELLABLE = "strlen({0}) <> length({0}) OR contains({0}, 'xn--')"
 # At most this many skipped rows are kept with their reasons; the rest are counted.
 MAX_ISSUES = 1000
 
@@ -111,6 +115,9 @@ class DesiredTable:
     with_user_id: int = 0
     email_only: int = 0
     with_email: int = 0
+    # Valid rows whose email may have another spelling (identity.respellable): not plain
+    # ASCII, or with a punycode label. Only these are respelled (`spellings()`).
+    respellable: int = 0
     project_type: ProjectType = "hybrid"
     identifier_columns: str = "email, user_id"  # in `checked`, NULL where the source has none
     where: Callable[[int], str] | None = field(default=None, repr=False)  # names row n (1-based)
@@ -120,6 +127,7 @@ class DesiredTable:
     encoded_traits: bool = False  # the trait columns hold encode_trait's text
     _distinct: int | None = field(default=None, repr=False)
     _skipped_ids: str | None = field(default=None, repr=False)
+    _spellings: str | None = field(default=None, repr=False)
     _deduplicated: str | None = field(default=None, repr=False)
     # Rows that disagree with the first row of their key, all of them: `conflicts()`
     # lists only the first MAX_ISSUES, and counts them all as it lists them.
@@ -180,6 +188,31 @@ class DesiredTable:
             )
             self._skipped_ids = table
         return self._skipped_ids
+
+    def spellings(self) -> str:
+        """A table (email, alt) of the other spellings of the members' emails, made by the
+        Python engine's own function (identity.other_spellings). Only the rows that are not
+        plain ASCII or hold a punycode label leave DuckDB (`strlen <> length` is a byte
+        count against a character count): none at all for most audiences."""
+        if self._spellings is None:
+            connection = self.engine.connection
+            # One row per key (the first row wins) when members have two identifiers, as
+            # the Python engine keeps them; with one, a key's rows share their email.
+            rows = self.deduplicated() if self.with_user_id and self.with_email else self.rows_table
+            result = connection.execute(
+                f"SELECT DISTINCT email FROM {rows} WHERE email IS NOT NULL "
+                f"AND ({RESPELLABLE.format('email')})"
+            )
+            pairs: list[tuple[str, str]] = []
+            while chunk := result.fetchmany(10_000):
+                for (email,) in chunk:
+                    pairs.extend((email, alt) for alt in sorted(other_spellings(email)))
+            table = self.engine.name("spellings")
+            connection.execute(f"CREATE TEMP TABLE {table} (email VARCHAR, alt VARCHAR)")
+            if pairs:
+                connection.executemany(f"INSERT INTO {table} VALUES (?, ?)", pairs)
+            self._spellings = table
+        return self._spellings
 
     def conflicts(self) -> list[MemberIssue]:
         """Rows whose key an earlier row had and that disagree with it (the first row of a
@@ -841,13 +874,15 @@ def _deduplicate(
         issues.append(MemberIssue(where(int(row) + 1), message, value))
     # One scan for every count (each is a pass over ten million rows).
     valid_row = "problem IS NULL"
-    rows, problems, valid, with_user_id, email_only, with_email = connection.execute(
+    rows, problems, valid, with_user_id, email_only, with_email, respellable = connection.execute(
         f"SELECT count(*) FILTER (problem IS DISTINCT FROM {BLANK}), "
         f"count(*) FILTER (problem <> {BLANK}), count(*) FILTER ({valid_row}), "
         f"count(user_id) FILTER ({valid_row}), "
         f"count(*) FILTER ({valid_row} AND user_id IS NULL AND email IS NOT NULL), "
-        f"count(email) FILTER ({valid_row}) FROM ({identifiers})"
-    ).fetchone() or (0, 0, 0, 0, 0, 0)
+        f"count(email) FILTER ({valid_row}), "
+        f"count(email) FILTER ({valid_row} AND ({RESPELLABLE.format('email')})) "
+        f"FROM ({identifiers})"
+    ).fetchone() or (0, 0, 0, 0, 0, 0, 0)
     table = engine.name("desired_rows")
     traits = "".join(f", t{i}" for i in range(len(columns.traits)))
     connection.execute(
@@ -866,6 +901,7 @@ def _deduplicate(
         with_user_id=int(with_user_id),
         email_only=int(email_only),
         with_email=int(with_email),
+        respellable=int(respellable),
         project_type=project_type,
         identifier_columns=Columns(columns.email, columns.user_id).select(),
         where=where,

@@ -112,12 +112,20 @@ def resolve_user_ids(
     connection = engine.connection
     connection.execute(f"CREATE TEMP TABLE {found} (id VARCHAR, email VARCHAR)")
     connection.executemany(f"INSERT INTO {found} VALUES (?, ?)", pairs)
-    # Only emails of desired members known by email alone count as that member, and
-    # those of rows skipped as invalid (keep_skipped_rows then keeps the member).
+    # Only emails of desired members known by email alone count as that member, or
+    # another spelling of one, and those of rows skipped as invalid (keep_skipped_rows
+    # and keep_respelled_rows then keep the member).
+    respelled = ""
+    if desired.respellable:
+        respelled = (
+            f" AND NOT EXISTS (SELECT 1 FROM {desired.spellings()} s "
+            f"JOIN {desired.rows_table} d ON d.email = s.email "
+            f"WHERE s.alt = f.email AND d.user_id IS NULL)"
+        )
     connection.execute(
         f"DELETE FROM {found} f WHERE NOT EXISTS (SELECT 1 FROM {desired.rows_table} d "
         f"WHERE d.email = f.email AND d.user_id IS NULL) AND NOT EXISTS "
-        f"(SELECT 1 FROM {known_skipped(desired)} s WHERE s.id = f.email)"
+        f"(SELECT 1 FROM {known_skipped(desired)} s WHERE s.id = f.email){respelled}"
     )
     connection.execute(f"DELETE FROM {live} WHERE id IN (SELECT id FROM {found})")
     connection.execute(
@@ -353,6 +361,54 @@ def keep_skipped_rows(
         connection.execute(f"DROP TABLE {removes}")
         return diff, 0
     return replace(diff, remove=identifier_rows(engine, removes, count)), kept
+
+
+def keep_respelled_rows(
+    engine: Engine, desired: DesiredTable, live_table: LiveTable | None, diff: TableDiff
+) -> tuple[TableDiff, int, tuple[str, ...]]:
+    """plan/planner.py `keep_respelled` for tables: adds and removals less those that only
+    respell one address (identity.other_spellings), how many live members were kept, and
+    the keys of the members counted present by another spelling.
+    Nothing is read unless some member's email is not plain ASCII or holds a punycode
+    label (`desired.respellable`, counted in the scan that checked the rows); the list is
+    then read once more only when such a member is to be added."""
+    if not desired.respellable or live_table is None or not (len(diff.add) or len(diff.remove)):
+        return diff, 0, ()
+    connection = engine.connection
+    spellings = desired.spellings()
+    kept = 0
+    present: tuple[str, ...] = ()
+    if len(diff.remove):
+        removes = engine.name("removes")
+        connection.execute(
+            f"CREATE TABLE {removes} AS SELECT id FROM {diff.remove.table} r WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {spellings} s WHERE s.alt = r.id)"
+        )
+        count = _count(connection, removes)
+        kept = len(diff.remove) - count
+        diff = replace(diff, remove=identifier_rows(engine, removes, count))
+    if len(diff.add):
+        respelled = engine.name("respelled")
+        connection.execute(
+            f"CREATE TABLE {respelled} AS SELECT DISTINCT a.email, s.alt "
+            f"FROM {diff.add.table} a JOIN {spellings} s ON s.email = a.email"
+        )
+        if _count(connection, respelled):
+            adds = engine.name("adds")
+            # An add whose email Iterable has in another spelling is present already.
+            on_list = f"SELECT r.email FROM {respelled} r JOIN {live_table.table} l ON l.id = r.alt"
+            rows = connection.execute(
+                f"SELECT DISTINCT key FROM {diff.add.table} WHERE email IN ({on_list}) ORDER BY key"
+            ).fetchall()
+            present = tuple(str(key) for (key,) in rows)
+            connection.execute(
+                f"CREATE TABLE {adds} AS SELECT * FROM {diff.add.table} "
+                f"WHERE NOT list_contains(?::VARCHAR[], key)",
+                [list(present)],
+            )
+            diff = replace(diff, add=member_rows(engine, adds, _count(connection, adds)))
+        connection.execute(f"DROP TABLE {respelled}")
+    return diff, kept, present
 
 
 def _count(connection: duckdb.DuckDBPyConnection, table: str) -> int:

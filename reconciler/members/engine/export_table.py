@@ -105,11 +105,18 @@ def live_from_export(
         # A profile the audience knows by its email alone, reported by a userId it got
         # later (or, in a userID-based project, a profile a row skipped for lacking a
         # userId names by its email): named by that email, as resolve_user_ids does.
+        # Or by another spelling of that email (keep_respelled_rows then keeps it).
         skipped = known_skipped(desired)
+        respelled = ""
+        if desired.respellable:
+            respelled = (
+                f" OR EXISTS (SELECT 1 FROM {desired.spellings()} s JOIN {d} d "
+                f"ON d.email = s.email WHERE s.alt = e.email AND d.user_id IS NULL)"
+            )
         name = f"""CASE WHEN e.user_id IS NULL THEN e.email
             WHEN e.email IS NOT NULL
                 AND (EXISTS (SELECT 1 FROM {d} d WHERE d.email = e.email AND d.user_id IS NULL)
-                    OR EXISTS (SELECT 1 FROM {skipped} s WHERE s.id = e.email))
+                    OR EXISTS (SELECT 1 FROM {skipped} s WHERE s.id = e.email){respelled})
                 AND NOT EXISTS (SELECT 1 FROM {d} d WHERE d.user_id = e.user_id)
                 AND NOT EXISTS (SELECT 1 FROM {d} d WHERE d.email = e.user_id)
                 AND NOT regexp_full_match(e.user_id, '{LOOKS_LIKE_EMAIL}')
