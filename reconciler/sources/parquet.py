@@ -16,14 +16,19 @@ from reconciler.sources.duckdb_query import IN_MEMORY, DuckDbRelation, read_with
 from reconciler.sources.result import SourceResult
 from reconciler.sources.snapshot import Snapshot, take_snapshot
 
+# Footer reads are bounded as every query over a manifest's files is: the file is untrusted
+# input, and its footer is read when manifests load (validate, in pre-commit hooks and CI).
+_FOOTER_READS: dict[str, str | bool | int | float | list[str]] = {
+    "memory_limit": "256MB",
+    "threads": 1,
+}
+
 
 def _schema(path: Path) -> list[str] | None:
     """The column names in a Parquet file's footer (nothing else is read), or None when
     DuckDB cannot read it (the read reports why)."""
     try:
-        # Bounded as every query over a manifest's files is: the file is untrusted input, and
-        # its footer is read when manifests load, by validate in pre-commit hooks and CI.
-        with duckdb.connect(config={"memory_limit": "256MB", "threads": 1}) as connection:
+        with duckdb.connect(config=_FOOTER_READS) as connection:
             rows = connection.execute(
                 "DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]
             ).fetchall()
@@ -88,7 +93,7 @@ class ParquetFile(Source):
 
     def estimate_rows(self) -> int | None:
         # The footer says how many rows each row group holds: nothing else is read.
-        with duckdb.connect() as connection:
+        with duckdb.connect(config=_FOOTER_READS) as connection:
             row = connection.execute(
                 "SELECT sum(num_rows) FROM parquet_file_metadata(?)", [str(self.snapshot.copy)]
             ).fetchone()
