@@ -456,7 +456,9 @@ def test_lower_sql_is_python_lower_for_every_character(engine):
     connection = engine.connection
     table = engine.name("texts")
     connection.execute(f"CREATE TABLE {table} AS SELECT unnest(?::VARCHAR[]) AS t", [texts])
-    lowered = dict(connection.execute(f"SELECT t, {lower_sql('t')} FROM {table}").fetchall())
+    lowered = dict(
+        connection.execute(f"SELECT t, {lower_sql(engine, 't')} FROM {table}").fetchall()
+    )
     assert {t: lowered[t] for t in texts if lowered[t] != t.lower()} == {}
 
 
@@ -492,7 +494,8 @@ def test_the_email_rule_is_python_s_for_every_character(engine):
     valid = {
         text
         for (text,) in connection.execute(
-            f"SELECT t FROM {table} WHERE regexp_full_match({lower_sql('t')}, '{email_pattern()}')"
+            f"SELECT t FROM {table} "
+            f"WHERE regexp_full_match({lower_sql(engine, 't')}, '{email_pattern()}')"
         ).fetchall()
     }
     assert [t for t in texts if _valid_in_python(t) != (t in valid)] == []

@@ -65,6 +65,26 @@ def test_help_builds_every_command_without_loading_them():
     assert command_only(modules) == []
 
 
+def test_a_workspace_imports_numpy_only_once_it_lower_cases():
+    # DuckDB imports numpy (0.08 s, 10 MB) to register any Python function: a workspace
+    # opened for a directory alone (a prefetched export read by a Python-engine plan)
+    # must not pay for lower_sql's, which is registered on its first use.
+    opened = loaded_by(
+        "from reconciler.members.engine.workspace import Engine\n"
+        "engine = Engine()\nengine.directory\nengine.close()\n"
+    )
+    assert "duckdb" in opened
+    assert "numpy" not in opened
+    lowered = loaded_by(
+        "from reconciler.members.engine.workspace import Engine, lower_sql\n"
+        "engine = Engine()\n"
+        "sql = 'SELECT ' + lower_sql(engine, \"'ΟΔΟΣ'\")\n"
+        "row = engine.connection.execute(sql).fetchone()\n"
+        "assert row == ('ΟΔΟΣ'.lower(),), row\nengine.close()\n"
+    )
+    assert "numpy" in lowered
+
+
 def test_a_client_makes_one_tls_context_for_both_its_connections(monkeypatch):
     """Loading the certificate authorities costs about 25 ms, in every command that opens
     a client: the API's connections and the export files' share one context, made as

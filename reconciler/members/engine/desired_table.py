@@ -345,7 +345,7 @@ class _Checker:
         declared_at = source.declared_at
         try:
             engine.connection.execute(
-                _checked_sql(self.checked, select, self.project_type, columns)
+                _checked_sql(engine, self.checked, select, self.project_type, columns)
             )
         except duckdb.Error as exc:
             # DuckDB's message runs to a page of reader options: its first line says it.
@@ -567,6 +567,7 @@ def _query_into(
         )
         engine.connection.execute(
             _checked_sql(
+                engine,
                 checked,
                 f"SELECT email, user_id{received} FROM read_parquet({_literal(str(rows))})",
                 project_type,
@@ -651,7 +652,7 @@ def _warehouse_into(
             f"header = false, auto_detect = false, columns = {{{types}}}, "
             f"delim = ',', quote = '\"', escape = '\"')"
         )
-        engine.connection.execute(_checked_sql(checked, select, project_type, columns))
+        engine.connection.execute(_checked_sql(engine, checked, select, project_type, columns))
     finally:
         path.unlink(missing_ok=True)
     return present[0]
@@ -738,7 +739,9 @@ class Columns:
         return f"{email}, {user_id}" + "".join(f", t{i}" for i in range(len(self.traits)))
 
 
-def _checked_sql(table: str, select: str, project_type: ProjectType, columns: Columns) -> str:
+def _checked_sql(
+    engine: Engine, table: str, select: str, project_type: ProjectType, columns: Columns
+) -> str:
     """identity.make_member in SQL. Blank cells count as absent; an email is stripped
     and lower-cased (kept as written when invalid, to be shown so); a userId is taken as
     given (it is case- and space-sensitive). Blank rows stay (problem 0) so that rowids
@@ -784,7 +787,7 @@ def _checked_sql(table: str, select: str, project_type: ProjectType, columns: Co
     return f"""
         CREATE TABLE {table} AS
         WITH cells AS (
-            SELECT *, email AS e, user_id AS u, {lower_sql("email")} AS le FROM ({select})
+            SELECT *, email AS e, user_id AS u, {lower_sql(engine, "email")} AS le FROM ({select})
         ), judged AS (
             SELECT *, {fast} IS TRUE AS fast FROM cells
         ), slow AS (
@@ -794,7 +797,7 @@ def _checked_sql(table: str, select: str, project_type: ProjectType, columns: Co
                 CASE WHEN fast THEN false ELSE {columns.blank} END AS blank
             FROM judged
         ), reasons AS (
-            SELECT *, {lower_sql("slow_email_raw")} AS slow_email FROM slow
+            SELECT *, {lower_sql(engine, "slow_email_raw")} AS slow_email FROM slow
         ), problems AS (
             SELECT *,
                 CASE WHEN fast THEN NULL ELSE CAST(CASE

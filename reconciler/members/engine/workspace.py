@@ -35,9 +35,10 @@ _PYTHON_LOWER = "reconciler_lower"
 _LOWER_DIFFERS = ("\u0130", "\u03a3")
 
 
-def lower_sql(expression: str) -> str:
-    """SQL lower-casing `expression` exactly as Python's str.lower() does, for an Engine's
-    connection (see _PYTHON_LOWER)."""
+def lower_sql(engine: Engine, expression: str) -> str:
+    """SQL lower-casing `expression` exactly as Python's str.lower() does, for `engine`'s
+    connection (see _PYTHON_LOWER), whose Python function is registered on first use."""
+    engine.register_python_lower()
     differs = " OR ".join(f"contains({expression}, '{ch}')" for ch in _LOWER_DIFFERS)
     return f"(CASE WHEN {differs} THEN {_PYTHON_LOWER}({expression}) ELSE lower({expression}) END)"
 
@@ -57,6 +58,7 @@ class Engine:
         self._lock = threading.Lock()
         self._finalizer: weakref.finalize[..., Engine] | None = None
         self._memo: dict[Hashable, Any] = {}
+        self._python_lower = False
 
     @classmethod
     def from_env(cls) -> Engine:
@@ -101,6 +103,17 @@ class Engine:
         finally:
             self.connection.execute("SET preserve_insertion_order = false")
 
+    def register_python_lower(self) -> None:
+        """Registers lower_sql's Python function, once. Not when the workspace opens:
+        DuckDB imports numpy to register any Python function (0.08 s and 10 MB of every
+        process), which a workspace opened for no lower-casing (a prefetched export's
+        directory, a Python-engine plan) need not pay."""
+        connection = self.connection
+        with self._lock:
+            if not self._python_lower:
+                connection.create_function(_PYTHON_LOWER, _python_lower, ["VARCHAR"], "VARCHAR")
+                self._python_lower = True
+
     def name(self, prefix: str) -> str:
         return f"{prefix}_{next(self._names)}"
 
@@ -129,7 +142,6 @@ class Engine:
             # Order is kept only where rowids must number a source's rows (`ordered`);
             # elsewhere ORDER BY imposes it, and unordered joins need less memory.
             connection.execute("SET preserve_insertion_order = false")
-            connection.create_function(_PYTHON_LOWER, _python_lower, ["VARCHAR"], "VARCHAR")
             if settings.threads:
                 connection.execute(f"SET threads = {int(settings.threads)}")
         except BaseException:
