@@ -7,10 +7,14 @@ so, in a fresh interpreter (`bench/startup.py` measures what it saves)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name as canonical
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,6 +87,47 @@ def test_a_workspace_imports_numpy_only_once_it_lower_cases():
         "assert row == ('ΟΔΟΣ'.lower(),), row\nengine.close()\n"
     )
     assert "numpy" in lowered
+
+
+def test_what_the_member_engine_imports_is_a_declared_dependency():
+    # DuckDB imports some packages only when asked (numpy, to register a Python function),
+    # and refuses the call where they are not installed. This machine has numpy from
+    # elsewhere, so a missing declaration passed every test here while a clean install
+    # (a CI runner's `pip install .`) failed every plan of 10,000 rows or more.
+    lowered = loaded_by(
+        "from reconciler.members.engine.workspace import Engine, lower_sql\n"
+        "engine = Engine()\n"
+        "sql = 'SELECT ' + lower_sql(engine, \"'ΟΔΟΣ'\")\n"
+        "engine.connection.execute(sql).fetchone()\nengine.close()\n"
+    )
+    declared = _declared_distributions("reconciler")
+    providers = importlib.metadata.packages_distributions()
+    undeclared = {
+        top: providers.get(top)
+        for top in {name.partition(".")[0] for name in lowered}
+        if top not in sys.stdlib_module_names
+        and top != "reconciler"
+        and not top.startswith("_")
+        and top in providers
+        and not {canonical(d) for d in providers[top]} & declared
+    }
+    assert undeclared == {}
+
+
+def _declared_distributions(name: str) -> set[str]:
+    """`name` and every distribution its requirements (no extras) bring, transitively."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        current = canonical(todo.pop())
+        if current in seen:
+            continue
+        seen.add(current)
+        for line in importlib.metadata.requires(current) or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    return seen
 
 
 def test_a_client_makes_one_tls_context_for_both_its_connections(monkeypatch):
