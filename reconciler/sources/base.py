@@ -62,6 +62,18 @@ class RelationReader(Protocol[R]):
     def stream(self, source: RowStream) -> R: ...
 
 
+def readable_copy(snapshot: Callable[[], Snapshot]) -> Path | None:
+    """A one-file source's snapshot copy, to glance at its columns; None when the file
+    cannot be copied (left to the reader, which reports why). A file that changed while it
+    was copied is refused here as anywhere."""
+    try:
+        return snapshot().copy
+    except SourceChangedError:
+        raise
+    except SourceError:
+        return None
+
+
 @dataclass(frozen=True)
 class SourceFile:
     """A local file a source reads, named by the manifest field that declares it."""

@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import ClassVar
 
-from reconciler.errors import SourceChangedError, SourceError
+from reconciler.errors import SourceError
 from reconciler.manifest.manifests import Audience
 from reconciler.members.identity import (
     InvalidIdentity,
@@ -17,7 +17,14 @@ from reconciler.members.identity import (
     skipped_identifiers,
 )
 from reconciler.render.masking import column_hint, column_names
-from reconciler.sources.base import R, RelationReader, Source, SourceFile, source_path
+from reconciler.sources.base import (
+    R,
+    RelationReader,
+    Source,
+    SourceFile,
+    readable_copy,
+    source_path,
+)
 from reconciler.sources.result import MemberIssue, SourceResult
 from reconciler.sources.snapshot import Snapshot, take_snapshot
 
@@ -59,12 +66,9 @@ class CsvFile(Source):
         return [(self.path, self.snapshot.digest)]
 
     def columns(self) -> tuple[str, list[str]] | None:
-        try:
-            copy = self.snapshot.copy
-        except SourceChangedError:
-            raise
-        except SourceError:
-            return None  # left to the reader, which reports why it cannot be read
+        copy = readable_copy(lambda: self.snapshot)
+        if copy is None:
+            return None
         try:
             # utf-8-sig and stripped names: as the rows are read.
             with copy.open(newline="", encoding="utf-8-sig") as handle:

@@ -8,10 +8,17 @@ from typing import ClassVar
 
 import duckdb
 
-from reconciler.errors import SourceChangedError, SourceError
+from reconciler.errors import SourceError
 from reconciler.manifest.manifests import Audience
 from reconciler.members.identity import ProjectType
-from reconciler.sources.base import R, RelationReader, Source, SourceFile, source_path
+from reconciler.sources.base import (
+    R,
+    RelationReader,
+    Source,
+    SourceFile,
+    readable_copy,
+    source_path,
+)
 from reconciler.sources.duckdb_query import IN_MEMORY, DuckDbRelation, read_with_duckdb
 from reconciler.sources.result import SourceResult
 from reconciler.sources.snapshot import Snapshot, take_snapshot
@@ -71,12 +78,9 @@ class ParquetFile(Source):
         return [(self.path, self.snapshot.digest)]
 
     def columns(self) -> tuple[str, list[str]] | None:
-        try:
-            copy = self.snapshot.copy
-        except SourceChangedError:
-            raise
-        except SourceError:
-            return None  # left to the reader, which reports why it cannot be read
+        copy = readable_copy(lambda: self.snapshot)
+        if copy is None:
+            return None
         names = _schema(copy)
         if names is None:
             return None
