@@ -591,9 +591,7 @@ def _write_members_duckdb(
     columns = _columns(project_type)
     if project_type == "hybrid":
         # As _write_members decides (_is_email).
-        is_email = (
-            f"(regexp_full_match(id, '{LOOKS_LIKE_EMAIL}') AND id = {lower_sql(engine, 'id')})"
-        )
+        is_email = f"(regexp_full_match(id, '{LOOKS_LIKE_EMAIL}') AND id = {lower_sql('id')})"
         select = (
             f'CASE WHEN {is_email} THEN id END AS "email", '
             f'CASE WHEN NOT {is_email} THEN id END AS "userId"'

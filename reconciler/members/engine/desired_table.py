@@ -787,7 +787,7 @@ def _checked_sql(
     return f"""
         CREATE TABLE {table} AS
         WITH cells AS (
-            SELECT *, email AS e, user_id AS u, {lower_sql(engine, "email")} AS le FROM ({select})
+            SELECT *, email AS e, user_id AS u, {lower_sql("email")} AS le FROM ({select})
         ), judged AS (
             SELECT *, {fast} IS TRUE AS fast FROM cells
         ), slow AS (
@@ -797,7 +797,7 @@ def _checked_sql(
                 CASE WHEN fast THEN false ELSE {columns.blank} END AS blank
             FROM judged
         ), reasons AS (
-            SELECT *, {lower_sql(engine, "slow_email_raw")} AS slow_email FROM slow
+            SELECT *, {lower_sql("slow_email_raw")} AS slow_email FROM slow
         ), problems AS (
             SELECT *,
                 CASE WHEN fast THEN NULL ELSE CAST(CASE

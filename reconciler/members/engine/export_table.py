@@ -52,7 +52,7 @@ def read_export_table(
             download([*fields, CHANNELS_FIELD] if channels is not None else fields, path, on_lines)
         try:
             engine.connection.execute(
-                f"CREATE TABLE {table} AS SELECT {lower_sql(engine, 'email')} AS email, "
+                f"CREATE TABLE {table} AS SELECT {lower_sql('email')} AS email, "
                 "userId AS user_id, "
                 f'lists FROM (SELECT email, userId, "{membership}" AS lists FROM read_json('
                 f"'{path}', format = 'newline_delimited', columns = {{'email': 'VARCHAR', "

@@ -591,7 +591,7 @@ def read_field_export(
     )
     cells = "".join(f", {_identifier(name)} AS l{j}" for j, name in enumerate(names))
     read = (
-        f"SELECT {lower_sql(engine, 'email')} AS email, userId AS user_id{cells} "
+        f"SELECT {lower_sql('email')} AS email, userId AS user_id{cells} "
         f"FROM read_json('{path}', "
         f"format = 'newline_delimited', columns = {{{columns}}})"
     )
@@ -603,7 +603,7 @@ def read_field_export(
             f", json_extract(json, {quote(_pointer(name))}) AS l{j}" for j, name in enumerate(names)
         )
         read = (
-            f"SELECT {lower_sql(engine, _EXPORTED_EMAIL)} AS email, "
+            f"SELECT {lower_sql(_EXPORTED_EMAIL)} AS email, "
             f"json_extract_string(json, '/userId') AS user_id{cells} "
             f"FROM read_json_objects('{path}', format = 'newline_delimited')"
         )

@@ -9,9 +9,13 @@ directory is removed when the Engine is closed or the process ends.
 
 from __future__ import annotations
 
+import array
 import contextlib
+import functools
 import itertools
+import re
 import shutil
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Hashable, Iterator
@@ -29,22 +33,86 @@ T = TypeVar("T")
 # and DuckDB's lower() differ in two characters only (every code point checked, DuckDB 2.0):
 # 'İ' (U+0130) is 'i' and a combining dot to Python, 'i' to DuckDB; a capital sigma ending a
 # word is a final sigma (U+03C2) to Python, U+03C3 to DuckDB, which maps each character
-# alone. Text holding either is lower-cased by Python itself (a function registered in the
-# workspace), the rest by DuckDB: so an email is one member whichever engine plans it.
-_PYTHON_LOWER = "reconciler_lower"
-_LOWER_DIFFERS = ("\u0130", "\u03a3")
+# alone. Text holding either is rewritten in SQL before DuckDB's lower(), the final sigmas by
+# a pattern built from this Python's own casing (_final_sigma_pattern). Not by a Python
+# function registered in DuckDB: registering one imports numpy (0.08 s and 10 MB, at the
+# 10M plan's 700 MB target), and rows go through Python one at a time.
+_SIGMA, _FINAL_SIGMA, _SMALL_SIGMA = "\u03a3", "\u03c2", "\u03c3"
+_DOTTED_I = "\u0130"
 
 
-def lower_sql(engine: Engine, expression: str) -> str:
-    """SQL lower-casing `expression` exactly as Python's str.lower() does, for `engine`'s
-    connection (see _PYTHON_LOWER), whose Python function is registered on first use."""
-    engine.register_python_lower()
-    differs = " OR ".join(f"contains({expression}, '{ch}')" for ch in _LOWER_DIFFERS)
-    return f"(CASE WHEN {differs} THEN {_PYTHON_LOWER}({expression}) ELSE lower({expression}) END)"
+def lower_sql(expression: str) -> str:
+    """SQL lower-casing `expression` exactly as Python's str.lower() does."""
+    rewritten = (
+        f"replace(regexp_replace({expression}, '{_final_sigma_pattern()}', "
+        f"'\\1\\2{_FINAL_SIGMA}\\3\\4', 'g'), '{_DOTTED_I}', '{_DOTTED_I.lower()}')"
+    )
+    return (
+        f"(CASE WHEN contains({expression}, '{_SIGMA}') OR contains({expression}, '{_DOTTED_I}') "
+        f"THEN lower({rewritten}) ELSE lower({expression}) END)"
+    )
 
 
-def _python_lower(text: str) -> str:
-    return text.lower()
+@functools.cache
+def _final_sigma_pattern() -> str:
+    """An RE2 pattern for a capital sigma Python lower-cases to a final sigma: after a
+    cased character and before none, case-ignorable characters (an apostrophe, a combining
+    accent) skipped on either side. Groups 1-4 are all but the sigma, for the replacement."""
+    cased, ignorable = _casing_classes()
+    return f"([{cased}])([{ignorable}]*){_SIGMA}([{ignorable}]*)($|[^{cased}{ignorable}])"
+
+
+@functools.cache
+def _casing_classes() -> tuple[str, str]:
+    """RE2 class items for the characters that are cased and not case-ignorable, and for
+    the case-ignorable ones, as this Python's str.lower() judges them (its Unicode tables,
+    not RE2's, which may be of another version). Asked of lower() itself: a sigma after a
+    letter and before a character c is small before a cased c, and before an ignorable c
+    that a letter follows; final otherwise. Planes 0, 1 and 14 only: no other plane holds
+    a cased or case-ignorable character (tests check every code point)."""
+    codes = array.array("I", [*range(_PLANES_0_1), *range(_PLANE_14, _PLANE_14 + 0x1000)])
+    # Surrogates cannot be encoded, and 'İ' alone lower-cases to two characters, which
+    # would shift every later cell: each stands in as a character of its class (neither
+    # cased nor ignorable; cased).
+    codes[0xD800:0xE000] = array.array("I", [ord(" ")]) * 0x800
+    codes[ord(_DOTTED_I)] = ord("A")
+    small = str.maketrans({_SMALL_SIGMA: "1", _FINAL_SIGMA: "0"})
+    cased = int(_sigma_after_a_letter_before(codes, " ").translate(small), 2)
+    cased_or_ignorable = int(_sigma_after_a_letter_before(codes, "A ").translate(small), 2)
+    return _class_items(cased, len(codes)), _class_items(cased_or_ignorable & ~cased, len(codes))
+
+
+_PLANES_0_1, _PLANE_14 = 0x20000, 0xE0000
+
+
+def _sigma_after_a_letter_before(codes: array.array[int], tail: str) -> str:
+    """For each code c, what "AΣ" + chr(c) + tail lower-cases the sigma to."""
+    unit = [ord("A"), ord(_SIGMA), 0, *map(ord, tail)]
+    cells = array.array("I", unit) * len(codes)
+    cells[2 :: len(unit)] = codes
+    text = cells.tobytes().decode("utf-32-le" if sys.byteorder == "little" else "utf-32-be")
+    return text.lower()[1 :: len(unit)]
+
+
+def _class_items(flags: int, width: int) -> str:
+    """RE2 class items (`\\x{..}-\\x{..}`) for the codes whose bit is set in `flags`, the
+    first of `width` codes (planes 0 and 1, then plane 14) its highest bit."""
+    items: list[str] = []
+    for run in re.finditer("1+", format(flags, f"0{width}b")):
+        # a run must not reach from plane 1 into plane 14, which follows it in the bits
+        first, last = run.start(), run.end() - 1
+        for low, high in ((first, min(last, _PLANES_0_1 - 1)), (max(first, _PLANES_0_1), last)):
+            if low <= high:
+                items.append(_range_item(_code(low), _code(high)))
+    return "".join(items)
+
+
+def _range_item(low: int, high: int) -> str:
+    return rf"\x{{{low:x}}}" if low == high else rf"\x{{{low:x}}}-\x{{{high:x}}}"
+
+
+def _code(index: int) -> int:
+    return index if index < _PLANES_0_1 else _PLANE_14 + index - _PLANES_0_1
 
 
 class Engine:
@@ -58,7 +126,6 @@ class Engine:
         self._lock = threading.Lock()
         self._finalizer: weakref.finalize[..., Engine] | None = None
         self._memo: dict[Hashable, Any] = {}
-        self._python_lower = False
 
     @classmethod
     def from_env(cls) -> Engine:
@@ -102,17 +169,6 @@ class Engine:
             yield
         finally:
             self.connection.execute("SET preserve_insertion_order = false")
-
-    def register_python_lower(self) -> None:
-        """Registers lower_sql's Python function, once. Not when the workspace opens:
-        DuckDB imports numpy to register any Python function (0.08 s and 10 MB of every
-        process), which a workspace opened for no lower-casing (a prefetched export's
-        directory, a Python-engine plan) need not pay."""
-        connection = self.connection
-        with self._lock:
-            if not self._python_lower:
-                connection.create_function(_PYTHON_LOWER, _python_lower, ["VARCHAR"], "VARCHAR")
-                self._python_lower = True
 
     def name(self, prefix: str) -> str:
         return f"{prefix}_{next(self._names)}"
