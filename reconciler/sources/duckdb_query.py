@@ -39,6 +39,7 @@ from reconciler.manifest.repository import (
     is_inside,
     readable_paths,
 )
+from reconciler.members.engine.workspace import UTC_SESSION
 from reconciler.members.identity import ProjectType
 from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
@@ -265,6 +266,7 @@ def open_connection(
     try:
         # stdout carries the plan (--format json): DuckDB's progress bar must not.
         connection.execute("SET enable_progress_bar = false")
+        connection.execute(UTC_SESSION)
         # The files a query opens, to check afterwards that none changed meanwhile.
         connection.execute("CALL enable_logging('FileSystem')")
         connection.execute(f"SET allowed_directories = {_list_literal(directories)}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -404,6 +406,61 @@ def test_a_time_without_seconds_for_a_date_field_stops_the_plan(workspace, cli, 
     assert "field 'renewsOn' is date in Iterable" in result.stderr
     assert "would send a string" in result.stderr
     assert [r for r in emulator_server.emulator.request_log if r.method != "GET"] == []
+
+
+@pytest.fixture
+def machine_zone(monkeypatch) -> Iterator[Callable[[str], None]]:
+    """Sets the process's local time zone (TZ), as a laptop or CI runner has it."""
+
+    def use(zone: str) -> None:
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+
+    yield use
+    monkeypatch.delenv("TZ", raising=False)
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("threshold", ["100000", "1"], ids=["python", "duckdb"])
+def test_a_duckdb_query_gives_the_same_dates_whatever_the_machines_time_zone(
+    workspace, cli, emulator_server, monkeypatch, machine_zone, threshold
+):
+    # DuckDB's session time zone was the machine's: `renews_at::DATE` of 20:00 UTC was the
+    # next day on a laptop in Asia/Kolkata, and a TIMESTAMPTZ went out at +05:30. Applied
+    # there and planned on a CI runner in UTC, every run rewrote the other's dates.
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", threshold)
+    workspace.csv(
+        "data/renewals.csv",
+        "email,user_id,renews_at",
+        ["alice@example.com,u-1,2024-04-30 20:00:00+00"],
+    )
+    query = (
+        "SELECT email, user_id, renews_at::DATE AS renews_on, renews_at AS renewed, "
+        "strftime(renews_at, '%Y-%m-%d %H:%M') AS shown FROM read_csv('data/renewals.csv')"
+    )
+    fields = {
+        "renewsOn": {"from": "renews_on", "type": "date"},
+        "renewedAt": "renewed",
+        "renewedShown": "shown",
+    }
+    workspace.write("traits.yaml", mapping_doc(fields))
+    members = {"sql": query, "database": ":memory:", "userId": "user_id"}
+    workspace.audience("churn", members, traits="crm")
+
+    machine_zone("Asia/Kolkata")
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert fields_of(emulator_server, "alice@example.com") == {
+        "renewsOn": "2024-04-30 00:00:00 +00:00",
+        "renewedAt": "2024-04-30T20:00:00+00:00",
+        "renewedShown": "2024-04-30 20:00",
+    }
+
+    machine_zone("UTC")
+    again = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert "= user fields: no changes (1 user checked" in again.stdout
 
 
 class FakeClock:

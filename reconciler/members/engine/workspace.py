@@ -27,6 +27,14 @@ import duckdb
 from reconciler.leftovers import private_directory
 from reconciler.members.engine.settings import TRAITS_THRESHOLD_FIELDS, EngineSettings
 
+# DuckDB's session time zone is the machine's (TZ) unless set: a query's `ts::DATE`,
+# `current_date` or TIMESTAMPTZ-to-TIMESTAMP cast, and the offset a TIMESTAMPTZ value is
+# given in, would differ between a laptop in Asia/Kolkata and a CI runner in UTC, and the
+# two would rewrite each other's date fields on every run. reconciler takes a time without
+# an offset as UTC (traits/convert.py), so DuckDB does too: a manifest's query
+# (sources/duckdb_query.py) and the workspace see UTC wherever they run.
+UTC_SESSION = "SET GLOBAL TimeZone = 'UTC'"  # GLOBAL: cursors too
+
 T = TypeVar("T")
 
 # Python's str.lower() (the Python engine's, and Java's toLowerCase's, Iterable's language)
@@ -193,6 +201,9 @@ class Engine:
         try:
             # stdout carries the plan (--format json): DuckDB's own progress bar must not.
             connection.execute("SET enable_progress_bar = false")
+            # TIMESTAMPTZ values read back from a query's transfer file come out in UTC, as
+            # the query's own connection gives them to the Python engine.
+            connection.execute(UTC_SESSION)
             connection.execute(f"SET memory_limit = '{settings.duckdb_memory_bytes}B'")
             connection.execute(f"SET temp_directory = '{directory / 'spill'}'")
             # Order is kept only where rowids must number a source's rows (`ordered`);
