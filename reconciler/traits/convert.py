@@ -18,7 +18,6 @@ from typing import Any
 
 from reconciler.render.masking import source_value
 
-ITERABLE_DATE_FORMAT = "%Y-%m-%d %H:%M:%S +00:00"
 UTC = datetime.UTC
 
 # Iterable's own form, which datetime.fromisoformat does not read (a space before the offset).
@@ -118,7 +117,12 @@ def parse_instant(value: Any) -> datetime.datetime:
         raise ConversionError(f"is {_kind(value)}, not a date")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        # 9999-12-31T23:00:00-05:00 is in year 10000 in UTC, which no datetime holds (nor
+        # Iterable's date fields): a value not made, reported with its row, not a traceback.
+        raise ConversionError("is not a date between the years 1 and 9999 in UTC") from None
 
 
 def _parse_date_text(text: str) -> datetime.datetime:
@@ -138,8 +142,11 @@ def _parse_date_text(text: str) -> datetime.datetime:
 
 
 def to_date(value: Any) -> str:
-    moment = parse_instant(value)
-    return moment.replace(microsecond=0).strftime(ITERABLE_DATE_FORMAT)
+    moment = parse_instant(value).replace(microsecond=0, tzinfo=None)
+    # Not strftime: its %Y gives the year 1 as `1`, not `0001` (glibc), and Iterable types
+    # `1-01-01 00:00:00 +00:00` as text, fixing a new field as a string for good (a
+    # database's 0001-01-01 or -infinity is a common "no date"). isoformat pads to 4 digits.
+    return f"{moment.isoformat(sep=' ')} +00:00"
 
 
 def to_object(value: Any) -> dict[str, Any]:

@@ -408,6 +408,43 @@ def test_a_time_without_seconds_for_a_date_field_stops_the_plan(workspace, cli, 
     assert [r for r in emulator_server.emulator.request_log if r.method != "GET"] == []
 
 
+@pytest.mark.parametrize("threshold", ["100000", "1"], ids=["python", "duckdb"])
+def test_dates_at_the_ends_of_the_calendar_are_sent_as_dates_or_named_with_their_row(
+    workspace, cli, emulator_server, monkeypatch, threshold
+):
+    # 0001-01-01 (a database's "no date") went out as `1-01-01 00:00:00 +00:00`, which
+    # Iterable takes for text: the new field was typed string for good. 9999-12-31 at
+    # -05:00 (year 10000 in UTC) stopped the command with an OverflowError traceback, and
+    # the same text, unmapped and already in Iterable, stopped every plan after.
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", threshold)
+    rows = [
+        "alice@example.com,u-1,0001-01-01,9999-12-31T23:00:00-05:00",
+        "bob@example.com,u-2,2025-07-01,9999-12-31T23:00:00-05:00",
+    ]
+    workspace.csv("data/ends.csv", "email,user_id,since,until", rows)
+    fields = {"since": {"from": "since", "type": "date"}, "until": "until"}
+    workspace.write("traits.yaml", mapping_doc(fields))
+    workspace.audience("churn", {"csv": "data/ends.csv", "userId": "user_id"}, traits="crm")
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert project(emulator_server).field_types["since"] == "date"
+    assert fields_of(emulator_server, "alice@example.com")["since"] == (
+        "0001-01-01 00:00:00 +00:00"
+    )
+    again = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert "= user fields: no changes (2 users checked" in again.stdout
+
+    rows[1] = "bob@example.com,u-2,9999-12-31T23:00:00-05:00,"
+    workspace.csv("data/ends.csv", "email,user_id,since,until", rows)
+    bad = cli("plan", workspace.manifests, "--show-members")
+    assert bad.exit_code == 1, bad.output
+    assert (
+        "ends.csv:3: field 'since' (column 'since'): '9999-12-31T23:00:00-05:00' is not a "
+        "date between the years 1 and 9999 in UTC; the field is not written for this member"
+    ) in bad.stdout
+
+
 @pytest.fixture
 def machine_zone(monkeypatch) -> Iterator[Callable[[str], None]]:
     """Sets the process's local time zone (TZ), as a laptop or CI runner has it."""

@@ -62,13 +62,29 @@ def test_what_is_not_a_number_is_refused(raw: object) -> None:
         ("2025-07-01 04:30:15 -0500", "2025-07-01 09:30:15 +00:00"),
         ("2025-07-01 09:30:15", "2025-07-01 09:30:15 +00:00"),  # naive: UTC
         (datetime.date(2025, 7, 1), "2025-07-01 00:00:00 +00:00"),
+        # A database's "no date" (0001-01-01, DuckDB's -infinity) keeps a 4-digit year:
+        # `1-01-01 ...` is text to Iterable, which would type a new field string for good.
+        (datetime.date(1, 1, 1), "0001-01-01 00:00:00 +00:00"),
+        ("0999-12-31", "0999-12-31 00:00:00 +00:00"),
+        (datetime.datetime(9999, 12, 31, 23, 59, 59, 999999), "9999-12-31 23:59:59 +00:00"),
     ],
 )
 def test_dates_are_written_as_iterable_stores_them(raw: object, expected: str) -> None:
     assert to_date(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["2025-13-45", "yesterday", "07/01/2025", 1_700_000_000])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "2025-13-45",
+        "yesterday",
+        "07/01/2025",
+        1_700_000_000,
+        # In UTC these are in the years 10000 and 0: refused as values, not a traceback.
+        "9999-12-31T23:00:00-05:00",
+        "0001-01-01 00:30:00 +01:00",
+    ],
+)
 def test_what_is_not_a_date_is_refused(raw: object) -> None:
     with pytest.raises(ConversionError):
         to_date(raw)
@@ -192,6 +208,8 @@ def test_template_syntax_errors_are_found_without_rendering() -> None:
         (None, None),
         ({"a": 1, "b": [1.0, "x"]}, {"b": [1, "x"], "a": 1.0}),
         (2**53 + 1, 2.0**53),  # a double field holds the nearest double
+        # Beyond the years a datetime holds in UTC: compared as the text it is.
+        ("9999-12-31T23:00:00-05:00", "9999-12-31T23:00:00-05:00"),
     ],
 )
 def test_equal_after_normalisation(desired: object, live: object) -> None:
