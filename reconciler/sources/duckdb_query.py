@@ -313,8 +313,8 @@ def bounded_connection(
     When the query ran, every file it opened in the repository (the database file
     included) is checked not to have changed since the connection opened
     (SourceChangedError): such files are known only once the query has opened them, so
-    they are judged by their modification and change times against the file system's own
-    clock when the read began, not copied first as CSV and Parquet sources are. Those
+    they are judged by their change times against the file system's own clock when the
+    read began, not copied first as CSV and Parquet sources are. Those
     inside the repository are then handed to `record` with their state as read."""
     seconds = query_timeout()
     began = file_system_clock()
@@ -365,7 +365,11 @@ def bounded_connection(
                 continue
             # Its state first, then the check: what is recorded is a state the query read.
             state = file_state(str(path))
-            if state is None or max(state[2], state[3]) > began:
+            # The change time alone: any write sets it to now, and nothing sets it back. A
+            # modification time can be anything (`unzip` of an archive made where the clock
+            # reads later, `touch -d`, `cp -p` from a share whose clock runs ahead): one
+            # ahead of the clock would refuse an untouched file on every run.
+            if state is None or state[3] > began:
                 changed.append((path, "it was written to"))
             elif is_inside(path, repository):  # all a query may read (open_connection)
                 read[path] = state

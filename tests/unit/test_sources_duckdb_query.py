@@ -4,6 +4,8 @@ what each answers, and files a query reads that change while it reads them."""
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -91,6 +93,24 @@ def test_files_a_query_read_and_nobody_changed_pass(tmp_path: Path) -> None:
         tmp_path, {"sql": "SELECT email FROM read_csv('people.csv')", "database": ":memory:"}
     )
     assert list(source_for(audience).read("email").members) == ["a@example.com"]
+
+
+def test_a_file_stamped_in_the_future_that_nobody_changed_passes(tmp_path: Path) -> None:
+    """A file's modification time can be anything (`unzip` of an archive made where the
+    clock reads later, `touch -d`, `cp -p` from a share whose clock runs ahead): one an hour
+    ahead was refused as "changed while the query read it" on every run until the clock
+    caught up, with no override. Any write sets the change time to now, so that alone
+    tells a file written during the read."""
+    people = tmp_path / "people.csv"
+    people.write_text("email\na@example.com\n", encoding="utf-8")
+    ahead = time.time_ns() + 3600 * 10**9
+    os.utime(people, ns=(ahead, ahead))
+    audience = load_audience(
+        tmp_path, {"sql": "SELECT email FROM read_csv('people.csv')", "database": ":memory:"}
+    )
+    source = source_for(audience)
+    assert list(source.read("email").members) == ["a@example.com"]
+    assert source.digests() == [(people, hashlib.sha256(people.read_bytes()).hexdigest())]
 
 
 def test_the_files_a_query_read_are_digested_as_it_read_them(tmp_path: Path) -> None:
