@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.errors import IterableError, LiveStateError
+from reconciler.errors import IterableError, LiveStateError, SourceError
 from reconciler.iterable import IterableClient
 from reconciler.manifest import Audience, Destination, Manifests
 from reconciler.members.issue import MemberIssue
@@ -48,7 +48,13 @@ from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
 from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.sources import source_for
 from reconciler.state.consent import respect_consent
-from reconciler.state.desired import DesiredDestination, DesiredList, at_scale, build_desired
+from reconciler.state.desired import (
+    DesiredDestination,
+    DesiredList,
+    at_scale,
+    build_desired,
+    unreadable_sources,
+)
 from reconciler.state.field_tables import conflict_group
 from reconciler.state.fields import plan_fields
 from reconciler.state.live import LiveList, read_live
@@ -81,7 +87,13 @@ def make_plan(
         reads = _Reads(engine, progress, on_read, member_reads)
         destinations = []
         fingerprint: dict[str, dict[str, dict[str, Any]]] = {}
-        for name, desired in build_desired(manifests, targets, engine, progress).items():
+        # Every source is read before any fails the plan, so all that cannot be read are
+        # named in one run, as validate names them.
+        unreadable: list[SourceError] = []
+        built = build_desired(manifests, targets, engine, progress, errors=unreadable)
+        if unreadable:
+            raise unreadable_sources(unreadable)
+        for name, desired in built.items():
             prints = fingerprint.setdefault(name, {})
             # With --target only some audiences are considered, so nothing else may be pruned.
             declared = _declared_lists(manifests, clients, name) if targets is None else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -92,6 +92,20 @@ def build_desired(
     if targets is not None:
         desired = {k: v for k, v in desired.items() if v.lists}
     return desired
+
+
+def unreadable_sources(errors: Sequence[SourceError]) -> SourceError:
+    """One error for every source a run could not read, so that a plan names them all at
+    once, as validate does (two broken exports took two runs to find, one per audience).
+    It exits as a refused change (3) only when every source was refused for changing while
+    it was read: a source that cannot be read at all is an error to fix (1), whatever else
+    changed beside it."""
+    if len(errors) == 1:
+        return errors[0]
+    message = f"{len(errors)} sources cannot be read:\n" + "\n".join(str(e) for e in errors)
+    if all(isinstance(e, SourceChangedError) for e in errors):
+        return SourceChangedError(message)
+    return SourceError(message)
 
 
 def _read_audience(

@@ -239,6 +239,28 @@ def test_every_destination_missing_its_key_is_named_at_once(workspace, cli, monk
         assert f"destination 'prod': environment variable {API_KEY_VAR} is not set" in lines[2]
 
 
+def test_every_source_that_cannot_be_read_is_named_at_once(workspace, cli, emulator_server):
+    """Plan stopped at the first broken source: two broken exports took two runs to find,
+    where validate names them all in one."""
+    workspace.csv("data/headless.csv", "nope,other", ["1,2"])
+    workspace.audience("headless", {"csv": "data/headless.csv"})
+    workspace.audience("missing", {"csv": "data/missing.csv"})
+    workspace.audience("fine", {"inline": ["a@example.com"]})
+    for command in (("plan",), ("apply", "--yes")):
+        result = cli(*command, workspace.manifests)
+        assert result.exit_code == 1, result.output
+        lines = result.stderr.splitlines()
+        where = lines.index("error: 2 sources cannot be read:")
+        assert lines[where + 1].startswith("manifests/aud-headless.yaml:")
+        assert "has neither an 'email' nor a 'userId' column" in lines[where + 1]
+        assert lines[where + 2].startswith("manifests/aud-missing.yaml:")
+        assert "CSV file not found: manifests/data/missing.csv" in lines[where + 2]
+    failed = cli("plan", workspace.manifests, "--format", "json")
+    assert failed.exit_code == 1
+    assert failed.json()["error"].startswith("2 sources cannot be read:\n")
+    assert writes(emulator_server) == []
+
+
 def test_two_lists_with_the_same_name_are_refused_naming_both(workspace, cli, emulator_server):
     proj = project(emulator_server)
     first, second = proj.add_list("dup"), proj.add_list("dup")
