@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 
 import pytest
 
@@ -806,6 +807,10 @@ def test_an_add_only_audience_never_removes_and_says_what_it_held_back(
     assert applied.exit_code == 0, applied.output
     left = project(emulator_server).members(list_named(emulator_server, "vip").id)
     assert set(left) == set(emails(10) + emails(2, prefix="new"))
+    # The list's size, not the source's: "no changes (5 members)" read as a list of 5.
+    again = cli("plan", workspace.manifests).stdout
+    assert re.search(r"= vip \(list \d+\): no changes \(12 members\)\n", again), again
+    assert "held back 7 removals (removals: never)" in again
 
     # Even an empty source removes nobody from an add-only audience.
     workspace.csv("vip.csv", "email", [])
