@@ -39,6 +39,7 @@ from reconciler.plan.campaigns import campaign_uses, needs_campaigns
 from reconciler.plan.fingerprint import FIELDS_KEY, list_fingerprint
 from reconciler.plan.ownership import (
     audience_marks,
+    is_managed,
     marked_audience,
     marks_audience,
     same_description,
@@ -237,6 +238,9 @@ def _plan_destination(
         notes=tuple(
             list_notes(desired.lists, live.all_lists, live.managed, deletions)
             + renamed_audience_notes(
+                desired.lists, live.all_lists, live.managed, deletions, declared
+            )
+            + undeclared_list_notes(
                 desired.lists, live.all_lists, live.managed, deletions, declared
             )
             + unknown_campaign_notes(left_out.lists, campaign_ids)
@@ -478,6 +482,51 @@ def renamed_audience_notes(
             f"no manifest declares any more, and this plan creates list {new}: {fate}. If "
             f"an audience was renamed from {audience!r}, set its listName: {old.name!r} to "
             f"keep list {old.id} and the campaigns and journeys that use it."
+        )
+    return notes
+
+
+def undeclared_list_notes(
+    items: list[DesiredList],
+    all_lists: list[Any],
+    managed: Mapping[str, LiveList],
+    deletions: Sequence[Any],
+    declared: set[str] | None,
+) -> list[str]:
+    """A list reconciler created that no manifest declares any more (its audience was
+    removed) and that prune does not delete (`prune: false`, the default) stays in
+    Iterable, no longer kept in line: its members keep getting campaigns while the
+    repository says nothing of it. Each is named, unless the notes of a renamed audience
+    or a changed listName already name it. Only when every audience of the project is
+    planned (`declared`)."""
+    if declared is None:
+        return []
+    deleted = {x.list_id for x in deletions}
+    created = [item for item in items if item.list_name not in managed]
+    planned = audience_marks(item.audience.name for item in items)
+    notes = []
+    for old in all_lists:
+        if (
+            old.list_type != "Standard"
+            or not is_managed(old.description)
+            or old.name in declared
+            or old.id in deleted
+        ):
+            continue
+        audience = marked_audience(old.description)
+        # Already named: by list_notes (a changed listName: the list was made for an
+        # audience whose list this plan creates) or by renamed_audience_notes (a renamed
+        # key: this plan creates lists while the list's audience is declared no more).
+        if any(marks_audience(old.description, item.audience.name) for item in created):
+            continue
+        if created and audience is not None and audience not in planned:
+            continue
+        made_for = f" for audience {audience!r}" if audience is not None else ""
+        notes.append(
+            f"list {old.name!r} (list {old.id}) was created by reconciler{made_for} and no "
+            "manifest declares it any more: prune is off, so it stays in Iterable as it is, "
+            "no longer kept in line (`prune: true` on the destination deletes it; declare "
+            "it again to keep managing it)."
         )
     return notes
 

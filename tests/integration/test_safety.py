@@ -250,10 +250,40 @@ def test_prune_keeps_the_lists_of_another_destination_naming_the_same_project(
 def test_prune_is_off_by_default_and_with_targets(workspace, cli, emulator_server):
     seed_list(emulator_server, "orphan", [], description="[managed-by: reconciler]")
     workspace.audience("keep", {"inline": ["a@example.com"]})
-    assert "orphan" not in cli("plan", workspace.manifests).stdout
+    assert 'delete list "orphan"' not in cli("plan", workspace.manifests).stdout
     workspace.destination(prune=True, policy={"allowListDeletion": True})
     assert 'delete list "orphan"' in cli("plan", workspace.manifests).stdout
     assert "orphan" not in cli("plan", workspace.manifests, "--target", "keep").stdout
+
+
+def test_a_managed_list_no_longer_declared_is_noted_when_prune_is_off(
+    workspace, cli, emulator_server
+):
+    """An audience removed from the manifests left its list in Iterable, still mailed,
+    and the plan said nothing of it: "No changes. Iterable matches the manifests." """
+    workspace.audience("keep", {"inline": ["a@example.com"]})
+    workspace.audience("gone", {"inline": ["b@example.com"]})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    gone = list_named(emulator_server, "gone").id
+    (workspace.manifests / "aud-gone.yaml").unlink()
+
+    plan = cli("plan", workspace.manifests, "--format", "json", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output  # a note, not a change
+    assert plan.json()["destinations"][0]["notes"] == [
+        f"list 'gone' (list {gone}) was created by reconciler for audience 'gone' and no "
+        "manifest declares it any more: prune is off, so it stays in Iterable as it is, no "
+        "longer kept in line (`prune: true` on the destination deletes it; declare it again "
+        "to keep managing it)."
+    ]
+    assert "no manifest declares it any more: prune is off" in " ".join(
+        cli("plan", workspace.manifests).stdout.split()
+    )
+    # Only a plan of every audience knows what is declared; prune deletes it, not notes it.
+    assert "gone" not in cli("plan", workspace.manifests, "--target", "keep").stdout
+    workspace.destination(prune=True, policy={"allowListDeletion": True})
+    pruned = cli("plan", workspace.manifests, "--format", "json")
+    assert pruned.json()["destinations"][0]["notes"] == []
+    assert pruned.json()["destinations"][0]["lists_to_delete"][0]["list_id"] == gone
 
 
 def test_deleting_a_list_in_use_is_reported_clearly(workspace, cli, emulator_server):
