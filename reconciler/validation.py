@@ -47,8 +47,8 @@ class Validation:
 
     def lines(self, show: Callable[[str], str]) -> list[str]:
         """The invalid members and values, then the warnings, one line each, located
-        (FILE:LINE:COL or FILE:ROW); source data in them goes through `show`. Sources that
-        cannot be read are errors the command prints before these."""
+        (FILE:LINE:COL, or FILE:LINE for a CSV row); source data in them goes through
+        `show`. Sources that cannot be read are errors the command prints before these."""
         out = [f"warning: {warning}" for warning in self.manifest_warnings]
         out.extend(issue.describe(show) for issue in (*self.invalid, *self.values))
         out.extend(f"warning: {issue.describe(show)}" for issue in self.conflicts)

@@ -113,7 +113,9 @@ class CsvFile(Source):
     def read(self, project_type: ProjectType) -> SourceResult:
         path, declared_at = self.path, self.declared_at
         result = SourceResult(where={} if self.remember_rows else None)
-        read = 0  # rows read whole, the header included: the next is row read + 1
+        # The line the next row starts on, as an editor numbers the file's lines: a quoted
+        # cell spanning lines makes a row's number differ from its line's.
+        start = 1
         try:
             copy = self.snapshot.copy
             # utf-8-sig: spreadsheets save CSV with a byte-order mark
@@ -124,19 +126,18 @@ class CsvFile(Source):
                 header = next(reader, None)
                 if header is None:
                     raise SourceError(f"{declared_at}: {path} is empty (no header row)")
-                read = 1
+                start = reader.line_num + 1
                 names, email_col, user_id_col = self.header_columns(header)
                 columns = {name: i for i, name in enumerate(names)}
                 trait_cols = [
                     (name, i) for name, i in columns.items() if i not in (email_col, user_id_col)
                 ]
-                # Row 1 is the header, so data rows start at 2, as a spreadsheet numbers them.
-                for row_number, row in enumerate(reader, start=2):
-                    read = row_number
+                for row in reader:
+                    line, start = start, reader.line_num + 1
                     if not any(cell.strip() for cell in row):
                         continue
                     result.rows += 1
-                    where = f"{path}:{row_number}"
+                    where = f"{path}:{line}"
                     if len(row) > len(header) and not any(row[len(header) :]):
                         # Empty cells after the last column (`a@x.com,u1,`, as some exports
                         # end every line) are dropped, as DuckDB's reader drops them.
@@ -159,15 +160,13 @@ class CsvFile(Source):
         except (OSError, UnicodeDecodeError) as exc:
             raise csv_open_error(declared_at, path, exc, self.snapshot.copy) from None
         except csv.Error as exc:
-            # The row that could not be read, numbered as rows are (and as DuckDB names
+            # The line the row that could not be read starts on (as DuckDB's read names
             # it): where an unclosed quote opened, not the end of the file it ran to; in
             # DuckDB's words, which say why ("unexpected end of data" does not).
             message = str(exc)
             if message == "unexpected end of data":
                 message = "Value with unterminated quote found."
-            raise SourceError(
-                f"{declared_at}: {path}:{read + 1}: not valid CSV: {message}"
-            ) from None
+            raise SourceError(f"{declared_at}: {path}:{start}: not valid CSV: {message}") from None
         return result
 
 

@@ -328,9 +328,25 @@ def test_invalid_rows_are_named_by_line_in_both_engines(workspace: Workspace, cl
 @pytest.mark.parametrize(
     ("content", "expected", "adds"),
     [
-        # A blank line inside a quoted cell is part of the cell, not a skipped blank row:
-        # the row after it keeps its number.
-        (b'email,userId,n\r\na@x.com,u1,"\r\n\r\n"\r\nbad,u3,z\r\n', "m.csv:3: invalid email", 1),
+        # A blank line inside a quoted cell is part of the cell, not a skipped blank row;
+        # the row after it is named by its line, as an editor shows it.
+        (b'email,userId,n\r\na@x.com,u1,"\r\n\r\n"\r\nbad,u3,z\r\n', "m.csv:5: invalid email", 1),
+        # Cells spanning lines: every row after them is named by the line it starts on
+        # (its row number is smaller), and a long row by all its cells (DuckDB counted
+        # one beyond the header).
+        (
+            b'email,userId,n\na@x.com,u1,"x\ny"\nb@x.com,u2,"p\nq\nr"\nbad,u3,z\n'
+            b'c@x.com,u4,too,many,cells\nx@x.com,u1,"x\ny"\n',
+            "m.csv:7: invalid email 'bad'\nmanifests/data/m.csv:8: row has 5 cells, header "
+            "has 3\nwarning: manifests/data/m.csv:9: same userId as manifests/data/m.csv:2",
+            2,
+        ),
+        # An unclosed quote after a cell spanning lines: named by the line it opens on.
+        (
+            b'email,userId,n\na@x.com,u1,"x\ny"\n"b@x.com,u2,z\nc@x.com,u3,z\n',
+            "m.csv:4: not valid",
+            None,
+        ),
         # A lone CR ends a line, so a blank one is a blank row.
         (b"email,userId\ra@x.com,u1\r\rbad,u2\r", "m.csv:4: invalid email", 1),
         # Empty cells after the last column are dropped in both engines: the member is read.
@@ -353,6 +369,8 @@ def test_invalid_rows_are_named_by_line_in_both_engines(workspace: Workspace, cl
     ],
     ids=[
         "blank-in-quotes",
+        "multi-line-cells",
+        "open-quote-after-multi-line",
         "lone-cr",
         "trailing-empty-cells",
         "quotes-only",

@@ -10,7 +10,9 @@ dealt with where it costs least (see DesiredTable).
 
 from __future__ import annotations
 
+import array
 import base64
+import bisect
 import csv
 import functools
 import json
@@ -351,10 +353,11 @@ class _Checker:
             # DuckDB's message runs to a page of reader options: its first line says it.
             first = snapshot.shown(str(exc).strip().splitlines()[0])
             raise SourceError(f"{declared_at}: {path}: not valid CSV: {first}") from None
-        count, issues, set_aside = _csv_rejects(engine, source, rejects)
+        lines = _CsvLines(snapshot.copy)
+        count, issues, set_aside = _csv_rejects(engine, source, rejects, lines)
         # Under a header of one column DuckDB reads a blank line as a row (of one empty
         # cell), so only wider files have blank lines to add back when naming rows.
-        namer = _csv_row_namer(path, snapshot.copy, set_aside, blank_lines_skipped=width > 1)
+        namer = _csv_row_namer(path, lines, set_aside, blank_lines_skipped=width > 1)
         return namer, columns, (count, issues)
 
     def duckdb(self, relation: DuckDbRelation) -> tuple[Where, Columns, Rejected]:
@@ -412,13 +415,15 @@ def _csv_select(
 
 
 def _csv_rejects(
-    engine: Engine, source: CsvRows, rejects: str
+    engine: Engine, source: CsvRows, rejects: str, lines: _CsvLines
 ) -> tuple[int, list[MemberIssue], list[int]]:
     """Rows DuckDB's reader set aside. A row with the wrong number of cells is skipped and
-    named, as the Python engine does (a blank one silently), and the lines of all of them
-    are returned, to number the rows after them; anything else (an unclosed
-    quote, bytes that are not UTF-8, an endless line) stops the read, as it does in the
-    Python engine: skipping it could drop every row after it, and plan their removal."""
+    named by the line it starts on, as the Python engine does (a blank one silently), and
+    the record numbers of all of them are returned, to number the rows after them
+    (DuckDB's `line` counts records: a quoted cell spanning lines is one); anything else
+    (an unclosed quote, bytes that are not UTF-8, an endless line) stops the read, as it
+    does in the Python engine: skipping it could drop every row after it, and plan their
+    removal."""
     connection = engine.connection
     path, declared_at, snapshot = source.path, source.declared_at, source.snapshot
     try:
@@ -432,15 +437,20 @@ def _csv_rejects(
             if kind == "INVALID ENCODING":
                 raise not_utf8_error(declared_at, path, snapshot.copy)
             message = snapshot.shown(message)
-            raise SourceError(f"{declared_at}: {path}:{line}: not valid CSV: {message}")
+            raise SourceError(
+                f"{declared_at}: {path}:{lines.line(int(line))}: not valid CSV: {message}"
+            )
         # A line of spaces, commas and quotes (`""`, `,` under a wider header) is a blank
         # row to the Python engine, whose cells all strip to nothing; DuckDB rejects it.
-        # DuckDB may list one short row twice (once per missing column, under a header
-        # with empty trailing names): one issue per line, as the Python engine gives.
+        # DuckDB lists a short row once per missing column and a long one once per cell
+        # beyond the header, each saying how many cells it had found by then: one issue
+        # per line, as the Python engine gives, with the whole row's count (the first
+        # of a short row's, the last of a long row's).
         counted = (
             f"FROM (SELECT * FROM {rejects} "
             f"WHERE NOT regexp_full_match(csv_line, '(?:{_SPACE}|[,\"])*') "
-            f"QUALIFY row_number() OVER (PARTITION BY line ORDER BY column_idx) = 1)"
+            f"QUALIFY row_number() OVER (PARTITION BY line ORDER BY CASE WHEN error_type = "
+            f"'TOO MANY COLUMNS' THEN -CAST(column_idx AS BIGINT) ELSE column_idx END) = 1)"
         )
         (count,) = connection.execute(f"SELECT count(*) {counted}").fetchone() or (0,)
         bad = connection.execute(
@@ -452,45 +462,86 @@ def _csv_rejects(
     finally:
         connection.execute(f"DROP TABLE IF EXISTS {rejects}")
         connection.execute(f"DROP TABLE IF EXISTS {rejects}_scan")
-    issues = [MemberIssue(f"{path}:{line}", _cells_message(m)) for line, m in bad]
+    issues = [MemberIssue(f"{path}:{lines.line(int(line))}", _cells_message(m)) for line, m in bad]
     return int(count), issues, set_aside
 
 
 def _csv_row_namer(
-    path: Path, copy: Path, set_aside: list[int], blank_lines_skipped: bool = True
+    path: Path, lines: _CsvLines, set_aside: list[int], blank_lines_skipped: bool = True
 ) -> Callable[[int], str]:
     """How to name the n-th row DuckDB read (1-based) as the Python engine and an editor
-    number it: by its line. DuckDB's count leaves out blank lines and the rows it set
-    aside, so those before a row are added back; they are found (one scan of the file)
-    only when a row is named. Rows with a quoted cell spanning lines count as one line."""
+    number it: by the line it starts on. DuckDB's count leaves out blank lines and the
+    rows it set aside, so those before a row are added back, and the record found is
+    named by its line; both are found (one scan of the file) only when a row is named."""
     skipped: list[int] | None = None
 
     def name(n: int) -> str:
         nonlocal skipped
         if skipped is None:
-            blank = _blank_lines(copy) if blank_lines_skipped else []
+            blank = lines.blank() if blank_lines_skipped else []
             skipped = sorted({*set_aside, *blank})
-        line = n + 1  # the header is line 1
+        record = n + 1  # the header is record 1
         for s in skipped:
-            if s > line:
+            if s > record:
                 break
-            line += 1
-        return f"{path}:{line}"
+            record += 1
+        return f"{path}:{lines.line(record)}"
 
     return name
 
 
-def _blank_lines(path: Path) -> list[int]:
-    """Numbers of the empty rows of a file (DuckDB skips them without a word), as the
-    Python engine numbers rows: a blank line inside a quoted cell is part of that cell, and
-    a lone CR ends a line. Lines are enough (and quicker) when the file has no quote and
-    no lone CR."""
-    with path.open("rb") as handle:
-        if not any(_needs_parsing(chunk) for chunk in iter(lambda: handle.read(1 << 20), b"")):
-            handle.seek(0)
-            return [n for n, raw in enumerate(handle, start=1) if not raw.strip(b"\r\n")]
-    with path.open(newline="", encoding="utf-8-sig", errors="replace") as text:
-        return [n for n, row in enumerate(csv.reader(text), start=1) if not row]
+@dataclass
+class _CsvLines:
+    """A CSV file's records (DuckDB's and the csv module's rows, the header and blank
+    ones included: a quoted cell spanning lines is one record) against the lines an editor
+    shows, where messages name them. Learnt in one scan of the file, on first use: a file
+    with no quote and no lone CR has one record per line, and needs no parsing."""
+
+    path: Path
+    # Records from which the line a record starts on is `record + offset`, and the offsets:
+    # an entry per record after one spanning lines, so arrays of 8-byte integers (a file
+    # of ten million addresses written on two lines each is 160 MB, not 700 as lists).
+    _records: array.array[int] = field(default_factory=lambda: array.array("q"))
+    _offsets: array.array[int] = field(default_factory=lambda: array.array("q"))
+    _blank: list[int] | None = None
+
+    def line(self, record: int) -> int:
+        """The line record `record` (1-based) starts on."""
+        self._scan()
+        at = bisect.bisect_right(self._records, record) - 1
+        return record + (self._offsets[at] if at >= 0 else 0)
+
+    def blank(self) -> list[int]:
+        """Numbers of the blank records (DuckDB skips them without a word): a blank line
+        inside a quoted cell is part of that cell, and a lone CR ends a line."""
+        self._scan()
+        assert self._blank is not None
+        return self._blank
+
+    def _scan(self) -> None:
+        if self._blank is not None:
+            return
+        with self.path.open("rb") as handle:
+            if not any(_needs_parsing(chunk) for chunk in iter(lambda: handle.read(1 << 20), b"")):
+                handle.seek(0)
+                self._blank = [n for n, raw in enumerate(handle, start=1) if not raw.strip(b"\r\n")]
+                return
+        blank: list[int] = []
+        with self.path.open(newline="", encoding="utf-8-sig", errors="replace") as text:
+            reader = csv.reader(text)
+            start, offset = 1, 0
+            try:
+                for record, row in enumerate(reader, start=1):
+                    if start - record != offset:
+                        offset = start - record
+                        self._records.append(record)
+                        self._offsets.append(offset)
+                    if not row:
+                        blank.append(record)
+                    start = reader.line_num + 1
+            except csv.Error:
+                pass  # past a row that cannot be read: the read stops there and names it
+        self._blank = blank
 
 
 def _needs_parsing(chunk: bytes) -> bool:
