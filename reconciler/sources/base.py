@@ -8,6 +8,7 @@ from the same snapshot of its files.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,7 +153,21 @@ def source_path(audience: Audience, relative: str) -> Path:
     names the file (or one of its rows) shows it: messages end up in pull-request
     comments, where a runner's absolute path is noise."""
     path = Path(relative)
-    return Path(display_path(path if path.is_absolute() else audience.base_dir / path))
+    return Path(display_path(_normalised(path if path.is_absolute() else audience.base_dir / path)))
+
+
+def _normalised(path: Path) -> Path:
+    """`path` without `.` and `dir/..` (`manifests/../data/x.csv` shown as `data/x.csv`),
+    when that names the same file: through a symbolic link `..` is the parent of the
+    link's target, so such a path is kept as written, and opens what the system finds."""
+    plain = Path(os.path.normpath(path))
+    if plain == path:
+        return path
+    try:
+        same = plain.resolve() == path.resolve()
+    except (OSError, RuntimeError):  # a loop of links: left to the read to report
+        same = False
+    return plain if same else path
 
 
 def remember_read(read: dict[Path, FileState | None], path: Path, state: FileState) -> None:

@@ -584,6 +584,27 @@ def test_paths_in_messages_are_relative_to_the_working_directory(workspace, cli)
     assert str(workspace.root) not in result.output
 
 
+def test_paths_in_messages_are_normalised(workspace, cli):
+    """`csv: ../manifests/data/m.csv` was shown as `manifests/../manifests/data/m.csv`."""
+    workspace.csv("data/m.csv", "email", ["not-an-email"])
+    workspace.audience("rows", {"csv": "./../manifests/data/m.csv"})
+    workspace.audience("gone", {"csv": "data/../data/missing.csv"})
+    result = cli("validate", workspace.manifests)
+    assert result.exit_code == 1, result.output
+    assert "CSV file not found: manifests/data/missing.csv\n" in result.stderr
+    assert "manifests/data/m.csv:2: invalid email" in result.stderr
+    assert ".." not in result.stderr
+    # Through a symbolic link `..` is the parent of the link's target, not of the link:
+    # such a path is shown as written, and reads the file the system finds.
+    (workspace.manifests / "deep" / "inner").mkdir(parents=True)
+    (workspace.manifests / "alias").symlink_to("deep/inner")
+    (workspace.manifests / "deep" / "m.csv").write_text("email\nstill-not-an-email\n")
+    workspace.audience("rows", {"csv": "alias/../m.csv"})
+    (workspace.manifests / "aud-gone.yaml").unlink()
+    result = cli("validate", workspace.manifests)
+    assert "manifests/alias/../m.csv:2: invalid email" in result.stderr, result.output
+
+
 def test_status_markdown_is_a_markdown_table_and_counts_have_separators(workspace, cli):
     workspace.csv("data/m.csv", "email", [f"u{i}@example.com" for i in range(1200)])
     workspace.audience("big", {"csv": "data/m.csv"})
