@@ -50,6 +50,7 @@ def status_rows(plan: Plan) -> list[dict[str, Any]]:
                 "pending_updates": len(lp.field_update_keys),
                 "blocked": lp.list_name in blocked,
                 "left_out": None,
+                "delete_list": False,
             }
             for lp in d.lists
         )
@@ -66,8 +67,29 @@ def status_rows(plan: Plan) -> list[dict[str, Any]]:
                 "pending_updates": None,
                 "blocked": False,
                 "left_out": why,
+                "delete_list": False,
             }
             for audience, why in d.unread
+        )
+        # A list prune deletes is the largest change a plan can hold: without a row, the
+        # status of a destination about to lose a list read as if nothing were pending.
+        # Its members are not read (no audience declares it), so its counts are unknown.
+        rows.extend(
+            {
+                "destination": d.destination,
+                "audience": None,
+                "list_name": deletion.list_name,
+                "list_id": deletion.list_id,
+                "iterable_members": None,
+                "desired_members": None,
+                "pending_adds": None,
+                "pending_removes": None,
+                "pending_updates": None,
+                "blocked": deletion.list_name in blocked,
+                "left_out": None,
+                "delete_list": True,
+            }
+            for deletion in d.deletions
         )
     return rows
 
@@ -84,7 +106,7 @@ def status_markdown(rows: list[dict[str, Any]]) -> str:
     body = "".join(
         "| "
         + " | ".join(
-            markdown_cell(str(cell)) for cell in (r["destination"], r["audience"], *_cells(r))
+            markdown_cell(str(cell)) for cell in (r["destination"], _audience(r), *_cells(r))
         )
         + " |\n"
         for r in rows
@@ -94,9 +116,10 @@ def status_markdown(rows: list[dict[str, Any]]) -> str:
 
 def status_table(rows: list[dict[str, Any]]) -> Table:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=None, show_edge=False, header_style="bold")
-    cells = [[r["destination"], r["audience"], *_cells(r)] for r in rows]
+    cells = [[r["destination"], _audience(r), *_cells(r)] for r in rows]
     for i, (column, justify) in enumerate(_COLUMNS):
         if column in ("destination", "audience"):
             # Names wrap rather than end in "…": two audiences must not look alike.
@@ -106,8 +129,16 @@ def status_table(rows: list[dict[str, Any]]) -> Table:
             widest = max((len(row[i]) for row in cells), default=0)
             table.add_column(column, justify=justify, no_wrap=True, min_width=widest)  # type: ignore[arg-type]
     for row in cells:
-        table.add_row(*row)
+        # As text, not rich markup: a list name such as "Gone [old]" lost its "[old]".
+        table.add_row(*(Text(cell) for cell in row))
     return table
+
+
+def _audience(r: Row) -> str:
+    """The audience column: a list prune deletes has none, so it is named by its list."""
+    if r.get("delete_list"):
+        return f"(list {r['list_name']!r}: declared by no audience, prune deletes it)"
+    return str(r["audience"])
 
 
 def _cells(r: Row) -> list[str]:
@@ -115,6 +146,8 @@ def _cells(r: Row) -> list[str]:
     if r["left_out"] is not None:
         # Nothing is known of its list: `reconciler plan` says why.
         return ["-"] * 6 + ["LEFT OUT"]
+    if r.get("delete_list"):
+        return [str(r["list_id"]), *["-"] * 5, "DELETE (BLOCKED)" if r["blocked"] else "DELETE"]
     live = r["iterable_members"]
     return [
         str(r["list_id"]) if r["list_id"] is not None else "(not created)",

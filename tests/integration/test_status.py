@@ -43,3 +43,31 @@ def test_status_in_a_log_shows_each_audience_on_one_line_however_long(workspace,
     for name in long_names:
         (line,) = [x for x in result.stdout.splitlines() if name in x]
         assert "(not created)" in line and "…" not in line
+
+
+def test_a_list_prune_deletes_has_a_row_in_every_format(workspace, cli, emulator_server):
+    """Status showed only audiences: a destination about to lose a list to prune looked as
+    if nothing were pending, while `plan` deleted it."""
+    workspace.audience("kept", {"inline": ["a@example.com"]})
+    workspace.audience("gone", {"inline": ["b@example.com"]}, listName="Gone [old]")
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    proj = emulator_server.emulator.project("default")
+    (gone_id,) = [i for i, x in proj.lists.items() if x.name == "Gone [old]"]
+    (workspace.manifests / "aud-gone.yaml").unlink()
+    workspace.destination(prune=True)  # allowListDeletion is off: the delete is blocked
+
+    rows = cli("status", workspace.manifests, "--format", "json").json()["audiences"]
+    (deleted,) = [r for r in rows if r["delete_list"]]
+    assert deleted["list_id"] == gone_id and deleted["list_name"] == "Gone [old]"
+    assert deleted["audience"] is None and deleted["blocked"] is True
+    assert deleted["iterable_members"] is None  # not read: no audience declares it
+    assert [r["audience"] for r in rows if not r["delete_list"]] == ["kept"]
+
+    markdown = cli("status", workspace.manifests, "--format", "markdown").stdout
+    assert (
+        f"| prod | (list 'Gone \\[old\\]': declared by no audience, prune deletes it) | "
+        f"{gone_id} | - | - | - | - | - | DELETE (BLOCKED) |"
+    ) in markdown
+    (line,) = [x for x in cli("status", workspace.manifests).stdout.splitlines() if "Gone" in x]
+    assert "(list 'Gone [old]': declared by no audience, prune deletes it)" in line
+    assert "DELETE (BLOCKED)" in line
