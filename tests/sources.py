@@ -13,9 +13,12 @@ from reconciler.manifest import Audience, load_manifests
 
 
 def load_audience(
-    directory: Path, members: dict[str, Any], project_type: str = "hybrid"
+    directory: Path, members: dict[str, Any], project_type: str = "hybrid", mapped: bool = False
 ) -> Audience:
-    """Write a destination and one audience named `aud` to `directory`/aud.yaml and load it."""
+    """Write a destination and one audience named `aud` to `directory`/aud.yaml and load it.
+    `mapped` gives the audience a trait mapping (of one constant field), under which a
+    source keeps its other columns for members (Source.mapped)."""
+    audience: dict[str, Any] = {"destination": "prod", "members": members}
     documents = [
         {
             "apiVersion": "reconciler/v1",
@@ -23,13 +26,20 @@ def load_audience(
             "metadata": {"name": "prod"},
             "spec": {"region": "sandbox", "projectType": project_type},
         },
-        {
-            "apiVersion": "reconciler/v1",
-            "kind": "Audience",
-            "metadata": {"name": "aud"},
-            "spec": {"destination": "prod", "members": members},
-        },
+        {"apiVersion": "reconciler/v1", "kind": "Audience", "metadata": {"name": "aud"}},
     ]
+    if mapped:
+        audience["traits"] = "kept"
+        mapping = {"fields": {"source": {"template": "reconciler"}}}
+        documents.append(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "TraitMapping",
+                "metadata": {"name": "kept"},
+                "spec": mapping,
+            }
+        )
+    documents[1]["spec"] = audience
     path = directory / "aud.yaml"
     # JSON is YAML; one key per line so locations are distinct lines.
     path.write_text("\n---\n".join(json.dumps(d, indent=2) for d in documents), encoding="utf-8")

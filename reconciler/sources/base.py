@@ -105,9 +105,12 @@ class Source:
         self.declared_at = str(audience.field_location("members", self.field))
 
     @property
-    def remember_rows(self) -> bool:
-        # Rows are remembered only for audiences with a trait mapping, which may need to
-        # name the row of a value they cannot make.
+    def mapped(self) -> bool:
+        """The audience has a trait mapping. Only then are a member's other columns kept
+        (its fields are made of them; otherwise nothing reads them, and duplicate rows
+        differing in them only are no conflict, as in the DuckDB engine, which keeps them
+        for mapped audiences alone) and each member's row remembered (to name the row of a
+        value the mapping cannot make)."""
         return self.audience.spec.traits is not None
 
     def files(self) -> list[SourceFile]:

@@ -112,7 +112,8 @@ class CsvFile(Source):
 
     def read(self, project_type: ProjectType) -> SourceResult:
         path, declared_at = self.path, self.declared_at
-        result = SourceResult(where={} if self.remember_rows else None)
+        result = SourceResult(where={} if self.mapped else None)
+        keep_traits = self.mapped  # Source.mapped: other columns matter to a mapping only
         # The line the next row starts on, as an editor numbers the file's lines: a quoted
         # cell spanning lines makes a row's number differ from its line's.
         start = 1
@@ -151,7 +152,9 @@ class CsvFile(Source):
                         continue
                     email = row[email_col] if email_col is not None else None
                     user_id = row[user_id_col] if user_id_col is not None else None
-                    traits: dict[str, object] = {name: row[i] for name, i in trait_cols}
+                    traits: dict[str, object] = (
+                        {name: row[i] for name, i in trait_cols} if keep_traits else {}
+                    )
                     try:
                         result.add(make_member(project_type, email, user_id, traits), where)
                     except InvalidIdentity as exc:

@@ -136,7 +136,7 @@ def read_with_duckdb(
     relation: DuckDbRelation,
     spec: MembersSpec,
     project_type: ProjectType,
-    remember_rows: bool = False,
+    mapped: bool = False,
 ) -> SourceResult:
     """Run the relation's query and build members from its rows, a chunk at a time."""
     query = relation.select()
@@ -156,7 +156,7 @@ def read_with_duckdb(
                 f"SELECT {', '.join(cells)} FROM ({query}\n) AS q({aliases})"
             )
             chunks = iter(lambda: cursor.fetchmany(CHUNK_ROWS), [])
-            return members_from_rows(chunks, columns, project_type, relation.where, remember_rows)
+            return members_from_rows(chunks, columns, project_type, relation.where, mapped)
         except duckdb.Error as exc:
             raise relation.error(exc) from None
 

@@ -34,7 +34,7 @@ class Inline(Source):
         return len(self.spec.inline or [])
 
     def read(self, project_type: ProjectType) -> SourceResult:
-        result = SourceResult(where={} if self.remember_rows else None)
+        result = SourceResult(where={} if self.mapped else None)
         # Located once: `member_locations` walks the whole document for every entry.
         locations = self.audience.member_locations
         for index, entry in enumerate(self.spec.inline or []):
@@ -45,7 +45,7 @@ class Inline(Source):
                 traits: dict[str, object] = {}
             else:
                 email, user_id = entry.email, entry.userId
-                traits = dict(entry.model_extra or {})
+                traits = dict(entry.model_extra or {}) if self.mapped else {}
             try:
                 result.add(make_member(project_type, email, user_id, traits), where)
             except InvalidIdentity as exc:

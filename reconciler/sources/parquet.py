@@ -123,4 +123,4 @@ class ParquetFile(Source):
         return reader.duckdb(self.duckdb_relation())
 
     def read(self, project_type: ProjectType) -> SourceResult:
-        return read_with_duckdb(self.duckdb_relation(), self.spec, project_type, self.remember_rows)
+        return read_with_duckdb(self.duckdb_relation(), self.spec, project_type, self.mapped)

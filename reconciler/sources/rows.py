@@ -110,18 +110,19 @@ def members_from_rows(
     columns: Columns,
     project_type: ProjectType,
     where: Callable[[int], str],
-    remember_rows: bool = False,
+    mapped: bool = False,
 ) -> SourceResult:
-    """Build members from chunks of rows; `where(n)` names row n (1-based) in issues, and
-    with `remember_rows` each member's row is kept (SourceResult.where), for trait
-    mappings to name the row of a value they cannot make."""
-    result = SourceResult(where={} if remember_rows else None)
+    """Build members from chunks of rows; `where(n)` names row n (1-based) in issues. With
+    `mapped` (the audience has a trait mapping: Source.mapped) each member keeps its other
+    columns, and its row is kept (SourceResult.where), to name the row of a value the
+    mapping cannot make."""
+    result = SourceResult(where={} if mapped else None)
     for chunk in chunks:
         for row in chunk:
             result.rows += 1
             email = _identifier(row[columns.email]) if columns.email is not None else None
             user_id = _identifier(row[columns.user_id]) if columns.user_id is not None else None
-            traits = {name: trait_value(row[i]) for name, i in columns.traits}
+            traits = {name: trait_value(row[i]) for name, i in columns.traits} if mapped else {}
             try:
                 result.add(make_member(project_type, email, user_id, traits), where(result.rows))
             except InvalidIdentity as exc:

@@ -95,4 +95,4 @@ class DuckDbQuery(Source):
         return reader.duckdb(self.duckdb_relation())
 
     def read(self, project_type: ProjectType) -> SourceResult:
-        return read_with_duckdb(self.duckdb_relation(), self.spec, project_type, self.remember_rows)
+        return read_with_duckdb(self.duckdb_relation(), self.spec, project_type, self.mapped)

@@ -105,9 +105,7 @@ class Warehouse(Source):
 
         def consume(names: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) -> None:
             columns = find_columns(list(names), self.spec, f"{declared_at}: the query")
-            results.append(
-                members_from_rows(chunks, columns, project_type, where, self.remember_rows)
-            )
+            results.append(members_from_rows(chunks, columns, project_type, where, self.mapped))
 
         self.stream(consume)
         return results[0]

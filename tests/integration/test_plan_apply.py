@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import math
 import re
 from pathlib import Path
@@ -480,20 +481,28 @@ def test_status_warns_and_exits_1_when_members_are_invalid(workspace, cli):
     assert "1 member could not be used" in result.stderr
 
 
-def test_duplicate_rows_are_counted_and_disagreeing_ones_named(workspace, cli, emulator_server):
-    workspace.csv(
-        "data/m.csv",
-        "email,userId,plan",
-        [
-            "a@example.com,u-1,gold",
-            "b@example.com,u-1,gold",  # row 3: same userId, another email
-            "c@example.com,u-2,x",
-            "c@example.com,u-2,x",  # row 5: the same row again: counted, no warning
-            "d@example.com,u-3,x",
-            "d@example.com,u-3,y",  # row 7: another value
-        ],
+DUPLICATES = [
+    "a@example.com,u-1,gold",
+    "b@example.com,u-1,gold",  # row 3: same userId, another email
+    "c@example.com,u-2,x",
+    "c@example.com,u-2,x",  # row 5: the same row again: counted, no warning
+    "d@example.com,u-3,x",
+    "d@example.com,u-3,y",  # row 7: another value
+]
+
+
+@pytest.mark.parametrize("threshold", ["100000", "1"], ids=["python", "duckdb"])
+def test_duplicate_rows_are_counted_and_disagreeing_ones_named(
+    workspace, cli, emulator_server, monkeypatch, threshold
+):
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", threshold)
+    workspace.csv("data/m.csv", "email,userId,plan", DUPLICATES)
+    workspace.write(
+        "traits.yaml",
+        "apiVersion: reconciler/v1\nkind: TraitMapping\nmetadata: {name: crm}\n"
+        "spec: {fields: {planTier: plan}}\n",
     )
-    workspace.audience("dup", {"csv": "data/m.csv"})
+    workspace.audience("dup", {"csv": "data/m.csv"}, traits="crm")
     validated = cli("validate", workspace.manifests)
     assert validated.exit_code == 0, validated.output
     assert "3 member(s) (3 duplicate row(s) collapsed)" in validated.stdout
@@ -511,6 +520,31 @@ def test_duplicate_rows_are_counted_and_disagreeing_ones_named(workspace, cli, e
     text = cli("plan", workspace.manifests)
     assert "3 duplicate rows collapsed" in text.stdout
     assert "2 of them with other values (the first row is used)" in text.stdout
+
+
+@pytest.mark.parametrize("threshold", ["100000", "1"], ids=["python", "duckdb"])
+def test_duplicates_differing_in_a_column_nothing_reads_are_no_conflict(
+    workspace, cli, emulator_server, monkeypatch, threshold, tmp_path
+):
+    # Without a trait mapping nothing reads a source's other columns: the DuckDB engine
+    # does not keep them, while the Python engine kept them, warned that two rows differed
+    # in one (so an audience growing past the engine threshold stopped warning), and wrote
+    # every added member's columns into a saved plan.
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", threshold)
+    workspace.csv("data/m.csv", "email,userId,plan", DUPLICATES)
+    workspace.audience("dup", {"csv": "data/m.csv"})
+    validated = cli("validate", workspace.manifests)
+    assert validated.exit_code == 0, validated.output
+    assert "3 member(s) (3 duplicate row(s) collapsed)" in validated.stdout
+    assert "m.csv:3: same userId as " in validated.stderr
+    assert "m.csv:7" not in validated.stderr
+    saved = tmp_path / "dup.plan"
+    plan = cli("plan", workspace.manifests, "--format", "json", "--out", saved)
+    assert plan.exit_code == 0, plan.output
+    (dest,) = plan.json()["destinations"]
+    assert dest["duplicate_rows"] == 3
+    assert [c["where"].rsplit(":", 1)[1] for c in dest["duplicate_conflicts"]] == ["3"]
+    assert b"gold" not in gzip.decompress(saved.read_bytes())  # a saved plan is gzipped
 
 
 @pytest.mark.parametrize("engine", ["python", "duckdb"])

@@ -25,14 +25,14 @@ def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def csv_audience(tmp_path: Path, text: str = ROWS):  # type: ignore[no-untyped-def]
+def csv_audience(tmp_path: Path, text: str = ROWS, mapped: bool = False):  # type: ignore[no-untyped-def]
     (tmp_path / "data").mkdir(exist_ok=True)
     (tmp_path / "data" / "m.csv").write_text(text, encoding="utf-8")
-    return load_audience(tmp_path, {"csv": "data/m.csv"})
+    return load_audience(tmp_path, {"csv": "data/m.csv"}, mapped=mapped)
 
 
 def test_csv_answers_files_columns_size_rows_and_relation(tmp_path: Path) -> None:
-    source = source_for(csv_audience(tmp_path))
+    source = source_for(csv_audience(tmp_path, mapped=True))
 
     assert isinstance(source, CsvFile)
     (file,) = source.files()
@@ -46,6 +46,10 @@ def test_csv_answers_files_columns_size_rows_and_relation(tmp_path: Path) -> Non
     assert sorted(result.members) == ["ada@example.com", "u-2"]
     assert result.members["ada@example.com"].traits == {"plan": "gold"}
     assert [str(issue) for issue in result.issues] == ["data/m.csv:4: invalid email 'not-an-email'"]
+    # Without a trait mapping nothing reads the other columns, so they are not kept.
+    (tmp_path / "unmapped").mkdir()
+    unmapped = source_for(csv_audience(tmp_path / "unmapped")).read("hybrid")
+    assert unmapped.members["ada@example.com"].traits == {}
 
 
 def test_a_run_plans_from_one_snapshot_whatever_happens_to_the_file_after(

@@ -21,6 +21,7 @@ def test_inline_answers_every_question_from_the_manifest(tmp_path: Path) -> None
     audience = load_audience(
         tmp_path,
         {"inline": ["Ada@Example.com", "u-7", {"email": "b@example.com", "plan": "gold"}, "x@"]},
+        mapped=True,
     )
     source = source_for(audience)
 

@@ -23,7 +23,7 @@ def test_rows_become_members_and_other_columns_traits(tmp_path: Path) -> None:
         "DATE '2024-03-01'), ('b@example.com', NULL, 'free', 3::DECIMAL(6,2), NULL)) "
         "AS t(email, userId, plan, ltv, since)",
     )
-    audience = load_audience(tmp_path, {"parquet": "data/vip.parquet"})
+    audience = load_audience(tmp_path, {"parquet": "data/vip.parquet"}, mapped=True)
 
     result = read_members(audience, "hybrid")
 

@@ -55,6 +55,7 @@ def test_in_memory_query_reads_files_relative_to_the_manifest(
             "sql": "SELECT email, plan FROM read_csv('data/users.csv') WHERE plan = 'gold'",
             "database": ":memory:",
         },
+        mapped=True,
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -81,6 +82,7 @@ def test_database_file_query_with_typed_columns(tmp_path: Path) -> None:
             "email": "mail",
             "userId": "user_id",
         },
+        mapped=True,
     )
 
     result = read_members(audience, "hybrid")
@@ -172,9 +174,9 @@ def customers(postgres: Postgres, monkeypatch: pytest.MonkeyPatch) -> Postgres:
     return postgres
 
 
-def postgres_audience(tmp_path: Path, db: Postgres, sql: str, **extra: str):  # type: ignore[no-untyped-def]
+def postgres_audience(tmp_path: Path, db: Postgres, sql: str, mapped: bool = False, **extra: str):  # type: ignore[no-untyped-def]
     members = {"sql": sql, "url": db.url_template(PASSWORD_VAR), **extra}
-    return load_audience(tmp_path, members)
+    return load_audience(tmp_path, members, mapped=mapped)
 
 
 def test_postgres_query_streams_members_with_traits(
@@ -186,7 +188,7 @@ def test_postgres_query_streams_members_with_traits(
         f"SELECT user_id AS userId, email, note, ltv FROM {customers.schema}.customers "
         "WHERE note IS NULL OR note LIKE 'vip:%' ORDER BY user_id"
     )
-    result = read_members(postgres_audience(tmp_path, customers, sql), "hybrid")
+    result = read_members(postgres_audience(tmp_path, customers, sql, mapped=True), "hybrid")
     line = line_of(tmp_path / "aud.yaml", '"sql"')
 
     assert sorted(result.members) == ["1", "2"]

@@ -42,6 +42,7 @@ def test_warehouse_streams_rows_and_counts_where_the_data_lives(repo: Path) -> N
             "sql": "SELECT email, user_id AS userId, plan FROM people -- the CRM\n;",
             "url": "sqlite:///crm.db",
         },
+        mapped=True,
     )
     source = source_for(audience)
 
