@@ -16,6 +16,31 @@ from reconciler.errors import ConfigError
 
 MEMBER_READS = ("auto", "getUsers", "export", "asyncExport", "windowedExport")
 
+# The largest value any setting takes (31 years in seconds). Beyond about 9.2e9 seconds a
+# wait cannot be given to the operating system: RECONCILER_TIMEOUT=1e10 or
+# RECONCILER_READ_LAG=1e300 ended every run with an internal OverflowError.
+MAX_VALUE = 1_000_000_000
+# Days the export windows may cover: Iterable's profiles are from 2013 on, and a window
+# that would start before year 1 cannot be written as a date (timedelta overflowed).
+MAX_EXPORT_WINDOW_DAYS = 36_500
+# The smallest pacing rate other than 0 (unpaced): one request in 1,000 windows. A rate
+# of 1e-9 a minute made the pause before a second read longer than the operating system
+# can wait (an internal OverflowError); a pause of days is no pacing anyone means.
+MIN_RATE = 0.001
+PACING_RATES = (
+    "list_reads_per_minute",
+    "lists_per_second",
+    "writes_per_second",
+    "bulk_updates_per_second",
+    "get_fields_per_second",
+    "exports_per_minute",
+    "user_reads_per_second",
+    "forgotten_reads_per_second",
+    "campaigns_per_second",
+    "export_jobs_per_second",
+    "time_scale",  # divides every window, as a rate multiplies it
+)
+
 
 @dataclass(frozen=True)
 class ClientSettings:
@@ -125,6 +150,7 @@ class ClientSettings:
                     f"RECONCILER_{f.name.upper()} must be a finite number, not negative; "
                     f"got {raw!r}"
                 )
+            _check_range(f.name, value, raw)
             overrides[f.name] = value
         settings = replace(cls(), **overrides)
         if settings.batch_size < 1 or settings.batch_size > 1000:
@@ -152,3 +178,16 @@ class ClientSettings:
                 "(Iterable's 4 MB, counted as decimal megabytes)"
             )
         return settings
+
+
+def _check_range(name: str, value: float, raw: str) -> None:
+    """Refuse a value too large (or a rate too small) for the waits it leads to, naming
+    the variable, rather than fail mid-run with an OverflowError."""
+    variable = f"RECONCILER_{name.upper()}"
+    largest = MAX_EXPORT_WINDOW_DAYS if name == "export_window_days" else MAX_VALUE
+    if value > largest:
+        raise ConfigError(f"{variable} must be at most {largest}; got {raw!r}")
+    if name in PACING_RATES and 0 < value < MIN_RATE:
+        # 0 is "unpaced" for a rate; for the time scale it is refused below.
+        least = "at least" if name == "time_scale" else "0 or at least"
+        raise ConfigError(f"{variable} must be {least} {MIN_RATE:g}; got {raw!r}")

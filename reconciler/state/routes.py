@@ -41,7 +41,9 @@ def get_users_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
     rate = settings.get_users_rate * scale or float("inf")
     first_byte = settings.bulk_read_first_byte / scale
     per_minute = int(settings.list_reads_per_minute)
-    free_at = [0.0] * max(1, int(settings.list_read_concurrency))  # when each stream frees
+    # When each stream frees. No more streams than lists are ever used: one per concurrent
+    # read allocated 8 GB for RECONCILER_LIST_READ_CONCURRENCY=1000000000.
+    free_at = [0.0] * max(1, min(int(settings.list_read_concurrency), len(sizes)))
     end = 0.0
     for i, size in enumerate(sorted(sizes, reverse=True)):
         paced = (i // per_minute) * (60.0 / scale + first_byte) if per_minute > 0 else 0.0
@@ -90,7 +92,7 @@ def windowed_export_seconds(sizes: Sequence[int], settings: ClientSettings) -> f
     total = sum(sizes)
     count = window_count(total, settings)
     per_minute = int(settings.exports_per_minute)
-    free_at = [0.0] * max(1, int(settings.export_windows_in_flight))
+    free_at = [0.0] * max(1, min(int(settings.export_windows_in_flight), count))
     end = 0.0
     for i in range(count):
         paced = (i // per_minute) * (60.0 / scale + first_byte) if per_minute > 0 else 0.0

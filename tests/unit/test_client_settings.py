@@ -70,3 +70,56 @@ def test_a_count_given_a_fraction_is_told_it_must_be_a_whole_number() -> None:
         ClientSettings.from_env({"RECONCILER_MAX_RETRIES": "1.5"})
     with pytest.raises(ConfigError, match=r"RECONCILER_TIMEOUT must be a number; got 'soon'"):
         ClientSettings.from_env({"RECONCILER_TIMEOUT": "soon"})
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "said"),
+    [
+        ("RECONCILER_TIMEOUT", "1e10", "must be at most 1000000000"),
+        ("RECONCILER_READ_LAG", "1e300", "must be at most 1000000000"),
+        (
+            "RECONCILER_LIST_READ_CONCURRENCY",
+            "99999999999999999999999",
+            "must be at most 1000000000",
+        ),
+        ("RECONCILER_EXPORT_WINDOW_DAYS", "1000000000", "must be at most 36500"),
+        ("RECONCILER_LIST_READS_PER_MINUTE", "1e-9", "must be 0 or at least 0.001"),
+        ("RECONCILER_TIME_SCALE", "1e-300", "must be at least 0.001"),
+    ],
+)
+def test_a_value_too_large_for_the_waits_it_makes_is_refused_naming_the_variable(
+    variable: str, raw: str, said: str
+) -> None:
+    """RECONCILER_TIMEOUT=1e10, RECONCILER_READ_LAG=1e300 or a pacing rate of 1e-9 a minute
+    were accepted, then every plan ended with "internal error: OverflowError: timestamp out
+    of range for platform time_t" (a socket timeout or a sleep longer than the operating
+    system takes); a list-read concurrency of 1e23 did the same in the route model."""
+    with pytest.raises(ConfigError, match=rf"^{variable} {said}; got '{re.escape(raw)}'$"):
+        ClientSettings.from_env({variable: raw})
+
+
+def test_the_largest_values_accepted_work_against_a_real_server(emulator_server) -> None:
+    """The bounds are where the waits still fit: a request with the largest timeout and a
+    read route chosen with the largest concurrency both work."""
+    from reconciler.iterable.client import IterableClient
+    from reconciler.state.routes import choose_member_read
+    from tests.conftest import EMULATOR_API_KEY
+
+    largest = ClientSettings.from_env(
+        {
+            "RECONCILER_TIMEOUT": "1000000000",
+            "RECONCILER_BULK_READ_TIMEOUT": "1000000000",
+            "RECONCILER_LIST_READ_CONCURRENCY": "1000000000",
+            "RECONCILER_EXPORT_WINDOWS_IN_FLIGHT": "1000000000",
+            "RECONCILER_LIST_READS_PER_MINUTE": "0.001",
+            "RECONCILER_TIME_SCALE": "0.001",
+        }
+    )
+    with IterableClient(emulator_server.base_url, EMULATOR_API_KEY, settings=largest) as client:
+        assert client.get_lists() == []
+    assert choose_member_read([5, 7, 2_000_000], largest).name in {
+        "getUsers",
+        "export",
+        "asyncExport",
+        "windowedExport",
+    }
