@@ -410,6 +410,11 @@ class _QueryGuard:
     (signal.set_wakeup_fd, main thread only), which this guard's thread watches."""
 
     REPEAT = 0.1  # seconds between interrupts past the limit
+    # The longest single wait for the deadline or a signal; a longer one is waited in
+    # turns. select() refuses a wait beyond about 9.2e9 s with OverflowError, which killed
+    # this thread under RECONCILER_QUERY_TIMEOUT=1e10: neither limit nor signals then
+    # stopped the query.
+    LONGEST_WAIT = 3600.0
     # What stops a run as Ctrl-C does (apply/interrupt.py SIGNALS; cli.main).
     WATCHED = frozenset(
         int(getattr(signal, name))
@@ -435,7 +440,8 @@ class _QueryGuard:
     def _run(self, deadline: float) -> None:
         interrupting = False
         while True:
-            wait = self.REPEAT if interrupting else max(0.0, deadline - time.monotonic())
+            left = max(0.0, deadline - time.monotonic())
+            wait = self.REPEAT if interrupting else min(left, self.LONGEST_WAIT)
             ready, _, _ = select.select([self._wake], [], [], wait)
             if self._stopped.is_set():
                 return
@@ -444,6 +450,8 @@ class _QueryGuard:
                 if not self.WATCHED.intersection(received):
                     continue  # another signal (or none): the deadline still holds
                 self.signalled = True
+            elif not interrupting and left > wait:
+                continue  # one turn of a long wait, the deadline not reached yet
             interrupting = True
             with self._lock:
                 if self._stopped.is_set():

@@ -393,19 +393,31 @@ def _cpu_seconds(pid: int) -> float:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 @pytest.mark.parametrize(
-    ("command", "sig"),
-    [("validate", signal.SIGINT), ("plan", signal.SIGINT), ("plan", signal.SIGTERM)],
-    ids=["validate-Ctrl-C", "plan-Ctrl-C", "plan-SIGTERM"],
+    ("command", "sig", "time_limit"),
+    [
+        ("validate", signal.SIGINT, ""),
+        ("plan", signal.SIGINT, ""),
+        ("plan", signal.SIGTERM, ""),
+        ("validate", signal.SIGTERM, "1e10"),
+    ],
+    ids=["validate-Ctrl-C", "plan-Ctrl-C", "plan-SIGTERM", "validate-SIGTERM-no-time-limit"],
 )
 def test_a_signal_while_a_manifest_query_runs_ends_the_command_at_once(
-    workspace, emulator_server, command, sig
+    workspace, emulator_server, command, sig, time_limit
 ):
     """Python runs signal handlers only between bytecodes, and the main thread waited in
     DuckDB (the row count of a query source): Ctrl-C and SIGTERM did nothing until the
     query's time limit, 5 minutes, then ended as the time limit's error or an internal one.
-    A pre-commit hook or a cancelled CI job must stop at once, with 130."""
+    A pre-commit hook or a cancelled CI job must stop at once, with 130.
+
+    RECONCILER_QUERY_TIMEOUT=1e10 (a time limit meant as none) made the thread watching for
+    the limit and the signals die at its first wait, longer than select() takes: the
+    query then ran for ever, and SIGTERM (`timeout 15 reconciler validate`) did nothing."""
     workspace.audience("q", {"sql": FOREVER, "database": ":memory:"})
-    proc = spawn_cli(workspace, command, "manifests", env=subprocess_env(workspace))
+    env = subprocess_env(workspace)
+    if time_limit:
+        env["RECONCILER_QUERY_TIMEOUT"] = time_limit
+    proc = spawn_cli(workspace, command, "manifests", env=env)
     stderr = StderrWatcher(proc)
     while _cpu_seconds(proc.pid) < 2.5:  # imports take well under a second of CPU
         assert proc.poll() is None, stderr.text
