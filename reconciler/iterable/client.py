@@ -1200,7 +1200,10 @@ class IterableClient:
         return share * self._rng.uniform(1.0, 1.1)
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.settings.backoff_cap, self.settings.backoff_base * 2 ** (attempt - 1))
+        # The doubling stops at 2^64, far past any cap: 2^1075 is too large for a float,
+        # and RECONCILER_MAX_RETRIES=100000 ended its 1,076th retry in an OverflowError.
+        doubled = self.settings.backoff_base * 2.0 ** min(attempt - 1, 64)
+        ceiling = min(self.settings.backoff_cap, doubled)
         return self._rng.uniform(ceiling / 2, ceiling)
 
     def _count(self, **increments: int) -> None:

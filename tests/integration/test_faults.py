@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from reconciler.emulator.replies import EmulatorResponse, fault_reply
+from reconciler.errors import IterableError
 from reconciler.iterable import ClientSettings, IterableClient
 from tests.conftest import EMULATOR_API_KEY
 from tests.integration.reliability import (
@@ -96,6 +97,32 @@ def test_retry_after_is_waited_for_and_capped(emulator_server):
     assert 0.125 <= waits[2] <= 0.25
     assert len(waits) == 3
     assert client.stats.rate_limited == 2 and client.stats.retries == 3
+
+
+def test_a_retry_budget_of_thousands_backs_off_at_the_cap_to_the_end(emulator_server):
+    """RECONCILER_MAX_RETRIES=100000 (ride out a long outage) ended the 1,076th retry with
+    an internal "OverflowError: int too large to convert to float": the backoff computed
+    0.5 x 2^1075 before capping it."""
+    emulator_server.emulator.faults.fail_every = 1  # every request: 503
+    emulator_server.emulator.faults.paths = ["/api/lists"]
+    waits: list[float] = []
+
+    settings = ClientSettings.from_env(
+        {
+            "RECONCILER_MAX_RETRIES": "1100",
+            "RECONCILER_BACKOFF_CAP": "30",
+            "RECONCILER_LISTS_PER_SECOND": "0",  # the waits are the backoff's alone
+        }
+    )
+    with (
+        IterableClient(
+            emulator_server.base_url, EMULATOR_API_KEY, settings=settings, sleep=waits.append
+        ) as client,
+        pytest.raises(IterableError, match="gave up after 1101 attempts"),
+    ):
+        client.get_lists()
+    assert len(waits) == 1100
+    assert all(15 <= wait <= 30 for wait in waits[10:])
 
 
 def test_429s_past_the_retry_budget_stop_with_what_failed_and_what_was_done(
