@@ -46,6 +46,7 @@ from reconciler.errors import (
     WriteNotSent,
 )
 from reconciler.iterable.batching import encode, pack_users
+from reconciler.iterable.environment import http_client, through_proxy, tls_context
 from reconciler.iterable.ratelimit import SlidingWindow
 from reconciler.iterable.results import BatchResult, parse_bulk_response
 from reconciler.iterable.settings import ClientSettings
@@ -181,17 +182,17 @@ class IterableClient:
         # One TLS context for both clients, made as httpx makes its default (certifi's CAs,
         # or SSL_CERT_FILE / SSL_CERT_DIR): loading the CAs costs about 25 ms, paid by every
         # command that opens a client. None is made for a given transport (the sandbox).
-        verify: ssl.SSLContext | bool = httpx.create_ssl_context() if transport is None else True
+        verify: ssl.SSLContext | bool = tls_context() if transport is None else True
         # Export files sit behind pre-signed links on another host (S3): fetched by a
         # client that has no key to send.
-        self._files = httpx.Client(
+        self._files = http_client(
             headers={"User-Agent": "reconciler"},
             timeout=httpx.Timeout(self.settings.timeout, read=self.settings.bulk_read_timeout),
             transport=transport,
             follow_redirects=True,
             verify=verify,
         )
-        self._http = httpx.Client(
+        self._http = http_client(
             base_url=self.base_url,
             headers={"Api-Key": api_key, "User-Agent": "reconciler"},
             timeout=timeout,
@@ -1246,7 +1247,10 @@ class IterableClient:
                     endpoint=label or path,
                 ) from None
             # Nothing was sent, so nothing can have happened.
-            raise _Retryable(f"could not connect to {self._where()}", done_maybe=False) from None
+            raise _Retryable(
+                f"could not connect to {self._where()}{through_proxy(self._http)}",
+                done_maybe=False,
+            ) from None
         except httpx.TimeoutException:
             raise _Retryable("connection timed out") from None
         except (httpx.TransportError, httpx.DecodingError) as exc:

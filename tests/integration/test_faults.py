@@ -428,6 +428,72 @@ def test_retries_are_said_as_they_start_and_the_error_names_host_and_port(
     )
 
 
+def _only_these_proxies(monkeypatch, **variables: str) -> None:
+    """The proxy variables of the shell running the tests gone, these set."""
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_a_refusing_proxy_is_named_and_its_password_never_shown(
+    workspace, cli, monkeypatch, emulator_server
+):
+    """HTTP_PROXY pointing at a proxy that refuses said "could not connect to" the
+    emulator's own host and port, which was never tried: the user looked at the server."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: the proxy
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    _only_these_proxies(monkeypatch, HTTP_PROXY=f"http://user:pr0xy-secret@127.0.0.1:{port}")
+    monkeypatch.setenv("RECONCILER_MAX_RETRIES", "0")
+    workspace.destination(baseUrl=emulator_server.base_url)
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1
+    assert "through the proxy HTTP_PROXY names" in result.stderr
+    assert "pr0xy-secret" not in result.output + result.stderr
+    # NO_PROXY exempting the host: reached directly, and the plan works.
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert cli("plan", workspace.manifests).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("variables", "said"),
+    [
+        (
+            {"SSL_CERT_FILE": "/nonexistent/ca.pem"},
+            "certificate authorities SSL_CERT_FILE names "
+            "(/nonexistent/ca.pem): No such file or directory",
+        ),
+        (
+            {"ALL_PROXY": "socks5://user:pr0xy-secret@127.0.0.1:1080"},
+            "(ALL_PROXY) is a SOCKS proxy",
+        ),
+        ({"HTTPS_PROXY": "http://user:pr0xy-secret@proxy:port"}, "(HTTPS_PROXY) is not a URL"),
+    ],
+    ids=["ssl-cert-file-missing", "socks-proxy", "proxy-not-a-url"],
+)
+def test_an_unusable_tls_or_proxy_setting_is_an_error_naming_the_variable(
+    workspace, cli, monkeypatch, emulator_server, variables, said
+):
+    """SSL_CERT_FILE naming a missing file, a SOCKS proxy without httpx's socks extra and a
+    proxy that is not a URL each ended plan in "internal error: FileNotFoundError",
+    "ImportError" or "InvalidURL", naming no variable (InvalidURL quoting part of the
+    proxy's URL, which may hold its password)."""
+    _only_these_proxies(monkeypatch, **variables)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    workspace.destination(baseUrl=emulator_server.base_url.replace("http://", "https://"))
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code != 0
+    assert said in result.stderr
+    assert "internal error" not in result.stderr
+    assert "pr0xy-secret" not in result.output + result.stderr
+
+
 def test_a_tls_mismatch_is_reported_as_such_not_as_could_not_connect(
     workspace, cli, emulator_server
 ):
