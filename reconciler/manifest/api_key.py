@@ -6,6 +6,7 @@ destination, never the key, so they are safe to print and to keep in CI logs.
 
 from __future__ import annotations
 
+import codecs
 import os
 import stat
 from pathlib import Path
@@ -41,7 +42,7 @@ def resolve_api_key(destination: Destination) -> str | None:
     at = destination.field_location("apiKey", "file")
     raw = _read_key_file(path, f"{at}: destination {destination.name!r}")
     try:
-        value = raw.decode("utf-8").strip()
+        value = _key_file_text(raw).strip()
     except UnicodeDecodeError:
         raise ConfigError(
             f"{at}: destination {destination.name!r}: API key file {path} is not UTF-8 text"
@@ -86,6 +87,16 @@ def _read_key_file(path: Path, who: str) -> bytes:
             "key file holds the key alone"
         )
     return data
+
+
+def _key_file_text(raw: bytes) -> str:
+    """A key file's text: UTF-8, with or without a byte-order mark, or UTF-16 with one.
+    Windows editors save UTF-8 with a BOM (Notepad's "UTF-8 with BOM"), and Windows
+    PowerShell's `"key" > file` writes UTF-16: a key refused as "characters an API key
+    cannot have" or "not UTF-8 text" when its file held it whole."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return raw.decode("utf-16")
+    return raw.decode("utf-8-sig")
 
 
 def _checked(value: str, destination: Destination, at: Location, where: str) -> str:

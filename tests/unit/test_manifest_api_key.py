@@ -88,6 +88,30 @@ def test_absolute_file_reference(tmp_path: Path) -> None:
     assert resolve_api_key(destination(elsewhere, ApiKeyRef(file=str(key_file)))) == SECRET
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\xef\xbb\xbf" + SECRET.encode() + b"\r\n",  # Notepad's "UTF-8 with BOM"
+        (SECRET + "\r\n").encode("utf-16"),  # Windows PowerShell's `"key" > file`
+        (SECRET + "\n").encode("utf-16-be"),
+    ],
+    ids=["utf-8-bom", "utf-16-le-bom", "utf-16-be-no-bom-is-refused"],
+)
+def test_a_key_file_saved_by_windows_tools_is_read_as_its_key(
+    tmp_path: Path, content: bytes
+) -> None:
+    """A key file with a UTF-8 byte-order mark was refused for "characters an API key
+    cannot have ... check it was copied whole", and a UTF-16 one as "not UTF-8 text",
+    though each held the key whole. Without a BOM, UTF-16 stays refused (not guessed)."""
+    (tmp_path / "key").write_bytes(content)
+    ref = destination(tmp_path, ApiKeyRef(file="key"))
+    if content.startswith(b"\x00"):
+        with pytest.raises(ConfigError, match="has characters an API key cannot have"):
+            resolve_api_key(ref)
+    else:
+        assert resolve_api_key(ref) == SECRET
+
+
 def test_missing_file_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         resolve_api_key(destination(tmp_path, ApiKeyRef(file="nope.key")))
