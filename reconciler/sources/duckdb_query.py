@@ -49,6 +49,7 @@ from reconciler.sources.snapshot import (
     Snapshot,
     file_state,
     file_system_clock,
+    temp_dir_setting,
 )
 
 IN_MEMORY = ":memory:"
@@ -324,7 +325,7 @@ def bounded_connection(
         # Somewhere of reconciler's own for DuckDB's spill files, so that a query past the
         # memory limit spills there (not into `.tmp` in the repository) rather than fail.
         try:
-            spill = private_directory("query", os.environ.get(TEMP_DIR_VARIABLE) or None)
+            spill = private_directory("query", temp_dir_setting())
         except OSError as exc:
             raise SourceError(
                 f"{declared_at}: cannot make a directory for the query's spill files: "

@@ -18,17 +18,33 @@ import os
 import shutil
 import tempfile
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
 
-from reconciler.errors import SourceChangedError, SourceError
+from reconciler.errors import ConfigError, SourceChangedError, SourceError
 from reconciler.leftovers import private_directory
 
 CHUNK_BYTES = 8 << 20
 # Where the copies go: beside the DuckDB workspace (members.engine.settings reads it too).
 TEMP_DIR_VARIABLE = "RECONCILER_DUCKDB_TEMP_DIR"
+
+
+def temp_dir_setting(environ: Mapping[str, str] | None = None) -> str | None:
+    """RECONCILER_DUCKDB_TEMP_DIR, or None (the system's temporary directory) when unset
+    or empty. Blank is refused: " " made a directory named " " in the working directory,
+    the repository, where the copies of member files went and the directory stayed."""
+    raw = (os.environ if environ is None else environ).get(TEMP_DIR_VARIABLE) or None
+    if raw is not None and not raw.strip():
+        raise ConfigError(
+            f"{TEMP_DIR_VARIABLE} is blank ({raw!r}); name a directory, or unset it for "
+            "the system's temporary directory"
+        )
+    return raw
+
+
 # A file changed less than this before its read began is hashed again after it: its times
 # alone cannot prove it unchanged (clock ticks, a little skew on a network file system).
 RACY_NS = 5 * 10**9
@@ -71,7 +87,7 @@ def take_snapshot(path: Path, audience: str, declared_at: str) -> Snapshot:
     before = os.stat(path)
     with path.open("rb") as source:
         opened = os.fstat(source.fileno())
-        parent = os.environ.get(TEMP_DIR_VARIABLE) or None
+        parent = temp_dir_setting()
         try:
             directory = private_directory("source", parent)
         except OSError as exc:

@@ -134,7 +134,7 @@ def test_hybrid_member_known_by_email_keeps_its_place_once_it_has_a_user_id(
     ("name", "value", "message"),
     [
         ("RECONCILER_ENGINE", "spark", "RECONCILER_ENGINE must be one of auto, python, duckdb"),
-        ("RECONCILER_MEMORY_LIMIT", "lots", "must be a size of at least 64MB"),
+        ("RECONCILER_MEMORY_LIMIT", "lots", "must be a size from 64MB to 1000TB"),
         ("RECONCILER_ENGINE_THRESHOLD", "1e6", "must be a whole number"),
     ],
 )

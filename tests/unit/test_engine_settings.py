@@ -67,3 +67,44 @@ def test_an_audience_is_planned_at_scale_by_its_mapping_s_width(tmp_path) -> Non
     engine = Engine(EngineSettings.from_env({}))
     assert at_scale(engine, manifests.audiences["a"], manifests)
     assert not at_scale(engine, manifests.audiences["b"], manifests)
+
+
+def test_a_memory_limit_or_thread_count_duckdb_cannot_take_is_refused_naming_it() -> None:
+    """RECONCILER_MEMORY_LIMIT=99999999TB ended plan in an internal ParserException from
+    DuckDB; RECONCILER_DUCKDB_THREADS=100000 hung the plan starting threads, and
+    99999999999 aborted the process (std::bad_alloc, a core dump)."""
+    import pytest
+
+    from reconciler.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"RECONCILER_MEMORY_LIMIT must be a size from 64MB"):
+        EngineSettings.from_env({"RECONCILER_MEMORY_LIMIT": "99999999TB"})
+    assert EngineSettings.from_env({"RECONCILER_MEMORY_LIMIT": "1000TB"}).memory_limit == "1000TB"
+    for threads in ("100000", "99999999999"):
+        with pytest.raises(
+            ConfigError, match=rf"^RECONCILER_DUCKDB_THREADS must be at most 1024; got '{threads}'"
+        ):
+            EngineSettings.from_env({"RECONCILER_DUCKDB_THREADS": threads})
+    assert EngineSettings.from_env({"RECONCILER_DUCKDB_THREADS": "1024"}).threads == 1024
+
+
+def test_a_blank_temp_dir_is_refused_not_made_in_the_working_directory(
+    tmp_path, monkeypatch
+) -> None:
+    """RECONCILER_DUCKDB_TEMP_DIR=" " made a directory named " " in the working directory
+    (the repository) for the copies of member files, left there after the run."""
+    import pytest
+
+    from reconciler.errors import ConfigError
+    from reconciler.sources.snapshot import take_snapshot
+
+    members = tmp_path / "members.csv"
+    members.write_text("email\na@example.com\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RECONCILER_DUCKDB_TEMP_DIR", " ")
+    with pytest.raises(ConfigError, match=r"RECONCILER_DUCKDB_TEMP_DIR is blank"):
+        take_snapshot(members, "vip", "m.yaml:3:5")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["members.csv"]
+    with pytest.raises(ConfigError, match=r"RECONCILER_DUCKDB_TEMP_DIR is blank"):
+        EngineSettings.from_env({"RECONCILER_DUCKDB_TEMP_DIR": " "})
+    assert EngineSettings.from_env({"RECONCILER_DUCKDB_TEMP_DIR": ""}).temp_dir is None

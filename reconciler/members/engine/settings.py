@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.errors import ConfigError
+from reconciler.sources.snapshot import temp_dir_setting
 
 ENGINES = ("auto", "python", "duckdb")
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
@@ -40,6 +41,11 @@ _UNITS = {
 # limit). 55% keeps a 10M email plan under 700 MB at the default 1GB (issue 17; 70% gave
 # 806 MB), at the cost of one more pass of the join with the list.
 DUCKDB_SHARE = 0.55
+# DuckDB refuses a memory limit much above this (9.2e18 bytes); no machine has it.
+MAX_MEMORY = 1000 * 1000**4
+# DuckDB starts every thread it is given: 100,000 hung the plan starting them, and
+# 99,999,999,999 aborted the process (std::bad_alloc). 1,024 start in about 3 s.
+MAX_THREADS = 1024
 
 
 # The fields of the mapping `traits_threshold` was measured with (bench/plan_traits.py). The
@@ -75,13 +81,14 @@ class EngineSettings:
         given = (env.get("RECONCILER_ENGINE_THRESHOLD") or "").strip() != ""
         traits_threshold = threshold if given else cls.traits_threshold
         memory = env.get("RECONCILER_MEMORY_LIMIT") or cls.memory_limit
-        if not _MEMORY.match(memory) or _bytes(memory) < 64 * 1000**2:
+        if not _MEMORY.match(memory) or not 64 * 1000**2 <= _bytes(memory) <= MAX_MEMORY:
+            # Above the largest, DuckDB refused the setting: an internal ParserException.
             raise ConfigError(
-                f"RECONCILER_MEMORY_LIMIT must be a size of at least 64MB, such as 500MB or "
-                f"2GB; got {memory!r}"
+                f"RECONCILER_MEMORY_LIMIT must be a size from 64MB to 1000TB, such as 500MB "
+                f"or 2GB; got {memory!r}"
             )
-        threads = _count(env, "RECONCILER_DUCKDB_THREADS", 0) or None
-        temp = env.get("RECONCILER_DUCKDB_TEMP_DIR")
+        threads = _count(env, "RECONCILER_DUCKDB_THREADS", 0, most=MAX_THREADS) or None
+        temp = temp_dir_setting(env)
         return cls(
             engine,
             threshold,
@@ -108,7 +115,9 @@ class EngineSettings:
         return rows * wide >= self.traits_threshold * TRAITS_THRESHOLD_FIELDS
 
 
-def _count(env: os._Environ[str] | dict[str, str], name: str, default: int) -> int:
+def _count(
+    env: os._Environ[str] | dict[str, str], name: str, default: int, most: int | None = None
+) -> int:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -118,6 +127,8 @@ def _count(env: os._Environ[str] | dict[str, str], name: str, default: int) -> i
         raise ConfigError(f"{name} must be a whole number; got {raw!r}") from None
     if value < 0:
         raise ConfigError(f"{name} must not be negative; got {raw!r}")
+    if most is not None and value > most:
+        raise ConfigError(f"{name} must be at most {most}; got {raw!r}")
     return value
 
 
