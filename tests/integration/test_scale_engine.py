@@ -430,3 +430,21 @@ def test_typed_identifier_columns_are_the_same_text_in_both_engines(
         result = cli("plan", workspace.manifests, "--format", "json", "--show-members")
         assert result.exit_code == 0, result.output
         assert f'"{text}"' in result.stdout, (engine, result.stdout)
+
+
+def test_a_temp_dir_duckdb_cannot_work_in_is_named(
+    workspace: Workspace, cli, monkeypatch, tmp_path
+):
+    """RECONCILER_DUCKDB_TEMP_DIR naming a file (or /proc) ended plan in "internal error:
+    FileExistsError" or "FileNotFoundError", naming no variable."""
+    taken = tmp_path / "not-a-directory"
+    taken.write_text("", encoding="utf-8")
+    monkeypatch.setenv("RECONCILER_ENGINE", "duckdb")
+    monkeypatch.setenv("RECONCILER_DUCKDB_TEMP_DIR", str(taken))
+    workspace.csv("data/a.csv", "email", ["a@example.com"])
+    workspace.audience("a", {"csv": "data/a.csv"})
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1, result.output
+    assert f"cannot make DuckDB's working directory in {taken}" in result.stderr
+    assert "RECONCILER_DUCKDB_TEMP_DIR chooses another directory" in result.stderr
+    assert "internal error" not in result.stderr

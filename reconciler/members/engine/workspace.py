@@ -16,6 +16,7 @@ import itertools
 import re
 import shutil
 import sys
+import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Hashable, Iterator
@@ -24,8 +25,10 @@ from typing import Any, TypeVar
 
 import duckdb
 
+from reconciler.errors import ConfigError
 from reconciler.leftovers import private_directory
 from reconciler.members.engine.settings import TRAITS_THRESHOLD_FIELDS, EngineSettings
+from reconciler.sources.snapshot import TEMP_DIR_VARIABLE
 
 # DuckDB's session time zone is the machine's (TZ) unless set: a query's `ts::DATE`,
 # `current_date` or TIMESTAMPTZ-to-TIMESTAMP cast, and the offset a TIMESTAMPTZ value is
@@ -193,7 +196,17 @@ class Engine:
 
     def _open(self) -> None:
         settings = self.settings
-        directory = private_directory("workspace", settings.temp_dir)
+        try:
+            directory = private_directory("workspace", settings.temp_dir)
+        except OSError as exc:
+            # RECONCILER_DUCKDB_TEMP_DIR=/proc (or a read-only directory) was an internal
+            # FileNotFoundError naming a directory that was never there.
+            where = settings.temp_dir or tempfile.gettempdir()
+            raise ConfigError(
+                f"cannot make DuckDB's working directory in {where}: "
+                f"{exc.strerror or type(exc).__name__}; {TEMP_DIR_VARIABLE} chooses another "
+                "directory"
+            ) from None
         # In memory, spilling to `directory` beyond the limit: an on-disk database would
         # write every table out (measured: 2.3 s more for a 10M plan) for nothing, since
         # the workspace never outlives the command.
