@@ -29,6 +29,13 @@ def state_dir(option: Path | None, path: Path) -> Path:
     one repository started from different directories must find the same lock."""
     if option is None:
         return find_repository(path) / STATE_DIR_NAME
+    if not str(option).strip():
+        # " " was made as a directory of that name wherever the command ran: the sandbox,
+        # the apply lock and the journals moved there silently.
+        raise ConfigError(
+            f"--state-dir {str(option)!r} (or RECONCILER_STATE_DIR): the state directory is "
+            "blank; name a directory, or leave it unset (or empty) for the default"
+        )
     # A directory named by hand (--state-dir, RECONCILER_STATE_DIR) may be mistyped or
     # unwritable: said here, once, rather than as whichever write reaches it first.
     try:

@@ -225,6 +225,29 @@ def test_a_state_dir_that_cannot_be_made_is_an_error_not_a_bug(tmp_path, command
         assert "internal error" not in result.output
 
 
+def test_a_blank_state_dir_is_refused_not_made_in_the_working_directory(
+    tmp_path, monkeypatch
+) -> None:
+    """RECONCILER_STATE_DIR=" " (a CI variable set to a space) put the sandbox, the apply
+    lock and the run journals in a directory named " " wherever the command ran, silently:
+    an apply started from elsewhere took another lock. Empty stays the default, as an
+    unset CI secret arrives."""
+    import shutil
+    from pathlib import Path
+
+    manifests = tmp_path / "manifests"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "manifests", manifests)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RECONCILER_STATE_DIR", " ")
+    result = runner.invoke(app, ["plan", str(manifests)])
+    assert result.exit_code == 1, result.output
+    assert "state directory is blank" in result.output
+    assert not (tmp_path / " ").exists()
+    monkeypatch.setenv("RECONCILER_STATE_DIR", "")
+    assert runner.invoke(app, ["plan", str(manifests)]).exit_code == 0
+    assert (tmp_path / ".reconciler" / "sandbox.json").exists()  # the default's place
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [
