@@ -152,6 +152,14 @@ def serve(
         message = f"cannot read the state file: {error}"
         raise typer.BadParameter(message, param_hint="--state") from None
 
+    if api_key and not _sendable(api_key):
+        # reconciler strips the key it reads and refuses one with spaces inside: a project
+        # answering to " dev-key" rejected every plan, the key looking the same on both sides.
+        raise typer.BadParameter(
+            "the key has spaces around or inside it, or characters an HTTP header cannot "
+            "carry; reconciler could never send it (the key itself is not shown)",
+            param_hint=f"--api-key / {API_KEY_ENV}",
+        )
     existing = emulator.projects.get(project)
     if existing is None:
         if not api_key:
@@ -218,3 +226,9 @@ def _fault_settings(items: list[str]) -> dict[str, object]:
         except ValueError:
             raise ValueError(f"the value of {name.strip()} is not JSON: {text!r}") from None
     return settings
+
+
+def _sendable(key: str) -> bool:
+    """A key reconciler can send as it reads one (manifest/api_key.py): printable ASCII,
+    no whitespace anywhere."""
+    return key.isascii() and key.isprintable() and not any(c.isspace() for c in key)

@@ -110,6 +110,18 @@ def test_serve_needs_a_key_for_a_new_project() -> None:
     assert "RECONCILER_EMULATOR_API_KEY" in result.stderr
 
 
+@pytest.mark.parametrize("key", [" ", " dev-key", "dev key", "dev-key\t"])
+def test_serve_refuses_a_key_reconciler_could_never_send(key: str) -> None:
+    """RECONCILER_EMULATOR_API_KEY=" dev-key" made a project answering to " dev-key", while
+    reconciler sends a key stripped of spaces (and refuses one with spaces inside): every
+    plan against it failed with "rejected the API key", the key looking the same on both
+    sides."""
+    result = run_serve(env_key=key)
+    assert result.returncode == 2, result.stdout
+    assert "spaces" in result.stderr
+    assert "dev-key" not in result.stdout + result.stderr
+
+
 def test_serve_refuses_to_change_a_project_type(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
     Emulator(state_path=state).add_project("default", "hybrid", SECRET)
