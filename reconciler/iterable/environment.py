@@ -69,7 +69,12 @@ def through_proxy(client: httpx.Client) -> str:
     was never tried when it was the proxy (HTTPS_PROXY, not excepted by NO_PROXY) that
     refused. Names the variables, never the proxy's URL (it may hold a password)."""
     # httpx picks a transport per URL from the proxy variables and NO_PROXY; the default
-    # one is the direct connection.
-    if client._transport_for_url(client.base_url) is client._transport:
+    # one is the direct connection. Private to httpx: a release that renames them only
+    # loses this hint, not the error it is added to.
+    try:
+        direct = client._transport_for_url(client.base_url) is client._transport
+    except AttributeError:
+        return ""
+    if direct:
         return ""
     return f" through the proxy {proxy_variables()} names (NO_PROXY lists hosts to reach directly)"
