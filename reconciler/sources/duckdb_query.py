@@ -482,9 +482,11 @@ class _QueryGuard:
 def _opened_files(connection: duckdb.DuckDBPyConnection, base_dir: Path) -> list[Path]:
     """The local files the connection opened, as paths that exist now (DuckDB looks for a
     relative path from the working directory first, then from `file_search_path`)."""
+    # Parenthesised: DuckDB 1.4-1.5 bound ->> more loosely than AND, reading the condition
+    # as (... AND message)->>('op' = 'OPEN'), a cast of the JSON text to BOOL that failed.
     rows = connection.execute(
-        "SELECT DISTINCT message->>'path' FROM duckdb_logs "
-        "WHERE type = 'FileSystem' AND message->>'op' = 'OPEN'"
+        "SELECT DISTINCT (message->>'path') FROM duckdb_logs "
+        "WHERE type = 'FileSystem' AND (message->>'op') = 'OPEN'"
     ).fetchall()
     found = []
     for (name,) in rows:
