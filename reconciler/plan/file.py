@@ -269,10 +269,7 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
             if not isinstance(payload, dict) or payload.get("format") != FORMAT:
                 raise ValueError("not a plan file")
             if payload.get("version") != VERSION:
-                raise ReconcilerError(
-                    f"{path} is a version {payload.get('version')} plan file; this reconciler "
-                    f"reads version {VERSION}: run plan again"
-                )
+                raise _other_version(path, payload)
             members = _MemberLines(handle, tables)
             plan = Plan(
                 tuple(_destination_from_json(d, members) for d in payload["destinations"]),
@@ -300,6 +297,32 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
     except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, IndexError):
         # gzip.BadGzipFile and json.JSONDecodeError are OSError and ValueError.
         raise ReconcilerError(f"{path} is not a reconciler plan file (or it is damaged)") from None
+
+
+def _other_version(path: Path, payload: dict[str, Any]) -> ReconcilerError:
+    """A plan file of another format version, which is never read: what made it, and what
+    to do. A newer one is the usual sight where the plan job installs the newest reconciler
+    and the apply job an older one (a cached runner, two pins): running plan again with the
+    older one is not the only way out, and 'run plan again' alone read as a damaged file."""
+    version = payload.get("version")
+    made_by = payload.get("reconciler_version")
+    # Named only when they differ: builds of one release share its number, and 'made by
+    # 0.1.0 ... this reconciler (0.1.0)' would read as a contradiction.
+    differ = isinstance(made_by, str) and made_by and made_by != __version__
+    by = f" by reconciler {made_by}" if differ else ""
+    this = f" ({__version__})" if differ else ""
+    if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
+        return ReconcilerError(
+            f"{path} was made{by} in plan file format {version}, newer than the format "
+            f"{VERSION} this reconciler{this} reads; nothing was applied. Apply it "
+            "with the reconciler that made it, or upgrade this one, or run plan again with "
+            "this one"
+        )
+    return ReconcilerError(
+        f"{path} was made{by} in plan file format {version}, older than the format "
+        f"{VERSION} this reconciler{this} reads; nothing was applied: run plan "
+        "again with this one"
+    )
 
 
 def _maybe_gzip(raw: IO[bytes]) -> IO[bytes]:

@@ -255,6 +255,24 @@ def test_a_damaged_or_foreign_plan_file_is_refused(tmp_path):
         load_plan(old)
 
 
+def test_a_plan_file_of_another_format_version_says_which_way_and_what_to_do(tmp_path):
+    """A plan made by a newer reconciler (the plan job installed the newest, the apply job
+    has an older one) is refused naming it newer and the ways out; an older one is to be
+    made again. Neither is read, and neither is called damaged."""
+    header = {"format": "reconciler-plan", "reconciler_version": "9.9.9", "destinations": []}
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps({**header, "version": VERSION + 1}) + "\n")
+    with pytest.raises(ReconcilerError) as raised:
+        load_plan(newer)
+    message = str(raised.value)
+    assert f"by reconciler 9.9.9 in plan file format {VERSION + 1}, newer than" in message
+    assert "Apply it with the reconciler that made it, or upgrade this one" in message
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps({**header, "version": 4}) + "\n")
+    with pytest.raises(ReconcilerError, match=r"format 4, older than .*run plan again"):
+        load_plan(older)
+
+
 @pytest.mark.parametrize("compressed", [True, False])
 def test_a_plan_file_edited_or_cut_short_is_refused(tmp_path, compressed):
     """Nothing but the plan that was saved is applied: a member swapped by hand, or the
