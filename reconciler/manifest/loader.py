@@ -9,6 +9,7 @@ hides problems elsewhere: every file and every document is checked.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from reconciler.errors import ManifestError, Problem
 from reconciler.manifest.location import Location
 from reconciler.manifest.manifests import Audience, Destination, Manifests, TraitMapping
 from reconciler.manifest.model import (
+    API_VERSION,
     DOCUMENT_MODELS,
     ENV_REFERENCE,
     KINDS,
@@ -197,11 +199,18 @@ class _Collector:
         kind = data.get("kind")
         name = _declared_name(data)
         name_location = positions.locate(("metadata", "name"))
+        if isinstance(kind, str) and kind in DOCUMENT_MODELS and name is not None:
+            self.declared.setdefault(kind, []).append(_Declared(name, name_location))
+        other = _other_api_version(data.get("apiVersion"), positions.locate(("apiVersion",)))
+        if other is not None:
+            # Written for another reconciler: its keys are checked against no schema this
+            # one knows, so only this is said, not a list of v1 complaints to "fix" (its
+            # name stays declared, so what refers to it is not told it is unknown).
+            self.problems.append(other)
+            return
         model: type[BaseModel]
         if isinstance(kind, str) and kind in DOCUMENT_MODELS:
             model = DOCUMENT_MODELS[kind]
-            if name is not None:
-                self.declared.setdefault(kind, []).append(_Declared(name, name_location))
         else:
             misspelt = any(key != "kind" and closest(key, ["kind"]) for key in data)
             if not (kind is None and misspelt):
@@ -501,6 +510,26 @@ def _declared_name(data: dict[str, Any]) -> str | None:
     if isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
         return metadata["name"]
     return None
+
+
+_API_VERSION = re.compile(r"reconciler/v[0-9]+(?:(?:alpha|beta)[0-9]*)?")
+
+
+def _other_api_version(api_version: Any, location: Location) -> Problem | None:
+    """A problem when a document names another apiVersion of reconciler's manifests
+    (reconciler/v2, reconciler/v1beta1): it was written for another reconciler version,
+    newer as a rule, and is not read. A typo or a missing apiVersion is left to the
+    schema, which names the one expected."""
+    if not isinstance(api_version, str) or api_version == API_VERSION:
+        return None
+    if not _API_VERSION.fullmatch(api_version):
+        return None
+    return location.problem(
+        f"apiVersion {api_version} is not one this reconciler reads (it reads "
+        f"{API_VERSION}): the manifest was written for another version of reconciler. "
+        "Upgrade reconciler to one that reads it, or write the manifest for "
+        f"{API_VERSION}"
+    )
 
 
 def _kind_problem(kind: Any, location: Location) -> Problem:

@@ -221,6 +221,32 @@ def test_unknown_top_level_key() -> None:
     )
 
 
+@pytest.mark.parametrize("api_version", ["reconciler/v2", "reconciler/v1beta1"])
+def test_another_api_version_is_one_problem_saying_to_upgrade(api_version: str) -> None:
+    """A manifest written for a newer reconciler (apiVersion reconciler/v2, with keys this
+    one does not know) is one problem saying so, not v1's complaints about its keys that
+    read as mistakes to fix; what refers to it is not told it is unknown."""
+    v2 = DESTINATION.replace("reconciler/v1", api_version).replace(
+        "  projectType: hybrid\n", "  identity: {by: email}\n"
+    )
+    audience = """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: vip}
+        spec:
+          destination: prod
+          listName: VIP
+          members: {inline: [a@example.com]}
+        """
+    write("m.yaml", v2, audience)
+    assert only_problem() == (
+        f"m.yaml:1:13: apiVersion {api_version} is not one this reconciler reads (it reads "
+        "reconciler/v1): the manifest was written for another version of reconciler. "
+        "Upgrade reconciler to one that reads it, or write the manifest for reconciler/v1"
+    )
+
+
 def test_bad_enum_value() -> None:
     write("m.yaml", DESTINATION.replace("region: us", "region: usa"))
     assert (
@@ -481,7 +507,9 @@ def test_missing_and_wrong_api_version() -> None:
     )
     assert problems() == [
         "m.yaml:1:1: apiVersion: required; expected reconciler/v1",
-        "m.yaml:8:13: apiVersion: expected reconciler/v1; got 'reconciler/v2'",
+        "m.yaml:8:13: apiVersion reconciler/v2 is not one this reconciler reads (it reads "
+        "reconciler/v1): the manifest was written for another version of reconciler. "
+        "Upgrade reconciler to one that reads it, or write the manifest for reconciler/v1",
     ]
 
 
