@@ -102,8 +102,19 @@ def _display_type_rich(self: Any, ctx: ClickContext) -> str | None:
     return _typer_display_type_rich(self, ctx)
 
 
-_typer_display_type_rich = TyperOption.display_type_rich
-TyperOption.display_type_rich = _display_type_rich  # type: ignore[method-assign]
+def _patched(owner: Any, name: str, replacement: Any) -> Any:
+    """Put `replacement` in place of typer's `owner.name`, returning what was there; leave
+    typer as it is when it has no such attribute. These are typer's internals, changed in
+    its 0.2x releases without notice, and pyproject sets no upper bound on typer (the
+    README's `pip install .` takes the newest): a typer that renamed one should show its
+    help a little less tidily, not fail every command on import with an AttributeError."""
+    original = getattr(owner, name, None)
+    if original is not None:
+        setattr(owner, name, replacement)
+    return original
+
+
+_typer_display_type_rich = _patched(TyperOption, "display_type_rich", _display_type_rich)
 
 
 def _argument_type_rich(self: Any, ctx: ClickContext) -> str | None:
@@ -112,8 +123,7 @@ def _argument_type_rich(self: Any, ctx: ClickContext) -> str | None:
     return None if self.metavar is not None else _typer_argument_type_rich(self, ctx)
 
 
-_typer_argument_type_rich = TyperArgument.display_type_rich
-TyperArgument.display_type_rich = _argument_type_rich  # type: ignore[method-assign]
+_typer_argument_type_rich = _patched(TyperArgument, "display_type_rich", _argument_type_rich)
 
 
 def _reflowed(paragraphs: list[str], markup_mode: Any) -> str:
@@ -123,7 +133,7 @@ def _reflowed(paragraphs: list[str], markup_mode: Any) -> str:
     return "\n\n".join(p if p.startswith("\b") else p.replace("\n", " ") for p in paragraphs)
 
 
-typer_rich_utils._fix_linebreaks = _reflowed
+_patched(typer_rich_utils, "_fix_linebreaks", _reflowed)
 
 
 def _command_help(*, help_text: str, markup_mode: Any) -> Any:
@@ -135,8 +145,7 @@ def _command_help(*, help_text: str, markup_mode: Any) -> Any:
     return _typer_command_help(help_text=first, markup_mode=markup_mode)
 
 
-_typer_command_help = typer_rich_utils._make_command_help
-typer_rich_utils._make_command_help = _command_help
+_typer_command_help = _patched(typer_rich_utils, "_make_command_help", _command_help)
 
 
 app = typer.Typer(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from typer.testing import CliRunner
 
@@ -312,3 +314,26 @@ def test_a_report_on_a_stream_that_cannot_encode_it_is_not_an_internal_error(tmp
     assert done.returncode == 0, done.stderr.decode("latin-1")
     assert b"Apply complete" in done.stdout
     assert b"internal error" not in done.stderr
+
+
+def test_a_typer_without_the_internals_reconciler_tidies_is_left_as_it_is() -> None:
+    """The help's tidying replaces typer internals (TyperOption.display_type_rich,
+    rich_utils._fix_linebreaks, ...) that typer adds and renames between releases, and
+    nothing caps the typer a `pip install .` takes: read unguarded, one missing made every
+    command fail on import with an AttributeError (typer 0.12-0.28 do lack them; with
+    the guard, validate and --help ran under typer 0.15, 0.20 and 0.25)."""
+    from reconciler.cli import _patched
+
+    def replacement() -> str:
+        return "reconciler's"
+
+    lacking = SimpleNamespace()
+    assert _patched(lacking, "display_type_rich", replacement) is None
+    assert not hasattr(lacking, "display_type_rich")
+
+    def typers() -> str:
+        return "typer's"
+
+    having = SimpleNamespace(display_type_rich=typers)
+    assert _patched(having, "display_type_rich", replacement) is typers
+    assert having.display_type_rich is replacement
