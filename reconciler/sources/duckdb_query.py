@@ -51,6 +51,7 @@ from reconciler.sources.snapshot import (
     file_system_clock,
     temp_dir_setting,
 )
+from reconciler.sources.stand_in import stand_in
 
 IN_MEMORY = ":memory:"
 
@@ -259,6 +260,9 @@ def open_connection(
         "autoload_known_extensions": False,
         "allow_community_extensions": False,
     }
+    stands_in = stand_in(Path(database)) if database != IN_MEMORY else None
+    if stands_in is not None:
+        raise SourceError(f"{declared_at}: DuckDB database {database} {stands_in}")
     try:
         # A database file is only read: reconciler never changes a member source.
         connection = duckdb.connect(database, read_only=database != IN_MEMORY, config=config)

@@ -26,6 +26,7 @@ from typing import BinaryIO
 
 from reconciler.errors import ConfigError, SourceChangedError, SourceError
 from reconciler.leftovers import private_directory
+from reconciler.sources.stand_in import stand_in
 
 CHUNK_BYTES = 8 << 20
 # Where the copies go: beside the DuckDB workspace (members.engine.settings reads it too).
@@ -82,7 +83,8 @@ def take_snapshot(path: Path, audience: str, declared_at: str) -> Snapshot:
     """Copy `path` into a private directory and check it did not change while it was read.
 
     Raises OSError as opening `path` does (each source words a missing file its own way),
-    and SourceChangedError naming the audience, the file and what changed."""
+    SourceChangedError naming the audience, the file and what changed, and SourceError
+    for a file that stands in for content the checkout lacks (sources/stand_in.py)."""
     began = file_system_clock()
     before = os.stat(path)
     with path.open("rb") as source:
@@ -120,6 +122,10 @@ def take_snapshot(path: Path, audience: str, declared_at: str) -> Snapshot:
                 "another name and rename it into place, so readers see the old file or the "
                 "new one, never a mix"
             )
+        # Read from the copy, so this is judged on what the run plans from.
+        stands_in = stand_in(copy)
+        if stands_in is not None:
+            raise SourceError(f"{declared_at}: {path} {stands_in}")
     except BaseException:
         _remove(directory)
         raise

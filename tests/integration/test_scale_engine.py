@@ -4,6 +4,7 @@ threshold is lowered so a handful of members takes the path ten million would.""
 from __future__ import annotations
 
 import json
+import re
 
 import duckdb
 import pytest
@@ -265,6 +266,61 @@ def test_csv_problems_are_reported_alike_in_both_engines(
         assert "internal error" not in result.output
         results[engine] = result.exit_code
     assert results == {"python": 1, "duckdb": 1}
+
+
+LFS_POINTER = (
+    b"version https://git-lfs.github.com/spec/v1\n"
+    b"oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n"
+    b"size 123456\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("field", "content", "expected"),
+    [
+        ("csv", LFS_POINTER, "is a Git LFS pointer of a 123,456-byte file, not its content"),
+        ("parquet", LFS_POINTER, "actions/checkout `lfs: true`"),
+        ("csv", b"\x00GITCRYPT\x00\x8f\x01\xfe", "is encrypted by git-crypt"),
+        ("csv", b"/annex/objects/SHA256E-s42--0a1b.csv\n", "is a git-annex pointer"),
+    ],
+    ids=["lfs-csv", "lfs-parquet", "git-crypt", "git-annex"],
+)
+def test_a_source_the_checkout_left_as_a_stand_in_is_named_for_what_it_is(
+    workspace: Workspace, cli, monkeypatch, field, content, expected
+):
+    """A CI checkout without LFS leaves a three-line pointer where the member file goes:
+    read as a CSV it looked like a file without a header row, as Parquet "no magic bytes".
+    It is refused under both engines, saying what it is and how to fetch the file."""
+    path = workspace.manifests / "data" / f"m.{field}"
+    workspace.csv("data/m.csv", "email", ["a@x.com", "b@x.com"])
+    if field == "parquet":
+        with duckdb.connect() as connection:
+            connection.execute(f"COPY (SELECT 'a@x.com' AS email) TO '{path}' (FORMAT parquet)")
+    workspace.audience("m", {field: f"data/m.{field}"}, policy={"maxRemovalPercent": 100})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    path.write_bytes(content)
+    results = {}
+    for engine, threshold in (("python", "1000000"), ("duckdb", "1")):
+        monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", threshold)
+        result = cli("plan", workspace.manifests, "--format", "json")
+        # The manifest line that names the file, then the file.
+        assert re.search(rf"aud-m.yaml:\d+:\d+: manifests/data/m.{field} is ", result.stderr)
+        assert expected in result.stderr, (engine, result.stderr)
+        assert "remove" not in result.stdout
+        results[engine] = result.exit_code
+    assert results == {"python": 1, "duckdb": 1}
+
+
+def test_a_duckdb_database_left_as_an_lfs_pointer_is_named_for_what_it_is(
+    workspace: Workspace, cli
+):
+    workspace.write("data/m.duckdb", LFS_POINTER.decode())
+    workspace.audience("q", {"sql": "SELECT email FROM users", "database": "data/m.duckdb"})
+    result = cli("validate", workspace.manifests)
+    assert result.exit_code == 1
+    assert "DuckDB database manifests/data/m.duckdb is a Git LFS pointer" in result.stderr, (
+        result.stderr
+    )
 
 
 def test_a_plan_saved_under_one_engine_applies_under_the_other(

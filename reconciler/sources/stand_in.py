@@ -1,0 +1,59 @@
+"""A file that git checked out in place of the content it stands for.
+
+A repository that keeps member exports in Git LFS, git-annex or git-crypt checks out, where
+that tool did not run (a CI job whose checkout skipped LFS, a clone without the git-crypt
+key), a small file in the right place: a pointer naming the content, or the content
+encrypted. Read as members, a pointer CSV is a header of `version https://git-lfs...` and
+two rows, which reads as a file without a header row; a pointer Parquet file is "no magic
+bytes". Neither says what to do, so such a file is recognised by its first bytes and named
+for what it is, with the step the checkout missed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+# Git LFS pointers start with their spec's URL (the second one is the format's first
+# name); git-annex pointers of unlocked files with the object's path; git-crypt's files
+# with its magic header.
+_LFS_VERSIONS = (
+    b"version https://git-lfs.github.com/spec/",
+    b"version https://hawser.github.com/spec/",
+)
+_ANNEX_POINTER = b"/annex/objects/"
+_GIT_CRYPT = b"\x00GITCRYPT\x00"
+# LFS pointers are at most 1024 bytes (its spec), annex pointers a path.
+_POINTER_BYTES = 1024
+_LFS_SIZE = re.compile(rb"^size (\d+)$", re.MULTILINE)
+
+
+def stand_in(path: Path) -> str | None:
+    """What `path` stands in for, in words that end with the step to fetch it, when it is
+    an LFS or git-annex pointer or a git-crypt file; None for anything else (or a file
+    that cannot be read: its reader says why)."""
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(_POINTER_BYTES + 1)
+    except OSError:
+        return None
+    if start.startswith(_GIT_CRYPT):
+        return (
+            "is encrypted by git-crypt: this checkout has not unlocked it. Run "
+            "`git-crypt unlock` (in CI, with the key, after the checkout) before reconciler"
+        )
+    if len(start) > _POINTER_BYTES:
+        return None
+    if start.startswith(_LFS_VERSIONS):
+        size = _LFS_SIZE.search(start)
+        real = f" of a {int(size[1]):,}-byte file" if size else ""
+        return (
+            f"is a Git LFS pointer{real}, not its content: this checkout did not fetch LFS "
+            "files. Run `git lfs pull` (in GitHub Actions, give actions/checkout `lfs: true`)"
+        )
+    if start.startswith(_ANNEX_POINTER):
+        return (
+            "is a git-annex pointer, not its content: this checkout did not fetch it. "
+            "Run `git annex get` on it first"
+        )
+    return None
