@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from reconciler.errors import ManifestError, Problem
+from reconciler.manifest.file_names import Directories, on_disk
 from reconciler.manifest.location import Location
 from reconciler.manifest.manifests import Audience, Destination, Manifests, TraitMapping
 from reconciler.manifest.model import (
@@ -305,9 +306,21 @@ class _Collector:
         # Imported here: sources import this package.
         from reconciler.sources.registry import source_for
 
+        directories = Directories()
         for audience in self.audiences.values():
             for source_file in source_for(audience).files():
                 name, value = source_file.field, source_file.written
+                spelling = on_disk(audience.base_dir, value, directories)
+                if spelling is not None and spelling.reasons:
+                    # Found here only as macOS or Windows read the path: CI would not.
+                    self.refused_sources.add(audience.name)
+                    self.problems.append(
+                        audience.field_location("members", name).problem(
+                            f"members.{name}: {value} is not how the file is spelt: it is "
+                            f"{spelling.path} ({'; '.join(spelling.reasons)})"
+                        )
+                    )
+                    continue
                 path = Path(value)
                 path = path if path.is_absolute() else audience.base_dir / path
                 if is_inside(path, repository):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from reconciler.errors import SourceChangedError, SourceError, display_path
+from reconciler.manifest.file_names import on_disk
 from reconciler.manifest.manifests import Audience
 from reconciler.members.identity import ProjectType
 from reconciler.sources.result import SourceResult
@@ -154,9 +155,18 @@ def source_path(audience: Audience, relative: str) -> Path:
     """Paths in a manifest are relative to the manifest file's directory. The path is
     given relative to the working directory when it is under it, as every message that
     names the file (or one of its rows) shows it: messages end up in pull-request
-    comments, where a runner's absolute path is noise."""
+    comments, where a runner's absolute path is noise. A part of it the directory lists
+    in another Unicode form only is spelt as listed."""
     path = Path(relative)
-    return Path(display_path(_normalised(path if path.is_absolute() else audience.base_dir / path)))
+    path = path if path.is_absolute() else audience.base_dir / path
+    if not path.exists():
+        # A name written in another Unicode form than the directory lists (NFD from a
+        # Mac, NFC on disk) is that file, as it is on macOS (manifest/file_names.py).
+        spelling = on_disk(audience.base_dir, relative)
+        if spelling is not None and not spelling.reasons:
+            path = Path(spelling.path)
+            path = path if path.is_absolute() else audience.base_dir / path
+    return Path(display_path(_normalised(path)))
 
 
 def _normalised(path: Path) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 
 import duckdb
 import pytest
@@ -321,6 +322,22 @@ def test_a_duckdb_database_left_as_an_lfs_pointer_is_named_for_what_it_is(
     assert "DuckDB database manifests/data/m.duckdb is a Git LFS pointer" in result.stderr, (
         result.stderr
     )
+
+
+@pytest.mark.parametrize("threshold", ["1000000", "1"], ids=["python", "duckdb"])
+def test_a_csv_named_in_another_unicode_form_is_read_by_both_engines(
+    workspace: Workspace, cli, monkeypatch, threshold
+):
+    """git on macOS records file names composed (NFC); a manifest spelling the name
+    decomposed (NFD, pasted from Finder) opened it on the Mac and was "CSV file not
+    found" in CI, naming a file that read exactly like the one there."""
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", threshold)
+    workspace.csv(unicodedata.normalize("NFC", "data/café.csv"), "email", ["a@x.com", "b@x.com"])
+    workspace.audience("m", {"csv": unicodedata.normalize("NFD", "data/café.csv")})
+    result = cli("plan", workspace.manifests, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    (lst,) = result.json()["destinations"][0]["lists"]
+    assert lst["desired_members"] == 2
 
 
 def test_a_plan_saved_under_one_engine_applies_under_the_other(

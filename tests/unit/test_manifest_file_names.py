@@ -1,0 +1,101 @@
+"""manifest/file_names.py: a source path spelt as only macOS or Windows reads it (another
+case, backslashes) is a problem on every machine, naming the spelling that works in CI; a
+name in another Unicode form is the file the directory lists."""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import ManifestError
+from reconciler.manifest.file_names import BACKSLASH, CASE, Spelling, on_disk
+from reconciler.sources import source_for
+from tests.sources import load_audience, write_parquet
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def members_file(tmp_path: Path, name: str = "members.csv") -> Path:
+    path = tmp_path / "data" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("email\na@x.com\n", encoding="utf-8")
+    return path
+
+
+def load_problem(tmp_path: Path, members: dict[str, str]) -> str:
+    with pytest.raises(ManifestError) as raised:
+        load_audience(tmp_path, members)
+    (problem,) = raised.value.problems
+    return str(problem)
+
+
+@pytest.mark.parametrize(
+    ("written", "reasons"),
+    [
+        ("data/Members.csv", (CASE,)),  # a macOS user's spelling: opens there, not in CI
+        ("DATA/members.csv", (CASE,)),
+        ("data\\members.csv", (BACKSLASH,)),  # a Windows user's
+        ("Data\\Members.CSV", (BACKSLASH, CASE)),
+    ],
+)
+def test_a_csv_path_spelt_as_only_macos_or_windows_read_it_is_a_problem_naming_the_file(
+    tmp_path: Path, written: str, reasons: tuple[str, ...]
+) -> None:
+    """Before, Linux said "CSV file not found: manifests/data/Members.csv" (and macOS
+    nothing at all), leaving the reader to spot one letter's case."""
+    members_file(tmp_path)
+
+    problem = load_problem(tmp_path, {"csv": written})
+
+    assert problem.startswith("aud.yaml:")  # at the line that names the file
+    assert f"members.csv: {written} is not how the file is spelt: it is data/members.csv (" in (
+        problem
+    )
+    assert all(reason in problem for reason in reasons)
+
+
+def test_parquet_and_database_paths_are_checked_alike(tmp_path: Path) -> None:
+    write_parquet(tmp_path / "data" / "m.parquet", "SELECT 'a@x.com' AS email")
+
+    assert "it is data/m.parquet (the name differs in case" in load_problem(
+        tmp_path, {"parquet": "data/M.parquet"}
+    )
+    assert "it is data/m.parquet (directories are separated by /" in load_problem(
+        tmp_path, {"sql": "SELECT * FROM users", "database": "data\\m.parquet"}
+    )
+
+
+def test_a_name_in_another_unicode_form_reads_the_file_the_directory_lists(
+    tmp_path: Path,
+) -> None:
+    """Git on macOS records `é` composed; a manifest with it decomposed (pasted from
+    Finder) opened the file on the Mac and was "not found" in CI."""
+    composed = unicodedata.normalize("NFC", "café members.csv")
+    members_file(tmp_path, composed)
+    decomposed = unicodedata.normalize("NFD", f"data/{composed}")
+    assert decomposed != f"data/{composed}"
+
+    source = source_for(load_audience(tmp_path, {"csv": decomposed}))
+
+    assert list(source.read("hybrid").members) == ["a@x.com"]
+    assert source.files()[0].path == Path("data", composed)
+
+
+def test_on_disk_follows_the_path_part_by_part(tmp_path: Path) -> None:
+    members_file(tmp_path)
+
+    assert on_disk(tmp_path, "data/members.csv") == Spelling("data/members.csv")
+    assert on_disk(tmp_path, "./data//members.csv") == Spelling("data/members.csv")
+    assert on_disk(tmp_path / "data", "../data/members.csv") == Spelling("../data/members.csv")
+    assert on_disk(tmp_path, f"{tmp_path}/data/Members.csv") == Spelling(
+        f"{tmp_path}/data/members.csv", (CASE,)
+    )
+    assert on_disk(tmp_path, "data/missing.csv") is None  # left to the reader's "not found"
+    # Two names that differ only in case: which one was meant is not guessed.
+    (tmp_path / "data" / "MEMBERS.csv").write_text("email\n", encoding="utf-8")
+    assert on_disk(tmp_path, "data/Members.csv") is None
