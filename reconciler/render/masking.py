@@ -253,19 +253,55 @@ def _looks_like_a_column(name: str) -> bool:
     return bool(_COLUMN_NAME.fullmatch(name)) and not _DIGIT_RUN.search(name)
 
 
+# What a file separated by something else than commas (Excel saves "CSV" with semicolons
+# in many European locales, "Unicode Text" with tabs) has in its one column's name.
+_OTHER_SEPARATORS = ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'"))
+
+
+def other_separator(names: Sequence[str]) -> str | None:
+    """How a header read as one column is separated ("semicolons"), when its one name
+    holds a separator other than a comma; None otherwise."""
+    found = _separator(names)
+    return found[1] if found else None
+
+
+def _separator(names: Sequence[str]) -> tuple[str, str] | None:
+    if len(names) != 1:
+        return None
+    return next(((mark, called) for mark, called in _OTHER_SEPARATORS if mark in names[0]), None)
+
+
+def _looks_like_columns(names: Sequence[str]) -> bool:
+    """Whether names are column names rather than member data; a header read as one
+    column is judged by the names its separator divides it into."""
+    found = _separator(names)
+    parts = names[0].split(found[0]) if found else names
+    return all(_looks_like_a_column(name.strip()) for name in parts)
+
+
+def separator_advice(called: str) -> str:
+    return (
+        f"its header reads as one column because the file is separated by {called}: a CSV "
+        "source is comma-separated, so save it with commas"
+    )
+
+
 def column_names(names: Sequence[str]) -> str:
     """A source's column names for a message. A CSV without a header row makes its first
     member the header, so names that do not look like column names are source data: then
     every name is marked as source data (masked unless --show-members) and the message
-    says why."""
+    says why. So does a header that is one column because its file is not
+    comma-separated, which would otherwise pass for a missing header row."""
     if not names:
         return "(none)"
-    if all(_looks_like_a_column(name) for name in names):
-        return ", ".join(names)
-    return (
-        ", ".join(source_value(name) for name in names)
-        + " (they look like member data: does the source lack a header row?)"
-    )
+    called = other_separator(names)
+    if _looks_like_columns(names):
+        shown = ", ".join(names)
+    else:
+        shown = ", ".join(source_value(name) for name in names)
+        if called is None:
+            return shown + " (they look like member data: does the source lack a header row?)"
+    return shown if called is None else f"{shown} ({separator_advice(called)})"
 
 
 def column_hint(wanted: str, names: Sequence[str]) -> str:

@@ -16,7 +16,12 @@ from reconciler.members.identity import (
     make_member,
     skipped_identifiers,
 )
-from reconciler.render.masking import column_hint, column_names
+from reconciler.render.masking import (
+    column_hint,
+    column_names,
+    other_separator,
+    separator_advice,
+)
 from reconciler.sources.base import (
     R,
     RelationReader,
@@ -211,13 +216,9 @@ def _header_hint(names: list[str]) -> str:
     """The columns, and what to do when the cause is plain: another delimiter (the header
     reads as one column, which would otherwise pass for a missing header row), or the
     columns spelled otherwise (`Email`, `user_id`)."""
-    if len(names) == 1:
-        for delimiter, called in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
-            if delimiter in names[0]:
-                return (
-                    f"its header reads as one column because the file is separated by {called}: "
-                    "a CSV source is comma-separated, so save it with commas"
-                )
+    called = other_separator(names)
+    if called is not None:
+        return separator_advice(called)
     listed = f"columns are: {column_names(names)}"
     found = [
         f"{option}: {name}"

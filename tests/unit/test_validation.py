@@ -151,6 +151,45 @@ def test_a_header_without_the_identifier_columns_says_what_to_do(
     assert "lack a header row" not in str(error)
 
 
+@pytest.mark.parametrize("engine_name", ["python", "duckdb"])
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_file_not_comma_separated_is_named_so_when_the_manifest_names_its_columns(
+    tmp_path: Path, engine_name: str, separator: str
+) -> None:
+    """An audience that names its columns (`email: email`) or maps traits was told the
+    semicolon file's header "looks like member data: does the source lack a header
+    row?" (and the header masked), which sent its reader to the wrong fix."""
+    header = separator.join(["email", "user_id", "value"])
+    root = write(
+        tmp_path,
+        DESTINATION,
+        audience("named", {"csv": "m.csv", "email": "email", "userId": "user_id"}),
+        csv={"m.csv": f"{header}\na@example.com{separator}u-1{separator}1\n"},
+    )
+    settings = EngineSettings(engine=engine_name, threads=1, temp_dir=tmp_path)
+    with Engine(settings) as engine:
+        found = validate(root, engine=engine)
+    (error,) = found.unreadable
+    called = "semicolons" if separator == ";" else "tabs"
+    assert f"columns are: {header} (its header reads as one column because the file is " in (
+        str(error)
+    )
+    assert f"separated by {called}: a CSV source is comma-separated" in str(error)
+    assert "lack a header row" not in str(error)
+
+    write(
+        tmp_path,
+        DESTINATION,
+        MAPPING,
+        audience("mapped", {"csv": "m.csv"}, traits="crm"),
+    )
+    with pytest.raises(ManifestError) as raised:
+        validate(root)
+    (problem,) = raised.value.problems
+    assert f"separated by {called}: a CSV source is comma-separated" in str(problem)
+    assert "lack a header row" not in str(problem)
+
+
 def test_a_large_audience_counts_the_invalid_rows_it_does_not_list(tmp_path: Path) -> None:
     """Audiences planned in DuckDB list their first 1,000 invalid rows; the rest are still
     counted as problems."""
