@@ -36,6 +36,9 @@ from reconciler.sources.snapshot import Snapshot, take_snapshot
 # At most this much of a file is read to glance at its header (peek_columns).
 PEEK_BYTES = 64 * 1024
 
+# The bytes looked at to tell a UTF-16 file (is_utf16).
+UTF16_SAMPLE_BYTES = 64
+
 # The longest line either engine reads: DuckDB's default `max_line_size`, given to it
 # explicitly, and the Python csv module's field limit (131,072 by default, which refused a
 # 150 kB cell that DuckDB read, so a file read under one engine only). Raising the
@@ -59,9 +62,15 @@ class CsvFile(Source):
     def snapshot(self) -> Snapshot:
         """The file as this run reads it (taken on first use, once)."""
         try:
-            return take_snapshot(self.path, self.audience.name, self.declared_at)
+            snapshot = take_snapshot(self.path, self.audience.name, self.declared_at)
         except OSError as exc:
             raise csv_open_error(self.declared_at, self.path, exc) from None
+        if is_utf16(snapshot.copy):
+            raise SourceError(
+                f"{self.declared_at}: {self.path} is UTF-16 text, not UTF-8 (as Excel saves "
+                '"Unicode Text"); save it as "CSV UTF-8 (Comma delimited)"'
+            )
+        return snapshot
 
     def files(self) -> list[SourceFile]:
         assert self.spec.csv is not None
@@ -93,6 +102,8 @@ class CsvFile(Source):
                 start = handle.read(PEEK_BYTES)
         except OSError:
             return None  # the read reports why
+        if looks_utf16(start):
+            return None  # the read refuses it
         line, newline, _ = start.partition(b"\n")
         if not newline and len(start) == PEEK_BYTES:
             return None  # a header this long is left to the read
@@ -233,6 +244,31 @@ def _header_hint(names: list[str]) -> str:
 
 def _plain(name: str) -> str:
     return "".join(c for c in name.lower() if c.isalnum())
+
+
+def is_utf16(path: Path) -> bool:
+    """Whether the file at `path` starts as UTF-16 text does (looks_utf16)."""
+    try:
+        with path.open("rb") as handle:
+            return looks_utf16(handle.read(UTF16_SAMPLE_BYTES))
+    except OSError:
+        return False
+
+
+def looks_utf16(start: bytes) -> bool:
+    """Whether a file's first bytes are UTF-16 text: its byte-order mark, or (without one)
+    a NUL byte beside each ASCII one. Read as UTF-8, the first is "byte 0xff" and the
+    second a header of NUL-spelt names (and a hint to name `e\\0m\\0...`)."""
+    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return True
+    start = start[:UTF16_SAMPLE_BYTES]
+    start = start[: len(start) // 2 * 2]
+    if len(start) < 4:
+        return False
+    low, high = start[0::2], start[1::2]
+    return (not high.strip(b"\0") and b"\0" not in low) or (
+        not low.strip(b"\0") and b"\0" not in high
+    )
 
 
 def csv_open_error(

@@ -249,8 +249,16 @@ def test_duckdb_queries_read_alike_in_both_engines(
         # A row with too few cells is named in the Python engine's words; a row of spaces
         # is blank and skipped silently.
         (b"email,userId\na@x.com,u1\n   \nbad\n", "row has 1 cells, header has 2"),
+        # UTF-16, as Excel saves "Unicode Text" (with a byte-order mark) and some exports
+        # without one: named for what it is, not "byte 0xff", nor a header of NUL-spelt
+        # names with a hint to write them (NULs and all) under members.
+        (
+            "email\tuserId\r\na@x.com\tu1\r\n".encode("utf-16"),
+            'm.csv is UTF-16 text, not UTF-8 (as Excel saves "Unicode Text"); save it as "CSV',
+        ),
+        ("email,userId\na@x.com,u1\n".encode("utf-16-le"), "m.csv is UTF-16 text, not UTF-8"),
     ],
-    ids=["unclosed-quote", "not-utf8", "short-row"],
+    ids=["unclosed-quote", "not-utf8", "short-row", "utf16", "utf16-no-bom"],
 )
 def test_csv_problems_are_reported_alike_in_both_engines(
     workspace: Workspace, cli, monkeypatch, content, expected
@@ -265,6 +273,7 @@ def test_csv_problems_are_reported_alike_in_both_engines(
         result = cli("validate", workspace.manifests)
         assert expected in result.stderr, (engine, result.stderr)
         assert "internal error" not in result.output
+        assert "\0" not in result.output
         results[engine] = result.exit_code
     assert results == {"python": 1, "duckdb": 1}
 
