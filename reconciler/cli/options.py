@@ -17,7 +17,7 @@ class OutputFormat(StrEnum):
 PathArg = typer.Argument(
     Path("manifests"),
     metavar="PATH",
-    help="Manifest file or directory (all *.yaml / *.yml files under it).",
+    help="Manifest file or directory (all *.yaml / *.yml files under it, hidden ones aside).",
     show_default=True,
 )
 StateDirOpt = typer.Option(

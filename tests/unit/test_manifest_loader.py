@@ -199,6 +199,10 @@ def test_hidden_directories_and_other_files_are_ignored() -> None:
     write("m/d.yaml", DESTINATION)
     write("m/.github/workflows/ci.yml", "on: push\n")
     write("m/notes.txt", "not yaml: [")
+    # What editors and file managers leave beside a manifest: vim's swap file, emacs's
+    # lock and autosave, a backup, macOS's AppleDouble file (README: hidden ones aside).
+    for leftover in (".d.yaml.swp", ".#d.yaml", "#d.yaml#", "d.yaml~", "._d.yaml", ".d.yml"):
+        write(f"m/{leftover}", "not yaml: [")
     assert load_manifests(Path("m")).files == [Path("m/d.yaml")]
 
 
