@@ -131,6 +131,18 @@ def _discover(root: Path) -> tuple[list[Path], list[Problem]]:
     return sorted(found, key=lambda p: p.relative_to(root).as_posix()), problems
 
 
+def _link_note(path: Path) -> str:
+    """Where a source path that is a symbolic link leads, for a message that would
+    otherwise name a place the path does not show: a git-annex file is such a link, into
+    .git/annex, and reads in place only once unlocked."""
+    if not path.is_symlink():
+        return ""
+    target = os.readlink(path)
+    if "/annex/objects/" in target:
+        return " (a git-annex link to its content there; `git annex unlock` it to read it)"
+    return f" (a symbolic link to {target})"
+
+
 def _link_out(path: Path, root: Path) -> list[Problem]:
     """A problem when `path` is a symbolic link leading outside the manifest directory."""
     if not path.is_symlink() or is_inside(path, root):
@@ -329,8 +341,17 @@ class _Collector:
                         self.refused_sources.add(audience.name)
                         self.problems.append(
                             audience.field_location("members", name).problem(
-                                f"members.{name}: {value} is in the repository's {private[0]}, "
-                                "which holds git's or reconciler's own files, not members"
+                                f"members.{name}: {value} is in the repository's {private[0]}"
+                                f"{_link_note(path)}, which holds git's or reconciler's own "
+                                "files, not members"
+                            )
+                        )
+                    elif path.is_symlink() and not path.exists():
+                        self.refused_sources.add(audience.name)
+                        self.problems.append(
+                            audience.field_location("members", name).problem(
+                                f"members.{name}: {value} is a symbolic link to "
+                                f"{os.readlink(path)}, which does not exist"
                             )
                         )
                     elif path.exists() and not path.is_file():

@@ -1,6 +1,7 @@
-"""manifest/file_names.py: a source path spelt as only macOS or Windows reads it (another
-case, backslashes) is a problem on every machine, naming the spelling that works in CI; a
-name in another Unicode form is the file the directory lists."""
+"""Member source paths as they land on disk (manifest/file_names.py, the loader): a path
+spelt as only macOS or Windows reads it (another case, backslashes) is a problem on every
+machine, naming the spelling that works in CI; a name in another Unicode form is the file
+the directory lists; a link says where it leads."""
 
 from __future__ import annotations
 
@@ -99,3 +100,21 @@ def test_on_disk_follows_the_path_part_by_part(tmp_path: Path) -> None:
     # Two names that differ only in case: which one was meant is not guessed.
     (tmp_path / "data" / "MEMBERS.csv").write_text("email\n", encoding="utf-8")
     assert on_disk(tmp_path, "data/Members.csv") is None
+
+
+def test_a_source_that_is_a_link_says_where_it_leads(tmp_path: Path) -> None:
+    """A dangling link was "CSV file not found: data/m.csv" beside an `ls` that lists it;
+    a git-annex file (a link into .git/annex) was "in the repository's .git", a place the
+    path does not show."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "m.csv").symlink_to("exported.csv")
+    annexed = "../.git/annex/objects/Xx/Yy/SHA256E-s42--0a1b.csv/SHA256E-s42--0a1b.csv"
+    (tmp_path / "data" / "annexed.csv").symlink_to(annexed)
+
+    assert load_problem(tmp_path, {"csv": "data/m.csv"}).endswith(
+        "members.csv: data/m.csv is a symbolic link to exported.csv, which does not exist"
+    )
+    assert "data/annexed.csv is in the repository's .git (a git-annex link to its content " in (
+        load_problem(tmp_path, {"csv": "data/annexed.csv"})
+    )
