@@ -292,8 +292,14 @@ def column_names(names: Sequence[str]) -> str:
     every name is marked as source data (masked unless --show-members) and the message
     says why. So does a header that is one column because its file is not
     comma-separated, which would otherwise pass for a missing header row."""
-    if not names:
-        return "(none)"
+    if not names or list(names) == [""]:
+        return "(none: the first line, where the header row goes, is blank)"
+    if _excel_separator_line(names):
+        # Excel writes `sep=,` (or `sep=;`) above the header when asked to, and reads it.
+        return (
+            f"{','.join(names)} (the first line is Excel's `sep=` line, not the header row: "
+            'remove it, or save the file as "CSV UTF-8 (Comma delimited)", which writes none)'
+        )
     called = other_separator(names)
     if _looks_like_columns(names):
         shown = ", ".join(names)
@@ -302,6 +308,13 @@ def column_names(names: Sequence[str]) -> str:
         if called is None:
             return shown + " (they look like member data: does the source lack a header row?)"
     return shown if called is None else f"{shown} ({separator_advice(called)})"
+
+
+def _excel_separator_line(names: Sequence[str]) -> bool:
+    """Whether a header is Excel's `sep=X` line: `sep=` and one character, which a comma
+    splits into `sep=` and an empty name."""
+    line = ",".join(names).strip()
+    return line.lower().startswith("sep=") and len(line) == 5
 
 
 def column_hint(wanted: str, names: Sequence[str]) -> str:

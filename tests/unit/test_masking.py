@@ -99,7 +99,8 @@ def test_column_names_that_look_like_member_data_are_masked_unless_shown():
         assert value not in masked
     assert masked.startswith("columns are: j***, u***, J***") and "header row" in masked
     assert reveal(message, True).startswith("columns are: jane.doe@example.com, usr_00012391")
-    assert column_names([]) == "(none)"
+    # Only a CSV whose first line is blank has no column names.
+    assert column_names([]) == "(none: the first line, where the header row goes, is blank)"
 
 
 def test_source_data_quoted_in_a_message_follows_the_output_s_choice():

@@ -130,6 +130,10 @@ def test_conflicting_duplicates_are_warnings_not_problems(tmp_path: Path, engine
             "name the identifier columns under members: email: Email, userId: user_id",
         ),
         ("E-mail Address,plan", "name the identifier columns under members: email: E-mail Address"),
+        # Excel's separator line above the header, and a blank first line: not "member
+        # data" without a header row, nor "columns are: (none)" with nothing to go on
+        ("sep=,\nemail,user_id", "columns are: sep=, (the first line is Excel's `sep=` line"),
+        ("\nemail,user_id", "columns are: (none: the first line, where the header row goes"),
     ],
 )
 def test_a_header_without_the_identifier_columns_says_what_to_do(
