@@ -114,11 +114,14 @@ class CsvFile(Source):
         return [name.strip() for name in header] if header else None
 
     def estimate_rows(self) -> int:
-        lines = 0
+        # Lines end in \n, or in \r alone as Excel for Mac's "CSV (Macintosh)" saves them:
+        # counting \n only gave such a file of any size 0 rows, so it never reached DuckDB.
+        newlines = returns = 0
         with self.snapshot.copy.open("rb") as handle:
             while chunk := handle.read(1 << 20):
-                lines += chunk.count(b"\n")
-        return max(lines - 1, 0)  # the header
+                newlines += chunk.count(b"\n")
+                returns += chunk.count(b"\r")
+        return max(max(newlines, returns) - 1, 0)  # the header
 
     def relation(self, reader: RelationReader[R]) -> R:
         return reader.csv_file(self)

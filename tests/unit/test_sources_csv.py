@@ -222,3 +222,14 @@ def test_snapshots_go_where_the_workspace_goes_and_say_when_they_cannot(
         take_snapshot(Path("m.csv"), "aud", "aud.yaml:9:5")
     assert str(failed.value).startswith("aud.yaml:9:5: cannot copy m.csv into ")
     assert "RECONCILER_DUCKDB_TEMP_DIR chooses another directory" in str(failed.value)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])
+def test_rows_are_counted_whatever_ends_the_lines(tmp_path: Path, newline: str) -> None:
+    """The count chooses the engine: a file whose lines end in \\r alone (Excel for Mac's
+    "CSV (Macintosh)") counted 0 rows at any size, so it was always planned in Python."""
+    text = newline.join(["email", "a@x.com", "b@x.com", "c@x.com"]) + newline
+    source = source_for(csv_audience(tmp_path, text))
+
+    assert source.estimate_rows() == 3
+    assert sorted(source.read("hybrid").members) == ["a@x.com", "b@x.com", "c@x.com"]
