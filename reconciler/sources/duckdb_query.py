@@ -348,12 +348,18 @@ def bounded_connection(
     try:
         try:
             yield connection
-        except BaseException:
+        except BaseException as exc:
             guard.stop()  # reads a signal DuckDB saw before the guard's thread did
             if guard.signalled:
                 # DuckDB turns the interrupt into its own error (InterruptException, taken
                 # for the time limit, or "RuntimeError: Query interrupted"): it was Ctrl-C.
                 raise KeyboardInterrupt from None
+            if isinstance(exc, duckdb.Error | SourceError) and not isinstance(
+                exc, duckdb.InterruptException | QueryTimedOut | SourceChangedError
+            ):
+                # A query over a file the checkout left as a pointer fails as if its SQL
+                # were wrong ("column email not found"): the file is the cause to name.
+                _refuse_stand_ins(connection, base_dir, declared_at, readable)
             raise
         # The caller's queries are over: from here on the time limit must not interrupt
         # reconciler's own bookkeeping (the log of opened files), which would escape as
@@ -362,6 +368,8 @@ def bounded_connection(
         guard.stop()
         if guard.signalled:
             raise KeyboardInterrupt  # DuckDB may have swallowed it, the query done anyway
+        # One that succeeded read the pointer's lines as rows (of invalid emails).
+        _refuse_stand_ins(connection, base_dir, declared_at, readable)
         ours = {str(path) for path in readable}
         read: dict[Path, FileState] = {}
         changed = []
@@ -481,6 +489,24 @@ class _QueryGuard:
                 self.signalled = self.signalled or bool(self.WATCHED.intersection(received))
         self._wake.close()
         self._waker.close()
+
+
+def _refuse_stand_ins(
+    connection: duckdb.DuckDBPyConnection,
+    base_dir: Path,
+    declared_at: object,
+    readable: Sequence[Path],
+) -> None:
+    """SourceError for the first file a query opened that stands in for content the
+    checkout lacks (sources/stand_in.py); reconciler's own snapshots were checked when
+    they were taken."""
+    ours = {str(path) for path in readable}
+    for path in _opened_files(connection, base_dir):
+        stands_in = None if str(path) in ours else stand_in(path)
+        if stands_in is not None:
+            raise SourceError(
+                f"{declared_at}: {display_path(path)}, read by the query, {stands_in}"
+            ) from None
 
 
 def _opened_files(connection: duckdb.DuckDBPyConnection, base_dir: Path) -> list[Path]:

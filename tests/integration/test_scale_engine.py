@@ -333,6 +333,30 @@ def test_a_duckdb_database_left_as_an_lfs_pointer_is_named_for_what_it_is(
     )
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT email FROM read_csv('data/x.csv')",  # failed: column "email" not found
+        "SELECT column0 AS email FROM read_csv('data/x.csv', header = false)",  # read its lines
+    ],
+    ids=["failing", "succeeding"],
+)
+def test_a_query_over_a_file_left_as_an_lfs_pointer_names_the_file(
+    workspace: Workspace, cli, monkeypatch, sql
+):
+    """A query's own reads are not snapshots: the pointer failed it as if the SQL were
+    wrong, or gave its three lines as rows (invalid emails, every member to remove)."""
+    workspace.write("data/x.csv", LFS_POINTER.decode())
+    workspace.audience("q", {"sql": sql, "database": ":memory:"})
+    for engine in ("python", "duckdb"):
+        monkeypatch.setenv("RECONCILER_ENGINE", engine)
+        result = cli("plan", workspace.manifests)
+        assert result.exit_code == 1
+        assert "manifests/data/x.csv, read by the query, is a Git LFS pointer of a " in (
+            result.stderr
+        ), (engine, result.stderr)
+
+
 @pytest.mark.parametrize("threshold", ["1000000", "1"], ids=["python", "duckdb"])
 def test_a_csv_named_in_another_unicode_form_is_read_by_both_engines(
     workspace: Workspace, cli, monkeypatch, threshold
