@@ -28,6 +28,7 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 
 from reconciler.errors import Problem
 from reconciler.manifest.location import Location, YamlPositions
+from reconciler.manifest.stand_in import stand_in_bytes
 
 # Far above any real manifest, far below what an alias bomb (`a: &a [*b, *b, ...]`
 # nested a few levels) expands to.
@@ -63,6 +64,9 @@ def read_yaml_file(path: Path, display: str) -> tuple[list[YamlDocument], list[P
         raw = path.read_bytes()
     except OSError as error:
         return [], [Problem(display, 0, 0, f"cannot read file: {error.strerror or error}")]
+    stands_in = stand_in_bytes(raw)
+    if stands_in is not None:
+        return [], [Problem(display, 0, 0, f"this file {stands_in}")]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -39,6 +39,7 @@ from reconciler.manifest.repository import (
     is_inside,
     readable_paths,
 )
+from reconciler.manifest.stand_in import stand_in
 from reconciler.members.engine.workspace import UTC_SESSION
 from reconciler.members.identity import ProjectType
 from reconciler.sources.result import SourceResult
@@ -51,7 +52,6 @@ from reconciler.sources.snapshot import (
     file_system_clock,
     temp_dir_setting,
 )
-from reconciler.sources.stand_in import stand_in
 
 IN_MEMORY = ":memory:"
 
@@ -498,7 +498,7 @@ def _refuse_stand_ins(
     readable: Sequence[Path],
 ) -> None:
     """SourceError for the first file a query opened that stands in for content the
-    checkout lacks (sources/stand_in.py); reconciler's own snapshots were checked when
+    checkout lacks (manifest/stand_in.py); reconciler's own snapshots were checked when
     they were taken."""
     ours = {str(path) for path in readable}
     for path in _opened_files(connection, base_dir):

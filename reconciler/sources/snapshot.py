@@ -26,7 +26,7 @@ from typing import BinaryIO
 
 from reconciler.errors import ConfigError, SourceChangedError, SourceError
 from reconciler.leftovers import private_directory
-from reconciler.sources.stand_in import stand_in
+from reconciler.manifest.stand_in import stand_in
 
 CHUNK_BYTES = 8 << 20
 # Where the copies go: beside the DuckDB workspace (members.engine.settings reads it too).
@@ -84,7 +84,7 @@ def take_snapshot(path: Path, audience: str, declared_at: str) -> Snapshot:
 
     Raises OSError as opening `path` does (each source words a missing file its own way),
     SourceChangedError naming the audience, the file and what changed, and SourceError
-    for a file that stands in for content the checkout lacks (sources/stand_in.py)."""
+    for a file that stands in for content the checkout lacks (manifest/stand_in.py)."""
     began = file_system_clock()
     before = os.stat(path)
     with path.open("rb") as source:

@@ -206,6 +206,23 @@ def test_hidden_directories_and_other_files_are_ignored() -> None:
     assert load_manifests(Path("m")).files == [Path("m/d.yaml")]
 
 
+def test_a_manifest_the_checkout_left_as_a_pointer_is_named_for_what_it_is() -> None:
+    """A pointer read as YAML was "a manifest document must be a mapping ...; got a
+    string", and a git-crypt file "not UTF-8 text": neither said the checkout lacked it."""
+    write("m/d.yaml", DESTINATION)
+    Path("m/lfs.yaml").write_bytes(
+        b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"0" * 64 + b"\nsize 2345\n"
+    )
+    Path("m/secret.yaml").write_bytes(b"\x00GITCRYPT\x00\x12\x99")
+    assert problems("m") == [
+        "m/lfs.yaml: this file is a Git LFS pointer of a 2,345-byte file, not its content: "
+        "this checkout did not fetch LFS files. Run `git lfs pull` (in GitHub Actions, give "
+        "actions/checkout `lfs: true`)",
+        "m/secret.yaml: this file is encrypted by git-crypt: this checkout has not unlocked "
+        "it. Run `git-crypt unlock` (in CI, with the key, after the checkout) before reconciler",
+    ]
+
+
 # --- problems, each at its exact position ---------------------------------------------
 
 

@@ -5,8 +5,9 @@ that tool did not run (a CI job whose checkout skipped LFS, a clone without the 
 key), a small file in the right place: a pointer naming the content, or the content
 encrypted. Read as members, a pointer CSV is a header of `version https://git-lfs...` and
 two rows, which reads as a file without a header row; a pointer Parquet file is "no magic
-bytes". Neither says what to do, so such a file is recognised by its first bytes and named
-for what it is, with the step the checkout missed.
+bytes"; a pointer manifest "a manifest document must be a mapping". None says what to do,
+so such a file (a member source, a file a query reads, a manifest) is recognised by its
+first bytes and named for what it is, with the step the checkout missed.
 """
 
 from __future__ import annotations
@@ -34,16 +35,20 @@ def stand_in(path: Path) -> str | None:
     that cannot be read: its reader says why)."""
     try:
         with path.open("rb") as handle:
-            start = handle.read(_POINTER_BYTES + 1)
+            return stand_in_bytes(handle.read(_POINTER_BYTES + 1))
     except OSError:
         return None
+
+
+def stand_in_bytes(start: bytes) -> str | None:
+    """stand_in, for a file's first bytes (at least 1025 of them, when it has them)."""
     if start.startswith(_GIT_CRYPT):
         return (
             "is encrypted by git-crypt: this checkout has not unlocked it. Run "
             "`git-crypt unlock` (in CI, with the key, after the checkout) before reconciler"
         )
     if len(start) > _POINTER_BYTES:
-        return None
+        return None  # too long for a pointer
     if start.startswith(_LFS_VERSIONS):
         size = _LFS_SIZE.search(start)
         real = f" of a {int(size[1]):,}-byte file" if size else ""
