@@ -2,11 +2,11 @@
 
 A path that works on one machine may name nothing on another: macOS and Windows match
 file names without regard to case (`Members.csv` opens `members.csv`), Windows separates
-directories with `\\` as well as `/`, and Linux, where CI runs, does neither. So a manifest
-written on a laptop passed there and failed in CI with "file not found", naming a file
-whose name looked right. Each part of the path is compared with the names its directory
-lists, so such a path is caught on every machine, the laptop included, and named with the
-spelling that works everywhere.
+directories with `\\` as well as `/` and drops spaces and dots that end a name, and
+Linux, where CI runs, does none of this. So a manifest written on a laptop passed there
+and failed in CI with "file not found", naming a file whose name looked right. Each part
+of the path is compared with the names its directory lists, so such a path is caught on
+every machine, the laptop included, and named with the spelling that works everywhere.
 
 A name in another Unicode form is a different matter: `é` composed (NFC) or decomposed
 (NFD) looks the same, cannot be told apart when reading the manifest, and macOS opens
@@ -25,6 +25,10 @@ from pathlib import Path
 CASE = (
     "the name differs in case: macOS and Windows ignore case in file names, Linux (where "
     "CI runs) does not"
+)
+TRAILING = (
+    "the name ends in a space or a dot, which Windows drops from file names and Linux (where "
+    "CI runs) keeps"
 )
 BACKSLASH = (
     "directories are separated by /: a \\ separates them only on Windows, and on Linux "
@@ -104,6 +108,11 @@ def _listed(part: str, names: list[str]) -> tuple[str | None, str]:
         matches = [name for name in names if same(name) == key]
         if len(matches) == 1:
             return matches[0], reason
+    trimmed = part.rstrip(" .")
+    if trimmed != part and trimmed:
+        found, reason = _listed(trimmed, names)
+        if found is not None:
+            return found, "; ".join(filter(None, (TRAILING, reason)))
     return None, ""
 
 

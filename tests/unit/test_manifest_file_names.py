@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import ManifestError
-from reconciler.manifest.file_names import BACKSLASH, CASE, Spelling, on_disk
+from reconciler.manifest.file_names import BACKSLASH, CASE, TRAILING, Spelling, on_disk
 from reconciler.sources import source_for
 from tests.sources import load_audience, write_parquet
 
@@ -42,6 +42,7 @@ def load_problem(tmp_path: Path, members: dict[str, str]) -> str:
         ("DATA/members.csv", (CASE,)),
         ("data\\members.csv", (BACKSLASH,)),  # a Windows user's
         ("Data\\Members.CSV", (BACKSLASH, CASE)),
+        ("data/members.csv ", (TRAILING,)),  # Windows drops the space, Linux keeps it
     ],
 )
 def test_a_csv_path_spelt_as_only_macos_or_windows_read_it_is_a_problem_naming_the_file(
