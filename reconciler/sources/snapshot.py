@@ -76,7 +76,31 @@ class Snapshot:
 
     def shown(self, text: str) -> str:
         """`text` with the copy's path (in a message from DuckDB, say) as the file's."""
+        if "one_line_end" in vars(self):
+            text = text.replace(str(self.one_line_end), str(self.path))
         return text.replace(str(self.copy), str(self.path))
+
+    @cached_property
+    def one_line_end(self) -> Path:
+        """The copy with each \\r\\n as \\n when its lines end both ways (rows a Windows
+        tool wrote, others appended on Linux or merged in from a checkout that converts
+        line ends), else the copy itself. DuckDB's CSV reader stops at the first line that
+        ends otherwise than the first ("The CSV Parser state machine reached an invalid
+        state", no line named), where Python's reads either: the DuckDB engine reads this,
+        so both engines read such a file alike. Lines keep their numbers."""
+        if not _mixed_line_ends(self.copy):
+            return self.copy
+        converted = self.copy.parent / "lf" / self.copy.name
+        converted.parent.mkdir(mode=0o700)
+        with self.copy.open("rb") as source, converted.open("xb") as target:
+            held = b""
+            while chunk := source.read(CHUNK_BYTES):
+                chunk = held + chunk
+                # A \r that ends the chunk may begin a \r\n that the next one ends.
+                held = b"\r" if chunk.endswith(b"\r") else b""
+                target.write(chunk[: len(chunk) - len(held)].replace(b"\r\n", b"\n"))
+            target.write(held)
+        return converted
 
 
 def take_snapshot(path: Path, audience: str, declared_at: str) -> Snapshot:
@@ -180,6 +204,25 @@ def _changes(
     if read is not None and file_digest(path) != read.digest:
         return "its content differs from what was read"
     return ""
+
+
+def _mixed_line_ends(path: Path) -> bool:
+    """Whether some lines of `path` end in \\r\\n and others in \\n alone. Only a chunk
+    holding a \\r is counted: one without any, as all of a file written on Linux, is
+    judged by a search for a \\n, at the speed of the read."""
+    crlf = bare_lf = False
+    last = b""
+    with path.open("rb") as handle:
+        while not (crlf and bare_lf) and (chunk := handle.read(CHUNK_BYTES)):
+            split = last == b"\r" and chunk.startswith(b"\n")  # a \r\n across chunks
+            if split or b"\r" in chunk:
+                pairs = chunk.count(b"\r\n") + split
+                crlf = crlf or pairs > 0
+                bare_lf = bare_lf or chunk.count(b"\n") > pairs
+            else:
+                bare_lf = bare_lf or b"\n" in chunk
+            last = chunk[-1:]
+    return crlf and bare_lf
 
 
 def file_system_clock() -> int:

@@ -373,6 +373,41 @@ def test_a_csv_named_in_another_unicode_form_is_read_by_both_engines(
     assert lst["desired_members"] == 2
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        # Exported on Windows, a row appended on Linux (`echo ... >> members.csv`).
+        b"email,userId,plan\r\na@x.com,u1,gold\r\nb@x.com,u2,silver\r\nc@x.com,u3,x\n",
+        # The other way round, with an invalid row and a ragged one to be named by line.
+        b"email,userId,plan\na@x.com,u1,gold\r\nb@x.com,u2,silver\nbad,,\r\n"
+        b"c@x.com,u3,x\r\nd@x.com,u4,x,y\n",
+    ],
+    ids=["crlf-then-lf", "lf-then-crlf"],
+)
+def test_a_csv_whose_lines_end_both_ways_reads_alike_in_both_engines(
+    workspace: Workspace, cli, monkeypatch, content
+):
+    """DuckDB's reader stopped at the first line ending otherwise than the header's ("The
+    CSV Parser state machine reached an invalid state", no line named), so an audience
+    the Python engine read failed as soon as it grew past the engine threshold."""
+    path = workspace.manifests / "data" / "m.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    workspace.audience("m", {"csv": "data/m.csv"})
+    plans = {}
+    for engine, threshold in (("python", "1000000"), ("duckdb", "1")):
+        monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", threshold)
+        result = cli("plan", workspace.manifests, "--format", "json", "--show-members")
+        assert "not valid CSV" not in result.stderr, (engine, result.stderr)
+        (dest,) = result.json()["destinations"]
+        (lst,) = dest["lists"]
+        add = next(c for c in lst["changes"] if c["type"] == "add_members")
+        skipped = sorted(str(s) for s in dest["skipped_members"])
+        plans[engine] = (result.exit_code, sorted(add["sample"]), skipped)
+    assert plans["python"] == plans["duckdb"]
+    assert plans["python"][1] == ["u1", "u2", "u3"]
+
+
 def test_a_plan_saved_under_one_engine_applies_under_the_other(
     workspace: Workspace, cli, monkeypatch, tmp_path
 ):

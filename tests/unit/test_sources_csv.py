@@ -233,3 +233,22 @@ def test_rows_are_counted_whatever_ends_the_lines(tmp_path: Path, newline: str) 
 
     assert source.estimate_rows() == 3
     assert sorted(source.read("hybrid").members) == ["a@x.com", "b@x.com", "c@x.com"]
+
+
+@pytest.mark.parametrize("chunk", [3, 4, 5, 1 << 20])
+def test_a_copy_whose_lines_end_both_ways_is_given_to_duckdb_with_one_line_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """Snapshot.one_line_end, read in chunks that split a \\r\\n as often as not."""
+    monkeypatch.setattr(snapshots, "CHUNK_BYTES", chunk)
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_bytes(b"email\r\na@x.com\nb@x.com\r\n\r\nc@x.com\n")
+    one = take_snapshot(mixed, "aud", "aud.yaml:1:1")
+    assert one.one_line_end != one.copy
+    assert one.one_line_end.read_bytes() == b"email\na@x.com\nb@x.com\n\nc@x.com\n"
+    assert one.shown(f"error in {one.one_line_end}") == f"error in {mixed}"
+    # A file whose lines all end alike is read as it is.
+    for alike in (b"email\r\na@x.com\r\n", b"email\na@x.com\n", b"email\ra@x.com\r"):
+        mixed.write_bytes(alike)
+        snapshot = take_snapshot(mixed, "aud", "aud.yaml:1:1")
+        assert snapshot.one_line_end == snapshot.copy

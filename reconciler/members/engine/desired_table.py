@@ -380,6 +380,8 @@ def _csv_select(
     """SELECT email, user_id, blank FROM the CSV file (its snapshot), which identifier
     columns it has, the name of its rejects table and the header's number of columns."""
     declared_at, path, copy = source.declared_at, source.path, source.snapshot.copy
+    # Its lines all end alike, as DuckDB's reader needs (Snapshot.one_line_end).
+    lines = source.snapshot.one_line_end
     # The header is read as the Python engine reads it (BOM, stripped names), and DuckDB
     # is told the dialect rather than left to guess it from a sample.
     try:
@@ -396,7 +398,7 @@ def _csv_select(
     columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names)))
     rejects = engine.name("rejects")
     reader = (
-        f"read_csv({_literal(str(copy))}, header = true, auto_detect = false, "
+        f"read_csv({_literal(str(lines))}, header = true, auto_detect = false, "
         f"columns = {{{columns}}}, delim = ',', quote = '\"', escape = '\"', "
         f"max_line_size = {MAX_LINE_BYTES}, store_rejects = true, "
         f"rejects_table = '{rejects}', rejects_scan = '{rejects}_scan')"
