@@ -101,13 +101,21 @@ def _discover(root: Path) -> tuple[list[Path], list[Problem]]:
     if root.is_file():
         return [root], []
     if not root.is_dir():
+        spelling = on_disk(Path.cwd(), str(root))
+        # A CI workflow written on macOS (`reconciler plan Manifests`) opened it there.
+        why = "; ".join(spelling.reasons) if spelling else ""
+        meant = (
+            f": it is spelt {spelling.path} ({why or 'in another Unicode form'})"
+            if spelling
+            else ""
+        )
         return [], [
             Problem(
                 shown,
                 0,
                 0,
-                f"manifest path {shown} does not exist (looked from {Path.cwd()}); give the "
-                "directory that holds the manifests as the PATH argument",
+                f"manifest path {shown} does not exist (looked from {Path.cwd()}){meant}; give "
+                "the directory that holds the manifests as the PATH argument",
             )
         ]
     found: list[Path] = []

@@ -1067,6 +1067,17 @@ def test_missing_path() -> None:
     )
 
 
+def test_a_manifest_path_spelt_as_only_macos_reads_it_says_how_it_is_spelt() -> None:
+    """A CI workflow written on a Mac (`reconciler plan Manifests`) opens `manifests`
+    there; on Linux it was "does not exist" beside a directory that reads the same."""
+    write("manifests/d.yaml", DESTINATION)
+    assert only_problem("Manifests").startswith(
+        "Manifests: manifest path Manifests does not exist (looked from "
+        f"{Path.cwd()}): it is spelt manifests (the name differs in case: macOS and Windows "
+        "ignore case in file names, Linux (where CI runs) does not); give the directory"
+    )
+
+
 def test_empty_directory() -> None:
     Path("empty").mkdir()
     assert only_problem("empty") == ("empty: no manifest files (*.yaml, *.yml) found in empty")
