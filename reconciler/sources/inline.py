@@ -20,9 +20,14 @@ class Inline(Source):
     scales: ClassVar[bool] = False
     columns_at_load: ClassVar[bool] = True
 
-    def columns(self) -> tuple[str, list[str]]:
+    def columns(self) -> tuple[str, list[str]] | None:
+        members = self.spec.inline_members()
+        if not members:
+            # No member can lack a column a mapping reads, and none gets a field: an
+            # allowEmpty audience emptied out keeps its `traits:` until members return.
+            return None
         keys: dict[str, None] = {"email": None, "userId": None}
-        for member in self.spec.inline_members():
+        for member in members:
             keys.update(dict.fromkeys(member.traits))
         return "the keys of its inline members", list(keys)
 

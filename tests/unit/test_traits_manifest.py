@@ -220,6 +220,25 @@ def test_unknown_columns_are_checked_against_inline_member_keys() -> None:
     assert problem.endswith("columns are: email, userId, plan, first_name")
 
 
+def test_an_audience_whose_inline_members_were_all_removed_keeps_its_trait_mapping() -> None:
+    # The last member taken out of an allowEmpty audience: there are no keys to miss a
+    # column, and nothing to write. The mapping's columns were refused ("'plan' is not in
+    # the keys of its inline members; columns are: email, userId"), so emptying the list
+    # also meant taking `traits:` out, and putting it back with the first new member.
+    write(
+        "m/all.yaml",
+        BASE.replace(
+            "members: {csv: data/churn.csv, userId: user_id}",
+            "members: {inline: []}\n  allowEmpty: true",
+        ),
+    )
+    write("m/traits.yaml", MAPPING)
+    desired = build_desired(load_manifests(Path("m")))
+    (item,) = desired["prod"].lists
+    assert dict(item.members) == {}
+    assert item.fields is not None and item.fields.values == {}
+
+
 def test_bad_values_are_reported_with_file_row_column_and_value(tmp_path: Path) -> None:
     write("m/all.yaml", BASE)
     write("m/traits.yaml", MAPPING)
