@@ -469,7 +469,7 @@ def _apply_destination(
     destination = _Destination(dest_plan, client, run)
     concurrency = client.settings.concurrency
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for _kind, changes in groupby(dest_plan.changes(), key=type):
+        for _kind, changes in groupby(dest_plan.changes(), key=_wave):
             _send([destination.step(change) for change in changes], pool, run, concurrency)
     created = [r.list_id for r in destination.results.values() if r.created and r.list_id]
     if created and not run.stop.is_set():
@@ -477,6 +477,15 @@ def _apply_destination(
         with contextlib.suppress(IterableError):
             client.wait_until_listed(created)
     return destination.result()
+
+
+def _wave(change: Change) -> tuple[type, bool]:
+    """Changes sent together: one kind at a time, and the subscribes of lists with
+    updateExistingUsersOnly after the others, whose subscribes may create the users they
+    add (state/unsendable.py keeps such users in their adds)."""
+    return type(change), isinstance(
+        change, AddMembers
+    ) and change.list_plan.update_existing_users_only
 
 
 def _send(steps: Sequence[_Step], pool: ThreadPoolExecutor, run: _Run, concurrency: int) -> None:

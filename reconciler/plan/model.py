@@ -434,7 +434,11 @@ class DestinationPlan:
         may create the user they update); unsubscribes follow, and prune's deletions come
         last. Apply starts each kind once the kind before has finished."""
         yield from (CreateList(lp) for lp in self.lists if lp.create)
-        yield from (AddMembers(lp) for lp in self.lists if lp.add)
+        # Lists that may create users first: a list with updateExistingUsersOnly may add
+        # someone another list creates in this run (state/unsendable.py), and apply starts
+        # its subscribes once those have been answered.
+        adds = sorted((lp for lp in self.lists if lp.add), key=_creates_nobody)
+        yield from (AddMembers(lp) for lp in adds)
         if self.field_updates:
             yield UpdateFields(self.field_updates)
         yield from (RemoveMembers(lp) for lp in self.lists if lp.remove)
@@ -795,3 +799,7 @@ def _field_updates_dict(d: DestinationPlan, show: Callable[[str], str]) -> dict[
 
 def _members(count: int) -> str:
     return f"{count:,} member{'' if count == 1 else 's'}"
+
+
+def _creates_nobody(lp: ListPlan) -> bool:
+    return lp.update_existing_users_only

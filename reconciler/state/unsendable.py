@@ -174,6 +174,10 @@ def _without_unknown(
     members = {m.key: m for lp in checked for m in lp.add}
     existing = read_field_values(client, list(members.values()), [], project_type)
     unknown = {key for key, values in existing.values.items() if values is None}
+    # Unknown now, but another list of this plan creates them: apply subscribes those lists
+    # first (DestinationPlan.changes), so they exist by the time these subscribes go out.
+    # Left out, they were added only by the next run: no apply converged in one.
+    unknown -= _created_by_other_lists(lists, [members[key] for key in unknown], project_type)
     how = "1 user export" if existing.read.method == "export" else existing.read.describe()
     n = len(members)
     reads.append(f"{n:,} user{'s' if n != 1 else ''} checked for existence with {how}")
@@ -186,6 +190,58 @@ def _without_unknown(
             lp = _left_out(lp, kept, not_created=not_created)
         out.append(lp)
     return out
+
+
+def _created_by_other_lists(
+    lists: Sequence[ListPlan], candidates: Sequence[Member], project_type: ProjectType
+) -> set[str]:
+    """Keys of `candidates` (unknown to Iterable) that a subscribe of a list without
+    updateExistingUsersOnly creates in this apply, as Iterable would find them: by the same
+    userId, or in hybrid projects by the same email unless the two name different userIds
+    (a conflict there; emails identify nobody in userID-based projects)."""
+    by_user_id = {m.user_id: m for m in candidates if m.user_id is not None}
+    by_email: dict[str, list[Member]] = {}
+    if project_type == "hybrid":
+        for m in candidates:
+            if m.email:
+                by_email.setdefault(m.email, []).append(m)
+    if not (by_user_id or by_email):
+        return set()
+    found: set[str] = set()
+    for lp in lists:
+        if lp.update_existing_users_only or not lp.add:
+            continue
+        if isinstance(lp.add, TableRows):
+            pairs = _table_identifiers(lp.add, list(by_email), list(by_user_id))
+        else:
+            pairs = [(m.email, m.user_id) for m in lp.add]
+        for email, user_id in pairs:
+            if user_id is not None and user_id in by_user_id:
+                found.add(by_user_id[user_id].key)
+            for m in by_email.get(email or "", ()):
+                if None in (user_id, m.user_id) or user_id == m.user_id:
+                    found.add(m.key)
+    return found
+
+
+def _table_identifiers(
+    adds: TableRows[Member], emails: list[str], user_ids: list[str]
+) -> list[tuple[str | None, str | None]]:
+    """(email, userId) of the adds in DuckDB that carry one of these identifiers: a query,
+    not a walk through a first load's millions of rows."""
+    connection = adds.engine.connection
+    wanted = adds.engine.name("wanted")
+    connection.execute(f"CREATE TEMP TABLE {wanted} (kind VARCHAR, id VARCHAR)")
+    rows = [("email", e) for e in emails] + [("userId", u) for u in user_ids]
+    connection.executemany(f"INSERT INTO {wanted} VALUES (?, ?)", rows)
+    try:
+        found = connection.execute(
+            f"SELECT email, user_id FROM {adds.table} WHERE email IN (SELECT id FROM {wanted} "
+            f"WHERE kind = 'email') OR user_id IN (SELECT id FROM {wanted} WHERE kind = 'userId')"
+        ).fetchall()
+    finally:
+        connection.execute(f"DROP TABLE {wanted}")
+    return [(email, user_id) for email, user_id in found]
 
 
 def _left_out(

@@ -234,6 +234,43 @@ def test_update_existing_users_only_converges_without_creating_anyone(
     assert final.exit_code == 0, final.output
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("project_type", ["hybrid", "userId"])
+def test_update_existing_users_only_adds_who_another_list_creates_in_the_same_apply(
+    field_workspace, cli, engine, project_type, monkeypatch
+):
+    # "newcomer" is new to Iterable and joins two lists in one apply: "signups", which
+    # creates users, and "existing" (updateExistingUsersOnly). The plan left them out of
+    # "existing" as not created, so the apply's own subscribe to "signups" made a user the
+    # next plan added again: no apply converged in one. Lists that create users are now
+    # subscribed first, and their new users stay in the other list's adds.
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "1" if engine == "duckdb" else "100000")
+    ws, _server, proj = field_workspace(project_type, engine)
+    proj.add_user(email="known@example.com", user_id="known")
+    rows = ["known@example.com,known", "newcomer@example.com,newcomer", "stranger@example.com,s"]
+    signups = ["newcomer@example.com,newcomer"]
+    if project_type == "hybrid":  # by email, when one side has no userId
+        rows += ["new@example.com,", "both@example.com,both"]
+        signups += ["new@example.com,", "both@example.com,"]
+    ws.csv("data/existing.csv", "email,userId", rows)
+    ws.csv("data/signups.csv", "email,userId", signups)
+    ws.audience("existing", {"csv": "data/existing.csv"}, updateExistingUsersOnly=True)
+    ws.audience("signups", {"csv": "data/signups.csv"})
+
+    body = cli("plan", ws.manifests, "--format", "json").json()
+    assert body["summary"]["members_not_created"] == 1  # the stranger only
+    applied = cli("apply", ws.manifests, "--yes", "--format", "json")
+    assert applied.exit_code == 0, applied.output
+    lists = {r.name: i for i, r in proj.lists.items()}
+    want = {"known", "newcomer"}
+    if project_type == "hybrid":
+        want |= {"new@example.com", "both"}
+    assert set(proj.members(lists["existing"], True)) == want
+    assert proj.find_user(user_id="s") is None
+    final = cli("plan", ws.manifests, "--detailed-exitcode")
+    assert final.exit_code == 0, final.output
+
+
 def test_adds_too_many_to_check_for_existence_say_so_in_the_plan(field_workspace, cli, monkeypatch):
     # Beyond MAX_TABLE_CHECK adds (a first load of millions) nobody is checked: the plan's
     # adds then hold people Iterable will skip, and the plan says so rather than let
