@@ -1,0 +1,557 @@
+"""Model-based: whatever sequence of manifest edits, hand edits in Iterable and applies,
+apply leaves Iterable holding exactly what the manifests declare (less what the README's
+guards rightly hold back), sends no more writes than the differences need, and the plan
+right after has nothing to do.
+
+Hypothesis drives random sequences against the emulator over loopback HTTP through the real
+CLI (in process, CliRunner), under both member engines and both emulator profiles. A
+sequence is a handful of steps over three audiences and a few people, so each run stays in
+seconds; the model is a plain set per list and a dict of field values per person.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from reconciler.emulator import Emulator, EmulatorServer, Faults, Limits
+from reconciler.emulator.knobs import FIELD_FRESH_LIST_SECONDS, FIELD_READ_LAG_SECONDS
+from reconciler.emulator.project import Project, User
+from tests.conftest import EMULATOR_API_KEY, EMULATOR_PROJECT
+from tests.integration.conftest import (
+    API_KEY_VAR,
+    FIELD_TIME_SCALE,
+    Result,
+    Workspace,
+    _doc,
+    profiles_for,
+)
+
+AUDIENCES = ("a", "b", "c")
+PEOPLE = range(6)
+FIELDS = ("tier", "score", "vip")
+# Values of one kind per field: Iterable fixes a field's type by its first value, and a
+# later value of another kind is a conflict the plan rightly refuses (README, Trait mappings).
+FIELD_VALUES: dict[str, tuple[Any, ...]] = {
+    "tier": ("gold", "silver", "Bronze", None),
+    "score": (0, 1, 7, 42, None),
+    "vip": (True, False, "yes", "no"),
+}
+MAPPING = {
+    "tier": "tier",
+    "score": {"from": "score", "type": "number"},
+    "vip": {"from": "vip", "type": "boolean"},
+}
+EMAIL_CASES = ("p{i}@example.com", "P{i}@Example.COM", " p{i}@EXAMPLE.com ")
+WRITE_PATHS = ("/api/lists/subscribe", "/api/lists/unsubscribe", "/api/users/bulkUpdate")
+# A field-profile run at ten times the suite's scale: a read lag of 30 ms, not 300 ms, so
+# the plan after each apply waits a little, the sequence's behaviour unchanged.
+TIME_SCALE = FIELD_TIME_SCALE * 10
+
+# (what, audience, person, choice): one edit of the manifests; `choice` picks a form, a
+# value, or (as 0 mod 4, for a member already there) a removal.
+MANIFEST_EDIT = st.tuples(
+    st.sampled_from(
+        [
+            *("member", "member", "member", "audience", "rename", "traits", "prune"),
+            *("value", "add_only", "existing_only", "source", "resubscribe"),
+        ]
+    ),
+    st.sampled_from(AUDIENCES),
+    st.sampled_from(PEOPLE),
+    st.integers(0, 23),
+)
+# (what, index, person): one hand edit in Iterable; `index` picks a list, a membership or a field.
+HAND_EDIT = st.tuples(
+    st.sampled_from(["subscribe", "unsubscribe", "delete", "field"]),
+    st.integers(0, 20),
+    st.sampled_from(PEOPLE),
+)
+
+
+def email(person: int, case: int = 0) -> str:
+    return EMAIL_CASES[case].format(i=person)
+
+
+def user_id(person: int) -> str:
+    return f"u{person}"
+
+
+def kind(project_type: str, person: int) -> str:
+    """In hybrid projects people 0-1 have only an email, 2-3 only a userId, 4-5 both; in
+    userID-based projects everyone has a userId (and may give an email beside it)."""
+    if project_type == "userId":
+        return "both"
+    return ("email", "email", "userId", "userId", "both", "both")[person]
+
+
+# How an audience names one person: which identifiers, and the email's spelling.
+Form = tuple[bool, bool, int]  # (gives email, gives userId, email case)
+
+
+def forms(project_type: str, person: int) -> list[Form]:
+    who = kind(project_type, person)
+    cases = range(len(EMAIL_CASES))
+    if who == "email":
+        return [(True, False, c) for c in cases]
+    if who == "userId":
+        return [(False, True, 0)]
+    if project_type == "userId":
+        return [(False, True, 0)] + [(True, True, c) for c in cases]
+    # A hybrid profile with both is named by both, or by its email alone (its userId then
+    # comes back from getUsers and is resolved, README "How plan and apply work").
+    return [(True, True, c) for c in cases] + [(True, False, c) for c in cases]
+
+
+@dataclass
+class AudienceModel:
+    active: bool = False
+    renamed: bool = False
+    traits: bool = False
+    add_only: bool = False  # removals: never
+    existing_only: bool = False  # updateExistingUsersOnly: true
+    csv: bool = True  # members from a CSV file, else inline
+    resubscribe: bool = False  # resubscribe: allowed (re-adds people who left themselves)
+    members: dict[int, Form] = field(default_factory=dict)
+
+    def list_name(self, name: str) -> str:
+        return f"{name} v2" if self.renamed else name
+
+
+@dataclass
+class Snapshot:
+    """Iterable before an apply: list ids by name and their members' profile keys."""
+
+    lists: dict[str, int]
+    members: dict[int, frozenset[int]]
+    fields: dict[int, dict[str, Any]]
+    people: dict[int, int]
+    """Person -> profile key, for the people who have a profile."""
+
+
+def _cell(value: Any) -> str:
+    """A field value as a CSV cell: an empty cell is null, as null is in YAML."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def make_machine(
+    project_type: str, profile: str, cli: Callable[..., Result]
+) -> type[RuleBasedStateMachine]:
+    class Convergence(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.root = Path(tempfile.mkdtemp(prefix="convergence-"))
+            faults = Faults.field(TIME_SCALE) if profile == "field" else None
+            emulator = Emulator(limits=Limits.unlimited(), faults=faults)
+            emulator.add_project(EMULATOR_PROJECT, project_type, EMULATOR_API_KEY)
+            self.server = EmulatorServer(emulator).start()
+            self.ws = Workspace(self.root, self.server.base_url, project_type)
+            self.prune = False
+            self.audiences = {name: AudienceModel() for name in AUDIENCES}
+            self.values: dict[int, dict[str, Any]] = {
+                p: {f: FIELD_VALUES[f][p % len(FIELD_VALUES[f])] for f in FIELDS} for p in PEOPLE
+            }
+            # (list id, person) who left the list by their own hand: not re-added.
+            self.held: set[tuple[int, int]] = set()
+            # Lists reconciler made (by id), with the audience that made them.
+            self.made: dict[int, str] = {}
+            # Profile keys each declared list holds after the last apply.
+            self.expected_after: dict[int, set[int]] = {}
+            self.write_manifests()
+
+        def teardown(self) -> None:
+            self.server.stop()
+            shutil.rmtree(self.root, ignore_errors=True)
+
+        @property
+        def project(self) -> Project:
+            return self.server.emulator.project(EMULATOR_PROJECT)
+
+        # Manifests ---------------------------------------------------------------------
+
+        def write_manifests(self) -> None:
+            for path in self.ws.manifests.glob("*.yaml"):
+                path.unlink()
+            policy = {"maxRemovalPercent": 100, "allowListDeletion": True}
+            self.ws.destination(prune=self.prune, policy=policy)  # type: ignore[arg-type]
+            self.ws.write("traits.yaml", _doc("TraitMapping", "crm", {"fields": MAPPING}))
+            for name, audience in self.audiences.items():
+                if not audience.active:
+                    continue
+                spec: dict[str, Any] = {"allowEmpty": True}
+                if audience.renamed:
+                    spec["listName"] = audience.list_name(name)
+                if audience.add_only:
+                    spec["removals"] = "never"
+                if audience.existing_only:
+                    spec["updateExistingUsersOnly"] = True
+                if audience.resubscribe:
+                    spec["resubscribe"] = "allowed"
+                if audience.traits:
+                    spec["traits"] = "crm"
+                self.ws.audience(name, self.source(name, audience), **spec)
+
+        def source(self, name: str, audience: AudienceModel) -> dict[str, Any]:
+            """Inline members, or a CSV file: only a file's rows go to the DuckDB engine."""
+            if not audience.csv:
+                entries = [self.entry(p, f, audience.traits) for p, f in audience.members.items()]
+                return {"inline": entries}
+            rows = []
+            for person, (gives_email, gives_user_id, case) in audience.members.items():
+                cells = [
+                    email(person, case) if gives_email else "",
+                    user_id(person) if gives_user_id else "",
+                    *(_cell(self.values[person][f]) for f in FIELDS),
+                ]
+                rows.append(",".join(cells))
+            self.ws.csv(f"data/{name}.csv", ",".join(["email", "userId", *FIELDS]), rows)
+            return {"csv": f"data/{name}.csv"}
+
+        def entry(self, person: int, form: Form, traits: bool) -> Any:
+            gives_email, gives_user_id, case = form
+            entry: dict[str, Any] = {}
+            if gives_email:
+                entry["email"] = email(person, case)
+            if gives_user_id:
+                entry["userId"] = user_id(person)
+            if traits:
+                entry.update(self.values[person])
+            elif len(entry) == 1 and "email" in entry:
+                return entry["email"]  # a bare string: an email
+            return entry
+
+        @rule(edits=st.lists(MANIFEST_EDIT, min_size=1, max_size=4))
+        def edit_manifests(self, edits: list[tuple[Any, ...]]) -> None:
+            for what, name, person, choice in edits:
+                audience = self.audiences[name]
+                if what == "member":
+                    audience.active = True
+                    options = forms(project_type, person)
+                    if person in audience.members and choice % 4 == 0:
+                        del audience.members[person]
+                    else:
+                        audience.members[person] = options[choice % len(options)]
+                elif what == "audience":
+                    audience.active = not audience.active
+                elif what == "rename":
+                    audience.renamed = not audience.renamed
+                elif what == "traits":
+                    audience.traits = not audience.traits
+                elif what == "resubscribe":
+                    audience.resubscribe = not audience.resubscribe
+                elif what == "source":
+                    audience.csv = not audience.csv
+                elif what == "add_only":
+                    audience.add_only = not audience.add_only
+                elif what == "existing_only":
+                    audience.existing_only = not audience.existing_only
+                elif what == "prune":
+                    self.prune = not self.prune
+                else:
+                    values = FIELD_VALUES[FIELDS[choice % len(FIELDS)]]
+                    self.values[person][FIELDS[choice % len(FIELDS)]] = values[
+                        choice // len(FIELDS) % len(values)
+                    ]
+            self.write_manifests()
+
+        def user(self, person: int) -> User | None:
+            if project_type == "userId" or kind(project_type, person) == "userId":
+                return self.project.user_by_user_id(user_id(person))
+            found = self.project.user_by_email(email(person))
+            if found is None and kind(project_type, person) == "both":
+                found = self.project.user_by_user_id(user_id(person))
+            return found
+
+        def person_of(self, user: User) -> int | None:
+            for person in PEOPLE:
+                if self.user(person) is user:
+                    return person
+            return None
+
+        @rule(edits=st.lists(HAND_EDIT, min_size=1, max_size=2))
+        def edit_iterable_by_hand(self, edits: list[tuple[str, int, int]]) -> None:
+            """Someone changes Iterable in its web app: a person put on a list or leaving it
+            themselves, a list deleted, a profile field changed."""
+            for what, index, person in edits:
+                ids = sorted(self.project.lists)
+                if what == "subscribe" and ids:
+                    self.hand_subscribe(ids[index % len(ids)], person)
+                elif what == "unsubscribe":
+                    self.hand_unsubscribe(index)
+                elif what == "delete" and ids:
+                    self.project.delete_list(ids[index % len(ids)])
+                elif what == "field" and (user := self.user(person)) is not None:
+                    name = FIELDS[index % len(FIELDS)]
+                    user.data_fields[name] = {"tier": "hand", "score": 99, "vip": False}[name]
+                    self.project.touch(user)
+
+        def hand_subscribe(self, list_id: int, person: int) -> None:
+            existing = self.user(person)
+            if existing is not None:
+                self.project.subscribe(existing, list_id)
+                return
+            who = kind(project_type, person)
+            self.project.subscribe_direct(
+                list_id,
+                email=email(person) if who in ("email", "both") else None,
+                user_id=user_id(person) if who in ("userId", "both") else None,
+            )
+
+        def hand_unsubscribe(self, index: int) -> None:
+            pairs = [
+                (list_id, key)
+                for list_id, record in sorted(self.project.lists.items())
+                for key in record.members
+            ]
+            if not pairs:
+                return
+            list_id, key = pairs[index % len(pairs)]
+            user = self.project.users[key]
+            self.project.self_unsubscribe(user, list_id=list_id, source="WebApp")
+            person = self.person_of(user)
+            if person is not None:
+                self.held.add((list_id, person))
+
+        def snapshot(self) -> Snapshot:
+            lists = {record.name: list_id for list_id, record in self.project.lists.items()}
+            members = {
+                list_id: frozenset(record.members) for list_id, record in self.project.lists.items()
+            }
+            fields = {key: dict(user.data_fields) for key, user in self.project.users.items()}
+            people = {p: user.key for p in PEOPLE if (user := self.user(p)) is not None}
+            return Snapshot(lists, members, fields, people)
+
+        def declared(self) -> dict[str, str]:
+            """List name -> audience, for the audiences the manifests declare."""
+            return {a.list_name(name): name for name, a in self.audiences.items() if a.active}
+
+        def expected_members(self, name: str, before: Snapshot) -> set[int]:
+            """Profile keys the audience's list must hold once applied."""
+            audience = self.audiences[name]
+            list_id = before.lists.get(audience.list_name(name))
+            keys = set()
+            for person in audience.members:
+                if audience.existing_only and not self.exists(person, before):
+                    continue  # not created: Iterable skips people it does not know
+                user = self.user(person)
+                assert user is not None, f"person {person} of {name} has no profile"
+                on_list = list_id is not None and user.key in before.members[list_id]
+                if not on_list and not audience.resubscribe and (list_id, person) in self.held:
+                    continue  # left the list themselves: never re-added
+                keys.add(user.key)
+            if audience.add_only and list_id is not None:
+                keys |= before.members[list_id]  # removals: never
+            return keys
+
+        def exists(self, person: int, before: Snapshot) -> bool:
+            """Whether an updateExistingUsersOnly audience's subscribe finds the person: a
+            profile before the apply, or one another audience's subscribe creates in it.
+            (However two audiences name one person here, Iterable finds the profile one
+            made by the other's identifiers: a person's email and userId never change.)"""
+            return person in before.people or any(
+                other.active and not other.existing_only and person in other.members
+                for other in self.audiences.values()
+            )
+
+        @rule()
+        def plan_changes_nothing(self) -> None:
+            emulator = self.server.emulator
+            emulator.clear_log()
+            before = self.snapshot()
+            result = cli("plan", self.ws.manifests, "--format", "json")
+            assert result.exit_code == 0, result.output
+            assert not [r for r in emulator.request_log if r.path in WRITE_PATHS], "plan wrote"
+            assert self.snapshot() == before
+
+        @rule()
+        def apply(self) -> None:
+            emulator = self.server.emulator
+            before = self.snapshot()
+            emulator.clear_log()
+            result = cli("apply", self.ws.manifests, "--yes", "--format", "json")
+            assert result.exit_code == 0, result.output
+            log = list(emulator.request_log)
+            self.check_lists(before)
+            self.check_writes(before, log)
+            self.check_fields()
+            self.forget_api_removals(before)
+            emulator.clear_log()
+            again = cli("plan", self.ws.manifests, "--detailed-exitcode", "--format", "json")
+            assert again.exit_code == 0, again.output
+            assert not [r for r in emulator.request_log if r.path in WRITE_PATHS]
+
+        def check_lists(self, before: Snapshot) -> None:
+            lists = self.project.lists
+            by_name = Counter(record.name for record in lists.values())
+            self.expected_after = {}
+            for list_name, name in self.declared().items():
+                assert by_name[list_name] == 1, (list_name, by_name)
+                (list_id,) = [i for i, r in lists.items() if r.name == list_name]
+                if list_name not in before.lists:
+                    self.made[list_id] = name
+                self.expected_after[list_id] = self.expected_members(name, before)
+                assert set(lists[list_id].members) == self.expected_after[list_id], (
+                    f"list {list_name!r}: {sorted(lists[list_id].members)} != "
+                    f"{sorted(self.expected_after[list_id])}"
+                )
+            declared = set(self.declared())
+            for list_id, record in list(lists.items()):
+                if record.name in declared:
+                    continue
+                # A list no manifest declares: left alone, unless prune deletes it.
+                assert list_id in before.members, f"{record.name!r} made but not declared"
+                assert not (self.prune and list_id in self.made), f"{record.name!r} not pruned"
+                assert frozenset(record.members) == before.members[list_id], record.name
+            if self.prune:
+                self.made = {i: a for i, a in self.made.items() if i in lists}
+
+        def check_writes(self, before: Snapshot, log: list[Any]) -> None:
+            """Each list's adds and removes once, in one request each; no list made twice."""
+            took = [r for r in log if r.status < 400]
+            sent: Counter[tuple[str, int]] = Counter()
+            requests: Counter[tuple[str, int]] = Counter()
+            for r in took:
+                if r.path in ("/api/lists/subscribe", "/api/lists/unsubscribe"):
+                    sent[(r.path, r.body["listId"])] += len(r.body["subscribers"])
+                    requests[(r.path, r.body["listId"])] += 1
+            for list_id, expected in self.expected_after.items():
+                if list_id not in self.project.lists:
+                    continue
+                had = before.members.get(list_id, frozenset())
+                adds, removes = len(expected - had), len(had - expected)
+                assert sent[("/api/lists/subscribe", list_id)] == adds, (list_id, log)
+                assert sent[("/api/lists/unsubscribe", list_id)] == removes, (list_id, log)
+                assert requests[("/api/lists/subscribe", list_id)] <= 1
+                assert requests[("/api/lists/unsubscribe", list_id)] <= 1
+            creates = [r for r in took if r.method == "POST" and r.path == "/api/lists"]
+            missing = [n for n in self.declared() if n not in before.lists]
+            assert len(creates) == len(missing), (missing, creates)
+            updates = [r for r in took if r.path == "/api/users/bulkUpdate"]
+            assert len(updates) <= 1
+            stale = self.stale_profiles(before)
+            assert sum(len(r.body["users"]) for r in updates) <= len(stale), (stale, updates)
+
+        def mapped_people(self) -> set[int]:
+            """People whose fields a mapped audience keeps: on its list (not held back)."""
+            people = set()
+            for list_name, name in self.declared().items():
+                audience = self.audiences[name]
+                if not audience.traits:
+                    continue
+                (list_id,) = [i for i, r in self.project.lists.items() if r.name == list_name]
+                for person in audience.members:
+                    user = self.user(person)
+                    if user is not None and user.key in self.project.lists[list_id].members:
+                        people.add(person)
+            return people
+
+        def want(self, person: int) -> dict[str, Any]:
+            value = dict(self.values[person])
+            if isinstance(value["vip"], str):
+                value["vip"] = value["vip"] == "yes"
+            return value
+
+        def stale_profiles(self, before: Snapshot) -> set[int]:
+            stale = set()
+            for person in self.mapped_people():
+                user = self.user(person)
+                assert user is not None
+                have = before.fields.get(user.key, {})
+                if any(have.get(f) != v for f, v in self.want(person).items()):
+                    stale.add(person)
+            return stale
+
+        def check_fields(self) -> None:
+            for person in self.mapped_people():
+                user = self.user(person)
+                assert user is not None
+                have = {f: user.data_fields.get(f) for f in FIELDS}
+                assert have == self.want(person), (person, have, self.values[person])
+
+        def forget_api_removals(self, before: Snapshot) -> None:
+            """reconciler's own removal is the latest unsubscribe: that person may return."""
+            for list_id, keys in before.members.items():
+                if list_id not in self.project.lists:
+                    continue
+                for key in keys - set(self.project.lists[list_id].members):
+                    user = self.project.users.get(key)
+                    person = None if user is None else self.person_of(user)
+                    if person is not None:
+                        self.held.discard((list_id, person))
+
+        @invariant()
+        def one_list_per_name(self) -> None:
+            names = Counter(r.name for r in self.project.lists.values())
+            assert all(n == 1 for n in names.values()), names
+
+    return Convergence
+
+
+# Each engine, project type and emulator profile meets the others once (pairwise), within
+# the suite's time: a run of a few sequences of a few applies each. More examples, or
+# longer sequences, for a hunt: RECONCILER_TEST_CONVERGENCE=examples,steps (e.g. 200,20).
+CASES = [
+    ("plain", "python", "hybrid"),
+    ("plain", "duckdb", "userId"),
+    ("field", "duckdb", "hybrid"),
+    ("field", "python", "userId"),
+]
+
+
+def _budget() -> tuple[int, int]:
+    chosen = os.environ.get("RECONCILER_TEST_CONVERGENCE", "").strip()
+    if not chosen:
+        return 2, 10
+    examples, steps = chosen.split(",")
+    return int(examples), int(steps)
+
+
+@pytest.mark.parametrize(("profile", "engine", "project_type"), CASES)
+def test_apply_converges_to_the_manifests_whatever_happened_before(
+    profile: str,
+    engine: str,
+    project_type: str,
+    cli: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    name = "test_apply_converges_to_the_manifests_whatever_happened_before"
+    if profile not in profiles_for("test_convergence_model", name, marked=True):
+        pytest.skip(f"RECONCILER_TEST_PROFILES leaves out the {profile} profile")
+    monkeypatch.setenv(API_KEY_VAR, EMULATOR_API_KEY)
+    # As the fast_client fixture, but with this module's time scale.
+    monkeypatch.setenv("RECONCILER_LIST_READS_PER_MINUTE", "100000")
+    monkeypatch.setenv("RECONCILER_BACKOFF_BASE", "0.001")
+    monkeypatch.setenv("RECONCILER_BACKOFF_CAP", "0.01")
+    monkeypatch.setenv("RECONCILER_RETRY_AFTER_CAP", "0.01")
+    monkeypatch.setenv("RECONCILER_TIMEOUT", "5")
+    lag = 1.5 * FIELD_READ_LAG_SECONDS / TIME_SCALE if profile == "field" else 0
+    monkeypatch.setenv("RECONCILER_READ_LAG", str(lag))
+    monkeypatch.setenv("RECONCILER_FRESH_LIST_WAIT", str(4 * FIELD_FRESH_LIST_SECONDS / TIME_SCALE))
+    # The DuckDB engine from the first member on, as it plans ten million.
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "1" if engine == "duckdb" else "100000")
+    examples, steps = _budget()
+    run_state_machine_as_test(
+        make_machine(project_type, profile, cli),
+        settings=settings(
+            max_examples=examples,
+            stateful_step_count=steps,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
