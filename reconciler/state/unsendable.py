@@ -231,9 +231,13 @@ def _table_identifiers(
     not a walk through a first load's millions of rows."""
     connection = adds.engine.connection
     wanted = adds.engine.name("wanted")
-    connection.execute(f"CREATE TEMP TABLE {wanted} (kind VARCHAR, id VARCHAR)")
-    rows = [("email", e) for e in emails] + [("userId", u) for u in user_ids]
-    connection.executemany(f"INSERT INTO {wanted} VALUES (?, ?)", rows)
+    # One statement for all of them: executemany inserts a row at a time, seconds for the
+    # 100,000 adds a plan checks for existence.
+    connection.execute(
+        f"CREATE TEMP TABLE {wanted} AS SELECT unnest(?::VARCHAR[]) AS kind, "
+        "unnest(?::VARCHAR[]) AS id",
+        [["email"] * len(emails) + ["userId"] * len(user_ids), [*emails, *user_ids]],
+    )
     try:
         found = connection.execute(
             f"SELECT email, user_id FROM {adds.table} WHERE email IN (SELECT id FROM {wanted} "
