@@ -66,7 +66,9 @@ def read_yaml_file(path: Path, display: str) -> tuple[list[YamlDocument], list[P
         return [], [Problem(display, 0, 0, f"cannot read file: {error.strerror or error}")]
     stands_in = stand_in_bytes(raw)
     if stands_in is not None:
-        return [], [Problem(display, 0, 0, f"this file {stands_in}")]
+        # Located at its first line, as validate prints every problem (FILE:LINE:COL):
+        # the line a pointer's `version https://git-lfs...` is on.
+        return [], [Problem(display, 1, 1, f"this file {stands_in}")]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -215,10 +215,10 @@ def test_a_manifest_the_checkout_left_as_a_pointer_is_named_for_what_it_is() -> 
     )
     Path("m/secret.yaml").write_bytes(b"\x00GITCRYPT\x00\x12\x99")
     assert problems("m") == [
-        "m/lfs.yaml: this file is a Git LFS pointer of a 2,345-byte file, not its content: "
+        "m/lfs.yaml:1:1: this file is a Git LFS pointer of a 2,345-byte file, not its content: "
         "this checkout did not fetch LFS files. Run `git lfs pull` (in GitHub Actions, give "
         "actions/checkout `lfs: true`)",
-        "m/secret.yaml: this file is encrypted by git-crypt: this checkout has not unlocked "
+        "m/secret.yaml:1:1: this file is encrypted by git-crypt: this checkout has not unlocked "
         "it. Run `git-crypt unlock` (in CI, with the key, after the checkout) before reconciler",
     ]
 
