@@ -648,7 +648,8 @@ class _Destination:
                 else [removal_payload(i, project_type) for i in chunk]
             )
             self.results[lp.list_name].errors.append(
-                f"{verb} {len(chunk):,} members failed: {marking_sent(str(exc), sent)}"
+                f"{verb} {len(chunk):,} member{'' if len(chunk) == 1 else 's'} failed: "
+                f"{marking_sent(str(exc), sent)}"
             )
 
         def not_sent(job: tuple[ListPlan, Sequence[Any]]) -> None:

@@ -539,13 +539,17 @@ class IterableClient:
         while True:
             if self.stop is not None and self.stop.is_set():
                 raise WriteNotSent(f"interrupted while list {list_id} did not take writes yet")
+            sent = self._clock()
             try:
                 return send()
             except IterableError as exc:
                 if not (exc.status == 400 and "invalidListId" in str(exc)):
                     raise
                 elapsed = self._clock() - created
-                if elapsed >= wait:
+                # Given up only once a request sent after the wait was refused: one whose
+                # answer was slow (a loaded Iterable, or machine) was refused for when it
+                # was sent, and ended the wait early, with the list about to take writes.
+                if sent - created >= wait:
                     raise IterableError(
                         f"{exc}; Iterable still refused writes to the list {elapsed:.0f} s "
                         f"after creating it (reconciler waits up to {wait:g} s, "

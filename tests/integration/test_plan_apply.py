@@ -333,6 +333,22 @@ def test_a_fresh_list_that_briefly_rejects_subscribes_is_retried(workspace, cli,
     ]
 
 
+def test_a_fresh_list_refusal_answered_slowly_does_not_end_the_wait_early(
+    workspace, cli, emulator_server, monkeypatch
+):
+    # Every answer takes 0.5 s (a loaded Iterable, or a loaded CI runner: CI met this), and
+    # the new list takes writes 0.8 s after its create. The first subscribe, sent at once,
+    # was refused and answered after the 0.3 s wait, so apply gave up on a list that took
+    # writes a moment later; a refusal ends the wait only for a request sent after it.
+    monkeypatch.setenv("RECONCILER_FRESH_LIST_WAIT", "0.3")
+    faults = emulator_server.emulator.faults
+    faults.fresh_list_seconds, faults.latency_seconds = 0.8, 0.5
+    workspace.audience("fresh", {"inline": ["a@example.com"]})
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert project(emulator_server).members(list_id(emulator_server, "fresh")) == ["a@example.com"]
+
+
 def test_a_member_known_by_email_whose_profile_gains_a_user_id_stays(
     workspace, cli, emulator_server
 ):
