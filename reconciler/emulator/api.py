@@ -723,7 +723,9 @@ def _export_window(call: Call) -> tuple[datetime | None, datetime | None]:
         # taking the stricter reading keeps a client from silently exporting one day.
         raise _ParamError(bad_params("Either range or startDateTime and endDateTime is required"))
     if range_name is not None:
-        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        # Today by Iterable's clock (Faults.clock_offset_seconds), as it stamps profiles.
+        moment = datetime.now(UTC) + timedelta(seconds=call.faults.clock_offset_seconds)
+        today = moment.replace(hour=0, minute=0, second=0, microsecond=0)
         windows: dict[str, tuple[datetime | None, datetime | None]] = {
             "All": (None, None),
             "Today": (today, None),

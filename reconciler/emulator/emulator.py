@@ -230,6 +230,8 @@ class Emulator:
         self._save_seconds = 0.0
         if self.state_path is not None and self.state_path.exists():
             self.projects, self._list_ids = read_state(self.state_path)
+            for project in self.projects.values():
+                project.use_wall_clock(self.wall_clock_ms)
             self._key_index = {p.api_key_sha256: p.name for p in self.projects.values()}
 
     @classmethod
@@ -255,6 +257,15 @@ class Emulator:
             self._fault_count = 0
             self._write_buckets.clear()
 
+    def wall_clock(self) -> float:
+        """Iterable's clock, in seconds since the epoch: the machine's, moved by
+        Faults.clock_offset_seconds."""
+        return time.time() + self._faults.clock_offset_seconds
+
+    def wall_clock_ms(self) -> int:
+        """wall_clock in milliseconds, as the projects stamp their changes."""
+        return int(self.wall_clock() * 1000)
+
     def _set_profile(self, payload: Any) -> None:
         self.faults = _profile_faults(payload)
 
@@ -275,7 +286,13 @@ class Emulator:
             if key_hash in self._key_index:
                 owner = self._key_index[key_hash]
                 raise ValueError(f"that API key already belongs to project {owner!r}")
-            project = Project(name, project_type, key_hash, list_ids=self._list_ids)
+            project = Project(
+                name,
+                project_type,
+                key_hash,
+                list_ids=self._list_ids,
+                wall_clock_ms=self.wall_clock_ms,
+            )
             self.projects[name] = project
             self._key_index[key_hash] = name
             project.dirty = True

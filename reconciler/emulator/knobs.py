@@ -130,6 +130,11 @@ class Faults:
     """An unsubscribe without `channelUnsubscribe` also unsubscribes the user from the
     list's channel (`unsubscribedChannelIds`), as production clients say Iterable does,
     though the OpenAPI documents false as the default."""
+    clock_offset_seconds: float = 0.0
+    """Iterable's clock runs this far from the machine's (negative: behind it): the times
+    it stamps (profileUpdatedAt, signupDate, an event's createdAt, a list's createdAt), the
+    export's startDateTime/endDateTime measured against them, and every answer's `Date`
+    header. For testing that reconciler plans its export windows by Iterable's clock."""
     read_lag_seconds: float = 0.0
     """GET /api/lists, getUsers, lists/{id}/size and the user export show the project as
     it was this many seconds ago: lists created since are missing, lists deleted since

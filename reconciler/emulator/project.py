@@ -185,6 +185,10 @@ class Project:
         # (createdAt in epoch ms here; the export formats it).
         self.unsubscribe_events: list[dict[str, Any]] = []
 
+    def use_wall_clock(self, wall_clock_ms: Callable[[], int]) -> None:
+        """Stamp changes from now on by `wall_clock_ms` (the emulator's, once loaded)."""
+        self._now_ms = wall_clock_ms
+
     def __repr__(self) -> str:
         return (
             f"Project(name={self.name!r}, project_type={self.project_type!r}, "

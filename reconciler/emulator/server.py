@@ -48,6 +48,12 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header by the emulator's Iterable clock (Faults.clock_offset_seconds).
+        if timestamp is None:
+            timestamp = self.server.emulator.wall_clock()
+        return super().date_time_string(timestamp)
+
     def do_GET(self) -> None:
         self._serve()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import email.utils
 import functools
 import hashlib
 import json
@@ -30,6 +31,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -233,6 +235,9 @@ class IterableClient:
         # Set by an apply when it is interrupted: waiting for a new list to take writes
         # (up to settings.fresh_list_wait) ends, and the writes waiting are not sent.
         self.stop: threading.Event | None = None
+        # Iterable's clock minus ours, at most (seconds), by the Date header of its answers:
+        # the least seen (None: no answer had one). See iterable_now.
+        self._clock_offset: float | None = None
 
     def on_notice(self, notice: Callable[[str], None]) -> None:
         """Say every long wait (rate-limit pacing of 5 s or more) and every retry, as it
@@ -1168,6 +1173,37 @@ class IterableClient:
                     )
                 self._sleep(wait)
 
+    def _note_date(self, header: str | None) -> None:
+        """Keep the worst case of Iterable's clock against ours from an answer's Date: the
+        header is cut to the second and was stamped before it arrived, so Iterable's clock
+        reads at least `header - our now` from ours (a lower bound; the least one seen)."""
+        if not header:
+            return
+        try:
+            stamped = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError, IndexError):
+            return  # no date a client can read: nothing learnt
+        if stamped.tzinfo is None:
+            stamped = stamped.replace(tzinfo=UTC)  # "-0000": HTTP dates are GMT
+        offset = (stamped - datetime.now(UTC)).total_seconds()
+        with self._stats_lock:
+            if self._clock_offset is None or offset < self._clock_offset:
+                self._clock_offset = offset
+
+    @property
+    def clock_behind(self) -> float:
+        """Seconds Iterable's clock may run behind ours, from its answers' Date headers
+        (the worst case seen; 0 when it runs ahead or no answer said)."""
+        return max(0.0, -(self._clock_offset or 0.0))
+
+    def iterable_now(self) -> datetime:
+        """Now by Iterable's clock, at the earliest it can be: what date windows over the
+        times Iterable stamps (profileUpdatedAt, an event's createdAt) are planned by. Our
+        clock running ahead would put the newest window's start past what Iterable stamps
+        during the read, in windows read before; one running behind is no harm (windows
+        start earlier), so it is never moved forward."""
+        return datetime.now(UTC) - timedelta(seconds=self.clock_behind)
+
     def _scrub(self, value: T) -> T:
         """`value` (server-provided text, or a result parsed from it) without the API key."""
         if isinstance(value, str):
@@ -1235,6 +1271,7 @@ class IterableClient:
             with self._http.stream(method, path, **kwargs) as response:
                 if answered is not None:
                     answered()
+                self._note_date(response.headers.get("Date"))
                 if 200 <= response.status_code < 300:
                     return self._scrub(parse(response))
                 response.read()

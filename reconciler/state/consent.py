@@ -51,7 +51,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from reconciler.errors import IterableError, LiveStateError
@@ -66,6 +66,7 @@ from reconciler.state.unsendable import MAX_TABLE_CHECK
 from reconciler.state.windows import (
     UNSPLITTABLE_RETRIES,
     Window,
+    clock_behind_note,
     cut_off,
     export_users_whole,
     plan_windows,
@@ -387,6 +388,9 @@ def read_optouts(
             f"; the emailUnSubscribe events in {event_windows} date windows, one export "
             "being cut off"
         )
+        behind = clock_behind_note(client)
+        if behind:
+            how += f", planned by {behind}"
     reads.append(f"consent read with {how} and 1 channels read ({channels_note})")
     return Optouts(departures, emails, user_ids)
 
@@ -411,7 +415,8 @@ def export_unsubscribes(
     except IterableError as exc:
         if not cut_off(exc):
             raise
-    now = clock or (lambda: datetime.now(UTC))
+    # Iterable's clock, not ours: the windows are over the times it stamps (createdAt).
+    now = clock or client.iterable_now
     span = timedelta(days=client.settings.export_window_days)
     pending = plan_windows(now(), EVENT_WINDOWS, span)
     attempts: dict[Window, int] = {}

@@ -20,7 +20,12 @@ from reconciler.plan import FieldRead
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, Task, duration, heartbeat
 from reconciler.state.desired import DesiredDestination, DesiredList
 from reconciler.state.routes import MemberRoute, choose_route
-from reconciler.state.windows import WindowedRead, export_users_whole, read_export_windows
+from reconciler.state.windows import (
+    WindowedRead,
+    clock_behind_note,
+    export_users_whole,
+    read_export_windows,
+)
 from reconciler.threads import reading_pool
 
 if TYPE_CHECKING:
@@ -52,6 +57,7 @@ class LiveDestination:
     seconds: float = 0.0  # the member read's wall time
     calls: dict[str, int] = field(default_factory=dict)  # requests per endpoint, retries too
     windows: int = 0  # date windows read, for the user export read in windows
+    windows_clock: str = ""  # whose clock planned them, when not this machine's (windows.py)
     # Every profile with a channel unsubscribe, when the member read was an export that
     # asked for them (a job, or an export started before the sources were read), for the
     # consent guard, which then need not read them again; None when they were not read.
@@ -70,6 +76,8 @@ class LiveDestination:
         elif self.member_read == "windowedExport":
             windows = f"{self.windows} date window{'s' if self.windows != 1 else ''}"
             text = f"members of {lists} read with the user export in {windows}"
+            if self.windows_clock:
+                text += f" (planned by {self.windows_clock})"
         else:
             text = f"members of {lists} read with {_calls(self.member_reads)}"
             if self.member_reads > 1:
@@ -440,6 +448,7 @@ def _read_all_by_windows(
         report = WindowedRead(early.windows, early.requests, rows=early.lines)
     live = LiveDestination([], managed, report.requests, "windowedExport")
     live.windows = report.windows
+    live.windows_clock = clock_behind_note(client)
     if channels is not None:
         live.channel_unsubscribed = channels
         live.channels_from = "user export in date windows"

@@ -54,6 +54,9 @@ BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 # the read may show in exports only a minute later (read lag), and our clock may run ahead
 # of Iterable's. Every such profile then lands in the open window, read last.
 OPEN_WINDOW_MARGIN = timedelta(minutes=10)
+# Iterable's clock behind ours by this much or more is said (state/live.py's reads, and a
+# note as the windows are planned); less is the Date header's second and the answer's way.
+SAID_CLOCK_BEHIND = timedelta(minutes=1)
 # The open window's end is sent this far past the moment it is read (the parameters take
 # a date, not "open"): it holds every profile updated up to then, a skewed clock included.
 OPEN_END_MARGIN = timedelta(days=1)
@@ -250,9 +253,13 @@ def read_export_windows(
     """The user export, read in date windows into `target` (one line per profile);
     `on_note` is told of each window whose stream died and what is read instead."""
     settings = client.settings
-    now = clock or (lambda: datetime.now(UTC))
+    # Iterable's clock, not ours: the windows are over the times it stamps.
+    now = clock or client.iterable_now
     span = timedelta(days=settings.export_window_days)
     planned = plan_windows(now(), window_count(expected_rows, settings), span)
+    behind = clock_behind_note(client)
+    if behind and on_note is not None:
+        on_note(f"the user export's date windows are planned by {behind}")
     pending = [w for w in planned if not w.is_open]
     open_window = next(w for w in planned if w.is_open)
     report = WindowedRead()
@@ -334,6 +341,18 @@ def read_export_windows(
         for leftover in scratch.glob(f"{target.stem}.window*.jsonl"):
             leftover.unlink(missing_ok=True)
     return report
+
+
+def clock_behind_note(client: IterableClient) -> str:
+    """ "Iterable's clock, which ... behind this machine's" when its answers' Date headers
+    show it SAID_CLOCK_BEHIND or more behind; "" otherwise."""
+    behind = client.clock_behind
+    if behind < SAID_CLOCK_BEHIND.total_seconds():
+        return ""
+    return (
+        f"Iterable's clock, which its answers' Date header shows {round(behind):,} s "
+        "behind this machine's"
+    )
 
 
 def _cut_off(exc: IterableError) -> bool:

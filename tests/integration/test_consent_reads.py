@@ -10,6 +10,8 @@ the CLI against the emulator over HTTP:
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -184,20 +186,26 @@ def test_a_per_user_read_that_fails_fails_the_plan(
         assert who not in plan.output
 
 
+@pytest.mark.parametrize("iterable_behind", [0, 3600])
 def test_unsubscribe_events_too_many_for_one_export_are_read_in_date_windows(
     field_workspace,  # noqa: F811
     cli,
     monkeypatch,
     emulator_profile,
+    iterable_behind,
 ):
     """A project with very many unsubscribes: Iterable cuts the events' one export off
     every time (the emulator's events_stream_lines). The events are read in date windows
     over createdAt instead, and who left the list themselves is exactly what one export
-    would have said: each person's latest unsubscribe, across windows."""
+    would have said: each person's latest unsubscribe, across windows. With Iterable's
+    clock an hour behind the machine's, the open window still starts 10 minutes before
+    Iterable's now (its Date header says where that is), so an unsubscribe Iterable shows
+    late (its read lag) is still in the window read last, not in one read before it."""
     monkeypatch.setenv("RECONCILER_EXPORTS_PER_MINUTE", "100000")  # the emulator has none
     monkeypatch.setenv("RECONCILER_MAX_RETRIES", "1")
     faults = profile_faults(emulator_profile) or Faults()
     faults.events_stream_lines = 8
+    faults.clock_offset_seconds = -iterable_behind
     ws, server, proj = field_workspace("hybrid", "python", faults)
     list_id = proj.add_list("vip", mark(None))
     people = [f"p{i}@example.com" for i in range(40)]
@@ -208,6 +216,7 @@ def test_unsubscribe_events_too_many_for_one_export_are_read_in_date_windows(
     # Oldest first, a week apart: the even ones left by a link, the odd ones were removed
     # by an API call; then p0 was removed by an API call after its link (it may be re-added)
     # and p1 left by a link after its API removal (it may not).
+    now -= iterable_behind * 1000  # Iterable's clock
     events = [
         (now - (300 - 7 * i) * day, email, "EmailLink" if i % 2 == 0 else "ListAPI")
         for i, email in enumerate(people)
@@ -242,6 +251,13 @@ def test_unsubscribe_events_too_many_for_one_export_are_read_in_date_windows(
     assert len(windows) > 5  # the four planned, the open one, and halves of the full ones
     reads = " ".join(body["destinations"][0]["other_reads"])
     assert f"the emailUnSubscribe events in {len(windows)} date windows" in reads, reads
+    open_start = datetime.strptime(
+        parse_qs(windows[-1].query)["startDateTime"][0], "%Y-%m-%d %H:%M:%S"
+    ).replace(tzinfo=UTC)
+    assert open_start <= datetime.now(UTC) - timedelta(seconds=iterable_behind + 600)
+    assert ("planned by Iterable's clock, which its answers' Date header" in reads) == (
+        iterable_behind > 0
+    )
     applied = cli("apply", ws.manifests, "--yes")
     assert applied.exit_code == 0, applied.output
     assert set(proj.members(list_id)) == set(people) - held

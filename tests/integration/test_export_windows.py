@@ -303,3 +303,36 @@ def test_mapped_fields_of_a_project_too_big_for_one_stream_are_read_in_windows(
     ]
     assert any("range=All" in r.query for r in field_reads)
     assert any("startDateTime" in r.query for r in field_reads)
+
+
+def test_windows_follow_iterables_clock_when_the_machines_runs_ahead(windowed, cli, monkeypatch):
+    """The machine's clock an hour ahead of Iterable's: windows planned by the machine's
+    "now" would put the profiles updated during the read (stamped by Iterable's clock) in
+    a closed window read before, beside their old rows, and the plan would act on a state
+    that never was. Planned by Iterable's clock (its Date header), the plan is the one a
+    getUsers read of the final state gives."""
+    ws, server, big = windowed
+    monkeypatch.setenv("RECONCILER_EXPORT_WINDOWS_IN_FLIGHT", "1")
+    server.emulator.faults.clock_offset_seconds = -3600.0
+    updated = update_during_the_read(server, big)
+
+    result = cli("plan", ws.manifests, "--format", "json", "--show-members")
+
+    assert result.exit_code == 0, result.output
+    assert updated.is_set()
+    windowed_plan = result.json()
+    said = windowed_plan["destinations"][0].pop("member_read")
+    assert "date windows (planned by Iterable's clock, which its answers' Date header " in said
+    assert " s behind this machine's)" in said
+    assert "the user export's date windows are planned by Iterable's clock" in result.stderr
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    final = cli("plan", ws.manifests, "--format", "json", "--show-members")
+    assert final.exit_code == 0, final.output
+    final_plan = final.json()
+    final_plan["destinations"][0].pop("member_read")
+    assert windowed_plan["destinations"][0]["lists"] == final_plan["destinations"][0]["lists"]
+    assert windowed_plan == final_plan
+    (list_plan,) = final_plan["destinations"][0]["lists"]
+    assert [c["sample"] for c in list_plan["changes"]] == [
+        ["n@example.com", "p1@example.com", "p2@example.com"]
+    ]
