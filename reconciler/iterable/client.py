@@ -235,9 +235,11 @@ class IterableClient:
         # Set by an apply when it is interrupted: waiting for a new list to take writes
         # (up to settings.fresh_list_wait) ends, and the writes waiting are not sent.
         self.stop: threading.Event | None = None
-        # Iterable's clock minus ours, at most (seconds), by the Date header of its answers:
-        # the least seen (None: no answer had one). See iterable_now.
+        # Iterable's clock minus ours (seconds), at least, by the Date header of each
+        # answer: the least and the greatest seen (None: no answer had one). See
+        # iterable_now and iterable_latest.
         self._clock_offset: float | None = None
+        self._clock_offset_most: float | None = None
 
     def on_notice(self, notice: Callable[[str], None]) -> None:
         """Say every long wait (rate-limit pacing of 5 s or more) and every retry, as it
@@ -1174,21 +1176,19 @@ class IterableClient:
                 self._sleep(wait)
 
     def _note_date(self, header: str | None) -> None:
-        """Keep the worst case of Iterable's clock against ours from an answer's Date: the
-        header is cut to the second and was stamped before it arrived, so Iterable's clock
-        reads at least `header - our now` from ours (a lower bound; the least one seen)."""
-        if not header:
-            return
-        try:
-            stamped = email.utils.parsedate_to_datetime(header)
-        except (TypeError, ValueError, IndexError):
+        """Learn Iterable's clock against ours from an answer's Date: the header is cut to
+        the second and was stamped before the answer arrived, so Iterable's clock reads at
+        least `header - our now` past ours. The least of these bounds is the worst case of
+        a clock behind ours (iterable_now), the greatest that of one ahead (iterable_latest)."""
+        stamped = _http_date(header) if header else None
+        if stamped is None:
             return  # no date a client can read: nothing learnt
-        if stamped.tzinfo is None:
-            stamped = stamped.replace(tzinfo=UTC)  # "-0000": HTTP dates are GMT
         offset = (stamped - datetime.now(UTC)).total_seconds()
         with self._stats_lock:
             if self._clock_offset is None or offset < self._clock_offset:
                 self._clock_offset = offset
+            if self._clock_offset_most is None or offset > self._clock_offset_most:
+                self._clock_offset_most = offset
 
     @property
     def clock_behind(self) -> float:
@@ -1203,6 +1203,14 @@ class IterableClient:
         during the read, in windows read before; one running behind is no harm (windows
         start earlier), so it is never moved forward."""
         return datetime.now(UTC) - timedelta(seconds=self.clock_behind)
+
+    def iterable_latest(self) -> datetime:
+        """Now by Iterable's clock, as late as its answers show it can be (give or take an
+        answer's way and the header's second): where a date window that is to hold every
+        profile updated from then on must reach. Our clock running behind Iterable's
+        would end it before what Iterable stamps during the read."""
+        ahead = max(0.0, self._clock_offset_most or 0.0)
+        return datetime.now(UTC) + timedelta(seconds=ahead)
 
     def _scrub(self, value: T) -> T:
         """`value` (server-provided text, or a result parsed from it) without the API key."""
@@ -1707,6 +1715,19 @@ def _retry_after_seconds(value: str | None) -> float | None:
     except ValueError:
         return None  # an HTTP date: rare enough to fall back to our own backoff
     return seconds if seconds >= 0 else 0.0  # NaN is not >= 0: no wait
+
+
+@functools.lru_cache(maxsize=8)
+def _http_date(header: str) -> datetime | None:
+    """An HTTP Date header's time; None when it is not one. Cached: every answer carries
+    one, and those of one second are the same text."""
+    try:
+        stamped = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if stamped.tzinfo is None:
+        stamped = stamped.replace(tzinfo=UTC)  # "-0000": HTTP dates are GMT
+    return stamped
 
 
 def _json_or_none(text: str) -> Any:

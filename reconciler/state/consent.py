@@ -417,6 +417,7 @@ def export_unsubscribes(
             raise
     # Iterable's clock, not ours: the windows are over the times it stamps (createdAt).
     now = clock or client.iterable_now
+    latest = clock or client.iterable_latest
     span = timedelta(days=client.settings.export_window_days)
     pending = plan_windows(now(), EVENT_WINDOWS, span)
     attempts: dict[Window, int] = {}
@@ -431,7 +432,7 @@ def export_unsubscribes(
                 EVENT_FIELDS,
                 keep=keep,
                 marked=marked,
-                window=window.params(now()),
+                window=window.params(latest()),
             )
         except StreamCut:
             halves = split_window(window, now())

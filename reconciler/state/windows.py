@@ -57,8 +57,8 @@ OPEN_WINDOW_MARGIN = timedelta(minutes=10)
 # Iterable's clock behind ours by this much or more is said (state/live.py's reads, and a
 # note as the windows are planned); less is the Date header's second and the answer's way.
 SAID_CLOCK_BEHIND = timedelta(minutes=1)
-# The open window's end is sent this far past the moment it is read (the parameters take
-# a date, not "open"): it holds every profile updated up to then, a skewed clock included.
+# The open window's end is sent this far past the moment it is read by Iterable's clock
+# (the parameters take a date, not "open"): it holds every profile updated up to then.
 OPEN_END_MARGIN = timedelta(days=1)
 # A window that holds no more than this share of what one stream carries before Iterable
 # closes it: how profiles spread over time is unknown, so windows get room to be uneven.
@@ -82,7 +82,8 @@ class Window:
         return self.end is None
 
     def params(self, now: datetime) -> list[tuple[str, str]]:
-        """startDateTime/endDateTime for this window, read at `now`."""
+        """startDateTime/endDateTime for this window, read at `now` (Iterable's, at the
+        latest: the open window ends OPEN_END_MARGIN after it)."""
         start = self.start or BEGINNING
         end = self.end or (now + OPEN_END_MARGIN)
         return [
@@ -255,6 +256,7 @@ def read_export_windows(
     settings = client.settings
     # Iterable's clock, not ours: the windows are over the times it stamps.
     now = clock or client.iterable_now
+    latest = clock or client.iterable_latest
     span = timedelta(days=settings.export_window_days)
     planned = plan_windows(now(), window_count(expected_rows, settings), span)
     behind = clock_behind_note(client)
@@ -282,7 +284,7 @@ def read_export_windows(
                 on_lines(n)
 
         try:
-            client.download_export_window(only_fields, window.params(now()), path, count)
+            client.download_export_window(only_fields, window.params(latest()), path, count)
         except StreamCut:
             # Read again in halves: progress counts its rows once, from them.
             if on_lines is not None and arrived:

@@ -186,7 +186,7 @@ def test_a_per_user_read_that_fails_fails_the_plan(
         assert who not in plan.output
 
 
-@pytest.mark.parametrize("iterable_behind", [0, 3600])
+@pytest.mark.parametrize("iterable_behind", [0, 3600, -2 * 86_400])
 def test_unsubscribe_events_too_many_for_one_export_are_read_in_date_windows(
     field_workspace,  # noqa: F811
     cli,
@@ -200,7 +200,9 @@ def test_unsubscribe_events_too_many_for_one_export_are_read_in_date_windows(
     would have said: each person's latest unsubscribe, across windows. With Iterable's
     clock an hour behind the machine's, the open window still starts 10 minutes before
     Iterable's now (its Date header says where that is), so an unsubscribe Iterable shows
-    late (its read lag) is still in the window read last, not in one read before it."""
+    late (its read lag) is still in the window read last, not in one read before it. With
+    Iterable's clock two days ahead, the open window reaches past Iterable's now, so p3's
+    unsubscribe of a minute ago is read, not left after the window's end."""
     monkeypatch.setenv("RECONCILER_EXPORTS_PER_MINUTE", "100000")  # the emulator has none
     monkeypatch.setenv("RECONCILER_MAX_RETRIES", "1")
     faults = profile_faults(emulator_profile) or Faults()
@@ -215,7 +217,7 @@ def test_unsubscribe_events_too_many_for_one_export_are_read_in_date_windows(
     now = int(time.time() * 1000)
     # Oldest first, a week apart: the even ones left by a link, the odd ones were removed
     # by an API call; then p0 was removed by an API call after its link (it may be re-added)
-    # and p1 left by a link after its API removal (it may not).
+    # and p1 left by a link after its API removal (it may not), as p3 did a minute ago.
     now -= iterable_behind * 1000  # Iterable's clock
     events = [
         (now - (300 - 7 * i) * day, email, "EmailLink" if i % 2 == 0 else "ListAPI")
@@ -223,6 +225,7 @@ def test_unsubscribe_events_too_many_for_one_export_are_read_in_date_windows(
     ]
     events += [(now - 2 * day, "p0@example.com", "ListAPI")]
     events += [(now - 1 * day, "p1@example.com", "EmailLink")]
+    events += [(now - 60_000, "p3@example.com", "EmailLink")]
     for at, email, source in events:
         proj.unsubscribe_events.append(
             {
@@ -240,9 +243,9 @@ def test_unsubscribe_events_too_many_for_one_export_are_read_in_date_windows(
 
     assert plan.exit_code == 0, plan.output
     body = plan.json()
-    held = {f"p{i}@example.com" for i in range(2, 40, 2)} | {"p1@example.com"}
-    assert body["summary"]["members_left_themselves"] == len(held) == 20
-    assert body["summary"]["members_to_add"] == 40 - 20
+    held = {f"p{i}@example.com" for i in range(2, 40, 2)} | {"p1@example.com", "p3@example.com"}
+    assert body["summary"]["members_left_themselves"] == len(held) == 21
+    assert body["summary"]["members_to_add"] == 40 - 21
     exports = [r for r in server.emulator.request_log if r.path == EXPORT]
     events_reads = [r for r in exports if "dataTypeName=emailUnSubscribe" in r.query]
     whole = [r for r in events_reads if "range=All" in r.query]

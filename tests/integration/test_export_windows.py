@@ -9,14 +9,17 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from reconciler.emulator import Faults
+from reconciler.iterable import IterableClient
 from tests.integration.conftest import API_KEY_VAR, Workspace
 
 EXPORT = "/api/export/data.json"
+SLACK = timedelta(seconds=60)
 DAY_MS = 86_400_000
 
 
@@ -336,3 +339,51 @@ def test_windows_follow_iterables_clock_when_the_machines_runs_ahead(windowed, c
     assert [c["sample"] for c in list_plan["changes"]] == [
         ["n@example.com", "p1@example.com", "p2@example.com"]
     ]
+
+
+def test_windows_reach_iterables_now_when_the_machines_clock_runs_behind(
+    windowed, cli, monkeypatch
+):
+    """The machine's clock two days behind Iterable's: the open window, ending a day past
+    the machine's "now", would end before Iterable's, and every profile Iterable stamps
+    during the read (or in the day before it) would be in no window at all. Ending a day
+    past Iterable's now (its Date header), the plan is the one getUsers gives."""
+    ws, server, big = windowed
+    server.emulator.faults.clock_offset_seconds = 2 * 86_400.0
+    updated = update_during_the_read(server, big)
+
+    result = cli("plan", ws.manifests, "--format", "json", "--show-members")
+
+    assert result.exit_code == 0, result.output
+    assert updated.is_set()
+    windowed_plan = result.json()
+    said = windowed_plan["destinations"][0].pop("member_read")
+    assert "read with the user export in " in said and "planned by" not in said
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    final = cli("plan", ws.manifests, "--format", "json", "--show-members")
+    assert final.exit_code == 0, final.output
+    final_plan = final.json()
+    final_plan["destinations"][0].pop("member_read")
+    assert windowed_plan["destinations"][0]["lists"] == final_plan["destinations"][0]["lists"]
+    assert windowed_plan == final_plan
+
+
+@pytest.mark.parametrize("offset", [-3600.0, 0.0, 7200.0])
+def test_the_client_reads_iterables_clock_from_its_date_header(make_emulator_server, offset):
+    """Where Iterable's clock is, from the Date header of its answers (second resolution):
+    no later than it can be for planning windows' starts, no earlier for the open end."""
+    server = make_emulator_server(faults=Faults(clock_offset_seconds=offset))
+    with IterableClient(server.base_url, "test-key") as client:
+        assert client.clock_behind == 0.0  # nothing answered yet: the machine's clock
+        client.get_lists()
+        before = datetime.now(UTC)
+        earliest, latest = client.iterable_now(), client.iterable_latest()
+        after = datetime.now(UTC)
+    iterable = timedelta(seconds=offset)
+    # The bounds' own error is a second and the answer's way; the slack is far above that
+    # (a loaded machine) and far below the offsets told apart.
+    assert earliest <= after + min(iterable, timedelta(0))
+    assert earliest >= before + min(iterable, timedelta(0)) - SLACK
+    assert latest >= before + max(iterable, timedelta(0)) - SLACK
+    assert latest <= after + max(iterable, timedelta(0))
+    assert client.clock_behind == pytest.approx(max(0.0, -offset), abs=SLACK.total_seconds())
