@@ -19,8 +19,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import typer
-import typer.rich_utils as typer_rich_utils
-from typer.core import TyperArgument, TyperGroup, TyperOption
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 if TYPE_CHECKING:
     # mypy checks against the typer the constraints pin, which carries its own copy of
@@ -133,9 +132,6 @@ def _reflowed(paragraphs: list[str], markup_mode: Any) -> str:
     return "\n\n".join(p if p.startswith("\b") else p.replace("\n", " ") for p in paragraphs)
 
 
-_patched(typer_rich_utils, "_fix_linebreaks", _reflowed)
-
-
 def _command_help(*, help_text: str, markup_mode: Any) -> Any:
     """The same for a command's line in its group's list (`reconciler --help`), which
     shows the docstring's first paragraph with its line breaks in rich markup mode."""
@@ -145,7 +141,36 @@ def _command_help(*, help_text: str, markup_mode: Any) -> Any:
     return _typer_command_help(help_text=first, markup_mode=markup_mode)
 
 
-_typer_command_help = _patched(typer_rich_utils, "_make_command_help", _command_help)
+_typer_command_help: Any = None
+_help_reflowed = False
+
+
+def _reflow_typer_help() -> None:
+    """Put _reflowed and _command_help in typer's help formatting, once. typer.rich_utils
+    imports rich's markdown, syntax and traceback modules (markdown-it, pygments' plug-ins,
+    attrs: about 0.05 s): typer imports it only to format help, and so is it patched only
+    then, not in every command's start-up."""
+    global _typer_command_help, _help_reflowed
+    if _help_reflowed:
+        return
+    _help_reflowed = True
+    import typer.rich_utils as typer_rich_utils
+
+    _patched(typer_rich_utils, "_fix_linebreaks", _reflowed)
+    _typer_command_help = _patched(typer_rich_utils, "_make_command_help", _command_help)
+
+
+def _reflowing(format_help: Any) -> Any:
+    def format_help_reflowed(self: Any, ctx: ClickContext, formatter: Any) -> Any:
+        _reflow_typer_help()
+        return format_help(self, ctx, formatter)
+
+    return format_help_reflowed
+
+
+# Every group's and command's help (the emulator's and github's included) goes through these.
+for _typer_class in (TyperGroup, TyperCommand):
+    _patched(_typer_class, "format_help", _reflowing(_typer_class.format_help))
 
 
 app = typer.Typer(

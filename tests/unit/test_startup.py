@@ -62,6 +62,16 @@ def test_importing_the_cli_loads_no_command_only_module():
     assert command_only(modules) == []
 
 
+def test_only_help_loads_typers_help_formatting():
+    # typer.rich_utils brings rich's markdown, syntax and traceback (markdown-it, attrs):
+    # typer imports it to format help, and reconciler's tidying of it waits until then.
+    assert "typer.rich_utils" not in loaded_by("import reconciler.cli\n")
+    helped = loaded_by(
+        "from reconciler.cli import main\nsys.argv[1:] = ['plan', '--help']\nmain()\n"
+    )
+    assert "typer.rich_utils" in helped
+
+
 def test_help_builds_every_command_without_loading_them():
     # --help walks the whole tree, the emulator's and github's subcommands included.
     modules = loaded_by("from reconciler.cli import main\nsys.argv[1:] = ['--help']\nmain()\n")
