@@ -393,6 +393,12 @@ def removal_payload(identifier: str, project_type: ProjectType) -> dict[str, Any
     return {"email": identifier}
 
 
+def _list_ids(value: Any) -> set[int]:
+    """A profile's list memberships (`userListIds`: one id or a list of them)."""
+    values = value if isinstance(value, list) else [value]
+    return {v for v in values if isinstance(v, int) and not isinstance(v, bool)}
+
+
 def _ambiguous(identifier: str) -> bool:
     """A hybrid list's identifier that may be an email as well as a userId."""
     return looks_like_email(identifier) and identifier == identifier.lower()
@@ -619,6 +625,8 @@ class _Destination:
                         update_existing_users_only=lp.update_existing_users_only,
                         list_just_created=lp.create,
                     )
+                elif project_type == "hybrid" and lp.channel_unsubscribe:
+                    outcome = self._unsubscribe_channel_safely(lp, list_id, chunk)
                 else:
                     outcome = self.client.unsubscribe(
                         list_id,
@@ -661,6 +669,62 @@ class _Destination:
                 result.not_attempted_remove += len(chunk)
 
         return _Step(jobs(), send, settle, failed, not_sent, phase="add" if adding else "remove")
+
+    def _unsubscribe_channel_safely(
+        self, lp: ListPlan, list_id: int, chunk: Sequence[str]
+    ) -> BatchResult:
+        """A hybrid list's removals with channelUnsubscribe. An identifier in lower case
+        shaped like an email may be a member's email or its userId, and another profile
+        may have that text as the other one: sent as the wrong kind, the unsubscribe
+        takes that other person's channel (Iterable answers success for a user not on the
+        list) and leaves the member on it. Each such identifier is read first (GET
+        /api/users/{email}, then byUserId) and sent as the kind of the profile that has
+        it, or, when two do, of the one on the list; one no profile on the list has is
+        already gone and is not sent."""
+        payloads: list[dict[str, Any]] = []
+        gone: list[str] = []
+        for identifier in chunk:
+            if not _ambiguous(identifier):
+                payloads.append({"userId": identifier})
+            elif (kind := self._kind_on_list(list_id, identifier)) is None:
+                gone.append(identifier)
+            else:
+                payloads.append({kind: identifier})
+        outcome = BatchResult()
+        if payloads:
+            outcome = self.client.unsubscribe(
+                list_id, payloads, campaign_id=lp.campaign_id, channel_unsubscribe=True
+            )
+        for identifier in gone:
+            outcome.failed[identifier] = "on the list under neither its email nor its userId"
+            outcome.kinds[identifier] = "notFound"
+        return outcome
+
+    def _kind_on_list(self, list_id: int, identifier: str) -> Literal["email", "userId"] | None:
+        """Whether the member of the list with this identifier has it as its email or its
+        userId: the kind of the one profile that has it, or, when two profiles do, of the
+        one whose list memberships (`userListIds`) hold the list. None: no profile has
+        it, or neither of two is on the list (already gone either way)."""
+        found: dict[Literal["email", "userId"], dict[str, Any]] = {}
+        for kind in ("email", "userId"):
+            try:
+                if kind == "email":
+                    profile = self.client.get_user(email=identifier)
+                else:
+                    profile = self.client.get_user(user_id=identifier)
+            except IterableError as exc:
+                # Iterable refuses the text as an email (two..dots@): no profile has it.
+                if exc.status != 400 or exc.code != "InvalidEmailAddressError":
+                    raise
+                continue
+            if profile is not None:
+                found[kind] = profile
+        if len(found) == 1:
+            return next(iter(found))
+        for kind, profile in found.items():
+            if list_id in _list_ids(profile.get("userListIds")):
+                return kind
+        return None
 
     def _as_the_other_kind(
         self, lp: ListPlan, list_id: int, chunk: Sequence[str], outcome: BatchResult

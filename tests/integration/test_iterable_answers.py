@@ -189,6 +189,42 @@ def test_a_member_whose_user_id_reads_like_an_email_is_removed_and_nobody_else(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_a_channel_unsubscribe_of_an_email_shaped_user_id_takes_nobody_elses_channel(
+    field_workspace, cli, engine
+):
+    """A hybrid member whose userId is an email in lower case, on a profile without that
+    email, while another person's profile has it as its email: the list read names the
+    member by that text alone, and a removal sent as an email unsubscribed the other
+    person from the channel (channelUnsubscribe) and left the member on the list, as
+    "removed", on every apply. Such a removal now reads which profile is on the list."""
+    ws, server, proj = field_workspace("hybrid", engine)
+    server.emulator.faults.counts_only_answers = False
+    list_id = proj.add_list("vip")
+    proj.subscribe_direct(list_id, email="keep@example.com", user_id="keep")
+    carol = proj.subscribe_direct(list_id, user_id="carol@example.com")
+    other = proj.add_user(email="carol@example.com", user_id="another-person")
+    dan = proj.subscribe_direct(list_id, email="dan@example.com")
+    proj.add_user(user_id="dan@example.com")  # Dan's email is this profile's userId
+    csv_audience(
+        ws,
+        "vip",
+        "userId",
+        ["keep"],
+        policy={"maxRemovalPercent": 100},
+        unsubscribe={"channelUnsubscribe": True},
+    )
+    result = cli("apply", ws.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    lr = the_list(result.json())
+    assert (lr["removed"], lr["already_gone"], lr["rejected"]) == (2, 0, [])
+    assert proj.members(list_id, True) == ["keep"]
+    assert set(other.unsubscribed_channel_ids) == set()  # not on the list: untouched
+    assert carol.unsubscribed_channel_ids and dan.unsubscribed_channel_ids
+    assert not [e for e in proj.unsubscribe_events if e.get("userId") == "another-person"]
+    assert cli("plan", ws.manifests, "--detailed-exitcode").exit_code == 0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("project_type", ["hybrid", "userId"])
 @pytest.mark.parametrize("unknown", ["empty", "error"])
 def test_update_existing_users_only_converges_without_creating_anyone(
