@@ -138,37 +138,58 @@ def self_departures(
 ) -> dict[int, tuple[Departure, ...]]:
     """Per list in `list_ids`, the people whose latest unsubscribe from it was not sent by
     an API client. `events` in export order (oldest first); equal `createdAt`s (Iterable
-    gives seconds) keep that order."""
+    gives seconds) keep that order.
+
+    An event names a person by the identifiers their profile had then, so one person's
+    events need not name them alike: one who left while known by a userId alone, and was
+    removed by an API client once their profile had an email too, is named by more the
+    second time; and in userID-based projects two profiles may share an email. A later API
+    unsubscribe is the person's latest only when it names every identifier their own one
+    named, with the same values: never another profile's removal taken as theirs."""
     wanted = set(list_ids)
-    latest: dict[tuple[int, tuple[str, str]], tuple[str, int, Mapping[str, Any]]] = {}
-    for index, event in enumerate(events):
-        person = _person(event)
-        if person is None:
+    ordered = sorted(
+        enumerate(events), key=lambda item: (str(item[1].get("createdAt") or ""), item[0])
+    )
+    left: dict[int, dict[tuple[str | None, str | None], Departure]] = {}
+    for _index, event in ordered:
+        if _person(event) is None:
             continue
         lists = set(_int_list(event.get("emailListIds"))) | set(_int_list(event.get("emailListId")))
-        at = str(event.get("createdAt") or "")
-        for list_id in lists & wanted:
-            key = (list_id, person)
-            seen = latest.get(key)
-            if seen is None or (at, index) >= seen[:2]:
-                latest[key] = (at, index, event)
-    out: dict[int, list[Departure]] = {}
-    for (list_id, _person_key), (_at, _index, event) in sorted(
-        latest.items(), key=lambda item: (item[0][0], item[0][1])
-    ):
+        if not lists & wanted:
+            continue
+        email, user_id = _identifiers_of(event)
         source = event.get("unsubSource")
         source = source if isinstance(source, str) and source else UNKNOWN_SOURCE
-        if source in API_SOURCES:
-            continue
-        email, user_id = event.get("email"), event.get("userId")
-        out.setdefault(list_id, []).append(
-            Departure(
-                email.strip().lower() if isinstance(email, str) and email.strip() else None,
-                user_id if isinstance(user_id, str) and user_id else None,
-                source,
-            )
-        )
-    return {list_id: tuple(found) for list_id, found in out.items()}
+        for list_id in lists & wanted:
+            found = left.setdefault(list_id, {})
+            if source in API_SOURCES:
+                for key in [k for k in found if _names_all(k, email, user_id)]:
+                    del found[key]
+            else:
+                found[(email, user_id)] = Departure(email, user_id, source)
+    return {
+        list_id: tuple(found[k] for k in sorted(found, key=lambda k: (k[0] or "", k[1] or "")))
+        for list_id, found in sorted(left.items())
+        if found
+    }
+
+
+def _identifiers_of(event: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The event's email (lower case) and userId, each None when it names none."""
+    email, user_id = event.get("email"), event.get("userId")
+    return (
+        email.strip().lower() if isinstance(email, str) and email.strip() else None,
+        user_id if isinstance(user_id, str) and user_id else None,
+    )
+
+
+def _names_all(
+    departed: tuple[str | None, str | None], email: str | None, user_id: str | None
+) -> bool:
+    """Whether an event naming (`email`, `user_id`) names every identifier of `departed`."""
+    return (departed[0] is None or departed[0] == email) and (
+        departed[1] is None or departed[1] == user_id
+    )
 
 
 def email_channel_ids(channels: Sequence[Mapping[str, Any]]) -> frozenset[int]:

@@ -152,6 +152,59 @@ def test_people_who_left_are_held_back_and_api_removals_are_not(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_another_profiles_removal_is_not_the_latest_unsubscribe_of_who_left(
+    field_workspace,  # noqa: F811
+    cli,
+    engine,
+):
+    """userID-based projects: two profiles share an email. One leaves the list by a link;
+    the other is removed later by reconciler. Keyed by the email alone, the removal was
+    taken for the first one's latest unsubscribe, and they were re-added."""
+    ws, _server, proj = field_workspace("userId", engine)
+    csv_audience(ws, "vip", "userId", ["keep", "left", "twin"])
+    proj.add_user(email="shared@example.com", user_id="left")
+    proj.add_user(email="shared@example.com", user_id="twin")
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    (list_id,) = [i for i, r in proj.lists.items() if r.name == "vip"]
+    left = proj.user_by_user_id("left")
+    assert left is not None
+    proj.self_unsubscribe(left, list_id=list_id)
+    csv_audience(ws, "vip", "userId", ["keep", "left"])  # twin removed by reconciler
+    assert cli("apply", ws.manifests, "--yes", "--allow-removals").exit_code == 0
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    assert plan.json()["summary"]["members_to_add"] == 0
+    assert plan.json()["summary"]["members_left_themselves"] == 1
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    assert sorted(proj.members(list_id, True)) == ["keep"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_member_reconciler_removed_after_their_profile_gained_an_email_comes_back(
+    field_workspace,  # noqa: F811
+    cli,
+    engine,
+):
+    """Hybrid: left by a link while known by a userId alone (the event names the userId),
+    put back by hand, given an email, then removed by reconciler (the event names both):
+    that removal is their latest unsubscribe, yet they were held back for good."""
+    ws, _server, proj = field_workspace("hybrid", engine)
+    list_id = proj.add_list("vip")
+    proj.subscribe_direct(list_id, email="keep@example.com", user_id="keep")
+    person = proj.subscribe_direct(list_id, user_id="ux")
+    proj.self_unsubscribe(person, list_id=list_id)
+    proj.set_email(person, "x@example.com")
+    proj.subscribe(person, list_id)
+    csv_audience(ws, "vip", "userId", ["keep"], policy={"maxRemovalPercent": 100})
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    csv_audience(ws, "vip", "userId", ["keep", "ux"])
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    assert plan.json()["summary"]["members_left_themselves"] == 0
+    assert plan.json()["summary"]["members_to_add"] == 1
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_resubscribe_allowed_re_adds_them_flagged_in_bold(
     field_workspace,  # noqa: F811
     cli,

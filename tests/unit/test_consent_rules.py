@@ -76,6 +76,42 @@ def test_only_the_latest_unsubscribe_from_the_list_counts():
     assert sorted(d.email for d in found[LIST]) == ["gone@x.io", "single@x.io", "tie@x.io"]
 
 
+def test_an_api_removal_naming_the_person_by_more_identifiers_is_their_latest():
+    """Events name a person by the identifiers their profile had then: one who left by a
+    link while known by a userId alone, and was removed by an API client after their
+    profile gained an email, was held back for good under the email's key."""
+    found = self_departures(
+        [
+            event("1", "EmailLink", user_id="ux"),
+            event("2", "ListAPI", email="x@x.io", user_id="ux"),
+            event("1", "EmailLink", email="y@x.io"),
+            event("2", "ListAPI", email="y@x.io", user_id="uy"),
+        ],
+        [LIST],
+    )
+    assert found == {}
+
+
+def test_an_api_removal_of_another_profile_sharing_the_email_is_not_theirs():
+    """In userID-based projects profiles may share an email: the removal of one by an API
+    client is no later unsubscribe of the other, who left the list themselves (it was
+    taken as theirs, keyed by the email alone, and they were re-added)."""
+    found = self_departures(
+        [
+            event("1", "EmailLink", email="shared@x.io", user_id="u1"),
+            event("2", "ListAPI", email="shared@x.io", user_id="u2"),
+            # An API event that names fewer identifiers is not taken as theirs either.
+            event("1", "EmailLink", email="z@x.io", user_id="uz"),
+            event("2", "ListAPI", email="z@x.io"),
+        ],
+        [LIST],
+    )
+    assert {(d.email, d.user_id) for d in found[LIST]} == {
+        ("shared@x.io", "u1"),
+        ("z@x.io", "uz"),
+    }
+
+
 def test_channel_unsubscribes_of_email_channels_only():
     channels = [
         {"id": 1, "messageMedium": "Email", "channelType": "Marketing"},
