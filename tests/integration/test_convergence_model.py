@@ -90,9 +90,12 @@ def user_id(person: int) -> str:
 
 def kind(project_type: str, person: int) -> str:
     """In hybrid projects people 0-1 have only an email, 2-3 only a userId, 4-5 both; in
-    userID-based projects everyone has a userId (and may give an email beside it)."""
+    userID-based projects everyone has a userId (and may give an email beside it); in
+    email-based projects everyone is an email."""
     if project_type == "userId":
         return "both"
+    if project_type == "email":
+        return "email"
     return ("email", "email", "userId", "userId", "both", "both")[person]
 
 
@@ -193,18 +196,21 @@ def make_machine(
             for name, audience in self.audiences.items():
                 if not audience.active:
                     continue
-                spec: dict[str, Any] = {"allowEmpty": True}
-                if audience.renamed:
-                    spec["listName"] = audience.list_name(name)
-                if audience.add_only:
-                    spec["removals"] = "never"
-                if audience.existing_only:
-                    spec["updateExistingUsersOnly"] = True
-                if audience.resubscribe:
-                    spec["resubscribe"] = "allowed"
-                if audience.traits:
-                    spec["traits"] = "crm"
-                self.ws.audience(name, self.source(name, audience), **spec)
+                self.ws.audience(name, self.source(name, audience), **self.spec(name, audience))
+
+        def spec(self, name: str, audience: AudienceModel) -> dict[str, Any]:
+            spec: dict[str, Any] = {"allowEmpty": True}
+            if audience.renamed:
+                spec["listName"] = audience.list_name(name)
+            if audience.add_only:
+                spec["removals"] = "never"
+            if audience.existing_only:
+                spec["updateExistingUsersOnly"] = True
+            if audience.resubscribe:
+                spec["resubscribe"] = "allowed"
+            if audience.traits:
+                spec["traits"] = "crm"
+            return spec
 
         def source(self, name: str, audience: AudienceModel) -> dict[str, Any]:
             """Inline members, or a CSV file: only a file's rows go to the DuckDB engine."""
@@ -351,12 +357,16 @@ def make_machine(
                 user = self.user(person)
                 assert user is not None, f"person {person} of {name} has no profile"
                 on_list = list_id is not None and user.key in before.members[list_id]
-                if not on_list and not audience.resubscribe and (list_id, person) in self.held:
+                if not on_list and not audience.resubscribe and self.opted_out(list_id, person):
                     continue  # left the list themselves: never re-added
                 keys.add(user.key)
             if audience.add_only and list_id is not None:
                 keys |= before.members[list_id]  # removals: never
             return keys
+
+        def opted_out(self, list_id: int | None, person: int) -> bool:
+            """Whether the consent guard holds the person back from the list's adds."""
+            return (list_id, person) in self.held
 
         def exists(self, person: int, before: Snapshot) -> bool:
             """Whether an updateExistingUsersOnly audience's subscribe finds the person: a
@@ -380,20 +390,32 @@ def make_machine(
 
         @rule()
         def apply(self) -> None:
+            self.apply_and_check()
+
+        def apply_and_check(self, *options: str) -> None:
+            """An apply (with `options`, as `--plan FILE`), and what must hold after it."""
             emulator = self.server.emulator
             before = self.snapshot()
             emulator.clear_log()
-            result = cli("apply", self.ws.manifests, "--yes", "--format", "json")
+            result = cli("apply", self.ws.manifests, "--yes", "--format", "json", *options)
             assert result.exit_code == 0, result.output
             log = list(emulator.request_log)
             self.check_lists(before)
             self.check_writes(before, log)
             self.check_fields()
+            self.check_consent(before, log, result)
             self.forget_api_removals(before)
             emulator.clear_log()
             again = cli("plan", self.ws.manifests, "--detailed-exitcode", "--format", "json")
             assert again.exit_code == 0, again.output
             assert not [r for r in emulator.request_log if r.path in WRITE_PATHS]
+            self.check_plan_after(again)
+
+        def check_consent(self, before: Snapshot, log: list[Any], result: Result) -> None:
+            """What the apply did to consent (a sibling machine models more of it)."""
+
+        def check_plan_after(self, plan: Result) -> None:
+            """What the plan right after an apply says (a sibling machine checks more)."""
 
         def check_lists(self, before: Snapshot) -> None:
             lists = self.project.lists
