@@ -25,29 +25,24 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     rule,
-    run_state_machine_as_test,
 )
 
-from reconciler.emulator.knobs import FIELD_FRESH_LIST_SECONDS, FIELD_READ_LAG_SECONDS
 from reconciler.emulator.project import DEFAULT_CHANNEL_ID, SMS_CHANNEL_ID
-from tests.conftest import EMULATOR_API_KEY
-from tests.integration.conftest import API_KEY_VAR, Result, profiles_for
+from tests.integration.conftest import Result, profiles_for
 from tests.integration.test_convergence_model import (
     AUDIENCES,
     MANIFEST_EDIT,
     PEOPLE,
-    TIME_SCALE,
     AudienceModel,
     Snapshot,
-    _budget,
     forms,
     make_machine,
+    run_model,
 )
 
 # (what, audience): one consent setting of an audience switched.
@@ -335,24 +330,4 @@ def test_apply_never_fights_a_persons_own_choice_whatever_happened_before(
     name = "test_apply_never_fights_a_persons_own_choice_whatever_happened_before"
     if profile not in profiles_for("test_consent_model", name, marked=True):
         pytest.skip(f"RECONCILER_TEST_PROFILES leaves out the {profile} profile")
-    monkeypatch.setenv(API_KEY_VAR, EMULATOR_API_KEY)
-    monkeypatch.setenv("RECONCILER_LIST_READS_PER_MINUTE", "100000")
-    monkeypatch.setenv("RECONCILER_BACKOFF_BASE", "0.001")
-    monkeypatch.setenv("RECONCILER_BACKOFF_CAP", "0.01")
-    monkeypatch.setenv("RECONCILER_RETRY_AFTER_CAP", "0.01")
-    monkeypatch.setenv("RECONCILER_TIMEOUT", "5")
-    lag = 1.5 * FIELD_READ_LAG_SECONDS / TIME_SCALE if profile == "field" else 0
-    monkeypatch.setenv("RECONCILER_READ_LAG", str(lag))
-    monkeypatch.setenv("RECONCILER_FRESH_LIST_WAIT", str(4 * FIELD_FRESH_LIST_SECONDS / TIME_SCALE))
-    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "1" if engine == "duckdb" else "100000")
-    examples, steps = _budget()
-    run_state_machine_as_test(
-        make_consent_machine(project_type, profile, cli),
-        settings=settings(
-            max_examples=examples,
-            stateful_step_count=steps,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        ),
-    )
+    run_model(make_consent_machine(project_type, profile, cli), profile, engine, monkeypatch)

@@ -535,6 +535,39 @@ CASES = [
 ]
 
 
+def run_model(
+    machine: type[RuleBasedStateMachine],
+    profile: str,
+    engine: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Run `machine` (this module's, or one built on it) for the budget _budget() gives,
+    with the client paced as the fast_client fixture paces it, at this module's time
+    scale, and with `engine` planning from the first member on."""
+    monkeypatch.setenv(API_KEY_VAR, EMULATOR_API_KEY)
+    monkeypatch.setenv("RECONCILER_LIST_READS_PER_MINUTE", "100000")
+    monkeypatch.setenv("RECONCILER_BACKOFF_BASE", "0.001")
+    monkeypatch.setenv("RECONCILER_BACKOFF_CAP", "0.01")
+    monkeypatch.setenv("RECONCILER_RETRY_AFTER_CAP", "0.01")
+    monkeypatch.setenv("RECONCILER_TIMEOUT", "5")
+    lag = 1.5 * FIELD_READ_LAG_SECONDS / TIME_SCALE if profile == "field" else 0
+    monkeypatch.setenv("RECONCILER_READ_LAG", str(lag))
+    monkeypatch.setenv("RECONCILER_FRESH_LIST_WAIT", str(4 * FIELD_FRESH_LIST_SECONDS / TIME_SCALE))
+    # The DuckDB engine from the first member on, as it plans ten million.
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "1" if engine == "duckdb" else "100000")
+    examples, steps = _budget()
+    run_state_machine_as_test(
+        machine,
+        settings=settings(
+            max_examples=examples,
+            stateful_step_count=steps,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
+
+
 def _budget() -> tuple[int, int]:
     chosen = os.environ.get("RECONCILER_TEST_CONVERGENCE", "").strip()
     if not chosen:
@@ -554,26 +587,4 @@ def test_apply_converges_to_the_manifests_whatever_happened_before(
     name = "test_apply_converges_to_the_manifests_whatever_happened_before"
     if profile not in profiles_for("test_convergence_model", name, marked=True):
         pytest.skip(f"RECONCILER_TEST_PROFILES leaves out the {profile} profile")
-    monkeypatch.setenv(API_KEY_VAR, EMULATOR_API_KEY)
-    # As the fast_client fixture, but with this module's time scale.
-    monkeypatch.setenv("RECONCILER_LIST_READS_PER_MINUTE", "100000")
-    monkeypatch.setenv("RECONCILER_BACKOFF_BASE", "0.001")
-    monkeypatch.setenv("RECONCILER_BACKOFF_CAP", "0.01")
-    monkeypatch.setenv("RECONCILER_RETRY_AFTER_CAP", "0.01")
-    monkeypatch.setenv("RECONCILER_TIMEOUT", "5")
-    lag = 1.5 * FIELD_READ_LAG_SECONDS / TIME_SCALE if profile == "field" else 0
-    monkeypatch.setenv("RECONCILER_READ_LAG", str(lag))
-    monkeypatch.setenv("RECONCILER_FRESH_LIST_WAIT", str(4 * FIELD_FRESH_LIST_SECONDS / TIME_SCALE))
-    # The DuckDB engine from the first member on, as it plans ten million.
-    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "1" if engine == "duckdb" else "100000")
-    examples, steps = _budget()
-    run_state_machine_as_test(
-        make_machine(project_type, profile, cli),
-        settings=settings(
-            max_examples=examples,
-            stateful_step_count=steps,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        ),
-    )
+    run_model(make_machine(project_type, profile, cli), profile, engine, monkeypatch)
