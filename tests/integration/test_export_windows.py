@@ -159,11 +159,7 @@ def test_windows_read_during_updates_give_the_exact_plan(
     assert ("1 large list diffed in DuckDB" in said) == (engine == "duckdb")
 
     # The plan a getUsers read of the final state gives: the same changes, exactly.
-    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
-    final = cli("plan", ws.manifests, "--format", "json", "--show-members")
-    assert final.exit_code == 0, final.output
-    final_plan = final.json()
-    final_plan["destinations"][0].pop("member_read")
+    final_plan = plan_by_get_users(cli, ws, monkeypatch)
     assert windowed_plan == final_plan
     (list_plan,) = final_plan["destinations"][0]["lists"]
     assert list_plan["changes"] == [
@@ -196,9 +192,7 @@ def test_windows_that_cannot_be_read_give_way_to_getusers_and_the_plan_is_exact(
     assert said.startswith("members of 1 list read with 1 getUsers call")
     assert "the user export in date windows could not be read (GET /api/export/data.json" in said
     server.emulator.faults.update({"fail_every": 0})
-    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
-    again = cli("plan", ws.manifests, "--format", "json", "--show-members").json()
-    again["destinations"][0].pop("member_read")
+    again = plan_by_get_users(cli, ws, monkeypatch)
     assert plan == again
 
 
@@ -328,11 +322,7 @@ def test_windows_follow_iterables_clock_when_the_machines_runs_ahead(windowed, c
     assert "date windows (planned by Iterable's clock, which its answers' Date header " in said
     assert " s behind this machine's)" in said
     assert "the user export's date windows are planned by Iterable's clock" in result.stderr
-    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
-    final = cli("plan", ws.manifests, "--format", "json", "--show-members")
-    assert final.exit_code == 0, final.output
-    final_plan = final.json()
-    final_plan["destinations"][0].pop("member_read")
+    final_plan = plan_by_get_users(cli, ws, monkeypatch)
     assert windowed_plan["destinations"][0]["lists"] == final_plan["destinations"][0]["lists"]
     assert windowed_plan == final_plan
     (list_plan,) = final_plan["destinations"][0]["lists"]
@@ -359,11 +349,7 @@ def test_windows_reach_iterables_now_when_the_machines_clock_runs_behind(
     windowed_plan = result.json()
     said = windowed_plan["destinations"][0].pop("member_read")
     assert "read with the user export in " in said and "planned by" not in said
-    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
-    final = cli("plan", ws.manifests, "--format", "json", "--show-members")
-    assert final.exit_code == 0, final.output
-    final_plan = final.json()
-    final_plan["destinations"][0].pop("member_read")
+    final_plan = plan_by_get_users(cli, ws, monkeypatch)
     assert windowed_plan["destinations"][0]["lists"] == final_plan["destinations"][0]["lists"]
     assert windowed_plan == final_plan
 
@@ -387,3 +373,14 @@ def test_the_client_reads_iterables_clock_from_its_date_header(make_emulator_ser
     assert latest >= before + max(iterable, timedelta(0)) - SLACK
     assert latest <= after + max(iterable, timedelta(0))
     assert client.clock_behind == pytest.approx(max(0.0, -offset), abs=SLACK.total_seconds())
+
+
+def plan_by_get_users(cli, ws, monkeypatch) -> dict:
+    """The JSON plan a getUsers read of the state now gives, without its member_read line
+    (the one part that differs by route): what a windowed plan must equal."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    result = cli("plan", ws.manifests, "--format", "json", "--show-members")
+    assert result.exit_code == 0, result.output
+    plan = result.json()
+    plan["destinations"][0].pop("member_read")
+    return plan
