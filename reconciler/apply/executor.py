@@ -2,7 +2,9 @@
 
 Every member's outcome is known: identifiers Iterable lists in `failedUpdates` are mapped
 back to the member and reported, never counted as done. One list's failure does not stop
-the others; a rejected API key stops everything. Each request is recorded in the run
+the others; a rejected API key stops its destination (every other request to it would be
+refused the same way: they are reported as not sent), and the other destinations, with
+keys of their own, go on. Each request is recorded in the run
 journal (intent before, outcome after), and once `stop` is set (Ctrl-C) no new request
 starts: those in flight finish and are reported, the rest are reported as not attempted.
 """
@@ -76,6 +78,8 @@ class ListResult:
     dropped_fields: list[str] = field(default_factory=list)
     # The audience's channelUnsubscribe: its removals took the list's channel too.
     channel_unsubscribe: bool = False
+    # Why the not_attempted_* members were not sent: Ctrl-C, or the destination's key.
+    not_sent_why: str = "interrupted"
 
     @property
     def channel_unsubscribed(self) -> int:
@@ -157,7 +161,7 @@ class ListResult:
                 self.errors.append(_unconfirmed(count, planned, what))
         if self.create_not_attempted or self.not_attempted_add or self.not_attempted_remove:
             self.errors.append(
-                "interrupted: "
+                f"{self.not_sent_why}: "
                 + ("the list was not created; " if self.create_not_attempted else "")
                 + f"{self.not_attempted_add:,} of {self.planned_add:,} additions and "
                 f"{self.not_attempted_remove:,} of {self.planned_remove:,} removals were not sent"
@@ -183,6 +187,7 @@ class FieldUpdateResult:
     not_attempted: int = 0
     unconfirmed: int = 0  # counted as failed by Iterable's answers without being named
     dropped_fields: list[str] = field(default_factory=list)  # filteredOutFields, once each
+    not_sent_why: str = "interrupted"  # as ListResult's
 
     @property
     def ok(self) -> bool:
@@ -216,8 +221,8 @@ class FieldUpdateResult:
             self.errors.append(_unconfirmed(self.unconfirmed, self.planned, "field updates"))
         if self.not_attempted:
             self.errors.append(
-                f"interrupted: {self.not_attempted:,} of {self.planned:,} field updates "
-                "were not sent"
+                f"{self.not_sent_why}: {self.not_attempted:,} of {self.planned:,} field "
+                "updates were not sent"
             )
 
     def to_dict(self, show: Callable[[str], str]) -> dict[str, Any]:
@@ -419,10 +424,7 @@ def apply_plan(
             continue
         client = clients[dest_plan.destination]
         client.stop = run.stop
-        try:
-            report.destinations.append(_apply_destination(dest_plan, client, run))
-        except AuthError as exc:
-            raise exc.in_destination(dest_plan.destination) from None
+        report.destinations.append(_apply_destination(dest_plan, client, run))
     report.not_attempted = run.not_attempted
     for client in {id(c): c for c in clients.values()}.values():
         report.requests += client.stats.requests
@@ -476,9 +478,10 @@ def _apply_destination(
     concurrency = client.settings.concurrency
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for _kind, changes in groupby(dest_plan.changes(), key=_wave):
-            _send([destination.step(change) for change in changes], pool, run, concurrency)
+            steps = [destination.step(change) for change in changes]
+            _send(steps, pool, run, concurrency, destination)
     created = [r.list_id for r in destination.results.values() if r.created and r.list_id]
-    if created and not run.stop.is_set():
+    if created and not run.stop.is_set() and destination.refused is None:
         # Only for runs elsewhere: this apply's own work is done and counted either way.
         with contextlib.suppress(IterableError):
             client.wait_until_listed(created)
@@ -494,12 +497,20 @@ def _wave(change: Change) -> tuple[type, bool]:
     ) and change.list_plan.update_existing_users_only
 
 
-def _send(steps: Sequence[_Step], pool: ThreadPoolExecutor, run: _Run, concurrency: int) -> None:
-    """The batch sender: every job of `steps` sent (unless the run was interrupted first)
-    and its outcome recorded, in job order."""
+def _send(
+    steps: Sequence[_Step],
+    pool: ThreadPoolExecutor,
+    run: _Run,
+    concurrency: int,
+    destination: _Destination,
+) -> None:
+    """The batch sender: every job of `steps` sent (unless the run was interrupted first,
+    or the destination's key was refused) and its outcome recorded, in job order."""
 
     def attempt(item: tuple[_Step, Any]) -> Any:
         step, job = item
+        if destination.refused is not None:
+            return _NOT_SENT  # every request would be refused as the one before was
         if run.skip():
             return _NOT_SENT
         try:
@@ -507,6 +518,9 @@ def _send(steps: Sequence[_Step], pool: ThreadPoolExecutor, run: _Run, concurren
         except WriteNotSent:
             run.not_attempted += 1
             return _NOT_SENT
+        except AuthError as exc:
+            destination.refuse(exc)
+            raise
 
     jobs = ((step, job) for step in steps for job in step.jobs)
     answers = (
@@ -542,6 +556,18 @@ class _Destination:
                 self.live_ids[lp.list_name] = lp.list_id
         self.fields: FieldUpdateResult | None = None  # made by the UpdateFields change
         self.deletions: list[DeletionResult] = []
+        # The first 401: nothing more is sent to this destination (the others go on).
+        self.refused: AuthError | None = None
+
+    def refuse(self, exc: AuthError) -> None:
+        if self.refused is None:
+            self.refused = exc
+
+    @property
+    def _not_sent_why(self) -> str:
+        if self.refused is None:
+            return "interrupted"
+        return "not sent after Iterable rejected the destination's API key"
 
     def step(self, change: Change) -> _Step:
         """The dispatch: how `change` is sent."""
@@ -564,8 +590,10 @@ class _Destination:
 
     def result(self) -> DestinationResult:
         for result in self.results.values():
+            result.not_sent_why = self._not_sent_why
             result.close()
         if self.fields is not None:
+            self.fields.not_sent_why = self._not_sent_why
             self.fields.close()
         return DestinationResult(
             self.dest, list(self.results.values()), self.deletions, self.fields
@@ -832,7 +860,11 @@ class _Destination:
             outcome.error = str(exc)
 
         def not_sent(outcome: DeletionResult) -> None:
-            outcome.error = "not attempted: the run was interrupted"
+            outcome.error = (
+                "not attempted: the run was interrupted"
+                if self.refused is None
+                else f"not attempted: Iterable rejected the destination's API key ({self.refused})"
+            )
 
         return _Step([outcome], send, settle, failed, not_sent, concurrent=False)
 
@@ -862,8 +894,8 @@ def _run(
     concurrency: int,
 ) -> Iterator[tuple[T, Any]]:
     """Each job with its result, in submission order; an IterableError becomes that job's
-    result, except a rejected key, which stops the run (every other request would fail
-    the same way). Jobs are taken from `jobs` only as the pool has room for them (twice
+    result (a rejected key too: the sender then sends nothing more to its destination).
+    Jobs are taken from `jobs` only as the pool has room for them (twice
     its size in flight), so a long generator is never drained into memory."""
     window: deque[tuple[T, Future[Any]]] = deque()
     pending = iter(jobs)
@@ -880,10 +912,6 @@ def _run(
         job, future = window.popleft()
         try:
             yield job, future.result()
-        except AuthError:
-            for _job, other in window:
-                other.cancel()
-            raise
         except IterableError as exc:
             yield job, exc
 
@@ -893,8 +921,6 @@ def _one_at_a_time(fn: Callable[[T], Any], jobs: Iterable[T]) -> Iterator[tuple[
     for job in jobs:
         try:
             answer = fn(job)
-        except AuthError:
-            raise
         except IterableError as exc:
             answer = exc
         yield job, answer

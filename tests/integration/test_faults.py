@@ -5,6 +5,7 @@ claims work that did not happen. Issue 8."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import httpx
@@ -365,7 +366,7 @@ def test_rejected_members_file_never_holds_a_live_formula(workspace, cli, emulat
     assert Path(rejected).stat().st_mode & 0o777 == 0o600
 
 
-def test_a_key_revoked_mid_apply_stops_everything_and_says_what_was_done(
+def test_a_key_revoked_mid_apply_stops_its_destination_and_says_what_was_done(
     workspace, cli, emulator_server, monkeypatch
 ):
     monkeypatch.setenv("RECONCILER_CONCURRENCY", "1")
@@ -385,12 +386,61 @@ def test_a_key_revoked_mid_apply_stops_everything_and_says_what_was_done(
     emulator.handle = revoke_after_three  # type: ignore[method-assign]
     result = cli("apply", workspace.manifests, "--yes")
     assert result.exit_code == 1
-    assert "rejected the API key" in result.stderr
-    assert "Done before it stopped: 1 list(s) created, 300 member(s) added" in result.stderr
-    assert "Run journal: " in result.stderr
+    # Nothing more is sent once the key is refused; the report says per list what was
+    # done, the request refused, and what was left unsent.
+    assert "alpha (list 1000001): added 300/400, removed 0/50" in result.stdout
+    assert "Iterable rejected the API key (401 BadApiKey)" in result.stdout
+    assert (
+        "not sent after Iterable rejected the destination's API key: 0 of 400 additions "
+        "and 50 of 50 removals were not sent" in result.stdout
+    )
+    assert "beta (list 1000002): created, added 0/600" in result.stdout
+    assert "600 of 600 additions and 0 of 0 removals were not sent" in result.stdout
     emulator.handle = original  # type: ignore[method-assign]
     emulator.set_api_key("default", EMULATOR_API_KEY)
     converges(cli, workspace, emulator_server, scenario)
+
+
+def test_a_key_refused_in_one_destination_stops_only_that_one_and_the_report_says_where(
+    workspace, cli, emulator_server, make_emulator_server, monkeypatch, tmp_path
+):
+    # Two projects, two keys: "eu" (read first: its name sorts first) refuses the writes
+    # of its key midway (revoked, or a key without write permission); "prod" is healthy.
+    eu = make_emulator_server(project_type="userId", api_key="eu-key")
+    monkeypatch.setenv("EU_KEY", "eu-key")
+    workspace.destination(
+        "eu", region="eu", projectType="userId", baseUrl=eu.base_url, apiKey={"env": "EU_KEY"}
+    )
+    workspace.audience("eu-vip", {"inline": [{"userId": f"u{i}"} for i in range(5)]}, "eu")
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    eu.emulator.faults.fail_every, eu.emulator.faults.fail_status = 1, 401
+    eu.emulator.faults.paths = ["/api/lists/subscribe"]
+    record = tmp_path / "run.json"
+    result = cli(
+        "apply", workspace.manifests, "--yes", "--format", "json", "--summary-json", record
+    )
+    assert result.exit_code == 1, result.output
+    report = result.json()
+    by_name = {d["name"]: d["lists"] for d in report["destinations"]}
+    # The healthy destination is applied, whatever befell the one before it.
+    assert by_name["prod"][0]["added"] == 2 and by_name["prod"][0]["errors"] == []
+    assert emulator_server.emulator.project("default").members(
+        lists_by_name(emulator_server)["vip"][0]
+    ) == ["a@example.com", "b@example.com"]
+    # The refused one says what was done (its list created) and what was not sent, and why.
+    (eu_list,) = by_name["eu"]
+    assert eu_list["created"] is True and eu_list["added"] == 0
+    assert eu_list["planned_add"] == 5
+    assert any("rejected the API key" in e for e in eu_list["errors"])
+    # The run record, a team's history of its syncs, holds both destinations' work.
+    lists = {x["destination"]: x for x in json.loads(record.read_text())["lists"]}
+    assert lists["prod"]["added"] == 2 and lists["eu"]["created"] is True
+    assert lists["eu"]["added"] == 0 and lists["eu"]["errors"] >= 1
+    # With the key working again, the next plan has only eu's members left to add.
+    eu.emulator.faults.fail_every = 0
+    again = cli("plan", workspace.manifests, "--format", "json")
+    summary = again.json()["summary"]
+    assert summary["members_to_add"] == 5 and summary["lists_to_create"] == 0
 
 
 def test_an_unreachable_base_url_names_the_destination_and_host(workspace, cli, monkeypatch):
