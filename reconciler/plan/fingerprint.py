@@ -95,12 +95,15 @@ def list_fingerprint(list_id: int | None, members: MembersDigest | None) -> dict
 def first_difference(
     saved: dict[str, dict[str, dict[str, Any]]], current: dict[str, dict[str, dict[str, Any]]]
 ) -> str | None:
-    """A sentence naming what changed, or None when the fingerprints match.
+    """A sentence naming what changed, or None when the fingerprints match. With several
+    destinations it names the one that changed: a US and an EU project often hold lists
+    of one name.
 
     Lists are compared before the mapped fields' values: a membership change on an audience
     with a trait mapping changes both (the values are read for the list's members), and
     the list is what actually changed."""
-    fields_changed = False
+    fields_changed: str | None = None
+    several = len(set(saved) | set(current)) > 1
     for destination in sorted(set(saved) | set(current)):
         before, after = saved.get(destination, {}), current.get(destination, {})
         for list_name in sorted(set(before) | set(after)):
@@ -108,32 +111,38 @@ def first_difference(
             if old == new:
                 continue
             if list_name == FIELDS_KEY:
-                fields_changed = True
+                fields_changed = fields_changed or destination
                 continue
             if old is None or new is None:
                 return f"list {list_name!r} in destination {destination!r} was not in both plans"
-            if old.get("list_id") != new.get("list_id"):
-                if new.get("list_id") is None:
-                    return f"list {list_name!r} was deleted"
-                if old.get("list_id") is None:
-                    return f"list {list_name!r} was created (id {new['list_id']})"
-                return f"list {list_name!r} now has id {new['list_id']}"
-            if old.get("size") == new.get("size") and _kind(old) != _kind(new):
-                # The digests cannot be compared, so the list may well be unchanged.
-                return (
-                    f"list {list_name!r} was digested by a different version than the "
-                    f"plan's ({_kind(old)} then, {_kind(new)} now: reconciler or DuckDB "
-                    "was upgraded); make the plan again"
-                )
-            if old.get("size") == new.get("size"):
-                return (
-                    f"the members of list {list_name!r} changed (still {_count(new.get('size'))})"
-                )
-            old_size, new_size = _count(old.get("size")), _count(new.get("size"))
-            return f"list {list_name!r} changed ({old_size} -> {new_size} members)"
-    if fields_changed:
-        return "the current values of mapped user fields changed in Iterable"
+            where = f"{list_name!r} in destination {destination!r}" if several else repr(list_name)
+            return _list_difference(where, old, new)
+    if fields_changed is not None:
+        return "the current values of mapped user fields changed in Iterable" + (
+            f" (destination {fields_changed!r})" if several else ""
+        )
     return None
+
+
+def _list_difference(where: str, old: dict[str, Any], new: dict[str, Any]) -> str:
+    """What changed in one list (`where` names it) whose fingerprints differ."""
+    if old.get("list_id") != new.get("list_id"):
+        if new.get("list_id") is None:
+            return f"list {where} was deleted"
+        if old.get("list_id") is None:
+            return f"list {where} was created (id {new['list_id']})"
+        return f"list {where} now has id {new['list_id']}"
+    if old.get("size") == new.get("size") and _kind(old) != _kind(new):
+        # The digests cannot be compared, so the list may well be unchanged.
+        return (
+            f"list {where} was digested by a different version than the "
+            f"plan's ({_kind(old)} then, {_kind(new)} now: reconciler or DuckDB "
+            "was upgraded); make the plan again"
+        )
+    if old.get("size") == new.get("size"):
+        return f"the members of list {where} changed (still {_count(new.get('size'))})"
+    old_size, new_size = _count(old.get("size")), _count(new.get("size"))
+    return f"list {where} changed ({old_size} -> {new_size} members)"
 
 
 def _kind(entry: dict[str, Any]) -> str:

@@ -75,3 +75,20 @@ def test_list_sizes_in_the_reason_have_thousands_separators() -> None:
     assert first_difference(prints(many, "v"), prints([*many[1:], "new"], "v")) == (
         "the members of list 'churn' changed (still 1,200)"
     )
+
+
+def test_with_several_destinations_the_one_that_changed_is_named() -> None:
+    # US and EU projects often hold lists of one name: "list 'churn' changed" alone does
+    # not say which project to look at.
+    def two(eu_members: list[str], eu_values: str) -> dict:
+        return {**prints(["a", "b"], "v"), "eu": prints(eu_members, eu_values)["prod"]}
+
+    assert first_difference(two(["a"], "v"), two(["a", "b"], "v")) == (
+        "list 'churn' in destination 'eu' changed (1 -> 2 members)"
+    )
+    assert first_difference(two(["a"], "v"), two(["b"], "v")) == (
+        "the members of list 'churn' in destination 'eu' changed (still 1)"
+    )
+    assert first_difference(two(["a"], "v"), two(["a"], "w")) == (
+        "the current values of mapped user fields changed in Iterable (destination 'eu')"
+    )
