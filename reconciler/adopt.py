@@ -525,7 +525,10 @@ def _members_by_export(
     }.get(route, "one user export")
     membership = "emailListIds" if project_type == "email" else "userListIds"
     # The export holds the whole project, whose size is unknown: a count without a total.
-    task = progress.task(f"reading members of {len(lists)} lists ({how})", unit="users")
+    task = progress.task(
+        f"reading members of {len(lists)} list{'s' if len(lists) != 1 else ''} ({how})",
+        unit="users",
+    )
     try:
         with heartbeat(task):
             export = read_export_table(

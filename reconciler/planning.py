@@ -46,7 +46,7 @@ from reconciler.plan.ownership import (
     unmarked,
 )
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
-from reconciler.progress import NULL_PROGRESS, Progress
+from reconciler.progress import NULL_PROGRESS, Progress, labelled
 from reconciler.sources import source_for
 from reconciler.state.consent import respect_consent
 from reconciler.state.desired import (
@@ -86,6 +86,7 @@ def make_plan(
         # reading and checking rather than follow it.
         _start_prefetches(manifests, clients, targets, engine, progress, member_reads, prefetches)
         reads = _Reads(engine, progress, on_read, member_reads)
+        several = len(list(_targeted(manifests, clients, targets))) > 1
         destinations = []
         fingerprint: dict[str, dict[str, dict[str, Any]]] = {}
         # Every source is read before any fails the plan, so all that cannot be read are
@@ -105,7 +106,7 @@ def make_plan(
                         desired,
                         declared,
                         prefetches.get(name),
-                        reads,
+                        _for_destination(reads, name) if several else reads,
                         prints,
                     )
                 )
@@ -125,6 +126,12 @@ class _Reads:
     progress: Progress
     on_read: Callable[[str], None] | None
     member_reads: str | None
+
+
+def _for_destination(reads: _Reads, name: str) -> _Reads:
+    """Reads whose progress names the destination: with several, "reading list 'vip'"
+    alone does not say which project is being read (or is slow)."""
+    return dataclasses.replace(reads, progress=labelled(reads.progress, f"destination {name!r}: "))
 
 
 @contextmanager
@@ -589,7 +596,10 @@ def _start_prefetches(
     export when the route chosen from the sources' row counts is one (an asynchronous
     export job, the user export, or it in date windows), or the getUsers downloads of
     large lists. Nothing starts when neither would be read."""
-    for name, destination, client, audiences in _targeted(manifests, clients, targets):
+    targeted = list(_targeted(manifests, clients, targets))
+    for name, destination, client, audiences in targeted:
+        # With several destinations, each read says which it is of (as _for_destination).
+        shown = labelled(progress, f"destination {name!r}: ") if len(targeted) > 1 else progress
         if client.settings.member_reads == "asyncExport":
             sizes: dict[str, int | None] = {a.list_name: None for a in audiences}
             large: list[Any] = []  # the route needs no sizes, and reads no list by getUsers
@@ -612,7 +622,7 @@ def _start_prefetches(
                 destination,
                 large,
                 set(sizes),
-                progress,
+                shown,
                 sizes=sizes,
                 member_reads=member_reads,
             )

@@ -62,6 +62,25 @@ _NULL_TASK = _NullTask()
 NULL_PROGRESS: Progress = _NullProgress()
 
 
+class _Labelled:
+    """A progress whose tasks and notes start with a label: which destination a read is
+    of, when a plan reads several (two projects each holding a list named "vip")."""
+
+    def __init__(self, progress: Progress, label: str) -> None:
+        self._progress, self._label = progress, label
+
+    def task(self, description: str, total: int | None = None, unit: str = "members") -> Task:
+        return self._progress.task(f"{self._label}{description}", total, unit)
+
+    def note(self, message: str) -> None:
+        self._progress.note(f"{self._label}{message}")
+
+
+def labelled(progress: Progress, label: str) -> Progress:
+    """`progress` with `label` before every task's description and every note."""
+    return progress if progress is NULL_PROGRESS else _Labelled(progress, label)
+
+
 def console_progress(
     console: Console,
     *,

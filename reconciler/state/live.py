@@ -334,9 +334,10 @@ def _read_all_by_export(
     in_tables = [(item, info) for item, info in found if item.table is not None]
     in_python = [(item, info) for item, info in found if item.table is None]
     how = "one asynchronous export job" if asynchronous else "one user export"
+    lists = f"{len(found)} list{'s' if len(found) != 1 else ''} ({how})"
     if on_read is not None:
-        on_read(f"{len(found)} lists ({how})")
-    task = progress.task(f"reading members of {len(found)} lists ({how})")
+        on_read(lists)
+    task = progress.task(f"reading members of {lists}")
     # A job's file, or the user export's started before the sources were read: both ask
     # for the consent guard's channel unsubscribes too (the profiles are then not read
     # again). The synchronous export read here does not.

@@ -1,0 +1,50 @@
+"""Manifests with several destinations (a US and an EU project, each with its own key):
+what each command says of each, and how one destination's trouble touches the others."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.conftest import Workspace
+
+
+@pytest.fixture
+def eu(workspace: Workspace, make_emulator_server, monkeypatch):
+    """A second destination, "eu": a userID-based project on a server of its own, with a
+    key of its own; each destination holds a list named "vip"."""
+    server = make_emulator_server(project_type="userId", api_key="eu-key")
+    monkeypatch.setenv("EU_KEY", "eu-key")
+    workspace.destination(
+        "eu", region="eu", projectType="userId", baseUrl=server.base_url, apiKey={"env": "EU_KEY"}
+    )
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    workspace.audience(
+        "eu-vip", {"inline": [{"userId": "u1"}, {"userId": "u2"}]}, "eu", listName="vip"
+    )
+    return server
+
+
+def test_progress_names_the_destination_each_read_is_of(workspace, eu, cli, emulator_server):
+    for server in (emulator_server, eu):
+        project = server.emulator.project("default")
+        project.subscribe_direct(project.add_list("vip"), user_id="u1", email="a@example.com")
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 0, result.output
+    # Two reads of a list named "vip": each says which project it is reading.
+    assert "destination 'prod': reading list 'vip': started" in result.stderr
+    assert "destination 'eu': reading list 'vip': started" in result.stderr
+
+
+def test_progress_of_an_export_names_the_destination_and_counts_one_list(
+    workspace, eu, cli, emulator_server, monkeypatch
+):
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
+    for server in (emulator_server, eu):
+        project = server.emulator.project("default")
+        project.subscribe_direct(project.add_list("vip"), user_id="u1", email="a@example.com")
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 0, result.output
+    for name in ("prod", "eu"):
+        assert f"destination '{name}': reading members of 1 list (one user export)" in (
+            result.stderr
+        )
