@@ -367,7 +367,13 @@ def _check_policy(the_plan: Plan, opts: _Options) -> None:
             )
         raise
     for v in overridden:
-        err.print(f"warning: applying despite the safety policy: {v.message}", markup=False)
+        # Where, as the block names it: the message alone ("removes 1 of 2 members") does
+        # not say which list, and with --format json this line is all stderr says of it.
+        err.print(
+            f"warning: applying despite the safety policy: {v.destination}/{v.list_name}: "
+            f"{v.message}",
+            markup=False,
+        )
 
 
 def _confirm(the_plan: Plan, opts: _Options) -> None:

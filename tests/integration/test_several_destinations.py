@@ -48,3 +48,20 @@ def test_progress_of_an_export_names_the_destination_and_counts_one_list(
         assert f"destination '{name}': reading members of 1 list (one user export)" in (
             result.stderr
         )
+
+
+def test_an_overridden_policy_warning_names_the_destination_and_list(
+    workspace, eu, cli, emulator_server
+):
+    # Both destinations hold a list "vip"; only eu's removes more than the policy allows.
+    for server in (emulator_server, eu):
+        project = server.emulator.project("default")
+        list_id = project.add_list("vip")
+        project.subscribe_direct(list_id, user_id="u1", email="a@example.com")
+    eu.emulator.project("default").subscribe_direct(1000001, user_id="gone")
+    result = cli("apply", workspace.manifests, "--yes", "--allow-removals", "--format", "json")
+    assert result.exit_code == 0, result.output
+    # With JSON on stdout this line is all stderr says of it: it must say where.
+    assert "warning: applying despite the safety policy: eu/vip: removes 1 of 2 members" in (
+        result.stderr
+    )
