@@ -14,6 +14,7 @@
         ├── AuthError               401 BadApiKey
         ├── ListInUseError          409 on delete
         ├── RetryExhaustedError     retryable failures went on past the retry budget
+        │   └── UnreachableError    ... the last of them: the host could not be connected to
         └── FieldTypeRefusal        400 RequestFieldsTypesMismatched on a bulk write
 
 Messages never contain an API key: keys are only ever held by the client and the
@@ -139,6 +140,11 @@ class ListInUseError(IterableError):
 
 class RetryExhaustedError(IterableError):
     pass
+
+
+class UnreachableError(RetryExhaustedError):
+    """The retries ran out on a host that could not be connected to (down, or its address
+    gone): every other request to it would spend its retry budget the same way."""
 
 
 class FieldTypeRefusal(IterableError):

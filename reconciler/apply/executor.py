@@ -2,11 +2,12 @@
 
 Every member's outcome is known: identifiers Iterable lists in `failedUpdates` are mapped
 back to the member and reported, never counted as done. One list's failure does not stop
-the others; a rejected API key stops its destination (every other request to it would be
-refused the same way: they are reported as not sent), and the other destinations, with
-keys of their own, go on. Each request is recorded in the run
-journal (intent before, outcome after), and once `stop` is set (Ctrl-C) no new request
-starts: those in flight finish and are reported, the rest are reported as not attempted.
+the others; a rejected API key, or a host that could not be connected to through a
+request's retries, stops its destination (every other request to it would fail the same
+way: they are reported as not sent), and the other destinations go on. Each request is
+recorded in the run journal (intent before, outcome after), and once `stop` is set
+(Ctrl-C) no new request starts: those in flight finish and are reported, the rest are
+reported as not attempted.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, Literal, TypeVar, assert_never
 
 from reconciler.apply.held_back import HeldBack
 from reconciler.apply.journal import Journal
-from reconciler.errors import AuthError, IterableError, WriteNotSent
+from reconciler.errors import AuthError, IterableError, UnreachableError, WriteNotSent
 from reconciler.iterable import BatchResult, IterableClient
 from reconciler.iterable.batching import pack_lazily
 from reconciler.members.identity import Member, ProjectType, looks_like_email
@@ -518,7 +519,7 @@ def _send(
         except WriteNotSent:
             run.not_attempted += 1
             return _NOT_SENT
-        except AuthError as exc:
+        except (AuthError, UnreachableError) as exc:
             destination.refuse(exc)
             raise
 
@@ -556,10 +557,11 @@ class _Destination:
                 self.live_ids[lp.list_name] = lp.list_id
         self.fields: FieldUpdateResult | None = None  # made by the UpdateFields change
         self.deletions: list[DeletionResult] = []
-        # The first 401: nothing more is sent to this destination (the others go on).
-        self.refused: AuthError | None = None
+        # The first 401, or a host found gone: nothing more is sent to this destination
+        # (the others go on).
+        self.refused: AuthError | UnreachableError | None = None
 
-    def refuse(self, exc: AuthError) -> None:
+    def refuse(self, exc: AuthError | UnreachableError) -> None:
         if self.refused is None:
             self.refused = exc
 
@@ -567,6 +569,8 @@ class _Destination:
     def _not_sent_why(self) -> str:
         if self.refused is None:
             return "interrupted"
+        if isinstance(self.refused, UnreachableError):
+            return "not sent after the destination's host could not be reached"
         return "not sent after Iterable rejected the destination's API key"
 
     def step(self, change: Change) -> _Step:
@@ -863,7 +867,7 @@ class _Destination:
             outcome.error = (
                 "not attempted: the run was interrupted"
                 if self.refused is None
-                else f"not attempted: Iterable rejected the destination's API key ({self.refused})"
+                else f"{self._not_sent_why} ({self.refused})"
             )
 
         return _Step([outcome], send, settle, failed, not_sent, concurrent=False)

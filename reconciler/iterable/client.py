@@ -45,6 +45,7 @@ from reconciler.errors import (
     ListInUseError,
     LiveStateError,
     RetryExhaustedError,
+    UnreachableError,
     WriteNotSent,
 )
 from reconciler.iterable.batching import encode, pack_users
@@ -126,11 +127,13 @@ class _Retryable(Exception):
         *,
         done_maybe: bool = True,
         rate_limited: bool = False,
+        unreachable: bool = False,
     ):
         self.reason = reason
         self.retry_after = retry_after
         self.done_maybe = done_maybe
         self.rate_limited = rate_limited
+        self.unreachable = unreachable  # no connection could be made: nothing was sent
         super().__init__(reason)
 
 
@@ -1145,7 +1148,8 @@ class IterableClient:
                         if method != "GET" and exc.done_maybe
                         else ""
                     )
-                    raise RetryExhaustedError(
+                    gave_up = UnreachableError if exc.unreachable else RetryExhaustedError
+                    raise gave_up(
                         f"{method} {shown}: {_gave_up(attempt + 1)}; last failure: "
                         f"{exc.reason}{unsure}",
                         endpoint=shown,
@@ -1299,6 +1303,7 @@ class IterableClient:
             raise _Retryable(
                 f"could not connect to {self._where()}{through_proxy(self._http)}",
                 done_maybe=False,
+                unreachable=True,
             ) from None
         except httpx.TimeoutException:
             raise _Retryable("connection timed out") from None

@@ -3,8 +3,10 @@ what each command says of each, and how one destination's trouble touches the ot
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
+from reconciler.emulator.replies import EmulatorResponse
 from tests.integration.conftest import Workspace
 
 
@@ -65,3 +67,46 @@ def test_an_overridden_policy_warning_names_the_destination_and_list(
     assert "warning: applying despite the safety policy: eu/vip: removes 1 of 2 members" in (
         result.stderr
     )
+
+
+def test_a_destination_that_goes_unreachable_midway_is_not_sent_the_rest(
+    workspace, eu, cli, emulator_server, monkeypatch
+):
+    # One member a request, one at a time: eu's five adds are five requests. Its server
+    # goes away once the first is answered; every request after it would spend its whole
+    # retry budget (about 30 s each with the default backoff, minutes with timeouts)
+    # while the destinations after it wait.
+    monkeypatch.setenv("RECONCILER_BATCH_SIZE", "1")
+    monkeypatch.setenv("RECONCILER_CONCURRENCY", "1")
+    workspace.audience(
+        "eu-vip", {"inline": [{"userId": f"u{i}"} for i in range(5)]}, "eu", listName="vip"
+    )
+    eu.emulator.project("default").add_list("vip")
+    original = eu.emulator.handle
+
+    def go_away_after_the_first_subscribe(request: httpx.Request) -> EmulatorResponse:
+        answer = original(request)
+        if request.url.path == "/api/lists/subscribe":
+            eu.emulator.handle = original  # type: ignore[method-assign]
+            server = eu._server
+            assert server is not None and eu._thread is not None
+            server.wake()  # no more connections accepted, and none refused by a backlog
+            eu._thread.join(5)
+            server.socket.close()
+            answer.headers["Connection"] = "close"
+        return answer
+
+    eu.emulator.handle = go_away_after_the_first_subscribe  # type: ignore[method-assign]
+    result = cli("apply", workspace.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 1, result.output
+    by_name = {d["name"]: d["lists"] for d in result.json()["destinations"]}
+    (eu_list,) = by_name["eu"]
+    assert eu_list["added"] == 1
+    # The request that found the host gone says so; the three after it were not sent.
+    (failed, not_sent) = eu_list["errors"]
+    assert "could not connect to 127.0.0.1" in failed
+    assert not_sent == (
+        "not sent after the destination's host could not be reached: 3 of 5 additions and "
+        "0 of 0 removals were not sent"
+    )
+    assert by_name["prod"][0]["added"] == 2 and by_name["prod"][0]["errors"] == []
