@@ -52,6 +52,13 @@ _TOTAL_OF = {
 }
 
 
+def _done(t: dict[str, int]) -> str:
+    return (
+        f"{t['lists_created']} list(s) created, {t['members_added']} member(s) added, "
+        f"{t['members_removed']} removed, {t['lists_deleted']} list(s) deleted"
+    )
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -63,10 +70,11 @@ def runs_dir(state_dir: Path) -> Path:
 class Step:
     """One request in flight; `done(...)` records its outcome (see Journal.step)."""
 
-    def __init__(self, journal: Journal, number: int, op: str):
+    def __init__(self, journal: Journal, number: int, op: str, destination: str = ""):
         self._journal = journal
         self.number = number
         self.op = op
+        self.destination = destination
         self.finished = False
 
     def done(self, **fields: Any) -> None:
@@ -84,6 +92,8 @@ class Journal:
         self._lock = threading.RLock()
         self._steps = 0
         self.totals: dict[str, int] = dict.fromkeys(_TOTAL_OF.values(), 0)
+        # The same, per destination, in the order their first requests were sent.
+        self.by_destination: dict[str, dict[str, int]] = {}
         self.in_flight = 0
         self.failed = 0
         self.finished = False
@@ -159,7 +169,8 @@ class Journal:
             self._steps += 1
             number = self._steps
             self.in_flight += 1
-        current = Step(self, number, op)
+            self.by_destination.setdefault(destination, dict.fromkeys(_TOTAL_OF.values(), 0))
+        current = Step(self, number, op, destination)
         intent: dict[str, Any] = {
             "event": "intent",
             "step": number,
@@ -215,12 +226,15 @@ class Journal:
         )
 
     def describe_done(self) -> str:
-        """What the run did so far, for people."""
-        t = self.totals
-        text = (
-            f"{t['lists_created']} list(s) created, {t['members_added']} member(s) added, "
-            f"{t['members_removed']} removed, {t['lists_deleted']} list(s) deleted"
-        )
+        """What the run did so far, for people: per destination when it wrote to several
+        (a total over a US and an EU project would not say which holds what)."""
+        if len(self.by_destination) > 1:
+            text = "; ".join(
+                f"destination {name!r}: {_done(totals)}"
+                for name, totals in self.by_destination.items()
+            )
+        else:
+            text = _done(self.totals)
         if self.in_flight:
             text += (
                 f"; {self.in_flight} request(s) were in flight and may or may not have taken effect"
@@ -238,6 +252,7 @@ class Journal:
                 if total is not None:
                     counted = fields.get("succeeded", 1 if step.op.endswith("_list") else 0)
                     self.totals[total] += int(counted)
+                    self.by_destination[step.destination][total] += int(counted)
             elif status == "failed":
                 self.failed += 1
         self._write({"event": "outcome", "step": step.number, "status": status, **fields})

@@ -264,3 +264,56 @@ def test_ctrl_c_during_the_wait_for_the_list_index_still_says_a_run_elsewhere_mu
     assert pressed and report.ok and not report.interrupted
     [note] = [text for text in said if "list index" in text]
     assert "'fresh'" in note and "started elsewhere" in note
+
+
+def test_what_a_second_ctrl_c_left_done_is_said_per_destination(
+    emulator_server, make_emulator_server, tmp_path
+):
+    # "prod" is done (2 adds) when Ctrl-C is pressed twice during "eu" (a project of its
+    # own): one total over both would not say which project holds what.
+    eu = make_emulator_server()
+    prod_plan = _adds(emulator_server, 2).destinations[0]
+    eu_list = eu.emulator.project("default").add_list("vip")
+    adds = tuple(member(f"e{i}@example.com") for i in range(8))
+    plan = Plan(
+        (
+            prod_plan,
+            DestinationPlan("eu", "hybrid", (list_plan("vip", list_id=eu_list, add=adds),)),
+        )
+    )
+    display = _Display()
+    pressed = display.task
+
+    def task(description: str, total: int | None = None, unit: str = "members"):
+        inner = pressed(description, total, unit)
+
+        class _Task:
+            def advance(self, n: int = 1) -> None:
+                inner.advance(n)
+                if len(display.advanced) == 3:  # eu's first member
+                    for _ in range(2):
+                        os.kill(os.getpid(), signal.SIGINT)
+
+            def finish(self) -> None:
+                inner.finish()
+
+        return _Task()
+
+    display.task = task  # type: ignore[method-assign]
+    aborted: list[Aborted] = []
+    with (
+        client(emulator_server, batch_size=1, concurrency=1) as prod_client,
+        client(eu, batch_size=1, concurrency=1) as eu_client,
+        pytest.raises(KeyboardInterrupt),
+    ):
+        run_apply(
+            plan,
+            {"prod": prod_client, "eu": eu_client},
+            tmp_path,
+            display=display,
+            on_abort=aborted.append,
+        )
+    assert aborted[0].done.startswith(
+        "destination 'prod': 0 list(s) created, 2 member(s) added, 0 removed, 0 list(s) "
+        "deleted; destination 'eu': 0 list(s) created, 1 member(s) added"
+    )
