@@ -33,7 +33,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from reconciler.connect import destination_project, open_client
-from reconciler.errors import ConfigError, LiveStateError, ReconcilerError
+from reconciler.errors import ConfigError, IterableError, LiveStateError, ReconcilerError
 from reconciler.iterable import ClientSettings, IterableClient, ListInfo
 from reconciler.iterable.client import member_line
 from reconciler.manifest import API_VERSION, Destination, Manifests
@@ -129,9 +129,13 @@ def import_lists(
     with open_client(dest, ClientSettings.from_env(), state_dir) as client:
         if on_notice is not None:
             client.on_notice(on_notice)  # rate-limit waits (12 s per list) and retries
-        return _import(
-            manifests, dest, client, out_dir, lists, force, now or datetime.now(UTC), progress
-        )
+        try:
+            return _import(
+                manifests, dest, client, out_dir, lists, force, now or datetime.now(UTC), progress
+            )
+        except (IterableError, LiveStateError) as exc:
+            # Which destination's key or host to check, as plan and status say it.
+            raise exc.in_destination(dest.name) from None
 
 
 def _import(

@@ -551,3 +551,17 @@ def test_the_schema_comment_points_beside_the_manifest_directory_given_one_file(
     assert (out / "vip.yaml").read_text().splitlines()[0] == (
         "# yaml-language-server: $schema=../../schema/reconciler.schema.json"
     )
+
+
+def test_a_refused_key_is_said_with_the_destination_it_belongs_to(
+    typed_workspace, cli, monkeypatch, tmp_path
+):
+    # As plan and status say it: with several destinations (and keys), the error says
+    # which destination's key to check.
+    ws, _emulator = typed_workspace("hybrid")
+    monkeypatch.setenv(API_KEY_VAR, "not-the-key")
+    result = cli("import", "--destination", "prod", ws.manifests, "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert "error: destination 'prod': GET /api/lists: Iterable rejected the API key" in (
+        result.stderr
+    )
