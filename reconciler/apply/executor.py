@@ -465,6 +465,8 @@ class _Step:
     # Progress phase. Its jobs are tuples whose last item is the batch: it counts its length.
     phase: str | None = None
     concurrent: bool = True  # False: one at a time, in order (creating and deleting lists)
+    # True for a job not to send after all (its list was found deleted): not sent.
+    skip: Callable[[Any], bool] = lambda _job: False
 
 
 def _apply_destination(
@@ -510,7 +512,7 @@ def _send(
 
     def attempt(item: tuple[_Step, Any]) -> Any:
         step, job = item
-        if destination.refused is not None:
+        if destination.refused is not None or step.skip(job):
             return _NOT_SENT  # every request would be refused as the one before was
         if run.skip():
             return _NOT_SENT
@@ -557,6 +559,8 @@ class _Destination:
                 self.live_ids[lp.list_name] = lp.list_id
         self.fields: FieldUpdateResult | None = None  # made by the UpdateFields change
         self.deletions: list[DeletionResult] = []
+        # Lists found deleted in Iterable during the run (by hand): sent nothing more.
+        self.gone: set[str] = set()
         # The first 401, or a host found gone: nothing more is sent to this destination
         # (the others go on).
         self.refused: AuthError | UnreachableError | None = None
@@ -594,7 +598,8 @@ class _Destination:
 
     def result(self) -> DestinationResult:
         for result in self.results.values():
-            result.not_sent_why = self._not_sent_why
+            if result.list_name not in self.gone or self.refused is not None:
+                result.not_sent_why = self._not_sent_why
             result.close()
         if self.fields is not None:
             self.fields.not_sent_why = self._not_sent_why
@@ -646,6 +651,19 @@ class _Destination:
 
         def send(job: tuple[ListPlan, Sequence[Any]]) -> BatchResult:
             lp, chunk = job
+            try:
+                return write(lp, chunk)
+            except IterableError as exc:
+                if _list_gone(exc, lp):
+                    # Deleted in Iterable since the plan read it: every other write to it
+                    # would be refused the same way.
+                    self.gone.add(lp.list_name)
+                    self.results[
+                        lp.list_name
+                    ].not_sent_why = "not sent after the list was found deleted in Iterable"
+                raise
+
+        def write(lp: ListPlan, chunk: Sequence[Any]) -> BatchResult:
             list_id = self.live_ids[lp.list_name]
             with self.run.journal.step(
                 op, self.dest, lp.list_name, list_id=list_id, members=len(chunk)
@@ -687,9 +705,15 @@ class _Destination:
                 if adding
                 else [removal_payload(i, project_type) for i in chunk]
             )
+            gone = (
+                f"; list {self.live_ids[lp.list_name]} no longer exists in Iterable (deleted "
+                "since the plan read it?): the next plan creates it again"
+                if _list_gone(exc, lp)
+                else ""
+            )
             self.results[lp.list_name].errors.append(
                 f"{verb} {len(chunk):,} member{'' if len(chunk) == 1 else 's'} failed: "
-                f"{marking_sent(str(exc), sent)}"
+                f"{marking_sent(str(exc), sent)}{gone}"
             )
 
         def not_sent(job: tuple[ListPlan, Sequence[Any]]) -> None:
@@ -700,7 +724,15 @@ class _Destination:
             else:
                 result.not_attempted_remove += len(chunk)
 
-        return _Step(jobs(), send, settle, failed, not_sent, phase="add" if adding else "remove")
+        return _Step(
+            jobs(),
+            send,
+            settle,
+            failed,
+            not_sent,
+            phase="add" if adding else "remove",
+            skip=lambda job: job[0].list_name in self.gone,
+        )
 
     def _unsubscribe_channel_safely(
         self, lp: ListPlan, list_id: int, chunk: Sequence[str]
@@ -871,6 +903,13 @@ class _Destination:
             )
 
         return _Step([outcome], send, settle, failed, not_sent, concurrent=False)
+
+
+def _list_gone(exc: IterableError, lp: ListPlan) -> bool:
+    """Iterable's answer to a write to a list it does not have (400 invalidListId, code
+    Success), for a list the plan read as existing. A list this run created answers the
+    same while it is new: the client waits that out, so it is not taken for gone."""
+    return exc.status == 400 and "invalidListId" in str(exc) and not lp.create
 
 
 def _settle(sent: int, named: int, outcome: BatchResult) -> tuple[int, int]:

@@ -110,3 +110,43 @@ def test_a_destination_that_goes_unreachable_midway_is_not_sent_the_rest(
         "0 of 0 removals were not sent"
     )
     assert by_name["prod"][0]["added"] == 2 and by_name["prod"][0]["errors"] == []
+
+
+def test_a_list_deleted_by_hand_during_apply_is_sent_nothing_more(
+    workspace, eu, cli, emulator_server, monkeypatch
+):
+    monkeypatch.setenv("RECONCILER_BATCH_SIZE", "1")
+    monkeypatch.setenv("RECONCILER_CONCURRENCY", "1")
+    workspace.audience(
+        "eu-vip", {"inline": [{"userId": f"u{i}"} for i in range(5)]}, "eu", listName="vip"
+    )
+    project = eu.emulator.project("default")
+    list_id = project.add_list("vip")
+    original = eu.emulator.handle
+
+    def delete_after_the_first_subscribe(request: httpx.Request) -> EmulatorResponse:
+        answer = original(request)
+        if request.url.path == "/api/lists/subscribe":
+            eu.emulator.handle = original  # type: ignore[method-assign]
+            project.delete_list(list_id)  # someone deletes it in Iterable's web app
+        return answer
+
+    eu.emulator.handle = delete_after_the_first_subscribe  # type: ignore[method-assign]
+    result = cli("apply", workspace.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 1, result.output
+    by_name = {d["name"]: d["lists"] for d in result.json()["destinations"]}
+    (eu_list,) = by_name["eu"]
+    assert eu_list["added"] == 1
+    # One request learns the list is gone; it says so, and the rest are not sent to it.
+    (failed, not_sent) = eu_list["errors"]
+    assert "invalidListId" in failed and "no longer exists in Iterable" in failed
+    assert not_sent == (
+        "not sent after the list was found deleted in Iterable: 3 of 5 additions and 0 of 0 "
+        "removals were not sent"
+    )
+    subscribes = [r for r in eu.emulator.request_log if r.path == "/api/lists/subscribe"]
+    assert len(subscribes) == 2
+    assert by_name["prod"][0]["added"] == 2 and by_name["prod"][0]["errors"] == []
+    # The next plan makes the list again, with every member.
+    again = cli("plan", workspace.manifests, "--format", "json").json()["summary"]
+    assert again["lists_to_create"] == 1 and again["members_to_add"] == 5
