@@ -177,6 +177,9 @@ def json_error(
 ) -> None:
     """`--format json` promises exactly one JSON object on stdout, failures included."""
     payload: dict[str, object] = {"error": message, "exit_code": exit_code}
+    if isinstance(exc, ReconcilerError) and exc.destination is not None:
+        # For machines with several destinations: whose key, host or lists failed.
+        payload["destination"] = exc.destination
     if isinstance(exc, ManifestError):
         payload["problems"] = [shown(str(problem), show_members) for problem in exc.problems]
     try:

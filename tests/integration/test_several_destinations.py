@@ -150,3 +150,15 @@ def test_a_list_deleted_by_hand_during_apply_is_sent_nothing_more(
     # The next plan makes the list again, with every member.
     again = cli("plan", workspace.manifests, "--format", "json").json()["summary"]
     assert again["lists_to_create"] == 1 and again["members_to_add"] == 5
+
+
+def test_a_json_error_names_the_destination_for_machines(workspace, eu, cli, monkeypatch):
+    # A scheduled job with a US and an EU project routes the failure to whoever owns the
+    # destination: in the JSON object as a field, not only inside the message.
+    monkeypatch.setenv("EU_KEY", "revoked")
+    for command in ("plan", "status"):
+        result = cli(command, workspace.manifests, "--format", "json")
+        assert result.exit_code == 1
+        error = result.json()
+        assert error["destination"] == "eu"
+        assert error["error"].startswith("destination 'eu': GET /api/lists: Iterable rejected")
