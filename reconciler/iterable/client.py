@@ -1557,17 +1557,35 @@ def _parse_json_lines(
     if _is_html(response):
         raise _BadAnswer("an HTML page, not the export")
     rows: list[dict[str, Any]] = []
-    for line in response.iter_lines():
+
+    def take(line: bytes) -> None:
         if not line.strip():
-            continue
+            return
         try:
             row = json.loads(line)
-        except (json.JSONDecodeError, RecursionError):
+        except (json.JSONDecodeError, RecursionError, UnicodeDecodeError):
             raise _BadAnswer("an export line that is not JSON") from None
         if not isinstance(row, dict):
             raise _BadAnswer("an export line that is not a JSON object")
         if keep is None or keep(row):
             rows.append(row)
+
+    # Lines end at "\n" alone (a "\r" before it is whitespace to JSON). Not httpx's
+    # iter_lines: it splits as str.splitlines does, also at U+2028, U+2029 and NEL, which a
+    # JSON string may hold unescaped (a profile's text pasted from elsewhere), so such a
+    # line was "not JSON" and the whole export was retried and read again in windows.
+    pending: list[bytes] = []
+    for chunk in response.iter_bytes():
+        if b"\n" not in chunk:
+            pending.append(chunk)  # joined once its line ends: a long line costs no rescans
+            continue
+        first, *lines = chunk.split(b"\n")
+        pending.append(first)
+        take(b"".join(pending))
+        pending = [lines.pop()]
+        for line in lines:
+            take(line)
+    take(b"".join(pending))
     return rows
 
 

@@ -232,6 +232,38 @@ def test_many_members_are_read_with_one_export(workspace, cli, emulator_server, 
     ]
 
 
+def test_a_value_holding_a_unicode_line_separator_is_read_by_one_export(
+    workspace, cli, emulator_server, monkeypatch
+):
+    """JSON lets a string hold U+2028, U+2029 and NEL unescaped (only characters below
+    U+0020 must be escaped), as text pasted into a profile by another tool does. The
+    export's lines were split as Python's splitlines splits text, at those too: every
+    export of such a project failed as "not JSON", was retried three times (a minute of
+    the export budget) and read again in date windows."""
+    setup(workspace)
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    monkeypatch.setenv("RECONCILER_USER_READS_PER_SECOND", "0.1")  # one export is cheaper
+    for email, text in (
+        ("alice@example.com", "pro\u2028second line"),
+        ("bob@example.com", "free\u2029\x85"),
+    ):
+        fields_of(emulator_server, email)["planTier"] = text
+    emulator_server.emulator.clear_log()
+
+    result = cli("plan", workspace.manifests, "--format", "json", "--show-members")
+
+    assert result.exit_code == 0, result.output
+    assert "not JSON" not in result.stderr
+    fields = result.json()["destinations"][0]["field_updates"]
+    assert fields["read"]["method"] == "export" and fields["read"]["requests"] == 1
+    changes = {u["member"]: u["changes"] for u in fields["sample"]}
+    assert changes == {
+        "u-1": {"planTier": {"old": "pro\u2028second line", "new": "pro"}},
+        "u-2": {"planTier": {"old": "free\u2029\x85", "new": "free"}},
+    }
+    assert len(requests_to(emulator_server, "/api/export/data.json")) == 1
+
+
 def test_a_field_the_mapping_no_longer_lists_is_left_alone(workspace, cli, emulator_server):
     setup(workspace)
     assert cli("apply", workspace.manifests, "--yes").exit_code == 0
