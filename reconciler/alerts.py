@@ -37,6 +37,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 import httpx
 
 from reconciler import __version__
+from reconciler.layout import one_line
 from reconciler.plan import Plan
 from reconciler.render.masking import mask_emails
 from reconciler.render.plans import OVERRIDES
@@ -225,7 +226,9 @@ def _section(text: str) -> dict[str, object]:
 
 
 def _bullets(lines: tuple[str, ...]) -> str:
-    shown = [f"• {_escape(line)}" for line in lines[:_LINES_SHOWN]]
+    # One bullet a line: a list's name comes from Iterable (prune deletes lists by the
+    # name they have there), where a newline in it would start a bullet of its own.
+    shown = [f"• {_escape(one_line(line))}" for line in lines[:_LINES_SHOWN]]
     if len(lines) > _LINES_SHOWN:
         shown.append(f"… and {len(lines) - _LINES_SHOWN:,} more (see the job summary)")
     return "\n".join(shown)

@@ -1,5 +1,6 @@
 """Characters that change the layout of text around them: one test for a manifest's names
-(refused by validate) and for the markdown that quotes them (escaped)."""
+(refused by validate) and for the markdown that quotes them (escaped); and the characters a
+reader cannot see, escaped wherever output shows text that Iterable holds."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import unicodedata
 
 # Bidirectional overrides and isolates: they reorder how the text after them is shown.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# The zero-width joiner: part of many emoji (a family, a flag with a rainbow), so shown.
+_JOINER = "\u200d"
 
 
 def breaks_layout(ch: str) -> bool:
@@ -14,3 +17,21 @@ def breaks_layout(ch: str) -> bool:
     a bidirectional override. Other format characters are left alone: a joiner is part of
     many emoji."""
     return unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS
+
+
+def unseen(ch: str) -> bool:
+    """What `breaks_layout`, or a format character other than the emoji joiner: a zero-width
+    space, a byte-order mark, a soft hyphen, a direction mark. A list name in Iterable that
+    holds one reads as another name ("Gone" for "Gone\\u200b")."""
+    return breaks_layout(ch) or (unicodedata.category(ch) == "Cf" and ch != _JOINER)
+
+
+def one_line(text: str) -> str:
+    """`text` with what `unseen` finds as escapes (a newline as `\\n`, a zero-width space as
+    `\\u200b`): it stays on its line, where it cannot start a line of its own (a forged
+    "no changes", a `::` workflow command in a CI log, the end of a markdown table row or
+    code block), overwrite its line (a carriage return, a terminal's escape sequences),
+    reorder what follows it, or pass for another name."""
+    if text.isascii() and text.isprintable():
+        return text  # the common case, without a look at each character
+    return "".join(ch.encode("unicode_escape").decode("ascii") if unseen(ch) else ch for ch in text)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from reconciler.layout import breaks_layout
+from reconciler.layout import one_line
 from reconciler.members.identity import Member
 from reconciler.plan import FieldUpdate, ListPlan, Plan
 from reconciler.render.cut import cut_markdown
@@ -46,6 +46,18 @@ SUMMARY_LIMIT = 200_000
 # plan of many lists keeps every table row, warning and destination, with fewer samples.
 _SAMPLES = ((SAMPLE, SKIPPED_SAMPLE), (3, 5), (1, 1), (0, 0))
 
+
+def _shown(value: Any) -> Any:
+    """Every value a template prints, on one line and visible (reconciler.layout.one_line).
+    Manifest names are refused with such characters, but much of what a plan or report
+    shows is Iterable's text, which anyone with access to the project (or its API) writes:
+    the name of a list prune deletes, a profile's field value, an error message. Printed as
+    it was, a newline in it started a line of its own in a CI log (a `::` workflow
+    command, a forged summary) and a carriage return or an escape sequence rewrote the line
+    in a terminal."""
+    return one_line(value) if isinstance(value, str) else value
+
+
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("reconciler.render", "templates"),
     trim_blocks=True,
@@ -53,6 +65,7 @@ _env = jinja2.Environment(
     keep_trailing_newline=True,
     undefined=jinja2.StrictUndefined,
     autoescape=False,  # plain text and markdown, not HTML
+    finalize=_shown,
 )
 # Counts with thousands separators (10,000), in every format people read.
 _env.filters["num"] = lambda n: f"{n:,}"
@@ -89,13 +102,11 @@ def _add_field_names(lp: ListPlan) -> str:
 
 
 def _one_line(text: str) -> str:
-    """Control characters and bidirectional overrides as escapes (a newline as `\\n`): a
-    name from a manifest then stays on its line, where it cannot end a table row or a code
-    block and start markdown of its own (a forged "no changes", an HTML comment hiding the
-    rest), nor reorder what follows it."""
-    return "".join(
-        ch.encode("unicode_escape").decode("ascii") if breaks_layout(ch) else ch for ch in text
-    )
+    """Control characters, bidirectional overrides and invisible characters as escapes (a
+    newline as `\\n`, reconciler.layout.one_line): a name then stays on its line, where it
+    cannot end a table row or a code block and start markdown of its own (a forged "no
+    changes", an HTML comment hiding the rest), nor reorder what follows it."""
+    return one_line(text)
 
 
 def _md(text: str) -> str:

@@ -663,6 +663,57 @@ def test_a_list_renamed_in_iterable_is_noted_with_how_to_keep_it(workspace, cli,
     assert kept.exit_code == 0, kept.output
 
 
+# What a list's name in Iterable may hold (its API takes any text): a line of its own that
+# GitHub Actions runs as a workflow command, a carriage return that overwrites the line
+# in a terminal, escape sequences (7-bit and the C1 CSI), a bell, a right-to-left override
+# and a zero-width space, which make the name read as another.
+NAMED_IN_ITERABLE = "Old\n::error::forged\r= no changes\x1b[2K\x07\u202eevil\u200b\x9b31m"
+RAW = ("\n::", "\r", "\x1b", "\x07", "\u202e", "\u200b", "\x9b")
+
+
+def test_a_list_name_from_iterable_prints_on_one_line_and_visibly_everywhere(
+    workspace, cli, emulator_server
+):
+    """Manifest names are refused with such characters, but a list reconciler created can
+    be renamed in Iterable; prune then deletes it under that name, which the text plan and
+    the apply report printed as it was."""
+    workspace.audience("keep", {"inline": ["a@example.com"]})
+    workspace.audience("old", {"inline": ["b@example.com"]})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    list_named(emulator_server, "old").name = NAMED_IN_ITERABLE
+    (workspace.manifests / "aud-old.yaml").unlink()
+    workspace.destination(prune=True)
+    summary = workspace.root / "summary.md"
+
+    outputs = {
+        "plan": cli("plan", workspace.manifests),
+        "plan markdown": cli("plan", workspace.manifests, "--format", "markdown"),
+        "status": cli("status", workspace.manifests),
+        "status markdown": cli("status", workspace.manifests, "--format", "markdown"),
+        "apply": cli(
+            "apply",
+            workspace.manifests,
+            "--yes",
+            "--allow-list-deletion",
+            "--summary-file",
+            summary,
+        ),
+    }
+
+    assert outputs["apply"].exit_code == 0, outputs["apply"].output
+    assert [r.name for r in project(emulator_server).lists.values()] == ["keep"]
+    shown = "Old\\n::error::forged\\r= no changes\\x1b[2K\\x07\\u202eevil\\u200b\\x9b31m"
+    in_markdown = shown.replace("\\", "\\\\").replace("[", "\\[")  # as it renders: shown
+    texts = {what: result.stdout for what, result in outputs.items()}
+    texts["summary"] = summary.read_text()
+    for what, text in texts.items():
+        assert not [raw for raw in RAW if raw in text], what
+        assert (in_markdown if "markdown" in what or what == "summary" else shown) in text, what
+    # The plan and the report say which list, once each.
+    assert outputs["plan"].stdout.count(f'delete list "{shown}"') == 1
+    assert outputs["apply"].stdout.count(f"delete list {shown}") == 1
+
+
 @pytest.mark.parametrize(
     ("name", "in_iterable"),
     [

@@ -264,6 +264,27 @@ def test_a_value_holding_a_unicode_line_separator_is_read_by_one_export(
     assert len(requests_to(emulator_server, "/api/export/data.json")) == 1
 
 
+def test_a_value_from_iterable_prints_on_one_line_and_visibly(workspace, cli, emulator_server):
+    """A profile's current value is whatever another tool wrote. Shown as JSON, its
+    control characters below U+0020 were escaped, but not a right-to-left override (which
+    turned the rest of the line around, even masked: it is the one character a mask
+    keeps), the C1 escape U+009B that terminals take for ESC [, nor a line separator."""
+    setup(workspace)
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    fields_of(emulator_server, "alice@example.com")["planTier"] = "\u202epro\x9b2J\u2028x"
+
+    for args in ((), ("--show-members",)):
+        for output in ("text", "markdown"):
+            result = cli("plan", workspace.manifests, "--format", output, *args)
+            assert result.exit_code == 0, result.output
+            (line,) = [x for x in result.stdout.splitlines() if "planTier" in x and "->" in x]
+            assert not {"\u202e", "\x9b", "\u2028"} & set(result.stdout), (output, args)
+            if args:
+                assert '"\\u202epro\\x9b2J\\u2028x" -> "pro"' in line
+            else:
+                assert '"\\u202e***" -> "p***"' in line
+
+
 def test_a_field_the_mapping_no_longer_lists_is_left_alone(workspace, cli, emulator_server):
     setup(workspace)
     assert cli("apply", workspace.manifests, "--yes").exit_code == 0

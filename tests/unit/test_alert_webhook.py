@@ -59,6 +59,18 @@ def test_text_from_manifests_cannot_ping_a_channel_or_link():
     assert "<!channel>" not in str(body)
 
 
+def test_a_list_name_from_iterable_stays_on_its_bullet():
+    """Prune deletes a list under the name it has in Iterable, which anyone may have
+    given it there: a newline in it started a bullet of the name's own choosing."""
+    named = "prod/Old\n• prod/vip: nothing to see\r\u202e"
+    body = payload(Alert("plan", "blocked", 3, "", guards=(f"{named}: deletes the list",)))
+    text = body["blocks"][1]["text"]["text"]
+    assert (
+        text
+        == "*Safety policy*\n• prod/Old\\n• prod/vip: nothing to see\\r\\u202e: deletes the list"
+    )
+
+
 def test_long_lists_are_cut_with_a_count():
     lines = tuple(f"prod/list-{i}: +1 / -0 / ~0" for i in range(45))
     body = payload(Alert("plan", "blocked", 3, "", lists=lines))
