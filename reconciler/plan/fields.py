@@ -165,9 +165,11 @@ def plan_field_updates(
     merged: MergedFields,
     wanted: Mapping[str, Collection[str]],
     live: Mapping[str, Mapping[str, Any] | None],
+    texts: frozenset[str] = frozenset(),
 ) -> list[FieldUpdate]:
     """One FieldUpdate per user whose wanted fields differ from Iterable's values, holding
-    only the fields that differ; users whose values all match get none."""
+    only the fields that differ; users whose values all match get none. `texts`: the
+    project's string fields (traits.compare.text_fields)."""
     updates: list[FieldUpdate] = []
     for key in sorted(wanted):
         desired = merged.values.get(key, {})
@@ -177,7 +179,9 @@ def plan_field_updates(
             name: (current.get(name), desired[name])
             for name in sorted(wanted[key])
             if name in desired
-            and not same_value(desired[name], current.get(name), merge_nested_objects=merge)
+            and not same_value(
+                desired[name], current.get(name), merge_nested_objects=merge, texts=texts, path=name
+            )
         }
         if not changes:
             continue

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from reconciler.iterable import IterableClient
@@ -51,7 +51,7 @@ from reconciler.state.live import choose_field_read, read_field_values
 from reconciler.state.windows import download_whole
 from reconciler.traits import SentValue
 from reconciler.traits import values as trait_values
-from reconciler.traits.compare import same_value
+from reconciler.traits.compare import same_value, text_fields
 
 
 @dataclasses.dataclass
@@ -66,6 +66,8 @@ class TableFields:
     values: list[ValuesTable]  # per mapped item, in order (for update keys and refs)
     # Disagreements between audiences beyond those in `issues` (see _settle_conflicts).
     issues_unlisted: int = 0
+    # The project's field types (getFields), when they were read to compare the values.
+    field_types: Mapping[str, str] | None = None
 
 
 def engine_of(items: Sequence[DesiredList]) -> Engine | None:
@@ -113,12 +115,17 @@ def plan_table_fields(
     read: FieldRead | None = None
     digest: str | None = None
     updates: Sequence[FieldUpdate] = ()
+    field_types: Mapping[str, str] | None = None
     if users:
         task = progress.task(f"reading the mapped fields of {users:,} users", unit="users")
         live, read = _read_live(client, engine, merged, names, users, project_type, task.advance)
         task.finish()
+        # Read before comparing: a string field's date-shaped text is compared as text.
+        field_types = client.get_fields()
         task = progress.task("comparing mapped fields", total=users, unit="users")
-        updates, digest = _compare(engine, merged, live, names, task.advance)
+        updates, digest = _compare(
+            engine, merged, live, names, task.advance, text_fields(field_types)
+        )
         task.finish()
     planned = [with_fields.get(lp.list_name, lp) for lp in lists]
     if updates:
@@ -130,7 +137,7 @@ def plan_table_fields(
             else dataclasses.replace(lp, field_update_keys=())
             for lp in planned
         ]
-    return TableFields(planned, updates, read, issues, digest, values, unlisted)
+    return TableFields(planned, updates, read, issues, digest, values, unlisted, field_types)
 
 
 def _values_of(engine: Engine, item: DesiredList) -> ValuesTable:
@@ -299,6 +306,7 @@ def _compare(
     live: str,
     names: list[str],
     on_users: Callable[[int], None],
+    texts: frozenset[str] = frozenset(),
 ) -> tuple[TableRows[FieldUpdate], str]:
     """plan_field_updates over batches: the fields whose values differ, per member in key
     order, into a table; and the digest of the current values read (values_digest)."""
@@ -324,7 +332,7 @@ def _compare(
                         continue  # the same JSON text is the same value
                     old = current.get(name) if current is not None else None
                     new = from_json(text)
-                    if not same_value(new, old, merge_nested_objects=merge):
+                    if not same_value(new, old, merge_nested_objects=merge, texts=texts, path=name):
                         changes.append([name, old, new])
                 if changes:
                     yield key, kind, email, user_id, changes, merge

@@ -34,6 +34,7 @@ from reconciler.state.field_tables import (
 )
 from reconciler.state.live import read_field_values
 from reconciler.traits import SentValue, TypeConflict, check_types
+from reconciler.traits.compare import text_fields
 from reconciler.traits.types import as_doubles
 
 
@@ -86,13 +87,17 @@ def plan_fields(
             merge_nested_objects=item.fields.mapping.merge_nested_objects,
         )
     wanted = merged.to_read(mapped)
+    field_types: Mapping[str, str] | None = None
     if wanted:
         members = [merged.members[key] for key in sorted(wanted)]
         names = sorted({name for fields in wanted.values() for name in fields})
         live = read_field_values(client, members, names, desired.project_type)
         out.read = live.read
         out.live_digest = values_digest(live.values)
-        out.updates = tuple(plan_field_updates(merged, wanted, live.values))
+        # Read before comparing: a string field's date-shaped text is compared as text.
+        field_types = client.get_fields()
+        texts = text_fields(field_types)
+        out.updates = tuple(plan_field_updates(merged, wanted, live.values, texts))
     planned = [with_fields.get(lp.list_name, lp) for lp in lists]
     if out.updates:
         updated = {u.key for u in out.updates}
@@ -103,7 +108,7 @@ def plan_fields(
         ]
     sent = list(_sent_values(planned, out.updates, mapped_items))
     if sent:
-        types = check_types(client.get_fields(), sent)
+        types = check_types(field_types if field_types is not None else client.get_fields(), sent)
         if types.conflicts:
             raise FieldTypeError(_conflict_message(desired, types.conflicts))
         out.new_fields = tuple(sorted(types.new_fields.items()))
@@ -136,7 +141,8 @@ def _plan_table_fields(
     sent = sent_values(out.lists, out.updates, items, found.values)
     first = next(sent, None)
     if first is not None:
-        types = check_types(client.get_fields(), itertools.chain([first], sent))
+        field_types = found.field_types if found.field_types is not None else client.get_fields()
+        types = check_types(field_types, itertools.chain([first], sent))
         if types.conflicts:
             raise FieldTypeError(_conflict_message(desired, types.conflicts))
         out.new_fields = tuple(sorted(types.new_fields.items()))

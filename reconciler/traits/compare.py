@@ -9,6 +9,7 @@ A missing field equals null.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -42,15 +43,38 @@ def normalise(value: Any) -> Any:
     return ("?", repr(value))
 
 
-def same_value(desired: Any, live: Any, *, merge_nested_objects: bool = False) -> bool:
-    """True when writing `desired` would leave the field as it is.
+def text_fields(field_types: Mapping[str, str]) -> frozenset[str]:
+    """The paths of a project's fields (getFields) that hold text: there a date-shaped
+    value is the text it is, not an instant."""
+    return frozenset(path for path, kind in field_types.items() if kind == "string")
+
+
+def same_value(
+    desired: Any,
+    live: Any,
+    *,
+    merge_nested_objects: bool = False,
+    texts: frozenset[str] = frozenset(),
+    path: str = "",
+) -> bool:
+    """True when writing `desired` to the field at `path` would leave it as it is.
 
     With mergeNestedObjects an object is merged into what the profile has, so it is already
     in place when every key it names holds its value (keys it does not name stay).
+    `texts` are the paths of the project's string fields (`text_fields`): a date written
+    to a date field comes back in Iterable's form, but a string field keeps the text it
+    was given, so `2024-05-01T00:00:00Z` there is not `2024-05-01`, and taking it for the
+    same left the field as it was on every run.
     """
     if merge_nested_objects and isinstance(desired, Mapping) and isinstance(live, Mapping):
         return all(
-            same_value(value, live.get(key), merge_nested_objects=True)
+            same_value(
+                value,
+                live.get(key),
+                merge_nested_objects=True,
+                texts=texts,
+                path=f"{path}.{key}" if path else str(key),
+            )
             for key, value in desired.items()
         )
     if isinstance(live, float) and isinstance(desired, int) and not isinstance(desired, bool):
@@ -58,7 +82,30 @@ def same_value(desired: Any, live: Any, *, merge_nested_objects: bool = False) -
         # (traits/types.py as_doubles): 2**53 + 1 is written, and read back, as 2.0**53.
         # Compared exactly, such a number would be updated again on every run.
         return _as_double(desired) == live
+    if texts and path.split(".", 1)[0] in _roots(texts):
+        return _as_texts(desired, texts, path) == _as_texts(live, texts, path)
     return normalise(desired) == normalise(live)
+
+
+@functools.lru_cache(maxsize=16)
+def _roots(texts: frozenset[str]) -> frozenset[str]:
+    """The top-level fields holding a string path: only their values are compared path
+    by path (the others, most of a plan's values, as before)."""
+    return frozenset(path.split(".", 1)[0] for path in texts)
+
+
+def _as_texts(value: Any, texts: frozenset[str], path: str) -> Any:
+    """`normalise`, except that text at a string field's path stays the text it is."""
+    if isinstance(value, str) and path in texts:
+        return ("s", value)
+    if isinstance(value, Mapping):
+        return (
+            "o",
+            tuple(sorted((str(k), _as_texts(v, texts, f"{path}.{k}")) for k, v in value.items())),
+        )
+    if isinstance(value, list | tuple):
+        return ("l", tuple(_as_texts(v, texts, path) for v in value))
+    return normalise(value)
 
 
 def _as_double(number: int) -> float | None:

@@ -264,6 +264,53 @@ def test_a_value_holding_a_unicode_line_separator_is_read_by_one_export(
     assert len(requests_to(emulator_server, "/api/export/data.json")) == 1
 
 
+@pytest.mark.parametrize("threshold", ["100000", "1"], ids=["python", "duckdb"])
+def test_date_shaped_text_in_a_string_field_is_compared_as_text(
+    workspace, cli, emulator_server, monkeypatch, threshold
+):
+    """A field whose first value was text is a string field for good, and keeps the text
+    it is given, date-shaped or not. Values were compared as instants whenever both
+    looked like dates, so `2024-05-01T00:00:00Z` there passed for the source's
+    `2024-05-01`, and the field kept the other text on every run while the plan said
+    Iterable matched the manifests. In a date field the two are one value."""
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", threshold)
+    proj = project(emulator_server)
+    list_id = proj.add_list("vips")
+    for email, note, due in (
+        ("first@example.com", "n/a", "2024-05-01"),  # types `note` string, `due` date
+        ("a@example.com", "2024-05-01T00:00:00Z", "2024-05-01T00:00:00Z"),
+        ("b@example.com", "2024-05-01 09:00:00 +02:00", "2024-05-01 09:00:00 +02:00"),
+    ):
+        proj.subscribe_direct(list_id, email=email, data_fields={"note": note, "due": due})
+    workspace.csv(
+        "vips.csv",
+        "email,note,due",
+        [
+            "first@example.com,n/a,2024-05-01",
+            "a@example.com,2024-05-01,2024-05-01",
+            "b@example.com,2024-05-01 07:00:00 +00:00,2024-05-01 07:00:00 +00:00",
+        ],
+    )
+    workspace.write(
+        "traits.yaml", mapping_doc({"note": {"from": "note", "type": "string"}, "due": "due"})
+    )
+    workspace.audience("vips", {"csv": "vips.csv"}, traits="crm")
+
+    plan = cli("plan", workspace.manifests, "--format", "json", "--show-members")
+
+    assert plan.exit_code == 0, plan.output
+    updates = plan.json()["destinations"][0]["field_updates"]
+    assert {u["member"]: u["changes"] for u in updates["sample"]} == {
+        "a@example.com": {"note": {"old": "2024-05-01T00:00:00Z", "new": "2024-05-01"}},
+        "b@example.com": {
+            "note": {"old": "2024-05-01 09:00:00 +02:00", "new": "2024-05-01 07:00:00 +00:00"}
+        },
+    }
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    assert fields_of(emulator_server, "a@example.com")["note"] == "2024-05-01"
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+
+
 def test_a_value_from_iterable_prints_on_one_line_and_visibly(workspace, cli, emulator_server):
     """A profile's current value is whatever another tool wrote. Shown as JSON, its
     control characters below U+0020 were escaped, but not a right-to-left override (which
