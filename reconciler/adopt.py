@@ -31,6 +31,7 @@ import duckdb
 from pydantic import TypeAdapter, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from reconciler.connect import destination_project, open_client
 from reconciler.errors import ConfigError, IterableError, LiveStateError, ReconcilerError
@@ -896,7 +897,12 @@ def _write_manifest(
         spec.yaml_add_eol_comment("the list's name in Iterable", "listName")
     description = _description(info.description)
     if description is not None:
-        spec["description"] = description
+        # Text that is not all printable goes in double quotes, where YAML escapes it
+        # (`\N`, `\n`, `\e`): bare, ruamel wrote NEL (U+0085) as a line break that reads
+        # back as a space, and every plan after noted a description that differs.
+        spec["description"] = (
+            description if description.isprintable() else DoubleQuotedScalarString(description)
+        )
     spec["members"] = CommentedMap([("csv", target.members_file.name)])
     document = CommentedMap(
         [

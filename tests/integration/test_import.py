@@ -417,6 +417,31 @@ def test_a_description_is_written_as_the_plan_compares_it(typed_workspace, cli):
     assert dest["notes"] == []  # no "description ... in Iterable, ... in the manifest"
 
 
+def test_a_description_with_line_breaks_of_any_kind_is_written_as_it_is(typed_workspace, cli):
+    """A description is any text, set by hand or by another tool: NEL (U+0085, what a
+    Windows "…" becomes when its byte is read as Latin-1) was written bare into a quoted
+    YAML scalar, which reads it back as a space, so every plan after the import noted a
+    description that differs from the list's."""
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    descriptions = [
+        "Pro\x85mo",
+        "two\nlines\r\nthree",
+        "p\u2028q\u2029r",
+        "tab\tand\x1b[1mb\x07",
+    ]
+    for n, description in enumerate(descriptions):
+        proj.add_list(f"list-{n}", description=description)
+    out = ws.manifests / "in"
+    assert cli("import", ws.manifests, "-d", "prod", "--out", out).exit_code == 0
+
+    written = [read_yaml(out / f"list-{n}.yaml")["spec"]["description"] for n in range(4)]
+    assert written == descriptions
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    assert plan.json()["destinations"][0]["notes"] == []
+
+
 @ENGINES
 def test_a_run_again_removes_what_a_killed_import_left_half_written(
     typed_workspace, cli, monkeypatch, engine
