@@ -309,6 +309,7 @@ def report_markdown(report: ApplyReport, show_members: bool = False) -> str:
         message=_message(show_members),
         sample=SAMPLE * 2,
         md=_md,
+        code=_code,
         expected=_expected,
         **_held_back(report, show_members),
     )

@@ -127,3 +127,42 @@ def test_a_list_name_that_looks_like_a_mention_notifies_no_one():
     assert re.search(r"(?<![\w])@[\w-]", text) is None
     assert "@\u200b" in html or "@&#8203;" in html
     assert "@\u200bacme/growth &amp;amp; x" in html.replace("&#8203;", "\u200b")
+
+
+def test_a_new_field_is_named_as_it_is_spelt():
+    """New fields are shown in code spans, where markdown's backslash escapes are not
+    undone: `plan_tier` read `plan\\_tier` in the comment, which is no field's name."""
+    lp = hostile_plan().destinations[0].lists[0]
+    names = ("plan_tier", "a`b", "*stars*")
+    plan = Plan(
+        (
+            DestinationPlan(
+                destination="prod",
+                project_type="hybrid",
+                lists=(dataclasses.replace(lp, list_name="vip"),),
+                member_read="read",
+                new_fields=tuple((name, "string") for name in names),
+            ),
+        )
+    )
+    html = MarkdownIt("commonmark").enable("table").render(plan_markdown(plan))
+    shown = re.findall(r"<code>([^<]*)</code> \(string\)", html)
+    assert [code.strip() for code in shown] == ["plan_tier", "a`b", "*stars*"]
+
+
+def test_a_user_id_with_a_backtick_stays_in_its_code_span():
+    """A userId is any printable ASCII: with --show-members, one holding a backtick ended
+    its code span early in the list of members not sent."""
+    lp = hostile_plan().destinations[0].lists[0]
+    plan = Plan(
+        (
+            DestinationPlan(
+                destination="prod",
+                project_type="hybrid",
+                lists=(dataclasses.replace(lp, list_name="vip", forgotten=("u`1", "u2")),),
+                member_read="read",
+            ),
+        )
+    )
+    html = MarkdownIt("commonmark").enable("table").render(plan_markdown(plan, show_members=True))
+    assert re.search(r"forgotten in Iterable, not sent: <code>u`1</code>, <code>u2</code>", html)
