@@ -112,11 +112,20 @@ def _one_line(text: str) -> str:
 def _md(text: str) -> str:
     """Escape what would break a markdown table cell or start markup. An `@` starting a
     word is followed by a zero-width space: GitHub reads `@team` in a comment's text as a
-    mention (a backslash does not stop it) and notifies them each time the plan is posted."""
+    mention (a backslash does not stop it) and notifies them each time the plan is posted.
+    So is the `#` of an issue reference (`#123`, `GH-123`, `owner/repo#123`): each post of
+    the plan would add "mentioned this" to that issue or pull request, here or in
+    another repository."""
     text = _one_line(text)
     for ch in "\\|*_`<>[]&":
         text = text.replace(ch, "\\" + ch)
+    # References first: the entity the mention gets holds a `#` before digits itself.
+    text = _ISSUE_REFERENCE.sub(r"\1&#8203;", text)
     return re.sub(r"(?<!\w)@(?=\w)", "@&#8203;", text)
+
+
+# What GitHub links as a reference to an issue or pull request: `#` or `GH-` before its number.
+_ISSUE_REFERENCE = re.compile(r"(#|(?<![\w-])GH-)(?=\d)", re.IGNORECASE)
 
 
 def _code(text: str) -> str:

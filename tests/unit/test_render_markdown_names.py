@@ -166,3 +166,24 @@ def test_a_user_id_with_a_backtick_stays_in_its_code_span():
     )
     html = MarkdownIt("commonmark").enable("table").render(plan_markdown(plan, show_members=True))
     assert re.search(r"forgotten in Iterable, not sent: <code>u`1</code>, <code>u2</code>", html)
+
+
+def test_a_list_name_that_reads_as_an_issue_reference_references_none():
+    """GitHub links `#42`, `GH-42` and `owner/repo#42` in a comment's text to that issue or
+    pull request and adds "mentioned this" to its timeline, each time the plan is posted."""
+    lp = hostile_plan().destinations[0].lists[0]
+    name = "Promo #42 GH-7 acme/site#9 @ann"
+    plan = Plan(
+        (
+            DestinationPlan(
+                destination="prod",
+                project_type="hybrid",
+                lists=(dataclasses.replace(lp, list_name=name),),
+                member_read="read",
+            ),
+        )
+    )
+    html = MarkdownIt("commonmark").enable("table").render(plan_markdown(plan))
+    text = re.sub(r"<code[^>]*>.*?</code>", "", html, flags=re.S).replace("&#8203;", "\u200b")
+    assert re.search(r"#\d|GH-\d|@\w", text, flags=re.I) is None
+    assert "Promo #\u200b42 GH-\u200b7 acme/site#\u200b9 @\u200bann" in text
