@@ -7,15 +7,17 @@ Trino, ...). Rows come back through a server-side cursor in chunks (`stream_resu
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
 
@@ -41,6 +43,7 @@ from reconciler.sources.database_url import (
 from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
 from reconciler.sources.snapshot import FileState, file_state
+from reconciler.sources.time_limit import QueryGuard, query_timeout, timed_out
 
 # Drivers that install with an extra of reconciler, for the hint when one is missing.
 _EXTRAS = {"postgresql": "reconciler[postgres]"}
@@ -149,12 +152,13 @@ def stream_query(
             options: dict[str, Any] = {"stream_results": True, "no_parameters": True}
             if url.get_backend_name() == "postgresql":
                 connection = connection.execution_options(postgresql_readonly=True)
-            result = (
-                connection.execution_options(**options)
-                .exec_driver_sql(sql or spec.sql)
-                .yield_per(CHUNK_ROWS)
-            )
-            consume(list(result.keys()), result.partitions())
+            with _time_limit(connection, declared_at):
+                result = (
+                    connection.execution_options(**options)
+                    .exec_driver_sql(sql or spec.sql)
+                    .yield_per(CHUNK_ROWS)
+                )
+                consume(list(result.keys()), result.partitions())
     except SourceError:
         raise
     except Exception as exc:
@@ -166,6 +170,51 @@ def stream_query(
         ) from None
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _time_limit(connection: Connection, declared_at: str) -> Iterator[None]:
+    """Stops the query at RECONCILER_QUERY_TIMEOUT (QueryTimedOut) or on Ctrl-C, SIGTERM
+    or SIGHUP (KeyboardInterrupt), with the driver's own interrupt: a recursive CTE in
+    SQLite or pg_sleep() in PostgreSQL otherwise hung `validate` in CI for good, and SQLite,
+    running in C, let no signal stop it either. A server-side statement_timeout would not
+    do: the query itself can turn it off (set_config) before its next fetch. Drivers
+    without an interrupt this knows run unbounded, as before."""
+    interrupt = _interrupter(connection.connection.dbapi_connection)
+    if interrupt is None:
+        yield
+        return
+    guard = QueryGuard(query_timeout(), interrupt)
+    try:
+        yield
+    except BaseException:
+        guard.stop()
+        if guard.signalled:
+            raise KeyboardInterrupt from None
+        if guard.expired:
+            raise timed_out(declared_at, "the query") from None
+        raise
+    finally:
+        guard.stop()  # before the rollback and close: no interrupt may land on them
+
+
+def _interrupter(dbapi_connection: Any) -> Callable[[], None] | None:
+    """What stops a running query of this DB-API connection from another thread: SQLite's
+    interrupt(), psycopg's cancel (a request on a connection of its own); None for others."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        return dbapi_connection.interrupt
+    cancel = getattr(dbapi_connection, "cancel_safe", None)  # psycopg 3.2+
+    if cancel is None and type(dbapi_connection).__module__.startswith("psycopg"):
+        cancel = getattr(dbapi_connection, "cancel", None)  # psycopg2, older psycopg 3
+    if cancel is None:
+        return None
+
+    def interrupt() -> None:
+        # A cancel that cannot reach the server changes nothing: the guard tries again.
+        with contextlib.suppress(Exception):
+            cancel()
+
+    return interrupt
 
 
 # What a SQLite query may do: read. ATTACH would create a database file anywhere, even

@@ -433,3 +433,36 @@ def test_a_signal_while_a_manifest_query_runs_ends_the_command_at_once(
     assert code == 130, err
     assert f"Interrupted: nothing was changed ({command} only reads)" in err
     assert "internal error" not in err and "ran longer than" not in err
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_sigterm_while_a_sqlite_query_runs_ends_validate_at_once(workspace, emulator_server):
+    """SQLite runs a query in C, where Python's signal handlers wait: `timeout 15 reconciler
+    validate` over a recursive CTE without an end ran on past SIGTERM until SIGKILL."""
+    import sqlite3
+
+    database = workspace.root / "crm.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE people (email TEXT)")
+    connection.close()
+    forever = (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+        "SELECT email FROM people, n WHERE i < 0"
+    )
+    workspace.audience("q", {"sql": forever, "url": f"sqlite:///{database}"})
+    proc = spawn_cli(workspace, "validate", "manifests", env=subprocess_env(workspace))
+    stderr = StderrWatcher(proc)
+    while _cpu_seconds(proc.pid) < 2.5:  # imports take well under a second of CPU
+        assert proc.poll() is None, stderr.text
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError("validate still running 30 s after SIGTERM") from None
+    err = stderr.finish()
+    assert code == 130, err
+    assert "Interrupted: nothing was changed (validate only reads)" in err
+    assert "internal error" not in err and "ran longer than" not in err

@@ -244,7 +244,7 @@ def test_a_query_that_ends_as_its_time_limit_runs_out_is_an_error_at_its_line_no
 @pytest.mark.parametrize("value", ["0", "-1", "soon", "inf", "nan"])
 def test_the_query_time_limit_must_be_a_positive_number(value: str) -> None:
     from reconciler.errors import ConfigError
-    from reconciler.sources.duckdb_query import query_timeout
+    from reconciler.sources.time_limit import query_timeout
 
     with pytest.raises(ConfigError, match="RECONCILER_QUERY_TIMEOUT"):
         query_timeout({"RECONCILER_QUERY_TIMEOUT": value})

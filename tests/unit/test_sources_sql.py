@@ -10,6 +10,7 @@ import pytest
 
 from reconciler.errors import ConfigError, SourceError
 from reconciler.sources import duckdb_query, read_members, warehouse
+from reconciler.sources.time_limit import QueryTimedOut
 from tests.postgres import Postgres
 from tests.sources import line_of, load_audience, write_duckdb
 
@@ -270,4 +271,22 @@ def test_a_postgres_query_runs_read_only(tmp_path: Path, customers: Postgres) ->
     with pytest.raises(SourceError, match=r"query failed \(postgresql\): .*read-only"):
         read_members(postgres_audience(tmp_path, customers, sql), "email")
     kept = f"SELECT email FROM {customers.schema}.customers"
+    assert len(read_members(postgres_audience(tmp_path, customers, kept), "email").members) == 2
+
+
+def test_a_postgres_query_is_stopped_at_the_time_limit(
+    tmp_path: Path, customers: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RECONCILER_QUERY_TIMEOUT bounded DuckDB queries only: `pg_sleep` (or a lock held by
+    someone else) in a manifest's query hung `validate` in CI until the job's own limit."""
+    monkeypatch.setenv("RECONCILER_QUERY_TIMEOUT", "0.5")
+    schema = customers.schema
+    sql = f"SELECT email FROM {schema}.customers WHERE pg_sleep(600) IS NOT NULL"
+    with pytest.raises(QueryTimedOut) as stopped:
+        read_members(postgres_audience(tmp_path, customers, sql), "email")
+    line = line_of(tmp_path / "aud.yaml", '"sql"')
+    assert str(stopped.value).startswith(f"aud.yaml:{line}:"), stopped.value
+    assert "ran longer than 0.5 s" in str(stopped.value)
+    assert customers.password not in str(stopped.value)
+    kept = f"SELECT email FROM {schema}.customers"
     assert len(read_members(postgres_audience(tmp_path, customers, kept), "email").members) == 2

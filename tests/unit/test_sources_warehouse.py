@@ -11,13 +11,15 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import SourceChangedError
+from reconciler.members.model import estimate_rows
 from reconciler.sources import read_members, source_for
 from reconciler.sources.csv_file import CsvFile
 from reconciler.sources.inline import Inline
 from reconciler.sources.parquet import ParquetFile
 from reconciler.sources.sql import DuckDbQuery
+from reconciler.sources.time_limit import QueryTimedOut
 from reconciler.sources.warehouse import Warehouse
-from tests.sources import RecordingReader, load_audience
+from tests.sources import RecordingReader, line_of, load_audience
 
 
 @pytest.fixture
@@ -103,3 +105,28 @@ def test_the_registry_makes_one_source_of_the_declared_kind(repo: Path) -> None:
     assert list(read_members(load_audience(repo, {"csv": "m.csv"}), "email").members) == [
         "a@example.com"
     ]
+
+
+def test_a_sqlite_query_that_would_run_for_ever_is_stopped_at_the_time_limit(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recursive CTE without an end ran in SQLite's C code with no time limit: `validate`
+    in CI hung for good, and SIGTERM could not stop it (its handler never ran)."""
+    monkeypatch.setenv("RECONCILER_QUERY_TIMEOUT", "0.5")
+    forever = (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+        "SELECT email FROM people, n WHERE i < 0"
+    )
+    audience = load_audience(repo, {"sql": forever, "url": "sqlite:///crm.db"})
+    line = line_of(repo / "aud.yaml", '"sql"')
+    errors = []
+    for run in (lambda: estimate_rows(audience), lambda: read_members(audience, "email")):
+        with pytest.raises(QueryTimedOut) as stopped:
+            run()
+        errors.append(str(stopped.value))
+    for error in errors:
+        assert error.startswith(f"aud.yaml:{line}:"), error
+        assert "ran longer than 0.5 s" in error and "RECONCILER_QUERY_TIMEOUT" in error
+    # The connection's interrupt lands on no later query: one in time still runs.
+    kept = load_audience(repo, {"sql": "SELECT email FROM people", "url": "sqlite:///crm.db"})
+    assert sorted(read_members(kept, "email").members) == ["a@example.com", "b@example.com"]

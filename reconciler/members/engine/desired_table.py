@@ -46,8 +46,9 @@ from reconciler.members.identity import (
 from reconciler.sources import MemberIssue, source_for
 from reconciler.sources.base import CsvRows, RowStream
 from reconciler.sources.csv_file import MAX_LINE_BYTES, csv_open_error, not_utf8_error
-from reconciler.sources.duckdb_query import DuckDbRelation, QueryTimedOut
+from reconciler.sources.duckdb_query import DuckDbRelation
 from reconciler.sources.rows import find_columns, trait_value
+from reconciler.sources.time_limit import QueryTimedOut
 
 # identity.respellable in SQL, over column {0}: not plain ASCII (more bytes than
 # characters), or a punycode label.
