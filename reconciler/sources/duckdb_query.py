@@ -116,6 +116,7 @@ def read_with_duckdb(
 ) -> SourceResult:
     """Run the relation's query and build members from its rows, a chunk at a time."""
     query = relation.select()
+    budget = _python_budget()
     with relation.connection() as connection:
         try:
             names = [row[0] for row in connection.execute(f"DESCRIBE {query}").fetchall()]
@@ -127,14 +128,46 @@ def read_with_duckdb(
             cells = [
                 f"CAST(c{i} AS VARCHAR)" if i in identity else f"c{i}" for i in range(len(names))
             ]
-            aliases = ", ".join(f"c{i}" for i in range(len(names)))
             cursor = connection.execute(
-                f"SELECT {', '.join(cells)} FROM ({query}\n) AS q({aliases})"
+                f"SELECT {', '.join(cells)} FROM ({_within(query, len(names), budget)}) AS q"
             )
             chunks = iter(lambda: cursor.fetchmany(CHUNK_ROWS), [])
             return members_from_rows(chunks, columns, project_type, relation.where, mapped)
         except duckdb.Error as exc:
+            if _OVER_BUDGET in str(exc):
+                raise SourceError(
+                    f"{relation.declared_at}: cannot read {relation.subject}: its rows hold more "
+                    f"than {budget:,} bytes of values, more than RECONCILER_MEMORY_LIMIT lets a "
+                    "plan hold in memory; make its values smaller, or raise the limit"
+                ) from None
             raise relation.error(exc) from None
+
+
+# The error a read over its budget raises inside DuckDB (error()), told from others by it.
+_OVER_BUDGET = "reconciler: rows over the memory budget"
+
+
+def _python_budget() -> int:
+    """The bytes of values a source read into Python may hold: RECONCILER_MEMORY_LIMIT."""
+    from reconciler.members.engine.settings import EngineSettings
+
+    return EngineSettings.from_env().memory_bytes
+
+
+def _within(query: str, width: int, budget: int) -> str:
+    """`query`'s rows, columns named c0, c1, ..., failing inside DuckDB once their values
+    (as text) pass `budget` bytes in all, before they reach Python. DuckDB streams a
+    query within its memory limit, but each chunk fetched becomes Python objects: 30 rows
+    of `repeat('x', 100000000)`, or a Parquet file of a few kilobytes holding one long
+    value many times, took 6 GB when the limit was 1 GB. A running sum is a streaming
+    window: the rows are not held to compute it."""
+    aliases = ", ".join(f"c{i}" for i in range(width))
+    size = " + ".join(f"coalesce(strlen(CAST(c{i} AS VARCHAR)), 0)" for i in range(width))
+    return (
+        f"SELECT {aliases} FROM (SELECT {aliases}, sum({size}) OVER (ROWS BETWEEN UNBOUNDED "
+        f"PRECEDING AND CURRENT ROW) AS read_bytes FROM ({query}\n) AS q({aliases})) "
+        f"WHERE CASE WHEN read_bytes > {int(budget)} THEN error('{_OVER_BUDGET}') ELSE true END"
+    )
 
 
 def select_statement(query: str, declared_at: object) -> str:

@@ -13,7 +13,7 @@ from reconciler.errors import SourceError
 from reconciler.manifest import Audience
 from reconciler.members.model import Engine, EngineSettings, estimate_rows, load_desired
 from reconciler.sources import read_members
-from tests.sources import line_of, load_audience
+from tests.sources import line_of, load_audience, write_parquet
 
 
 @pytest.fixture
@@ -341,3 +341,34 @@ def test_a_query_past_its_memory_spills_outside_the_repository_or_fails_clearly(
     error = str(refused.value)
     assert error.startswith(f"aud.yaml:{line_of(repo / 'aud.yaml', 'sql')}:"), error
     assert "Out of Memory" in error and "RECONCILER_MEMORY_LIMIT" in error
+
+
+@pytest.mark.parametrize("kind", ["sql", "parquet"])
+def test_rows_larger_than_the_memory_limit_are_refused_before_they_reach_python(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """DuckDB streams a query within its memory limit, but the Python engine's chunks of
+    rows become Python objects: 30 rows of `repeat('x', 100000000)` (or a Parquet file of
+    kilobytes holding one long value many times) took 6 GB under the default 1 GB limit,
+    in `validate` on a pull request. A read stops once its values pass the limit."""
+    monkeypatch.setenv("RECONCILER_MEMORY_LIMIT", "64MB")
+    rows = "SELECT 'u' || range || '@example.com' AS email, repeat('x', 1000000) AS note"
+    wide = f"{rows} FROM range(100)"  # 100 MB of values, in a file of a few kilobytes
+    if kind == "parquet":
+        write_parquet(repo / "data" / "wide.parquet", wide)
+        members = {"parquet": "data/wide.parquet"}
+        subject = "Parquet file data/wide.parquet"
+    else:
+        members, subject = {"sql": wide, "database": ":memory:"}, "the query"
+    audience = load_audience(repo, members, mapped=True)
+    with pytest.raises(SourceError) as refused:
+        read_members(audience, "email")
+    error = str(refused.value)
+    line = line_of(repo / "aud.yaml", f'"{kind}"')
+    assert error.startswith(f"aud.yaml:{line}:"), error
+    assert f"cannot read {subject}: its rows hold more than 64,000,000 bytes" in error
+    assert "RECONCILER_MEMORY_LIMIT" in error
+    # Under the limit the same rows are read, their values kept for the mapping.
+    narrow = f"{rows} FROM range(30)"
+    audience = load_audience(repo, {"sql": narrow, "database": ":memory:"}, mapped=True)
+    assert len(read_members(audience, "email").members) == 30

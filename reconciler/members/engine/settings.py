@@ -99,6 +99,10 @@ class EngineSettings:
         )
 
     @property
+    def memory_bytes(self) -> int:
+        return int(_bytes(self.memory_limit))
+
+    @property
     def duckdb_memory_bytes(self) -> int:
         return int(_bytes(self.memory_limit) * DUCKDB_SHARE)
 
