@@ -25,6 +25,7 @@ from reconciler.errors import SourceError
 from reconciler.manifest.manifests import Audience
 from reconciler.manifest.repository import is_inside
 from reconciler.members.identity import ProjectType
+from reconciler.render.masking import source_value
 from reconciler.sources.base import (
     Consume,
     R,
@@ -143,8 +144,10 @@ def stream_query(
         ) from None
     # Before connecting: a manifest alone must not choose where credentials go.
     check_database_host(url, url_at)
+    connected = False
     try:
         with engine.connect() as connection:
+            connected = True
             # The query goes to the driver as written: no_parameters keeps '%' and ':name'
             # in it from being read as placeholders. stream_results asks for a server-side
             # cursor; yield_per makes it fetch CHUNK_ROWS rows per round trip. PostgreSQL
@@ -164,12 +167,49 @@ def stream_query(
     except Exception as exc:
         # Deliberately broad: whatever the driver raises (connection refused, bad password,
         # a syntax error) may quote the URL or password, so nothing leaves unscrubbed.
+        message = database.scrub(_driver_message(exc))
+        if connected:
+            message = _data_marked(message, sql or spec.sql)
         raise SourceError(
-            f"{declared_at}: query failed ({url.get_backend_name()}): "
-            f"{database.scrub(_driver_message(exc))}"
+            f"{declared_at}: query failed ({url.get_backend_name()}): {message}"
         ) from None
     finally:
         engine.dispose()
+
+
+# A quoted word in a database's message: `relation "x" does not exist`, `'x'`.
+_QUOTED = re.compile(r"(?<![A-Za-z])(\"[^\"\n]*\"|'[^'\n]*')(?![A-Za-z])")
+# How PostgreSQL (and psycopg) label the lines of an error after its first.
+_LABELLED = re.compile(r"^(?:DETAIL|HINT|CONTEXT|QUERY|WHERE|LINE \d+):|^\s*\^\s*$")
+# SQLAlchemy's name for the server-side cursor (`DECLARE "c_7f..._1" CURSOR FOR ...`).
+_CURSOR = re.compile(r"c_[0-9a-f]+_\w+")
+
+
+def _data_marked(message: str, query: str) -> str:
+    """A failed query's message with what it quotes from the data marked as source data
+    (masked in output unless --show-members): every quoted word the query's own text does
+    not contain, and every unlabelled line (XML's DETAIL repeats the text it read). The
+    data is not in the repository, yet a query can make any value a relation, type, role,
+    setting or unit name (`(SELECT user_id FROM users)::regclass`: `relation "usr_12" does
+    not exist`) and print it in the CI log of a pull request. The names the query wrote
+    (`column "emial" does not exist`) stay readable."""
+
+    def quoted(match: re.Match[str]) -> str:
+        text = match.group()
+        word = text[1:-1]
+        # Punctuation (`'<' not found`) is the message's own; a word the query wrote is
+        # the author's.
+        if not any(c.isalnum() for c in word) or word in query or _CURSOR.fullmatch(word):
+            return text
+        return f"{text[0]}{source_value(word)}{text[0]}"
+
+    lines = message.split("\n")
+    for n, line in enumerate(lines):
+        if n and line.strip() and not _LABELLED.match(line) and line.strip() not in query:
+            lines[n] = source_value(line)
+        elif not line.startswith("HINT:"):  # a hint names columns and settings, not values
+            lines[n] = _QUOTED.sub(quoted, line)
+    return "\n".join(lines)
 
 
 @contextmanager

@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 from reconciler.errors import ConfigError, SourceError
+from reconciler.render.masking import mask_emails, reveal
 from reconciler.sources import duckdb_query, read_members, warehouse
 from reconciler.sources.time_limit import QueryTimedOut
 from tests.postgres import Postgres
@@ -290,3 +291,40 @@ def test_a_postgres_query_is_stopped_at_the_time_limit(
     assert customers.password not in str(stopped.value)
     kept = f"SELECT email FROM {schema}.customers"
     assert len(read_members(postgres_audience(tmp_path, customers, kept), "email").members) == 2
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "(SELECT translate(email, '@.', '--') FROM {schema}.customers WHERE user_id = 1)"
+        "::regnamespace::text",
+        "xmlparse(document (SELECT translate(email, '@.', '--') FROM {schema}.customers "
+        "WHERE user_id = 1))::text",
+    ],
+    ids=["quoted", "line-of-its-own"],
+)
+def test_a_postgres_error_quoting_what_the_query_read_is_masked(
+    tmp_path: Path, customers: Postgres, value: str
+) -> None:
+    """The query's data is not in the repository, yet a pull request's query could make a
+    member's identifier a schema, relation, role or setting name, or an XML document, and
+    PostgreSQL's error printed it in CI (`schema "ada-example-com" does not exist`):
+    with no '@' nor a known pattern to mask it by, in full."""
+    sql = f"SELECT {value.format(schema=customers.schema)} AS email"
+    with pytest.raises(SourceError) as raised:
+        read_members(postgres_audience(tmp_path, customers, sql), "email")
+    assert "query failed (postgresql)" in str(raised.value)
+    assert "ada-example" not in mask_emails(str(raised.value)).lower()
+    shown = reveal(str(raised.value), True).lower()  # with --show-members
+    assert "ada-example-com" in shown
+
+
+def test_a_postgres_error_keeps_the_names_the_query_wrote(
+    tmp_path: Path, customers: Postgres
+) -> None:
+    sql = f"SELECT emial FROM {customers.schema}.customers"
+    with pytest.raises(SourceError) as raised:
+        read_members(postgres_audience(tmp_path, customers, sql), "email")
+    shown = mask_emails(str(raised.value))
+    assert 'column "emial" does not exist' in shown
+    assert 'Perhaps you meant to reference the column "customers.email"' in shown
