@@ -43,8 +43,9 @@ def is_inside(path: Path, directory: Path) -> bool:
 # credentials, hooks) and reconciler's local state (plans and journals of every audience).
 PRIVATE_ENTRIES = (".git", ".reconciler")
 
-# Repositories searched for links leading out, once per process (see readable_paths).
-_checked_links: set[Path] = set()
+# Repositories searched for links leading out, once per process (see readable_paths),
+# with the names at their top that git tracks (None: everything there is readable).
+_checked_links: dict[Path, frozenset[str] | None] = {}
 
 
 class LinkOutOfRepository(Exception):
@@ -72,18 +73,24 @@ def readable_paths(
 
     DuckDB compares paths as text, so a symbolic link in the repository would carry a read
     anywhere; the repository is searched for links leading out (_check_links, once per
-    process) and LinkOutOfRepository is raised for the first one found."""
+    process) and LinkOutOfRepository is raised for the first one found.
+
+    In a git work tree, only the top-level files and directories git tracks are readable:
+    a CI job's checkout holds files no pull request brought, such as the credentials
+    google-github-actions/auth writes to the top of it (gha-creds-*.json), a key file a
+    step wrote or a `.venv`, and a query could print any of them (`error(content)`)."""
     repository = repository.resolve()
     if repository not in _checked_links:
-        _check_links(repository)
-        _checked_links.add(repository)
+        _checked_links[repository] = _check_links(repository)
+    tracked = _checked_links[repository]
     directories: set[str] = set()
     files: set[str] = set()
 
     def allow(path: Path, is_dir: bool) -> None:
         if path == repository or not path.is_relative_to(repository):
             return
-        if path.relative_to(repository).parts[0] in PRIVATE_ENTRIES:
+        top = path.relative_to(repository).parts[0]
+        if top in PRIVATE_ENTRIES or (tracked is not None and top not in tracked):
             return
         if is_dir:
             directories.add(f"{path}/")
@@ -103,14 +110,18 @@ def readable_paths(
 MAX_WALKED_ENTRIES = 50_000
 
 
-def _check_links(repository: Path) -> None:
+def _check_links(repository: Path) -> frozenset[str] | None:
     """Raise LinkOutOfRepository for a symbolic link in the repository leading out. In a
     git work tree the links git tracks are checked (a pull request can only bring tracked
     files, and `git ls-files` is quick in any repository); otherwise the directory is
-    walked, and one too large to walk is refused rather than half checked."""
-    links = _tracked_links(repository) if (repository / ".git").exists() else None
-    if links is None:
+    walked, and one too large to walk is refused rather than half checked. Returns the
+    names at the repository's top that git tracks, or None without git."""
+    listed = _tracked(repository) if (repository / ".git").exists() else None
+    tops = None
+    if listed is None:
         links = _walked_links(repository)
+    else:
+        links, tops = listed
     private = [repository / name for name in PRIVATE_ENTRIES]
     for path in links:
         if not path.is_symlink():
@@ -132,10 +143,12 @@ def _check_links(repository: Path) -> None:
                 "path's text before the file system follows the link, so `link/../..` could "
                 "leave the repository",
             )
+    return tops
 
 
-def _tracked_links(repository: Path) -> list[Path] | None:
-    """The symbolic links git tracks (mode 120000), or None when git cannot say."""
+def _tracked(repository: Path) -> tuple[list[Path], frozenset[str]] | None:
+    """The symbolic links git tracks (mode 120000) and the names at the top of the paths it
+    tracks, or None when git cannot say."""
     git = shutil.which("git")
     if git is None:
         return None
@@ -149,11 +162,15 @@ def _tracked_links(repository: Path) -> list[Path] | None:
     except (OSError, subprocess.SubprocessError):
         return None
     links = []
+    tops = set()
     for entry in listed.split(b"\0"):
         mode, _, rest = entry.partition(b" ")
+        name = os.fsdecode(rest.partition(b"\t")[2])
+        if name:
+            tops.add(name.split("/", 1)[0])
         if mode == b"120000":
-            links.append(repository / os.fsdecode(rest.partition(b"\t")[2]))
-    return links
+            links.append(repository / name)
+    return links, frozenset(tops)
 
 
 def _walked_links(repository: Path) -> list[Path]:

@@ -215,8 +215,10 @@ def query_error(
             first
             + (
                 f" (a query may read only files inside the repository {repository}, not in its "
-                ".git or .reconciler, and no URL; a relative path is looked for from the working "
-                "directory first, so it works when reconciler runs inside the repository)"
+                ".git or .reconciler, in a git work tree only under the top-level files and "
+                "directories git tracks (`git add` a new one), and no URL; a relative path is "
+                "looked for from the working directory first, so it works when reconciler runs "
+                "inside the repository)"
             )
             + newline
             + rest

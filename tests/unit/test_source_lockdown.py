@@ -188,6 +188,45 @@ def test_a_committed_link_out_of_a_git_repository_is_found_by_git(
         read_members(audience, "email")
 
 
+@pytest.mark.parametrize(
+    "path", ["gha-creds-1a2b3c.json", ".venv/iterable.key", "manifests/../gha-creds-1a2b3c.json"]
+)
+def test_a_query_cannot_read_what_a_ci_job_left_untracked_at_the_top_of_the_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """A CI checkout holds files no pull request brought: google-github-actions/auth writes
+    a service account's key to the top of it (gha-creds-*.json), a step may write a key
+    file or a `.venv`. Every file in the work tree was readable, and `error(content)`
+    printed one in the log of `validate` on a pull request."""
+    import subprocess
+
+    root = tmp_path / "gitrepo"
+    (root / "data").mkdir(parents=True)
+    (root / ".venv").mkdir()
+    (root / "data" / "m.csv").write_text("email\na@example.com\n")
+    for secret in ("gha-creds-1a2b3c.json", ".venv/iterable.key"):
+        (root / secret).write_text("-----BEGIN PRIVATE KEY-----MIIEvQIBADANBgkq\n")
+    run = {"cwd": root, "check": True, "capture_output": True}
+    subprocess.run(["git", "init", "-q"], **run)  # type: ignore[call-overload]
+    subprocess.run(["git", "add", "data/m.csv"], **run)  # type: ignore[call-overload]
+    monkeypatch.chdir(root)
+    (root / "manifests").mkdir()
+    stolen = f"SELECT error(content) AS email FROM read_text('{root / path}')"
+    audience = load_audience(root / "manifests", {"sql": stolen, "database": ":memory:"})
+    with pytest.raises(SourceError) as refused:
+        read_members(audience, "email")
+    assert "Permission Error" in str(refused.value), refused.value
+    assert "git tracks" in str(refused.value) and "PRIVATE KEY" not in str(refused.value)
+    # What git tracks is read, and so is a file made later in a directory it tracks.
+    (root / "data" / "made-by-ci.csv").write_text("email\nb@example.com\n")
+    both = (
+        "SELECT email FROM read_csv('data/m.csv') UNION ALL "
+        "SELECT email FROM read_csv('data/made-by-ci.csv')"
+    )
+    audience = load_audience(root / "manifests", {"sql": both, "database": ":memory:"})
+    assert sorted(read_members(audience, "email").members) == ["a@example.com", "b@example.com"]
+
+
 def test_a_directory_without_git_too_large_to_check_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
