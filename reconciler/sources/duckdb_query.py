@@ -13,7 +13,6 @@ single SELECT statement is accepted (`select_statement`).
 
 from __future__ import annotations
 
-import re
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -192,7 +191,24 @@ def select_statement(query: str, declared_at: object) -> str:
             "(a member source only reads: reconciler refuses anything that could write, "
             "attach, load or configure)"
         )
-    return re.sub(r"[;\s]+$", "", query)
+    return _without_final_semicolons(query).rstrip()
+
+
+def _without_final_semicolons(query: str) -> str:
+    """`query` with the semicolons that end it blanked, also those before a last comment
+    (`SELECT ...; -- the VIP list`): reconciler runs it inside its own SELECTs, where one
+    was a syntax error pointing at reconciler's text. DuckDB's tokenizer tells a comment
+    or a string holding ';' from the statement's end."""
+    ends = []
+    for offset, kind in reversed(duckdb.tokenize(query)):
+        if kind == duckdb.token_type.comment:
+            continue
+        if kind != duckdb.token_type.operator or not query.startswith(";", offset):
+            break
+        ends.append(offset)
+    for offset in ends:
+        query = f"{query[:offset]} {query[offset + 1 :]}"
+    return query
 
 
 def query_error(

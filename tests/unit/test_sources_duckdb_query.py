@@ -71,6 +71,24 @@ def test_duckdb_query_answers_and_counts_where_it_runs(tmp_path: Path) -> None:
     assert in_memory.files() == [] and in_memory.digests() == []
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT email FROM people; -- the VIP list",
+        "SELECT email FROM people ; /* not ';' here */\n",
+        "SELECT email FROM people;;\n-- one\n-- two",
+    ],
+)
+def test_a_query_may_end_in_a_semicolon_before_a_comment(tmp_path: Path, sql: str) -> None:
+    """One statement and a comment after its semicolon (as SQL files are written) ran inside
+    reconciler's own SELECTs semicolon and all: `Parser Error: syntax error at or near ";"`,
+    pointing at text the manifest never had."""
+    write_duckdb(tmp_path / "crm.duckdb", "CREATE TABLE people AS SELECT 'a@example.com' AS email")
+    source = source_for(load_audience(tmp_path, {"sql": sql, "database": "crm.duckdb"}))
+    assert source.estimate_rows() == 1
+    assert list(source.read("email").members) == ["a@example.com"]
+
+
 def test_a_file_rewritten_while_a_query_reads_it_is_refused(tmp_path: Path) -> None:
     """Issue 19.3 for files a DuckDB query opens: they are known only once opened, so
     they are judged by their times against the file system's clock when the read began."""
