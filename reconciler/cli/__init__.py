@@ -15,6 +15,7 @@ from __future__ import annotations
 import codecs
 import inspect
 import io
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -233,16 +234,32 @@ app.command()(schema.version)
 
 
 def _tolerate_narrow_encodings() -> None:
-    """On a stream that cannot encode every character (a Windows console piped to a file,
-    PYTHONIOENCODING=latin-1), write `?` for the few it cannot (the report's check marks)
-    instead of failing: an apply would otherwise fail after applying, as an internal error."""
+    """Plans and reports are the same bytes on every machine: a stream that is not a
+    terminal (a file, a pipe: `plan --format markdown > plan.md`, which `github comment`
+    reads as UTF-8) is written in UTF-8 whatever the locale's encoding (ISO-8859-1 under a
+    legacy `LANG=de_DE`, a Windows code page), which wrote other bytes and `?` for what it
+    lacked (a dotless i, `·`), so one plan differed by machine and its markdown could not be
+    posted. A terminal, or an encoding asked for with PYTHONIOENCODING, keeps its encoding,
+    with `?` for the few characters it cannot encode (the report's check marks) instead of
+    failing: an apply would otherwise fail after applying, as an internal error."""
+    chosen = bool(os.environ.get("PYTHONIOENCODING"))
     for stream in (sys.stdout, sys.stderr):
         if (
-            isinstance(stream, io.TextIOWrapper)
-            and stream.errors == "strict"
-            and codecs.lookup(stream.encoding).name != "utf-8"
+            not isinstance(stream, io.TextIOWrapper)
+            or codecs.lookup(stream.encoding).name == "utf-8"
         ):
+            continue
+        if not chosen and not _is_terminal(stream):
+            stream.reconfigure(encoding="utf-8")
+        elif stream.errors == "strict":
             stream.reconfigure(errors="replace")
+
+
+def _is_terminal(stream: io.TextIOWrapper) -> bool:
+    try:
+        return stream.isatty()
+    except (OSError, ValueError):  # closed: nothing reaches it either way
+        return False
 
 
 def main() -> None:

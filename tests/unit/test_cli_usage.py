@@ -316,6 +316,53 @@ def test_a_report_on_a_stream_that_cannot_encode_it_is_not_an_internal_error(tmp
     assert b"internal error" not in done.stderr
 
 
+# Runs reconciler with stdout and stderr in the encoding a machine's locale gives them
+# (`LANG=de_DE`: ISO-8859-1), as Python sets them up there before any code runs.
+_IN_LOCALE_ENCODING = (
+    "import sys; encoding = sys.argv.pop(1); sys.stdout.reconfigure(encoding=encoding); "
+    "sys.stderr.reconfigure(encoding=encoding); sys.argv[0] = 'reconciler'; "
+    "from reconciler.cli import main; main()"
+)
+
+
+def test_a_plan_written_to_a_file_is_the_same_utf8_under_any_locale(
+    tmp_path, make_emulator_server
+) -> None:
+    """A plan redirected to a file is what `github comment --body-file` posts: under a
+    legacy locale it was ISO-8859-1, with `?` for the characters it lacks, so the same plan
+    differed by machine and its markdown was refused as an internal error when posted."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    server = make_emulator_server()
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    destination = {"region": "us", "projectType": "hybrid", "baseUrl": server.base_url}
+    destination["apiKey"] = {"env": "RECONCILER_TEST_KEY"}
+    # A dotless i: Turkish, and in no ISO-8859-1 text.
+    audience = {"destination": "prod", "members": {"inline": ["\u0131lg\u0131n@example.com"]}}
+    for kind, name, spec in (("Destination", "prod", destination), ("Audience", "vip", audience)):
+        document = {"apiVersion": "reconciler/v1", "kind": kind, "metadata": {"name": name}}
+        (manifests / f"{name}.yaml").write_text(json.dumps({**document, "spec": spec}))
+    env = {**os.environ, "RECONCILER_TEST_KEY": "test-key", "RECONCILER_STATE_DIR": str(tmp_path)}
+    env.pop("PYTHONIOENCODING", None)
+    plan = ["plan", str(manifests), "--format", "markdown"]
+    plans = {}
+    for encoding in ("utf-8", "latin-1"):
+        done = subprocess.run(
+            [sys.executable, "-c", _IN_LOCALE_ENCODING, encoding, *plan],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr.decode(encoding)
+        plans[encoding] = done.stdout
+    assert "+ vip: \u0131***@***#1" in plans["utf-8"].decode("utf-8")
+    assert plans["latin-1"] == plans["utf-8"]
+
+
 def test_a_typer_without_the_internals_reconciler_tidies_is_left_as_it_is() -> None:
     """The help's tidying replaces typer internals (TyperOption.display_type_rich,
     rich_utils._fix_linebreaks, ...) that typer adds and renames between releases, and
