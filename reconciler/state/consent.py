@@ -242,7 +242,10 @@ def hold_back(lp: ListPlan, optouts: Optouts) -> ListPlan:
     if not left and not unsubscribed:
         return lp
     if lp.resubscribe_allowed:
-        return dataclasses.replace(lp, resubscribed=tuple(m.key for m in (*left, *unsubscribed)))
+        # In key order, as DuckDB lists them (_table_hold_back): the plan's sample of them
+        # must not depend on the engine.
+        again = sorted(m.key for m in (*left, *unsubscribed))
+        return dataclasses.replace(lp, resubscribed=tuple(again))
     gone = left_keys | {m.key for m in unsubscribed}
     return _held(
         lp,

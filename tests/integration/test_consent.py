@@ -240,6 +240,30 @@ def test_resubscribe_allowed_re_adds_them_flagged_in_bold(
     assert "b@example.com" in proj.members(list_id)
 
 
+def test_the_re_added_who_had_left_are_listed_alike_by_both_engines(
+    field_workspace,  # noqa: F811
+    cli,
+    monkeypatch,
+):
+    # One who left the list, one who left its channel: the Python engine listed those
+    # who left the list first, DuckDB every one in key order.
+    ws, _server, proj = field_workspace("hybrid")
+    list_id = proj.add_list("vip")
+    proj.subscribe_direct(list_id, email="c@example.com")
+    proj.self_unsubscribe(proj.subscribe_direct(list_id, email="b@example.com"), list_id=list_id)
+    proj.self_unsubscribe(proj.add_user(email="a@example.com"), channel=True)
+    people = ["a@example.com", "b@example.com", "c@example.com"]
+    csv_audience(ws, "vip", "email", people, resubscribe="allowed")
+    samples = {}
+    for engine in ENGINES:
+        monkeypatch.setenv("RECONCILER_ENGINE", engine)
+        plan = cli("plan", ws.manifests, "--format", "json", "--show-members")
+        assert plan.exit_code == 0, plan.output
+        (lp,) = plan.json()["destinations"][0]["lists"]
+        samples[engine] = lp["consent"]["resubscribed"]["sample"]
+    assert samples["python"] == samples["duckdb"] == ["a@example.com", "b@example.com"]
+
+
 @pytest.mark.parametrize("profile_read", ["lookups", "export"])
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_saved_plan_holds_back_who_opted_out_after_it_was_made(
