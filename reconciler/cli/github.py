@@ -6,6 +6,7 @@ workflows stay a line per step and the same commands work from a laptop (`gh aut
 
 from __future__ import annotations
 
+import codecs
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,7 +48,8 @@ BodyFileOpt = typer.Option(
     ...,
     "--body-file",
     metavar="FILE",
-    help="Markdown to post, e.g. the output of `plan --format markdown`.",
+    help="Markdown to post, e.g. the output of `plan --format markdown` (UTF-8, or UTF-16 "
+    "with a byte-order mark).",
 )
 
 
@@ -70,12 +72,26 @@ def _run_url() -> str | None:
 
 
 def _read(path: Path) -> str:
+    """The body file's text: UTF-8 as plan writes it, or UTF-16 with a byte-order mark, as
+    Windows PowerShell's `plan --format markdown > plan.md` saves it. Anything else is an
+    error naming the file: it was an internal error, and a guess at its encoding could post
+    a garbled plan."""
     try:
-        return path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return ""
     except OSError as exc:
-        raise ReconcilerError(f"cannot read {path}: {exc.strerror}") from None
+        raise exits.fail(ReconcilerError(f"cannot read {path}: {exc.strerror}")) from None
+    try:
+        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return raw.decode("utf-16")
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        message = (
+            f"{path} is not UTF-8 text (byte {exc.start + 1} cannot be read as UTF-8): write "
+            "it with `reconciler plan --format markdown > FILE`, or save it as UTF-8"
+        )
+        raise exits.fail(ReconcilerError(message)) from None
 
 
 def _report(posted: Posted, what: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -69,3 +70,34 @@ def test_too_many_changed_files_to_list_counts_as_changed_manifests(tmp_path, mo
     newer = newer_changes(Gh(str(gh)), "acme/audiences", "0123abc", "main", "manifests")
 
     assert (newer.commits, newer.changed, newer.unknown) == (1, (), True)
+
+
+def test_a_body_file_in_utf16_is_posted_and_one_in_another_encoding_is_named(tmp_path, monkeypatch):
+    """Windows PowerShell's `plan --format markdown > plan.md` saves UTF-16: posting it was
+    an internal error (UnicodeDecodeError), as was a file in a legacy 8-bit encoding."""
+    from typer.testing import CliRunner
+
+    from reconciler.cli import app
+
+    state = tmp_path / "gh.json"
+    gh = tmp_path / "gh"
+    gh.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_GH}" "$@"\n')
+    gh.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_GH_STATE", str(state))
+    monkeypatch.setenv("FAKE_GH_LOG", str(tmp_path / "log"))
+    monkeypatch.setenv("GH_TOKEN", "ghs_fake")
+    body = tmp_path / "drift.md"
+    issue = ["github", "issue", "--title", "drift", "--body-file", str(body), "--repo", "a/b"]
+
+    body.write_bytes("### plan · café\n".encode("utf-16"))
+    posted = CliRunner().invoke(app, issue)
+    assert posted.exit_code == 0, posted.output
+    (opened,) = json.loads(state.read_text())["issues"]
+    assert "### plan · café\n" in opened["body"]
+
+    body.write_bytes("### plan · café\n".encode("latin-1"))
+    refused = CliRunner().invoke(app, issue)
+    assert refused.exit_code == 1
+    assert f"{body} is not UTF-8 text" in refused.output
+    assert "internal error" not in refused.output
