@@ -422,7 +422,10 @@ def _field_update(
 
 
 def _member_to_json(m: Member) -> list[Any]:
-    return [m.key, m.key_kind, m.email, m.user_id, m.traits]
+    # Without its source columns: what apply sends of them is the list's add_fields, saved
+    # beside it. The Python engine's members carried them and DuckDB's do not, so the same
+    # plan saved under the two engines differed, and held source values sent nowhere.
+    return [m.key, m.key_kind, m.email, m.user_id, {}]
 
 
 def _member_from_json(row: list[Any]) -> Member:
