@@ -4,7 +4,8 @@
     ├── ManifestError               one or more problems, each with file, line and column
     ├── ConfigError                 environment or configuration is wrong (missing key, ...)
     ├── SourceError                 a member source could not be read at all (missing file, ...)
-    │   └── SourceChangedError      a source file changed while it was read (exit 3)
+    │   ├── SourceChangedError      a source file changed while it was read (exit 3)
+    │   └── SourceUnreachable       a `url:` source's database server could not be connected to
     ├── LiveStateError              live state is ambiguous (two lists with one name, ...)
     ├── UnsafePlanError             the safety policy blocks the plan (exit 3)
     ├── StalePlanError              a saved plan no longer matches manifests or Iterable (exit 4)
@@ -95,6 +96,11 @@ class SourceChangedError(SourceError):
     """A source file changed while it was read: nothing is planned from it (a guard)."""
 
     exit_code = 3
+
+
+class SourceUnreachable(SourceError):
+    """A `url:` source's database server could not be connected to: running its query
+    again (for its row count, then its rows) would wait as long and fail alike."""
 
 
 class LiveStateError(ReconcilerError):

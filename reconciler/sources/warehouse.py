@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
 
-from reconciler.errors import SourceError
+from reconciler.errors import ConfigError, SourceError, SourceUnreachable
 from reconciler.manifest.manifests import Audience
 from reconciler.manifest.repository import is_inside
 from reconciler.members.identity import ProjectType
@@ -45,6 +46,11 @@ from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
 from reconciler.sources.snapshot import FileState, file_state
 from reconciler.sources.time_limit import QueryGuard, query_timeout, timed_out
+
+# Seconds a server may take to accept a connection (libpq's connect_timeout, which counts
+# whole seconds).
+CONNECT_TIMEOUT_VARIABLE = "RECONCILER_DATABASE_CONNECT_TIMEOUT"
+DEFAULT_CONNECT_TIMEOUT = 30
 
 # Drivers that install with an extra of reconciler, for the hint when one is missing.
 _EXTRAS = {"postgresql": "reconciler[postgres]"}
@@ -129,10 +135,13 @@ def stream_query(
     url_at = str(audience.field_location("members", "url"))
     database = expand_url(spec.url, url_at)
     url = _with_installed_driver(confine_file_database(database.url, url_at, audience.source_root))
+    connect_args = _connect_args(url)
     try:
         # hide_parameters: bound values never reach an error message; NullPool: one
         # connection, closed when the read ends.
-        engine = create_engine(url, hide_parameters=True, poolclass=NullPool)
+        engine = create_engine(
+            url, hide_parameters=True, poolclass=NullPool, connect_args=connect_args
+        )
         if url.get_backend_name() == "sqlite":
             event.listen(engine, "connect", _sqlite_reads_only)
     except (NoSuchModuleError, ImportError) as exc:
@@ -144,37 +153,46 @@ def stream_query(
         ) from None
     # Before connecting: a manifest alone must not choose where credentials go.
     check_database_host(url, url_at)
-    connected = False
+    backend = url.get_backend_name()
+    sql_text = sql or spec.sql
     try:
-        with engine.connect() as connection:
-            connected = True
-            # The query goes to the driver as written: no_parameters keeps '%' and ':name'
-            # in it from being read as placeholders. stream_results asks for a server-side
-            # cursor; yield_per makes it fetch CHUNK_ROWS rows per round trip. PostgreSQL
-            # runs it in a read-only transaction: a member source only reads.
-            options: dict[str, Any] = {"stream_results": True, "no_parameters": True}
-            if url.get_backend_name() == "postgresql":
-                connection = connection.execution_options(postgresql_readonly=True)
-            with _time_limit(connection, declared_at):
-                result = (
-                    connection.execution_options(**options)
-                    .exec_driver_sql(sql or spec.sql)
-                    .yield_per(CHUNK_ROWS)
-                )
-                consume(list(result.keys()), result.partitions())
-    except SourceError:
-        raise
-    except Exception as exc:
-        # Deliberately broad: whatever the driver raises (connection refused, bad password,
-        # a syntax error) may quote the URL or password, so nothing leaves unscrubbed.
-        message = database.scrub(_driver_message(exc))
-        if connected:
-            message = _data_marked(message, sql or spec.sql)
-        raise SourceError(
-            f"{declared_at}: query failed ({url.get_backend_name()}): {message}"
-        ) from None
+        try:
+            connection = engine.connect()
+        except Exception as exc:
+            # Whatever the driver raises (connection refused, a bad password, no answer)
+            # may quote the URL or password, so nothing leaves unscrubbed.
+            raise SourceUnreachable(
+                f"{url_at}: cannot connect ({backend}): "
+                f"{database.scrub(_driver_message(exc))}{_timeout_hint(exc, connect_args)}"
+            ) from None
+        try:
+            with connection:
+                _run(connection, backend, sql_text, consume, declared_at)
+        except SourceError:
+            raise
+        except Exception as exc:
+            # Deliberately broad: whatever the driver raises (a syntax error, a connection
+            # dropped midway) may quote the URL or password, so nothing leaves unscrubbed;
+            # and what it quotes of the data is marked as such.
+            message = _data_marked(database.scrub(_driver_message(exc)), sql_text)
+            raise SourceError(f"{declared_at}: query failed ({backend}): {message}") from None
     finally:
         engine.dispose()
+
+
+def _run(
+    connection: Connection, backend: str, sql: str, consume: Consume, declared_at: str
+) -> None:
+    # The query goes to the driver as written: no_parameters keeps '%' and ':name' in it
+    # from being read as placeholders. stream_results asks for a server-side cursor;
+    # yield_per makes it fetch CHUNK_ROWS rows per round trip. PostgreSQL runs it in a
+    # read-only transaction: a member source only reads.
+    options: dict[str, Any] = {"stream_results": True, "no_parameters": True}
+    if backend == "postgresql":
+        connection = connection.execution_options(postgresql_readonly=True)
+    with _time_limit(connection, declared_at):
+        result = connection.execution_options(**options).exec_driver_sql(sql).yield_per(CHUNK_ROWS)
+        consume(list(result.keys()), result.partitions())
 
 
 # A quoted word in a database's message: `relation "x" does not exist`, `'x'`.
@@ -268,6 +286,39 @@ def _sqlite_reads_only(connection: Any, _record: Any) -> None:
     connection.set_authorizer(
         lambda action, *_: sqlite3.SQLITE_OK if action in _SQLITE_READS else sqlite3.SQLITE_DENY
     )
+
+
+def connect_timeout(environ: Mapping[str, str] | None = None) -> int:
+    """Seconds a database server may take to accept a connection, from
+    RECONCILER_DATABASE_CONNECT_TIMEOUT."""
+    raw = (os.environ if environ is None else environ).get(CONNECT_TIMEOUT_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_CONNECT_TIMEOUT
+    try:
+        seconds = int(raw)
+    except ValueError:
+        seconds = 0
+    if seconds < 1:
+        raise ConfigError(
+            f"{CONNECT_TIMEOUT_VARIABLE} must be a whole number of seconds above 0; got {raw!r}"
+        )
+    return seconds
+
+
+def _connect_args(url: URL) -> dict[str, Any]:
+    # libpq waits for a server that never answers (a firewall that drops packets, a server
+    # stalled in its start-up) for ever by default: `validate` in CI would hang with no
+    # word. A connect_timeout the URL sets itself wins.
+    if url.get_backend_name() != "postgresql" or "connect_timeout" in url.query:
+        return {}
+    return {"connect_timeout": connect_timeout()}
+
+
+def _timeout_hint(exc: Exception, connect_args: Mapping[str, Any]) -> str:
+    seconds = connect_args.get("connect_timeout")
+    if seconds is None or "timeout" not in _driver_message(exc).lower():
+        return ""
+    return f" (no answer within {seconds} s; {CONNECT_TIMEOUT_VARIABLE} sets how long to wait)"
 
 
 def _with_installed_driver(url: URL) -> URL:

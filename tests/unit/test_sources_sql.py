@@ -328,3 +328,67 @@ def test_a_postgres_error_keeps_the_names_the_query_wrote(
     shown = mask_emails(str(raised.value))
     assert 'column "emial" does not exist' in shown
     assert 'Perhaps you meant to reference the column "customers.email"' in shown
+
+
+class SilentServer:
+    """A server that accepts connections and never says a word, as one behind a firewall
+    that drops its packets, or stalled in its start-up, looks to a client. It lets them go
+    after `patience` seconds, so a client without a timeout fails (slowly) rather than
+    hanging the test run."""
+
+    def __init__(self, patience: float = 20.0) -> None:
+        import socket
+        import threading
+
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.patience = patience
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Timer(self.patience, client.close).start()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_a_server_that_never_answers_fails_at_the_url_line_within_the_connect_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libpq waits for ever by default: `validate` in CI would hang without a word.
+    pytest.importorskip("psycopg")
+    server = SilentServer()
+    monkeypatch.setenv(PASSWORD_VAR, "s3cret-value")
+    monkeypatch.setenv("RECONCILER_DATABASE_CONNECT_TIMEOUT", "2")
+    url = f"postgresql://app:${{{PASSWORD_VAR}}}@127.0.0.1:{server.port}/crm"
+    audience = load_audience(tmp_path, {"sql": "SELECT email FROM customers", "url": url})
+    line = line_of(tmp_path / "aud.yaml", '"url"')
+    try:
+        with pytest.raises(SourceError) as raised:
+            read_members(audience, "email")
+    finally:
+        server.close()
+    message = str(raised.value)
+    assert message.startswith(f"aud.yaml:{line}:"), message
+    assert "cannot connect (postgresql)" in message
+    assert "no answer within 2 s; RECONCILER_DATABASE_CONNECT_TIMEOUT" in message
+    assert "s3cret-value" not in message
+
+
+def test_a_bad_connect_timeout_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("psycopg")
+    monkeypatch.setenv(PASSWORD_VAR, "s3cret-value")
+    monkeypatch.setenv("RECONCILER_DATABASE_CONNECT_TIMEOUT", "0")
+    url = f"postgresql://app:${{{PASSWORD_VAR}}}@127.0.0.1:1/crm"
+    audience = load_audience(tmp_path, {"sql": "SELECT email FROM customers", "url": url})
+    with pytest.raises(ConfigError, match="RECONCILER_DATABASE_CONNECT_TIMEOUT must be a whole"):
+        read_members(audience, "email")

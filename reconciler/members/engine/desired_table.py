@@ -26,7 +26,7 @@ from typing import Any
 
 import duckdb
 
-from reconciler.errors import SourceChangedError, SourceError
+from reconciler.errors import SourceChangedError, SourceError, SourceUnreachable
 from reconciler.manifest import Audience
 from reconciler.manifest.model import MembersSpec
 from reconciler.members.engine.workspace import Engine, lower_sql
@@ -290,8 +290,10 @@ def estimate_rows(audience: Audience) -> int | None:
     (`SELECT count(*)` over it), which costs a second, cheaper run of it."""
     try:
         return source_for(audience).estimate_rows()
-    except (QueryTimedOut, SourceChangedError):
-        raise  # reading it would run past the limit again; a changed file is refused
+    except (QueryTimedOut, SourceChangedError, SourceUnreachable):
+        # Reading it would run past the limit, or wait for its server, again; a changed
+        # file is refused.
+        raise
     except (OSError, duckdb.Error, SourceError):
         return None
 
