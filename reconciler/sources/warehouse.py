@@ -42,6 +42,7 @@ from reconciler.sources.database_url import (
     expand_url,
     sqlite_file,
 )
+from reconciler.sources.query_text import statement_text
 from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
 from reconciler.sources.snapshot import FileState, file_state
@@ -93,8 +94,8 @@ class Warehouse(Source):
     def estimate_rows(self) -> int | None:
         """A `SELECT count(*)` over the query, where it runs (a second, cheaper run)."""
         assert self.spec.sql is not None
-        # The newline ends a `-- comment` on the query's last line.
-        query = re.sub(r"[;\s]+$", "", self.spec.sql)
+        # The newline ends a `-- comment` left inside the query.
+        query = statement_text(self.spec.sql)
         counts: list[int] = []
 
         def take(_names: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) -> None:

@@ -9,8 +9,9 @@ import duckdb
 import pytest
 
 from reconciler.errors import ConfigError, SourceError
+from reconciler.members.model import estimate_rows as model_estimate_rows
 from reconciler.render.masking import mask_emails, reveal
-from reconciler.sources import duckdb_query, read_members, warehouse
+from reconciler.sources import duckdb_query, query_text, read_members, warehouse
 from reconciler.sources.time_limit import QueryTimedOut
 from tests.postgres import Postgres
 from tests.sources import line_of, load_audience, write_duckdb
@@ -143,6 +144,18 @@ def test_missing_database_file_and_bad_sql_are_source_errors(tmp_path: Path) -> 
         read_members(bad, "email")
 
 
+@pytest.mark.parametrize("ending", ["; -- the customers", ";\n-- the customers\n", ";;"])
+def test_a_duckdb_query_ending_in_a_semicolon_and_a_comment_is_read_and_counted(
+    tmp_path: Path, ending: str
+) -> None:
+    # DuckDB takes it as one SELECT, but reconciler runs it inside another, where the `;`
+    # was a syntax error: the audience could not be read at all.
+    sql = "SELECT * FROM (VALUES ('a@example.com', ';--'), ('b@example.com', 'x')) t(email, n)"
+    audience = load_audience(tmp_path, {"sql": sql + ending, "database": ":memory:"})
+    assert sorted(read_members(audience, "email").members) == ["a@example.com", "b@example.com"]
+    assert model_estimate_rows(audience) == 2
+
+
 def test_duckdb_rows_are_fetched_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sizes = chunk_sizes(duckdb_query, monkeypatch, 100)
     audience = load_audience(
@@ -262,6 +275,35 @@ def test_a_missing_driver_names_what_to_install(tmp_path: Path, monkeypatch) -> 
     )
     with pytest.raises(SourceError, match="install the SQLAlchemy dialect and driver for nosuchdb"):
         read_members(audience, "email")
+
+
+@pytest.mark.parametrize(
+    "ending",
+    ["; -- every customer", ";\n-- every customer\n", " /* all; of /* them */ */ ;", ";;  \n"],
+)
+def test_a_query_ending_in_a_semicolon_and_a_comment_is_counted(
+    tmp_path: Path, customers: Postgres, ending: str
+) -> None:
+    # The count wraps the query in a subquery, where a `;` is a syntax error; a failed
+    # count leaves the size unknown, and a query of millions was planned in Python.
+    sql = f"SELECT email, ';--' AS note FROM {customers.schema}.customers WHERE note IS NULL"
+    audience = postgres_audience(tmp_path, customers, sql + ending)
+    assert model_estimate_rows(audience) == 2
+    assert len(read_members(audience, "email").members) == 1  # the other email is invalid
+
+
+def test_statement_text_keeps_what_is_quoted_and_drops_what_follows_the_last_token() -> None:
+    text = query_text.statement_text
+    assert text("SELECT 1; -- x") == "SELECT 1"
+    assert text("SELECT 1 /* a /* b */ ; */ ;\n-- c\n") == "SELECT 1"
+    assert text("SELECT ';--' AS x -- y") == "SELECT ';--' AS x"
+    assert text("SELECT $$ ; -- $$ ; ") == "SELECT $$ ; -- $$"
+    assert text("SELECT $q$ a $$ ; $q$;") == "SELECT $q$ a $$ ; $q$"
+    assert text("SELECT E'it\\'s;' ;") == "SELECT E'it\\'s;'"
+    assert text("SELECT 'it''s;' ;") == "SELECT 'it''s;'"
+    assert text('SELECT "a;--" FROM t;;') == 'SELECT "a;--" FROM t'
+    assert text("SELECT 1; SELECT 2; -- z") == "SELECT 1; SELECT 2"  # refused by the server
+    assert text("SELECT 'unterminated; --") == "SELECT 'unterminated; --"
 
 
 def test_a_postgres_query_runs_read_only(tmp_path: Path, customers: Postgres) -> None:

@@ -1,0 +1,82 @@
+"""A query's text as written in a manifest, made fit to wrap in a subquery.
+
+Both query kinds (`database:` in DuckDB, `url:` at a server) run a manifest's query inside
+another (`SELECT count(*) FROM (...)`, DuckDB's typed read), where what may end a query on
+its own (a `;`, a `-- comment` after it) is a syntax error.
+"""
+
+from __future__ import annotations
+
+import re
+
+# A dollar-quoted string's opening tag (`$$`, `$body$`), where PostgreSQL reads one.
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$")
+
+
+def statement_text(sql: str) -> str:
+    """The query without the semicolons, comments and spaces after its last token. A `;`
+    followed by a comment (`SELECT ...; -- members`) is one complete statement, but inside
+    parentheses a syntax error. Quoted strings, quoted names, dollar quotes and (nested)
+    block comments are stepped over whole, so a `;` or `--` in them is kept. A wrapper
+    still ends the query with a newline: a `-- comment` may remain inside it."""
+    end, i, size = 0, 0, len(sql)
+    while i < size:
+        char = sql[i]
+        if char.isspace() or char == ";":
+            i += 1
+            continue
+        if sql.startswith("--", i):
+            line_end = sql.find("\n", i)
+            i = size if line_end < 0 else line_end + 1
+            continue
+        if sql.startswith("/*", i):
+            i = _block_comment_end(sql, i)
+            continue
+        tag = _DOLLAR_TAG.match(sql, i) if char == "$" and not _in_name(sql, i) else None
+        if char in "'\"`":
+            i = _quoted_end(sql, i)
+        elif tag is not None:
+            close = sql.find(tag.group(), tag.end())
+            i = size if close < 0 else close + len(tag.group())
+        else:
+            i += 1
+        end = i
+    return sql[:end]
+
+
+def _in_name(sql: str, i: int) -> bool:
+    # `a$1$`: a `$` inside a name (PostgreSQL allows them) opens no dollar quote.
+    return i > 0 and (sql[i - 1].isalnum() or sql[i - 1] in "_$")
+
+
+def _quoted_end(sql: str, start: int) -> int:
+    """Past the string or quoted name opening at `start`; a doubled quote stays inside,
+    and in an E'...' string so does a backslash-escaped one."""
+    quote = sql[start]
+    escapes = quote == "'" and start > 0 and sql[start - 1] in "eE" and not _in_name(sql, start - 1)
+    i = start + 1
+    while i < len(sql):
+        if escapes and sql[i] == "\\":
+            i += 2
+        elif sql[i] != quote:
+            i += 1
+        elif sql.startswith(quote * 2, i):
+            i += 2
+        else:
+            return i + 1
+    return len(sql)
+
+
+def _block_comment_end(sql: str, start: int) -> int:
+    """Past the block comment opening at `start` (PostgreSQL's nest)."""
+    depth, i = 0, start
+    while i < len(sql):
+        if sql.startswith("/*", i):
+            depth, i = depth + 1, i + 2
+        elif sql.startswith("*/", i):
+            depth, i = depth - 1, i + 2
+            if depth == 0:
+                return i
+        else:
+            i += 1
+    return len(sql)
