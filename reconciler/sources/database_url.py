@@ -70,7 +70,7 @@ def expand_url(template: str, where: str) -> DatabaseUrl:
     A variable anywhere else (driver, host, port, database, query) is refused: its value
     would go wherever the manifest points, a host even as a DNS lookup. So is a variable
     that holds an API key or CI credential (model.forbidden_url_variable). Raises
-    ConfigError naming `where` and, for an unset variable, its name; never a value.
+    ConfigError naming `where` and, for an unset or blank variable, its name; never a value.
     """
     for match in ENV_REFERENCE.finditer(template):
         name = match["name"]
@@ -82,6 +82,14 @@ def expand_url(template: str, where: str) -> DatabaseUrl:
         if name not in os.environ:
             raise ConfigError(
                 f"{where}: environment variable {name} is not set; the database URL needs it"
+            )
+        if not os.environ[name].strip():
+            # An empty password lets libpq send its own (PGPASSWORD, ~/.pgpass) and an
+            # empty user name its own login name: a run would quietly connect as someone
+            # else. GitHub Actions gives an unset secret (a fork's pull request) as "".
+            raise ConfigError(
+                f"{where}: environment variable {name} is empty; the database URL needs "
+                "its value (a CI secret not given to this run reads as empty)"
             )
     parsed = _parse(template)
     if parsed is None:

@@ -268,6 +268,22 @@ def test_a_missing_variable_is_a_config_error_naming_it(
         read_members(audience, "email")
 
 
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_variable_is_a_config_error_naming_it(
+    tmp_path: Path, customers: Postgres, monkeypatch: pytest.MonkeyPatch, blank: str
+) -> None:
+    # With an empty password libpq sends its own (PGPASSWORD here): the run connected as
+    # whoever the machine's credentials name, not as the manifest says.
+    monkeypatch.setenv("PGPASSWORD", customers.password)
+    monkeypatch.setenv(PASSWORD_VAR, blank)
+    audience = postgres_audience(tmp_path, customers, "SELECT email FROM customers")
+    line = line_of(tmp_path / "aud.yaml", '"url"')
+    with pytest.raises(ConfigError) as raised:
+        read_members(audience, "email")
+    assert str(raised.value).startswith(f"aud.yaml:{line}:")
+    assert f"environment variable {PASSWORD_VAR} is empty" in str(raised.value)
+
+
 def test_a_missing_driver_names_what_to_install(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv(PASSWORD_VAR, "s3cret-value")
     audience = load_audience(
