@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.integration.conftest import Workspace
@@ -156,3 +158,63 @@ def test_postgres_wrong_password_and_missing_variable_are_clear_errors(
     result = cli("validate", workspace.manifests)
     assert result.exit_code == 1
     assert f"environment variable {PASSWORD_VAR} is not set" in result.stderr
+
+
+def test_dates_python_cannot_hold_fail_only_their_own_field_values(
+    workspace: Workspace, cli, emulator_server, postgres: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `infinity` ("valid until further notice"), a year past 9999 and a year BC are
+    # PostgreSQL dates that Python's are not; psycopg's error on one of them ended the
+    # whole query, so the audience failed, mapped or not.
+    postgres.execute("CREATE TABLE plans (email TEXT, renews DATE, seen TIMESTAMPTZ)")
+    postgres.execute(
+        "INSERT INTO plans VALUES (%s, %s::date, %s::timestamptz)",
+        [
+            ("a@example.com", "2025-07-01", "2025-01-02 03:04:05+00"),
+            ("b@example.com", "infinity", "-infinity"),
+            ("c@example.com", "10000-01-01", "2025-01-02 03:04:05+00"),
+            ("d@example.com", "0044-03-15 BC", None),
+        ],
+    )
+    monkeypatch.setenv(PASSWORD_VAR, postgres.password)
+    url = postgres.url_template(PASSWORD_VAR)
+    workspace.audience("everyone", {"sql": f"SELECT * FROM {postgres.schema}.plans", "url": url})
+    workspace.audience(
+        "renewals",
+        {"sql": f"SELECT email, renews, seen FROM {postgres.schema}.plans", "url": url},
+        traits="dates",
+    )
+    mapping = {
+        "renewsOn": {"from": "renews", "type": "date"},
+        "seenAt": {"from": "seen", "type": "date"},
+    }
+    workspace.write(
+        "traits.yaml",
+        '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "dates"}, '
+        f'"spec": {{"fields": {json.dumps(mapping)}}}}}',
+    )
+    sql_line = line_of(workspace.manifests / "aud-renewals.yaml", '"sql"')
+
+    result = cli("apply", workspace.manifests, "--yes", "--show-members")
+
+    assert result.exit_code == 1, result.output  # the values it could not make
+    emails = ["a@example.com", "b@example.com", "c@example.com", "d@example.com"]
+    assert members_of(emulator_server, "everyone") == emails
+    assert members_of(emulator_server, "renewals") == emails
+    for row, column, value in [
+        (2, "renews", "infinity"),
+        (2, "seen", "-infinity"),
+        (3, "renews", "10000-01-01"),
+        (4, "renews", "0044-03-15 BC"),
+    ]:
+        field = "renewsOn" if column == "renews" else "seenAt"
+        assert (
+            f"aud-renewals.yaml:{sql_line}:14: query row {row}: field {field!r} "
+            f"(column {column!r}): {value!r} is not a date"
+        ) in result.output
+    fields = project(emulator_server).find_user(email="a@example.com").data_fields
+    assert fields == {
+        "renewsOn": "2025-07-01 00:00:00 +00:00",
+        "seenAt": "2025-01-02 03:04:05 +00:00",
+    }
+    assert project(emulator_server).find_user(email="b@example.com").data_fields == {}
