@@ -657,13 +657,18 @@ def _expected_rows(engine: Engine, audience: Any) -> int | None:
     """An audience's source rows, counted without parsing them: what its list is expected
     to hold, for choosing the read route before the source is read. A query's count is a
     second, cheaper run of it; it is made once (the memo at_scale keeps), and at_scale
-    needs it anyway to choose the engine, trait mapping or not (every kind of source
-    that scales plans its mapped fields in DuckDB too, Source.traits_at_scale). None when
-    the source cannot be counted. An audience whose mapped fields stay in Python (a kind
+    needs it anyway to choose the engine by size, trait mapping or not (every kind of
+    source that scales plans its mapped fields in DuckDB too, Source.traits_at_scale).
+    None when the source cannot be counted, or when a query would be run again only for
+    this (a forced RECONCILER_ENGINE). An audience whose mapped fields stay in Python (a kind
     with traits_at_scale false) is not counted for this alone."""
     source = source_for(audience)
     if not source.scales:
         return source.estimate_rows()  # inline: the manifest's entries
+    if source.counted_by_running and engine.settings.engine != "auto":
+        # A forced engine skips the query's second run, as the README promises: the
+        # route is then chosen once the sources are read, which gives their sizes.
+        return None
     if audience.spec.traits is not None and not source.traits_at_scale:
         return None
     # The memo at_scale keeps: the count is made once.

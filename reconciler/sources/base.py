@@ -99,6 +99,9 @@ class Source:
     # Whether the DuckDB engine keeps this kind's other columns for a trait mapping
     # (members/engine/desired_table.py); kinds that cannot are planned in Python then.
     traits_at_scale: ClassVar[bool] = False
+    # Whether estimate_rows runs the source's query a second time (a `count(*)` over it):
+    # then it is asked only when the engine is chosen by size (RECONCILER_ENGINE=auto).
+    counted_by_running: ClassVar[bool] = False
 
     def __init__(self, audience: Audience) -> None:
         self.audience = audience

@@ -27,6 +27,7 @@ class DuckDbQuery(Source):
     kind = "duckdb query"
     field = "sql"
     traits_at_scale = True  # its typed columns are kept (engine/desired_table.py)
+    counted_by_running = True  # estimate_rows: a count(*) over the query
 
     def __init__(self, audience: Audience) -> None:
         super().__init__(audience)

@@ -61,6 +61,7 @@ class Warehouse(Source):
     kind = "warehouse"
     field = "sql"
     traits_at_scale = True  # its values are kept exactly (engine/desired_table.py)
+    counted_by_running = True  # estimate_rows: a count(*) over the query
 
     def __init__(self, audience: Audience) -> None:
         super().__init__(audience)

@@ -218,3 +218,32 @@ def test_dates_python_cannot_hold_fail_only_their_own_field_values(
         "seenAt": "2025-01-02 03:04:05 +00:00",
     }
     assert project(emulator_server).find_user(email="b@example.com").data_fields == {}
+
+
+def test_a_forced_engine_runs_a_postgres_query_once(
+    workspace: Workspace,
+    cli,
+    crm: Postgres,
+    monkeypatch: pytest.MonkeyPatch,
+    engine: str,
+) -> None:
+    """The README: set RECONCILER_ENGINE to skip the count(*), a second run of a query
+    the warehouse may take minutes over; only choosing the engine by size needs it."""
+    from reconciler.sources.warehouse import Warehouse
+
+    counts: list[str] = []
+    count_rows = Warehouse.estimate_rows
+
+    def counted(source: Warehouse) -> int | None:
+        counts.append(source.audience.name)
+        return count_rows(source)
+
+    monkeypatch.setattr(Warehouse, "estimate_rows", counted)
+    pg_audience(workspace, crm)
+
+    assert cli("plan", workspace.manifests).exit_code == 0
+    assert counts == []
+
+    monkeypatch.setenv("RECONCILER_ENGINE", "auto")
+    assert cli("plan", workspace.manifests).exit_code == 0
+    assert counts == ["active"]  # once, for the engine and the read route both
