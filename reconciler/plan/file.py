@@ -422,9 +422,11 @@ def _field_update(
 
 
 def _member_to_json(m: Member) -> list[Any]:
-    # Without its source columns: what apply sends of them is the list's add_fields, saved
-    # beside it. The Python engine's members carried them and DuckDB's do not, so the same
-    # plan saved under the two engines differed, and held source values sent nowhere.
+    # Not the member's source row (Member.traits, kept in the Python engine for a trait
+    # mapping): apply sends the mapped values, saved beside (add_fields). The row holds
+    # columns no mapping names, values JSON cannot (a PostgreSQL interval or bytea), and
+    # DuckDB's members have none, so the same plan saved under the two engines differed.
+    # The place stays, so plan files of either shape read alike.
     return [m.key, m.key_kind, m.email, m.user_id, {}]
 
 

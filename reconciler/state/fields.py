@@ -154,7 +154,7 @@ def _plan_table_fields(
 def _forget_traits(members: dict[str, Member], adding: Collection[str]) -> None:
     """Drop the source rows of members this plan does not subscribe: their mapped values
     are made, and a row is most of what a member costs in memory. Those subscribed keep
-    theirs (the saved plan carries them)."""
+    theirs: the list plan's adds are these very members."""
     no_traits: dict[str, object] = {}  # one empty dict for them all; nothing writes to it
     for key, member in members.items():
         if member.traits and key not in adding:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import pytest
@@ -247,3 +248,43 @@ def test_a_forced_engine_runs_a_postgres_query_once(
     monkeypatch.setenv("RECONCILER_ENGINE", "auto")
     assert cli("plan", workspace.manifests).exit_code == 0
     assert counts == ["active"]  # once, for the engine and the read route both
+
+
+def test_a_saved_plan_holds_the_values_it_sends_not_the_source_rows(
+    workspace: Workspace, cli, emulator_server, postgres: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The Python engine wrote each added member's whole source row into the plan file:
+    # an interval, bytea or numeric[] column (which JSON cannot hold) made `plan --out`
+    # an internal error, and columns no mapping names went to the file too.
+    postgres.execute(
+        "CREATE TABLE people (email TEXT, nick TEXT, waited INTERVAL, photo BYTEA, "
+        "scores NUMERIC[], notes TEXT)"
+    )
+    postgres.execute(
+        "INSERT INTO people VALUES (%s, %s, %s::interval, %s, %s::numeric[], %s)",
+        [
+            ("a@example.com", "ann", "2 days", b"\x89PNG", "{1.5,2}", "unmapped-note-71"),
+            ("b@example.com", "bob", None, None, None, None),
+        ],
+    )
+    monkeypatch.setenv(PASSWORD_VAR, postgres.password)
+    url = postgres.url_template(PASSWORD_VAR)
+    workspace.audience(
+        "people", {"sql": f"SELECT * FROM {postgres.schema}.people", "url": url}, traits="crm"
+    )
+    workspace.write(
+        "traits.yaml",
+        '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "crm"}, '
+        '"spec": {"fields": {"nickname": "nick"}}}',
+    )
+    saved = workspace.root / "plan.json.gz"
+
+    planned = cli("plan", workspace.manifests, "--out", saved)
+    assert planned.exit_code == 0, planned.output
+    assert b"unmapped-note-71" not in gzip.decompress(saved.read_bytes())
+    applied = cli("apply", "--plan", saved, "--yes")
+    assert applied.exit_code == 0, applied.output
+
+    assert members_of(emulator_server, "people") == ["a@example.com", "b@example.com"]
+    user = project(emulator_server).find_user(email="a@example.com")
+    assert user.data_fields == {"nickname": "ann"}
