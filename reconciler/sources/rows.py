@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import ipaddress
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -138,14 +139,51 @@ def _identifier(value: Any) -> str | None:
     return str(value)
 
 
+# Values a driver gives as objects of their own that are plain text to anyone else: a
+# UUID, PostgreSQL's inet and cidr.
+_TEXT_LIKE = (
+    uuid.UUID,
+    ipaddress.IPv4Address,
+    ipaddress.IPv6Address,
+    ipaddress.IPv4Interface,
+    ipaddress.IPv6Interface,
+    ipaddress.IPv4Network,
+    ipaddress.IPv6Network,
+)
+
+
 def trait_value(value: Any) -> Any:
     """A database value as JSON can carry it to Iterable (dates as ISO 8601 text)."""
     if isinstance(value, decimal.Decimal):
-        if value.is_finite() and value == value.to_integral_value():
-            return int(value)
-        return float(value)
+        return _number(value)
     if isinstance(value, datetime.date | datetime.time):
         return value.isoformat()
-    if isinstance(value, uuid.UUID):
+    if isinstance(value, _TEXT_LIKE):
         return str(value)
+    if isinstance(value, list | tuple | dict):
+        return _inner(value)
+    return value
+
+
+def _number(value: decimal.Decimal) -> int | float:
+    if value.is_finite() and value == value.to_integral_value():
+        return int(value)
+    return float(value)
+
+
+def _inner(value: Any) -> Any:
+    """Decimals and text-like objects inside a list or an object (a PostgreSQL numeric[]
+    or inet[], a DuckDB DECIMAL list) made numbers and text, as they are at the top: else
+    no mapping could send a list of numerics, `type: list` included. Dates inside are left
+    to the mapping, which sends them in Iterable's date form."""
+    if isinstance(value, decimal.Decimal):
+        return _number(value)
+    if isinstance(value, _TEXT_LIKE):
+        return str(value)
+    if isinstance(value, list):
+        return [_inner(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_inner(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _inner(item) for key, item in value.items()}
     return value

@@ -216,6 +216,25 @@ def test_postgres_query_streams_members_with_traits(
     assert sizes == [2, 1]  # a server-side cursor, two rows at a time
 
 
+def test_postgres_values_inside_arrays_and_network_addresses_are_plain_values(
+    tmp_path: Path, customers: Postgres
+) -> None:
+    # numeric[] came as a list of Decimals and inet as an IPv4Address: no mapping could
+    # send them ("is a Decimal, which Iterable cannot store"), `type: list` included.
+    sql = (
+        "SELECT email, ARRAY[ltv, 2]::numeric[] AS amounts, '10.0.0.1'::inet AS ip, "
+        "ARRAY['::1'::inet] AS ips, jsonb_build_object('n', 1.5) AS doc "
+        f"FROM {customers.schema}.customers WHERE user_id = 1"
+    )
+    result = read_members(postgres_audience(tmp_path, customers, sql, mapped=True), "email")
+    assert result.members["ada@example.com"].traits == {
+        "amounts": [10.5, 2],
+        "ip": "10.0.0.1",
+        "ips": ["::1"],
+        "doc": {"n": 1.5},
+    }
+
+
 def test_postgres_sql_error_is_located_and_scrubbed(tmp_path: Path, customers: Postgres) -> None:
     audience = postgres_audience(tmp_path, customers, "SELECT email FROM no_such_table")
     with pytest.raises(SourceError) as raised:

@@ -555,6 +555,9 @@ def test_postgres_audiences_plan_trait_mappings_alike(
     made = {f for fields in expected["add_fields"].values() for v in fields.values() for f in v}
     made |= {f for *_, changes, _m in expected["updates"] for f in changes}
     assert {"joined", "seen_tz", "balance", "tags", "profile", "uid", "described"} <= made
+    # A numeric[] is a list of numbers, untyped or `type: list` (its Decimals were refused).
+    assert {"amounts", "amounts_list"} <= made
+    assert not any("Decimal" in m for m in messages)
     conflicts = expected["json"]["destinations"][0]["duplicate_conflicts"]
     assert sum("different values in" in c["reason"] for c in conflicts) == 2
 
