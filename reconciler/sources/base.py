@@ -102,11 +102,20 @@ class Source:
     # Whether estimate_rows runs the source's query a second time (a `count(*)` over it):
     # then it is asked only when the engine is chosen by size (RECONCILER_ENGINE=auto).
     counted_by_running: ClassVar[bool] = False
+    # Whether a read reports its rows as they arrive (watch_rows): a query's stream from
+    # its server, for minutes or hours, and a progress line silent that long looks hung.
+    streams_rows: ClassVar[bool] = False
 
     def __init__(self, audience: Audience) -> None:
         self.audience = audience
         self.spec = audience.spec.members
         self.declared_at = str(audience.field_location("members", self.field))
+        self.rows_arrived: Callable[[int], None] | None = None
+
+    def watch_rows(self, arrived: Callable[[int], None] | None) -> None:
+        """Have the next reads (either engine's) tell `arrived` each batch's number of
+        rows as it arrives, where the kind streams them (streams_rows); None stops it."""
+        self.rows_arrived = arrived
 
     @property
     def mapped(self) -> bool:

@@ -62,6 +62,7 @@ class Warehouse(Source):
     field = "sql"
     traits_at_scale = True  # its values are kept exactly (engine/desired_table.py)
     counted_by_running = True  # estimate_rows: a count(*) over the query
+    streams_rows = True
 
     def __init__(self, audience: Audience) -> None:
         super().__init__(audience)
@@ -82,6 +83,9 @@ class Warehouse(Source):
     def stream(self, consume: Consume, sql: str | None = None) -> None:
         path = self._sqlite_file()
         state = file_state(path) if path is not None else None
+        arrived = self.rows_arrived
+        if sql is None and arrived is not None:
+            consume = _reporting(consume, arrived)
         stream_query(self.audience, consume, sql)
         if path is not None and state is not None:
             remember_read(self._read, path, state)
@@ -121,6 +125,17 @@ class Warehouse(Source):
 
         self.stream(consume)
         return results[0]
+
+
+def _reporting(consume: Consume, arrived: Callable[[int], None]) -> Consume:
+    """`consume`, with each chunk's number of rows told to `arrived` once it is taken."""
+
+    def counted(chunks: Iterable[Sequence[Sequence[Any]]]) -> Iterator[Sequence[Sequence[Any]]]:
+        for chunk in chunks:
+            yield chunk
+            arrived(len(chunk))
+
+    return lambda names, chunks: consume(names, counted(chunks))
 
 
 def stream_query(

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from reconciler.errors import SourceChangedError, SourceError
 from reconciler.manifest import Audience, Destination, Manifests
 from reconciler.members.identity import Member, ProjectType
-from reconciler.progress import NULL_PROGRESS, Progress
+from reconciler.progress import NULL_PROGRESS, Progress, Task, heartbeat
 from reconciler.sources import MemberIssue, read_members, source_for
 from reconciler.sources.snapshot import file_digest
 from reconciler.traits.mapping import CompiledMapping, compile_mapping
@@ -20,6 +20,8 @@ from reconciler.traits.values import DesiredFields, desired_fields, desired_fiel
 
 if TYPE_CHECKING:
     from reconciler.members.model import DesiredTable, Engine
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -122,8 +124,10 @@ def _read_audience(
         from reconciler.members.model import load_desired
 
         task = progress.task(f"reading audience {name!r} into DuckDB", unit="rows")
-        table = load_desired(engine, audience, dest.project_type)
-        task.advance(table.rows)
+        table, shown = _watched(
+            audience, task, lambda: load_desired(engine, audience, dest.project_type)
+        )
+        task.advance(table.rows - shown)
         task.finish()
         item = DesiredList(
             audience, {}, list(table.issues), table=table, project_type=dest.project_type
@@ -136,8 +140,8 @@ def _read_audience(
         dest.lists.append(item)
         return
     task = progress.task(f"reading audience {name!r}", unit="rows")
-    result = read_members(audience, dest.project_type)
-    task.advance(result.rows)
+    result, shown = _watched(audience, task, lambda: read_members(audience, dest.project_type))
+    task.advance(result.rows - shown)
     task.finish()
     item = DesiredList(
         audience,
@@ -152,6 +156,29 @@ def _read_audience(
         mapping = _compiled(manifests, audience.spec.traits, compiled)
         item.fields = desired_fields(audience, mapping, result.members, result.where)
     dest.lists.append(item)
+
+
+def _watched(audience: Audience, task: Task, read: Callable[[], T]) -> tuple[T, int]:
+    """`read()`, with the rows its source streams (a query's) shown on `task` as they
+    arrive, and its elapsed time while none do (the server may work for minutes before
+    the first); and how many rows were shown."""
+    source = source_for(audience)
+    if not source.streams_rows:
+        return read(), 0
+    shown = 0
+
+    def arrived(rows: int) -> None:
+        nonlocal shown
+        shown += rows
+        task.advance(rows)
+
+    source.watch_rows(arrived)
+    try:
+        with heartbeat(task):
+            result = read()
+    finally:
+        source.watch_rows(None)
+    return result, shown
 
 
 def _compiled(

@@ -288,3 +288,24 @@ def test_a_saved_plan_holds_the_values_it_sends_not_the_source_rows(
     assert members_of(emulator_server, "people") == ["a@example.com", "b@example.com"]
     user = project(emulator_server).find_user(email="a@example.com")
     assert user.data_fields == {"nickname": "ann"}
+
+
+def test_a_postgres_read_shows_its_rows_as_they_arrive(
+    workspace: Workspace, cli, crm: Postgres, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    # A warehouse query streams for minutes or hours; its progress line said "started"
+    # and then nothing until the last row, as if the plan hung.
+    from reconciler.sources import warehouse
+
+    monkeypatch.setattr(warehouse, "CHUNK_ROWS", 300)
+    monkeypatch.setenv("RECONCILER_PROGRESS_INTERVAL", "0")  # a line at every advance
+    pg_audience(workspace, crm)
+
+    result = cli("plan", workspace.manifests)
+
+    assert result.exit_code == 0, result.output
+    reading = "reading audience 'active'" + (" into DuckDB" if engine == "duckdb" else "")
+    lines = [line for line in result.stderr.splitlines() if line.startswith(reading)]
+    assert any(line.startswith(f"{reading}: 300 rows") for line in lines), lines
+    assert any(line.startswith(f"{reading}: 600 rows") for line in lines), lines
+    assert lines[-1].startswith(f"{reading}: finished, 800 rows"), lines
