@@ -134,3 +134,38 @@ def test_guard_messages_write_counts_with_thousands_separators() -> None:
         "more than maxAdditionPercent 10%",
         "guard maxAdditions: audience 'vip' adds 3,000 members, more than maxAdditions 2,500",
     ]
+
+
+def _adding(add: int, live: int = 10, **policy: object) -> ListPlan:
+    return ListPlan(
+        audience="vip",
+        list_name="vip",
+        list_id=1,
+        create=False,
+        description=None,
+        add=tuple(
+            Member(f"n{i}@example.com", "email", email=f"n{i}@example.com") for i in range(add)
+        ),
+        remove=(),
+        unchanged=live,
+        live_count=live,
+        desired_count=live + add,
+        **policy,  # type: ignore[arg-type]
+    )
+
+
+def test_every_bound_passes_at_exactly_its_value_and_blocks_one_beyond() -> None:
+    # README: limits compare with ">" (or "<" for minMembers): reaching one is allowed.
+    at = {"max_members": 12, "max_additions": 2, "max_addition_percent": 20.0}
+    assert _plan(_adding(2, **at)).violations() == []
+    assert (
+        _plan(_list(2, max_removals=2, max_removal_percent=20.0, min_members=8)).violations() == []
+    )
+    beyond = _plan(_adding(3, **at)).violations()
+    assert [v.message.split(":")[0] for v in beyond] == [
+        "guard maxMembers",
+        "guard maxAdditionPercent",
+        "guard maxAdditions",
+    ]
+    below = _plan(_list(3, max_removals=2, max_removal_percent=30.0, min_members=8)).violations()
+    assert [v.rule for v in below] == ["bounds", "removals"]

@@ -118,3 +118,21 @@ def test_the_json_plan_says_adds_create_no_users():
     )
     (change,) = lp.changes(str)
     assert change["type"] == "add_members" and change["update_existing_users_only"] is True
+
+
+def test_a_lists_counts_add_up_unchanged_members_are_those_already_on_it():
+    desired = members("email", ("a@x.io", None), ("b@x.io", None), ("c@x.io", None))
+    lp = plan_list(
+        audience="a",
+        list_name="a",
+        description=None,
+        desired=desired,
+        live_list_id=7,
+        live_members={"a@x.io", "z@x.io"},
+    )
+    (listed,) = Plan((plan_destination("prod", "email", [lp], []),)).to_dict(str)["destinations"][
+        0
+    ]["lists"]
+    assert (listed["live_members"], listed["desired_members"]) == (2, 3)
+    # a@ stays; b@ and c@ are added; z@ is removed: 2 + 2 - 1 = 3.
+    assert (listed["unchanged_members"], listed["resulting_members"]) == (1, 3)
