@@ -76,6 +76,17 @@ def test_audience_defaults() -> None:
     assert spec.unsubscribe == UnsubscribeSpec(campaignId=None, channelUnsubscribe=False)
     assert (spec.members.email, spec.members.userId) == ("email", "userId")
     assert spec.members.inline_members() == []
+    # The defaults that keep people's consent and a list's members safe (README).
+    assert (spec.allowEmpty, spec.removals, spec.resubscribe) == (False, "allowed", "never")
+    assert (spec.minMembers, spec.maxMembers) == (None, None)
+
+
+def test_destination_defaults_delete_nothing() -> None:
+    spec = DestinationSpec(region="sandbox", projectType="email")
+    assert spec.prune is False
+    assert spec.policy.allowListDeletion is False
+    assert (spec.policy.maxRemovalPercent, spec.policy.maxRemovals) == (None, None)
+    assert spec.policy.activeCampaignAdds is None
 
 
 def test_list_name_length_is_bounded() -> None:
