@@ -13,6 +13,7 @@ import json
 import httpx
 import pytest
 
+from reconciler.emulator.project import DEFAULT_CHANNEL_ID, SMS_CHANNEL_ID
 from tests.integration.test_iterable_answers import (
     ENGINES,
     accepted,
@@ -397,3 +398,36 @@ def test_the_apply_report_names_who_was_held_back(
     assert again.json()["members_held_back"] == 2
     assert json.loads(record.read_text())["outcome"] == "no_changes"
     assert len(json.loads(record.read_text())["held_back"]) == 1
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_channels_that_cannot_be_read_hold_back_every_channel_unsubscribe(
+    field_workspace,  # noqa: F811
+    cli,
+    engine,
+):
+    """GET /api/channels fails: which channel is the list's is unknown, so a profile
+    unsubscribed from any channel (the email one, or SMS) is held back, never re-added."""
+    ws, server, proj = field_workspace("email", engine)
+    csv_audience(ws, "vip", "email", ["a@example.com"])
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    for email, channel in (
+        ("mail@example.com", DEFAULT_CHANNEL_ID),
+        ("sms@example.com", SMS_CHANNEL_ID),
+    ):
+        user = proj.add_user(email=email)
+        user.unsubscribed_channel_ids = {channel}
+    csv_audience(
+        ws,
+        "vip",
+        "email",
+        ["a@example.com", "mail@example.com", "sms@example.com", "new@example.com"],
+    )
+    server.emulator.faults.update({"paths": ["/api/channels"], "script": [404, 404, 404]})
+
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    assert body["summary"]["members_to_add"] == 1  # new@ only
+    assert body["summary"]["members_channel_unsubscribed"] == 2
+    assert "channels could not be read" in " ".join(body["destinations"][0]["other_reads"])

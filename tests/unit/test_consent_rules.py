@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from reconciler.members.identity import make_member
+from reconciler.members.model import Engine, EngineSettings, members_into_table
 from reconciler.plan import Plan, plan_destination, plan_list
 from reconciler.render.plans import plan_json, plan_markdown, plan_text
 from reconciler.state.consent import (
@@ -228,3 +229,27 @@ def test_a_saved_plan_with_resubscribe_allowed_names_the_re_added():
     (lp,) = recheck_saved(_plan(saved), _plan(now)).destinations[0].lists
     assert sorted(m.key for m in lp.add) == ["keep@x.io", "left@x.io"]
     assert lp.resubscribed == ("left@x.io",)
+
+
+def test_both_engines_hold_back_alike_and_leaving_the_list_outranks_the_channel(tmp_path):
+    # both@ left the list by a link and is unsubscribed from the channel too: one reason,
+    # the list (it says more), whether the adds are members or rows in DuckDB.
+    optouts = Optouts(
+        self_departures(
+            [event("1", "EmailLink", email="both@x.io"), event("1", "WebApp", email="ui@x.io")],
+            [LIST],
+        ),
+        frozenset({"both@x.io", "chan@x.io"}),
+        frozenset(),
+    )
+    emails = ("keep@x.io", "both@x.io", "ui@x.io", "chan@x.io")
+    in_python = hold_back(_adding(*emails), optouts)
+    with Engine(EngineSettings(engine="duckdb", temp_dir=tmp_path)) as engine:
+        lp = _adding(*emails)
+        rows = members_into_table(engine, lp.add, len(lp.add))
+        in_duckdb = hold_back(dataclasses.replace(lp, add=rows), optouts)
+        assert [m.key for m in in_duckdb.add] == ["keep@x.io"]
+    for held in (in_python, in_duckdb):
+        assert sorted(held.left_themselves) == ["both@x.io", "ui@x.io"]
+        assert dict(held.left_sources) == {"EmailLink": 1, "WebApp": 1}
+        assert held.channel_unsubscribed == ("chan@x.io",)
