@@ -3,6 +3,7 @@ plan's changes in Iterable's order, through one batch sender."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -276,3 +277,24 @@ def test_fields_a_project_drops_are_named_once_however_many_requests_named_them(
         "Iterable dropped the fields tier (the project does not accept new fields: create "
         "them in Iterable first)"
     ]
+
+
+def test_channel_consent_counted_as_taken_only_for_members_iterable_still_had(emulator_server):
+    # A removal with channelUnsubscribe of a user Iterable no longer has (deleted since the
+    # plan) takes nobody's channel: the report (and the run record's audit trail) counts
+    # only the members whose channel consent this run took.
+    emulator_server.emulator.faults.counts_only_answers = False
+    proj = emulator_server.emulator.project("default")
+    existing = proj.add_list("vip")
+    proj.subscribe_direct(existing, email="a@example.com")
+    proj.subscribe_direct(existing, email="b@example.com")
+    removing = dataclasses.replace(
+        list_plan("vip", list_id=existing, remove=("a@example.com", "gone@example.com"), live=3),
+        channel_unsubscribe=True,
+    )
+    with client(emulator_server) as c:
+        report = apply_plan(Plan((DestinationPlan("prod", "email", (removing,)),)), {"prod": c})
+    (result,) = report.destinations[0].lists
+    assert report.ok, result
+    assert (result.removed, result.already_gone, result.channel_unsubscribed) == (2, 1, 1)
+    assert proj.find_user(email="a@example.com").unsubscribed_channel_ids
