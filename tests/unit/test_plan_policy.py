@@ -169,3 +169,8 @@ def test_every_bound_passes_at_exactly_its_value_and_blocks_one_beyond() -> None
     ]
     below = _plan(_list(3, max_removals=2, max_removal_percent=30.0, min_members=8)).violations()
     assert [v.rule for v in below] == ["bounds", "removals"]
+    # A bound is no removal limit: --allow-removals does not let the list drain past it.
+    with pytest.raises(UnsafePlanError, match="guard minMembers"):
+        _plan(_list(3, min_members=8, max_removal_percent=30.0)).raise_if_unsafe(
+            overridden_rules(allow_removals=True, allow_list_deletion=True)
+        )
