@@ -4,6 +4,7 @@ called directly with plain data."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import stat
@@ -162,6 +163,41 @@ def test_campaigns_are_matched_to_the_changed_lists_they_use():
         CampaignUse("a", 20, "Later", "Blast", "Scheduled", "suppression"),
     ]
     assert needs_campaigns([changed]) and not needs_campaigns([unchanged])
+
+
+def adding_plan(list_id: int | None, name: str = "a") -> ListPlan:
+    return list_plan(
+        audience=name,
+        list_name=name,
+        description=None,
+        live_list_id=list_id,
+        add=members(2),
+        remove=(),
+        desired_count=2,
+        live_count=0,
+        active_campaign_adds="block",
+    )
+
+
+@pytest.mark.parametrize("state", ["Running", "Scheduled", "Starting", "Recurring"])
+def test_adds_to_a_list_an_active_campaign_sends_to_are_blocked_when_asked(state):
+    # A recurring campaign sends again and again: whom it adds, it messages at its next run.
+    use = CampaignUse("a", 10, "Weekly", "Blast", state, "send")
+    (violation,) = DestinationPlan("d", "email", (adding_plan(1),), campaigns=(use,)).violations()
+    assert violation.rule == "active_campaign_adds"
+    assert f"send list of {state.lower()} blast campaign 'Weekly' (id 10)" in violation.message
+    finished = dataclasses.replace(use, state="Finished")
+    assert (
+        DestinationPlan("d", "email", (adding_plan(1),), campaigns=(finished,)).violations() == []
+    )
+
+
+def test_campaigns_that_could_not_be_read_block_adds_to_existing_lists_only():
+    # No campaign can send to a list this plan creates: its adds are not blocked.
+    plan = DestinationPlan(
+        "d", "email", (adding_plan(1), adding_plan(None, "new")), campaigns_read_error="HTTP 500"
+    )
+    assert [(v.list_name, v.rule) for v in plan.violations()] == [("a", "active_campaign_adds")]
 
 
 # -- the plan file -----------------------------------------------------------------------------
