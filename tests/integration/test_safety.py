@@ -175,6 +175,22 @@ def test_max_removals_and_audience_override(workspace, cli, emulator_server):
     assert cli("apply", workspace.manifests, "--yes").exit_code == 0
 
 
+def test_a_destinations_removal_share_is_inherited_and_an_audiences_own_wins(
+    workspace, cli, emulator_server
+):
+    seed_list(emulator_server, "vip", emails(10))
+    workspace.destination(policy={"maxRemovalPercent": 50})
+    workspace.audience("vip", {"inline": emails(7)})  # 30%: within the destination's 50%
+    inherited = cli("plan", workspace.manifests, "--format", "json")
+    assert inherited.exit_code == 0, inherited.output
+    assert inherited.json()["blocked"] is False
+
+    workspace.audience("vip", {"inline": emails(7)}, policy={"maxRemovalPercent": 20})
+    own = cli("plan", workspace.manifests, "--format", "json")
+    assert own.exit_code == 3, own.output
+    assert "more than maxRemovalPercent 20%" in own.json()["violations"][0]["message"]
+
+
 def test_channel_unsubscribe_is_shown_prominently(workspace, cli, emulator_server):
     seed_list(emulator_server, "vip", emails(2))
     workspace.audience(
