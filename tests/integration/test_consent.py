@@ -431,3 +431,33 @@ def test_channels_that_cannot_be_read_hold_back_every_channel_unsubscribe(
     assert body["summary"]["members_to_add"] == 1  # new@ only
     assert body["summary"]["members_channel_unsubscribed"] == 2
     assert "channels could not be read" in " ".join(body["destinations"][0]["other_reads"])
+
+
+@pytest.mark.parametrize("project_type", ["email", "userId", "hybrid"])
+def test_channel_unsubscribe_takes_the_channel_of_the_removed_in_every_project_type(
+    field_workspace,  # noqa: F811
+    cli,
+    project_type,
+):
+    """An audience that opts in to channelUnsubscribe unsubscribes its removed members from
+    the list's channel whatever the project identifies users by (in hybrid projects, a
+    member known by a userId that is not shaped like an email, sent as that userId)."""
+    ws, server, proj = field_workspace(project_type)
+    column = "email" if project_type == "email" else "userId"
+    keep, gone = ("a@example.com", "b@example.com") if column == "email" else ("u-A", "u-B")
+    spec = {"policy": {"maxRemovalPercent": 100}, "unsubscribe": {"channelUnsubscribe": True}}
+    csv_audience(ws, "vip", column, [keep, gone], **spec)
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    csv_audience(ws, "vip", column, [keep], **spec)
+    server.emulator.clear_log()
+    applied = cli("apply", ws.manifests, "--yes", "--format", "json")
+    assert applied.exit_code == 0, applied.output
+    (listed,) = applied.json()["destinations"][0]["lists"]
+    assert (listed["removed"], listed["channel_unsubscribed"]) == (1, 1)
+    (sent,) = [r.body for r in requests_to(server, "/api/lists/unsubscribe") if r.status == 200]
+    assert sent["channelUnsubscribe"] is True
+    assert sent["subscribers"] == [{column: gone}]
+    user = proj.find_user(**({"email": gone} if column == "email" else {"user_id": gone}))
+    assert user is not None and user.unsubscribed_channel_ids
+    (list_id,) = [i for i, r in proj.lists.items() if r.name == "vip"]
+    assert proj.members(list_id, column == "userId") == [keep]
