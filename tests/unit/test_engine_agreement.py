@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from reconciler.iterable.client import _parse_lines
@@ -113,6 +113,16 @@ def _python_read(body: str) -> set[str]:
     columns=st.sampled_from(["both", "email", "userId"]),
     # None: as many passes as memory needs (one, here); 3: the join split by hash.
     partitions=st.sampled_from([None, 3]),
+)
+# A blank email beside a valid userId is no email, not a missing key (hybrid): random
+# draws did not reliably reach it, and the DuckDB engine's rule once skipped the row.
+@example(
+    project_type="hybrid",
+    cells=[("   ", "u1"), ("", "u2")],
+    live=set(),
+    list_exists=True,
+    columns="both",
+    partitions=None,
 )
 def test_python_and_duckdb_plan_the_same(
     engine, tmp_path, project_type, cells, live, list_exists, columns, partitions
