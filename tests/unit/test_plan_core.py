@@ -260,6 +260,38 @@ def test_a_saved_plan_reads_back_as_the_same_plan(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+def test_every_setting_apply_obeys_reads_back_either_way(tmp_path):
+    # full_plan sets each flag one way; a field the reader dropped or defaulted would read
+    # back right for that way only (a saved plan applied with updateExistingUsersOnly
+    # lost creates users the audience said not to create).
+    plan = full_plan(members(2), ("r1@example.com",))
+    (d,) = plan.destinations
+    (lp,) = d.lists
+    flipped_list = dataclasses.replace(
+        lp,
+        update_existing_users_only=True,
+        channel_unsubscribe=False,
+        campaign_id=None,
+        allow_empty=True,
+        resubscribe_allowed=True,
+        merge_nested_objects=True,
+        max_removal_percent=25.0,
+        max_removals=None,
+        min_members=1,
+        max_members=9,
+        max_addition_percent=5.0,
+        max_additions=4,
+        active_campaign_adds="warn",
+    )
+    flipped = dataclasses.replace(
+        plan,
+        destinations=(dataclasses.replace(d, lists=(flipped_list,), allow_list_deletion=False),),
+    )
+    path = tmp_path / "plan.gz"
+    save_plan(path, flipped, "digest", tmp_path, None)
+    assert load_plan(path).plan == flipped
+
+
 def test_large_member_sets_of_a_saved_plan_go_into_the_workspace(tmp_path):
     plan = full_plan(members(5), tuple(f"r{n}@example.com" for n in range(4)))
     path = tmp_path / "plan.gz"
