@@ -149,6 +149,26 @@ def test_a_run_that_stopped_unfinished_before_is_named(emulator_server, tmp_path
     assert said[0].startswith("note: the apply started at t0 (pid 4206649) stopped without")
 
 
+def test_an_unfinished_runs_note_counts_only_the_requests_without_an_outcome_as_in_flight(
+    tmp_path,
+):
+    # Written as a killed run leaves it: three requests answered (two done, one failed), one
+    # sent whose answer never came, and a torn last line.
+    path = tmp_path / "apply-20000101T000000.000000Z-1.jsonl"
+    events = [{"event": "run_started", "at": "t0", "pid": 7, "host": "elsewhere"}]
+    for step, status in ((1, "done"), (2, "failed"), (3, None), (4, "done")):
+        events.append({"event": "intent", "step": step, "op": "subscribe"})
+        if status is not None:
+            events.append({"event": "outcome", "step": step, "status": status})
+    path.write_text("".join(json.dumps(e) + "\n" for e in events) + '{"event": "outc')
+    summary = read_journal(path)
+    assert (summary.done, summary.failed, summary.outcome) == (2, 1, None)
+    assert [line["step"] for line in summary.in_flight] == [3]
+    assert "2 request(s) done, 1 failed, 1 in flight whose outcome is unknown" in (
+        summary.describe_unfinished()
+    )
+
+
 # -- a state directory that fills up, or cannot be written -------------------------------
 
 
