@@ -434,7 +434,7 @@ def test_channels_that_cannot_be_read_hold_back_every_channel_unsubscribe(
 
 
 @pytest.mark.parametrize("project_type", ["email", "userId", "hybrid"])
-def test_channel_unsubscribe_takes_the_channel_of_the_removed_in_every_project_type(
+def test_channel_unsubscribe_and_campaign_id_go_with_removals_in_every_project_type(
     field_workspace,  # noqa: F811
     cli,
     project_type,
@@ -445,7 +445,10 @@ def test_channel_unsubscribe_takes_the_channel_of_the_removed_in_every_project_t
     ws, server, proj = field_workspace(project_type)
     column = "email" if project_type == "email" else "userId"
     keep, gone = ("a@example.com", "b@example.com") if column == "email" else ("u-A", "u-B")
-    spec = {"policy": {"maxRemovalPercent": 100}, "unsubscribe": {"channelUnsubscribe": True}}
+    # The unsubscribes are attributed to the audience's campaign (Iterable's campaignId).
+    campaign = proj.add_campaign("Goodbye")
+    unsubscribe = {"channelUnsubscribe": True, "campaignId": campaign}
+    spec = {"policy": {"maxRemovalPercent": 100}, "unsubscribe": unsubscribe}
     csv_audience(ws, "vip", column, [keep, gone], **spec)
     assert cli("apply", ws.manifests, "--yes").exit_code == 0
     csv_audience(ws, "vip", column, [keep], **spec)
@@ -455,8 +458,9 @@ def test_channel_unsubscribe_takes_the_channel_of_the_removed_in_every_project_t
     (listed,) = applied.json()["destinations"][0]["lists"]
     assert (listed["removed"], listed["channel_unsubscribed"]) == (1, 1)
     (sent,) = [r.body for r in requests_to(server, "/api/lists/unsubscribe") if r.status == 200]
-    assert sent["channelUnsubscribe"] is True
+    assert (sent["channelUnsubscribe"], sent["campaignId"]) == (True, campaign)
     assert sent["subscribers"] == [{column: gone}]
+    assert proj.unsubscribe_events[-1]["campaignId"] == campaign
     user = proj.find_user(**({"email": gone} if column == "email" else {"user_id": gone}))
     assert user is not None and user.unsubscribed_channel_ids
     (list_id,) = [i for i, r in proj.lists.items() if r.name == "vip"]
