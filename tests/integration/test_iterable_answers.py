@@ -437,6 +437,8 @@ def test_an_emptied_audience_in_a_user_id_project_removes_its_members(field_work
     list_id = proj.add_list("vip")
     for i in range(3):
         proj.subscribe_direct(list_id, email=f"m{i}@example.com", user_id=f"user-{i}")
+    # A userId shaped like an email is still a userId here: sent as one, not as an email.
+    proj.subscribe_direct(list_id, user_id="shaped@example.com")
     # Emptying a list on purpose is said in the manifest (the empty-source guard).
     csv_audience(ws, "vip", "userId", [], policy={"maxRemovalPercent": 100}, allowEmpty=True)
 
@@ -446,7 +448,12 @@ def test_an_emptied_audience_in_a_user_id_project_removes_its_members(field_work
     (read,) = requests_to(server, "/api/lists/getUsers")
     assert parse_qs(read.query)["preferUserId"] == ["true"]
     removed = accepted(server, "/api/lists/unsubscribe")
-    assert sorted(s["userId"] for s in removed) == ["user-0", "user-1", "user-2"]
+    assert sorted(s["userId"] for s in removed) == [
+        "shaped@example.com",
+        "user-0",
+        "user-1",
+        "user-2",
+    ]
 
 
 # -- 8. an empty answer is not an empty list ---------------------------------------------
