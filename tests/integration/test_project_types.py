@@ -28,6 +28,10 @@ def test_user_id_project_keys_and_reads_by_user_id(typed_workspace, cli):
     assert cli("apply", ws.manifests, "--yes").exit_code == 0
     (lid,) = proj.lists
     assert sorted(proj.members(lid)) == ["U-1", "u-1"]
+    # Identified by its userId alone: the source's email is no identifier here (profiles
+    # may share one), and no field a trait mapping does not name is written.
+    created = proj.find_user(user_id="u-1")
+    assert created is not None and created.email is None
     again = cli("plan", ws.manifests, "--detailed-exitcode")
     assert again.exit_code == 0, again.output
 
