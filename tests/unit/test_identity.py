@@ -30,7 +30,7 @@ def test_user_id_length_limit_is_52():
         validate_user_id("x" * 53)
 
 
-@pytest.mark.parametrize("bad", ["tab\there", "naïve", "trailing ", "new\nline"])
+@pytest.mark.parametrize("bad", ["tab\there", "naïve", "trailing ", "new\nline", "del\x7f"])
 def test_user_id_must_be_printable_ascii_without_trailing_space(bad):
     with pytest.raises(InvalidIdentity):
         validate_user_id(bad)
