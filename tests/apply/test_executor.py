@@ -8,7 +8,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from reconciler.apply.executor import apply_plan
+from reconciler.apply.executor import (
+    apply_plan,
+    removal_payload,
+    subscriber_payload,
+    update_payload,
+)
+from reconciler.members.identity import Member
 from reconciler.plan import (
     AddMembers,
     Change,
@@ -298,3 +304,24 @@ def test_channel_consent_counted_as_taken_only_for_members_iterable_still_had(em
     assert report.ok, result
     assert (result.removed, result.already_gone, result.channel_unsubscribed) == (2, 1, 1)
     assert proj.find_user(email="a@example.com").unsubscribed_channel_ids
+
+
+def test_each_project_type_identifies_a_user_by_its_own_identifiers_only():
+    # Hybrid projects get both (a new user is created with both); the other types only
+    # their key: in userID-based projects profiles may share an email, and a write that
+    # named it would set the email of the profile it creates or updates.
+    m = Member("u-1", "userId", email="a@example.com", user_id="u-1")
+    update = FieldUpdate("u-1", "userId", "a@example.com", "u-1", {"tier": (None, 1)})
+    both = {"email": "a@example.com", "userId": "u-1"}
+    assert subscriber_payload(m, "hybrid") == both
+    assert subscriber_payload(m, "userId") == {"userId": "u-1"}
+    assert subscriber_payload(m, "email") == {"email": "a@example.com"}
+    assert update_payload(update, "hybrid") == {**both, "dataFields": {"tier": 1}}
+    assert update_payload(update, "userId") == {"userId": "u-1", "dataFields": {"tier": 1}}
+    assert update_payload(update, "email") == {"email": "a@example.com", "dataFields": {"tier": 1}}
+    # Removals name members as Iterable reported them: a lower-case email-shaped one is a
+    # userId in userID-based projects, an email first in hybrid ones.
+    assert removal_payload("a@example.com", "userId") == {"userId": "a@example.com"}
+    assert removal_payload("a@example.com", "hybrid") == {"email": "a@example.com"}
+    assert removal_payload("A@example.com", "hybrid") == {"userId": "A@example.com"}
+    assert removal_payload("u-1", "hybrid") == {"userId": "u-1"}
