@@ -282,6 +282,11 @@ def test_every_setting_apply_obeys_reads_back_either_way(tmp_path):
         max_addition_percent=5.0,
         max_additions=4,
         active_campaign_adds="warn",
+        # Who the consent guard held back: the apply report names them.
+        left_themselves=("l@example.com",),
+        left_sources=(("EmailLink", 1),),
+        channel_unsubscribed=("c@example.com",),
+        resubscribed=("r@example.com",),
     )
     flipped = dataclasses.replace(
         plan,
