@@ -34,8 +34,9 @@ from reconciler.manifest.repository import (
 from reconciler.manifest.stand_in import stand_in
 from reconciler.members.engine.workspace import UTC_SESSION
 from reconciler.members.identity import ProjectType
+from reconciler.sources.identifier_types import identifier_sql, refusal
 from reconciler.sources.result import SourceResult
-from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
+from reconciler.sources.rows import CHUNK_ROWS, Columns, find_columns, members_from_rows
 from reconciler.sources.snapshot import (
     TEMP_DIR_VARIABLE,
     FileState,
@@ -118,21 +119,22 @@ def read_with_duckdb(
     budget = _python_budget()
     with relation.connection() as connection:
         try:
-            names = [row[0] for row in connection.execute(f"DESCRIBE {query}").fetchall()]
+            described = connection.execute(f"DESCRIBE {query}").fetchall()
+            names = [row[0] for row in described]
             columns = find_columns(names, spec, f"{relation.declared_at}: {relation.subject}")
-            # Identifiers become text by DuckDB's cast, as the DuckDB engine makes them:
-            # Python's str() made a BOOLEAN userId `True` where DuckDB makes `true` (and a
-            # TIMESTAMP's, a BLOB's, a list's text differed too). Columns by position.
-            identity = (columns.email, columns.user_id)
-            cells = [
-                f"CAST(c{i} AS VARCHAR)" if i in identity else f"c{i}" for i in range(len(names))
-            ]
+            # Identifiers become text in DuckDB, by the SQL the DuckDB engine uses too
+            # (identifier_types.py): the two engines then agree. Columns by position.
+            identity = identifier_cells(columns, [row[1] for row in described])
+            cells = [identity.get(i, f"c{i}") for i in range(len(names))]
             cursor = connection.execute(
                 f"SELECT {', '.join(cells)} FROM ({_within(query, len(names), budget)}) AS q"
             )
             chunks = iter(lambda: cursor.fetchmany(CHUNK_ROWS), [])
             return members_from_rows(chunks, columns, project_type, relation.where, mapped)
         except duckdb.Error as exc:
+            refused = refusal(str(exc))
+            if refused is not None:
+                raise SourceError(refused) from None
             if _OVER_BUDGET in str(exc):
                 raise SourceError(
                     f"{relation.declared_at}: cannot read {relation.subject}: its rows hold more "
@@ -140,6 +142,18 @@ def read_with_duckdb(
                     "plan hold in memory; make its values smaller, or raise the limit"
                 ) from None
             raise relation.error(exc) from None
+
+
+def identifier_cells(columns: Columns, types: Sequence[str]) -> dict[int, str]:
+    """The SQL giving each identifier column (c0, c1, ... by position) as identifier
+    text, by its DuckDB type; SourceError for a type no identifier has."""
+    cells = {}
+    for index, role in ((columns.email, "email"), (columns.user_id, "userId")):
+        if index is not None:
+            cells[index] = identifier_sql(
+                f"c{index}", types[index], columns.source, columns.names[index], role
+            )
+    return cells
 
 
 # The error a read over its budget raises inside DuckDB (error()), told from others by it.

@@ -24,6 +24,7 @@ from reconciler.members.identity import (
     skipped_identifiers,
 )
 from reconciler.render.masking import column_names
+from reconciler.sources.identifier_types import identifier_text
 from reconciler.sources.result import MemberIssue, SourceResult
 
 # Rows per fetch: large enough that per-call overhead vanishes, small enough that a
@@ -38,6 +39,17 @@ class Columns:
     email: int | None
     user_id: int | None
     traits: tuple[tuple[str, int], ...]
+    # The columns' names and the source's, to name an identifier column of a type that
+    # makes no identifier (identifier_types.py).
+    names: tuple[str, ...] = ()
+    source: str = ""
+
+    def identifier(self, row: Sequence[Any], role: str) -> str | None:
+        """The row's email or userId (`role`) as identifier text, None where it has none."""
+        index = self.email if role == "email" else self.user_id
+        if index is None:
+            return None
+        return identifier_text(row[index], self.source, self.names[index], role)
 
 
 def find_columns(names: Sequence[str], spec: MembersSpec, source: str) -> Columns:
@@ -68,7 +80,7 @@ def find_columns(names: Sequence[str], spec: MembersSpec, source: str) -> Column
             f"are: {column_names(names)}{_ambiguity(names, spec.email, spec.userId)}"
         )
     traits = tuple((name, i) for i, name in enumerate(names) if i not in (email, user_id))
-    return Columns(email, user_id, traits)
+    return Columns(email, user_id, traits, tuple(names), source)
 
 
 def undeclared_user_id(names: Sequence[str], spec: MembersSpec) -> str | None:
@@ -121,8 +133,8 @@ def members_from_rows(
     for chunk in chunks:
         for row in chunk:
             result.rows += 1
-            email = _identifier(row[columns.email]) if columns.email is not None else None
-            user_id = _identifier(row[columns.user_id]) if columns.user_id is not None else None
+            email = columns.identifier(row, "email")
+            user_id = columns.identifier(row, "userId")
             traits = {name: trait_value(row[i]) for name, i in columns.traits} if mapped else {}
             try:
                 result.add(make_member(project_type, email, user_id, traits), where(result.rows))
@@ -130,13 +142,6 @@ def members_from_rows(
                 result.issues.append(MemberIssue(where(result.rows), exc.reason, exc.value))
                 result.skipped_ids.update(skipped_identifiers(email, user_id))
     return result
-
-
-def _identifier(value: Any) -> str | None:
-    # Warehouses often keep userIds as integers; Iterable's userIds are strings.
-    if value is None or isinstance(value, str):
-        return value
-    return str(value)
 
 
 # Values a driver gives as objects of their own that are plain text to anyone else: a

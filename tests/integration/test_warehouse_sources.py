@@ -100,6 +100,104 @@ def test_invalid_rows_are_reported_with_their_location(
     assert members_of(emulator_server, "q") == ["fine@example.com"]
 
 
+def test_numeric_user_ids_are_their_integer_text_in_every_duckdb_source(
+    workspace: Workspace, cli, emulator_server
+) -> None:
+    # A DECIMAL(20,10) 123 was the userId `123.0000000000`, a DOUBLE 1 (pandas writes
+    # float64 ids when some are NULL) `1.0`, a DOUBLE 2**53 `9007199254740992.0`: each
+    # matched nobody in Iterable, and every apply made the members second profiles.
+    write_parquet(
+        workspace.manifests / "data" / "ids.parquet",
+        "SELECT 'p' || i || '@example.com' AS email, "
+        "CASE WHEN i > 0 THEN i::DOUBLE END AS userId FROM range(3) t(i)",
+    )
+    workspace.audience("pandas", {"parquet": "data/ids.parquet"})
+    workspace.audience(
+        "numeric",
+        {
+            "sql": "SELECT * FROM (VALUES ('d@example.com', 123::DECIMAL(20,10)), "
+            "('e@example.com', -7::DECIMAL(20,10))) t(email, userId)",
+            "database": ":memory:",
+        },
+    )
+    workspace.audience(
+        "big",
+        {
+            "sql": "SELECT 'f@example.com' AS email, 2::DOUBLE ^ 53 AS userId",
+            "database": ":memory:",
+        },
+    )
+
+    first = cli("apply", workspace.manifests, "--yes")
+
+    assert first.exit_code == 0, first.output
+    found = {
+        email: project(emulator_server).find_user(email=email).user_id
+        for email in ("p1@example.com", "p2@example.com", "d@example.com", "e@example.com")
+    }
+    assert found == {
+        "p1@example.com": "1",
+        "p2@example.com": "2",
+        "d@example.com": "123",
+        "e@example.com": "-7",
+    }
+    # The largest a double holds every whole number up to; past it, digits may be lost.
+    assert project(emulator_server).find_user(email="f@example.com").user_id == ("9007199254740992")
+    assert members_of(emulator_server, "pandas") == [f"p{i}@example.com" for i in range(3)]
+    again = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+
+
+# Identifier columns of a DuckDB source that make no identifier, and how they are named.
+REFUSED_CELLS = {
+    "1.5::DOUBLE": "is DOUBLE and holds a value that is not a whole number (or one past 2^53",
+    "1e16::DOUBLE": "is DOUBLE and holds a value that is not a whole number (or one past 2^53",
+    "'nan'::DOUBLE": "is DOUBLE and holds a value that is not a whole number",
+    "123.5::DECIMAL(20,10)": "is DECIMAL(20,10) and holds a value that is not a whole number:",
+    "true": "is BOOLEAN, which is no identifier Iterable could match",
+    "DATE '2024-01-02'": "is DATE, which is no identifier",
+    "TIMESTAMP '2024-01-02 03:04:05'": "is TIMESTAMP, which is no identifier",
+    "INTERVAL 2 DAYS": "is INTERVAL, which is no identifier",
+    "[1, 2]": "is INTEGER[], which is no identifier",
+    "{'id': 1}": "is STRUCT(id INTEGER), which is no identifier",
+    "'\\xFF'::BLOB": "is BLOB holding bytes that are not UTF-8, which is no identifier",
+}
+
+
+def test_an_identifier_column_of_no_identifier_type_fails_its_audience_naming_it(
+    workspace: Workspace, cli, emulator_server
+) -> None:
+    # A BOOLEAN userId made every row the member `true` (Python's engine: `True`), a
+    # timestamp or a list its text, a DOUBLE 1.5 `1.5`: none is an identifier Iterable
+    # has, and each was subscribed as a new profile without a word.
+    for n, cell in enumerate(REFUSED_CELLS):
+        workspace.audience(
+            f"q{n}",
+            {
+                "sql": f"SELECT email, {cell} AS uid FROM (VALUES ('a@example.com')) t(email)",
+                "database": ":memory:",
+                "userId": "uid",
+            },
+        )
+        write_parquet(
+            workspace.manifests / "data" / f"p{n}.parquet",
+            f"SELECT 'b@example.com' AS email, {cell} AS userId",
+        )
+        workspace.audience(f"p{n}", {"parquet": f"data/p{n}.parquet"})
+
+    result = cli("plan", workspace.manifests)
+
+    assert result.exit_code == 1, result.output
+    assert "internal error" not in result.output
+    for n, said in enumerate(REFUSED_CELLS.values()):
+        sql_line = line_of(workspace.manifests / f"aud-q{n}.yaml", '"sql"')
+        query = f"aud-q{n}.yaml:{sql_line}:14: the query: column 'uid' (the userId) {said}"
+        assert query in result.stderr, query
+        parquet_line = line_of(workspace.manifests / f"aud-p{n}.yaml", '"parquet"')
+        assert f"aud-p{n}.yaml:{parquet_line}:18: Parquet file " in result.stderr
+        assert f"p{n}.parquet: column 'userId' (the userId) {said}" in result.stderr, said
+
+
 # --- PostgreSQL -----------------------------------------------------------------------------
 
 
@@ -309,3 +407,56 @@ def test_a_postgres_read_shows_its_rows_as_they_arrive(
     assert any(line.startswith(f"{reading}: 300 rows") for line in lines), lines
     assert any(line.startswith(f"{reading}: 600 rows") for line in lines), lines
     assert lines[-1].startswith(f"{reading}: finished, 800 rows"), lines
+
+
+def test_postgres_numeric_user_ids_are_integer_text_and_other_types_are_refused(
+    workspace: Workspace, cli, emulator_server, postgres: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # numeric(20,10) 123 was the userId `123.0000000000` and a double 1 `1.0` in both
+    # engines (Python's str()); a boolean `True`, a bytea `<memory at 0x7f...>` or `b'..'`.
+    postgres.execute(
+        "CREATE TABLE ids (email TEXT, n NUMERIC(20,10), d DOUBLE PRECISION, raw BYTEA, "
+        "flag BOOLEAN, seen TIMESTAMPTZ, half NUMERIC, tags TEXT[], big DOUBLE PRECISION)"
+    )
+    postgres.execute(
+        "INSERT INTO ids VALUES (%s, %s, %s, %s, %s, now(), %s, %s, %s)",
+        [
+            ("a@example.com", 123, 1.0, b"raw-1", True, 1.5, ["x"], 1e16),
+            ("b@example.com", None, None, None, None, None, None, None),
+        ],
+    )
+    monkeypatch.setenv(PASSWORD_VAR, postgres.password)
+    url = postgres.url_template(PASSWORD_VAR)
+    table = f"{postgres.schema}.ids"
+    for name, column in [("numeric", "n"), ("double", "d"), ("bytes", "raw")]:
+        # One profile per audience: the same email with three userIds would be a conflict.
+        query = f"SELECT '{name}-' || email AS email, {column} AS userid FROM {table}"
+        workspace.audience(name, {"sql": query, "url": url})
+    applied = cli("apply", workspace.manifests, "--yes")
+
+    assert applied.exit_code == 0, applied.output
+    proj = project(emulator_server)
+    for name, user_id in [("numeric", "123"), ("double", "1"), ("bytes", "raw-1")]:
+        emails = [f"{name}-a@example.com", f"{name}-b@example.com"]
+        assert members_of(emulator_server, name) == emails
+        assert proj.find_user(user_id=user_id).email == emails[0]
+
+    refused = {
+        "flag": "is boolean, which is no identifier Iterable could match",
+        "seen": "is a timestamp, which is no identifier",
+        "half": "is numeric (decimal) and holds a value that is not a whole number: a whole",
+        "tags": "is an array, which is no identifier",
+        "big": "is floating point and holds a value that is not a whole number (or one past",
+    }
+    for column in refused:
+        query = f"SELECT email, {column} AS userid FROM {table} ORDER BY email"
+        workspace.audience(f"bad-{column}", {"sql": query, "url": url})
+
+    result = cli("plan", workspace.manifests)
+
+    assert result.exit_code == 1, result.output
+    for column, said in refused.items():
+        sql_line = line_of(workspace.manifests / f"aud-bad-{column}.yaml", '"sql"')
+        assert (
+            f"aud-bad-{column}.yaml:{sql_line}:14: the query: column 'userid' (the userId) {said}"
+        ) in result.stderr

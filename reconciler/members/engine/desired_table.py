@@ -46,7 +46,8 @@ from reconciler.members.identity import (
 from reconciler.sources import MemberIssue, source_for
 from reconciler.sources.base import CsvRows, RowStream
 from reconciler.sources.csv_file import MAX_LINE_BYTES, csv_open_error, not_utf8_error
-from reconciler.sources.duckdb_query import DuckDbRelation
+from reconciler.sources.duckdb_query import DuckDbRelation, identifier_cells
+from reconciler.sources.identifier_types import refusal
 from reconciler.sources.rows import find_columns, trait_value
 from reconciler.sources.time_limit import QueryTimedOut
 
@@ -604,13 +605,21 @@ def _query_into(
                 sent = "".join(
                     f", {_through_parquet(f'c{i}', described[i][1])[0]} AS c{i}" for _, i in traits
                 )
+                # Identifiers as text by their type, as the Python engine makes them.
+                identity_cells = identifier_cells(columns, [row[1] for row in described])
+                email, user_id = (
+                    identity_cells[i] if i is not None else "NULL::VARCHAR"
+                    for i in (columns.email, columns.user_id)
+                )
                 select = (
-                    f"SELECT CAST({_cell(columns.email)} AS VARCHAR) AS email, "
-                    f"CAST({_cell(columns.user_id)} AS VARCHAR) AS user_id{sent} "
+                    f"SELECT {email} AS email, {user_id} AS user_id{sent} "
                     f"FROM ({query}\n) AS q({cells})"  # the newline ends a trailing `-- comment`
                 )
                 source.execute(f"COPY ({select}) TO {_literal(str(rows))} (FORMAT parquet)")
             except duckdb.Error as exc:
+                refused = refusal(str(exc))
+                if refused is not None:
+                    raise SourceError(refused) from None
                 raise relation.error(exc) from None
         found = Columns(
             columns.email is not None,
@@ -686,8 +695,8 @@ def _warehouse_into(
                     try:
                         writer.writerows(
                             (
-                                _text(row[found.email]) if found.email is not None else None,
-                                _text(row[found.user_id]) if found.user_id is not None else None,
+                                found.identifier(row, "email"),
+                                found.identifier(row, "userId"),
                                 *(encode_trait(trait_value(row[i])) for i in cells),
                             )
                             for row in chunk
@@ -760,12 +769,6 @@ def _json_exact(value: Any) -> bool:
     if kind is dict:
         return all(type(k) is str and _json_exact(v) for k, v in value.items())
     return False
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return str(value)
 
 
 # Why a row was skipped, stored as a small code (a column of messages would cost
