@@ -286,12 +286,24 @@ def separator_advice(called: str) -> str:
     )
 
 
-def column_names(names: Sequence[str]) -> str:
+# The name PostgreSQL gives a column the query leaves unnamed (`SELECT 1`): never data.
+POSTGRES_UNNAMED = "?column?"
+
+
+def column_names(names: Sequence[str], unnamed: str | None = None) -> str:
     """A source's column names for a message. A CSV without a header row makes its first
     member the header, so names that do not look like column names are source data: then
     every name is marked as source data (masked unless --show-members) and the message
     says why. So does a header that is one column because its file is not
-    comma-separated, which would otherwise pass for a missing header row."""
+    comma-separated, which would otherwise pass for a missing header row.
+
+    A query's columns (`unnamed` given: how to name them) have no header row: a name that
+    does not look like a column name is one the database made for a column the query
+    left unnamed (PostgreSQL's `?column?`, DuckDB's text of the expression, which may
+    quote a value), or a value a PIVOT made a name; each such name is marked, and the
+    message says to name the columns instead."""
+    if unnamed is not None:
+        return _query_column_names(names, unnamed)
     if not names or list(names) == [""]:
         return "(none: the first line, where the header row goes, is blank)"
     if _excel_separator_line(names):
@@ -308,6 +320,21 @@ def column_names(names: Sequence[str]) -> str:
         if called is None:
             return shown + " (they look like member data: does the source lack a header row?)"
     return shown if called is None else f"{shown} ({separator_advice(called)})"
+
+
+def _query_column_names(names: Sequence[str], unnamed: str) -> str:
+    if not names:
+        return "(none: the query selects no columns)"
+    plain = [name == POSTGRES_UNNAMED or _looks_like_a_column(name) for name in names]
+    shown = ", ".join(
+        name if fine else source_value(name) for name, fine in zip(names, plain, strict=True)
+    )
+    if all(plain) and POSTGRES_UNNAMED not in names:
+        return shown
+    return (
+        f"{shown} (a column the query leaves unnamed gets a name the database makes, such "
+        f"as PostgreSQL's {POSTGRES_UNNAMED} or DuckDB's text of the expression: {unnamed})"
+    )
 
 
 def _excel_separator_line(names: Sequence[str]) -> bool:

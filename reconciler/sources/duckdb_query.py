@@ -121,7 +121,11 @@ def read_with_duckdb(
         try:
             described = connection.execute(f"DESCRIBE {query}").fetchall()
             names = [row[0] for row in described]
-            columns = find_columns(names, spec, f"{relation.declared_at}: {relation.subject}")
+            # show_query: a query the user wrote (not a Parquet file's), whose columns
+            # may be left unnamed.
+            columns = find_columns(
+                names, spec, f"{relation.declared_at}: {relation.subject}", relation.show_query
+            )
             # Identifiers become text in DuckDB, by the SQL the DuckDB engine uses too
             # (identifier_types.py): the two engines then agree. Columns by position.
             identity = identifier_cells(columns, [row[1] for row in described])

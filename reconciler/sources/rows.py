@@ -52,12 +52,20 @@ class Columns:
         return identifier_text(row[index], self.source, self.names[index], role)
 
 
-def find_columns(names: Sequence[str], spec: MembersSpec, source: str) -> Columns:
-    """Locate the email and userId columns by name.
+def find_columns(
+    names: Sequence[str], spec: MembersSpec, source: str, query: bool = False
+) -> Columns:
+    """Locate the email and userId columns by name; `query`: the names are a manifest's
+    query's (which has no header row to lack, but may leave a column unnamed).
 
     An exact match wins; otherwise a case-insensitive one, because databases such as
     PostgreSQL fold unquoted names to lower case (`SELECT user_id AS userId` gives `userid`).
     """
+    unnamed = (
+        f"name the identifier columns in the query, `AS {spec.email}` and `AS {spec.userId}`"
+        if query
+        else None
+    )
     for wanted in (spec.email, spec.userId):
         if list(names).count(wanted) > 1:
             raise SourceError(
@@ -72,12 +80,13 @@ def find_columns(names: Sequence[str], spec: MembersSpec, source: str) -> Column
         if option in spec.model_fields_set and found is None:
             raise SourceError(
                 f"{source} has no column {getattr(spec, option)!r} (members.{option}); "
-                f"columns are: {column_names(names)}{_ambiguity(names, getattr(spec, option))}"
+                f"columns are: {column_names(names, unnamed)}"
+                f"{_ambiguity(names, getattr(spec, option))}"
             )
     if email is None and user_id is None:
         raise SourceError(
             f"{source} has neither an {spec.email!r} nor a {spec.userId!r} column; columns "
-            f"are: {column_names(names)}{_ambiguity(names, spec.email, spec.userId)}"
+            f"are: {column_names(names, unnamed)}{_ambiguity(names, spec.email, spec.userId)}"
         )
     traits = tuple((name, i) for i, name in enumerate(names) if i not in (email, user_id))
     return Columns(email, user_id, traits, tuple(names), source)

@@ -120,7 +120,7 @@ class Warehouse(Source):
             return f"{declared_at}: query row {row}"
 
         def consume(names: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) -> None:
-            columns = find_columns(list(names), self.spec, f"{declared_at}: the query")
+            columns = find_columns(list(names), self.spec, f"{declared_at}: the query", query=True)
             results.append(members_from_rows(chunks, columns, project_type, where, self.mapped))
 
         self.stream(consume)

@@ -114,8 +114,17 @@ def _check_columns(audience: Audience, mapping: CompiledMapping, row: Mapping[st
                 f"{audience.field_location('traits')}: trait mapping {mapping.name!r} field "
                 f"{field_name!r} reads {', '.join(map(repr, missing))}, which the source "
                 f"of audience {audience.name!r} does not have; columns are: "
-                f"{column_names(list(row))}"
+                f"{column_names(list(row), _unnamed(audience, missing))}"
             )
+
+
+def _unnamed(audience: Audience, missing: list[str]) -> str | None:
+    """For a query's columns (column_names): how to name the ones the mapping reads."""
+    if audience.spec.members.sql is None:
+        return None
+    return "name the columns the mapping reads in the query: " + ", ".join(
+        f"`AS {column}`" for column in missing
+    )
 
 
 def desired_fields_table(

@@ -198,6 +198,51 @@ def test_an_identifier_column_of_no_identifier_type_fails_its_audience_naming_it
         assert f"p{n}.parquet: column 'userId' (the userId) {said}" in result.stderr, said
 
 
+# How the columns of a query that names none are listed, and what is asked for.
+UNNAMED = (
+    "(a column the query leaves unnamed gets a name the database makes, such as PostgreSQL's "
+    "?column? or DuckDB's text of the expression: name the identifier columns in the query, "
+    "`AS email` and `AS userId`)"
+)
+
+
+def test_a_query_column_left_unnamed_is_named_as_such_not_as_a_missing_header_row(
+    workspace: Workspace, cli
+) -> None:
+    # `SELECT 'a@x.com'` has no header row to lack, yet the message asked whether "the
+    # source" lacked one.
+    workspace.audience(
+        "literal",
+        {"sql": "SELECT lower(email) FROM (VALUES ('A@x.com')) t(email)", "database": ":memory:"},
+    )
+    sql_line = line_of(workspace.manifests / "aud-literal.yaml", '"sql"')
+    # So does the column a trait mapping reads.
+    workspace.audience(
+        "mapped",
+        {"sql": "SELECT 'a@example.com' AS email, upper('gold')", "database": ":memory:"},
+        traits="tiers",
+    )
+    workspace.write(
+        "traits.yaml",
+        '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "tiers"}, '
+        '"spec": {"fields": {"plan": "tier"}}}',
+    )
+
+    result = cli("plan", workspace.manifests, "--show-members")
+
+    assert result.exit_code == 1, result.output
+    assert (
+        f"aud-literal.yaml:{sql_line}:14: the query has neither an 'email' nor a 'userId' "
+        f"column; columns are: lower(email) {UNNAMED}"
+    ) in result.stderr
+    assert (
+        "upper('gold'), email, userId (a column the query leaves unnamed gets a name the "
+        "database makes, such as PostgreSQL's ?column? or DuckDB's text of the expression: "
+        "name the columns the mapping reads in the query: `AS tier`)"
+    ) in result.stderr
+    assert "header row" not in result.stderr
+
+
 # --- PostgreSQL -----------------------------------------------------------------------------
 
 
@@ -460,3 +505,23 @@ def test_postgres_numeric_user_ids_are_integer_text_and_other_types_are_refused(
         assert (
             f"aud-bad-{column}.yaml:{sql_line}:14: the query: column 'userid' (the userId) {said}"
         ) in result.stderr
+
+
+def test_a_postgres_column_left_unnamed_is_named_as_such(
+    workspace: Workspace, cli, postgres: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL names every unnamed column `?column?`: it was masked (`?***`) as member
+    # data, with a question about a header row a query cannot lack.
+    monkeypatch.setenv(PASSWORD_VAR, postgres.password)
+    url = postgres.url_template(PASSWORD_VAR)
+    workspace.audience("unnamed", {"sql": "SELECT 'a@example.com', 7", "url": url})
+    sql_line = line_of(workspace.manifests / "aud-unnamed.yaml", '"sql"')
+
+    result = cli("plan", workspace.manifests)
+
+    assert result.exit_code == 1, result.output
+    assert (
+        f"aud-unnamed.yaml:{sql_line}:14: the query has neither an 'email' nor a 'userId' "
+        f"column; columns are: ?column?, ?column? {UNNAMED}"
+    ) in result.stderr
+    assert "header row" not in result.stderr

@@ -103,6 +103,18 @@ def test_column_names_that_look_like_member_data_are_masked_unless_shown():
     assert column_names([]) == "(none: the first line, where the header row goes, is blank)"
 
 
+def test_a_query_s_column_names_ask_for_names_not_for_a_header_row():
+    # A query has no header row: names it left to the database are said to be so, a
+    # value one of them quotes (or a PIVOT made a name) stays masked, its own names plain.
+    hint = "name them"
+    assert column_names(["email", "user_id"], hint) == "email, user_id"
+    listed = mask_emails(column_names(["?column?", "user_id", "'ann@example.com'"], hint))
+    assert listed.startswith("?column?, user_id, '*** (a column the query leaves unnamed")
+    assert listed.endswith(": name them)") and "header row" not in listed
+    assert "ann@example.com" not in listed
+    assert column_names([], hint) == "(none: the query selects no columns)"
+
+
 def test_source_data_quoted_in_a_message_follows_the_output_s_choice():
     message = f"field 'tier': '{source_value('Jane Doe')}' is not a number"
     assert reveal(message, False) == "field 'tier': 'J***' is not a number"

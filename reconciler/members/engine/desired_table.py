@@ -597,7 +597,9 @@ def _query_into(
             try:
                 described = source.execute(f"DESCRIBE {query}").fetchall()
                 names = [row[0] for row in described]
-                columns = find_columns(names, spec, f"{relation.declared_at}: {relation.subject}")
+                columns = find_columns(
+                    names, spec, f"{relation.declared_at}: {relation.subject}", relation.show_query
+                )
                 identity = (columns.email, columns.user_id)
                 traits = trait_columns(names, identity) if keep_traits else []
                 # Columns are taken by position (a query may repeat a name, or use any).
@@ -678,7 +680,9 @@ def _warehouse_into(
             writer = csv.writer(handle)
 
             def write(names: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) -> None:
-                found = find_columns(list(names), spec, f"{source.declared_at}: the query")
+                found = find_columns(
+                    list(names), spec, f"{source.declared_at}: the query", query=True
+                )
                 identity = (found.email, found.user_id)
                 traits = tuple(trait_columns(names, identity)) if keep_traits else ()
                 present.append(
