@@ -1557,36 +1557,51 @@ def _parse_json_lines(
     if _is_html(response):
         raise _BadAnswer("an HTML page, not the export")
     rows: list[dict[str, Any]] = []
+    # Lines end at "\n" alone (a "\r" before it is whitespace to JSON). Not httpx's
+    # iter_lines: it splits as str.splitlines does, also at U+2028, U+2029 and NEL, which a
+    # JSON string may hold unescaped (a profile's text pasted from elsewhere), so such a
+    # line was "not JSON" and the whole export was retried and read again in windows.
+    # Each chunk's whole lines are decoded at once (a "\n" byte is never inside a UTF-8
+    # character) and parsed as text: json.loads of each line's bytes, which detects its
+    # encoding and decodes it alone, made a 1M-line export 25% slower to read.
+    pending: list[bytes] = []
+    codec = "utf-8-sig"  # a byte-order mark may start the body (json.loads of bytes took it)
+    try:
+        for chunk in response.iter_bytes():
+            end = chunk.rfind(b"\n")
+            if end < 0:
+                pending.append(chunk)  # joined once its line ends: a long line costs no rescans
+                continue
+            pending.append(chunk[:end])
+            _take_lines(b"".join(pending).decode(codec), keep, rows)
+            pending, codec = [chunk[end + 1 :]], "utf-8"
+        _take_lines(b"".join(pending).decode(codec), keep, rows)
+    except UnicodeDecodeError:
+        raise _BadAnswer("an export line that is not JSON") from None
+    return rows
 
-    def take(line: bytes) -> None:
-        if not line.strip():
-            return
+
+# What bytes.strip() strips: a line of nothing else is blank, as before the text was decoded.
+_BLANK = " \t\n\r\x0b\x0c"
+
+
+def _take_lines(
+    text: str, keep: Callable[[dict[str, Any]], bool] | None, rows: list[dict[str, Any]]
+) -> None:
+    """The JSON object on each line of `text` (lines end at "\n" alone) that `keep` keeps,
+    onto `rows`; blank lines are skipped."""
+    loads = json.loads
+    for line in text.split("\n"):
+        if not line.strip(_BLANK):
+            continue
         try:
-            row = json.loads(line)
-        except (json.JSONDecodeError, RecursionError, UnicodeDecodeError):
+            row = loads(line)
+        except (json.JSONDecodeError, RecursionError):
             raise _BadAnswer("an export line that is not JSON") from None
         if not isinstance(row, dict):
             raise _BadAnswer("an export line that is not a JSON object")
         if keep is None or keep(row):
             rows.append(row)
-
-    # Lines end at "\n" alone (a "\r" before it is whitespace to JSON). Not httpx's
-    # iter_lines: it splits as str.splitlines does, also at U+2028, U+2029 and NEL, which a
-    # JSON string may hold unescaped (a profile's text pasted from elsewhere), so such a
-    # line was "not JSON" and the whole export was retried and read again in windows.
-    pending: list[bytes] = []
-    for chunk in response.iter_bytes():
-        if b"\n" not in chunk:
-            pending.append(chunk)  # joined once its line ends: a long line costs no rescans
-            continue
-        first, *lines = chunk.split(b"\n")
-        pending.append(first)
-        take(b"".join(pending))
-        pending = [lines.pop()]
-        for line in lines:
-            take(line)
-    take(b"".join(pending))
-    return rows
 
 
 # Lines of a marked export parsed whole before the rest are only checked for their shape:

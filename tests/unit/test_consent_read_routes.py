@@ -92,6 +92,34 @@ def test_an_html_answer_fails_whatever_it_holds() -> None:
         _parse_marked_lines(_answer(GOOD, 50, "text/html; charset=utf-8"), _keep, (MARK,))
 
 
+# Text a profile may hold: characters of 2, 3 and 4 bytes (split across chunks at some
+# sizes), and U+2028 and NEL unescaped, which a JSON string may hold and are no line end.
+TEXT = "Zoë \u2028 \u0085 日本 \U0001f600"
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 64, 100_000])
+def test_every_line_parsed_decodes_whole_lines_at_any_chunk(chunk: int) -> None:
+    body = (
+        "\ufeff"  # a byte-order mark before the first line, as json.loads of bytes takes it
+        + f'{{"email":"a@x.io","note":"{TEXT}"}}\n'
+        + "\n \t\r\n"  # blank lines
+        + f'{{"userId":"u1","note":"{TEXT}"}}\r\n'
+        + f'{{"email":"b@x.io","note":"{TEXT}"}}'
+    ).encode()
+    rows = _parse_json_lines(_answer(body, chunk), None)
+    assert [(r.get("email") or r.get("userId"), r["note"]) for r in rows] == [
+        ("a@x.io", TEXT),
+        ("u1", TEXT),
+        ("b@x.io", TEXT),
+    ]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_every_line_parsed_refuses_a_line_that_is_not_utf8(chunk: int) -> None:
+    with pytest.raises(_BadAnswer, match="not JSON"):
+        _parse_json_lines(_answer(GOOD + b'{"email":"\xff@x.io"}\n' + GOOD, chunk), None)
+
+
 def _adds(project_type, *people, list_id=7):
     desired = {}
     for email, user_id in people:
