@@ -3,6 +3,7 @@ that apply needs and the counts and samples that people read."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -445,7 +446,17 @@ class DestinationPlan:
         yield from (DeleteList(x) for x in self.deletions)
 
     def campaigns_of(self, list_name: str) -> list[CampaignUse]:
-        return [c for c in self.campaigns if c.list_name == list_name]
+        return list(self._campaigns_by_list.get(list_name, ()))
+
+    @functools.cached_property
+    def _campaigns_by_list(self) -> dict[str, list[CampaignUse]]:
+        """The campaigns by list name, made once: the plan's renderers and its JSON ask for
+        each list's (up to four times a list), and a walk over every campaign each time
+        made a plan of many lists and campaigns cost lists x campaigns to print."""
+        by_list: dict[str, list[CampaignUse]] = {}
+        for c in self.campaigns:
+            by_list.setdefault(c.list_name, []).append(c)
+        return by_list
 
     def active_sends(self, lp: ListPlan) -> list[CampaignUse]:
         """Active campaigns that send to `lp`: members it adds can be messaged at once."""
