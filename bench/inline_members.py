@@ -64,12 +64,15 @@ def main() -> None:
     ]
     try:
         print(f"{args.n:,} inline members")
-        print(f"{'step':<12} {'wall time':>10} {'peak RSS':>10}")
+        print(f"{'step':<12} {'wall time':>10} {'CPU':>10} {'peak RSS':>10}")
         for name, command, expected in steps:
             measured = run_measured(cli + command, timeout=TIMEOUT_SECONDS, env=env)
             if measured.returncode != expected:
                 raise SystemExit(f"{name} exited {measured.returncode}:\n{measured.stderr[-2000:]}")
-            print(f"{name:<12} {measured.wall_seconds:>8.2f} s {measured.peak_rss_mb:>7.0f} MB")
+            print(
+                f"{name:<12} {measured.wall_seconds:>8.2f} s {measured.cpu_seconds:>8.2f} s "
+                f"{measured.peak_rss_mb:>7.0f} MB"
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

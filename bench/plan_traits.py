@@ -148,7 +148,8 @@ def main() -> None:
                     raise SystemExit(f"plan exited {run.returncode}:\n{run.stderr[-2000:]}")
                 summary = json.loads(run.stdout)["summary"]
                 print(
-                    f"plan  {run.wall_seconds:8.2f} s  peak RSS {run.peak_rss_mb:6.0f} MB  "
+                    f"plan  {run.wall_seconds:8.2f} s  {run.cpu_seconds:6.2f} s CPU  "
+                    f"peak RSS {run.peak_rss_mb:6.0f} MB  "
                     f"adds {summary['members_to_add']:,}  "
                     f"removes {summary['members_to_remove']:,}  "
                     f"field updates {summary['users_to_update']:,}  "
