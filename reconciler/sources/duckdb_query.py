@@ -229,13 +229,26 @@ def _without_final_semicolons(query: str) -> str:
     return query
 
 
+# How DuckDB's Out of Memory error says the spill files, not memory, ran out.
+_SPILL_LIMIT = "max_temp_directory_size"
+
+
 def query_error(
     exc: duckdb.Error, declared_at: object, subject: str, repository: Path, show_query: bool
 ) -> SourceError:
     if isinstance(exc, duckdb.InterruptException):
         return timed_out(declared_at, subject)
     message = str(exc) if show_query else str(exc).split("\n\nLINE ")[0]
-    if isinstance(exc, duckdb.OutOfMemoryException):
+    if isinstance(exc, duckdb.OutOfMemoryException) and _SPILL_LIMIT in message:
+        from reconciler.members.engine.settings import QUERY_SPILL_FACTOR, EngineSettings
+
+        spill = EngineSettings.from_env().query_spill_bytes
+        message = (
+            f"{message.partition(chr(10))[0]} (its spill files reached the {spill:,} bytes of "
+            f"disk a query may use, {QUERY_SPILL_FACTOR} times RECONCILER_MEMORY_LIMIT; make "
+            "the query lighter, or raise the limit)"
+        )
+    elif isinstance(exc, duckdb.OutOfMemoryException):
         # DuckDB's advice (a temporary directory, a higher limit) is not the user's to take.
         message = (
             f"{message.partition(chr(10))[0]} (a query may use what a plan's DuckDB may: "
@@ -320,15 +333,18 @@ def open_connection(
         # `.tmp` in the working directory, inside the repository.
         spill = str(writable) if writable is not None else ""
         connection.execute(f"SET temp_directory = {_string_literal(spill)}")
+        from reconciler.members.engine.settings import EngineSettings
+
+        settings = EngineSettings.from_env()
         if memory_bytes is None:
             # Not DuckDB's default of 80% of the machine: a manifest's query must not take
             # gigabytes of a CI runner before its timeout, so it gets what a plan's DuckDB
             # workspace may use (RECONCILER_MEMORY_LIMIT's share), and spills beyond it
             # into `writable` (bounded_connection makes one), or fails without one.
-            from reconciler.members.engine.settings import EngineSettings
-
-            memory_bytes = EngineSettings.from_env().duckdb_memory_bytes
+            memory_bytes = settings.duckdb_memory_bytes
         connection.execute(f"SET memory_limit = '{int(memory_bytes)}B'")
+        # Nor its disk: DuckDB's default lets spill files take 90% of the free disk.
+        connection.execute(f"SET max_temp_directory_size = '{settings.query_spill_bytes}B'")
         # Python objects are not tables: a query naming one must not read the process.
         connection.execute("SET python_enable_replacements = false")
         connection.execute("SET enable_external_access = false")

@@ -411,3 +411,26 @@ def test_rows_larger_than_the_memory_limit_are_refused_before_they_reach_python(
     narrow = f"{rows} FROM range(30)"
     audience = load_audience(repo, {"sql": narrow, "database": ":memory:"}, mapped=True)
     assert len(read_members(audience, "email").members) == 30
+
+
+def test_a_query_spilling_past_its_disk_share_fails_at_its_line(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB's spill files could take 90% of the free disk (its default): a DISTINCT over
+    range() wrote 130 MB/s into reconciler's spill directory, 40 GB within the time limit,
+    in `validate` on a laptop. A query may spill 10 times RECONCILER_MEMORY_LIMIT."""
+    monkeypatch.setenv("RECONCILER_MEMORY_LIMIT", "64MB")
+    spills = tmp_path / "spills"
+    monkeypatch.setenv("RECONCILER_DUCKDB_TEMP_DIR", str(spills))
+    hostile = (
+        "SELECT min(s) AS email FROM (SELECT DISTINCT s FROM (SELECT range::VARCHAR "
+        "|| repeat('x', 1000) AS s FROM range(10000000)))"
+    )
+    audience = load_audience(repo, {"sql": hostile, "database": ":memory:"})
+    with pytest.raises(SourceError) as refused:
+        read_members(audience, "email")
+    error = str(refused.value)
+    assert error.startswith(f"aud.yaml:{line_of(repo / 'aud.yaml', 'sql')}:"), error
+    assert "its spill files reached the 640,000,000 bytes of disk a query may use" in error
+    assert "10 times RECONCILER_MEMORY_LIMIT" in error
+    assert spills.is_dir() and not list(spills.iterdir())  # and they are gone

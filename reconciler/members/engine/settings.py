@@ -46,6 +46,12 @@ MAX_MEMORY = 1000 * 1000**4
 # DuckDB starts every thread it is given: 100,000 hung the plan starting them, and
 # 99,999,999,999 aborted the process (std::bad_alloc). 1,024 start in about 3 s.
 MAX_THREADS = 1024
+# A manifest's DuckDB query may spill this many times RECONCILER_MEMORY_LIMIT to disk,
+# not DuckDB's default of 90% of the free disk: a hostile DISTINCT over range() wrote
+# 130 MB/s, 40 GB within the time limit, filling a laptop running `validate`. The
+# heaviest query of a 10M-member audience measured (DISTINCT and ORDER BY over 10M rows
+# of three columns, at the default 1GB) spilled 1 GB.
+QUERY_SPILL_FACTOR = 10
 
 
 # The fields of the mapping `traits_threshold` was measured with (bench/plan_traits.py). The
@@ -101,6 +107,11 @@ class EngineSettings:
     @property
     def memory_bytes(self) -> int:
         return int(_bytes(self.memory_limit))
+
+    @property
+    def query_spill_bytes(self) -> int:
+        """What a manifest's DuckDB query may write to its spill directory."""
+        return self.memory_bytes * QUERY_SPILL_FACTOR
 
     @property
     def duckdb_memory_bytes(self) -> int:
