@@ -14,6 +14,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from sqlalchemy.pool import NullPool
 from reconciler.errors import ConfigError, SourceError, SourceUnreachable
 from reconciler.manifest.manifests import Audience
 from reconciler.manifest.repository import is_inside
+from reconciler.members.engine.settings import EngineSettings
 from reconciler.members.identity import ProjectType
 from reconciler.render.masking import source_value
 from reconciler.sources.base import (
@@ -81,12 +83,18 @@ class Warehouse(Source):
         return path.resolve()
 
     def stream(self, consume: Consume, sql: str | None = None) -> None:
+        # The DuckDB engine writes each chunk out as it arrives: only a chunk is held.
+        self._stream(consume, sql, held=None if sql is not None else CHUNK_ROWS)
+
+    def _stream(self, consume: Consume, sql: str | None, held: int | None) -> None:
+        """`held`: how many of the rows the reader holds at once (None: all of them)."""
         path = self._sqlite_file()
         state = file_state(path) if path is not None else None
         arrived = self.rows_arrived
         if sql is None and arrived is not None:
             consume = _reporting(consume, arrived)
-        stream_query(self.audience, consume, sql)
+        budget = None if sql is not None else Budget(EngineSettings.from_env().memory_bytes, held)
+        stream_query(self.audience, consume, sql, budget)
         if path is not None and state is not None:
             remember_read(self._read, path, state)
 
@@ -123,7 +131,7 @@ class Warehouse(Source):
             columns = find_columns(list(names), self.spec, f"{declared_at}: the query", query=True)
             results.append(members_from_rows(chunks, columns, project_type, where, self.mapped))
 
-        self.stream(consume)
+        self._stream(consume, None, held=None)  # the Python engine keeps every row
         return results[0]
 
 
@@ -138,14 +146,29 @@ def _reporting(consume: Consume, arrived: Callable[[int], None]) -> Consume:
     return lambda names, chunks: consume(names, counted(chunks))
 
 
+@dataclass(frozen=True)
+class Budget:
+    """The bytes of values (as text) a query's rows may bring into memory: within any
+    `rows` consecutive rows, or within all of them when `rows` is None."""
+
+    bytes: int
+    rows: int | None = None
+
+
+# The error a PostgreSQL read over its budget raises (a failed cast), told from others by it.
+_OVER_BUDGET = "reconciler: rows over the memory budget"
+
+
 def stream_query(
     audience: Audience,
     consume: Consume,
     sql: str | None = None,
+    budget: Budget | None = None,
 ) -> None:
     """Run the audience's query (or `sql`, a query over it) at its URL and hand `consume`
     the column names and the rows in chunks, as they stream back. Errors come out
-    scrubbed of the URL's secrets."""
+    scrubbed of the URL's secrets. A PostgreSQL query under a `budget` fails on the
+    server once its rows pass it, before they reach memory."""
     spec = audience.spec.members
     assert spec.sql is not None and spec.url is not None
     declared_at = str(audience.field_location("members", "sql"))
@@ -186,10 +209,17 @@ def stream_query(
             ) from None
         try:
             with connection:
-                _run(connection, backend, sql_text, consume, declared_at)
+                _run(connection, backend, sql_text, consume, declared_at, budget)
         except SourceError:
             raise
         except Exception as exc:
+            if budget is not None and _over_budget(exc):
+                raise SourceError(
+                    f"{declared_at}: cannot read the query: its rows hold more than "
+                    f"{budget.bytes:,} bytes of values{_held(budget)}, more than "
+                    "RECONCILER_MEMORY_LIMIT lets a plan hold in memory; make its values "
+                    "smaller, or raise the limit"
+                ) from None
             # Deliberately broad: whatever the driver raises (a syntax error, a connection
             # dropped midway) may quote the URL or password, so nothing leaves unscrubbed;
             # and what it quotes of the data is marked as such.
@@ -199,8 +229,23 @@ def stream_query(
         engine.dispose()
 
 
+def _over_budget(exc: Exception) -> bool:
+    """Whether the query failed at `_within_postgresql`'s cast (the rest of the message
+    quotes the query, the wrapping included)."""
+    return f'"{_OVER_BUDGET}: ' in _driver_message(exc).partition("\n")[0]
+
+
+def _held(budget: Budget) -> str:
+    return f" in {budget.rows:,} rows" if budget.rows is not None else ""
+
+
 def _run(
-    connection: Connection, backend: str, sql: str, consume: Consume, declared_at: str
+    connection: Connection,
+    backend: str,
+    sql: str,
+    consume: Consume,
+    declared_at: str,
+    budget: Budget | None = None,
 ) -> None:
     # The query goes to the driver as written: no_parameters keeps '%' and ':name' in it
     # from being read as placeholders. stream_results asks for a server-side cursor;
@@ -209,9 +254,56 @@ def _run(
     options: dict[str, Any] = {"stream_results": True, "no_parameters": True}
     if backend == "postgresql":
         connection = connection.execution_options(postgresql_readonly=True)
+    connection = connection.execution_options(**options)
     with _time_limit(connection, declared_at):
-        result = connection.execution_options(**options).exec_driver_sql(sql).yield_per(CHUNK_ROWS)
-        consume(list(result.keys()), result.partitions())
+        names: list[str] | None = None
+        if budget is not None and backend == "postgresql":
+            names, sql = _within_postgresql(connection, sql, budget)
+        result = connection.exec_driver_sql(sql).yield_per(CHUNK_ROWS)
+        consume(names if names is not None else list(result.keys()), result.partitions())
+
+
+# PostgreSQL types whose values' text is short whatever they hold (numbers, times, UUIDs):
+# counted at this many bytes each, without converting them to text on the server.
+_FIXED_WIDTH = 40
+_FIXED_TYPES = frozenset({16, 20, 21, 23, 26, 700, 701, 1082, 1083, 1114, 1184, 1186, 1266, 2950})
+# Types whose octet_length is their text's, with no conversion: text, varchar, char, name.
+_TEXT_TYPES = frozenset({19, 25, 1042, 1043})
+_BYTEA = 17  # sent as hex: two characters a byte
+
+
+def _within_postgresql(connection: Connection, sql: str, budget: Budget) -> tuple[list[str], str]:
+    """The query's column names, and the query failing on the server once its rows'
+    values pass `budget`: a row's width is unbounded (`SELECT repeat('x', 100000000) FROM
+    generate_series(1, 100)`) and a chunk of CHUNK_ROWS rows arrives whole, so one chunk
+    could take any memory. A running sum is a window the server computes as rows stream
+    (the rows themselves kept only for a sliding frame, on the server, within work_mem);
+    the failure is a cast, since plain SQL cannot raise an error of its own."""
+    sql = statement_text(sql)  # a trailing `; -- comment` would end the wrapping query
+    described = connection.exec_driver_sql(f"SELECT * FROM ({sql}\n) AS q LIMIT 0")
+    columns = [(column[0], column[1]) for column in described.cursor.description or ()]
+    described.close()
+    if not columns:  # `SELECT FROM t`: rows of nothing, no member either
+        return [], sql
+    cells = [f"c{i}" for i in range(len(columns))]
+    fixed = sum(1 for _, kind in columns if kind in _FIXED_TYPES)
+    sizes = [f"{_FIXED_WIDTH * fixed}::bigint"]
+    for cell, (_, kind) in zip(cells, columns, strict=True):
+        if kind in _TEXT_TYPES:
+            sizes.append(f"coalesce(octet_length({cell})::bigint, 0)")
+        elif kind == _BYTEA:
+            sizes.append(f"2 * coalesce(octet_length({cell})::bigint, 0)")
+        elif kind not in _FIXED_TYPES:
+            sizes.append(f"coalesce(octet_length({cell}::text)::bigint, 0)")
+    preceding = "UNBOUNDED" if budget.rows is None else str(max(budget.rows - 1, 0))
+    listed = ", ".join(cells)
+    wrapped = (
+        f"SELECT {listed} FROM (SELECT {listed}, sum({' + '.join(sizes)}) OVER (ROWS "
+        f"BETWEEN {preceding} PRECEDING AND CURRENT ROW) AS read_bytes FROM ({sql}\n) AS "
+        f"q({listed})) AS sized WHERE CASE WHEN read_bytes > {int(budget.bytes)} THEN "
+        f"('{_OVER_BUDGET}: ' || read_bytes)::int = 0 ELSE true END"
+    )
+    return [name for name, _ in columns], wrapped
 
 
 # A quoted word in a database's message: `relation "x" does not exist`, `'x'`.

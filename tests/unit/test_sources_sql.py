@@ -469,3 +469,42 @@ def test_a_bad_connect_timeout_is_a_config_error(
     audience = load_audience(tmp_path, {"sql": "SELECT email FROM customers", "url": url})
     with pytest.raises(ConfigError, match="RECONCILER_DATABASE_CONNECT_TIMEOUT must be a whole"):
         read_members(audience, "email")
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_postgres_rows_larger_than_the_memory_limit_fail_on_the_server(
+    tmp_path: Path, customers: Postgres, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    """A row's width is unbounded and a chunk of rows arrives whole: 100 rows of
+    `repeat('x', 100000000)` were one chunk of 10 GB. The server now fails the query once
+    its rows pass RECONCILER_MEMORY_LIMIT: all of them for the Python engine, which keeps
+    them, any chunk's worth for DuckDB's, which writes each out as it arrives."""
+    from reconciler.sources import source_for
+
+    monkeypatch.setenv("RECONCILER_MEMORY_LIMIT", "64MB")
+    wide = (
+        "SELECT 'u' || g || '@example.com' AS email, repeat('x', 1000000) AS note "
+        "FROM generate_series(1, {rows}) AS g"
+    )
+    audience = postgres_audience(tmp_path, customers, wide.format(rows=100), mapped=True)
+    held: list[int] = []
+
+    def hold(_names: object, chunks: object) -> None:
+        held.extend(len(row[1]) for chunk in chunks for row in chunk)  # type: ignore[attr-defined]
+
+    with pytest.raises(SourceError) as refused:
+        if engine == "python":
+            read_members(audience, "email")
+        else:
+            source_for(audience).stream(hold)  # type: ignore[attr-defined]
+    error = str(refused.value)
+    line = line_of(tmp_path / "aud.yaml", '"sql"')
+    assert error.startswith(f"aud.yaml:{line}:"), error
+    assert "its rows hold more than 64,000,000 bytes of values" in error
+    assert "RECONCILER_MEMORY_LIMIT" in error and customers.password not in error
+    assert sum(held) <= 64_000_000
+    # Under the limit the same rows are read, their values kept for the mapping.
+    audience = postgres_audience(tmp_path, customers, wide.format(rows=30), mapped=True)
+    result = read_members(audience, "email")
+    assert len(result.members) == 30
+    assert result.members["u1@example.com"].traits == {"note": "x" * 1000000}
