@@ -13,6 +13,8 @@ single SELECT statement is accepted (`select_statement`).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -32,6 +34,7 @@ from reconciler.manifest.repository import (
     readable_paths,
 )
 from reconciler.manifest.stand_in import stand_in
+from reconciler.members.engine import settings as engine_settings
 from reconciler.members.engine.workspace import UTC_SESSION
 from reconciler.members.identity import ProjectType
 from reconciler.sources.identifier_types import identifier_sql, refusal
@@ -399,7 +402,12 @@ def bounded_connection(
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
         raise
-    guard = QueryGuard(seconds, connection.interrupt)
+    # What the query writes (its result, for the DuckDB engine, and its spill files) may
+    # take no more disk than its spill files alone: COPY's output is not DuckDB's to bound.
+    most = _query_disk_bytes()
+    directory = writable
+    assert directory is not None
+    guard = QueryGuard(seconds, connection.interrupt, lambda: directory_bytes(directory) > most)
     try:
         try:
             yield connection
@@ -409,6 +417,12 @@ def bounded_connection(
                 # DuckDB turns the interrupt into its own error (InterruptException, taken
                 # for the time limit, or "RuntimeError: Query interrupted"): it was Ctrl-C.
                 raise KeyboardInterrupt from None
+            if guard.overflowed:
+                raise SourceError(
+                    f"{declared_at}: cannot read the query: what it wrote to disk (its result "
+                    f"and spill files) passed {most:,} bytes, {engine_settings.QUERY_SPILL_FACTOR} "
+                    "times RECONCILER_MEMORY_LIMIT; make the query lighter, or raise the limit"
+                ) from None
             if isinstance(exc, duckdb.Error | SourceError) and not isinstance(
                 exc, duckdb.InterruptException | QueryTimedOut | SourceChangedError
             ):
@@ -463,6 +477,23 @@ def bounded_connection(
         connection.close()
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
+
+
+def _query_disk_bytes() -> int:
+    return engine_settings.EngineSettings.from_env().query_spill_bytes
+
+
+def directory_bytes(directory: Path) -> int:
+    """The bytes of the files under `directory` now (files going as it is walked skipped)."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            with contextlib.suppress(OSError):
+                if entry.is_dir(follow_symlinks=False):
+                    total += directory_bytes(Path(entry.path))
+                else:
+                    total += entry.stat(follow_symlinks=False).st_size
+    return total
 
 
 def _refuse_stand_ins(

@@ -71,6 +71,9 @@ class QueryGuard:
     # this thread under RECONCILER_QUERY_TIMEOUT=1e10: neither limit nor signals then
     # stopped the query.
     LONGEST_WAIT = 3600.0
+    # Seconds between two looks at `over` (a directory's size): a query writing 130 MB/s
+    # passes its bound by at most a few tens of megabytes.
+    CHECK = 0.25
     # What stops a run as Ctrl-C does (apply/interrupt.py SIGNALS; cli.main).
     WATCHED = frozenset(
         int(getattr(signal, name))
@@ -78,8 +81,17 @@ class QueryGuard:
         if hasattr(signal, name)
     )
 
-    def __init__(self, seconds: float, interrupt: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        seconds: float,
+        interrupt: Callable[[], None],
+        over: Callable[[], bool] | None = None,
+    ) -> None:
+        """`over`: looked at every CHECK seconds; once true, the query is interrupted too
+        (`overflowed`)."""
         self._interrupt = interrupt
+        self._over = over
+        self.overflowed = False
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self.signalled = False
@@ -99,6 +111,8 @@ class QueryGuard:
         while True:
             left = max(0.0, deadline - time.monotonic())
             wait = self.REPEAT if interrupting else min(left, self.LONGEST_WAIT)
+            if self._over is not None and not interrupting:
+                wait = min(wait, self.CHECK)
             ready, _, _ = select.select([self._wake], [], [], wait)
             if self._stopped.is_set():
                 return
@@ -107,9 +121,11 @@ class QueryGuard:
                 if not self.WATCHED.intersection(received):
                     continue  # another signal (or none): the deadline still holds
                 self.signalled = True
+            elif not interrupting and self._over is not None and self._over():
+                self.overflowed = True
             elif not interrupting and left > wait:
                 continue  # one turn of a long wait, the deadline not reached yet
-            elif not self.signalled:
+            elif not self.signalled and not self.overflowed:
                 self.expired = True
             interrupting = True
             with self._lock:

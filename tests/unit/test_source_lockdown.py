@@ -434,3 +434,28 @@ def test_a_query_spilling_past_its_disk_share_fails_at_its_line(
     assert "its spill files reached the 640,000,000 bytes of disk a query may use" in error
     assert "10 times RECONCILER_MEMORY_LIMIT" in error
     assert spills.is_dir() and not list(spills.iterdir())  # and they are gone
+
+
+def test_a_query_result_past_its_disk_share_fails_at_its_line(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DuckDB engine has a query write its rows to a Parquet file (a transfer file),
+    which DuckDB's bound on spill files does not cover: a query of endless rows could
+    write until the disk was full. What a query writes is bounded as its spill files are."""
+    from reconciler.members.engine import settings
+
+    monkeypatch.setenv("RECONCILER_MEMORY_LIMIT", "64MB")
+    monkeypatch.setattr(settings, "QUERY_SPILL_FACTOR", 1)  # 64 MB: a quicker test
+    monkeypatch.setenv("RECONCILER_DUCKDB_TEMP_DIR", str(tmp_path))
+    noise = " || ".join(["gen_random_uuid()::VARCHAR"] * 4)  # Parquet cannot compress it
+    endless = f"SELECT {noise} || '@example.com' AS email FROM range(1000000000)"
+    audience = load_audience(repo, {"sql": endless, "database": ":memory:"})
+    with (
+        Engine(EngineSettings("duckdb", memory_limit="256MB", temp_dir=tmp_path)) as engine,
+        pytest.raises(SourceError) as refused,
+    ):
+        load_desired(engine, audience, "email")
+    error = str(refused.value)
+    assert error.startswith(f"aud.yaml:{line_of(repo / 'aud.yaml', 'sql')}:"), error
+    assert "passed 64,000,000 bytes, 1 times RECONCILER_MEMORY_LIMIT" in error
+    assert not list(tmp_path.glob("reconciler-*"))  # nothing of it left behind
