@@ -248,7 +248,9 @@ class DestinationSpec(_StrictModel):
         description="How the project identifies users."
     )
     apiKey: ApiKeyRef | None = Field(
-        default=None, description="Required for us and eu; optional for sandbox."
+        default=None,
+        description="Required for us and eu, and whenever baseUrl is set; optional for the "
+        "sandbox alone.",
     )
     baseUrl: HttpUrl | None = Field(
         default=None,
@@ -276,6 +278,13 @@ class DestinationSpec(_StrictModel):
                     },
                 },
                 {
+                    "if": {"required": ["baseUrl"], "properties": {"baseUrl": {"type": "string"}}},
+                    "then": {
+                        "required": ["apiKey"],
+                        "properties": {"apiKey": {"type": "object"}},
+                    },
+                },
+                {
                     "if": {"required": ["region"], "properties": {"region": {"const": "eu"}}},
                     "then": {"properties": {"projectType": {"not": {"const": "email"}}}},
                 },
@@ -290,6 +299,14 @@ class DestinationSpec(_StrictModel):
                 "api_key_required",
                 "required for region {region}: give {env: VARIABLE} or {file: PATH}",
                 {"region": self.region, AT: "apiKey"},
+            )
+        if self.baseUrl is not None and self.apiKey is None:
+            # Any baseUrl is a server that answers only with a key (`reconciler emulator
+            # serve` too): plan would stop at it, long after validate said OK.
+            raise PydanticCustomError(
+                "api_key_required",
+                "required with baseUrl: give {env: VARIABLE} or {file: PATH}",
+                {AT: "apiKey"},
             )
         if self.region == "eu" and self.projectType == "email":
             raise PydanticCustomError(
