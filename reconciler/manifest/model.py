@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -87,6 +88,19 @@ class _StrictModel(BaseModel):
 
 
 NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+def _whole_number(value: Any) -> Any:
+    # JSON Schema counts 10.0 as the integer 10, so an editor checking a manifest against
+    # the published schema passes `maxRemovals: 10.0` (and `1e3`): refusing it here would
+    # fail in CI a file the editor passed. A fraction is still refused.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# After a field's bounds in its Annotated, so that they stay the schema's own keywords.
+WHOLE_NUMBER = BeforeValidator(_whole_number)
 
 
 def _file_path(value: str) -> str:
@@ -208,7 +222,7 @@ class RemovalPolicySpec(_StrictModel):
         description="Block a plan that removes more than this share of a list's current "
         f"members (default {DEFAULT_MAX_REMOVAL_PERCENT:g}; compared with '>').",
     )
-    maxRemovals: Annotated[int, Field(ge=0)] | None = Field(
+    maxRemovals: Annotated[int, Field(ge=0), WHOLE_NUMBER] | None = Field(
         default=None, description="Block a plan that removes more members than this from a list."
     )
     activeCampaignAdds: Literal["block", "warn"] | None = Field(
@@ -224,7 +238,7 @@ class RemovalPolicySpec(_StrictModel):
         description="Block a plan that adds more than this share of a list's current members "
         "(compared with '>'; not judged for a new or empty list). No limit by default.",
     )
-    maxAdditions: Annotated[int, Field(ge=0)] | None = Field(
+    maxAdditions: Annotated[int, Field(ge=0), WHOLE_NUMBER] | None = Field(
         default=None,
         description="Block a plan that adds more members than this to a list. No limit by default.",
     )
@@ -545,7 +559,7 @@ class UnsubscribeSpec(_StrictModel):
     """What removing a member from the list means for their subscriptions."""
 
     # Iterable's campaign ids are int64 (OpenAPI UnsubscribeRequest.campaignId).
-    campaignId: Annotated[int, Field(gt=0, lt=2**63)] | None = Field(
+    campaignId: Annotated[int, Field(gt=0, lt=2**63), WHOLE_NUMBER] | None = Field(
         default=None, description="Campaign to attribute unsubscribes to."
     )
     channelUnsubscribe: bool = Field(
@@ -572,12 +586,12 @@ class AudienceSpec(_StrictModel):
         description="Name of a TraitMapping: Iterable user fields kept in line with this "
         "audience's source columns. Without it no profile field is written.",
     )
-    minMembers: Annotated[int, Field(ge=0)] | None = Field(
+    minMembers: Annotated[int, Field(ge=0), WHOLE_NUMBER] | None = Field(
         default=None,
         description="Block a plan that changes the list and leaves it with fewer members "
         "than this (a source that shrinks a little each run cannot drain it).",
     )
-    maxMembers: Annotated[int, Field(ge=0)] | None = Field(
+    maxMembers: Annotated[int, Field(ge=0), WHOLE_NUMBER] | None = Field(
         default=None,
         description="Block a plan that changes the list and leaves it with more members than this.",
     )

@@ -306,6 +306,13 @@ def changed(base: Document, dotted: str, value: Any) -> Document:
             True,
             id="baseUrl with apiKey",
         ),
+        # JSON Schema's integers include 10.0, as an editor reads `maxRemovals: 10.0`.
+        pytest.param(changed(BASES["csv"], "spec.minMembers", 10.0), True, id="10.0 members"),
+        pytest.param(
+            changed(BASES["csv"], "spec.unsubscribe.campaignId", 1e3), True, id="1e3 campaign"
+        ),
+        pytest.param(changed(DESTINATION, "spec.policy.maxRemovals", 5.0), True, id="5.0 removals"),
+        pytest.param(changed(BASES["csv"], "spec.maxMembers", 1.5), False, id="1.5 members"),
     ],
 )
 def test_schema_and_loader_agree_on(
