@@ -467,6 +467,11 @@ DatabaseUrlTemplate = Annotated[str, AfterValidator(_database_url), Field(min_le
 _SOURCES = ("inline", "csv", "parquet", "sql")
 
 
+def _given(key: str, json_type: str) -> dict[str, Any]:
+    """A JSON Schema condition: `key` is there and holds a `json_type`, not null."""
+    return {"required": [key], "properties": {key: {"type": json_type}}}
+
+
 class MembersSpec(_StrictModel):
     """Where an audience's members come from: inline, a CSV or Parquet file, or a SQL query."""
 
@@ -502,21 +507,26 @@ class MembersSpec(_StrictModel):
 
     model_config = ConfigDict(
         json_schema_extra={
+            # A key written as null is not given, as the model reads it: each condition
+            # tests that a key holds a value, not only that it is there.
             "oneOf": [
-                {"required": ["inline"], "properties": {"inline": {"type": "array"}}},
-                {"required": ["csv"], "properties": {"csv": {"type": "string"}}},
-                {"required": ["parquet"], "properties": {"parquet": {"type": "string"}}},
-                {"required": ["sql"], "properties": {"sql": {"type": "string"}}},
+                {
+                    **_given("inline", "array"),
+                    # Column names beside inline members are a misplaced member.
+                    "not": {"anyOf": [{"required": ["email"]}, {"required": ["userId"]}]},
+                },
+                _given("csv", "string"),
+                _given("parquet", "string"),
+                _given("sql", "string"),
             ],
-            "dependentRequired": {"database": ["sql"], "url": ["sql"]},
-            "dependentSchemas": {
-                "sql": {
-                    "oneOf": [
-                        {"required": ["database"], "properties": {"database": {"type": "string"}}},
-                        {"required": ["url"], "properties": {"url": {"type": "string"}}},
-                    ]
-                }
-            },
+            "allOf": [
+                {"if": _given("database", "string"), "then": _given("sql", "string")},
+                {"if": _given("url", "string"), "then": _given("sql", "string")},
+                {
+                    "if": _given("sql", "string"),
+                    "then": {"oneOf": [_given("database", "string"), _given("url", "string")]},
+                },
+            ],
         }
     )
 

@@ -313,6 +313,32 @@ def changed(base: Document, dotted: str, value: Any) -> Document:
         ),
         pytest.param(changed(DESTINATION, "spec.policy.maxRemovals", 5.0), True, id="5.0 removals"),
         pytest.param(changed(BASES["csv"], "spec.maxMembers", 1.5), False, id="1.5 members"),
+        # Column names apply only to csv, parquet and sql members.
+        pytest.param(
+            changed(BASES["inline"], "spec.members.email", "mail"), False, id="inline + email"
+        ),
+        pytest.param(
+            changed(BASES["inline"], "spec.members.userId", "id"), False, id="inline + userId"
+        ),
+        # A key written as null is not given.
+        pytest.param(changed(BASES["csv"], "spec.members.sql", None), True, id="csv + sql: null"),
+        pytest.param(
+            changed(BASES["inline"], "spec.members.database", None),
+            True,
+            id="inline + database: null",
+        ),
+        pytest.param(
+            changed(BASES["sql-url"], "spec.members.database", None),
+            True,
+            id="url + database: null",
+        ),
+        pytest.param(changed(BASES["csv"], "spec.members.url", "x"), False, id="csv + url"),
+        pytest.param(
+            changed(BASES["sql-url"], "spec.members.database", ":memory:"),
+            False,
+            id="url + database",
+        ),
+        pytest.param(changed(BASES["sql-url"], "spec.members.url", None), False, id="sql alone"),
     ],
 )
 def test_schema_and_loader_agree_on(
