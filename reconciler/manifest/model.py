@@ -150,9 +150,17 @@ class Metadata(_StrictModel):
 class ApiKeyRef(_StrictModel):
     """Where an API key is found at run time; the key itself never appears in a manifest."""
 
-    env: Annotated[str, Field(pattern=ENV_VAR_PATTERN)] | None = Field(
-        default=None, description="Name of the environment variable that holds the key."
-    )
+    env: (
+        Annotated[
+            str,
+            Field(
+                pattern=ENV_VAR_PATTERN,
+                # So an editor flags a pasted key as it is typed, before it is committed.
+                json_schema_extra={"not": {"pattern": f"^(?:{_LOOKS_LIKE_A_KEY.pattern})$"}},
+            ),
+        ]
+        | None
+    ) = Field(default=None, description="Name of the environment variable that holds the key.")
     file: FilePath | None = Field(
         default=None,
         description="File that holds the key, relative to this manifest's directory: a "

@@ -320,6 +320,22 @@ def changed(base: Document, dotted: str, value: Any) -> Document:
         pytest.param(
             changed(BASES["inline"], "spec.members.userId", "id"), False, id="inline + userId"
         ),
+        # A key pasted where the variable's name goes (a made-up one: 32 hex digits).
+        pytest.param(
+            changed(DESTINATION, "spec.apiKey.env", "abcdef0123456789abcdef0123456789"),
+            False,
+            id="a key as env",
+        ),
+        pytest.param(
+            changed(DESTINATION, "spec.apiKey.env", "a1b2c3d4e5f6g7h8i9j0klmnopqr"),
+            False,
+            id="a long key as env",
+        ),
+        pytest.param(
+            changed(DESTINATION, "spec.apiKey.env", "iterableKeyProduction2024"),
+            True,
+            id="a variable name with digits",
+        ),
         # A key written as null is not given.
         pytest.param(changed(BASES["csv"], "spec.members.sql", None), True, id="csv + sql: null"),
         pytest.param(
