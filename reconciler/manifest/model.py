@@ -206,9 +206,19 @@ class ApiKeyRef(_StrictModel):
         return self
 
 
+# What an editor is told of a baseUrl, in the words _http_url checks: http or https in any
+# case (urlsplit lowercases the scheme), a host, and no space or control character.
+HTTP_URL_PATTERN = (
+    "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\\u0000-\\u0020\\u007f][^\\u0000-\\u0020\\u007f]*$"
+)
+
+
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    # urlsplit drops a newline or tab anywhere and spaces before the URL, so it alone
+    # would pass a URL that no request can be sent to.
+    blank = any(c <= " " or c == "\x7f" for c in value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or blank:
         raise PydanticCustomError(
             "http_url", "expected an http(s) URL such as http://127.0.0.1:8080"
         )
@@ -218,7 +228,7 @@ def _http_url(value: str) -> str:
 HttpUrl = Annotated[
     str,
     AfterValidator(_http_url),
-    Field(json_schema_extra={"format": "uri", "pattern": "^https?://"}),
+    Field(json_schema_extra={"format": "uri", "pattern": HTTP_URL_PATTERN}),
 ]
 
 

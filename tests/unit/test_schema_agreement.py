@@ -336,6 +336,23 @@ def changed(base: Document, dotted: str, value: Any) -> Document:
             True,
             id="a variable name with digits",
         ),
+        # A baseUrl: http or https in any case, with a host, without spaces.
+        pytest.param(
+            changed(DESTINATION, "spec.baseUrl", "HTTPS://iterable-proxy.example"),
+            True,
+            id="baseUrl in capitals",
+        ),
+        pytest.param(changed(DESTINATION, "spec.baseUrl", "http://"), False, id="no host"),
+        pytest.param(
+            changed(DESTINATION, "spec.baseUrl", " http://127.0.0.1:8080"),
+            False,
+            id="a space before baseUrl",
+        ),
+        pytest.param(
+            changed(DESTINATION, "spec.baseUrl", "http://127.0.0.1:80\n80"),
+            False,
+            id="a newline in baseUrl",
+        ),
         # A key written as null is not given.
         pytest.param(changed(BASES["csv"], "spec.members.sql", None), True, id="csv + sql: null"),
         pytest.param(
