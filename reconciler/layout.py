@@ -10,6 +10,10 @@ import unicodedata
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 # The zero-width joiner: part of many emoji (a family, a flag with a rainbow), so shown.
 _JOINER = "\u200d"
+# `breaks_layout` as a regular-expression character class in JSON Schema's dialect (and
+# Python's): controls (Cc), the line and paragraph separators (Zl, Zp) and the
+# bidirectional controls above, so an editor refuses the names validate refuses.
+LAYOUT_BREAKING_CLASS = "\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069"
 
 
 def breaks_layout(ch: str) -> bool:

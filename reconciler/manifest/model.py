@@ -20,13 +20,14 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    JsonValue,
     Tag,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from reconciler.layout import breaks_layout
+from reconciler.layout import LAYOUT_BREAKING_CLASS, breaks_layout
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
 
 API_VERSION = "reconciler/v1"
@@ -133,6 +134,12 @@ def _one_line(value: str, what: str) -> str:
             {"what": what},
         )
     return value
+
+
+# What `_one_line` refuses, for an editor, as a schema a name must not match: any one
+# such character (`^[^...]*$` would pass a name ending in a newline in Python's dialect,
+# where `$` matches before one).
+NOT_ONE_LINE: dict[str, JsonValue] = {"pattern": f"[{LAYOUT_BREAKING_CLASS}]"}
 
 
 def _list_name(value: str) -> str:
@@ -600,7 +607,12 @@ class AudienceSpec(_StrictModel):
 
     destination: NonEmptyStr = Field(description="Name of a Destination document.")
     listName: (
-        Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_list_name)] | None
+        Annotated[
+            str,
+            Field(min_length=1, max_length=255, json_schema_extra={"not": NOT_ONE_LINE}),
+            AfterValidator(_list_name),
+        ]
+        | None
     ) = Field(default=None, description="Iterable list name; defaults to metadata.name.")
     description: str | None = Field(default=None, description="Used when the list is created.")
     members: MembersSpec
@@ -766,7 +778,7 @@ class TraitMappingSpec(_StrictModel):
         # patternProperties alone would let other names through.
         json_schema_extra={
             "additionalProperties": False,
-            "propertyNames": {"not": {"enum": list(SYSTEM_FIELDS)}},
+            "propertyNames": {"not": {"anyOf": [{"enum": list(SYSTEM_FIELDS)}, NOT_ONE_LINE]}},
         },
     )
     mergeNestedObjects: bool = Field(

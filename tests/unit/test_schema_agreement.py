@@ -21,6 +21,7 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
 from reconciler.errors import ManifestError
+from reconciler.layout import LAYOUT_BREAKING_CLASS, breaks_layout
 from reconciler.manifest import load_manifests, manifest_json_schema
 
 Document = dict[str, Any]
@@ -276,6 +277,13 @@ def disagreement(
     return f"the schema accepts it, the loader refuses it: {unexplained}"
 
 
+def test_the_schema_names_the_characters_validate_refuses_in_a_name() -> None:
+    # The character class in the schema is written out by hand; this is its check.
+    refused = re.compile(f"[{LAYOUT_BREAKING_CLASS}]")
+    for code in range(0x30000):
+        assert bool(refused.match(chr(code))) == breaks_layout(chr(code)), hex(code)
+
+
 SANDBOX: Document = {**DESTINATION, "spec": {"region": "sandbox", "projectType": "hybrid"}}
 
 
@@ -352,6 +360,20 @@ def changed(base: Document, dotted: str, value: Any) -> Document:
             changed(DESTINATION, "spec.baseUrl", "http://127.0.0.1:80\n80"),
             False,
             id="a newline in baseUrl",
+        ),
+        # Names plans and CI logs print are one line, shown as written.
+        pytest.param(changed(BASES["csv"], "spec.listName", "Churn\trisk"), False, id="tab"),
+        pytest.param(
+            changed(BASES["csv"], "spec.listName", "Churn risk\n"), False, id="listName: |"
+        ),
+        pytest.param(
+            changed(BASES["csv"], "spec.listName", "Churn \u202erisk"), False, id="RTL override"
+        ),
+        pytest.param(
+            changed(BASES["csv"], "spec.listName", "Churn \u200d\u00e9 risk"), True, id="joiner"
+        ),
+        pytest.param(
+            changed(TRAIT_MAPPING, "spec.fields", {"plan\nTier": "plan"}), False, id="field: a\\nb"
         ),
         # A key written as null is not given.
         pytest.param(changed(BASES["csv"], "spec.members.sql", None), True, id="csv + sql: null"),
