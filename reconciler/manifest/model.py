@@ -25,6 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import ComputedFieldInfo, FieldInfo
 from pydantic_core import PydanticCustomError
 
 from reconciler.layout import LAYOUT_BREAKING_CLASS, breaks_layout
@@ -69,10 +70,12 @@ AT = "at"
 TEMPLATE_LINE = "template_line"
 
 
-def _yaml_field_title(name: str, info: object) -> str:
+def _yaml_field_title(name: str, info: FieldInfo | ComputedFieldInfo) -> str:
     # Editors show the title on hover; pydantic's default turns projectType into
-    # "Projecttype", a word that appears nowhere in a manifest.
-    return name
+    # "Projecttype", a word that appears nowhere in a manifest. The key as written: a
+    # field's alias (`from`), not its Python name (`from_`).
+    alias = getattr(info, "alias", None)
+    return alias if isinstance(alias, str) else name
 
 
 class _StrictModel(BaseModel):

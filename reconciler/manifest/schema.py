@@ -19,6 +19,10 @@ JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 def manifest_json_schema() -> dict[str, Any]:
     """A draft 2020-12 JSON Schema accepting any one manifest document."""
     schema = TypeAdapter(ManifestDocument).json_schema()
+    for definition in schema.get("$defs", {}).values():
+        # A model's title is its Python class name (ApiKeyRef, MembersSpec), which an
+        # editor shows on hover in place of the key (`apiKey:`) a manifest has there.
+        definition.pop("title", None)
     return {
         "$schema": JSON_SCHEMA_DIALECT,
         "title": f"reconciler manifest ({API_VERSION})",

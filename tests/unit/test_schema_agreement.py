@@ -403,3 +403,26 @@ def test_schema_and_loader_agree_on(
     problems = loader_problems(repository, [document], context)[0]
     assert (not problems) == valid, problems
     assert schema_accepts(validator, document) == valid
+
+
+def titles(schema: Any, where: str = "") -> Iterator[tuple[str, str]]:
+    """Every title in `schema` with where it is."""
+    if isinstance(schema, dict):
+        if isinstance(schema.get("title"), str):
+            yield where, schema["title"]
+        for key, inner in schema.items():
+            yield from titles(inner, f"{where}/{key}")
+    elif isinstance(schema, list):
+        for index, inner in enumerate(schema):
+            yield from titles(inner, f"{where}/{index}")
+
+
+def test_hover_titles_are_the_keys_a_manifest_has() -> None:
+    # An editor shows a title on hover: it must be the key under the cursor, never a
+    # Python name (`from_`, `ApiKeyRef`) that appears nowhere in a manifest.
+    schema = manifest_json_schema()
+    found = dict(titles(schema))
+    assert found.pop("") == "reconciler manifest (reconciler/v1)"
+    for where, title in found.items():
+        assert where.endswith(f"/properties/{title}"), (where, title)
+    assert found["/$defs/TraitFieldSpec/properties/from"] == "from"
