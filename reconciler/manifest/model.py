@@ -32,6 +32,8 @@ from reconciler.layout import LAYOUT_BREAKING_CLASS, breaks_layout
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
 
 API_VERSION = "reconciler/v1"
+_API_VERSION_HELP = "The manifest format this document is written in."
+_KIND_HELP = "What this document declares: Destination, Audience or TraitMapping."
 KINDS = ("Destination", "Audience", "TraitMapping")
 # Kinds that exist in the design but not in this release; refused with a kinder message
 # than "unknown kind".
@@ -153,8 +155,14 @@ class Metadata(_StrictModel):
     """Identity of a document: its name, and free-form labels and annotations."""
 
     name: Annotated[str, Field(pattern=NAME_PATTERN, description="Unique within its kind.")]
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Free-form text for people and tools; reconciler neither reads nor sends it.",
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Free-form text for people and tools; reconciler neither reads nor sends it.",
+    )
 
 
 class ApiKeyRef(_StrictModel):
@@ -243,12 +251,14 @@ HttpUrl = Annotated[
 
 
 class RemovalPolicySpec(_StrictModel):
-    """Limits on removals from one list; an audience's override of its destination's."""
+    """Limits on what a plan may change in one list; an audience's policy overrides its
+    destination's, key by key."""
 
     maxRemovalPercent: Annotated[float, Field(ge=0, le=100)] | None = Field(
         default=None,
         description="Block a plan that removes more than this share of a list's current "
-        f"members (default {DEFAULT_MAX_REMOVAL_PERCENT:g}; compared with '>').",
+        "members (compared with '>'; default: the destination's, else "
+        f"{DEFAULT_MAX_REMOVAL_PERCENT:g}).",
     )
     maxRemovals: Annotated[int, Field(ge=0), WHOLE_NUMBER] | None = Field(
         default=None, description="Block a plan that removes more members than this from a list."
@@ -377,8 +387,8 @@ class InlineMember(BaseModel):
         },
     )
 
-    email: str | None = None
-    userId: str | None = None
+    email: str | None = Field(default=None, description="The member's email.")
+    userId: str | None = Field(default=None, description="The member's userId.")
 
     @model_validator(mode="after")
     def _has_identity(self) -> InlineMember:
@@ -619,7 +629,12 @@ class AudienceSpec(_StrictModel):
     ) = Field(default=None, description="Iterable list name; defaults to metadata.name.")
     description: str | None = Field(default=None, description="Used when the list is created.")
     members: MembersSpec
-    updateExistingUsersOnly: bool = False
+    updateExistingUsersOnly: bool = Field(
+        default=False,
+        description="true: subscribing never creates a user; members Iterable does not know "
+        "are reported as not created. Refused for an email-based project, where Iterable "
+        "ignores it.",
+    )
     unsubscribe: UnsubscribeSpec = Field(default_factory=UnsubscribeSpec)
     policy: RemovalPolicySpec = Field(
         default_factory=RemovalPolicySpec, description="Overrides the destination's policy."
@@ -802,8 +817,8 @@ class TraitMappingSpec(_StrictModel):
 class DestinationDocument(_StrictModel):
     """A `kind: Destination` document."""
 
-    apiVersion: Literal["reconciler/v1"]
-    kind: Literal["Destination"]
+    apiVersion: Literal["reconciler/v1"] = Field(description=_API_VERSION_HELP)
+    kind: Literal["Destination"] = Field(description=_KIND_HELP)
     metadata: Metadata
     spec: DestinationSpec
 
@@ -811,8 +826,8 @@ class DestinationDocument(_StrictModel):
 class AudienceDocument(_StrictModel):
     """A `kind: Audience` document."""
 
-    apiVersion: Literal["reconciler/v1"]
-    kind: Literal["Audience"]
+    apiVersion: Literal["reconciler/v1"] = Field(description=_API_VERSION_HELP)
+    kind: Literal["Audience"] = Field(description=_KIND_HELP)
     metadata: Metadata
     spec: AudienceSpec
 
@@ -820,8 +835,8 @@ class AudienceDocument(_StrictModel):
 class TraitMappingDocument(_StrictModel):
     """A `kind: TraitMapping` document."""
 
-    apiVersion: Literal["reconciler/v1"]
-    kind: Literal["TraitMapping"]
+    apiVersion: Literal["reconciler/v1"] = Field(description=_API_VERSION_HELP)
+    kind: Literal["TraitMapping"] = Field(description=_KIND_HELP)
     metadata: Metadata
     spec: TraitMappingSpec
 

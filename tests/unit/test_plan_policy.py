@@ -56,7 +56,7 @@ def test_the_default_removal_share_is_one_value_everywhere() -> None:
     assert planned.max_removal_percent == DEFAULT_MAX_REMOVAL_PERCENT
     # The schema's description tells editors the same number.
     description = RemovalPolicySpec.model_fields["maxRemovalPercent"].description or ""
-    assert f"(default {DEFAULT_MAX_REMOVAL_PERCENT:g};" in description
+    assert f"else {DEFAULT_MAX_REMOVAL_PERCENT:g})" in description
 
 
 def test_removing_exactly_the_default_share_passes_and_more_is_blocked() -> None:

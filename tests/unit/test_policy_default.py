@@ -70,4 +70,7 @@ def test_the_model_the_planner_and_the_schema_share_the_default():
     assert made.max_removal_percent == direct.max_removal_percent == DEFAULT_MAX_REMOVAL_PERCENT
     schema = manifest_json_schema()
     text = str(schema)
-    assert f"(default {DEFAULT_MAX_REMOVAL_PERCENT:g}; compared with '>')" in text
+    assert (
+        f"(compared with '>'; default: the destination's, else {DEFAULT_MAX_REMOVAL_PERCENT:g})"
+        in text
+    )

@@ -426,3 +426,18 @@ def test_hover_titles_are_the_keys_a_manifest_has() -> None:
     for where, title in found.items():
         assert where.endswith(f"/properties/{title}"), (where, title)
     assert found["/$defs/TraitFieldSpec/properties/from"] == "from"
+
+
+def test_every_key_has_hover_text() -> None:
+    # A key an editor shows no description for is one the user must look up elsewhere
+    # (updateExistingUsersOnly had none). A key whose schema is a reference gets the
+    # description of what it refers to.
+    definitions = manifest_json_schema()["$defs"]
+    missing = [
+        f"{name}.{key}"
+        for name, definition in definitions.items()
+        for key, field in definition.get("properties", {}).items()
+        if "description" not in field and "$ref" not in field
+    ]
+    assert missing == []
+    assert all("description" in definition for definition in definitions.values())
