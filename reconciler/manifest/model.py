@@ -548,16 +548,18 @@ class MembersSpec(_StrictModel):
             # A key written as null is not given, as the model reads it: each condition
             # tests that a key holds a value, not only that it is there.
             "oneOf": [
-                {
-                    **_given("inline", "array"),
-                    # Column names beside inline members are a misplaced member.
-                    "not": {"anyOf": [{"required": ["email"]}, {"required": ["userId"]}]},
-                },
+                _given("inline", "array"),
                 _given("csv", "string"),
                 _given("parquet", "string"),
                 _given("sql", "string"),
             ],
             "allOf": [
+                # Column names beside inline members are a misplaced member (a condition
+                # of its own: inside the oneOf it would let inline beside csv through).
+                {
+                    "if": _given("inline", "array"),
+                    "then": {"not": {"anyOf": [{"required": ["email"]}, {"required": ["userId"]}]}},
+                },
                 {"if": _given("database", "string"), "then": _given("sql", "string")},
                 {"if": _given("url", "string"), "then": _given("sql", "string")},
                 {

@@ -150,11 +150,13 @@ DELIBERATE = {
     # Names that refer to other documents: a schema sees one document at a time.
     "a destination that no document declares": r"unknown destination",
     "a trait mapping that no document declares": r"unknown trait mapping",
-    "a column the member source does not have": r"is not in (data/m\.csv|the keys of)",
+    "a column the member source does not have": r"is not in (the header of|the keys of)",
     # Comparisons between two fields' values.
     "minMembers above maxMembers": r"must not be greater than maxMembers",
-    # Grammars checked in code: a SQLAlchemy URL's placeholders and password, jinja2.
-    "a database URL's grammar": r"spec\.members\.url: (expected a SQLAlchemy URL|\$\{)",
+    # Grammars checked in code: a SQLAlchemy URL's placeholders and password, jinja2's.
+    "a database URL's grammar": (
+        r"spec\.members\.url: (expected a SQLAlchemy URL|\$\{|a literal password)"
+    ),
     "a template's syntax": r"template syntax error",
     # Unicode categories, which change with each Unicode version.
     "format characters in a file path": r"a file path cannot contain control or formatting",
@@ -277,11 +279,24 @@ def disagreement(
     return f"the schema accepts it, the loader refuses it: {unexplained}"
 
 
-def test_the_schema_names_the_characters_validate_refuses_in_a_name() -> None:
-    # The character class in the schema is written out by hand; this is its check.
-    refused = re.compile(f"[{LAYOUT_BREAKING_CLASS}]")
-    for code in range(0x30000):
-        assert bool(refused.match(chr(code))) == breaks_layout(chr(code)), hex(code)
+@pytest.mark.parametrize("kind", sorted(BASES))
+def test_every_mutation_of_a_full_document_is_judged_alike(
+    validator: Draft202012Validator, repository: Path, kind: str
+) -> None:
+    base = BASES[kind]
+    context = CONTEXT if base["kind"] == "Audience" else []
+    assert loader_problems(repository, [base], context) == [[]]
+    assert schema_accepts(validator, base)
+    labels, documents = zip(*mutations(base), strict=True)
+    documents = distinct(list(documents))
+    found = {}
+    for label, document, problems in zip(
+        labels, documents, loader_problems(repository, documents, context), strict=True
+    ):
+        differs = disagreement(validator, document, problems)
+        if differs is not None:
+            found[label] = differs
+    assert found == {}
 
 
 SANDBOX: Document = {**DESTINATION, "spec": {"region": "sandbox", "projectType": "hybrid"}}
@@ -292,6 +307,44 @@ def changed(base: Document, dotted: str, value: Any) -> Document:
     *parents, last = dotted.split(".")
     at(document, tuple(parents))[last] = value
     return document
+
+
+# One manifest for each DELIBERATE difference: the schema passes it, validate refuses it.
+DELIBERATE_EXAMPLES = {
+    "a destination that no document declares": changed(BASES["csv"], "spec.destination", "x"),
+    "a trait mapping that no document declares": changed(BASES["csv"], "spec.traits", "x"),
+    "a column the member source does not have": changed(
+        TRAIT_MAPPING, "spec.fields", {"planTier": "tier"}
+    ),
+    "minMembers above maxMembers": changed(BASES["csv"], "spec.minMembers", 101),
+    "a database URL's grammar": changed(
+        BASES["sql-url"], "spec.members.url", "postgresql://app:secret@/crm"
+    ),
+    "a template's syntax": changed(TRAIT_MAPPING, "spec.fields", {"greeting": {"template": "{{"}}),
+    "format characters in a file path": changed(
+        BASES["csv"], "spec.members.csv", "data/m\u200b.csv"
+    ),
+}
+
+
+@pytest.mark.parametrize("why", sorted(DELIBERATE))
+def test_each_deliberate_difference_is_one_the_schema_cannot_see(
+    validator: Draft202012Validator, repository: Path, why: str
+) -> None:
+    document = DELIBERATE_EXAMPLES[why]
+    # A mapping's columns are checked against the audience that uses it.
+    context = CONTEXT if document["kind"] == "Audience" else [BASES["csv"], CONTEXT[0]]
+    problems = loader_problems(repository, [document], context)[0]
+    assert schema_accepts(validator, document)
+    assert problems
+    assert all(re.search(DELIBERATE[why], p) for p in problems), problems
+
+
+def test_the_schema_names_the_characters_validate_refuses_in_a_name() -> None:
+    # The character class in the schema is written out by hand; this is its check.
+    refused = re.compile(f"[{LAYOUT_BREAKING_CLASS}]")
+    for code in range(0x30000):
+        assert bool(refused.match(chr(code))) == breaks_layout(chr(code)), hex(code)
 
 
 # Manifests editor and validate once judged apart, each with what both must say now.
@@ -374,6 +427,11 @@ def changed(base: Document, dotted: str, value: Any) -> Document:
         ),
         pytest.param(
             changed(TRAIT_MAPPING, "spec.fields", {"plan\nTier": "plan"}), False, id="field: a\\nb"
+        ),
+        pytest.param(
+            changed(BASES["csv"], "spec.members.inline", ["a@example.com"]),
+            False,
+            id="csv with columns + inline",
         ),
         # A key written as null is not given.
         pytest.param(changed(BASES["csv"], "spec.members.sql", None), True, id="csv + sql: null"),
