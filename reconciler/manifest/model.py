@@ -166,7 +166,9 @@ class Metadata(_StrictModel):
 
 
 class ApiKeyRef(_StrictModel):
-    """Where an API key is found at run time; the key itself never appears in a manifest."""
+    """Where the API key is found at run time: {env: VARIABLE} or {file: PATH}; the key
+    itself never appears in a manifest. Required for us and eu, and whenever baseUrl is
+    set; optional for the sandbox alone."""
 
     env: (
         Annotated[
@@ -313,7 +315,9 @@ class DestinationSpec(_StrictModel):
     policy: PolicySpec = Field(default_factory=PolicySpec)
     prune: bool = Field(
         default=False,
-        description="Delete lists that reconciler created and no manifest declares any more.",
+        description="Delete lists that reconciler created and no manifest declares any more "
+        "(a plan that does is blocked unless policy.allowListDeletion or "
+        "--allow-list-deletion).",
     )
 
     model_config = ConfigDict(

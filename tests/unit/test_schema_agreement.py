@@ -499,3 +499,13 @@ def test_every_key_has_hover_text() -> None:
     ]
     assert missing == []
     assert all("description" in definition for definition in definitions.values())
+
+
+def test_hover_text_says_when_a_key_is_needed_and_what_blocks_prune() -> None:
+    definitions = manifest_json_schema()["$defs"]
+    # `apiKey:` may be null, so the editor matches ApiKeyRef first and shows its
+    # description, not the field's: it must say when a key is required.
+    # (A docstring's line breaks stay in it; editors render them as markdown, as spaces.)
+    assert "whenever baseUrl is set" in " ".join(definitions["ApiKeyRef"]["description"].split())
+    prune = definitions["DestinationSpec"]["properties"]["prune"]["description"]
+    assert "allowListDeletion" in prune
