@@ -121,8 +121,22 @@ def _file_path(value: str) -> str:
             "a file path cannot contain control or formatting characters (a newline, a tab, "
             "a right-to-left override)",
         )
+    # No common file system takes a longer name; the first look at such a path (exists())
+    # raised "File name too long" as an internal error with no file or line.
+    if any(
+        len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for part in value.split("/")
+    ):
+        raise PydanticCustomError(
+            "name_too_long",
+            "a file path cannot hold a name longer than {limit} bytes (between two /), the "
+            "most a file system allows",
+            {"limit": MAX_NAME_BYTES},
+        )
     return value
 
+
+# The longest file or directory name (NAME_MAX) of Linux's and macOS's file systems.
+MAX_NAME_BYTES = 255
 
 FilePath = Annotated[str, Field(min_length=1), AfterValidator(_file_path)]
 

@@ -372,6 +372,28 @@ def test_a_nul_byte_in_a_source_path_is_a_located_problem(members: dict) -> None
 
 
 @pytest.mark.parametrize(
+    "members",
+    [
+        {"csv": f"data/{'a' * 256}.csv"},
+        {"csv": f"{'é' * 128}/x.csv"},  # 256 bytes in 128 characters
+        {"parquet": f"data/{'b' * 300}/x.parquet"},
+        {"sql": "SELECT 1", "database": f"{'c' * 260}.duckdb"},
+    ],
+)
+def test_a_file_name_longer_than_a_file_system_allows_is_a_located_problem(
+    members: dict,
+) -> None:
+    """It was an internal error (OSError: File name too long) at the path's first look."""
+    with repo() as root:
+        (root / "manifests" / "data").mkdir()
+        (root / "manifests" / "aud.yaml").write_text(audience(members))
+        code, output = validate(root / "manifests")
+        assert_clear(code, output)
+        assert code == 1 and "longer than 255 bytes" in output
+        assert "aud.yaml:" in output
+
+
+@pytest.mark.parametrize(
     ("template", "message"),
     [
         ("Hi {{ first_name | nosuchfilter }}", "No filter named 'nosuchfilter'"),
