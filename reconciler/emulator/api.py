@@ -212,13 +212,33 @@ def get_users(project: Project, call: Call) -> EmulatorResponse:
     # One newline after each line, without a new string per line: lists run to millions.
     lines.append("")
     faults = call.faults
+    body = "\n".join(lines)
+    if faults.get_users_rewrites:
+        body = _rewritten_lines(body, faults.get_users_rewrites)
     return _member_stream(
-        text_reply(200, "\n".join(lines)),
+        text_reply(200, body),
         faults,
         faults.get_users_first_byte_seconds,
         faults.get_users_members_per_second,
         faults.get_users_stream_seconds,
     )
+
+
+def _rewritten_lines(body: str, rewrites: list[str]) -> str:
+    """`body`, a line per member, as a proxy or CDN might pass it on (Faults.get_users_rewrites)."""
+    lines = body.split("\n")[:-1]
+    if "blank_lines" in rewrites:
+        lines = [x for line in lines for x in ("", " ", "\t ", line)] + ["  "]
+    ends = [
+        "\r\n"
+        if "crlf" in rewrites and i % 2 == 0
+        else "\r"
+        if "cr" in rewrites and i % 3 == 1
+        else "\n"
+        for i in range(len(lines))
+    ]
+    bom = "\ufeff" if "bom" in rewrites else ""
+    return bom + "".join(line + end for line, end in zip(lines, ends, strict=True))
 
 
 @handles_param_errors

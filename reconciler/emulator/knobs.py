@@ -231,6 +231,13 @@ class Faults:
     """getUsers and lists/{id}/size of these lists answer `failing_list_status`, every
     time, as production clients saw some lists do."""
     failing_list_status: int = 500
+    get_users_rewrites: list[str] = dataclass_field(default_factory=list)
+    """getUsers answers rewritten as a proxy or CDN between the client and Iterable may
+    rewrite a text body, each named one applied: "bom" (a UTF-8 byte-order mark first),
+    "crlf" (every other line ending in \\r\\n, the rest in \\n), "cr" (every third line
+    ending in a bare \\r) and "blank_lines" (an empty line and lines of spaces and tabs
+    between the members). Not an Iterable behaviour: for testing that both member engines
+    read such an answer alike."""
 
     # -- The asynchronous export (export/start, export/{jobId}/files) ---------------------
     # A job's timeline is fixed from these when it starts (on the emulator's clock).
@@ -346,6 +353,7 @@ _CHOICE_FIELDS = {
     "unknown_user_id_answer": ("empty", "blank", "error"),
 }
 BAD_BODIES = ("html", "truncated", "empty")
+GET_USERS_REWRITES = ("bom", "crlf", "cr", "blank_lines")
 _FLOAT_FIELDS = {
     "latency_seconds",
     "fresh_list_seconds",
@@ -386,6 +394,8 @@ def _check_fault_value(name: str, value: Any) -> None:
         ok = value is None or ((is_int(value) or isinstance(value, float)) and value > 0)
     elif name == "failing_list_ids":
         ok = isinstance(value, list) and all(is_int(v) for v in value)
+    elif name == "get_users_rewrites":
+        ok = isinstance(value, list) and all(v in GET_USERS_REWRITES for v in value)
     elif name == "failing_list_status":
         ok = is_int(value) and 400 <= value <= 599
     elif name in (

@@ -17,11 +17,13 @@ or deleting a list is not, so the client looks at the lists before sending it ag
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import dataclasses
 import email.utils
 import functools
 import hashlib
+import itertools
 import json
 import random
 import shutil
@@ -488,7 +490,13 @@ class IterableClient:
         starts the file afresh. `on_lines(n)` reports progress as lines arrive."""
         params = {"listId": str(list_id), "preferUserId": "true" if prefer_user_id else "false"}
         return self._download(
-            "/api/lists/getUsers", "list_reads", params, path, "the list's members", on_lines
+            "/api/lists/getUsers",
+            "list_reads",
+            params,
+            path,
+            "the list's members",
+            on_lines,
+            members=True,
         )
 
     # -- membership writes ---------------------------------------------------------------
@@ -859,12 +867,13 @@ class IterableClient:
         path: Path,
         what: str,
         on_lines: Callable[[int], None] | None,
+        members: bool = False,
     ) -> int:
         def save(response: httpx.Response) -> int:
             if _is_html(response):
                 # A proxy's or portal's page would otherwise be read as data.
                 raise _BadAnswer(f"an HTML page, not {what}")
-            return _save_lines(response, path, on_lines)
+            return _save_lines(response, path, on_lines, MemberLineEnds() if members else None)
 
         return self._request("GET", endpoint, bucket=bucket, params=params, parse=save, bulk=True)
 
@@ -1701,8 +1710,12 @@ def _parse_lines(
     lines: list[str] = []
     pending = ""
     reported = 0
+    ends = MemberLineEnds()
+    # Decoded as httpx's iter_text decodes, after the line ends are made one.
+    decoder = codecs.getincrementaldecoder(response.encoding or "utf-8")(errors="replace")
     try:
-        for chunk in response.iter_text():
+        for raw in itertools.chain(response.iter_bytes(), [None]):
+            chunk = decoder.decode(ends.feed(raw), final=raw is None)
             pending += chunk
             *complete, pending = pending.split("\n")
             lines.extend(member_line(x) for x in complete if x.strip())
@@ -1736,6 +1749,38 @@ def member_line(line: str) -> str:
     with a space, and DuckDB reads the same lines untouched (issue 16, point 10). Only a
     line ending's carriage return goes (no identifier Iterable accepts contains one)."""
     return line.removesuffix("\r")
+
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class MemberLineEnds:
+    """A getUsers body's bytes, fed chunk by chunk, as both member engines read them: a
+    leading UTF-8 byte-order mark dropped, and each line ending (\\r\\n, a bare \\r, or
+    \\n) made \\n. Iterable sends neither, but a proxy or CDN may add a mark or rewrite line
+    ends, and no identifier Iterable accepts holds a \\r or starts with the mark: kept, the
+    mark made the first member another identifier (removed and added again every run) and
+    DuckDB failed on a body whose lines ended both ways, where Python read it."""
+
+    def __init__(self) -> None:
+        self._held = b""  # a \r that may begin a \r\n, or the start of a mark
+        self._started = False
+
+    def feed(self, chunk: bytes | None) -> bytes:
+        """The next normalised bytes of the body; `chunk` None at its end."""
+        data = self._held + (chunk or b"")
+        self._held = b""
+        if not self._started:
+            if chunk is not None and _UTF8_BOM.startswith(data) and data != _UTF8_BOM:
+                self._held = data  # too short yet to tell
+                return b""
+            self._started = True
+            data = data.removeprefix(_UTF8_BOM)
+        if chunk is not None and data.endswith(b"\r"):
+            self._held, data = b"\r", data[:-1]
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        return data
 
 
 def _parse_count(response: httpx.Response) -> int:
@@ -1839,13 +1884,18 @@ def _join_export_files(path: Path, files: Sequence[tuple[Future[int], Path]]) ->
 
 
 def _save_lines(
-    response: httpx.Response, path: Path, on_lines: Callable[[int], None] | None
+    response: httpx.Response,
+    path: Path,
+    on_lines: Callable[[int], None] | None,
+    ends: MemberLineEnds | None = None,
 ) -> int:
-    """Stream a body of JSON lines to `path`, saying how many lines arrived as they do."""
+    """Stream a body of lines to `path`, saying how many lines arrived as they do; through
+    `ends` when given (a getUsers body, saved as the Python engine reads one)."""
     lines = 0
     try:
         with path.open("wb") as handle:
-            for chunk in response.iter_bytes():
+            for raw in itertools.chain(response.iter_bytes(), [None] if ends else []):
+                chunk = ends.feed(raw) if ends is not None else raw or b""
                 handle.write(chunk)
                 found = chunk.count(b"\n")
                 lines += found

@@ -409,6 +409,54 @@ def test_a_csv_whose_lines_end_both_ways_reads_alike_in_both_engines(
     assert plans["python"][1] == ["u1", "u2", "u3"]
 
 
+@pytest.mark.parametrize(
+    "rewrites",
+    [["bom"], ["crlf"], ["cr"], ["blank_lines"], ["bom", "crlf", "blank_lines"]],
+    ids=["bom", "crlf", "cr", "blank-lines", "all"],
+)
+def test_a_get_users_answer_a_proxy_rewrote_reads_alike_in_both_engines(
+    workspace: Workspace, cli, emulator_server, monkeypatch, rewrites
+):
+    """A byte-order mark, line ends of both kinds or bare carriage returns, and lines of
+    spaces in a getUsers answer (a proxy's or CDN's rewriting): Python kept the mark on the
+    first member (removed and added again every run), DuckDB failed on mixed line ends
+    (the list left out) and took a line of spaces for a member; import wrote them so."""
+    proj = emulator_server.emulator.project("default")
+    list_id = proj.add_list("news")
+    kept = [f"m{i}@example.com" for i in range(4)]
+    for email in kept:
+        proj.subscribe_direct(list_id, email=email)
+    emulator_server.emulator.faults.update({"get_users_rewrites": rewrites})
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "1")
+    engines = ("python", "duckdb")
+    for engine in engines:
+        monkeypatch.setenv("RECONCILER_ENGINE", engine)
+        out = workspace.root / f"imported-{engine}"
+        imported = cli("import", workspace.manifests, "-d", "prod", "--out", out)
+        assert imported.exit_code == 0, (engine, imported.output)
+        members_file = out / "news.csv"
+        lines = members_file.read_text(encoding="utf-8").splitlines()
+        assert lines == ["email,userId", *(f"{email}," for email in kept)], engine
+
+    workspace.csv("data/news.csv", "email", [*kept, "new@example.com"])
+    workspace.audience("news", {"csv": "data/news.csv"}, policy={"maxRemovalPercent": 100})
+    for engine in engines:
+        monkeypatch.setenv("RECONCILER_ENGINE", engine)
+        result = cli("plan", workspace.manifests, "--format", "json", "--show-members")
+        assert result.exit_code == 0, (engine, result.output)
+        (dest,) = result.json()["destinations"]
+        (lst,) = dest["lists"]
+        assert lst["changes"] == [
+            {
+                "type": "add_members",
+                "count": 1,
+                "sample": ["new@example.com"],
+                "update_existing_users_only": False,
+            }
+        ], engine
+
+
 def _without_wall_time(member_read: str) -> str:
     """A plan's account of its member read less what is meant to differ between runs and
     engines: how long it took, and which lists were diffed in DuckDB."""

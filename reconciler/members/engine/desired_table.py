@@ -69,6 +69,12 @@ _SPACES = (
 )
 
 
+def blank_sql(column: str) -> str:
+    """SQL: `column` holds only what Python's str.strip() strips (a line of spaces and
+    tabs), tested by its first character before any regex."""
+    return f"(contains({_SPACES}, left({column}, 1)) AND regexp_full_match({column}, '{_SPACE}*'))"
+
+
 @functools.cache
 def _unprintable() -> str:
     """RE2 class items for the characters str.isprintable() refuses, taken from this

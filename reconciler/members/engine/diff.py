@@ -17,7 +17,12 @@ import duckdb
 
 from reconciler.errors import LiveStateError
 from reconciler.iterable import IterableClient
-from reconciler.members.engine.desired_table import LOOKS_LIKE_EMAIL, DesiredTable, known_skipped
+from reconciler.members.engine.desired_table import (
+    LOOKS_LIKE_EMAIL,
+    DesiredTable,
+    blank_sql,
+    known_skipped,
+)
 from reconciler.members.engine.rows import TableRows, identifier_rows, member_rows
 from reconciler.members.engine.workspace import Engine
 from reconciler.members.fingerprint import MembersDigest, digest_relation
@@ -66,10 +71,13 @@ def load_live_file(engine: Engine, path: Path, table: str, origin: str) -> None:
     take a third of a gigabyte of the memory limit that the join needs. The file stays
     until the workspace goes."""
     # Taken as it is: no quoting, and a delimiter no identifier Iterable accepts contains.
+    # The client saved it with \n line ends and no byte-order mark (MemberLineEnds); a line
+    # of spaces is no member, as the Python engine (the client's _parse_lines) reads it.
     engine.connection.execute(
         f"CREATE VIEW {table} AS SELECT id FROM read_csv("
         f"'{path}', header = false, auto_detect = false, columns = {{'id': 'VARCHAR'}}, "
-        f"delim = '\x01', quote = '', escape = '') WHERE id IS NOT NULL"
+        f"delim = '\x01', quote = '', escape = '') WHERE id IS NOT NULL "
+        f"AND NOT {blank_sql('id')}"
     )
     engine.remember(("origin", table), lambda: origin)
 
