@@ -370,8 +370,7 @@ def _check_policy(the_plan: Plan, opts: _Options) -> None:
         # Where, as the block names it: the message alone ("removes 1 of 2 members") does
         # not say which list, and with --format json this line is all stderr says of it.
         err.print(
-            f"warning: applying despite the safety policy: {v.destination}/{v.list_name}: "
-            f"{v.message}",
+            f"warning: applying despite the safety policy: {v.where}: {v.message}",
             markup=False,
         )
 

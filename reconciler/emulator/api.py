@@ -259,7 +259,7 @@ def _failing_list(call: Call, list_id: int) -> EmulatorResponse | None:
     """Faults.failing_list_ids: this list's member reads fail, every time."""
     if list_id not in call.faults.failing_list_ids:
         return None
-    response = fault_reply(call.faults.failing_list_status, None)
+    response = fault_reply(call.faults.failing_list_status, None, call.faults.fail_message)
     response.fault = "failing_list"
     return response
 

@@ -487,7 +487,7 @@ class Emulator:
                 bad_body, fault = faults.bad_body, "bad_body"
             if status is not None:
                 retry_after = 1 if status == 429 and faults.retry_after else None
-                response = fault_reply(status, retry_after)
+                response = fault_reply(status, retry_after, faults.fail_message)
                 if faults.echo_request:
                     response = quoting_request(response, f"{method} {path}", body)
                 if faults.echo_api_key and api_key:

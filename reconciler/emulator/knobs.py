@@ -117,6 +117,11 @@ class Faults:
     """Answers quote the request's Api-Key back, as a server that echoes its input might:
     every JSON error's `msg`, and every bulk answer (subscribe, unsubscribe, bulkUpdate) as
     a failed identifier and a filtered-out field. For testing that no such text is shown."""
+    fail_message: str | None = None
+    """The `msg` of an injected failure's JSON error (`fail_every`, `script`,
+    `failing_list_ids`; not 429, 502, 503 or 504, which have their own bodies) instead of
+    "Injected failure (HTTP N)": text an answer may quote back from input anyone with the
+    project writes, for testing that output shows it on one line."""
     echo_request: bool = False
     """A fault's error answer (`fail_every`, `script`) quotes the request's method, path
     and body back in its `msg`, members and field values included, as a server that echoes
@@ -394,6 +399,8 @@ def _check_fault_value(name: str, value: Any) -> None:
         ok = value is None or ((is_int(value) or isinstance(value, float)) and value > 0)
     elif name == "failing_list_ids":
         ok = isinstance(value, list) and all(is_int(v) for v in value)
+    elif name == "fail_message":
+        ok = value is None or isinstance(value, str)
     elif name == "get_users_rewrites":
         ok = isinstance(value, list) and all(v in GET_USERS_REWRITES for v in value)
     elif name == "failing_list_status":

@@ -159,8 +159,10 @@ def rate_limited(retry_after: int | None) -> EmulatorResponse:
     return api_error(429, "RateLimitExceeded", "Rate limit exceeded for this endpoint", headers)
 
 
-def fault_reply(status: int, retry_after: int | None) -> EmulatorResponse:
-    """The body an injected failure answers with."""
+def fault_reply(
+    status: int, retry_after: int | None, message: str | None = None
+) -> EmulatorResponse:
+    """The body an injected failure answers with; `message` its msg (Faults.fail_message)."""
     if status == 429:
         return rate_limited(retry_after)
     if status in (502, 504):
@@ -169,7 +171,7 @@ def fault_reply(status: int, retry_after: int | None) -> EmulatorResponse:
     if status == 503:
         # The OpenAPI documents 503 on the list readers as "Request timeout. Try again later."
         return api_error(503, "GenericError", "Request timeout. Try again later.")
-    return api_error(status, "GenericError", f"Injected failure (HTTP {status})")
+    return api_error(status, "GenericError", message or f"Injected failure (HTTP {status})")
 
 
 # What a captive portal or a proxy in the wrong place answers with a 200.

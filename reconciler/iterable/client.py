@@ -55,6 +55,7 @@ from reconciler.iterable.environment import http_client, through_proxy, tls_cont
 from reconciler.iterable.ratelimit import SlidingWindow
 from reconciler.iterable.results import BatchResult, parse_bulk_response
 from reconciler.iterable.settings import ClientSettings
+from reconciler.layout import one_line
 from reconciler.render.masking import marking_sent
 from reconciler.threads import reading_pool
 from reconciler.traits.types import accepts, value_types
@@ -248,8 +249,9 @@ class IterableClient:
 
     def on_notice(self, notice: Callable[[str], None]) -> None:
         """Say every long wait (rate-limit pacing of 5 s or more) and every retry, as it
-        starts: a minute of silence looks like a hang."""
-        self._notice = notice
+        starts: a minute of silence looks like a hang. Each on one line (`one_line`): a
+        notice can quote Iterable (an export job's state, an answer's reason)."""
+        self._notice = lambda text: notice(one_line(text))
         rates = {
             "list_reads": ("list member reads (getUsers)", "minute"),
             "export": ("user exports", "minute"),
@@ -1087,7 +1089,7 @@ class IterableClient:
                 if file_name == name:
                     return url
             if not page.files:
-                raise LiveStateError(f"export job {job} no longer lists file {name}")
+                raise LiveStateError(f"export job {job} no longer lists file {one_line(name)}")
             last = page.files[-1][0]
 
     # -- transport -----------------------------------------------------------------------
@@ -1367,7 +1369,9 @@ class IterableClient:
             )
         if status == 400 and code == "RequestFieldsTypesMismatched":
             fields = _mismatched_fields(self._scrub(body))
-            named = ", ".join(f"{p} is {t or 'of another type'}" for p, t in fields.items())
+            named = one_line(
+                ", ".join(f"{p} is {t or 'of another type'}" for p, t in fields.items())
+            )
             # Not the answer's text: its params quote the refused value (personal data).
             return FieldTypeRefusal(
                 f"{where}: HTTP 400 RequestFieldsTypesMismatched: a value's type differs "
@@ -1382,10 +1386,13 @@ class IterableClient:
             )
         else:
             detail = msg or (text[:200] if "json" in _content_type(response) else "")
+        # Iterable's words, on one line: an answer's msg may quote input back (a list's
+        # name, a value) and reaches stderr in an `error:` line, where a newline or an
+        # escape would forge lines of a CI log or rewrite the terminal's.
         return IterableError(
             f"{where}: HTTP {status}"
-            + (f" {code}" if code else "")
-            + (f": {detail}" if detail else ""),
+            + (f" {one_line(code)}" if code else "")
+            + (f": {one_line(detail)}" if detail else ""),
             status=status,
             code=code,
             endpoint=path,

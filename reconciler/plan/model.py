@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from reconciler.errors import UnsafePlanError
+from reconciler.layout import one_line
 from reconciler.members.identity import Member, ProjectType
 from reconciler.members.issue import MemberIssue
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT, Rule
@@ -330,6 +331,12 @@ class Violation:
     rule: Rule
     message: str
 
+    @property
+    def where(self) -> str:
+        """destination/list, for a line on stderr: a list prune deletes has the name it has
+        in Iterable, which may hold a newline or a terminal's escape (`one_line`)."""
+        return f"{self.destination}/{one_line(self.list_name)}"
+
 
 def source_guards(lp: ListPlan) -> list[tuple[Rule, str]]:
     """The guards on a list's source and bounds (issue 19): (rule, message) for each one the
@@ -628,7 +635,7 @@ class Plan:
         violations = self.violations()
         blocking = [v for v in violations if v.rule not in allowed]
         if blocking:
-            reasons = "; ".join(f"{v.destination}/{v.list_name}: {v.message}" for v in blocking)
+            reasons = "; ".join(f"{v.where}: {v.message}" for v in blocking)
             raise UnsafePlanError(
                 f"the safety policy blocks this plan, nothing was changed: {reasons}. Review "
                 "it, then pass --allow-unsafe (or --allow-removals / --allow-list-deletion) "

@@ -14,6 +14,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.layout import one_line
 from reconciler.traits.convert import DATE_SHAPE
 
 # A double field takes a whole number (JSON has no separate int); a string field takes text
@@ -139,7 +140,8 @@ class TypeConflict:
     def describe(self, origin: Callable[[Any], str] = str) -> str:
         if self.existing is not None:
             return (
-                f"field {self.path!r} is {self.existing} in Iterable, but {origin(self.ref)} "
+                f"field {self.path!r} is {one_line(self.existing)} in Iterable, but "
+                f"{origin(self.ref)} "
                 f"would send {_article(self.sent)} {self.sent}; Iterable never changes a "
                 "field's type (change the mapping's type, or the data)"
             )

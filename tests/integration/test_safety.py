@@ -730,6 +730,39 @@ def test_a_list_name_from_iterable_prints_on_one_line_and_visibly_everywhere(
     assert outputs["apply"].stdout.count(f"delete list {shown}") == 1
 
 
+def test_iterable_text_in_an_error_or_warning_line_stays_on_its_line(
+    workspace, cli, emulator_server
+):
+    """stderr's `error:` and `warning:` lines quoted Iterable as it came: a list's name
+    there (the safety policy's block and override name destination/list) and the msg of an
+    API error, so either could forge lines of a CI log or rewrite the terminal's."""
+    workspace.audience("keep", {"inline": ["a@example.com"]})
+    workspace.audience("old", {"inline": ["b@example.com"]})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    list_named(emulator_server, "old").name = NAMED_IN_ITERABLE
+    (workspace.manifests / "aud-old.yaml").unlink()
+    workspace.destination(prune=True)
+    shown = "Old\\n::error::forged\\r= no changes\\x1b[2K\\x07\\u202eevil\\u200b\\x9b31m"
+
+    blocked = cli("apply", workspace.manifests, "--yes")
+    assert blocked.exit_code == 3, blocked.output
+    assert f"error: the safety policy blocks this plan, nothing was changed: prod/{shown}: " in (
+        blocked.stderr
+    )
+    emulator_server.emulator.faults.update(
+        {"script": [400], "paths": ["/api/lists"], "fail_message": NAMED_IN_ITERABLE}
+    )
+    refused = cli("plan", workspace.manifests)
+    assert refused.exit_code == 1, refused.output
+    assert f"GET /api/lists: HTTP 400 GenericError: {shown}" in refused.stderr
+    overridden = cli("apply", workspace.manifests, "--yes", "--allow-list-deletion")
+    assert overridden.exit_code == 0, overridden.output
+    assert f"warning: applying despite the safety policy: prod/{shown}: " in overridden.stderr
+
+    for result in (blocked, refused, overridden):
+        assert not [raw for raw in RAW if raw in result.stderr], result.stderr
+
+
 @pytest.mark.parametrize(
     ("name", "in_iterable"),
     [
