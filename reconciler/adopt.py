@@ -12,6 +12,7 @@ userId where the profile has one (hybrid and userID-based projects), otherwise t
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -37,6 +38,7 @@ from reconciler.connect import destination_project, open_client
 from reconciler.errors import ConfigError, IterableError, LiveStateError, ReconcilerError
 from reconciler.iterable import ClientSettings, IterableClient, ListInfo
 from reconciler.iterable.client import member_line
+from reconciler.layout import one_line, unseen
 from reconciler.manifest import API_VERSION, Destination, Manifests
 from reconciler.manifest.model import NAME_PATTERN, AudienceSpec
 from reconciler.members.identity import ProjectType, looks_like_email
@@ -877,6 +879,16 @@ def _schema_reference(manifests: Manifests, out_dir: Path) -> str:
     return os.path.relpath(beside, start)
 
 
+def _visible(dumped: str) -> str:
+    """`dumped` YAML with each invisible character (`unseen`: a zero-width space, a soft
+    hyphen, a direction mark) as an escape: ruamel writes them bare even inside double
+    quotes. Only a listName or description that is not all printable holds one, and those
+    are double-quoted, where YAML reads the escape back as the character."""
+    if dumped.isascii():
+        return dumped
+    return "".join(one_line(ch) if ch != "\n" and unseen(ch) else ch for ch in dumped)
+
+
 def _write_manifest(
     target: _Target, destination: str, members: int, now: datetime, schema: str
 ) -> None:
@@ -893,7 +905,12 @@ def _write_manifest(
     spec = CommentedMap()
     spec["destination"] = destination
     if target.audience != info.name:
-        spec["listName"] = info.name
+        # Double-quoted when not all printable, as the description: there an invisible
+        # character (a zero-width space) is written as an escape (_visible), where bare the
+        # manifest read as another list's name ("Gone" for "Gone\u200b").
+        spec["listName"] = (
+            info.name if info.name.isprintable() else DoubleQuotedScalarString(info.name)
+        )
         spec.yaml_add_eol_comment("the list's name in Iterable", "listName")
     description = _description(info.description)
     if description is not None:
@@ -922,9 +939,10 @@ def _write_manifest(
     # Written beside the target and moved onto it whole: a half manifest (a full disk, a
     # kill) would fail to load and stop every plan and import after it.
     partial = _partial(target.manifest)
+    text = io.StringIO()
+    yaml.dump(document, text)
     try:
-        with partial.open("w", encoding="utf-8") as handle:
-            yaml.dump(document, handle)
+        partial.write_text(_visible(text.getvalue()), encoding="utf-8")
         os.replace(partial, target.manifest)
     finally:
         partial.unlink(missing_ok=True)

@@ -39,3 +39,11 @@ def one_line(text: str) -> str:
     if text.isascii() and text.isprintable():
         return text  # the common case, without a look at each character
     return "".join(ch.encode("unicode_escape").decode("ascii") if unseen(ch) else ch for ch in text)
+
+
+def yaml_quoted(text: str) -> str:
+    """`text` as a YAML double-quoted scalar in which what `unseen` finds is an escape
+    (`"Gone\\u200b"`): how a manifest writes a name holding such a character so that it
+    shows in the file, as YAML reads it back."""
+    body = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{one_line(body)}"'

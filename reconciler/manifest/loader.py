@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from reconciler.errors import ManifestError, Problem
+from reconciler.layout import unseen, yaml_quoted
 from reconciler.manifest.file_names import Directories, on_disk
 from reconciler.manifest.location import Location
 from reconciler.manifest.manifests import Audience, Destination, Manifests, TraitMapping
@@ -251,6 +253,8 @@ class _Collector:
             AudienceDocument: (self.audiences, Audience),
             TraitMappingDocument: (self.trait_mappings, TraitMapping),
         }
+        if isinstance(parsed, AudienceDocument) and parsed.spec.listName is not None:
+            self._check_invisible_list_name(parsed.spec.listName, document)
         collection, wrapper = kinds.get(type(parsed), (None, None))
         if collection is not None and wrapper is not None:
             extra = {"repository": self.repository} if wrapper is Audience else {}
@@ -267,6 +271,34 @@ class _Collector:
                     **extra,
                 ),
             )
+
+    def _check_invisible_list_name(self, name: str, document: YamlDocument) -> None:
+        """A listName holding an invisible character written bare in the file (a zero-width
+        space, a soft hyphen, a direction mark) reads there as another name ("Gone" for
+        "Gone\\u200b"), though Iterable tells the two apart: a reviewer cannot see which
+        list the audience manages. import writes it as an escape; so should a hand."""
+        hidden = sorted({ch for ch in name if unseen(ch)})
+        if not hidden:
+            return
+        location = document.positions.locate(("spec", "listName"))
+        try:
+            lines = document.file.read_text(encoding="utf-8").splitlines()
+            written = lines[location.line - 1] if 0 < location.line <= len(lines) else ""
+        except (OSError, UnicodeDecodeError):
+            written = ""
+        bare = [ch for ch in hidden if ch in written]
+        if not bare:
+            return  # written as escapes: the file shows them
+        named = ", ".join(
+            f"U+{ord(ch):04X} {unicodedata.name(ch, 'a format character')}" for ch in bare
+        )
+        self.warnings.append(
+            location.problem(
+                f"listName {name!r} holds an invisible character ({named}) written "
+                f"as it is, so the file shows another list's name; write it as an escape "
+                f"inside double quotes: listName: {yaml_quoted(name)}"
+            )
+        )
 
     def check_across_documents(self) -> None:
         for kind, declared in self.declared.items():

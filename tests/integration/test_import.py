@@ -442,6 +442,47 @@ def test_a_description_with_line_breaks_of_any_kind_is_written_as_it_is(typed_wo
     assert plan.json()["destinations"][0]["notes"] == []
 
 
+def test_an_invisible_character_in_a_list_name_is_written_so_that_it_shows(typed_workspace, cli):
+    """A zero-width space (or a soft hyphen, a direction mark) went into listName bare, so
+    the imported manifest read as another list's name ("Gone" for the list "Gone\\u200b"),
+    which validate passed in silence; import now writes it as an escape, and validate warns
+    of one written bare, naming the file, line and list."""
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    proj.subscribe_direct(proj.add_list("Gone\u200b"), email="a@example.com")
+    proj.add_list("shy", description="soft\u00adhyphen\u200e")
+    out = ws.manifests / "in"
+    imported = cli("import", ws.manifests, "-d", "prod", "--out", out)
+    assert imported.exit_code == 0, imported.output
+
+    (manifest,) = [p for p in out.glob("*.yaml") if p.name != "shy.yaml"]
+    text = manifest.read_text(encoding="utf-8")
+    assert "\u200b" not in text
+    assert 'listName: "Gone\\u200b"' in text, text
+    assert read_yaml(manifest)["spec"]["listName"] == "Gone\u200b"
+    shy = (out / "shy.yaml").read_text(encoding="utf-8")
+    assert read_yaml(out / "shy.yaml")["spec"]["description"] == "soft\u00adhyphen\u200e"
+    assert not [ch for ch in "\u00ad\u200e" if ch in shy], shy
+    validated = cli("validate", ws.manifests)
+    assert validated.exit_code == 0, validated.output
+    assert "warning" not in validated.stderr, validated.stderr
+    plan = cli("plan", ws.manifests, "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
+
+    # The same name written bare by hand: said where, and how to write it.
+    manifest.write_text(text.replace('"Gone\\u200b"', '"Gone\u200b"'), encoding="utf-8")
+    assert read_yaml(manifest)["spec"]["listName"] == "Gone\u200b"
+    warned = cli("validate", ws.manifests)
+    assert warned.exit_code == 0, warned.output
+    line = next(n for n, x in enumerate(text.splitlines(), 1) if x.startswith("  listName:"))
+    assert warned.stderr.startswith("warning: "), warned.stderr
+    assert (
+        f"in/{manifest.name}:{line}:13: listName 'Gone\\u200b' holds an invisible "
+        "character (U+200B ZERO WIDTH SPACE) written as it is, so the file shows another "
+        'list\'s name; write it as an escape inside double quotes: listName: "Gone\\u200b"'
+    ) in warned.stderr
+
+
 @ENGINES
 def test_a_run_again_removes_what_a_killed_import_left_half_written(
     typed_workspace, cli, monkeypatch, engine
