@@ -69,10 +69,16 @@ _SPACES = (
 )
 
 
-def blank_sql(column: str) -> str:
-    """SQL: `column` holds only what Python's str.strip() strips (a line of spaces and
-    tabs), tested by its first character before any regex."""
-    return f"(contains({_SPACES}, left({column}, 1)) AND regexp_full_match({column}, '{_SPACE}*'))"
+def not_blank_sql(column: str) -> str:
+    """SQL: `column` holds more than what Python's str.strip() strips (not a line of
+    spaces and tabs). Text starting with a printable ASCII character does: two
+    comparisons with the first bytes settle almost every row before the regex, which runs
+    only for the rest (a look at every row's first character, `left()`, doubled the CPU
+    of a scan of ten million identifiers; a NOT around the test lost the short cut)."""
+    return (
+        f"(({column} >= '!' AND {column} < chr(127)) "
+        f"OR NOT regexp_full_match({column}, '{_SPACE}*'))"
+    )
 
 
 @functools.cache

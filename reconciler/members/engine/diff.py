@@ -20,8 +20,8 @@ from reconciler.iterable import IterableClient
 from reconciler.members.engine.desired_table import (
     LOOKS_LIKE_EMAIL,
     DesiredTable,
-    blank_sql,
     known_skipped,
+    not_blank_sql,
 )
 from reconciler.members.engine.rows import TableRows, identifier_rows, member_rows
 from reconciler.members.engine.workspace import Engine
@@ -77,7 +77,7 @@ def load_live_file(engine: Engine, path: Path, table: str, origin: str) -> None:
         f"CREATE VIEW {table} AS SELECT id FROM read_csv("
         f"'{path}', header = false, auto_detect = false, columns = {{'id': 'VARCHAR'}}, "
         f"delim = '\x01', quote = '', escape = '') WHERE id IS NOT NULL "
-        f"AND NOT {blank_sql('id')}"
+        f"AND {not_blank_sql('id')}"
     )
     engine.remember(("origin", table), lambda: origin)
 
