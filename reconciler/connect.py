@@ -12,6 +12,7 @@ from reconciler.errors import ConfigError, ReconcilerError, display_path
 from reconciler.iterable import REGION_URLS, ClientSettings, IterableClient, project_identity
 from reconciler.loopback import is_loopback
 from reconciler.manifest import Destination, resolve_api_key
+from reconciler.manifest.repository import real_path
 
 SANDBOX_URL = "https://sandbox.reconciler.invalid"
 # Origins (scheme://host[:port], separated by spaces or commas) a destination's baseUrl may
@@ -125,7 +126,7 @@ def _sandbox_client(
     # Imported here: the emulator (and its OpenAPI document) is only needed for sandbox.
     from reconciler.emulator import Emulator, EmulatorTransport
 
-    path = sandbox_state_path(state_dir).resolve()
+    path = real_path(sandbox_state_path(state_dir))
     emulator = _sandboxes.get(path)
     if emulator is None:
         path.parent.mkdir(parents=True, exist_ok=True)

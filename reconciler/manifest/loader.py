@@ -37,6 +37,7 @@ from reconciler.manifest.repository import (
     PRIVATE_ENTRIES,
     find_repository,
     is_inside,
+    real_path,
 )
 from reconciler.manifest.validation import closest, describe, did_you_mean, problems_from_error
 from reconciler.manifest.yaml_file import YamlDocument, read_yaml_file
@@ -162,7 +163,7 @@ def _link_out(path: Path, root: Path) -> list[Problem]:
             display_path(path),
             0,
             0,
-            f"symbolic link to {display_path(path.resolve())}, outside the manifest directory "
+            f"symbolic link to {display_path(real_path(path))}, outside the manifest directory "
             f"{display_path(root)}; refused (a reviewed manifest change must be the whole "
             "change)",
         )
@@ -376,7 +377,7 @@ class _Collector:
                 path = Path(value)
                 path = path if path.is_absolute() else audience.base_dir / path
                 if is_inside(path, repository):
-                    private = path.resolve().relative_to(repository.resolve()).parts[:1]
+                    private = real_path(path).relative_to(real_path(repository)).parts[:1]
                     if private and private[0] in PRIVATE_ENTRIES:
                         self.refused_sources.add(audience.name)
                         self.problems.append(
@@ -405,7 +406,7 @@ class _Collector:
                             )
                         )
                     continue
-                resolved = path.resolve()
+                resolved = real_path(path)
                 via = f" (it resolves to {resolved})" if resolved != path.absolute() else ""
                 self.refused_sources.add(audience.name)
                 self.problems.append(

@@ -25,9 +25,17 @@ def manifest_directory(root: Path) -> Path:
     return root if root.is_dir() else root.parent
 
 
+def real_path(path: Path) -> Path:
+    """`path`, absolute, with every symbolic link resolved, as `Path.resolve()` gives it,
+    except that a loop of links (`a.yaml -> a.yaml`) is left as it stands, as Python 3.13
+    leaves it: 3.11's `resolve()` raises RuntimeError there, which ended validate, plan and
+    apply in an internal error. Opening the path then fails (ELOOP) where it is named."""
+    return Path(os.path.realpath(path))
+
+
 def find_repository(root: Path) -> Path:
     """The repository that holds the manifests at `root` (see the module docstring)."""
-    directory = manifest_directory(root).resolve()
+    directory = real_path(manifest_directory(root))
     for candidate in (directory, *directory.parents):
         if (candidate / ".git").exists():
             return candidate
@@ -36,7 +44,7 @@ def find_repository(root: Path) -> Path:
 
 def is_inside(path: Path, directory: Path) -> bool:
     """Whether `path`, with every symbolic link resolved, lies in `directory`."""
-    return path.resolve().is_relative_to(directory.resolve())
+    return real_path(path).is_relative_to(real_path(directory))
 
 
 # Entries of the repository that a query must not read: git's own files (the remote's
@@ -79,7 +87,7 @@ def readable_paths(
     a CI job's checkout holds files no pull request brought, such as the credentials
     google-github-actions/auth writes to the top of it (gha-creds-*.json), a key file a
     step wrote or a `.venv`, and a query could print any of them (`error(content)`)."""
-    repository = repository.resolve()
+    repository = real_path(repository)
     if repository not in _checked_links:
         _checked_links[repository] = _check_links(repository)
     tracked = _checked_links[repository]
@@ -100,7 +108,7 @@ def readable_paths(
     for entry in repository.iterdir():
         allow(entry, entry.is_dir())
     if base_dir is not None and base_dir.is_dir():
-        cwd = Path.cwd().resolve()
+        cwd = real_path(Path.cwd())
         for entry in base_dir.iterdir():
             allow(cwd / entry.name, entry.is_dir())
     return tuple(sorted(directories)), tuple(sorted(files))
@@ -126,7 +134,7 @@ def _check_links(repository: Path) -> frozenset[str] | None:
     for path in links:
         if not path.is_symlink():
             continue
-        target = path.resolve()
+        target = real_path(path)
         if not target.is_relative_to(repository) or any(target.is_relative_to(p) for p in private):
             raise LinkOutOfRepository(path, target)
         # DuckDB checks a path against allowed_directories after removing `..` from its
@@ -134,7 +142,7 @@ def _check_links(repository: Path) -> frozenset[str] | None:
         # repository), `data/a/b/l/../../../etc/passwd` is `data/etc/passwd` to the check
         # and /etc/passwd to the kernel. A link to a directory below its own is safe (the
         # kernel then lands below where the text says); any other is refused.
-        directory = path.parent.resolve()
+        directory = real_path(path.parent)
         if target.is_dir() and (target == directory or not target.is_relative_to(directory)):
             raise LinkOutOfRepository(
                 path,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 from reconciler.errors import SourceChangedError, SourceError, display_path
 from reconciler.manifest.file_names import on_disk
 from reconciler.manifest.manifests import Audience
+from reconciler.manifest.repository import real_path
 from reconciler.members.identity import ProjectType
 from reconciler.sources.result import SourceResult
 from reconciler.sources.snapshot import FileState, Snapshot, file_digest, file_state
@@ -189,7 +190,7 @@ def _normalised(path: Path) -> Path:
     if plain == path:
         return path
     try:
-        same = plain.resolve() == path.resolve()
+        same = real_path(plain) == real_path(path)
     except (OSError, RuntimeError):  # a loop of links: left to the read to report
         same = False
     return plain if same else path

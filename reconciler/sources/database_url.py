@@ -23,7 +23,7 @@ from sqlalchemy.exc import ArgumentError
 from reconciler.errors import ConfigError
 from reconciler.loopback import is_loopback
 from reconciler.manifest.model import ENV_REFERENCE, forbidden_url_variable
-from reconciler.manifest.repository import PRIVATE_ENTRIES, is_inside
+from reconciler.manifest.repository import PRIVATE_ENTRIES, is_inside, real_path
 
 MASK = "***"
 
@@ -192,7 +192,7 @@ def confine_file_database(url: URL, where: str, repository: Path) -> URL:
         raise ConfigError(f"{where}: SQLite database file not found: {path}")
     # A URI filename with mode=ro: the file is only read.
     return url.set(
-        database=f"file:{quote(str(path.resolve()))}", query={"mode": "ro", "uri": "true"}
+        database=f"file:{quote(str(real_path(path)))}", query={"mode": "ro", "uri": "true"}
     )
 
 
@@ -209,7 +209,7 @@ def sqlite_file(url: URL) -> Path | None:
 
 
 def _private(path: Path, repository: Path) -> bool:
-    relative = path.resolve().relative_to(repository.resolve())
+    relative = real_path(path).relative_to(real_path(repository))
     return bool(relative.parts) and relative.parts[0] in PRIVATE_ENTRIES
 
 

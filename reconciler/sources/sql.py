@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 
 from reconciler.manifest.manifests import Audience
+from reconciler.manifest.repository import real_path
 from reconciler.members.identity import ProjectType
 from reconciler.sources.base import (
     R,
@@ -49,7 +50,7 @@ class DuckDbQuery(Source):
         return [SourceFile("database", database, source_path(self.audience, database))]
 
     def _record(self, path: Path, state: FileState) -> None:
-        remember_read(self._read, path.resolve(), state)
+        remember_read(self._read, real_path(path), state)
 
     def digests(self) -> list[tuple[Path, str]]:
         # Nothing the query reads is copied (a database may be far larger than what the
@@ -59,7 +60,7 @@ class DuckDbQuery(Source):
         found = [
             (f.path, file_digest(f.path))
             for f in self.files()
-            if f.path.resolve() not in self._read and f.path.is_file()
+            if real_path(f.path) not in self._read and f.path.is_file()
         ]
         return found + digests_as_read(self, self._read)
 

@@ -25,7 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from reconciler.errors import ConfigError, SourceError, SourceUnreachable
 from reconciler.manifest.manifests import Audience
-from reconciler.manifest.repository import is_inside
+from reconciler.manifest.repository import is_inside, real_path
 from reconciler.members.engine.settings import EngineSettings
 from reconciler.members.identity import ProjectType
 from reconciler.render.masking import source_value
@@ -80,7 +80,7 @@ class Warehouse(Source):
         path = sqlite_file(expand_url(self.spec.url, url_at).url)
         if path is None or not is_inside(path, self.audience.source_root):
             return None
-        return path.resolve()
+        return real_path(path)
 
     def stream(self, consume: Consume, sql: str | None = None) -> None:
         # The DuckDB engine writes each chunk out as it arrives: only a chunk is held.

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from reconciler.errors import SourceChangedError, SourceError
 from reconciler.manifest import Audience, Destination, Manifests
+from reconciler.manifest.repository import real_path
 from reconciler.members.identity import Member, ProjectType
 from reconciler.progress import NULL_PROGRESS, Progress, Task, heartbeat
 from reconciler.sources import MemberIssue, read_members, source_for
@@ -223,7 +224,7 @@ def manifest_file_digests(
     only their sources: the others' are never read into the plan, so a change to them (a
     nightly export rewriting another audience's CSV) leaves it correct. Every manifest
     file still counts, whoever it declares."""
-    files: dict[Path, bytes | None] = {Path(f).resolve(): None for f in manifests.files}
+    files: dict[Path, bytes | None] = {real_path(Path(f)): None for f in manifests.files}
     for audience in manifests.audiences.values():
         if targets and audience.name not in targets:
             continue
@@ -238,12 +239,12 @@ def manifest_file_digests(
         except SourceError:
             digests = []  # unreadable: it digests as missing below
             for source_file in source_for(audience).files():
-                files.setdefault(source_file.path.resolve(), None)
+                files.setdefault(real_path(source_file.path), None)
         for path, digest in digests:
-            files[path.resolve()] = bytes.fromhex(digest)
+            files[real_path(path)] = bytes.fromhex(digest)
     # Paths relative to the manifest root: a plan made in one checkout must still match in
     # another (CI jobs on self-hosted runners check out to different directories).
-    root = Path(manifests.root).resolve()
+    root = real_path(Path(manifests.root))
     found = {}
     for path in sorted(files):
         known = files[path]

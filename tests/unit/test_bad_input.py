@@ -280,6 +280,27 @@ def test_a_symlink_inside_the_manifest_directory_is_fine() -> None:
         assert code == 0, output
 
 
+def test_a_symbolic_link_loop_is_an_error_naming_it_not_an_internal_error() -> None:
+    # Python 3.11's Path.resolve() raises RuntimeError on a loop (3.13 leaves it unresolved):
+    # a link to itself where a manifest or a member file should be ended validate, plan and
+    # apply in "internal error: RuntimeError: Symlink loop".
+    with repo() as root:
+        manifests = root / "manifests"
+        (manifests / "loop.yaml").symlink_to(manifests / "loop.yaml")
+        (manifests / "dest.yaml").write_text(json.dumps(DESTINATION))
+        code, output = validate(manifests)
+        assert "internal error" not in output and "Traceback" not in output, output
+        assert code == 1 and "loop.yaml" in output, output
+    for kind in ("csv", "parquet", "database"):
+        with repo() as root:
+            manifests = root / "manifests"
+            (manifests / f"m.{kind}").symlink_to(manifests / f"m.{kind}")
+            (manifests / "aud.yaml").write_text(audience(source(kind, f"m.{kind}")))
+            code, output = validate(manifests)
+            assert "internal error" not in output and "Traceback" not in output, output
+            assert code == 1 and LOCATED.search(output) and f"m.{kind}" in output, output
+
+
 def source(kind: str, path: str) -> dict[str, str]:
     if kind == "database":
         return {"sql": "SELECT email FROM t", "database": path}
