@@ -125,6 +125,7 @@ def _sandbox_client(
 ) -> IterableClient:
     # Imported here: the emulator (and its OpenAPI document) is only needed for sandbox.
     from reconciler.emulator import Emulator, EmulatorTransport
+    from reconciler.emulator.store import DAMAGED_STATE_ERRORS
 
     path = real_path(sandbox_state_path(state_dir))
     emulator = _sandboxes.get(path)
@@ -132,9 +133,15 @@ def _sandbox_client(
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             emulator = Emulator(state_path=path)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            # JSON that does not parse (ValueError), or parses into the wrong shape.
-            reason = exc.args[0] if isinstance(exc, ValueError) and exc.args else "bad content"
+        except OSError as exc:
+            # A directory where the file should be, a file it may not read.
+            raise ConfigError(
+                f"the sandbox state file {display_path(path)} cannot be read "
+                f"({exc.strerror or type(exc).__name__}); it holds only the sandbox's emulated "
+                "Iterable: delete it to start the sandbox afresh"
+            ) from None
+        except DAMAGED_STATE_ERRORS as exc:
+            reason = str(exc) if isinstance(exc, ValueError) else "bad content"
             raise ConfigError(
                 f"the sandbox state file {display_path(path)} is damaged ({reason}); it holds "
                 "only the sandbox's emulated Iterable: delete it to start the sandbox afresh"

@@ -129,6 +129,7 @@ def serve(
     Example: RECONCILER_EMULATOR_API_KEY=dev-key reconciler emulator serve --port 8080"""
     # Imported here: no other command needs the emulator (see the module's docstring).
     from reconciler.emulator import Emulator, EmulatorServer, Faults, Limits
+    from reconciler.emulator.store import DAMAGED_STATE_ERRORS
 
     # The time scale divides the rate limits' windows too, so a scaled run keeps the shape
     # of one that waits on them (5 getUsers a minute is 5 a second at K = 60).
@@ -148,8 +149,8 @@ def serve(
         raise typer.BadParameter(str(error), param_hint="--fault") from None
     try:
         emulator = Emulator(limits=limits, faults=faults, state_path=state)
-    except (OSError, ValueError, KeyError) as error:
-        message = f"cannot read the state file: {error}"
+    except (OSError, *DAMAGED_STATE_ERRORS) as error:
+        message = f"cannot read the state file: {str(error) or type(error).__name__}"
         raise typer.BadParameter(message, param_hint="--state") from None
 
     if api_key and not _sendable(api_key):

@@ -23,6 +23,12 @@ from reconciler.emulator.project import (
 
 FORMAT_VERSION = 1
 
+# What read_state raises for a file that is not a state it wrote: JSON that does not parse
+# (ValueError; RecursionError when nested too deep for Python's parser), or that parses
+# into another shape (KeyError, IndexError, TypeError, AttributeError). OSError (a
+# directory, no permission) is not among them: that file is not damaged.
+DAMAGED_STATE_ERRORS = (ValueError, LookupError, TypeError, AttributeError, RecursionError)
+
 
 def project_to_json(project: Project, *, include_key_hash: bool = True) -> dict[str, Any]:
     position = {key: index for index, key in enumerate(project.users)}

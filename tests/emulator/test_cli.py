@@ -222,3 +222,19 @@ def test_a_time_scale_scales_the_rate_limits_too() -> None:
         assert limits["export_concurrent_jobs"] == 4
     finally:
         assert stop_serve(process)[0] == 0
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"version": 1, "nextListId": 1, "projects": [7]}',  # the wrong shape: TypeError
+        "[" * 100_000 + "]" * 100_000,  # too deep for Python's JSON parser: RecursionError
+    ],
+    ids=["wrong-shape", "too-deep"],
+)
+def test_serve_refuses_a_damaged_state_file_as_a_usage_error(tmp_path: Path, content: str) -> None:
+    state = tmp_path / "state.json"
+    state.write_text(content)
+    result = run_serve("--state", str(state), env_key=SECRET)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "cannot read the state file" in result.stderr

@@ -443,20 +443,43 @@ def test_an_unknown_jinja_filter_or_test_is_a_located_problem(template: str, mes
         assert code == 1 and "traits.yaml:" in output and message in output
 
 
-def test_a_damaged_sandbox_file_is_one_line_saying_what_to_do() -> None:
+def _project_of(lists: object) -> str:
+    project = {"name": "prod", "projectType": "hybrid", "apiKeySha256": "0" * 64}
+    project.update(lists=lists, users=[])
+    return json.dumps({"version": 1, "nextListId": 1000001, "projects": [project]})
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{broken",
+        # Found by fuzzing: JSON too deep for Python's parser (RecursionError), a member's
+        # position past the users (IndexError), a list id JSON cannot be a key of.
+        "[" * 100_000 + "]" * 100_000,
+        _project_of(
+            [{"id": 1, "name": "x", "createdAt": 0, "listType": "Standard", "members": [5]}]
+        ),
+        _project_of([{"id": [1], "name": "x", "createdAt": 0, "listType": "Standard"}]),
+        None,  # a directory where the file should be
+    ],
+    ids=["not-json", "too-deep", "member-past-users", "list-id-a-list", "a-directory"],
+)
+def test_a_damaged_sandbox_file_is_one_line_saying_what_to_do(content: str | None) -> None:
     with repo() as root:
         (root / "manifests" / "aud.yaml").write_text(audience({"inline": ["a@b.co"]}))
         state = root / "state"
         state.mkdir()
-        (state / "sandbox.json").write_text("{broken")
+        if content is None:
+            (state / "sandbox.json").mkdir()
+        else:
+            (state / "sandbox.json").write_text(content)
         result = CliRunner().invoke(
             app, ["plan", str(root / "manifests"), "--state-dir", str(state)]
         )
         output = result.stdout + result.stderr
         assert result.exit_code == 1, output
         assert "internal error" not in output and "Traceback" not in output
-        assert "sandbox state file" in output and "is damaged" in output
-        assert "delete it to start the sandbox afresh" in output
+        assert "sandbox state file" in output and "delete it" in output, output
 
 
 def test_running_out_of_memory_is_not_reported_as_a_bug(monkeypatch, capsys) -> None:
