@@ -294,8 +294,19 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
         )
     except ReconcilerError:
         raise
-    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, IndexError):
-        # gzip.BadGzipFile and json.JSONDecodeError are OSError and ValueError.
+    except (
+        OSError,
+        EOFError,
+        ValueError,
+        LookupError,
+        TypeError,
+        AttributeError,
+        ArithmeticError,
+        RecursionError,
+    ):
+        # gzip.BadGzipFile and json.JSONDecodeError are OSError and ValueError; JSON nested
+        # too deep for Python's parser is a RecursionError, and int() of the Infinity that
+        # json.loads reads an OverflowError.
         raise ReconcilerError(f"{path} is not a reconciler plan file (or it is damaged)") from None
 
 

@@ -321,7 +321,19 @@ def test_a_damaged_or_foreign_plan_file_is_refused(tmp_path):
     other.write_text(json.dumps({"format": "something else"}) + "\n")
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"format": "reconciler-plan", "version": VERSION - 1}) + "\n")
-    for path in (damaged, other):
+    # Found by fuzzing: a first line nested too deep for Python's JSON parser
+    # (RecursionError), and a count that JSON's Infinity makes (int() of it: OverflowError),
+    # ended apply --plan in an internal error.
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    infinite = tmp_path / "infinite.json"
+    header = {"format": "reconciler-plan", "version": VERSION, "fingerprint": {}}
+    destination = {"lists": [], "field_update_rows": "Infinity"}
+    infinite.write_text(
+        json.dumps({**header, "destinations": [destination]}).replace('"Infinity"', "Infinity")
+        + "\n"
+    )
+    for path in (damaged, other, deep, infinite):
         with pytest.raises(ReconcilerError, match="not a reconciler plan file"):
             load_plan(path)
     with pytest.raises(ReconcilerError, match="run plan again"):
