@@ -41,6 +41,13 @@ def check_output_path(
     if path is None:
         return
     kind = "directory" if directory else "file"
+    if directory and path.is_symlink() and not path.exists():
+        # A link whose target is missing or that loops: mkdir would meet the link itself
+        # (FileExistsError, an internal error). A file option's link is written through.
+        raise ConfigError(
+            f"{option} {path}: is a symbolic link that leads to no directory (its target is "
+            "missing, or it loops); give a directory path"
+        )
     if path.is_dir() != directory and path.exists():
         other = "a file" if directory else "a directory"
         raise ConfigError(f"{option} {path}: is {other}; give a {kind} path")

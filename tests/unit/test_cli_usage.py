@@ -262,6 +262,11 @@ def test_a_blank_state_dir_is_refused_not_made_in_the_working_directory(
             ["import", "--destination", "sandbox", "--out", "{file}"],
             "--out {file}: is a file; give a directory path",
         ),
+        # Found by fuzzing: a link to itself was an internal error (FileExistsError).
+        (
+            ["import", "--destination", "sandbox", "--out", "{loop}"],
+            "--out {loop}: is a symbolic link that leads to no directory",
+        ),
     ],
 )
 def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(
@@ -276,7 +281,8 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(
     shutil.copytree(Path(__file__).resolve().parents[2] / "manifests", manifests)
     (tmp_path / "a-dir").mkdir()
     (tmp_path / "a-file").write_text("")
-    where = {"dir": str(tmp_path / "a-dir"), "file": str(tmp_path / "a-file")}
+    (tmp_path / "a-loop").symlink_to(tmp_path / "a-loop")
+    where = {k: str(tmp_path / f"a-{k}") for k in ("dir", "file", "loop")}
     state = tmp_path / "state"
     command = [a.format(**where) for a in args]
     result = runner.invoke(app, [*command, str(manifests), "--state-dir", str(state)])
