@@ -728,13 +728,23 @@ class IterableClient:
         """
         if (email is None) == (user_id is None):
             raise ValueError("give exactly one of email, user_id")
-        if user_id is not None:
+        params: dict[str, str] | None = None
+        if user_id in (".", ".."):
+            # As a path segment it is a dot segment, which the HTTP client removes (RFC
+            # 3986), sending the read to /api/users or to byUserId with no userId, and
+            # percent-encoding a dot does not protect it from every server's normalising.
+            # The query form is Iterable's own for special characters.
+            path, label = "/api/users/byUserId", "/api/users/byUserId"
+            params = {"userId": user_id}
+        elif user_id is not None:
             path, label = f"/api/users/byUserId/{quote(user_id, safe='')}", "/api/users/byUserId"
         else:
             assert email is not None
             path, label = f"/api/users/{quote(email, safe='')}", "/api/users/{email}"
         try:
-            return self._request("GET", path, bucket="user_reads", parse=_parse_user, label=label)
+            return self._request(
+                "GET", path, params=params, bucket="user_reads", parse=_parse_user, label=label
+            )
         except IterableError as exc:
             if exc.code == NO_SUCH_USER_ID and user_id is not None:
                 return None

@@ -349,6 +349,30 @@ def test_a_fresh_list_refusal_answered_slowly_does_not_end_the_wait_early(
     assert project(emulator_server).members(list_id(emulator_server, "fresh")) == ["a@example.com"]
 
 
+@pytest.mark.parametrize("user_id", ["..", "."])
+def test_a_user_id_that_is_a_dot_segment_is_read_as_itself(
+    workspace, cli, emulator_server, user_id
+):
+    # Found by fuzzing: a userId of '..' or '.' went into GET /api/users/byUserId/{userId}
+    # as a dot segment, which the HTTP client removes (RFC 3986), so the read of an added
+    # member's consent went to /api/users (a 404 page) or to byUserId without a userId,
+    # and the whole plan failed, saying to check the baseUrl. Such a userId is read by
+    # Iterable's query form (byUserId?userId=), documented for special characters.
+    workspace.csv("data/m.csv", "email,userId", ["a@example.com,u-1"])
+    workspace.audience("dots", {"csv": "data/m.csv"})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    workspace.csv("data/m.csv", "email,userId", ["a@example.com,u-1", f"b@example.com,{user_id}"])
+    emulator_server.emulator.clear_log()
+
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert user_id in project(emulator_server).members(
+        list_id(emulator_server, "dots"), prefer_user_id=True
+    )
+    reads = [r for r in emulator_server.emulator.request_log if r.path == "/api/users/byUserId"]
+    assert [r.query for r in reads] == [f"userId={user_id}"]  # one read, of that userId
+
+
 def test_a_member_known_by_email_whose_profile_gains_a_user_id_stays(
     workspace, cli, emulator_server
 ):
