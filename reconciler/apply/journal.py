@@ -314,7 +314,7 @@ def _lines(path: Path) -> Iterator[dict[str, Any]]:
         for raw in handle:
             try:
                 line = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # nested too deep for the parser: damaged
                 continue
             if isinstance(line, dict):
                 yield line

@@ -287,6 +287,6 @@ _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.E
 def _holder_of(path: Path) -> dict[str, Any]:
     try:
         other = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # nested too deep for the parser: damaged
         return {}
     return other if isinstance(other, dict) else {}

@@ -187,3 +187,13 @@ def test_without_flock_locks_are_written_whole_and_judged_by_their_text(tmp_path
     assert [p.name for p in (tmp_path / lock.LOCKS_DIR).iterdir()] == []  # no temporary left
     _leave(tmp_path, pid=2**22 + 4321, boot=lock._boot_id())  # its process is gone
     _take(tmp_path)
+
+
+def test_a_lock_file_of_json_nested_too_deep_is_judged_as_unreadable_text(tmp_path):
+    # Found by fuzzing: its text raised RecursionError, not ValueError, so an apply over a
+    # damaged lock no process held ended in an internal error instead of taking it over.
+    path = lock.lock_path(tmp_path, PROJECT)
+    path.parent.mkdir(parents=True)
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    assert lock._holder_of(path) == {}
+    _take(tmp_path)

@@ -79,6 +79,22 @@ def test_a_journal_cut_mid_line_reads_up_to_the_cut(tmp_path):
     assert "1 in flight whose outcome is unknown" in summary.describe_unfinished()
 
 
+def test_a_journal_line_nested_too_deep_is_passed_over_as_a_torn_one(tmp_path):
+    # Found by fuzzing: JSON nested deeper than Python's parser goes raised RecursionError,
+    # not ValueError, and the next apply (which reads the journals) ended in an internal
+    # error instead of passing the line over.
+    path = tmp_path / "apply-x.jsonl"
+    path.write_text(
+        '{"event":"run_started","at":"t0","pid":1}\n'
+        + "[" * 100_000
+        + "]" * 100_000
+        + "\n"
+        + '{"event":"intent","step":1,"op":"subscribe","members":3}\n'
+    )
+    summary = read_journal(path)
+    assert (summary.started_at, [i["step"] for i in summary.in_flight]) == ("t0", [1])
+
+
 @pytest.mark.skipif(not os.access("/dev/full", os.W_OK), reason="needs /dev/full")
 def test_a_run_record_the_disk_cannot_hold_is_a_warning_after_applying(
     workspace, cli, emulator_server
