@@ -62,6 +62,20 @@ def _marker_opt(default: str) -> str:
     )
 
 
+# What reading GitHub's answers raises when one is JSON of another shape than its REST API
+# gives (a list of numbers where issues were, an id that is not a number): a failure to
+# report, not an internal error.
+_UNEXPECTED_SHAPE = (LookupError, TypeError, AttributeError, ValueError)
+
+
+def _unexpected_shape(exc: Exception) -> ReconcilerError:
+    return ReconcilerError(
+        f"gh api answered with JSON not of the shape reconciler expects ({type(exc).__name__}): "
+        "something other than GitHub's REST API answered; look at the pull request or issue "
+        "for what was posted, if anything"
+    )
+
+
 def _run_url() -> str | None:
     """This workflow run's page, from the variables GitHub Actions sets."""
     parts = [os.environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
@@ -139,6 +153,8 @@ def comment(
         posted = upsert_comment(gh, repo, pr, marker, body, own_author(gh, author))
     except ReconcilerError as exc:
         raise exits.fail(exc) from None
+    except _UNEXPECTED_SHAPE as exc:
+        raise exits.fail(_unexpected_shape(exc)) from None
     _report(posted, "comment")
 
 
@@ -169,6 +185,8 @@ def issue(
         )
     except ReconcilerError as exc:
         raise exits.fail(exc) from None
+    except _UNEXPECTED_SHAPE as exc:
+        raise exits.fail(_unexpected_shape(exc)) from None
     _report(posted, "issue")
 
 
@@ -191,6 +209,8 @@ def close_issue_command(
         posted = close_issue(gh, repo, marker, own_author(gh, author), text)
     except ReconcilerError as exc:
         raise exits.fail(exc) from None
+    except _UNEXPECTED_SHAPE as exc:
+        raise exits.fail(_unexpected_shape(exc)) from None
     if posted is None:
         typer.echo("no open issue to close")
     else:
@@ -215,6 +235,8 @@ def check_current(
         newer = newer_changes(Gh(), repo, commit, branch, path)
     except ReconcilerError as exc:
         raise exits.fail(exc) from None
+    except _UNEXPECTED_SHAPE as exc:
+        raise exits.fail(_unexpected_shape(exc)) from None
     if newer.changed or newer.unknown:
         count = f"{newer.commits} newer commit{'s' if newer.commits != 1 else ''}"
         raise exits.fail(

@@ -49,7 +49,14 @@ class Gh:
         if done.returncode != 0:
             reason = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
             raise GhError(f"gh api {method} {endpoint} failed: {reason[0]}")
-        return _pages(done.stdout) if paginate else json.loads(done.stdout or "null")
+        try:
+            return _pages(done.stdout) if paginate else json.loads(done.stdout or "null")
+        except (ValueError, RecursionError):
+            # gh prints whatever body it got: a proxy's or an outage's HTML page with a 200.
+            raise GhError(
+                f"gh api {method} {endpoint} answered with text that is not JSON (a page from "
+                "a proxy or an outage rather than GitHub's API?)"
+            ) from None
 
 
 def _pages(text: str) -> list[Any]:

@@ -101,3 +101,32 @@ def test_a_body_file_in_utf16_is_posted_and_one_in_another_encoding_is_named(tmp
     assert refused.exit_code == 1
     assert f"{body} is not UTF-8 text" in refused.output
     assert "internal error" not in refused.output
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        # A proxy or an outage page in front of GitHub: gh prints whatever body it got.
+        ("<html><body>Service unavailable</body></html>", "is not JSON"),
+        # An issue list whose items are not objects.
+        ("[5]", "not of the shape reconciler expects"),
+    ],
+    ids=["html", "wrong-shape"],
+)
+def test_an_answer_from_gh_that_is_not_githubs_json_is_an_error_not_a_bug(
+    tmp_path, monkeypatch, answer, said
+):
+    """Found by fuzzing: `github comment`, `issue` and `close-issue` ended in an internal
+    error (JSONDecodeError, TypeError) when gh printed anything but GitHub's JSON."""
+    from typer.testing import CliRunner
+
+    from reconciler.cli import app
+
+    gh = tmp_path / "gh"
+    gh.write_text(f"#!/bin/sh\ncat >/dev/null 2>&1 </dev/null\nprintf '%s' '{answer}'\n")
+    gh.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    result = CliRunner().invoke(app, ["github", "close-issue", "--repo", "a/b", "--author", "me"])
+    assert result.exit_code == 1, result.output
+    assert "internal error" not in result.output and "Traceback" not in result.output
+    assert said in result.output and "gh api" in result.output
