@@ -271,6 +271,10 @@ def read_live(
         downloaded = functools.partial(prefetch.wait_export, early)  # type: ignore[union-attr]
         # The read began when the export did: its time and calls are counted from there.
         started, before = early.started, early.calls_before
+    elif prefetch is not None and prefetch.downloads:
+        # Lists downloaded by getUsers while the sources were read: their calls are the
+        # read's too.
+        started, before = prefetch.started, prefetch.calls_before
     in_tables = [(item, info) for item, info in found if item.table is not None]
     live = None
     if route.name == "windowedExport" and found:

@@ -490,6 +490,35 @@ def test_both_engines_choose_and_describe_the_same_member_read(
     assert reads["python"] == reads["duckdb"]
 
 
+@pytest.mark.parametrize("project_type", ["email", "userId"])
+def test_both_engines_count_the_get_users_calls_of_lists_read_early(
+    tmp_path, monkeypatch, fast_client, make_emulator_server, cli, project_type
+):
+    # In email- and userID-based projects the DuckDB engine starts a large list's getUsers
+    # while its source is read; the plan counted its calls from after that, so it said
+    # "(1 GET /api/lists/{id}/size)" with no getUsers where the Python engine said both.
+    server = make_emulator_server(project_type=project_type)
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.chdir(tmp_path)
+    ws = Workspace(tmp_path, server.base_url, project_type)
+    ws.destination()
+    list_id = server.emulator.project("default").add_list("big")
+    server.emulator.project("default").subscribe_direct(
+        list_id, email="gone@example.com", user_id="gone"
+    )
+    ws.csv("data/big.csv", "email,userId", [f"e{i}@example.com,u{i}" for i in range(5)])
+    ws.audience("big", {"csv": "data/big.csv"}, policy={"maxRemovalPercent": 100})
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    reads = {}
+    for engine in ("python", "duckdb"):
+        monkeypatch.setenv("RECONCILER_ENGINE", engine)
+        result = cli("plan", ws.manifests, "--format", "json")
+        assert result.exit_code == 0, result.output
+        reads[engine] = _without_wall_time(result.json()["destinations"][0]["member_read"])
+    assert "(1 GET /api/lists/getUsers)" in reads["python"]
+    assert reads["duckdb"] == reads["python"]
+
+
 def test_a_plan_saved_under_one_engine_applies_under_the_other(
     workspace: Workspace, cli, monkeypatch, tmp_path
 ):

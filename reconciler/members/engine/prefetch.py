@@ -87,6 +87,11 @@ class Prefetch:
     export: ExportDownload | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
+    # When the getUsers downloads were registered, and the client's calls then: the plan's
+    # member read counts its time and calls from there, as for an early export (counted
+    # from read_live's start, their getUsers calls went unsaid).
+    started: float = 0.0
+    calls_before: dict[str, int] = field(default_factory=dict)
 
     def take_export(self) -> ExportDownload | None:
         """The export started for this destination, if one was (read_live then reads by
@@ -259,6 +264,8 @@ def _register_downloads(
     project_type = reads.destination.spec.projectType
     if project_type == "hybrid":
         return
+    reads.prefetch.started = time.monotonic()
+    reads.prefetch.calls_before = dict(reads.client.stats.calls)
     for audience in large:
         candidates = [x for x in by_name.get(audience.list_name, []) if x.list_type == "Standard"]
         if len(candidates) != 1:
