@@ -82,25 +82,43 @@ class Snapshot:
 
     @cached_property
     def one_line_end(self) -> Path:
-        """The copy with each \\r\\n as \\n when its lines end both ways (rows a Windows
-        tool wrote, others appended on Linux or merged in from a checkout that converts
-        line ends), else the copy itself. DuckDB's CSV reader stops at the first line that
-        ends otherwise than the first ("The CSV Parser state machine reached an invalid
-        state", no line named), where Python's reads either: the DuckDB engine reads this,
-        so both engines read such a file alike. Lines keep their numbers."""
+        """The copy with every line ending in \\n when its lines end in more than one way
+        (\\r\\n, \\n, or a lone \\r as classic Mac OS and some exporters write: rows a
+        Windows tool wrote, others appended on Linux or merged in from a checkout that
+        converts line ends), else the copy itself. DuckDB's CSV reader stops at the first
+        line that ends otherwise than the first ("The CSV Parser state machine reached an
+        invalid state", no line named), where Python's reads any mix: the DuckDB engine
+        reads this, so both engines read such a file alike. Line ends inside a quoted cell
+        are the cell's, and stay as they are (the Python engine keeps them so). Lines keep
+        their numbers."""
         if not _mixed_line_ends(self.copy):
             return self.copy
         converted = self.copy.parent / "lf" / self.copy.name
         converted.parent.mkdir(mode=0o700)
         with self.copy.open("rb") as source, converted.open("xb") as target:
-            held = b""
-            while chunk := source.read(CHUNK_BYTES):
-                chunk = held + chunk
-                # A \r that ends the chunk may begin a \r\n that the next one ends.
-                held = b"\r" if chunk.endswith(b"\r") else b""
-                target.write(chunk[: len(chunk) - len(held)].replace(b"\r\n", b"\n"))
-            target.write(held)
+            _write_one_line_end(source, target)
         return converted
+
+
+def _write_one_line_end(source: BinaryIO, target: BinaryIO) -> None:
+    """`source` with every line end outside quoted cells as \\n. A quote opens or closes
+    a cell (a doubled one inside a cell does both), so the text between two quotes is
+    inside one when an odd number of quotes came before it."""
+    inside = False
+    held = b""
+    while chunk := source.read(CHUNK_BYTES):
+        chunk = held + chunk
+        # A \r that ends the chunk may begin a \r\n that the next one ends.
+        held = b"\r" if chunk.endswith(b"\r") else b""
+        parts = chunk[: len(chunk) - len(held)].split(b'"')
+        for n, part in enumerate(parts):
+            if n:
+                target.write(b'"')
+                inside = not inside
+            if not inside:
+                part = part.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            target.write(part)
+    target.write(held if inside else held.replace(b"\r", b"\n"))
 
 
 def take_snapshot(path: Path, audience: str, declared_at: str) -> Snapshot:
@@ -207,22 +225,32 @@ def _changes(
 
 
 def _mixed_line_ends(path: Path) -> bool:
-    """Whether some lines of `path` end in \\r\\n and others in \\n alone. Only a chunk
-    holding a \\r is counted: one without any, as all of a file written on Linux, is
+    """Whether the lines of `path` end in more than one of \\r\\n, \\n alone and \\r
+    alone (quoted cells included: a file converted without need reads the same). Only a
+    chunk holding a \\r is counted: one without any, as all of a file written on Linux, is
     judged by a search for a \\n, at the speed of the read."""
-    crlf = bare_lf = False
-    last = b""
+    kinds: set[bytes] = set()
+    pending_cr = False  # the last chunk ended in a \r, which the next may make a \r\n
     with path.open("rb") as handle:
-        while not (crlf and bare_lf) and (chunk := handle.read(CHUNK_BYTES)):
-            split = last == b"\r" and chunk.startswith(b"\n")  # a \r\n across chunks
-            if split or b"\r" in chunk:
-                pairs = chunk.count(b"\r\n") + split
-                crlf = crlf or pairs > 0
-                bare_lf = bare_lf or chunk.count(b"\n") > pairs
-            else:
-                bare_lf = bare_lf or b"\n" in chunk
-            last = chunk[-1:]
-    return crlf and bare_lf
+        while len(kinds) < 2 and (chunk := handle.read(CHUNK_BYTES)):
+            if pending_cr:
+                kinds.add(b"\r\n" if chunk.startswith(b"\n") else b"\r")
+                chunk = chunk[1:] if chunk.startswith(b"\n") else chunk
+            pending_cr = chunk.endswith(b"\r")
+            chunk = chunk[:-1] if pending_cr else chunk
+            if b"\r" in chunk:
+                pairs = chunk.count(b"\r\n")
+                if pairs:
+                    kinds.add(b"\r\n")
+                if chunk.count(b"\r") > pairs:
+                    kinds.add(b"\r")
+                if chunk.count(b"\n") > pairs:
+                    kinds.add(b"\n")
+            elif b"\n" in chunk:
+                kinds.add(b"\n")
+    if pending_cr:
+        kinds.add(b"\r")
+    return len(kinds) > 1
 
 
 def file_system_clock() -> int:

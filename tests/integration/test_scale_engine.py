@@ -382,8 +382,12 @@ def test_a_csv_named_in_another_unicode_form_is_read_by_both_engines(
         # The other way round, with an invalid row and a ragged one to be named by line.
         b"email,userId,plan\na@x.com,u1,gold\r\nb@x.com,u2,silver\nbad,,\r\n"
         b"c@x.com,u3,x\r\nd@x.com,u4,x,y\n",
+        # Classic Mac OS line ends (a lone \r) beside Windows' and Linux's, and a quoted
+        # cell holding a \r\n, kept as it is (found by a random differential test).
+        b"email,userId,plan\r\na@x.com,u1,gold\rb@x.com,u2,silver\nc@x.com,u3,x\n",
+        b'email,userId,plan\ra@x.com,u1,"go\r\nld"\rb@x.com,u2,silver\nc@x.com,u3,x\r',
     ],
-    ids=["crlf-then-lf", "lf-then-crlf"],
+    ids=["crlf-then-lf", "lf-then-crlf", "crlf-cr-lf", "cr-quoted-crlf-lf"],
 )
 def test_a_csv_whose_lines_end_both_ways_reads_alike_in_both_engines(
     workspace: Workspace, cli, monkeypatch, content

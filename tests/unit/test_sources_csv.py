@@ -247,6 +247,13 @@ def test_a_copy_whose_lines_end_both_ways_is_given_to_duckdb_with_one_line_end(
     assert one.one_line_end != one.copy
     assert one.one_line_end.read_bytes() == b"email\na@x.com\nb@x.com\n\nc@x.com\n"
     assert one.shown(f"error in {one.one_line_end}") == f"error in {mixed}"
+    # A lone \r (classic Mac OS) beside the others ends a line too; line ends inside a
+    # quoted cell are the cell's, kept as the Python engine reads them.
+    mixed.write_bytes(b'email,c\ra@x.com,"1\r\n2\r3"\r\nb@x.com,""""\rc@x.com,\n\r')
+    one = take_snapshot(mixed, "aud", "aud.yaml:1:1")
+    assert one.one_line_end.read_bytes() == (
+        b'email,c\na@x.com,"1\r\n2\r3"\nb@x.com,""""\nc@x.com,\n\n'
+    )
     # A file whose lines all end alike is read as it is.
     for alike in (b"email\r\na@x.com\r\n", b"email\na@x.com\n", b"email\ra@x.com\r"):
         mixed.write_bytes(alike)
