@@ -185,11 +185,17 @@ class CsvFile(Source):
             # The line the row that could not be read starts on (as DuckDB's read names
             # it): where an unclosed quote opened, not the end of the file it ran to; in
             # DuckDB's words, which say why ("unexpected end of data" does not).
-            message = str(exc)
-            if message == "unexpected end of data":
-                message = "Value with unterminated quote found."
+            message = csv_error_message(str(exc))
             raise SourceError(f"{declared_at}: {path}:{start}: not valid CSV: {message}") from None
         return result
+
+
+def csv_error_message(message: str) -> str:
+    """The csv module's reason a row cannot be read, as either engine says it: in
+    DuckDB's words where they say why ("unexpected end of data" does not)."""
+    if message == "unexpected end of data":
+        return "Value with unterminated quote found."
+    return message
 
 
 def csv_identifier_columns(

@@ -13,8 +13,10 @@ one run plans from one version of the file.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import weakref
@@ -76,9 +78,41 @@ class Snapshot:
 
     def shown(self, text: str) -> str:
         """`text` with the copy's path (in a message from DuckDB, say) as the file's."""
-        if "one_line_end" in vars(self):
-            text = text.replace(str(self.one_line_end), str(self.path))
+        for made in ("as_python_reads", "one_line_end"):
+            if made in vars(self):
+                text = text.replace(str(vars(self)[made]), str(self.path))
         return text.replace(str(self.copy), str(self.path))
+
+    @cached_property
+    def as_python_reads(self) -> Path:
+        """The CSV file the DuckDB engine reads: `one_line_end`, unless a space or tab
+        stands beside a quote. There the readers part: Python's csv module (the Python
+        engine's) takes a quote after a space for text (`, "u2"` is the cell ` "u2"`, and
+        `, "a,b"` two cells) and refuses text after a closing quote, where DuckDB's drops
+        one space before a quote and any after one (`u2`, one cell `a,b`). Such a file is
+        written again as the csv module reads it, in plain RFC 4180 that DuckDB reads
+        cell for cell alike, each row a line of its own as before (a quoted cell keeps
+        its line ends), so rows keep their numbers. Raises UnreadableCsv where the csv
+        module stops, and UnicodeDecodeError for bytes that are not UTF-8."""
+        if not _spaces_beside_quotes(self.copy):
+            return self.one_line_end
+        rewritten = self.copy.parent / "csv" / self.copy.name
+        rewritten.parent.mkdir(mode=0o700)
+        with (
+            self.copy.open(newline="", encoding="utf-8-sig") as source,
+            rewritten.open("x", newline="", encoding="utf-8") as target,
+        ):
+            # strict, as the Python engine reads: a quote left open is an error.
+            reader = csv.reader(source, strict=True)
+            writer = csv.writer(target, lineterminator="\n")
+            start = 1  # the line the next row starts on
+            try:
+                for row in reader:
+                    writer.writerow(row)
+                    start = reader.line_num + 1
+            except csv.Error as exc:
+                raise UnreadableCsv(start, str(exc)) from None
+        return rewritten
 
     @cached_property
     def one_line_end(self) -> Path:
@@ -98,6 +132,30 @@ class Snapshot:
         with self.copy.open("rb") as source, converted.open("xb") as target:
             _write_one_line_end(source, target)
         return converted
+
+
+class UnreadableCsv(Exception):
+    """Python's csv module cannot read a row of the file: `line`, the line it starts on."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+def _spaces_beside_quotes(path: Path) -> bool:
+    """Whether a space or tab stands right before or after a quote anywhere in `path`
+    (inside a quoted cell too: a file rewritten without need reads the same)."""
+    last = b""
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            if _SPACED_QUOTE.search(last + chunk):
+                return True
+            last = chunk[-1:]
+    return False
+
+
+_SPACED_QUOTE = re.compile(rb'[ \t]"|"[ \t]')
 
 
 def _write_one_line_end(source: BinaryIO, target: BinaryIO) -> None:

@@ -45,10 +45,16 @@ from reconciler.members.identity import (
 )
 from reconciler.sources import MemberIssue, source_for
 from reconciler.sources.base import CsvRows, RowStream
-from reconciler.sources.csv_file import MAX_LINE_BYTES, csv_open_error, not_utf8_error
+from reconciler.sources.csv_file import (
+    MAX_LINE_BYTES,
+    csv_error_message,
+    csv_open_error,
+    not_utf8_error,
+)
 from reconciler.sources.duckdb_query import DuckDbRelation, identifier_cells
 from reconciler.sources.identifier_types import refusal
 from reconciler.sources.rows import find_columns, trait_value
+from reconciler.sources.snapshot import UnreadableCsv
 from reconciler.sources.time_limit import QueryTimedOut
 
 # identity.respellable in SQL, over column {0}: not plain ASCII (more bytes than
@@ -396,15 +402,19 @@ def _csv_select(
     """SELECT email, user_id, blank FROM the CSV file (its snapshot), which identifier
     columns it has, the name of its rejects table and the header's number of columns."""
     declared_at, path, copy = source.declared_at, source.path, source.snapshot.copy
-    # Its lines all end alike, as DuckDB's reader needs (Snapshot.one_line_end).
-    lines = source.snapshot.one_line_end
     # The header is read as the Python engine reads it (BOM, stripped names), and DuckDB
     # is told the dialect rather than left to guess it from a sample.
     try:
         with copy.open(newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle), None)
+        # Its lines all end alike, as DuckDB's reader needs, and its cells are the csv
+        # module's (Snapshot.as_python_reads).
+        lines = source.snapshot.as_python_reads
     except (OSError, UnicodeDecodeError) as exc:
         raise csv_open_error(declared_at, path, exc, copy) from None
+    except UnreadableCsv as exc:
+        message = csv_error_message(exc.message)
+        raise SourceError(f"{declared_at}: {path}:{exc.line}: not valid CSV: {message}") from None
     except csv.Error as exc:
         raise SourceError(f"{declared_at}: cannot read {path}: {exc}") from None
     if header is None:
