@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-import re
 import shutil
 import tempfile
 import weakref
@@ -149,13 +148,18 @@ def _spaces_beside_quotes(path: Path) -> bool:
     last = b""
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK_BYTES):
-            if _SPACED_QUOTE.search(last + chunk):
-                return True
+            # Most files have no quote at all, and this runs on every CSV the DuckDB
+            # engine reads (the 10M path): a regex over each byte cost 2.5 s of CPU for
+            # a 240 MB file of emails, the byte searches 0.1 s.
+            if last == b'"' or b'"' in chunk:
+                text = last + chunk
+                if any(pair in text for pair in _SPACED_QUOTES):
+                    return True
             last = chunk[-1:]
     return False
 
 
-_SPACED_QUOTE = re.compile(rb'[ \t]"|"[ \t]')
+_SPACED_QUOTES = (b' "', b'\t"', b'" ', b'"\t')
 
 
 def _write_one_line_end(source: BinaryIO, target: BinaryIO) -> None:
