@@ -176,13 +176,30 @@ def as_given(value: Any) -> Any:
 
 def _json_text(text: str, expected: str) -> Any:
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except _BeyondDouble:
+        raise ConversionError(
+            "holds a number beyond what Iterable can store (a double reaches about 1.8e308)"
+        ) from None
     except (ValueError, RecursionError):
         raise ConversionError(f"is not valid JSON (expected {expected})") from None
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(name)
+
+
+class _BeyondDouble(Exception):
+    """A JSON number such as 1e400, which json.loads reads as infinity."""
+
+
+def _finite_float(text: str) -> float:
+    # Infinity cannot be sent (no JSON body carries it: apply stopped in a traceback) nor
+    # stored; a number that small (1e-400) reads as 0.0, as a double does anywhere.
+    number = float(text)
+    if not math.isfinite(number):
+        raise _BeyondDouble(text)
+    return number
 
 
 def _json_safe(value: Any) -> Any:

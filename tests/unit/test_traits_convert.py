@@ -134,6 +134,23 @@ def test_object_and_list_from_json_text() -> None:
     assert [e.field for e in errors] == ["prefs", "tags"]
 
 
+def test_json_text_holding_a_number_beyond_any_double_is_refused() -> None:
+    # json.loads reads 1e400 as inf, which no JSON body can carry: sent on, it ended apply
+    # in a traceback ("Out of range float values are not JSON compliant") after the
+    # subscribes, and the plan showed it as Infinity.
+    compiled = mapping(column("prefs", "p", "object"), column("tags", "t", "list"))
+    values, errors = compiled.values({"p": '{"score": 1e400}', "t": "[1, -1e999]"})
+    assert values == {}
+    assert [reveal(e.message, True) for e in errors] == [
+        "field 'prefs' (column 'p'): '{\"score\": 1e400}' holds a number beyond what Iterable "
+        "can store (a double reaches about 1.8e308); the field is not written for this member",
+        "field 'tags' (column 't'): '[1, -1e999]' holds a number beyond what Iterable can "
+        "store (a double reaches about 1.8e308); the field is not written for this member",
+    ]
+    ok, errors = compiled.values({"p": '{"score": 1.7976931348623157e308}', "t": "[1e-400]"})
+    assert errors == [] and ok == {"prefs": {"score": 1.7976931348623157e308}, "tags": [0.0]}
+
+
 def test_a_value_whose_items_disagree_in_type_is_not_sent() -> None:
     # Iterable refuses a user's whole update (membership too) for such a value: only that
     # field is left out, as for a value that does not convert.
