@@ -82,6 +82,10 @@ def same_value(
         # (traits/types.py as_doubles): 2**53 + 1 is written, and read back, as 2.0**53.
         # Compared exactly, such a number would be updated again on every run.
         return _as_double(desired) == live
+    if isinstance(live, Mapping | list | tuple):
+        # The same inside an object or a list: as_doubles sends a double path's whole
+        # numbers as doubles there too (`prefs.score`, the items of a list).
+        desired = _doubled_where_live_is(desired, live)
     if texts and path.split(".", 1)[0] in _roots(texts):
         return _as_texts(desired, texts, path) == _as_texts(live, texts, path)
     return normalise(desired) == normalise(live)
@@ -106,6 +110,22 @@ def _as_texts(value: Any, texts: frozenset[str], path: str) -> Any:
     if isinstance(value, list | tuple):
         return ("l", tuple(_as_texts(v, texts, path) for v in value))
     return normalise(value)
+
+
+def _doubled_where_live_is(desired: Any, live: Any) -> Any:
+    """`desired` with each whole number that stands where `live` holds a float made a
+    double (None, which equals no number, when it is beyond any double)."""
+    if isinstance(live, float) and isinstance(desired, int) and not isinstance(desired, bool):
+        return _as_double(desired)
+    if isinstance(desired, Mapping) and isinstance(live, Mapping):
+        return {key: _doubled_where_live_is(value, live.get(key)) for key, value in desired.items()}
+    if (
+        isinstance(desired, list | tuple)
+        and isinstance(live, list | tuple)
+        and len(desired) == len(live)
+    ):
+        return [_doubled_where_live_is(d, v) for d, v in zip(desired, live, strict=True)]
+    return desired
 
 
 def _as_double(number: int) -> float | None:

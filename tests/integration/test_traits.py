@@ -440,6 +440,35 @@ def test_a_new_nested_number_of_whole_and_fractional_values_is_double_for_everyo
 
 
 @pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_nested_whole_number_beyond_double_precision_converges_in_a_double_path(
+    workspace, cli, emulator_server, monkeypatch, engine
+):
+    # prefs.n is double (a member has 1.5), so 2**53 + 1 goes out, and comes back, as
+    # 2.0**53: compared with the source's exact int inside the object, the plan updated
+    # it on every run, showing the same value on both sides of the arrow.
+    if engine == "duckdb":
+        monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "1")
+    fields = {"prefs": {"from": "prefs", "type": "object"}, "tags": {"from": "t", "type": "list"}}
+    workspace.write("traits.yaml", mapping_doc(fields))
+    rows = [
+        'a@example.com,u-a,"{""n"": 9007199254740993}","[9007199254740993, 1]"',
+        'b@example.com,u-b,"{""n"": 1.5}","[0.5]"',
+    ]
+    workspace.csv("data/churn.csv", "email,user_id,prefs,t", rows)
+    workspace.audience("churn", {"csv": "data/churn.csv", "userId": "user_id"}, traits="crm")
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert project(emulator_server).field_types["prefs.n"] == "double"
+    assert fields_of(emulator_server, "a@example.com") == {
+        "prefs": {"n": 2.0**53},
+        "tags": [2.0**53, 1.0],
+    }
+    again = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert "= user fields: no changes (2 users checked" in again.stdout
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
 def test_json_text_with_a_number_beyond_any_double_is_reported_not_sent(
     workspace, cli, emulator_server, monkeypatch, engine
 ):

@@ -225,6 +225,10 @@ def test_template_syntax_errors_are_found_without_rendering() -> None:
         (None, None),
         ({"a": 1, "b": [1.0, "x"]}, {"b": [1, "x"], "a": 1.0}),
         (2**53 + 1, 2.0**53),  # a double field holds the nearest double
+        # ... and so does a double path inside an object or a list (traits.types.as_doubles)
+        ({"c": 12345678901234567890123, "n": 2}, {"c": 1.2345678901234568e22, "n": 2}),
+        ([2**53 + 1, 3], [2.0**53, 3.0]),
+        ({"rows": [{"v": 2**53 + 1}]}, {"rows": [{"v": 2.0**53}]}),
         # Beyond the years a datetime holds in UTC: compared as the text it is.
         ("9999-12-31T23:00:00-05:00", "9999-12-31T23:00:00-05:00"),
     ],
@@ -245,6 +249,10 @@ def test_equal_after_normalisation(desired: object, live: object) -> None:
         (2**53 + 4, 2.0**53),
         (10**400, 1e308),
         (2**53 + 1, 2**53),  # a long field holds it exactly
+        ({"c": 2**53 + 1}, {"c": 2**53}),
+        ({"c": 2**53 + 4}, {"c": 2.0**53}),
+        ([2**53 + 1], [2.0**53, 1.0]),
+        ({"c": 10**400}, {"c": 1e308}),
         (True, 1.0),
     ],
 )
