@@ -11,10 +11,17 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from reconciler.traits.convert import DATE_SHAPE, ConversionError, parse_instant
+
+# A date written with a fraction of a second, as Iterable hands it back: the fraction sent,
+# then `.000Z` (2025-12-19T22:43:34.134105 reads 2025-12-19T22:43:34.134105.000Z; seen by
+# Estuary's source-iterable-native, models.py `_fix_iterable_datetime`). Read as text, a
+# TIMESTAMP column's value sent without a type was updated again on every run.
+_DOUBLED_FRACTION = re.compile(r"(?P<moment>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{1,9})\.\d{3}Z")
 
 
 def normalise(value: Any) -> Any:
@@ -30,9 +37,13 @@ def normalise(value: Any) -> Any:
             return ("n", int(value))
         return ("n", value)
     if isinstance(value, str):
-        if DATE_SHAPE.fullmatch(value.strip()):
+        text = value.strip()
+        doubled = _DOUBLED_FRACTION.fullmatch(text)
+        if doubled is not None:
+            text = f"{doubled['moment']}Z"
+        if DATE_SHAPE.fullmatch(text):
             try:
-                return ("d", parse_instant(value).timestamp())
+                return ("d", parse_instant(text).timestamp())
             except ConversionError:
                 pass  # shaped like a date but not one (2024-13-45): plain text
         return ("s", value)

@@ -311,6 +311,33 @@ def test_date_shaped_text_in_a_string_field_is_compared_as_text(
     assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
 
 
+@pytest.mark.parametrize("threshold", ["100000", "1"], ids=["python", "duckdb"])
+def test_a_timestamp_iterable_hands_back_with_a_second_fraction_converges(
+    workspace, cli, emulator_server, monkeypatch, threshold
+):
+    """A query's TIMESTAMP goes out without a type as its ISO text, to the microsecond;
+    Iterable hands such a date back with `.000Z` after the fraction (Estuary's
+    source-iterable-native meets `2025-12-19T22:43:34.134105.000Z`). Read as plain text,
+    it was updated on every run."""
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", threshold)
+    query = "SELECT 'a@example.com' AS email, TIMESTAMP '2025-12-19 22:43:34.134105' AS seen"
+    workspace.write("traits.yaml", mapping_doc({"seenAt": "seen"}))
+    workspace.audience("vips", {"sql": query, "database": ":memory:"}, traits="crm")
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    profile = fields_of(emulator_server, "a@example.com")
+    assert profile == {"seenAt": "2025-12-19T22:43:34.134105"}
+    assert project(emulator_server).field_types["seenAt"] == "date"
+    profile["seenAt"] = "2025-12-19T22:43:34.134105.000Z"  # as Iterable shows it
+
+    again = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert "= user fields: no changes (1 user checked" in again.stdout
+    # A different moment is still an update.
+    profile["seenAt"] = "2025-12-19T22:43:35.134105.000Z"
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 2
+
+
 def test_a_value_from_iterable_prints_on_one_line_and_visibly(workspace, cli, emulator_server):
     """A profile's current value is whatever another tool wrote. Shown as JSON, its
     control characters below U+0020 were escaped, but not a right-to-left override (which

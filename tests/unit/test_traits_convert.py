@@ -231,6 +231,11 @@ def test_template_syntax_errors_are_found_without_rendering() -> None:
         ({"rows": [{"v": 2**53 + 1}]}, {"rows": [{"v": 2.0**53}]}),
         # Beyond the years a datetime holds in UTC: compared as the text it is.
         ("9999-12-31T23:00:00-05:00", "9999-12-31T23:00:00-05:00"),
+        # Iterable hands a date written to the microsecond back with a second fraction
+        # (estuary/connectors, source-iterable-native/models.py `_fix_iterable_datetime`).
+        ("2025-12-19T22:43:34.134105", "2025-12-19T22:43:34.134105.000Z"),
+        ("2025-12-19T22:43:34.134105Z", "2025-12-19T22:43:34.134105.000Z"),
+        ({"at": ["2025-12-19T22:43:34.5"]}, {"at": ["2025-12-19T22:43:34.5.000Z"]}),
     ],
 )
 def test_equal_after_normalisation(desired: object, live: object) -> None:
@@ -254,6 +259,8 @@ def test_equal_after_normalisation(desired: object, live: object) -> None:
         ([2**53 + 1], [2.0**53, 1.0]),
         ({"c": 10**400}, {"c": 1e308}),
         (True, 1.0),
+        ("2025-12-19T22:43:34.134105", "2025-12-19T22:43:34.134106.000Z"),
+        ("2025-12-19T22:43:34.134105", "2025-12-19T22:43:34.000.134105Z"),
     ],
 )
 def test_different_after_normalisation(desired: object, live: object) -> None:
