@@ -18,10 +18,14 @@ FieldType = Literal["string", "long", "double", "boolean", "date", "object"]
 
 # Iterable's documented date formats: "yyyy-MM-dd HH:mm:ss ZZ", ISO 8601 with a time, and a
 # bare "yyyy-MM-dd". A string in one of these shapes creates a `date` field, which then
-# refuses ordinary strings: a classic production surprise worth reproducing.
+# refuses ordinary strings: a classic production surprise worth reproducing. A fraction of
+# a second belongs to ISO 8601 (after a `T`): "2020-04-13 14:04:09.000" came in as a
+# string to a date field in an answer Block's client records (block/iterable-go,
+# parsers/mismatched_fields_parser_test.go).
 _DATE = re.compile(
     r"\d{4}-\d{2}-\d{2}"
-    r"(?:[ T]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?: ?(?:Z|[+-]\d{2}:?\d{2}))?)?"
+    r"(?:T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?: ?(?:Z|[+-]\d{2}:?\d{2}))?"
+    r"| \d{2}:\d{2}:\d{2}(?: ?(?:Z|[+-]\d{2}:?\d{2}))?)?"
 )
 
 

@@ -25,12 +25,22 @@ _ITERABLE_DATE = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})[ T](?P<time>\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)"
     r" ?(?P<offset>Z|[+-]\d{2}:?\d{2})?"
 )
-# The shapes Iterable recognises as dates when it types a new field (its documented
-# formats): a bare day, or a day with a time to the second and an optional offset. A time
-# without seconds (2024-05-01 09:30) is text to Iterable, which a date field refuses.
+# Date-shaped text, compared as the instant it names (traits/compare.py): a bare day, or a
+# day with a time to the second, a fraction and an offset, however Iterable or a source
+# writes them.
 DATE_SHAPE = re.compile(
     r"\d{4}-\d{2}-\d{2}"
     r"(?:[ T]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?: ?(?:Z|[+-]\d{2}:?\d{2}))?)?"
+)
+# The shapes Iterable types as a date when they are written (its documented formats): a
+# bare day, ISO 8601 (a `T`, a fraction of a second, an offset), or "yyyy-MM-dd HH:mm:ss
+# ZZ", which has no fraction: Iterable refused "2020-04-13 14:04:09.000" for a date field
+# as a string (block/iterable-go, parsers/mismatched_fields_parser_test.go). A time
+# without seconds (2024-05-01 09:30) is text to Iterable too, which a date field refuses.
+WRITTEN_DATE = re.compile(
+    r"\d{4}-\d{2}-\d{2}"
+    r"(?:T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?: ?(?:Z|[+-]\d{2}:?\d{2}))?"
+    r"| \d{2}:\d{2}:\d{2}(?: ?(?:Z|[+-]\d{2}:?\d{2}))?)?"
 )
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}

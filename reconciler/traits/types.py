@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.layout import one_line
-from reconciler.traits.convert import DATE_SHAPE
+from reconciler.traits.convert import WRITTEN_DATE
 
 # A double field takes a whole number (JSON has no separate int); a string field takes text
 # that happens to look like a date.
@@ -44,7 +44,7 @@ def _scalar_type(value: Any) -> str | None:
     if isinstance(value, float):
         return "double"
     if isinstance(value, str):
-        return "date" if DATE_SHAPE.fullmatch(value) else "string"
+        return "date" if WRITTEN_DATE.fullmatch(value) else "string"
     if isinstance(value, Mapping):
         return "object"
     return None

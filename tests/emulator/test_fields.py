@@ -21,6 +21,11 @@ from tests.emulator.support import failed, subscribe
         ("2024-03-01 10:20:30 +00:00", "date"),
         ("2024-03-01T10:20:30Z", "date"),
         ("2024-03-01T10:20:30.123+02:00", "date"),
+        # A fraction after a space is text to Iterable (block/iterable-go's recorded
+        # RequestFieldsTypesMismatched: "2020-04-13 14:04:09.000" came in as a string).
+        ("2020-04-13 14:04:09.000", "string"),
+        ("2020-04-13 14:04:09.5 +00:00", "string"),
+        ("2020-04-13 14:04:09", "date"),
         ("2024-03-01 and more", "string"),
         (3, "long"),
         (3.5, "double"),

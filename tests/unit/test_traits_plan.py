@@ -173,6 +173,19 @@ def test_a_time_without_seconds_is_text_to_iterable_not_a_date() -> None:
     assert result.conflicts == []
 
 
+def test_a_time_with_a_fraction_after_a_space_is_text_to_iterable_not_a_date() -> None:
+    # Iterable answered a bulkUpdate of "2020-04-13 14:04:09.000" to a date field with
+    # RequestFieldsTypesMismatched, incomingTypes ["string", "keyword"] (Block's production
+    # client, block/iterable-go parsers/mismatched_fields_parser_test.go): a fraction of a
+    # second is ISO 8601's, after a `T`; "yyyy-MM-dd HH:mm:ss ZZ" has none.
+    sent = ["2020-04-13 14:04:09.000", "2020-04-13 14:04:09.5 +00:00"]
+    result = check_types({"when": "date"}, [SentValue("when", v, "r") for v in sent])
+    assert [(c.path, c.existing, c.sent) for c in result.conflicts] == [("when", "date", "string")]
+    assert check_types({}, [SentValue("when", sent[0], "r")]).new_fields == {"when": "string"}
+    result = check_types({"when": "date"}, [SentValue("when", "2020-04-13T14:04:09.000", "r")])
+    assert result.conflicts == []
+
+
 def test_nested_paths_are_checked() -> None:
     result = check_types({"prefs.email": "boolean"}, [SentValue("prefs", {"email": "yes"}, "r")])
     assert [c.path for c in result.conflicts] == ["prefs.email"]
