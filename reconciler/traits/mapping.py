@@ -91,6 +91,10 @@ class CompiledField:
             raise FieldValueError(FieldError(self.name, self.source, error.reason)) from None
         except TemplateBudgetExceeded as error:
             raise FieldBudgetError(self, error.reason) from None
+        if self.type not in (None, "string") and not text.strip():
+            # No text (a template of a NULL) is no number, date or true/false: the field
+            # is cleared, as an empty cell of a column is (text stays the text it is).
+            return None
         try:
             return _whole(convert(text))
         except ConversionError as error:

@@ -192,6 +192,36 @@ def test_a_null_column_renders_as_no_text_not_none() -> None:
     assert compiled.values({"nick": None}) == ({"greeting": "Hi there"}, [])
 
 
+def test_a_typed_template_that_gives_no_text_clears_the_field_as_an_empty_cell_does() -> None:
+    # A template of a NULL gives no text, which no number, date or true/false is: every
+    # run reported it and exited 1, and no template could clear such a field, where
+    # `from:` the same column sends null.
+    compiled = mapping(
+        template("score", "{{ s }}", "number"),
+        template("renews", "{{ d }}\n", "date"),  # a YAML block scalar ends in a newline
+        template("vip", "{% if v %}{{ v }}{% endif %}", "boolean"),
+        template("prefs", " {{ p }} ", "object"),
+        template("tags", "{{ t }}", "list"),
+        template("note", "{{ s }}", "string"),  # text: an empty one is text too
+        template("nick", "{{ s }}"),
+    )
+    row = {"s": None, "d": "", "v": None, "p": None, "t": ""}
+    assert compiled.values(row) == (
+        {
+            "score": None,
+            "renews": None,
+            "vip": None,
+            "prefs": None,
+            "tags": None,
+            "note": "",
+            "nick": "",
+        },
+        [],
+    )
+    values, errors = compiled.values({**row, "s": "x"})
+    assert [e.field for e in errors] == ["score"] and values["note"] == "x"
+
+
 def test_an_undefined_variable_is_an_error_naming_the_template() -> None:
     compiled = mapping(template("greeting", "Hi {{ frist_name }}"))
     values, errors = compiled.values({"first_name": "Ada"})
