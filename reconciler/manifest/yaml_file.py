@@ -9,6 +9,7 @@ fails to construct does not stop the ones after it.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
 from collections.abc import Iterator
@@ -19,12 +20,13 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.composer import ComposerError
-from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.constructor import DuplicateKeyError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
+from ruamel.yaml.scalarint import ScalarInt
 
 from reconciler.errors import Problem
 from reconciler.manifest.location import Location, YamlPositions
@@ -83,10 +85,66 @@ def read_yaml_file(path: Path, display: str) -> tuple[list[YamlDocument], list[P
     return _read_documents(text, path, display)
 
 
+# The attribute on a number that keeps its text as the file writes it (`yaml_text`).
+WRITTEN_AS = "yaml_text"
+
+
+class WrittenInt(int):
+    """An int as pydantic's strict mode takes it (a typed field makes it a plain int),
+    with the text the file writes it in (`yaml_text`), for a trait mapping's text."""
+
+    yaml_text: str
+
+    def __new__(cls, value: int, written: str) -> WrittenInt:
+        number = super().__new__(cls, value)
+        number.yaml_text = written
+        return number
+
+
+class WrittenFloat(float):
+    """A float with the text the file writes it in, as WrittenInt."""
+
+    yaml_text: str
+
+    def __new__(cls, value: float, written: str) -> WrittenFloat:
+        number = super().__new__(cls, value)
+        number.yaml_text = written
+        return number
+
+
+class _Constructor(RoundTripConstructor):
+    """ruamel's round-trip constructor, keeping on each number whose text is not Python's
+    own the text as written (`zip: 01234`, `phone: +4912345`, `version: 1.10`): a trait
+    mapping's `type: string` sends that text (traits/convert.py to_string), where the
+    number's own text lost the leading zero, the plus and the trailing zero."""
+
+    def construct_yaml_int(self, node: Any) -> Any:
+        return _with_text(super().construct_yaml_int(node), node)
+
+    def construct_yaml_float(self, node: Any) -> Any:
+        return _with_text(super().construct_yaml_float(node), node)
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:int", _Constructor.construct_yaml_int)
+_Constructor.add_constructor("tag:yaml.org,2002:float", _Constructor.construct_yaml_float)
+
+
+def _with_text(value: Any, node: Any) -> Any:
+    written = node.value
+    if not isinstance(written, str) or isinstance(value, bool) or written == repr(value):
+        return value
+    if type(value) is int:  # a plain int takes no attribute; ruamel's own int type does
+        value = ScalarInt(value)
+    with contextlib.suppress(AttributeError):  # a number type without a __dict__: as it is
+        setattr(value, WRITTEN_AS, written)
+    return value
+
+
 def _read_documents(
     text: str, path: Path, display: str
 ) -> tuple[list[YamlDocument], list[Problem]]:
     yaml = YAML(typ="rt")
+    yaml.Constructor = _Constructor
     documents: list[YamlDocument] = []
     problems: list[Problem] = []
     with warnings.catch_warnings():
@@ -421,10 +479,15 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, bool | ScalarBoolean):
         # ScalarBoolean (an anchored true/false) is an int subclass, not a bool.
         return bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
+    if isinstance(value, int | float):
+        written = getattr(value, WRITTEN_AS, None)
+        if written is not None:
+            return (
+                WrittenInt(value, written)
+                if isinstance(value, int)
+                else WrittenFloat(value, written)
+            )
+        return int(value) if isinstance(value, int) else float(value)
     if isinstance(value, str):
         return str(value)
     if isinstance(value, tuple):

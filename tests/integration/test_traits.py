@@ -16,6 +16,7 @@ from reconciler.iterable import ClientSettings, IterableClient
 from reconciler.iterable.batching import encode
 from reconciler.plan import DestinationPlan, FieldUpdate, Plan
 from tests.conftest import EMULATOR_API_KEY
+from tests.integration.conftest import yaml
 
 HEADER = "email,user_id,plan,lifetime_value,renews_on,first_name"
 ROWS = [
@@ -398,6 +399,53 @@ def test_a_key_an_inline_member_leaves_out_keeps_what_iterable_has(workspace, cl
     assert fields_of(emulator_server, "kept@example.com")["planTier"] == "gold"
     assert fields_of(emulator_server, "both@example.com")["planTier"] == "pro"
     assert fields_of(emulator_server, "new@example.com")["planTier"] == "basic"
+    again = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+
+
+def test_an_inline_number_mapped_as_text_is_sent_as_written(workspace, cli, emulator_server):
+    # YAML reads `zip: 01234` as the number 1234: `type: string` sent "1234", a phone
+    # number `+4912345` lost its plus and `1.10` became "1.1". The text as written is what
+    # a mapping that asks for text wants; without a type the value stays the number.
+    fields = {n: {"from": n, "type": "string"} for n in ("zip", "phone", "version", "big")}
+    workspace.write("traits.yaml", mapping_doc({**fields, "count": "zip"}))
+    workspace.write(
+        "aud-vip.yaml",
+        yaml(
+            """
+            apiVersion: reconciler/v1
+            kind: Audience
+            metadata: {name: vip}
+            spec:
+              destination: prod
+              traits: crm
+              members:
+                inline:
+                  - {email: a@example.com, zip: 01234, phone: +4912345, version: 1.10, big: 1e3}
+                  - email: b@example.com
+                    zip: 0x1F
+                    phone: 4_912_345
+                    version: -0.0
+                    big: 12345678901234567890
+            """
+        ),
+    )
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert fields_of(emulator_server, "a@example.com") == {
+        "zip": "01234",
+        "phone": "+4912345",
+        "version": "1.10",
+        "big": "1e3",
+        "count": 1234,
+    }
+    assert fields_of(emulator_server, "b@example.com") == {
+        "zip": "0x1F",
+        "phone": "4_912_345",
+        "version": "-0.0",
+        "big": "12345678901234567890",
+        "count": 31,
+    }
     again = cli("plan", workspace.manifests, "--detailed-exitcode")
     assert again.exit_code == 0, again.output
 
