@@ -11,6 +11,7 @@
     ├── StalePlanError              a saved plan no longer matches manifests or Iterable (exit 4)
     ├── LockedError                 another apply holds the destination's lock
     ├── OutputError                 stdout would not take the command's result (`| head`, full disk)
+    ├── SummaryFileError            --summary-file could not be written (stdout still can be)
     └── IterableError               Iterable answered with an error, or could not be reached
         ├── AuthError               401 BadApiKey
         ├── ListInUseError          409 on delete
@@ -57,6 +58,11 @@ class ReconcilerError(Exception):
 class OutputError(ReconcilerError):
     """Standard output would not take the command's result: closed (`>&-`), a pipe whose
     reader left (`| head -1`), or a full disk. Said on stderr only: stdout is gone."""
+
+
+class SummaryFileError(ReconcilerError):
+    """`--summary-file` could not be added to (a runner's full disk). Not an OutputError:
+    stdout still takes the result, so with `--format json` the error is said in its object."""
 
 
 @dataclass(frozen=True, order=True)

@@ -12,7 +12,6 @@ and the others need none of it (tests/unit/test_startup.py keeps them without it
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -39,13 +38,12 @@ from reconciler.cli.options import (
 )
 from reconciler.cli.output import append, check_output_path, print_plan, progress_display
 from reconciler.cli.stdout import emit
-from reconciler.errors import OutputError, ReconcilerError, UnsafePlanError
+from reconciler.errors import OutputError, ReconcilerError, SummaryFileError, UnsafePlanError
 from reconciler.members.model import SavedPlanTables
 from reconciler.plan import Plan
 from reconciler.plan.campaigns import campaigns_now
 from reconciler.plan.file import SavedPlan, load_plan
 from reconciler.plan.policy import overridden_rules
-from reconciler.render.masking import shower
 from reconciler.render.plans import (
     REPORT_RENDERERS,
     SUMMARY_LIMIT,
@@ -158,7 +156,7 @@ def apply(
     if summary_file is not None:
         try:
             append(summary_file, report_markdown(report, show_members))
-        except OutputError as exc:
+        except SummaryFileError as exc:
             err.print(
                 f"error: {exc}. The apply itself is over (outcome: {record.outcome}).",
                 markup=False,
@@ -251,7 +249,7 @@ def _stopped(
     record.stopped(exc, exits.safe_message(exc) if isinstance(exc, ReconcilerError) else None)
     if opts.summary_file is not None and message is not None:
         # The error being reported may be this file's own; it is said below either way.
-        with contextlib.suppress(OutputError):
+        with contextlib.suppress(SummaryFileError):
             append(
                 opts.summary_file, f"\n**reconciler apply stopped ({record.outcome})**: {message}\n"
             )
@@ -304,8 +302,8 @@ def _apply(opts: _Options, record: RunRecord) -> ApplyReport:
             markdown = plan_markdown(the_plan, opts.show_members, opts.allowed, SUMMARY_LIMIT)
             try:
                 append(opts.summary_file, markdown)
-            except OutputError as exc:
-                raise OutputError(f"{exc}; nothing was applied") from None
+            except SummaryFileError as exc:
+                raise SummaryFileError(f"{exc}; nothing was applied") from None
         if not the_plan.has_changes:
             raise _nothing_to_do(the_plan, opts, record)
         _check_policy(the_plan, opts)
@@ -356,14 +354,14 @@ def _check_policy(the_plan: Plan, opts: _Options) -> None:
         overridden = the_plan.raise_if_unsafe(opts.allowed)
     except UnsafePlanError as exc:
         if opts.output is OutputFormat.json:
-            blocked = the_plan.to_dict(shower(opts.show_members))
-            blocked.update(
-                error=exits.safe_message(exc, opts.show_members), exit_code=exc.exit_code
-            )
-            emit(
-                json.dumps(blocked, indent=2),
-                "the blocked plan",
+            print_plan(
+                the_plan,
+                opts.output,
+                opts.show_members,
+                opts.allowed,
                 consequence="the safety policy blocks it, and nothing was applied",
+                error=exc,
+                what="the blocked plan",
             )
         raise
     for v in overridden:

@@ -7,13 +7,14 @@ import os
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from reconciler.cli import exits
 from reconciler.cli.exits import err
 from reconciler.cli.options import OutputFormat
 from reconciler.cli.stdout import emit
-from reconciler.errors import ConfigError, OutputError
+from reconciler.errors import ConfigError, ReconcilerError, SummaryFileError
 from reconciler.plan import Plan
 from reconciler.progress import Progress, console_progress, redraws_in_place
-from reconciler.render.plans import PLAN_RENDERERS
+from reconciler.render.plans import PLAN_RENDERERS, plan_json
 
 
 def print_plan(
@@ -23,10 +24,19 @@ def print_plan(
     allowed: frozenset[str] = frozenset(),
     *,
     consequence: str | None = None,
+    error: ReconcilerError | None = None,
+    what: str = "the plan",
 ) -> None:
-    """The plan on stdout, or OutputError (saying `consequence`) when stdout refuses it."""
-    text = PLAN_RENDERERS[output](the_plan, show_members, allowed)
-    emit(text, "the plan", nl=False, consequence=consequence)
+    """The plan on stdout, or OutputError (saying `consequence`) when stdout refuses it.
+    `error`: what the command exits with although it shows its plan (the safety policy's
+    block, a summary file not written); with --format json the plan's object carries it as
+    `error` and `exit_code`, since that object is all a script reads."""
+    if error is not None and output is OutputFormat.json:
+        message = exits.safe_message(error, show_members)
+        text = plan_json(the_plan, show_members, allowed, error=(message, error.exit_code))
+    else:
+        text = PLAN_RENDERERS[output](the_plan, show_members, allowed)
+    emit(text, what, nl=False, consequence=consequence)
 
 
 def check_output_path(
@@ -67,7 +77,7 @@ def check_output_path(
 
 def append(path: Path, text: str) -> None:
     """Add to a summary file (`--summary-file`, e.g. $GITHUB_STEP_SUMMARY), or raise
-    OutputError: a full disk (a runner's, where the job summary lives) was an internal
+    SummaryFileError: a full disk (a runner's, where the job summary lives) was an internal
     error, and in apply one after the work was done."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)  # as --out and --summary-json do
@@ -77,7 +87,7 @@ def append(path: Path, text: str) -> None:
         with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
             handle.write(text if text.endswith("\n") else text + "\n")
     except OSError as exc:
-        raise OutputError(
+        raise SummaryFileError(
             f"could not add to --summary-file {path}: {exc.strerror or type(exc).__name__}"
         ) from None
 

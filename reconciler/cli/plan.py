@@ -21,7 +21,7 @@ from reconciler.cli.options import (
     format_option,
 )
 from reconciler.cli.output import append, check_output_path, print_plan
-from reconciler.errors import OutputError, ReconcilerError, UnsafePlanError
+from reconciler.errors import OutputError, ReconcilerError, SummaryFileError, UnsafePlanError
 from reconciler.plan.file import save_plan
 from reconciler.render.plans import SUMMARY_LIMIT, plan_markdown
 from reconciler.state.desired import combined_digest, manifest_file_digests
@@ -69,17 +69,18 @@ def plan(
     except (ReconcilerError, KeyboardInterrupt) as exc:
         # A plan only reads, so after Ctrl-C there is nothing to undo.
         raise exits.fail(exc, alert="plan") from None
-    unwritten: list[OutputError] = []
-    try:
-        print_plan(the_plan, output, show_members)
-    except OutputError as exc:
-        unwritten.append(exc)
-    # The summary file, the saved plan's note and the alert do not depend on stdout.
+    unwritten: list[ReconcilerError] = []
+    # The summary file first, so that with --format json the plan's object can say it was
+    # not written (stdout is the one place a script reads); nor does it depend on stdout.
     if summary_file is not None:
         try:
             append(summary_file, plan_markdown(the_plan, show_members, limit=SUMMARY_LIMIT))
-        except OutputError as exc:
+        except SummaryFileError as exc:
             unwritten.append(exc)
+    try:
+        print_plan(the_plan, output, show_members, error=unwritten[0] if unwritten else None)
+    except OutputError as exc:
+        unwritten.append(exc)
     if out is not None:
         err.print(
             # Quoted as a shell needs it: a path with a space or a quote pasted as printed
@@ -90,7 +91,7 @@ def plan(
     exits.send_alert(alerts.for_plan(the_plan))
     if unwritten:
         # Not 0, 2 or 3: a script or a reviewer reading the plan did not get it. No JSON
-        # error object: stdout has the plan's, or is gone.
+        # error object: stdout has the plan's (saying the error), or is gone.
         raise [exits.fail(problem, json_object=False) for problem in unwritten][-1]
     if the_plan.violations():
         raise typer.Exit(UnsafePlanError.exit_code)

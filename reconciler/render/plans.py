@@ -245,8 +245,17 @@ def plan_markdown(
     return cut_markdown(text, limit, note)
 
 
-def plan_json(plan: Plan, show_members: bool = False, allowed: Collection[str] = ()) -> str:
-    return json.dumps(plan.to_dict(shower(show_members)), indent=2) + "\n"
+def plan_json(
+    plan: Plan,
+    show_members: bool = False,
+    allowed: Collection[str] = (),
+    error: tuple[str, int] | None = None,
+) -> str:
+    """`error`: (message, exit code) of a command that fails although it shows its plan."""
+    out = plan.to_dict(shower(show_members))
+    if error is not None:
+        out["error"], out["exit_code"] = error
+    return json.dumps(out, indent=2) + "\n"
 
 
 def _totals(report: ApplyReport) -> dict[str, Any]:

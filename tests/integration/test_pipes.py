@@ -394,3 +394,35 @@ def test_a_summary_file_on_a_full_disk_is_an_error_that_says_so(
     _said_plainly(apply, "could not add to --summary-file /dev/full: No space left on device")
     assert "nothing was applied" in apply.stderr
     assert lists_by_name(emulator_server) == {}
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_with_format_json_a_summary_file_that_cannot_be_written_is_said_in_the_json_object(
+    one_list: Workspace, emulator_server
+) -> None:
+    """`--format json` promises one object on stdout whatever the outcome, with `error` and
+    `exit_code` on an error. A --summary-file on a full disk is no failure of stdout, yet
+    apply left stdout empty (jq read nothing) and plan's object did not say why it exits 1."""
+    apply = run(
+        one_list,
+        *("apply", "manifests", "--yes", "--format", "json", "--summary-file", "/dev/full"),
+        stdout=subprocess.PIPE,
+    )
+    assert apply.returncode == 1, apply.stderr
+    assert apply.stdout.strip(), apply.stderr
+    error = json.loads(apply.stdout)
+    assert error["exit_code"] == 1
+    assert error["error"].startswith("could not add to --summary-file /dev/full")
+    assert "nothing was applied" in error["error"]
+    assert lists_by_name(emulator_server) == {}
+
+    plan = run(
+        one_list,
+        *("plan", "manifests", "--format", "json", "--summary-file", "/dev/full"),
+        stdout=subprocess.PIPE,
+    )
+    assert plan.returncode == 1, plan.stderr
+    planned = json.loads(plan.stdout)
+    assert planned["summary"]["lists_to_create"] == 1  # the plan, as it is
+    assert planned["exit_code"] == 1
+    assert planned["error"].startswith("could not add to --summary-file /dev/full")
