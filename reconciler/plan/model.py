@@ -4,7 +4,7 @@ that apply needs and the counts and samples that people read."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -330,6 +330,14 @@ class Violation:
     list_name: str
     rule: Rule
     message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "destination": self.destination,
+            "list_name": self.list_name,
+            "rule": self.rule,
+            "message": self.message,
+        }
 
     @property
     def where(self) -> str:
@@ -681,11 +689,15 @@ class Plan:
             ),
         )
 
-    def to_dict(self, show: Callable[[str], str]) -> dict[str, Any]:
+    def to_dict(self, show: Callable[[str], str], allowed: Collection[str] = ()) -> dict[str, Any]:
         """The plan for machines (`--format json`): counts, samples through `show` (masked by
-        default), policy verdicts. Full member sets live only in saved plan files."""
+        default), policy verdicts. Full member sets live only in saved plan files.
+        `allowed`: the rules apply was told to override (--allow-removals, ...): those
+        violations are `overridden`, not `violations`, as the text plan apply prints says."""
         s = self.summary
-        violations = self.violations()
+        every = self.violations()
+        violations = [v for v in every if v.rule not in allowed]
+        overridden = [v for v in every if v.rule in allowed]
         return {
             "format_version": 1,
             "has_changes": self.has_changes,
@@ -706,15 +718,8 @@ class Plan:
                 "members_resubscribed": s.members_resubscribed,
                 "members_to_unsubscribe_from_channel": s.members_to_unsubscribe_from_channel,
             },
-            "violations": [
-                {
-                    "destination": v.destination,
-                    "list_name": v.list_name,
-                    "rule": v.rule,
-                    "message": v.message,
-                }
-                for v in violations
-            ],
+            "violations": [v.to_dict() for v in violations],
+            "overridden": [v.to_dict() for v in overridden],
             "destinations": [
                 {
                     "name": d.destination,

@@ -252,7 +252,7 @@ def plan_json(
     error: tuple[str, int] | None = None,
 ) -> str:
     """`error`: (message, exit code) of a command that fails although it shows its plan."""
-    out = plan.to_dict(shower(show_members))
+    out = plan.to_dict(shower(show_members), allowed)
     if error is not None:
         out["error"], out["exit_code"] = error
     return json.dumps(out, indent=2) + "\n"

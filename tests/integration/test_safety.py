@@ -600,6 +600,31 @@ def test_json_output_is_one_object_on_errors_and_on_a_blocked_apply(
     assert "broken.yaml" in error["problems"][0]
 
 
+def test_a_blocked_apply_in_json_lists_as_violations_only_what_still_blocks_it(
+    workspace, cli, emulator_server
+):
+    # The text plan apply prints separates what blocks it from what the command line
+    # overrode; the JSON object named both as violations, so a CI step posting them said
+    # the removals it had been told to allow still blocked the run.
+    seed_list(emulator_server, "vip", emails(10))
+    workspace.audience("vip", {"inline": emails(5)})  # removes 50%: the removal limit
+    workspace.audience("news", {"inline": emails(3, prefix="new")}, policy={"maxAdditions": 2})
+
+    result = cli("apply", workspace.manifests, "--yes", "--allow-removals", "--format", "json")
+    assert result.exit_code == 3, result.output
+    body = result.json()
+    assert body["blocked"] is True and body["exit_code"] == 3
+    assert [(v["list_name"], v["rule"]) for v in body["violations"]] == [("news", "additions")]
+    assert [(v["list_name"], v["rule"]) for v in body["overridden"]] == [("vip", "removals")]
+    assert "maxRemovalPercent" not in body["error"] and "maxAdditions 2" in body["error"]
+    assert writes(emulator_server) == []
+
+    # plan overrides nothing: both block it, as its text says.
+    plan = cli("plan", workspace.manifests, "--format", "json").json()
+    assert sorted(v["rule"] for v in plan["violations"]) == ["additions", "removals"]
+    assert plan["overridden"] == []
+
+
 def test_a_changed_list_name_is_a_new_list_and_a_changed_description_is_noted(
     workspace, cli, emulator_server
 ):
