@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 
 def display_path(path: Path | str) -> str:
@@ -49,7 +50,7 @@ class ReconcilerError(Exception):
     # an unreachable baseUrl): set where the destination is known, shown before the text.
     destination: str | None = None
 
-    def in_destination(self, name: str) -> ReconcilerError:
+    def in_destination(self, name: str) -> Self:
         if self.destination is None:
             self.destination = name
         return self

@@ -194,7 +194,8 @@ def safe_message(exc: BaseException, show_members: bool = False) -> str:
     email, so emails are masked like everywhere else unless --show-members was given."""
     text = str(exc)
     destination = getattr(exc, "destination", None)
-    if destination is not None:
+    # Not twice: a manifest's error names it after its FILE:LINE:COL (a key not set).
+    if destination is not None and f"destination {destination!r}" not in text:
         text = f"destination {destination!r}: {text}"
     return shown(text, show_members)
 

@@ -74,7 +74,7 @@ def open_clients(
         else set(manifests.destinations)
     )
     clients: dict[str, IterableClient] = {}
-    problems: list[str] = []
+    problems: list[ConfigError] = []
     for name, dest in manifests.destinations.items():
         if name not in needed:
             continue
@@ -83,11 +83,14 @@ def open_clients(
         except ConfigError as exc:
             # Every destination's key and baseUrl are said at once: two secrets missing in
             # CI took two runs to find, one per destination.
-            problems.append(str(exc))
+            problems.append(exc.in_destination(name))
     if len(problems) == 1:
-        raise ConfigError(problems[0])
+        raise problems[0]
     if problems:
-        raise ConfigError(f"{len(problems)} destinations cannot be used:\n" + "\n".join(problems))
+        raise ConfigError(
+            f"{len(problems)} destinations cannot be used:\n"
+            + "\n".join(str(problem) for problem in problems)
+        )
     for name, client in clients.items():
         # Long rate-limit waits, retries and why a run waits (a new list Iterable does not
         # accept writes to yet, a lost answer checked against the lagging list index) are

@@ -162,3 +162,17 @@ def test_a_json_error_names_the_destination_for_machines(workspace, eu, cli, mon
         error = result.json()
         assert error["destination"] == "eu"
         assert error["error"].startswith("destination 'eu': GET /api/lists: Iterable rejected")
+
+
+def test_a_json_error_names_the_destination_whose_key_is_not_set(workspace, eu, cli, monkeypatch):
+    # The commonest failure of a job with two projects: one secret missing. The README
+    # promises `destination` for an error in one destination, its key included.
+    monkeypatch.delenv("EU_KEY")
+    for command in (("plan",), ("status",), ("apply", "--yes")):
+        result = cli(*command, workspace.manifests, "--format", "json")
+        assert result.exit_code == 1, result.output
+        error = result.json()
+        assert error["destination"] == "eu", error
+        assert "environment variable EU_KEY is not set" in error["error"]
+        # Named once, where the message already names it.
+        assert error["error"].count("destination 'eu'") == 1, error["error"]
