@@ -505,3 +505,6 @@ def test_counts_of_members_not_sent_have_thousands_separators():
     assert "... and 1,190 more" in text and "... and 1,490 more" in text
     markdown = plan_markdown(plan)
     assert "1,200 forgotten in Iterable, not sent, 1,500 not created" in markdown
+    # And in the list of members not sent, below the table.
+    assert "- members: 1,200 forgotten in Iterable, not sent: " in markdown
+    assert "- members: 1,500 not created (updateExistingUsersOnly): " in markdown
