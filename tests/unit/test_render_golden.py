@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,15 @@ from reconciler.plan import (
     Plan,
 )
 from reconciler.render.masking import source_value
-from reconciler.render.plans import plan_markdown, plan_text, report_markdown, report_text
+from reconciler.render.plans import (
+    plan_json,
+    plan_markdown,
+    plan_text,
+    report_json,
+    report_markdown,
+    report_text,
+)
+from reconciler.render.status import status_rows
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
@@ -508,3 +518,65 @@ def test_counts_of_members_not_sent_have_thousands_separators():
     # And in the list of members not sent, below the table.
     assert "- members: 1,200 forgotten in Iterable, not sent: " in markdown
     assert "- members: 1,500 not created (updateExistingUsersOnly): " in markdown
+
+
+# -- the JSON outputs, as the README documents them ------------------------------------------
+
+# Objects keyed by data, not by the format: field names, field paths, unsubscribe sources.
+_KEYED_BY_DATA = {"new_fields", "by_source", "changes"}
+
+
+def _json_keys(value: Any, keys: set[str], texts: set[str]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            keys.add(key)
+            if key in _KEYED_BY_DATA and isinstance(item, dict):
+                for inner in item.values():  # a field's {"old", "new"}
+                    _json_keys(inner, keys, texts)
+            else:
+                _json_keys(item, keys, texts)
+    elif isinstance(value, list):
+        for item in value:
+            _json_keys(item, keys, texts)
+    elif isinstance(value, str):
+        texts.add(value)
+
+
+def _readme_block(opening: str) -> str:
+    readme = (GOLDEN.parents[1] / "README.md").read_text(encoding="utf-8")
+    return readme[readme.index(opening) :].split("\n\n")[0]
+
+
+@pytest.mark.parametrize(
+    ("opening", "outputs"),
+    [
+        (
+            "The plan's JSON has",
+            lambda: (
+                [plan_json(make()) for make in PLANS.values()]
+                + [plan_json(guards_plan(), allowed=("removals",))]
+                + [plan_json(Plan((destination(list_plan(resubscribe_allowed=True)),)))]
+            ),
+        ),
+        ("The apply report's JSON", lambda: [report_json(apply_report())]),
+        (
+            "`status --format json` prints",
+            lambda: [json.dumps({"audiences": status_rows(make())}) for make in PLANS.values()],
+        ),
+    ],
+    ids=["plan", "report", "status"],
+)
+def test_the_readme_names_every_key_of_each_json_output_and_no_other(opening, outputs):
+    """Scripts read these objects by the README: a key it does not name is one nobody
+    relies on knowingly, and a key it names that the output lacks breaks them."""
+    keys: set[str] = set()
+    texts: set[str] = set()
+    for text in outputs():
+        _json_keys(json.loads(text), keys, texts)
+    block = _readme_block(opening)
+    named = set(re.findall(r"`([a-z_]+)`", block))
+    assert sorted(k for k in keys if k not in named) == []
+    # What it names is a key or a value of the output (`create_list`, `never`), or a
+    # manifest key or command it explains.
+    words = {"description", "plan"}
+    assert sorted(named - keys - texts - words) == []
