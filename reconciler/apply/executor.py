@@ -40,6 +40,7 @@ from reconciler.plan import (
     Plan,
     RemoveMembers,
     UpdateFields,
+    Violation,
 )
 from reconciler.plan.ownership import mark
 from reconciler.render.masking import marking_sent, message_for
@@ -261,6 +262,10 @@ class ApplyReport:
     source_problems: str | None = None
     # Members not sent because they opted out (apply/held_back.py): no change, no failure.
     held_back: list[HeldBack] = field(default_factory=list)
+    # The safety policy's verdicts the command line overrode (--allow-removals, ...) to
+    # apply this plan: the text and markdown plans printed before the report say so, and
+    # the JSON report and the run record are all a script or a sync's history keep.
+    overridden: list[Violation] = field(default_factory=list)
 
     @property
     def interrupted(self) -> bool:
@@ -342,6 +347,7 @@ class ApplyReport:
             ],
             "members_held_back": sum(h.count for h in self.held_back),
             "held_back": [h.to_dict(show) for h in self.held_back],
+            "overridden": [v.to_dict() for v in self.overridden],
         }
 
 

@@ -137,6 +137,8 @@ class RunRecord:
                 for d in report.destinations
                 for x in d.deletions
             ],
+            # The safety policy's verdicts this run was told to override (an audit trail).
+            "overridden": [v.to_dict() for v in report.overridden],
             # Members not re-added for consent: counts, no identities.
             "held_back": [
                 {

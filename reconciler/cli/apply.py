@@ -40,7 +40,7 @@ from reconciler.cli.output import append, check_output_path, print_plan, progres
 from reconciler.cli.stdout import emit
 from reconciler.errors import OutputError, ReconcilerError, SummaryFileError, UnsafePlanError
 from reconciler.members.model import SavedPlanTables
-from reconciler.plan import Plan
+from reconciler.plan import Plan, Violation
 from reconciler.plan.campaigns import campaigns_now
 from reconciler.plan.file import SavedPlan, load_plan
 from reconciler.plan.policy import overridden_rules
@@ -306,7 +306,7 @@ def _apply(opts: _Options, record: RunRecord) -> ApplyReport:
                 raise SummaryFileError(f"{exc}; nothing was applied") from None
         if not the_plan.has_changes:
             raise _nothing_to_do(the_plan, opts, record)
-        _check_policy(the_plan, opts)
+        overridden = _check_policy(the_plan, opts)
         if not opts.yes:
             _confirm(the_plan, opts)
         with progress_display() as display:
@@ -318,6 +318,7 @@ def _apply(opts: _Options, record: RunRecord) -> ApplyReport:
                 display=display,
                 on_abort=lambda aborted: _aborted(aborted, opts, record),
             )
+    report.overridden = overridden
     record.applied(report)
     return report
 
@@ -349,7 +350,9 @@ def _nothing_to_do(the_plan: Plan, opts: _Options, record: RunRecord) -> typer.E
     return typer.Exit(EXIT_ERROR if problems else EXIT_OK)
 
 
-def _check_policy(the_plan: Plan, opts: _Options) -> None:
+def _check_policy(the_plan: Plan, opts: _Options) -> list[Violation]:
+    """Raise UnsafePlanError (its plan shown first with --format json) when the policy
+    blocks the plan; otherwise warn of, and return, the violations the options override."""
     try:
         overridden = the_plan.raise_if_unsafe(opts.allowed)
     except UnsafePlanError as exc:
@@ -371,6 +374,7 @@ def _check_policy(the_plan: Plan, opts: _Options) -> None:
             f"warning: applying despite the safety policy: {v.where}: {v.message}",
             markup=False,
         )
+    return overridden
 
 
 def _confirm(the_plan: Plan, opts: _Options) -> None:

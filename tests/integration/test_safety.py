@@ -600,6 +600,33 @@ def test_json_output_is_one_object_on_errors_and_on_a_blocked_apply(
     assert "broken.yaml" in error["problems"][0]
 
 
+def test_an_apply_that_overrode_the_policy_says_so_in_its_json_report_and_run_record(
+    workspace, cli, emulator_server, tmp_path
+):
+    # The text apply prints its plan, which says what the command line overrode; with
+    # --format json stdout has only the report, and neither it nor the run record (a
+    # sync's history) said that a removal beyond the limit was applied by override.
+    seed_list(emulator_server, "vip", emails(10))
+    workspace.audience("vip", {"inline": emails(5)})  # removes 50%: the removal limit
+    record = tmp_path / "run.json"
+    result = cli(
+        "apply",
+        workspace.manifests,
+        *("--yes", "--allow-removals", "--format", "json", "--summary-json", record),
+    )
+    assert result.exit_code == 0, result.output
+    for overridden in (result.json()["overridden"], json.loads(record.read_text())["overridden"]):
+        assert [(v["destination"], v["list_name"], v["rule"]) for v in overridden] == [
+            ("prod", "vip", "removals")
+        ]
+        assert "more than maxRemovalPercent 10%" in overridden[0]["message"]
+
+    workspace.audience("vip", {"inline": emails(6)})  # adds 1: nothing to override
+    plain = cli("apply", workspace.manifests, "--yes", "--format", "json")
+    assert plain.exit_code == 0, plain.output
+    assert plain.json()["overridden"] == []
+
+
 def test_a_blocked_apply_in_json_lists_as_violations_only_what_still_blocks_it(
     workspace, cli, emulator_server
 ):
