@@ -95,7 +95,8 @@ def _imported_lines(result: ImportResult, out: Path) -> list[str]:
     for item in result.imported:
         lines.append(
             f"{item.manifest}: audience {item.audience!r} <- list {item.list_id} "
-            f"{item.list_name!r} ({item.members} members in {item.members_file.name})"
+            f"{item.list_name!r} ({item.members:,} member{'s' if item.members != 1 else ''} "
+            f"in {item.members_file.name})"
         )
     if not result.imported:
         lines.append(

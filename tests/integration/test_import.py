@@ -70,6 +70,10 @@ def test_hybrid_import_round_trips_to_an_empty_plan(typed_workspace, cli, monkey
     result = cli("import", ws.manifests, "--destination", "prod", "--out", out)
 
     assert result.exit_code == 0, result.output
+    # Counts said as every count is: a plural only for other than one.
+    assert "'vip' (3 members in " in result.stdout
+    assert "'Empty one' (0 members in " in result.stdout
+    assert "member in" not in result.stdout
     assert writes(emulator) == []  # import only reads
     assert sorted(p.name for p in out.iterdir()) == [
         "beta-testers.csv",
