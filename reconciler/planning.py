@@ -58,7 +58,7 @@ from reconciler.state.desired import (
 )
 from reconciler.state.field_tables import conflict_group
 from reconciler.state.fields import plan_fields
-from reconciler.state.live import LiveList, read_live
+from reconciler.state.live import LiveDestination, LiveList, read_live
 from reconciler.state.routes import choose_route
 from reconciler.state.unsendable import leave_out_unsendable
 from reconciler.traits import values as trait_values
@@ -168,7 +168,6 @@ def _plan_destination(
     members, then (knowing the adds) mapped fields, users that cannot be sent, consent and
     the campaigns the changes reach. `declared` is every list name its manifests declare,
     or None when only some audiences are planned (then nothing may be pruned)."""
-    dest_spec = desired.destination.spec
     live = read_live(
         client,
         desired,
@@ -178,6 +177,23 @@ def _plan_destination(
         prefetch=prefetch,
         member_reads=reads.member_reads,
     )
+    try:
+        return _plan_from_live(client, desired, declared, live, reads, prints)
+    finally:
+        if live.users_file is not None:
+            live.users_file.remove()
+
+
+def _plan_from_live(
+    client: IterableClient,
+    desired: DesiredDestination,
+    declared: set[str] | None,
+    live: LiveDestination,
+    reads: _Reads,
+    prints: dict[str, dict[str, Any]],
+) -> DestinationPlan:
+    """_plan_destination once its lists and members are read."""
+    dest_spec = desired.destination.spec
     # Audiences whose list could not be read with confidence are left out whole.
     unread = tuple(
         (item.audience.name, live.unproven[item.list_name])
@@ -213,7 +229,7 @@ def _plan_destination(
     )
     # Trait mappings: fields ride on subscribes, the rest become bulkUpdates. A value
     # that cannot be sent leaves out that field only: its member is still sent.
-    fields = plan_fields(client, desired, consented.lists, reads.progress)
+    fields = plan_fields(client, desired, consented.lists, reads.progress, live.users_file)
     field_issues, field_issues_unlisted = _value_issues(
         desired, fields.issues, fields.issues_unlisted
     )
@@ -222,7 +238,7 @@ def _plan_destination(
     # Forgotten users, and unknown ones an audience may not create, are not sent. Left out
     # after the fields are planned: their fields were to ride on the subscribe, so no
     # bulkUpdate (which creates unknown users) is planned for them.
-    left_out = leave_out_unsendable(client, desired.project_type, fields.lists)
+    left_out = leave_out_unsendable(client, desired.project_type, fields.lists, live.users_file)
     campaigns, campaigns_error, campaign_ids = _read_campaigns(client, left_out.lists, deletions)
     return plan_destination(
         desired.destination.name,
@@ -625,7 +641,18 @@ def _start_prefetches(
                 shown,
                 sizes=sizes,
                 member_reads=member_reads,
+                mapped_fields=_mapped_fields(manifests, audiences),
             )
+
+
+def _mapped_fields(manifests: Manifests, audiences: Sequence[Audience]) -> tuple[str, ...]:
+    """The fields the trait mappings of these audiences write, sorted."""
+    names: set[str] = set()
+    for audience in audiences:
+        mapping = manifests.trait_mappings.get(audience.spec.traits or "")
+        if mapping is not None:
+            names.update(mapping.spec.fields)
+    return tuple(sorted(names))
 
 
 def _value_issues(

@@ -48,6 +48,7 @@ from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.sources import MemberIssue
 from reconciler.state.desired import DesiredList
 from reconciler.state.live import choose_field_read, read_field_values
+from reconciler.state.users_file import UsersFile
 from reconciler.state.windows import download_whole
 from reconciler.traits import SentValue
 from reconciler.traits import values as trait_values
@@ -85,8 +86,10 @@ def plan_table_fields(
     items: Sequence[DesiredList],
     lists: Sequence[ListPlan],
     progress: Progress = NULL_PROGRESS,
+    users_file: UsersFile | None = None,
 ) -> TableFields:
-    """`items` are the destination's mapped audiences, `lists` all its list plans."""
+    """`items` are the destination's mapped audiences, `lists` all its list plans;
+    `users_file` as state/fields.py plan_fields takes it."""
     by_list = {lp.list_name: lp for lp in lists}
     values = [
         _without(engine, _values_of(engine, item), held_back(by_list[item.list_name]))
@@ -118,7 +121,9 @@ def plan_table_fields(
     field_types: Mapping[str, str] | None = None
     if users:
         task = progress.task(f"reading the mapped fields of {users:,} users", unit="users")
-        live, read = _read_live(client, engine, merged, names, users, project_type, task.advance)
+        live, read = _read_live(
+            client, engine, merged, names, users, project_type, task.advance, users_file
+        )
         task.finish()
         # Read before comparing: a string field's date-shaped text is compared as text.
         field_types = client.get_fields()
@@ -277,11 +282,19 @@ def _read_live(
     users: int,
     project_type: ProjectType,
     on_users: Callable[[int], None],
+    users_file: UsersFile | None = None,
 ) -> tuple[str, FieldRead]:
     """Current values of `names` for the wanted members, the cheaper way (as
     live.read_field_values chooses): one user export streamed into the workspace, or a
-    few per-user reads."""
-    if choose_field_read(users, client.settings) == "export":
+    few per-user reads; or from `users_file`, the export that read the members, when it
+    has them and that is cheaper (no request)."""
+    chosen = choose_field_read(users, client.settings)
+    if users_file is not None and users_file.serves(names, users, client.settings, chosen):
+        table = read_field_export(
+            engine, users_file.download, merged, names, project_type, on_users
+        )
+        return table, FieldRead("export", users, 0, tuple(names))
+    if chosen == "export":
         table = read_field_export(
             engine, download_whole(client, project_type), merged, names, project_type, on_users
         )

@@ -33,6 +33,7 @@ from reconciler.state.field_tables import (
     with_doubles,
 )
 from reconciler.state.live import read_field_values
+from reconciler.state.users_file import UsersFile
 from reconciler.traits import SentValue, TypeConflict, check_types
 from reconciler.traits.compare import text_fields
 from reconciler.traits.types import as_doubles
@@ -62,8 +63,11 @@ def plan_fields(
     desired: DesiredDestination,
     lists: Sequence[ListPlan],
     progress: Progress = NULL_PROGRESS,
+    users_file: UsersFile | None = None,
 ) -> FieldsPlan:
-    """`lists` are the destination's list plans, in the order of `desired.lists`."""
+    """`lists` are the destination's list plans, in the order of `desired.lists`;
+    `users_file` the export that read their members, read again for current values
+    rather than asking Iterable when it has them."""
     by_list = {lp.list_name: lp for lp in lists}
     mapped_items = [item for item in desired.lists if item.fields is not None]
     if not mapped_items:
@@ -72,7 +76,9 @@ def plan_fields(
     if engine is not None:
         # An audience planned in DuckDB: every mapped audience of the destination is
         # planned over workspace tables, a batch at a time.
-        return _plan_table_fields(client, engine, desired, lists, mapped_items, progress)
+        return _plan_table_fields(
+            client, engine, desired, lists, mapped_items, progress, users_file
+        )
     mapped = [_mapped(item, by_list[item.list_name]) for item in mapped_items]
     for item, m in zip(mapped_items, mapped, strict=True):
         _forget_traits(item.members, m.adding)
@@ -91,7 +97,7 @@ def plan_fields(
     if wanted:
         members = [merged.members[key] for key in sorted(wanted)]
         names = sorted({name for fields in wanted.values() for name in fields})
-        live = read_field_values(client, members, names, desired.project_type)
+        live = read_field_values(client, members, names, desired.project_type, users_file)
         out.read = live.read
         out.live_digest = values_digest(live.values)
         # Read before comparing: a string field's date-shaped text is compared as text.
@@ -126,10 +132,13 @@ def _plan_table_fields(
     lists: Sequence[ListPlan],
     items: list[DesiredList],
     progress: Progress,
+    users_file: UsersFile | None = None,
 ) -> FieldsPlan:
     """plan_fields over workspace tables (state/field_tables.py); the type check as below,
     over the values a batch at a time."""
-    found = plan_table_fields(client, engine, desired.project_type, items, lists, progress)
+    found = plan_table_fields(
+        client, engine, desired.project_type, items, lists, progress, users_file
+    )
     out = FieldsPlan(
         found.lists,
         found.updates,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import tempfile
 import threading
 import time
@@ -20,6 +21,7 @@ from reconciler.plan import FieldRead
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, Task, duration, heartbeat
 from reconciler.state.desired import DesiredDestination, DesiredList
 from reconciler.state.routes import MemberRoute, choose_route
+from reconciler.state.users_file import UsersFile
 from reconciler.state.windows import (
     WindowedRead,
     clock_behind_note,
@@ -63,6 +65,10 @@ class LiveDestination:
     # consent guard, which then need not read them again; None when they were not read.
     channel_unsubscribed: list[dict[str, Any]] | None = None
     channels_from: str = ""  # which read that was, for the consent guard's statement
+    # Every profile of the project as the export that read the members wrote them (with
+    # the mapped fields): the plan's later reads of the same profiles take it, and remove
+    # it once planned. None when the members were not read by an early export.
+    users_file: UsersFile | None = None
 
     def describe_reads(self) -> str | None:
         lists_read = len(self.managed) + len(self.unproven) - self.ambiguous
@@ -259,6 +265,7 @@ def read_live(
     route = choose_route(sizes, client.settings, member_reads)
     early = prefetch.take_export() if prefetch is not None and found else None
     downloaded: Downloaded | None = None
+    kept: list[Path] = []  # the early export's file, kept for the plan's later reads
     if early is not None:
         # The export started before the sources were read (a job, the user export, or it
         # in date windows): whatever the sizes now say, it has the head start (and reads
@@ -268,13 +275,79 @@ def read_live(
             "; ".join(x for x in (early.route.reason, "started before the sources were read") if x),
             early.route.seconds,
         )
-        downloaded = functools.partial(prefetch.wait_export, early)  # type: ignore[union-attr]
+        downloaded = _keeping(
+            functools.partial(prefetch.wait_export, early),  # type: ignore[union-attr]
+            kept,
+        )
         # The read began when the export did: its time and calls are counted from there.
         started, before = early.started, early.calls_before
     elif prefetch is not None and prefetch.downloads:
         # Lists downloaded by getUsers while the sources were read: their calls are the
         # read's too.
         started, before = prefetch.started, prefetch.calls_before
+    try:
+        live = _read_members(
+            client,
+            desired,
+            found,
+            ambiguous,
+            route,
+            engine,
+            progress,
+            on_read,
+            prefetch,
+            downloaded,
+            early,
+        )
+    except BaseException:
+        for path in kept:
+            path.unlink(missing_ok=True)
+        raise
+    live.all_lists = all_lists
+    live.seconds = time.monotonic() - started
+    live.calls = client.stats.calls_since(before)
+    live.calls.pop("GET /api/lists", None)
+    if early is not None and kept and live.member_read == early.route.name:
+        live.users_file = UsersFile(kept[0], frozenset(early.fields), early.lines)
+    else:  # the export could not be read: the lists were read by getUsers
+        for path in kept:
+            path.unlink(missing_ok=True)
+    return live
+
+
+def _keeping(downloaded: Downloaded, kept: list[Path]) -> Downloaded:
+    """`downloaded`, its file also linked beside it (into `kept`) before the member read
+    removes it: the plan's later reads of the same profiles take it (users_file.py). A
+    file system without hard links keeps none (a copy could be gigabytes)."""
+
+    def wait(on_lines: Callable[[int], None] | None) -> Path:
+        path = downloaded(on_lines)
+        copy = path.with_name(f"{path.stem}-users{path.suffix}")
+        try:
+            os.link(path, copy)
+        except OSError:
+            return path
+        kept.append(copy)
+        return path
+
+    return wait
+
+
+def _read_members(
+    client: IterableClient,
+    desired: DesiredDestination,
+    found: list[tuple[DesiredList, ListInfo]],
+    ambiguous: dict[str, str],
+    route: MemberRoute,
+    engine: Engine | None,
+    progress: Progress,
+    on_read: Callable[[str], None] | None,
+    prefetch: Prefetch | None,
+    downloaded: Downloaded | None,
+    early: ExportDownload | None,
+) -> LiveDestination:
+    """read_live's member read by `route` (falling back to getUsers where an export
+    cannot be read), proven and with its unproven lists."""
     in_tables = [(item, info) for item, info in found if item.table is not None]
     live = None
     if route.name == "windowedExport" and found:
@@ -317,15 +390,11 @@ def read_live(
             route = MemberRoute("getUsers", f"the user export could not be read ({exc})")
     if live is None:
         live = _read_by_get_users(client, desired, found, engine, progress, prefetch, on_read)
-    live.all_lists = all_lists
     live.table_reads = sum(1 for item, _info in in_tables if item.list_name in live.managed)
     live.route = route
     live = _prove_reads(client, live)
     live.unproven.update(ambiguous)
     live.ambiguous = len(ambiguous)
-    live.seconds = time.monotonic() - started
-    live.calls = client.stats.calls_since(before)
-    live.calls.pop("GET /api/lists", None)
     return live
 
 
@@ -842,10 +911,16 @@ def read_field_values(
     members: Sequence[Member],
     fields: Sequence[str],
     project_type: ProjectType,
+    users_file: UsersFile | None = None,
 ) -> LiveFields:
-    """Read `fields` of these members' profiles with one export or per-user reads."""
+    """Read `fields` of these members' profiles with one export or per-user reads, or
+    from `users_file` (the export that read the members) when it has them and that is
+    cheaper: no request at all."""
     method = choose_field_read(len(members), client.settings)
     values: Mapping[str, dict[str, Any] | None]
+    if users_file is not None and users_file.serves(fields, len(members), client.settings, method):
+        values = _read_by_export(client, members, fields, project_type, users_file.read_rows())
+        return LiveFields(values, FieldRead("export", len(members), 0, tuple(fields)))
     if method == "export":
         values = _read_by_export(client, members, fields, project_type)
         requests = 1
@@ -860,7 +935,9 @@ def _read_by_export(
     members: Sequence[Member],
     fields: Sequence[str],
     project_type: ProjectType,
+    read: Iterable[dict[str, Any]] | None = None,
 ) -> FieldRows:
+    """`read`: the project's users as an export already read them, else one is made."""
     # Match rows by what identifies users in the project: in userID-based projects an email
     # is a plain attribute that several profiles may share.
     by_user_id = {m.user_id: m.key for m in members if m.user_id is not None}
@@ -874,7 +951,12 @@ def _read_by_export(
     values: dict[str, tuple[Any, ...] | None] = {m.key: None for m in members}
     matched_by_user_id: set[str] = set()
     # Cut off every time on a project too big for one stream: read in date windows.
-    rows, _windows = export_users_whole(client, ["email", "userId", *fields], keep, project_type)
+    if read is None:
+        rows, _windows = export_users_whole(
+            client, ["email", "userId", *fields], keep, project_type
+        )
+    else:
+        rows = [row for row in read if keep(row)]
     for row in rows:
         key = by_user_id.get(row.get("userId"))  # type: ignore[arg-type]
         if key is not None:

@@ -30,6 +30,7 @@ from reconciler.members.model import TableRows, member_rows
 from reconciler.plan import ListPlan
 from reconciler.plan.model import without_keys
 from reconciler.state.live import read_field_values
+from reconciler.state.users_file import UsersFile
 
 # Adds of an updateExistingUsersOnly audience planned in DuckDB are checked up to this
 # many (a first load of millions is not: apply reports Iterable's notFound answers as
@@ -49,8 +50,13 @@ def forgotten_hash(identifier: str) -> str:
 
 
 def leave_out_unsendable(
-    client: IterableClient, project_type: ProjectType, lists: Sequence[ListPlan]
+    client: IterableClient,
+    project_type: ProjectType,
+    lists: Sequence[ListPlan],
+    users_file: UsersFile | None = None,
 ) -> LeftOut:
+    """`users_file`: the export that read the members, where whether users exist is
+    read rather than asked of Iterable again, when that is cheaper."""
     out = LeftOut(list(lists))
     if not any(lp.add for lp in out.lists):
         return out
@@ -71,7 +77,7 @@ def leave_out_unsendable(
         if emails or user_ids:
             out.lists = [_without_forgotten(lp, emails, user_ids) for lp in out.lists]
     try:
-        out.lists = _without_unknown(client, project_type, out.lists, out.reads)
+        out.lists = _without_unknown(client, project_type, out.lists, out.reads, users_file)
     except IterableError as exc:
         out.reads.append(
             f"whether updateExistingUsersOnly members exist could not be read ({_why(exc)}): they "
@@ -135,7 +141,11 @@ def _table_without_forgotten(
 
 
 def _without_unknown(
-    client: IterableClient, project_type: ProjectType, lists: list[ListPlan], reads: list[str]
+    client: IterableClient,
+    project_type: ProjectType,
+    lists: list[ListPlan],
+    reads: list[str],
+    users_file: UsersFile | None = None,
 ) -> list[ListPlan]:
     """updateExistingUsersOnly: adds Iterable has no profile for are not created (email-
     based projects ignore the option, so nothing is left out there)."""
@@ -172,13 +182,13 @@ def _without_unknown(
     by_name = {lp.list_name: lp for lp in checked}
     lists = [by_name.get(lp.list_name, lp) for lp in lists]
     members = {m.key: m for lp in checked for m in lp.add}
-    existing = read_field_values(client, list(members.values()), [], project_type)
+    existing = read_field_values(client, list(members.values()), [], project_type, users_file)
     unknown = {key for key, values in existing.values.items() if values is None}
     # Unknown now, but another list of this plan creates them: apply subscribes those lists
     # first (DestinationPlan.changes), so they exist by the time these subscribes go out.
     # Left out, they were added only by the next run: no apply converged in one.
     unknown -= _created_by_other_lists(lists, [members[key] for key in unknown], project_type)
-    how = "1 user export" if existing.read.method == "export" else existing.read.describe()
+    how = existing.read.describe(users=False)
     n = len(members)
     reads.append(f"{n:,} user{'s' if n != 1 else ''} checked for existence with {how}")
     checked_ids = {id(lp) for lp in checked}

@@ -273,9 +273,12 @@ def test_mapped_fields_of_a_project_too_big_for_one_stream_are_read_in_windows(
     windowed, cli, monkeypatch, engine
 ):
     """The current values of mapped fields come from the whole project's user export too:
-    cut off every time, it is read in date windows, and the updates are exact."""
+    cut off every time, it is read in date windows, and the updates are exact. Read by
+    the member read's windows when those read the lists, by their own otherwise."""
     ws, server, _big = windowed
     monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    # The lists read by getUsers: the fields' own export, tried whole, goes on in windows.
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
     kept = [f"p{i}@example.com" for i in range(3, 40)]
     ws.csv("big.csv", "email,userId,tier", [f"{e},,gold" for e in kept])
     ws.write(
@@ -300,6 +303,19 @@ def test_mapped_fields_of_a_project_too_big_for_one_stream_are_read_in_windows(
     ]
     assert any("range=All" in r.query for r in field_reads)
     assert any("startDateTime" in r.query for r in field_reads)
+
+    # The lists read by the export in date windows: the fields come with their rows.
+    monkeypatch.delenv("RECONCILER_MEMBER_READS")
+    server.emulator.clear_log()
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    assert plan.json()["summary"]["users_to_update"] == len(kept) - 1
+    assert plan.json()["destinations"][0]["field_updates"]["read"]["requests"] == 0
+    field_reads = [
+        r for r in server.emulator.request_log if r.path == EXPORT and "onlyFields=tier" in r.query
+    ]
+    assert field_reads
+    assert all("startDateTime" in r.query and "userListIds" in r.query for r in field_reads)
 
 
 def test_windows_follow_iterables_clock_when_the_machines_runs_ahead(windowed, cli, monkeypatch):

@@ -271,6 +271,44 @@ def test_update_existing_users_only_converges_without_creating_anyone(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_whether_adds_exist_is_read_from_the_export_that_read_the_members(
+    field_workspace, cli, engine, monkeypatch
+):
+    # The lists' members were read with one user export of every profile: whether the
+    # adds of an updateExistingUsersOnly audience exist is in it. The plan asked Iterable
+    # again, one per-user read each (or a second export of the project beyond 1,500).
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
+    ws, server, proj = field_workspace("userId", engine)
+    list_id = proj.add_list("existing")
+    proj.subscribe_direct(list_id, user_id="on-the-list")
+    proj.add_user(user_id="known")
+    ids = ["on-the-list", "known", "stranger-1"]
+    csv_audience(ws, "existing", "userId", ids, updateExistingUsersOnly=True)
+
+    server.emulator.clear_log()
+    body = cli("plan", ws.manifests, "--format", "json").json()
+    assert (body["summary"]["members_to_add"], body["summary"]["members_not_created"]) == (1, 1)
+    assert (
+        "2 users checked for existence with the user export that read the members"
+        in body["destinations"][0]["other_reads"]
+    )
+    calls: dict[str, int] = {}
+    for r in server.emulator.request_log:
+        calls[f"{r.method} {r.path}"] = calls.get(f"{r.method} {r.path}", 0) + 1
+    # Beside the consent guard's reads (the unsubscribe events' export, the channels)
+    # and the campaigns the adds reach: no per-user read.
+    assert calls == {
+        "GET /api/lists": 2,
+        "GET /api/export/data.json": 2,
+        "GET /api/users/forgottenUserIds": 1,
+        "GET /api/channels": 1,
+        "GET /api/campaigns": 1,
+    }
+    exports = [parse_qs(r.query) for r in requests_to(server, "/api/export/data.json")]
+    assert sorted(e["dataTypeName"][0] for e in exports) == ["emailUnSubscribe", "user"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("project_type", ["hybrid", "userId"])
 def test_update_existing_users_only_adds_who_another_list_creates_in_the_same_apply(
     field_workspace, cli, engine, project_type, monkeypatch

@@ -1067,3 +1067,62 @@ def test_a_member_iterable_has_in_another_spelling_keeps_her_fields(
     assert "kept 1 member whose address Iterable has in another spelling" in result.stdout
     assert cli("apply", workspace.manifests, "--yes").exit_code == 0
     assert fields_of(emulator_server, "anna@xn--bcher-kva.de")["planTier"] == "pro"
+
+
+def _calls(server) -> dict[str, int]:
+    """Requests per endpoint since the log was last cleared."""
+    counts: dict[str, int] = {}
+    for r in server.emulator.request_log:
+        key = f"{r.method} {r.path}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_mapped_fields_ride_on_the_export_that_reads_the_members(
+    workspace, cli, emulator_server, monkeypatch, engine
+):
+    """When one user export reads the lists' members (here forced; by default for many
+    lists or large ones), the mapped fields' current values come with it: the plan made
+    a second read of the same profiles (1,000 per-user reads for 50 lists of 20 members,
+    or a second export of the whole project) to learn values the first could carry."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    setup(workspace)
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    changed = [ROWS[0], ROWS[1].replace(",free,0,,", ",pro,99.5,2025-08-01,"), ROWS[2]]
+    workspace.csv("data/churn.csv", HEADER, changed)
+
+    emulator_server.emulator.clear_log()
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    fields = plan.json()["destinations"][0]["field_updates"]
+    assert fields["count"] == 1
+    assert fields["read"] == {
+        "method": "export",
+        "users": 3,
+        "requests": 0,
+        "fields": ["greeting", "lifetimeValue", "planTier", "renewsOn"],
+    }
+    assert _calls(emulator_server) == {
+        "GET /api/lists": 2,
+        "GET /api/export/data.json": 1,
+        "GET /api/users/getFields": 1,
+    }
+    (export,) = requests_to(emulator_server, "/api/export/data.json")
+    assert "onlyFields=planTier" in export.query and "onlyFields=userListIds" in export.query
+    text = cli("plan", workspace.manifests)
+    assert "read with the user export that read the members, for 3 users" in text.stdout
+
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    (update,) = requests_to(emulator_server, "/api/users/bulkUpdate")
+    assert [u["email"] for u in update.body["users"]] == ["bob@example.com"]
+    emulator_server.emulator.clear_log()
+    again = cli("apply", workspace.manifests, "--yes")
+    assert again.exit_code == 0, again.output
+    assert _calls(emulator_server) == {
+        "GET /api/lists": 2,
+        "GET /api/export/data.json": 1,
+        "GET /api/users/getFields": 1,
+    }

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,6 +152,9 @@ class _Reads:
     destination: Destination
     progress: Progress
     prefetch: Prefetch
+    # The fields the destination's trait mappings write: an export asks for them too, so
+    # the plan reads their current values from it (state/users_file.py).
+    mapped_fields: tuple[str, ...] = ()
 
     @property
     def membership(self) -> str:
@@ -178,6 +181,7 @@ def start_prefetch(
     *,
     sizes: Mapping[str, int | None] | None = None,
     member_reads: str | None = None,
+    mapped_fields: Sequence[str] = (),
 ) -> Prefetch:
     """Start reading in a daemon thread (a plan that fails meanwhile abandons it): the
     route is chosen as read_live chooses it, from the lists that exist among `declared`
@@ -186,8 +190,9 @@ def start_prefetch(
     getUsers, the lists of the `large` audiences are downloaded. Without `sizes`, a large
     audience is taken to hold the engine's threshold and the others none (getUsers is
     favoured; read_live decides again with the real sizes). `member_reads` is read_live's
-    ("export": a saved plan's stale check, one read for every list)."""
-    reads = _Reads(engine, client, destination, progress, Prefetch())
+    ("export": a saved plan's stale check, one read for every list). An export also
+    asks for `mapped_fields`, the fields the destination's trait mappings write."""
+    reads = _Reads(engine, client, destination, progress, Prefetch(), tuple(mapped_fields))
 
     def run() -> None:
         try:
@@ -243,8 +248,10 @@ def _register(
 def _register_export(reads: _Reads, route: MemberRoute, expected_rows: int) -> None:
     """The export of every user, by `route`. The consent guard's channel unsubscribes
     ride on it, whichever export it is (one read of the project, not two:
-    state/consent.py)."""
-    fields = ("email", "userId", reads.membership, CHANNELS_FIELD)
+    state/consent.py). So do the mapped fields' values (state/users_file.py)."""
+    fields = tuple(
+        dict.fromkeys(("email", "userId", reads.membership, CHANNELS_FIELD, *reads.mapped_fields))
+    )
     engine = reads.engine
     reads.prefetch.export = ExportDownload(
         route,
