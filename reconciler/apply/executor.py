@@ -750,7 +750,8 @@ class _Destination:
         list) and leaves the member on it. Each such identifier is read first (GET
         /api/users/{email}, then byUserId) and sent as the kind of the profile that has
         it, or, when two do, of the one on the list; one no profile on the list has is
-        already gone and is not sent."""
+        already gone and is not sent. (byUserId is not read when the email's profile is
+        on the list: it is the member.)"""
         payloads: list[dict[str, Any]] = []
         gone: list[str] = []
         for identifier in chunk:
@@ -789,6 +790,10 @@ class _Destination:
                 continue
             if profile is not None:
                 found[kind] = profile
+                if kind == "email" and list_id in _list_ids(profile.get("userListIds")):
+                    # The email's profile is on the list: it is the member, whatever
+                    # a byUserId read would find (below, it is chosen first either way).
+                    return kind
         if len(found) == 1:
             return next(iter(found))
         for kind, profile in found.items():

@@ -224,6 +224,32 @@ def test_a_channel_unsubscribe_of_an_email_shaped_user_id_takes_nobody_elses_cha
     assert cli("plan", ws.manifests, "--detailed-exitcode").exit_code == 0
 
 
+def test_a_channel_unsubscribe_of_ordinary_emails_reads_each_profile_once(field_workspace, cli):
+    """Each email-shaped removal of a hybrid list with channelUnsubscribe is read before
+    it is sent (above); when the profile with that email is on the list, it is the
+    member, whatever a byUserId read would find. That second read was made for every
+    removal all the same: 5,000 reads to remove 2,500 members, half of them spent."""
+    ws, server, proj = field_workspace("hybrid")
+    list_id = proj.add_list("vip")
+    proj.subscribe_direct(list_id, email="keep@example.com")
+    for name in ("ann", "ben", "cy"):
+        proj.subscribe_direct(list_id, email=f"{name}@example.com")
+    ws.csv("data/vip.csv", "email", ["keep@example.com"])
+    ws.audience(
+        "vip",
+        {"csv": "data/vip.csv"},
+        policy={"maxRemovalPercent": 100},
+        unsubscribe={"channelUnsubscribe": True},
+    )
+    server.emulator.clear_log()
+    result = cli("apply", ws.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert the_list(result.json())["removed"] == 3
+    assert proj.members(list_id, True) == ["keep@example.com"]
+    reads = sorted(r.path for r in server.emulator.request_log if r.path.startswith("/api/users/"))
+    assert reads == [f"/api/users/{name}%40example.com" for name in ("ann", "ben", "cy")]
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("project_type", ["hybrid", "userId"])
 @pytest.mark.parametrize("unknown", ["empty", "error"])
