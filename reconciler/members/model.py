@@ -8,7 +8,8 @@ here, never from engine/'s modules, so the engine can change behind this list.
     Engine, EngineSettings           the workspace, and which audiences it plans
     load_desired, estimate_rows      a source read and checked in DuckDB (a DesiredTable)
     read_live_table, load_live_file, a list's members read into the workspace, resolved,
-    resolve_user_ids, describe_live    and described (a LiveTable)
+    resolve_user_ids, describe_live    and described (a LiveTable); user_id_candidates and
+                                       resolve_candidates: the resolution in two halves
     read_export_table, ...           the same from one user export
     diff_tables, keep_skipped_rows,  adds and removes as tables (a TableDiff)
       keep_respelled_rows
@@ -35,7 +36,9 @@ from reconciler.members.engine.diff import (
     load_live_file,
     needs_user_id_resolution,
     read_live_table,
+    resolve_candidates,
     resolve_user_ids,
+    user_id_candidates,
 )
 from reconciler.members.engine.export_table import (
     export_rows,
@@ -93,6 +96,8 @@ __all__ = [
     "read_export_table",
     "read_live_table",
     "remove_directories",
+    "resolve_candidates",
     "resolve_user_ids",
     "start_prefetch",
+    "user_id_candidates",
 ]

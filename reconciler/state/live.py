@@ -165,7 +165,17 @@ def _find_lists(
     return found, ambiguous
 
 
-def _resolve_user_ids(client: IterableClient, item: DesiredList, members: set[str]) -> set[str]:
+def _candidates(item: DesiredList, members: set[str]) -> list[str]:
+    """_resolve_user_ids' first half: the identifiers on the list whose emails are to be
+    looked up (none when the audience knows no member by email alone). Every list's are
+    looked up at once (_read_by_get_users)."""
+    if not _known_by_email(item):
+        return []
+    wanted = {i for m in item.members.values() for i in m.identifiers}
+    return [i for i in members if i not in wanted and not looks_like_email(i)]
+
+
+def _resolve_user_ids(item: DesiredList, members: set[str], emails: Mapping[str, str]) -> set[str]:
     """In hybrid projects getUsers with preferUserId reports a profile by its userId as soon
     as it has one, even when the audience knows that member only by email (the app set the
     userId later). Left alone, the plan would re-add the email and remove the userId, and
@@ -174,15 +184,16 @@ def _resolve_user_ids(client: IterableClient, item: DesiredList, members: set[st
     count a profile whose email is a desired email-only member under that email (or the
     email of a row skipped as invalid: `keep_skipped` then keeps it). In userID-based
     projects every member is reported by userId, and a row with an email alone is skipped:
-    its email names the profile it stands for in the same way."""
+    its email names the profile it stands for in the same way.
+    `emails`: those found for the list's _candidates (and perhaps for other lists' too:
+    only this list's candidates are looked at, not a member it wants by that userId)."""
     email_only = _known_by_email(item)
     if not email_only:
         return members
-    wanted = {i for m in item.members.values() for i in m.identifiers}
-    candidates = [i for i in members if i not in wanted and not looks_like_email(i)]
     resolved = set(members)
-    for identifier, email in emails_of_user_ids(client, candidates).items():
-        if email in email_only:
+    for identifier in _candidates(item, members):
+        email = emails.get(identifier)
+        if email is not None and email in email_only:
             resolved.discard(identifier)
             resolved.add(email)
     return resolved
@@ -603,8 +614,11 @@ def _read_by_get_users(
                 outcomes[name] = future.result()
             except Exception as exc:  # judged below, once every read has ended
                 outcomes[name] = exc
-    managed: dict[str, LiveList] = {}
     unproven: dict[str, str] = {}
+    # Every list's userIds to resolve are looked up at once: a profile on several lists
+    # is read once, and many userIds cost one export, not one per list.
+    tables: dict[str, tuple[str, list[str]]] = {}
+    candidates: list[str] = []
     for item, info in found:
         outcome = outcomes[item.list_name]
         if isinstance(outcome, Exception):
@@ -613,11 +627,22 @@ def _read_by_get_users(
             unproven[item.list_name] = unread_reason(item.list_name, info.id, outcome)
         elif isinstance(outcome, Path):
             assert engine is not None
-            managed[item.list_name] = _read_list_table(engine, client, desired, item, info, outcome)
+            tables[item.list_name] = _load_list_table(engine, item, info, outcome)
+            candidates += tables[item.list_name][1]
+        elif item.prefer_user_id:
+            candidates += _candidates(item, outcome)
+    emails = emails_of_user_ids(client, list(dict.fromkeys(candidates)))
+    managed: dict[str, LiveList] = {}
+    for item, info in found:
+        outcome = outcomes[item.list_name]
+        if isinstance(outcome, Exception):
+            continue
+        if isinstance(outcome, Path):
+            assert engine is not None
+            table, mine = tables[item.list_name]
+            managed[item.list_name] = _resolve_list_table(engine, item, info, table, mine, emails)
         else:
-            members = outcome
-            if item.prefer_user_id:
-                members = _resolve_user_ids(client, item, members)
+            members = _resolve_user_ids(item, outcome, emails) if item.prefer_user_id else outcome
             managed[item.list_name] = LiveList(info, members)
     return LiveDestination([], managed, len(found), "getUsers", unproven=unproven)
 
@@ -648,29 +673,40 @@ def _prove_reads(client: IterableClient, live: LiveDestination) -> LiveDestinati
     return live
 
 
-def _read_list_table(
-    engine: Engine,
-    client: IterableClient,
-    desired: DesiredDestination,
-    item: DesiredList,
-    info: ListInfo,
-    path: Path,
-) -> LiveList:
-    """A list's getUsers body, downloaded to `path`, as a live table in the workspace."""
+def _load_list_table(
+    engine: Engine, item: DesiredList, info: ListInfo, path: Path
+) -> tuple[str, list[str]]:
+    """A list's getUsers body, downloaded to `path`, as a live table in the workspace,
+    and the userIds on it whose emails are to be looked up (_resolve_list_table)."""
     from reconciler.members.model import (
-        describe_live,
         load_live_file,
         needs_user_id_resolution,
-        resolve_user_ids,
+        user_id_candidates,
     )
 
     assert item.table is not None
     table = engine.name("live")
     load_live_file(engine, path, table, f"getUsers for list {info.id}")
     if needs_user_id_resolution(item.table):
-        table = resolve_user_ids(
-            engine, lambda ids: emails_of_user_ids(client, ids), item.table, table
-        )
+        return user_id_candidates(engine, item.table, table)
+    return table, []
+
+
+def _resolve_list_table(
+    engine: Engine,
+    item: DesiredList,
+    info: ListInfo,
+    table: str,
+    candidates: list[str],
+    emails: Mapping[str, str],
+) -> LiveList:
+    """The live table _load_list_table made, its userIds resolved with the emails found."""
+    from reconciler.members.model import describe_live, resolve_candidates
+
+    assert item.table is not None
+    if candidates:
+        pairs = [(i, emails[i]) for i in candidates if i in emails]
+        table = resolve_candidates(engine, item.table, table, pairs)
     return LiveList(info, set(), describe_live(engine, table))
 
 

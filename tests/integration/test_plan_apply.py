@@ -465,6 +465,41 @@ def test_many_user_ids_to_resolve_are_read_with_one_export_not_one_by_one(
     assert len([r for r in log if r.path == "/api/export/data.json"]) >= 1
 
 
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_user_ids_on_several_lists_are_resolved_with_one_read(
+    workspace, cli, emulator_server, monkeypatch, engine
+):
+    # Three lists of one hybrid audience's people, read by getUsers: carol (listed by
+    # email, with a userId in Iterable since) and 20 leavers on every list, and 20 more
+    # leavers on each. Each list looked its userIds up alone: one export each (three
+    # exports of the whole project, where Iterable allows four a minute), or the same
+    # profiles read once per list. All the lists' userIds are now looked up at once.
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    monkeypatch.setenv("RECONCILER_USER_READS_PER_SECOND", "1")  # one export is cheaper
+    names = ("one", "two", "three")
+    workspace.csv("data/m.csv", "email,userId", ["a@example.com,u-1", "carol@example.com,"])
+    for name in names:
+        workspace.audience(name, {"csv": "data/m.csv"}, policy={"maxRemovalPercent": 100})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    proj = project(emulator_server)
+    proj.set_user_id(proj.find_user(email="carol@example.com"), "u-carol")
+    for name in names:
+        lid = list_id(emulator_server, name)
+        for user_id in [f"gone-{i}" for i in range(20)] + [f"{name}-{i}" for i in range(20)]:
+            proj.subscribe_direct(lid, email=f"{user_id}@example.com", user_id=user_id)
+    emulator_server.emulator.clear_log()
+
+    result = cli("plan", workspace.manifests, "--format", "json")
+    assert result.exit_code == 0, result.output
+    for planned in result.json()["destinations"][0]["lists"]:
+        assert [(c["type"], c["count"]) for c in planned["changes"]] == [("remove_members", 40)]
+    log = emulator_server.emulator.request_log
+    assert [r for r in log if r.path.startswith("/api/users/byUserId")] == []
+    (export,) = [r for r in log if r.path == "/api/export/data.json"]
+    assert "onlyFields=email" in export.query
+
+
 def test_user_ids_to_resolve_are_read_one_by_one_when_the_export_fails(
     workspace, cli, emulator_server, monkeypatch
 ):

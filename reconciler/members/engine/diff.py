@@ -101,19 +101,33 @@ def resolve_user_ids(
     replaced by the member's email, looked up by `emails_of` (only identifiers that no
     desired member has and that are not emails, so in steady state only the real leavers).
     Returns the relation to use from here on: a table, since it may change."""
+    live, candidates = user_id_candidates(engine, desired, live)
+    # `emails_of` (live.py `emails_of_user_ids`) reads them per user or by one export.
+    return resolve_candidates(engine, desired, live, list(emails_of(candidates).items()))
+
+
+def user_id_candidates(engine: Engine, desired: DesiredTable, live: str) -> tuple[str, list[str]]:
+    """resolve_user_ids' first half: the live relation as a table of its own (it may
+    change), and the identifiers on it whose emails are to be looked up. Several lists'
+    are looked up at once (live.py), then each is resolved by resolve_candidates."""
     table = engine.name("live")
     try:
         engine.connection.execute(f"CREATE TABLE {table} AS SELECT id FROM {live}")
     except duckdb.Error as exc:
         raise _unreadable(engine, live, exc) from None
-    live = table
-    candidates = engine.connection.execute(
-        f"SELECT id FROM {live} l WHERE NOT regexp_full_match(id, '{LOOKS_LIKE_EMAIL}') "
+    found = engine.connection.execute(
+        f"SELECT id FROM {table} l WHERE NOT regexp_full_match(id, '{LOOKS_LIKE_EMAIL}') "
         f"AND NOT EXISTS (SELECT 1 FROM {desired.rows_table} d WHERE d.user_id = l.id) "
         f"AND NOT EXISTS (SELECT 1 FROM {desired.rows_table} d WHERE d.email = l.id)"
     ).fetchall()
-    # `emails_of` (live.py `emails_of_user_ids`) reads them per user or by one export.
-    pairs = list(emails_of([identifier for (identifier,) in candidates]).items())
+    return table, [identifier for (identifier,) in found]
+
+
+def resolve_candidates(
+    engine: Engine, desired: DesiredTable, live: str, pairs: list[tuple[str, str]]
+) -> str:
+    """resolve_user_ids' second half, on the table user_id_candidates made and the
+    (userId, email) pairs found for its candidates."""
     if not pairs:
         return live
     found = engine.name("resolved")
