@@ -151,9 +151,14 @@ def _find_lists(
     someone found and deleted the extra)."""
     found: list[tuple[DesiredList, ListInfo]] = []
     ambiguous: dict[str, str] = {}
+    # Each audience looks among the lists of its name only: a walk of every list for each
+    # audience was 8M name comparisons for 2,000 audiences beside 4,000 lists.
+    by_name: dict[str, list[ListInfo]] = {}
+    for listed in all_lists:
+        by_name.setdefault(listed.name, []).append(listed)
     for item in items:
         try:
-            info = find_list(all_lists, item.list_name)
+            info = find_list(by_name.get(item.list_name, []), item.list_name)
         except LiveStateError as exc:
             ambiguous[item.list_name] = (
                 f"{exc}. This audience is left out of the plan (nothing is created, added or "
