@@ -42,9 +42,18 @@ MARKDOWN_LIMIT = 60_000
 # plan: the plan gets at most 800 KB (4 bytes a character at worst), so the summary the
 # comment points to holds more than the comment.
 SUMMARY_LIMIT = 200_000
-# Member samples per list, largest first, tried in turn until the plan fits its limit: a
-# plan of many lists keeps every table row, warning and destination, with fewer samples.
-_SAMPLES = ((SAMPLE, SKIPPED_SAMPLE), (3, 5), (1, 1), (0, 0))
+# How a plan too long for its limit is made to fit, tried in turn: first the rows of lists
+# with nothing to do or note are left out (counted in one row), so the lists a pull
+# request changes are neither cut off among thousands it does not change nor shown
+# without their samples for them; then smaller member samples per list, keeping every
+# remaining row, warning and destination.
+_FITS = (
+    (SAMPLE, SKIPPED_SAMPLE, False),
+    (SAMPLE, SKIPPED_SAMPLE, True),
+    (3, 5, True),
+    (1, 1, True),
+    (0, 0, True),
+)
 
 
 def _shown(value: Any) -> Any:
@@ -214,7 +223,15 @@ def _context(plan: Plan, show_members: bool, allowed: Collection[str] = ()) -> d
         "one_line": _one_line,
         "notes": _notes,
         "sources": _sources,
+        "hide_quiet": False,
+        "is_quiet": _is_quiet,
     }
+
+
+def _is_quiet(lp: ListPlan) -> bool:
+    """A list the plan does nothing to and has nothing to say about: its table row is the
+    first thing a plan too big for a comment leaves out."""
+    return not (lp.has_changes or lp.field_update_keys or _notes(lp))
 
 
 def plan_text(plan: Plan, show_members: bool = False, allowed: Collection[str] = ()) -> str:
@@ -227,18 +244,31 @@ def plan_markdown(
     allowed: Collection[str] = (),
     limit: int = MARKDOWN_LIMIT,
 ) -> str:
-    """The plan in at most `limit` characters: with smaller member samples if it must, and
-    cut (its open blocks closed) only if even the tables do not fit."""
+    """The plan in at most `limit` characters: without the rows of lists it does nothing
+    to and with smaller member samples if it must, and cut (its open blocks closed) only
+    if even the tables do not fit."""
     context = _context(plan, show_members, allowed)
     template = _env.get_template("plan.md.j2")
-    for sample, skipped_sample in _SAMPLES:
-        text = template.render({**context, "sample": sample, "skipped_sample": skipped_sample})
-        note = (
-            ""
-            if sample == SAMPLE
-            else f"_Samples cut to {sample} member{'s' if sample != 1 else ''} a list to fit; "
-            "`reconciler plan` shows more._\n"
+    quiet = any(_is_quiet(lp) for d in plan.destinations for lp in d.lists)
+    for sample, skipped_sample, hide in _FITS:
+        hide_quiet = hide and quiet
+        if hide and not quiet and sample == SAMPLE:
+            continue  # nothing to leave out: the same text as the try before
+        text = template.render(
+            {
+                **context,
+                "sample": sample,
+                "skipped_sample": skipped_sample,
+                "hide_quiet": hide_quiet,
+            }
         )
+        cuts = [f"samples cut to {sample} member{'s' if sample != 1 else ''} a list"]
+        cuts = cuts if sample != SAMPLE else []
+        if hide_quiet:
+            cuts.append("lists with no changes not shown")
+        said = "; ".join(cuts)
+        note = f"_{said[:1].upper()}{said[1:]} to fit; `reconciler plan` shows more._\n"
+        note = note if cuts else ""
         if len(text) + len(note) + 1 <= limit:
             return text + ("\n" + note if note else "")
     note = "_(plan truncated to fit; run `reconciler plan` to see it all)_\n"

@@ -104,3 +104,55 @@ def test_a_plan_too_big_even_without_samples_is_cut_with_its_blocks_closed():
     kept = text.split("_(plan truncated")[0]
     assert kept.count("<details>") == kept.count("</details>")
     assert "prod-segment-0000" in text  # the start of the plan is kept
+
+
+def unchanged_list(name: str, list_id: int) -> ListPlan:
+    return ListPlan(
+        audience=name,
+        list_name=name,
+        list_id=list_id,
+        create=False,
+        description=None,
+        add=(),
+        remove=(),
+        unchanged=1000,
+        live_count=1000,
+        desired_count=1000,
+        max_removal_percent=10.0,
+    )
+
+
+def test_a_change_among_thousands_of_unchanged_lists_stays_in_the_comment():
+    """A pull request that changes one audience of a repository of 2,000: the comment's
+    table must show that list, not be cut among the rows of lists with no changes."""
+    lists = tuple(unchanged_list(f"segment-{i:04d}", 1_000_000 + i) for i in range(2_000))
+    changed = changed_list("segment-zz-changed", 2_000_000)
+    plan = Plan(
+        (
+            DestinationPlan(
+                destination="prod",
+                project_type="hybrid",
+                lists=(*lists, changed),
+                member_read="read",
+            ),
+        )
+    )
+    assert len(plan_markdown(plan, limit=10**9)) > MARKDOWN_LIMIT
+
+    text = plan_markdown(plan)
+
+    assert len(text) <= MARKDOWN_LIMIT
+    assert "plan truncated" not in text
+    assert f"| {changed.list_name} | {changed.list_id} | 30 | 20 |" in text
+    assert "2,000 lists with no changes not shown" in text
+    assert "| segment-0000 |" not in text
+    # Its samples are kept: the rows left out made room enough.
+    assert f"+ {changed.list_name}: ... and {30 - SAMPLE} more" in text
+    assert "_Lists with no changes not shown to fit;" in text
+    assert rendered_once(text)
+
+
+def rendered_once(text: str) -> bool:
+    """The table still renders as one table with the note as its last row."""
+    rendered = html(text)
+    return rendered.count("<table>") == 1 and "lists with no changes not shown" in rendered
