@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -105,7 +106,9 @@ class DuckDbRelation:
         return select_statement(self.query, self.declared_at)
 
     def error(self, exc: duckdb.Error) -> SourceError:
-        error = query_error(exc, self.declared_at, self.subject, self.repository, self.show_query)
+        error = query_error(
+            exc, self.declared_at, self.subject, self.repository, self.show_query, self.base_dir
+        )
         for snapshot in self.snapshots:
             error.args = (snapshot.shown(str(error)),)
         return error
@@ -237,7 +240,12 @@ _SPILL_LIMIT = "max_temp_directory_size"
 
 
 def query_error(
-    exc: duckdb.Error, declared_at: object, subject: str, repository: Path, show_query: bool
+    exc: duckdb.Error,
+    declared_at: object,
+    subject: str,
+    repository: Path,
+    show_query: bool,
+    base_dir: Path | None = None,
 ) -> SourceError:
     if isinstance(exc, duckdb.InterruptException):
         return timed_out(declared_at, subject)
@@ -268,12 +276,39 @@ def query_error(
                 ".git or .reconciler, in a git work tree only under the top-level files and "
                 "directories git tracks (`git add` a new one), and no URL; a relative path is "
                 "looked for from the working directory first, so it works when reconciler runs "
-                "inside the repository)"
+                "inside the repository" + _climbing_out(first, repository, base_dir) + ")"
             )
             + newline
             + rest
         )
     return SourceError(f"{declared_at}: cannot read {subject}: {message}")
+
+
+_REFUSED_PATH = re.compile(r'Cannot access (?:file|directory) "([^"]+)"')
+
+
+def _climbing_out(message: str, repository: Path, base_dir: Path | None) -> str:
+    """Advice for a relative path that `..` leads out of the repository from the working
+    directory, where DuckDB looks first and refuses, though from the manifest's directory
+    it names a file in the repository (a manifest in teams/growth/ reading
+    ../../data/x.csv): the spelling that works from here, or "" for another refusal."""
+    found = _REFUSED_PATH.search(message)
+    if found is None or base_dir is None:
+        return ""
+    written = found.group(1)
+    if Path(written).is_absolute() or ".." not in Path(written).parts:
+        return ""
+    root = repository.resolve()
+    from_here = Path(os.path.normpath(Path.cwd() / written))
+    meant = Path(os.path.normpath(base_dir.absolute() / written))
+    if from_here.is_relative_to(root) or not meant.is_relative_to(root):
+        return ""
+    return (
+        f"; {written!r} is looked for from the working directory first, where it leads out "
+        f"of the repository, so it is refused before it is looked for beside the manifest: "
+        f"write it as {os.path.relpath(meant, Path.cwd().absolute())!r}, from the working "
+        "directory, and run reconciler there"
+    )
 
 
 def open_connection(

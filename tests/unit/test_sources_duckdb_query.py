@@ -175,3 +175,37 @@ def test_columns_that_differ_from_the_identifier_only_in_case_are_named_as_ambig
     audience = load_audience(tmp_path, {"sql": sql, "database": ":memory:", **members})
     with pytest.raises(SourceError, match="userid, USERID differ from 'userId' only in case"):
         read_members(audience, "hybrid")
+
+
+def test_a_query_climbing_out_of_the_working_directory_is_told_how_to_name_its_file(
+    tmp_path: Path,
+) -> None:
+    """A repository of teams' manifests in nested directories sharing one data directory:
+    `read_csv('../../data/x.csv')` in manifests/teams/growth/ is in the repository, but
+    DuckDB looks for a relative path from the working directory first (the repository's
+    top, in CI), where `../../` leaves it, and refuses the read before looking beside the
+    manifest. The message said only that it works "when reconciler runs inside the
+    repository", which it was doing; it now names the spelling that works from there."""
+    data = tmp_path / "manifests" / "data"
+    data.mkdir(parents=True)
+    (data / "x.csv").write_text("email\na@example.com\n", encoding="utf-8")
+    team = tmp_path / "manifests" / "teams" / "growth"
+    team.mkdir(parents=True)
+    query = "SELECT email FROM read_csv('../../data/x.csv')"
+    source = source_for(load_audience(team, {"sql": query, "database": ":memory:"}))
+
+    with pytest.raises(SourceError) as refused:
+        source.read("email")
+
+    message = str(refused.value)
+    assert "Permission Error" in message
+    assert (
+        "'../../data/x.csv' is looked for from the working directory first, where it leads "
+        "out of the repository" in message
+    )
+    assert "write it as 'manifests/data/x.csv'" in message
+
+    # Written so, it reads the file.
+    fixed = "SELECT email FROM read_csv('manifests/data/x.csv')"
+    source = source_for(load_audience(team, {"sql": fixed, "database": ":memory:"}))
+    assert sorted(source.read("email").members) == ["a@example.com"]
