@@ -22,9 +22,9 @@ def validate(
     """Check manifests and member sources without contacting Iterable.
 
     Every problem is printed as FILE:LINE:COL: message (a CSV row as FILE:LINE, the
-    line it starts on), all at once: manifest errors, sources that cannot be read,
-    invalid members, and mapped values that plan would not send. Exit 1 if any; 130
-    interrupted (Ctrl-C)."""
+    line it starts on), all at once: every manifest error; once the manifests load,
+    sources that cannot be read, invalid members, and mapped values that plan would not
+    send. Exit 1 if any; 130 interrupted (Ctrl-C)."""
     exits.started(show_members, debug, read_only="validate")
     try:
         # Large sources are checked in DuckDB, as plan reads them.
