@@ -454,7 +454,7 @@ class _Collector:
         # A destination that failed validation still exists as far as its audiences are
         # concerned; its own problems are already reported.
         known = [d.name for d in self.declared.get("Destination", [])]
-        shown = ", ".join(dict.fromkeys(known)) or "none are defined"
+        shown = _some_names(known)
         for audience in self.audiences.values():
             if audience.spec.destination not in known:
                 self.problems.append(
@@ -529,7 +529,7 @@ class _Collector:
 
     def _check_trait_mappings(self) -> None:
         known = [m.name for m in self.declared.get("TraitMapping", [])]
-        shown = ", ".join(dict.fromkeys(known)) or "none are defined"
+        shown = _some_names(known)
         for audience in self.audiences.values():
             name = audience.spec.traits
             if name is None:
@@ -578,6 +578,21 @@ class _Collector:
                         f"{column_names(columns)}"
                     )
                 )
+
+
+# Names a message lists of what is defined: a repository of hundreds of trait mappings made
+# each misspelt reference a line of thousands of characters.
+MAX_NAMES_SHOWN = 20
+
+
+def _some_names(names: list[str]) -> str:
+    """The first MAX_NAMES_SHOWN of `names` (once each, in order) and how many more."""
+    unique = list(dict.fromkeys(names))
+    if not unique:
+        return "none are defined"
+    shown = ", ".join(unique[:MAX_NAMES_SHOWN])
+    more = len(unique) - MAX_NAMES_SHOWN
+    return f"{shown} and {more:,} more" if more > 0 else shown
 
 
 def _declared_name(data: dict[str, Any]) -> str | None:

@@ -911,6 +911,38 @@ def test_a_misspelt_destination_or_trait_mapping_says_what_was_meant() -> None:
     ]
 
 
+def test_a_misspelt_trait_mapping_among_hundreds_names_a_few_not_all() -> None:
+    """A repository of 300 mappings: each misspelt reference was a line naming all 300
+    (about 3,000 characters), once per audience that made the slip."""
+    mappings = "".join(
+        f"---\napiVersion: reconciler/v1\nkind: TraitMapping\nmetadata: {{name: map-{i:03d}}}\n"
+        "spec: {fields: {plan: plan}}\n"
+        for i in range(300)
+    )
+    write(
+        "m.yaml",
+        DESTINATION,
+        mappings,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          traits: mpa-007
+          members: {inline: [{email: a@example.com, plan: pro}]}
+        """,
+    )
+    (problem,) = problems()
+    assert "unknown trait mapping 'mpa-007' (did you mean 'map-007'?)" in problem
+    assert problem.endswith(
+        "known trait mappings: map-000, map-001, map-002, map-003, map-004, map-005, map-006, "
+        "map-007, map-008, map-009, map-010, map-011, map-012, map-013, map-014, map-015, "
+        "map-016, map-017, map-018, map-019 and 280 more"
+    )
+
+
 def test_update_existing_users_only_is_refused_in_an_email_project() -> None:
     # Iterable ignores it there and creates every unknown user a subscribe names: a plan
     # saying "existing users only" would create people. Hybrid and userId honour it.
