@@ -90,7 +90,7 @@ class Snapshot:
         `, "a,b"` two cells) and refuses text after a closing quote, where DuckDB's drops
         one space before a quote and any after one (`u2`, one cell `a,b`). Such a file is
         written again as the csv module reads it, in plain RFC 4180 that DuckDB reads
-        cell for cell alike, each row a line of its own as before (a quoted cell keeps
+        cell for cell alike, each row a record of its own as before (a quoted cell keeps
         its line ends), so rows keep their numbers. Raises UnreadableCsv where the csv
         module stops, and UnicodeDecodeError for bytes that are not UTF-8."""
         if not _spaces_beside_quotes(self.copy):
@@ -103,7 +103,9 @@ class Snapshot:
         ):
             # strict, as the Python engine reads: a quote left open is an error.
             reader = csv.reader(source, strict=True)
-            writer = csv.writer(target, lineterminator="\n")
+            # Each row ends in \r\n: the csv module quotes a cell holding a character of
+            # its line end only, and a lone \r left bare would end a line for DuckDB.
+            writer = csv.writer(target, lineterminator="\r\n")
             start = 1  # the line the next row starts on
             try:
                 for row in reader:

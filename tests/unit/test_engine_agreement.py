@@ -617,6 +617,8 @@ SPACED_QUOTES = [
     b'email,userId\nb@x.com, "u2"\n "c@x.com",\nd@x.com,  "u4"\n',
     b'email,userId,plan\ne@x.com,u5, "a,b"\nf@x.com,"u6",\t"x"\t\ng@x.com,u7," gold "\n',
     b'email,userId\nh@x.com, """"\n',
+    # Written again, a cell holding a line end stays quoted, a lone \r too.
+    b'email,userId,plan\ni@x.com, "u8","cr\rhere"\nj@x.com,u9,"x\r\ny"\n',
 ]
 
 
