@@ -646,3 +646,35 @@ def test_both_engines_refuse_text_after_a_closing_quote_alike(engine, tmp_path):
         load_desired(engine, audience, "hybrid")
     assert str(python.value).endswith("""m.csv:3: not valid CSV: ',' expected after '"'""")
     assert str(duckdb.value) == str(python.value)
+
+
+def _read_each_way(engine, audience):
+    try:
+        source = read_members(audience, "hybrid")
+        python = (
+            sorted((m.key, m.email, m.user_id) for m in source.members.values()),
+            [(i.where, i.message, i.value) for i in source.issues],
+        )
+    except SourceError as exc:
+        python = str(exc)
+    try:
+        table = load_desired(engine, audience, "hybrid")
+        duckdb = (
+            sorted((m.key, m.email, m.user_id) for m in diff_tables(engine, table, None).add),
+            [(i.where, i.message, i.value) for i in table.issues],
+        )
+    except SourceError as exc:
+        duckdb = str(exc)
+    return python, duckdb
+
+
+def test_a_row_holding_only_a_quote_is_named_by_both_engines(engine, tmp_path):
+    # `""""` is one cell holding a quote: a short row to the Python engine, named; the
+    # DuckDB engine took every line of quotes and commas for a blank row, skipped silently.
+    audience, root = _audience(tmp_path, "hybrid", [], "both")
+    (root / "data" / "m.csv").write_bytes(b'email,userId\n""""\n"",""\n , \na@x.com,u1\n')
+    python, duckdb = _read_each_way(engine, audience)
+    assert [(int(w.rsplit(":", 1)[1]), m) for w, m, _v in python[1]] == [
+        (2, "row has 1 cells, header has 2")
+    ]
+    assert duckdb == python

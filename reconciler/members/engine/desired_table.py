@@ -468,15 +468,16 @@ def _csv_rejects(
             raise SourceError(
                 f"{declared_at}: {path}:{lines.line(int(line))}: not valid CSV: {message}"
             )
-        # A line of spaces, commas and quotes (`""`, `,` under a wider header) is a blank
-        # row to the Python engine, whose cells all strip to nothing; DuckDB rejects it.
+        # A line of spaces, commas and quoted spaces (`""`, `,` under a wider header) is a
+        # blank row to the Python engine, whose cells all strip to nothing; DuckDB rejects
+        # it. Not every line of quotes: `""""` is a cell holding a quote, a short row.
         # DuckDB lists a short row once per missing column and a long one once per cell
         # beyond the header, each saying how many cells it had found by then: one issue
         # per line, as the Python engine gives, with the whole row's count (the first
         # of a short row's, the last of a long row's).
         counted = (
             f"FROM (SELECT * FROM {rejects} "
-            f"WHERE NOT regexp_full_match(csv_line, '(?:{_SPACE}|[,\"])*') "
+            f"WHERE NOT regexp_full_match(csv_line, '{_BLANK_CELL}(?:,{_BLANK_CELL})*') "
             f"QUALIFY row_number() OVER (PARTITION BY line ORDER BY CASE WHEN error_type = "
             f"'TOO MANY COLUMNS' THEN -CAST(column_idx AS BIGINT) ELSE column_idx END) = 1)"
         )
@@ -492,6 +493,10 @@ def _csv_rejects(
         connection.execute(f"DROP TABLE IF EXISTS {rejects}_scan")
     issues = [MemberIssue(f"{path}:{lines.line(int(line))}", _cells_message(m)) for line, m in bad]
     return int(count), issues, set_aside
+
+
+# A cell the Python engine's csv module reads as spaces: spaces, or spaces in quotes.
+_BLANK_CELL = f'(?:{_SPACE}*|"{_SPACE}*")'
 
 
 def _csv_row_namer(
