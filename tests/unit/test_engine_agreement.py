@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import random
 from pathlib import Path
 
 import httpx
@@ -648,6 +649,50 @@ def test_both_engines_refuse_text_after_a_closing_quote_alike(engine, tmp_path):
     assert str(duckdb.value) == str(python.value)
 
 
+# A seeded random differential test of CSV shapes: line ends of every kind and their
+# mixes, a byte-order mark, quoted cells holding commas, quotes and line ends, spaces
+# beside quotes, ragged and blank rows, identifiers valid and not. Each engine must read
+# the same members and issues, or refuse the file with the same message.
+_CSV_CELLS = [
+    "a@x.com",
+    "B@X.com",
+    " c@x.com ",
+    "d@x",
+    "",
+    "  ",
+    "u1",
+    " u2",
+    "u3 ",
+    "ü4",
+    'q"uote',
+    "com,ma",
+    "two\nlines",
+    "cr\rhere",
+    "x\r\ny",
+    '"',
+    "e@y.org",
+    "U1",
+]
+
+
+def _random_csv(rng: random.Random) -> bytes:
+    ends = rng.choice([["\n"], ["\r\n"], ["\r"], ["\n", "\r\n"], ["\r", "\n"], ["\r\n", "\r"]])
+    lines = []
+    for _ in range(rng.randint(0, 8)):
+        cells = [rng.choice(_CSV_CELLS) for _cell in range(rng.choice([2, 2, 2, 1, 3]))]
+        written = []
+        for cell in cells:
+            quoted = any(c in cell for c in ',"\r\n') or rng.random() < 0.2
+            text = '"' + cell.replace('"', '""') + '"' if quoted else cell
+            if quoted and rng.random() < 0.15:
+                text = rng.choice([" ", "", "  "]) + text + rng.choice(["", " "])
+            written.append(text)
+        lines.append(",".join(written) if rng.random() > 0.05 else "")
+    text = "email,userId" + "".join(ends[i % len(ends)] + line for i, line in enumerate(lines))
+    text += ends[0] if rng.random() < 0.8 else ""
+    return (b"\xef\xbb\xbf" if rng.random() < 0.2 else b"") + text.encode("utf-8")
+
+
 def _read_each_way(engine, audience):
     try:
         source = read_members(audience, "hybrid")
@@ -666,6 +711,19 @@ def _read_each_way(engine, audience):
     except SourceError as exc:
         duckdb = str(exc)
     return python, duckdb
+
+
+def test_both_engines_read_random_csv_shapes_alike(engine, tmp_path):
+    rng = random.Random(20261206)
+    refused = 0
+    for _ in range(60):
+        content = _random_csv(rng)
+        audience, root = _audience(tmp_path, "hybrid", [], "both")
+        (root / "data" / "m.csv").write_bytes(content)
+        python, duckdb = _read_each_way(engine, audience)
+        assert duckdb == python, content
+        refused += isinstance(python, str)
+    assert refused < 30  # most files are read: the rows are what is compared
 
 
 def test_a_row_holding_only_a_quote_is_named_by_both_engines(engine, tmp_path):
