@@ -17,7 +17,7 @@ import contextlib
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,10 +135,13 @@ def read_with_duckdb(
             # Identifiers become text in DuckDB, by the SQL the DuckDB engine uses too
             # (identifier_types.py): the two engines then agree. Columns by position.
             identity = identifier_cells(columns, [row[1] for row in described])
+            # Without a trait mapping only the identifier columns are read (README: other
+            # columns "are not read"), as the DuckDB engine reads them: a column that fails
+            # to evaluate (a cast) failed the audience in this engine alone.
+            read = range(len(names)) if mapped else sorted(identity)
             cells = [identity.get(i, f"c{i}") for i in range(len(names))]
-            cursor = connection.execute(
-                f"SELECT {', '.join(cells)} FROM ({_within(query, len(names), budget)}) AS q"
-            )
+            within = _within(query, len(names), budget, read)
+            cursor = connection.execute(f"SELECT {', '.join(cells)} FROM ({within}) AS q")
             chunks = iter(lambda: cursor.fetchmany(CHUNK_ROWS), [])
             return members_from_rows(chunks, columns, project_type, relation.where, mapped)
         except duckdb.Error as exc:
@@ -177,17 +180,21 @@ def _python_budget() -> int:
     return EngineSettings.from_env().memory_bytes
 
 
-def _within(query: str, width: int, budget: int) -> str:
+def _within(query: str, width: int, budget: int, read: Iterable[int] | None = None) -> str:
     """`query`'s rows, columns named c0, c1, ..., failing inside DuckDB once their values
     (as text) pass `budget` bytes in all, before they reach Python. DuckDB streams a
     query within its memory limit, but each chunk fetched becomes Python objects: 30 rows
     of `repeat('x', 100000000)`, or a Parquet file of a few kilobytes holding one long
     value many times, took 6 GB when the limit was 1 GB. A running sum is a streaming
-    window: the rows are not held to compute it."""
+    window: the rows are not held to compute it. Only the columns in `read` (all when
+    None) are computed; the others are NULL."""
+    wanted = set(range(width) if read is None else read)
     aliases = ", ".join(f"c{i}" for i in range(width))
-    size = " + ".join(f"coalesce(strlen(CAST(c{i} AS VARCHAR)), 0)" for i in range(width))
+    outer = ", ".join(f"c{i}" if i in wanted else f"NULL AS c{i}" for i in range(width))
+    size = " + ".join(f"coalesce(strlen(CAST(c{i} AS VARCHAR)), 0)" for i in sorted(wanted))
+    size = size or "0"
     return (
-        f"SELECT {aliases} FROM (SELECT {aliases}, sum({size}) OVER (ROWS BETWEEN UNBOUNDED "
+        f"SELECT {outer} FROM (SELECT {aliases}, sum({size}) OVER (ROWS BETWEEN UNBOUNDED "
         f"PRECEDING AND CURRENT ROW) AS read_bytes FROM ({query}\n) AS q({aliases})) "
         f"WHERE CASE WHEN read_bytes > {int(budget)} THEN error('{_OVER_BUDGET}') ELSE true END"
     )

@@ -256,3 +256,28 @@ def test_a_set_and_a_table_of_the_same_identifiers_digest_alike(monkeypatch, chu
         connection.execute("DELETE FROM live")
         assert fingerprint.digest_members(set()) == fingerprint.digest_relation(connection, "live")
     assert fingerprint.digest_members({"a@x.com"}) != fingerprint.digest_members({"A@x.com"})
+
+
+def test_both_engines_leave_a_query_s_other_columns_unread_without_a_mapping(
+    tmp_path, engines, monkeypatch
+):
+    # Without a trait mapping a source's other columns are not read (README): the DuckDB
+    # engine never computed them, the Python engine did, so a column whose cast fails
+    # (found by a random differential test) failed the audience in the Python engine only.
+    root = _manifests(tmp_path, "email")
+    monkeypatch.chdir(root)  # the query's relative path starts there
+    (root / "data" / "m.csv").write_text("email,note\na@x.com,ü\nnew@x.com,ok\n", "utf-8")
+    query = "SELECT email, note::BLOB AS note FROM read_csv('data/m.csv', all_varchar=true)"
+    text = (root / "m.yaml").read_text(encoding="utf-8")
+    (root / "m.yaml").write_text(
+        text.replace(
+            "members: {csv: data/m.csv}", f'members: {{sql: "{query}", database: ":memory:"}}'
+        ),
+        encoding="utf-8",
+    )
+    planned = []
+    for engine in ENGINES:
+        plan = _plan(root, _emulator("email"), engines[engine])
+        (lp,) = plan.destinations[0].lists
+        planned.append(([m.key for m in lp.add], sorted(lp.remove)))
+    assert planned[0] == planned[1] == (["new@x.com"], ["e@x.com", "gone@x.com"])
