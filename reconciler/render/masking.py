@@ -45,6 +45,15 @@ _SEPARATORS = r"\s'\"<>(),;:\[\]{}`|"
 _EMAIL_IN_TEXT = re.compile(
     rf"(?:\"[^\"\n@]*\"|[^{_SEPARATORS}]+(?:'+[^{_SEPARATORS}]+)*'*)@[^{_SEPARATORS}]*"
 )
+# Where an email can be: a block of non-separators, or of runs of them joined by apostrophes
+# (and ending in some). Blocks are found without backtracking (possessive quantifiers), and
+# _EMAIL_IN_TEXT runs only over those holding an '@' (with the quoted local part before
+# one that starts with it): run over the whole text, it tried every position of a long
+# token without an '@' and ran to the token's end each time, so a 70,000-character name
+# in a message held the command for minutes. No email spans two blocks, so the matches
+# are those _EMAIL_IN_TEXT finds in the whole text.
+_EMAIL_BLOCK = re.compile(rf"[^{_SEPARATORS}]++(?:'++[^{_SEPARATORS}]++)*+'*+")
+_SEPARATOR = re.compile(rf"[{_SEPARATORS}]")
 
 
 def _first(part: str) -> str:
@@ -109,8 +118,34 @@ def _mask_quoted_data(text: str) -> str:
 def mask_emails(text: str) -> str:
     """Mask every email-shaped token in free text (tracebacks, third-party messages), the
     source data the text marks (`source_value`), and values a database's error quotes."""
-    text = _EMAIL_IN_TEXT.sub(lambda m: mask_identifier(m.group(0)), reveal(text, False))
-    return _mask_quoted_data(text)
+    return _mask_quoted_data(_mask_email_regions(reveal(text, False)))
+
+
+def _mask_email_regions(text: str) -> str:
+    if "@" not in text:
+        return text
+    parts: list[str] = []
+    done = 0
+    for block in _EMAIL_BLOCK.finditer(text):
+        start, end = block.span()
+        last = text.rfind("@", start, end)
+        if last < 0:
+            continue
+        if text[start] == "@" and text[start - 1 : start] == '"':
+            # A quoted local part ('"jo smith"@...') ends right before the block.
+            opening = text.rfind('"', done, start - 1)
+            if opening >= 0 and not any(c in text[opening + 1 : start - 1] for c in "\n@"):
+                start = opening
+        # No email reaches past the run that holds the block's last '@' (a domain ends at
+        # an apostrophe): what follows is left unsearched, or every position of a long
+        # tail ("a@b'x'x'x...") was tried again.
+        after = _SEPARATOR.search(text, last, end)
+        cut = after.start() if after else end
+        parts.append(text[done:start])
+        parts.append(_EMAIL_IN_TEXT.sub(lambda m: mask_identifier(m.group(0)), text[start:cut]))
+        done = cut
+    parts.append(text[done:])
+    return "".join(parts)
 
 
 # Private-use characters around source data quoted in a message (see the module docstring).
