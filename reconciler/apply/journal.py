@@ -333,7 +333,9 @@ def read_journal(path: Path) -> JournalSummary:
         elif event == "intent" and isinstance(line.get("step"), int):
             intents[line["step"]] = line
         elif event == "outcome":
-            intents.pop(line.get("step"), None)  # type: ignore[arg-type]
+            step = line.get("step")
+            if isinstance(step, int):  # a line of another shape (damaged) settles nothing
+                intents.pop(step, None)
             if line.get("status") == "done":
                 summary.done += 1
             elif line.get("status") == "failed":
@@ -364,7 +366,7 @@ def last_unfinished(state_dir: Path) -> JournalSummary | None:
             return summary
         try:
             os.kill(summary.pid, 0)
-        except ProcessLookupError:
+        except (ProcessLookupError, OverflowError):  # no such process, or no such pid at all
             return summary
         except PermissionError:
             pass

@@ -8,11 +8,12 @@ import json
 import os
 import random
 import signal
+import socket
 import time
 
 import pytest
 
-from reconciler.apply.journal import read_journal
+from reconciler.apply.journal import last_unfinished, read_journal
 from tests.integration.reliability import (
     assert_exactly_desired,
     build_scenario,
@@ -93,6 +94,21 @@ def test_a_journal_line_nested_too_deep_is_passed_over_as_a_torn_one(tmp_path):
     )
     summary = read_journal(path)
     assert (summary.started_at, [i["step"] for i in summary.in_flight]) == ("t0", [1])
+
+
+def test_a_journal_line_of_another_shape_is_passed_over(tmp_path):
+    # Found by fuzzing: an outcome whose step was not a number (an object: unhashable) and
+    # a holder's pid past what the kernel takes (OverflowError from os.kill) ended the next
+    # apply in an internal error; a damaged line tells nothing, as a torn one does not.
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "apply-20260101T000000.000000Z-1.jsonl").write_text(
+        f'{{"event":"run_started","at":"t0","pid":{2**70},"host":"{socket.gethostname()}"}}\n'
+        '{"event":"intent","step":1,"op":"subscribe","members":3}\n'
+        '{"event":"outcome","step":{"a":1},"status":"done"}\n'
+    )
+    summary = last_unfinished(tmp_path)
+    assert summary is not None and [i["step"] for i in summary.in_flight] == [1]
 
 
 @pytest.mark.skipif(not os.access("/dev/full", os.W_OK), reason="needs /dev/full")
