@@ -337,6 +337,9 @@ def _list_options(item: DesiredList, dest_spec: Any) -> dict[str, Any]:
         update_existing_users_only=spec.updateExistingUsersOnly,
         campaign_id=spec.unsubscribe.campaignId,
         channel_unsubscribe=spec.unsubscribe.channelUnsubscribe,
+        # How the list is read (state/live.py): apply needs it to tell which profile an
+        # identifier its removals send names (executor._kind_on_list).
+        read_prefer_user_id=item.prefer_user_id,
         max_removal_percent=DEFAULT_MAX_REMOVAL_PERCENT if percent is None else percent,
         max_removals=_inherited(spec.policy, dest_spec.policy, "maxRemovals"),
         allow_empty=spec.allowEmpty,

@@ -411,6 +411,26 @@ def _list_ids(value: Any) -> set[int]:
     return {v for v in values if isinstance(v, int) and not isinstance(v, bool)}
 
 
+def _named_by(
+    profile: dict[str, Any],
+    kind: Literal["email", "userId"],
+    identifier: str,
+    prefer_user_id: bool | None,
+) -> bool:
+    """Whether getUsers, with this preferUserId, names a profile that has `identifier` as
+    its `kind` by it: with preferUserId a profile is named by its userId when it has one,
+    without by its email when it has one (a hybrid project). So by its email only when
+    preferUserId was false or it has no other userId, by its userId only when it was true
+    or it has no other email. None (not known): only a profile named by it either way."""
+    if prefer_user_id is not None and prefer_user_id == (kind == "userId"):
+        return True
+    other = profile.get("userId" if kind == "email" else "email")
+    if not isinstance(other, str) or not other:
+        return True
+    # Iterable keeps emails in lower case; userIds as they were given.
+    return (other.lower() if kind == "userId" else other) == identifier
+
+
 def _ambiguous(identifier: str) -> bool:
     """A hybrid list's identifier that may be an email as well as a userId."""
     return looks_like_email(identifier) and identifier == identifier.lower()
@@ -748,16 +768,16 @@ class _Destination:
         may have that text as the other one: sent as the wrong kind, the unsubscribe
         takes that other person's channel (Iterable answers success for a user not on the
         list) and leaves the member on it. Each such identifier is read first (GET
-        /api/users/{email}, then byUserId) and sent as the kind of the profile that has
-        it, or, when two do, of the one on the list; one no profile on the list has is
-        already gone and is not sent. (byUserId is not read when the email's profile is
-        on the list: it is the member.)"""
+        /api/users/{email}, then byUserId) and sent as the kind of the profile the list
+        read named by it (see _kind_on_list); one no such profile has is already gone and
+        is not sent. (byUserId is not read when the email's profile is on the list and
+        named by it: it is the member.)"""
         payloads: list[dict[str, Any]] = []
         gone: list[str] = []
         for identifier in chunk:
             if not _ambiguous(identifier):
                 payloads.append({"userId": identifier})
-            elif (kind := self._kind_on_list(list_id, identifier)) is None:
+            elif (kind := self._kind_on_list(list_id, identifier, lp.read_prefer_user_id)) is None:
                 gone.append(identifier)
             else:
                 payloads.append({kind: identifier})
@@ -771,11 +791,19 @@ class _Destination:
             outcome.kinds[identifier] = "notFound"
         return outcome
 
-    def _kind_on_list(self, list_id: int, identifier: str) -> Literal["email", "userId"] | None:
+    def _kind_on_list(
+        self, list_id: int, identifier: str, prefer_user_id: bool | None
+    ) -> Literal["email", "userId"] | None:
         """Whether the member of the list with this identifier has it as its email or its
-        userId: the kind of the one profile that has it, or, when two profiles do, of the
-        one whose list memberships (`userListIds`) hold the list. None: no profile has
-        it, or neither of two is on the list (already gone either way)."""
+        userId. Only a profile getUsers named by it counts (`_named_by`: with the list's
+        preferUserId, a profile with a userId is named by that, without it a profile with
+        an email by that; `prefer_user_id` None, not known, counts only a profile named
+        by it either way): another profile with that text, on the list under its other
+        identifier, is someone the plan does not remove. Of those, the one whose list
+        memberships (`userListIds`) hold the list, the email's first when both do (both
+        were named by it: the next apply removes the other); else the only profile that
+        has the text, if named by it. None: no such profile (already gone, not sent: that
+        cannot take the wrong person's consent)."""
         found: dict[Literal["email", "userId"], dict[str, Any]] = {}
         for kind in ("email", "userId"):
             try:
@@ -790,15 +818,20 @@ class _Destination:
                 continue
             if profile is not None:
                 found[kind] = profile
-                if kind == "email" and list_id in _list_ids(profile.get("userListIds")):
-                    # The email's profile is on the list: it is the member, whatever
-                    # a byUserId read would find (below, it is chosen first either way).
+                if (
+                    kind == "email"
+                    and list_id in _list_ids(profile.get("userListIds"))
+                    and _named_by(profile, kind, identifier, prefer_user_id)
+                ):
+                    # The email's profile is on the list, named by it: it is the member,
+                    # whatever a byUserId read would find (below, it is chosen first).
                     return kind
-        if len(found) == 1:
-            return next(iter(found))
-        for kind, profile in found.items():
+        named = {k: p for k, p in found.items() if _named_by(p, k, identifier, prefer_user_id)}
+        for kind, profile in named.items():
             if list_id in _list_ids(profile.get("userListIds")):
                 return kind
+        if len(found) == 1 and named:
+            return next(iter(named))
         return None
 
     def _as_the_other_kind(

@@ -502,6 +502,7 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
                 "update_existing_users_only": lp.update_existing_users_only,
                 "campaign_id": lp.campaign_id,
                 "channel_unsubscribe": lp.channel_unsubscribe,
+                "read_prefer_user_id": lp.read_prefer_user_id,
                 "max_removal_percent": lp.max_removal_percent,
                 "max_removals": lp.max_removals,
                 "allow_empty": lp.allow_empty,
@@ -579,6 +580,11 @@ def _destination_from_json(d: dict[str, Any], members: _MemberLines) -> Destinat
     )
 
 
+def _optional_bool(value: Any) -> bool | None:
+    """A recorded true or false; None for anything else (not recorded)."""
+    return value if isinstance(value, bool) else None
+
+
 def _list_from_json(x: dict[str, Any], members: _MemberLines) -> ListPlan:
     # Its lines in the order save_plan wrote them.
     add = members.members(int(x["add_rows"]))
@@ -599,6 +605,9 @@ def _list_from_json(x: dict[str, Any], members: _MemberLines) -> ListPlan:
         update_existing_users_only=bool(x["update_existing_users_only"]),
         campaign_id=x["campaign_id"],
         channel_unsubscribe=bool(x["channel_unsubscribe"]),
+        # Absent from plans saved before it was recorded: unknown, and apply then sends a
+        # removal only as a profile getUsers names by it either way.
+        read_prefer_user_id=_optional_bool(x.get("read_prefer_user_id")),
         max_removal_percent=float(x["max_removal_percent"]),
         max_removals=x["max_removals"],
         allow_empty=bool(x.get("allow_empty", False)),

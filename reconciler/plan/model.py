@@ -41,6 +41,10 @@ class ListPlan:
     update_existing_users_only: bool = False
     campaign_id: int | None = None
     channel_unsubscribe: bool = False
+    # The preferUserId getUsers read the list's members with (DesiredList.prefer_user_id):
+    # which profile `remove`'s identifiers name, when one profile has an identifier as its
+    # email and another as its userId. None: not known (a plan file saved before it was).
+    read_prefer_user_id: bool | None = None
     max_removal_percent: float = DEFAULT_MAX_REMOVAL_PERCENT
     max_removals: int | None = None
     allow_empty: bool = False  # the audience's allowEmpty

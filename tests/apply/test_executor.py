@@ -306,6 +306,36 @@ def test_channel_consent_counted_as_taken_only_for_members_iterable_still_had(em
     assert proj.find_user(email="a@example.com").unsubscribed_channel_ids
 
 
+def test_a_plan_that_does_not_say_how_its_list_was_read_takes_no_ones_channel_it_may_not_mean(
+    emulator_server,
+):
+    # A plan saved before the list's preferUserId was recorded with it: an identifier one
+    # profile has as its email and another as its userId is sent only as a profile the
+    # list read named by it either way (that has no other identifier), or not at all.
+    emulator_server.emulator.faults.counts_only_answers = False
+    proj = emulator_server.emulator.project("default")
+    vip = proj.add_list("vip")
+    named_ua = proj.subscribe_direct(vip, email="a@example.com", user_id="ua")
+    only_by_a = proj.subscribe_direct(vip, user_id="a@example.com")
+    just_c = proj.subscribe_direct(vip, email="c@example.com")
+    named_ud = proj.subscribe_direct(vip, email="d@example.com", user_id="ud")
+    named_e = proj.subscribe_direct(vip, user_id="d@example.com", email="e@example.com")
+    removing = dataclasses.replace(
+        list_plan("vip", list_id=vip, remove=("a@example.com", "c@example.com", "d@example.com")),
+        channel_unsubscribe=True,
+    )
+    assert removing.read_prefer_user_id is None
+    with client(emulator_server) as c:
+        report = apply_plan(Plan((DestinationPlan("prod", "hybrid", (removing,)),)), {"prod": c})
+    (result,) = report.destinations[0].lists
+    assert report.ok, result
+    assert (result.removed, result.already_gone) == (3, 1)
+    assert only_by_a.unsubscribed_channel_ids and just_c.unsubscribed_channel_ids
+    for kept in (named_ua, named_ud, named_e):
+        assert not kept.unsubscribed_channel_ids
+    assert sorted(proj.members(vip, True)) == ["d@example.com", "ua", "ud"]
+
+
 def test_each_project_type_identifies_a_user_by_its_own_identifiers_only():
     # Hybrid projects get both (a new user is created with both); the other types only
     # their key: in userID-based projects profiles may share an email, and a write that

@@ -224,6 +224,88 @@ def test_a_channel_unsubscribe_of_an_email_shaped_user_id_takes_nobody_elses_cha
     assert cli("plan", ws.manifests, "--detailed-exitcode").exit_code == 0
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("bob_email", ["bob@example.com", None])
+def test_a_channel_unsubscribe_by_user_id_takes_the_member_the_list_read_named(
+    field_workspace, cli, engine, bob_email
+):
+    """An audience keyed by userId reads its list with preferUserId=true: Ann (email
+    x@example.com, userId "ann") is named "ann" there, and Bob, whose userId is
+    x@example.com, is "x@example.com". Bob left the audience, Ann stayed; both profiles
+    are on the list. The removal of "x@example.com" was sent as an email, since Ann's
+    profile is on the list: Ann lost the list and her channel consent, and Bob stayed."""
+    ws, server, proj = field_workspace("hybrid", engine)
+    server.emulator.faults.counts_only_answers = False
+    list_id = proj.add_list("vip")
+    proj.subscribe_direct(list_id, email="keep@example.com", user_id="keep")
+    ann = proj.subscribe_direct(list_id, email="x@example.com", user_id="ann")
+    bob = proj.subscribe_direct(list_id, user_id="x@example.com", email=bob_email)
+    csv_audience(
+        ws,
+        "vip",
+        "userId",
+        ["keep", "ann"],
+        policy={"maxRemovalPercent": 100},
+        unsubscribe={"channelUnsubscribe": True},
+    )
+    server.emulator.clear_log()
+    result = cli("apply", ws.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    lr = the_list(result.json())
+    assert (lr["removed"], lr["already_gone"], lr["rejected"]) == (1, 0, [])
+    assert sorted(proj.members(list_id, True)) == ["ann", "keep"]
+    assert set(ann.unsubscribed_channel_ids) == set()
+    assert bob.unsubscribed_channel_ids
+    assert accepted(server, "/api/lists/unsubscribe") == [{"userId": "x@example.com"}]
+    # Two reads: Ann's profile (on the list, but named "ann"), then Bob's.
+    reads = [r.path for r in server.emulator.request_log if r.path.startswith("/api/users/")]
+    assert reads == ["/api/users/x%40example.com", "/api/users/byUserId/x%40example.com"]
+    assert cli("plan", ws.manifests, "--detailed-exitcode").exit_code == 0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_channel_unsubscribe_by_email_never_takes_a_member_the_list_read_named_otherwise(
+    field_workspace, cli, engine
+):
+    """The mirror: an audience keyed by email reads its list with preferUserId=false, so
+    Bob (userId x@example.com, email bob@example.com) is named "bob@example.com" there,
+    and "x@example.com" is Ann's email. Ann left the list a moment ago, which the list
+    read (lagging writes) does not show yet; the per-user reads do. The removal of
+    "x@example.com" was sent as a userId, Bob's being the profile on the list: Bob, whom
+    the audience keeps, lost the list and his channel consent."""
+    ws, server, proj = field_workspace("hybrid", engine)
+    server.emulator.faults.counts_only_answers = False
+    list_id = proj.add_list("vip")
+    proj.subscribe_direct(list_id, email="keep@example.com", user_id="keep")
+    proj.subscribe_direct(list_id, email="x@example.com", user_id="ann")
+    bob = proj.subscribe_direct(list_id, user_id="x@example.com", email="bob@example.com")
+    csv_audience(
+        ws,
+        "vip",
+        "email",
+        ["keep@example.com", "bob@example.com"],
+        policy={"maxRemovalPercent": 100},
+        unsubscribe={"channelUnsubscribe": True},
+    )
+    server.emulator.faults.read_lag_seconds = 3600
+    left = httpx.post(
+        f"{server.base_url}/api/lists/unsubscribe",
+        headers={"Api-Key": "test-key"},
+        json={"listId": list_id, "subscribers": [{"email": "x@example.com"}]},
+    )
+    assert left.status_code == 200 and left.json()["successCount"] == 1
+    result = cli("apply", ws.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    lr = the_list(result.json())
+    # Ann is already gone (counted as removed): nothing is sent but her own leaving.
+    assert (lr["removed"], lr["already_gone"], lr["rejected"]) == (1, 1, [])
+    assert set(bob.unsubscribed_channel_ids) == set()
+    assert accepted(server, "/api/lists/unsubscribe") == [{"email": "x@example.com"}]
+    server.emulator.faults.read_lag_seconds = 0
+    assert sorted(proj.members(list_id, False)) == ["bob@example.com", "keep@example.com"]
+    assert cli("plan", ws.manifests, "--detailed-exitcode").exit_code == 0
+
+
 def test_a_channel_unsubscribe_of_ordinary_emails_reads_each_profile_once(field_workspace, cli):
     """Each email-shaped removal of a hybrid list with channelUnsubscribe is read before
     it is sent (above); when the profile with that email is on the list, it is the

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import json
 import stat
 from pathlib import Path
@@ -216,6 +217,7 @@ def full_plan(add: tuple[Member, ...], remove: tuple[str, ...]) -> Plan:
         live_count=len(remove) + 1,
         desired_count=len(add) + 1,
         channel_unsubscribe=True,
+        read_prefer_user_id=True,
         campaign_id=3,
         max_removals=50,
         held_back_removals=2,
@@ -271,6 +273,7 @@ def test_every_setting_apply_obeys_reads_back_either_way(tmp_path):
         lp,
         update_existing_users_only=True,
         channel_unsubscribe=False,
+        read_prefer_user_id=False,
         campaign_id=None,
         allow_empty=True,
         resubscribe_allowed=True,
@@ -295,6 +298,23 @@ def test_every_setting_apply_obeys_reads_back_either_way(tmp_path):
     path = tmp_path / "plan.gz"
     save_plan(path, flipped, "digest", tmp_path, None)
     assert load_plan(path).plan == flipped
+
+
+def test_a_plan_saved_before_its_lists_read_was_recorded_reads_it_as_not_known(tmp_path):
+    # Plans of this format saved by an earlier build lack read_prefer_user_id: None, and
+    # apply then sends an email-shaped removal only as a profile named by it either way.
+    path = tmp_path / "plan.gz"
+    save_plan(path, full_plan(members(1), ("r1@example.com",)), "digest", tmp_path, None)
+    lines = _lines(path)
+    header = json.loads(lines[0])
+    for d in header["destinations"]:
+        for lp in d["lists"]:
+            del lp["read_prefer_user_id"]
+    body = b"".join(line + b"\n" for line in [json.dumps(header).encode(), *lines[1:-1]])
+    trailer = json.dumps({"sha256": hashlib.sha256(body).hexdigest()}).encode() + b"\n"
+    path.write_bytes(gzip.compress(body + trailer))
+    (lp,) = load_plan(path).plan.destinations[0].lists
+    assert lp.read_prefer_user_id is None and lp.remove == ("r1@example.com",)
 
 
 def test_large_member_sets_of_a_saved_plan_go_into_the_workspace(tmp_path):
