@@ -391,18 +391,23 @@ def update_payload(update: FieldUpdate, project_type: ProjectType) -> dict[str, 
     return out
 
 
-def removal_payload(identifier: str, project_type: ProjectType) -> dict[str, Any]:
-    """getUsers reports one identifier per member; in hybrid projects it is an email unless
-    the profile has none (or preferUserId chose the userId), so its shape tells which,
-    except that a userId may be shaped like an email: one with a capital letter is a
-    userId (Iterable keeps emails in lower case; userIds keep their case), and one in
-    lower case is sent as an email first and, when Iterable finds no such email, as a
-    userId (_Destination._as_the_other_kind)."""
+def removal_payload(
+    identifier: str, project_type: ProjectType, prefer_user_id: bool | None = None
+) -> dict[str, Any]:
+    """getUsers reports one identifier per member; in hybrid projects it is the email,
+    unless the profile has none or preferUserId chose its userId (`prefer_user_id`, as
+    the list was read: ListPlan.read_prefer_user_id), so its shape tells which, except
+    that a userId may be shaped like an email: one with a capital letter is a userId
+    (Iterable keeps emails in lower case; userIds keep their case), and one in lower case
+    is sent first as the kind the read names a profile by when it has both (a userId
+    under preferUserId, else an email) and, when Iterable finds no such user, as the other
+    (_Destination._as_the_other_kind): sent as an email under preferUserId, it removed
+    another person whose email it is and who is on the list under their own userId."""
     if project_type == "email":
         return {"email": identifier}
     if project_type == "userId" or not _ambiguous(identifier):
         return {"userId": identifier}
-    return {"email": identifier}
+    return {"userId" if prefer_user_id else "email": identifier}
 
 
 def _list_ids(value: Any) -> set[int]:
@@ -706,7 +711,7 @@ class _Destination:
                 else:
                     outcome = self.client.unsubscribe(
                         list_id,
-                        [removal_payload(i, project_type) for i in chunk],
+                        [removal_payload(i, project_type, lp.read_prefer_user_id) for i in chunk],
                         campaign_id=lp.campaign_id,
                         channel_unsubscribe=lp.channel_unsubscribe,
                     )
@@ -729,7 +734,7 @@ class _Destination:
             sent = (
                 [subscribe_payload(m, lp, project_type) for m in chunk]
                 if adding
-                else [removal_payload(i, project_type) for i in chunk]
+                else [removal_payload(i, project_type, lp.read_prefer_user_id) for i in chunk]
             )
             gone = (
                 f"; list {self.live_ids[lp.list_name]} no longer exists in Iterable (deleted "
@@ -839,18 +844,20 @@ class _Destination:
     ) -> BatchResult:
         """The identifiers of a hybrid list's removal that may be emails or userIds alike
         (an email-shaped userId in lower case) and that Iterable found no user for as the
-        email they were sent as, sent again as userIds: a member whose userId reads like
-        an email is otherwise never removed, yet counted as already gone. Not with
-        channelUnsubscribe: should the email's user have been deleted meanwhile, the
-        userId could be another person's, whose consent to the channel would go."""
+        kind they were sent as (removal_payload), sent again as the other kind: a member
+        whose userId reads like an email (or, read with preferUserId, whose email is all
+        it has) is otherwise never removed, yet counted as already gone. Not with
+        channelUnsubscribe: should the first kind's user have been deleted meanwhile, the
+        other could be another person's, whose consent to the channel would go."""
         if lp.channel_unsubscribe:
             return outcome
         again = [i for i in chunk if _ambiguous(i) and outcome.kinds.get(i) == "notFound"]
         if not again:
             return outcome
+        other = "email" if lp.read_prefer_user_id else "userId"
         second = self.client.unsubscribe(
             list_id,
-            [{"userId": i} for i in again],
+            [{other: i} for i in again],
             campaign_id=lp.campaign_id,
             channel_unsubscribe=False,
         )

@@ -355,3 +355,7 @@ def test_each_project_type_identifies_a_user_by_its_own_identifiers_only():
     assert removal_payload("a@example.com", "hybrid") == {"email": "a@example.com"}
     assert removal_payload("A@example.com", "hybrid") == {"userId": "A@example.com"}
     assert removal_payload("u-1", "hybrid") == {"userId": "u-1"}
+    # ... unless the list was read with preferUserId: then it names a userId first.
+    assert removal_payload("a@example.com", "hybrid", True) == {"userId": "a@example.com"}
+    assert removal_payload("a@example.com", "hybrid", False) == {"email": "a@example.com"}
+    assert removal_payload("a@example.com", "email", True) == {"email": "a@example.com"}

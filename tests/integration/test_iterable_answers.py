@@ -264,6 +264,39 @@ def test_a_channel_unsubscribe_by_user_id_takes_the_member_the_list_read_named(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("bob_email", ["bob@example.com", None])
+def test_a_removal_by_user_id_takes_the_member_the_list_read_named(
+    field_workspace, cli, engine, bob_email
+):
+    """The same two people without channelUnsubscribe: the removal of "x@example.com"
+    was sent as an email first, which took Ann (named "ann" by the read) off the list
+    and left Bob on it, so every apply re-added Ann (a subscription, which may start a
+    journey) and removed her again. Read with preferUserId, it is sent as a userId first;
+    and a member whose email is all it has, named by it, is still removed by the retry
+    as an email."""
+    ws, server, proj = field_workspace("hybrid", engine)
+    server.emulator.faults.counts_only_answers = False
+    list_id = proj.add_list("vip")
+    proj.subscribe_direct(list_id, email="keep@example.com", user_id="keep")
+    proj.subscribe_direct(list_id, email="x@example.com", user_id="ann")
+    proj.subscribe_direct(list_id, user_id="x@example.com", email=bob_email)
+    proj.subscribe_direct(list_id, email="carol@example.com")  # no userId: named by email
+    csv_audience(ws, "vip", "userId", ["keep", "ann"], policy={"maxRemovalPercent": 100})
+    server.emulator.clear_log()
+
+    result = cli("apply", ws.manifests, "--yes", "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    lr = the_list(result.json())
+    assert (lr["removed"], lr["already_gone"], lr["rejected"]) == (2, 0, [])
+    assert sorted(proj.members(list_id, True)) == ["ann", "keep"]
+    sent = [s for r in requests_to(server, "/api/lists/unsubscribe") for s in r.body["subscribers"]]
+    assert {"email": "x@example.com"} not in sent
+    assert {"userId": "x@example.com"} in sent and {"email": "carol@example.com"} in sent
+    assert cli("plan", ws.manifests, "--detailed-exitcode").exit_code == 0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_channel_unsubscribe_by_email_never_takes_a_member_the_list_read_named_otherwise(
     field_workspace, cli, engine
 ):
