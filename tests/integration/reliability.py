@@ -9,10 +9,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from reconciler.emulator import EmulatorServer
+from reconciler.emulator.replies import EmulatorResponse
 from tests.integration.conftest import API_KEY_VAR, Workspace
 
 KEEP = [f"keep{i}@example.com" for i in range(100)]
@@ -111,13 +116,20 @@ def subprocess_env(workspace: Workspace, **extra: str) -> dict[str, str]:
     return env
 
 
-# The CLI as a terminal starts it, with Ctrl-C raising KeyboardInterrupt, whatever the test
-# runner inherited: a runner started in the background by a script (`pytest &`) has SIGINT
-# ignored, and a child inherits that, so Ctrl-C tests failed for how they were run.
-_MAIN = (
-    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "runpy.run_module('reconciler.cli', run_name='__main__', alter_sys=True)"
-)
+def main_code(hangup: str = "SIG_DFL") -> str:
+    """`python -c` code starting the CLI as a terminal starts it, with Ctrl-C raising
+    KeyboardInterrupt and a hangup at `hangup`, whatever the test runner inherited: a runner
+    started in the background by a script (`pytest &`) has SIGINT ignored, one started
+    under `nohup` SIGHUP, and a child inherits both, so signal tests failed for how they
+    were run (reconciler leaves an ignored hangup ignored, as `nohup` asks)."""
+    return (
+        "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        f"signal.signal(signal.SIGHUP, signal.{hangup}); "
+        "runpy.run_module('reconciler.cli', run_name='__main__', alter_sys=True)"
+    )
+
+
+_MAIN = main_code()
 
 
 def spawn_cli(workspace: Workspace, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -158,6 +170,52 @@ def wait_for_writes(server: EmulatorServer, proc: subprocess.Popen[str], count: 
             proc.kill()
             raise AssertionError(f"no {count} writes within 30 s")
         time.sleep(0.002)
+
+
+@contextmanager
+def writes_held_after(server: EmulatorServer, count: int) -> Iterator[threading.Event]:
+    """Once the emulator has handled `count` writes, later ones wait (unanswered, in
+    flight) until the event yielded is set, or the block ends: a test signalling a run
+    after `count` writes knows it is still running then, however long the machine kept
+    the test from sending the signal (a run of 60 batches ended first at load 20)."""
+    release = threading.Event()
+    handle = server.emulator.handle
+
+    def held(request: httpx.Request) -> EmulatorResponse:
+        if (
+            request.method in WRITES
+            and request.url.path.startswith("/api/")
+            and writes_seen(server) >= count
+        ):
+            release.wait(60)
+        return handle(request)
+
+    server.emulator.handle = held  # type: ignore[method-assign]
+    try:
+        yield release
+    finally:
+        release.set()
+        server.emulator.handle = handle  # type: ignore[method-assign]
+
+
+def signal_after_writes(
+    server: EmulatorServer, proc: subprocess.Popen[str], count: int, sig: int
+) -> tuple[int, str, str]:
+    """Send `sig` to a running apply once `count` writes are done, the rest held until it
+    says it was interrupted; then its exit code, stdout and stderr."""
+    stderr = StderrWatcher(proc)
+    with writes_held_after(server, count):
+        wait_for_writes(server, proc, count)
+        proc.send_signal(sig)
+        stderr.wait_for("Interrupted", proc)
+    try:
+        code = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"still running 30 s after {sig!r}: {stderr.text}") from None
+    assert proc.stdout is not None
+    return code, proc.stdout.read(), stderr.finish()
 
 
 class StderrWatcher:

@@ -15,13 +15,14 @@ import pytest
 
 from reconciler.apply.journal import read_journal
 from tests.integration.reliability import (
-    _MAIN,
     WRITES,
     StderrWatcher,
     assert_exactly_desired,
     build_scenario,
     journals,
+    main_code,
     members_of,
+    signal_after_writes,
     spawn_cli,
     subprocess_env,
     wait_for_writes,
@@ -64,10 +65,8 @@ def test_ctrl_c_finishes_what_is_in_flight_reports_it_and_exits_130(
     workspace, cli, emulator_server
 ):
     scenario, proc = start(workspace, emulator_server, "--format", "json")
-    wait_for_writes(emulator_server, proc, 8)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    code, out, err = signal_after_writes(emulator_server, proc, 8, signal.SIGINT)
+    assert code == 130, err
 
     report = json.loads(out)
     assert report["interrupted"] is True and report["ok"] is False
@@ -101,10 +100,8 @@ def test_ctrl_c_in_text_mode_prints_the_report_with_what_was_not_done(
     workspace, cli, emulator_server
 ):
     scenario, proc = start(workspace, emulator_server)
-    wait_for_writes(emulator_server, proc, 4)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    code, out, err = signal_after_writes(emulator_server, proc, 4, signal.SIGINT)
+    assert code == 130, err
     assert "Apply finished with failures" in out
     assert "interrupted:" in out and "were not sent" in out
     assert "Apply complete" not in out
@@ -246,10 +243,8 @@ def test_sigterm_during_apply_stops_as_ctrl_c_does(workspace, cli, emulator_serv
     scenario, proc = start(
         workspace, emulator_server, "--format", "json", "--summary-json", str(record)
     )
-    wait_for_writes(emulator_server, proc, 4)
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    code, out, err = signal_after_writes(emulator_server, proc, 4, sig)
+    assert code == 130, err
     assert f"Interrupted by {sig.name}: finishing the requests in flight" in err
     report = json.loads(out)
     assert report["interrupted"] is True
@@ -339,14 +334,13 @@ def test_a_hangup_does_not_stop_an_apply_started_to_ignore_it(workspace, cli, em
     emulator_server.emulator.faults.latency_seconds = 0.02
     env = subprocess_env(workspace, RECONCILER_BATCH_SIZE=str(BATCH), RECONCILER_CONCURRENCY="4")
     proc = subprocess.Popen(
-        [sys.executable, "-c", _MAIN, "apply", "manifests", "--yes"],
+        [sys.executable, "-c", main_code(hangup="SIG_IGN"), "apply", "manifests", "--yes"],
         cwd=workspace.root,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
     )
     wait_for_writes(emulator_server, proc, 4)
     proc.send_signal(signal.SIGHUP)
@@ -368,10 +362,8 @@ def test_an_interrupted_saved_plan_says_to_apply_the_manifests_not_the_plan_agai
     emulator_server.emulator.faults.latency_seconds = 0.05
     env = subprocess_env(workspace, RECONCILER_BATCH_SIZE=str(BATCH), RECONCILER_CONCURRENCY="4")
     proc = spawn_cli(workspace, "apply", "--plan", str(saved), "--yes", env=env)
-    wait_for_writes(emulator_server, proc, 4)
-    proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    code, _out, err = signal_after_writes(emulator_server, proc, 4, signal.SIGINT)
+    assert code == 130, err
     assert "Run `reconciler apply` on the manifests again (not --plan" in err
     emulator_server.emulator.faults.latency_seconds = 0.0
     assert cli("apply", "--plan", str(saved), "--yes").exit_code == 4  # stale, as it said
