@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,10 +31,23 @@ from tests.integration.reliability import (
 ADDS, CREATES, BATCH = 1500, 1500, 50
 
 
+def private_tmp(workspace) -> Path:
+    """A temporary directory for one run's files alone (its TMPDIR): the shared one holds
+    what killed runs of other tests left, named by a PID this run's may reuse."""
+    tmp = workspace.root / "tmp"
+    tmp.mkdir(exist_ok=True)
+    return tmp
+
+
 def start(workspace, server, *args):
     scenario = build_scenario(workspace, server, adds=ADDS, creates=CREATES)
     server.emulator.faults.latency_seconds = 0.05
-    env = subprocess_env(workspace, RECONCILER_BATCH_SIZE=str(BATCH), RECONCILER_CONCURRENCY="4")
+    env = subprocess_env(
+        workspace,
+        RECONCILER_BATCH_SIZE=str(BATCH),
+        RECONCILER_CONCURRENCY="4",
+        TMPDIR=str(private_tmp(workspace)),
+    )
     return scenario, spawn_cli(workspace, "apply", "manifests", "--yes", *args, env=env)
 
 
@@ -254,7 +266,7 @@ def test_sigterm_during_apply_stops_as_ctrl_c_does(workspace, cli, emulator_serv
     [journal] = journals(workspace.root / ".reconciler")
     assert read_journal(journal).outcome == "interrupted"
     assert _locks(workspace) == []
-    assert list(Path(tempfile.gettempdir()).glob(f"reconciler-*-{proc.pid}-*")) == []
+    assert list(private_tmp(workspace).glob("reconciler-*")) == []
     finish(workspace, cli, emulator_server, scenario)
 
 
@@ -316,15 +328,18 @@ def test_sigterm_stops_a_read_only_command_as_ctrl_c_does(workspace, cli, emulat
     # stayed in the temporary directory (until a later run's sweep), and nothing was said.
     scenario = build_scenario(workspace, emulator_server)
     emulator_server.emulator.faults.latency_seconds = 1  # the first read hangs
-    proc = spawn_cli(workspace, command, "manifests", env=subprocess_env(workspace))
+    tmp = private_tmp(workspace)
+    proc = spawn_cli(
+        workspace, command, "manifests", env=subprocess_env(workspace, TMPDIR=str(tmp))
+    )
     while not emulator_server.emulator.request_log:
         assert proc.poll() is None
-    assert list(Path(tempfile.gettempdir()).glob(f"reconciler-*-{proc.pid}-*"))  # copied
+    assert list(tmp.glob(f"reconciler-source-{proc.pid}-*"))  # copied
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "Interrupted" in err and "Traceback" not in err
-    assert list(Path(tempfile.gettempdir()).glob(f"reconciler-*-{proc.pid}-*")) == []
+    assert list(tmp.glob("reconciler-*")) == []
     finish(workspace, cli, emulator_server, scenario)
 
 
