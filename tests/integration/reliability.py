@@ -198,6 +198,28 @@ def writes_held_after(server: EmulatorServer, count: int) -> Iterator[threading.
         server.emulator.handle = handle  # type: ignore[method-assign]
 
 
+@contextmanager
+def requests_held(server: EmulatorServer) -> Iterator[threading.Event]:
+    """Every API request waits, unanswered, until the block ends; the event yielded is set
+    once one has arrived: a run is then known to be at that request, for as long as the
+    test needs, however loaded the machine."""
+    arrived, release = threading.Event(), threading.Event()
+    handle = server.emulator.handle
+
+    def held(request: httpx.Request) -> EmulatorResponse:
+        if request.url.path.startswith("/api/"):
+            arrived.set()
+            release.wait(120)
+        return handle(request)
+
+    server.emulator.handle = held  # type: ignore[method-assign]
+    try:
+        yield arrived
+    finally:
+        release.set()
+        server.emulator.handle = handle  # type: ignore[method-assign]
+
+
 def signal_after_writes(
     server: EmulatorServer, proc: subprocess.Popen[str], count: int, sig: int
 ) -> tuple[int, str, str]:

@@ -420,15 +420,10 @@ def test_two_applies_from_different_directories_create_a_list_once(
     created the same list twice. Now they meet at the lock of the repository's state."""
     import subprocess
     import sys
-    import time
 
-    from tests.integration.reliability import lists_by_name, subprocess_env
+    from tests.integration.reliability import lists_by_name, requests_held, subprocess_env
 
     workspace.audience("vip", {"inline": [f"m{i}@example.com" for i in range(20)]})
-    # Every list request is slow, so the first apply is still running when the second starts:
-    # it makes several, so it holds its lock for well over the seconds a second Python
-    # process takes to start on a loaded 2-core machine (1 s each was not enough there).
-    emulator_server.emulator.faults.update({"paths": ["/api/lists"], "latency_seconds": 3.0})
     env = subprocess_env(workspace)
     manifests = str(workspace.manifests.resolve())
 
@@ -444,15 +439,15 @@ def test_two_applies_from_different_directories_create_a_list_once(
         )
 
     first_cwd, second_cwd = tmp_path_factory.mktemp("one"), tmp_path_factory.mktemp("two")
-    first = start(first_cwd)
-    deadline = time.monotonic() + 30
-    while not emulator_server.emulator.request_log and time.monotonic() < deadline:
-        time.sleep(0.02)  # until the first apply talks to Iterable: it holds its lock by then
-    second = start(second_cwd)
-    outcomes = sorted(
-        (p.wait(timeout=60), p.stderr.read())
-        for p in (first, second)  # type: ignore[union-attr]
-    )
+    # The first apply's requests wait until the second has ended: it holds its lock from
+    # its first request on, however long the second takes to start on a loaded machine
+    # (3 s of latency on each list request was the margin before, a guess).
+    with requests_held(emulator_server) as arrived:
+        first = start(first_cwd)
+        assert arrived.wait(60), "the first apply sent no request within 60 s"
+        second = start(second_cwd)
+        second_outcome = (second.wait(timeout=60), second.stderr.read())  # type: ignore[union-attr]
+    outcomes = [(first.wait(timeout=60), first.stderr.read()), second_outcome]  # type: ignore[union-attr]
     assert [code for code, _ in outcomes] == [0, 1], outcomes
     assert "another apply is running" in outcomes[1][1]
     assert "destination 'prod'" in outcomes[1][1]
