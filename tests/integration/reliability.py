@@ -180,21 +180,34 @@ def writes_held_after(server: EmulatorServer, count: int) -> Iterator[threading.
     the test from sending the signal (a run of 60 batches ended first at load 20)."""
     release = threading.Event()
     handle = server.emulator.handle
+    lock = threading.Lock()
+    handled = threading.Semaphore(0)  # one release per held request handled
+    held_count = 0
 
     def held(request: httpx.Request) -> EmulatorResponse:
-        if (
-            request.method in WRITES
-            and request.url.path.startswith("/api/")
-            and writes_seen(server) >= count
-        ):
+        nonlocal held_count
+        hold = request.method in WRITES and request.url.path.startswith("/api/")
+        with lock:
+            hold = hold and not release.is_set() and writes_seen(server) >= count
+            held_count += hold
+        if not hold:
+            return handle(request)
+        try:
             release.wait(60)
-        return handle(request)
+            return handle(request)
+        finally:
+            handled.release()
 
     server.emulator.handle = held  # type: ignore[method-assign]
     try:
         yield release
     finally:
-        release.set()
+        with lock:
+            release.set()
+        # The held requests are acted on now (as Iterable acts on a request whose client
+        # died): wait for them, so what the test does next sees their effect.
+        for _ in range(held_count):
+            handled.acquire(timeout=30)
         server.emulator.handle = handle  # type: ignore[method-assign]
 
 

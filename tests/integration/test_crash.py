@@ -22,6 +22,7 @@ from tests.integration.reliability import (
     spawn_cli,
     subprocess_env,
     wait_for_writes,
+    writes_held_after,
 )
 
 ADDS, CREATES, BATCH = 1500, 1500, 50
@@ -41,10 +42,15 @@ def test_apply_killed_at_a_random_point_is_finished_by_the_next_run(
     env = subprocess_env(workspace, RECONCILER_BATCH_SIZE=str(BATCH), RECONCILER_CONCURRENCY="4")
 
     proc = spawn_cli(workspace, "apply", "manifests", "--yes", env=env)
-    wait_for_writes(emulator_server, proc, rng.randint(*STRETCHES[seed]))
-    time.sleep(rng.uniform(0, 0.015))  # anywhere: between requests or with some in flight
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=10)
+    stretch = rng.randint(*STRETCHES[seed])
+    # Writes after the stretch wait unanswered until the kill (then are acted on, as
+    # Iterable acts on a request whose client died): at load 20 the test was not scheduled
+    # before the run's last writes were, and the kill found it ended.
+    with writes_held_after(emulator_server, stretch):
+        wait_for_writes(emulator_server, proc, stretch)
+        time.sleep(rng.uniform(0, 0.015))  # anywhere: between requests or with some in flight
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=10)
     assert proc.returncode == -signal.SIGKILL
 
     # The kill left work undone, and a journal without an end that says so.
