@@ -309,7 +309,8 @@ class EmulatorServer:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting, close open connections, and wait for every thread to end."""
+        """Stop accepting, close open connections, wait for every thread to end, and save
+        what the requests left unsaved (when the emulator has a state file)."""
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
@@ -319,6 +320,9 @@ class EmulatorServer:
         server.server_close()
         self._server = None
         self._thread = None
+        # A slow save defers the next ones (Emulator._persist_if_dirty): what the last
+        # requests changed may be unsaved still, and a restart from the file would lose it.
+        self.emulator.flush()
 
     @property
     def running(self) -> bool:
