@@ -51,14 +51,15 @@ def status(
     except (ReconcilerError, KeyboardInterrupt) as exc:
         raise exits.fail(exc) from None
     rows = status_rows(the_plan)
+    problems = None
     if the_plan.summary.problems:
-        err.print(
-            f"warning: {the_plan.summary.describe_problems()}; `reconciler plan` shows them",
-            markup=False,
-        )
+        problems = f"{the_plan.summary.describe_problems()}; `reconciler plan` shows them"
+        err.print(f"warning: {problems}", markup=False)
     try:
         if output is OutputFormat.json:
-            emit(status_json(rows), "the status")
+            # The exit code's reason in the object too: a script reads only stdout.
+            error = None if problems is None else (problems, EXIT_ERROR)
+            emit(status_json(rows, error), "the status")
         elif output is OutputFormat.markdown:
             emit(status_markdown(rows), "the status", nl=False)
         else:

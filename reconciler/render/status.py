@@ -94,8 +94,13 @@ def status_rows(plan: Plan) -> list[dict[str, Any]]:
     return rows
 
 
-def status_json(rows: list[dict[str, Any]]) -> str:
-    return json.dumps({"audiences": rows}, indent=2)
+def status_json(rows: list[dict[str, Any]], error: tuple[str, int] | None = None) -> str:
+    """`error`: (message, exit code) of a status that exits with an error although it
+    shows its rows (source data it could not use): the object is all a script reads."""
+    out: dict[str, Any] = {"audiences": rows}
+    if error is not None:
+        out["error"], out["exit_code"] = error
+    return json.dumps(out, indent=2)
 
 
 def status_markdown(rows: list[dict[str, Any]]) -> str:

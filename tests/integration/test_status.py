@@ -71,3 +71,26 @@ def test_a_list_prune_deletes_has_a_row_in_every_format(workspace, cli, emulator
     (line,) = [x for x in cli("status", workspace.manifests).stdout.splitlines() if "Gone" in x]
     assert "(list 'Gone [old]': declared by no audience, prune deletes it)" in line
     assert "DELETE (BLOCKED)" in line
+
+
+def test_status_json_says_why_it_exits_1_when_members_are_skipped(workspace, cli):
+    """A script reads stdout: the warning on stderr is not there, so the object carries
+    the reason and the exit code, as `plan`'s object does when it exits with an error."""
+    workspace.audience("vip", {"inline": ["a@example.com", "foo@bar..com"]})
+
+    result = cli("status", workspace.manifests, "--format", "json")
+
+    assert result.exit_code == 1
+    out = json.loads(result.stdout)
+    assert out["exit_code"] == 1
+    assert out["error"] == "1 member could not be used; `reconciler plan` shows them"
+    assert [r["audience"] for r in out["audiences"]] == ["vip"]
+
+
+def test_status_json_has_no_error_when_nothing_was_skipped(workspace, cli):
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+
+    result = cli("status", workspace.manifests, "--format", "json")
+
+    assert result.exit_code == 0
+    assert set(json.loads(result.stdout)) == {"audiences"}

@@ -48,7 +48,7 @@ from reconciler.render.plans import (
     report_markdown,
     report_text,
 )
-from reconciler.render.status import status_rows
+from reconciler.render.status import status_json, status_rows
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
@@ -561,7 +561,10 @@ def _readme_block(opening: str) -> str:
         ("The apply report's JSON", lambda: [report_json(apply_report())]),
         (
             "`status --format json` prints",
-            lambda: [json.dumps({"audiences": status_rows(make())}) for make in PLANS.values()],
+            lambda: (
+                [status_json(status_rows(make())) for make in PLANS.values()]
+                + [status_json([], error=("1 member could not be used", 1))]
+            ),
         ),
     ],
     ids=["plan", "report", "status"],
