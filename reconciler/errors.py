@@ -49,10 +49,14 @@ class ReconcilerError(Exception):
     # The destination it happened in, when the message alone would not say (a wrong key,
     # an unreachable baseUrl): set where the destination is known, shown before the text.
     destination: str | None = None
+    # Whether the message needs no "destination 'NAME': " before it although it does not
+    # name the destination: a stale plan's says it when the project has several.
+    destination_said: bool = False
 
-    def in_destination(self, name: str) -> Self:
+    def in_destination(self, name: str, *, said: bool = False) -> Self:
         if self.destination is None:
             self.destination = name
+            self.destination_said = said
         return self
 
 

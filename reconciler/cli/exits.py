@@ -194,8 +194,9 @@ def safe_message(exc: BaseException, show_members: bool = False) -> str:
     email, so emails are masked like everywhere else unless --show-members was given."""
     text = str(exc)
     destination = getattr(exc, "destination", None)
+    said = getattr(exc, "destination_said", False)
     # Not twice: a manifest's error names it after its FILE:LINE:COL (a key not set).
-    if destination is not None and f"destination {destination!r}" not in text:
+    if destination is not None and not said and f"destination {destination!r}" not in text:
         text = f"destination {destination!r}: {text}"
     return shown(text, show_members)
 

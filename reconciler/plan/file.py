@@ -38,7 +38,7 @@ from reconciler.plan import (
     ListPlan,
     Plan,
 )
-from reconciler.plan.fingerprint import first_difference
+from reconciler.plan.fingerprint import difference_in
 
 FORMAT = "reconciler-plan"
 # 2: trait-mapping field writes; 3: members on lines of their own; 4: mapped fields too;
@@ -81,21 +81,27 @@ class SavedPlan:
                 "stale plan: the manifests or their member sources changed since the plan "
                 f"was made{f' ({which})' if which else ''}; run plan again"
             )
-        difference = first_difference(self.plan.fingerprint, current.fingerprint)
+        found = difference_in(self.plan.fingerprint, current.fingerprint)
+        if found is None:
+            return
+        difference, destination = found
         settled = not current.has_changes and not current.summary.problems
-        if difference is not None and self.plan.has_changes and settled:
+        if self.plan.has_changes and settled:
             # The usual cause: this plan was applied already (a job run again), which
             # changed the lists it read. Nothing is left to do either way.
-            raise StalePlanError(
+            error = StalePlanError(
                 f"stale plan: {difference} since the plan was made; Iterable already "
                 "matches the manifests (was this plan applied already?): nothing is left to "
                 "apply"
             )
-        if difference is not None:
-            raise StalePlanError(
+        else:
+            error = StalePlanError(
                 f"stale plan: {difference} since the plan was made"
                 f"{_left_out_now(self.plan, current)}; run plan again"
             )
+        # Whose lists changed, for machines (the JSON error's `destination`); the message
+        # is whole as it is: it names the destination when there are several.
+        raise error.in_destination(destination, said=True)
 
 
 def _left_out_now(saved: Plan, current: Plan) -> str:

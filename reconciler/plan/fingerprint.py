@@ -97,7 +97,16 @@ def first_difference(
 ) -> str | None:
     """A sentence naming what changed, or None when the fingerprints match. With several
     destinations it names the one that changed: a US and an EU project often hold lists
-    of one name.
+    of one name."""
+    found = difference_in(saved, current)
+    return None if found is None else found[0]
+
+
+def difference_in(
+    saved: dict[str, dict[str, dict[str, Any]]], current: dict[str, dict[str, dict[str, Any]]]
+) -> tuple[str, str] | None:
+    """first_difference's sentence and the destination it is of (for machines: the JSON
+    error's `destination`), or None when the fingerprints match.
 
     Lists are compared before the mapped fields' values: a membership change on an audience
     with a trait mapping changes both (the values are read for the list's members), and
@@ -114,12 +123,17 @@ def first_difference(
                 fields_changed = fields_changed or destination
                 continue
             if old is None or new is None:
-                return f"list {list_name!r} in destination {destination!r} was not in both plans"
+                return (
+                    f"list {list_name!r} in destination {destination!r} was not in both plans",
+                    destination,
+                )
             where = f"{list_name!r} in destination {destination!r}" if several else repr(list_name)
-            return _list_difference(where, old, new)
+            return _list_difference(where, old, new), destination
     if fields_changed is not None:
-        return "the current values of mapped user fields changed in Iterable" + (
-            f" (destination {fields_changed!r})" if several else ""
+        return (
+            "the current values of mapped user fields changed in Iterable"
+            + (f" (destination {fields_changed!r})" if several else ""),
+            fields_changed,
         )
     return None
 

@@ -74,6 +74,27 @@ def test_stale_plan_is_refused_with_zero_writes_when_iterable_changed(
     assert writes(emulator_server) == []
 
 
+def test_a_stale_plan_in_json_names_the_destination_whose_list_changed(
+    workspace, cli, emulator_server, tmp_path
+):
+    """The JSON object names the destination, as for every other error in one destination,
+    and the message is the same as in text, which a project of one destination need not
+    prefix with its name."""
+    list_id = seed_list(emulator_server, "vip", ["a@example.com"])
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    planfile = tmp_path / "p.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+    project(emulator_server).subscribe_direct(list_id, email="someone@example.com")
+
+    result = cli("apply", "--plan", planfile, "--yes", "--format", "json")
+
+    assert result.exit_code == 4, result.output
+    out = result.json()
+    assert out["destination"] == "prod" and out["exit_code"] == 4
+    assert out["error"].startswith("stale plan: list 'vip' changed (1 -> 2 members)")
+    assert "error: stale plan: list 'vip' changed (1 -> 2 members)" in result.stderr
+
+
 def test_stale_plan_is_refused_when_a_planned_list_appeared(
     workspace, cli, emulator_server, tmp_path
 ):

@@ -176,3 +176,24 @@ def test_a_json_error_names_the_destination_whose_key_is_not_set(workspace, eu, 
         assert "environment variable EU_KEY is not set" in error["error"]
         # Named once, where the message already names it.
         assert error["error"].count("destination 'eu'") == 1, error["error"]
+
+
+def test_a_stale_plan_in_json_names_the_destination_whose_list_changed(
+    workspace, eu, cli, tmp_path
+):
+    # Each destination holds a list "vip": the field says which changed, and the message
+    # names it once.
+    eu_project = eu.emulator.project("default")
+    vip = eu_project.add_list("vip", None)
+    eu_project.subscribe_direct(vip, user_id="u1")
+    planfile = tmp_path / "p.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+    eu_project.subscribe_direct(vip, user_id="u9")
+
+    result = cli("apply", "--plan", planfile, "--yes", "--format", "json")
+
+    assert result.exit_code == 4, result.output
+    out = result.json()
+    assert out["destination"] == "eu", out
+    assert out["error"].startswith("stale plan: list 'vip' in destination 'eu' changed")
+    assert out["error"].count("destination 'eu'") == 1
