@@ -42,6 +42,20 @@ def display_path(path: Path | str) -> str:
         return str(path)
 
 
+# Longer than any name a manifest may give (metadata.name allows 200 characters), so only
+# values nobody meant as names are cut.
+QUOTED_LIMIT = 300
+
+
+def quoted(value: object) -> str:
+    """A user-given name or value as messages quote it: repr(value), but a text of more
+    than QUOTED_LIMIT characters (a 70,000-character destination) cut, with an ellipsis
+    and its length, so that one slip is not a screen of one letter per problem."""
+    if not isinstance(value, str) or len(value) <= QUOTED_LIMIT:
+        return repr(value)
+    return f"{value[:QUOTED_LIMIT] + '...'!r} ({len(value):,} characters)"
+
+
 class ReconcilerError(Exception):
     """An error whose message is written for the user."""
 

@@ -23,7 +23,7 @@ from reconciler import alerts
 from reconciler.apply.lock import release_all
 from reconciler.cli.options import OutputFormat
 from reconciler.cli.stdout import emit
-from reconciler.errors import ManifestError, OutputError, ReconcilerError
+from reconciler.errors import ManifestError, OutputError, ReconcilerError, quoted
 from reconciler.members.model import remove_directories
 from reconciler.render.masking import mask_emails, mask_identifier, reveal
 from reconciler.sources.snapshot import remove_snapshots
@@ -196,8 +196,8 @@ def safe_message(exc: BaseException, show_members: bool = False) -> str:
     destination = getattr(exc, "destination", None)
     said = getattr(exc, "destination_said", False)
     # Not twice: a manifest's error names it after its FILE:LINE:COL (a key not set).
-    if destination is not None and not said and f"destination {destination!r}" not in text:
-        text = f"destination {destination!r}: {text}"
+    if destination is not None and not said and f"destination {quoted(destination)}" not in text:
+        text = f"destination {quoted(destination)}: {text}"
     return shown(text, show_members)
 
 

@@ -11,7 +11,7 @@ import os
 import stat
 from pathlib import Path
 
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, quoted
 from reconciler.manifest.location import Location
 from reconciler.manifest.manifests import Destination
 
@@ -30,7 +30,7 @@ def resolve_api_key(destination: Destination) -> str | None:
         if not value:
             state = "is not set" if ref.env not in os.environ else "is empty"
             raise ConfigError(
-                f"{at}: destination {destination.name!r}: environment variable {ref.env} "
+                f"{at}: destination {quoted(destination.name)}: environment variable {ref.env} "
                 f"{state}; it must hold the Iterable API key (`export {ref.env}=...` in your "
                 "shell; in CI, from a secret)"
             )
@@ -40,15 +40,17 @@ def resolve_api_key(destination: Destination) -> str | None:
     if not path.is_absolute():
         path = destination.base_dir / path
     at = destination.field_location("apiKey", "file")
-    raw = _read_key_file(path, f"{at}: destination {destination.name!r}")
+    raw = _read_key_file(path, f"{at}: destination {quoted(destination.name)}")
     try:
         value = _key_file_text(raw).strip()
     except UnicodeDecodeError:
         raise ConfigError(
-            f"{at}: destination {destination.name!r}: API key file {path} is not UTF-8 text"
+            f"{at}: destination {quoted(destination.name)}: API key file {path} is not UTF-8 text"
         ) from None
     if not value:
-        raise ConfigError(f"{at}: destination {destination.name!r}: API key file {path} is empty")
+        raise ConfigError(
+            f"{at}: destination {quoted(destination.name)}: API key file {path} is empty"
+        )
     return _checked(value, destination, at, f"API key file {path}")
 
 
@@ -104,7 +106,7 @@ def _checked(value: str, destination: Destination, at: Location, where: str) -> 
     # library, with a message that may quote part of the key.
     if not (value.isascii() and value.isprintable()) or any(c.isspace() for c in value):
         raise ConfigError(
-            f"{at}: destination {destination.name!r}: the key in {where} has characters an "
+            f"{at}: destination {quoted(destination.name)}: the key in {where} has characters an "
             "API key cannot have (non-ASCII, control characters or spaces); check it was "
             "copied whole"
         )

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from reconciler.errors import ManifestError, Problem
+from reconciler.errors import ManifestError, Problem, quoted
 from reconciler.layout import unseen, yaml_quoted
 from reconciler.manifest.file_names import Directories, on_disk
 from reconciler.manifest.location import Location
@@ -295,7 +295,7 @@ class _Collector:
         )
         self.warnings.append(
             location.problem(
-                f"listName {name!r} holds an invisible character ({named}) written "
+                f"listName {quoted(name)} holds an invisible character ({named}) written "
                 f"as it is, so the file shows another list's name; write it as an escape "
                 f"inside double quotes: listName: {yaml_quoted(name)}"
             )
@@ -309,7 +309,7 @@ class _Collector:
                 if first is not entry:
                     self.problems.append(
                         entry.location.problem(
-                            f"duplicate {kind} name {entry.name!r}; "
+                            f"duplicate {kind} name {quoted(entry.name)}; "
                             f"already defined at {first.location}"
                         )
                     )
@@ -346,9 +346,10 @@ class _Collector:
             self.warnings.append(
                 audience.field_location("members", field_name).problem(
                     f"members.{field_name}: {getattr(audience.spec.members, field_name)} has "
-                    f"a column {lookalike!r} but none named {audience.spec.members.userId!r}, "
+                    f"a column {quoted(lookalike)} but none named "
+                    f"{quoted(audience.spec.members.userId)}, "
                     f"so its members are {without} "
-                    f"in this {destination.spec.projectType} project and {lookalike!r} is "
+                    f"in this {destination.spec.projectType} project and {quoted(lookalike)} is "
                     f"only an extra column; set `userId: {lookalike}` under members to "
                     "identify them by it"
                 )
@@ -437,7 +438,7 @@ class _Collector:
                 self.problems.append(
                     audience.field_location("members", "url").problem(
                         f"spec.members.url: ${{{match['name']}}} is refused: destination "
-                        f"{destination.name!r} reads its API key from it, and a database "
+                        f"{quoted(destination.name)} reads its API key from it, and a database "
                         "URL sends its values to the host it names"
                     )
                 )
@@ -459,7 +460,7 @@ class _Collector:
             if audience.spec.destination not in known:
                 self.problems.append(
                     audience.field_location("destination").problem(
-                        f"spec.destination: unknown destination {audience.spec.destination!r}"
+                        f"spec.destination: unknown destination {quoted(audience.spec.destination)}"
                         f"{did_you_mean(audience.spec.destination, known)}; "
                         f"known destinations: {shown}{self._only_file_hint()}"
                     )
@@ -479,7 +480,7 @@ class _Collector:
                 self.problems.append(
                     audience.field_location("updateExistingUsersOnly").problem(
                         "spec.updateExistingUsersOnly: Iterable ignores it in email-based "
-                        f"projects (destination {destination.name!r} is projectType email) "
+                        f"projects (destination {quoted(destination.name)} is projectType email) "
                         "and creates every unknown user a subscribe names; remove it, or "
                         "list only people Iterable already has"
                     )
@@ -499,15 +500,16 @@ class _Collector:
             location = audience.field_location(where) if where else audience.location
             ours, theirs = audience.spec.destination, first.spec.destination
             place = (
-                f"destination {ours!r}"
+                f"destination {quoted(ours)}"
                 if ours == theirs
-                else f"destinations {theirs!r} and {ours!r}, which name one Iterable project "
-                "(the same host and API key)"
+                else f"destinations {quoted(theirs)} and {quoted(ours)}, which name one Iterable "
+                "project (the same host and API key)"
             )
             self.problems.append(
                 location.problem(
-                    f"audiences {first.name!r} and {audience.name!r} both manage the list "
-                    f"{audience.list_name!r} in {place}; {first.name!r} is at {first.location}"
+                    f"audiences {quoted(first.name)} and {quoted(audience.name)} both manage the "
+                    f"list {quoted(audience.list_name)} in {place}; {quoted(first.name)} is at "
+                    f"{first.location}"
                 )
             )
 
@@ -537,7 +539,7 @@ class _Collector:
             if name not in known:
                 self.problems.append(
                     audience.field_location("traits").problem(
-                        f"spec.traits: unknown trait mapping {name!r}"
+                        f"spec.traits: unknown trait mapping {quoted(name)}"
                         f"{did_you_mean(name, known)}; known trait mappings: "
                         f"{shown}{self._only_file_hint()}"
                     )
@@ -557,7 +559,7 @@ class _Collector:
             return  # Parquet and SQL columns are checked when the source is read
         source, columns = found
         available = set(columns)
-        used_by = f"audience {audience.name!r} at {audience.field_location('traits')}"
+        used_by = f"audience {quoted(audience.name)} at {audience.field_location('traits')}"
         for field_name, spec in mapping.spec.field_specs().items():
             if spec.from_ is not None:
                 where: tuple[str, ...] = ("fields", field_name)
@@ -573,7 +575,7 @@ class _Collector:
                     continue
                 self.problems.append(
                     mapping.field_location(*where).problem(
-                        f"spec.fields.{field_name}: {what} {column!r} is not in {source} "
+                        f"spec.fields.{field_name}: {what} {quoted(column)} is not in {source} "
                         f"(the source of {used_by}){column_hint(column, columns)}; columns are: "
                         f"{column_names(columns)}"
                     )

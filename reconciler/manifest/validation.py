@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, Discriminator, Tag, ValidationError
 from pydantic_core import ErrorDetails
 
-from reconciler.errors import Problem
+from reconciler.errors import Problem, quoted
 from reconciler.manifest.location import PathElement, YamlPositions
 from reconciler.manifest.model import AT, PATTERN_DESCRIPTIONS, TEMPLATE_LINE
 
@@ -248,7 +248,7 @@ def did_you_mean(typed: Any, choices: Sequence[str]) -> str:
     """ " (did you mean 'listName'?)" for a near miss (a case slip, a letter or two off), so
     a newcomer need not compare the typo with every allowed name; "" when nothing is close."""
     meant = closest(typed, choices)
-    return f" (did you mean {meant!r}?)" if meant is not None else ""
+    return f" (did you mean {quoted(meant)}?)" if meant is not None else ""
 
 
 def closest(typed: Any, choices: Sequence[str]) -> str | None:
@@ -353,7 +353,7 @@ def _unquote_hint(value: Any, secret: bool) -> str:
 
 def _quote_key(key: Any) -> str:
     if isinstance(key, str):
-        return repr(key)
+        return quoted(key)
     if isinstance(key, tuple):
         # A complex key (`? [a, b]`) arrives as a tuple.
         return "[" + ", ".join(_quote_key(k) for k in key) + "]"

@@ -28,7 +28,7 @@ from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scalarint import ScalarInt
 
-from reconciler.errors import Problem
+from reconciler.errors import Problem, quoted
 from reconciler.manifest.location import Location, YamlPositions
 from reconciler.manifest.stand_in import stand_in_bytes
 
@@ -344,7 +344,7 @@ def _check_node_tree(root: Node, display: str) -> list[Problem]:
                         problems.append(
                             at(
                                 key,
-                                f"duplicate key {key.value!r}; first written at line "
+                                f"duplicate key {quoted(key.value)}; first written at line "
                                 f"{first.line + 1}, column {first.column + 1}"
                                 + _second_document_hint(node is root, key.value, problems),
                             )

@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import ClassVar
 
-from reconciler.errors import SourceError
+from reconciler.errors import SourceError, quoted
 from reconciler.manifest.manifests import Audience
 from reconciler.members.identity import (
     InvalidIdentity,
@@ -209,7 +209,7 @@ def csv_identifier_columns(
     for wanted in (spec.email, spec.userId):
         if names.count(wanted) > 1:
             raise SourceError(
-                f"{declared_at}: {path} has {names.count(wanted)} columns named {wanted!r}: "
+                f"{declared_at}: {path} has {names.count(wanted)} columns named {quoted(wanted)}: "
                 "reconciler will not guess which one holds the identifiers; rename the others"
             )
     # A column named in the manifest must exist: a typo would otherwise drop that
@@ -218,7 +218,7 @@ def csv_identifier_columns(
         named = getattr(spec, option)
         if option in spec.model_fields_set and named not in names:
             raise SourceError(
-                f"{audience.field_location('members', option)}: column {named!r} is not in "
+                f"{audience.field_location('members', option)}: column {quoted(named)} is not in "
                 f"the header of {path}{column_hint(named, names)}; columns are: "
                 f"{column_names(names)}"
             )
@@ -226,8 +226,8 @@ def csv_identifier_columns(
     user_id = names.index(spec.userId) if spec.userId in names else None
     if email is None and user_id is None:
         raise SourceError(
-            f"{declared_at}: {path} has neither an {spec.email!r} nor a {spec.userId!r} "
-            f"column; {_header_hint(names)}"
+            f"{declared_at}: {path} has neither an {quoted(spec.email)} nor a "
+            f"{quoted(spec.userId)} column; {_header_hint(names)}"
         )
     return names, email, user_id
 

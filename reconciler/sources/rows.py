@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.errors import SourceError
+from reconciler.errors import SourceError, quoted
 from reconciler.manifest.model import MembersSpec
 from reconciler.members.identity import (
     InvalidIdentity,
@@ -69,7 +69,7 @@ def find_columns(
     for wanted in (spec.email, spec.userId):
         if list(names).count(wanted) > 1:
             raise SourceError(
-                f"{source} has {list(names).count(wanted)} columns named {wanted!r}: "
+                f"{source} has {list(names).count(wanted)} columns named {quoted(wanted)}: "
                 "reconciler will not guess which one holds the identifiers; rename the others"
             )
     email = _column(names, spec.email)
@@ -79,14 +79,15 @@ def find_columns(
     for option, found in (("email", email), ("userId", user_id)):
         if option in spec.model_fields_set and found is None:
             raise SourceError(
-                f"{source} has no column {getattr(spec, option)!r} (members.{option}); "
+                f"{source} has no column {quoted(getattr(spec, option))} (members.{option}); "
                 f"columns are: {column_names(names, unnamed)}"
                 f"{_ambiguity(names, getattr(spec, option))}"
             )
     if email is None and user_id is None:
         raise SourceError(
-            f"{source} has neither an {spec.email!r} nor a {spec.userId!r} column; columns "
-            f"are: {column_names(names, unnamed)}{_ambiguity(names, spec.email, spec.userId)}"
+            f"{source} has neither an {quoted(spec.email)} nor a {quoted(spec.userId)} column; "
+            f"columns are: {column_names(names, unnamed)}"
+            f"{_ambiguity(names, spec.email, spec.userId)}"
         )
     traits = tuple((name, i) for i, name in enumerate(names) if i not in (email, user_id))
     return Columns(email, user_id, traits, tuple(names), source)
@@ -114,7 +115,7 @@ def _ambiguity(names: Sequence[str], *wanted: str) -> str:
         folded = [n for n in names if n.casefold() == name.casefold()]
         if len(folded) > 1:
             return (
-                f" ({column_names(folded)} differ from {name!r} only in case, and "
+                f" ({column_names(folded)} differ from {quoted(name)} only in case, and "
                 "reconciler will not guess which one holds the identifiers; name one exactly)"
             )
     return ""

@@ -1277,3 +1277,33 @@ def test_a_lone_utf16_surrogate_is_named_with_its_line() -> None:
         "m.yaml:14:16: invalid YAML: \\ud83d is half of a UTF-16 surrogate pair, which is "
         "no character on its own; write the character itself (or \\U0001F600 for U+1F600)"
     )
+
+
+def test_a_very_long_name_is_quoted_cut_with_its_length() -> None:
+    """A 70,000-character destination, trait mapping or key came back whole in its error,
+    a screen of one letter per problem: it is cut after 300 characters and its length
+    said; names of ordinary length are quoted whole (the tests above)."""
+    long_key, long_dest, long_traits = "k" * 70_000, "d" * 70_001, "t" * 70_002
+    write(
+        "m.yaml",
+        # A key beyond YAML's 1,024 characters for a plain one is written as an explicit one.
+        DESTINATION + f"  ? {long_key}\n  : red\n",
+        f"""\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {{name: a}}
+        spec:
+          destination: {long_dest}
+          traits: {long_traits}
+          members: {{inline: [{{email: a@example.com, plan: pro}}]}}
+        """,
+    )
+    found = problems()
+    assert len(found) == 3, found
+    for problem, letter, length in zip(found, "kdt", ("70,000", "70,001", "70,002"), strict=True):
+        assert len(problem) < 600, problem[:400]
+        assert f"'{letter * 300}...' ({length} characters)" in problem
+    assert found[0].startswith("m.yaml:8:5: unknown key 'kkk")
+    assert "spec.destination: unknown destination 'ddd" in found[1]
+    assert "spec.traits: unknown trait mapping 'ttt" in found[2]

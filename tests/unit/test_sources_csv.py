@@ -13,7 +13,7 @@ import pytest
 from reconciler.errors import SourceChangedError, SourceError
 from reconciler.sources import snapshot as snapshots
 from reconciler.sources import source_for
-from reconciler.sources.csv_file import CsvFile
+from reconciler.sources.csv_file import CsvFile, csv_identifier_columns
 from reconciler.sources.snapshot import take_snapshot
 from tests.sources import RecordingReader, load_audience
 
@@ -259,3 +259,15 @@ def test_a_copy_whose_lines_end_both_ways_is_given_to_duckdb_with_one_line_end(
         mixed.write_bytes(alike)
         snapshot = take_snapshot(mixed, "aud", "aud.yaml:1:1")
         assert snapshot.one_line_end == snapshot.copy
+
+
+def test_a_very_long_column_name_is_quoted_cut_with_its_length(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "m.csv").write_text(ROWS, encoding="utf-8")
+    long = "e" * 70_000
+    audience = load_audience(tmp_path, {"csv": "data/m.csv", "email": long})
+    with pytest.raises(SourceError) as raised:
+        csv_identifier_columns(audience, Path("data/m.csv"), ["email", "userId", "plan"])
+    message = str(raised.value)
+    assert f"column '{'e' * 300}...' (70,000 characters) is not in the header" in message
+    assert len(message) < 600, message[:400]
