@@ -32,11 +32,44 @@ EXPORT_MARGIN = 1.25
 FEW_LISTS_EXPORT_MARGIN = 5.0
 
 
-def get_users_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
+def expected_size_checks(sizes: Sequence[int | None]) -> int:
+    """How many lists/{id}/size calls a read of lists of these expected sizes will need:
+    one for each list expected to read empty (size 0). An empty read may be a lagging or
+    failed one, so each is checked against the list's size (state/live.py _prove_reads),
+    and those calls share getUsers' budget of 5 starts a minute. Unknown sizes (None)
+    count none."""
+    return sum(1 for size in sizes if size == 0)
+
+
+def _paced_start(index: int, settings: ClientSettings) -> float:
+    """When the index-th start of the getUsers budget (getUsers and lists/{id}/size) can
+    be made: list_reads_per_minute starts a minute, a start's slot freed a minute after
+    its answer began."""
+    per_minute = int(settings.list_reads_per_minute)
+    if per_minute <= 0:
+        return 0.0
+    scale = settings.time_scale
+    return (index // per_minute) * (60.0 / scale + settings.bulk_read_first_byte / scale)
+
+
+def with_size_checks(end: float, used: int, checks: int, settings: ClientSettings) -> float:
+    """The time a read that ends at `end`, having made `used` starts of the getUsers
+    budget, has proven its `checks` empty lists: their size calls follow the read, one
+    after another (each short), paced with the starts before them. Counted in every
+    route's time: the 5th start of a minute is free, the 6th waits for the next minute."""
+    for index in range(used, used + checks):
+        end = max(end, _paced_start(index, settings))
+    return end
+
+
+def get_users_seconds(
+    sizes: Sequence[int], settings: ClientSettings, size_checks: int = 0
+) -> float:
     """Modelled time to read lists of these sizes with getUsers, largest first, as many in
     flight as settings.list_read_concurrency, starts paced at list_reads_per_minute (a
-    start's slot frees a minute after its answer began): the time the last one ends. The
-    pacing, not the streams, is what makes many small lists slow."""
+    start's slot frees a minute after its answer began): the time the last one ends, and
+    then `size_checks` lists/{id}/size calls from the same budget. The pacing, not the
+    streams, is what makes many small lists slow."""
     scale = settings.time_scale
     rate = settings.get_users_rate * scale or float("inf")
     first_byte = settings.bulk_read_first_byte / scale
@@ -51,24 +84,30 @@ def get_users_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
         start = max(paced, free_at[slot])
         free_at[slot] = start + first_byte + size / rate
         end = max(end, free_at[slot])
-    return end
+    return with_size_checks(end, len(sizes), size_checks, settings)
 
 
-def export_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
+def export_seconds(sizes: Sequence[int], settings: ClientSettings, size_checks: int = 0) -> float:
     """Modelled time of one user export: it streams every user of the project, at least
     every member of these lists (the project's other users are unknown here, which makes
-    this a lower bound: the export is favoured when the lists hold most of the project)."""
+    this a lower bound: the export is favoured when the lists hold most of the project),
+    then `size_checks` lists/{id}/size calls."""
     rate = settings.export_rate * settings.time_scale or float("inf")
-    return settings.bulk_read_first_byte / settings.time_scale + sum(sizes) / rate
+    end = settings.bulk_read_first_byte / settings.time_scale + sum(sizes) / rate
+    return with_size_checks(end, 0, size_checks, settings)
 
 
-def export_job_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
+def export_job_seconds(
+    sizes: Sequence[int], settings: ClientSettings, size_checks: int = 0
+) -> float:
     """Modelled time of one asynchronous export job: its time in Iterable's queue, then
     its users at the job's rate (the same lower bound as export_seconds), its files
-    fetched in parallel as they are listed, and a look at its files to see it end."""
+    fetched in parallel as they are listed, and a look at its files to see it end; then
+    `size_checks` lists/{id}/size calls."""
     scale = settings.time_scale
     rate = settings.export_job_rate * scale or float("inf")
-    return (settings.export_job_queue + settings.export_poll) / scale + sum(sizes) / rate
+    end = (settings.export_job_queue + settings.export_poll) / scale + sum(sizes) / rate
+    return with_size_checks(end, 0, size_checks, settings)
 
 
 # The windowed export's modelled time assumes profiles spread evenly over its windows and
@@ -78,12 +117,15 @@ def export_job_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
 WINDOWS_MARGIN = 2.0
 
 
-def windowed_export_seconds(sizes: Sequence[int], settings: ClientSettings) -> float:
+def windowed_export_seconds(
+    sizes: Sequence[int], settings: ClientSettings, size_checks: int = 0
+) -> float:
     """Modelled time of the synchronous export read in date windows (state/windows.py):
     windows of what one stream carries before Iterable closes it (with room to be
     uneven), as many in flight as settings.export_windows_in_flight, starts paced at
-    exports_per_minute, then the open window (profiles updated during the read) alone.
-    The same lower bound as export_seconds: the project's other users are unknown."""
+    exports_per_minute, then the open window (profiles updated during the read) alone,
+    then `size_checks` lists/{id}/size calls. The same lower bound as export_seconds: the
+    project's other users are unknown."""
     from reconciler.state.windows import window_count
 
     scale = settings.time_scale
@@ -101,17 +143,24 @@ def windowed_export_seconds(sizes: Sequence[int], settings: ClientSettings) -> f
         free_at[slot] = start + first_byte + total / count / rate
         end = max(end, free_at[slot])
     paced = (count // per_minute) * 60.0 / scale if per_minute > 0 else 0.0
-    return max(end, paced) + first_byte
+    return with_size_checks(max(end, paced) + first_byte, 0, size_checks, settings)
 
 
-def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) -> MemberRoute:
+def choose_member_read(
+    sizes: Sequence[int | None], settings: ClientSettings, size_checks: int = 0
+) -> MemberRoute:
     """getUsers per list (several in flight, 5 starts a minute) or one user export for
     every list (4 a minute): the one modelled to finish first, from the lists' expected
     sizes (their audiences' sizes, a free and close guess: a plan's list is rarely far
     from its audience; asking Iterable, lists/{id}/size, costs a getUsers start each).
     An export modelled to outlast settings.export_stream_limit is not chosen: Iterable
     closes long export connections. Unknown sizes (None) fall back to counting calls:
-    getUsers while every list fits in one minute's budget, else the export."""
+    getUsers while every list fits in one minute's budget, else the export.
+
+    `size_checks` lists/{id}/size calls are expected after the read, whichever it is
+    (expected_size_checks: the lists expected to read empty, each proven by its size):
+    they share getUsers' budget, so counted in every route's time, they keep a plan the
+    model judged to fit in one minute's budget from waiting for the next."""
     forced = settings.member_reads
     if forced != "auto":
         return MemberRoute(forced, f"{forced} as RECONCILER_MEMBER_READS says")
@@ -125,12 +174,16 @@ def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) ->
             )
         return MemberRoute("getUsers")
     known = [int(size or 0) for size in sizes]
-    by_get_users = get_users_seconds(known, settings)
-    by_export = export_seconds(known, settings)
-    by_job = export_job_seconds(known, settings)
+    checks = size_checks
+    by_get_users = get_users_seconds(known, settings, checks)
+    by_export = export_seconds(known, settings, checks)
+    by_job = export_job_seconds(known, settings, checks)
+    # By the lists alone: with a few, the size checks' wait is at most a minute, and the
+    # export (of a project of unknown size) must still win by far.
     margin = EXPORT_MARGIN if budget > 0 and len(known) > budget else FEW_LISTS_EXPORT_MARGIN
     stream_limit = settings.export_stream_limit / settings.time_scale
-    by_windows = windowed_export_seconds(known, settings)
+    by_windows = windowed_export_seconds(known, settings, checks)
+    starts = _starts(len(known), checks, budget)
     if (
         stream_limit > 0
         and by_export > stream_limit
@@ -151,7 +204,7 @@ def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) ->
             "asyncExport",
             f"chosen as faster: about {duration(by_job)} by one asynchronous export job "
             f"against {duration(by_export)} by one user export and {duration(by_get_users)} "
-            f"by getUsers ({len(known)} lists, {budget:g} starts a minute)",
+            f"by getUsers ({starts})",
             by_job,
         )
     stream_limit = settings.export_stream_limit / settings.time_scale
@@ -162,8 +215,7 @@ def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) ->
         return MemberRoute(
             "export",
             f"chosen as faster: about {duration(by_export)} by one user export against "
-            f"{duration(by_get_users)} by getUsers ({len(known)} lists, {budget:g} starts a "
-            "minute)",
+            f"{duration(by_get_users)} by getUsers ({starts})",
             by_export,
         )
     if len(known) == 1 and not too_long:
@@ -182,18 +234,33 @@ def choose_member_read(sizes: Sequence[int | None], settings: ClientSettings) ->
     )
 
 
+def _starts(lists: int, checks: int, budget: float) -> str:
+    """What getUsers would start, as a plan says it: "4 lists, 5 starts a minute", with
+    the size checks of lists expected to read empty when there are any."""
+    text = f"{lists} lists"
+    if checks:
+        text += f" and {checks} size check{'s' if checks != 1 else ''} of lists expected empty"
+    return f"{text}, {budget:g} starts a minute"
+
+
 def choose_route(
-    sizes: Sequence[int | None], settings: ClientSettings, member_reads: str | None = None
+    sizes: Sequence[int | None],
+    settings: ClientSettings,
+    member_reads: str | None = None,
+    size_checks: int | None = None,
 ) -> MemberRoute:
     """choose_member_read, or with `member_reads` "export" (a saved plan's stale check: one
     read for every list) the faster of the two exports whatever the lists' number; another
-    `member_reads` is taken as it is. Unknown sizes (None) count as 0 there."""
-    route = choose_member_read(sizes, settings)
+    `member_reads` is taken as it is. Unknown sizes (None) count as 0 there.
+    `size_checks` None: the lists expected to read empty (expected_size_checks), as a plan's
+    read proves them."""
+    checks = expected_size_checks(sizes) if size_checks is None else size_checks
+    route = choose_member_read(sizes, settings, checks)
     # The export in date windows, when chosen, is the fastest one read of every list too.
     if member_reads == "export" and route.name not in ("export", "asyncExport", "windowedExport"):
         known = [int(size or 0) for size in sizes]
-        by_export = export_seconds(known, settings)
-        job = export_job_seconds(known, settings) < by_export or (
+        by_export = export_seconds(known, settings, checks)
+        job = export_job_seconds(known, settings, checks) < by_export or (
             settings.export_stream_limit > 0
             and by_export > settings.export_stream_limit / settings.time_scale
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.emulator import Limits
+from reconciler.emulator import Faults, Limits
 from tests.integration.conftest import API_KEY_VAR, Workspace
 
 
@@ -86,3 +86,86 @@ def test_export_and_get_users_plan_the_same_changes(seven_lists, cli, monkeypatc
     monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
     assert cli("apply", ws.manifests, "--yes").exit_code == 0
     assert cli("plan", ws.manifests, "--detailed-exitcode").exit_code == 0
+
+
+# A minute of several seconds: long enough that no load on the machine makes a read that
+# fits in one minute's budget spill into the next, short enough to keep the test fast.
+MINUTE_SCALE = 10.0
+SIZE = "/api/lists/{id}/size"
+
+
+@pytest.fixture
+def four_small_lists(tmp_path, monkeypatch, fast_client, make_emulator_server):
+    """Lists "a" and "b" (5 members each, as their audiences) and "c" and "d" (empty, as
+    their audiences), under the field profile and Iterable's limits at MINUTE_SCALE."""
+    server = make_emulator_server(
+        project_type="hybrid",
+        limits=Limits.iterable().scaled(MINUTE_SCALE),
+        faults=Faults.field(MINUTE_SCALE),
+    )
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.setenv("RECONCILER_TIME_SCALE", str(MINUTE_SCALE))
+    monkeypatch.delenv("RECONCILER_LIST_READS_PER_MINUTE")
+    monkeypatch.setenv("RECONCILER_READ_LAG", "0")
+    monkeypatch.chdir(tmp_path)
+    ws = Workspace(tmp_path, server.base_url, "hybrid")
+    ws.destination()
+    proj = server.emulator.project("default")
+    for name, size in (("a", 5), ("b", 5), ("c", 0), ("d", 0)):
+        list_id = proj.add_list(name)
+        people = emails(f"{name}-", size)
+        for email in people:
+            proj.subscribe_direct(list_id, email=email)
+        ws.csv(f"{name}.csv", "email", people)
+        ws.audience(name, {"csv": f"{name}.csv", "email": "email"})
+    return ws, server
+
+
+def list_reads(server) -> tuple[int, int, int]:
+    """getUsers calls, size calls, member exports."""
+    log = server.emulator.request_log
+    return (
+        sum(r.path == "/api/lists/getUsers" for r in log),
+        sum(r.path.startswith("/api/lists/") and r.path.endswith("/size") for r in log),
+        sum(r.path == "/api/export/data.json" and _member_export(r.query) for r in log),
+    )
+
+
+@pytest.mark.parametrize("command", ["plan", "status"])
+def test_empty_lists_size_checks_are_counted_so_the_read_fits_one_minutes_budget(
+    four_small_lists, cli, command
+):
+    ws, server = four_small_lists
+    server.emulator.clear_log()
+
+    result = cli(command, ws.manifests, *(["--format", "json"] if command == "plan" else []))
+
+    assert result.exit_code == 0, result.output
+    # 4 getUsers and 2 size checks would be 6 starts of a budget of 5 a minute: the 6th
+    # waited a minute. One export and the 2 size checks wait for nothing.
+    assert list_reads(server) == (0, 2, 1)
+    assert not any(r.status == 429 for r in server.emulator.request_log)
+    if command == "plan":
+        (dest,) = result.json()["destinations"]
+        said = dest["member_read"]
+        assert said.startswith("members of 4 lists read with 1 user export")
+        assert "(4 lists and 2 size checks of lists expected empty, 5 starts a minute)" in said
+        assert "2 empty reads checked against the list's size" in said
+
+
+def test_one_empty_list_of_four_is_still_read_by_get_users_within_the_budget(
+    four_small_lists, cli, monkeypatch
+):
+    """4 getUsers and 1 size check are 5 starts: within one minute's budget, so the lists
+    are read as before, each by getUsers."""
+    ws, server = four_small_lists
+    (d,) = [x.id for x in server.emulator.project("default").lists.values() if x.name == "d"]
+    server.emulator.project("default").subscribe_direct(d, email="d-0@example.com")
+    ws.csv("d.csv", "email", ["d-0@example.com"])
+    server.emulator.clear_log()
+
+    result = cli("plan", ws.manifests)
+
+    assert result.exit_code == 0, result.output
+    assert list_reads(server) == (4, 1, 0)
+    assert not any(r.status == 429 for r in server.emulator.request_log)

@@ -12,6 +12,8 @@ from reconciler.iterable import ClientSettings
 from reconciler.progress import heartbeat
 from reconciler.state.routes import (
     choose_member_read,
+    choose_route,
+    expected_size_checks,
     export_job_seconds,
     export_seconds,
     get_users_seconds,
@@ -123,3 +125,23 @@ def test_a_heartbeat_ticks_its_tasks_until_it_stops():
         beat.discard(task)
         stopped = task.ticks
     assert task.ticks <= stopped + 1  # at most the tick under way when it was discarded
+
+
+def test_size_checks_of_empty_lists_share_get_users_budget_and_are_counted():
+    """Each list expected to read empty is proven by lists/{id}/size, from getUsers' 5
+    starts a minute: 4 reads and 2 checks are 6 starts, the 6th in the next minute."""
+    sizes = [5, 5, 0, 0]
+    assert expected_size_checks(sizes) == 2
+    assert expected_size_checks([5, None, 0]) == 1
+    assert get_users_seconds(sizes, FIELD) < 60
+    assert get_users_seconds(sizes, FIELD, 2) > 60
+    assert get_users_seconds(sizes, FIELD, 1) < 60  # the 5th start is free
+    assert export_seconds(sizes, FIELD, 2) < 60  # an export leaves all 5 to the checks
+    route = choose_route(sizes, FIELD)
+    assert route.name == "export"
+    assert "(4 lists and 2 size checks of lists expected empty, 5 starts a minute)" in (
+        route.reason
+    )
+    assert choose_route([5, 5, 5, 0], FIELD).name == "getUsers"
+    # Told that no check will be made (sizes asked of Iterable already): as before.
+    assert choose_route(sizes, FIELD, size_checks=0).name == "getUsers"

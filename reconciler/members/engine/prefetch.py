@@ -235,7 +235,9 @@ def _register(
         sizes.get(name) if sizes is not None else (threshold if name in large_names else 0)
         for name in found
     ]
-    route = choose_route(expected, reads.client.settings, member_reads)
+    # Without sizes, 0 stands for a small list, not an empty one: no size check counted.
+    checks = None if sizes is not None else 0
+    route = choose_route(expected, reads.client.settings, member_reads, checks)
     unknown = any(size is None for size in expected)
     if route.name in EXPORT_ROUTES:
         # On sizes partly unknown, read_live chooses again once it knows them.
