@@ -744,6 +744,34 @@ def test_import_never_adopts_an_empty_read_of_a_full_list(field_workspace, cli, 
     assert len(requests_to(server, f"/api/lists/{empty}/size")) == 1
 
 
+def test_import_never_adopts_a_list_a_whole_looking_export_left_out(
+    field_workspace, cli, monkeypatch
+):
+    """An export that Iterable answers 200 with nothing (or ends cleanly early) reads
+    whole: nothing tells it from a project without those members. So a list the export
+    finds empty is still checked against its size, as after getUsers, though it costs a
+    start of getUsers' budget for each (about 12 s a list beyond 5 at Iterable's pace)."""
+    ws, server, proj = field_workspace("hybrid")
+    full, empty = proj.add_list("full"), proj.add_list("empty")
+    for i in range(3):
+        proj.subscribe_direct(full, email=f"m{i}@example.com")
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
+    faults = server.emulator.faults
+    faults.paths = ["/api/export/data.json"]
+    faults.bad_body_every, faults.bad_body = 1, "empty"
+    out = ws.manifests / "imported"
+
+    result = cli("import", ws.manifests, "--destination", "prod", "--out", out)
+
+    assert result.exit_code == 1, result.output
+    assert "Iterable counts 3 on the list; nothing was written" in result.stderr
+    assert not (out / "full.csv").exists() and not (out / "full.yaml").exists()
+    assert (out / "empty.yaml").exists()
+    assert len(requests_to(server, "/api/lists/getUsers")) == 0  # read by the export
+    assert len(requests_to(server, f"/api/lists/{empty}/size")) == 1
+    assert len(requests_to(server, f"/api/lists/{full}/size")) == 1
+
+
 def test_the_markdown_plan_names_members_not_sent_masked(field_workspace, cli):
     ws, _server, proj = field_workspace("hybrid")
     proj.add_user(user_id="known")
