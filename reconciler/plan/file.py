@@ -14,6 +14,7 @@ apply time.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -23,7 +24,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol, TypeVar, runtime_checkable
+from typing import IO, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from reconciler import __version__
 from reconciler.errors import ReconcilerError, StalePlanError, display_path
@@ -38,6 +39,7 @@ from reconciler.plan import (
     ListPlan,
     Plan,
 )
+from reconciler.plan import file_shape as shape
 from reconciler.plan.fingerprint import difference_in
 
 FORMAT = "reconciler-plan"
@@ -263,7 +265,9 @@ def _line(value: Any) -> bytes:
 
 def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
     """Read a saved plan. Member sets that `tables` holds go into it; the others (all of
-    them, without `tables`) are read into memory."""
+    them, without `tables`) are read into memory. Every value is checked for its type and
+    shape as it is read (plan/file_shape.py): the checksum has no key, so a file edited
+    with its checksum made again is refused naming the field, not applied."""
     try:
         raw = path.open("rb")
     except OSError as exc:
@@ -274,12 +278,24 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
             payload = json.loads(handle.readline())
             if not isinstance(payload, dict) or payload.get("format") != FORMAT:
                 raise ValueError("not a plan file")
-            if payload.get("version") != VERSION:
+            header = shape.Fields(payload, "")
+            if header.get("version", _version) != VERSION:
                 raise _other_version(path, payload)
+            header.get("reconciler_version", shape.text, "")
+            manifests = header.object("manifests")
+            saved = SavedPlan(
+                plan=Plan((), {}),
+                manifest_root=_root(manifests),
+                manifest_digest=manifests.get("digest", shape.text),
+                targets=_targets(header.get("targets", shape.optional(_target_names), None)),
+                created_at=header.get("created_at", shape.text, ""),
+                manifest_files=manifests.get("files", shape.optional(_file_digests), None),
+            )
+            fingerprint = header.get("fingerprint", shape.fingerprint)
             members = _MemberLines(handle, tables)
             plan = Plan(
-                tuple(_destination_from_json(d, members) for d in payload["destinations"]),
-                payload["fingerprint"],
+                tuple(_destination_from_json(d, members) for d in header.objects("destinations")),
+                fingerprint,
             )
             trailer = json.loads(file.readline() or b"null")
             if not isinstance(trailer, dict) or CHECKSUM not in trailer:
@@ -290,16 +306,13 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
                     "checksum (it was edited or damaged since). Nothing was applied; make the "
                     "plan again"
                 )
-        return SavedPlan(
-            plan=plan,
-            manifest_root=_root(payload["manifests"]),
-            manifest_digest=payload["manifests"]["digest"],
-            targets=payload.get("targets"),
-            created_at=payload.get("created_at", ""),
-            manifest_files=_files(payload["manifests"].get("files")),
-        )
+        return dataclasses.replace(saved, plan=plan)
     except ReconcilerError:
         raise
+    except shape.PlanShapeError as exc:
+        raise ReconcilerError(
+            f"{path} is not a reconciler plan file (or it is damaged): {exc}; nothing was applied"
+        ) from None
     except (
         OSError,
         EOFError,
@@ -314,6 +327,21 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
         # too deep for Python's parser is a RecursionError, and int() of the Infinity that
         # json.loads reads an OverflowError.
         raise ReconcilerError(f"{path} is not a reconciler plan file (or it is damaged)") from None
+
+
+def _version(value: Any, where: str) -> int:
+    """A format version: a positive integer (another one is told apart by _other_version)."""
+    if shape.count(value, where) == 0:
+        raise shape.PlanShapeError(f"{where} should be a positive integer")
+    return int(value)
+
+
+_target_names = shape.list_of(shape.text)
+_file_digests = shape.mapping(shape.text)
+
+
+def _targets(names: tuple[str, ...] | None) -> list[str] | None:
+    return None if names is None else list(names)
 
 
 def _other_version(path: Path, payload: dict[str, Any]) -> ReconcilerError:
@@ -352,53 +380,51 @@ def _maybe_gzip(raw: IO[bytes]) -> IO[bytes]:
 
 
 class _MemberLines:
-    """Reads each list's adds and removes from the lines after the header, in order."""
+    """Reads each list's adds and removes from the lines after the header, in order, each
+    checked for its shape (named by its line number: the header is line 1)."""
 
     def __init__(self, handle: _Summed, tables: MemberTables | None):
         self._handle = handle
         self._tables = tables
+        self._number = 1
 
-    def _lines(self, count: int) -> Iterator[Any]:
+    def _lines(self, count: int, check: shape.Check[T], what: str) -> Iterator[T]:
         for _ in range(count):
             line = self._handle.readline()
             if not line:
                 raise ValueError("the plan file ends before its members do")
-            yield json.loads(line)
+            self._number += 1
+            yield check(json.loads(line), f"line {self._number} ({what})")
 
     def members(self, count: int) -> Sequence[Member]:
-        rows = (_member_from_json(row) for row in self._lines(count))
+        rows = (
+            _member_from_json(row)
+            for row in self._lines(count, shape.member_line, "a member to add")
+        )
         if self._tables is not None and self._tables.holds(count):
             return self._tables.members(rows, count)
         return tuple(rows)
 
-    def identifiers(self, count: int) -> Sequence[str]:
-        ids = (str(i) for i in self._lines(count))
+    def identifiers(self, count: int, what: str) -> Sequence[str]:
+        ids = self._lines(count, shape.text, what)
         if self._tables is not None and self._tables.holds(count):
             return self._tables.identifiers(ids, count)
         return tuple(ids)
 
     def field_values(self, count: int) -> Mapping[str, dict[str, Any]]:
-        rows = ((str(k), dict(v)) for k, v in self._lines(count))
+        rows = self._lines(count, shape.field_values_line, "a new member's field values")
         if self._tables is not None and self._tables.holds(count):
             return self._tables.field_values(rows, count)
         return dict(rows)
 
     def field_updates(self, count: int) -> Sequence[FieldUpdate]:
-        rows = (tuple(row) for row in self._lines(count))
+        rows = self._lines(count, shape.field_update_line, "a field update")
         if self._tables is not None and self._tables.holds(count):
             return self._tables.field_updates(rows, count, _field_update)
         return tuple(
             _field_update(key, kind, email, user_id, {n: (o, v) for n, o, v in changes}, merge)
             for key, kind, email, user_id, changes, merge in rows
         )
-
-
-def _files(recorded: Any) -> dict[str, str] | None:
-    if recorded is None:
-        return None
-    if not isinstance(recorded, dict):
-        raise ValueError("manifests.files is not an object")
-    return {str(name): str(digest) for name, digest in recorded.items()}
 
 
 def _changed_file(
@@ -419,9 +445,9 @@ def _changed_file(
     return None
 
 
-def _root(recorded: dict[str, Any]) -> Path:
-    given = Path(recorded["root"])
-    absolute = recorded.get("absolute_root")
+def _root(recorded: shape.Fields) -> Path:
+    given = Path(recorded.get("root", shape.text))
+    absolute = recorded.get("absolute_root", shape.optional(shape.text), None)
     if given.exists() or not absolute:
         return given
     return Path(absolute)
@@ -447,7 +473,7 @@ def _member_to_json(m: Member) -> list[Any]:
     return [m.key, m.key_kind, m.email, m.user_id, {}]
 
 
-def _member_from_json(row: list[Any]) -> Member:
+def _member_from_json(row: tuple[Any, ...]) -> Member:
     key, key_kind, email, user_id, traits = row
     return Member(key, key_kind, email, user_id, traits)
 
@@ -540,100 +566,114 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
     }
 
 
-def _destination_from_json(d: dict[str, Any], members: _MemberLines) -> DestinationPlan:
+def _destination_from_json(d: shape.Fields, members: _MemberLines) -> DestinationPlan:
     # In the order save_plan wrote their lines: each list's, then the field updates.
-    lists = tuple(_list_from_json(x, members) for x in d["lists"])
-    field_updates = members.field_updates(int(d["field_update_rows"]))
+    lists = tuple(_list_from_json(x, members) for x in d.objects("lists"))
+    field_updates = members.field_updates(d.get("field_update_rows", shape.count))
+    issues = shape.list_of(shape.issue)
     return DestinationPlan(
-        destination=d["destination"],
-        project_type=d["project_type"],
-        allow_list_deletion=bool(d["allow_list_deletion"]),
-        campaigns=tuple(CampaignUse(*c) for c in d.get("campaigns", ())),
-        campaigns_read_error=d.get("campaigns_read_error"),
-        member_read=d.get("member_read"),
-        read_note=d.get("read_note"),
-        deletions=tuple(ListDeletion(int(i), str(n)) for i, n in d["deletions"]),
+        destination=d.get("destination", shape.text),
+        project_type=d.get("project_type", _project_type),  # type: ignore[arg-type]
+        allow_list_deletion=d.get("allow_list_deletion", shape.flag),
+        campaigns=tuple(
+            CampaignUse(*c) for c in d.get("campaigns", shape.list_of(shape.campaign), ())
+        ),
+        campaigns_read_error=d.get("campaigns_read_error", _optional_text, None),
+        member_read=d.get("member_read", _optional_text, None),
+        read_note=d.get("read_note", _optional_text, None),
+        deletions=tuple(
+            ListDeletion(i, n) for i, n in d.get("deletions", shape.list_of(_deletion))
+        ),
         field_updates=field_updates,
-        field_read=None
-        if d["field_read"] is None
-        else FieldRead(
-            method=d["field_read"]["method"],
-            users=int(d["field_read"]["users"]),
-            requests=int(d["field_read"]["requests"]),
-            fields=tuple(d["field_read"]["fields"]),
-        ),
-        skipped_unlisted=int(d.get("skipped_unlisted", 0)),
-        field_issues=tuple(
-            (audience, MemberIssue(where, message, value))
-            for audience, where, message, value in d.get("field_issues", [])
-        ),
-        field_issues_unlisted=int(d.get("field_issues_unlisted", 0)),
-        skipped_members=tuple(
-            (audience, MemberIssue(where, message, value))
-            for audience, where, message, value in d["skipped_members"]
-        ),
-        duplicate_rows=int(d.get("duplicate_rows", 0)),
-        notes=tuple(str(note) for note in d.get("notes", [])),
-        duplicate_conflicts=tuple(
-            (audience, MemberIssue(where, message, value))
-            for audience, where, message, value in d.get("duplicate_conflicts", [])
-        ),
-        duplicate_conflicts_unlisted=int(d.get("duplicate_conflicts_unlisted", 0)),
+        field_read=d.get("field_read", shape.optional(_field_read)),
+        skipped_unlisted=d.get("skipped_unlisted", shape.count, 0),
+        field_issues=_issues(d.get("field_issues", issues, ())),
+        field_issues_unlisted=d.get("field_issues_unlisted", shape.count, 0),
+        skipped_members=_issues(d.get("skipped_members", issues)),
+        duplicate_rows=d.get("duplicate_rows", shape.count, 0),
+        notes=d.get("notes", _texts, ()),
+        duplicate_conflicts=_issues(d.get("duplicate_conflicts", issues, ())),
+        duplicate_conflicts_unlisted=d.get("duplicate_conflicts_unlisted", shape.count, 0),
         lists=lists,
-        unread=tuple((str(a), str(r)) for a, r in d.get("unread", ())),
-        other_reads=tuple(d.get("other_reads", ())),
-        new_fields=tuple((str(n), str(t)) for n, t in d.get("new_fields", ())),
+        unread=d.get("unread", shape.list_of(_text_pair), ()),
+        other_reads=d.get("other_reads", _texts, ()),
+        new_fields=d.get("new_fields", shape.list_of(_text_pair), ()),
     )
 
 
-def _optional_bool(value: Any) -> bool | None:
-    """A recorded true or false; None for anything else (not recorded)."""
-    return value if isinstance(value, bool) else None
+_project_type = shape.one_of("hybrid", "userId", "email")
+_optional_text = shape.optional(shape.text)
+_optional_count = shape.optional(shape.count)
+_texts = shape.list_of(shape.text)
+_text_pair = shape.row(("name", shape.text), ("value", shape.text))
+_deletion = shape.row(("list_id", shape.count), ("list_name", shape.text))
 
 
-def _list_from_json(x: dict[str, Any], members: _MemberLines) -> ListPlan:
+def _field_read(value: Any, where: str) -> FieldRead:
+    read = shape.Fields(value, where)
+    return FieldRead(
+        method=read.get("method", shape.one_of("export", "user_reads")),  # type: ignore[arg-type]
+        users=read.get("users", shape.count),
+        requests=read.get("requests", shape.count),
+        fields=read.get("fields", _texts),
+    )
+
+
+def _issues(rows: Iterable[tuple[Any, ...]]) -> tuple[tuple[str, MemberIssue], ...]:
+    return tuple(
+        (audience, MemberIssue(where, message, value)) for audience, where, message, value in rows
+    )
+
+
+def _list_from_json(x: shape.Fields, members: _MemberLines) -> ListPlan:
     # Its lines in the order save_plan wrote them.
-    add = members.members(int(x["add_rows"]))
-    remove = members.identifiers(int(x["remove_rows"]))
-    add_fields = members.field_values(int(x["add_fields_rows"]))
-    update_keys = members.identifiers(int(x["field_update_key_rows"]))
+    add = members.members(x.get("add_rows", shape.count))
+    remove = members.identifiers(x.get("remove_rows", shape.count), "a member to remove")
+    add_fields = members.field_values(x.get("add_fields_rows", shape.count))
+    update_keys = members.identifiers(
+        x.get("field_update_key_rows", shape.count), "a field update's key"
+    )
     return ListPlan(
-        audience=x["audience"],
-        list_name=x["list_name"],
-        list_id=x["list_id"],
-        create=bool(x["create"]),
-        description=x["description"],
+        audience=x.get("audience", shape.text),
+        list_name=x.get("list_name", shape.text),
+        list_id=x.get("list_id", _optional_count),
+        create=x.get("create", shape.flag),
+        description=x.get("description", _optional_text),
         add=add,
         remove=remove,
-        unchanged=int(x["unchanged"]),
-        live_count=int(x["live_count"]),
-        desired_count=int(x["desired_count"]),
-        update_existing_users_only=bool(x["update_existing_users_only"]),
-        campaign_id=x["campaign_id"],
-        channel_unsubscribe=bool(x["channel_unsubscribe"]),
+        unchanged=x.get("unchanged", shape.count),
+        live_count=x.get("live_count", shape.count),
+        desired_count=x.get("desired_count", shape.count),
+        update_existing_users_only=x.get("update_existing_users_only", shape.flag),
+        campaign_id=x.get("campaign_id", _optional_count),
+        channel_unsubscribe=x.get("channel_unsubscribe", shape.flag),
         # Absent from plans saved before it was recorded: unknown, and apply then sends a
         # removal only as a profile getUsers names by it either way.
-        read_prefer_user_id=_optional_bool(x.get("read_prefer_user_id")),
-        max_removal_percent=float(x["max_removal_percent"]),
-        max_removals=x["max_removals"],
-        allow_empty=bool(x.get("allow_empty", False)),
-        min_members=x.get("min_members"),
-        max_members=x.get("max_members"),
-        max_addition_percent=x.get("max_addition_percent"),
-        max_additions=x.get("max_additions"),
-        held_back_removals=int(x.get("held_back_removals", 0)),
-        kept_for_skipped=int(x.get("kept_for_skipped", 0)),
-        kept_respelled=int(x.get("kept_respelled", 0)),
-        respelled=tuple(x.get("respelled", ())),
+        read_prefer_user_id=x.get("read_prefer_user_id", shape.optional(shape.flag), None),
+        max_removal_percent=x.get("max_removal_percent", shape.percent),
+        max_removals=x.get("max_removals", _optional_count),
+        allow_empty=x.get("allow_empty", shape.flag, False),
+        min_members=x.get("min_members", _optional_count, None),
+        max_members=x.get("max_members", _optional_count, None),
+        max_addition_percent=x.get("max_addition_percent", shape.optional(shape.percent), None),
+        max_additions=x.get("max_additions", _optional_count, None),
+        held_back_removals=x.get("held_back_removals", shape.count, 0),
+        kept_for_skipped=x.get("kept_for_skipped", shape.count, 0),
+        kept_respelled=x.get("kept_respelled", shape.count, 0),
+        respelled=x.get("respelled", _texts, ()),
         add_fields=add_fields,
-        merge_nested_objects=bool(x["merge_nested_objects"]),
+        merge_nested_objects=x.get("merge_nested_objects", shape.flag),
         field_update_keys=update_keys,
-        forgotten=tuple(x.get("forgotten", ())),
-        not_created=tuple(x.get("not_created", ())),
-        left_themselves=tuple(x.get("left_themselves", ())),
-        left_sources=tuple((str(k), int(n)) for k, n in x.get("left_sources", ())),
-        channel_unsubscribed=tuple(x.get("channel_unsubscribed", ())),
-        resubscribe_allowed=bool(x.get("resubscribe_allowed", False)),
-        resubscribed=tuple(x.get("resubscribed", ())),
-        active_campaign_adds=x.get("active_campaign_adds", "warn"),
+        forgotten=x.get("forgotten", _texts, ()),
+        not_created=x.get("not_created", _texts, ()),
+        left_themselves=x.get("left_themselves", _texts, ()),
+        left_sources=x.get("left_sources", shape.list_of(_left_source), ()),
+        channel_unsubscribed=x.get("channel_unsubscribed", _texts, ()),
+        resubscribe_allowed=x.get("resubscribe_allowed", shape.flag, False),
+        resubscribed=x.get("resubscribed", _texts, ()),
+        active_campaign_adds=x.get("active_campaign_adds", _campaign_adds, "warn"),
     )
+
+
+_campaign_adds: shape.Check[Literal["block", "warn"]] = shape.one_of("block", "warn")  # type: ignore[assignment]
+_left_source = shape.row(("source", shape.text), ("members", shape.count))

@@ -4,11 +4,13 @@ what the reviewed plan said, or nothing."""
 from __future__ import annotations
 
 import gzip
+import random
 import sqlite3
 
 import pytest
 
 from tests.integration.test_safety import list_named, project, seed_list, writes
+from tests.unit.test_plan_core import wrong_shapes
 
 QUERY = "SELECT email FROM read_csv('data/q.csv')"
 
@@ -110,6 +112,35 @@ def test_a_plan_edited_by_hand_is_refused_with_zero_writes(
     assert result.exit_code == 1, result.output
     assert "is not the plan that was saved" in result.stderr
     assert writes(emulator_server) == []
+
+
+def test_a_plan_edited_with_its_checksum_made_again_is_refused_before_anything_is_sent(
+    workspace, cli, emulator_server, tmp_path
+):
+    """Found by fuzzing: the checksum has no key, so an edit can come with a new one, and a
+    value of the wrong type or shape in such a file ended apply --plan in an internal error
+    (TypeError in the stale check or the renderer). A seeded sample of such edits of a real
+    plan (every one is in tests/unit/test_plan_core.py) each ends in the damaged-file error,
+    exit 1, with not one request sent."""
+    seed_list(emulator_server, "vip", ["a@example.com", "gone@example.com"])
+    workspace.destination(policy={"maxRemovalPercent": 100})
+    workspace.csv("data/new.csv", "email", ["a@example.com", "b@example.com", "not-an-email"])
+    workspace.audience("vip", {"csv": "data/new.csv", "email": "email"})
+    workspace.audience("fresh", {"inline": ["c@example.com"]})
+    planfile = tmp_path / "vip.plan"
+    made = cli("plan", workspace.manifests, "--out", planfile)
+    # Exit 1 for the skipped row, which the plan file records too.
+    assert made.exit_code == 1 and "Plan saved to" in made.output, made.output
+    lines = gzip.decompress(planfile.read_bytes()).splitlines()
+    cases = list(wrong_shapes(lines))
+    for case, content in random.Random(15).sample(cases, 60):
+        planfile.write_bytes(gzip.compress(content))
+        emulator_server.emulator.clear_log()
+        result = cli("apply", "--plan", planfile, "--yes")
+        assert result.exit_code == 1, (case, result.output)
+        assert "is not a reconciler plan file (or it is damaged)" in result.stderr, case
+        assert "internal error" not in result.output, case
+        assert emulator_server.emulator.request_log == [], case
 
 
 def test_a_targeted_plan_stays_good_when_another_audiences_source_changes(

@@ -4,11 +4,13 @@ called directly with plain data."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import gzip
 import hashlib
 import json
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -242,7 +244,7 @@ def full_plan(add: tuple[Member, ...], remove: tuple[str, ...]) -> Plan:
         unread=(("b", "why"),),
         campaigns=(CampaignUse("list a", 1, "C", "Blast", "Running", "send"),),
     )
-    return Plan((d,), {"prod": {"list a": {"id": 5, "size": 3}}})
+    return Plan((d,), {"prod": {"list a": {"list_id": 5, "size": 3, "digest": "duckdb-1:ab"}}})
 
 
 def test_a_saved_plan_reads_back_as_the_same_plan(tmp_path):
@@ -402,6 +404,176 @@ def test_a_plan_file_edited_or_cut_short_is_refused(tmp_path, compressed):
         load_plan(path)
     write(b"\n".join([*lines, lines[-2]]) + b"\n")
     with pytest.raises(ReconcilerError, match="not the plan that was saved"):
+        load_plan(path)
+
+
+# Fields a plan file may hold null in (as well as an issue row's value, and a member's or a
+# field update's email and userId); every other value is wrong as null.
+NULLABLE = {
+    "absolute_root",
+    "campaign_id",
+    "campaigns_read_error",
+    "description",
+    "field_read",
+    "files",
+    "list_id",
+    "max_additions",
+    "max_addition_percent",
+    "max_members",
+    "max_removals",
+    "member_read",
+    "min_members",
+    "read_note",
+    "read_prefer_user_id",
+    "targets",
+}
+ENUMS = {"project_type", "method", "active_campaign_adds"}
+ISSUE_ROWS = {"skipped_members", "field_issues", "duplicate_conflicts"}
+
+
+def wrong_shapes(lines: list[bytes]) -> Iterator[tuple[str, bytes]]:
+    """A saved plan's lines (plain) with one value at a time replaced by one of another type
+    or shape (a string for a count, null, a list for an object, a bool for an int, an
+    enum's unknown value, a row of the wrong length), the checksum made again as the writer
+    makes it: the checksum has no key, so whoever edits a plan file can. Each is what
+    `apply --plan` must refuse as a damaged file."""
+    values = [json.loads(line) for line in lines[:-1]]
+    for n, value in enumerate(values):
+        body = n > 0
+        for path, wrong in _mutations(value, (), body):
+            changed = [*values[:n], _replaced(value, path, wrong), *values[n + 1 :]]
+            yield f"line {n + 1} at {list(path)}: {wrong!r}", with_checksum(changed)
+
+
+def with_checksum(values: list[object]) -> bytes:
+    body = b"".join(json.dumps(v, separators=(",", ":")).encode() + b"\n" for v in values)
+    return body + json.dumps({"sha256": hashlib.sha256(body).hexdigest()}).encode() + b"\n"
+
+
+def _mutations(node: object, path: tuple, body: bool) -> Iterator[tuple[tuple, object]]:
+    # A field update's old and new values, and a member's field values, are any JSON.
+    free = body and len(path) == 3 and path[0] == 4 and path[2] in (1, 2)
+    if not free:
+        for wrong in _wrong_values(node, _nullable(path, body), _enum(node, path, body)):
+            yield path, wrong
+    if isinstance(node, dict) and not body:
+        for key, item in node.items():
+            yield from _mutations(item, (*path, key), body)
+    elif isinstance(node, list) and not free:
+        for index, item in enumerate(node):
+            yield from _mutations(item, (*path, index), body)
+
+
+def _nullable(path: tuple, body: bool) -> bool:
+    if body:
+        return len(path) == 1 and path[0] in (2, 3)
+    if path and path[-1] in NULLABLE:
+        return True
+    return len(path) >= 3 and path[-1] == 3 and path[-3] in ISSUE_ROWS
+
+
+def _enum(node: object, path: tuple, body: bool) -> bool:
+    if not isinstance(node, str):
+        return False
+    if body:
+        return path == (1,)
+    return bool(path) and (path[-1] in ENUMS or (path[-1] == 5 and path[-3] == "campaigns"))
+
+
+def _wrong_values(value: object, nullable: bool, enum: bool) -> list[object]:
+    if value is None:
+        return [[[]]]
+    wrong: list[object] = [] if nullable else [None]
+    if enum:
+        wrong.append("not-one-of-them")
+    if isinstance(value, bool):
+        return [*wrong, 1, "true", [[]]]
+    if isinstance(value, int):
+        return [*wrong, "7", True, 1.5, -1, [[]]]
+    if isinstance(value, float):
+        return [*wrong, "7", True, -1.0, [[]]]
+    if isinstance(value, str):
+        return [*wrong, 7, True, [[]], {"": []}]
+    if isinstance(value, list):
+        return [*wrong, "x", 3, {"": []}, [[]]]
+    return [*wrong, "x", 3, [[]]]
+
+
+def _replaced(value: object, path: tuple, wrong: object) -> object:
+    if not path:
+        return wrong
+    changed = copy.deepcopy(value)
+    parent = changed
+    for step in path[:-1]:
+        parent = parent[step]  # type: ignore[index]
+    parent[path[-1]] = wrong  # type: ignore[index]
+    return changed
+
+
+def rich_plan() -> Plan:
+    """full_plan with every list of its rows holding one, so that each row's shape is met."""
+    plan = full_plan(members(2), ("r1@example.com",))
+    (d,) = plan.destinations
+    (lp,) = d.lists
+    lp = dataclasses.replace(
+        lp,
+        min_members=1,
+        max_members=9,
+        max_addition_percent=5.0,
+        max_additions=4,
+        respelled=("s@example.com",),
+        not_created=("n@example.com",),
+        left_themselves=("l@example.com",),
+        left_sources=(("EmailLink", 1),),
+        channel_unsubscribed=("c@example.com",),
+        resubscribed=("r@example.com",),
+    )
+    issue = ("a", MemberIssue("a.csv:4", "a reason", None))
+    d = dataclasses.replace(
+        d,
+        lists=(lp,),
+        field_issues=(issue,),
+        duplicate_conflicts=(issue,),
+        other_reads=("a read",),
+        new_fields=(("tier", "string"),),
+        campaigns_read_error="why",
+        read_note="a note",
+    )
+    return dataclasses.replace(plan, destinations=(d,))
+
+
+def test_a_plan_file_with_a_value_of_the_wrong_shape_is_refused_naming_it(tmp_path):
+    """Found by fuzzing: a plan file edited with its checksum made again (it has no key) and
+    a value of the wrong type (a string count, a null list, a row of another length) ended
+    apply --plan in an internal error (TypeError in the stale check or the renderer). Each
+    is refused as damaged, naming the field, and never quoting the value; the members'
+    lines too, whether read into memory or into the workspace."""
+    path = tmp_path / "plan.gz"
+    save_plan(path, rich_plan(), "digest", tmp_path, ["a"], {"a.yaml": "0" * 64})
+    lines = _lines(path)
+    assert load_plan(path).plan == rich_plan()
+    cases = list(wrong_shapes(lines))
+    assert len(cases) > 500
+    with Engine(EngineSettings(threshold=1, temp_dir=tmp_path)) as engine:
+        for n, (case, content) in enumerate(cases):
+            path.write_bytes(content)
+            # Every tenth into the workspace, as apply reads a large plan.
+            tables = SavedPlanTables(engine) if n % 10 == 0 else None
+            with pytest.raises(ReconcilerError) as raised:
+                load_plan(path, tables)
+            message = str(raised.value)
+            assert "is not a reconciler plan file (or it is damaged)" in message, case
+            assert "example.com" not in message, case
+
+    header = json.loads(lines[0])
+    header["destinations"][0]["lists"][0]["add_rows"] = "2"
+    path.write_bytes(with_checksum([header, *map(json.loads, lines[1:-1])]))
+    with pytest.raises(ReconcilerError, match=r"lists\[0\]\.add_rows should be a non-negative"):
+        load_plan(path)
+    member = json.loads(lines[1])
+    member[1] = "mail"
+    path.write_bytes(with_checksum([json.loads(lines[0]), member, *map(json.loads, lines[2:-1])]))
+    with pytest.raises(ReconcilerError, match=r"line 2 \(a member to add\)\.key_kind should be"):
         load_plan(path)
 
 
