@@ -10,11 +10,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from reconciler import json_shape as shape
 from reconciler.emulator.project import (
     DEFAULT_CHANNEL_ID,
+    LIST_TYPES,
+    PROJECT_TYPES,
     ListIdSequence,
     ListRecord,
     Project,
@@ -70,39 +74,127 @@ def project_to_json(project: Project, *, include_key_hash: bool = True) -> dict[
     return out
 
 
-def project_from_json(data: dict[str, Any], list_ids: ListIdSequence) -> Project:
-    project = Project(data["name"], data["projectType"], data["apiKeySha256"], list_ids=list_ids)
-    for item in data["lists"]:
-        project.lists[item["id"]] = ListRecord(
-            id=item["id"],
-            name=item["name"],
-            description=item.get("description"),
-            created_at=item["createdAt"],
-            list_type=item["listType"],
-            in_use=item.get("inUse", False),
-            channel_id=item.get("channelId", DEFAULT_CHANNEL_ID),
+def project_from_json(data: Any, list_ids: ListIdSequence, where: str = "project") -> Project:
+    """A project as project_to_json wrote it. Every value is checked as it is read: a file
+    edited by hand, or by another program, failed later on a wrong one (a user with neither
+    email nor userId, a name that is not a string, a date past year 9999, a list id that is
+    not an integer) as an internal error, or as a client retrying a list for 20 s."""
+    fields = shape.Fields(data, where)
+    project = Project(
+        fields.get("name", shape.text),
+        fields.get("projectType", _project_type),  # type: ignore[arg-type]
+        fields.get("apiKeySha256", shape.text),
+        list_ids=list_ids,
+    )
+    lists = fields.objects("lists")
+    for item in lists:
+        record = ListRecord(
+            id=item.get("id", _list_id(list_ids)),
+            name=item.get("name", shape.text),
+            description=item.get("description", shape.optional(shape.text), None),
+            created_at=item.get("createdAt", epoch_ms),
+            list_type=item.get("listType", _list_type),  # type: ignore[arg-type]
+            in_use=item.get("inUse", shape.flag, False),
+            channel_id=item.get("channelId", shape.count, DEFAULT_CHANNEL_ID),
         )
+        if record.id in project.lists:
+            raise shape.ShapeError(f"{where}.lists holds list id {record.id} twice")
+        project.lists[record.id] = record
     users: list[User] = []
-    for item in data["users"]:
-        user = project.create_user(item.get("email"), item.get("userId"))
-        user.data_fields = item.get("dataFields", {})
-        user.unsubscribed_channel_ids = set(item.get("unsubscribedChannelIds", ()))
+    stamps: list[tuple[int, int]] = []
+    for index, item in enumerate(fields.objects("users")):
+        email = item.get("email", shape.optional(shape.text), None)
+        user_id = item.get("userId", shape.optional(shape.text), None)
+        if email is None and user_id is None:
+            raise shape.ShapeError(f"{where}.users[{index}] has neither email nor userId")
+        user = project.create_user(email, user_id)
+        user.data_fields = item.get("dataFields", shape.json_object, {})
+        user.unsubscribed_channel_ids = set(item.get("unsubscribedChannelIds", _ids, ()))
+        stamps.append((item.get("signupDate", epoch_ms), item.get("profileUpdatedAt", epoch_ms)))
         users.append(user)
-    for item in data["lists"]:
-        for index in item.get("members", ()):
-            project.subscribe(users[index], item["id"])
+    for item in lists:
+        for index in item.get("members", shape.list_of(_position(len(users))), ()):
+            project.subscribe(users[index], item.get("id", shape.count))
     # Last, because creating and subscribing stamp profiles with the current time.
-    for user, item in zip(users, data["users"], strict=True):
-        user.signup_date = item["signupDate"]
-        user.profile_updated_at = item["profileUpdatedAt"]
-    project.field_types = dict(data.get("fieldTypes", {}))
-    project.campaigns = {int(c["id"]): dict(c) for c in data.get("campaigns", ())}
-    project.silent_membership_writes = data.get("silentMembershipWrites", 0)
-    project.forgotten_emails = set(data.get("forgottenEmails", ()))
-    project.forgotten_user_ids = set(data.get("forgottenUserIds", ()))
-    project.unsubscribe_events = [dict(e) for e in data.get("unsubscribeEvents", ())]
+    for user, (signup_date, updated_at) in zip(users, stamps, strict=True):
+        user.signup_date = signup_date
+        user.profile_updated_at = updated_at
+    project.field_types = fields.get("fieldTypes", shape.mapping(shape.text), {})
+    project.campaigns = {
+        campaign["id"]: campaign for campaign in fields.get("campaigns", _campaigns, ())
+    }
+    project.silent_membership_writes = fields.get("silentMembershipWrites", shape.count, 0)
+    project.forgotten_emails = set(fields.get("forgottenEmails", _texts, ()))
+    project.forgotten_user_ids = set(fields.get("forgottenUserIds", _texts, ()))
+    project.unsubscribe_events = list(fields.get("unsubscribeEvents", _events, ()))
     project.dirty = False
     return project
+
+
+# Epoch milliseconds of a date Python can show (years 1970 to 9999): the API formats them.
+_LAST_MS = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp() * 1000)
+
+
+def epoch_ms(value: Any, where: str) -> int:
+    if shape.count(value, where) > _LAST_MS:
+        raise shape.ShapeError(f"{where} should be epoch milliseconds of a year up to 9999")
+    return int(value)
+
+
+_project_type = shape.one_of(*PROJECT_TYPES)
+_list_type = shape.one_of(*LIST_TYPES)
+_texts = shape.list_of(shape.text)
+_ids = shape.list_of(shape.count)
+
+
+def _list_id(list_ids: ListIdSequence) -> shape.Check[int]:
+    """A list id below the next one to be given: a new list would otherwise take its id."""
+
+    def check(value: Any, where: str) -> int:
+        if shape.count(value, where) >= list_ids.next_id:
+            raise shape.ShapeError(f"{where} should be below nextListId")
+        return int(value)
+
+    return check
+
+
+def _position(users: int) -> shape.Check[int]:
+    def check(value: Any, where: str) -> int:
+        if shape.count(value, where) >= users:
+            raise shape.ShapeError(f"{where} should be the position of one of the users")
+        return int(value)
+
+    return check
+
+
+def _campaign(value: Any, where: str) -> dict[str, Any]:
+    """A campaign as add_campaign makes it: the fields GET /api/campaigns answers with and
+    reconciler reads are checked."""
+    campaign = shape.Fields(value, where)
+    campaign.get("id", shape.count)
+    for name in ("name", "type", "campaignState", "messageMedium"):
+        campaign.get(name, shape.text, None)
+    for name in ("listIds", "suppressionListIds"):
+        campaign.get(name, _ids, None)
+    for name in ("createdAt", "updatedAt"):
+        campaign.get(name, epoch_ms, None)
+    return dict(value)
+
+
+def _event(value: Any, where: str) -> dict[str, Any]:
+    """An emailUnSubscribe event as Project.record_unsubscribe makes it."""
+    event = shape.Fields(value, where)
+    event.get("createdAt", epoch_ms)
+    for name in ("email", "userId", "unsubSource"):
+        event.get(name, shape.text, None)
+    for name in ("emailListIds", "channelIds"):
+        event.get(name, _ids, None)
+    event.get("campaignId", shape.count, None)
+    return dict(value)
+
+
+_campaigns = shape.list_of(_campaign)
+_events = shape.list_of(_event)
 
 
 def state_to_json(
@@ -118,13 +210,18 @@ def state_to_json(
 
 
 def read_state(path: Path) -> tuple[dict[str, Project], ListIdSequence]:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: unsupported emulator state version {data.get('version')!r}")
-    list_ids = ListIdSequence(data["nextListId"])
+    """The projects of a state file; a ValueError naming the value that is wrong (a
+    ShapeError: json_shape.py) for one it did not write."""
+    data = shape.Fields(json.loads(path.read_text(encoding="utf-8")), "")
+    version = data.get("version", lambda value, where: value, None)
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        raise ValueError(f"{path}: unsupported emulator state version {version!r}")
+    list_ids = ListIdSequence(data.get("nextListId", shape.count))
     projects = {}
-    for item in data["projects"]:
-        project = project_from_json(item, list_ids)
+    for index, item in enumerate(data.get("projects", shape.list_of(shape.json_object))):
+        project = project_from_json(item, list_ids, f"projects[{index}]")
+        if project.name in projects:
+            raise shape.ShapeError(f"projects[{index}].name is the name of an earlier project")
         projects[project.name] = project
     return projects, list_ids
 

@@ -309,7 +309,7 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
         return dataclasses.replace(saved, plan=plan)
     except ReconcilerError:
         raise
-    except shape.PlanShapeError as exc:
+    except shape.ShapeError as exc:
         raise ReconcilerError(
             f"{path} is not a reconciler plan file (or it is damaged): {exc}; nothing was applied"
         ) from None
@@ -332,7 +332,7 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
 def _version(value: Any, where: str) -> int:
     """A format version: a positive integer (another one is told apart by _other_version)."""
     if shape.count(value, where) == 0:
-        raise shape.PlanShapeError(f"{where} should be a positive integer")
+        raise shape.ShapeError(f"{where} should be a positive integer")
     return int(value)
 
 

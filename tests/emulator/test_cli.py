@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -224,17 +225,39 @@ def test_a_time_scale_scales_the_rate_limits_too() -> None:
         assert stop_serve(process)[0] == 0
 
 
-@pytest.mark.parametrize(
-    "content",
-    [
-        '{"version": 1, "nextListId": 1, "projects": [7]}',  # the wrong shape: TypeError
-        "[" * 100_000 + "]" * 100_000,  # too deep for Python's JSON parser: RecursionError
+_NO_IDENTIFIER = {
+    "version": 1,
+    "nextListId": 1,
+    "projects": [
+        {
+            "name": "p",
+            "projectType": "hybrid",
+            "apiKeySha256": "0" * 64,
+            "lists": [],
+            "users": [{"signupDate": 0, "profileUpdatedAt": 0}],
+        }
     ],
-    ids=["wrong-shape", "too-deep"],
+}
+
+
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        # The wrong shape: TypeError.
+        ('{"version": 1, "nextListId": 1, "projects": [7]}', "projects[0] should be an object"),
+        # Too deep for Python's JSON parser: RecursionError.
+        ("[" * 100_000 + "]" * 100_000, ""),
+        # Found by fuzzing: the right shape, a user with neither identifier (an assertion).
+        (json.dumps(_NO_IDENTIFIER), "projects[0].users[0] has neither email nor userId"),
+    ],
+    ids=["wrong-shape", "too-deep", "no-identifier"],
 )
-def test_serve_refuses_a_damaged_state_file_as_a_usage_error(tmp_path: Path, content: str) -> None:
+def test_serve_refuses_a_damaged_state_file_as_a_usage_error(
+    tmp_path: Path, content: str, named: str
+) -> None:
     state = tmp_path / "state.json"
     state.write_text(content)
     result = run_serve("--state", str(state), env_key=SECRET)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and "cannot read the state file" in result.stderr
+    assert named in " ".join(result.stderr.replace("│", " ").split())

@@ -482,6 +482,112 @@ def test_a_damaged_sandbox_file_is_one_line_saying_what_to_do(content: str | Non
         assert "sandbox state file" in output and "delete it" in output, output
 
 
+def _sandbox_state(**changes: object) -> str:
+    """A sandbox state of project 'prod' (its key the one connect.py gives it, so plan uses
+    it) with one list of one member, `changes` made to it: "user.email" sets the user's
+    email, "list.id" the list's, "name" the project's, "nextListId" the state's."""
+    from reconciler.emulator.project import hash_api_key
+
+    user: dict[str, object] = {
+        "email": "a@b.co",
+        "userId": None,
+        "dataFields": {},
+        "unsubscribedChannelIds": [],
+        "signupDate": 1_700_000_000_000,
+        "profileUpdatedAt": 1_700_000_000_000,
+    }
+    listed: dict[str, object] = {
+        "id": 1000001,
+        "name": "aud",
+        "description": None,
+        "createdAt": 1_700_000_000_000,
+        "listType": "Standard",
+        "members": [0],
+    }
+    project: dict[str, object] = {
+        "name": "prod",
+        "projectType": "hybrid",
+        "apiKeySha256": hash_api_key("sandbox:prod"),
+        "lists": [listed],
+        "users": [user],
+    }
+    state: dict[str, object] = {"version": 1, "nextListId": 1000002, "projects": [project]}
+    parts = {"user": user, "list": listed, "": project}
+    for where, value in changes.items():
+        part, _, key = where.rpartition(".")
+        (state if where == "nextListId" else parts[part])[key] = value
+    return json.dumps(state)
+
+
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        # Found by fuzzing: JSON of the right outline with a wrong value. A user with
+        # neither identifier failed an assertion; a project name that is not a string
+        # read as "API key already belongs to project False"; a date past year 9999 and a
+        # string for a number ended in internal errors when a request showed them; a list
+        # id that is not an integer had the client retry its list for over 20 s.
+        (_sandbox_state(**{"user.email": None}), "projects[0].users[0] has neither email"),
+        (_sandbox_state(name=False), "projects[0].name should be a string"),
+        (_sandbox_state(**{"user.signupDate": 10**17}), "projects[0].users[0].signupDate"),
+        (_sandbox_state(**{"list.createdAt": "0"}), "projects[0].lists[0].createdAt"),
+        (_sandbox_state(**{"user.email": 7}), "projects[0].users[0].email should be a"),
+        (_sandbox_state(**{"list.id": 1000001.5}), "projects[0].lists[0].id should be"),
+        (_sandbox_state(**{"list.id": 1000002}), "lists[0].id should be below nextListId"),
+        (_sandbox_state(**{"list.members": ["0"]}), "projects[0].lists[0].members[0]"),
+        (_sandbox_state(projectType="Hybrid"), "projects[0].projectType should be one of"),
+        (_sandbox_state(nextListId="1000002"), "nextListId should be a non-negative"),
+        (_sandbox_state(fieldTypes={"tier": 1}), "projects[0].fieldTypes['tier']"),
+        (_sandbox_state(campaigns=[{"id": "1"}]), "projects[0].campaigns[0].id"),
+        (_sandbox_state(unsubscribeEvents=[{}]), "unsubscribeEvents[0].createdAt is missing"),
+    ],
+    ids=[
+        "no-identifier",
+        "name-not-a-string",
+        "year-past-9999",
+        "date-a-string",
+        "email-a-number",
+        "list-id-a-fraction",
+        "list-id-not-yet-given",
+        "member-a-string",
+        "project-type-unknown",
+        "next-list-id-a-string",
+        "field-type-a-number",
+        "campaign-id-a-string",
+        "event-without-date",
+    ],
+)
+def test_a_sandbox_file_with_a_wrong_value_is_damaged_naming_it(content: str, named: str) -> None:
+    with repo() as root:
+        (root / "manifests" / "aud.yaml").write_text(audience({"inline": ["a@b.co"]}))
+        state = root / "state"
+        state.mkdir()
+        (state / "sandbox.json").write_text(content)
+        result = CliRunner().invoke(
+            app, ["plan", str(root / "manifests"), "--state-dir", str(state)]
+        )
+        output = " ".join((result.stdout + result.stderr).split())
+        assert result.exit_code == 1, output
+        assert "internal error" not in output and "Traceback" not in output
+        assert "the sandbox state file" in output and "is damaged (" in output, output
+        assert named in output and "delete it" in output, output
+        assert "a@b.co" not in output
+
+
+def test_a_sandbox_file_as_saved_is_read_back() -> None:
+    """The state the damaged-file cases change, unchanged, is read and planned against."""
+    with repo() as root:
+        (root / "manifests" / "aud.yaml").write_text(audience({"inline": ["a@b.co"]}))
+        state = root / "state"
+        state.mkdir()
+        (state / "sandbox.json").write_text(_sandbox_state())
+        result = CliRunner().invoke(
+            app, ["plan", str(root / "manifests"), "--state-dir", str(state)]
+        )
+        assert result.exit_code == 0, result.stdout + result.stderr
+        assert "aud (list 1000001): no changes (1 member)" in result.stdout
+
+
 def test_running_out_of_memory_is_not_reported_as_a_bug(monkeypatch, capsys) -> None:
     import reconciler.cli as cli
 
