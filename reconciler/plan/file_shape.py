@@ -75,13 +75,26 @@ campaign = row(
 key_kind = one_of("email", "userId")
 
 # The lines after the header (plan/file.py save_plan writes them).
-member_line = row(
+_member_row = row(
     ("key", text),
     ("key_kind", key_kind),
     ("email", optional(text)),
     ("user_id", optional(text)),
     ("traits", json_object),
 )
+
+
+def member_line(value: Any, where: str) -> tuple[Any, ...]:
+    """A member to add, whose key is the identifier its key_kind names (make_member picks
+    it so): a row whose key is another value, or names an identifier it lacks, is not one
+    a plan could hold, whatever its types."""
+    checked = _member_row(value, where)
+    key, kind, email, user_id, _ = checked
+    if key != (email if kind == "email" else user_id):
+        raise ShapeError(f"{where}.key should be the member's {kind}")
+    return checked
+
+
 field_values_line = row(("key", text), ("fields", json_object))
 field_update_line = row(
     ("key", text),

@@ -575,6 +575,12 @@ def test_a_plan_file_with_a_value_of_the_wrong_shape_is_refused_naming_it(tmp_pa
     path.write_bytes(with_checksum([json.loads(lines[0]), member, *map(json.loads, lines[2:-1])]))
     with pytest.raises(ReconcilerError, match=r"line 2 \(a member to add\)\.key_kind should be"):
         load_plan(path)
+    # Each of its own type, but not of one member: apply sends a member by its key.
+    member = json.loads(lines[1])
+    member[0] = "someone-else@example.com"
+    path.write_bytes(with_checksum([json.loads(lines[0]), member, *map(json.loads, lines[2:-1])]))
+    with pytest.raises(ReconcilerError, match=r"line 2 \(a member to add\)\.key should be the"):
+        load_plan(path)
 
 
 def _lines(path) -> list[bytes]:
