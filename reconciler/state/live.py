@@ -4,7 +4,6 @@ current values of the fields trait mappings own."""
 from __future__ import annotations
 
 import functools
-import json
 import os
 import tempfile
 import threading
@@ -21,7 +20,7 @@ from reconciler.plan import FieldRead
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, Task, duration, heartbeat
 from reconciler.state.desired import DesiredDestination, DesiredList
 from reconciler.state.routes import MemberRoute, choose_route
-from reconciler.state.users_file import UsersFile
+from reconciler.state.users_file import UsersFile, export_rows
 from reconciler.state.windows import (
     WindowedRead,
     clock_behind_note,
@@ -557,7 +556,7 @@ def _rows_on_lists(
     """The rows of an export file (JSON lines) on any of the lists `ids`; every row with
     channel unsubscribes also kept in `channels` (as _job_rows does)."""
     rows = []
-    for row in _file_rows(path, channels, "the user export holds"):
+    for row in export_rows(path, channels, "the user export holds"):
         lists = row.get(membership)
         if isinstance(lists, list) and any(i in ids for i in lists):
             rows.append(row)
@@ -845,28 +844,7 @@ def _read_members_by_export_job(
 def _job_rows(path: Path, channels: list[dict[str, Any]] | None) -> Iterator[dict[str, Any]]:
     """An export job's users, one at a time; those with channel unsubscribes also kept in
     `channels` (a few: they are not held all)."""
-    return _file_rows(path, channels, "the export job's files hold")
-
-
-def _file_rows(
-    path: Path, channels: list[dict[str, Any]] | None, holder: str
-) -> Iterator[dict[str, Any]]:
-    """An export file's users (JSON lines), one at a time, those with channel unsubscribes
-    also kept in `channels`; a line that is not a JSON object fails the read (`holder`:
-    what the message says held it)."""
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except (json.JSONDecodeError, RecursionError):
-                row = None
-            if not isinstance(row, dict):
-                raise LiveStateError(f"{holder} a line that is not JSON")
-            if channels is not None and row.get(CHANNELS_FIELD):
-                channels.append({k: row.get(k) for k in ("email", "userId", CHANNELS_FIELD)})
-            yield row
+    return export_rows(path, channels, "the export job's files hold")
 
 
 def _export_identifier(

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import LiveStateError
-from reconciler.iterable import ClientSettings
+from reconciler.iterable import CHANNELS_FIELD, ClientSettings
 
 # Rows of the file parsed a second, taken low (a short JSON line parses in a few
 # microseconds): a few per-user reads of a large project's members stay cheaper than
@@ -55,17 +55,7 @@ class UsersFile:
 
     def read_rows(self) -> Iterator[dict[str, Any]]:
         """The file's users, one at a time."""
-        with self.path.open(encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except (json.JSONDecodeError, RecursionError):
-                    row = None
-                if not isinstance(row, dict):
-                    raise LiveStateError("the user export holds a line that is not JSON")
-                yield row
+        return export_rows(self.path, None, "the user export holds")
 
     def download(
         self, _only: Sequence[str], path: Path, on_lines: Callable[[int], None] | None
@@ -88,3 +78,24 @@ def link_or_copy(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copyfile(source, target)
+
+
+def export_rows(
+    path: Path, channels: list[dict[str, Any]] | None, holder: str
+) -> Iterator[dict[str, Any]]:
+    """An export file's users (JSON lines), one at a time, those with channel unsubscribes
+    also kept in `channels`; a line that is not a JSON object fails the read (`holder`:
+    what the message says held it)."""
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
+                row = None
+            if not isinstance(row, dict):
+                raise LiveStateError(f"{holder} a line that is not JSON")
+            if channels is not None and row.get(CHANNELS_FIELD):
+                channels.append({k: row.get(k) for k in ("email", "userId", CHANNELS_FIELD)})
+            yield row
