@@ -135,10 +135,10 @@ def plan_table_fields(
     planned = [with_fields.get(lp.list_name, lp) for lp in lists]
     if updates:
         assert isinstance(updates, TableRows)
-        values_of = {item.list_name: v for item, v in zip(items, values, strict=True)}
+        mapped_of = {item.list_name: m for item, m in zip(items, mapped, strict=True)}
         planned = [
-            _with_update_keys(lp, keys_updated(engine, values_of[lp.list_name], updates.table))
-            if lp.list_name in values_of
+            _with_update_keys(lp, keys_updated(engine, mapped_of[lp.list_name], updates.table))
+            if lp.list_name in mapped_of
             else dataclasses.replace(lp, field_update_keys=())
             for lp in planned
         ]
@@ -355,6 +355,8 @@ def _compare(
 
 
 def _with_update_keys(lp: ListPlan, keys: TableRows[str]) -> ListPlan:
+    """As state/fields.py's: `keys` are the members already on the list (neither its adds
+    nor those held back) that get a field update."""
     return dataclasses.replace(lp, field_update_keys=keys, unchanged=lp.unchanged - len(keys))
 
 

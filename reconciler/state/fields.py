@@ -108,8 +108,11 @@ def plan_fields(
     if out.updates:
         updated = {u.key for u in out.updates}
         members_of = {item.list_name: item.members for item in mapped_items}
+        adding_of = {item.list_name: m.adding for item, m in zip(mapped_items, mapped, strict=True)}
         planned = [
-            _with_update_keys(lp, members_of.get(lp.list_name, {}), updated - held_back(lp))
+            _with_update_keys(
+                lp, members_of.get(lp.list_name, {}), updated, adding_of.get(lp.list_name, ())
+            )
             for lp in planned
         ]
     sent = list(_sent_values(planned, out.updates, mapped_items))
@@ -173,10 +176,17 @@ def _forget_traits(members: dict[str, Member], adding: Collection[str]) -> None:
             )
 
 
-def _with_update_keys(lp: ListPlan, members: Any, updated: set[str]) -> ListPlan:
-    """Note which of the list's members get a field update; they no longer count as
-    unchanged (a list reads +added / -removed / ~updated / unchanged)."""
-    keys = tuple(sorted(k for k in members if k in updated))
+def _with_update_keys(
+    lp: ListPlan, members: Any, updated: set[str], adding: Collection[str]
+) -> ListPlan:
+    """Note which of the list's members already on it get a field update; they no longer
+    count as unchanged (a list reads +added / -removed / ~updated / unchanged, one of them
+    per desired member). Not its adds, whose user may get a bulkUpdate for another list it
+    is on: the add is counted as added here and the update on that list (it counted twice
+    here, so a new list said -3 unchanged), and the two send different fields (plan/fields.py
+    `covered`). Nor the members consent or another spelling holds back (`held_back`)."""
+    held = held_back(lp)
+    keys = tuple(sorted(k for k in members if k in updated and k not in adding and k not in held))
     return dataclasses.replace(lp, field_update_keys=keys, unchanged=lp.unchanged - len(keys))
 
 

@@ -207,6 +207,72 @@ def test_a_changed_value_is_one_bulk_update_for_exactly_the_changed_users(
     assert writes == []
 
 
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_members_added_to_a_new_list_are_counted_once_and_sent_each_field_once(
+    workspace, cli, emulator_server, monkeypatch, tmp_path, engine
+):
+    # alice and bob are on churn, whose values for them change; a new list, billing, adds
+    # them and dave. billing is +3 / ~0 / 0 unchanged (it said ~2 and -2 unchanged: its
+    # adds were counted as its updates too). The subscribe to billing carries billing's
+    # fields (planTier among them, churn's new value too); the bulkUpdate carries only
+    # churn's other fields, so no field goes to a user twice.
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    setup(workspace)
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    changed = [
+        ROWS[0].replace(",pro,1250.50,", ",gold,99,"),
+        ROWS[1].replace(",0,", ",5,"),
+        ROWS[2],
+    ]
+    workspace.csv("data/churn.csv", HEADER, changed)
+    billing = [
+        "alice@example.com,u-1,gold,7",
+        "bob@example.com,u-2,free,1",
+        "dave@example.com,,pro,2",
+    ]
+    workspace.csv("data/billing.csv", "email,user_id,plan,credits", billing)
+    fields = {"planTier": "plan", "credits": {"from": "credits", "type": "number"}}
+    workspace.write("traits-billing.yaml", mapping_doc(fields, name="billing"))
+    workspace.audience(
+        "billing", {"csv": "data/billing.csv", "userId": "user_id"}, traits="billing"
+    )
+
+    text = cli("plan", workspace.manifests)
+    assert text.exit_code == 0, text.output
+    assert "billing (new list): +3 / -0 / ~0 / 0 unchanged" in text.stdout
+    assert ": +0 / -0 / ~2 / 1 unchanged" in text.stdout  # churn
+    body = cli("plan", workspace.manifests, "--format", "json").json()
+    counts = {
+        lp["audience"]: (lp["users_to_update"], lp["unchanged_members"])
+        for lp in body["destinations"][0]["lists"]
+    }
+    assert counts == {"billing": (0, 0), "churn": (2, 1)}
+    assert body["summary"]["users_to_update"] == 2
+
+    emulator_server.emulator.clear_log()
+    record_file = tmp_path / "run.json"
+    result = cli("apply", workspace.manifests, "--yes", "--summary-json", record_file)
+    assert result.exit_code == 0, result.output
+    sent: dict[str, list[str]] = {}
+    for path, key in (("/api/lists/subscribe", "subscribers"), ("/api/users/bulkUpdate", "users")):
+        for request in requests_to(emulator_server, path):
+            for user in request.body[key]:
+                sent.setdefault(user["email"], []).extend(user.get("dataFields", {}))
+    assert sorted(sent["alice@example.com"]) == ["credits", "lifetimeValue", "planTier"]
+    assert sorted(sent["bob@example.com"]) == ["credits", "lifetimeValue", "planTier"]
+    assert sorted(sent["dave@example.com"]) == ["credits", "planTier"]
+    alice = fields_of(emulator_server, "alice@example.com")
+    assert (alice["planTier"], alice["lifetimeValue"], alice["credits"]) == ("gold", 99.0, 7)
+    record = json.loads(record_file.read_text())
+    # (churn has no membership change, so the record has no row for it)
+    assert [(r["list_name"], r["added"], r["updated"]) for r in record["lists"]] == [
+        ("billing", 3, 0)
+    ]
+    assert [(f["planned"], f["updated"]) for f in record["user_fields"]] == [(2, 2)]
+    again = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+
+
 def test_many_members_are_read_with_one_export(workspace, cli, emulator_server, monkeypatch):
     setup(workspace)
     assert cli("apply", workspace.manifests, "--yes").exit_code == 0

@@ -8,6 +8,7 @@ path."""
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -216,6 +217,141 @@ def test_both_paths_plan_trait_mappings_alike(tmp_path, engines, project_type, r
     assert any(expected["add_fields"].values())
     conflicts = expected["json"]["destinations"][0]["duplicate_conflicts"]
     assert any("different values in" in c["reason"] for c in conflicts)
+    _assert_counts_add_up(python)
+    _assert_counts_add_up(duckdb)
+
+
+def _assert_counts_add_up(plan: Plan) -> None:
+    """Each list reads +added / -removed / ~updated / unchanged: its desired members are
+    each one of added, updated, unchanged or left out (consent, forgotten, not created),
+    so unchanged is never negative; and no user is sent a field twice, by a subscribe's
+    dataFields and a bulkUpdate both."""
+    for dest in plan.destinations:
+        changed = {u.key: set(u.changes) for u in dest.field_updates}
+        for lp in dest.lists:
+            adds = {m.key for m in lp.add}
+            updated = set(lp.field_update_keys)
+            left_out = {*lp.left_themselves, *lp.channel_unsubscribed, *lp.forgotten}
+            left_out |= set(lp.not_created)
+            where = f"{dest.destination}/{lp.list_name}"
+            assert lp.unchanged >= 0, where
+            assert not adds & updated, where
+            assert len(adds) + len(updated) + lp.unchanged + len(left_out) == lp.desired_count, (
+                where
+            )
+            for key, fields in lp.add_fields.items():
+                assert not fields.keys() & changed.get(key, set()), (where, key)
+
+
+def test_a_new_lists_adds_already_on_another_list_are_added_not_updated(tmp_path, engines):
+    """billing is a new list of 5: e and g are new to the project's lists, u1, u2 and u4
+    are on crm, whose fields change for them. billing is +5 / ~0 / 0 unchanged (it said ~3
+    and -3 unchanged, its adds counted as its updates too); crm's fields for those three
+    still go by bulkUpdate, with none of the fields billing's subscribe carries."""
+    root = _manifests(tmp_path, "hybrid")
+    emulator = _emulator("hybrid")
+    for name in ENGINES:
+        plan = _plan(root, emulator, engines[name], "export")
+        (dest,) = plan.destinations
+        lists = {lp.list_name: lp for lp in dest.lists}
+        billing, crm = lists["billing"], lists["crm"]
+        assert (len(billing.add), len(billing.field_update_keys), billing.unchanged) == (5, 0, 0)
+        assert (len(crm.add), len(crm.field_update_keys), crm.unchanged) == (1, 5, 0)
+        summary = {
+            lp["list_name"]: (lp["users_to_update"], lp["unchanged_members"])
+            for lp in plan.to_dict(str)["destinations"][0]["lists"]
+        }
+        assert summary == {"billing": (0, 0), "crm": (5, 0)}, name
+        updates = {u.key: set(u.changes) for u in dest.field_updates}
+        assert {"u1", "u2", "u4"} <= updates.keys() & set(billing.add_fields)
+        assert updates["u4"] == {"greeting", "ltv", "renews"}
+        _assert_counts_add_up(plan)
+
+
+# Random destinations of three mapped audiences over ten people: which lists exist, who is
+# on them, who the sources list, their values (fields shared between mappings, so they
+# agree or disagree), and who left a list themselves (held back by consent).
+RANDOM_MAPPINGS: dict[str, dict[str, Any]] = {
+    "one": {"tier": "plan", "score": {"from": "score", "type": "number"}},
+    "two": {"tier": "plan", "note": "note"},
+    "three": {"score": {"from": "score", "type": "number"}, "note": "note"},
+}
+
+
+def _random_case(tmp: Path, rng: random.Random) -> tuple[Path, Emulator, str]:
+    project_type = rng.choice(["email", "userId", "hybrid"])
+    people = [(f"p{i}@x.com", f"u{i}") for i in range(10)]
+    (tmp / "data").mkdir(parents=True)
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Destination",
+            "metadata": {"name": "d"},
+            "spec": {"region": "us", "projectType": project_type, "apiKey": {"env": "K"}},
+        }
+    ]
+    emulator = Emulator(limits=Limits.unlimited())
+    project = emulator.add_project("d", project_type, KEY)
+    on_lists: dict[int, list[int]] = {i: [] for i in range(len(people))}
+    left: list[tuple[int, int]] = []
+    for name, fields in RANDOM_MAPPINGS.items():
+        chosen = rng.sample(range(len(people)), rng.randint(1, 8))
+        rows = ["email,userId,plan,score,note"]
+        for i in chosen:
+            plan, score = rng.choice(["pro", "free"]), rng.choice(["1", "2.5", ""])
+            rows.append(f"{people[i][0]},{people[i][1]},{plan},{score},{rng.choice('ab')}")
+        (tmp / "data" / f"{name}.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+        source = {"csv": f"data/{name}.csv"}
+        docs.append(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "Audience",
+                "metadata": {"name": name},
+                "spec": {"destination": "d", "members": source, "traits": name},
+            }
+        )
+        docs.append(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "TraitMapping",
+                "metadata": {"name": name},
+                "spec": {"fields": fields},
+            }
+        )
+        if rng.random() < 0.7:  # the list exists, with some of these people and others
+            list_id = project.add_list(name)
+            for i in range(len(people)):
+                if rng.random() < 0.5:
+                    on_lists[i].append(list_id)
+                    if i in chosen and rng.random() < 0.15:
+                        left.append((i, list_id))
+    for i, (email, user_id) in enumerate(people):
+        if on_lists[i] or rng.random() < 0.3:
+            values = {"tier": rng.choice(["pro", "free"]), "score": rng.choice([1.0, 2.5])}
+            values = {k: v for k, v in values.items() if rng.random() < 0.7}
+            project.add_user(
+                email=email,
+                user_id=None if project_type == "email" else user_id,
+                data_fields=values,
+                list_ids=on_lists[i],
+            )
+    for i, list_id in left:
+        user = project.find_user(email=people[i][0])
+        project.self_unsubscribe(user, list_id=list_id)
+    (tmp / "m.yaml").write_text("\n---\n".join(json.dumps(d) for d in docs), encoding="utf-8")
+    return tmp, emulator, project_type
+
+
+def test_both_paths_count_random_lists_alike_and_every_member_once(tmp_path, engines):
+    """The differential contract over random cases: both paths make the same plan, and in
+    each every list's desired members are added, updated, unchanged or left out, once."""
+    for seed in range(16):
+        root, emulator, _project_type = _random_case(tmp_path / f"case{seed}", random.Random(seed))
+        plans = {name: _plan(root, emulator, engines[name], "export") for name in ENGINES}
+        expected = _data(plans["python"], root)
+        assert _data(plans["duckdb"], root) == expected, seed
+        for plan in plans.values():
+            _assert_counts_add_up(plan)
 
 
 def test_a_saved_plan_of_either_path_reads_back_alike(tmp_path, engines):

@@ -530,12 +530,16 @@ def update_view(
     )
 
 
-def keys_updated(engine: Engine, values: ValuesTable, updates: str) -> TableRows[str]:
-    """The members of one audience that get a field update, in key order."""
+def keys_updated(engine: Engine, mapped: MappedTable, updates: str) -> TableRows[str]:
+    """The members of one audience already on its list that get a field update, in key
+    order: not those its list subscribes (an add's fields ride on its subscribe; a
+    bulkUpdate it gets is for another list it is on, and counted there). Its values table
+    has no member held back (state/field_tables.py `_without`)."""
     table = engine.name("updated_keys")
     engine.connection.execute(
-        f"CREATE TABLE {table} AS SELECT key FROM {values.table} "
-        f"WHERE key IN (SELECT key FROM {updates})"
+        f"CREATE TABLE {table} AS SELECT key FROM {mapped.values.table} "
+        f"WHERE key IN (SELECT key FROM {updates}) "
+        f"AND key NOT IN (SELECT key FROM {mapped.adding})"
     )
     (count,) = engine.connection.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
     return TableRows(engine, table, "key", "key", int(count), lambda row: str(row[0]))
