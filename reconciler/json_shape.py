@@ -40,13 +40,6 @@ def count(value: Any, where: str) -> int:
     return value
 
 
-def integer(value: Any, where: str) -> int:
-    """An integer of either sign; True is not 1 here."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ShapeError(f"{where} should be an integer")
-    return value
-
-
 def flag(value: Any, where: str) -> bool:
     if not isinstance(value, bool):
         raise ShapeError(f"{where} should be true or false")

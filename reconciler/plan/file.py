@@ -641,10 +641,7 @@ def _list_from_json(x: shape.Fields, members: _MemberLines) -> ListPlan:
         description=x.get("description", _optional_text),
         add=add,
         remove=remove,
-        # Not a count: the planner takes a list's adds whose user gets a field update (for
-        # another list it is on) from it too, so a new list can say -3 (left as it is here:
-        # a saved plan reads back as it was made).
-        unchanged=x.get("unchanged", shape.integer),
+        unchanged=x.get("unchanged", shape.count),
         live_count=x.get("live_count", shape.count),
         desired_count=x.get("desired_count", shape.count),
         update_existing_users_only=x.get("update_existing_users_only", shape.flag),
