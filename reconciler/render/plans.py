@@ -105,9 +105,11 @@ def _field_value(show: Show) -> Any:
     return value_text
 
 
-def _add_field_names(lp: ListPlan) -> str:
+def _with_field_names(lp: ListPlan) -> str:
+    """` with fields a, b` for the fields the list's subscribes carry, or nothing when none
+    is left (two audiences disagreeing on every field keep them all out of the adds)."""
     names = sorted({name for values in lp.add_fields.values() for name in values})
-    return ", ".join(names)
+    return " with fields " + ", ".join(names) if names else ""
 
 
 def _one_line(text: str) -> str:
@@ -215,7 +217,7 @@ def _context(plan: Plan, show_members: bool, allowed: Collection[str] = ()) -> d
         "member_label": _identity_label(show),
         "update_label": _identity_label(show),
         "field_value": _field_value(show),
-        "add_field_names": _add_field_names,
+        "with_field_names": _with_field_names,
         "list_ref": _list_ref,
         "masked": not show_members,
         "md": _md,

@@ -401,6 +401,17 @@ def test_plan_with_overridden_guards(golden):
     golden("plan/guards.allowed.md", plan_markdown(plan, allowed=("removals",)))
 
 
+def test_an_add_whose_fields_were_all_dropped_names_no_fields():
+    """Two audiences disagreeing on every field of an add leave its subscribe no fields: the
+    line ends at its count, not with an empty "with fields "."""
+    added = email(1)
+    plan = dataclasses.replace(field_updates_plan())
+    lp = dataclasses.replace(plan.destinations[0].lists[0], add_fields={added.key: {}})
+    plan = Plan((dataclasses.replace(plan.destinations[0], lists=(lp,)),))
+    lines = [line for line in plan_text(plan).splitlines() if "+ add" in line]
+    assert [line.strip() for line in lines] == ["+ add 1 member"]
+
+
 def test_masked_output_holds_no_identifier():
     """The default (masked) renderings name no member of the plans above in full."""
     identifiers = {
