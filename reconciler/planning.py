@@ -18,6 +18,7 @@ from reconciler.members.model import (
     EXPORT_ROUTES,
     Engine,
     Prefetch,
+    SharedExports,
     diff_tables,
     digest_members,
     estimate_rows,
@@ -79,11 +80,14 @@ def make_plan(
     their number: a saved plan's stale check (one read per destination, not one per list)."""
     engine = engine if engine is not None else Engine.from_env()
     prefetches: dict[str, Prefetch] = {}
+    shared = SharedExports()
     try:
         # The reads that need nothing from the sources start first, so that Iterable's
         # slow answers (an export job's queue, getUsers' first byte) overlap the sources'
         # reading and checking rather than follow it.
-        _start_prefetches(manifests, clients, targets, engine, progress, member_reads, prefetches)
+        _start_prefetches(
+            manifests, clients, targets, engine, progress, member_reads, prefetches, shared
+        )
         reads = _Reads(engine, progress, on_read, member_reads)
         several = len(list(_targeted(manifests, clients, targets))) > 1
         destinations = []
@@ -114,6 +118,7 @@ def make_plan(
         # the background outlives the plan (an export job is cancelled).
         for prefetch in prefetches.values():
             prefetch.abandon()
+        shared.close()
     return Plan(tuple(destinations), fingerprint)
 
 
@@ -642,13 +647,17 @@ def _start_prefetches(
     progress: Progress,
     member_reads: str | None,
     out: dict[str, Prefetch],
+    shared: SharedExports | None = None,
 ) -> None:
     """Member reads start now, while the sources are read (engine/prefetch.py), into `out`
     (filled as they start, so that a failure here still abandons those started): the
     export when the route chosen from the sources' row counts is one (an asynchronous
     export job, the user export, or it in date windows), or the getUsers downloads of
-    large lists. Nothing starts when neither would be read."""
+    large lists. Nothing starts when neither would be read. Destinations that name one
+    project share an export (`shared`: see engine/prefetch.py) when they choose the same
+    one."""
     targeted = list(_targeted(manifests, clients, targets))
+    groups = _project_groups(targeted)
     for name, destination, client, audiences in targeted:
         # With several destinations, each read says which it is of (as _for_destination).
         shown = labelled(progress, f"destination {name!r}: ") if len(targeted) > 1 else progress
@@ -668,6 +677,10 @@ def _start_prefetches(
             bool(large) and member_reads is None and destination.spec.projectType != "hybrid"
         )
         if by_export or by_get_users:
+            group = groups.get(name)
+            # An export shared by the destinations of one project asks for the fields
+            # every one of them maps: each reads only its own from the file.
+            mapped = _mapped_fields(manifests, group[1] if group is not None else audiences)
             out[name] = start_prefetch(
                 engine,
                 client,
@@ -677,8 +690,30 @@ def _start_prefetches(
                 shown,
                 sizes=sizes,
                 member_reads=member_reads,
-                mapped_fields=_mapped_fields(manifests, audiences),
+                mapped_fields=mapped,
+                shared=(shared, group[0]) if group is not None and shared is not None else None,
             )
+
+
+def _project_groups(
+    targeted: Sequence[tuple[str, Destination, IterableClient, list[Audience]]],
+) -> dict[str, tuple[str, list[Audience]]]:
+    """The destinations that name one Iterable project with another, each with its group
+    (a name for it, and the audiences of its destinations planned). One project is the
+    same host and the same key (the client's project_id, a digest: the key itself is never
+    compared or kept), as the apply lock tells it; and the same project type, since that
+    decides how its export is asked for and read. Two keys of one project are not known
+    to be one: each reads it."""
+    by_project: dict[tuple[str, str], list[tuple[str, list[Audience]]]] = {}
+    for name, destination, client, audiences in targeted:
+        key = (client.project_id, destination.spec.projectType)
+        by_project.setdefault(key, []).append((name, audiences))
+    return {
+        name: (f"{project}:{project_type}", [a for _name, group in members for a in group])
+        for (project, project_type), members in by_project.items()
+        if len(members) > 1
+        for name, _audiences in members
+    }
 
 
 def _mapped_fields(manifests: Manifests, audiences: Sequence[Audience]) -> tuple[str, ...]:

@@ -49,6 +49,7 @@ from reconciler.members.engine.prefetch import (
     EXPORT_ROUTES,
     ExportDownload,
     Prefetch,
+    SharedExports,
     start_prefetch,
 )
 from reconciler.members.engine.rows import (
@@ -74,6 +75,7 @@ __all__ = [
     "MembersDigest",
     "Prefetch",
     "SavedPlanTables",
+    "SharedExports",
     "TableDiff",
     "TableRows",
     "batches",

@@ -1,7 +1,12 @@
 """Manifests with several destinations (a US and an EU project, each with its own key):
-what each command says of each, and how one destination's trouble touches the others."""
+what each command says of each, and how one destination's trouble touches the others;
+and destinations that name one project (a team's each), which read it once."""
 
 from __future__ import annotations
+
+import json
+import threading
+import time
 
 import httpx
 import pytest
@@ -197,3 +202,223 @@ def test_a_stale_plan_in_json_names_the_destination_whose_list_changed(
     assert out["destination"] == "eu", out
     assert out["error"].startswith("stale plan: list 'vip' in destination 'eu' changed")
     assert out["error"].count("destination 'eu'") == 1
+
+
+# -- two destinations naming one project ----------------------------------------------
+
+MEMBER_EXPORT = "/api/export/data.json"
+EXPORT_START = "/api/export/start"
+
+
+def _mapping(name: str, field: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "TraitMapping",
+            "metadata": {"name": name},
+            "spec": {"fields": {field: field}},
+        }
+    )
+
+
+@pytest.fixture
+def teams(workspace: Workspace, emulator_server, monkeypatch):
+    """Destination "prod" and a team's destination "growth" naming the same project (the
+    same host and key): "vip" (prod) knows members by userId and maps field `plan`;
+    "trial" (growth) knows them by email and maps `tier`, and wants a profile that left
+    the email channel. Both lists need removals, adds and field updates."""
+    monkeypatch.setenv("RECONCILER_EXPORTS_PER_MINUTE", "100000")  # the emulator has none
+    monkeypatch.setenv("RECONCILER_EXPORT_POLL", "0.02")
+    monkeypatch.setenv("RECONCILER_EXPORT_JOBS_PER_SECOND", "1000")
+    workspace.destination("growth")
+    proj = emulator_server.emulator.project("default")
+    vip, trial = proj.add_list("vip"), proj.add_list("trial")
+    proj.subscribe_direct(vip, user_id="u1", email="a@example.com", data_fields={"plan": "old"})
+    proj.subscribe_direct(vip, email="b@example.com")
+    proj.subscribe_direct(trial, user_id="u3", email="c@example.com", data_fields={"tier": "x"})
+    proj.subscribe_direct(trial, email="d@example.com")
+    proj.add_user(email="e@example.com")
+    control = f"{emulator_server.base_url}/_emulator/self-unsubscribe"
+    httpx.post(control, json={"email": "e@example.com", "channel": True}).raise_for_status()
+    workspace.write("traits.yaml", _mapping("crm", "plan") + "\n---\n" + _mapping("team", "tier"))
+    workspace.csv("vip.csv", "user_id,email,plan", ["u1,a@example.com,gold", "u9,,gold"])
+    workspace.csv(
+        "trial.csv",
+        "email,tier",
+        ["c@example.com,y", "d@example.com,x", "e@example.com,x", "y@example.com,x"],
+    )
+    loose = {"maxRemovalPercent": 100}
+    workspace.audience(
+        "vip", {"csv": "vip.csv", "userId": "user_id", "email": "email"}, traits="crm", policy=loose
+    )
+    workspace.audience(
+        "trial", {"csv": "trial.csv", "email": "email"}, "growth", traits="team", policy=loose
+    )
+    return emulator_server
+
+
+def _member_reads(server) -> int:
+    """The project's member reads: export jobs started, and user exports of list
+    memberships (one per date window of the export read in windows)."""
+    return sum(
+        1
+        for r in server.emulator.request_log
+        if r.path == EXPORT_START
+        or (r.path == MEMBER_EXPORT and "dataTypeName=user" in r.query and "ListIds" in r.query)
+    )
+
+
+def _destinations(result) -> dict[str, dict]:
+    """Each destination of a JSON plan, without how its members were read."""
+    assert result.exit_code == 0, result.output
+    out = {}
+    for destination in result.json()["destinations"]:
+        destination.pop("member_read")
+        out[destination["name"]] = destination
+    return out
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+@pytest.mark.parametrize("route", ["asyncExport", "export", "windowedExport"])
+def test_two_destinations_of_one_project_read_it_once_and_plan_as_if_alone(
+    workspace, teams, cli, monkeypatch, route, engine
+):
+    """Two exports of one project, one per destination, spent twice Iterable's budget of
+    4 export starts a minute and twice the read of a large project. Each destination's
+    plan (lists, members, fields, consent) is the one it makes alone."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", route)
+    if engine == "duckdb":
+        monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "1")
+    alone, reads_alone = {}, []
+    for audience in ("vip", "trial"):
+        teams.emulator.clear_log()
+        result = cli(
+            "plan", workspace.manifests, "--target", audience, "--format", "json", "--show-members"
+        )
+        alone |= _destinations(result)
+        reads_alone.append(_member_reads(teams))
+    teams.emulator.clear_log()
+
+    both = cli("plan", workspace.manifests, "--format", "json", "--show-members")
+
+    assert _member_reads(teams) == reads_alone[0] == reads_alone[1]
+    said = {d["name"]: d["member_read"] for d in both.json()["destinations"]}
+    assert _destinations(both) == alone
+    # One destination read it; the other says whose export it took.
+    shared = [
+        name for name, text in said.items() if "which names the same Iterable project" in text
+    ]
+    assert len(shared) == 1, said
+    other = ({"prod", "growth"} - set(shared)).pop()
+    assert f"taken from the export of destination {other!r}" in said[shared[0]]
+
+
+@pytest.mark.parametrize("route", ["asyncExport", "export", "windowedExport"])
+def test_a_saved_plan_of_two_destinations_of_one_project_checks_it_with_one_read(
+    workspace, teams, cli, monkeypatch, tmp_path, route
+):
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", route)
+    saved = tmp_path / "teams.plan"
+    assert cli("plan", workspace.manifests, "--out", saved).exit_code == 0
+    teams.emulator.clear_log()
+    cli("plan", workspace.manifests, "--target", "vip")
+    one_read = _member_reads(teams)
+    teams.emulator.clear_log()
+
+    applied = cli("apply", "--plan", saved, "--yes")
+
+    assert applied.exit_code == 0, applied.output  # not stale: both read as when planned
+    assert _member_reads(teams) == one_read
+    proj = teams.emulator.project("default")
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+    assert proj.user_by_user_id("u1").data_fields["plan"] == "gold"
+
+
+def test_status_of_two_destinations_of_one_project_reads_it_once(
+    workspace, teams, cli, monkeypatch
+):
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "asyncExport")
+    teams.emulator.clear_log()
+    result = cli("status", workspace.manifests)
+    assert result.exit_code in (0, 2), result.output
+    assert _member_reads(teams) == 1
+
+
+@pytest.mark.parametrize("other", ["another key", "another project type"])
+def test_destinations_not_known_to_be_one_project_each_read_their_own(
+    workspace, teams, cli, monkeypatch, other
+):
+    """Only the same host, key and project type are one read: another key may be another
+    project (or the same one: it is not known), and a destination that takes the project
+    for another type reads it as that type says."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
+    if other == "another key":
+        teams.emulator.add_project("other", "hybrid", "other-key")
+        monkeypatch.setenv("OTHER_KEY", "other-key")
+        workspace.destination("growth", apiKey={"env": "OTHER_KEY"})
+        teams.emulator.project("other").add_list("trial")
+    else:
+        workspace.destination("growth", projectType="userId")
+        workspace.csv("trial.csv", "user_id,tier", ["u3,y"])
+        workspace.audience(
+            "trial",
+            {"csv": "trial.csv", "userId": "user_id"},
+            "growth",
+            traits="team",
+            policy={"maxRemovalPercent": 100},
+        )
+    teams.emulator.clear_log()
+
+    result = cli("plan", workspace.manifests, "--format", "json")
+
+    assert result.exit_code in (0, 3), result.output  # blocked or not, it was read
+    assert _member_reads(teams) == 2
+    said = " ".join(d["member_read"] for d in result.json()["destinations"])
+    assert "which names the same Iterable project" not in said
+
+
+def test_a_shared_export_stops_with_the_plan_and_leaves_no_thread(
+    workspace, teams, cli, monkeypatch
+):
+    # The export streams 2 users a second: only abandoning it ends its readers.
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
+    teams.emulator.faults.export_members_per_second = 2.0
+    workspace.csv("trial.csv", "email,tier", ['"c@example.com'])  # fails once parsed
+    started = time.monotonic()
+
+    result = cli("plan", workspace.manifests)
+
+    assert result.exit_code == 1, result.output
+    assert "trial.csv:2: not valid CSV" in result.stderr
+    assert time.monotonic() - started < 20
+    background = ("reconciler-prefetch", "reconciler-window")
+    assert not [t.name for t in threading.enumerate() if t.name.startswith(background)]
+    assert _member_reads(teams) == 1
+
+
+def test_a_shared_export_that_fails_leaves_each_destination_to_read_by_getusers(
+    workspace, teams, cli, monkeypatch
+):
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
+    clean = cli("plan", workspace.manifests, "--format", "json", "--show-members")
+    monkeypatch.setenv("RECONCILER_BULK_READ_RETRIES", "1")
+    # The shared export's request answers 500, and so does its one retry.
+    teams.emulator.faults.update({"script": [500, 500], "paths": [MEMBER_EXPORT]})
+    teams.emulator.clear_log()
+
+    result = cli("plan", workspace.manifests, "--format", "json", "--show-members")
+
+    got, want = _destinations(result), _destinations(clean)
+    for plan in (*got.values(), *want.values()):
+        # Consent and fields are read again, each destination alone, as without sharing.
+        plan.pop("other_reads")
+        plan["field_updates"].pop("read")
+    assert got == want
+    assert [r.status for r in teams.emulator.request_log if r.path == MEMBER_EXPORT][:2] == [
+        500,
+        500,
+    ]
+    said = [d["member_read"] for d in result.json()["destinations"]]
+    assert all(text.startswith("members of 1 list read with 1 getUsers call") for text in said)
+    getusers = [r for r in teams.emulator.request_log if r.path == "/api/lists/getUsers"]
+    assert len(getusers) == 2

@@ -15,6 +15,14 @@ sources' row counts, had without parsing them).
 A prefetch is only ever a head start: whatever it could not do, or did differently from
 what the plan turns out to need, read_live does itself. A plan that fails or is
 interrupted abandons it (`Prefetch.abandon`): its reads stop, a job is cancelled.
+
+Several destinations may name one Iterable project (one per team, each with its own
+audiences and policy). An export reads every profile of the project whichever
+destination asks, so destinations of one project (`SharedExports`: the same host and key,
+and the same project type) that choose the same export route take one export between
+them, not one each: Iterable starts 4 exports a minute per project, and a second export
+of a large project is minutes to hours more. Each destination still reads its own lists
+from the file, as it would from its own export.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from reconciler.manifest import Audience, Destination
 from reconciler.members.engine.workspace import Engine
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, heartbeat
 from reconciler.state.routes import MemberRoute, choose_route
+from reconciler.state.users_file import link_or_copy
 from reconciler.state.windows import read_export_windows
 
 # How long abandon() waits for the background reads to end. A read waiting for its first
@@ -143,6 +152,46 @@ class Prefetch:
         return None
 
 
+@dataclass
+class SharedExports:
+    """One plan's exports of projects several destinations name: each destination's
+    prefetch of such a project joins its group (`join`), and the first of the group (in
+    the plan's order) to choose an export route reads it, into a file of its own (the
+    `master`) that every destination of the group choosing the same route then takes a
+    link of. The masters are removed once the plan is made (`close`)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # The prefetches of each group (project and project type), in the order they joined.
+    groups: dict[str, list[Prefetch]] = field(default_factory=dict)
+    # Each group's exports read so far, by route name: the master and the destination
+    # whose prefetch reads it.
+    masters: dict[tuple[str, str], tuple[ExportDownload, str]] = field(default_factory=dict)
+
+    def join(self, group: str, prefetch: Prefetch) -> list[Prefetch]:
+        """Add `prefetch` to `group`; the group's prefetches that joined before it."""
+        with self.lock:
+            members = self.groups.setdefault(group, [])
+            earlier = list(members)
+            members.append(prefetch)
+        return earlier
+
+    def close(self) -> None:
+        """Remove the masters' files (each destination took a link of its own)."""
+        with self.lock:
+            masters = [master for master, _name in self.masters.values()]
+        for master in masters:
+            master.path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class _Share:
+    """A destination's place in its group of SharedExports."""
+
+    exports: SharedExports
+    group: str
+    earlier: list[Prefetch]
+
+
 @dataclass(frozen=True)
 class _Reads:
     """What every early read of one destination shares."""
@@ -153,8 +202,10 @@ class _Reads:
     progress: Progress
     prefetch: Prefetch
     # The fields the destination's trait mappings write: an export asks for them too, so
-    # the plan reads their current values from it (state/users_file.py).
+    # the plan reads their current values from it (state/users_file.py). With a shared
+    # export, those of every destination of the group.
     mapped_fields: tuple[str, ...] = ()
+    share: _Share | None = None
 
     @property
     def membership(self) -> str:
@@ -182,6 +233,7 @@ def start_prefetch(
     sizes: Mapping[str, int | None] | None = None,
     member_reads: str | None = None,
     mapped_fields: Sequence[str] = (),
+    shared: tuple[SharedExports, str] | None = None,
 ) -> Prefetch:
     """Start reading in a daemon thread (a plan that fails meanwhile abandons it): the
     route is chosen as read_live chooses it, from the lists that exist among `declared`
@@ -191,16 +243,31 @@ def start_prefetch(
     audience is taken to hold the engine's threshold and the others none (getUsers is
     favoured; read_live decides again with the real sizes). `member_reads` is read_live's
     ("export": a saved plan's stale check, one read for every list). An export also
-    asks for `mapped_fields`, the fields the destination's trait mappings write."""
-    reads = _Reads(engine, client, destination, progress, Prefetch(), tuple(mapped_fields))
+    asks for `mapped_fields`, the fields the destination's trait mappings write.
+    `shared`: the plan's SharedExports and the group of this destination's project, when
+    other destinations name the same project (`mapped_fields` then those of them all)."""
+    prefetch = Prefetch()
+    share = None
+    if shared is not None:
+        exports, group = shared
+        # Joined here, in the plan's order, not in the thread: which destination reads a
+        # shared export does not depend on which thread runs first.
+        share = _Share(exports, group, exports.join(group, prefetch))
+    reads = _Reads(engine, client, destination, progress, prefetch, tuple(mapped_fields), share)
 
     def run() -> None:
+        shared: _Shared | None = None
         try:
-            _register(reads, large, declared, sizes, member_reads)
+            shared = _register(reads, large, declared, sizes, member_reads)
         finally:
             reads.prefetch.registered.set()
-        if reads.prefetch.export is not None:
-            _read_export(reads, reads.prefetch.export)
+        export = reads.prefetch.export
+        if export is not None and shared is None:
+            _read_export(reads, export)
+        elif export is not None and shared is not None:
+            if shared.reads:
+                _read_export(reads, shared.master)
+            _take_shared(reads, shared.master, export)
         elif reads.prefetch.downloads and not reads.prefetch.stop.is_set():
             _read_lists(reads)
 
@@ -216,19 +283,20 @@ def _register(
     declared: set[str],
     sizes: Mapping[str, int | None] | None,
     member_reads: str | None,
-) -> None:
+) -> _Shared | None:
     """Choose the route, and say in reads.prefetch what is to be read by it: the export,
-    or the getUsers downloads of large lists; nothing when read_live had better decide."""
+    or the getUsers downloads of large lists; nothing when read_live had better decide.
+    The shared export the destination takes, if it takes one (_register_export)."""
     try:
         all_lists = reads.client.get_lists()
     except Exception:  # read_live asks again and reports it
-        return
+        return None
     by_name: dict[str, list[ListInfo]] = {}
     for info in all_lists:
         by_name.setdefault(info.name, []).append(info)
     found = [name for name in declared if name in by_name]
     if not found:
-        return  # nothing to read yet: new lists
+        return None  # nothing to read yet: new lists
     large_names = {a.list_name for a in large}
     threshold = reads.engine.settings.threshold
     expected = [
@@ -242,20 +310,31 @@ def _register(
     if route.name in EXPORT_ROUTES:
         # On sizes partly unknown, read_live chooses again once it knows them.
         if not (unknown and reads.client.settings.member_reads == "auto"):
-            _register_export(reads, route, sum(size or 0 for size in expected))
+            return _register_export(reads, route, sum(size or 0 for size in expected))
     elif route.name == "getUsers" and member_reads is None:
         _register_downloads(reads, large, by_name)
+    return None
 
 
-def _register_export(reads: _Reads, route: MemberRoute, expected_rows: int) -> None:
+@dataclass(frozen=True)
+class _Shared:
+    """The master of a group's export a destination takes, and whether it reads it."""
+
+    master: ExportDownload
+    reads: bool
+
+
+def _register_export(reads: _Reads, route: MemberRoute, expected_rows: int) -> _Shared | None:
     """The export of every user, by `route`. The consent guard's channel unsubscribes
     ride on it, whichever export it is (one read of the project, not two:
-    state/consent.py). So do the mapped fields' values (state/users_file.py)."""
+    state/consent.py). So do the mapped fields' values (state/users_file.py). With
+    destinations of the same project, the group's export by this route (read by this
+    destination when no destination before it chose the route), else None."""
     fields = tuple(
         dict.fromkeys(("email", "userId", reads.membership, CHANNELS_FIELD, *reads.mapped_fields))
     )
     engine = reads.engine
-    reads.prefetch.export = ExportDownload(
+    export = ExportDownload(
         route,
         fields,
         engine.directory / f"{engine.name('prefetch')}.jsonl",
@@ -263,6 +342,70 @@ def _register_export(reads: _Reads, route: MemberRoute, expected_rows: int) -> N
         started=time.monotonic(),
         calls_before=dict(reads.client.stats.calls),
     )
+    reads.prefetch.export = export
+    share = reads.share
+    if share is None:
+        return None
+    # The destinations before this one in the group have chosen their routes: the first
+    # to choose this one reads it, whatever order the threads run in.
+    for earlier in share.earlier:
+        earlier.registered.wait()
+    key = (share.group, route.name)
+    with share.exports.lock:
+        taken = share.exports.masters.get(key)
+        if taken is None:
+            master = ExportDownload(
+                route,
+                fields,
+                engine.directory / f"{engine.name('shared')}.jsonl",
+                expected_rows=expected_rows,
+                started=export.started,
+                calls_before=export.calls_before,
+            )
+            share.exports.masters[key] = (master, reads.destination.name)
+            return _Shared(master, True)
+    master, reader = taken
+    export.fields = master.fields  # the same: the group's mapped fields
+    # Read by another destination's client: this one's calls are not the read's, and its
+    # time runs from when that read began.
+    export.started, export.calls_before = master.started, dict(reads.client.stats.calls)
+    export.route = MemberRoute(
+        route.name,
+        "; ".join(
+            x
+            for x in (
+                route.reason,
+                f"taken from the export of destination {reader!r}, which names the same Iterable "
+                "project (its calls are counted there)",
+            )
+            if x
+        ),
+        route.seconds,
+    )
+    return _Shared(master, False)
+
+
+def _take_shared(reads: _Reads, master: ExportDownload, export: ExportDownload) -> None:
+    """The group's export, once read, as this destination's own (a link of the master's
+    file at export.path), or its failure; nothing once the prefetch is abandoned."""
+    try:
+        while not master.done.wait(0.1):
+            if reads.prefetch.stop.is_set():
+                export.error = RuntimeError("the read was abandoned")
+                return
+        if master.error is not None:
+            export.error = master.error
+            return
+        link_or_copy(master.path, export.path)
+        export.lines, export.windows, export.requests = (
+            master.lines,
+            master.windows,
+            master.requests,
+        )
+    except Exception as exc:  # read_live reports it, or falls back as it would
+        export.error = exc
+    finally:
+        export.done.set()
 
 
 def _register_downloads(
