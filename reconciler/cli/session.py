@@ -91,6 +91,13 @@ def open_clients(
             f"{len(problems)} destinations cannot be used:\n"
             + "\n".join(str(problem) for problem in problems)
         )
+    # Destinations naming one project (the same host and key) pace their requests
+    # together, as Iterable counts them.
+    owners: dict[str, IterableClient] = {}
+    for client in clients.values():
+        owner = owners.setdefault(client.project_id, client)
+        if owner is not client:
+            client.share_rate_limits(owner)
     for name, client in clients.items():
         # Long rate-limit waits, retries and why a run waits (a new list Iterable does not
         # accept writes to yet, a lost answer checked against the lagging list index) are

@@ -52,7 +52,7 @@ from reconciler.errors import (
 )
 from reconciler.iterable.batching import encode, pack_users
 from reconciler.iterable.environment import http_client, through_proxy, tls_context
-from reconciler.iterable.ratelimit import SlidingWindow
+from reconciler.iterable.ratelimit import SlidingWindow, WindowUser
 from reconciler.iterable.results import BatchResult, parse_bulk_response
 from reconciler.iterable.settings import ClientSettings
 from reconciler.layout import one_line
@@ -215,7 +215,7 @@ class IterableClient:
         s = self.settings
         # Iterable's windows; shorter only for benchmarks at an emulator's time scale.
         minute, second = 60.0 / s.time_scale, 1.0 / s.time_scale
-        self._buckets = {
+        self._buckets: dict[str, SlidingWindow | WindowUser] = {
             "list_reads": SlidingWindow(s.list_reads_per_minute, minute, clock, sleep),
             "lists": SlidingWindow(s.lists_per_second, second, clock, sleep),
             "writes": SlidingWindow(s.writes_per_second, second, clock, sleep),
@@ -318,6 +318,19 @@ class IterableClient:
     @property
     def rate_limit_wait_seconds(self) -> float:
         return sum(b.waited for b in self._buckets.values())
+
+    def share_rate_limits(self, other: IterableClient) -> None:
+        """Pace this client's requests in `other`'s rate windows: both reach one project
+        (the same project_id: two destinations naming it), and Iterable counts a project's
+        requests together, so each pacing alone to the full limit (5 getUsers, 4 exports
+        a minute) sent twice what it allows. Before on_notice: each client still says
+        its own waits."""
+        if other.project_id != self.project_id:
+            raise ValueError("rate limits are shared only by clients of one project")
+        self._buckets = {
+            name: WindowUser(window.shared if isinstance(window, WindowUser) else window)
+            for name, window in other._buckets.items()
+        }
 
     # -- lists ---------------------------------------------------------------------------
 

@@ -83,8 +83,13 @@ class SlidingWindow:
         # held, for as long as a slow read takes to answer), once per request.
         self.on_full: Callable[[int], None] | None = None
 
-    def acquire(self) -> Slot:
-        """Wait until a request may be sent without going over the limit; its slot."""
+    def acquire(self, user: WindowUser | None = None) -> Slot:
+        """Wait until a request may be sent without going over the limit; its slot.
+        `user`: another client of the same project sharing this window (WindowUser),
+        whose notices and waited figure these are; else this window's own."""
+        on_wait = self.on_wait if user is None else user.on_wait
+        on_full = self.on_full if user is None else user.on_full
+        figure = self if user is None else user
         told = False
         while True:
             with self._changed:
@@ -98,16 +103,16 @@ class SlidingWindow:
                 if wait is None:
                     # Every slot is held by a request still in flight: the next answer
                     # says when one frees.
-                    if self.on_full is not None and not told:
+                    if on_full is not None and not told:
                         told = True
-                        self.on_full(self._in_flight)
+                        on_full(self._in_flight)
                     self._changed.wait()
-                    self.waited += max(0.0, self._clock() - now)
+                    figure.waited += max(0.0, self._clock() - now)
                     continue
             wait = max(wait, _MIN_SLEEP)
-            self.waited += wait
-            if self.on_wait is not None and wait >= NOTICE_AFTER:
-                self.on_wait(wait)
+            figure.waited += wait
+            if on_wait is not None and wait >= NOTICE_AFTER:
+                on_wait(wait)
             self._sleep(wait)
 
     def push_back(self, seconds: float) -> None:
@@ -137,3 +142,32 @@ class SlidingWindow:
             self._in_flight -= 1
             self._stamps.append(self._clock())
             self._changed.notify_all()
+
+
+class WindowUser:
+    """A second client's use of a SlidingWindow it shares with another client of the same
+    Iterable project (two destinations naming one project, each with its client):
+    Iterable counts the project's requests together, so each client pacing alone to the
+    full limit made twice the requests it allows, and half of them met 429s. The count is
+    the window's; the notices (which name the client's destination) and the waited figure
+    are this client's own."""
+
+    def __init__(self, window: SlidingWindow):
+        self.shared = window
+        self.on_wait: Callable[[float], None] | None = None
+        self.on_full: Callable[[int], None] | None = None
+        self.waited = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.shared.rate
+
+    @property
+    def window(self) -> float:
+        return self.shared.window
+
+    def acquire(self) -> Slot:
+        return self.shared.acquire(self)
+
+    def push_back(self, seconds: float) -> None:
+        self.shared.push_back(seconds)

@@ -11,8 +11,9 @@ import time
 import httpx
 import pytest
 
+from reconciler.emulator import Limits
 from reconciler.emulator.replies import EmulatorResponse
-from tests.integration.conftest import Workspace
+from tests.integration.conftest import API_KEY_VAR, Workspace
 
 
 @pytest.fixture
@@ -422,3 +423,33 @@ def test_a_shared_export_that_fails_leaves_each_destination_to_read_by_getusers(
     assert all(text.startswith("members of 1 list read with 1 getUsers call") for text in said)
     getusers = [r for r in teams.emulator.request_log if r.path == "/api/lists/getUsers"]
     assert len(getusers) == 2
+
+
+def test_destinations_of_one_project_pace_their_reads_together(
+    tmp_path, make_emulator_server, monkeypatch, cli
+):
+    """Each destination's client paced itself to Iterable's 5 getUsers a minute, so two
+    destinations of one project sent 10 in the first minute and 5 met 429s (retried,
+    each costing retry budget and a wait). Iterable's limits at 30 times speed: a minute
+    is 2 s."""
+    server = make_emulator_server(limits=Limits.iterable().scaled(30))
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.setenv("RECONCILER_TIME_SCALE", "30")
+    monkeypatch.setenv("RECONCILER_READ_LAG", "0")
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    monkeypatch.chdir(tmp_path)
+    ws = Workspace(tmp_path, server.base_url, "hybrid")
+    ws.destination()
+    ws.destination("growth")
+    proj = server.emulator.project("default")
+    for destination in ("prod", "growth"):
+        for i in range(5):
+            name = f"{destination}-{i}"
+            proj.subscribe_direct(proj.add_list(name), email=f"{name}@example.com")
+            ws.audience(name, {"inline": [f"{name}@example.com"]}, destination)
+
+    result = cli("plan", ws.manifests, "--detailed-exitcode")
+
+    assert result.exit_code == 0, result.output
+    statuses = [r.status for r in server.emulator.request_log if r.path == "/api/lists/getUsers"]
+    assert statuses == [200] * 10

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from reconciler.iterable.ratelimit import SlidingWindow
+from reconciler.iterable.ratelimit import SlidingWindow, WindowUser
 
 
 class FakeClock:
@@ -208,3 +208,22 @@ def test_a_request_waiting_for_an_answer_in_flight_is_said_once():
     waiter.join(timeout=60)
     assert got.is_set()
     assert told == [1]
+
+
+def test_two_clients_of_one_project_share_its_window_each_with_its_own_notices():
+    """Two destinations naming one project: Iterable counts their requests together."""
+    clock = FakeClock()
+    shared = SlidingWindow(2, 60.0, clock, clock.sleep)
+    first, second = WindowUser(shared), WindowUser(shared)
+    told: list[tuple[str, float]] = []
+    first.on_wait = lambda wait: told.append(("first", wait))
+    second.on_wait = lambda wait: told.append(("second", wait))
+
+    for user in (first, second, second):
+        with user.acquire():
+            pass
+
+    # The third request of the minute waited for the first's slot, whoever sent it.
+    assert clock.sleeps == [60.0]
+    assert told == [("second", 60.0)]
+    assert (first.waited, second.waited, shared.waited) == (0.0, 60.0, 0.0)
