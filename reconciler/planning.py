@@ -48,7 +48,7 @@ from reconciler.plan.ownership import (
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
 from reconciler.progress import NULL_PROGRESS, Progress, labelled
 from reconciler.sources import source_for
-from reconciler.state.consent import respect_consent
+from reconciler.state.consent import EventsShare, SharedEvents, respect_consent
 from reconciler.state.desired import (
     DesiredDestination,
     DesiredList,
@@ -88,8 +88,11 @@ def make_plan(
         _start_prefetches(
             manifests, clients, targets, engine, progress, member_reads, prefetches, shared
         )
-        reads = _Reads(engine, progress, on_read, member_reads)
-        several = len(list(_targeted(manifests, clients, targets))) > 1
+        targeted = list(_targeted(manifests, clients, targets))
+        reads = _Reads(
+            engine, progress, on_read, member_reads, SharedEvents(), _project_lists(targeted)
+        )
+        several = len(targeted) > 1
         destinations = []
         fingerprint: dict[str, dict[str, dict[str, Any]]] = {}
         # Every source is read before any fails the plan, so all that cannot be read are
@@ -130,6 +133,28 @@ class _Reads:
     progress: Progress
     on_read: Callable[[str], None] | None
     member_reads: str | None
+    # The consent guard's emailUnSubscribe events of each project several destinations
+    # name, read once for them all; and, for each such destination, the lists of them
+    # all (_project_lists).
+    events: SharedEvents = dataclasses.field(default_factory=SharedEvents)
+    project_lists: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
+
+
+def _project_lists(
+    targeted: Sequence[tuple[str, Destination, IterableClient, list[Audience]]],
+) -> dict[str, frozenset[str]]:
+    """For each destination that names one Iterable project with another (the same host
+    and key: the client's project_id), the list names of every audience planned in the
+    project's destinations."""
+    by_project: dict[str, list[tuple[str, list[Audience]]]] = {}
+    for name, _destination, client, audiences in targeted:
+        by_project.setdefault(client.project_id, []).append((name, audiences))
+    return {
+        name: frozenset(a.list_name for _name, group in members for a in group)
+        for members in by_project.values()
+        if len(members) > 1
+        for name, _audiences in members
+    }
 
 
 def _for_destination(reads: _Reads, name: str) -> _Reads:
@@ -230,6 +255,7 @@ def _plan_from_live(
         live.channel_unsubscribed,
         max((_list_size(x) for x in live.managed.values()), default=0),
         live.channels_from or "export job",
+        _events_share(client, desired.destination.name, live, reads),
     )
     # Trait mappings: fields ride on subscribes, the rest become bulkUpdates. A value
     # that cannot be sent leaves out that field only: its member is still sent.
@@ -282,6 +308,19 @@ def _plan_from_live(
         unread=unread,
         other_reads=tuple(left_out.reads + consented.reads),
     )
+
+
+def _events_share(
+    client: IterableClient, name: str, live: LiveDestination, reads: _Reads
+) -> EventsShare | None:
+    """How this destination's consent guard shares its project's emailUnSubscribe events
+    with the plan's other destinations of the project (None: it names a project alone):
+    the first to need them reads those about the lists of them all."""
+    names = reads.project_lists.get(name)
+    if names is None:
+        return None
+    ids = frozenset(info.id for info in live.all_lists if info.name in names)
+    return EventsShare(reads.events, client.project_id, name, ids)
 
 
 def _list_size(live_list: LiveList) -> int:

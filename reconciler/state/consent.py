@@ -339,6 +339,31 @@ def _table_hold_back(
     )
 
 
+@dataclass
+class SharedEvents:
+    """One plan's emailUnSubscribe events of projects several destinations name, by
+    project (IterableClient.project_id): the list ids the read kept events about, its
+    events (oldest first), its date windows, and the destination that read them. The
+    events are the project's whichever destination asks: one export for every
+    destination of a project, not one each from Iterable's 4 a minute."""
+
+    reads: dict[str, tuple[frozenset[int], list[dict[str, Any]], int, str]] = field(
+        default_factory=dict
+    )
+
+
+@dataclass(frozen=True)
+class EventsShare:
+    """How a destination takes part in SharedEvents: its project, its name, and the ids of
+    every list of its project that a destination of the plan reads (the first read keeps
+    the events about any of them, so the others need not read again)."""
+
+    events: SharedEvents
+    project: str
+    destination: str
+    group_ids: frozenset[int]
+
+
 def read_optouts(
     client: IterableClient,
     lists: Sequence[ListPlan],
@@ -347,25 +372,17 @@ def read_optouts(
     project_type: ProjectType = "hybrid",
     largest_list: int = 0,
     profiles_from: str = "export job",
+    share: EventsShare | None = None,
 ) -> Optouts:
     """The reads the consent guard needs for the lists that add members (see the module
     docstring). `profiles_read`: every channel-unsubscribed profile of the project, from
     the export that read the members (`profiles_from`: a job, or a user export started
     before the sources were read; its unsubscribedChannelIds asked for too): the
     profiles are then not read again. `largest_list`: the most members a list read holds
-    (the project has at least as many profiles: what the export is modelled on)."""
-    list_ids = {lp.list_id for lp in lists if lp.add and lp.list_id is not None}
-
-    def about_these_lists(event: dict[str, Any]) -> bool:
-        ids = _int_list(event.get("emailListIds")) + _int_list(event.get("emailListId"))
-        return any(i in list_ids for i in ids)
-
-    # Only events about the lists planned are held: a project's unsubscribes from
-    # campaigns' channels can be many. An event about a list holds its id's digits (JSON
-    # spells an integer no other way), so no other line is parsed.
-    events, event_windows = export_unsubscribes(
-        client, about_these_lists, tuple(str(i).encode() for i in sorted(list_ids))
-    )
+    (the project has at least as many profiles: what the export is modelled on).
+    `share`: the events of the project read once for every destination naming it."""
+    list_ids = frozenset(lp.list_id for lp in lists if lp.add and lp.list_id is not None)
+    events, event_windows, reader = _unsubscribe_events(client, list_ids, share)
     departures = self_departures(events, list_ids)
     try:
         found = email_channel_ids(client.get_channels())
@@ -408,8 +425,65 @@ def read_optouts(
         behind = clock_behind_note(client)
         if behind:
             how += f", planned by {behind}"
+    if reader is not None:
+        how += f"; {shared_events_note(reader)}"
     reads.append(f"consent read with {how} and 1 channels read ({channels_note})")
     return Optouts(departures, emails, user_ids)
+
+
+def shared_events_note(reader: str) -> str:
+    """What a plan says of emailUnSubscribe events another destination exported."""
+    return (
+        f"the emailUnSubscribe events taken from the export of destination {reader!r}, "
+        "which names the same Iterable project"
+    )
+
+
+def _about(list_ids: frozenset[int]) -> Callable[[dict[str, Any]], bool]:
+    """Whether an emailUnSubscribe event is about any of these lists."""
+
+    def about(event: dict[str, Any]) -> bool:
+        ids = _int_list(event.get("emailListIds")) + _int_list(event.get("emailListId"))
+        return any(i in list_ids for i in ids)
+
+    return about
+
+
+def _unsubscribe_events(
+    client: IterableClient, list_ids: frozenset[int], share: EventsShare | None
+) -> tuple[list[dict[str, Any]], int, str | None]:
+    """The emailUnSubscribe events about `list_ids` (oldest first), the date windows
+    read, and the destination whose export they were taken from when not this one's
+    (`share`: read once for the project's destinations: the events about every list of
+    theirs, each destination keeping those about its own, as its own read keeps them)."""
+    if share is None:
+        events, windows = _export_about(client, list_ids)
+        return events, windows, None
+    read = share.events.reads.get(share.project)
+    if read is None or not list_ids <= read[0]:
+        wanted = list_ids | share.group_ids
+        events, windows = _export_about(client, wanted)
+        read = (wanted, events, windows, share.destination)
+        share.events.reads[share.project] = read
+    _ids, events, windows, reader = read
+    mine = _about(list_ids)
+    return (
+        [event for event in events if mine(event)],
+        windows,
+        reader if reader != share.destination else None,
+    )
+
+
+def _export_about(
+    client: IterableClient, list_ids: frozenset[int]
+) -> tuple[list[dict[str, Any]], int]:
+    """export_unsubscribes of the events about these lists."""
+    # Only events about the lists planned are held: a project's unsubscribes from
+    # campaigns' channels can be many. An event about a list holds its id's digits (JSON
+    # spells an integer no other way), so no other line is parsed.
+    return export_unsubscribes(
+        client, _about(list_ids), tuple(str(i).encode() for i in sorted(list_ids))
+    )
 
 
 def export_unsubscribes(
@@ -635,6 +709,7 @@ def respect_consent(
     profiles_read: Sequence[Mapping[str, Any]] | None = None,
     largest_list: int = 0,
     profiles_from: str = "export job",
+    share: EventsShare | None = None,
 ) -> Consented:
     """Hold back the adds of people who opted out (module docstring). Reads nothing unless
     some existing list gets adds. A failed read fails the plan: sending without knowing
@@ -653,6 +728,7 @@ def respect_consent(
         project_type,
         largest_list,
         profiles_from,
+        share,
     )
     out.lists = [hold_back(lp, optouts) for lp in out.lists]
     return out

@@ -5,6 +5,7 @@ and destinations that name one project (a team's each), which read it once."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -227,7 +228,8 @@ def teams(workspace: Workspace, emulator_server, monkeypatch):
     """Destination "prod" and a team's destination "growth" naming the same project (the
     same host and key): "vip" (prod) knows members by userId and maps field `plan`;
     "trial" (growth) knows them by email and maps `tier`, and wants a profile that left
-    the email channel. Both lists need removals, adds and field updates."""
+    the email channel. Both lists need removals, adds and field updates, and each
+    audience wants back a person who left its list themselves."""
     monkeypatch.setenv("RECONCILER_EXPORTS_PER_MINUTE", "100000")  # the emulator has none
     monkeypatch.setenv("RECONCILER_EXPORT_POLL", "0.02")
     monkeypatch.setenv("RECONCILER_EXPORT_JOBS_PER_SECOND", "1000")
@@ -241,12 +243,23 @@ def teams(workspace: Workspace, emulator_server, monkeypatch):
     proj.add_user(email="e@example.com")
     control = f"{emulator_server.base_url}/_emulator/self-unsubscribe"
     httpx.post(control, json={"email": "e@example.com", "channel": True}).raise_for_status()
+    for email, list_id in (("f@example.com", trial), ("g@example.com", vip)):
+        proj.subscribe_direct(list_id, email=email)
+        httpx.post(control, json={"email": email, "listId": list_id}).raise_for_status()
     workspace.write("traits.yaml", _mapping("crm", "plan") + "\n---\n" + _mapping("team", "tier"))
-    workspace.csv("vip.csv", "user_id,email,plan", ["u1,a@example.com,gold", "u9,,gold"])
+    workspace.csv(
+        "vip.csv", "user_id,email,plan", ["u1,a@example.com,gold", "u9,,gold", ",g@example.com,"]
+    )
     workspace.csv(
         "trial.csv",
         "email,tier",
-        ["c@example.com,y", "d@example.com,x", "e@example.com,x", "y@example.com,x"],
+        [
+            "c@example.com,y",
+            "d@example.com,x",
+            "e@example.com,x",
+            "f@example.com,",
+            "y@example.com,x",
+        ],
     )
     loose = {"maxRemovalPercent": 100}
     workspace.audience(
@@ -269,12 +282,28 @@ def _member_reads(server) -> int:
     )
 
 
+def _consent_reads(server) -> int:
+    """The consent guard's exports of the project's emailUnSubscribe events."""
+    return sum(
+        1
+        for r in server.emulator.request_log
+        if r.path == MEMBER_EXPORT and "dataTypeName=emailUnSubscribe" in r.query
+    )
+
+
 def _destinations(result) -> dict[str, dict]:
-    """Each destination of a JSON plan, without how its members were read."""
+    """Each destination of a JSON plan, without how its members were read, nor where its
+    consent guard's events came from."""
     assert result.exit_code == 0, result.output
     out = {}
     for destination in result.json()["destinations"]:
         destination.pop("member_read")
+        destination["other_reads"] = [
+            re.sub(
+                r"; the emailUnSubscribe events taken from .*? the same Iterable project", "", text
+            )
+            for text in destination["other_reads"]
+        ]
         out[destination["name"]] = destination
     return out
 
@@ -297,12 +326,17 @@ def test_two_destinations_of_one_project_read_it_once_and_plan_as_if_alone(
             "plan", workspace.manifests, "--target", audience, "--format", "json", "--show-members"
         )
         alone |= _destinations(result)
-        reads_alone.append(_member_reads(teams))
+        reads_alone.append((_member_reads(teams), _consent_reads(teams)))
     teams.emulator.clear_log()
 
     both = cli("plan", workspace.manifests, "--format", "json", "--show-members")
 
-    assert _member_reads(teams) == reads_alone[0] == reads_alone[1]
+    assert (_member_reads(teams), _consent_reads(teams)) == reads_alone[0] == reads_alone[1]
+    assert reads_alone[0][1] == 1
+    # Each holds back the one who left its own list, from the one read of the events.
+    for name, person in (("prod", "g@example.com"), ("growth", "f@example.com")):
+        (plan,) = alone[name]["lists"]
+        assert plan["not_sent"]["left_themselves"]["sample"] == [person]
     said = {d["name"]: d["member_read"] for d in both.json()["destinations"]}
     assert _destinations(both) == alone
     # One destination read it; the other says whose export it took.
