@@ -127,34 +127,53 @@ class GitHub:
     def writes(self) -> list:
         return [r for r in self.emulator.request_log if r.method in WRITES]
 
-    def pull_request(self, name: str = "plan.yml", head_repo: str = REPOSITORY, **kw):
+    def pull_request(
+        self,
+        name: str = "plan.yml",
+        head_repo: str = REPOSITORY,
+        author: str = "a-developer",
+        **kw,
+    ):
         event = {
             "pull_request": {
                 "number": 7,
+                "user": {"login": author},
                 "head": {"sha": HEAD_SHA, "repo": {"full_name": head_repo}},
             },
             "repository": {"default_branch": "main"},
         }
-        return self.run(name, "pull_request", "7/merge", event, **kw)
+        return self.run(name, "pull_request", "refs/pull/7/merge", event, actor=author, **kw)
 
-    def push(self, name: str, ref_name: str = "main", event_name: str = "push", **kw):
+    def push(
+        self, name: str, ref_name: str = "main", event_name: str = "push", ref: str = "", **kw
+    ):
+        """A push to branch `ref_name`, or a run started on it (`ref`: another kind of ref,
+        such as a tag, of that short name)."""
         return self.run(
-            name, event_name, ref_name, {"repository": {"default_branch": "main"}}, **kw
+            name,
+            event_name,
+            ref or f"refs/heads/{ref_name}",
+            {"repository": {"default_branch": "main"}},
+            **kw,
         )
 
     def run(
         self,
         name: str,
         event_name: str,
-        ref_name: str,
+        ref: str,
         event: dict,
         edit: Callable[[dict[str, Any]], None] | None = None,
+        actor: str = "a-developer",
         **kw,
     ):
         self.runner.github = {
             "repository": REPOSITORY,
             "event_name": event_name,
-            "ref_name": ref_name,
+            "ref": ref,
+            # refs/heads/main, refs/tags/main -> main; refs/pull/7/merge -> 7/merge
+            "ref_name": ref.split("/", 2)[2],
+            "actor": actor,
             "sha": HEAD_SHA,
             "token": "ghs_fake_installation_token",
             "run_id": RUN_ID,
@@ -741,12 +760,23 @@ def test_newer_commits_that_leave_the_manifests_alone_do_not_stop_an_apply(githu
     assert sorted(github.project.members(list_id)) == MEMBERS
 
 
-def test_apply_runs_only_on_the_default_branch(github):
+@pytest.mark.parametrize(("name", "job"), [("apply.yml", "plan"), ("sync.yml", "sync")])
+@pytest.mark.parametrize(
+    ("ref_name", "ref"),
+    [("feature/x", ""), ("main", "refs/tags/main")],
+    ids=["another-branch", "a-tag-named-main"],
+)
+def test_apply_and_sync_run_by_hand_only_on_the_default_branch(github, name, job, ref_name, ref):
+    """Run workflow can start a run on any branch or tag. A tag named like the default
+    branch has its ref_name (`main`) too, so the guard on ref_name let a tag on any commit
+    through as the default branch: planned, and applied with whatever manifests it holds
+    unless the environment's deployment-branch rule stopped it."""
     github.audience("vip", MEMBERS)
-    jobs = github.push("apply.yml", ref_name="feature/x", event_name="workflow_dispatch")
-    assert jobs["plan"].result == "skipped"
-    assert jobs["apply"].result == "skipped"
+    jobs = github.push(name, ref_name=ref_name, ref=ref, event_name="workflow_dispatch")
+    assert jobs[job].result == "skipped"
+    assert all(run.result == "skipped" for run in jobs.values())
     assert github.emulator.request_log == []
+    assert github.gh_calls() == []
 
 
 # -- drift.yml ------------------------------------------------------------------------------

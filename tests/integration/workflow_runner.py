@@ -192,6 +192,30 @@ def condition(expression: Any, context: dict[str, Any], functions: dict[str, Cal
     return truthy(evaluate(text, context, functions))
 
 
+def github_format(template: Any, *args: Any) -> str:
+    """GitHub's format(): `{N}` is the Nth argument as a string, `{{` and `}}` are braces."""
+
+    def one(match: re.Match[str]) -> str:
+        if match[0] in ("{{", "}}"):
+            return match[0][0]
+        value = args[int(match[1])]
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+    return re.sub(r"\{\{|\}\}|\{(\d+)\}", one, str(template))
+
+
+# Functions any expression may call, besides the status functions.
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "contains": lambda a, b: str(b).casefold() in str(a).casefold(),
+    "startsWith": lambda a, b: str(a).casefold().startswith(str(b).casefold()),
+    "format": github_format,
+}
+
+
 def interpolate(value: Any, context: dict[str, Any], functions: dict[str, Callable]) -> str:
     def one(match: re.Match[str]) -> str:
         result = evaluate(match[1], context, functions)
@@ -309,6 +333,7 @@ class WorkflowRunner:
             "failure": lambda: not needs_ok,
             "always": lambda: True,
             "cancelled": lambda: False,
+            **FUNCTIONS,
         }
         run = JobRun("success", environment=_environment(job))
         if not condition(job.get("if"), self._context(results, job, {}), job_functions):
@@ -325,8 +350,7 @@ class WorkflowRunner:
             "failure": lambda: failed,
             "always": lambda: True,
             "cancelled": lambda: False,
-            "contains": lambda a, b: str(b).casefold() in str(a).casefold(),
-            "startsWith": lambda a, b: str(a).casefold().startswith(str(b).casefold()),
+            **FUNCTIONS,
         }
         base_env = {**self.env, **_str_map(workflow.get("env")), **_str_map(job.get("env"))}
         for index, step in enumerate(job["steps"]):
