@@ -26,7 +26,13 @@ from typer.testing import CliRunner
 from reconciler import alerts
 from reconciler.cli import app
 from reconciler.emulator import Emulator
-from tests.integration.workflow_runner import JobRun, WorkflowRunner, load_workflow
+from tests.integration.workflow_runner import (
+    FUNCTIONS,
+    JobRun,
+    WorkflowRunner,
+    interpolate,
+    load_workflow,
+)
 from tests.webhook import Receiver, alert_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -777,6 +783,40 @@ def test_apply_and_sync_run_by_hand_only_on_the_default_branch(github, name, job
     assert all(run.result == "skipped" for run in jobs.values())
     assert github.emulator.request_log == []
     assert github.gh_calls() == []
+
+
+def apply_group(name: str, event_name: str, ref: str) -> str:
+    """The concurrency group a run of `name` joins, as GitHub evaluates it."""
+    context = {
+        "github": {
+            "event_name": event_name,
+            "ref": ref,
+            "run_id": RUN_ID,
+            # A scheduled run's event has no repository (its ref is the default branch's).
+            "event": {} if event_name == "schedule" else {"repository": {"default_branch": "main"}},
+        }
+    }
+    group = workflow(name)["concurrency"]["group"]
+    return interpolate(group, context, FUNCTIONS)
+
+
+def test_only_runs_that_apply_join_the_apply_group_so_none_other_replaces_a_waiting_apply():
+    """GitHub keeps one waiting run per concurrency group and cancels the older one. A run
+    started by hand on another branch (trying out a workflow change) or on a tag applies
+    nothing, yet joined `reconciler-apply` too: it replaced the apply of a merge waiting
+    there, and that merge was never applied."""
+    applying = [
+        ("apply.yml", "push", "refs/heads/main"),
+        ("apply.yml", "workflow_dispatch", "refs/heads/main"),
+        ("sync.yml", "schedule", "refs/heads/main"),
+        ("sync.yml", "workflow_dispatch", "refs/heads/main"),
+    ]
+    assert {apply_group(*run) for run in applying} == {"reconciler-apply"}
+    for name in ("apply.yml", "sync.yml"):
+        for ref in ("refs/heads/feature/x", "refs/tags/main"):
+            group = apply_group(name, "workflow_dispatch", ref)
+            assert group != "reconciler-apply"
+            assert RUN_ID in group  # its own group: it waits for nothing and replaces nothing
 
 
 # -- drift.yml ------------------------------------------------------------------------------
