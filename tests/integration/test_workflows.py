@@ -627,6 +627,20 @@ def test_a_list_iterable_cannot_read_fails_the_check_and_the_comment_never_says_
     assert jobs["plan"].summary.splitlines()[0] == headline
 
 
+def test_dependabot_pull_requests_are_not_planned(github):
+    """dependabot.yml bumps the actions pinned in plan.yml, which plan.yml's paths include.
+    GitHub gives a run Dependabot triggers only Dependabot's secrets (no ITERABLE_API_KEY)
+    and a read-only token, so the plan failed to read Iterable and the comment failed to
+    post: a red check on every such pull request, whose only fix at hand, the key among
+    Dependabot's secrets, hands it to every dependency update's code."""
+    github.audience("vip", MEMBERS)
+    github.runner.secrets = {"ITERABLE_API_KEY": "", "GITHUB_TOKEN": "ghs_read_only"}
+    jobs = github.pull_request(author="dependabot[bot]")
+    assert jobs["plan"].result == "skipped"
+    assert github.gh_calls() == []
+    assert github.emulator.request_log == []
+
+
 def test_pull_requests_from_forks_are_not_planned(github):
     github.audience("vip", MEMBERS)
     jobs = github.pull_request(head_repo="someone/fork")
