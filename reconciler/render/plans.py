@@ -126,17 +126,23 @@ def _md(text: str) -> str:
     mention (a backslash does not stop it) and notifies them each time the plan is posted.
     So is the `#` of an issue reference (`#123`, `GH-123`, `owner/repo#123`): each post of
     the plan would add "mentioned this" to that issue or pull request, here or in
-    another repository."""
+    another repository. A web address (`https://...`, `www....`) gets one too, where GitHub
+    would start a link of it: a name then cannot put a working link into what the bot posts
+    ("Approve at https://..."). `$` and `~` are escaped: GitHub draws `$...$` as math and
+    strikes `~~...~~` through."""
     text = _one_line(text)
-    for ch in "\\|*_`<>[]&":
+    for ch in "\\|*_`<>[]&$~":
         text = text.replace(ch, "\\" + ch)
     # References first: the entity the mention gets holds a `#` before digits itself.
     text = _ISSUE_REFERENCE.sub(r"\1&#8203;", text)
+    text = _AUTOLINK.sub("&#8203;", text)
     return re.sub(r"(?<!\w)@(?=\w)", "@&#8203;", text)
 
 
 # What GitHub links as a reference to an issue or pull request: `#` or `GH-` before its number.
 _ISSUE_REFERENCE = re.compile(r"(#|(?<![\w-])GH-)(?=\d)", re.IGNORECASE)
+# Where GFM's extended autolinks start a link: the `://` after a scheme, the `.` after `www`.
+_AUTOLINK = re.compile(r"(?<=[a-z])(?=://)|(?<=(?<![\w-])www)(?=\.)", re.IGNORECASE)
 
 
 def _code(text: str) -> str:

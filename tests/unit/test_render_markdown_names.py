@@ -187,3 +187,34 @@ def test_a_list_name_that_reads_as_an_issue_reference_references_none():
     text = re.sub(r"<code[^>]*>.*?</code>", "", html, flags=re.S).replace("&#8203;", "\u200b")
     assert re.search(r"#\d|GH-\d|@\w", text, flags=re.I) is None
     assert "Promo #\u200b42 GH-\u200b7 acme/site#\u200b9 @\u200bann" in text
+
+
+def test_a_list_name_holding_a_web_address_links_nowhere():
+    """GitHub links a bare `https://...` or `www....` in a comment's text (GFM's extended
+    autolinks), so a list name (from a pull request, or one anyone with the Iterable project
+    gave a list, in the drift issue) put a working link into what the bot posts: "Approve
+    at https://evil.example/login". `$...$` is GitHub's math, which draws what it likes."""
+    lp = hostile_plan().destinations[0].lists[0]
+    name = "Approve at https://evil.example/login or WWW.evil.example, FTP://x.example $\\huge{OK}$"
+    plan = Plan(
+        (
+            DestinationPlan(
+                destination="prod",
+                project_type="hybrid",
+                lists=(dataclasses.replace(lp, list_name=name),),
+                member_read="read",
+            ),
+        )
+    )
+    html = MarkdownIt("commonmark").enable("table").render(plan_markdown(plan))
+    text = re.sub(r"<code[^>]*>.*?</code>", "", html, flags=re.S).replace("&#8203;", "\u200b")
+    text = re.sub(r"<pre>.*?</pre>", "", text, flags=re.S)
+    # What GFM's autolink extension starts a link at: a scheme's `://`, or `www.`.
+    assert re.search(r"(?i)(?:https?|ftp)://|\bwww\.", text) is None
+    markdown = re.sub(r"`[^`]*`", "", plan_markdown(plan).split("```diff")[0])
+    assert "$" in markdown and re.search(r"(?<!\\)\$", markdown) is None  # outside code: \$
+    # The name still reads as written (a zero-width space is invisible).
+    assert (
+        "Approve at https\u200b://evil.example/login or WWW\u200b.evil.example, "
+        "FTP\u200b://x.example $\\huge{OK}$" in text
+    )
