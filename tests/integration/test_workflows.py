@@ -920,6 +920,35 @@ def test_drift_check_errors_fail_the_job_and_leave_the_issue_alone(github):
     assert github.gh_calls() == []
 
 
+def test_drift_run_by_hand_on_another_branch_leaves_the_drift_issue_alone(github):
+    """The drift issue says whether Iterable differs from the default branch's manifests.
+    A drift run started by hand on another branch (trying out a change to drift.yml)
+    planned that branch's manifests and closed the open issue as resolved, or opened one,
+    and in the shared concurrency group it cancelled a scheduled check in progress."""
+    github.audience("vip", MEMBERS)
+    github.live_list("vip", MEMBERS[:1])
+    drifted = github.push("drift.yml", event_name="schedule")
+    (issue,) = open_issues(github)
+    calls = len(github.gh_calls())
+
+    github.audience("vip", MEMBERS[:1])  # the branch's manifests happen to match Iterable
+    for ref_name, ref in (("feature/x", ""), ("main", "refs/tags/main")):
+        jobs = github.push("drift.yml", ref_name=ref_name, ref=ref, event_name="workflow_dispatch")
+        assert jobs["drift"].result == "skipped"
+    assert drifted["drift"].result == "success"
+    assert open_issues(github) == [issue]
+    assert len(github.gh_calls()) == calls
+
+    def group(event_name: str, ref: str) -> str:
+        context = {"github": {"event_name": event_name, "ref": ref, "run_id": RUN_ID}}
+        return interpolate(workflow("drift.yml")["concurrency"]["group"], context, FUNCTIONS)
+
+    checks = {group("schedule", "refs/heads/main"), group("workflow_dispatch", "refs/heads/main")}
+    assert len(checks) == 1
+    assert group("workflow_dispatch", "refs/heads/feature/x") not in checks
+    assert group("workflow_dispatch", "refs/tags/main") not in checks
+
+
 # -- sync.yml -------------------------------------------------------------------------------
 
 
