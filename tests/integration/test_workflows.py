@@ -315,6 +315,38 @@ def test_workflows_give_untrusted_code_no_secrets_and_no_write_access(name):
                 assert step["with"]["persist-credentials"] is False
 
 
+# Events that run with the base repository's secrets or a write token on text or code an
+# outsider controls (a fork's pull request, a comment, another workflow's artifacts).
+OUTSIDER_EVENTS = {
+    "pull_request_target",
+    "workflow_run",
+    "issue_comment",
+    "issues",
+    "pull_request_review",
+    "pull_request_review_comment",
+    "discussion",
+    "discussion_comment",
+}
+
+
+def test_only_merged_manifests_are_ever_applied():
+    """The workflows holding the write key run for the default branch's pushes, the
+    schedule (which runs on the default branch) and by hand: never for a pull request's
+    code, and no workflow takes an event an outsider starts with text or code of theirs.
+    They restore no cache either, which a pull request's run could have written."""
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        assert not set(workflow(path.name)["on"]) & OUTSIDER_EVENTS, path.name
+    for name in set(WRITE_ENVIRONMENTS.values()):
+        wf = workflow(name)
+        assert set(wf["on"]) <= {"push", "schedule", "workflow_dispatch"}, name
+        if "push" in wf["on"]:
+            assert wf["on"]["push"]["branches"] == ["main"]  # the default branch
+        for job in wf["jobs"].values():
+            for step in job["steps"]:
+                assert not step.get("uses", "").startswith("actions/cache"), name
+                assert "cache" not in (step.get("with") or {}), name
+
+
 def test_job_permissions_are_the_least_each_needs():
     writes = {
         (name, job_id): {k: v for k, v in (job.get("permissions") or {}).items() if v == "write"}
