@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
+from reconciler.layout import one_line
+
 
 def display_path(path: Path | str) -> str:
     """A path as messages show it: relative to the working directory when it is under it
@@ -95,7 +97,9 @@ class Problem:
 
     def __str__(self) -> str:
         # FILE:LINE:COL as compilers write it; the parts not known are left out, not 0.
-        where = self.file
+        # The file's name on one line: git lets a pull request add a name holding a newline,
+        # whose next line would start a CI log's line (a `::` workflow command) of its own.
+        where = one_line(self.file)
         if self.line:
             where += f":{self.line}" + (f":{self.column}" if self.column else "")
         return f"{where}: {self.message}"

@@ -223,6 +223,18 @@ def test_a_manifest_the_checkout_left_as_a_pointer_is_named_for_what_it_is() -> 
     ]
 
 
+def test_a_file_name_with_a_newline_stays_on_its_problem_s_line() -> None:
+    """git lets a pull request add `manifests/x<newline>::error::forged.yaml`. Its problems
+    named it as it was, so the file name's second line began a line of the CI log of its
+    own: a `::` workflow command (an annotation, `::add-mask::`, `::stop-commands::`) or a
+    forged "OK"."""
+    write("m/d.yaml", DESTINATION)
+    write("m/x\n::error::forged\u200b.yaml", "apiVersion: reconciler/v1\nkind: Nope\n")
+    found = problems("m")
+    assert found and all("\n" not in problem for problem in found)
+    assert all(p.startswith("m/x\\n::error::forged\\u200b.yaml:") for p in found), found
+
+
 # --- problems, each at its exact position ---------------------------------------------
 
 
