@@ -13,6 +13,7 @@ from reconciler.iterable import REGION_URLS, ClientSettings, IterableClient, pro
 from reconciler.loopback import is_loopback
 from reconciler.manifest import Destination, resolve_api_key
 from reconciler.manifest.repository import real_path
+from reconciler.owner_only import owner_only_directories
 
 SANDBOX_URL = "https://sandbox.reconciler.invalid"
 # Origins (scheme://host[:port], separated by spaces or commas) a destination's baseUrl may
@@ -130,7 +131,7 @@ def _sandbox_client(
     path = real_path(sandbox_state_path(state_dir))
     emulator = _sandboxes.get(path)
     if emulator is None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        owner_only_directories(path.parent)  # the state directory
         try:
             emulator = Emulator(state_path=path)
         except OSError as exc:

@@ -36,6 +36,7 @@ from typing import IO, Any
 
 from reconciler import __version__
 from reconciler.errors import ReconcilerError, WriteNotSent
+from reconciler.owner_only import owner_only_directories
 from reconciler.plan import Plan
 
 RUNS_DIR = "runs"
@@ -112,7 +113,7 @@ class Journal:
         only, full) is a ReconcilerError: nothing has been sent yet."""
         directory = runs_dir(state_dir)
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            owner_only_directories(state_dir, directory)
             _prune(directory)
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
             path = directory / f"{PREFIX}{stamp}-{os.getpid()}{SUFFIX}"

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import LockedError, ReconcilerError
+from reconciler.owner_only import owner_only_directories
 
 try:
     import fcntl
@@ -181,7 +182,7 @@ def _acquire(path: Path, destinations: list[str]) -> Path:
 
 
 def _take(path: Path, destinations: list[str], named: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    owner_only_directories(path.parent.parent, path.parent)  # the state dir, its locks
     if fcntl is not None:
         return _take_flock(path, destinations, named)
     # The holder is written to a file of its own first and linked into place whole: a lock

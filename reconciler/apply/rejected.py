@@ -11,6 +11,7 @@ from pathlib import Path
 
 from reconciler.apply.executor import ApplyReport
 from reconciler.apply.journal import runs_dir
+from reconciler.owner_only import owner_only_directories
 
 
 def write_rejected(report: ApplyReport, state_dir: Path) -> str | None:
@@ -30,7 +31,7 @@ def write_rejected(report: ApplyReport, state_dir: Path) -> str | None:
     if not rows:
         return None
     runs = runs_dir(state_dir)
-    runs.mkdir(parents=True, exist_ok=True)
+    owner_only_directories(state_dir, runs)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = runs / f"rejected-{stamp}-{os.getpid()}.csv"
     # Owner-only from the first byte (the file holds personal data), and written under

@@ -167,8 +167,9 @@ class RunRecord:
         real.parent.mkdir(parents=True, exist_ok=True)
         temporary = real.parent / f".{real.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
-            # The mode a plain write gives: under the umask, or the replaced file's.
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            # A new record is owner-only whatever the umask, as a saved plan and a summary
+            # file are; one it replaces keeps its mode.
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 if real.exists():
                     os.chmod(fd, real.stat().st_mode & 0o7777)

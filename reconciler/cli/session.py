@@ -18,6 +18,7 @@ from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.iterable import ClientSettings, IterableClient
 from reconciler.manifest import Manifests, load_manifests
 from reconciler.manifest.repository import find_repository
+from reconciler.owner_only import owner_only_directories
 from reconciler.plan import Plan
 from reconciler.planning import make_plan
 
@@ -39,7 +40,7 @@ def state_dir(option: Path | None, path: Path) -> Path:
     # A directory named by hand (--state-dir, RECONCILER_STATE_DIR) may be mistyped or
     # unwritable: said here, once, rather than as whichever write reaches it first.
     try:
-        option.mkdir(parents=True, exist_ok=True)
+        owner_only_directories(option)
     except OSError as exc:
         why = "a file, not a directory" if option.is_file() else exc.strerror or type(exc).__name__
         raise ConfigError(

@@ -985,7 +985,7 @@ class IterableClient:
         abandoned()
         job = self.start_export_job(only_fields)
         folder = path.parent / f"{path.name}.parts"
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)  # members' profiles, as its parent is
         fetched: dict[str, Future[int]] = {}
         parts: dict[str, Path] = {}
         workers = self.settings.list_read_concurrency

@@ -4,7 +4,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from reconciler.render.masking import mask_identifier
 
@@ -403,3 +408,75 @@ def test_a_database_error_quoting_a_member_is_masked(workspace, cli, emulator_se
         assert result.exit_code == 1 and "Could not convert string" in result.output
         assert "usr_0001" not in result.output and "jane.doe" not in result.output, args
     assert "usr_00012391" in cli("plan", workspace.manifests, "--show-members").output
+
+
+@pytest.fixture
+def no_umask() -> Iterator[None]:
+    """The process umask 000 (a container's or a service's): what reconciler makes owner
+    only must be so by its own mode, not by the umask's help."""
+    previous = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def _modes(top: Path) -> dict[str, int]:
+    return {
+        str(path.relative_to(top)) + ("/" if path.is_dir() else ""): path.stat().st_mode & 0o777
+        for path in [top, *top.rglob("*")]
+    }
+
+
+def test_the_state_directory_is_owner_only_whatever_the_umask(
+    workspace, cli, emulator_server, tmp_path, no_umask
+):
+    """The journals, the lock and the file of rejected members (members in full) live in
+    directories of reconciler's own: under umask 000 they were made 0777, so anyone on the
+    machine could list them, and replace or plant a journal or a lock."""
+    # Two dots in a row pass reconciler's light check; Iterable refuses the address.
+    workspace.audience("mixed", {"inline": ["known@example.com", "two..dots@example.com"]})
+    record = tmp_path / "records" / "run.json"
+    result = cli("apply", workspace.manifests, "--yes", "--summary-json", record)
+    assert result.exit_code == 1 and "Every rejected member, in full" in result.stdout
+    # A directory the user names is made as `mkdir -p` would; the file in it owner-only,
+    # as a saved plan and a summary file are.
+    assert (tmp_path / "records").stat().st_mode & 0o777 == 0o777
+    assert record.stat().st_mode & 0o777 == 0o600
+    modes = _modes(tmp_path / ".reconciler")
+    assert any(name.startswith("runs/rejected-") for name in modes), modes
+    assert {name: mode for name, mode in modes.items() if name.endswith("/")} == {
+        "./": 0o700,
+        "locks/": 0o700,
+        "runs/": 0o700,
+    }
+    assert {mode for name, mode in modes.items() if not name.endswith("/")} == {0o600}
+
+
+def test_a_sandbox_s_state_directory_is_owner_only_and_a_named_parent_is_left_alone(
+    workspace, cli, tmp_path, no_umask
+):
+    workspace.write(
+        "dest-sandbox.yaml",
+        "apiVersion: reconciler/v1\nkind: Destination\nmetadata: {name: sandbox}\n"
+        "spec: {region: sandbox, projectType: hybrid}\n",
+    )
+    workspace.audience("vip", {"inline": ["jane.doe@example.com"]}, destination="sandbox")
+    state = tmp_path / "chosen" / "state"
+    plan = tmp_path / "plans" / "plan.json"
+    result = cli("plan", workspace.manifests, "--state-dir", state, "--out", plan)
+    assert result.exit_code == 0, result.output
+    result = cli("apply", "--plan", plan, "--yes", "--state-dir", state)
+    assert result.exit_code == 0, result.output
+    modes = _modes(state)
+    assert "sandbox.json" in modes and any(name.startswith("runs/apply-") for name in modes)
+    assert {name: mode for name, mode in modes.items() if name.endswith("/")} == {
+        "./": 0o700,
+        "locks/": 0o700,
+        "runs/": 0o700,
+    }
+    assert {mode for name, mode in modes.items() if not name.endswith("/")} == {0o600}
+    # The directories above it, and a saved plan's, are the user's: made as mkdir -p would.
+    assert (tmp_path / "chosen").stat().st_mode & 0o777 == 0o777
+    assert (tmp_path / "plans").stat().st_mode & 0o777 == 0o777
+    assert plan.stat().st_mode & 0o777 == 0o600

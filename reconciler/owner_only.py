@@ -1,0 +1,20 @@
+"""Directories of reconciler's own state (the state directory, its journals and locks, the
+sandbox's emulated Iterable): owner-only (0700) whatever the process umask. Their files
+are owner-only already; under umask 000 (a container's, a service's) the directories were
+made 0777, so anyone on the machine could list them and plant or replace a journal or a
+lock in them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def owner_only_directories(*directories: Path) -> None:
+    """Make each of `directories` that is missing, in order (a parent before its child),
+    mode 0700. Directories above the first are the user's (`--state-dir a/b` makes `a` as
+    `mkdir -p` would); one that exists is left as it is: a state directory named by hand
+    may be shared on purpose. Raises OSError as mkdir does (FileExistsError for a file)."""
+    directories[0].parent.mkdir(parents=True, exist_ok=True)
+    for directory in directories:
+        # The mode is masked by the umask, which can only take bits away from 0700.
+        directory.mkdir(mode=0o700, exist_ok=True)
