@@ -37,6 +37,8 @@ from urllib.parse import quote, quote_plus, urlsplit
 import httpx
 
 from reconciler import __version__
+from reconciler.env_numbers import NumberRule, env_float
+from reconciler.errors import ConfigError
 from reconciler.layout import one_line
 from reconciler.plan import Plan
 from reconciler.render.masking import mask_emails
@@ -390,23 +392,16 @@ def notify(alert: Alert, warn: Warn, env: Mapping[str, str] = os.environ) -> Non
 
 
 MAX_TIMEOUT = 60.0  # seconds: an alert must not hold a run (and its CI job) for longer
+TIMEOUT_RULE = NumberRule(above=True, most=MAX_TIMEOUT, unit="seconds")
 
 
 def _timeout(env: Mapping[str, str]) -> tuple[float, str | None]:
     """The seconds a send may take, and why the variable's value was not used, if not."""
-    raw = env.get(TIMEOUT_VAR, "").strip()
-    if not raw:
-        return DEFAULT_TIMEOUT, None
     try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if 0 < value <= MAX_TIMEOUT:
-        return value, None
-    return DEFAULT_TIMEOUT, (
-        f"{TIMEOUT_VAR} must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}; "
-        f"got {raw!r}, so alerts are given {DEFAULT_TIMEOUT:g} s"
-    )
+        return env_float(env, TIMEOUT_VAR, DEFAULT_TIMEOUT, TIMEOUT_RULE), None
+    except ConfigError as exc:
+        # A warning, not an error: an alert must never turn a run into a failure.
+        return DEFAULT_TIMEOUT, f"{exc}, so alerts are given {DEFAULT_TIMEOUT:g} s"
 
 
 def _post_within(url: str, body: dict[str, object], timeout: float) -> str | None:

@@ -4,6 +4,7 @@ stderr, the markdown summary file."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from reconciler.cli import exits
 from reconciler.cli.exits import err
 from reconciler.cli.options import OutputFormat
 from reconciler.cli.stdout import emit
+from reconciler.env_numbers import SECONDS, env_float
 from reconciler.errors import ConfigError, ReconcilerError, SummaryFileError
 from reconciler.plan import Plan
 from reconciler.progress import Progress, console_progress, redraws_in_place
@@ -96,15 +98,10 @@ def progress_display() -> AbstractContextManager[Progress]:
     """Progress on stderr: bars on a terminal that can redraw them, otherwise (a log, a
     file, TERM=dumb, whatever FORCE_COLOR says) a log line per task at most every
     RECONCILER_PROGRESS_INTERVAL seconds (default 10)."""
-    raw = os.environ.get("RECONCILER_PROGRESS_INTERVAL", "").strip()
-    if not raw:
-        return console_progress(err, bars=redraws_in_place(err))
-    try:
-        interval = float(raw)
-    except ValueError:
-        interval = -1.0
-    if not 0 <= interval < float("inf"):
-        raise ConfigError(
-            f"RECONCILER_PROGRESS_INTERVAL must be a number of seconds (0 or more), got {raw!r}"
-        )
-    return console_progress(err, interval=interval, bars=redraws_in_place(err))
+    return console_progress(err, interval=progress_interval(), bars=redraws_in_place(err))
+
+
+def progress_interval(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds between progress lines, from RECONCILER_PROGRESS_INTERVAL."""
+    env = os.environ if environ is None else environ
+    return env_float(env, "RECONCILER_PROGRESS_INTERVAL", 10.0, SECONDS)

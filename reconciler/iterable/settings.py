@@ -7,19 +7,16 @@ raised limits tune the client without touching manifests.
 
 from __future__ import annotations
 
-import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from reconciler.errors import ConfigError
+from reconciler.env_numbers import NumberRule, is_unset, read_number
+from reconciler.errors import ConfigError, quoted
 
 MEMBER_READS = ("auto", "getUsers", "export", "asyncExport", "windowedExport")
 
-# The largest value any setting takes (31 years in seconds). Beyond about 9.2e9 seconds a
-# wait cannot be given to the operating system: RECONCILER_TIMEOUT=1e10 or
-# RECONCILER_READ_LAG=1e300 ended every run with an internal OverflowError.
-MAX_VALUE = 1_000_000_000
 # Days the export windows may cover: Iterable's profiles are from 2013 on, and a window
 # that would start before year 1 cannot be written as a date (timedelta overflowed).
 MAX_EXPORT_WINDOW_DAYS = 36_500
@@ -38,7 +35,6 @@ PACING_RATES = (
     "forgotten_reads_per_second",
     "campaigns_per_second",
     "export_jobs_per_second",
-    "time_scale",  # divides every window, as a rate multiplies it
 )
 
 
@@ -122,72 +118,77 @@ class ClientSettings:
     member_reads: str = "auto"
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> ClientSettings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ClientSettings:
         env = os.environ if environ is None else environ
         overrides: dict[str, Any] = {}
         for f in fields(cls):
-            raw = env.get(f"RECONCILER_{f.name.upper()}")
-            if raw is None or raw == "":
+            variable = f"RECONCILER_{f.name.upper()}"
+            raw = env.get(variable)
+            if raw is None or is_unset(raw):
                 continue
             if f.type == "str":
                 if raw not in MEMBER_READS:
                     raise ConfigError(
-                        f"RECONCILER_{f.name.upper()} must be one of {', '.join(MEMBER_READS)}; "
-                        f"got {raw!r}"
+                        f"{variable} must be one of {', '.join(MEMBER_READS)}; got {quoted(raw)}"
                     )
                 overrides[f.name] = raw
                 continue
-            try:
-                value = int(raw) if f.type == "int" else float(raw)
-            except ValueError:
-                # "must be a number; got '1.5'" said of a count was no help.
-                kind = "a whole number" if f.type == "int" else "a number"
-                raise ConfigError(
-                    f"RECONCILER_{f.name.upper()} must be {kind}; got {raw!r}"
-                ) from None
-            if not math.isfinite(value) or value < 0:
-                raise ConfigError(
-                    f"RECONCILER_{f.name.upper()} must be a finite number, not negative; "
-                    f"got {raw!r}"
-                )
-            _check_range(f.name, value, raw)
+            value = read_number(raw, variable, _rule(f.name, f.type == "int"))
+            _check_rate(f.name, value, raw)
             overrides[f.name] = value
-        settings = replace(cls(), **overrides)
-        if settings.batch_size < 1 or settings.batch_size > 1000:
-            raise ConfigError("RECONCILER_BATCH_SIZE must be between 1 and 1000")
-        if settings.timeout <= 0:
-            # 0 would make every socket non-blocking: each request fails at once.
-            raise ConfigError("RECONCILER_TIMEOUT must be more than 0 seconds")
-        if settings.concurrency < 1:
-            raise ConfigError("RECONCILER_CONCURRENCY must be at least 1")
-        if settings.export_windows_in_flight < 1:
-            raise ConfigError("RECONCILER_EXPORT_WINDOWS_IN_FLIGHT must be at least 1")
-        if settings.export_window_days <= 0:
-            raise ConfigError("RECONCILER_EXPORT_WINDOW_DAYS must be more than 0")
-        if settings.list_read_concurrency < 1:
-            raise ConfigError("RECONCILER_LIST_READ_CONCURRENCY must be at least 1")
-        if settings.time_scale <= 0:
-            raise ConfigError("RECONCILER_TIME_SCALE must be more than 0")
-        if settings.bulk_read_timeout <= 0:
-            raise ConfigError("RECONCILER_BULK_READ_TIMEOUT must be more than 0 seconds")
-        if not 1024 <= settings.bulk_update_max_bytes <= 4_000_000:
-            # Iterable's "4MB" may be decimal (RudderStack holds its bodies to 4,000,000
-            # bytes): a body between that and 4 MiB could be refused whole.
-            raise ConfigError(
-                "RECONCILER_BULK_UPDATE_MAX_BYTES must be between 1024 and 4000000 "
-                "(Iterable's 4 MB, counted as decimal megabytes)"
-            )
-        return settings
+        return replace(cls(), **overrides)
 
 
-def _check_range(name: str, value: float, raw: str) -> None:
-    """Refuse a value too large (or a rate too small) for the waits it leads to, naming
-    the variable, rather than fail mid-run with an OverflowError."""
-    variable = f"RECONCILER_{name.upper()}"
-    largest = MAX_EXPORT_WINDOW_DAYS if name == "export_window_days" else MAX_VALUE
-    if value > largest:
-        raise ConfigError(f"{variable} must be at most {largest}; got {raw!r}")
+# The range of each setting beyond "0 to MAX_VALUE" (env_numbers), and the word for its unit.
+_SECONDS = frozenset(
+    {
+        "timeout",
+        "bulk_read_timeout",
+        "bulk_read_first_byte",
+        "export_stream_limit",
+        "export_job_queue",
+        "export_poll",
+        "backoff_base",
+        "backoff_cap",
+        "retry_after_cap",
+        "fresh_list_wait",
+        "read_lag",
+    }
+)
+# 0 would make every socket non-blocking (each request fails at once), or wait for ever.
+_ABOVE_0 = frozenset({"timeout", "bulk_read_timeout"})
+_AT_LEAST_1 = frozenset({"concurrency", "export_windows_in_flight", "list_read_concurrency"})
+_RULES = {
+    "batch_size": NumberRule(whole=True, least=1, most=1000),
+    # Iterable's "4MB" may be decimal (RudderStack holds its bodies to 4,000,000 bytes): a
+    # body between that and 4 MiB could be refused whole.
+    "bulk_update_max_bytes": NumberRule(
+        whole=True,
+        least=1024,
+        most=4_000_000,
+        note="Iterable's 4 MB, counted as decimal megabytes",
+    ),
+    "export_window_days": NumberRule(above=True, most=MAX_EXPORT_WINDOW_DAYS, unit="days"),
+    # It divides every window, as a rate multiplies it: its least is a rate's (MIN_RATE).
+    "time_scale": NumberRule(least=MIN_RATE),
+}
+
+
+def _rule(name: str, whole: bool) -> NumberRule:
+    if name in _RULES:
+        return _RULES[name]
+    return NumberRule(
+        whole=whole,
+        least=1 if name in _AT_LEAST_1 else 0,
+        above=name in _ABOVE_0,
+        unit="seconds" if name in _SECONDS else "",
+    )
+
+
+def _check_rate(name: str, value: float, raw: str) -> None:
+    """Refuse a pacing rate too small for the waits it leads to, naming the variable,
+    rather than fail mid-run with an OverflowError. 0 is "unpaced"."""
     if name in PACING_RATES and 0 < value < MIN_RATE:
-        # 0 is "unpaced" for a rate; for the time scale it is refused below.
-        least = "at least" if name == "time_scale" else "0 or at least"
-        raise ConfigError(f"{variable} must be {least} {MIN_RATE:g}; got {raw!r}")
+        raise ConfigError(
+            f"RECONCILER_{name.upper()} must be 0 or at least {MIN_RATE:g}; got {quoted(raw)}"
+        )

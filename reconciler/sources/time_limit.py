@@ -15,9 +15,10 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from reconciler.errors import ConfigError, SourceError
+from reconciler.env_numbers import SECONDS_ABOVE_0, env_float
+from reconciler.errors import SourceError
 
 # A manifest's query may run at most this long (RECONCILER_QUERY_TIMEOUT): a query over
 # range(10^13) must not hang `validate` in a pre-commit hook or a CI job for hours.
@@ -29,20 +30,10 @@ class QueryTimedOut(SourceError):
     """A manifest's query ran past RECONCILER_QUERY_TIMEOUT (running it again would too)."""
 
 
-def query_timeout(environ: dict[str, str] | None = None) -> float:
+def query_timeout(environ: Mapping[str, str] | None = None) -> float:
     """Seconds a manifest's query may run, from RECONCILER_QUERY_TIMEOUT."""
-    raw = (os.environ if environ is None else environ).get(QUERY_TIMEOUT_VARIABLE, "").strip()
-    if not raw:
-        return DEFAULT_QUERY_TIMEOUT
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds < float("inf"):
-        raise ConfigError(
-            f"{QUERY_TIMEOUT_VARIABLE} must be a number of seconds above 0; got {raw!r}"
-        )
-    return seconds
+    env = os.environ if environ is None else environ
+    return env_float(env, QUERY_TIMEOUT_VARIABLE, DEFAULT_QUERY_TIMEOUT, SECONDS_ABOVE_0)
 
 
 def timed_out(declared_at: object, subject: str) -> QueryTimedOut:

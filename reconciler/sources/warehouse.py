@@ -23,7 +23,8 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
 
-from reconciler.errors import ConfigError, SourceError, SourceUnreachable
+from reconciler.env_numbers import NumberRule, env_int
+from reconciler.errors import SourceError, SourceUnreachable
 from reconciler.manifest.manifests import Audience
 from reconciler.manifest.repository import is_inside, real_path
 from reconciler.members.engine.settings import EngineSettings
@@ -54,6 +55,7 @@ from reconciler.sources.time_limit import QueryGuard, query_timeout, timed_out
 # whole seconds).
 CONNECT_TIMEOUT_VARIABLE = "RECONCILER_DATABASE_CONNECT_TIMEOUT"
 DEFAULT_CONNECT_TIMEOUT = 30
+CONNECT_TIMEOUT = NumberRule(whole=True, least=1, unit="seconds")
 
 # Drivers that install with an extra of reconciler, for the hint when one is missing.
 _EXTRAS = {"postgresql": "reconciler[postgres]"}
@@ -401,19 +403,9 @@ def _sqlite_reads_only(connection: Any, _record: Any) -> None:
 
 def connect_timeout(environ: Mapping[str, str] | None = None) -> int:
     """Seconds a database server may take to accept a connection, from
-    RECONCILER_DATABASE_CONNECT_TIMEOUT."""
-    raw = (os.environ if environ is None else environ).get(CONNECT_TIMEOUT_VARIABLE, "").strip()
-    if not raw:
-        return DEFAULT_CONNECT_TIMEOUT
-    try:
-        seconds = int(raw)
-    except ValueError:
-        seconds = 0
-    if seconds < 1:
-        raise ConfigError(
-            f"{CONNECT_TIMEOUT_VARIABLE} must be a whole number of seconds above 0; got {raw!r}"
-        )
-    return seconds
+    RECONCILER_DATABASE_CONNECT_TIMEOUT: whole seconds, as libpq takes them."""
+    env = os.environ if environ is None else environ
+    return env_int(env, CONNECT_TIMEOUT_VARIABLE, DEFAULT_CONNECT_TIMEOUT, CONNECT_TIMEOUT)
 
 
 def _connect_args(url: URL) -> dict[str, Any]:

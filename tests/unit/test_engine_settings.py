@@ -82,7 +82,9 @@ def test_a_memory_limit_or_thread_count_duckdb_cannot_take_is_refused_naming_it(
     assert EngineSettings.from_env({"RECONCILER_MEMORY_LIMIT": "1000TB"}).memory_limit == "1000TB"
     for threads in ("100000", "99999999999"):
         with pytest.raises(
-            ConfigError, match=rf"^RECONCILER_DUCKDB_THREADS must be at most 1024; got '{threads}'"
+            ConfigError,
+            match=rf"^RECONCILER_DUCKDB_THREADS must be a whole number from 0 to 1024; "
+            rf"got '{threads}'",
         ):
             EngineSettings.from_env({"RECONCILER_DUCKDB_THREADS": threads})
     assert EngineSettings.from_env({"RECONCILER_DUCKDB_THREADS": "1024"}).threads == 1024

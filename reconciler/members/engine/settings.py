@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.errors import ConfigError
+from reconciler.env_numbers import COUNT, NumberRule, env_int, is_unset
+from reconciler.errors import ConfigError, quoted
 from reconciler.sources.snapshot import temp_dir_setting
 
 ENGINES = ("auto", "python", "duckdb")
@@ -46,6 +48,7 @@ MAX_MEMORY = 1000 * 1000**4
 # DuckDB starts every thread it is given: 100,000 hung the plan starting them, and
 # 99,999,999,999 aborted the process (std::bad_alloc). 1,024 start in about 3 s.
 MAX_THREADS = 1024
+THREADS = NumberRule(whole=True, most=MAX_THREADS)
 # A manifest's DuckDB query may spill this many times RECONCILER_MEMORY_LIMIT to disk,
 # not DuckDB's default of 90% of the free disk: a hostile DISTINCT over range() wrote
 # 130 MB/s, 40 GB within the time limit, filling a laptop running `validate`. The
@@ -76,24 +79,24 @@ class EngineSettings:
     temp_dir: Path | None = None
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> EngineSettings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineSettings:
         env = os.environ if environ is None else environ
-        engine = env.get("RECONCILER_ENGINE") or cls.engine
+        engine = _text(env, "RECONCILER_ENGINE", cls.engine)
         if engine not in ENGINES:
             raise ConfigError(
-                f"RECONCILER_ENGINE must be one of {', '.join(ENGINES)}; got {engine!r}"
+                f"RECONCILER_ENGINE must be one of {', '.join(ENGINES)}; got {quoted(engine)}"
             )
-        threshold = _count(env, "RECONCILER_ENGINE_THRESHOLD", cls.threshold)
-        given = (env.get("RECONCILER_ENGINE_THRESHOLD") or "").strip() != ""
+        threshold = env_int(env, "RECONCILER_ENGINE_THRESHOLD", cls.threshold, COUNT)
+        given = not is_unset(env.get("RECONCILER_ENGINE_THRESHOLD"))
         traits_threshold = threshold if given else cls.traits_threshold
-        memory = env.get("RECONCILER_MEMORY_LIMIT") or cls.memory_limit
+        memory = _text(env, "RECONCILER_MEMORY_LIMIT", cls.memory_limit)
         if not _MEMORY.match(memory) or not 64 * 1000**2 <= _bytes(memory) <= MAX_MEMORY:
             # Above the largest, DuckDB refused the setting: an internal ParserException.
             raise ConfigError(
                 f"RECONCILER_MEMORY_LIMIT must be a size from 64MB to 1000TB, such as 500MB "
-                f"or 2GB; got {memory!r}"
+                f"or 2GB; got {quoted(memory)}"
             )
-        threads = _count(env, "RECONCILER_DUCKDB_THREADS", 0, most=MAX_THREADS) or None
+        threads = env_int(env, "RECONCILER_DUCKDB_THREADS", 0, THREADS) or None
         temp = temp_dir_setting(env)
         return cls(
             engine,
@@ -130,21 +133,11 @@ class EngineSettings:
         return rows * wide >= self.traits_threshold * TRAITS_THRESHOLD_FIELDS
 
 
-def _count(
-    env: os._Environ[str] | dict[str, str], name: str, default: int, most: int | None = None
-) -> int:
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    """The variable's value, or `default` when unset, empty or blank (as env_numbers reads
+    a number)."""
     raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw.replace("_", ""))
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number; got {raw!r}") from None
-    if value < 0:
-        raise ConfigError(f"{name} must not be negative; got {raw!r}")
-    if most is not None and value > most:
-        raise ConfigError(f"{name} must be at most {most}; got {raw!r}")
-    return value
+    return default if raw is None or is_unset(raw) else raw
 
 
 def _bytes(size: str) -> float:
