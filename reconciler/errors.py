@@ -58,6 +58,15 @@ def quoted(value: object) -> str:
     return f"{value[:QUOTED_LIMIT] + '...'!r} ({len(value):,} characters)"
 
 
+def variable_name(name: str) -> str:
+    """An environment variable's name from a manifest as messages show it: bare, as a
+    shell writes it (`export NAME=...`), but cut as `quoted` cuts a name: a manifest's
+    `apiKey: {env: <70,000 characters>}` was echoed whole in every message naming it."""
+    if len(name) <= QUOTED_LIMIT:
+        return name
+    return f"{name[:QUOTED_LIMIT]}... ({len(name):,} characters)"
+
+
 class ReconcilerError(Exception):
     """An error whose message is written for the user."""
 

@@ -11,7 +11,7 @@ import os
 import stat
 from pathlib import Path
 
-from reconciler.errors import ConfigError, quoted
+from reconciler.errors import ConfigError, quoted, variable_name
 from reconciler.manifest.location import Location
 from reconciler.manifest.manifests import Destination
 
@@ -27,14 +27,15 @@ def resolve_api_key(destination: Destination) -> str | None:
     if ref.env is not None:
         at = destination.field_location("apiKey", "env")
         value = os.environ.get(ref.env, "").strip()
+        name = variable_name(ref.env)
         if not value:
             state = "is not set" if ref.env not in os.environ else "is empty"
             raise ConfigError(
-                f"{at}: destination {quoted(destination.name)}: environment variable {ref.env} "
-                f"{state}; it must hold the Iterable API key (`export {ref.env}=...` in your "
+                f"{at}: destination {quoted(destination.name)}: environment variable {name} "
+                f"{state}; it must hold the Iterable API key (`export {name}=...` in your "
                 "shell; in CI, from a secret)"
             )
-        return _checked(value, destination, at, f"environment variable {ref.env}")
+        return _checked(value, destination, at, f"environment variable {name}")
     assert ref.file is not None  # ApiKeyRef guarantees exactly one of env, file
     path = Path(ref.file).expanduser()
     if not path.is_absolute():

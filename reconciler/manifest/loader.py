@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from reconciler.errors import ManifestError, Problem, quoted
+from reconciler.errors import ManifestError, Problem, quoted, variable_name
 from reconciler.layout import unseen, yaml_quoted
 from reconciler.manifest.file_names import Directories, on_disk
 from reconciler.manifest.location import Location
@@ -437,7 +437,8 @@ class _Collector:
                     continue
                 self.problems.append(
                     audience.field_location("members", "url").problem(
-                        f"spec.members.url: ${{{match['name']}}} is refused: destination "
+                        f"spec.members.url: ${{{variable_name(match['name'])}}} is refused: "
+                        f"destination "
                         f"{quoted(destination.name)} reads its API key from it, and a database "
                         "URL sends its values to the host it names"
                     )

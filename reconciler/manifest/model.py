@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic.fields import ComputedFieldInfo, FieldInfo
 from pydantic_core import PydanticCustomError
 
+from reconciler.errors import variable_name
 from reconciler.layout import LAYOUT_BREAKING_CLASS, breaks_layout
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
 
@@ -490,9 +491,10 @@ def _database_url(value: str) -> str:
         if forbidden_url_variable(match["name"]):
             raise PydanticCustomError(
                 "forbidden_variable",
-                "${{{name}}} is refused: a database URL sends its values to the host it "
+                # pydantic replaces "{name}" as it stands: "{{" is not an escape there.
+                "${{name}} is refused: a database URL sends its values to the host it "
                 "names, and this variable holds an API key or CI credential",
-                {"name": match["name"]},
+                {"name": variable_name(match["name"])},
             )
     if not _URL_SCHEME.match(value):
         raise PydanticCustomError(

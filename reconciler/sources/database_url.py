@@ -20,7 +20,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, variable_name
 from reconciler.loopback import is_loopback
 from reconciler.manifest.model import ENV_REFERENCE, forbidden_url_variable
 from reconciler.manifest.repository import PRIVATE_ENTRIES, is_inside, real_path
@@ -74,21 +74,22 @@ def expand_url(template: str, where: str) -> DatabaseUrl:
     """
     for match in ENV_REFERENCE.finditer(template):
         name = match["name"]
+        shown = variable_name(name)
         if forbidden_url_variable(name):
             raise ConfigError(
-                f"{where}: ${{{name}}} is refused in a database URL: it holds an API key or "
+                f"{where}: ${{{shown}}} is refused in a database URL: it holds an API key or "
                 "CI credential, and a URL sends its values to the host it names"
             )
         if name not in os.environ:
             raise ConfigError(
-                f"{where}: environment variable {name} is not set; the database URL needs it"
+                f"{where}: environment variable {shown} is not set; the database URL needs it"
             )
         if not os.environ[name].strip():
             # An empty password lets libpq send its own (PGPASSWORD, ~/.pgpass) and an
             # empty user name its own login name: a run would quietly connect as someone
             # else. GitHub Actions gives an unset secret (a fork's pull request) as "".
             raise ConfigError(
-                f"{where}: environment variable {name} is empty; the database URL needs "
+                f"{where}: environment variable {shown} is empty; the database URL needs "
                 "its value (a CI secret not given to this run reads as empty)"
             )
     parsed = _parse(template)

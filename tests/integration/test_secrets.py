@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -324,3 +325,62 @@ def test_a_type_refusal_naming_the_key_as_a_field_shows_it_nowhere(emulator_serv
     assert "ltv is long" in result.failed["a@example.com"]
     assert "b@example.com" not in result.failed
     assert leaks(json.dumps(result.failed)) == []
+
+
+LONG_NAME = "K" * 70_000
+
+
+def _shows_the_name_cut(output: str) -> bool:
+    return (
+        "K" * 301 not in output
+        and re.search(r"K{250}\.\.\. \(70,00\d characters\)", output) is not None
+    )
+
+
+@pytest.mark.parametrize(
+    ("api_key_variable", "url_variable", "commands", "says"),
+    [
+        # The key's variable, unset: every command that needs the key, in every format.
+        (
+            LONG_NAME,
+            None,
+            [
+                ("plan",),
+                ("plan", "--format", "json"),
+                ("plan", "--format", "markdown"),
+                ("apply", "--yes"),
+                ("apply", "--yes", "--format", "json"),
+                ("status",),
+                ("status", "--format", "json"),
+                ("import", "--destination", "prod", "--out", "imported"),
+            ],
+            "environment variable KKK",
+        ),
+        # A database URL's variable, unset: validate runs the query.
+        (API_KEY_VAR, LONG_NAME, [("validate",), ("plan", "--format", "json")], "not set"),
+        # One that names the key's variable, or one of Iterable's.
+        (LONG_NAME, LONG_NAME, [("validate",)], "reads its API key from it"),
+        (API_KEY_VAR, "ITERABLE_" + LONG_NAME, [("validate",)], "${ITERABLE_KKK"),
+    ],
+    ids=["api-key", "url", "url-is-the-key", "url-forbidden"],
+)
+def test_a_long_variable_name_from_a_manifest_is_cut_in_every_message(
+    workspace, cli, api_key_variable, url_variable, commands, says
+):
+    """`apiKey: {env: <70,000 characters>}` or `${<70,000 characters>}` in a database URL
+    came back whole in every message naming the variable (70,000 characters of one line in
+    a terminal, a CI log or a pull-request comment): it is cut as quoted() cuts names."""
+    workspace.destination(apiKey={"env": api_key_variable})
+    if url_variable is None:
+        workspace.audience("vip", {"inline": ["a@example.com"]})
+    else:
+        url = f"postgresql://app:${{{url_variable}}}@127.0.0.1:9/db"
+        workspace.audience("vip", {"sql": "SELECT 'a@example.com' AS email", "url": url})
+    for args in commands:
+        args = (args[0], workspace.manifests, *args[1:])
+        result = cli(*args)
+        assert result.exit_code == 1, (args, result.output[:2000])
+        assert says in result.output and _shows_the_name_cut(result.output), (
+            args,
+            result.output[:2000],
+        )
