@@ -192,6 +192,32 @@ def test_version_option() -> None:
     assert result.exit_code == 0 and result.stdout.strip() == __version__
 
 
+def test_the_version_is_written_once_and_every_command_prints_it() -> None:
+    """pyproject.toml and reconciler/__init__.py each wrote 0.1.0: a release that bumped
+    one left the package's metadata (pip show) or --version, saved plans, journals, run
+    records and alerts saying the other. pyproject.toml now takes it from the package,
+    through hatchling's version source (its default pattern, as hatchling reads it)."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from reconciler import __version__
+
+    root = Path(__file__).resolve().parents[2]
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["build-system"]["build-backend"] == "hatchling.build"
+    assert "version" not in pyproject["project"]
+    assert "version" in pyproject["project"]["dynamic"]
+    source = pyproject["tool"]["hatch"]["version"]
+    assert source.get("source", "regex") == "regex" and "pattern" not in source
+    text = (root / source["path"]).read_text(encoding="utf-8")
+    written = re.findall(r"""^(?:__version__|VERSION)\s*=\s*["']v?([^"']+)["']""", text, re.M)
+    assert written == [__version__]
+    for args in (["--version"], ["version"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0 and result.stdout == f"{__version__}\n", args
+
+
 def test_python_dash_m_runs_the_same_command_line() -> None:
     """`python3 -m reconciler` works where the `reconciler` script is not on PATH."""
     import subprocess
