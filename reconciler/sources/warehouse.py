@@ -49,6 +49,7 @@ from reconciler.sources.query_text import statement_text
 from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
 from reconciler.sources.snapshot import FileState, file_state
+from reconciler.sources.sqlite_memory import heap_limit, keep_temporary_in_memory
 from reconciler.sources.time_limit import QueryGuard, query_timeout, timed_out
 
 # Seconds a server may take to accept a connection (libpq's connect_timeout, which counts
@@ -210,10 +211,21 @@ def stream_query(
                 f"{database.scrub(_driver_message(exc))}{_timeout_hint(exc, connect_args)}"
             ) from None
         try:
-            with connection:
+            with connection, _memory_bound(backend):
                 _run(connection, backend, sql_text, consume, declared_at, budget)
         except SourceError:
             raise
+        except MemoryError:
+            if backend != "sqlite":
+                raise
+            # SQLITE_NOMEM past sqlite_memory's limit (or Python's own, reading the rows:
+            # either way, the query took more memory than it may).
+            raise SourceError(
+                f"{declared_at}: cannot read the query: it needed more memory than the "
+                f"{_sqlite_memory_bytes():,} bytes a manifest's query may use (a share of "
+                "RECONCILER_MEMORY_LIMIT, 1GB by default; a SQLite query's sorts and "
+                "temporary tables are kept in it); make the query lighter, or raise the limit"
+            ) from None
         except Exception as exc:
             if budget is not None and _over_budget(exc):
                 raise SourceError(
@@ -229,6 +241,17 @@ def stream_query(
             raise SourceError(f"{declared_at}: query failed ({backend}): {message}") from None
     finally:
         engine.dispose()
+
+
+def _sqlite_memory_bytes() -> int:
+    """What a SQLite query may allocate: what a manifest's DuckDB query may use."""
+    return EngineSettings.from_env().duckdb_memory_bytes
+
+
+def _memory_bound(backend: str) -> contextlib.AbstractContextManager[None]:
+    if backend != "sqlite":
+        return contextlib.nullcontext()
+    return heap_limit(_sqlite_memory_bytes())
 
 
 def _over_budget(exc: Exception) -> bool:
@@ -396,6 +419,7 @@ _SQLITE_READS = frozenset(
 
 
 def _sqlite_reads_only(connection: Any, _record: Any) -> None:
+    keep_temporary_in_memory(connection)  # before the authorizer, which refuses PRAGMA
     connection.set_authorizer(
         lambda action, *_: sqlite3.SQLITE_OK if action in _SQLITE_READS else sqlite3.SQLITE_DENY
     )

@@ -4,13 +4,14 @@ the warehouse; tests/unit/test_sources_sql.py runs the same against PostgreSQL."
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from reconciler.errors import SourceChangedError
+from reconciler.errors import SourceChangedError, SourceError
 from reconciler.members.model import estimate_rows
 from reconciler.sources import read_members, source_for
 from reconciler.sources.csv_file import CsvFile
@@ -128,5 +129,46 @@ def test_a_sqlite_query_that_would_run_for_ever_is_stopped_at_the_time_limit(
         assert error.startswith(f"aud.yaml:{line}:"), error
         assert "ran longer than 0.5 s" in error and "RECONCILER_QUERY_TIMEOUT" in error
     # The connection's interrupt lands on no later query: one in time still runs.
+    kept = load_audience(repo, {"sql": "SELECT email FROM people", "url": "sqlite:///crm.db"})
+    assert sorted(read_members(kept, "email").members) == ["a@example.com", "b@example.com"]
+
+
+# Over 35 MB in SQLite's own memory, not in the rows that reach Python: a string doubled
+# to 64 MB (one row, its length), and 20,000 rows sorted by a 10 KB key (200 MB to sort).
+_HEAVY_SQLITE_QUERIES = {
+    "a huge string": (
+        "WITH RECURSIVE r(s) AS (SELECT 'x' UNION ALL SELECT s || s FROM r "
+        "WHERE length(s) < 64000000) SELECT 'a@example.com' AS email FROM r "
+        "WHERE length(s) > 60000000"
+    ),
+    "a huge sort": (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT 20000) "
+        "SELECT 'a' || i || '@example.com' AS email FROM n ORDER BY randomblob(10000)"
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "query", list(_HEAVY_SQLITE_QUERIES.values()), ids=list(_HEAVY_SQLITE_QUERIES)
+)
+def test_a_sqlite_query_is_held_to_the_memory_a_manifest_s_query_may_use(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, query: str
+) -> None:
+    """A SQLite query had only its time limit: a recursive CTE doubling a string took
+    gigabytes of memory, and a large ORDER BY or DISTINCT wrote its sort to temporary files
+    without end, within the five minutes. It now gets what a DuckDB query does (a share of
+    RECONCILER_MEMORY_LIMIT), its sorts kept in that memory too, and fails at its line."""
+    monkeypatch.setenv("RECONCILER_MEMORY_LIMIT", "64MB")  # 35.2 MB for the query
+    audience = load_audience(repo, {"sql": query, "url": "sqlite:///crm.db"})
+    line = line_of(repo / "aud.yaml", '"sql"')
+    with pytest.raises(SourceError) as stopped:
+        read_members(audience, "email")
+    error = str(stopped.value)
+    assert error.startswith(f"aud.yaml:{line}:"), error
+    assert "more memory than" in error and "RECONCILER_MEMORY_LIMIT" in error, error
+    # SQLite's limit is the process's: lifted once the query ends, and a query within it
+    # still runs.
+    with contextlib.closing(sqlite3.connect(":memory:")) as other:
+        assert other.execute("PRAGMA hard_heap_limit").fetchone() == (0,)
     kept = load_audience(repo, {"sql": "SELECT email FROM people", "url": "sqlite:///crm.db"})
     assert sorted(read_members(kept, "email").members) == ["a@example.com", "b@example.com"]
