@@ -7,6 +7,7 @@ Trino, ...). Rows come back through a server-side cursor in chunks (`stream_resu
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib.util
 import os
@@ -256,8 +257,10 @@ def _memory_bound(backend: str) -> contextlib.AbstractContextManager[None]:
 
 def _over_budget(exc: Exception) -> bool:
     """Whether the query failed at `_within_postgresql`'s cast (the rest of the message
-    quotes the query, the wrapping included)."""
-    return f'"{_OVER_BUDGET}: ' in _driver_message(exc).partition("\n")[0]
+    quotes the query, the wrapping included), or at `_within_sqlite`'s function (the only
+    function of Python's a query can call)."""
+    first = _driver_message(exc).partition("\n")[0]
+    return f'"{_OVER_BUDGET}: ' in first or _SQLITE_FUNCTION_FAILED in first
 
 
 def _held(budget: Budget) -> str:
@@ -284,6 +287,8 @@ def _run(
         names: list[str] | None = None
         if budget is not None and backend == "postgresql":
             names, sql = _within_postgresql(connection, sql, budget)
+        elif budget is not None and backend == "sqlite":
+            names, sql = _within_sqlite(connection, sql, budget)
         result = connection.exec_driver_sql(sql).yield_per(CHUNK_ROWS)
         consume(names if names is not None else list(result.keys()), result.partitions())
 
@@ -329,6 +334,58 @@ def _within_postgresql(connection: Connection, sql: str, budget: Budget) -> tupl
         f"('{_OVER_BUDGET}: ' || read_bytes)::int = 0 ELSE true END"
     )
     return [name for name, _ in columns], wrapped
+
+
+# How sqlite3 reports an exception raised in a Python function the query called.
+_SQLITE_FUNCTION_FAILED = "user-defined function raised exception"
+_SQLITE_BUDGET_FUNCTION = "reconciler_read_bytes"
+
+
+class _RowBytes:
+    """The bytes of the rows a SQLite query has returned (within the last `budget.rows`
+    rows, or all of them): called by the query for each row, it raises once they pass
+    `budget.bytes`, and SQLite fails the query there."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.total = 0
+        self.recent: collections.deque[int] = collections.deque()
+
+    def __call__(self, size: int | None) -> int:
+        self.total += size or 0
+        if self.budget.rows is not None:
+            self.recent.append(size or 0)
+            if len(self.recent) > self.budget.rows:
+                self.total -= self.recent.popleft()
+        if self.total > self.budget.bytes:
+            raise ValueError(_OVER_BUDGET)
+        return 1
+
+
+def _within_sqlite(connection: Connection, sql: str, budget: Budget) -> tuple[list[str], str]:
+    """The query's column names, and the query failing in SQLite once its rows' values
+    pass `budget`, as `_within_postgresql` does on the server: SQLite's heap limit bounds
+    one value (sqlite_memory), not how many such rows reach Python, where the Python engine
+    keeps them all. A function of reconciler's counts each row as SQLite returns it; SQL
+    alone has no way to fail a query."""
+    sql = statement_text(sql)
+    described = connection.exec_driver_sql(f"SELECT * FROM ({sql}\n) LIMIT 0")
+    names = [column[0] for column in described.cursor.description or ()]
+    described.close()
+    if not names:
+        return [], sql
+    dbapi = connection.connection.dbapi_connection
+    assert isinstance(dbapi, sqlite3.Connection)
+    dbapi.create_function(_SQLITE_BUDGET_FUNCTION, 1, _RowBytes(budget))
+    cells = [f"c{i}" for i in range(len(names))]
+    listed = ", ".join(cells)
+    # A value's bytes as text (a number's digits, a blob's bytes), as PostgreSQL's count.
+    size = " + ".join(f"coalesce(length(CAST({cell} AS BLOB)), 0)" for cell in cells)
+    wrapped = (
+        f"WITH q({listed}) AS ({sql}\n) SELECT {listed} FROM q "
+        f"WHERE {_SQLITE_BUDGET_FUNCTION}({size})"
+    )
+    return names, wrapped
 
 
 # A quoted word in a database's message: `relation "x" does not exist`, `'x'`.

@@ -172,3 +172,50 @@ def test_a_sqlite_query_is_held_to_the_memory_a_manifest_s_query_may_use(
         assert other.execute("PRAGMA hard_heap_limit").fetchone() == (0,)
     kept = load_audience(repo, {"sql": "SELECT email FROM people", "url": "sqlite:///crm.db"})
     assert sorted(read_members(kept, "email").members) == ["a@example.com", "b@example.com"]
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_sqlite_query_s_rows_are_held_to_the_memory_limit_as_postgresql_s_are(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    """SQLite's heap limit bounds one value, not how many rows of them reach Python, where
+    the Python engine keeps every row: 10,000 rows of a 30 MB value each (below the engine
+    threshold) would have been 300 GB. A SQLite query's rows are now counted as PostgreSQL's
+    are: all of them for the Python engine, any chunk's worth for DuckDB's."""
+    monkeypatch.setenv("RECONCILER_MEMORY_LIMIT", "64MB")
+    wide = (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT {rows}) "
+        "SELECT 'u' || i || '@example.com' AS email, hex(zeroblob(500000)) AS note FROM n"
+    )
+    audience = load_audience(repo, {"sql": wide.format(rows=100), "url": "sqlite:///crm.db"})
+    held: list[int] = []
+
+    def hold(_names: object, chunks: object) -> None:
+        held.extend(len(row[1]) for chunk in chunks for row in chunk)  # type: ignore[attr-defined]
+
+    with pytest.raises(SourceError) as refused:
+        if engine == "python":
+            read_members(audience, "email")
+        else:
+            source_for(audience).stream(hold)  # type: ignore[attr-defined]
+    error = str(refused.value)
+    line = line_of(repo / "aud.yaml", '"sql"')
+    assert error.startswith(f"aud.yaml:{line}:"), error
+    assert "its rows hold more than 64,000,000 bytes of values" in error, error
+    assert "RECONCILER_MEMORY_LIMIT" in error
+    assert sum(held) <= 64_000_000
+    # Under the limit the same rows are read, in the query's order and with its columns.
+    audience = load_audience(repo, {"sql": wide.format(rows=30), "url": "sqlite:///crm.db"})
+    assert len(read_members(audience, "email").members) == 30
+    ordered = "SELECT email, plan FROM people ORDER BY email DESC"
+    rows: list[tuple[object, ...]] = []
+    names: list[str] = []
+
+    def take(columns: object, chunks: object) -> None:
+        names.extend(columns)  # type: ignore[call-overload]
+        rows.extend(tuple(row) for chunk in chunks for row in chunk)  # type: ignore[attr-defined]
+
+    source = source_for(load_audience(repo, {"sql": ordered, "url": "sqlite:///crm.db"}))
+    source.stream(take)  # type: ignore[attr-defined]
+    assert names == ["email", "plan"]
+    assert rows == [("bad", "x"), ("b@example.com", "free"), ("a@example.com", "gold")]
