@@ -352,9 +352,11 @@ class _RowBytes:
         self.recent: collections.deque[int] = collections.deque()
 
     def __call__(self, size: int | None) -> int:
-        self.total += size or 0
+        # Never below 0: a size the query itself passed could otherwise take bytes off.
+        size = max(size or 0, 0)
+        self.total += size
         if self.budget.rows is not None:
-            self.recent.append(size or 0)
+            self.recent.append(size)
             if len(self.recent) > self.budget.rows:
                 self.total -= self.recent.popleft()
         if self.total > self.budget.bytes:

@@ -19,7 +19,7 @@ from reconciler.sources.inline import Inline
 from reconciler.sources.parquet import ParquetFile
 from reconciler.sources.sql import DuckDbQuery
 from reconciler.sources.time_limit import QueryTimedOut
-from reconciler.sources.warehouse import Warehouse
+from reconciler.sources.warehouse import Budget, Warehouse, _RowBytes
 from tests.sources import RecordingReader, line_of, load_audience
 
 
@@ -219,3 +219,26 @@ def test_a_sqlite_query_s_rows_are_held_to_the_memory_limit_as_postgresql_s_are(
     source.stream(take)  # type: ignore[attr-defined]
     assert names == ["email", "plan"]
     assert rows == [("bad", "x"), ("b@example.com", "free"), ("a@example.com", "gold")]
+
+
+def test_a_sqlite_query_cannot_take_back_the_bytes_its_rows_were_counted(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The counting function has a name the manifest's own query could call, and its call
+    would run before the count's: with a negative size, each row would take bytes off the
+    count and any number of rows would reach Python. The query is described before the
+    function exists (so naming it fails), and a size below 0 counts as 0 besides."""
+    monkeypatch.setenv("RECONCILER_MEMORY_LIMIT", "64MB")
+    sql = (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT 100) "
+        "SELECT 'u' || i || '@example.com' AS email, hex(zeroblob(500000)) AS note, "
+        "reconciler_read_bytes(-1000000000000000) AS taken FROM n"
+    )
+    audience = load_audience(repo, {"sql": sql, "url": "sqlite:///crm.db"})
+    with pytest.raises(SourceError) as refused:
+        read_members(audience, "email")
+    assert "no such function: reconciler_read_bytes" in str(refused.value)
+    counted = _RowBytes(Budget(bytes=100, rows=None))
+    assert counted(-(10**15)) == 1 and counted.total == 0
+    with pytest.raises(ValueError):
+        counted(101)
