@@ -709,18 +709,37 @@ class AudienceSpec(_StrictModel):
         return self
 
 
-# Profile fields Iterable manages itself. Writing the list-membership fields through a user
-# update would bypass subscribe events (shared/iterable-api.md), and the others are not
-# ours to set.
-SYSTEM_FIELDS = (
-    "email",
-    "userId",
-    "emailListIds",
-    "userListIds",
-    "unsubscribedChannelIds",
-    "signupDate",
-    "profileUpdatedAt",
+# Profile fields Iterable manages itself, and why a trait mapping must not write each. Its
+# support article 217744303 ("User Profile Fields Used by Iterable") lists the fields it
+# manages, which "should not be included in calls to POST /api/users/update or other
+# endpoints that update user profiles"; its OpenAPI (bulkUpdate) says an update of
+# emailListIds, unsubscribedChannelIds or unsubscribedMessageTypeIds makes no subscribe or
+# unsubscribe event. Names are case-sensitive there (the same article): `Email` is a field
+# of its own. phoneNumber is not here: Iterable takes it from a user update (Segment's
+# Iterable destination sends it in dataFields).
+_IDENTITY = "it identifies the user: writing it changes whose profile this is"
+_MEMBERSHIP = "list membership changes only through subscribe and unsubscribe"
+_CONSENT = (
+    "it holds the person's consent: a user update changes it with no subscribe or unsubscribe event"
 )
+_ITERABLES = "Iterable sets it itself"
+SYSTEM_FIELD_REASONS: dict[str, str] = {
+    "email": _IDENTITY,
+    "userId": _IDENTITY,
+    "emailListIds": _MEMBERSHIP,
+    "userListIds": _MEMBERSHIP,
+    "unsubscribedChannelIds": _CONSENT,
+    "unsubscribedMessageTypeIds": _CONSENT,
+    "subscribedMessageTypeIds": _CONSENT,
+    "signupDate": _ITERABLES,
+    "signupSource": _ITERABLES,
+    "profileUpdatedAt": _ITERABLES,
+    "itblInternal": _ITERABLES,
+    "itblUserId": _ITERABLES,
+    "itblDS": _ITERABLES,
+    "receivedSMSDisclaimer": _ITERABLES,
+}
+SYSTEM_FIELDS = tuple(SYSTEM_FIELD_REASONS)
 TRAIT_TYPES = ("string", "number", "boolean", "date", "object", "list")
 TraitType = Literal["string", "number", "boolean", "date", "object", "list"]
 
@@ -796,12 +815,12 @@ TraitFieldEntry = Annotated[
 
 def _field_name(value: str) -> str:
     _one_line(value, "field name")
-    if value in SYSTEM_FIELDS:
+    reason = SYSTEM_FIELD_REASONS.get(value)
+    if reason is not None:
         raise PydanticCustomError(
             "system_field",
-            "{name} is a field Iterable manages itself; a trait mapping cannot write it "
-            "(list membership changes only through subscribe and unsubscribe)",
-            {"name": value},
+            "{name} is a field Iterable manages itself; a trait mapping cannot write it ({reason})",
+            {"name": value, "reason": reason},
         )
     return value
 

@@ -277,6 +277,71 @@ def test_an_undefined_template_variable_names_the_row(tmp_path: Path) -> None:
 # -- the JSON Schema ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("field", "reason"),
+    [
+        ("email", "it identifies the user: writing it changes whose profile this is"),
+        ("userId", "it identifies the user: writing it changes whose profile this is"),
+        ("emailListIds", "list membership changes only through subscribe and unsubscribe"),
+        (
+            "unsubscribedMessageTypeIds",
+            "it holds the person's consent: a user update changes it with no subscribe or "
+            "unsubscribe event",
+        ),
+        (
+            "subscribedMessageTypeIds",
+            "it holds the person's consent: a user update changes it with no subscribe or "
+            "unsubscribe event",
+        ),
+        (
+            "unsubscribedChannelIds",
+            "it holds the person's consent: a user update changes it with no subscribe or "
+            "unsubscribe event",
+        ),
+        ("itblInternal", "Iterable sets it itself"),
+        ("itblUserId", "Iterable sets it itself"),
+        ("signupSource", "Iterable sets it itself"),
+        ("profileUpdatedAt", "Iterable sets it itself"),
+    ],
+)
+def test_a_field_iterable_manages_is_refused_with_its_place_and_why(
+    field: str, reason: str
+) -> None:
+    # Iterable's support article 217744303 lists the fields it manages, which "should not
+    # be included in calls to POST /api/users/update or other endpoints that update user
+    # profiles"; the OpenAPI's bulkUpdate says an update of emailListIds,
+    # unsubscribedChannelIds or unsubscribedMessageTypeIds makes no subscribe or
+    # unsubscribe event. A mapping writing the message-type ids overwrote every member's
+    # opt-outs on the subscribe itself.
+    write("m/all.yaml", BASE)
+    write(
+        "m/traits.yaml",
+        f"""\
+        apiVersion: reconciler/v1
+        kind: TraitMapping
+        metadata: {{name: crm}}
+        spec:
+          fields:
+            planTier: plan
+            {field}: plan
+        """,
+    )
+    csv("a@example.com,u-1,pro,10,ada")
+    assert problems() == [
+        f"m/traits.yaml:7:5: spec.fields: key '{field}': {field} is a field Iterable manages "
+        f"itself; a trait mapping cannot write it ({reason})"
+    ]
+
+
+def test_a_field_differing_from_a_managed_one_only_in_case_is_a_field_of_its_own() -> None:
+    # "All user profile fields are case-sensitive and space-sensitive" (support article
+    # 217744303): `Email` is a custom field, not the user's identity.
+    write("m/all.yaml", BASE)
+    write("m/traits.yaml", MAPPING.replace("planTier: plan", "Email: plan"))
+    csv("a@example.com,u-1,pro,10,ada")
+    assert "Email" in load_manifests(Path("m")).trait_mappings["crm"].spec.fields
+
+
 def documents(text: str) -> list[Any]:
     return [d for d in YAML(typ="safe").load_all(text) if d]
 
@@ -304,6 +369,8 @@ def test_schema_accepts_mappings_and_audiences_that_name_them(
         {"ltv": 7},
         {"a.b": "c"},
         {"userListIds": "plan"},
+        {"unsubscribedMessageTypeIds": "plan"},
+        {"itblInternal": "plan"},
     ],
 )
 def test_schema_rejects_what_the_loader_rejects(
