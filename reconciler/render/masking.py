@@ -158,6 +158,9 @@ def source_value(value: Any) -> str:
     """A value read from a member source, to quote in a message: each output edge shows it
     in full (with --show-members) or masked. Callers add the quotes around it."""
     text = value if isinstance(value, str) else json.dumps(value, default=str)
+    # No edge shows more than _VALUE_SHOWN characters of it, and a value refused for its
+    # size (traits.limits) may be megabytes, kept in up to 1,000 issues per field.
+    text = text[: _VALUE_SHOWN + 1]
     return _OPEN + text.replace(_OPEN, "").replace(_CLOSE, "") + _CLOSE
 
 

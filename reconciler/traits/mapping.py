@@ -15,6 +15,7 @@ from typing import Any
 from reconciler.manifest import Location
 from reconciler.manifest.manifests import TraitMapping
 from reconciler.traits.convert import CONVERTERS, ConversionError, describe_value
+from reconciler.traits.limits import over_limits
 from reconciler.traits.template import (
     ROW_VARIABLE,
     Template,
@@ -103,10 +104,14 @@ class CompiledField:
 
 
 def _whole(value: Any) -> Any:
-    """A converted value Iterable would take as a whole (traits.types.mixed_types)."""
+    """A converted value Iterable would take as a whole (traits.types.mixed_types) and
+    within its size limits (traits.limits)."""
     mixed = mixed_types(value)
     if mixed is not None:
         raise ConversionError(mixed)
+    too_large = over_limits(value)
+    if too_large is not None:
+        raise ConversionError(too_large)
     return value
 
 

@@ -655,6 +655,44 @@ def test_a_list_mixing_types_is_left_out_and_its_member_still_subscribed(
     assert len(churn.members) == 2  # both subscribed
 
 
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_text_over_iterables_field_value_limit_is_reported_not_sent(
+    workspace, cli, emulator_server, monkeypatch, engine
+):
+    # "The character limit for field values is approximately 32k characters, regardless
+    # of data type" (Iterable's Field Data Types article, 208183076). A 100,000-character
+    # cell went out on the subscribe as it was, with no word before any write.
+    if engine == "duckdb":
+        monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "1")
+    fields = {"planTier": "plan", "bio": "bio", "tags": {"from": "tags", "type": "list"}}
+    workspace.write("traits.yaml", mapping_doc(fields))
+    long_tag = "t" * 32_001
+    rows = [
+        f"a@example.com,u-a,pro,{'x' * 100_000},[]",
+        f'b@example.com,u-b,free,{"y" * 32_000},"[""{long_tag}"", ""ok""]"',
+    ]
+    workspace.csv("data/churn.csv", "email,user_id,plan,bio,tags", rows)
+    workspace.audience("churn", {"csv": "data/churn.csv", "userId": "user_id"}, traits="crm")
+    plan = cli("plan", workspace.manifests)
+    assert plan.exit_code == 1, plan.output
+    assert (
+        "churn.csv:2: field 'bio' (column 'bio'): 'x***' holds text of 100,000 characters, "
+        "over the about 32,000 Iterable keeps in a field value; the field is not written "
+        "for this member"
+    ) in plan.stdout
+    assert (
+        "churn.csv:3: field 'tags' (column 'tags'): '[***' holds text of 32,001 characters"
+    ) in plan.stdout
+
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 1, result.output  # values not sent, like a bad number
+    assert "rejected" not in result.stdout
+    assert fields_of(emulator_server, "a@example.com") == {"planTier": "pro", "tags": []}
+    assert fields_of(emulator_server, "b@example.com") == {"planTier": "free", "bio": "y" * 32_000}
+    (churn,) = project(emulator_server).lists.values()
+    assert len(churn.members) == 2  # both subscribed
+
+
 def test_a_bad_value_skips_that_field_only_and_exits_non_zero(workspace, cli, emulator_server):
     setup(workspace, rows=[ROWS[0], ROWS[1].replace(",0,", ",zero,")])
     result = cli("apply", workspace.manifests, "--yes", "--show-members")

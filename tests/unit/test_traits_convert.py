@@ -170,6 +170,37 @@ def test_a_value_whose_items_disagree_in_type_is_not_sent() -> None:
     assert mapping(template("t", "{{ t }}")).values({"t": '[1, "x"]'}) == ({"t": '[1, "x"]'}, [])
 
 
+def test_a_value_over_iterables_size_limits_is_not_sent() -> None:
+    # Iterable keeps about 32k characters in a field value, nested ones included, and a
+    # request body holds 4 MB: a value past either is left out, as one that does not
+    # convert, and the member's other fields go ahead.
+    compiled = mapping(
+        column("bio", "b"), column("prefs", "p"), column("ids", "i"), template("t", "{{ b }}")
+    )
+    at_limit = "x" * 32_000
+    ok, errors = compiled.values({"b": at_limit, "p": {"a": [at_limit]}, "i": [1, 2]})
+    assert errors == [] and ok["bio"] == at_limit and ok["ids"] == [1, 2]
+    many = list(range(700_000))  # a query's array column: 4.8 MB of JSON
+    values, errors = compiled.values(
+        {"b": at_limit + "x", "p": {"a": ["ok", "y" * 40_000]}, "i": many}
+    )
+    assert values == {}
+    over = "over the about 32,000 Iterable keeps in a field value; the field is not written"
+    assert [reveal(e.message, True) for e in errors] == [
+        f"field 'bio' (column 'b'): '{'x' * 57}...' holds text of 32,001 characters, {over} "
+        "for this member",
+        f"field 'prefs' (column 'p'): '{{\"a\": [\"ok\", \"{'y' * 43}...' holds text of "
+        f"40,000 characters, {over} for this member",
+        "field 'ids' (column 'i'): '[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, "
+        "16...' is 4,788,891 bytes of JSON, over the 4,000,000 an Iterable request may carry; the "
+        "field is not written for this member",
+        f"field 't' (template at traits.yaml:7:5): the template gave '{'x' * 57}...', which "
+        f"holds text of 32,001 characters, {over} for this member",
+    ]
+    # Quoted a prefix at a time: a refused value of megabytes is not kept whole.
+    assert all(len(e.message) < 300 for e in errors)
+
+
 def test_templates_render_columns_and_the_row() -> None:
     compiled = mapping(
         template("greeting", "Hi {{ first_name | title }}"),
