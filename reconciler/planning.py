@@ -57,11 +57,12 @@ from reconciler.state.desired import (
     unreadable_sources,
 )
 from reconciler.state.field_tables import conflict_group
-from reconciler.state.fields import plan_fields
+from reconciler.state.fields import FieldsPlan, plan_fields
 from reconciler.state.live import LiveDestination, LiveList, read_live
 from reconciler.state.routes import choose_route
 from reconciler.state.unsendable import leave_out_unsendable
 from reconciler.traits import values as trait_values
+from reconciler.traits.limits import field_limit_note
 
 
 def make_plan(
@@ -297,6 +298,7 @@ def _plan_from_live(
                 desired.lists, live.all_lists, live.managed, deletions, declared
             )
             + unknown_campaign_notes(left_out.lists, campaign_ids)
+            + _field_limit_notes(fields)
         ),
         duplicate_rows=sum(item.duplicates for item in desired.lists),
         campaigns=tuple(campaigns),
@@ -416,6 +418,14 @@ def _read_campaigns(
             None,
         )
     return campaign_uses(lists, every, deletions), None, frozenset(c.id for c in every)
+
+
+def _field_limit_notes(fields: FieldsPlan) -> list[str]:
+    """The plan's note when its new fields take the project past Iterable's field limit."""
+    if fields.project_fields is None:
+        return []
+    note = field_limit_note(fields.new_fields, fields.project_fields)
+    return [note] if note is not None else []
 
 
 def unknown_campaign_notes(

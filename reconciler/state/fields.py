@@ -56,6 +56,8 @@ class FieldsPlan:
     issues_unlisted: int = 0
     # Fields this plan creates in Iterable, with the type their first value fixes (sorted)
     new_fields: tuple[tuple[str, str], ...] = ()
+    # Paths getFields lists, when it was read: with new_fields, the project's field count
+    project_fields: int | None = None
 
 
 def plan_fields(
@@ -117,10 +119,13 @@ def plan_fields(
         ]
     sent = list(_sent_values(planned, out.updates, mapped_items))
     if sent:
-        types = check_types(field_types if field_types is not None else client.get_fields(), sent)
+        if field_types is None:
+            field_types = client.get_fields()
+        types = check_types(field_types, sent)
         if types.conflicts:
             raise FieldTypeError(_conflict_message(desired, types.conflicts))
         out.new_fields = tuple(sorted(types.new_fields.items()))
+        out.project_fields = len(field_types)
         if types.double_fields:
             planned, doubled = _as_doubles(planned, out.updates, types.double_fields)
             out.updates = tuple(doubled)
@@ -158,6 +163,7 @@ def _plan_table_fields(
         if types.conflicts:
             raise FieldTypeError(_conflict_message(desired, types.conflicts))
         out.new_fields = tuple(sorted(types.new_fields.items()))
+        out.project_fields = len(field_types)
         if types.double_fields:
             out.lists, out.updates = with_doubles(out.lists, out.updates, types.double_fields)
     return out

@@ -12,17 +12,25 @@ every one of those is a field value to Iterable.
 A value whose JSON alone is over the 4 MB a request body may hold (bulkUpdate in the
 OpenAPI) can never be sent either, however it is batched (a list of a million numbers
 from a query's array column).
+
+A project has "a soft limit of 1,000 unique user profile fields (across all its users,
+with a field's uniqueness determined by its name and position on the user profile)"
+(bulkUpdate in the OpenAPI): an object keyed per member (`orders: {"order-123": ...}`)
+makes a field of every key. A soft limit can be raised for a project, and what Iterable
+does past it is not published, so a plan past it says so rather than refusing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reconciler.iterable.batching import encode
 
 FIELD_TEXT_MAX_CHARS = 32_000
 REQUEST_MAX_BYTES = 4_000_000
+PROJECT_FIELDS_SOFT_LIMIT = 1_000
 
 
 def over_limits(value: Any) -> str | None:
@@ -66,3 +74,22 @@ def _longest_text(value: Any) -> int:
         elif isinstance(item, Mapping):
             pending.extend(item.values())
     return longest
+
+
+def field_limit_note(new_fields: Sequence[tuple[str, str]], project_fields: int) -> str | None:
+    """A plan note when the fields a plan creates take the project past Iterable's soft
+    limit, naming the top-level fields that make most of them; `project_fields` counts
+    every path getFields lists (Iterable's own fields too: whether they count is not
+    published, and counting them warns the sooner)."""
+    total = project_fields + len(new_fields)
+    if not new_fields or total <= PROJECT_FIELDS_SOFT_LIMIT:
+        return None
+    per_root = Counter(path.split(".", 1)[0] for path, _kind in new_fields)
+    biggest = ", ".join(f"{root} makes {count:,}" for root, count in per_root.most_common(3))
+    return (
+        f"this plan creates {len(new_fields):,} user fields in a project that has "
+        f"{project_fields:,}: {total:,} in all, past Iterable's soft limit of "
+        f"{PROJECT_FIELDS_SOFT_LIMIT:,} per project (nested fields count: {biggest}); what "
+        "Iterable does past it is not published, so ask Iterable about the project's limit "
+        "before applying"
+    )

@@ -693,6 +693,42 @@ def test_text_over_iterables_field_value_limit_is_reported_not_sent(
     assert len(churn.members) == 2  # both subscribed
 
 
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_plan_taking_the_project_past_iterables_field_limit_says_so(
+    workspace, cli, emulator_server, monkeypatch, engine
+):
+    # "each project has a soft limit of 1,000 unique user profile fields ... with a field's
+    # uniqueness determined by its name and position on the user profile" (bulkUpdate in
+    # Iterable's OpenAPI): an object column keyed per member makes a field of each key, and
+    # the plan listed them among the new fields with no word about the limit.
+    if engine == "duckdb":
+        monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "1")
+    # 990 fields of another tool's, and the 6 of Iterable's own getFields lists in a
+    # hybrid project: 996.
+    project(emulator_server).field_types.update({f"legacy{i}": "string" for i in range(990)})
+    workspace.write("traits.yaml", mapping_doc({"orders": {"from": "o", "type": "object"}}))
+    rows = [f'u{i}@example.com,u-{i},"{{""order{i}"": {i}}}"' for i in range(4)]
+    workspace.audience("churn", {"csv": "data/churn.csv", "userId": "user_id"}, traits="crm")
+
+    workspace.csv("data/churn.csv", "email,user_id,o", rows[:3])
+    at_limit = cli("plan", workspace.manifests)
+    assert at_limit.exit_code == 0, at_limit.output
+    assert "soft limit" not in at_limit.output  # 996 + 4 is 1,000: at the limit, not past it
+
+    workspace.csv("data/churn.csv", "email,user_id,o", rows)
+    result = cli("plan", workspace.manifests, "--format", "json")
+    assert result.exit_code == 0, result.output
+    (note,) = [n for n in result.json()["destinations"][0]["notes"] if "soft limit" in n]
+    assert note == (
+        "this plan creates 5 user fields in a project that has 996: 1,001 in all, past "
+        "Iterable's soft limit of 1,000 per project (nested fields count: orders makes 5); "
+        "what Iterable does past it is not published, so ask Iterable about the project's "
+        "limit before applying"
+    )
+    text = cli("plan", workspace.manifests)
+    assert f"note: {note}" in text.stdout
+
+
 def test_a_bad_value_skips_that_field_only_and_exits_non_zero(workspace, cli, emulator_server):
     setup(workspace, rows=[ROWS[0], ROWS[1].replace(",0,", ",zero,")])
     result = cli("apply", workspace.manifests, "--yes", "--show-members")
