@@ -9,9 +9,11 @@ the side of "approximately" that never sends a value Iterable may cut or drop. E
 checked where it stands (a field's value, an item of a list, a value inside an object):
 every one of those is a field value to Iterable.
 
-A value whose JSON alone is over the 4 MB a request body may hold (bulkUpdate in the
-OpenAPI) can never be sent either, however it is batched (a list of a million numbers
-from a query's array column).
+A member's values must fit one request (a body holds at most 4 MB: bulkUpdate in the
+OpenAPI): its subscribe or bulkUpdate entry is sent whole, and one over the limit was
+refused at apply (its membership with it, after other lists were written), be it a list
+of a million numbers from a query's array column or 129 texts of 31,000 characters. The
+largest values are left out until the rest fit.
 
 A project has "a soft limit of 1,000 unique user profile fields (across all its users,
 with a field's uniqueness determined by its name and position on the user profile)"
@@ -31,6 +33,13 @@ from reconciler.iterable.batching import encode
 FIELD_TEXT_MAX_CHARS = 32_000
 REQUEST_MAX_BYTES = 4_000_000
 PROJECT_FIELDS_SOFT_LIMIT = 1_000
+# What a member's entry holds besides its fields (email up to 254 characters, a userId up
+# to 52, the flags) and the request's own keys, with room to spare.
+_ENTRY_ROOM = 4_096
+MEMBER_FIELDS_MAX_BYTES = REQUEST_MAX_BYTES - _ENTRY_ROOM
+# A field's bytes besides its text: a 200-character name escaped, quotes, colon, comma,
+# or a number (a 4,096-bit integer is 1,234 digits).
+_FIELD_ROOM = 6 * 200 + 1_300
 
 
 def over_limits(value: Any) -> str | None:
@@ -39,16 +48,7 @@ def over_limits(value: Any) -> str | None:
         return _text_over(len(value))
     if not isinstance(value, list | tuple | Mapping):
         return None  # numbers, booleans, null: short whatever they hold
-    longest = _longest_text(value)
-    if longest > FIELD_TEXT_MAX_CHARS:
-        return _text_over(longest)
-    size = len(encode(value))
-    if size > REQUEST_MAX_BYTES:
-        return (
-            f"is {size:,} bytes of JSON, over the {REQUEST_MAX_BYTES:,} an Iterable request "
-            "may carry"
-        )
-    return None
+    return _text_over(_longest_text(value))
 
 
 def _text_over(length: int) -> str | None:
@@ -93,3 +93,25 @@ def field_limit_note(new_fields: Sequence[tuple[str, str]], project_fields: int)
         "Iterable does past it is not published, so ask Iterable about the project's limit "
         "before applying"
     )
+
+
+def fits_request(bound: int, fields: int) -> bool:
+    """Whether a member's values surely fit one request, from `bound` (at least the bytes
+    of its text, lists and objects: 6 per character of text, an escape such as \\u0001 being
+    6) and its number of fields, each taking at most _FIELD_ROOM besides (its name, a
+    number)."""
+    return bound + fields * _FIELD_ROOM <= MEMBER_FIELDS_MAX_BYTES
+
+
+def over_request(values: Mapping[str, Any]) -> list[str]:
+    """The fields to leave out, largest first, so that the rest of one member's values fit
+    one request (MEMBER_FIELDS_MAX_BYTES)."""
+    sizes = {name: len(encode({name: value})) for name, value in values.items()}
+    total = sum(sizes.values())
+    dropped = []
+    for name in sorted(sizes, key=lambda n: (-sizes[n], n)):
+        if total <= MEMBER_FIELDS_MAX_BYTES:
+            break
+        dropped.append(name)
+        total -= sizes[name]
+    return dropped

@@ -12,10 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.iterable.batching import encode
 from reconciler.manifest import Location
 from reconciler.manifest.manifests import TraitMapping
 from reconciler.traits.convert import CONVERTERS, ConversionError, describe_value
-from reconciler.traits.limits import over_limits
+from reconciler.traits.limits import (
+    FIELD_TEXT_MAX_CHARS,
+    REQUEST_MAX_BYTES,
+    fits_request,
+    over_limits,
+    over_request,
+)
 from reconciler.traits.template import (
     ROW_VARIABLE,
     Template,
@@ -103,9 +110,21 @@ class CompiledField:
             raise FieldValueError(FieldError(self.name, self.source, reason)) from None
 
 
+# Values whose JSON is short whatever they hold (a 4,096-bit integer is 1,234 digits;
+# a bool is an int).
+_SMALL = (int, float)
+
+
 def _whole(value: Any) -> Any:
     """A converted value Iterable would take as a whole (traits.types.mixed_types) and
     within its size limits (traits.limits)."""
+    # Text, numbers and null first: nearly every value, made for every row.
+    if isinstance(value, str):
+        if len(value) > FIELD_TEXT_MAX_CHARS:
+            raise ConversionError(over_limits(value) or "")
+        return value
+    if value is None or isinstance(value, _SMALL):
+        return value
     mixed = mixed_types(value)
     if mixed is not None:
         raise ConversionError(mixed)
@@ -153,13 +172,33 @@ class CompiledMapping:
         """Every field's value for one row, and the errors of those that failed."""
         out: dict[str, Any] = {}
         errors: list[FieldError] = []
+        # At least the bytes the values take in a request, without encoding text: enough
+        # to tell that nearly every member fits one.
+        bound = 0
         for compiled in self.fields:
             try:
-                out[compiled.name] = compiled.value(row)
+                value = compiled.value(row)
             except FieldAbsent:
                 continue
             except FieldValueError as failure:
                 errors.append(failure.error)
+                continue
+            out[compiled.name] = value
+            if isinstance(value, str):
+                bound += 6 * len(value)  # JSON spends at most 6 bytes on a character
+            elif not (value is None or isinstance(value, _SMALL)):
+                bound += len(encode(value))  # a list or an object
+        if fits_request(bound, len(out)):
+            return out, errors
+        for name in over_request(out):
+            # Sent whole or not at all: the member's entry must fit one request.
+            size = len(encode(out.pop(name)))
+            compiled = next(f for f in self.fields if f.name == name)
+            reason = (
+                f"its value ({size:,} bytes of JSON) and the member's other fields would be "
+                f"over the {REQUEST_MAX_BYTES:,} bytes an Iterable request may carry"
+            )
+            errors.append(FieldError(name, compiled.source, reason))
         return out, errors
 
 

@@ -729,6 +729,35 @@ def test_a_plan_taking_the_project_past_iterables_field_limit_says_so(
     assert f"note: {note}" in text.stdout
 
 
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_member_whose_values_fit_no_request_is_still_subscribed(
+    workspace, cli, emulator_server, monkeypatch, engine
+):
+    # 129 fields of 31,000 characters: each within Iterable's limits, together over the
+    # 4 MB a request may carry. The plan said nothing and apply refused the member,
+    # subscribe and all, after writing the other lists.
+    if engine == "duckdb":
+        monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "1")
+    workspace.write("traits.yaml", mapping_doc({f"f{i:03}": "bio" for i in range(129)}))
+    rows = [f"a@example.com,u-a,{'x' * 31_000}", "b@example.com,u-b,short"]
+    workspace.csv("data/churn.csv", "email,user_id,bio", rows)
+    workspace.audience("churn", {"csv": "data/churn.csv", "userId": "user_id"}, traits="crm")
+    plan = cli("plan", workspace.manifests)
+    assert plan.exit_code == 1, plan.output
+    assert (
+        "churn.csv:2: field 'f000' (column 'bio'): its value (31,002 bytes of JSON) "
+        "and the member's other fields would be over the 4,000,000 bytes an Iterable "
+        "request may carry"
+    ) in plan.stdout
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 1, result.output  # a value not sent
+    assert "rejected" not in result.stdout
+    (churn,) = project(emulator_server).lists.values()
+    assert len(churn.members) == 2  # both subscribed
+    assert len(fields_of(emulator_server, "a@example.com")) == 128
+    assert len(fields_of(emulator_server, "b@example.com")) == 129
+
+
 def test_a_bad_value_skips_that_field_only_and_exits_non_zero(workspace, cli, emulator_server):
     setup(workspace, rows=[ROWS[0], ROWS[1].replace(",0,", ",zero,")])
     result = cli("apply", workspace.manifests, "--yes", "--show-members")

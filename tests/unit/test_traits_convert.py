@@ -191,14 +191,34 @@ def test_a_value_over_iterables_size_limits_is_not_sent() -> None:
         "for this member",
         f"field 'prefs' (column 'p'): '{{\"a\": [\"ok\", \"{'y' * 43}...' holds text of "
         f"40,000 characters, {over} for this member",
-        "field 'ids' (column 'i'): '[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, "
-        "16...' is 4,788,891 bytes of JSON, over the 4,000,000 an Iterable request may carry; the "
-        "field is not written for this member",
         f"field 't' (template at traits.yaml:7:5): the template gave '{'x' * 57}...', which "
         f"holds text of 32,001 characters, {over} for this member",
+        "field 'ids' (column 'i'): its value (4,788,891 bytes of JSON) and the member's other "
+        "fields would be over the 4,000,000 bytes an Iterable request may carry; the field is "
+        "not written for this member",
     ]
     # Quoted a prefix at a time: a refused value of megabytes is not kept whole.
     assert all(len(e.message) < 300 for e in errors)
+
+
+def test_values_that_fit_no_request_together_leave_out_the_largest_until_the_rest_fit() -> None:
+    # Each value alone is within Iterable's limits, the 129 together are over the 4 MB a
+    # request may carry: the member was refused at apply, its subscribe with it, after
+    # other lists were written.
+    fields = [column(f"f{i:03}", "bio") for i in range(129)]
+    compiled = mapping(*fields, column("tags", "tags"))
+    values, errors = compiled.values({"bio": "x" * 31_000, "tags": [1, 2]})
+    # 128 of the 129, and tags
+    assert len(values) == 129 and "f000" not in values and values["tags"] == [1, 2]
+    assert [reveal(e.message, True) for e in errors] == [
+        "field 'f000' (column 'bio'): its value (31,002 bytes of JSON) and the member's other "
+        "fields would be over the 4,000,000 bytes an Iterable request may carry; the field "
+        "is not written for this member"
+    ]
+    # The largest go first, then the first by name among equals.
+    values, errors = compiled.values({"bio": "x" * 31_000, "tags": ["y" * 31_500]})
+    assert [e.field for e in errors] == ["tags", "f000"]
+    assert compiled.values({"bio": "x" * 30_000, "tags": [1]})[1] == []
 
 
 def test_templates_render_columns_and_the_row() -> None:
