@@ -367,7 +367,8 @@ def main() -> None:
             apply = reconciler(["apply", str(manifests), "--yes"], env)
             minimum = math.ceil(adds / BATCH) + math.ceil(removes / BATCH)
             print(
-                f"churn  apply {apply.wall_seconds:7.2f} s  peak RSS {apply.peak_rss_mb:6.0f} MB  "
+                f"churn  apply {apply.wall_seconds:7.2f} s  cpu {apply.cpu_seconds:6.2f} s  "
+                f"peak RSS {apply.peak_rss_mb:6.0f} MB  "
                 + _writes(emulator, mark_at, minimum, args.write_limit)
             )
 

@@ -4,7 +4,10 @@ request body: 4MB").
 
 Sizes are measured, not estimated: every user is encoded with the same encoder that sends
 the request, and a request's body is exactly its users' encodings joined by commas inside
-`{"users":[...]}`.
+`{"users":[...]}` (or subscribe's envelope). Packing is one greedy pass in the users' order:
+each request as full as both limits allow, so a list's adds take the fewest requests any
+split in that order can (cutting by count first and then by size again would leave a
+short request behind each cut), and the same users always make the same requests.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+T = TypeVar("T")
 _ENVELOPE = len(b'{"users":[]}')
 
 
@@ -47,27 +51,31 @@ def pack_users(
 
 
 def pack_lazily(
-    users: Iterable[dict[str, Any]],
+    items: Iterable[T],
     *,
     max_users: int,
     max_bytes: int,
-    too_large: Callable[[dict[str, Any]], None],
+    too_large: Callable[[T], None],
     envelope: int = _ENVELOPE,
-) -> Iterator[list[dict[str, Any]]]:
+    payload: Callable[[T], Any] = lambda item: item,
+) -> Iterator[list[T]]:
     """pack_users a request at a time, for users read a batch at a time (a plan's field
-    updates may be millions); users alone over `max_bytes` go to `too_large`."""
-    current: list[dict[str, Any]] = []
+    updates or a list's adds may be millions); users alone over `max_bytes` go to
+    `too_large`. `payload(item)` is what goes on the wire for an item (the item itself by
+    default): the executor packs members and sends their payloads. One encoding per item,
+    the only work beyond a sum: linear in the users."""
+    current: list[T] = []
     size = envelope
-    for user in users:
-        user_size = len(encode(user))
+    for item in items:
+        user_size = len(encode(payload(item)))
         if envelope + user_size > max_bytes:
-            too_large(user)
+            too_large(item)
             continue
         extra = user_size + (1 if current else 0)  # the comma between users
         if current and (len(current) >= max_users or size + extra > max_bytes):
             yield current
             current, size, extra = [], envelope, user_size
-        current.append(user)
+        current.append(item)
         size += extra
     if current:
         yield current

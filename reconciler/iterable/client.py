@@ -523,17 +523,21 @@ class IterableClient:
         *,
         update_existing_users_only: bool = False,
         list_just_created: bool = False,
+        packed: bool = False,
     ) -> BatchResult:
         """Subscribe in requests of at most `batch_size` members and
         `bulk_update_max_bytes` bytes of encoded body (members carry their mapped fields,
         so a thousand of them can be over Iterable's 4 MB). A member whose entry alone is
         over the limit is not sent and comes back as failed. When `list_just_created`, an
-        invalidListId answer is retried until settings.fresh_list_wait after the create."""
-        options: dict[str, Any] = {}
-        if update_existing_users_only:
-            options["updateExistingUsersOnly"] = True
-        envelope = {"listId": list_id, "subscribers": [], **options}
-        requests, total = self._pack(subscribers, "subscribe", len(encode(envelope)))
+        invalidListId answer is retried until settings.fresh_list_wait after the create.
+        `packed`: the subscribers were packed into one request already, as the executor
+        packs a list's adds (batching.pack_lazily with subscribe_envelope's size): sent as
+        one request without measuring each member a second time."""
+        envelope = self.subscribe_envelope(list_id, update_existing_users_only)
+        if packed:
+            requests, total = [subscribers] if subscribers else [], BatchResult()
+        else:
+            requests, total = self._pack(subscribers, "subscribe", len(encode(envelope)))
 
         def send(chunk: list[dict[str, Any]]) -> BatchResult:
             payload = {**envelope, "subscribers": chunk}
@@ -546,6 +550,15 @@ class IterableClient:
         for chunk in requests:
             total.merge(self._isolating_type_refusals(chunk, send))
         return total
+
+    @staticmethod
+    def subscribe_envelope(list_id: int, update_existing_users_only: bool) -> dict[str, Any]:
+        """A subscribe's body with no subscribers: what the body size limit leaves for them
+        is the limit less its encoded size."""
+        options: dict[str, Any] = {}
+        if update_existing_users_only:
+            options["updateExistingUsersOnly"] = True
+        return {"listId": list_id, "subscribers": [], **options}
 
     def _to_fresh_list(
         self, list_id: int, just_created: bool, send: Callable[[], BatchResult]

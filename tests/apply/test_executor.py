@@ -4,6 +4,8 @@ plan's changes in Iterable's order, through one batch sender."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from reconciler.apply.executor import (
     subscriber_payload,
     update_payload,
 )
+from reconciler.iterable.batching import encode
 from reconciler.members.identity import Member
 from reconciler.plan import (
     AddMembers,
@@ -21,6 +24,7 @@ from reconciler.plan import (
     DestinationPlan,
     FieldUpdate,
     ListDeletion,
+    ListPlan,
     Plan,
     RemoveMembers,
 )
@@ -359,3 +363,121 @@ def test_each_project_type_identifies_a_user_by_its_own_identifiers_only():
     assert removal_payload("a@example.com", "hybrid", True) == {"userId": "a@example.com"}
     assert removal_payload("a@example.com", "hybrid", False) == {"email": "a@example.com"}
     assert removal_payload("a@example.com", "email", True) == {"email": "a@example.com"}
+
+
+def _with_notes(name: str, list_id: int, notes: list[int]) -> ListPlan:
+    """A list adding one member per entry of `notes`, whose mapped field `note` is that
+    many bytes (none at 0); members in the plan's order."""
+    adds = tuple(member(f"{name}{i}@example.com") for i in range(len(notes)))
+    fields = {m.key: {"note": "x" * n} for m, n in zip(adds, notes, strict=True) if n}
+    return dataclasses.replace(list_plan(name, list_id=list_id, add=adds), add_fields=fields)
+
+
+def _subscribes(server, lp: ListPlan) -> list[list[dict]]:
+    """The subscribers of each subscribe request Iterable took for the list, in the plan's
+    order of their members (requests in flight together may arrive in any order)."""
+    position = {m.email: i for i, m in enumerate(lp.add)}
+    bodies = [
+        r.body["subscribers"]
+        for r in server.emulator.request_log
+        if r.path == "/api/lists/subscribe" and r.status == 200 and r.body["listId"] == lp.list_id
+    ]
+    return sorted(bodies, key=lambda body: position[body[0]["email"]])
+
+
+def test_a_lists_adds_take_the_fewest_requests_the_count_and_the_body_size_allow(
+    emulator_server,
+):
+    """Adds were cut into batches of 1,000 and each batch cut again by bytes: 10,000
+    members with 4.1 KB of fields took 20 requests (962 + 38 per batch) where 11 carry
+    them. Every request is now as full as both limits allow: the count is the least any
+    split can make (each request holds at most 1,000 members and the body limit less the
+    envelope, its members' bytes plus a comma each), measured on the bodies as sent."""
+    proj = emulator_server.emulator.project("default")
+    limit = 4_000_000
+    lists = (
+        _with_notes("uniform", proj.add_list("uniform"), [4100] * 10_000),
+        # Sizes from none to 9 KB, interleaved.
+        _with_notes("mixed", proj.add_list("mixed"), [(i * 7919) % 9000 for i in range(3000)]),
+        _with_notes("plain", proj.add_list("plain"), [0] * 2500),  # the count binds
+    )
+    plan = Plan((DestinationPlan("prod", "hybrid", lists),))
+    with client(emulator_server, concurrency=2) as c:
+        report = apply_plan(plan, {"prod": c})
+    assert report.ok
+
+    expected = {"uniform": 11, "mixed": 4, "plain": 3}  # before: 20, 6 and 3
+    for lp in lists:
+        assert lp.list_id is not None
+        requests = _subscribes(emulator_server, lp)
+        assert len(requests) == expected[lp.list_name], lp.list_name
+        envelope = len(encode({"listId": lp.list_id, "subscribers": []}))
+        sizes = [len(encode(s)) for body in requests for s in body]
+        least = max(
+            math.ceil(len(sizes) / 1000),
+            math.ceil(sum(n + 1 for n in sizes) / (limit - envelope + 1)),
+        )
+        assert len(requests) == least, lp.list_name
+        # In the plan's order, each request full: the next member would break a limit.
+        assert [s["email"] for body in requests for s in body] == [m.email for m in lp.add]
+        for body, after in itertools.pairwise(requests):
+            size = len(encode({"listId": lp.list_id, "subscribers": body}))
+            assert size <= limit and len(body) <= 1000
+            assert len(body) == 1000 or size + 1 + len(encode(after[0])) > limit
+        assert len(proj.members(lp.list_id)) == len(lp.add)
+    assert report.requests == sum(expected.values())
+
+
+def test_the_same_plan_makes_the_same_subscribe_requests(emulator_server):
+    """Packing follows the plan's order alone (not the answers, nor the threads): a plan
+    applied twice sends its members in the same requests."""
+    proj = emulator_server.emulator.project("default")
+    notes = [(i * 7919) % 1500 for i in range(300)]
+    made = []
+    for name in ("first", "second"):
+        list_id = proj.add_list(name)
+        lp = _with_notes("m", list_id, notes)
+        with client(emulator_server, concurrency=4, bulk_update_max_bytes=16_000) as c:
+            assert apply_plan(Plan((DestinationPlan("prod", "hybrid", (lp,)),)), {"prod": c}).ok
+        made.append([[s["email"] for s in body] for body in _subscribes(emulator_server, lp)])
+    assert made[0] == made[1]
+    assert len(made[0]) > 10  # the byte limit cut them many times
+
+
+def test_field_updates_take_the_fewest_requests_across_read_batches(emulator_server):
+    """bulkUpdate packs the updates as one stream (read from the plan 10,000 at a time),
+    not batch by batch: 2,000 users of about 450 bytes under a 400,000-byte limit take 3
+    requests (about 860 users fill one), where 1,000-user batches cut again by bytes would
+    take 4."""
+    updates = tuple(
+        FieldUpdate(
+            f"u{i}@example.com", "email", f"u{i}@example.com", None, {"note": (None, "x" * 410)}
+        )
+        for i in range(2000)
+    )
+    plan = Plan((DestinationPlan("prod", "hybrid", (), field_updates=updates),))
+    with client(emulator_server, bulk_update_max_bytes=400_000) as c:
+        report = apply_plan(plan, {"prod": c})
+    assert report.ok
+    bodies = [
+        r.body["users"]
+        for r in emulator_server.emulator.request_log
+        if r.path == "/api/users/bulkUpdate" and r.status == 200
+    ]
+    assert len(bodies) == 3
+    assert sum(len(users) for users in bodies) == 2000
+    assert all(len(encode({"users": users})) <= 400_000 for users in bodies)
+
+
+def test_a_member_alone_over_the_body_limit_is_rejected_and_the_others_added(emulator_server):
+    proj = emulator_server.emulator.project("default")
+    lp = _with_notes("m", proj.add_list("vip"), [10, 5000, 10])
+    with client(emulator_server, bulk_update_max_bytes=2048) as c:
+        report = apply_plan(Plan((DestinationPlan("prod", "hybrid", (lp,)),)), {"prod": c})
+    (result,) = report.destinations[0].lists
+    reason = "its fields are over 2048 bytes, more than one subscribe request may carry"
+    assert result.rejected == {"m1@example.com": reason}
+    assert result.added == 2 and not report.ok
+    assert [[s["email"] for s in body] for body in _subscribes(emulator_server, lp)] == [
+        ["m0@example.com", "m2@example.com"]
+    ]

@@ -71,6 +71,82 @@ def test_apply_killed_at_a_random_point_is_finished_by_the_next_run(
     assert read_journal(journals(workspace.root / ".reconciler")[-1]).outcome == "success"
 
 
+# What main (2a9658d, before adds were packed across a list) wrote for the audience of the
+# next test: its adds cut into 1,000-member batches (one journal step each) and each batch
+# cut again by bytes, 860 + 140 members at RECONCILER_BULK_UPDATE_MAX_BYTES=400000, its
+# apply (concurrency 1) SIGKILLed just before its 6th subscribe request: two steps done,
+# the third in flight with its first request (860 members) answered. Verbatim but for the
+# host, renamed so that no process of this machine passes for its pid.
+MAIN_JOURNAL_KILLED_MID_BATCH = """\
+{"at":"2026-12-06T12:33:31.648+00:00","event":"run_started","pid":32109,"host":"runner-2","reconciler_version":"0.1.0","lists":[{"destination":"prod","list":"vip","list_id":1000001,"create":false,"add":10000,"remove":0}],"deletions":[]}
+{"at":"2026-12-06T12:33:31.654+00:00","event":"intent","step":1,"op":"subscribe","destination":"prod","list":"vip","list_id":1000001,"members":1000}
+{"at":"2026-12-06T12:33:31.746+00:00","event":"outcome","step":1,"status":"done","succeeded":1000,"rejected":0}
+{"at":"2026-12-06T12:33:31.747+00:00","event":"intent","step":2,"op":"subscribe","destination":"prod","list":"vip","list_id":1000001,"members":1000}
+{"at":"2026-12-06T12:33:31.890+00:00","event":"outcome","step":2,"status":"done","succeeded":1000,"rejected":0}
+{"at":"2026-12-06T12:33:31.891+00:00","event":"intent","step":3,"op":"subscribe","destination":"prod","list":"vip","list_id":1000001,"members":1000}
+"""
+
+
+def test_a_run_killed_under_the_old_batching_is_finished_in_full_requests(
+    workspace, cli, emulator_server, monkeypatch
+):
+    """Batch boundaries are no part of resuming: the journal records each request's count
+    (a note for people), and the next apply plans from Iterable as it is. A run main killed
+    midway through a 1,000-member batch, which its journal shows in flight, is finished by
+    this version's packing in the fewest requests, and says what that run left."""
+    monkeypatch.setenv("RECONCILER_BULK_UPDATE_MAX_BYTES", "400000")
+    note = "x" * 410
+    emails = sorted(f"m{i}@example.com" for i in range(10_000))  # the plan's order
+    workspace.csv("vip.csv", "email,note", [f"{email},{note}" for email in emails])
+    workspace.write(
+        "traits.yaml",
+        json.dumps(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "TraitMapping",
+                "metadata": {"name": "crm"},
+                "spec": {"fields": {"note": "note"}},
+            }
+        ),
+    )
+    workspace.audience("vip", {"csv": "vip.csv", "email": "email"}, traits="crm")
+    proj = emulator_server.emulator.project("default")
+    list_id = proj.add_list("vip")
+    for email in emails[:2860]:  # what the killed run's five requests subscribed
+        proj.subscribe_direct(list_id, email=email, data_fields={"note": note})
+    runs = workspace.root / ".reconciler" / "runs"
+    runs.mkdir(parents=True)
+    killed = runs / "apply-20261206T123331.647000Z-32109.jsonl"
+    killed.write_text(MAIN_JOURNAL_KILLED_MID_BATCH)
+
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert (
+        "stopped without finishing: 2 request(s) done, 0 failed, 1 in flight whose outcome "
+        "is unknown" in result.stderr
+    )
+    sent = [
+        r.body["subscribers"]
+        for r in emulator_server.emulator.request_log
+        if r.path == "/api/lists/subscribe" and r.status == 200
+    ]
+    # 7,140 members left, 860 fit a request: 9 requests (main's cutting: 15).
+    assert sorted(len(body) for body in sent) == [260] + [860] * 8
+    assert sorted(members_of(emulator_server, "vip")) == emails
+    assert {proj.find_user(email=e).data_fields["note"] for e in emails} == {note}
+    # One journal step per request now, and the old journal is left as it was.
+    [_, new] = journals(workspace.root / ".reconciler")
+    steps = [
+        line["members"]
+        for line in map(json.loads, new.read_text().splitlines())
+        if line.get("op") == "subscribe" and line["event"] == "intent"
+    ]
+    assert sorted(steps) == sorted(len(body) for body in sent)
+    assert killed.read_text() == MAIN_JOURNAL_KILLED_MID_BATCH
+    again = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+
+
 def test_a_journal_cut_mid_line_reads_up_to_the_cut(tmp_path):
     path = tmp_path / "apply-x.jsonl"
     path.write_text(
