@@ -269,7 +269,7 @@ def test_the_largest_body_setting_allowed_is_one_iterable_takes_however_it_count
     assert MAX_BATCH_BYTES == 4_000_000
     top = ClientSettings.from_env({"RECONCILER_BULK_UPDATE_MAX_BYTES": "4000000"})
     assert top.bulk_update_max_bytes == MAX_BATCH_BYTES
-    with pytest.raises(ConfigError, match="between 1024 and 4000000"):
+    with pytest.raises(ConfigError, match="a whole number from 1024 to 4000000"):
         ClientSettings.from_env({"RECONCILER_BULK_UPDATE_MAX_BYTES": str(4 * 1024 * 1024)})
 
 
