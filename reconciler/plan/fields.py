@@ -111,7 +111,7 @@ class MergedFields:
 
 def merge_fields(lists: Sequence[MappedList]) -> MergedFields:
     merged = MergedFields(members=_FirstMember(lists))
-    first_from: dict[tuple[str, str], str] = {}  # (key, field) -> audience that set it
+    first_from: dict[tuple[str, str], int] = {}  # (key, field) -> index of the list setting it
     copied: set[str] = set()  # members whose merged values are their own dict, not a list's
     for index, mapped in enumerate(lists):
         adding = set(mapped.adding)
@@ -134,19 +134,25 @@ def merge_fields(lists: Sequence[MappedList]) -> MergedFields:
                     continue
                 if name not in target:
                     target[name] = value
-                    first_from[(key, name)] = mapped.audience
-                elif not same_value(target[name], value):
+                    first_from[(key, name)] = index
+                    continue
+                setter = first_from.get((key, name))
+                if setter is None:
+                    setter = _first_list(lists[:index], key)
+                reason = conflict_reason(
+                    name,
+                    target[name],
+                    value,
+                    lists[setter].merge_nested_objects != mapped.merge_nested_objects,
+                )
+                if reason is not None:
                     merged.conflicted.add((key, name))
-                    other = first_from.get((key, name)) or _first_audience(lists[:index], key)
+                    other = lists[setter].audience
                     merged.conflicts.append(
                         (
                             mapped.audience,
                             MemberIssue(
-                                f"audiences {other!r} and {mapped.audience!r}",
-                                f"field {name!r} gets {shown_value(target[name])} from one and "
-                                f"{shown_value(value)} from the other; it is not written for "
-                                "this member",
-                                key,
+                                f"audiences {other!r} and {mapped.audience!r}", reason, key
                             ),
                         )
                     )
@@ -156,9 +162,32 @@ def merge_fields(lists: Sequence[MappedList]) -> MergedFields:
     return merged
 
 
-def _first_audience(lists: Sequence[MappedList], key: str) -> str:
-    """The audience whose values a member's merged values started from."""
-    return next(mapped.audience for mapped in lists if key in mapped.values)
+def _first_list(lists: Sequence[MappedList], key: str) -> int:
+    """The index of the list whose values a member's merged values started from."""
+    return next(i for i, mapped in enumerate(lists) if key in mapped.values)
+
+
+def conflict_reason(name: str, first: Any, value: Any, modes_differ: bool) -> str | None:
+    """Why two audiences' values for one member's field cannot both be written, or None
+    when they can. Shared by both engines (state/field_tables.py), so they agree.
+
+    Equal objects still conflict when one mapping merges nested objects and the other
+    replaces them: a subscribe sends each list's own mode, so the outcome would hang on
+    the order of requests (the replacing one, last or not, wipes the keys the profile has
+    beside them) while an update of a member already on both lists merges; and either
+    outcome then compares as done. Scalars and lists are written alike in both modes."""
+    if not same_value(first, value):
+        return (
+            f"field {name!r} gets {shown_value(first)} from one and {shown_value(value)} "
+            "from the other; it is not written for this member"
+        )
+    if modes_differ and isinstance(first, Mapping) and isinstance(value, Mapping):
+        return (
+            f"field {name!r} gets {shown_value(value)} from both, merged into the profile's "
+            "object by one (mergeNestedObjects) and replacing it by the other; it is not "
+            "written for this member"
+        )
+    return None
 
 
 def plan_field_updates(

@@ -42,7 +42,7 @@ from reconciler.members.engine.field_tables import (
 from reconciler.members.identity import Member, ProjectType
 from reconciler.members.model import Engine, TableRows
 from reconciler.plan import FieldRead, FieldUpdate, ListPlan
-from reconciler.plan.fields import shown_value
+from reconciler.plan.fields import conflict_reason
 from reconciler.plan.fingerprint import ValuesDigest
 from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.sources import MemberIssue
@@ -232,9 +232,12 @@ def _settle_conflicts(merged: MergedTables) -> tuple[list[tuple[str, MemberIssue
             for key, name, held in batch:
                 first_index, _, _, first_text = held[0]
                 target = from_json(first_text)
+                first_merges = merged.lists[first_index].merge_nested_objects
                 for index, pos, number, text in held[1:]:
-                    value = from_json(text)
-                    if text == first_text or same_value(target, value):
+                    value = target if text == first_text else from_json(text)
+                    modes_differ = merged.lists[index].merge_nested_objects != first_merges
+                    reason = conflict_reason(name, target, value, modes_differ)
+                    if reason is None:
                         continue
                     found += 1
                     yield key, name
@@ -243,13 +246,7 @@ def _settle_conflicts(merged: MergedTables) -> tuple[list[tuple[str, MemberIssue
                     order = (-index, -pos, -number)
                     if len(heap) >= cap and (not heap or order <= heap[0][0]):
                         break  # later in plan order than every one kept: counted only
-                    issue = MemberIssue(
-                        where,
-                        f"field {name!r} gets {shown_value(target)} from one and "
-                        f"{shown_value(value)} from the other; it is not written for this "
-                        "member",
-                        key,
-                    )
+                    issue = MemberIssue(where, reason, key)
                     if len(heap) < cap:
                         heapq.heappush(heap, (order, issue))
                     else:

@@ -1069,6 +1069,53 @@ def test_merge_nested_objects_comes_from_the_mapping(workspace, cli, emulator_se
     assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
 
 
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_equal_objects_one_audience_merges_and_one_replaces_are_a_conflict(
+    workspace, cli, emulator_server, monkeypatch, engine
+):
+    """keep merges nested objects, wipe replaces them, and both want prefs {a: 1} for a
+    member Iterable has with prefs {z: 9}. The subscribes of a member new to both lists
+    carried each list's mode, so wipe's replaced prefs and z was lost (the next plan then
+    found {a: 1} done for both); now the field is a conflict, written by neither, and
+    the plan says so, masked, exits 1 as for audiences giving different values, and the
+    next plan is the same."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    proj = project(emulator_server)
+    proj.add_user(email="pat@example.com", data_fields={"prefs": {"z": 9}})
+    row = 'pat@example.com,"{""a"": 1}",gold'
+    for name in ("keep", "wipe"):
+        workspace.csv(f"data/{name}.csv", "email,prefs,tier", [row])
+        workspace.audience(name, {"csv": f"data/{name}.csv"}, traits=name)
+    fields = {"prefs": {"from": "prefs", "type": "object"}, "tier": "tier"}
+    workspace.write(
+        "traits.yaml",
+        mapping_doc(fields, name="keep", mergeNestedObjects=True)
+        + "\n---\n"
+        + mapping_doc(fields, name="wipe"),
+    )
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 1, plan.output
+    (issue,) = plan.json()["destinations"][0]["field_issues"]
+    assert issue["where"] == "audiences 'keep' and 'wipe'"
+    assert issue["reason"].startswith("field 'prefs' gets ")
+    assert (
+        "from both, merged into the profile's object by one (mergeNestedObjects)"
+        in (issue["reason"])
+    )
+    text = cli("plan", workspace.manifests)
+    assert "pat@example.com" not in text.output and '"a": 1' not in text.output
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 1, applied.output
+    fields = proj.find_user(email="pat@example.com").data_fields
+    assert fields["prefs"] == {"z": 9}  # nothing written to prefs: z survives
+    assert fields["tier"] == "gold"  # the member's other fields went ahead
+    again = cli("plan", workspace.manifests, "--format", "json")
+    assert again.exit_code == 1, again.output
+    assert again.json()["destinations"][0]["field_issues"] == [issue]
+    assert again.json()["summary"]["users_to_update"] == 0
+    assert again.json()["summary"]["members_to_add"] == 0
+
+
 def test_a_saved_plan_carries_field_writes(workspace, cli, emulator_server, tmp_path):
     setup(workspace)
     first = tmp_path / "first.plan"

@@ -271,11 +271,14 @@ def test_a_new_lists_adds_already_on_another_list_are_added_not_updated(tmp_path
 # Random destinations of three mapped audiences over ten people: which lists exist, who is
 # on them, who the sources list, their values (fields shared between mappings, so they
 # agree or disagree), and who left a list themselves (held back by consent).
+# prefs, an object, is merged by one and replaced by two (equal objects conflict there).
+PREFS = {"from": "prefs", "type": "object"}
 RANDOM_MAPPINGS: dict[str, dict[str, Any]] = {
-    "one": {"tier": "plan", "score": {"from": "score", "type": "number"}},
-    "two": {"tier": "plan", "note": "note"},
+    "one": {"tier": "plan", "score": {"from": "score", "type": "number"}, "prefs": PREFS},
+    "two": {"tier": "plan", "note": "note", "prefs": PREFS},
     "three": {"score": {"from": "score", "type": "number"}, "note": "note"},
 }
+RANDOM_PREFS = ['"{""a"": 1}"', '"{""a"": 1}"', '"{""b"": ""x""}"', ""]
 
 
 def _random_case(tmp: Path, rng: random.Random) -> tuple[Path, Emulator, str]:
@@ -296,10 +299,11 @@ def _random_case(tmp: Path, rng: random.Random) -> tuple[Path, Emulator, str]:
     left: list[tuple[int, int]] = []
     for name, fields in RANDOM_MAPPINGS.items():
         chosen = rng.sample(range(len(people)), rng.randint(1, 8))
-        rows = ["email,userId,plan,score,note"]
+        rows = ["email,userId,plan,score,note,prefs"]
         for i in chosen:
             plan, score = rng.choice(["pro", "free"]), rng.choice(["1", "2.5", ""])
-            rows.append(f"{people[i][0]},{people[i][1]},{plan},{score},{rng.choice('ab')}")
+            note, prefs = rng.choice("ab"), rng.choice(RANDOM_PREFS)
+            rows.append(f"{people[i][0]},{people[i][1]},{plan},{score},{note},{prefs}")
         (tmp / "data" / f"{name}.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
         source = {"csv": f"data/{name}.csv"}
         docs.append(
@@ -315,7 +319,7 @@ def _random_case(tmp: Path, rng: random.Random) -> tuple[Path, Emulator, str]:
                 "apiVersion": "reconciler/v1",
                 "kind": "TraitMapping",
                 "metadata": {"name": name},
-                "spec": {"fields": fields},
+                "spec": {"fields": fields, "mergeNestedObjects": name == "one"},
             }
         )
         if rng.random() < 0.7:  # the list exists, with some of these people and others
@@ -327,7 +331,11 @@ def _random_case(tmp: Path, rng: random.Random) -> tuple[Path, Emulator, str]:
                         left.append((i, list_id))
     for i, (email, user_id) in enumerate(people):
         if on_lists[i] or rng.random() < 0.3:
-            values = {"tier": rng.choice(["pro", "free"]), "score": rng.choice([1.0, 2.5])}
+            values = {
+                "tier": rng.choice(["pro", "free"]),
+                "score": rng.choice([1.0, 2.5]),
+                "prefs": rng.choice([{"a": 1, "z": 9}, {"a": 2}]),
+            }
             values = {k: v for k, v in values.items() if rng.random() < 0.7}
             project.add_user(
                 email=email,
@@ -345,6 +353,7 @@ def _random_case(tmp: Path, rng: random.Random) -> tuple[Path, Emulator, str]:
 def test_both_paths_count_random_lists_alike_and_every_member_once(tmp_path, engines):
     """The differential contract over random cases: both paths make the same plan, and in
     each every list's desired members are added, updated, unchanged or left out, once."""
+    modes = 0
     for seed in range(16):
         root, emulator, _project_type = _random_case(tmp_path / f"case{seed}", random.Random(seed))
         plans = {name: _plan(root, emulator, engines[name], "export") for name in ENGINES}
@@ -352,6 +361,8 @@ def test_both_paths_count_random_lists_alike_and_every_member_once(tmp_path, eng
         assert _data(plans["duckdb"], root) == expected, seed
         for plan in plans.values():
             _assert_counts_add_up(plan)
+        modes += sum(" from both, merged " in m for _a, _w, m, _v in expected["issues"])
+    assert modes  # some cases had equal objects under different modes
 
 
 def test_a_saved_plan_of_either_path_reads_back_alike(tmp_path, engines):
@@ -778,6 +789,82 @@ def test_disagreements_between_audiences_are_capped_alike(tmp_path, engines, mon
         assert f"... and {rows - cap:,} more" in text
         outputs.append((text, json.loads(plan_json(plan))["summary"], _data(plan, tmp_path)))
     assert outputs[0] == outputs[1]
+
+
+def test_equal_objects_under_different_merge_modes_conflict_alike(tmp_path, engines):
+    """keep merges nested objects, wipe replaces them, and both give prefs {a: 1}: for a
+    member new to both lists (n), on both (o), or written once as {"a":1.0} (f, another
+    text of an equal value), the field is a conflict on both paths and sent by neither
+    subscribe nor update; a list of tags or a number is written alike in both modes and
+    is no conflict, nor is an object only one list gives (s)."""
+    (tmp_path / "data").mkdir()
+    rows = {
+        "keep": ["n@x.com", "o@x.com", "f@x.com"],
+        "wipe": ["n@x.com", "o@x.com", "f@x.com", "s@x.com"],
+    }
+    for name, emails in rows.items():
+        lines = ["email,prefs,tags,n"]
+        for email in emails:
+            prefs = '"{""a"": 1.0}"' if email == "f@x.com" and name == "wipe" else '"{""a"": 1}"'
+            lines.append(f'{email},{prefs},"[""x""]",3')
+        (tmp_path / "data" / f"{name}.csv").write_text("\n".join(lines) + "\n")
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Destination",
+            "metadata": {"name": "d"},
+            "spec": {"region": "us", "projectType": "email", "apiKey": {"env": "K"}},
+        },
+    ]
+    for name in rows:
+        docs.append(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "Audience",
+                "metadata": {"name": name},
+                "spec": {
+                    "destination": "d",
+                    "members": {"csv": f"data/{name}.csv"},
+                    "traits": name,
+                },
+            }
+        )
+        fields = {
+            "prefs": {"from": "prefs", "type": "object"},
+            "tags": {"from": "tags", "type": "list"},
+            "n": {"from": "n", "type": "number"},
+        }
+        docs.append(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "TraitMapping",
+                "metadata": {"name": name},
+                "spec": {"fields": fields, "mergeNestedObjects": name == "keep"},
+            }
+        )
+    (tmp_path / "m.yaml").write_text("\n---\n".join(json.dumps(d) for d in docs))
+    emulator = Emulator(limits=Limits.unlimited())
+    project = emulator.add_project("d", "email", KEY)
+    lists = [project.add_list(name) for name in rows]
+    for email in ("o@x.com", "f@x.com"):
+        project.add_user(email=email, data_fields={"prefs": {"z": 9}}, list_ids=lists)
+    datas = []
+    for name in ENGINES:
+        plan = _plan(tmp_path, emulator, engines[name], "export")
+        (dest,) = plan.destinations
+        assert [(a, i.where, i.value) for a, i in dest.field_issues] == [
+            ("wipe", "audiences 'keep' and 'wipe'", key)
+            for key in ("n@x.com", "o@x.com", "f@x.com")
+        ], name
+        assert all(" from both, merged " in i.message for _a, i in dest.field_issues)
+        assert plan.summary.field_values_skipped == 3
+        sent = {lp.list_name: dict(lp.add_fields) for lp in dest.lists}
+        assert sent["keep"] == {"n@x.com": {"tags": ["x"], "n": 3}}, name
+        assert sent["wipe"]["n@x.com"] == {"tags": ["x"], "n": 3}, name
+        assert sent["wipe"]["s@x.com"]["prefs"] == {"a": 1}, name
+        assert all("prefs" not in u.changes for u in dest.field_updates), name
+        datas.append(_data(plan, tmp_path))
+    assert datas[0] == datas[1]
 
 
 def test_warehouse_values_cross_the_transfer_file_exactly():

@@ -86,6 +86,29 @@ def test_two_audiences_that_disagree_leave_the_field_alone_and_say_so() -> None:
     assert issue.value == "u-1"
 
 
+def test_equal_objects_merged_by_one_audience_and_replaced_by_the_other_conflict() -> None:
+    """Merging {a: 1} into {a: 1, z: 9} keeps z, replacing wipes it: sent by both lists'
+    subscribes the outcome hung on their order (and compared as done either way), so the
+    field is left alone and reported, as for different values. Where the modes agree, or
+    the value is no object (both modes write it alike), nothing conflicts."""
+    lists = [
+        mapped("a1", {"u-1": {"prefs": {"a": 1}, "tags": ["x"], "plan": "pro"}}, merge=True),
+        mapped("a2", {"u-1": {"prefs": {"a": 1}, "tags": ["x"], "plan": "pro"}}, adding={"u-1"}),
+    ]
+    merged = merge_fields(lists)
+    assert merged.add_fields(lists[1]) == {"u-1": {"tags": ["x"], "plan": "pro"}}
+    ((audience, issue),) = merged.conflicts
+    assert (audience, issue.where, issue.value) == ("a2", "audiences 'a1' and 'a2'", "u-1")
+    assert issue.reason(str) == (
+        'field \'prefs\' gets "{"a": 1}" from both, merged into the profile\'s object by one '
+        "(mergeNestedObjects) and replacing it by the other; it is not written for this member"
+    )
+    assert '"a": 1' not in issue.reason(shower(False))  # the value masked
+    assert plan_field_updates(merged, {"u-1": {"prefs"}}, {"u-1": {"prefs": {}}}) == []
+    same_mode = [mapped("a1", {"u-1": {"prefs": {"a": 1}}}, merge=m) for m in (True, True)]
+    assert merge_fields(same_mode).conflicts == []
+
+
 def test_merge_nested_objects_compares_only_the_keys_sent() -> None:
     lists = [mapped("a", {"u-1": {"prefs": {"email": True}}}, merge=True)]
     merged = merge_fields(lists)

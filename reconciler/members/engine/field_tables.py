@@ -182,7 +182,8 @@ def conflict_candidates(
 ) -> Iterator[list[tuple[str, str, list[tuple[int, int, int, str]]]]]:
     """Batches of (key, field, [(list index, pos, field number, JSON text)...]) for every
     pair whose values differ as text between audiences, in key order: only those may be
-    conflicts (equal text is an equal value)."""
+    conflicts (equal text is an equal value), and, where the audiences holding the field
+    differ in mergeNestedObjects, every pair where one holds an object."""
     lists = merged.lists
     if len(lists) < 2:
         return
@@ -195,11 +196,17 @@ def conflict_candidates(
             continue
         texts = ", ".join(f"w{i}.f{c}" for i, c in holders)
         cells = ", ".join(f"w{i}.pos, w{i}.f{c}" for i, c in holders)
+        differ = f"len(list_distinct([{texts}])) > 1"
+        if len({lists[i].merge_nested_objects for i, _ in holders}) > 1:
+            # One merges nested objects, another replaces them: equal objects conflict
+            # too (plan/fields.py conflict_reason). An object's JSON text starts with {.
+            objects = " OR ".join(f"starts_with(w{i}.f{c}, '{{')" for i, c in holders)
+            differ = f"({differ} OR ({objects}) IS TRUE)"
         cursor = merged.engine.cursor()
         try:
             cursor.execute(
                 f"SELECT {_key(len(lists))} AS key, {cells} FROM {joined} "
-                f"WHERE len(list_distinct([{texts}])) > 1 ORDER BY key"
+                f"WHERE {differ} ORDER BY key"
             )
             while chunk := cursor.fetchmany(BATCH):
                 out = []
