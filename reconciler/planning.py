@@ -234,10 +234,14 @@ def _plan_from_live(
     desired = dataclasses.replace(
         desired, lists=[item for item in desired.lists if item.list_name not in live.unproven]
     )
-    lists = [
-        _plan_list(reads, item, live.managed.get(item.list_name), dest_spec, prints)
-        for item in desired.lists
-    ]
+    lists = with_former_lists(
+        [
+            _plan_list(reads, item, live.managed.get(item.list_name), dest_spec, prints)
+            for item in desired.lists
+        ],
+        live.all_lists,
+        declared or set(),
+    )
     deletions = []
     if dest_spec.prune and declared is not None:
         deletions = plan_deletions(live.all_lists, declared)
@@ -323,6 +327,32 @@ def _events_share(
         return None
     ids = frozenset(info.id for info in live.all_lists if info.name in names)
     return EventsShare(reads.events, client.project_id, name, ids)
+
+
+def with_former_lists(
+    lists: list[ListPlan], all_lists: list[Any], declared: set[str]
+) -> list[ListPlan]:
+    """Each list with the lists made for its audience under another name (a changed
+    listName, or a rename in Iterable's web app; list_notes names them), unless another
+    audience declares that name (`declared`, or those of this plan). Consent follows the
+    audience, not the name: who left the old list by their own action must not be put on
+    its replacement (state/consent.py reads their departures), on the plan that creates it
+    and on every plan after while the old list is there."""
+    marked = _lists_by_marked_audience(all_lists)
+    if not marked:
+        return lists
+    planned = declared | {lp.list_name for lp in lists}
+    out = []
+    for lp in lists:
+        former = tuple(
+            sorted(
+                old.id
+                for old in _made_for(marked, lp.audience)
+                if old.name not in planned and old.id != lp.list_id
+            )
+        )
+        out.append(dataclasses.replace(lp, former_list_ids=former) if former else lp)
+    return out
 
 
 def _list_size(live_list: LiveList) -> int:

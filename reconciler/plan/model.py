@@ -85,11 +85,24 @@ class ListPlan:
     # names those of the adds who had left (for the bold warning).
     resubscribe_allowed: bool = False
     resubscribed: tuple[str, ...] = ()
+    # Lists made for this audience under another name (a changed listName, or a rename in
+    # Iterable's web app): one list to consent, so who left one of them themselves is not
+    # added to this one (state/consent.py). Read afresh by every plan; never in a plan file.
+    former_list_ids: tuple[int, ...] = ()
     # `apply --plan`: those of the saved adds held back because they opted out after the
     # plan was made (also in left_themselves / channel_unsubscribed; never in a plan file).
     held_since_plan: tuple[str, ...] = ()
     # policy.activeCampaignAdds: "block" refuses adds to a list an active campaign sends to.
     active_campaign_adds: Literal["block", "warn"] = "warn"
+
+    @property
+    def consent_list_id(self) -> int | None:
+        """The id the consent guard reads this list's departures under: its own, or for a
+        list this plan creates in place of lists made under another name, the first of
+        those; None when no list's departures bear on it (a new audience's new list)."""
+        if self.list_id is not None:
+            return self.list_id
+        return min(self.former_list_ids) if self.former_list_ids else None
 
     @property
     def has_changes(self) -> bool:

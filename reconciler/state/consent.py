@@ -29,7 +29,10 @@ What Iterable reports, and where it is documented:
   channels cannot be read, any channel at all (the side that cannot lose consent).
 
 The reads (one export of the events, the profiles' channel unsubscribes, one channels
-read) happen only when a plan adds members to an existing list, paced by the client. The
+read) happen only when a plan adds members to an existing list, or to a list it creates in
+place of one made for the same audience under another name (a changed listName: the same
+audience to the people on it, so who left the old list is not put on the new one), paced by
+the client. The
 profiles are read whichever way is modelled to finish first (choose_profile_read): one
 GET /api/users/{email} or /byUserId/{userId} per added identifier (100 a second; its
 answer's `dataFields` carry `unsubscribedChannelIds`, as answers recorded from Iterable
@@ -134,11 +137,15 @@ def _person(event: Mapping[str, Any]) -> tuple[str, str] | None:
 
 
 def self_departures(
-    events: Iterable[Mapping[str, Any]], list_ids: Iterable[int]
+    events: Iterable[Mapping[str, Any]],
+    list_ids: Iterable[int],
+    same_as: Mapping[int, int] | None = None,
 ) -> dict[int, tuple[Departure, ...]]:
     """Per list in `list_ids`, the people whose latest unsubscribe from it was not sent by
     an API client. `events` in export order (oldest first); equal `createdAt`s (Iterable
-    gives seconds) keep that order.
+    gives seconds) keep that order. `same_as` maps a list to the one its events count for
+    (lists made for one audience under other names: one list to consent, whose latest
+    unsubscribe from any of them counts).
 
     An event names a person by the identifiers their profile had then, so one person's
     events need not name them alike: one who left while known by a userId alone, and was
@@ -147,6 +154,7 @@ def self_departures(
     unsubscribe is the person's latest only when it names every identifier their own one
     named, with the same values: never another profile's removal taken as theirs."""
     wanted = set(list_ids)
+    same_as = same_as or {}
     ordered = sorted(
         enumerate(events), key=lambda item: (str(item[1].get("createdAt") or ""), item[0])
     )
@@ -154,13 +162,14 @@ def self_departures(
     for _index, event in ordered:
         if _person(event) is None:
             continue
-        lists = set(_int_list(event.get("emailListIds"))) | set(_int_list(event.get("emailListId")))
-        if not lists & wanted:
+        named = set(_int_list(event.get("emailListIds"))) | set(_int_list(event.get("emailListId")))
+        lists = {same_as.get(i, i) for i in named & wanted}
+        if not lists:
             continue
         email, user_id = _identifiers_of(event)
         source = event.get("unsubSource")
         source = source if isinstance(source, str) and source else UNKNOWN_SOURCE
-        for list_id in lists & wanted:
+        for list_id in sorted(lists):
             found = left.setdefault(list_id, {})
             if source in API_SOURCES:
                 # The departures it names all of: keyed by their identifiers, so looked up,
@@ -223,9 +232,10 @@ def hold_back(lp: ListPlan, optouts: Optouts) -> ListPlan:
     """The list's plan with its opted-out adds held back (or, under `resubscribe:
     allowed`, named as re-subscribed). Pure for adds held as members; adds still in DuckDB
     are filtered there."""
-    if not lp.add or lp.list_id is None:
+    consent_id = lp.consent_list_id
+    if not lp.add or consent_id is None:
         return lp
-    departures = optouts.departures.get(lp.list_id, ())
+    departures = optouts.departures.get(consent_id, ())
     left_emails = frozenset(d.email for d in departures if d.email is not None)
     left_ids = frozenset(d.user_id for d in departures if d.user_id is not None)
     if not departures and not optouts.channel_emails and not optouts.channel_user_ids:
@@ -381,9 +391,10 @@ def read_optouts(
     profiles are then not read again. `largest_list`: the most members a list read holds
     (the project has at least as many profiles: what the export is modelled on).
     `share`: the events of the project read once for every destination naming it."""
-    list_ids = frozenset(lp.list_id for lp in lists if lp.add and lp.list_id is not None)
+    same_as = _lineage(lists)
+    list_ids = frozenset(same_as)
     events, event_windows, reader = _unsubscribe_events(client, list_ids, share)
-    departures = self_departures(events, list_ids)
+    departures = self_departures(events, list_ids, same_as)
     try:
         found = email_channel_ids(client.get_channels())
         channel_ids: frozenset[int] | None = found
@@ -548,7 +559,8 @@ ProfileRead = Literal["lookups", "export"]
 def people_to_look_up(
     lists: Sequence[ListPlan], project_type: ProjectType
 ) -> list[tuple[str | None, str | None]] | None:
-    """The (email, userId) of every member added to an existing list, once each; None when
+    """The (email, userId) of every member added to an existing list (or to one taking the
+    place of lists under another name), once each; None when
     per-user reads cannot answer what the export does: in userID-based projects profiles
     may share an email and GET /api/users/{email} answers one of them, while a member is
     held back when any profile with its email is unsubscribed; and adds beyond
@@ -557,7 +569,7 @@ def people_to_look_up(
         return None
     people: dict[tuple[str | None, str | None], None] = {}
     for lp in lists:
-        if not lp.add or lp.list_id is None:
+        if not lp.add or lp.consent_list_id is None:
             continue
         for m in lp.add:
             email = m.email.strip().lower() if m.email and m.email.strip() else None
@@ -677,14 +689,29 @@ def read_profiles_by_lookups(
     return [p for found in answers for p in found], made
 
 
+def _lineage(lists: Sequence[ListPlan]) -> dict[int, int]:
+    """Every list whose departures bear on the adds planned, to the list id they count
+    for (ListPlan.consent_list_id): a list's own id, and the lists made for its audience
+    under other names."""
+    same_as: dict[int, int] = {}
+    for lp in lists:
+        consent_id = lp.consent_list_id
+        if not lp.add or consent_id is None:
+            continue
+        for list_id in (consent_id, *lp.former_list_ids):
+            same_as[list_id] = consent_id
+    return same_as
+
+
 def _identifiers(lists: Sequence[ListPlan]) -> tuple[frozenset[str], frozenset[str]] | None:
-    """The emails and userIds of the members added to existing lists, or None when more than
+    """The emails and userIds of the members added to existing lists (or to ones taking the
+    place of lists under another name), or None when more than
     MAX_TABLE_CHECK of them live in DuckDB (a first load of millions): then every
     channel-unsubscribed profile is held, and matched there."""
     emails: set[str] = set()
     user_ids: set[str] = set()
     for lp in lists:
-        if not lp.add or lp.list_id is None:
+        if not lp.add or lp.consent_list_id is None:
             continue
         if isinstance(lp.add, TableRows) and len(lp.add) > MAX_TABLE_CHECK:
             return None
@@ -712,10 +739,11 @@ def respect_consent(
     share: EventsShare | None = None,
 ) -> Consented:
     """Hold back the adds of people who opted out (module docstring). Reads nothing unless
-    some existing list gets adds. A failed read fails the plan: sending without knowing
+    some existing list gets adds (or a list made in place of ones under another name:
+    ListPlan.former_list_ids). A failed read fails the plan: sending without knowing
     who opted out could re-subscribe them."""
     out = Consented(list(lists))
-    if not any(lp.add and lp.list_id is not None for lp in out.lists):
+    if not any(lp.add and lp.consent_list_id is not None for lp in out.lists):
         return out
     # Matching is by email or userId in every project type: in userID-based projects two
     # profiles may share an email, and holding both back is the side that keeps consent.
@@ -757,7 +785,10 @@ def recheck_saved(saved: Plan, current: Plan) -> Plan:
 
 
 def _recheck(lp: ListPlan, now: ListPlan | None) -> ListPlan:
-    if now is None or not lp.add or lp.list_id is None:
+    # A list the saved plan creates is checked too: one made in place of a list under
+    # another name is held to that list's departures (now.former_list_ids), and a plan
+    # file does not keep which lists those were.
+    if now is None or not lp.add:
         return lp
     if lp.resubscribe_allowed:
         # Nobody is held back; the re-added who had left are still named (the bold warning).

@@ -465,3 +465,43 @@ def test_channel_unsubscribe_and_campaign_id_go_with_removals_in_every_project_t
     assert user is not None and user.unsubscribed_channel_ids
     (list_id,) = [i for i, r in proj.lists.items() if r.name == "vip"]
     assert proj.members(list_id, column == "userId") == [keep]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_changed_list_name_does_not_re_add_who_left_the_old_list(
+    field_workspace,  # noqa: F811
+    cli,
+    engine,
+    tmp_path,
+):
+    """A changed listName is a new list (Iterable's API cannot rename one). The new list's
+    adds were never consent-checked, as no existing list was added to: who had left the
+    old list by an unsubscribe link was put on the new one, the same audience."""
+    ws, _server, proj = field_workspace("hybrid", engine)
+    people = ["a@example.com", "b@example.com", "c@example.com"]
+    csv_audience(ws, "vip", "email", people)
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    (old_id,) = [i for i, r in proj.lists.items() if r.name == "vip"]
+    proj.self_unsubscribe(proj.user_by_email("b@example.com"), list_id=old_id)
+    proj.self_unsubscribe(proj.add_user(email="d@example.com"), channel=True)
+    csv_audience(ws, "vip", "email", [*people, "d@example.com"], listName="VIP customers")
+
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    assert body["summary"]["members_left_themselves"] == 1
+    assert body["summary"]["members_channel_unsubscribed"] == 1
+    assert body["summary"]["members_to_add"] == 2
+    (lp,) = body["destinations"][0]["lists"]
+    assert lp["not_sent"]["left_themselves"]["by_source"] == {"EmailLink": 1}
+    # Saved, then c leaves the old list too before the plan is applied: apply re-checks.
+    saved = tmp_path / "rename.plan"
+    assert cli("plan", ws.manifests, "--out", saved).exit_code == 0
+    proj.self_unsubscribe(proj.user_by_email("c@example.com"), list_id=old_id)
+    applied = cli("apply", "--plan", saved, "--yes")
+    assert applied.exit_code == 0, applied.output
+    (new_id,) = [i for i, r in proj.lists.items() if r.name == "VIP customers"]
+    assert sorted(proj.members(new_id)) == ["a@example.com"]
+    again = cli("plan", ws.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert "held back: left the list themselves: 2" in again.stdout
