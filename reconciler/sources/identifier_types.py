@@ -43,7 +43,8 @@ _FLOATING = ("FLOAT", "DOUBLE")
 _ADVICE = "make it text or an integer (in a query: CAST(... AS TEXT) or AS BIGINT)"
 
 
-def _refused(source: str, name: str, role: str, kind: str) -> str:
+def refused_column(source: str, name: str, role: str, kind: str) -> str:
+    """Why an identifier column of type `kind` is refused, naming the source and column."""
     return (
         f"{source}: column {name!r} (the {role}) is {kind}, which is no identifier Iterable "
         f"could match: {_ADVICE}"
@@ -71,7 +72,7 @@ def identifier_sql(cell: str, type_name: str, source: str, name: str, role: str)
         return f"CAST({cell} AS VARCHAR)"
     if type_name == "BLOB":
         bad = _literal(
-            _MARK + _refused(source, name, role, "BLOB holding bytes that are not UTF-8")
+            _MARK + refused_column(source, name, role, "BLOB holding bytes that are not UTF-8")
         )
         return (
             f"CASE WHEN {cell} IS NOT NULL AND try(decode({cell})) IS NULL "
@@ -86,7 +87,7 @@ def identifier_sql(cell: str, type_name: str, source: str, name: str, role: str)
             f"CASE WHEN {cell} IS NULL THEN NULL WHEN {whole} "
             f"THEN CAST(CAST({cell} AS HUGEINT) AS VARCHAR) ELSE error({bad}) END"
         )
-    raise SourceError(_refused(source, name, role, type_name))
+    raise SourceError(refused_column(source, name, role, type_name))
 
 
 def refusal(message: str) -> str | None:
@@ -100,7 +101,7 @@ def identifier_text(value: Any, source: str, name: str, role: str) -> str | None
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bool):  # before int: a bool is an int to Python
-        raise SourceError(_refused(source, name, role, "boolean"))
+        raise SourceError(refused_column(source, name, role, "boolean"))
     if isinstance(value, int):
         return str(value)
     if isinstance(value, uuid.UUID):
@@ -117,8 +118,10 @@ def identifier_text(value: Any, source: str, name: str, role: str) -> str | None
         try:
             return bytes(value).decode("utf-8")
         except UnicodeDecodeError:
-            raise SourceError(_refused(source, name, role, "bytes that are not UTF-8")) from None
-    raise SourceError(_refused(source, name, role, _kind(value)))
+            raise SourceError(
+                refused_column(source, name, role, "bytes that are not UTF-8")
+            ) from None
+    raise SourceError(refused_column(source, name, role, _kind(value)))
 
 
 def _kind(value: Any) -> str:

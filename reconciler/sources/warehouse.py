@@ -27,6 +27,7 @@ from sqlalchemy.pool import NullPool
 from reconciler.env_numbers import NumberRule, env_int
 from reconciler.errors import SourceError, SourceUnreachable
 from reconciler.manifest.manifests import Audience
+from reconciler.manifest.model import MembersSpec
 from reconciler.manifest.repository import is_inside, real_path
 from reconciler.members.engine.settings import EngineSettings
 from reconciler.members.identity import ProjectType
@@ -46,6 +47,7 @@ from reconciler.sources.database_url import (
     expand_url,
     sqlite_file,
 )
+from reconciler.sources.identifier_types import refused_column
 from reconciler.sources.query_text import statement_text
 from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
@@ -213,7 +215,10 @@ def stream_query(
             ) from None
         try:
             with connection, _memory_bound(backend):
-                _run(connection, backend, sql_text, consume, declared_at, budget)
+                # The audience's own query (not a count over it) has its identifier
+                # columns' types checked.
+                identifiers = spec if sql is None else None
+                _run(connection, backend, sql_text, consume, declared_at, budget, identifiers)
         except SourceError:
             raise
         except MemoryError:
@@ -274,6 +279,7 @@ def _run(
     consume: Consume,
     declared_at: str,
     budget: Budget | None = None,
+    identifiers: MembersSpec | None = None,
 ) -> None:
     # The query goes to the driver as written: no_parameters keeps '%' and ':name' in it
     # from being read as placeholders. stream_results asks for a server-side cursor;
@@ -290,7 +296,28 @@ def _run(
         elif budget is not None and backend == "sqlite":
             names, sql = _within_sqlite(connection, sql, budget)
         result = connection.exec_driver_sql(sql).yield_per(CHUNK_ROWS)
-        consume(names if names is not None else list(result.keys()), result.partitions())
+        names = names if names is not None else list(result.keys())
+        if identifiers is not None and backend == "postgresql":
+            types = [column[1] for column in result.cursor.description or ()]
+            _refuse_json_identifiers(names, types, identifiers, f"{declared_at}: the query")
+        consume(names, result.partitions())
+
+
+# PostgreSQL's json and jsonb, by the type OID a driver's cursor describes a column with.
+_JSON_TYPES = {114: "JSON", 3802: "JSONB"}
+
+
+def _refuse_json_identifiers(
+    names: Sequence[str], types: Sequence[Any], spec: MembersSpec, source: str
+) -> None:
+    """A json or jsonb identifier column is refused by its type, as a DuckDB query's JSON
+    column is (identifier_types.identifier_sql): the driver parses its values, so a JSON
+    string passed for text, a number for an integer, and an object failed the audience
+    only at the row holding one, after the rows before it had been read."""
+    columns = find_columns(names, spec, source, query=True)
+    for role, index in (("email", columns.email), ("userId", columns.user_id)):
+        if index is not None and index < len(types) and types[index] in _JSON_TYPES:
+            raise SourceError(refused_column(source, names[index], role, _JSON_TYPES[types[index]]))
 
 
 # PostgreSQL types whose values' text is short whatever they hold (numbers, times, UUIDs):

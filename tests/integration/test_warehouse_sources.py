@@ -525,3 +525,52 @@ def test_a_postgres_column_left_unnamed_is_named_as_such(
         f"column; columns are: ?column?, ?column? {UNNAMED}"
     ) in result.stderr
     assert "header row" not in result.stderr
+
+
+def test_a_json_identifier_column_is_refused_alike_by_postgresql_and_duckdb(
+    workspace: Workspace, cli, postgres: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DuckDB refused a JSON-typed identifier column, while PostgreSQL's driver parsed a
+    # json or jsonb column and a JSON string in it passed as the id: one column type, two
+    # rules, and in PostgreSQL a row holding `{"id": 1}` failed the audience mid-read.
+    postgres.execute("CREATE TABLE docs (email TEXT, uid_json JSON, uid_jsonb JSONB)")
+    postgres.execute(
+        "INSERT INTO docs VALUES (%s, %s::json, %s::jsonb)",
+        [("a@example.com", '"usr-1"', '"usr-1"'), ("b@example.com", None, None)],
+    )
+    monkeypatch.setenv(PASSWORD_VAR, postgres.password)
+    url = postgres.url_template(PASSWORD_VAR)
+    for column in ("uid_json", "uid_jsonb"):
+        workspace.audience(
+            f"pg-{column}",
+            {
+                "sql": f"SELECT email, {column} FROM {postgres.schema}.docs",
+                "url": url,
+                "userId": column,
+            },
+        )
+    workspace.audience(
+        "duck",
+        {
+            "sql": """SELECT 'a@example.com' AS email, '"usr-1"'::JSON AS uid_json""",
+            "database": ":memory:",
+            "userId": "uid_json",
+        },
+    )
+
+    result = cli("plan", workspace.manifests)
+
+    assert result.exit_code == 1, result.output
+    assert "internal error" not in result.output
+    for audience, column, kind in (
+        ("pg-uid_json", "uid_json", "JSON"),
+        ("pg-uid_jsonb", "uid_jsonb", "JSONB"),
+        ("duck", "uid_json", "JSON"),
+    ):
+        sql_line = line_of(workspace.manifests / f"aud-{audience}.yaml", '"sql"')
+        said = (
+            f"aud-{audience}.yaml:{sql_line}:14: the query: column {column!r} (the userId) is "
+            f"{kind}, which is no identifier Iterable could match"
+        )
+        assert said in result.stderr, said
+    assert "usr-1" not in result.output
