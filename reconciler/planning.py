@@ -54,6 +54,7 @@ from reconciler.state.desired import (
     DesiredList,
     at_scale,
     build_desired,
+    refuse_unordered_conflicts,
     unreadable_sources,
 )
 from reconciler.state.field_tables import conflict_group
@@ -702,6 +703,7 @@ def _plan_table(
     if item.duplicates:
         item.conflicts = item.table.conflicts()
         item.conflicts_unlisted = item.table.conflict_count - len(item.conflicts)
+        refuse_unordered_conflicts(item)
     return list_plan(
         audience=item.audience.name,
         list_name=item.list_name,

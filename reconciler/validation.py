@@ -12,7 +12,7 @@ from reconciler.errors import Problem, SourceError
 from reconciler.manifest import load_manifests
 from reconciler.members.issue import MemberIssue
 from reconciler.members.model import Engine
-from reconciler.state.desired import DesiredList, build_desired
+from reconciler.state.desired import DesiredList, build_desired, refuse_unordered_conflicts
 from reconciler.traits import values as trait_values
 
 
@@ -100,6 +100,12 @@ def validate(path: Path, engine: Engine | None = None) -> Validation:
     items = [item for d in desired.values() for item in d.lists]
     # A table counts its disagreeing rows as it lists the first of them.
     conflicts = [_conflicts(item) for item in items]
+    for item in items:
+        if item.table is not None:  # the Python engine's read refused it already
+            try:
+                refuse_unordered_conflicts(item)
+            except SourceError as exc:
+                unreadable.append(exc)
     return Validation(
         destinations=len(manifests.destinations),
         audiences=len(manifests.audiences),

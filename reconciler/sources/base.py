@@ -155,6 +155,12 @@ class Source:
         reports why)."""
         return None
 
+    def rows_in_order(self) -> bool:
+        """Whether every read gives the rows in one order, so that of rows sharing an
+        identity key the same one is first: a file's order is its own; a query's only what
+        an ORDER BY sets (sources/query_text.py orders_its_rows)."""
+        return True
+
     def read(self, project_type: ProjectType) -> SourceResult:
         """The members, for the Python engine."""
         raise NotImplementedError

@@ -7,6 +7,7 @@ its own (a `;`, a `-- comment` after it) is a syntax error.
 
 from __future__ import annotations
 
+import json
 import re
 
 # A dollar-quoted string's opening tag (`$$`, `$body$`), where PostgreSQL reads one.
@@ -80,3 +81,50 @@ def _block_comment_end(sql: str, start: int) -> int:
         else:
             i += 1
     return len(sql)
+
+
+# `ORDER BY` as a word pair, for a query DuckDB's parser cannot read (another dialect).
+_ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)
+
+
+def orders_its_rows(sql: str) -> bool:
+    """Whether the query's rows come in an order it sets: an ORDER BY on its outermost
+    SELECT (or set operation), read by DuckDB's parser, which is PostgreSQL's grammar, so
+    it reads most PostgreSQL queries as well. An ORDER BY only inside a subquery or a
+    window orders nothing the query returns. A query it cannot parse (another
+    warehouse's dialect) is taken at its word: any ORDER BY in its text counts."""
+    import duckdb  # only for a query source, which has it loaded already
+
+    text = statement_text(sql)
+    try:
+        with duckdb.connect(":memory:") as connection:
+            found = connection.execute("SELECT json_serialize_sql(?)", [text]).fetchone()
+        tree = json.loads(found[0]) if found else {}
+        statements = tree.get("statements") or []
+        if tree.get("error") or len(statements) != 1:
+            raise ValueError(tree.get("error_message", "no single statement"))
+        modifiers = statements[0]["node"].get("modifiers") or []
+    except (duckdb.Error, ValueError, KeyError, TypeError, AttributeError):
+        return _ORDER_BY.search(_without_quoted(text)) is not None
+    return any(m.get("type") == "ORDER_MODIFIER" for m in modifiers if isinstance(m, dict))
+
+
+def _without_quoted(sql: str) -> str:
+    """The query with its strings, quoted names and comments blanked out: an `order by`
+    inside one orders nothing."""
+    out, i = [], 0
+    while i < len(sql):
+        if sql[i] in "'\"`":
+            end = _quoted_end(sql, i)
+        elif sql.startswith("--", i):
+            line_end = sql.find("\n", i)
+            end = len(sql) if line_end < 0 else line_end
+        elif sql.startswith("/*", i):
+            end = _block_comment_end(sql, i)
+        else:
+            out.append(sql[i])
+            i += 1
+            continue
+        out.append(" ")
+        i = end
+    return "".join(out)

@@ -21,6 +21,7 @@ class SourceResult:
     # Duplicates that disagree with the row they collapsed into (another email, userId or
     # column value): the first row wins, and these say which rows were dropped.
     conflicts: list[MemberIssue] = field(default_factory=list)
+    conflict_keys: set[str] = field(default_factory=set)  # the identity keys of those
     # Where each member was read (key -> "file:row"), kept only when asked for: trait
     # mappings name the row of a bad value, and most audiences need no such memory.
     where: dict[str, str] | None = None
@@ -36,6 +37,7 @@ class SourceResult:
             if message is not None:
                 # Both rows are named; the identifier itself is not needed to find them.
                 self.conflicts.append(MemberIssue(where or f"row {self.rows}", message))
+                self.conflict_keys.add(member.key)
             return
         self.members[member.key] = member
         if where is not None:

@@ -20,6 +20,7 @@ from reconciler.sources.base import (
     source_path,
 )
 from reconciler.sources.duckdb_query import IN_MEMORY, DuckDbRelation, read_with_duckdb
+from reconciler.sources.query_text import orders_its_rows
 from reconciler.sources.result import SourceResult
 from reconciler.sources.snapshot import FileState, file_digest
 
@@ -63,6 +64,10 @@ class DuckDbQuery(Source):
             if real_path(f.path) not in self._read and f.path.is_file()
         ]
         return found + digests_as_read(self, self._read)
+
+    def rows_in_order(self) -> bool:
+        assert self.spec.sql is not None
+        return orders_its_rows(self.spec.sql)
 
     def duckdb_relation(self) -> DuckDbRelation:
         assert self.spec.sql is not None

@@ -48,7 +48,7 @@ from reconciler.sources.database_url import (
     sqlite_file,
 )
 from reconciler.sources.identifier_types import refused_column
-from reconciler.sources.query_text import statement_text
+from reconciler.sources.query_text import orders_its_rows, statement_text
 from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
 from reconciler.sources.snapshot import FileState, file_state
@@ -122,6 +122,10 @@ class Warehouse(Source):
 
         self.stream(take, sql=f"SELECT count(*) FROM ({query}\n) AS audience_rows")
         return counts[0] if counts else None
+
+    def rows_in_order(self) -> bool:
+        assert self.spec.sql is not None
+        return orders_its_rows(self.spec.sql)
 
     def relation(self, reader: RelationReader[R]) -> R:
         return reader.stream(self)

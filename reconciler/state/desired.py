@@ -37,6 +37,7 @@ class DesiredList:
     conflicts: list[MemberIssue] = field(default_factory=list)  # those that disagreed
     # Those that disagreed beyond `conflicts`: a table lists its first 1,000.
     conflicts_unlisted: int = 0
+    conflict_keys: int = 0  # the identity keys of the rows that disagreed (Python's read)
     project_type: ProjectType = "hybrid"
     skipped_ids: set[str] = field(default_factory=set)  # what rows skipped as invalid name
 
@@ -151,12 +152,35 @@ def _read_audience(
         project_type=dest.project_type,
         duplicates=result.duplicates,
         conflicts=result.conflicts,
+        conflict_keys=len(result.conflict_keys),
         skipped_ids=result.skipped_ids,
     )
+    refuse_unordered_conflicts(item)
     if audience.spec.traits is not None:
         mapping = _compiled(manifests, audience.spec.traits, compiled)
         item.fields = desired_fields(audience, mapping, result.members, result.where)
     dest.lists.append(item)
+
+
+def refuse_unordered_conflicts(item: DesiredList) -> None:
+    """Refuse an audience whose query gives one identifier on rows that disagree (another
+    email, userId or mapped value) without an ORDER BY: the first row of each is used, and
+    which row comes first may then change from run to run (DuckDB's parallel GROUP BY or
+    join, a warehouse's plan), so every plan could send the other value back. A file's
+    rows, and an ordered query's, are in the order their author set: the first row is
+    used, and the others are warnings. For a table, once `conflicts()` has counted them
+    (planning asks only when the join found duplicates: no pass of its own at scale)."""
+    keys = item.table.conflict_keys if item.table is not None else item.conflict_keys
+    source = source_for(item.audience)
+    if not keys or source.rows_in_order():
+        return
+    raise SourceError(
+        f"{source.declared_at}: audience {item.audience.name!r}: the query returns {keys:,} "
+        f"identifier{'s' if keys != 1 else ''} on rows with different values and has no "
+        "ORDER BY, so which of those rows is used (the first of each) can change from one "
+        "run to the next, and the plan with it; add an ORDER BY that puts the row to use "
+        "first, or have the query return one row per member"
+    )
 
 
 def _watched(audience: Audience, task: Task, read: Callable[[], T]) -> tuple[T, int]:

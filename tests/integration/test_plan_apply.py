@@ -658,6 +658,56 @@ def test_disagreeing_duplicates_beyond_those_listed_are_counted_in_both_engines(
         assert f"... and {12 - listed} more duplicate rows with other values" in validated.stderr
 
 
+# A query's rows: u-1 twice with other values (a plan tier), u-2 twice alike.
+QUERY_DUPLICATES = (
+    "SELECT * FROM (VALUES ('a@example.com', 'u-1', 'gold'), ('a@example.com', 'u-1', 'free'), "
+    "('b@example.com', 'u-2', 'x'), ('b@example.com', 'u-2', 'x')) t(email, userId, plan)"
+)
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_query_without_order_by_whose_duplicates_disagree_is_refused(
+    workspace, cli, monkeypatch, engine
+):
+    # A query's first row is whichever the database returns first: without ORDER BY that
+    # may change from run to run (DuckDB's parallel GROUP BY or join does), so which tier
+    # was sent flipped between two plans of the same data, a warning each time.
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    workspace.write(
+        "traits.yaml",
+        "apiVersion: reconciler/v1\nkind: TraitMapping\nmetadata: {name: crm}\n"
+        "spec: {fields: {planTier: plan}}\n",
+    )
+    workspace.audience("dup", {"sql": QUERY_DUPLICATES, "database": ":memory:"}, traits="crm")
+    line = next(
+        n
+        for n, text in enumerate((workspace.manifests / "aud-dup.yaml").read_text().splitlines(), 1)
+        if '"sql"' in text
+    )
+    said = (
+        f"aud-dup.yaml:{line}:14: audience 'dup': the query returns 1 identifier on rows "
+        "with different values and has no ORDER BY"
+    )
+    for command in ("validate", "plan"):
+        result = cli(command, workspace.manifests)
+        assert result.exit_code == 1, result.output
+        assert said in result.stderr, result.stderr
+        assert "u-1" not in result.output and "a@example.com" not in result.output
+
+    # Ordered, the first row is the query's to choose: used, and the others named.
+    workspace.audience(
+        "dup",
+        {"sql": QUERY_DUPLICATES + " ORDER BY plan DESC", "database": ":memory:"},
+        traits="crm",
+    )
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    (dest,) = plan.json()["destinations"]
+    assert dest["duplicate_rows"] == 2
+    assert len(dest["duplicate_conflicts"]) == 1
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+
+
 def test_duplicates_that_agree_need_no_unfolding_in_markdown(workspace, cli):
     workspace.csv("data/m.csv", "email", ["a@example.com", "a@example.com"])
     workspace.audience("dup", {"csv": "data/m.csv"})

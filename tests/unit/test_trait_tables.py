@@ -468,7 +468,8 @@ def _typed_manifests(tmp: Path, kind: str, project_type: str) -> Path:
     if kind == "parquet":
         members: dict[str, Any] = {"parquet": "data/members.parquet"}
     else:
-        query = f"SELECT *{QUERY_EXTRA} FROM ({values})"
+        # Ordered: of a query's rows that disagree, only an ordered query's first is used.
+        query = f"SELECT *{QUERY_EXTRA} FROM ({values}) ORDER BY email"
         members = {"sql": query, "database": ":memory:"}
         fields.update(
             big="big",
@@ -691,7 +692,7 @@ def test_postgres_audiences_plan_trait_mappings_alike(
     members = {
         "sql": f'SELECT email, user_id AS "userId", plan, score, visits, vip, joined, seen, '
         f"seen_tz, balance, tags, profile, first, waited, uid, raw, amounts, days "
-        f"FROM {postgres.schema}.people",
+        f"FROM {postgres.schema}.people ORDER BY email",
         "url": postgres.url_template("RECONCILER_TEST_PG_PASSWORD"),
     }
     root = _one_audience(tmp_path, members, POSTGRES_FIELDS, project_type)
@@ -731,7 +732,7 @@ def test_sqlite_audiences_plan_trait_mappings_alike(tmp_path, engines, monkeypat
         "n": {"from": "n", "type": "number"},
         "greeting": {"template": "{{ plan }} {{ raw }} {{ ltv }} {{ n }}"},
     }
-    members = {"sql": "SELECT * FROM people", "url": "sqlite:///crm.db"}
+    members = {"sql": "SELECT * FROM people ORDER BY rowid", "url": "sqlite:///crm.db"}
     expected = _assert_alike(_one_audience(tmp_path, members, fields, "email"), engines, "email")
     assert any("field 'raw'" in m for _a, _w, m, _v in expected["issues"])
     assert expected["json"]["destinations"][0]["duplicate_conflicts"]

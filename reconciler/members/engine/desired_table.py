@@ -154,6 +154,7 @@ class DesiredTable:
     # Rows that disagree with the first row of their key, all of them: `conflicts()`
     # lists only the first MAX_ISSUES, and counts them all as it lists them.
     conflict_count: int = 0
+    conflict_keys: int = 0  # the identity keys of those rows
 
     def trait_value(self, cell: Any) -> Any:
         """A trait column's cell as the Python engine's reader gives the value (CSV text
@@ -261,7 +262,7 @@ class DesiredTable:
             f"WITH firsts AS (SELECT key, min(row) AS first FROM {rows} GROUP BY key "
             f"HAVING count(*) > 1) "
             f"SELECT r.row, f.first, r.key, r.key_kind, r.email, r.user_id, d.email, d.user_id"
-            f"{cells}, count(*) OVER () "
+            f"{cells}, count(DISTINCT r.key) OVER (), count(*) OVER () "
             f"FROM {rows} r JOIN firsts f ON r.key = f.key JOIN {rows} d ON d.row = f.first "
             f"WHERE r.row <> f.first AND (r.email IS DISTINCT FROM d.email "
             f"OR r.user_id IS DISTINCT FROM d.user_id{differs}) ORDER BY r.row "
@@ -271,8 +272,9 @@ class DesiredTable:
         issues = []
         # The count is of every disagreeing row, beyond the LIMIT too (one pass).
         self.conflict_count = int(found[0][-1]) if found else 0
+        keys, told_apart = int(found[0][-2]) if found else 0, set()
         for row, first, key, kind, email, user_id, first_email, first_user_id, *rest in found:
-            cells_of = rest[:-1]
+            cells_of = rest[:-2]
             value = self.trait_value
             later = {n: value(v) for n, v in zip(self.traits, cells_of[0::2], strict=True)}
             earlier = {n: value(v) for n, v in zip(self.traits, cells_of[1::2], strict=True)}
@@ -283,8 +285,11 @@ class DesiredTable:
             )
             if message is not None:
                 issues.append(MemberIssue(where(int(row) + 1), message))
-        # Rows SQL told apart that the Python wording finds equal are no conflict either.
+                told_apart.add(key)
+        # Rows SQL told apart that the Python wording finds equal are no conflict either
+        # (and a key none of whose listed rows is one, when all were listed).
         self.conflict_count -= len(found) - len(issues)
+        self.conflict_keys = len(told_apart) if len(found) < MAX_ISSUES else keys
         return issues
 
     def deduplicated(self) -> str:
