@@ -13,12 +13,14 @@ from typing import Any
 from reconciler.errors import IterableError, LiveStateError, SourceError
 from reconciler.iterable import IterableClient
 from reconciler.manifest import Audience, Destination, Manifests
+from reconciler.members.identity import Member
 from reconciler.members.issue import MemberIssue
 from reconciler.members.model import (
     EXPORT_ROUTES,
     Engine,
     Prefetch,
     SharedExports,
+    TableRows,
     diff_tables,
     digest_members,
     estimate_rows,
@@ -304,6 +306,7 @@ def _plan_from_live(
             )
             + unknown_campaign_notes(left_out.lists, campaign_ids)
             + _field_limit_notes(fields)
+            + case_only_notes(left_out.lists)
         ),
         duplicate_rows=sum(item.duplicates for item in desired.lists),
         campaigns=tuple(campaigns),
@@ -457,6 +460,47 @@ def _field_limit_notes(fields: FieldsPlan) -> list[str]:
         return []
     note = field_limit_note(fields.new_fields, fields.project_fields)
     return [note] if note is not None else []
+
+
+def case_only_notes(lists: Sequence[ListPlan]) -> list[str]:
+    """A list whose adds have userIds that differ only in letter case from identifiers it
+    removes: Iterable matches userIds exactly, so to it they are other profiles, and the
+    plan swaps its members for them. When they are one person the source spells them
+    otherwise than Iterable holds them: a uuid column (DuckDB, PostgreSQL) reads as
+    lower-case text while an app may have written upper case (iOS's uuidString). Said,
+    counted, never named (they are member identities); not blocked: two userIds in two
+    cases can be two people, and the removal limits guard a list emptied so. Only lists
+    that both add and remove are looked at."""
+    notes = []
+    for lp in lists:
+        if not lp.add or not lp.remove:
+            continue
+        found = _case_only_adds(lp.add, lp.remove)
+        if found:
+            notes.append(
+                f"list {lp.list_name!r}: {found:,} of the members this plan adds "
+                f"{'has' if found == 1 else 'have'} a userId that differs only in letter "
+                f"case from one of the {len(lp.remove):,} members it removes. Iterable "
+                "matches userIds exactly, so they are other profiles to it (in a hybrid "
+                "project it refuses such an add when its email is the removed profile's). "
+                "If they are the same people, have the source give the userIds as Iterable "
+                "holds them: a uuid column reads as lower-case text (in a query, "
+                "upper(CAST(id AS VARCHAR)) gives upper case)."
+            )
+    return notes
+
+
+def _case_only_adds(add: Sequence[Member], remove: Sequence[str]) -> int:
+    """How many added userIds equal a removed identifier but for letter case (userIds
+    are ASCII). In DuckDB when both live there: adds and removes can run to millions."""
+    if isinstance(add, TableRows) and isinstance(remove, TableRows) and add.engine is remove.engine:
+        (found,) = add.engine.connection.execute(
+            f"SELECT count(DISTINCT a.user_id) FROM {add.table} a WHERE a.user_id IS NOT NULL "
+            f"AND lower(a.user_id) IN (SELECT lower(id) FROM {remove.table})"
+        ).fetchone() or (0,)
+        return int(found)
+    removed = {identifier.lower() for identifier in remove}
+    return len({m.user_id for m in add if m.user_id and m.user_id.lower() in removed})
 
 
 def unknown_campaign_notes(

@@ -787,3 +787,41 @@ def test_the_markdown_plan_names_members_not_sent_masked(field_workspace, cli):
     assert "vip: 1 forgotten in Iterable, not sent: `" in result.stdout
     assert "existing: 1 not created (updateExistingUsersOnly): `" in result.stdout
     assert "gone@example.com" not in result.stdout and "stranger" not in result.stdout
+
+
+UPPER_UUIDS = ["3F2504E0-4F89-11D3-9A0C-0305E82C3301", "6BA7B810-9DAD-11D1-80B4-00C04FD430C8"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("project_type", ["userId", "hybrid"])
+def test_user_ids_that_differ_only_in_case_from_removed_ones_are_named_in_a_note(
+    field_workspace, cli, engine, project_type
+):
+    """An app that writes upper-case UUIDs as userIds (iOS's uuidString does), and a query
+    whose uuid column DuckDB or PostgreSQL gives as lower-case text: Iterable matches
+    userIds exactly, so the plan removes every member and adds other profiles (which a
+    hybrid project then refuses, their email being on the first one) with no word of why."""
+    ws, _server, proj = field_workspace(project_type, engine)
+    list_id = proj.add_list("vip")
+    for n, uid in enumerate(UPPER_UUIDS):
+        proj.subscribe_direct(list_id, user_id=uid, email=f"p{n}@example.com")
+    ws.csv("data/ids.csv", "id,email", [f"{u},p{n}@example.com" for n, u in enumerate(UPPER_UUIDS)])
+    query = "SELECT CAST(id AS UUID) AS userId, email FROM read_csv('data/ids.csv')"
+    ws.audience("vip", {"sql": query, "database": ":memory:"}, policy={"maxRemovalPercent": 100})
+
+    plan = cli("plan", ws.manifests, "--format", "json")
+
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    assert body["summary"]["members_to_add"] == 2
+    assert body["summary"]["members_to_remove"] == 2
+    (note,) = [n for n in body["destinations"][0]["notes"] if "letter case" in n]
+    assert note.startswith(
+        "list 'vip': 2 of the members this plan adds have a userId that differs only in "
+        "letter case from one of the 2 members it removes"
+    )
+    text = cli("plan", ws.manifests)
+    assert "differs only in letter case" in text.stdout
+    for uid in UPPER_UUIDS:
+        assert uid.lower() not in plan.output + text.output
+        assert uid not in plan.output + text.output
