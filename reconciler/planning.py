@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -265,6 +265,14 @@ def _plan_from_live(
         live.channels_from or "export job",
         _events_share(client, desired.destination.name, live, reads),
     )
+    # A list made for an audience under another name that still holds back who left it
+    # is not pruned (keep_former_lists), nor fingerprinted as a deletion.
+    planned_deletions = deletions
+    deletions, kept_notes = keep_former_lists(consented.lists, deletions)
+    kept = {x.list_id for x in planned_deletions} - {x.list_id for x in deletions}
+    for x in planned_deletions:
+        if x.list_id in kept:
+            prints.pop(f"{x.list_name}#{x.list_id}", None)
     # Trait mappings: fields ride on subscribes, the rest become bulkUpdates. A value
     # that cannot be sent leaves out that field only: its member is still sent.
     fields = plan_fields(client, desired, consented.lists, reads.progress, live.users_file)
@@ -297,16 +305,17 @@ def _plan_from_live(
         field_issues_unlisted=field_issues_unlisted,
         member_read=live.describe_reads(),
         notes=tuple(
-            list_notes(desired.lists, live.all_lists, live.managed, deletions)
+            list_notes(desired.lists, live.all_lists, live.managed, deletions, kept)
             + renamed_audience_notes(
                 desired.lists, live.all_lists, live.managed, deletions, declared
             )
             + undeclared_list_notes(
-                desired.lists, live.all_lists, live.managed, deletions, declared
+                desired.lists, live.all_lists, live.managed, deletions, declared, kept
             )
             + unknown_campaign_notes(left_out.lists, campaign_ids)
             + _field_limit_notes(fields)
             + case_only_notes(left_out.lists)
+            + kept_notes
         ),
         duplicate_rows=sum(item.duplicates for item in desired.lists),
         campaigns=tuple(campaigns),
@@ -462,6 +471,38 @@ def _field_limit_notes(fields: FieldsPlan) -> list[str]:
     return [note] if note is not None else []
 
 
+def keep_former_lists(
+    lists: Sequence[ListPlan], deletions: Sequence[ListDeletion]
+) -> tuple[list[ListDeletion], list[str]]:
+    """The deletions prune may make, and why the others are not made. A list made for an
+    audience under another name holds the only record that people left it themselves
+    (Iterable keeps no link between it and the audience's new list): while it holds any
+    of them back from the audience's list (with_former_lists), deleting it would have the
+    next plan add them. So it is kept, and named; prune deletes it once none is held back
+    (they left the source, or the audience says `resubscribe: allowed`)."""
+    holding: dict[int, ListPlan] = {}
+    for lp in lists:
+        if lp.left_themselves:
+            holding.update((list_id, lp) for list_id in lp.former_list_ids)
+    kept = [x for x in deletions if x.list_id not in holding]
+    notes = []
+    for x in deletions:
+        held = holding.get(x.list_id)
+        if held is None:
+            continue
+        count = len(held.left_themselves)
+        notes.append(
+            f"list {x.list_name!r} (list {x.list_id}) is not deleted, prune or not: it was "
+            f"made for audience {held.audience!r}, and {count:,} "
+            f"member{'s' if count != 1 else ''} who left it (or {held.list_name!r}) "
+            f"themselves {'are' if count != 1 else 'is'} held back from {held.list_name!r} "
+            "because of it; deleted, nothing would say they left, and the next plan would "
+            "add them. Prune deletes it once none is held back (out of the source, or "
+            "`resubscribe: allowed`)."
+        )
+    return kept, notes
+
+
 def case_only_notes(lists: Sequence[ListPlan]) -> list[str]:
     """A list whose adds have userIds that differ only in letter case from identifiers it
     removes: Iterable matches userIds exactly, so to it they are other profiles, and the
@@ -528,6 +569,7 @@ def list_notes(
     all_lists: list[Any],
     managed: Mapping[str, LiveList],
     deletions: Sequence[Any],
+    kept: Collection[int] = (),
 ) -> list[str]:
     """What a plan should say about lists beyond adds and removes: a changed listName
     (Iterable cannot rename a list, so it is a new list with a new id) and a changed
@@ -548,6 +590,8 @@ def list_notes(
                 fate = (
                     "it is deleted below (prune)"
                     if old.id in deleted
+                    else "it stays, holding back who left it themselves (below)"
+                    if old.id in kept
                     else "it stays as it is (no longer managed; `prune: true` deletes it)"
                 )
                 # Which side changed is not known: the manifest's listName, or the list's
@@ -678,6 +722,7 @@ def undeclared_list_notes(
     managed: Mapping[str, LiveList],
     deletions: Sequence[Any],
     declared: set[str] | None,
+    kept: Collection[int] = (),
 ) -> list[str]:
     """A list reconciler created that no manifest declares any more (its audience was
     removed) and that prune does not delete (`prune: false`, the default) stays in
@@ -699,6 +744,7 @@ def undeclared_list_notes(
             or not is_managed(old.description)
             or old.name in declared
             or old.id in deleted
+            or old.id in kept  # named by keep_former_lists
         ):
             continue
         audience = marked_audience(old.description)

@@ -505,3 +505,48 @@ def test_a_changed_list_name_does_not_re_add_who_left_the_old_list(
     again = cli("plan", ws.manifests, "--detailed-exitcode")
     assert again.exit_code == 0, again.output
     assert "held back: left the list themselves: 2" in again.stdout
+
+
+def test_prune_keeps_the_old_list_of_a_changed_list_name_while_it_holds_anyone_back(
+    field_workspace,  # noqa: F811
+    cli,
+):
+    """Who left the old list is held back from the new one only while the old list is
+    there to read (Iterable keeps no link between the two): prune deleted it in the plan
+    that created the new list, and the next plan added them. It is kept, and said, until
+    nobody it holds back is in the source."""
+    ws, _server, proj = field_workspace("hybrid", "python")
+    ws.destination(prune=True, policy={"allowListDeletion": True})
+    people = ["a@example.com", "b@example.com"]
+    csv_audience(ws, "vip", "email", people)
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    (old_id,) = [i for i, r in proj.lists.items() if r.name == "vip"]
+    proj.self_unsubscribe(proj.user_by_email("b@example.com"), list_id=old_id)
+    csv_audience(ws, "vip", "email", people, listName="VIP customers")
+
+    for _ in range(2):
+        plan = cli("plan", ws.manifests, "--format", "json")
+        assert plan.exit_code == 0, plan.output
+        body = plan.json()
+        assert body["summary"]["members_left_themselves"] == 1
+        assert body["summary"]["lists_to_delete"] == 0
+        said = (
+            f"list 'vip' (list {old_id}) is not deleted, prune or not: it was made for "
+            "audience 'vip', and 1 member who left it (or 'VIP customers') themselves is "
+            "held back from 'VIP customers' because of it"
+        )
+        assert any(n.startswith(said) for n in body["destinations"][0]["notes"]), body
+        assert not any("prune is off" in n for n in body["destinations"][0]["notes"]), body
+        assert "b@example.com" not in plan.output
+        applied = cli("apply", ws.manifests, "--yes")
+        assert applied.exit_code == 0, applied.output
+    (new_id,) = [i for i, r in proj.lists.items() if r.name == "VIP customers"]
+    assert proj.members(new_id) == ["a@example.com"]
+    assert old_id in proj.lists
+
+    # Out of the source, they are held back by nothing: prune deletes the old list.
+    csv_audience(ws, "vip", "email", ["a@example.com"], listName="VIP customers")
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.json()["summary"]["lists_to_delete"] == 1
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    assert old_id not in proj.lists
