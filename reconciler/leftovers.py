@@ -1,10 +1,11 @@
 """Private temporary directories, and the removal of those a killed run left behind.
 
-A run copies member sources (sources/snapshot.py), downloads lists (the DuckDB workspace)
-and lets a query spill into directories of its own, and removes them as it ends, on an
-error or Ctrl-C too. A run killed outright (SIGKILL from a cancelled CI job or the OOM
-killer) cannot: its copies of members' emails would stay in the temporary directory until
-the machine is wiped. So each directory is named after the process that made it, and the
+A run copies member sources (sources/snapshot.py), downloads lists (the DuckDB
+workspace), exports a project several destinations name (state/users_file.py) and lets a
+query spill into directories of its own, and removes them as it ends, on an error or
+Ctrl-C too. A run killed outright (SIGKILL from a cancelled CI job or the OOM killer)
+cannot: its copies of members' emails would stay in the temporary directory until the
+machine is wiped. So each directory is named after the process that made it, and the
 first directory a process makes in a place removes the ones there whose process is gone.
 """
 
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 # What `private_directory` makes: reconciler-<kind>-<pid>-<random>.
-_NAME = re.compile(r"reconciler-(?:source|workspace|query)-(\d+)-[A-Za-z0-9_]+")
+_NAME = re.compile(r"reconciler-(?:source|workspace|query|shared)-(\d+)-[A-Za-z0-9_]+")
 # A directory is left alone until nothing in it has changed for this long, even when its
 # process looks gone: a run in another PID namespace sharing this directory (containers on
 # one host) would look gone too.

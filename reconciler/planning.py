@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.errors import IterableError, LiveStateError, SourceError
-from reconciler.iterable import IterableClient
+from reconciler.iterable import CHANNELS_FIELD, IterableClient
 from reconciler.manifest import Audience, Destination, Manifests
 from reconciler.members.identity import Member
 from reconciler.members.issue import MemberIssue
@@ -64,6 +64,7 @@ from reconciler.state.fields import FieldsPlan, plan_fields
 from reconciler.state.live import LiveDestination, LiveList, read_live
 from reconciler.state.routes import choose_route
 from reconciler.state.unsendable import leave_out_unsendable
+from reconciler.state.users_file import SharedUsers, UsersShare
 from reconciler.traits import values as trait_values
 from reconciler.traits.limits import field_limit_note
 
@@ -85,6 +86,7 @@ def make_plan(
     engine = engine if engine is not None else Engine.from_env()
     prefetches: dict[str, Prefetch] = {}
     shared = SharedExports()
+    users = SharedUsers(engine.settings.temp_dir)
     try:
         # The reads that need nothing from the sources start first, so that Iterable's
         # slow answers (an export job's queue, getUsers' first byte) overlap the sources'
@@ -94,7 +96,14 @@ def make_plan(
         )
         targeted = list(_targeted(manifests, clients, targets))
         reads = _Reads(
-            engine, progress, on_read, member_reads, SharedEvents(), _project_lists(targeted)
+            engine,
+            progress,
+            on_read,
+            member_reads,
+            SharedEvents(),
+            _project_lists(targeted),
+            users,
+            _project_fields(manifests, targeted),
         )
         several = len(targeted) > 1
         destinations = []
@@ -126,6 +135,7 @@ def make_plan(
         for prefetch in prefetches.values():
             prefetch.abandon()
         shared.close()
+        users.close()
     return Plan(tuple(destinations), fingerprint)
 
 
@@ -142,6 +152,42 @@ class _Reads:
     # all (_project_lists).
     events: SharedEvents = dataclasses.field(default_factory=SharedEvents)
     project_lists: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
+    # The user export of each such project (with its type), read once for them all where
+    # their reads of mapped fields' values, channel unsubscribes or hybrid userIds' emails
+    # are made by an export; and, for each such destination, its project and every field
+    # those reads of them all may ask (_project_fields).
+    users: SharedUsers = dataclasses.field(default_factory=SharedUsers)
+    project_fields: Mapping[str, tuple[str, frozenset[str]]] = dataclasses.field(
+        default_factory=dict
+    )
+
+
+def _project_fields(
+    manifests: Manifests,
+    targeted: Sequence[tuple[str, Destination, IterableClient, list[Audience]]],
+) -> dict[str, tuple[str, frozenset[str]]]:
+    """For each destination that names one Iterable project (and project type) with
+    another, its project and the fields a user export read for any of them asks: both
+    identifiers, the channel unsubscribes and every field their trait mappings write."""
+    own = frozenset({"email", "userId", CHANNELS_FIELD})
+    return {
+        name: (project, own | frozenset(_mapped_fields(manifests, audiences)))
+        for name, (project, audiences) in _project_groups(targeted).items()
+    }
+
+
+def _users_share(
+    client: IterableClient, desired: DesiredDestination, reads: _Reads
+) -> UsersShare | None:
+    """How this destination shares its project's user export with the plan's other
+    destinations of the project (None: it names a project alone): the first whose read
+    is made by an export reads it for them all."""
+    name = desired.destination.name
+    group = reads.project_fields.get(name)
+    if group is None:
+        return None
+    project, fields = group
+    return UsersShare(reads.users, client, project, desired.project_type, name, fields)
 
 
 def _project_lists(
@@ -201,6 +247,7 @@ def _plan_destination(
     members, then (knowing the adds) mapped fields, users that cannot be sent, consent and
     the campaigns the changes reach. `declared` is every list name its manifests declare,
     or None when only some audiences are planned (then nothing may be pruned)."""
+    users = _users_share(client, desired, reads)
     live = read_live(
         client,
         desired,
@@ -209,9 +256,10 @@ def _plan_destination(
         progress=reads.progress,
         prefetch=prefetch,
         member_reads=reads.member_reads,
+        users=users,
     )
     try:
-        return _plan_from_live(client, desired, declared, live, reads, prints)
+        return _plan_from_live(client, desired, declared, live, reads, prints, users)
     finally:
         if live.users_file is not None:
             live.users_file.remove()
@@ -224,8 +272,10 @@ def _plan_from_live(
     live: LiveDestination,
     reads: _Reads,
     prints: dict[str, dict[str, Any]],
+    users: UsersShare | None = None,
 ) -> DestinationPlan:
-    """_plan_destination once its lists and members are read."""
+    """_plan_destination once its lists and members are read (`users`: the project's
+    user export shared with the plan's other destinations naming it, if any)."""
     dest_spec = desired.destination.spec
     # Audiences whose list could not be read with confidence are left out whole.
     unread = tuple(
@@ -264,6 +314,7 @@ def _plan_from_live(
         max((_list_size(x) for x in live.managed.values()), default=0),
         live.channels_from or "export job",
         _events_share(client, desired.destination.name, live, reads),
+        users,
     )
     # A list made for an audience under another name that still holds back who left it
     # is not pruned (keep_former_lists), nor fingerprinted as a deletion.
@@ -275,7 +326,8 @@ def _plan_from_live(
             prints.pop(f"{x.list_name}#{x.list_id}", None)
     # Trait mappings: fields ride on subscribes, the rest become bulkUpdates. A value
     # that cannot be sent leaves out that field only: its member is still sent.
-    fields = plan_fields(client, desired, consented.lists, reads.progress, live.users_file)
+    # The export that read the members has the fields; else the project's shared one.
+    fields = plan_fields(client, desired, consented.lists, reads.progress, live.users_file or users)
     field_issues, field_issues_unlisted = _value_issues(
         desired, fields.issues, fields.issues_unlisted
     )
@@ -284,7 +336,9 @@ def _plan_from_live(
     # Forgotten users, and unknown ones an audience may not create, are not sent. Left out
     # after the fields are planned: their fields were to ride on the subscribe, so no
     # bulkUpdate (which creates unknown users) is planned for them.
-    left_out = leave_out_unsendable(client, desired.project_type, fields.lists, live.users_file)
+    left_out = leave_out_unsendable(
+        client, desired.project_type, fields.lists, live.users_file or users
+    )
     campaigns, campaigns_error, campaign_ids = _read_campaigns(client, left_out.lists, deletions)
     return plan_destination(
         desired.destination.name,
@@ -325,8 +379,14 @@ def _plan_from_live(
         ),
         duplicate_conflicts_unlisted=sum(item.conflicts_unlisted for item in desired.lists),
         unread=unread,
-        other_reads=tuple(left_out.reads + consented.reads),
+        other_reads=tuple(left_out.reads + consented.reads + _shared_note(users)),
     )
+
+
+def _shared_note(users: UsersShare | None) -> list[str]:
+    """What the plan says of reads taken from another destination's user export."""
+    note = users.note() if users is not None else None
+    return [note] if note else []
 
 
 def _events_share(

@@ -66,6 +66,7 @@ from reconciler.plan.model import without_keys
 from reconciler.progress import duration
 from reconciler.state.routes import export_seconds
 from reconciler.state.unsendable import MAX_TABLE_CHECK
+from reconciler.state.users_file import UsersShare
 from reconciler.state.windows import (
     UNSPLITTABLE_RETRIES,
     Window,
@@ -383,6 +384,7 @@ def read_optouts(
     largest_list: int = 0,
     profiles_from: str = "export job",
     share: EventsShare | None = None,
+    users: UsersShare | None = None,
 ) -> Optouts:
     """The reads the consent guard needs for the lists that add members (see the module
     docstring). `profiles_read`: every channel-unsubscribed profile of the project, from
@@ -390,7 +392,8 @@ def read_optouts(
     before the sources were read; its unsubscribedChannelIds asked for too): the
     profiles are then not read again. `largest_list`: the most members a list read holds
     (the project has at least as many profiles: what the export is modelled on).
-    `share`: the events of the project read once for every destination naming it."""
+    `share`: the events of the project read once for every destination naming it;
+    `users`: its user export, likewise, where the profiles are read by an export."""
     same_as = _lineage(lists)
     list_ids = frozenset(same_as)
     events, event_windows, reader = _unsubscribe_events(client, list_ids, share)
@@ -426,7 +429,7 @@ def read_optouts(
             f"members' {profiles_from})"
         )
     else:
-        profiles, how = _read_profiles(client, lists, project_type, keep, largest_list)
+        profiles, how = _read_profiles(client, lists, project_type, keep, largest_list, users)
     emails, user_ids = channel_unsubscribed(profiles, channel_ids)
     if event_windows:
         how += (
@@ -614,8 +617,11 @@ def _read_profiles(
     project_type: ProjectType,
     keep: Callable[[dict[str, Any]], bool],
     largest_list: int,
+    users: UsersShare | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
-    """The channel-unsubscribed profiles `keep` accepts, and how they were read."""
+    """The channel-unsubscribed profiles `keep` accepts, and how they were read (by an
+    export: from `users`, the project's export shared by the plan's destinations naming
+    it, when given)."""
     people = people_to_look_up(lists, project_type)
     requests = lookup_requests(people) if people is not None else None
     route, why = choose_profile_read(requests, largest_list, client.settings)
@@ -624,9 +630,14 @@ def _read_profiles(
         assert people is not None
         found, made = read_profiles_by_lookups(client, people)
         return [p for p in found if keep(p)], _by_lookups(made, why)
-    profiles, windows = export_users_whole(
-        client, PROFILE_FIELDS, keep, project_type, marked=(CHANNELS_MARK,)
-    )
+    if users is not None and users.serves(PROFILE_FIELDS, 0, client.settings, route):
+        rows = users.read_rows(f"profiles' {CHANNELS_FIELD}", CHANNELS_MARK)
+        profiles = [{k: p.get(k) for k in PROFILE_FIELDS} for p in rows if keep(p)]
+        windows = users.windows()
+    else:
+        profiles, windows = export_users_whole(
+            client, PROFILE_FIELDS, keep, project_type, marked=(CHANNELS_MARK,)
+        )
     # A project too big for one export stream is read in date windows.
     cut = f" in {windows} date windows, one export being cut off" if windows else ""
     return profiles, f"2 exports (emailUnSubscribe events, profiles' {CHANNELS_FIELD}{cut}){why}"
@@ -737,6 +748,7 @@ def respect_consent(
     largest_list: int = 0,
     profiles_from: str = "export job",
     share: EventsShare | None = None,
+    users: UsersShare | None = None,
 ) -> Consented:
     """Hold back the adds of people who opted out (module docstring). Reads nothing unless
     some existing list gets adds (or a list made in place of ones under another name:
@@ -757,6 +769,7 @@ def respect_consent(
         largest_list,
         profiles_from,
         share,
+        users,
     )
     out.lists = [hold_back(lp, optouts) for lp in out.lists]
     return out

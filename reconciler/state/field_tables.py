@@ -48,7 +48,7 @@ from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.sources import MemberIssue
 from reconciler.state.desired import DesiredList
 from reconciler.state.live import choose_field_read, read_field_values
-from reconciler.state.users_file import UsersFile
+from reconciler.state.users_file import ProfilesFile
 from reconciler.state.windows import download_whole
 from reconciler.traits import SentValue
 from reconciler.traits import values as trait_values
@@ -86,7 +86,7 @@ def plan_table_fields(
     items: Sequence[DesiredList],
     lists: Sequence[ListPlan],
     progress: Progress = NULL_PROGRESS,
-    users_file: UsersFile | None = None,
+    users_file: ProfilesFile | None = None,
 ) -> TableFields:
     """`items` are the destination's mapped audiences, `lists` all its list plans;
     `users_file` as state/fields.py plan_fields takes it."""
@@ -279,7 +279,7 @@ def _read_live(
     users: int,
     project_type: ProjectType,
     on_users: Callable[[int], None],
-    users_file: UsersFile | None = None,
+    users_file: ProfilesFile | None = None,
 ) -> tuple[str, FieldRead]:
     """Current values of `names` for the wanted members, the cheaper way (as
     live.read_field_values chooses): one user export streamed into the workspace, or a
@@ -290,7 +290,7 @@ def _read_live(
         table = read_field_export(
             engine, users_file.download, merged, names, project_type, on_users
         )
-        return table, FieldRead("export", users, 0, tuple(names))
+        return table, FieldRead("export", users, users_file.requests, tuple(names))
     if chosen == "export":
         table = read_field_export(
             engine, download_whole(client, project_type), merged, names, project_type, on_users

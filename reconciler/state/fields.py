@@ -33,7 +33,7 @@ from reconciler.state.field_tables import (
     with_doubles,
 )
 from reconciler.state.live import read_field_values
-from reconciler.state.users_file import UsersFile
+from reconciler.state.users_file import ProfilesFile
 from reconciler.traits import SentValue, TypeConflict, check_types
 from reconciler.traits.compare import text_fields
 from reconciler.traits.types import as_doubles
@@ -65,7 +65,7 @@ def plan_fields(
     desired: DesiredDestination,
     lists: Sequence[ListPlan],
     progress: Progress = NULL_PROGRESS,
-    users_file: UsersFile | None = None,
+    users_file: ProfilesFile | None = None,
 ) -> FieldsPlan:
     """`lists` are the destination's list plans, in the order of `desired.lists`;
     `users_file` the export that read their members, read again for current values
@@ -140,7 +140,7 @@ def _plan_table_fields(
     lists: Sequence[ListPlan],
     items: list[DesiredList],
     progress: Progress,
-    users_file: UsersFile | None = None,
+    users_file: ProfilesFile | None = None,
 ) -> FieldsPlan:
     """plan_fields over workspace tables (state/field_tables.py); the type check as below,
     over the values a batch at a time."""

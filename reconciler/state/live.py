@@ -20,7 +20,7 @@ from reconciler.plan import FieldRead
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, Task, duration, heartbeat
 from reconciler.state.desired import DesiredDestination, DesiredList
 from reconciler.state.routes import MemberRoute, choose_route
-from reconciler.state.users_file import UsersFile, export_rows
+from reconciler.state.users_file import ProfilesFile, UsersFile, UsersShare, export_rows
 from reconciler.state.windows import (
     WindowedRead,
     clock_behind_note,
@@ -203,9 +203,12 @@ def _resolve_user_ids(item: DesiredList, members: set[str], emails: Mapping[str,
     return resolved
 
 
-def emails_of_user_ids(client: IterableClient, user_ids: Sequence[str]) -> dict[str, str]:
+def emails_of_user_ids(
+    client: IterableClient, user_ids: Sequence[str], users: UsersShare | None = None
+) -> dict[str, str]:
     """The (lowercased) email of each of these userIds' profiles that has one, read as
-    mapped fields are: per-user reads in parallel, or one export when that costs less.
+    mapped fields are: per-user reads in parallel, or one export when that costs less
+    (`users`: the project's export shared by the plan's destinations naming it).
     The candidates are every userId on a list that no desired member has: a first plan
     over a list of 100,000 leavers took 100,000 reads one after another (17 min at best,
     hours at Iterable's latency), where one export takes a minute."""
@@ -214,7 +217,9 @@ def emails_of_user_ids(client: IterableClient, user_ids: Sequence[str]) -> dict[
     members = [Member(i, "userId", user_id=i) for i in user_ids]
     values: Mapping[str, dict[str, Any] | None]
     try:
-        values = read_field_values(client, members, ["email"], "hybrid").values
+        values = read_field_values(
+            client, members, ["email"], "hybrid", users, "emails of userIds"
+        ).values
     except IterableError:
         # An export Iterable will not give (500s, a cut stream) is no reason to fail the
         # plan: per-user reads answer the same question, only more slowly.
@@ -270,9 +275,12 @@ def read_live(
     progress: Progress = NULL_PROGRESS,
     prefetch: Prefetch | None = None,
     member_reads: str | None = None,
+    users: UsersShare | None = None,
 ) -> LiveDestination:
     """`member_reads` overrides the route choice: "export" (the saved-plan check) reads
-    every list with one export, the faster kind by the model, whatever their number."""
+    every list with one export, the faster kind by the model, whatever their number.
+    `users`: the project's user export, shared by the plan's destinations naming it, for
+    the hybrid userId lookups where they are read by an export."""
     all_lists = client.get_lists()
     found, ambiguous = _find_lists(all_lists, desired.lists)
     started, before = time.monotonic(), dict(client.stats.calls)
@@ -313,6 +321,7 @@ def read_live(
             prefetch,
             downloaded,
             early,
+            users,
         )
     except BaseException:
         for path in kept:
@@ -360,9 +369,11 @@ def _read_members(
     prefetch: Prefetch | None,
     downloaded: Downloaded | None,
     early: ExportDownload | None,
+    users: UsersShare | None = None,
 ) -> LiveDestination:
     """read_live's member read by `route` (falling back to getUsers where an export
-    cannot be read), proven and with its unproven lists."""
+    cannot be read), proven and with its unproven lists (`users`: as read_live takes
+    it)."""
     in_tables = [(item, info) for item, info in found if item.table is not None]
     live = None
     if route.name == "windowedExport" and found:
@@ -404,7 +415,9 @@ def _read_members(
             )
             route = MemberRoute("getUsers", f"the user export could not be read ({exc})")
     if live is None:
-        live = _read_by_get_users(client, desired, found, engine, progress, prefetch, on_read)
+        live = _read_by_get_users(
+            client, desired, found, engine, progress, prefetch, on_read, users
+        )
     live.table_reads = sum(1 for item, _info in in_tables if item.list_name in live.managed)
     live.route = route
     live = _prove_reads(client, live)
@@ -571,12 +584,13 @@ def _read_by_get_users(
     progress: Progress,
     prefetch: Prefetch | None,
     on_read: Callable[[str], None] | None,
+    users: UsersShare | None = None,
 ) -> LiveDestination:
     """getUsers for every list, several in flight at once (Iterable limits how many start
     a minute, not how many stream), the largest first so the longest streams start
     earliest. A list whose read still fails after its retries is named in `unproven`, and
     the others go ahead. Reading is done in threads; the workspace (DuckDB) and the
-    per-user lookups are used from this one."""
+    per-user lookups are used from this one (`users`: as emails_of_user_ids takes it)."""
     order = sorted(found, key=lambda pair: -expected_size(pair[0]))
     paths = {
         item.list_name: engine.directory / f"{engine.name('live')}.txt"
@@ -635,7 +649,7 @@ def _read_by_get_users(
             candidates += tables[item.list_name][1]
         elif item.prefer_user_id:
             candidates += _candidates(item, outcome)
-    emails = emails_of_user_ids(client, list(dict.fromkeys(candidates)))
+    emails = emails_of_user_ids(client, list(dict.fromkeys(candidates)), users)
     managed: dict[str, LiveList] = {}
     for item, info in found:
         outcome = outcomes[item.list_name]
@@ -930,16 +944,21 @@ def read_field_values(
     members: Sequence[Member],
     fields: Sequence[str],
     project_type: ProjectType,
-    users_file: UsersFile | None = None,
+    users_file: ProfilesFile | None = None,
+    what: str = "mapped fields' values",
 ) -> LiveFields:
     """Read `fields` of these members' profiles with one export or per-user reads, or
     from `users_file` (the export that read the members) when it has them and that is
-    cheaper: no request at all."""
+    cheaper: no request at all; or where an export is chosen, from the project's export
+    that the plan's destinations naming it share (`what`: the read, as the plan names
+    it when another destination made that export)."""
     method = choose_field_read(len(members), client.settings)
     values: Mapping[str, dict[str, Any] | None]
     if users_file is not None and users_file.serves(fields, len(members), client.settings, method):
-        values = _read_by_export(client, members, fields, project_type, users_file.read_rows())
-        return LiveFields(values, FieldRead("export", len(members), 0, tuple(fields)))
+        rows = users_file.read_rows(what)
+        values = _read_by_export(client, members, fields, project_type, rows)
+        read = FieldRead("export", len(members), users_file.requests, tuple(fields))
+        return LiveFields(values, read)
     if method == "export":
         values = _read_by_export(client, members, fields, project_type)
         requests = 1

@@ -30,7 +30,7 @@ from reconciler.members.model import TableRows, member_rows
 from reconciler.plan import ListPlan
 from reconciler.plan.model import without_keys
 from reconciler.state.live import read_field_values
-from reconciler.state.users_file import UsersFile
+from reconciler.state.users_file import ProfilesFile
 
 # Adds of an updateExistingUsersOnly audience planned in DuckDB are checked up to this
 # many (a first load of millions is not: apply reports Iterable's notFound answers as
@@ -53,10 +53,11 @@ def leave_out_unsendable(
     client: IterableClient,
     project_type: ProjectType,
     lists: Sequence[ListPlan],
-    users_file: UsersFile | None = None,
+    users_file: ProfilesFile | None = None,
 ) -> LeftOut:
     """`users_file`: the export that read the members, where whether users exist is
-    read rather than asked of Iterable again, when that is cheaper."""
+    read rather than asked of Iterable again, when that is cheaper; or the project's
+    export shared by the plan's destinations naming it, where an export is read."""
     out = LeftOut(list(lists))
     if not any(lp.add for lp in out.lists):
         return out
@@ -145,7 +146,7 @@ def _without_unknown(
     project_type: ProjectType,
     lists: list[ListPlan],
     reads: list[str],
-    users_file: UsersFile | None = None,
+    users_file: ProfilesFile | None = None,
 ) -> list[ListPlan]:
     """updateExistingUsersOnly: adds Iterable has no profile for are not created (email-
     based projects ignore the option, so nothing is left out there)."""
@@ -182,7 +183,9 @@ def _without_unknown(
     by_name = {lp.list_name: lp for lp in checked}
     lists = [by_name.get(lp.list_name, lp) for lp in lists]
     members = {m.key: m for lp in checked for m in lp.add}
-    existing = read_field_values(client, list(members.values()), [], project_type, users_file)
+    existing = read_field_values(
+        client, list(members.values()), [], project_type, users_file, "users' existence"
+    )
     unknown = {key for key, values in existing.values.items() if values is None}
     # Unknown now, but another list of this plan creates them: apply subscribes those lists
     # first (DestinationPlan.changes), so they exist by the time these subscribes go out.

@@ -8,6 +8,11 @@ current values (state/fields.py) and whether updateExistingUsersOnly members exi
 (state/unsendable.py) are read from its file rather than asked of Iterable again: a second
 export of the whole project (minutes to hours for a large one, from a budget of 4 a
 minute) or one per-user read per member (1,000 members: 10 s at 100 a second).
+
+Where destinations naming one project read their lists by getUsers, the first of them
+whose plan reads profiles by a user export (mapped fields' values, the consent guard's
+channel unsubscribes, hybrid userIds' emails, users' existence) makes one for them all,
+with every field any of them may ask (SharedUsers), and each reads it as this file.
 """
 
 from __future__ import annotations
@@ -15,13 +20,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import LiveStateError
-from reconciler.iterable import CHANNELS_FIELD, ClientSettings
+from reconciler.errors import IterableError, LiveStateError
+from reconciler.iterable import CHANNELS_FIELD, ClientSettings, IterableClient
+from reconciler.leftovers import private_directory
+from reconciler.members.identity import ProjectType
+from reconciler.state.windows import cut_off, read_export_windows
 
 # Rows of the file parsed a second, taken low (a short JSON line parses in a few
 # microseconds): a few per-user reads of a large project's members stay cheaper than
@@ -36,6 +45,9 @@ class UsersFile:
     path: Path
     fields: frozenset[str]
     rows: int
+    # Rate-limited calls a read from the file counts in the plan (FieldRead): none, the
+    # export that read the members made it.
+    requests = 0
 
     def serves(
         self, fields: Collection[str], users: int, settings: ClientSettings, chosen: str
@@ -53,9 +65,10 @@ class UsersFile:
         per_user = users / rate if rate else 0.0
         return self.rows / ROWS_PER_SECOND < per_user
 
-    def read_rows(self) -> Iterator[dict[str, Any]]:
-        """The file's users, one at a time."""
-        return export_rows(self.path, None, "the user export holds")
+    def read_rows(self, _what: str = "", marked: bytes = b"") -> Iterator[dict[str, Any]]:
+        """The file's users, one at a time (`_what`, `marked`: as UsersShare.read_rows
+        takes them)."""
+        return export_rows(self.path, None, "the user export holds", marked)
 
     def download(
         self, _only: Sequence[str], path: Path, on_lines: Callable[[int], None] | None
@@ -81,14 +94,18 @@ def link_or_copy(source: Path, target: Path) -> None:
 
 
 def export_rows(
-    path: Path, channels: list[dict[str, Any]] | None, holder: str
+    path: Path, channels: list[dict[str, Any]] | None, holder: str, marked: bytes = b""
 ) -> Iterator[dict[str, Any]]:
     """An export file's users (JSON lines), one at a time, those with channel unsubscribes
     also kept in `channels`; a line that is not a JSON object fails the read (`holder`:
-    what the message says held it)."""
+    what the message says held it). `marked`: only lines holding this text, or a
+    backslash (an escape could spell it), are parsed and given."""
+    needles = (marked.decode(), "\\") if marked else ()
     with path.open(encoding="utf-8", errors="replace") as handle:
         for line in handle:
             if not line.strip():
+                continue
+            if needles and not any(needle in line for needle in needles):
                 continue
             try:
                 row = json.loads(line)
@@ -99,3 +116,135 @@ def export_rows(
             if channels is not None and row.get(CHANNELS_FIELD):
                 channels.append({k: row.get(k) for k in ("email", "userId", CHANNELS_FIELD)})
             yield row
+
+
+@dataclass
+class SharedUsers:
+    """One plan's user exports of projects several destinations name, by project (its
+    client's project_id and project type): the file, the date windows its read took (0:
+    one export), and the destination that read it. A destination whose mapped fields'
+    values, consent guard's channel unsubscribes or hybrid userIds' emails are read by an
+    export takes the project's, made once for them all, rather than one each from
+    Iterable's 4 a minute. The files go under `temp_dir` (RECONCILER_DUCKDB_TEMP_DIR, as
+    the workspace's: a large project's export is gigabytes)."""
+
+    temp_dir: Path | None = None
+    reads: dict[str, tuple[UsersFile, int, str]] = field(default_factory=dict)
+    directory: Path | None = None
+    unusable: bool = False  # no directory could be made: each destination reads alone
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def usable(self) -> bool:
+        """Whether the files have a directory (made now if not yet)."""
+        if self.directory is None and not self.unusable:
+            try:
+                self.directory = private_directory("shared", self.temp_dir)
+            except OSError:
+                # The reads are made as without sharing, which need no directory here.
+                self.unusable = True
+        return self.directory is not None
+
+    def close(self) -> None:
+        """Removes the files, once the plan has read them."""
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+        self.reads.clear()
+
+
+@dataclass
+class UsersShare:
+    """How a destination takes part in SharedUsers: its client, project (key) and name,
+    and every field the project's destinations in the plan may ask of the export (the
+    first to need it asks for them all). Read as a UsersFile is, where an export would
+    be made (`serves`); `taken` names the reads that took another destination's file."""
+
+    shared: SharedUsers
+    client: IterableClient
+    project: str
+    project_type: ProjectType
+    destination: str
+    fields: frozenset[str]
+    taken: list[str] = field(default_factory=list)
+    # The plan counts the export a read from the file stands for, as alone it makes it.
+    requests = 1
+
+    def serves(
+        self, fields: Collection[str], _users: int, _settings: ClientSettings, chosen: str
+    ) -> bool:
+        """Only where an export would be read: per-user reads chosen stay per-user reads,
+        as alone."""
+        return chosen == "export" and set(fields) <= self.fields and self.shared.usable()
+
+    def windows(self) -> int:
+        """The date windows the project's export took (0: one export), read if not yet."""
+        return self._read()[1]
+
+    def read_rows(self, what: str = "", marked: bytes = b"") -> Iterator[dict[str, Any]]:
+        """The project's users, from the export made for the plan's destinations of the
+        project (made now when none is); `what`: the read taking them, named in the plan
+        when another destination made it; `marked`: only lines holding this text (or an
+        escape, which could spell it) are parsed, as client.export_users takes it."""
+        users, _windows, reader = self._read()
+        if what and reader != self.destination and what not in self.taken:
+            self.taken.append(what)
+        return users.read_rows(marked=marked)
+
+    def download(
+        self, only: Sequence[str], path: Path, on_lines: Callable[[int], None] | None
+    ) -> int:
+        """As UsersFile.download, of the project's export."""
+        users, _windows, reader = self._read()
+        if reader != self.destination and "mapped fields' values" not in self.taken:
+            self.taken.append("mapped fields' values")
+        return users.download(only, path, on_lines)
+
+    def note(self) -> str | None:
+        """What the plan says of the reads taken from another destination's export."""
+        if not self.taken:
+            return None
+        reader = self.shared.reads[self.project][2]
+        *rest, last = self.taken
+        what = f"{', '.join(rest)} and {last}" if rest else last
+        return (
+            f"{what} taken from the user export of destination "
+            f"{reader!r}, which names the same Iterable project"
+        )
+
+    def remove(self) -> None:
+        """The plan removes the files (SharedUsers.close), once every destination is read."""
+
+    def _read(self) -> tuple[UsersFile, int, str]:
+        with self.shared.lock:
+            read = self.shared.reads.get(self.project)
+            if read is None:
+                read = self._export()
+                self.shared.reads[self.project] = read
+            return read
+
+    def _export(self) -> tuple[UsersFile, int, str]:
+        """The project's user export of every field the group asks, to a file: one
+        export, or where Iterable cuts that off every time, the export in date windows
+        (as export_users_whole reads it). A failed read is not kept: the next
+        destination to need it tries again, as alone."""
+        assert self.shared.directory is not None  # serves() made it
+        path = self.shared.directory / f"users-{len(self.shared.reads)}.jsonl"
+        names = ["email", "userId", *sorted(self.fields - {"email", "userId"})]
+        windows = 0
+        try:
+            try:
+                rows = self.client.download_export(names, path)
+            except IterableError as exc:
+                if not cut_off(exc):
+                    raise
+                path.unlink(missing_ok=True)
+                windowed = read_export_windows(self.client, names, path, self.project_type, 0)
+                rows, windows = windowed.rows, windowed.requests
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return UsersFile(path, frozenset(names), rows), windows, self.destination
+
+
+# What the plan's later reads of a project's profiles take, where an export would be made.
+ProfilesFile = UsersFile | UsersShare

@@ -303,6 +303,7 @@ def _destinations(result) -> dict[str, dict]:
                 r"; the emailUnSubscribe events taken from .*? the same Iterable project", "", text
             )
             for text in destination["other_reads"]
+            if not re.search(r"taken from the user export of destination .*", text)
         ]
         out[destination["name"]] = destination
     return out
@@ -457,6 +458,125 @@ def test_a_shared_export_that_fails_leaves_each_destination_to_read_by_getusers(
     assert all(text.startswith("members of 1 list read with 1 getUsers call") for text in said)
     getusers = [r for r in teams.emulator.request_log if r.path == "/api/lists/getUsers"]
     assert len(getusers) == 2
+
+
+def _user_exports(server) -> dict[str, int]:
+    """The project's user exports other than of list memberships, by what they read:
+    mapped fields' values ('fields'), profiles' channel unsubscribes ('consent'), hybrid
+    userIds' emails or whether users exist (both identifiers alone: 'lookup'), or all of
+    these at once ('shared')."""
+    counts = {"fields": 0, "consent": 0, "lookup": 0, "shared": 0}
+    for r in server.emulator.request_log:
+        if r.path != MEMBER_EXPORT or "dataTypeName=user" not in r.query or "ListIds" in r.query:
+            continue
+        asked = set(re.findall(r"onlyFields=([^&]+)", r.query)) - {"email", "userId"}
+        if "unsubscribedChannelIds" in asked and asked & {"plan", "tier"}:
+            counts["shared"] += 1
+        elif "unsubscribedChannelIds" in asked:
+            counts["consent"] += 1
+        elif asked:
+            counts["fields"] += 1
+        else:
+            counts["lookup"] += 1
+    return counts
+
+
+@pytest.fixture
+def teams_by_getusers(workspace: Workspace, teams, monkeypatch):
+    """`teams`, its lists read by getUsers; both audiences know members by userId and by
+    email alone, and each list holds a profile with a userId whose email is looked up
+    (the hybrid getUsers read reports it by userId). Every read of profiles is by an
+    export: mapped fields' values, hybrid lookups, and the consent guard's profiles
+    (too many per-user reads for the adds, at one in 100 s)."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    monkeypatch.setenv("RECONCILER_USER_READS_PER_SECOND", "0.01")
+    proj = teams.emulator.project("default")
+    vip, trial = (next(i for i, x in proj.lists.items() if x.name == n) for n in ("vip", "trial"))
+    proj.subscribe_direct(vip, user_id="u7", email="h@example.com")
+    proj.subscribe_direct(trial, user_id="u8", email="i@example.com")
+    workspace.csv(
+        "trial.csv",
+        "user_id,email,tier",
+        [
+            "u3,c@example.com,y",
+            ",d@example.com,x",
+            ",e@example.com,x",
+            ",f@example.com,",
+            ",y@example.com,x",
+            ",i@example.com,x",
+        ],
+    )
+    loose = {"maxRemovalPercent": 100}
+    workspace.audience(
+        "trial",
+        {"csv": "trial.csv", "userId": "user_id", "email": "email"},
+        "growth",
+        traits="team",
+        policy=loose,
+    )
+    return teams
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["", "updateExistingUsersOnly"])
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_two_destinations_read_by_getusers_share_the_project_user_export(
+    workspace, teams_by_getusers, cli, monkeypatch, engine, existing, tmp_path
+):
+    """Read by getUsers, two destinations of one project each made their own exports of
+    every profile: mapped fields' values, the consent guard's channel unsubscribes and the
+    hybrid userIds' emails (and with updateExistingUsersOnly, whether the adds exist), 6
+    (8) from Iterable's 4 a minute. The first to need one now exports the project once
+    with every field, and each destination's plan is the one it makes alone."""
+    server = teams_by_getusers
+    temp = tmp_path / "temp"
+    monkeypatch.setenv("RECONCILER_DUCKDB_TEMP_DIR", str(temp))
+    if engine == "duckdb":
+        monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "1")
+    if existing:
+        for name in ("aud-vip.yaml", "aud-trial.yaml"):
+            path = workspace.manifests / name
+            doc = json.loads(path.read_text())
+            doc["spec"]["updateExistingUsersOnly"] = True
+            path.write_text(json.dumps(doc))
+    alone = {}
+    for audience in ("vip", "trial"):
+        server.emulator.clear_log()
+        result = cli(
+            "plan", workspace.manifests, "--target", audience, "--format", "json", "--show-members"
+        )
+        alone |= _destinations(result)
+        # Alone, a destination makes each of the exports.
+        lookups = 1 + existing
+        assert _user_exports(server) == {"fields": 1, "consent": 1, "lookup": lookups, "shared": 0}
+    server.emulator.clear_log()
+
+    both = cli("plan", workspace.manifests, "--format", "json", "--show-members")
+
+    assert _user_exports(server) == {"fields": 0, "consent": 0, "lookup": 0, "shared": 1}
+    assert _destinations(both) == alone
+    assert not list(temp.glob("reconciler-shared-*"))  # the file (emails) went with the plan
+    notes = {
+        d["name"]: [t for t in d["other_reads"] if "taken from the user export" in t]
+        for d in both.json()["destinations"]
+    }
+    # One read the export, for both; the other says whose it took, and for what.
+    (reader,) = [name for name, said in notes.items() if not said]
+    (taker,) = {"prod", "growth"} - {reader}
+    taken = "emails of userIds, profiles' unsubscribedChannelIds" + (
+        ", mapped fields' values and users' existence" if existing else " and mapped fields' values"
+    )
+    assert notes[taker] == [
+        f"{taken} taken from the user export of destination {reader!r}, which names the same "
+        "Iterable project"
+    ]
+    if existing:  # the adds Iterable does not know are left out, as alone
+        said = " ".join(t for d in alone.values() for t in d["other_reads"])
+        assert "checked for existence with 1 user export" in said
+    # The plans did their work: each holds back its leaver and updates its fields.
+    for name, person in (("prod", "g@example.com"), ("growth", "f@example.com")):
+        (plan,) = alone[name]["lists"]
+        assert plan["not_sent"]["left_themselves"]["sample"] == [person]
+        assert alone[name]["field_updates"]["count"] > 0
 
 
 def test_destinations_of_one_project_pace_their_reads_together(
