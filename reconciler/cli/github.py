@@ -21,6 +21,7 @@ from reconciler.github.gh import Gh
 from reconciler.github.identity import own_author
 from reconciler.github.issue import close_issue, open_or_update_issue
 from reconciler.github.message import marked_body
+from reconciler.github.runs import busy_runs
 
 github_app = typer.Typer(
     help="Post plans to GitHub: a pull-request comment updated in place, a drift issue. "
@@ -250,3 +251,45 @@ def check_current(
         typer.echo(f"{path}/ unchanged on {branch} since {commit[:12]}")
     else:
         typer.echo(f"{commit[:12]} is the newest commit on {branch}")
+
+
+# `check-idle`'s answer when a run is busy: not an error (1), nor click's usage error (2).
+EXIT_BUSY = 3
+
+
+@github_app.command("check-idle")
+def check_idle(
+    workflows: list[str] = typer.Option(
+        ...,
+        "--workflow",
+        metavar="FILE",
+        help="A workflow whose runs write to Iterable, by file name (apply.yml); repeatable.",
+    ),
+    since: str | None = typer.Option(
+        None,
+        "--since",
+        metavar="TIME",
+        help="Also count runs created at or after TIME (ISO 8601, UTC, e.g. "
+        "2026-01-31T06:17:00Z), even those already over: the time of the first check, "
+        "when checking again after planning.",
+    ),
+    repo: str = RepoOpt,
+) -> None:
+    """Exit 3, naming the runs, when a run of a WORKFLOW is in progress, queued or waiting
+    (for approval, or in its concurrency group), or with --since was created since TIME;
+    exit 0 when none is. The drift check skips while one is: Iterable is half-applied
+    while an apply or sync writes, and a plan of it would report false drift."""
+    try:
+        busy = busy_runs(Gh(), repo, workflows, since)
+    except ReconcilerError as exc:
+        raise exits.fail(exc) from None
+    except _UNEXPECTED_SHAPE as exc:
+        raise exits.fail(_unexpected_shape(exc)) from None
+    names = " or ".join(workflows)
+    if not busy:
+        typer.echo(f"no {names} run in progress or waiting" + (f" since {since}" if since else ""))
+        return
+    for run in busy:
+        status = run.status.replace("_", " ")
+        typer.echo(f"{run.workflow} run {status}" + (f": {run.url}" if run.url else ""))
+    raise typer.Exit(EXIT_BUSY)

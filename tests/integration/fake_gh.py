@@ -1,12 +1,13 @@
 """A recording stand-in for the `gh` CLI, run as `gh` by the workflow tests.
 
 Only `gh api --method M ENDPOINT [--paginate] [--input -]` against the issue,
-issue-comment, artifact and compare endpoints, `user` and GraphQL's `viewer`, which is all
-reconciler and the workflows use. State (comments per issue number, issues, artifacts, the token's
-account) lives in the JSON file $FAKE_GH_STATE; every call is appended to $FAKE_GH_LOG as
-one JSON line with its arguments and request body. Like the real gh inside Actions, it
-refuses to work without GH_TOKEN. Paginated lists come back as two pages ("[...][...]")
-whenever there is more than one item, as `gh api --paginate` prints them.
+issue-comment, artifact, compare and workflow-runs endpoints, `user` and GraphQL's
+`viewer`, which is all reconciler and the workflows use. State (comments per issue number,
+issues, artifacts, workflow runs, the token's account) lives in the JSON file
+$FAKE_GH_STATE; every call is appended to $FAKE_GH_LOG as one JSON line with its arguments
+and request body. Like the real gh inside Actions, it refuses to work without GH_TOKEN.
+Paginated lists come back as two pages ("[...][...]") whenever there is more than one
+item, as `gh api --paginate` prints them.
 
 The token is, by default, a workflow's GITHUB_TOKEN: an installation token, for which
 GitHub refuses `GET /user` ("Resource not accessible by integration"), GraphQL's viewer is
@@ -23,6 +24,7 @@ import shutil
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote
 
 SERVER = "https://github.test"
 
@@ -46,7 +48,11 @@ def main(argv: list[str]) -> int:
     method = argv[argv.index("--method") + 1] if "--method" in argv else "GET"
     endpoint = next(a for a in argv[1:] if not a.startswith("-") and a != method)
     payload = json.loads(body) if body else {}
-    status, answer = _route(state, method, endpoint.split("?")[0], payload)
+    path, _, query = endpoint.partition("?")
+    if m := re.fullmatch(r"repos/[^/]+/[^/]+/actions/workflows/([^/]+)/runs", path):
+        status, answer = _workflow_runs(state, unquote(m[1]), parse_qs(query))
+    else:
+        status, answer = _route(state, method, path, payload)
     state_path.write_text(json.dumps(state, indent=2))
     if status >= 400:
         print(f"gh: {answer} (HTTP {status})", file=sys.stderr)
@@ -143,6 +149,26 @@ def _route(state: dict[str, Any], method: str, path: str, payload: dict) -> tupl
                 return 200, issue
         return 404, "Not Found"
     return 404, f"fake gh: no route for {method} {path}"
+
+
+# The workflow files of the repository the tests stand for: another name is GitHub's 404.
+WORKFLOW_FILES = ("ci.yml", "plan.yml", "apply.yml", "drift.yml", "sync.yml")
+
+
+def _workflow_runs(state: dict[str, Any], workflow: str, query: dict) -> tuple[int, Any]:
+    """GET .../actions/workflows/FILE/runs: state "runs" holds {workflow, id, status,
+    created_at, html_url}; `status=` and `created=>=TIME` filter them, as on GitHub."""
+    if workflow not in WORKFLOW_FILES:
+        return 404, "Not Found"
+    runs = [r for r in state.get("runs", []) if r["workflow"] == workflow]
+    if "status" in query:
+        runs = [r for r in runs if r["status"] == query["status"][0]]
+    if "created" in query:
+        since = query["created"][0].removeprefix(">=")
+        runs = [r for r in runs if r["created_at"] >= since]
+    runs.sort(key=lambda r: r["created_at"], reverse=True)
+    shown = runs[: int(query.get("per_page", ["30"])[0])]
+    return 200, {"total_count": len(runs), "workflow_runs": shown}
 
 
 def _next_id(state: dict[str, Any]) -> int:

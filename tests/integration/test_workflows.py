@@ -124,6 +124,25 @@ class GitHub:
         self.state.write_text(json.dumps(state))
         return state["next_id"]
 
+    def seed_run(self, workflow: str, status: str, created_at: str = "") -> str:
+        """A run of `workflow` GitHub lists with `status` (in_progress, waiting, completed,
+        ...), created at `created_at` (ISO 8601; default: ten minutes ago, before the drift
+        check that meets it started); its page's address."""
+        state = self.gh() or {"next_id": 1000, "comments": {}, "issues": []}
+        state["next_id"] += 1
+        url = f"{SERVER}/{REPOSITORY}/actions/runs/{state['next_id']}"
+        created = created_at or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 600))
+        run = {"workflow": workflow, "id": state["next_id"], "status": status}
+        state.setdefault("runs", []).append({**run, "created_at": created, "html_url": url})
+        self.state.write_text(json.dumps(state))
+        return url
+
+    def finish_runs(self) -> None:
+        state = self.gh()
+        for run in state.get("runs", []):
+            run["status"] = "completed"
+        self.state.write_text(json.dumps(state))
+
     def token_of(self, login: str) -> None:
         """Make gh's token a person's (GET /user answers) instead of GITHUB_TOKEN."""
         state = self.gh() or {"next_id": 1000, "comments": {}, "issues": []}
@@ -358,6 +377,12 @@ def test_job_permissions_are_the_least_each_needs():
         ("drift.yml", "drift"): {"issues": "write"},
         ("apply.yml", "forget-plan"): {"actions": "write"},  # deletes the plan artifact
     }
+    # The drift check reads whether an apply or sync run is busy; nothing else reads runs.
+    assert workflow("drift.yml")["jobs"]["drift"]["permissions"] == {
+        "contents": "read",
+        "actions": "read",
+        "issues": "write",
+    }
 
 
 # Subcommands that only read Iterable; anything else (apply, import, ...) counts as writing.
@@ -430,7 +455,8 @@ def test_drift_runs_on_a_schedule_and_by_hand():
     wf = workflow("drift.yml")
     assert wf["on"]["schedule"][0]["cron"]
     assert "workflow_dispatch" in wf["on"]
-    assert "--detailed-exitcode" in run_scripts(wf)[1]
+    (plan,) = [script for script in run_scripts(wf) if "reconciler plan" in script]
+    assert "--detailed-exitcode" in plan
 
 
 def test_ci_runs_the_readme_test_command():
@@ -949,7 +975,9 @@ def test_drift_check_errors_fail_the_job_and_leave_the_issue_alone(github):
     assert job.result == "failure"
     assert job.steps["plan"].outputs == {"exitcode": "1"}
     assert [s.outcome for s in job.steps.values()][-2:] == ["skipped", "skipped"]
-    assert github.gh_calls() == []
+    # GitHub was asked whether an apply or sync was busy, and told nothing.
+    assert all(c["argv"][2:3] == ["GET"] for c in github.gh_calls())
+    assert not any("/issues" in c["argv"][3] for c in github.gh_calls())
 
 
 def test_drift_run_by_hand_on_another_branch_leaves_the_drift_issue_alone(github):
@@ -979,6 +1007,123 @@ def test_drift_run_by_hand_on_another_branch_leaves_the_drift_issue_alone(github
     assert len(checks) == 1
     assert group("workflow_dispatch", "refs/heads/feature/x") not in checks
     assert group("workflow_dispatch", "refs/tags/main") not in checks
+
+
+def test_drift_is_in_no_concurrency_group_with_the_runs_that_apply():
+    """Joining `reconciler-apply` with cancel-in-progress would cancel a running apply
+    halfway, and a drift run waiting there would replace an apply waiting for approval."""
+    wf = workflow("drift.yml")
+    context = {"github": {"event_name": "schedule", "ref": "refs/heads/main", "run_id": RUN_ID}}
+    group = interpolate(wf["concurrency"]["group"], context, FUNCTIONS)
+    assert group != apply_group("apply.yml", "schedule", "refs/heads/main")
+    assert not group.startswith("reconciler-apply")
+    sync_minute = workflow("sync.yml")["on"]["schedule"][0]["cron"].split()[0]
+    assert wf["on"]["schedule"][0]["cron"].split()[0] != sync_minute  # would find it running
+
+
+@pytest.mark.parametrize(
+    ("busy", "status"),
+    [
+        ("apply.yml", "in_progress"),
+        ("apply.yml", "waiting"),  # for approval: the merged change is not drift
+        ("sync.yml", "queued"),
+        ("sync.yml", "pending"),  # waiting in the concurrency group
+    ],
+)
+def test_drift_skips_and_posts_nothing_while_an_apply_or_sync_run_is_busy(github, busy, status):
+    """Iterable is half-applied while an apply or sync writes: the drift check planned it
+    all the same and closed the open issue (or opened a false one)."""
+    github.audience("vip", MEMBERS, policy={"maxRemovalPercent": 100})
+    list_id = github.live_list("vip", MEMBERS[:1])
+    github.push("drift.yml", event_name="schedule")
+    (issue,) = open_issues(github)
+    # The apply has added bob (Iterable now matches) but is not over yet.
+    github.project.subscribe_direct(list_id, email=MEMBERS[1])
+    url = github.seed_run(busy, status)
+    github.seed_run("drift.yml", "in_progress")  # itself, and other workflows, do not count
+    requests, calls = len(github.emulator.request_log), len(github.gh_calls())
+
+    jobs = github.push("drift.yml", event_name="schedule")
+
+    job = jobs["drift"]
+    assert open_issues(github) == [issue]  # neither closed nor edited
+    assert str(issue["number"]) not in github.gh().get("comments", {})
+    assert job.result == "success"
+    assert job.steps["idle"].outputs["idle"] == "false"
+    assert [s.outcome for s in job.steps.values()][-4:] == ["skipped"] * 4
+    assert f"{busy} run {status.replace('_', ' ')}: {url}" in job.logs
+    assert "### Drift check: skipped" in job.summary
+    assert url in job.summary
+    new_calls = github.gh_calls()[calls:]
+    assert new_calls and all(c["argv"][2:3] == ["GET"] for c in new_calls)
+    assert len(github.emulator.request_log) == requests  # Iterable not even read
+
+    github.finish_runs()  # the next scheduled run, once it is over
+    after = github.push("drift.yml", event_name="schedule")
+
+    assert after["drift"].steps["plan"].outputs == {"exitcode": "0"}
+    assert "no apply.yml or sync.yml run in progress or waiting" in after["drift"].logs
+    assert open_issues(github) == []
+
+
+def test_drift_posts_nothing_when_a_sync_ran_while_it_planned(github):
+    """The race: a run that starts after the first check, and may be over already by the
+    time the plan is made, wrote while the plan read: its plan is not posted."""
+    github.audience("vip", MEMBERS, policy={"maxRemovalPercent": 100})
+    github.live_list("vip", MEMBERS[:1])
+    url = f"{SERVER}/{REPOSITORY}/actions/runs/777"
+    # GitHub lists a sync run that started after the first check and is over already.
+    a_sync_runs = f"""
+import json, os, time
+path = os.environ["FAKE_GH_STATE"]
+state = {{"next_id": 1000, "comments": {{}}, "issues": []}}
+if os.path.exists(path):
+    state = json.load(open(path))
+state.setdefault("runs", []).append({{
+    "workflow": "sync.yml", "id": 777, "status": "completed", "html_url": "{url}",
+    "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+}})
+json.dump(state, open(path, "w"))
+"""
+
+    def sync_runs_while_planning(wf: dict[str, Any]) -> None:
+        steps = wf["jobs"]["drift"]["steps"]
+        at = next(i for i, step in enumerate(steps) if step.get("id") == "plan")
+        script = github.repo.parent / "a-sync-runs.py"
+        script.write_text(a_sync_runs)
+        steps.insert(at + 1, {"name": "a sync runs", "run": f'"{sys.executable}" "{script}"'})
+
+    jobs = github.push("drift.yml", event_name="schedule", edit=sync_runs_while_planning)
+
+    job = jobs["drift"]
+    assert open_issues(github) == []
+    assert job.result == "success"
+    assert job.steps["idle"].outputs["idle"] == "true"
+    assert job.steps["plan"].outputs == {"exitcode": "2"}  # it planned: the first check passed
+    assert job.steps["recheck"].outputs["idle"] == "false"
+    assert f"sync.yml run completed: {url}" in job.logs
+    assert "### Drift check: not reported" in job.summary
+    assert open_issues(github) == []
+    assert not any("/issues" in c["argv"][3] for c in github.gh_calls())
+
+
+def test_drift_fails_without_posting_when_it_cannot_tell_whether_an_apply_is_busy(github):
+    """A workflow it names that the repository lacks (sync.yml deleted) or a token without
+    `actions: read`: an error saying what to fix, never a plan posted unchecked."""
+    github.audience("vip", MEMBERS)
+    github.live_list("vip", MEMBERS[:1])
+
+    def rename(wf: dict[str, Any]) -> None:
+        idle = next(s for s in wf["jobs"]["drift"]["steps"] if s.get("id") == "idle")
+        idle["run"] = idle["run"].replace("--workflow sync.yml", "--workflow syncs.yml")
+
+    jobs = github.push("drift.yml", event_name="schedule", edit=rename)
+
+    job = jobs["drift"]
+    assert job.result == "failure"
+    assert "is there a workflow .github/workflows/syncs.yml in acme/audiences?" in job.logs
+    assert job.steps["plan"].outcome == "skipped"
+    assert open_issues(github) == []
 
 
 # -- sync.yml -------------------------------------------------------------------------------

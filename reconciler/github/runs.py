@@ -1,0 +1,55 @@
+"""Whether another workflow (apply.yml, sync.yml) has a run in progress or waiting.
+
+The drift check plans Iterable against the manifests. While an apply or a sync writes,
+Iterable is half-applied, and a plan of it is a false drift report (or closes a real one).
+The concurrency group that serialises the runs that apply cannot hold the drift check: a
+run that joins a group with cancel-in-progress cancels the running apply, and a run waiting
+in the group replaces an apply waiting for approval. So the drift check asks GitHub instead,
+before it plans and again before it posts, and skips when a run is busy. Reconciler's own
+lock and run journal are on the applying runner's disk, which no other runner sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from reconciler.github.gh import Gh, GhError
+
+# Every status of a run that is not over (GitHub's list filter takes one at a time):
+# running, waiting for a runner, waiting in a concurrency group, waiting for approval.
+UNFINISHED = ("in_progress", "queued", "requested", "waiting", "pending")
+# Enough to name the busy runs; the concurrency group keeps at most two of each unfinished.
+SHOWN = 10
+
+
+@dataclass(frozen=True)
+class Run:
+    workflow: str
+    status: str
+    url: str
+
+
+def busy_runs(gh: Gh, repo: str, workflows: list[str], since: str | None = None) -> list[Run]:
+    """The runs of `workflows` not yet over, and, with `since` (an ISO 8601 time), those
+    created at or after it whatever their status: one that started and finished while the
+    drift check planned wrote to Iterable during that plan all the same."""
+    found: dict[object, Run] = {}
+    for workflow in workflows:
+        base = f"repos/{repo}/actions/workflows/{quote(workflow, safe='')}/runs?per_page={SHOWN}"
+        queries = [f"{base}&status={status}" for status in UNFINISHED]
+        if since is not None:
+            queries.append(f"{base}&created={quote('>=' + since, safe='')}")
+        for query in queries:
+            try:
+                answer = gh.api("GET", query)
+            except GhError as exc:
+                raise GhError(
+                    f"{exc} (is there a workflow .github/workflows/{workflow} in {repo}? "
+                    "Name only the workflows that apply; reading runs needs `actions: read`)"
+                ) from None
+            for run in answer["workflow_runs"]:
+                found.setdefault(
+                    run["id"], Run(workflow, str(run["status"]), str(run.get("html_url") or ""))
+                )
+    return list(found.values())
