@@ -42,6 +42,7 @@ from tests.integration.test_convergence_model import (
     Snapshot,
     forms,
     make_machine,
+    model_environment,
     run_model,
 )
 
@@ -331,3 +332,42 @@ def test_apply_never_fights_a_persons_own_choice_whatever_happened_before(
     if profile not in profiles_for("test_consent_model", name, marked=True):
         pytest.skip(f"RECONCILER_TEST_PROFILES leaves out the {profile} profile")
     run_model(make_consent_machine(project_type, profile, cli), profile, engine, monkeypatch)
+
+
+def test_a_hybrid_removal_sent_again_as_an_email_is_one_removal(
+    cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sequence the test above found (hybrid, DuckDB), replayed by hand: person 5, who
+    has only an email, is put on list a by hand, and a's audience (keyed by userId too:
+    people 2 and 3) reads the list with preferUserId, which names them by that email.
+    The text could as well be someone's userId, so apply sends it as a userId first and,
+    as Iterable finds no such user, as an email (README, "already gone"): two requests,
+    one removal, nobody else's membership or channel consent touched (check_consent)."""
+    model_environment("plain", "duckdb", monkeypatch)
+    writes: list[Any] = []
+
+    class Replay(make_consent_machine("hybrid", "plain", cli)):  # type: ignore[misc,valid-type]
+        def check_consent(self, before: Snapshot, log: list[Any], result: Result) -> None:
+            super().check_consent(before, log, result)
+            writes[:] = [r for r in log if r.path == "/api/lists/unsubscribe"]
+
+    machine = Replay()
+    try:
+        machine.start(channel={"c"}, campaign=set(), resubscribe={"a", "b"})
+        machine.apply()
+        (list_a,) = [i for i, r in machine.project.lists.items() if r.name == "a"]
+        assert min(machine.project.lists) == list_a  # what the hand edit's index 0 picks
+        machine.edit_iterable_by_hand([("subscribe", 0, 0), ("subscribe", 0, 5)])
+        machine.apply()
+        sent = [
+            (r.body["listId"], r.body["subscribers"], r.body["channelUnsubscribe"]) for r in writes
+        ]
+        assert sent == [
+            (list_a, [{"userId": "p5@example.com"}], False),
+            (list_a, [{"email": "p5@example.com"}], False),
+        ]
+        five = machine.user(5)
+        assert five is not None and five.user_id is None
+        assert list_a not in five.list_ids and len(five.list_ids) == 2  # still on b and c
+    finally:
+        machine.teardown()
