@@ -894,6 +894,13 @@ class _Destination:
         if lp.channel_unsubscribe:
             return outcome
         again = [i for i in chunk if _ambiguous(i) and outcome.kinds.get(i) == "notFound"]
+        first: Literal["email", "userId"] = "userId" if lp.read_prefer_user_id else "email"
+        if outcome.success_count + len(outcome.failed) < len(chunk):
+            # An answer of counts only names no notFound: such a text was sent again never,
+            # and its member stayed on the list through every apply. Those that no
+            # profile has as the kind they were sent as failed so, whatever the counts.
+            unnamed = [i for i in chunk if _ambiguous(i) and i not in outcome.failed]
+            again += [i for i in unnamed if self._nobody_has(first, i)]
         if not again:
             return outcome
         other = "email" if lp.read_prefer_user_id else "userId"
@@ -911,6 +918,18 @@ class _Destination:
         outcome.kinds.update(second.kinds)
         outcome.requests += second.requests
         return outcome
+
+    def _nobody_has(self, kind: Literal["email", "userId"], identifier: str) -> bool:
+        """Whether no profile has `identifier` as its `kind` (one read of it)."""
+        try:
+            if kind == "email":
+                return self.client.get_user(email=identifier) is None
+            return self.client.get_user(user_id=identifier) is None
+        except IterableError as exc:
+            # Iterable refuses the text as an email (two..dots@): no profile has it.
+            if exc.status != 400 or exc.code != "InvalidEmailAddressError":
+                raise
+            return True
 
     def _update_fields(self, result: FieldUpdateResult, updates: Sequence[FieldUpdate]) -> _Step:
         """bulkUpdate in requests Iterable accepts (users and bytes measured, see

@@ -297,6 +297,38 @@ def test_a_removal_by_user_id_takes_the_member_the_list_read_named(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_a_removal_sent_as_a_user_id_no_profile_has_is_sent_again_under_counts_only_answers(
+    field_workspace, cli, engine
+):
+    """As above, with answers of counts only (the field profile's, as Iterable sometimes
+    answers): Carol, whose email is all she has, is named "carol@example.com" by a read
+    with preferUserId, and her removal sent as a userId fails unnamed. It was never sent
+    again as an email: every apply exited 1 with the removal unconfirmed and Carol stayed
+    on the list. A text no profile has as a userId is now sent again as an email; Bob's,
+    a userId, is removed by the first request, and Ann (email x@example.com) is kept."""
+    ws, server, proj = field_workspace("hybrid", engine)
+    server.emulator.faults.counts_only_answers = True
+    list_id = proj.add_list("vip")
+    proj.subscribe_direct(list_id, email="keep@example.com", user_id="keep")
+    proj.subscribe_direct(list_id, email="x@example.com", user_id="ann")
+    proj.subscribe_direct(list_id, user_id="x@example.com", email="bob@example.com")
+    proj.subscribe_direct(list_id, email="carol@example.com")  # no userId: named by email
+    csv_audience(ws, "vip", "userId", ["keep", "ann"], policy={"maxRemovalPercent": 100})
+    server.emulator.clear_log()
+
+    result = cli("apply", ws.manifests, "--yes", "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    lr = the_list(result.json())
+    assert (lr["removed"], lr["rejected"]) == (2, [])
+    assert sorted(proj.members(list_id, True)) == ["ann", "keep"]
+    sent = [s for r in requests_to(server, "/api/lists/unsubscribe") for s in r.body["subscribers"]]
+    assert {"email": "x@example.com"} not in sent
+    assert {"email": "carol@example.com"} in sent
+    assert cli("plan", ws.manifests, "--detailed-exitcode").exit_code == 0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_channel_unsubscribe_by_email_never_takes_a_member_the_list_read_named_otherwise(
     field_workspace, cli, engine
 ):
