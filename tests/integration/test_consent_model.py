@@ -10,8 +10,9 @@ apply, besides what that machine checks (with the consent guard's holds in its m
 each list, README "Never fight a person's own choice"):
 
 - nobody who opted out (left the list themselves, or their profile is unsubscribed from
-  an email channel) is added to a list that existed, unless its audience says
-  `resubscribe: allowed`;
+  an email channel) is added to a list that existed, or to the list a changed `listName`
+  makes in place of one (README "Renaming and descriptions": who left the old list is
+  held back from the new one), unless its audience says `resubscribe: allowed`;
 - the only profiles whose channel consent changed are the members removed from a list
   whose audience sets `channelUnsubscribe`, and each of them lost the list's channel; every
   unsubscribe says `channelUnsubscribe` and names the audience's campaign, or none;
@@ -171,7 +172,7 @@ def make_consent_machine(
                 list_id = ids[index % len(ids)]
                 channel = what == "list_and_channel"
                 self.project.self_unsubscribe(user, list_id=list_id, channel=channel)
-                self.held.add((list_id, person))
+                self.left(list_id, person)
             elif what == "channel":
                 self.project.self_unsubscribe(user, channel=True)
             elif what in ("global", "sms"):
@@ -200,12 +201,14 @@ def make_consent_machine(
                 self.channels_before.get(user.key, frozenset()) & EMAIL_CHANNELS
             )
 
-        def opted_out(self, list_id: int | None, person: int) -> bool:
-            """A list that exists is read for consent: who left it, and whose profile is
-            unsubscribed from an email channel (SMS does not count)."""
-            if list_id is None:
+        def opted_out(self, lineage: frozenset[int], person: int) -> bool:
+            """A list that exists, or a new one made in place of lists made for its
+            audience under another name (the lineage), is read for consent: who left one
+            of them, and whose profile is unsubscribed from an email channel (SMS does not
+            count)."""
+            if not lineage:
                 return False
-            return super().opted_out(list_id, person) or self.channel_out(person)
+            return super().opted_out(lineage, person) or self.channel_out(person)
 
         @rule()
         def apply(self) -> None:
@@ -234,7 +237,7 @@ def make_consent_machine(
                     list_id = ids[index % len(ids)]
                     self.project.subscribe(user, list_id)
                     self.project.self_unsubscribe(user, list_id=list_id)
-                    self.held.add((list_id, person))
+                    self.left(list_id, person)
             # Held back: who had opted out when the plan was made, and who has since.
             now = self.channels()
             self.channels_before = {
@@ -278,19 +281,23 @@ def make_consent_machine(
             held = sum(self.held_back_now(before).values())
             assert report["members_held_back"] == held, (report["held_back"], held)
 
-        def held_back_now(self, before: Snapshot) -> dict[int, int]:
-            """Per declared list that existed before the apply, its members held back."""
-            counts: dict[int, int] = {}
+        def held_back_now(self, before: Snapshot) -> dict[str, int]:
+            """Per declared list (by name) that existed before the apply, or that the apply
+            makes in place of lists made for its audience under another name (a changed
+            listName), its members held back."""
+            counts: dict[str, int] = {}
             for name, audience in self.audiences.items():
-                list_id = before.lists.get(audience.list_name(name))
-                if not audience.active or list_id is None or audience.resubscribe:
+                lineage = self.lineage(name, before)
+                if not audience.active or not lineage or audience.resubscribe:
                     continue
-                counts[list_id] = sum(
+                list_id = before.lists.get(audience.list_name(name))
+                on_list = before.members[list_id] if list_id is not None else frozenset()
+                counts[audience.list_name(name)] = sum(
                     1
                     for person in audience.members
                     if (user := self.user(person)) is not None
-                    and user.key not in before.members[list_id]
-                    and self.opted_out(list_id, person)
+                    and user.key not in on_list
+                    and self.opted_out(lineage, person)
                 )
             return counts
 
@@ -306,7 +313,7 @@ def make_consent_machine(
                         not_sent["left_themselves"]["count"]
                         + not_sent["channel_unsubscribed"]["count"]
                     )
-                    assert stated == expected.get(lp["list_id"], 0), (lp, expected)
+                    assert stated == expected.get(lp["list_name"], 0), (lp, expected)
 
     return Consent
 
@@ -369,5 +376,50 @@ def test_a_hybrid_removal_sent_again_as_an_email_is_one_removal(
         five = machine.user(5)
         assert five is not None and five.user_id is None
         assert list_a not in five.list_ids and len(five.list_ids) == 2  # still on b and c
+    finally:
+        machine.teardown()
+
+
+def test_a_renamed_audiences_new_list_holds_back_who_opted_out_of_the_old_one(
+    cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Consent follows the audience across a changed listName (README, "Renaming and
+    descriptions"), replayed by hand: person 0 leaves list a themselves and person 1
+    unsubscribes from the email channel; then a's listName becomes 'a v2' under prune.
+    Both are held back from the new list, and counted so; list a is kept while it holds
+    person 0 back, and deleted once person 0 is out of the source, though person 1 is
+    still held back (the channel is on the profile: list a is not its record); named 'a'
+    again, a third list holds person 1 back, and 'a v2' is deleted."""
+    model_environment("plain", "python", monkeypatch)
+    reports: list[dict[str, Any]] = []
+
+    class Replay(make_consent_machine("email", "plain", cli)):  # type: ignore[misc,valid-type]
+        def check_consent(self, before: Snapshot, log: list[Any], result: Result) -> None:
+            super().check_consent(before, log, result)
+            reports.append(result.json())
+
+    machine = Replay()
+    try:
+        machine.start(channel=set(), campaign=set(), resubscribe=set())
+        (old,) = [i for i, r in machine.project.lists.items() if r.name == "a"]
+        zero = machine.user(0)
+        assert zero is not None and min(zero.list_ids) == old  # what index 0 picks
+        machine.opt_out_then_apply([], [("list", 0, 0), ("channel", 0, 1)], [])
+        machine.edit_manifests([("rename", "a", 0, 0), ("prune", "a", 0, 0)])
+        machine.apply()
+        (new,) = [i for i, r in machine.project.lists.items() if r.name == "a v2"]
+        assert reports[-1]["members_held_back"] == 2
+        holds = {
+            machine.person_of(machine.project.users[k]) for k in machine.project.lists[new].members
+        }
+        assert holds == {2, 3} and old in machine.project.lists
+        machine.opt_out_then_apply([], [], [("leave", "a", 0)])
+        assert reports[-1]["members_held_back"] == 1  # person 1: the email channel
+        assert old not in machine.project.lists
+        # Named 'a' again: a third list, held to 'a v2', which prune deletes in that apply.
+        machine.edit_manifests([("rename", "a", 0, 0)])
+        machine.apply()
+        assert reports[-1]["members_held_back"] == 1
+        assert new not in machine.project.lists
     finally:
         machine.teardown()
