@@ -853,16 +853,7 @@ class _Destination:
         cannot take the wrong person's consent)."""
         found: dict[Literal["email", "userId"], dict[str, Any]] = {}
         for kind in ("email", "userId"):
-            try:
-                if kind == "email":
-                    profile = self.client.get_user(email=identifier)
-                else:
-                    profile = self.client.get_user(user_id=identifier)
-            except IterableError as exc:
-                # Iterable refuses the text as an email (two..dots@): no profile has it.
-                if exc.status != 400 or exc.code != "InvalidEmailAddressError":
-                    raise
-                continue
+            profile = self._profile(kind, identifier)
             if profile is not None:
                 found[kind] = profile
                 if (
@@ -921,15 +912,19 @@ class _Destination:
 
     def _nobody_has(self, kind: Literal["email", "userId"], identifier: str) -> bool:
         """Whether no profile has `identifier` as its `kind` (one read of it)."""
+        return self._profile(kind, identifier) is None
+
+    def _profile(self, kind: Literal["email", "userId"], identifier: str) -> dict[str, Any] | None:
+        """The profile that has `identifier` as its `kind`, or None (one read of it)."""
         try:
             if kind == "email":
-                return self.client.get_user(email=identifier) is None
-            return self.client.get_user(user_id=identifier) is None
+                return self.client.get_user(email=identifier)
+            return self.client.get_user(user_id=identifier)
         except IterableError as exc:
             # Iterable refuses the text as an email (two..dots@): no profile has it.
             if exc.status != 400 or exc.code != "InvalidEmailAddressError":
                 raise
-            return True
+            return None
 
     def _update_fields(self, result: FieldUpdateResult, updates: Sequence[FieldUpdate]) -> _Step:
         """bulkUpdate in requests Iterable accepts (users and bytes measured, see

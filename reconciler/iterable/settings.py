@@ -15,6 +15,9 @@ from typing import Any
 from reconciler.env_numbers import NumberRule, is_unset, read_number
 from reconciler.errors import ConfigError, quoted
 
+# The most a request body may hold: Iterable's "4 MB", which may be decimal (RudderStack
+# holds bodies to 4,000,000 bytes), so 4,000,000 is under it however a MB is counted.
+REQUEST_MAX_BYTES = 4_000_000
 MEMBER_READS = ("auto", "getUsers", "export", "asyncExport", "windowedExport")
 
 # Days the export windows may cover: Iterable's profiles are from 2013 on, and a window
@@ -98,9 +101,9 @@ class ClientSettings:
     forgotten_reads_per_second: float = 3  # users/forgotten and users/forgottenUserIds
     campaigns_per_second: float = 100  # GET /api/campaigns
     export_jobs_per_second: float = 1  # export/start and export/{jobId}/files, per organisation
-    # bulkUpdate bodies must stay under 4 MB; 4,000,000 is under it however a MB is counted.
-    # Subscribe bodies (members with their mapped fields) are held to the same limit.
-    bulk_update_max_bytes: int = 4_000_000
+    # bulkUpdate bodies must stay under 4 MB (REQUEST_MAX_BYTES). Subscribe bodies
+    # (members with their mapped fields) are held to the same limit.
+    bulk_update_max_bytes: int = REQUEST_MAX_BYTES
     # A list refuses writes (400 invalidListId) for a while after its create; Iterable's own
     # API client retries that for 30 s. Writes to a list this run created are retried for
     # this many seconds after the create.
@@ -165,7 +168,7 @@ _RULES = {
     "bulk_update_max_bytes": NumberRule(
         whole=True,
         least=1024,
-        most=4_000_000,
+        most=REQUEST_MAX_BYTES,
         note="Iterable's 4 MB, counted as decimal megabytes",
     ),
     "export_window_days": NumberRule(above=True, most=MAX_EXPORT_WINDOW_DAYS, unit="days"),

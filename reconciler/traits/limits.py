@@ -29,9 +29,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reconciler.iterable.batching import encode
+from reconciler.iterable.settings import REQUEST_MAX_BYTES
 
 FIELD_TEXT_MAX_CHARS = 32_000
-REQUEST_MAX_BYTES = 4_000_000
 PROJECT_FIELDS_SOFT_LIMIT = 1_000
 # What a member's entry holds besides its fields (email up to 254 characters, a userId up
 # to 52, the flags) and the request's own keys, with room to spare.

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.iterable.batching import encode
+from reconciler.iterable.settings import REQUEST_MAX_BYTES
 from reconciler.manifest import Location
 from reconciler.manifest.manifests import TraitMapping
 from reconciler.traits.convert import CONVERTERS, ConversionError, describe_value
 from reconciler.traits.limits import (
     FIELD_TEXT_MAX_CHARS,
-    REQUEST_MAX_BYTES,
     fits_request,
     over_limits,
     over_request,
