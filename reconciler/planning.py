@@ -295,13 +295,6 @@ def _plan_from_live(
         live.all_lists,
         declared or set(),
     )
-    deletions = []
-    if dest_spec.prune and declared is not None:
-        deletions = plan_deletions(live.all_lists, declared)
-        for deletion in deletions:
-            prints[f"{deletion.list_name}#{deletion.list_id}"] = list_fingerprint(
-                deletion.list_id, None
-            )
     # People who left a list themselves, or its channel, are not re-added (issue 19).
     # Known before the fields are planned: a member held back gets no subscribe, so its
     # fields from another list it is on must be read and updated, not left to that
@@ -316,14 +309,7 @@ def _plan_from_live(
         _events_share(client, desired.destination.name, live, reads),
         users,
     )
-    # A list made for an audience under another name that still holds back who left it
-    # is not pruned (keep_former_lists), nor fingerprinted as a deletion.
-    planned_deletions = deletions
-    deletions, kept_notes = keep_former_lists(consented.lists, deletions)
-    kept = {x.list_id for x in planned_deletions} - {x.list_id for x in deletions}
-    for x in planned_deletions:
-        if x.list_id in kept:
-            prints.pop(f"{x.list_name}#{x.list_id}", None)
+    pruned = _prune(live, declared if dest_spec.prune else None, consented.lists, prints)
     # Trait mappings: fields ride on subscribes, the rest become bulkUpdates. A value
     # that cannot be sent leaves out that field only: its member is still sent.
     # The export that read the members has the fields; else the project's shared one.
@@ -339,13 +325,15 @@ def _plan_from_live(
     left_out = leave_out_unsendable(
         client, desired.project_type, fields.lists, live.users_file or users
     )
-    campaigns, campaigns_error, campaign_ids = _read_campaigns(client, left_out.lists, deletions)
+    campaigns, campaigns_error, campaign_ids = _read_campaigns(
+        client, left_out.lists, pruned.deletions
+    )
     return plan_destination(
         desired.destination.name,
         desired.project_type,
         left_out.lists,
         skipped,
-        deletions,
+        pruned.deletions,
         allow_list_deletion=dest_spec.policy.allowListDeletion,
         skipped_unlisted=sum(
             item.table.skipped - len(item.table.issues)
@@ -358,18 +346,8 @@ def _plan_from_live(
         field_issues=tuple(field_issues),
         field_issues_unlisted=field_issues_unlisted,
         member_read=live.describe_reads(),
-        notes=tuple(
-            list_notes(desired.lists, live.all_lists, live.managed, deletions, kept)
-            + renamed_audience_notes(
-                desired.lists, live.all_lists, live.managed, deletions, declared
-            )
-            + undeclared_list_notes(
-                desired.lists, live.all_lists, live.managed, deletions, declared, kept
-            )
-            + unknown_campaign_notes(left_out.lists, campaign_ids)
-            + _field_limit_notes(fields)
-            + case_only_notes(left_out.lists)
-            + kept_notes
+        notes=_destination_notes(
+            desired, live, declared, pruned, left_out.lists, campaign_ids, fields
         ),
         duplicate_rows=sum(item.duplicates for item in desired.lists),
         campaigns=tuple(campaigns),
@@ -380,6 +358,62 @@ def _plan_from_live(
         duplicate_conflicts_unlisted=sum(item.conflicts_unlisted for item in desired.lists),
         unread=unread,
         other_reads=tuple(left_out.reads + consented.reads + _shared_note(users)),
+    )
+
+
+@dataclass(frozen=True)
+class _Pruned:
+    """What prune deletes, and the lists it keeps for consent (with their notes)."""
+
+    deletions: list[ListDeletion]
+    kept: set[int]
+    notes: list[str]
+
+
+def _prune(
+    live: LiveDestination,
+    declared: set[str] | None,
+    lists: Sequence[ListPlan],
+    prints: dict[str, dict[str, Any]],
+) -> _Pruned:
+    """The lists prune deletes (`declared`: the destination's declared list names when it
+    prunes and every audience is planned, else None: nothing is deleted), each
+    fingerprinted for the stale check. A list made for an audience under another name that
+    still holds back who left it is kept (keep_former_lists), and not fingerprinted."""
+    if declared is None:
+        return _Pruned([], set(), [])
+    planned = plan_deletions(live.all_lists, declared)
+    deletions, notes = keep_former_lists(lists, planned)
+    kept = {x.list_id for x in planned} - {x.list_id for x in deletions}
+    for deletion in deletions:
+        prints[f"{deletion.list_name}#{deletion.list_id}"] = list_fingerprint(
+            deletion.list_id, None
+        )
+    return _Pruned(deletions, kept, notes)
+
+
+def _destination_notes(
+    desired: DesiredDestination,
+    live: LiveDestination,
+    declared: set[str] | None,
+    pruned: _Pruned,
+    lists: Sequence[ListPlan],
+    campaign_ids: frozenset[int] | None,
+    fields: FieldsPlan,
+) -> tuple[str, ...]:
+    """The plan's notes on a destination, in the order they are printed."""
+    return tuple(
+        list_notes(desired.lists, live.all_lists, live.managed, pruned.deletions, pruned.kept)
+        + renamed_audience_notes(
+            desired.lists, live.all_lists, live.managed, pruned.deletions, declared
+        )
+        + undeclared_list_notes(
+            desired.lists, live.all_lists, live.managed, pruned.deletions, declared, pruned.kept
+        )
+        + unknown_campaign_notes(lists, campaign_ids)
+        + _field_limit_notes(fields)
+        + case_only_notes(lists)
+        + pruned.notes
     )
 
 
