@@ -481,36 +481,12 @@ def bounded_connection(
             raise KeyboardInterrupt  # DuckDB may have swallowed it, the query done anyway
         # One that succeeded read the pointer's lines as rows (of invalid emails).
         _refuse_stand_ins(connection, base_dir, declared_at, readable)
-        ours = {str(path) for path in readable}
-        read: dict[Path, FileState] = {}
-        changed = []
-        for path in _opened_files(connection, base_dir):
-            if str(path) in ours or (writable is not None and is_inside(path, writable)):
-                continue
-            # Its state first, then the check: what is recorded is a state the query read.
-            state = file_state(str(path))
-            # The change time alone: any write sets it to now, and nothing sets it back. A
-            # modification time can be anything (`unzip` of an archive made where the clock
-            # reads later, `touch -d`, `cp -p` from a share whose clock runs ahead): one
-            # ahead of the clock would refuse an untouched file on every run.
-            if state is None or state[3] > began:
-                changed.append((path, "it was written to"))
-            elif is_inside(path, repository):  # all a query may read (open_connection)
-                read[path] = state
-        if database_before is not None:
-            if file_state(database) != database_before:
-                changed.append((Path(database), "it was written to"))
-            else:
-                read[Path(database)] = database_before
-        if changed:
-            path, what = changed[0]
-            who = f"audience {audience!r}: " if audience else ""
-            raise SourceChangedError(
-                f"{declared_at}: {who}guard source_changed: {display_path(path)} changed while "
-                f"the query read it ({what}); nothing was planned or changed. Run again once "
-                "whatever writes it has finished (no override: no plan is made from a file "
-                "that was half rewritten)"
-            )
+        read = _files_read(
+            connection,
+            _Opened(database, database_before, base_dir, repository, readable, writable, began),
+            declared_at,
+            audience,
+        )
         if record is not None:
             for path, state in read.items():
                 record(path, state)
@@ -519,6 +495,57 @@ def bounded_connection(
         connection.close()
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """What a query's connection was opened over, for the check of the files it read."""
+
+    database: str
+    database_before: FileState | None
+    base_dir: Path
+    repository: Path
+    readable: Sequence[Path]
+    writable: Path | None
+    began: int
+
+
+def _files_read(
+    connection: duckdb.DuckDBPyConnection, opened: _Opened, declared_at: object, audience: str
+) -> dict[Path, FileState]:
+    """Every repository file the finished query opened (its database file included), with
+    its state as read; SourceChangedError if any changed since the read began."""
+    ours = {str(path) for path in opened.readable}
+    read: dict[Path, FileState] = {}
+    changed = []
+    for path in _opened_files(connection, opened.base_dir):
+        if str(path) in ours or (opened.writable is not None and is_inside(path, opened.writable)):
+            continue
+        # Its state first, then the check: what is recorded is a state the query read.
+        state = file_state(str(path))
+        # The change time alone: any write sets it to now, and nothing sets it back. A
+        # modification time can be anything (`unzip` of an archive made where the clock
+        # reads later, `touch -d`, `cp -p` from a share whose clock runs ahead): one
+        # ahead of the clock would refuse an untouched file on every run.
+        if state is None or state[3] > opened.began:
+            changed.append((path, "it was written to"))
+        elif is_inside(path, opened.repository):  # all a query may read (open_connection)
+            read[path] = state
+    if opened.database_before is not None:
+        if file_state(opened.database) != opened.database_before:
+            changed.append((Path(opened.database), "it was written to"))
+        else:
+            read[Path(opened.database)] = opened.database_before
+    if changed:
+        path, what = changed[0]
+        who = f"audience {audience!r}: " if audience else ""
+        raise SourceChangedError(
+            f"{declared_at}: {who}guard source_changed: {display_path(path)} changed while "
+            f"the query read it ({what}); nothing was planned or changed. Run again once "
+            "whatever writes it has finished (no override: no plan is made from a file "
+            "that was half rewritten)"
+        )
+    return read
 
 
 def _query_disk_bytes() -> int:
