@@ -21,7 +21,7 @@ from reconciler.github.gh import Gh
 from reconciler.github.identity import own_author
 from reconciler.github.issue import close_issue, open_or_update_issue
 from reconciler.github.message import marked_body
-from reconciler.github.runs import busy_runs
+from reconciler.github.runs import busy_runs, github_time
 
 github_app = typer.Typer(
     help="Post plans to GitHub: a pull-request comment updated in place, a drift issue. "
@@ -269,9 +269,9 @@ def check_idle(
         None,
         "--since",
         metavar="TIME",
-        help="Also count runs created at or after TIME (ISO 8601, UTC, e.g. "
-        "2026-01-31T06:17:00Z), even those already over: the time of the first check, "
-        "when checking again after planning.",
+        help="Also count runs created at or after TIME (ISO 8601, UTC unless it gives an "
+        "offset, e.g. 2026-01-31T06:17:00Z), even those already over: the time of the first "
+        "check, when checking again after planning.",
     ),
     repo: str = RepoOpt,
 ) -> None:
@@ -279,6 +279,11 @@ def check_idle(
     (for approval, or in its concurrency group), or with --since was created since TIME;
     exit 0 when none is. The drift check skips while one is: Iterable is half-applied
     while an apply or sync writes, and a plan of it would report false drift."""
+    if since is not None:
+        try:
+            github_time(since)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--since") from None
     try:
         busy = busy_runs(Gh(), repo, workflows, since)
     except ReconcilerError as exc:

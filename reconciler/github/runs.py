@@ -12,6 +12,7 @@ lock and run journal are on the applying runner's disk, which no other runner se
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from reconciler.github.gh import Gh, GhError
@@ -21,6 +22,22 @@ from reconciler.github.gh import Gh, GhError
 UNFINISHED = ("in_progress", "queued", "requested", "waiting", "pending")
 # Enough to name the busy runs; the concurrency group keeps at most two of each unfinished.
 SHOWN = 10
+
+
+def github_time(text: str) -> str:
+    """`text`, an ISO 8601 time (UTC unless it names an offset), as GitHub's run filter reads
+    it: `2026-01-31T06:17:00Z`. Anything else raises ValueError: sent as it came, GitHub
+    refuses the query, and that refusal reads like a workflow the repository lacks. Parts of
+    a second are dropped, which only moves the time earlier: a run is never missed by it."""
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an ISO 8601 time; give one such as 2026-01-31T06:17:00Z"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -34,12 +51,13 @@ def busy_runs(gh: Gh, repo: str, workflows: list[str], since: str | None = None)
     """The runs of `workflows` not yet over, and, with `since` (an ISO 8601 time), those
     created at or after it whatever their status: one that started and finished while the
     drift check planned wrote to Iterable during that plan all the same."""
+    created = None if since is None else github_time(since)
     found: dict[object, Run] = {}
     for workflow in workflows:
         base = f"repos/{repo}/actions/workflows/{quote(workflow, safe='')}/runs?per_page={SHOWN}"
         queries = [f"{base}&status={status}" for status in UNFINISHED]
-        if since is not None:
-            queries.append(f"{base}&created={quote('>=' + since, safe='')}")
+        if created is not None:
+            queries.append(f"{base}&created={quote('>=' + created, safe='')}")
         for query in queries:
             try:
                 answer = gh.api("GET", query)

@@ -153,6 +153,8 @@ def _route(state: dict[str, Any], method: str, path: str, payload: dict) -> tupl
 
 # The workflow files of the repository the tests stand for: another name is GitHub's 404.
 WORKFLOW_FILES = ("ci.yml", "plan.yml", "apply.yml", "drift.yml", "sync.yml")
+# The times GitHub's search syntax reads: a date, with a time and an offset or Z if given.
+GITHUB_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:\d{2})?)?")
 
 
 def _workflow_runs(state: dict[str, Any], workflow: str, query: dict) -> tuple[int, Any]:
@@ -165,6 +167,8 @@ def _workflow_runs(state: dict[str, Any], workflow: str, query: dict) -> tuple[i
         runs = [r for r in runs if r["status"] == query["status"][0]]
     if "created" in query:
         since = query["created"][0].removeprefix(">=")
+        if not GITHUB_TIME.fullmatch(since):
+            return 422, "Validation Failed"  # GitHub refuses a time its search cannot read
         runs = [r for r in runs if r["created_at"] >= since]
     runs.sort(key=lambda r: r["created_at"], reverse=True)
     shown = runs[: int(query.get("per_page", ["30"])[0])]

@@ -130,3 +130,75 @@ def test_an_answer_from_gh_that_is_not_githubs_json_is_an_error_not_a_bug(
     assert result.exit_code == 1, result.output
     assert "internal error" not in result.output and "Traceback" not in result.output
     assert said in result.output and "gh api" in result.output
+
+
+def _fake_gh_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: dict) -> Path:
+    """fake_gh.py as `gh` on PATH, with `state`; returns its call log."""
+    gh = tmp_path / "gh"
+    gh.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_GH}" "$@"\n')
+    gh.chmod(0o755)
+    (tmp_path / "gh.json").write_text(
+        json.dumps({"next_id": 1, "comments": {}, "issues": []} | state)
+    )
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_GH_STATE", str(tmp_path / "gh.json"))
+    monkeypatch.setenv("FAKE_GH_LOG", str(tmp_path / "log"))
+    monkeypatch.setenv("GH_TOKEN", "ghs_fake")
+    return tmp_path / "log"
+
+
+@pytest.mark.parametrize(
+    "since", ["yesterday", "2026-01-31 25:00", "31/01/2026", "2026-01-31T06:17:00Z&status=x", ""]
+)
+def test_check_idle_refuses_a_since_that_is_not_an_iso_time_naming_the_option(
+    tmp_path, monkeypatch, since
+):
+    """`--since` went into GitHub's query as it came: GitHub refused it, and the refusal
+    was worded as a workflow the repository lacks ('is there a workflow ...?')."""
+    from typer.testing import CliRunner
+
+    from reconciler.cli import app
+
+    log = _fake_gh_on_path(tmp_path, monkeypatch, {})
+    args = ["github", "check-idle", "--workflow", "apply.yml", "--since", since, "--repo", "a/b"]
+
+    result = CliRunner().invoke(app, args)
+
+    assert result.exit_code == 1, result.output  # a usage error: not 3, "a run is busy"
+    said = " ".join(result.output.replace("│", " ").split())  # as one line, out of its box
+    assert "Invalid value for --since:" in said and "is not an ISO 8601 time" in said
+    assert "is there a workflow" not in said
+    assert not log.exists()  # GitHub is not asked with a time it cannot read
+
+
+@pytest.mark.parametrize(
+    ("since", "sent"),
+    [
+        ("2026-01-31T06:17:00Z", "2026-01-31T06:17:00Z"),
+        ("2026-01-31T06:17:00", "2026-01-31T06:17:00Z"),  # UTC, as --help says
+        ("2026-01-31T07:17:00+01:00", "2026-01-31T06:17:00Z"),
+        ("2026-01-31T06:17:00.750Z", "2026-01-31T06:17:00Z"),  # earlier, never later
+        ("2026-01-31", "2026-01-31T00:00:00Z"),
+    ],
+)
+def test_check_idle_sends_since_to_github_as_a_utc_time(tmp_path, monkeypatch, since, sent):
+    from typer.testing import CliRunner
+
+    from reconciler.cli import app
+
+    run = {
+        "workflow": "apply.yml",
+        "id": 9,
+        "status": "completed",
+        "created_at": "2026-01-31T06:17:00Z",
+        "html_url": "https://github.test/a/b/actions/runs/9",
+    }
+    log = _fake_gh_on_path(tmp_path, monkeypatch, {"runs": [run]})
+    args = ["github", "check-idle", "--workflow", "apply.yml", "--since", since, "--repo", "a/b"]
+
+    result = CliRunner().invoke(app, args)
+
+    assert result.exit_code == 3, result.output
+    assert "apply.yml run completed: https://github.test/a/b/actions/runs/9" in result.output
+    queries = [json.loads(line)["argv"][3] for line in log.read_text().splitlines()]
+    assert any(q.endswith("&created=%3E%3D" + sent.replace(":", "%3A")) for q in queries)
