@@ -959,7 +959,7 @@ class _Destination:
             with self.run.journal.step(
                 "bulk_update", self.dest, "user fields", members=len(chunk)
             ) as step:
-                outcome = self.client.bulk_update(chunk)
+                outcome = self.client.bulk_update(chunk, packed=True)  # by pack_lazily
                 step.done(succeeded=outcome.success_count, rejected=len(outcome.failed))
             return outcome
 

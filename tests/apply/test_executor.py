@@ -469,6 +469,43 @@ def test_field_updates_take_the_fewest_requests_across_read_batches(emulator_ser
     assert all(len(encode({"users": users})) <= 400_000 for users in bodies)
 
 
+def test_each_field_update_is_measured_once_on_its_way_to_bulk_update(emulator_server, monkeypatch):
+    """The executor packs the updates into requests by encoded size, and the client
+    encoded every user again to pack the request it was given a second time: twice the
+    JSON work for users whose fields may be kilobytes. Counted on the measuring function
+    itself (the real one, counted); the requests sent are the same as before."""
+    from reconciler.iterable import batching
+
+    measured: list[int] = []
+    real_encode = batching.encode
+
+    def counting_encode(value):
+        measured.append(id(value))
+        return real_encode(value)
+
+    monkeypatch.setattr(batching, "encode", counting_encode)
+    updates = tuple(
+        FieldUpdate(
+            f"u{i}@example.com", "email", f"u{i}@example.com", None, {"note": (None, "x" * 410)}
+        )
+        for i in range(2000)
+    )
+    plan = Plan((DestinationPlan("prod", "hybrid", (), field_updates=updates),))
+    with client(emulator_server, bulk_update_max_bytes=400_000) as c:
+        report = apply_plan(plan, {"prod": c})
+
+    assert report.ok
+    assert len(measured) == 2000  # one measurement a user, none a second time
+    bodies = [
+        r.body["users"]
+        for r in emulator_server.emulator.request_log
+        if r.path == "/api/users/bulkUpdate" and r.status == 200
+    ]
+    # As packed before (u0-u861, u862-u1721, the rest), in whatever order they were sent.
+    assert sorted(len(users) for users in bodies) == [278, 860, 862]
+    assert all(len(encode({"users": users})) <= 400_000 for users in bodies)
+
+
 def test_a_member_alone_over_the_body_limit_is_rejected_and_the_others_added(emulator_server):
     proj = emulator_server.emulator.project("default")
     lp = _with_notes("m", proj.add_list("vip"), [10, 5000, 10])
