@@ -281,7 +281,10 @@ def read_live(
     every list with one export, the faster kind by the model, whatever their number.
     `users`: the project's user export, shared by the plan's destinations naming it, for
     the hybrid userId lookups where they are read by an export."""
-    all_lists = client.get_lists()
+    # The reads started early chose their route from the list index: the same index, not
+    # a second GET /api/lists (and the one their downloads' list ids were taken from).
+    known = prefetch.take_lists() if prefetch is not None else None
+    all_lists = known if known is not None else client.get_lists()
     found, ambiguous = _find_lists(all_lists, desired.lists)
     started, before = time.monotonic(), dict(client.stats.calls)
     sizes = [expected_size(item) for item, _info in found]

@@ -471,7 +471,7 @@ def test_whether_adds_exist_is_read_from_the_export_that_read_the_members(
     # Beside the consent guard's reads (the unsubscribe events' export, the channels)
     # and the campaigns the adds reach: no per-user read.
     assert calls == {
-        "GET /api/lists": 2,
+        "GET /api/lists": 1,
         "GET /api/export/data.json": 2,
         "GET /api/users/forgottenUserIds": 1,
         "GET /api/channels": 1,

@@ -734,3 +734,52 @@ def test_a_temp_dir_duckdb_cannot_work_in_is_named(
     assert f"cannot make DuckDB's working directory in {taken}" in result.stderr
     assert "RECONCILER_DUCKDB_TEMP_DIR chooses another directory" in result.stderr
     assert "internal error" not in result.stderr
+
+
+@pytest.mark.parametrize("route", ["getUsers", "export"])
+def test_both_engines_read_the_list_index_once_per_plan(
+    tmp_path, monkeypatch, fast_client, make_emulator_server, cli, route
+):
+    # The reads started while the sources are read (the DuckDB engine's getUsers of a
+    # large list, either engine's export) asked GET /api/lists to choose their route,
+    # and the plan asked again for the same index: one request more than a plan without
+    # them, here the DuckDB engine's one more than the Python engine's.
+    server = make_emulator_server(project_type="email")
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.chdir(tmp_path)
+    ws = Workspace(tmp_path, server.base_url, "email")
+    ws.destination()
+    proj = server.emulator.project("default")
+    for name in ("a", "b"):
+        proj.subscribe_direct(proj.add_list(name), email=f"{name}-gone@example.com")
+        ws.csv(f"data/{name}.csv", "email", [f"{name}{i}@example.com" for i in range(5)])
+        ws.audience(name, {"csv": f"data/{name}.csv"}, policy={"maxRemovalPercent": 100})
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", route)
+    calls = {}
+    for engine in ("python", "duckdb"):
+        monkeypatch.setenv("RECONCILER_ENGINE", engine)
+        server.emulator.clear_log()
+        result = cli("plan", ws.manifests, "--format", "json")
+        assert result.exit_code == 0, result.output
+        assert result.json()["summary"]["members_to_add"] == 10
+        calls[engine] = {}
+        for r in server.emulator.request_log:
+            key = re.sub(r"/api/users/.*%40.*", "/api/users/{email}", f"{r.method} {r.path}")
+            calls[engine][key] = calls[engine].get(key, 0) + 1
+    # Beside the list index, once: each list's members (two getUsers, or one export), the
+    # consent guard's reads (the unsubscribe events' export, the channels, and each add's
+    # profile where no export of every profile read the lists), forgotten users and the
+    # campaigns.
+    reads = (
+        {"GET /api/lists/getUsers": 2, "GET /api/export/data.json": 1, "GET /api/users/{email}": 10}
+        if route == "getUsers"
+        else {"GET /api/export/data.json": 2}
+    )
+    expected = {
+        "GET /api/lists": 1,
+        **reads,
+        "GET /api/channels": 1,
+        "GET /api/users/forgotten": 1,
+        "GET /api/campaigns": 1,
+    }
+    assert calls == {"python": expected, "duckdb": expected}

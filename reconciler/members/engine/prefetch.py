@@ -101,6 +101,15 @@ class Prefetch:
     # from read_live's start, their getUsers calls went unsaid).
     started: float = 0.0
     calls_before: dict[str, int] = field(default_factory=dict)
+    # The list index (GET /api/lists) the route was chosen from, once read: read_live
+    # plans from it rather than asking Iterable for the same index again.
+    lists: list[ListInfo] | None = None
+
+    def take_lists(self) -> list[ListInfo] | None:
+        """The list index read to choose the route; None when it could not be read (the
+        plan then reads it, and reports why it failed)."""
+        self.registered.wait()
+        return self.lists
 
     def take_export(self) -> ExportDownload | None:
         """The export started for this destination, if one was (read_live then reads by
@@ -291,6 +300,7 @@ def _register(
         all_lists = reads.client.get_lists()
     except Exception:  # read_live asks again and reports it
         return None
+    reads.prefetch.lists = all_lists
     by_name: dict[str, list[ListInfo]] = {}
     for info in all_lists:
         by_name.setdefault(info.name, []).append(info)
