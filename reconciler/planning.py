@@ -57,6 +57,7 @@ from reconciler.state.desired import (
     at_scale,
     build_desired,
     refuse_unordered_conflicts,
+    size_key,
     unreadable_sources,
 )
 from reconciler.state.field_tables import conflict_group
@@ -1034,5 +1035,5 @@ def _expected_rows(engine: Engine, audience: Any) -> int | None:
         return None
     if audience.spec.traits is not None and not source.traits_at_scale:
         return None
-    # The memo at_scale keeps: the count is made once.
-    return engine.remember(("rows", audience.name), lambda: estimate_rows(audience))
+    # The memo at_scale keeps: the count is made once (for every audience of the query).
+    return engine.remember(size_key(audience), lambda: estimate_rows(audience))

@@ -5,6 +5,7 @@
     parquet.py       a Parquet file, read by DuckDB
     sql.py           a query run in DuckDB (`sql` with `database`), locked down (duckdb_query.py)
     warehouse.py     a query run where the data lives (`sql` with `url`), via SQLAlchemy
+    shared_runs.py   one run of a `url` query for every audience of a plan that names it
 
 Each kind is a `Source` (base.py) that answers files(), columns(), estimate_rows(), read()
 (rows -> members, for the Python engine) and relation() (its rows for the DuckDB engine).

@@ -24,6 +24,7 @@ from reconciler.sources.snapshot import FileState, Snapshot, file_digest, file_s
 
 if TYPE_CHECKING:
     from reconciler.sources.duckdb_query import DuckDbRelation
+    from reconciler.sources.shared_runs import SharedRun
 
 R = TypeVar("R", covariant=True)
 
@@ -112,6 +113,14 @@ class Source:
         self.spec = audience.spec.members
         self.declared_at = str(audience.field_location("members", self.field))
         self.rows_arrived: Callable[[int], None] | None = None
+        # The run of its query this source shares with other audiences' (shared_runs.py).
+        self.shared: SharedRun | None = None
+
+    def run_key(self) -> str | None:
+        """What two audiences' sources have alike exactly when they run the same query at
+        the same database, so that one run serves both (shared_runs.py) and one count of
+        its rows; None for a source that runs no query, or whose run is not shared."""
+        return None
 
     def watch_rows(self, arrived: Callable[[int], None] | None) -> None:
         """Have the next reads (either engine's) tell `arrived` each batch's number of

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import importlib.util
 import os
 import re
@@ -25,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
 
 from reconciler.env_numbers import NumberRule, env_int
-from reconciler.errors import SourceError, SourceUnreachable
+from reconciler.errors import ReconcilerError, SourceError, SourceUnreachable
 from reconciler.manifest.manifests import Audience
 from reconciler.manifest.model import MembersSpec
 from reconciler.manifest.repository import is_inside, real_path
@@ -51,6 +52,7 @@ from reconciler.sources.identifier_types import refused_column
 from reconciler.sources.query_text import orders_its_rows, statement_text
 from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
+from reconciler.sources.shared_runs import Recorded, replayed
 from reconciler.sources.snapshot import FileState, file_state
 from reconciler.sources.sqlite_memory import heap_limit, keep_temporary_in_memory
 from reconciler.sources.time_limit import QueryGuard, query_timeout, timed_out
@@ -88,6 +90,25 @@ class Warehouse(Source):
             return None
         return real_path(path)
 
+    def _url(self) -> URL:
+        """The URL the query runs at, as stream_query makes it (ReconcilerError if not)."""
+        assert self.spec.url is not None
+        url_at = str(self.audience.field_location("members", "url"))
+        database = expand_url(self.spec.url, url_at)
+        return confine_file_database(database.url, url_at, self.audience.source_root)
+
+    def run_key(self) -> str | None:
+        """The query's text and the URL it runs at, credentials filled in (another user
+        may see other rows), as a digest: nothing secret is kept. None when the URL cannot
+        be made (the read then says why)."""
+        assert self.spec.sql is not None and self.spec.url is not None
+        try:
+            url = self._url()
+        except ReconcilerError:
+            return None
+        where = url.render_as_string(hide_password=False)
+        return hashlib.sha256(f"{where}\0{self.spec.sql}".encode()).hexdigest()
+
     def stream(self, consume: Consume, sql: str | None = None) -> None:
         # The DuckDB engine writes each chunk out as it arrives: only a chunk is held.
         self._stream(consume, sql, held=None if sql is not None else CHUNK_ROWS)
@@ -99,10 +120,52 @@ class Warehouse(Source):
         arrived = self.rows_arrived
         if sql is None and arrived is not None:
             consume = _reporting(consume, arrived)
+        shared = self.shared if sql is None else None
+        if shared is None:
+            self._run_query(consume, sql, held, path, state)
+            return
+        try:
+            recorded = shared.replay(held)
+            if recorded is not None:
+                self._replay(recorded, consume, path)
+            else:
+                # This audience's identifier columns are checked as the rows arrive, in
+                # the recording, so that a refusal of its own leaves the run to the others.
+                types: list[Any] = []
+                teeing = shared.recording(held, consume, types, state, self._check_types)
+                self._run_query(teeing, sql, held, path, state, types)
+        finally:
+            shared.read()
+
+    def _run_query(
+        self,
+        consume: Consume,
+        sql: str | None,
+        held: int | None,
+        path: Path | None,
+        state: FileState | None,
+        types: list[Any] | None = None,
+    ) -> None:
         budget = None if sql is not None else Budget(EngineSettings.from_env().memory_bytes, held)
-        stream_query(self.audience, consume, sql, budget)
+        # With `types` asked for, the recording checks the identifier columns' types.
+        stream_query(self.audience, consume, sql, budget, types, check_types=types is None)
         if path is not None and state is not None:
             remember_read(self._read, path, state)
+
+    def _check_types(self, names: Sequence[str], types: Sequence[Any]) -> None:
+        """The refusal of an identifier column by its type that stream_query makes."""
+        if self._url().get_backend_name() == "postgresql":
+            _refuse_json_identifiers(names, types, self.spec, f"{self.declared_at}: the query")
+
+    def _replay(self, recorded: Recorded, consume: Consume, path: Path | None) -> None:
+        """Another audience's run of this very query, read from its file as from the
+        database: this audience's identifier columns are checked against the types the
+        driver gave, as its own run would check them."""
+        names, types, chunks = replayed(recorded)
+        self._check_types(names, types)
+        consume(names, chunks())
+        if path is not None and recorded.state is not None:
+            remember_read(self._read, path, recorded.state)
 
     def digests(self) -> list[tuple[Path, str]]:
         """A SQLite file in the repository is a member file like a CSV: a saved plan
@@ -174,11 +237,15 @@ def stream_query(
     consume: Consume,
     sql: str | None = None,
     budget: Budget | None = None,
+    types: list[Any] | None = None,
+    check_types: bool = True,
 ) -> None:
     """Run the audience's query (or `sql`, a query over it) at its URL and hand `consume`
     the column names and the rows in chunks, as they stream back. Errors come out
     scrubbed of the URL's secrets. A PostgreSQL query under a `budget` fails on the
-    server once its rows pass it, before they reach memory."""
+    server once its rows pass it, before they reach memory. `types` is given the driver's
+    type of each column before `consume` is called; `check_types` False leaves the refusal
+    of an identifier column by its type to the caller."""
     spec = audience.spec.members
     assert spec.sql is not None and spec.url is not None
     declared_at = str(audience.field_location("members", "sql"))
@@ -221,8 +288,10 @@ def stream_query(
             with connection, _memory_bound(backend):
                 # The audience's own query (not a count over it) has its identifier
                 # columns' types checked.
-                identifiers = spec if sql is None else None
-                _run(connection, backend, sql_text, consume, declared_at, budget, identifiers)
+                identifiers = spec if sql is None and check_types else None
+                _run(
+                    connection, backend, sql_text, consume, declared_at, budget, identifiers, types
+                )
         except SourceError:
             raise
         except MemoryError:
@@ -284,6 +353,7 @@ def _run(
     declared_at: str,
     budget: Budget | None = None,
     identifiers: MembersSpec | None = None,
+    types: list[Any] | None = None,
 ) -> None:
     # The query goes to the driver as written: no_parameters keeps '%' and ':name' in it
     # from being read as placeholders. stream_results asks for a server-side cursor;
@@ -301,9 +371,11 @@ def _run(
             names, sql = _within_sqlite(connection, sql, budget)
         result = connection.exec_driver_sql(sql).yield_per(CHUNK_ROWS)
         names = names if names is not None else list(result.keys())
+        described = [column[1] for column in result.cursor.description or ()]
         if identifiers is not None and backend == "postgresql":
-            types = [column[1] for column in result.cursor.description or ()]
-            _refuse_json_identifiers(names, types, identifiers, f"{declared_at}: the query")
+            _refuse_json_identifiers(names, described, identifiers, f"{declared_at}: the query")
+        if types is not None:
+            types.extend(described)
         consume(names, result.partitions())
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -15,6 +16,7 @@ from reconciler.manifest.repository import real_path
 from reconciler.members.identity import Member, ProjectType
 from reconciler.progress import NULL_PROGRESS, Progress, Task, heartbeat
 from reconciler.sources import MemberIssue, read_members, source_for
+from reconciler.sources.shared_runs import SharedRun
 from reconciler.sources.snapshot import file_digest
 from reconciler.traits.mapping import CompiledMapping, compile_mapping
 from reconciler.traits.values import DesiredFields, desired_fields, desired_fields_table
@@ -84,18 +86,42 @@ def build_desired(
     appended there and the other audiences are still read (validate reports them all)."""
     desired = {name: DesiredDestination(dest) for name, dest in manifests.destinations.items()}
     compiled: dict[str, CompiledMapping] = {}
-    for name, audience in manifests.audiences.items():
-        if targets is not None and name not in targets:
-            continue
-        try:
-            _read_audience(manifests, audience, desired, compiled, engine, progress)
-        except SourceError as exc:
-            if errors is None:
-                raise
-            errors.append(exc)
+    audiences = [a for n, a in manifests.audiences.items() if targets is None or n in targets]
+    # Audiences reading one query at one database share its run (sources/shared_runs.py).
+    with shared_runs(audiences):
+        for audience in audiences:
+            try:
+                _read_audience(manifests, audience, desired, compiled, engine, progress)
+            except SourceError as exc:
+                if errors is None:
+                    raise
+                errors.append(exc)
     if targets is not None:
         desired = {k: v for k, v in desired.items() if v.lists}
     return desired
+
+
+@contextmanager
+def shared_runs(audiences: Sequence[Audience]) -> Iterator[None]:
+    """While reading `audiences`, those whose sources run one query at one database
+    (Source.run_key) share one run of it (sources/shared_runs.py); the files of the rows
+    kept for them are removed on leaving, whether all of them read it or not."""
+    groups: dict[str, list[Audience]] = {}
+    for audience in audiences:
+        key = source_for(audience).run_key()
+        if key is not None:
+            groups.setdefault(key, []).append(audience)
+    shared = [(SharedRun(readers=len(group)), group) for group in groups.values() if len(group) > 1]
+    for run, group in shared:
+        for audience in group:
+            source_for(audience).shared = run
+    try:
+        yield
+    finally:
+        for run, group in shared:
+            for audience in group:
+                source_for(audience).shared = None
+            run.close()
 
 
 def unreadable_sources(errors: Sequence[SourceError]) -> SourceError:
@@ -227,10 +253,17 @@ def at_scale(engine: Engine, audience: Audience, manifests: Manifests) -> bool:
 
     mapping = manifests.trait_mappings.get(audience.spec.traits or "")
     return engine.use_duckdb(
-        engine.remember(("rows", audience.name), lambda: estimate_rows(audience)),
+        engine.remember(size_key(audience), lambda: estimate_rows(audience)),
         traits=audience.spec.traits is not None,
         fields=len(mapping.spec.fields) if mapping is not None else 0,
     )
+
+
+def size_key(audience: Audience) -> tuple[str, str]:
+    """The key its row count is remembered by: the query's run, for audiences that share
+    one (a count over a warehouse query is a second run of it, made once for them all)."""
+    run = source_for(audience).run_key()
+    return ("run", run) if run is not None else ("rows", audience.name)
 
 
 def manifests_digest(manifests: Manifests, targets: Collection[str] | None = None) -> str:

@@ -574,3 +574,198 @@ def test_a_json_identifier_column_is_refused_alike_by_postgresql_and_duckdb(
         )
         assert said in result.stderr, said
     assert "usr-1" not in result.output
+
+
+def test_audiences_of_one_query_at_one_database_run_it_once_per_plan(
+    workspace: Workspace,
+    cli,
+    emulator_server,
+    engine: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Two audiences over the same query at the same database ran it once each: a
+    warehouse query that takes minutes took them twice. They read it differently (one
+    keyed by userId, the other by email with a trait mapping over its other columns),
+    which the shared run must not change; a query of other text runs on its own. Counted
+    on SQLAlchemy's own hook, as each statement goes to the database."""
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    database = workspace.manifests / "data" / "crm.db"
+    database.parent.mkdir(parents=True)
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE people (email TEXT, user_id TEXT, tier TEXT)")
+        connection.executemany(
+            "INSERT INTO people VALUES (?, ?, ?)",
+            [(f"p{i}@example.com", f"u{i}", "gold" if i % 2 else "free") for i in range(300)]
+            + [("not-an-email", None, "free")],
+        )
+    connection.close()
+    url = "sqlite:///manifests/data/crm.db"
+    query = "SELECT email, user_id, tier FROM people"
+    workspace.audience("by-user", {"sql": query, "url": url, "userId": "user_id"})
+    workspace.audience("tiered", {"sql": query, "url": url}, traits="crm")
+    workspace.audience("gold", {"sql": query + " WHERE tier = 'gold'", "url": url})
+    workspace.write(
+        "traits.yaml",
+        json.dumps(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "TraitMapping",
+                "metadata": {"name": "crm"},
+                "spec": {"fields": {"tier": "tier"}},
+            }
+        ),
+    )
+    scratch = tmp_path_factory.mktemp("scratch")
+    monkeypatch.setenv("RECONCILER_DUCKDB_TEMP_DIR", str(scratch))
+    sent: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        sent.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        result = cli("plan", workspace.manifests, "--format", "json")
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+    assert result.exit_code == 1, result.output  # the invalid row, in the two full reads
+    assert not list(scratch.glob("reconciler-rows-*"))  # the shared rows' file is gone
+    # Not the columns' names, asked with LIMIT 0 before a read (no row is read for it).
+    runs = [s for s in sent if "FROM people" in s and not s.endswith("LIMIT 0")]
+    assert len([s for s in runs if "WHERE tier" not in s]) == 1
+    assert len([s for s in runs if "WHERE tier" in s]) == 1
+    (dest,) = result.json()["destinations"]
+    lists = {item["audience"]: item for item in dest["lists"]}
+    assert {name: item["desired_members"] for name, item in lists.items()} == {
+        "by-user": 300,
+        "tiered": 300,
+        "gold": 150,
+    }
+    # Each audience read the rows its own way (by-user ran the query, tiered read its
+    # rows after it): by-user's members are keyed by userId, tiered's carry the mapped
+    # field, and each names the row without a valid email at its own manifest line.
+    skipped = {(s["audience"], s["where"].split(":")[0]) for s in dest["skipped_members"]}
+    assert skipped == {
+        ("by-user", "manifests/aud-by-user.yaml"),
+        ("tiered", "manifests/aud-tiered.yaml"),
+    }
+    assert list(dest["new_fields"]) == ["tier"]  # written on tiered's subscribes
+    (tiered,) = [item for item in dest["lists"] if item["audience"] == "tiered"]
+    (add,) = [c for c in tiered["changes"] if c["type"] == "add_members"]
+    assert add["count"] == 300
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 1, applied.output  # the row skipped again
+    people = project(emulator_server)
+    assert people.find_user(email="p1@example.com").data_fields == {"tier": "gold"}
+    assert people.find_user(email="p2@example.com").data_fields == {"tier": "free"}
+
+
+def test_a_postgres_query_two_audiences_share_runs_once_and_checks_each_ones_columns(
+    workspace: Workspace, cli, postgres: Postgres, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    """One PostgreSQL query, three audiences: one keyed by email, one by a userId column
+    of text, and one that names the jsonb column as its userId, which is refused by its
+    type as when it ran the query itself. Counted on SQLAlchemy's hook, as each statement
+    goes to the server (pg_stat_statements is not there to ask)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    postgres.execute("CREATE TABLE shared_people (email TEXT, uid TEXT, doc JSONB)")
+    postgres.execute(
+        "INSERT INTO shared_people VALUES (%s, %s, %s::jsonb)",
+        [(f"s{i}@example.com", f"usr-{i}", f'"usr-{i}"') for i in range(40)],
+    )
+    monkeypatch.setenv(PASSWORD_VAR, postgres.password)
+    url = postgres.url_template(PASSWORD_VAR)
+    query = f"SELECT email, uid, doc FROM {postgres.schema}.shared_people"
+    workspace.audience("by-email", {"sql": query, "url": url})
+    workspace.audience("by-uid", {"sql": query, "url": url, "userId": "uid"})
+    workspace.audience("by-doc", {"sql": query, "url": url, "userId": "doc"})
+    sent: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        sent.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        result = cli("plan", workspace.manifests, "--format", "json")
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+    assert result.exit_code == 1, result.output
+    # Not the columns' names, asked with LIMIT 0 before a read (no row is read for it).
+    runs = [s for s in sent if "shared_people" in s and not s.endswith("LIMIT 0")]
+    assert len(runs) == 1
+    sql_line = line_of(workspace.manifests / "aud-by-doc.yaml", '"sql"')
+    said = (
+        f"aud-by-doc.yaml:{sql_line}:14: the query: column 'doc' (the userId) is JSONB, "
+        "which is no identifier Iterable could match"
+    )
+    assert said in result.stderr
+    assert "usr-" not in result.stderr
+    assert "aud-by-email" not in result.stderr and "aud-by-uid" not in result.stderr
+
+    (workspace.manifests / "aud-by-doc.yaml").unlink()
+    sent.clear()
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        result = cli("plan", workspace.manifests, "--format", "json")
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+    assert result.exit_code == 0, result.output
+    assert len([s for s in sent if "shared_people" in s and not s.endswith("LIMIT 0")]) == 1
+    (dest,) = result.json()["destinations"]
+    assert {item["audience"]: item["desired_members"] for item in dest["lists"]} == {
+        "by-email": 40,
+        "by-uid": 40,
+    }
+
+
+def test_audiences_of_one_query_count_its_rows_once_when_the_engine_is_chosen_by_size(
+    workspace: Workspace, cli, emulator_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Choosing each audience's engine by size runs a count(*) over its query: that second
+    run is made once for the audiences of one query too, and their read once."""
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    monkeypatch.setenv("RECONCILER_ENGINE", "auto")
+    database = workspace.manifests / "data" / "crm.db"
+    database.parent.mkdir(parents=True)
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE people (email TEXT, user_id TEXT)")
+        connection.executemany(
+            "INSERT INTO people VALUES (?, ?)",
+            [(f"p{i}@example.com", f"u{i}") for i in range(50)],
+        )
+    connection.close()
+    url = "sqlite:///manifests/data/crm.db"
+    query = "SELECT email, user_id FROM people"
+    workspace.audience("by-user", {"sql": query, "url": url, "userId": "user_id"})
+    workspace.audience("by-email", {"sql": query, "url": url})
+    sent: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        sent.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        result = cli("plan", workspace.manifests, "--format", "json")
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+    assert result.exit_code == 0, result.output
+    counts = [s for s in sent if "count(*)" in s]
+    runs = [s for s in sent if "FROM people" in s and "count(*)" not in s]
+    assert len(counts) == 1
+    assert len([s for s in runs if not s.endswith("LIMIT 0")]) == 1
+    (dest,) = result.json()["destinations"]
+    assert [item["desired_members"] for item in dest["lists"]] == [50, 50]
