@@ -7,10 +7,14 @@ Ctrl-C too. A run killed outright (SIGKILL from a cancelled CI job or the OOM ki
 cannot: its copies of members' emails would stay in the temporary directory until the
 machine is wiped. So each directory is named after the process that made it, and the
 first directory a process makes in a place removes the ones there whose process is gone.
+
+A temporary directory that fills up is said as such (`no_room`), naming the directory and
+the variable that moves it, not as an internal error or a damaged plan file.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -18,6 +22,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from reconciler.errors import ReconcilerError
+
+# Where the private directories go (members.engine.settings and sources.snapshot read it).
+TEMP_DIR_VARIABLE = "RECONCILER_DUCKDB_TEMP_DIR"
+# A write that failed for want of room: a full disk, a quota, a file over the size the
+# file system (FAT's 4 GiB) or `ulimit -f` allows.
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 # What `private_directory` makes: reconciler-<kind>-<pid>-<random>.
 _NAME = re.compile(r"reconciler-(?:source|workspace|query|shared)-(\d+)-[A-Za-z0-9_]+")
@@ -98,3 +110,19 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True  # another user's process, or not ours to signal: alive as far as we know
     return True
+
+
+def no_room(exc: BaseException, parent: Path | str | None) -> ReconcilerError | None:
+    """What to say for `exc` when it is a write that found no room in the temporary
+    directory `parent` (None: the system's); None for any other error. For the steps that
+    write only there: reading Iterable into the workspace, a saved plan's member sets."""
+    if not isinstance(exc, OSError) or exc.errno not in _NO_ROOM:
+        return None
+    where = str(parent) if parent is not None else tempfile.gettempdir()
+    return ReconcilerError(
+        f"cannot write in the temporary directory {where} "
+        f"({exc.strerror or os.strerror(exc.errno or 0)}): while it runs, a plan keeps there "
+        "copies of the source files, the members it reads from Iterable and DuckDB's "
+        f"workspace; free some space there, or set {TEMP_DIR_VARIABLE} to a directory with "
+        "more room. Nothing was changed."
+    )

@@ -12,6 +12,7 @@ from typing import Any
 
 from reconciler.errors import IterableError, LiveStateError, SourceError
 from reconciler.iterable import CHANNELS_FIELD, IterableClient
+from reconciler.leftovers import no_room
 from reconciler.manifest import Audience, Destination, Manifests
 from reconciler.members.identity import Member
 from reconciler.members.issue import MemberIssue
@@ -130,6 +131,13 @@ def make_plan(
                         prints,
                     )
                 )
+    except OSError as exc:
+        # A plan writes only in the temporary directory (source copies, reads of Iterable,
+        # the workspace): a full one is said as such, not as a bug.
+        said = no_room(exc, engine.settings.temp_dir)
+        if said is None:
+            raise
+        raise said from None
     finally:
         # A source that failed, a Ctrl-C, or reads the plan did not take: nothing read in
         # the background outlives the plan (an export job is cancelled).

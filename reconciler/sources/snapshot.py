@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from reconciler.errors import ConfigError, SourceChangedError, SourceError
-from reconciler.leftovers import private_directory
+from reconciler.leftovers import TEMP_DIR_VARIABLE, private_directory
 from reconciler.manifest.stand_in import stand_in
 
 CHUNK_BYTES = 8 << 20
-# Where the copies go: beside the DuckDB workspace (members.engine.settings reads it too).
-TEMP_DIR_VARIABLE = "RECONCILER_DUCKDB_TEMP_DIR"
+# Where the copies go (TEMP_DIR_VARIABLE): beside the DuckDB workspace.
 
 
 def temp_dir_setting(environ: Mapping[str, str] | None = None) -> str | None:

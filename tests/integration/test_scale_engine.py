@@ -3,6 +3,7 @@ threshold is lowered so a handful of members takes the path ten million would.""
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import re
@@ -11,6 +12,7 @@ import unicodedata
 import duckdb
 import pytest
 
+from tests.apply.limits import file_size_limit
 from tests.integration.conftest import API_KEY_VAR, Workspace
 
 
@@ -783,3 +785,45 @@ def test_both_engines_read_the_list_index_once_per_plan(
         "GET /api/campaigns": 1,
     }
     assert calls == {"python": expected, "duckdb": expected}
+
+
+def test_a_full_temp_dir_is_named_with_its_variable_not_a_bug_or_a_damaged_plan(
+    workspace: Workspace, cli, emulator_server, at_scale, monkeypatch, tmp_path
+):
+    """A temporary directory without room for what a plan reads from Iterable was
+    "internal error: OSError ... This is a bug in reconciler", and one without room for a
+    saved plan's member sets said the plan file was damaged (so it was made again, to meet
+    the same full disk). Both now name the directory and RECONCILER_DUCKDB_TEMP_DIR."""
+    temp = tmp_path / "temp"
+    monkeypatch.setenv("RECONCILER_DUCKDB_TEMP_DIR", str(temp))
+    # The whole project is read by one user export, streamed into the workspace: far more
+    # than the few rows of the source.
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
+    project = emulator_server.emulator.project("default")
+    listed = project.add_list("big")
+    for i in range(3000):
+        project.subscribe_direct(listed, email=f"someone-with-a-long-name-{i}@example.com")
+    workspace.csv("data/big.csv", "email", [f"new-{i}@example.com" for i in range(10)])
+    workspace.audience("big", {"csv": "data/big.csv"}, policy={"maxRemovalPercent": 100})
+    # A saved plan adding 4,000 members: a set the workspace holds when it is read back.
+    workspace.csv("data/new.csv", "email", [f"joining-member-{i}@example.com" for i in range(4000)])
+    workspace.audience("new", {"csv": "data/new.csv"})
+    saved = tmp_path / "saved.plan"
+    made = cli("plan", workspace.manifests, "--out", saved)
+    assert made.exit_code == 0, made.output
+
+    said = f"cannot write in the temporary directory {temp} (File too large)"
+    with file_size_limit(64_000):  # as a full disk refuses a write
+        # (--target: the other audience's source alone would not fit)
+        plan = cli("plan", workspace.manifests, "--target", "big")
+        applied = cli("apply", "--plan", saved, "--yes", "--allow-unsafe")
+    for result in (plan, applied):
+        assert result.exit_code == 1, result.output
+        assert said in result.stderr, result.stderr
+        assert "RECONCILER_DUCKDB_TEMP_DIR to a directory with more room" in result.stderr
+        assert "internal error" not in result.stderr
+    assert "not a reconciler plan file" not in applied.stderr
+    # What did fit is removed (the source copies as their snapshots are collected, which
+    # in a process of its own is at its end).
+    gc.collect()
+    assert list(temp.iterdir()) == []

@@ -3,9 +3,11 @@ MemberTables): apply then streams them a batch at a time, as it does a plan made
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from reconciler.leftovers import no_room
 from reconciler.members.engine.field_tables import FieldValues, field_values_table, update_rows
 from reconciler.members.engine.rows import TableRows, identifiers_into_table, members_into_table
 from reconciler.members.engine.workspace import Engine
@@ -29,22 +31,39 @@ class SavedPlanTables:
         return count >= max(self.engine.settings.threshold, 1)
 
     def members(self, rows: Iterable[Member], count: int) -> TableRows[Member]:
-        return members_into_table(self.engine, rows, count)
+        with self._room():
+            return members_into_table(self.engine, rows, count)
 
     def identifiers(self, ids: Iterable[str], count: int) -> TableRows[str]:
-        return identifiers_into_table(self.engine, ids, count)
+        with self._room():
+            return identifiers_into_table(self.engine, ids, count)
 
     def field_values(self, rows: Iterable[tuple[str, dict[str, Any]]], count: int) -> FieldValues:
-        return field_values_table(self.engine, rows)
+        with self._room():
+            return field_values_table(self.engine, rows)
 
     def field_updates(
         self, rows: Iterable[tuple[Any, ...]], count: int, make: Callable[..., Any]
     ) -> TableRows[Any]:
-        return update_rows(
-            self.engine,
-            (
-                (key, kind, email, user_id, changes, bool(merge))
-                for key, kind, email, user_id, changes, merge in rows
-            ),
-            make,
-        )
+        with self._room():
+            return update_rows(
+                self.engine,
+                (
+                    (key, kind, email, user_id, changes, bool(merge))
+                    for key, kind, email, user_id, changes, merge in rows
+                ),
+                make,
+            )
+
+    @contextmanager
+    def _room(self) -> Iterator[None]:
+        """A full temporary directory while the sets are written to the workspace is said
+        as such: the plan reader takes any OSError for a damaged file, so the user would
+        make the plan again and meet the same full disk."""
+        try:
+            yield
+        except OSError as exc:
+            said = no_room(exc, self.engine.settings.temp_dir)
+            if said is None:
+                raise
+            raise said from None
