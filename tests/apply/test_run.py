@@ -9,13 +9,15 @@ import json
 import os
 import signal
 import socket
+import time
 from pathlib import Path
 
 import pytest
 
-from reconciler.apply.journal import journal_files, read_journal, runs_dir
+from reconciler.apply.journal import KEEP, journal_files, read_journal, runs_dir
 from reconciler.apply.run import Aborted, run_apply
 from reconciler.errors import ReconcilerError
+from reconciler.leftovers import IDLE_SECONDS
 from reconciler.members.identity import Member
 from reconciler.plan import DestinationPlan, Plan
 from tests.apply.limits import file_size_limit
@@ -341,3 +343,37 @@ def test_what_a_second_ctrl_c_left_done_is_said_per_destination(
         "destination 'prod': 0 list(s) created, 2 member(s) added, 0 removed, 0 list(s) "
         "deleted; destination 'eu': 0 list(s) created, 1 member(s) added"
     )
+
+
+def test_rejected_member_files_are_kept_as_the_journals_are(emulator_server, tmp_path):
+    """A member Iterable refuses on every run (an email another userId's profile holds)
+    wrote a rejected-member file, in full, at every hourly apply, and none was ever
+    removed: 8,760 copies of members' identities a year. The newest KEEP are kept, and
+    what a run killed while writing one left under its partial name goes once idle."""
+    runs = runs_dir(tmp_path)
+    runs.mkdir(parents=True)
+    older = [runs / f"rejected-20250101T{i // 60:02}{i % 60:02}00Z-7.csv" for i in range(KEEP)]
+    for path in older:
+        path.write_text("destination,list,member,reason\n", encoding="utf-8")
+    killed, recent = runs / ".rejected-abc123.csv", runs / ".rejected-def456.csv"
+    for path in (killed, recent):
+        path.write_text("destination,list,member,reason\nprod,vip,x@example.com,", "utf-8")
+    then = time.time() - IDLE_SECONDS - 60
+    os.utime(killed, (then, then))
+
+    emulator_server.emulator.faults.counts_only_answers = False
+    proj = emulator_server.emulator.project("default")
+    list_id = proj.add_list("vip")
+    proj.add_user(email="f@example.com", user_id="other")
+    adds = (Member("f", "userId", email="f@example.com", user_id="f"),)
+    plan = Plan(
+        (DestinationPlan("prod", "hybrid", (list_plan("vip", list_id=list_id, add=adds),)),)
+    )
+    with client(emulator_server) as c:
+        report = run_apply(plan, {"prod": c}, tmp_path)
+    assert report.rejected_file is not None
+    kept = sorted(runs.glob("rejected-*.csv"))
+    assert len(kept) == KEEP
+    assert kept[-1] == Path(report.rejected_file) and kept[0] == older[1]
+    assert not older[0].exists()
+    assert not killed.exists() and recent.exists()  # a write under way may be another run's
