@@ -32,7 +32,7 @@ TEMP_DIR_VARIABLE = "RECONCILER_DUCKDB_TEMP_DIR"
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 # What `private_directory` makes: reconciler-<kind>-<pid>-<random>.
-_NAME = re.compile(r"reconciler-(?:source|workspace|query|shared)-(\d+)-[A-Za-z0-9_]+")
+_NAME = re.compile(r"reconciler-(?:source|workspace|query|shared|export)-(\d+)-[A-Za-z0-9_]+")
 # A directory is left alone until nothing in it has changed for this long, even when its
 # process looks gone: a run in another PID namespace sharing this directory (containers on
 # one host) would look gone too.
@@ -57,6 +57,13 @@ def private_directory(kind: str, parent: Path | str | None = None) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"reconciler-{kind}-{os.getpid()}-", dir=where))
 
 
+def made_by(name: str) -> int | None:
+    """The pid of the process that made the directory named `name` with
+    `private_directory`; None for a name that is not one of its (sweep leaves those)."""
+    match = _NAME.fullmatch(name)
+    return int(match.group(1)) if match is not None else None
+
+
 def sweep(parent: Path, now: float | None = None) -> list[Path]:
     """Remove this user's directories under `parent` made by processes that are gone and
     idle for IDLE_SECONDS; returns them. Anything that cannot be judged is kept."""
@@ -67,8 +74,8 @@ def sweep(parent: Path, now: float | None = None) -> list[Path]:
     except OSError:
         return removed
     for entry in entries:
-        match = _NAME.fullmatch(entry.name)
-        if match is None:
+        pid = made_by(entry.name)
+        if pid is None:
             continue
         try:
             info = entry.stat(follow_symlinks=False)
@@ -78,7 +85,7 @@ def sweep(parent: Path, now: float | None = None) -> list[Path]:
             continue
         if now - _last_change(Path(entry.path), info.st_mtime) < IDLE_SECONDS:
             continue
-        if _alive(int(match.group(1))):
+        if _alive(pid):
             continue
         shutil.rmtree(entry.path, ignore_errors=True)
         removed.append(Path(entry.path))

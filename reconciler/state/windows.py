@@ -33,7 +33,6 @@ import itertools
 import json
 import math
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -44,7 +43,9 @@ from typing import Any
 
 from reconciler.errors import IterableError, LiveStateError
 from reconciler.iterable import ClientSettings, IterableClient, StreamCut
+from reconciler.leftovers import private_directory
 from reconciler.members.identity import ProjectType
+from reconciler.sources.snapshot import temp_dir_setting
 from reconciler.threads import reading_pool
 
 # Iterable's parameters ("yyyy-MM-dd HH:mm:ss [ZZ]", UTC) have a precision of one second.
@@ -381,8 +382,12 @@ def export_users_whole(
     except IterableError as exc:
         if not _cut_off(exc):
             raise
-    with tempfile.TemporaryDirectory(prefix="reconciler-export-") as scratch:
-        target = Path(scratch) / "users.jsonl"
+    # The project's users, members' identities all: in a directory named for this process
+    # under RECONCILER_DUCKDB_TEMP_DIR, so that a run killed during a read that can take
+    # hours leaves it for the next run to remove (leftovers.py), not in /tmp for ever.
+    scratch = private_directory("export", temp_dir_setting())
+    try:
+        target = scratch / "users.jsonl"
         windowed = read_export_windows(client, only_fields, target, project_type, 0)
         # Our own merge wrote these lines, each a JSON object: only marked ones can be kept.
         needles = (*marked, b"\\")
@@ -394,6 +399,8 @@ def export_users_whole(
                 and (not marked or any(n in line for n in needles))
                 and keep(row := json.loads(line))
             ]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return kept, windowed.requests
 
 

@@ -5,17 +5,20 @@ the plan exact: the one a getUsers read of the final state gives."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 
 from reconciler.emulator import Faults
 from reconciler.iterable import IterableClient
+from reconciler.leftovers import made_by
 from tests.integration.conftest import API_KEY_VAR, Workspace
 
 EXPORT = "/api/export/data.json"
@@ -266,6 +269,39 @@ def test_the_consent_read_of_a_project_too_big_for_one_stream_is_read_in_windows
     ]
     assert any("range=All" in r.query for r in consent_reads)  # tried whole first
     assert any("startDateTime" in r.query for r in consent_reads)  # then in windows
+
+
+def test_the_windows_scratch_file_is_one_a_later_run_removes_if_this_one_is_killed(
+    windowed, cli, monkeypatch, tmp_path
+):
+    """The consent read's windows go to a file of the whole project's users (members'
+    emails): it was in a `reconciler-export-*` directory of the system's temporary one,
+    beside RECONCILER_DUCKDB_TEMP_DIR rather than in it, and named for no process, so a run
+    killed during a read that can take hours left it there for good. It is a private
+    directory under that variable, named for this process, as the sweep of a later run
+    removes once the process is gone."""
+    monkeypatch.setattr("reconciler.state.consent.MAX_LOOKUPS", 0)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    temp = tmp_path / "temp"
+    monkeypatch.setenv("RECONCILER_DUCKDB_TEMP_DIR", str(temp))
+    ws, server, _big = windowed
+    kept = [f"p{i}@example.com," for i in range(3, 40)] + ["h@example.com,U-H"]
+    ws.csv("big.csv", "email,userId", [*kept, "new@example.com,"])
+    emulator = server.emulator
+    handle = emulator.handle
+    during: list[Path] = []
+
+    def handle_and_look(request: httpx.Request):
+        if request.url.path == EXPORT and "startDateTime" in str(request.url):
+            during.extend(p.parent for p in temp.glob("*/users.*jsonl"))
+        return handle(request)
+
+    emulator.handle = handle_and_look  # type: ignore[method-assign]
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    assert during, "no window was read into a file under RECONCILER_DUCKDB_TEMP_DIR"
+    assert {made_by(d.name) for d in during} == {os.getpid()}
+    assert not any(d.exists() for d in during)  # and removed when the read is done
 
 
 @pytest.mark.parametrize("engine", ["python", "duckdb"])
