@@ -29,7 +29,7 @@ from reconciler.errors import ReconcilerError
 TEMP_DIR_VARIABLE = "RECONCILER_DUCKDB_TEMP_DIR"
 # A write that failed for want of room: a full disk, a quota, a file over the size the
 # file system (FAT's 4 GiB) or `ulimit -f` allows.
-_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 # What `private_directory` makes: reconciler-<kind>-<pid>-<random>.
 _NAME = re.compile(r"reconciler-(?:source|workspace|query|shared|export)-(\d+)-[A-Za-z0-9_]+")
@@ -123,13 +123,13 @@ def no_room(exc: BaseException, parent: Path | str | None) -> ReconcilerError | 
     """What to say for `exc` when it is a write that found no room in the temporary
     directory `parent` (None: the system's); None for any other error. For the steps that
     write only there: reading Iterable into the workspace, a saved plan's member sets."""
-    if not isinstance(exc, OSError) or exc.errno not in _NO_ROOM:
+    if not isinstance(exc, OSError) or exc.errno not in NO_ROOM:
         return None
     where = str(parent) if parent is not None else tempfile.gettempdir()
     return ReconcilerError(
         f"cannot write in the temporary directory {where} "
-        f"({exc.strerror or os.strerror(exc.errno or 0)}): while it runs, a plan keeps there "
-        "copies of the source files, the members it reads from Iterable and DuckDB's "
+        f"({exc.strerror or os.strerror(exc.errno or 0)}): while it runs, reconciler keeps "
+        "there copies of the source files, what it reads from Iterable and DuckDB's "
         f"workspace; free some space there, or set {TEMP_DIR_VARIABLE} to a directory with "
         "more room. Nothing was changed."
     )

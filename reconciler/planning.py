@@ -12,7 +12,6 @@ from typing import Any
 
 from reconciler.errors import IterableError, LiveStateError, SourceError
 from reconciler.iterable import CHANNELS_FIELD, IterableClient
-from reconciler.leftovers import no_room
 from reconciler.manifest import Audience, Destination, Manifests
 from reconciler.members.identity import Member
 from reconciler.members.issue import MemberIssue
@@ -131,10 +130,10 @@ def make_plan(
                         prints,
                     )
                 )
-    except OSError as exc:
+    except Exception as exc:
         # A plan writes only in the temporary directory (source copies, reads of Iterable,
-        # the workspace): a full one is said as such, not as a bug.
-        said = no_room(exc, engine.settings.temp_dir)
+        # the workspace and DuckDB's spill files): a full one is said as such, not as a bug.
+        said = engine.no_room(exc)
         if said is None:
             raise
         raise said from None

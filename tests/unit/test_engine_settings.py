@@ -110,3 +110,38 @@ def test_a_blank_temp_dir_is_refused_not_made_in_the_working_directory(
     with pytest.raises(ConfigError, match=r"RECONCILER_DUCKDB_TEMP_DIR is blank"):
         EngineSettings.from_env({"RECONCILER_DUCKDB_TEMP_DIR": " "})
     assert EngineSettings.from_env({"RECONCILER_DUCKDB_TEMP_DIR": ""}).temp_dir is None
+
+
+def test_duckdb_spill_files_without_room_are_said_as_a_full_temp_dir(tmp_path) -> None:
+    """A workspace whose spill files found no room (a full disk, here a file size limit)
+    failed the plan as an internal error, or, reading a CSV in DuckDB, as "huge.csv: not
+    valid CSV: Out of Memory Error: failed to offload data block" about a file that was
+    fine. The engine knows DuckDB's words for it, and says the directory and variable."""
+    import duckdb
+    import pytest
+
+    from reconciler.members.model import Engine
+    from tests.apply.limits import file_size_limit
+
+    settings = EngineSettings.from_env(
+        {
+            "RECONCILER_MEMORY_LIMIT": "64MB",
+            "RECONCILER_DUCKDB_TEMP_DIR": str(tmp_path),
+            "RECONCILER_DUCKDB_THREADS": "1",
+        }
+    )
+    with Engine(settings) as engine:
+        connection = engine.connection  # the workspace is made before the limit
+        with file_size_limit(1_000_000), pytest.raises(duckdb.Error) as spilled:
+            connection.execute(
+                "CREATE TABLE t AS SELECT md5(i::VARCHAR) AS h FROM range(2000000) r(i) ORDER BY h"
+            )
+        said = engine.no_room(spilled.value)
+        with pytest.raises(duckdb.Error) as other:
+            connection.execute("SELECT * FROM no_such_table")
+        assert engine.no_room(other.value) is None
+    assert said is not None, spilled.value
+    assert str(said).startswith(
+        f"cannot write in the temporary directory {tmp_path} (File too large): "
+    )
+    assert "set RECONCILER_DUCKDB_TEMP_DIR to a directory with more room" in str(said)

@@ -377,6 +377,9 @@ class _Checker:
                 _checked_sql(engine, self.checked, select, self.project_type, columns)
             )
         except duckdb.Error as exc:
+            said = engine.no_room(exc)  # the file is fine; the room to check it is not
+            if said is not None:
+                raise said from None
             # DuckDB's message runs to a page of reader options: its first line says it.
             first = snapshot.shown(str(exc).strip().splitlines()[0])
             raise SourceError(f"{declared_at}: {path}: not valid CSV: {first}") from None

@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from reconciler.errors import LiveStateError
+from reconciler.errors import LiveStateError, ReconcilerError
 from reconciler.iterable import IterableClient
 from reconciler.members.engine.desired_table import (
     LOOKS_LIKE_EMAIL,
@@ -82,7 +82,10 @@ def load_live_file(engine: Engine, path: Path, table: str, origin: str) -> None:
     engine.remember(("origin", table), lambda: origin)
 
 
-def _unreadable(engine: Engine, table: str, exc: duckdb.Error) -> LiveStateError:
+def _unreadable(engine: Engine, table: str, exc: duckdb.Error) -> ReconcilerError:
+    said = engine.no_room(exc)  # Iterable's lines are fine; the room to read them is not
+    if said is not None:
+        return said
     origin = engine.remember(("origin", table), lambda: "Iterable")
     return LiveStateError(
         f"{origin} answered lines reconciler cannot read: {str(exc).splitlines()[0]}"

@@ -62,6 +62,9 @@ def read_export_table(
             if channels is not None:
                 channels.extend(_channel_unsubscribed(engine, path))
         except duckdb.Error as exc:
+            said = engine.no_room(exc)  # the export is fine; the room to read it is not
+            if said is not None:
+                raise said from None
             raise LiveStateError(
                 f"the user export answered lines reconciler cannot read: {str(exc).splitlines()[0]}"
             ) from None

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import array
 import contextlib
+import errno
 import functools
 import itertools
+import os
 import re
 import shutil
 import sys
@@ -25,8 +27,8 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from reconciler.errors import ConfigError
-from reconciler.leftovers import private_directory
+from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.leftovers import NO_ROOM, no_room, private_directory
 from reconciler.members.engine.settings import TRAITS_THRESHOLD_FIELDS, EngineSettings
 from reconciler.sources.snapshot import TEMP_DIR_VARIABLE
 
@@ -126,6 +128,10 @@ def _code(index: int) -> int:
     return index if index < _PLANES_0_1 else _PLANE_14 + index - _PLANES_0_1
 
 
+# How DuckDB says its spill files met their bound (by default, the disk's free space).
+_SPILL_BOUND = "max_temp_directory_size"
+
+
 class Engine:
     """Chooses the engine per audience and owns the DuckDB workspace, opened on first use."""
 
@@ -152,6 +158,21 @@ class Engine:
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]  # type: ignore[no-any-return]
+
+    def no_room(self, exc: BaseException) -> ReconcilerError | None:
+        """What to say for `exc` when it is a write that found no room in the temporary
+        directory: reconciler's own (an OSError) or DuckDB's, whose spill files may take
+        90% of the disk's free space (no bound of its own is set on the workspace), and
+        which says so as an Out of Memory error naming that setting, or an IO error quoting
+        the kernel. None for any other error."""
+        if isinstance(exc, duckdb.OutOfMemoryException) and _SPILL_BOUND in str(exc):
+            exc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        elif isinstance(exc, duckdb.IOException):
+            # DuckDB quotes the kernel's words (`Could not write file ...: File too large`).
+            code = next((c for c in sorted(NO_ROOM) if os.strerror(c) in str(exc)), None)
+            if code is not None:
+                exc = OSError(code, os.strerror(code))
+        return no_room(exc, self.settings.temp_dir)
 
     @property
     def directory(self) -> Path:
