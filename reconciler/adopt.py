@@ -172,7 +172,14 @@ def _import(
     out_dir.mkdir(parents=True, exist_ok=True)
     project_type = dest.spec.projectType
     with Engine.from_env() as engine:
-        read = read_members(engine, client, [t.info for t in targets], project_type, progress)
+        try:
+            read = read_members(engine, client, [t.info for t in targets], project_type, progress)
+        except Exception as exc:
+            # The reads write only in the temporary directory: a full one is said as such.
+            said = engine.no_room(exc)
+            if said is None:
+                raise
+            raise said from None
         result.member_read = read.describe()
         for target in targets:
             outcome = read.files[target.info.id]

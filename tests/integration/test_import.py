@@ -14,6 +14,7 @@ from ruamel.yaml import YAML
 
 from reconciler.adopt import slug
 from reconciler.manifest import load_manifests
+from tests.apply.limits import file_size_limit
 from tests.integration.conftest import API_KEY_VAR, Workspace
 
 WRITES = ("POST", "DELETE", "PUT")
@@ -200,6 +201,30 @@ def test_import_refuses_to_overwrite_unless_forced(typed_workspace, cli):
     forced = cli("import", ws.manifests, "-d", "prod", "--out", out, "--force")
     assert forced.exit_code == 0, forced.output
     assert read_csv(out / "vip.csv") == [{"email": "a@example.com", "userId": ""}]
+
+
+@pytest.mark.parametrize("reads", ["getUsers", "export"])
+def test_a_full_temp_dir_is_named_with_its_variable_not_a_bug(
+    typed_workspace, cli, monkeypatch, tmp_path, reads
+):
+    """A temporary directory without room for the lists' reads was "internal error:
+    OSError ... This is a bug in reconciler"."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", reads)
+    temp = tmp_path / "temp"
+    monkeypatch.setenv("RECONCILER_DUCKDB_TEMP_DIR", str(temp))
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    vip = proj.add_list("vip")
+    for i in range(3000):
+        proj.subscribe_direct(vip, email=f"someone-with-a-long-name-{i}@example.com")
+    out = ws.root / "adopted"
+    with file_size_limit(64_000):  # as a full disk refuses a write
+        result = cli("import", ws.manifests, "-d", "prod", "--out", out)
+    assert result.exit_code == 1, result.output
+    assert f"cannot write in the temporary directory {temp} (File too large)" in result.stderr
+    assert "set RECONCILER_DUCKDB_TEMP_DIR to a directory with more room" in result.stderr
+    assert "internal error" not in result.stderr
+    assert not (out / "vip.csv").exists()
 
 
 def test_lists_another_destination_of_the_project_manages_are_skipped(typed_workspace, cli):
