@@ -92,6 +92,35 @@ def sweep(parent: Path, now: float | None = None) -> list[Path]:
     return removed
 
 
+def sweep_partials(target: Path, now: float | None = None) -> list[Path]:
+    """Remove what runs killed while writing `target` left beside it: hidden files named
+    `.NAME.partial-<pid>-<random>` (as plan/file.py save_plan names them) of processes that
+    are gone, untouched for IDLE_SECONDS; returns them. A saved plan holds members'
+    identities, and a hidden file in a repository is easily committed with `git add -A`."""
+    now = time.time() if now is None else now
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.partial-(\d+)-[A-Za-z0-9_]+")
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None:
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not entry.is_file(follow_symlinks=False) or info.st_uid != os.getuid():
+                continue
+            if now - info.st_mtime < IDLE_SECONDS or _alive(int(match.group(1))):
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
 def _last_change(directory: Path, own: float) -> float:
     latest = own
     for root, _dirs, files in os.walk(directory):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from reconciler.cli.options import (
 )
 from reconciler.cli.output import append, check_output_path, print_plan
 from reconciler.errors import OutputError, ReconcilerError, SummaryFileError, UnsafePlanError
+from reconciler.leftovers import sweep_partials
 from reconciler.plan.file import save_plan
 from reconciler.render.plans import SUMMARY_LIMIT, plan_markdown
 from reconciler.state.desired import combined_digest, manifest_file_digests
@@ -65,6 +67,7 @@ def plan(
         manifests, the_plan = session.read_plan(path, target, state_dir)
         if out is not None:
             files = manifest_file_digests(manifests, target)
+            sweep_partials(Path(os.path.realpath(out)))  # what killed runs left beside it
             save_plan(out, the_plan, combined_digest(files), path, target, files)
     except (ReconcilerError, KeyboardInterrupt) as exc:
         # A plan only reads, so after Ctrl-C there is nothing to undo.

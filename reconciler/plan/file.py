@@ -192,8 +192,10 @@ def save_plan(
     # replaced by a file and the file it named kept the previous plan.
     path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Atomic, and readable only by its owner: the file holds member identifiers.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    # Atomic, and readable only by its owner: the file holds member identifiers. Named for
+    # this process, so that what a run killed while writing (a plan of millions takes
+    # minutes) leaves beside the target is removed by the next (leftovers.sweep_partials).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.partial-{os.getpid()}-")
     try:
         os.chmod(tmp, 0o600)
         with (

@@ -4,11 +4,18 @@ what the reviewed plan said, or nothing."""
 from __future__ import annotations
 
 import gzip
+import os
 import random
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
+from reconciler.leftovers import IDLE_SECONDS
 from tests.integration.test_safety import list_named, project, seed_list, writes
 from tests.unit.test_plan_core import wrong_shapes
 
@@ -290,3 +297,58 @@ def test_a_saved_plan_goes_through_a_link_and_never_over_a_device_or_a_pipe(
     assert project(emulator_server).members(list_named(emulator_server, "linked").id) == [
         "a@example.com"
     ]
+
+
+# A process writing a saved plan, killed (SIGKILL: the OOM killer, a cancelled job's last
+# signal) once the file holds its first batch of members: as one of millions would be,
+# minutes into its write.
+KILLED_MIDWAY = """
+import os, signal, sys
+from pathlib import Path
+from reconciler.plan import DestinationPlan, Plan
+from reconciler.plan.file import save_plan
+from tests.apply.support import list_plan, member
+
+class Killing(tuple):
+    def __getitem__(self, index):
+        if isinstance(index, slice) and index.start:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return tuple.__getitem__(self, index)
+
+adds = Killing(member(f"m{i}@example.com") for i in range(10_001))
+plan = Plan((DestinationPlan("prod", "hybrid", (list_plan("vip", list_id=1, add=adds),)),))
+save_plan(Path(sys.argv[1]), plan, "digest", Path("."), None)
+"""
+
+
+def test_what_a_killed_plan_out_left_beside_the_plan_is_removed_by_the_next(
+    workspace, cli, tmp_path
+):
+    """`plan --out plan.gz` killed while writing left a hidden `.plan.gz.<random>` of
+    members' identities beside it, in the repository where `git add -A` commits it, for
+    good. It is named for its process, and the next `plan --out` to that path removes it
+    once that process is gone (and it has been idle an hour, as a container's run sharing
+    the directory may look gone too)."""
+    out = workspace.root / "plan.gz"
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_MIDWAY, str(out)], env=env, cwd=root, check=False
+    )
+    assert killed.returncode == -signal.SIGKILL
+    (left,) = [p for p in workspace.root.iterdir() if p.name.startswith(".plan.gz.")]
+    assert left.stat().st_size > 0 and not out.exists()
+    running = workspace.root / f".plan.gz.partial-{os.getpid()}-abc123"  # a live writer's
+    running.write_bytes(b"")
+    then = time.time() - IDLE_SECONDS - 60
+    for path in (left, running):
+        os.utime(path, (then, then))
+
+    workspace.csv("data/a.csv", "email", ["a@example.com"])
+    workspace.audience("a", {"csv": "data/a.csv"})
+    saved = cli("plan", workspace.manifests, "--out", out)
+    assert saved.exit_code == 0, saved.output
+    assert out.exists() and not left.exists() and running.exists()
