@@ -68,7 +68,15 @@ def plan(
         if out is not None:
             files = manifest_file_digests(manifests, target)
             sweep_partials(Path(os.path.realpath(out)))  # what killed runs left beside it
-            save_plan(out, the_plan, combined_digest(files), path, target, files)
+            try:
+                save_plan(out, the_plan, combined_digest(files), path, target, files)
+            except OSError as exc:
+                # A runner's full disk, a directory that cannot be made: no bug, and the
+                # partial file is gone (save_plan removes it).
+                raise ReconcilerError(
+                    f"cannot write the plan to {out}: "
+                    f"{exc.strerror or type(exc).__name__}; no plan was saved"
+                ) from None
     except (ReconcilerError, KeyboardInterrupt) as exc:
         # A plan only reads, so after Ctrl-C there is nothing to undo.
         raise exits.fail(exc, alert="plan") from None

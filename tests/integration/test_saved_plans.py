@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.leftovers import IDLE_SECONDS
+from tests.apply.limits import file_size_limit
 from tests.integration.test_safety import list_named, project, seed_list, writes
 from tests.unit.test_plan_core import wrong_shapes
 
@@ -352,3 +353,19 @@ def test_what_a_killed_plan_out_left_beside_the_plan_is_removed_by_the_next(
     saved = cli("plan", workspace.manifests, "--out", out)
     assert saved.exit_code == 0, saved.output
     assert out.exists() and not left.exists() and running.exists()
+
+
+def test_plan_out_on_a_full_disk_says_so_not_a_bug(workspace, cli):
+    """`plan --out` on a full disk (a CI runner's) was "internal error: OSError ... This
+    is a bug in reconciler"."""
+    rng = random.Random(7)
+    people = [f"{rng.getrandbits(64):016x}@example.com" for _ in range(3000)]
+    workspace.audience("a", {"inline": people})
+    out = workspace.root / "plan.gz"
+    with file_size_limit(16_000):  # as a full disk refuses a write
+        result = cli("plan", workspace.manifests, "--out", out, "--format", "json")
+    assert result.exit_code == 1, result.output
+    said = f"cannot write the plan to {out}: File too large; no plan was saved"
+    assert f"error: {said}" in result.stderr
+    assert result.json()["error"] == said
+    assert [p.name for p in workspace.root.iterdir() if "plan.gz" in p.name] == []
