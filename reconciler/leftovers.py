@@ -39,6 +39,10 @@ _NAME = re.compile(r"reconciler-(?:source|workspace|query|shared|export)-(\d+)-[
 IDLE_SECONDS = 3600.0
 
 _swept: set[str] = set()
+# The directories this process made (their paths). One named for this pid that is not
+# among them was made by an earlier process that had the same pid: in a container whose
+# command runs as pid 1, every run has the pid the killed one had.
+_made: set[str] = set()
 _lock = threading.Lock()
 
 
@@ -54,7 +58,10 @@ def private_directory(kind: str, parent: Path | str | None = None) -> Path:
         _swept.add(where)
     if first:
         sweep(Path(where))
-    return Path(tempfile.mkdtemp(prefix=f"reconciler-{kind}-{os.getpid()}-", dir=where))
+    made = tempfile.mkdtemp(prefix=f"reconciler-{kind}-{os.getpid()}-", dir=where)
+    with _lock:
+        _made.add(os.path.abspath(made))
+    return Path(made)
 
 
 def made_by(name: str) -> int | None:
@@ -85,7 +92,11 @@ def sweep(parent: Path, now: float | None = None) -> list[Path]:
             continue
         if now - _last_change(Path(entry.path), info.st_mtime) < IDLE_SECONDS:
             continue
-        if _alive(pid):
+        if pid == os.getpid():
+            with _lock:
+                if os.path.abspath(entry.path) in _made:
+                    continue  # this process's own
+        elif _alive(pid):
             continue
         shutil.rmtree(entry.path, ignore_errors=True)
         removed.append(Path(entry.path))
@@ -112,7 +123,10 @@ def sweep_partials(target: Path, now: float | None = None) -> list[Path]:
             info = entry.stat(follow_symlinks=False)
             if not entry.is_file(follow_symlinks=False) or info.st_uid != os.getuid():
                 continue
-            if now - info.st_mtime < IDLE_SECONDS or _alive(int(match.group(1))):
+            pid = int(match.group(1))
+            # This process writes the plan after the sweep: its pid's partial is an earlier
+            # process's that had the same pid.
+            if now - info.st_mtime < IDLE_SECONDS or (pid != os.getpid() and _alive(pid)):
                 continue
             os.unlink(entry.path)
         except OSError:
@@ -137,8 +151,6 @@ def _last_change(directory: Path, own: float) -> float:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -342,17 +342,24 @@ def test_what_a_killed_plan_out_left_beside_the_plan_is_removed_by_the_next(
     assert killed.returncode == -signal.SIGKILL
     (left,) = [p for p in workspace.root.iterdir() if p.name.startswith(".plan.gz.")]
     assert left.stat().st_size > 0 and not out.exists()
-    running = workspace.root / f".plan.gz.partial-{os.getpid()}-abc123"  # a live writer's
-    running.write_bytes(b"")
-    then = time.time() - IDLE_SECONDS - 60
-    for path in (left, running):
-        os.utime(path, (then, then))
-
+    # An earlier process that had this process's pid (a container's pid 1) is gone too.
+    same_pid = workspace.root / f".plan.gz.partial-{os.getpid()}-abc123"
     workspace.csv("data/a.csv", "email", ["a@example.com"])
     workspace.audience("a", {"csv": "data/a.csv"})
-    saved = cli("plan", workspace.manifests, "--out", out)
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as writer:
+        try:
+            running = workspace.root / f".plan.gz.partial-{writer.pid}-abc123"
+            then = time.time() - IDLE_SECONDS - 60
+            for path in (running, same_pid):
+                path.write_bytes(b"")
+            for path in (left, running, same_pid):
+                os.utime(path, (then, then))
+            saved = cli("plan", workspace.manifests, "--out", out)
+        finally:
+            writer.kill()
     assert saved.exit_code == 0, saved.output
-    assert out.exists() and not left.exists() and running.exists()
+    assert out.exists() and not left.exists() and not same_pid.exists()
+    assert running.exists()  # a live process's
 
 
 def test_plan_out_on_a_full_disk_says_so_not_a_bug(workspace, cli):

@@ -34,13 +34,32 @@ def test_a_killed_runs_copies_are_removed_and_nothing_else(tmp_path: Path) -> No
     dead = _dead_pid()
     gone = [_left(tmp_path, kind, dead, IDLE_SECONDS + 60) for kind in ("source", "workspace")]
     recent = _left(tmp_path, "query", dead, 60)  # maybe a run in another PID namespace
-    running = _left(tmp_path, "source", os.getpid(), IDLE_SECONDS + 60)
-    other = tmp_path / f"reconciler-traits-{dead}-abc123"  # not a name of ours
-    other.mkdir()
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as alive:
+        try:
+            running = _left(tmp_path, "source", alive.pid, IDLE_SECONDS + 60)
+            other = tmp_path / f"reconciler-traits-{dead}-abc123"  # not a name of ours
+            other.mkdir()
 
-    assert sorted(sweep(tmp_path)) == sorted(gone)
+            assert sorted(sweep(tmp_path)) == sorted(gone)
+        finally:
+            alive.kill()
     assert not any(path.exists() for path in gone)
     assert recent.exists() and running.exists() and other.exists()
+
+
+def test_a_killed_runs_copies_under_the_pid_this_run_has_are_removed(tmp_path, monkeypatch):
+    """In a container whose command runs as pid 1, every run has the pid the killed one
+    had: its copies, named for this pid, were taken for this run's and kept for good (on a
+    volume kept across runs, a workspace of gigabytes per killed run). Only the directories
+    this process made are its own."""
+    monkeypatch.setattr(leftovers, "_swept", set())
+    monkeypatch.setattr(leftovers, "_made", set(), raising=False)
+    earlier = _left(tmp_path, "workspace", os.getpid(), IDLE_SECONDS + 60)
+    own = private_directory("source", tmp_path)  # sweeps `earlier` as it is made
+    assert not earlier.exists()
+    then = time.time() - IDLE_SECONDS - 60
+    os.utime(own, (then, then))
+    assert sweep(tmp_path) == [] and own.exists()
 
 
 def test_the_first_directory_a_process_makes_in_a_place_sweeps_it(tmp_path, monkeypatch) -> None:
