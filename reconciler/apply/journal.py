@@ -357,7 +357,12 @@ def last_unfinished(state_dir: Path) -> JournalSummary | None:
     files = journal_files(state_dir)
     if not files:
         return None
-    summary = read_journal(files[-1])
+    try:
+        summary = read_journal(files[-1])
+    except OSError:
+        # Not readable (a file another user's `sudo` run left, a directory of its name):
+        # the note is for people, and no run may fail for want of it.
+        return None
     if summary.outcome is not None:
         return None
     if summary.host == socket.gethostname() and isinstance(summary.pid, int):
@@ -384,9 +389,9 @@ def last_write_at(state_dir: Path, destination: str, within: float, now: float) 
         try:
             if path.stat().st_mtime < now - within:
                 continue
+            found = _last_write_in(path, destination)
         except OSError:
-            continue
-        found = _last_write_in(path, destination)
+            continue  # not readable: no wait is known from it (as last_unfinished)
         if found is not None and (latest is None or found > latest):
             latest = found
     if latest is None or latest < now - within:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.apply.journal import KEEP, journal_files, read_journal, runs_dir
+from reconciler.apply.journal import KEEP, journal_files, last_write_at, read_journal, runs_dir
 from reconciler.apply.run import Aborted, run_apply
 from reconciler.errors import ReconcilerError
 from reconciler.leftovers import IDLE_SECONDS
@@ -377,3 +377,17 @@ def test_rejected_member_files_are_kept_as_the_journals_are(emulator_server, tmp
     assert kept[-1] == Path(report.rejected_file) and kept[0] == older[1]
     assert not older[0].exists()
     assert not killed.exists() and recent.exists()  # a write under way may be another run's
+
+
+def test_a_journal_that_cannot_be_read_fails_no_later_plan_or_apply(emulator_server, tmp_path):
+    """The newest journal unreadable (one a `sudo reconciler apply` left owned by root; here
+    a directory of a journal's name, which fails to open as that does) failed every later
+    apply, and every plan within a minute of it, as "internal error: IsADirectoryError" /
+    "PermissionError", until someone deleted it. The journals are for people: a run reads
+    Iterable, not them, and goes on without their note and wait."""
+    runs = runs_dir(tmp_path)
+    (runs / "apply-29991231T000000.000000Z-1.jsonl").mkdir(parents=True)
+    assert last_write_at(tmp_path, "prod", 60, time.time()) is None
+    with client(emulator_server) as c:
+        report = run_apply(_adds(emulator_server, 1), {"prod": c}, tmp_path)
+    assert report.ok
