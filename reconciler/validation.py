@@ -96,7 +96,14 @@ def validate(path: Path, engine: Engine | None = None) -> Validation:
     ManifestError; a source that cannot be read is reported, and the others still read."""
     unreadable: list[SourceError] = []
     manifests = load_manifests(path)
-    desired = build_desired(manifests, engine=engine, errors=unreadable)
+    try:
+        desired = build_desired(manifests, engine=engine, errors=unreadable)
+    except Exception as exc:
+        # The sources are read into the temporary directory: a full one is said as such.
+        said = engine.no_room(exc) if engine is not None else None
+        if said is None:
+            raise
+        raise said from None
     items = [item for d in desired.values() for item in d.lists]
     # A table counts its disagreeing rows as it lists the first of them.
     conflicts = [_conflicts(item) for item in items]

@@ -827,3 +827,28 @@ def test_a_full_temp_dir_is_named_with_its_variable_not_a_bug_or_a_damaged_plan(
     # in a process of its own is at its end).
     gc.collect()
     assert list(temp.iterdir()) == []
+
+
+def test_validate_in_a_full_temp_dir_names_it_not_a_bug(
+    workspace: Workspace, cli, monkeypatch, tmp_path
+):
+    """validate, whose DuckDB engine writes a trait mapping's values to its workspace, was
+    "internal error: OSError ... This is a bug in reconciler" in a full temporary directory."""
+    temp = tmp_path / "temp"
+    monkeypatch.setenv("RECONCILER_DUCKDB_TEMP_DIR", str(temp))
+    monkeypatch.setenv("RECONCILER_ENGINE", "duckdb")
+    source = workspace.csv(
+        "data/t.csv", "email,tier", [f"p{i}@example.com,{i % 7}" for i in range(3000)]
+    )
+    workspace.write(
+        "traits.yaml",
+        '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "crm"},'
+        ' "spec": {"fields": {"tier": {"from": "tier", "type": "number"}}}}',
+    )
+    workspace.audience("t", {"csv": "data/t.csv"}, traits="crm")
+    # Room for the copy of the source, not for the mapped values beside it.
+    with file_size_limit(source.stat().st_size + 1):
+        result = cli("validate", workspace.manifests)
+    assert result.exit_code == 1, result.output
+    assert f"cannot write in the temporary directory {temp} (File too large)" in result.stderr
+    assert "internal error" not in result.stderr
