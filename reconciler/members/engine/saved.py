@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from reconciler.leftovers import no_room
 from reconciler.members.engine.field_tables import FieldValues, field_values_table, update_rows
 from reconciler.members.engine.rows import TableRows, identifiers_into_table, members_into_table
 from reconciler.members.engine.workspace import Engine
@@ -62,8 +61,8 @@ class SavedPlanTables:
         make the plan again and meet the same full disk."""
         try:
             yield
-        except OSError as exc:
-            said = no_room(exc, self.engine.settings.temp_dir)
+        except Exception as exc:
+            said = self.engine.no_room(exc)  # reconciler's files or DuckDB's spill files
             if said is None:
                 raise
             raise said from None
