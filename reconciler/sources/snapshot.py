@@ -18,6 +18,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -318,9 +319,19 @@ def _mixed_line_ends(path: Path) -> bool:
 
 def file_system_clock() -> int:
     """Now, as the file system stamps files (its clock runs up to a tick behind
-    time.time_ns), from a file made for the purpose."""
-    with tempfile.NamedTemporaryFile(prefix="reconciler-clock-") as marker:
-        return os.fstat(marker.fileno()).st_mtime_ns
+    time.time_ns), from a file made for the purpose where the copies go
+    (RECONCILER_DUCKDB_TEMP_DIR): the system's temporary directory may be read-only (a
+    container's read-only root file system, the variable naming its writable volume),
+    where the marker's FileNotFoundError said every source file was "not found". Where
+    no marker can be made, the clock itself: a moment later, so only more files count as
+    racily changed and are read a second time."""
+    try:
+        with tempfile.NamedTemporaryFile(
+            prefix="reconciler-clock-", dir=temp_dir_setting()
+        ) as marker:
+            return os.fstat(marker.fileno()).st_mtime_ns
+    except OSError:
+        return time.time_ns()
 
 
 # A file's inode, size, modification and change times: any write changes the last.

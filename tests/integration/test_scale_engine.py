@@ -7,6 +7,7 @@ import gc
 import gzip
 import json
 import re
+import tempfile
 import unicodedata
 
 import duckdb
@@ -852,3 +853,22 @@ def test_validate_in_a_full_temp_dir_names_it_not_a_bug(
     assert result.exit_code == 1, result.output
     assert f"cannot write in the temporary directory {temp} (File too large)" in result.stderr
     assert "internal error" not in result.stderr
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_sources_are_read_with_an_unusable_system_temp_dir_and_the_variable_set(
+    workspace: Workspace, cli, monkeypatch, tmp_path, engine
+):
+    """A container with a read-only root file system and RECONCILER_DUCKDB_TEMP_DIR on
+    its writable volume: the clock marker every source read makes went to the system's
+    temporary directory all the same, whose FileNotFoundError ("No usable temporary
+    directory") was said as "CSV file not found: data/a.csv" of a file that was there."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "read-only-root" / "tmp"))
+    monkeypatch.setenv("RECONCILER_DUCKDB_TEMP_DIR", str(tmp_path / "volume"))
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    workspace.csv("data/a.csv", "email", ["a@example.com", "b@example.com"])
+    workspace.audience("a", {"csv": "data/a.csv"})
+    result = cli("plan", workspace.manifests, "--format", "json")
+    assert result.exit_code == 0, result.output
+    (listed,) = result.json()["destinations"][0]["lists"]
+    assert listed["desired_members"] == 2
