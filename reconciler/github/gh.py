@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.env_numbers import SECONDS_ABOVE_0, env_float
 from reconciler.errors import ReconcilerError
+
+# How long one `gh api` call may take. A call that hangs (a network that drops packets, a
+# proxy that never answers) otherwise holds the job until Actions' six-hour limit, and the
+# apply group's queue behind it.
+TIMEOUT_VARIABLE = "RECONCILER_GH_TIMEOUT"
+DEFAULT_TIMEOUT = 300.0
 
 
 class GhError(ReconcilerError):
     """`gh` is missing or GitHub refused a request."""
+
+
+def gh_timeout(environ: Mapping[str, str]) -> float:
+    """Seconds one `gh api` call may take (RECONCILER_GH_TIMEOUT)."""
+    return env_float(environ, TIMEOUT_VARIABLE, DEFAULT_TIMEOUT, SECONDS_ABOVE_0)
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,7 @@ class Gh:
         if payload is not None:
             # On stdin, not as -f fields: a plan can be longer than a command line may be.
             args += ["--input", "-"]
+        seconds = gh_timeout(os.environ)
         try:
             done = subprocess.run(
                 args,
@@ -40,7 +55,13 @@ class Gh:
                 capture_output=True,
                 text=True,
                 check=False,
+                timeout=seconds,
             )
+        except subprocess.TimeoutExpired:
+            raise GhError(
+                f"gh api {method} {endpoint} did not finish within {seconds:g} seconds "
+                f"({TIMEOUT_VARIABLE}); it was stopped"
+            ) from None
         except FileNotFoundError:
             raise GhError(
                 f"{self.executable!r} not found: install the GitHub CLI (it is on GitHub's "

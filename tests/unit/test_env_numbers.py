@@ -11,6 +11,7 @@ import pytest
 from reconciler.alerts import _timeout as alert_timeout
 from reconciler.cli.output import progress_interval
 from reconciler.errors import ConfigError
+from reconciler.github.gh import gh_timeout
 from reconciler.iterable.settings import ClientSettings
 from reconciler.members.engine.settings import EngineSettings
 from reconciler.sources.time_limit import query_timeout
@@ -35,6 +36,7 @@ READERS: dict[str, Callable[[dict[str, str]], object]] = {
     "RECONCILER_DATABASE_CONNECT_TIMEOUT": connect_timeout,
     "RECONCILER_PROGRESS_INTERVAL": progress_interval,
     "RECONCILER_ALERT_TIMEOUT": _alert,
+    "RECONCILER_GH_TIMEOUT": gh_timeout,
 }
 BAD = ["-1", "nan", "inf", "-inf", "1e400", "10s", "0x10", "99999999999999999999", "1e10"]
 

@@ -202,3 +202,23 @@ def test_check_idle_sends_since_to_github_as_a_utc_time(tmp_path, monkeypatch, s
     assert "apply.yml run completed: https://github.test/a/b/actions/runs/9" in result.output
     queries = [json.loads(line)["argv"][3] for line in log.read_text().splitlines()]
     assert any(q.endswith("&created=%3E%3D" + sent.replace(":", "%3A")) for q in queries)
+
+
+def test_a_gh_call_that_hangs_is_stopped_after_its_timeout_and_named(tmp_path, monkeypatch):
+    """A `gh api` call that never answers (a proxy that holds the connection) held the
+    workflow's job until Actions' six-hour limit: it is stopped, and the error names the
+    call and the variable that sets the limit."""
+    from reconciler.github.gh import GhError
+
+    gh = tmp_path / "gh"
+    gh.write_text("#!/bin/sh\nexec sleep 60\n")
+    gh.chmod(0o755)
+    monkeypatch.setenv("RECONCILER_GH_TIMEOUT", "0.5")
+
+    with pytest.raises(GhError) as caught:
+        Gh(str(gh)).api("GET", "repos/acme/audiences/actions/runs")
+
+    assert "gh api GET repos/acme/audiences/actions/runs did not finish within 0.5" in str(
+        caught.value
+    )
+    assert "RECONCILER_GH_TIMEOUT" in str(caught.value)
