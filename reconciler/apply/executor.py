@@ -12,7 +12,6 @@ reported as not attempted.
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import threading
 from collections import deque
@@ -42,7 +41,7 @@ from reconciler.plan import (
     UpdateFields,
     Violation,
 )
-from reconciler.plan.ownership import mark
+from reconciler.plan.ownership import mark, marks_audience
 from reconciler.render.masking import marking_sent, message_for
 
 T = TypeVar("T")
@@ -511,14 +510,11 @@ def _apply_destination(
     destination = _Destination(dest_plan, client, run)
     concurrency = client.settings.concurrency
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for _kind, changes in groupby(dest_plan.changes(), key=_wave):
+        for (kind, _later), changes in groupby(dest_plan.changes(), key=_wave):
             steps = [destination.step(change) for change in changes]
             _send(steps, pool, run, concurrency, destination)
-    created = [r.list_id for r in destination.results.values() if r.created and r.list_id]
-    if created and not run.stop.is_set() and destination.refused is None:
-        # Only for runs elsewhere: this apply's own work is done and counted either way.
-        with contextlib.suppress(IterableError):
-            client.wait_until_listed(created)
+            if kind is CreateList:
+                destination.check_created()
     return destination.result()
 
 
@@ -638,6 +634,83 @@ class _Destination:
         return DestinationResult(
             self.dest, list(self.results.values()), self.deletions, self.fields
         )
+
+    def check_created(self) -> None:
+        """Once the lists are created, before a member is sent: wait until Iterable's list
+        index shows the lists this run created, and look there for another list of the
+        same name. Another apply of the same manifests (a CI runner and a laptop share no
+        lock and no run journal) or a person in the web app may have created one
+        meanwhile, which this run's plan could not see; Iterable would then hold two
+        lists of one name, each with every member, and every later plan would leave the
+        audience out until someone chose which to delete, and with it the unsubscribes it
+        recorded. Of the copies made for the audience (its marker), the older is kept: the
+        run whose copy is the newer deletes it while it is still empty and sends it
+        nothing. The index shows lists in the order they were created, so the run that
+        created later is the one sure to see both. A list without the audience's marker
+        is someone else's and is never taken for ours: this run keeps its own and names
+        the other. The wait also serves runs started elsewhere right after this one
+        (IterableClient.wait_until_listed)."""
+        created = {
+            r.list_id: r for r in self.results.values() if r.created and r.list_id is not None
+        }
+        if not created or self.run.stop.is_set() or self.refused is not None:
+            return
+        try:
+            listed = self.client.wait_until_listed(created)
+        except IterableError:
+            return  # the writes go on as planned; the next plan sees a second list
+        for list_id, result in created.items():
+            same = [
+                x for x in listed or () if x.name == result.list_name and x.list_type == "Standard"
+            ]
+            if len(same) < 2 or list_id not in {x.id for x in same}:
+                continue
+            # This run's own list counts whatever the index says of its description
+            # (optional in GET /api/lists' answer): only another list needs the marker.
+            copies = [
+                x for x in same if x.id == list_id or marks_audience(x.description, result.audience)
+            ]
+            first = min(copies, key=lambda x: (x.created_at is None, x.created_at or 0, x.id))
+            if first.id != list_id:
+                self._give_way(result, list_id, first.id)
+                continue
+            others = ", ".join(str(x.id) for x in same if x.id != list_id)
+            result.errors.append(
+                f"another list named {result.list_name!r} (list {others}) was created in "
+                f"Iterable while this run created its own (list {list_id}): {_WHO}. This run "
+                "kept its own and wrote to it. An apply that made the other deletes that "
+                "copy, the newer, once it sees this one; if none does, delete or rename it in "
+                "Iterable, as the next plan leaves the audience out while two lists have its "
+                "name"
+            )
+
+    def _give_way(self, result: ListResult, list_id: int, kept: int) -> None:
+        """Delete this run's copy of a list another writer created first (check_created);
+        nothing is sent to it, deleted or not."""
+        why = (
+            f"another list named {result.list_name!r} (list {kept}) was created in Iterable "
+            f"while this run created its own (list {list_id}): {_WHO}. The older is kept"
+        )
+        try:
+            with self.run.journal.step(
+                "delete_list", self.dest, result.list_name, list_id=list_id
+            ) as step:
+                self.client.delete_list(list_id)
+                step.done()
+        except IterableError as exc:
+            why += (
+                f"; deleting this run's copy failed ({exc}): delete list {list_id} in "
+                "Iterable, as the next plan leaves the audience out while two lists have its "
+                "name. Not sent to this run's copy"
+            )
+        else:
+            why += (
+                f", so this run deleted its copy, empty, and the next plan manages list {kept}."
+                " Not sent to this run's copy"
+            )
+            result.created, result.list_id = False, None
+        self.gone.add(result.list_name)
+        result.not_sent_why = why
 
     def _create_list(self, lp: ListPlan) -> _Step:
         def send(lp: ListPlan) -> int:
@@ -1010,6 +1083,13 @@ class _Destination:
             )
 
         return _Step([outcome], send, settle, failed, not_sent, concurrent=False)
+
+
+# Who creates a list of the same name while an apply creates it.
+_WHO = (
+    "another apply of these manifests (a CI runner and a laptop share no lock), or a "
+    "person in Iterable's web app"
+)
 
 
 def _list_gone(exc: IterableError, lp: ListPlan) -> bool:

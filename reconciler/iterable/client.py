@@ -398,26 +398,29 @@ class IterableClient:
             if found is not None:
                 return found
 
-    def wait_until_listed(self, list_ids: Collection[int]) -> bool:
-        """Wait until the list index shows every list of `list_ids` (created by this
-        client), up to settings.read_lag after the last of those creates. The index lags
-        creates, and a run started meanwhile without this run's journal (a CI runner,
-        another machine or --state-dir) could not wait out the lag: it would not see the
-        lists and would create them again. True when all are listed."""
-        lag = self.settings.read_lag
+    def wait_until_listed(self, list_ids: Collection[int]) -> list[ListInfo] | None:
+        """The list index once it shows every list of `list_ids` (created by this client),
+        waited for up to settings.read_lag after the last of those creates; None when it
+        did not show them by then, or the run was stopped. The index lags creates: a run
+        started meanwhile without this run's journal (a CI runner, another machine or
+        --state-dir) would not see the lists and would create them again, and a list of
+        the same name that such a run created meanwhile shows only in a later index.
+        Read once even without a lag: the apply looks in it for such a list."""
         wanted = set(list_ids)
-        if lag <= 0 or not wanted:
-            return True
+        if not wanted:
+            return []
+        lag = max(self.settings.read_lag, 0.0)
         deadline = max(self._created_at.get(i, self._clock()) for i in wanted) + lag
         told = False
         while True:
             if self.stop is not None and self.stop.is_set():
-                return False
-            if wanted <= {x.id for x in self.get_lists()}:
-                return True
+                return None
+            listed = self.get_lists()
+            if wanted <= {x.id for x in listed}:
+                return listed
             left = deadline - self._clock()
             if left <= 0:
-                return False
+                return None
             if not told:
                 told = True
                 self._tell(

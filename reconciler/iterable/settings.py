@@ -111,8 +111,9 @@ class ClientSettings:
     # Reads (the list index, getUsers, the export) lag writes by up to about a minute
     # (Iterable's docs; its own client's tests wait 60 s). After a create whose answer was
     # lost, the list index is watched this long before deciding the list was not created;
-    # and a plan waits until this long after the last apply to its destination before it
-    # reads. 0 turns both off.
+    # an apply that created lists waits up to this long for the index to show them before
+    # it sends them members; and a plan waits until this long after the last apply to its
+    # destination before it reads. 0 turns these waits off.
     read_lag: float = 60.0
     # How plans read list members: "getUsers" (one call per list, 5/minute, several in
     # flight), "export" (one user export for every list at once, 4/minute), "asyncExport"

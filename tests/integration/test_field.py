@@ -135,7 +135,10 @@ def test_someone_elses_list_of_the_same_name_is_not_taken_for_ours(
     workspace, cli, emulator_server, monkeypatch
 ):
     """A list of the same name without this run's token appears: ours was not created
-    (the lag has passed), so the create is sent again, and Iterable then has two."""
+    (the lag has passed), so the create is sent again, and Iterable then has two. The
+    other is not marked for the audience, so it is someone else's: this run keeps and
+    fills its own, and says that the next plan leaves the audience out until the other
+    is deleted or renamed (it said "Apply complete" before)."""
     emulator_server.emulator.faults.read_lag_seconds = 0.0
     monkeypatch.setenv("RECONCILER_READ_LAG", "0.2")
     emulator = emulator_server.emulator
@@ -155,7 +158,9 @@ def test_someone_elses_list_of_the_same_name_is_not_taken_for_ours(
     emulator.handle = handle  # type: ignore[method-assign]
     workspace.audience("once", {"inline": ["a@example.com"]})
     result = cli("apply", workspace.manifests, "--yes")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
+    assert "another list named 'once' (list " in result.stdout
+    assert "delete or rename it in Iterable" in result.stdout
     assert state["creates"] == 2
     ours = [
         r
