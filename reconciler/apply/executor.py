@@ -584,6 +584,8 @@ class _Destination:
             if not lp.create:
                 assert lp.list_id is not None
                 self.live_ids[lp.list_name] = lp.list_id
+        # The description each list this run creates is sent with (its run token).
+        self.created_as: dict[str, str] = {}
         self.fields: FieldUpdateResult | None = None  # made by the UpdateFields change
         self.deletions: list[DeletionResult] = []
         # Lists found deleted in Iterable during the run (by hand): sent nothing more.
@@ -671,6 +673,9 @@ class _Destination:
                 x for x in same if x.id == list_id or marks_audience(x.description, result.audience)
             ]
             first = min(copies, key=lambda x: (x.created_at is None, x.created_at or 0, x.id))
+            if first.id != list_id and first.description == self.created_as[result.list_name]:
+                self._take_back(result, list_id, first.id)
+                continue
             if first.id != list_id:
                 self._give_way(result, list_id, first.id)
                 continue
@@ -683,6 +688,28 @@ class _Destination:
                 "Iterable, as the next plan leaves the audience out while two lists have its "
                 "name"
             )
+
+    def _take_back(self, result: ListResult, list_id: int, first: int) -> None:
+        """The older copy carries this run's own token: it is this run's create whose
+        answer was lost, which the list index showed only after the create was sent
+        again (its lag is 'up to about a minute', not a bound). The newer copy is deleted,
+        still empty, and the members go to the first, as if its answer had come."""
+        try:
+            with self.run.journal.step(
+                "delete_list", self.dest, result.list_name, list_id=list_id
+            ) as step:
+                self.client.delete_list(list_id)
+                step.done()
+        except IterableError as exc:
+            result.errors.append(
+                f"Iterable shows list {first} named {result.list_name!r}, made by this run's "
+                f"create whose answer was lost, beside list {list_id}, made when the create "
+                f"was sent again; deleting list {list_id} failed ({exc}): this run wrote to "
+                "it, so delete the other, empty, in Iterable, as the next plan leaves the "
+                "audience out while two lists have its name"
+            )
+            return
+        result.list_id = self.live_ids[result.list_name] = first
 
     def _give_way(self, result: ListResult, list_id: int, kept: int) -> None:
         """Delete this run's copy of a list another writer created first (check_created);
@@ -717,9 +744,9 @@ class _Destination:
             with self.run.journal.step("create_list", self.dest, lp.list_name) as step:
                 # The marker is how prune knows the list is ours to delete later; the run
                 # token, how a create whose answer was lost is recognised.
-                list_id = self.client.create_list(
-                    lp.list_name, mark(lp.description, lp.audience, self.run.token)
-                )
+                description = mark(lp.description, lp.audience, self.run.token)
+                self.created_as[lp.list_name] = description
+                list_id = self.client.create_list(lp.list_name, description)
                 step.done(list_id=list_id)
             return list_id
 

@@ -176,3 +176,43 @@ def test_lists_listed_without_descriptions_keep_this_runs_list_and_name_the_othe
     (ours,) = [i for i in lists_by_name(emulator_server)["vip"] if i != other["id"]]
     assert sorted(project(emulator_server).members(ours)) == MEMBERS
     assert f"another list named 'vip' (list {other['id']})" in result.stdout
+
+
+def test_a_lost_create_that_shows_up_late_is_taken_back_not_left_as_a_second_list(
+    workspace, cli, emulator_server, monkeypatch
+):
+    """A create whose answer was lost is looked for in the list index for
+    RECONCILER_READ_LAG, then sent again. Iterable's index can show a list later than
+    that (the lag is 'up to about a minute', not a law): the first create then shows up
+    beside the second, both with this run's token. The second is deleted, still empty,
+    and the members go to the first, as if its answer had come: no second list, and no
+    report of another apply that never ran."""
+    from reconciler.emulator.replies import fault_reply
+
+    monkeypatch.setenv("RECONCILER_READ_LAG", "0.3")
+    emulator = emulator_server.emulator
+    original = emulator.handle
+    late: dict[str, int] = {}
+
+    def handle(request: httpx.Request) -> EmulatorResponse:
+        if request.method == "POST" and request.url.path == "/api/lists" and not late:
+            reply = original(request)
+            late["id"] = int(json.loads(reply.body)["listId"])
+            late["hidden"] = 1
+            return fault_reply(504, None)  # done, and the answer lost on the way back
+        if request.method == "POST" and request.url.path == "/api/lists":
+            late["hidden"] = 0  # the index shows the first create once the second is sent
+        reply = original(request)
+        if request.method == "GET" and request.url.path == "/api/lists" and late.get("hidden"):
+            listed = json.loads(reply.body)
+            listed["lists"] = [x for x in listed["lists"] if x["id"] != late["id"]]
+            return EmulatorResponse(reply.status, reply.headers, json.dumps(listed).encode("utf-8"))
+        return reply
+
+    emulator.handle = handle  # type: ignore[method-assign]
+    workspace.audience("vip", {"inline": MEMBERS})
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert lists_by_name(emulator_server)["vip"] == [late["id"]]
+    assert sorted(project(emulator_server).members(late["id"])) == MEMBERS
+    assert f"vip (list {late['id']}): created, added 2/2" in result.stdout
