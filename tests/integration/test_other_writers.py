@@ -87,6 +87,23 @@ def test_an_apply_whose_list_another_apply_created_first_deletes_its_own_copy(
     assert sorted(project(emulator_server).members(other["id"])) == MEMBERS
 
 
+@pytest.mark.field_profile
+def test_a_saved_plan_applied_while_another_machine_applies_it_leaves_one_list(
+    workspace, cli, emulator_server, tmp_path
+):
+    """`apply --plan` on one machine while the same change is applied from another: the
+    stale check cannot see the other's new list while Iterable's index lags its create,
+    so both create it; the saved plan's run, the newer, deletes its copy unsent."""
+    workspace.audience("vip", {"inline": MEMBERS})
+    saved = tmp_path / "vip.plan"
+    assert cli("plan", workspace.manifests, "--out", saved).exit_code == 0
+    other = on_first_create(emulator_server, before=True)
+    result = cli("apply", "--plan", saved, "--yes")
+    assert result.exit_code == 1, result.output
+    assert lists_by_name(emulator_server)["vip"] == [other["id"]]
+    assert "this run deleted its copy, empty" in result.stdout
+
+
 def test_an_apply_whose_list_is_the_older_keeps_it_and_names_the_other(
     workspace, cli, emulator_server
 ):
