@@ -81,6 +81,9 @@ class ListResult:
     channel_unsubscribe: bool = False
     # Why the not_attempted_* members were not sent: Ctrl-C, or the destination's key.
     not_sent_why: str = "interrupted"
+    # Iterable's list index showed the list this run created (_Destination.check_created):
+    # a run started elsewhere from now on finds it rather than creating it again.
+    listed: bool = False
 
     @property
     def channel_unsubscribed(self) -> int:
@@ -661,7 +664,9 @@ class _Destination:
             listed = self.client.wait_until_listed(created)
         except IterableError:
             return  # the writes go on as planned; the next plan sees a second list
+        shown = {x.id for x in listed or ()}
         for list_id, result in created.items():
+            result.listed = list_id in shown
             same = [
                 x for x in listed or () if x.name == result.list_name and x.list_type == "Standard"
             ]

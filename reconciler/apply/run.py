@@ -124,12 +124,13 @@ def run_apply(
 def _say_unlisted(
     report: ApplyReport, clients: Mapping[str, IterableClient], say: Callable[[str], None]
 ) -> None:
-    """An interrupted run does not wait for Iterable's list index to show the lists it
-    created (an uninterrupted one does): a run started elsewhere within the lag, without
-    this run's journal, would not see them and would create them a second time."""
+    """A run interrupted before Iterable's list index showed the lists it created (an
+    apply waits for that before it sends them members): a run started elsewhere within
+    the lag, without this run's journal, would not see them and would create them a
+    second time. Lists the index showed are not named."""
     for d in report.destinations:
         lag = clients[d.destination].settings.read_lag
-        created = [lr.list_name for lr in d.lists if lr.created]
+        created = [lr.list_name for lr in d.lists if lr.created and not lr.listed]
         if created and lag > 0:
             say(
                 f"note: destination {d.destination!r}: this run created "
