@@ -17,6 +17,7 @@ from reconciler.errors import AuthError, IterableError, LiveStateError, RetryExh
 from reconciler.iterable import CHANNELS_FIELD, ClientSettings, IterableClient, ListInfo
 from reconciler.members.identity import Member, ProjectType, looks_like_email, other_spellings
 from reconciler.plan import FieldRead
+from reconciler.plan.ownership import marks_audience
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, Task, duration, heartbeat
 from reconciler.state.desired import DesiredDestination, DesiredList
 from reconciler.state.routes import MemberRoute, choose_route
@@ -121,15 +122,20 @@ def expected_size(item: DesiredList) -> int:
     return len(item.members) + item.duplicates
 
 
-def find_list(all_lists: list[ListInfo], name: str) -> ListInfo | None:
-    """The one Standard list with this exact name. Never guesses between two."""
+def find_list(all_lists: list[ListInfo], name: str, audience: str | None = None) -> ListInfo | None:
+    """The one Standard list with this exact name. Never guesses between two; when two or
+    more are there, says which were made by reconciler for `audience` (two applies at
+    once, from machines that share no lock), and which first, so a person can tell them
+    apart in Iterable's web app."""
     same_name = [x for x in all_lists if x.name == name]
     standard = [x for x in same_name if x.list_type == "Standard"]
     if len(standard) > 1:
         ids = ", ".join(str(x.id) for x in standard)
         raise LiveStateError(
-            f"Iterable has {len(standard)} lists named {name!r} (ids {ids}); reconciler will "
-            "not guess which one to manage: rename or delete the extras, or set listName"
+            f"Iterable has {len(standard)} lists named {name!r} (ids {ids}"
+            f"{_made_for(standard, audience)}); reconciler will not guess which one to "
+            "manage: keep the one your campaigns and journeys use and rename or delete "
+            "the others in Iterable, or set listName"
         )
     if not standard and same_name:
         other = same_name[0]
@@ -138,6 +144,20 @@ def find_list(all_lists: list[ListInfo], name: str) -> ListInfo | None:
             "manages Standard (static) lists: set a different listName"
         )
     return standard[0] if standard else None
+
+
+def _made_for(lists: Sequence[ListInfo], audience: str | None) -> str:
+    """Which of `lists` (one name) carry reconciler's marker for `audience`, and the first
+    made of them, for the refusal above; empty when none does."""
+    made = [x for x in lists if audience is not None and marks_audience(x.description, audience)]
+    if not made:
+        return ""
+    ids = ", ".join(str(x.id) for x in made)
+    text = f"; made by reconciler for audience {audience!r}: {ids}"
+    if len(made) > 1:
+        first = min(made, key=lambda x: (x.created_at is None, x.created_at or 0, x.id))
+        text += f", {first.id} first"
+    return text
 
 
 def _find_lists(
@@ -157,7 +177,7 @@ def _find_lists(
         by_name.setdefault(listed.name, []).append(listed)
     for item in items:
         try:
-            info = find_list(by_name.get(item.list_name, []), item.list_name)
+            info = find_list(by_name.get(item.list_name, []), item.list_name, item.audience.name)
         except LiveStateError as exc:
             ambiguous[item.list_name] = (
                 f"{exc}. This audience is left out of the plan (nothing is created, added or "

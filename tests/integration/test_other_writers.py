@@ -118,6 +118,16 @@ def test_an_apply_whose_list_is_the_older_keeps_it_and_names_the_other(
     assert sorted(project(emulator_server).members(ours)) == MEMBERS
     assert f"another list named 'vip' (list {other['id']})" in result.stdout
 
+    # Had the other apply not deleted its copy, the next plan leaves the audience out,
+    # saying which list is which: both made for the audience, this run's first.
+    plan = cli("plan", workspace.manifests)
+    assert plan.exit_code == 1, plan.output
+    assert (
+        f"Iterable has 2 lists named 'vip' (ids {ours}, {other['id']}; made by reconciler "
+        f"for audience 'vip': {ours}, {other['id']}, {ours} first)"
+    ) in " ".join(plan.stdout.split())
+    assert "keep the one your campaigns and journeys use" in " ".join(plan.stdout.split())
+
 
 def test_a_ci_runner_and_a_laptop_applying_a_new_audience_at_once_leave_one_list(
     workspace, emulator_server, tmp_path

@@ -352,8 +352,9 @@ def test_a_list_made_by_hand_with_a_managed_name_leaves_out_only_that_audience(
     applied = cli("apply", workspace.manifests, "--yes")
     assert applied.exit_code == 1, applied.output
     assert (
-        f"vip: left out of this plan: Iterable has 2 lists named 'vip' (ids {vip_id}, {extra})"
-    ) in applied.stdout
+        f"vip: left out of this plan: Iterable has 2 lists named 'vip' (ids {vip_id}, {extra}; "
+        f"made by reconciler for audience 'vip': {vip_id})"
+    ) in " ".join(applied.stdout.split())
     proj = project(emulator_server)
     assert sorted(proj.members(list_named(emulator_server, "churn").id)) == [
         "b@example.com",
