@@ -6,16 +6,18 @@ identifiers, because plans are posted where many people read them (reconciler.re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import jinja2
 
 from reconciler.layout import one_line
 from reconciler.members.identity import Member
-from reconciler.plan import FieldUpdate, ListPlan, Plan
+from reconciler.plan import CampaignUse, DestinationPlan, FieldUpdate, ListPlan, Plan
 from reconciler.render.cut import cut_markdown
 from reconciler.render.masking import Show, mask_emails, mask_value, quoted, reveal, shower
 
@@ -42,17 +44,34 @@ MARKDOWN_LIMIT = 60_000
 # plan: the plan gets at most 800 KB (4 bytes a character at worst), so the summary the
 # comment points to holds more than the comment.
 SUMMARY_LIMIT = 200_000
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """One way of rendering a plan for a size limit (plan_markdown tries them in turn)."""
+
+    sample: int = SAMPLE  # members shown per list and kind
+    skipped_sample: int = SKIPPED_SAMPLE  # skipped rows, value issues, duplicates shown
+    hide_quiet: bool = False  # rows of lists with nothing to do or note: counted in one row
+    # Every campaign using a changed or deleted list, or only those a warning is about
+    # (the rest counted per list): a list mailed weekly for years is used by hundreds of
+    # finished campaigns, which listed for each of a few dozen lists filled the comment.
+    all_campaigns: bool = True
+
+
 # How a plan too long for its limit is made to fit, tried in turn: first the rows of lists
 # with nothing to do or note are left out (counted in one row), so the lists a pull
 # request changes are neither cut off among thousands it does not change nor shown
-# without their samples for them; then smaller member samples per list, keeping every
-# remaining row, warning and destination.
+# without their samples for them; then the campaigns no warning is about are counted
+# instead of listed; then smaller member samples per list, keeping every remaining row,
+# warning and destination.
 _FITS = (
-    (SAMPLE, SKIPPED_SAMPLE, False),
-    (SAMPLE, SKIPPED_SAMPLE, True),
-    (3, 5, True),
-    (1, 1, True),
-    (0, 0, True),
+    _Fit(),
+    _Fit(hide_quiet=True),
+    _Fit(hide_quiet=True, all_campaigns=False),
+    _Fit(3, 5, True, False),
+    _Fit(1, 1, True, False),
+    _Fit(0, 0, True, False),
 )
 
 
@@ -233,6 +252,9 @@ def _context(plan: Plan, show_members: bool, allowed: Collection[str] = ()) -> d
         "sources": _sources,
         "hide_quiet": False,
         "is_quiet": _is_quiet,
+        "all_campaigns": True,
+        "campaigns_listed": _campaigns_listed,
+        "campaigns_unlisted": _campaigns_unlisted,
     }
 
 
@@ -257,30 +279,90 @@ def plan_markdown(
     if even the tables do not fit."""
     context = _context(plan, show_members, allowed)
     template = _env.get_template("plan.md.j2")
-    quiet = any(_is_quiet(lp) for d in plan.destinations for lp in d.lists)
-    for sample, skipped_sample, hide in _FITS:
-        hide_quiet = hide and quiet
-        if hide and not quiet and sample == SAMPLE:
-            continue  # nothing to leave out: the same text as the try before
+    lists = [lp for d in plan.destinations for lp in d.lists]
+    quiet = any(_is_quiet(lp) for lp in lists)
+    unwarned = any(
+        len(_campaigns_listed(d, False)) < len(set(d.campaigns)) for d in plan.destinations
+    )
+    tried: set[_Fit] = set()
+    for fit in _FITS:
+        # What a plan does not have to leave out, it does not say it left out (and the
+        # text is then the same as one tried before).
+        fit = dataclasses.replace(
+            fit,
+            hide_quiet=fit.hide_quiet and quiet,
+            all_campaigns=fit.all_campaigns or not unwarned,
+        )
+        if fit in tried:
+            continue
+        tried.add(fit)
         text = template.render(
             {
                 **context,
-                "sample": sample,
-                "skipped_sample": skipped_sample,
-                "hide_quiet": hide_quiet,
+                "sample": fit.sample,
+                "skipped_sample": fit.skipped_sample,
+                "hide_quiet": fit.hide_quiet,
+                "all_campaigns": fit.all_campaigns,
             }
         )
-        cuts = [f"samples cut to {sample} member{'s' if sample != 1 else ''} a list"]
-        cuts = cuts if sample != SAMPLE else []
-        if hide_quiet:
-            cuts.append("lists with no changes not shown")
-        said = "; ".join(cuts)
-        note = f"_{said[:1].upper()}{said[1:]} to fit; `reconciler plan` shows more._\n"
-        note = note if cuts else ""
+        note = _fit_note(fit)
         if len(text) + len(note) + 1 <= limit:
             return text + ("\n" + note if note else "")
     note = "_(plan truncated to fit; run `reconciler plan` to see it all)_\n"
     return cut_markdown(text, limit, note)
+
+
+def _fit_note(fit: _Fit) -> str:
+    """What a plan made to fit its limit left out, in one line ("" when nothing)."""
+    cuts = []
+    if fit.sample != SAMPLE:
+        cuts.append(f"samples cut to {fit.sample} member{'s' if fit.sample != 1 else ''} a list")
+    if fit.hide_quiet:
+        cuts.append("lists with no changes not shown")
+    if not fit.all_campaigns:
+        cuts.append("campaigns listed only where they need a warning (the others counted)")
+    if not cuts:
+        return ""
+    said = "; ".join(cuts)
+    return f"_{said[:1].upper()}{said[1:]} to fit; `reconciler plan` shows more._\n"
+
+
+def _campaigns_listed(d: DestinationPlan, every: bool) -> frozenset[CampaignUse]:
+    """The campaigns a markdown plan names: all of them, or (`every` False) those it warns
+    about: a suppression list's campaign when the list loses members, an active campaign
+    sending to a list that gains them, an active campaign of a list prune deletes."""
+    if every:
+        return frozenset(d.campaigns)
+    deleted = {x.list_name for x in d.deletions}
+    changed = {lp.list_name: lp for lp in d.lists if lp.has_changes}
+    warned = set()
+    for c in d.campaigns:
+        lp = changed.get(c.list_name)
+        if lp is not None:
+            # As DestinationPlan.suppressions and .active_sends choose them.
+            if (c.role == "suppression" and lp.remove) or (
+                c.role == "send" and c.active and lp.add
+            ):
+                warned.add(c)
+        elif c.list_name in deleted and c.active:
+            warned.add(c)
+    return frozenset(warned)
+
+
+def _campaigns_unlisted(d: DestinationPlan, list_name: str, listed: Collection[CampaignUse]) -> str:
+    """The line counting the campaigns of a list that the plan does not name ("" when it
+    names them all)."""
+    every = d.campaigns_of(list_name)
+    others = [c for c in every if c not in listed]
+    if not others:
+        return ""
+    active = sum(c.active for c in others)
+    more = " more" if len(others) < len(every) else ""
+    return (
+        f"{len(others):,}{more} campaign{'s' if len(others) != 1 else ''} "
+        f"use{'s' if len(others) == 1 else ''} it, "
+        + ("none of them active" if not active else f"{active:,} of them active")
+    )
 
 
 def plan_json(

@@ -6,11 +6,13 @@ does with markdown-it-py (CommonMark plus tables), the parser rich depends on.""
 
 from __future__ import annotations
 
+import dataclasses
+
 from markdown_it import MarkdownIt
 
 from reconciler.github.message import marked_body
 from reconciler.members.identity import Member
-from reconciler.plan import DestinationPlan, ListPlan, Plan
+from reconciler.plan import CampaignUse, DestinationPlan, ListDeletion, ListPlan, Plan
 from reconciler.render.plans import MARKDOWN_LIMIT, SAMPLE, SUMMARY_LIMIT, plan_markdown
 
 GITHUB_BODY_LIMIT = 65_536
@@ -156,3 +158,55 @@ def rendered_once(text: str) -> bool:
     """The table still renders as one table with the note as its last row."""
     rendered = html(text)
     return rendered.count("<table>") == 1 and "lists with no changes not shown" in rendered
+
+
+def test_finished_campaigns_of_many_lists_do_not_push_deletions_holds_and_notes_out():
+    """A newsletter list sent to weekly for a year is used by dozens of finished campaigns:
+    listed one per line for each of 24 changed lists, they filled the comment and its cut
+    took the second destination whole (its table, the list prune deletes there), the
+    consent holds and the notes, while no campaign needed a word of warning."""
+    lists = tuple(
+        dataclasses.replace(
+            changed_list(f"aud-{i:02d}", 1_000 + i),
+            left_themselves=tuple(f"left{i}-{k}@example.com" for k in range(3)),
+            left_sources=(("EmailLink", 3),),
+        )
+        for i in range(24)
+    )
+    finished = tuple(
+        CampaignUse(lp.list_name, 10_000 + c, f"Weekly {c}", "Blast", "Finished", "send")
+        for lp in lists
+        for c in range(60)
+    )
+    warned = CampaignUse("aud-00", 99, "Welcome", "Triggered", "Running", "send")
+    plan = Plan(
+        tuple(
+            DestinationPlan(
+                destination=name,
+                project_type="email",
+                lists=lists,
+                member_read="read",
+                campaigns=(*finished, warned),
+                deletions=(ListDeletion(9, f"{name}-retired"),),
+                allow_list_deletion=True,
+                notes=(f"{name}: the listName of aud-03 changed",),
+            )
+            for name in ("prod", "eu")
+        )
+    )
+    assert len(plan_markdown(plan, limit=10**9)) > MARKDOWN_LIMIT
+
+    text = plan_markdown(plan)
+
+    assert len(text) <= MARKDOWN_LIMIT
+    assert "plan truncated" not in text
+    for name in ("prod", "eu"):
+        assert f"#### Destination `{name}`" in text
+        assert f"| {name}-retired | 9 | | | | | **delete list** (prune) |" in text
+        assert f"{name}: the listName of aud-03 changed" in text
+    assert text.count("held back: left the list themselves: 3") == 48
+    # The campaign that needs a warning keeps its line; the others are counted per list.
+    assert text.count("'Welcome' (id 99): **30 added members can be messaged") == 2
+    assert "'Weekly 0'" not in text
+    assert "- aud-00: 60 more campaigns use it, none of them active" in text
+    assert "campaigns listed only where they need a warning" in text.lower()
