@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +57,11 @@ class _Fit:
     # (the rest counted per list): a list mailed weekly for years is used by hundreds of
     # finished campaigns, which listed for each of a few dozen lists filled the comment.
     all_campaigns: bool = True
+    # Rows of lists whose row says nothing but its counts (None: all shown): only the
+    # first this many of each destination, the rest counted with their sums in one row,
+    # so that hundreds of lists a data refresh changes cannot push out what the rest of
+    # the plan must say (another destination, a list prune deletes, consent holds, notes).
+    routine_rows: int | None = None
 
 
 # How a plan too long for its limit is made to fit, tried in turn: first the rows of lists
@@ -64,7 +69,8 @@ class _Fit:
 # request changes are neither cut off among thousands it does not change nor shown
 # without their samples for them; then the campaigns no warning is about are counted
 # instead of listed; then smaller member samples per list, keeping every remaining row,
-# warning and destination.
+# warning and destination; then as many rows of lists that only add and remove as fit
+# (plan_markdown finds how many).
 _FITS = (
     _Fit(),
     _Fit(hide_quiet=True),
@@ -72,6 +78,7 @@ _FITS = (
     _Fit(3, 5, True, False),
     _Fit(1, 1, True, False),
     _Fit(0, 0, True, False),
+    _Fit(0, 0, True, False, routine_rows=0),
 )
 
 
@@ -182,11 +189,17 @@ def markdown_cell(text: str) -> str:
 
 
 def _notes(lp: ListPlan) -> str:
-    notes = []
-    if lp.create:
-        notes.append("create list")
+    """A list's notes column: whether it is created, the share it removes, then its remarks."""
+    notes = ["create list"] if lp.create else []
     if lp.remove:
         notes.append(f"removes {lp.removal_percent:.1f}%")
+    return ", ".join(notes + _remarks(lp))
+
+
+def _remarks(lp: ListPlan) -> list[str]:
+    """What a list's row says beyond its counts: members kept, held back or left out, and
+    settings that change what its adds and removals do."""
+    notes = []
     if lp.kept_for_skipped:
         notes.append(f"{lp.kept_for_skipped:,} kept: rows skipped as invalid stand for them")
     if lp.kept_respelled:
@@ -210,7 +223,7 @@ def _notes(lp: ListPlan) -> str:
         notes.append(f"{len(lp.channel_unsubscribed):,} held back: unsubscribed from the channel")
     if lp.resubscribe_allowed and lp.add:
         notes.append("**resubscribe: allowed**")
-    return ", ".join(notes)
+    return notes
 
 
 def _sources(lp: ListPlan | HeldBack) -> str:
@@ -253,9 +266,24 @@ def _context(plan: Plan, show_members: bool, allowed: Collection[str] = ()) -> d
         "hide_quiet": False,
         "is_quiet": _is_quiet,
         "all_campaigns": True,
+        "routine_rows": None,
+        "is_routine": _routine({(v.destination, v.list_name) for v in violations}),
         "campaigns_listed": _campaigns_listed,
         "campaigns_unlisted": _campaigns_unlisted,
     }
+
+
+def _routine(violated: Collection[tuple[str, str]]) -> Any:
+    """Whether a list's row says nothing but its counts: not created, no remark, no
+    violation of the safety policy, no campaign a warning is about. The rows a plan too big
+    for a comment leaves out last (counted, with their sums, in one row)."""
+
+    def routine(d: DestinationPlan, lp: ListPlan, warned: Collection[CampaignUse]) -> bool:
+        if lp.create or _remarks(lp) or (d.destination, lp.list_name) in violated:
+            return False
+        return not any(c in warned for c in d.campaigns_of(lp.list_name))
+
+    return routine
 
 
 def _is_quiet(lp: ListPlan) -> bool:
@@ -275,8 +303,9 @@ def plan_markdown(
     limit: int = MARKDOWN_LIMIT,
 ) -> str:
     """The plan in at most `limit` characters: without the rows of lists it does nothing
-    to and with smaller member samples if it must, and cut (its open blocks closed) only
-    if even the tables do not fit."""
+    to, with campaigns counted rather than named, with smaller member samples and with
+    fewer rows of lists that only add and remove, as far as it must (_FITS), and cut (its
+    open blocks closed) only if even the rest does not fit."""
     context = _context(plan, show_members, allowed)
     template = _env.get_template("plan.md.j2")
     lists = [lp for d in plan.destinations for lp in d.lists]
@@ -284,6 +313,20 @@ def plan_markdown(
     unwarned = any(
         len(_campaigns_listed(d, False)) < len(set(d.campaigns)) for d in plan.destinations
     )
+
+    def render(fit: _Fit) -> tuple[str, str]:
+        text = template.render(
+            {
+                **context,
+                "sample": fit.sample,
+                "skipped_sample": fit.skipped_sample,
+                "hide_quiet": fit.hide_quiet,
+                "all_campaigns": fit.all_campaigns,
+                "routine_rows": fit.routine_rows,
+            }
+        )
+        return text, _fit_note(fit)
+
     tried: set[_Fit] = set()
     for fit in _FITS:
         # What a plan does not have to leave out, it does not say it left out (and the
@@ -296,20 +339,42 @@ def plan_markdown(
         if fit in tried:
             continue
         tried.add(fit)
-        text = template.render(
-            {
-                **context,
-                "sample": fit.sample,
-                "skipped_sample": fit.skipped_sample,
-                "hide_quiet": fit.hide_quiet,
-                "all_campaigns": fit.all_campaigns,
-            }
-        )
-        note = _fit_note(fit)
+        text, note = render(fit)
         if len(text) + len(note) + 1 <= limit:
+            if fit.routine_rows is not None:
+                # As many of those rows as fit, by halves: a few renders, not one a row.
+                fit, text, note = _most_rows(fit, render, limit, _routine_most(plan, context))
             return text + ("\n" + note if note else "")
     note = "_(plan truncated to fit; run `reconciler plan` to see it all)_\n"
     return cut_markdown(text, limit, note)
+
+
+def _routine_most(plan: Plan, context: dict[str, Any]) -> int:
+    """The most rows of routine lists one destination of `plan` has."""
+    routine = context["is_routine"]
+    most = 0
+    for d in plan.destinations:
+        warned = _campaigns_listed(d, False)
+        most = max(most, sum(routine(d, lp, warned) for lp in d.lists))
+    return most
+
+
+def _most_rows(
+    fit: _Fit, render: Callable[[_Fit], tuple[str, str]], limit: int, most: int
+) -> tuple[_Fit, str, str]:
+    """`fit` (which fits showing no routine row) with as many routine rows per destination
+    as still fit in `limit`, and its text and note."""
+    best = (fit, *render(fit))
+    low, high = 1, most - 1  # `most` of them is no fit: the fit before showed them all
+    while low <= high:
+        middle = (low + high) // 2
+        trial = dataclasses.replace(fit, routine_rows=middle)
+        text, note = render(trial)
+        if len(text) + len(note) + 1 <= limit:
+            best, low = (trial, text, note), middle + 1
+        else:
+            high = middle - 1
+    return best
 
 
 def _fit_note(fit: _Fit) -> str:
@@ -321,6 +386,8 @@ def _fit_note(fit: _Fit) -> str:
         cuts.append("lists with no changes not shown")
     if not fit.all_campaigns:
         cuts.append("campaigns listed only where they need a warning (the others counted)")
+    if fit.routine_rows is not None:
+        cuts.append("some lists with only adds and removes not shown")
     if not cuts:
         return ""
     said = "; ".join(cuts)

@@ -7,6 +7,7 @@ does with markdown-it-py (CommonMark plus tables), the parser rich depends on.""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from markdown_it import MarkdownIt
 
@@ -93,7 +94,16 @@ def test_the_job_summary_gets_the_full_samples_the_comment_had_to_cut():
 
 
 def test_a_plan_too_big_even_without_samples_is_cut_with_its_blocks_closed():
-    plan = many_lists_plan(400)
+    # Lists to create: each row says so, so none is counted in a row of routine ones.
+    plan = many_lists_plan(600)
+    plan = Plan(
+        tuple(
+            dataclasses.replace(
+                d, lists=tuple(dataclasses.replace(lp, create=True) for lp in d.lists)
+            )
+            for d in plan.destinations
+        )
+    )
 
     text = plan_markdown(plan)
 
@@ -210,3 +220,58 @@ def test_finished_campaigns_of_many_lists_do_not_push_deletions_holds_and_notes_
     assert "'Weekly 0'" not in text
     assert "- aud-00: 60 more campaigns use it, none of them active" in text
     assert "campaigns listed only where they need a warning" in text.lower()
+
+
+def test_hundreds_of_changed_lists_keep_every_destination_deletion_hold_and_note():
+    """A daily drift or a shared source changed under 600 audiences in each of two
+    destinations: their table rows alone outgrew the comment, and the cut took the second
+    destination whole, with the list prune deletes there, its consent holds and its notes.
+    Lists with nothing but adds and removes are now counted in one row per destination, so
+    the rows that say more stay, and nothing is cut."""
+    plan = many_lists_plan(600)
+    held = dataclasses.replace(
+        changed_list("eu-held", 999_000),
+        left_themselves=("left@example.com",),
+        left_sources=(("EmailLink", 1),),
+    )
+    created = dataclasses.replace(changed_list("eu-new", 0), list_id=None, create=True)
+    eu = dataclasses.replace(
+        plan.destinations[1],
+        lists=(*plan.destinations[1].lists, held, created),
+        deletions=(ListDeletion(9, "eu-retired"),),
+        allow_list_deletion=True,
+        notes=("list 'eu-old' is named 'eu-new' now",),
+    )
+    plan = Plan((plan.destinations[0], eu))
+
+    text = plan_markdown(plan)
+
+    assert len(text) <= MARKDOWN_LIMIT
+    assert "plan truncated" not in text
+    assert "#### Destination `eu`" in text
+    assert "| eu-retired | 9 | | | | | **delete list** (prune) |" in text
+    assert "| eu-held | 999000 | 30 | 20 |" in text
+    assert "eu-held: held back: left the list themselves: 1" in text
+    assert "| eu-new | new | 30 | 20 |" in text
+    assert "list 'eu-old' is named 'eu-new' now" in text
+    # Each destination shows as many of those rows as fit and counts the others, with
+    # what they add and remove: with the rows shown, every list's adds and removes.
+    for name in ("prod", "eu"):
+        section = text.split(f"#### Destination `{name}`")[1].split("#### Destination")[0]
+        shown = re.findall(rf"^\| {name}-segment-\d+ \| \d+ \| 30 \| 20 \|", section, re.M)
+        (hidden,) = re.findall(
+            r"_(\d+) more lists with only adds and removes not shown: "
+            r"\+([\d,]+) / -([\d,]+)_",
+            section,
+        )
+        assert len(shown) > 100
+        assert len(shown) + int(hidden[0]) == 600
+        assert int(hidden[1].replace(",", "")) == 30 * int(hidden[0])
+        assert int(hidden[2].replace(",", "")) == 20 * int(hidden[0])
+    assert "lists with only adds and removes not shown" in text.split("\n")[-2].lower()
+    assert rendered_tables_close(text)
+
+
+def rendered_tables_close(text: str) -> bool:
+    rendered = html(text)
+    return rendered.count("<table>") == rendered.count("</table>") == 2
