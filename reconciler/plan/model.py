@@ -212,13 +212,13 @@ class FieldRead:
 
     def describe(self, users: bool = True) -> str:
         """How the values were read; `users`: with the number of users it was for."""
-        users_text = f" for {self.users} user{'s' if self.users != 1 else ''}" if users else ""
+        users_text = f" for {self.users:,} user{'s' if self.users != 1 else ''}" if users else ""
         if self.method == "export" and not self.requests:
             # The export that read the lists' members carried the fields (users_file.py).
             return f"the user export that read the members{',' if users else ''}{users_text}"
         if self.method == "export":
             return f"1 user export{users_text}"
-        return f"{self.requests} per-user read{'s' if self.requests != 1 else ''}"
+        return f"{self.requests:,} per-user read{'s' if self.requests != 1 else ''}"
 
 
 # Campaign states in which a campaign sends, or will, to its lists: adds to its send lists

@@ -74,13 +74,13 @@ class LiveDestination:
         lists_read = len(self.managed) + len(self.unproven) - self.ambiguous
         if not lists_read:
             return None
-        lists = f"{lists_read} list{'s' if lists_read != 1 else ''}"
+        lists = f"{lists_read:,} list{'s' if lists_read != 1 else ''}"
         if self.member_read == "export":
             text = f"members of {lists} read with 1 user export (1 rate-limited call)"
         elif self.member_read == "asyncExport":
             text = f"members of {lists} read with 1 asynchronous export job"
         elif self.member_read == "windowedExport":
-            windows = f"{self.windows} date window{'s' if self.windows != 1 else ''}"
+            windows = f"{self.windows:,} date window{'s' if self.windows != 1 else ''}"
             text = f"members of {lists} read with the user export in {windows}"
             if self.windows_clock:
                 text += f" (planned by {self.windows_clock})"
@@ -94,10 +94,10 @@ class LiveDestination:
         if self.route is not None and self.route.reason:
             text += f"; {self.route.reason}"
         if self.table_reads:
-            large = f"{self.table_reads} large list{'s' if self.table_reads != 1 else ''}"
+            large = f"{self.table_reads:,} large list{'s' if self.table_reads != 1 else ''}"
             text += f"; {large} diffed in DuckDB"
         if self.size_reads:
-            text += f"; {self.size_reads} empty read{'s' if self.size_reads != 1 else ''} "
+            text += f"; {self.size_reads:,} empty read{'s' if self.size_reads != 1 else ''} "
             text += "checked against the list's size"
         return text
 
@@ -108,7 +108,7 @@ Downloaded = Callable[[Callable[[int], None] | None], Path]
 
 
 def _calls(n: int) -> str:
-    return f"{n} getUsers call{'s' if n != 1 else ''}"
+    return f"{n:,} getUsers call{'s' if n != 1 else ''}"
 
 
 def expected_size(item: DesiredList) -> int:
@@ -464,7 +464,7 @@ def _read_all_by_export(
     in_tables = [(item, info) for item, info in found if item.table is not None]
     in_python = [(item, info) for item, info in found if item.table is None]
     how = "one asynchronous export job" if asynchronous else "one user export"
-    lists = f"{len(found)} list{'s' if len(found) != 1 else ''} ({how})"
+    lists = f"{len(found):,} list{'s' if len(found) != 1 else ''} ({how})"
     if on_read is not None:
         on_read(lists)
     task = progress.task(f"reading members of {lists}")
@@ -525,7 +525,7 @@ def _read_all_by_windows(
     the file of the windows `early` started reading before the sources were read)."""
     in_tables = [(item, info) for item, info in found if item.table is not None]
     in_python = [(item, info) for item, info in found if item.table is None]
-    lists = f"{len(found)} list{'s' if len(found) != 1 else ''} (the user export in date windows)"
+    lists = f"{len(found):,} list{'s' if len(found) != 1 else ''} (the user export in date windows)"
     if on_read is not None:
         on_read(lists)
     task = progress.task(f"reading members of {lists}")

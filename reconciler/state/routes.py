@@ -170,7 +170,7 @@ def choose_member_read(
     if any(size is None for size in sizes):
         if budget > 0 and len(sizes) > budget:
             return MemberRoute(
-                "export", f"one export rather than {len(sizes)} getUsers at {budget:g} a minute"
+                "export", f"one export rather than {len(sizes):,} getUsers at {budget:g} a minute"
             )
         return MemberRoute("getUsers")
     known = [int(size or 0) for size in sizes]
@@ -237,9 +237,9 @@ def choose_member_read(
 def _starts(lists: int, checks: int, budget: float) -> str:
     """What getUsers would start, as a plan says it: "4 lists, 5 starts a minute", with
     the size checks of lists expected to read empty when there are any."""
-    text = f"{lists} lists"
+    text = f"{lists:,} lists"
     if checks:
-        text += f" and {checks} size check{'s' if checks != 1 else ''} of lists expected empty"
+        text += f" and {checks:,} size check{'s' if checks != 1 else ''} of lists expected empty"
     return f"{text}, {budget:g} starts a minute"
 
 

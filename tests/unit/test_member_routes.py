@@ -10,7 +10,9 @@ import pytest
 from reconciler.errors import ConfigError
 from reconciler.iterable import ClientSettings
 from reconciler.progress import heartbeat
+from reconciler.state.live import LiveDestination
 from reconciler.state.routes import (
+    _starts,
     choose_member_read,
     choose_route,
     expected_size_checks,
@@ -145,3 +147,15 @@ def test_size_checks_of_empty_lists_share_get_users_budget_and_are_counted():
     assert choose_route([5, 5, 5, 0], FIELD).name == "getUsers"
     # Told that no check will be made (sizes asked of Iterable already): as before.
     assert choose_route(sizes, FIELD, size_checks=0).name == "getUsers"
+
+
+def test_a_plan_of_thousands_of_lists_says_how_they_were_read_with_thousands_separators():
+    """ "members of 2000 lists read with 2000 getUsers calls" in a plan of 2,000 audiences:
+    counts people read have thousands separators (README)."""
+    said = LiveDestination([], {f"l{i}": None for i in range(2_000)}, 2_000).describe_reads()
+    assert said == "members of 2,000 lists read with 2,000 getUsers calls in parallel"
+    assert _starts(2_000, 1_500, 5) == (
+        "2,000 lists and 1,500 size checks of lists expected empty, 5 starts a minute"
+    )
+    route = choose_member_read([10] * 1_200 + [None], FIELD)
+    assert "one export rather than 1,201 getUsers" in route.reason

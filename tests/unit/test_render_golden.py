@@ -531,6 +531,25 @@ def test_counts_of_members_not_sent_have_thousands_separators():
     assert "- members: 1,500 not created (updateExistingUsersOnly): " in markdown
 
 
+def test_counts_of_users_whose_fields_were_read_have_thousands_separators():
+    """`read with 1 user export for 23193 users` in a plan of tens of thousands of members."""
+    for read, said in (
+        (FieldRead("export", users=23_193, requests=1), "1 user export for 23,193 users"),
+        (FieldRead("user_reads", users=1_250, requests=1_250), "1,250 per-user reads"),
+    ):
+        plan = Plan((destination(list_plan(), field_read=read),))
+        assert said in plan_text(plan)
+        assert "23193" not in plan_text(plan) and "1250" not in plan_text(plan)
+        assert "1,250 users checked" in plan_text(
+            Plan((destination(list_plan(), field_read=FieldRead("export", 1_250, 1)),))
+        )
+        updates = (FieldUpdate("a@example.com", "email", "a@example.com", None, {"x": (1, 2)}),)
+        markdown = plan_markdown(
+            Plan((destination(list_plan(), field_read=read, field_updates=updates),))
+        )
+        assert f"read with {said}" in markdown
+
+
 # -- the JSON outputs, as the README documents them ------------------------------------------
 
 # Objects keyed by data, not by the format: field names, field paths, unsubscribe sources.
