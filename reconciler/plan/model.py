@@ -13,7 +13,7 @@ from reconciler.layout import one_line
 from reconciler.members.identity import Member, ProjectType
 from reconciler.members.issue import MemberIssue
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT, Rule
-from reconciler.render.masking import mask_value
+from reconciler.render.masking import field_path, mask_value
 
 SAMPLE_SIZE = 10
 
@@ -782,7 +782,7 @@ class Plan:
                         for x in d.deletions
                     ],
                     "field_updates": _field_updates_dict(d, show),
-                    "new_fields": dict(d.new_fields),
+                    "new_fields": {field_path(path, show): kind for path, kind in d.new_fields},
                     # More rows skipped than `skipped_members` lists (large audiences).
                     "skipped_unlisted": d.skipped_unlisted,
                     "skipped_members": [

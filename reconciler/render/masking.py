@@ -269,6 +269,17 @@ def mask_value(value: Any, show: Show) -> Any:
     return f"{raw[:1]}{MASK}" if raw else ""
 
 
+def field_path(path: str, show: Show) -> str:
+    """A user field's path as an output shows it. Below the mapped field (its first part,
+    from the manifest), an object's keys are data: an object keyed per member (its
+    friends' emails, say) makes a field of every key, so a key with an `@` is masked like
+    an identifier (`refs.f***@***#1`), each path keeping a number of its own."""
+    root, dot, rest = path.partition(".")
+    if not masks(show) or "@" not in rest:
+        return path
+    return f"{root}{dot}{show(rest)}"
+
+
 class _Quoted:
     def __init__(self, show: Show) -> None:
         self.show = show

@@ -19,7 +19,15 @@ from reconciler.layout import one_line
 from reconciler.members.identity import Member
 from reconciler.plan import CampaignUse, DestinationPlan, FieldUpdate, ListPlan, Plan
 from reconciler.render.cut import cut_markdown
-from reconciler.render.masking import Show, mask_emails, mask_value, quoted, reveal, shower
+from reconciler.render.masking import (
+    Show,
+    field_path,
+    mask_emails,
+    mask_value,
+    quoted,
+    reveal,
+    shower,
+)
 
 if TYPE_CHECKING:
     # Named in annotations only: plan and validate start without the executor (issue 17).
@@ -129,6 +137,28 @@ def _field_value(show: Show) -> Any:
         return text if len(text) <= 60 else text[:57] + "..."
 
     return value_text
+
+
+def _new_fields(show: Show) -> Any:
+    """A destination's new user fields as people read them: under each top-level field
+    the first SAMPLE paths (masked as field_path masks them), then how many more. An
+    object keyed per member makes a field of every key: thousands of them listed filled
+    the pull-request comment. Each item is (path, type, more): `more` paths after it
+    under its top-level field are not shown."""
+
+    def new_fields(d: DestinationPlan) -> list[tuple[str, str, int]]:
+        by_root: dict[str, list[tuple[str, str]]] = {}
+        for path, kind in d.new_fields:
+            by_root.setdefault(path.split(".", 1)[0], []).append((path, kind))
+        items = []
+        for paths in by_root.values():
+            shown = paths[:SAMPLE]
+            for n, (path, kind) in enumerate(shown):
+                more = len(paths) - len(shown) if n == len(shown) - 1 else 0
+                items.append((field_path(path, show), kind, more))
+        return items
+
+    return new_fields
 
 
 def _with_field_names(lp: ListPlan) -> str:
@@ -256,6 +286,7 @@ def _context(plan: Plan, show_members: bool, allowed: Collection[str] = ()) -> d
         "update_label": _identity_label(show),
         "field_value": _field_value(show),
         "with_field_names": _with_field_names,
+        "new_fields": _new_fields(show),
         "list_ref": _list_ref,
         "masked": not show_members,
         "md": _md,

@@ -550,6 +550,32 @@ def test_counts_of_users_whose_fields_were_read_have_thousands_separators():
         assert f"read with {said}" in markdown
 
 
+def test_new_fields_keyed_by_members_are_masked_and_counted_not_listed():
+    """An object column keyed per member (README: "an object keyed per member makes one
+    per member") made a new field path of every member's email, listed in full in every
+    format (the pull-request comment too), and 5,000 of them filled the comment."""
+    keyed = tuple((f"refs.friend{n:04d}@example.org", "long") for n in range(5_000))
+    fields = (("plan_tier", "string"), ("prefs.tier", "string"), *keyed)
+    plan = Plan(
+        (destination(list_plan(), new_fields=fields, notes=("the note after the fields",)),)
+    )
+    text, markdown = plan_text(plan), plan_markdown(plan)
+    body = json.loads(plan_json(plan))["destinations"][0]["new_fields"]
+    for output in (text, markdown, json.dumps(body)):
+        assert "friend0000" not in output and "example.org" not in output
+    # Each distinct path keeps its own masked name, so none is lost in the JSON.
+    assert len(body) == 5_002
+    assert body["plan_tier"] == "string" and body["prefs.tier"] == "string"
+    assert "refs.f***@***#1" in body
+    # People read the first few under each top-level field and how many more there are.
+    assert "plan_tier (string), prefs.tier (string), refs.f***@***#1 (long)" in text
+    assert "and 4,990 more under refs" in text
+    assert "and 4,990 more under refs" in markdown
+    assert len(markdown) < 5_000 and "the note after the fields" in markdown
+    shown = plan_text(plan, show_members=True)
+    assert "refs.friend0000@example.org (long)" in shown
+
+
 # -- the JSON outputs, as the README documents them ------------------------------------------
 
 # Objects keyed by data, not by the format: field names, field paths, unsubscribe sources.
