@@ -680,16 +680,6 @@ class Plan:
         )
 
     @property
-    def resubscribe_lists(self) -> list[str]:
-        """Lists whose audience says `resubscribe: allowed` and that this plan adds to."""
-        return [
-            lp.list_name
-            for d in self.destinations
-            for lp in d.lists
-            if lp.resubscribe_allowed and lp.add
-        ]
-
-    @property
     def summary(self) -> Summary:
         lists = [lp for d in self.destinations for lp in d.lists]
         return Summary(

@@ -272,12 +272,8 @@ def _context(plan: Plan, show_members: bool, allowed: Collection[str] = ()) -> d
         "violations": [v for v in violations if v.rule not in allowed],
         "overridden": [v for v in violations if v.rule in allowed],
         "override": OVERRIDES,
-        "channel_lists": [
-            lp.list_name
-            for d in plan.destinations
-            for lp in d.lists
-            if lp.channel_unsubscribe and lp.remove
-        ],
+        "channel_lists": _lists_named(plan, lambda lp: lp.channel_unsubscribe and bool(lp.remove)),
+        "resubscribe_lists": _lists_named(plan, lambda lp: lp.resubscribe_allowed and bool(lp.add)),
         "sample": SAMPLE,
         "skipped_sample": SKIPPED_SAMPLE,
         "show": show,
@@ -315,6 +311,19 @@ def _routine(violated: Collection[tuple[str, str]]) -> Any:
         return not any(c in warned for c in d.campaigns_of(lp.list_name))
 
     return routine
+
+
+def _lists_named(plan: Plan, which: Callable[[ListPlan], bool]) -> list[str]:
+    """The names of the lists `which` picks, for a warning atop the plan: as
+    `destination/list` when the plan has several destinations, which may each have a list
+    of that name (regions, brands), as the safety policy's violations name them."""
+    several = len(plan.destinations) > 1
+    return [
+        f"{d.destination}/{lp.list_name}" if several else lp.list_name
+        for d in plan.destinations
+        for lp in d.lists
+        if which(lp)
+    ]
 
 
 def _is_quiet(lp: ListPlan) -> bool:

@@ -12,7 +12,7 @@ from markdown_it import MarkdownIt
 
 from reconciler.members.identity import Member
 from reconciler.plan import DestinationPlan, FieldUpdate, ListPlan, Plan
-from reconciler.render.plans import plan_markdown
+from reconciler.render.plans import plan_markdown, plan_text
 
 # Each part tries to escape where the name is put: a backtick ends an inline code span, a
 # newline and a fence end the sample's code block, raw HTML renders (an unclosed comment
@@ -218,3 +218,40 @@ def test_a_list_name_holding_a_web_address_links_nowhere():
         "Approve at https\u200b://evil.example/login or WWW\u200b.evil.example, "
         "FTP\u200b://x.example $\\huge{OK}$" in text
     )
+
+
+def test_the_consent_warnings_name_the_destination_when_several_have_the_list():
+    """Two destinations (regions) with a list of one name, one of them removing with
+    channelUnsubscribe and re-adding under `resubscribe: allowed`: the warnings at the top
+    named only "newsletter", so a reviewer could not tell whose members lose their
+    channel."""
+
+    def newsletter(**changes: object) -> ListPlan:
+        plain = ListPlan(
+            audience="newsletter",
+            list_name="newsletter",
+            list_id=7,
+            create=False,
+            description=None,
+            add=(Member("new@example.com", "email", email="new@example.com"),),
+            remove=("old@example.com",),
+            unchanged=20,
+            live_count=21,
+            desired_count=21,
+        )
+        return dataclasses.replace(plain, **changes)
+
+    plan = Plan(
+        tuple(
+            DestinationPlan(destination=name, project_type="email", lists=(lp,))
+            for name, lp in (
+                ("us", newsletter()),
+                ("eu", newsletter(channel_unsubscribe=True, resubscribe_allowed=True)),
+            )
+        )
+    )
+    text, markdown = plan_text(plan), plan_markdown(plan)
+    assert "!!! channelUnsubscribe is ON for eu/newsletter:" in text
+    assert "!!! resubscribe: allowed for eu/newsletter:" in text
+    assert "**channelUnsubscribe is ON** for eu/newsletter:" in markdown
+    assert "**resubscribe: allowed** for eu/newsletter:" in markdown
