@@ -781,6 +781,19 @@ def _name_folded(name: str) -> str:
     return " ".join(text.split()).casefold()
 
 
+def _created_names(created: Sequence[str]) -> str:
+    """The lists a plan creates, as each renamed audience's note names them: every old list
+    gets a note, so naming every new list in each made the notes grow with the square of
+    the audiences renamed (1,000 at once: a million names)."""
+    if len(created) == 1:
+        return f"list {created[0]!r}"
+    shown = ", ".join(repr(name) for name in created[:3])
+    more = len(created) - 3
+    if more <= 0:
+        return f"lists {shown}"
+    return f"{len(created):,} lists ({shown} and {more:,} more)"
+
+
 def renamed_audience_notes(
     items: list[DesiredList],
     all_lists: list[Any],
@@ -798,7 +811,7 @@ def renamed_audience_notes(
         return []
     planned = audience_marks(item.audience.name for item in items)
     deleted = {x.list_id for x in deletions}
-    new = ", ".join(repr(name) for name in created)
+    new = _created_names(created)
     notes = []
     for old in all_lists:
         audience = marked_audience(old.description)
@@ -811,7 +824,7 @@ def renamed_audience_notes(
         )
         notes.append(
             f"list {old.name!r} (list {old.id}) was created for audience {audience!r}, which "
-            f"no manifest declares any more, and this plan creates list {new}: {fate}. If "
+            f"no manifest declares any more, and this plan creates {new}: {fate}. If "
             f"an audience was renamed from {audience!r}, set its listName: {old.name!r} to "
             f"keep list {old.id} and the campaigns and journeys that use it."
         )

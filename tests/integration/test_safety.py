@@ -725,6 +725,31 @@ def test_a_renamed_audience_key_says_how_to_keep_its_list(workspace, cli, emulat
     assert kept.exit_code == 0, kept.output
 
 
+def test_renaming_many_audience_keys_notes_each_old_list_without_naming_every_new_one(
+    workspace, cli
+):
+    """A restructure renaming 40 audience keys at once (a prefix added): each of the 40
+    notes named all 40 new lists, so the notes grew with the square of the audiences
+    (1,000 renamed: 1,000 notes of 1,000 names) and filled the pull-request comment."""
+    workspace.destination(prune=True, policy={"allowListDeletion": True})
+    names = [f"segment-{i:02d}" for i in range(40)]
+    for name in names:
+        workspace.audience(name, {"inline": [f"{name}@example.com"]})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    for name in names:
+        (workspace.manifests / f"aud-{name}.yaml").unlink()
+        workspace.audience(f"eu-{name}", {"inline": [f"{name}@example.com"]})
+
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    notes = plan.json()["destinations"][0]["notes"]
+    assert len(notes) == 40
+    for note in notes:
+        assert "this plan creates 40 lists ('eu-segment-00', 'eu-segment-01', " in note
+        assert "'eu-segment-02' and 37 more)" in note
+        assert "eu-segment-03" not in note
+
+
 def test_a_list_renamed_in_iterable_is_noted_with_how_to_keep_it(workspace, cli, emulator_server):
     """Iterable's web app can rename a list; the manifest did not change. The note must not
     say the manifest's listName changed, and its advice must keep the list."""
