@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Callable, Collection
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ import jinja2
 
 from reconciler.layout import one_line
 from reconciler.members.identity import Member
-from reconciler.plan import CampaignUse, DestinationPlan, FieldUpdate, ListPlan, Plan
+from reconciler.plan import CampaignUse, DestinationPlan, FieldUpdate, ListPlan, Plan, Violation
 from reconciler.render.cut import cut_markdown
 from reconciler.render.masking import (
     Show,
@@ -70,6 +71,10 @@ class _Fit:
     # so that hundreds of lists a data refresh changes cannot push out what the rest of
     # the plan must say (another destination, a list prune deletes, consent holds, notes).
     routine_rows: int | None = None
+    # The safety policy's violations (and overrides) listed atop the plan (None: all),
+    # the rest counted by rule: 400 lists prune would delete, each blocked, pushed the
+    # summary line and the tables out of the comment.
+    violation_rows: int | None = None
 
 
 # How a plan too long for its limit is made to fit, tried in turn: first the rows of lists
@@ -77,8 +82,10 @@ class _Fit:
 # request changes are neither cut off among thousands it does not change nor shown
 # without their samples for them; then the campaigns no warning is about are counted
 # instead of listed; then smaller member samples per list, keeping every remaining row,
-# warning and destination; then as many rows of lists that only add and remove as fit
+# warning and destination; then the first VIOLATION_ROWS violations of the safety policy
+# (the rest counted by rule); then as many rows of lists that only add and remove as fit
 # (plan_markdown finds how many).
+VIOLATION_ROWS = 20
 _FITS = (
     _Fit(),
     _Fit(hide_quiet=True),
@@ -86,7 +93,8 @@ _FITS = (
     _Fit(3, 5, True, False),
     _Fit(1, 1, True, False),
     _Fit(0, 0, True, False),
-    _Fit(0, 0, True, False, routine_rows=0),
+    _Fit(0, 0, True, False, violation_rows=VIOLATION_ROWS),
+    _Fit(0, 0, True, False, routine_rows=0, violation_rows=VIOLATION_ROWS),
 )
 
 
@@ -294,6 +302,8 @@ def _context(plan: Plan, show_members: bool, allowed: Collection[str] = ()) -> d
         "is_quiet": _is_quiet,
         "all_campaigns": True,
         "routine_rows": None,
+        "violation_rows": None,
+        "by_rule": _by_rule,
         "is_routine": _routine({(v.destination, v.list_name) for v in violations}),
         "campaigns_listed": _campaigns_listed,
         "campaigns_unlisted": _campaigns_unlisted,
@@ -311,6 +321,12 @@ def _routine(violated: Collection[tuple[str, str]]) -> Any:
         return not any(c in warned for c in d.campaigns_of(lp.list_name))
 
     return routine
+
+
+def _by_rule(violations: Sequence[Violation]) -> str:
+    """How many violations of each rule: "list_deletion 380, removals 2"."""
+    counts = Counter(v.rule for v in violations)
+    return ", ".join(f"{rule} {count:,}" for rule, count in sorted(counts.items()))
 
 
 def _lists_named(plan: Plan, which: Callable[[ListPlan], bool]) -> list[str]:
@@ -354,6 +370,8 @@ def plan_markdown(
         len(_campaigns_listed(d, False)) < len(set(d.campaigns)) for d in plan.destinations
     )
 
+    many_violations = len(plan.violations()) > VIOLATION_ROWS
+
     def render(fit: _Fit) -> tuple[str, str]:
         text = template.render(
             {
@@ -363,6 +381,7 @@ def plan_markdown(
                 "hide_quiet": fit.hide_quiet,
                 "all_campaigns": fit.all_campaigns,
                 "routine_rows": fit.routine_rows,
+                "violation_rows": fit.violation_rows,
             }
         )
         return text, _fit_note(fit)
@@ -375,6 +394,7 @@ def plan_markdown(
             fit,
             hide_quiet=fit.hide_quiet and quiet,
             all_campaigns=fit.all_campaigns or not unwarned,
+            violation_rows=fit.violation_rows if many_violations else None,
         )
         if fit in tried:
             continue
@@ -426,6 +446,8 @@ def _fit_note(fit: _Fit) -> str:
         cuts.append("lists with no changes not shown")
     if not fit.all_campaigns:
         cuts.append("campaigns listed only where they need a warning (the others counted)")
+    if fit.violation_rows is not None:
+        cuts.append(f"violations listed up to {fit.violation_rows}")
     if fit.routine_rows is not None:
         cuts.append("some lists with only adds and removes not shown")
     if not cuts:

@@ -275,3 +275,33 @@ def test_hundreds_of_changed_lists_keep_every_destination_deletion_hold_and_note
 def rendered_tables_close(text: str) -> bool:
     rendered = html(text)
     return rendered.count("<table>") == rendered.count("</table>") == 2
+
+
+def test_hundreds_of_blocked_deletions_keep_the_summary_and_the_tables():
+    """Audiences moved out of the manifest directory by mistake: prune plans to delete 400
+    lists and the policy blocks each. The caution listed every one before the summary line
+    and the tables, and the cut took both: the comment said the plan was blocked, but not
+    what it did."""
+    deletions = tuple(ListDeletion(5_000 + i, f"audience-{i:04d}") for i in range(400))
+    plan = Plan(
+        (
+            DestinationPlan(
+                destination="prod",
+                project_type="email",
+                lists=(changed_list("kept", 1),),
+                member_read="read",
+                deletions=deletions,
+            ),
+        )
+    )
+    assert len(plan_markdown(plan, limit=10**9)) > MARKDOWN_LIMIT
+
+    text = plan_markdown(plan)
+
+    assert len(text) <= MARKDOWN_LIMIT
+    assert "plan truncated" not in text
+    assert "**400** to delete" in text
+    assert "| audience-0399 | 5399 | | | | | **delete list** (prune) |" in text
+    assert "deletes list 'audience-0019'" in text and "deletes list 'audience-0020'" not in text
+    assert "> - ... and 380 more (list_deletion 380)" in text
+    assert "violations listed up to 20" in text.lower()
