@@ -405,8 +405,29 @@ def plan_markdown(
                 # As many of those rows as fit, by halves: a few renders, not one a row.
                 fit, text, note = _most_rows(fit, render, limit, _routine_most(plan, context))
             return text + ("\n" + note if note else "")
-    note = "_(plan truncated to fit; run `reconciler plan` to see it all)_\n"
-    return cut_markdown(text, limit, note)
+    return _truncated(text, limit, [d.destination for d in plan.destinations])
+
+
+def _truncated(text: str, limit: int, destinations: Sequence[str]) -> str:
+    """`text` cut to `limit`, its note naming the destinations the cut took whole: the
+    tables of one destination's hundreds of lists pushed out every destination after it,
+    with no word that they were there."""
+    gone: list[str] = []
+    for _ in range(3):  # a longer note may cut one more destination: until it is stable
+        named = ", ".join(f"`{name}`" for name in gone)
+        said = (
+            f": the rest of the plan, destination{'s' if len(gone) != 1 else ''} {named} "
+            "included, is not shown"
+            if gone
+            else ""
+        )
+        note = f"_(plan truncated to fit{said}; run `reconciler plan` to see it all)_\n"
+        cut = cut_markdown(text, limit, note)
+        missing = [name for name in destinations if f"#### Destination `{name}`" not in cut]
+        if missing == gone:
+            return cut
+        gone = missing
+    return cut
 
 
 def _routine_most(plan: Plan, context: dict[str, Any]) -> int:

@@ -95,7 +95,7 @@ def test_the_job_summary_gets_the_full_samples_the_comment_had_to_cut():
 
 def test_a_plan_too_big_even_without_samples_is_cut_with_its_blocks_closed():
     # Lists to create: each row says so, so none is counted in a row of routine ones.
-    plan = many_lists_plan(600)
+    plan = many_lists_plan(1000)
     plan = Plan(
         tuple(
             dataclasses.replace(
@@ -116,6 +116,12 @@ def test_a_plan_too_big_even_without_samples_is_cut_with_its_blocks_closed():
     kept = text.split("_(plan truncated")[0]
     assert kept.count("<details>") == kept.count("</details>")
     assert "prod-segment-0000" in text  # the start of the plan is kept
+    # It says what the cut took that a reviewer would otherwise not know was there.
+    assert "#### Destination `eu`" not in text
+    assert (
+        "plan truncated to fit: the rest of the plan, destination `eu` included, is not shown"
+        in text
+    )
 
 
 def unchanged_list(name: str, list_id: int) -> ListPlan:
