@@ -75,6 +75,9 @@ class _Fit:
     # the rest counted by rule: 400 lists prune would delete, each blocked, pushed the
     # summary line and the tables out of the comment.
     violation_rows: int | None = None
+    # A destination's notes shown (None: all), the rest counted: 200 audience keys renamed
+    # at once make a note of about 420 characters on each old list.
+    note_rows: int | None = None
 
 
 # How a plan too long for its limit is made to fit, tried in turn: first the rows of lists
@@ -84,8 +87,9 @@ class _Fit:
 # instead of listed; then smaller member samples per list, keeping every remaining row,
 # warning and destination; then the first VIOLATION_ROWS violations of the safety policy
 # (the rest counted by rule); then as many rows of lists that only add and remove as fit
-# (plan_markdown finds how many).
+# (plan_markdown finds how many); then the first NOTE_ROWS notes of each destination.
 VIOLATION_ROWS = 20
+NOTE_ROWS = 20
 _FITS = (
     _Fit(),
     _Fit(hide_quiet=True),
@@ -95,6 +99,7 @@ _FITS = (
     _Fit(0, 0, True, False),
     _Fit(0, 0, True, False, violation_rows=VIOLATION_ROWS),
     _Fit(0, 0, True, False, routine_rows=0, violation_rows=VIOLATION_ROWS),
+    _Fit(0, 0, True, False, routine_rows=0, violation_rows=VIOLATION_ROWS, note_rows=NOTE_ROWS),
 )
 
 
@@ -303,6 +308,7 @@ def _context(plan: Plan, show_members: bool, allowed: Collection[str] = ()) -> d
         "all_campaigns": True,
         "routine_rows": None,
         "violation_rows": None,
+        "note_rows": None,
         "by_rule": _by_rule,
         "is_routine": _routine({(v.destination, v.list_name) for v in violations}),
         "campaigns_listed": _campaigns_listed,
@@ -371,6 +377,7 @@ def plan_markdown(
     )
 
     many_violations = len(plan.violations()) > VIOLATION_ROWS
+    many_notes = any(len(d.notes) > NOTE_ROWS for d in plan.destinations)
 
     def render(fit: _Fit) -> tuple[str, str]:
         text = template.render(
@@ -382,6 +389,7 @@ def plan_markdown(
                 "all_campaigns": fit.all_campaigns,
                 "routine_rows": fit.routine_rows,
                 "violation_rows": fit.violation_rows,
+                "note_rows": fit.note_rows,
             }
         )
         return text, _fit_note(fit)
@@ -395,6 +403,7 @@ def plan_markdown(
             hide_quiet=fit.hide_quiet and quiet,
             all_campaigns=fit.all_campaigns or not unwarned,
             violation_rows=fit.violation_rows if many_violations else None,
+            note_rows=fit.note_rows if many_notes else None,
         )
         if fit in tried:
             continue
@@ -446,10 +455,11 @@ def _most_rows(
     """`fit` (which fits showing no routine row) with as many routine rows per destination
     as still fit in `limit`, and its text and note."""
     best = (fit, *render(fit))
-    low, high = 1, most - 1  # `most` of them is no fit: the fit before showed them all
+    low, high = 1, most
     while low <= high:
         middle = (low + high) // 2
-        trial = dataclasses.replace(fit, routine_rows=middle)
+        # Every one of them shown is none left out: the note must not say some are.
+        trial = dataclasses.replace(fit, routine_rows=middle if middle < most else None)
         text, note = render(trial)
         if len(text) + len(note) + 1 <= limit:
             best, low = (trial, text, note), middle + 1
@@ -471,6 +481,8 @@ def _fit_note(fit: _Fit) -> str:
         cuts.append(f"violations listed up to {fit.violation_rows}")
     if fit.routine_rows is not None:
         cuts.append("some lists with only adds and removes not shown")
+    if fit.note_rows is not None:
+        cuts.append(f"notes listed up to {fit.note_rows} a destination")
     if not cuts:
         return ""
     said = "; ".join(cuts)

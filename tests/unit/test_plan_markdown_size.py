@@ -311,3 +311,43 @@ def test_hundreds_of_blocked_deletions_keep_the_summary_and_the_tables():
     assert "deletes list 'audience-0019'" in text and "deletes list 'audience-0020'" not in text
     assert "> - ... and 380 more (list_deletion 380)" in text
     assert "violations listed up to 20" in text.lower()
+
+
+def test_hundreds_of_notes_keep_the_next_destination():
+    """200 audience keys renamed at once: a note on each old list (about 420 characters)
+    outgrew the comment after every other fit, and the cut took the next destination."""
+    note = (
+        "list 'segment-{n:03d}' (list {n}) was created for audience 'segment-{n:03d}', which "
+        "no manifest declares any more, and this plan creates 200 lists ('eu-segment-000', "
+        "'eu-segment-001', 'eu-segment-002' and 197 more): it is deleted below (prune), "
+        "losing its id and history. If an audience was renamed from 'segment-{n:03d}', set "
+        "its listName: 'segment-{n:03d}' to keep list {n} and the campaigns and journeys "
+        "that use it."
+    )
+    prod = DestinationPlan(
+        destination="prod",
+        project_type="email",
+        lists=(changed_list("kept", 1),),
+        notes=tuple(note.format(n=n) for n in range(200)),
+    )
+    eu = DestinationPlan(
+        destination="eu",
+        project_type="email",
+        lists=(changed_list("eu-list", 2),),
+        deletions=(ListDeletion(9, "eu-retired"),),
+        allow_list_deletion=True,
+    )
+    plan = Plan((prod, eu))
+    assert len(plan_markdown(plan, limit=10**9)) > MARKDOWN_LIMIT
+
+    text = plan_markdown(plan)
+
+    assert len(text) <= MARKDOWN_LIMIT
+    assert "plan truncated" not in text
+    assert "| eu-retired | 9 | | | | | **delete list** (prune) |" in text
+    assert "'segment-019'" in text and "'segment-020'" not in text
+    assert "> ... and 180 more notes" in text
+    # The rows the notes made room for are all shown again.
+    assert "| kept | 1 | 30 | 20 |" in text and "| eu-list | 2 | 30 | 20 |" in text
+    assert "lists with only adds and removes not shown" not in text
+    assert "notes listed up to 20 a destination" in text.lower()
