@@ -387,6 +387,56 @@ def test_plan_markdown(name, golden):
     golden(f"plan/{name}.md", plan_markdown(PLANS[name]()))
 
 
+def too_big_plan() -> Plan:
+    """A plan of two destinations too big for a small limit: lists that only add and
+    remove, one holding members back, finished campaigns, prune blocked on many lists and
+    many notes, so that every fit plan_markdown has is needed."""
+    plain = tuple(
+        list_plan(
+            audience=f"segment-{n:02d}",
+            list_name=f"segment-{n:02d}",
+            list_id=500 + n,
+            add=(email(n),),
+            remove=(f"gone{n:02d}@example.com",),
+            max_removal_percent=100.0,
+        )
+        for n in range(12)
+    )
+    held = list_plan(
+        audience="held",
+        list_name="held",
+        list_id=499,
+        add=(email(90),),
+        left_themselves=("left@example.com",),
+        left_sources=(("EmailLink", 1),),
+    )
+    finished = tuple(
+        CampaignUse(lp.list_name, 9_000 + n, f"Weekly {n}", "Blast", "Finished", "send")
+        for lp in plain[:2]
+        for n in range(5)
+    )
+    prod = destination(
+        held,
+        *plain,
+        campaigns=(CampaignUse("held", 42, "Welcome", "Triggered", "Running", "send"), *finished),
+        deletions=tuple(ListDeletion(700 + n, f"retired-{n:02d}") for n in range(24)),
+        notes=tuple(f"note {n:02d} on a list left behind by a renamed audience" for n in range(24)),
+    )
+    eu = destination(list_plan(audience="eu", list_name="eu", list_id=800), destination="eu")
+    return Plan((prod, eu))
+
+
+def test_plan_markdown_made_to_fit(golden):
+    """What a comment too small for the plan keeps: every destination, list prune
+    deletes, hold and warning; the rest counted."""
+    text = plan_markdown(too_big_plan(), limit=8_000)
+    assert len(text) <= 8_000 and "plan truncated" not in text
+    # A heading is not left without its lines when the lines' list rows were left out.
+    assert "changes:\n\n\n" not in text
+    assert "'Welcome' (id 42): **1 added member can be messaged by it**" in text
+    golden("plan/made_to_fit.md", text)
+
+
 def test_plan_with_members_shown(golden):
     """--show-members: the same plan with identifiers in full (local use only)."""
     plan = adds_and_removes_plan()
