@@ -80,28 +80,30 @@ def check_base_url(destination: Destination, environ: Mapping[str, str] | None =
     region_url = REGION_URLS.get(spec.region)
     if region_url is not None and origin == _origin(region_url):
         return
+    # Another data center's own host: the region is what is wrong (a key works only in
+    # its project's data center). Refused even when listed as trusted: a team with
+    # destinations in both data centers may list both hosts, and an EU project's key must
+    # still never go to the US host (nor the EU's no-email-projects check be skipped).
+    other = next((r for r, url in REGION_URLS.items() if origin == _origin(url)), None)
+    where = f"{destination.field_location('baseUrl')}: destination {destination.name!r}"
+    if other is not None:
+        raise ConfigError(
+            f"{where}: the API key is not sent to baseUrl {_show(origin)}: a key works only in "
+            f"its project's data center, and the destination says region: {spec.region}; "
+            f"{_show(origin)} is Iterable's {other} host: for a project in that data center "
+            f"set region: {other} and no baseUrl"
+        )
     if is_loopback(origin[1]):
         return
     listed = (environ if environ is not None else os.environ).get(TRUSTED_BASE_URLS, "")
     if origin in {_origin(url) for url in re.split(r"[\s,]+", listed) if url}:
         return
     host = f"Iterable's {spec.region} host {region_url}" if region_url else "the emulator"
-    # Another data center's own host: the region is what is wrong (a key works only in
-    # its project's data center), and trusting the host would leave it wrong.
-    other = next((r for r, url in REGION_URLS.items() if origin == _origin(url)), None)
-    hint = (
-        f"; {_show(origin)} is Iterable's {other} host: for a project in that data center "
-        f"set region: {other} and no baseUrl"
-        if other is not None
-        else ""
-    )
     raise ConfigError(
-        f"{destination.field_location('baseUrl')}: destination {destination.name!r}: the API "
-        f"key is not sent to baseUrl {_show(origin)}: a key goes only to {host}, to this "
-        f"computer (127.0.0.1, ::1, localhost), or to an address listed in "
+        f"{where}: the API key is not sent to baseUrl {_show(origin)}: a key goes only to "
+        f"{host}, to this computer (127.0.0.1, ::1, localhost), or to an address listed in "
         f"{TRUSTED_BASE_URLS} where the key is set (e.g. "
         f"{TRUSTED_BASE_URLS}={_show(origin)}); a manifest alone cannot send it elsewhere"
-        f"{hint}"
     )
 
 

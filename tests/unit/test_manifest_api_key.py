@@ -9,6 +9,7 @@ import pytest
 
 from reconciler.connect import TRUSTED_BASE_URLS, check_base_url
 from reconciler.errors import ConfigError
+from reconciler.iterable import REGION_URLS
 from reconciler.manifest import (
     ApiKeyRef,
     Destination,
@@ -209,6 +210,30 @@ def test_the_other_data_center_as_base_url_says_to_set_the_region(
     with pytest.raises(ConfigError) as raised:
         check_base_url(with_base_url(tmp_path, "https://attacker.example", region), environ={})
     assert "data center" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("region", "base_url", "other"),
+    [
+        ("eu", "https://api.iterable.com", "us"),
+        ("us", "https://api.eu.iterable.com/", "eu"),
+        ("sandbox", "https://api.eu.iterable.com", "eu"),
+    ],
+)
+def test_the_other_data_center_is_refused_even_when_listed_as_trusted(
+    tmp_path: Path, region: str, base_url: str, other: str
+) -> None:
+    # A team with a US and an EU destination may list both of Iterable's hosts in the
+    # trusted list; an EU destination's key still never goes to the US host (where it is
+    # refused, and the EU's no-email-projects check would be skipped), nor the other way.
+    trusted = {TRUSTED_BASE_URLS: "https://api.iterable.com https://api.eu.iterable.com"}
+    with pytest.raises(ConfigError) as raised:
+        check_base_url(with_base_url(tmp_path, base_url, region), trusted)
+    assert str(raised.value).endswith(
+        f"is Iterable's {other} host: for a project in that data center set region: "
+        f"{other} and no baseUrl"
+    )
+    check_base_url(with_base_url(tmp_path, REGION_URLS[other], other), trusted)
 
 
 @pytest.mark.parametrize(
