@@ -322,21 +322,41 @@ class _Collector:
     def check_identity_columns(self) -> None:
         """A CSV or Parquet file with `user_id` and no `userId` in a project that identifies
         people by userId: the audience would silently use emails alone (hybrid), or skip
-        every row (userId), so the column's likely meaning is said where it is named."""
+        every row (userId), so the column's likely meaning is said where it is named. And
+        one with no column at all for the identifier the project keys users by (a file of
+        emails for a userID-based project): every row is skipped, which the problem of each
+        row does not say at once."""
         # Imported here: sources import this package.
         from reconciler.sources.registry import source_for
-        from reconciler.sources.rows import undeclared_user_id
+        from reconciler.sources.rows import missing_key_column, undeclared_user_id
 
         for audience in self.audiences.values():
             destination = self.destinations.get(audience.spec.destination)
-            if destination is None or destination.spec.projectType == "email":
+            if destination is None:
                 continue
+            project_type = destination.spec.projectType
             source = source_for(audience)
             names = source.peek_columns()
             if names is None:
                 continue
-            lookalike = undeclared_user_id(names, audience.spec.members)
+            lookalike = (
+                undeclared_user_id(names, audience.spec.members)
+                if project_type != "email"
+                else None
+            )
             if lookalike is None:
+                key = missing_key_column(names, audience.spec.members, project_type)
+                if key is not None:
+                    self.warnings.append(
+                        audience.field_location("members", source.field).problem(
+                            f"members.{source.field}: "
+                            f"{getattr(audience.spec.members, source.field)} has no column "
+                            f"named {quoted(getattr(audience.spec.members, key))}, and "
+                            f"{project_type} projects identify users by {key}, so every row "
+                            f"is skipped; set `{key}: COLUMN` under members to name the "
+                            "column that holds them"
+                        )
+                    )
                 continue
             field_name = source.field
             without = {

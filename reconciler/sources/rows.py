@@ -104,6 +104,21 @@ def undeclared_user_id(names: Sequence[str], spec: MembersSpec) -> str | None:
     return next((n for n in names if len(n) <= 64 and _letters(n) == wanted), None)
 
 
+def missing_key_column(
+    names: Sequence[str], spec: MembersSpec, project_type: ProjectType
+) -> str | None:
+    """The identifier a project of this type keys users by ("userId" in userID-based
+    projects, "email" in email-based ones) when the columns have none under its name and
+    the manifest does not name one: every row is then skipped for lacking it (a column
+    named in the manifest and missing is an error of its own, at read)."""
+    if project_type == "hybrid":
+        return None
+    key = "userId" if project_type == "userId" else "email"
+    if key in spec.model_fields_set or _column(names, getattr(spec, key)) is not None:
+        return None
+    return key
+
+
 def _letters(name: str) -> str:
     return "".join(c for c in name.casefold() if c.isalnum())
 

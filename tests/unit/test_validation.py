@@ -309,6 +309,33 @@ def test_a_userid_column_the_source_does_not_use_is_warned_of_at_its_line(
     assert f"warning: {warning}" in lines
 
 
+@pytest.mark.parametrize(
+    ("project_type", "header", "key"),
+    [("userId", "email,plan", "userId"), ("email", "userId,plan", "email")],
+)
+def test_a_source_without_the_projects_identifier_column_is_warned_of_at_its_line(
+    tmp_path: Path, project_type: str, header: str, key: str
+) -> None:
+    """In a userID-based project a file of emails alone (or in an email-based one, of
+    userIds alone) has every row skipped: one warning at the `csv:` line says why, besides
+    a problem per row."""
+    destination = {**DESTINATION, "spec": {**DESTINATION["spec"], "projectType": project_type}}  # type: ignore[dict-item]
+    root = write(
+        tmp_path,
+        destination,
+        audience("vip", {"csv": "vip.csv"}),
+        csv={"vip.csv": f"{header}\na@example.com,gold\nb@example.com,silver\n"},
+    )
+    found = validate(root)
+    (warning,) = found.manifest_warnings
+    assert (warning.line, warning.column > 1) == (3, True)
+    assert warning.message == (
+        f"members.csv: vip.csv has no column named {key!r}, and {project_type} projects "
+        f"identify users by {key}, so every row is skipped; set `{key}: COLUMN` under "
+        "members to name the column that holds them"
+    )
+
+
 def test_the_userid_warning_glances_at_the_header_without_copying_the_file(
     tmp_path: Path,
 ) -> None:
