@@ -340,12 +340,14 @@ class _Collector:
             if names is None:
                 continue
             lookalike = (
-                undeclared_user_id(names, audience.spec.members)
+                undeclared_user_id(names, audience.spec.members, source.exact_column_names)
                 if project_type != "email"
                 else None
             )
             if lookalike is None:
-                key = missing_key_column(names, audience.spec.members, project_type)
+                key = missing_key_column(
+                    names, audience.spec.members, project_type, source.exact_column_names
+                )
                 if key is not None:
                     self.warnings.append(
                         audience.field_location("members", source.field).problem(

@@ -107,6 +107,9 @@ class Source:
     # Whether a read reports its rows as they arrive (watch_rows): a query's stream from
     # its server, for minutes or hours, and a progress line silent that long looks hung.
     streams_rows: ClassVar[bool] = False
+    # Whether the identifier columns are found by their exact names (a CSV header), or
+    # case aside (Parquet and query columns: PostgreSQL folds `AS userId` to `userid`).
+    exact_column_names: ClassVar[bool] = False
 
     def __init__(self, audience: Audience) -> None:
         self.audience = audience

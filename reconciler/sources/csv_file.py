@@ -51,6 +51,7 @@ class CsvFile(Source):
     kind = "csv"
     field = "csv"
     columns_at_load: ClassVar[bool] = True
+    exact_column_names: ClassVar[bool] = True  # csv_identifier_columns
     traits_at_scale: ClassVar[bool] = True
 
     def __init__(self, audience: Audience) -> None:

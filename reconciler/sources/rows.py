@@ -93,11 +93,12 @@ def find_columns(
     return Columns(email, user_id, traits, tuple(names), source)
 
 
-def undeclared_user_id(names: Sequence[str], spec: MembersSpec) -> str | None:
-    """A column that looks like a userId (`user_id`, `User ID`) when `members.userId` is
-    not set and no column answers to its default name: the members are then identified
-    without it, and the column is only an extra one, which nothing would say."""
-    if "userId" in spec.model_fields_set or _column(names, spec.userId) is not None:
+def undeclared_user_id(names: Sequence[str], spec: MembersSpec, exact: bool = False) -> str | None:
+    """A column that looks like a userId (`user_id`, `User ID`, or in a CSV, whose header
+    is matched `exact`ly, `userid`) when `members.userId` is not set and no column answers
+    to its default name: the members are then identified without it, and the column is
+    only an extra one, which nothing would say."""
+    if "userId" in spec.model_fields_set or _found(names, spec.userId, exact):
         return None
     wanted = _letters(spec.userId)
     # Short names only: the name is quoted in the warning.
@@ -105,18 +106,25 @@ def undeclared_user_id(names: Sequence[str], spec: MembersSpec) -> str | None:
 
 
 def missing_key_column(
-    names: Sequence[str], spec: MembersSpec, project_type: ProjectType
+    names: Sequence[str], spec: MembersSpec, project_type: ProjectType, exact: bool = False
 ) -> str | None:
     """The identifier a project of this type keys users by ("userId" in userID-based
-    projects, "email" in email-based ones) when the columns have none under its name and
-    the manifest does not name one: every row is then skipped for lacking it (a column
-    named in the manifest and missing is an error of its own, at read)."""
+    projects, "email" in email-based ones) when the columns have none under its name
+    (`exact`: as a CSV header is matched) and the manifest does not name one: every row is
+    then skipped for lacking it (a column named in the manifest and missing is an error
+    of its own, at read)."""
     if project_type == "hybrid":
         return None
     key = "userId" if project_type == "userId" else "email"
-    if key in spec.model_fields_set or _column(names, getattr(spec, key)) is not None:
+    if key in spec.model_fields_set or _found(names, getattr(spec, key), exact):
         return None
     return key
+
+
+def _found(names: Sequence[str], wanted: str, exact: bool) -> bool:
+    """Whether a source reads a column of `names` as `wanted`: a CSV's by its exact name
+    (csv_identifier_columns), other sources' case aside too (_column)."""
+    return wanted in names if exact else _column(names, wanted) is not None
 
 
 def _letters(name: str) -> str:

@@ -272,7 +272,9 @@ def test_counts_are_worded_for_one_and_many() -> None:
         ("hybrid", "email,User ID", {}, "identified by email alone"),
         ("userId", "email,user-id", {}, "skipped as having no userId"),
         ("hybrid", "email,user_id", {"userId": "user_id"}, None),
-        ("hybrid", "email,USERID", {}, None),  # the default name, case aside: found
+        # A CSV's columns are matched exactly: `USERID` is not the default `userId`.
+        ("hybrid", "email,USERID", {}, "identified by email alone"),
+        ("userId", "email,userid", {}, "skipped as having no userId"),
         ("hybrid", "email,user_id_hash", {}, None),
         ("email", "email,user_id", {}, None),
     ],
@@ -334,6 +336,23 @@ def test_a_source_without_the_projects_identifier_column_is_warned_of_at_its_lin
         f"identify users by {key}, so every row is skipped; set `{key}: COLUMN` under "
         "members to name the column that holds them"
     )
+
+
+def test_a_parquet_column_named_userid_in_another_case_is_the_userid(tmp_path: Path) -> None:
+    """Parquet and query columns are matched case aside (PostgreSQL folds `AS userId` to
+    `userid`), so such a column is used, and no warning says otherwise."""
+    import duckdb
+
+    with duckdb.connect() as connection:
+        connection.execute(
+            f"COPY (SELECT 'a@example.com' AS email, 'u-1' AS USERID) TO "
+            f"'{tmp_path / 'vip.parquet'}' (FORMAT parquet)"
+        )
+    destination = {**DESTINATION, "spec": {**DESTINATION["spec"], "projectType": "userId"}}  # type: ignore[dict-item]
+    root = write(tmp_path, destination, audience("vip", {"parquet": "vip.parquet"}))
+    found = validate(root)
+    assert found.manifest_warnings == ()
+    assert found.ok and found.members == 1
 
 
 def test_the_userid_warning_glances_at_the_header_without_copying_the_file(
