@@ -218,6 +218,19 @@ def looks_like_email(identifier: str) -> bool:
     return bool(_EMAIL.match(identifier))
 
 
+def _email_of(project_type: ProjectType, email: str) -> str | None:
+    """The member's email, normalised. In a userID-based project the email identifies
+    nobody and is never sent (subscribers and updates carry the userId alone), so one that
+    is no address (a CRM's `n/a`) is left out rather than the member skipped; elsewhere
+    it would be sent, and InvalidIdentity skips the row."""
+    if project_type != "userId":
+        return normalise_email(email)
+    try:
+        return normalise_email(email)
+    except InvalidIdentity:
+        return None
+
+
 def make_member(
     project_type: ProjectType,
     email: str | None,
@@ -230,7 +243,7 @@ def make_member(
     """
     email = email.strip() if isinstance(email, str) and email.strip() else None
     user_id = user_id if isinstance(user_id, str) and user_id.strip() else None
-    norm_email = normalise_email(email) if email is not None else None
+    norm_email = _email_of(project_type, email) if email is not None else None
     norm_user_id = validate_user_id(user_id) if user_id is not None else None
 
     key_kind: KeyKind

@@ -73,3 +73,22 @@ def test_a_row_with_an_email_alone_keeps_its_member_in_a_user_id_project(
     summary = json.loads(again.stdout)["summary"]
     (lp,) = json.loads(again.stdout)["destinations"][0]["lists"]
     assert (summary["members_to_remove"], lp["kept_for_skipped_rows"]) == (0, 1)
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_an_email_that_is_no_address_does_not_keep_a_member_off_a_user_id_projects_list(
+    typed_workspace, cli, monkeypatch, engine
+):
+    """userID-based projects identify users by userId and reconciler sends them nothing
+    else: a CRM's placeholder in the email column (`n/a`) is no reason to skip the member,
+    under either engine."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    ws, proj = typed_workspace("userId")
+    ws.csv("m.csv", "userId,email", ["U-1,n/a", "U-2,b@x.io", "U-3,", "U-4, N/A "])
+    ws.audience("vip", {"csv": "m.csv"})
+    result = cli("apply", ws.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "invalid email" not in result.output
+    (lid,) = proj.lists
+    assert sorted(proj.members(lid)) == ["U-1", "U-2", "U-3", "U-4"]
+    assert cli("plan", ws.manifests, "--detailed-exitcode").exit_code == 0

@@ -50,6 +50,19 @@ def test_user_id_project_keys_by_user_id_and_needs_one():
         make_member("userId", "bob@example.com", None)
 
 
+@pytest.mark.parametrize("email", ["n/a", "unknown", "bob@localhost", "-"])
+def test_an_email_that_is_no_address_does_not_skip_a_user_id_projects_member(email):
+    """The email identifies nobody in a userID-based project and is never sent there, so a
+    placeholder in the column (`n/a`) leaves the member to its userId, email unset; where
+    it would be sent (hybrid, email-based) it still skips the row."""
+    m = make_member("userId", email, "U1")
+    assert (m.key_kind, m.key, m.email, m.user_id) == ("userId", "U1", None, "U1")
+    assert make_member("userId", " Bob@Example.com ", "U1").email == "bob@example.com"
+    for project_type in ("hybrid", "email"):
+        with pytest.raises(InvalidIdentity, match="invalid email"):
+            make_member(project_type, email, "U1")
+
+
 def test_hybrid_prefers_user_id_then_email():
     assert make_member("hybrid", "a@example.com", "u1").key == "u1"
     assert make_member("hybrid", "A@example.com", "").key == "a@example.com"

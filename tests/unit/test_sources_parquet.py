@@ -48,13 +48,17 @@ def test_custom_columns_integer_user_ids_and_invalid_rows_with_their_row(tmp_pat
 
     result = read_members(audience, "userId")
 
-    assert sorted(result.members) == ["1"]  # warehouse integers are userIds as text
+    # Warehouse integers are userIds as text; an email that is no address is left out in
+    # a userID-based project (never sent there), its member kept.
+    assert sorted(result.members) == ["1", "2"]
+    assert result.members["2"].email is None
     assert result.duplicates == 1
     assert [str(issue) for issue in result.issues] == [
         # Named relative to the working directory (here tmp_path), as messages show paths.
-        f"{path.name}:row 2: invalid email 'not-an-email'",
         f"{path.name}:row 3: no userId: userID-based projects identify users by userId",
     ]
+    hybrid = read_members(audience, "hybrid")
+    assert str(hybrid.issues[0]) == (f"{path.name}:row 2: invalid email 'not-an-email'")
 
 
 def test_rows_are_fetched_in_chunks_not_all_at_once(

@@ -870,13 +870,24 @@ def _checked_sql(
         f"CASE WHEN u = '' THEN NULL WHEN contains({_SPACES}, left(u, 1)) "
         f"AND regexp_full_match(u, '{space}*') THEN NULL ELSE u END"
     )
+    # In a userID-based project an email that is no address is left out, the member kept
+    # (identity._email_of); elsewhere it skips the row.
+    invalid_email = f"slow_email IS NOT NULL AND NOT regexp_full_match(slow_email, '{pattern}')"
+    valid_email = (
+        f"CASE WHEN NOT ({invalid_email}) THEN slow_email END"
+        if project_type == "userId"
+        else "slow_email"
+    )
+    invalid_email_rule = (
+        "" if project_type == "userId" else f"WHEN {invalid_email} THEN {INVALID_EMAIL}"
+    )
     kept = []
     if columns.email:
         kept.append(
             # A skipped row keeps its email as written (stripped): shown when it is the
             # problem, and loosened for skipped_ids as the Python engine loosens the cell.
             "CASE WHEN fast THEN le WHEN problem IS NOT NULL THEN slow_email_raw "
-            "ELSE slow_email END AS email"
+            f"ELSE {valid_email} END AS email"
         )
     if columns.user_id:
         kept.append("CASE WHEN fast THEN u ELSE slow_user_id END AS user_id")
@@ -900,9 +911,7 @@ def _checked_sql(
             SELECT *,
                 CASE WHEN fast THEN NULL ELSE CAST(CASE
                     WHEN blank THEN {BLANK}
-                    WHEN slow_email IS NOT NULL
-                         AND NOT regexp_full_match(slow_email, '{pattern}')
-                        THEN {INVALID_EMAIL}
+                    {invalid_email_rule}
                     WHEN slow_user_id IS NOT NULL AND length(slow_user_id) > {MAX_USER_ID_LENGTH}
                         THEN {LONG_USER_ID}
                     WHEN slow_user_id IS NOT NULL
