@@ -303,6 +303,13 @@ def _plan_from_live(
         live.all_lists,
         declared or set(),
     )
+    # Forgotten users, and unknown ones an audience may not create, are not sent. Left out
+    # first: consent is then read only for adds that will be sent (an updateExistingUsers-
+    # Only audience of unknown people otherwise read the project's unsubscribes, and in a
+    # userID-based project exported every profile, on every run, to add nobody); and the
+    # fields are planned with them held back (field_tables.held_back), so no bulkUpdate,
+    # which creates unknown users, is planned for them.
+    left_out = leave_out_unsendable(client, desired.project_type, lists, live.users_file or users)
     # People who left a list themselves, or its channel, are not re-added (issue 19).
     # Known before the fields are planned: a member held back gets no subscribe, so its
     # fields from another list it is on must be read and updated, not left to that
@@ -310,7 +317,7 @@ def _plan_from_live(
     consented = respect_consent(
         client,
         desired.project_type,
-        lists,
+        left_out.lists,
         live.channel_unsubscribed,
         max((_list_size(x) for x in live.managed.values()), default=0),
         live.channels_from or "export job",
@@ -327,19 +334,13 @@ def _plan_from_live(
     )
     if fields.live_digest is not None:
         prints[FIELDS_KEY] = {"digest": fields.live_digest}
-    # Forgotten users, and unknown ones an audience may not create, are not sent. Left out
-    # after the fields are planned: their fields were to ride on the subscribe, so no
-    # bulkUpdate (which creates unknown users) is planned for them.
-    left_out = leave_out_unsendable(
-        client, desired.project_type, fields.lists, live.users_file or users
-    )
     campaigns, campaigns_error, campaign_ids = _read_campaigns(
-        client, left_out.lists, pruned.deletions
+        client, fields.lists, pruned.deletions
     )
     return plan_destination(
         desired.destination.name,
         desired.project_type,
-        left_out.lists,
+        fields.lists,
         skipped,
         pruned.deletions,
         allow_list_deletion=dest_spec.policy.allowListDeletion,
@@ -355,7 +356,7 @@ def _plan_from_live(
         field_issues_unlisted=field_issues_unlisted,
         member_read=live.describe_reads(),
         notes=_destination_notes(
-            desired, live, declared, pruned, left_out.lists, campaign_ids, fields
+            desired, live, declared, pruned, fields.lists, campaign_ids, fields
         ),
         duplicate_rows=sum(item.duplicates for item in desired.lists),
         campaigns=tuple(campaigns),

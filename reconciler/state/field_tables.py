@@ -172,12 +172,13 @@ def held_back(lp: ListPlan) -> frozenset[str]:
     added to it, so its mapping neither subscribes them with fields nor updates theirs
     (another list they are on still does). And members on it under another spelling of
     their email (plan/planner.py `keep_respelled`): their profile is not found by the
-    source's spelling, which Iterable may refuse, or make a second profile of."""
-    if not lp.left_themselves and not lp.channel_unsubscribed and not lp.respelled:
+    source's spelling, which Iterable may refuse, or make a second profile of. And adds
+    left out as forgotten or unknown (state/unsendable.py): a bulkUpdate of their fields
+    would be refused, or create the user an updateExistingUsersOnly audience may not."""
+    held = (lp.left_themselves, lp.channel_unsubscribed, lp.respelled, lp.forgotten, lp.not_created)
+    if not any(held):
         return frozenset()
-    return (
-        frozenset(lp.left_themselves) | frozenset(lp.channel_unsubscribed) | frozenset(lp.respelled)
-    )
+    return frozenset(key for keys in held for key in keys)
 
 
 def _without(engine: Engine, values: ValuesTable, keys: frozenset[str]) -> ValuesTable:

@@ -123,6 +123,35 @@ def test_a_plan_that_adds_nobody_reads_no_consent(
     assert not [r for r in log if r.path == EXPORT or _per_user_read(r.path)]
 
 
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_adds_left_out_as_unknown_or_forgotten_read_no_consent(
+    field_workspace,  # noqa: F811
+    cli,
+    monkeypatch,
+    engine,
+):
+    """An updateExistingUsersOnly audience whose adds Iterable does not know (or has
+    forgotten) adds nobody: its plan reads no consent either (events export, profiles'
+    export or per-user reads) for people it will not send. In a userID-based project
+    whose sources carry emails the profiles' read is an export of every profile: on every
+    scheduled run of such an audience, for nothing."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    ws, server, proj = field_workspace("userId", engine)
+    list_id = proj.add_list("vip", mark(None))
+    proj.subscribe_direct(list_id, user_id="U-1", email="u1@example.com")
+    proj.add_user(user_id="U-9", email="u9@example.com")
+    proj.forget(user_id="U-9")
+    ws.csv("data/vip.csv", "userId,email", ["U-1,u1@example.com", "U-2,u2@example.com", "U-9,"])
+    ws.audience("vip", {"csv": "data/vip.csv"}, updateExistingUsersOnly=True)
+    server.emulator.clear_log()
+    body, reads = _planned(cli, ws)
+    summary = body["summary"]
+    assert (summary["members_to_add"], summary["members_not_created"]) == (0, 1)
+    assert summary["members_forgotten"] == 1
+    assert "consent" not in reads, reads
+    assert not [r for r in server.emulator.request_log if r.path == EXPORT]
+
+
 def test_many_adds_are_read_by_one_export_after_the_diff(
     field_workspace,  # noqa: F811
     cli,

@@ -562,8 +562,13 @@ def test_two_destinations_read_by_getusers_share_the_project_user_export(
     # One read the export, for both; the other says whose it took, and for what.
     (reader,) = [name for name, said in notes.items() if not said]
     (taker,) = {"prod", "growth"} - {reader}
-    taken = "emails of userIds, profiles' unsubscribedChannelIds" + (
-        ", mapped fields' values and users' existence" if existing else " and mapped fields' values"
+    # In the order the plan reads them: whether the adds exist before the consent guard
+    # reads who opted out (only of adds that are sent).
+    taken = (
+        "emails of userIds, users' existence, profiles' unsubscribedChannelIds and mapped "
+        "fields' values"
+        if existing
+        else "emails of userIds, profiles' unsubscribedChannelIds and mapped fields' values"
     )
     assert notes[taker] == [
         f"{taken} taken from the user export of destination {reader!r}, which names the same "
