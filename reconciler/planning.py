@@ -64,7 +64,7 @@ from reconciler.state.field_tables import conflict_group
 from reconciler.state.fields import FieldsPlan, plan_fields
 from reconciler.state.live import LiveDestination, LiveList, read_live
 from reconciler.state.routes import choose_route
-from reconciler.state.unsendable import leave_out_unsendable
+from reconciler.state.unsendable import leave_out_unsendable, not_created_after_consent
 from reconciler.state.users_file import SharedUsers, UsersShare
 from reconciler.traits import values as trait_values
 from reconciler.traits.limits import field_limit_note
@@ -324,6 +324,7 @@ def _plan_from_live(
         _events_share(client, desired.destination.name, live, reads),
         users,
     )
+    consented.lists = not_created_after_consent(consented.lists, left_out, desired.project_type)
     pruned = _prune(live, declared if dest_spec.prune else None, consented.lists, prints)
     # Trait mappings: fields ride on subscribes, the rest become bulkUpdates. A value
     # that cannot be sent leaves out that field only: its member is still sent.

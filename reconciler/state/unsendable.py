@@ -42,6 +42,10 @@ MAX_TABLE_CHECK = 100_000
 class LeftOut:
     lists: list[ListPlan]
     reads: list[str] = field(default_factory=list)  # what was read, for people
+    # Unknown adds of updateExistingUsersOnly lists kept because another list's subscribe
+    # creates them, by list name: settled by not_created_after_consent once consent has
+    # held its people back (then nothing may create them).
+    created_elsewhere: dict[str, tuple[Member, ...]] = field(default_factory=dict)
 
 
 def forgotten_hash(identifier: str) -> str:
@@ -78,7 +82,9 @@ def leave_out_unsendable(
         if emails or user_ids:
             out.lists = [_without_forgotten(lp, emails, user_ids) for lp in out.lists]
     try:
-        out.lists = _without_unknown(client, project_type, out.lists, out.reads, users_file)
+        out.lists = _without_unknown(
+            client, project_type, out.lists, out.reads, users_file, out.created_elsewhere
+        )
     except IterableError as exc:
         out.reads.append(
             f"whether updateExistingUsersOnly members exist could not be read ({_why(exc)}): they "
@@ -147,9 +153,11 @@ def _without_unknown(
     lists: list[ListPlan],
     reads: list[str],
     users_file: ProfilesFile | None = None,
+    created_elsewhere: dict[str, tuple[Member, ...]] | None = None,
 ) -> list[ListPlan]:
     """updateExistingUsersOnly: adds Iterable has no profile for are not created (email-
-    based projects ignore the option, so nothing is left out there)."""
+    based projects ignore the option, so nothing is left out there). Those kept because
+    another list creates them are noted in `created_elsewhere`, by list."""
     if project_type == "email":
         return lists
     for lp in lists:
@@ -190,7 +198,13 @@ def _without_unknown(
     # Unknown now, but another list of this plan creates them: apply subscribes those lists
     # first (DestinationPlan.changes), so they exist by the time these subscribes go out.
     # Left out, they were added only by the next run: no apply converged in one.
-    unknown -= _created_by_other_lists(lists, [members[key] for key in unknown], project_type)
+    elsewhere = _created_by_other_lists(lists, [members[key] for key in unknown], project_type)
+    unknown -= elsewhere
+    if created_elsewhere is not None and elsewhere:
+        for lp in checked:
+            kept_for = tuple(m for m in lp.add if m.key in elsewhere)
+            if kept_for:
+                created_elsewhere[lp.list_name] = kept_for
     how = existing.read.describe(users=False)
     n = len(members)
     reads.append(f"{n:,} user{'s' if n != 1 else ''} checked for existence with {how}")
@@ -201,6 +215,29 @@ def _without_unknown(
             not_created = tuple(m.key for m in lp.add if m.key in unknown)
             kept = tuple(m for m in lp.add if m.key not in unknown)
             lp = _left_out(lp, kept, not_created=not_created)
+        out.append(lp)
+    return out
+
+
+def not_created_after_consent(
+    lists: Sequence[ListPlan], left: LeftOut, project_type: ProjectType
+) -> list[ListPlan]:
+    """`lists` (after the consent guard) with the unknown adds kept for another list's
+    subscribe (LeftOut.created_elsewhere) left out as not created when consent holds them
+    back from every list that would create them: nothing creates them then, and the plan
+    would show an add that apply reports not created, on every run."""
+    if not left.created_elsewhere:
+        return list(lists)
+    out = []
+    for lp in lists:
+        pending = left.created_elsewhere.get(lp.list_name, ())
+        if pending and not isinstance(lp.add, TableRows):
+            created = _created_by_other_lists(lists, pending, project_type)
+            adding = {m.key for m in lp.add}
+            gone = tuple(m.key for m in pending if m.key not in created and m.key in adding)
+            if gone:
+                lost = set(gone)
+                lp = _left_out(lp, tuple(m for m in lp.add if m.key not in lost), not_created=gone)
         out.append(lp)
     return out
 

@@ -152,6 +152,36 @@ def test_adds_left_out_as_unknown_or_forgotten_read_no_consent(
     assert not [r for r in server.emulator.request_log if r.path == EXPORT]
 
 
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_an_unknown_add_whose_creating_list_holds_it_back_is_not_created(
+    field_workspace,  # noqa: F811
+    cli,
+    monkeypatch,
+    engine,
+):
+    """An updateExistingUsersOnly audience keeps an unknown user in its adds when another
+    audience's subscribe creates them in the same apply; when consent holds them back from
+    that other list, nothing creates them, and they are left out as not created (else the
+    plan shows an add that apply reports not created, on every run)."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    ws, _server, proj = field_workspace("userId", engine)
+    open_list = proj.add_list("open", mark(None))
+    proj.add_list("known", mark(None))
+    proj.subscribe_direct(open_list, user_id="U-1")
+    proj.subscribe_direct(open_list, user_id="U-9")
+    proj.self_unsubscribe(proj.find_user(user_id="U-9"), list_id=open_list)
+    proj.delete_user(proj.find_user(user_id="U-9"))  # gone since; the departure is kept
+    ws.csv("data/open.csv", "userId", ["U-1", "U-9"])
+    ws.audience("open", {"csv": "data/open.csv"})
+    ws.csv("data/known.csv", "userId", ["U-1", "U-9"])
+    ws.audience("known", {"csv": "data/known.csv"}, updateExistingUsersOnly=True)
+    body, _reads = _planned(cli, ws)
+    lists = {lp["list_name"]: lp for lp in body["destinations"][0]["lists"]}
+    assert lists["open"]["not_sent"]["left_themselves"]["count"] == 1
+    assert lists["known"]["not_sent"]["not_created"]["count"] == 1
+    assert body["summary"]["members_to_add"] == 1  # U-1 to known
+
+
 def test_many_adds_are_read_by_one_export_after_the_diff(
     field_workspace,  # noqa: F811
     cli,
