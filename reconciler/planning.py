@@ -450,22 +450,27 @@ def with_former_lists(
     lists: list[ListPlan], all_lists: list[Any], declared: set[str]
 ) -> list[ListPlan]:
     """Each list with the lists made for its audience under another name (a changed
-    listName, or a rename in Iterable's web app; list_notes names them), unless another
-    audience declares that name (`declared`, or those of this plan). Consent follows the
+    listName, or a rename in Iterable's web app; list_notes names them), and the list
+    without an audience's marker named by its key (_unnamed_lists_by_name: one adopted by
+    `reconciler import`, as Segment names its lists), unless another audience declares
+    that name (`declared`, or those of this plan). Consent follows the
     audience, not the name: who left the old list by their own action must not be put on
     its replacement (state/consent.py reads their departures), on the plan that creates it
     and on every plan after while the old list is there."""
     marked = _lists_by_marked_audience(all_lists)
-    if not marked:
+    by_key = _unnamed_lists_by_name(all_lists)
+    if not marked and not by_key:
         return lists
     planned = declared | {lp.list_name for lp in lists}
     out = []
     for lp in lists:
         former = tuple(
             sorted(
-                old.id
-                for old in _made_for(marked, lp.audience)
-                if old.name not in planned and old.id != lp.list_id
+                {
+                    old.id
+                    for old in _made_for(marked, lp.audience) + by_key.get(lp.audience, [])
+                    if old.name not in planned and old.id != lp.list_id
+                }
             )
         )
         out.append(dataclasses.replace(lp, former_list_ids=former) if former else lp)
@@ -678,26 +683,26 @@ def list_notes(
     """What a plan should say about lists beyond adds and removes: a changed listName
     (Iterable cannot rename a list, so it is a new list with a new id) and a changed
     description (Iterable cannot change one, so it is left as it is)."""
-    notes = []
+    notes: list[str] = []
     deleted = {x.list_id for x in deletions}
     # Looked up by key, not by a walk of every list for each list created: a first plan of
     # 2,000 audiences beside 4,000 lists made 8M marker and name-folding comparisons.
     marked = _lists_by_marked_audience(all_lists)
+    by_key = _unnamed_lists_by_name(all_lists)
     lookalikes = _standard_lists_by_folded_name(all_lists)
     for item in items:
         live_list = managed.get(item.list_name)
         wanted = item.audience.spec.description
         if live_list is None:
+            notes.extend(
+                _keyed_list_note(item, old, _fate(old.id, deleted, kept))
+                for old in by_key.get(item.audience.name, ())
+                if old.name not in managed
+            )
             for old in _made_for(marked, item.audience.name):
                 if old.name == item.list_name:
                     continue
-                fate = (
-                    "it is deleted below (prune)"
-                    if old.id in deleted
-                    else "it stays, holding back who left it themselves (below)"
-                    if old.id in kept
-                    else "it stays as it is (no longer managed; `prune: true` deletes it)"
-                )
+                fate = _fate(old.id, deleted, kept)
                 # Which side changed is not known: the manifest's listName, or the list's
                 # name in Iterable's web app (which can rename a list; its API cannot).
                 notes.append(
@@ -725,6 +730,53 @@ def list_notes(
                 "takes the manifest's)."
             )
     return notes
+
+
+def _fate(list_id: int, deleted: Collection[int], kept: Collection[int]) -> str:
+    """What becomes of an audience's former list, as list_notes says it."""
+    if list_id in deleted:
+        return "it is deleted below (prune)"
+    if list_id in kept:
+        return "it stays, holding back who left it themselves (below)"
+    return "it stays as it is (no longer managed; `prune: true` deletes it)"
+
+
+def _unnamed_lists_by_name(all_lists: list[Any]) -> dict[str, list[Any]]:
+    """Standard lists whose description names no audience (no marker: made by Segment's
+    Iterable Lists destination, or by hand, and adopted by `reconciler import`; or an
+    older reconciler's `[managed-by: reconciler]`), by their exact name. Such a list named
+    by an audience's key is the list that audience managed until it set a listName: the
+    import writes no listName for it, and Segment names its lists by the audience key.
+    Its marker cannot be added afterwards (Iterable's API cannot change a description), so
+    the name is the only link; taking it for the audience's errs towards holding back who
+    left it themselves, never towards re-adding them."""
+    by_name: dict[str, list[Any]] = {}
+    for old in all_lists:
+        if old.list_type == "Standard" and marked_audience(old.description) is None:
+            by_name.setdefault(old.name, []).append(old)
+    return by_name
+
+
+def _keyed_list_note(item: DesiredList, old: Any, fate: str) -> str:
+    """A plan creates the audience's list under its listName while the list named by its
+    key, without reconciler's marker (_unnamed_lists_by_name), is left behind."""
+    unmarked_how = (
+        "made by an older reconciler"
+        if is_managed(old.description)
+        else "without reconciler's marker (adopted by `reconciler import`, or made by "
+        "Segment's Iterable Lists destination, which names lists by the audience key)"
+    )
+    if fate.endswith("`prune: true` deletes it)") and not is_managed(old.description):
+        fate = "it stays as it is (no longer managed; prune never deletes it)"
+    return (
+        f"list {old.id}, named {old.name!r} after audience {item.audience.name!r} and "
+        f"{unmarked_how}, is not the audience's list now that its listName is "
+        f"{item.list_name!r}: Iterable's API cannot rename a list, so this creates a new "
+        f"list with a new id and {fate}. Who left list {old.id} themselves is held back "
+        f"from the new list. Campaigns and journeys that use list {old.id} must be "
+        f"repointed to the new list; to keep list {old.id} instead, remove the audience's "
+        "listName."
+    )
 
 
 def _lists_by_marked_audience(all_lists: list[Any]) -> dict[str, list[tuple[int, Any]]]:
