@@ -195,6 +195,83 @@ def _identifiers_of(event: Mapping[str, Any]) -> tuple[str | None, str | None]:
     )
 
 
+@dataclass(frozen=True)
+class Lone:
+    """Departures that name one identifier of a hybrid project's profile (the event names
+    what the profile had then), where some add names the profile by the other alone."""
+
+    emails: frozenset[str]  # departures by email alone, the adds' userIds to be joined
+    user_ids: frozenset[str]  # departures by userId alone, the adds' emails to be joined
+
+    def __bool__(self) -> bool:
+        return bool(self.emails or self.user_ids)
+
+
+def _lone_identifiers(
+    departures: Mapping[int, tuple[Departure, ...]],
+    lists: Sequence[ListPlan],
+    project_type: ProjectType,
+) -> Lone:
+    """What the profile reads must also join (Lone). A person who left while known by
+    email alone, whose profile got a userId later (Segment subscribes by email, an app
+    identifies them afterwards), is named by the userId alone in a source keyed by userId:
+    matched only by what each side names, the plan put them back on the list they left.
+    Only in hybrid projects, where an email names one profile as a userId does (in
+    userID-based ones profiles may share an email). Empty when no add could need it."""
+    none = Lone(frozenset(), frozenset())
+    if project_type != "hybrid":
+        return none
+    everyone = [d for found in departures.values() for d in found]
+    by_email = frozenset(d.email for d in everyone if d.email is not None and d.user_id is None)
+    by_id = frozenset(d.user_id for d in everyone if d.user_id is not None and d.email is None)
+    if not by_email and not by_id:
+        return none
+    adds = [lp.add for lp in lists if lp.add and lp.consent_list_id is not None]
+    if any(isinstance(a, TableRows) and len(a) > MAX_TABLE_CHECK for a in adds):
+        return Lone(by_email, by_id)  # adds DuckDB holds are not walked here: join for any
+    ids_alone = any(m.email is None and m.user_id is not None for a in adds for m in a)
+    emails_alone = any(m.user_id is None and m.email is not None for a in adds for m in a)
+    return Lone(by_email if ids_alone else frozenset(), by_id if emails_alone else frozenset())
+
+
+def _joins(profile: Mapping[str, Any], lone: Lone) -> bool:
+    """Whether a profile carries both identifiers and a lone departure names one."""
+    email, user_id = profile.get("email"), profile.get("userId")
+    if not (isinstance(email, str) and email.strip() and isinstance(user_id, str) and user_id):
+        return False
+    return email.strip().lower() in lone.emails or user_id in lone.user_ids
+
+
+def joined_departures(
+    departures: Mapping[int, tuple[Departure, ...]],
+    profiles: Iterable[Mapping[str, Any]],
+    lone: Lone,
+) -> dict[int, tuple[Departure, ...]]:
+    """`departures` with each lone one (Lone) named by both identifiers of the profile
+    that now carries its one: the same person, whichever one a source names them by."""
+    by_email: dict[str, str] = {}
+    by_id: dict[str, str] = {}
+    for profile in profiles:
+        if not _joins(profile, lone):
+            continue
+        email, user_id = str(profile["email"]).strip().lower(), str(profile["userId"])
+        by_email[email] = user_id
+        by_id[user_id] = email
+    if not by_email:
+        return dict(departures)
+    out: dict[int, tuple[Departure, ...]] = {}
+    for list_id, found in departures.items():
+        joined = []
+        for d in found:
+            if d.user_id is None and d.email in by_email:
+                d = Departure(d.email, by_email[d.email], d.source)
+            elif d.email is None and d.user_id in by_id:
+                d = Departure(by_id[d.user_id], d.user_id, d.source)
+            joined.append(d)
+        out[list_id] = tuple(joined)
+    return out
+
+
 def email_channel_ids(channels: Sequence[Mapping[str, Any]]) -> frozenset[int]:
     """The channels a list's `channelUnsubscribe` can mean: every Email channel."""
     return frozenset(
@@ -408,16 +485,20 @@ def read_optouts(
             f"channels could not be read ({_why(exc)}): any channel unsubscribe holds a member back"
         )
     wanted = _identifiers(lists)
+    lone = _lone_identifiers(departures, lists, project_type)
 
-    def keep(profile: dict[str, Any]) -> bool:
-        if not profile.get(CHANNELS_FIELD):
-            return False
+    def added(profile: dict[str, Any]) -> bool:
         if wanted is None:
             return True
         email, user_id = profile.get("email"), profile.get("userId")
         return (isinstance(email, str) and email.strip().lower() in wanted[0]) or (
             isinstance(user_id, str) and user_id in wanted[1]
         )
+
+    def keep(profile: dict[str, Any]) -> bool:
+        if not profile.get(CHANNELS_FIELD) and not (lone and _joins(profile, lone)):
+            return False
+        return added(profile)
 
     # Only channel-unsubscribed profiles are held, and of those only the adds' when they
     # are known here.
@@ -428,8 +509,26 @@ def read_optouts(
             f"1 export (emailUnSubscribe events; profiles' {CHANNELS_FIELD} from the "
             f"members' {profiles_from})"
         )
+        if lone:
+            # That export kept only channel-unsubscribed profiles: the profiles joining a
+            # lone departure (_lone_identifiers) are read as the guard reads profiles.
+            joining, joined_how = _read_profiles(
+                client,
+                lists,
+                project_type,
+                lambda p: _joins(p, lone) and added(p),
+                largest_list,
+                users,
+                whole=True,
+            )
+            profiles = [*profiles, *joining]
+            how += f"; then, for who left named by one identifier, {joined_how}"
     else:
-        profiles, how = _read_profiles(client, lists, project_type, keep, largest_list, users)
+        profiles, how = _read_profiles(
+            client, lists, project_type, keep, largest_list, users, whole=bool(lone)
+        )
+    if lone:
+        departures = joined_departures(departures, profiles, lone)
     emails, user_ids = channel_unsubscribed(profiles, channel_ids)
     if event_windows:
         how += (
@@ -618,10 +717,14 @@ def _read_profiles(
     keep: Callable[[dict[str, Any]], bool],
     largest_list: int,
     users: UsersShare | None = None,
+    whole: bool = False,
 ) -> tuple[list[dict[str, Any]], str]:
     """The channel-unsubscribed profiles `keep` accepts, and how they were read (by an
     export: from `users`, the project's export shared by the plan's destinations naming
-    it, when given)."""
+    it, when given). `whole`: `keep` also takes profiles without a channel unsubscribe
+    (_lone_identifiers), so an export's every line is parsed, not only those holding
+    one."""
+    mark = b"" if whole else CHANNELS_MARK
     people = people_to_look_up(lists, project_type)
     requests = lookup_requests(people) if people is not None else None
     route, why = choose_profile_read(requests, largest_list, client.settings)
@@ -631,12 +734,12 @@ def _read_profiles(
         found, made = read_profiles_by_lookups(client, people)
         return [p for p in found if keep(p)], _by_lookups(made, why)
     if users is not None and users.serves(PROFILE_FIELDS, 0, client.settings, route):
-        rows = users.read_rows(f"profiles' {CHANNELS_FIELD}", CHANNELS_MARK)
+        rows = users.read_rows(f"profiles' {CHANNELS_FIELD}", mark)
         profiles = [{k: p.get(k) for k in PROFILE_FIELDS} for p in rows if keep(p)]
         windows = users.windows()
     else:
         profiles, windows = export_users_whole(
-            client, PROFILE_FIELDS, keep, project_type, marked=(CHANNELS_MARK,)
+            client, PROFILE_FIELDS, keep, project_type, marked=(mark,) if mark else ()
         )
     # A project too big for one export stream is read in date windows.
     cut = f" in {windows} date windows, one export being cut off" if windows else ""
@@ -654,8 +757,8 @@ def read_profiles_by_lookups(
     client: IterableClient,
     people: Sequence[tuple[str | None, str | None]],
 ) -> tuple[list[dict[str, Any]], int]:
-    """The profiles of `people` that are channel-unsubscribed (email, userId and
-    unsubscribedChannelIds, as the export gives them), one GET per identifier, paced at
+    """The profiles of `people` (email, userId and unsubscribedChannelIds, as the export
+    gives them; the caller keeps those it needs), one GET per identifier, paced at
     user_reads_per_second; and the requests made. A profile found by one identifier that
     carries the person's other one answers for both (emails and userIds each name one
     profile in email-based and hybrid projects). An unknown user (200 {}) has no
@@ -689,7 +792,7 @@ def read_profiles_by_lookups(
             found.append({k: profile.get(k) for k in PROFILE_FIELDS})
             if "email" in ask and user_id is not None and profile.get("userId") == user_id:
                 break  # the profile of the email is the userId's too
-        return [p for p in found if p.get(CHANNELS_FIELD)]
+        return found
 
     with ThreadPoolExecutor(max(1, client.settings.concurrency), "reconciler-consent") as pool:
         try:

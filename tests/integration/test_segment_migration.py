@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import EMULATOR_API_KEY
 from tests.integration.test_iterable_answers import field_workspace  # noqa: F401 (a fixture)
@@ -48,14 +49,20 @@ class Segment:
             body["campaignId"] = campaign_id
         self.http.post("/api/lists/unsubscribe", json=body).raise_for_status()
 
-    def left_themselves(self, list_id: int, email: str) -> None:
+    def left_themselves(self, list_id: int, **who: str) -> None:
         """A person's own unsubscribe (a link in an email), as the emulator's test route
-        records it."""
+        records it: the event names them by the identifiers their profile has now."""
         answer = self.http.post(
             "/_emulator/self-unsubscribe",
-            json={"email": email, "listId": list_id, "unsubSource": "EmailLink"},
+            json={**who, "listId": list_id, "unsubSource": "EmailLink"},
         )
         answer.raise_for_status()
+
+    def identify(self, email: str, user_id: str) -> None:
+        """The app (or Segment's identify) gives an email-only profile its userId."""
+        self.http.post(
+            "/api/users/update", json={"email": email, "userId": user_id}
+        ).raise_for_status()
 
 
 def _import(cli, ws) -> Path:
@@ -81,7 +88,7 @@ def test_a_listname_set_on_an_adopted_segment_list_keeps_who_left_it_off_the_new
         {"email": "ann@example.com", "userId": "u-ann", "dataFields": {"plan": "gold"}},
         {"email": "bob@example.com"},
     )
-    segment.left_themselves(list_id, "bob@example.com")
+    segment.left_themselves(list_id, email="bob@example.com")
     out = _import(cli, ws)
     # The team's warehouse still has bob in the audience.
     (out / "high_value_users.csv").write_text(
@@ -107,3 +114,52 @@ def test_a_listname_set_on_an_adopted_segment_list_keeps_who_left_it_off_the_new
     (new_id,) = [i for i, r in proj.lists.items() if r.name == "High value users"]
     assert proj.members(new_id) == ["ann@example.com"]
     assert sorted(proj.members(list_id)) == ["ann@example.com"]
+
+
+@pytest.mark.parametrize("profile_read", ["lookups", "export", "members' export"])
+@pytest.mark.parametrize("engine", ["python", "duckdb", "duckdb-many"])
+def test_who_left_by_email_is_held_back_by_the_userid_their_profile_got_later(
+    field_workspace,  # noqa: F811
+    cli,
+    monkeypatch,
+    engine,
+    profile_read,
+):
+    """Segment subscribed people by email alone in a hybrid project; one left the list by
+    an unsubscribe link (the event names her email only), and her profile got its userId
+    afterwards. The team's warehouse, keyed by userId, names her by the userId alone: the
+    departure, matched only by the identifiers each side named, missed her, and the plan
+    put her back on the list she had left."""
+    many = engine == "duckdb-many"
+    if many and profile_read == "lookups":
+        pytest.skip("adds beyond MAX_TABLE_CHECK are never read one by one")
+    # The members' export keeps the channel-unsubscribed profiles it streams past, and
+    # the guard takes them from it.
+    reads = "export" if profile_read == "members' export" else "getUsers"
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", reads)
+    if profile_read == "export":
+        monkeypatch.setattr("reconciler.state.consent.MAX_LOOKUPS", 0)
+    if many:
+        monkeypatch.setattr("reconciler.state.consent.MAX_TABLE_CHECK", 0)
+    ws, server, proj = field_workspace("hybrid", "duckdb" if many else engine)
+    segment = Segment(server.base_url, "hybrid")
+    list_id = segment.create_audience("winback")
+    segment.entered(list_id, {"email": "nan@example.com"}, {"email": "lou@example.com"})
+    segment.left_themselves(list_id, email="nan@example.com")
+    segment.identify("nan@example.com", "u-nan")
+    # Someone who left by userId alone and got an email later, named by the email alone.
+    segment.entered(list_id, {"userId": "u-ora"})
+    segment.left_themselves(list_id, userId="u-ora")
+    segment.identify("ora@example.com", "u-ora")
+    out = _import(cli, ws)
+    (out / "winback.csv").write_text(
+        "email,userId\n,u-nan\nora@example.com,\nlou@example.com,\n,u-new\n"
+    )
+
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    assert body["summary"]["members_left_themselves"] == 2, body["summary"]
+    assert body["summary"]["members_to_add"] == 1
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    assert sorted(proj.members(list_id)) == ["lou@example.com", "u-new"]
