@@ -734,8 +734,10 @@ def list_notes(
 
 def _fate(list_id: int, deleted: Collection[int], kept: Collection[int]) -> str:
     """What becomes of an audience's former list, as list_notes says it."""
+    # Said without a place: text and markdown print the deletion above the notes, JSON in
+    # a list of its own.
     if list_id in deleted:
-        return "it is deleted below (prune)"
+        return "prune deletes it in this plan"
     if list_id in kept:
         return "it stays, holding back who left it themselves (below)"
     return "it stays as it is (no longer managed; `prune: true` deletes it)"
@@ -872,7 +874,7 @@ def renamed_audience_notes(
         if audience is None or audience in planned or old.name in declared:
             continue
         fate = (
-            "it is deleted below (prune), losing its id and history"
+            "prune deletes it in this plan, losing its id and history"
             if old.id in deleted
             else "it stays as it is, no longer kept in line"
         )

@@ -524,7 +524,7 @@ def test_prune_keeps_the_old_list_of_a_changed_list_name_while_it_holds_anyone_b
     proj.self_unsubscribe(proj.user_by_email("b@example.com"), list_id=old_id)
     csv_audience(ws, "vip", "email", people, listName="VIP customers")
 
-    for _ in range(2):
+    for run in range(2):
         plan = cli("plan", ws.manifests, "--format", "json")
         assert plan.exit_code == 0, plan.output
         body = plan.json()
@@ -538,6 +538,12 @@ def test_prune_keeps_the_old_list_of_a_changed_list_name_while_it_holds_anyone_b
         assert any(n.startswith(said) for n in body["destinations"][0]["notes"]), body
         assert not any("prune is off" in n for n in body["destinations"][0]["notes"]), body
         assert "b@example.com" not in plan.output
+        # The changed listName's note (until the new list is made) sends the reader below,
+        # to the note on why the old list stays: text and markdown print it after it.
+        for layout in ("text", "markdown") if run == 0 else ():
+            shown = " ".join(cli("plan", ws.manifests, "--format", layout).stdout.split())
+            below = shown.index("it stays, holding back who left it themselves (below)")
+            assert below < shown.index(f"(list {old_id}) is not deleted, prune or not")
         applied = cli("apply", ws.manifests, "--yes")
         assert applied.exit_code == 0, applied.output
     (new_id,) = [i for i, r in proj.lists.items() if r.name == "VIP customers"]

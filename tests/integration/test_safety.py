@@ -684,11 +684,18 @@ def test_a_changed_list_name_is_a_new_list_and_a_changed_description_is_noted(
         f"list {old_id}, created for audience 'beta', is named 'Beta testers' in Iterable, "
         "not 'Beta' (the audience's listName changed, or the list was renamed in Iterable): "
         "Iterable's API cannot rename a list, so this creates a new list with a new id and "
-        "it is deleted below (prune)"
+        "prune deletes it in this plan."
     ) in " ".join(plan.stdout.split())
     assert f"Campaigns and journeys that use list {old_id} must be repointed" in plan.stdout
     assert f"to keep list {old_id} instead, set listName: 'Beta testers'" in plan.stdout
-    assert f'delete list "Beta testers" (list {old_id})' in plan.stdout
+    # The note said the list "is deleted below", but text and markdown print the deletion
+    # above the notes: the words now say what happens, wherever a layout puts it.
+    deletion = plan.stdout.index(f'delete list "Beta testers" (list {old_id})')
+    assert deletion < plan.stdout.index(f"list {old_id}, created for audience 'beta'")
+    assert "below" not in plan.stdout
+    markdown = cli("plan", workspace.manifests, "--format", "markdown").stdout
+    assert markdown.index("**delete list** (prune)") < markdown.index("prune deletes it")
+    assert "below" not in markdown
 
     workspace.audience(
         "beta", {"inline": ["a@example.com"]}, listName="Beta testers", description="Early"
@@ -715,10 +722,14 @@ def test_a_renamed_audience_key_says_how_to_keep_its_list(workspace, cli, emulat
     (note,) = plan.json()["destinations"][0]["notes"]
     assert note == (
         f"list 'vip' (list {old_id}) was created for audience 'vip', which no manifest "
-        "declares any more, and this plan creates list 'vip-customers': it is deleted below "
-        "(prune), losing its id and history. If an audience was renamed from 'vip', set its "
+        "declares any more, and this plan creates list 'vip-customers': prune deletes it in "
+        "this plan, losing its id and history. If an audience was renamed from 'vip', set its "
         f"listName: 'vip' to keep list {old_id} and the campaigns and journeys that use it."
     )
+
+    text = cli("plan", workspace.manifests).stdout
+    assert text.index(f'delete list "vip" (list {old_id})') < text.index("prune deletes it")
+    assert "below" not in text
 
     workspace.audience("vip-customers", {"inline": ["a@example.com"]}, listName="vip")
     kept = cli("plan", workspace.manifests, "--detailed-exitcode")

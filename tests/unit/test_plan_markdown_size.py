@@ -319,7 +319,7 @@ def test_hundreds_of_notes_keep_the_next_destination():
     note = (
         "list 'segment-{n:03d}' (list {n}) was created for audience 'segment-{n:03d}', which "
         "no manifest declares any more, and this plan creates 200 lists ('eu-segment-000', "
-        "'eu-segment-001', 'eu-segment-002' and 197 more): it is deleted below (prune), "
+        "'eu-segment-001', 'eu-segment-002' and 197 more): prune deletes it in this plan, "
         "losing its id and history. If an audience was renamed from 'segment-{n:03d}', set "
         "its listName: 'segment-{n:03d}' to keep list {n} and the campaigns and journeys "
         "that use it."
