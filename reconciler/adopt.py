@@ -39,8 +39,10 @@ from reconciler.errors import ConfigError, IterableError, LiveStateError, Reconc
 from reconciler.iterable import ClientSettings, IterableClient, ListInfo
 from reconciler.iterable.client import member_line
 from reconciler.layout import one_line, unseen
+from reconciler.leftovers import NO_ROOM
 from reconciler.manifest import API_VERSION, Destination, Manifests
 from reconciler.manifest.model import NAME_PATTERN, AudienceSpec
+from reconciler.members.engine.workspace import duckdb_no_room
 from reconciler.members.identity import ProjectType, looks_like_email
 from reconciler.members.model import Engine
 from reconciler.plan.ownership import unmarked
@@ -235,13 +237,27 @@ def _write_list(
         if created:
             target.members_file.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise ReconcilerError(
-                f"could not write the files of list {target.info.id} "
-                f"{target.info.name!r} ({target.manifest.name}, {target.members_file.name}): "
-                f"{exc.strerror or exc}; neither was left half-written"
-            ) from None
+            raise _unwritten(target, exc) from None
         raise
     return count
+
+
+def _unwritten(target: _Target, exc: OSError) -> ReconcilerError:
+    """What to say when a list's CSV or manifest could not be written: a write that found
+    no room (a full disk, a quota) names the directory, as one in the temporary directory
+    is named (leftovers.no_room)."""
+    files = f"({target.manifest.name}, {target.members_file.name})"
+    why = exc.strerror or str(exc)
+    if exc.errno in NO_ROOM:
+        return ReconcilerError(
+            f"no room to write the files of list {target.info.id} {target.info.name!r} in "
+            f"{target.members_file.parent} {files} ({why}): free some space there, or "
+            "choose another --out directory; neither was left half-written"
+        )
+    return ReconcilerError(
+        f"could not write the files of list {target.info.id} {target.info.name!r} in "
+        f"{target.members_file.parent} {files}: {why}; neither was left half-written"
+    )
 
 
 class EmptyReadError(LiveStateError):
@@ -629,6 +645,14 @@ def _write_members_duckdb(
             f"TO '{path}' (FORMAT csv, HEADER true)"
         ).fetchone()  # COPY answers with the number of rows it wrote
     except duckdb.Error as exc:
+        full = duckdb_no_room(exc)
+        if full is not None and str(private_dir) in str(exc):
+            # The CSV itself found no room: said by _write_list, naming the --out directory.
+            raise full from None
+        # Else a spill of the sort into the temporary directory, or Iterable's lines.
+        said = engine.no_room(exc)
+        if said is not None:
+            raise said from None
         raise LiveStateError(
             f"{what} answered lines reconciler cannot read: {str(exc).splitlines()[0]}"
         ) from None

@@ -660,3 +660,33 @@ def test_a_refused_key_is_said_with_the_destination_it_belongs_to(
     assert "error: destination 'prod': GET /api/lists: Iterable rejected the API key" in (
         result.stderr
     )
+
+
+@ENGINES
+def test_a_full_output_directory_is_said_as_such_naming_it(
+    typed_workspace, cli, monkeypatch, tmp_path, engine
+):
+    """An --out directory without room for a list's CSV was, when DuckDB wrote it,
+    "getUsers for list N answered lines reconciler cannot read: IO Error ... No space
+    left": Iterable blamed for the disk. Both engines now say which directory is full."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    monkeypatch.setenv("RECONCILER_DUCKDB_TEMP_DIR", str(tmp_path / "temp"))
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    vip = proj.add_list("vip")
+    for i in range(3000):
+        proj.subscribe_direct(vip, email=f"someone-with-a-long-name-{i:04d}@example.com")
+    out = ws.root / "adopted"
+    # The read (a line per member in the temporary directory) fits; the CSV, a comma and a
+    # header longer, does not: as a disk that fills up while the CSV is written.
+    read_size = 3000 * len("someone-with-a-long-name-0000@example.com\n")
+    with file_size_limit(read_size + 1500):
+        result = cli("import", ws.manifests, "-d", "prod", "--out", out)
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.stderr.split())
+    assert f"no room to write the files of list {vip} 'vip' in {out}" in said, said
+    assert "(File too large)" in said
+    assert "free some space there, or choose another --out directory" in said
+    assert "cannot read" not in said and "internal error" not in said
+    assert list(out.iterdir()) == []

@@ -75,7 +75,8 @@ def test_a_full_disk_while_writing_leaves_no_half_file_and_a_run_again_finishes(
     _out, err = proc.communicate(timeout=60)
 
     assert proc.returncode == 1, err
-    assert f"could not write the files of list {beta} 'beta'" in err
+    assert f"no room to write the files of list {beta} 'beta' in {IMPORT[-1]}" in err
+    assert "free some space there, or choose another --out directory" in err
     assert "neither was left half-written" in err and "Traceback" not in err
     assert sorted(p.name for p in out.iterdir()) == ["alpha.csv", "alpha.yaml"]
     # What was written loads: the plan right after shows no changes.

@@ -132,6 +132,16 @@ def _code(index: int) -> int:
 _SPILL_BOUND = "max_temp_directory_size"
 
 
+def duckdb_no_room(exc: BaseException) -> OSError | None:
+    """The kernel's error when `exc` is DuckDB's IO error for a write that found no room
+    (a full disk, a quota, a file over its size limit), else None. DuckDB quotes the
+    kernel's words (`Could not write file "...": File too large`), and the file."""
+    if not isinstance(exc, duckdb.IOException):
+        return None
+    code = next((c for c in sorted(NO_ROOM) if os.strerror(c) in str(exc)), None)
+    return None if code is None else OSError(code, os.strerror(code))
+
+
 class Engine:
     """Chooses the engine per audience and owns the DuckDB workspace, opened on first use."""
 
@@ -167,11 +177,8 @@ class Engine:
         the kernel. None for any other error."""
         if isinstance(exc, duckdb.OutOfMemoryException) and _SPILL_BOUND in str(exc):
             exc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        elif isinstance(exc, duckdb.IOException):
-            # DuckDB quotes the kernel's words (`Could not write file ...: File too large`).
-            code = next((c for c in sorted(NO_ROOM) if os.strerror(c) in str(exc)), None)
-            if code is not None:
-                exc = OSError(code, os.strerror(code))
+        else:
+            exc = duckdb_no_room(exc) or exc
         return no_room(exc, self.settings.temp_dir)
 
     @property
