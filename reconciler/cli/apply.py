@@ -46,6 +46,7 @@ from reconciler.plan.file import SavedPlan, load_plan
 from reconciler.plan.policy import overridden_rules
 from reconciler.render.plans import (
     REPORT_RENDERERS,
+    REPORT_SUMMARY_LIMIT,
     SUMMARY_LIMIT,
     plan_markdown,
     plan_text,
@@ -155,7 +156,8 @@ def apply(
     written = _print_report(report, opts, record)
     if summary_file is not None:
         try:
-            append(summary_file, report_markdown(report, show_members))
+            # Bounded, after a plan that was: a step's summary over 1 MiB is dropped whole.
+            append(summary_file, report_markdown(report, show_members, REPORT_SUMMARY_LIMIT))
         except SummaryFileError as exc:
             err.print(
                 f"error: {exc}. The apply itself is over (outcome: {record.outcome}).",

@@ -49,7 +49,8 @@ SummaryFileOpt = typer.Option(
     None,
     "--summary-file",
     metavar="FILE",
-    help='Also append the markdown version to this file (e.g. "$GITHUB_STEP_SUMMARY").',
+    help='Also append the markdown version to this file (e.g. "$GITHUB_STEP_SUMMARY"), '
+    "made to fit a job step's summary (1 MiB).",
 )
 
 

@@ -53,6 +53,11 @@ MARKDOWN_LIMIT = 60_000
 # plan: the plan gets at most 800 KB (4 bytes a character at worst), so the summary the
 # comment points to holds more than the comment.
 SUMMARY_LIMIT = 200_000
+# ... and apply's report after it at most 50,000 (200 KB at worst), so the two stay under
+# the 1 MiB with room for the line apply adds when it stops: over it, GitHub drops the
+# step's summary with an error, the plan included. A report of thousands of lists (an
+# hourly sync of every audience) grows a row a list.
+REPORT_SUMMARY_LIMIT = 50_000
 
 
 @dataclass(frozen=True)
@@ -601,17 +606,148 @@ def report_text(report: ApplyReport, show_members: bool = False) -> str:
     )
 
 
-def report_markdown(report: ApplyReport, show_members: bool = False) -> str:
-    return _env.get_template("report.md.j2").render(
-        report=report,
-        totals=_totals(report),
-        show=shower(show_members),
-        message=_message(show_members),
-        sample=SAMPLE * 2,
-        md=_md,
-        code=_code,
-        expected=_expected,
+@dataclass(frozen=True)
+class _ReportFit:
+    """One way of rendering a report for a size limit (report_markdown tries them in turn)."""
+
+    sample: int = SAMPLE * 2  # rejected and held-back members shown per list
+    # Rows of lists done as planned shown per destination (None: all), the rest counted
+    # with their sums in one row: failures and what was not sent are never left out so.
+    routine_rows: int | None = None
+
+
+# How a report too long for its limit is made to fit, tried in turn: first the rows of
+# lists done as planned (every add and remove through, nothing rejected, nothing to note)
+# are left out, then as many of them as fit are shown again; then smaller samples of
+# rejected and held-back members. Only a report still too long is cut.
+_REPORT_FITS = (
+    _ReportFit(),
+    _ReportFit(routine_rows=0),
+    _ReportFit(3, 0),
+    _ReportFit(1, 0),
+    _ReportFit(0, 0),
+)
+_REPORT_CUT = "_(report truncated to fit the job summary; the step's log has the whole report)_\n"
+
+
+@dataclass
+class _ReportRows:
+    """A destination's rows of a report made to fit: the lists and deletions shown, and
+    what the row counting the others says."""
+
+    lists: list[ListResult]
+    deletions: list[Any]
+    shown_done: int = 0  # rows of lists done as planned still shown
+    left: int = 0  # lists done as planned left out
+    added: int = 0
+    removed: int = 0
+    created: int = 0
+    deleted: int = 0  # lists deleted (prune) left out
+
+
+def _is_done(lr: ListResult) -> bool:
+    """Whether a list's row says nothing but that it went as planned."""
+    return (
+        lr.ok
+        and not lr.errors
+        and lr.added == lr.planned_add
+        and lr.removed == lr.planned_remove
+        and not _expected(lr)
+    )
+
+
+def _report_rows(routine_rows: int | None) -> Callable[[Any], _ReportRows]:
+    def rows(d: Any) -> _ReportRows:
+        if routine_rows is None:
+            return _ReportRows(list(d.lists), list(d.deletions))
+        out = _ReportRows([], [])
+        for lr in d.lists:
+            if not _is_done(lr) or out.shown_done < routine_rows:
+                out.shown_done += _is_done(lr)
+                out.lists.append(lr)
+                continue
+            out.left += 1
+            out.added += lr.added
+            out.removed += lr.removed
+            out.created += lr.created
+        for x in d.deletions:
+            if x.deleted and x.error is None:
+                out.deleted += 1
+            else:
+                out.deletions.append(x)
+        return out
+
+    return rows
+
+
+def report_markdown(
+    report: ApplyReport, show_members: bool = False, limit: int | None = None
+) -> str:
+    """The report; in at most `limit` characters when given (the job summary's share,
+    REPORT_SUMMARY_LIMIT): without the rows of lists done as planned (counted, with their
+    sums), then with smaller member samples, as far as it must, and cut (its open blocks
+    closed) only if even the rest does not fit."""
+    template = _env.get_template("report.md.j2")
+    context = {
+        "report": report,
+        "totals": _totals(report),
+        "show": shower(show_members),
+        "message": _message(show_members),
+        "md": _md,
+        "code": _code,
+        "expected": _expected,
         **_held_back(report, show_members),
+    }
+
+    def render(fit: _ReportFit) -> tuple[str, str]:
+        text = template.render(
+            {**context, "sample": fit.sample, "rows": _report_rows(fit.routine_rows)}
+        )
+        return text, _report_fit_note(fit)
+
+    text, _note = render(_ReportFit())
+    if limit is None or len(text) <= limit:
+        return text
+    routine = max((sum(_is_done(lr) for lr in d.lists) for d in report.destinations), default=0)
+    for fit in _REPORT_FITS[1:]:
+        text, note = render(fit)
+        if len(text) + len(note) + 1 <= limit:
+            fit, text, note = _most_report_rows(fit, render, limit, routine)
+            return text + "\n" + note
+    return cut_markdown(text, limit, _REPORT_CUT)
+
+
+def _most_report_rows(
+    fit: _ReportFit, render: Callable[[_ReportFit], tuple[str, str]], limit: int, most: int
+) -> tuple[_ReportFit, str, str]:
+    """`fit` (which fits showing no row of a list done as planned) with as many of those
+    rows per destination as still fit in `limit`, found by halves: a few renders."""
+    best = (fit, *render(fit))
+    low, high = 1, most
+    while low <= high:
+        middle = (low + high) // 2
+        # Every one of them shown is none left out: the note must not say some are.
+        trial = dataclasses.replace(fit, routine_rows=middle if middle < most else None)
+        text, note = render(trial)
+        if len(text) + len(note) + 1 <= limit:
+            best, low = (trial, text, note), middle + 1
+        else:
+            high = middle - 1
+    return best
+
+
+def _report_fit_note(fit: _ReportFit) -> str:
+    """What a report made to fit left out, in one line ("" when nothing)."""
+    cuts = []
+    if fit.routine_rows is not None:
+        cuts.append("lists done as planned counted, not all shown")
+    if fit.sample != SAMPLE * 2:
+        cuts.append(f"samples cut to {fit.sample} member{'s' if fit.sample != 1 else ''} a list")
+    if not cuts:
+        return ""
+    return (
+        f"_(report made to fit the job summary: {'; '.join(cuts)}; the step's log has the "
+        "whole report)_\n"
     )
 
 
