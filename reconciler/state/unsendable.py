@@ -160,27 +160,7 @@ def _without_unknown(
     another list creates them are noted in `created_elsewhere`, by list."""
     if project_type == "email":
         return lists
-    for lp in lists:
-        if (
-            lp.update_existing_users_only
-            and isinstance(lp.add, TableRows)
-            and len(lp.add) > MAX_TABLE_CHECK
-        ):
-            # The plan's adds then include people Iterable will skip: say so, as the
-            # count of those it skips is known only once apply has their answers.
-            reads.append(
-                f"the {len(lp.add):,} adds to {lp.list_name!r} (updateExistingUsersOnly) "
-                f"were not checked for existence (over {MAX_TABLE_CHECK:,}): Iterable "
-                "skips those it does not know, and apply reports them (as not created where "
-                "its answers name them)"
-            )
-    checked = [
-        lp
-        for lp in lists
-        if lp.update_existing_users_only
-        and lp.add
-        and (not isinstance(lp.add, TableRows) or len(lp.add) <= MAX_TABLE_CHECK)
-    ]
+    checked = _checkable(lists, reads)
     if not checked:
         return lists
     # Adds still in DuckDB are few enough here (the usual churn) to hold as members.
@@ -200,11 +180,8 @@ def _without_unknown(
     # Left out, they were added only by the next run: no apply converged in one.
     elsewhere = _created_by_other_lists(lists, [members[key] for key in unknown], project_type)
     unknown -= elsewhere
-    if created_elsewhere is not None and elsewhere:
-        for lp in checked:
-            kept_for = tuple(m for m in lp.add if m.key in elsewhere)
-            if kept_for:
-                created_elsewhere[lp.list_name] = kept_for
+    if created_elsewhere is not None:
+        created_elsewhere.update(_kept_for(checked, elsewhere))
     how = existing.read.describe(users=False)
     n = len(members)
     reads.append(f"{n:,} user{'s' if n != 1 else ''} checked for existence with {how}")
@@ -216,6 +193,43 @@ def _without_unknown(
             kept = tuple(m for m in lp.add if m.key not in unknown)
             lp = _left_out(lp, kept, not_created=not_created)
         out.append(lp)
+    return out
+
+
+def _checkable(lists: Sequence[ListPlan], reads: list[str]) -> list[ListPlan]:
+    """The updateExistingUsersOnly lists with adds to check for existence: not those whose
+    adds are over MAX_TABLE_CHECK, which are said in `reads` instead."""
+    for lp in lists:
+        if (
+            lp.update_existing_users_only
+            and isinstance(lp.add, TableRows)
+            and len(lp.add) > MAX_TABLE_CHECK
+        ):
+            # The plan's adds then include people Iterable will skip: say so, as the
+            # count of those it skips is known only once apply has their answers.
+            reads.append(
+                f"the {len(lp.add):,} adds to {lp.list_name!r} (updateExistingUsersOnly) "
+                f"were not checked for existence (over {MAX_TABLE_CHECK:,}): Iterable "
+                "skips those it does not know, and apply reports them (as not created where "
+                "its answers name them)"
+            )
+    return [
+        lp
+        for lp in lists
+        if lp.update_existing_users_only
+        and lp.add
+        and (not isinstance(lp.add, TableRows) or len(lp.add) <= MAX_TABLE_CHECK)
+    ]
+
+
+def _kept_for(checked: Sequence[ListPlan], elsewhere: set[str]) -> dict[str, tuple[Member, ...]]:
+    """Each checked list's unknown adds kept because another list's subscribe creates them
+    (LeftOut.created_elsewhere), by list name."""
+    out = {}
+    for lp in checked:
+        kept = tuple(m for m in lp.add if m.key in elsewhere)
+        if kept:
+            out[lp.list_name] = kept
     return out
 
 
