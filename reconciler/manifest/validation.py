@@ -325,13 +325,19 @@ def _quote_hint(value: Any) -> str:
 
 def _identity_hint(member: Any) -> str:
     """ " (did you mean 'email' for 'Email'?)": an inline member's other keys are its
-    traits, so a misspelt identity key is not an unknown key, only a missing identity."""
+    traits, so a misspelt identity key is not an unknown key, only a missing identity.
+    " (userId is null)" when the key is there but YAML read its value as null (`userId:`
+    left empty, `~`), where the misspelling hint offered the key for itself."""
     if not isinstance(member, dict):
         return ""
+    identity = ("email", "userId")
     for key in member:
-        hint = did_you_mean(key, ["email", "userId"])
+        hint = "" if key in identity else did_you_mean(key, list(identity))
         if hint:
             return hint.replace("?)", f" for {_quote_key(key)}?)")
+    null = [key for key in identity if key in member and member[key] is None]
+    if null:
+        return f" ({' and '.join(null)} {'are' if len(null) > 1 else 'is'} null)"
     return ""
 
 

@@ -390,6 +390,35 @@ def test_an_inline_member_with_its_identity_key_misspelt_says_what_was_meant() -
     ]
 
 
+def test_an_inline_member_whose_identity_is_null_says_so() -> None:
+    # `userId:` left empty, `~` or `null` is YAML's null: the key is there, spelt right,
+    # and the hint that looked for a misspelling offered it for itself ("did you mean
+    # 'userId' for 'userId'?").
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          members:
+            inline:
+              - {userId: ~, plan: gold}
+              - email:
+              - {email: null, userId: null}
+        """,
+    )
+    assert problems() == [
+        "m.yaml:16:9: spec.members.inline[0]: give email, userId or both (userId is null)",
+        "m.yaml:17:9: spec.members.inline[1]: give email, userId or both (email is null)",
+        "m.yaml:18:9: spec.members.inline[2]: give email, userId or both (email and userId "
+        "are null)",
+    ]
+
+
 def test_members_need_exactly_one_source() -> None:
     write(
         "m.yaml",
