@@ -32,6 +32,8 @@ import duckdb
 from pydantic import TypeAdapter, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.nodes import ScalarNode
+from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from reconciler.connect import destination_project, open_client
@@ -920,6 +922,26 @@ def _visible(dumped: str) -> str:
     return "".join(one_line(ch) if ch != "\n" and unseen(ch) else ch for ch in dumped)
 
 
+# The YAML 1.1 reading that PyYAML, yamllint and many editors' plugins still give: `no`,
+# `On` and `y` are booleans there, `12:30:00` the number 45000, `0777` the number 511.
+_YAML_1_1 = VersionedResolver(version=(1, 1))
+
+
+def _text(value: str) -> str:
+    """`value` as a manifest writes it so that every reader sees this text.
+
+    Double-quoted when not all printable: there an invisible character (a zero-width
+    space) is written as an escape (_visible), where bare the manifest read as another
+    list's name ("Gone" for "Gone\\u200b"), and NEL (U+0085), which ruamel wrote bare as a
+    line break, reads back as itself, not as a space. Double-quoted too when a YAML 1.1
+    reader would take it for something else: ruamel writes YAML 1.2, where `no` is text,
+    so a reviewer's tools read a list named `no` as false."""
+    plain = _YAML_1_1.resolve(ScalarNode, value, (True, False))
+    if not value.isprintable() or plain != "tag:yaml.org,2002:str":
+        return DoubleQuotedScalarString(value)
+    return value
+
+
 def _write_manifest(
     target: _Target, destination: str, members: int, now: datetime, schema: str
 ) -> None:
@@ -934,29 +956,19 @@ def _write_manifest(
         "Iterable reported them (userId where the profile has one, else email)."
     )
     spec = CommentedMap()
-    spec["destination"] = destination
+    spec["destination"] = _text(destination)
     if target.audience != info.name:
-        # Double-quoted when not all printable, as the description: there an invisible
-        # character (a zero-width space) is written as an escape (_visible), where bare the
-        # manifest read as another list's name ("Gone" for "Gone\u200b").
-        spec["listName"] = (
-            info.name if info.name.isprintable() else DoubleQuotedScalarString(info.name)
-        )
+        spec["listName"] = _text(info.name)
         spec.yaml_add_eol_comment("the list's name in Iterable", "listName")
     description = _description(info.description)
     if description is not None:
-        # Text that is not all printable goes in double quotes, where YAML escapes it
-        # (`\N`, `\n`, `\e`): bare, ruamel wrote NEL (U+0085) as a line break that reads
-        # back as a space, and every plan after noted a description that differs.
-        spec["description"] = (
-            description if description.isprintable() else DoubleQuotedScalarString(description)
-        )
+        spec["description"] = _text(description)
     spec["members"] = CommentedMap([("csv", target.members_file.name)])
     document = CommentedMap(
         [
             ("apiVersion", API_VERSION),
             ("kind", "Audience"),
-            ("metadata", CommentedMap([("name", target.audience)])),
+            ("metadata", CommentedMap([("name", _text(target.audience))])),
             ("spec", spec),
         ]
     )

@@ -512,6 +512,34 @@ def test_an_invisible_character_in_a_list_name_is_written_so_that_it_shows(typed
     ) in warned.stderr
 
 
+def test_text_yaml_1_1_tools_read_as_something_else_is_quoted(typed_workspace, cli):
+    """reconciler reads YAML 1.2, where `no`, `On` and `12:30:00` are text, and wrote them
+    bare; the YAML 1.1 tools a reviewer's checks run (PyYAML, yamllint's truthy rule, many
+    editors' plugins) read a list named `no` as false and a description `12:30:00` as the
+    number 45000. Such text is now quoted, so every reader sees the list's own name."""
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    names = ["no", "On", "y", "12:30:00", "0777", "2024-01-01"]
+    for name in names:
+        proj.add_list(name, description=name)
+    out = ws.manifests / "in"
+    imported = cli("import", ws.manifests, "-d", "prod", "--out", out)
+    assert imported.exit_code == 0, imported.output
+
+    yaml_1_1 = YAML(typ="safe", pure=True)
+    yaml_1_1.version = (1, 1)
+    read = {}
+    for manifest in out.glob("*.yaml"):
+        document = yaml_1_1.load(manifest.read_text(encoding="utf-8"))
+        spec = document["spec"]
+        assert spec["description"] == spec.get("listName", document["metadata"]["name"])
+        read[spec["description"]] = document
+        assert document == read_yaml(manifest), manifest.read_text(encoding="utf-8")
+    assert sorted(read) == sorted(names)
+    plan = cli("plan", ws.manifests, "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
+
+
 @ENGINES
 def test_a_run_again_removes_what_a_killed_import_left_half_written(
     typed_workspace, cli, monkeypatch, engine
