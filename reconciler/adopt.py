@@ -32,8 +32,6 @@ import duckdb
 from pydantic import TypeAdapter, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.nodes import ScalarNode
-from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from reconciler.connect import destination_project, open_client
@@ -44,6 +42,7 @@ from reconciler.layout import one_line, unseen
 from reconciler.leftovers import NO_ROOM
 from reconciler.manifest import API_VERSION, Destination, Manifests
 from reconciler.manifest.model import NAME_PATTERN, AudienceSpec
+from reconciler.manifest.yaml_readings import read_as_other_than_text
 from reconciler.members.engine.workspace import duckdb_no_room
 from reconciler.members.identity import ProjectType, looks_like_email
 from reconciler.members.model import Engine
@@ -922,11 +921,6 @@ def _visible(dumped: str) -> str:
     return "".join(one_line(ch) if ch != "\n" and unseen(ch) else ch for ch in dumped)
 
 
-# The YAML 1.1 reading that PyYAML, yamllint and many editors' plugins still give: `no`,
-# `On` and `y` are booleans there, `12:30:00` the number 45000, `0777` the number 511.
-_YAML_1_1 = VersionedResolver(version=(1, 1))
-
-
 def _text(value: str) -> str:
     """`value` as a manifest writes it so that every reader sees this text.
 
@@ -936,8 +930,7 @@ def _text(value: str) -> str:
     line break, reads back as itself, not as a space. Double-quoted too when a YAML 1.1
     reader would take it for something else: ruamel writes YAML 1.2, where `no` is text,
     so a reviewer's tools read a list named `no` as false."""
-    plain = _YAML_1_1.resolve(ScalarNode, value, (True, False))
-    if not value.isprintable() or plain != "tag:yaml.org,2002:str":
+    if not value.isprintable() or read_as_other_than_text(value):
         return DoubleQuotedScalarString(value)
     return value
 

@@ -41,6 +41,7 @@ from reconciler.manifest.repository import (
 )
 from reconciler.manifest.validation import closest, describe, did_you_mean, problems_from_error
 from reconciler.manifest.yaml_file import YamlDocument, read_yaml_file
+from reconciler.manifest.yaml_readings import disagreeing_values
 from reconciler.render.masking import column_hint, column_names
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -571,6 +572,7 @@ class _Collector:
             mapping = self.trait_mappings.get(name)
             if mapping is not None and audience.name not in self.refused_sources:
                 self._check_columns(audience, mapping)
+                self.warnings.extend(disagreeing_values(audience, mapping))
 
     def _check_columns(self, audience: Audience, mapping: TraitMapping) -> None:
         # Imported here: the trait compiler and the sources import this package.

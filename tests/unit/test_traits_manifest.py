@@ -384,3 +384,50 @@ def test_schema_rejects_what_the_loader_rejects(
         YAML(typ="safe").dump(mapping, stream)
     csv()
     assert problems() != []
+
+
+def test_inline_values_yaml_readers_disagree_on_are_warned_at_their_line() -> None:
+    """`vip: yes` is the text 'yes' in the YAML 1.2 reconciler reads, sent so to a field
+    with no type (which Iterable then types string for good), where YAML 1.1 tools
+    (PyYAML, yamllint) and a reviewer used to them read true; `zip: 01234` is the number
+    1234 everywhere, its zero lost. Neither was said. Quoted, tagged or typed values say
+    what they are, so they are not warned of; nor are the members' values echoed."""
+    write(
+        "m/all.yaml",
+        BASE.replace(
+            "members: {csv: data/churn.csv, userId: user_id}",
+            """members:
+    inline:
+      - {email: a@example.com, vip: yes, zip: 01234, optIn: 'no', code: 0777}
+      - {email: b@example.com, vip: Off, zip: "01234", optIn: !!str on, code: 0777}
+      - email: c@example.com
+        vip: true
+        zip: 12345
+        optIn: on
+        code: 10""",
+        ),
+    )
+    write(
+        "m/traits.yaml",
+        """\
+        apiVersion: reconciler/v1
+        kind: TraitMapping
+        metadata: {name: crm}
+        spec:
+          fields:
+            vip: vip
+            zip: {from: zip}
+            optIn: {from: optIn, type: boolean}
+            code: {from: code, type: string}
+        """,
+    )
+    warnings = [str(w) for w in load_manifests(Path("m")).warnings]
+    assert warnings == [
+        "m/all.yaml:14:37: audience 'churn': vip: yes is the text 'yes' in YAML 1.2, which "
+        "reconciler reads, and field 'vip' (no type) sends it as that text, where YAML 1.1 "
+        "tools (PyYAML, yamllint) read true; write true or false to send a boolean, or "
+        "quote it to send the text (and 1 more member written so)",
+        "m/all.yaml:14:47: audience 'churn': zip: a number written with a leading zero is "
+        "read as the number without it, and field 'zip' (no type) sends that number; quote "
+        "it, or give the field type: string, to send the digits as written",
+    ]

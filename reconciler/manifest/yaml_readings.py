@@ -1,0 +1,142 @@
+"""Inline member values that YAML's readers, or a reviewer, take for different things.
+
+reconciler reads YAML 1.2: `yes`, `no`, `on`, `off`, `y` and `n` are text there, but
+booleans to the YAML 1.1 tools a reviewer's checks and editor plugins still run (PyYAML,
+yamllint), and a number written with a leading zero (`zip: 01234`) is a number without it
+in every YAML. A trait mapping field without a `type` sends an inline member's value as
+YAML gave it, and Iterable types a new field by the first value it receives, for good:
+`vip: yes` makes `vip` a string field, `zip: 01234` sends 1234. Such a value, written
+bare (not quoted, not tagged), is warned of where it is written; a field with a `type`
+converts the value as it says, so its values are not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml.nodes import ScalarNode
+from ruamel.yaml.resolver import VersionedResolver
+
+from reconciler.errors import Problem, quoted
+from reconciler.manifest.location import Location
+from reconciler.manifest.manifests import Audience, TraitMapping
+from reconciler.manifest.yaml_file import WRITTEN_AS
+
+# The YAML 1.1 reading that PyYAML, yamllint and many editors' plugins still give.
+_YAML_1_1 = VersionedResolver(version=(1, 1))
+_BOOL_1_1 = "tag:yaml.org,2002:bool"
+_STR = "tag:yaml.org,2002:str"
+
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9]+")
+# The line breaks YAML readers count lines by (libyaml and ruamel alike).
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+
+
+def yaml_1_1_tag(text: str) -> str:
+    """The tag a YAML 1.1 reader gives `text` written as a plain scalar."""
+    return str(_YAML_1_1.resolve(ScalarNode, text, (True, False)))
+
+
+def read_as_other_than_text(text: str) -> bool:
+    """Whether a YAML 1.1 reader takes `text`, written bare, for something other than text
+    (`no` for false, `12:30:00` for 45000), though reconciler's YAML 1.2 reads it as text."""
+    return yaml_1_1_tag(text) != _STR
+
+
+@dataclass
+class _Found:
+    location: Location
+    message: str
+    more: int = 0
+
+
+def disagreeing_values(audience: Audience, mapping: TraitMapping) -> list[Problem]:
+    """A warning per untyped field of `mapping` whose inline values YAML readers disagree
+    on, at the first such value, counting the members after it written so."""
+    inline = audience.spec.members.inline
+    if not inline:
+        return []
+    untyped = {
+        spec.from_: name
+        for name, spec in mapping.spec.field_specs().items()
+        if spec.from_ is not None and spec.type is None
+    }
+    if not untyped:
+        return []
+    lines = _Lines()
+    found: dict[str, _Found] = {}
+    for index, entry in enumerate(inline):
+        traits = entry.traits if not isinstance(entry, str) else {}
+        for column, field_name in untyped.items():
+            if column not in traits:
+                continue
+            message = _disagreement(column, field_name, traits[column])
+            if message is None:
+                continue
+            location = audience.field_location("members", "inline", index, column)
+            if not lines.bare_at(location):
+                continue  # quoted or tagged: the file says it is text
+            if column in found:
+                found[column].more += 1
+            else:
+                found[column] = _Found(location, f"audience {quoted(audience.name)}: {message}")
+    return [_with_more(f) for f in found.values()]
+
+
+def _disagreement(column: str, field_name: str, value: Any) -> str | None:
+    field = f"field {quoted(field_name)} (no type)"
+    if isinstance(value, str) and yaml_1_1_tag(value) == _BOOL_1_1:
+        # The 1.1 booleans of one word; `true`/`false` are booleans in 1.2 too.
+        meant = "true" if value.lower() in ("yes", "y", "on") else "false"
+        return (
+            f"{column}: {value} is the text {quoted(value)} in YAML 1.2, which reconciler "
+            f"reads, and {field} sends it as that text, where YAML 1.1 tools (PyYAML, "
+            f"yamllint) read {meant}; write true or false to send a boolean, or quote it to "
+            "send the text"
+        )
+    written = getattr(value, WRITTEN_AS, None)
+    if isinstance(value, int) and isinstance(written, str) and _LEADING_ZERO.fullmatch(written):
+        # The value is a member's (a zip code, a phone number): not echoed.
+        return (
+            f"{column}: a number written with a leading zero is read as the number without "
+            f"it, and {field} sends that number; quote it, or give the field type: string, "
+            "to send the digits as written"
+        )
+    return None
+
+
+def _with_more(found: _Found) -> Problem:
+    more = found.more
+    suffix = f" (and {more:,} more member{'s' if more != 1 else ''} written so)" if more else ""
+    return found.location.problem(found.message + suffix)
+
+
+class _Lines:
+    """The manifest files' lines, read once each, to see how a value is written."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, list[str]] = {}
+
+    def bare_at(self, location: Location) -> bool:
+        """Whether the value at `location` is written bare (neither quoted nor tagged);
+        False when the file cannot be read again (then nothing is said)."""
+        lines = self._files.get(location.file)
+        if lines is None:
+            lines = self._files[location.file] = list(self._read(Path(location.file)))
+        if not 0 < location.line <= len(lines):
+            return False
+        line = lines[location.line - 1]
+        column = location.column - 1
+        return 0 <= column < len(line) and line[column] not in "'\"!&"
+
+    @staticmethod
+    def _read(path: Path) -> Iterator[str]:
+        try:
+            text = path.read_text(encoding="utf-8").removeprefix("\ufeff")
+        except (OSError, UnicodeDecodeError):
+            return iter(())
+        return iter(_LINE_BREAK.split(text))
