@@ -179,6 +179,11 @@ def _read_documents(
     return documents, problems
 
 
+# A line starting with `%` (a directive: `%YAML 1.1`, `%TAG`); one inside a quoted text
+# only sends that file to the slower parser, which reads it the same.
+_DIRECTIVE = re.compile(r"^%", re.MULTILINE)
+
+
 def _compose_all(yaml: YAML, text: str) -> Iterator[Node]:
     """The file's documents as node trees.
 
@@ -193,10 +198,14 @@ def _compose_all(yaml: YAML, text: str) -> Iterator[Node]:
     fast = YAML(typ="safe")
     if fast.Parser is not YAML(typ="safe", pure=True).Parser:
         _check_nesting(YAML(typ="safe"), text)
-        try:
-            return iter(list(fast.compose_all(text)))
-        except (YAMLError, RecursionError):
-            pass
+        # A `%YAML 1.1` directive asks for YAML 1.1 (`on` is true, `0777` is 511), which
+        # the pure parser honours and libyaml's composer here ignores: such a file is
+        # read by the pure one, so that it means the same whichever parser is installed.
+        if _DIRECTIVE.search(text) is None:
+            try:
+                return iter(list(fast.compose_all(text)))
+            except (YAMLError, RecursionError):
+                pass
     return yaml.compose_all(text)
 
 

@@ -15,6 +15,7 @@ from reconciler.manifest import (
     Location,
     Manifests,
     load_manifests,
+    yaml_file,
 )
 
 DESTINATION = """\
@@ -1211,6 +1212,45 @@ def test_manifests_are_parsed_by_libyaml_when_installed(monkeypatch: pytest.Monk
         "m.yaml:17:9",
         "m.yaml:18:9",
     ]
+
+
+@pytest.mark.parametrize("parser", ["libyaml", "pure"])
+def test_a_yaml_1_1_directive_is_read_alike_by_either_parser(
+    monkeypatch: pytest.MonkeyPatch, parser: str
+) -> None:
+    """A file that says `%YAML 1.1` asks for YAML 1.1, where `on` is true and `0777` is 511.
+    libyaml's composer (the fast path) ignored the directive and read them as YAML 1.2 (the
+    text 'on', 777), where ruamel's pure parser, which reads a file when ruamel.yaml.clib
+    is not installed, honours it: the same manifest set a description 'on' on one machine
+    and was refused on another, and an inline member's field went out as 'on' or true."""
+    if parser == "pure":
+        # As without ruamel.yaml.clib: every file is composed by the pure parser.
+        monkeypatch.setattr(yaml_file, "_compose_all", lambda yaml, text: yaml.compose_all(text))
+    write(
+        "m.yaml",
+        "%YAML 1.1\n---\n",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          description: on
+          members: {inline: [{email: a@example.com, vip: yes, code: 0777}]}
+        """,
+    )
+    assert problems() == [
+        "m.yaml:16:16: spec.description: expected a string; got true "
+        "(put it in quotes to make it text)"
+    ]
+    Path("m.yaml").write_text(
+        Path("m.yaml").read_text().replace("description: on", "description: 'on'")
+    )
+    (member,) = load_manifests(Path("m.yaml")).audiences["a"].spec.members.inline or []
+    assert not isinstance(member, str)
+    assert member.traits == {"vip": True, "code": 511}
 
 
 def test_one_file_given_says_the_others_were_not_read() -> None:
