@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from reconciler.errors import ManifestError, Problem, quoted, variable_name
 from reconciler.layout import unseen, yaml_quoted
 from reconciler.manifest.file_names import Directories, on_disk
-from reconciler.manifest.location import Location
+from reconciler.manifest.location import Location, YamlPositions
 from reconciler.manifest.manifests import Audience, Destination, Manifests, TraitMapping
 from reconciler.manifest.model import (
     API_VERSION,
@@ -41,7 +41,7 @@ from reconciler.manifest.repository import (
 )
 from reconciler.manifest.validation import closest, describe, did_you_mean, problems_from_error
 from reconciler.manifest.yaml_file import YamlDocument, read_yaml_file
-from reconciler.manifest.yaml_readings import disagreeing_values
+from reconciler.manifest.yaml_readings import dates_as_written, disagreeing_values
 from reconciler.render.masking import column_hint, column_names
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -243,7 +243,7 @@ class _Collector:
                 self.problems.append(_kind_problem(kind, positions.locate(("kind",))))
             model = DocumentEnvelope
         try:
-            parsed = model.model_validate(data)
+            parsed = _validated(model, data, positions)
         except ValidationError as error:
             self.problems.extend(problems_from_error(error, model, positions))
             return
@@ -605,6 +605,17 @@ class _Collector:
                         f"{column_names(columns)}"
                     )
                 )
+
+
+def _validated(model: type[BaseModel], data: dict[str, Any], positions: YamlPositions) -> Any:
+    """`data` validated as `model`, an unquoted date where text is expected taken as the
+    text the file writes (a YAML 1.2 editor reads it so; yaml_readings.dates_as_written)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        if not dates_as_written(error, model, data, positions):
+            raise
+    return model.model_validate(data)
 
 
 # Names a message lists of what is defined: a repository of hundreds of trait mappings made

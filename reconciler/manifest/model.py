@@ -82,8 +82,10 @@ def _yaml_field_title(name: str, info: FieldInfo | ComputedFieldInfo) -> str:
 
 
 class _StrictModel(BaseModel):
-    # Strict: YAML produces numbers, dates and booleans where a user meant text (or text
-    # where they meant a boolean); coercing silently would apply something nobody wrote.
+    # Strict: YAML produces numbers and booleans where a user meant text (or text where
+    # they meant a boolean); coercing silently would apply something nobody wrote. (An
+    # unquoted date where text is expected is the loader's to give as the text written:
+    # manifest/yaml_readings.py dates_as_written.)
     # Inputs are hidden from str(ValidationError) because a mistyped apiKey is a secret.
     model_config = ConfigDict(
         extra="forbid",

@@ -156,6 +156,13 @@ def _message(
     return f"{where}: {details['msg']}"
 
 
+def value_path(details: ErrorDetails, model: type[BaseModel]) -> list[PathElement] | None:
+    """The path into the data of the value a pydantic error is about (its loc without
+    union tags), or None when the error is about a mapping's key."""
+    resolved = _resolve(model, details["loc"])
+    return None if resolved.dict_key else resolved.path
+
+
 def _resolve(model: type[BaseModel], loc: Sequence[PathElement]) -> _Resolved:
     path: list[PathElement] = []
     parent: type[BaseModel] | None = None

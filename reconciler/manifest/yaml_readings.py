@@ -1,4 +1,12 @@
-"""Inline member values that YAML's readers, or a reviewer, take for different things.
+"""Values that YAML's readers, or a reviewer, take for different things.
+
+An unquoted date (`description: 2024-05-01`) is a date to reconciler's reader, as to
+YAML 1.1 tools, but text to the YAML 1.2 editors read (yaml-language-server has no dates),
+whose schema check passes it. Where the manifest expects text it is the text the file
+writes (`dates_as_written`), so editor and `validate` agree; elsewhere (an inline
+member's traits) it stays a date.
+
+Inline member values:
 
 reconciler reads YAML 1.2: `yes`, `no`, `on`, `off`, `y` and `n` are text there, but
 booleans to the YAML 1.1 tools a reviewer's checks and editor plugins still run (PyYAML,
@@ -12,18 +20,22 @@ converts the value as it says, so its values are not.
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
 from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.resolver import VersionedResolver
+from ruamel.yaml.util import timestamp_regexp
 
 from reconciler.errors import Problem, quoted
-from reconciler.manifest.location import Location
+from reconciler.manifest.location import Location, PathElement, YamlPositions
 from reconciler.manifest.manifests import Audience, TraitMapping
+from reconciler.manifest.validation import value_path
 from reconciler.manifest.yaml_file import WRITTEN_AS
 
 # The YAML 1.1 reading that PyYAML, yamllint and many editors' plugins still give.
@@ -32,6 +44,17 @@ _BOOL_1_1 = "tag:yaml.org,2002:bool"
 _STR = "tag:yaml.org,2002:str"
 
 _LEADING_ZERO = re.compile(r"[-+]?0[0-9]+")
+# A date or date-time as YAML resolves one (ruamel's own pattern), at a value's position:
+# after an anchor (`&day 2024-05-01`) if it has one, up to where the date ends.
+_TIMESTAMP = re.compile(
+    r"(?:&\S+[ \t]+)?(?P<written>"
+    + timestamp_regexp.pattern.strip().removeprefix("^").removesuffix("$")
+    + ")",
+    re.VERBOSE,
+)
+# The errors of a value that is not text where text is expected.
+_NOT_TEXT = ("string_type", "inline_entry_type")
+
 # The line breaks YAML readers count lines by (libyaml and ruamel alike).
 _LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
 
@@ -45,6 +68,46 @@ def read_as_other_than_text(text: str) -> bool:
     """Whether a YAML 1.1 reader takes `text`, written bare, for something other than text
     (`no` for false, `12:30:00` for 45000), though reconciler's YAML 1.2 reads it as text."""
     return yaml_1_1_tag(text) != _STR
+
+
+def dates_as_written(
+    error: ValidationError, model: type[BaseModel], data: Any, positions: YamlPositions
+) -> bool:
+    """Put in `data`, for each date `error` refuses where text is expected, the text the
+    file writes it as; whether any was. A date the file does not show as written there
+    (an alias, `*day`) is left to be refused, saying to quote it."""
+    lines = _Lines()
+    changed = False
+    for details in error.errors():
+        if details["type"] not in _NOT_TEXT:
+            continue
+        path = value_path(details, model)
+        if not path:
+            continue
+        parent = _at(data, path[:-1])
+        last = path[-1]
+        value = _child(parent, last)
+        if not isinstance(value, datetime.date):
+            continue
+        written = lines.date_at(positions.locate(path), value)
+        if written is not None:
+            parent[last] = written
+            changed = True
+    return changed
+
+
+def _at(data: Any, path: list[PathElement]) -> Any:
+    for element in path:
+        data = _child(data, element)
+    return data
+
+
+def _child(data: Any, element: PathElement) -> Any:
+    if isinstance(data, dict):
+        return data.get(element)
+    if isinstance(data, list) and isinstance(element, int) and 0 <= element < len(data):
+        return data[element]
+    return None
 
 
 @dataclass
@@ -124,14 +187,32 @@ class _Lines:
     def bare_at(self, location: Location) -> bool:
         """Whether the value at `location` is written bare (neither quoted nor tagged);
         False when the file cannot be read again (then nothing is said)."""
+        line = self._line(location)
+        if line is None:
+            return False
+        column = location.column - 1
+        return 0 <= column < len(line) and line[column] not in "'\"!&"
+
+    def date_at(self, location: Location, value: datetime.date) -> str | None:
+        """The date `value` as written at `location`, or None when it is not there."""
+        line = self._line(location)
+        if line is None:
+            return None
+        match = _TIMESTAMP.match(line, location.column - 1)
+        if match is None:
+            return None
+        day = (int(match["year"]), int(match["month"]), int(match["day"]))
+        if day != (value.year, value.month, value.day) and match["tz"] is None:
+            return None  # not this date (a time zone may move the day)
+        return match["written"].rstrip(" \t")
+
+    def _line(self, location: Location) -> str | None:
         lines = self._files.get(location.file)
         if lines is None:
             lines = self._files[location.file] = list(self._read(Path(location.file)))
         if not 0 < location.line <= len(lines):
-            return False
-        line = lines[location.line - 1]
-        column = location.column - 1
-        return 0 <= column < len(line) and line[column] not in "'\"!&"
+            return None
+        return lines[location.line - 1]
 
     @staticmethod
     def _read(path: Path) -> Iterator[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import textwrap
 from pathlib import Path
@@ -450,18 +451,51 @@ def test_strings_are_not_booleans_and_numbers_are_not_strings() -> None:
         metadata: {name: a}
         spec:
           destination: prod
-          listName: 2024-01-01
+          listName: 0777
           members: {csv: a.csv}
           updateExistingUsersOnly: "yes"
           unsubscribe: {campaignId: 0}
         """,
     )
     assert problems() == [
-        "m.yaml:14:13: spec.listName: expected a string; got the date 2024-01-01 "
+        "m.yaml:14:13: spec.listName: expected a string; got 777 "
         "(put it in quotes to make it text)",
         "m.yaml:16:28: spec.updateExistingUsersOnly: expected true or false; got 'yes'",
         "m.yaml:17:29: spec.unsubscribe.campaignId: expected a number greater than 0; got 0",
     ]
+
+
+def test_an_unquoted_date_where_text_is_expected_is_the_text_as_written() -> None:
+    """YAML 1.2 as editors read it (yaml-language-server) has no dates: `description:
+    2024-05-01` is text there, and the schema passes it, where reconciler's reader makes
+    it a date, which validate refused wherever text is expected: green in the editor, red
+    in CI. Such a date is now the text the file writes, wherever text is expected; under
+    an inline member's other keys (its traits) a date is still a date."""
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: 2024-05-01, labels: {reviewed: 2024-05-01 09:30:00}}
+        spec:
+          destination: prod
+          listName: 2024-05-01t09:30:00Z
+          description: 2024-05-01  # a comment
+          members:
+            inline: [2024-05-02, {userId: 2024-05-03, renews: 2024-06-01}]
+        """,
+    )
+    audience = load_manifests(Path("m.yaml")).audiences["2024-05-01"]
+    assert audience.labels == {"reviewed": "2024-05-01 09:30:00"}
+    assert audience.spec.listName == "2024-05-01t09:30:00Z"
+    assert audience.spec.description == "2024-05-01"
+    first, second = audience.spec.members.inline or []
+    assert first == "2024-05-02"
+    assert not isinstance(second, str)
+    assert second.userId == "2024-05-03"
+    assert second.traits == {"renews": datetime.date(2024, 6, 1)}
 
 
 def test_numbers_out_of_range_or_quoted_say_what_is_expected_in_the_house_style() -> None:
