@@ -41,7 +41,12 @@ from reconciler.manifest.repository import (
 )
 from reconciler.manifest.validation import closest, describe, did_you_mean, problems_from_error
 from reconciler.manifest.yaml_file import YamlDocument, read_yaml_file
-from reconciler.manifest.yaml_readings import dates_as_written, disagreeing_values
+from reconciler.manifest.yaml_readings import (
+    TextLines,
+    cut_by_comment,
+    dates_as_written,
+    disagreeing_values,
+)
 from reconciler.render.masking import column_hint, column_names
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -191,6 +196,8 @@ class _Collector:
     # message about it says so (`plan m/a.yaml` where the destination is in m/d.yaml).
     only_file: str | None = None
     warnings: list[Problem] = field(default_factory=list)
+    # The files' text, for how a value is written (quoted, a comment after it).
+    lines: TextLines = field(default_factory=TextLines)
     # Audiences whose source file check_source_paths refused: nothing reads them.
     refused_sources: set[str] = field(default_factory=set)
 
@@ -243,7 +250,7 @@ class _Collector:
                 self.problems.append(_kind_problem(kind, positions.locate(("kind",))))
             model = DocumentEnvelope
         try:
-            parsed = _validated(model, data, positions)
+            parsed = _validated(model, data, positions, self.lines)
         except ValidationError as error:
             self.problems.extend(problems_from_error(error, model, positions))
             return
@@ -257,6 +264,12 @@ class _Collector:
         }
         if isinstance(parsed, AudienceDocument) and parsed.spec.listName is not None:
             self._check_invisible_list_name(parsed.spec.listName, document)
+        if isinstance(parsed, AudienceDocument):
+            for key in ("listName", "description"):
+                text = getattr(parsed.spec, key)
+                cut = cut_by_comment(positions, key, text, self.lines) if text is not None else None
+                if cut is not None:
+                    self.warnings.append(cut)
         collection, wrapper = kinds.get(type(parsed), (None, None))
         if collection is not None and wrapper is not None:
             extra = {"repository": self.repository} if wrapper is Audience else {}
@@ -572,7 +585,7 @@ class _Collector:
             mapping = self.trait_mappings.get(name)
             if mapping is not None and audience.name not in self.refused_sources:
                 self._check_columns(audience, mapping)
-                self.warnings.extend(disagreeing_values(audience, mapping))
+                self.warnings.extend(disagreeing_values(audience, mapping, self.lines))
 
     def _check_columns(self, audience: Audience, mapping: TraitMapping) -> None:
         # Imported here: the trait compiler and the sources import this package.
@@ -607,13 +620,15 @@ class _Collector:
                 )
 
 
-def _validated(model: type[BaseModel], data: dict[str, Any], positions: YamlPositions) -> Any:
+def _validated(
+    model: type[BaseModel], data: dict[str, Any], positions: YamlPositions, lines: TextLines
+) -> Any:
     """`data` validated as `model`, an unquoted date where text is expected taken as the
     text the file writes (a YAML 1.2 editor reads it so; yaml_readings.dates_as_written)."""
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        if not dates_as_written(error, model, data, positions):
+        if not dates_as_written(error, model, data, positions, lines):
             raise
     return model.model_validate(data)
 
