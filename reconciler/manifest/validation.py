@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import types
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -97,8 +97,10 @@ def _message(
         # An unknown key's input is its value, which may be a secret; a non-string key's
         # input is the key itself.
         key = value if kind == "invalid_key" else path[-1]
-        hint = did_you_mean(key, yaml_names(resolved.parent)) or _belongs_under(
-            key, resolved.parent, parent
+        hint = (
+            did_you_mean(key, yaml_names(resolved.parent))
+            or _belongs_under(key, resolved.parent, parent)
+            or _braces_hint({key: None})
         )
         return f"unknown key {_quote_key(key)} in {parent}{hint}; allowed: {allowed}"
     if resolved.dict_key:
@@ -120,7 +122,7 @@ def _message(
         hint = "" if secret or len(accepted) < 2 else did_you_mean(value, accepted)
         return f"{where}: expected {_literal_choices(resolved.annotation)}{got}{hint}"
     if kind == "string_type":
-        return f"{where}: expected a string{got}{_quote_hint(value)}"
+        return f"{where}: expected a string{got}{_quote_hint(value)}{_braces_hint(value)}"
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return f"{where}: expected a whole number{got}{_unquote_hint(value, secret)}"
     if kind in ("float_type", "float_parsing"):
@@ -317,7 +319,8 @@ def describe(value: Any) -> str:
         return repr(value if len(value) <= 60 else value[:57] + "...")
     if isinstance(value, datetime.date):
         return f"the date {value.isoformat()}"
-    if isinstance(value, dict):
+    if isinstance(value, dict | Mapping):
+        # A mapping used as a key (`{{ x }}` written bare) is ruamel's CommentedKeyMap.
         return "a mapping"
     if isinstance(value, list | tuple):
         return "a list"
@@ -327,6 +330,14 @@ def describe(value: Any) -> str:
 def _quote_hint(value: Any) -> str:
     if isinstance(value, bool | int | float | datetime.date):
         return " (put it in quotes to make it text)"
+    return ""
+
+
+def _braces_hint(value: Any) -> str:
+    """`{{ first_name }}` written bare is a YAML mapping whose one key is a mapping (`{`
+    opens one), not the template its writer meant."""
+    if isinstance(value, dict) and any(isinstance(key, Mapping) for key in value):
+        return " (YAML reads {{ ... }} written bare as a mapping: put the template in quotes)"
     return ""
 
 

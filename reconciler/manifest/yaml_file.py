@@ -171,7 +171,7 @@ def _read_documents(
                 Problem(display, line, column, f"invalid YAML: character {code} is not allowed")
             )
         except MarkedYAMLError as error:
-            problems.append(_marked_problem(error, display))
+            problems.append(_marked_problem(error, display, text=text))
         except YAMLError as error:
             problems.append(Problem(display, 0, 0, f"invalid YAML: {error}"))
         except RecursionError:
@@ -423,9 +423,26 @@ def _walk(root: Node) -> Iterator[Node]:
             stack.extend(node.value)
 
 
-def _marked_problem(error: MarkedYAMLError, display: str, message: str | None = None) -> Problem:
+# A value that starts with `{{` (after `key:` or `- `): a template written bare.
+_BARE_TEMPLATE = re.compile(r"(?:^|[:-])[ \t]+\{\{")
+
+
+def _marked_problem(
+    error: MarkedYAMLError, display: str, message: str | None = None, text: str = ""
+) -> Problem:
     mark = error.problem_mark or error.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+    if message is None and _BARE_TEMPLATE.search(_line_at(text, line)):
+        # `template: {{ first_name }} there`: `{` opened a mapping, whatever the parser
+        # then says (most often "check this line's indentation") is not the cause.
+        reason = error.problem or error.context or "cannot parse"
+        return Problem(
+            display,
+            line,
+            column,
+            f"invalid YAML: {reason}; a value that starts with {{ is a YAML mapping: put a "
+            "template ({{ ... }}) in quotes",
+        )
     if message is None:
         # Only the short texts: str(error) adds a snippet of the line, which may hold a key.
         message = f"invalid YAML: {error.problem or error.context or 'cannot parse'}"
@@ -457,6 +474,12 @@ def _marked_problem(error: MarkedYAMLError, display: str, message: str | None = 
                 "are separated by ','"
             )
     return Problem(display, line, column, message)
+
+
+def _line_at(text: str, line: int) -> str:
+    """Line `line` (1-based) of `text`, or "" when there is none."""
+    lines = text.split("\n")
+    return lines[line - 1] if 0 < line <= len(lines) else ""
 
 
 def _other_line(error: MarkedYAMLError) -> bool:

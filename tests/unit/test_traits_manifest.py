@@ -431,3 +431,62 @@ def test_inline_values_yaml_readers_disagree_on_are_warned_at_their_line() -> No
         "read as the number without it, and field 'zip' (no type) sends that number; quote "
         "it, or give the field type: string, to send the digits as written",
     ]
+
+
+def test_a_template_written_bare_says_to_quote_it() -> None:
+    """`template: {{ first_name }}` is a YAML mapping (`{` opens one), and `{{ first_name }}
+    there` a syntax error: the messages said "expected a string; got a mapping" and "check
+    this line's indentation", neither pointing at the missing quotes."""
+    csv("a@example.com,u1,pro,10,ada")
+    write("m/all.yaml", BASE)
+    write(
+        "m/traits.yaml",
+        """\
+        apiVersion: reconciler/v1
+        kind: TraitMapping
+        metadata: {name: crm}
+        spec:
+          fields:
+            greeting: {from: plan}
+            name:
+              template: {{ first_name }}
+        """,
+    )
+    assert problems() == [
+        "m/traits.yaml:8:7: spec.fields.name.template: expected a string; got a mapping "
+        "(YAML reads {{ ... }} written bare as a mapping: put the template in quotes)"
+    ]
+    write(
+        "m/traits.yaml",
+        """\
+        apiVersion: reconciler/v1
+        kind: TraitMapping
+        metadata: {name: crm}
+        spec:
+          fields:
+            greeting: {from: plan}
+            name: {{ first_name }}
+        """,
+    )
+    assert problems() == [
+        "m/traits.yaml:7:12: unknown key a mapping in spec.fields.name (YAML reads {{ ... }} "
+        "written bare as a mapping: put the template in quotes); allowed: from, template, type"
+    ]
+    write(
+        "m/traits.yaml",
+        """\
+        apiVersion: reconciler/v1
+        kind: TraitMapping
+        metadata: {name: crm}
+        spec:
+          fields:
+            greeting: {from: plan}
+            name:
+              template: {{ first_name }} there
+        """,
+    )
+    problem = next(p for p in problems() if p.startswith("m/traits.yaml"))
+    assert problem.startswith("m/traits.yaml:8:34: invalid YAML: "), problem
+    assert problem.endswith(
+        "; a value that starts with { is a YAML mapping: put a template ({{ ... }}) in quotes"
+    ), problem
