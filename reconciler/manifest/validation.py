@@ -150,7 +150,7 @@ def _message(
         expected = PATTERN_DESCRIPTIONS.get(pattern, f"text matching {pattern}")
         return f"{where}: expected {expected}{got}"
     if kind == "inline_entry_type":
-        return f"{where}: {details['msg']}{got}"
+        return f"{where}: {details['msg']}{got}{_quote_hint(value)}"
     if kind == "identity_missing":
         return f"{where}: {details['msg']}{_identity_hint(value)}"
     # Our own checks (PydanticCustomError) and anything rarer: pydantic's message is a

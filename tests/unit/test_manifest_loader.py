@@ -366,6 +366,32 @@ def test_bad_type_nested_in_a_list_points_at_the_entry() -> None:
     ]
 
 
+def test_a_numeric_user_id_written_bare_in_an_inline_list_says_to_quote_it() -> None:
+    """`inline: [10042, 10043]`, a list of numeric userIds as most apps have them, is a
+    list of numbers to YAML: refused, as it should be, but without the hint every other
+    text field gives (`userId: 10042` says to put it in quotes)."""
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          members:
+            inline: [10042, true]
+        """,
+    )
+    assert problems() == [
+        "m.yaml:15:14: spec.members.inline[0]: expected an email or userId string, or a "
+        "mapping with email and/or userId; got 10042 (put it in quotes to make it text)",
+        "m.yaml:15:21: spec.members.inline[1]: expected an email or userId string, or a "
+        "mapping with email and/or userId; got true (put it in quotes to make it text)",
+    ]
+
+
 def test_an_inline_member_with_its_identity_key_misspelt_says_what_was_meant() -> None:
     # Other keys of an inline member are traits, so `Email:` or `user_id:` left it with
     # no identity and no word on why.
