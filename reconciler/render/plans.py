@@ -384,42 +384,86 @@ def plan_markdown(
     many_violations = len(plan.violations()) > VIOLATION_ROWS
     many_notes = any(len(d.notes) > NOTE_ROWS for d in plan.destinations)
 
-    def render(fit: _Fit) -> tuple[str, str]:
-        text = template.render(
-            {
-                **context,
-                "sample": fit.sample,
-                "skipped_sample": fit.skipped_sample,
-                "hide_quiet": fit.hide_quiet,
-                "all_campaigns": fit.all_campaigns,
-                "routine_rows": fit.routine_rows,
-                "violation_rows": fit.violation_rows,
-                "note_rows": fit.note_rows,
-            }
+    # What a plan does not have to leave out, it does not say it left out (and the text
+    # would be the same as one tried before).
+    fits = list(
+        dict.fromkeys(
+            dataclasses.replace(
+                fit,
+                hide_quiet=fit.hide_quiet and quiet,
+                all_campaigns=fit.all_campaigns or not unwarned,
+                violation_rows=fit.violation_rows if many_violations else None,
+                note_rows=fit.note_rows if many_notes else None,
+            )
+            for fit in _FITS
         )
-        return text, _fit_note(fit)
+    )
+    last = fits[-1]
+    rendered: dict[_Fit, tuple[str, str]] = {}
 
-    tried: set[_Fit] = set()
-    for fit in _FITS:
-        # What a plan does not have to leave out, it does not say it left out (and the
-        # text is then the same as one tried before).
-        fit = dataclasses.replace(
-            fit,
-            hide_quiet=fit.hide_quiet and quiet,
-            all_campaigns=fit.all_campaigns or not unwarned,
-            violation_rows=fit.violation_rows if many_violations else None,
-            note_rows=fit.note_rows if many_notes else None,
-        )
-        if fit in tried:
-            continue
-        tried.add(fit)
+    def render(fit: _Fit) -> tuple[str, str]:
+        # A fit is rendered once: the search for the most routine rows starts from one
+        # already rendered, and the last fit may be rendered early (below). Texts too long
+        # are not kept (fits_in), a plan of 16,000 lists being megabytes in each.
+        if fit not in rendered:
+            text = template.render(
+                {
+                    **context,
+                    "sample": fit.sample,
+                    "skipped_sample": fit.skipped_sample,
+                    "hide_quiet": fit.hide_quiet,
+                    "all_campaigns": fit.all_campaigns,
+                    "routine_rows": fit.routine_rows,
+                    "violation_rows": fit.violation_rows,
+                    "note_rows": fit.note_rows,
+                }
+            )
+            rendered[fit] = (text, _fit_note(fit))
+        return rendered[fit]
+
+    too_long: set[_Fit] = set()
+
+    def fits_in(fit: _Fit) -> bool:
+        if fit in too_long:
+            return False
         text, note = render(fit)
         if len(text) + len(note) + 1 <= limit:
+            return True
+        too_long.add(fit)
+        if fit != last:  # its text is cut when none fits
+            del rendered[fit]
+        return False
+
+    if not fits_in(fits[0]) and _beyond_every_fit(render(last), limit, len(plan.destinations)):
+        # Far too long even with everything left out that can be, so no fit between
+        # fits: cut now, after two renders rather than one per fit (six of 0.25 s each in
+        # a plan of 4,000 changed lists, bench/render_plan.py).
+        fits = [last]
+    for fit in fits:
+        if fits_in(fit):
+            text, note = render(fit)
             if fit.routine_rows is not None:
                 # As many of those rows as fit, by halves: a few renders, not one a row.
                 fit, text, note = _most_rows(fit, render, limit, _routine_most(plan, context))
             return text + ("\n" + note if note else "")
+    text, _ = render(last)
     return _truncated(text, limit, [d.destination for d in plan.destinations])
+
+
+# How much longer the last fit's text (and its note) may be than another fit's of the same
+# plan: where the last leaves something out it may add a line counting it (the rest of
+# the violations by rule, and per destination the lists with no changes, the routine
+# lists with their sums, the users to update, the skipped rows and the notes, each line a
+# few dozen characters to about 200 with long counts), and its note is the longest.
+_FIT_SLACK = 1_000
+
+
+def _beyond_every_fit(last: tuple[str, str], limit: int, destinations: int) -> bool:
+    """Whether the last fit's text and note are so far over `limit` that no other fit of
+    the plan can be within it: every other fit shows all the last fit shows, bar the lines
+    counting what the last leaves out (_FIT_SLACK per destination and for the plan)."""
+    text, note = last
+    return len(text) + len(note) + 1 > limit + _FIT_SLACK * (destinations + 1)
 
 
 def _truncated(text: str, limit: int, destinations: Sequence[str]) -> str:

@@ -14,6 +14,7 @@ from markdown_it import MarkdownIt
 from reconciler.github.message import marked_body
 from reconciler.members.identity import Member
 from reconciler.plan import CampaignUse, DestinationPlan, ListDeletion, ListPlan, Plan
+from reconciler.render import plans
 from reconciler.render.plans import MARKDOWN_LIMIT, SAMPLE, SUMMARY_LIMIT, plan_markdown
 
 GITHUB_BODY_LIMIT = 65_536
@@ -122,6 +123,40 @@ def test_a_plan_too_big_even_without_samples_is_cut_with_its_blocks_closed():
         "plan truncated to fit: the rest of the plan, destination `eu` included, is not shown"
         in text
     )
+
+
+def test_a_plan_far_beyond_every_fit_is_rendered_twice_not_once_per_fit(monkeypatch):
+    # 1,000 lists to create per destination, with notes: every fit up to the last is
+    # tried in vain, each a full render (1.6 s of CPU for 4,000 lists in
+    # bench/render_plan.py once the fits of routine rows and notes came, 1.1 s before).
+    plan = many_lists_plan(1000)
+    plan = Plan(
+        tuple(
+            dataclasses.replace(
+                d,
+                lists=tuple(dataclasses.replace(lp, create=True) for lp in d.lists),
+                notes=tuple(f"note {i}" for i in range(30)),
+            )
+            for d in plan.destinations
+        )
+    )
+    renders: list[object] = []
+    fit_note = plans._fit_note
+
+    def counted(fit: object) -> str:
+        renders.append(fit)
+        return fit_note(fit)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(plans, "_fit_note", counted)
+    text = plan_markdown(plan)
+    assert len(renders) == 2  # the full plan, then the last fit, which it cuts
+    assert "_(plan truncated to fit" in text
+
+    # The same text as when every fit is tried in turn.
+    renders.clear()
+    monkeypatch.setattr(plans, "_beyond_every_fit", lambda *args: False)
+    assert plan_markdown(plan) == text
+    assert len(renders) > 2
 
 
 def unchanged_list(name: str, list_id: int) -> ListPlan:
