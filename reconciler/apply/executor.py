@@ -694,17 +694,22 @@ class _Destination:
                 "name"
             )
 
+    def _delete_copy(self, result: ListResult, list_id: int) -> None:
+        """Delete a second list of the audience's name this run made (check_created),
+        still empty, journaled as prune's deletions are."""
+        with self.run.journal.step(
+            "delete_list", self.dest, result.list_name, list_id=list_id
+        ) as step:
+            self.client.delete_list(list_id)
+            step.done()
+
     def _take_back(self, result: ListResult, list_id: int, first: int) -> None:
         """The older copy carries this run's own token: it is this run's create whose
         answer was lost, which the list index showed only after the create was sent
         again (its lag is 'up to about a minute', not a bound). The newer copy is deleted,
         still empty, and the members go to the first, as if its answer had come."""
         try:
-            with self.run.journal.step(
-                "delete_list", self.dest, result.list_name, list_id=list_id
-            ) as step:
-                self.client.delete_list(list_id)
-                step.done()
+            self._delete_copy(result, list_id)
         except IterableError as exc:
             result.errors.append(
                 f"Iterable shows list {first} named {result.list_name!r}, made by this run's "
@@ -724,11 +729,7 @@ class _Destination:
             f"while this run created its own (list {list_id}): {_WHO}. The older is kept"
         )
         try:
-            with self.run.journal.step(
-                "delete_list", self.dest, result.list_name, list_id=list_id
-            ) as step:
-                self.client.delete_list(list_id)
-                step.done()
+            self._delete_copy(result, list_id)
         except IterableError as exc:
             why += (
                 f"; deleting this run's copy failed ({exc}): delete list {list_id} in "

@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import jinja2
 
@@ -58,6 +58,10 @@ SUMMARY_LIMIT = 200_000
 # step's summary with an error, the plan included. A report of thousands of lists (an
 # hourly sync of every audience) grows a row a list.
 REPORT_SUMMARY_LIMIT = 50_000
+
+
+# A way of making a plan (_Fit) or a report (_ReportFit) fit its limit.
+F = TypeVar("F", "_Fit", "_ReportFit")
 
 
 @dataclass(frozen=True)
@@ -499,10 +503,11 @@ def _routine_most(plan: Plan, context: dict[str, Any]) -> int:
 
 
 def _most_rows(
-    fit: _Fit, render: Callable[[_Fit], tuple[str, str]], limit: int, most: int
-) -> tuple[_Fit, str, str]:
-    """`fit` (which fits showing no routine row) with as many routine rows per destination
-    as still fit in `limit`, and its text and note."""
+    fit: F, render: Callable[[F], tuple[str, str]], limit: int, most: int
+) -> tuple[F, str, str]:
+    """`fit` (which fits showing no routine row: of a plan, lists that only add and remove;
+    of a report, lists done as planned) with as many routine rows per destination as still
+    fit in `limit`, and its text and note: found by halves, a few renders, not one a row."""
     best = (fit, *render(fit))
     low, high = 1, most
     while low <= high:
@@ -756,28 +761,9 @@ def report_markdown(
     for fit in _REPORT_FITS[1:]:
         text, note = render(fit)
         if len(text) + len(note) + 1 <= limit:
-            fit, text, note = _most_report_rows(fit, render, limit, routine)
+            fit, text, note = _most_rows(fit, render, limit, routine)
             return text + "\n" + note
     return cut_markdown(text, limit, _REPORT_CUT)
-
-
-def _most_report_rows(
-    fit: _ReportFit, render: Callable[[_ReportFit], tuple[str, str]], limit: int, most: int
-) -> tuple[_ReportFit, str, str]:
-    """`fit` (which fits showing no row of a list done as planned) with as many of those
-    rows per destination as still fit in `limit`, found by halves: a few renders."""
-    best = (fit, *render(fit))
-    low, high = 1, most
-    while low <= high:
-        middle = (low + high) // 2
-        # Every one of them shown is none left out: the note must not say some are.
-        trial = dataclasses.replace(fit, routine_rows=middle if middle < most else None)
-        text, note = render(trial)
-        if len(text) + len(note) + 1 <= limit:
-            best, low = (trial, text, note), middle + 1
-        else:
-            high = middle - 1
-    return best
 
 
 def _report_fit_note(fit: _ReportFit) -> str:
