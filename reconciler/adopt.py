@@ -169,7 +169,8 @@ def _import(
         if existing:
             shown = ", ".join(existing[:5]) + (" ..." if len(existing) > 5 else "")
             raise ReconcilerError(
-                f"import would overwrite {len(existing)} existing file(s): {shown}; nothing "
+                f"import would overwrite {len(existing)} existing "
+                f"file{'s' if len(existing) != 1 else ''}: {shown}; nothing "
                 "was written. Choose another --out directory or pass --force"
             )
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -321,7 +322,7 @@ def read_members(
             # time, a 5xx, a job truncated or failed), the lists are read one by one.
             progress.note(
                 f"the user export could not be read ({exc}); reading the {len(rest)} "
-                "lists with getUsers instead"
+                f"list{'s' if len(rest) != 1 else ''} with getUsers instead"
             )
             route = MemberRoute("getUsers", f"the user export could not be read ({exc})")
     if rest:

@@ -105,8 +105,10 @@ def _imported_lines(result: ImportResult, out: Path) -> list[str]:
             + (f" ({len(result.skipped)} skipped, named above)." if result.skipped else ".")
         )
         return lines
+    count = len(result.imported)
     lines.append(
-        f"Imported {len(result.imported)} list(s) from destination {result.destination!r}, "
+        f"Imported {count} list{'s' if count != 1 else ''} from destination "
+        f"{result.destination!r}, "
         f"skipped {len(result.skipped)}. `reconciler plan` over a path holding {out} "
         "should now show no changes. The member CSVs are owner-only: they hold personal data."
     )

@@ -194,9 +194,13 @@ def test_import_refuses_to_overwrite_unless_forced(typed_workspace, cli):
     again = cli("import", ws.manifests, "-d", "prod", "--out", out)
 
     assert again.exit_code == 1
-    assert "would overwrite 2 existing file(s)" in again.stderr
+    assert "would overwrite 2 existing files:" in again.stderr
     assert "--force" in again.stderr
     assert (out / "vip.csv").read_text() == "email\nedited@example.com\n"
+    (out / "vip.yaml").unlink()
+    one = cli("import", ws.manifests, "-d", "prod", "--out", out)
+    assert one.exit_code == 1
+    assert "would overwrite 1 existing file:" in one.stderr
 
     forced = cli("import", ws.manifests, "-d", "prod", "--out", out, "--force")
     assert forced.exit_code == 0, forced.output
@@ -298,6 +302,8 @@ def test_list_option_limits_the_import_and_unknown_names_are_errors(typed_worksp
 
     only = cli("import", ws.manifests, "-d", "prod", "--out", out, "--list", "two")
     assert only.exit_code == 0, only.output
+    # Counted as the rest of the tool counts: "1 list", "2 lists", never "list(s)".
+    assert "Imported 1 list from destination 'prod', skipped 0." in only.stdout
     assert sorted(p.name for p in out.iterdir()) == ["two.csv", "two.yaml"]
 
 

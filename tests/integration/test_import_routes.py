@@ -282,7 +282,7 @@ def test_progress_and_limit_waits_go_to_stderr_and_stdout_keeps_to_the_result(fi
         "Destination 'prod': members of 2 lists read with 2 getUsers calls in parallel in "
     )
     assert all(line.startswith(str(out)) for line in stdout[1:-1]) and len(stdout) == 4
-    assert stdout[-1].startswith("Imported 2 list(s)")
+    assert stdout[-1].startswith("Imported 2 lists from")
     assert "waiting for one of the 1 list member reads (getUsers) in flight" in run.stderr
     assert f"reading list 'big': finished, {SMALLER:,} members, " in run.stderr
     assert "\x1b" not in run.stdout
