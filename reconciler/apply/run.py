@@ -114,11 +114,28 @@ def run_apply(
         # Everything is applied by now: a full disk must not turn the report into a crash.
         say(
             f"warning: could not write the file of rejected members in {state_dir}: "
-            f"{exc.strerror or type(exc).__name__}; the report below lists them (masked)"
+            f"{exc.strerror or type(exc).__name__}; {_rejected_unsaved(report)}"
         )
     report.source_problems = plan.summary.describe_problems() or None
     report.held_back = held_back(plan)
     return report
+
+
+def _rejected_unsaved(report: ApplyReport) -> str:
+    """Where the rejected members are when their file could not be written: the text and
+    markdown reports show a sample of each list's, the JSON report all, the run journal
+    and run record count them only; so the report is all there is, and only in part."""
+    from reconciler.render.plans import SAMPLE  # here: rendering is not apply's to load
+
+    n = sum(len(lr.rejected) for d in report.destinations for lr in d.lists) + sum(
+        len(d.fields.rejected) for d in report.destinations if d.fields is not None
+    )
+    members = f"{n:,} members Iterable rejected are" if n != 1 else "member Iterable rejected is"
+    return (
+        f"the {members} saved nowhere: a text or markdown report below shows at "
+        f"most {SAMPLE * 2} per list, a --format json report every one, identifiers "
+        "masked unless --show-members; the run journal only counts them"
+    )
 
 
 def _say_unlisted(
