@@ -135,8 +135,9 @@ def _find_key(mapping: CommentedMap, element: PathElement) -> Any:
             return element
     except TypeError:
         return _MISSING
-    # pydantic reports a non-string key (`1:`, `null:`) by its str(), so match on that.
+    # pydantic reports a non-string key by its str() (`1:`, `null:`) or, for a date, its
+    # repr ("datetime.date(2024, 1, 1)"), so match on those.
     for candidate in mapping:
-        if str(candidate) == str(element):
+        if str(element) in (str(candidate), repr(candidate)):
             return candidate
     return _MISSING

@@ -91,6 +91,12 @@ def _message(
     got = "" if secret else f"; got {describe(value)}"
     where = format_path(path)
 
+    if kind == "invalid_key" and _allows_other_keys(resolved.parent):
+        # Other keys are allowed here (an inline member's traits): not an unknown key, a
+        # key YAML read as something other than text.
+        parent = format_path(path[:-1]) if path[:-1] else "the document"
+        hint = _key_quote_hint(value) or _braces_hint({value: None})
+        return f"{parent}: keys must be strings; got {_quote_key(value)}{hint}"
     if kind in ("extra_forbidden", "invalid_key") and resolved.parent is not None:
         allowed = ", ".join(yaml_names(resolved.parent))
         parent = format_path(path[:-1]) if path[:-1] else "the document"
@@ -112,7 +118,7 @@ def _message(
         if kind != "string_type":
             # Our own checks on keys (PydanticCustomError): a message written for people.
             return f"{parent}: key {_quote_key(path[-1])}: {details['msg']}"
-        return f"{parent}: keys must be strings; got {_quote_key(value)}"
+        return f"{parent}: keys must be strings; got {_quote_key(value)}{_key_quote_hint(value)}"
     if kind == "missing":
         choices = _literal_choices(resolved.annotation)
         return f"{where}: required" + (f"; expected {choices}" if choices else "")
@@ -331,6 +337,16 @@ def _quote_hint(value: Any) -> str:
     if isinstance(value, bool | int | float | datetime.date):
         return " (put it in quotes to make it text)"
     return ""
+
+
+def _allows_other_keys(model: type[BaseModel] | None) -> bool:
+    """Whether keys a model does not name are taken (an inline member's traits)."""
+    return model is not None and model.model_config.get("extra") == "allow"
+
+
+def _key_quote_hint(key: Any) -> str:
+    """A key YAML read as a number, a boolean, null or a date is text once quoted."""
+    return _quote_hint(key) or (" (put it in quotes to make it text)" if key is None else "")
 
 
 def _braces_hint(value: Any) -> str:

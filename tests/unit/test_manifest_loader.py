@@ -392,6 +392,47 @@ def test_a_numeric_user_id_written_bare_in_an_inline_list_says_to_quote_it() -> 
     ]
 
 
+def test_a_key_that_is_not_text_is_said_so_at_its_own_line() -> None:
+    """A date used as a label's key was located at the `labels:` line, since pydantic
+    names such a key by its repr; an inline member's `true:`, `null:` or date key was
+    called an unknown key, "allowed: email, userId", though its other keys are traits:
+    what is wrong is that YAML reads the key as something other than text."""
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata:
+          name: a
+          labels:
+            team: crm
+            2024-01-01: launch
+        spec:
+          destination: prod
+          members:
+            inline:
+              - email: ann@example.com
+                true: 1
+              - email: bob@example.com
+                null: 2
+              - email: cat@example.com
+                2024-01-01: 3
+              - {email: dan@example.com, 5: 4}
+        """,
+    )
+    quote = " (put it in quotes to make it text)"
+    assert problems() == [
+        f"m.yaml:15:5: metadata.labels: keys must be strings; got the date 2024-01-01{quote}",
+        f"m.yaml:21:9: spec.members.inline[0]: keys must be strings; got true{quote}",
+        f"m.yaml:23:9: spec.members.inline[1]: keys must be strings; got null{quote}",
+        "m.yaml:25:9: spec.members.inline[2]: keys must be strings; got the date "
+        f"2024-01-01{quote}",
+        f"m.yaml:26:34: spec.members.inline[3]: keys must be strings; got 5{quote}",
+    ]
+
+
 def test_an_inline_member_with_its_identity_key_misspelt_says_what_was_meant() -> None:
     # Other keys of an inline member are traits, so `Email:` or `user_id:` left it with
     # no identity and no word on why.
