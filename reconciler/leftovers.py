@@ -106,10 +106,12 @@ def sweep(parent: Path, now: float | None = None) -> list[Path]:
 def sweep_partials(target: Path, now: float | None = None) -> list[Path]:
     """Remove what runs killed while writing `target` left beside it: hidden files named
     `.NAME.partial-<pid>-<random>` (as plan/file.py save_plan names them) of processes that
-    are gone, untouched for IDLE_SECONDS; returns them. A saved plan holds members'
+    are gone, untouched for IDLE_SECONDS, and those of the earlier `.NAME.<random>` names
+    that hold the start of a plan, untouched as long; returns them. A saved plan holds members'
     identities, and a hidden file in a repository is easily committed with `git add -A`."""
     now = time.time() if now is None else now
     pattern = re.compile(rf"\.{re.escape(target.name)}\.partial-(\d+)-[A-Za-z0-9_]+")
+    earlier = re.compile(rf"\.{re.escape(target.name)}\.{_EARLIER_RANDOM}")
     removed: list[Path] = []
     try:
         entries = list(os.scandir(target.parent))
@@ -117,22 +119,41 @@ def sweep_partials(target: Path, now: float | None = None) -> list[Path]:
         return removed
     for entry in entries:
         match = pattern.fullmatch(entry.name)
-        if match is None:
+        if match is None and earlier.fullmatch(entry.name) is None:
             continue
         try:
             info = entry.stat(follow_symlinks=False)
             if not entry.is_file(follow_symlinks=False) or info.st_uid != os.getuid():
                 continue
-            pid = int(match.group(1))
+            if now - info.st_mtime < IDLE_SECONDS:
+                continue
+            if match is None:
+                if not _a_plans_start(entry.path):
+                    continue  # a file of the person's own that happens to look alike
             # This process writes the plan after the sweep: its pid's partial is an earlier
             # process's that had the same pid.
-            if now - info.st_mtime < IDLE_SECONDS or (pid != os.getpid() and _alive(pid)):
+            elif int(match.group(1)) != os.getpid() and _alive(int(match.group(1))):
                 continue
             os.unlink(entry.path)
         except OSError:
             continue
         removed.append(Path(entry.path))
     return removed
+
+
+# The name save_plan gave a plan's partial file before partials were named for their
+# process (b0c428e): `.NAME.` and tempfile.mkstemp's 8 random characters. It holds no pid, so
+# only the idle hour and the content (a plan file is gzip) tell it from a person's file.
+_EARLIER_RANDOM = "[a-z0-9_]{8}"
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _a_plans_start(path: str) -> bool:
+    """Whether the file at `path` can be the start of a saved plan (gzip): empty, as a
+    run killed before its first write leaves it, or opening as gzip does."""
+    with open(path, "rb") as handle:
+        head = handle.read(len(_GZIP_MAGIC))
+    return head in (b"", _GZIP_MAGIC)
 
 
 def _last_change(directory: Path, own: float) -> float:

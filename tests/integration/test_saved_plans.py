@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -360,6 +361,35 @@ def test_what_a_killed_plan_out_left_beside_the_plan_is_removed_by_the_next(
     assert saved.exit_code == 0, saved.output
     assert out.exists() and not left.exists() and not same_pid.exists()
     assert running.exists()  # a live process's
+
+
+def test_what_a_killed_plan_out_of_the_earlier_naming_left_is_removed_too(workspace, cli, tmp_path):
+    """Before partial files were named for their process, `plan --out plan.gz` wrote
+    `.plan.gz.<8 random characters>` (tempfile.mkstemp's name), and a run of that version
+    killed while writing left it: the sweep knew only the new names, so an upgrade kept
+    that copy of members' identities beside the plan for good. Such a file is a plan's
+    (gzip, or empty when killed before its first byte) and is removed by the idle-hour rule;
+    other hidden files of like names are left alone."""
+    out = workspace.root / "plan.gz"
+    # As 540a71e's save_plan named it, holding the start of a gzip'd plan.
+    fd, name = tempfile.mkstemp(dir=workspace.root, prefix=".plan.gz.")
+    os.write(fd, gzip.compress(b'{"format": "reconciler-plan", "version": 5}\n')[:40])
+    os.close(fd)
+    left = Path(name)
+    fd, name = tempfile.mkstemp(dir=workspace.root, prefix=".plan.gz.")
+    os.close(fd)
+    empty = Path(name)
+    mine = [workspace.root / ".plan.gz.notes123", workspace.root / ".plan.gz.orig"]
+    mine[0].write_text("my notes on the plan\n")
+    mine[1].write_bytes(gzip.compress(b"a copy I keep"))
+    workspace.audience("a", {"inline": ["a@example.com"]})
+    then = time.time() - IDLE_SECONDS - 60
+    for path in (left, empty, *mine):
+        os.utime(path, (then, then))
+    saved = cli("plan", workspace.manifests, "--out", out)
+    assert saved.exit_code == 0, saved.output
+    assert out.exists() and not left.exists() and not empty.exists()
+    assert all(path.exists() for path in mine)
 
 
 def test_plan_out_on_a_full_disk_says_so_not_a_bug(workspace, cli):
