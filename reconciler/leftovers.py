@@ -31,8 +31,10 @@ TEMP_DIR_VARIABLE = "RECONCILER_DUCKDB_TEMP_DIR"
 # file system (FAT's 4 GiB) or `ulimit -f` allows.
 NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
-# What `private_directory` makes: reconciler-<kind>-<pid>-<random>.
-_NAME = re.compile(r"reconciler-(?:source|workspace|query|shared|export)-(\d+)-[A-Za-z0-9_]+")
+# The kinds of directory `private_directory` makes, reconciler-<kind>-<pid>-<random>: the
+# sweep removes only these names, so a kind must be listed here to be made at all.
+KINDS = ("source", "workspace", "query", "shared", "export", "rows")
+_NAME = re.compile(rf"reconciler-(?:{'|'.join(KINDS)})-(\d+)-[A-Za-z0-9_]+")
 # A directory is left alone until nothing in it has changed for this long, even when its
 # process looks gone: a run in another PID namespace sharing this directory (containers on
 # one host) would look gone too.
@@ -49,7 +51,10 @@ _lock = threading.Lock()
 def private_directory(kind: str, parent: Path | str | None = None) -> Path:
     """A new directory (mode 0700) under `parent` (made if missing; the system's temporary
     directory when None) named for this process; the first one made there removes what
-    dead runs left. Raises OSError as making either does."""
+    dead runs left. Raises OSError as making either does, and ValueError for a `kind`
+    not in KINDS (one the sweep would never remove)."""
+    if kind not in KINDS:
+        raise ValueError(f"private directory kind {kind!r} is not in leftovers.KINDS")
     if parent is not None:
         Path(parent).mkdir(parents=True, exist_ok=True)
     where = str(parent) if parent is not None else tempfile.gettempdir()

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from reconciler import leftovers
 from reconciler.leftovers import IDLE_SECONDS, private_directory, sweep
 
@@ -45,6 +47,19 @@ def test_a_killed_runs_copies_are_removed_and_nothing_else(tmp_path: Path) -> No
             alive.kill()
     assert not any(path.exists() for path in gone)
     assert recent.exists() and running.exists() and other.exists()
+
+
+def test_a_killed_runs_shared_query_rows_are_removed(tmp_path: Path) -> None:
+    """The rows of a warehouse query several audiences share (sources/shared_runs.py,
+    pickled members' identities) go in a `reconciler-rows-...` directory, which the sweep
+    did not know: a plan killed while reading left them in the temporary directory for
+    good. Every kind a directory is made for is swept, and a kind the sweep does not know
+    cannot be made."""
+    dead = _dead_pid()
+    gone = _left(tmp_path, "rows", dead, IDLE_SECONDS + 60)
+    assert sweep(tmp_path) == [gone] and not gone.exists()
+    with pytest.raises(ValueError, match="traits"):
+        private_directory("traits", tmp_path)
 
 
 def test_a_killed_runs_copies_under_the_pid_this_run_has_are_removed(tmp_path, monkeypatch):
