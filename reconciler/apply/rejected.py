@@ -24,8 +24,9 @@ PARTIAL = ".rejected-"
 def write_rejected(report: ApplyReport, state_dir: Path) -> str | None:
     """Write `<state dir>/runs/rejected-<UTC time>-<pid>.csv`; its path, or None when
     nothing was rejected (then no file is written). The newest KEEP such files are kept,
-    as the journals are: a member Iterable refuses on every run (an email another userId's
-    profile holds) made one a run, each a copy of members' identities, for ever."""
+    as the journals are, whether or not this run writes one: a member Iterable refuses on
+    every run (an email another userId's profile holds) made one a run, each a copy of
+    members' identities, for ever."""
     rows = [
         (d.destination, lr.list_name, member, reason)
         for d in report.destinations
@@ -37,9 +38,13 @@ def write_rejected(report: ApplyReport, state_dir: Path) -> str | None:
         if d.fields is not None
         for member, reason in sorted(d.fields.rejected.items())
     ]
-    if not rows:
-        return None
     runs = runs_dir(state_dir)
+    if not rows:
+        # Pruned all the same: the files an earlier version wrote, one an apply and none
+        # removed, would otherwise stay until a member is rejected again.
+        with contextlib.suppress(OSError):  # no file was to be written: nothing failed
+            _prune(runs)
+        return None
     owner_only_directories(state_dir, runs)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = runs / f"{PREFIX}{stamp}-{os.getpid()}{SUFFIX}"

@@ -391,6 +391,29 @@ def test_rejected_member_files_are_kept_as_the_journals_are(emulator_server, tmp
     assert not killed.exists() and recent.exists()  # a write under way may be another run's
 
 
+def test_rejected_member_files_an_earlier_version_left_are_pruned_by_a_run_rejecting_none(
+    emulator_server, tmp_path
+):
+    """The version before the newest KEEP rejected-member files were kept wrote one at every
+    apply that had a rejected member, and removed none; the files were pruned only when a
+    run wrote another, so after an upgrade, and the member fixed, the hundreds it left (in
+    full: members' identities) stayed for good. A run that rejects nobody prunes them too,
+    as it does the journals."""
+    runs = runs_dir(tmp_path)
+    runs.mkdir(parents=True)
+    older = [runs / f"rejected-20250101T{i // 60:02}{i % 60:02}00Z-7.csv" for i in range(KEEP + 5)]
+    for path in older:  # as 540a71e wrote them
+        path.write_text(
+            "destination,list,member,reason\nprod,vip,other6,email and userId belong to "
+            "different users\n",
+            encoding="utf-8",
+        )
+    with client(emulator_server) as c:
+        report = run_apply(_adds(emulator_server, 1), {"prod": c}, tmp_path)
+    assert report.ok and report.rejected_file is None
+    assert sorted(runs.glob("rejected-*.csv")) == older[5:]
+
+
 def test_a_journal_that_cannot_be_read_fails_no_later_plan_or_apply(emulator_server, tmp_path):
     """The newest journal unreadable (one a `sudo reconciler apply` left owned by root; here
     a directory of a journal's name, which fails to open as that does) failed every later
