@@ -43,6 +43,7 @@ from reconciler.layout import one_line
 from reconciler.plan import Plan
 from reconciler.render.masking import mask_emails
 from reconciler.render.plans import OVERRIDES
+from reconciler.words import quantity
 
 if TYPE_CHECKING:
     # An annotation only: a plan sends its alert without loading the apply executor.
@@ -105,11 +106,11 @@ def for_plan(the_plan: Plan) -> Alert:
         ("blocked", 3) if violations else ("failed", 1) if s.problems else ("success", 0)
     )
     problems = [
-        f"{n:,} {what}"
-        for n, what in (
-            (s.members_skipped, "member(s) skipped as invalid"),
-            (s.field_values_skipped, "field value(s) that cannot be sent"),
-            (s.lists_unread, "audience(s) left out: list not read with confidence"),
+        f"{quantity(n, one)} {what}"
+        for n, one, what in (
+            (s.members_skipped, "member", "skipped as invalid"),
+            (s.field_values_skipped, "field value", "that cannot be sent"),
+            (s.lists_unread, "audience", "left out: list not read with confidence"),
         )
         if n
     ]
@@ -144,7 +145,7 @@ def for_record(record: RunRecord, exit_code: int) -> Alert:
             if lr.rejected:
                 parts.append(f"{len(lr.rejected):,} rejected")
             if lr.errors:
-                parts.append(f"{len(lr.errors):,} error(s)")
+                parts.append(quantity(len(lr.errors), "error"))
             unconfirmed = lr.unconfirmed_add + lr.unconfirmed_remove
             if unconfirmed:
                 parts.append(f"{unconfirmed:,} unconfirmed")
@@ -171,7 +172,7 @@ def _fields_failed(fields: FieldUpdateResult) -> str:
     parts = [f"~{fields.updated:,}/{fields.planned:,} updated"]
     for count, what in (
         (len(fields.rejected), "rejected"),
-        (len(fields.errors), "error(s)"),
+        (len(fields.errors), "error" if len(fields.errors) == 1 else "errors"),
         (fields.unconfirmed, "unconfirmed"),
         (fields.not_attempted, "not sent"),
     ):

@@ -14,6 +14,7 @@ from reconciler.members.issue import MemberIssue
 from reconciler.members.model import Engine
 from reconciler.state.desired import DesiredList, build_desired, refuse_unordered_conflicts
 from reconciler.traits import values as trait_values
+from reconciler.words import quantity
 
 
 @dataclass(frozen=True)
@@ -83,10 +84,13 @@ class Validation:
 
     def describe(self) -> str:
         """The line a clean validation ends with."""
-        collapsed = f" ({self.duplicates:,} duplicate row(s) collapsed)" if self.duplicates else ""
+        collapsed = (
+            f" ({quantity(self.duplicates, 'duplicate row')} collapsed)" if self.duplicates else ""
+        )
         return (
-            f"OK: {self.destinations} destination(s), {self.audiences} audience(s), "
-            f"{self.members:,} member(s){collapsed} in {self.files} file(s)."
+            f"OK: {quantity(self.destinations, 'destination')}, "
+            f"{quantity(self.audiences, 'audience')}, "
+            f"{quantity(self.members, 'member')}{collapsed} in {quantity(self.files, 'file')}."
         )
 
 

@@ -43,6 +43,7 @@ from reconciler.plan import (
 )
 from reconciler.plan.ownership import mark, marks_audience
 from reconciler.render.masking import marking_sent, message_for
+from reconciler.words import quantity
 
 T = TypeVar("T")
 Progress = Callable[[str, int], None]  # (phase, members done in this step)
@@ -283,8 +284,9 @@ class ApplyReport:
         updates = sum(d.fields.not_attempted for d in self.destinations if d.fields is not None)
         return (
             "Interrupted (Ctrl-C or SIGTERM): stopped after the requests in flight. Not done: "
-            f"{adds} addition(s), {removes} removal(s), {updates} user field update(s), "
-            f"{creates} list creation(s), {deletions} list deletion(s). {again} to finish: it "
+            f"{quantity(adds, 'addition')}, {quantity(removes, 'removal')}, "
+            f"{quantity(updates, 'user field update')}, {quantity(creates, 'list creation')}, "
+            f"{quantity(deletions, 'list deletion')}. {again} to finish: it "
             "reads Iterable afresh and sends only what is left."
         )
 

@@ -38,6 +38,7 @@ from reconciler import __version__
 from reconciler.errors import ReconcilerError, WriteNotSent
 from reconciler.owner_only import owner_only_directories
 from reconciler.plan import Plan
+from reconciler.words import quantity
 
 RUNS_DIR = "runs"
 PREFIX = "apply-"
@@ -55,8 +56,9 @@ _TOTAL_OF = {
 
 def _done(t: dict[str, int]) -> str:
     return (
-        f"{t['lists_created']} list(s) created, {t['members_added']} member(s) added, "
-        f"{t['members_removed']} removed, {t['lists_deleted']} list(s) deleted"
+        f"{quantity(t['lists_created'], 'list')} created, "
+        f"{quantity(t['members_added'], 'member')} added, "
+        f"{t['members_removed']:,} removed, {quantity(t['lists_deleted'], 'list')} deleted"
     )
 
 
@@ -237,9 +239,8 @@ class Journal:
         else:
             text = _done(self.totals)
         if self.in_flight:
-            text += (
-                f"; {self.in_flight} request(s) were in flight and may or may not have taken effect"
-            )
+            were = "request was" if self.in_flight == 1 else "requests were"
+            text += f"; {self.in_flight:,} {were} in flight and may or may not have taken effect"
         return text
 
     def _outcome(self, step: Step, status: str, fields: dict[str, Any]) -> None:
@@ -299,10 +300,10 @@ class JournalSummary:
     def describe_unfinished(self) -> str:
         text = (
             f"note: the apply started at {self.started_at} (pid {self.pid}) stopped without "
-            f"finishing: {self.done} request(s) done, {self.failed} failed"
+            f"finishing: {quantity(self.done, 'request')} done, {self.failed:,} failed"
         )
         if self.in_flight:
-            text += f", {len(self.in_flight)} in flight whose outcome is unknown"
+            text += f", {len(self.in_flight):,} in flight whose outcome is unknown"
         return (
             text + f" (see {self.path}). This run reads Iterable as it is now, so its plan "
             "includes whatever that run left undone."

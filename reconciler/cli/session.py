@@ -21,6 +21,7 @@ from reconciler.manifest.repository import find_repository
 from reconciler.owner_only import owner_only_directories
 from reconciler.plan import Plan
 from reconciler.planning import make_plan
+from reconciler.words import named
 
 STATE_DIR_NAME = ".reconciler"
 
@@ -57,7 +58,7 @@ def load(path: Path, targets: list[str] | None) -> Manifests:
     unknown = sorted(set(targets or ()) - set(manifests.audiences))
     if unknown:
         raise ReconcilerError(
-            f"--target names unknown audience(s): {', '.join(unknown)}; audiences are: "
+            f"--target names unknown {named(unknown, 'audience')}; audiences are: "
             f"{', '.join(manifests.audiences) or '(none)'}"
         )
     return manifests

@@ -59,6 +59,7 @@ from reconciler.layout import one_line
 from reconciler.render.masking import marking_sent
 from reconciler.threads import reading_pool
 from reconciler.traits.types import accepts, value_types
+from reconciler.words import quantity
 
 REGION_URLS = {"us": "https://api.iterable.com", "eu": "https://api.eu.iterable.com"}
 # A profile's channel unsubscribes (Iterable's user field): what the consent guard reads,
@@ -425,8 +426,9 @@ class IterableClient:
                 told = True
                 self._tell(
                     f"waiting up to {left:.0f} s for Iterable's list index to show the "
-                    f"{len(wanted)} list(s) this run created (it lags creates), so that a run "
-                    "started right after, elsewhere, does not create them again"
+                    f"{quantity(len(wanted), 'list')} this run created (it lags creates), so "
+                    "that a run started right after, elsewhere, does not create "
+                    f"{'it' if len(wanted) == 1 else 'them'} again"
                 )
             self._sleep(min(left, max(lag / 20, 0.01), 3.0))
 

@@ -41,6 +41,7 @@ from reconciler.plan import (
 )
 from reconciler.plan import file_shape as shape
 from reconciler.plan.fingerprint import difference_in
+from reconciler.words import named
 
 FORMAT = "reconciler-plan"
 # 2: trait-mapping field writes; 3: members on lines of their own; 4: mapped fields too;
@@ -66,7 +67,7 @@ class SavedPlan:
         gone = sorted(set(self.targets or ()) - set(audiences))
         if gone:
             raise StalePlanError(
-                f"stale plan: it was made for audience(s) {', '.join(gone)}, no longer in the "
+                f"stale plan: it was made for {named(gone, 'audience')}, no longer in the "
                 "manifests; run plan again"
             )
 

@@ -240,8 +240,7 @@ def test_once_stopped_nothing_more_is_sent_and_everything_left_is_reported(emula
     assert report.destinations[0].deletions[0].error == "not attempted: the run was interrupted"
     assert report.describe_not_done().startswith(
         "Interrupted (Ctrl-C or SIGTERM): stopped after the requests in flight. Not done: "
-        "1 addition(s), 1 removal(s), 1 user field update(s), 1 list creation(s), "
-        "1 list deletion(s)."
+        "1 addition, 1 removal, 1 user field update, 1 list creation, 1 list deletion."
     )
     assert proj.members(existing) == ["a@example.com"] and gone in proj.lists
 

@@ -129,6 +129,20 @@ def test_an_apply_with_invalid_rows_applies_the_rest_and_posts_failed(
     assert_masked(post)
 
 
+def test_a_plans_alert_counts_invalid_members_in_words(workspace, cli, emulator_server, hook):
+    """The alert said "1 member(s) skipped as invalid" where the plan says "1 member"."""
+    workspace.csv("vip.csv", "email", [*MEMBERS[:3], "not-an-email"])
+    workspace.audience("vip", {"csv": "vip.csv"})
+    assert cli("plan", workspace.manifests).exit_code == 1
+    workspace.csv("vip.csv", "email", [*MEMBERS[:3], "not-an-email", "member9@"])
+    assert cli("plan", workspace.manifests).exit_code == 1
+
+    one, two = (alert_text(post) for post in hook.wait_for(2))
+    assert "1 member skipped as invalid" in one
+    assert "2 members skipped as invalid" in two
+    assert "(s)" not in one + two
+
+
 def test_an_apply_failing_on_user_fields_alone_says_so_in_the_alert(
     workspace, cli, emulator_server, hook
 ):

@@ -122,7 +122,7 @@ def test_a_run_killed_under_the_old_batching_is_finished_in_full_requests(
     result = cli("apply", workspace.manifests, "--yes")
     assert result.exit_code == 0, result.output
     assert (
-        "stopped without finishing: 2 request(s) done, 0 failed, 1 in flight whose outcome "
+        "stopped without finishing: 2 requests done, 0 failed, 1 in flight whose outcome "
         "is unknown" in result.stderr
     )
     sent = [

@@ -207,6 +207,9 @@ def test_an_apply_started_elsewhere_right_after_an_apply_does_not_create_its_lis
     first = cli("apply", workspace.manifests, "--yes", "--state-dir", tmp_path / "here")
     assert first.exit_code == 0, first.output
     assert "list index to show" in first.stderr
+    # Counted in words: one list is "1 list" and "it", never "1 list(s)" and "them".
+    said = " ".join(first.stderr.split())
+    assert "the 1 list this run created" in said and "does not create it again" in said
 
     again = cli("apply", workspace.manifests, "--yes", "--state-dir", tmp_path / "elsewhere")
     # Its members may still lag: then the list is left out of that plan (exit 1), never

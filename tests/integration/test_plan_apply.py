@@ -580,7 +580,7 @@ def test_duplicate_rows_are_counted_and_disagreeing_ones_named(
     workspace.audience("dup", {"csv": "data/m.csv"}, traits="crm")
     validated = cli("validate", workspace.manifests)
     assert validated.exit_code == 0, validated.output
-    assert "3 member(s) (3 duplicate row(s) collapsed)" in validated.stdout
+    assert "3 members (3 duplicate rows collapsed)" in validated.stdout
     assert "m.csv:3: same userId as " in validated.stderr
     assert "m.csv:2 (used) but a different email: this row is ignored" in validated.stderr
     assert "m.csv:7: same userId as " in validated.stderr
@@ -610,7 +610,7 @@ def test_duplicates_differing_in_a_column_nothing_reads_are_no_conflict(
     workspace.audience("dup", {"csv": "data/m.csv"})
     validated = cli("validate", workspace.manifests)
     assert validated.exit_code == 0, validated.output
-    assert "3 member(s) (3 duplicate row(s) collapsed)" in validated.stdout
+    assert "3 members (3 duplicate rows collapsed)" in validated.stdout
     assert "m.csv:3: same userId as " in validated.stderr
     assert "m.csv:7" not in validated.stderr
     saved = tmp_path / "dup.plan"

@@ -595,7 +595,9 @@ def test_json_output_is_one_object_on_errors_and_on_a_blocked_apply(
     unknown = cli("status", workspace.manifests, "--format", "json", "--target", "nope")
     assert unknown.exit_code == 1
     assert json_module.loads(unknown.stdout)["exit_code"] == 1
-    assert "nope" in json_module.loads(unknown.stdout)["error"]
+    assert "--target names unknown audience nope;" in json_module.loads(unknown.stdout)["error"]
+    two = cli("status", workspace.manifests, "--format", "json", "-t", "nope", "-t", "zed")
+    assert "unknown audiences nope, zed;" in json_module.loads(two.stdout)["error"]
 
     planfile = tmp_path / "p.plan"
     workspace.audience("vip", {"inline": emails(10)})

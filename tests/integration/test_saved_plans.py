@@ -217,9 +217,7 @@ def test_a_targeted_plan_whose_audience_was_removed_is_stale_not_a_usage_error(
 
     result = cli("apply", "--plan", planfile, "--yes")
     assert result.exit_code == 4, result.output
-    assert "stale plan: it was made for audience(s) vip, no longer in the manifests" in (
-        result.stderr
-    )
+    assert "stale plan: it was made for audience vip, no longer in the manifests" in (result.stderr)
     assert "--target" not in result.stderr
     assert writes(emulator_server) == []
 

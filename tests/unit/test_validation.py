@@ -62,8 +62,7 @@ def test_clean_manifests_count_what_they_hold(tmp_path: Path) -> None:
     assert (found.members, found.duplicates) == (5, 1)
     assert found.lines(str) == []
     assert found.describe() == (
-        "OK: 1 destination(s), 2 audience(s), 5 member(s) (1 duplicate row(s) collapsed) "
-        "in 1 file(s)."
+        "OK: 1 destination, 2 audiences, 5 members (1 duplicate row collapsed) in 1 file."
     )
 
 
@@ -114,7 +113,7 @@ def test_conflicting_duplicates_are_warnings_not_problems(tmp_path: Path, engine
     assert found.ok and found.duplicates == 1 and found.members == 2
     (warning,) = found.lines(str)
     assert warning.startswith(f"warning: {root / 'm.csv'}:3: same userId as")
-    assert "(1 duplicate row(s) collapsed)" in found.describe()
+    assert "(1 duplicate row collapsed)" in found.describe()
 
 
 @pytest.mark.parametrize("engine_name", ["python", "duckdb"])
@@ -260,8 +259,15 @@ def test_counts_are_worded_for_one_and_many() -> None:
     )
     assert not found.ok
     assert found.count_problems() == "2 sources that cannot be read found."
+    # Never "destination(s)": the singular for one, the plural else, with separators.
     assert Validation(1, 1, 1, 1_234).describe() == (
-        "OK: 1 destination(s), 1 audience(s), 1,234 member(s) in 1 file(s)."
+        "OK: 1 destination, 1 audience, 1,234 members in 1 file."
+    )
+    assert Validation(2, 3_000, 4, 1, duplicates=2_500).describe() == (
+        "OK: 2 destinations, 3,000 audiences, 1 member (2,500 duplicate rows collapsed) in 4 files."
+    )
+    assert (
+        Validation(1, 0, 0, 0).describe() == "OK: 1 destination, 0 audiences, 0 members in 0 files."
     )
 
 
