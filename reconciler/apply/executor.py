@@ -1078,7 +1078,9 @@ class _Destination:
         def failed(job: tuple[list[dict[str, Any]]], exc: IterableError) -> None:
             settled(job[0])
             error = marking_sent(str(exc), job[0])
-            result.errors.append(f"updating the fields of {len(job[0]):,} users failed: {error}")
+            result.errors.append(
+                f"updating the fields of {quantity(len(job[0]), 'user')} failed: {error}"
+            )
 
         def not_sent(job: tuple[list[dict[str, Any]]]) -> None:
             settled(job[0])

@@ -14,6 +14,7 @@ from reconciler.members.identity import Member, ProjectType
 from reconciler.members.issue import MemberIssue
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT, Rule
 from reconciler.render.masking import field_path, mask_value
+from reconciler.words import quantity
 
 SAMPLE_SIZE = 10
 
@@ -377,8 +378,9 @@ def source_guards(lp: ListPlan) -> list[tuple[Rule, str]]:
         out.append(
             (
                 "empty_source",
-                f"guard empty_source: the source of {who} yields no members, so all "
-                f"{lp.live_count:,} members would be removed; allowEmpty: true on the "
+                f"guard empty_source: the source of {who} yields no members, so "
+                f"{'its' if lp.live_count == 1 else 'all'} {quantity(lp.live_count, 'member')} "
+                "would be removed; allowEmpty: true on the "
                 "audience permits it",
             )
         )
@@ -388,7 +390,8 @@ def source_guards(lp: ListPlan) -> list[tuple[Rule, str]]:
             out.append(
                 (
                     "bounds",
-                    f"guard minMembers: {who} would leave the list with {size:,} members, "
+                    f"guard minMembers: {who} would leave the list with "
+                    f"{quantity(size, 'member')}, "
                     f"fewer than minMembers {lp.min_members:,}",
                 )
             )
@@ -396,7 +399,8 @@ def source_guards(lp: ListPlan) -> list[tuple[Rule, str]]:
             out.append(
                 (
                     "bounds",
-                    f"guard maxMembers: {who} would leave the list with {size:,} members, "
+                    f"guard maxMembers: {who} would leave the list with "
+                    f"{quantity(size, 'member')}, "
                     f"more than maxMembers {lp.max_members:,}",
                 )
             )

@@ -29,6 +29,7 @@ from reconciler.render.masking import (
     reveal,
     shower,
 )
+from reconciler.words import quantity
 
 if TYPE_CHECKING:
     # Named in annotations only: plan and validate start without the executor (issue 17).
@@ -257,7 +258,7 @@ def _remarks(lp: ListPlan) -> list[str]:
     if lp.kept_respelled:
         notes.append(f"{lp.kept_respelled:,} kept: Iterable has their address in another spelling")
     if lp.held_back_removals:
-        notes.append(f"{lp.held_back_removals:,} removals held back (removals: never)")
+        notes.append(f"{quantity(lp.held_back_removals, 'removal')} held back (removals: never)")
     if lp.campaign_id is not None and lp.remove:
         # The removals count as unsubscribes in this campaign's metrics.
         notes.append(f"removals attributed to campaignId {lp.campaign_id}")

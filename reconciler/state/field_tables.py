@@ -53,6 +53,7 @@ from reconciler.state.windows import download_whole
 from reconciler.traits import SentValue
 from reconciler.traits import values as trait_values
 from reconciler.traits.compare import same_value, text_fields
+from reconciler.words import quantity
 
 
 @dataclasses.dataclass
@@ -120,7 +121,9 @@ def plan_table_fields(
     updates: Sequence[FieldUpdate] = ()
     field_types: Mapping[str, str] | None = None
     if users:
-        task = progress.task(f"reading the mapped fields of {users:,} users", unit="users")
+        task = progress.task(
+            f"reading the mapped fields of {quantity(users, 'user')}", unit="users"
+        )
         live, read = _read_live(
             client, engine, merged, names, users, project_type, task.advance, users_file
         )

@@ -29,6 +29,7 @@ from reconciler.state.windows import (
     read_export_windows,
 )
 from reconciler.threads import reading_pool
+from reconciler.words import quantity
 
 if TYPE_CHECKING:
     from reconciler.members.model import Engine, ExportDownload, LiveTable, Prefetch
@@ -410,7 +411,7 @@ def _read_members(
             # As for one export: the lists are read one by one rather than not at all.
             progress.note(
                 f"the user export in date windows could not be read ({exc}); reading the "
-                f"{len(found)} lists with getUsers instead"
+                f"{quantity(len(found), 'list')} with getUsers instead"
             )
             route = MemberRoute(
                 "getUsers", f"the user export in date windows could not be read ({exc})"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from reconciler.iterable import ClientSettings
 from reconciler.progress import duration
+from reconciler.words import quantity
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,7 @@ def choose_member_read(
 def _starts(lists: int, checks: int, budget: float) -> str:
     """What getUsers would start, as a plan says it: "4 lists, 5 starts a minute", with
     the size checks of lists expected to read empty when there are any."""
-    text = f"{lists:,} lists"
+    text = quantity(lists, "list")
     if checks:
         text += f" and {checks:,} size check{'s' if checks != 1 else ''} of lists expected empty"
     return f"{text}, {budget:g} starts a minute"

@@ -288,6 +288,27 @@ def test_fields_a_project_drops_are_named_once_however_many_requests_named_them(
     ]
 
 
+def test_a_failed_field_update_counts_its_users_in_words(emulator_server):
+    """A bulkUpdate of one user that failed said "updating the fields of 1 users failed"."""
+    proj = emulator_server.emulator.project("default")
+    emails = [f"u{i}@example.com" for i in range(3)]
+    for email in emails:
+        proj.add_user(email=email)
+    updates = tuple(
+        FieldUpdate(email, "email", email, None, {"tier": (None, "gold")}) for email in emails
+    )
+    plan = Plan((DestinationPlan("prod", "hybrid", (), field_updates=updates),))
+    emulator_server.emulator.faults.update(
+        {"fail_every": 1, "fail_status": 400, "paths": ["/api/users/bulkUpdate"]}
+    )
+    with client(emulator_server, batch_size=2) as c:
+        report = apply_plan(plan, {"prod": c})
+    (result,) = report.destinations
+    assert result.fields is not None and not report.ok
+    said = sorted(error.split(":")[0] for error in result.fields.errors)
+    assert said == ["updating the fields of 1 user failed", "updating the fields of 2 users failed"]
+
+
 def test_channel_consent_counted_as_taken_only_for_members_iterable_still_had(emulator_server):
     # A removal with channelUnsubscribe of a user Iterable no longer has (deleted since the
     # plan) takes nobody's channel: the report (and the run record's audit trail) counts

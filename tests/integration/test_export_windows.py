@@ -190,6 +190,7 @@ def test_windows_that_cannot_be_read_give_way_to_getusers_and_the_plan_is_exact(
     tried = Counter(r.query for r in window_requests(server))
     assert sorted(tried.values()) == [2, 2, 2]
     assert "the user export in date windows could not be read" in result.stderr
+    assert "reading the 1 list with getUsers instead" in " ".join(result.stderr.split())
     plan = result.json()
     said = plan["destinations"][0].pop("member_read")
     assert said.startswith("members of 1 list read with 1 getUsers call")

@@ -157,5 +157,7 @@ def test_a_plan_of_thousands_of_lists_says_how_they_were_read_with_thousands_sep
     assert _starts(2_000, 1_500, 5) == (
         "2,000 lists and 1,500 size checks of lists expected empty, 5 starts a minute"
     )
+    # One is singular: "1 lists" was said of a single list.
+    assert _starts(1, 1, 5) == "1 list and 1 size check of lists expected empty, 5 starts a minute"
     route = choose_member_read([10] * 1_200 + [None], FIELD)
     assert "one export rather than 1,201 getUsers" in route.reason

@@ -19,6 +19,7 @@ from reconciler.plan import (
     Violation,
     plan_list,
 )
+from reconciler.plan.model import source_guards
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT, RULES, Rule, overridden_rules
 
 
@@ -174,3 +175,16 @@ def test_every_bound_passes_at_exactly_its_value_and_blocks_one_beyond() -> None
         _plan(_list(3, min_members=8, max_removal_percent=30.0)).raise_if_unsafe(
             overridden_rules(allow_removals=True, allow_list_deletion=True)
         )
+
+
+def test_guards_count_members_in_words_for_one_and_many() -> None:
+    """A guard on a one-member list said "all 1 members would be removed" and "would leave
+    the list with 1 members"; the plan counts "1 member" everywhere else."""
+    (one,) = source_guards(_list(1, live=1))
+    assert "yields no members, so its 1 member would be removed;" in one[1]
+    (many,) = source_guards(_list(1_200, live=1_200))
+    assert "yields no members, so all 1,200 members would be removed;" in many[1]
+    (low,) = source_guards(_list(1, live=2, min_members=5))
+    assert "would leave the list with 1 member, fewer than minMembers 5" in low[1]
+    (lower,) = source_guards(_list(1, live=3, min_members=5))
+    assert "would leave the list with 2 members, fewer than minMembers 5" in lower[1]

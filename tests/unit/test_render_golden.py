@@ -387,6 +387,15 @@ def test_plan_markdown(name, golden):
     golden(f"plan/{name}.md", plan_markdown(PLANS[name]()))
 
 
+def test_a_lists_held_back_removals_are_counted_in_words():
+    """One removal held back was "1 removals held back" in the markdown plan's notes."""
+    plan = held_back_and_skipped_plan()
+    lp = dataclasses.replace(plan.destinations[0].lists[0], held_back_removals=1)
+    one = dataclasses.replace(plan.destinations[0], lists=(lp,))
+    assert "1 removal held back (removals: never)" in plan_markdown(Plan((one,)))
+    assert "4 removals held back (removals: never)" in plan_markdown(plan)
+
+
 def too_big_plan() -> Plan:
     """A plan of two destinations too big for a small limit: lists that only add and
     remove, one holding members back, finished campaigns, prune blocked on many lists and
