@@ -52,6 +52,7 @@ from reconciler.sources.registry import source_for
 from reconciler.state.live import LiveDestination, LiveList, fails_alone
 from reconciler.state.routes import MemberRoute, choose_member_read
 from reconciler.threads import reading_pool
+from reconciler.words import quantity
 
 _VALID_NAME = re.compile(NAME_PATTERN)
 _SLUG_JUNK = re.compile(r"[^a-z0-9._-]+")
@@ -169,8 +170,8 @@ def _import(
         if existing:
             shown = ", ".join(existing[:5]) + (" ..." if len(existing) > 5 else "")
             raise ReconcilerError(
-                f"import would overwrite {len(existing)} existing "
-                f"file{'s' if len(existing) != 1 else ''}: {shown}; nothing "
+                f"import would overwrite {quantity(len(existing), 'existing file')}: "
+                f"{shown}; nothing "
                 "was written. Choose another --out directory or pass --force"
             )
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -945,7 +946,7 @@ def _write_manifest(
         f"Imported by `reconciler import` on {now.date().isoformat()} from Iterable list "
         f"{info.id} {json.dumps(info.name)} in destination {destination}"
         + (f" (created {created})" if created else "")
-        + f": {members} member{'s' if members != 1 else ''}. "
+        + f": {quantity(members, 'member')}. "
         f"Members are in {target.members_file.name} beside this file, one per row as "
         "Iterable reported them (userId where the profile has one, else email)."
     )

@@ -14,6 +14,7 @@ from reconciler.cli.output import check_output_path, progress_display
 from reconciler.cli.stdout import emit
 from reconciler.errors import OutputError, ReconcilerError
 from reconciler.manifest import load_manifests
+from reconciler.words import quantity
 
 if TYPE_CHECKING:
     from reconciler.adopt import ImportResult
@@ -102,14 +103,13 @@ def _imported_lines(result: ImportResult, out: Path) -> list[str]:
         lines.append(
             f"Nothing imported: destination {result.destination!r} has no Standard list that "
             "no manifest manages yet"
-            + (f" ({len(result.skipped)} skipped, named above)." if result.skipped else ".")
+            + (f" ({len(result.skipped):,} skipped, named above)." if result.skipped else ".")
         )
         return lines
-    count = len(result.imported)
     lines.append(
-        f"Imported {count} list{'s' if count != 1 else ''} from destination "
+        f"Imported {quantity(len(result.imported), 'list')} from destination "
         f"{result.destination!r}, "
-        f"skipped {len(result.skipped)}. `reconciler plan` over a path holding {out} "
+        f"skipped {len(result.skipped):,}. `reconciler plan` over a path holding {out} "
         "should now show no changes. The member CSVs are owner-only: they hold personal data."
     )
     return lines

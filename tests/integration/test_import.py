@@ -182,6 +182,29 @@ def test_manifest_comments_say_where_the_list_came_from(typed_workspace, cli, mo
     assert cli("plan", combined, "--detailed-exitcode").exit_code == 0
 
 
+def test_an_imported_lists_member_count_has_thousands_separators(typed_workspace, cli):
+    """The manifest's header said "1200 members" where every other count reads "1,200"."""
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    big, one = proj.add_list("big"), proj.add_list("one")
+    for i in range(1_200):
+        proj.subscribe_direct(big, email=f"m{i}@example.com")
+    proj.subscribe_direct(one, email="solo@example.com")
+    out = ws.root / "adopted"
+
+    result = cli("import", ws.manifests, "-d", "prod", "--out", out)
+
+    assert result.exit_code == 0, result.output
+    assert "Imported 2 lists from destination 'prod', skipped 0." in result.stdout
+
+    def header(name: str) -> str:
+        lines = (out / f"{name}.yaml").read_text().splitlines()
+        return " ".join(line[2:] for line in lines if line.startswith("# "))
+
+    assert ": 1,200 members. " in header("big")
+    assert ": 1 member. " in header("one")
+
+
 def test_import_refuses_to_overwrite_unless_forced(typed_workspace, cli):
     ws, emulator = typed_workspace("hybrid")
     proj = emulator.project("default")
