@@ -627,10 +627,16 @@ def case_only_notes(lists: Sequence[ListPlan]) -> list[str]:
             continue
         found = _case_only_adds(lp.add, lp.remove)
         if found:
+            removed = len(lp.remove)
+            from_whom = (
+                "the one member it removes"
+                if removed == 1
+                else f"one of the {removed:,} members it removes"
+            )
             notes.append(
                 f"list {lp.list_name!r}: {found:,} of the members this plan adds "
                 f"{'has' if found == 1 else 'have'} a userId that differs only in letter "
-                f"case from one of the {len(lp.remove):,} members it removes. Iterable "
+                f"case from {from_whom}. Iterable "
                 "matches userIds exactly, so they are other profiles to it (in a hybrid "
                 "project it refuses such an add when its email is the removed profile's). "
                 "If they are the same people, have the source give the userIds as Iterable "

@@ -902,7 +902,7 @@ class _Destination:
 
         def too_large(member: Member) -> None:
             result.rejected[member.key] = (
-                f"its fields are over {settings.bulk_update_max_bytes} bytes, more than one "
+                f"its fields are over {settings.bulk_update_max_bytes:,} bytes, more than one "
                 "subscribe request may carry"
             )
 

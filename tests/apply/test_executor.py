@@ -532,7 +532,7 @@ def test_a_member_alone_over_the_body_limit_is_rejected_and_the_others_added(emu
     with client(emulator_server, bulk_update_max_bytes=2048) as c:
         report = apply_plan(Plan((DestinationPlan("prod", "hybrid", (lp,)),)), {"prod": c})
     (result,) = report.destinations[0].lists
-    reason = "its fields are over 2048 bytes, more than one subscribe request may carry"
+    reason = "its fields are over 2,048 bytes, more than one subscribe request may carry"
     assert result.rejected == {"m1@example.com": reason}
     assert result.added == 2 and not report.ok
     assert [[s["email"] for s in body] for body in _subscribes(emulator_server, lp)] == [

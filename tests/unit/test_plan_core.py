@@ -37,6 +37,7 @@ from reconciler.plan.campaigns import campaign_uses, needs_campaigns
 from reconciler.plan.file import VERSION, load_plan, save_plan
 from reconciler.plan.ownership import mark
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
+from reconciler.planning import case_only_notes
 
 
 def members(count: int, prefix: str = "m") -> tuple[Member, ...]:
@@ -596,3 +597,28 @@ def test_the_readme_names_every_key_of_the_json_plans_top_and_summary():
     out = Plan((), {}).to_dict(lambda identifier: identifier)
     keys = [*out, *out["summary"]]
     assert [k for k in keys if f"`{k}`" not in paragraph] == []
+
+
+def test_the_letter_case_note_counts_one_removed_member_in_words():
+    """One removed member made the note say "from one of the 1 members it removes"."""
+
+    def swapped(removed: int) -> str:
+        lp = ListPlan(
+            audience="vip",
+            list_name="vip",
+            list_id=1,
+            create=False,
+            description=None,
+            add=(make_member("userId", None, "ABC-1"),),
+            remove=("abc-1", *(f"other-{n}" for n in range(removed - 1))),
+            unchanged=0,
+            live_count=removed,
+            desired_count=1,
+        )
+        (note,) = case_only_notes([lp])
+        return note
+
+    assert "differs only in letter case from the one member it removes." in swapped(1)
+    assert "differs only in letter case from one of the 1,500 members it removes." in (
+        swapped(1_500)
+    )
