@@ -13,6 +13,7 @@ import pytest
 
 from reconciler import alerts
 from reconciler.alerts import Alert, configured_url, payload, scrub
+from reconciler.apply.executor import FieldUpdateResult
 
 SLACK_URL = "https://hooks.slack.com/services/T000AAAA/B000BBBB/XXXXsecretXXXXsecret"
 
@@ -207,3 +208,11 @@ def test_an_alert_timeout_that_cannot_be_used_is_said_on_every_run(value):
     said.clear()
     alerts.notify(Alert("apply", "success", 0), said.append, env={**env, alerts.TIMEOUT_VAR: "60"})
     assert said == []
+
+
+def test_a_failed_user_field_phase_counts_its_errors_in_words():
+    """The alert's user-fields line said "1 error(s)"; it says "1 error", "2 errors"."""
+    one = FieldUpdateResult(planned=3, updated=2, errors=["boom"])
+    assert alerts._fields_failed(one) == "~2/3 updated, 1 error"
+    two = FieldUpdateResult(planned=3_000, updated=1_000, errors=["a", "b"], not_attempted=1_998)
+    assert alerts._fields_failed(two) == "~1,000/3,000 updated, 2 errors, 1,998 not sent"
