@@ -744,7 +744,8 @@ def _profile_faults(payload: Any) -> Faults:
         raise ValueError("expected {name, timeScale, lostRepliesEvery}")
     unknown = sorted(set(payload) - {"name", "timeScale", "lostRepliesEvery"})
     if unknown:
-        raise ValueError(f"unknown profile setting(s): {', '.join(unknown)}")
+        noun = "setting" if len(unknown) == 1 else "settings"
+        raise ValueError(f"unknown profile {noun}: {', '.join(unknown)}")
     name = payload.get("name")
     if name == "none":
         return Faults()

@@ -297,7 +297,8 @@ class Faults:
         known = {f.name for f in fields(self)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown fault setting(s): {', '.join(unknown)}")
+            noun = "setting" if len(unknown) == 1 else "settings"
+            raise ValueError(f"unknown fault {noun}: {', '.join(unknown)}")
         for name, value in values.items():
             _check_fault_value(name, value)
             setattr(self, name, list(value) if isinstance(value, list) else value)

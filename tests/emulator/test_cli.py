@@ -211,6 +211,14 @@ def test_serve_refuses_a_bad_fault_setting(setting: str) -> None:
     assert "--fault" in result.stderr
 
 
+def test_unknown_fault_settings_are_named_in_the_singular_or_plural() -> None:
+    """One unknown name was "unknown fault setting(s): nonsense"."""
+    one = run_serve("--fault", "nonsense=1", env_key=SECRET)
+    assert "unknown fault setting: nonsense" in " ".join(one.stderr.split())
+    two = run_serve("--fault", "zed=1", "--fault", "nonsense=1", env_key=SECRET)
+    assert "unknown fault settings: nonsense, zed" in " ".join(two.stderr.split())
+
+
 def test_a_time_scale_scales_the_rate_limits_too() -> None:
     process = start_serve("--profile", "field", "--time-scale", "60")
     try:

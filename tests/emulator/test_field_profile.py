@@ -149,6 +149,11 @@ def test_the_profile_is_set_through_the_control_endpoint(client: httpx.Client) -
     assert answer.json()["absent_channel_unsubscribe_is_true"] is True
     bad = client.post("/_emulator/profile", json={"name": "moon"})
     assert bad.status_code == 400
+    # An unknown setting is named in the singular or plural its count takes.
+    one = client.post("/_emulator/profile", json={"name": "field", "speed": 2})
+    assert one.status_code == 400 and "unknown profile setting: speed" in one.text
+    two = client.post("/_emulator/profile", json={"name": "field", "speed": 2, "moon": 1})
+    assert "unknown profile settings: moon, speed" in two.text
     assert client.post("/_emulator/profile", json={"name": "none"}).json()["read_lag_seconds"] == 0
 
 
