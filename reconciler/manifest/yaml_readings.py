@@ -11,11 +11,11 @@ Inline member values:
 reconciler reads YAML 1.2: `yes`, `no`, `on`, `off`, `y` and `n` are text there, but
 booleans to the YAML 1.1 tools a reviewer's checks and editor plugins still run (PyYAML,
 yamllint), and a number written with a leading zero (`zip: 01234`) is a number without it
-in every YAML. A trait mapping field without a `type` sends an inline member's value as
-YAML gave it, and Iterable types a new field by the first value it receives, for good:
-`vip: yes` makes `vip` a string field, `zip: 01234` sends 1234. Such a value, written
-bare (not quoted, not tagged), is warned of where it is written; a field with a `type`
-converts the value as it says, so its values are not.
+(in a file that starts with `%YAML 1.1`, an octal number: 668). A trait mapping field
+without a `type` sends an inline member's value as YAML gave it, and Iterable types a new
+field by the first value it receives, for good: `vip: yes` makes `vip` a string field,
+`zip: 01234` sends 1234. Such a value, written bare (not quoted, not tagged), is warned of where
+it is written; a field with a `type` converts the value as it says, so its values are not.
 """
 
 from __future__ import annotations
@@ -193,11 +193,17 @@ def _disagreement(column: str, field_name: str, value: Any) -> str | None:
         )
     written = getattr(value, WRITTEN_AS, None)
     if isinstance(value, int) and isinstance(written, str) and _LEADING_ZERO.fullmatch(written):
-        # The value is a member's (a zip code, a phone number): not echoed.
+        # The value is a member's (a zip code, a phone number): not echoed. A file that
+        # starts with `%YAML 1.1` reads such digits as octal (01234 is 668), not decimal.
+        reading = (
+            "the number without it"
+            if value == int(written, 10)
+            else "an octal number in this file's YAML 1.1 (01234 is 668)"
+        )
         return (
-            f"{column}: a number written with a leading zero is read as the number without "
-            f"it, and {field} sends that number; quote it, or give the field type: string, "
-            "to send the digits as written"
+            f"{column}: a number written with a leading zero is read as {reading}, and "
+            f"{field} sends that number; quote it, or give the field type: string, to send "
+            "the digits as written"
         )
     return None
 

@@ -433,6 +433,41 @@ def test_inline_values_yaml_readers_disagree_on_are_warned_at_their_line() -> No
     ]
 
 
+def test_a_leading_zero_in_a_yaml_1_1_file_is_said_to_read_as_octal() -> None:
+    """In a file that starts with `%YAML 1.1`, `zip: 01234` is the octal number 668, which
+    a field with no type sends; the warning said it was read as "the number without" its
+    zero (1234), so a user who checked Iterable for 1234 found 668."""
+    write(
+        "m/all.yaml",
+        "%YAML 1.1\n---\n"
+        + BASE.replace(
+            "members: {csv: data/churn.csv, userId: user_id}",
+            """members:
+    inline:
+      - {email: a@example.com, zip: 01234, code: 0129}""",
+        ),
+    )
+    write(
+        "m/traits.yaml",
+        """\
+        apiVersion: reconciler/v1
+        kind: TraitMapping
+        metadata: {name: crm}
+        spec:
+          fields:
+            zip: {from: zip}
+            code: {from: code}
+        """,
+    )
+    warnings = [str(w) for w in load_manifests(Path("m")).warnings]
+    assert warnings == [
+        "m/all.yaml:16:37: audience 'churn': zip: a number written with a leading zero is "
+        "read as an octal number in this file's YAML 1.1 (01234 is 668), and field 'zip' "
+        "(no type) sends that number; quote it, or give the field type: string, to send "
+        "the digits as written",
+    ]
+
+
 def test_a_template_written_bare_says_to_quote_it() -> None:
     """`template: {{ first_name }}` is a YAML mapping (`{` opens one), and `{{ first_name }}
     there` a syntax error: the messages said "expected a string; got a mapping" and "check
