@@ -23,6 +23,11 @@ class GhError(ReconcilerError):
     """`gh` is missing or GitHub refused a request."""
 
 
+class GhUnreached(GhError):
+    """`gh` is missing, or its call did not finish in time: GitHub gave no answer, so
+    nothing can be said of what it would have answered (a missing workflow, a scope)."""
+
+
 def gh_timeout(environ: Mapping[str, str]) -> float:
     """Seconds one `gh api` call may take (RECONCILER_GH_TIMEOUT)."""
     return env_float(environ, TIMEOUT_VARIABLE, DEFAULT_TIMEOUT, SECONDS_ABOVE_0)
@@ -58,12 +63,12 @@ class Gh:
                 timeout=seconds,
             )
         except subprocess.TimeoutExpired:
-            raise GhError(
-                f"gh api {method} {endpoint} did not finish within {seconds:g} seconds "
-                f"({TIMEOUT_VARIABLE}); it was stopped"
+            raise GhUnreached(
+                f"gh api {method} {endpoint} did not finish within {seconds:g} "
+                f"second{'' if seconds == 1 else 's'} ({TIMEOUT_VARIABLE}); it was stopped"
             ) from None
         except FileNotFoundError:
-            raise GhError(
+            raise GhUnreached(
                 f"{self.executable!r} not found: install the GitHub CLI (it is on GitHub's "
                 "hosted runners) and set GH_TOKEN"
             ) from None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from reconciler.github.gh import Gh, GhError
+from reconciler.github.gh import Gh, GhError, GhUnreached
 
 # Every status of a run that is not over (GitHub's list filter takes one at a time):
 # running, waiting for a runner, waiting in a concurrency group, waiting for approval.
@@ -61,6 +61,8 @@ def busy_runs(gh: Gh, repo: str, workflows: list[str], since: str | None = None)
         for query in queries:
             try:
                 answer = gh.api("GET", query)
+            except GhUnreached:
+                raise  # no answer: nothing says the workflow or a scope is missing
             except GhError as exc:
                 raise GhError(
                     f"{exc} (is there a workflow .github/workflows/{workflow} in {repo}? "

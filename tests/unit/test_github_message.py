@@ -222,3 +222,28 @@ def test_a_gh_call_that_hangs_is_stopped_after_its_timeout_and_named(tmp_path, m
         caught.value
     )
     assert "RECONCILER_GH_TIMEOUT" in str(caught.value)
+
+
+def test_check_idle_whose_gh_call_hangs_says_so_without_the_missing_workflow_hint(
+    tmp_path, monkeypatch
+):
+    """A hung `gh api` call (RECONCILER_GH_TIMEOUT) in check-idle was worded as a workflow
+    the repository lacks ('is there a workflow .github/workflows/apply.yml ...? reading
+    runs needs `actions: read`'), sending the user to look for a file that is there, and
+    said 'within 1 seconds'."""
+    from typer.testing import CliRunner
+
+    from reconciler.cli import app
+
+    gh = tmp_path / "gh"
+    gh.write_text("#!/bin/sh\nexec sleep 60\n")
+    gh.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setenv("RECONCILER_GH_TIMEOUT", "1")
+    args = ["github", "check-idle", "--workflow", "apply.yml", "--repo", "a/b"]
+
+    result = CliRunner().invoke(app, args)
+
+    assert result.exit_code == 1, result.output
+    assert "did not finish within 1 second (RECONCILER_GH_TIMEOUT)" in result.output
+    assert "is there a workflow" not in result.output
