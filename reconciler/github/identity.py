@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.errors import ReconcilerError
-from reconciler.github.gh import Gh, GhError
+from reconciler.github.gh import Gh, GhError, GhUnreached
 
 # The account GITHUB_TOKEN acts as; used when a workflow's token cannot name itself.
 ACTIONS_BOT = "github-actions[bot]"
@@ -55,6 +55,8 @@ def own_author(gh: Gh, explicit: str | None = None) -> Author:
         me = gh.api("GET", "user")
         if isinstance(me, dict) and me.get("login"):
             return Author(str(me["login"]))
+    except GhUnreached:
+        raise  # no answer (a hang, no gh): GraphQL would wait as long again for nothing
     except GhError:
         pass  # an installation token: ask GraphQL below
     try:
