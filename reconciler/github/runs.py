@@ -37,7 +37,13 @@ def github_time(text: str) -> str:
         ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        in_utc = when.astimezone(UTC)
+    except OverflowError:  # an offset that moves 0001-01-01 or 9999-12-31 past its year
+        raise ValueError(
+            f"{text!r} is outside the years 1 to 9999 in UTC; give one such as 2026-01-31T06:17:00Z"
+        ) from None
+    return in_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

@@ -171,6 +171,27 @@ def test_check_idle_refuses_a_since_that_is_not_an_iso_time_naming_the_option(
     assert not log.exists()  # GitHub is not asked with a time it cannot read
 
 
+@pytest.mark.parametrize("since", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00"])
+def test_check_idle_refuses_a_since_beyond_the_years_utc_holds_naming_the_option(
+    tmp_path, monkeypatch, since
+):
+    """A time whose offset takes it past year 1 or 9999 in UTC was an internal error
+    (OverflowError, 'a bug in reconciler'), not the usage error README promises."""
+    from typer.testing import CliRunner
+
+    from reconciler.cli import app
+
+    log = _fake_gh_on_path(tmp_path, monkeypatch, {})
+    args = ["github", "check-idle", "--workflow", "apply.yml", "--since", since, "--repo", "a/b"]
+
+    result = CliRunner().invoke(app, args)
+
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.replace("│", " ").split())
+    assert "Invalid value for --since:" in said and "outside the years" in said
+    assert not log.exists()
+
+
 @pytest.mark.parametrize(
     ("since", "sent"),
     [
