@@ -112,11 +112,15 @@ def missing_key_column(
     projects, "email" in email-based ones) when the columns have none under its name
     (`exact`: as a CSV header is matched) and the manifest does not name one: every row is
     then skipped for lacking it (a column named in the manifest and missing is an error
-    of its own, at read)."""
+    of its own, at read). None too when neither identifier has a column: the read refuses
+    such a file, so no row is skipped (its error says which columns there are)."""
     if project_type == "hybrid":
         return None
     key = "userId" if project_type == "userId" else "email"
+    other = "email" if key == "userId" else "userId"
     if key in spec.model_fields_set or _found(names, getattr(spec, key), exact):
+        return None
+    if other not in spec.model_fields_set and not _found(names, getattr(spec, other), exact):
         return None
     return key
 

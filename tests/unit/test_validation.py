@@ -344,6 +344,26 @@ def test_a_source_without_the_projects_identifier_column_is_warned_of_at_its_lin
     )
 
 
+@pytest.mark.parametrize("project_type", ["userId", "email"])
+def test_a_source_without_either_identifier_column_is_one_error_without_the_warning(
+    tmp_path: Path, project_type: str
+) -> None:
+    """A CSV headed `Email` (no column `email` nor `userId`) cannot be read, which its error
+    says; the warning beside it, that "every row is skipped", said the opposite of what
+    happens (no row is read at all) and named only one of the two columns missing."""
+    destination = {**DESTINATION, "spec": {**DESTINATION["spec"], "projectType": project_type}}  # type: ignore[dict-item]
+    root = write(
+        tmp_path,
+        destination,
+        audience("vip", {"csv": "vip.csv"}),
+        csv={"vip.csv": "Email,plan\na@example.com,gold\n"},
+    )
+    found = validate(root)
+    assert found.manifest_warnings == ()
+    (unreadable,) = found.unreadable
+    assert "has neither an 'email' nor a 'userId' column" in str(unreadable)
+
+
 def test_a_parquet_column_named_userid_in_another_case_is_the_userid(tmp_path: Path) -> None:
     """Parquet and query columns are matched case aside (PostgreSQL folds `AS userId` to
     `userid`), so such a column is used, and no warning says otherwise."""
