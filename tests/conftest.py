@@ -32,6 +32,14 @@ def _no_alert_webhook(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _no_annotations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests run in GitHub Actions (ci.yml), where validate and plan would add `::error`
+    lines to the messages tests read; tests of annotations ask for them."""
+    for name in ("GITHUB_ACTIONS", "RECONCILER_ANNOTATIONS"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def emulator() -> Emulator:
     """An emulator without rate limits holding one hybrid project, "default"."""

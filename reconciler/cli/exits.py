@@ -21,7 +21,8 @@ from rich.console import Console
 
 from reconciler import alerts
 from reconciler.apply.lock import release_all
-from reconciler.cli.options import OutputFormat
+from reconciler.cli import annotate
+from reconciler.cli.options import AnnotationsMode, OutputFormat
 from reconciler.cli.stdout import emit
 from reconciler.errors import ManifestError, OutputError, ReconcilerError, quoted
 from reconciler.members.model import remove_directories
@@ -65,11 +66,14 @@ def started(
     debug: bool = False,
     output: OutputFormat | None = None,
     read_only: str | None = None,
+    annotations_mode: AnnotationsMode | None = None,
 ) -> Invocation:
     """Record the parsed options of the command now running. `read_only` names a command
-    that only reads, so Ctrl-C says nothing was changed."""
+    that only reads, so Ctrl-C says nothing was changed. `annotations_mode` is the --annotations
+    of a command that has it (validate, plan): its located errors as GitHub annotations."""
     global _current
     _current = Invocation(show_members, debug, output)
+    annotate.start(annotations_mode, read_only or "")
     if read_only is not None:
         _current.interrupted = f"Interrupted: nothing was changed ({read_only} only reads)."
         _current.interrupted_json = "interrupted: nothing was changed"
@@ -95,8 +99,11 @@ def fail(exc: BaseException, *, json_object: bool = True, alert: str | None = No
                 err.print(shown(str(problem), inv.show_members), markup=False)
             n = len(exc.problems)
             err.print(f"{n} problem{'s' if n != 1 else ''} found.", markup=False)
+            annotate.emit(annotate.from_problem(p, "error") for p in exc.problems)
         else:
             err.print(f"error: {safe_message(exc, inv.show_members)}", markup=False)
+            # A source's error names its manifest line: annotated there, masked as above.
+            annotate.emit([annotate.located(safe_message(exc), "error", shown=True)])
         if alert is not None:
             send_alert(alerts.for_error(alert, exc.exit_code, safe_message(exc)))
         return typer.Exit(exc.exit_code)

@@ -14,6 +14,12 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
+class AnnotationsMode(StrEnum):
+    auto = "auto"  # github when GITHUB_ACTIONS=true, else none
+    github = "github"
+    none = "none"
+
+
 PathArg = typer.Argument(
     Path("manifests"),
     metavar="PATH",
@@ -51,6 +57,18 @@ SummaryFileOpt = typer.Option(
     metavar="FILE",
     help='Also append the markdown version to this file (e.g. "$GITHUB_STEP_SUMMARY"), '
     "made to fit a job step's summary (1 MiB).",
+)
+
+
+AnnotationsOpt = typer.Option(
+    AnnotationsMode.auto,
+    "--annotations",
+    metavar="auto|github|none",
+    envvar="RECONCILER_ANNOTATIONS",
+    help="github: also print each located error and warning as a GitHub Actions workflow "
+    "command (::error file=...,line=...::), which a pull request shows on its diff; auto "
+    "(the default): github when GITHUB_ACTIONS=true, as on Actions runners; none: never.",
+    show_default=False,
 )
 
 

@@ -9,9 +9,11 @@ from pathlib import Path
 import typer
 
 from reconciler import alerts
-from reconciler.cli import exits, session
+from reconciler.cli import annotate, exits, session
 from reconciler.cli.exits import EXIT_CHANGES, EXIT_ERROR, err
 from reconciler.cli.options import (
+    AnnotationsMode,
+    AnnotationsOpt,
     DebugOpt,
     OutputFormat,
     PathArg,
@@ -24,7 +26,9 @@ from reconciler.cli.options import (
 from reconciler.cli.output import append, check_output_path, print_plan
 from reconciler.errors import OutputError, ReconcilerError, SummaryFileError, UnsafePlanError
 from reconciler.leftovers import sweep_partials
+from reconciler.plan import Plan
 from reconciler.plan.file import save_plan
+from reconciler.render.masking import quoted, shower
 from reconciler.render.plans import SUMMARY_LIMIT, plan_markdown
 from reconciler.state.desired import combined_digest, manifest_file_digests
 
@@ -50,6 +54,7 @@ def plan(
     show_members: bool = ShowMembersOpt,
     target: list[str] | None = TargetOpt,
     state_dir: Path | None = StateDirOpt,
+    annotations: AnnotationsMode = AnnotationsOpt,
     debug: bool = DebugOpt,
 ) -> None:
     """Show what apply would change in Iterable. Reads only; writes nothing to Iterable.
@@ -59,8 +64,10 @@ def plan(
 
     Exit codes: 0 success (with --detailed-exitcode: no changes), 1 error, invalid members
     or a usage error, 2 changes present (--detailed-exitcode), 3 blocked by the safety
-    policy, 130 interrupted (Ctrl-C)."""
-    exits.started(show_members, debug, output, read_only="plan")
+    policy, 130 interrupted (Ctrl-C). In GitHub Actions each located manifest error and
+    warning, and each source row left out, is also a workflow command (::error file=...),
+    shown on the pull request's diff."""
+    exits.started(show_members, debug, output, read_only="plan", annotations_mode=annotations)
     try:
         check_output_path("--out", out, replaced=True)
         check_output_path("--summary-file", summary_file)
@@ -80,6 +87,7 @@ def plan(
     except (ReconcilerError, KeyboardInterrupt) as exc:
         # A plan only reads, so after Ctrl-C there is nothing to undo.
         raise exits.fail(exc, alert="plan") from None
+    _annotate(the_plan)
     unwritten: list[ReconcilerError] = []
     # The summary file first, so that with --format json the plan's object can say it was
     # not written (stdout is the one place a script reads); nor does it depend on stdout.
@@ -110,3 +118,24 @@ def plan(
         raise typer.Exit(EXIT_ERROR)
     if detailed_exitcode and the_plan.has_changes:
         raise typer.Exit(EXIT_CHANGES)
+
+
+def _annotate(the_plan: Plan) -> None:
+    """The source rows the plan leaves out (invalid members, values that cannot be sent:
+    exit 1), and duplicate rows that disagreed (warnings), at their rows; masked."""
+    destinations = the_plan.destinations
+    show = quoted(shower(False))  # one numbering of the members masked
+    annotate.emit(
+        [
+            *(
+                annotate.from_issue(issue, "error", show)
+                for d in destinations
+                for _, issue in (*d.skipped_members, *d.field_issues)
+            ),
+            *(
+                annotate.from_issue(issue, "warning", show)
+                for d in destinations
+                for _, issue in d.duplicate_conflicts
+            ),
+        ]
+    )

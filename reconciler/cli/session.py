@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from reconciler.apply.journal import last_write_at
+from reconciler.cli import annotate
 from reconciler.cli.exits import err
 from reconciler.cli.output import progress_display
 from reconciler.connect import open_client
@@ -55,6 +56,8 @@ def load(path: Path, targets: list[str] | None) -> Manifests:
     manifests = load_manifests(path)
     for warning in manifests.warnings:
         err.print(f"warning: {warning}", markup=False)
+    # plan's, in GitHub Actions (apply and status print none).
+    annotate.emit(annotate.from_problem(warning, "warning") for warning in manifests.warnings)
     unknown = sorted(set(targets or ()) - set(manifests.audiences))
     if unknown:
         raise ReconcilerError(

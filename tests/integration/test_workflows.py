@@ -643,6 +643,11 @@ def test_a_broken_manifest_fails_the_check_and_replaces_the_old_plan(github):
     assert job.steps["validate"].outcome == "failure"
     assert job.steps["plan"].outcome == "skipped"
     assert "vip.yaml:" in job.logs  # validate names the file and line
+    # ... and, GITHUB_ACTIONS being true on a runner, annotates it on the pull request's diff.
+    (annotation,) = [line for line in job.logs.splitlines() if line.startswith("::error ")]
+    assert annotation.startswith(
+        "::error file=manifests/vip.yaml,line=3,col=1,title=reconciler validate::invalid YAML: "
+    )
     (comment,) = marked(github.comments())
     assert "### reconciler plan: failed" in comment["body"]
     assert "members to add" not in comment["body"]
