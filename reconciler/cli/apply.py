@@ -112,7 +112,10 @@ def apply(
     Shows the plan first and asks for confirmation unless --yes. Only the differences are
     sent; a second apply right after does nothing. Exit codes: 0 every change succeeded,
     1 error, rejected members or a usage error, 3 blocked by the safety policy, 4 stale
-    saved plan, 130 interrupted (Ctrl-C)."""
+    saved plan, 130 interrupted (Ctrl-C).
+
+    RECONCILER_LOG=requests prints a line per request to Iterable on stderr: method, path,
+    status, time, and how a failed one failed (never the API key or a member)."""
     from reconciler.apply.runrecord import RunRecord  # here: see the module's docstring
 
     exits.started(show_members, debug, output)

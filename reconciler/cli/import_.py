@@ -50,7 +50,10 @@ def import_(
     Example: reconciler import --destination prod manifests --out manifests/imported
 
     Exit codes: 0 imported (or nothing to import), 1 error, a list left out because its read
-    could not be trusted, or a usage error, 130 interrupted (Ctrl-C)."""
+    could not be trusted, or a usage error, 130 interrupted (Ctrl-C).
+
+    RECONCILER_LOG=requests prints a line per request to Iterable on stderr: method, path,
+    status, time, and how a failed one failed (never the API key or a member)."""
     # Imported here: every command's process registers this one, and only it adopts lists.
     from reconciler.adopt import import_lists
 

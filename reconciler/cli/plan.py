@@ -66,7 +66,10 @@ def plan(
     or a usage error, 2 changes present (--detailed-exitcode), 3 blocked by the safety
     policy, 130 interrupted (Ctrl-C). In GitHub Actions each located manifest error and
     warning, and each source row left out, is also a workflow command (::error file=...),
-    shown on the pull request's diff."""
+    shown on the pull request's diff.
+
+    RECONCILER_LOG=requests prints a line per request to Iterable on stderr: method, path,
+    status, time, and how a failed one failed (never the API key or a member)."""
     exits.started(show_members, debug, output, read_only="plan", annotations_mode=annotations)
     try:
         check_output_path("--out", out, replaced=True)

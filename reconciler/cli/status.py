@@ -44,7 +44,10 @@ def status(
     Exit codes: 0 success, 1 error (or source members or field values that could not be
     used, or an audience left out of the plan: `reconciler plan` shows why) or a usage
     error, 3 a source file changed while it was read (nothing was planned), 130
-    interrupted (Ctrl-C)."""
+    interrupted (Ctrl-C).
+
+    RECONCILER_LOG=requests prints a line per request to Iterable on stderr: method, path,
+    status, time, and how a failed one failed (never the API key or a member)."""
     exits.started(debug=debug, output=output, read_only="status")
     try:
         _manifests, the_plan = session.read_plan(path, target, state_dir)

@@ -1114,7 +1114,11 @@ class IterableClient:
                 with self._stats_lock:
                     key = "GET (export file)"
                     self.stats.calls[key] = self.stats.calls.get(key, 0) + 1
-                with self._files.stream("GET", url) as response:
+                with (
+                    self._fetching(f"GET {label}") as log,
+                    self._files.stream("GET", url) as response,
+                ):
+                    log.answered(response.status_code)
                     if response.status_code == 403 and b"expired" in response.read():
                         url = self._fresh_link(job, name)
                         continue
@@ -1132,6 +1136,20 @@ class IterableClient:
                 self._count(retries=1)
                 self._tell(f"GET {label}: {reason}; retry {attempt} in a moment")
                 self._sleep(self._backoff(attempt))
+
+    @contextlib.contextmanager
+    def _fetching(self, endpoint: str) -> Iterator[_RequestLog]:
+        """A request's log line (RECONCILER_LOG=requests), said when it ends, however."""
+        log = _RequestLog(endpoint)
+        try:
+            yield log
+        except _Retryable:
+            raise  # its status is the line's
+        except BaseException as exc:
+            log.failed(type(exc).__name__)
+            raise
+        finally:
+            self._log_request(log)
 
     def _fresh_link(self, job: int, name: str) -> str:
         """The file's link from a new listing (links expire 30 minutes after a listing)."""
@@ -1236,7 +1254,9 @@ class IterableClient:
                         share = self._window_share(limiter.window, attempt, retries)
                         wait = max(wait, min(share, self.settings.retry_after_cap))
                         limiter.push_back(min(wait, limiter.window))
-                if self._notice is not None and (wait >= 1.0 or not exc.rate_limited):
+                # A 429's short wait is routine, said only in the request log.
+                shown_429 = wait >= 1.0 or self.settings.log == "requests"
+                if self._notice is not None and (shown_429 or not exc.rate_limited):
                     self._notice(
                         f"{method} {shown}: {exc.reason}; retry {attempt} of "
                         f"{retries} in {wait:.1f} s"
@@ -1343,8 +1363,10 @@ class IterableClient:
         endpoint = f"{method} {label or path}"
         with self._stats_lock:
             self.stats.calls[endpoint] = self.stats.calls.get(endpoint, 0) + 1
+        log = _RequestLog(endpoint)
         try:
             with self._http.stream(method, path, **kwargs) as response:
+                log.answered(response.status_code)
                 if answered is not None:
                     answered()
                 self._note_date(response.headers.get("Date"))
@@ -1352,8 +1374,10 @@ class IterableClient:
                     return self._scrub(parse(response))
                 response.read()
         except _BadAnswer as exc:
+            log.failed(f"not Iterable's answer ({exc})")
             raise _Retryable(f"HTTP {response.status_code} with {exc}") from None
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            log.failed("no connection")
             tls = _tls_failure(exc)
             if tls is not None:
                 # Not transient: the scheme or the certificate is wrong; retrying cannot help.
@@ -1370,10 +1394,24 @@ class IterableClient:
                 unreachable=True,
             ) from None
         except httpx.TimeoutException:
+            log.failed("timed out")
             raise _Retryable("connection timed out") from None
         except (httpx.TransportError, httpx.DecodingError) as exc:
+            log.failed(f"connection failed ({type(exc).__name__})")
             raise _Retryable(f"connection failed ({type(exc).__name__})") from None
+        except BaseException as exc:  # Ctrl-C, a full disk under a download: logged, passed on
+            log.failed(type(exc).__name__)
+            raise
+        finally:
+            self._log_request(log)
         raise self._refusal(method, label or path, response)
+
+    def _log_request(self, log: _RequestLog) -> None:
+        """Say the request just ended (RECONCILER_LOG=requests). Only its method and path,
+        as messages name it (`label` for a path holding a member), never its headers (the
+        key), query (a userId) or body (members)."""
+        if self.settings.log == "requests" and self._notice is not None:
+            self._notice(log.line())
 
     def _refusal(self, method: str, path: str, response: httpx.Response) -> Exception:
         """The exception for a non-2xx answer: _Retryable, or an IterableError to report."""
@@ -1450,6 +1488,38 @@ class IterableClient:
             code=code,
             endpoint=path,
         )
+
+
+class _RequestLog:
+    """One request's line for RECONCILER_LOG=requests: `request GET /api/lists: 200 in
+    0.12 s`, with when its answer began when its body took a second or more longer (a
+    getUsers that waited minutes for its first byte, or streamed for an hour), and how
+    it failed when it did."""
+
+    def __init__(self, endpoint: str) -> None:
+        self._endpoint = endpoint
+        self._started = time.monotonic()
+        self._status: int | None = None
+        self._headers_after: float | None = None
+        self._failure: str | None = None
+
+    def answered(self, status: int) -> None:
+        self._status = status
+        self._headers_after = time.monotonic() - self._started
+
+    def failed(self, how: str) -> None:
+        self._failure = how
+
+    def line(self) -> str:
+        took = time.monotonic() - self._started
+        outcome = [] if self._status is None else [str(self._status)]
+        if self._failure is not None:
+            outcome.append(self._failure)
+        text = f"request {self._endpoint}: {', then '.join(outcome) or 'no answer'}"
+        text += f" in {took:.2f} s"
+        if self._headers_after is not None and took - self._headers_after >= 1.0:
+            text += f" (answer began after {self._headers_after:.2f} s)"
+        return text
 
 
 def _secret_forms(secret: str) -> tuple[str, ...]:

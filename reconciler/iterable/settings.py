@@ -19,6 +19,11 @@ from reconciler.errors import ConfigError, quoted
 # holds bodies to 4,000,000 bytes), so 4,000,000 is under it however a MB is counted.
 REQUEST_MAX_BYTES = 4_000_000
 MEMBER_READS = ("auto", "getUsers", "export", "asyncExport", "windowedExport")
+# What RECONCILER_LOG may ask for besides nothing: "requests", a line on stderr per HTTP
+# request (method, path, status, time), for a run that failed or is slow.
+LOG_CHOICES = ("requests",)
+# The values each text setting may take (the others are numbers).
+_CHOICES = {"member_reads": MEMBER_READS, "log": LOG_CHOICES}
 
 # Days the export windows may cover: Iterable's profiles are from 2013 on, and a window
 # that would start before year 1 cannot be written as a date (timedelta overflowed).
@@ -120,6 +125,9 @@ class ClientSettings:
     # (one export job), "windowedExport" (the user export in date windows) or "auto" (the
     # one that should finish first, from the lists' sizes: state/routes.py choose_member_read).
     member_reads: str = "auto"
+    # RECONCILER_LOG: "" (nothing more than retries and long waits) or "requests" (also a
+    # line per request sent, masked as every path in a message is).
+    log: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ClientSettings:
@@ -131,11 +139,13 @@ class ClientSettings:
             if raw is None or is_unset(raw):
                 continue
             if f.type == "str":
-                if raw not in MEMBER_READS:
+                choices = _CHOICES[f.name]
+                chosen = raw.strip() if f.name == "log" else raw
+                if chosen not in choices:
                     raise ConfigError(
-                        f"{variable} must be one of {', '.join(MEMBER_READS)}; got {quoted(raw)}"
+                        f"{variable} must be {_one_of(f.name, choices)}; got {quoted(raw)}"
                     )
-                overrides[f.name] = raw
+                overrides[f.name] = chosen
                 continue
             value = read_number(raw, variable, _rule(f.name, f.type == "int"))
             _check_rate(f.name, value, raw)
@@ -176,6 +186,14 @@ _RULES = {
     # It divides every window, as a rate multiplies it: its least is a rate's (MIN_RATE).
     "time_scale": NumberRule(least=MIN_RATE),
 }
+
+
+def _one_of(name: str, choices: tuple[str, ...]) -> str:
+    """What a text setting may be: 'one of a, b, c', or 'requests or empty' for the log,
+    which is off (empty, or unset) by default."""
+    if name == "log":
+        return f"{' or '.join(choices)} or empty"
+    return f"one of {', '.join(choices)}"
 
 
 def _rule(name: str, whole: bool) -> NumberRule:
