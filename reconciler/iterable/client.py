@@ -371,8 +371,11 @@ class IterableClient:
                 return mine[0].id if mine else None
             return existing[0].id if existing else None
 
-        def created() -> int | None:
-            return self._watch_lists(f"creating list {name!r}", ours)
+        def created(failure: str) -> int | None:
+            return self._watch_lists(
+                f"creating list {name!r}: {failure}, so the list may or may not have been created",
+                ours,
+            )
 
         list_id = self._once("POST", "/api/lists", send, created)
         self._created_at[list_id] = self._clock()
@@ -380,14 +383,15 @@ class IterableClient:
 
     def _watch_lists(self, what: str, look: Callable[[], T | None]) -> T | None:
         """`look` at the list index until it finds something or settings.read_lag has
-        passed: the index can take that long to show a change."""
+        passed: the index can take that long to show a change. `what` says what failed
+        and what it may have done."""
         found = look()
         lag = self.settings.read_lag
         if found is not None or lag <= 0:
             return found
         self._tell(
-            f"{what}: the answer was lost; waiting up to {lag:g} s for Iterable's list "
-            "index (which lags writes) to show whether it happened, before sending it again"
+            f"{what}; waiting up to {lag:g} s for Iterable's list index (which lags writes) "
+            "to show whether it was"
         )
         deadline = self._clock() + lag
         while True:
@@ -449,7 +453,7 @@ class IterableClient:
                     raise
             return True
 
-        def deleted() -> bool | None:
+        def deleted(_failure: str) -> bool | None:
             return True if all(x.id != list_id for x in self.get_lists()) else None
 
         self._once("DELETE", path, send, deleted)
@@ -1166,27 +1170,42 @@ class IterableClient:
     # -- transport -----------------------------------------------------------------------
 
     def _once(
-        self, method: str, path: str, send: Callable[[], T], happened: Callable[[], T | None]
+        self,
+        method: str,
+        path: str,
+        send: Callable[[], T],
+        happened: Callable[[str], T | None],
     ) -> T:
         """Send a request that must not be repeated blindly. After a failure that may have
         taken effect, `happened` looks at Iterable: its answer, when not None, is the result;
-        otherwise the request is sent again."""
+        otherwise the request is sent again. `happened` is told what failed, and which try
+        of how many it was, for its notice: a create under 503s waits up to the read lag
+        after each try, 7 minutes in all by default, and one unchanging line said seven
+        times that 'the answer was lost' when the answer was a 503."""
         attempt = 0
+        retries = self.settings.max_retries
         while True:
             try:
                 return send()
             except _Uncertain as exc:
-                found = happened()
+                found = happened(
+                    f"{method} {path} failed ({exc.reason}; try {attempt + 1} of {retries + 1})"
+                )
                 if found is not None:
                     return found
-                if attempt >= self.settings.max_retries:
+                if attempt >= retries:
                     raise RetryExhaustedError(
                         f"{method} {path}: {_gave_up(attempt + 1)}; last failure: {exc.reason}",
                         endpoint=path,
                     ) from None
                 attempt += 1
                 self._count(retries=1)
-                self._sleep(self._backoff(attempt))
+                wait = self._backoff(attempt)
+                self._tell(
+                    f"{method} {path}: {exc.reason}, and Iterable's lists show it was not "
+                    f"done; retry {attempt} of {retries} in {wait:.1f} s"
+                )
+                self._sleep(wait)
 
     def _request(
         self,

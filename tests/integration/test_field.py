@@ -123,12 +123,52 @@ def test_a_lost_create_answer_under_read_lag_never_creates_the_list_twice(
     result = cli("apply", workspace.manifests, "--yes")
     assert result.exit_code == 0, result.output
     assert calls["creates"] == 1
-    assert "the answer was lost; waiting up to 5 s" in result.stderr
+    assert (
+        "creating list 'once': POST /api/lists failed (HTTP 504; try 1 of 7), so the list may "
+        "or may not have been created; waiting up to 5 s for Iterable's list index"
+    ) in result.stderr
     list_id = only_list(emulator_server, "once")
     assert project(emulator_server).members(list_id) == ["a@example.com"]
     description = project(emulator_server).lists[list_id].description
     assert description is not None
     assert description.startswith("[managed-by: reconciler; audience: once; run ")
+
+
+def test_creates_refused_with_503s_say_what_failed_and_which_try_each_wait_is(
+    workspace, cli, emulator_server, monkeypatch
+):
+    """A create answered 503 may have been done (a gateway can time out after the work),
+    so each try is followed by a wait of up to the read lag for the list index, 7 minutes
+    in all by default. Each wait said 'the answer was lost', seven times alike, where
+    Iterable had answered 503, and the retries after them were silent."""
+    monkeypatch.setenv("RECONCILER_READ_LAG", "0.2")
+    monkeypatch.setenv("RECONCILER_MAX_RETRIES", "3")
+    emulator = emulator_server.emulator
+    original = emulator.handle
+    refused = {"creates": 0}
+
+    def handle(request: httpx.Request) -> EmulatorResponse:
+        if request.method == "POST" and request.url.path == "/api/lists" and refused["creates"] < 2:
+            refused["creates"] += 1
+            return fault_reply(503, None)  # refused before anything was done
+        return original(request)
+
+    emulator.handle = handle  # type: ignore[method-assign]
+    workspace.audience("twice", {"inline": ["a@example.com"]})
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    for n in (1, 2):
+        assert (
+            f"creating list 'twice': POST /api/lists failed (HTTP 503; try {n} of 4), so the "
+            "list may or may not have been created; waiting up to 0.2 s"
+        ) in result.stderr
+        assert (
+            f"POST /api/lists: HTTP 503, and Iterable's lists show it was not done; retry {n} "
+            "of 3 in"
+        ) in result.stderr
+    assert "answer was lost" not in result.stderr
+    list_id = only_list(emulator_server, "twice")
+    assert project(emulator_server).members(list_id) == ["a@example.com"]
 
 
 def test_someone_elses_list_of_the_same_name_is_not_taken_for_ours(
