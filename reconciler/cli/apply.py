@@ -152,7 +152,7 @@ def apply(
     except Exception as exc:
         # A bug or the machine (out of memory): reported by cli.main; the run record is
         # written whatever the outcome all the same.
-        record.stopped(exc, f"internal error: {type(exc).__name__}")
+        record.stopped(exc, exits.internal_error(exc))
         opts.write_record(record)
         raise
     opts.write_record(record)

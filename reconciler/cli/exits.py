@@ -124,7 +124,7 @@ def fail(exc: BaseException, *, json_object: bool = True, alert: str | None = No
     text = (
         "".join(traceback.format_exception(exc))
         if inv.debug
-        else f"internal error: {type(exc).__name__}: {exc}\n"
+        else f"internal error: {type(exc).__name__}: {exc} ({raised_at(exc)})\n"
         "This is a bug in reconciler; run again with --debug for the traceback.\n"
     )
     if not inv.show_members:
@@ -133,6 +133,47 @@ def fail(exc: BaseException, *, json_object: bool = True, alert: str | None = No
     if as_json:
         json_error(f"internal error: {type(exc).__name__}", EXIT_ERROR)
     return typer.Exit(EXIT_ERROR)
+
+
+def internal_error(exc: BaseException) -> str:
+    """An unexpected error for the run record: its type and where it was raised, never its
+    text (which can quote a member)."""
+    return f"internal error: {type(exc).__name__} ({raised_at(exc)})"
+
+
+def raised_at(exc: BaseException) -> str:
+    """Where `exc` was raised, for a bug report from a run that cannot be repeated with
+    --debug (an apply at night in CI): 'at reconciler/apply/executor.py:512 in _step', and
+    the library's line too when it came from one ('..., from httpx/_models.py:80 in read').
+    Paths start at the package, so no home directory or runner's path is shown."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "at an unknown place"
+    ours = [f for f in frames if _in_package(f.filename)]
+    last = frames[-1]
+    where = f"at {_frame(ours[-1] if ours else last)}"
+    if ours and ours[-1] is not last:
+        where += f", from {_frame(last)}"
+    return where
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _in_package(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_PACKAGE_DIR + os.sep)
+
+
+def _frame(frame: traceback.FrameSummary) -> str:
+    path = os.path.abspath(frame.filename)
+    parts = path.split(os.sep)
+    if _in_package(path):
+        shown = os.path.relpath(path, os.path.dirname(_PACKAGE_DIR))
+    elif "site-packages" in parts:  # a library: from its package on
+        shown = os.sep.join(parts[len(parts) - parts[::-1].index("site-packages") :])
+    else:
+        shown = os.path.basename(path)  # the standard library, or a script
+    return f"{shown.replace(os.sep, '/')}:{frame.lineno} in {frame.name}"
 
 
 def _without_lookup_keys(text: str, exc: BaseException) -> str:
