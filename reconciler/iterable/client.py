@@ -1412,9 +1412,9 @@ class IterableClient:
                 done_maybe=False,
                 unreachable=True,
             ) from None
-        except httpx.TimeoutException:
+        except httpx.TimeoutException as exc:
             log.failed("timed out")
-            raise _Retryable("connection timed out") from None
+            raise _Retryable(self._timed_out(exc, bulk="timeout" in kwargs)) from None
         except (httpx.TransportError, httpx.DecodingError) as exc:
             log.failed(f"connection failed ({type(exc).__name__})")
             raise _Retryable(f"connection failed ({type(exc).__name__})") from None
@@ -1424,6 +1424,23 @@ class IterableClient:
         finally:
             self._log_request(log)
         raise self._refusal(method, label or path, response)
+
+    def _timed_out(self, exc: httpx.TimeoutException, bulk: bool) -> str:
+        """Which wait ran out, how long it was and the variable that sets it: 'connection
+        timed out' alone left a user to guess whether 30 s or 30 minutes had passed, and
+        what to raise. A bulk read waits settings.bulk_read_timeout between bytes."""
+        s = self.settings
+        if isinstance(exc, httpx.ReadTimeout) and bulk:
+            return (
+                f"timed out: no byte of the answer for {s.bulk_read_timeout:g} s "
+                "(RECONCILER_BULK_READ_TIMEOUT)"
+            )
+        what = {
+            httpx.ReadTimeout: "no byte of the answer for",
+            httpx.WriteTimeout: "the request could not be sent within",
+            httpx.PoolTimeout: "no connection came free within",
+        }.get(type(exc), "no answer within")
+        return f"timed out: {what} {s.timeout:g} s (RECONCILER_TIMEOUT)"
 
     def _log_request(self, log: _RequestLog) -> None:
         """Say the request just ended (RECONCILER_LOG=requests). Only its method and path,

@@ -224,7 +224,8 @@ def test_a_write_that_always_times_out_is_reported_as_not_confirmed(
     lists = {lr["list_name"]: lr for d in report["destinations"] for lr in d["lists"]}
     alpha = lists["alpha"]
     assert alpha["removed"] == 0
-    assert "timed out" in alpha["errors"][0]
+    # Which wait ran out, how long, and what sets it.
+    assert "timed out: no byte of the answer for 0.1 s (RECONCILER_TIMEOUT)" in alpha["errors"][0]
     assert "may have taken effect" in alpha["errors"][0]
     assert_report_within_reality(report, emulator_server)
     faults.paths = None
@@ -565,3 +566,23 @@ def test_a_tls_mismatch_is_reported_as_such_not_as_could_not_connect(
     assert "check the baseUrl's scheme" in result.stderr
     assert "could not connect" not in result.stderr
     assert "retry" not in result.stderr  # not transient: not retried
+
+
+def test_a_member_read_that_times_out_names_its_wait_and_variable(
+    workspace, cli, emulator_server, monkeypatch
+):
+    """'connection timed out' left a user to guess which of two timeouts, 30 s or 30
+    minutes, ran out, and what to raise: a getUsers waits RECONCILER_BULK_READ_TIMEOUT."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    monkeypatch.setenv("RECONCILER_BULK_READ_TIMEOUT", "0.2")
+    monkeypatch.setenv("RECONCILER_BULK_READ_RETRIES", "0")
+    project = emulator_server.emulator.project("default")
+    list_id = project.add_list("vip")
+    project.subscribe_direct(list_id, email="a@example.com")
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    emulator_server.emulator.faults.get_users_first_byte_seconds = 0.6
+
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())
+    assert "timed out: no byte of the answer for 0.2 s (RECONCILER_BULK_READ_TIMEOUT)" in said
