@@ -61,7 +61,9 @@ class ListResult:
     removed: int = 0
     rejected: dict[str, str] = field(default_factory=dict)  # identifier -> reason
     errors: list[str] = field(default_factory=list)
-    not_attempted_add: int = 0  # members never sent: the run was interrupted first
+    # Members never sent: the run was interrupted first, the destination refused, or the
+    # list was found deleted or could not be created (not_sent_why says which).
+    not_attempted_add: int = 0
     not_attempted_remove: int = 0
     create_not_attempted: bool = False
     field_update_keys: Sequence[str] = ()  # members whose fields the plan updates
@@ -595,6 +597,8 @@ class _Destination:
         self.deletions: list[DeletionResult] = []
         # Lists found deleted in Iterable during the run (by hand): sent nothing more.
         self.gone: set[str] = set()
+        # Lists this run could not create: their members are not sent, and say why.
+        self.uncreated: set[str] = set()
         # The first 401, or a host found gone: nothing more is sent to this destination
         # (the others go on).
         self.refused: AuthError | UnreachableError | None = None
@@ -632,7 +636,7 @@ class _Destination:
 
     def result(self) -> DestinationResult:
         for result in self.results.values():
-            if result.list_name not in self.gone or self.refused is not None:
+            if result.list_name not in self.gone | self.uncreated or self.refused is not None:
                 result.not_sent_why = self._not_sent_why
             result.close()
         if self.fields is not None:
@@ -764,7 +768,14 @@ class _Destination:
             self.live_ids[lp.list_name] = list_id
 
         def failed(lp: ListPlan, exc: IterableError) -> None:
-            self.results[lp.list_name].errors.append(f"creating the list failed: {exc}")
+            result = self.results[lp.list_name]
+            result.errors.append(f"creating the list failed: {exc}")
+            # Its members are never sent: counted and said as not sent, or 'added 0/3,000'
+            # and a run record with no member unaccounted for as rejected, unconfirmed or
+            # not attempted left a reader to guess what became of them.
+            result.not_attempted_add = len(lp.add)
+            result.not_sent_why = "not sent, as the list could not be created"
+            self.uncreated.add(lp.list_name)
 
         def not_sent(lp: ListPlan) -> None:
             result = self.results[lp.list_name]
