@@ -175,6 +175,8 @@ def _wait_for_read_lag(
     if not recent:
         return {}
     wait = max(lag - ago for ago, lag in recent.values())
+    if wait < 0.05:
+        return {}  # what is left of the lag rounds to nothing: 'Waiting 0.0 s' said nothing
     err.print(
         f"Waiting {wait:.1f} s before reading Iterable: the last apply to "
         f"{', '.join(sorted(recent))} was {min(a for a, _ in recent.values()):.1f} s ago, and "
