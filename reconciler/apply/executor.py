@@ -822,10 +822,21 @@ class _Destination:
                     ].not_sent_why = "not sent after the list was found deleted in Iterable"
                 raise
 
+        def sent_payloads(lp: ListPlan, chunk: Sequence[Any]) -> list[dict[str, Any]]:
+            """What a request for `chunk` carries, to mark where an error quotes it."""
+            if adding:
+                return [subscribe_payload(m, lp, project_type) for m in chunk]
+            return [removal_payload(i, project_type, lp.read_prefer_user_id) for i in chunk]
+
         def write(lp: ListPlan, chunk: Sequence[Any]) -> BatchResult:
             list_id = self.live_ids[lp.list_name]
             with self.run.journal.step(
-                op, self.dest, lp.list_name, list_id=list_id, members=len(chunk)
+                op,
+                self.dest,
+                lp.list_name,
+                list_id=list_id,
+                members=len(chunk),
+                sent=lambda: sent_payloads(lp, chunk),
             ) as step:
                 if adding:
                     outcome = self.client.subscribe(
@@ -860,11 +871,7 @@ class _Destination:
         def failed(job: tuple[ListPlan, Sequence[Any]], exc: IterableError) -> None:
             lp, chunk = job
             verb = "subscribing" if adding else "unsubscribing"
-            sent = (
-                [subscribe_payload(m, lp, project_type) for m in chunk]
-                if adding
-                else [removal_payload(i, project_type, lp.read_prefer_user_id) for i in chunk]
-            )
+            sent = sent_payloads(lp, chunk)
             gone = (
                 f"; list {self.live_ids[lp.list_name]} no longer exists in Iterable (deleted "
                 "since the plan read it?): the next plan creates it again"
@@ -1076,7 +1083,7 @@ class _Destination:
         def send(job: tuple[list[dict[str, Any]]]) -> BatchResult:
             (chunk,) = job
             with self.run.journal.step(
-                "bulk_update", self.dest, "user fields", members=len(chunk)
+                "bulk_update", self.dest, "user fields", members=len(chunk), sent=lambda: chunk
             ) as step:
                 outcome = self.client.bulk_update(chunk, packed=True)  # by pack_lazily
                 step.done(succeeded=outcome.success_count, rejected=len(outcome.failed))

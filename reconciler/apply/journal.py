@@ -8,10 +8,11 @@ effect) and what never started. Correctness never depends on it: the next apply 
 Iterable afresh and plans from what is there.
 
 What a line may hold: counts, destination and list names, list ids, and the error messages
-the report shows. Never the API key (the journal is never given it) and no member
-identifiers beyond what an error message from Iterable itself quotes: it is a log of the
-run, not a second copy of the audience (the members Iterable rejected are in the owner-only
-`rejected-*.csv` beside it).
+the report shows, masked as the report masks them by default. Never the API key (the
+journal is never given it) and no member identifiers, also where an error from Iterable
+quotes its request back (a server may echo its input): it is a log kept for the last 100
+runs, not a second copy of the audience (the members Iterable rejected are in the
+owner-only `rejected-*.csv` beside it, which is what it is for).
 
     {"event": "run_started", "at": ..., "pid": ..., "lists": [{destination, list, ...}]}
     {"event": "intent", "step": 3, "op": "subscribe", "destination": ..., "list": ...,
@@ -27,7 +28,7 @@ import json
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ from reconciler import __version__
 from reconciler.errors import ReconcilerError, WriteNotSent
 from reconciler.owner_only import owner_only_directories
 from reconciler.plan import Plan
+from reconciler.render.masking import marking_sent, mask_emails
 from reconciler.words import quantity
 
 RUNS_DIR = "runs"
@@ -164,10 +166,13 @@ class Journal:
         *,
         list_id: int | None = None,
         members: int | None = None,
+        sent: Callable[[], Iterable[Any]] | None = None,
     ) -> Iterator[Step]:
         """Record the intent now and the outcome when the block ends: `step.done(...)`, or
         failed with the error's message when it raises. Leaving without either (a crash)
-        leaves the intent unanswered, which is exactly what a reader should see."""
+        leaves the intent unanswered, which is exactly what a reader should see. `sent`
+        gives the request's payloads, asked for only when it fails: the values an error
+        quotes back from them are masked (a userId has no shape to be recognised by)."""
         with self._lock:
             self._steps += 1
             number = self._steps
@@ -189,7 +194,8 @@ class Journal:
         try:
             yield current
         except ReconcilerError as exc:
-            self._outcome(current, "failed", {"error": str(exc)})
+            text = marking_sent(str(exc), sent()) if sent is not None else str(exc)
+            self._outcome(current, "failed", {"error": mask_emails(text)})
             raise
         except WriteNotSent:
             self._outcome(current, "not_sent", {})
@@ -211,7 +217,7 @@ class Journal:
         self.finished = True
         line: dict[str, Any] = {"event": "run_finished", "outcome": outcome, **self.totals}
         if message is not None:
-            line["message"] = message
+            line["message"] = mask_emails(message)  # an error may quote anything
         line.update(fields)
         self._write(line)
         with self._lock:

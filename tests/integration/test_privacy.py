@@ -235,6 +235,48 @@ def test_an_iterable_error_quoting_the_request_is_masked(workspace, cli, emulato
     failing("/api/users/bulkUpdate", "Zoë Newnick")
 
 
+def test_the_run_journal_keeps_an_echoed_request_masked(workspace, cli, emulator_server, tmp_path):
+    """The run journal (.reconciler/runs/apply-*.jsonl, the last 100 kept) wrote a failed
+    write's error as Iterable sent it: a server that quotes the request back put every
+    email, userId and field value of the batch in a file kept for months, which README
+    describes as holding the errors the report shows (masked) and no copy of the audience.
+    It now keeps them masked, as the report does, also with --show-members (a log on
+    disk is not the terminal it was asked for)."""
+    workspace.write(
+        "traits.yaml",
+        '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "crm"},'
+        ' "spec": {"fields": {"nick": "nick"}}}',
+    )
+    workspace.audience(
+        "vip",
+        {"csv": "data/m.csv", "userId": "uid"},
+        traits="crm",
+        policy={"maxRemovalPercent": 100},
+    )
+    workspace.csv("data/m.csv", "email,uid,nick", ["jane.doe@example.com,usr_00012391,Zoë Nick"])
+    proj = emulator_server.emulator.project("default")
+    list_id = proj.add_list("vip")
+    secrets = ("jane.doe", "usr_00012391", "Zoë Nick", "Zo\\u00eb Nick", "leaving.person")
+    for path in ("/api/lists/subscribe", "/api/users/bulkUpdate", "/api/lists/unsubscribe"):
+        emulator_server.emulator.faults = type(emulator_server.emulator.faults)()
+        if path == "/api/users/bulkUpdate":
+            assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+            workspace.csv("data/m.csv", "email,uid,nick", ["jane.doe@example.com,usr_00012391,Zoë"])
+        if path == "/api/lists/unsubscribe":
+            proj.subscribe_direct(list_id, email="leaving.person@example.com")
+        emulator_server.emulator.faults.update(
+            {"echo_request": True, "fail_every": 1, "fail_status": 400, "paths": [path]}
+        )
+        for extra in ((), ("--show-members",)):
+            result = cli("apply", workspace.manifests, "--yes", *extra)
+            assert result.exit_code == 1 and "(request: POST" in result.output, result.output
+            journal = max((tmp_path / ".reconciler" / "runs").glob("apply-*.jsonl")).read_text()
+            assert "(request: POST " + path in journal, journal
+            for secret in secrets:
+                assert secret not in journal, (path, extra, secret, journal)
+            assert "\ue000" not in journal and "\\ue000" not in journal
+
+
 def test_a_per_user_read_error_quoting_its_path_is_masked(workspace, cli, emulator_server):
     """A refused read of one profile (users/byUserId/{userId}, users/{email}) whose error
     quotes its path showed the userId, or the URL-encoded email, in full."""
