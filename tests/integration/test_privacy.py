@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -522,3 +523,74 @@ def test_a_sandbox_s_state_directory_is_owner_only_and_a_named_parent_is_left_al
     assert (tmp_path / "chosen").stat().st_mode & 0o777 == 0o777
     assert (tmp_path / "plans").stat().st_mode & 0o777 == 0o777
     assert plan.stat().st_mode & 0o777 == 0o600
+
+
+def _files_naming(top: Path, secret: str) -> set[Path]:
+    """Every file under `top` whose bytes (or, for a gzip file such as a saved plan, whose
+    contents) hold `secret`."""
+    found = set()
+    for path in top.rglob("*"):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        if secret.encode() in data:
+            found.add(path)
+    return found
+
+
+def test_every_file_left_holding_a_member_is_one_readme_lists(
+    workspace, cli, emulator_server, tmp_path, monkeypatch
+):
+    """An EU data engineer erasing one person, or every member, from a machine needs every
+    file reconciler leaves that names them: README's "Files on this machine that hold
+    members' identities" lists them. A plan, an apply with a member Iterable rejects, a
+    sandbox apply and an import leave exactly those files, owner-only, and the journals
+    and run record name no member."""
+    temp = tmp_path / "temp"
+    monkeypatch.setenv("RECONCILER_DUCKDB_TEMP_DIR", str(temp))
+    workspace.write(
+        "dest-sandbox.yaml",
+        "apiVersion: reconciler/v1\nkind: Destination\nmetadata: {name: sandbox}\n"
+        "spec: {region: sandbox, projectType: hybrid}\n",
+    )
+    members = ["jane.doe@example.com", "two..dots@example.com"]
+    workspace.audience("vip", {"inline": members})
+    workspace.audience("sand", {"inline": members[:1]}, destination="sandbox")
+    emulator_server.emulator.project("default").subscribe_direct(
+        emulator_server.emulator.project("default").add_list("theirs"), email="kim@example.org"
+    )
+    saved = tmp_path / "plans" / "plan.gz"
+    assert cli("plan", workspace.manifests, "--out", saved).exit_code == 0
+    record = tmp_path / "run.json"
+    result = cli("apply", "--plan", saved, "--yes", "--summary-json", record)
+    assert result.exit_code == 1 and "Every rejected member, in full" in result.stdout
+    imported = tmp_path / "imported"
+    result = cli("import", "--destination", "prod", workspace.manifests, "--out", imported)
+    assert result.exit_code == 0, result.output
+    state = tmp_path / ".reconciler"
+    found = _files_naming(tmp_path, "jane.doe@example.com")
+    found |= _files_naming(tmp_path, "two..dots@example.com")
+    found |= _files_naming(tmp_path, "kim@example.org")
+    found = {p for p in found if workspace.manifests not in p.parents}  # the sources
+    named = {
+        saved,
+        state / "sandbox.json",
+        imported / "theirs.csv",
+        *state.glob("runs/rejected-*.csv"),
+    }
+    assert found == named, found ^ named
+    assert {p.stat().st_mode & 0o777 for p in found} == {0o600}
+    assert not [p for p in temp.rglob("*")]  # the private copies are gone
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("**Files on this machine that hold members' identities**")[1]
+    section = section.split("\n## ")[0]
+    for listed in (
+        "`STATE/runs/rejected-*.csv`",
+        "`STATE/sandbox.json`",
+        "a `plan --out FILE`",
+        "`import --out DIR`'s `*.csv`",
+        "`TEMP/reconciler-",
+    ):
+        assert listed in section, listed
