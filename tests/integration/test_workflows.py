@@ -5,6 +5,7 @@ against the emulator over loopback HTTP, with `gh` replaced by a recording stand
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import re
@@ -1305,3 +1306,46 @@ def test_a_cancelled_run_still_keeps_the_run_record_apply_wrote(name):
     jobs = workflow(name)["jobs"].values()
     [upload] = [s for job in jobs for s in job["steps"] if s.get("name") == "Keep the run record"]
     assert upload["if"].replace(" ", "") == "${{always()}}"
+
+
+def _workspace_files_naming(workspace: Path, members: list[str]) -> list[str]:
+    """The files a job left in its workspace, outside the checked-out manifests, whose
+    bytes (or a gzip file's contents: a saved plan) name one of `members`."""
+    found = []
+    for path in workspace.rglob("*"):
+        if not path.is_file() or (workspace / "manifests") in path.parents:
+            continue
+        data = path.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        if any(member.encode() in data for member in members):
+            found.append(str(path.relative_to(workspace)))
+    return found
+
+
+@pytest.mark.parametrize("name", ["apply.yml", "sync.yml"])
+def test_no_job_leaves_a_file_of_members_in_its_workspace(github, name):
+    """The plan file and the rejected-member CSVs (members in full) stayed in the job's
+    workspace: on a GitHub-hosted runner the machine is discarded, but a self-hosted
+    runner keeps its workspace until a later checkout cleans it, so the full member lists
+    sat on that machine between runs. Each job that makes one removes it at its end,
+    whatever its outcome."""
+    rejected = "two..dots@example.com"  # passes reconciler's light check; Iterable refuses it
+    members = [*MEMBERS, rejected]
+    github.audience("vip", members)
+    left: dict[str, list[str]] = {}
+
+    def look(job_id: str, run: JobRun) -> None:
+        workspace = github.runner.work / f"run-{github.runner.runs}" / "workspace"
+        if run.result != "skipped":
+            left[job_id] = _workspace_files_naming(workspace, members)
+
+    jobs = github.push(
+        name, event_name="schedule" if name == "sync.yml" else "push", between_jobs=look
+    )
+    writer = jobs["apply" if name == "apply.yml" else "sync"]
+    assert writer.result == "failure"  # the rejected member
+    assert "Every rejected member, in full" in writer.logs, writer.logs
+    (list_id,) = github.project.lists
+    assert sorted(github.project.members(list_id)) == MEMBERS
+    assert {job: files for job, files in left.items() if files} == {}
