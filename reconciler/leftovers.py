@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from reconciler.errors import ReconcilerError
@@ -108,15 +109,25 @@ def sweep(parent: Path, now: float | None = None) -> list[Path]:
     return removed
 
 
-def sweep_partials(target: Path, now: float | None = None) -> list[Path]:
+def sweep_partials(
+    target: Path,
+    now: float | None = None,
+    earlier_suffix: str = "",
+    holds_a_start: Callable[[str], bool] | None = None,
+) -> list[Path]:
     """Remove what runs killed while writing `target` left beside it: hidden files named
     `.NAME.partial-<pid>-<random>` (as plan/file.py save_plan names them) of processes that
     are gone, untouched for IDLE_SECONDS, and those of the earlier `.NAME.<random>` names
-    that hold the start of a plan, untouched as long; returns them. A saved plan holds members'
-    identities, and a hidden file in a repository is easily committed with `git add -A`."""
+    (then `earlier_suffix`) that hold the start of such a file (`holds_a_start`, by default
+    a plan's), untouched as long; returns them. A saved plan, or a sandbox's state, holds
+    members' identities, and a hidden file in a repository is easily committed with
+    `git add -A`."""
     now = time.time() if now is None else now
+    holds_a_start = holds_a_start or _a_plans_start
     pattern = re.compile(rf"\.{re.escape(target.name)}\.partial-(\d+)-[A-Za-z0-9_]+")
-    earlier = re.compile(rf"\.{re.escape(target.name)}\.{_EARLIER_RANDOM}")
+    earlier = re.compile(
+        rf"\.{re.escape(target.name)}\.{_EARLIER_RANDOM}{re.escape(earlier_suffix)}"
+    )
     removed: list[Path] = []
     try:
         entries = list(os.scandir(target.parent))
@@ -133,7 +144,7 @@ def sweep_partials(target: Path, now: float | None = None) -> list[Path]:
             if now - info.st_mtime < IDLE_SECONDS:
                 continue
             if match is None:
-                if not _a_plans_start(entry.path):
+                if not holds_a_start(entry.path):
                     continue  # a file of the person's own that happens to look alike
             # This process writes the plan after the sweep: its pid's partial is an earlier
             # process's that had the same pid.

@@ -24,6 +24,7 @@ from reconciler.emulator.project import (
     Project,
     User,
 )
+from reconciler.leftovers import sweep_partials
 
 FORMAT_VERSION = 1
 
@@ -230,8 +231,11 @@ def write_state_atomically(path: Path, state: dict[str, Any]) -> None:
     payload = json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
-    # mkstemp creates the file 0600: the state holds people's emails.
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    _sweep_once(path)
+    # mkstemp creates the file 0600: the state holds people's emails. Named for this
+    # process, so that what a run killed while writing it (a sandbox of many members is
+    # written often, for seconds at a time) leaves is removed by a later one.
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.partial-{os.getpid()}-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
@@ -242,6 +246,25 @@ def write_state_atomically(path: Path, state: dict[str, Any]) -> None:
         Path(temp_name).unlink(missing_ok=True)
         raise
     _fsync_directory(directory)
+
+
+_swept: set[Path] = set()
+
+
+def _sweep_once(path: Path) -> None:
+    """Remove, the first time this process writes `path`, the partial copies of it that
+    killed runs left: `.NAME.partial-<pid>-...`, and the `.NAME.<random>.tmp` of earlier
+    versions, each a copy of every user of the state."""
+    if path in _swept:
+        return
+    _swept.add(path)
+    sweep_partials(path, earlier_suffix=".tmp", holds_a_start=_a_states_start)
+
+
+def _a_states_start(name: str) -> bool:
+    """Whether the file `name` can be the start of a state file: empty, or a JSON object."""
+    with open(name, "rb") as handle:
+        return handle.read(1) in (b"", b"{")
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +17,7 @@ import pytest
 from reconciler.emulator import Emulator, EmulatorServer, Faults, Limits
 from reconciler.emulator import emulator as emulator_module
 from reconciler.emulator import store as state_store
+from reconciler.leftovers import IDLE_SECONDS
 from tests.emulator.support import client_for, subscribe
 
 SECRET = "s3cret-key-never-on-disk"
@@ -210,3 +215,45 @@ def test_state_survives_a_restart_when_saves_are_spaced_out(
 
     second = Emulator.load(state_path, limits=Limits.unlimited())
     assert second.project("default").members(list_id) == ["a@example.com"]
+
+
+KILLED_MID_SAVE = """
+import os, signal, sys
+from pathlib import Path
+from reconciler.emulator import Emulator, Limits
+from reconciler.emulator import store
+
+def killed(source, target):  # the copy is written whole; SIGKILL before it is renamed
+    os.kill(os.getpid(), signal.SIGKILL)
+
+emulator = Emulator(limits=Limits.unlimited(), state_path=Path(sys.argv[1]))
+project = emulator.add_project("default", "hybrid", "k")
+project.subscribe_direct(project.add_list("l"), email="jane.doe@example.com")
+store.os.replace = killed
+emulator.save()
+"""
+
+
+def test_a_copy_a_killed_save_left_is_removed_by_a_later_save(state_path: Path) -> None:
+    """A run killed while the state was written (a sandbox of many members is written
+    every few seconds, for seconds at a time) left `.emulator.json.<random>.tmp` beside
+    it, a copy of every user, that nothing ever removed: the state directory then held
+    members after the state file itself was deleted for an erasure. The copy is named for
+    its process, and the first save of a later run removes what a gone process left,
+    once untouched for an hour (as a killed `plan --out` leaves its partial), and the
+    earlier name too."""
+    state_path.parent.mkdir()
+    killed = subprocess.run([sys.executable, "-c", KILLED_MID_SAVE, str(state_path)], check=False)
+    assert killed.returncode == -signal.SIGKILL
+    (left,) = [p for p in state_path.parent.iterdir() if p != state_path]
+    assert left.name.startswith(f".{state_path.name}.partial-")
+    assert b"jane.doe@example.com" in left.read_bytes()
+    assert stat.S_IMODE(left.stat().st_mode) == 0o600
+    earlier = state_path.parent / f".{state_path.name}.ab3de_gh.tmp"  # an earlier version's
+    earlier.write_text('{"projects": [')
+    then = time.time() - IDLE_SECONDS - 60
+    for path in (left, earlier):
+        os.utime(path, (then, then))
+
+    new_emulator(state_path).save()
+    assert sorted(p.name for p in state_path.parent.iterdir()) == [state_path.name]
