@@ -18,10 +18,12 @@ means here: a container sharing the state dir with its own PID namespace, a rest
 container whose apply has the pid the killed one had. The file's text (pid, host, start
 time) is only for the message that names the holder.
 
-Without flock (not POSIX), or facing a lock file an older reconciler wrote (no flock of
-its own), a lock is judged by its text: stale only when its holder is known to be gone
-(same host and boot, same PID namespace, and the pid either not running or running a
-process that started at another time). Anything that cannot be judged counts as held.
+Without flock (not POSIX, or a state directory on a file system that refuses it: NFS
+mounted without a lock daemon, an SMB share on macOS, some FUSE file systems), or facing a
+lock file an older reconciler wrote (no flock of its own), a lock is judged by its text:
+stale only when its holder is known to be gone (same host and boot, same PID namespace,
+and the pid either not running or running a process that started at another time).
+Anything that cannot be judged counts as held.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def _started(pid: int | str) -> str | None:
     return fields[19] if len(fields) > 19 else None  # field 22 of proc(5)
 
 
-def _holder(destinations: list[str]) -> dict[str, Any]:
+def _holder(destinations: list[str], flock: bool) -> dict[str, Any]:
     return {
         "pid": os.getpid(),
         "host": socket.gethostname(),
@@ -104,7 +106,7 @@ def _holder(destinations: list[str]) -> dict[str, Any]:
         "since": datetime.now(UTC).isoformat(timespec="seconds"),
         "destinations": destinations,
         # Held by flock: no process holding it is the whole test of staleness.
-        "flock": fcntl is not None,
+        "flock": flock,
     }
 
 
@@ -183,12 +185,12 @@ def _acquire(path: Path, destinations: list[str]) -> Path:
 
 def _take(path: Path, destinations: list[str], named: str) -> Path:
     owner_only_directories(path.parent.parent, path.parent)  # the state dir, its locks
-    if fcntl is not None:
+    if fcntl is not None and _flock_works(path.parent):
         return _take_flock(path, destinations, named)
     # The holder is written to a file of its own first and linked into place whole: a lock
     # is never seen empty or half-written, which would name no holder that could be judged
     # gone (a kill or a full disk between creating the file and writing it left one).
-    text = json.dumps(_holder(destinations))
+    text = json.dumps(_holder(destinations, flock=False))
     fd, temporary = tempfile.mkstemp(prefix=".lock-", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
@@ -207,6 +209,28 @@ def _take(path: Path, destinations: list[str], named: str) -> Path:
     finally:
         os.unlink(temporary)
     raise LockedError(f"could not take the lock of destination {named} in {path.parent}")
+
+
+# What flock fails with on a file system that has no locks (NFS without its lock daemon,
+# SMB on macOS, FUSE): not a reason to refuse every apply there.
+_NO_FLOCK = {errno.ENOLCK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
+
+
+def _flock_works(directory: Path) -> bool:
+    """Whether the file system of `directory` grants flock, tried on a file of this
+    process's own: tried on the lock file itself, a refusal would leave that file behind
+    empty, naming no holder. Raises OSError for any other failure."""
+    fd, probe = tempfile.mkstemp(prefix=".flock-", dir=directory)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in _NO_FLOCK:
+            return False
+        raise
+    finally:
+        os.close(fd)
+        os.unlink(probe)
+    return True
 
 
 def _take_flock(path: Path, destinations: list[str], named: str) -> Path:
@@ -233,7 +257,7 @@ def _take_flock(path: Path, destinations: list[str], named: str) -> Path:
             # Ours. The text is for messages only: a full disk here fails the apply
             # before anything is sent, and leaves nothing another run would mistake.
             os.ftruncate(fd, 0)
-            text = json.dumps(_holder(destinations)).encode()
+            text = json.dumps(_holder(destinations, flock=True)).encode()
             if os.pwrite(fd, text, 0) != len(text):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         except BaseException as exc:

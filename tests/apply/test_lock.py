@@ -4,6 +4,7 @@ said as such, before anything is sent."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -197,3 +198,39 @@ def test_a_lock_file_of_json_nested_too_deep_is_judged_as_unreadable_text(tmp_pa
     path.write_text("[" * 100_000 + "]" * 100_000)
     assert lock._holder_of(path) == {}
     _take(tmp_path)
+
+
+class _FlockRefused:
+    """fcntl as a file system without flock shows it: NFS mounted without a lock daemon
+    (ENOLCK), an SMB share on macOS (ENOTSUP), some FUSE file systems (ENOSYS)."""
+
+    LOCK_EX, LOCK_NB = (lock.fcntl.LOCK_EX, lock.fcntl.LOCK_NB) if lock.fcntl else (2, 4)
+
+    def __init__(self, code: int):
+        self.code = code
+
+    def flock(self, fd: int, operation: int) -> None:
+        raise OSError(self.code, os.strerror(self.code))
+
+
+@pytest.mark.parametrize("code", [errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS])
+def test_a_state_dir_refusing_flock_falls_back_to_locks_judged_by_their_text(
+    tmp_path, monkeypatch, code
+):
+    # Such a state directory made every apply fail with 'the state directory must be
+    # writable', though it is: a lock there is judged by its text, as where no flock exists.
+    monkeypatch.setattr(lock, "fcntl", _FlockRefused(code))
+    with lock.project_locks(tmp_path, {"prod": PROJECT}):
+        text = json.loads(lock.lock_path(tmp_path, PROJECT).read_text())
+        assert text["pid"] == os.getpid() and text["flock"] is False
+        with pytest.raises(LockedError, match="remove the lock file"):
+            _take(tmp_path)
+    assert [p.name for p in (tmp_path / lock.LOCKS_DIR).iterdir()] == []  # nothing left
+    _leave(tmp_path, pid=2**22 + 4321, boot=lock._boot_id())  # its process is gone
+    _take(tmp_path)
+
+
+def test_another_flock_error_is_still_said_as_the_state_dir_s(tmp_path, monkeypatch):
+    monkeypatch.setattr(lock, "fcntl", _FlockRefused(errno.EIO))
+    with pytest.raises(ReconcilerError, match="cannot take the apply lock"):
+        _take(tmp_path)
