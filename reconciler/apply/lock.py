@@ -56,6 +56,12 @@ LOCKS_DIR = "locks"
 _held: dict[Path, int | None] = {}
 
 
+# Where Linux tells of boots, PID namespaces and process start times. macOS and the BSDs
+# have no /proc: every one of those is then unknown (None), and a lock judged by its text is
+# gone only when no process has its pid (tests point this at an empty directory).
+PROC = "/proc"
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -76,20 +82,20 @@ def _read(path: str) -> str | None:
 
 def _boot_id() -> str | None:
     """Which boot of the machine (Linux); None elsewhere."""
-    return _read("/proc/sys/kernel/random/boot_id")
+    return _read(f"{PROC}/sys/kernel/random/boot_id")
 
 
 def _pid_namespace() -> str | None:
     """Which PID namespace this process sees pids in (Linux); None elsewhere."""
     try:
-        return str(os.stat("/proc/self/ns/pid").st_ino)
+        return str(os.stat(f"{PROC}/self/ns/pid").st_ino)
     except OSError:
         return None
 
 
 def _started(pid: int | str) -> str | None:
     """When process `pid` started, in clock ticks since boot (Linux); None elsewhere."""
-    stat = _read(f"/proc/{pid}/stat")
+    stat = _read(f"{PROC}/{pid}/stat")
     if not stat or ")" not in stat:
         return None
     fields = stat[stat.rindex(")") + 2 :].split()

@@ -234,3 +234,49 @@ def test_another_flock_error_is_still_said_as_the_state_dir_s(tmp_path, monkeypa
     monkeypatch.setattr(lock, "fcntl", _FlockRefused(errno.EIO))
     with pytest.raises(ReconcilerError, match="cannot take the apply lock"):
         _take(tmp_path)
+
+
+# -- a machine without /proc (macOS, the BSDs) ---------------------------------------------
+
+
+@pytest.fixture
+def no_proc(tmp_path, monkeypatch) -> Path:
+    """/proc as macOS has it: not there. Returns a state directory."""
+    monkeypatch.setattr(lock, "PROC", str(tmp_path / "no-proc"))
+    assert (lock._boot_id(), lock._pid_namespace(), lock._started("self")) == (None,) * 3
+    state = tmp_path / "state"
+    state.mkdir()
+    return state
+
+
+@pytest.mark.skipif(lock.fcntl is None, reason="flock is POSIX")
+def test_without_proc_flock_alone_says_whether_a_lock_is_held(no_proc):
+    holder = _holding(no_proc)
+    try:
+        with pytest.raises(LockedError, match="released when that process ends"):
+            _take(no_proc)
+    finally:
+        holder.kill()  # a crashed apply: its lock file stays, its flock goes
+        holder.wait()
+    assert lock.lock_path(no_proc, PROJECT).exists()
+    _take(no_proc)
+
+
+def test_without_proc_or_flock_a_lock_is_gone_only_when_its_pid_is(no_proc, monkeypatch):
+    # macOS with its state directory on an SMB share: no start times to tell a reused pid
+    # from its holder, nor boots apart, so a running pid holds the lock (the message says
+    # to remove it if that process is not the apply), and a pid no process has does not.
+    monkeypatch.setattr(lock, "fcntl", None)
+    with lock.project_locks(no_proc, {"prod": PROJECT}):
+        text = json.loads(lock.lock_path(no_proc, PROJECT).read_text())
+        assert text["pid"] == os.getpid() and text["boot"] is None and text["started"] is None
+        with pytest.raises(LockedError, match="remove the lock file"):
+            _take(no_proc)
+    _leave(no_proc, pid=os.getppid(), boot=None, pid_namespace=None, started=None)
+    with pytest.raises(LockedError, match="remove the lock file"):
+        _take(no_proc)
+    _leave(no_proc, pid=2**22 + 4321, boot=None, pid_namespace=None, started=None)
+    _take(no_proc)
+    # A lock this process left at its own pid without holding it (pid 1 of a container).
+    _leave(no_proc, pid=os.getpid(), boot=None, pid_namespace=None, started=None)
+    _take(no_proc)
