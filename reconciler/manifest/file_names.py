@@ -103,7 +103,7 @@ def _listed(part: str, names: list[str]) -> tuple[str | None, str]:
     (with CASE as the reason) in another case; None when no one name is."""
     if part in names:
         return part, ""
-    for same, reason in ((_composed, ""), (_folded, CASE)):
+    for same, reason in ((_composed, ""), (folded, CASE)):
         key = same(part)
         matches = [name for name in names if same(name) == key]
         if len(matches) == 1:
@@ -120,5 +120,6 @@ def _composed(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
-def _folded(name: str) -> str:
+def folded(name: str) -> str:
+    """`name` as macOS and Windows compare names: regardless of case and Unicode form."""
     return unicodedata.normalize("NFC", name).casefold()

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler.errors import ManifestError, Problem, quoted, variable_name
 from reconciler.layout import unseen, yaml_quoted
-from reconciler.manifest.file_names import Directories, on_disk
+from reconciler.manifest.file_names import Directories, folded, on_disk
 from reconciler.manifest.location import Location, YamlPositions
 from reconciler.manifest.manifests import Audience, Destination, Manifests, TraitMapping
 from reconciler.manifest.model import (
@@ -145,7 +145,33 @@ def _discover(root: Path) -> tuple[list[Path], list[Problem]]:
                     found.append(path)
     if not found and not problems:
         return [], [Problem(shown, 0, 0, f"no manifest files (*.yaml, *.yml) found in {shown}")]
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix()), problems
+    found.sort(key=lambda p: p.relative_to(root).as_posix())
+    return found, problems + _case_collisions(found, root)
+
+
+def _case_collisions(files: list[Path], root: Path) -> list[Problem]:
+    """A problem for each manifest file whose path under `root` differs from an earlier
+    one's only in case or Unicode form: a checkout on macOS or Windows (whose file systems
+    match names so) keeps one of the two, and a plan there would go without the other's
+    audiences, while Linux, where CI runs, reads both."""
+    problems: list[Problem] = []
+    first: dict[str, Path] = {}
+    for path in files:
+        kept = first.setdefault(folded(path.relative_to(root).as_posix()), path)
+        if kept is not path:
+            problems.append(
+                Problem(
+                    # At its first line, so that the problem is located (a CI annotation).
+                    display_path(path),
+                    1,
+                    1,
+                    f"this manifest file and {display_path(kept)} differ only in case (or "
+                    "in the Unicode form of a letter): macOS and Windows keep one of them in a "
+                    "checkout, so a plan there would not see the other's audiences; rename or "
+                    "merge one",
+                )
+            )
+    return problems
 
 
 def _link_note(path: Path) -> str:

@@ -119,3 +119,50 @@ def test_a_source_that_is_a_link_says_where_it_leads(tmp_path: Path) -> None:
     assert "data/annexed.csv is in the repository's .git (a git-annex link to its content " in (
         load_problem(tmp_path, {"csv": "data/annexed.csv"})
     )
+
+
+_DESTINATION = (
+    "apiVersion: reconciler/v1\nkind: Destination\nmetadata: {name: prod}\n"
+    "spec: {region: sandbox, projectType: hybrid}\n"
+)
+
+
+def _audience(name: str) -> str:
+    return (
+        f"apiVersion: reconciler/v1\nkind: Audience\nmetadata: {{name: {name}}}\n"
+        "spec: {destination: prod, members: {inline: [a@x.com]}}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("vip.yaml", "Vip.yaml"),
+        ("teams/growth.yaml", "Teams/growth.yaml"),
+        # macOS matches the Unicode forms of a name too (é composed or decomposed).
+        (unicodedata.normalize("NFC", "café.yaml"), unicodedata.normalize("NFD", "Café.yaml")),
+    ],
+)
+def test_manifest_files_whose_paths_differ_only_in_case_are_a_problem(
+    tmp_path: Path, first: str, second: str
+) -> None:
+    """A checkout on macOS or Windows keeps one of the two: a plan there went without the
+    other's audiences (and an apply with prune deleted their lists), while Linux planned
+    both without a word."""
+    from reconciler.manifest.loader import load_manifests
+
+    root = tmp_path / "manifests"
+    root.mkdir()
+    (root / "destination.yaml").write_text(_DESTINATION, encoding="utf-8")
+    for index, name in enumerate((first, second)):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(_audience(f"aud{index}"), encoding="utf-8")
+
+    with pytest.raises(ManifestError) as raised:
+        load_manifests(root)
+
+    (problem,) = raised.value.problems
+    shown = sorted([first, second])
+    assert str(problem).startswith(f"manifests/{shown[1]}:")
+    assert f"manifests/{shown[0]}" in str(problem)
+    assert "differ only in case" in str(problem) and "macOS and Windows" in str(problem)
