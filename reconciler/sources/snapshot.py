@@ -252,7 +252,8 @@ def _copy(source: BinaryIO, target: BinaryIO, path: Path) -> int:
     """Copy `source` to `target` in chunks (in the kernel where it can), returning the
     bytes copied."""
     size = 0
-    in_kernel = True
+    # Linux's alone: macOS's and the BSDs' Python have no os.copy_file_range at all.
+    in_kernel = hasattr(os, "copy_file_range")
     while True:
         copied = 0
         if in_kernel:

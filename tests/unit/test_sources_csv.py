@@ -271,3 +271,17 @@ def test_a_very_long_column_name_is_quoted_cut_with_its_length(tmp_path: Path) -
     message = str(raised.value)
     assert f"column '{'e' * 300}...' (70,000 characters) is not in the header" in message
     assert len(message) < 600, message[:400]
+
+
+def test_a_python_without_copy_file_range_copies_the_file_through_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # os.copy_file_range is Linux's alone: macOS's Python has no such name, and every
+    # CSV or Parquet source ended there in 'internal error: AttributeError'.
+    monkeypatch.delattr(os, "copy_file_range")
+    source = source_for(csv_audience(tmp_path))
+
+    result = source.read("hybrid")
+
+    assert sorted(result.members) == ["ada@example.com", "u-2"]
+    assert source.digests() == [(Path("data/m.csv"), hashlib.sha256(ROWS.encode()).hexdigest())]
