@@ -8,10 +8,16 @@ two rows, which reads as a file without a header row; a pointer Parquet file is 
 bytes"; a pointer manifest "a manifest document must be a mapping". None says what to do,
 so such a file (a member source, a file a query reads, a manifest) is recognised by its
 first bytes and named for what it is, with the step the checkout missed.
+
+Git itself does the same with a symbolic link where core.symlinks is false (Git for
+Windows' default, a clone on a file system without links): the link becomes a file
+holding its target's path, with no line end. A file holding only a path, one that names
+something beside it, is named as such a link.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -29,19 +35,22 @@ _POINTER_BYTES = 1024
 _LFS_SIZE = re.compile(rb"^size (\d+)$", re.MULTILINE)
 
 
-def stand_in(path: Path) -> str | None:
+def stand_in(path: Path, content: Path | None = None) -> str | None:
     """What `path` stands in for, in words that end with the step to fetch it, when it is
-    an LFS or git-annex pointer or a git-crypt file; None for anything else (or a file
-    that cannot be read: its reader says why)."""
+    an LFS or git-annex pointer, a git-crypt file or a link checked out as a file; None for
+    anything else (or a file that cannot be read: its reader says why). `content`: where
+    its bytes are read, when not at `path` itself (a snapshot's copy)."""
     try:
-        with path.open("rb") as handle:
-            return stand_in_bytes(handle.read(_POINTER_BYTES + 1))
+        with (content or path).open("rb") as handle:
+            start = handle.read(_POINTER_BYTES + 1)
     except OSError:
         return None
+    return stand_in_bytes(start, path)
 
 
-def stand_in_bytes(start: bytes) -> str | None:
-    """stand_in, for a file's first bytes (at least 1025 of them, when it has them)."""
+def stand_in_bytes(start: bytes, path: Path | None = None) -> str | None:
+    """stand_in, for a file's first bytes (at least 1025 of them, when it has them); a
+    link checked out as a file is told only with the file's `path`."""
     if start.startswith(_GIT_CRYPT):
         return (
             "is encrypted by git-crypt: this checkout has not unlocked it. Run "
@@ -61,4 +70,26 @@ def stand_in_bytes(start: bytes) -> str | None:
             "is a git-annex pointer, not its content: this checkout did not fetch it. "
             "Run `git annex get` on it first"
         )
-    return None
+    return _link_as_file(start, path) if path is not None else None
+
+
+def _link_as_file(start: bytes, path: Path) -> str | None:
+    """Words for a file that holds nothing but the path of something beside it (git's
+    stand-in for a link); None for any other file."""
+    if not start or any(byte in start for byte in b"\n\r\0"):
+        return None
+    try:
+        target = start.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    beside = os.path.join(path.parent, target)  # an absolute target stands as it is
+    if target.strip() != target or not os.path.lexists(beside):
+        return None
+    if os.path.realpath(beside) == os.path.realpath(path):
+        return None  # a file naming itself, such as a CSV whose one line is its own name
+    return (
+        f"is a symbolic link to {target} that git checked out as a file holding that path "
+        "(git's core.symlinks is false: Git for Windows' default, or a file system without "
+        "links, such as a Windows drive under WSL). Clone where links work, with "
+        "`git -c core.symlinks=true clone`, or commit the file itself in place of the link"
+    )

@@ -66,7 +66,7 @@ def read_yaml_file(path: Path, display: str) -> tuple[list[YamlDocument], list[P
         raw = path.read_bytes()
     except OSError as error:
         return [], [Problem(display, 0, 0, f"cannot read file: {error.strerror or error}")]
-    stands_in = stand_in_bytes(raw)
+    stands_in = stand_in_bytes(raw, path)
     if stands_in is not None:
         # Located at its first line, as validate prints every problem (FILE:LINE:COL):
         # the line a pointer's `version https://git-lfs...` is on.

@@ -229,7 +229,7 @@ def take_snapshot(path: Path, audience: str, declared_at: str) -> Snapshot:
                 "new one, never a mix"
             )
         # Read from the copy, so this is judged on what the run plans from.
-        stands_in = stand_in(copy)
+        stands_in = stand_in(path, copy)
         if stands_in is not None:
             raise SourceError(f"{declared_at}: {path} {stands_in}")
     except BaseException:

@@ -872,3 +872,30 @@ def test_sources_are_read_with_an_unusable_system_temp_dir_and_the_variable_set(
     assert result.exit_code == 0, result.output
     (listed,) = result.json()["destinations"][0]["lists"]
     assert listed["desired_members"] == 2
+
+
+@pytest.mark.parametrize("field", ["csv", "parquet"])
+def test_a_source_link_the_checkout_left_as_a_plain_file_is_named_for_what_it_is(
+    workspace: Workspace, cli, monkeypatch, field
+):
+    """Git with core.symlinks false (Git for Windows' default, a checkout on a drive
+    without links, as WSL's /mnt/c may be) writes a link as a file holding its target:
+    read as members, `../exports/m.csv` was a CSV header naming no identifier column, or
+    a Parquet file without magic bytes, neither saying the link was not made."""
+    target = workspace.manifests / "exports" / f"m.{field}"
+    target.parent.mkdir(parents=True)
+    if field == "parquet":
+        with duckdb.connect() as connection:
+            connection.execute(f"COPY (SELECT 'a@x.com' AS email) TO '{target}' (FORMAT parquet)")
+    else:
+        target.write_text("email\na@x.com\n")
+    (workspace.manifests / "data").mkdir(exist_ok=True)
+    (workspace.manifests / "data" / f"m.{field}").write_bytes(f"../exports/m.{field}".encode())
+    workspace.audience("m", {field: f"data/m.{field}"})
+    for engine, threshold in (("python", "1000000"), ("duckdb", "1")):
+        monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", threshold)
+        result = cli("validate", workspace.manifests)
+        assert re.search(rf"aud-m.yaml:\d+:\d+: manifests/data/m.{field} is ", result.stderr)
+        assert "a symbolic link to ../exports/m." in result.stderr, (engine, result.stderr)
+        assert "core.symlinks" in result.stderr
+        assert result.exit_code == 1

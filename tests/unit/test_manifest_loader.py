@@ -226,6 +226,19 @@ def test_a_manifest_the_checkout_left_as_a_pointer_is_named_for_what_it_is() -> 
     ]
 
 
+def test_a_manifest_link_the_checkout_left_as_a_plain_file_is_named_for_what_it_is() -> None:
+    """Git with core.symlinks false writes a link as a file holding its target's path,
+    which read as YAML was "a manifest document must be a mapping ...; got a string"."""
+    write("m/d.yaml", DESTINATION)
+    write("shared/aud.yaml", "apiVersion: reconciler/v1\n")
+    Path("m/aud.yaml").write_bytes(b"../shared/aud.yaml")
+    (problem,) = problems("m")
+    assert problem.startswith(
+        "m/aud.yaml:1:1: this file is a symbolic link to ../shared/aud.yaml that git checked "
+        "out as a file holding that path (git's core.symlinks is false"
+    )
+
+
 def test_a_file_name_with_a_newline_stays_on_its_problem_s_line() -> None:
     """git lets a pull request add `manifests/x<newline>::error::forged.yaml`. Its problems
     named it as it was, so the file name's second line began a line of the CI log of its
