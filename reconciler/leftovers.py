@@ -58,7 +58,7 @@ def private_directory(kind: str, parent: Path | str | None = None) -> Path:
         raise ValueError(f"private directory kind {kind!r} is not in leftovers.KINDS")
     if parent is not None:
         Path(parent).mkdir(parents=True, exist_ok=True)
-    where = str(parent) if parent is not None else tempfile.gettempdir()
+    where = temp_parent(parent)
     with _lock:
         first = where not in _swept
         _swept.add(where)
@@ -68,6 +68,42 @@ def private_directory(kind: str, parent: Path | str | None = None) -> Path:
     with _lock:
         _made.add(os.path.abspath(made))
     return Path(made)
+
+
+# Said when Python finds no temporary directory: a container's read-only root file system
+# with no TMPDIR (Python tries TMPDIR, TEMP and TMP, then /tmp, /var/tmp, /usr/tmp and the
+# working directory).
+NO_TEMP = (
+    "no usable temporary directory (TMPDIR, if set, /tmp and /var/tmp are missing or not "
+    "writable)"
+)
+
+
+def temp_parent(parent: Path | str | None) -> str:
+    """Where private directories go: `parent`, or the system's temporary directory. Raises
+    OSError (ENOENT, NO_TEMP) where there is none: Python's own FileNotFoundError, reaching
+    a source's reader, said its file was "not found". Python's last resort, the working
+    directory, counts as none unless TMPDIR (or TEMP, TMP) names it: there, usually the
+    repository, copies of members' data left by a killed run are one `git add -A` from a
+    commit."""
+    if parent is not None:
+        return str(parent)
+    try:
+        where = tempfile.gettempdir()
+    except FileNotFoundError:
+        raise OSError(errno.ENOENT, NO_TEMP) from None
+    named = any(os.environ.get(name) for name in ("TMPDIR", "TEMP", "TMP"))
+    if not named and os.path.realpath(where) == os.path.realpath(os.getcwd()):
+        raise OSError(errno.ENOENT, NO_TEMP)
+    return where
+
+
+def shown_temp(parent: Path | str | None) -> str:
+    """The temporary directory `parent` (None: the system's) as a message names it, without
+    looking for it again (which raises where there is none)."""
+    if parent is not None:
+        return str(parent)
+    return tempfile.tempdir or "the system's temporary directory"
 
 
 def made_by(name: str) -> int | None:
@@ -203,7 +239,7 @@ def no_room(exc: BaseException, parent: Path | str | None) -> ReconcilerError | 
     write only there: reading Iterable into the workspace, a saved plan's member sets."""
     if not isinstance(exc, OSError) or exc.errno not in NO_ROOM:
         return None
-    where = str(parent) if parent is not None else tempfile.gettempdir()
+    where = shown_temp(parent)
     return ReconcilerError(
         f"cannot write in the temporary directory {where} "
         f"({exc.strerror or os.strerror(exc.errno or 0)}): while it runs, reconciler keeps "

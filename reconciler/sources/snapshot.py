@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from reconciler.errors import ConfigError, SourceChangedError, SourceError
-from reconciler.leftovers import TEMP_DIR_VARIABLE, private_directory
+from reconciler.leftovers import TEMP_DIR_VARIABLE, private_directory, shown_temp
 from reconciler.manifest.stand_in import stand_in
 
 CHUNK_BYTES = 8 << 20
@@ -240,7 +240,7 @@ def take_snapshot(path: Path, audience: str, declared_at: str) -> Snapshot:
 
 
 def _cannot_copy(declared_at: str, path: Path, parent: str | None, exc: OSError) -> SourceError:
-    where = parent or tempfile.gettempdir()
+    where = shown_temp(parent)
     return SourceError(
         f"{declared_at}: cannot copy {path} into {where} to read it (a run reads each source "
         f"file once, from a private copy): {exc.strerror}; {TEMP_DIR_VARIABLE} chooses "

@@ -739,6 +739,31 @@ def test_a_temp_dir_duckdb_cannot_work_in_is_named(
     assert "internal error" not in result.stderr
 
 
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_no_usable_system_temporary_directory_is_said_as_such(
+    workspace: Workspace, cli, monkeypatch, tmp_path, engine
+):
+    """A container with a read-only root (and working directory) and no TMPDIR: Python
+    finds no temporary directory, and every CSV source was "CSV file not found", naming
+    a file that is there (the message's own look-up of the directory raised again)."""
+    workspace.csv("data/a.csv", "email", ["a@example.com"])
+    workspace.audience("a", {"csv": "data/a.csv"})
+    # Each of the places Python tries is unusable (a file where a directory would go),
+    # as /tmp, /var/tmp and the working directory are on a read-only file system.
+    blocked = tmp_path / "read-only"
+    blocked.write_text("", encoding="utf-8")
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setattr(tempfile, "_candidate_tempdir_list", lambda: [str(blocked)])
+    monkeypatch.delenv("RECONCILER_DUCKDB_TEMP_DIR", raising=False)
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1, result.output
+    assert "not found" not in result.stderr
+    assert "internal error" not in result.stderr
+    assert "no usable temporary directory" in result.stderr
+    assert "RECONCILER_DUCKDB_TEMP_DIR" in result.stderr
+
+
 @pytest.mark.parametrize("route", ["getUsers", "export"])
 def test_both_engines_read_the_list_index_once_per_plan(
     tmp_path, monkeypatch, fast_client, make_emulator_server, cli, route

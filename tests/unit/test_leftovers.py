@@ -102,3 +102,26 @@ def test_a_run_killed_with_sigkill_leaves_copies_the_next_run_removes(tmp_path: 
     for path in (left / "members.csv", left):
         os.utime(path, (then, then))
     assert sweep(tmp_path) == [left] and not left.exists()
+
+
+def test_the_working_directory_is_no_temporary_directory_unless_tmpdir_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python's last resort where /tmp and /var/tmp cannot be written (a read-only root):
+    # the working directory, usually the repository, where a killed run's copies of
+    # members' data would wait for `git add -A`.
+    import errno
+    import tempfile
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setattr(tempfile, "_candidate_tempdir_list", lambda: [str(tmp_path)])
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(OSError) as refused:
+        private_directory("source")
+    assert refused.value.errno == errno.ENOENT
+    assert refused.value.strerror == leftovers.NO_TEMP
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # named on purpose: used
+    assert private_directory("source").parent == tmp_path

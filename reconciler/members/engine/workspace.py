@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Hashable, Iterator
@@ -28,7 +27,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from reconciler.errors import ConfigError, ReconcilerError
-from reconciler.leftovers import NO_ROOM, no_room, private_directory
+from reconciler.leftovers import NO_ROOM, no_room, private_directory, shown_temp
 from reconciler.members.engine.settings import TRAITS_THRESHOLD_FIELDS, EngineSettings
 from reconciler.sources.snapshot import TEMP_DIR_VARIABLE
 
@@ -229,7 +228,7 @@ class Engine:
         except OSError as exc:
             # RECONCILER_DUCKDB_TEMP_DIR=/proc (or a read-only directory) was an internal
             # FileNotFoundError naming a directory that was never there.
-            where = settings.temp_dir or tempfile.gettempdir()
+            where = shown_temp(settings.temp_dir)
             raise ConfigError(
                 f"cannot make DuckDB's working directory in {where}: "
                 f"{exc.strerror or type(exc).__name__}; {TEMP_DIR_VARIABLE} chooses another "
