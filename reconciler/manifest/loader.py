@@ -417,12 +417,43 @@ class _Collector:
                 )
             )
 
+    def _case_collision(
+        self,
+        by_folded: dict[str, tuple[str, Audience, str]],
+        audience: Audience,
+        name: str,
+        spelt: str,
+    ) -> bool:
+        """A problem (and True) when `spelt`, a source file as its directory lists it, and a
+        file another audience reads differ only in case or Unicode form: two files on
+        Linux, where CI runs, and one in a checkout on macOS or Windows, which there is
+        read for both audiences while the other's path is refused as misspelt."""
+        exact = os.path.normpath(os.path.join(os.path.abspath(audience.base_dir), spelt))
+        first = by_folded.setdefault(folded(exact), (exact, audience, name))
+        if first[0] == exact:
+            return False
+        other, other_audience, other_name = first
+        self.refused_sources.add(audience.name)
+        self.problems.append(
+            audience.field_location("members", name).problem(
+                f"members.{name}: {display_path(Path(exact))} and "
+                f"{display_path(Path(other))} (audience {other_audience.name!r}, "
+                f"{other_audience.field_location('members', other_name)}) are two files "
+                "whose names differ only in case (or in the Unicode form of a letter): a "
+                "checkout on macOS or Windows keeps one of them; rename one"
+            )
+        )
+        return True
+
     def check_source_paths(self, repository: Path) -> None:
         """Member source files must live in the repository (reconciler.manifest.repository)."""
         # Imported here: sources import this package.
         from reconciler.sources.registry import source_for
 
         directories = Directories()
+        # Each source file by its path as macOS and Windows compare paths, with the first
+        # audience that reads it.
+        by_folded: dict[str, tuple[str, Audience, str]] = {}
         for audience in self.audiences.values():
             for source_file in source_for(audience).files():
                 name, value = source_file.field, source_file.written
@@ -436,6 +467,10 @@ class _Collector:
                             f"{spelling.path} ({'; '.join(spelling.reasons)})"
                         )
                     )
+                    continue
+                # As its directory lists it: written in another Unicode form, it is that file.
+                spelt = spelling.path if spelling is not None else None
+                if spelt is not None and self._case_collision(by_folded, audience, name, spelt):
                     continue
                 path = Path(value)
                 path = path if path.is_absolute() else audience.base_dir / path

@@ -166,3 +166,56 @@ def test_manifest_files_whose_paths_differ_only_in_case_are_a_problem(
     assert str(problem).startswith(f"manifests/{shown[1]}:")
     assert f"manifests/{shown[0]}" in str(problem)
     assert "differ only in case" in str(problem) and "macOS and Windows" in str(problem)
+
+
+def test_member_files_whose_paths_differ_only_in_case_are_a_problem(tmp_path: Path) -> None:
+    """Two audiences reading data/vip.csv and data/VIP.csv planned on Linux without a
+    word; a checkout on macOS or Windows keeps one of the two files, and there the other
+    audience's path is refused as another spelling of it."""
+    from reconciler.manifest.loader import load_manifests
+
+    root = tmp_path / "manifests"
+    (root / "data").mkdir(parents=True)
+    (root / "destination.yaml").write_text(_DESTINATION, encoding="utf-8")
+    for index, name in enumerate(("vip.csv", "VIP.csv")):
+        (root / "data" / name).write_text(f"email\nm{index}@x.com\n", encoding="utf-8")
+        (root / f"aud{index}.yaml").write_text(
+            f"apiVersion: reconciler/v1\nkind: Audience\nmetadata: {{name: aud{index}}}\n"
+            f"spec: {{destination: prod, members: {{csv: data/{name}}}}}\n",
+            encoding="utf-8",
+        )
+    # The same file read by two audiences is no problem.
+    (root / "aud2.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Audience\nmetadata: {name: aud2}\n"
+        "spec: {destination: prod, members: {csv: ./data/vip.csv}}\n",
+        encoding="utf-8",
+    )
+
+    with pytest.raises(ManifestError) as raised:
+        load_manifests(root)
+
+    (problem,) = raised.value.problems
+    assert str(problem).startswith("manifests/aud1.yaml:4:")
+    assert (
+        "members.csv: manifests/data/VIP.csv and manifests/data/vip.csv (audience 'aud0', "
+        "manifests/aud0.yaml:4:"
+    ) in str(problem)
+    assert "differ only in case" in str(problem)
+
+
+def test_one_member_file_written_in_two_unicode_forms_is_one_file(tmp_path: Path) -> None:
+    from reconciler.manifest.loader import load_manifests
+
+    root = tmp_path / "manifests"
+    (root / "data").mkdir(parents=True)
+    (root / "destination.yaml").write_text(_DESTINATION, encoding="utf-8")
+    (root / "data" / unicodedata.normalize("NFC", "café.csv")).write_text("email\na@x.com\n")
+    for index, form in enumerate(("NFC", "NFD")):
+        written = unicodedata.normalize(form, "data/café.csv")
+        (root / f"aud{index}.yaml").write_text(
+            f"apiVersion: reconciler/v1\nkind: Audience\nmetadata: {{name: aud{index}}}\n"
+            f"spec: {{destination: prod, members: {{csv: {written}}}}}\n",
+            encoding="utf-8",
+        )
+
+    assert sorted(load_manifests(root).audiences) == ["aud0", "aud1"]
