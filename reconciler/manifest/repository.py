@@ -94,11 +94,14 @@ def readable_paths(
     directories: set[str] = set()
     files: set[str] = set()
 
-    def allow(path: Path, is_dir: bool) -> None:
+    def allow(path: Path, is_dir: bool, absent: bool = False) -> None:
+        """`absent`: a place in the working directory where nothing is, allowed under a
+        top-level name git does not track too, so that DuckDB, finding nothing there,
+        goes on to look beside the manifest (a name that is there stays unreadable)."""
         if path == repository or not path.is_relative_to(repository):
             return
         top = path.relative_to(repository).parts[0]
-        if top in PRIVATE_ENTRIES or (tracked is not None and top not in tracked):
+        if top in PRIVATE_ENTRIES or (tracked is not None and top not in tracked and not absent):
             return
         if is_dir:
             directories.add(f"{path}/")
@@ -110,7 +113,8 @@ def readable_paths(
     if base_dir is not None and base_dir.is_dir():
         cwd = real_path(Path.cwd())
         for entry in base_dir.iterdir():
-            allow(cwd / entry.name, entry.is_dir())
+            place = cwd / entry.name
+            allow(place, entry.is_dir(), absent=not os.path.lexists(place))
     return tuple(sorted(directories)), tuple(sorted(files))
 
 

@@ -459,3 +459,34 @@ def test_a_query_result_past_its_disk_share_fails_at_its_line(
     assert error.startswith(f"aud.yaml:{line_of(repo / 'aud.yaml', 'sql')}:"), error
     assert "passed 64,000,000 bytes, 1 times RECONCILER_MEMORY_LIMIT" in error
     assert not list(tmp_path.glob("reconciler-*"))  # nothing of it left behind
+
+
+def test_a_path_beside_the_manifest_reads_from_the_top_of_a_git_work_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README: relative paths in a query start at the manifest's directory, and work
+    wherever in the repository reconciler runs. In a git work tree, run from its top (as
+    CI runs), `read_csv('data/m.csv')` in manifests/ was refused ("file system operations
+    are disabled"): DuckDB looks in the working directory first, where `data` is no
+    top-level name git tracks, and refuses the read there before looking beside the
+    manifest. A name that is not there is let through, so it is looked for beside the
+    manifest; one that is there and untracked stays unreadable."""
+    import subprocess
+
+    root = tmp_path / "gitrepo"
+    (root / "manifests" / "data").mkdir(parents=True)
+    (root / "manifests" / "data" / "m.csv").write_text("email\na@example.com\n")
+    run = {"cwd": root, "check": True, "capture_output": True}
+    subprocess.run(["git", "init", "-q"], **run)  # type: ignore[call-overload]
+    subprocess.run(["git", "add", "manifests/data/m.csv"], **run)  # type: ignore[call-overload]
+    monkeypatch.chdir(root)
+    query = "SELECT email FROM read_csv('data/m.csv')"
+    audience = load_audience(root / "manifests", {"sql": query, "database": ":memory:"})
+    assert sorted(read_members(audience, "email").members) == ["a@example.com"]
+
+    # Untracked and there at the top (what a CI step left): still refused.
+    (root / "data").mkdir()
+    (root / "data" / "m.csv").write_text("email\nleft@example.com\n")
+    audience = load_audience(root / "manifests", {"sql": query, "database": ":memory:"})
+    with pytest.raises(SourceError, match="git tracks"):
+        read_members(audience, "email")
