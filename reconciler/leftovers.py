@@ -74,8 +74,7 @@ def private_directory(kind: str, parent: Path | str | None = None) -> Path:
 # with no TMPDIR (Python tries TMPDIR, TEMP and TMP, then /tmp, /var/tmp, /usr/tmp and the
 # working directory).
 NO_TEMP = (
-    "no usable temporary directory (TMPDIR, if set, /tmp and /var/tmp are missing or not "
-    "writable)"
+    "no usable temporary directory (TMPDIR, if set, /tmp and /var/tmp are missing or not writable)"
 )
 
 
@@ -93,9 +92,19 @@ def temp_parent(parent: Path | str | None) -> str:
     except FileNotFoundError:
         raise OSError(errno.ENOENT, NO_TEMP) from None
     named = any(os.environ.get(name) for name in ("TMPDIR", "TEMP", "TMP"))
-    if not named and os.path.realpath(where) == os.path.realpath(os.getcwd()):
+    fallback = os.path.realpath(where) == os.path.realpath(os.getcwd())
+    # Run from /tmp itself, /tmp is the system's own choice, not the last resort.
+    if not named and fallback and os.path.realpath(where) not in _system_temp_dirs():
         raise OSError(errno.ENOENT, NO_TEMP)
     return where
+
+
+def _system_temp_dirs() -> set[str]:
+    """The directories Python tries before the working directory on POSIX (besides
+    TMPDIR, TEMP and TMP, which are checked apart), as real paths."""
+    if os.name == "nt":
+        return set()
+    return {os.path.realpath(name) for name in ("/tmp", "/var/tmp", "/usr/tmp")}
 
 
 def shown_temp(parent: Path | str | None) -> str:

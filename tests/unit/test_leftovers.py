@@ -125,3 +125,24 @@ def test_the_working_directory_is_no_temporary_directory_unless_tmpdir_names_it(
     assert list(tmp_path.iterdir()) == []
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # named on purpose: used
     assert private_directory("source").parent == tmp_path
+
+
+def test_run_from_the_system_temporary_directory_itself_it_is_still_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # /tmp chosen by Python because it is writable is not the last-resort working
+    # directory, though a command run from /tmp has it as both.
+    import tempfile
+
+    system = Path("/tmp")
+    if os.name == "nt" or not (system.is_dir() and os.access(system, os.W_OK)):
+        pytest.skip("needs a writable /tmp")
+    monkeypatch.chdir(system)
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        monkeypatch.delenv(name, raising=False)
+    made = private_directory("source")
+    try:
+        assert made.parent.resolve() == system.resolve()
+    finally:
+        made.rmdir()
