@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -85,83 +85,185 @@ def _problem(details: ErrorDetails, model: type[BaseModel], positions: YamlPosit
 def _message(
     details: ErrorDetails, resolved: _Resolved, path: list[PathElement], *, secret: bool
 ) -> str:
-    kind = details["type"]
-    context = details.get("ctx") or {}
-    value = details.get("input")
-    got = "" if secret else f"; got {describe(value)}"
-    where = format_path(path)
+    error = _Error(
+        kind=details["type"],
+        msg=details["msg"],
+        context=details.get("ctx") or {},
+        value=details.get("input"),
+        path=path,
+        resolved=resolved,
+        secret=secret,
+    )
+    key_message = _key_message(error)
+    if key_message is not None:
+        return key_message
+    # Our own checks (PydanticCustomError) and anything rarer take pydantic's message.
+    return _VALUE_MESSAGES.get(error.kind, _own_message)(error)
 
-    if kind == "invalid_key" and _allows_other_keys(resolved.parent):
+
+@dataclass(frozen=True)
+class _Error:
+    """One pydantic error, with what every message about it is made of."""
+
+    kind: str
+    msg: str
+    context: dict[str, Any]
+    value: Any
+    path: list[PathElement]
+    resolved: _Resolved
+    secret: bool  # the value may be an API key: it is never quoted back
+
+    @property
+    def where(self) -> str:
+        return format_path(self.path)
+
+    @property
+    def got(self) -> str:
+        return "" if self.secret else f"; got {describe(self.value)}"
+
+    @property
+    def parent(self) -> str:
+        """The mapping the path's last element is in, for messages about a key."""
+        return format_path(self.path[:-1]) if self.path[:-1] else "the document"
+
+
+def _key_message(error: _Error) -> str | None:
+    """The message for an error about a mapping's key, or None when it is about a value."""
+    owner = error.resolved.parent
+    if error.kind == "invalid_key" and _allows_other_keys(owner):
         # Other keys are allowed here (an inline member's traits): not an unknown key, a
         # key YAML read as something other than text.
-        parent = format_path(path[:-1]) if path[:-1] else "the document"
-        hint = _key_quote_hint(value) or _braces_hint({value: None})
-        return f"{parent}: keys must be strings; got {_quote_key(value)}{hint}"
-    if kind in ("extra_forbidden", "invalid_key") and resolved.parent is not None:
-        allowed = ", ".join(yaml_names(resolved.parent))
-        parent = format_path(path[:-1]) if path[:-1] else "the document"
-        # An unknown key's input is its value, which may be a secret; a non-string key's
-        # input is the key itself.
-        key = value if kind == "invalid_key" else path[-1]
-        hint = (
-            did_you_mean(key, yaml_names(resolved.parent))
-            or _belongs_under(key, resolved.parent, parent)
-            or _braces_hint({key: None})
-        )
-        return f"unknown key {_quote_key(key)} in {parent}{hint}; allowed: {allowed}"
-    if resolved.dict_key:
-        parent = format_path(path[:-1]) if path[:-1] else "the document"
-        if kind == "string_pattern_mismatch":
-            pattern = str(context.get("pattern", ""))
-            expected = PATTERN_DESCRIPTIONS.get(pattern, f"text matching {pattern}")
-            return f"{parent}: key {_quote_key(value)}: expected {expected}"
-        if kind != "string_type":
-            # Our own checks on keys (PydanticCustomError): a message written for people.
-            return f"{parent}: key {_quote_key(path[-1])}: {details['msg']}"
-        return f"{parent}: keys must be strings; got {_quote_key(value)}{_key_quote_hint(value)}"
-    if kind == "missing":
-        choices = _literal_choices(resolved.annotation)
-        return f"{where}: required" + (f"; expected {choices}" if choices else "")
-    if kind == "literal_error":
-        accepted = [str(v) for v in get_args(resolved.annotation)]
-        # One choice is already spelled out in full; a secret's value is never echoed.
-        hint = "" if secret or len(accepted) < 2 else did_you_mean(value, accepted)
-        return f"{where}: expected {_literal_choices(resolved.annotation)}{got}{hint}"
-    if kind == "string_type":
-        return f"{where}: expected a string{got}{_quote_hint(value)}{_braces_hint(value)}"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"{where}: expected a whole number{got}{_unquote_hint(value, secret)}"
-    if kind in ("float_type", "float_parsing"):
-        return f"{where}: expected a number{got}{_unquote_hint(value, secret)}"
-    if kind == "bool_type":
-        return f"{where}: expected true or false{got}"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"{where}: expected a mapping{got}"
-    if kind == "list_type":
-        return f"{where}: expected a list{got}"
-    if kind == "greater_than":
-        return f"{where}: expected a number greater than {_bound(context.get('gt'))}{got}"
-    if kind == "less_than":
-        return f"{where}: expected a number less than {_bound(context.get('lt'))}{got}"
-    if kind == "greater_than_equal":
-        return f"{where}: expected a number of at least {_bound(context.get('ge'))}{got}"
-    if kind == "less_than_equal":
-        return f"{where}: expected a number of at most {_bound(context.get('le'))}{got}"
-    if kind in ("string_too_short", "too_short"):
-        return f"{where}: must not be empty"
-    if kind == "string_too_long":
-        return f"{where}: expected at most {context.get('max_length')} characters"
-    if kind == "string_pattern_mismatch":
-        pattern = str(context.get("pattern", ""))
-        expected = PATTERN_DESCRIPTIONS.get(pattern, f"text matching {pattern}")
-        return f"{where}: expected {expected}{got}"
-    if kind == "inline_entry_type":
-        return f"{where}: {details['msg']}{got}{_quote_hint(value)}"
-    if kind == "identity_missing":
-        return f"{where}: {details['msg']}{_identity_hint(value)}"
-    # Our own checks (PydanticCustomError) and anything rarer: pydantic's message is a
-    # template filled from context, never from the input, so it cannot leak a key.
-    return f"{where}: {details['msg']}"
+        hint = _key_quote_hint(error.value) or _braces_hint({error.value: None})
+        return f"{error.parent}: keys must be strings; got {_quote_key(error.value)}{hint}"
+    if error.kind in ("extra_forbidden", "invalid_key") and owner is not None:
+        return _unknown_key(error, owner)
+    if error.resolved.dict_key:
+        return _bad_key(error)
+    return None
+
+
+def _unknown_key(error: _Error, owner: type[BaseModel]) -> str:
+    """A key the model `owner` does not name, with the key it was likely meant to be."""
+    allowed = ", ".join(yaml_names(owner))
+    # An unknown key's input is its value, which may be a secret; a non-string key's
+    # input is the key itself.
+    key = error.value if error.kind == "invalid_key" else error.path[-1]
+    hint = (
+        did_you_mean(key, yaml_names(owner))
+        or _belongs_under(key, owner, error.parent)
+        or _braces_hint({key: None})
+    )
+    return f"unknown key {_quote_key(key)} in {error.parent}{hint}; allowed: {allowed}"
+
+
+def _bad_key(error: _Error) -> str:
+    """A key of a free-form mapping (labels, traits) that its own checks refuse."""
+    if error.kind == "string_pattern_mismatch":
+        return f"{error.parent}: key {_quote_key(error.value)}: expected {_pattern(error)}"
+    if error.kind != "string_type":
+        # Our own checks on keys (PydanticCustomError): a message written for people.
+        return f"{error.parent}: key {_quote_key(error.path[-1])}: {error.msg}"
+    hint = _key_quote_hint(error.value)
+    return f"{error.parent}: keys must be strings; got {_quote_key(error.value)}{hint}"
+
+
+def _pattern(error: _Error) -> str:
+    """What a field's pattern accepts, in words where the model has them."""
+    pattern = str(error.context.get("pattern", ""))
+    return PATTERN_DESCRIPTIONS.get(pattern, f"text matching {pattern}")
+
+
+def _required(error: _Error) -> str:
+    choices = _literal_choices(error.resolved.annotation)
+    return f"{error.where}: required" + (f"; expected {choices}" if choices else "")
+
+
+def _not_a_choice(error: _Error) -> str:
+    accepted = [str(v) for v in get_args(error.resolved.annotation)]
+    # One choice is already spelled out in full; a secret's value is never echoed.
+    hint = "" if error.secret or len(accepted) < 2 else did_you_mean(error.value, accepted)
+    return f"{error.where}: expected {_literal_choices(error.resolved.annotation)}{error.got}{hint}"
+
+
+def _not_a_string(error: _Error) -> str:
+    hints = _quote_hint(error.value) + _braces_hint(error.value)
+    return f"{error.where}: expected a string{error.got}{hints}"
+
+
+def _not_a_number(what: str) -> Callable[[_Error], str]:
+    """A number field's message: `what` it takes, and a hint when the number was quoted."""
+
+    def message(error: _Error) -> str:
+        hint = _unquote_hint(error.value, error.secret)
+        return f"{error.where}: expected {what}{error.got}{hint}"
+
+    return message
+
+
+def _expected(what: str) -> Callable[[_Error], str]:
+    """The message of a value that is not `what` the field takes."""
+    return lambda error: f"{error.where}: expected {what}{error.got}"
+
+
+def _out_of_bounds(words: str, bound: str) -> Callable[[_Error], str]:
+    """A number beyond the field's bound, which pydantic's context names `bound`."""
+    return lambda error: (
+        f"{error.where}: expected a number {words} {_bound(error.context.get(bound))}{error.got}"
+    )
+
+
+def _empty(error: _Error) -> str:
+    return f"{error.where}: must not be empty"
+
+
+def _too_long(error: _Error) -> str:
+    return f"{error.where}: expected at most {error.context.get('max_length')} characters"
+
+
+def _no_match(error: _Error) -> str:
+    return f"{error.where}: expected {_pattern(error)}{error.got}"
+
+
+def _inline_entry(error: _Error) -> str:
+    return f"{error.where}: {error.msg}{error.got}{_quote_hint(error.value)}"
+
+
+def _no_identity(error: _Error) -> str:
+    return f"{error.where}: {error.msg}{_identity_hint(error.value)}"
+
+
+def _own_message(error: _Error) -> str:
+    # pydantic's message is a template filled from context, never from the input, so it
+    # cannot leak a key.
+    return f"{error.where}: {error.msg}"
+
+
+# The message of an error about a value, by pydantic's error type.
+_VALUE_MESSAGES: dict[str, Callable[[_Error], str]] = {
+    "missing": _required,
+    "literal_error": _not_a_choice,
+    "string_type": _not_a_string,
+    "int_type": _not_a_number("a whole number"),
+    "int_parsing": _not_a_number("a whole number"),
+    "int_from_float": _not_a_number("a whole number"),
+    "float_type": _not_a_number("a number"),
+    "float_parsing": _not_a_number("a number"),
+    "bool_type": _expected("true or false"),
+    "model_type": _expected("a mapping"),
+    "model_attributes_type": _expected("a mapping"),
+    "dict_type": _expected("a mapping"),
+    "list_type": _expected("a list"),
+    "greater_than": _out_of_bounds("greater than", "gt"),
+    "less_than": _out_of_bounds("less than", "lt"),
+    "greater_than_equal": _out_of_bounds("of at least", "ge"),
+    "less_than_equal": _out_of_bounds("of at most", "le"),
+    "string_too_short": _empty,
+    "too_short": _empty,
+    "string_too_long": _too_long,
+    "string_pattern_mismatch": _no_match,
+    "inline_entry_type": _inline_entry,
+    "identity_missing": _no_identity,
+}
 
 
 def value_path(details: ErrorDetails, model: type[BaseModel]) -> list[PathElement] | None:
