@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from dataclasses import field as dataclass_field
 from typing import Any
@@ -340,73 +341,103 @@ FIELD_EXPORT_JOB_MEMBERS_PER_SECOND = 5000.0
 FIELD_EXPORT_LINK_SECONDS = 30 * 60.0
 PROFILES = ("field",)
 
-_INT_FIELDS = {
-    "fail_every",
-    "fail_status",
-    "drop_every",
-    "fresh_list_rejects",
-    "latency_every",
-    "bad_body_every",
-    "streams_to_cut",
-    "export_jobs_to_restart",
-    "export_jobs_to_fail",
-}
-# Whole numbers above 0.
-_POSITIVE_INT_FIELDS = {"export_file_bytes", "export_max_bytes", "export_files_per_page"}
-_CHOICE_FIELDS = {
-    "export_job_state_case": ("spec", "lower"),
-    "export_excess_jobs": ("reject", "queue"),
-    "unknown_user_id_answer": ("empty", "blank", "error"),
-}
+
+def _whole(value: Any) -> bool:
+    # bool is an int to Python, but `true` is no count in JSON.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return _whole(value) or isinstance(value, float)
+
+
+def _whole_at_least_0(value: Any) -> bool:
+    return _whole(value) and value >= 0
+
+
+def _whole_above_0(value: Any) -> bool:
+    return _whole(value) and value > 0
+
+
+def _number_at_least_0(value: Any) -> bool:
+    return _number(value) and value >= 0
+
+
+def _number_above_0(value: Any) -> bool:
+    return _number(value) and value > 0
+
+
+def _off_or_number_above_0(value: Any) -> bool:
+    return value is None or _number_above_0(value)
+
+
+def _flag(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _off_or_text(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _http_error_status(value: Any) -> bool:
+    return _whole(value) and 400 <= value <= 599
+
+
+def _one_of(*choices: str) -> Callable[[Any], bool]:
+    return lambda value: value in choices
+
+
+def _list_of(item: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, list) and all(item(v) for v in value)
+
+
 BAD_BODIES = ("html", "truncated", "empty")
 GET_USERS_REWRITES = ("bom", "crlf", "cr", "blank_lines")
-_FLOAT_FIELDS = {
-    "latency_seconds",
-    "fresh_list_seconds",
-    "read_lag_seconds",
-    "get_users_first_byte_seconds",
-    "export_first_byte_seconds",
-    "export_job_queue_seconds",
-}
-# None (off) or a number above 0.
-_POSITIVE_OR_NONE_FIELDS = {
-    "list_description_max",
-    "write_rate_per_second",
-    "get_users_members_per_second",
-    "export_members_per_second",
-    "get_users_stream_seconds",
-    "export_stream_seconds",
-    "export_job_members_per_second",
-    "events_stream_lines",
-}
 
 
-def _check_fault_value(name: str, value: Any) -> None:
-    def is_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
+def _checks(check: Callable[[Any], bool], *names: str) -> dict[str, Callable[[Any], bool]]:
+    return dict.fromkeys(names, check)
 
-    ok: bool
-    if name in _INT_FIELDS:
-        ok = is_int(value) and value >= 0
-    elif name in _FLOAT_FIELDS:
-        ok = (is_int(value) or isinstance(value, float)) and value >= 0
-    elif name in _POSITIVE_INT_FIELDS:
-        ok = is_int(value) and value > 0
-    elif name in _CHOICE_FIELDS:
-        ok = value in _CHOICE_FIELDS[name]
-    elif name == "export_link_seconds":
-        ok = (is_int(value) or isinstance(value, float)) and value > 0
-    elif name in _POSITIVE_OR_NONE_FIELDS:
-        ok = value is None or ((is_int(value) or isinstance(value, float)) and value > 0)
-    elif name == "failing_list_ids":
-        ok = isinstance(value, list) and all(is_int(v) for v in value)
-    elif name == "fail_message":
-        ok = value is None or isinstance(value, str)
-    elif name == "get_users_rewrites":
-        ok = isinstance(value, list) and all(v in GET_USERS_REWRITES for v in value)
-    elif name == "failing_list_status":
-        ok = is_int(value) and 400 <= value <= 599
-    elif name in (
+
+# What each fault setting takes (Faults.update refuses any other value). A setting missing
+# here takes no value.
+_FAULT_CHECKS: dict[str, Callable[[Any], bool]] = {
+    **_checks(
+        _whole_at_least_0,
+        "fail_every",
+        "fail_status",
+        "drop_every",
+        "fresh_list_rejects",
+        "latency_every",
+        "bad_body_every",
+        "streams_to_cut",
+        "export_jobs_to_restart",
+        "export_jobs_to_fail",
+    ),
+    **_checks(_whole_above_0, "export_file_bytes", "export_max_bytes", "export_files_per_page"),
+    **_checks(
+        _number_at_least_0,
+        "latency_seconds",
+        "fresh_list_seconds",
+        "read_lag_seconds",
+        "get_users_first_byte_seconds",
+        "export_first_byte_seconds",
+        "export_job_queue_seconds",
+    ),
+    "export_link_seconds": _number_above_0,
+    **_checks(
+        _off_or_number_above_0,
+        "list_description_max",
+        "write_rate_per_second",
+        "get_users_members_per_second",
+        "export_members_per_second",
+        "get_users_stream_seconds",
+        "export_stream_seconds",
+        "export_job_members_per_second",
+        "events_stream_lines",
+    ),
+    **_checks(
+        _flag,
         "retry_after",
         "echo_api_key",
         "echo_request",
@@ -414,17 +445,22 @@ def _check_fault_value(name: str, value: Any) -> None:
         "counts_only_answers",
         "type_mismatch_rejects_request",
         "export_restart_resets_files",
-    ):
-        ok = isinstance(value, bool)
-    elif name == "bad_body":
-        ok = value in BAD_BODIES
-    elif name == "script":
-        ok = isinstance(value, list) and all(is_int(v) and 100 <= v <= 599 for v in value)
-    elif name == "paths":
-        ok = value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value))
-    else:  # pragma: no cover - every field is listed above
-        ok = False
-    if not ok:
+    ),
+    "export_job_state_case": _one_of("spec", "lower"),
+    "export_excess_jobs": _one_of("reject", "queue"),
+    "unknown_user_id_answer": _one_of("empty", "blank", "error"),
+    "bad_body": _one_of(*BAD_BODIES),
+    "get_users_rewrites": _list_of(_one_of(*GET_USERS_REWRITES)),
+    "failing_list_ids": _list_of(_whole),
+    "failing_list_status": _http_error_status,
+    "fail_message": _off_or_text,
+    "script": _list_of(lambda v: _whole(v) and 100 <= v <= 599),
+    "paths": lambda value: value is None or _list_of(lambda v: isinstance(v, str))(value),
+}
+
+
+def _check_fault_value(name: str, value: Any) -> None:
+    if not _FAULT_CHECKS.get(name, lambda _: False)(value):
         raise ValueError(f"invalid value for fault setting {name}: {value!r}")
 
 
