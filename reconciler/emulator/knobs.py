@@ -367,6 +367,11 @@ def _number_above_0(value: Any) -> bool:
     return _number(value) and value > 0
 
 
+def _finite_number(value: Any) -> bool:
+    # An offset either way from the machine's clock; NaN or infinity would stamp no time.
+    return _number(value) and math.isfinite(value)
+
+
 def _off_or_number_above_0(value: Any) -> bool:
     return value is None or _number_above_0(value)
 
@@ -425,6 +430,7 @@ _FAULT_CHECKS: dict[str, Callable[[Any], bool]] = {
         "export_job_queue_seconds",
     ),
     "export_link_seconds": _number_above_0,
+    "clock_offset_seconds": _finite_number,
     **_checks(
         _off_or_number_above_0,
         "list_description_max",
