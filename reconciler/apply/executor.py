@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeVar, assert_never
 from reconciler.apply.held_back import HeldBack
 from reconciler.apply.journal import Journal
 from reconciler.errors import AuthError, IterableError, UnreachableError, WriteNotSent
-from reconciler.iterable import BatchResult, IterableClient
+from reconciler.iterable import BatchResult, IterableClient, ListInfo
 from reconciler.iterable.batching import encode, pack_lazily
 from reconciler.members.identity import Member, ProjectType, looks_like_email
 from reconciler.members.model import batches
@@ -673,32 +673,21 @@ class _Destination:
         shown = {x.id for x in listed or ()}
         for list_id, result in created.items():
             result.listed = list_id in shown
-            same = [
-                x for x in listed or () if x.name == result.list_name and x.list_type == "Standard"
-            ]
-            if len(same) < 2 or list_id not in {x.id for x in same}:
-                continue
-            # This run's own list counts whatever the index says of its description
-            # (optional in GET /api/lists' answer): only another list needs the marker.
-            copies = [
-                x for x in same if x.id == list_id or marks_audience(x.description, result.audience)
-            ]
-            first = min(copies, key=lambda x: (x.created_at is None, x.created_at or 0, x.id))
-            if first.id != list_id and first.description == self.created_as[result.list_name]:
-                self._take_back(result, list_id, first.id)
-                continue
-            if first.id != list_id:
-                self._give_way(result, list_id, first.id)
-                continue
-            others = ", ".join(str(x.id) for x in same if x.id != list_id)
-            result.errors.append(
-                f"another list named {result.list_name!r} (list {others}) was created in "
-                f"Iterable while this run created its own (list {list_id}): {_WHO}. This run "
-                "kept its own and wrote to it. An apply that made the other deletes that "
-                "copy, the newer, once it sees this one; if none does, delete or rename it in "
-                "Iterable, as the next plan leaves the audience out while two lists have its "
-                "name"
-            )
+            self._settle_namesakes(result, list_id, _namesakes(listed or (), result.list_name))
+
+    def _settle_namesakes(self, result: ListResult, list_id: int, same: list[ListInfo]) -> None:
+        """Keep one list of the name when the index shows another beside this run's
+        (check_created): this run's if it is the older copy of the audience, or another
+        list's; see there."""
+        if len(same) < 2 or list_id not in {x.id for x in same}:
+            return
+        first = _first_copy(same, list_id, result.audience)
+        if first.id == list_id:
+            result.errors.append(_kept_own(result.list_name, list_id, same))
+        elif first.description == self.created_as[result.list_name]:
+            self._take_back(result, list_id, first.id)
+        else:
+            self._give_way(result, list_id, first.id)
 
     def _delete_copy(self, result: ListResult, list_id: int) -> None:
         """Delete a second list of the audience's name this run made (check_created),
@@ -1141,6 +1130,38 @@ class _Destination:
 
 
 # Who creates a list of the same name while an apply creates it.
+def _namesakes(listed: Iterable[ListInfo], list_name: str) -> list[ListInfo]:
+    """The standard lists of the index named `list_name` (a run's own list among them)."""
+    return [x for x in listed if x.name == list_name and x.list_type == "Standard"]
+
+
+def _first_copy(same: Sequence[ListInfo], list_id: int, audience: str) -> ListInfo:
+    """The oldest of the lists named alike that were made for the audience: this run's
+    own list `list_id`, whatever the index says of its description (optional in GET
+    /api/lists' answer), and any other carrying the audience's marker."""
+    copies = [x for x in same if x.id == list_id or marks_audience(x.description, audience)]
+    return min(copies, key=_creation_order)
+
+
+def _creation_order(listed: ListInfo) -> tuple[bool, int, int]:
+    # A list without a creation time sorts after those with one; ids break ties.
+    return (listed.created_at is None, listed.created_at or 0, listed.id)
+
+
+def _kept_own(list_name: str, list_id: int, same: Sequence[ListInfo]) -> str:
+    """The error of a run that kept its own list beside another of the name (not the
+    audience's copy, or a newer one)."""
+    others = ", ".join(str(x.id) for x in same if x.id != list_id)
+    return (
+        f"another list named {list_name!r} (list {others}) was created in "
+        f"Iterable while this run created its own (list {list_id}): {_WHO}. This run "
+        "kept its own and wrote to it. An apply that made the other deletes that "
+        "copy, the newer, once it sees this one; if none does, delete or rename it in "
+        "Iterable, as the next plan leaves the audience out while two lists have its "
+        "name"
+    )
+
+
 _WHO = (
     "another apply of these manifests (a CI runner and a laptop share no lock), or a "
     "person in Iterable's web app"

@@ -11,11 +11,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from reconciler.apply.executor import (
+    _first_copy,
+    _kept_own,
+    _namesakes,
     apply_plan,
     removal_payload,
     subscriber_payload,
     update_payload,
 )
+from reconciler.iterable import ListInfo
 from reconciler.iterable.batching import encode
 from reconciler.members.identity import Member
 from reconciler.plan import (
@@ -28,6 +32,7 @@ from reconciler.plan import (
     Plan,
     RemoveMembers,
 )
+from reconciler.plan.ownership import mark
 from tests.apply.support import client, list_plan, member, writes
 
 
@@ -545,3 +550,42 @@ def test_a_member_alone_over_the_body_limit_is_rejected_and_the_others_added(emu
     assert [[s["email"] for s in body] for body in _subscribes(emulator_server, lp)] == [
         ["m0@example.com", "m2@example.com"]
     ]
+
+
+# --- the pure parts of check_created: which of two lists of one name is kept -----------
+
+
+def _listed(list_id: int, description: str | None, created_at: int | None = None) -> ListInfo:
+    return ListInfo(list_id, "vip", description, "Standard", created_at)
+
+
+def test_namesakes_are_the_standard_lists_of_the_name() -> None:
+    ours, other = _listed(1, None), _listed(2, None)
+    dynamic = dataclasses.replace(_listed(3, None), list_type="Dynamic")
+    renamed = dataclasses.replace(_listed(4, None), name="VIP")
+    assert _namesakes([ours, dynamic, other, renamed], "vip") == [ours, other]
+
+
+def test_the_first_copy_is_the_oldest_list_made_for_the_audience() -> None:
+    ours = _listed(5, None, created_at=200)  # its description unread: still ours
+    older_copy = _listed(7, mark(None, "vip"), created_at=100)
+    someone_elses = _listed(3, "made by hand", created_at=50)
+    assert _first_copy([ours, older_copy, someone_elses], 5, "vip") == older_copy
+    assert _first_copy([ours, someone_elses], 5, "vip") == ours
+    # A list the index gives no creation time sorts after those it does; ids break ties.
+    undated = _listed(2, mark(None, "vip"))
+    assert _first_copy([ours, undated], 5, "vip") == ours
+    twin = _listed(4, mark(None, "vip"), created_at=200)
+    assert _first_copy([ours, twin], 5, "vip") == twin
+
+
+def test_a_run_that_kept_its_own_list_names_the_others() -> None:
+    same = [_listed(5, None), _listed(3, "made by hand"), _listed(9, "made by hand")]
+    assert _kept_own("vip", 5, same) == (
+        "another list named 'vip' (list 3, 9) was created in Iterable while this run "
+        "created its own (list 5): another apply of these manifests (a CI runner and a "
+        "laptop share no lock), or a person in Iterable's web app. This run kept its own "
+        "and wrote to it. An apply that made the other deletes that copy, the newer, once "
+        "it sees this one; if none does, delete or rename it in Iterable, as the next plan "
+        "leaves the audience out while two lists have its name"
+    )
