@@ -314,34 +314,57 @@ def hold_back(lp: ListPlan, optouts: Optouts) -> ListPlan:
     if not lp.add or consent_id is None:
         return lp
     departures = optouts.departures.get(consent_id, ())
-    left_emails = frozenset(d.email for d in departures if d.email is not None)
-    left_ids = frozenset(d.user_id for d in departures if d.user_id is not None)
     if not departures and not optouts.channel_emails and not optouts.channel_user_ids:
         return lp
     if isinstance(lp.add, TableRows):
         return _table_hold_back(lp, lp.add, departures, optouts)
-    left = tuple(m for m in lp.add if _matches(m, left_emails, left_ids))
-    left_keys = {m.key for m in left}
-    unsubscribed = tuple(
-        m
-        for m in lp.add
-        if m.key not in left_keys and _matches(m, optouts.channel_emails, optouts.channel_user_ids)
-    )
+    left, unsubscribed = _opted_out(lp.add, departures, optouts)
     if not left and not unsubscribed:
         return lp
     if lp.resubscribe_allowed:
-        # In key order, as DuckDB lists them (_table_hold_back): the plan's sample of them
-        # must not depend on the engine.
-        again = sorted(m.key for m in (*left, *unsubscribed))
-        return dataclasses.replace(lp, resubscribed=tuple(again))
-    gone = left_keys | {m.key for m in unsubscribed}
+        return _resubscribed(lp, (*left, *unsubscribed))
+    return _held_members(lp, lp.add, left, unsubscribed, departures)
+
+
+def _resubscribed(lp: ListPlan, opted_out: Sequence[Member]) -> ListPlan:
+    # In key order, as DuckDB lists them (_table_hold_back): the plan's sample of them
+    # must not depend on the engine.
+    return dataclasses.replace(lp, resubscribed=tuple(sorted(m.key for m in opted_out)))
+
+
+def _held_members(
+    lp: ListPlan,
+    adds: Sequence[Member],
+    left: Sequence[Member],
+    unsubscribed: Sequence[Member],
+    departures: Sequence[Departure],
+) -> ListPlan:
+    """The plan without the adds who left the list or unsubscribed from its channel."""
+    gone = {m.key for m in (*left, *unsubscribed)}
     return _held(
         lp,
-        tuple(m for m in lp.add if m.key not in gone),
+        tuple(m for m in adds if m.key not in gone),
         tuple(m.key for m in left),
         _sources(left, departures),
         tuple(m.key for m in unsubscribed),
     )
+
+
+def _opted_out(
+    adds: Sequence[Member], departures: Sequence[Departure], optouts: Optouts
+) -> tuple[tuple[Member, ...], tuple[Member, ...]]:
+    """Of `adds`: those who left the list themselves, and those who did not but are
+    unsubscribed from its channel (leaving the list outranks the channel)."""
+    left_emails = frozenset(d.email for d in departures if d.email is not None)
+    left_ids = frozenset(d.user_id for d in departures if d.user_id is not None)
+    left = tuple(m for m in adds if _matches(m, left_emails, left_ids))
+    left_keys = {m.key for m in left}
+    unsubscribed = tuple(
+        m
+        for m in adds
+        if m.key not in left_keys and _matches(m, optouts.channel_emails, optouts.channel_user_ids)
+    )
+    return left, unsubscribed
 
 
 def _sources(
