@@ -307,32 +307,45 @@ def _check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> N
     name = getattr(obj, "__name__", "")
     _check_inputs((owner, *args, *kwargs.values()))
     if isinstance(owner, str | bytes | int) and name in _WIDTH_METHODS:
-        for value in (*args, *kwargs.values()):
-            _check_count(value, f"a width ({name})")
-        if name == "expandtabs" and isinstance(owner, str | bytes):
-            # Each tab becomes up to `tabsize` spaces.
-            size = (args or tuple(kwargs.values()) or (8,))[0]
-            tabs = owner.count("\t") if isinstance(owner, str) else owner.count(b"\t")
-            if isinstance(size, int) and len(owner) + tabs * size > MAX_TEXT:
-                raise _too_big("an expanded string too long")
-    elif isinstance(owner, str | bytes) and name == "translate" and args:
-        table = args[0]
-        if isinstance(table, Mapping):
-            longest = max((_weight(v) for v in table.values()), default=0)
-            if len(owner) * longest > MAX_TEXT:
-                raise _too_big("a translated string too long")
-    elif isinstance(owner, bytes) and name in ("replace", "join") and args:
-        if name == "replace":
-            _check_replace(owner, *args, **kwargs)
-        else:
-            _check_joined(owner, args[0])
-    elif isinstance(owner, str):
-        if name in ("format", "format_map"):
-            _check_format(owner)
-        elif name == "replace":
-            _check_replace(owner, *args, **kwargs)
-        elif name == "join" and args:
-            _check_joined(owner, args[0])
+        _check_widths(owner, name, args, kwargs)
+    elif isinstance(owner, str | bytes):
+        _check_text_method(owner, name, args, kwargs)
+
+
+def _check_widths(
+    owner: str | bytes | int, name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> None:
+    """A method whose numeric arguments are widths or lengths of what it makes."""
+    for value in (*args, *kwargs.values()):
+        _check_count(value, f"a width ({name})")
+    if name == "expandtabs" and isinstance(owner, str | bytes):
+        # Each tab becomes up to `tabsize` spaces.
+        size = (args or tuple(kwargs.values()) or (8,))[0]
+        tabs = owner.count("\t") if isinstance(owner, str) else owner.count(b"\t")
+        if isinstance(size, int) and len(owner) + tabs * size > MAX_TEXT:
+            raise _too_big("an expanded string too long")
+
+
+def _check_text_method(
+    owner: str | bytes, name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> None:
+    """A str or bytes method whose result can outgrow its string many times over."""
+    if name == "translate" and args:
+        _check_translated(owner, args[0])
+    elif name == "replace" and (args or isinstance(owner, str)):
+        _check_replace(owner, *args, **kwargs)
+    elif name == "join" and args:
+        _check_joined(owner, args[0])
+    elif name in ("format", "format_map") and isinstance(owner, str):
+        _check_format(owner)
+
+
+def _check_translated(text: str | bytes, table: Any) -> None:
+    # Each character may become the longest of the table's values.
+    if isinstance(table, Mapping):
+        longest = max((_weight(v) for v in table.values()), default=0)
+        if len(text) * longest > MAX_TEXT:
+            raise _too_big("a translated string too long")
 
 
 def _check_joined(separator: Any, items: Any) -> None:
