@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import string
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -236,6 +237,18 @@ def _check_format(text: Any) -> None:
         raise _too_big("a formatted value of unbounded width")
 
 
+def _check_format_fields(text: str) -> None:
+    """str.format's widths are in its fields' specs ('{:>999999999}', '{:{w}}' taking
+    one from an argument), not in its literal text, where digits are only digits."""
+    try:
+        fields = list(string.Formatter().parse(text))
+    except ValueError:
+        return  # the call itself fails, naming the mistake
+    for _text, _name, spec, _conversion in fields:
+        if spec and ("{" in spec or _FORMAT_WIDTH.search(spec)):
+            raise _too_big("a formatted value of unbounded width")
+
+
 def _check_replace(text: Any, old: Any, new: Any, count: Any = -1) -> None:
     if not isinstance(text, str | bytes) or not isinstance(new, str | bytes):
         return
@@ -303,8 +316,12 @@ _WIDTH_FILTERS = frozenset({"center", "indent", "batch", "slice"})
 
 
 def _check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
-    owner = getattr(obj, "__self__", None)
     name = getattr(obj, "__name__", "")
+    if name in ("format", "format_map"):
+        # The sandbox hands str.format and format_map out wrapped (wrap_str_format), the
+        # bound method kept as __wrapped__: without it their width went unchecked.
+        obj = getattr(obj, "__wrapped__", obj)
+    owner = getattr(obj, "__self__", None)
     _check_inputs((owner, *args, *kwargs.values()))
     if isinstance(owner, str | bytes | int) and name in _WIDTH_METHODS:
         _check_widths(owner, name, args, kwargs)
@@ -337,7 +354,7 @@ def _check_text_method(
     elif name == "join" and args:
         _check_joined(owner, args[0])
     elif name in ("format", "format_map") and isinstance(owner, str):
-        _check_format(owner)
+        _check_format_fields(owner)
 
 
 def _check_translated(text: str | bytes, table: Any) -> None:

@@ -84,6 +84,9 @@ HOSTILE_BEFORE_ALLOCATING = [
     ("{{ ((x ~ '\\n') * 24999)|indent('y' * 99999) }}", "an indented string"),
     ("{{ (x * 33333).translate({97: 'y' * 99999}) }}", "a translated string"),
     ("{{ (x * 33333).encode().translate({97: 'y' * 99999}) }}", "a translated string"),
+    # The sandbox hands str.format out wrapped: its width made the 1 GB string first.
+    ("{{ '{:>999999999}'.format(x) }}", "a formatted value of unbounded width"),
+    ("{{ '{a:>999999999}'.format_map({'a': x}) }}", "a formatted value of unbounded width"),
     ("{{ (x * 30000).encode().replace(''.encode(), (x * 30000).encode()) }}", "a replaced"),
     ("{{ ('y' * 99999).encode().join((x * 33333).encode()) }}", "a joined string"),
     ("{{ ((x ~ ' ') * 24999)|wordwrap(1, true, 'y' * 99999) }}", "a wrapped string"),
@@ -125,6 +128,9 @@ def test_a_template_is_refused_before_it_makes_a_huge_value(
         ("{{ ('a\tb').expandtabs(4) }}|{{ plan|indent(2, true) }}", "a   b|  gold"),
         ("{{ [[1], [2]]|sum(start=[]) }} {{ {'k': [plan]} }}", "[1, 2] {'k': ['gold']}"),
         ("{{ first.translate({97: 'A'}) }} {{ 'ab'|wordwrap(1, true, '-') }}", "AdA a-b"),
+        # Digits in str.format's text, outside its fields, are no width.
+        ("{{ 'order 1234567: {:>6}'.format(plan) }}", "order 1234567:   gold"),
+        ("{{ '1234567 {p}'.format_map({'p': plan}) }}", "1234567 gold"),
     ],
 )
 def test_ordinary_templates_render_as_before(text: str, expected: str) -> None:
