@@ -349,8 +349,10 @@ def _check_text_method(
     """A str or bytes method whose result can outgrow its string many times over."""
     if name == "translate" and args:
         _check_translated(owner, args[0])
-    elif name == "replace" and (args or isinstance(owner, str)):
-        _check_replace(owner, *args, **kwargs)
+    elif name == "replace" and len(args) >= 2:
+        # With fewer, the call fails and Python names what is missing.
+        count = args[2] if len(args) > 2 else kwargs.get("count", -1)
+        _check_replace(owner, args[0], args[1], count)
     elif name == "join" and args:
         _check_joined(owner, args[0])
     elif name in ("format", "format_map") and isinstance(owner, str):

@@ -250,6 +250,14 @@ def test_a_row_error_never_quotes_the_members_values(text: str) -> None:
     assert "'***'" in reason, reason
 
 
+def test_a_method_called_with_too_few_arguments_is_named_by_python() -> None:
+    """`x.replace('a')` was "_check_replace() missing 1 required positional argument:
+    '***'": the budget's own check failed on the call before Python could name it."""
+    with pytest.raises(TemplateRenderError) as raised:
+        Template("{{ first_name.replace('a') }}").render({"first_name": "ada"})
+    assert raised.value.reason == "TypeError: replace expected at least 2 arguments, got 1"
+
+
 def test_a_row_error_still_names_what_the_template_wrote() -> None:
     with pytest.raises(TemplateRenderError) as raised:
         Template("{{ first_nam|title }}").render({"first_name": "ada"})
