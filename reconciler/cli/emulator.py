@@ -2,16 +2,14 @@
 
 It lives in cli/ rather than emulator/ so that registering the command costs nothing:
 every `reconciler` process builds the whole command tree, and only `serve` needs the
-emulator itself (its OpenAPI document and schema validator, about a tenth of a second)."""
+emulator itself (its OpenAPI document and schema validator, about a tenth of a second).
+What `serve` does with its options is reconciler/emulator/serving.py; this module reads
+them, calls it, and turns its refusals into usage errors."""
 
 from __future__ import annotations
 
-import json
-import signal
-import threading
 from enum import StrEnum
 from pathlib import Path
-from types import FrameType
 
 import typer
 
@@ -128,108 +126,37 @@ def serve(
 
     Example: RECONCILER_EMULATOR_API_KEY=dev-key reconciler emulator serve --port 8080"""
     # Imported here: no other command needs the emulator (see the module's docstring).
-    from reconciler.emulator import Emulator, EmulatorServer, Faults, Limits
-    from reconciler.emulator.store import DAMAGED_STATE_ERRORS
+    from reconciler.emulator import EmulatorServer
+    from reconciler.emulator.serving import (
+        ServeOptionError,
+        ServeOptions,
+        listening_line,
+        open_emulator,
+        serve_until_stopped,
+    )
 
-    # The time scale divides the rate limits' windows too, so a scaled run keeps the shape
-    # of one that waits on them (5 getUsers a minute is 5 a second at K = 60).
-    limits = Limits.unlimited() if unlimited else Limits.iterable().scaled(time_scale)
-    if profile is None and (time_scale != 1.0 or lost_replies_every):
-        # Named as given: the message named --time-scale for --lost-replies-every too.
-        given = "--time-scale" if time_scale != 1.0 else "--lost-replies-every"
-        raise typer.BadParameter("only with --profile", param_hint=given)
-    faults = (
-        Faults.field(time_scale, lost_replies_every=lost_replies_every)
-        if profile is not None
-        else Faults()
+    options = ServeOptions(
+        key_env=API_KEY_ENV,
+        state=state,
+        project_type=project_type.value if project_type is not None else None,
+        api_key=api_key,
+        project=project,
+        unlimited=unlimited,
+        profile=profile.value if profile is not None else None,
+        time_scale=time_scale,
+        lost_replies_every=lost_replies_every,
+        faults=tuple(fault),
     )
     try:
-        faults.update(_fault_settings(fault))
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--fault") from None
-    try:
-        emulator = Emulator(limits=limits, faults=faults, state_path=state)
-    except (OSError, *DAMAGED_STATE_ERRORS) as error:
-        message = f"cannot read the state file: {str(error) or type(error).__name__}"
-        raise typer.BadParameter(message, param_hint="--state") from None
-
-    if api_key and not _sendable(api_key):
-        # reconciler strips the key it reads and refuses one with spaces inside: a project
-        # answering to " dev-key" rejected every plan, the key looking the same on both sides.
-        raise typer.BadParameter(
-            "the key has spaces around or inside it, or characters an HTTP header cannot "
-            "carry; reconciler could never send it (the key itself is not shown)",
-            param_hint=f"--api-key / {API_KEY_ENV}",
-        )
-    existing = emulator.projects.get(project)
-    if existing is None:
-        if not api_key:
-            raise typer.BadParameter(
-                f"give --api-key or set {API_KEY_ENV} to create project {project!r}",
-                param_hint="--api-key",
-            )
-        try:
-            chosen = project_type or ProjectTypeOption.hybrid
-            existing = emulator.add_project(project, chosen.value, api_key)
-        except ValueError as error:
-            raise typer.BadParameter(str(error), param_hint="--api-key") from None
-    else:
-        if project_type is not None and existing.project_type != project_type.value:
-            raise typer.BadParameter(
-                f"project {project!r} in the state file is {existing.project_type}; "
-                "a project's type never changes",
-                param_hint="--project-type",
-            )
-        if api_key:
-            try:
-                emulator.set_api_key(project, api_key)
-            except ValueError as error:
-                raise typer.BadParameter(str(error), param_hint="--api-key") from None
-
+        emulator, served = open_emulator(options)
+    except ServeOptionError as error:
+        raise typer.BadParameter(str(error), param_hint=error.option) from None
     server = EmulatorServer(emulator, host=host, port=port)
     try:
         server.start()
     except OSError as error:
         typer.echo(f"error: cannot listen on {host}:{port}: {error.strerror}", err=True)
         raise typer.Exit(1) from None
-
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        shown = f", profile {profile.value} at time scale {time_scale:g}" if profile else ""
-        typer.echo(
-            f"Iterable emulator listening on {server.base_url} "
-            f"(project {existing.name!r}, type {existing.project_type}{shown})"
-        )
-        # A timed wait keeps the main thread responsive to signals on every platform.
-        while not stop.wait(0.2):
-            pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        server.stop()
-        emulator.save()
-
-
-def _fault_settings(items: list[str]) -> dict[str, object]:
-    """--fault NAME=VALUE options as a JSON object of fault settings."""
-    settings: dict[str, object] = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        if not sep or not name.strip():
-            raise ValueError(f"expected NAME=VALUE, got {item!r}")
-        try:
-            settings[name.strip()] = json.loads(text)
-        except ValueError:
-            raise ValueError(f"the value of {name.strip()} is not JSON: {text!r}") from None
-    return settings
-
-
-def _sendable(key: str) -> bool:
-    """A key reconciler can send as it reads one (manifest/api_key.py): printable ASCII,
-    no whitespace anywhere."""
-    return key.isascii() and key.isprintable() and not any(c.isspace() for c in key)
+    serve_until_stopped(
+        server, emulator, lambda: typer.echo(listening_line(server, served, options))
+    )

@@ -1,0 +1,125 @@
+"""reconciler.emulator.serving: what `emulator serve` makes of its options, tested directly
+(tests/emulator/test_cli.py runs the command itself)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.emulator import EmulatorServer
+from reconciler.emulator.serving import (
+    ServeOptionError,
+    ServeOptions,
+    fault_settings,
+    listening_line,
+    open_emulator,
+    sendable,
+)
+
+KEY = "made-up-key"
+ENV = "RECONCILER_EMULATOR_API_KEY"
+
+
+def options(**given: Any) -> ServeOptions:
+    return ServeOptions(key_env=ENV, **given)
+
+
+def refusal(**given: Any) -> tuple[str, str]:
+    with pytest.raises(ServeOptionError) as raised:
+        open_emulator(options(**given))
+    return str(raised.value), raised.value.option
+
+
+def test_a_new_project_is_made_with_the_key_and_type_given() -> None:
+    emulator, project = open_emulator(options(api_key=KEY, project="p", project_type="email"))
+    assert (project.name, project.project_type) == ("p", "email")
+    assert emulator.projects == {"p": project}
+    _, default = open_emulator(options(api_key=KEY))
+    assert (default.name, default.project_type) == ("default", "hybrid")
+
+
+def test_the_profile_and_unlimited_options_choose_faults_and_limits() -> None:
+    emulator, _ = open_emulator(options(api_key=KEY, profile="field", time_scale=6.0))
+    assert emulator.faults.read_lag_seconds == pytest.approx(10)
+    assert emulator.limits.list_reads == (5, pytest.approx(10.0))
+    unlimited, _ = open_emulator(options(api_key=KEY, unlimited=True, faults=("fail_every=3",)))
+    assert unlimited.faults.fail_every == 3
+    assert unlimited.limits.list_reads is None
+
+
+@pytest.mark.parametrize(
+    ("given", "message", "option"),
+    [
+        ({"time_scale": 2.0}, "only with --profile", "--time-scale"),
+        ({"lost_replies_every": 3}, "only with --profile", "--lost-replies-every"),
+        ({"time_scale": 2.0, "lost_replies_every": 3}, "only with --profile", "--time-scale"),
+        ({"faults": ("fail_every",)}, "expected NAME=VALUE, got 'fail_every'", "--fault"),
+        ({"faults": ("fail_every=x",)}, "the value of fail_every is not JSON: 'x'", "--fault"),
+        ({"faults": ("nonsense=1",)}, "unknown fault setting: nonsense", "--fault"),
+        (
+            {"faults": ("fail_every=-1",)},
+            "invalid value for fault setting fail_every: -1",
+            "--fault",
+        ),
+        ({}, f"give --api-key or set {ENV} to create project 'default'", "--api-key"),
+        (
+            {"api_key": " made-up-key"},
+            "the key has spaces around or inside it, or characters an HTTP header cannot "
+            "carry; reconciler could never send it (the key itself is not shown)",
+            f"--api-key / {ENV}",
+        ),
+    ],
+)
+def test_each_refusal_names_its_option(given: dict[str, object], message: str, option: str) -> None:
+    assert refusal(**given) == (message, option)
+
+
+def test_a_state_file_keeps_its_project_type_and_takes_a_new_key(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    emulator, _ = open_emulator(options(state=state, api_key=KEY, project_type="userId"))
+    emulator.save()
+    assert refusal(state=state, project_type="email") == (
+        "project 'default' in the state file is userId; a project's type never changes",
+        "--project-type",
+    )
+    again, project = open_emulator(options(state=state, api_key="another-made-up-key"))
+    assert project.project_type == "userId"
+    assert again.projects["default"] is project
+
+
+def test_a_damaged_state_file_is_refused_naming_the_state_option(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text("{not json", encoding="utf-8")
+    message, option = refusal(state=state, api_key=KEY)
+    assert message.startswith("cannot read the state file: ")
+    assert option == "--state"
+
+
+def test_fault_settings_read_each_value_as_json() -> None:
+    assert fault_settings(["failing_list_ids=[7, 8]", " paths = null"]) == {
+        "failing_list_ids": [7, 8],
+        "paths": None,
+    }
+    with pytest.raises(ValueError, match="expected NAME=VALUE, got '=1'"):
+        fault_settings(["=1"])
+
+
+@pytest.mark.parametrize(
+    ("key", "ok"), [(KEY, True), (" k", False), ("a b", False), ("k\u00e9", False), ("", True)]
+)
+def test_a_key_is_sendable_only_as_printable_ascii_without_spaces(key: str, ok: bool) -> None:
+    assert sendable(key) is ok
+
+
+def test_the_listening_line_names_the_project_and_the_profile() -> None:
+    emulator, project = open_emulator(options(api_key=KEY, project_type="email"))
+    with EmulatorServer(emulator) as server:
+        plain = listening_line(server, project, options(api_key=KEY))
+        field = listening_line(
+            server, project, options(api_key=KEY, profile="field", time_scale=6.0)
+        )
+        url = server.base_url
+    assert plain == f"Iterable emulator listening on {url} (project 'default', type email)"
+    assert field.endswith("(project 'default', type email, profile field at time scale 6)")
