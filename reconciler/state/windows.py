@@ -35,7 +35,7 @@ import math
 import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -256,94 +256,127 @@ def read_export_windows(
     `on_note` is told of each window whose stream died and what is read instead."""
     settings = client.settings
     # Iterable's clock, not ours: the windows are over the times it stamps.
-    now = clock or client.iterable_now
-    latest = clock or client.iterable_latest
+    now, latest = clock or client.iterable_now, clock or client.iterable_latest
+    reader = _WindowReader(client, only_fields, target, (now, latest), on_lines, on_note)
     span = timedelta(days=settings.export_window_days)
-    planned = plan_windows(now(), window_count(expected_rows, settings), span)
+    planned = plan_windows(reader.now(), window_count(expected_rows, settings), span)
     behind = clock_behind_note(client)
     if behind and on_note is not None:
         on_note(f"the user export's date windows are planned by {behind}")
-    pending = [w for w in planned if not w.is_open]
-    open_window = next(w for w in planned if w.is_open)
-    report = WindowedRead()
-    done: list[tuple[Window, Path]] = []
-    attempts: dict[Window, int] = {}
-    lock = threading.Lock()
-    counter = itertools.count()
-    scratch = target.parent
+    try:
+        reader.read_all(
+            [w for w in planned if not w.is_open],
+            next(w for w in planned if w.is_open),
+            max(1, int(settings.export_windows_in_flight)),
+        )
+        reader.report.windows = len(reader.done)
+        reader.report.rows = merge_window_files(reader.done, target, project_type)
+    finally:
+        reader.remove_files()
+    return reader.report
 
-    def read(window: Window) -> tuple[Window, Path]:
-        with lock:
-            path = scratch / f"{target.stem}.window{next(counter)}.jsonl"
-            report.requests += 1
+
+class _WindowReader:
+    """Reads windows of the user export to files beside `target`, a few at a time, and
+    reads again in halves each window whose stream died."""
+
+    def __init__(
+        self,
+        client: IterableClient,
+        only_fields: Sequence[str],
+        target: Path,
+        clocks: tuple[Callable[[], datetime], Callable[[], datetime]],
+        on_lines: Callable[[int], None] | None,
+        on_note: Callable[[str], None] | None,
+    ):
+        self.client, self.only_fields, self.target = client, only_fields, target
+        # Iterable's clock at its earliest (windows are planned and split by it) and at
+        # its latest (the open window reaches past it): IterableClient.iterable_now/_latest.
+        self.now, self.latest = clocks
+        self.on_lines, self.on_note = on_lines, on_note
+        self.report = WindowedRead()
+        self.done: list[tuple[Window, Path]] = []
+        self.attempts: dict[Window, int] = {}
+        self.lock = threading.Lock()
+        self.counter = itertools.count()
+
+    def read_all(self, pending: list[Window], open_window: Window, workers: int) -> None:
+        """Every closed window, `workers` at a time, then the open one, last (into done)."""
+        with reading_pool(workers, "reconciler-window") as pool:
+            while True:
+                self._read_closed(pool, pending, workers)
+                # Nothing else pending or in flight: now the open window, last.
+                try:
+                    self.done.append(self.read(open_window))
+                    return
+                except StreamCut:
+                    halves = self.died(open_window)
+                    open_window = halves[-1]
+                    pending = halves[:-1]
+
+    def _read_closed(self, pool: ThreadPoolExecutor, pending: list[Window], workers: int) -> None:
+        """Read `pending` (a list taking the halves of windows that die) until none is left."""
+        running: dict[Future[tuple[Window, Path]], Window] = {}
+        while pending or running:
+            while pending and len(running) < workers:
+                window = pending.pop(0)
+                running[pool.submit(self.read, window)] = window
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                window = running.pop(future)
+                try:
+                    self.done.append(future.result())
+                except StreamCut:
+                    pending[:0] = self.died(window)
+
+    def read(self, window: Window) -> tuple[Window, Path]:
+        with self.lock:
+            path = self.target.parent / f"{self.target.stem}.window{next(self.counter)}.jsonl"
+            self.report.requests += 1
         arrived = 0
 
         def count(n: int) -> None:
             nonlocal arrived
             arrived += n
-            if on_lines is not None:
-                on_lines(n)
+            if self.on_lines is not None:
+                self.on_lines(n)
 
         try:
-            client.download_export_window(only_fields, window.params(latest()), path, count)
+            self.client.download_export_window(
+                self.only_fields, window.params(self.latest()), path, count
+            )
         except StreamCut:
             # Read again in halves: progress counts its rows once, from them.
-            if on_lines is not None and arrived:
-                on_lines(-arrived)
+            if self.on_lines is not None and arrived:
+                self.on_lines(-arrived)
             raise
         return window, path
 
-    def died(window: Window) -> list[Window]:
+    def died(self, window: Window) -> list[Window]:
         """What to read instead of a window whose stream died."""
-        report.cut += 1
-        halves = split_window(window, now())
+        self.report.cut += 1
+        halves = split_window(window, self.now())
         if halves is not None:
-            if on_note is not None:
-                on_note(
+            if self.on_note is not None:
+                self.on_note(
                     f"the user export's window {window.describe()} was cut off before its "
                     "end; reading it again as two windows"
                 )
             return list(halves)
-        attempts[window] = attempts.get(window, 0) + 1
-        if attempts[window] > UNSPLITTABLE_RETRIES:
+        self.attempts[window] = self.attempts.get(window, 0) + 1
+        if self.attempts[window] > UNSPLITTABLE_RETRIES:
             raise LiveStateError(
                 f"the user export's window {window.describe()} (one second) died "
-                f"{attempts[window]} times; it cannot be cut smaller"
+                f"{self.attempts[window]} times; it cannot be cut smaller"
             )
         return [window]
 
-    workers = max(1, int(settings.export_windows_in_flight))
-    try:
-        with reading_pool(workers, "reconciler-window") as pool:
-            while True:
-                running: dict[Future[tuple[Window, Path]], Window] = {}
-                while pending or running:
-                    while pending and len(running) < workers:
-                        window = pending.pop(0)
-                        running[pool.submit(read, window)] = window
-                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        window = running.pop(future)
-                        try:
-                            done.append(future.result())
-                        except StreamCut:
-                            pending[:0] = died(window)
-                # Nothing else pending or in flight: now the open window, last.
-                try:
-                    done.append(read(open_window))
-                    break
-                except StreamCut:
-                    halves = died(open_window)
-                    open_window = halves[-1]
-                    pending = halves[:-1]
-        report.windows = len(done)
-        report.rows = merge_window_files(done, target, project_type)
-    finally:
-        for _window, path in done:
+    def remove_files(self) -> None:
+        """The windows' files, read or left by a failed read."""
+        for _window, path in self.done:
             path.unlink(missing_ok=True)
-        for leftover in scratch.glob(f"{target.stem}.window*.jsonl"):
+        for leftover in self.target.parent.glob(f"{self.target.stem}.window*.jsonl"):
             leftover.unlink(missing_ok=True)
-    return report
 
 
 def clock_behind_note(client: IterableClient) -> str:
