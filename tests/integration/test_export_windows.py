@@ -437,3 +437,41 @@ def plan_by_get_users(cli, ws, monkeypatch) -> dict:
     plan = result.json()
     plan["destinations"][0].pop("member_read")
     return plan
+
+
+def test_a_one_second_window_that_keeps_dying_stops_the_read_named(
+    make_emulator_server, tmp_path: Path
+) -> None:
+    """read_export_windows itself: 20 profiles stamped in one second, where a stream
+    carries 15 (0.015 s at 1,000 rows a second), die in every window that holds them, down
+    to that second; that window is read UNSPLITTABLE_RETRIES times more, then the read
+    stops, naming it, its files gone."""
+    from dataclasses import replace
+
+    from reconciler.errors import LiveStateError
+    from reconciler.state.windows import UNSPLITTABLE_RETRIES, read_export_windows
+    from tests.apply.support import FAST
+    from tests.conftest import EMULATOR_API_KEY
+
+    faults = Faults(export_members_per_second=1000.0, export_stream_seconds=0.015)
+    server = make_emulator_server(project_type="email", faults=faults)
+    project = server.emulator.project("default")
+    stamped = int(time.time() * 1000) - 3 * DAY_MS
+    for i in range(20):
+        project.add_user(email=f"p{i}@example.com").profile_updated_at = stamped
+    settings = replace(FAST, export_window_days=4, exports_per_minute=100000)
+    notes: list[str] = []
+    target = tmp_path / "export.jsonl"
+    with (
+        IterableClient(server.base_url, EMULATOR_API_KEY, settings=settings) as client,
+        pytest.raises(LiveStateError) as raised,
+    ):
+        read_export_windows(client, ["email"], target, "email", 20, on_note=notes.append)
+    second = datetime.fromtimestamp(stamped // 1000, UTC)
+    window = f"{second:%Y-%m-%d %H:%M:%S} to {second + timedelta(seconds=1):%Y-%m-%d %H:%M:%S}"
+    assert str(raised.value) == (
+        f"the user export's window {window} (one second) died {UNSPLITTABLE_RETRIES + 1} "
+        "times; it cannot be cut smaller"
+    )
+    assert any("reading it again as two windows" in note for note in notes)
+    assert list(tmp_path.iterdir()) == []
