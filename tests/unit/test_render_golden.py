@@ -387,6 +387,17 @@ def test_plan_markdown(name, golden):
     golden(f"plan/{name}.md", plan_markdown(PLANS[name]()))
 
 
+@pytest.mark.parametrize("name", sorted(PLANS))
+def test_plan_json(name, golden):
+    """`--format json` (Plan.to_dict), masked as by default."""
+    golden(f"plan/{name}.json", plan_json(PLANS[name]()))
+
+
+def test_plan_json_with_members_shown_and_guards_overridden(golden):
+    golden("plan/adds_and_removes.shown.json", plan_json(adds_and_removes_plan(), True))
+    golden("plan/guards.allowed.json", plan_json(guards_plan(), allowed=("removals",)))
+
+
 def test_a_lists_held_back_removals_are_counted_in_words():
     """One removal held back was "1 removals held back" in the markdown plan's notes."""
     plan = held_back_and_skipped_plan()
