@@ -3,6 +3,7 @@ that apply needs and the counts and samples that people read."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -710,7 +711,6 @@ class Plan:
         default), policy verdicts. Full member sets live only in saved plan files.
         `allowed`: the rules apply was told to override (--allow-removals, ...): those
         violations are `overridden`, not `violations`, as the text plan apply prints says."""
-        s = self.summary
         every = self.violations()
         violations = [v for v in every if v.rule not in allowed]
         overridden = [v for v in every if v.rule in allowed]
@@ -718,97 +718,79 @@ class Plan:
             "format_version": 1,
             "has_changes": self.has_changes,
             "blocked": bool(violations),
-            "summary": {
-                "lists_to_create": s.lists_to_create,
-                "lists_to_delete": s.lists_to_delete,
-                "members_to_add": s.members_to_add,
-                "members_to_remove": s.members_to_remove,
-                "users_to_update": s.users_to_update,
-                "members_skipped": s.members_skipped,
-                "field_values_skipped": s.field_values_skipped,
-                "lists_unread": s.lists_unread,
-                "members_forgotten": s.members_forgotten,
-                "members_not_created": s.members_not_created,
-                "members_left_themselves": s.members_left_themselves,
-                "members_channel_unsubscribed": s.members_channel_unsubscribed,
-                "members_resubscribed": s.members_resubscribed,
-                "members_to_unsubscribe_from_channel": s.members_to_unsubscribe_from_channel,
-            },
+            # Summary's fields, in their order, are the JSON's summary keys.
+            "summary": dataclasses.asdict(self.summary),
             "violations": [v.to_dict() for v in violations],
             "overridden": [v.to_dict() for v in overridden],
-            "destinations": [
-                {
-                    "name": d.destination,
-                    "project_type": d.project_type,
-                    "member_read": d.member_read,
-                    "read_note": d.read_note,
-                    "other_reads": list(d.other_reads),
-                    "campaigns_read_error": d.campaigns_read_error,
-                    "lists": [
-                        {
-                            "audience": lp.audience,
-                            "list_name": lp.list_name,
-                            "list_id": lp.list_id,
-                            "live_members": lp.live_count,
-                            "desired_members": lp.desired_count,
-                            "unchanged_members": lp.unchanged,
-                            "users_to_update": len(lp.field_update_keys),
-                            "resulting_members": lp.resulting_count,
-                            "held_back_removals": lp.held_back_removals,
-                            "kept_for_skipped_rows": lp.kept_for_skipped,
-                            "kept_for_other_spelling": lp.kept_respelled,
-                            "changes": lp.changes(show),
-                            "not_sent": lp.left_out(show),
-                            "consent": lp.held_back_consent(show),
-                            "campaigns": [c.to_dict() for c in d.campaigns_of(lp.list_name)],
-                        }
-                        for lp in d.lists
-                    ],
-                    "unread": [
-                        {"audience": audience, "reason": reason} for audience, reason in d.unread
-                    ],
-                    "lists_to_delete": [
-                        {
-                            "list_id": x.list_id,
-                            "list_name": x.list_name,
-                            "campaigns": [c.to_dict() for c in d.campaigns_of(x.list_name)],
-                        }
-                        for x in d.deletions
-                    ],
-                    "field_updates": _field_updates_dict(d, show),
-                    "new_fields": {field_path(path, show): kind for path, kind in d.new_fields},
-                    # More rows skipped than `skipped_members` lists (large audiences).
-                    "skipped_unlisted": d.skipped_unlisted,
-                    "skipped_members": [
-                        {
-                            "audience": audience,
-                            "where": issue.where,
-                            "reason": issue.reason(show),
-                            **({"value": show(issue.value)} if issue.value is not None else {}),
-                        }
-                        for audience, issue in d.skipped_members
-                    ],
-                    "field_issues": [
-                        {
-                            "audience": audience,
-                            "where": issue.where,
-                            "reason": issue.reason(show),
-                            **({"value": show(issue.value)} if issue.value is not None else {}),
-                        }
-                        for audience, issue in d.field_issues
-                    ],
-                    "field_issues_unlisted": d.field_issues_unlisted,
-                    "notes": list(d.notes),
-                    "duplicate_rows": d.duplicate_rows,
-                    "duplicate_conflicts": [
-                        {"audience": audience, "where": issue.where, "reason": issue.message}
-                        for audience, issue in d.duplicate_conflicts
-                    ],
-                    "duplicate_conflicts_unlisted": d.duplicate_conflicts_unlisted,
-                }
-                for d in self.destinations
-            ],
+            "destinations": [_destination_dict(d, show) for d in self.destinations],
         }
+
+
+def _destination_dict(d: DestinationPlan, show: Callable[[str], str]) -> dict[str, Any]:
+    """One destination of Plan.to_dict."""
+    return {
+        "name": d.destination,
+        "project_type": d.project_type,
+        "member_read": d.member_read,
+        "read_note": d.read_note,
+        "other_reads": list(d.other_reads),
+        "campaigns_read_error": d.campaigns_read_error,
+        "lists": [_list_dict(d, lp, show) for lp in d.lists],
+        "unread": [{"audience": audience, "reason": reason} for audience, reason in d.unread],
+        "lists_to_delete": [
+            {
+                "list_id": x.list_id,
+                "list_name": x.list_name,
+                "campaigns": [c.to_dict() for c in d.campaigns_of(x.list_name)],
+            }
+            for x in d.deletions
+        ],
+        "field_updates": _field_updates_dict(d, show),
+        "new_fields": {field_path(path, show): kind for path, kind in d.new_fields},
+        # More rows skipped than `skipped_members` lists (large audiences).
+        "skipped_unlisted": d.skipped_unlisted,
+        "skipped_members": [_issue_dict(a, issue, show) for a, issue in d.skipped_members],
+        "field_issues": [_issue_dict(a, issue, show) for a, issue in d.field_issues],
+        "field_issues_unlisted": d.field_issues_unlisted,
+        "notes": list(d.notes),
+        "duplicate_rows": d.duplicate_rows,
+        "duplicate_conflicts": [
+            {"audience": audience, "where": issue.where, "reason": issue.message}
+            for audience, issue in d.duplicate_conflicts
+        ],
+        "duplicate_conflicts_unlisted": d.duplicate_conflicts_unlisted,
+    }
+
+
+def _list_dict(d: DestinationPlan, lp: ListPlan, show: Callable[[str], str]) -> dict[str, Any]:
+    """One list of a destination in Plan.to_dict."""
+    return {
+        "audience": lp.audience,
+        "list_name": lp.list_name,
+        "list_id": lp.list_id,
+        "live_members": lp.live_count,
+        "desired_members": lp.desired_count,
+        "unchanged_members": lp.unchanged,
+        "users_to_update": len(lp.field_update_keys),
+        "resulting_members": lp.resulting_count,
+        "held_back_removals": lp.held_back_removals,
+        "kept_for_skipped_rows": lp.kept_for_skipped,
+        "kept_for_other_spelling": lp.kept_respelled,
+        "changes": lp.changes(show),
+        "not_sent": lp.left_out(show),
+        "consent": lp.held_back_consent(show),
+        "campaigns": [c.to_dict() for c in d.campaigns_of(lp.list_name)],
+    }
+
+
+def _issue_dict(audience: str, issue: MemberIssue, show: Callable[[str], str]) -> dict[str, Any]:
+    """A skipped member or a field value that could not be used, its value masked."""
+    return {
+        "audience": audience,
+        "where": issue.where,
+        "reason": issue.reason(show),
+        **({"value": show(issue.value)} if issue.value is not None else {}),
+    }
 
 
 def _field_updates_dict(d: DestinationPlan, show: Callable[[str], str]) -> dict[str, Any]:
