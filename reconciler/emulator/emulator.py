@@ -630,73 +630,87 @@ class Emulator:
 
     def _control_route(self, method: str, path: str, payload: Any) -> EmulatorResponse:
         route = path[len(CONTROL_PREFIX) :]
-        if (method, route) == ("GET", "state"):
-            return json_reply(200, self.state_json())
-        if (method, route) == ("GET", "requests"):
-            return json_reply(200, {"requests": [r.to_json() for r in self.request_log]})
-        if (method, route) == ("DELETE", "requests"):
-            self.request_log.clear()
-            return json_reply(200, {"requests": []})
-        if (method, route) == ("GET", "faults"):
-            return json_reply(200, self._faults.to_json())
-        if (method, route) == ("POST", "faults"):
-            if not isinstance(payload, dict):
-                raise ValueError("expected a JSON object of fault settings")
-            self._faults.update(payload)
-            self._fault_count = 0
-            self._write_buckets.clear()
-            return json_reply(200, self._faults.to_json())
-        if (method, route) == ("POST", "profile"):
-            self._set_profile(payload)
-            return json_reply(200, self._faults.to_json())
-        if (method, route) == ("POST", "limits"):
-            self.limits = _limits_from_json(payload)
-            self._windows.clear()
-            return json_reply(200, {"ok": True})
-        if (method, route) == ("GET", "limits"):
-            return json_reply(200, asdict(self.limits))
-        if (method, route) == ("POST", "projects"):
-            if not isinstance(payload, dict):
-                raise ValueError("expected {name, projectType, apiKey}")
-            project = self.add_project(
-                str(payload["name"]), str(payload["projectType"]), str(payload["apiKey"])
-            )
-            return json_reply(200, {"name": project.name, "projectType": project.project_type})
-        if (method, route) == ("POST", "forget"):
-            # GDPR forget: {"project"?, "email"?, "userId"?}; project defaults to the only one.
-            if not isinstance(payload, dict) or not (payload.get("email") or payload.get("userId")):
-                raise ValueError("expected {project?, email?, userId?} with an identifier")
-            name = payload.get("project")
-            if name is None:
-                if len(self.projects) != 1:
-                    raise ValueError("name the project: the emulator has several")
-                name = next(iter(self.projects))
-            found = self.project(str(name)).forget(payload.get("email"), payload.get("userId"))
-            return json_reply(200, {"forgotten": True, "profileFound": found})
-        if (method, route) == ("POST", "campaigns"):
-            # Test-only: Iterable creates campaigns in its web app, not through the API.
-            if not isinstance(payload, dict):
-                raise ValueError("expected {project, name, type, campaignState, listIds, ...}")
-            campaign_id = self.project(str(payload.get("project", "default"))).add_campaign(
-                str(payload["name"]),
-                campaign_type=str(payload.get("type", "Blast")),
-                state=str(payload.get("campaignState", "Running")),
-                list_ids=payload.get("listIds", ()),
-                suppression_list_ids=payload.get("suppressionListIds", ()),
-            )
-            return json_reply(200, {"id": campaign_id})
-        if (method, route) == ("POST", "self-unsubscribe"):
-            return self._self_unsubscribe(payload)
+        handler = _CONTROL_ROUTES.get((method, route))
+        if handler is not None:
+            return handler(self, payload)
         in_use = re.fullmatch(r"lists/(\d+)/in-use", route)
         if method == "POST" and in_use:
-            list_id = int(in_use.group(1))
-            flag = payload.get("inUse", True) if isinstance(payload, dict) else True
-            for project in self.projects.values():
-                if list_id in project.lists:
-                    project.set_in_use(list_id, bool(flag))
-                    return json_reply(200, {"listId": list_id, "inUse": bool(flag)})
-            return api_error(404, "NotFound", f"No list {list_id}")
+            return self._set_list_in_use(int(in_use.group(1)), payload)
         return api_error(404, "NotFound", f"No emulator control endpoint {method} {path}")
+
+    def _get_state(self, payload: Any) -> EmulatorResponse:
+        return json_reply(200, self.state_json())
+
+    def _get_requests(self, payload: Any) -> EmulatorResponse:
+        return json_reply(200, {"requests": [r.to_json() for r in self.request_log]})
+
+    def _clear_requests(self, payload: Any) -> EmulatorResponse:
+        self.request_log.clear()
+        return json_reply(200, {"requests": []})
+
+    def _get_faults(self, payload: Any) -> EmulatorResponse:
+        return json_reply(200, self._faults.to_json())
+
+    def _post_faults(self, payload: Any) -> EmulatorResponse:
+        if not isinstance(payload, dict):
+            raise ValueError("expected a JSON object of fault settings")
+        self._faults.update(payload)
+        self._fault_count = 0
+        self._write_buckets.clear()
+        return json_reply(200, self._faults.to_json())
+
+    def _post_profile(self, payload: Any) -> EmulatorResponse:
+        self._set_profile(payload)
+        return json_reply(200, self._faults.to_json())
+
+    def _post_limits(self, payload: Any) -> EmulatorResponse:
+        self.limits = _limits_from_json(payload)
+        self._windows.clear()
+        return json_reply(200, {"ok": True})
+
+    def _get_limits(self, payload: Any) -> EmulatorResponse:
+        return json_reply(200, asdict(self.limits))
+
+    def _post_project(self, payload: Any) -> EmulatorResponse:
+        if not isinstance(payload, dict):
+            raise ValueError("expected {name, projectType, apiKey}")
+        project = self.add_project(
+            str(payload["name"]), str(payload["projectType"]), str(payload["apiKey"])
+        )
+        return json_reply(200, {"name": project.name, "projectType": project.project_type})
+
+    def _post_forget(self, payload: Any) -> EmulatorResponse:
+        """GDPR forget: {"project"?, "email"?, "userId"?}; project defaults to the only one."""
+        if not isinstance(payload, dict) or not (payload.get("email") or payload.get("userId")):
+            raise ValueError("expected {project?, email?, userId?} with an identifier")
+        name = payload.get("project")
+        if name is None:
+            if len(self.projects) != 1:
+                raise ValueError("name the project: the emulator has several")
+            name = next(iter(self.projects))
+        found = self.project(str(name)).forget(payload.get("email"), payload.get("userId"))
+        return json_reply(200, {"forgotten": True, "profileFound": found})
+
+    def _post_campaign(self, payload: Any) -> EmulatorResponse:
+        """Test-only: Iterable creates campaigns in its web app, not through the API."""
+        if not isinstance(payload, dict):
+            raise ValueError("expected {project, name, type, campaignState, listIds, ...}")
+        campaign_id = self.project(str(payload.get("project", "default"))).add_campaign(
+            str(payload["name"]),
+            campaign_type=str(payload.get("type", "Blast")),
+            state=str(payload.get("campaignState", "Running")),
+            list_ids=payload.get("listIds", ()),
+            suppression_list_ids=payload.get("suppressionListIds", ()),
+        )
+        return json_reply(200, {"id": campaign_id})
+
+    def _set_list_in_use(self, list_id: int, payload: Any) -> EmulatorResponse:
+        flag = payload.get("inUse", True) if isinstance(payload, dict) else True
+        for project in self.projects.values():
+            if list_id in project.lists:
+                project.set_in_use(list_id, bool(flag))
+                return json_reply(200, {"listId": list_id, "inUse": bool(flag)})
+        return api_error(404, "NotFound", f"No list {list_id}")
 
     def _self_unsubscribe(self, payload: Any) -> EmulatorResponse:
         """Test-only: a person leaves a list (`listId`) and/or its channel (`channel: true`)
@@ -727,6 +741,24 @@ class Emulator:
             **options,
         )
         return json_reply(200, {"ok": True})
+
+
+# The emulator's control endpoints (CONTROL_PREFIX + route), by method and route; POST
+# lists/{id}/in-use, the one with a parameter, is matched apart (Emulator._control_route).
+_CONTROL_ROUTES: dict[tuple[str, str], Callable[[Emulator, Any], EmulatorResponse]] = {
+    ("GET", "state"): Emulator._get_state,
+    ("GET", "requests"): Emulator._get_requests,
+    ("DELETE", "requests"): Emulator._clear_requests,
+    ("GET", "faults"): Emulator._get_faults,
+    ("POST", "faults"): Emulator._post_faults,
+    ("POST", "profile"): Emulator._post_profile,
+    ("POST", "limits"): Emulator._post_limits,
+    ("GET", "limits"): Emulator._get_limits,
+    ("POST", "projects"): Emulator._post_project,
+    ("POST", "forget"): Emulator._post_forget,
+    ("POST", "campaigns"): Emulator._post_campaign,
+    ("POST", "self-unsubscribe"): Emulator._self_unsubscribe,
+}
 
 
 @dataclass

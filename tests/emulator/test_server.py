@@ -103,6 +103,20 @@ def test_control_endpoints_over_http(emulator_server: EmulatorServer, client: ht
     assert client.get("/_emulator/nothing").status_code == 404
 
 
+def test_unknown_control_endpoints_and_lists_are_named_in_a_404(client: httpx.Client) -> None:
+    nothing = client.get("/_emulator/nothing")
+    assert (nothing.status_code, nothing.json()["msg"]) == (
+        404,
+        "No emulator control endpoint GET /_emulator/nothing",
+    )
+    # The method matters: GET of a POST-only route is no endpoint either.
+    assert client.get("/_emulator/forget").json()["msg"] == (
+        "No emulator control endpoint GET /_emulator/forget"
+    )
+    in_use = client.post("/_emulator/lists/999/in-use", json={"inUse": False})
+    assert (in_use.status_code, in_use.json()["msg"]) == (404, "No list 999")
+
+
 def test_request_log_records_queries_and_clears(
     emulator_server: EmulatorServer, client: httpx.Client
 ) -> None:
