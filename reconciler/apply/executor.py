@@ -239,7 +239,8 @@ class FieldUpdateResult:
             "not_attempted": self.not_attempted,
             "unconfirmed": self.unconfirmed,
             "rejected": [
-                {"member": show(k), "reason": v} for k, v in sorted(self.rejected.items())
+                {"member": show(k), "reason": message_for(v, show)}
+                for k, v in sorted(self.rejected.items())
             ],
             "errors": [message_for(e, show) for e in self.errors],
         }
@@ -331,7 +332,7 @@ class ApplyReport:
                             "forgotten": lr.forgotten,
                             "channel_unsubscribed": lr.channel_unsubscribed,
                             "rejected": [
-                                {"member": show(k), "reason": v}
+                                {"member": show(k), "reason": message_for(v, show)}
                                 for k, v in sorted(lr.rejected.items())
                             ],
                             "errors": [message_for(e, show) for e in lr.errors],

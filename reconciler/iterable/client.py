@@ -2023,7 +2023,8 @@ def _conflicts(user: dict[str, Any], fields: dict[str, str]) -> bool:
 def _refused(users: Sequence[dict[str, Any]], fields: dict[str, str]) -> BatchResult:
     """`users` failed for a field type Iterable refused, under every identifier each
     carries (the caller maps failures back by either)."""
-    named = ", ".join(f"{p} is {t}" for p, t in fields.items() if t)
+    # One line: the paths and types are Iterable's answer, read into every report.
+    named = one_line(", ".join(f"{p} is {t}" for p, t in fields.items() if t))
     reason = "a field value of another type than Iterable's field" + (
         f" ({named})" if named else ""
     )

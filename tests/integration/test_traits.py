@@ -15,6 +15,8 @@ from reconciler.emulator import Limits
 from reconciler.iterable import ClientSettings, IterableClient
 from reconciler.iterable.batching import encode
 from reconciler.plan import DestinationPlan, FieldUpdate, Plan
+from reconciler.render.masking import Masker
+from reconciler.render.plans import report_markdown, report_text
 from tests.conftest import EMULATOR_API_KEY
 from tests.integration.conftest import yaml
 
@@ -1012,6 +1014,41 @@ def test_one_mismatched_value_fails_only_its_user_when_iterable_refuses_the_whol
     assert "lots" not in json.dumps(report.to_dict(str))  # the refused value is not shown
     assert proj.find_user(user_id="u-4").data_fields == {"ltv": 7}
     assert [r.status for r in emulator_server.emulator.request_log] == [400, 200]
+
+
+def test_a_refused_field_in_the_apply_report_is_escaped_and_its_member_keys_masked(
+    emulator_server,
+):
+    """The reason a member's fields were refused names the fields Iterable's answer names:
+    a field name is the manifest's (a pull request's) text, and a path below a mapped
+    field can be a member's email. The report's markdown (the job summary) had it raw: a
+    mention pinged the team, an image loaded from another host; every format showed the
+    email, though identifiers are masked."""
+    emulator_server.emulator.faults.type_mismatch_rejects_request = True
+    proj = project(emulator_server)
+    name = "@acme/security ![x](http://1249763449/a) <img src=x>"
+    proj.add_user(email="seed@example.com", data_fields={name: 10, "refs": {"ann@example.com": 1}})
+    for user_id in ("u-0", "u-1", "u-2"):
+        proj.add_user(user_id=user_id)
+    updates = (
+        FieldUpdate("u-0", "userId", None, "u-0", {name: (None, "lots")}),
+        FieldUpdate("u-1", "userId", None, "u-1", {"refs": (None, {"ann@example.com": "x"})}),
+        FieldUpdate("u-2", "userId", None, "u-2", {name: (None, 3)}),
+    )
+    plan = Plan((DestinationPlan("prod", "userId", (), field_updates=updates),))
+    with IterableClient(emulator_server.base_url, EMULATOR_API_KEY) as client:
+        report = apply_plan(plan, {"prod": client})
+    assert report.destinations[0].fields is not None
+    assert sorted(report.destinations[0].fields.rejected) == ["u-0", "u-1"]
+    markdown = report_markdown(report)
+    assert "user fields: `***#1`: a field value of another type" in markdown
+    assert "@&#8203;acme/security" in markdown and "\\<img src=x\\>" in markdown
+    assert "![x](" not in markdown
+    assert "\\[x\\](http&#8203;://1249763449/a)" in markdown
+    masked = (markdown, report_text(report), json.dumps(report.to_dict(Masker())))
+    for output in masked:
+        assert "ann@example.com" not in output and "is long" in output
+    assert "ann@example.com" in report_text(report, show_members=True)
 
 
 def test_a_refusal_that_does_not_tell_the_users_apart_is_halved_down_to_its_user(
