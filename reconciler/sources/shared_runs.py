@@ -13,13 +13,18 @@ A run is shared only between reads under the same memory guard (the Python engin
 every row, the DuckDB engine a chunk at a time: the query sent differs), and only once it
 was read to its end: a read that failed midway leaves the next audience to run the query
 itself. Rows are kept as the driver gave them (pickled: exact Decimals, dates, UUIDs), in a
-directory only this user can open; what cannot be pickled is not shared.
+file with no name (in a directory only this user can open), read back through the handle
+that wrote it: a file opened again by its path is whatever the temporary directory holds
+under that name then, and whoever can rename entries there (a RECONCILER_DUCKDB_TEMP_DIR
+another user can write to) could swap in a pickle of their own, which runs code as it is
+read. What cannot be pickled is not shared.
 """
 
 from __future__ import annotations
 
 import pickle
 import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,10 +40,12 @@ Consume = Callable[[Sequence[str], Iterable[Sequence[Sequence[Any]]]], None]
 
 @dataclass
 class Recorded:
-    """A complete run's rows in `path`: the column names and the driver's column types
-    first, then the chunks; and the state of the SQLite file it read, if it read one."""
+    """A complete run's rows in `file` (no name: module docstring): the column names and
+    the driver's column types first, then the chunks; and the state of the SQLite file it
+    read, if it read one. Audiences are read one after another, so one replay at a time
+    reads it, each from the start."""
 
-    path: Path
+    file: IO[bytes]
     state: FileState | None
 
 
@@ -73,29 +80,29 @@ class SharedRun:
         try:
             if self.directory is None:
                 self.directory = private_directory("rows", temp_dir_setting())
-            name = f"run-{'all' if held is None else held}-{len(self.recorded)}.pickle"
-            path = self.directory / name
-            handle = path.open("wb")
+            # No name (O_TMPFILE; elsewhere removed as it is made): nothing in the
+            # directory can stand in for it, and a killed run leaves no rows behind. It
+            # outlives this call: the recording keeps it, and close() closes it.
+            handle = tempfile.TemporaryFile(dir=self.directory)  # noqa: SIM115
         except OSError:  # no room to keep the rows: each reader runs the query, as before
             return _checked(consume, check, types)
 
         def tee(names: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) -> None:
-            with handle:
-                kept = _Writer(handle)
-                kept.write((list(names), list(types)))
-                passing = kept.through(chunks)
-                try:
-                    check(names, types)
-                    consume(names, passing)
-                except SourceError:
-                    for _chunk in passing:  # the rows the others will read
-                        pass
-                    raise
-                finally:
-                    if kept.complete:
-                        self.recorded[held] = Recorded(path, state)
-                    else:
-                        path.unlink(missing_ok=True)
+            kept = _Writer(handle)
+            kept.write((list(names), list(types)))
+            passing = kept.through(chunks)
+            try:
+                check(names, types)
+                consume(names, passing)
+            except SourceError:
+                for _chunk in passing:  # the rows the others will read
+                    pass
+                raise
+            finally:
+                if kept.complete and kept.flushed():
+                    self.recorded[held] = Recorded(handle, state)
+                else:
+                    handle.close()
 
         return tee
 
@@ -106,6 +113,8 @@ class SharedRun:
             self.close()
 
     def close(self) -> None:
+        for recorded in self.recorded.values():
+            recorded.file.close()
         self.recorded.clear()
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
@@ -131,6 +140,14 @@ class _Writer:
         self.ok = True
         self.complete = False
 
+    def flushed(self) -> bool:
+        """Whether what was written is all in the file (a full disk may refuse the rest)."""
+        try:
+            self.handle.flush()
+        except OSError:
+            return False
+        return True
+
     def write(self, value: object) -> None:
         if not self.ok:
             return
@@ -153,16 +170,18 @@ class _Writer:
 
 def replayed(recorded: Recorded) -> tuple[list[str], list[Any], Callable[[], Iterator[Any]]]:
     """A recorded run's column names and types, and its chunks (read as they are taken)."""
-    # Only reconciler's own file, in a directory only this user can open, is unpickled.
-    handle = recorded.path.open("rb")
+    # Only the file this process wrote, through the handle that wrote it, is unpickled.
+    handle = recorded.file
+    handle.seek(0)
     names, types = pickle.load(handle)
+    start = handle.tell()
 
     def chunks() -> Iterator[Any]:
-        with handle:
-            while True:
-                try:
-                    yield pickle.load(handle)
-                except EOFError:
-                    return
+        handle.seek(start)
+        while True:
+            try:
+                yield pickle.load(handle)
+            except EOFError:
+                return
 
     return names, types, chunks
