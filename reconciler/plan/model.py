@@ -14,7 +14,7 @@ from reconciler.layout import one_line
 from reconciler.members.identity import Member, ProjectType
 from reconciler.members.issue import MemberIssue
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT, Rule
-from reconciler.render.masking import field_path, mask_value
+from reconciler.render.masking import field_path, mask_value, message_for
 from reconciler.words import quantity
 
 SAMPLE_SIZE = 10
@@ -731,9 +731,10 @@ def _destination_dict(d: DestinationPlan, show: Callable[[str], str]) -> dict[st
     return {
         "name": d.destination,
         "project_type": d.project_type,
-        "member_read": d.member_read,
-        "read_note": d.read_note,
-        "other_reads": list(d.other_reads),
+        # Iterable's words on a read that failed may quote a member's value.
+        "member_read": _said(d.member_read, show),
+        "read_note": _said(d.read_note, show),
+        "other_reads": [message_for(x, show) for x in d.other_reads],
         "campaigns_read_error": d.campaigns_read_error,
         "lists": [_list_dict(d, lp, show) for lp in d.lists],
         "unread": [{"audience": audience, "reason": reason} for audience, reason in d.unread],
@@ -824,3 +825,8 @@ def _members(count: int) -> str:
 
 def _creates_nobody(lp: ListPlan) -> bool:
     return lp.update_existing_users_only
+
+
+def _said(text: str | None, show: Callable[[str], str]) -> str | None:
+    """A free-text line of the plan as `show` shows members (None stays None)."""
+    return None if text is None else message_for(text, show)

@@ -311,6 +311,9 @@ def _context(plan: Plan, show_members: bool, allowed: Collection[str] = ()) -> d
         "md": _md,
         "code": _code,
         "one_line": _one_line,
+        # How the members and users were read quotes Iterable's answer to a read that
+        # failed, whose msg may quote a member's value back.
+        "message": _message(show_members),
         "notes": _notes,
         "sources": _sources,
         "hide_quiet": False,

@@ -207,6 +207,33 @@ def test_the_consent_guard_takes_channel_unsubscribes_from_the_early_export(
     assert f"from the members' {READ_NAMES[route]})" in reads, reads
 
 
+def test_iterables_words_on_a_failed_export_are_text_and_masked_in_the_plan(
+    csv_lists, cli, monkeypatch
+):
+    """Why the members were read with getUsers quotes Iterable's answer to the export, and
+    an answer's msg may quote input back (a list's name, a member's value): the plan's
+    markdown had it raw under the destination's heading, where it mentioned a team, loaded
+    an image from another host and showed a member's email in the pull-request comment,
+    in a plan whose identifiers are masked; text and JSON showed the email too."""
+    ws, server = csv_lists("export")
+    words = "@acme/security ![x](http://1249763449/a) <img src=x> ann@example.com"
+    # 501: not retried, so the answer's own words are what the plan quotes.
+    server.emulator.faults.update({"script": [501], "paths": [EXPORT], "fail_message": words})
+    markdown = cli("plan", ws.manifests, "--format", "markdown")
+    assert markdown.exit_code == 0, markdown.output
+    (line,) = [x for x in markdown.stdout.splitlines() if "could not be read" in x]
+    assert "HTTP 501 GenericError: @&#8203;acme/security !\\[x\\](http&#8203;://" in line
+    assert "\\<img src=x\\>" in line and "![x](" not in line
+    server.emulator.faults.update({"script": [501], "paths": [EXPORT], "fail_message": words})
+    text = cli("plan", ws.manifests)
+    server.emulator.faults.update({"script": [501], "paths": [EXPORT], "fail_message": words})
+    json_plan = cli("plan", ws.manifests, "--format", "json")
+    said = json_plan.json()["destinations"][0]["member_read"]
+    assert "the user export could not be read (GET /api/export/data.json: HTTP 501" in said
+    for output in (markdown.stdout, text.stdout, json_plan.stdout):
+        assert "could not be read" in output and "ann@example.com" not in output
+
+
 @pytest.mark.parametrize("route", sorted(ROUTES))
 def test_an_early_export_that_fails_still_falls_back_to_getusers(
     csv_lists, cli, monkeypatch, route
