@@ -48,6 +48,7 @@ from reconciler.members.identity import ProjectType, looks_like_email
 from reconciler.members.model import Engine
 from reconciler.plan.ownership import unmarked
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, heartbeat
+from reconciler.render.masking import mask_emails
 from reconciler.sources.registry import source_for
 from reconciler.state.live import LiveDestination, LiveList, fails_alone
 from reconciler.state.routes import MemberRoute, choose_member_read
@@ -322,8 +323,9 @@ def read_members(
             # The export is one read for every list: when it cannot be read (cut off each
             # time, a 5xx, a job truncated or failed), the lists are read one by one.
             progress.note(
-                f"the user export could not be read ({exc}); reading the {len(rest)} "
-                f"list{'s' if len(rest) != 1 else ''} with getUsers instead"
+                # stderr: Iterable's msg may quote a member.
+                f"the user export could not be read ({mask_emails(str(exc))}); reading the "
+                f"{quantity(len(rest), 'list')} with getUsers instead"
             )
             route = MemberRoute("getUsers", f"the user export could not be read ({exc})")
     if rest:

@@ -19,6 +19,7 @@ from reconciler.members.identity import Member, ProjectType, looks_like_email, o
 from reconciler.plan import FieldRead
 from reconciler.plan.ownership import marks_audience
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, Task, duration, heartbeat
+from reconciler.render.masking import mask_emails
 from reconciler.state.desired import DesiredDestination, DesiredList
 from reconciler.state.routes import MemberRoute, choose_route
 from reconciler.state.users_file import ProfilesFile, UsersFile, UsersShare, export_rows
@@ -410,7 +411,9 @@ def _read_members(
                 raise
             # As for one export: the lists are read one by one rather than not at all.
             progress.note(
-                f"the user export in date windows could not be read ({exc}); reading the "
+                # stderr, whatever --show-members says: Iterable's msg may quote a member.
+                f"the user export in date windows could not be read ({mask_emails(str(exc))}); "
+                "reading the "
                 f"{quantity(len(found), 'list')} with getUsers instead"
             )
             route = MemberRoute(
@@ -434,8 +437,8 @@ def _read_members(
             # The export is one stream for every list: when it cannot be read (cut off
             # each time, a 5xx), the lists are read one by one rather than not at all.
             progress.note(
-                f"the user export could not be read ({exc}); reading the {len(found)} "
-                "lists with getUsers instead"
+                f"the user export could not be read ({mask_emails(str(exc))}); reading the "
+                f"{quantity(len(found), 'list')} with getUsers instead"
             )
             route = MemberRoute("getUsers", f"the user export could not be read ({exc})")
     if live is None:

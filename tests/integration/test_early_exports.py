@@ -230,8 +230,9 @@ def test_iterables_words_on_a_failed_export_are_text_and_masked_in_the_plan(
     json_plan = cli("plan", ws.manifests, "--format", "json")
     said = json_plan.json()["destinations"][0]["member_read"]
     assert "the user export could not be read (GET /api/export/data.json: HTTP 501" in said
-    for output in (markdown.stdout, text.stdout, json_plan.stdout):
+    for output in (markdown.stdout, text.stdout, json_plan.stdout, markdown.stderr):
         assert "could not be read" in output and "ann@example.com" not in output
+    assert "reading the 3 lists with getUsers instead" in markdown.stderr
 
 
 @pytest.mark.parametrize("route", sorted(ROUTES))
