@@ -25,6 +25,7 @@ emulator, and neither puts request headers into an exception.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -37,11 +38,20 @@ def display_path(path: Path | str) -> str:
     (messages end up in pull-request comments, where a runner's absolute path is noise)."""
     path = Path(path)
     if not path.is_absolute():
-        return str(path)
+        return line_safe_path(str(path))
     try:
-        return str(path.relative_to(Path.cwd()))
+        return line_safe_path(str(path.relative_to(Path.cwd())))
     except ValueError:
         return str(path)
+
+
+def line_safe_path(shown: str) -> str:
+    """`shown`, a relative path, as `./shown` when it starts with `::`: a message starts
+    with its file (FILE:LINE:COL: ...), and GitHub's runner takes a log line that starts
+    with `::` (spaces aside) as a workflow command, so a manifest a pull request names
+    `::error title=Approved::x.yaml` (or `::add-mask::...`, `::stop-commands::...`) would
+    forge an annotation, hide text or silence the real annotations after it."""
+    return f".{os.sep}{shown}" if shown.lstrip().startswith("::") else shown
 
 
 # Longer than any name a manifest may give (metadata.name allows 200 characters), so only

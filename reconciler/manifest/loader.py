@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from reconciler.errors import ManifestError, Problem, quoted, variable_name
+from reconciler.errors import ManifestError, Problem, line_safe_path, quoted, variable_name
 from reconciler.layout import unseen, yaml_quoted
 from reconciler.manifest.file_names import Directories, folded, on_disk
 from reconciler.manifest.location import Location, YamlPositions
@@ -96,11 +96,12 @@ def load_manifests(path: Path | str) -> Manifests:
 
 
 def display_path(path: Path) -> str:
-    """The path as a user would click it: relative to the working directory when inside it."""
+    """The path as a user would click it: relative to the working directory when inside it
+    (never starting with `::`: errors.line_safe_path)."""
     if not path.is_absolute():
-        return str(path)
+        return line_safe_path(str(path))
     try:
-        return str(path.relative_to(Path.cwd()))
+        return line_safe_path(str(path.relative_to(Path.cwd())))
     except (ValueError, OSError):
         return str(path)
 

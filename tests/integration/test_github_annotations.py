@@ -197,6 +197,29 @@ def test_text_from_a_pull_request_cannot_forge_a_command_or_another_files_annota
     assert "::add-mask::ok" in query.stderr
 
 
+def test_a_manifest_named_as_a_command_does_not_start_a_log_line_from_where_it_is(
+    tmp_path: Path,
+) -> None:
+    """Run where the manifests are (`validate .`, a step's working-directory), a problem's
+    line started with the file's name as given: a pull request adding a manifest named
+    `::error title=Approved::x.yaml` had the runner read that line as a command of its own
+    (a forged annotation; `::add-mask::`, `::stop-commands::` hide text or silence the real
+    annotations after it). The name is now shown as `./NAME` there."""
+    manifests = repository(tmp_path)
+    name = "::error title=Approved::x.yaml"
+    (manifests / name).write_text(AUDIENCE.replace("vip", "forged") + "  colour: red\n")
+
+    result = run(manifests, "validate", ".")
+
+    assert result.returncode == 1, result.stderr
+    lines = commands(result.stderr)
+    assert lines == [
+        "::error file=infra/manifests/%3A%3Aerror title=Approved%3A%3Ax.yaml,line=8,col=3,"
+        f"title=reconciler validate::{UNKNOWN_KEY}"
+    ]
+    assert f"./{name}:8:3: {UNKNOWN_KEY}" in result.stderr.splitlines()
+
+
 def test_at_most_ten_of_each_level_and_the_log_says_so_once(tmp_path: Path) -> None:
     manifests = repository(tmp_path)
     (manifests / "vip.yaml").write_text(AUDIENCE)
