@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from reconciler.errors import line_safe_path
 from reconciler.render.masking import masks, reveal
 
 
@@ -23,7 +24,8 @@ class MemberIssue:
 
     def describe(self, show: Callable[[str], str] = repr) -> str:
         value = f" {show(self.value)}" if self.value is not None else ""
-        return f"{self.where}: {self.reason(show)}{value}"
+        # A line of the log starts here: a file named `::...` must not start a command.
+        return f"{line_safe_path(self.where)}: {self.reason(show)}{value}"
 
     def reason(self, show: Callable[[str], str] = repr) -> str:
         """The message, with any source data it quotes masked as `show` masks members."""

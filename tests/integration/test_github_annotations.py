@@ -212,12 +212,23 @@ def test_a_manifest_named_as_a_command_does_not_start_a_log_line_from_where_it_i
     result = run(manifests, "validate", ".")
 
     assert result.returncode == 1, result.stderr
-    lines = commands(result.stderr)
-    assert lines == [
+    assert commands(result.stderr) == [
         "::error file=infra/manifests/%3A%3Aerror title=Approved%3A%3Ax.yaml,line=8,col=3,"
         f"title=reconciler validate::{UNKNOWN_KEY}"
     ]
     assert f"./{name}:8:3: {UNKNOWN_KEY}" in result.stderr.splitlines()
+
+    # So is a member file's, which starts the line of each row it skips.
+    (manifests / name).unlink()
+    (manifests / "rows.yaml").write_text(AUDIENCE.replace("vip.csv", '"::add-mask::m.csv"'))
+    (manifests / "::add-mask::m.csv").write_text("email\nnot-an-email\nok@example.com\n")
+
+    rows = run(manifests, "validate", ".")
+
+    (line,) = commands(rows.stderr)
+    assert line.startswith("::error file=infra/manifests/%3A%3Aadd-mask%3A%3Am.csv,line=2,")
+    assert ANNOTATION.match(line)
+    assert "./::add-mask::m.csv:2: invalid email 'n***#1'" in rows.stderr.splitlines()
 
 
 def test_at_most_ten_of_each_level_and_the_log_says_so_once(tmp_path: Path) -> None:
