@@ -25,7 +25,6 @@ emulator, and neither puts request headers into an exception.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -51,7 +50,7 @@ def line_safe_path(shown: str) -> str:
     with `::` (spaces aside) as a workflow command, so a manifest a pull request names
     `::error title=Approved::x.yaml` (or `::add-mask::...`, `::stop-commands::...`) would
     forge an annotation, hide text or silence the real annotations after it."""
-    return f".{os.sep}{shown}" if shown.lstrip().startswith("::") else shown
+    return f"./{shown}" if shown.lstrip().startswith("::") else shown
 
 
 # Longer than any name a manifest may give (metadata.name allows 200 characters), so only
