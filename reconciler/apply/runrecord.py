@@ -4,7 +4,6 @@ it waited on rate limits, and how it ended."""
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from typing import Any, Literal
 from reconciler import __version__
 from reconciler.apply.executor import ApplyReport, FieldUpdateResult
 from reconciler.errors import StalePlanError, UnsafePlanError
+from reconciler.render.json_text import json_text
 
 # "aborted": stopped at once by a second Ctrl-C, leaving the requests in flight unknown.
 Outcome = Literal[
@@ -158,7 +158,7 @@ class RunRecord:
         renamed over it, so a run killed (or a disk filled) while writing never leaves a
         record cut short, nor the previous run's record half overwritten. What is not a
         regular file (/dev/stdout, a pipe) is written to as it is."""
-        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        text = json_text(self.to_dict()) + "\n"
         real = Path(os.path.realpath(path))  # through a link, as a plain write goes
         if real.exists() and not real.is_file():
             with real.open("w", encoding="utf-8") as handle:

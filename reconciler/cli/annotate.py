@@ -22,9 +22,9 @@ others are only in the text above.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,6 +33,7 @@ from typing import Literal
 
 from reconciler import alerts
 from reconciler.cli.options import AnnotationsMode
+from reconciler.cli.workflow_commands import write_commands
 from reconciler.errors import Problem
 from reconciler.members.issue import MemberIssue
 from reconciler.render.masking import Show, mask_emails, masks, quoted, shower
@@ -183,11 +184,10 @@ class _Annotator:
 def _write(lines: list[str]) -> None:
     if not lines:
         return
-    try:
-        sys.stderr.write("".join(f"{line}\n" for line in lines))
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass  # stderr gone: the messages are lost, never the run (cli/stderr.py)
+    # stderr gone: the messages are lost, never the run (cli/stderr.py).
+    with contextlib.suppress(OSError, ValueError):
+        # Unbroken: on a runner stderr breaks every other line that would be a command.
+        write_commands("".join(f"{line}\n" for line in lines))
 
 
 _current = _Annotator()

@@ -10,7 +10,6 @@ the parsed `--show-members` of the command being run (`started`), never by scann
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import traceback
@@ -26,6 +25,7 @@ from reconciler.cli.options import AnnotationsMode, OutputFormat
 from reconciler.cli.stdout import emit
 from reconciler.errors import ManifestError, OutputError, ReconcilerError, quoted
 from reconciler.members.model import remove_directories
+from reconciler.render.json_text import json_text
 from reconciler.render.masking import mask_emails, mask_identifier, reveal
 from reconciler.sources.snapshot import remove_snapshots
 
@@ -231,7 +231,7 @@ def json_error(
     if isinstance(exc, ManifestError):
         payload["problems"] = [shown(str(problem), show_members) for problem in exc.problems]
     try:
-        emit(json.dumps(payload, indent=2), "the JSON error object")
+        emit(json_text(payload), "the JSON error object")
     except OutputError as unwritten:
         # The error being reported decides the exit code; this one is said beside it.
         err.print(f"error: {unwritten}", markup=False)

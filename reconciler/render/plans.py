@@ -20,6 +20,7 @@ from reconciler.layout import one_line
 from reconciler.members.identity import Member
 from reconciler.plan import CampaignUse, DestinationPlan, FieldUpdate, ListPlan, Plan, Violation
 from reconciler.render.cut import cut_markdown
+from reconciler.render.json_text import json_text
 from reconciler.render.masking import (
     Show,
     field_path,
@@ -595,7 +596,7 @@ def plan_json(
     out = plan.to_dict(shower(show_members), allowed)
     if error is not None:
         out["error"], out["exit_code"] = error
-    return json.dumps(out, indent=2) + "\n"
+    return json_text(out) + "\n"
 
 
 def _totals(report: ApplyReport) -> dict[str, Any]:
@@ -786,7 +787,7 @@ def _report_fit_note(fit: _ReportFit) -> str:
 
 
 def report_json(report: ApplyReport, show_members: bool = False) -> str:
-    return json.dumps(report.to_dict(shower(show_members)), indent=2) + "\n"
+    return json_text(report.to_dict(shower(show_members))) + "\n"
 
 
 # By output format: the CLI's --format picks one; every renderer ends with a newline.

@@ -3,11 +3,11 @@ terminal table."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from reconciler.plan import Plan
+from reconciler.render.json_text import json_text
 from reconciler.render.plans import markdown_cell
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def status_json(rows: list[dict[str, Any]], error: tuple[str, int] | None = None
     out: dict[str, Any] = {"audiences": rows}
     if error is not None:
         out["error"], out["exit_code"] = error
-    return json.dumps(out, indent=2)
+    return json_text(out)
 
 
 def status_markdown(rows: list[dict[str, Any]]) -> str:

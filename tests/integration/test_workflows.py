@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 from reconciler import alerts
 from reconciler.cli import app
 from reconciler.emulator import Emulator
+from tests.integration.runner_commands import commands
 from tests.integration.workflow_runner import (
     FUNCTIONS,
     JobRun,
@@ -652,6 +653,26 @@ def test_a_broken_manifest_fails_the_check_and_replaces_the_old_plan(github):
     (comment,) = marked(github.comments())
     assert "### reconciler plan: failed" in comment["body"]
     assert "members to add" not in comment["body"]
+
+
+def test_list_names_from_a_pull_request_or_iterable_start_no_command_in_any_log(github):
+    # A list name holding `##[add-mask]Apply` was printed as it is: by the plan step's
+    # progress on stderr (the pull request's log) and the apply job's report on stdout, the
+    # runner took it as add-mask and hid every later "Apply" in the job's log.
+    name = "VIP ##[add-mask]Apply"
+    github.live_list(name, MEMBERS[:1])
+    github.audience("vip", MEMBERS, listName=name)
+
+    runs = [github.pull_request(), github.push("apply.yml")]
+
+    assert runs[1]["apply"].result == "success", runs[1]["apply"].logs
+    for jobs in runs:
+        for job in jobs.values():
+            for step in job.steps.values():
+                assert commands(step.stdout) + commands(step.stderr) == [], step.name
+    # Still there to read, with the name broken as the runner breaks its own markers.
+    assert "reading list 'VIP ##[\\add-mask]Apply'" in runs[0]["plan"].logs
+    assert "VIP ##[\\add-mask]Apply (list " in runs[1]["apply"].logs
 
 
 def test_a_plan_the_safety_policy_blocks_fails_the_check_and_shows_why(github):
