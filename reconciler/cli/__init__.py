@@ -43,7 +43,7 @@ from reconciler.cli.emulator import emulator_app
 from reconciler.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from reconciler.cli.github import github_app
 from reconciler.cli.stderr import never_failing_stderr
-from reconciler.cli.workflow_commands import protect_stdout
+from reconciler.cli.workflow_commands import on_runner, protect_streams
 
 # The commands that take --format: with `--format json`, their usage errors are the one
 # JSON object on stdout too.
@@ -266,7 +266,8 @@ def _is_terminal(stream: io.TextIOWrapper) -> bool:
 def main() -> None:
     _tolerate_narrow_encodings()
     never_failing_stderr()  # after: it keeps the stream's encoding and error handler
-    protect_stdout()  # so does this: on a runner, no line printed is a workflow command
+    if on_runner():  # after too: no line printed is a workflow command unless meant
+        protect_streams()
     try:
         # SIGTERM (a cancelled CI job, `docker stop`, `timeout`) stops every command as
         # Ctrl-C does, so plan, status and import also remove members' private copies and

@@ -12,8 +12,10 @@ takes every line of a step's output that starts with `::` as a command, so the m
 the properties are escaped exactly as GitHub's toolkit escapes them (`%`, CR and LF in
 both; `:` and `,` in a property too): a manifest cannot start a line of its own
 (`::add-mask::`, `::stop-commands::`, `::set-output`) or end the properties early to
-annotate another file. The text is the one the log shows, masked (emails, source values),
-and masked even with --show-members: annotations outlive the log on the check run.
+annotate another file. Every other line printed on a runner is broken where it would be
+a command (cli/workflow_commands.py); these lines alone are written whole. The text is
+the one the log shows, masked (emails, source values), and masked even with
+--show-members: annotations outlive the log on the check run.
 
 GitHub shows at most 10 error and 10 warning annotations per step; beyond them it drops
 the rest silently, so the first 10 of each are printed and the log says once that the
@@ -33,7 +35,7 @@ from typing import Literal
 
 from reconciler import alerts
 from reconciler.cli.options import AnnotationsMode
-from reconciler.cli.workflow_commands import write_commands
+from reconciler.cli.workflow_commands import protect_streams, write_commands
 from reconciler.errors import Problem
 from reconciler.members.issue import MemberIssue
 from reconciler.render.masking import Show, mask_emails, masks, quoted, shower
@@ -202,6 +204,10 @@ def start(mode: AnnotationsMode | None, command: str = "") -> None:
     else:
         enabled = mode is AnnotationsMode.github
     _current = _Annotator(enabled, f"reconciler {command}".strip())
+    if enabled:
+        # Printed for a runner (--annotations github without GITHUB_ACTIONS: a container, a
+        # runner that sets no such variable), the rest of the output is read by it too.
+        protect_streams()
 
 
 def emit(annotations: Iterable[Annotation | None]) -> None:

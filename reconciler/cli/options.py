@@ -66,7 +66,8 @@ AnnotationsOpt = typer.Option(
     metavar="auto|github|none",
     envvar="RECONCILER_ANNOTATIONS",
     help="github: also print each located error and warning as a GitHub Actions workflow "
-    "command (::error file=...,line=...::), which a pull request shows on its diff; auto "
+    "command (::error file=...,line=...::), which a pull request shows on its diff, and "
+    "break any other line a runner would take as a command (README: Safety); auto "
     "(the default): github when GITHUB_ACTIONS=true, as on Actions runners; none: never.",
     show_default=False,
 )

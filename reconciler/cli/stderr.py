@@ -15,8 +15,6 @@ import io
 import sys
 from typing import TYPE_CHECKING
 
-from reconciler.cli.workflow_commands import text_stream_class
-
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
@@ -40,9 +38,7 @@ class _ForgivingFile(io.FileIO):
 def never_failing_stderr() -> None:
     """Make sys.stderr a stream whose writes never fail (see the module's docstring). Still a
     real text stream on the same descriptor, so rich, click and tracebacks see no difference;
-    a stderr that is closed or is not a file (a test's capture) is left as it is. On a
-    GitHub Actions runner it also breaks lines the runner would take as workflow commands
-    (cli/workflow_commands.py)."""
+    a stderr that is closed or is not a file (a test's capture) is left as it is."""
     stream = sys.stderr
     if not isinstance(stream, io.TextIOWrapper):
         return
@@ -54,7 +50,7 @@ def never_failing_stderr() -> None:
     # Straight onto the descriptor, with no buffer between, as Python's own stderr under
     # PYTHONUNBUFFERED: a buffer refuses a write made while it is writing ("reentrant call"),
     # which is what a message said from a signal handler (Ctrl-C during apply) does.
-    sys.stderr = text_stream_class()(
+    sys.stderr = io.TextIOWrapper(
         _ForgivingFile(descriptor, "w", closefd=False),
         encoding=stream.encoding,
         errors=stream.errors,

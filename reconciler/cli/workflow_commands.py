@@ -13,8 +13,9 @@ login there. Printed as they are, they could hide any text in the rest of the jo
 (`stop-commands`), fold lines out of sight (`group`) or put forged errors on the pull
 request.
 
-So on a runner (GITHUB_ACTIONS=true) stderr, and stdout when it is not a regular file (a
-pipe is the runner's log, or a program's that may pass it on), break every such line as
+So on a runner (GITHUB_ACTIONS=true, or wherever annotations are asked for: `--annotations
+github`) stderr, and stdout when it is not a regular file (a pipe is the runner's log, or
+a program's that may pass it on), break every such line as
 GitHub's runner breaks its own markers in a step's output (`##[start-action` is shown as
 `##[\\start-action`): a `\\` goes after `##[`, and after the `::` that starts a line, so
 that NAME can never be a command's. The runner looks NAME up as it is spelt (ordinal,
@@ -45,6 +46,7 @@ import re
 import stat
 import sys
 from collections.abc import Mapping
+from typing import TypeGuard
 
 # Characters .NET's ICU comparison skips as if absent (format characters: soft hyphen,
 # zero-width spaces and joiners, direction marks, the byte-order mark): between the `#`s
@@ -67,6 +69,8 @@ _LAST_LINE_BLANK = re.compile(_LEADING)
 _LAST_LINE_ONE_COLON = re.compile(rf"{_LEADING}:")
 # Enough of a line's end to finish a `##[` split between two writes.
 _CARRIED = 64
+# The streams protect_streams replaced (see _protected).
+_REPLACED: list[io.TextIOWrapper] = []
 
 
 def on_runner(environ: Mapping[str, str] | None = None) -> bool:
@@ -161,28 +165,35 @@ def write_commands(lines: str) -> None:
     stream.flush()
 
 
-def text_stream_class(environ: Mapping[str, str] | None = None) -> type[io.TextIOWrapper]:
-    """The class of stderr's text stream (cli/stderr.py makes it): on a runner, one that
-    breaks command lines."""
-    return CommandSafeText if on_runner(environ) else io.TextIOWrapper
+def protect_streams() -> None:
+    """Make stderr, and stdout unless it is a regular file, break command lines (a file,
+    `> plan.md`, is kept as written, byte for byte): on a runner, or wherever annotations
+    are asked for. A stream that is closed, not a file at all (a test's capture) or
+    protected already is left as it is."""
+    if _protectable(sys.stderr, keep_files=False):
+        sys.stderr = _protected(sys.stderr)
+    if _protectable(sys.stdout, keep_files=True):
+        sys.stdout = _protected(sys.stdout)
 
 
-def protect_stdout(environ: Mapping[str, str] | None = None) -> None:
-    """On a runner, make stdout break command lines unless it is a regular file: a file
-    (`> plan.md`) is kept as written, byte for byte. A stdout that is closed, or not a
-    file at all (a test's capture), is left as it is."""
-    stream = sys.stdout
-    if not on_runner(environ) or type(stream) is not io.TextIOWrapper:
-        return
+def _protectable(stream: object, *, keep_files: bool) -> TypeGuard[io.TextIOWrapper]:
+    if type(stream) is not io.TextIOWrapper:
+        return False
     try:
-        if stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
-            return
+        if keep_files and stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            return False
         stream.flush()
     except (OSError, ValueError):
-        return
-    # Over the same buffer, as it was: block-buffered on a pipe, unbuffered under
-    # PYTHONUNBUFFERED. Python's own wrapper stays as sys.__stdout__, with nothing in it.
-    sys.stdout = CommandSafeText(
+        return False
+    return True
+
+
+def _protected(stream: io.TextIOWrapper) -> CommandSafeText:
+    # Over the same buffer (stderr's never-failing file, cli/stderr.py), as it was: stdout
+    # block-buffered on a pipe, unbuffered under PYTHONUNBUFFERED. The wrapper it replaces
+    # has nothing left in it, and is kept: collected, it would close the buffer they share.
+    _REPLACED.append(stream)
+    return CommandSafeText(
         stream.buffer,
         encoding=stream.encoding,
         errors=stream.errors,

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import Workspace
 from tests.integration.reliability import subprocess_env
 from tests.integration.runner_commands import Command, commands
@@ -80,8 +82,13 @@ def annotations(result: subprocess.CompletedProcess[str]) -> list[Command]:
     return [found for found in commands(result.stderr) if found not in forged(result)]
 
 
+@pytest.mark.parametrize(
+    ("option", "actions"),
+    [((), True), (("--annotations", "github"), False)],
+    ids=["on-a-runner", "annotations-asked-for"],
+)
 def test_a_query_error_cannot_stop_the_commands_before_its_own_annotation(
-    tmp_path: Path,
+    tmp_path: Path, option: tuple[str, ...], actions: bool
 ) -> None:
     # DuckDB quotes the value it could not convert, line breaks and all: a query in a pull
     # request printed `::stop-commands::tok` alone on a line of the validate step's log,
@@ -96,7 +103,9 @@ def test_a_query_error_cannot_stop_the_commands_before_its_own_annotation(
         "    database: ':memory:'\n"
     )
 
-    result = step(tmp_path, "validate", "manifests")
+    # Annotations asked for without GITHUB_ACTIONS (a container the variable is not passed
+    # to) are printed for a runner all the same, and so is the rest of the output.
+    result = step(tmp_path, "validate", "manifests", *option, actions=actions)
 
     assert result.returncode == 1, result.stderr
     assert forged(result) == []
