@@ -191,11 +191,13 @@ def _import(
             outcome = read.files[target.info.id]
             if isinstance(outcome, Exception):
                 # Named, and the other lists go ahead; the run exits 1. Nothing is written
-                # for it (an existing file, under --force, is left as it was).
+                # for it (an existing file, under --force, is left as it was). Said on
+                # stderr, a CI log (import has no --show-members): Iterable's msg in the
+                # failure may quote a member back.
                 why = (
                     str(outcome)
                     if isinstance(outcome, EmptyReadError)
-                    else f"its members could not be read ({outcome})"
+                    else f"its members could not be read ({mask_emails(str(outcome))})"
                 )
                 result.skipped.append(
                     SkippedList(
@@ -327,7 +329,10 @@ def read_members(
                 f"the user export could not be read ({mask_emails(str(exc))}); reading the "
                 f"{quantity(len(rest), 'list')} with getUsers instead"
             )
-            route = MemberRoute("getUsers", f"the user export could not be read ({exc})")
+            # Printed on stdout (how the members were read), as masked.
+            route = MemberRoute(
+                "getUsers", f"the user export could not be read ({mask_emails(str(exc))})"
+            )
     if rest:
         files |= _members_by_get_users(engine, client, rest, project_type, sizes, progress)
         member_reads += len(rest)

@@ -1,0 +1,72 @@
+"""Lines a command prints as it runs that quote Iterable's own text: an answer's msg can
+quote the request back, members included, and stderr and stdout are a CI log kept for
+months and readable by everyone with read access, so such text is masked there as in
+every other message. Each test runs the real CLI as a process against the emulator."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration.conftest import Workspace
+
+MEMBER = "quoted.member@example.com"
+MASKED = "q***@***"
+
+
+def run_cli(*args: object) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-c", "from reconciler.cli import main; main()"]
+    command += [str(a) for a in args]
+    return subprocess.run(
+        command, env=dict(os.environ), capture_output=True, text=True, timeout=120
+    )
+
+
+def list_quoting_a_member(server, path: str) -> int:
+    """A list holding MEMBER, and the next read of `path` failing with a 501 (not retried)
+    whose msg quotes MEMBER, as a server echoing its input might."""
+    project = server.emulator.project("default")
+    list_id = project.add_list("listed")
+    project.subscribe_direct(list_id, email=MEMBER)
+    server.emulator.faults.update(
+        {"script": [501], "paths": [path], "fail_message": f"cannot read {MEMBER} now"}
+    )
+    return list_id
+
+
+def run_import(ws: Workspace) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = ws.root / "imported"
+    return run_cli("import", ws.manifests, "--destination", "prod", "--out", out), out
+
+
+def test_import_names_a_list_it_could_not_read_without_the_member_the_answer_quotes(
+    workspace, emulator_server
+):
+    list_id = list_quoting_a_member(emulator_server, "/api/lists/getUsers")
+
+    run, out = run_import(workspace)
+
+    assert run.returncode == 1, run.stderr
+    assert f"skipped list {list_id} 'listed': its members could not be read (" in run.stderr
+    assert f"HTTP 501 GenericError: cannot read {MASKED} now" in run.stderr
+    assert MEMBER not in run.stderr + run.stdout
+    assert not (out / "listed.csv").exists()
+
+
+def test_import_says_how_it_read_the_lists_without_the_member_the_export_answer_quotes(
+    workspace, emulator_server, monkeypatch
+):
+    list_quoting_a_member(emulator_server, "/api/export/data.json")
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
+
+    run, out = run_import(workspace)
+
+    assert run.returncode == 0, run.stderr
+    # The progress line on stderr and how the members were read on stdout.
+    assert f"cannot read {MASKED} now); reading the 1 list with getUsers" in run.stderr
+    assert "the user export could not be read (" in run.stdout
+    assert f"cannot read {MASKED} now)" in run.stdout
+    assert MEMBER not in run.stderr + run.stdout
+    assert MEMBER in (out / "listed.csv").read_text()  # the member file holds it in full
