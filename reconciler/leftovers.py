@@ -18,13 +18,14 @@ import errno
 import os
 import re
 import shutil
+import stat
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ConfigError, ReconcilerError
 
 # Where the private directories go (members.engine.settings and sources.snapshot read it).
 TEMP_DIR_VARIABLE = "RECONCILER_DUCKDB_TEMP_DIR"
@@ -42,6 +43,8 @@ _NAME = re.compile(rf"reconciler-(?:{'|'.join(KINDS)})-(\d+)-[A-Za-z0-9_]+")
 IDLE_SECONDS = 3600.0
 
 _swept: set[str] = set()
+# The places check_not_shared found safe.
+_safe: set[str] = set()
 # The directories this process made (their paths). One named for this pid that is not
 # among them was made by an earlier process that had the same pid: in a container whose
 # command runs as pid 1, every run has the pid the killed one had.
@@ -52,13 +55,18 @@ _lock = threading.Lock()
 def private_directory(kind: str, parent: Path | str | None = None) -> Path:
     """A new directory (mode 0700) under `parent` (made if missing; the system's temporary
     directory when None) named for this process; the first one made there removes what
-    dead runs left. Raises OSError as making either does, and ValueError for a `kind`
-    not in KINDS (one the sweep would never remove)."""
+    dead runs left. Raises OSError as making either does, ConfigError for a place another
+    user could take over (check_not_shared), and ValueError for a `kind` not in KINDS (one
+    the sweep would never remove)."""
     if kind not in KINDS:
         raise ValueError(f"private directory kind {kind!r} is not in leftovers.KINDS")
     if parent is not None:
         Path(parent).mkdir(parents=True, exist_ok=True)
     where = temp_parent(parent)
+    if where not in _safe:
+        # Before anything is made there (nothing is, when refused), once per place.
+        check_not_shared(where, parent is None)
+        _safe.add(where)
     with _lock:
         first = where not in _swept
         _swept.add(where)
@@ -97,6 +105,62 @@ def temp_parent(parent: Path | str | None) -> str:
     if not named and fallback and os.path.realpath(where) not in _system_temp_dirs():
         raise OSError(errno.ENOENT, NO_TEMP)
     return where
+
+
+def check_not_shared(where: str, system: bool) -> None:
+    """Refuse (ConfigError) a temporary directory `where` that another user could take
+    over: it, or a directory above it, is writable by others without the sticky bit, or
+    belongs to a user other than this one and root. Such a user can rename the private
+    directories made there (0700 protects what is in them, not their name) and put one of
+    their own in its place, then read the members' data written after. `system`: `where`
+    is the system's temporary directory (TMPDIR), else RECONCILER_DUCKDB_TEMP_DIR."""
+    if os.name == "nt":
+        return  # no POSIX modes or owners to judge by
+    # As written, a link in the path is as safe as its owner and the directory holding
+    # it; where the links lead, each directory is judged as well.
+    written, resolved = os.path.abspath(where), os.path.realpath(where)
+    for directory in [*_and_above(written), *_and_above(resolved)]:
+        try:
+            info = os.lstat(directory)
+        except OSError:
+            continue  # what cannot be looked at is said by making the directory
+        why = _shared_because(info)
+        if why is not None:
+            place = "it" if directory in (written, resolved) else directory
+            raise ConfigError(_shared_message(where, place, why, system))
+
+
+def _and_above(path: str) -> list[str]:
+    found = [path]
+    while os.path.dirname(found[-1]) != found[-1]:
+        found.append(os.path.dirname(found[-1]))
+    return found
+
+
+def _shared_because(info: os.stat_result) -> str | None:
+    """Why a directory (or a link to one) with this lstat is not safe to make private
+    directories in. A link's own mode means nothing; its owner can point it elsewhere."""
+    mode = info.st_mode
+    if not stat.S_ISLNK(mode) and mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+        return "is writable by every user and has no sticky bit (as /tmp has)"
+    if info.st_uid not in (os.geteuid(), 0):
+        return f"belongs to another user (uid {info.st_uid})"
+    return None
+
+
+def _shared_message(where: str, place: str, why: str, system: bool) -> str:
+    if system:
+        named = next((v for v in ("TMPDIR", "TEMP", "TMP") if os.environ.get(v)), None)
+        variable = f"{named or 'the system temporary directory'} ({where})"
+        fix = f"set {named or TEMP_DIR_VARIABLE} to a directory of your own"
+    else:
+        variable = f"{TEMP_DIR_VARIABLE} ({where})"
+        fix = f"set {TEMP_DIR_VARIABLE} to a directory of your own, or unset it"
+    return (
+        f"{variable} cannot hold copies of members' data: {place} {why}, so another user "
+        "could rename the private directories made there and read what is written after; "
+        f"{fix} (mode 0700, or a sticky directory such as /tmp)"
+    )
 
 
 def _system_temp_dirs() -> set[str]:

@@ -7,6 +7,8 @@ import gzip
 import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -594,3 +596,43 @@ def test_every_file_left_holding_a_member_is_one_readme_lists(
         "`TEMP/reconciler-",
     ):
         assert listed in section, listed
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX modes")
+def test_a_temporary_directory_every_user_can_write_to_is_refused_before_any_copy(
+    workspace, tmp_path
+):
+    """Another user who can write there could rename the private directory a plan makes for
+    its copies of a member file and read the copy written after: the plan stops first,
+    naming the directory and the variable, and no copy of the members is made."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    workspace.csv("vip.csv", "email", ["jane.doe@example.com"])
+    workspace.audience("vip", {"csv": "vip.csv"})
+    command = [sys.executable, "-c", "from reconciler.cli import main; main()"]
+    env = {**os.environ, "RECONCILER_DUCKDB_TEMP_DIR": str(shared)}
+
+    run = subprocess.run(
+        [*command, "plan", str(workspace.manifests)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.startswith(
+        f"error: RECONCILER_DUCKDB_TEMP_DIR ({shared}) cannot hold copies of members' data: "
+        "it is writable by every user and has no sticky bit"
+    ), run.stderr
+    assert "Traceback" not in run.stderr and list(shared.iterdir()) == []
+    shared.chmod(0o1777)  # sticky, as /tmp: used
+    run = subprocess.run(
+        [*command, "plan", str(workspace.manifests)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from reconciler import leftovers
+from reconciler.errors import ConfigError
 from reconciler.leftovers import IDLE_SECONDS, private_directory, sweep
 
 
@@ -146,3 +147,87 @@ def test_run_from_the_system_temporary_directory_itself_it_is_still_used(
         assert made.parent.resolve() == system.resolve()
     finally:
         made.rmdir()
+
+
+# A temporary directory another user controls: they can rename the 0700 directories made
+# there and put their own in place, then read what is written after.
+
+posix_modes = pytest.mark.skipif(os.name == "nt", reason="POSIX modes and owners")
+
+
+def _dir(path: Path, mode: int) -> Path:
+    path.mkdir()
+    path.chmod(mode)
+    return path
+
+
+@posix_modes
+def test_a_temp_dir_every_user_can_write_to_without_the_sticky_bit_is_refused(
+    tmp_path: Path,
+) -> None:
+    shared = _dir(tmp_path / "shared", 0o777)
+    with pytest.raises(ConfigError) as refused:
+        private_directory("source", shared)
+    message = str(refused.value)
+    assert message.startswith(f"RECONCILER_DUCKDB_TEMP_DIR ({shared}) cannot hold copies")
+    assert "it is writable by every user and has no sticky bit" in message
+    assert list(shared.iterdir()) == []  # nothing made, nothing swept
+
+
+@posix_modes
+def test_a_temp_dir_under_one_every_user_can_write_to_is_refused(tmp_path: Path) -> None:
+    """Whoever can write to the directory above can rename the one named, whatever its
+    own mode."""
+    shared = _dir(tmp_path / "shared", 0o777)
+    mine = _dir(shared / "mine", 0o700)
+    with pytest.raises(ConfigError) as refused:
+        private_directory("workspace", mine)
+    assert f"{shared} is writable by every user" in str(refused.value)
+    # A link to it is refused too, wherever the link is.
+    (tmp_path / "link").symlink_to(mine)
+    with pytest.raises(ConfigError):
+        private_directory("workspace", tmp_path / "link")
+
+
+@posix_modes
+def test_sticky_and_private_temp_dirs_are_used(tmp_path: Path) -> None:
+    for directory in (_dir(tmp_path / "sticky", 0o1777), _dir(tmp_path / "private", 0o700)):
+        made = private_directory("source", directory)
+        assert made.parent == directory and (made.stat().st_mode & 0o777) == 0o700
+    # Made on demand, as before.
+    assert private_directory("query", tmp_path / "new" / "dir").parent == tmp_path / "new" / "dir"
+
+
+@posix_modes
+def test_a_temp_dir_of_another_user_is_refused(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("giving a directory to another user needs root")
+    theirs = _dir(tmp_path / "theirs", 0o755)
+    os.chown(theirs, 4242, 4242)
+    with pytest.raises(ConfigError) as refused:
+        private_directory("source", theirs)
+    assert "it belongs to another user (uid 4242)" in str(refused.value)
+    # A link of theirs to a directory of ours: they can point it elsewhere.
+    mine = _dir(tmp_path / "mine", 0o700)
+    sticky = _dir(tmp_path / "sticky", 0o1777)
+    (sticky / "link").symlink_to(mine)
+    os.lchown(sticky / "link", 4242, 4242)
+    with pytest.raises(ConfigError) as refused:
+        private_directory("source", sticky / "link")
+    assert "it belongs to another user (uid 4242)" in str(refused.value)
+
+
+@posix_modes
+def test_a_tmpdir_every_user_can_write_to_is_refused_naming_tmpdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    shared = _dir(tmp_path / "shared", 0o777)
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setenv("TMPDIR", str(shared))
+    with pytest.raises(ConfigError) as refused:
+        private_directory("source")
+    message = str(refused.value)
+    assert message.startswith(f"TMPDIR ({shared}) cannot hold copies of members' data: it ")
+    assert "set TMPDIR to a directory of your own" in message
