@@ -735,9 +735,13 @@ def _destination_dict(d: DestinationPlan, show: Callable[[str], str]) -> dict[st
         "member_read": _said(d.member_read, show),
         "read_note": _said(d.read_note, show),
         "other_reads": [message_for(x, show) for x in d.other_reads],
-        "campaigns_read_error": d.campaigns_read_error,
+        "campaigns_read_error": _said(d.campaigns_read_error, show),
         "lists": [_list_dict(d, lp, show) for lp in d.lists],
-        "unread": [{"audience": audience, "reason": reason} for audience, reason in d.unread],
+        # Why a list's read was not trusted quotes Iterable's answer, as member_read does.
+        "unread": [
+            {"audience": audience, "reason": message_for(reason, show)}
+            for audience, reason in d.unread
+        ],
         "lists_to_delete": [
             {
                 "list_id": x.list_id,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.plan import Plan
 from reconciler.render.json_text import json_text
+from reconciler.render.masking import mask_emails
 from reconciler.render.plans import markdown_cell
 
 if TYPE_CHECKING:
@@ -66,7 +67,9 @@ def status_rows(plan: Plan) -> list[dict[str, Any]]:
                 "pending_removes": None,
                 "pending_updates": None,
                 "blocked": False,
-                "left_out": why,
+                # Iterable's answer it quotes may quote a member (status has no
+                # --show-members).
+                "left_out": mask_emails(why),
                 "delete_list": False,
             }
             for audience, why in d.unread

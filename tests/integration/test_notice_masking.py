@@ -70,3 +70,43 @@ def test_import_says_how_it_read_the_lists_without_the_member_the_export_answer_
     assert f"cannot read {MASKED} now)" in run.stdout
     assert MEMBER not in run.stderr + run.stdout
     assert MEMBER in (out / "listed.csv").read_text()  # the member file holds it in full
+
+
+def test_a_plan_leaving_out_an_unread_list_masks_the_member_the_answer_quotes(
+    workspace, emulator_server
+):
+    """Why the audience is left out quotes Iterable's answer to the read: in the PR comment,
+    the log and the JSON, as masked as the plan's members, in full with --show-members."""
+    list_quoting_a_member(emulator_server, "/api/lists/getUsers")
+    workspace.csv("listed.csv", "email", ["someone@example.com"])
+    workspace.audience("listed", {"csv": "listed.csv"})
+    said = f"HTTP 501 GenericError: cannot read {MASKED} now"
+
+    for output in ("text", "markdown", "json"):
+        emulator_server.emulator.faults.update({"script": [501]})
+        run = run_cli("plan", workspace.manifests, "--format", output)
+        assert run.returncode == 1, run.stderr
+        # Markdown escapes the mask's stars.
+        shown = said.replace("*", "\\*") if output == "markdown" else said
+        assert shown in run.stdout and MEMBER not in run.stdout + run.stderr, output
+    emulator_server.emulator.faults.update({"script": [501]})
+    run = run_cli("status", workspace.manifests, "--format", "json")
+    assert said in run.stdout and MEMBER not in run.stdout + run.stderr
+    emulator_server.emulator.faults.update({"script": [501]})
+    run = run_cli("plan", workspace.manifests, "--show-members")
+    assert f"cannot read {MEMBER} now" in run.stdout
+
+
+def test_a_plan_whose_campaigns_read_failed_masks_the_member_the_answer_quotes(
+    workspace, emulator_server
+):
+    list_quoting_a_member(emulator_server, "/api/campaigns")
+    workspace.csv("listed.csv", "email", [MEMBER, "someone@example.com"])  # one to add
+    workspace.audience("listed", {"csv": "listed.csv"})
+
+    for output in ("text", "json"):
+        emulator_server.emulator.faults.update({"script": [400]})
+        run = run_cli("plan", workspace.manifests, "--format", output)
+        assert "campaigns could not be read (GET /api/campaigns: HTTP 400" in run.stdout
+        assert f"cannot read {MASKED} now" in run.stdout, output
+        assert MEMBER not in run.stdout + run.stderr, output
