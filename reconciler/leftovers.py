@@ -14,11 +14,13 @@ the variable that moves it, not as an internal error or a damaged plan file.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
 import threading
 import time
@@ -113,7 +115,8 @@ def check_not_shared(where: str, system: bool) -> None:
     belongs to a user other than this one and root. Such a user can rename the private
     directories made there (0700 protects what is in them, not their name) and put one of
     their own in its place, then read the members' data written after. `system`: `where`
-    is the system's temporary directory (TMPDIR), else RECONCILER_DUCKDB_TEMP_DIR."""
+    is the system's temporary directory (TMPDIR), else RECONCILER_DUCKDB_TEMP_DIR; the
+    system's writable by others without the sticky bit is warned about, not refused."""
     if os.name == "nt":
         return  # no POSIX modes or owners to judge by
     # As written, a link in the path is as safe as its owner and the directory holding
@@ -125,9 +128,25 @@ def check_not_shared(where: str, system: bool) -> None:
         except OSError:
             continue  # what cannot be looked at is said by making the directory
         why = _shared_because(info)
-        if why is not None:
-            place = "it" if directory in (written, resolved) else directory
-            raise ConfigError(_shared_message(where, place, why, system))
+        if why is None:
+            continue
+        place = "it" if directory in (written, resolved) else directory
+        if system and why == _EVERY_USER:
+            # The system's own: a Kubernetes pod's emptyDir /tmp (read-only root) is 0777
+            # without the sticky bit, and holds one user; refusing would stop every run
+            # there. Said, once per place; a directory named for reconciler is refused.
+            _warn(
+                f"{_shared_message(where, place, why, system)}. Used all the same, as the "
+                "system's temporary directory"
+            )
+            return
+        raise ConfigError(_shared_message(where, place, why, system))
+
+
+def _warn(message: str) -> None:
+    with contextlib.suppress(OSError, ValueError):  # stderr gone: never the run
+        sys.stderr.write(f"warning: {message}\n")
+        sys.stderr.flush()
 
 
 def _and_above(path: str) -> list[str]:
@@ -137,12 +156,15 @@ def _and_above(path: str) -> list[str]:
     return found
 
 
+_EVERY_USER = "is writable by every user and has no sticky bit (as /tmp has)"
+
+
 def _shared_because(info: os.stat_result) -> str | None:
     """Why a directory (or a link to one) with this lstat is not safe to make private
     directories in. A link's own mode means nothing; its owner can point it elsewhere."""
     mode = info.st_mode
     if not stat.S_ISLNK(mode) and mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
-        return "is writable by every user and has no sticky bit (as /tmp has)"
+        return _EVERY_USER
     if info.st_uid not in (os.geteuid(), 0):
         return f"belongs to another user (uid {info.st_uid})"
     return None

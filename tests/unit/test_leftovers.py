@@ -218,16 +218,24 @@ def test_a_temp_dir_of_another_user_is_refused(tmp_path: Path) -> None:
 
 
 @posix_modes
-def test_a_tmpdir_every_user_can_write_to_is_refused_naming_tmpdir(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_system_temp_dir_every_user_can_write_to_is_used_with_a_warning_naming_tmpdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The system's own (a Kubernetes pod's emptyDir /tmp under a read-only root is 0777
+    without the sticky bit, and holds one user): refusing it would stop every run there,
+    so it is said, once, and used; a directory named for reconciler is refused above."""
     import tempfile
 
     shared = _dir(tmp_path / "shared", 0o777)
     monkeypatch.setattr(tempfile, "tempdir", None)
     monkeypatch.setenv("TMPDIR", str(shared))
-    with pytest.raises(ConfigError) as refused:
-        private_directory("source")
-    message = str(refused.value)
-    assert message.startswith(f"TMPDIR ({shared}) cannot hold copies of members' data: it ")
+    made = private_directory("source")
+    assert made.parent == shared
+    message = capsys.readouterr().err
+    assert message.startswith(
+        f"warning: TMPDIR ({shared}) cannot hold copies of members' data: it "
+    )
     assert "set TMPDIR to a directory of your own" in message
+    assert message.endswith("Used all the same, as the system's temporary directory\n")
+    private_directory("query")
+    assert capsys.readouterr().err == ""  # once per place
