@@ -15,18 +15,22 @@ every value a filter, call or output turns into text is measured before, the out
 counted as it is produced, and the time is checked at each loop step, call, operator and
 piece of output. A template over budget
 raises TemplateBudgetExceeded, which stops the run (a template that hangs on one row would
-hang on the next). Checking time costs a clock read per step; no signal or thread is used,
-so renders work in any thread.
+hang on the next), except a format width or precision that the row's values made and
+the template's text does not write: that one is refused before anything is made, and
+fails only its row (TemplateRenderError). Checking time costs a clock read per step; no
+signal or thread is used, so renders work in any thread.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import string
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import lru_cache, wraps
 from typing import Any
 
@@ -54,6 +58,11 @@ MAX_MADE = 100 * MAX_TEXT
 MAX_SUMMED_SEQUENCES = 1_000
 
 _GUARD = "_reconciler_bounded_iter"
+# The row error of a format width or precision over MAX_TEXT that the row's values made.
+WIDTH_FROM_ROW = (
+    f"a format width or precision made from the row's values is over the {MAX_TEXT:,} "
+    "characters a template may make"
+)
 _BATCH = 64
 _NUMBERS = frozenset({int, float})
 _SMALL = 2**62
@@ -227,26 +236,205 @@ def _check_count(count: Any, what: str) -> None:
         raise _too_big(f"{what} of {count:,}")
 
 
-# Widths written in a format string ('%999999999s', '{:>999999999}') or taken from the
-# arguments ('%*s', '{:{w}}').
-_FORMAT_WIDTH = re.compile(r"\d{6,}|%[-+ #0]*\*|\{[^{}]*\{")
+class _FormatWidthExceeded(TemplateBudgetExceeded):
+    """A width or precision in a format over MAX_TEXT. `written` is its digits as the
+    format (or a `*` argument) gave them: Template.render fails only the row when the
+    template's own text does not write them (a spec made from a member's userId)."""
+
+    def __init__(self, written: str):
+        super().__init__(_too_big("a formatted value of unbounded width").reason)
+        self.written = written
 
 
-def _check_format(text: Any) -> None:
-    if isinstance(text, str) and _FORMAT_WIDTH.search(text):
-        raise _too_big("a formatted value of unbounded width")
+def _format_bound(written: str | None) -> int:
+    """A width or precision as written in a format: its value, refused over MAX_TEXT."""
+    if not written:
+        return 0
+    if len(written.lstrip("0")) > len(str(MAX_TEXT)) or int(written) > MAX_TEXT:
+        raise _FormatWidthExceeded(written)
+    return int(written)
 
 
-def _check_format_fields(text: str) -> None:
-    """str.format's widths are in its fields' specs ('{:>999999999}', '{:{w}}' taking
-    one from an argument), not in its literal text, where digits are only digits."""
+def _argument_bound(argument: Any, precision: bool) -> int:
+    """A width or precision a `*` takes from the arguments (Python refuses a non-integer):
+    a negative width left-justifies by its size, a negative precision counts as none."""
+    if not isinstance(argument, int):
+        return 0
+    if precision and argument < 0:
+        return 0
+    size = abs(argument)
+    if size > MAX_TEXT:
+        # Beyond ~10**4300 str() refuses to write an integer; no template wrote that.
+        raise _FormatWidthExceeded(str(size) if size.bit_length() < 4096 else "")
+    return size
+
+
+@dataclass(frozen=True)
+class _PrintfSpec:
+    """One conversion of a printf-style format: `%(key)#-08.3f`."""
+
+    key: str | None
+    width: str | None  # digits, "*" (taken from the arguments) or None
+    precision: str | None
+    conversion: str
+
+
+_PRINTF_NUMBER = re.compile(r"\*|[0-9]*")  # Python reads ASCII digits only
+_PRINTF_FLAGS = frozenset("-+ #0")
+_PRINTF_CONVERSIONS = frozenset("diouxXeEfFgGcrsa")
+
+
+@lru_cache(maxsize=64)
+def _printf_specs(text: str) -> tuple[tuple[_PrintfSpec, ...], int] | None:
+    """The conversions of a printf-style format and the length of its literal text (`%%`
+    is one character), by Python's grammar: `%`, an optional `(key)` (parentheses
+    nest), flags `-+ #0`, a width (`*` or digits), `.` and a precision (`*`, digits or
+    none), one of the length modifiers `hlL` (ignored), the conversion. None when Python
+    would refuse the format: the operation itself then fails the row, naming the mistake."""
+    specs: list[_PrintfSpec] = []
+    literal, at, end = 0, 0, len(text)
+    while (percent := text.find("%", at)) >= 0:
+        literal += percent - at
+        at = percent + 1
+        if at < end and text[at] == "%":
+            literal, at = literal + 1, at + 1
+            continue
+        key = None
+        if at < end and text[at] == "(":
+            depth, start = 0, at + 1
+            while at < end:
+                depth += {"(": 1, ")": -1}.get(text[at], 0)
+                at += 1
+                if depth == 0:
+                    break
+            if depth:
+                return None
+            key = text[start : at - 1]
+        while at < end and text[at] in _PRINTF_FLAGS:
+            at += 1
+        width, precision = _PRINTF_NUMBER.match(text, at), None
+        assert width is not None  # the pattern matches the empty string
+        at = width.end()
+        if at < end and text[at] == ".":
+            found = _PRINTF_NUMBER.match(text, at + 1)
+            assert found is not None
+            precision, at = found.group() or "0", found.end()
+        if at < end and text[at] in "hlL":
+            at += 1
+        if at >= end or text[at] not in _PRINTF_CONVERSIONS:
+            return None
+        specs.append(_PrintfSpec(key, width.group() or None, precision, text[at]))
+        at += 1
+    return tuple(specs), literal + end - at
+
+
+def _converted_size(value: Any, conversion: str, precision: int) -> int:
+    """About how many characters a conversion writes for `value`: enough to foresee a
+    format that would make gigabytes ('%(a)s' 20,000 times over one long value), not
+    exact (what it makes is measured after, as every value is)."""
+    if conversion == "c":
+        return 1
+    if isinstance(value, int):
+        bits = value.bit_length()
+        # Octal's digits (decimal and hex have fewer), or binary's (str.format's `b`),
+        # with a sign and a prefix.
+        digits = (bits if conversion == "b" else bits // 3) + 3
+        return digits if conversion in "sra" else max(digits, precision + 3)
+    if isinstance(value, float):
+        if conversion in "sra":
+            return 24
+        if conversion in "eEgG" or not math.isfinite(value):
+            return precision + 10
+        whole = len(f"{abs(value):.0f}")  # at most 309 digits
+        return whole + (precision or 6) + 3
+    size = max(_weight(value), 4)  # None, True
+    return min(size, precision) if conversion in "sra" and precision else size
+
+
+def _check_printf(text: Any, arguments: Any) -> None:
+    """`text % arguments` (the `%` operator, the format filter), refused before it runs
+    when a width or precision, or all it would write, is over MAX_TEXT. Digits in the
+    literal text are only digits ('order 1234567: %s')."""
+    if isinstance(text, bytes | bytearray):
+        text = text.decode("latin-1")
+    if not isinstance(text, str) or "%" not in text:
+        return
+    parsed = _printf_specs(text)
+    if parsed is None:
+        return
+    specs, total = parsed
+    # As Python takes them: a tuple's items in turn, any other value as the only one.
+    taken = iter(arguments if isinstance(arguments, tuple) else (arguments,))
+    for spec in specs:
+        width = _format_bound(spec.width) if spec.width != "*" else None
+        if width is None:
+            width = _argument_bound(next(taken, None), precision=False)
+        precision = _format_bound(spec.precision) if spec.precision != "*" else None
+        if precision is None:
+            precision = _argument_bound(next(taken, None), precision=True)
+        value = _mapped(arguments, spec.key) if spec.key is not None else next(taken, None)
+        total += max(width, _converted_size(value, spec.conversion, precision))
+        if total > MAX_TEXT:
+            raise _too_big("a formatted string too long")
+
+
+def _mapped(arguments: Any, key: str) -> Any:
+    """The value `%(key)s` takes, or None when Python would fail the lookup itself."""
+    if not isinstance(arguments, Mapping):
+        return None
+    try:
+        return arguments[key]
+    except (LookupError, TypeError):
+        return None
+
+
+# str.format's spec mini-language: [[fill]align][sign][z][#][0][width][,_][.precision][type]
+_FORMAT_SPEC = re.compile(
+    r"(?:.?[<>=^])?[-+ ]?z?#?0?(?P<width>[0-9]*)[,_]?(?:\.(?P<precision>[0-9]+))?[a-zA-Z%]?",
+    re.DOTALL,
+)
+_FIELD_ROOT = re.compile(r"[^.\[]*")
+
+
+def _check_format_fields(text: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    """`text.format(*args, **kwargs)` (or format_map(kwargs)), refused before it runs when
+    a field's width or precision, or all it would write, is over MAX_TEXT. Widths are in
+    the fields' specs ('{:>999999999}'), not in the literal text, where digits are only
+    digits; a spec taking a width from an argument ('{:{w}}') is refused as before."""
     try:
         fields = list(string.Formatter().parse(text))
     except ValueError:
         return  # the call itself fails, naming the mistake
-    for _text, _name, spec, _conversion in fields:
-        if spec and ("{" in spec or _FORMAT_WIDTH.search(spec)):
-            raise _too_big("a formatted value of unbounded width")
+    total, automatic = 0, 0
+    for literal, name, spec, conversion in fields:
+        total += len(literal)
+        if name is None:
+            continue
+        width = precision = 0
+        if spec:
+            if "{" in spec:
+                raise _too_big("a formatted value of unbounded width")
+            parts = _FORMAT_SPEC.fullmatch(spec)
+            if parts is None:
+                # Another type's own spec (a date's strftime): read digits as before.
+                if re.search(r"[0-9]{6,}", spec):
+                    raise _too_big("a formatted value of unbounded width")
+            else:
+                width = _format_bound(parts["width"])
+                precision = _format_bound(parts["precision"])
+        root = _FIELD_ROOT.match(name)
+        assert root is not None  # the pattern matches the empty string
+        if not root.group():
+            value, automatic = (args[automatic] if automatic < len(args) else None), automatic + 1
+        elif root.group().isdigit():
+            index = int(root.group()) if len(root.group()) < 6 else len(args)
+            value = args[index] if index < len(args) else None
+        else:
+            value = kwargs.get(root.group())
+        kind = spec[-1:] if spec and spec[-1:].isalpha() else "s"
+        total += max(width, _converted_size(value, conversion or kind, precision))
+        if total > MAX_TEXT:
+            raise _too_big("a formatted string too long")
 
 
 def _check_replace(text: Any, old: Any, new: Any, count: Any = -1) -> None:
@@ -297,8 +485,8 @@ def _add(left: Any, right: Any) -> Any:
 
 
 def _modulo(left: Any, right: Any) -> Any:
-    _check_format(left)
     _check_inputs((right,))
+    _check_printf(left, right)
     return _made(left % right)
 
 
@@ -355,8 +543,10 @@ def _check_text_method(
         _check_replace(owner, args[0], args[1], count)
     elif name == "join" and args:
         _check_joined(owner, args[0])
-    elif name in ("format", "format_map") and isinstance(owner, str):
-        _check_format_fields(owner)
+    elif name == "format" and isinstance(owner, str):
+        _check_format_fields(owner, args, kwargs)
+    elif name == "format_map" and isinstance(owner, str) and args:
+        _check_format_fields(owner, (), args[0] if isinstance(args[0], Mapping) else {})
 
 
 def _check_translated(text: str | bytes, table: Any) -> None:
@@ -417,7 +607,8 @@ def _guard_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]
                     raise _too_big(f"a sum of {len(value):,} lists")
                 args = (*args[: len(args) - len(positional)], value, *rest)
             elif name == "format":
-                _check_format(value)
+                # jinja's filter is `value % (kwargs or args)`.
+                _check_printf(value, kwargs or rest)
             elif name == "replace":
                 _check_replace(value, *rest, **kwargs)
             elif name == "join":
@@ -615,6 +806,12 @@ class Template:
                 if len(out) % _BATCH == 0:
                     _tick()
             return "".join(out)
+        except _FormatWidthExceeded as error:
+            if error.written and error.written in self.text:
+                raise  # the template wrote the width: every row would pay it
+            # A width from the row's values (a spec made of a userId): only this row
+            # fails, and the reason never quotes the number, which may be that userId.
+            raise TemplateRenderError(WIDTH_FROM_ROW) from None
         except TemplateBudgetExceeded:
             raise
         except MemoryError:

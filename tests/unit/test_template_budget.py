@@ -99,6 +99,18 @@ HOSTILE_BEFORE_ALLOCATING = [
     (NESTED + "{{ 'v' ~ e }}", HOLDS),
     (NESTED + "{{ '%s'|format(e) }}", HOLDS),
     ("{% set ns = namespace(a=range(99999)|list) %}{{ [ns] * 99999 }}", "a repetition"),
+    # A printf-style format's widths and precisions, as Python's grammar places them.
+    ("{{ '%(a)-0999999999d' % {'a': 1} }}", "a formatted value of unbounded width"),
+    ("{{ '%.999999999f' % 1.5 }}", "a formatted value of unbounded width"),
+    ("{{ '%*.*f' % (5, 999999999, 1.5) }}", "a formatted value of unbounded width"),
+    ("{{ '%-*s' % (-999999999, x) }}", "a formatted value of unbounded width"),
+    ("{{ 'order 1: %%999999999s %s'|format('%' ~ x)|format(x) }}", "a formatted value"),
+    # One long value written many times: 2 GB and 3.3 GB were made before being measured.
+    ("{{ ('%(a)s' * 19999) % {'a': x * 33333} }}", "a formatted string too long"),
+    ("{{ ('{0}' * 33333).format(x * 33333) }}", "a formatted string too long"),
+    ("{{ ('{a}' * 33333).format_map({'a': x * 33333}) }}", "a formatted string too long"),
+    ("{{ ('%d' * 49999) % ((2 ** 4095,) * 49999) }}", "a formatted string too long"),
+    ("{{ ('%99999s' * 999) % ((x,) * 999) }}", "a formatted string too long"),
     ("{{ (range(99999)|batch(1)|sum(start=[]))|length }}", "a sum of 99,999 lists"),
 ]
 
@@ -131,6 +143,17 @@ def test_a_template_is_refused_before_it_makes_a_huge_value(
         # Digits in str.format's text, outside its fields, are no width.
         ("{{ 'order 1234567: {:>6}'.format(plan) }}", "order 1234567:   gold"),
         ("{{ '1234567 {p}'.format_map({'p': plan}) }}", "1234567 gold"),
+        # Nor in a printf-style format's: only a conversion's own width counts.
+        ("{{ 'order 1234567: %s' % plan }}", "order 1234567: gold"),
+        ("{{ 'order 1234567: %s'|format(plan) }}", "order 1234567: gold"),
+        ("{{ '%(p)-6s|%%|%(s)+.2f|%(s)#x' % {'p': plan, 's': score} }}", "gold  |%|+7.00|0x7"),
+        ("{{ '%(p)-6s|%%' % {'p': plan} }}", "gold  |%"),
+        (
+            "{{ '%-*s|%.*f|%05d|%c|%r' % (6, plan, 1, 2.25, score, 65, plan) }}",
+            "gold  |2.2|00007|A|'gold'",
+        ),
+        ("{{ 'id 99999999 %(n)ld'|format(n=score) }}", "id 99999999 7"),
+        ("{{ '{:>{w}}'.format(plan, w=6) if false else '{:08.3f}'.format(score) }}", "0007.000"),
     ],
 )
 def test_ordinary_templates_render_as_before(text: str, expected: str) -> None:
@@ -265,3 +288,63 @@ def test_a_row_error_still_names_what_the_template_wrote() -> None:
     with pytest.raises(TemplateRenderError) as raised:
         Template("{{ first_name.nope() }}").render({"first_name": "ada"})
     assert raised.value.reason == "undefined variable: 'str object' has no attribute 'nope'"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ ('{0:' ~ userId ~ '}').format(1) }}",
+        "{{ ('%' ~ userId ~ 'd') % 1 }}",
+        "{{ '%*d' % (userId|int, 1) }}",
+        "{{ ('{0:.' ~ userId ~ 'f}').format(1) }}",
+    ],
+)
+def test_a_width_made_from_the_rows_values_fails_that_row_not_the_run(text: str) -> None:
+    """A spec built from member data with a 7-digit userId stopped the whole run as over
+    budget, where a spec a non-numeric userId made failed only its row: the width is
+    refused before anything is made, so the other rows need not stop, and the reason
+    must not quote the width, which is the member's userId."""
+    with pytest.raises(TemplateRenderError) as raised:
+        Template(text).render({"userId": "1234567"})
+    assert raised.value.reason == template_module.WIDTH_FROM_ROW
+    assert "1234567" not in raised.value.reason
+    assert Template(text).render({"userId": "12"}).strip() in ("1", "1.000000000000")
+
+
+def test_a_row_whose_userid_makes_too_wide_a_format_is_skipped_and_the_plan_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m" / "data").mkdir(parents=True)
+    (tmp_path / "m" / "data" / "ids.csv").write_text("userId\n12\n1234567\n34\n")
+    (tmp_path / "m" / "all.yaml").write_text(
+        textwrap.dedent(
+            """\
+            apiVersion: reconciler/v1
+            kind: Destination
+            metadata: {name: prod}
+            spec: {region: sandbox, projectType: userId}
+            ---
+            apiVersion: reconciler/v1
+            kind: Audience
+            metadata: {name: ids}
+            spec:
+              destination: prod
+              traits: crm
+              members: {csv: data/ids.csv}
+            ---
+            apiVersion: reconciler/v1
+            kind: TraitMapping
+            metadata: {name: crm}
+            spec:
+              fields:
+                code: {template: "{{ ('{0:>' ~ userId ~ '}').format('x') }}"}
+            """
+        )
+    )
+    (desired,) = build_desired(load_manifests(Path("m")))["prod"].lists
+    assert desired.fields is not None
+    values = desired.fields.values.values()
+    assert sorted(len(v["code"]) for v in values if "code" in v) == [12, 34]
+    (issue,) = desired.fields.issues
+    assert issue.where.endswith("ids.csv:3") and "1234567" not in issue.message
