@@ -26,6 +26,7 @@ from reconciler.cli.options import (
 from reconciler.cli.output import append, check_output_path, print_plan
 from reconciler.errors import OutputError, ReconcilerError, SummaryFileError, UnsafePlanError
 from reconciler.leftovers import sweep_partials
+from reconciler.manifest.repository import git_would_commit, gitignore_pattern
 from reconciler.plan import Plan
 from reconciler.plan.file import save_plan
 from reconciler.render.masking import quoted, shower
@@ -48,7 +49,8 @@ def plan(
         "--out",
         metavar="FILE",
         help="Save the plan to this file so `apply --plan` applies exactly it. The file holds "
-        "the full member lists (personal data): keep it private and short-lived.",
+        "the full member lists (personal data): keep it private and short-lived. In a git "
+        "work tree that does not ignore it, a warning says so (git add -A would commit it).",
     ),
     summary_file: Path | None = SummaryFileOpt,
     show_members: bool = ShowMembersOpt,
@@ -110,6 +112,7 @@ def plan(
             f"Plan saved to {out}; apply it with: reconciler apply --plan {shlex.quote(str(out))}",
             markup=False,
         )
+        _warn_if_committable(out)
     exits.send_alert(alerts.for_plan(the_plan))
     if unwritten:
         # Not 0, 2 or 3: a script or a reviewer reading the plan did not get it. No JSON
@@ -121,6 +124,21 @@ def plan(
         raise typer.Exit(EXIT_ERROR)
     if detailed_exitcode and the_plan.has_changes:
         raise typer.Exit(EXIT_CHANGES)
+
+
+def _warn_if_committable(out: Path) -> None:
+    """A saved plan holds every member's identity: in a git work tree where it is not
+    ignored, `git add -A` commits it (and a push publishes it). A warning, never a failure:
+    the plan is saved, and git may be missing or the place no repository."""
+    if not git_would_commit(out):
+        return
+    pattern = gitignore_pattern(Path(os.path.realpath(out)).name)
+    err.print(
+        f"warning: {out} holds members' emails and userIds and is in a git work tree that "
+        f"does not ignore it, so 'git add -A' would commit it: add {pattern} to .gitignore, "
+        "or save the plan outside the repository",
+        markup=False,
+    )
 
 
 def _annotate(the_plan: Plan) -> None:

@@ -208,3 +208,44 @@ class RepositoryTooLarge(Exception):
     def __init__(self, repository: Path):
         super().__init__(str(repository))
         self.repository = repository
+
+
+# Variables that point git at another repository than the one holding a path: a git hook
+# running reconciler has them set for its own repository.
+_GIT_LOCATION_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR")
+
+
+def git_would_commit(path: Path) -> bool:
+    """Whether `path` lies in a git work tree where git does not ignore it, so `git add -A`
+    there would commit it. One `git check-ignore` call (exit 0: ignored, 1: not, or
+    tracked; anything else: no work tree, or no answer). False whenever git cannot say:
+    no git, not a repository, one owned by another user (safe.directory)."""
+    git = shutil.which("git")
+    if git is None:
+        return False
+    real = real_path(path)
+    environment = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARIABLES}
+    # No fsmonitor: a repository's config could name a program for it, and the file may
+    # be in any directory, not only the manifests' repository.
+    command = [git, "-c", "core.fsmonitor=false", "-C", str(real.parent), "check-ignore"]
+    try:
+        done = subprocess.run(
+            [*command, "-q", "--", real.name],
+            capture_output=True,
+            env=environment,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 1
+
+
+def gitignore_pattern(name: str) -> str:
+    """A .gitignore line matching the file `name` (a name in any directory), its special
+    characters escaped."""
+    escaped = "".join(f"\\{c}" if c in "*?[\\" else c for c in name)
+    if escaped.startswith(("#", "!")):
+        escaped = "\\" + escaped
+    if escaped.endswith(" "):
+        escaped = escaped[:-1] + "\\ "
+    return escaped

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -404,3 +405,48 @@ def test_plan_out_on_a_full_disk_says_so_not_a_bug(workspace, cli):
     assert f"error: {said}" in result.stderr
     assert result.json()["error"] == said
     assert [p.name for p in workspace.root.iterdir() if "plan.gz" in p.name] == []
+
+
+def _warnings(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("warning:")]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_plan_out_where_git_would_commit_it_warns_once_and_nowhere_else(
+    workspace, cli, tmp_path, monkeypatch
+):
+    """`plan --out plan.gz` in a repository that does not ignore it wrote every member's
+    email and userId where `git add -A` commits them, without a word. It is one warning,
+    naming the file and a .gitignore line; none when git ignores the file, outside a
+    work tree, or without git; and the plan is saved and exits as before in every case."""
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    # A git hook running reconciler has GIT_DIR set for its own repository.
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere" / ".git"))
+    workspace.audience("a", {"inline": ["a@example.com"]})
+    repository = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repository)], check=True, env={})
+    out = repository / "plans" / "[v1] plan.gz"
+    out.parent.mkdir()
+
+    planned = cli("plan", workspace.manifests, "--out", out)
+    assert planned.exit_code == 0, planned.output
+    assert _warnings(planned.stderr) == [
+        f"warning: {out} holds members' emails and userIds and is in a git work tree that "
+        "does not ignore it, so 'git add -A' would commit it: add \\[v1] plan.gz to "
+        ".gitignore, or save the plan outside the repository"
+    ]
+    # The line it suggests is one git takes.
+    (repository / ".gitignore").write_text("\\[v1] plan.gz\n")
+    ignored = cli("plan", workspace.manifests, "--out", out)
+    assert ignored.exit_code == 0 and _warnings(ignored.stderr) == [], ignored.output
+
+    outside = tmp_path / "elsewhere" / "plan.gz"
+    outside.parent.mkdir()
+    elsewhere = cli("plan", workspace.manifests, "--out", outside)
+    assert elsewhere.exit_code == 0 and _warnings(elsewhere.stderr) == [], elsewhere.output
+
+    monkeypatch.setenv("PATH", str(tmp_path / "no-such-directory"))
+    (repository / ".gitignore").unlink()
+    without_git = cli("plan", workspace.manifests, "--out", out)
+    assert without_git.exit_code == 0 and _warnings(without_git.stderr) == []
+    assert out.stat().st_size > 0 and outside.stat().st_size > 0
