@@ -281,7 +281,7 @@ class _PrintfSpec:
 
 _PRINTF_NUMBER = re.compile(r"\*|[0-9]*")  # Python reads ASCII digits only
 _PRINTF_FLAGS = frozenset("-+ #0")
-_PRINTF_CONVERSIONS = frozenset("diouxXeEfFgGcrsa")
+_PRINTF_CONVERSIONS = frozenset("diouxXeEfFgGcrsab")  # b: bytes only
 
 
 @lru_cache(maxsize=64)
@@ -399,42 +399,76 @@ _FIELD_ROOT = re.compile(r"[^.\[]*")
 def _check_format_fields(text: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
     """`text.format(*args, **kwargs)` (or format_map(kwargs)), refused before it runs when
     a field's width or precision, or all it would write, is over MAX_TEXT. Widths are in
-    the fields' specs ('{:>999999999}'), not in the literal text, where digits are only
-    digits; a spec taking a width from an argument ('{:{w}}') is refused as before."""
+    the fields' specs ('{:>999999999}', or '{:>{w}}' taking one from an argument), not in
+    the literal text, where digits are only digits."""
     try:
         fields = list(string.Formatter().parse(text))
     except ValueError:
         return  # the call itself fails, naming the mistake
-    total, automatic = 0, 0
+    total, automatic = 0, [0]
     for literal, name, spec, conversion in fields:
         total += len(literal)
         if name is None:
             continue
+        # As Python numbers them: the field's own argument, then those its spec takes.
+        value = _field_value(name, args, kwargs, automatic)
+        spec = _nested_spec(spec or "", args, kwargs, automatic)
         width = precision = 0
-        if spec:
-            if "{" in spec:
-                raise _too_big("a formatted value of unbounded width")
-            parts = _FORMAT_SPEC.fullmatch(spec)
-            if parts is None:
-                # Another type's own spec (a date's strftime): read digits as before.
-                if re.search(r"[0-9]{6,}", spec):
-                    raise _too_big("a formatted value of unbounded width")
-            else:
-                width = _format_bound(parts["width"])
-                precision = _format_bound(parts["precision"])
-        root = _FIELD_ROOT.match(name)
-        assert root is not None  # the pattern matches the empty string
-        if not root.group():
-            value, automatic = (args[automatic] if automatic < len(args) else None), automatic + 1
-        elif root.group().isdigit():
-            index = int(root.group()) if len(root.group()) < 6 else len(args)
-            value = args[index] if index < len(args) else None
-        else:
-            value = kwargs.get(root.group())
-        kind = spec[-1:] if spec and spec[-1:].isalpha() else "s"
+        parts = _FORMAT_SPEC.fullmatch(spec)
+        if parts is not None:
+            width = _format_bound(parts["width"])
+            precision = _format_bound(parts["precision"])
+        elif re.search(r"[0-9]{6,}", spec):
+            # Another type's own spec (a date's strftime): digits are read as before.
+            raise _too_big("a formatted value of unbounded width")
+        kind = spec[-1:] if spec[-1:].isalpha() else "s"
         total += max(width, _converted_size(value, conversion or kind, precision))
         if total > MAX_TEXT:
             raise _too_big("a formatted string too long")
+
+
+def _field_value(
+    name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], automatic: list[int]
+) -> Any:
+    """The argument a str.format field names ('', '0', 'name', 'name.attr', 'name[key]'),
+    or None when Python would fail to find it: an attribute or item is sized as the
+    argument it is taken from, which holds it."""
+    root = _FIELD_ROOT.match(name)
+    assert root is not None  # the pattern matches the empty string
+    key = root.group()
+    if not key:
+        index = automatic[0]
+        automatic[0] += 1
+    elif key.isdigit():
+        index = int(key) if len(key) < 6 else len(args)
+    else:
+        return kwargs.get(key)
+    return args[index] if index < len(args) else None
+
+
+def _nested_spec(
+    spec: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], automatic: list[int]
+) -> str:
+    """A field's spec with the fields nested in it ('{:>{w}}') replaced by the arguments
+    they name, as str.format replaces them; one that is not a plain number or text
+    argument ('{:{w.real}}', '{:{w!r}}') is refused as a width it cannot foresee."""
+    if "{" not in spec:
+        return spec
+    try:
+        fields = list(string.Formatter().parse(spec))
+    except ValueError:
+        return spec  # the call itself fails, naming the mistake
+    resolved = []
+    for literal, name, inner, conversion in fields:
+        resolved.append(literal)
+        if name is None:
+            continue
+        value = _field_value(name, args, kwargs, automatic)
+        plain = _FIELD_ROOT.fullmatch(name) is not None and not inner and not conversion
+        if not plain or type(value) not in (int, str):
+            raise _too_big("a formatted value of unbounded width")
+        resolved.append(str(value))
+    return "".join(resolved)
 
 
 def _check_replace(text: Any, old: Any, new: Any, count: Any = -1) -> None:

@@ -111,6 +111,9 @@ HOSTILE_BEFORE_ALLOCATING = [
     ("{{ ('{a}' * 33333).format_map({'a': x * 33333}) }}", "a formatted string too long"),
     ("{{ ('%d' * 49999) % ((2 ** 4095,) * 49999) }}", "a formatted string too long"),
     ("{{ ('%99999s' * 999) % ((x,) * 999) }}", "a formatted string too long"),
+    ("{{ '%999999999b'.encode() % (x.encode(),) }}", "a formatted value of unbounded width"),
+    ("{{ '{:{w.real}}'.format(x, w=999999999) }}", "a formatted value of unbounded width"),
+    ("{{ '{:>{}}'.format(x, '999999999') }}", "a formatted value of unbounded width"),
     ("{{ (range(99999)|batch(1)|sum(start=[]))|length }}", "a sum of 99,999 lists"),
 ]
 
@@ -153,7 +156,8 @@ def test_a_template_is_refused_before_it_makes_a_huge_value(
             "gold  |2.2|00007|A|'gold'",
         ),
         ("{{ 'id 99999999 %(n)ld'|format(n=score) }}", "id 99999999 7"),
-        ("{{ '{:>{w}}'.format(plan, w=6) if false else '{:08.3f}'.format(score) }}", "0007.000"),
+        ("{{ '{:08.3f}'.format(score) }}|{{ '{:>{w}}'.format(plan, w=6) }}", "0007.000|  gold"),
+        ("{{ '{:{}}|{:{}.{}}'.format(plan, 5, 2.5, 6, 2) }}", "gold |   2.5"),
     ],
 )
 def test_ordinary_templates_render_as_before(text: str, expected: str) -> None:
@@ -297,6 +301,7 @@ def test_a_row_error_still_names_what_the_template_wrote() -> None:
         "{{ ('%' ~ userId ~ 'd') % 1 }}",
         "{{ '%*d' % (userId|int, 1) }}",
         "{{ ('{0:.' ~ userId ~ 'f}').format(1) }}",
+        "{{ '{:>{w}}'.format(1, w=userId) }}",
     ],
 )
 def test_a_width_made_from_the_rows_values_fails_that_row_not_the_run(text: str) -> None:
