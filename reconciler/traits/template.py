@@ -265,7 +265,7 @@ def _argument_bound(argument: Any, precision: bool) -> int:
     size = abs(argument)
     if size > MAX_TEXT:
         # Beyond ~10**4300 str() refuses to write an integer; no template wrote that.
-        raise _FormatWidthExceeded(str(size) if size.bit_length() < 4096 else "")
+        raise _FormatWidthExceeded(str(size) if size.bit_length() <= MAX_INT_BITS else "")
     return size
 
 
@@ -274,9 +274,12 @@ class _PrintfSpec:
     """One conversion of a printf-style format: `%(key)#-08.3f`."""
 
     key: str | None
-    width: str | None  # digits, "*" (taken from the arguments) or None
-    precision: str | None
+    width: int  # _TAKEN: from the arguments (`*`)
+    precision: int
     conversion: str
+
+
+_TAKEN = -1
 
 
 _PRINTF_NUMBER = re.compile(r"\*|[0-9]*")  # Python reads ASCII digits only
@@ -285,13 +288,26 @@ _PRINTF_CONVERSIONS = frozenset("diouxXeEfFgGcrsab")  # b: bytes only
 
 
 @lru_cache(maxsize=64)
-def _printf_specs(text: str) -> tuple[tuple[_PrintfSpec, ...], int] | None:
-    """The conversions of a printf-style format and the length of its literal text (`%%`
-    is one character), by Python's grammar: `%`, an optional `(key)` (parentheses
-    nest), flags `-+ #0`, a width (`*` or digits), `.` and a precision (`*`, digits or
-    none), one of the length modifiers `hlL` (ignored), the conversion. None when Python
-    would refuse the format: the operation itself then fails the row, naming the mistake."""
+def _printf_specs(text: str) -> tuple[tuple[_PrintfSpec, ...], int, str | None] | None:
+    """The conversions of a printf-style format, the length of its literal text (`%%` is
+    one character) and the first width or precision it writes over MAX_TEXT, by Python's
+    grammar: `%`, an optional `(key)` (parentheses nest), flags `-+ #0`, a width (`*` or
+    digits), `.` and a precision (`*`, digits or none), one of the length modifiers `hlL`
+    (ignored), the conversion. None when Python would refuse the format: the operation
+    itself then fails the row, naming the mistake. Kept for the last formats: a template
+    formats the same text for every row."""
     specs: list[_PrintfSpec] = []
+    over: list[str] = []
+
+    def bound(written: str) -> int:
+        if written == "*":
+            return _TAKEN
+        try:
+            return _format_bound(written)
+        except _FormatWidthExceeded:
+            over.append(written)
+            return 0
+
     literal, at, end = 0, 0, len(text)
     while (percent := text.find("%", at)) >= 0:
         literal += percent - at
@@ -323,15 +339,17 @@ def _printf_specs(text: str) -> tuple[tuple[_PrintfSpec, ...], int] | None:
             at += 1
         if at >= end or text[at] not in _PRINTF_CONVERSIONS:
             return None
-        specs.append(_PrintfSpec(key, width.group() or None, precision, text[at]))
+        specs.append(_PrintfSpec(key, bound(width.group()), bound(precision or ""), text[at]))
         at += 1
-    return tuple(specs), literal + end - at
+    return tuple(specs), literal + end - at, over[0] if over else None
 
 
 def _converted_size(value: Any, conversion: str, precision: int) -> int:
     """About how many characters a conversion writes for `value`: enough to foresee a
     format that would make gigabytes ('%(a)s' 20,000 times over one long value), not
     exact (what it makes is measured after, as every value is)."""
+    if type(value) is str:  # the usual case, quickly
+        return min(len(value), precision) if precision and conversion in "sra" else len(value)
     if conversion == "c":
         return 1
     if isinstance(value, int):
@@ -362,15 +380,16 @@ def _check_printf(text: Any, arguments: Any) -> None:
     parsed = _printf_specs(text)
     if parsed is None:
         return
-    specs, total = parsed
+    specs, total, over = parsed
+    if over is not None:
+        raise _FormatWidthExceeded(over)
     # As Python takes them: a tuple's items in turn, any other value as the only one.
     taken = iter(arguments if isinstance(arguments, tuple) else (arguments,))
     for spec in specs:
-        width = _format_bound(spec.width) if spec.width != "*" else None
-        if width is None:
+        width, precision = spec.width, spec.precision
+        if width == _TAKEN:
             width = _argument_bound(next(taken, None), precision=False)
-        precision = _format_bound(spec.precision) if spec.precision != "*" else None
-        if precision is None:
+        if precision == _TAKEN:
             precision = _argument_bound(next(taken, None), precision=True)
         value = _mapped(arguments, spec.key) if spec.key is not None else next(taken, None)
         total += max(width, _converted_size(value, spec.conversion, precision))
@@ -401,9 +420,8 @@ def _check_format_fields(text: str, args: tuple[Any, ...], kwargs: Mapping[str, 
     a field's width or precision, or all it would write, is over MAX_TEXT. Widths are in
     the fields' specs ('{:>999999999}', or '{:>{w}}' taking one from an argument), not in
     the literal text, where digits are only digits."""
-    try:
-        fields = list(string.Formatter().parse(text))
-    except ValueError:
+    fields = _format_fields(text)
+    if fields is None:
         return  # the call itself fails, naming the mistake
     total, automatic = 0, [0]
     for literal, name, spec, conversion in fields:
@@ -412,19 +430,34 @@ def _check_format_fields(text: str, args: tuple[Any, ...], kwargs: Mapping[str, 
             continue
         # As Python numbers them: the field's own argument, then those its spec takes.
         value = _field_value(name, args, kwargs, automatic)
-        spec = _nested_spec(spec or "", args, kwargs, automatic)
-        width = precision = 0
-        parts = _FORMAT_SPEC.fullmatch(spec)
-        if parts is not None:
-            width = _format_bound(parts["width"])
-            precision = _format_bound(parts["precision"])
-        elif re.search(r"[0-9]{6,}", spec):
-            # Another type's own spec (a date's strftime): digits are read as before.
-            raise _too_big("a formatted value of unbounded width")
-        kind = spec[-1:] if spec[-1:].isalpha() else "s"
+        width, precision, kind = _spec_bounds(_nested_spec(spec or "", args, kwargs, automatic))
         total += max(width, _converted_size(value, conversion or kind, precision))
         if total > MAX_TEXT:
             raise _too_big("a formatted string too long")
+
+
+@lru_cache(maxsize=64)
+def _spec_bounds(spec: str) -> tuple[int, int, str]:
+    """A str.format spec's width, precision and type (`s` when it has none), its width
+    or precision refused over MAX_TEXT."""
+    parts = _FORMAT_SPEC.fullmatch(spec)
+    if parts is None:
+        if re.search(r"[0-9]{6,}", spec):
+            # Another type's own spec (a date's strftime): digits are read as before.
+            raise _too_big("a formatted value of unbounded width")
+        return 0, 0, "s"
+    kind = spec[-1:] if spec[-1:].isalpha() else "s"
+    return _format_bound(parts["width"]), _format_bound(parts["precision"]), kind
+
+
+@lru_cache(maxsize=64)
+def _format_fields(text: str) -> tuple[tuple[str, str | None, str | None, str | None], ...] | None:
+    """str.format's fields of `text` (string.Formatter.parse), or None when Python would
+    refuse it. Kept for the last formats: a template formats the same text for every row."""
+    try:
+        return tuple(string.Formatter().parse(text))
+    except ValueError:
+        return None
 
 
 def _field_value(
