@@ -56,6 +56,7 @@ from reconciler.iterable.ratelimit import SlidingWindow, WindowUser
 from reconciler.iterable.results import BatchResult, parse_bulk_response
 from reconciler.iterable.settings import ClientSettings
 from reconciler.layout import one_line
+from reconciler.progress import duration
 from reconciler.render.masking import marking_sent
 from reconciler.threads import reading_pool
 from reconciler.traits.types import accepts, value_types
@@ -1060,8 +1061,12 @@ class IterableClient:
         """Look at the job's files until it has completed, handing each page's files to
         `fetch` as they are listed (pages follow one another at once; a look that lists
         none waits export_poll). Raises LiveStateError when the job failed, was cancelled
-        or was truncated: its files are then not the export."""
+        or was truncated: its files are then not the export; and when it has not completed
+        within export_job_wait (the caller cancels it), as the job's wait is otherwise
+        unbounded: Iterable's queue can keep a job Enqueued, alive, for ever."""
         poll = self.settings.export_poll / self.settings.time_scale
+        bound = self.settings.export_job_wait / self.settings.time_scale
+        began = self._clock()
         state, last = "", None
         while True:
             abandoned()
@@ -1083,7 +1088,14 @@ class IterableClient:
                 )
             if state == "completed":
                 break
-            pause(poll)
+            waited = self._clock() - began
+            if waited >= bound:
+                raise LiveStateError(
+                    f"export job {job} was still {state} after {duration(waited)} "
+                    f"(RECONCILER_EXPORT_JOB_WAIT is {self.settings.export_job_wait:g} s); "
+                    "it is given up on and cancelled"
+                )
+            pause(min(poll, bound - waited))
         if page.truncated:
             raise LiveStateError(
                 f"export job {job} was truncated (exportTruncated: over Iterable's "

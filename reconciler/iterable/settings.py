@@ -82,6 +82,12 @@ class ClientSettings:
     export_job_queue: float = 30.0
     export_job_rate: float = 5000.0
     export_poll: float = 5.0
+    # Seconds an export job may stay Enqueued or Running before it is given up on
+    # (cancelled, and read as a failed job is). 6 hours: the route model's 5,000 users a
+    # second read 100M users in 5.6 h, a job may queue behind the organisation's 4
+    # running ones, and a GitHub-hosted runner ends a job at 6 h anyway; a job that is
+    # alive but never ends (Iterable's queue stuck) otherwise held the plan for ever.
+    export_job_wait: float = 21600.0
     # The synchronous export read in date windows (state/windows.py): windows read at once
     # (one minute's export budget), and the days the windows before the oldest cover
     # (profiles updated longer ago share the oldest window).
@@ -162,6 +168,7 @@ _SECONDS = frozenset(
         "export_stream_limit",
         "export_job_queue",
         "export_poll",
+        "export_job_wait",
         "backoff_base",
         "backoff_cap",
         "retry_after_cap",
@@ -170,7 +177,7 @@ _SECONDS = frozenset(
     }
 )
 # 0 would make every socket non-blocking (each request fails at once), or wait for ever.
-_ABOVE_0 = frozenset({"timeout", "bulk_read_timeout"})
+_ABOVE_0 = frozenset({"timeout", "bulk_read_timeout", "export_job_wait"})
 _AT_LEAST_1 = frozenset({"concurrency", "export_windows_in_flight", "list_read_concurrency"})
 _RULES = {
     "batch_size": NumberRule(whole=True, least=1, most=1000),

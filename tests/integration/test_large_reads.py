@@ -347,3 +347,34 @@ def test_an_export_job_that_is_truncated_or_fails_is_not_taken_as_complete(
     for p in plans:
         p["destinations"][0].pop("member_read")
     assert plans[0] == plans[1]
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_an_export_job_that_never_ends_is_given_up_on_after_its_bound(
+    three_lists, cli, monkeypatch, job_reads, engine
+):
+    """An export job Iterable keeps Enqueued (a stuck queue) held the plan for ever: it is
+    cancelled after RECONCILER_EXPORT_JOB_WAIT, and the lists read with getUsers, as for a
+    job that failed."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    ws, server = three_lists()
+    clean = cli("plan", ws.manifests, "--format", "json", "--show-members")
+    assert clean.exit_code == 0, clean.output
+    server.emulator.faults.update({"export_job_queue_seconds": 3600})
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "asyncExport")
+    monkeypatch.setenv("RECONCILER_EXPORT_JOB_WAIT", "0.3")
+    server.emulator.clear_log()
+
+    result = cli("plan", ws.manifests, "--format", "json", "--show-members")
+
+    assert result.exit_code == 0, result.output
+    assert "the user export could not be read (export job" in result.stderr
+    assert "was still enqueued after " in result.stderr
+    assert "(RECONCILER_EXPORT_JOB_WAIT is 0.3 s)" in result.stderr
+    log = server.emulator.request_log
+    assert [r.method for r in log if r.path.startswith("/api/export/")].count("DELETE") == 1
+    assert calls(server)[GET_USERS] == 3  # read again, list by list
+    plans = [clean.json(), result.json()]
+    for p in plans:
+        p["destinations"][0].pop("member_read")
+    assert plans[0] == plans[1]
