@@ -115,7 +115,9 @@ def apply(
     saved plan, 130 interrupted (Ctrl-C).
 
     RECONCILER_LOG=requests prints a line per request to Iterable on stderr: method, path,
-    status, time, and how a failed one failed (never the API key or a member)."""
+    status, time, and how a failed one failed (never the API key or a member), and every
+    retry; without it a destination's first 20 retries are printed, then the rest are
+    counted in a line at most once a minute and one at the end."""
     from reconciler.apply.runrecord import RunRecord  # here: see the module's docstring
 
     exits.started(show_members, debug, output)

@@ -53,7 +53,9 @@ def import_(
     could not be trusted, or a usage error, 130 interrupted (Ctrl-C).
 
     RECONCILER_LOG=requests prints a line per request to Iterable on stderr: method, path,
-    status, time, and how a failed one failed (never the API key or a member)."""
+    status, time, and how a failed one failed (never the API key or a member), and every
+    retry; without it a destination's first 20 retries are printed, then the rest are
+    counted in a line at most once a minute and one at the end."""
     # Imported here: every command's process registers this one, and only it adopts lists.
     from reconciler.adopt import import_lists
 

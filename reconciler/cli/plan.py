@@ -71,7 +71,9 @@ def plan(
     shown on the pull request's diff.
 
     RECONCILER_LOG=requests prints a line per request to Iterable on stderr: method, path,
-    status, time, and how a failed one failed (never the API key or a member)."""
+    status, time, and how a failed one failed (never the API key or a member), and every
+    retry; without it a destination's first 20 retries are printed, then the rest are
+    counted in a line at most once a minute and one at the end."""
     exits.started(show_members, debug, output, read_only="plan", annotations_mode=annotations)
     try:
         check_output_path("--out", out, replaced=True)

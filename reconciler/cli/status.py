@@ -47,7 +47,9 @@ def status(
     interrupted (Ctrl-C).
 
     RECONCILER_LOG=requests prints a line per request to Iterable on stderr: method, path,
-    status, time, and how a failed one failed (never the API key or a member)."""
+    status, time, and how a failed one failed (never the API key or a member), and every
+    retry; without it a destination's first 20 retries are printed, then the rest are
+    counted in a line at most once a minute and one at the end."""
     exits.started(debug=debug, output=output, read_only="status")
     try:
         _manifests, the_plan = session.read_plan(path, target, state_dir)

@@ -54,6 +54,7 @@ from reconciler.iterable.batching import encode, pack_users
 from reconciler.iterable.environment import http_client, through_proxy, tls_context
 from reconciler.iterable.ratelimit import SlidingWindow, WindowUser
 from reconciler.iterable.results import BatchResult, parse_bulk_response
+from reconciler.iterable.retry_notices import RetryNotices
 from reconciler.iterable.settings import ClientSettings
 from reconciler.layout import one_line
 from reconciler.progress import duration
@@ -234,6 +235,7 @@ class IterableClient:
         self.stats = ClientStats()
         self._stats_lock = threading.Lock()  # writers run in a thread pool
         self._notice: Callable[[str], None] | None = None
+        self._retry_notices: RetryNotices | None = None
         self._clock = clock
         # When this client created each list (its clock): writes to it are retried while
         # Iterable still calls it invalidListId, for settings.fresh_list_wait from then.
@@ -254,6 +256,11 @@ class IterableClient:
         starts: a minute of silence looks like a hang. Each on one line (`one_line`): a
         notice can quote Iterable (an export job's state, an answer's reason)."""
         self._notice = lambda text: notice(one_line(text))
+        # The first retries are said whole, the rest counted (a failing Iterable's
+        # thousands of retries flooded CI logs), unless every request is logged.
+        self._retry_notices = RetryNotices(
+            self._notice, self._clock, every=self.settings.log == "requests"
+        )
         rates = {
             "list_reads": ("list member reads (getUsers)", "minute"),
             "export": ("user exports", "minute"),
@@ -308,6 +315,8 @@ class IterableClient:
         return f"IterableClient({self.base_url!r})"
 
     def close(self) -> None:
+        if self._retry_notices is not None:
+            self._retry_notices.close()  # the retries counted since the last count line
         self._http.close()
         self._files.close()
 
@@ -440,6 +449,11 @@ class IterableClient:
     def _tell(self, message: str) -> None:
         if self._notice is not None:
             self._notice(message)
+
+    def _tell_retry(self, message: str, reason: str) -> None:
+        """A retry's line, said or counted (RetryNotices)."""
+        if self._retry_notices is not None:
+            self._retry_notices.retry(message, reason)
 
     def delete_list(self, list_id: int) -> None:
         path = f"/api/lists/{list_id}"
@@ -1150,7 +1164,7 @@ class IterableClient:
                     ) from None
                 attempt += 1
                 self._count(retries=1)
-                self._tell(f"GET {label}: {reason}; retry {attempt} in a moment")
+                self._tell_retry(f"GET {label}: {reason}; retry {attempt} in a moment", reason)
                 self._sleep(self._backoff(attempt))
 
     @contextlib.contextmanager
@@ -1287,10 +1301,11 @@ class IterableClient:
                         limiter.push_back(min(wait, limiter.window))
                 # A 429's short wait is routine, said only in the request log.
                 shown_429 = wait >= 1.0 or self.settings.log == "requests"
-                if self._notice is not None and (shown_429 or not exc.rate_limited):
-                    self._notice(
+                if shown_429 or not exc.rate_limited:
+                    self._tell_retry(
                         f"{method} {shown}: {exc.reason}; retry {attempt} of "
-                        f"{retries} in {wait:.1f} s"
+                        f"{retries} in {wait:.1f} s",
+                        exc.reason,
                     )
                 self._sleep(wait)
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -586,3 +589,44 @@ def test_a_member_read_that_times_out_names_its_wait_and_variable(
     assert result.exit_code == 1, result.output
     said = " ".join(result.output.split())
     assert "timed out: no byte of the answer for 0.2 s (RECONCILER_BULK_READ_TIMEOUT)" in said
+
+
+def _apply_in_a_process(workspace) -> tuple[subprocess.CompletedProcess[str], dict]:
+    command = [sys.executable, "-c", "from reconciler.cli import main; main()"]
+    command += ["apply", str(workspace.manifests), "--yes", "--format", "json"]
+    done = subprocess.run(
+        command, env=dict(os.environ), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done, json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("log", ["", "requests"])
+def test_retries_of_a_failing_iterable_do_not_flood_the_log(
+    workspace, emulator_server, monkeypatch, log
+):
+    """Every retry printed a line: an apply of 10,000 requests against an Iterable failing
+    30% of them printed thousands, burying the report in a CI log. The first 20 are said,
+    then one line says the rest are counted, and the count is said at the end;
+    RECONCILER_LOG=requests still says every one."""
+    monkeypatch.setenv("RECONCILER_BATCH_SIZE", "10")  # 100 subscribes
+    monkeypatch.setenv("RECONCILER_CONCURRENCY", "1")  # each failure followed by a success
+    monkeypatch.setenv("RECONCILER_LOG", log)
+    scenario = build_scenario(workspace, emulator_server)
+    emulator_server.emulator.faults.update({"fail_every": 2, "paths": ["/api/lists/subscribe"]})
+
+    done, report = _apply_in_a_process(workspace)
+
+    assert_exactly_desired(emulator_server, scenario)
+    listed = [line for line in done.stderr.splitlines() if "HTTP 503; retry" in line]
+    assert report["retries"] > 40
+    if log:
+        assert len(listed) == report["retries"]
+        assert "not listed" not in done.stderr
+        return
+    assert len(listed) == 20
+    (counted,) = [line for line in done.stderr.splitlines() if "more retries in " in line]
+    unlisted = report["retries"] - 20
+    assert f"{unlisted} more retries in " in counted and f"HTTP 503 ({unlisted})" in counted
+    assert "further retries are counted, not listed" in done.stderr
+    assert len(done.stderr.splitlines()) < 40
