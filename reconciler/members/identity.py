@@ -18,6 +18,12 @@ ProjectType = Literal["hybrid", "userId", "email"]
 KeyKind = Literal["email", "userId"]
 
 MAX_USER_ID_LENGTH = 52
+# A number as a spreadsheet shows one too long for its cell, and saves it so in a CSV:
+# Excel, Numbers and Google Sheets write a 12-digit userId as `1.23457E+11`, its other
+# digits lost. Sent, it names a profile nobody has. Only with an `E+` exponent, which no
+# hash or UUID holds (hex ids have no `+`), so no real userId is refused.
+EXPONENT_USER_ID_PATTERN = r"[+-]?[0-9]+(?:\.[0-9]+)?[eE]\+[0-9]+"
+_EXPONENT_USER_ID = re.compile(EXPONENT_USER_ID_PATTERN)
 # Deliberately simple: one '@', a dot in the domain, no whitespace. Iterable is the final
 # judge (it answers invalidEmails per member); this only keeps obvious garbage from being sent.
 _EMAIL = re.compile(r"^[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]+$")
@@ -71,6 +77,14 @@ def user_id_ends_with_space(raw: str | None) -> InvalidIdentity:
     return InvalidIdentity("userId ends with a space:", raw)
 
 
+def user_id_in_exponent_form(raw: str | None) -> InvalidIdentity:
+    return InvalidIdentity(
+        "userId is a number in a spreadsheet's exponent form, its digits lost (format the "
+        "column as text, or as a number with no decimals, and export again):",
+        raw,
+    )
+
+
 def missing_key(project_type: ProjectType) -> InvalidIdentity:
     if project_type == "email":
         return InvalidIdentity("no email: email-based projects identify users by email")
@@ -97,6 +111,8 @@ def validate_user_id(raw: str) -> str:
         raise user_id_not_ascii(raw)
     if raw != raw.rstrip(" "):
         raise user_id_ends_with_space(raw)
+    if _EXPONENT_USER_ID.fullmatch(raw):
+        raise user_id_in_exponent_form(raw)
     return raw
 
 

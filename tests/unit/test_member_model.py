@@ -283,3 +283,36 @@ def test_both_engines_leave_a_query_s_other_columns_unread_without_a_mapping(
         (lp,) = plan.destinations[0].lists
         planned.append(([m.key for m in lp.add], sorted(lp.remove)))
     assert planned[0] == planned[1] == (["new@x.com"], ["e@x.com", "gone@x.com"])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_userid_a_spreadsheet_wrote_in_exponent_form_is_skipped_by_both_engines(
+    tmp_path, engines, engine
+):
+    # Excel saved the 12- and 16-digit userIds of a General column as it shows them: the
+    # digits after the sixth are gone, and `1.23457E+11` would name a profile nobody has.
+    # Hex ids with an `e` (`5e37`) and a `+` that is no exponent stay userIds.
+    root = _manifests(tmp_path, "hybrid")
+    (root / "data" / "m.csv").write_bytes(
+        b"email,userId\r\n"
+        b"a@x.com,1.23457E+11\r\n"
+        b"b@x.com,4.56789e+15\r\n"
+        b",9E+11\r\n"
+        b"d@z.net,5e37\r\n"
+        b",u+1\r\n"
+    )
+    plan = _plan(root, _emulator("hybrid"), engines[engine])
+    reason = (
+        "userId is a number in a spreadsheet's exponent form, its digits lost (format the "
+        "column as text, or as a number with no decimals, and export again):"
+    )
+    summary = _summary(plan, root)
+    assert summary["skipped"] == [
+        (2, reason, "1.23457E+11"),
+        (3, reason, "4.56789e+15"),
+        (4, reason, "9E+11"),
+    ]
+    assert summary["add"] == [
+        ("5e37", "userId", "d@z.net", "5e37"),
+        ("u+1", "userId", None, "u+1"),
+    ]

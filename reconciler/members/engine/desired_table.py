@@ -31,6 +31,7 @@ from reconciler.manifest import Audience
 from reconciler.manifest.model import MembersSpec
 from reconciler.members.engine.workspace import Engine, lower_sql
 from reconciler.members.identity import (
+    EXPONENT_USER_ID_PATTERN,
     MAX_USER_ID_LENGTH,
     Member,
     ProjectType,
@@ -40,6 +41,7 @@ from reconciler.members.identity import (
     other_spellings,
     skipped_identifiers,
     user_id_ends_with_space,
+    user_id_in_exponent_form,
     user_id_not_ascii,
     user_id_too_long,
 )
@@ -813,6 +815,7 @@ def _json_exact(value: Any) -> bool:
 # Why a row was skipped, stored as a small code (a column of messages would cost
 # ten million strings); 0 is a blank row, skipped silently as the Python engine skips it.
 BLANK, INVALID_EMAIL, LONG_USER_ID, NON_ASCII_USER_ID, SPACE_USER_ID, MISSING = range(6)
+EXPONENT_USER_ID = 6
 
 
 @dataclass(frozen=True)
@@ -852,7 +855,7 @@ def _checked_sql(
     space = _SPACE
     user_id_ok = (
         f"(u <> '' AND length(u) <= {MAX_USER_ID_LENGTH} AND regexp_full_match(u, '[ -~]+') "
-        f"AND NOT suffix(u, ' '))"
+        f"AND NOT suffix(u, ' ') AND NOT {_exponent('u')})"
     )
     pattern = email_pattern()
     email_ok = f"regexp_full_match(le, '{pattern}')"
@@ -919,6 +922,8 @@ def _checked_sql(
                         THEN {NON_ASCII_USER_ID}
                     WHEN slow_user_id IS NOT NULL AND suffix(slow_user_id, ' ')
                         THEN {SPACE_USER_ID}
+                    WHEN slow_user_id IS NOT NULL AND {_exponent("slow_user_id")}
+                        THEN {EXPONENT_USER_ID}
                     {_missing_rule(project_type)}
                 END AS UTINYINT) END AS problem
             FROM reasons
@@ -939,9 +944,18 @@ def _issue(
         problem = user_id_not_ascii(user_id)
     elif code == SPACE_USER_ID:
         problem = user_id_ends_with_space(user_id)
+    elif code == EXPONENT_USER_ID:
+        problem = user_id_in_exponent_form(user_id)
     else:
         problem = missing_key(project_type)
     return problem.reason, problem.value
+
+
+def _exponent(column: str) -> str:
+    """identity's userId in a spreadsheet's exponent form (`1.23E+11`), in SQL; the
+    regex runs only for the rare userId holding a `+`."""
+    pattern = EXPONENT_USER_ID_PATTERN
+    return f"(contains({column}, '+') AND regexp_full_match({column}, '{pattern}'))"
 
 
 def _missing_rule(project_type: ProjectType) -> str:
