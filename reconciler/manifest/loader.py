@@ -671,6 +671,18 @@ class _Collector:
                 wanted = sorted(template_variables(spec.template) - {ROW_VARIABLE})
                 where, what = ("fields", field_name, "template"), "template variable"
             for column in wanted:
+                if columns.count(column) > 1:
+                    # A CRM report or a sheet with two columns of one name (`Email`,
+                    # `Email`): the rows are read by name, so one of them would be taken
+                    # without a word, whichever it is.
+                    self.problems.append(
+                        mapping.field_location(*where).problem(
+                            f"spec.fields.{field_name}: {source} has {columns.count(column)} "
+                            f"columns named {quoted(column)} (the source of {used_by}): "
+                            "reconciler will not guess which one holds the values; rename "
+                            "the others"
+                        )
+                    )
                 if column in available:
                     continue
                 self.problems.append(

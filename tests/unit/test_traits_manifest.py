@@ -160,6 +160,37 @@ def test_unknown_columns_are_checked_against_the_csv_header() -> None:
     ]
 
 
+def test_a_column_the_mapping_reads_that_the_header_names_twice_is_refused() -> None:
+    # A CRM report with two columns labelled alike (Salesforce's `Plan` of the contact and
+    # of the account): the rows are read by name, so one of them was sent without a word.
+    write("m/all.yaml", BASE)
+    write("m/traits.yaml", MAPPING.replace("Hi {{ first_name | title }}", "{{ plan }}"))
+    Path("m/data").mkdir(parents=True)
+    Path("m/data/churn.csv").write_bytes(
+        b"email,user_id,plan,lifetime_value,plan,first_name\r\n"
+        b"a@example.com,u-1,pro,10,gold,ada\r\n"
+    )
+    source = "the header of data/churn.csv has 2 columns named 'plan'"
+    used_by = "(the source of audience 'churn' at m/all.yaml:11:11)"
+    why = "reconciler will not guess which one holds the values; rename the others"
+    assert problems() == [
+        f"m/traits.yaml:7:15: spec.fields.planTier: {source} {used_by}: {why}",
+        f"m/traits.yaml:9:26: spec.fields.greeting: {source} {used_by}: {why}",
+    ]
+
+
+def test_a_column_named_twice_that_no_field_reads_is_no_problem() -> None:
+    # Trailing empty columns (`,,`, as Google Sheets exports them) and a repeated column
+    # the mapping does not read are left alone.
+    write("m/all.yaml", BASE)
+    write("m/traits.yaml", MAPPING)
+    csv(
+        "a@example.com,u-1,pro,10,ada,x,y,,",
+        header="email,user_id,plan,lifetime_value,first_name,note,note,,",
+    )
+    load_manifests(Path("m"))
+
+
 def test_no_column_is_suggested_from_a_header_that_looks_like_member_data() -> None:
     # A CSV without a header row: its first member is the header, whose values are masked
     # in every output; a suggestion would print one ('plans') in the clear.
