@@ -93,8 +93,24 @@ def missing_key(project_type: ProjectType) -> InvalidIdentity:
     return InvalidIdentity("neither email nor userId given")
 
 
+# How a spreadsheet's or CRM's hyperlink cell exports an address (`mailto:a@x.com`):
+# reconciler's simple rule took it for an address, which Iterable then refuses, so a live
+# member the cell stands for was planned for removal and never added back.
+MAILTO = "mailto:"
+
+
+def email_is_mailto_link(raw: str | None) -> InvalidIdentity:
+    return InvalidIdentity(
+        "email is a mailto: link, as a spreadsheet's hyperlink cell exports it (write the "
+        "address alone):",
+        raw,
+    )
+
+
 def normalise_email(raw: str) -> str:
     email = raw.strip().lower()
+    if email.startswith(MAILTO):
+        raise email_is_mailto_link(raw)
     # isprintable: control and format characters (an escape sequence, a right-to-left
     # override) are never in an address, and would reach terminals that print members.
     if not _EMAIL.match(email) or not email.isprintable():
@@ -144,6 +160,10 @@ def skipped_identifiers(email: str | None, user_id: str | None) -> set[str]:
         loose = _loosened(email.lower()).lower()
         if loose:
             out.add(loose)
+        if loose.startswith(MAILTO):  # the address the link is to
+            address = _loosened(loose.removeprefix(MAILTO))
+            if address:
+                out.add(address)
     if user_id is not None:
         loose = _loosened(user_id)
         if loose:

@@ -316,3 +316,24 @@ def test_a_userid_a_spreadsheet_wrote_in_exponent_form_is_skipped_by_both_engine
         ("5e37", "userId", "d@z.net", "5e37"),
         ("u+1", "userId", None, "u+1"),
     ]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("project_type", ["email", "hybrid"])
+def test_a_mailto_link_is_skipped_and_keeps_the_member_it_names(
+    tmp_path, engines, engine, project_type
+):
+    # A sheet whose email column became hyperlinks exports `mailto:` links. Taken for an
+    # address, the link was planned as a new member (which Iterable refuses) and the live
+    # member a@x.com it stands for was removed.
+    root = _manifests(tmp_path, project_type)
+    (root / "data" / "m.csv").write_bytes(b"email,userId\r\nMailTo:A@x.com,\r\nd@z.net,\r\n")
+    plan = _plan(root, _emulator(project_type), engines[engine])
+    summary = _summary(plan, root)
+    reason = (
+        "email is a mailto: link, as a spreadsheet's hyperlink cell exports it (write the "
+        "address alone):"
+    )
+    assert summary["skipped"] == [(2, reason, "MailTo:A@x.com")]
+    assert summary["add"] == [("d@z.net", "email", "d@z.net", None)]
+    assert "a@x.com" not in summary["remove"] and "u1" not in summary["remove"]

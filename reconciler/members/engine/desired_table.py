@@ -32,10 +32,12 @@ from reconciler.manifest.model import MembersSpec
 from reconciler.members.engine.workspace import Engine, lower_sql
 from reconciler.members.identity import (
     EXPONENT_USER_ID_PATTERN,
+    MAILTO,
     MAX_USER_ID_LENGTH,
     Member,
     ProjectType,
     duplicate_conflict,
+    email_is_mailto_link,
     invalid_email,
     missing_key,
     other_spellings,
@@ -815,7 +817,7 @@ def _json_exact(value: Any) -> bool:
 # Why a row was skipped, stored as a small code (a column of messages would cost
 # ten million strings); 0 is a blank row, skipped silently as the Python engine skips it.
 BLANK, INVALID_EMAIL, LONG_USER_ID, NON_ASCII_USER_ID, SPACE_USER_ID, MISSING = range(6)
-EXPONENT_USER_ID = 6
+EXPONENT_USER_ID, MAILTO_EMAIL = 6, 7
 
 
 @dataclass(frozen=True)
@@ -858,7 +860,7 @@ def _checked_sql(
         f"AND NOT suffix(u, ' ') AND NOT {_exponent('u')})"
     )
     pattern = email_pattern()
-    email_ok = f"regexp_full_match(le, '{pattern}')"
+    email_ok = f"(regexp_full_match(le, '{pattern}') AND NOT {_mailto('le')})"
     fast = {
         "email": f"({email_ok} AND (u IS NULL OR {user_id_ok}))",
         "userId": f"({user_id_ok} AND (e IS NULL OR {email_ok}))",
@@ -875,14 +877,20 @@ def _checked_sql(
     )
     # In a userID-based project an email that is no address is left out, the member kept
     # (identity._email_of); elsewhere it skips the row.
-    invalid_email = f"slow_email IS NOT NULL AND NOT regexp_full_match(slow_email, '{pattern}')"
+    invalid_email = (
+        f"slow_email IS NOT NULL AND (NOT regexp_full_match(slow_email, '{pattern}') "
+        f"OR {_mailto('slow_email')})"
+    )
     valid_email = (
         f"CASE WHEN NOT ({invalid_email}) THEN slow_email END"
         if project_type == "userId"
         else "slow_email"
     )
     invalid_email_rule = (
-        "" if project_type == "userId" else f"WHEN {invalid_email} THEN {INVALID_EMAIL}"
+        ""
+        if project_type == "userId"
+        else f"WHEN slow_email IS NOT NULL AND {_mailto('slow_email')} THEN {MAILTO_EMAIL} "
+        f"WHEN {invalid_email} THEN {INVALID_EMAIL}"
     )
     kept = []
     if columns.email:
@@ -938,6 +946,8 @@ def _issue(
     """The message and the offending value of a skipped row, in identity.py's words."""
     if code == INVALID_EMAIL:
         problem = invalid_email(email)
+    elif code == MAILTO_EMAIL:
+        problem = email_is_mailto_link(email)
     elif code == LONG_USER_ID:
         problem = user_id_too_long(user_id or "")
     elif code == NON_ASCII_USER_ID:
@@ -949,6 +959,11 @@ def _issue(
     else:
         problem = missing_key(project_type)
     return problem.reason, problem.value
+
+
+def _mailto(column: str) -> str:
+    """identity's email that is a mailto: link (lower-cased already), in SQL."""
+    return f"starts_with({column}, '{MAILTO}')"
 
 
 def _exponent(column: str) -> str:
