@@ -85,6 +85,30 @@ def user_id_in_exponent_form(raw: str | None) -> InvalidIdentity:
     )
 
 
+def header_repeated() -> InvalidIdentity:
+    return InvalidIdentity(
+        "this row repeats the header row (were two exports joined into one file?): remove it"
+    )
+
+
+# What is stripped from an identifier cell before comparing it with its column's name: a
+# header row repeated inside a file (two exports joined with `cat`, the second keeping its
+# byte-order mark). SQL's trim(cell, these) strips the same characters.
+HEADER_CELL_STRIP = " \t\ufeff"
+
+
+def repeats_header(
+    email: tuple[str, str | None] | None, user_id: tuple[str, str | None] | None
+) -> bool:
+    """Whether a row's identifier cells (each `(column name, cell)`, None without that
+    column) are the header's own names: the file's header again, not a member. A userId
+    `userId` was sent as one."""
+    given = [pair for pair in (email, user_id) if pair is not None]
+    return bool(given) and all(
+        name and cell is not None and cell.strip(HEADER_CELL_STRIP) == name for name, cell in given
+    )
+
+
 def missing_key(project_type: ProjectType) -> InvalidIdentity:
     if project_type == "email":
         return InvalidIdentity("no email: email-based projects identify users by email")

@@ -13,7 +13,9 @@ from reconciler.manifest.manifests import Audience
 from reconciler.members.identity import (
     InvalidIdentity,
     ProjectType,
+    header_repeated,
     make_member,
+    repeats_header,
     skipped_identifiers,
 )
 from reconciler.render.masking import (
@@ -176,6 +178,11 @@ class CsvFile(Source):
                         {name: row[i] for name, i in trait_cols} if keep_traits else {}
                     )
                     try:
+                        if repeats_header(
+                            (names[email_col], email) if email_col is not None else None,
+                            (names[user_id_col], user_id) if user_id_col is not None else None,
+                        ):
+                            raise header_repeated()
                         result.add(make_member(project_type, email, user_id, traits), where)
                     except InvalidIdentity as exc:
                         result.issues.append(MemberIssue(where, exc.reason, exc.value))

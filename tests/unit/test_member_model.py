@@ -337,3 +337,21 @@ def test_a_mailto_link_is_skipped_and_keeps_the_member_it_names(
     assert summary["skipped"] == [(2, reason, "MailTo:A@x.com")]
     assert summary["add"] == [("d@z.net", "email", "d@z.net", None)]
     assert "a@x.com" not in summary["remove"] and "u1" not in summary["remove"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("project_type", ["userId", "hybrid"])
+def test_a_header_row_repeated_inside_the_file_is_no_member(
+    tmp_path, engines, engine, project_type
+):
+    # Two exports joined with `cat`: the second header, byte-order mark included, sat in
+    # the rows, and in a file of userIds the userId `userId` was added to the list.
+    root = _manifests(tmp_path, project_type)
+    (root / "data" / "m.csv").write_bytes(
+        b"\xef\xbb\xbfuserId,plan\r\nu7,pro\r\n\xef\xbb\xbfuserId,plan\r\nu8,free\r\n userId ,x\r\n"
+    )
+    plan = _plan(root, _emulator(project_type), engines[engine])
+    reason = "this row repeats the header row (were two exports joined into one file?): remove it"
+    summary = _summary(plan, root)
+    assert summary["skipped"] == [(3, reason, None), (5, reason, None)]
+    assert summary["add"] == [("u7", "userId", None, "u7"), ("u8", "userId", None, "u8")]

@@ -32,12 +32,14 @@ from reconciler.manifest.model import MembersSpec
 from reconciler.members.engine.workspace import Engine, lower_sql
 from reconciler.members.identity import (
     EXPONENT_USER_ID_PATTERN,
+    HEADER_CELL_STRIP,
     MAILTO,
     MAX_USER_ID_LENGTH,
     Member,
     ProjectType,
     duplicate_conflict,
     email_is_mailto_link,
+    header_repeated,
     invalid_email,
     missing_key,
     other_spellings,
@@ -450,7 +452,19 @@ def _csv_select(
     )
     cells = ", ".join(f"c{i}" for i in range(len(names)))
     select = f"SELECT {cells}, {_cell(email)} AS email, {_cell(user_id)} AS user_id FROM {reader}"
-    columns_found = Columns(email is not None, user_id is not None, blank, traits)
+    # contains() first: a quick test that fails for almost every row, so the trim runs
+    # for the rare cell holding the column's name.
+    header_again = " AND ".join(
+        f"contains(c{i}, {_literal(names[i])}) "
+        f"AND trim(c{i}, {_literal(HEADER_CELL_STRIP)}) = {_literal(names[i])}"
+        for i in (email, user_id)
+        if i is not None
+    )
+    if any(i is not None and not names[i] for i in (email, user_id)):
+        header_again = "false"  # as identity.repeats_header: an empty name is no header
+    columns_found = Columns(
+        email is not None, user_id is not None, blank, traits=traits, header_again=header_again
+    )
     return select, columns_found, rejects, len(names)
 
 
@@ -817,7 +831,7 @@ def _json_exact(value: Any) -> bool:
 # Why a row was skipped, stored as a small code (a column of messages would cost
 # ten million strings); 0 is a blank row, skipped silently as the Python engine skips it.
 BLANK, INVALID_EMAIL, LONG_USER_ID, NON_ASCII_USER_ID, SPACE_USER_ID, MISSING = range(6)
-EXPONENT_USER_ID, MAILTO_EMAIL = 6, 7
+EXPONENT_USER_ID, MAILTO_EMAIL, HEADER_AGAIN = 6, 7, 8
 
 
 @dataclass(frozen=True)
@@ -828,6 +842,8 @@ class Columns:
     email: bool
     user_id: bool
     blank: str = "false"
+    # The SQL that tells a CSV row repeating the header (identity.repeats_header).
+    header_again: str = "false"
     # Trait columns kept (name, cell index): as t0, t1, ... beside the identifiers. An
     # empty CSV cell is "" as Python's csv module reads it (DuckDB reads it as NULL); a
     # NULL in a typed source (`null_cells`) is None, as its Python reader gives it.
@@ -909,7 +925,11 @@ def _checked_sql(
         WITH cells AS (
             SELECT *, email AS e, user_id AS u, {lower_sql("email")} AS le FROM ({select})
         ), judged AS (
-            SELECT *, {fast} IS TRUE AS fast FROM cells
+            SELECT *, {fast} IS TRUE
+                -- CASE, not NOT (...) IS TRUE: that form evaluated every part of the
+                -- test for every row, a second a million rows
+                AND CASE WHEN {columns.header_again} THEN false ELSE true END AS fast
+            FROM cells
         ), slow AS (
             SELECT *,
                 CASE WHEN fast THEN NULL ELSE {stripped} END AS slow_email_raw,
@@ -922,6 +942,7 @@ def _checked_sql(
             SELECT *,
                 CASE WHEN fast THEN NULL ELSE CAST(CASE
                     WHEN blank THEN {BLANK}
+                    WHEN {columns.header_again} THEN {HEADER_AGAIN}
                     {invalid_email_rule}
                     WHEN slow_user_id IS NOT NULL AND length(slow_user_id) > {MAX_USER_ID_LENGTH}
                         THEN {LONG_USER_ID}
@@ -946,6 +967,8 @@ def _issue(
     """The message and the offending value of a skipped row, in identity.py's words."""
     if code == INVALID_EMAIL:
         problem = invalid_email(email)
+    elif code == HEADER_AGAIN:
+        problem = header_repeated()
     elif code == MAILTO_EMAIL:
         problem = email_is_mailto_link(email)
     elif code == LONG_USER_ID:
