@@ -24,6 +24,11 @@ MAX_USER_ID_LENGTH = 52
 # hash or UUID holds (hex ids have no `+`), so no real userId is refused.
 EXPONENT_USER_ID_PATTERN = r"[+-]?[0-9]+(?:\.[0-9]+)?[eE]\+[0-9]+"
 _EXPONENT_USER_ID = re.compile(EXPONENT_USER_ID_PATTERN)
+# The summary row a CRM report or a sheet ends with (`Total: 3,421`, `Grand Totals (3,421
+# records)`), which in a file of userIds reads as one: its email cell, where there is one,
+# is no address, but a userId can be any text. (RE2 reads the pattern alike.)
+SUMMARY_USER_ID_PATTERN = r"(?i)(?:grand )?(?:sub)?totals?(?:[: ].*)?"
+_SUMMARY_USER_ID = re.compile(SUMMARY_USER_ID_PATTERN)
 # Deliberately simple: one '@', a dot in the domain, no whitespace. Iterable is the final
 # judge (it answers invalidEmails per member); this only keeps obvious garbage from being sent.
 _EMAIL = re.compile(r"^[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]+$")
@@ -82,6 +87,12 @@ def user_id_in_exponent_form(raw: str | None) -> InvalidIdentity:
         "userId is a number in a spreadsheet's exponent form, its digits lost (format the "
         "column as text, or as a number with no decimals, and export again):",
         raw,
+    )
+
+
+def user_id_is_a_summary(raw: str | None) -> InvalidIdentity:
+    return InvalidIdentity(
+        "userId reads as a report's summary row, not a member (remove the row):", raw
     )
 
 
@@ -153,6 +164,10 @@ def validate_user_id(raw: str) -> str:
         raise user_id_ends_with_space(raw)
     if _EXPONENT_USER_ID.fullmatch(raw):
         raise user_id_in_exponent_form(raw)
+    # `otal` or `OTAL` first, as the DuckDB engine tests it (quickly) before its regex, so
+    # both engines refuse exactly the same userIds.
+    if ("otal" in raw or "OTAL" in raw) and _SUMMARY_USER_ID.fullmatch(raw):
+        raise user_id_is_a_summary(raw)
     return raw
 
 

@@ -355,3 +355,24 @@ def test_a_header_row_repeated_inside_the_file_is_no_member(
     summary = _summary(plan, root)
     assert summary["skipped"] == [(3, reason, None), (5, reason, None)]
     assert summary["add"] == [("u7", "userId", None, "u7"), ("u8", "userId", None, "u8")]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_reports_summary_row_in_a_file_of_userids_is_no_member(tmp_path, engines, engine):
+    # A CRM report ends with its totals; in a file of userIds the row's first cell was
+    # taken for one (`Total`, `Grand Totals (3,421 records)`) and added to the list. A
+    # userId only like one (`totality`, `u-total`, `TOtal`) stays a userId.
+    root = _manifests(tmp_path, "userId")
+    (root / "data" / "m.csv").write_bytes(
+        b"userId,plan\r\nu7,pro\r\ntotality,x\r\nu-total,x\r\nTOtal,x\r\n"
+        b'Total,2\r\n"Grand Totals (3,421 records)",\r\nSUBTOTAL: 5,\r\n'
+    )
+    plan = _plan(root, _emulator("userId"), engines[engine])
+    reason = "userId reads as a report's summary row, not a member (remove the row):"
+    summary = _summary(plan, root)
+    assert summary["skipped"] == [
+        (6, reason, "Total"),
+        (7, reason, "Grand Totals (3,421 records)"),
+        (8, reason, "SUBTOTAL: 5"),
+    ]
+    assert [key for key, *_ in summary["add"]] == ["TOtal", "totality", "u-total", "u7"]

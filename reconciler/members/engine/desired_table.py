@@ -35,6 +35,7 @@ from reconciler.members.identity import (
     HEADER_CELL_STRIP,
     MAILTO,
     MAX_USER_ID_LENGTH,
+    SUMMARY_USER_ID_PATTERN,
     Member,
     ProjectType,
     duplicate_conflict,
@@ -46,6 +47,7 @@ from reconciler.members.identity import (
     skipped_identifiers,
     user_id_ends_with_space,
     user_id_in_exponent_form,
+    user_id_is_a_summary,
     user_id_not_ascii,
     user_id_too_long,
 )
@@ -831,7 +833,7 @@ def _json_exact(value: Any) -> bool:
 # Why a row was skipped, stored as a small code (a column of messages would cost
 # ten million strings); 0 is a blank row, skipped silently as the Python engine skips it.
 BLANK, INVALID_EMAIL, LONG_USER_ID, NON_ASCII_USER_ID, SPACE_USER_ID, MISSING = range(6)
-EXPONENT_USER_ID, MAILTO_EMAIL, HEADER_AGAIN = 6, 7, 8
+EXPONENT_USER_ID, MAILTO_EMAIL, HEADER_AGAIN, SUMMARY_USER_ID = 6, 7, 8, 9
 
 
 @dataclass(frozen=True)
@@ -873,7 +875,8 @@ def _checked_sql(
     space = _SPACE
     user_id_ok = (
         f"(u <> '' AND length(u) <= {MAX_USER_ID_LENGTH} AND regexp_full_match(u, '[ -~]+') "
-        f"AND NOT suffix(u, ' ') AND NOT {_exponent('u')})"
+        f"AND NOT suffix(u, ' ') AND NOT {_exponent('u')} "
+        f"AND NOT {_summary('u')})"
     )
     pattern = email_pattern()
     email_ok = f"(regexp_full_match(le, '{pattern}') AND NOT {_mailto('le')})"
@@ -953,6 +956,8 @@ def _checked_sql(
                         THEN {SPACE_USER_ID}
                     WHEN slow_user_id IS NOT NULL AND {_exponent("slow_user_id")}
                         THEN {EXPONENT_USER_ID}
+                    WHEN slow_user_id IS NOT NULL AND {_summary("slow_user_id")}
+                        THEN {SUMMARY_USER_ID}
                     {_missing_rule(project_type)}
                 END AS UTINYINT) END AS problem
             FROM reasons
@@ -979,6 +984,8 @@ def _issue(
         problem = user_id_ends_with_space(user_id)
     elif code == EXPONENT_USER_ID:
         problem = user_id_in_exponent_form(user_id)
+    elif code == SUMMARY_USER_ID:
+        problem = user_id_is_a_summary(user_id)
     else:
         problem = missing_key(project_type)
     return problem.reason, problem.value
@@ -989,11 +996,25 @@ def _mailto(column: str) -> str:
     return f"starts_with({column}, '{MAILTO}')"
 
 
+def _summary(column: str) -> str:
+    """identity's userId that reads as a report's summary row (`Total: 3,421`), in SQL:
+    the regex only for a userId holding `otal` or `OTAL`, as identity tests it."""
+    pattern = SUMMARY_USER_ID_PATTERN
+    return (
+        f"CASE WHEN contains({column}, 'otal') OR contains({column}, 'OTAL') "
+        f"THEN regexp_full_match({column}, '{pattern}') ELSE false END"
+    )
+
+
 def _exponent(column: str) -> str:
     """identity's userId in a spreadsheet's exponent form (`1.23E+11`), in SQL; the
-    regex runs only for the rare userId holding a `+`."""
+    regex runs only for the rare userId holding a `+` (CASE: an AND under NOT ran it for
+    every row)."""
     pattern = EXPONENT_USER_ID_PATTERN
-    return f"(contains({column}, '+') AND regexp_full_match({column}, '{pattern}'))"
+    return (
+        f"CASE WHEN contains({column}, '+') THEN regexp_full_match({column}, '{pattern}') "
+        "ELSE false END"
+    )
 
 
 def _missing_rule(project_type: ProjectType) -> str:
