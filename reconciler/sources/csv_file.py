@@ -34,6 +34,7 @@ from reconciler.sources.base import (
 )
 from reconciler.sources.result import MemberIssue, SourceResult
 from reconciler.sources.snapshot import Snapshot, take_snapshot
+from reconciler.words import quantity
 
 # At most this much of a file is read to glance at its header (peek_columns).
 PEEK_BYTES = 64 * 1024
@@ -166,11 +167,7 @@ class CsvFile(Source):
                         # end every line) are dropped, as DuckDB's reader drops them.
                         row = row[: len(header)]
                     if len(row) != len(header):
-                        result.issues.append(
-                            MemberIssue(
-                                where, f"row has {len(row)} cells, header has {len(header)}"
-                            )
-                        )
+                        result.issues.append(MemberIssue(where, wrong_width(len(row), len(header))))
                         continue
                     email = row[email_col] if email_col is not None else None
                     user_id = row[user_id_col] if user_id_col is not None else None
@@ -196,6 +193,12 @@ class CsvFile(Source):
             message = csv_error_message(str(exc))
             raise SourceError(f"{declared_at}: {path}:{start}: not valid CSV: {message}") from None
         return result
+
+
+def wrong_width(cells: int, columns: int) -> str:
+    """Why a row with too many or too few cells is skipped, worded alike by both engines
+    ("1 cell", not "1 cells")."""
+    return f"row has {quantity(cells, 'cell')}, header has {columns:,}"
 
 
 def csv_error_message(message: str) -> str:

@@ -252,7 +252,7 @@ def test_duckdb_queries_read_alike_in_both_engines(
         ),
         # A row with too few cells is named in the Python engine's words; a row of spaces
         # is blank and skipped silently.
-        (b"email,userId\na@x.com,u1\n   \nbad\n", "row has 1 cells, header has 2"),
+        (b"email,userId\na@x.com,u1\n   \nbad\n", "row has 1 cell, header has 2"),
         # UTF-16, as Excel saves "Unicode Text" (with a byte-order mark) and some exports
         # without one: named for what it is, not "byte 0xff", nor a header of NUL-spelt
         # names with a hint to write them (NULs and all) under members.

@@ -733,6 +733,6 @@ def test_a_row_holding_only_a_quote_is_named_by_both_engines(engine, tmp_path):
     (root / "data" / "m.csv").write_bytes(b'email,userId\n""""\n"",""\n , \na@x.com,u1\n')
     python, duckdb = _read_each_way(engine, audience)
     assert [(int(w.rsplit(":", 1)[1]), m) for w, m, _v in python[1]] == [
-        (2, "row has 1 cells, header has 2")
+        (2, "row has 1 cell, header has 2")
     ]
     assert duckdb == python

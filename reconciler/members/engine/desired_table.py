@@ -58,6 +58,7 @@ from reconciler.sources.csv_file import (
     csv_error_message,
     csv_open_error,
     not_utf8_error,
+    wrong_width,
 )
 from reconciler.sources.duckdb_query import DuckDbRelation, identifier_cells
 from reconciler.sources.identifier_types import refusal
@@ -615,7 +616,7 @@ def _cells_message(message: str) -> str:
     found = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
     if found is None:
         return f"not read: {message}"
-    return f"row has {found.group(2)} cells, header has {found.group(1)}"
+    return wrong_width(int(found.group(2)), int(found.group(1)))
 
 
 def _cell(index: int | None) -> str:
