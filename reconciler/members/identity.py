@@ -132,6 +132,12 @@ def missing_key(project_type: ProjectType) -> InvalidIdentity:
 # reconciler's simple rule took it for an address, which Iterable then refuses, so a live
 # member the cell stands for was planned for removal and never added back.
 MAILTO = "mailto:"
+# Punctuation a sheet or a mail client leaves around an address (`<a@x.com>`, a list's
+# `a@x.com;`): no address starts or ends so, the simple rule took them, Iterable refuses
+# them, and the live member a@x.com was planned for removal. Such a row is skipped as an
+# invalid email, and the address inside keeps its live member (skipped_identifiers).
+WRAPPED_START = ("<", "(", "[")
+WRAPPED_END = (">", ";", ",", ")", "]")
 
 
 def email_is_mailto_link(raw: str | None) -> InvalidIdentity:
@@ -146,6 +152,8 @@ def normalise_email(raw: str) -> str:
     email = raw.strip().lower()
     if email.startswith(MAILTO):
         raise email_is_mailto_link(raw)
+    if email.startswith(WRAPPED_START) or email.endswith(WRAPPED_END):
+        raise invalid_email(raw)
     # isprintable: control and format characters (an escape sequence, a right-to-left
     # override) are never in an address, and would reach terminals that print members.
     if not _EMAIL.match(email) or not email.isprintable():
@@ -200,9 +208,12 @@ def skipped_identifiers(email: str | None, user_id: str | None) -> set[str]:
         if loose:
             out.add(loose)
         if loose.startswith(MAILTO):  # the address the link is to
-            address = _loosened(loose.removeprefix(MAILTO))
-            if address:
-                out.add(address)
+            loose = _loosened(loose.removeprefix(MAILTO))
+            if loose:
+                out.add(loose)
+        inside = _loosened(loose.lstrip("".join(WRAPPED_START)).rstrip("".join(WRAPPED_END)))
+        if inside:  # the address inside the punctuation around it
+            out.add(inside)
     if user_id is not None:
         loose = _loosened(user_id)
         if loose:

@@ -376,3 +376,24 @@ def test_a_reports_summary_row_in_a_file_of_userids_is_no_member(tmp_path, engin
         (8, reason, "SUBTOTAL: 5"),
     ]
     assert [key for key, *_ in summary["add"]] == ["TOtal", "totality", "u-total", "u7"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_address_with_punctuation_around_it_is_skipped_and_keeps_its_member(
+    tmp_path, engines, engine
+):
+    # A mail client's `<a@x.com>` and a pasted list's `e@x.com;` passed the simple rule:
+    # the plan added them (Iterable refuses both) and removed a@x.com and e@x.com.
+    root = _manifests(tmp_path, "email")
+    (root / "data" / "m.csv").write_bytes(
+        b"email,userId\r\n<A@x.com>,\r\ne@x.com;,\r\n(f@x.com),\r\nd@z.net,\r\n"
+    )
+    plan = _plan(root, _emulator("email"), engines[engine])
+    summary = _summary(plan, root)
+    assert summary["skipped"] == [
+        (2, "invalid email", "<A@x.com>"),
+        (3, "invalid email", "e@x.com;"),
+        (4, "invalid email", "(f@x.com)"),
+    ]
+    assert summary["add"] == [("d@z.net", "email", "d@z.net", None)]
+    assert summary["remove"] == ["gone@x.com"]

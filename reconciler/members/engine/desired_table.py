@@ -117,7 +117,9 @@ def _unprintable() -> str:
 def email_pattern() -> str:
     """identity.normalise_email's rule (lower-cased first) as an RE2 pattern."""
     part = rf"[^@\t-\r\x1c-\x1f\x85\p{{Z}}{_unprintable()}"
-    return rf"{part}]+@(?:{part}.]+\.)+{part}.]+"
+    # Neither the first nor the last character one of identity.WRAPPED_START/_END.
+    first, last = r"<(\[", r">;,)\]"
+    return rf"{part}{first}]{part}]*@(?:{part}.]+\.)+{part}.]*{part}.{last}]"
 
 
 # identity.looks_like_email (no printability rule there: it judges what Iterable returned).
