@@ -12,14 +12,21 @@ def cut_markdown(text: str, limit: int, note: str) -> str:
     as code, or folded away), then `note`; at most `limit` characters in all."""
     if len(text) <= limit:
         return text
-    budget = limit - len(note) - 2
-    while budget > 0:
-        cut = text[:budget]
-        cut = cut[: cut.rfind("\n")] if "\n" in cut else ""
-        closed = cut + _closing(cut)
-        if len(closed) <= budget:
-            return closed + "\n\n" + note
-        budget = len(cut) - 1
+    room = limit - len(note) - 2
+    # Room kept for the closing lines. The cut that did not fit left them less room than
+    # they need, so the next cut keeps that much more: the room grows by a closing's length
+    # (the old loop gave up one character, then the line before it, and lines shorter than
+    # the closing never made room: a long code block of short lines was dropped whole, in
+    # seconds, one line a pass).
+    reserve = 0
+    while reserve < room:
+        end = text.rfind("\n", 0, room - reserve + 1)
+        cut = text[:end] if end > 0 else ""
+        closing = _closing(cut)
+        if len(cut) + len(closing) <= room:
+            return cut + closing + "\n\n" + note
+        # len(cut) <= room - reserve, so len(closing) > reserve: the reserve only grows.
+        reserve = len(closing)
     return note[:limit]
 
 
