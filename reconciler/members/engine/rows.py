@@ -168,7 +168,8 @@ def write_table(
     path = engine.directory / f"{table}.csv"
     try:
         with path.open("w", newline="", encoding="utf-8") as handle:
-            # Every value quoted, so an empty string stays apart from a missing one (NULL).
+            # Every value quoted, so an empty string stays apart from a missing one (NULL):
+            # DuckDB reads a quoted empty value as NULL too unless told not to.
             handle.writelines(
                 ",".join('"' + v.replace('"', '""') + '"' if v is not None else "" for v in row)
                 + "\n"
@@ -178,7 +179,8 @@ def write_table(
         engine.connection.execute(
             f"CREATE TABLE {table} AS SELECT * FROM read_csv('{path}', header = false, "
             f"auto_detect = false, columns = {{{spec}}}, delim = ',', quote = '\"', "
-            f"escape = '\"', max_line_size = {MAX_LINE}, buffer_size = {2 * MAX_LINE})"
+            f"escape = '\"', allow_quoted_nulls = false, max_line_size = {MAX_LINE}, "
+            f"buffer_size = {2 * MAX_LINE})"
         )
     finally:
         path.unlink(missing_ok=True)
