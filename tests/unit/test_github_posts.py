@@ -1,0 +1,98 @@
+"""github/comment.py and github/issue.py, through the recording `gh` stand-in
+(tests/integration/fake_gh.py) on PATH: one comment or issue per marker and author, edited
+in place, never someone else's."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.github.comment import upsert_comment
+from reconciler.github.gh import Gh
+from reconciler.github.identity import Author
+from reconciler.github.issue import close_issue, open_or_update_issue
+
+FAKE_GH = Path(__file__).resolve().parents[1] / "integration" / "fake_gh.py"
+BOT = Author("github-actions[bot]")
+MARK = "reconciler-plan"
+LINE = "<!-- reconciler-plan -->"
+
+
+class _Fake:
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: dict) -> None:
+        gh = tmp_path / "gh"
+        gh.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_GH}" "$@"\n')
+        gh.chmod(0o755)
+        self.state_path = tmp_path / "gh.json"
+        self.state_path.write_text(
+            json.dumps({"next_id": 100, "comments": {}, "issues": []} | state)
+        )
+        self.log = tmp_path / "log"
+        monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+        monkeypatch.setenv("FAKE_GH_STATE", str(self.state_path))
+        monkeypatch.setenv("FAKE_GH_LOG", str(self.log))
+        monkeypatch.setenv("GH_TOKEN", "ghs_fake")
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return json.loads(self.state_path.read_text())
+
+    def methods(self) -> list[str]:
+        lines = self.log.read_text().splitlines() if self.log.exists() else []
+        return [json.loads(line)["argv"][2] for line in lines]
+
+
+def _comment(id_: int, body: str, login: str, kind: str) -> dict[str, Any]:
+    return {"id": id_, "body": body, "user": {"login": login, "type": kind}}
+
+
+def test_the_oldest_own_marked_comment_is_edited_and_no_one_elses(tmp_path, monkeypatch) -> None:
+    comments = [
+        _comment(5, f"{LINE}\nby a person quoting the marker", "octocat", "User"),
+        _comment(9, f"{LINE}\nold plan (newer copy)", "github-actions[bot]", "Bot"),
+        _comment(8, f"{LINE}\nold plan", "github-actions[bot]", "Bot"),
+        _comment(3, f"> {LINE}\nquoted in a reply", "github-actions[bot]", "Bot"),
+    ]
+    fake = _Fake(tmp_path, monkeypatch, {"comments": {"7": comments}})
+    posted = upsert_comment(Gh(), "o/r", 7, MARK, f"{LINE}\nnew plan", BOT)
+    assert (posted.action, posted.number) == ("updated", 8)
+    bodies = {c["id"]: c["body"] for c in fake.state["comments"]["7"]}
+    assert bodies[8] == f"{LINE}\nnew plan"
+    assert bodies[5].endswith("quoting the marker") and bodies[9].endswith("newer copy)")
+    # The same body again: nothing written.
+    again = upsert_comment(Gh(), "o/r", 7, MARK, f"{LINE}\nnew plan", BOT)
+    assert again.action == "unchanged"
+    assert fake.methods() == ["GET", "PATCH", "GET"]
+
+
+def test_a_comment_is_created_when_only_others_carry_the_marker(tmp_path, monkeypatch) -> None:
+    comments = [_comment(5, f"{LINE}\nmine?", "github-actions", "User")]  # a person, not the bot
+    fake = _Fake(tmp_path, monkeypatch, {"comments": {"7": comments}})
+    posted = upsert_comment(Gh(), "o/r", 7, MARK, f"{LINE}\nplan", BOT)
+    assert posted.action == "created" and posted.number == 101
+    assert posted.url == "https://github.test/o/r/pull/7#issuecomment-101"
+    assert len(fake.state["comments"]["7"]) == 2
+
+
+def test_an_issue_is_opened_kept_current_and_closed_with_a_last_word(tmp_path, monkeypatch) -> None:
+    fake = _Fake(tmp_path, monkeypatch, {})
+    opened = open_or_update_issue(Gh(), "o/r", MARK, "Drift", f"{LINE}\n2 lists", BOT)
+    assert opened.action == "created"
+    same = open_or_update_issue(Gh(), "o/r", MARK, "Drift", f"{LINE}\n2 lists", BOT)
+    assert (same.action, same.number) == ("unchanged", opened.number)
+    retitled = open_or_update_issue(Gh(), "o/r", MARK, "Drift again", f"{LINE}\n2 lists", BOT)
+    assert retitled.action == "updated"
+    closed = close_issue(Gh(), "o/r", MARK, BOT, comment="in line again")
+    assert closed is not None and (closed.action, closed.number) == ("closed", opened.number)
+    (issue,) = fake.state["issues"]
+    assert issue["state"] == "closed" and issue["title"] == "Drift again"
+    assert fake.state["comments"][str(opened.number)][0]["body"] == "in line again"
+    # Nothing open any more: nothing to close, and no write.
+    before = len(fake.methods())
+    assert close_issue(Gh(), "o/r", MARK, BOT) is None
+    assert fake.methods()[before:] == ["GET"]
