@@ -12,6 +12,8 @@ import pytest
 
 from reconciler.errors import SourceError
 from reconciler.manifest.model import MembersSpec
+from reconciler.members.identity import Member
+from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import (
     find_columns,
     members_from_rows,
@@ -108,3 +110,18 @@ def test_database_values_become_what_json_carries() -> None:
     # Dates inside a list are the mapping's to convert.
     day = datetime.date(2024, 5, 1)
     assert trait_value([day]) == [day]
+
+
+def test_a_result_names_a_conflicting_row_by_its_count_when_rows_have_no_place() -> None:
+    result = SourceResult()
+    first = Member("u1", "userId", "a@x.io", "u1")
+    result.rows = 1
+    result.add(first)
+    result.rows = 2
+    result.add(Member("u1", "userId", "a@x.io", "u1"))  # the same: no conflict
+    result.rows = 3
+    result.add(Member("u1", "userId", "b@x.io", "u1"))
+    assert result.members == {"u1": first} and result.duplicates == 2
+    (conflict,) = result.conflicts
+    assert conflict.where == "row 3" and "an earlier row" in conflict.message
+    assert "b@x.io" not in conflict.message and result.where is None
