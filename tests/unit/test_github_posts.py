@@ -1,4 +1,4 @@
-"""github/comment.py and github/issue.py, through the recording `gh` stand-in
+"""github/comment.py, issue.py and runs.py, through the recording `gh` stand-in
 (tests/integration/fake_gh.py) on PATH: one comment or issue per marker and author, edited
 in place, never someone else's."""
 
@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from reconciler.github.comment import upsert_comment
-from reconciler.github.gh import Gh
+from reconciler.github.gh import Gh, GhError
 from reconciler.github.identity import Author
 from reconciler.github.issue import close_issue, open_or_update_issue
+from reconciler.github.runs import Run, busy_runs, github_time
 
 FAKE_GH = Path(__file__).resolve().parents[1] / "integration" / "fake_gh.py"
 BOT = Author("github-actions[bot]")
@@ -96,3 +97,29 @@ def test_an_issue_is_opened_kept_current_and_closed_with_a_last_word(tmp_path, m
     before = len(fake.methods())
     assert close_issue(Gh(), "o/r", MARK, BOT) is None
     assert fake.methods()[before:] == ["GET"]
+
+
+def test_busy_runs_are_unfinished_ones_and_those_created_since(tmp_path, monkeypatch) -> None:
+    runs = [
+        {"workflow": "apply.yml", "id": 1, "status": "waiting", "html_url": "u1"},
+        {"workflow": "apply.yml", "id": 2, "status": "completed", "html_url": "u2"},
+        {"workflow": "sync.yml", "id": 3, "status": "completed", "html_url": "u3"},
+    ]
+    runs[0]["created_at"] = "2026-01-30T00:00:00Z"
+    runs[1]["created_at"] = "2026-01-31T07:00:00Z"  # finished during the drift check's plan
+    runs[2]["created_at"] = "2026-01-31T06:00:00Z"  # finished before it started
+    _Fake(tmp_path, monkeypatch, {"runs": runs})
+    # 07:30 at +01:00 is 06:30 UTC.
+    found = busy_runs(Gh(), "o/r", ["apply.yml", "sync.yml"], since="2026-01-31T07:30:00+01:00")
+    assert found == [Run("apply.yml", "waiting", "u1"), Run("apply.yml", "completed", "u2")]
+    with pytest.raises(GhError, match=r"is there a workflow \.github/workflows/nope\.yml in o/r"):
+        busy_runs(Gh(), "o/r", ["nope.yml"])
+
+
+def test_github_time_is_utc_to_the_second_and_refuses_other_text() -> None:
+    assert github_time(" 2026-01-31T07:17:00.9+01:00 ") == "2026-01-31T06:17:00Z"
+    assert github_time("2026-01-31") == "2026-01-31T00:00:00Z"  # UTC, unless an offset
+    with pytest.raises(ValueError, match="is not an ISO 8601 time"):
+        github_time("yesterday")
+    with pytest.raises(ValueError, match="outside the years 1 to 9999 in UTC"):
+        github_time("0001-01-01T00:00:00+01:00")

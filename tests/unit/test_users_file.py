@@ -1,0 +1,51 @@
+"""state/users_file.py: when a plan's later reads of profiles come from the export that
+read its members, and how that file's rows are read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import LiveStateError
+from reconciler.iterable import CHANNELS_FIELD, ClientSettings
+from reconciler.state.users_file import ROWS_PER_SECOND, UsersFile, export_rows
+
+SETTINGS = ClientSettings()  # 100 per-user reads a second, as Iterable allows
+
+
+def test_the_file_serves_when_it_holds_the_fields_and_is_the_cheaper_read(tmp_path: Path) -> None:
+    rows = 1_000_000  # 10 s to parse
+    users = UsersFile(tmp_path / "u.jsonl", frozenset({"tier", "plan"}), rows)
+    assert rows / ROWS_PER_SECOND == 10.0
+    # Not every field asked for: never.
+    assert not users.serves({"tier", "age"}, 10**6, SETTINGS, "export")
+    # In place of another export, always; of per-user reads, when those take longer.
+    assert users.serves({"tier"}, 1, SETTINGS, "export")
+    assert users.serves({"tier"}, 1_001, SETTINGS, "users")  # 10.01 s of reads
+    assert not users.serves({"tier"}, 1_000, SETTINGS, "users")  # 10 s: no gain
+    assert users.serves(set(), 1_001, SETTINGS, "users")
+
+
+def test_rows_are_read_with_channel_unsubscribes_kept_aside(tmp_path: Path) -> None:
+    path = tmp_path / "export.jsonl"
+    lines = [
+        {"email": "a@x.io", "tier": "gold"},
+        {"email": "b@x.io", "userId": "u2", CHANNELS_FIELD: [7], "tier": None},
+    ]
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n\n")
+    channels: list[dict] = []
+    assert list(export_rows(path, channels, "the export holds")) == lines
+    assert channels == [{"email": "b@x.io", "userId": "u2", CHANNELS_FIELD: [7]}]
+    # Only the lines holding the mark (or an escape that could spell it) are parsed.
+    marked = list(export_rows(path, None, "the export holds", marked=b"u2"))
+    assert [row["email"] for row in marked] == ["b@x.io"]
+
+
+def test_a_line_that_is_no_json_object_fails_the_read_without_quoting_it(tmp_path: Path) -> None:
+    path = tmp_path / "export.jsonl"
+    path.write_text('{"email": "a@x.io"}\n["secret@x.io"]\n')
+    with pytest.raises(LiveStateError) as caught:
+        list(export_rows(path, None, "the user export holds"))
+    assert str(caught.value) == "the user export holds a line that is not JSON"
