@@ -5,11 +5,12 @@
 Prints the largest functions by lines across the package (with a cyclomatic complexity:
 1 + branches, loops, handlers and boolean operators, as radon counts, nested functions
 apart), the largest in each folder named with --under (default: every subpackage), the
-most complex functions, and the import cycles between its modules: once
+most complex functions, the import cycles between its modules: once
 counting only imports a module runs when it is imported (module level, outside
 `if TYPE_CHECKING:`), and once counting imports inside functions too (a function-level
-import is how a cycle is usually hidden, not removed). Reads source files only (ast):
-nothing is imported, so it works on any checkout and whatever modules are added.
+import is how a cycle is usually hidden, not removed), and how many of the tool's modules
+a test module imports directly (`--untested` lists the others). Reads source files only
+(ast): nothing is imported, so it works on any checkout and whatever modules are added.
 """
 
 from __future__ import annotations
@@ -221,6 +222,39 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(found)
 
 
+# Not the tool's logic: the command line (tested through its runs) and the emulator (which
+# has tests/emulator/ of its own, over HTTP).
+UNMEASURED = ("cli", "emulator")
+
+
+def directly_tested(
+    root: Path, package: str, known: set[str], skip: tuple[str, ...] = UNMEASURED
+) -> dict[str, list[str]]:
+    """For each module of the package (not a package's __init__ or __main__, nor those under
+    `skip`), the test files (tests/**/test_*.py) importing it by name, at any level: the
+    modules a test reaches only through the CLI or another module have an empty list."""
+    measured = {
+        name
+        for name in known
+        if name.count(".") >= 1
+        and name.rsplit(".", 1)[1] != "__main__"
+        and not any(name.startswith(f"{package}.{part}") for part in skip)
+        and not (root / Path(*name.split("."))).is_dir()
+    }
+    found: dict[str, list[str]] = {name: [] for name in measured}
+    for path in sorted((root / "tests").rglob("test_*.py")):
+        tree = parse(path)
+        if tree is None:
+            continue
+        test = str(path.relative_to(root))
+        # The test's own name matters only for relative imports, which reach no module of
+        # the package; `known` keeps the targets to the package's modules.
+        for target, _top in imports(tree, module_name(path, root), False, known):
+            if target in found and test not in found[target]:
+                found[target].append(test)
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to measure")
@@ -231,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
         nargs="*",
         default=None,
         help="subpackages to report separately (default: every one)",
+    )
+    parser.add_argument(
+        "--untested",
+        action="store_true",
+        help="list the modules no test module imports directly",
     )
     args = parser.parse_args(argv)
     root = args.root.resolve()
@@ -296,6 +335,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nImport cycles {label}: {len(found)}")
         for component in found:
             print("  " + " <-> ".join(component))
+
+    tested = directly_tested(root, args.package, known)
+    alone = sorted(name for name, tests in tested.items() if not tests)
+    print(
+        f"\nModules a test imports directly (not {'/, '.join(UNMEASURED)}/, "
+        f"nor __init__ or __main__): {len(tested) - len(alone)}/{len(tested)}"
+    )
+    if args.untested:
+        for name in alone:
+            print(f"  {name}")
     return 0
 
 

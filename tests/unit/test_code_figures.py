@@ -56,3 +56,49 @@ def test_this_checkout_is_measured_without_importing_it(capsys) -> None:
     assert _figures().main(["--top", "1", "--under", "cli", "apply"]) == 0
     out = capsys.readouterr().out
     assert "functions in reconciler/" in out and "cli/" in out and "apply/" in out
+
+
+def test_modules_a_test_imports_by_name_are_counted(tmp_path: Path, capsys) -> None:
+    _write(tmp_path, "pkg/__init__.py", "from pkg.a import f\n")
+    _write(tmp_path, "pkg/__main__.py", "")
+    for name in ("a", "b", "c", "d"):
+        _write(tmp_path, f"pkg/{name}.py", "")
+    _write(tmp_path, "pkg/sub/__init__.py", "")
+    _write(tmp_path, "pkg/sub/e.py", "")
+    _write(tmp_path, "pkg/cli/__init__.py", "")
+    _write(tmp_path, "pkg/cli/run.py", "")
+    # a by `from pkg.a import`, e by `from pkg.sub import e`, b only inside a function;
+    # c only through the package (a re-export is not a test of c), d not at all; a
+    # helper that is no test module does not count, nor does the CLI's module.
+    _write(tmp_path, "tests/test_one.py", "from pkg.a import f\nfrom pkg import f as g\n")
+    _write(
+        tmp_path, "tests/deep/test_two.py", "from pkg.sub import e\n\ndef t():\n    import pkg.b\n"
+    )
+    _write(tmp_path, "tests/helpers.py", "import pkg.d\nimport pkg.cli.run\n")
+    figures = _figures()
+    known = {
+        "pkg",
+        "pkg.__main__",
+        "pkg.a",
+        "pkg.b",
+        "pkg.c",
+        "pkg.d",
+        "pkg.sub",
+        "pkg.sub.e",
+        "pkg.cli",
+        "pkg.cli.run",
+    }
+    found = figures.directly_tested(tmp_path, "pkg", known)
+    assert found == {
+        "pkg.a": ["tests/test_one.py"],
+        "pkg.b": ["tests/deep/test_two.py"],
+        "pkg.c": [],
+        "pkg.d": [],
+        "pkg.sub.e": ["tests/deep/test_two.py"],
+    }
+    assert figures.main(["--root", str(tmp_path), "--package", "pkg", "--untested"]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith(
+        "Modules a test imports directly (not cli/, emulator/, nor __init__ or __main__): 3/5\n"
+        "  pkg.c\n  pkg.d\n"
+    )
