@@ -8,6 +8,7 @@ the same live table and digest.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,11 +67,23 @@ def read_export_table(
             if said is not None:
                 raise said from None
             raise LiveStateError(
-                f"the user export answered lines reconciler cannot read: {str(exc).splitlines()[0]}"
+                f"the user export answered lines reconciler cannot read: {_unquoted(exc)}"
             ) from None
     finally:
         path.unlink(missing_ok=True)
     return table
+
+
+def _unquoted(exc: duckdb.Error) -> str:
+    """DuckDB's reason without what it quotes: the value it could not cast may be an
+    email or userId Iterable put in the wrong field (`Failed to cast value to numerical:
+    "ann@x.io"`), and the file is the workspace's, a temporary path of no use to anyone."""
+    reason = _FILE.sub("", str(exc).splitlines()[0]).rstrip()
+    value = reason.find('"')
+    return reason if value < 0 else reason[:value].rstrip(" :") + " (the value is not shown)"
+
+
+_FILE = re.compile(r' in file "[^"]*"')
 
 
 def _channel_unsubscribed(engine: Engine, path: Path) -> list[dict[str, Any]]:
