@@ -679,16 +679,20 @@ class Emulator:
         )
         return json_reply(200, {"name": project.name, "projectType": project.project_type})
 
-    def _post_forget(self, payload: Any) -> EmulatorResponse:
-        """GDPR forget: {"project"?, "email"?, "userId"?}; project defaults to the only one."""
-        if not isinstance(payload, dict) or not (payload.get("email") or payload.get("userId")):
-            raise ValueError("expected {project?, email?, userId?} with an identifier")
+    def _named_project(self, payload: dict[str, Any]) -> Project:
+        """The project a test-only request names (`project`), or the only one there is."""
         name = payload.get("project")
         if name is None:
             if len(self.projects) != 1:
                 raise ValueError("name the project: the emulator has several")
             name = next(iter(self.projects))
-        found = self.project(str(name)).forget(payload.get("email"), payload.get("userId"))
+        return self.project(str(name))
+
+    def _post_forget(self, payload: Any) -> EmulatorResponse:
+        """GDPR forget: {"project"?, "email"?, "userId"?}; project defaults to the only one."""
+        if not isinstance(payload, dict) or not (payload.get("email") or payload.get("userId")):
+            raise ValueError("expected {project?, email?, userId?} with an identifier")
+        found = self._named_project(payload).forget(payload.get("email"), payload.get("userId"))
         return json_reply(200, {"forgotten": True, "profileFound": found})
 
     def _post_campaign(self, payload: Any) -> EmulatorResponse:
@@ -721,12 +725,7 @@ class Emulator:
             raise ValueError("expected {project?, email?, userId?, listId?, channel?}")
         if payload.get("listId") is None and not payload.get("channel"):
             raise ValueError("name a listId, or channel: true, or both")
-        name = payload.get("project")
-        if name is None:
-            if len(self.projects) != 1:
-                raise ValueError("name the project: the emulator has several")
-            name = next(iter(self.projects))
-        project = self.project(str(name))
+        project = self._named_project(payload)
         user = project.find_user(payload.get("email"), payload.get("userId"))
         if user is None:
             return api_error(404, "NotFound", "No such user")
