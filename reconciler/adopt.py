@@ -43,7 +43,7 @@ from reconciler.leftovers import NO_ROOM
 from reconciler.manifest import API_VERSION, Destination, Manifests
 from reconciler.manifest.model import NAME_PATTERN, AudienceSpec
 from reconciler.manifest.yaml_readings import read_as_other_than_text
-from reconciler.members.engine.workspace import duckdb_no_room
+from reconciler.members.engine.workspace import duckdb_no_room, unquoted_reason
 from reconciler.members.identity import ProjectType, looks_like_email
 from reconciler.members.model import Engine
 from reconciler.plan.ownership import unmarked
@@ -664,7 +664,7 @@ def _write_members_duckdb(
         if said is not None:
             raise said from None
         raise LiveStateError(
-            f"{what} answered lines reconciler cannot read: {str(exc).splitlines()[0]}"
+            f"{what} answered lines reconciler cannot read: {unquoted_reason(exc)}"
         ) from None
     else:
         written.chmod(0o600)

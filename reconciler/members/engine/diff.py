@@ -24,7 +24,7 @@ from reconciler.members.engine.desired_table import (
     not_blank_sql,
 )
 from reconciler.members.engine.rows import TableRows, identifier_rows, member_rows
-from reconciler.members.engine.workspace import Engine
+from reconciler.members.engine.workspace import Engine, unquoted_reason
 from reconciler.members.fingerprint import MembersDigest, digest_relation
 from reconciler.members.identity import Member
 
@@ -87,9 +87,7 @@ def _unreadable(engine: Engine, table: str, exc: duckdb.Error) -> ReconcilerErro
     if said is not None:
         return said
     origin = engine.remember(("origin", table), lambda: "Iterable")
-    return LiveStateError(
-        f"{origin} answered lines reconciler cannot read: {str(exc).splitlines()[0]}"
-    )
+    return LiveStateError(f"{origin} answered lines reconciler cannot read: {unquoted_reason(exc)}")
 
 
 def resolve_user_ids(

@@ -8,7 +8,6 @@ the same live table and digest.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from reconciler.errors import LiveStateError
 from reconciler.iterable import CHANNELS_FIELD, IterableClient
 from reconciler.members.engine.desired_table import LOOKS_LIKE_EMAIL, DesiredTable, known_skipped
 from reconciler.members.engine.diff import needs_user_id_resolution
-from reconciler.members.engine.workspace import Engine, lower_sql
+from reconciler.members.engine.workspace import Engine, lower_sql, unquoted_reason
 from reconciler.members.identity import ProjectType
 
 
@@ -67,23 +66,11 @@ def read_export_table(
             if said is not None:
                 raise said from None
             raise LiveStateError(
-                f"the user export answered lines reconciler cannot read: {_unquoted(exc)}"
+                f"the user export answered lines reconciler cannot read: {unquoted_reason(exc)}"
             ) from None
     finally:
         path.unlink(missing_ok=True)
     return table
-
-
-def _unquoted(exc: duckdb.Error) -> str:
-    """DuckDB's reason without what it quotes: the value it could not cast may be an
-    email or userId Iterable put in the wrong field (`Failed to cast value to numerical:
-    "ann@x.io"`), and the file is the workspace's, a temporary path of no use to anyone."""
-    reason = _FILE.sub("", str(exc).splitlines()[0]).rstrip()
-    value = reason.find('"')
-    return reason if value < 0 else reason[:value].rstrip(" :") + " (the value is not shown)"
-
-
-_FILE = re.compile(r' in file "[^"]*"')
 
 
 def _channel_unsubscribed(engine: Engine, path: Path) -> list[dict[str, Any]]:

@@ -141,6 +141,37 @@ def duckdb_no_room(exc: BaseException) -> OSError | None:
     return None if code is None else OSError(code, os.strerror(code))
 
 
+def unquoted_reason(exc: duckdb.Error) -> str:
+    """DuckDB's reason a file reconciler wrote or Iterable sent could not be read, without
+    what it quotes. The files hold members: a CSV reader error's first line names only the
+    line (`CSV Error on Line: 2`), the next quotes it whole (`Original Line: ann@x.io...`,
+    over several lines when a quoted cell holds line ends, or from the next line), and the
+    reason follows, so the reason is taken by its known words and never by its place; a
+    cast quotes the value it could not cast (`Failed to cast value to numerical:
+    "ann@x.io"`), which is cut; and the file is the workspace's, a temporary path of no use
+    to anyone."""
+    lines = str(exc).splitlines() or [type(exc).__name__]
+    reason = _FILE.sub("", lines[0]).rstrip()
+    if len(lines) > 1 and lines[1].startswith(_ORIGINAL_LINE):
+        said = [line for line in lines[2:] if line.startswith(_CSV_REASONS)]
+        if said:  # the last: a member's value could read like one, DuckDB's comes after
+            reason += f": {said[-1].strip()}"
+    value = reason.find('"')
+    return reason if value < 0 else reason[:value].rstrip(" :") + " (the value is not shown)"
+
+
+_FILE = re.compile(r' in file "[^"]*"')
+_ORIGINAL_LINE = "Original Line:"
+# How DuckDB's CSV reader (2.0) says why a line could not be read, after quoting it.
+_CSV_REASONS = (
+    "Expected Number of Columns",
+    "Maximum line size",
+    "Invalid unicode",
+    "Value with unterminated quote",
+    "The CSV Parser state machine",
+)
+
+
 class Engine:
     """Chooses the engine per audience and owns the DuckDB workspace, opened on first use."""
 
