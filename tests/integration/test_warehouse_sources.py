@@ -769,3 +769,71 @@ def test_audiences_of_one_query_count_its_rows_once_when_the_engine_is_chosen_by
     assert len([s for s in runs if not s.endswith("LIMIT 0")]) == 1
     (dest,) = result.json()["destinations"]
     assert [item["desired_members"] for item in dest["lists"]] == [50, 50]
+
+
+def test_a_long_mapped_value_from_a_database_url_is_planned_not_a_crash_quoting_members(
+    workspace: Workspace,
+    cli,
+    engine: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A query at a database URL whose mapped text value was over 2 MB (a notes or JSON
+    column) failed the DuckDB engine's plan with an internal error: its rows go through a
+    file reconciler writes and DuckDB reads back, under DuckDB's 2 MB default line size,
+    and DuckDB's text quoted the whole row (the member's userId and value) and the
+    workspace's temporary path. The file is now read as the workspace's other files are
+    (lines up to 16 MiB), and a row longer still is refused naming the query, not
+    quoting it."""
+    import sqlite3
+
+    scratch = tmp_path_factory.mktemp("scratch")
+    monkeypatch.setenv("RECONCILER_DUCKDB_TEMP_DIR", str(scratch))
+    database = workspace.manifests / "data" / "crm.db"
+    database.parent.mkdir(parents=True)
+    long_note = "u-secret-note " * 200_000  # 2.8 MB
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE people (user_id TEXT, note TEXT)")
+        connection.executemany(
+            "INSERT INTO people VALUES (?, ?)", [("u-1", "short"), ("u-secret-42", long_note)]
+        )
+    connection.close()
+    url = "sqlite:///manifests/data/crm.db"
+    query = "SELECT user_id, note FROM people"
+    workspace.audience("noted", {"sql": query, "url": url, "userId": "user_id"}, traits="crm")
+    workspace.write(
+        "traits.yaml",
+        json.dumps(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "TraitMapping",
+                "metadata": {"name": "crm"},
+                "spec": {"fields": {"note": "note"}},
+            }
+        ),
+    )
+
+    result = cli("plan", workspace.manifests)
+
+    assert "internal error" not in result.output, result.output[:2000]
+    # Planned in either engine, the value refused as Iterable would refuse it.
+    assert result.exit_code == 1, result.output[:2000]
+    assert "holds text of 2,800,000 characters" in result.output
+    assert "u-secret" not in result.output and str(scratch) not in result.output
+
+    # A row over 16 MiB is refused by name, in the DuckDB engine, as the Python engine
+    # refuses what Iterable cannot take; neither quotes it.
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "UPDATE people SET note = ? WHERE user_id = 'u-secret-42'",
+            ("u-secret-note " * 1_300_000,),
+        )
+    connection.close()
+    result = cli("plan", workspace.manifests)
+    assert "internal error" not in result.output, result.output[:2000]
+    assert result.exit_code == 1, result.output[:2000]
+    assert "aud-noted.yaml" in result.output
+    if engine == "duckdb":
+        assert "query row 2: Maximum line size of 16777216 bytes exceeded" in result.output
+    assert "u-secret" not in result.output and str(scratch) not in result.output
+    assert len(result.output) < 10_000

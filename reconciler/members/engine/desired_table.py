@@ -29,7 +29,8 @@ import duckdb
 from reconciler.errors import SourceChangedError, SourceError, SourceUnreachable
 from reconciler.manifest import Audience
 from reconciler.manifest.model import MembersSpec
-from reconciler.members.engine.workspace import Engine, lower_sql
+from reconciler.members.engine.rows import MAX_LINE
+from reconciler.members.engine.workspace import Engine, lower_sql, unquoted_reason
 from reconciler.members.identity import (
     EXPONENT_USER_ID_PATTERN,
     HEADER_CELL_STRIP,
@@ -774,12 +775,28 @@ def _warehouse_into(
         columns = present[0]
         names = ["email", "user_id", *(f"c{i}" for _, i in columns.traits)]
         types = ", ".join(f"'{name}': 'VARCHAR'" for name in names)
+        # reconciler's own file, read back as the workspace's others are (rows.py): under
+        # DuckDB's default of 2 MB a line, a long mapped text (a notes or JSON column)
+        # failed the plan, though Iterable's limits then decide what is sent.
         select = (
             f"SELECT {', '.join(names)} FROM read_csv({_literal(str(path))}, "
             f"header = false, auto_detect = false, columns = {{{types}}}, "
-            f"delim = ',', quote = '\"', escape = '\"')"
+            f"delim = ',', quote = '\"', escape = '\"', max_line_size = {MAX_LINE}, "
+            f"buffer_size = {2 * MAX_LINE})"
         )
-        engine.connection.execute(_checked_sql(engine, checked, select, project_type, columns))
+        try:
+            engine.connection.execute(_checked_sql(engine, checked, select, project_type, columns))
+        except duckdb.Error as exc:
+            said = engine.no_room(exc)  # the rows are fine; the room to keep them is not
+            if said is not None:
+                raise said from None
+            # DuckDB's text quotes the row (a member and its values) and the workspace's
+            # file: only its reason is said, and its line is the query's row.
+            reason = unquoted_reason(exc).replace("CSV Error on Line: ", "query row ")
+            raise SourceError(
+                f"{source.declared_at}: the query's rows could not be kept in DuckDB "
+                f"({reason}); set RECONCILER_ENGINE=python to plan this audience in Python"
+            ) from None
     finally:
         path.unlink(missing_ok=True)
     return present[0]
