@@ -68,6 +68,18 @@ def mask_identifier(identifier: str) -> str:
     return f"{_first(identifier)}{MASK}"
 
 
+# How DuckDB's CSV reader (2.0) says why, after quoting the line it could not read.
+DUCKDB_CSV_REASONS = (
+    "Expected Number of Columns",
+    "Maximum line size",
+    "Invalid unicode",
+    "Value with unterminated quote",
+    "The CSV Parser state machine",
+)
+# The quoted line ends at the reason, at DuckDB's words on a cast (which quote the value:
+# masked by the pattern of casts), or at its advice.
+_CSV_REASONS = "|".join((*DUCKDB_CSV_REASONS, "Error when converting column", "Possible "))
+
 # Where a database's own error text (or Python's) quotes a value it read (a cell, a CSV
 # line, a JSON text): the value is source data, whatever its shape. Group `value` of each pattern is
 # the value; its quote ends it, or the end of the line where it can hold quotes itself.
@@ -77,9 +89,13 @@ _DATA_IN_ERRORS = tuple(
         # DuckDB: a cast, strptime, a date or timestamp, a cast of a whole value.
         r"(?:Could not (?:convert|parse) string |field format: |with value )"
         r"""(?P<q>['"])(?P<value>[^'"\n]*)(?P=q)""",
-        # DuckDB: the CSV line a reader error is on, the text of malformed JSON, the value
-        # a JSON line holds where another type was expected (an export's line).
-        r"(?:Original Line: |Malformed JSON[^\n]*? Input: )(?P<value>[^\n]*)",
+        # DuckDB: the CSV line a reader error is on, up to the reason that follows it: a
+        # line ending \r\n is quoted from the next line, and a quoted cell's line ends
+        # spread it over several (to the end of the text when no reason is found).
+        rf"Original Line: (?P<value>[\s\S]*?)(?=\n(?:{_CSV_REASONS})|\Z)",
+        # DuckDB: the text of malformed JSON, the value a JSON line holds where another
+        # type was expected (an export's line).
+        r"Malformed JSON[^\n]*? Input: (?P<value>[^\n]*)",
         r'JSON transform error in file "[^"\n]*", in line \d+: [^\n]*?: "(?P<value>[^\n]*)"$',
         # PostgreSQL: invalid input and enum values, to_date's fields, dates and numbers
         # out of range, a JSON token and the JSON text around it.

@@ -837,3 +837,32 @@ def test_a_long_mapped_value_from_a_database_url_is_planned_not_a_crash_quoting_
         assert "query row 2: Maximum line size of 16777216 bytes exceeded" in result.output
     assert "u-secret" not in result.output and str(scratch) not in result.output
     assert len(result.output) < 10_000
+
+
+def test_a_bad_line_of_a_windows_csv_a_query_reads_is_not_quoted(workspace: Workspace, cli) -> None:
+    """DuckDB quotes the CSV line it cannot read after 'Original Line: ', which output
+    masks; in a file with \\r\\n line ends (Excel's, Windows') the line is quoted from the
+    next line of its text, and a quoted cell holding a line end spreads it over several:
+    the member's userId and values were printed. The quoted line now ends at DuckDB's
+    reason, which is still said, with the file and line."""
+    (workspace.manifests / "data").mkdir()
+    (workspace.manifests / "data" / "people.csv").write_bytes(
+        b"user_id,tier\r\nu-1,gold\r\nu-secret-42,gold,extra\r\n"
+        b'"u-secret-43\r\nsecond",gold,extra\r\n'
+    )
+    query = (
+        "SELECT user_id FROM read_csv('data/people.csv', header = true, auto_detect = false, "
+        "columns = {'user_id': 'VARCHAR', 'tier': 'VARCHAR'})"
+    )
+    workspace.audience("tiers", {"sql": query, "database": ":memory:", "userId": "user_id"})
+
+    result = cli("plan", workspace.manifests)
+
+    assert result.exit_code == 1, result.output
+    said = result.output
+    assert "CSV Error on Line: 3" in said and "Expected Number of Columns: 2 Found: 3" in said
+    assert "aud-tiers.yaml" in said
+    assert "u-secret" not in said and "second" not in said, said
+
+    with_members = cli("plan", workspace.manifests, "--show-members")
+    assert "u-secret-42,gold,extra" in with_members.output  # asked for

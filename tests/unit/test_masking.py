@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import duckdb
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -165,6 +167,26 @@ def test_values_a_database_error_quotes_are_masked():
         assert "u***" in masked or "j***" in masked
 
 
+def test_a_csv_line_duckdb_quotes_is_masked_to_its_reason_whatever_its_line_ends(tmp_path):
+    """With \r\n line ends DuckDB quotes the line from the next line of its text, and a
+    quoted cell's line end spreads it over several: all of it is masked, up to the reason."""
+
+    path = tmp_path / "people.csv"
+    read = (
+        f"SELECT * FROM read_csv('{path}', header = false, auto_detect = false, "
+        "columns = {'a': 'VARCHAR', 'b': 'VARCHAR'})"
+    )
+    for body in (b"u-1,x\r\nusr_00012391,x,y\r\n", b'u-1,x\n"usr_00012391\nZedekiah",x,y\n'):
+        path.write_bytes(body)
+        with pytest.raises(duckdb.Error) as caught:
+            duckdb.connect().execute(read).fetchall()
+        assert "usr_00012391" in str(caught.value)  # DuckDB does quote it
+        masked = mask_emails(str(caught.value))
+        assert "usr_0" not in masked and "Zedekiah" not in masked, masked
+        assert "CSV Error on Line: 2" in masked
+        assert "Expected Number of Columns: 2 Found: 3" in masked
+
+
 # A member's values as a database quotes them: a userId, a name, a date that is not one.
 PRIVATE = (
     "usr_00012391",
@@ -200,7 +222,6 @@ def _assert_masked(messages: list[str]) -> None:
 
 
 def test_every_value_a_duckdb_error_quotes_is_masked(tmp_path):
-    import duckdb
 
     csv = tmp_path / "m.csv"
     # Quoted cells: the CSV line's quotes must not end the masking of the line.

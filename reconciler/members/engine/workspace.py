@@ -29,6 +29,7 @@ import duckdb
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.leftovers import NO_ROOM, no_room, private_directory, shown_temp
 from reconciler.members.engine.settings import TRAITS_THRESHOLD_FIELDS, EngineSettings
+from reconciler.render.masking import DUCKDB_CSV_REASONS
 from reconciler.sources.snapshot import TEMP_DIR_VARIABLE
 
 # DuckDB's session time zone is the machine's (TZ) unless set: a query's `ts::DATE`,
@@ -153,7 +154,7 @@ def unquoted_reason(exc: duckdb.Error) -> str:
     lines = str(exc).splitlines() or [type(exc).__name__]
     reason = _FILE.sub("", lines[0]).rstrip()
     if len(lines) > 1 and lines[1].startswith(_ORIGINAL_LINE):
-        said = [line for line in lines[2:] if line.startswith(_CSV_REASONS)]
+        said = [line for line in lines[2:] if line.startswith(DUCKDB_CSV_REASONS)]
         if said:  # the last: a member's value could read like one, DuckDB's comes after
             reason += f": {said[-1].strip()}"
     value = reason.find('"')
@@ -162,14 +163,6 @@ def unquoted_reason(exc: duckdb.Error) -> str:
 
 _FILE = re.compile(r' in file "[^"]*"')
 _ORIGINAL_LINE = "Original Line:"
-# How DuckDB's CSV reader (2.0) says why a line could not be read, after quoting it.
-_CSV_REASONS = (
-    "Expected Number of Columns",
-    "Maximum line size",
-    "Invalid unicode",
-    "Value with unterminated quote",
-    "The CSV Parser state machine",
-)
 
 
 class Engine:
