@@ -211,10 +211,15 @@ def test_a_temp_dir_of_another_user_is_refused(tmp_path: Path) -> None:
     mine = _dir(tmp_path / "mine", 0o700)
     sticky = _dir(tmp_path / "sticky", 0o1777)
     (sticky / "link").symlink_to(mine)
-    os.lchown(sticky / "link", 4242, 4242)
-    with pytest.raises(ConfigError) as refused:
-        private_directory("source", sticky / "link")
-    assert "it belongs to another user (uid 4242)" in str(refused.value)
+    try:
+        os.lchown(sticky / "link", 4242, 4242)
+        with pytest.raises(ConfigError) as refused:
+            private_directory("source", sticky / "link")
+        assert "it belongs to another user (uid 4242)" in str(refused.value)
+    finally:
+        # A link leading out of its directory, left in the worker's temporary directory,
+        # stops every later query whose repository holds it (manifest.repository).
+        (sticky / "link").unlink()
 
 
 @posix_modes
