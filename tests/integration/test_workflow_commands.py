@@ -135,6 +135,36 @@ def test_validate_quotes_a_pull_requests_keys_without_a_command(tmp_path: Path) 
     assert len(annotations(result)) == 2  # reconciler's own, unbroken
 
 
+def test_stderr_in_a_file_is_broken_as_on_a_pipe(tmp_path: Path) -> None:
+    # `validate manifests 2> validate.log` then `cat validate.log` in a later step: unlike
+    # stdout's plan.md, a stderr in a file is still printed to the runner's log.
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "sandbox.yaml").write_text(SANDBOX)
+    (tmp_path / "manifests" / "vip.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Audience\nmetadata: {name: vip}\n"
+        "spec:\n  destination: sandbox\n  'k ##[add-mask]Apply': 1\n"
+        "  members: {inline: [a@example.com]}\n"
+    )
+    log = tmp_path / "validate.log"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
+
+    with log.open("w") as stderr:
+        done = subprocess.run(
+            [sys.executable, "-m", "reconciler.cli", "validate", "manifests"],
+            cwd=tmp_path,
+            env={**environment, "PYTHONPATH": str(ROOT), "GITHUB_ACTIONS": "true"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            timeout=120,
+        )
+
+    text = log.read_text()
+    assert done.returncode == 1, text
+    assert "unknown key 'k ##[\\add-mask]Apply' in spec" in text
+    assert [c.name for c in commands(text)] == ["error"]  # reconciler's own annotation
+
+
 def test_plan_apply_status_and_import_print_names_without_commands(
     workspace: Workspace, emulator_server
 ) -> None:
