@@ -14,6 +14,7 @@ from reconciler.emulator import Emulator, EmulatorTransport, Limits
 from reconciler.iterable import ClientSettings, IterableClient
 from reconciler.manifest import load_manifests
 from reconciler.members import fingerprint
+from reconciler.members.identity import InvalidIdentity, normalise_email, skipped_identifiers
 from reconciler.members.model import Engine, EngineSettings
 from reconciler.plan import Plan
 from reconciler.plan.fingerprint import first_difference
@@ -386,7 +387,7 @@ def test_an_address_with_punctuation_around_it_is_skipped_and_keeps_its_member(
     # the plan added them (Iterable refuses both) and removed a@x.com and e@x.com.
     root = _manifests(tmp_path, "email")
     (root / "data" / "m.csv").write_bytes(
-        b"email,userId\r\n<A@x.com>,\r\ne@x.com;,\r\n(f@x.com),\r\nd@z.net,\r\n"
+        b"email,userId\r\n<A@x.com>,\r\ne@x.com;,\r\n(f@x.com),\r\n[g@x.com],\r\nd@z.net,\r\n"
     )
     plan = _plan(root, _emulator("email"), engines[engine])
     summary = _summary(plan, root)
@@ -394,6 +395,27 @@ def test_an_address_with_punctuation_around_it_is_skipped_and_keeps_its_member(
         (2, "invalid email", "<A@x.com>"),
         (3, "invalid email", "e@x.com;"),
         (4, "invalid email", "(f@x.com)"),
+        (5, "invalid email", "[g@x.com]"),
     ]
     assert summary["add"] == [("d@z.net", "email", "d@z.net", None)]
     assert summary["remove"] == ["gone@x.com"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "<a@x.com",
+        "(a@x.com",
+        "[a@x.com",
+        "a@x.com>",
+        "a@x.com;",
+        "a@x.com,",
+        "a@x.com)",
+        "a@x.com]",
+    ],
+)
+def test_each_punctuation_left_around_an_address_is_invalid_and_keeps_the_address(raw):
+    # Every opening and closing mark a sheet or a mail client leaves, one at a time.
+    with pytest.raises(InvalidIdentity):
+        normalise_email(raw)
+    assert "a@x.com" in skipped_identifiers(raw.upper(), None)
