@@ -149,6 +149,28 @@ def test_run_from_the_system_temporary_directory_itself_it_is_still_used(
         made.rmdir()
 
 
+def test_run_from_var_tmp_where_python_chose_it_it_is_still_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # /tmp unusable (full, read-only), Python takes /var/tmp: run from there, it is the
+    # system's choice, not the working directory as a last resort.
+    import tempfile
+
+    system = Path("/var/tmp")
+    if os.name == "nt" or not (system.is_dir() and os.access(system, os.W_OK)):
+        pytest.skip("needs a writable /var/tmp")
+    monkeypatch.chdir(system)
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setattr(tempfile, "_candidate_tempdir_list", lambda: [str(system)])
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        monkeypatch.delenv(name, raising=False)
+    made = private_directory("source")
+    try:
+        assert made.parent.resolve() == system.resolve()
+    finally:
+        made.rmdir()
+
+
 # A temporary directory another user controls: they can rename the 0700 directories made
 # there and put their own in place, then read what is written after.
 
