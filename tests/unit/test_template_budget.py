@@ -112,6 +112,12 @@ HOSTILE_BEFORE_ALLOCATING = [
     ("{{ ('%d' * 49999) % ((2 ** 4095,) * 49999) }}", "a formatted string too long"),
     ("{{ ('%99999s' * 999) % ((x,) * 999) }}", "a formatted string too long"),
     ("{{ '%999999999b'.encode() % (x.encode(),) }}", "a formatted value of unbounded width"),
+    # Each part of the grammar before the conversion read: a length modifier, two flags.
+    ("{{ '%09999999ld' % 1 }}", "a formatted value of unbounded width"),
+    ("{{ '%(a)-+9999999d' % {'a': 1} }}", "a formatted value of unbounded width"),
+    # The literal text counts, a `%%` as one character, after the last conversion too.
+    ("{{ ('%%' * 30000 ~ '%s') % (x * 25000) }}", "a formatted string too long"),
+    ("{{ ('%s' ~ 'y' * 60000) % (x * 15000) }}", "a formatted string too long"),
     ("{{ '{:{w.real}}'.format(x, w=999999999) }}", "a formatted value of unbounded width"),
     ("{{ '{:>{}}'.format(x, '999999999') }}", "a formatted value of unbounded width"),
     ("{{ (range(99999)|batch(1)|sum(start=[]))|length }}", "a sum of 99,999 lists"),
@@ -156,6 +162,8 @@ def test_a_template_is_refused_before_it_makes_a_huge_value(
             "gold  |2.2|00007|A|'gold'",
         ),
         ("{{ 'id 99999999 %(n)ld'|format(n=score) }}", "id 99999999 7"),
+        # A negative precision a `*` takes is none (Python writes nothing), not a size.
+        ("{{ '%.*s|' % (-999999999, plan) }}", "|"),
         ("{{ '{:08.3f}'.format(score) }}|{{ '{:>{w}}'.format(plan, w=6) }}", "0007.000|  gold"),
         ("{{ '{:{}}|{:{}.{}}'.format(plan, 5, 2.5, 6, 2) }}", "gold |   2.5"),
     ],
