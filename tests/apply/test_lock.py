@@ -288,3 +288,45 @@ def test_without_proc_or_flock_a_lock_is_gone_only_when_its_pid_is(no_proc, monk
     # A lock this process left at its own pid without holding it (pid 1 of a container).
     _leave(no_proc, pid=os.getpid(), boot=None, pid_namespace=None, started=None)
     _take(no_proc)
+
+
+class _HolderLeavesMidway:
+    """fcntl as another apply's ending looks between opening the lock file and locking it:
+    the holder releases and removes the file, and a third apply makes a new one and holds
+    it (a second open file of this process: flock's locks are per open file, so it
+    conflicts as another process's would)."""
+
+    def __init__(self, path: Path):
+        assert lock.fcntl is not None
+        self.real = lock.fcntl
+        self.LOCK_EX, self.LOCK_NB = self.real.LOCK_EX, self.real.LOCK_NB
+        self.path = path
+        self.other: int | None = None
+
+    def flock(self, fd: int, operation: int) -> None:
+        first = self.other is None and self.path.exists()
+        if first and os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+            self.path.unlink()
+            self.other = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self.real.flock(self.other, self.LOCK_EX | self.LOCK_NB)
+            os.write(self.other, json.dumps({"pid": os.getpid(), "flock": True}).encode())
+        self.real.flock(fd, operation)
+
+
+@pytest.mark.skipif(lock.fcntl is None, reason="flock")
+def test_a_lock_file_removed_and_made_again_before_it_is_locked_is_not_taken(tmp_path, monkeypatch):
+    # Locking the removed file would leave two applies running, each holding "the" lock.
+    path = lock.lock_path(tmp_path, PROJECT)
+    midway = _HolderLeavesMidway(path)
+    monkeypatch.setattr(lock, "fcntl", midway)
+    try:
+        released = "the lock is released when that process ends"
+        with (
+            pytest.raises(LockedError, match=released),
+            lock.project_locks(tmp_path, {"prod": PROJECT}),
+        ):
+            pass
+        assert midway.other is not None
+    finally:
+        if midway.other is not None:
+            os.close(midway.other)
