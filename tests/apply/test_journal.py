@@ -1,0 +1,64 @@
+"""The run journal's step outcomes (reconciler.apply.journal): each way a request's block
+ends is recorded as a reader of .reconciler/runs needs it, and nothing it records quotes a
+member or an internal error's text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.apply.journal import Journal
+from reconciler.errors import ReconcilerError, WriteNotSent
+
+
+def _journal(tmp_path: Path) -> tuple[Journal, Path]:
+    path = tmp_path / "apply.jsonl"
+    return Journal(path, path.open("w", encoding="utf-8")), path
+
+
+def _outcomes(path: Path) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return [
+        {k: v for k, v in line.items() if k not in ("at", "event")}
+        for line in lines
+        if line["event"] == "outcome"
+    ]
+
+
+def test_each_way_a_step_ends_is_recorded_as_what_happened(tmp_path: Path) -> None:
+    journal, path = _journal(tmp_path)
+
+    with journal.step("subscribe", "prod", "vip", members=2):
+        pass  # answered: done, though the block did not say so
+    with pytest.raises(WriteNotSent), journal.step("subscribe", "prod", "vip"):
+        raise WriteNotSent()
+    with pytest.raises(ValueError), journal.step("subscribe", "prod", "vip"):
+        raise ValueError("row of ann@example.com and userId u-123")
+    with pytest.raises(KeyboardInterrupt), journal.step("unsubscribe", "prod", "vip"):
+        raise KeyboardInterrupt
+
+    assert _outcomes(path) == [
+        {"step": 1, "status": "done"},
+        {"step": 2, "status": "not_sent"},  # never sent: not failed
+        {"step": 3, "status": "failed", "error": "internal error: ValueError"},
+        {"step": 4, "status": "unknown", "error": "stopped at once while in flight"},
+    ]
+    assert journal.failed == 1 and journal.in_flight == 0
+
+
+def test_a_failed_step_and_the_runs_end_mask_the_emails_their_errors_quote(
+    tmp_path: Path,
+) -> None:
+    journal, path = _journal(tmp_path)
+
+    with pytest.raises(ReconcilerError), journal.step("subscribe", "prod", "vip"):
+        raise ReconcilerError("Iterable refused ann@example.com")
+    journal.finish("failed", "stopped: Iterable refused bob@example.com")
+
+    text = path.read_text(encoding="utf-8")
+    assert "ann@example.com" not in text and "bob@example.com" not in text
+    assert "Iterable refused" in _outcomes(path)[0]["error"]
+    assert '"outcome":"failed"' in text.splitlines()[-1]
