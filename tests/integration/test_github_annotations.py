@@ -285,3 +285,61 @@ def test_without_git_the_path_is_relative_to_the_workspace(tmp_path: Path) -> No
         "::error file=infra/manifests/vip.yaml,line=8,col=3,"
         f"title=reconciler validate::{UNKNOWN_KEY}"
     ]
+
+
+def test_the_note_is_said_once_and_only_when_annotations_were_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A command emits its annotations in several calls (validate's problems, then plan's
+    # member issues): exactly GitHub's 10 is no loss, and the 13th is no news.
+    from reconciler.cli.annotate import _Annotator
+
+    monkeypatch.chdir(tmp_path)
+    annotator = _Annotator(enabled=True, title="reconciler plan")
+    error = Annotation("error", "m.yaml", 3, 0, "bad")
+
+    annotator.emit([error] * 10)
+    assert "annotations per step" not in capsys.readouterr().err
+    annotator.emit([error] * 2)
+    annotator.emit([error])
+
+    err = capsys.readouterr().err
+    assert commands(err) == []  # the first 10 were all there is room for
+    assert [line for line in err.splitlines() if "annotations per step" in line] == [
+        "note: 12 errors have a file and line, and GitHub shows 10 error annotations per "
+        "step: the first 10 are annotated; the output lists them all."
+    ]
+
+
+def test_a_skipped_rows_annotation_is_masked_though_the_log_shows_members(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --show-members shows them in the log a run's readers see; an annotation outlives it
+    # on the check run, so it masks them whatever the log does.
+    from reconciler.cli.annotate import from_issue
+    from reconciler.members.issue import MemberIssue
+    from reconciler.render.masking import quoted, shower
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.csv").write_text("email\nann@example\n")
+    issue = MemberIssue("m.csv:2", "invalid email", "ann@example")
+
+    shown = from_issue(issue, "error", quoted(shower(True)))
+
+    assert shown is not None and (shown.file, shown.line) == ("m.csv", 2)
+    assert shown.message.startswith("invalid email") and "ann@example" not in shown.message
+
+
+def test_only_a_file_that_exists_gives_a_message_its_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `Iterable: 503: busy` or `https://host:443: refused` name no file of the pull request.
+    from reconciler.cli.annotate import located
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.yaml").write_text("a: 1\n")
+
+    assert located("Iterable:503: busy", "error") is None
+    assert located("m.yaml:1:4: unknown key", "error") == Annotation(
+        "error", "m.yaml", 1, 4, "unknown key"
+    )
