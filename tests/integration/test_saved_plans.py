@@ -412,6 +412,38 @@ def _warnings(stderr: str) -> list[str]:
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+@pytest.mark.parametrize(
+    ("name", "decoy"),
+    [
+        ("#1 plan.gz", "1 plan.gz"),  # a comment unless escaped
+        ("!plan.gz", "plan.gz"),  # a negation unless escaped
+        ("plan?.gz", "planX.gz"),
+        ("plan*.gz", "planX.gz"),
+        ("[v1] plan.gz", "v plan.gz"),
+        ("back\\slash.gz", "backslash.gz"),
+        ("plan.gz ", "plan.gz"),  # git drops a line's unescaped trailing spaces
+    ],
+)
+def test_the_gitignore_line_suggested_ignores_that_file_and_no_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, decoy: str
+) -> None:
+    from reconciler.manifest.repository import git_would_commit, gitignore_pattern
+
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    subprocess.run(["git", "init", "-q", str(tmp_path / "repo")], check=True, env={})
+    plans = tmp_path / "repo" / "plans"
+    plans.mkdir()
+    (plans / name).write_bytes(b"")
+    (plans / decoy).write_bytes(b"")
+    assert git_would_commit(plans / name) and git_would_commit(plans / decoy)
+
+    (tmp_path / "repo" / ".gitignore").write_text(gitignore_pattern(name) + "\n")
+
+    assert not git_would_commit(plans / name)
+    assert git_would_commit(plans / decoy)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_plan_out_where_git_would_commit_it_warns_once_and_nowhere_else(
     workspace, cli, tmp_path, monkeypatch
 ):
