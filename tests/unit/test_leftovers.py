@@ -128,37 +128,17 @@ def test_the_working_directory_is_no_temporary_directory_unless_tmpdir_names_it(
     assert private_directory("source").parent == tmp_path
 
 
-def test_run_from_the_system_temporary_directory_itself_it_is_still_used(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("system", [Path("/tmp"), Path("/var/tmp")], ids=str)
+def test_run_from_the_system_temporary_directory_python_chose_it_is_still_used(
+    system: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # /tmp chosen by Python because it is writable is not the last-resort working
-    # directory, though a command run from /tmp has it as both.
+    # /tmp, or /var/tmp where /tmp is unusable (full, read-only), chosen by Python because
+    # it is writable, is not the last-resort working directory, though a command run from
+    # there has it as both.
     import tempfile
 
-    system = Path("/tmp")
     if os.name == "nt" or not (system.is_dir() and os.access(system, os.W_OK)):
-        pytest.skip("needs a writable /tmp")
-    monkeypatch.chdir(system)
-    monkeypatch.setattr(tempfile, "tempdir", None)
-    for name in ("TMPDIR", "TEMP", "TMP"):
-        monkeypatch.delenv(name, raising=False)
-    made = private_directory("source")
-    try:
-        assert made.parent.resolve() == system.resolve()
-    finally:
-        made.rmdir()
-
-
-def test_run_from_var_tmp_where_python_chose_it_it_is_still_used(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # /tmp unusable (full, read-only), Python takes /var/tmp: run from there, it is the
-    # system's choice, not the working directory as a last resort.
-    import tempfile
-
-    system = Path("/var/tmp")
-    if os.name == "nt" or not (system.is_dir() and os.access(system, os.W_OK)):
-        pytest.skip("needs a writable /var/tmp")
+        pytest.skip(f"needs a writable {system}")
     monkeypatch.chdir(system)
     monkeypatch.setattr(tempfile, "tempdir", None)
     monkeypatch.setattr(tempfile, "_candidate_tempdir_list", lambda: [str(system)])
