@@ -12,6 +12,26 @@ from tests.integration.test_plan_apply import list_id, project, writes
 from tests.postgres import Postgres
 from tests.sources import line_of, write_duckdb, write_parquet
 
+
+def _plan_sending(cli, workspace: Workspace):
+    """`plan --format json` of the workspace, and every SQL statement SQLAlchemy sent the
+    warehouse meanwhile (how many times a shared query was run)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    sent: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        sent.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        result = cli("plan", workspace.manifests, "--format", "json")
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+    return result, sent
+
+
 PASSWORD_VAR = "RECONCILER_TEST_WAREHOUSE_PASSWORD"
 
 
@@ -591,9 +611,6 @@ def test_audiences_of_one_query_at_one_database_run_it_once_per_plan(
     on SQLAlchemy's own hook, as each statement goes to the database."""
     import sqlite3
 
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
     database = workspace.manifests / "data" / "crm.db"
     database.parent.mkdir(parents=True)
     with sqlite3.connect(database) as connection:
@@ -622,16 +639,7 @@ def test_audiences_of_one_query_at_one_database_run_it_once_per_plan(
     )
     scratch = tmp_path_factory.mktemp("scratch")
     monkeypatch.setenv("RECONCILER_DUCKDB_TEMP_DIR", str(scratch))
-    sent: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args) -> None:
-        sent.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", record)
-    try:
-        result = cli("plan", workspace.manifests, "--format", "json")
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)
+    result, sent = _plan_sending(cli, workspace)
 
     assert result.exit_code == 1, result.output  # the invalid row, in the two full reads
     assert not list(scratch.glob("reconciler-rows-*"))  # the shared rows' file is gone
@@ -672,8 +680,6 @@ def test_a_postgres_query_two_audiences_share_runs_once_and_checks_each_ones_col
     of text, and one that names the jsonb column as its userId, which is refused by its
     type as when it ran the query itself. Counted on SQLAlchemy's hook, as each statement
     goes to the server (pg_stat_statements is not there to ask)."""
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
 
     postgres.execute("CREATE TABLE shared_people (email TEXT, uid TEXT, doc JSONB)")
     postgres.execute(
@@ -686,16 +692,7 @@ def test_a_postgres_query_two_audiences_share_runs_once_and_checks_each_ones_col
     workspace.audience("by-email", {"sql": query, "url": url})
     workspace.audience("by-uid", {"sql": query, "url": url, "userId": "uid"})
     workspace.audience("by-doc", {"sql": query, "url": url, "userId": "doc"})
-    sent: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args) -> None:
-        sent.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", record)
-    try:
-        result = cli("plan", workspace.manifests, "--format", "json")
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)
+    result, sent = _plan_sending(cli, workspace)
 
     assert result.exit_code == 1, result.output
     # Not the columns' names, asked with LIMIT 0 before a read (no row is read for it).
@@ -711,12 +708,7 @@ def test_a_postgres_query_two_audiences_share_runs_once_and_checks_each_ones_col
     assert "aud-by-email" not in result.stderr and "aud-by-uid" not in result.stderr
 
     (workspace.manifests / "aud-by-doc.yaml").unlink()
-    sent.clear()
-    event.listen(Engine, "before_cursor_execute", record)
-    try:
-        result = cli("plan", workspace.manifests, "--format", "json")
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)
+    result, sent = _plan_sending(cli, workspace)
 
     assert result.exit_code == 0, result.output
     assert len([s for s in sent if "shared_people" in s and not s.endswith("LIMIT 0")]) == 1
@@ -734,9 +726,6 @@ def test_audiences_of_one_query_count_its_rows_once_when_the_engine_is_chosen_by
     run is made once for the audiences of one query too, and their read once."""
     import sqlite3
 
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
     monkeypatch.setenv("RECONCILER_ENGINE", "auto")
     database = workspace.manifests / "data" / "crm.db"
     database.parent.mkdir(parents=True)
@@ -751,16 +740,7 @@ def test_audiences_of_one_query_count_its_rows_once_when_the_engine_is_chosen_by
     query = "SELECT email, user_id FROM people"
     workspace.audience("by-user", {"sql": query, "url": url, "userId": "user_id"})
     workspace.audience("by-email", {"sql": query, "url": url})
-    sent: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args) -> None:
-        sent.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", record)
-    try:
-        result = cli("plan", workspace.manifests, "--format", "json")
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)
+    result, sent = _plan_sending(cli, workspace)
 
     assert result.exit_code == 0, result.output
     counts = [s for s in sent if "count(*)" in s]
