@@ -28,6 +28,7 @@ from typing import IO, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from reconciler import __version__
 from reconciler.errors import ReconcilerError, StalePlanError, display_path
+from reconciler.layout import one_line
 from reconciler.members.identity import Member
 from reconciler.members.issue import MemberIssue
 from reconciler.plan import (
@@ -60,6 +61,14 @@ class SavedPlan:
     # Each manifest and member file -> its SHA-256 (state/desired.py manifest_file_digests):
     # names the file when the digest differs.
     manifest_files: Mapping[str, str] | None = None
+    # The file it was read from, which a stale plan's refusal names: a job applying one of
+    # several saved plans (one per destination, say) is told which one to make again.
+    path: Path | None = None
+
+    @property
+    def _made(self) -> str:
+        """The plan as its refusals name it: its file, when it was read from one."""
+        return shown_path(self.path) if self.path is not None else "the plan"
 
     def raise_if_targets_gone(self, audiences: Collection[str]) -> None:
         """StalePlanError when an audience the plan was made for (`plan --target`) is no
@@ -67,8 +76,8 @@ class SavedPlan:
         gone = sorted(set(self.targets or ()) - set(audiences))
         if gone:
             raise StalePlanError(
-                f"stale plan: it was made for {named(gone, 'audience')}, no longer in the "
-                "manifests; run plan again"
+                f"stale plan: {self._made if self.path else 'it'} was made for "
+                f"{named(gone, 'audience')}, no longer in the manifests; run plan again"
             )
 
     def raise_if_stale(
@@ -81,8 +90,8 @@ class SavedPlan:
         if manifest_digest != self.manifest_digest:
             which = _changed_file(self.manifest_files, files, self.manifest_root)
             raise StalePlanError(
-                "stale plan: the manifests or their member sources changed since the plan "
-                f"was made{f' ({which})' if which else ''}; run plan again"
+                "stale plan: the manifests or their member sources changed since "
+                f"{self._made} was made{f' ({which})' if which else ''}; run plan again"
             )
         found = difference_in(self.plan.fingerprint, current.fingerprint)
         if found is None:
@@ -93,13 +102,13 @@ class SavedPlan:
             # The usual cause: this plan was applied already (a job run again), which
             # changed the lists it read. Nothing is left to do either way.
             error = StalePlanError(
-                f"stale plan: {difference} since the plan was made; Iterable already "
+                f"stale plan: {difference} since {self._made} was made; Iterable already "
                 "matches the manifests (was this plan applied already?): nothing is left to "
                 "apply"
             )
         else:
             error = StalePlanError(
-                f"stale plan: {difference} since the plan was made"
+                f"stale plan: {difference} since {self._made} was made"
                 f"{_left_out_now(self.plan, current)}; run plan again"
             )
         # Whose lists changed, for machines (the JSON error's `destination`); the message
@@ -266,6 +275,13 @@ def _line(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode() + b"\n"
 
 
+def shown_path(path: Path) -> str:
+    """A plan file's name as messages show it: from the working directory, on one line (a
+    name holding '\\n::error::' would start a workflow command of its own on a runner).
+    Emails in it are masked where every message is (cli/exits.py)."""
+    return one_line(display_path(path))
+
+
 def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
     """Read a saved plan. Member sets that `tables` holds go into it; the others (all of
     them, without `tables`) are read into memory. Every value is checked for its type and
@@ -274,7 +290,7 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
     try:
         raw = path.open("rb")
     except OSError as exc:
-        raise ReconcilerError(f"cannot read plan file {path}: {exc.strerror}") from None
+        raise ReconcilerError(f"cannot read plan file {shown_path(path)}: {exc.strerror}") from None
     try:
         with raw, _maybe_gzip(raw) as file:
             handle = _Summed(file)
@@ -305,16 +321,17 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
                 raise ValueError("the plan file ends before its checksum")
             if trailer[CHECKSUM] != handle.digest.hexdigest() or file.readline():
                 raise ReconcilerError(
-                    f"{path} is not the plan that was saved: its content does not match its "
-                    "checksum (it was edited or damaged since). Nothing was applied; make the "
-                    "plan again"
+                    f"{shown_path(path)} is not the plan that was saved: its content does not "
+                    "match its checksum (it was edited or damaged since). Nothing was applied; "
+                    "make the plan again"
                 )
-        return dataclasses.replace(saved, plan=plan)
+        return dataclasses.replace(saved, plan=plan, path=path)
     except ReconcilerError:
         raise
     except shape.ShapeError as exc:
         raise ReconcilerError(
-            f"{path} is not a reconciler plan file (or it is damaged): {exc}; nothing was applied"
+            f"{shown_path(path)} is not a reconciler plan file (or it is damaged): {exc}; "
+            "nothing was applied"
         ) from None
     except (
         OSError,
@@ -329,7 +346,9 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
         # gzip.BadGzipFile and json.JSONDecodeError are OSError and ValueError; JSON nested
         # too deep for Python's parser is a RecursionError, and int() of the Infinity that
         # json.loads reads an OverflowError.
-        raise ReconcilerError(f"{path} is not a reconciler plan file (or it is damaged)") from None
+        raise ReconcilerError(
+            f"{shown_path(path)} is not a reconciler plan file (or it is damaged)"
+        ) from None
 
 
 def _version(value: Any, where: str) -> int:
@@ -361,13 +380,13 @@ def _other_version(path: Path, payload: dict[str, Any]) -> ReconcilerError:
     this = f" ({__version__})" if differ else ""
     if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
         return ReconcilerError(
-            f"{path} was made{by} in plan file format {version}, newer than the format "
+            f"{shown_path(path)} was made{by} in plan file format {version}, newer than the format "
             f"{VERSION} this reconciler{this} reads; nothing was applied. Apply it "
             "with the reconciler that made it, or upgrade this one, or run plan again with "
             "this one"
         )
     return ReconcilerError(
-        f"{path} was made{by} in plan file format {version}, older than the format "
+        f"{shown_path(path)} was made{by} in plan file format {version}, older than the format "
         f"{VERSION} this reconciler{this} reads; nothing was applied: run plan "
         "again with this one"
     )

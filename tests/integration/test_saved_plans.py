@@ -218,7 +218,9 @@ def test_a_targeted_plan_whose_audience_was_removed_is_stale_not_a_usage_error(
 
     result = cli("apply", "--plan", planfile, "--yes")
     assert result.exit_code == 4, result.output
-    assert "stale plan: it was made for audience vip, no longer in the manifests" in (result.stderr)
+    assert "stale plan: vip.plan was made for audience vip, no longer in the manifests" in (
+        result.stderr
+    )
     assert "--target" not in result.stderr
     assert writes(emulator_server) == []
 
@@ -482,3 +484,55 @@ def test_plan_out_where_git_would_commit_it_warns_once_and_nowhere_else(
     without_git = cli("plan", workspace.manifests, "--out", out)
     assert without_git.exit_code == 0 and _warnings(without_git.stderr) == []
     assert out.stat().st_size > 0 and outside.stat().st_size > 0
+
+
+@pytest.mark.parametrize("reason", ["iterable", "manifests", "target"])
+def test_a_stale_plan_names_its_file_masked_and_on_one_line(
+    workspace, cli, emulator_server, tmp_path, reason
+):
+    """A job that applies one of several saved plans (one per destination or per audience)
+    was refused with 'stale plan: ...' naming no file, so which plan to make again was a
+    guess. The refusal names the file as other plan-file messages do: from the working
+    directory, an email in its name masked, a line end in it escaped (a name holding
+    '\\n::error::' would otherwise start a workflow command of its own on a runner)."""
+    list_id = seed_list(emulator_server, "vip", ["a@example.com"])
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    workspace.audience("other", {"inline": ["o@example.com"]})
+    (tmp_path / "plans").mkdir()
+    planfile = tmp_path / "plans" / "for-ann@example.com\n::error::forged.plan"
+    targets = ["--target", "vip"] if reason == "target" else []
+    assert cli("plan", workspace.manifests, *targets, "--out", planfile).exit_code == 0
+    if reason == "iterable":
+        project(emulator_server).subscribe_direct(list_id, email="someone@example.com")
+    elif reason == "manifests":
+        workspace.audience("vip", {"inline": ["a@example.com", "c@example.com"]})
+    else:
+        (workspace.manifests / "aud-vip.yaml").unlink()
+
+    result = cli("apply", "--plan", planfile, "--yes")
+
+    assert result.exit_code == 4, result.output
+    (refusal,) = [line for line in result.stderr.splitlines() if "stale plan" in line]
+    assert "***@***" in refusal and refusal.endswith(
+        "::error::forged.plan was made for audience vip, no longer in the manifests; run "
+        "plan again"
+        if reason == "target"
+        else "; run plan again"
+    )
+    assert "::error::forged.plan was made" in refusal
+    assert "ann@example.com" not in result.stderr
+    assert not any(line.startswith("::") for line in result.stderr.splitlines())
+    assert writes(emulator_server) == []
+
+
+def test_a_damaged_plan_file_is_named_on_one_line(workspace, cli, emulator_server, tmp_path):
+    """The other refusals of a plan file named it as given: a name holding a line end put
+    the rest of the name on a log line of its own, a workflow command on a runner."""
+    planfile = tmp_path / "nightly\n::error::forged.plan"
+    planfile.write_bytes(b"not a plan\n")
+
+    result = cli("apply", "--plan", planfile, "--yes")
+
+    assert result.exit_code == 1, result.output
+    assert "nightly\\n::error::forged.plan is not a reconciler plan file" in result.stderr
+    assert not any(line.startswith("::") for line in result.stderr.splitlines())
