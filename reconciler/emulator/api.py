@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import quote
 
 from reconciler.emulator import fields as profile_fields
 from reconciler.emulator import spec
@@ -1124,19 +1125,22 @@ def export_files(project: Project, call: Call) -> EmulatorResponse:
     _advance_exports(call)
     faults = call.faults
     start_after = _first(call, "startAfter")
-    names = [(job.file_name(index), index) for index in job.files_ready()]
+    words = faults.export_words or ""
+    names = [(job.file_name(index) + words, index) for index in job.files_ready()]
     if start_after is not None:
         names = [(name, index) for name, index in names if name > start_after]
     page = names[: faults.export_files_per_page]
     files = []
     for name, index in page:
         token = call.exports.link(job, index, call.now, faults.export_link_seconds)
-        files.append({"file": name, "url": f"{call.link_base}{DOWNLOAD_PREFIX}{token}/{name}"})
+        link = f"{call.link_base}{DOWNLOAD_PREFIX}{token}/{quote(name)}"
+        files.append({"file": name, "url": link})
+    state = job_state(job.state, faults.export_job_state_case)
     return json_reply(
         200,
         {
             "jobId": job.id,
-            "jobState": job_state(job.state, faults.export_job_state_case),
+            "jobState": state if job.state in FINAL_STATES else state + words,
             # Known once the job has finished.
             "exportTruncated": job.plan.truncated and job.state == COMPLETED,
             "files": files,

@@ -272,6 +272,10 @@ class Faults:
     export_job_state_case: str = "spec"
     """"spec": jobState as the OpenAPI spells it (Running); "lower": as Iterable's own
     client says the API answers (running)."""
+    export_words: str | None = None
+    """Text Iterable's answers about a job carry after each file's name and after the
+    jobState of a job not yet finished (Enqueued, Running): both are Iterable's words, which
+    a client prints as a job goes on; for testing that it prints them as untrusted text."""
     export_excess_jobs: str = "reject"
     """A start beyond Limits.export_concurrent_jobs: "reject" answers 429, "queue" accepts
     it and keeps it Enqueued until a job ends (the OpenAPI: "Additional requests are
@@ -460,6 +464,7 @@ _FAULT_CHECKS: dict[str, Callable[[Any], bool]] = {
     "failing_list_ids": _list_of(_whole),
     "failing_list_status": _http_error_status,
     "fail_message": _off_or_text,
+    "export_words": _off_or_text,
     "script": _list_of(lambda v: _whole(v) and 100 <= v <= 599),
     "paths": lambda value: value is None or _list_of(lambda v: isinstance(v, str))(value),
 }

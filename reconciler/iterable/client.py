@@ -58,7 +58,7 @@ from reconciler.iterable.retry_notices import RetryNotices
 from reconciler.iterable.settings import ClientSettings
 from reconciler.layout import one_line
 from reconciler.progress import duration
-from reconciler.render.masking import marking_sent
+from reconciler.render.masking import marking_sent, mask_emails
 from reconciler.threads import reading_pool
 from reconciler.traits.types import accepts, value_types
 from reconciler.words import quantity
@@ -1088,7 +1088,7 @@ class IterableClient:
             if page.state != state:
                 again = state == "running" and page.state == "enqueued"
                 self._tell(
-                    f"export job {job}: {page.state}"
+                    f"export job {job}: {_answered(page.state)}"
                     + (" again (Iterable restarted it; waiting for it to end)" if again else "")
                 )
             state = page.state
@@ -1098,14 +1098,14 @@ class IterableClient:
                 continue  # more pages may follow at once
             if state in ("failed", "cancelled"):
                 raise LiveStateError(
-                    f"export job {job} ended {state}; its files are not the export"
+                    f"export job {job} ended {_answered(state)}; its files are not the export"
                 )
             if state == "completed":
                 break
             waited = self._clock() - began
             if waited >= bound:
                 raise LiveStateError(
-                    f"export job {job} was still {state} after {duration(waited)} "
+                    f"export job {job} was still {_answered(state)} after {duration(waited)} "
                     f"(RECONCILER_EXPORT_JOB_WAIT is {self.settings.export_job_wait:g} s); "
                     "it is given up on and cancelled"
                 )
@@ -1137,7 +1137,7 @@ class IterableClient:
     ) -> int:
         """One export file to `target`, retried; an expired link is asked for afresh."""
         attempt = 0
-        label = f"export job {job} file {name}"  # never the link: it grants access
+        label = f"export job {job} file {_answered(name)}"  # never the link: it grants access
         while True:
             try:
                 self._count(requests=1)
@@ -1190,7 +1190,7 @@ class IterableClient:
                 if file_name == name:
                     return url
             if not page.files:
-                raise LiveStateError(f"export job {job} no longer lists file {one_line(name)}")
+                raise LiveStateError(f"export job {job} no longer lists file {_answered(name)}")
             last = page.files[-1][0]
 
     # -- transport -----------------------------------------------------------------------
@@ -1686,6 +1686,15 @@ def _int_tuple(value: Any) -> tuple[int, ...]:
     if not isinstance(value, list):
         return ()
     return tuple(int(x) for x in value if isinstance(x, int) and not isinstance(x, bool))
+
+
+def _answered(text: str) -> str:
+    """Iterable's words that the client quotes as a job goes on (an export job's state, its
+    files' names), masked and on one line, as every other text from Iterable is shown: they
+    reach notices, the request log and errors, said as they come and kept in CI logs, where
+    an email in them would be shown in full and a line end would start a line of its own
+    (a forged 'no changes', a workflow command)."""
+    return one_line(mask_emails(text))
 
 
 def _parse_job_id(response: httpx.Response) -> int:

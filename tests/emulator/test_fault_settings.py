@@ -70,6 +70,7 @@ ACCEPTED: dict[str, list[Any]] = {
     "export_restart_resets_files": [True],
     "export_jobs_to_fail": WHOLE,
     "export_job_state_case": ["spec"],
+    "export_words": [None, "x", "spec", "queue", "blank", "html"],
     "export_excess_jobs": ["queue"],
 }
 

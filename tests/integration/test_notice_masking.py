@@ -110,3 +110,58 @@ def test_a_plan_whose_campaigns_read_failed_masks_the_member_the_answer_quotes(
         assert "campaigns could not be read (GET /api/campaigns: HTTP 400" in run.stdout
         assert f"cannot read {MASKED} now" in run.stdout, output
         assert MEMBER not in run.stdout + run.stderr, output
+
+
+# After a job's state and each of its files' names: Iterable's words, printed as a job goes
+# on. A line break, a workflow command, a member and a character that reorders the line.
+EXPORT_WORDS = f"\n::error::forged\u202e {MEMBER}"
+EXPORT_SHOWN = f"\\n::error::forged\\u202e {MASKED}"
+
+
+def test_an_export_jobs_state_and_file_names_are_printed_masked_on_one_line(
+    workspace, emulator_server, monkeypatch
+):
+    """`export job N: <state>` and the request log's file names printed Iterable's text as
+    it came: a line end in it started a log line of its own (a forged 'no changes', or a
+    workflow command), and an email in it was shown in full."""
+    list_quoting_a_member(emulator_server, "/api/none")
+    emulator_server.emulator.faults.update(
+        {"export_words": EXPORT_WORDS, "export_job_queue_seconds": 1.5}
+    )
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "asyncExport")
+    monkeypatch.setenv("RECONCILER_EXPORT_POLL", "0.05")
+    monkeypatch.setenv("RECONCILER_LOG", "requests")
+    workspace.csv("listed.csv", "email", [MEMBER])
+    workspace.audience("listed", {"csv": "listed.csv"})
+
+    run = run_cli("plan", workspace.manifests)
+
+    assert run.returncode == 0, run.stderr
+    assert f"export job 1: enqueued{EXPORT_SHOWN}" in run.stderr
+    assert f".json{EXPORT_SHOWN}: 200 in " in run.stderr  # the file's request line
+    assert MEMBER not in run.stderr + run.stdout
+    assert not [line for line in run.stderr.splitlines() if "::error::forged" in line[:16]]
+    assert "\u202e" not in run.stderr + run.stdout
+
+
+def test_an_export_job_given_up_on_names_its_state_masked_on_one_line(
+    workspace, emulator_server, monkeypatch
+):
+    list_quoting_a_member(emulator_server, "/api/none")
+    emulator_server.emulator.faults.update(
+        {"export_words": EXPORT_WORDS, "export_job_queue_seconds": 3600}
+    )
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "asyncExport")
+    monkeypatch.setenv("RECONCILER_EXPORT_JOB_WAIT", "0.3")
+    workspace.csv("listed.csv", "email", [MEMBER])
+    workspace.audience("listed", {"csv": "listed.csv"})
+
+    for output in ("text", "markdown"):
+        run = run_cli("plan", workspace.manifests, "--format", output)
+
+        assert run.returncode == 0, run.stderr
+        said = run.stderr + run.stdout
+        assert f"was still enqueued{EXPORT_SHOWN} after " in said.replace("\\*", "*"), output
+        assert MEMBER not in said
+        assert not [line for line in said.splitlines() if "::error::forged" in line[:16]]
+        assert "\u202e" not in said
