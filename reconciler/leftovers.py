@@ -55,20 +55,21 @@ _lock = threading.Lock()
 
 
 def private_directory(kind: str, parent: Path | str | None = None) -> Path:
-    """A new directory (mode 0700) under `parent` (made if missing; the system's temporary
-    directory when None) named for this process; the first one made there removes what
-    dead runs left. Raises OSError as making either does, ConfigError for a place another
-    user could take over (check_not_shared), and ValueError for a `kind` not in KINDS (one
-    the sweep would never remove)."""
+    """A new directory (mode 0700) under `parent` (made if missing, 0700 too, once the place
+    is judged safe; the system's temporary directory when None) named for this process;
+    the first one made there removes what dead runs left. Raises OSError as making either
+    does, ConfigError for a place another user could take over (check_not_shared), and
+    ValueError for a `kind` not in KINDS (one the sweep would never remove)."""
     if kind not in KINDS:
         raise ValueError(f"private directory kind {kind!r} is not in leftovers.KINDS")
-    if parent is not None:
-        Path(parent).mkdir(parents=True, exist_ok=True)
     where = temp_parent(parent)
     if where not in _safe:
-        # Before anything is made there (nothing is, when refused), once per place.
+        # Before anything is made there, `parent` itself included (nothing is, when
+        # refused), once per place: the directories above a missing one are judged.
         check_not_shared(where, parent is None)
         _safe.add(where)
+    if parent is not None:
+        _make_missing(Path(where))
     with _lock:
         first = where not in _swept
         _swept.add(where)
@@ -78,6 +79,21 @@ def private_directory(kind: str, parent: Path | str | None = None) -> Path:
     with _lock:
         _made.add(os.path.abspath(made))
     return Path(made)
+
+
+def _make_missing(path: Path) -> None:
+    """Make `path`'s missing directories, each 0700: made with the umask's mode, under
+    `umask 0` (some container images) they would be writable by every user, a place
+    check_not_shared refuses, and hold members' data as the directories made in them do.
+    One that is there already (another run made it meanwhile) is taken as it is."""
+    missing: list[Path] = []
+    current = Path(os.path.abspath(path))
+    while not current.is_dir() and current.parent != current:
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
 
 
 # Said when Python finds no temporary directory: a container's read-only root file system

@@ -192,6 +192,33 @@ def test_a_temp_dir_under_one_every_user_can_write_to_is_refused(tmp_path: Path)
 
 
 @posix_modes
+def test_a_temp_dir_refused_is_refused_before_anything_is_made_in_it(tmp_path: Path) -> None:
+    """A RECONCILER_DUCKDB_TEMP_DIR that does not exist yet, below a directory every user
+    can write to, was made (each missing directory) and then refused: the refusal left
+    directories behind in the shared place, named as the user asked."""
+    shared = _dir(tmp_path / "shared", 0o777)
+    with pytest.raises(ConfigError) as refused:
+        private_directory("source", shared / "runs" / "reconciler")
+    assert f"{shared} is writable by every user" in str(refused.value)
+    assert list(shared.iterdir()) == []
+
+
+@posix_modes
+def test_a_temp_dir_made_under_a_umask_of_0_is_private_and_used(tmp_path: Path) -> None:
+    """The missing directories were made with the process's umask: under `umask 0` (some
+    container images) they were writable by every user, so the run refused the directory
+    it had just made for itself, and left it behind. They are made 0700 now: only ours."""
+    before = os.umask(0)
+    try:
+        made = private_directory("query", tmp_path / "new" / "dir")
+    finally:
+        os.umask(before)
+    assert made.parent == tmp_path / "new" / "dir"
+    for directory in (tmp_path / "new", tmp_path / "new" / "dir", made):
+        assert directory.stat().st_mode & 0o777 == 0o700, directory
+
+
+@posix_modes
 def test_sticky_and_private_temp_dirs_are_used(tmp_path: Path) -> None:
     for directory in (_dir(tmp_path / "sticky", 0o1777), _dir(tmp_path / "private", 0o700)):
         made = private_directory("source", directory)
