@@ -42,6 +42,12 @@ WRITTEN_DATE = re.compile(
     r"(?:T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?: ?(?:Z|[+-]\d{2}:?\d{2}))?"
     r"| \d{2}:\d{2}:\d{2}(?: ?(?:Z|[+-]\d{2}:?\d{2}))?)?"
 )
+# A number as a data file writes it (a CSV cell, a spreadsheet's, a JSON number loosened):
+# a sign, ASCII digits, a decimal point, an exponent. Python's int() and float() read more
+# (1_000; digits of every script: a fullwidth or an Arabic-Indic 123 is 123), which a
+# spreadsheet and Iterable read as text. Hex (0x1F), Infinity and NaN never match either.
+NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_WHOLE_TEXT = re.compile(r"[+-]?[0-9]+")
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 
@@ -89,13 +95,16 @@ def to_number(value: Any) -> int | float:
         number = value
     elif isinstance(value, str):
         text = value.strip()
-        if "_" in text:  # Python reads 1_000 as a number; nobody else does
+        if not NUMBER_TEXT.fullmatch(text):
+            # Infinity and NaN too: said as numbers that are not finite below.
+            if text.lower().lstrip("+-") in ("inf", "infinity", "nan"):
+                raise ConversionError("is not a finite number")
             raise ConversionError("is not a number")
         try:
-            if re.fullmatch(r"[+-]?\d+", text):
+            if _WHOLE_TEXT.fullmatch(text):
                 return int(text)
             number = float(text)
-        except ValueError:
+        except ValueError:  # int() refuses over 4,300 digits
             raise ConversionError("is not a number") from None
     else:
         raise ConversionError(f"is {_kind(value)}, not a number")

@@ -1379,3 +1379,39 @@ def test_mapped_fields_ride_on_the_export_that_reads_the_members(
         "GET /api/export/data.json": 1,
         "GET /api/users/getFields": 1,
     }
+
+
+# What a data file means as a number: ASCII digits, a sign, a decimal point, an exponent.
+NUMBERS_WRITTEN = {"+7": 7, "-0.5": -0.5, ".5": 0.5, "5.": 5, "1e3": 1000, " 8 ": 8}
+# Read as numbers by Python's int() and float() only: a spreadsheet, and Iterable, see text.
+NOT_NUMBERS = ["1_000", "0x1F", "0b101", "0o7", "1,000", "\uff11\uff12\uff13", "\u0661\u0662\u0663"]
+NOT_NUMBERS += ["\u0663.\u0665", "1e", "e3"]  # fullwidth 123, Arabic-Indic 123 and 3.5
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_number_text_is_read_as_a_data_file_means_it_in_both_engines(
+    workspace, cli, monkeypatch, engine
+):
+    """Fullwidth and other scripts' digits (U+FF11.., U+0661..) were sent as the number 123, as
+    Python's int() reads them; the rest of Python's extras were refused already. Each row
+    refused is named with its file, line and column, and its member is still added."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    cells = [*NUMBERS_WRITTEN, *NOT_NUMBERS]
+    workspace.csv(
+        "data/n.csv", "email,score", [f'n{i}@example.com,"{v}"' for i, v in enumerate(cells)]
+    )
+    workspace.write("traits.yaml", mapping_doc({"score": {"from": "score", "type": "number"}}))
+    workspace.audience("n", {"csv": "data/n.csv"}, traits="crm")
+
+    result = cli("plan", workspace.manifests, "--format", "json", "--show-members")
+
+    assert result.exit_code == 1, result.output  # values not made, as for skipped rows
+    (destination,) = result.json()["destinations"]
+    assert destination["lists"][0]["desired_members"] == len(cells)
+    refused = {issue["where"]: issue["reason"] for issue in destination["field_issues"]}
+    first = 2 + len(NUMBERS_WRITTEN)
+    assert refused == {
+        f"manifests/data/n.csv:{line}": f"field 'score' (column 'score'): '{cell}' is not a "
+        "number; the field is not written for this member"
+        for line, cell in enumerate(NOT_NUMBERS, start=first)
+    }

@@ -46,7 +46,10 @@ def test_numbers_are_whole_when_they_can_be(raw: object, expected: object) -> No
     assert type(value) is type(expected)
 
 
-@pytest.mark.parametrize("raw", ["abc", "1_000", "nan", "inf", "1,5", True])
+@pytest.mark.parametrize(
+    "raw",
+    ["abc", "1_000", "nan", "inf", "1,5", True, "0x1F", "0o7", "\uff11\uff12", "\u0661\u0662"],
+)
 def test_what_is_not_a_number_is_refused(raw: object) -> None:
     with pytest.raises(ConversionError):
         to_number(raw)
