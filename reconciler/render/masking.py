@@ -87,8 +87,12 @@ _DATA_IN_ERRORS = tuple(
     re.compile(pattern, re.MULTILINE)
     for pattern in (
         # DuckDB: a cast, strptime, a date or timestamp, a cast of a whole value.
-        r"(?:Could not (?:convert|parse) string |field format: |with value )"
+        r"(?:Could not (?:convert|parse) string |field format: |with value |Casting value )"
         r"""(?P<q>['"])(?P<value>[^'"\n]*)(?P=q)""",
+        # DuckDB: a number it could not cast (out of range) or compute with (an overflow),
+        # quoted bare: a numeric userId is a member's identity in a userID-based project.
+        r"""(?:with value |Could not cast value )(?P<value>[^\s'"]\S*)""",
+        r"Overflow in \w+ of \w+ \((?P<value>[^)\n]*)\)",
         # DuckDB: the CSV line a reader error is on, up to the reason that follows it: a
         # line ending \r\n is quoted from the next line, and a quoted cell's line ends
         # spread it over several (to the end of the text when no reason is found).

@@ -12,9 +12,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from reconciler.render.masking import mask_identifier
+from tests.integration.conftest import Workspace
 
 MEMBERS = [
     {"email": "jane.doe@example.com", "userId": "usr_00012391"},
@@ -453,6 +455,29 @@ def test_a_database_error_quoting_a_member_is_masked(workspace, cli, emulator_se
         assert result.exit_code == 1 and "Could not convert string" in result.output
         assert "usr_0001" not in result.output and "jane.doe" not in result.output, args
     assert "usr_00012391" in cli("plan", workspace.manifests, "--show-members").output
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_database_error_quoting_a_numeric_user_id_is_masked(
+    workspace, cli, emulator_server, monkeypatch, engine
+):
+    """In a userID-based project the userId a database keeps as a number is the member's
+    identity, and DuckDB quotes a number it cannot cast without quotes ('Type INT64 with
+    value 98765432109 can't be cast ...'): validate and plan printed it in full."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    ws = Workspace(workspace.root, emulator_server.base_url, "userId")
+    ws.destination()
+    with duckdb.connect(str(ws.manifests / "accounts.duckdb")) as connection:
+        connection.execute("CREATE TABLE accounts AS SELECT 98765432109::BIGINT AS account_id")
+    query = "SELECT CAST(account_id AS INTEGER) AS userId FROM accounts"
+    ws.audience("vip", {"sql": query, "database": "accounts.duckdb"})
+    for args in (("validate",), ("plan",), ("plan", "--format", "json")):
+        result = cli(*args, ws.manifests)
+        assert result.exit_code == 1, result.output
+        assert "Type INT64 with value 9*** can't be cast" in result.output, args
+        assert "98765" not in result.output, args
+    shown = cli("plan", ws.manifests, "--show-members")
+    assert "with value 98765432109 can't be cast" in shown.output
 
 
 @pytest.fixture

@@ -253,6 +253,31 @@ def test_every_value_a_duckdb_error_quotes_is_masked(tmp_path):
         )
 
 
+def test_every_number_a_duckdb_error_quotes_is_masked():
+    """A number DuckDB could not cast or compute with is quoted bare (`with value N`, `Could
+    not cast value N`, `Overflow in addition of INT64 (N + M)`) or in double quotes
+    (`Casting value "N"`): in a userID-based project a numeric userId is a member's
+    identity, and each was printed in full."""
+    user_id = 98765432109
+    cases = [
+        ("SELECT CAST(?::BIGINT AS INTEGER)", [user_id]),
+        ("SELECT CAST(?::BIGINT AS UBIGINT)", [-user_id]),
+        ("SELECT CAST(?::DOUBLE AS INTEGER)", [user_id + 0.5]),
+        ("SELECT CAST(?::HUGEINT AS BIGINT)", [user_id * 10**10]),
+        ("SELECT CAST(?::BIGINT AS DECIMAL(5, 0))", [user_id]),
+        ("SELECT CAST(?::DECIMAL(18, 1) AS DECIMAL(4, 1))", [user_id + 0.5]),
+        ("SELECT ?::BIGINT + 9223372036854775000", [user_id]),
+        ("SELECT ?::BIGINT - 9223372036854775000", [-user_id]),
+        ("SELECT ?::BIGINT * 1000000000", [user_id]),
+    ]
+    with duckdb.connect() as connection:
+        messages = _errors(lambda query, value: connection.execute(query, value).fetchall(), cases)
+    for text in messages:
+        assert "98765" in text, text  # DuckDB does quote it
+        masked = mask_emails(text)
+        assert "98765" not in masked and "***" in masked, masked
+
+
 def test_every_value_a_postgresql_error_quotes_is_masked(postgres_url):
     import psycopg
 
