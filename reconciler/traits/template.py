@@ -442,12 +442,30 @@ def _spec_bounds(spec: str) -> tuple[int, int, str]:
     or precision refused over MAX_TEXT."""
     parts = _FORMAT_SPEC.fullmatch(spec)
     if parts is None:
-        if re.search(r"[0-9]{6,}", spec):
-            # Another type's own spec (a date's strftime): digits are read as before.
-            raise _too_big("a formatted value of unbounded width")
-        return 0, 0, "s"
+        # Another type's own spec: a date's strftime (a template meets no other; str and
+        # the numbers refuse it), whose digits are text but after a `%`.
+        return _strftime_bound(spec), 0, "s"
     kind = spec[-1:] if spec[-1:].isalpha() else "s"
     return _format_bound(parts["width"]), _format_bound(parts["precision"]), kind
+
+
+# A strftime conversion as glibc reads it: `%`, flags, a width (it pads `%10Y` to 10
+# characters), an E or O modifier, the conversion; `%%` is a percent sign.
+_STRFTIME_CONVERSION = re.compile(r"%(?:%|[-_0^#+]*(?P<width>[0-9]*)[EO]?)")
+# The most one conversion writes without a width: the C locale's date and time (%c) takes
+# 24 characters; others fewer.
+_STRFTIME_NATURAL = 64
+
+
+def _strftime_bound(spec: str) -> int:
+    """The most a date's strftime `spec` writes: its text, and each conversion its width or
+    its natural size; a width over MAX_TEXT is refused. Digits outside a conversion are
+    text, written as they are (`%Y-%m-%dT%H:%M:%S.000000Z`)."""
+    total = len(spec)
+    for conversion in _STRFTIME_CONVERSION.finditer(spec):
+        if conversion.group() != "%%":
+            total += max(_format_bound(conversion["width"]), _STRFTIME_NATURAL)
+    return total
 
 
 @lru_cache(maxsize=64)

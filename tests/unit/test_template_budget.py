@@ -4,6 +4,7 @@ the field and the row (never the member)."""
 
 from __future__ import annotations
 
+import datetime
 import textwrap
 from pathlib import Path
 
@@ -170,6 +171,35 @@ def test_a_template_is_refused_before_it_makes_a_huge_value(
 )
 def test_ordinary_templates_render_as_before(text: str, expected: str) -> None:
     assert Template(text).render({"first": "ada", "plan": "gold", "score": 7}) == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        # A fixed fraction of a second, written out: six digits that are only text.
+        ("%Y-%m-%dT%H:%M:%S.000000Z", "2024-05-01T09:30:15.000000Z"),
+        ("%d.%m.%Y 1000000", "01.05.2024 1000000"),
+        ("%Y%m%d000000", "20240501000000"),
+        # glibc's strftime does pad to a width written after the `%`.
+        ("%10Y|%_4d", "0000002024|   1"),
+    ],
+)
+def test_a_date_s_strftime_spec_has_widths_only_after_its_percent_signs(
+    spec: str, expected: str
+) -> None:
+    """A date's spec ('{:%Y-%m-%dT%H:%M:%S.000000Z}', an inline member's YAML date) was
+    refused as 'a formatted value of unbounded width' for any six digits in a row, and the
+    run stopped, though strftime writes digits outside a conversion as they are."""
+    moment = datetime.datetime(2024, 5, 1, 9, 30, 15)
+    text = "{{ '{:" + spec + "}'.format(day) }}"
+    assert Template(text).render({"day": moment}) == expected
+
+
+@pytest.mark.parametrize("spec", ["%999999999Y", "%Y %_0200000d"])
+def test_a_date_s_strftime_width_over_the_budget_is_refused(spec: str) -> None:
+    with pytest.raises(TemplateBudgetExceeded) as raised:
+        Template("{{ '{:" + spec + "}'.format(day) }}").render({"day": datetime.date(2024, 5, 1)})
+    assert "a formatted value of unbounded width" in raised.value.reason
 
 
 def test_a_per_row_failure_is_still_a_row_error_not_a_budget() -> None:
