@@ -273,6 +273,7 @@ def query_error(
             "a share of RECONCILER_MEMORY_LIMIT, 1GB by default; make the query lighter, or "
             "raise the limit)"
         )
+    message = _without_extension_advice(message)
     if isinstance(exc, duckdb.PermissionException):
         # The reason goes on DuckDB's first line, before its excerpt of the query.
         first, newline, rest = message.partition("\n")
@@ -289,6 +290,39 @@ def query_error(
             + rest
         )
     return SourceError(f"{declared_at}: cannot read {subject}: {message}")
+
+
+# DuckDB's advice after "... but it exists in the excel extension.": INSTALL and LOAD it,
+# or SET autoinstall_known_extensions; up to the excerpt of the query, if any.
+_EXTENSION_ADVICE = re.compile(
+    r"\.?\n\nPlease try installing and loading the \w+ extension.*?(?=\n\nLINE |\Z)", re.S
+)
+
+
+def _without_extension_advice(message: str) -> str:
+    """`message` with DuckDB's advice to install or auto-load an extension replaced by why
+    that cannot work: a manifest's query may run neither INSTALL, LOAD nor SET, and loads
+    no extension (none is fetched: CI runners may have no network). What this DuckDB
+    builds in (json, parquet, ...) is named, so the user knows what a query can use."""
+    if _EXTENSION_ADVICE.search(message) is None:
+        return message
+    advice = (
+        " (a manifest's query loads no DuckDB extension: only those built into the duckdb "
+        f"package work, {', '.join(_built_in_extensions())}; read the data from a CSV or "
+        "Parquet file instead)"
+    )
+    return _EXTENSION_ADVICE.sub(lambda _: advice, message, count=1)
+
+
+def _built_in_extensions() -> list[str]:
+    """The extensions this duckdb package links in (core_functions, icu, json, parquet
+    in the PyPI wheels): asked of DuckDB, since other builds link in others."""
+    with duckdb.connect(":memory:") as connection:
+        rows = connection.execute(
+            "SELECT extension_name FROM duckdb_extensions() "
+            "WHERE install_mode = 'STATICALLY_LINKED' ORDER BY extension_name"
+        ).fetchall()
+    return [str(row[0]) for row in rows]
 
 
 _REFUSED_PATH = re.compile(r'Cannot access (?:file|directory) "([^"]+)"')

@@ -490,3 +490,32 @@ def test_a_path_beside_the_manifest_reads_from_the_top_of_a_git_work_tree(
     audience = load_audience(root / "manifests", {"sql": query, "database": ":memory:"})
     with pytest.raises(SourceError, match="git tracks"):
         read_members(audience, "email")
+
+
+@pytest.mark.parametrize(
+    ("query", "extension"),
+    [
+        ("SELECT email FROM read_xlsx('data/users.xlsx')", "excel"),
+        ("SELECT 'a@example.com' AS email WHERE '10.0.0.1'::INET IS NOT NULL", "inet"),
+        ("SELECT email FROM sqlite_scan('data/crm.db', 'users')", "sqlite_scanner"),
+    ],
+)
+def test_a_query_needing_an_extension_fails_at_its_line_without_advice_it_cannot_take(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, query: str, extension: str
+) -> None:
+    """A query calling a function or type of an extension DuckDB's Python package does not
+    build in (Excel, INET, SQLite) is not fetched from the network (an air-gapped runner
+    has none). DuckDB's error told the user to run `INSTALL excel; LOAD excel;` or
+    `SET autoinstall_known_extensions=1`, each of which reconciler refuses in a query: the
+    message now says that queries load no extension and which ones are built in."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))  # where DuckDB would install an extension
+    audience = load_audience(repo, {"sql": query, "database": ":memory:"})
+    line = line_of(repo / "aud.yaml", '"sql"')
+    for error in read_both(audience, tmp_path):
+        assert error.startswith(f"aud.yaml:{line}:"), error
+        assert f"in the {extension} extension" in error, error
+        assert "loads no DuckDB extension" in error and "parquet" in error, error
+        assert "INSTALL" not in error and "SET " not in error and "LOAD" not in error, error
+    assert list(home.iterdir()) == []
