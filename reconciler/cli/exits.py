@@ -160,6 +160,11 @@ def raised_at(exc: BaseException) -> str:
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# Where installed libraries live: site-packages, and dist-packages on Debian's and Ubuntu's
+# Python (apt's packages, and pip's outside a virtual environment).
+_LIBRARY_DIRECTORIES = frozenset({"site-packages", "dist-packages"})
+
+
 def _in_package(filename: str) -> bool:
     return os.path.abspath(filename).startswith(_PACKAGE_DIR + os.sep)
 
@@ -169,8 +174,9 @@ def _frame(frame: traceback.FrameSummary) -> str:
     parts = path.split(os.sep)
     if _in_package(path):
         shown = os.path.relpath(path, os.path.dirname(_PACKAGE_DIR))
-    elif "site-packages" in parts:  # a library: from its package on
-        shown = os.sep.join(parts[len(parts) - parts[::-1].index("site-packages") :])
+    elif _LIBRARY_DIRECTORIES & set(parts):  # a library: from its package on
+        last = max(i for i, part in enumerate(parts) if part in _LIBRARY_DIRECTORIES)
+        shown = os.sep.join(parts[last + 1 :])
     else:
         shown = os.path.basename(path)  # the standard library, or a script
     return f"{shown.replace(os.sep, '/')}:{frame.lineno} in {frame.name}"

@@ -98,3 +98,32 @@ def test_emails_are_shown_only_when_the_parsed_option_says_so(capsys) -> None:
 def test_an_error_names_its_destination() -> None:
     exc = ConfigError("no API key").in_destination("prod")
     assert exits.safe_message(exc) == "destination 'prod': no API key"
+
+
+def _raised_in(filename: str) -> BaseException:
+    """An exception whose last frame is line 2 of `filename` (a library's module)."""
+    namespace: dict[str, object] = {}
+    exec(compile("def read():\n    raise ValueError('x')\n", filename, "exec"), namespace)
+    try:
+        namespace["read"]()  # type: ignore[operator]
+    except ValueError as exc:
+        return exc
+    raise AssertionError("read() returned")
+
+
+@pytest.mark.parametrize(
+    "library",
+    [
+        "/home/jane/venv/lib/python3.11/site-packages",
+        # Debian's and Ubuntu's Python: apt's packages, and pip's outside a venv (`sudo pip`,
+        # `--break-system-packages`, a Docker image's system Python) go to dist-packages
+        "/usr/lib/python3/dist-packages",
+        "/usr/local/lib/python3.11/dist-packages",
+    ],
+)
+def test_an_internal_error_names_the_library_module_it_came_from(library: str) -> None:
+    """An internal error's place is for a bug report: a library's frame is shown from its
+    package on (httpx/_models.py), never with the directories above it. Under Debian's
+    dist-packages it was the file's name alone (`_models.py`), which names no library."""
+    where = exits.raised_at(_raised_in(f"{library}/httpx/_models.py"))
+    assert where == "at httpx/_models.py:2 in read", where
