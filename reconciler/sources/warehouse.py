@@ -63,8 +63,16 @@ CONNECT_TIMEOUT_VARIABLE = "RECONCILER_DATABASE_CONNECT_TIMEOUT"
 DEFAULT_CONNECT_TIMEOUT = 30
 CONNECT_TIMEOUT = NumberRule(whole=True, least=1, unit="seconds")
 
-# Drivers that install with an extra of reconciler, for the hint when one is missing.
-_EXTRAS = {"postgresql": "reconciler[postgres]"}
+# Drivers reconciler has an extra for (pyproject.toml's `postgres`), for the hint when one
+# is missing: named as the driver's own requirement, never as `reconciler[postgres]`, which
+# pip looks up on PyPI, where `reconciler` is another project (a pandas utility): in a new
+# environment it installs that, and `pip install -U` replaces this tool with it.
+POSTGRES_DRIVER = "psycopg[binary]>=3.1"
+_EXTRAS = {
+    "postgresql": (
+        f"psycopg, PostgreSQL's driver, where reconciler is: pip install '{POSTGRES_DRIVER}'"
+    )
+}
 
 
 class Warehouse(Source):
@@ -651,7 +659,7 @@ def _text_beyond_python(base: type[Any]) -> type[Any]:
 
 
 def _with_installed_driver(url: URL) -> URL:
-    # `postgresql://` means psycopg2 to SQLAlchemy; reconciler[postgres] installs psycopg 3.
+    # `postgresql://` means psycopg2 to SQLAlchemy; the postgres extra installs psycopg 3.
     if (
         url.drivername == "postgresql"
         and importlib.util.find_spec("psycopg2") is None

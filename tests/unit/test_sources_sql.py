@@ -3,6 +3,8 @@ SQLAlchemy against a real PostgreSQL (skipped when none is reachable)."""
 
 from __future__ import annotations
 
+import sys
+import tomllib
 from pathlib import Path
 
 import duckdb
@@ -530,3 +532,29 @@ def test_only_an_order_by_on_the_outermost_select_orders_a_querys_rows(
     # Of rows sharing an identifier that disagree, the first is used: only an ordered
     # query's first row is the same on every run (state/desired.py).
     assert query_text.orders_its_rows(sql) is ordered
+
+
+def test_a_missing_postgresql_driver_names_the_driver_not_a_package_called_reconciler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without psycopg, a postgresql:// source said `install reconciler[postgres]`. On PyPI,
+    `reconciler` is another project (a pandas utility): `pip install 'reconciler[postgres]'`
+    in a fresh environment installs it instead of this tool, and `pip install -U` replaces
+    this tool with it. The hint names the driver itself, which installs where reconciler
+    is, and the extra only as a checkout's `.[postgres]`."""
+    for driver in ("psycopg", "psycopg2"):
+        monkeypatch.setitem(sys.modules, driver, None)  # not installed
+    monkeypatch.setenv(PASSWORD_VAR, "s3cret-value")
+    url = f"postgresql://app:${{{PASSWORD_VAR}}}@127.0.0.1:1/db"
+    audience = load_audience(tmp_path, {"sql": "SELECT 1", "url": url})
+    line = line_of(tmp_path / "aud.yaml", '"sql"')
+    with pytest.raises(SourceError) as raised:
+        read_members(audience, "email")
+    message = str(raised.value)
+    assert message.startswith(f"aud.yaml:{line}:"), message
+    assert "cannot connect to postgresql: install psycopg," in message, message
+    assert f"pip install '{warehouse.POSTGRES_DRIVER}'" in message, message
+    assert "reconciler[" not in message and "s3cret" not in message, message
+    # The requirement is the extra's own, so the two cannot drift apart.
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert pyproject["project"]["optional-dependencies"]["postgres"] == [warehouse.POSTGRES_DRIVER]
