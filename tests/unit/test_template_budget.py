@@ -317,10 +317,15 @@ def test_a_row_error_never_quotes_the_members_values(text: str) -> None:
 
 def test_a_method_called_with_too_few_arguments_is_named_by_python() -> None:
     """`x.replace('a')` was "_check_replace() missing 1 required positional argument:
-    '***'": the budget's own check failed on the call before Python could name it."""
+    '***'": the budget's own check failed on the call before Python could name it. Python's
+    own words, whichever Python runs the tests: 3.13 says "replace() takes at least 2
+    positional arguments (1 given)" where 3.11 said "replace expected at least 2 arguments,
+    got 1", and the suite failed on 3.13, which pyproject's requires-python admits."""
+    with pytest.raises(TypeError) as python:
+        "ada".replace("a")  # type: ignore[call-arg]
     with pytest.raises(TemplateRenderError) as raised:
         Template("{{ first_name.replace('a') }}").render({"first_name": "ada"})
-    assert raised.value.reason == "TypeError: replace expected at least 2 arguments, got 1"
+    assert raised.value.reason == f"TypeError: {python.value}"
 
 
 def test_a_row_error_still_names_what_the_template_wrote() -> None:
