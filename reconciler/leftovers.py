@@ -133,8 +133,8 @@ def check_not_shared(where: str, system: bool) -> None:
     their own in its place, then read the members' data written after. `system`: `where`
     is the system's temporary directory (TMPDIR), else RECONCILER_DUCKDB_TEMP_DIR; the
     system's writable by others without the sticky bit is warned about, not refused."""
-    if os.name == "nt":
-        return  # no POSIX modes or owners to judge by
+    if _own_uid() is None:
+        return  # Windows: no POSIX modes or owners to judge by
     # As written, a link in the path is as safe as its owner and the directory holding
     # it; where the links lead, each directory is judged as well.
     written, resolved = os.path.abspath(where), os.path.realpath(where)
@@ -173,6 +173,19 @@ def _and_above(path: str) -> list[str]:
 
 
 _EVERY_USER = "is writable by every user and has no sticky bit (as /tmp has)"
+
+
+def _own_uid() -> int | None:
+    """This process's user id; None on Windows, which has none (every file's st_uid is 0)."""
+    getuid = getattr(os, "getuid", None)
+    return getuid() if getuid is not None else None
+
+
+def _ours(info: os.stat_result) -> bool:
+    """Whether a file with this lstat is this user's. On Windows, without owners to compare,
+    every one is: the temporary directory there is the user's own (%LOCALAPPDATA%\\Temp)."""
+    uid = _own_uid()
+    return uid is None or info.st_uid == uid
 
 
 def _shared_because(info: os.stat_result) -> str | None:
@@ -241,7 +254,7 @@ def sweep(parent: Path, now: float | None = None) -> list[Path]:
             info = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        if not entry.is_dir(follow_symlinks=False) or info.st_uid != os.getuid():
+        if not entry.is_dir(follow_symlinks=False) or not _ours(info):
             continue
         if now - _last_change(Path(entry.path), info.st_mtime) < IDLE_SECONDS:
             continue
@@ -286,7 +299,7 @@ def sweep_partials(
             continue
         try:
             info = entry.stat(follow_symlinks=False)
-            if not entry.is_file(follow_symlinks=False) or info.st_uid != os.getuid():
+            if not entry.is_file(follow_symlinks=False) or not _ours(info):
                 continue
             if now - info.st_mtime < IDLE_SECONDS:
                 continue

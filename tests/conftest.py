@@ -5,6 +5,7 @@
     make_emulator_server   factory for other project types, limits, faults or clocks
     postgres               a fresh schema in a real PostgreSQL (tests/postgres.py); skipped
                            when no server is reachable
+    windows                `python -m reconciler` run as if on native Windows (tests/windows.py)
 
 Requests need the header `Api-Key: test-key` (EMULATOR_API_KEY).
 """
@@ -19,6 +20,7 @@ import pytest
 
 from reconciler.emulator import Emulator, EmulatorServer, Faults, Limits
 from tests import postgres as postgres_support
+from tests.windows import WindowsPython
 
 EMULATOR_API_KEY = "test-key"
 EMULATOR_PROJECT = "default"
@@ -113,3 +115,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="rewrite the expected outputs under tests/golden/ (also: RECONCILER_UPDATE_GOLDEN=1)",
     )
+
+
+@pytest.fixture
+def windows(tmp_path: Path) -> WindowsPython:
+    """`python -m reconciler` in a subprocess as if on native Windows: POSIX-only modules and
+    functions removed as Windows' Python lacks them, os.kill as Windows' (tests/windows.py)."""
+    return WindowsPython(tmp_path / "windows-python")
