@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.processes import running
 
 # Where the private directories go (members.engine.settings and sources.snapshot read it).
 TEMP_DIR_VARIABLE = "RECONCILER_DUCKDB_TEMP_DIR"
@@ -262,7 +263,7 @@ def sweep(parent: Path, now: float | None = None) -> list[Path]:
             with _lock:
                 if os.path.abspath(entry.path) in _made:
                     continue  # this process's own
-        elif _alive(pid):
+        elif running(pid):
             continue
         shutil.rmtree(entry.path, ignore_errors=True)
         removed.append(Path(entry.path))
@@ -308,7 +309,7 @@ def sweep_partials(
                     continue  # a file of the person's own that happens to look alike
             # This process writes the plan after the sweep: its pid's partial is an earlier
             # process's that had the same pid.
-            elif int(match.group(1)) != os.getpid() and _alive(int(match.group(1))):
+            elif int(match.group(1)) != os.getpid() and running(int(match.group(1))):
                 continue
             os.unlink(entry.path)
         except OSError:
@@ -345,16 +346,6 @@ def _last_change(directory: Path, own: float) -> float:
         except OSError:
             continue
     return latest
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # another user's process, or not ours to signal: alive as far as we know
-    return True
 
 
 def no_room(exc: BaseException, parent: Path | str | None) -> ReconcilerError | None:

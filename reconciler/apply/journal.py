@@ -39,6 +39,7 @@ from reconciler import __version__
 from reconciler.errors import ReconcilerError, WriteNotSent
 from reconciler.owner_only import owner_only_directories
 from reconciler.plan import Plan
+from reconciler.processes import running
 from reconciler.render.masking import marking_sent, mask_emails
 from reconciler.words import quantity
 
@@ -377,12 +378,8 @@ def last_unfinished(state_dir: Path) -> JournalSummary | None:
             # Not this run's (it has not started its journal): an earlier process that had
             # this pid, as a restarted container's apply does.
             return summary
-        try:
-            os.kill(summary.pid, 0)
-        except (ProcessLookupError, OverflowError):  # no such process, or no such pid at all
+        if not running(summary.pid):
             return summary
-        except PermissionError:
-            pass
         return None  # still running: another apply, on another destination
     return summary
 

@@ -42,6 +42,7 @@ from typing import Any
 
 from reconciler.errors import LockedError, ReconcilerError
 from reconciler.owner_only import owner_only_directories
+from reconciler.processes import running
 
 try:
     import fcntl
@@ -60,16 +61,6 @@ _held: dict[Path, int | None] = {}
 # have no /proc: every one of those is then unknown (None), and a lock judged by its text is
 # gone only when no process has its pid (tests point this at an empty directory).
 PROC = "/proc"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _read(path: str) -> str | None:
@@ -128,7 +119,7 @@ def _gone(other: dict[str, Any], path: Path) -> bool:
         return False  # another container's pid: not one this process can look up
     if pid == os.getpid():
         return path not in _held
-    if not _alive(pid):
+    if not running(pid):
         return True
     started = other.get("started")
     return started is not None and _started(pid) not in (None, started)

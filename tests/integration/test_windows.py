@@ -4,11 +4,18 @@ os.kill is Windows' (the `windows` fixture, tests/windows.py)."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from reconciler.apply import lock
+from reconciler.iterable.client import project_identity
+from tests.conftest import EMULATOR_API_KEY
+from tests.integration.conftest import Workspace
 from tests.windows import WindowsPython
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "manifests"
@@ -52,3 +59,92 @@ def test_the_quickstart_validates_plans_and_applies_on_windows(windows: WindowsP
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "No changes" in done.stdout
+
+
+def _lock_left_by(pid: int, workspace: Workspace, state: Path) -> Path:
+    """A lock as an apply of process `pid` on this machine left it, without flock (Windows
+    has none)."""
+    path = lock.lock_path(state, project_identity(workspace.base_url, EMULATOR_API_KEY))
+    path.parent.mkdir(parents=True)
+    holder = {"pid": pid, "host": socket.gethostname(), "since": "earlier", "flock": False}
+    path.write_text(json.dumps(holder), encoding="utf-8")
+    return path
+
+
+def test_a_lock_left_by_an_apply_that_ended_is_taken_over_on_windows(
+    windows: WindowsPython, workspace: Workspace, tmp_path
+):
+    # os.kill(pid, 0) is Ctrl-C on Windows; for a pid no process has, WinError 87, which
+    # the lock said as 'cannot take the apply lock ... The parameter is incorrect; the
+    # state directory must be writable': every apply after a crash, until removed by hand.
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    state = tmp_path / "state"
+    path = _lock_left_by(_last_pid(), workspace, state)
+    done = windows.run("apply", "manifests", "--yes", "--state-dir", state, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Apply complete" in done.stdout
+    assert not path.exists()
+
+
+def test_a_running_apply_s_lock_refuses_without_interrupting_on_windows(
+    windows: WindowsPython, workspace: Workspace, tmp_path
+):
+    # The Ctrl-C that os.kill(pid, 0) sends on Windows reached the apply itself, which
+    # stopped as interrupted by the user (and every other program in that console).
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    state = tmp_path / "state"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _lock_left_by(other.pid, workspace, state)
+        done = windows.run("apply", "manifests", "--yes", "--state-dir", state, cwd=tmp_path)
+    finally:
+        other.kill()
+        other.wait()
+    assert "another apply is running" in done.stderr, done.stderr
+    assert "nterrupt" not in done.stderr
+    assert done.returncode != 0
+
+
+def test_an_apply_killed_on_this_machine_is_noted_by_the_next_on_windows(
+    windows: WindowsPython, workspace: Workspace, tmp_path
+):
+    # Whether the killed run's process still runs was asked with os.kill(pid, 0): WinError
+    # 87 for its ended pid, an internal error before anything was sent.
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    state = tmp_path / "state"
+    runs = state / "runs"
+    runs.mkdir(parents=True)
+    started = {"at": "2026-12-06T12:33:31.648+00:00", "event": "run_started"}
+    holder = {"pid": _last_pid(), "host": socket.gethostname(), "lists": [], "deletions": []}
+    journal = runs / "apply-20261206T123331.647000Z-1234.jsonl"
+    journal.write_text(json.dumps({**started, **holder}) + "\n", encoding="utf-8")
+    done = windows.run("apply", "manifests", "--yes", "--state-dir", state, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "stopped without finishing: 0 requests done" in done.stderr
+
+
+def test_a_killed_run_s_temporary_copies_are_swept_and_a_running_one_s_kept_on_windows(
+    windows: WindowsPython, tmp_path
+):
+    # The sweep compared each directory's owner with os.getuid(), which Windows lacks, and
+    # asked whether its process ran with os.kill(pid, 0).
+    shutil.copytree(EXAMPLE, tmp_path / "manifests")
+    temp = tmp_path / "temp"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        ended = _last_pid()
+        left = {pid: temp / f"reconciler-source-{pid}-abc123" for pid in (ended, other.pid)}
+        for directory in left.values():
+            directory.mkdir(parents=True)
+            (directory / "members.csv").write_text("email\na@example.com\n", encoding="utf-8")
+            for path in (directory / "members.csv", directory):
+                os.utime(path, (1_700_000_000, 1_700_000_000))  # idle for long
+        done = windows.run(
+            "plan", "manifests", "--state-dir", tmp_path / "state", cwd=tmp_path, TMPDIR=str(temp)
+        )
+        assert done.returncode == 0, done.stderr
+        assert not left[ended].exists()
+        assert left[other.pid].exists()
+    finally:
+        other.kill()
+        other.wait()
