@@ -14,6 +14,7 @@ from pathlib import Path
 from reconciler.errors import ConfigError, quoted, variable_name
 from reconciler.manifest.location import Location
 from reconciler.manifest.manifests import Destination
+from reconciler.open_flags import BINARY, NONBLOCK
 
 
 def resolve_api_key(destination: Destination) -> str | None:
@@ -64,7 +65,7 @@ def _read_key_file(path: Path, who: str) -> bytes:
     directory is refused before any read: opened non-blocking, so a FIFO cannot hang the
     open, and checked with fstat, so /dev/zero is never read."""
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        descriptor = os.open(path, os.O_RDONLY | NONBLOCK | BINARY)
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise ConfigError(f"{who}: cannot read API key file {path}: {reason}") from None

@@ -148,3 +148,16 @@ def test_a_killed_run_s_temporary_copies_are_swept_and_a_running_one_s_kept_on_w
     finally:
         other.kill()
         other.wait()
+
+
+def test_an_api_key_file_is_read_on_windows(windows: WindowsPython, workspace: Workspace, tmp_path):
+    # Opened with os.O_NONBLOCK (so a FIFO cannot hang it), which Windows lacks: every
+    # destination with apiKey: {file: ...} was 'internal error: AttributeError'. PowerShell's
+    # `"key" > file` writes UTF-16, whose bytes a text-mode read could change: read as bytes.
+    (tmp_path / "key.txt").write_bytes(f"{EMULATOR_API_KEY}\r\n".encode("utf-16"))
+    workspace.destination(apiKey={"file": "../key.txt"})
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    done = windows.run("plan", "manifests", "--state-dir", tmp_path / "state", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "1 member to add" in done.stdout
+    assert [p for p in windows.text_mode_opens() if Path(p).name == "key.txt"] == []
