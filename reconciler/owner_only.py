@@ -6,6 +6,7 @@ lock in them."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -18,3 +19,14 @@ def owner_only_directories(*directories: Path) -> None:
     for directory in directories:
         # The mode is masked by the umask, which can only take bits away from 0700.
         directory.mkdir(mode=0o700, exist_ok=True)
+
+
+def chmod_open_file(fd: int, path: Path | str, mode: int) -> None:
+    """Set the mode of the file open as `fd` at `path`: through the descriptor where the
+    system can (nothing can put another file at `path` in between), else by its path.
+    Windows' os.chmod takes no descriptor and its Python has no os.fchmod before 3.13;
+    there a mode only sets or clears the file's read-only flag."""
+    if os.chmod in os.supports_fd:
+        os.chmod(fd, mode)
+    else:
+        os.chmod(path, mode)

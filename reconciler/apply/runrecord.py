@@ -15,6 +15,7 @@ from typing import Any, Literal
 from reconciler import __version__
 from reconciler.apply.executor import ApplyReport, FieldUpdateResult
 from reconciler.errors import StalePlanError, UnsafePlanError
+from reconciler.owner_only import chmod_open_file
 from reconciler.render.json_text import json_text
 
 # "aborted": stopped at once by a second Ctrl-C, leaving the requests in flight unknown.
@@ -172,7 +173,7 @@ class RunRecord:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 if real.exists():
-                    os.chmod(fd, real.stat().st_mode & 0o7777)
+                    chmod_open_file(fd, temporary, real.stat().st_mode & 0o7777)
                 handle.write(text)
             os.replace(temporary, real)
         except BaseException:

@@ -161,3 +161,38 @@ def test_an_api_key_file_is_read_on_windows(windows: WindowsPython, workspace: W
     assert done.returncode == 0, done.stderr
     assert "1 member to add" in done.stdout
     assert [p for p in windows.text_mode_opens() if Path(p).name == "key.txt"] == []
+
+
+def test_an_apply_writes_over_its_last_summary_json_on_windows(
+    windows: WindowsPython, workspace: Workspace, tmp_path
+):
+    # The record kept the mode of the one it replaces with os.chmod(fd, ...), and Windows'
+    # os.chmod takes no descriptor: the second apply ended, its work done, in 'internal
+    # error: TypeError' and no record.
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    state, record = tmp_path / "state", tmp_path / "summary.json"
+    for added in ([1], []):  # the second has nothing to do
+        done = windows.run(
+            "apply", "manifests", "--yes", "--state-dir", state, "--summary-json", record,
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        lists = json.loads(record.read_text(encoding="utf-8"))["lists"]
+        assert [made["added"] for made in lists] == added
+
+
+def test_import_writes_its_member_csvs_on_windows(
+    windows: WindowsPython, workspace: Workspace, emulator_server, tmp_path
+):
+    # Each member CSV was made owner-only with os.fchmod, which Windows' Python lacks
+    # before 3.13: 'internal error: AttributeError' once the lists had been read.
+    project = emulator_server.emulator.project("default")
+    list_id = project.add_list("handmade")
+    for email in ("a@example.com", "b@example.com"):
+        project.subscribe_direct(list_id, email=email)
+    done = windows.run(
+        "import", "-d", "prod", "manifests", "--out", "manifests/imported", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    csv = (tmp_path / "manifests" / "imported" / "handmade.csv").read_text(encoding="utf-8")
+    assert sorted(csv.splitlines()[1:]) == ["a@example.com,", "b@example.com,"]
