@@ -46,6 +46,7 @@ from reconciler.manifest.yaml_readings import read_as_other_than_text
 from reconciler.members.engine.workspace import duckdb_no_room, unquoted_reason
 from reconciler.members.identity import ProjectType, looks_like_email
 from reconciler.members.model import Engine
+from reconciler.open_flags import BINARY
 from reconciler.owner_only import chmod_open_file
 from reconciler.plan.ownership import unmarked
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, heartbeat
@@ -850,7 +851,7 @@ def _columns(project_type: ProjectType) -> list[str]:
 def _private(path: Path) -> int:
     """Open `path` for writing, owner-only from its first byte (member CSVs hold personal
     data); an existing file (--force) is made owner-only too."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | BINARY, 0o600)
     chmod_open_file(fd, path, 0o600)
     return fd
 

@@ -37,7 +37,7 @@ from pathlib import Path
 TEXT_MODE_LOG = "text-mode-opens.txt"
 
 SITECUSTOMIZE = r'''
-import errno, os, signal, sys, types
+import errno, os, signal, stat, sys, types
 
 # Imported first: each picks its platform's functions as it is imported.
 import asyncio, mimetypes, multiprocessing.connection, pathlib, selectors, shutil  # noqa
@@ -101,11 +101,17 @@ def chmod(path, mode, *, dir_fd=None, follow_symlinks=True):
 os.O_BINARY = 0x8000
 
 
+# tempfile, imported above, adds O_BINARY on Windows itself.
+tempfile._bin_openflags |= os.O_BINARY
+
+
 def open_(path, flags, mode=0o777, *, dir_fd=None):
-    if not flags & os.O_BINARY and os.fspath(path) != os.devnull:
+    fd = _open(path, flags & ~os.O_BINARY, mode, dir_fd=dir_fd)
+    # Linux's shutil.rmtree opens directories; Windows' does not.
+    if not flags & os.O_BINARY and stat.S_ISREG(os.fstat(fd).st_mode):
         with open(TEXT_MODE_LOG, "a", encoding="utf-8") as log:
-            log.write(f"{os.fsdecode(path)}\n")
-    return _open(path, flags & ~os.O_BINARY, mode, dir_fd=dir_fd)
+            log.write(f"{os.path.abspath(os.fsdecode(path))}\n")
+    return fd
 
 
 os.kill, os.chmod, os.open = kill, chmod, open_

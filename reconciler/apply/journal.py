@@ -37,6 +37,7 @@ from typing import IO, Any
 
 from reconciler import __version__
 from reconciler.errors import ReconcilerError, WriteNotSent
+from reconciler.open_flags import BINARY
 from reconciler.owner_only import owner_only_directories
 from reconciler.plan import Plan
 from reconciler.processes import running
@@ -123,7 +124,7 @@ class Journal:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
             path = directory / f"{PREFIX}{stamp}-{os.getpid()}{SUFFIX}"
             # Owner-only from the first byte: list names and errors are nobody else's business.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | BINARY, 0o600)
         except OSError as exc:
             raise _unwritable(directory, exc) from None
         journal = cls(path, os.fdopen(fd, "w", encoding="utf-8"))

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import LockedError, ReconcilerError
+from reconciler.open_flags import BINARY
 from reconciler.owner_only import owner_only_directories
 from reconciler.processes import running
 
@@ -190,7 +191,7 @@ def _take(path: Path, destinations: list[str], named: str) -> Path:
     text = json.dumps(_holder(destinations, flock=False))
     fd, temporary = tempfile.mkstemp(prefix=".lock-", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         for _ in range(2):
             try:
@@ -232,7 +233,7 @@ def _flock_works(directory: Path) -> bool:
 
 def _take_flock(path: Path, destinations: list[str], named: str) -> Path:
     for _ in range(3):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | BINARY, 0o600)
         ours = False  # the flock of the file at `path` is this process's
         try:
             try:
@@ -294,9 +295,9 @@ def _link(temporary: str, path: Path, text: str) -> None:
     except OSError as exc:
         if exc.errno not in _NO_LINKS:
             raise
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | BINARY, 0o600)
         try:
-            with os.fdopen(fd, "w") as handle:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
         except OSError:
             path.unlink(missing_ok=True)  # never leave a lock that names no holder
@@ -308,7 +309,7 @@ _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.E
 
 def _holder_of(path: Path) -> dict[str, Any]:
     try:
-        other = json.loads(path.read_text())
+        other = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):  # nested too deep for the parser: damaged
         return {}
     return other if isinstance(other, dict) else {}

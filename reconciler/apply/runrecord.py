@@ -15,6 +15,7 @@ from typing import Any, Literal
 from reconciler import __version__
 from reconciler.apply.executor import ApplyReport, FieldUpdateResult
 from reconciler.errors import StalePlanError, UnsafePlanError
+from reconciler.open_flags import BINARY
 from reconciler.owner_only import chmod_open_file
 from reconciler.render.json_text import json_text
 
@@ -170,7 +171,7 @@ class RunRecord:
         try:
             # A new record is owner-only whatever the umask, as a saved plan and a summary
             # file are; one it replaces keeps its mode.
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | BINARY, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 if real.exists():
                     chmod_open_file(fd, temporary, real.stat().st_mode & 0o7777)

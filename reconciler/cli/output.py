@@ -14,6 +14,7 @@ from reconciler.cli.options import OutputFormat
 from reconciler.cli.stdout import emit
 from reconciler.env_numbers import SECONDS, env_float
 from reconciler.errors import ConfigError, ReconcilerError, SummaryFileError
+from reconciler.open_flags import BINARY
 from reconciler.plan import Plan
 from reconciler.progress import Progress, console_progress, redraws_in_place
 from reconciler.render.plans import PLAN_RENDERERS, plan_json
@@ -85,7 +86,7 @@ def append(path: Path, text: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)  # as --out and --summary-json do
         # A file made here is owner-only, as a saved plan is: with --show-members it holds
         # members in full. One that exists ($GITHUB_STEP_SUMMARY) keeps its mode.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | BINARY, 0o600)
         with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
             handle.write(text if text.endswith("\n") else text + "\n")
     except OSError as exc:

@@ -196,3 +196,25 @@ def test_import_writes_its_member_csvs_on_windows(
     assert done.returncode == 0, done.stderr
     csv = (tmp_path / "manifests" / "imported" / "handmade.csv").read_text(encoding="utf-8")
     assert sorted(csv.splitlines()[1:]) == ["a@example.com,", "b@example.com,"]
+
+
+def test_the_files_apply_and_import_write_are_opened_as_bytes_on_windows(
+    windows: WindowsPython, workspace: Workspace, emulator_server, tmp_path
+):
+    # os.open without O_BINARY is a text-mode file on Windows: each line a TextIOWrapper
+    # ended with "\r\n" got a second "\r" ("\r\r\n"), so the job summary of a Windows
+    # runner ($GITHUB_STEP_SUMMARY) had a blank line after every row, which ends a markdown
+    # table, the journal a blank line between events, and import's CSVs CRLF line ends.
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    emulator_server.emulator.project("default").add_list("handmade")
+    state = tmp_path / "state"
+    for _ in range(2):
+        done = windows.run(
+            "apply", "manifests", "--yes", "--state-dir", state,
+            "--summary-json", "summary.json", "--summary-file", "summary.md", cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    done = windows.run("import", "-d", "prod", "manifests", "--out", "imported", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "imported" / "handmade.csv").exists()
+    assert windows.text_mode_opens() == []
