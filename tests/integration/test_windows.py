@@ -218,3 +218,21 @@ def test_the_files_apply_and_import_write_are_opened_as_bytes_on_windows(
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "imported" / "handmade.csv").exists()
     assert windows.text_mode_opens() == []
+
+
+def test_a_temporary_directory_with_a_quote_in_its_path_plans_with_duckdb(
+    windows: WindowsPython, workspace: Workspace, tmp_path
+):
+    # Windows puts the temporary directory in the user's profile, C:\Users\O'Brien\...,
+    # and DuckDB was told its spill directory as '...O'Brien...': 'internal error: Parser
+    # Error' for every plan the DuckDB engine made (large audiences).
+    workspace.csv("vip.csv", "email", ["a@example.com", "b@example.com"])
+    workspace.audience("vip", {"csv": "vip.csv", "email": "email"})
+    temp = tmp_path / "O'Brien" / "AppData" / "Local" / "Temp"
+    temp.mkdir(parents=True)
+    done = windows.run(
+        "apply", "manifests", "--yes", "--state-dir", tmp_path / "state", cwd=tmp_path,
+        TMPDIR=str(temp), RECONCILER_ENGINE="duckdb",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "2 members added" in done.stdout

@@ -21,7 +21,9 @@ MEMBERSHIP = "userListIds"  # a hybrid project's
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    with Engine(EngineSettings(temp_dir=tmp_path)) as engine:
+    # A quote in the path, as in the temporary directory of a Windows user O'Brien
+    # (C:\Users\O'Brien\AppData\Local\Temp): DuckDB is given its files' paths in SQL.
+    with Engine(EngineSettings(temp_dir=tmp_path / "O'Brien")) as engine:
         yield engine
 
 

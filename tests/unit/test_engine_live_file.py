@@ -15,6 +15,7 @@ from reconciler.errors import LiveStateError
 from reconciler.iterable.client import ListInfo, MemberLineEnds, _save_lines
 from reconciler.members.engine.diff import describe_live, load_live_file
 from reconciler.members.engine.settings import EngineSettings
+from reconciler.members.engine.sql_text import sql_string
 from reconciler.members.engine.workspace import Engine, unquoted_reason
 
 # A proxy that re-encodes the body as Latin-1: the second member's ö is one byte, not UTF-8.
@@ -23,7 +24,9 @@ BODY = "ann@example.com\njörg.secret@example.de\n".encode("latin-1")
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    with Engine(EngineSettings(temp_dir=tmp_path / "temp")) as engine:
+    # A quote in the path, as in the temporary directory of a Windows user O'Brien
+    # (C:\Users\O'Brien\AppData\Local\Temp): DuckDB is given its files' paths in SQL.
+    with Engine(EngineSettings(temp_dir=tmp_path / "O'Brien")) as engine:
         yield engine
 
 
@@ -70,7 +73,7 @@ def test_the_reason_is_found_by_its_words_not_its_place(engine) -> None:
     path.write_text('a,1\n"b\nu-secret-7",2,3\n')
     with pytest.raises(Exception) as caught:
         engine.connection.execute(
-            f"SELECT * FROM read_csv('{path}', header = false, auto_detect = false, "
+            f"SELECT * FROM read_csv({sql_string(path)}, header = false, auto_detect = false, "
             "columns = {'a': 'VARCHAR', 'b': 'VARCHAR'}, quote = '\"', strict_mode = true)"
         ).fetchall()
     said = unquoted_reason(caught.value)  # type: ignore[arg-type]
@@ -78,5 +81,7 @@ def test_the_reason_is_found_by_its_words_not_its_place(engine) -> None:
     assert "secret" not in said and str(path) not in said
 
     with pytest.raises(Exception) as caught:
-        engine.connection.execute(f"SELECT * FROM read_json('{path}.json')").fetchall()
+        engine.connection.execute(
+            f"SELECT * FROM read_json({sql_string(f'{path}.json')})"
+        ).fetchall()
     assert str(engine.directory) not in unquoted_reason(caught.value)  # type: ignore[arg-type]

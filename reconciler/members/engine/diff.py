@@ -24,6 +24,7 @@ from reconciler.members.engine.desired_table import (
     not_blank_sql,
 )
 from reconciler.members.engine.rows import TableRows, identifier_rows, member_rows
+from reconciler.members.engine.sql_text import sql_string
 from reconciler.members.engine.workspace import Engine, unquoted_reason
 from reconciler.members.fingerprint import MembersDigest, digest_relation
 from reconciler.members.identity import Member
@@ -75,7 +76,7 @@ def load_live_file(engine: Engine, path: Path, table: str, origin: str) -> None:
     # of spaces is no member, as the Python engine (the client's _parse_lines) reads it.
     engine.connection.execute(
         f"CREATE VIEW {table} AS SELECT id FROM read_csv("
-        f"'{path}', header = false, auto_detect = false, columns = {{'id': 'VARCHAR'}}, "
+        f"{sql_string(path)}, header = false, auto_detect = false, columns = {{'id': 'VARCHAR'}}, "
         f"delim = '\x01', quote = '', escape = '') WHERE id IS NOT NULL "
         f"AND {not_blank_sql('id')}"
     )

@@ -18,6 +18,7 @@ from reconciler.errors import LiveStateError
 from reconciler.iterable import CHANNELS_FIELD, IterableClient
 from reconciler.members.engine.desired_table import LOOKS_LIKE_EMAIL, DesiredTable, known_skipped
 from reconciler.members.engine.diff import needs_user_id_resolution
+from reconciler.members.engine.sql_text import sql_string
 from reconciler.members.engine.workspace import Engine, lower_sql, unquoted_reason
 from reconciler.members.identity import ProjectType
 
@@ -55,8 +56,9 @@ def read_export_table(
                 f"CREATE TABLE {table} AS SELECT {lower_sql('email')} AS email, "
                 "userId AS user_id, "
                 f'lists FROM (SELECT email, userId, "{membership}" AS lists FROM read_json('
-                f"'{path}', format = 'newline_delimited', columns = {{'email': 'VARCHAR', "
-                f"'userId': 'VARCHAR', '{membership}': 'BIGINT[]'}})) "
+                f"{sql_string(path)}, format = 'newline_delimited', "
+                f"columns = {{'email': 'VARCHAR', 'userId': 'VARCHAR', "
+                f"'{membership}': 'BIGINT[]'}})) "
                 f"WHERE list_has_any(lists, [{ids}])"
             )
             if channels is not None:
@@ -77,7 +79,7 @@ def _channel_unsubscribed(engine: Engine, path: Path) -> list[dict[str, Any]]:
     """The export's profiles with channel unsubscribes (a few: held as rows, as live.py
     `_job_rows` holds them)."""
     found = engine.connection.execute(
-        f"SELECT email, userId, {CHANNELS_FIELD} FROM read_json('{path}', format = "
+        f"SELECT email, userId, {CHANNELS_FIELD} FROM read_json({sql_string(path)}, format = "
         f"'newline_delimited', columns = {{'email': 'VARCHAR', 'userId': 'VARCHAR', "
         f"'{CHANNELS_FIELD}': 'BIGINT[]'}}) WHERE len({CHANNELS_FIELD}) > 0"
     ).fetchall()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.members.engine.rows import TableRows, write_table
+from reconciler.members.engine.sql_text import sql_string
 from reconciler.members.engine.workspace import Engine, lower_sql
 from reconciler.plan.fingerprint import scalar_json
 from reconciler.traits.types import as_doubles
@@ -603,7 +604,7 @@ def read_field_export(
     cells = "".join(f", {_identifier(name)} AS l{j}" for j, name in enumerate(names))
     read = (
         f"SELECT {lower_sql('email')} AS email, userId AS user_id{cells} "
-        f"FROM read_json('{path}', "
+        f"FROM read_json({sql_string(path)}, "
         f"format = 'newline_delimited', columns = {{{columns}}})"
     )
     if len({n.lower() for n in ["email", "userId", *names]}) < len(names) + 2:
@@ -616,7 +617,7 @@ def read_field_export(
         read = (
             f"SELECT {lower_sql(_EXPORTED_EMAIL)} AS email, "
             f"json_extract_string(json, '/userId') AS user_id{cells} "
-            f"FROM read_json_objects('{path}', format = 'newline_delimited')"
+            f"FROM read_json_objects({sql_string(path)}, format = 'newline_delimited')"
         )
     try:
         download(["email", "userId", *names], path, on_lines)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
+from reconciler.members.engine.sql_text import sql_string
 from reconciler.members.engine.workspace import Engine
 from reconciler.members.identity import Member
 
@@ -177,7 +178,7 @@ def write_table(
             )
         spec = ", ".join(f"'{c}': '{(types or {}).get(c, 'VARCHAR')}'" for c in columns)
         engine.connection.execute(
-            f"CREATE TABLE {table} AS SELECT * FROM read_csv('{path}', header = false, "
+            f"CREATE TABLE {table} AS SELECT * FROM read_csv({sql_string(path)}, header = false, "
             f"auto_detect = false, columns = {{{spec}}}, delim = ',', quote = '\"', "
             f"escape = '\"', allow_quoted_nulls = false, max_line_size = {MAX_LINE}, "
             f"buffer_size = {2 * MAX_LINE})"

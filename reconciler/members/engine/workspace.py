@@ -29,6 +29,7 @@ import duckdb
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.leftovers import NO_ROOM, no_room, private_directory, shown_temp
 from reconciler.members.engine.settings import TRAITS_THRESHOLD_FIELDS, EngineSettings
+from reconciler.members.engine.sql_text import sql_string
 from reconciler.render.masking import DUCKDB_CSV_REASONS
 from reconciler.sources.snapshot import TEMP_DIR_VARIABLE
 
@@ -269,7 +270,7 @@ class Engine:
             # the query's own connection gives them to the Python engine.
             connection.execute(UTC_SESSION)
             connection.execute(f"SET memory_limit = '{settings.duckdb_memory_bytes}B'")
-            connection.execute(f"SET temp_directory = '{directory / 'spill'}'")
+            connection.execute(f"SET temp_directory = {sql_string(directory / 'spill')}")
             # Order is kept only where rowids must number a source's rows (`ordered`);
             # elsewhere ORDER BY imposes it, and unordered joins need less memory.
             connection.execute("SET preserve_insertion_order = false")
