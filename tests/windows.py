@@ -11,7 +11,8 @@ reconciler:
   copy_file_range, and no O_NONBLOCK, O_NOFOLLOW, O_DIRECTORY, O_CLOEXEC; it has O_BINARY;
 - `os.chmod` takes no file descriptor;
 - `signal` has no SIGHUP, SIGKILL, SIGQUIT, SIGPIPE, SIGALRM, SIGUSR1..., and has
-  CTRL_C_EVENT (0), CTRL_BREAK_EVENT and SIGBREAK;
+  CTRL_C_EVENT (0), CTRL_BREAK_EVENT and SIGBREAK (21, Linux's SIGTTIN, sent to the
+  process for Ctrl-Break; by default it ends the process at once);
 - `os.kill(pid, 0)` is Windows' GenerateConsoleCtrlEvent(CTRL_C_EVENT, pid): Ctrl-C to the
   whole console, this process included, where pid is a live process (modelled as SIGINT
   to this process), WinError 87 where it is not; any other signal terminates the process;
@@ -63,6 +64,9 @@ for name in """SIGHUP SIGKILL SIGQUIT SIGPIPE SIGALRM SIGUSR1 SIGUSR2 SIGCHLD SI
     if hasattr(signal, name):
         delattr(signal, name)
 signal.CTRL_C_EVENT, signal.CTRL_BREAK_EVENT, signal.SIGBREAK = 0, 1, 21
+# Linux's 21 is SIGTTIN, which stops a process; Windows' SIGBREAK ends it on the spot with
+# STATUS_CONTROL_C_EXIT, nothing cleaned up.
+signal.signal(signal.SIGBREAK, lambda signum, frame: os._exit(0xC000013A & 0xFF))
 
 _kill, _open, _chmod = os.kill, os.open, os.chmod
 

@@ -10,6 +10,9 @@ Its default ends the process on the spot, with no run record, no journal end, th
 left and members' files in the temporary directory; so it means what Ctrl-C means. So does
 SIGHUP (a closed terminal or SSH session; some runners cancel with it), unless the process
 was started to ignore it (`nohup`): a signal ignored when apply starts stays ignored.
+On Windows, SIGBREAK: Ctrl-Break, a console window closed, and a cancelled job on a
+Windows runner (Ctrl-C first, Ctrl-Break 7.5 s later), whose default too ends the process
+on the spot.
 """
 
 from __future__ import annotations
@@ -21,13 +24,20 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM) + (
-    (signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()  # not on Windows
+SIGNALS: tuple[int, ...] = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    # SIGHUP is POSIX's, SIGBREAK Windows'.
+    *(getattr(signal, name) for name in ("SIGHUP", "SIGBREAK") if hasattr(signal, name)),
 )
 
 
 def signal_name(signum: int) -> str:
-    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    if signum == signal.SIGINT:
+        return "Ctrl-C"
+    if signum == getattr(signal, "SIGBREAK", None):
+        return "Ctrl-Break"
+    return signal.Signals(signum).name
 
 
 @contextmanager
@@ -73,7 +83,7 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 
 @contextmanager
-def _handling(handler: Any, signals: tuple[signal.Signals, ...] = SIGNALS) -> Iterator[None]:
+def _handling(handler: Any, signals: tuple[int, ...] = SIGNALS) -> Iterator[None]:
     previous = {}
     for sig in signals:
         before = signal.getsignal(sig)

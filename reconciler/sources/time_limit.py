@@ -45,9 +45,9 @@ def timed_out(declared_at: object, subject: str) -> QueryTimedOut:
 
 
 class QueryGuard:
-    """Calls `interrupt` once `seconds` have passed, or once Ctrl-C, SIGTERM or
-    SIGHUP arrives, and again every tenth of a second until stopped: an interrupt that
-    arrives between two statements (DESCRIBE, then the SELECT) is lost, and the next would
+    """Calls `interrupt` once `seconds` have passed, or once Ctrl-C, SIGTERM, SIGHUP or
+    (Windows) SIGBREAK arrives, and again every tenth of a second until stopped: an interrupt
+    that arrives between two statements (DESCRIBE, then the SELECT) is lost, and the next would
     run unbounded. Stopping waits for an interrupt being sent, so none lands on a statement
     after `stop` (threading.Timer's cancel() cannot stop a callback that has started).
 
@@ -68,7 +68,7 @@ class QueryGuard:
     # What stops a run as Ctrl-C does (apply/interrupt.py SIGNALS; cli.main).
     WATCHED = frozenset(
         int(getattr(signal, name))
-        for name in ("SIGINT", "SIGTERM", "SIGHUP")
+        for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
         if hasattr(signal, name)
     )
 

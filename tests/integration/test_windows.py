@@ -13,12 +13,20 @@ import sys
 from pathlib import Path
 
 from reconciler.apply import lock
+from reconciler.apply.journal import read_journal
 from reconciler.iterable.client import project_identity
 from tests.conftest import EMULATOR_API_KEY
 from tests.integration.conftest import Workspace
+from tests.integration.reliability import (
+    build_scenario,
+    journals,
+    signal_after_writes,
+    subprocess_env,
+)
 from tests.windows import WindowsPython
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "manifests"
+SIGBREAK = 21  # as tests/windows.py numbers it
 
 
 def _last_pid() -> int:
@@ -236,3 +244,30 @@ def test_a_temporary_directory_with_a_quote_in_its_path_plans_with_duckdb(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "2 members added" in done.stdout
+
+
+def test_ctrl_break_stops_an_apply_as_sigterm_does_on_windows(
+    windows: WindowsPython, workspace: Workspace, emulator_server, tmp_path
+):
+    # Ctrl-Break (SIGBREAK: also a closed console window, and what a Windows runner sends
+    # 7.5 s after its Ctrl-C when a job is cancelled) kept its default, which ends the
+    # process on the spot: no run record, no journal end, members' copies left behind.
+    build_scenario(workspace, emulator_server, adds=1500, creates=1500)
+    emulator_server.emulator.faults.latency_seconds = 0.05
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {
+        **subprocess_env(workspace, RECONCILER_BATCH_SIZE="50", TMPDIR=str(temp)),
+        "PYTHONPATH": windows.env()["PYTHONPATH"],
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "apply", "manifests", "--yes"],
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    code, _, err = signal_after_writes(emulator_server, proc, 8, SIGBREAK)
+    assert code == 130, err
+    assert "Interrupted by Ctrl-Break: finishing the requests in flight" in err
+    [journal] = journals(tmp_path / ".reconciler")
+    assert read_journal(journal).outcome == "interrupted"
+    assert list(temp.iterdir()) == []
