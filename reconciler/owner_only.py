@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Whether a mode keeps other users out of a file: POSIX's modes do. On Windows a mode only
+# sets or clears the read-only flag, and a file is as private as its folder's access list.
+MODES_KEEP_OTHERS_OUT: bool = hasattr(os, "getuid")
+
 
 def owner_only_directories(*directories: Path) -> None:
     """Make each of `directories` that is missing, in order (a parent before its child),

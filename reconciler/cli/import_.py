@@ -14,6 +14,7 @@ from reconciler.cli.output import check_output_path, progress_display
 from reconciler.cli.stdout import emit
 from reconciler.errors import OutputError, ReconcilerError
 from reconciler.manifest import load_manifests
+from reconciler.owner_only import MODES_KEEP_OTHERS_OUT
 from reconciler.words import quantity
 
 if TYPE_CHECKING:
@@ -115,6 +116,15 @@ def _imported_lines(result: ImportResult, out: Path) -> list[str]:
         f"Imported {quantity(len(result.imported), 'list')} from destination "
         f"{result.destination!r}, "
         f"skipped {len(result.skipped):,}. `reconciler plan` over a path holding {out} "
-        "should now show no changes. The member CSVs are owner-only: they hold personal data."
+        "should now show no changes. " + _privacy(out)
     )
     return lines
+
+
+def _privacy(out: Path) -> str:
+    if MODES_KEEP_OTHERS_OUT:
+        return "The member CSVs are owner-only: they hold personal data."
+    return (
+        f"The member CSVs hold personal data; on Windows whoever can read {out} can read "
+        "them (a folder in your user profile is yours alone)."
+    )

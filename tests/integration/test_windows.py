@@ -204,6 +204,9 @@ def test_import_writes_its_member_csvs_on_windows(
     assert done.returncode == 0, done.stderr
     csv = (tmp_path / "manifests" / "imported" / "handmade.csv").read_text(encoding="utf-8")
     assert sorted(csv.splitlines()[1:]) == ["a@example.com,", "b@example.com,"]
+    # A mode keeps no one out on Windows: the CSVs are as private as their folder.
+    assert "owner-only" not in done.stdout
+    assert "on Windows whoever can read manifests/imported can read them" in done.stdout
 
 
 def test_the_files_apply_and_import_write_are_opened_as_bytes_on_windows(
