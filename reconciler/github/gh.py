@@ -58,7 +58,11 @@ class Gh:
                 args,
                 input=json.dumps(payload) if payload is not None else None,
                 capture_output=True,
-                text=True,
+                # gh reads and writes UTF-8 whatever the locale: read in the locale's
+                # encoding (a Windows code page), GitHub's text came back garbled, or
+                # not at all (bytes cp1252 lacks).
+                encoding="utf-8",
+                errors="replace",
                 check=False,
                 timeout=seconds,
             )

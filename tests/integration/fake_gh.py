@@ -31,8 +31,10 @@ SERVER = "https://github.test"
 
 def main(argv: list[str]) -> int:
     state_path = Path(os.environ["FAKE_GH_STATE"])
-    state = json.loads(state_path.read_text()) if state_path.exists() else _empty()
-    body = sys.stdin.read() if "--input" in argv else None
+    state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.exists() else _empty()
+    # gh reads and writes bytes, UTF-8, whatever the locale; non-ASCII text comes back from
+    # GitHub as it is, not as \u escapes.
+    body = sys.stdin.buffer.read().decode("utf-8") if "--input" in argv else None
     with open(os.environ["FAKE_GH_LOG"], "a", encoding="utf-8") as log:
         log.write(json.dumps({"argv": argv, "body": body}) + "\n")
     if not os.environ.get("GH_TOKEN"):
@@ -53,16 +55,22 @@ def main(argv: list[str]) -> int:
         status, answer = _workflow_runs(state, unquote(m[1]), parse_qs(query))
     else:
         status, answer = _route(state, method, path, payload)
-    state_path.write_text(json.dumps(state, indent=2))
+    state_path.write_text(json.dumps(state, indent=2), encoding="utf-8")
     if status >= 400:
         print(f"gh: {answer} (HTTP {status})", file=sys.stderr)
         return 1
     if "--paginate" in argv and isinstance(answer, list) and len(answer) > 1:
         half = len(answer) // 2
-        sys.stdout.write(json.dumps(answer[:half]) + json.dumps(answer[half:]))
+        _print(json.dumps(answer[:half], ensure_ascii=False))
+        _print(json.dumps(answer[half:], ensure_ascii=False))
     elif status != 204:  # No Content: gh prints nothing
-        sys.stdout.write(json.dumps(answer))
+        _print(json.dumps(answer, ensure_ascii=False))
     return 0
+
+
+def _print(text: str) -> None:
+    sys.stdout.buffer.write(text.encode("utf-8"))
+    sys.stdout.buffer.flush()
 
 
 def _empty() -> dict[str, Any]:

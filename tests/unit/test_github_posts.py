@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -123,3 +124,27 @@ def test_github_time_is_utc_to_the_second_and_refuses_other_text() -> None:
         github_time("yesterday")
     with pytest.raises(ValueError, match="outside the years 1 to 9999 in UTC"):
         github_time("0001-01-01T00:00:00+01:00")
+
+
+def test_an_unchanged_plan_with_accents_is_not_posted_again_under_a_legacy_locale(
+    tmp_path, monkeypatch
+) -> None:
+    # gh prints GitHub's UTF-8 as it is; it was read in the locale's encoding (Windows'
+    # code page, ISO-8859-1 under LANG=de_DE), so a comment holding 'Café ✓' never read
+    # back as the plan posted and was edited on every run (and on Windows a byte such as
+    # Á's 0x81, which cp1252 lacks, was 'internal error: UnicodeDecodeError').
+    fake = _Fake(tmp_path, monkeypatch, {})
+    body = tmp_path / "plan.md"
+    body.write_text("## Plan\n\n  + Café VIP: 2 members to add ✓ (Ánna)\n", encoding="utf-8")
+    env = {**os.environ, "LC_ALL": "de_DE.ISO-8859-1", "PYTHONUTF8": "0"}
+    env.pop("PYTHONIOENCODING", None)
+    command = [sys.executable, "-m", "reconciler", "github", "comment", "--pr", "7"]
+    for _ in range(2):
+        done = subprocess.run(
+            [*command, "--body-file", str(body), "--repo", "acme/audiences"],
+            env=env, capture_output=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode("utf-8", "replace")
+    assert fake.methods().count("PATCH") == 0
+    [posted] = fake.state["comments"]["7"]
+    assert "Café VIP: 2 members to add ✓ (Ánna)" in posted["body"]
