@@ -162,17 +162,24 @@ def listening_line(server: EmulatorServer, project: Project, options: ServeOptio
     )
 
 
+_BREAK: list[int] = [getattr(signal, name) for name in ("SIGBREAK",) if hasattr(signal, name)]
+
+
 def serve_until_stopped(
     server: EmulatorServer, emulator: Emulator, announce: Callable[[], None]
 ) -> None:
-    """Serve until SIGINT or SIGTERM, then stop the server and save the state. `announce`
-    runs once the signals are caught, so whoever reads its line may stop us at once."""
+    """Serve until SIGINT, SIGTERM or (Windows) SIGBREAK, then stop the server and save the
+    state. `announce` runs once the signals are caught, so whoever reads its line may stop
+    us at once."""
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # Ctrl-Break, and a console window closed, end a Windows process at once by default:
+    # the state would go unsaved.
+    stopping = [signal.SIGINT, signal.SIGTERM, *_BREAK]
+    previous = {sig: signal.signal(sig, request_stop) for sig in stopping}
     try:
         announce()
         # A timed wait keeps the main thread responsive to signals on every platform.

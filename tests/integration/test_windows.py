@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from reconciler.apply import lock
 from reconciler.apply.journal import read_journal
 from reconciler.iterable.client import project_identity
@@ -274,3 +276,27 @@ def test_ctrl_break_stops_an_apply_as_sigterm_does_on_windows(
     [journal] = journals(tmp_path / ".reconciler")
     assert read_journal(journal).outcome == "interrupted"
     assert list(temp.iterdir()) == []
+
+
+def test_emulator_serve_saves_its_state_on_ctrl_break_on_windows(windows: WindowsPython, tmp_path):
+    # Ctrl-Break (or the console window closed) ended serve at once: its state unsaved.
+    state = tmp_path / "state.json"
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "emulator", "serve", "--port", "0",
+         "--state", str(state), "--project-type", "email"],
+        env={**windows.env(), "RECONCILER_EMULATOR_API_KEY": EMULATOR_API_KEY},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert serve.stdout is not None
+        line = serve.stdout.readline()
+        base_url = line.split(" listening on ")[1].split()[0]
+        with httpx.Client(base_url=base_url, headers={"Api-Key": EMULATOR_API_KEY}) as client:
+            assert client.post("/api/lists", json={"name": "kept"}).status_code == 200
+        serve.send_signal(SIGBREAK)
+        assert serve.wait(timeout=10) == 0
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+    assert "kept" in state.read_text(encoding="utf-8")
