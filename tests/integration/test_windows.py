@@ -59,11 +59,14 @@ def test_the_quickstart_validates_plans_and_applies_on_windows(windows: WindowsP
     state = tmp_path / "state"
     done = windows.run("validate", "manifests", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    done = windows.run("plan", "manifests", "--state-dir", state, cwd=tmp_path)
+    done = windows.run("plan", "manifests", "--state-dir", state, "--out", "plan.gz", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    done = windows.run("apply", "manifests", "--yes", "--state-dir", state, cwd=tmp_path)
+    done = windows.run("apply", "--plan", "plan.gz", "--yes", "--state-dir", state, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Apply complete: 2 lists created" in done.stdout
+    done = windows.run("status", "manifests", "--state-dir", state, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "churn-risk" in done.stdout
     done = windows.run(
         "plan", "manifests", "--detailed-exitcode", "--state-dir", state, cwd=tmp_path
     )
