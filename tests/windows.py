@@ -23,7 +23,8 @@ reconciler:
 What stays as it is: `os.name`, `os.sep`, `os.path` and pathlib (Linux's paths: Python
 picks them when `os` is imported, before any sitecustomize), the standard library's own
 POSIX paths (subprocess, shutil and tempfile are imported before anything is removed, as
-each picks its platform's way then), file locking and renaming of open files (Windows
+each picks its platform's way then; os.uname, os.sendfile and os.WNOHANG stay, which
+Linux's ctypes, shutil and subprocess call), file locking and renaming of open files (Windows
 refuses to replace or remove a file another handle has open; Linux cannot be made to).
 """
 
