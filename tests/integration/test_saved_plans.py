@@ -514,8 +514,7 @@ def test_a_stale_plan_names_its_file_masked_and_on_one_line(
     assert result.exit_code == 4, result.output
     (refusal,) = [line for line in result.stderr.splitlines() if "stale plan" in line]
     assert "***@***" in refusal and refusal.endswith(
-        "::error::forged.plan was made for audience vip, no longer in the manifests; run "
-        "plan again"
+        "::error::forged.plan was made for audience vip, no longer in the manifests; run plan again"
         if reason == "target"
         else "; run plan again"
     )
