@@ -120,6 +120,43 @@ def repeats_header(
     )
 
 
+# What a typed source's (a Parquet file's, a query's) repeated header row may differ from
+# its column's name by: a query renames the column the row came from (`user_id AS
+# userId`), and databases fold names' case (`USER_ID`). The DuckDB engine removes the
+# same characters (desired_table._spells_column_name).
+NAME_SEPARATORS = " ._-"
+_NAME_SEPARATORS = re.compile(r"[ ._-]")
+_LOOSE_NAME = re.compile(r"[a-z0-9]+")
+
+
+def loose_column_name(name: str) -> str | None:
+    """A typed source's identifier column name as a repeated header row spells it: without
+    NAME_SEPARATORS, lower-cased; None for a name that then holds more than ASCII letters
+    and digits (no row is taken for its header: both engines compare ASCII alike)."""
+    loose = _NAME_SEPARATORS.sub("", name).lower()
+    return loose if _LOOSE_NAME.fullmatch(loose) else None
+
+
+def spells_column_name(cell: str | None, loose: str | None) -> bool:
+    """Whether an identifier cell of a typed source is its column's name (`loose`, as
+    loose_column_name gives it) but for case and separators."""
+    if cell is None or loose is None:
+        return False
+    text = cell.strip(HEADER_CELL_STRIP)
+    return all(" " <= ch <= "~" for ch in text) and _NAME_SEPARATORS.sub("", text).lower() == loose
+
+
+def repeats_column_names(
+    email: tuple[str | None, str | None] | None, user_id: tuple[str | None, str | None] | None
+) -> bool:
+    """repeats_header for a Parquet file or a query, whose rows have no header to repeat
+    but may hold one loaded as data (two CSV exports joined, then converted or loaded into
+    a table): each identifier cell (`(loose column name, cell)`, None without that column)
+    spells its column's name."""
+    given = [pair for pair in (email, user_id) if pair is not None]
+    return bool(given) and all(spells_column_name(cell, loose) for loose, cell in given)
+
+
 def missing_key(project_type: ProjectType) -> InvalidIdentity:
     if project_type == "email":
         return InvalidIdentity("no email: email-based projects identify users by email")

@@ -20,7 +20,10 @@ from reconciler.manifest.model import MembersSpec
 from reconciler.members.identity import (
     InvalidIdentity,
     ProjectType,
+    header_repeated,
+    loose_column_name,
     make_member,
+    repeats_column_names,
     skipped_identifiers,
 )
 from reconciler.render.masking import column_names
@@ -50,6 +53,14 @@ class Columns:
         if index is None:
             return None
         return identifier_text(row[index], self.source, self.names[index], role)
+
+    def loose_name(self, role: str) -> str | None:
+        """The email or userId (`role`) column's name as a header row loaded as data
+        spells it (identity.loose_column_name); None without that column."""
+        index = self.email if role == "email" else self.user_id
+        if index is None or index >= len(self.names):
+            return None
+        return loose_column_name(self.names[index])
 
 
 def find_columns(
@@ -167,6 +178,8 @@ def members_from_rows(
     columns, and its row is kept (SourceResult.where), to name the row of a value the
     mapping cannot make."""
     result = SourceResult(where={} if mapped else None)
+    # A header row loaded as data (identity.repeats_column_names), by each column present.
+    email_name, user_id_name = columns.loose_name("email"), columns.loose_name("userId")
     for chunk in chunks:
         for row in chunk:
             result.rows += 1
@@ -174,6 +187,11 @@ def members_from_rows(
             user_id = columns.identifier(row, "userId")
             traits = {name: trait_value(row[i]) for name, i in columns.traits} if mapped else {}
             try:
+                if repeats_column_names(
+                    (email_name, email) if columns.email is not None else None,
+                    (user_id_name, user_id) if columns.user_id is not None else None,
+                ):
+                    raise header_repeated()
                 result.add(make_member(project_type, email, user_id, traits), where(result.rows))
             except InvalidIdentity as exc:
                 result.issues.append(MemberIssue(where(result.rows), exc.reason, exc.value))

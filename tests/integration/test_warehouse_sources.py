@@ -120,6 +120,64 @@ def test_invalid_rows_are_reported_with_their_location(
     assert members_of(emulator_server, "q") == ["fine@example.com"]
 
 
+def test_a_header_row_loaded_as_data_is_no_member_of_a_parquet_file_or_a_query(
+    workspace: Workspace, cli, emulator_server
+) -> None:
+    # A nightly job joined two CSV exports and converted them to Parquet (every column
+    # text): the second header row sat among the members. A CSV's repeated header is
+    # skipped, but in a Parquet file, a query over it renaming `user_id AS userId`, and a
+    # database table loaded from it, the userId `user_id` was planned as a member: a
+    # profile nobody has, created and subscribed by apply.
+    joined = workspace.manifests / "data" / "joined.csv"
+    joined.parent.mkdir(parents=True)
+    joined.write_text("user_id,plan\nu1,pro\nuser_id,plan\nu2,free\n")
+    write_parquet(
+        workspace.manifests / "data" / "nightly.parquet",
+        f"SELECT * FROM read_csv('{joined}', all_varchar = true)",
+    )
+    workspace.audience("nightly", {"parquet": "data/nightly.parquet", "userId": "user_id"})
+    workspace.audience(
+        "renamed",
+        {
+            "sql": "SELECT user_id AS userId, plan FROM read_parquet('data/nightly.parquet')",
+            "database": ":memory:",
+        },
+    )
+    import sqlite3
+
+    with sqlite3.connect(workspace.manifests / "data" / "crm.db") as connection:
+        connection.execute("CREATE TABLE loaded (USER_ID TEXT, plan TEXT)")
+        connection.executemany(
+            "INSERT INTO loaded VALUES (?, ?)",
+            [("u1", "pro"), (" User-Id", "plan"), ("u2", "free")],
+        )
+    connection.close()
+    workspace.audience(
+        "loaded",
+        {"sql": "SELECT USER_ID AS userId FROM loaded", "url": "sqlite:///manifests/data/crm.db"},
+    )
+
+    result = cli("plan", workspace.manifests, "--format", "json")
+
+    assert result.exit_code == 1, result.output  # the skipped rows, named
+    (dest,) = result.json()["destinations"]
+    added = {
+        item["audience"]: [c["count"] for c in item["changes"] if c["type"] == "add_members"]
+        for item in dest["lists"]
+    }
+    assert added == {"nightly": [2], "renamed": [2], "loaded": [2]}
+    reason = "this row repeats the header row (were two exports joined into one file?): remove it"
+    skipped = sorted(
+        (s["audience"], s["where"].rsplit(": ", 1)[-1], s["reason"])
+        for s in dest["skipped_members"]
+    )
+    assert skipped == [
+        ("loaded", "query row 2", reason),
+        ("nightly", "manifests/data/nightly.parquet:row 2", reason),
+        ("renamed", "query row 2", reason),
+    ]
+
+
 def test_numeric_user_ids_are_their_integer_text_in_every_duckdb_source(
     workspace: Workspace, cli, emulator_server
 ) -> None:

@@ -36,6 +36,7 @@ from reconciler.members.identity import (
     HEADER_CELL_STRIP,
     MAILTO,
     MAX_USER_ID_LENGTH,
+    NAME_SEPARATORS,
     SUMMARY_USER_ID_PATTERN,
     Member,
     ProjectType,
@@ -43,6 +44,7 @@ from reconciler.members.identity import (
     email_is_mailto_link,
     header_repeated,
     invalid_email,
+    loose_column_name,
     missing_key,
     other_spellings,
     skipped_identifiers,
@@ -63,6 +65,7 @@ from reconciler.sources.csv_file import (
 )
 from reconciler.sources.duckdb_query import DuckDbRelation, identifier_cells
 from reconciler.sources.identifier_types import refusal
+from reconciler.sources.rows import Columns as RowColumns
 from reconciler.sources.rows import find_columns, trait_value
 from reconciler.sources.snapshot import UnreadableCsv
 from reconciler.sources.time_limit import QueryTimedOut
@@ -687,6 +690,7 @@ def _query_into(
             columns.user_id is not None,
             traits=tuple(traits),
             null_cells=True,
+            header_again=_names_as_values(columns),
         )
         received = "".join(
             f", {_through_parquet(f'c{i}', described[i][1])[1]} AS c{i}" for _, i in traits
@@ -711,6 +715,28 @@ def _query_into(
 # one of these, or of a nested type holding one, crosses as text and is cast back to its
 # type, which gives the same value.
 _NOT_THROUGH_PARQUET = re.compile(r"\b(?:U?HUGEINT|TIME WITH TIME ZONE|UNION)\b|\[\d+\]")
+
+
+def _names_as_values(columns: RowColumns) -> str:
+    """The SQL that tells a typed source's row holding a header row loaded as data
+    (identity.repeats_column_names) from the identifier cells `e` and `u` of
+    _checked_sql: each spells its column's name but for case and NAME_SEPARATORS."""
+    tests = []
+    for cell, index in (("e", columns.email), ("u", columns.user_id)):
+        if index is None:
+            continue
+        loose = loose_column_name(columns.names[index])
+        if loose is None:
+            return "false"  # as identity.spells_column_name: such a name is matched by none
+        trimmed = f"trim({cell}, {_literal(HEADER_CELL_STRIP)})"
+        # The tests before the rewrite are quick and fail for almost every row: an email
+        # has an `@`, which no such name has; the name's letters must appear in order.
+        tests.append(
+            f"(NOT contains({cell}, '@') AND {cell} ILIKE '%{'%'.join(loose)}%' "
+            f"AND regexp_full_match({trimmed}, '[ -~]+') AND lower(regexp_replace("
+            f"{trimmed}, '[{NAME_SEPARATORS}]', '', 'g')) = '{loose}')"
+        )
+    return " AND ".join(tests) or "false"
 
 
 def _through_parquet(cell: str, type_name: str) -> tuple[str, str]:
@@ -751,6 +777,7 @@ def _warehouse_into(
                         traits=traits,
                         null_cells=True,
                         encoded=True,
+                        header_again=_names_as_values(found),
                     )
                 )
                 cells = [i for _, i in traits]
