@@ -13,7 +13,7 @@ from reconciler.errors import UnsafePlanError
 from reconciler.layout import one_line
 from reconciler.members.identity import Member, ProjectType
 from reconciler.members.issue import MemberIssue
-from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT, Rule
+from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT, Rule, override_flags
 from reconciler.render.masking import field_path, mask_value, message_for
 from reconciler.words import quantity
 
@@ -671,10 +671,10 @@ class Plan:
         blocking = [v for v in violations if v.rule not in allowed]
         if blocking:
             reasons = "; ".join(f"{v.where}: {v.message}" for v in blocking)
+            flags = override_flags(v.rule for v in blocking)
             raise UnsafePlanError(
                 f"the safety policy blocks this plan, nothing was changed: {reasons}. Review "
-                "it, then pass --allow-unsafe (or --allow-removals / --allow-list-deletion) "
-                "to apply"
+                f"it, then pass {flags} to apply"
             )
         return violations
 

@@ -6,6 +6,7 @@ Imports nothing, so every layer (manifest defaults, planner, renderers) can name
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal, get_args
 
 # Block a plan that removes more than this share of a list's current members, unless the
@@ -16,6 +17,24 @@ Rule = Literal[
     "removals", "list_deletion", "active_campaign_adds", "empty_source", "bounds", "additions"
 ]
 RULES: frozenset[str] = frozenset(get_args(Rule))
+
+
+# The rules with a flag of their own (overridden_rules), in the order a message names them.
+RULE_FLAGS: dict[str, str] = {
+    "removals": "--allow-removals",
+    "list_deletion": "--allow-list-deletion",
+}
+
+
+def override_flags(rules: Iterable[str]) -> str:
+    """The flags that apply a plan despite `rules` (those blocking it): their own when each
+    has one, else --allow-unsafe alone. Offering --allow-removals for a source guard sent
+    users round again: it overrides no guard."""
+    blocking = set(rules)
+    if blocking <= RULE_FLAGS.keys():
+        own = " and ".join(flag for rule, flag in RULE_FLAGS.items() if rule in blocking)
+        return f"{own} (or --allow-unsafe)"
+    return "--allow-unsafe"
 
 
 def overridden_rules(

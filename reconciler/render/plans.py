@@ -19,6 +19,7 @@ import jinja2
 from reconciler.layout import one_line
 from reconciler.members.identity import Member
 from reconciler.plan import CampaignUse, DestinationPlan, FieldUpdate, ListPlan, Plan, Violation
+from reconciler.plan.policy import RULE_FLAGS
 from reconciler.render.cut import cut_markdown
 from reconciler.render.json_text import json_text
 from reconciler.render.masking import (
@@ -41,8 +42,7 @@ SAMPLE = 10
 SKIPPED_SAMPLE = 20
 # What overrides each kind of violation on the apply command line.
 OVERRIDES = {
-    "removals": "--allow-removals",
-    "list_deletion": "--allow-list-deletion",
+    **RULE_FLAGS,
     "active_campaign_adds": "--allow-unsafe",
     "empty_source": "allowEmpty: true",
     "bounds": "widen minMembers/maxMembers",

@@ -932,6 +932,10 @@ def test_an_empty_source_is_blocked_unless_the_audience_allows_it(workspace, cli
         assert blocked.exit_code == 3, blocked.output
         assert "nothing was changed" in blocked.stderr
         assert "empty_source" in blocked.stderr and "--allow-unsafe" in blocked.stderr
+        # The closing line says the one flag that overrides the guard: it offered
+        # --allow-removals too, which a user then passed to be blocked again.
+        (error,) = [x for x in blocked.stderr.splitlines() if x.startswith("error: ")]
+        assert error.endswith("Review it, then pass --allow-unsafe to apply"), error
     assert writes(emulator_server) == []
     assert len(project(emulator_server).members(list_named(emulator_server, "vip").id)) == 20
 

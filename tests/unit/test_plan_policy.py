@@ -67,7 +67,7 @@ def test_removing_exactly_the_default_share_passes_and_more_is_blocked() -> None
     assert str(blocked.value) == (
         "the safety policy blocks this plan, nothing was changed: prod/vip: removes 2 of 10 "
         "members (20.0%), more than maxRemovalPercent 10%. Review it, then pass "
-        "--allow-unsafe (or --allow-removals / --allow-list-deletion) to apply"
+        "--allow-removals (or --allow-unsafe) to apply"
     )
     assert blocked.value.exit_code == 3
 
