@@ -95,7 +95,9 @@ class CsvFile(Source):
             return None
         if header is None:
             return None
-        return f"the header of {self.spec.csv}", [name.strip() for name in header]
+        # self.path: as every message shows the file, from the working directory
+        # (spec.csv is relative to the manifest, which names another file from there).
+        return f"the header of {self.path}", [name.strip() for name in header]
 
     def peek_columns(self) -> list[str] | None:
         if "snapshot" in vars(self):  # read already: its header is the one to judge

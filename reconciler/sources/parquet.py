@@ -84,7 +84,7 @@ class ParquetFile(Source):
         names = _schema(copy)
         if names is None:
             return None
-        return f"the columns of {self.spec.parquet}", names
+        return f"the columns of {self.path}", names  # as csv_file.CsvFile.columns
 
     def peek_columns(self) -> list[str] | None:
         if "snapshot" in vars(self):  # read already: its schema is the one to judge

@@ -150,7 +150,7 @@ def test_unknown_columns_are_checked_against_the_csv_header() -> None:
         ),
     )
     csv("a@example.com,u-1,pro,10,ada")
-    source = "the header of data/churn.csv (the source of audience 'churn' at m/all.yaml:11:11)"
+    source = "the header of m/data/churn.csv (the source of audience 'churn' at m/all.yaml:11:11)"
     columns = "columns are: email, user_id, plan, lifetime_value, first_name"
     assert problems() == [
         f"m/traits.yaml:7:15: spec.fields.planTier: column 'plann' is not in {source} "
@@ -170,7 +170,7 @@ def test_a_column_the_mapping_reads_that_the_header_names_twice_is_refused() -> 
         b"email,user_id,plan,lifetime_value,plan,first_name\r\n"
         b"a@example.com,u-1,pro,10,gold,ada\r\n"
     )
-    source = "the header of data/churn.csv has 2 columns named 'plan'"
+    source = "the header of m/data/churn.csv has 2 columns named 'plan'"
     used_by = "(the source of audience 'churn' at m/all.yaml:11:11)"
     why = "reconciler will not guess which one holds the values; rename the others"
     assert problems() == [
@@ -224,7 +224,7 @@ def test_unknown_columns_are_checked_against_a_parquet_files_columns() -> None:
         "COPY (SELECT 'a@example.com' AS email, 'u-1' AS user_id, 'pro' AS plan) "
         "TO 'm/p.pq' (FORMAT parquet)"
     )
-    source = "the columns of p.pq (the source of audience 'churn' at m/all.yaml:11:11)"
+    source = "the columns of m/p.pq (the source of audience 'churn' at m/all.yaml:11:11)"
     columns = "columns are: email, user_id, plan"
     assert problems() == [
         f"m/traits.yaml:8:17: spec.fields.ltv: column 'lifetime_value' is not in {source}; "
