@@ -218,6 +218,13 @@ class FieldRead:
         if self.method == "export" and not self.requests:
             # The export that read the lists' members carried the fields (users_file.py).
             return f"the user export that read the members{',' if users else ''}{users_text}"
+        if self.method == "export" and self.requests > 1:
+            # Cut off every time (a project too big for one stream): read on in windows.
+            windows = self.requests - 1
+            return (
+                f"the user export in date windows ({windows:,} request"
+                f"{'s' if windows != 1 else ''}, one whole export being cut off){users_text}"
+            )
         if self.method == "export":
             return f"1 user export{users_text}"
         return f"{self.requests:,} per-user read{'s' if self.requests != 1 else ''}"

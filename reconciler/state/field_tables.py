@@ -49,7 +49,7 @@ from reconciler.sources import MemberIssue
 from reconciler.state.desired import DesiredList
 from reconciler.state.live import choose_field_read, read_field_values
 from reconciler.state.users_file import ProfilesFile
-from reconciler.state.windows import download_whole
+from reconciler.state.windows import WholeDownload
 from reconciler.traits import SentValue
 from reconciler.traits import values as trait_values
 from reconciler.traits.compare import same_value, text_fields
@@ -296,10 +296,9 @@ def _read_live(
         )
         return table, FieldRead("export", users, users_file.requests, tuple(names))
     if chosen == "export":
-        table = read_field_export(
-            engine, download_whole(client, project_type), merged, names, project_type, on_users
-        )
-        return table, FieldRead("export", users, 1, tuple(names))
+        download = WholeDownload(client, project_type)
+        table = read_field_export(engine, download, merged, names, project_type, on_users)
+        return table, FieldRead("export", users, 1 + download.windows, tuple(names))
     members = [
         Member(key, "userId" if kind == "userId" else "email", email, user_id)
         for key, kind, email, user_id in wanted_members(merged)

@@ -983,12 +983,12 @@ def read_field_values(
     values: Mapping[str, dict[str, Any] | None]
     if users_file is not None and users_file.serves(fields, len(members), client.settings, method):
         rows = users_file.read_rows(what)
-        values = _read_by_export(client, members, fields, project_type, rows)
+        values, _windows = _read_by_export(client, members, fields, project_type, rows)
         read = FieldRead("export", len(members), users_file.requests, tuple(fields))
         return LiveFields(values, read)
     if method == "export":
-        values = _read_by_export(client, members, fields, project_type)
-        requests = 1
+        values, windows = _read_by_export(client, members, fields, project_type)
+        requests = 1 + windows  # the export, and the date windows where it was cut off
     else:
         values, requests = _read_by_user(client, members, fields, project_type)
     read = FieldRead(method, len(members), requests, tuple(fields))
@@ -1001,8 +1001,9 @@ def _read_by_export(
     fields: Sequence[str],
     project_type: ProjectType,
     read: Iterable[dict[str, Any]] | None = None,
-) -> FieldRows:
-    """`read`: the project's users as an export already read them, else one is made."""
+) -> tuple[FieldRows, int]:
+    """`read`: the project's users as an export already read them, else one is made; and
+    the date-window requests that took (0: the one export, or `read`, did)."""
     # Match rows by what identifies users in the project: in userID-based projects an email
     # is a plain attribute that several profiles may share.
     by_user_id = {m.user_id: m.key for m in members if m.user_id is not None}
@@ -1016,10 +1017,9 @@ def _read_by_export(
     values: dict[str, tuple[Any, ...] | None] = {m.key: None for m in members}
     matched_by_user_id: set[str] = set()
     # Cut off every time on a project too big for one stream: read in date windows.
+    windows = 0
     if read is None:
-        rows, _windows = export_users_whole(
-            client, ["email", "userId", *fields], keep, project_type
-        )
+        rows, windows = export_users_whole(client, ["email", "userId", *fields], keep, project_type)
     else:
         rows = [row for row in read if keep(row)]
     for row in rows:
@@ -1032,7 +1032,7 @@ def _read_by_export(
             if key is None or key in matched_by_user_id:
                 continue
         values[key] = tuple(row.get(name) for name in fields)
-    return FieldRows(fields, values)
+    return FieldRows(fields, values), windows
 
 
 def _read_by_user(

@@ -166,8 +166,13 @@ class UsersShare:
     destination: str
     fields: frozenset[str]
     taken: list[str] = field(default_factory=list)
-    # The plan counts the export a read from the file stands for, as alone it makes it.
-    requests = 1
+
+    @property
+    def requests(self) -> int:
+        """What the plan counts for a read from the file (FieldRead): the export it stands
+        for, as alone it makes it, and the date windows it took where it was cut off.
+        Asked once the file is read (it would be read now otherwise)."""
+        return 1 + self.windows()
 
     def serves(
         self, fields: Collection[str], _users: int, _settings: ClientSettings, chosen: str

@@ -437,23 +437,30 @@ def export_users_whole(
     return kept, windowed.requests
 
 
-def download_whole(
-    client: IterableClient, project_type: ProjectType
-) -> Callable[[Sequence[str], Path, Callable[[int], None] | None], int]:
+class WholeDownload:
     """client.download_export, going on in date windows where the one export is cut off
-    every time (as export_users_whole)."""
+    every time (as export_users_whole); a callable as engine/field_tables.py's
+    read_field_export takes it. `windows`: the window requests it made (0: the one export
+    did), for the plan to count and say (FieldRead)."""
 
-    def download(
-        only_fields: Sequence[str], path: Path, on_lines: Callable[[int], None] | None
+    def __init__(self, client: IterableClient, project_type: ProjectType) -> None:
+        self.client = client
+        self.project_type = project_type
+        self.windows = 0
+
+    def __call__(
+        self, only_fields: Sequence[str], path: Path, on_lines: Callable[[int], None] | None
     ) -> int:
         try:
-            return client.download_export(only_fields, path, on_lines)
+            return self.client.download_export(only_fields, path, on_lines)
         except IterableError as exc:
             if not _cut_off(exc):
                 raise
-        return read_export_windows(client, only_fields, path, project_type, 0, on_lines).rows
-
-    return download
+        windowed = read_export_windows(
+            self.client, only_fields, path, self.project_type, 0, on_lines
+        )
+        self.windows = windowed.requests
+        return windowed.rows
 
 
 # For the other whole-project exports that fall back to windows (state/consent.py's events).

@@ -339,7 +339,18 @@ def test_mapped_fields_of_a_project_too_big_for_one_stream_are_read_in_windows(
         r for r in server.emulator.request_log if r.path == EXPORT and "onlyFields=tier" in r.query
     ]
     assert any("range=All" in r.query for r in field_reads)
-    assert any("startDateTime" in r.query for r in field_reads)
+    windows = [r for r in field_reads if "startDateTime" in r.query]
+    assert windows
+    # Counted and said as made: the plan said "1 user export" (`requests`: 1) for a read
+    # that took the cut-off export and every window after it.
+    read = plan.json()["destinations"][0]["field_updates"]["read"]
+    assert read["requests"] == 1 + len(windows)
+    text = cli("plan", ws.manifests)
+    assert text.exit_code == 0, text.output
+    assert (
+        f"current values read with the user export in date windows ({len(windows)} requests, "
+        "one whole export being cut off) for 37 users)"
+    ) in text.stdout
 
     # The lists read by the export in date windows: the fields come with their rows.
     monkeypatch.delenv("RECONCILER_MEMBER_READS")
