@@ -37,9 +37,10 @@ def status(
     state_dir: Path | None = StateDirOpt,
     debug: bool = DebugOpt,
 ) -> None:
-    """One screen per audience: list id, members in Iterable, desired members, and pending
-    adds, removes and updates; and a row per list prune deletes. Reads only (it is a
-    plan, summarised).
+    """One screen per audience: list id, members in Iterable, desired members, pending
+    adds, removes and updates, and desired members held back (who left the list or its
+    channel themselves, forgotten users, users updateExistingUsersOnly does not create);
+    and a row per list prune deletes. Reads only (it is a plan, summarised).
 
     Exit codes: 0 success, 1 error (or source members or field values that could not be
     used, or an audience left out of the plan: `reconciler plan` shows why) or a usage

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from reconciler.plan import Plan
+from reconciler.plan import ListPlan, Plan
 from reconciler.render.json_text import json_text
 from reconciler.render.masking import mask_emails
 from reconciler.render.plans import markdown_cell
@@ -25,6 +25,7 @@ _COLUMNS = (
     ("+add", "right"),
     ("-remove", "right"),
     ("~update", "right"),
+    ("held back", "right"),
     ("policy", "left"),
 )
 
@@ -49,6 +50,9 @@ def status_rows(plan: Plan) -> list[dict[str, Any]]:
                 "pending_adds": len(lp.add),
                 "pending_removes": len(lp.remove),
                 "pending_updates": len(lp.field_update_keys),
+                # Desired, neither on the list nor to be added, and no failure: without
+                # them desired and in Iterable did not add up, with nothing pending.
+                "held_back": _held_back(lp),
                 "blocked": lp.list_name in blocked,
                 "left_out": None,
                 "delete_list": False,
@@ -66,6 +70,7 @@ def status_rows(plan: Plan) -> list[dict[str, Any]]:
                 "pending_adds": None,
                 "pending_removes": None,
                 "pending_updates": None,
+                "held_back": None,
                 "blocked": False,
                 # Iterable's answer it quotes may quote a member (status has no
                 # --show-members).
@@ -88,6 +93,7 @@ def status_rows(plan: Plan) -> list[dict[str, Any]]:
                 "pending_adds": None,
                 "pending_removes": None,
                 "pending_updates": None,
+                "held_back": None,
                 "blocked": deletion.list_name in blocked,
                 "left_out": None,
                 "delete_list": True,
@@ -109,7 +115,7 @@ def status_json(rows: list[dict[str, Any]], error: tuple[str, int] | None = None
 def status_markdown(rows: list[dict[str, Any]]) -> str:
     header = (
         "| destination | audience | list id | in Iterable | desired | +add | -remove | "
-        "~update | policy |\n|---|---|---:|---:|---:|---:|---:|---:|---|\n"
+        "~update | held back | policy |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n"
     )
     body = "".join(
         "| "
@@ -153,14 +159,23 @@ def _cells(r: Row) -> list[str]:
     """A row's list id, counts (with thousands separators) and policy, as shown."""
     if r["left_out"] is not None:
         # Nothing is known of its list: `reconciler plan` says why.
-        return ["-"] * 6 + ["LEFT OUT"]
+        return ["-"] * 7 + ["LEFT OUT"]
     if r.get("delete_list"):
-        return [str(r["list_id"]), *["-"] * 5, "DELETE (BLOCKED)" if r["blocked"] else "DELETE"]
+        return [str(r["list_id"]), *["-"] * 6, "DELETE (BLOCKED)" if r["blocked"] else "DELETE"]
     live = r["iterable_members"]
     return [
         str(r["list_id"]) if r["list_id"] is not None else "(not created)",
         f"{live:,}" if live is not None else "-",
         *(f"{r[k]:,}" for k in ("desired_members", "pending_adds", "pending_removes")),
         f"{r['pending_updates']:,}",
+        f"{r['held_back']:,}",
         "BLOCKED" if r["blocked"] else "",
     ]
+
+
+def _held_back(lp: ListPlan) -> int:
+    """Desired members the plan does not send, as expected (ListPlan.left_out): who left
+    the list or its channel themselves, users Iterable has forgotten, and users
+    updateExistingUsersOnly does not create. A member in two of them counts once."""
+    keys = {*lp.left_themselves, *lp.channel_unsubscribed, *lp.forgotten, *lp.not_created}
+    return len(keys)

@@ -772,7 +772,7 @@ def test_status_markdown_is_a_markdown_table_and_counts_have_separators(workspac
     lines = status.stdout.splitlines()
     assert lines[0] == "### reconciler status"
     assert lines[2].startswith("| destination | audience | list id |")
-    assert lines[4] == "| prod | big | (not created) | - | 1,200 | 1,200 | 0 | 0 |  |"
+    assert lines[4] == "| prod | big | (not created) | - | 1,200 | 1,200 | 0 | 0 | 0 |  |"
     plan = cli("plan", workspace.manifests)
     assert "1,200 members to add" in plan.stdout
     assert "+1,200 / -0" in plan.stdout

@@ -26,7 +26,7 @@ def test_an_audience_left_out_keeps_its_row_in_every_format(workspace, cli, emul
 
     markdown = cli("status", workspace.manifests, "--format", "markdown")
     assert markdown.exit_code == 1
-    assert "| prod | unreadable | - | - | - | - | - | - | LEFT OUT |" in markdown.stdout
+    assert "| prod | unreadable | - | - | - | - | - | - | - | LEFT OUT |" in markdown.stdout
 
     text = cli("status", workspace.manifests)
     assert text.exit_code == 1
@@ -66,7 +66,7 @@ def test_a_list_prune_deletes_has_a_row_in_every_format(workspace, cli, emulator
     markdown = cli("status", workspace.manifests, "--format", "markdown").stdout
     assert (
         f"| prod | (list 'Gone \\[old\\]': declared by no audience, prune deletes it) | "
-        f"{gone_id} | - | - | - | - | - | DELETE (BLOCKED) |"
+        f"{gone_id} | - | - | - | - | - | - | DELETE (BLOCKED) |"
     ) in markdown
     (line,) = [x for x in cli("status", workspace.manifests).stdout.splitlines() if "Gone" in x]
     assert "(list 'Gone [old]': declared by no audience, prune deletes it)" in line
@@ -94,3 +94,27 @@ def test_status_json_has_no_error_when_nothing_was_skipped(workspace, cli):
 
     assert result.exit_code == 0
     assert set(json.loads(result.stdout)) == {"audiences"}
+
+
+def test_members_held_back_are_counted_so_desired_and_iterable_add_up(
+    workspace, cli, emulator_server
+):
+    """A member who left the list themselves and is still in the source: status showed
+    41 desired, 40 in Iterable and nothing to add, with no word of why (`plan` says
+    it: held back for consent). Each row counts the desired members not sent, as expected
+    and no failure: consent, forgotten users, users updateExistingUsersOnly does not make."""
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com", "c@example.com"]})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    proj = emulator_server.emulator.project("default")
+    (list_id,) = [i for i, x in proj.lists.items() if x.name == "vip"]
+    proj.self_unsubscribe(proj.user_by_email("b@example.com"), list_id=list_id)
+
+    (row,) = cli("status", workspace.manifests, "--format", "json").json()["audiences"]
+    assert (row["iterable_members"], row["desired_members"], row["pending_adds"]) == (2, 3, 0)
+    assert row["held_back"] == 1
+
+    markdown = cli("status", workspace.manifests, "--format", "markdown").stdout
+    assert "| ~update | held back | policy |" in markdown
+    assert f"| prod | vip | {list_id} | 2 | 3 | 0 | 0 | 0 | 1 |  |" in markdown
+    (line,) = [x for x in cli("status", workspace.manifests).stdout.splitlines() if "vip" in x]
+    assert line.split("│")[-2].strip() == "1"  # the held back column, before policy

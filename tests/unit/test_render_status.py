@@ -29,8 +29,8 @@ def test_markdown_and_table_show_counts_with_separators_and_escape_cells() -> No
     rows = status_rows(_plan())
     markdown = status_markdown(rows)
     assert markdown.startswith("### reconciler status\n\n| destination |")
-    assert "| prod | new\\|one | (not created) | - | 0 | 0 | 0 | 0 |  |" in markdown
-    assert "| prod | big | 7 | 12,000 | 10,000 | 0 | 2,000 | 0 | BLOCKED |" in markdown
+    assert "| prod | new\\|one | (not created) | - | 0 | 0 | 0 | 0 | 0 |  |" in markdown
+    assert "| prod | big | 7 | 12,000 | 10,000 | 0 | 2,000 | 0 | 0 | BLOCKED |" in markdown
     console = Console(width=120, record=True)
     console.print(status_table(rows))
     text = console.export_text()
@@ -44,7 +44,7 @@ def test_an_audience_left_out_of_the_plan_keeps_a_row_with_no_counts() -> None:
     rows = status_rows(plan)
     assert [(r["audience"], r["left_out"]) for r in rows] == [("kept", None), ("gone", why)]
     assert rows[1]["iterable_members"] is None and rows[1]["pending_removes"] is None
-    assert "| prod | gone | - | - | - | - | - | - | LEFT OUT |" in status_markdown(rows)
+    assert "| prod | gone | - | - | - | - | - | - | - | LEFT OUT |" in status_markdown(rows)
     console = Console(width=120, record=True)
     console.print(status_table(rows))
     (line,) = [x for x in console.export_text().splitlines() if "gone" in x]
