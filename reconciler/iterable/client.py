@@ -233,6 +233,12 @@ class IterableClient:
             "none": SlidingWindow(0, 1.0, clock, sleep),
         }
         self.stats = ClientStats()
+        # A whole-project user export of this run failed after its retries in a way date
+        # windows get past (state/windows.py marks it): Iterable closes long export
+        # connections, so a project too big for one stream is so for the whole run, and
+        # each later read goes to windows at once rather than stream and be cut again
+        # (against Iterable, half an hour each try).
+        self.whole_export_cut_off = False
         self._stats_lock = threading.Lock()  # writers run in a thread pool
         self._notice: Callable[[str], None] | None = None
         self._retry_notices: RetryNotices | None = None

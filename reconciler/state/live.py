@@ -26,6 +26,7 @@ from reconciler.state.users_file import ProfilesFile, UsersFile, UsersShare, exp
 from reconciler.state.windows import (
     WindowedRead,
     clock_behind_note,
+    cut_off_whole,
     export_users_whole,
     read_export_windows,
 )
@@ -434,6 +435,8 @@ def _read_members(
         except Exception as exc:
             if not fails_alone(exc):
                 raise
+            if route.name == "export" and isinstance(exc, IterableError):
+                cut_off_whole(client, exc)  # the plan's later whole exports: windows
             # The export is one stream for every list: when it cannot be read (cut off
             # each time, a 5xx), the lists are read one by one rather than not at all.
             progress.note(

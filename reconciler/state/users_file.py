@@ -30,7 +30,7 @@ from reconciler.errors import IterableError, LiveStateError
 from reconciler.iterable import CHANNELS_FIELD, ClientSettings, IterableClient
 from reconciler.leftovers import private_directory
 from reconciler.members.identity import ProjectType
-from reconciler.state.windows import cut_off, read_export_windows
+from reconciler.state.windows import cut_off_whole, read_export_windows
 
 # Rows of the file parsed a second, taken low (a short JSON line parses in a few
 # microseconds): a few per-user reads of a large project's members stay cheaper than
@@ -236,13 +236,16 @@ class UsersShare:
         path = self.shared.directory / f"users-{len(self.shared.reads)}.jsonl"
         names = ["email", "userId", *sorted(self.fields - {"email", "userId"})]
         windows = 0
+        rows: int | None = None
         try:
-            try:
-                rows = self.client.download_export(names, path)
-            except IterableError as exc:
-                if not cut_off(exc):
-                    raise
-                path.unlink(missing_ok=True)
+            if not self.client.whole_export_cut_off:
+                try:
+                    rows = self.client.download_export(names, path)
+                except IterableError as exc:
+                    if not cut_off_whole(self.client, exc):
+                        raise
+                    path.unlink(missing_ok=True)
+            if rows is None:
                 windowed = read_export_windows(self.client, names, path, self.project_type, 0)
                 rows, windows = windowed.rows, windowed.requests
         except BaseException:

@@ -398,6 +398,16 @@ def _cut_off(exc: IterableError) -> bool:
     return exc.status is None or exc.status >= 500 or exc.status == 429
 
 
+def cut_off_whole(client: IterableClient, exc: IterableError) -> bool:
+    """Whether a whole-project user export's failure is one date windows get past
+    (_cut_off); if so, the client's later whole exports of this run go to windows at once
+    (IterableClient.whole_export_cut_off)."""
+    if not _cut_off(exc):
+        return False
+    client.whole_export_cut_off = True
+    return True
+
+
 def export_users_whole(
     client: IterableClient,
     only_fields: Sequence[str],
@@ -410,11 +420,12 @@ def export_users_whole(
     may never finish), from the export in date windows. Also the number of window
     requests made (0: the one export did). Both failing raises. `marked` as
     client.export_users takes it."""
-    try:
-        return list(client.export_users(only_fields, keep=keep, marked=marked)), 0
-    except IterableError as exc:
-        if not _cut_off(exc):
-            raise
+    if not client.whole_export_cut_off:
+        try:
+            return list(client.export_users(only_fields, keep=keep, marked=marked)), 0
+        except IterableError as exc:
+            if not cut_off_whole(client, exc):
+                raise
     # The project's users, members' identities all: in a directory named for this process
     # under RECONCILER_DUCKDB_TEMP_DIR, so that a run killed during a read that can take
     # hours leaves it for the next run to remove (leftovers.py), not in /tmp for ever.
@@ -451,11 +462,12 @@ class WholeDownload:
     def __call__(
         self, only_fields: Sequence[str], path: Path, on_lines: Callable[[int], None] | None
     ) -> int:
-        try:
-            return self.client.download_export(only_fields, path, on_lines)
-        except IterableError as exc:
-            if not _cut_off(exc):
-                raise
+        if not self.client.whole_export_cut_off:
+            try:
+                return self.client.download_export(only_fields, path, on_lines)
+            except IterableError as exc:
+                if not cut_off_whole(self.client, exc):
+                    raise
         windowed = read_export_windows(
             self.client, only_fields, path, self.project_type, 0, on_lines
         )

@@ -486,3 +486,45 @@ def test_a_one_second_window_that_keeps_dying_stops_the_read_named(
     )
     assert any("reading it again as two windows" in note for note in notes)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_whole_export_cut_off_once_is_not_tried_whole_again_in_the_same_plan(
+    windowed, cli, monkeypatch, engine
+):
+    """The members' user export, cut off on every try, gave way to getUsers; then the
+    mapped fields' read tried the whole export again, every retry cut off again (against
+    Iterable each try streams for half an hour before the cut), before going to windows.
+    A project too big for one stream is so for the whole plan: later reads go to windows."""
+    ws, server, _big = windowed
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
+    kept = [f"p{i}@example.com" for i in range(3, 40)]
+    ws.csv("big.csv", "email,userId,tier", [f"{e},,gold" for e in kept])
+    ws.write(
+        "traits.yaml",
+        '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "crm"},'
+        ' "spec": {"fields": {"tier": "tier"}}}',
+    )
+    ws.audience(
+        "big",
+        {"csv": "big.csv", "email": "email", "userId": "userId"},
+        policy={"maxRemovalPercent": 50},
+        traits="crm",
+    )
+    server.emulator.clear_log()
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    assert plan.json()["summary"]["users_to_update"] == len(kept)
+    whole = [
+        r
+        for r in server.emulator.request_log
+        if r.path == EXPORT and "range=All" in r.query and "dataTypeName=user" in r.query
+    ]
+    members_read = [r for r in whole if "userListIds" in r.query]
+    assert members_read  # tried, cut off every time, then getUsers
+    assert whole == members_read  # the fields' read went to windows at once
+    assert any(
+        "startDateTime" in r.query and "onlyFields=tier" in r.query
+        for r in server.emulator.request_log
+    )
