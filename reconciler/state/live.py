@@ -102,6 +102,12 @@ class LiveDestination:
         if self.size_reads:
             text += f"; {self.size_reads:,} empty read{'s' if self.size_reads != 1 else ''} "
             text += "checked against the list's size"
+        # Counted among the lists read (their reads were made), but not planned from: said
+        # here, or the line reads as if every list had been read.
+        unread = len(self.unproven) - self.ambiguous
+        if unread:
+            whose = "its audience is" if unread == 1 else "their audiences are"
+            text += f"; {unread:,} of them not read with confidence: {whose} left out"
         return text
 
 

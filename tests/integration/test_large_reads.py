@@ -125,6 +125,10 @@ def test_a_list_that_keeps_failing_is_named_and_left_out_and_the_others_are_appl
     assert "its members could not be read" in result.output
     assert "gave up after 3 attempts; last failure: HTTP 500" in result.output
     assert "left out of the plan" in result.output
+    # The destination's line counted the list among those read, and said no more of it.
+    (said,) = [x for x in result.stdout.splitlines() if x.startswith("Destination prod (")]
+    assert said.startswith("Destination prod (hybrid project; members of 3 lists read with ")
+    assert said.endswith("; 1 of them not read with confidence: its audience is left out)")
     assert members(server, "big") == before  # nothing added or removed from an unread list
     for name, size in (("mid", 20), ("small", 10)):
         expected = {*emails(f"{name}-", size)[1:], f"{name}-new@example.com"}
