@@ -90,7 +90,9 @@ class Validation:
         return (
             f"OK: {quantity(self.destinations, 'destination')}, "
             f"{quantity(self.audiences, 'audience')}, "
-            f"{quantity(self.members, 'member')}{collapsed} in {quantity(self.files, 'file')}."
+            f"{quantity(self.members, 'member')}{collapsed} "
+            # Manifest files: "82 members in 5 files" read as if the members were in them.
+            f"in {quantity(self.files, 'manifest file')}."
         )
 
 

@@ -62,7 +62,7 @@ def test_clean_manifests_count_what_they_hold(tmp_path: Path) -> None:
     assert (found.members, found.duplicates) == (5, 1)
     assert found.lines(str) == []
     assert found.describe() == (
-        "OK: 1 destination, 2 audiences, 5 members (1 duplicate row collapsed) in 1 file."
+        "OK: 1 destination, 2 audiences, 5 members (1 duplicate row collapsed) in 1 manifest file."
     )
 
 
@@ -261,13 +261,15 @@ def test_counts_are_worded_for_one_and_many() -> None:
     assert found.count_problems() == "2 sources that cannot be read found."
     # Never "destination(s)": the singular for one, the plural else, with separators.
     assert Validation(1, 1, 1, 1_234).describe() == (
-        "OK: 1 destination, 1 audience, 1,234 members in 1 file."
+        "OK: 1 destination, 1 audience, 1,234 members in 1 manifest file."
     )
     assert Validation(2, 3_000, 4, 1, duplicates=2_500).describe() == (
-        "OK: 2 destinations, 3,000 audiences, 1 member (2,500 duplicate rows collapsed) in 4 files."
+        "OK: 2 destinations, 3,000 audiences, 1 member (2,500 duplicate rows collapsed) "
+        "in 4 manifest files."
     )
     assert (
-        Validation(1, 0, 0, 0).describe() == "OK: 1 destination, 0 audiences, 0 members in 0 files."
+        Validation(1, 0, 0, 0).describe()
+        == "OK: 1 destination, 0 audiences, 0 members in 0 manifest files."
     )
 
 
