@@ -15,6 +15,7 @@ import pytest
 
 from tests.apply.limits import file_size_limit
 from tests.integration.conftest import API_KEY_VAR, Workspace
+from tests.integration.reliability import spawn_cli, subprocess_env
 
 
 @pytest.fixture
@@ -737,6 +738,35 @@ def test_a_temp_dir_duckdb_cannot_work_in_is_named(
     assert f"cannot make DuckDB's working directory in {taken}" in result.stderr
     assert "RECONCILER_DUCKDB_TEMP_DIR chooses another directory" in result.stderr
     assert "internal error" not in result.stderr
+
+
+def test_a_temp_dir_the_early_list_reads_cannot_work_in_is_said_once_without_a_traceback(
+    tmp_path, monkeypatch, fast_client, make_emulator_server
+):
+    """A large list of an email-based project is read while the sources are, on a thread
+    of its own, which opened the workspace first: its ConfigError was printed as that
+    thread's raw traceback ("Exception in thread reconciler-prefetch") before the plan's
+    own error said the same. Run as a process, where nothing catches a thread's error."""
+    server = make_emulator_server(project_type="email")
+    ws = Workspace(tmp_path, server.base_url, "email")
+    ws.destination()
+    proj = server.emulator.project("default")
+    proj.subscribe_direct(proj.add_list("big"), email="gone@example.com")
+    ws.csv("data/big.csv", "email", [f"m{i}@example.com" for i in range(5)])
+    ws.audience("big", {"csv": "data/big.csv"})
+    taken = tmp_path / "not-a-directory"
+    taken.write_text("", encoding="utf-8")
+    env = subprocess_env(
+        ws,
+        RECONCILER_ENGINE="duckdb",
+        RECONCILER_MEMBER_READS="getUsers",
+        RECONCILER_DUCKDB_TEMP_DIR=str(taken),
+    )
+    proc = spawn_cli(ws, "plan", "manifests", env=env)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert err.count(f"cannot make DuckDB's working directory in {taken}") == 1, err
+    assert "Traceback" not in err and "Exception in thread" not in err
 
 
 @pytest.mark.parametrize("engine", ["python", "duckdb"])

@@ -267,23 +267,44 @@ def start_prefetch(
     def run() -> None:
         shared: _Shared | None = None
         try:
-            shared = _register(reads, large, declared, sizes, member_reads)
-        finally:
-            reads.prefetch.registered.set()
-        export = reads.prefetch.export
-        if export is not None and shared is None:
-            _read_export(reads, export)
-        elif export is not None and shared is not None:
-            if shared.reads:
-                _read_export(reads, shared.master)
-            _take_shared(reads, shared.master, export)
-        elif reads.prefetch.downloads and not reads.prefetch.stop.is_set():
-            _read_lists(reads)
+            try:
+                shared = _register(reads, large, declared, sizes, member_reads)
+            finally:
+                reads.prefetch.registered.set()
+            export = reads.prefetch.export
+            if export is not None and shared is None:
+                _read_export(reads, export)
+            elif export is not None and shared is not None:
+                if shared.reads:
+                    _read_export(reads, shared.master)
+                _take_shared(reads, shared.master, export)
+            elif reads.prefetch.downloads and not reads.prefetch.stop.is_set():
+                _read_lists(reads)
+        except Exception as exc:
+            # Raised here, it was printed as a thread's traceback (a workspace the
+            # temporary directory could not hold, a thread the system would not start),
+            # and the reads it had registered were never done: read_live waited for them
+            # for ever. They fail with it instead; read_live reports it, as it would its own.
+            _fail_unfinished(reads.prefetch, shared, exc)
 
     thread = threading.Thread(target=run, name="reconciler-prefetch", daemon=True)
     reads.prefetch.threads.append(thread)
     thread.start()
     return reads.prefetch
+
+
+def _fail_unfinished(prefetch: Prefetch, shared: _Shared | None, exc: Exception) -> None:
+    """Every read of `prefetch` not done yet (and the shared export it was to read for its
+    group) done, failed with `exc`."""
+    reads: list[Download | ExportDownload] = list(prefetch.downloads.values())
+    reads += [x for x in (prefetch.export,) if x is not None]
+    if shared is not None and shared.reads:
+        reads.append(shared.master)
+    for read in reads:
+        if read.done.is_set():
+            continue
+        read.error = exc
+        read.done.set()
 
 
 def _register(
