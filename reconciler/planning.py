@@ -21,6 +21,7 @@ from reconciler.members.model import (
     Prefetch,
     SharedExports,
     TableRows,
+    abandon_all,
     diff_tables,
     digest_members,
     estimate_rows,
@@ -140,8 +141,7 @@ def make_plan(
     finally:
         # A source that failed, a Ctrl-C, or reads the plan did not take: nothing read in
         # the background outlives the plan (an export job is cancelled).
-        for prefetch in prefetches.values():
-            prefetch.abandon()
+        abandon_all(prefetches.values())
         shared.close()
         users.close()
     return Plan(tuple(destinations), fingerprint)

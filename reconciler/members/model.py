@@ -50,6 +50,7 @@ from reconciler.members.engine.prefetch import (
     ExportDownload,
     Prefetch,
     SharedExports,
+    abandon_all,
     start_prefetch,
 )
 from reconciler.members.engine.rows import (
@@ -78,6 +79,7 @@ __all__ = [
     "SharedExports",
     "TableDiff",
     "TableRows",
+    "abandon_all",
     "batches",
     "describe_live",
     "diff_tables",

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.apply.journal import read_journal
+from tests.integration.conftest import Workspace
 from tests.integration.reliability import (
     WRITES,
     StderrWatcher,
@@ -210,6 +211,36 @@ def test_ctrl_c_while_a_list_is_streaming_ends_the_run_without_waiting_for_the_r
     assert not list((workspace.root / ".reconciler" / "locks").glob("*.lock"))
     emulator_server.emulator.faults.get_users_first_byte_seconds = 0
     finish(workspace, cli, emulator_server, scenario)
+
+
+def test_ctrl_c_while_large_lists_are_read_early_ends_the_plan_without_waiting_for_them(
+    tmp_path, make_emulator_server
+):
+    # A large list of an email-based project is read while the sources are (the DuckDB
+    # engine's early getUsers). Ctrl-C waited 10 s for each destination's such read
+    # still waiting for Iterable's first byte, one destination after the other: 30 s
+    # here, longer than a cancelled CI job's 7.5 s before SIGTERM.
+    server = make_emulator_server(project_type="email")
+    ws = Workspace(tmp_path, server.base_url, "email")
+    env = subprocess_env(ws, RECONCILER_ENGINE="duckdb", RECONCILER_MEMBER_READS="getUsers")
+    names = ("d0", "d1", "d2")
+    for name in names:
+        key = f"key-{name}"
+        server.emulator.add_project(name, "email", key)
+        env[f"KEY_{name.upper()}"] = key
+        ws.destination(name, apiKey={"env": f"KEY_{name.upper()}"})
+        proj = server.emulator.project(name)
+        proj.subscribe_direct(proj.add_list(f"big-{name}"), email="gone@example.com")
+        ws.csv(f"data/{name}.csv", "email", [f"m{i}@example.com" for i in range(5)])
+        ws.audience(f"big-{name}", {"csv": f"data/{name}.csv"}, destination=name)
+    server.emulator.faults.get_users_first_byte_seconds = 120
+    proc = spawn_cli(ws, "plan", "manifests", env=env)
+    stderr = StderrWatcher(proc)
+    for name in names:
+        stderr.wait_for(f"destination {name!r}: reading list 'big-{name}': started", proc)
+    code, err = ctrl_c_within(proc, stderr, "plan", seconds=20)
+    assert code == 130, err
+    assert "Interrupted: nothing was changed" in err and "Traceback" not in err
 
 
 def test_ctrl_c_while_waiting_for_a_new_list_to_take_writes_stops_the_wait(

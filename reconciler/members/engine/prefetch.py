@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,13 +129,16 @@ class Prefetch:
             on_lines(export.lines)
         return export.path
 
-    def abandon(self) -> None:
-        """Stop what is still being read in the background, and wait for it to end: for a
-        plan that failed or was interrupted, and for reads the plan did not take. A job
-        is cancelled (it holds one of Iterable's 4 places); files not taken are removed."""
+    def abandon(self, deadline: float | None = None) -> None:
+        """Stop what is still being read in the background, and wait for it to end (until
+        `deadline`, a time.monotonic(); by default ABANDON_SECONDS from now): for a plan
+        that failed or was interrupted, and for reads the plan did not take. A job is
+        cancelled (it holds one of Iterable's 4 places); files not taken are removed."""
         self.stop.set()
+        if deadline is None:
+            deadline = time.monotonic() + ABANDON_SECONDS
         for thread in self.threads:
-            thread.join(ABANDON_SECONDS)
+            thread.join(max(0.0, deadline - time.monotonic()))
         paths = [d.path for d in self.downloads.values() if d.done.is_set()]
         if self.export is not None and self.export.done.is_set():
             paths.append(self.export.path)
@@ -159,6 +162,18 @@ class Prefetch:
             return download.error
         download.path.unlink(missing_ok=True)
         return None
+
+
+def abandon_all(prefetches: Iterable[Prefetch]) -> None:
+    """Abandon every one of `prefetches`, all told to stop at once and waited for together
+    for ABANDON_SECONDS at most: one after the other, a plan of several destinations held
+    Ctrl-C (or its failure) that long for each."""
+    prefetches = list(prefetches)
+    for prefetch in prefetches:
+        prefetch.stop.set()
+    deadline = time.monotonic() + ABANDON_SECONDS
+    for prefetch in prefetches:
+        prefetch.abandon(deadline)
 
 
 @dataclass
@@ -518,7 +533,10 @@ def _read_export_windows(
 def _read_lists(reads: _Reads) -> None:
     """The getUsers downloads, several in flight at once, as read_live reads: Iterable
     limits the starts. Plain daemon threads, not a pool: the interpreter waits for a
-    pool's threads at exit, and a getUsers waiting for its first byte cannot be stopped."""
+    pool's threads at exit, and a getUsers waiting for its first byte cannot be stopped.
+    Once the prefetch is abandoned they are not waited for either: such a read held
+    Ctrl-C, or the error of a plan that failed, for ABANDON_SECONDS (per destination);
+    a stream that starts later ends at its first chunk (`stoppable`)."""
     slots = threading.Semaphore(reads.client.settings.list_read_concurrency)
     with heartbeat() as beat:
         readers = [
@@ -533,7 +551,12 @@ def _read_lists(reads: _Reads) -> None:
         for reader in readers:
             reader.start()
         for reader in readers:
-            reader.join()
+            while reader.is_alive() and not reads.prefetch.stop.is_set():
+                reader.join(_STOP_LOOK_SECONDS)
+
+
+# How often the getUsers downloads' thread looks whether the prefetch was abandoned.
+_STOP_LOOK_SECONDS = 0.05
 
 
 def _read_list(
