@@ -9,6 +9,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -634,7 +635,21 @@ def _read_by_get_users(
         if item.table is not None and engine is not None
     }
 
+    # Set once a read failed in a way that ends the plan: the reads in flight end at their
+    # next chunk, and those not started do not start.
+    failed = threading.Event()
+
+    def advancing(task: Task) -> Callable[[int], None]:
+        def on_lines(n: int) -> None:
+            if failed.is_set():
+                raise LiveStateError("the read was abandoned: another list's read failed")
+            task.advance(n)
+
+        return on_lines
+
     def read(item: DesiredList, info: ListInfo, beat: Heartbeat) -> Path | set[str]:
+        if failed.is_set():
+            raise LiveStateError("the read was abandoned: another list's read failed")
         if on_read is not None:
             on_read(item.list_name)
         if item.table is not None:
@@ -650,11 +665,11 @@ def _read_by_get_users(
         try:
             if item.table is not None:
                 path = paths[item.list_name]
-                client.download_list_members(info.id, item.prefer_user_id, path, task.advance)
+                client.download_list_members(info.id, item.prefer_user_id, path, advancing(task))
                 return path
             # Emails come back lowercase (Iterable stores them so) and userIds are exact:
             # compared as given.
-            return set(client.iter_list_members(info.id, item.prefer_user_id, task.advance))
+            return set(client.iter_list_members(info.id, item.prefer_user_id, advancing(task)))
         finally:
             beat.discard(task)
             task.finish()
@@ -663,11 +678,17 @@ def _read_by_get_users(
     workers = max(1, min(len(order), client.settings.list_read_concurrency))
     with heartbeat() as beat, reading_pool(workers, "reconciler-read") as pool:
         futures = {item.list_name: pool.submit(read, item, info, beat) for item, info in order}
-        for name, future in futures.items():
+        by_future = {future: name for name, future in futures.items()}
+        for future in as_completed(by_future):
             try:
-                outcomes[name] = future.result()
+                outcomes[by_future[future]] = future.result()
             except Exception as exc:  # judged below, once every read has ended
-                outcomes[name] = exc
+                outcomes[by_future[future]] = exc
+                if not fails_alone(exc):
+                    # It ends the plan: the others were read to their end first (a list
+                    # at a time, 5 a minute, each streaming for minutes), all for nothing.
+                    _abandon_reads(failed, futures.values(), prefetch)
+                    raise
     unproven: dict[str, str] = {}
     # Every list's userIds to resolve are looked up at once: a profile on several lists
     # is read once, and many userIds cost one export, not one per list.
@@ -699,6 +720,19 @@ def _read_by_get_users(
             members = _resolve_user_ids(item, outcome, emails) if item.prefer_user_id else outcome
             managed[item.list_name] = LiveList(info, members)
     return LiveDestination([], managed, len(found), "getUsers", unproven=unproven)
+
+
+def _abandon_reads(
+    failed: threading.Event, futures: Iterable[Future[Any]], prefetch: Prefetch | None
+) -> None:
+    """Tell the reads in flight to stop (at their next chunk), and drop those not started:
+    a read has failed in a way that ends the plan. The plan's early reads stop too, as a
+    read waiting for one of them would otherwise wait until it had read its list."""
+    failed.set()
+    for future in futures:
+        future.cancel()
+    if prefetch is not None:
+        prefetch.stop.set()
 
 
 def _prove_reads(client: IterableClient, live: LiveDestination) -> LiveDestination:

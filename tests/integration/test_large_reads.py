@@ -138,6 +138,30 @@ def test_a_list_that_keeps_failing_is_named_and_left_out_and_the_others_are_appl
     assert big_id not in subscribed
 
 
+def test_a_read_failing_in_a_way_that_ends_the_plan_stops_the_other_reads(
+    three_lists, cli, monkeypatch
+):
+    # An error no other list's read can get past (here a 400; a full disk, a revoked
+    # key) ended the plan only once every other list had been read to its end: at 5
+    # getUsers a minute, each streaming for minutes, all for nothing.
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    monkeypatch.setenv("RECONCILER_LIST_READ_CONCURRENCY", "1")
+    # Each answer's first byte takes a moment: the read started as the first one failed
+    # is still waiting for it when it is told to stop.
+    ws, server = three_lists(get_users_first_byte_seconds=0.5)
+    ids = {name: list_id(server, name) for name in ("big", "mid", "small")}
+    server.emulator.faults.update({"failing_list_ids": [ids["big"]], "failing_list_status": 400})
+
+    result = cli("plan", ws.manifests)
+
+    assert result.exit_code == 1, result.output
+    assert "GET /api/lists/getUsers: HTTP 400" in result.stderr
+    read = [r.query for r in server.emulator.request_log if r.path == GET_USERS]
+    # The largest is read first; the next had started when it failed; the last never.
+    assert f"listId={ids['big']}&" in read[0]
+    assert not any(f"listId={ids['small']}&" in query for query in read), read
+
+
 def test_an_export_that_keeps_failing_is_replaced_by_getusers_and_the_plan_is_exact(
     three_lists, cli, monkeypatch
 ):
