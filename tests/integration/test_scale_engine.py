@@ -8,6 +8,7 @@ import gzip
 import json
 import re
 import tempfile
+import threading
 import unicodedata
 
 import duckdb
@@ -767,6 +768,49 @@ def test_a_temp_dir_the_early_list_reads_cannot_work_in_is_said_once_without_a_t
     assert proc.returncode == 1, err
     assert err.count(f"cannot make DuckDB's working directory in {taken}") == 1, err
     assert "Traceback" not in err and "Exception in thread" not in err
+
+
+def test_large_lists_read_early_take_as_many_threads_as_reads_in_flight_not_one_each(
+    tmp_path, monkeypatch, fast_client, make_emulator_server, cli
+):
+    """The early getUsers of large lists started a thread per list, each then waiting for
+    one of RECONCILER_LIST_READ_CONCURRENCY places: a thousand large audiences were a
+    thousand threads (and a container's process limit, threads it cannot start)."""
+    server = make_emulator_server(project_type="email")
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.chdir(tmp_path)
+    ws = Workspace(tmp_path, server.base_url, "email")
+    ws.destination()
+    proj = server.emulator.project("default")
+    names = [f"l{i}" for i in range(8)]
+    for name in names:
+        proj.subscribe_direct(proj.add_list(name), email=f"{name}-gone@example.com")
+        ws.csv(f"data/{name}.csv", "email", [f"{name}-{i}@example.com" for i in range(4)])
+        ws.audience(name, {"csv": f"data/{name}.csv"}, policy={"maxRemovalPercent": 100})
+    monkeypatch.setenv("RECONCILER_ENGINE", "duckdb")
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    monkeypatch.setenv("RECONCILER_LIST_READ_CONCURRENCY", "2")
+    seen: list[int] = []
+    handle = server.emulator.handle
+
+    def counting(request):
+        if request.url.path == "/api/lists/getUsers":
+            seen.append(
+                sum(
+                    t.name == "reconciler-prefetch-list" and t.is_alive()
+                    for t in threading.enumerate()
+                )
+            )
+        return handle(request)
+
+    monkeypatch.setattr(server.emulator, "handle", counting)
+
+    result = cli("plan", ws.manifests, "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    assert result.json()["summary"]["members_to_add"] == 4 * len(names)
+    assert len(seen) == len(names)  # every list read early, once
+    assert max(seen) <= 2, seen
 
 
 @pytest.mark.parametrize("engine", ["python", "duckdb"])

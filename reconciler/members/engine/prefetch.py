@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -532,21 +533,24 @@ def _read_export_windows(
 
 def _read_lists(reads: _Reads) -> None:
     """The getUsers downloads, several in flight at once, as read_live reads: Iterable
-    limits the starts. Plain daemon threads, not a pool: the interpreter waits for a
-    pool's threads at exit, and a getUsers waiting for its first byte cannot be stopped.
+    limits the starts. As many threads as reads may be in flight (not one per list: a
+    thousand large audiences were a thousand threads), each reading the next list not
+    yet taken. Plain daemon threads, not a pool: the interpreter waits for a pool's
+    threads at exit, and a getUsers waiting for its first byte cannot be stopped.
     Once the prefetch is abandoned they are not waited for either: such a read held
     Ctrl-C, or the error of a plan that failed, for ABANDON_SECONDS (per destination);
     a stream that starts later ends at its first chunk (`stoppable`)."""
-    slots = threading.Semaphore(reads.client.settings.list_read_concurrency)
+    pending = deque(reads.prefetch.downloads.items())
+    workers = max(1, min(len(pending), reads.client.settings.list_read_concurrency))
     with heartbeat() as beat:
         readers = [
             threading.Thread(
-                target=_read_list,
-                args=(reads, name, download, beat, slots),
+                target=_read_pending,
+                args=(reads, pending, beat),
                 name="reconciler-prefetch-list",
                 daemon=True,
             )
-            for name, download in reads.prefetch.downloads.items()
+            for _ in range(workers)
         ]
         for reader in readers:
             reader.start()
@@ -559,27 +563,35 @@ def _read_lists(reads: _Reads) -> None:
 _STOP_LOOK_SECONDS = 0.05
 
 
-def _read_list(
-    reads: _Reads, name: str, download: Download, beat: Heartbeat, slots: threading.Semaphore
-) -> None:
+def _read_pending(reads: _Reads, pending: deque[tuple[str, Download]], beat: Heartbeat) -> None:
+    """Read the lists of `pending` one after the other until none is left (each taken by
+    one thread alone: deque.popleft is atomic)."""
+    while True:
+        try:
+            name, download = pending.popleft()
+        except IndexError:
+            return
+        _read_list(reads, name, download, beat)
+
+
+def _read_list(reads: _Reads, name: str, download: Download, beat: Heartbeat) -> None:
     """One list's getUsers body into download.path; its failure kept for read_live."""
     try:
-        with slots:
-            if reads.prefetch.stop.is_set():
-                return
-            task = reads.progress.task(f"reading list {name!r}")
-            beat.add(task)
-            try:
-                reads.client.download_list_members(
-                    download.list_id,
-                    download.prefer_user_id,
-                    download.path,
-                    reads.stoppable(task.advance),
-                )
-                download.ok = True
-            finally:
-                beat.discard(task)
-                task.finish()
+        if reads.prefetch.stop.is_set():
+            return
+        task = reads.progress.task(f"reading list {name!r}")
+        beat.add(task)
+        try:
+            reads.client.download_list_members(
+                download.list_id,
+                download.prefer_user_id,
+                download.path,
+                reads.stoppable(task.advance),
+            )
+            download.ok = True
+        finally:
+            beat.discard(task)
+            task.finish()
     except Exception as exc:  # read_live reports it
         download.ok = False
         download.error = exc
