@@ -299,20 +299,34 @@ class _WindowReader:
         self.attempts: dict[Window, int] = {}
         self.lock = threading.Lock()
         self.counter = itertools.count()
+        # Set once the read has failed: the windows in flight end at their next chunk.
+        self.stopped = threading.Event()
 
     def read_all(self, pending: list[Window], open_window: Window, workers: int) -> None:
-        """Every closed window, `workers` at a time, then the open one, last (into done)."""
+        """Every closed window, `workers` at a time, then the open one, last (into done).
+        A window that cannot be read stops the others: they streamed to their end (for
+        minutes, against Iterable) before the failure was said or getUsers read instead,
+        only to be thrown away."""
         with reading_pool(workers, "reconciler-window") as pool:
-            while True:
-                self._read_closed(pool, pending, workers)
-                # Nothing else pending or in flight: now the open window, last.
-                try:
-                    self.done.append(self.read(open_window))
-                    return
-                except StreamCut:
-                    halves = self.died(open_window)
-                    open_window = halves[-1]
-                    pending = halves[:-1]
+            try:
+                self._read_all(pool, pending, open_window, workers)
+            except BaseException:
+                self.stopped.set()
+                raise
+
+    def _read_all(
+        self, pool: ThreadPoolExecutor, pending: list[Window], open_window: Window, workers: int
+    ) -> None:
+        while True:
+            self._read_closed(pool, pending, workers)
+            # Nothing else pending or in flight: now the open window, last.
+            try:
+                self.done.append(self.read(open_window))
+                return
+            except StreamCut:
+                halves = self.died(open_window)
+                open_window = halves[-1]
+                pending = halves[:-1]
 
     def _read_closed(self, pool: ThreadPoolExecutor, pending: list[Window], workers: int) -> None:
         """Read `pending` (a list taking the halves of windows that die) until none is left."""
@@ -337,6 +351,8 @@ class _WindowReader:
 
         def count(n: int) -> None:
             nonlocal arrived
+            if self.stopped.is_set():
+                raise LiveStateError("the window's read was abandoned: another window failed")
             arrived += n
             if self.on_lines is not None:
                 self.on_lines(n)

@@ -200,6 +200,36 @@ def test_windows_that_cannot_be_read_give_way_to_getusers_and_the_plan_is_exact(
     assert plan == again
 
 
+def test_a_window_that_cannot_be_read_stops_the_others_and_gives_way_at_once(
+    windowed, cli, monkeypatch
+):
+    # The first window's read fails for good while the others stream, here far slower
+    # than the test (Iterable's export streams for minutes): the plan went over to
+    # getUsers only once they had streamed to their end, and threw them away.
+    ws, server, _big = windowed
+    monkeypatch.setenv("RECONCILER_BULK_READ_RETRIES", "0")
+    server.emulator.faults.update(
+        {
+            "script": [500],
+            "paths": [EXPORT],
+            "export_members_per_second": 0.5,
+            "export_stream_seconds": None,
+        }
+    )
+    started = time.monotonic()
+
+    result = cli("plan", ws.manifests, "--format", "json", "--show-members")
+
+    assert result.exit_code == 0, result.output
+    assert "the user export in date windows could not be read" in result.stderr
+    # Not read to their end: 13 rows and more each, at 2 s a row.
+    assert time.monotonic() - started < 15
+    server.emulator.faults.update({"export_members_per_second": None})
+    plan = result.json()
+    plan["destinations"][0].pop("member_read")
+    assert plan == plan_by_get_users(cli, ws, monkeypatch)
+
+
 def test_import_reads_by_date_windows_what_it_reads_by_getusers(windowed, cli, monkeypatch):
     ws, server, _big = windowed
     (ws.manifests / "aud-big.yaml").unlink()  # "big" is imported
