@@ -30,7 +30,7 @@ import shutil
 import ssl
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -1023,8 +1023,12 @@ class IterableClient:
         started end at their next look, chunk or start, the job is cancelled, and
         LiveStateError is raised."""
 
+        # Set once the read has failed (a file that could not be fetched, above all): the
+        # files in flight end at their next chunk, those not started do not start.
+        failed = threading.Event()
+
         def abandoned() -> None:
-            if stop is not None and stop.is_set():
+            if (stop is not None and stop.is_set()) or failed.is_set():
                 raise LiveStateError("the export job was abandoned")
 
         def counted(lines: int) -> None:
@@ -1049,19 +1053,27 @@ class IterableClient:
             with reading_pool(workers, "reconciler-export-files") as pool:
 
                 def fetch(files: list[tuple[str, str]]) -> None:
+                    # A file that could not be fetched fails the read now, at the job's
+                    # next look: found out at its end, it was minutes to hours later,
+                    # every other file fetched meanwhile for nothing.
+                    _raise_failed_fetch(fetched.values())
                     for name, url in files:
                         if name not in fetched:
                             target = parts[name] = folder / f"{len(fetched):06d}.jsonl"
                             fetched[name] = pool.submit(fetch_file, name, url, target)
 
-                self._wait_for_export_job(job, fetch, pause, abandoned)
-                # The complete listing, from its start: after a restart that produced the
-                # files anew, it is the only one that names the right files.
-                final = self._export_job_listing(job)
-                fetch(final)
-                lines = _join_export_files(
-                    path, [(fetched[name], parts[name]) for name, _url in final]
-                )
+                try:
+                    self._wait_for_export_job(job, fetch, pause, abandoned)
+                    # The complete listing, from its start: after a restart that produced
+                    # the files anew, it is the only one that names the right files.
+                    final = self._export_job_listing(job)
+                    fetch(final)
+                    lines = _join_export_files(
+                        path, [(fetched[name], parts[name]) for name, _url in final]
+                    )
+                except BaseException:
+                    failed.set()
+                    raise
                 done = True
                 return lines
         finally:
@@ -2078,6 +2090,15 @@ def _refused(users: Sequence[dict[str, Any]], fields: dict[str, str]) -> BatchRe
                 result.failed[identifier] = reason
                 result.kinds[identifier] = "invalidData"
     return result
+
+
+def _raise_failed_fetch(fetches: Iterable[Future[int]]) -> None:
+    """The error of the first of `fetches` to have failed, raised; nothing while none has."""
+    for fetched in fetches:
+        if fetched.done() and not fetched.cancelled():
+            error = fetched.exception()
+            if error is not None:
+                raise error
 
 
 def _join_export_files(path: Path, files: Sequence[tuple[Future[int], Path]]) -> int:

@@ -13,6 +13,7 @@ from collections import Counter
 import pytest
 
 from reconciler.emulator import Faults
+from reconciler.emulator.replies import EmulatorResponse
 from tests.integration.conftest import API_KEY_VAR, Workspace, profile_faults
 
 GET_USERS = "/api/lists/getUsers"
@@ -370,6 +371,42 @@ def test_an_export_job_that_is_truncated_or_fails_is_not_taken_as_complete(
     what = "was truncated (exportTruncated" if fault == "truncated" else "ended failed"
     assert "the user export could not be read (export job" in result.stderr
     assert what in result.stderr
+    assert calls(server)[GET_USERS] == 3  # read again, list by list
+    plans = [clean.json(), result.json()]
+    for p in plans:
+        p["destinations"][0].pop("member_read")
+    assert plans[0] == plans[1]
+
+
+def test_an_export_file_that_cannot_be_fetched_gives_up_the_job_without_waiting_for_its_end(
+    three_lists, cli, monkeypatch, job_reads
+):
+    # A file of a running job whose fetch failed for good was found out only once the job
+    # had completed (minutes to hours against Iterable) and every other file had been
+    # fetched: all of it thrown away, since the plan then reads the lists with getUsers.
+    ws, server = three_lists()
+    clean = cli("plan", ws.manifests, "--format", "json", "--show-members")
+    assert clean.exit_code == 0, clean.output
+    # Small files, the job producing them far slower than the test.
+    server.emulator.faults.update({"export_file_bytes": 300, "export_job_members_per_second": 1})
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "asyncExport")
+    monkeypatch.setenv("RECONCILER_BULK_READ_RETRIES", "0")
+    handle = server.emulator.handle
+
+    def files_fail(request):
+        if request.url.path.startswith("/export-files/"):
+            return EmulatorResponse(500, {"Content-Type": "application/xml"}, b"<Error/>")
+        return handle(request)
+
+    monkeypatch.setattr(server.emulator, "handle", files_fail)
+    server.emulator.clear_log()
+
+    result = cli("plan", ws.manifests, "--format", "json", "--show-members")
+
+    assert result.exit_code == 0, result.output
+    assert "the user export could not be read (GET export job" in result.stderr
+    (job,) = server.emulator.exports.jobs.values()
+    assert job.state == "Cancelled"  # given up on while it ran, not waited for
     assert calls(server)[GET_USERS] == 3  # read again, list by list
     plans = [clean.json(), result.json()]
     for p in plans:
