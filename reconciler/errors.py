@@ -214,4 +214,5 @@ class FieldTypeRefusal(IterableError):
 
 class WriteNotSent(Exception):
     """A write given up before it was sent: the run was interrupted (Ctrl-C) while the write
-    waited for a list created moments ago to take writes. Not sent, so not failed."""
+    waited for a list created moments ago to take writes, or to be retried after an answer
+    saying Iterable did nothing with it (a 429). Not sent, so not failed."""

@@ -1317,6 +1317,8 @@ class IterableClient:
                         share = self._window_share(limiter.window, attempt, retries)
                         wait = max(wait, min(share, self.settings.retry_after_cap))
                         limiter.push_back(min(wait, limiter.window))
+                stoppable = method != "GET" and not exc.done_maybe
+                self._not_sent_if_stopped(stoppable, method, shown, exc.reason)
                 # A 429's short wait is routine, said only in the request log.
                 shown_429 = wait >= 1.0 or self.settings.log == "requests"
                 if shown_429 or not exc.rate_limited:
@@ -1325,7 +1327,32 @@ class IterableClient:
                         f"{retries} in {wait:.1f} s",
                         exc.reason,
                     )
-                self._sleep(wait)
+                self._pause(wait, stoppable, method, shown, exc.reason)
+
+    def _not_sent_if_stopped(self, stoppable: bool, method: str, shown: str, reason: str) -> None:
+        """WriteNotSent when the run was interrupted (Ctrl-C, SIGTERM) and the write's last
+        try is known not to have taken effect (a 429: Iterable refused it before doing
+        anything; no connection made): it is not sent again. The retries went on after
+        "starting no more", 429 after 429, their backoffs adding up to half a minute and
+        more: past a cancelled CI job's 7.5 s, whose SIGTERM then stopped the run at once
+        with its requests unknown. A try that may have taken effect is still retried,
+        so that its outcome is known."""
+        if stoppable and self.stop is not None and self.stop.is_set():
+            raise WriteNotSent(f"{method} {shown} was not sent again after {reason}: interrupted")
+
+    def _pause(self, seconds: float, stoppable: bool, method: str, shown: str, reason: str) -> None:
+        """Wait `seconds` before a retry; for a `stoppable` write (_not_sent_if_stopped),
+        in short turns that end once the run is interrupted."""
+        if not stoppable or self.stop is None:
+            self._sleep(seconds)
+            return
+        left = seconds
+        while left > 0:
+            self._not_sent_if_stopped(stoppable, method, shown, reason)
+            turn = min(left, _STOP_LOOK_SECONDS)
+            self._sleep(turn)
+            left -= turn
+        self._not_sent_if_stopped(stoppable, method, shown, reason)
 
     def _note_date(self, header: str | None) -> None:
         """Learn Iterable's clock against ours from an answer's Date: the header is cut to
@@ -2090,6 +2117,10 @@ def _refused(users: Sequence[dict[str, Any]], fields: dict[str, str]) -> BatchRe
                 result.failed[identifier] = reason
                 result.kinds[identifier] = "invalidData"
     return result
+
+
+# How often a write waiting to be retried looks whether the run was interrupted.
+_STOP_LOOK_SECONDS = 0.1
 
 
 def _raise_failed_fetch(fetches: Iterable[Future[int]]) -> None:

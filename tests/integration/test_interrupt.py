@@ -243,6 +243,39 @@ def test_ctrl_c_while_large_lists_are_read_early_ends_the_plan_without_waiting_f
     assert "Interrupted: nothing was changed" in err and "Traceback" not in err
 
 
+def test_ctrl_c_while_writes_are_refused_with_429_sends_them_no_more(
+    workspace, cli, emulator_server
+):
+    # A 429 says Iterable did nothing, and its retries backed off for half a minute and
+    # more after "starting no more" (here minutes: a cancelled CI job's SIGTERM comes
+    # 7.5 s after its SIGINT, then stopped the run at once with its requests unknown).
+    scenario = build_scenario(workspace, emulator_server, adds=ADDS, creates=CREATES)
+    env = subprocess_env(
+        workspace,
+        RECONCILER_BATCH_SIZE=str(BATCH),
+        RECONCILER_CONCURRENCY="4",
+        RECONCILER_BACKOFF_BASE="5",
+        RECONCILER_BACKOFF_CAP="30",
+    )
+    proc = spawn_cli(workspace, "apply", "manifests", "--yes", "--format", "json", env=env)
+    stderr = StderrWatcher(proc)
+    wait_for_writes(emulator_server, proc, 4)
+    emulator_server.emulator.faults.write_rate_per_second = 0.001  # every write refused now
+    stderr.wait_for(": HTTP 429; retry 1 of 6 in", proc)
+    code, err = ctrl_c_within(proc, stderr, "apply", seconds=20)
+    assert code == 130, err
+    assert "Traceback" not in err
+    report = json.loads(proc.stdout.read())
+    lists = [lr for d in report["destinations"] for lr in d["lists"]]
+    assert sum(lr["not_attempted_add"] for lr in lists) > 0
+    assert not any(e for lr in lists for e in lr["errors"] if not e.startswith("interrupted:"))
+    [journal] = journals(workspace.root / ".reconciler")
+    summary = read_journal(journal)
+    assert summary.outcome == "interrupted" and summary.in_flight == []
+    emulator_server.emulator.faults.write_rate_per_second = None
+    finish(workspace, cli, emulator_server, scenario)
+
+
 def test_ctrl_c_while_waiting_for_a_new_list_to_take_writes_stops_the_wait(
     workspace, cli, emulator_server
 ):
