@@ -344,7 +344,27 @@ def _bars(console: Console, clock: Clock) -> Iterator[Progress]:
         redirect_stdout=False,
     )
     with bars:
-        yield _BarProgress(bars)
+        _SHOWN.append(bars)
+        try:
+            yield _BarProgress(bars)
+        finally:
+            _SHOWN.remove(bars)
+
+
+# The bars on screen now, for stop_bars.
+_SHOWN: list[RichProgress] = []
+
+
+def stop_bars() -> None:
+    """End the bars on screen now, for a process about to end with os._exit (a second
+    Ctrl-C during apply), which skips the `with` that would: the terminal was left with
+    its cursor hidden (rich hides it while bars are drawn) and the last bars' line
+    unended, the shell's prompt written on it."""
+    for bars in list(_SHOWN):
+        try:
+            bars.stop()
+        except Exception:  # the process ends next, whatever this does
+            continue
 
 
 # Finished bars the live display keeps before they are printed above it, once each: rich

@@ -25,6 +25,7 @@ from reconciler.cli.options import AnnotationsMode, OutputFormat
 from reconciler.cli.stdout import emit
 from reconciler.errors import ManifestError, OutputError, ReconcilerError, quoted
 from reconciler.members.model import remove_directories
+from reconciler.progress import stop_bars
 from reconciler.render.json_text import json_text
 from reconciler.render.masking import mask_emails, mask_identifier, reveal
 from reconciler.sources.snapshot import remove_snapshots
@@ -204,7 +205,8 @@ def _without_lookup_keys(text: str, exc: BaseException) -> str:
 def exit_now(code: int) -> None:
     """End the process at once (a second Ctrl-C during apply): worker threads blocked in a
     request or a retry cannot be stopped any other way. Files of members (DuckDB's
-    workspace) go first: os._exit runs no cleanup."""
+    workspace) go first: os._exit runs no cleanup, nor what ends the progress bars."""
+    stop_bars()
     for stream in (sys.stdout, sys.stderr):
         # Either may be closed (None) or broken (`| head`): os._exit below must happen.
         try:

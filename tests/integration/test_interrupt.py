@@ -3,10 +3,14 @@ the report says what was done and what was not, and the exit code is 130. Issue 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +30,7 @@ from tests.integration.reliability import (
     spawn_cli,
     subprocess_env,
     wait_for_writes,
+    writes_held_after,
     writes_seen,
 )
 
@@ -161,6 +166,62 @@ def test_a_second_ctrl_c_stops_at_once_and_still_says_what_was_done(
     # The lock goes too, though the process ended without unwinding.
     assert list((workspace.root / ".reconciler" / "locks").glob("*.lock")) == []
     finish(workspace, cli, emulator_server, scenario)
+
+
+HIDE_CURSOR, SHOW_CURSOR = b"\x1b[?25l", b"\x1b[?25h"
+
+
+def test_a_second_ctrl_c_on_a_terminal_leaves_its_cursor_shown(workspace, emulator_server):
+    # The progress bars hide the terminal's cursor while they are drawn; the second Ctrl-C
+    # ends the process with os._exit, which skipped what shows it again: the shell was
+    # left without a cursor (until `reset`), its prompt on the bars' unended line.
+    build_scenario(workspace, emulator_server, adds=ADDS, creates=CREATES)
+    env = subprocess_env(
+        workspace,
+        RECONCILER_BATCH_SIZE=str(BATCH),
+        RECONCILER_CONCURRENCY="4",
+        TERM="xterm-256color",
+        COLUMNS="120",
+    )
+    main, child = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", main_code(), "apply", "manifests", "--yes"],
+        cwd=workspace.root,
+        env=env,
+        stdin=child,
+        stdout=child,
+        stderr=child,
+    )
+    os.close(child)
+    shown = bytearray()
+
+    def read_terminal() -> None:
+        with contextlib.suppress(OSError):  # EIO once the process has ended
+            while chunk := os.read(main, 65536):
+                shown.extend(chunk)
+
+    reader = threading.Thread(target=read_terminal, daemon=True)
+    reader.start()
+    try:
+        with writes_held_after(emulator_server, 4):
+            wait_for_writes(emulator_server, proc, 4)
+            proc.send_signal(signal.SIGINT)
+            deadline = time.monotonic() + 30
+            while b"Ctrl-C again to stop at once" not in shown:
+                assert time.monotonic() < deadline, bytes(shown)
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=30) == 130
+        reader.join(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main)
+    assert b"Stopped at once" in shown
+    assert HIDE_CURSOR in shown  # the bars were drawn
+    assert shown.rfind(SHOW_CURSOR) > shown.rfind(HIDE_CURSOR), bytes(shown[-400:])
+    # The bars' last line is ended: the shell's prompt starts a line of its own.
+    assert shown.removesuffix(SHOW_CURSOR).endswith(b"\n"), bytes(shown[-400:])
 
 
 def test_ctrl_c_while_reading_iterable_changes_nothing(workspace, cli, emulator_server):
