@@ -11,7 +11,9 @@ the parsed `--show-members` of the command being run (`started`), never by scann
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import traceback
 from dataclasses import dataclass
 
@@ -19,6 +21,7 @@ import typer
 from rich.console import Console
 
 from reconciler import alerts
+from reconciler.apply.interrupt import SIGNALS
 from reconciler.apply.lock import release_all
 from reconciler.cli import annotate
 from reconciler.cli.options import AnnotationsMode, OutputFormat
@@ -205,7 +208,13 @@ def _without_lookup_keys(text: str, exc: BaseException) -> str:
 def exit_now(code: int) -> None:
     """End the process at once (a second Ctrl-C during apply): worker threads blocked in a
     request or a retry cannot be stopped any other way. Files of members (DuckDB's
-    workspace) go first: os._exit runs no cleanup, nor what ends the progress bars."""
+    workspace) go first: os._exit runs no cleanup, nor what ends the progress bars.
+
+    Signals are ignored from here on: a Ctrl-C pressed twice as a run ended (the first let
+    the requests in flight finish, the second came as their files were being removed)
+    raised KeyboardInterrupt in the middle of this, with a traceback, the rest of the
+    members' copies left on disk and the lock not removed."""
+    _ignore_stop_signals()
     stop_bars()
     for stream in (sys.stdout, sys.stderr):
         # Either may be closed (None) or broken (`| head`): os._exit below must happen.
@@ -220,6 +229,15 @@ def exit_now(code: int) -> None:
     # what keeps another apply from starting beside them.
     release_all()
     os._exit(code)
+
+
+def _ignore_stop_signals() -> None:
+    """Ignore Ctrl-C, SIGTERM and SIGHUP for the rest of this process's short life (it is
+    ending already); only the main thread may change how signals are handled."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def send_alert(alert: alerts.Alert) -> None:

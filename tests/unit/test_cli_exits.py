@@ -5,6 +5,8 @@ unless the command's parsed --show-members said otherwise."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -127,3 +129,46 @@ def test_an_internal_error_names_the_library_module_it_came_from(library: str) -
     dist-packages it was the file's name alone (`_models.py`), which names no library."""
     where = exits.raised_at(_raised_in(f"{library}/httpx/_models.py"))
     assert where == "at httpx/_models.py:2 in read", where
+
+
+# A process that ends at once (exits.exit_now) with a Ctrl-C arriving as it cleans up: the
+# first Ctrl-C let an apply's requests in flight finish, the second came as the members'
+# copies were being removed.
+_ENDING = """
+import os, shutil, signal, sys
+from pathlib import Path
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal starts it
+from reconciler.apply.lock import project_locks
+from reconciler.cli import exits
+from reconciler.sources import snapshot
+
+copies, state = Path(sys.argv[1]), Path(sys.argv[2])
+for name in ("a", "b"):
+    (copies / name).mkdir(parents=True)
+    (copies / name / "members.csv").write_text("jane.doe@example.com\\n")
+    snapshot._OPEN.add(copies / name)
+project_locks(state, {"prod": "project"}).__enter__()
+remove = shutil.rmtree
+
+def removing(path, *args, **kwargs):
+    os.kill(os.getpid(), signal.SIGINT)
+    remove(path, *args, **kwargs)
+
+shutil.rmtree = removing
+exits.exit_now(130)
+"""
+
+
+def test_a_ctrl_c_while_the_process_ends_at_once_does_not_stop_its_cleanup(tmp_path) -> None:
+    copies, state = tmp_path / "copies", tmp_path / "state"
+    ended = subprocess.run(
+        [sys.executable, "-c", _ENDING, str(copies), str(state)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ended.returncode == 130, ended.stderr
+    assert "Traceback" not in ended.stderr
+    assert list(copies.iterdir()) == []  # every copy of the members removed
+    assert list((state / "locks").iterdir()) == []  # and the lock
