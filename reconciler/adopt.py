@@ -54,7 +54,7 @@ from reconciler.render.masking import mask_emails
 from reconciler.sources.registry import source_for
 from reconciler.state.live import LiveDestination, LiveList, fails_alone
 from reconciler.state.routes import MemberRoute, choose_member_read
-from reconciler.threads import reading_pool
+from reconciler.threads import ReadGroup, reading_pool
 from reconciler.words import quantity
 
 _VALID_NAME = re.compile(NAME_PATTERN)
@@ -476,30 +476,27 @@ def _members_by_get_users(
     paths = {info.id: engine.directory / f"{engine.name('import')}.txt" for info in lists}
     order = sorted(lists, key=lambda info: -sizes.get(info.id, 0))
 
+    # A read failing in a way that ends the import stops the others (ReadGroup).
+    group = ReadGroup()
+
     def read(info: ListInfo, beat: Heartbeat) -> Path:
+        group.check()
         task = progress.task(f"reading list {info.name!r}", total=sizes.get(info.id))
         beat.add(task)
         try:
-            client.download_list_members(info.id, prefer_user_id, paths[info.id], task.advance)
+            client.download_list_members(
+                info.id, prefer_user_id, paths[info.id], group.watching(task.advance)
+            )
         finally:
             beat.discard(task)
             task.finish()
         return paths[info.id]
 
-    files: dict[int, Path | Exception] = {}
     workers = max(1, min(len(lists), client.settings.list_read_concurrency))
     # Ctrl-C does not wait for the reads in flight (one getUsers can stream for hours).
     with heartbeat() as beat, reading_pool(workers, "reconciler-import") as pool:
         futures = {info.id: pool.submit(read, info, beat) for info in order}
-        for list_id, future in futures.items():
-            try:
-                files[list_id] = future.result()
-            except Exception as exc:
-                files[list_id] = exc
-    for outcome in files.values():
-        if isinstance(outcome, Exception) and not fails_alone(outcome):
-            raise outcome
-    return files
+        return group.gather(futures, lambda exc: not fails_alone(exc))
 
 
 def _is_empty(download: Path) -> bool:

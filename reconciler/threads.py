@@ -1,10 +1,18 @@
-"""Thread pools for reads that a stopped run does not wait for."""
+"""Thread pools for reads that a stopped run does not wait for, and groups of reads that
+stop together."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
+from typing import TypeVar
+
+from reconciler.errors import LiveStateError
+
+K = TypeVar("K")
+T = TypeVar("T")
 
 
 @contextmanager
@@ -24,3 +32,50 @@ def reading_pool(workers: int, prefix: str = "") -> Iterator[ThreadPoolExecutor]
         raise
     finally:
         pool.shutdown(wait=not abandon, cancel_futures=abandon)
+
+
+class ReadGroup:
+    """Reads made together (a destination's lists, one after the other on a pool) that
+    stop together once one of them fails in a way that ends them all (`gather`): the
+    others were read to their end first, at 5 getUsers a minute, each streaming for
+    minutes, for a command that then failed. A read looks at `check` before it starts,
+    and its progress (`watching`) raises at its next chunk once the group has stopped."""
+
+    def __init__(self) -> None:
+        self.stopped = threading.Event()
+
+    def check(self) -> None:
+        if self.stopped.is_set():
+            raise LiveStateError("the read was abandoned: another read failed")
+
+    def watching(self, advance: Callable[[int], None]) -> Callable[[int], None]:
+        def on_lines(n: int) -> None:
+            self.check()
+            advance(n)
+
+        return on_lines
+
+    def gather(
+        self,
+        futures: Mapping[K, Future[T]],
+        ends_all: Callable[[Exception], bool],
+        on_stop: Callable[[], None] | None = None,
+    ) -> dict[K, T | Exception]:
+        """Each read's result, or its error, in the order of `futures`, once all have
+        ended; but the first error `ends_all` is true of stops the group (the reads not
+        started are dropped, `on_stop` is called) and is raised as soon as it comes."""
+        keys = {future: key for key, future in futures.items()}
+        outcomes: dict[K, T | Exception] = {}
+        for future in as_completed(keys):
+            try:
+                outcomes[keys[future]] = future.result()
+            except Exception as exc:
+                outcomes[keys[future]] = exc
+                if ends_all(exc):
+                    self.stopped.set()
+                    for other in futures.values():
+                        other.cancel()
+                    if on_stop is not None:
+                        on_stop()
+                    raise
+        return {key: outcomes[key] for key in futures}  # in the order they were given

@@ -9,7 +9,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,7 +30,7 @@ from reconciler.state.windows import (
     export_users_whole,
     read_export_windows,
 )
-from reconciler.threads import reading_pool
+from reconciler.threads import ReadGroup, reading_pool
 from reconciler.words import quantity
 
 if TYPE_CHECKING:
@@ -635,21 +634,11 @@ def _read_by_get_users(
         if item.table is not None and engine is not None
     }
 
-    # Set once a read failed in a way that ends the plan: the reads in flight end at their
-    # next chunk, and those not started do not start.
-    failed = threading.Event()
-
-    def advancing(task: Task) -> Callable[[int], None]:
-        def on_lines(n: int) -> None:
-            if failed.is_set():
-                raise LiveStateError("the read was abandoned: another list's read failed")
-            task.advance(n)
-
-        return on_lines
+    # A read failing in a way that ends the plan stops the others (ReadGroup).
+    group = ReadGroup()
 
     def read(item: DesiredList, info: ListInfo, beat: Heartbeat) -> Path | set[str]:
-        if failed.is_set():
-            raise LiveStateError("the read was abandoned: another list's read failed")
+        group.check()
         if on_read is not None:
             on_read(item.list_name)
         if item.table is not None:
@@ -665,30 +654,30 @@ def _read_by_get_users(
         try:
             if item.table is not None:
                 path = paths[item.list_name]
-                client.download_list_members(info.id, item.prefer_user_id, path, advancing(task))
+                client.download_list_members(
+                    info.id, item.prefer_user_id, path, group.watching(task.advance)
+                )
                 return path
             # Emails come back lowercase (Iterable stores them so) and userIds are exact:
             # compared as given.
-            return set(client.iter_list_members(info.id, item.prefer_user_id, advancing(task)))
+            return set(
+                client.iter_list_members(info.id, item.prefer_user_id, group.watching(task.advance))
+            )
         finally:
             beat.discard(task)
             task.finish()
 
-    outcomes: dict[str, Path | set[str] | Exception] = {}
     workers = max(1, min(len(order), client.settings.list_read_concurrency))
     with heartbeat() as beat, reading_pool(workers, "reconciler-read") as pool:
         futures = {item.list_name: pool.submit(read, item, info, beat) for item, info in order}
-        by_future = {future: name for name, future in futures.items()}
-        for future in as_completed(by_future):
-            try:
-                outcomes[by_future[future]] = future.result()
-            except Exception as exc:  # judged below, once every read has ended
-                outcomes[by_future[future]] = exc
-                if not fails_alone(exc):
-                    # It ends the plan: the others were read to their end first (a list
-                    # at a time, 5 a minute, each streaming for minutes), all for nothing.
-                    _abandon_reads(failed, futures.values(), prefetch)
-                    raise
+        # Judged below once every read has ended, but for an error that ends the plan:
+        # the plan's early reads stop with the others, as a read waiting for one of them
+        # would otherwise wait until it had read its list.
+        outcomes = group.gather(
+            futures,
+            lambda exc: not fails_alone(exc),
+            on_stop=prefetch.stop.set if prefetch is not None else None,
+        )
     unproven: dict[str, str] = {}
     # Every list's userIds to resolve are looked up at once: a profile on several lists
     # is read once, and many userIds cost one export, not one per list.
@@ -720,19 +709,6 @@ def _read_by_get_users(
             members = _resolve_user_ids(item, outcome, emails) if item.prefer_user_id else outcome
             managed[item.list_name] = LiveList(info, members)
     return LiveDestination([], managed, len(found), "getUsers", unproven=unproven)
-
-
-def _abandon_reads(
-    failed: threading.Event, futures: Iterable[Future[Any]], prefetch: Prefetch | None
-) -> None:
-    """Tell the reads in flight to stop (at their next chunk), and drop those not started:
-    a read has failed in a way that ends the plan. The plan's early reads stop too, as a
-    read waiting for one of them would otherwise wait until it had read its list."""
-    failed.set()
-    for future in futures:
-        future.cancel()
-    if prefetch is not None:
-        prefetch.stop.set()
 
 
 def _prove_reads(client: IterableClient, live: LiveDestination) -> LiveDestination:

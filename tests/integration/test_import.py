@@ -747,3 +747,39 @@ def test_a_full_output_directory_is_said_as_such_naming_it(
     assert "free some space there, or choose another --out directory" in said
     assert "cannot read" not in said and "internal error" not in said
     assert list(out.iterdir()) == []
+
+
+def test_a_read_failing_in_a_way_that_ends_the_import_stops_the_other_reads(
+    typed_workspace, cli, monkeypatch, tmp_path
+):
+    # As plan's (test_large_reads): the error came only once every other list had been
+    # read to its end, queued reads started after it and all.
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    monkeypatch.setenv("RECONCILER_LIST_READ_CONCURRENCY", "1")
+    ws, emulator = typed_workspace("email")
+    proj = emulator.project("default")
+    ids = {}
+    for name, size in (("big", 30), ("mid", 20), ("small", 10)):
+        ids[name] = proj.add_list(name)
+        for i in range(size):
+            proj.subscribe_direct(ids[name], email=f"{name}-{i}@example.com")
+    # Each answer's first byte takes a moment: the read started as the first one failed
+    # is still waiting for it when it is told to stop.
+    emulator.faults.update(
+        {
+            "failing_list_ids": [ids["big"]],
+            "failing_list_status": 400,
+            "get_users_first_byte_seconds": 0.5,
+        }
+    )
+    out = tmp_path / "out"
+
+    result = cli("import", ws.manifests, "--destination", "prod", "--out", out)
+
+    assert result.exit_code == 1, result.output
+    assert "GET /api/lists/getUsers: HTTP 400" in result.stderr
+    read = [r.query for r in emulator.request_log if r.path == "/api/lists/getUsers"]
+    # The largest is read first; the next had started when it failed; the last never.
+    assert f"listId={ids['big']}&" in read[0]
+    assert not any(f"listId={ids['small']}&" in query for query in read), read
+    assert not out.exists() or not list(out.iterdir())
