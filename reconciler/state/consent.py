@@ -52,7 +52,6 @@ import dataclasses
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -76,6 +75,7 @@ from reconciler.state.windows import (
     plan_windows,
     split_window,
 )
+from reconciler.threads import reading_pool
 
 UNSUBSCRIBE_DATA_TYPE = "emailUnSubscribe"
 EVENT_FIELDS = ("createdAt", "email", "userId", "unsubSource", "emailListIds", "emailListId")
@@ -817,7 +817,10 @@ def read_profiles_by_lookups(
                 break  # the profile of the email is the userId's too
         return found
 
-    with ThreadPoolExecutor(max(1, client.settings.concurrency), "reconciler-consent") as pool:
+    # A reading pool: Ctrl-C does not wait for the reads in flight, which a 503 or a 429
+    # keeps retrying for half a minute and more each (plan waited for them, a minute
+    # after Ctrl-C, before it said it was interrupted).
+    with reading_pool(max(1, client.settings.concurrency), "reconciler-consent") as pool:
         try:
             answers = list(pool.map(read, people))
         except BaseException:

@@ -274,6 +274,25 @@ def test_ctrl_c_while_a_list_is_streaming_ends_the_run_without_waiting_for_the_r
     finish(workspace, cli, emulator_server, scenario)
 
 
+def test_ctrl_c_while_profiles_are_read_one_by_one_ends_the_plan_without_waiting_for_them(
+    workspace, emulator_server
+):
+    # The consent guard reads the profiles of a few members to add one by one; Ctrl-C
+    # waited for the reads in flight, each retrying a 503 for minutes here (half a minute
+    # and more at the default backoff), before it said it was interrupted.
+    build_scenario(workspace, emulator_server, adds=5, creates=0)
+    emulator_server.emulator.faults.update(
+        {"fail_every": 1, "fail_status": 503, "paths": ["/api/users/alpha"]}
+    )
+    env = subprocess_env(workspace, RECONCILER_BACKOFF_BASE="5", RECONCILER_BACKOFF_CAP="30")
+    proc = spawn_cli(workspace, "plan", "manifests", env=env)
+    stderr = StderrWatcher(proc)
+    stderr.wait_for("GET /api/users/{email}: HTTP 503; retry 1 of 6", proc)
+    code, err = ctrl_c_within(proc, stderr, "plan", seconds=20)
+    assert code == 130, err
+    assert "Interrupted: nothing was changed" in err and "Traceback" not in err
+
+
 def test_ctrl_c_while_large_lists_are_read_early_ends_the_plan_without_waiting_for_them(
     tmp_path, make_emulator_server
 ):
