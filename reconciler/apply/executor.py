@@ -552,7 +552,8 @@ def _send(
         if run.skip():
             return _NOT_SENT
         try:
-            return step.send(job)
+            with destination.client.write_step():
+                return step.send(job)
         except WriteNotSent:
             run.not_attempted += 1
             return _NOT_SENT

@@ -251,6 +251,9 @@ class IterableClient:
         # Set by an apply when it is interrupted: waiting for a new list to take writes
         # (up to settings.fresh_list_wait) ends, and the writes waiting are not sent.
         self.stop: threading.Event | None = None
+        # Per thread: whether a write of the apply step running on it may have taken
+        # effect (write_step), after which its writes are no longer given up on Ctrl-C.
+        self._step = threading.local()
         # Iterable's clock minus ours (seconds), at least, by the Date header of each
         # answer: the least and the greatest seen (None: no answer had one). See
         # iterable_now and iterable_latest.
@@ -1280,10 +1283,15 @@ class IterableClient:
         while True:
             try:
                 with limiter.acquire() as slot:
-                    return self._send_once(
+                    answer = self._send_once(
                         method, path, parse, label=shown, answered=slot.answered, **kwargs
                     )
+                if method != "GET":
+                    self._step.taken = True
+                return answer
             except _Retryable as exc:
+                if method != "GET" and exc.done_maybe:
+                    self._step.taken = True
                 if not idempotent and exc.done_maybe:
                     raise _Uncertain(exc.reason) from None
                 if attempt >= retries:
@@ -1329,15 +1337,33 @@ class IterableClient:
                     )
                 self._pause(wait, stoppable, method, shown, exc.reason)
 
+    @contextlib.contextmanager
+    def write_step(self) -> Iterator[None]:
+        """One step of an apply (a request, or the few one change takes: a removal sent
+        again as the other kind of identifier, a refused request sent in halves), made on
+        this thread. Once one of its writes may have taken effect, its later writes are
+        sent whatever Ctrl-C says (_not_sent_if_stopped): the step is then in flight, and
+        given up it would be reported as not sent, what it did with it."""
+        self._step.taken = False
+        try:
+            yield
+        finally:
+            self._step.taken = False
+
     def _not_sent_if_stopped(self, stoppable: bool, method: str, shown: str, reason: str) -> None:
         """WriteNotSent when the run was interrupted (Ctrl-C, SIGTERM) and the write's last
         try is known not to have taken effect (a 429: Iterable refused it before doing
-        anything; no connection made): it is not sent again. The retries went on after
-        "starting no more", 429 after 429, their backoffs adding up to half a minute and
-        more: past a cancelled CI job's 7.5 s, whose SIGTERM then stopped the run at once
-        with its requests unknown. A try that may have taken effect is still retried,
-        so that its outcome is known."""
-        if stoppable and self.stop is not None and self.stop.is_set():
+        anything; no connection made), nor any write before it of its step (write_step):
+        it is not sent again. The retries went on after "starting no more", 429 after 429,
+        their backoffs adding up to half a minute and more: past a cancelled CI job's
+        7.5 s, whose SIGTERM then stopped the run at once with its requests unknown. A try
+        that may have taken effect is still retried, so that its outcome is known."""
+        if (
+            stoppable
+            and self.stop is not None
+            and self.stop.is_set()
+            and not getattr(self._step, "taken", False)
+        ):
             raise WriteNotSent(f"{method} {shown} was not sent again after {reason}: interrupted")
 
     def _pause(self, seconds: float, stoppable: bool, method: str, shown: str, reason: str) -> None:

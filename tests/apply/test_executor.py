@@ -10,6 +10,8 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import pytest
+
 from reconciler.apply.executor import (
     _first_copy,
     _kept_own,
@@ -19,6 +21,7 @@ from reconciler.apply.executor import (
     subscriber_payload,
     update_payload,
 )
+from reconciler.errors import WriteNotSent
 from reconciler.iterable import ListInfo
 from reconciler.iterable.batching import encode
 from reconciler.members.identity import Member
@@ -255,6 +258,30 @@ def test_once_stopped_nothing_more_is_sent_and_everything_left_is_reported(emula
         "1 addition, 1 removal, 1 user field update, 1 list creation, 1 list deletion."
     )
     assert proj.members(existing) == ["a@example.com"] and gone in proj.lists
+
+
+def test_once_stopped_a_429_ends_a_step_only_while_it_has_sent_nothing(emulator_server):
+    # A write Iterable refused with 429 (it did nothing) is not sent again once the run is
+    # interrupted: the step is reported as not sent. Once a write of the step may have
+    # taken effect (the first of a removal sent again as the other kind of identifier, a
+    # half of a refused request), its later ones are still sent: given up, the step was
+    # reported as not sent, what its first request did with it.
+    proj = emulator_server.emulator.project("default")
+    vip = proj.add_list("vip")
+    faults = emulator_server.emulator.faults
+    stop = threading.Event()
+    stop.set()
+    with client(emulator_server) as c:
+        c.stop = stop
+        faults.update({"script": [429], "paths": ["/api/lists/subscribe"]})
+        with c.write_step(), pytest.raises(WriteNotSent):
+            c.subscribe(vip, [{"email": "a@example.com"}])
+        with c.write_step():
+            c.subscribe(vip, [{"email": "b@example.com"}])
+            faults.update({"script": [429]})
+            second = c.subscribe(vip, [{"email": "c@example.com"}])
+    assert second.success_count == 1
+    assert sorted(proj.members(vip)) == ["b@example.com", "c@example.com"]
 
 
 def test_deleting_a_list_that_is_already_gone_is_done_not_failed(emulator_server):
