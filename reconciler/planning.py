@@ -25,6 +25,7 @@ from reconciler.members.model import (
     diff_tables,
     digest_members,
     estimate_rows,
+    interrupted_by_signal,
     keep_respelled_rows,
     keep_skipped_rows,
     start_prefetch,
@@ -132,6 +133,8 @@ def make_plan(
                     )
                 )
     except Exception as exc:
+        if interrupted_by_signal(exc):
+            raise KeyboardInterrupt from None
         # A plan writes only in the temporary directory (source copies, reads of Iterable,
         # the workspace and DuckDB's spill files): a full one is said as such, not as a bug.
         said = engine.no_room(exc)

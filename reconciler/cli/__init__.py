@@ -44,6 +44,7 @@ from reconciler.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from reconciler.cli.github import github_app
 from reconciler.cli.stderr import never_failing_stderr
 from reconciler.cli.workflow_commands import on_runner, protect_streams
+from reconciler.members.model import interrupted_by_signal
 
 # The commands that take --format: with `--format json`, their usage errors are the one
 # JSON object on stdout too.
@@ -281,5 +282,10 @@ def main() -> None:
             exits.exit_now(EXIT_INTERRUPTED)
         raise
     except Exception as exc:
+        if interrupted_by_signal(exc):
+            # A Ctrl-C DuckDB took into its own error outside a plan (planning.make_plan
+            # says it as one): said and ended as every Ctrl-C is, not as a bug.
+            exits.fail(KeyboardInterrupt())
+            exits.exit_now(EXIT_INTERRUPTED)
         # What escapes a command: out of memory, or a bug (reported as one, masked).
         raise SystemExit(exits.fail(exc).exit_code) from None

@@ -62,7 +62,11 @@ from reconciler.members.engine.rows import (
     members_into_table,
 )
 from reconciler.members.engine.saved import SavedPlanTables
-from reconciler.members.engine.workspace import lower_sql, remove_directories
+from reconciler.members.engine.workspace import (
+    interrupted_by_signal,
+    lower_sql,
+    remove_directories,
+)
 from reconciler.members.fingerprint import MembersDigest, digest_members
 
 __all__ = [
@@ -88,6 +92,7 @@ __all__ = [
     "export_rows",
     "identifier_rows",
     "identifiers_into_table",
+    "interrupted_by_signal",
     "keep_respelled_rows",
     "keep_skipped_rows",
     "live_from_export",

@@ -274,6 +274,38 @@ def test_ctrl_c_while_a_list_is_streaming_ends_the_run_without_waiting_for_the_r
     finish(workspace, cli, emulator_server, scenario)
 
 
+def test_ctrl_c_while_a_large_source_loads_into_duckdb_is_said_as_ctrl_c_not_as_a_bug(
+    workspace, emulator_server
+):
+    # DuckDB takes the KeyboardInterrupt a signal raises while it runs into its own error
+    # ("RuntimeError: Query interrupted"): plan ended in "internal error: ... This is a
+    # bug in reconciler", exit code 1.
+    data = workspace.manifests / "data" / "big.csv"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    with data.open("w", encoding="utf-8") as handle:
+        handle.write("email\n")
+        handle.writelines(f"m{i}@example.com\n" for i in range(3_000_000))
+    workspace.audience("big", {"csv": "data/big.csv"})
+    env = subprocess_env(workspace, RECONCILER_ENGINE="duckdb")
+    proc = spawn_cli(workspace, "plan", "manifests", env=env)
+    stderr = StderrWatcher(proc)
+    stderr.wait_for("reading audience 'big' into DuckDB: started", proc)
+    time.sleep(1.0)  # past the file's snapshot, into DuckDB's load (seconds long)
+    # Ctrl-C until the command ends, each given time to end it: one landing in Python
+    # (not in DuckDB) ends it as Ctrl-C whatever DuckDB does, and one sent while an
+    # error unwinds would hide that error.
+    deadline = time.monotonic() + 30
+    while proc.poll() is None:
+        assert time.monotonic() < deadline, stderr.text
+        proc.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=1)
+    code, err = proc.returncode, stderr.finish()
+    assert code == 130, err
+    assert "Interrupted: nothing was changed" in err
+    assert "internal error" not in err and "Traceback" not in err
+
+
 def test_ctrl_c_while_profiles_are_read_one_by_one_ends_the_plan_without_waiting_for_them(
     workspace, emulator_server
 ):

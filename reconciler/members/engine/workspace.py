@@ -166,6 +166,17 @@ _FILE = re.compile(r' in file "[^"]*"')
 _ORIGINAL_LINE = "Original Line:"
 
 
+def interrupted_by_signal(exc: BaseException) -> bool:
+    """Whether `exc` is how DuckDB says a Ctrl-C (or SIGTERM) came while it ran one of the
+    workspace's statements: the KeyboardInterrupt the signal raised is taken into its own
+    error ("RuntimeError: Query interrupted", or InterruptException), which reached people
+    as "internal error: ... This is a bug in reconciler" and exit code 1, not 130. Nothing
+    else interrupts the workspace (a manifest's query has a guard of its own)."""
+    if isinstance(exc, duckdb.InterruptException):
+        return True
+    return type(exc) is RuntimeError and str(exc) == "Query interrupted"
+
+
 class Engine:
     """Chooses the engine per audience and owns the DuckDB workspace, opened on first use."""
 
