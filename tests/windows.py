@@ -16,7 +16,8 @@ reconciler:
 - `os.kill(pid, 0)` is Windows' GenerateConsoleCtrlEvent(CTRL_C_EVENT, pid): Ctrl-C to the
   whole console, this process included, where pid is a live process (modelled as SIGINT
   to this process), WinError 87 where it is not; any other signal terminates the process;
-- `_winapi` answers OpenProcess / WaitForSingleObject / CloseHandle from Linux's processes;
+- `_winapi` answers OpenProcess / WaitForSingleObject / CloseHandle from Linux's processes
+  (another user's, which Linux will not signal, is one Windows will not open: access denied);
 - every `os.open` made without O_BINARY, which Windows opens in text mode (a written "\\n"
   becomes "\\r\\n", a read stops at Ctrl-Z), is listed in the file TEXT_MODE_LOG.
 
@@ -82,6 +83,16 @@ def _exists(pid):
     return True
 
 
+def _others(pid):
+    try:
+        _kill(pid, 0)
+    except PermissionError:
+        return True
+    except OSError:
+        pass
+    return False
+
+
 def _windows_error(winerror, text):
     exc = OSError(errno.EINVAL, text)
     exc.winerror = winerror
@@ -129,6 +140,8 @@ def OpenProcess(access, inherit, pid):
         raise OverflowError("Python int too large to convert to C unsigned long")
     if pid == 0 or not _exists(pid):
         raise _windows_error(87, "The parameter is incorrect")
+    if _others(pid):  # an elevated process's, a service's: it exists, but is not to be opened
+        raise _windows_error(5, "Access is denied")
     return pid
 
 
