@@ -50,6 +50,38 @@ def test_a_killed_runs_copies_are_removed_and_nothing_else(tmp_path: Path) -> No
     assert recent.exists() and running.exists() and other.exists()
 
 
+def test_a_directory_written_in_lately_is_kept_however_old_the_directory(tmp_path: Path) -> None:
+    # A run in another PID namespace (its pid looks gone) writing into a file it made long
+    # ago changes the file's time, not the directory's.
+    kept = _left(tmp_path, "workspace", _dead_pid(), IDLE_SECONDS + 60)
+    (kept / "members.csv").write_text("email\nlater@example.com\n")
+    assert sweep(tmp_path) == []
+    assert kept.exists()
+
+
+def test_another_users_directory_is_never_removed(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("giving a directory to another user needs root")
+    theirs = _left(tmp_path, "source", _dead_pid(), IDLE_SECONDS + 60)
+    os.chown(theirs, 4242, 4242)
+    assert sweep(tmp_path) == []
+    assert theirs.exists()
+
+
+def test_a_file_or_a_link_with_such_a_name_is_left_alone(tmp_path: Path) -> None:
+    dead = _dead_pid()
+    target = _left(tmp_path, "query", dead, IDLE_SECONDS + 60)
+    link = tmp_path / f"reconciler-source-{dead}-link12"
+    link.symlink_to(target)
+    plain = tmp_path / f"reconciler-rows-{dead}-file12"
+    plain.write_text("kept\n")
+    then = time.time() - IDLE_SECONDS - 60
+    for path in (link, plain):
+        os.utime(path, (then, then), follow_symlinks=False)
+    assert sweep(tmp_path) == [target]
+    assert link.is_symlink() and plain.read_text() == "kept\n"
+
+
 def test_a_killed_runs_shared_query_rows_are_removed(tmp_path: Path) -> None:
     """The rows of a warehouse query several audiences share (sources/shared_runs.py,
     pickled members' identities) go in a `reconciler-rows-...` directory, which the sweep
