@@ -38,6 +38,19 @@ def mapping(*fields: CompiledField) -> CompiledMapping:
         ("3.0", 3),
         (12, 12),
         (2.5, 2.5),
+        # As spreadsheets and CRM exports write them: a sign, a bare point, a capital E.
+        ("+5", 5),
+        ("+1.5", 1.5),
+        ("1.", 1),
+        (".5", 0.5),
+        ("-.25", -0.25),
+        ("2.5E2", 250),
+        ("\t12\n", 12),
+        # Whole text stays exact past a double's 53 bits (a numeric userId, a cent count).
+        ("12345678901234567891", 12345678901234567891),
+        # A double past 2**53 is not known to be whole: kept as the float it is.
+        (float(2**53), float(2**53)),
+        (float(2**53 - 1), 2**53 - 1),
     ],
 )
 def test_numbers_are_whole_when_they_can_be(raw: object, expected: object) -> None:
@@ -53,6 +66,20 @@ def test_numbers_are_whole_when_they_can_be(raw: object, expected: object) -> No
 def test_what_is_not_a_number_is_refused(raw: object) -> None:
     with pytest.raises(ConversionError):
         to_number(raw)
+
+
+@pytest.mark.parametrize("raw", ["inf", "-Infinity", "+inf", "NaN", "-nan", float("inf")])
+def test_infinity_and_nan_are_said_to_be_numbers_that_are_not_finite(raw: object) -> None:
+    with pytest.raises(ConversionError) as raised:
+        to_number(raw)
+    assert raised.value.reason == "is not a finite number"
+
+
+def test_whole_text_too_long_for_python_is_not_a_number_not_a_crash() -> None:
+    # int() refuses text over 4,300 digits with a ValueError of its own.
+    with pytest.raises(ConversionError) as raised:
+        to_number("9" * 5000)
+    assert raised.value.reason == "is not a number"
 
 
 @pytest.mark.parametrize(
