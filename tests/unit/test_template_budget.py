@@ -396,3 +396,24 @@ def test_a_row_whose_userid_makes_too_wide_a_format_is_skipped_and_the_plan_goes
     assert sorted(len(v["code"]) for v in values if "code" in v) == [12, 34]
     (issue,) = desired.fields.issues
     assert issue.where.endswith("ids.csv:3") and "1234567" not in issue.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Each %c writes 24 characters of a 2-character spec: sized by what it writes.
+        "{{ '{:" + "%c" * 5000 + "}'.format(day) }}",
+        # A float in fixed notation writes all its digits (1e300: 301), not its str().
+        "{{ ('{:f}' * 400).format(*([1e300] * 400)) }}",
+    ],
+)
+def test_a_format_is_sized_by_what_its_conversions_write_before_it_runs(text: str) -> None:
+    with pytest.raises(TemplateBudgetExceeded) as raised:
+        Template(text).render({"day": datetime.date(2024, 5, 1)})
+    assert "a formatted string too long" in raised.value.reason
+
+
+def test_a_date_s_percent_signs_are_sized_as_the_one_character_each_writes() -> None:
+    # 40,000 '%%' write 40,000 characters, within the budget: not 40,000 conversions.
+    text = "{{ '{:" + "%%" * 40_000 + "}'.format(day) }}"
+    assert Template(text).render({"day": datetime.date(2024, 5, 1)}) == "%" * 40_000
