@@ -187,6 +187,27 @@ def test_a_csv_line_duckdb_quotes_is_masked_to_its_reason_whatever_its_line_ends
         assert "Expected Number of Columns: 2 Found: 3" in masked
 
 
+def test_a_csv_line_duckdb_quotes_is_masked_up_to_each_reason_and_the_reason_kept(tmp_path):
+    """The reason after the quoted line says what to fix (an encoding, a column count):
+    masked with the line, it was lost."""
+    path = tmp_path / "people.csv"
+    path.write_bytes(b"u-1,x\nusr_00012391\xff,x\n")  # not UTF-8
+    with pytest.raises(duckdb.Error) as caught:
+        duckdb.connect().execute(
+            f"SELECT * FROM read_csv('{path}', header = false, auto_detect = false, "
+            "columns = {'a': 'VARCHAR', 'b': 'VARCHAR'})"
+        ).fetchall()
+    masked = mask_emails(str(caught.value))
+    assert "usr_0" not in masked, masked
+    assert "\nInvalid unicode (byte sequence mismatch) detected" in masked, masked
+
+
+def test_a_csv_line_quoted_last_is_masked_to_the_end_of_the_text():
+    # As DuckDB's message is cut short (a log line's length), with no reason after it.
+    masked = mask_emails("CSV Error on Line: 2\nOriginal Line: usr_00012391,Zedekiah")
+    assert "usr_0" not in masked and "Zedekiah" not in masked, masked
+
+
 # A member's values as a database quotes them: a userId, a name, a date that is not one.
 PRIVATE = (
     "usr_00012391",
@@ -269,6 +290,8 @@ def test_every_number_a_duckdb_error_quotes_is_masked():
         ("SELECT ?::BIGINT + 9223372036854775000", [user_id]),
         ("SELECT ?::BIGINT - 9223372036854775000", [-user_id]),
         ("SELECT ?::BIGINT * 1000000000", [user_id]),
+        # Both operands a member's: each is masked.
+        ("SELECT ?::BIGINT * ?::BIGINT", [user_id, user_id]),
     ]
     with duckdb.connect() as connection:
         messages = _errors(lambda query, value: connection.execute(query, value).fetchall(), cases)
