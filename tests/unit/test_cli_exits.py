@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -121,6 +122,9 @@ def _raised_in(filename: str) -> BaseException:
         # `--break-system-packages`, a Docker image's system Python) go to dist-packages
         "/usr/lib/python3/dist-packages",
         "/usr/local/lib/python3.11/dist-packages",
+        # A virtual environment inside a directory that itself holds such a name: the
+        # innermost one is where the library's package starts.
+        "/srv/site-packages/jane/venv/lib/python3.11/site-packages",
     ],
 )
 def test_an_internal_error_names_the_library_module_it_came_from(library: str) -> None:
@@ -172,3 +176,16 @@ def test_a_ctrl_c_while_the_process_ends_at_once_does_not_stop_its_cleanup(tmp_p
     assert "Traceback" not in ended.stderr
     assert list(copies.iterdir()) == []  # every copy of the members removed
     assert list((state / "locks").iterdir()) == []  # and the lock
+
+
+def test_an_internal_error_in_the_standard_library_or_a_script_names_only_its_file() -> None:
+    # Python's own modules and scripts: the directories above them say where Python or the
+    # user's home is, nothing a bug report needs.
+    where = exits.raised_at(_raised_in("/home/jane/.pyenv/versions/3.11.7/lib/python3.11/x.py"))
+    assert where == "at x.py:2 in read", where
+
+
+def test_an_internal_error_in_reconciler_names_its_module_from_the_package_on() -> None:
+    package = Path(exits.__file__).resolve().parents[1]
+    where = exits.raised_at(_raised_in(str(package / "sources" / "csv_file.py")))
+    assert where == "at reconciler/sources/csv_file.py:2 in read", where
