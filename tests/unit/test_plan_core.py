@@ -408,6 +408,40 @@ def test_a_plan_file_edited_or_cut_short_is_refused(tmp_path, compressed):
         load_plan(path)
 
 
+def _refusal(path: Path) -> str:
+    with pytest.raises(ReconcilerError) as raised:
+        load_plan(path)
+    return str(raised.value)
+
+
+def test_every_refusal_of_a_plan_file_names_it_on_one_line(tmp_path):
+    """A name holding a line end ('\\n::error::' starts a workflow command of its own on a
+    runner) is named escaped in each refusal: unreadable, of another format version, and
+    edited since it was saved."""
+    name = "nightly\n::error::forged.plan"
+    shown = "nightly\\n::error::forged.plan"
+    unreadable = tmp_path / "unreadable" / name
+    unreadable.mkdir(parents=True)  # a directory: open() fails
+    header = {"format": "reconciler-plan", "destinations": []}
+    newer, older, edited = (tmp_path / kind / name for kind in ("newer", "older", "edited"))
+    for path, version in ((newer, VERSION + 1), (older, 4)):
+        path.parent.mkdir()
+        path.write_text(json.dumps({**header, "version": version}) + "\n")
+    edited.parent.mkdir()
+    save_plan(edited, full_plan(members(2), ()), "digest", tmp_path, None)
+    lines = _lines(edited)
+    edited.write_bytes(b"\n".join(lines).replace(b"m1@example.com", b"mx@example.com") + b"\n")
+
+    said = {
+        "cannot read plan file": _refusal(unreadable),
+        "newer than the format": _refusal(newer),
+        "older than the format": _refusal(older),
+        "is not the plan that was saved": _refusal(edited),
+    }
+    for words, message in said.items():
+        assert words in message and shown in message and "\n" not in message, message
+
+
 # Fields a plan file may hold null in (as well as an issue row's value, and a member's or a
 # field update's email and userId); every other value is wrong as null.
 NULLABLE = {
