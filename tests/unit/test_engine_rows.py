@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from reconciler.members.engine.rows import (
@@ -16,6 +17,7 @@ from reconciler.members.engine.rows import (
     write_table,
 )
 from reconciler.members.engine.settings import EngineSettings
+from reconciler.members.engine.sql_text import sql_string
 from reconciler.members.engine.workspace import Engine
 from reconciler.members.identity import Member
 
@@ -65,3 +67,20 @@ def test_empty_text_stays_apart_from_no_value(engine: Engine) -> None:
     ]
     # The CSV written on the way is removed.
     assert list(engine.directory.glob("*.csv")) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "C:\\Users\\O'Brien\\Temp",
+        "/tmp/it''s",
+        '/tmp/"quoted"/x',
+        "/tmp/back\\slash\\'",
+        "/tmp/Zoë ✓",
+    ],
+)
+def test_a_path_put_into_duckdb_s_sql_reads_back_as_it_is(text: str) -> None:
+    # POSIX paths may hold any character but NUL: quotes of both kinds, backslashes.
+    with duckdb.connect() as connection:
+        assert connection.execute(f"SELECT {sql_string(text)}").fetchone() == (text,)
+    assert sql_string(Path("/tmp/O'Brien")) == "'/tmp/O''Brien'"

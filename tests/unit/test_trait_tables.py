@@ -135,19 +135,23 @@ def _emulator(project_type: str) -> Emulator:
     return emulator
 
 
-@pytest.fixture
-def engines(tmp_path) -> Iterator[dict[str, Engine]]:
-    made = {
+def _engines(temp_dir: Path) -> dict[str, Engine]:
+    return {
         e: Engine(
             EngineSettings(
                 engine="auto",
                 threshold=1 if e == "duckdb" else 10**9,
                 traits_threshold=1 if e == "duckdb" else 10**9,
-                temp_dir=tmp_path,
+                temp_dir=temp_dir,
             )
         )
         for e in ENGINES
     }
+
+
+@pytest.fixture
+def engines(tmp_path) -> Iterator[dict[str, Engine]]:
+    made = _engines(tmp_path)
     yield made
     for engine in made.values():
         engine.close()
@@ -1046,3 +1050,22 @@ def test_fields_differing_only_in_case_are_read_alike_from_an_export(tmp_path, e
     assert [(key, changes) for key, _k, _e, _u, changes, _m in expected["updates"]] == [
         ("u2", {"tier": ("gold", "free")})
     ]
+
+
+def test_an_export_read_into_a_temporary_directory_with_a_quote_in_its_path(tmp_path):
+    # The export is written to the workspace and read back by its path, put into DuckDB's
+    # SQL: a quote in it (C:\\Users\\O'Brien\\AppData\\Local\\Temp) ended the plan in a
+    # parser error. Both reads: by column, and by JSON pointer for case-differing names.
+    temp = tmp_path / "O'Brien" / "Temp"
+    temp.mkdir(parents=True)
+    made = _engines(temp)
+    try:
+        by_column = tmp_path / "by-column"
+        by_column.mkdir()
+        test_both_paths_plan_trait_mappings_alike(by_column, made, "hybrid", "export")
+        by_pointer = tmp_path / "by-pointer"
+        by_pointer.mkdir()
+        test_fields_differing_only_in_case_are_read_alike_from_an_export(by_pointer, made)
+    finally:
+        for engine in made.values():
+            engine.close()
