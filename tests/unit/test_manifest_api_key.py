@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -146,10 +149,27 @@ def test_a_key_file_that_is_no_regular_file_is_refused_without_reading(
     elif special == "directory":
         (tmp_path / "directory").mkdir()
         special = str(tmp_path / "directory")
-    with pytest.raises(ConfigError) as raised:
+    with _fails_rather_than_hangs(), pytest.raises(ConfigError) as raised:
         resolve_api_key(destination(tmp_path, ApiKeyRef(file=special)))
     assert str(raised.value).startswith("m.yaml:3:18: destination 'prod'")
     assert f"API key file {special} is not a regular file" in str(raised.value)
+
+
+@contextmanager
+def _fails_rather_than_hangs(seconds: int = 10) -> Iterator[None]:
+    """A FIFO opened without O_NONBLOCK waits for a writer forever: the test would hang
+    the suite where it should fail. An alarm interrupts the open and raises."""
+
+    def hung(signum: int, frame: object) -> None:
+        raise AssertionError(f"still blocked after {seconds} s: the FIFO was opened blocking")
+
+    before = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, before)
 
 
 def test_a_key_file_larger_than_a_key_file_is_refused(tmp_path: Path) -> None:
