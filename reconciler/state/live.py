@@ -21,7 +21,7 @@ from reconciler.plan.ownership import marks_audience
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, Task, duration, heartbeat
 from reconciler.render.masking import mask_emails
 from reconciler.state.desired import DesiredDestination, DesiredList
-from reconciler.state.routes import MemberRoute, choose_route
+from reconciler.state.routes import MemberRoute, choose_route, expected_size_checks
 from reconciler.state.users_file import ProfilesFile, UsersFile, UsersShare, export_rows
 from reconciler.state.windows import (
     WindowedRead,
@@ -316,9 +316,17 @@ def read_live(
     all_lists = known if known is not None else client.get_lists()
     found, ambiguous = _find_lists(all_lists, desired.lists)
     started, before = time.monotonic(), dict(client.stats.calls)
-    sizes = [expected_size(item) for item, _info in found]
-    route = choose_route(sizes, client.settings, member_reads)
     early = prefetch.take_export() if prefetch is not None and found else None
+    sizes = [expected_size(item) for item, _info in found]
+    # An empty audience says nothing of its list's size: asked, rather than read a list
+    # of 50,000 by getUsers (minutes) only for the empty-source guard to block the plan.
+    sized = _size_empty_lists(client, found, sizes, member_reads) if early is None else {}
+    known_sizes = [
+        sized.get(info.id, size) for (_item, info), size in zip(found, sizes, strict=True)
+    ]
+    route = choose_route(known_sizes, client.settings, member_reads, expected_size_checks(sizes))
+    if sized:
+        route = _with_sized(route, len(sized))
     downloaded: Downloaded | None = None
     kept: list[Path] = []  # the early export's file, kept for the plan's later reads
     if early is not None:
@@ -354,6 +362,7 @@ def read_live(
             downloaded,
             early,
             users,
+            sized,
         )
     except BaseException:
         for path in kept:
@@ -369,6 +378,39 @@ def read_live(
         for path in kept:
             path.unlink(missing_ok=True)
     return live
+
+
+def _size_empty_lists(
+    client: IterableClient,
+    found: list[tuple[DesiredList, ListInfo]],
+    sizes: list[int],
+    member_reads: str | None,
+) -> dict[int, int]:
+    """Iterable's size (`lists/{id}/size`) of each list whose audience is empty, by list
+    id, when the route is the model's to choose: the route is then chosen from what the
+    list holds. Only these lists: each size is a start of getUsers' budget of 5 a minute,
+    and a list read empty is checked against its size anyway, so the call is not an extra
+    one there (_prove_reads takes the size asked here). A size that cannot be read is left
+    out (the route is chosen as before; the read proves itself)."""
+    if member_reads is not None or client.settings.member_reads != "auto":
+        return {}
+    sized: dict[int, int] = {}
+    for (_item, info), size in zip(found, sizes, strict=True):
+        if size:
+            continue
+        try:
+            sized[info.id] = client.list_size(info.id)
+        except Exception as exc:
+            if not fails_alone(exc):
+                raise
+    return sized
+
+
+def _with_sized(route: MemberRoute, sized: int) -> MemberRoute:
+    """`route`, its reason saying the empty audiences' lists were sized to choose it."""
+    note = f"chosen after asking the size of {quantity(sized, 'list')} of empty audiences"
+    reason = "; ".join(x for x in (route.reason, note) if x)
+    return MemberRoute(route.name, reason, route.seconds)
 
 
 def _keeping(downloaded: Downloaded, kept: list[Path]) -> Downloaded:
@@ -402,10 +444,11 @@ def _read_members(
     downloaded: Downloaded | None,
     early: ExportDownload | None,
     users: UsersShare | None = None,
+    sized: Mapping[int, int] | None = None,
 ) -> LiveDestination:
     """read_live's member read by `route` (falling back to getUsers where an export
     cannot be read), proven and with its unproven lists (`users`: as read_live takes
-    it)."""
+    it; `sized`: the lists' sizes asked before the read, by list id)."""
     in_tables = [(item, info) for item, info in found if item.table is not None]
     live = None
     if route.name == "windowedExport" and found:
@@ -456,7 +499,7 @@ def _read_members(
         )
     live.table_reads = sum(1 for item, _info in in_tables if item.list_name in live.managed)
     live.route = route
-    live = _prove_reads(client, live)
+    live = _prove_reads(client, live, sized or {})
     live.unproven.update(ambiguous)
     live.ambiguous = len(ambiguous)
     return live
@@ -711,20 +754,25 @@ def _read_by_get_users(
     return LiveDestination([], managed, len(found), "getUsers", unproven=unproven)
 
 
-def _prove_reads(client: IterableClient, live: LiveDestination) -> LiveDestination:
+def _prove_reads(
+    client: IterableClient, live: LiveDestination, sized: Mapping[int, int]
+) -> LiveDestination:
     """An empty answer is not an empty list (issue 16, point 8): a 200 with no body, or one
     cut off where a line ends, reads as a list with fewer members or none, and the plan
     would then add everyone again, or (worse) find nothing of what is due for removal and
     report success. So a read that found no members is checked against the size Iterable
     reports for the list (`lists/{id}/size`, from the same 5-a-minute budget, hence only
     for empty reads); when Iterable counts members there, the read is not the list, and
-    the list is moved to `unproven` rather than planned from it."""
+    the list is moved to `unproven` rather than planned from it. A size asked before the
+    read (`sized`, by list id: read_live's for empty audiences) is not asked again."""
     for name, live_list in list(live.managed.items()):
         table = live_list.table
         count = table.count if table is not None else len(live_list.members)
         if count:
             continue
-        size = client.list_size(live_list.info.id)
+        size = sized.get(live_list.info.id)
+        if size is None:
+            size = client.list_size(live_list.info.id)
         live.size_reads += 1
         if size > 0:
             del live.managed[name]

@@ -169,3 +169,40 @@ def test_one_empty_list_of_four_is_still_read_by_get_users_within_the_budget(
     assert result.exit_code == 0, result.output
     assert list_reads(server) == (4, 1, 0)
     assert not any(r.status == 429 for r in server.emulator.request_log)
+
+
+def test_an_empty_source_sizes_its_list_first_and_reads_a_big_one_by_export(
+    tmp_path, monkeypatch, fast_client, make_emulator_server, cli
+):
+    """An audience whose source arrived empty expects an empty list, so getUsers looked
+    cheapest: a list of 50,000 was read by getUsers (minutes against Iterable) only for the
+    empty-source guard to block the plan. Its list's size is asked first (the size an empty
+    read is proven by anyway) and the route chosen from it."""
+    server = make_emulator_server(project_type="email")
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    # 400 members at 1 a second by getUsers against 2,000 a second by the export: the
+    # model's choice between them, as 50,000 at Iterable's figures.
+    monkeypatch.setenv("RECONCILER_GET_USERS_RATE", "1")
+    monkeypatch.chdir(tmp_path)
+    ws = Workspace(tmp_path, server.base_url, "email")
+    ws.destination()
+    proj = server.emulator.project("default")
+    list_id = proj.add_list("nightly")
+    for email in emails("n-", 400):
+        proj.subscribe_direct(list_id, email=email)
+    ws.csv("nightly.csv", "email", [])  # the nightly file arrived with its header only
+    ws.audience("nightly", {"csv": "nightly.csv", "email": "email"})
+    server.emulator.clear_log()
+
+    result = cli("plan", ws.manifests, "--format", "json")
+
+    assert result.exit_code == 3, result.output
+    body = result.json()
+    assert "empty_source" in [v["rule"] for v in body["violations"]]
+    # One size call, then one export: no getUsers, and the size is not asked again.
+    assert list_reads(server) == (0, 1, 1)
+    (dest,) = body["destinations"]
+    said = dest["member_read"]
+    assert said.startswith("members of 1 list read with 1 user export"), said
+    assert "chosen after asking the size of 1 list of empty audiences" in said
+    assert "empty read" not in said  # the list was not read empty: nothing to prove
