@@ -721,15 +721,18 @@ def choose_profile_read(
     rate = settings.user_reads_per_second * settings.time_scale
     by_lookups = requests / rate if rate > 0 else 0.0
     by_export = export_seconds([largest_list], settings)
+    # "At most": one read per identifier, but a profile found by its email that carries
+    # the person's userId answers for both (read_profiles_by_lookups), so the plan's
+    # count of reads made may be lower; two bare numbers for one thing read as a mistake.
     if requests <= MAX_LOOKUPS and by_lookups <= by_export:
         return "lookups", (
-            f"about {duration(by_lookups)} by {requests:,} per-user read"
+            f"about {duration(by_lookups)} by at most {requests:,} per-user read"
             f"{'s' if requests != 1 else ''} against {duration(by_export)} or more by one "
             f"export of every profile (at least {largest_list:,})"
         )
     return "export", (
         f"about {duration(by_export)} or more by one export of every profile against "
-        f"{duration(by_lookups)} by {requests:,} per-user reads"
+        f"{duration(by_lookups)} by at most {requests:,} per-user reads"
     )
 
 

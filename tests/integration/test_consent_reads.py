@@ -378,3 +378,29 @@ def test_a_user_id_iterable_does_not_know_is_no_profile_however_it_answers(
     assert (summary["members_to_add"], summary["members_channel_unsubscribed"]) == (1, 1)
     by_user_id = [r for r in server.emulator.request_log if "/byUserId/" in r.path]
     assert len(by_user_id) == 2  # a and d, once each: "not found" is not retried
+
+
+def test_the_consent_line_counts_the_per_user_reads_it_made_and_might_have(
+    field_workspace,  # noqa: F811
+    cli,
+):
+    """A hybrid add named by email and userId may take two reads (one per identifier), but
+    the email's profile carrying the userId answers for both: one is made. The line said
+    "1 per-user read of profiles' unsubscribedChannelIds; about 0.0 s by 2 per-user reads",
+    two numbers for one thing; the modelled figure is now said as the most it could be."""
+    ws, server, proj = field_workspace("hybrid", "python")
+    list_id = proj.add_list("vip", mark(None))
+    proj.subscribe_direct(list_id, email="m0@example.com", user_id="U0")
+    proj.add_user(email="a@example.com", user_id="UA")
+    members = [
+        {"email": "m0@example.com", "userId": "U0"},
+        {"email": "a@example.com", "userId": "UA"},
+    ]
+    ws.audience("vip", {"inline": members})
+    server.emulator.clear_log()
+
+    _body, reads = _planned(cli, ws)
+
+    assert sum(_per_user_read(r.path) for r in server.emulator.request_log) == 1
+    assert "and 1 per-user read of profiles' unsubscribedChannelIds; about" in reads, reads
+    assert "by at most 2 per-user reads against" in reads, reads
