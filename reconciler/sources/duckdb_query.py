@@ -38,6 +38,7 @@ from reconciler.manifest.stand_in import stand_in
 from reconciler.members.engine import settings as engine_settings
 from reconciler.members.engine.workspace import UTC_SESSION
 from reconciler.members.identity import ProjectType
+from reconciler.render.masking import DUCKDB_CSV_REASONS
 from reconciler.sources.identifier_types import identifier_sql, refusal
 from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, Columns, find_columns, members_from_rows
@@ -274,6 +275,7 @@ def query_error(
             "raise the limit)"
         )
     message = _without_extension_advice(message)
+    message = _without_csv_advice(message)
     if isinstance(exc, duckdb.PermissionException):
         # The reason goes on DuckDB's first line, before its excerpt of the query.
         first, newline, rest = message.partition("\n")
@@ -312,6 +314,57 @@ def _without_extension_advice(message: str) -> str:
         "Parquet file instead)"
     )
     return _EXTENSION_ADVICE.sub(lambda _: advice, message, count=1)
+
+
+# A CSV reader error's first line: `Conversion Error: CSV Error on Line: 30002`.
+_CSV_ERROR = re.compile(r"CSV Error on Line: \d+")
+# What it names the file by, in the dump of the reader's options that follows its advice.
+_CSV_FILE = re.compile(r"^  file = (?P<file>.*)$", re.MULTILINE)
+# The column a conversion failed in, as DuckDB names it.
+_CSV_COLUMN = re.compile(r'^Error when converting column "(?P<column>[^"\n]*)"', re.MULTILINE)
+
+
+def _without_csv_advice(message: str) -> str:
+    """DuckDB's read_csv error in a manifest's query, 25 lines with its advice and a dump
+    of the reader's options, without them: its first line (the CSV line) with the file,
+    the quoted line (masked in output, shown with --show-members), the reason, and for a
+    type the data does not fit, what the query can change. DuckDB's advice names a COPY
+    statement, which a manifest's query cannot run, and ignore_errors, which would drop
+    members without a word; the options are noise. Any other message is returned as it
+    is."""
+    head, excerpt, tail = message.partition("\n\nLINE ")
+    lines = head.split("\n")
+    if not _CSV_ERROR.search(lines[0]):
+        return message
+    reasons = [
+        i
+        for i, line in enumerate(lines)
+        if i and line.startswith((*DUCKDB_CSV_REASONS, "Error when converting"))
+    ]
+    file = _CSV_FILE.search(head)
+    kept = [lines[0] + (f" of {file['file'].strip()}" if file else "")]
+    if reasons:
+        # The last: a member's value could read like one, DuckDB's comes after. The quoted
+        # line is kept whole before it, as the masking of output finds it.
+        reason = reasons[-1]
+        if lines[1].startswith("Original Line:"):
+            kept += lines[1:reason]
+        kept.append(lines[reason].strip())
+    column = _CSV_COLUMN.search(head)
+    if column is not None:
+        kept[-1] += _type_hint(column["column"], "auto-detected" in head)
+    return "\n".join(kept) + (excerpt + tail if excerpt else "")
+
+
+def _type_hint(column: str, guessed: bool) -> str:
+    """What a query can change when a CSV column's values do not fit its type: the type
+    (read_csv's `types`), or, when DuckDB guessed it from a sample, the sample."""
+    name = column.replace("'", "''")
+    why = "the column type was guessed from the first rows" if guessed else "the query sets it"
+    hint = f" ({why}: set one the data fits, read_csv(..., types={{'{name}': 'VARCHAR'}})"
+    if guessed:
+        hint += ", or have it guessed from every row, read_csv(..., sample_size=-1)"
+    return hint + ")"
 
 
 def _built_in_extensions() -> list[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import SourceChangedError, SourceError
+from reconciler.render.masking import mask_emails
 from reconciler.sources import duckdb_query, read_members, source_for
 from reconciler.sources.parquet import ParquetFile
 from reconciler.sources.sql import DuckDbQuery
@@ -209,3 +210,37 @@ def test_a_query_climbing_out_of_the_working_directory_is_told_how_to_name_its_f
     fixed = "SELECT email FROM read_csv('manifests/data/x.csv')"
     source = source_for(load_audience(team, {"sql": fixed, "database": ":memory:"}))
     assert sorted(source.read("email").members) == ["a@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("options", "guessed"), [("", True), (", types={'age': 'INTEGER'}", False)]
+)
+def test_a_csv_type_error_says_its_reason_without_duckdbs_advice(
+    tmp_path: Path, options: str, guessed: bool
+) -> None:
+    """A read_csv value that does not fit its column's type printed about 25 lines: DuckDB's
+    "Possible solutions" (a COPY statement, which a manifest's query cannot run) and a dump
+    of the reader's options. Now the CSV line and file, the quoted line (masked in output),
+    the reason, and what the query can change."""
+    # Past DuckDB's sample (20,480 rows), where its guess of the type is made.
+    rows = [f"m{i}@example.com,{i}" for i in range(30_000)]
+    (tmp_path / "people.csv").write_text(
+        "\n".join(["email,age", *rows, "z@example.com,notanumber"]) + "\n", encoding="utf-8"
+    )
+    query = f"SELECT email FROM read_csv('people.csv'{options}) WHERE age > 0"
+    source = source_for(load_audience(tmp_path, {"sql": query, "database": ":memory:"}))
+
+    with pytest.raises(SourceError) as refused:
+        source.read("email")
+
+    message = str(refused.value)
+    first, quoted, reason = message.split("\n")
+    assert first.endswith("CSV Error on Line: 30002 of people.csv"), first
+    assert quoted.startswith("Original Line: ")  # masked in output, shown with --show-members
+    assert reason.startswith('Error when converting column "age"')
+    assert "types={'age': 'VARCHAR'}" in message
+    assert ("sample_size=-1" in message) is guessed
+    for advice in ("Possible", "COPY", "ignore_errors", "delimiter ="):
+        assert advice not in message
+    masked = mask_emails(message)
+    assert "notanumber" not in masked and "z@example.com" not in masked, masked
