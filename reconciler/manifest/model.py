@@ -599,10 +599,20 @@ class MembersSpec(_StrictModel):
             raise PydanticCustomError(
                 "exactly_one", "give exactly one of {sources}", {"sources": ", ".join(_SOURCES)}
             )
-        if self.sql is not None and (self.database is None) == (self.url is None):
+        if self.sql is not None and self.database is None and self.url is None:
+            # Said where it goes: a `database:` one indent out (under spec) is reported as
+            # an unknown key there, which alone does not tell where it belongs.
             raise PydanticCustomError(
                 "sql_database",
-                "needs exactly one of database (DuckDB), url (SQLAlchemy)",
+                "needs where the query runs: add `database:` beside `sql:` under "
+                "spec.members, a DuckDB file or ':memory:' (a query that only reads files, "
+                "read_csv('data/x.csv')), or `url:` there (SQLAlchemy)",
+                {AT: "sql"},
+            )
+        if self.sql is not None and self.database is not None and self.url is not None:
+            raise PydanticCustomError(
+                "sql_database",
+                "needs exactly one of database (DuckDB), url (SQLAlchemy), not both",
                 {AT: "sql"},
             )
         if self.sql is None:

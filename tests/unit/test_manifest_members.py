@@ -66,11 +66,17 @@ def test_two_sources_are_refused_at_members() -> None:
 
 
 def test_sql_needs_exactly_one_of_database_and_url() -> None:
-    expected = (
-        "m.yaml:12:10: spec.members.sql: needs exactly one of database (DuckDB), url (SQLAlchemy)"
-    )
-    assert problems("sql: SELECT 1\n") == [expected]
-    assert problems("sql: SELECT 1\ndatabase: x.duckdb\nurl: postgresql://db/x\n") == [expected]
+    """Without either, the message says where `database:` goes (it named only the keys, and
+    a `database:` one indent out, under spec, is reported as an unknown key there)."""
+    assert problems("sql: SELECT 1\n") == [
+        "m.yaml:12:10: spec.members.sql: needs where the query runs: add `database:` beside "
+        "`sql:` under spec.members, a DuckDB file or ':memory:' (a query that only reads "
+        "files, read_csv('data/x.csv')), or `url:` there (SQLAlchemy)"
+    ]
+    assert problems("sql: SELECT 1\ndatabase: x.duckdb\nurl: postgresql://db/x\n") == [
+        "m.yaml:12:10: spec.members.sql: needs exactly one of database (DuckDB), url "
+        "(SQLAlchemy), not both"
+    ]
 
 
 def test_database_and_url_apply_only_to_sql() -> None:
