@@ -17,6 +17,8 @@ from itertools import islice
 
 import duckdb
 
+from reconciler.duckdb_connect import connect
+
 # DuckDB's hash() is not promised to stay the same across its versions: a digest is tagged
 # with the version, and a mismatch reads as "changed", never as "same".
 DIGEST_KIND = f"duckdb-{duckdb.__version__}"
@@ -57,7 +59,7 @@ def _shared_connection() -> duckdb.DuckDBPyConnection:
     a few thousand identifiers, and a plan may digest many lists."""
     global _connection
     if _connection is None:
-        connection = duckdb.connect(":memory:")
+        connection = connect()
         connection.execute("SET enable_progress_bar = false")
         _connection = connection
     return _connection

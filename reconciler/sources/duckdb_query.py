@@ -24,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 
+from reconciler.duckdb_connect import connect
 from reconciler.errors import SourceChangedError, SourceError, display_path
 from reconciler.leftovers import private_directory
 from reconciler.manifest.model import MembersSpec
@@ -370,7 +371,7 @@ def _type_hint(column: str, guessed: bool) -> str:
 def _built_in_extensions() -> list[str]:
     """The extensions this duckdb package links in (core_functions, icu, json, parquet
     in the PyPI wheels): asked of DuckDB, since other builds link in others."""
-    with duckdb.connect(":memory:") as connection:
+    with connect() as connection:
         rows = connection.execute(
             "SELECT extension_name FROM duckdb_extensions() "
             "WHERE install_mode = 'STATICALLY_LINKED' ORDER BY extension_name"
@@ -438,18 +439,13 @@ def open_connection(
     if writable is not None:
         directories = (*directories, f"{writable}/")
     files = (*files, *(str(path) for path in readable))
-    config: dict[str, str | bool | int | float | list[str]] = {
-        # No extension may be fetched or loaded, whatever the query names.
-        "autoinstall_known_extensions": False,
-        "autoload_known_extensions": False,
-        "allow_community_extensions": False,
-    }
     stands_in = stand_in(Path(database)) if database != IN_MEMORY else None
     if stands_in is not None:
         raise SourceError(f"{declared_at}: DuckDB database {database} {stands_in}")
     try:
-        # A database file is only read: reconciler never changes a member source.
-        connection = duckdb.connect(database, read_only=database != IN_MEMORY, config=config)
+        # A database file is only read: reconciler never changes a member source. No
+        # extension may be fetched or loaded, whatever the query names (connect's config).
+        connection = connect(database, read_only=database != IN_MEMORY)
     except duckdb.Error as exc:
         raise SourceError(f"{declared_at}: cannot open DuckDB database {database}: {exc}") from None
     try:

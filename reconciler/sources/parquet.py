@@ -8,6 +8,7 @@ from typing import ClassVar
 
 import duckdb
 
+from reconciler.duckdb_connect import connect
 from reconciler.errors import SourceError
 from reconciler.manifest.manifests import Audience
 from reconciler.members.identity import ProjectType
@@ -35,7 +36,7 @@ def _schema(path: Path) -> list[str] | None:
     """The column names in a Parquet file's footer (nothing else is read), or None when
     DuckDB cannot read it (the read reports why)."""
     try:
-        with duckdb.connect(config=_FOOTER_READS) as connection:
+        with connect(config=_FOOTER_READS) as connection:
             rows = connection.execute(
                 "DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]
             ).fetchall()
@@ -97,7 +98,7 @@ class ParquetFile(Source):
 
     def estimate_rows(self) -> int | None:
         # The footer says how many rows each row group holds: nothing else is read.
-        with duckdb.connect(config=_FOOTER_READS) as connection:
+        with connect(config=_FOOTER_READS) as connection:
             row = connection.execute(
                 "SELECT sum(num_rows) FROM parquet_file_metadata(?)", [str(self.snapshot.copy)]
             ).fetchone()

@@ -95,9 +95,11 @@ def orders_its_rows(sql: str) -> bool:
     warehouse's dialect) is taken at its word: any ORDER BY in its text counts."""
     import duckdb  # only for a query source, which has it loaded already
 
+    from reconciler.duckdb_connect import connect
+
     text = statement_text(sql)
     try:
-        with duckdb.connect(":memory:") as connection:
+        with connect() as connection:
             found = connection.execute("SELECT json_serialize_sql(?)", [text]).fetchone()
         tree = json.loads(found[0]) if found else {}
         statements = tree.get("statements") or []

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
+from reconciler.duckdb_connect import connect
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.leftovers import NO_ROOM, no_room, private_directory, shown_temp
 from reconciler.members.engine.settings import TRAITS_THRESHOLD_FIELDS, EngineSettings
@@ -273,7 +274,7 @@ class Engine:
         # In memory, spilling to `directory` beyond the limit: an on-disk database would
         # write every table out (measured: 2.3 s more for a 10M plan) for nothing, since
         # the workspace never outlives the command.
-        connection = duckdb.connect(":memory:")
+        connection = connect()
         try:
             # stdout carries the plan (--format json): DuckDB's own progress bar must not.
             connection.execute("SET enable_progress_bar = false")
