@@ -21,7 +21,13 @@ from reconciler.plan.ownership import marks_audience
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, Task, duration, heartbeat
 from reconciler.render.masking import mask_emails
 from reconciler.state.desired import DesiredDestination, DesiredList
-from reconciler.state.routes import MemberRoute, choose_route, expected_size_checks
+from reconciler.state.routes import (
+    MemberRoute,
+    choose_route,
+    expected_size_checks,
+    size_empty_lists,
+    with_sized,
+)
 from reconciler.state.users_file import ProfilesFile, UsersFile, UsersShare, export_rows
 from reconciler.state.windows import (
     WindowedRead,
@@ -320,13 +326,16 @@ def read_live(
     sizes = [expected_size(item) for item, _info in found]
     # An empty audience says nothing of its list's size: asked, rather than read a list
     # of 50,000 by getUsers (minutes) only for the empty-source guard to block the plan.
-    sized = _size_empty_lists(client, found, sizes, member_reads) if early is None else {}
+    sized = dict(prefetch.sized) if prefetch is not None else {}
+    if early is None:
+        pairs = [(info.id, size) for (_item, info), size in zip(found, sizes, strict=True)]
+        sized = size_empty_lists(client, pairs, member_reads, fails_alone, sized)
     known_sizes = [
         sized.get(info.id, size) for (_item, info), size in zip(found, sizes, strict=True)
     ]
     route = choose_route(known_sizes, client.settings, member_reads, expected_size_checks(sizes))
     if sized:
-        route = _with_sized(route, len(sized))
+        route = with_sized(route, len(sized))
     downloaded: Downloaded | None = None
     kept: list[Path] = []  # the early export's file, kept for the plan's later reads
     if early is not None:
@@ -378,39 +387,6 @@ def read_live(
         for path in kept:
             path.unlink(missing_ok=True)
     return live
-
-
-def _size_empty_lists(
-    client: IterableClient,
-    found: list[tuple[DesiredList, ListInfo]],
-    sizes: list[int],
-    member_reads: str | None,
-) -> dict[int, int]:
-    """Iterable's size (`lists/{id}/size`) of each list whose audience is empty, by list
-    id, when the route is the model's to choose: the route is then chosen from what the
-    list holds. Only these lists: each size is a start of getUsers' budget of 5 a minute,
-    and a list read empty is checked against its size anyway, so the call is not an extra
-    one there (_prove_reads takes the size asked here). A size that cannot be read is left
-    out (the route is chosen as before; the read proves itself)."""
-    if member_reads is not None or client.settings.member_reads != "auto":
-        return {}
-    sized: dict[int, int] = {}
-    for (_item, info), size in zip(found, sizes, strict=True):
-        if size:
-            continue
-        try:
-            sized[info.id] = client.list_size(info.id)
-        except Exception as exc:
-            if not fails_alone(exc):
-                raise
-    return sized
-
-
-def _with_sized(route: MemberRoute, sized: int) -> MemberRoute:
-    """`route`, its reason saying the empty audiences' lists were sized to choose it."""
-    note = f"chosen after asking the size of {quantity(sized, 'list')} of empty audiences"
-    reason = "; ".join(x for x in (route.reason, note) if x)
-    return MemberRoute(route.name, reason, route.seconds)
 
 
 def _keeping(downloaded: Downloaded, kept: list[Path]) -> Downloaded:

@@ -206,3 +206,42 @@ def test_an_empty_source_sizes_its_list_first_and_reads_a_big_one_by_export(
     assert said.startswith("members of 1 list read with 1 user export"), said
     assert "chosen after asking the size of 1 list of empty audiences" in said
     assert "empty read" not in said  # the list was not read empty: nothing to prove
+
+
+def test_an_empty_source_is_sized_before_the_early_reads_start(
+    tmp_path, monkeypatch, fast_client, make_emulator_server, cli
+):
+    """The reads started before the sources are read chose their route from the row
+    counts alone: a large audience's list was downloaded by getUsers early, and the empty
+    audience's list of 400 then read again by an export (or by getUsers, slowly). The
+    early route is chosen from the empty audience's list size too: one export, started
+    early, reads both."""
+    server = make_emulator_server(project_type="email")
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "10")  # "big" is read early
+    # "big" alone: getUsers (4 s against 2 s by an export, which must win 5x); with the
+    # 400 of "nightly": the export (42 s against 2.2 s).
+    monkeypatch.setenv("RECONCILER_GET_USERS_RATE", "10")
+    monkeypatch.chdir(tmp_path)
+    ws = Workspace(tmp_path, server.base_url, "email")
+    ws.destination()
+    proj = server.emulator.project("default")
+    for name, size in (("big", 20), ("nightly", 400)):
+        list_id = proj.add_list(name)
+        for email in emails(f"{name}-", size):
+            proj.subscribe_direct(list_id, email=email)
+    ws.csv("big.csv", "email", emails("big-", 20))
+    ws.csv("nightly.csv", "email", [])
+    for name in ("big", "nightly"):
+        ws.audience(name, {"csv": f"{name}.csv", "email": "email"})
+    server.emulator.clear_log()
+
+    result = cli("plan", ws.manifests, "--format", "json")
+
+    assert result.exit_code == 3, result.output
+    assert list_reads(server) == (0, 1, 1)
+    (dest,) = result.json()["destinations"]
+    said = dest["member_read"]
+    assert said.startswith("members of 2 lists read with 1 user export"), said
+    assert "chosen after asking the size of 1 list of empty audiences" in said
+    assert "started before the sources were read" in said

@@ -38,7 +38,13 @@ from reconciler.iterable import CHANNELS_FIELD, IterableClient, ListInfo
 from reconciler.manifest import Audience, Destination
 from reconciler.members.engine.workspace import Engine
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, heartbeat
-from reconciler.state.routes import MemberRoute, choose_route
+from reconciler.state.routes import (
+    MemberRoute,
+    choose_route,
+    expected_size_checks,
+    size_empty_lists,
+    with_sized,
+)
 from reconciler.state.users_file import link_or_copy
 from reconciler.state.windows import read_export_windows
 
@@ -105,6 +111,9 @@ class Prefetch:
     # The list index (GET /api/lists) the route was chosen from, once read: read_live
     # plans from it rather than asking Iterable for the same index again.
     lists: list[ListInfo] | None = None
+    # The sizes (lists/{id}/size) of the empty audiences' lists, asked to choose the
+    # route, by list id: read_live takes them rather than ask again.
+    sized: dict[int, int] = field(default_factory=dict)
 
     def take_lists(self) -> list[ListInfo] | None:
         """The list index read to choose the route; None when it could not be read (the
@@ -352,7 +361,20 @@ def _register(
     ]
     # Without sizes, 0 stands for a small list, not an empty one: no size check counted.
     checks = None if sizes is not None else 0
+    if sizes is not None:
+        # An empty audience's list is sized, as read_live sizes it (state/routes.py
+        # size_empty_lists): a failure here is read_live's to ask again and report.
+        ids = [_standard_id(by_name[name]) for name in found]
+        pairs = [(i, size) for i, size in zip(ids, expected, strict=True) if i is not None]
+        reads.prefetch.sized = size_empty_lists(reads.client, pairs, member_reads, _any)
+        checks = expected_size_checks(expected)
+        expected = [
+            reads.prefetch.sized.get(i, size) if i is not None else size
+            for i, size in zip(ids, expected, strict=True)
+        ]
     route = choose_route(expected, reads.client.settings, member_reads, checks)
+    if reads.prefetch.sized:
+        route = with_sized(route, len(reads.prefetch.sized))
     unknown = any(size is None for size in expected)
     if route.name in EXPORT_ROUTES:
         # On sizes partly unknown, read_live chooses again once it knows them.
@@ -361,6 +383,17 @@ def _register(
     elif route.name == "getUsers" and member_reads is None:
         _register_downloads(reads, large, by_name)
     return None
+
+
+def _standard_id(lists: Sequence[ListInfo]) -> int | None:
+    """The id of the one Standard list of these (of one name); None when there is not one
+    (read_live reports it)."""
+    standard = [x.id for x in lists if x.list_type == "Standard"]
+    return standard[0] if len(standard) == 1 else None
+
+
+def _any(_exc: Exception) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
