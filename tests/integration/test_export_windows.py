@@ -335,6 +335,19 @@ def test_the_windows_scratch_file_is_one_a_later_run_removes_if_this_one_is_kill
     assert not any(d.exists() for d in during)  # and removed when the read is done
 
 
+def gold_tier_members(ws) -> list[str]:
+    """A source of 37 of the project's users (its emails returned) mapping `tier` (gold
+    for each) to a field of that name."""
+    kept = [f"p{i}@example.com" for i in range(3, 40)]
+    ws.csv("big.csv", "email,userId,tier", [f"{e},,gold" for e in kept])
+    ws.write(
+        "traits.yaml",
+        '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "crm"},'
+        ' "spec": {"fields": {"tier": "tier"}}}',
+    )
+    return kept
+
+
 @pytest.mark.parametrize("engine", ["python", "duckdb"])
 def test_mapped_fields_of_a_project_too_big_for_one_stream_are_read_in_windows(
     windowed, cli, monkeypatch, engine
@@ -346,13 +359,7 @@ def test_mapped_fields_of_a_project_too_big_for_one_stream_are_read_in_windows(
     monkeypatch.setenv("RECONCILER_ENGINE", engine)
     # The lists read by getUsers: the fields' own export, tried whole, goes on in windows.
     monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
-    kept = [f"p{i}@example.com" for i in range(3, 40)]
-    ws.csv("big.csv", "email,userId,tier", [f"{e},,gold" for e in kept])
-    ws.write(
-        "traits.yaml",
-        '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "crm"},'
-        ' "spec": {"fields": {"tier": "tier"}}}',
-    )
+    kept = gold_tier_members(ws)
     project = server.emulator.project("default")
     project.user_by_email("p5@example.com").data_fields["tier"] = "gold"  # already right
     ws.audience(
@@ -529,13 +536,7 @@ def test_a_whole_export_cut_off_once_is_not_tried_whole_again_in_the_same_plan(
     ws, server, _big = windowed
     monkeypatch.setenv("RECONCILER_ENGINE", engine)
     monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
-    kept = [f"p{i}@example.com" for i in range(3, 40)]
-    ws.csv("big.csv", "email,userId,tier", [f"{e},,gold" for e in kept])
-    ws.write(
-        "traits.yaml",
-        '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "crm"},'
-        ' "spec": {"fields": {"tier": "tier"}}}',
-    )
+    kept = gold_tier_members(ws)
     ws.audience(
         "big",
         {"csv": "big.csv", "email": "email", "userId": "userId"},
