@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from reconciler.duckdb_connect import connect
 from reconciler.members import fingerprint
 from reconciler.members.engine.workspace import Engine
 from reconciler.sources import duckdb_query, parquet, query_text, source_for
@@ -110,3 +111,22 @@ def test_no_module_connects_to_duckdb_but_through_the_helper() -> None:
         if path.name != "duckdb_connect.py" and "duckdb.connect(" in path.read_text("utf-8")
     ]
     assert direct == []
+
+
+def test_the_helper_keeps_a_callers_settings_and_turns_fetching_off_over_them(
+    tmp_path: Path,
+) -> None:
+    """A caller's own config (a Parquet footer read's thread count, say) is kept; its
+    extension settings cannot turn fetching back on."""
+    database = tmp_path / "d.duckdb"
+    duckdb.connect(str(database)).close()
+    asked = {"threads": 1, "autoinstall_known_extensions": True}
+    with connect(str(database), read_only=True, config=asked) as connection:
+        found = connection.execute(
+            "SELECT current_setting('threads'), current_setting('autoinstall_known_extensions'), "
+            "current_setting('autoload_known_extensions'), "
+            "current_setting('allow_community_extensions')"
+        ).fetchone()
+        with pytest.raises(duckdb.Error):
+            connection.execute("CREATE TABLE t (x INTEGER)")  # read_only reached DuckDB
+    assert found == (1, False, False, False)
