@@ -563,7 +563,7 @@ def read_optouts(
             how += f", planned by {behind}"
     if reader is not None:
         how += f"; {shared_events_note(reader)}"
-    reads.append(f"consent read with {how} and 1 channels read ({channels_note})")
+    reads.append(f"consent read with {how} and 1 read of the channels ({channels_note})")
     return Optouts(departures, emails, user_ids)
 
 

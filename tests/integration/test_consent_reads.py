@@ -404,3 +404,5 @@ def test_the_consent_line_counts_the_per_user_reads_it_made_and_might_have(
     assert sum(_per_user_read(r.path) for r in server.emulator.request_log) == 1
     assert "and 1 per-user read of profiles' unsubscribedChannelIds; about" in reads, reads
     assert "by at most 2 per-user reads against" in reads, reads
+    # One GET /api/channels, said as one read, not "1 channels read".
+    assert "and 1 read of the channels (1 email channel)" in reads, reads
