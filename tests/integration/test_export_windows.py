@@ -336,14 +336,20 @@ def test_the_windows_scratch_file_is_one_a_later_run_removes_if_this_one_is_kill
 
 
 def gold_tier_members(ws) -> list[str]:
-    """A source of 37 of the project's users (its emails returned) mapping `tier` (gold
-    for each) to a field of that name."""
+    """Audience `big`: a source of 37 of the project's users (its emails returned) mapping
+    `tier` (gold for each) to a field of that name, up to half of its list removable."""
     kept = [f"p{i}@example.com" for i in range(3, 40)]
     ws.csv("big.csv", "email,userId,tier", [f"{e},,gold" for e in kept])
     ws.write(
         "traits.yaml",
         '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "crm"},'
         ' "spec": {"fields": {"tier": "tier"}}}',
+    )
+    ws.audience(
+        "big",
+        {"csv": "big.csv", "email": "email", "userId": "userId"},
+        policy={"maxRemovalPercent": 50},
+        traits="crm",
     )
     return kept
 
@@ -362,12 +368,6 @@ def test_mapped_fields_of_a_project_too_big_for_one_stream_are_read_in_windows(
     kept = gold_tier_members(ws)
     project = server.emulator.project("default")
     project.user_by_email("p5@example.com").data_fields["tier"] = "gold"  # already right
-    ws.audience(
-        "big",
-        {"csv": "big.csv", "email": "email", "userId": "userId"},
-        policy={"maxRemovalPercent": 50},
-        traits="crm",
-    )
     server.emulator.clear_log()
     plan = cli("plan", ws.manifests, "--format", "json")
     assert plan.exit_code == 0, plan.output
@@ -537,12 +537,6 @@ def test_a_whole_export_cut_off_once_is_not_tried_whole_again_in_the_same_plan(
     monkeypatch.setenv("RECONCILER_ENGINE", engine)
     monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
     kept = gold_tier_members(ws)
-    ws.audience(
-        "big",
-        {"csv": "big.csv", "email": "email", "userId": "userId"},
-        policy={"maxRemovalPercent": 50},
-        traits="crm",
-    )
     server.emulator.clear_log()
     plan = cli("plan", ws.manifests, "--format", "json")
     assert plan.exit_code == 0, plan.output
