@@ -287,14 +287,19 @@ def _locked(other: dict[str, Any], named: str, path: Path, *, alive: bool = Fals
 
 def _link(temporary: str, path: Path, text: str) -> None:
     """Put the written holder at `path`, failing with FileExistsError if a lock is there.
-    A file system without hard links gets the file created exclusively and then written."""
+    A file system without hard links gets the file created exclusively and then written.
+
+    Any other failure of the link counts as no hard links here: the temporary file was just
+    made in this directory, so it is writable, and file systems refuse links in many ways
+    (Linux's vfat EPERM, FUSE exFAT ENOSYS, SMB ENOTSUP, Windows' FAT and some network
+    shares EINVAL or EACCES). A listed few made the rest fail every apply with "the state
+    directory must be writable", though it was; where the directory truly cannot take the
+    lock, the exclusive create below fails and says why."""
     try:
         os.link(temporary, path)
     except FileExistsError:
         raise
-    except OSError as exc:
-        if exc.errno not in _NO_LINKS:
-            raise
+    except OSError:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | BINARY, 0o600)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -302,9 +307,6 @@ def _link(temporary: str, path: Path, text: str) -> None:
         except OSError:
             path.unlink(missing_ok=True)  # never leave a lock that names no holder
             raise
-
-
-_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV, errno.EMLINK}
 
 
 def _holder_of(path: Path) -> dict[str, Any]:

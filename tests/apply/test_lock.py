@@ -198,6 +198,28 @@ def test_without_flock_locks_are_written_whole_and_judged_by_their_text(tmp_path
     _take(tmp_path)
 
 
+@pytest.mark.parametrize(
+    "code", [errno.EINVAL, errno.EACCES, errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.ENOSYS]
+)
+def test_a_state_dir_without_hard_links_takes_the_lock_whatever_the_link_fails_with(
+    tmp_path, monkeypatch, code
+):
+    # Windows' FAT and some network shares refuse a hard link with EINVAL (or EACCES):
+    # every apply there failed with "cannot take the apply lock ...: Invalid argument; the
+    # state directory must be writable", though it was.
+    def refused(source: object, target: object) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(lock, "fcntl", None)
+    monkeypatch.setattr(os, "link", refused)
+    with lock.project_locks(tmp_path, {"prod": PROJECT}):
+        text = json.loads(lock.lock_path(tmp_path, PROJECT).read_text())
+        assert text["pid"] == os.getpid() and text["flock"] is False
+        with pytest.raises(LockedError, match="remove the lock file"):
+            _take(tmp_path)
+    assert [p.name for p in (tmp_path / lock.LOCKS_DIR).iterdir()] == []  # no temporary left
+
+
 def test_a_lock_file_of_json_nested_too_deep_is_judged_as_unreadable_text(tmp_path):
     # Found by fuzzing: its text raised RecursionError, not ValueError, so an apply over a
     # damaged lock no process held ended in an internal error instead of taking it over.
