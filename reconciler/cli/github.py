@@ -16,7 +16,7 @@ import typer
 from reconciler.cli import exits
 from reconciler.errors import ReconcilerError
 from reconciler.github.comment import Posted, upsert_comment
-from reconciler.github.current import newer_changes
+from reconciler.github.current import newer_changes, repository_path
 from reconciler.github.gh import Gh
 from reconciler.github.identity import own_author
 from reconciler.github.issue import close_issue, open_or_update_issue
@@ -233,22 +233,24 @@ def check_current(
     commit, so re-running an older apply or sync after a newer merge would apply the older
     manifests and undo that merge; newer commits that leave PATH alone do not count."""
     try:
+        path = repository_path(path)
         newer = newer_changes(Gh(), repo, commit, branch, path)
     except ReconcilerError as exc:
         raise exits.fail(exc) from None
     except _UNEXPECTED_SHAPE as exc:
         raise exits.fail(_unexpected_shape(exc)) from None
+    where = f"{path}/" if path else "the repository"
     if newer.changed or newer.unknown:
         count = f"{newer.commits} newer commit{'s' if newer.commits != 1 else ''}"
         raise exits.fail(
             ReconcilerError(
-                f"{path}/ changed on {branch} after {commit[:12]} ({count}): this run would "
+                f"{where} changed on {branch} after {commit[:12]} ({count}): this run would "
                 "apply the older manifests and undo those changes. Start a new run (Run "
                 "workflow) instead of re-running this one."
             )
         ) from None
     if newer.commits:
-        typer.echo(f"{path}/ unchanged on {branch} since {commit[:12]}")
+        typer.echo(f"{where} unchanged on {branch} since {commit[:12]}")
     else:
         typer.echo(f"{commit[:12]} is the newest commit on {branch}")
 
