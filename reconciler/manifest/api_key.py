@@ -11,6 +11,7 @@ import os
 import stat
 from pathlib import Path
 
+from reconciler.env_names import case_hint
 from reconciler.errors import ConfigError, quoted, variable_name
 from reconciler.manifest.location import Location
 from reconciler.manifest.manifests import Destination
@@ -30,7 +31,7 @@ def resolve_api_key(destination: Destination) -> str | None:
         value = os.environ.get(ref.env, "").strip()
         name = variable_name(ref.env)
         if not value:
-            state = "is not set" if ref.env not in os.environ else "is empty"
+            state = "is empty" if ref.env in os.environ else f"is not set{case_hint(ref.env)}"
             raise ConfigError(
                 f"{at}: destination {quoted(destination.name)}: environment variable {name} "
                 f"{state}; it must hold the Iterable API key (`export {name}=...` in your "

@@ -20,6 +20,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from reconciler.env_names import case_hint
 from reconciler.errors import ConfigError, variable_name
 from reconciler.loopback import is_loopback
 from reconciler.manifest.model import ENV_REFERENCE, forbidden_url_variable
@@ -82,7 +83,8 @@ def expand_url(template: str, where: str) -> DatabaseUrl:
             )
         if name not in os.environ:
             raise ConfigError(
-                f"{where}: environment variable {shown} is not set; the database URL needs it"
+                f"{where}: environment variable {shown} is not set{case_hint(name)}; the "
+                "database URL needs it"
             )
         if not os.environ[name].strip():
             # An empty password lets libpq send its own (PGPASSWORD, ~/.pgpass) and an

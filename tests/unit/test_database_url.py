@@ -90,6 +90,20 @@ def test_a_missing_variable_is_named_and_nothing_else_is_shown(
     )
 
 
+def test_a_variable_set_in_another_case_is_named_and_its_value_is_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # ${pgpassword} finds PGPASSWORD on Windows alone; elsewhere it is another variable.
+    monkeypatch.setenv("PGPASSWORD", "pw-value-123")
+    monkeypatch.delenv("pgpassword", raising=False)
+    with pytest.raises(ConfigError) as raised:
+        expand_url("postgresql://app:${pgpassword}@db/x", "m.yaml:3:8")
+    assert str(raised.value).startswith(
+        "m.yaml:3:8: environment variable pgpassword is not set (PGPASSWORD is set: "
+    )
+    assert "pw-value-123" not in str(raised.value)
+
+
 def test_scrub_masks_raw_and_url_encoded_forms() -> None:
     secret = "p@ss w/rd"
     text = f"raw {secret}, quoted p%40ss%20w%2Frd, plus p%40ss+w%2Frd, path p%40ss%20w/rd"

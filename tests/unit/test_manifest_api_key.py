@@ -78,6 +78,25 @@ def test_unset_variable_names_the_manifest_line_and_what_to_do(
     assert "export ITERABLE_API_KEY=" in message
 
 
+def test_a_variable_set_in_another_case_is_named_without_its_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`{env: iterable_api_key}` works on Windows, where names have no case, and failed in
+    Linux CI with "iterable_api_key is not set" beside a set ITERABLE_API_KEY."""
+    monkeypatch.setenv("ITERABLE_API_KEY", SECRET)
+    monkeypatch.delenv("iterable_api_key", raising=False)
+    with pytest.raises(ConfigError) as raised:
+        resolve_api_key(destination(tmp_path, ApiKeyRef(env="iterable_api_key")))
+    message = str(raised.value)
+    assert "environment variable iterable_api_key is not set (ITERABLE_API_KEY is set:" in message
+    assert "spell it in the manifest as it is set" in message
+    assert SECRET not in message
+    monkeypatch.delenv("ITERABLE_API_KEY")
+    with pytest.raises(ConfigError) as raised:
+        resolve_api_key(destination(tmp_path, ApiKeyRef(env="iterable_api_key")))
+    assert "iterable_api_key is not set; it must hold" in str(raised.value)
+
+
 def test_file_reference_is_relative_to_the_manifest_directory(tmp_path: Path) -> None:
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "key").write_text(SECRET + "\n", encoding="utf-8")
