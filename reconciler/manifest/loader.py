@@ -519,9 +519,10 @@ class _Collector:
     def _check_url_variables(self) -> None:
         """A database URL never names a variable a destination reads its API key from:
         the URL would send the key to the database host (model.forbidden_url_variable
-        refuses the usual names; this catches any other)."""
+        refuses the usual names; this catches any other), in any case: Windows finds
+        PROD_KEY for ${prod_key}."""
         keys = {
-            destination.spec.apiKey.env: destination
+            destination.spec.apiKey.env.upper(): destination
             for destination in self.destinations.values()
             if destination.spec.apiKey is not None and destination.spec.apiKey.env is not None
         }
@@ -530,7 +531,7 @@ class _Collector:
             if url is None:
                 continue
             for match in ENV_REFERENCE.finditer(url):
-                destination = keys.get(match["name"])
+                destination = keys.get(match["name"].upper())
                 if destination is None:
                     continue
                 self.problems.append(

@@ -478,6 +478,8 @@ FORBIDDEN_URL_VARIABLE_PREFIXES = ("ITERABLE_", "ACTIONS_")
 
 
 def forbidden_url_variable(name: str) -> bool:
+    # In any case: Windows finds GITHUB_TOKEN for ${github_token} (its names have no case).
+    name = name.upper()
     return name in FORBIDDEN_URL_VARIABLES or name.startswith(FORBIDDEN_URL_VARIABLE_PREFIXES)
 
 

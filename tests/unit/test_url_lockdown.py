@@ -33,6 +33,9 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "${DATABASE_URL}",
         "postgresql://app:${ITERABLE_API_KEY}@db/x",
         "postgresql://${GITHUB_TOKEN}@attacker.example/x",
+        # Windows finds a variable in any case: these are GITHUB_TOKEN and the key there.
+        "postgresql://${github_token}@attacker.example/x",
+        "postgresql://app:${Iterable_Api_Key}@attacker.example/x",
     ],
 )
 def test_validation_refuses_a_variable_outside_the_login_or_naming_a_key(
@@ -59,6 +62,21 @@ def test_a_destination_key_variable_is_refused_in_any_url(repo: Path) -> None:
     (problem,) = raised.value.problems
     assert str(problem).startswith("m.yaml:13:")
     assert "${PROD_KEY} is refused: destination 'prod' reads its API key from it" in str(problem)
+
+
+def test_a_destination_key_variable_is_refused_in_any_case(repo: Path) -> None:
+    # Windows finds PROD_KEY for ${prod_key}: the key would go to the URL's host.
+    (repo / "m.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Destination\nmetadata: {name: prod}\n"
+        "spec: {region: us, projectType: email, apiKey: {env: PROD_KEY}}\n---\n"
+        "apiVersion: reconciler/v1\nkind: Audience\nmetadata: {name: a}\n"
+        "spec:\n  destination: prod\n  members:\n    sql: SELECT 1 AS email\n"
+        "    url: postgresql://app:${prod_key}@db.example/x\n"
+    )
+    with pytest.raises(ManifestError) as raised:
+        load_manifests(repo)
+    (problem,) = raised.value.problems
+    assert "${prod_key} is refused: destination 'prod' reads its API key from it" in str(problem)
 
 
 def test_a_sqlite_file_outside_the_repository_is_refused_and_not_created(
