@@ -82,12 +82,56 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
 
 
+class AfterWork:
+    """Signals around one apply, from its start to its report's end: as Ctrl-C means until
+    `work_done()`; from then on, what remains is writing down what was done (the journal,
+    the run record, the report), so the first signal says so and lets it be written, and
+    only the next raises KeyboardInterrupt. A second Ctrl-C meant to stop the requests in
+    flight that came just after the last one ended lost the report of a finished apply."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self._say = say
+        self._done = False
+        self._told = False
+
+    def work_done(self) -> None:
+        self._done = True
+
+    def handler(self, signum: int, frame: FrameType | None) -> None:
+        if not self._done or self._told:
+            raise KeyboardInterrupt
+        self._told = True
+        name = signal_name(signum)
+        self._say(
+            f"{name}: the apply is over, writing down what it did ({name} again to stop "
+            "without its report)..."
+        )
+
+
 @contextmanager
-def _handling(handler: Any, signals: tuple[int, ...] = SIGNALS) -> Iterator[None]:
+def report_after_work(say: Callable[[str], None]) -> Iterator[AfterWork]:
+    """Handle every signal of SIGNALS with an AfterWork (which stop_on_interrupt, nested
+    inside, gives back when it ends): Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt, as
+    under terminate_as_interrupt, until its `work_done()`. A signal ignored at start stays
+    ignored."""
+    after = AfterWork(say)
+    if threading.current_thread() is not threading.main_thread():
+        yield after
+        return
+    # SIGINT ignored at start (`apply &` in a script) stays so outside stop_on_interrupt,
+    # as it was under terminate_as_interrupt, which left SIGINT alone.
+    with _handling(after.handler, keep_ignored=SIGNALS):
+        yield after
+
+
+@contextmanager
+def _handling(
+    handler: Any, signals: tuple[int, ...] = SIGNALS, keep_ignored: tuple[int, ...] = SIGNALS[1:]
+) -> Iterator[None]:
     previous = {}
     for sig in signals:
         before = signal.getsignal(sig)
-        if before is signal.SIG_IGN and sig != signal.SIGINT:
+        if before is signal.SIG_IGN and sig in keep_ignored:
             continue  # started to ignore it (`nohup`): that choice stands
         if before is None:  # installed outside Python; the usual one is the safe fallback
             before = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL

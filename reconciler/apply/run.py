@@ -64,10 +64,12 @@ def run_apply(
     say: Callable[[str], None] = _silent,
     display: Display | None = None,
     on_abort: Callable[[Aborted], None] | None = None,
+    on_done: Callable[[], None] | None = None,
 ) -> ApplyReport:
     """Apply `plan` with a run journal in `state_dir`, the first Ctrl-C letting the
     requests in flight finish; rejected members go to a file there (report.rejected_file).
-    `say` receives what people should know as it happens."""
+    `say` receives what people should know as it happens; `on_done` is called once the
+    last request has ended, before Ctrl-C stops meaning "stop the requests"."""
     previous = last_unfinished(state_dir)
     if previous is not None:
         say(previous.describe_unfinished())
@@ -95,6 +97,8 @@ def run_apply(
     try:
         with stop_on_interrupt(first_interrupt, second_interrupt) as stop:
             report = _apply(plan, clients, journal, stop, display)
+            if on_done is not None:
+                on_done()
     except BaseException as exc:
         outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
         journal.finish(outcome, str(exc) if isinstance(exc, ReconcilerError) else None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import typer
 
 from reconciler import alerts
 from reconciler.apply.held_back import held_back
-from reconciler.apply.interrupt import terminate_as_interrupt
+from reconciler.apply.interrupt import report_after_work
 from reconciler.apply.lock import project_locks
 from reconciler.cli import exits, session
 from reconciler.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, err
@@ -146,17 +147,25 @@ def apply(
     except ReconcilerError as exc:
         raise exits.fail(exc) from None
     record = RunRecord()
-    try:
-        with terminate_as_interrupt():  # a cancelled CI job: see apply/interrupt.py
-            report = _apply(opts, record)
-    except (ReconcilerError, KeyboardInterrupt, typer.Exit) as exc:
-        raise _stopped(exc, opts, record) from None
-    except Exception as exc:
-        # A bug or the machine (out of memory): reported by cli.main; the run record is
-        # written whatever the outcome all the same.
-        record.stopped(exc, exits.internal_error(exc))
-        opts.write_record(record)
-        raise
+    # SIGTERM means Ctrl-C (a cancelled CI job), and once the last request has ended a
+    # signal no longer loses the report: see apply/interrupt.py.
+    with report_after_work(lambda text: err.print(text, markup=False)) as after:
+        try:
+            report = _apply(opts, record, after.work_done)
+        except (ReconcilerError, KeyboardInterrupt, typer.Exit) as exc:
+            raise _stopped(exc, opts, record) from None
+        except Exception as exc:
+            # A bug or the machine (out of memory): reported by cli.main; the run record is
+            # written whatever the outcome all the same.
+            record.stopped(exc, exits.internal_error(exc))
+            opts.write_record(record)
+            raise
+        _report(report, opts, record)
+
+
+def _report(report: ApplyReport, opts: _Options, record: RunRecord) -> None:
+    """The run record, the report, the summary file and the alert of an apply that ran."""
+    summary_file, show_members = opts.summary_file, opts.show_members
     opts.write_record(record)
     written = _print_report(report, opts, record)
     if summary_file is not None:
@@ -265,7 +274,7 @@ def _stopped(
     return exits.fail(exc, json_object=not isinstance(exc, UnsafePlanError), alert="apply")
 
 
-def _apply(opts: _Options, record: RunRecord) -> ApplyReport:
+def _apply(opts: _Options, record: RunRecord, on_done: Callable[[], None]) -> ApplyReport:
     from reconciler.apply.run import run_apply  # here: see the module's docstring
 
     path, targets, loaded = opts.path, opts.targets, _saved_plan(opts)
@@ -324,6 +333,7 @@ def _apply(opts: _Options, record: RunRecord) -> ApplyReport:
                 say=lambda text: err.print(text, markup=False),
                 display=display,
                 on_abort=lambda aborted: _aborted(aborted, opts, record),
+                on_done=on_done,
             )
     report.overridden = overridden
     record.applied(report)

@@ -10,7 +10,12 @@ import threading
 
 import pytest
 
-from reconciler.apply.interrupt import signal_name, stop_on_interrupt, terminate_as_interrupt
+from reconciler.apply.interrupt import (
+    report_after_work,
+    signal_name,
+    stop_on_interrupt,
+    terminate_as_interrupt,
+)
 
 
 def test_the_first_signal_sets_the_flag_and_the_second_raises() -> None:
@@ -36,8 +41,20 @@ def test_a_signal_ignored_at_start_stays_ignored() -> None:
             assert not stop.is_set()
         with terminate_as_interrupt():
             assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        with report_after_work(lambda _t: None):
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_a_sigint_ignored_at_start_stays_ignored_until_the_requests_start() -> None:
+    # `reconciler apply --yes &` in a script: Ctrl-C at the terminal is not for it.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with report_after_work(lambda _t: None):
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_terminate_means_what_ctrl_c_means() -> None:
@@ -64,3 +81,21 @@ def test_off_the_main_thread_nothing_is_installed() -> None:
 def test_signals_are_named_as_people_know_them() -> None:
     assert signal_name(signal.SIGINT) == "Ctrl-C"
     assert signal_name(signal.SIGTERM) == "SIGTERM"
+
+
+def test_after_the_work_one_signal_is_said_and_the_next_raises() -> None:
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    said: list[str] = []
+    with report_after_work(said.append) as after:
+        with pytest.raises(KeyboardInterrupt):  # before the work ends: as Ctrl-C means
+            os.kill(os.getpid(), signal.SIGTERM)
+        with stop_on_interrupt(lambda _s: None, lambda _s: None):
+            after.work_done()
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler stop_on_interrupt gave back
+        assert said == [
+            "SIGTERM: the apply is over, writing down what it did (SIGTERM again to stop "
+            "without its report)..."
+        ]
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert {sig: signal.getsignal(sig) for sig in before} == before

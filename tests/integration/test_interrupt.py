@@ -171,6 +171,41 @@ def test_a_second_ctrl_c_stops_at_once_and_still_says_what_was_done(
 HIDE_CURSOR, SHOW_CURSOR = b"\x1b[?25l", b"\x1b[?25h"
 
 
+@pytest.mark.parametrize("earlier", [False, True], ids=["one", "second"])
+def test_ctrl_c_just_after_the_last_request_ended_keeps_the_report(
+    workspace, cli, emulator_server, monkeypatch, earlier
+):
+    """A Ctrl-C (or the second one, meant to stop the requests in flight) that came just
+    after the last request ended stopped a finished apply with 130 and 'interrupted', and
+    without the report of what it had done. The signals are sent from inside the run, at
+    the moments they stand for: no timing."""
+    from reconciler.apply import run
+
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    real_apply, real_write_rejected = run.apply_plan, run.write_rejected
+
+    def apply_then_ctrl_c(*args, **kwargs):
+        report = real_apply(*args, **kwargs)
+        if earlier:
+            os.kill(os.getpid(), signal.SIGINT)  # the first: as the last request ends
+        return report
+
+    def ctrl_c_then_write_rejected(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # the work is over: only its record is left
+        return real_write_rejected(*args, **kwargs)
+
+    monkeypatch.setattr(run, "apply_plan", apply_then_ctrl_c)
+    monkeypatch.setattr(run, "write_rejected", ctrl_c_then_write_rejected)
+    result = cli("apply", workspace.manifests, "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "Apply complete" in result.stdout
+    assert "Ctrl-C: the apply is over, writing down what it did (Ctrl-C again" in result.stderr
+    assert sorted(members_of(emulator_server, "vip")) == ["a@example.com", "b@example.com"]
+    [journal] = journals(workspace.root / ".reconciler")
+    assert read_journal(journal).outcome == "success"
+
+
 def test_a_second_ctrl_c_on_a_terminal_leaves_its_cursor_shown(workspace, emulator_server):
     # The progress bars hide the terminal's cursor while they are drawn; the second Ctrl-C
     # ends the process with os._exit, which skipped what shows it again: the shell was
