@@ -186,7 +186,13 @@ def serve_until_stopped(
         while not stop.wait(0.2):
             pass
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        server.stop()
-        emulator.save()
+        # The handlers are given back only after the last save: a second Ctrl-C (or a
+        # SIGTERM) while the server waits for its connections to close ended `serve` there,
+        # and what the last requests changed went unsaved. Stopping is bounded (the
+        # connections' timeout); SIGKILL still ends it at once.
+        try:
+            server.stop()
+            emulator.save()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reconciler.emulator import EmulatorServer
+from reconciler.emulator import Emulator, EmulatorServer
 from reconciler.emulator.serving import (
     ServeOptionError,
     ServeOptions,
@@ -16,6 +18,7 @@ from reconciler.emulator.serving import (
     listening_line,
     open_emulator,
     sendable,
+    serve_until_stopped,
 )
 
 KEY = "made-up-key"
@@ -123,3 +126,38 @@ def test_the_listening_line_names_the_project_and_the_profile() -> None:
         url = server.base_url
     assert plain == f"Iterable emulator listening on {url} (project 'default', type email)"
     assert field.endswith("(project 'default', type email, profile field at time scale 6)")
+
+
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_second_signal_while_serve_stops_does_not_lose_the_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, second: signal.Signals
+) -> None:
+    """Ctrl-C, then another Ctrl-C (or SIGTERM) while the server waits for its connections
+    to close: the handlers were given back before the last save, so the second signal
+    ended `serve` there (KeyboardInterrupt, or killed) and what was not yet saved was lost.
+    The signals are sent at the moments they stand for: no timing."""
+    state = tmp_path / "state.json"
+    emulator = Emulator(state_path=state)
+    emulator.add_project("default", "email", KEY)  # in memory, not saved yet
+    server = EmulatorServer(emulator).start()
+    real_stop = server.stop
+
+    def stop_with_a_second_signal(timeout: float = 5.0) -> None:
+        os.kill(os.getpid(), second)
+        real_stop(timeout)
+
+    monkeypatch.setattr(server, "stop", stop_with_a_second_signal)
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if second == signal.SIGTERM:  # its default would end this test's process
+        signal.signal(signal.SIGTERM, lambda _s, _f: (_ for _ in ()).throw(SystemExit(143)))
+    try:
+        serve_until_stopped(server, emulator, lambda: os.kill(os.getpid(), signal.SIGINT))
+    except (KeyboardInterrupt, SystemExit) as stopped:
+        pytest.fail(f"the second signal ended serve before its save ({stopped!r})")
+    finally:
+        signal.signal(signal.SIGTERM, before[signal.SIGTERM])
+    assert state.exists()
+    assert Emulator.load(state).project("default").api_key_sha256 == (
+        emulator.project("default").api_key_sha256
+    )
+    assert signal.getsignal(signal.SIGINT) == before[signal.SIGINT]
