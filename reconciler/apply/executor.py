@@ -465,6 +465,13 @@ def apply_plan(
         client.stop = run.stop
         report.destinations.append(_apply_destination(dest_plan, client, run))
     report.not_attempted = run.not_attempted
+    count_traffic(report, clients)
+    return report
+
+
+def count_traffic(report: ApplyReport, clients: Mapping[str, IterableClient]) -> ApplyReport:
+    """Add to `report` every request the run's clients sent, the plan's reads included, with
+    their retries and rate-limit waits (a client two destinations share counted once)."""
     for client in {id(c): c for c in clients.values()}.values():
         report.requests += client.stats.requests
         report.retries += client.stats.retries

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.apply.executor import ApplyReport, Progress, apply_plan
+from reconciler.apply.executor import ApplyReport, Progress, apply_plan, count_traffic
 from reconciler.apply.held_back import held_back
 from reconciler.apply.interrupt import signal_name, stop_on_interrupt
 from reconciler.apply.journal import Journal, last_unfinished
@@ -86,12 +86,7 @@ def run_apply(
         by = signal_name(signum)
         journal.finish("aborted", f"stopped at once by {stopped_by(signum)}")
         if on_abort is not None:
-            sent = ApplyReport()
-            for client in {id(c): c for c in clients.values()}.values():
-                sent.requests += client.stats.requests
-                sent.retries += client.stats.retries
-                sent.rate_limited += client.stats.rate_limited
-                sent.rate_limit_wait_seconds += client.rate_limit_wait_seconds
+            sent = count_traffic(ApplyReport(), clients)
             on_abort(Aborted(journal.describe_done(), journal.path, sent, by))
 
     try:

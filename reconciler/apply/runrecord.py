@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +36,9 @@ class RunRecord:
     outcome: Outcome = "error"
     message: str | None = None
     report: ApplyReport | None = None
+    # The requests sent so far, for a run stopped before it applied (blocked, stale, an
+    # error, Ctrl-C): its plan read Iterable all the same, and a sync's history counts them.
+    sent_so_far: Callable[[], ApplyReport] | None = None
 
     def finish(self, outcome: Outcome, message: str | None = None) -> None:
         self.outcome = outcome
@@ -70,7 +73,9 @@ class RunRecord:
         self.finish(outcome, message)
 
     def to_dict(self) -> dict[str, Any]:
-        report = self.report or ApplyReport()
+        report = self.report
+        if report is None:
+            report = self.sent_so_far() if self.sent_so_far is not None else ApplyReport()
         lists = []
         user_fields = []
         for d in report.destinations:

@@ -15,7 +15,7 @@ import contextlib
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -275,6 +275,7 @@ def _stopped(
 
 
 def _apply(opts: _Options, record: RunRecord, on_done: Callable[[], None]) -> ApplyReport:
+    from reconciler.apply.executor import ApplyReport, count_traffic  # see the docstring
     from reconciler.apply.run import run_apply  # here: see the module's docstring
 
     path, targets, loaded = opts.path, opts.targets, _saved_plan(opts)
@@ -291,6 +292,7 @@ def _apply(opts: _Options, record: RunRecord, on_done: Callable[[], None]) -> Ap
     state = session.state_dir(opts.state_dir, path)
     with ExitStack() as stack:
         clients = session.open_clients(manifests, stack, state, targets)
+        record.sent_so_far = lambda: count_traffic(ApplyReport(), clients)
         # Keyed by the Iterable project, not the destination's name: two manifests, or two
         # checkouts, can name one project differently.
         stack.enter_context(
@@ -321,7 +323,7 @@ def _apply(opts: _Options, record: RunRecord, on_done: Callable[[], None]) -> Ap
             except SummaryFileError as exc:
                 raise SummaryFileError(f"{exc}; nothing was applied") from None
         if not the_plan.has_changes:
-            raise _nothing_to_do(the_plan, opts, record)
+            raise _nothing_to_do(the_plan, opts, record, count_traffic(ApplyReport(), clients))
         overridden = _check_policy(the_plan, opts)
         if not opts.yes:
             _confirm(the_plan, opts)
@@ -353,16 +355,18 @@ def _saved_plan(opts: _Options) -> SavedPlan | None:
     return load_plan(opts.saved, SavedPlanTables())
 
 
-def _nothing_to_do(the_plan: Plan, opts: _Options, record: RunRecord) -> typer.Exit:
-    from reconciler.apply.executor import ApplyReport  # here: see the module's docstring
-
+def _nothing_to_do(
+    the_plan: Plan, opts: _Options, record: RunRecord, sent: ApplyReport
+) -> typer.Exit:
+    """`sent`: the plan's requests (no changes, but Iterable was read)."""
     problems = the_plan.summary.describe_problems()
-    # Nothing sent; who was held back is still said (JSON, the run record). The problems
-    # are the record's message already.
-    record.report = ApplyReport(held_back=held_back(the_plan))
+    # Nothing applied; who was held back is still said (JSON, the run record), and the
+    # reads sent. The problems are the record's message already.
+    sent.held_back = held_back(the_plan)
+    record.report = sent
     record.finish("failed" if problems else "no_changes", problems or None)
     if opts.output is OutputFormat.json:
-        nothing = ApplyReport(source_problems=problems or None, held_back=record.report.held_back)
+        nothing = replace(sent, source_problems=problems or None)
         emit(report_json(nothing, opts.show_members), "the report", nl=False)
     return typer.Exit(EXIT_ERROR if problems else EXIT_OK)
 

@@ -81,3 +81,44 @@ def test_status_matches_the_emulator(workspace, cli, emulator_server):
     assert rows["fresh"]["list_id"] is None and rows["fresh"]["pending_adds"] == 1
     table = cli("status", workspace.manifests)
     assert "vip" in table.stdout and str(list_id) in table.stdout
+
+
+def _requests_logged(stderr: str) -> int:
+    """The requests RECONCILER_LOG=requests said were sent, retries included."""
+    return sum(1 for line in stderr.splitlines() if line.startswith("destination 'prod': request "))
+
+
+def test_a_run_that_applies_nothing_still_counts_the_requests_its_plan_sent(
+    workspace, cli, emulator_server, tmp_path, monkeypatch
+):
+    """An hourly sync with nothing to do, or one the policy blocked, read Iterable's lists
+    (and was answered 429) but its run record said `"requests": 0` and
+    `"rate_limited_responses": 0`, and so did `apply --format json`: a sync history
+    showed no traffic and no rate limiting for most of its runs."""
+    monkeypatch.setenv("RECONCILER_LOG", "requests")
+    proj = emulator_server.emulator.project("default")
+    list_id = proj.add_list("vip")
+    members = [f"m{i}@example.com" for i in range(4)]
+    for email in members:
+        proj.subscribe_direct(list_id, email=email)
+    workspace.audience("vip", {"inline": members})
+    faults = emulator_server.emulator.faults
+    faults.paths, faults.script = ["/api/lists"], [429]
+    record_file = tmp_path / "run.json"
+    same = cli(
+        "apply", workspace.manifests, "--yes", "--format", "json", "--summary-json", record_file
+    )
+    assert same.exit_code == 0, same.output
+    record, report = json.loads(record_file.read_text()), same.json()
+    assert record["outcome"] == "no_changes"
+    sent = _requests_logged(same.stderr)
+    assert sent >= 3  # the 429, GET /api/lists again, getUsers
+    assert (record["requests"], record["rate_limited_responses"]) == (sent, 1)
+    assert (report["requests"], report["rate_limited"]) == (sent, 1)
+
+    workspace.audience("vip", {"inline": members[:1]})
+    blocked = cli("apply", workspace.manifests, "--yes", "--summary-json", record_file)
+    assert blocked.exit_code == 3, blocked.output
+    record = json.loads(record_file.read_text())
+    assert record["outcome"] == "blocked"
+    assert record["requests"] == _requests_logged(blocked.stderr) >= 2
