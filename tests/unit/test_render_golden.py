@@ -28,6 +28,7 @@ from reconciler.apply.executor import (
     ListResult,
 )
 from reconciler.apply.held_back import HeldBack
+from reconciler.apply.runrecord import RunRecord
 from reconciler.members.identity import Member
 from reconciler.members.issue import MemberIssue
 from reconciler.plan import (
@@ -555,6 +556,17 @@ def apply_report() -> ApplyReport:
     )
 
 
+def run_record() -> RunRecord:
+    """A run record (`apply --summary-json`) with every part: the report above, with a
+    policy verdict overridden and user fields updated on a list."""
+    report = apply_report()
+    report.overridden = guards_plan().violations()[:1]
+    report.destinations[0].lists[1].field_update_keys = ["person02@example.com"]
+    record = RunRecord(report=report)
+    record.finish("failed", "some changes failed or source data could not be used")
+    return record
+
+
 def test_report_text(golden):
     golden("report/apply.txt", report_text(apply_report()))
 
@@ -685,6 +697,7 @@ def _readme_block(opening: str) -> str:
             ),
         ),
         ("The apply report's JSON", lambda: [report_json(apply_report())]),
+        ("The run record's JSON", lambda: [json.dumps(run_record().to_dict())]),
         (
             "`status --format json` prints",
             lambda: (
@@ -693,7 +706,7 @@ def _readme_block(opening: str) -> str:
             ),
         ),
     ],
-    ids=["plan", "report", "status"],
+    ids=["plan", "report", "run record", "status"],
 )
 def test_the_readme_names_every_key_of_each_json_output_and_no_other(opening, outputs):
     """Scripts read these objects by the README: a key it does not name is one nobody
