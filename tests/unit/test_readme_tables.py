@@ -1,0 +1,73 @@
+"""The README's tables of exit codes, run outcomes and alerts, against the code: scripts and
+CI branch on these numbers and words, so a code or an outcome added, renamed or moved in
+one place and not the other fails here."""
+
+from __future__ import annotations
+
+import re
+import typing
+from pathlib import Path
+
+from reconciler import alerts, errors
+from reconciler.apply.runrecord import Outcome
+from reconciler.cli import exits, github
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+
+
+def _table(heading: str, first_column: str) -> dict[str, list[str]]:
+    """The first table after `heading` whose header row starts with `first_column`: its rows
+    by their first cell, backticks dropped."""
+    section = README[README.index(heading) :]
+    start = section.index(f"| {first_column} |")
+    rows: dict[str, list[str]] = {}
+    for line in section[start:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows[cells[0].strip("`")] = cells[1:]
+    return rows
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [cls, *(s for sub in cls.__subclasses__() for s in _subclasses(sub))]
+
+
+def test_the_exit_code_table_is_every_code_the_commands_exit_with() -> None:
+    table = {int(code) for code in _table("### Exit codes", "code")}
+    used = {exits.EXIT_OK, exits.EXIT_ERROR, exits.EXIT_CHANGES, exits.EXIT_INTERRUPTED}
+    used |= {cls.exit_code for cls in _subclasses(errors.ReconcilerError)}
+    used.add(github.EXIT_BUSY)  # check-idle's "a run is busy", said in the command table
+    assert table == used
+
+
+def test_the_run_outcome_table_is_every_outcome_with_its_exit_code() -> None:
+    table = _table("## Scheduled sync", "outcome")
+    assert sorted(table) == sorted(typing.get_args(Outcome))
+    codes = {outcome: int(cells[-1]) for outcome, cells in table.items()}
+    assert codes["blocked"] == errors.UnsafePlanError.exit_code
+    assert codes["stale"] == errors.StalePlanError.exit_code
+    assert codes["interrupted"] == codes["aborted"] == exits.EXIT_INTERRUPTED
+    assert codes["success"] == codes["no_changes"] == exits.EXIT_OK
+    assert codes["failed"] == codes["error"] == exits.EXIT_ERROR
+
+
+def test_the_alert_table_quotes_the_titles_alerts_have() -> None:
+    """Each quoted title is what alerts.py makes for that outcome and exit code; an outcome
+    that alerts is in the table, and those said to send nothing do not alert."""
+    table = _table("### Alerts", "outcome")
+    titles = []
+    for cells in table.values():
+        titles += re.findall(r"`(reconciler (?:plan|apply) [^`]*\(exit \d+\))`", cells[-1])
+    made = {
+        f"reconciler {command} {words} (exit {code})"
+        for command in ("plan", "apply")
+        for words, code in (
+            (alerts.ALERTED["blocked"], errors.UnsafePlanError.exit_code),
+            (alerts.ALERTED["stale"], errors.StalePlanError.exit_code),
+            (alerts.ALERTED["failed"], exits.EXIT_ERROR),
+            (alerts.ALERTED["error"], exits.EXIT_ERROR),
+        )
+    }
+    assert len(titles) == len(alerts.ALERTED) and set(titles) <= made, titles
+    assert not {"success", "no_changes", "interrupted", "aborted"} & set(alerts.ALERTED)
