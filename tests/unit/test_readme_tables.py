@@ -71,3 +71,39 @@ def test_the_alert_table_quotes_the_titles_alerts_have() -> None:
     }
     assert len(titles) == len(alerts.ALERTED) and set(titles) <= made, titles
     assert not {"success", "no_changes", "interrupted", "aborted"} & set(alerts.ALERTED)
+
+
+def _variables(text: str) -> set[str]:
+    # A name ending in `_` is a prefix a message or comment builds on, not a variable.
+    return {v for v in re.findall(r"\bRECONCILER_[A-Z0-9_]*[A-Z0-9]\b", text)}
+
+
+def test_every_environment_variable_is_in_the_readme_and_each_it_names_is_read() -> None:
+    """A variable the code reads and the README never names is a setting nobody can find;
+    one the README names and nothing reads (renamed, removed) is set and silently ignored."""
+    root = Path(__file__).resolve().parents[2]
+    package = "\n".join(p.read_text(encoding="utf-8") for p in (root / "reconciler").rglob("*.py"))
+    tests = "\n".join(p.read_text(encoding="utf-8") for p in (root / "tests").rglob("*.py"))
+    from dataclasses import fields
+
+    from reconciler.iterable.settings import ClientSettings
+
+    # The client's settings are read by their fields' names (see test_client_settings.py).
+    client = {f"RECONCILER_{f.name.upper()}" for f in fields(ClientSettings)}
+    read = _variables(package) | client
+    named = _variables(README)
+    assert sorted(read - named) == []
+    # The tests' own variables (RECONCILER_TEST_POSTGRES_URL) are read by the tests.
+    assert sorted(named - read - _variables(tests)) == []
+
+
+def test_the_engine_settings_table_gives_the_defaults_the_code_has() -> None:
+    from reconciler.members.engine.settings import MAX_THREADS, EngineSettings
+
+    table = _table("### Large audiences: the DuckDB engine", "variable")
+    defaults = EngineSettings()
+    assert table["RECONCILER_ENGINE"][0] == defaults.engine
+    threshold = table["RECONCILER_ENGINE_THRESHOLD"][0]
+    assert threshold.startswith(f"{defaults.threshold} ({defaults.traits_threshold} "), threshold
+    assert table["RECONCILER_MEMORY_LIMIT"][0] == defaults.memory_limit
+    assert f"(at most {MAX_THREADS})" in table["RECONCILER_DUCKDB_THREADS"][1]
