@@ -111,6 +111,49 @@ def test_every_option_is_in_the_readme_and_every_option_there_exists() -> None:
     assert sorted(named - known) == []
 
 
+def test_the_readme_gives_each_command_exactly_the_options_it_has() -> None:
+    """The option table of `plan` and `apply` (a row marked for one of them is that one's),
+    the sentences on `validate`, `status` and `import`, and the table of the other commands:
+    an option added to one command, or dropped, is said there for that command too."""
+    import re
+
+    readme = _readme()
+    section = readme[readme.index("## Commands") : readme.index("### Exit codes")]
+    said: dict[str, set[str]] = {"plan": set(), "apply": set()}
+    table = section[section.index("Options of `plan` and `apply`:") :].split("\n\n")[1]
+    for row in table.splitlines()[2:]:
+        option_cell, meaning = row.strip("|").split("|", 1)
+        marked = re.match(r"\s*\((`plan`|`apply`)", meaning)
+        for name in ("plan", "apply"):
+            if marked is None or marked.group(1) == f"`{name}`":
+                said[name] |= set(re.findall(r"--[a-z][a-z-]*", option_cell))
+    # --annotations is `plan`'s (and validate's), as its row says in words.
+    said["apply"].discard("--annotations")
+    for name in ("validate", "status", "import"):
+        sentence = re.search(rf"`{name}` takes (.*?)(?:\.|;)", section, re.S)
+        assert sentence is not None, name
+        said[name] = set(re.findall(r"--[a-z][a-z-]*", sentence.group(1)))
+    other = section[section.index("Options of the other commands:") :].split("\n\n")[1]
+    for row in other.splitlines()[2:]:
+        command, options = row.strip("|").split("|", 1)
+        # An option's text may name another's (`--profile` in --time-scale's): only those
+        # that open an entry count.
+        said[command.strip().strip("`")] = set(re.findall(r"`(--[a-z][a-z-]*)", options))
+    commands = {
+        name: _options(command) - {"--help"}
+        for name, command in _commands().items()
+        if _options(command) - {"--help"}
+    }
+    assert sorted(said) == sorted(commands)
+    # Per command: (said there but no option of it, an option of it not said there).
+    wrong = {
+        name: (sorted(said[name] - options), sorted(options - said[name]))
+        for name, options in commands.items()
+        if said[name] != options
+    }
+    assert wrong == {}
+
+
 def test_help_shows_real_metavars_and_every_exit_code() -> None:
     for name in _commands():
         result = runner.invoke(app, [*name.split(), "--help"], env={"COLUMNS": "200"})
