@@ -152,6 +152,16 @@ def test_the_readme_gives_each_command_exactly_the_options_it_has() -> None:
         if said[name] != options
     }
     assert wrong == {}
+    # The short forms, each said once for the long option it stands for.
+    shorts = {
+        (opt, next(long for long in param.opts if long.startswith("--")))
+        for command in _commands().values()
+        for param in command.params  # type: ignore[attr-defined]
+        for opt in param.opts
+        if re.fullmatch(r"-[a-zA-Z]", opt)
+    }
+    sentence = section[section.index("Short forms:") :].split("\n\n")[0]
+    assert shorts == set(re.findall(r"`(-[a-zA-Z])` for (?:`\w+`'s )?`(--[a-z-]+)`", sentence))
 
 
 def test_help_shows_real_metavars_and_every_exit_code() -> None:
