@@ -39,7 +39,7 @@ from reconciler.errors import ConfigError, IterableError, LiveStateError, Reconc
 from reconciler.iterable import ClientSettings, IterableClient, ListInfo
 from reconciler.iterable.client import member_line
 from reconciler.layout import one_line, unseen
-from reconciler.leftovers import NO_ROOM
+from reconciler.leftovers import NO_ROOM, sweep_earlier_import_directories
 from reconciler.manifest import API_VERSION, Destination, Manifests
 from reconciler.manifest.model import NAME_PATTERN, AudienceSpec
 from reconciler.manifest.yaml_readings import read_as_other_than_text
@@ -163,6 +163,7 @@ def _import(
     candidates = _candidates(manifests, dest, client.project_id, all_lists, only, result)
     targets = _name_targets(manifests, candidates, out_dir)
     _remove_partials(targets)
+    sweep_earlier_import_directories(out_dir)
     if not force:
         existing = [
             str(path)

@@ -333,6 +333,46 @@ def _a_plans_start(path: str) -> bool:
     return head in (b"", _GZIP_MAGIC)
 
 
+# The directory import's DuckDB engine wrote a list's CSV in before it was named for its
+# target (3792ebe): tempfile.mkdtemp's `.reconciler-import-` and 8 random characters, in
+# the --out directory. No run since knows it by its target's name.
+_EARLIER_IMPORT = re.compile(r"\.reconciler-import-" + _EARLIER_RANDOM)
+
+
+def sweep_earlier_import_directories(out_dir: Path, now: float | None = None) -> list[Path]:
+    """Remove from `out_dir` the `.reconciler-import-<random>` directories an import of an
+    earlier version killed while writing a list (SIGKILL) left there: members' identities in
+    the repository, where `git add -A` commits them. Only one of this user's, untouched for
+    IDLE_SECONDS (that version's import may still be running) and holding nothing but CSV
+    files (what it wrote there), so a directory of the person's own that looks alike stays.
+    Returns those removed."""
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(out_dir))
+    except OSError:
+        return removed
+    for entry in entries:
+        if _EARLIER_IMPORT.fullmatch(entry.name) is None:
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not entry.is_dir(follow_symlinks=False) or not _ours(info):
+                continue
+            with os.scandir(entry.path) as inside:
+                if not all(
+                    f.is_file(follow_symlinks=False) and f.name.endswith(".csv") for f in inside
+                ):
+                    continue
+            if now - _last_change(Path(entry.path), info.st_mtime) < IDLE_SECONDS:
+                continue
+            shutil.rmtree(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
 def _last_change(directory: Path, own: float) -> float:
     latest = own
     for root, _dirs, files in os.walk(directory):

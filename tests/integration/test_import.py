@@ -6,6 +6,9 @@ Every test talks to the emulator over loopback HTTP through the real CLI.
 from __future__ import annotations
 
 import csv
+import os
+import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -594,6 +597,40 @@ def test_a_run_again_removes_what_a_killed_import_left_half_written(
     assert sorted(p.name for p in out.iterdir()) == ["vip.csv", "vip.yaml"]
     assert (out / "vip.csv").stat().st_mode & 0o777 == 0o600
     assert read_csv(out / "vip.csv") == [{"email": "a@example.com", "userId": ""}]
+
+
+def test_a_run_again_removes_the_directory_an_earlier_version_left_in_a_killed_import(
+    typed_workspace, cli
+):
+    # From 60924c8 to 3792ebe, the DuckDB engine wrote a list's CSV in
+    # tempfile.mkdtemp(prefix=".reconciler-import-", dir=OUT) and moved it into place: an
+    # import killed there left that directory, holding members' identities, in the
+    # repository; after an upgrade nothing knew its name. Made here as that version made it.
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    proj.subscribe_direct(proj.add_list("vip"), email="a@example.com")
+    out = ws.manifests / "imported"
+    out.mkdir()
+    left = Path(tempfile.mkdtemp(prefix=".reconciler-import-", dir=out))
+    (left / "churn.csv").write_text("email,userId\nleaver@example.com,\n")
+    # A directory of the person's own that happens to look alike, and one left by a
+    # killed import of that version that may still be running (changed in the last hour).
+    own = out / ".reconciler-import-notes123"
+    own.mkdir()
+    (own / "notes.txt").write_text("mine")
+    recent = Path(tempfile.mkdtemp(prefix=".reconciler-import-", dir=out))
+    (recent / "vip.csv").write_text("email,userId\n")
+    hour_ago = time.time() - 3700
+    for path in (left, left / "churn.csv", own, own / "notes.txt"):
+        os.utime(path, (hour_ago, hour_ago))
+
+    result = cli("import", ws.manifests, "-d", "prod", "--out", out)
+
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [own.name, recent.name, "vip.csv", "vip.yaml"]
+    )
+    assert (own / "notes.txt").read_text() == "mine"
 
 
 def test_both_engines_write_the_same_bytes(typed_workspace, cli, monkeypatch):
