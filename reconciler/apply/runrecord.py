@@ -19,6 +19,11 @@ from reconciler.open_flags import BINARY
 from reconciler.owner_only import chmod_open_file
 from reconciler.render.json_text import json_text
 
+# The record's format: raised when a key goes or changes its meaning (a key added keeps
+# it), so a reader of records kept across upgrades knows what to expect; every build of a
+# release writes the same reconciler_version. Records without it were written before it.
+RUN_RECORD_FORMAT = 1
+
 # "aborted": stopped at once by a second Ctrl-C, leaving the requests in flight unknown.
 Outcome = Literal[
     "success", "no_changes", "failed", "blocked", "stale", "error", "interrupted", "aborted"
@@ -123,6 +128,7 @@ class RunRecord:
                     }
                 )
         return {
+            "format_version": RUN_RECORD_FORMAT,
             "reconciler_version": __version__,
             "started_at": self.started_at,
             "finished_at": self.finished_at,

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from reconciler.apply.executor import ApplyReport, DestinationResult, ListResult
-from reconciler.apply.runrecord import RunRecord
+from reconciler.apply.runrecord import RUN_RECORD_FORMAT, RunRecord
 from reconciler.errors import IterableError, StalePlanError, UnsafePlanError
 from tests.apply.limits import file_size_limit
 
@@ -98,3 +98,14 @@ def test_an_interrupted_run_records_per_list_what_was_planned_and_never_sent() -
     assert record.outcome == "interrupted"
     assert (entry["planned_add"], entry["added"], entry["not_attempted_add"]) == (1500, 1200, 300)
     assert (entry["planned_remove"], entry["removed"], entry["not_attempted_remove"]) == (40, 0, 40)
+
+
+def test_a_record_says_its_format_version_beside_the_reconciler_that_wrote_it() -> None:
+    # Records are kept for months (90 days in the shipped workflows) and read across
+    # upgrades, and every build of a release says the same reconciler_version: the
+    # format's own number is what tells a reader which keys to expect.
+    record = RunRecord()
+    record.applied(_report())
+    written = record.to_dict()
+    assert written["format_version"] == RUN_RECORD_FORMAT == 1
+    assert list(written)[:2] == ["format_version", "reconciler_version"]
