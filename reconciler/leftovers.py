@@ -249,17 +249,22 @@ def sweep(parent: Path, now: float | None = None) -> list[Path]:
         return removed
     for entry in entries:
         pid = made_by(entry.name)
-        if pid is None:
+        earlier = pid is None and _EARLIER_EXPORT.fullmatch(entry.name) is not None
+        if pid is None and not earlier:
             continue
         try:
             info = entry.stat(follow_symlinks=False)
+            if earlier and not _holds_only(entry.path, ".jsonl"):
+                continue  # a directory of someone's own that looks alike
         except OSError:
             continue
         if not entry.is_dir(follow_symlinks=False) or not _ours(info):
             continue
         if now - _last_change(Path(entry.path), info.st_mtime) < IDLE_SECONDS:
             continue
-        if pid == os.getpid():
+        if pid is None:
+            pass  # named for no process: the idle hour alone tells a dead run's
+        elif pid == os.getpid():
             with _lock:
                 if os.path.abspath(entry.path) in _made:
                     continue  # this process's own
@@ -359,11 +364,8 @@ def sweep_earlier_import_directories(out_dir: Path, now: float | None = None) ->
             info = entry.stat(follow_symlinks=False)
             if not entry.is_dir(follow_symlinks=False) or not _ours(info):
                 continue
-            with os.scandir(entry.path) as inside:
-                if not all(
-                    f.is_file(follow_symlinks=False) and f.name.endswith(".csv") for f in inside
-                ):
-                    continue
+            if not _holds_only(entry.path, ".csv"):
+                continue
             if now - _last_change(Path(entry.path), info.st_mtime) < IDLE_SECONDS:
                 continue
             shutil.rmtree(entry.path)
@@ -371,6 +373,20 @@ def sweep_earlier_import_directories(out_dir: Path, now: float | None = None) ->
             continue
         removed.append(Path(entry.path))
     return removed
+
+
+# The directory the whole-project export read in date windows went to before it was a
+# private directory named for its process (2e4628e): tempfile's `reconciler-export-` and 8
+# random characters in the system's temporary directory, holding every user's email in
+# `users.jsonl` and its windows' `users.windowN.jsonl`.
+_EARLIER_EXPORT = re.compile(r"reconciler-export-" + _EARLIER_RANDOM)
+
+
+def _holds_only(directory: str, suffix: str) -> bool:
+    """Whether `directory` holds nothing but files whose names end in `suffix` (or nothing):
+    what an earlier version wrote in a directory of that name, not a person's own."""
+    with os.scandir(directory) as inside:
+        return all(f.is_file(follow_symlinks=False) and f.name.endswith(suffix) for f in inside)
 
 
 def _last_change(directory: Path, own: float) -> float:

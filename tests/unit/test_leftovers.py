@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -305,3 +306,26 @@ def test_a_system_temp_dir_every_user_can_write_to_is_used_with_a_warning_naming
     assert message.endswith("Used all the same, as the system's temporary directory\n")
     private_directory("query")
     assert capsys.readouterr().err == ""  # once per place
+
+
+def test_the_export_directory_an_earlier_version_named_for_no_process_is_removed(
+    tmp_path: Path,
+) -> None:
+    # From 0a51f61 to 2e4628e the whole-project export read in date windows went to
+    # tempfile.TemporaryDirectory(prefix="reconciler-export-"): every user's email, named
+    # for no process, so a run killed in a read of hours left it for good. Made as it did.
+    def earlier(idle: float, files: tuple[str, ...]) -> Path:
+        directory = Path(tempfile.mkdtemp(prefix="reconciler-export-", dir=tmp_path))
+        for name in files:
+            (directory / name).write_text('{"email": "someone@example.com"}\n')
+        then = time.time() - idle
+        for path in [*directory.iterdir(), directory]:
+            os.utime(path, (then, then))
+        return directory
+
+    gone = earlier(IDLE_SECONDS + 60, ("users.jsonl", "users.window0.jsonl"))
+    recent = earlier(60, ("users.jsonl",))  # that version's run may still be reading
+    own = earlier(IDLE_SECONDS + 60, ("users.jsonl", "notes.txt"))  # not only its files
+
+    assert sweep(tmp_path) == [gone]
+    assert not gone.exists() and recent.exists() and own.exists()
