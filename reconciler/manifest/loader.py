@@ -39,6 +39,7 @@ from reconciler.manifest.repository import (
     is_inside,
     real_path,
 )
+from reconciler.manifest.schema_comment import stale_schema_warnings
 from reconciler.manifest.validation import closest, describe, did_you_mean, problems_from_error
 from reconciler.manifest.yaml_file import YamlDocument, read_yaml_file
 from reconciler.manifest.yaml_readings import (
@@ -85,6 +86,7 @@ def load_manifests(path: Path | str) -> Manifests:
     if collector.problems:
         raise ManifestError(collector.problems)
     collector.check_identity_columns()
+    collector.warnings.extend(stale_schema_warnings(files, collector.repository, display_path))
     return Manifests(
         root,
         files,
