@@ -201,9 +201,12 @@ def _one_line(text: str) -> str:
 
 
 def _md(text: str) -> str:
-    """Escape what would break a markdown table cell or start markup. An `@` starting a
-    word is followed by a zero-width space: GitHub reads `@team` in a comment's text as a
-    mention (a backslash does not stop it) and notifies them each time the plan is posted.
+    """Escape what would break a markdown table cell or start markup. An `@` before a
+    letter or digit is followed by a zero-width space: GitHub reads `@team` in a comment's
+    text as a mention (a backslash does not stop it) and notifies them each time the plan
+    is posted, after any character but an ASCII letter, digit or `_` (`café@team` too:
+    its pattern's `\\W` is ASCII's, where Python's `\\w` takes `é`), and makes a mailto:
+    link of an address (`admin@evil.example`) in it.
     So is the `#` of an issue reference (`#123`, `GH-123`, `owner/repo#123`): each post of
     the plan would add "mentioned this" to that issue or pull request, here or in
     another repository. A web address (`https://...`, `www....`) gets one too, where GitHub
@@ -216,11 +219,12 @@ def _md(text: str) -> str:
     # References first: the entity the mention gets holds a `#` before digits itself.
     text = _ISSUE_REFERENCE.sub(r"\1&#8203;", text)
     text = _AUTOLINK.sub("&#8203;", text)
-    return re.sub(r"(?<!\w)@(?=\w)", "@&#8203;", text)
+    return re.sub(r"@(?=\w)", "@&#8203;", text)
 
 
 # What GitHub links as a reference to an issue or pull request: `#` or `GH-` before its number.
-_ISSUE_REFERENCE = re.compile(r"(#|(?<![\w-])GH-)(?=\d)", re.IGNORECASE)
+# (GitHub's word characters are ASCII's: `éGH-7` is a reference too.)
+_ISSUE_REFERENCE = re.compile(r"(#|(?<![A-Za-z0-9_-])GH-)(?=\d)", re.IGNORECASE)
 # Where GFM's extended autolinks start a link: the `://` after a scheme, the `.` after `www`.
 _AUTOLINK = re.compile(r"(?<=[a-z])(?=://)|(?<=(?<![\w-])www)(?=\.)", re.IGNORECASE)
 

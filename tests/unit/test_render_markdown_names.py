@@ -255,3 +255,32 @@ def test_the_consent_warnings_name_the_destination_when_several_have_the_list():
     assert "!!! resubscribe: allowed for eu/newsletter:" in text
     assert "**channelUnsubscribe is ON** for eu/newsletter:" in markdown
     assert "**resubscribe: allowed** for eu/newsletter:" in markdown
+
+
+def test_a_mention_after_a_letter_outside_ascii_notifies_no_one():
+    """GitHub takes `@name` as a mention after any character but an ASCII letter, digit or
+    `_` (its pattern's `\\W` is ASCII's): `café@acme/growth` and `日本@ann` notified the team
+    and the user on every post of the plan, where Python's `\\w`, which `é` is, saw a word
+    going on. An address (`admin@evil.example`) is no link either: GitHub makes a mailto:
+    link of it."""
+    lp = hostile_plan().destinations[0].lists[0]
+    name = "café@acme/growth 日本@ann Ω@bob admin@evil.example"
+    plan = Plan(
+        (
+            DestinationPlan(
+                destination="prod",
+                project_type="hybrid",
+                lists=(dataclasses.replace(lp, list_name=name),),
+                member_read="read",
+            ),
+        )
+    )
+    html = MarkdownIt("commonmark").enable("table").render(plan_markdown(plan))
+    text = re.sub(r"<code[^>]*>.*?</code>", "", html, flags=re.S).replace("&#8203;", "\u200b")
+    text = re.sub(r"<pre>.*?</pre>", "", text, flags=re.S)
+    # GitHub's mention pattern, `(?:^|\W)@name` with Ruby's ASCII `\W`; and GFM's
+    # extended email autolink, a name's `@` before a domain.
+    assert re.search(r"(?<![A-Za-z0-9_])@[A-Za-z0-9]", text) is None
+    assert re.search(r"[\w.+-]@[A-Za-z0-9-]+\.", text) is None
+    # The name still reads as written (a zero-width space is invisible).
+    assert "café@\u200bacme/growth 日本@\u200bann Ω@\u200bbob admin@\u200bevil.example" in text
