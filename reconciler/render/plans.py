@@ -18,7 +18,15 @@ import jinja2
 
 from reconciler.layout import one_line
 from reconciler.members.identity import Member
-from reconciler.plan import CampaignUse, DestinationPlan, FieldUpdate, ListPlan, Plan, Violation
+from reconciler.plan import (
+    CampaignUse,
+    DestinationPlan,
+    FieldUpdate,
+    ListDeletion,
+    ListPlan,
+    Plan,
+    Violation,
+)
 from reconciler.plan.policy import RULE_FLAGS
 from reconciler.render.cut import cut_markdown
 from reconciler.render.json_text import json_text
@@ -460,7 +468,7 @@ def plan_markdown(
                 fit, text, note = _most_rows(fit, render, limit, _routine_most(plan, context))
             return text + ("\n" + note if note else "")
     text, _ = render(last)
-    return _truncated(text, limit, [d.destination for d in plan.destinations])
+    return _truncated(text, limit, plan.destinations)
 
 
 # How much longer the last fit's text (and its note) may be than another fit's of the same
@@ -479,26 +487,74 @@ def _beyond_every_fit(last: tuple[str, str], limit: int, destinations: int) -> b
     return len(text) + len(note) + 1 > limit + _FIT_SLACK * (destinations + 1)
 
 
-def _truncated(text: str, limit: int, destinations: Sequence[str]) -> str:
-    """`text` cut to `limit`, its note naming the destinations the cut took whole: the
+def _truncated(text: str, limit: int, destinations: Sequence[DestinationPlan]) -> str:
+    """`text` cut to `limit`, its note naming the destinations the cut took whole (the
     tables of one destination's hundreds of lists pushed out every destination after it,
-    with no word that they were there."""
+    with no word that they were there) and the lists prune deletes whose rows it took: a
+    pull request adding hundreds of audiences could push the row of a list its merge
+    deletes out of the comment, leaving only a count in the summary line."""
     gone: list[str] = []
-    for _ in range(3):  # a longer note may cut one more destination: until it is stable
-        named = ", ".join(f"`{name}`" for name in gone)
-        said = (
-            f": the rest of the plan, destination{'s' if len(gone) != 1 else ''} {named} "
-            "included, is not shown"
-            if gone
-            else ""
-        )
-        note = f"_(plan truncated to fit{said}; run `reconciler plan` to see it all)_\n"
+    deleted: list[tuple[str, ListDeletion]] = []
+    # Each deletion's row as plan.md.j2 writes it, made once: thousands prune deletes.
+    rows = [(d, [(x, _deletion_row(x)) for x in d.deletions]) for d in destinations]
+    cut = text
+    # A longer note may cut one more destination or deletion: until it is stable (each
+    # pass cuts at least as much as the one before, so it ends).
+    for _ in range(len(destinations) + 4):
+        note = _cut_note(gone, deleted)
         cut = cut_markdown(text, limit, note)
-        missing = [name for name in destinations if f"#### Destination `{name}`" not in cut]
-        if missing == gone:
+        kept = cut[: len(cut) - len(note)]
+        missing = [d.destination for d in destinations if _heading(d) not in kept]
+        unshown = [
+            (d.destination, x)
+            for d, deletions in rows
+            for section in (_section(kept, d),)
+            for x, row in deletions
+            if row not in section
+        ]
+        if (missing, unshown) == (gone, deleted):
             return cut
-        gone = missing
+        gone, deleted = missing, unshown
     return cut
+
+
+def _cut_note(gone: Sequence[str], deleted: Sequence[tuple[str, ListDeletion]]) -> str:
+    named = ", ".join(f"`{name}`" for name in gone)
+    said = (
+        f": the rest of the plan, destination{'s' if len(gone) != 1 else ''} {named} "
+        "included, is not shown"
+        if gone
+        else ""
+    )
+    if deleted:
+        listed = ", ".join(
+            f"{_code(destination + '/' + x.list_name)} (list {x.list_id})"
+            for destination, x in deleted[:VIOLATION_ROWS]
+        )
+        more = len(deleted) - VIOLATION_ROWS
+        said += (
+            f"; among what is not shown, {quantity(len(deleted), 'list')} prune deletes: "
+            f"{listed}{f' and {more:,} more' if more > 0 else ''}"
+        )
+    return f"_(plan truncated to fit{said}; run `reconciler plan` to see it all)_\n"
+
+
+def _heading(d: DestinationPlan) -> str:
+    return f"#### Destination `{d.destination}`"
+
+
+def _section(text: str, d: DestinationPlan) -> str:
+    """The part of `text` under `d`'s heading, up to the next destination's."""
+    start = text.find(_heading(d))
+    if start < 0:
+        return ""
+    end = text.find("\n#### Destination `", start + 1)
+    return text[start:] if end < 0 else text[start:end]
+
+
+def _deletion_row(x: ListDeletion) -> str:
+    """A list prune deletes, as its row in plan.md.j2 starts and ends."""
+    return f"| {_md(x.list_name)} | {x.list_id} | | | | | **delete list** (prune) |"
 
 
 def _routine_most(plan: Plan, context: dict[str, Any]) -> int:

@@ -386,3 +386,61 @@ def test_hundreds_of_notes_keep_the_next_destination():
     assert "| kept | 1 | 30 | 20 |" in text and "| eu-list | 2 | 30 | 20 |" in text
     assert "lists with only adds and removes not shown" not in text
     assert "notes listed up to 20 a destination" in text.lower()
+
+
+def test_a_cut_plan_names_the_lists_prune_deletes_that_the_cut_took():
+    """A pull request adding hundreds of audiences (lists to create, long names) and
+    removing the one of a list prune then deletes: the deletion's row, after the lists of
+    its destination, and the next destination's were cut, and nothing but "2 to delete" in
+    the summary line named what the merge would delete. The cut's note now names each."""
+    plan = many_lists_plan(1000)
+    gone = ListDeletion(list_id=9, list_name="ALL `customers` @acme")
+    plan = Plan(
+        (
+            dataclasses.replace(
+                plan.destinations[0],
+                lists=(
+                    changed_list("prod-first", 5),
+                    *(dataclasses.replace(lp, create=True) for lp in plan.destinations[0].lists),
+                ),
+                deletions=(gone,),
+                allow_list_deletion=True,
+            ),
+            dataclasses.replace(
+                plan.destinations[1],
+                lists=plan.destinations[1].lists[:1],
+                deletions=(ListDeletion(list_id=10, list_name="eu-customers"),),
+                allow_list_deletion=True,
+            ),
+        )
+    )
+
+    text = plan_markdown(plan)
+
+    assert len(text) <= MARKDOWN_LIMIT
+    note = text.split("_(plan truncated")[1]
+    assert "2 lists prune deletes" in note
+    assert "``prod/ALL `customers` @acme`` (list 9)" in note
+    assert "`eu/eu-customers` (list 10)" in note
+    # In code spans the name is as written and mentions no one.
+    rendered = html(text)
+    assert "<code>prod/ALL `customers` @acme</code>" in rendered
+
+    # A deletion the cut keeps is not named again.
+    plan = Plan(
+        (
+            dataclasses.replace(plan.destinations[0], lists=plan.destinations[0].lists[:1]),
+            dataclasses.replace(
+                plan.destinations[1],
+                lists=tuple(
+                    dataclasses.replace(lp, create=True)
+                    for lp in many_lists_plan(1000).destinations[1].lists
+                ),
+            ),
+        )
+    )
+    text = plan_markdown(plan)
+    note = text.split("_(plan truncated")[1]
+    assert "| 9 | | | | | **delete list** (prune) |" in text.split("_(plan truncated")[0]
+    assert "customers` @" not in note
+    assert "1 list prune deletes" in note and "`eu/eu-customers` (list 10)" in note
