@@ -35,10 +35,25 @@ def one_line(text: str) -> str:
     `\\u200b`): it stays on its line, where it cannot start a line of its own (a forged
     "no changes", a `::` workflow command in a CI log, the end of a markdown table row or
     code block), overwrite its line (a carriage return, a terminal's escape sequences),
-    reorder what follows it, or pass for another name."""
+    reorder what follows it, or pass for another name; nor can a tower of combining marks
+    (more than MARKS_SHOWN in a row) be drawn over the lines around it."""
     if text.isascii() and text.isprintable():
         return text  # the common case, without a look at each character
-    return "".join(ch.encode("unicode_escape").decode("ascii") if unseen(ch) else ch for ch in text)
+    out = []
+    marks = 0  # combining marks in a row so far
+    for ch in text:
+        marks = marks + 1 if unicodedata.category(ch) in _COMBINING else 0
+        escaped = unseen(ch) or marks > MARKS_SHOWN
+        out.append(ch.encode("unicode_escape").decode("ascii") if escaped else ch)
+    return "".join(out)
+
+
+# Combining marks (accents, enclosing circles) stack on the character before them. Scripts
+# put a few on one letter (Vietnamese two, Thai three, pointed Hebrew four); past that a
+# name is a tower drawn over the lines above and below it (a pull-request comment's rows
+# around a list's, hiding what they say), so each further mark shows as its escape.
+MARKS_SHOWN = 4
+_COMBINING = ("Mn", "Me")
 
 
 def yaml_quoted(text: str) -> str:

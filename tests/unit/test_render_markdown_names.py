@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import unicodedata
 
 from markdown_it import MarkdownIt
 
@@ -284,3 +285,32 @@ def test_a_mention_after_a_letter_outside_ascii_notifies_no_one():
     assert re.search(r"[\w.+-]@[A-Za-z0-9-]+\.", text) is None
     # The name still reads as written (a zero-width space is invisible).
     assert "café@\u200bacme/growth 日本@\u200bann Ω@\u200bbob admin@\u200bevil.example" in text
+
+
+def test_a_tower_of_combining_marks_cannot_cover_the_rows_around_it():
+    """Combining marks stack on the letter before them: a list name of a letter and a
+    hundred accents (Iterable's names take any text, and a pull request's manifest too)
+    drew a tower over the rows above and below it in the comment, hiding what they say
+    (a list to delete, a warning). Past the few marks a script puts on one letter, each
+    shows as its escape; a Vietnamese name, two marks on a letter, is as written."""
+    lp = hostile_plan().destinations[0].lists[0]
+    tower = "VIP" + "\u0301\u0310" * 50
+    viet = unicodedata.normalize("NFD", "Tiếng Việt")
+    plan = Plan(
+        (
+            DestinationPlan(
+                destination="prod",
+                project_type="hybrid",
+                lists=(
+                    dataclasses.replace(lp, list_name=tower),
+                    dataclasses.replace(lp, list_name=viet, list_id=8),
+                ),
+                member_read="read",
+            ),
+        )
+    )
+    for text in (plan_markdown(plan), plan_text(plan)):
+        runs = re.findall(r"[\u0300-\u036f]+", text)
+        assert runs and max(len(run) for run in runs) <= 4
+        assert "VIP\u0301\u0310\u0301\u0310\\u0301\\u0310" in text
+        assert viet in text
