@@ -495,8 +495,6 @@ def _truncated(text: str, limit: int, destinations: Sequence[DestinationPlan]) -
     deletes out of the comment, leaving only a count in the summary line."""
     gone: list[str] = []
     deleted: list[tuple[str, ListDeletion]] = []
-    # Each deletion's row as plan.md.j2 writes it, made once: thousands prune deletes.
-    rows = [(d, [(x, _deletion_row(x)) for x in d.deletions]) for d in destinations]
     cut = text
     # A longer note may cut one more destination or deletion: until it is stable (each
     # pass cuts at least as much as the one before, so it ends).
@@ -505,12 +503,11 @@ def _truncated(text: str, limit: int, destinations: Sequence[DestinationPlan]) -
         cut = cut_markdown(text, limit, note)
         kept = cut[: len(cut) - len(note)]
         missing = [d.destination for d in destinations if _heading(d) not in kept]
+        # A destination's deletion rows come in its order, so the cut kept the first of them.
         unshown = [
             (d.destination, x)
-            for d, deletions in rows
-            for section in (_section(kept, d),)
-            for x, row in deletions
-            if row not in section
+            for d in destinations
+            for x in d.deletions[_deletion_rows(_section(kept, d)) :]
         ]
         if (missing, unshown) == (gone, deleted):
             return cut
@@ -552,9 +549,13 @@ def _section(text: str, d: DestinationPlan) -> str:
     return text[start:] if end < 0 else text[start:end]
 
 
-def _deletion_row(x: ListDeletion) -> str:
-    """A list prune deletes, as its row in plan.md.j2 starts and ends."""
-    return f"| {_md(x.list_name)} | {x.list_id} | | | | | **delete list** (prune) |"
+def _deletion_rows(section: str) -> int:
+    """How many rows of lists prune deletes `section` holds: only theirs end so (plan.md.j2),
+    and a name cannot end a line."""
+    return sum(line.endswith(_DELETION_ROW_END) for line in section.splitlines())
+
+
+_DELETION_ROW_END = " | | | | | **delete list** (prune) |"
 
 
 def _routine_most(plan: Plan, context: dict[str, Any]) -> int:
