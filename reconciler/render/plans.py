@@ -495,11 +495,13 @@ def _truncated(text: str, limit: int, destinations: Sequence[DestinationPlan]) -
     deletes out of the comment, leaving only a count in the summary line."""
     gone: list[str] = []
     deleted: list[tuple[str, ListDeletion]] = []
+    warnings = _campaign_warnings(text)
+    lost = 0
     cut = text
     # A longer note may cut one more destination or deletion: until it is stable (each
     # pass cuts at least as much as the one before, so it ends).
     for _ in range(len(destinations) + 4):
-        note = _cut_note(gone, deleted)
+        note = _cut_note(gone, deleted, lost)
         cut = cut_markdown(text, limit, note)
         kept = cut[: len(cut) - len(note)]
         missing = [d.destination for d in destinations if _heading(d) not in kept]
@@ -509,13 +511,16 @@ def _truncated(text: str, limit: int, destinations: Sequence[DestinationPlan]) -
             for d in destinations
             for x in d.deletions[_deletion_rows(_section(kept, d)) :]
         ]
-        if (missing, unshown) == (gone, deleted):
+        lost_now = warnings - _campaign_warnings(kept)
+        if (missing, unshown, lost_now) == (gone, deleted, lost):
             return cut
-        gone, deleted = missing, unshown
+        gone, deleted, lost = missing, unshown, lost_now
     return cut
 
 
-def _cut_note(gone: Sequence[str], deleted: Sequence[tuple[str, ListDeletion]]) -> str:
+def _cut_note(
+    gone: Sequence[str], deleted: Sequence[tuple[str, ListDeletion]], warnings: int
+) -> str:
     named = ", ".join(f"`{name}`" for name in gone)
     said = (
         f": the rest of the plan, destination{'s' if len(gone) != 1 else ''} {named} "
@@ -533,7 +538,19 @@ def _cut_note(gone: Sequence[str], deleted: Sequence[tuple[str, ListDeletion]]) 
             f"; among what is not shown, {quantity(len(deleted), 'list')} prune deletes: "
             f"{listed}{f' and {more:,} more' if more > 0 else ''}"
         )
+    if warnings:
+        said += (
+            f"; {quantity(warnings, 'campaign warning')} not shown (a campaign messaging "
+            "the members a list gains, reaching those a suppression list loses, or losing "
+            "its list)"
+        )
     return f"_(plan truncated to fit{said}; run `reconciler plan` to see it all)_\n"
+
+
+def _campaign_warnings(text: str) -> int:
+    """The campaign lines of plan.md.j2 that warn: only they start with `- ` and end in bold
+    (a name's `*` is escaped)."""
+    return sum(line.startswith("- ") and line.endswith("**") for line in text.splitlines())
 
 
 def _heading(d: DestinationPlan) -> str:

@@ -444,3 +444,24 @@ def test_a_cut_plan_names_the_lists_prune_deletes_that_the_cut_took():
     assert "| 9 | | | | | **delete list** (prune) |" in text.split("_(plan truncated")[0]
     assert "customers` @" not in note
     assert "1 list prune deletes" in note and "`eu/eu-customers` (list 10)" in note
+
+
+def test_a_cut_plan_counts_the_campaign_warnings_the_cut_took():
+    """The warnings that a campaign will message the members a list gains, or reach those
+    a suppression list loses, come after a destination's table: hundreds of lists to
+    create pushed them out of the comment with nothing but the cut's note to say the plan
+    went on. The note now counts them."""
+    plan = many_lists_plan(1000)
+    prod = plan.destinations[0]
+    lists = tuple(dataclasses.replace(lp, create=True) for lp in prod.lists)
+    campaigns = (
+        CampaignUse(lists[0].list_name, 1, "Welcome", "Triggered", "Running", "send"),
+        CampaignUse(lists[1].list_name, 2, "Winback", "Blast", "Scheduled", "suppression"),
+    )
+    plan = Plan((dataclasses.replace(prod, lists=lists, campaigns=campaigns),))
+
+    text = plan_markdown(plan)
+
+    assert "can be messaged by it" not in text and "makes them reachable" not in text
+    note = text.split("_(plan truncated")[1]
+    assert "2 campaign warnings" in note
