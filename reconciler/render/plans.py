@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import jinja2
 
 from reconciler.layout import one_line
-from reconciler.members.identity import Member
+from reconciler.members.identity import Member, ProjectType
 from reconciler.plan import (
     CampaignUse,
     DestinationPlan,
@@ -152,10 +152,13 @@ def _list_ref(lp: ListPlan) -> str:
 
 def _identity_label(show: Show) -> Any:
     """How a member, or a user whose fields change, is named: the one place identifiers
-    are shown, so masking applies to both alike."""
+    are shown, so masking applies to both alike. As apply sends it: a hybrid project's
+    member by its userId and its email, a userID-based project's by its userId alone
+    (apply.executor.subscriber_payload): an email shown there is never sent, and read as
+    one that would be."""
 
-    def label(who: Member | FieldUpdate) -> str:
-        if who.key_kind == "userId" and who.email is not None:
+    def label(who: Member | FieldUpdate, project_type: ProjectType) -> str:
+        if who.key_kind == "userId" and who.email is not None and project_type == "hybrid":
             return f"{show(who.key)} <{show(who.email)}>"
         return show(who.key)
 

@@ -483,6 +483,27 @@ def test_an_add_whose_fields_were_all_dropped_names_no_fields():
     assert [line.strip() for line in lines] == ["+ add 1 member"]
 
 
+@pytest.mark.parametrize("render", [plan_text, plan_markdown])
+def test_a_sample_names_members_by_what_apply_sends_for_them(render):
+    """A userID-based project's subscribes and updates carry the userId alone: the email
+    a source row also gave was shown beside it (`u-0001 <user01@example.org>`), read as
+    sent. A hybrid project sends both, and shows both."""
+    added = user(1)
+    update = FieldUpdate(
+        key="u-0002",
+        key_kind="userId",
+        email="user02@example.org",
+        user_id="u-0002",
+        changes={"plan_tier": ("silver", "gold")},
+    )
+    lp = list_plan(add=(added,), desired_count=101, field_update_keys=("u-0002",))
+    for project_type, shown in (("userId", False), ("hybrid", True)):
+        plan = Plan((destination(lp, project_type=project_type, field_updates=(update,)),))
+        text = render(plan, show_members=True)
+        assert "u-0001" in text and "u-0002" in text
+        assert ("user01@example.org" in text, "user02@example.org" in text) == (shown, shown)
+
+
 def test_masked_output_holds_no_identifier():
     """The default (masked) renderings name no member of the plans above in full."""
     identifiers = {
