@@ -26,9 +26,15 @@ EXPONENT_USER_ID_PATTERN = r"[+-]?[0-9]+(?:\.[0-9]+)?[eE]\+[0-9]+"
 _EXPONENT_USER_ID = re.compile(EXPONENT_USER_ID_PATTERN)
 # The summary row a CRM report or a sheet ends with (`Total: 3,421`, `Grand Totals (3,421
 # records)`), which in a file of userIds reads as one: its email cell, where there is one,
-# is no address, but a userId can be any text. (RE2 reads the pattern alike.)
-SUMMARY_USER_ID_PATTERN = r"(?i)(?:grand )?(?:sub)?totals?(?:[: ].*)?"
+# is no address, but a userId can be any text. So does the row count a query tool ends
+# its output with: psql's `(3 rows)` (`psql -A -F, -c 'SELECT user_id ...' > ids.csv`)
+# and sqlcmd's `(3 rows affected)`. (RE2 reads the pattern alike.)
+SUMMARY_USER_ID_PATTERN = (
+    r"(?i)(?:grand )?(?:sub)?totals?(?:[: ].*)?|\([0-9][0-9,]* rows?(?: affected)?\)"
+)
 _SUMMARY_USER_ID = re.compile(SUMMARY_USER_ID_PATTERN)
+# What every userId the pattern matches holds, tested first by both engines.
+SUMMARY_HINTS = ("otal", "OTAL", " row")
 # Deliberately simple: one '@', a dot in the domain, no whitespace. Iterable is the final
 # judge (it answers invalidEmails per member); this only keeps obvious garbage from being sent.
 _EMAIL = re.compile(r"^[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]+$")
@@ -92,7 +98,8 @@ def user_id_in_exponent_form(raw: str | None) -> InvalidIdentity:
 
 def user_id_is_a_summary(raw: str | None) -> InvalidIdentity:
     return InvalidIdentity(
-        "userId reads as a report's summary row, not a member (remove the row):", raw
+        "userId reads as a report's summary row or row count, not a member (remove the row):",
+        raw,
     )
 
 
@@ -209,9 +216,11 @@ def validate_user_id(raw: str) -> str:
         raise user_id_ends_with_space(raw)
     if _EXPONENT_USER_ID.fullmatch(raw):
         raise user_id_in_exponent_form(raw)
-    # `otal` or `OTAL` first, as the DuckDB engine tests it (quickly) before its regex, so
-    # both engines refuse exactly the same userIds.
-    if ("otal" in raw or "OTAL" in raw) and _SUMMARY_USER_ID.fullmatch(raw):
+    # `otal`, `OTAL` or ` row` first, as the DuckDB engine tests it (quickly) before its
+    # regex, so both engines refuse exactly the same userIds.
+    if (SUMMARY_HINTS[0] in raw or SUMMARY_HINTS[1] in raw or SUMMARY_HINTS[2] in raw) and (
+        _SUMMARY_USER_ID.fullmatch(raw)
+    ):
         raise user_id_is_a_summary(raw)
     return raw
 

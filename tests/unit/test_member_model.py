@@ -369,7 +369,7 @@ def test_a_reports_summary_row_in_a_file_of_userids_is_no_member(tmp_path, engin
         b'Total,2\r\n"Grand Totals (3,421 records)",\r\nSUBTOTAL: 5,\r\n'
     )
     plan = _plan(root, _emulator("userId"), engines[engine])
-    reason = "userId reads as a report's summary row, not a member (remove the row):"
+    reason = "userId reads as a report's summary row or row count, not a member (remove the row):"
     summary = _summary(plan, root)
     assert summary["skipped"] == [
         (6, reason, "Total"),
@@ -377,6 +377,26 @@ def test_a_reports_summary_row_in_a_file_of_userids_is_no_member(tmp_path, engin
         (8, reason, "SUBTOTAL: 5"),
     ]
     assert [key for key, *_ in summary["add"]] == ["TOtal", "totality", "u-total", "u7"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_query_tools_row_count_ending_a_file_of_userids_is_no_member(tmp_path, engines, engine):
+    # `psql -A -F, -c 'SELECT user_id ...' > ids.csv` ends the file with `(3 rows)`, and
+    # sqlcmd with `(3 rows affected)`: in a file whose one column is the userId, that line
+    # was added to the list as the userId `(3 rows)`. Blank lines after it are no rows.
+    root = _manifests(tmp_path, "userId")
+    (root / "data" / "m.csv").write_bytes(
+        b"userId\nu7\n(1 row)\n(3 rows)\n(1204 rows affected)\n\n(rows)\n(3 rows) x\n3 rows\n\n"
+    )
+    plan = _plan(root, _emulator("userId"), engines[engine])
+    reason = "userId reads as a report's summary row or row count, not a member (remove the row):"
+    summary = _summary(plan, root)
+    assert summary["skipped"] == [
+        (3, reason, "(1 row)"),
+        (4, reason, "(3 rows)"),
+        (5, reason, "(1204 rows affected)"),
+    ]
+    assert [key for key, *_ in summary["add"]] == ["(3 rows) x", "(rows)", "3 rows", "u7"]
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -37,6 +37,7 @@ from reconciler.members.identity import (
     MAILTO,
     MAX_USER_ID_LENGTH,
     NAME_SEPARATORS,
+    SUMMARY_HINTS,
     SUMMARY_USER_ID_PATTERN,
     Member,
     ProjectType,
@@ -1044,13 +1045,12 @@ def _mailto(column: str) -> str:
 
 
 def _summary(column: str) -> str:
-    """identity's userId that reads as a report's summary row (`Total: 3,421`), in SQL:
-    the regex only for a userId holding `otal` or `OTAL`, as identity tests it."""
+    """identity's userId that reads as a report's summary row (`Total: 3,421`, `(3 rows)`),
+    in SQL: the regex only for a userId holding one of its SUMMARY_HINTS, as identity tests
+    it."""
     pattern = SUMMARY_USER_ID_PATTERN
-    return (
-        f"CASE WHEN contains({column}, 'otal') OR contains({column}, 'OTAL') "
-        f"THEN regexp_full_match({column}, '{pattern}') ELSE false END"
-    )
+    hints = " OR ".join(f"contains({column}, '{hint}')" for hint in SUMMARY_HINTS)
+    return f"CASE WHEN {hints} THEN regexp_full_match({column}, '{pattern}') ELSE false END"
 
 
 def _exponent(column: str) -> str:
