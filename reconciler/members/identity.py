@@ -24,6 +24,15 @@ MAX_USER_ID_LENGTH = 52
 # hash or UUID holds (hex ids have no `+`), so no real userId is refused.
 EXPONENT_USER_ID_PATTERN = r"[+-]?[0-9]+(?:\.[0-9]+)?[eE]\+[0-9]+"
 _EXPONENT_USER_ID = re.compile(EXPONENT_USER_ID_PATTERN)
+# A whole number written with a fraction of zeros: pandas writes an id column that has an
+# empty cell as floats (`12345.0`), as does a float column from a database. Iterable
+# matches userIds as text, so `12345.0` is no user `12345`: sent, it made a second profile
+# of the member and planned the real one's removal. The row is skipped and its member kept
+# (skipped_identifiers gives the whole number); the whole number is never sent in its
+# place, since the text may be another userId of its own (SQL: the regex only for a
+# userId holding a `.`).
+FLOAT_USER_ID_PATTERN = r"[0-9]+\.0+"
+_FLOAT_USER_ID = re.compile(FLOAT_USER_ID_PATTERN)
 # The summary row a CRM report or a sheet ends with (`Total: 3,421`, `Grand Totals (3,421
 # records)`), which in a file of userIds reads as one: its email cell, where there is one,
 # is no address, but a userId can be any text. So does the row count a query tool ends
@@ -92,6 +101,15 @@ def user_id_in_exponent_form(raw: str | None) -> InvalidIdentity:
     return InvalidIdentity(
         "userId is a number in a spreadsheet's exponent form, its digits lost (format the "
         "column as text, or as a number with no decimals, and export again):",
+        raw,
+    )
+
+
+def user_id_as_a_float(raw: str | None) -> InvalidIdentity:
+    return InvalidIdentity(
+        "userId is a whole number written with a decimal point, as pandas writes an id "
+        "column with empty cells; Iterable would take it as another userId than the number "
+        "(write the column as integers, e.g. astype('Int64'), and export again):",
         raw,
     )
 
@@ -216,6 +234,8 @@ def validate_user_id(raw: str) -> str:
         raise user_id_ends_with_space(raw)
     if _EXPONENT_USER_ID.fullmatch(raw):
         raise user_id_in_exponent_form(raw)
+    if "." in raw and _FLOAT_USER_ID.fullmatch(raw):
+        raise user_id_as_a_float(raw)
     # `otal`, `OTAL` or ` row` first, as the DuckDB engine tests it (quickly) before its
     # regex, so both engines refuse exactly the same userIds.
     if (SUMMARY_HINTS[0] in raw or SUMMARY_HINTS[1] in raw or SUMMARY_HINTS[2] in raw) and (
@@ -264,6 +284,8 @@ def skipped_identifiers(email: str | None, user_id: str | None) -> set[str]:
         loose = _loosened(user_id)
         if loose:
             out.add(loose)
+        if _FLOAT_USER_ID.fullmatch(loose):  # `12345.0` stands for the userId 12345
+            out.add(loose.partition(".")[0])
     return out
 
 

@@ -359,6 +359,31 @@ def test_a_header_row_repeated_inside_the_file_is_no_member(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_a_userid_written_as_a_float_is_skipped_and_keeps_its_member(tmp_path, engines, engine):
+    # pandas writes an id column with an empty cell as floats: `12345.0`, which Iterable
+    # takes as a userId of its own. The plan added a profile `12345.0` and removed the
+    # member 12345. A userId only like one (a fraction, a version) stays a userId.
+    root = _manifests(tmp_path, "userId")
+    (root / "data" / "m.csv").write_bytes(
+        b"userId,plan\r\nu1,x\r\n12345.0,x\r\nu3,x\r\nu9,x\r\n777.000,x\r\n"
+        b"1.5,x\r\n10.01,x\r\nv1.0,x\r\n.0,x\r\n"
+    )
+    emulator = _emulator("userId")
+    project = emulator.project("d")
+    project.add_user(user_id="12345", list_ids=list(project.lists))
+    plan = _plan(root, emulator, engines[engine])
+    reason = (
+        "userId is a whole number written with a decimal point, as pandas writes an id "
+        "column with empty cells; Iterable would take it as another userId than the number "
+        "(write the column as integers, e.g. astype('Int64'), and export again):"
+    )
+    summary = _summary(plan, root)
+    assert summary["skipped"] == [(3, reason, "12345.0"), (6, reason, "777.000")]
+    assert [key for key, *_ in summary["add"]] == [".0", "1.5", "10.01", "v1.0"]
+    assert summary["remove"] == []
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_reports_summary_row_in_a_file_of_userids_is_no_member(tmp_path, engines, engine):
     # A CRM report ends with its totals; in a file of userIds the row's first cell was
     # taken for one (`Total`, `Grand Totals (3,421 records)`) and added to the list. A

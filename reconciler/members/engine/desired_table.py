@@ -33,6 +33,7 @@ from reconciler.members.engine.rows import MAX_LINE
 from reconciler.members.engine.workspace import Engine, lower_sql, unquoted_reason
 from reconciler.members.identity import (
     EXPONENT_USER_ID_PATTERN,
+    FLOAT_USER_ID_PATTERN,
     HEADER_CELL_STRIP,
     MAILTO,
     MAX_USER_ID_LENGTH,
@@ -49,6 +50,7 @@ from reconciler.members.identity import (
     missing_key,
     other_spellings,
     skipped_identifiers,
+    user_id_as_a_float,
     user_id_ends_with_space,
     user_id_in_exponent_form,
     user_id_is_a_summary,
@@ -881,7 +883,7 @@ def _json_exact(value: Any) -> bool:
 # Why a row was skipped, stored as a small code (a column of messages would cost
 # ten million strings); 0 is a blank row, skipped silently as the Python engine skips it.
 BLANK, INVALID_EMAIL, LONG_USER_ID, NON_ASCII_USER_ID, SPACE_USER_ID, MISSING = range(6)
-EXPONENT_USER_ID, MAILTO_EMAIL, HEADER_AGAIN, SUMMARY_USER_ID = 6, 7, 8, 9
+EXPONENT_USER_ID, MAILTO_EMAIL, HEADER_AGAIN, SUMMARY_USER_ID, FLOAT_USER_ID = 6, 7, 8, 9, 10
 
 
 @dataclass(frozen=True)
@@ -923,7 +925,7 @@ def _checked_sql(
     space = _SPACE
     user_id_ok = (
         f"(u <> '' AND length(u) <= {MAX_USER_ID_LENGTH} AND regexp_full_match(u, '[ -~]+') "
-        f"AND NOT suffix(u, ' ') AND NOT {_exponent('u')} "
+        f"AND NOT suffix(u, ' ') AND NOT {_exponent('u')} AND NOT {_float('u')} "
         f"AND NOT {_summary('u')})"
     )
     pattern = email_pattern()
@@ -1004,6 +1006,8 @@ def _checked_sql(
                         THEN {SPACE_USER_ID}
                     WHEN slow_user_id IS NOT NULL AND {_exponent("slow_user_id")}
                         THEN {EXPONENT_USER_ID}
+                    WHEN slow_user_id IS NOT NULL AND {_float("slow_user_id")}
+                        THEN {FLOAT_USER_ID}
                     WHEN slow_user_id IS NOT NULL AND {_summary("slow_user_id")}
                         THEN {SUMMARY_USER_ID}
                     {_missing_rule(project_type)}
@@ -1032,6 +1036,8 @@ def _issue(
         problem = user_id_ends_with_space(user_id)
     elif code == EXPONENT_USER_ID:
         problem = user_id_in_exponent_form(user_id)
+    elif code == FLOAT_USER_ID:
+        problem = user_id_as_a_float(user_id)
     elif code == SUMMARY_USER_ID:
         problem = user_id_is_a_summary(user_id)
     else:
@@ -1060,6 +1066,16 @@ def _exponent(column: str) -> str:
     pattern = EXPONENT_USER_ID_PATTERN
     return (
         f"CASE WHEN contains({column}, '+') THEN regexp_full_match({column}, '{pattern}') "
+        "ELSE false END"
+    )
+
+
+def _float(column: str) -> str:
+    """identity's userId written as a float (`12345.0`), in SQL; the regex only for a
+    userId holding a `.`, as identity tests it."""
+    pattern = FLOAT_USER_ID_PATTERN
+    return (
+        f"CASE WHEN contains({column}, '.') THEN regexp_full_match({column}, '{pattern}') "
         "ELSE false END"
     )
 
