@@ -32,6 +32,11 @@ from reconciler.iterable.batching import encode
 from reconciler.iterable.settings import REQUEST_MAX_BYTES
 
 FIELD_TEXT_MAX_CHARS = 32_000
+# Iterable types a whole number `long` (its fields are Elasticsearch's: a long is 64 bits;
+# GET /api/users/getFields names no wider type). A whole number past it has no exact place
+# there: a long field cannot take it, and a new field would hold it rounded, if at all,
+# which nobody is told. Such a value is not sent (a text field keeps every digit).
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 PROJECT_FIELDS_SOFT_LIMIT = 1_000
 # What a member's entry holds besides its fields (email up to 254 characters, a userId up
 # to 52, the flags) and the request's own keys, with room to spare.
@@ -49,6 +54,27 @@ def over_limits(value: Any) -> str | None:
     if not isinstance(value, list | tuple | Mapping):
         return None  # numbers, booleans, null: short whatever they hold
     return _text_over(_longest_text(value))
+
+
+def beyond_long(value: Any) -> str | None:
+    """Why Iterable cannot take `value` exactly, or None: it holds a whole number (itself,
+    an item of a list, a value inside an object) outside 64 bits."""
+    pending = [value]
+    while pending:  # no recursion, as _longest_text
+        item = pending.pop()
+        if isinstance(item, int) and not isinstance(item, bool):
+            if not LONG_MIN <= item <= LONG_MAX:
+                return (
+                    "holds a whole number beyond the "
+                    f"64 bits Iterable stores one in (at most {LONG_MAX:,}), which it would "
+                    "refuse or round (type: string sends its digits as text; a decimal "
+                    "point, 1.5e23, sends a double)"
+                )
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+        elif isinstance(item, Mapping):
+            pending.extend(item.values())
+    return None
 
 
 def _text_over(length: int) -> str | None:

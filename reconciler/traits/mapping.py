@@ -19,6 +19,9 @@ from reconciler.manifest.manifests import TraitMapping
 from reconciler.traits.convert import CONVERTERS, ConversionError, describe_value
 from reconciler.traits.limits import (
     FIELD_TEXT_MAX_CHARS,
+    LONG_MAX,
+    LONG_MIN,
+    beyond_long,
     fits_request,
     over_limits,
     over_request,
@@ -123,12 +126,16 @@ def _whole(value: Any) -> Any:
         if len(value) > FIELD_TEXT_MAX_CHARS:
             raise ConversionError(over_limits(value) or "")
         return value
-    if value is None or isinstance(value, _SMALL):
+    if value is None or isinstance(value, float):
         return value
+    if isinstance(value, int):
+        if LONG_MIN <= value <= LONG_MAX:  # a bool is 0 or 1
+            return value
+        raise ConversionError(beyond_long(value) or "")
     mixed = mixed_types(value)
     if mixed is not None:
         raise ConversionError(mixed)
-    too_large = over_limits(value)
+    too_large = over_limits(value) or beyond_long(value)
     if too_large is not None:
         raise ConversionError(too_large)
     return value

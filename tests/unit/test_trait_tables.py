@@ -531,7 +531,10 @@ def test_typed_sources_plan_trait_mappings_alike(tmp_path, engines, kind, projec
     made |= {f for *_, changes, _m in expected["updates"] for f in changes}
     assert {"joined", "seen_tz", "balance", "tags", "profile", "greeting", "vip"} <= made
     if kind == "duckdb query":
-        assert {"big", "bigs", "e", "big_text"} <= made
+        assert {"bigs", "e", "big_text"} <= made
+        # A HUGEINT past 64 bits is no whole number Iterable can store: refused alike.
+        assert "big" not in made
+        assert any("field 'big'" in m and "64 bits" in m for m in messages)
     conflicts = expected["json"]["destinations"][0]["duplicate_conflicts"]
     assert any("different values in" in c["reason"] for c in conflicts)
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 from reconciler.iterable.batching import encode
 from reconciler.traits.limits import (
     FIELD_TEXT_MAX_CHARS,
+    LONG_MAX,
+    LONG_MIN,
     MEMBER_FIELDS_MAX_BYTES,
+    beyond_long,
     field_limit_note,
     fits_request,
     over_limits,
@@ -64,3 +67,11 @@ def test_fits_request_counts_room_for_every_field() -> None:
     assert fits_request(0, 0)
     assert fits_request(MEMBER_FIELDS_MAX_BYTES, 0)
     assert not fits_request(MEMBER_FIELDS_MAX_BYTES, 1)
+
+
+def test_a_whole_number_beyond_64_bits_is_found_wherever_it_stands() -> None:
+    for fits in (LONG_MAX, LONG_MIN, 0, True, 1e300, [1, {"a": LONG_MAX}], "9" * 40):
+        assert beyond_long(fits) is None
+    for beyond in (LONG_MAX + 1, LONG_MIN - 1, [1, [2**64]], {"a": {"b": -(10**30)}}):
+        message = beyond_long(beyond)
+        assert message is not None and "beyond the 64 bits" in message

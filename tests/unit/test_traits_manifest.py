@@ -287,6 +287,44 @@ def test_bad_values_are_reported_with_file_row_column_and_value(tmp_path: Path) 
     assert item.fields.values["u-1"] == {"planTier": "pro", "ltv": 10, "greeting": "Hi Ada"}
 
 
+def test_a_whole_number_beyond_64_bits_is_not_sent(tmp_path: Path) -> None:
+    # Iterable stores a whole number as a long: 123456789012345678901234 went out as a
+    # JSON integer, which a long field refuses and a new field holds rounded, if at all.
+    # Its bounds go out as they are, and a number with a decimal point is a double.
+    write("m/all.yaml", BASE)
+    write("m/traits.yaml", MAPPING)
+    csv(
+        "a@example.com,u-1,pro,9223372036854775807,ada",
+        "b@example.com,u-2,pro,-9223372036854775808,bob",
+        "c@example.com,u-3,pro,9223372036854775808,cy",
+        "d@example.com,u-4,pro,-123456789012345678901234,di",
+        "e@example.com,u-5,pro,1.5e23,ed",
+    )
+    desired = build_desired(load_manifests(Path("m")))
+    (item,) = desired["prod"].lists
+    assert item.fields is not None
+    beyond = (
+        "holds a whole number beyond the 64 bits Iterable stores one in (at most "
+        "9,223,372,036,854,775,807), which it would refuse or round (type: string sends its "
+        "digits as text; a decimal point, 1.5e23, sends a double); the field is not written "
+        "for this member"
+    )
+    assert [str(i) for i in item.fields.issues] == [
+        f"m/data/churn.csv:4: field 'ltv' (column 'lifetime_value'): '9223372036854775808' "
+        f"{beyond}",
+        f"m/data/churn.csv:5: field 'ltv' (column 'lifetime_value'): "
+        f"'-123456789012345678901234' {beyond}",
+    ]
+    ltv = {key: values.get("ltv") for key, values in item.fields.values.items()}
+    assert ltv == {
+        "u-1": 2**63 - 1,
+        "u-2": -(2**63),
+        "u-3": None,
+        "u-4": None,
+        "u-5": 1.5e23,
+    }
+
+
 def test_an_undefined_template_variable_names_the_row(tmp_path: Path) -> None:
     write(
         "m/all.yaml",
