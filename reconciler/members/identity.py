@@ -49,6 +49,22 @@ SUMMARY_HINTS = ("otal", "OTAL", " row")
 _EMAIL = re.compile(r"^[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]+$")
 
 
+def refused_by_iterable(email: str) -> bool:
+    """Whether Iterable refuses a (lower-cased) address the simple rule takes. Iterable
+    judges emails with Apache Commons' EmailValidator (support article 209082806), whose
+    every version wants the local part as dot-separated words unless quoted (no `.` first
+    or last, no `..`: `john..smith@x.com`, a typo that passed here and failed at apply)
+    and an ASCII top-level domain of two letters or more (`x.c0m`, `x.c`, `10.0.0.1`).
+    Only that is refused here: newer versions also check the domain against IANA's list
+    and read internationalised ones (`xn--p1ai`, `рф`), which are left to Iterable. The
+    DuckDB engine tests the same (desired_table.email_pattern)."""
+    tld = email.rpartition(".")[2]
+    if tld.isascii() and not tld.startswith("xn--") and not (len(tld) >= 2 and tld.isalpha()):
+        return True
+    local = email.rpartition("@")[0]
+    return '"' not in local and (local.startswith(".") or local.endswith(".") or ".." in local)
+
+
 class InvalidIdentity(ValueError):
     """A member cannot be identified. `reason` says why; `value` is the offending identifier,
     kept apart so output that may be published can mask it."""
@@ -218,7 +234,7 @@ def normalise_email(raw: str) -> str:
         raise invalid_email(raw)
     # isprintable: control and format characters (an escape sequence, a right-to-left
     # override) are never in an address, and would reach terminals that print members.
-    if not _EMAIL.match(email) or not email.isprintable():
+    if not _EMAIL.match(email) or not email.isprintable() or refused_by_iterable(email):
         raise invalid_email(raw)
     return email
 

@@ -13,7 +13,7 @@ def test_run_record_counts_added_removed_and_rejected(workspace, cli, emulator_s
     workspace.audience(
         "vip",
         # Addresses reconciler's light check lets through and Iterable rejects.
-        {"inline": ["known@example.com", "two..dots@example.com", "dot.@example.com"]},
+        {"inline": ["known@example.com", "two.dots@ex_ample.com", "dot@-example.com"]},
         policy={"maxRemovalPercent": 100},
     )
     record_file = tmp_path / "run.json"

@@ -126,7 +126,14 @@ def email_pattern() -> str:
     part = rf"[^@\t-\r\x1c-\x1f\x85\p{{Z}}{_unprintable()}"
     # Neither the first nor the last character one of identity.WRAPPED_START/_END.
     first, last = r"<(\[", r">;,)\]"
-    return rf"{part}{first}]{part}]*@(?:{part}.]+\.)+{part}.]*{part}.{last}]"
+    # The top-level domain as identity.refused_by_iterable takes it: two ASCII letters or
+    # more, punycode (`xn--`), or a label holding a character outside ASCII.
+    ends = rf"(?:{part}.]*{part}.{last}])?"
+    tld = rf"(?:[a-z]{{2,}}|xn--{ends}|{part}.]*{part}.\x00-\x7f]{ends})"
+    # The local part as dot-separated words, or holding a quote (then as before).
+    words = rf"{part}{first}.]{part}.]*(?:\.{part}.]+)*"
+    quoted = rf"(?:{part}{first}]{part}]*)?\"{part}]*"
+    return rf"(?:{words}|{quoted})@(?:{part}.]+\.)+{tld}"
 
 
 # identity.looks_like_email (no printability rule there: it judges what Iterable returned).
