@@ -379,7 +379,7 @@ def read_live(
         raise
     live.all_lists = all_lists
     live.seconds = time.monotonic() - started
-    live.calls = client.stats.calls_since(before)
+    live.calls = _with_calls(client.stats.calls_since(before), prefetch)
     live.calls.pop("GET /api/lists", None)
     if early is not None and kept and live.member_read == early.route.name:
         live.users_file = UsersFile(kept[0], frozenset(early.fields), early.lines)
@@ -387,6 +387,15 @@ def read_live(
         for path in kept:
             path.unlink(missing_ok=True)
     return live
+
+
+def _with_calls(calls: dict[str, int], prefetch: Prefetch | None) -> dict[str, int]:
+    """`calls` and the empty audiences' list sizes the early reads asked to choose the
+    route (before the calls were counted from): made for this read, they are its too."""
+    if prefetch is not None:
+        for endpoint, n in prefetch.size_calls.items():
+            calls[endpoint] = calls.get(endpoint, 0) + n
+    return calls
 
 
 def _keeping(downloaded: Downloaded, kept: list[Path]) -> Downloaded:

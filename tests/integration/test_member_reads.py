@@ -245,3 +245,6 @@ def test_an_empty_source_is_sized_before_the_early_reads_start(
     assert said.startswith("members of 2 lists read with 1 user export"), said
     assert "chosen after asking the size of 1 list of empty audiences" in said
     assert "started before the sources were read" in said
+    # The size asked before the export started is among the read's requests, as it is
+    # when read_live asks it: the line said "(1 GET /api/export/data.json)" alone.
+    assert "(1 GET /api/export/data.json, 1 GET /api/lists/{id}/size)" in said

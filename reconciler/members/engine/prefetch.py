@@ -114,6 +114,9 @@ class Prefetch:
     # The sizes (lists/{id}/size) of the empty audiences' lists, asked to choose the
     # route, by list id: read_live takes them rather than ask again.
     sized: dict[int, int] = field(default_factory=dict)
+    # The requests those sizes took (per endpoint, retries too): made before the member
+    # read's calls are counted from, read_live counts them among its own.
+    size_calls: dict[str, int] = field(default_factory=dict)
 
     def take_lists(self) -> list[ListInfo] | None:
         """The list index read to choose the route; None when it could not be read (the
@@ -366,7 +369,9 @@ def _register(
         # size_empty_lists): a failure here is read_live's to ask again and report.
         ids = [_standard_id(by_name[name]) for name in found]
         pairs = [(i, size) for i, size in zip(ids, expected, strict=True) if i is not None]
+        before_sizes = dict(reads.client.stats.calls)
         reads.prefetch.sized = size_empty_lists(reads.client, pairs, member_reads, _any)
+        reads.prefetch.size_calls = reads.client.stats.calls_since(before_sizes)
         checks = expected_size_checks(expected)
         expected = [
             reads.prefetch.sized.get(i, size) if i is not None else size
