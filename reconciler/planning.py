@@ -177,13 +177,20 @@ def _project_fields(
     manifests: Manifests,
     targeted: Sequence[tuple[str, Destination, IterableClient, list[Audience]]],
 ) -> dict[str, tuple[str, frozenset[str]]]:
-    """For each destination that names one Iterable project (and project type) with
-    another, its project and the fields a user export read for any of them asks: both
-    identifiers, the channel unsubscribes and every field their trait mappings write."""
+    """For each destination, its project and the fields a user export read for any of
+    the plan's destinations naming that project (and project type) asks: both
+    identifiers, the channel unsubscribes and every field their trait mappings write. A
+    destination naming its project alone has a group of its own: its reads of the whole
+    project (users' existence, channel unsubscribes, mapped fields' values) take one
+    export, not one each (a project too big for one stream read each in date windows)."""
     own = frozenset({"email", "userId", CHANNELS_FIELD})
+    groups = _project_groups(targeted)
+    for name, destination, client, audiences in targeted:
+        if name not in groups:
+            groups[name] = (f"{client.project_id}:{destination.spec.projectType}", audiences)
     return {
         name: (project, own | frozenset(_mapped_fields(manifests, audiences)))
-        for name, (project, audiences) in _project_groups(targeted).items()
+        for name, (project, audiences) in groups.items()
     }
 
 
@@ -191,14 +198,15 @@ def _users_share(
     client: IterableClient, desired: DesiredDestination, reads: _Reads
 ) -> UsersShare | None:
     """How this destination shares its project's user export with the plan's other
-    destinations of the project (None: it names a project alone): the first whose read
-    is made by an export reads it for them all."""
+    destinations of the project, if any (with none, its own reads share it): the first
+    whose read is made by an export reads it for them all."""
     name = desired.destination.name
     group = reads.project_fields.get(name)
     if group is None:
         return None
     project, fields = group
-    return UsersShare(reads.users, client, project, desired.project_type, name, fields)
+    alone = sum(1 for other, _fields in reads.project_fields.values() if other == project) == 1
+    return UsersShare(reads.users, client, project, desired.project_type, name, fields, alone=alone)
 
 
 def _project_lists(
@@ -274,6 +282,8 @@ def _plan_destination(
     finally:
         if live.users_file is not None:
             live.users_file.remove()
+        if users is not None:
+            users.remove()
 
 
 def _plan_from_live(

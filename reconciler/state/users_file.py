@@ -157,7 +157,9 @@ class UsersShare:
     """How a destination takes part in SharedUsers: its client, project (key) and name,
     and every field the project's destinations in the plan may ask of the export (the
     first to need it asks for them all). Read as a UsersFile is, where an export would
-    be made (`serves`); `taken` names the reads that took another destination's file."""
+    be made (`serves`); `taken` names the reads that took another destination's file,
+    `own` those that took the file this destination's reads made. A destination naming its
+    project alone has a group of its own: its reads share one export all the same."""
 
     shared: SharedUsers
     client: IterableClient
@@ -166,6 +168,10 @@ class UsersShare:
     destination: str
     fields: frozenset[str]
     taken: list[str] = field(default_factory=list)
+    own: list[str] = field(default_factory=list)
+    # No other destination of the plan names the project: its file goes once this
+    # destination is planned (a large project's export is gigabytes), not with the plan.
+    alone: bool = False
 
     @property
     def requests(self) -> int:
@@ -191,8 +197,7 @@ class UsersShare:
         when another destination made it; `marked`: only lines holding this text (or an
         escape, which could spell it) are parsed, as client.export_users takes it."""
         users, _windows, reader = self._read()
-        if what and reader != self.destination and what not in self.taken:
-            self.taken.append(what)
+        self._took(what, reader)
         return users.read_rows(marked=marked)
 
     def download(
@@ -200,24 +205,41 @@ class UsersShare:
     ) -> int:
         """As UsersFile.download, of the project's export."""
         users, _windows, reader = self._read()
-        if reader != self.destination and "mapped fields' values" not in self.taken:
-            self.taken.append("mapped fields' values")
+        self._took("mapped fields' values", reader)
         return users.download(only, path, on_lines)
 
+    def _took(self, what: str, reader: str) -> None:
+        """Notes that the read `what` took the export `reader` made."""
+        taking = self.taken if reader != self.destination else self.own
+        if what and what not in taking:
+            taking.append(what)
+
     def note(self) -> str | None:
-        """What the plan says of the reads taken from another destination's export."""
-        if not self.taken:
+        """What the plan says of the reads taken from another destination's export, or
+        of this destination's reads that took one export of its own between them (each
+        read's line says that export and its cost: it is one, not one each)."""
+        if self.taken:
+            reader = self.shared.reads[self.project][2]
+            return (
+                f"{_and(self.taken)} taken from the user export of destination "
+                f"{reader!r}, which names the same Iterable project"
+            )
+        if len(self.own) < 2:
             return None
-        reader = self.shared.reads[self.project][2]
-        *rest, last = self.taken
-        what = f"{', '.join(rest)} and {last}" if rest else last
-        return (
-            f"{what} taken from the user export of destination "
-            f"{reader!r}, which names the same Iterable project"
-        )
+        read = self.shared.reads.get(self.project)
+        windows = read[1] if read is not None else 0
+        how = f" (in {windows:,} date window{'s' if windows != 1 else ''})" if windows else ""
+        return f"{_and(self.own)} read from one user export of the project{how}, not one each"
 
     def remove(self) -> None:
-        """The plan removes the files (SharedUsers.close), once every destination is read."""
+        """The plan removes the files (SharedUsers.close), once every destination is read;
+        a destination alone in its project removes its own once it is planned."""
+        if not self.alone:
+            return
+        with self.shared.lock:
+            read = self.shared.reads.pop(self.project, None)
+        if read is not None:
+            read[0].remove()
 
     def _read(self) -> tuple[UsersFile, int, str]:
         with self.shared.lock:
@@ -252,6 +274,11 @@ class UsersShare:
             path.unlink(missing_ok=True)
             raise
         return UsersFile(path, frozenset(names), rows), windows, self.destination
+
+
+def _and(names: Sequence[str]) -> str:
+    *rest, last = names
+    return f"{', '.join(rest)} and {last}" if rest else last
 
 
 # What the plan's later reads of a project's profiles take, where an export would be made.

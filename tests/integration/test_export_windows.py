@@ -324,7 +324,7 @@ def test_the_windows_scratch_file_is_one_a_later_run_removes_if_this_one_is_kill
 
     def handle_and_look(request: httpx.Request):
         if request.url.path == EXPORT and "startDateTime" in str(request.url):
-            during.extend(p.parent for p in temp.glob("*/users.*jsonl"))
+            during.extend(p.parent for p in temp.glob("*/users*.jsonl"))
         return handle(request)
 
     emulator.handle = handle_and_look  # type: ignore[method-assign]
@@ -553,3 +553,46 @@ def test_a_whole_export_cut_off_once_is_not_tried_whole_again_in_the_same_plan(
         "startDateTime" in r.query and "onlyFields=tier" in r.query
         for r in server.emulator.request_log
     )
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_the_fields_and_consent_reads_of_a_cut_off_project_share_one_windowed_read(
+    windowed, cli, monkeypatch, engine
+):
+    """The members' export cut off every time gave way to getUsers; then the mapped
+    fields' values and the consent guard's channel unsubscribes each read the whole
+    project in date windows of their own: the same windows, the same profiles, twice
+    (against Iterable, each window a start of 4 a minute). One windowed read, asking the
+    fields of both, now serves them both, and the plan counts it once."""
+    ws, server, _big = windowed
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
+    monkeypatch.setattr("reconciler.state.consent.MAX_LOOKUPS", 0)  # profiles by export
+    kept = gold_tier_members(ws)
+    project = server.emulator.project("default")
+    project.add_user(email="c@example.com")  # not on "big"; opts out of the channel
+    control = f"{server.base_url}/_emulator/self-unsubscribe"
+    httpx.post(control, json={"email": "c@example.com", "channel": True}).raise_for_status()
+    ws.csv("big.csv", "email,userId,tier", [f"{e},,gold" for e in [*kept, "c@example.com"]])
+    server.emulator.clear_log()
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    assert body["summary"]["members_channel_unsubscribed"] == 1  # c is held back
+    assert body["summary"]["users_to_update"] == len(kept)
+    windows = [r for r in window_requests(server) if "userListIds" not in r.query]
+    # One windowed read of the project, asking both reads' fields.
+    assert windows and all(
+        "onlyFields=tier" in r.query and "unsubscribedChannelIds" in r.query for r in windows
+    )
+    starts = Counter(r.query for r in windows)
+    assert max(starts.values()) == 1, starts
+    # Each read says the export it took; the plan says it was one, not one each.
+    (dest,) = body["destinations"]
+    assert dest["field_updates"]["read"]["requests"] == 1 + len(windows)
+    said = f"in {len(windows)} date windows, one export being cut off"
+    assert any(said in line for line in dest["other_reads"]), dest["other_reads"]
+    assert (
+        "profiles' unsubscribedChannelIds and mapped fields' values read from one user export "
+        f"of the project (in {len(windows)} date windows), not one each"
+    ) in dest["other_reads"]
