@@ -209,9 +209,15 @@ class IterableClient:
             timeout=timeout,
             transport=transport,
             verify=verify,
-            # Writers, or getUsers streams in flight, plus the odd list or user lookup.
+            # Writers, getUsers streams or export windows in flight, plus the odd list or
+            # user lookup: a request past the pool waits for a connection only
+            # RECONCILER_TIMEOUT, and a stream holds one for minutes.
             limits=httpx.Limits(
-                max_connections=max(self.settings.concurrency, self.settings.list_read_concurrency)
+                max_connections=max(
+                    self.settings.concurrency,
+                    self.settings.list_read_concurrency,
+                    int(self.settings.export_windows_in_flight),
+                )
                 + 2
             ),
         )

@@ -17,8 +17,9 @@ import httpx
 import pytest
 
 from reconciler.emulator import Faults
-from reconciler.iterable import IterableClient
+from reconciler.iterable import ClientSettings, IterableClient
 from reconciler.leftovers import made_by
+from reconciler.state.windows import read_export_windows
 from tests.integration.conftest import API_KEY_VAR, Workspace
 
 EXPORT = "/api/export/data.json"
@@ -596,3 +597,38 @@ def test_the_fields_and_consent_reads_of_a_cut_off_project_share_one_windowed_re
         "profiles' unsubscribedChannelIds and mapped fields' values read from one user export "
         f"of the project (in {len(windows)} date windows), not one each"
     ) in dest["other_reads"]
+
+
+def test_windows_in_flight_beyond_the_writers_and_getusers_streams_each_get_a_connection(
+    make_emulator_server, tmp_path
+):
+    """The client's connections were as many as its writers or getUsers streams (the more
+    of the two, plus 2), whatever RECONCILER_EXPORT_WINDOWS_IN_FLIGHT said: with more
+    windows in flight than that, the extra windows waited for a connection while the
+    others streamed (minutes each against Iterable), ran out of RECONCILER_TIMEOUT, were
+    retried, and failed the windowed read ('no connection came free within'). Each window
+    in flight now has a connection."""
+    # Each window streams 10 rows at 5 a second (2 s), longer than a request may wait.
+    faults = Faults(export_members_per_second=5.0)
+    server = make_emulator_server(project_type="email", faults=faults)
+    project = server.emulator.project("default")
+    now = int(time.time() * 1000)
+    for i in range(80):
+        user = project.add_user(email=f"p{i}@example.com")
+        user.profile_updated_at = now - (i % 40) * 10 * DAY_MS
+    settings = ClientSettings(
+        timeout=1.0,
+        concurrency=1,
+        list_read_concurrency=1,  # 3 connections before, for 6 windows in flight
+        export_windows_in_flight=6,
+        bulk_read_retries=0,
+        export_rate=40,
+        export_stream_limit=0.5,  # windows of 10 rows
+        bulk_read_first_byte=0,
+        exports_per_minute=100_000,
+        export_window_days=400,
+    )
+    with IterableClient(server.base_url, "test-key", settings=settings) as client:
+        read = read_export_windows(client, ["email"], tmp_path / "users.jsonl", "email", 80)
+    assert read.rows == 80
+    assert read.windows >= 6  # several in flight at once
