@@ -834,13 +834,15 @@ def _standard_lists_by_folded_name(all_lists: list[Any]) -> dict[str, list[Any]]
 
 def _lookalike_notes(item: DesiredList, lookalikes: Mapping[str, list[Any]]) -> list[str]:
     """A list the plan creates while Iterable has one whose name reads the same (another
-    case, spaces, an invisible character, another Unicode form): names are matched exactly,
-    as Iterable keeps them, so the plan would make a second list that looks like the first.
+    case, spaces, `_` for `-`, an invisible character, another Unicode form): names are
+    matched exactly, as Iterable keeps them, so the plan would make a second list that
+    looks like the first.
     `lookalikes`: Standard lists by folded name (_standard_lists_by_folded_name)."""
     return [
         f"this plan creates list {item.list_name!r} while Iterable has list {other.id} named "
-        f"{other.name!r}, which differs from it only in case, spaces, invisible characters "
-        "or Unicode form: reconciler matches list names exactly, as Iterable keeps them, so "
+        f"{other.name!r}, which differs from it only in case, spaces, `_` or `-`, invisible "
+        "characters or Unicode form: reconciler matches list names exactly, as Iterable "
+        "keeps them, so "
         f"it is another list. To manage list {other.id} instead, set listName: "
         f"{other.name!r} on audience {item.audience.name!r}."
         for other in lookalikes.get(_name_folded(item.list_name), ())
@@ -850,10 +852,14 @@ def _lookalike_notes(item: DesiredList, lookalikes: Mapping[str, list[Any]]) -> 
 
 def _name_folded(name: str) -> str:
     """A list name as a reader takes it in: NFKC, without format characters (zero-width
-    spaces, joiners), runs of whitespace as one space, trimmed, case folded."""
+    spaces, joiners), runs of whitespace, `_` and `-` as one space, trimmed, case folded.
+    `_` and `-` too: Segment's Iterable Lists destination names a list by its audience key
+    (`high_value_users`), and a manifest's audience for it is often `high-value-users`;
+    the plan would make a second list beside the one campaigns use, and prune never sees
+    Segment's (it has no marker)."""
     text = unicodedata.normalize("NFKC", name)
     text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
-    return " ".join(text.split()).casefold()
+    return " ".join(text.replace("_", " ").replace("-", " ").split()).casefold()
 
 
 def _created_names(created: Sequence[str]) -> str:

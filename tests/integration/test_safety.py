@@ -878,15 +878,18 @@ def test_iterable_text_in_an_error_or_warning_line_stays_on_its_line(
         ("Churn risk", "Churn  risk "),
         ("Churn risk", "\uff23hurn risk"),  # a fullwidth C
         ("Caf\u00e9", "Cafe\u0301"),  # the same text, decomposed (NFD)
+        # Segment's Iterable Lists destination names a list by its audience key.
+        ("high-value-users", "high_value_users"),
+        ("Churn risk", "churn-risk"),
     ],
 )
 def test_a_list_whose_name_differs_only_in_case_or_invisibly_is_noted(
     workspace, cli, emulator_server, name, in_iterable
 ):
     """Names are matched exactly, as Iterable keeps them: a list made by hand whose name
-    differs from listName only in case, spaces, an invisible character or Unicode form is
-    another list, and the plan creates one that reads the same. It says so, with how to
-    manage the list that exists instead."""
+    differs from listName only in case, spaces, `_` or `-` (Segment's list of the audience
+    key), an invisible character or Unicode form is another list, and the plan creates one
+    that reads the same. It says so, with how to manage the list that exists instead."""
     existing = project(emulator_server).add_list(in_iterable)
     workspace.audience("churn", {"inline": ["a@example.com"]}, listName=name)
     plan = cli("plan", workspace.manifests, "--format", "json")
@@ -894,8 +897,9 @@ def test_a_list_whose_name_differs_only_in_case_or_invisibly_is_noted(
     (note,) = plan.json()["destinations"][0]["notes"]
     assert note == (
         f"this plan creates list {name!r} while Iterable has list {existing} named "
-        f"{in_iterable!r}, which differs from it only in case, spaces, invisible characters "
-        "or Unicode form: reconciler matches list names exactly, as Iterable keeps them, so "
+        f"{in_iterable!r}, which differs from it only in case, spaces, `_` or `-`, invisible "
+        "characters or Unicode form: reconciler matches list names exactly, as Iterable "
+        "keeps them, so "
         f"it is another list. To manage list {existing} instead, set listName: "
         f"{in_iterable!r} on audience 'churn'."
     )
