@@ -16,11 +16,12 @@ import typer
 from reconciler.cli import exits
 from reconciler.errors import ReconcilerError
 from reconciler.github.comment import Posted, upsert_comment
-from reconciler.github.current import newer_changes, repository_path
+from reconciler.github.current import Newer, newer_changes, repository_path
 from reconciler.github.gh import Gh
 from reconciler.github.identity import own_author
 from reconciler.github.issue import close_issue, open_or_update_issue
 from reconciler.github.message import marked_body
+from reconciler.github.run_reads import RunReads, run_reads
 from reconciler.github.runs import busy_runs, github_time
 
 github_app = typer.Typer(
@@ -229,30 +230,60 @@ def check_current(
     ),
     repo: str = RepoOpt,
 ) -> None:
-    """Exit 1 when PATH changed on BRANCH after COMMIT. A re-run keeps its first run's
-    commit, so re-running an older apply or sync after a newer merge would apply the older
-    manifests and undo that merge; newer commits that leave PATH alone do not count."""
+    """Exit 1 when PATH, or a file its manifests read, changed on BRANCH after COMMIT. A
+    re-run keeps its first run's commit, so re-running an older apply or sync after a newer
+    merge would apply the older manifests and member files and undo that merge; newer
+    commits that leave them alone do not count. Run from the checkout's root: the
+    manifests there (the run's own) say which files they read."""
     try:
         path = repository_path(path)
-        newer = newer_changes(Gh(), repo, commit, branch, path)
+        reads = run_reads(path)
+        newer = newer_changes(Gh(), repo, commit, branch, path, reads)
     except ReconcilerError as exc:
         raise exits.fail(exc) from None
     except _UNEXPECTED_SHAPE as exc:
         raise exits.fail(_unexpected_shape(exc)) from None
     where = f"{path}/" if path else "the repository"
-    if newer.changed or newer.unknown:
-        count = f"{newer.commits} newer commit{'s' if newer.commits != 1 else ''}"
-        raise exits.fail(
-            ReconcilerError(
-                f"{where} changed on {branch} after {commit[:12]} ({count}): this run would "
-                "apply the older manifests and undo those changes. Start a new run (Run "
-                "workflow) instead of re-running this one."
-            )
-        ) from None
+    if newer.changed or newer.read or newer.unknown:
+        raise exits.fail(ReconcilerError(_newer_message(newer, where, branch, commit, reads)))
     if newer.commits:
-        typer.echo(f"{where} unchanged on {branch} since {commit[:12]}")
+        typer.echo(f"{where} unchanged on {branch} since {commit[:12]}{_also(reads, path)}")
     else:
         typer.echo(f"{commit[:12]} is the newest commit on {branch}")
+
+
+# The changed files a refusal names; the others are counted.
+NAMED_FILES = 3
+
+
+def _newer_message(newer: Newer, where: str, branch: str, commit: str, reads: RunReads) -> str:
+    what = where if not newer.read else "files its manifests read"
+    if newer.changed and newer.read:
+        what = f"{where} and files its manifests read"
+    count = f"{newer.commits} newer commit{'s' if newer.commits != 1 else ''}"
+    names = sorted(set(newer.changed + newer.read))
+    if names:
+        count += ": " + ", ".join(names[:NAMED_FILES])
+        if len(names) > NAMED_FILES:
+            count += f" and {len(names) - NAMED_FILES} more"
+    if newer.unknown:
+        count += "; more files changed than GitHub lists"
+    why = f" ({reads.anything})" if newer.read and reads.anything else ""
+    return (
+        f"{what} changed on {branch} after {commit[:12]} ({count}){why}: this run would "
+        "apply the older manifests and member files and undo those changes. Start a new "
+        "run (Run workflow) instead of re-running this one."
+    )
+
+
+def _also(reads: RunReads, path: str) -> str:
+    """What else was found unchanged."""
+    if reads.anything:
+        return f", nor any other file but Markdown and .github/ ({reads.anything})"
+    count = sum(1 for name in reads.files if not name.startswith(f"{path}/"))
+    if path and count:
+        return f", nor the {count} other file{'s' if count != 1 else ''} its manifests read"
+    return ""
 
 
 # `check-idle`'s answer when a run is busy: not an error (1), nor click's usage error (2).

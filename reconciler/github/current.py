@@ -3,8 +3,8 @@
 GitHub re-runs a workflow run with its first run's commit (GITHUB_SHA). Re-running an
 older apply (the README's answer to a stale plan) after a newer merge would plan and apply
 the older manifests, undoing that merge; a sync re-run likewise. So the workflows that
-apply ask first whether the manifests changed on the branch since the run's commit:
-commits that touch nothing under the manifests (a README change) do not count.
+apply ask first whether the manifests, or a file they read (run_reads.py), changed on the
+branch since the run's commit: commits that touch neither (a README change) do not count.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from reconciler.errors import ReconcilerError
 from reconciler.github.gh import Gh
+from reconciler.github.run_reads import RunReads
 
 # GitHub's compare answer lists at most this many files; a full list may hide more.
 COMPARE_FILE_LIMIT = 300
@@ -25,6 +26,7 @@ COMPARE_FILE_LIMIT = 300
 class Newer:
     commits: int  # commits on the branch since the run's commit
     changed: tuple[str, ...]  # files under the path they changed (maybe not all)
+    read: tuple[str, ...] = ()  # other files the run reads that they changed
     unknown: bool = False  # too many files changed to tell
 
 
@@ -52,19 +54,25 @@ def repository_path(path: str) -> str:
     return "" if normal == "." else normal
 
 
-def newer_changes(gh: Gh, repo: str, commit: str, branch: str, path: str) -> Newer:
-    """What the branch changed under `path` (as `repository_path` gives it) since
-    `commit`."""
+def newer_changes(
+    gh: Gh, repo: str, commit: str, branch: str, path: str, reads: RunReads | None = None
+) -> Newer:
+    """What the branch changed under `path` (as `repository_path` gives it), and of the
+    other files the run `reads`, since `commit`."""
     answer = gh.api("GET", f"repos/{repo}/compare/{quote(commit)}...{quote(branch, safe='/')}")
     commits = int(answer.get("ahead_by") or 0)
     if commits == 0:
         return Newer(0, ())
     files = answer.get("files") or []
     prefix = f"{path}/" if path else ""
-    changed = tuple(
+    names = [
         name
         for f in files
         for name in (f.get("filename"), f.get("previous_filename"))
-        if isinstance(name, str) and name.startswith(prefix)
+        if isinstance(name, str)
+    ]
+    changed = tuple(name for name in names if name.startswith(prefix))
+    read = tuple(
+        name for name in names if not name.startswith(prefix) and reads and reads.counts(name)
     )
-    return Newer(commits, changed, unknown=len(files) >= COMPARE_FILE_LIMIT)
+    return Newer(commits, changed, read, unknown=len(files) >= COMPARE_FILE_LIMIT)

@@ -110,6 +110,10 @@ class Source:
     # Whether the identifier columns are found by their exact names (a CSV header), or
     # case aside (Parquet and query columns: PostgreSQL folds `AS userId` to `userid`).
     exact_column_names: ClassVar[bool] = False
+    # Whether a read may open repository files the manifest does not name: a DuckDB query
+    # may read any of them, by a path it builds or a glob. A check of re-runs
+    # (github/run_reads.py) then counts a newer change to any of them.
+    reads_unnamed_files: ClassVar[bool] = False
 
     def __init__(self, audience: Audience) -> None:
         self.audience = audience
@@ -142,6 +146,11 @@ class Source:
     def files(self) -> list[SourceFile]:
         """The local files this source reads (checked to be inside the repository)."""
         return []
+
+    def named_reads(self) -> list[Path]:
+        """The local files a read opens, as the manifest names them (without reading
+        anything or the environment): files(), and a SQLite URL's database."""
+        return [f.path for f in self.files()]
 
     def digests(self) -> list[tuple[Path, str]]:
         """(file, SHA-256 of its content) for each file whose content this run planned

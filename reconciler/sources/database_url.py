@@ -94,7 +94,7 @@ def expand_url(template: str, where: str) -> DatabaseUrl:
                 f"{where}: environment variable {shown} is empty; the database URL needs "
                 "its value (a CI secret not given to this run reads as empty)"
             )
-    parsed = _parse(template)
+    parsed = parse_url(template)
     if parsed is None:
         raise ConfigError(
             f"{where}: not a valid SQLAlchemy URL (the URL is not shown because it may hold "
@@ -216,7 +216,8 @@ def _private(path: Path, repository: Path) -> bool:
     return bool(relative.parts) and relative.parts[0] in PRIVATE_ENTRIES
 
 
-def _parse(text: str) -> URL | None:
+def parse_url(text: str) -> URL | None:
+    """`text` as a SQLAlchemy URL (its ${VARIABLE}s as written), or None."""
     try:
         return make_url(text)
     except (ArgumentError, ValueError):

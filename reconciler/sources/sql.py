@@ -30,6 +30,9 @@ class DuckDbQuery(Source):
     field = "sql"
     traits_at_scale = True  # its typed columns are kept (engine/desired_table.py)
     counted_by_running = True  # estimate_rows: a count(*) over the query
+    # read_csv('data/' || name), a glob, any repository file (duckdb_query.py): which
+    # files a query reads is known only once it has run.
+    reads_unnamed_files = True
 
     def __init__(self, audience: Audience) -> None:
         super().__init__(audience)

@@ -46,6 +46,7 @@ from reconciler.sources.database_url import (
     check_database_host,
     confine_file_database,
     expand_url,
+    parse_url,
     sqlite_file,
 )
 from reconciler.sources.identifier_types import refused_column
@@ -97,6 +98,15 @@ class Warehouse(Source):
         if path is None or not is_inside(path, self.audience.source_root):
             return None
         return real_path(path)
+
+    def named_reads(self) -> list[Path]:
+        # The URL as written: a check of re-runs has no database password in its
+        # environment, and a SQLite URL needs none. One that does not parse is refused
+        # before any query runs.
+        assert self.spec.url is not None
+        url = parse_url(self.spec.url)
+        path = sqlite_file(url) if url is not None else None
+        return [] if path is None else [path]
 
     def _url(self) -> URL:
         """The URL the query runs at, as stream_query makes it (ReconcilerError if not)."""

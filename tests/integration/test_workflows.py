@@ -840,8 +840,37 @@ def test_re_running_an_older_run_after_newer_manifests_were_merged_applies_nothi
     jobs = github.push(name, event_name="workflow_dispatch")
 
     assert jobs[job].result == "failure"
-    assert "manifests/ changed on main after 0123456789ab (2 newer commits)" in jobs[job].logs
+    assert "manifests/ changed on main after 0123456789ab (2 newer commits: " in jobs[job].logs
     assert "Start a new run" in jobs[job].logs
+    assert github.emulator.request_log == []  # not even read: nothing planned or applied
+    if name == "apply.yml":
+        assert jobs["apply"].result == "skipped"
+
+
+@pytest.mark.parametrize(("name", "job"), [("apply.yml", "plan"), ("sync.yml", "sync")])
+def test_re_running_an_older_run_after_a_newer_member_file_was_merged_applies_nothing(
+    github, name, job
+):
+    """A commit that changed only a member file outside manifests/ (people removed from
+    data/members.csv) did not count: the re-run applied the older file and subscribed the
+    people removed again."""
+    (github.repo / "data").mkdir()
+    (github.repo / "data" / "members.csv").write_text("email\n" + "\n".join(MEMBERS) + "\n")
+    github.audience("vip", [])
+    doc = json.loads((github.repo / "manifests" / "vip.yaml").read_text())
+    doc["spec"]["members"] = {"csv": "../data/members.csv"}
+    (github.repo / "manifests" / "vip.yaml").write_text(json.dumps(doc))
+    state = github.gh() or {"next_id": 1000, "comments": {}, "issues": []}
+    state["newer"] = [{"files": ["data/members.csv"]}, {"files": ["data/unread.csv"]}]
+    github.state.write_text(json.dumps(state))
+
+    jobs = github.push(name, event_name="workflow_dispatch")
+
+    assert jobs[job].result == "failure"
+    assert (
+        "files its manifests read changed on main after 0123456789ab (2 newer commits: "
+        "data/members.csv)" in jobs[job].logs
+    )
     assert github.emulator.request_log == []  # not even read: nothing planned or applied
     if name == "apply.yml":
         assert jobs["apply"].result == "skipped"

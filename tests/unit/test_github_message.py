@@ -285,6 +285,7 @@ def _check_current(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str):
     monkeypatch.setenv("FAKE_GH_STATE", str(state))
     monkeypatch.setenv("FAKE_GH_LOG", str(tmp_path / "log"))
     monkeypatch.setenv("GH_TOKEN", "ghs_fake")
+    monkeypatch.chdir(tmp_path)
     check = ["github", "check-current", "--commit", "0123456789abcdef", "--branch", "main"]
     return CliRunner().invoke(app, [*check, "--path", path, "--repo", "acme/audiences"])
 
@@ -306,7 +307,7 @@ def test_check_current_finds_the_change_however_the_path_is_written(
     manifests went unseen ("unchanged"), and a re-run applied the older ones over them."""
     result = _check_current(tmp_path, monkeypatch, path)
     assert result.exit_code == 1, result.output
-    assert f"{shown} changed on main after 0123456789ab (2 newer commits)" in result.output
+    assert f"{shown} changed on main after 0123456789ab (2 newer commits: " in result.output
 
 
 @pytest.mark.parametrize("path", ["/home/me/repo/manifests", "C:\\repo\\manifests", "../other"])
@@ -318,3 +319,140 @@ def test_check_current_refuses_a_path_that_is_not_inside_the_repository(
     assert f"--path {path}" in result.output
     assert "relative to the repository's root" in result.output
     assert not (tmp_path / "log").exists() or "compare" not in (tmp_path / "log").read_text()
+
+
+def _repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, members: dict) -> Path:
+    """A checkout (the working directory) whose one audience reads `members`, with
+    data/members.csv, data/members.parquet, data/members.db and data/other.csv."""
+    import sqlite3
+
+    import duckdb
+
+    repo = tmp_path / "repo"
+    (repo / "manifests").mkdir(parents=True)
+    (repo / "data").mkdir()
+    for name in ("members.csv", "other.csv"):
+        (repo / "data" / name).write_text("email\na@example.com\n")
+    with duckdb.connect() as db:
+        db.execute(f"COPY (SELECT 'a@example.com' AS email) TO '{repo}/data/members.parquet'")
+    with sqlite3.connect(repo / "data" / "members.db") as db:
+        db.execute("CREATE TABLE m (email TEXT)")
+    destination = {
+        "apiVersion": "reconciler/v1",
+        "kind": "Destination",
+        "metadata": {"name": "prod"},
+        "spec": {"region": "us", "projectType": "email", "apiKey": {"env": "ITERABLE_API_KEY"}},
+    }
+    audience = {
+        "apiVersion": "reconciler/v1",
+        "kind": "Audience",
+        "metadata": {"name": "vip"},
+        "spec": {"destination": "prod", "members": members},
+    }
+    (repo / "manifests" / "prod.yaml").write_text(json.dumps(destination))
+    (repo / "manifests" / "vip.yaml").write_text(json.dumps(audience))
+    monkeypatch.chdir(repo)
+    return repo
+
+
+def _check_newer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: list[str]):
+    from typer.testing import CliRunner
+
+    from reconciler.cli import app
+
+    state = tmp_path / "gh.json"
+    newer = [{"files": [name]} for name in files]
+    state.write_text(json.dumps({"next_id": 1, "comments": {}, "issues": [], "newer": newer}))
+    gh = tmp_path / "gh"
+    gh.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_GH}" "$@"\n')
+    gh.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_GH_STATE", str(state))
+    monkeypatch.setenv("FAKE_GH_LOG", str(tmp_path / "log"))
+    monkeypatch.setenv("GH_TOKEN", "ghs_fake")
+    check = ["github", "check-current", "--commit", "0123456789abcdef", "--branch", "main"]
+    return CliRunner().invoke(app, [*check, "--repo", "acme/audiences"])
+
+
+@pytest.mark.parametrize(
+    ("members", "file"),
+    [
+        ({"csv": "../data/members.csv"}, "data/members.csv"),
+        ({"parquet": "../data/members.parquet"}, "data/members.parquet"),
+        ({"sql": "SELECT email FROM m", "url": "sqlite:///data/members.db"}, "data/members.db"),
+        (
+            {"sql": "SELECT * FROM read_csv('data/' || 'other.csv')", "database": ":memory:"},
+            "data/other.csv",
+        ),
+    ],
+    ids=["csv", "parquet", "sqlite", "duckdb-query"],
+)
+def test_check_current_counts_a_newer_change_to_a_member_file_outside_the_manifests(
+    tmp_path, monkeypatch, members, file
+):
+    """A data-only commit (people removed from ../data/members.csv) after the run's commit
+    did not count: 'manifests/ unchanged', and the re-run applied the older file, subscribing
+    the people removed again."""
+    _repository(tmp_path, monkeypatch, members)
+
+    result = _check_newer(tmp_path, monkeypatch, [file, "README.md"])
+
+    assert result.exit_code == 1, result.output
+    assert (
+        f"files its manifests read changed on main after 0123456789ab (2 newer commits: {file})"
+        in result.output
+    )
+    assert "Start a new run" in result.output
+
+
+def test_check_current_leaves_out_files_the_manifests_do_not_read(tmp_path, monkeypatch):
+    _repository(tmp_path, monkeypatch, {"csv": "../data/members.csv"})
+
+    result = _check_newer(tmp_path, monkeypatch, ["data/other.csv", "docs/x.md"])
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "manifests/ unchanged on main since 0123456789ab, nor the 1 other file its manifests "
+        "read" in result.output
+    )
+
+
+def test_a_warehouse_query_reads_no_repository_file_and_is_not_run(tmp_path, monkeypatch):
+    """The URL is read as written: its ${PASSWORD} is not set in the check's step, and
+    neither is the query run nor the server reached."""
+    members = {"sql": "SELECT email FROM m", "url": "postgresql://u:${DB_PW}@db.invalid/x"}
+    _repository(tmp_path, monkeypatch, members)
+    monkeypatch.delenv("DB_PW", raising=False)
+
+    result = _check_newer(tmp_path, monkeypatch, ["data/members.csv"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output == "manifests/ unchanged on main since 0123456789ab\n"
+
+
+def test_a_query_that_may_read_any_file_leaves_out_only_markdown_and_workflows(
+    tmp_path, monkeypatch
+):
+    """Which files a DuckDB query reads is known only once it has run (a path it builds, a
+    glob), and the check runs no query: any change counts but Markdown and .github/."""
+    members = {"sql": "SELECT * FROM read_csv('data/*.csv')", "database": ":memory:"}
+    _repository(tmp_path, monkeypatch, members)
+
+    unrelated = _check_newer(tmp_path, monkeypatch, ["README.md", ".github/workflows/x.yml"])
+    assert unrelated.exit_code == 0, unrelated.output
+
+    result = _check_newer(tmp_path, monkeypatch, ["data/new.csv", "README.md"])
+    assert result.exit_code == 1, result.output
+    assert "(2 newer commits: data/new.csv) (audience 'vip''s query (manifests/vip.yaml" in (
+        result.output
+    )
+
+
+def test_manifests_that_do_not_load_count_any_change(tmp_path, monkeypatch):
+    repo = _repository(tmp_path, monkeypatch, {"csv": "../data/members.csv"})
+    (repo / "manifests" / "vip.yaml").write_text("kind: [")
+
+    result = _check_newer(tmp_path, monkeypatch, ["data/members.csv"])
+
+    assert result.exit_code == 1, result.output
+    assert "the manifests in manifests/ do not load" in result.output
