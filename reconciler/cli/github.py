@@ -268,9 +268,10 @@ def _newer_message(newer: Newer, where: str, branch: str, commit: str, reads: Ru
             count += f" and {len(names) - NAMED_FILES} more"
     if newer.unknown:
         count += "; more files changed than GitHub lists"
-    why = f" ({reads.anything})" if newer.read and reads.anything else ""
+    if newer.read and reads.anything:
+        count += f"; {reads.anything}"
     return (
-        f"{what} changed on {branch} after {commit[:12]} ({count}){why}: this run would "
+        f"{what} changed on {branch} after {commit[:12]} ({count}): this run would "
         "apply the older manifests and member files and undo those changes. Start a new "
         "run (Run workflow) instead of re-running this one."
     )

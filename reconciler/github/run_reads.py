@@ -70,8 +70,8 @@ def run_reads(directory: str) -> RunReads:
         source = source_for(audience)
         if source.reads_unnamed_files and not anything:
             anything = (
-                f"audience {audience.name!r}'s query ({source.declared_at}) may read any of "
-                "the repository's files"
+                f"the query of audience {audience.name!r} at {source.declared_at} may read "
+                "any of the repository's files"
             )
         for path in source.named_reads():
             files.update(_names(path, repository))

@@ -399,7 +399,7 @@ def test_check_current_counts_a_newer_change_to_a_member_file_outside_the_manife
 
     assert result.exit_code == 1, result.output
     assert (
-        f"files its manifests read changed on main after 0123456789ab (2 newer commits: {file})"
+        f"files its manifests read changed on main after 0123456789ab (2 newer commits: {file}"
         in result.output
     )
     assert "Start a new run" in result.output
@@ -443,8 +443,9 @@ def test_a_query_that_may_read_any_file_leaves_out_only_markdown_and_workflows(
 
     result = _check_newer(tmp_path, monkeypatch, ["data/new.csv", "README.md"])
     assert result.exit_code == 1, result.output
-    assert "(2 newer commits: data/new.csv) (audience 'vip''s query (manifests/vip.yaml" in (
-        result.output
+    assert (
+        "(2 newer commits: data/new.csv; the query of audience 'vip' at manifests/vip.yaml:"
+        in result.output
     )
 
 
@@ -456,3 +457,13 @@ def test_manifests_that_do_not_load_count_any_change(tmp_path, monkeypatch):
 
     assert result.exit_code == 1, result.output
     assert "the manifests in manifests/ do not load" in result.output
+
+
+def test_a_member_file_through_a_symbolic_link_counts_its_target(tmp_path, monkeypatch):
+    repo = _repository(tmp_path, monkeypatch, {"csv": "members.csv"})
+    (repo / "manifests" / "members.csv").symlink_to("../data/members.csv")
+
+    result = _check_newer(tmp_path, monkeypatch, ["data/members.csv"])
+
+    assert result.exit_code == 1, result.output
+    assert "(1 newer commit: data/members.csv)" in result.output
