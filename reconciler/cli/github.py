@@ -237,15 +237,19 @@ def check_current(
     manifests there (the run's own) say which files they read."""
     try:
         path = repository_path(path)
-        reads = run_reads(path)
-        newer = newer_changes(Gh(), repo, commit, branch, path, reads)
+        newer = newer_changes(Gh(), repo, commit, branch, path)
     except ReconcilerError as exc:
         raise exits.fail(exc) from None
     except _UNEXPECTED_SHAPE as exc:
         raise exits.fail(_unexpected_shape(exc)) from None
+    # Loaded only for a re-run (a first run's commit is the newest): which files the
+    # manifests read matters only when newer commits changed some.
+    reads = run_reads(path) if newer.others else RunReads(frozenset())
+    read = tuple(name for name in newer.others if reads.counts(name))
     where = f"{path}/" if path else "the repository"
-    if newer.changed or newer.read or newer.unknown:
-        raise exits.fail(ReconcilerError(_newer_message(newer, where, branch, commit, reads)))
+    if newer.changed or read or newer.unknown:
+        message = _newer_message(newer, read, where, branch, commit, reads)
+        raise exits.fail(ReconcilerError(message))
     if newer.commits:
         typer.echo(f"{where} unchanged on {branch} since {commit[:12]}{_also(reads, path)}")
     else:
@@ -256,19 +260,21 @@ def check_current(
 NAMED_FILES = 3
 
 
-def _newer_message(newer: Newer, where: str, branch: str, commit: str, reads: RunReads) -> str:
-    what = where if not newer.read else "files its manifests read"
-    if newer.changed and newer.read:
+def _newer_message(
+    newer: Newer, read: tuple[str, ...], where: str, branch: str, commit: str, reads: RunReads
+) -> str:
+    what = where if not read else "files its manifests read"
+    if newer.changed and read:
         what = f"{where} and files its manifests read"
     count = f"{newer.commits} newer commit{'s' if newer.commits != 1 else ''}"
-    names = sorted(set(newer.changed + newer.read))
+    names = sorted(set(newer.changed + read))
     if names:
         count += ": " + ", ".join(names[:NAMED_FILES])
         if len(names) > NAMED_FILES:
             count += f" and {len(names) - NAMED_FILES} more"
     if newer.unknown:
         count += "; more files changed than GitHub lists"
-    if newer.read and reads.anything:
+    if read and reads.anything:
         count += f"; {reads.anything}"
     return (
         f"{what} changed on {branch} after {commit[:12]} ({count}): this run would "

@@ -16,7 +16,6 @@ from urllib.parse import quote
 
 from reconciler.errors import ReconcilerError
 from reconciler.github.gh import Gh
-from reconciler.github.run_reads import RunReads
 
 # GitHub's compare answer lists at most this many files; a full list may hide more.
 COMPARE_FILE_LIMIT = 300
@@ -26,7 +25,7 @@ COMPARE_FILE_LIMIT = 300
 class Newer:
     commits: int  # commits on the branch since the run's commit
     changed: tuple[str, ...]  # files under the path they changed (maybe not all)
-    read: tuple[str, ...] = ()  # other files the run reads that they changed
+    others: tuple[str, ...] = ()  # the other files they changed (maybe not all)
     unknown: bool = False  # too many files changed to tell
 
 
@@ -54,11 +53,9 @@ def repository_path(path: str) -> str:
     return "" if normal == "." else normal
 
 
-def newer_changes(
-    gh: Gh, repo: str, commit: str, branch: str, path: str, reads: RunReads | None = None
-) -> Newer:
-    """What the branch changed under `path` (as `repository_path` gives it), and of the
-    other files the run `reads`, since `commit`."""
+def newer_changes(gh: Gh, repo: str, commit: str, branch: str, path: str) -> Newer:
+    """What the branch changed under `path` (as `repository_path` gives it), and
+    elsewhere, since `commit`."""
     answer = gh.api("GET", f"repos/{repo}/compare/{quote(commit)}...{quote(branch, safe='/')}")
     commits = int(answer.get("ahead_by") or 0)
     if commits == 0:
@@ -72,7 +69,5 @@ def newer_changes(
         if isinstance(name, str)
     ]
     changed = tuple(name for name in names if name.startswith(prefix))
-    read = tuple(
-        name for name in names if not name.startswith(prefix) and reads and reads.counts(name)
-    )
-    return Newer(commits, changed, read, unknown=len(files) >= COMPARE_FILE_LIMIT)
+    others = tuple(name for name in names if not name.startswith(prefix))
+    return Newer(commits, changed, others, unknown=len(files) >= COMPARE_FILE_LIMIT)
