@@ -14,7 +14,7 @@ quotes its request back (a server may echo its input): it is a log kept for the 
 runs, not a second copy of the audience (the members Iterable rejected are in the
 owner-only `rejected-*.csv` beside it, which is what it is for).
 
-    {"event": "run_started", "at": ..., "pid": ..., "lists": [{destination, list, ...}]}
+    {"event": "run_started", "at": ..., "format_version": 1, "pid": ..., "lists": [...]}
     {"event": "intent", "step": 3, "op": "subscribe", "destination": ..., "list": ...,
      "list_id": ..., "members": 1000}
     {"event": "outcome", "step": 3, "status": "done", "succeeded": 998, "rejected": 2}
@@ -43,6 +43,12 @@ from reconciler.plan import Plan
 from reconciler.processes import running
 from reconciler.render.masking import marking_sent, mask_emails
 from reconciler.words import quantity
+
+# The journal's format, in its first line: raised when a line's key goes or changes its
+# meaning (a key added keeps it), so a reader of journals kept across upgrades (the next
+# apply's note, a person after a crash) can tell; every build of a release writes the same
+# reconciler_version. A journal without it was written before it.
+JOURNAL_FORMAT = 1
 
 RUNS_DIR = "runs"
 PREFIX = "apply-"
@@ -131,6 +137,7 @@ class Journal:
         journal._write(
             {
                 "event": "run_started",
+                "format_version": JOURNAL_FORMAT,
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
                 "reconciler_version": __version__,

@@ -62,3 +62,22 @@ def test_a_failed_step_and_the_runs_end_mask_the_emails_their_errors_quote(
     assert "ann@example.com" not in text and "bob@example.com" not in text
     assert "Iterable refused" in _outcomes(path)[0]["error"]
     assert '"outcome":"failed"' in text.splitlines()[-1]
+
+
+def test_a_journal_starts_with_its_format_version_beside_the_reconciler_that_wrote_it(
+    tmp_path: Path,
+) -> None:
+    """Every build of a release writes the same reconciler_version: a reader of journals
+    kept across upgrades tells their shape by the format version of the first line."""
+    from reconciler import __version__
+    from reconciler.apply.journal import JOURNAL_FORMAT
+    from reconciler.plan import Plan
+
+    journal = Journal.start(tmp_path, Plan())
+    journal.finish("success")
+    assert journal.path is not None
+    first = json.loads(journal.path.read_text(encoding="utf-8").splitlines()[0])
+
+    assert first["event"] == "run_started"
+    assert first["format_version"] == JOURNAL_FORMAT == 1
+    assert first["reconciler_version"] == __version__
