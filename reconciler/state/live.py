@@ -439,7 +439,7 @@ def _read_members(
     if route.name == "windowedExport" and found:
         try:
             live = _read_all_by_windows(
-                client, desired, found, engine, progress, on_read, downloaded, early
+                client, desired, found, engine, progress, on_read, downloaded, early, users
             )
         except Exception as exc:
             if not fails_alone(exc):
@@ -560,10 +560,13 @@ def _read_all_by_windows(
     on_read: Callable[[str], None] | None,
     downloaded: Downloaded | None = None,
     early: ExportDownload | None = None,
+    users: UsersShare | None = None,
 ) -> LiveDestination:
     """Every list's members from the user export read in date windows (state/windows.py),
     merged into one file of every profile once, then read as one export is (`downloaded`:
-    the file of the windows `early` started reading before the sources were read)."""
+    the file of the windows `early` started reading before the sources were read). Read
+    here, they ask every field `users` (the project's shared export) asks as well, as the
+    early windows do, and their file is kept for the plan's later reads (users_file)."""
     in_tables = [(item, info) for item, info in found if item.table is not None]
     in_python = [(item, info) for item, info in found if item.table is None]
     lists = f"{len(found):,} list{'s' if len(found) != 1 else ''} (the user export in date windows)"
@@ -573,9 +576,6 @@ def _read_all_by_windows(
     membership = _membership(desired.project_type)
     expected = sum(expected_size(item) for item, _info in found)
     report = WindowedRead()
-    # Windows started before the sources were read asked for the consent guard's channel
-    # unsubscribes too.
-    channels: list[dict[str, Any]] | None = [] if downloaded is not None else None
 
     def download(only: Sequence[str], path: Path, on_lines: Callable[[int], None] | None) -> int:
         nonlocal report
@@ -583,6 +583,24 @@ def _read_all_by_windows(
             client, only, path, desired.project_type, expected, on_lines, on_note=progress.note
         )
         return report.rows
+
+    kept: list[Path] = []
+    names: tuple[str, ...] = ()
+    if downloaded is None and users is not None and users.shared.usable():
+        # The mapped fields' values, the consent guard's channel unsubscribes and users'
+        # existence would each read the whole project again (in the same windows: 20+
+        # slow exports against Iterable): they ride on these, as on the early windows.
+        names = (
+            "email",
+            "userId",
+            membership,
+            *sorted(users.fields - {"email", "userId", membership}),
+        )
+        assert users.shared.directory is not None  # usable() made it
+        downloaded = _keeping(_windows_file(download, names, users.shared.directory), kept)
+    # Windows started before the sources were read, or asking the later reads' fields,
+    # carry the consent guard's channel unsubscribes too.
+    channels: list[dict[str, Any]] | None = [] if downloaded is not None else None
 
     try:
         with heartbeat(task):
@@ -614,6 +632,10 @@ def _read_all_by_windows(
                     finally:
                         path.unlink(missing_ok=True)
                 managed = _read_members_by_export(client, desired.project_type, in_python, rows)
+    except BaseException:
+        for path in kept:
+            path.unlink(missing_ok=True)
+        raise
     finally:
         task.finish()
     if early is not None and downloaded is not None:
@@ -624,7 +646,32 @@ def _read_all_by_windows(
     if channels is not None:
         live.channel_unsubscribed = channels
         live.channels_from = "user export in date windows"
+    if kept:
+        live.users_file = UsersFile(kept[0], frozenset(names), report.rows)
     return live
+
+
+def _windows_file(
+    download: Callable[[Sequence[str], Path, Callable[[int], None] | None], int],
+    names: Sequence[str],
+    directory: Path,
+) -> Downloaded:
+    """The windows' merged file of `names`, read by `download` into `directory` (the
+    plan's shared exports': a large project's export is gigabytes), as a started export's
+    file is waited for."""
+
+    def wait(on_lines: Callable[[int], None] | None) -> Path:
+        handle, name = tempfile.mkstemp(prefix="windows-", suffix=".jsonl", dir=directory)
+        os.close(handle)
+        path = Path(name)
+        try:
+            download(names, path, on_lines)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path
+
+    return wait
 
 
 def _rows_on_lists(

@@ -23,6 +23,7 @@ from reconciler.state.windows import read_export_windows
 from tests.integration.conftest import API_KEY_VAR, Workspace
 
 EXPORT = "/api/export/data.json"
+CHANNELS = "unsubscribedChannelIds"
 SLACK = timedelta(seconds=60)
 DAY_MS = 86_400_000
 
@@ -632,3 +633,48 @@ def test_windows_in_flight_beyond_the_writers_and_getusers_streams_each_get_a_co
         read = read_export_windows(client, ["email"], tmp_path / "users.jsonl", "email", 80)
     assert read.rows == 80
     assert read.windows >= 6  # several in flight at once
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_the_members_windows_chosen_after_the_sources_carry_the_fields_and_consent_reads(
+    windowed, cli, monkeypatch, engine
+):
+    """A query's rows are counted only once it is read (the engine forced): the members'
+    route, date windows, was chosen then, not started early. Those windows asked only
+    for list memberships and their file was thrown away; the mapped fields' values and
+    the consent guard's channel unsubscribes then read the whole project in the same
+    windows again (against Iterable, each window a slow export, from 4 a minute). The
+    members' windows now ask every field the later reads take, and they take its file."""
+    ws, server, _big = windowed
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setattr("reconciler.state.consent.MAX_LOOKUPS", 0)  # profiles by export
+    kept = gold_tier_members(ws)
+    project = server.emulator.project("default")
+    project.add_user(email="c@example.com")  # not on "big"; opts out of the channel
+    control = f"{server.base_url}/_emulator/self-unsubscribe"
+    httpx.post(control, json={"email": "c@example.com", "channel": True}).raise_for_status()
+    ws.csv("big.csv", "email,tier", [f"{e},gold" for e in [*kept, "c@example.com"]])
+    query = {"sql": "SELECT email, tier FROM read_csv('big.csv')", "database": ":memory:"}
+    ws.audience("big", query, policy={"maxRemovalPercent": 50}, traits="crm")
+    server.emulator.clear_log()
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    (dest,) = body["destinations"]
+    assert dest["member_read"].startswith("members of 1 list read with the user export in ")
+    assert "started before the sources were read" not in dest["member_read"]
+    assert body["summary"]["members_channel_unsubscribed"] == 1  # c is held back
+    assert body["summary"]["users_to_update"] == len(kept)
+    windows = window_requests(server)
+    # One windowed pass, the members', asking the later reads' fields: no second one.
+    assert windows and all(
+        "userListIds" in r.query and "onlyFields=tier" in r.query and CHANNELS in r.query
+        for r in windows
+    ), [r.query for r in windows]
+    # Nor a whole export of the project tried first (against Iterable: 30 min to the cut).
+    log = server.emulator.request_log
+    whole = [r.query for r in log if r.path == EXPORT and "range=All" in r.query]
+    assert not [q for q in whole if "dataTypeName=user" in q], whole
+    assert f"({len(windows)} GET {EXPORT})" in dest["member_read"]  # every window its
+    # The fields' read counts nothing of its own: the members' read made it.
+    assert dest["field_updates"]["read"]["requests"] == 0
