@@ -646,8 +646,9 @@ def _read_all_by_windows(
     if channels is not None:
         live.channel_unsubscribed = channels
         live.channels_from = "user export in date windows"
-    if kept:
+    if kept and users is not None:
         live.users_file = UsersFile(kept[0], frozenset(names), report.rows)
+        users.offer(live.users_file, report.requests)
     return live
 
 

@@ -231,6 +231,27 @@ class UsersShare:
         how = f" (in {windows:,} date window{'s' if windows != 1 else ''})" if windows else ""
         return f"{_and(self.own)} read from one user export of the project{how}, not one each"
 
+    def offer(self, users: UsersFile, windows: int) -> None:
+        """The file this destination's member read made of every profile, with every field
+        the group asks (the members' date windows, `windows` requests), for the other
+        destinations of the project, where none has read it yet: a second name for it, kept
+        with the plan's files (the destination removes its own once planned)."""
+        if self.alone or not set(self.fields) <= users.fields:
+            return
+        with self.shared.lock:
+            if self.project in self.shared.reads or self.shared.directory is None:
+                return
+            path = self.shared.directory / f"users-{len(self.shared.reads)}-{users.path.name}"
+            try:
+                os.link(users.path, path)
+            except OSError:
+                return  # no hard links: a copy could be gigabytes; each reads as before
+            self.shared.reads[self.project] = (
+                UsersFile(path, users.fields, users.rows),
+                windows,
+                self.destination,
+            )
+
     def remove(self) -> None:
         """The plan removes the files (SharedUsers.close), once every destination is read;
         a destination alone in its project removes its own once it is planned."""

@@ -678,3 +678,39 @@ def test_the_members_windows_chosen_after_the_sources_carry_the_fields_and_conse
     assert f"({len(windows)} GET {EXPORT})" in dest["member_read"]  # every window its
     # The fields' read counts nothing of its own: the members' read made it.
     assert dest["field_updates"]["read"]["requests"] == 0
+
+
+def test_the_members_windows_serve_another_destination_of_the_project(windowed, cli, monkeypatch):
+    """A second destination of the project, its small list read by getUsers, read the
+    whole project again in the same date windows for its consent guard, after the first
+    destination's members' windows had read every profile. It now takes their file."""
+    ws, server, _big = windowed
+    monkeypatch.setenv("RECONCILER_ENGINE", "python")
+    monkeypatch.setattr("reconciler.state.consent.MAX_LOOKUPS", 0)  # profiles by export
+    kept = gold_tier_members(ws)
+    project = server.emulator.project("default")
+    project.add_user(email="c@example.com")  # not on "big"; opts out of the channel
+    control = f"{server.base_url}/_emulator/self-unsubscribe"
+    httpx.post(control, json={"email": "c@example.com", "channel": True}).raise_for_status()
+    ws.csv("big.csv", "email,tier", [f"{e},gold" for e in kept])
+    query = {"sql": "SELECT email, tier FROM read_csv('big.csv')", "database": ":memory:"}
+    ws.audience("big", query, policy={"maxRemovalPercent": 50}, traits="crm")
+    ws.destination("stage")
+    project.add_list("few")
+    ws.audience("few", {"inline": ["c@example.com", "new@example.com"]}, destination="stage")
+    server.emulator.clear_log()
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    assert body["summary"]["members_channel_unsubscribed"] == 1  # c is held back
+    assert body["summary"]["members_to_add"] == 1  # new
+    # The date windows read are the first destination's members': 6, not 26.
+    windows = window_requests(server)
+    assert windows and all("userListIds" in r.query for r in windows), [r.query for r in windows]
+    (prod,) = [d for d in body["destinations"] if d["name"] == "prod"]
+    assert f"({len(windows)} GET {EXPORT})" in prod["member_read"]
+    stage = next(d for d in body["destinations"] if d["name"] == "stage")
+    assert (
+        f"profiles' {CHANNELS} taken from the user export of destination 'prod', which names "
+        "the same Iterable project"
+    ) in stage["other_reads"], stage["other_reads"]
