@@ -97,12 +97,14 @@ def open_clients(
             + "\n".join(str(problem) for problem in problems)
         )
     # Destinations naming one project (the same host and key) pace their requests
-    # together, as Iterable counts them.
+    # together, as Iterable counts them, and know together that its whole user export is
+    # too big for one stream (each would otherwise try it, minutes to the cut each).
     owners: dict[str, IterableClient] = {}
     for client in clients.values():
         owner = owners.setdefault(client.project_id, client)
         if owner is not client:
             client.share_rate_limits(owner)
+            client.share_project_exports(owner)
     for name, client in clients.items():
         # Long rate-limit waits, retries and why a run waits (a new list Iterable does not
         # accept writes to yet, a lost answer checked against the lagging list index) are

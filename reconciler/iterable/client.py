@@ -109,6 +109,14 @@ class ExportJobPage:
 
 
 @dataclass
+class ProjectExports:
+    """What a run has learned of a project's whole user export, held by every client of
+    the project (IterableClient.share_project_exports)."""
+
+    whole_cut_off: bool = False
+
+
+@dataclass
 class ClientStats:
     requests: int = 0
     retries: int = 0
@@ -239,12 +247,9 @@ class IterableClient:
             "none": SlidingWindow(0, 1.0, clock, sleep),
         }
         self.stats = ClientStats()
-        # A whole-project user export of this run failed after its retries in a way date
-        # windows get past (state/windows.py marks it): Iterable closes long export
-        # connections, so a project too big for one stream is so for the whole run, and
-        # each later read goes to windows at once rather than stream and be cut again
-        # (against Iterable, half an hour each try).
-        self.whole_export_cut_off = False
+        # Whether the project's whole user export is known too big for one stream (shared
+        # by the clients of one project: share_project_exports).
+        self._project_exports = ProjectExports()
         self._stats_lock = threading.Lock()  # writers run in a thread pool
         self._notice: Callable[[str], None] | None = None
         self._retry_notices: RetryNotices | None = None
@@ -357,6 +362,32 @@ class IterableClient:
             name: WindowUser(window.shared if isinstance(window, WindowUser) else window)
             for name, window in other._buckets.items()
         }
+
+    @property
+    def whole_export_cut_off(self) -> bool:
+        """Whether a whole-project user export of this run failed after its retries in a
+        way date windows get past (state/windows.py marks it): Iterable closes long export
+        connections, so a project too big for one stream is so for the whole run, and
+        each later read goes to windows at once rather than stream and be cut again
+        (against Iterable, half an hour each try). Known of the project, not the client:
+        every destination naming it knows it (cli/session.py shares it)."""
+        return self._project_exports.whole_cut_off
+
+    @whole_export_cut_off.setter
+    def whole_export_cut_off(self, value: bool) -> None:
+        self._project_exports.whole_cut_off = value
+
+    def share_project_exports(self, other: IterableClient) -> None:
+        """Take what `other` knows of the project's whole user export (whole_export_cut_off)
+        and learns from now on: both reach one project (the same project_id), whose users
+        are the same whichever destination's client exports them. What either knew
+        already is kept."""
+        if other.project_id != self.project_id:
+            raise ValueError("export knowledge is shared only by clients of one project")
+        if other._project_exports is self._project_exports:
+            return
+        other._project_exports.whole_cut_off |= self._project_exports.whole_cut_off
+        self._project_exports = other._project_exports
 
     # -- lists ---------------------------------------------------------------------------
 

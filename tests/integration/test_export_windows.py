@@ -10,16 +10,19 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from reconciler.cli.session import open_clients
 from reconciler.emulator import Faults
 from reconciler.iterable import ClientSettings, IterableClient
 from reconciler.leftovers import made_by
-from reconciler.state.windows import read_export_windows
+from reconciler.manifest.loader import load_manifests
+from reconciler.state.windows import export_users_whole, read_export_windows
 from tests.integration.conftest import API_KEY_VAR, Workspace
 
 EXPORT = "/api/export/data.json"
@@ -714,3 +717,34 @@ def test_the_members_windows_serve_another_destination_of_the_project(windowed, 
         f"profiles' {CHANNELS} taken from the user export of destination 'prod', which names "
         "the same Iterable project"
     ) in stage["other_reads"], stage["other_reads"]
+
+
+def test_a_whole_export_cut_off_for_one_destination_is_not_tried_by_another_of_the_project(
+    windowed, tmp_path
+):
+    """A whole-project export cut off on every try made its client go to windows at once
+    for the rest of the run; the client of a second destination naming the same Iterable
+    project did not know, and tried the whole export again, every try cut off (against
+    Iterable, half an hour each). The clients of one project now know it together."""
+    ws, server, _big = windowed
+    ws.destination("stage")
+    manifests = load_manifests(ws.manifests)
+    with ExitStack() as stack:
+        clients = open_clients(manifests, stack, tmp_path / "state")
+        keep = lambda _row: True  # noqa: E731
+        first, _ = export_users_whole(clients["prod"], ["email"], keep, "hybrid")
+        tried = len(whole_user_exports(server))
+        assert tried >= 1  # cut off every time, then windows
+        second, windows = export_users_whole(clients["stage"], ["email"], keep, "hybrid")
+    assert len(whole_user_exports(server)) == tried  # windows at once
+    assert windows > 0
+    assert sorted(r["email"] for r in second) == sorted(r["email"] for r in first)
+
+
+def whole_user_exports(server) -> list:
+    """The whole-project user exports asked (range=All)."""
+    return [
+        r
+        for r in server.emulator.request_log
+        if r.path == EXPORT and "range=All" in r.query and "dataTypeName=user" in r.query
+    ]
