@@ -17,6 +17,7 @@ with every field any of them may ask (SharedUsers), and each reads it as this fi
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -133,6 +134,9 @@ class SharedUsers:
     directory: Path | None = None
     unusable: bool = False  # no directory could be made: each destination reads alone
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Numbers the files: a count of `reads` would give a name twice once a destination
+    # alone in its project has removed its entry (UsersShare.remove).
+    numbers: Iterator[int] = field(default_factory=itertools.count)
 
     def usable(self) -> bool:
         """Whether the files have a directory (made now if not yet)."""
@@ -241,7 +245,7 @@ class UsersShare:
         with self.shared.lock:
             if self.project in self.shared.reads or self.shared.directory is None:
                 return
-            path = self.shared.directory / f"users-{len(self.shared.reads)}-{users.path.name}"
+            path = self.shared.directory / f"users-{next(self.shared.numbers)}-{users.path.name}"
             try:
                 os.link(users.path, path)
             except OSError:
@@ -276,7 +280,7 @@ class UsersShare:
         (as export_users_whole reads it). A failed read is not kept: the next
         destination to need it tries again, as alone."""
         assert self.shared.directory is not None  # serves() made it
-        path = self.shared.directory / f"users-{len(self.shared.reads)}.jsonl"
+        path = self.shared.directory / f"users-{next(self.shared.numbers)}.jsonl"
         names = ["email", "userId", *sorted(self.fields - {"email", "userId"})]
         windows = 0
         rows: int | None = None
