@@ -4,7 +4,6 @@ names, and where that cannot be known, anything but Markdown and the workflows."
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -12,33 +11,17 @@ import pytest
 from reconciler.github.run_reads import RunReads, run_reads, unrelated
 
 
-def _checkout(tmp_path: Path, members: dict) -> Path:
-    repo = tmp_path / "repo"
-    (repo / ".git").mkdir(parents=True)
-    (repo / "manifests").mkdir()
-    (repo / "data").mkdir()
-    (repo / "data" / "members.csv").write_text("email\na@example.com\n")
-    destination = {
-        "apiVersion": "reconciler/v1",
-        "kind": "Destination",
-        "metadata": {"name": "prod"},
-        "spec": {"region": "us", "projectType": "email", "apiKey": {"env": "ITERABLE_API_KEY"}},
-    }
-    audience = {
-        "apiVersion": "reconciler/v1",
-        "kind": "Audience",
-        "metadata": {"name": "vip"},
-        "spec": {"destination": "prod", "members": members},
-    }
-    (repo / "manifests" / "prod.yaml").write_text(json.dumps(destination))
-    (repo / "manifests" / "vip.yaml").write_text(json.dumps(audience))
-    return repo
+def _checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, members: dict) -> Path:
+    """test_github_message's checkout: manifests/ and data/, the working directory."""
+    from tests.unit.test_github_message import _repository
+
+    return _repository(tmp_path, monkeypatch, members)
 
 
 def test_a_csv_outside_the_manifests_is_named_as_the_repository_names_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(_checkout(tmp_path, {"csv": "../data/members.csv", "email": "email"}))
+    _checkout(tmp_path, monkeypatch, {"csv": "../data/members.csv", "email": "email"})
 
     reads = run_reads("manifests")
 
@@ -50,10 +33,8 @@ def test_a_csv_outside_the_manifests_is_named_as_the_repository_names_it(
 def test_a_query_or_manifests_that_cannot_be_read_count_any_file_but_text_and_workflows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo = _checkout(
-        tmp_path, {"sql": "SELECT * FROM read_csv('data/*.csv')", "database": ":memory:"}
-    )
-    monkeypatch.chdir(repo)
+    members = {"sql": "SELECT * FROM read_csv('data/*.csv')", "database": ":memory:"}
+    repo = _checkout(tmp_path, monkeypatch, members)
 
     query = run_reads("manifests")
     missing = run_reads("elsewhere")
