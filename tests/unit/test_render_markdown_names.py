@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import unicodedata
+from typing import Any
 
 from markdown_it import MarkdownIt
 
@@ -62,6 +63,26 @@ def hostile_plan() -> Plan:
     )
 
 
+def _named(**changes: Any) -> ListPlan:
+    """The hostile plan's first list with `changes` (a name to render, ...)."""
+    return dataclasses.replace(hostile_plan().destinations[0].lists[0], **changes)
+
+
+def _plan(*lists: ListPlan, new_fields: tuple[tuple[str, str], ...] = ()) -> Plan:
+    """A plan of `lists` in one hybrid destination, `prod`."""
+    return Plan(
+        (
+            DestinationPlan(
+                destination="prod",
+                project_type="hybrid",
+                lists=lists,
+                member_read="read",
+                new_fields=new_fields,
+            ),
+        )
+    )
+
+
 def rendered() -> tuple[str, str]:
     text = plan_markdown(hostile_plan())
     return text, MarkdownIt("commonmark").enable("table").render(text)
@@ -111,17 +132,7 @@ def test_a_plain_list_name_renders_as_before():
 def test_a_list_name_that_looks_like_a_mention_notifies_no_one():
     """GitHub turns `@name` in a comment's text (not in code) into a mention and notifies
     that user or team whenever the plan comment is posted or updated."""
-    lp = hostile_plan().destinations[0].lists[0]
-    plan = Plan(
-        (
-            DestinationPlan(
-                destination="prod",
-                project_type="hybrid",
-                lists=(dataclasses.replace(lp, list_name="@acme/growth &amp; x"),),
-                member_read="read",
-            ),
-        )
-    )
+    plan = _plan(_named(list_name="@acme/growth &amp; x"))
     html = MarkdownIt("commonmark").enable("table").render(plan_markdown(plan))
     # Outside code spans, no `@` starts a word; the name still reads the same.
     text = re.sub(r"<code[^>]*>.*?</code>", "", html, flags=re.S)
@@ -133,19 +144,8 @@ def test_a_list_name_that_looks_like_a_mention_notifies_no_one():
 def test_a_new_field_is_named_as_it_is_spelt():
     """New fields are shown in code spans, where markdown's backslash escapes are not
     undone: `plan_tier` read `plan\\_tier` in the comment, which is no field's name."""
-    lp = hostile_plan().destinations[0].lists[0]
     names = ("plan_tier", "a`b", "*stars*")
-    plan = Plan(
-        (
-            DestinationPlan(
-                destination="prod",
-                project_type="hybrid",
-                lists=(dataclasses.replace(lp, list_name="vip"),),
-                member_read="read",
-                new_fields=tuple((name, "string") for name in names),
-            ),
-        )
-    )
+    plan = _plan(_named(list_name="vip"), new_fields=tuple((name, "string") for name in names))
     html = MarkdownIt("commonmark").enable("table").render(plan_markdown(plan))
     shown = re.findall(r"<code>([^<]*)</code> \(string\)", html)
     assert [code.strip() for code in shown] == ["plan_tier", "a`b", "*stars*"]
@@ -154,17 +154,7 @@ def test_a_new_field_is_named_as_it_is_spelt():
 def test_a_user_id_with_a_backtick_stays_in_its_code_span():
     """A userId is any printable ASCII: with --show-members, one holding a backtick ended
     its code span early in the list of members not sent."""
-    lp = hostile_plan().destinations[0].lists[0]
-    plan = Plan(
-        (
-            DestinationPlan(
-                destination="prod",
-                project_type="hybrid",
-                lists=(dataclasses.replace(lp, list_name="vip", forgotten=("u`1", "u2")),),
-                member_read="read",
-            ),
-        )
-    )
+    plan = _plan(_named(list_name="vip", forgotten=("u`1", "u2")))
     html = MarkdownIt("commonmark").enable("table").render(plan_markdown(plan, show_members=True))
     assert re.search(r"forgotten in Iterable, not sent: <code>u`1</code>, <code>u2</code>", html)
 
@@ -172,18 +162,8 @@ def test_a_user_id_with_a_backtick_stays_in_its_code_span():
 def test_a_list_name_that_reads_as_an_issue_reference_references_none():
     """GitHub links `#42`, `GH-42` and `owner/repo#42` in a comment's text to that issue or
     pull request and adds "mentioned this" to its timeline, each time the plan is posted."""
-    lp = hostile_plan().destinations[0].lists[0]
     name = "Promo #42 GH-7 acme/site#9 @ann"
-    plan = Plan(
-        (
-            DestinationPlan(
-                destination="prod",
-                project_type="hybrid",
-                lists=(dataclasses.replace(lp, list_name=name),),
-                member_read="read",
-            ),
-        )
-    )
+    plan = _plan(_named(list_name=name))
     html = MarkdownIt("commonmark").enable("table").render(plan_markdown(plan))
     text = re.sub(r"<code[^>]*>.*?</code>", "", html, flags=re.S).replace("&#8203;", "\u200b")
     assert re.search(r"#\d|GH-\d|@\w", text, flags=re.I) is None
@@ -195,18 +175,8 @@ def test_a_list_name_holding_a_web_address_links_nowhere():
     autolinks), so a list name (from a pull request, or one anyone with the Iterable project
     gave a list, in the drift issue) put a working link into what the bot posts: "Approve
     at https://evil.example/login". `$...$` is GitHub's math, which draws what it likes."""
-    lp = hostile_plan().destinations[0].lists[0]
     name = "Approve at https://evil.example/login or WWW.evil.example, FTP://x.example $\\huge{OK}$"
-    plan = Plan(
-        (
-            DestinationPlan(
-                destination="prod",
-                project_type="hybrid",
-                lists=(dataclasses.replace(lp, list_name=name),),
-                member_read="read",
-            ),
-        )
-    )
+    plan = _plan(_named(list_name=name))
     html = MarkdownIt("commonmark").enable("table").render(plan_markdown(plan))
     text = re.sub(r"<code[^>]*>.*?</code>", "", html, flags=re.S).replace("&#8203;", "\u200b")
     text = re.sub(r"<pre>.*?</pre>", "", text, flags=re.S)
@@ -264,18 +234,8 @@ def test_a_mention_after_a_letter_outside_ascii_notifies_no_one():
     and the user on every post of the plan, where Python's `\\w`, which `é` is, saw a word
     going on. An address (`admin@evil.example`) is no link either: GitHub makes a mailto:
     link of it."""
-    lp = hostile_plan().destinations[0].lists[0]
     name = "café@acme/growth 日本@ann Ω@bob admin@evil.example"
-    plan = Plan(
-        (
-            DestinationPlan(
-                destination="prod",
-                project_type="hybrid",
-                lists=(dataclasses.replace(lp, list_name=name),),
-                member_read="read",
-            ),
-        )
-    )
+    plan = _plan(_named(list_name=name))
     html = MarkdownIt("commonmark").enable("table").render(plan_markdown(plan))
     text = re.sub(r"<code[^>]*>.*?</code>", "", html, flags=re.S).replace("&#8203;", "\u200b")
     text = re.sub(r"<pre>.*?</pre>", "", text, flags=re.S)
@@ -293,22 +253,9 @@ def test_a_tower_of_combining_marks_cannot_cover_the_rows_around_it():
     drew a tower over the rows above and below it in the comment, hiding what they say
     (a list to delete, a warning). Past the few marks a script puts on one letter, each
     shows as its escape; a Vietnamese name, two marks on a letter, is as written."""
-    lp = hostile_plan().destinations[0].lists[0]
     tower = "VIP" + "\u0301\u0310" * 50
     viet = unicodedata.normalize("NFD", "Tiếng Việt")
-    plan = Plan(
-        (
-            DestinationPlan(
-                destination="prod",
-                project_type="hybrid",
-                lists=(
-                    dataclasses.replace(lp, list_name=tower),
-                    dataclasses.replace(lp, list_name=viet, list_id=8),
-                ),
-                member_read="read",
-            ),
-        )
-    )
+    plan = _plan(_named(list_name=tower), _named(list_name=viet, list_id=8))
     for text in (plan_markdown(plan), plan_text(plan)):
         runs = re.findall(r"[\u0300-\u036f]+", text)
         assert runs and max(len(run) for run in runs) <= 4
