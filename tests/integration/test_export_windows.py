@@ -286,10 +286,7 @@ def test_the_consent_read_of_a_project_too_big_for_one_stream_is_read_in_windows
     monkeypatch.setattr("reconciler.state.consent.MAX_LOOKUPS", 0)
     monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
     ws, server, _big = windowed
-    project = server.emulator.project("default")
-    project.add_user(email="c@example.com")  # not on "big"; opts out of the channel
-    control = f"{server.base_url}/_emulator/self-unsubscribe"
-    httpx.post(control, json={"email": "c@example.com", "channel": True}).raise_for_status()
+    opted_out_of_the_channel(server)
     kept = [f"p{i}@example.com," for i in range(3, 40)] + ["h@example.com,U-H"]
     ws.csv("big.csv", "email,userId", [*kept, "c@example.com,", "new@example.com,"])
     server.emulator.clear_log()
@@ -338,6 +335,14 @@ def test_the_windows_scratch_file_is_one_a_later_run_removes_if_this_one_is_kill
     assert during, "no window was read into a file under RECONCILER_DUCKDB_TEMP_DIR"
     assert {made_by(d.name) for d in during} == {os.getpid()}
     assert not any(d.exists() for d in during)  # and removed when the read is done
+
+
+def opted_out_of_the_channel(server) -> None:
+    """c@example.com: a user of the project, on no list of the tests, who has opted out of
+    the email channel (the consent guard holds them back when an audience adds them)."""
+    server.emulator.project("default").add_user(email="c@example.com")
+    control = f"{server.base_url}/_emulator/self-unsubscribe"
+    httpx.post(control, json={"email": "c@example.com", "channel": True}).raise_for_status()
 
 
 def gold_tier_members(ws) -> list[str]:
@@ -574,10 +579,7 @@ def test_the_fields_and_consent_reads_of_a_cut_off_project_share_one_windowed_re
     monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
     monkeypatch.setattr("reconciler.state.consent.MAX_LOOKUPS", 0)  # profiles by export
     kept = gold_tier_members(ws)
-    project = server.emulator.project("default")
-    project.add_user(email="c@example.com")  # not on "big"; opts out of the channel
-    control = f"{server.base_url}/_emulator/self-unsubscribe"
-    httpx.post(control, json={"email": "c@example.com", "channel": True}).raise_for_status()
+    opted_out_of_the_channel(server)
     ws.csv("big.csv", "email,userId,tier", [f"{e},,gold" for e in [*kept, "c@example.com"]])
     server.emulator.clear_log()
     plan = cli("plan", ws.manifests, "--format", "json")
@@ -652,10 +654,7 @@ def test_the_members_windows_chosen_after_the_sources_carry_the_fields_and_conse
     monkeypatch.setenv("RECONCILER_ENGINE", engine)
     monkeypatch.setattr("reconciler.state.consent.MAX_LOOKUPS", 0)  # profiles by export
     kept = gold_tier_members(ws)
-    project = server.emulator.project("default")
-    project.add_user(email="c@example.com")  # not on "big"; opts out of the channel
-    control = f"{server.base_url}/_emulator/self-unsubscribe"
-    httpx.post(control, json={"email": "c@example.com", "channel": True}).raise_for_status()
+    opted_out_of_the_channel(server)
     ws.csv("big.csv", "email,tier", [f"{e},gold" for e in [*kept, "c@example.com"]])
     query = {"sql": "SELECT email, tier FROM read_csv('big.csv')", "database": ":memory:"}
     ws.audience("big", query, policy={"maxRemovalPercent": 50}, traits="crm")
@@ -691,15 +690,12 @@ def test_the_members_windows_serve_another_destination_of_the_project(windowed, 
     monkeypatch.setenv("RECONCILER_ENGINE", "python")
     monkeypatch.setattr("reconciler.state.consent.MAX_LOOKUPS", 0)  # profiles by export
     kept = gold_tier_members(ws)
-    project = server.emulator.project("default")
-    project.add_user(email="c@example.com")  # not on "big"; opts out of the channel
-    control = f"{server.base_url}/_emulator/self-unsubscribe"
-    httpx.post(control, json={"email": "c@example.com", "channel": True}).raise_for_status()
+    opted_out_of_the_channel(server)
     ws.csv("big.csv", "email,tier", [f"{e},gold" for e in kept])
     query = {"sql": "SELECT email, tier FROM read_csv('big.csv')", "database": ":memory:"}
     ws.audience("big", query, policy={"maxRemovalPercent": 50}, traits="crm")
     ws.destination("stage")
-    project.add_list("few")
+    server.emulator.project("default").add_list("few")
     ws.audience("few", {"inline": ["c@example.com", "new@example.com"]}, destination="stage")
     server.emulator.clear_log()
     plan = cli("plan", ws.manifests, "--format", "json")
