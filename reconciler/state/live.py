@@ -25,6 +25,7 @@ from reconciler.state.routes import (
     MemberRoute,
     choose_route,
     expected_size_checks,
+    get_users_if_cut_off,
     size_empty_lists,
     with_sized,
 )
@@ -336,6 +337,7 @@ def read_live(
     route = choose_route(known_sizes, client.settings, member_reads, expected_size_checks(sizes))
     if sized:
         route = with_sized(route, len(sized))
+    route = get_users_if_cut_off(route, client)
     downloaded: Downloaded | None = None
     kept: list[Path] = []  # the early export's file, kept for the plan's later reads
     if early is not None:

@@ -271,6 +271,22 @@ def choose_route(
     return route
 
 
+def get_users_if_cut_off(route: MemberRoute, client: IterableClient) -> MemberRoute:
+    """`route`, or where it is one user export of a project whose whole export this run
+    has seen cut off (client.whole_export_cut_off), getUsers at once, its reason saying
+    why. A project too big for one stream is so for the whole run: the export would be
+    cut off on each of its 4 tries (against Iterable, up to half an hour each), and the
+    lists then read with getUsers all the same. Not date windows: chosen once the sources
+    are read, they would be a pass over the whole project of this read's own (in a test,
+    20 window requests where getUsers made 1), while the project's later reads take the
+    file its other reads made, or go to windows, as after the cut."""
+    if route.name != "export" or not client.whole_export_cut_off:
+        return route
+    said = "read with getUsers at once, a whole user export of the project being cut off "
+    said += "earlier in this run"
+    return MemberRoute("getUsers", "; ".join(x for x in (route.reason, said) if x))
+
+
 def size_empty_lists(
     client: IterableClient,
     lists: Sequence[tuple[int, int | None]],

@@ -744,3 +744,44 @@ def whole_user_exports(server) -> list:
         for r in server.emulator.request_log
         if r.path == EXPORT and "range=All" in r.query and "dataTypeName=user" in r.query
     ]
+
+
+def small_destination(ws, server, name: str, list_name: str, members: object) -> None:
+    """Destination `name`, of the project the fixture's `prod` names, with one audience of
+    a few members on list `list_name` (made in Iterable): a read the route model gives
+    one user export, the project's size unknown to it."""
+    ws.destination(name)
+    server.emulator.project("default").add_list(list_name)
+    ws.audience(list_name, members, destination=name)
+
+
+def test_a_list_read_chosen_as_one_export_after_the_project_was_cut_off_reads_by_getusers(
+    windowed, cli, monkeypatch
+):
+    """Destination 'alpha' read its list with one user export, cut off on every try, then
+    by getUsers. Destination 'beta' of the same project, its route chosen once its query
+    was read (the engine forced: not counted before), chose one user export too and tried
+    it whole again: 4 more tries, each cut off (against Iterable, up to half an hour
+    each), then getUsers all the same. It now reads by getUsers at once, and says why."""
+    ws, server, _big = windowed
+    monkeypatch.setenv("RECONCILER_ENGINE", "python")
+    opted_out_of_the_channel(server)
+    small_destination(ws, server, "alpha", "few", {"inline": ["c@example.com", "n@example.com"]})
+    ws.csv("more.csv", "email", ["p3@example.com", "n2@example.com"])
+    query = {"sql": "SELECT email FROM read_csv('more.csv')", "database": ":memory:"}
+    small_destination(ws, server, "beta", "more", query)
+    server.emulator.clear_log()
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    assert body["summary"]["members_to_add"] == 3  # n, p3 and n2; c is held back
+    assert body["summary"]["members_channel_unsubscribed"] == 1
+    reads = {d["name"]: d["member_read"] for d in body["destinations"]}
+    assert "the user export could not be read" in reads["alpha"]
+    assert len(whole_user_exports(server)) == 4  # alpha's tries alone
+    assert reads["beta"].startswith("members of 1 list read with 1 getUsers call in ")
+    assert EXPORT not in reads["beta"]
+    assert reads["beta"].endswith(
+        "read with getUsers at once, a whole user export of the project being cut off "
+        "earlier in this run; 1 empty read checked against the list's size"
+    )
