@@ -22,6 +22,7 @@ from reconciler.emulator import Faults
 from reconciler.iterable import ClientSettings, IterableClient
 from reconciler.leftovers import made_by
 from reconciler.manifest.loader import load_manifests
+from reconciler.members.model import Engine, start_prefetch
 from reconciler.state.windows import export_users_whole, read_export_windows
 from tests.integration.conftest import API_KEY_VAR, Workspace
 
@@ -785,3 +786,33 @@ def test_a_list_read_chosen_as_one_export_after_the_project_was_cut_off_reads_by
         "read with getUsers at once, a whole user export of the project being cut off "
         "earlier in this run; 1 empty read checked against the list's size"
     )
+
+
+def test_a_members_export_started_early_and_cut_off_marks_the_project_at_once(windowed, tmp_path):
+    """The user export a destination's member read started before the sources were read,
+    cut off on every try, marked the project only once the plan came to that destination's
+    read: a destination planned before it (its route chosen once its query was read, or
+    its consent and fields' reads) tried the whole export again meanwhile, 4 more tries
+    each cut off. The early read marks it as it fails."""
+    ws, server, _big = windowed
+    small_destination(ws, server, "stage", "few", {"inline": ["n@example.com"]})
+    manifests = load_manifests(ws.manifests)
+    stage = manifests.destinations["stage"]
+    with ExitStack() as stack:
+        clients = open_clients(manifests, stack, tmp_path / "state")
+        prefetch = start_prefetch(
+            Engine.from_env(), clients["stage"], stage, [], {"few"}, sizes={"few": 1}
+        )
+        try:
+            export = prefetch.take_export()
+            assert export is not None and export.route.name == "export"
+            export.done.wait()
+            assert export.error is not None  # cut off on every try
+        finally:
+            prefetch.abandon()
+        tried = len(whole_user_exports(server))
+        assert tried == 4
+        keep = lambda _row: True  # noqa: E731
+        _users, windows = export_users_whole(clients["prod"], ["email"], keep, "hybrid")
+    assert len(whole_user_exports(server)) == tried  # windows at once
+    assert windows > 0

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.errors import IterableError
 from reconciler.iterable import CHANNELS_FIELD, IterableClient, ListInfo
 from reconciler.manifest import Audience, Destination
 from reconciler.members.engine.workspace import Engine
@@ -46,7 +47,7 @@ from reconciler.state.routes import (
     with_sized,
 )
 from reconciler.state.users_file import link_or_copy
-from reconciler.state.windows import read_export_windows
+from reconciler.state.windows import cut_off_whole, read_export_windows
 
 # How long abandon() waits for the background reads to end. A read waiting for its first
 # byte cannot be woken; its thread is a daemon, and ends when the client is closed.
@@ -547,10 +548,17 @@ def _read_export_job(
 def _read_user_export(
     reads: _Reads, export: ExportDownload, on_lines: Callable[[int], None]
 ) -> None:
-    """One synchronous user export (data.json, range=All)."""
-    export.lines = reads.client.download_export(
-        list(export.fields), export.path, reads.stoppable(on_lines)
-    )
+    """One synchronous user export (data.json, range=All). Cut off on every try, the
+    project is marked so at once (the plan's other reads of it go to date windows, or
+    getUsers, rather than try it whole again), not only once the plan comes to this
+    destination's read: destinations before it in the plan read meanwhile."""
+    try:
+        export.lines = reads.client.download_export(
+            list(export.fields), export.path, reads.stoppable(on_lines)
+        )
+    except IterableError as exc:
+        cut_off_whole(reads.client, exc)
+        raise
 
 
 def _read_export_windows(
