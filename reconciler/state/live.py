@@ -385,6 +385,13 @@ def read_live(
     live.calls.pop("GET /api/lists", None)
     if early is not None and kept and live.member_read == early.route.name:
         live.users_file = UsersFile(kept[0], frozenset(early.fields), early.lines)
+        if users is not None and users.shared.usable():
+            # Every profile, with every field the project's destinations ask (the early
+            # read asks them all): their later reads of the project take it, not read
+            # it again (in date windows, 20+ slow exports against Iterable), as they take
+            # windows read once the sources were read.
+            windowed = early.route.name == "windowedExport"
+            users.offer(live.users_file, early.requests if windowed else 0)
     else:  # the export could not be read: the lists were read by getUsers
         for path in kept:
             path.unlink(missing_ok=True)

@@ -816,3 +816,37 @@ def test_a_members_export_started_early_and_cut_off_marks_the_project_at_once(wi
         _users, windows = export_users_whole(clients["prod"], ["email"], keep, "hybrid")
     assert len(whole_user_exports(server)) == tried  # windows at once
     assert windows > 0
+
+
+def test_the_members_windows_started_early_serve_another_destination_of_the_project(
+    windowed, cli, monkeypatch
+):
+    """As the windows chosen once the sources were read serve a second destination of the
+    project, so do those started before: destination 'stage' read the whole project
+    again in date windows of its own for its consent guard (20 window requests), after
+    the early windows of 'prod' had read every profile with its channel unsubscribes."""
+    ws, server, _big = windowed
+    monkeypatch.setenv("RECONCILER_ENGINE", "python")
+    monkeypatch.setattr("reconciler.state.consent.MAX_LOOKUPS", 0)  # profiles by export
+    kept = gold_tier_members(ws)  # a file: counted, and its windows started early
+    opted_out_of_the_channel(server)
+    small_destination(ws, server, "stage", "few", {"inline": ["c@example.com", "n@example.com"]})
+    server.emulator.clear_log()
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    assert body["summary"]["members_channel_unsubscribed"] == 1  # c is held back
+    assert body["summary"]["members_to_add"] == 1  # n
+    assert body["summary"]["users_to_update"] == len(kept)
+    prod, stage = (
+        next(d for d in body["destinations"] if d["name"] == n) for n in ("prod", "stage")
+    )
+    assert "started before the sources were read" in prod["member_read"]
+    # The date windows read are prod's members': none of stage's own.
+    windows = window_requests(server)
+    assert windows and all("userListIds" in r.query for r in windows), [r.query for r in windows]
+    assert f"({len(windows)} GET {EXPORT})" in prod["member_read"]
+    assert (
+        f"profiles' {CHANNELS} taken from the user export of destination 'prod', which names "
+        "the same Iterable project"
+    ) in stage["other_reads"], stage["other_reads"]
