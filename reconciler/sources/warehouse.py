@@ -50,6 +50,7 @@ from reconciler.sources.database_url import (
     sqlite_file,
 )
 from reconciler.sources.identifier_types import refused_column
+from reconciler.sources.postgres_loaders import load_values_as_postgresql_gives_them
 from reconciler.sources.query_text import orders_its_rows, statement_text
 from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
@@ -280,7 +281,7 @@ def stream_query(
         if url.get_backend_name() == "sqlite":
             event.listen(engine, "connect", _sqlite_reads_only)
         if url.get_driver_name() == "psycopg":
-            event.listen(engine, "connect", _dates_beyond_python_as_text)
+            event.listen(engine, "connect", load_values_as_postgresql_gives_them)
     except (NoSuchModuleError, ImportError) as exc:
         raise SourceError(_missing_driver(declared_at, url, database, exc)) from None
     except Exception as exc:
@@ -626,46 +627,6 @@ def _timeout_hint(exc: Exception, connect_args: Mapping[str, Any]) -> str:
     if seconds is None or "timeout" not in _driver_message(exc).lower():
         return ""
     return f" (no answer within {seconds} s; {CONNECT_TIMEOUT_VARIABLE} sets how long to wait)"
-
-
-# PostgreSQL's date and timestamp types hold what Python's cannot: `infinity` and
-# `-infinity` (a common "valid until" value), years past 9999, years BC.
-_DATE_TYPES = ("date", "timestamp", "timestamptz")
-
-
-def _dates_beyond_python_as_text(connection: Any, _record: Any) -> None:
-    """psycopg refuses such a value with an error that ends the whole query, so one
-    `infinity` anywhere in a selected column failed the audience, mapped or not. They
-    come as PostgreSQL's text of them instead ('infinity'): a mapping with `type: date`
-    reports that one value and the members go ahead; any other value is loaded as before."""
-    from psycopg.pq import Format
-
-    for name in _DATE_TYPES:
-        info = connection.adapters.types.get(name)
-        if info is None:
-            continue
-        loader = connection.adapters.get_loader(info.oid, Format.TEXT)
-        if loader is not None:
-            connection.adapters.register_loader(info.oid, _text_beyond_python(loader))
-
-
-def _text_beyond_python(base: type[Any]) -> type[Any]:
-    # psycopg's C loaders cannot be subclassed: the fallback wraps one instead.
-    import psycopg
-    from psycopg.adapt import Loader
-
-    class TextBeyondPython(Loader):
-        def __init__(self, oid: int, context: Any = None) -> None:
-            super().__init__(oid, context)
-            self._loader = base(oid, context)
-
-        def load(self, data: Any) -> Any:
-            try:
-                return self._loader.load(data)
-            except psycopg.DataError:
-                return bytes(data).decode("utf-8", "replace")
-
-    return TextBeyondPython
 
 
 def _with_installed_driver(url: URL) -> URL:

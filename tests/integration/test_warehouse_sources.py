@@ -585,6 +585,42 @@ def test_postgres_numeric_user_ids_are_integer_text_and_other_types_are_refused(
         ) in result.stderr
 
 
+def test_postgres_char_columns_are_their_values_without_the_padding(
+    workspace: Workspace, cli, emulator_server, postgres: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A char(n) value arrived padded to n characters, which PostgreSQL itself ignores
+    # ('usr-1'::char(10) = 'usr-1'): every userId of a CHAR(10) column was skipped as
+    # ending in a space, and a char(6) tier was sent as 'gold  ', which no segment on
+    # 'gold' matches.
+    postgres.execute(
+        "CREATE TABLE legacy (email TEXT, user_id CHAR(10), tier CHAR(6), codes CHAR(4)[])"
+    )
+    postgres.execute(
+        "INSERT INTO legacy VALUES (%s, %s, %s, %s)",
+        [("a@example.com", "usr-1", "gold", ["ab", "c"]), ("b@example.com", "usr-2", None, None)],
+    )
+    monkeypatch.setenv(PASSWORD_VAR, postgres.password)
+    url = postgres.url_template(PASSWORD_VAR)
+    query = f"SELECT email, user_id AS userId, tier, codes FROM {postgres.schema}.legacy"
+    workspace.audience("legacy", {"sql": query, "url": url}, traits="tiers")
+    workspace.write(
+        "traits.yaml",
+        '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "tiers"}, '
+        '"spec": {"fields": {"tier": "tier", "codes": "codes"}}}',
+    )
+
+    applied = cli("apply", workspace.manifests, "--yes")
+
+    assert applied.exit_code == 0, applied.output
+    proj = project(emulator_server)
+    assert members_of(emulator_server, "legacy") == ["a@example.com", "b@example.com"]
+    assert proj.find_user(user_id="usr-1").email == "a@example.com"
+    assert proj.find_user(user_id="usr-1").data_fields == {"tier": "gold", "codes": ["ab", "c"]}
+    assert proj.find_user(user_id="usr-2").email == "b@example.com"
+    again = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+
+
 def test_a_postgres_column_left_unnamed_is_named_as_such(
     workspace: Workspace, cli, postgres: Postgres, monkeypatch: pytest.MonkeyPatch
 ) -> None:
