@@ -122,6 +122,9 @@ class Source:
         self.rows_arrived: Callable[[int], None] | None = None
         # The run of its query this source shares with other audiences' (shared_runs.py).
         self.shared: SharedRun | None = None
+        # The columns a query's last read gave, by name as the database named them: a
+        # name given twice is refused where a trait mapping reads it (traits/values.py).
+        self.columns_read: list[str] | None = None
 
     def run_key(self) -> str | None:
         """What two audiences' sources have alike exactly when they run the same query at

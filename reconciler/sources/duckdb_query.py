@@ -87,6 +87,8 @@ class DuckDbRelation:
     # FileState then, once it is known not to have changed while read: a saved plan
     # digests them (sources/sql.py), as it digests a CSV source.
     record: Callable[[Path, FileState], None] | None = None
+    # Told the query's column names once DuckDB has described them (Source.columns_read).
+    described: Callable[[list[str]], None] | None = None
 
     def connection(
         self, writable: Path | None = None, memory_bytes: int | None = None
@@ -129,6 +131,8 @@ def read_with_duckdb(
         try:
             described = connection.execute(f"DESCRIBE {query}").fetchall()
             names = [row[0] for row in described]
+            if relation.described is not None:
+                relation.described(names)
             # show_query: a query the user wrote (not a Parquet file's), whose columns
             # may be left unnamed.
             columns = find_columns(

@@ -56,6 +56,9 @@ class DuckDbQuery(Source):
     def _record(self, path: Path, state: FileState) -> None:
         remember_read(self._read, real_path(path), state)
 
+    def _described(self, names: list[str]) -> None:
+        self.columns_read = names
+
     def digests(self) -> list[tuple[Path, str]]:
         # Nothing the query reads is copied (a database may be far larger than what the
         # query reads): bounded_connection checks none changed while the query ran and
@@ -85,6 +88,7 @@ class DuckDbQuery(Source):
             where=lambda row: f"{declared_at}: query row {row}",
             audience=self.audience.name,
             record=self._record,
+            described=self._described,
         )
 
     def estimate_rows(self) -> int | None:

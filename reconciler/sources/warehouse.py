@@ -139,6 +139,8 @@ class Warehouse(Source):
         arrived = self.rows_arrived
         if sql is None and arrived is not None:
             consume = _reporting(consume, arrived)
+        if sql is None:
+            consume = self._naming(consume)
         shared = self.shared if sql is None else None
         if shared is None:
             self._run_query(consume, sql, held, path, state)
@@ -155,6 +157,15 @@ class Warehouse(Source):
                 self._run_query(teeing, sql, held, path, state, types)
         finally:
             shared.read()
+
+    def _naming(self, consume: Consume) -> Consume:
+        """`consume`, with the query's column names kept first (Source.columns_read)."""
+
+        def named(names: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) -> None:
+            self.columns_read = list(names)
+            consume(names, chunks)
+
+        return named
 
     def _run_query(
         self,

@@ -116,6 +116,16 @@ def _check_columns(audience: Audience, mapping: CompiledMapping, row: Mapping[st
                 f"of audience {audience.name!r} does not have; columns are: "
                 f"{column_names(list(row), _unnamed(audience, missing))}"
             )
+        # A query's two columns of one name (`SELECT u.plan, s.plan`, two tables' `*`):
+        # the row keeps one of them by name, which would be sent without a word.
+        names = source_for(audience).columns_read or []
+        for column in sorted(c for c in wanted if names.count(c) > 1):
+            raise SourceError(
+                f"{audience.field_location('traits')}: trait mapping {mapping.name!r} field "
+                f"{field_name!r} reads {column!r}, which the source of audience "
+                f"{audience.name!r} names {names.count(column)} times: reconciler will not "
+                f"guess which one holds the values; name them apart in the query (`AS ...`)"
+            )
 
 
 def _unnamed(audience: Audience, missing: list[str]) -> str | None:

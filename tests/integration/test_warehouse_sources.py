@@ -621,6 +621,57 @@ def test_postgres_char_columns_are_their_values_without_the_padding(
     assert again.exit_code == 0, again.output
 
 
+def test_a_mapped_column_a_query_names_twice_fails_its_audience_in_postgres_and_duckdb(
+    workspace: Workspace, cli, emulator_server, postgres: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `SELECT u.*, s.*` or two `plan` columns: the row was read by name, and the last
+    # column's values were sent without a word (the other's plan lost), as a CSV header
+    # naming a column twice no longer is.
+    monkeypatch.setenv(PASSWORD_VAR, postgres.password)
+    url = postgres.url_template(PASSWORD_VAR)
+    twice = "'x' AS plan, 'y' AS plan, 'a' AS note, 'b' AS note"
+    workspace.audience(
+        "pg", {"sql": f"SELECT 'pg@example.com' AS email, {twice}", "url": url}, traits="tiers"
+    )
+    workspace.audience(
+        "duck",
+        {"sql": f"SELECT 'duck@example.com' AS email, {twice}", "database": ":memory:"},
+        traits="tiers",
+    )
+    # A column named twice that the mapping does not read is no matter.
+    workspace.audience(
+        "fine",
+        {"sql": f"SELECT 'fine@example.com' AS email, 'z' AS tier, {twice}", "url": url},
+        traits="tiers",
+    )
+    workspace.write(
+        "traits.yaml",
+        '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "tiers"}, '
+        '"spec": {"fields": {"plan": "plan"}}}',
+    )
+    workspace.write(
+        "traits-fine.yaml",
+        '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "tier"}, '
+        '"spec": {"fields": {"tier": "tier"}}}',
+    )
+    fine = (workspace.manifests / "aud-fine.yaml").read_text().replace('"tiers"', '"tier"')
+    (workspace.manifests / "aud-fine.yaml").write_text(fine)
+
+    result = cli("plan", workspace.manifests)
+
+    assert result.exit_code == 1, result.output
+    for audience in ("pg", "duck"):
+        traits_line = line_of(workspace.manifests / f"aud-{audience}.yaml", '"traits"')
+        assert (
+            f"aud-{audience}.yaml:{traits_line}:15: trait mapping 'tiers' field 'plan' reads "
+            f"'plan', which the source of audience '{audience}' names 2 times: reconciler will "
+            "not guess which one holds the values; name them apart in the query (`AS ...`)"
+        ) in result.stderr
+    assert "2 sources cannot be read" in result.stderr
+    assert "aud-fine.yaml" not in result.stderr
+    assert "'note'" not in result.stderr
+
+
 def test_a_postgres_column_left_unnamed_is_named_as_such(
     workspace: Workspace, cli, postgres: Postgres, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -669,6 +669,8 @@ def _query_into(
             try:
                 described = source.execute(f"DESCRIBE {query}").fetchall()
                 names = [row[0] for row in described]
+                if relation.described is not None:
+                    relation.described(names)
                 columns = find_columns(
                     names, spec, f"{relation.declared_at}: {relation.subject}", relation.show_query
                 )
