@@ -237,7 +237,12 @@ def _json_safe(value: Any) -> Any:
         raise ConversionError("is not a finite number")
     if value is None or isinstance(value, str | int | float | bool):
         return value
-    raise ConversionError(f"is {_kind(value)}, which Iterable cannot store")
+    # A database's bytes or interval: the query can make text or a number of it, which
+    # one it means (hex or UTF-8 text, seconds or days) only its author knows.
+    raise ConversionError(
+        f"is {_kind(value)}, which Iterable cannot store; make it text or a number in the "
+        "query (a cast, encode(... , 'hex'), EXTRACT(epoch FROM ...))"
+    )
 
 
 def _kind(value: Any) -> str:
@@ -251,6 +256,12 @@ def _kind(value: Any) -> str:
         return "a number"
     if isinstance(value, datetime.date):
         return "a date"
+    # Python's names for a BLOB or bytea (bytes, memoryview) and an INTERVAL (timedelta)
+    # mean nothing to the manifest's author.
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "bytes (a BLOB or bytea)"
+    if isinstance(value, datetime.timedelta):
+        return "an interval"
     return f"a {type(value).__name__}"
 
 

@@ -143,6 +143,27 @@ def test_a_bad_value_names_field_column_and_value_and_spares_the_other_fields() 
     assert "'1***' is not a number" in reveal(errors[0].message, False)
 
 
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        (b"\x89PNG", "bytes (a BLOB or bytea)"),
+        (memoryview(b"x"), "bytes (a BLOB or bytea)"),  # psycopg2's bytea
+        (datetime.timedelta(days=2), "an interval"),
+    ],
+)
+def test_a_database_value_iterable_cannot_store_is_named_by_its_database_type(
+    raw: object, kind: str
+) -> None:
+    # A query's BLOB, bytea or INTERVAL was said to be 'a bytes', 'a memoryview' or 'a
+    # timedelta' (Python's names), with no word on what to do.
+    _, errors = mapping(column("photo", "photo")).values({"photo": raw})
+    assert [e.message.split(": ", 1)[1].split(" is ", 1)[1] for e in errors] == [
+        f"{kind}, which Iterable cannot store; make it text or a number in the query (a "
+        "cast, encode(... , 'hex'), EXTRACT(epoch FROM ...)); the field is not written for "
+        "this member"
+    ]
+
+
 def test_a_key_an_inline_member_leaves_out_is_not_written_but_null_clears() -> None:
     # A bare `- a@example.com`, or a mapping without the key, says nothing about the field:
     # sending null would clear what Iterable holds (and clash with another audience's value).
