@@ -11,10 +11,12 @@ _DATE_TYPES = ("date", "timestamp", "timestamptz")
 
 
 def load_values_as_postgresql_gives_them(connection: Any, _record: Any) -> None:
-    """A SQLAlchemy `connect` listener for a psycopg connection: its dates and its
-    `char(n)` values are loaded as below; any other value as psycopg loads it."""
+    """A SQLAlchemy `connect` listener for a psycopg connection: its dates, its `char(n)`
+    values and its arrays of enums and domains are loaded as below; any other value as
+    psycopg loads it."""
     _dates_beyond_python_as_text(connection)
     _char_without_padding(connection)
+    _arrays_psycopg_does_not_know(connection)  # after char(n): a domain may be one
 
 
 def _dates_beyond_python_as_text(connection: Any) -> None:
@@ -83,3 +85,49 @@ def _unpadded(base: type[Any]) -> type[Any]:
             return value.rstrip(" ") if isinstance(value, str) else value
 
     return Unpadded
+
+
+# Every base type, enum and domain of the database that has an array type: its name, its
+# OID, its array's OID, whether it is a domain and the type a domain is of, and the
+# delimiter of its arrays' text.
+_TYPES_WITH_ARRAYS = (
+    "SELECT t.typname, t.oid::int8, t.typarray::int8, t.typtype = 'd', t.typbasetype::int8, "
+    "t.typdelim FROM pg_catalog.pg_type t WHERE t.typtype IN ('b', 'e', 'd') "
+    "AND t.typarray <> 0"
+)
+
+
+def _arrays_psycopg_does_not_know(connection: Any) -> None:
+    """psycopg knows the array types of PostgreSQL's own types only: an array of an enum
+    (`interests interest[]`), of a domain or of an extension's type (`citext[]`) came as
+    the text of PostgreSQL's array literal, '{sports,music}', which a mapping sent as one
+    string (typing a new field as text for good), `type: list` refused as no JSON, and an
+    identifier column took as an id. Each such array is loaded as a list, its items as
+    psycopg loads the type (the domain's type; text where it knows none)."""
+    import psycopg
+    from psycopg.pq import Format
+    from psycopg.types import TypeInfo
+    from psycopg.types.array import register_array
+
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_TYPES_WITH_ARRAYS)
+            types = cursor.fetchall()
+    except psycopg.Error:
+        # A server speaking PostgreSQL's protocol with a catalog of its own (Redshift's
+        # pg_type has no typarray): its values are loaded as psycopg loads them.
+        types = []
+    connection.rollback()  # no transaction left open for the query's own settings
+    domains = {oid: base for _, oid, _, is_domain, base, _ in types if is_domain}
+    for name, oid, array_oid, is_domain, _, delimiter in types:
+        if connection.adapters.get_loader(array_oid, Format.TEXT) is not None:
+            continue  # int4[], text[], ...: psycopg's own
+        if is_domain:
+            base = oid
+            while base in domains:  # a domain of a domain: the type at the bottom
+                base = domains[base]
+            loader = connection.adapters.get_loader(base, Format.TEXT)
+            if loader is not None:
+                connection.adapters.register_loader(oid, loader)
+        # Items of a type psycopg does not know (an enum's, citext's) come as text.
+        register_array(TypeInfo(name, oid, array_oid, delimiter=delimiter), connection)

@@ -621,6 +621,50 @@ def test_postgres_char_columns_are_their_values_without_the_padding(
     assert again.exit_code == 0, again.output
 
 
+def test_postgres_arrays_of_enums_and_domains_are_lists(
+    workspace: Workspace, cli, emulator_server, postgres: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # psycopg knows only PostgreSQL's own array types: an enum[] or a domain's array came
+    # as the text '{sports,music}', sent as one string (typing a new field as text for
+    # good), refused by `type: list` as no JSON, and taken as an id by an identifier column.
+    postgres.execute("CREATE TYPE interest AS ENUM ('sports', 'music', 'travel')")
+    postgres.execute("CREATE DOMAIN score AS integer CHECK (VALUE >= 0)")
+    postgres.execute("CREATE TABLE fans (email TEXT, interests interest[], scores score[])")
+    postgres.execute(
+        "INSERT INTO fans VALUES (%s, %s::interest[], %s::score[])",
+        [("a@example.com", "{sports,music}", "{3,5}"), ("b@example.com", None, None)],
+    )
+    monkeypatch.setenv(PASSWORD_VAR, postgres.password)
+    url = postgres.url_template(PASSWORD_VAR)
+    table = f"{postgres.schema}.fans"
+    workspace.audience("fans", {"sql": f"SELECT * FROM {table}", "url": url}, traits="likes")
+    workspace.write(
+        "traits.yaml",
+        '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "likes"}, '
+        '"spec": {"fields": {"interests": "interests", "scores": "scores", '
+        '"tags": {"from": "interests", "type": "list"}}}}',
+    )
+
+    applied = cli("apply", workspace.manifests, "--yes")
+
+    assert applied.exit_code == 0, applied.output
+    assert members_of(emulator_server, "fans") == ["a@example.com", "b@example.com"]
+    assert project(emulator_server).find_user(email="a@example.com").data_fields == {
+        "interests": ["sports", "music"],
+        "scores": [3, 5],
+        "tags": ["sports", "music"],
+    }
+    again = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+
+    workspace.audience(
+        "ids", {"sql": f"SELECT email, interests AS userId FROM {table}", "url": url}
+    )
+    refused = cli("plan", workspace.manifests)
+    assert refused.exit_code == 1, refused.output
+    assert "column 'userid' (the userId) is an array, which is no identifier" in refused.stderr
+
+
 def test_a_mapped_column_a_query_names_twice_fails_its_audience_in_postgres_and_duckdb(
     workspace: Workspace, cli, emulator_server, postgres: Postgres, monkeypatch: pytest.MonkeyPatch
 ) -> None:
