@@ -113,8 +113,8 @@ def _check_columns(audience: Audience, mapping: CompiledMapping, row: Mapping[st
             raise SourceError(
                 f"{audience.field_location('traits')}: trait mapping {mapping.name!r} field "
                 f"{field_name!r} reads {', '.join(map(repr, missing))}, which the source "
-                f"of audience {audience.name!r} does not have; columns are: "
-                f"{column_names(list(row), _unnamed(audience, missing))}"
+                f"of audience {audience.name!r} does not have{_folded(audience, missing, row)}"
+                f"; columns are: {column_names(list(row), _unnamed(audience, missing))}"
             )
         # A query's two columns of one name (`SELECT u.plan, s.plan`, two tables' `*`):
         # the row keeps one of them by name, which would be sent without a word.
@@ -126,6 +126,23 @@ def _check_columns(audience: Audience, mapping: CompiledMapping, row: Mapping[st
                 f"{audience.name!r} names {names.count(column)} times: reconciler will not "
                 f"guess which one holds the values; name them apart in the query (`AS ...`)"
             )
+
+
+def _folded(audience: Audience, missing: list[str], row: Mapping[str, Any]) -> str:
+    """Why a query's column is there in another case: PostgreSQL folds an unquoted name
+    to lower case (`AS firstName` gives `firstname`), Snowflake to upper case, and a
+    mapping's names are matched exactly, as Iterable's fields are named."""
+    if audience.spec.members.sql is None:
+        return ""
+    for column in missing:
+        # The name found differs from the mapping's own text only in case: no member data.
+        found = [name for name in row if name.casefold() == column.casefold()]
+        if len(found) == 1:
+            return (
+                f" (the query gives {found[0]!r}: the database changed the case of an unquoted "
+                f'name; quote it in the query, `AS "{column}"`, or read {found[0]!r})'
+            )
+    return ""
 
 
 def _unnamed(audience: Audience, missing: list[str]) -> str | None:

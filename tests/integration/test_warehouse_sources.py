@@ -716,6 +716,33 @@ def test_a_mapped_column_a_query_names_twice_fails_its_audience_in_postgres_and_
     assert "'note'" not in result.stderr
 
 
+def test_a_mapped_column_postgres_folded_to_lower_case_is_said_so(
+    workspace: Workspace, cli, postgres: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `AS firstName` gives `firstname` in PostgreSQL: the mapping's `from: firstName` was
+    # told the source does not have it, listing `firstname` without saying why.
+    monkeypatch.setenv(PASSWORD_VAR, postgres.password)
+    url = postgres.url_template(PASSWORD_VAR)
+    query = "SELECT 'a@example.com' AS email, 'Ann' AS firstName"
+    workspace.audience("pg", {"sql": query, "url": url}, traits="names")
+    workspace.write(
+        "traits.yaml",
+        '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "names"}, '
+        '"spec": {"fields": {"firstName": "firstName"}}}',
+    )
+    traits_line = line_of(workspace.manifests / "aud-pg.yaml", '"traits"')
+
+    result = cli("plan", workspace.manifests)
+
+    assert result.exit_code == 1, result.output
+    assert (
+        f"aud-pg.yaml:{traits_line}:15: trait mapping 'names' field 'firstName' reads "
+        "'firstName', which the source of audience 'pg' does not have (the query gives "
+        "'firstname': the database changed the case of an unquoted name; quote it in the "
+        "query, `AS \"firstName\"`, or read 'firstname'); columns are: firstname"
+    ) in result.stderr
+
+
 def test_a_postgres_column_left_unnamed_is_named_as_such(
     workspace: Workspace, cli, postgres: Postgres, monkeypatch: pytest.MonkeyPatch
 ) -> None:
