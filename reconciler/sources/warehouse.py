@@ -185,7 +185,7 @@ class Warehouse(Source):
     def _check_types(self, names: Sequence[str], types: Sequence[Any]) -> None:
         """The refusal of an identifier column by its type that stream_query makes."""
         if self._url().get_backend_name() == "postgresql":
-            _refuse_json_identifiers(names, types, self.spec, f"{self.declared_at}: the query")
+            _refuse_identifiers_by_type(names, types, self.spec, f"{self.declared_at}: the query")
 
     def _replay(self, recorded: Recorded, consume: Consume, path: Path | None) -> None:
         """Another audience's run of this very query, read from its file as from the
@@ -403,27 +403,31 @@ def _run(
         names = names if names is not None else list(result.keys())
         described = [column[1] for column in result.cursor.description or ()]
         if identifiers is not None and backend == "postgresql":
-            _refuse_json_identifiers(names, described, identifiers, f"{declared_at}: the query")
+            _refuse_identifiers_by_type(names, described, identifiers, f"{declared_at}: the query")
         if types is not None:
             types.extend(described)
         consume(names, result.partitions())
 
 
-# PostgreSQL's json and jsonb, by the type OID a driver's cursor describes a column with.
-_JSON_TYPES = {114: "JSON", 3802: "JSONB"}
+# PostgreSQL types refused as identifiers by the type OID a driver's cursor describes a
+# column with, though psycopg loads them as text or parsed JSON: json and jsonb, and money,
+# whose text is the server's currency format ('$1.00', '1,00 €' under another lc_monetary).
+_REFUSED_TYPES = {114: "JSON", 3802: "JSONB", 790: "money"}
 
 
-def _refuse_json_identifiers(
+def _refuse_identifiers_by_type(
     names: Sequence[str], types: Sequence[Any], spec: MembersSpec, source: str
 ) -> None:
-    """A json or jsonb identifier column is refused by its type, as a DuckDB query's JSON
-    column is (identifier_types.identifier_sql): the driver parses its values, so a JSON
-    string passed for text, a number for an integer, and an object failed the audience
-    only at the row holding one, after the rows before it had been read."""
+    """A json, jsonb or money identifier column is refused by its type, as a DuckDB
+    query's JSON column is (identifier_types.identifier_sql): the driver parses JSON, so
+    a JSON string passed for text, a number for an integer, and an object failed the
+    audience only at the row holding one, after the rows before it had been read; money
+    came as '$1.00', an id that matched no profile, so each run subscribed new ones."""
     columns = find_columns(names, spec, source, query=True)
     for role, index in (("email", columns.email), ("userId", columns.user_id)):
-        if index is not None and index < len(types) and types[index] in _JSON_TYPES:
-            raise SourceError(refused_column(source, names[index], role, _JSON_TYPES[types[index]]))
+        if index is not None and index < len(types) and types[index] in _REFUSED_TYPES:
+            kind = _REFUSED_TYPES[types[index]]
+            raise SourceError(refused_column(source, names[index], role, kind))
 
 
 # PostgreSQL types whose values' text is short whatever they hold (numbers, times, UUIDs):

@@ -812,6 +812,27 @@ def test_a_json_identifier_column_is_refused_alike_by_postgresql_and_duckdb(
     assert "usr-1" not in result.output
 
 
+def test_a_money_identifier_column_is_refused_by_its_type(
+    workspace: Workspace, cli, postgres: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # psycopg gives money as the server's currency text: '$1.00' was taken as a userId,
+    # matching no profile, so each run would subscribe a new one.
+    monkeypatch.setenv(PASSWORD_VAR, postgres.password)
+    url = postgres.url_template(PASSWORD_VAR)
+    query = "SELECT 'a@example.com' AS email, 1.00::money AS userId"
+    workspace.audience("cash", {"sql": query, "url": url})
+    sql_line = line_of(workspace.manifests / "aud-cash.yaml", '"sql"')
+
+    result = cli("plan", workspace.manifests)
+
+    assert result.exit_code == 1, result.output
+    assert (
+        f"aud-cash.yaml:{sql_line}:14: the query: column 'userid' (the userId) is money, which "
+        "is no identifier Iterable could match"
+    ) in result.stderr
+    assert "$1.00" not in result.output
+
+
 def test_audiences_of_one_query_at_one_database_run_it_once_per_plan(
     workspace: Workspace,
     cli,
