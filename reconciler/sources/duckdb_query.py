@@ -145,7 +145,8 @@ def read_with_duckdb(
             # columns "are not read"), as the DuckDB engine reads them: a column that fails
             # to evaluate (a cast) failed the audience in this engine alone.
             read = range(len(names)) if mapped else sorted(identity)
-            cells = [identity.get(i, f"c{i}") for i in range(len(names))]
+            types = [row[1] for row in described]
+            cells = [identity.get(i, trait_cell(f"c{i}", types[i])) for i in range(len(names))]
             within = _within(query, len(names), budget, read)
             cursor = connection.execute(f"SELECT {', '.join(cells)} FROM ({within}) AS q")
             chunks = iter(lambda: cursor.fetchmany(CHUNK_ROWS), [])
@@ -173,6 +174,17 @@ def identifier_cells(columns: Columns, types: Sequence[str]) -> dict[int, str]:
                 f"c{index}", types[index], columns.source, columns.names[index], role
             )
     return cells
+
+
+def trait_cell(cell: str, type_name: str) -> str:
+    """The SQL giving a trait column `cell` of DuckDB type `type_name` as a mapping reads it,
+    the same in both engines. A FLOAT (REAL, a Parquet file's float32) is the double its
+    shortest text names, as PostgreSQL's driver gives a real: widened as it is, 19.99
+    reached Python as 19.989999771118164, which went to Iterable, where a segment on 19.99
+    matches no one."""
+    if type_name == "FLOAT":
+        return f"CAST(CAST({cell} AS VARCHAR) AS DOUBLE)"
+    return cell
 
 
 # The error a read over its budget raises inside DuckDB (error()), told from others by it.

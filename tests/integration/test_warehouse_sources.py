@@ -93,6 +93,33 @@ def test_parquet_and_duckdb_audiences_apply_then_plan_nothing(
     assert writes(emulator_server) == []
 
 
+def test_a_float32_column_is_sent_as_the_number_it_names_not_widened(
+    workspace: Workspace, cli, emulator_server
+) -> None:
+    # A DuckDB REAL or a Parquet float32 (pandas' float32, Spark's FloatType) reached
+    # Python widened to a double: 19.99 was sent as 19.989999771118164, which no segment
+    # on 19.99 matches; PostgreSQL's driver gives a real as 19.99.
+    rows = "SELECT 'pq@example.com' AS email, 19.99::FLOAT AS price"
+    write_parquet(workspace.manifests / "data" / "prices.parquet", rows)
+    workspace.audience("pq", {"parquet": "data/prices.parquet"}, traits="prices")
+    query = "SELECT 'duck@example.com' AS email, 19.99::REAL AS price"
+    workspace.audience("duck", {"sql": query, "database": ":memory:"}, traits="prices")
+    workspace.write(
+        "traits.yaml",
+        '{"apiVersion": "reconciler/v1", "kind": "TraitMapping", "metadata": {"name": "prices"}, '
+        '"spec": {"fields": {"price": "price", "cents": {"from": "price", "type": "number"}}}}',
+    )
+
+    applied = cli("apply", workspace.manifests, "--yes")
+
+    assert applied.exit_code == 0, applied.output
+    for email in ("pq@example.com", "duck@example.com"):
+        fields = project(emulator_server).find_user(email=email).data_fields
+        assert fields == {"price": 19.99, "cents": 19.99}
+    again = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+
+
 def test_invalid_rows_are_reported_with_their_location(
     workspace: Workspace, cli, emulator_server
 ) -> None:

@@ -66,7 +66,7 @@ from reconciler.sources.csv_file import (
     not_utf8_error,
     wrong_width,
 )
-from reconciler.sources.duckdb_query import DuckDbRelation, identifier_cells
+from reconciler.sources.duckdb_query import DuckDbRelation, identifier_cells, trait_cell
 from reconciler.sources.identifier_types import refusal
 from reconciler.sources.rows import Columns as RowColumns
 from reconciler.sources.rows import find_columns, trait_value
@@ -753,6 +753,8 @@ def _names_as_values(columns: RowColumns) -> str:
 
 def _through_parquet(cell: str, type_name: str) -> tuple[str, str]:
     """How a trait column of this type is written to the transfer file and read back."""
+    if type_name == "FLOAT":  # written as the double the Python engine reads
+        return trait_cell(cell, type_name), cell
     if _NOT_THROUGH_PARQUET.search(type_name) is None:
         return cell, cell
     return f"CAST({cell} AS VARCHAR)", f"CAST({cell} AS {type_name})"
