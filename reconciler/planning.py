@@ -66,6 +66,7 @@ from reconciler.state.field_tables import conflict_group
 from reconciler.state.fields import FieldsPlan, plan_fields
 from reconciler.state.live import LiveDestination, LiveList, read_live
 from reconciler.state.routes import choose_route
+from reconciler.state.skipped_user_ids import keep_user_id_rows
 from reconciler.state.unsendable import leave_out_unsendable, not_created_after_consent
 from reconciler.state.users_file import SharedUsers, UsersShare
 from reconciler.traits import values as trait_values
@@ -316,6 +317,9 @@ def _plan_from_live(
         live.all_lists,
         declared or set(),
     )
+    # Members an email-based project knows by userId alone (placeholder emails) whose rows
+    # were skipped for lacking an email: kept, as any skipped row's member is.
+    lists, user_id_reads = keep_user_id_rows(client, desired, lists, live.users_file or users)
     # Forgotten users, and unknown ones an audience may not create, are not sent. Left out
     # first: consent is then read only for adds that will be sent (an updateExistingUsers-
     # Only audience of unknown people otherwise read the project's unsubscribes, and in a
@@ -380,7 +384,7 @@ def _plan_from_live(
         ),
         duplicate_conflicts_unlisted=sum(item.conflicts_unlisted for item in desired.lists),
         unread=unread,
-        other_reads=tuple(left_out.reads + consented.reads + _shared_note(users)),
+        other_reads=tuple(user_id_reads + left_out.reads + consented.reads + _shared_note(users)),
     )
 
 

@@ -240,11 +240,12 @@ def _resolve_user_ids(item: DesiredList, members: set[str], emails: Mapping[str,
 
 
 def emails_of_user_ids(
-    client: IterableClient, user_ids: Sequence[str], users: UsersShare | None = None
+    client: IterableClient, user_ids: Sequence[str], users: ProfilesFile | None = None
 ) -> dict[str, str]:
     """The (lowercased) email of each of these userIds' profiles that has one, read as
     mapped fields are: per-user reads in parallel, or one export when that costs less
-    (`users`: the project's export shared by the plan's destinations naming it).
+    (`users`: the export that read the members, or the project's export shared by the
+    plan's destinations naming it).
     The candidates are every userId on a list that no desired member has: a first plan
     over a list of 100,000 leavers took 100,000 reads one after another (17 min at best,
     hours at Iterable's latency), where one export takes a minute."""

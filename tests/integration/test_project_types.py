@@ -92,3 +92,35 @@ def test_an_email_that_is_no_address_does_not_keep_a_member_off_a_user_id_projec
     (lid,) = proj.lists
     assert sorted(proj.members(lid)) == ["U-1", "U-2", "U-3", "U-4"]
     assert cli("plan", ws.manifests, "--detailed-exitcode").exit_code == 0
+
+
+@pytest.mark.parametrize("reads", ["getUsers", "export", "asyncExport"])
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_row_with_a_user_id_alone_keeps_its_member_in_an_email_project(
+    typed_workspace, cli, monkeypatch, engine, reads
+):
+    """Segment's Iterable Lists destination subscribes a member it knows by userId alone
+    with preferUserId: true, and an email-based project creates that profile with a
+    placeholder email, which getUsers reports. The member's row (a userId, no email) is
+    skipped there, and rows skipped as invalid never cause removals: the profile whose
+    userId the row names stays on the list, though Iterable reports it by that email."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", reads)
+    ws, proj = typed_workspace("email")
+    ws.audience("vip", {"inline": ["a@x.io"]})
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    (lid,) = proj.lists
+    anonymous = proj.add_user(user_id="U-2", list_ids=[lid])  # Segment's, by userId
+    proj.add_user(email="c@x.io", user_id="U-3", list_ids=[lid])  # a real leaver
+    # A CSV: under RECONCILER_ENGINE=duckdb the list is then planned in DuckDB.
+    ws.csv("m.csv", "email,userId", ["a@x.io,", ",U-2"])
+    ws.audience("vip", {"csv": "m.csv"})
+    result = cli("apply", ws.manifests, "--yes", "--allow-removals")
+    assert result.exit_code == 1  # the row is still a problem until it is fixed
+    assert "no email" in result.stdout
+    assert "kept 1 member that rows skipped as invalid stand for" in result.stdout
+    assert sorted(proj.members(lid)) == sorted(["a@x.io", anonymous.email])
+    again = cli("plan", ws.manifests, "--format", "json")
+    summary = json.loads(again.stdout)["summary"]
+    (lp,) = json.loads(again.stdout)["destinations"][0]["lists"]
+    assert (summary["members_to_remove"], lp["kept_for_skipped_rows"]) == (0, 1)
