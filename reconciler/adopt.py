@@ -241,7 +241,7 @@ def _write_list(
     created = not target.members_file.exists()
     try:
         count = _import_members(engine, target, project_type, download)
-        _write_manifest(target, destination, count, now, schema)
+        _write_manifest(target, destination, project_type, count, now, schema)
     except BaseException as exc:
         if created:
             target.members_file.unlink(missing_ok=True)
@@ -944,8 +944,24 @@ def _text(value: str) -> str:
     return value
 
 
+def _reported_by(project_type: ProjectType) -> str:
+    """Which identifier the member CSV's rows hold, as the list was read (see the module's
+    docstring): a reviewer of an email-based project's file is not told to look for
+    userIds it never holds."""
+    if project_type == "email":
+        return "by email, as email-based projects identify users"
+    if project_type == "userId":
+        return "by userId, as userID-based projects identify users"
+    return "userId where the profile has one, else email"
+
+
 def _write_manifest(
-    target: _Target, destination: str, members: int, now: datetime, schema: str
+    target: _Target,
+    destination: str,
+    project_type: ProjectType,
+    members: int,
+    now: datetime,
+    schema: str,
 ) -> None:
     info = target.info
     created = _day(info.created_at)
@@ -955,7 +971,7 @@ def _write_manifest(
         + (f" (created {created})" if created else "")
         + f": {quantity(members, 'member')}. "
         f"Members are in {target.members_file.name} beside this file, one per row as "
-        "Iterable reported them (userId where the profile has one, else email)."
+        f"Iterable reported them ({_reported_by(project_type)})."
     )
     spec = CommentedMap()
     spec["destination"] = _text(destination)

@@ -144,6 +144,14 @@ def test_user_id_and_email_projects_round_trip(
 
     assert result.exit_code == 0, result.output
     assert read_csv(out / "members.csv") == expected_rows
+    # The header says which identifier the rows hold: the project's own, not a hybrid
+    # project's "userId where the profile has one".
+    header = " ".join(
+        line[2:] for line in (out / "members.yaml").read_text().splitlines()[1:] if line[:2] == "# "
+    )
+    said = {"userId": "by userId, as userID-based", "email": "by email, as email-based"}
+    assert f"one per row as Iterable reported them ({said[project_type]} projects" in header
+    assert "where the profile has one" not in header
     plan = cli("plan", ws.manifests, "--detailed-exitcode")
     assert plan.exit_code == 0, plan.output
 
