@@ -21,6 +21,7 @@ from pydantic_core import ErrorDetails
 from reconciler.errors import Problem, quoted
 from reconciler.manifest.location import PathElement, YamlPositions
 from reconciler.manifest.model import AT, PATTERN_DESCRIPTIONS, TEMPLATE_LINE
+from reconciler.manifest.yaml_file import WRITTEN_AS
 
 # Paths whose input may be an API key: their values are never quoted back.
 SECRET_PATHS: tuple[tuple[str, ...], ...] = (("spec", "apiKey"),)
@@ -422,7 +423,7 @@ def describe(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        return str(value)
+        return written(value)
     if isinstance(value, str):
         return repr(value if len(value) <= 60 else value[:57] + "...")
     if isinstance(value, datetime.date):
@@ -433,6 +434,13 @@ def describe(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "a list"
     return f"a {type(value).__name__}"
+
+
+def written(number: int | float) -> str:
+    """A number as the file writes it (`0777`, `1e3`), not as Python does (777, 1000.0):
+    the text a message quotes is the text the reader looks for in the file."""
+    text = getattr(number, WRITTEN_AS, None)
+    return text if isinstance(text, str) else str(number)
 
 
 def _quote_hint(value: Any) -> str:

@@ -538,8 +538,10 @@ def test_strings_are_not_booleans_and_numbers_are_not_strings() -> None:
           unsubscribe: {campaignId: 0}
         """,
     )
+    # 0777 is 777 to YAML 1.2: the message quotes what the file writes, which is what
+    # the reader looks for in it.
     assert problems() == [
-        "m.yaml:14:13: spec.listName: expected a string; got 777 "
+        "m.yaml:14:13: spec.listName: expected a string; got 0777 "
         "(put it in quotes to make it text)",
         "m.yaml:16:28: spec.updateExistingUsersOnly: expected true or false; got 'yes'",
         "m.yaml:17:29: spec.unsubscribe.campaignId: expected a number greater than 0; got 0",

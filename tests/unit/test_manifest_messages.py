@@ -19,6 +19,7 @@ from ruamel.yaml.comments import CommentedKeyMap
 from reconciler.manifest.location import PathElement
 from reconciler.manifest.model import NAME_PATTERN, DestinationSpec, InlineMember
 from reconciler.manifest.validation import _message, _Resolved
+from reconciler.manifest.yaml_file import WrittenFloat, WrittenInt
 
 # `{{ x }}` written bare as a key: ruamel reads it as a mapping used as a key.
 BRACES = CommentedKeyMap([("x", None)])
@@ -156,6 +157,20 @@ CASES = [
         annotation=Literal["Audience"],
     ),
     Case("string_type", ["spec", "x"], 5, f"spec.x: expected a string; got 5 {QUOTE_HINT}"),
+    # A number as the file writes it, which is what the reader looks for there: 1e3 is
+    # 1000.0 to Python, 0777 is 777.
+    Case(
+        "string_type",
+        ["spec", "listName"],
+        WrittenFloat(1000.0, "1e3"),
+        f"spec.listName: expected a string; got 1e3 {QUOTE_HINT}",
+    ),
+    Case(
+        "string_type",
+        ["spec", "listName"],
+        WrittenInt(511, "0o777"),
+        f"spec.listName: expected a string; got 0o777 {QUOTE_HINT}",
+    ),
     Case(
         "string_type",
         ["spec", "x"],
