@@ -22,6 +22,7 @@ from reconciler.errors import Problem, quoted
 from reconciler.manifest.location import PathElement, YamlPositions
 from reconciler.manifest.model import AT, PATTERN_DESCRIPTIONS, TEMPLATE_LINE
 from reconciler.manifest.yaml_file import WRITTEN_AS
+from reconciler.render.masking import source_value
 
 # Paths whose input may be an API key: their values are never quoted back.
 SECRET_PATHS: tuple[tuple[str, ...], ...] = (("spec", "apiKey"),)
@@ -120,7 +121,13 @@ class _Error:
 
     @property
     def got(self) -> str:
-        return "" if self.secret else f"; got {describe(self.value)}"
+        if self.secret:
+            return ""
+        if _member_identity(self.path) and _is_number(self.value):
+            # A userId written bare (`- 4915112345678`, `userId: 00123`) is a member's
+            # identity, shown as every output shows one: masked unless --show-members.
+            return f"; got the number {source_value(written(self.value))}"
+        return f"; got {describe(self.value)}"
 
     @property
     def parent(self) -> str:
@@ -441,6 +448,17 @@ def written(number: int | float) -> str:
     the text a message quotes is the text the reader looks for in the file."""
     text = getattr(number, WRITTEN_AS, None)
     return text if isinstance(text, str) else str(number)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _member_identity(path: Sequence[PathElement]) -> bool:
+    """Whether `path` is an inline member's entry (`inline[3]`) or its email or userId."""
+    if tuple(path[:3]) != ("spec", "members", "inline") or len(path) < 4:
+        return False
+    return len(path) == 4 or (len(path) == 5 and path[4] in ("email", "userId"))
 
 
 def _quote_hint(value: Any) -> str:

@@ -92,6 +92,23 @@ def test_apply_output_masks_members_too(workspace, cli, emulator_server, tmp_pat
     assert leaked(summary.read_text()) == []
 
 
+def test_validate_masks_a_user_id_yaml_read_as_a_number(workspace, cli):
+    """`- 4915112345678` (a userId written bare) is a number to YAML, refused saying to
+    quote it: the message printed the member's userId in full, where every other identity
+    in validate's output is masked."""
+    (workspace.manifests / "numbers.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Audience\nmetadata: {name: numbers}\n"
+        "spec:\n  destination: prod\n  members:\n    inline:\n"
+        "      - 4915112345678\n      - {userId: 0049151}\n",
+        encoding="utf-8",
+    )
+    result = cli("validate", workspace.manifests)
+    assert result.exit_code == 1 and "got the number 4***" in result.output, result.output
+    assert "4915112345678" not in result.output and "49151" not in result.output
+    shown = cli("validate", workspace.manifests, "--show-members").output
+    assert "got the number 4915112345678" in shown and "got the number 0049151" in shown, shown
+
+
 def test_validate_masks_invalid_values(workspace, cli):
     workspace.audience("vip", {"inline": [INVALID]})
     result = cli("validate", workspace.manifests)

@@ -19,6 +19,7 @@ from reconciler.manifest import (
     load_manifests,
     yaml_file,
 )
+from reconciler.render.masking import mask_emails, reveal
 
 DESTINATION = """\
 apiVersion: reconciler/v1
@@ -370,8 +371,8 @@ def test_bad_type_nested_in_a_list_points_at_the_entry() -> None:
               - {plan: gold}
         """,
     )
-    assert problems() == [
-        "m.yaml:17:42: spec.members.inline[1].userId: expected a string; got 42 "
+    assert [reveal(p, True) for p in problems()] == [
+        "m.yaml:17:42: spec.members.inline[1].userId: expected a string; got the number 42 "
         "(put it in quotes to make it text)",
         "m.yaml:18:9: spec.members.inline[2]: expected an email or userId string, or a mapping "
         "with email and/or userId; got a list",
@@ -382,7 +383,9 @@ def test_bad_type_nested_in_a_list_points_at_the_entry() -> None:
 def test_a_numeric_user_id_written_bare_in_an_inline_list_says_to_quote_it() -> None:
     """`inline: [10042, 10043]`, a list of numeric userIds as most apps have them, is a
     list of numbers to YAML: refused, as it should be, but without the hint every other
-    text field gives (`userId: 10042` says to put it in quotes)."""
+    text field gives (`userId: 10042` says to put it in quotes). The number is a member's
+    userId: masked as every output masks one (validate's output printed it in full), and
+    shown as the file writes it with --show-members (`00123`, where YAML reads 123)."""
     write(
         "m.yaml",
         DESTINATION,
@@ -394,14 +397,21 @@ def test_a_numeric_user_id_written_bare_in_an_inline_list_says_to_quote_it() -> 
         spec:
           destination: prod
           members:
-            inline: [10042, true]
+            inline: [10042, true, {userId: 00123}]
         """,
     )
-    assert problems() == [
-        "m.yaml:15:14: spec.members.inline[0]: expected an email or userId string, or a "
-        "mapping with email and/or userId; got 10042 (put it in quotes to make it text)",
-        "m.yaml:15:21: spec.members.inline[1]: expected an email or userId string, or a "
-        "mapping with email and/or userId; got true (put it in quotes to make it text)",
+    entry = "expected an email or userId string, or a mapping with email and/or userId"
+    quote = "(put it in quotes to make it text)"
+    assert [mask_emails(p) for p in problems()] == [
+        f"m.yaml:15:14: spec.members.inline[0]: {entry}; got the number 1*** {quote}",
+        f"m.yaml:15:21: spec.members.inline[1]: {entry}; got true {quote}",
+        f"m.yaml:15:36: spec.members.inline[2].userId: expected a string; got the number 0*** "
+        f"{quote}",
+    ]
+    assert [reveal(p, True) for p in problems()][::2] == [
+        f"m.yaml:15:14: spec.members.inline[0]: {entry}; got the number 10042 {quote}",
+        "m.yaml:15:36: spec.members.inline[2].userId: expected a string; got the number 00123 "
+        f"{quote}",
     ]
 
 

@@ -20,6 +20,7 @@ from reconciler.manifest.location import PathElement
 from reconciler.manifest.model import NAME_PATTERN, DestinationSpec, InlineMember
 from reconciler.manifest.validation import _message, _Resolved
 from reconciler.manifest.yaml_file import WrittenFloat, WrittenInt
+from reconciler.render.masking import source_value
 
 # `{{ x }}` written bare as a key: ruamel reads it as a mapping used as a key.
 BRACES = CommentedKeyMap([("x", None)])
@@ -27,6 +28,7 @@ NAME = NAME_PATTERN
 ALLOWED = "allowed: region, projectType, apiKey, baseUrl, policy, prune"
 BRACES_HINT = "(YAML reads {{ ... }} written bare as a mapping: put the template in quotes)"
 QUOTE_HINT = "(put it in quotes to make it text)"
+MEMBER_5, MEMBER_7 = source_value("5"), source_value("7")
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,29 @@ CASES = [
         "inline_entry_type",
         ["spec", "members", "inline", 0],
         5,
-        f"spec.members.inline[0]: msg of inline_entry_type; got 5 {QUOTE_HINT}",
+        f"spec.members.inline[0]: msg of inline_entry_type; got the number {MEMBER_5} {QUOTE_HINT}",
+    ),
+    # A userId YAML read as a number is a member's identity: marked, for each output to
+    # mask it (or show it with --show-members), in the form the file writes it.
+    Case(
+        "string_type",
+        ["spec", "members", "inline", 2, "userId"],
+        WrittenInt(123, "00123"),
+        f"spec.members.inline[2].userId: expected a string; got the number "
+        f"{source_value('00123')} {QUOTE_HINT}",
+    ),
+    Case(
+        "string_type",
+        ["spec", "members", "inline", 2, "email"],
+        7,
+        f"spec.members.inline[2].email: expected a string; got the number {MEMBER_7} {QUOTE_HINT}",
+    ),
+    # A boolean says nothing of anyone: shown.
+    Case(
+        "inline_entry_type",
+        ["spec", "members", "inline", 0],
+        True,
+        f"spec.members.inline[0]: msg of inline_entry_type; got true {QUOTE_HINT}",
     ),
     Case(
         "identity_missing",
