@@ -44,6 +44,7 @@ from reconciler.manifest.validation import closest, describe, did_you_mean, prob
 from reconciler.manifest.yaml_file import YamlDocument, read_yaml_file
 from reconciler.manifest.yaml_readings import (
     TextLines,
+    continued_members,
     cut_by_comment,
     dates_as_written,
     disagreeing_values,
@@ -294,6 +295,9 @@ class _Collector:
         if isinstance(parsed, AudienceDocument) and parsed.spec.listName is not None:
             self._check_invisible_list_name(parsed.spec.listName, document)
         if isinstance(parsed, AudienceDocument):
+            inline = parsed.spec.members.inline
+            if inline:
+                self.problems.extend(continued_members(inline, positions, self.lines))
             for key in ("listName", "description"):
                 text = getattr(parsed.spec, key)
                 cut = cut_by_comment(positions, key, text, self.lines) if text is not None else None

@@ -35,6 +35,7 @@ from ruamel.yaml.util import timestamp_regexp
 from reconciler.errors import Problem, quoted
 from reconciler.manifest.location import Location, PathElement, YamlPositions
 from reconciler.manifest.manifests import Audience, TraitMapping
+from reconciler.manifest.model import InlineMember
 from reconciler.manifest.validation import value_path
 from reconciler.manifest.yaml_file import WRITTEN_AS
 
@@ -55,6 +56,7 @@ _TIMESTAMP = re.compile(
 # The errors of a value that is not text where text is expected.
 _NOT_TEXT = ("string_type", "inline_entry_type")
 
+_ANCHOR = re.compile(r"&\S+[ \t]+")
 # The line breaks YAML readers count lines by (libyaml and ruamel alike).
 _LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
 
@@ -119,6 +121,51 @@ def cut_by_comment(
         f"{key} {quoted(value)} ends where {quoted(rest.rstrip())} starts a YAML comment; "
         f"put the whole text in quotes if {quoted(match['comment'].rstrip())} belongs to it"
     )
+
+
+def continued_members(
+    inline: list[str | InlineMember], positions: YamlPositions, lines: TextLines
+) -> list[Problem]:
+    """A problem for each inline member's email or userId written bare over more than one
+    line. YAML joins a bare value's lines into one, with a space, so a member whose `- `
+    was left out (`- u1` over `  u2`) is part of the one above it: the userId 'u1 u2',
+    which Iterable takes, while u2 is left out of the list without a word."""
+    problems = []
+    seen: set[Location] = set()
+    for index, entry in enumerate(inline):
+        if isinstance(entry, str):
+            written: list[tuple[tuple[PathElement, ...], str]] = [((index,), entry)]
+        else:
+            identity = (("email", entry.email), ("userId", entry.userId))
+            written = [((index, key), value) for key, value in identity if value is not None]
+        for path, value in written:
+            if not _joined(value):
+                continue
+            location = positions.locate(("spec", "members", "inline", *path))
+            # An alias of it (`- *x`) is located where the value is written: said once.
+            if location not in seen and lines.continued_at(location, value):
+                seen.add(location)
+                problems.append(location.problem(f"{value_name(path)}: {_CONTINUED}"))
+    return problems
+
+
+def _joined(value: str) -> bool:
+    # What joining lines leaves: a space, or a line break for each empty line between.
+    return " " in value or "\n" in value
+
+
+def value_name(path: tuple[PathElement, ...]) -> str:
+    """`spec.members.inline[3].userId` for the path (3, "userId") below `inline`."""
+    return "spec.members.inline" + "".join(
+        f"[{element}]" if isinstance(element, int) else f".{element}" for element in path
+    )
+
+
+_CONTINUED = (
+    "a bare value continued on the next line is one value to YAML, its lines joined by a "
+    "space: this is one member, not one a line; start each member's line with '- ' "
+    "(or quote the value, if it is one)"
+)
 
 
 # Spaces, then `#` and at once more text (`#1`, `#vip`), as a comment is not written.
@@ -229,6 +276,21 @@ class TextLines:
             return False
         column = location.column - 1
         return 0 <= column < len(line) and line[column] not in "'\"!&"
+
+    def continued_at(self, location: Location, value: str) -> bool:
+        """Whether the text `value` at `location` is a bare value the file writes over more
+        than one line: on one line a bare value is the line's text as it is."""
+        line = self._line(location)
+        if line is None:
+            return False
+        column = location.column - 1
+        anchor = _ANCHOR.match(line, column)  # `&name u1`: the value after the anchor
+        if anchor is not None:
+            column = anchor.end()
+        # Quoted, tagged, an alias or a block scalar: not a bare value here.
+        if not 0 <= column < len(line) or line[column] in "'\"!&*|>":
+            return False
+        return not line.startswith(value, column)
 
     def date_at(self, location: Location, value: datetime.date) -> str | None:
         """The date `value` as written at `location`, or None when it is not there."""

@@ -415,6 +415,59 @@ def test_a_numeric_user_id_written_bare_in_an_inline_list_says_to_quote_it() -> 
     ]
 
 
+def test_a_member_written_on_without_its_dash_is_not_joined_to_the_one_above() -> None:
+    """A bare value YAML finds continued on the next line is one value, its lines joined by
+    a space: `- u1` over `  u2` (the second member's `- ` left out) was the one userId
+    'u1 u2', valid to Iterable, so u2 was silently left out of the list and a user
+    'u1 u2' planned in. A value so written is refused at its line, whatever it holds; on
+    one line, quoted, or in a block scalar it is as written."""
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          members:
+            inline:
+              - u1
+                u2
+              - {email: ann@example.com, userId: u3
+                  u4}
+              - email: bob@example.com
+                userId: u5
+
+                  u6
+              - ann@example.com
+                cat@example.com
+              - "u7 u8"
+              - u9 u10
+              - 'u11
+                u12'
+              - &later u13
+                u14
+              - *later
+              - |
+                u15
+        """,
+    )
+    joined = (
+        "a bare value continued on the next line is one value to YAML, its lines joined by a "
+        "space: this is one member, not one a line; start each member's line with '- ' "
+        "(or quote the value, if it is one)"
+    )
+    assert problems() == [
+        f"m.yaml:16:9: spec.members.inline[0]: {joined}",
+        f"m.yaml:18:42: spec.members.inline[1].userId: {joined}",
+        f"m.yaml:21:17: spec.members.inline[2].userId: {joined}",
+        f"m.yaml:24:9: spec.members.inline[3]: {joined}",
+        f"m.yaml:30:9: spec.members.inline[7]: {joined}",
+    ]
+
+
 def test_a_key_that_is_not_text_is_said_so_at_its_own_line() -> None:
     """A date used as a label's key was located at the `labels:` line, since pydantic
     names such a key by its repr; an inline member's `true:`, `null:` or date key was
