@@ -31,6 +31,7 @@ from ruamel.yaml.scalarint import ScalarInt
 from reconciler.errors import Problem, quoted
 from reconciler.manifest.location import Location, YamlPositions
 from reconciler.manifest.stand_in import stand_in_bytes
+from reconciler.utf16 import UTF16_SAMPLE_BYTES, looks_utf16
 
 # Far above any real manifest, far below what an alias bomb (`a: &a [*b, *b, ...]`
 # nested a few levels) expands to.
@@ -71,6 +72,16 @@ def read_yaml_file(path: Path, display: str) -> tuple[list[YamlDocument], list[P
         # Located at its first line, as validate prints every problem (FILE:LINE:COL):
         # the line a pointer's `version https://git-lfs...` is on.
         return [], [Problem(display, 1, 1, f"this file {stands_in}")]
+    if looks_utf16(raw[:UTF16_SAMPLE_BYTES]):
+        return [], [
+            Problem(
+                display,
+                1,
+                1,
+                "file is UTF-16 text, not UTF-8 (as Windows PowerShell's > and Notepad's "
+                '"Unicode" save it); save it as UTF-8',
+            )
+        ]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

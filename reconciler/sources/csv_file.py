@@ -34,13 +34,11 @@ from reconciler.sources.base import (
 )
 from reconciler.sources.result import MemberIssue, SourceResult
 from reconciler.sources.snapshot import Snapshot, take_snapshot
+from reconciler.utf16 import UTF16_SAMPLE_BYTES, looks_utf16
 from reconciler.words import quantity
 
 # At most this much of a file is read to glance at its header (peek_columns).
 PEEK_BYTES = 64 * 1024
-
-# The bytes looked at to tell a UTF-16 file (is_utf16).
-UTF16_SAMPLE_BYTES = 64
 
 # The longest line either engine reads: DuckDB's default `max_line_size`, given to it
 # explicitly, and the Python csv module's field limit (131,072 by default, which refused a
@@ -275,22 +273,6 @@ def is_utf16(path: Path) -> bool:
             return looks_utf16(handle.read(UTF16_SAMPLE_BYTES))
     except OSError:
         return False
-
-
-def looks_utf16(start: bytes) -> bool:
-    """Whether a file's first bytes are UTF-16 text: its byte-order mark, or (without one)
-    a NUL byte beside each ASCII one. Read as UTF-8, the first is "byte 0xff" and the
-    second a header of NUL-spelt names (and a hint to name `e\\0m\\0...`)."""
-    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return True
-    start = start[:UTF16_SAMPLE_BYTES]
-    start = start[: len(start) // 2 * 2]
-    if len(start) < 4:
-        return False
-    low, high = start[0::2], start[1::2]
-    return (not high.strip(b"\0") and b"\0" not in low) or (
-        not low.strip(b"\0") and b"\0" not in high
-    )
 
 
 def csv_open_error(

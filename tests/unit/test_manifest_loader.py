@@ -1027,6 +1027,18 @@ def test_file_that_is_not_utf8() -> None:
     )
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_utf16_file_is_named_for_what_it_is(encoding: str) -> None:
+    """Windows PowerShell's `>` (and Notepad's "Unicode") saves UTF-16: with a byte-order
+    mark it read as "not UTF-8 text (byte 0xff)", without one as "invalid YAML: character
+    #x0000 is not allowed", neither saying what the file is or how to save it."""
+    Path("ps.yaml").write_bytes(DESTINATION.encode(encoding))
+    assert only_problem() == (
+        "ps.yaml:1:1: file is UTF-16 text, not UTF-8 (as Windows PowerShell's > and "
+        'Notepad\'s "Unicode" save it); save it as UTF-8'
+    )
+
+
 def test_a_document_nested_without_bound_is_refused_not_a_crash() -> None:
     """libyaml composes recursively in C, beyond Python's recursion limit: 100,000 nested
     lists overflowed its stack and killed the process without a word. The load runs in a
