@@ -434,6 +434,8 @@ def _walk(root: Node) -> Iterator[Node]:
             stack.extend(node.value)
 
 
+# The scanner's error for a token starting with one of YAML's reserved indicators.
+_RESERVED_START = re.compile(r"found character '[@`]' that cannot start any token")
 # A value that starts with `{{` (after `key:` or `- `): a template written bare.
 _BARE_TEMPLATE = re.compile(r"(?:^|[:-])[ \t]+\{\{")
 
@@ -465,6 +467,9 @@ def _marked_problem(
             message += ")"
         if "'\\t'" in str(error.problem):
             message += "; indent with spaces, not tabs"
+        elif _RESERVED_START.match(str(error.problem)):
+            # A social handle as a userId (`- @jane`): YAML reserves these two.
+            message += "; YAML keeps @ and ` for itself: put a value that starts with one in quotes"
         elif str(error.problem).startswith("expected <block end>"):
             message += (
                 "; check this line's indentation: a key lines up with the other keys of its mapping"

@@ -965,6 +965,41 @@ def test_yaml_syntax_error_position() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("written", "column"), [("- '@jane'", 0), ("- @jane", 9), ("- `jane`", 9), ("- [x, @jane]", 13)]
+)
+def test_a_value_starting_with_a_reserved_character_says_to_quote_it(
+    written: str, column: int
+) -> None:
+    """A userId such as a social handle (`@jane`) written bare is a syntax error, as YAML
+    keeps `@` and a backquote for itself: "found character '@' that cannot start any
+    token (while scanning for the next token)" said nothing of what to do."""
+    write(
+        "m.yaml",
+        DESTINATION,
+        f"""\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {{name: a}}
+        spec:
+          destination: prod
+          members:
+            inline:
+              {written}
+        """,
+    )
+    if not column:
+        load_manifests(Path("."))
+        return
+    character = written.lstrip("- [x,")[0]
+    assert only_problem() == (
+        f"m.yaml:16:{column}: invalid YAML: found character '{character}' that cannot start "
+        "any token (while scanning for the next token); YAML keeps @ and ` for itself: put "
+        "a value that starts with one in quotes"
+    )
+
+
 def test_a_key_indented_out_of_line_says_to_check_the_indentation() -> None:
     # apiKey one space deeper than the spec's other keys, after a nested mapping
     write(
