@@ -14,8 +14,9 @@ yamllint), and a number written with a leading zero (`zip: 01234`) is a number w
 (in a file that starts with `%YAML 1.1`, an octal number: 668). A trait mapping field
 without a `type` sends an inline member's value as YAML gave it, and Iterable types a new
 field by the first value it receives, for good: `vip: yes` makes `vip` a string field,
-`zip: 01234` sends 1234. Such a value, written bare (not quoted, not tagged), is warned of where
-it is written; a field with a `type` converts the value as it says, so its values are not.
+`zip: 01234` sends 1234, and so do `+1234` and `12_34`, where `0x1F` sends 31. Such a
+value, written bare (not quoted, not tagged), is warned of where it is written; a field
+with a `type` converts the value as it says, so its values are not.
 """
 
 from __future__ import annotations
@@ -252,7 +253,34 @@ def _disagreement(column: str, field_name: str, value: Any) -> str | None:
             f"{field} sends that number; quote it, or give the field type: string, to send "
             "the digits as written"
         )
+    if _is_number(value) and isinstance(written, str):
+        for form, reading in _OTHER_FORMS:
+            if form.match(written):
+                return (
+                    f"{column}: a number written {reading}, and {field} sends that "
+                    "number; quote it, or give the field type: string, to send the text as "
+                    "written"
+                )
     return None
+
+
+# Numbers YAML reads from text other than their digits (the value is a member's: the
+# message gives examples, never it). A leading zero is told apart above.
+_OTHER_FORMS = (
+    (re.compile(r"\+"), "with a plus sign is read as the number without it"),
+    (
+        re.compile(r"[-+]?[0-9][0-9_]*_"),
+        "with an underscore (12_34) is read as the number without it (1234)",
+    ),
+    (
+        re.compile(r"[-+]?0[xo]", re.IGNORECASE),
+        "in hexadecimal or octal (0x1F, 0o17) is read as its value (31, 15)",
+    ),
+)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _with_more(found: _Found) -> Problem:

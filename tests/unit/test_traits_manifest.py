@@ -502,6 +502,51 @@ def test_inline_values_yaml_readers_disagree_on_are_warned_at_their_line() -> No
     ]
 
 
+def test_a_number_yaml_reads_from_other_text_than_its_digits_is_warned_of() -> None:
+    """`phone: +4915112345678` is the number 4915112345678 to YAML, its plus lost, and
+    `sku: 12_34` and `code: 0x1F` the numbers 1234 and 31: a field with no type sent
+    those numbers without a word, and Iterable typed a new field `phone` long for good.
+    Written so, such a number is warned of as a leading zero is; `1.5`, `-3` and `1e3`,
+    numbers as written, are not."""
+    write(
+        "m/all.yaml",
+        BASE.replace(
+            "members: {csv: data/churn.csv, userId: user_id}",
+            """members:
+    inline:
+      - {email: a@example.com, phone: +4915112345678, sku: 98_76, code: 0x2A, n: 1.5}
+      - {email: b@example.com, phone: '+4915112345679', sku: 1_000, code: 0o17, n: -3}
+      - {email: c@example.com, phone: 4915112345670, sku: 5, code: 7, n: 1e3}""",
+        ),
+    )
+    write(
+        "m/traits.yaml",
+        """\
+        apiVersion: reconciler/v1
+        kind: TraitMapping
+        metadata: {name: crm}
+        spec:
+          fields:
+            phone: phone
+            sku: sku
+            code: code
+            n: n
+        """,
+    )
+    warnings = [str(w) for w in load_manifests(Path("m")).warnings]
+    advice = "quote it, or give the field type: string, to send the text as written"
+    assert warnings == [
+        "m/all.yaml:14:39: audience 'churn': phone: a number written with a plus sign is "
+        f"read as the number without it, and field 'phone' (no type) sends that number; {advice}",
+        "m/all.yaml:14:60: audience 'churn': sku: a number written with an underscore "
+        "(12_34) is read as the number without it (1234), and field 'sku' (no type) sends "
+        f"that number; {advice} (and 1 more member written so)",
+        "m/all.yaml:14:73: audience 'churn': code: a number written in hexadecimal or octal "
+        "(0x1F, 0o17) is read as its value (31, 15), and field 'code' (no type) sends that "
+        f"number; {advice} (and 1 more member written so)",
+    ]
+
+
 def test_a_leading_zero_in_a_yaml_1_1_file_is_said_to_read_as_octal() -> None:
     """In a file that starts with `%YAML 1.1`, `zip: 01234` is the octal number 668, which
     a field with no type sends; the warning said it was read as "the number without" its
