@@ -466,7 +466,7 @@ def _marked_problem(
                 message += f" at line {context_mark.line + 1}, column {context_mark.column + 1}"
             message += ")"
         if "'\\t'" in str(error.problem):
-            message += "; indent with spaces, not tabs"
+            message += "; " + _tab_advice(_line_at(text, line)[: max(column - 1, 0)])
         elif _RESERVED_START.match(str(error.problem)):
             # A social handle as a userId (`- @jane`): YAML reserves these two.
             message += "; YAML keeps @ and ` for itself: put a value that starts with one in quotes"
@@ -490,6 +490,18 @@ def _marked_problem(
                 "are separated by ','"
             )
     return Problem(display, line, column, message)
+
+
+def _tab_advice(before: str) -> str:
+    """What to do about a tab YAML refuses, by what comes before it on its line: nothing
+    but spaces (indentation), or a list item's dash or a key's colon (an editor that
+    aligns values writes `-<TAB>value`)."""
+    written = before.rstrip(" \t")
+    if not written:
+        return "indent with spaces, not tabs"
+    if written[-1] in "-:?,":
+        return f"put a space after '{written[-1]}', not a tab"
+    return "use spaces, not tabs"
 
 
 def _line_at(text: str, line: int) -> str:

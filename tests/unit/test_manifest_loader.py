@@ -1000,6 +1000,26 @@ def test_a_value_starting_with_a_reserved_character_says_to_quote_it(
     )
 
 
+@pytest.mark.parametrize(
+    ("line", "column", "advice"),
+    [
+        ("\t  - a@example.com", 1, "indent with spaces, not tabs"),
+        ("  \t  - a@example.com", 3, "indent with spaces, not tabs"),
+        ("      -\ta@example.com", 8, "put a space after '-', not a tab"),
+    ],
+)
+def test_a_tab_is_said_to_be_one_where_it_is(line: str, column: int, advice: str) -> None:
+    """A tab after a list item's dash (`-<TAB>a@example.com`, as an editor that aligns
+    values writes it) was refused with "indent with spaces, not tabs", though the line's
+    indentation was all spaces."""
+    text = "apiVersion: reconciler/v1\nkind: Audience\nmetadata: {name: a}\nspec:\n"
+    text += "  destination: prod\n  members:\n    inline:\n" + line + "\n"
+    write("m.yaml", DESTINATION, "---\n", text)
+    found = only_problem()
+    assert found.startswith(f"m.yaml:16:{column}: invalid YAML: "), found
+    assert found.endswith(f"; {advice}"), found
+
+
 def test_a_key_indented_out_of_line_says_to_check_the_indentation() -> None:
     # apiKey one space deeper than the spec's other keys, after a nested mapping
     write(
