@@ -44,10 +44,10 @@ from reconciler.manifest.validation import closest, describe, did_you_mean, prob
 from reconciler.manifest.yaml_file import YamlDocument, read_yaml_file
 from reconciler.manifest.yaml_readings import (
     TextLines,
-    continued_members,
     cut_by_comment,
     dates_as_written,
     disagreeing_values,
+    joined_members,
 )
 from reconciler.render.masking import column_hint, column_names
 
@@ -297,7 +297,7 @@ class _Collector:
         if isinstance(parsed, AudienceDocument):
             inline = parsed.spec.members.inline
             if inline:
-                self.problems.extend(continued_members(inline, positions, self.lines))
+                self.problems.extend(joined_members(inline, positions, self.lines))
             for key in ("listName", "description"):
                 text = getattr(parsed.spec, key)
                 cut = cut_by_comment(positions, key, text, self.lines) if text is not None else None

@@ -124,13 +124,15 @@ def cut_by_comment(
     )
 
 
-def continued_members(
+def joined_members(
     inline: list[str | InlineMember], positions: YamlPositions, lines: TextLines
 ) -> list[Problem]:
-    """A problem for each inline member's email or userId written bare over more than one
-    line. YAML joins a bare value's lines into one, with a space, so a member whose `- `
-    was left out (`- u1` over `  u2`) is part of the one above it: the userId 'u1 u2',
-    which Iterable takes, while u2 is left out of the list without a word."""
+    """A problem for each inline member's email or userId that is members joined into one
+    value, written bare: over more than one line, or holding a comma. YAML joins a bare
+    value's lines into one, with a space, so a member whose `- ` was left out (`- u1` over
+    `  u2`) is part of the one above it, the userId 'u1 u2'; and in a `- ` list a comma is
+    text, so `- 101, 102` is the one userId '101, 102'. Iterable takes either, while the
+    members in it are left out of the list without a word."""
     problems = []
     seen: set[Location] = set()
     for index, entry in enumerate(inline):
@@ -144,15 +146,19 @@ def continued_members(
                 continue
             location = positions.locate(("spec", "members", "inline", *path))
             # An alias of it (`- *x`) is located where the value is written: said once.
-            if location not in seen and lines.continued_at(location, value):
+            rest = lines.bare_from(location) if location not in seen else None
+            if rest is None:
+                continue
+            message = _CONTINUED if not rest.startswith(value) else _COMMA if "," in value else ""
+            if message:
                 seen.add(location)
-                problems.append(location.problem(f"{value_name(path)}: {_CONTINUED}"))
+                problems.append(location.problem(f"{value_name(path)}: {message}"))
     return problems
 
 
 def _joined(value: str) -> bool:
     # What joining lines leaves: a space, or a line break for each empty line between.
-    return " " in value or "\n" in value
+    return " " in value or "\n" in value or "," in value
 
 
 def value_name(path: tuple[PathElement, ...]) -> str:
@@ -166,6 +172,11 @@ _CONTINUED = (
     "a bare value continued on the next line is one value to YAML, its lines joined by a "
     "space: this is one member, not one a line; start each member's line with '- ' "
     "(or quote the value, if it is one)"
+)
+_COMMA = (
+    "a comma in a bare value is text to YAML outside [ ]: this is one member, not one "
+    "between each comma; start each member's line with '- ' (or quote the value, if it is "
+    "one)"
 )
 
 
@@ -305,20 +316,21 @@ class TextLines:
         column = location.column - 1
         return 0 <= column < len(line) and line[column] not in "'\"!&"
 
-    def continued_at(self, location: Location, value: str) -> bool:
-        """Whether the text `value` at `location` is a bare value the file writes over more
-        than one line: on one line a bare value is the line's text as it is."""
+    def bare_from(self, location: Location) -> str | None:
+        """The line of the value at `location` from where the value starts (after its
+        anchor, if it has one), when it is written bare there: None when it is quoted,
+        tagged, an alias or a block scalar, or the file cannot be read again. A bare value
+        on one line is that text up to a comment."""
         line = self._line(location)
         if line is None:
-            return False
+            return None
         column = location.column - 1
         anchor = _ANCHOR.match(line, column)  # `&name u1`: the value after the anchor
         if anchor is not None:
             column = anchor.end()
-        # Quoted, tagged, an alias or a block scalar: not a bare value here.
         if not 0 <= column < len(line) or line[column] in "'\"!&*|>":
-            return False
-        return not line.startswith(value, column)
+            return None
+        return line[column:]
 
     def date_at(self, location: Location, value: datetime.date) -> str | None:
         """The date `value` as written at `location`, or None when it is not there."""

@@ -468,6 +468,58 @@ def test_a_member_written_on_without_its_dash_is_not_joined_to_the_one_above() -
     ]
 
 
+def test_members_written_with_commas_in_a_dash_list_are_not_one_member() -> None:
+    """In a `- ` list a comma is text: `- 101, 102, 103`, a list of userIds pasted from a
+    spreadsheet or an email, was the one userId '101, 102, 103', valid to Iterable, so the
+    three members were left out of the list without a word and a user '101, 102, 103'
+    planned in. A bare identity holding a comma is refused at its line; in [ ] a comma
+    separates members, and quoted it is the value's own."""
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          members:
+            inline:
+              - 101, 102, 103
+              - u1,u2   # two
+              - {email: ann@example.com, userId: "u3,u4"}
+              - email: bob@example.com, cat@example.com
+              - 'u7, u8'
+        """,
+    )
+    comma = (
+        "a comma in a bare value is text to YAML outside [ ]: this is one member, not one "
+        "between each comma; start each member's line with '- ' (or quote the value, if it "
+        "is one)"
+    )
+    assert problems() == [
+        f"m.yaml:16:9: spec.members.inline[0]: {comma}",
+        f"m.yaml:17:9: spec.members.inline[1]: {comma}",
+        f"m.yaml:19:16: spec.members.inline[3].email: {comma}",
+    ]
+    # In [ ] each comma ends a member.
+    write(
+        "m.yaml",
+        DESTINATION,
+        "---\n",
+        textwrap.dedent(
+            """\
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec: {destination: prod, members: {inline: [101, 102, u1,u2]}}
+        """
+        ).replace("101, 102", "'101', '102'"),
+    )
+    assert len(load_manifests(Path(".")).audiences["a"].spec.members.inline or []) == 4
+
+
 def test_a_key_that_is_not_text_is_said_so_at_its_own_line() -> None:
     """A date used as a label's key was located at the `labels:` line, since pydantic
     names such a key by its repr; an inline member's `true:`, `null:` or date key was
