@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.errors import Problem, SourceError
+from reconciler.github.workflow_paths import unwatched_reads
 from reconciler.manifest import load_manifests
 from reconciler.members.issue import MemberIssue
 from reconciler.members.model import Engine
@@ -41,6 +42,8 @@ class Validation:
     conflicts_unlisted: int = 0
     # Manifests that load but likely do not say what their author meant.
     manifest_warnings: tuple[Problem, ...] = ()
+    # Member files the plan and apply workflows' paths: filters leave out.
+    workflow_warnings: tuple[Problem, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -50,7 +53,9 @@ class Validation:
         """The invalid members and values, then the warnings, one line each, located
         (FILE:LINE:COL, or FILE:LINE for a CSV row); source data in them goes through
         `show`. Sources that cannot be read are errors the command prints before these."""
-        out = [f"warning: {warning}" for warning in self.manifest_warnings]
+        out = [
+            f"warning: {warning}" for warning in (*self.manifest_warnings, *self.workflow_warnings)
+        ]
         out.extend(issue.describe(show) for issue in (*self.invalid, *self.values))
         out.extend(f"warning: {issue.describe(show)}" for issue in self.conflicts)
         if self.unlisted:
@@ -139,6 +144,8 @@ def validate(path: Path, engine: Engine | None = None) -> Validation:
             if item.table
         ),
         manifest_warnings=manifests.warnings,
+        # After the reads: a DuckDB query's files are known once it has run.
+        workflow_warnings=tuple(unwatched_reads(manifests, path)),
     )
 
 

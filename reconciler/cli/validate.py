@@ -70,7 +70,10 @@ def _annotate(found: Validation, show: Show) -> None:
             ),
             *(annotate.from_issue(issue, "error", show) for issue in found.invalid),
             *(annotate.from_issue(issue, "error", show) for issue in found.values),
-            *(annotate.from_problem(warning, "warning") for warning in found.manifest_warnings),
+            *(
+                annotate.from_problem(warning, "warning")
+                for warning in (*found.manifest_warnings, *found.workflow_warnings)
+            ),
             *(annotate.from_issue(issue, "warning", show) for issue in found.conflicts),
         ]
     )

@@ -74,11 +74,11 @@ def run_reads(directory: str) -> RunReads:
                 "any of the repository's files"
             )
         for path in source.named_reads():
-            files.update(_names(path, repository))
+            files.update(repository_names(path, repository))
     return RunReads(frozenset(files), anything)
 
 
-def _names(path: Path, repository: Path) -> set[str]:
+def repository_names(path: Path, repository: Path) -> set[str]:
     """`path`'s name in the repository, and its target's where it is a symbolic link (a
     change to either changes what is read); none for a path outside it."""
     absolute = Path(os.path.abspath(path))

@@ -67,6 +67,14 @@ def read_yaml_file(path: Path, display: str) -> tuple[list[YamlDocument], list[P
         raw = path.read_bytes()
     except OSError as error:
         return [], [Problem(display, 0, 0, f"cannot read file: {error.strerror or error}")]
+    return read_yaml_bytes(raw, path, display)
+
+
+def read_yaml_bytes(
+    raw: bytes, path: Path, display: str
+) -> tuple[list[YamlDocument], list[Problem]]:
+    """As read_yaml_file, of `raw`, the content of `path` read already (by a reader that
+    bounds its size: a workflow file)."""
     stands_in = stand_in_bytes(raw, path)
     if stands_in is not None:
         # Located at its first line, as validate prints every problem (FILE:LINE:COL):

@@ -155,6 +155,11 @@ class Source:
         anything or the environment): files(), and a SQLite URL's database."""
         return [f.path for f in self.files()]
 
+    def files_read(self) -> list[Path]:
+        """named_reads(), and once the source has been read, the files its query opened
+        (read_csv('data/x.csv')): what a change to would change its members."""
+        return self.named_reads()
+
     def digests(self) -> list[tuple[Path, str]]:
         """(file, SHA-256 of its content) for each file whose content this run planned
         from: a saved plan records them, and applies only while they are the same."""

@@ -53,6 +53,9 @@ class DuckDbQuery(Source):
             return []
         return [SourceFile("database", database, source_path(self.audience, database))]
 
+    def files_read(self) -> list[Path]:
+        return [*self.named_reads(), *self._read]
+
     def _record(self, path: Path, state: FileState) -> None:
         remember_read(self._read, real_path(path), state)
 
