@@ -7,7 +7,8 @@ applied until the next scheduled sync applied it, people removed or added with n
 having seen a plan. So `validate` (pre-commit, and plan.yml on the pull request that adds
 the audience) warns at the manifest line of each file a source reads that a workflow
 running `reconciler plan` or `reconciler apply` on a pull request or push would not
-start for.
+start for; and once of manifest files it would not start for (manifests moved to
+infra/manifests under the shipped filter: no pull request is ever planned).
 
 The workflows are the repository's files, read as untrusted: at most MAX_WORKFLOWS of
 them, each at most MAX_WORKFLOW_BYTES, through the manifests' YAML reader (no tags,
@@ -72,8 +73,8 @@ class Workflows:
 
 def unwatched_reads(manifests: Manifests, root: Path) -> list[Problem]:
     """A warning at each audience's source for each repository file it reads (after a
-    read, a DuckDB query's files too) that a plan or apply workflow's filters leave out;
-    none without such workflows."""
+    read, a DuckDB query's files too) that a plan or apply workflow's filters leave out,
+    and one for the manifest files they leave out; none without such workflows."""
     # Imported here: sources load DuckDB and SQLAlchemy.
     from reconciler.sources.registry import source_for
 
@@ -82,44 +83,85 @@ def unwatched_reads(manifests: Manifests, root: Path) -> list[Problem]:
     problems = list(workflows.unread)
     if not workflows.triggers:
         return problems
+    moved = _unwatched_manifests(manifests, repository, workflows.triggers)
+    problems.extend(moved)
+    # Member files among the manifests left out: that warning's fix is theirs too.
+    roots = sorted(repository_names(_directory(manifests), repository)) if moved else []
+    said = tuple(f"{root}/" for root in roots)
     for audience in manifests.audiences.values():
         source = source_for(audience)
         names = sorted({n for p in source.files_read() for n in repository_names(p, repository)})
         for name in names:
+            if said and name.startswith(said):
+                continue
             missed = [t for t in workflows.triggers if not t.passes(name)]
             if missed:
                 at = audience.field_location("members", source.field)
-                problems.append(at.problem(_message(audience.name, name, missed)))
+                head = f"audience {audience.name!r} reads {name}, which {_where(missed)} leave out"
+                problems.append(at.problem(f"{head}: {_effect('it', _folder(name), missed)}"))
     return problems
 
 
-def _message(audience: str, name: str, missed: list[Trigger]) -> str:
-    where = " and ".join(t.describe() for t in missed)
+def _unwatched_manifests(
+    manifests: Manifests, repository: Path, triggers: tuple[Trigger, ...]
+) -> list[Problem]:
+    """One warning, at the first manifest file a filter leaves out (`reconciler plan
+    infra/manifests` under the shipped `manifests/**`: no pull request is ever planned)."""
+    left_out = [
+        (path, name)
+        for path in manifests.files
+        for name in sorted(repository_names(path, repository))
+        if not all(t.passes(name) for t in triggers)
+    ]
+    if not left_out:
+        return []
+    path, name = left_out[0]
+    missed = [t for t in triggers if not t.passes(name)]
+    more = len({p for p, _ in left_out}) - 1
+    files = f"manifest files {name} and {more:,} more" if more else f"manifest file {name}"
+    roots = sorted(repository_names(_directory(manifests), repository))
+    suggested = f"{escape(roots[0])}/**" if roots else _folder(name)
+    effect = _effect("them" if more else "it", suggested, missed)
+    return [Problem(display_path(path), 1, 0, f"{_where(missed)} leave out {files}: {effect}")]
+
+
+def _directory(manifests: Manifests) -> Path:
+    """The manifests' directory (`validate manifests/vip.yaml`: the file's)."""
+    return manifests.root if manifests.root.is_dir() else manifests.root.parent
+
+
+def _folder(name: str) -> str:
+    """The pattern of the directory holding the repository's file `name`."""
+    folder = name.rpartition("/")[0]
+    return f"{escape(folder)}/**" if folder else escape(name)
+
+
+def _where(missed: list[Trigger]) -> str:
+    return "the filters of " + " and ".join(t.describe() for t in missed)
+
+
+def _effect(it: str, suggested: str, missed: list[Trigger]) -> str:
+    """What a change to only the files left out does not start, and the fix."""
     pull = any(t.event.startswith("pull_request") for t in missed)
     push = any(t.event == "push" for t in missed)
     if pull and push:
         effect = (
-            "a pull request that changes only it gets no plan, and its merge is not applied "
-            "(a scheduled sync, if any, applies it unreviewed)"
+            f"a pull request that changes only {it} gets no plan, and its merge is not "
+            "applied (a scheduled sync, if any, applies it unreviewed)"
         )
     elif pull:
         effect = (
-            "a pull request that changes only it gets no plan, so its merge applies a change "
-            "nobody saw planned"
+            f"a pull request that changes only {it} gets no plan, so its merge applies a "
+            "change nobody saw planned"
         )
     else:
-        effect = "a merge that changes only it is not applied (until a scheduled sync, if any)"
-    folder = name.rpartition("/")[0]
-    suggested = f"{escape(folder)}/**" if folder else escape(name)
+        effect = f"a merge that changes only {it} is not applied (until a scheduled sync, if any)"
     fixes = []
     if any(not f.ignore for t in missed for f in t.filters):
         fixes.append(f'add "{suggested}" at the end of each of those paths:')
     if any(f.ignore for t in missed for f in t.filters):
-        fixes.append("take it out of the paths-ignore:")
-    return (
-        f"audience {audience!r} reads {name}, which the filters of {where} leave out: "
-        f"{effect}; {' and '.join(fixes)}"
-    )
+        fixes.append(f"take {it} out of the paths-ignore:")
+    return f"{effect}; {' and '.join(fixes)}"
 
 
 def reconciler_workflows(repository: Path) -> Workflows:

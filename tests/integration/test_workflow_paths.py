@@ -295,3 +295,25 @@ def test_with_the_plan_workflow_watching_it_the_warning_is_of_the_merge_alone(
         "(push) leave out: a merge that changes only it is not applied (until a scheduled "
         'sync, if any); add "data/**" at the end of each of those paths:'
     )
+
+
+def test_manifests_moved_out_of_the_filters_are_warned_of_once_at_the_first_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = _repository(tmp_path, monkeypatch, ("csv", "vip.csv"))
+    (repo / "manifests/vip.csv").write_text("email\na@example.com\n")
+    (repo / "infra").mkdir()
+    (repo / "manifests").rename(repo / "infra/manifests")
+    plan_line = _paths_line(repo / ".github/workflows/plan.yml")
+    apply_line = _paths_line(repo / ".github/workflows/apply.yml")
+
+    result = CliRunner().invoke(app, ["validate", "infra/manifests"])
+
+    assert result.exit_code == 0, result.output
+    assert _warnings(result.stdout + result.stderr) == [
+        f"warning: infra/manifests/prod.yaml:1: the filters of .github/workflows/apply.yml:"
+        f"{apply_line} (push) and .github/workflows/plan.yml:{plan_line} (pull_request) leave "
+        "out manifest files infra/manifests/prod.yaml and 1 more: a pull request that changes "
+        "only them gets no plan, and its merge is not applied (a scheduled sync, if any, "
+        'applies it unreviewed); add "infra/manifests/**" at the end of each of those paths:'
+    ]
