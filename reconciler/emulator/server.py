@@ -166,7 +166,14 @@ class _Handler(BaseHTTPRequestHandler):
         if length < 0 or length > MAX_REQUEST_BYTES:
             self._send_plain(413, b"Request body too large\n")
             return None
-        return self.rfile.read(length)
+        body = self.rfile.read(length)
+        if len(body) < length:
+            # The client closed before sending the whole body (it gave up, or was killed).
+            # No HTTP server acts on such a request, and what did arrive may still parse
+            # (JSON followed by padding), so it is dropped, unanswered.
+            self.close_connection = True
+            return None
+        return body
 
     def _read_chunked(self) -> bytes | None:
         parts: list[bytes] = []
@@ -187,6 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
             if total > MAX_REQUEST_BYTES:
                 self._send_plain(413, b"Request body too large\n")
                 return None
+            # Cut short, the next chunk line is empty and refused: a body with no end.
             parts.append(self.rfile.read(size))
             self.rfile.readline(1024)
 

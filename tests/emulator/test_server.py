@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import http.client
+import socket
+import struct
 import threading
 
 import httpx
 import pytest
 
-from reconciler.emulator import Emulator, EmulatorServer, Limits
+from reconciler.emulator import Emulator, EmulatorServer, Faults, Limits
 from tests.emulator.support import client_for
 
 
@@ -173,3 +175,65 @@ def test_an_emulator_error_logs_its_traceback_with_emails_masked(
     err = capfd.readouterr().err
     assert "Traceback" in err and "ValueError: cannot handle j***@***" in err
     assert "jane.doe" not in err
+
+
+def _create_list_request(name: str, padding: int = 0) -> bytes:
+    """POST /api/lists creating `name`, its body followed by `padding` spaces."""
+    body = b'{"name": "%s"}' % name.encode() + b" " * padding
+    return (
+        b"POST /api/lists HTTP/1.1\r\nHost: emulator\r\nApi-Key: test-key\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with a reset (RST), as a killed client's socket may be."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def test_a_request_whose_client_closes_mid_body_is_not_handled(
+    emulator_server: EmulatorServer, client: httpx.Client
+) -> None:
+    # The body parses without its last bytes (JSON, then padding): only a server that
+    # counts them can tell the request was never finished.
+    request = _create_list_request("cut short", padding=10)
+    with socket.create_connection((emulator_server.host, emulator_server.port)) as sender:
+        sender.settimeout(10)
+        sender.sendall(request[:-10])
+        sender.shutdown(socket.SHUT_WR)
+        assert sender.recv(1024) == b""  # closed unanswered
+    names = [entry["name"] for entry in client.get("/api/lists").json()["lists"]]
+    assert "cut short" not in names
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
+@pytest.mark.parametrize(
+    "sent",
+    ["nothing", "half the request line", "half the headers", "half the body", "all of it"],
+)
+def test_a_client_that_gives_up_mid_request_prints_nothing(
+    emulator: Emulator, capfd: pytest.CaptureFixture[str], sent: str, reset: bool
+) -> None:
+    request = _create_list_request("given up on")
+    cut = {
+        "nothing": 0,
+        "half the request line": 8,
+        "half the headers": request.index(b"Api-Key"),
+        "half the body": len(request) - 5,
+        "all of it": len(request),
+    }[sent]
+    # A slow answer, so that when the whole request was sent the answer meets a closed socket.
+    emulator.faults = Faults(latency_seconds=0.2)
+    with EmulatorServer(emulator) as server:
+        sender = socket.create_connection((server.host, server.port))
+        sender.sendall(request[:cut])
+        if reset:
+            _reset(sender)
+        else:
+            sender.close()
+        # Proof the server still answers; leaving `with` waits for the dropped connection.
+        with client_for(server) as http:
+            assert http.get("/api/lists").status_code == 200
+    err = capfd.readouterr().err
+    assert "Exception occurred" not in err and "Traceback" not in err
