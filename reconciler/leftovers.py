@@ -6,7 +6,8 @@ query spill into directories of its own, and removes them as it ends, on an erro
 Ctrl-C too. A run killed outright (SIGKILL from a cancelled CI job or the OOM killer)
 cannot: its copies of members' emails would stay in the temporary directory until the
 machine is wiped. So each directory is named after the process that made it, and the
-first directory a process makes in a place removes the ones there whose process is gone.
+first directory a process makes in a place removes the ones there whose process is gone,
+and those earlier versions named for no process (`_EARLIER`).
 
 A temporary directory that fills up is said as such (`no_room`), naming the directory and
 the variable that moves it, not as an internal error or a damaged plan file.
@@ -249,12 +250,12 @@ def sweep(parent: Path, now: float | None = None) -> list[Path]:
         return removed
     for entry in entries:
         pid = made_by(entry.name)
-        earlier = pid is None and _EARLIER_EXPORT.fullmatch(entry.name) is not None
-        if pid is None and not earlier:
+        earlier = _earlier_contents(entry.name) if pid is None else None
+        if pid is None and earlier is None:
             continue
         try:
             info = entry.stat(follow_symlinks=False)
-            if earlier and not _holds_only(entry.path, ".jsonl"):
+            if earlier is not None and not earlier(entry.path):
                 continue  # a directory of someone's own that looks alike
         except OSError:
             continue
@@ -375,18 +376,81 @@ def sweep_earlier_import_directories(out_dir: Path, now: float | None = None) ->
     return removed
 
 
-# The directory the whole-project export read in date windows went to before it was a
-# private directory named for its process (2e4628e): tempfile's `reconciler-export-` and 8
-# random characters in the system's temporary directory, holding every user's email in
-# `users.jsonl` and its windows' `users.windowN.jsonl`.
-_EARLIER_EXPORT = re.compile(r"reconciler-export-" + _EARLIER_RANDOM)
-
-
 def _holds_only(directory: str, suffix: str) -> bool:
     """Whether `directory` holds nothing but files whose names end in `suffix` (or nothing):
     what an earlier version wrote in a directory of that name, not a person's own."""
     with os.scandir(directory) as inside:
         return all(f.is_file(follow_symlinks=False) and f.name.endswith(suffix) for f in inside)
+
+
+def _holds_one_file(directory: str) -> bool:
+    """Whether `directory` holds one file at most, and nothing else: a source's copy."""
+    with os.scandir(directory) as inside:
+        found = list(inside)
+    return len(found) <= 1 and all(f.is_file(follow_symlinks=False) for f in found)
+
+
+# DuckDB's spill files: duckdb_temp_storage-0.tmp and duckdb_temp_block-<id>.block in
+# 1.x, duckdb_temp_<pid>_<n>_owner and duckdb_temp_<pid>_<n>_storage_<size>-0.tmp in 2.x.
+_SPILL_FILE = "duckdb_temp"
+
+
+def _holds_spill_files(directory: str) -> bool:
+    """Whether `directory` holds nothing but DuckDB's spill files (or nothing)."""
+    with os.scandir(directory) as inside:
+        return all(
+            f.is_file(follow_symlinks=False) and f.name.startswith(_SPILL_FILE) for f in inside
+        )
+
+
+# What an earlier version's DuckDB workspace held: the lists it downloaded (.txt), exports
+# (.jsonl), rows (.csv), a query's rows (query_N/rows.parquet) and DuckDB's spill files in
+# spill/, query_N/ and tempfile's tmp<8 random characters>/ scratch directories.
+_WORKSPACE_FILES = (".txt", ".jsonl", ".csv", ".parquet")
+_WORKSPACE_DIRECTORIES = re.compile(rf"spill|tmp{_EARLIER_RANDOM}|query_\d+")
+
+
+def _holds_a_workspace(directory: str) -> bool:
+    """Whether `directory` holds nothing but what an earlier version's workspace wrote."""
+    for root, dirs, files in os.walk(directory):
+        for name in dirs:
+            if os.path.islink(os.path.join(root, name)):
+                return False
+            if not _WORKSPACE_DIRECTORIES.fullmatch(name):
+                return False
+        for name in files:
+            if os.path.islink(os.path.join(root, name)):
+                return False
+            if not (name.endswith(_WORKSPACE_FILES) or name.startswith(_SPILL_FILE)):
+                return False
+    return True
+
+
+# The directories earlier versions made named for no process, before each was a private
+# directory named for its process: tempfile's prefix and 8 random characters, in the same
+# place as today's (RECONCILER_DUCKDB_TEMP_DIR, or the system's temporary directory), each
+# holding members' identities. With no pid to judge by, only one holding nothing but what
+# that version wrote there is removed, so a directory of the person's own that looks alike
+# stays.
+_EARLIER: tuple[tuple[re.Pattern[str], Callable[[str], bool]], ...] = (
+    # The whole-project export read in date windows, 0a51f61 to 2e4628e: every user's
+    # email in users.jsonl and its windows' users.windowN.jsonl.
+    (re.compile("reconciler-export-" + _EARLIER_RANDOM), lambda d: _holds_only(d, ".jsonl")),
+    # Consent's profiles read in date windows, 76847c4 to 0a51f61: profiles*.jsonl.
+    (re.compile("reconciler-consent-" + _EARLIER_RANDOM), lambda d: _holds_only(d, ".jsonl")),
+    # A source file's copy, named as the file, 1ba0b88 to e7545a8.
+    (re.compile("reconciler-source-" + _EARLIER_RANDOM), _holds_one_file),
+    # A query's spill files, b01a568 to e7545a8.
+    (re.compile("reconciler-query-" + _EARLIER_RANDOM), _holds_spill_files),
+    # The DuckDB workspace, fee2384 to e7545a8.
+    (re.compile("reconciler-" + _EARLIER_RANDOM), _holds_a_workspace),
+)
+
+
+def _earlier_contents(name: str) -> Callable[[str], bool] | None:
+    """For a directory named as an earlier version named one (and no other), the check
+    that it holds only what that version wrote there; None for any other name."""
+    return next((holds for pattern, holds in _EARLIER if pattern.fullmatch(name)), None)
 
 
 def _last_change(directory: Path, own: float) -> float:

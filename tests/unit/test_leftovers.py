@@ -329,3 +329,75 @@ def test_the_export_directory_an_earlier_version_named_for_no_process_is_removed
 
     assert sweep(tmp_path) == [gone]
     assert not gone.exists() and recent.exists() and own.exists()
+
+
+def _earlier(parent: Path, prefix: str, files: tuple[str, ...], idle: float) -> Path:
+    """A directory made as an earlier version made it (tempfile.mkdtemp's prefix and 8
+    random characters, no pid), holding `files` (a/b: in a directory a), idle that long."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    for name in files:
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_text("email\nsomeone@example.com\n")
+    then = time.time() - idle
+    for path in [*sorted(directory.rglob("*"), reverse=True), directory]:
+        os.utime(path, (then, then))
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("prefix", "written", "not_only_its_own"),
+    [
+        # The DuckDB workspace, fee2384 to e7545a8: downloaded lists, exports, rows, a
+        # query's rows, DuckDB's spill files (1.x and 2.x names) and tempfile scratch.
+        (
+            "reconciler-",
+            (
+                "import_1.txt",
+                "prefetch_2.jsonl",
+                "members_3.csv",
+                "query_4/rows.parquet",
+                "query_4/duckdb_temp_storage-0.tmp",
+                "spill/duckdb_temp_block-7.block",
+                "spill/duckdb_temp_23350_0_owner",
+                "tmpab_cd123/users.window0.jsonl",
+            ),
+            ("import_1.txt", ".git/HEAD"),
+        ),
+        # A source file's copy, 1ba0b88 to e7545a8.
+        ("reconciler-source-", ("people.xlsx",), ("people.csv", "notes.csv")),
+        # A query's spill files, b01a568 to e7545a8.
+        (
+            "reconciler-query-",
+            ("duckdb_temp_storage_S32K-0.tmp", "duckdb_temp_1_0_owner"),
+            ("duckdb_temp_storage-0.tmp", "results.csv"),
+        ),
+        # Consent's profiles read in date windows, 76847c4 to 0a51f61.
+        (
+            "reconciler-consent-",
+            ("profiles.jsonl", "profiles.window0.jsonl"),
+            ("profiles.jsonl", "notes.txt"),
+        ),
+    ],
+    ids=["workspace", "source", "query", "consent"],
+)
+def test_the_directories_earlier_versions_named_for_no_process_are_removed(
+    tmp_path: Path, prefix: str, written: tuple[str, ...], not_only_its_own: tuple[str, ...]
+) -> None:
+    # Before e7545a8 named them for their process, a run killed (SIGKILL) left these with
+    # members' identities in the temporary directory for good: no sweep knew the names.
+    gone = _earlier(tmp_path, prefix, written, IDLE_SECONDS + 60)
+    recent = _earlier(tmp_path, prefix, written, 60)  # that version may still be running
+    own = _earlier(tmp_path, prefix, not_only_its_own, IDLE_SECONDS + 60)
+    assert sweep(tmp_path) == [gone]
+    assert not gone.exists() and recent.exists() and own.exists()
+
+
+def test_an_earlier_workspace_holding_a_link_is_kept(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    linked = _earlier(tmp_path, "reconciler-", ("import_1.txt",), IDLE_SECONDS + 60)
+    (linked / "spill").symlink_to(elsewhere)
+    then = time.time() - IDLE_SECONDS - 60
+    os.utime(linked, (then, then))
+    assert sweep(tmp_path) == []
+    assert linked.exists() and elsewhere.exists()
