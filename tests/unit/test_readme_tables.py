@@ -78,12 +78,15 @@ def _variables(text: str) -> set[str]:
     return {v for v in re.findall(r"\bRECONCILER_[A-Z0-9_]*[A-Z0-9]\b", text)}
 
 
+def _source(directory: str) -> str:
+    root = Path(__file__).resolve().parents[2]
+    return "\n".join(p.read_text(encoding="utf-8") for p in (root / directory).rglob("*.py"))
+
+
 def test_every_environment_variable_is_in_the_readme_and_each_it_names_is_read() -> None:
     """A variable the code reads and the README never names is a setting nobody can find;
     one the README names and nothing reads (renamed, removed) is set and silently ignored."""
-    root = Path(__file__).resolve().parents[2]
-    package = "\n".join(p.read_text(encoding="utf-8") for p in (root / "reconciler").rglob("*.py"))
-    tests = "\n".join(p.read_text(encoding="utf-8") for p in (root / "tests").rglob("*.py"))
+    package, tests = _source("reconciler"), _source("tests")
     from dataclasses import fields
 
     from reconciler.iterable.settings import ClientSettings
@@ -95,6 +98,19 @@ def test_every_environment_variable_is_in_the_readme_and_each_it_names_is_read()
     assert sorted(read - named) == []
     # The tests' own variables (RECONCILER_TEST_POSTGRES_URL) are read by the tests.
     assert sorted(named - read - _variables(tests)) == []
+
+
+def test_the_runner_variables_table_is_every_github_variable_the_code_reads() -> None:
+    """What a run reads from GitHub's runner (GITHUB_RUN_ID for the run's link, say) is
+    listed under "What it reads from the runner", and nothing that list names goes unread."""
+    # Quoted, as the code names a variable it reads (os.environ.get, typer's envvar=);
+    # GITHUB_TOKEN is quoted to be refused (a manifest's URL may not name it), not read.
+    read = set(re.findall(r"[\"'](GITHUB_[A-Z0-9_]*[A-Z0-9])[\"']", _source("reconciler")))
+    read.discard("GITHUB_TOKEN")
+    table = _table("**What it reads from the runner.**", "variable")
+    listed = {name for key in table for name in re.findall(r"GITHUB_[A-Z0-9_]*[A-Z0-9]", key)}
+    assert sorted(read - listed) == []
+    assert sorted(listed - read) == []
 
 
 def test_the_engine_settings_table_gives_the_defaults_the_code_has() -> None:
