@@ -85,27 +85,47 @@ def terminate_as_interrupt() -> Iterator[None]:
 class AfterWork:
     """Signals around one apply, from its start to its report's end: as Ctrl-C means until
     `work_done()`; from then on, what remains is writing down what was done (the journal,
-    the run record, the report), so the first signal says so and lets it be written, and
-    only the next raises KeyboardInterrupt. A second Ctrl-C meant to stop the requests in
-    flight that came just after the last one ended lost the report of a finished apply."""
+    the rejected members' file, the run record, the report), so the first signal says so
+    and lets it be written, and only the next raises KeyboardInterrupt. A second Ctrl-C
+    meant to stop the requests in flight that came just after the last one ended lost the
+    report of a finished apply.
+
+    The next is held until `recorded()` (the journal, the rejected members and the run
+    record written), which raises it then: raised at once, it left the rejected members
+    saved nowhere and a run record of a finished apply saying "interrupted", with no lists.
+    Only the report, which they already hold, is lost to it."""
 
     def __init__(self, say: Callable[[str], None]) -> None:
         self._say = say
         self._done = False
         self._told = False
+        self._recorded = False
+        self.stopped_by: str | None = None  # the signal that stops the report, for people
 
     def work_done(self) -> None:
         self._done = True
 
-    def handler(self, signum: int, frame: FrameType | None) -> None:
-        if not self._done or self._told:
+    def recorded(self) -> None:
+        """What the run did is written down: a signal held meanwhile raises now."""
+        self._recorded = True
+        if self.stopped_by is not None:
             raise KeyboardInterrupt
-        self._told = True
+
+    def handler(self, signum: int, frame: FrameType | None) -> None:
+        if not self._done:
+            raise KeyboardInterrupt
         name = signal_name(signum)
-        self._say(
-            f"{name}: the apply is over, writing down what it did ({name} again to stop "
-            "without its report)..."
-        )
+        if not self._told:
+            self._told = True
+            self._say(
+                f"{name}: the apply is over, writing down what it did ({name} again to stop "
+                "without its report)..."
+            )
+            return
+        if self.stopped_by is None:
+            self.stopped_by = "a second Ctrl-C" if signum == signal.SIGINT else name
+        if self._recorded:
+            raise KeyboardInterrupt
 
 
 @contextmanager

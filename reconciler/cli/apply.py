@@ -23,7 +23,7 @@ import typer
 
 from reconciler import alerts
 from reconciler.apply.held_back import held_back
-from reconciler.apply.interrupt import report_after_work
+from reconciler.apply.interrupt import AfterWork, report_after_work
 from reconciler.apply.lock import project_locks
 from reconciler.cli import exits, session
 from reconciler.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, err
@@ -160,27 +160,35 @@ def apply(
             record.stopped(exc, exits.internal_error(exc))
             opts.write_record(record)
             raise
-        _report(report, opts, record)
+        _report(report, opts, record, after)
 
 
-def _report(report: ApplyReport, opts: _Options, record: RunRecord) -> None:
+def _report(report: ApplyReport, opts: _Options, record: RunRecord, after: AfterWork) -> None:
     """The run record, the report, the summary file and the alert of an apply that ran."""
     summary_file, show_members = opts.summary_file, opts.show_members
     opts.write_record(record)
-    written = _print_report(report, opts, record)
-    if summary_file is not None:
-        try:
-            # Bounded, after a plan that was: a step's summary over 1 MiB is dropped whole.
-            append(summary_file, report_markdown(report, show_members, REPORT_SUMMARY_LIMIT))
-        except SummaryFileError as exc:
-            err.print(
-                f"error: {exc}. The apply itself is over (outcome: {record.outcome}).",
-                markup=False,
-            )
-            written = False
-    exits.send_alert(
-        alerts.for_record(record, EXIT_OK if record.outcome == "success" else EXIT_ERROR)
-    )
+    printing = False
+    try:
+        # A second signal since the work ended stops here, what the run did written down.
+        after.recorded()
+        text = REPORT_RENDERERS[opts.output](report, show_members)
+        printing = True
+        written = _print_report(text, opts, record)
+        if summary_file is not None:
+            try:
+                # Bounded, after a plan that was: a step's summary over 1 MiB is dropped whole.
+                append(summary_file, report_markdown(report, show_members, REPORT_SUMMARY_LIMIT))
+            except SummaryFileError as exc:
+                err.print(
+                    f"error: {exc}. The apply itself is over (outcome: {record.outcome}).",
+                    markup=False,
+                )
+                written = False
+        exits.send_alert(
+            alerts.for_record(record, EXIT_OK if record.outcome == "success" else EXIT_ERROR)
+        )
+    except KeyboardInterrupt:
+        raise _report_stopped(opts, record, after.stopped_by or "a signal", printing) from None
     if record.outcome == "interrupted":
         err.print(report.describe_not_done(opts.again), markup=False)
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -188,11 +196,26 @@ def _report(report: ApplyReport, opts: _Options, record: RunRecord) -> None:
         raise typer.Exit(EXIT_ERROR)
 
 
-def _print_report(report: ApplyReport, opts: _Options, record: RunRecord) -> bool:
-    """The report on stdout; False when stdout would not take it (then said on stderr,
-    with what the apply did: it is over, whatever became of its report)."""
+def _report_stopped(opts: _Options, record: RunRecord, by: str, printing: bool) -> typer.Exit:
+    """A second signal after the work: the report stops; the journal and the run record
+    (and the rejected members' file) were written before it could."""
+    written = (
+        f"its run journal and its run record ({opts.summary_json}) are written"
+        if opts.summary_json
+        else "its run journal is written"
+    )
+    said = f"the apply is over (outcome: {record.outcome}); {written}"
+    err.print(f"Report stopped by {by}: {said}.", markup=False)
+    if opts.output is OutputFormat.json and not printing:
+        exits.json_error(f"report stopped by {by}: {said}", EXIT_INTERRUPTED)
+    return typer.Exit(EXIT_INTERRUPTED)
+
+
+def _print_report(text: str, opts: _Options, record: RunRecord) -> bool:
+    """The report `text` on stdout; False when stdout would not take it (then said on
+    stderr, with what the apply did: it is over, whatever became of its report)."""
     try:
-        emit(REPORT_RENDERERS[opts.output](report, opts.show_members), "the report", nl=False)
+        emit(text, "the report", nl=False)
     except OutputError as exc:
         where = f"; its run record is in {opts.summary_json}" if opts.summary_json else ""
         err.print(

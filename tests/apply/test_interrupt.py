@@ -96,6 +96,22 @@ def test_after_the_work_one_signal_is_said_and_the_next_raises() -> None:
             "SIGTERM: the apply is over, writing down what it did (SIGTERM again to stop "
             "without its report)..."
         ]
+        # The next is held while the journal and the run record are written...
+        os.kill(os.getpid(), signal.SIGINT)
+        # ... and raised once they are.
         with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
+            after.recorded()
+        assert after.stopped_by == "a second Ctrl-C"
+        with pytest.raises(KeyboardInterrupt):  # from then on, at once
+            os.kill(os.getpid(), signal.SIGTERM)
     assert {sig: signal.getsignal(sig) for sig in before} == before
+
+
+def test_after_the_record_the_next_signal_raises_at_once() -> None:
+    with report_after_work(lambda _t: None) as after:
+        after.work_done()
+        os.kill(os.getpid(), signal.SIGTERM)  # said
+        after.recorded()  # nothing held: nothing raised
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert after.stopped_by == "SIGTERM"

@@ -685,3 +685,64 @@ def test_sigterm_while_a_sqlite_query_runs_ends_validate_at_once(workspace, emul
     assert code == 130, err
     assert "Interrupted: nothing was changed (validate only reads)" in err
     assert "internal error" not in err and "ran longer than" not in err
+
+
+def _two_ctrl_c_then(real):
+    """`real`, called after two Ctrl-Cs: the first says the apply is over, the second is
+    the one meant to stop what is left. Sent from inside the run, at the moment they stand
+    for: no timing."""
+
+    def twice(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    return twice
+
+
+@pytest.mark.parametrize("where", ["writing down", "printing"])
+def test_a_second_ctrl_c_after_the_work_stops_only_the_report(
+    workspace, cli, emulator_server, monkeypatch, where
+):
+    """A second Ctrl-C while a finished apply wrote down what it did (its rejected members'
+    file) left a run record saying "interrupted", with no lists, and the rejected members
+    saved nowhere; one while its report printed ended it with 130 and no word. The journal,
+    the rejected members and the run record are written first; only the report stops."""
+    from reconciler.apply import run
+    from reconciler.cli import apply as apply_command
+
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    if where == "writing down":
+        monkeypatch.setattr(run, "write_rejected", _two_ctrl_c_then(run.write_rejected))
+    else:
+        monkeypatch.setattr(apply_command, "_print_report", _two_ctrl_c_then(lambda *a: True))
+    record = workspace.root / "run.json"
+    result = cli("apply", workspace.manifests, "--yes", "--summary-json", record)
+
+    assert result.exit_code == 130, result.output
+    assert "Apply complete" not in result.stdout
+    assert result.stderr.endswith(
+        "Report stopped by a second Ctrl-C: the apply is over (outcome: success); its run "
+        f"journal and its run record ({record}) are written.\n"
+    ), result.stderr
+    assert "Traceback" not in result.stderr
+    written = json.loads(record.read_text())
+    assert written["outcome"] == "success"
+    assert [entry["list_name"] for entry in written["lists"]] == ["vip"]
+    [journal] = journals(workspace.root / ".reconciler")
+    assert read_journal(journal).outcome == "success"
+    assert sorted(members_of(emulator_server, "vip")) == ["a@example.com", "b@example.com"]
+
+
+def test_a_second_ctrl_c_before_the_report_still_prints_one_json_object(
+    workspace, cli, emulator_server, monkeypatch
+):
+    from reconciler.apply import run
+
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    monkeypatch.setattr(run, "write_rejected", _two_ctrl_c_then(run.write_rejected))
+    result = cli("apply", workspace.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 130, result.output
+    answer = json.loads(result.stdout)
+    assert answer["exit_code"] == 130
+    assert answer["error"].startswith("report stopped by a second Ctrl-C: the apply is over")
