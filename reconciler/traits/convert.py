@@ -20,10 +20,13 @@ from reconciler.render.masking import source_value
 
 UTC = datetime.UTC
 
-# Iterable's own form, which datetime.fromisoformat does not read (a space before the offset).
+# Iterable's own form, which datetime.fromisoformat does not read (a space before the offset),
+# and BigQuery's: `bq extract` and its console write a TIMESTAMP as `2024-05-01 09:30:00
+# UTC` (a fraction before the UTC when it has one), in CSV and JSON alike, with no setting
+# to change it; every such value was refused as not a date.
 _ITERABLE_DATE = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})[ T](?P<time>\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)"
-    r" ?(?P<offset>Z|[+-]\d{2}:?\d{2})?"
+    r"(?: ?(?P<offset>Z|[+-]\d{2}:?\d{2})| (?P<utc>UTC))?"
 )
 # Date-shaped text, compared as the instant it names (traits/compare.py): a bare day, or a
 # day with a time to the second, a fraction and an offset, however Iterable or a source
@@ -152,7 +155,7 @@ def parse_instant(value: Any) -> datetime.datetime:
 def _parse_date_text(text: str) -> datetime.datetime:
     match = _ITERABLE_DATE.fullmatch(text)
     if match is not None:
-        offset = match["offset"] or ""
+        offset = "Z" if match["utc"] else match["offset"] or ""
         if offset and offset != "Z" and ":" not in offset:
             offset = f"{offset[:3]}:{offset[3:]}"
         text = f"{match['date']}T{match['time']}{offset}"

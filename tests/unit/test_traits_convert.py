@@ -91,6 +91,9 @@ def test_whole_text_too_long_for_python_is_not_a_number_not_a_crash() -> None:
         ("2025-07-01 09:30:15 +00:00", "2025-07-01 09:30:15 +00:00"),
         ("2025-07-01 04:30:15 -0500", "2025-07-01 09:30:15 +00:00"),
         ("2025-07-01 09:30:15", "2025-07-01 09:30:15 +00:00"),  # naive: UTC
+        # BigQuery's TIMESTAMP as `bq extract` and its console write it, in CSV and JSON.
+        ("2025-07-01 09:30:15 UTC", "2025-07-01 09:30:15 +00:00"),
+        ("2025-07-01 09:30:15.123456 UTC", "2025-07-01 09:30:15 +00:00"),
         (datetime.date(2025, 7, 1), "2025-07-01 00:00:00 +00:00"),
         # A database's "no date" (0001-01-01, DuckDB's -infinity) keeps a 4-digit year:
         # `1-01-01 ...` is text to Iterable, which would type a new field string for good.
@@ -109,6 +112,9 @@ def test_dates_are_written_as_iterable_stores_them(raw: object, expected: str) -
         "2025-13-45",
         "yesterday",
         "07/01/2025",
+        # Only UTC is spelt out: another zone's name or abbreviation says no offset for sure.
+        "2025-07-01 09:30:15 EST",
+        "2025-07-01 09:30:15UTC",
         1_700_000_000,
         # In UTC these are in the years 10000 and 0: refused as values, not a traceback.
         "9999-12-31T23:00:00-05:00",
