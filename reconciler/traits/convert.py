@@ -2,9 +2,10 @@
 
 Each converter takes what a source gives (CSV text, YAML scalars, database values already
 made JSON-friendly by the source) and returns a JSON value, or raises ConversionError with
-a reason written for people. Dates go out in the form Iterable stores them
-(`YYYY-MM-DD HH:MM:SS +00:00`, UTC), cut to whole seconds, so what is read back compares
-equal to what was sent.
+a reason written for people. A moment goes out in the form Iterable stores it
+(`YYYY-MM-DD HH:MM:SS +00:00`, UTC), cut to whole seconds; a day without a time of day as
+that day (`YYYY-MM-DD`), one of Iterable's date forms too. Either compares, read back, as
+the instant it names (traits/compare.py).
 """
 
 from __future__ import annotations
@@ -169,11 +170,34 @@ def _parse_date_text(text: str) -> datetime.datetime:
 
 
 def to_date(value: Any) -> str:
+    day = _calendar_day(value)
+    if day is not None:
+        # A birthday or renewal day (a DATE column, `2025-07-01` in a cell, a YAML date)
+        # names a day, not a moment. Sent as midnight UTC it became a moment that falls
+        # on the day before in any time zone west of UTC, such as a US project's. Segment's
+        # Iterable destination sent days that way too until a customer's report, and now
+        # sends them as they are (segmentio/action-destinations#2305). Compared as
+        # instants, a profile holding the midnight-UTC form is not rewritten.
+        return day.isoformat()
     moment = parse_instant(value).replace(microsecond=0, tzinfo=None)
     # Not strftime: its %Y gives the year 1 as `1`, not `0001` (glibc), and Iterable types
     # `1-01-01 00:00:00 +00:00` as text, fixing a new field as a string for good (a
     # database's 0001-01-01 or -infinity is a common "no date"). isoformat pads to 4 digits.
     return f"{moment.isoformat(sep=' ')} +00:00"
+
+
+def _calendar_day(value: Any) -> datetime.date | None:
+    """The day `value` names when it names no time of day, else None."""
+    if isinstance(value, datetime.datetime):
+        return None  # a moment, even at midnight: its source said a time
+    if isinstance(value, datetime.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.date.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    return None
 
 
 def to_object(value: Any) -> dict[str, Any]:

@@ -83,7 +83,7 @@ def test_apply_sets_fields_on_new_members_with_the_subscribe(workspace, cli, emu
     assert sent["alice@example.com"] == {
         "planTier": "pro",
         "lifetimeValue": 1250.5,
-        "renewsOn": "2025-07-01 00:00:00 +00:00",
+        "renewsOn": "2025-07-01",
         "greeting": "Hi Alice",
     }
     # the new field mixes whole and fractional numbers: all go out as doubles
@@ -175,7 +175,7 @@ def test_a_changed_value_is_one_bulk_update_for_exactly_the_changed_users(
     assert "~ update fields of 1 user" in plan.stdout
     assert "~ u-2 <bob@example.com>: lifetimeValue 0.0 -> 99.5" in plan.stdout
     assert '~ u-2 <bob@example.com>: planTier "free" -> "pro"' in plan.stdout
-    assert '~ u-2 <bob@example.com>: renewsOn null -> "2025-08-01 00:00:00 +00:00"' in plan.stdout
+    assert '~ u-2 <bob@example.com>: renewsOn null -> "2025-08-01"' in plan.stdout
     summary = cli("plan", workspace.manifests, "--format", "json").json()["summary"]
     assert summary["users_to_update"] == 1
     assert summary["members_to_add"] == summary["members_to_remove"] == 0
@@ -193,7 +193,7 @@ def test_a_changed_value_is_one_bulk_update_for_exactly_the_changed_users(
                 "dataFields": {
                     "lifetimeValue": 99.5,
                     "planTier": "pro",
-                    "renewsOn": "2025-08-01 00:00:00 +00:00",
+                    "renewsOn": "2025-08-01",
                 },
             }
         ]
@@ -812,6 +812,59 @@ def test_a_time_iterable_takes_for_text_in_a_date_field_stops_the_plan(
 
 
 @pytest.mark.parametrize("threshold", ["100000", "1"], ids=["python", "duckdb"])
+def test_a_day_without_a_time_is_sent_as_that_day_not_as_midnight_utc(
+    workspace, cli, emulator_server, monkeypatch, threshold
+):
+    # A birthday typed `date` (and a YAML date, typed or not) went out as midnight UTC,
+    # `1990-05-01 00:00:00 +00:00`: a moment that is 30 April in any time zone west of
+    # UTC, a US project's. It now goes out as the day the source names. A profile an
+    # older version wrote in the midnight form names the same instant: not rewritten.
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", threshold)
+    proj = project(emulator_server)
+    list_id = proj.add_list("churn")
+    proj.subscribe_direct(
+        list_id, email="old@example.com", data_fields={"birthday": "1985-12-31 00:00:00 +00:00"}
+    )
+    workspace.csv(
+        "data/people.csv",
+        "email,born,seen",
+        [
+            "new@example.com,1990-05-01,2024-03-10T00:00:00Z",
+            "old@example.com,1985-12-31,2024-03-10T00:00:00Z",
+        ],
+    )
+    fields = {
+        "birthday": {"from": "born", "type": "date"},
+        "seenAt": {"from": "seen", "type": "date"},
+    }
+    workspace.write("traits.yaml", mapping_doc(fields))
+    workspace.audience("churn", {"csv": "data/people.csv"}, traits="crm")
+    workspace.write("traits2.yaml", mapping_doc({"anniversary": "day"}, name="inline"))
+    workspace.write(
+        "aud-inline.yaml",
+        "apiVersion: reconciler/v1\nkind: Audience\nmetadata: {name: inline}\nspec:\n"
+        "  destination: prod\n  traits: inline\n  members:\n    inline:\n"
+        "      - {email: new@example.com, day: 2001-09-09}\n",
+    )
+
+    result = cli("apply", workspace.manifests, "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert fields_of(emulator_server, "new@example.com") == {
+        "birthday": "1990-05-01",
+        "seenAt": "2024-03-10 00:00:00 +00:00",  # a moment at midnight stays a moment
+        "anniversary": "2001-09-09",
+    }
+    assert fields_of(emulator_server, "old@example.com")["birthday"] == (
+        "1985-12-31 00:00:00 +00:00"
+    )
+    assert proj.field_types["birthday"] == proj.field_types["anniversary"] == "date"
+    again = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert "= user fields: no changes (2 users checked" in again.stdout
+
+
+@pytest.mark.parametrize("threshold", ["100000", "1"], ids=["python", "duckdb"])
 def test_dates_at_the_ends_of_the_calendar_are_sent_as_dates_or_named_with_their_row(
     workspace, cli, emulator_server, monkeypatch, threshold
 ):
@@ -831,9 +884,7 @@ def test_dates_at_the_ends_of_the_calendar_are_sent_as_dates_or_named_with_their
     result = cli("apply", workspace.manifests, "--yes")
     assert result.exit_code == 0, result.output
     assert project(emulator_server).field_types["since"] == "date"
-    assert fields_of(emulator_server, "alice@example.com")["since"] == (
-        "0001-01-01 00:00:00 +00:00"
-    )
+    assert fields_of(emulator_server, "alice@example.com")["since"] == "0001-01-01"
     again = cli("plan", workspace.manifests, "--detailed-exitcode")
     assert again.exit_code == 0, again.output
     assert "= user fields: no changes (2 users checked" in again.stdout
@@ -892,7 +943,7 @@ def test_a_duckdb_query_gives_the_same_dates_whatever_the_machines_time_zone(
     result = cli("apply", workspace.manifests, "--yes")
     assert result.exit_code == 0, result.output
     assert fields_of(emulator_server, "alice@example.com") == {
-        "renewsOn": "2024-04-30 00:00:00 +00:00",
+        "renewsOn": "2024-04-30",
         "renewedAt": "2024-04-30T20:00:00+00:00",
         "renewedShown": "2024-04-30 20:00",
     }
@@ -1262,7 +1313,7 @@ def test_a_mapped_audience_planned_in_duckdb_plans_applies_and_converges(
     assert sent["alice@example.com"] == {
         "planTier": "pro",
         "lifetimeValue": 1250.5,
-        "renewsOn": "2025-07-01 00:00:00 +00:00",
+        "renewsOn": "2025-07-01",
         "greeting": "Hi Alice",
     }
     assert sent["bob@example.com"]["lifetimeValue"] == 0.0  # a double field: a float
@@ -1288,7 +1339,7 @@ def test_a_mapped_audience_planned_in_duckdb_plans_applies_and_converges(
             "dataFields": {
                 "lifetimeValue": 99.5,
                 "planTier": "pro",
-                "renewsOn": "2025-08-01 00:00:00 +00:00",
+                "renewsOn": "2025-08-01",
             },
         }
     ]

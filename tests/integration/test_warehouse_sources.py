@@ -463,7 +463,7 @@ def test_dates_python_cannot_hold_fail_only_their_own_field_values(
         ) in result.output
     fields = project(emulator_server).find_user(email="a@example.com").data_fields
     assert fields == {
-        "renewsOn": "2025-07-01 00:00:00 +00:00",
+        "renewsOn": "2025-07-01",
         "seenAt": "2025-01-02 03:04:05 +00:00",
     }
     assert project(emulator_server).find_user(email="b@example.com").data_fields == {}

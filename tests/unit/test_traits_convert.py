@@ -85,8 +85,14 @@ def test_whole_text_too_long_for_python_is_not_a_number_not_a_crash() -> None:
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("2025-07-01", "2025-07-01 00:00:00 +00:00"),
+        # A day without a time of day goes out as that day: midnight UTC is the evening
+        # before west of UTC, a birthday moved back by a day in a US project.
+        ("2025-07-01", "2025-07-01"),
+        (" 2025-07-01 ", "2025-07-01"),
         ("2025-07-01T09:30:15Z", "2025-07-01 09:30:15 +00:00"),
+        # A moment at midnight is still a moment: its source wrote a time.
+        ("2025-07-01T00:00:00Z", "2025-07-01 00:00:00 +00:00"),
+        (datetime.datetime(2025, 7, 1), "2025-07-01 00:00:00 +00:00"),
         ("2025-07-01T11:30:15.999+02:00", "2025-07-01 09:30:15 +00:00"),
         ("2025-07-01 09:30:15 +00:00", "2025-07-01 09:30:15 +00:00"),
         ("2025-07-01 04:30:15 -0500", "2025-07-01 09:30:15 +00:00"),
@@ -94,11 +100,12 @@ def test_whole_text_too_long_for_python_is_not_a_number_not_a_crash() -> None:
         # BigQuery's TIMESTAMP as `bq extract` and its console write it, in CSV and JSON.
         ("2025-07-01 09:30:15 UTC", "2025-07-01 09:30:15 +00:00"),
         ("2025-07-01 09:30:15.123456 UTC", "2025-07-01 09:30:15 +00:00"),
-        (datetime.date(2025, 7, 1), "2025-07-01 00:00:00 +00:00"),
+        (datetime.date(2025, 7, 1), "2025-07-01"),
         # A database's "no date" (0001-01-01, DuckDB's -infinity) keeps a 4-digit year:
         # `1-01-01 ...` is text to Iterable, which would type a new field string for good.
-        (datetime.date(1, 1, 1), "0001-01-01 00:00:00 +00:00"),
-        ("0999-12-31", "0999-12-31 00:00:00 +00:00"),
+        (datetime.date(1, 1, 1), "0001-01-01"),
+        (datetime.datetime(1, 1, 1), "0001-01-01 00:00:00 +00:00"),
+        ("0999-12-31", "0999-12-31"),
         (datetime.datetime(9999, 12, 31, 23, 59, 59, 999999), "9999-12-31 23:59:59 +00:00"),
     ],
 )
