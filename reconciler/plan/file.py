@@ -522,6 +522,10 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
             "users": d.field_read.users,
             "requests": d.field_read.requests,
             "fields": list(d.field_read.fields),
+            "windows": d.field_read.windows,
+            "whole": d.field_read.whole,
+            "taken_from": d.field_read.taken_from,
+            "taken_members": d.field_read.taken_members,
         },
         "skipped_unlisted": d.skipped_unlisted,
         "field_issues": [
@@ -638,6 +642,11 @@ def _field_read(value: Any, where: str) -> FieldRead:
         users=read.get("users", shape.count),
         requests=read.get("requests", shape.count),
         fields=read.get("fields", _texts),
+        # Not in plans saved by builds before these were: described as those builds did.
+        windows=read.get("windows", _optional_count, None),
+        whole=read.get("whole", shape.flag, True),
+        taken_from=read.get("taken_from", shape.text, ""),
+        taken_members=read.get("taken_members", shape.flag, False),
     )
 
 

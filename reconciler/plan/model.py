@@ -205,29 +205,72 @@ class FieldUpdate:
 @dataclass(frozen=True)
 class FieldRead:
     """How a plan read the current values of mapped fields (the cheaper of the two in
-    rate-limited calls): one user export, or one read per user."""
+    rate-limited calls): one user export, or one read per user.
+
+    Saved in plan files: the fields after `fields` are optional, so that plans saved by an
+    earlier build (which lack them) load, and are described as that build described them."""
 
     method: Literal["export", "user_reads"]
     users: int  # members whose current values were needed
-    requests: int  # rate-limited calls it took
+    requests: int  # rate-limited calls it took (0: counted with the read that made its file)
     fields: tuple[str, ...] = ()
+    # The export's date-window requests (None: a plan saved by an earlier build, whose
+    # windows always followed one whole export cut off: `requests` - 1).
+    windows: int | None = None
+    # Whether one whole export of the project was asked (before the windows: cut off); not
+    # where a whole export was cut off earlier in the run, and the windows came at once.
+    whole: bool = True
+    # The destination of the same Iterable project whose user export this read took (its
+    # requests counted in that destination's read); "": the export was this read's own.
+    taken_from: str = ""
+    # That export was the one that read the other destination's list members.
+    taken_members: bool = False
 
     def describe(self, users: bool = True) -> str:
         """How the values were read; `users`: with the number of users it was for."""
         users_text = f" for {self.users:,} user{'s' if self.users != 1 else ''}" if users else ""
+        if self.taken_from:
+            return f"{self._taken()}{users_text}"
         if self.method == "export" and not self.requests:
             # The export that read the lists' members carried the fields (users_file.py).
             return f"the user export that read the members{',' if users else ''}{users_text}"
-        if self.method == "export" and self.requests > 1:
+        windows = self.windows if self.windows is not None else max(self.requests - 1, 0)
+        if self.method == "export" and windows:
             # Cut off every time (a project too big for one stream): read on in windows.
-            windows = self.requests - 1
-            return (
-                f"the user export in date windows ({windows:,} request"
-                f"{'s' if windows != 1 else ''}, one whole export being cut off){users_text}"
-            )
+            how = f"{_requests(windows)}, {windows_reason(self.whole)}"
+            return f"the user export in date windows ({how}){users_text}"
         if self.method == "export":
             return f"1 user export{users_text}"
         return f"{self.requests:,} per-user read{'s' if self.requests != 1 else ''}"
+
+    def _taken(self) -> str:
+        """Another destination's export of the project: whose, and what it cost there."""
+        made = (
+            f"the user export that read the members of destination {self.taken_from!r}"
+            if self.taken_members
+            else f"the user export destination {self.taken_from!r} made"
+        )
+        windows = self.windows or 0
+        if not windows:
+            cost = "1 request"
+        elif self.taken_members:
+            cost = f"in date windows: {_requests(windows)}"
+        else:
+            cost = f"in date windows: {_requests(windows)}, {windows_reason(self.whole)}"
+        return f"{made}, which names the same Iterable project ({cost}, counted there)"
+
+
+def windows_reason(whole: bool) -> str:
+    """Why a read of the project's users went on in date windows: `whole`, one whole
+    export was asked and cut off; else one had been earlier in the run (the client then
+    goes to windows at once: iterable/client.py whole_export_cut_off)."""
+    if whole:
+        return "one whole export being cut off"
+    return "a whole user export of the project being cut off earlier in this run"
+
+
+def _requests(count: int) -> str:
+    return f"{count:,} request{'s' if count != 1 else ''}"
 
 
 # Campaign states in which a campaign sends, or will, to its lists: adds to its send lists

@@ -61,7 +61,7 @@ from reconciler.iterable import CHANNELS_FIELD, ClientSettings, IterableClient, 
 from reconciler.members.identity import Member, ProjectType
 from reconciler.members.model import TableRows, member_rows
 from reconciler.plan import ListPlan, Plan
-from reconciler.plan.model import without_keys
+from reconciler.plan.model import windows_reason, without_keys
 from reconciler.progress import duration
 from reconciler.state.routes import export_seconds
 from reconciler.state.unsendable import MAX_TABLE_CHECK
@@ -762,14 +762,18 @@ def _read_profiles(
     if users is not None and users.serves(PROFILE_FIELDS, 0, client.settings, route):
         rows = users.read_rows(f"profiles' {CHANNELS_FIELD}", mark)
         profiles = [{k: p.get(k) for k in PROFILE_FIELDS} for p in rows if keep(p)]
-        windows = users.windows()
+        taken = users.taken_text()
+        if taken:  # one export of this read's own: the events
+            said = f"1 export (emailUnSubscribe events) and profiles' {CHANNELS_FIELD} from {taken}"
+            return profiles, f"{said}{why}"
+        how = users.export_text()
     else:
-        profiles, windows = export_users_whole(
+        profiles, windows, whole = export_users_whole(
             client, PROFILE_FIELDS, keep, project_type, marked=(mark,) if mark else ()
         )
-    # A project too big for one export stream is read in date windows.
-    cut = f" in {windows} date windows, one export being cut off" if windows else ""
-    return profiles, f"2 exports (emailUnSubscribe events, profiles' {CHANNELS_FIELD}{cut}){why}"
+        # A project too big for one export stream is read in date windows.
+        how = f" in {windows:,} date windows, {windows_reason(whole)}" if windows else ""
+    return profiles, f"2 exports (emailUnSubscribe events, profiles' {CHANNELS_FIELD}{how}){why}"
 
 
 def _by_lookups(requests: int, why: str) -> str:

@@ -294,11 +294,13 @@ def _read_live(
         table = read_field_export(
             engine, users_file.download, merged, names, project_type, on_users
         )
-        return table, FieldRead("export", users, users_file.requests, tuple(names))
+        return table, users_file.field_read(users, names)
     if chosen == "export":
         download = WholeDownload(client, project_type)
         table = read_field_export(engine, download, merged, names, project_type, on_users)
-        return table, FieldRead("export", users, 1 + download.windows, tuple(names))
+        windows, whole = download.windows, download.whole
+        read = FieldRead("export", users, int(whole) + windows, tuple(names), windows, whole)
+        return table, read
     members = [
         Member(key, "userId" if kind == "userId" else "email", email, user_id)
         for key, kind, email, user_id in wanted_members(merged)

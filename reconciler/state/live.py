@@ -1093,14 +1093,14 @@ def read_field_values(
     values: Mapping[str, dict[str, Any] | None]
     if users_file is not None and users_file.serves(fields, len(members), client.settings, method):
         rows = users_file.read_rows(what)
-        values, _windows = _read_by_export(client, members, fields, project_type, rows)
-        read = FieldRead("export", len(members), users_file.requests, tuple(fields))
-        return LiveFields(values, read)
+        values, _windows, _whole = _read_by_export(client, members, fields, project_type, rows)
+        return LiveFields(values, users_file.field_read(len(members), fields))
     if method == "export":
-        values, windows = _read_by_export(client, members, fields, project_type)
-        requests = 1 + windows  # the export, and the date windows where it was cut off
-    else:
-        values, requests = _read_by_user(client, members, fields, project_type)
+        values, windows, whole = _read_by_export(client, members, fields, project_type)
+        # The whole export where it was asked, and the date windows where it was cut off.
+        read = FieldRead(method, len(members), int(whole) + windows, tuple(fields), windows, whole)
+        return LiveFields(values, read)
+    values, requests = _read_by_user(client, members, fields, project_type)
     read = FieldRead(method, len(members), requests, tuple(fields))
     return LiveFields(values, read)
 
@@ -1111,9 +1111,10 @@ def _read_by_export(
     fields: Sequence[str],
     project_type: ProjectType,
     read: Iterable[dict[str, Any]] | None = None,
-) -> tuple[FieldRows, int]:
+) -> tuple[FieldRows, int, bool]:
     """`read`: the project's users as an export already read them, else one is made; and
-    the date-window requests that took (0: the one export, or `read`, did)."""
+    the date-window requests that took (0: the one export, or `read`, did), and whether
+    it asked one whole export (not where the project's was cut off earlier in the run)."""
     # Match rows by what identifies users in the project: in userID-based projects an email
     # is a plain attribute that several profiles may share.
     by_user_id = {m.user_id: m.key for m in members if m.user_id is not None}
@@ -1127,9 +1128,11 @@ def _read_by_export(
     values: dict[str, tuple[Any, ...] | None] = {m.key: None for m in members}
     matched_by_user_id: set[str] = set()
     # Cut off every time on a project too big for one stream: read in date windows.
-    windows = 0
+    windows, whole = 0, False
     if read is None:
-        rows, windows = export_users_whole(client, ["email", "userId", *fields], keep, project_type)
+        rows, windows, whole = export_users_whole(
+            client, ["email", "userId", *fields], keep, project_type
+        )
     else:
         rows = [row for row in read if keep(row)]
     for row in rows:
@@ -1142,7 +1145,7 @@ def _read_by_export(
             if key is None or key in matched_by_user_id:
                 continue
         values[key] = tuple(row.get(name) for name in fields)
-    return FieldRows(fields, values), windows
+    return FieldRows(fields, values), windows, whole
 
 
 def _read_by_user(

@@ -31,6 +31,7 @@ from reconciler.errors import IterableError, LiveStateError
 from reconciler.iterable import CHANNELS_FIELD, ClientSettings, IterableClient
 from reconciler.leftovers import private_directory
 from reconciler.members.identity import ProjectType
+from reconciler.plan.model import FieldRead, windows_reason
 from reconciler.state.windows import cut_off_whole, read_export_windows
 
 # Rows of the file parsed a second, taken low (a short JSON line parses in a few
@@ -46,9 +47,11 @@ class UsersFile:
     path: Path
     fields: frozenset[str]
     rows: int
-    # Rate-limited calls a read from the file counts in the plan (FieldRead): none, the
-    # export that read the members made it.
-    requests = 0
+
+    def field_read(self, users: int, fields: Sequence[str]) -> FieldRead:
+        """What the plan says of a read of `fields` of `users` members from the file: no
+        request of its own, the export that read the members made it."""
+        return FieldRead("export", users, 0, tuple(fields))
 
     def serves(
         self, fields: Collection[str], users: int, settings: ClientSettings, chosen: str
@@ -119,18 +122,36 @@ def export_rows(
             yield row
 
 
+@dataclass(frozen=True)
+class SharedRead:
+    """A project's user export kept in SharedUsers: the file; the date-window requests its
+    read made (0: one export); whether one whole export was asked (cut off where windows
+    followed; not where the project's had been cut off earlier in the run, and the windows
+    came at once); the destination that read it; and whether that was its member read
+    (UsersShare.offer), whose requests its member read counts."""
+
+    file: UsersFile
+    windows: int
+    whole: bool
+    reader: str
+    members: bool = False
+
+    @property
+    def requests(self) -> int:
+        return int(self.whole) + self.windows
+
+
 @dataclass
 class SharedUsers:
     """One plan's user exports of projects several destinations name, by project (its
-    client's project_id and project type): the file, the date windows its read took (0:
-    one export), and the destination that read it. A destination whose mapped fields'
+    client's project_id and project type), each a SharedRead. A destination whose mapped fields'
     values, consent guard's channel unsubscribes or hybrid userIds' emails are read by an
     export takes the project's, made once for them all, rather than one each from
     Iterable's 4 a minute. The files go under `temp_dir` (RECONCILER_DUCKDB_TEMP_DIR, as
     the workspace's: a large project's export is gigabytes)."""
 
     temp_dir: Path | None = None
-    reads: dict[str, tuple[UsersFile, int, str]] = field(default_factory=dict)
+    reads: dict[str, SharedRead] = field(default_factory=dict)
     directory: Path | None = None
     unusable: bool = False  # no directory could be made: each destination reads alone
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -177,12 +198,45 @@ class UsersShare:
     # destination is planned (a large project's export is gigabytes), not with the plan.
     alone: bool = False
 
-    @property
-    def requests(self) -> int:
-        """What the plan counts for a read from the file (FieldRead): the export it stands
-        for, as alone it makes it, and the date windows it took where it was cut off.
+    def field_read(self, users: int, fields: Sequence[str]) -> FieldRead:
+        """What the plan says of a read of `fields` of `users` members from the file, and
+        counts: the requests its export made where this destination's reads made it;
+        none where another destination's did (its plan counts them: once in all, as
+        Iterable was asked once), the line naming that destination and what it cost.
         Asked once the file is read (it would be read now otherwise)."""
-        return 1 + self.windows()
+        read = self._read()
+        taken = read.reader != self.destination
+        return FieldRead(
+            "export",
+            users,
+            0 if taken or read.members else read.requests,
+            tuple(fields),
+            read.windows,
+            read.whole,
+            read.reader if taken else "",
+            read.members,
+        )
+
+    def taken_text(self) -> str:
+        """Where the file is another read's (another destination's export: whose, and what
+        it cost there; or the export that read this destination's members), that read as a
+        FieldRead says it; "" where this destination's reads made it for themselves."""
+        read = self._read()
+        if read.reader == self.destination and not read.members:
+            return ""
+        return self.field_read(0, ()).describe(users=False)
+
+    def export_text(self) -> str:
+        """How this destination's reads made the file for themselves (taken_text says the
+        others), as the consent guard's line says
+        its profiles' read: " in 20 date windows, one whole export being cut off", or ""
+        (one export)."""
+        read = self._read()
+        return (
+            f" in {read.windows:,} date windows, {windows_reason(read.whole)}"
+            if read.windows
+            else ""
+        )
 
     def serves(
         self, fields: Collection[str], _users: int, _settings: ClientSettings, chosen: str
@@ -191,26 +245,22 @@ class UsersShare:
         as alone."""
         return chosen == "export" and set(fields) <= self.fields and self.shared.usable()
 
-    def windows(self) -> int:
-        """The date windows the project's export took (0: one export), read if not yet."""
-        return self._read()[1]
-
     def read_rows(self, what: str = "", marked: bytes = b"") -> Iterator[dict[str, Any]]:
         """The project's users, from the export made for the plan's destinations of the
         project (made now when none is); `what`: the read taking them, named in the plan
         when another destination made it; `marked`: only lines holding this text (or an
         escape, which could spell it) are parsed, as client.export_users takes it."""
-        users, _windows, reader = self._read()
-        self._took(what, reader)
-        return users.read_rows(marked=marked)
+        read = self._read()
+        self._took(what, read.reader)
+        return read.file.read_rows(marked=marked)
 
     def download(
         self, only: Sequence[str], path: Path, on_lines: Callable[[int], None] | None
     ) -> int:
         """As UsersFile.download, of the project's export."""
-        users, _windows, reader = self._read()
-        self._took("mapped fields' values", reader)
-        return users.download(only, path, on_lines)
+        read = self._read()
+        self._took("mapped fields' values", read.reader)
+        return read.file.download(only, path, on_lines)
 
     def _took(self, what: str, reader: str) -> None:
         """Notes that the read `what` took the export `reader` made."""
@@ -223,7 +273,7 @@ class UsersShare:
         of this destination's reads that took one export of its own between them (each
         read's line says that export and its cost: it is one, not one each)."""
         if self.taken:
-            reader = self.shared.reads[self.project][2]
+            reader = self.shared.reads[self.project].reader
             return (
                 f"{_and(self.taken)} taken from the user export of destination "
                 f"{reader!r}, which names the same Iterable project"
@@ -231,7 +281,7 @@ class UsersShare:
         if len(self.own) < 2:
             return None
         read = self.shared.reads.get(self.project)
-        windows = read[1] if read is not None else 0
+        windows = read.windows if read is not None else 0
         how = f" (in {windows:,} date window{'s' if windows != 1 else ''})" if windows else ""
         return f"{_and(self.own)} read from one user export of the project{how}, not one each"
 
@@ -250,10 +300,12 @@ class UsersShare:
                 os.link(users.path, path)
             except OSError:
                 return  # no hard links: a copy could be gigabytes; each reads as before
-            self.shared.reads[self.project] = (
+            self.shared.reads[self.project] = SharedRead(
                 UsersFile(path, users.fields, users.rows),
                 windows,
+                not windows,  # the members' one export, or their windows chosen for the size
                 self.destination,
+                members=True,
             )
 
     def remove(self) -> None:
@@ -264,9 +316,9 @@ class UsersShare:
         with self.shared.lock:
             read = self.shared.reads.pop(self.project, None)
         if read is not None:
-            read[0].remove()
+            read.file.remove()
 
-    def _read(self) -> tuple[UsersFile, int, str]:
+    def _read(self) -> SharedRead:
         with self.shared.lock:
             read = self.shared.reads.get(self.project)
             if read is None:
@@ -274,7 +326,7 @@ class UsersShare:
                 self.shared.reads[self.project] = read
             return read
 
-    def _export(self) -> tuple[UsersFile, int, str]:
+    def _export(self) -> SharedRead:
         """The project's user export of every field the group asks, to a file: one
         export, or where Iterable cuts that off every time, the export in date windows
         (as export_users_whole reads it). A failed read is not kept: the next
@@ -284,8 +336,9 @@ class UsersShare:
         names = ["email", "userId", *sorted(self.fields - {"email", "userId"})]
         windows = 0
         rows: int | None = None
+        whole = not self.client.whole_export_cut_off
         try:
-            if not self.client.whole_export_cut_off:
+            if whole:
                 try:
                     rows = self.client.download_export(names, path)
                 except IterableError as exc:
@@ -298,7 +351,7 @@ class UsersShare:
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        return UsersFile(path, frozenset(names), rows), windows, self.destination
+        return SharedRead(UsersFile(path, frozenset(names), rows), windows, whole, self.destination)
 
 
 def _and(names: Sequence[str]) -> str:

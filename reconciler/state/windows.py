@@ -39,7 +39,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from reconciler.errors import IterableError, LiveStateError
 from reconciler.iterable import ClientSettings, IterableClient, StreamCut
@@ -424,21 +424,33 @@ def cut_off_whole(client: IterableClient, exc: IterableError) -> bool:
     return True
 
 
+class WholeUsers(NamedTuple):
+    """export_users_whole's users, the window requests it made (0: the one export did),
+    and whether it asked one whole export (not where the project's was cut off earlier in
+    the run: then it went to windows at once), for the plan to count and say."""
+
+    rows: list[dict[str, Any]]
+    windows: int
+    whole: bool
+
+
 def export_users_whole(
     client: IterableClient,
     only_fields: Sequence[str],
     keep: Callable[[dict[str, Any]], bool],
     project_type: ProjectType,
     marked: Sequence[bytes] = (),
-) -> tuple[list[dict[str, Any]], int]:
+) -> WholeUsers:
     """The project's users that `keep` accepts, from one user export; where Iterable cuts
     that export off every time (it closes long export connections, so a large project's
-    may never finish), from the export in date windows. Also the number of window
-    requests made (0: the one export did). Both failing raises. `marked` as
+    may never finish), from the export in date windows. Both failing raises. `marked` as
     client.export_users takes it."""
-    if not client.whole_export_cut_off:
+    whole = not client.whole_export_cut_off
+    if whole:
         try:
-            return list(client.export_users(only_fields, keep=keep, marked=marked)), 0
+            return WholeUsers(
+                list(client.export_users(only_fields, keep=keep, marked=marked)), 0, True
+            )
         except IterableError as exc:
             if not cut_off_whole(client, exc):
                 raise
@@ -461,24 +473,27 @@ def export_users_whole(
             ]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return kept, windowed.requests
+    return WholeUsers(kept, windowed.requests, whole)
 
 
 class WholeDownload:
     """client.download_export, going on in date windows where the one export is cut off
     every time (as export_users_whole); a callable as engine/field_tables.py's
     read_field_export takes it. `windows`: the window requests it made (0: the one export
-    did), for the plan to count and say (FieldRead)."""
+    did), and `whole`: whether it asked one whole export, for the plan to count and say
+    (FieldRead)."""
 
     def __init__(self, client: IterableClient, project_type: ProjectType) -> None:
         self.client = client
         self.project_type = project_type
         self.windows = 0
+        self.whole = False
 
     def __call__(
         self, only_fields: Sequence[str], path: Path, on_lines: Callable[[int], None] | None
     ) -> int:
         if not self.client.whole_export_cut_off:
+            self.whole = True
             try:
                 return self.client.download_export(only_fields, path, on_lines)
             except IterableError as exc:

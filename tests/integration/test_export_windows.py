@@ -5,6 +5,7 @@ the plan exact: the one a getUsers read of the final state gives."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -560,10 +561,18 @@ def test_a_whole_export_cut_off_once_is_not_tried_whole_again_in_the_same_plan(
     members_read = [r for r in whole if "userListIds" in r.query]
     assert members_read  # tried, cut off every time, then getUsers
     assert whole == members_read  # the fields' read went to windows at once
-    assert any(
-        "startDateTime" in r.query and "onlyFields=tier" in r.query
-        for r in server.emulator.request_log
-    )
+    windows = [r for r in window_requests(server) if "onlyFields=tier" in r.query]
+    assert windows
+    # Counted and said as made: no whole export of its own ("requests": one more than
+    # the windows, "one whole export being cut off").
+    (dest,) = plan.json()["destinations"]
+    assert dest["field_updates"]["read"]["requests"] == len(windows)
+    text = cli("plan", ws.manifests)
+    assert text.exit_code == 0, text.output
+    assert (
+        f"(current values read with the user export in date windows ({len(windows)} requests, "
+        "a whole user export of the project being cut off earlier in this run) for 37 users)"
+    ) in text.stdout, text.stdout
 
 
 @pytest.mark.parametrize("engine", ["python", "duckdb"])
@@ -595,10 +604,14 @@ def test_the_fields_and_consent_reads_of_a_cut_off_project_share_one_windowed_re
     )
     starts = Counter(r.query for r in windows)
     assert max(starts.values()) == 1, starts
-    # Each read says the export it took; the plan says it was one, not one each.
+    # Each read says the export it took; the plan says it was one, not one each. The
+    # members' export was cut off: the windows came at once, no whole export of their own.
     (dest,) = body["destinations"]
-    assert dest["field_updates"]["read"]["requests"] == 1 + len(windows)
-    said = f"in {len(windows)} date windows, one export being cut off"
+    assert dest["field_updates"]["read"]["requests"] == len(windows)
+    said = (
+        f"in {len(windows)} date windows, a whole user export of the project being cut off "
+        "earlier in this run"
+    )
     assert any(said in line for line in dest["other_reads"]), dest["other_reads"]
     assert (
         "profiles' unsubscribedChannelIds and mapped fields' values read from one user export "
@@ -729,12 +742,12 @@ def test_a_whole_export_cut_off_for_one_destination_is_not_tried_by_another_of_t
     with ExitStack() as stack:
         clients = open_clients(manifests, stack, tmp_path / "state")
         keep = lambda _row: True  # noqa: E731
-        first, _ = export_users_whole(clients["prod"], ["email"], keep, "hybrid")
+        first, _, _ = export_users_whole(clients["prod"], ["email"], keep, "hybrid")
         tried = len(whole_user_exports(server))
         assert tried >= 1  # cut off every time, then windows
-        second, windows = export_users_whole(clients["stage"], ["email"], keep, "hybrid")
+        second, windows, whole = export_users_whole(clients["stage"], ["email"], keep, "hybrid")
     assert len(whole_user_exports(server)) == tried  # windows at once
-    assert windows > 0
+    assert windows > 0 and not whole
     assert sorted(r["email"] for r in second) == sorted(r["email"] for r in first)
 
 
@@ -813,7 +826,7 @@ def test_a_members_export_started_early_and_cut_off_marks_the_project_at_once(wi
         tried = len(whole_user_exports(server))
         assert tried == 4
         keep = lambda _row: True  # noqa: E731
-        _users, windows = export_users_whole(clients["prod"], ["email"], keep, "hybrid")
+        _users, windows, _ = export_users_whole(clients["prod"], ["email"], keep, "hybrid")
     assert len(whole_user_exports(server)) == tried  # windows at once
     assert windows > 0
 
@@ -850,3 +863,57 @@ def test_the_members_windows_started_early_serve_another_destination_of_the_proj
         f"profiles' {CHANNELS} taken from the user export of destination 'prod', which names "
         "the same Iterable project"
     ) in stage["other_reads"], stage["other_reads"]
+
+
+def test_reads_that_took_another_destinations_windows_say_whose_and_count_none(
+    windowed, cli, monkeypatch
+):
+    """Destination 'stage' took the file of the date windows that read the members of
+    'prod' (chosen for the project's size, no whole export asked) for its mapped fields'
+    values and consent guard. Its plan said "the user export in date windows (6 requests,
+    one whole export being cut off)" and counted 7 requests: a whole export never made,
+    and windows 'prod' made and counts. It now says whose export it took and its cost,
+    counted there."""
+    ws, server, _big = windowed
+    monkeypatch.setenv("RECONCILER_ENGINE", "python")
+    monkeypatch.setattr("reconciler.state.consent.MAX_LOOKUPS", 0)  # profiles by export
+    kept = gold_tier_members(ws)
+    opted_out_of_the_channel(server)
+    ws.csv("big.csv", "email,tier", [f"{e},gold" for e in kept])
+    query = {"sql": "SELECT email, tier FROM read_csv('big.csv')", "database": ":memory:"}
+    ws.audience("big", query, policy={"maxRemovalPercent": 50}, traits="crm")
+    ws.destination("stage")
+    project = server.emulator.project("default")
+    few = project.add_list("few")
+    project.subscribe_direct(few, email="p3@example.com")
+    ws.csv("few.csv", "email,tier", ["p3@example.com,gold", "c@example.com,gold"])
+    ws.audience("few", {"csv": "few.csv", "email": "email"}, destination="stage", traits="crm")
+    server.emulator.clear_log()
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    assert body["summary"]["members_channel_unsubscribed"] == 1  # c is held back
+    windows = window_requests(server)
+    assert windows and all("userListIds" in r.query for r in windows)  # prod's alone
+    prod, stage = (
+        next(d for d in body["destinations"] if d["name"] == n) for n in ("prod", "stage")
+    )
+    assert f"({len(windows)} GET {EXPORT})" in prod["member_read"]  # counted there
+    assert stage["field_updates"]["read"]["requests"] == 0
+    said = (
+        "the user export that read the members of destination 'prod', which names the same "
+        f"Iterable project (in date windows: {len(windows)} requests, counted there)"
+    )
+    consent = next(line for line in stage["other_reads"] if line.startswith("consent read"))
+    assert (
+        f"1 export (emailUnSubscribe events) and profiles' {CHANNELS} from {said}"
+    ) in consent, consent
+    text = cli("plan", ws.manifests)
+    assert text.exit_code == 0, text.output
+    assert f"(current values read with {said} for 1 user)" in text.stdout, text.stdout
+    # The run record counts every request sent once, the windows 'prod' made included.
+    server.emulator.clear_log()
+    applied = cli("apply", ws.manifests, "--yes", "--summary-json", "record.json")
+    assert applied.exit_code == 0, applied.output
+    record = json.loads(Path("record.json").read_text())
+    assert record["requests"] == len(server.emulator.request_log)

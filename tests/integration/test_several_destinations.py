@@ -563,7 +563,6 @@ def test_two_destinations_read_by_getusers_share_the_project_user_export(
     both = cli("plan", workspace.manifests, "--format", "json", "--show-members")
 
     assert _user_exports(server) == {"fields": 0, "consent": 0, "lookup": 0, "shared": 1}
-    assert _destinations(both) == alone
     assert not list(temp.glob("reconciler-shared-*"))  # the file (emails) went with the plan
     notes = {
         d["name"]: [t for t in d["other_reads"] if "taken from the user export" in t]
@@ -572,6 +571,29 @@ def test_two_destinations_read_by_getusers_share_the_project_user_export(
     # One read the export, for both; the other says whose it took, and for what.
     (reader,) = [name for name, said in notes.items() if not said]
     (taker,) = {"prod", "growth"} - {reader}
+    # The export's request is counted once, in the reader's plan (each counted it, and the
+    # taker's consent line said "2 exports"); the taker's reads say whose it took.
+    plans = _destinations(both)
+    assert plans[reader]["field_updates"]["read"]["requests"] == 1
+    assert plans[taker]["field_updates"]["read"]["requests"] == 0
+    plans[taker]["field_updates"]["read"]["requests"] = 1
+    took = (
+        f"1 export (emailUnSubscribe events) and profiles' unsubscribedChannelIds from the user "
+        f"export destination {reader!r} made, which names the same Iterable project (1 request, "
+        "counted there)"
+    )
+    consent = [t for t in plans[taker]["other_reads"] if t.startswith("consent read with ")]
+    assert len(consent) == 1 and took in consent[0], consent
+    export = took.split(" from ", 1)[1]
+    if existing:
+        assert f"2 users checked for existence with {export}" in plans[taker]["other_reads"]
+    plans[taker]["other_reads"] = [
+        t.replace(
+            took, "2 exports (emailUnSubscribe events, profiles' unsubscribedChannelIds)"
+        ).replace(export, "1 user export")
+        for t in plans[taker]["other_reads"]
+    ]
+    assert plans == alone
     # In the order the plan reads them: whether the adds exist before the consent guard
     # reads who opted out (only of adds that are sent).
     taken = (

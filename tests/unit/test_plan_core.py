@@ -320,6 +320,39 @@ def test_a_plan_saved_before_its_lists_read_was_recorded_reads_it_as_not_known(t
     assert lp.read_prefer_user_id is None and lp.remove == ("r1@example.com",)
 
 
+def test_a_field_read_taken_from_another_destination_is_saved_and_one_saved_before_loads(
+    tmp_path,
+):
+    # Whose export a read took, its windows and whether a whole export was asked are saved.
+    taken = FieldRead("export", 2, 0, ("tier",), 6, False, "prod", True)
+    plan = full_plan(members(1), ())
+    plan = dataclasses.replace(
+        plan, destinations=(dataclasses.replace(plan.destinations[0], field_read=taken),)
+    )
+    path = tmp_path / "plan.gz"
+    save_plan(path, plan, "digest", tmp_path, None)
+    assert load_plan(path).plan.destinations[0].field_read == taken
+    # Plans saved by an earlier build lack them: read, and said, as that build said them.
+    earlier = dataclasses.replace(taken, requests=21, windows=None, whole=True, taken_from="")
+    plan = dataclasses.replace(
+        plan, destinations=(dataclasses.replace(plan.destinations[0], field_read=earlier),)
+    )
+    save_plan(path, plan, "digest", tmp_path, None)
+    lines = _lines(path)
+    header = json.loads(lines[0])
+    for d in header["destinations"]:
+        for key in ("windows", "whole", "taken_from", "taken_members"):
+            del d["field_read"][key]
+    body = b"".join(line + b"\n" for line in [json.dumps(header).encode(), *lines[1:-1]])
+    trailer = json.dumps({"sha256": hashlib.sha256(body).hexdigest()}).encode() + b"\n"
+    path.write_bytes(gzip.compress(body + trailer))
+    read = load_plan(path).plan.destinations[0].field_read
+    assert read == FieldRead("export", 2, 21, ("tier",))
+    assert read.describe() == (
+        "the user export in date windows (20 requests, one whole export being cut off) for 2 users"
+    )
+
+
 def test_large_member_sets_of_a_saved_plan_go_into_the_workspace(tmp_path):
     plan = full_plan(members(5), tuple(f"r{n}@example.com" for n in range(4)))
     path = tmp_path / "plan.gz"
@@ -461,6 +494,7 @@ NULLABLE = {
     "read_note",
     "read_prefer_user_id",
     "targets",
+    "windows",
 }
 ENUMS = {"project_type", "method", "active_campaign_adds"}
 ISSUE_ROWS = {"skipped_members", "field_issues", "duplicate_conflicts"}

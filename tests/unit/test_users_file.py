@@ -10,7 +10,13 @@ import pytest
 
 from reconciler.errors import LiveStateError
 from reconciler.iterable import CHANNELS_FIELD, ClientSettings
-from reconciler.state.users_file import ROWS_PER_SECOND, UsersFile, export_rows
+from reconciler.state.users_file import (
+    ROWS_PER_SECOND,
+    SharedUsers,
+    UsersFile,
+    UsersShare,
+    export_rows,
+)
 
 SETTINGS = ClientSettings()  # 100 per-user reads a second, as Iterable allows
 
@@ -49,3 +55,31 @@ def test_a_line_that_is_no_json_object_fails_the_read_without_quoting_it(tmp_pat
     with pytest.raises(LiveStateError) as caught:
         list(export_rows(path, None, "the user export holds"))
     assert str(caught.value) == "the user export holds a line that is not JSON"
+
+
+def test_reads_of_the_members_file_say_whose_it_is_and_count_it_where_it_was_made(
+    tmp_path: Path,
+) -> None:
+    """The members' date windows of 'prod' (6 requests, chosen for the project's size: no
+    whole export asked), offered to the project's reads: 'prod''s own reads say they took
+    the members' export and count nothing; 'stage''s say whose it was and what it cost
+    there, counted there (they said "one export being cut off" and counted 7)."""
+    shared = SharedUsers(tmp_path)
+    assert shared.usable()
+    fields = frozenset({"email", "userId", "tier"})
+    prod = UsersShare(shared, None, "p:hybrid", "hybrid", "prod", fields)  # type: ignore[arg-type]
+    stage = UsersShare(shared, None, "p:hybrid", "hybrid", "stage", fields)  # type: ignore[arg-type]
+    path = tmp_path / "members.jsonl"
+    path.write_text('{"email": "a@x.io", "tier": "gold"}\n')
+    prod.offer(UsersFile(path, fields, 1), 6)
+    assert prod.taken_text() == "the user export that read the members"
+    assert prod.field_read(1, ["tier"]).requests == 0
+    said = (
+        "the user export that read the members of destination 'prod', which names the same "
+        "Iterable project (in date windows: 6 requests, counted there)"
+    )
+    assert stage.taken_text() == said
+    read = stage.field_read(2, ["tier"])
+    assert read.requests == 0
+    assert read.describe() == f"{said} for 2 users"
+    shared.close()
