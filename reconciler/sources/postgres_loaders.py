@@ -3,6 +3,7 @@ own loaders would fail the query or keep what PostgreSQL counts as no part of th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 # PostgreSQL's date and timestamp types hold what Python's cannot: `infinity` and
@@ -24,15 +25,22 @@ def _dates_beyond_python_as_text(connection: Any) -> None:
     `infinity` anywhere in a selected column failed the audience, mapped or not. They
     come as PostgreSQL's text of them instead ('infinity'): a mapping with `type: date`
     reports that one value and the members go ahead; any other value is loaded as before."""
+    for name in _DATE_TYPES:
+        _wrap_loader(connection, name, _text_beyond_python)
+
+
+def _wrap_loader(
+    connection: Any, type_name: str, wrapper: Callable[[type[Any]], type[Any]]
+) -> None:
+    """Register, for the type `type_name`, `wrapper` around psycopg's own text loader of it."""
     from psycopg.pq import Format
 
-    for name in _DATE_TYPES:
-        info = connection.adapters.types.get(name)
-        if info is None:
-            continue
-        loader = connection.adapters.get_loader(info.oid, Format.TEXT)
-        if loader is not None:
-            connection.adapters.register_loader(info.oid, _text_beyond_python(loader))
+    info = connection.adapters.types.get(type_name)
+    if info is None:
+        return
+    loader = connection.adapters.get_loader(info.oid, Format.TEXT)
+    if loader is not None:
+        connection.adapters.register_loader(info.oid, wrapper(loader))
 
 
 def _text_beyond_python(base: type[Any]) -> type[Any]:
@@ -61,14 +69,7 @@ def _char_without_padding(connection: Any) -> None:
     'usr-1     ', a userId ending in a space that every row was skipped for, and a mapped
     `char(5)` tier was sent as 'gold ', which no segment on 'gold' matches. Such values
     (in arrays too) now come as the cast to text gives them."""
-    from psycopg.pq import Format
-
-    info = connection.adapters.types.get("bpchar")
-    if info is None:
-        return
-    loader = connection.adapters.get_loader(info.oid, Format.TEXT)
-    if loader is not None:
-        connection.adapters.register_loader(info.oid, _unpadded(loader))
+    _wrap_loader(connection, "bpchar", _unpadded)
 
 
 def _unpadded(base: type[Any]) -> type[Any]:
