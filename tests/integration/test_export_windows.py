@@ -366,6 +366,20 @@ def gold_tier_members(ws) -> list[str]:
     return kept
 
 
+def _big_by_query(ws, server, monkeypatch, engine: str, also: tuple[str, ...] = ()) -> list[str]:
+    """Audience `big` read by a DuckDB query (its rows counted, and the members' route
+    chosen, only once it is read), under `engine`, the consent guard reading profiles by
+    export, c@example.com opted out of the channel; `also`: more rows. Its members."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setattr("reconciler.state.consent.MAX_LOOKUPS", 0)  # profiles by export
+    kept = gold_tier_members(ws)
+    opted_out_of_the_channel(server)
+    ws.csv("big.csv", "email,tier", [f"{e},gold" for e in [*kept, *also]])
+    query = {"sql": "SELECT email, tier FROM read_csv('big.csv')", "database": ":memory:"}
+    ws.audience("big", query, policy={"maxRemovalPercent": 50}, traits="crm")
+    return kept
+
+
 @pytest.mark.parametrize("engine", ["python", "duckdb"])
 def test_mapped_fields_of_a_project_too_big_for_one_stream_are_read_in_windows(
     windowed, cli, monkeypatch, engine
@@ -665,13 +679,7 @@ def test_the_members_windows_chosen_after_the_sources_carry_the_fields_and_conse
     windows again (against Iterable, each window a slow export, from 4 a minute). The
     members' windows now ask every field the later reads take, and they take its file."""
     ws, server, _big = windowed
-    monkeypatch.setenv("RECONCILER_ENGINE", engine)
-    monkeypatch.setattr("reconciler.state.consent.MAX_LOOKUPS", 0)  # profiles by export
-    kept = gold_tier_members(ws)
-    opted_out_of_the_channel(server)
-    ws.csv("big.csv", "email,tier", [f"{e},gold" for e in [*kept, "c@example.com"]])
-    query = {"sql": "SELECT email, tier FROM read_csv('big.csv')", "database": ":memory:"}
-    ws.audience("big", query, policy={"maxRemovalPercent": 50}, traits="crm")
+    kept = _big_by_query(ws, server, monkeypatch, engine, also=("c@example.com",))
     server.emulator.clear_log()
     plan = cli("plan", ws.manifests, "--format", "json")
     assert plan.exit_code == 0, plan.output
@@ -701,13 +709,7 @@ def test_the_members_windows_serve_another_destination_of_the_project(windowed, 
     whole project again in the same date windows for its consent guard, after the first
     destination's members' windows had read every profile. It now takes their file."""
     ws, server, _big = windowed
-    monkeypatch.setenv("RECONCILER_ENGINE", "python")
-    monkeypatch.setattr("reconciler.state.consent.MAX_LOOKUPS", 0)  # profiles by export
-    kept = gold_tier_members(ws)
-    opted_out_of_the_channel(server)
-    ws.csv("big.csv", "email,tier", [f"{e},gold" for e in kept])
-    query = {"sql": "SELECT email, tier FROM read_csv('big.csv')", "database": ":memory:"}
-    ws.audience("big", query, policy={"maxRemovalPercent": 50}, traits="crm")
+    _big_by_query(ws, server, monkeypatch, "python")
     ws.destination("stage")
     server.emulator.project("default").add_list("few")
     ws.audience("few", {"inline": ["c@example.com", "new@example.com"]}, destination="stage")
@@ -875,13 +877,7 @@ def test_reads_that_took_another_destinations_windows_say_whose_and_count_none(
     and windows 'prod' made and counts. It now says whose export it took and its cost,
     counted there."""
     ws, server, _big = windowed
-    monkeypatch.setenv("RECONCILER_ENGINE", "python")
-    monkeypatch.setattr("reconciler.state.consent.MAX_LOOKUPS", 0)  # profiles by export
-    kept = gold_tier_members(ws)
-    opted_out_of_the_channel(server)
-    ws.csv("big.csv", "email,tier", [f"{e},gold" for e in kept])
-    query = {"sql": "SELECT email, tier FROM read_csv('big.csv')", "database": ":memory:"}
-    ws.audience("big", query, policy={"maxRemovalPercent": 50}, traits="crm")
+    _big_by_query(ws, server, monkeypatch, "python")
     ws.destination("stage")
     project = server.emulator.project("default")
     few = project.add_list("few")
