@@ -12,6 +12,7 @@ Requests need the header `Api-Key: test-key` (EMULATOR_API_KEY).
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -106,6 +107,16 @@ def postgres_url() -> str:
 def postgres(postgres_url: str) -> Iterator[postgres_support.Postgres]:
     """A fresh schema in the test PostgreSQL server, dropped after the test."""
     yield from postgres_support.fresh_schema(postgres_url)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A suite started as a background job (`nohup ... &`, or `&` in a script: a shell
+    without job control starts it with SIGINT ignored) inherits SIGINT ignored, which Python
+    and xdist's workers keep; every test of Ctrl-C, which sends SIGINT to its own process,
+    then saw nothing (11 failures). The tool's rule that a SIGINT ignored at start stays
+    ignored is tested by the tests that ignore it themselves."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
