@@ -54,7 +54,7 @@ from reconciler.render.masking import mask_emails
 from reconciler.sources.registry import source_for
 from reconciler.state.live import LiveDestination, LiveList, fails_alone
 from reconciler.state.routes import MemberRoute, choose_member_read
-from reconciler.threads import ReadGroup, reading_pool
+from reconciler.threads import ReadGroup, reading_pool, without_stop_signals
 from reconciler.words import quantity
 
 _VALID_NAME = re.compile(NAME_PATTERN)
@@ -414,7 +414,9 @@ def _read_by_get_users_first(
     with heartbeat() as beat:
         for info in lists:
             name = "reconciler-import-read"
-            threading.Thread(target=read, args=(info, beat), name=name, daemon=True).start()
+            threading.Thread(
+                target=without_stop_signals(read), args=(info, beat), name=name, daemon=True
+            ).start()
         deadline = time.monotonic() + 60.0 / settings.time_scale
         for info in lists:
             done[info.id].wait(max(0.0, deadline - time.monotonic()))

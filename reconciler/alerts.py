@@ -43,6 +43,7 @@ from reconciler.layout import one_line
 from reconciler.plan import Plan
 from reconciler.render.masking import mask_emails
 from reconciler.render.plans import OVERRIDES
+from reconciler.threads import without_stop_signals
 from reconciler.words import quantity
 
 if TYPE_CHECKING:
@@ -420,7 +421,9 @@ def _post_within(url: str, body: dict[str, object], timeout: float) -> str | Non
             # thread's traceback would go to stderr unmasked, and the alert be called late.
             result.append(f"the request failed ({type(exc).__name__})")
 
-    thread = threading.Thread(target=send, name="reconciler-alert", daemon=True)
+    thread = threading.Thread(
+        target=without_stop_signals(send), name="reconciler-alert", daemon=True
+    )
     thread.start()
     thread.join(timeout + 0.5)
     if not result:

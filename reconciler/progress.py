@@ -25,6 +25,8 @@ from rich.progress import Task as RichTask
 from rich.table import Column
 from rich.text import Text
 
+from reconciler.threads import without_stop_signals
+
 Clock = Callable[[], float]
 
 
@@ -194,7 +196,9 @@ def heartbeat(*tasks: Task, period: float = 1.0) -> Iterator[Heartbeat]:
     beat = Heartbeat(period)
     for task in tasks:
         beat.add(task)
-    thread = threading.Thread(target=beat._run, name="reconciler-heartbeat", daemon=True)
+    thread = threading.Thread(
+        target=without_stop_signals(beat._run), name="reconciler-heartbeat", daemon=True
+    )
     thread.start()
     try:
         yield beat

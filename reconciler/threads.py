@@ -3,16 +3,44 @@ stop together."""
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from reconciler.errors import LiveStateError
 
 K = TypeVar("K")
 T = TypeVar("T")
+
+# What a stopped run is asked with: Ctrl-C, a cancelled CI job's SIGTERM, a closed
+# terminal's SIGHUP (Windows has neither the last nor per-thread masks).
+_STOP_SIGNALS = frozenset(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+def block_stop_signals() -> None:
+    """Keep Ctrl-C, SIGTERM and SIGHUP off the calling thread (one of ours, never the main
+    one). The kernel hands a signal sent to the process to any thread not blocking it, and
+    Python runs the handler only once the main thread runs Python again, which a main
+    thread waiting for a pool's results does not do until the wait ends: a Ctrl-C handed to
+    a reading thread waited for that read's retries (minutes of 503s) before the plan
+    stopped. Blocked here, it goes to the main thread, whose wait it interrupts."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+
+
+def without_stop_signals(target: Callable[..., Any]) -> Callable[..., Any]:
+    """`target`, run with the stop signals blocked (block_stop_signals): for a thread's."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        block_stop_signals()
+        return target(*args, **kwargs)
+
+    return run
 
 
 @contextmanager
@@ -23,7 +51,7 @@ def reading_pool(workers: int, prefix: str = "") -> Iterator[ThreadPoolExecutor]
     until it had. The CLI then ends the process at once (cli.main), so the abandoned
     threads cannot hold it either. Any other way out waits for the reads, as `with` does
     (reads told to stop by their own flag end at their next chunk)."""
-    pool = ThreadPoolExecutor(workers, prefix)
+    pool = ThreadPoolExecutor(workers, prefix, initializer=block_stop_signals)
     abandon = False
     try:
         yield pool

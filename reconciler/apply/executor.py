@@ -43,6 +43,7 @@ from reconciler.plan import (
 )
 from reconciler.plan.ownership import mark, marks_audience
 from reconciler.render.masking import marking_sent, message_for
+from reconciler.threads import block_stop_signals
 from reconciler.words import quantity
 
 T = TypeVar("T")
@@ -524,7 +525,7 @@ def _apply_destination(
     go only to lists that exist by then, and field updates to users subscribes created."""
     destination = _Destination(dest_plan, client, run)
     concurrency = client.settings.concurrency
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+    with ThreadPoolExecutor(concurrency, initializer=block_stop_signals) as pool:
         for (kind, _later), changes in groupby(dest_plan.changes(), key=_wave):
             steps = [destination.step(change) for change in changes]
             _send(steps, pool, run, concurrency, destination)

@@ -1,14 +1,27 @@
 """loopback.py (where a secret may go unlisted) and threads.py (a reading pool that Ctrl-C
-does not wait for, while any other exit does)."""
+does not wait for, while any other exit does, and threads that leave the stop signals to
+the main thread)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 
 import pytest
 
 from reconciler.loopback import is_loopback
-from reconciler.threads import reading_pool
+from reconciler.progress import heartbeat
+from reconciler.threads import reading_pool, without_stop_signals
+
+needs_thread_masks = pytest.mark.skipif(
+    not hasattr(signal, "pthread_sigmask"), reason="no per-thread signal masks (Windows)"
+)
+STOPS = {signal.SIGINT, signal.SIGTERM} | ({signal.SIGHUP} if hasattr(signal, "SIGHUP") else set())
+
+
+def blocked_here() -> set[int]:
+    return set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
 
 
 def test_only_this_computers_addresses_are_loopback() -> None:
@@ -51,3 +64,42 @@ def test_any_other_exit_waits_for_the_reads() -> None:
             pool.submit(read)
         raise ValueError("a failure of the caller")
     assert finished == ["read"] * 3
+
+
+@needs_thread_masks
+def test_reading_threads_leave_ctrl_c_to_the_main_thread() -> None:
+    # The kernel hands a signal sent to the process to any thread that does not block it;
+    # Python runs its handler only when the main thread runs again, and a main thread
+    # waiting for a pool's results did not until a read handed the Ctrl-C had ended its
+    # retries (a plan still retrying 503s 20 s after Ctrl-C, once in a CI run).
+    main_before = blocked_here()
+    with reading_pool(2, "test-read") as pool:
+        in_workers = [pool.submit(blocked_here).result(timeout=30) for _ in range(2)]
+    for mask in in_workers:
+        assert STOPS <= mask
+    # The main thread still takes them (the pool's set-up did not block them there).
+    assert blocked_here() == main_before and not STOPS & main_before
+
+
+def blocked_in(thread: threading.Thread) -> set[int]:
+    """The signals another running thread blocks, as Linux shows them (SigBlk)."""
+    with open(f"/proc/self/task/{thread.native_id}/status") as status:
+        line = next(x for x in status if x.startswith("SigBlk:"))
+    bits = int(line.split()[1], 16)
+    return {n for n in range(1, 65) if bits >> (n - 1) & 1}
+
+
+@needs_thread_masks
+def test_the_tools_other_threads_leave_ctrl_c_to_the_main_thread_too() -> None:
+    seen: list[set[int]] = []
+    thread = threading.Thread(target=without_stop_signals(lambda: seen.append(blocked_here())))
+    thread.start()
+    thread.join(30)
+    assert seen and STOPS <= seen[0]
+    if not os.path.exists("/proc/self/task"):
+        return
+    # The progress heartbeat's thread, one of those started so, seen from outside.
+    with heartbeat():
+        ticker = next(t for t in threading.enumerate() if t.name == "reconciler-heartbeat")
+        assert STOPS <= blocked_in(ticker)
+    assert not STOPS & blocked_here()

@@ -48,6 +48,7 @@ from reconciler.state.routes import (
 )
 from reconciler.state.users_file import link_or_copy
 from reconciler.state.windows import cut_off_whole, read_export_windows
+from reconciler.threads import without_stop_signals
 
 # How long abandon() waits for the background reads to end. A read waiting for its first
 # byte cannot be woken; its thread is a daemon, and ends when the client is closed.
@@ -316,7 +317,9 @@ def start_prefetch(
             # for ever. They fail with it instead; read_live reports it, as it would its own.
             _fail_unfinished(reads.prefetch, shared, exc)
 
-    thread = threading.Thread(target=run, name="reconciler-prefetch", daemon=True)
+    thread = threading.Thread(
+        target=without_stop_signals(run), name="reconciler-prefetch", daemon=True
+    )
     reads.prefetch.threads.append(thread)
     thread.start()
     return reads.prefetch
@@ -591,7 +594,7 @@ def _read_lists(reads: _Reads) -> None:
     with heartbeat() as beat:
         readers = [
             threading.Thread(
-                target=_read_pending,
+                target=without_stop_signals(_read_pending),
                 args=(reads, pending, beat),
                 name="reconciler-prefetch-list",
                 daemon=True,
