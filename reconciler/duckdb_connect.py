@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import duckdb
 
+from reconciler.threads import stop_signals_blocked
+
 Config = dict[str, str | bool | int | float | list[str]]
 
 # DuckDB's settings for extensions, off in every connection.
@@ -27,7 +29,15 @@ NO_EXTENSION_FETCH: Config = {
 def connect(
     database: str = ":memory:", *, read_only: bool = False, config: Config | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """duckdb.connect, `config` with NO_EXTENSION_FETCH over it."""
-    return duckdb.connect(
-        database, read_only=read_only, config={**(config or {}), **NO_EXTENSION_FETCH}
-    )
+    """duckdb.connect, `config` with NO_EXTENSION_FETCH over it. DuckDB's worker threads,
+    started here, leave Ctrl-C to the main thread (threads.block_stop_signals)."""
+    with stop_signals_blocked():
+        return duckdb.connect(
+            database, read_only=read_only, config={**(config or {}), **NO_EXTENSION_FETCH}
+        )
+
+
+def set_threads(connection: duckdb.DuckDBPyConnection, threads: int) -> None:
+    """SET threads, whose new workers leave Ctrl-C to the main thread as connect's do."""
+    with stop_signals_blocked():
+        connection.execute(f"SET threads = {int(threads)}")

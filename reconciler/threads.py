@@ -33,6 +33,22 @@ def block_stop_signals() -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
 
 
+@contextmanager
+def stop_signals_blocked() -> Iterator[None]:
+    """The stop signals blocked in the calling thread for the block, then as before: for
+    starting threads that are not ours (DuckDB starts its workers when a connection opens,
+    with the mask of the thread opening it). A signal sent meanwhile waits, and is acted
+    on as the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def without_stop_signals(target: Callable[..., Any]) -> Callable[..., Any]:
     """`target`, run with the stop signals blocked (block_stop_signals): for a thread's."""
 

@@ -76,14 +76,14 @@ def test_reading_threads_leave_ctrl_c_to_the_main_thread() -> None:
     with reading_pool(2, "test-read") as pool:
         in_workers = [pool.submit(blocked_here).result(timeout=30) for _ in range(2)]
     for mask in in_workers:
-        assert STOPS <= mask
+        assert mask >= STOPS
     # The main thread still takes them (the pool's set-up did not block them there).
     assert blocked_here() == main_before and not STOPS & main_before
 
 
-def blocked_in(thread: threading.Thread) -> set[int]:
+def blocked_by_task(tid: object) -> set[int]:
     """The signals another running thread blocks, as Linux shows them (SigBlk)."""
-    with open(f"/proc/self/task/{thread.native_id}/status") as status:
+    with open(f"/proc/self/task/{tid}/status") as status:
         line = next(x for x in status if x.startswith("SigBlk:"))
     bits = int(line.split()[1], 16)
     return {n for n in range(1, 65) if bits >> (n - 1) & 1}
@@ -95,11 +95,32 @@ def test_the_tools_other_threads_leave_ctrl_c_to_the_main_thread_too() -> None:
     thread = threading.Thread(target=without_stop_signals(lambda: seen.append(blocked_here())))
     thread.start()
     thread.join(30)
-    assert seen and STOPS <= seen[0]
+    assert seen and seen[0] >= STOPS
     if not os.path.exists("/proc/self/task"):
         return
     # The progress heartbeat's thread, one of those started so, seen from outside.
     with heartbeat():
         ticker = next(t for t in threading.enumerate() if t.name == "reconciler-heartbeat")
-        assert STOPS <= blocked_in(ticker)
+        assert blocked_by_task(ticker.native_id) >= STOPS
+    assert not STOPS & blocked_here()
+
+
+@needs_thread_masks
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="Linux's /proc shows threads")
+def test_duckdbs_worker_threads_leave_ctrl_c_to_the_main_thread() -> None:
+    # DuckDB starts its workers as a connection opens (and on SET threads), with the mask
+    # of the thread opening it: a Ctrl-C handed to one of them waited as a reading
+    # thread's did, for whatever the main thread was waiting on.
+    from reconciler.duckdb_connect import connect, set_threads
+
+    before = set(os.listdir("/proc/self/task"))
+    connection = connect(config={"threads": 3})
+    try:
+        set_threads(connection, 8)  # as the members' workspace does
+        started = set(os.listdir("/proc/self/task")) - before
+        assert started  # DuckDB's workers
+        for tid in started:
+            assert blocked_by_task(tid) >= STOPS, tid
+    finally:
+        connection.close()
     assert not STOPS & blocked_here()

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from reconciler.duckdb_connect import connect
+from reconciler.duckdb_connect import connect, set_threads
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.leftovers import NO_ROOM, no_room, private_directory, shown_temp
 from reconciler.members.engine.settings import TRAITS_THRESHOLD_FIELDS, EngineSettings
@@ -287,7 +287,7 @@ class Engine:
             # elsewhere ORDER BY imposes it, and unordered joins need less memory.
             connection.execute("SET preserve_insertion_order = false")
             if settings.threads:
-                connection.execute(f"SET threads = {int(settings.threads)}")
+                set_threads(connection, settings.threads)
         except BaseException:
             connection.close()
             shutil.rmtree(directory, ignore_errors=True)
