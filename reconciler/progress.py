@@ -25,7 +25,7 @@ from rich.progress import Task as RichTask
 from rich.table import Column
 from rich.text import Text
 
-from reconciler.threads import without_stop_signals
+from reconciler.threads import stop_signals_blocked, without_stop_signals
 
 Clock = Callable[[], float]
 
@@ -347,6 +347,8 @@ def _bars(console: Console, clock: Clock) -> Iterator[Progress]:
         # stdout carries plans (`--format json | jq`): it must never be drawn into the bars.
         redirect_stdout=False,
     )
+    with stop_signals_blocked():
+        bars.start()  # rich's refresh thread starts here: Ctrl-C is the main thread's
     with bars:
         _SHOWN.append(bars)
         try:

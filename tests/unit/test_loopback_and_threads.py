@@ -4,6 +4,7 @@ the main thread)."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import threading
@@ -123,4 +124,24 @@ def test_duckdbs_worker_threads_leave_ctrl_c_to_the_main_thread() -> None:
             assert blocked_by_task(tid) >= STOPS, tid
     finally:
         connection.close()
+    assert not STOPS & blocked_here()
+
+
+@needs_thread_masks
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="Linux's /proc shows threads")
+def test_the_progress_bars_refresh_thread_leaves_ctrl_c_to_the_main_thread() -> None:
+    # rich redraws the bars from a thread of its own, started with them: on a terminal,
+    # where Ctrl-C is pressed, for the whole of a plan's reads.
+    from rich.console import Console
+
+    from reconciler.progress import console_progress
+
+    before = set(os.listdir("/proc/self/task"))
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    with console_progress(console, bars=True) as progress:
+        progress.task("reading list 'vip'", total=10).advance(1)
+        started = set(os.listdir("/proc/self/task")) - before
+        assert started  # rich's refresh thread
+        for tid in started:
+            assert blocked_by_task(tid) >= STOPS, tid
     assert not STOPS & blocked_here()
