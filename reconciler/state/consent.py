@@ -526,12 +526,12 @@ def read_optouts(
     # Only channel-unsubscribed profiles are held, and of those only the adds' when they
     # are known here.
     profiles: Iterable[Mapping[str, Any]]
+    # The events export is this destination's to count only where it made it.
+    own_events = reader is None
     if profiles_read is not None:
         profiles = [p for p in profiles_read if keep(dict(p))]
-        how = (
-            f"1 export (emailUnSubscribe events; profiles' {CHANNELS_FIELD} from the "
-            f"members' {profiles_from})"
-        )
+        from_members = f"profiles' {CHANNELS_FIELD} from the members' {profiles_from}"
+        how = f"1 export (emailUnSubscribe events; {from_members})" if own_events else from_members
         if lone:
             # That export kept only channel-unsubscribed profiles: the profiles joining a
             # lone departure (_lone_identifiers) are read as the guard reads profiles.
@@ -543,12 +543,13 @@ def read_optouts(
                 largest_list,
                 users,
                 whole=True,
+                events=False,  # counted above
             )
             profiles = [*profiles, *joining]
             how += f"; then, for who left named by one identifier, {joined_how}"
     else:
         profiles, how = _read_profiles(
-            client, lists, project_type, keep, largest_list, users, whole=bool(lone)
+            client, lists, project_type, keep, largest_list, users, bool(lone), own_events
         )
     if lone:
         departures = joined_departures(departures, profiles, lone)
@@ -744,12 +745,15 @@ def _read_profiles(
     largest_list: int,
     users: UsersShare | None = None,
     whole: bool = False,
+    events: bool = True,
 ) -> tuple[list[dict[str, Any]], str]:
     """The channel-unsubscribed profiles `keep` accepts, and how they were read (by an
     export: from `users`, the project's export shared by the plan's destinations naming
     it, when given). `whole`: `keep` also takes profiles without a channel unsubscribe
     (_lone_identifiers), so an export's every line is parsed, not only those holding
-    one."""
+    one. `events`: the text counts the emailUnSubscribe events' export too (this
+    destination made it)."""
+    and_events = "1 export (emailUnSubscribe events) and " if events else ""
     mark = b"" if whole else CHANNELS_MARK
     people = people_to_look_up(lists, project_type)
     requests = lookup_requests(people) if people is not None else None
@@ -758,14 +762,13 @@ def _read_profiles(
     if route == "lookups":
         assert people is not None
         found, made = read_profiles_by_lookups(client, people)
-        return [p for p in found if keep(p)], _by_lookups(made, why)
+        return [p for p in found if keep(p)], f"{and_events}{_by_lookups(made)}{why}"
     if users is not None and users.serves(PROFILE_FIELDS, 0, client.settings, route):
         rows = users.read_rows(f"profiles' {CHANNELS_FIELD}", mark)
         profiles = [{k: p.get(k) for k in PROFILE_FIELDS} for p in rows if keep(p)]
         taken = users.taken_text()
         if taken:  # one export of this read's own: the events
-            said = f"1 export (emailUnSubscribe events) and profiles' {CHANNELS_FIELD} from {taken}"
-            return profiles, f"{said}{why}"
+            return profiles, f"{and_events}profiles' {CHANNELS_FIELD} from {taken}{why}"
         how = users.export_text()
     else:
         profiles, windows, whole = export_users_whole(
@@ -773,14 +776,13 @@ def _read_profiles(
         )
         # A project too big for one export stream is read in date windows.
         how = f" in {windows:,} date windows, {windows_reason(whole)}" if windows else ""
+    if not events:
+        return profiles, f"1 export (profiles' {CHANNELS_FIELD}{how}){why}"
     return profiles, f"2 exports (emailUnSubscribe events, profiles' {CHANNELS_FIELD}{how}){why}"
 
 
-def _by_lookups(requests: int, why: str) -> str:
-    return (
-        f"1 export (emailUnSubscribe events) and {requests:,} per-user "
-        f"read{'s' if requests != 1 else ''} of profiles' {CHANNELS_FIELD}{why}"
-    )
+def _by_lookups(requests: int) -> str:
+    return f"{requests:,} per-user read{'s' if requests != 1 else ''} of profiles' {CHANNELS_FIELD}"
 
 
 def read_profiles_by_lookups(

@@ -299,9 +299,7 @@ def _destinations(result) -> dict[str, dict]:
     for destination in result.json()["destinations"]:
         destination.pop("member_read")
         destination["other_reads"] = [
-            re.sub(
-                r"; the emailUnSubscribe events taken from .*? the same Iterable project", "", text
-            )
+            _as_if_events_own(text)
             for text in destination["other_reads"]
             if not re.search(r"taken from the user export of destination .*", text)
             # A destination's own reads that took one export between them: alone, its
@@ -310,6 +308,30 @@ def _destinations(result) -> dict[str, dict]:
         ]
         out[destination["name"]] = destination
     return out
+
+
+SHARED_EVENTS = re.compile(
+    r"; the emailUnSubscribe events taken from .*? the same Iterable project"
+)
+EVENTS = "1 export (emailUnSubscribe events"
+
+
+def _as_if_events_own(text: str) -> str:
+    """A consent line whose emailUnSubscribe events were taken from another destination's
+    export, as it reads where the destination exported them itself: it counts no export
+    of events (it said "2 exports" for one), and says whose it took."""
+    if not SHARED_EVENTS.search(text):
+        return text
+    text = SHARED_EVENTS.sub("", text)
+    assert "emailUnSubscribe events" not in text, text
+    said = text.removeprefix("consent read with ")
+    if said.startswith("1 export (profiles'"):
+        said = said.replace("1 export (", "2 exports (emailUnSubscribe events, ", 1)
+    elif said.startswith("profiles' ") and " from the members' " in said.split(";")[0]:
+        said = re.sub(r"^(.*?)(; then,| and 1 read of the channels)", rf"{EVENTS}; \1)\2", said)
+    else:
+        said = f"{EVENTS}) and {said}"
+    return f"consent read with {said}"
 
 
 @pytest.mark.parametrize("engine", ["python", "duckdb"])
@@ -337,6 +359,11 @@ def test_two_destinations_of_one_project_read_it_once_and_plan_as_if_alone(
 
     assert (_member_reads(teams), _consent_reads(teams)) == reads_alone[0] == reads_alone[1]
     assert reads_alone[0][1] == 1
+    # Alone, each counts its one export of the events once (the profiles of who left
+    # named by one identifier, read after, counted it again).
+    for plan in alone.values():
+        (consent,) = [t for t in plan["other_reads"] if t.startswith("consent read with ")]
+        assert consent.count("emailUnSubscribe events") == 1, consent
     # Each holds back the one who left its own list, from the one read of the events.
     for name, person in (("prod", "g@example.com"), ("growth", "f@example.com")):
         (plan,) = alone[name]["lists"]
