@@ -897,6 +897,9 @@ def renamed_audience_notes(
     planned = audience_marks(item.audience.name for item in items)
     deleted = {x.list_id for x in deletions}
     new = _created_names(created)
+    # Consent follows an audience, and a renamed key is another audience to the marker:
+    # who left the old list is put on the new one. Said, since the reviewer is the guard.
+    them = "the new list" if len(created) == 1 else "the new lists"
     notes = []
     for old in all_lists:
         audience = marked_audience(old.description)
@@ -909,9 +912,11 @@ def renamed_audience_notes(
         )
         notes.append(
             f"list {old.name!r} (list {old.id}) was created for audience {audience!r}, which "
-            f"no manifest declares any more, and this plan creates {new}: {fate}. If "
-            f"an audience was renamed from {audience!r}, set its listName: {old.name!r} to "
-            f"keep list {old.id} and the campaigns and journeys that use it."
+            f"no manifest declares any more, and this plan creates {new}: {fate}. Who "
+            f"left it themselves is not held back from {them}, which nothing ties to it: a "
+            "source that has them adds them. If an audience was renamed from "
+            f"{audience!r}, set its listName: {old.name!r} to keep list {old.id}, who left "
+            "it and the campaigns and journeys that use it."
         )
     return notes
 

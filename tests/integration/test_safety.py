@@ -711,13 +711,18 @@ def test_a_changed_list_name_is_a_new_list_and_a_changed_description_is_noted(
 
 def test_a_renamed_audience_key_says_how_to_keep_its_list(workspace, cli, emulator_server):
     """Renaming an audience's key (vip -> vip-customers) plans a new list and prunes the old
-    one, with its id, history and campaigns: the plan says so and how to keep it."""
+    one, with its id, history and campaigns: the plan says so and how to keep it. Who left
+    the old list themselves is put on the new one (nothing ties a new key's list to the old
+    key's): the note said only "losing its id and history", so a reviewer took the rename
+    for harmless while the plan re-subscribed them."""
     workspace.destination(prune=True, policy={"allowListDeletion": True})
-    workspace.audience("vip", {"inline": ["a@example.com"]})
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
     assert cli("apply", workspace.manifests, "--yes").exit_code == 0
     old_id = list_named(emulator_server, "vip").id
+    proj = project(emulator_server)
+    proj.self_unsubscribe(proj.user_by_email("b@example.com"), list_id=old_id)
     (workspace.manifests / "aud-vip.yaml").unlink()
-    workspace.audience("vip-customers", {"inline": ["a@example.com"]})
+    workspace.audience("vip-customers", {"inline": ["a@example.com", "b@example.com"]})
 
     plan = cli("plan", workspace.manifests, "--format", "json")
     assert plan.exit_code == 0, plan.output
@@ -725,9 +730,14 @@ def test_a_renamed_audience_key_says_how_to_keep_its_list(workspace, cli, emulat
     assert note == (
         f"list 'vip' (list {old_id}) was created for audience 'vip', which no manifest "
         "declares any more, and this plan creates list 'vip-customers': prune deletes it in "
-        "this plan, losing its id and history. If an audience was renamed from 'vip', set its "
-        f"listName: 'vip' to keep list {old_id} and the campaigns and journeys that use it."
+        "this plan, losing its id and history. Who left it themselves is not held back from "
+        "the new list, which nothing ties to it: a source that has them adds them. If an "
+        f"audience was renamed from 'vip', set its listName: 'vip' to keep list {old_id}, who "
+        "left it and the campaigns and journeys that use it."
     )
+    (created,) = plan.json()["destinations"][0]["lists"]
+    # b, who left 'vip', is added: what the note warns of.
+    assert (created["resulting_members"], created["consent"]["left_themselves"]) == (2, 0)
 
     text = cli("plan", workspace.manifests).stdout
     assert text.index(f'delete list "vip" (list {old_id})') < text.index("prune deletes it")
