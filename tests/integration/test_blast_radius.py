@@ -123,14 +123,22 @@ def test_a_list_prune_deletes_names_the_campaigns_that_use_it(workspace, cli, em
         f'      ! deleting the list leaves scheduled campaign "Weekly" (id {weekly}) without '
         "its send list\n"
     ) in text.stdout
+    # A suppression list deleted lets its campaign reach whom it kept out (a do-not-mail
+    # audience dropped): said as removals from one are, not as a list merely gone.
     assert (
-        f'leaves running campaign "Promo" (id {promo}) without its suppression list'
+        f'leaves running campaign "Promo" (id {promo}) without its suppression list: whoever '
+        "it kept out can be messaged by the campaign\n"
     ) in text.stdout
 
     md = cli("plan", workspace.manifests, "--format", "markdown")
     assert (
         f"- vip: send list of scheduled blast campaign 'Weekly' (id {weekly}): **deleting "
         "this list leaves the campaign without its send list**"
+    ) in md.stdout
+    assert (
+        f"- vip: suppression list of running triggered campaign 'Promo' (id {promo}): "
+        "**deleting this list leaves the campaign without its suppression list: whoever it "
+        "kept out can be messaged by the campaign**"
     ) in md.stdout
     out = json.loads(cli("plan", workspace.manifests, "--format", "json").stdout)
     (deleted,) = out["destinations"][0]["lists_to_delete"]
