@@ -64,6 +64,7 @@ from reconciler.state.desired import (
 )
 from reconciler.state.field_tables import conflict_group
 from reconciler.state.fields import FieldsPlan, plan_fields
+from reconciler.state.keyed_apart import KeyedApart
 from reconciler.state.live import LiveDestination, LiveList, read_live
 from reconciler.state.routes import choose_route
 from reconciler.state.skipped_user_ids import keep_user_id_rows
@@ -108,6 +109,7 @@ def make_plan(
             _project_lists(targeted),
             users,
             _project_fields(manifests, targeted),
+            KeyedApart(clients, lambda other: _declared_lists(manifests, clients, other)),
         )
         several = len(targeted) > 1
         destinations = []
@@ -172,6 +174,8 @@ class _Reads:
     project_fields: Mapping[str, tuple[str, frozenset[str]]] = dataclasses.field(
         default_factory=dict
     )
+    # The lists that destinations reaching the same project with another key declare.
+    keyed_apart: KeyedApart | None = None
 
 
 def _project_fields(
@@ -279,6 +283,9 @@ def _plan_destination(
         users=users,
     )
     try:
+        if declared is not None and reads.keyed_apart is not None:
+            name = desired.destination.name
+            declared = reads.keyed_apart.declared(name, live.all_lists, declared)
         return _plan_from_live(client, desired, declared, live, reads, prints, users)
     finally:
         if live.users_file is not None:

@@ -315,6 +315,19 @@ class Emulator:
             project.dirty = True
             self._persist_if_dirty()
 
+    def add_api_key(self, name: str, api_key: str) -> None:
+        """Another key for a project, beside its own (Iterable's admins make as many as they
+        like: a key per integration). For tests: kept in memory, not in a --state file."""
+        if not api_key:
+            raise ValueError("a project needs a non-empty API key")
+        key_hash = hash_api_key(api_key)
+        with self._lock:
+            self.project(name)
+            owner = self._key_index.get(key_hash)
+            if owner is not None and owner != name:
+                raise ValueError(f"that API key already belongs to project {owner!r}")
+            self._key_index[key_hash] = name
+
     def project(self, name: str) -> Project:
         try:
             return self.projects[name]

@@ -284,6 +284,43 @@ def test_prune_keeps_the_lists_of_another_destination_naming_the_same_project(
     assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
 
 
+def test_prune_keeps_the_lists_of_a_destination_reaching_the_project_with_another_key(
+    workspace, cli, emulator_server, monkeypatch
+):
+    """Two teams' destinations on one Iterable project, each with an API key of its own
+    (Iterable makes as many as its admins like): projects were told apart by host and key,
+    so the pruning one took the other's lists for lists no manifest declares and deleted
+    them on every apply, and the other created them again (new ids, campaigns cut off,
+    who left them re-added). A destination on another project still has its lists of
+    audiences declared elsewhere pruned: an audience moved from one project to another."""
+    emulator = emulator_server.emulator
+    emulator.add_api_key("default", "growth-key")
+    emulator.add_project("eu", "hybrid", "eu-key")
+    monkeypatch.setenv("GROWTH_KEY", "growth-key")
+    monkeypatch.setenv("EU_KEY", "eu-key")
+    workspace.destination(prune=True, policy={"allowListDeletion": True})
+    workspace.destination("growth", apiKey={"env": "GROWTH_KEY"})
+    workspace.destination("eu", apiKey={"env": "EU_KEY"})
+    workspace.audience("churn", {"inline": ["a@example.com"]})
+    workspace.audience("vip", {"inline": ["c@example.com"]})
+    workspace.audience("trial", {"inline": ["b@example.com"]}, destination="growth")
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    trial = list_named(emulator_server, "trial").id
+    vip = list_named(emulator_server, "vip").id
+    workspace.audience("vip", {"inline": ["c@example.com"]}, destination="eu")
+
+    plan = cli("plan", workspace.manifests)
+    assert plan.exit_code == 0, plan.output
+    assert f'delete list "vip" (list {vip})' in plan.stdout  # moved to project eu
+    assert 'delete list "trial"' not in plan.stdout
+    # Nor is churn noted in growth as a list left behind.
+    assert "list 'churn'" not in plan.stdout
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    assert trial in project(emulator_server).lists
+    assert vip not in project(emulator_server).lists
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+
+
 def test_prune_is_off_by_default_and_with_targets(workspace, cli, emulator_server):
     seed_list(emulator_server, "orphan", [], description="[managed-by: reconciler]")
     workspace.audience("keep", {"inline": ["a@example.com"]})
