@@ -161,6 +161,40 @@ def _reflow_typer_help() -> None:
 
     _patched(typer_rich_utils, "_fix_linebreaks", _reflowed)
     _typer_command_help = _patched(typer_rich_utils, "_make_command_help", _command_help)
+    # A word too long for its column of the help (an option's name, an environment
+    # variable, a manifest key) is folded onto the next line: rich cuts it with "…" by
+    # default, and at 80 columns (a CI log's, a pipe's width) the help named
+    # RECONCILER_EMULATOR_API_… and maxRemovalPercent/maxR…, which no one can type.
+    _patched(typer_rich_utils, "Table", _folding_table())
+    global _typer_parameter_help
+    _typer_parameter_help = _patched(typer_rich_utils, "_get_parameter_help", _parameter_help)
+
+
+def _folding_table() -> type:
+    """rich's Table, its columns folding (the options' names and the commands' list)."""
+    from rich.table import Table
+
+    class FoldingTable(Table):
+        def add_row(self, *args: Any, **kwargs: Any) -> None:
+            super().add_row(*args, **kwargs)  # which makes the columns a row needs
+            for column in self.columns:
+                column.overflow = "fold"
+
+    return FoldingTable
+
+
+_typer_parameter_help: Any = None
+
+
+def _parameter_help(**kwargs: Any) -> Any:
+    """An option's help, folding: its texts sit in rich Columns, whose own grid cuts."""
+    from rich.text import Text
+
+    cell = _typer_parameter_help(**kwargs)
+    for item in getattr(cell, "renderables", ()):
+        if isinstance(item, Text):
+            item.overflow = "fold"
+    return cell
 
 
 def _reflowing(format_help: Any) -> Any:

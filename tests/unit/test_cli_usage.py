@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -195,6 +196,30 @@ def test_help_paragraphs_flow_at_80_columns() -> None:
                 paragraphs.append([])
         short = [line for p in paragraphs for line in p[:-1] if len(line) < 50]
         assert short == [], (name, short)
+
+
+@pytest.mark.parametrize("columns", ["80", "60", "40"])
+def test_help_never_cuts_a_word_short(columns: str) -> None:
+    """A word too long for its column of the help (an option, an environment variable, a
+    manifest key) is folded onto the next line, never cut with "…": at 80 columns, a CI
+    log's and a pipe's width, `emulator serve --help` named RECONCILER_EMULATOR_API_…
+    and `apply --help` maxRemovalPercent/maxR…, which no one can type."""
+    groups = {"": None, "emulator": None, "github": None}
+    for name in [*groups, *_commands()]:
+        result = runner.invoke(app, [*name.split(), "--help"], env={"COLUMNS": columns})
+        assert result.exit_code == 0, (name, result.output)
+        assert "\u2026" not in result.output, (name, columns, result.output)
+        # The help is the last column: its folded lines join up once the frame is gone.
+        joined = re.sub(r"[\s\u2502]", "", result.output)
+        for word in _LONG_WORDS.get(name, ()):
+            assert word in joined, (name, columns, word)
+
+
+_LONG_WORDS = {
+    "emulator serve": ("RECONCILER_EMULATOR_API_KEY", "get_users_stream_seconds=0.5"),
+    "apply": ("maxRemovalPercent/maxRemovals", '"$GITHUB_STEP_SUMMARY"'),
+    "plan": ("RECONCILER_STATE_DIR", "RECONCILER_ANNOTATIONS"),
+}
 
 
 def test_command_lists_flow_each_command_description_at_any_width() -> None:
