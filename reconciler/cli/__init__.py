@@ -36,14 +36,15 @@ if TYPE_CHECKING:
     # The context class typer's group and options are typed with (its copy of click's).
     from typer._click.core import Context as ClickContext
 
-from reconciler import __version__
 from reconciler.apply.interrupt import terminate_as_interrupt
 from reconciler.cli import apply, exits, import_, plan, schema, status, validate
 from reconciler.cli.emulator import emulator_app
 from reconciler.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from reconciler.cli.github import github_app
 from reconciler.cli.stderr import never_failing_stderr
+from reconciler.cli.stdout import writing
 from reconciler.cli.workflow_commands import on_runner, protect_streams
+from reconciler.errors import OutputError
 from reconciler.members.model import interrupted_by_signal
 
 # The commands that take --format: with `--format json`, their usage errors are the one
@@ -200,7 +201,13 @@ def _parameter_help(**kwargs: Any) -> Any:
 def _reflowing(format_help: Any) -> Any:
     def format_help_reflowed(self: Any, ctx: ClickContext, formatter: Any) -> Any:
         _reflow_typer_help()
-        return format_help(self, ctx, formatter)
+        # rich prints the help to stdout itself: a full or closed one is said as such, not
+        # as a bug in reconciler (a full disk) or an exit 0 with nothing written (closed).
+        try:
+            with writing("the help"):
+                return format_help(self, ctx, formatter)
+        except OutputError as exc:
+            raise exits.fail(exc) from None
 
     return format_help_reflowed
 
@@ -231,7 +238,7 @@ app = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
-        typer.echo(__version__)
+        schema.version()  # which says a stdout that would not take it
         raise typer.Exit(EXIT_OK)
 
 

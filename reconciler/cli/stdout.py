@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 
@@ -23,11 +25,19 @@ def emit(text: str, what: str, *, nl: bool = True, consequence: str | None = Non
     """Write `text` (`what` names it for the error: "the plan") to stdout, or raise
     OutputError; `consequence` says what the failure means for the run ("nothing was
     applied")."""
+    with writing(what, consequence=consequence):
+        typer.echo(text, nl=nl)  # which flushes, so a full disk is found here
+
+
+@contextmanager
+def writing(what: str, *, consequence: str | None = None) -> Iterator[None]:
+    """Around a block that writes `what` to stdout and flushes it (typer.echo, or rich
+    printing typer's help): a stdout that would not take it raises OutputError."""
     then = f"; {consequence}" if consequence else ""
     if sys.stdout is None:  # Python's stdout when the process started with it closed
         raise OutputError(f"standard output is closed, so {what} was not written{then}")
     try:
-        typer.echo(text, nl=nl)  # which flushes, so a full disk is found here
+        yield
     except OSError as exc:
         _discard_the_rest()
         raise OutputError(

@@ -96,6 +96,12 @@ def test_a_plan_that_cannot_be_written_to_stdout_is_an_error_that_says_so(
         (("status", "manifests", "--format", "json"), "the status"),
         (("validate", "manifests"), "the summary"),
         (("schema",), "the schema"),
+        (("version",), "the version"),
+        # These were "internal error: OSError ... This is a bug in reconciler".
+        (("--version",), "the version"),
+        (("--help",), "the help"),
+        (("plan", "--help"), "the help"),
+        (("github", "comment", "--help"), "the help"),
     ],
 )
 def test_every_command_says_when_stdout_is_full(
@@ -105,6 +111,19 @@ def test_every_command_says_when_stdout_is_full(
         result = run(one_list, *args, stdout=full.fileno())
     assert result.returncode == 1, result.stderr
     _said_plainly(result, f"could not write {what} to standard output (No space left")
+
+
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [(("--version",), "the version"), (("--help",), "the help"), (("apply", "--help"), "the help")],
+)
+def test_help_and_version_to_a_closed_stdout_say_so(
+    one_list: Workspace, args: tuple[str, ...], what: str
+) -> None:
+    """They exited 0 having written nothing, as if a script had read them."""
+    result = run(one_list, *args, stdout=None)
+    assert result.returncode == 1, result.stderr
+    _said_plainly(result, f"standard output is closed, so {what} was not written")
 
 
 def test_apply_whose_plan_cannot_be_shown_applies_nothing_and_says_so(
