@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -226,6 +227,45 @@ def test_progress_is_plain_lines_wherever_bars_cannot_be_redrawn(workspace: Work
         said = _progress_on_a_terminal(workspace, **env)
         assert f"reading audience '{name}': started" in said, env
         assert "\x1b[?25l" not in said, env
+
+
+@pytest.mark.parametrize("size", ["0", "00"])
+def test_a_terminal_size_of_zero_is_no_size(one_list: Workspace, size: str) -> None:
+    """COLUMNS=0 (a container's terminal before it is sized, an exported shell variable)
+    made rich draw every line 0 columns wide: an error, a warning, each progress line, the
+    usage error and --help itself printed nothing, so a failed plan exited 1 in silence;
+    LINES=0 showed a terminal's bars as a line of "..." for the whole read. A size of 0 is
+    now no size, as rich takes a terminal's own 0: the terminal's, or 80 by 25."""
+    broken = one_list.write("broken.yaml", "apiVersion: reconciler/v1\nkind: Nonsense\n")
+    env = subprocess_env(one_list, COLUMNS=size)
+    failed = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", "plan", "manifests"],
+        cwd=one_list.root,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert failed.returncode == 1
+    assert "broken.yaml:2:7: kind: unknown kind 'Nonsense'" in failed.stderr, failed.stderr
+    assert "2 problems found." in failed.stderr, failed.stderr
+    for args in (["--help"], ["plan", "--bogus"]):
+        said = subprocess.run(
+            [sys.executable, "-m", "reconciler.cli", *args],
+            cwd=one_list.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert "Usage:" in said.stdout + said.stderr, (args, said)
+    broken.unlink()
+
+    drawn = _progress_on_a_terminal(one_list, TERM="xterm", COLUMNS="120", LINES=size)
+    assert "\x1b[?25l" in drawn  # bars, as on any terminal that can redraw them
+    lines = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn).replace("\r", "\n").split("\n")
+    assert "..." not in {line.strip() for line in lines}, drawn
 
 
 def _progress_on_a_terminal(workspace: Workspace, **env: str) -> str:
