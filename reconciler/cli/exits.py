@@ -25,7 +25,7 @@ from reconciler.apply.interrupt import SIGNALS
 from reconciler.apply.lock import release_all
 from reconciler.cli import annotate
 from reconciler.cli.options import AnnotationsMode, OutputFormat
-from reconciler.cli.screen_size import ignore_zero_sizes
+from reconciler.cli.screen_size import ignore_sizes_of_nothing
 from reconciler.cli.stdout import emit
 from reconciler.errors import ManifestError, OutputError, ReconcilerError, quoted
 from reconciler.members.model import remove_directories
@@ -37,7 +37,7 @@ from reconciler.sources.snapshot import remove_snapshots
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a SIGINT
 
-ignore_zero_sizes()  # before the first Console reads them: this one, made on import
+ignore_sizes_of_nothing()  # before the first Console reads them: this one, made on import
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 OUT_OF_MEMORY = (

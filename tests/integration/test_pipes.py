@@ -268,6 +268,25 @@ def test_a_terminal_size_of_zero_is_no_size(one_list: Workspace, size: str) -> N
     assert "..." not in {line.strip() for line in lines}, drawn
 
 
+@pytest.mark.parametrize("width", ["0", "wide", "-3"])
+def test_typers_terminal_width_that_is_no_width_is_ignored(one_list: Workspace, width: str) -> None:
+    """typer reads TERMINAL_WIDTH with int() as it first formats help: 'wide' failed every
+    --help and usage error as "internal error: ValueError ... This is a bug in reconciler",
+    and 0 printed an empty help."""
+    for args, shown in ((["plan", "--help"], "--detailed-exitcode"), (["plan", "-x"], "-x")):
+        said = subprocess.run(
+            [sys.executable, "-m", "reconciler.cli", *args],
+            cwd=one_list.root,
+            env=subprocess_env(one_list, TERMINAL_WIDTH=width),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert "internal error" not in said.stderr, (args, said.stderr)
+        assert "Usage: " in said.stdout + said.stderr, (args, said)
+        assert shown in said.stdout + said.stderr, (args, said)
+
+
 def _progress_on_a_terminal(workspace: Workspace, **env: str) -> str:
     """What `plan` writes to stderr when stderr is a terminal (a pseudo-terminal here)."""
     controller, terminal = pty.openpty()
