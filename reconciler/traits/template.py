@@ -84,6 +84,67 @@ class TemplateBudgetExceeded(Exception):
         super().__init__(reason)
 
 
+class _Null:
+    """A null (SQL NULL, a null in Parquet, YAML or JSON) as a template sees it: text of
+    nothing wherever the template makes text of it, as an empty CSV cell is. jinja2 makes
+    Python's None the text 'None', and not only where `{{ x }}` prints it: `~`, `| title`,
+    `| join`, `%` and str.format made a greeting over a nullable column 'Hi None'. Tests
+    (`is none`, `is sameas none`), `== none`, truth and `tojson` still see a null, and an
+    operation None does not support fails as it does for None, in the same words."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        return "None"  # in a printed list, as before
+
+    def __format__(self, spec: str) -> str:
+        return format("", spec)
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __eq__(self, other: object) -> bool:
+        return other is None or other is self
+
+    def __hash__(self) -> int:
+        return hash(None)
+
+
+# Python's own messages name the type ("unsupported operand type(s) for +: 'NoneType' and
+# 'int'"): a row error reads as it did, and _without_data knows the word.
+_Null.__name__ = _Null.__qualname__ = "NoneType"
+_Null.__module__ = "builtins"  # jinja's "NoneType object has no element 0", not our module
+NULL = _Null()
+
+
+def _nulled(value: Any) -> Any:
+    """A value a template reads, its None (or a list's None items) made NULL."""
+    if value is None:
+        return NULL
+    if type(value) is list and None in value:
+        return [NULL if item is None else item for item in value]
+    return value
+
+
+def _is_none(value: Any) -> bool:
+    return value is None or value is NULL
+
+
+def _same_as(value: Any, other: Any) -> bool:
+    if _is_none(value) and _is_none(other):
+        return True
+    return value is other
+
+
+def _json_default(value: Any) -> Any:
+    if value is NULL:
+        return None
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 class _Clock(threading.local):
     deadline: float | None = None
     made: int = 0  # the weight of the values this render has made so far
@@ -105,7 +166,7 @@ def _too_big(what: str) -> TemplateBudgetExceeded:
     )
 
 
-_SCALARS = frozenset({int, float, bool, type(None), range})
+_SCALARS = frozenset({int, float, bool, type(None), _Null, range})
 _CONTAINERS = frozenset({list, tuple, dict, set, frozenset})
 _TEXTS = (str, bytes, bytearray)
 
@@ -209,7 +270,7 @@ def _made(value: Any) -> Any:
 
 def _finalize(value: Any) -> Any:
     # A string's pieces are counted as the output is produced (Template.render).
-    if value is None:
+    if value is None or value is NULL:
         # A null column (SQL NULL, a null in Parquet or YAML) is no text, as an empty CSV
         # cell is: jinja2 would print Python's "None" into the profile ("Hi None").
         return ""
@@ -744,6 +805,11 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         # lipsum(n) writes n paragraphs in one call the checks cannot see into.
         self.globals.pop("lipsum", None)
         self.bounded_concat = _bounded_concat
+        self.tests = {**self.tests, "none": _is_none, "sameas": _same_as}
+        self.policies = {
+            **self.policies,
+            "json.dumps_kwargs": {**self.policies["json.dumps_kwargs"], "default": _json_default},
+        }
 
     def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
         _tick()
@@ -754,15 +820,17 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         if __obj is _bounded_iter:  # every loop's own guard (_bound_loops)
             return _bounded_iter(*args)
         _check_call(__obj, args, kwargs)
-        return _made(super().call(__context, __obj, *args, **kwargs))
+        # `row.get('middle_name')` of a column that is null or absent: a null, as read.
+        return _nulled(_made(super().call(__context, __obj, *args, **kwargs)))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         _tick()
-        return super().getattr(obj, attribute)
+        # A null inside an object (`address.city`) is a null as a column's is.
+        return _nulled(super().getattr(obj, attribute))
 
     def getitem(self, obj: Any, argument: Any) -> Any:
         _tick()
-        return super().getitem(obj, argument)
+        return _nulled(super().getitem(obj, argument))
 
 
 def _bound_loops(template: nodes.Template) -> nodes.Template:
@@ -878,8 +946,9 @@ class Template:
             # cost per row). Each piece is counted as it comes; the clock is read every
             # _BATCH pieces (each piece is at most MAX_TEXT characters, and every
             # operation that makes one reads the clock itself).
+            values = {name: _nulled(value) for name, value in row.items()}
             pieces = template.root_render_func(
-                template.new_context({**row, ROW_VARIABLE: dict(row)})
+                template.new_context({**values, ROW_VARIABLE: values})
             )
             out: list[str] = []
             size = 0

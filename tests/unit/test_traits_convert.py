@@ -307,6 +307,50 @@ def test_a_null_column_renders_as_no_text_not_none() -> None:
     assert compiled.values({"nick": None}) == ({"greeting": "Hi there"}, [])
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # README's own example, and the other ways a template makes text of a column.
+        ("Hi {{ first_name | title }}", "Hi "),
+        ("{{ first_name | upper }}", ""),
+        ("{{ first_name | string }}", ""),
+        ("{{ first_name ~ ' ' ~ last_name }}", " Lovelace"),
+        ("{{ '%s %s' | format(first_name, last_name) }}", " Lovelace"),
+        ("{{ '%s %s' % (first_name, last_name) }}", " Lovelace"),
+        ("{{ '{} {}'.format(first_name, last_name) }}", " Lovelace"),
+        ("{{ '{:>3}|'.format(first_name) }}", "   |"),
+        ("{{ [last_name, first_name] | join(', ') }}", "Lovelace, "),
+        ('{{ row["first_name"] ~ "!" }}', "!"),
+        ("{{ row.get('middle_name') ~ '!' }}", "!"),
+        ("{{ address.city ~ '!' }}", "!"),
+        ("{{ address['city'] | lower }}", ""),
+        ("{{ (first_name | trim) or 'there' }}", "there"),
+        # The null is still a null to tests, comparisons, default(..., true) and tojson.
+        ("{{ first_name is none }} {{ first_name is not none }}", "True False"),
+        ("{{ first_name == none }} {{ first_name is sameas none }}", "True True"),
+        ("{{ first_name | default('there', true) }}", "there"),
+        ("{{ {'a': first_name, 'b': address.city} | tojson }}", '{"a": null, "b": null}'),
+        ("{{ first_name if first_name else 'there' }}", "there"),
+    ],
+)
+def test_a_null_column_is_no_text_wherever_a_template_makes_text_of_it(
+    text: str, expected: str
+) -> None:
+    # A nullable column of a query or Parquet file: `~`, filters and formats made the text
+    # 'None' of it ('Hi None', 'NONE Lovelace'), only `{{ x }}` printing it as nothing.
+    row = {"first_name": None, "last_name": "Lovelace", "address": {"city": None}}
+    assert Template(text).render(row) == expected
+
+
+def test_a_null_in_arithmetic_is_the_same_row_error_as_before() -> None:
+    compiled = mapping(template("score", "{{ points + 1 }}", "number"))
+    values, errors = compiled.values({"points": None})
+    assert values == {}
+    assert [e.reason for e in errors] == [
+        "TypeError: unsupported operand type(s) for +: 'NoneType' and 'int'"
+    ]
+
+
 def test_a_typed_template_that_gives_no_text_clears_the_field_as_an_empty_cell_does() -> None:
     # A template of a NULL gives no text, which no number, date or true/false is: every
     # run reported it and exited 1, and no template could clear such a field, where
