@@ -139,6 +139,32 @@ def _same_as(value: Any, other: Any) -> bool:
     return value is other
 
 
+_NOT_READ = object()
+
+
+def _number_filter(name: str, convert: Callable[..., Any]) -> Callable[..., Any]:
+    """jinja2's int or float filter, giving its default only when the template gives one.
+    jinja2's own gives 0 for text it cannot read and for no value at all, so an empty
+    cell, a NULL or 'n/a' went to Iterable as a lifetime value of 0: no value stays a null
+    (a typed field is cleared, as by the column itself), and other text fails its row."""
+
+    def strict(value: Any, *args: Any, **kwargs: Any) -> Any:
+        if args or "default" in kwargs:
+            return convert(value, *args, **kwargs)
+        if _is_none(value) or (isinstance(value, str) and not value.strip()):
+            return NULL
+        number = convert(value, _NOT_READ, **kwargs)
+        if number is _NOT_READ:
+            # Not quoting the value: it is a member's data.
+            raise ValueError(
+                f"the {name} filter was given a value that is not a number; give it a default "
+                f"to use instead ({name}(0)) or test the value first"
+            )
+        return number
+
+    return strict
+
+
 def _json_default(value: Any) -> Any:
     if value is NULL:
         return None
@@ -800,6 +826,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def __init__(self, **options: Any):
         super().__init__(**options)
+        for name in ("int", "float"):
+            self.filters[name] = _number_filter(name, self.filters[name])
         self.filters = {name: _guard_filter(name, f) for name, f in self.filters.items()}
         self.globals[_GUARD] = _bounded_iter
         # lipsum(n) writes n paragraphs in one call the checks cannot see into.

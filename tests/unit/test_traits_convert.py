@@ -342,6 +342,39 @@ def test_a_null_column_is_no_text_wherever_a_template_makes_text_of_it(
     assert Template(text).render(row) == expected
 
 
+@pytest.mark.parametrize("convert", ["int", "float"])
+def test_int_and_float_filters_make_no_zero_of_a_value_that_is_no_number(convert: str) -> None:
+    # jinja2's int and float give 0 for text they cannot read and for no value at all: an
+    # empty cell, a NULL or 'n/a' went to Iterable as a lifetime value of 0.
+    compiled = mapping(template("ltv", f"{{{{ ltv | {convert} }}}}", "number"))
+    assert compiled.values({"ltv": "12"}) == ({"ltv": 12}, [])
+    # No value clears the field, as the column would (`from: ltv`).
+    for empty in ("", "  ", None):
+        assert compiled.values({"ltv": empty}) == ({"ltv": None}, [])
+    # Text that is no number fails the row, without quoting it.
+    values, errors = compiled.values({"ltv": "n/a"})
+    assert values == {}
+    [error] = errors
+    assert error.reason == (
+        f"ValueError: the {convert} filter was given a value that is not a number; give it a "
+        f"default to use instead ({convert}(0)) or test the value first"
+    )
+    assert "n/a" not in error.message
+    # A default the template gives is used as jinja2 uses it.
+    explicit = mapping(
+        template("a", f"{{{{ ltv | {convert}(-1) }}}}", "number"),
+        template("b", f"{{{{ ltv | {convert}(default=-1) }}}}", "number"),
+    )
+    assert explicit.values({"ltv": "n/a"}) == ({"a": -1, "b": -1}, [])
+    assert explicit.values({"ltv": ""}) == ({"a": -1, "b": -1}, [])
+
+
+def test_the_int_filter_keeps_its_base() -> None:
+    compiled = mapping(template("n", "{{ n | int(base=16) }}", "number"))
+    assert compiled.values({"n": "ff"}) == ({"n": 255}, [])
+    assert compiled.values({"n": "zz"})[0] == {}
+
+
 def test_a_null_in_arithmetic_is_the_same_row_error_as_before() -> None:
     compiled = mapping(template("score", "{{ points + 1 }}", "number"))
     values, errors = compiled.values({"points": None})
