@@ -71,6 +71,7 @@ from reconciler.state.skipped_user_ids import keep_user_id_rows
 from reconciler.state.unsendable import leave_out_unsendable, not_created_after_consent
 from reconciler.state.users_file import SharedUsers, UsersShare
 from reconciler.traits import values as trait_values
+from reconciler.traits.field_names import case_only_notes as field_case_notes
 from reconciler.traits.limits import field_limit_note
 
 
@@ -597,11 +598,14 @@ def _read_campaigns(
 
 
 def _field_limit_notes(fields: FieldsPlan) -> list[str]:
-    """The plan's note when its new fields take the project past Iterable's field limit."""
+    """The plan's notes on its new fields: taking the project past Iterable's field limit,
+    and named as another field but for letter case."""
     if fields.project_fields is None:
         return []
     note = field_limit_note(fields.new_fields, fields.project_fields)
-    return [note] if note is not None else []
+    return ([note] if note is not None else []) + field_case_notes(
+        fields.new_fields, fields.project_field_names
+    )
 
 
 def keep_former_lists(

@@ -58,6 +58,8 @@ class FieldsPlan:
     new_fields: tuple[tuple[str, str], ...] = ()
     # Paths getFields lists, when it was read: with new_fields, the project's field count
     project_fields: int | None = None
+    # The paths themselves, for the names new fields differ from only in case
+    project_field_names: frozenset[str] = frozenset()
 
 
 def plan_fields(
@@ -126,6 +128,7 @@ def plan_fields(
             raise FieldTypeError(_conflict_message(desired, types.conflicts))
         out.new_fields = tuple(sorted(types.new_fields.items()))
         out.project_fields = len(field_types)
+        out.project_field_names = frozenset(field_types)
         if types.double_fields:
             planned, doubled = _as_doubles(planned, out.updates, types.double_fields)
             out.updates = tuple(doubled)
@@ -164,6 +167,7 @@ def _plan_table_fields(
             raise FieldTypeError(_conflict_message(desired, types.conflicts))
         out.new_fields = tuple(sorted(types.new_fields.items()))
         out.project_fields = len(field_types)
+        out.project_field_names = frozenset(field_types)
         if types.double_fields:
             out.lists, out.updates = with_doubles(out.lists, out.updates, types.double_fields)
     return out

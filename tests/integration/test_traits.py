@@ -732,6 +732,35 @@ def test_a_plan_taking_the_project_past_iterables_field_limit_says_so(
 
 
 @pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_new_field_differing_from_a_project_field_only_in_case_is_noted(
+    workspace, cli, emulator_server, monkeypatch, engine
+):
+    # "All field names are case-sensitive and space-sensitive" (Iterable's Field Data Types
+    # article): a mapping's FirstName beside the project's firstName makes a second field for
+    # good, which campaigns reading firstName never see; the plan listed it among the new
+    # fields like any other.
+    if engine == "duckdb":
+        monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "1")
+    project(emulator_server).field_types.update({"firstName": "string", "plan": "string"})
+    fields = {"FirstName": "first_name", "planTier": "plan", "Tier": "plan", "tier": "plan"}
+    setup(workspace, fields=fields)
+    result = cli("plan", workspace.manifests, "--format", "json")
+    assert result.exit_code == 0, result.output
+    notes = [n for n in result.json()["destinations"][0]["notes"] if "letter case" in n]
+    assert notes == [
+        "user field 'FirstName', which this plan creates, differs only in letter case from "
+        "the project's field 'firstName': Iterable's field names are case-sensitive, so it "
+        "would be a field of its own, which what reads 'firstName' does not see; if "
+        "'firstName' is meant, write that name in the trait mapping",
+        "user fields 'Tier' and 'tier', which this plan creates, differ only in letter case: "
+        "Iterable's field names are case-sensitive, so they would be fields of their own; "
+        "if one field is meant, write one name in the trait mappings",
+    ]
+    text = cli("plan", workspace.manifests)
+    assert f"note: {notes[0]}" in text.stdout
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
 def test_a_member_whose_values_fit_no_request_is_still_subscribed(
     workspace, cli, emulator_server, monkeypatch, engine
 ):
