@@ -8,6 +8,7 @@ for that member; nothing here aborts a run.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from reconciler.traits.template import (
     Template,
     TemplateBudgetExceeded,
     TemplateRenderError,
+    template_context,
 )
 from reconciler.traits.types import mixed_types
 
@@ -74,8 +76,9 @@ class CompiledField:
 
         return template_variables(self.template.text) - {ROW_VARIABLE}
 
-    def value(self, row: Mapping[str, Any]) -> Any:
-        """The value to send; raises FieldValueError (or FieldAbsent: no such column)."""
+    def value(self, row: Mapping[str, Any], context: dict[str, Any] | None = None) -> Any:
+        """The value to send; raises FieldValueError (or FieldAbsent: no such column).
+        `context`: the row's template_context, when the caller made it for many fields."""
         convert = CONVERTERS[self.type]
         if self.column is not None:
             if self.column not in row:
@@ -97,7 +100,9 @@ class CompiledField:
                 ) from None
         assert self.template is not None
         try:
-            text = self.template.render(row)
+            text = self.template.render_context(
+                context if context is not None else template_context(row)
+            )
         except TemplateRenderError as error:
             raise FieldValueError(FieldError(self.name, self.source, error.reason)) from None
         except TemplateBudgetExceeded as error:
@@ -167,6 +172,10 @@ class CompiledMapping:
     merge_nested_objects: bool
     location: Location  # of metadata.name
 
+    @functools.cached_property
+    def templated(self) -> bool:
+        return any(f.template is not None for f in self.fields)
+
     @property
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
@@ -182,9 +191,11 @@ class CompiledMapping:
         # At least the bytes the values take in a request, without encoding text: enough
         # to tell that nearly every member fits one.
         bound = 0
+        # What templates see of the row, made once for all of them.
+        context = template_context(row) if self.templated else None
         for compiled in self.fields:
             try:
-                value = compiled.value(row)
+                value = compiled.value(row, context)
             except FieldAbsent:
                 continue
             except FieldValueError as failure:

@@ -954,6 +954,15 @@ def _without_data(message: str, source: str) -> str:
     return _QUOTED.sub(mask, message)
 
 
+def template_context(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What a template sees of `row`: its columns, and `row` for all of them, nulls as NULL.
+    A row's columns are looked at once, not per template (a 50-field mapping renders 50)."""
+    values = dict(row)
+    if None in values.values() or list in map(type, values.values()):
+        values = {name: _nulled(value) for name, value in values.items()}
+    return {**values, ROW_VARIABLE: values}
+
+
 class Template:
     """One compiled template; `render(row)` gives the field's text for that row."""
 
@@ -965,6 +974,10 @@ class Template:
     def render(self, row: Mapping[str, Any]) -> str:
         """The text for `row`. Raises TemplateRenderError for a failure of this row, and
         TemplateBudgetExceeded for a template over its budget."""
+        return self.render_context(template_context(row))
+
+    def render_context(self, context: dict[str, Any]) -> str:
+        """render() of a row's template_context, made once for all of a row's templates."""
         template = self._template
         _clock.deadline = time.monotonic() + MAX_SECONDS
         _clock.made = 0
@@ -974,10 +987,7 @@ class Template:
             # cost per row). Each piece is counted as it comes; the clock is read every
             # _BATCH pieces (each piece is at most MAX_TEXT characters, and every
             # operation that makes one reads the clock itself).
-            values = {name: _nulled(value) for name, value in row.items()}
-            pieces = template.root_render_func(
-                template.new_context({**values, ROW_VARIABLE: values})
-            )
+            pieces = template.root_render_func(template.new_context(context))
             out: list[str] = []
             size = 0
             for piece in pieces:
