@@ -122,7 +122,9 @@ def to_number(value: Any) -> int | float:
 def to_boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, int) and value in (0, 1):
+    # A 1 or 0 however written: pandas makes an integer column with a missing value
+    # float64, which it writes as 1.0 to Parquet and as "1.0" to CSV.
+    if isinstance(value, int | float) and value in (0, 1):
         return bool(value)
     if isinstance(value, str):
         text = value.strip().lower()
@@ -130,6 +132,8 @@ def to_boolean(value: Any) -> bool:
             return True
         if text in _FALSE:
             return False
+        if NUMBER_TEXT.fullmatch(text) and float(text) in (0, 1):
+            return bool(float(text))
     raise ConversionError("is not true or false (expected true/false, yes/no or 1/0)")
 
 

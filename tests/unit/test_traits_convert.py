@@ -140,6 +140,27 @@ def test_booleans(raw: object, expected: bool) -> None:
     assert to_boolean(raw) is expected
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # pandas makes an integer column with a missing value float64, and writes 1.0 to
+        # Parquet and "1.0" to CSV.
+        (1.0, True),
+        (0.0, False),
+        ("1.0", True),
+        (" 0.00 ", False),
+    ],
+)
+def test_a_one_or_zero_written_as_a_decimal_is_a_boolean(raw: object, expected: bool) -> None:
+    assert to_boolean(raw) is expected
+
+
+@pytest.mark.parametrize("raw", [2, 0.5, "2", "1.5", "-1", "1e0x", float("nan"), "on", ""])
+def test_other_numbers_and_words_are_no_boolean(raw: object) -> None:
+    with pytest.raises(ConversionError, match="is not true or false"):
+        to_boolean(raw)
+
+
 def test_a_bad_value_names_field_column_and_value_and_spares_the_other_fields() -> None:
     compiled = mapping(
         column("ltv", "lifetime_value", "number"),
