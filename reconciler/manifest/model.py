@@ -57,7 +57,10 @@ PATTERN_DESCRIPTIONS = {
     NAME_PATTERN: "1-200 ASCII letters, digits, '-', '_' or '.'",
     ENV_VAR_PATTERN: "an environment variable name (ASCII letters, digits and '_', not starting "
     "with a digit)",
-    FIELD_NAME_PATTERN: "a field name: 1-200 characters, no '.', no spaces at either end",
+    # A dot is how Iterable names a field inside an object (address.city): say how to write one.
+    FIELD_NAME_PATTERN: "a field name: 1-200 characters, no spaces at either end, no '.' (a "
+    "field inside an object is written as the object: a field of type: object, with the "
+    "mapping's mergeNestedObjects: true to keep the object's other keys)",
 }
 
 LITERAL_API_KEY_MESSAGE = (

@@ -108,7 +108,9 @@ def test_every_problem_is_reported_at_once_with_its_location() -> None:
         "manages itself; a trait mapping cannot write it (list membership changes only "
         "through subscribe and unsubscribe)",
         "m/traits.yaml:10:5: spec.fields: key 'a.b': expected a field name: 1-200 characters, "
-        "no '.', no spaces at either end",
+        "no spaces at either end, no '.' (a field inside an object is written as the object: "
+        "a field of type: object, with the mapping's mergeNestedObjects: true to keep the "
+        "object's other keys)",
         "m/traits.yaml:11:11: unknown key 'form' in spec.fields.odd (did you mean 'from'?); "
         "allowed: from, template, type",
     ]
