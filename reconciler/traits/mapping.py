@@ -95,9 +95,8 @@ class CompiledField:
             try:
                 return _whole(convert(raw))
             except ConversionError as error:
-                raise FieldValueError(
-                    FieldError(self.name, self.source, f"{describe_value(raw)} {error.reason}")
-                ) from None
+                reason = f"{describe_value(raw)} {error.reason}{self._list_hint(raw)}"
+                raise FieldValueError(FieldError(self.name, self.source, reason)) from None
         assert self.template is not None
         try:
             text = self.template.render_context(
@@ -115,7 +114,22 @@ class CompiledField:
             return _whole(convert(text))
         except ConversionError as error:
             reason = f"the template gave {describe_value(text)}, which {error.reason}"
+            if self.type == "list" and text.lstrip().startswith("[") and "'" in text:
+                # Python's text of a list (['vip', 'beta']), printed without tojson.
+                reason += "; a template writes a list as JSON with | tojson"
             raise FieldValueError(FieldError(self.name, self.source, reason)) from None
+
+    def _list_hint(self, raw: Any) -> str:
+        """How to send a column of comma-separated text (`vip, beta`) as a list."""
+        if self.type != "list" or not isinstance(raw, str):
+            return ""
+        if raw.lstrip().startswith(("[", "{", '"')):
+            return ""  # JSON gone wrong, not a comma list (one item has no comma)
+        name = self.column if (self.column or "").isidentifier() else f"row[{self.column!r}]"
+        return (
+            f"; for text separated by commas, write a template: {{{{ {name}.split(',') | "
+            "map('trim') | list | tojson }}"
+        )
 
 
 # Values whose JSON is short whatever they hold (a 4,096-bit integer is 1,234 digits;

@@ -515,3 +515,29 @@ def test_merged_objects_only_need_the_keys_they_name() -> None:
     assert same_value({"email": True}, live, merge_nested_objects=True)
     assert not same_value({"email": True}, live)
     assert not same_value({"email": False}, live, merge_nested_objects=True)
+
+
+def test_a_comma_list_for_a_list_field_is_told_how_to_split_it() -> None:
+    # A CRM's tags column holds `vip, beta`: refused as no JSON, with nothing on how to
+    # send it as the list it is.
+    compiled = mapping(column("tags", "tags", "list"), column("other", "a b", "list"))
+    assert "row['a b'].split(',')" in compiled.values({"a b": "vip"})[1][0].reason
+    assert "split" not in compiled.values({"a b": "[vip, beta]"})[1][0].reason
+    values, [error] = compiled.values({"tags": "vip, beta"})
+    assert values == {}
+    assert reveal(error.reason, True) == (
+        '\'vip, beta\' is not valid JSON (expected a JSON array such as ["a", "b"]); for text '
+        "separated by commas, write a template: {{ tags.split(',') | map('trim') | list | "
+        "tojson }}"
+    )
+
+
+def test_a_template_printing_a_list_without_tojson_is_told_to_use_it() -> None:
+    # Python's text of a list (['vip', 'beta']) is no JSON.
+    compiled = mapping(template("tags", "{{ tags.split(',') }}", "list"))
+    values, [error] = compiled.values({"tags": "vip,beta"})
+    assert values == {}
+    assert reveal(error.reason, True).endswith(
+        'is not valid JSON (expected a JSON array such as ["a", "b"]); a template writes '
+        "a list as JSON with | tojson"
+    )
