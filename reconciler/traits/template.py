@@ -121,11 +121,12 @@ NULL = _Null()
 
 
 def _nulled(value: Any) -> Any:
-    """A value a template reads, its None (or a list's None items) made NULL."""
+    """A value a template reads, its None (or a list's or tuple's None items) made NULL."""
     if value is None:
         return NULL
-    if type(value) is list and None in value:
-        return [NULL if item is None else item for item in value]
+    kind = type(value)
+    if (kind is list or kind is tuple) and None in value:
+        return kind(NULL if item is None else item for item in value)
     return value
 
 
@@ -958,7 +959,8 @@ def template_context(row: Mapping[str, Any]) -> dict[str, Any]:
     """What a template sees of `row`: its columns, and `row` for all of them, nulls as NULL.
     A row's columns are looked at once, not per template (a 50-field mapping renders 50)."""
     values = dict(row)
-    if None in values.values() or list in map(type, values.values()):
+    kinds = set(map(type, values.values()))
+    if type(None) in kinds or list in kinds or tuple in kinds:
         values = {name: _nulled(value) for name, value in values.items()}
     return {**values, ROW_VARIABLE: values}
 

@@ -341,6 +341,9 @@ def test_a_null_column_renders_as_no_text_not_none() -> None:
         ("{{ '{} {}'.format(first_name, last_name) }}", " Lovelace"),
         ("{{ '{:>3}|'.format(first_name) }}", "   |"),
         ("{{ [last_name, first_name] | join(', ') }}", "Lovelace, "),
+        # An array column with a NULL item: a list, or a tuple (a fixed-size DuckDB ARRAY).
+        ("{{ names | join(', ') }}", "Ada, "),
+        ("{{ pair | join(', ') }}", ", Byron"),
         ('{{ row["first_name"] ~ "!" }}', "!"),
         ("{{ row.get('middle_name') ~ '!' }}", "!"),
         ("{{ address.city ~ '!' }}", "!"),
@@ -359,7 +362,13 @@ def test_a_null_column_is_no_text_wherever_a_template_makes_text_of_it(
 ) -> None:
     # A nullable column of a query or Parquet file: `~`, filters and formats made the text
     # 'None' of it ('Hi None', 'NONE Lovelace'), only `{{ x }}` printing it as nothing.
-    row = {"first_name": None, "last_name": "Lovelace", "address": {"city": None}}
+    row = {
+        "first_name": None,
+        "last_name": "Lovelace",
+        "address": {"city": None},
+        "names": ["Ada", None],
+        "pair": (None, "Byron"),
+    }
     assert Template(text).render(row) == expected
 
 
