@@ -455,6 +455,7 @@ class _Collector:
     def check_source_paths(self, repository: Path) -> None:
         """Member source files must live in the repository (reconciler.manifest.repository)."""
         # Imported here: sources import this package.
+        from reconciler.sources.parquet import many_files_advice
         from reconciler.sources.registry import source_for
 
         directories = Directories()
@@ -504,10 +505,15 @@ class _Collector:
                         # Opening a pipe blocks until something writes to it: validate
                         # would hang, and no timeout can interrupt an open().
                         self.refused_sources.add(audience.name)
+                        what = (
+                            f"is a directory; {many_files_advice(value)}"
+                            if name == "parquet" and path.is_dir()
+                            else "is not a regular file (a directory, a pipe or a device); "
+                            "member sources are files"
+                        )
                         self.problems.append(
                             audience.field_location("members", name).problem(
-                                f"members.{name}: {value} is not a regular file (a directory, "
-                                "a pipe or a device); member sources are files"
+                                f"members.{name}: {value} {what}"
                             )
                         )
                     continue

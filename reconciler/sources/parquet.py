@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import ClassVar
@@ -30,6 +31,25 @@ _FOOTER_READS: dict[str, str | bool | int | float | list[str]] = {
     "memory_limit": "256MB",
     "threads": 1,
 }
+
+
+# A path with one of these names no file of its own but a pattern (DuckDB would glob it).
+_PATTERN = re.compile(r"[*?\[]")
+
+
+def many_files_advice(written: str) -> str:
+    """What to write instead of `parquet: WRITTEN` naming a directory or a pattern: a
+    writer's many files (Spark's part-*.parquet beside _SUCCESS and .crc files, a dataset
+    partitioned as country=DE/, a warehouse's unload) are read by a DuckDB query, which
+    also gives a partition's column from its directory's name."""
+    pattern = written if _PATTERN.search(written) else written.rstrip("/\\") + "/**/*.parquet"
+    literal = pattern.replace("'", "''")
+    which = "it matches" if pattern == written else "below it"
+    return (
+        f"parquet: reads one file; to read every Parquet file {which}, write "
+        f"`sql: SELECT * FROM read_parquet('{literal}')` and `database: \":memory:\"` under "
+        "members in its place"
+    )
 
 
 def _schema(path: Path) -> list[str] | None:
@@ -63,7 +83,13 @@ class ParquetFile(Source):
         # Checked first because DuckDB's own message ("No files found that match the
         # pattern") reads as if the path were a glob.
         if not self.path.is_file():
-            raise SourceError(f"{self.declared_at}: Parquet file not found: {self.path}")
+            assert self.spec.parquet is not None
+            advice = (
+                f"; {many_files_advice(self.spec.parquet)}"
+                if _PATTERN.search(self.spec.parquet) and not self.path.exists()
+                else ""
+            )
+            raise SourceError(f"{self.declared_at}: Parquet file not found: {self.path}{advice}")
         try:
             return take_snapshot(self.path, self.audience.name, self.declared_at)
         except OSError as exc:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from reconciler.errors import SourceError
+from reconciler.errors import ManifestError, SourceError
 from reconciler.sources import duckdb_query, read_members
 from tests.sources import line_of, load_audience, write_parquet
 
@@ -94,6 +95,68 @@ def test_missing_file_is_a_source_error_at_the_manifest_line(tmp_path: Path) -> 
     line = line_of(tmp_path / "aud.yaml", '"parquet"')
     with pytest.raises(SourceError, match=rf"^aud.yaml:{line}:\d+: Parquet file not found: "):
         read_members(audience, "email")
+
+
+def _spark_output(directory: Path) -> None:
+    """A Spark job's output partitioned by country: part files under country=DE/ and
+    country=FR/ (the column only in the path), beside _SUCCESS, _committed_ and .crc files."""
+    for country, first in (("DE", 0), ("FR", 2)):
+        partition = directory / f"country={country}"
+        write_parquet(
+            partition / "part-00000-tid-1-c000.snappy.parquet",
+            f"SELECT 'p' || i || '@example.com' AS email FROM range({first}, {first} + 2) t(i)",
+        )
+        (partition / ".part-00000-tid-1-c000.snappy.parquet.crc").write_bytes(b"crc\x00\x01")
+    (directory / "_SUCCESS").write_bytes(b"")
+    (directory / "._SUCCESS.crc").write_bytes(b"crc")
+    (directory / "_committed_1").write_text('{"added": []}')
+
+
+def test_a_directory_of_part_files_is_refused_naming_the_query_that_reads_it(
+    tmp_path: Path,
+) -> None:
+    _spark_output(tmp_path / "data" / "members")
+    with pytest.raises(ManifestError) as refused:
+        load_audience(tmp_path, {"parquet": "data/members/"})
+    line = line_of(tmp_path / "aud.yaml", '"parquet"')
+    advised = "SELECT * FROM read_parquet('data/members/**/*.parquet')"
+    location, message = str(refused.value).split(" ", 1)
+    assert re.fullmatch(rf"aud\.yaml:{line}:\d+:", location)
+    assert message == (
+        "members.parquet: data/members/ is a directory; parquet: reads "
+        f"one file; to read every Parquet file below it, write `sql: {advised}` and "
+        '`database: ":memory:"` under members in its place'
+    )
+
+    # The advice reads every part file, and the partition's column from its directory.
+    audience = load_audience(tmp_path, {"sql": advised, "database": ":memory:"}, mapped=True)
+    result = read_members(audience, "email")
+    assert {key: member.traits["country"] for key, member in result.members.items()} == {
+        "p0@example.com": "DE",
+        "p1@example.com": "DE",
+        "p2@example.com": "FR",
+        "p3@example.com": "FR",
+    }
+
+
+def test_a_pattern_is_not_found_naming_the_query_that_reads_what_it_matches(
+    tmp_path: Path,
+) -> None:
+    _spark_output(tmp_path / "data" / "members")
+    audience = load_audience(tmp_path, {"parquet": "data/members/*/*.parquet"})
+    line = line_of(tmp_path / "aud.yaml", '"parquet"')
+    advised = "SELECT * FROM read_parquet('data/members/*/*.parquet')"
+    with pytest.raises(SourceError) as refused:
+        read_members(audience, "email")
+    location, message = str(refused.value).split(" ", 1)
+    assert re.fullmatch(rf"aud\.yaml:{line}:\d+:", location)
+    assert message == (
+        "Parquet file not found: data/members/*/*.parquet; parquet: reads "
+        f"one file; to read every Parquet file it matches, write `sql: {advised}` and "
+        '`database: ":memory:"` under members in its place'
+    )
+    audience = load_audience(tmp_path, {"sql": advised, "database": ":memory:"})
+    assert len(read_members(audience, "email").members) == 4
 
 
 def test_a_file_that_is_not_parquet_is_a_source_error(tmp_path: Path) -> None:
