@@ -955,13 +955,46 @@ def _without_data(message: str, source: str) -> str:
     return _QUOTED.sub(mask, message)
 
 
+_BYTES = (bytes, bytearray, memoryview)
+
+
+class _Bytes(bytes):
+    """A column's bytes (a BLOB, a bytea, a Parquet file's text written without a string
+    annotation, as Impala and Hive write it) in a template: bytes still (`.decode('utf-8')`,
+    `.hex()`, a test, a length), but no text of their own, which Python would make `b'Ann'`
+    (a memoryview `<memory at 0x7f...>`) and the field would send to Iterable."""
+
+    column: str
+
+    def __str__(self) -> str:
+        name = self.column
+        variable = name if name.isidentifier() else f"{ROW_VARIABLE}[{name!r}]"
+        raise TemplateRenderError(
+            f"column {name!r} is bytes (a BLOB or bytea), which have no text of their own: "
+            f"write {{{{ {variable}.decode('utf-8') }}}} for the text they hold, or make it "
+            "text in the query"
+        )
+
+
+def _marked(name: str, value: Any) -> Any:
+    """A column's value as a template sees it: bytes as _Bytes, the rest as they are."""
+    if not isinstance(value, _BYTES):
+        return value
+    held = _Bytes(value)
+    held.column = name
+    return held
+
+
 def template_context(row: Mapping[str, Any]) -> dict[str, Any]:
-    """What a template sees of `row`: its columns, and `row` for all of them, nulls as NULL.
+    """What a template sees of `row`: its columns, and `row` for all of them, nulls as NULL
+    and bytes as _Bytes.
     A row's columns are looked at once, not per template (a 50-field mapping renders 50)."""
     values = dict(row)
     kinds = set(map(type, values.values()))
     if type(None) in kinds or list in kinds or tuple in kinds:
         values = {name: _nulled(value) for name, value in values.items()}
+    if any(issubclass(kind, _BYTES) for kind in kinds):
+        values = {name: _marked(name, value) for name, value in values.items()}
     return {**values, ROW_VARIABLE: values}
 
 

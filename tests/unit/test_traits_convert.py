@@ -414,6 +414,30 @@ def test_a_null_in_arithmetic_is_the_same_row_error_as_before() -> None:
     ]
 
 
+def test_bytes_in_a_template_are_refused_as_text_and_decoded_on_request() -> None:
+    # A BLOB or bytea, or a Parquet file's text written without a string annotation (as
+    # Impala and Hive write it): printed, Python's text of it went to Iterable, 'Hi b'Ann''
+    # (a psycopg2 bytea: 'Hi <memory at 0x7f...>').
+    compiled = mapping(
+        template("greeting", "Hi {{ first | title }}"),
+        template("raw", "{{ row['first name'] }}"),
+        template("decoded", "Hi {{ first.decode('utf-8') }}"),
+        template("has_photo", "{{ 'yes' if photo else 'no' }} {{ photo | length }}"),
+    )
+    row = {"first": b"ann", "first name": memoryview(b"Ann"), "photo": b"\x89PNG"}
+    values, errors = compiled.values(row)
+    assert values == {"decoded": "Hi ann", "has_photo": "yes 4"}
+    assert [e.message for e in errors] == [
+        "field 'greeting' (template at traits.yaml:7:5): column 'first' is bytes (a BLOB or "
+        "bytea), which have no text of their own: write {{ first.decode('utf-8') }} for the "
+        "text they hold, or make it text in the query; the field is not written for this member",
+        "field 'raw' (template at traits.yaml:7:5): column 'first name' is bytes (a BLOB or "
+        "bytea), which have no text of their own: write {{ row['first name'].decode('utf-8') }} "
+        "for the text they hold, or make it text in the query; the field is not written for "
+        "this member",
+    ]
+
+
 def test_a_typed_template_that_gives_no_text_clears_the_field_as_an_empty_cell_does() -> None:
     # A template of a NULL gives no text, which no number, date or true/false is: every
     # run reported it and exited 1, and no template could clear such a field, where
