@@ -95,8 +95,12 @@ class CompiledField:
             try:
                 return _whole(convert(raw))
             except ConversionError as error:
-                reason = f"{describe_value(raw)} {error.reason}{self._list_hint(raw)}"
-                raise FieldValueError(FieldError(self.name, self.source, reason)) from None
+                reason = f"{error.reason}{self._list_hint(raw)}"
+                if isinstance(raw, bytes | bytearray | memoryview):
+                    reason = _bytes_refused(self.column)
+                raise FieldValueError(
+                    FieldError(self.name, self.source, f"{describe_value(raw)} {reason}")
+                ) from None
         assert self.template is not None
         try:
             text = self.template.render_context(
@@ -130,6 +134,17 @@ class CompiledField:
             f"; for text separated by commas, write a template: {{{{ {name}.split(',') | "
             "map('trim') | list | tojson }}"
         )
+
+
+def _bytes_refused(column: str) -> str:
+    """Why a column's bytes are not sent, and how to send their text: also where there is
+    no query to cast them in, a Parquet file whose text was written without a string
+    annotation (as Impala and Hive write it), which reads as bytes."""
+    variable = column if column.isidentifier() else f"{ROW_VARIABLE}[{column!r}]"
+    return (
+        "is bytes (a BLOB or bytea), which Iterable cannot store; for the text they hold, "
+        f"map a template, {{{{ {variable}.decode('utf-8') }}}}, or make it text in the query"
+    )
 
 
 # Values whose JSON is short whatever they hold (a 4,096-bit integer is 1,234 digits;
