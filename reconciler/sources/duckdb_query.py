@@ -293,6 +293,9 @@ def query_error(
         )
     message = _without_extension_advice(message)
     message = _without_csv_advice(message)
+    if _NOT_WHOLE_PARQUET.search(message):
+        first, newline, rest = message.partition("\n")
+        message = f"{first} ({_NOT_WHOLE_ADVICE}){newline}{rest}"
     if isinstance(exc, duckdb.PermissionException):
         # The reason goes on DuckDB's first line, before its excerpt of the query.
         first, newline, rest = message.partition("\n")
@@ -309,6 +312,19 @@ def query_error(
             + rest
         )
     return SourceError(f"{declared_at}: cannot read {subject}: {message}")
+
+
+# DuckDB's words for a Parquet file whose footer (at its end: the schema and where every
+# row group lies) is missing or unreadable: a copy or an upload that did not finish, or a
+# file of another kind. Its "Invalid data" alone said nothing of either.
+_NOT_WHOLE_PARQUET = re.compile(
+    r"No magic bytes found at end of file|too small to be a Parquet file|TProtocolException"
+)
+_NOT_WHOLE_ADVICE = (
+    "a Parquet file ends in a footer that describes it, and this one's is missing or "
+    "unreadable: the file was cut short, by a copy or an upload that did not finish, or is "
+    "not Parquet; write or copy it again"
+)
 
 
 # DuckDB's advice after "... but it exists in the excel extension.": INSTALL and LOAD it,

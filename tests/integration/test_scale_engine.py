@@ -327,6 +327,43 @@ def test_a_source_the_checkout_left_as_a_stand_in_is_named_for_what_it_is(
     assert results == {"python": 1, "duckdb": 1}
 
 
+@pytest.mark.parametrize("cut", ["half", "first-bytes", "footer-damaged"])
+def test_a_parquet_file_cut_short_is_named_as_such_by_both_engines(
+    workspace: Workspace, cli, monkeypatch, cut
+):
+    """An upload or a copy that did not finish leaves a Parquet file without its footer:
+    DuckDB's 'No magic bytes found at end of file', 'too small to be a Parquet file' or,
+    for a damaged footer, 'TProtocolException: Invalid data' said nothing of the cause."""
+    path = workspace.manifests / "data" / "m.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect() as connection:
+        connection.execute(
+            "COPY (SELECT 'user' || i || '@x.com' AS email FROM range(5000) t(i)) "
+            f"TO '{path}' (FORMAT parquet)"
+        )
+    whole = path.read_bytes()
+    path.write_bytes(
+        {
+            "half": whole[: len(whole) // 2],
+            "first-bytes": whole[:4],
+            # The footer's length and the magic bytes after a half: the footer is garbage.
+            "footer-damaged": whole[: len(whole) // 2] + whole[-8:],
+        }[cut]
+    )
+    workspace.audience("m", {"parquet": "data/m.parquet"})
+    for engine in ("python", "duckdb"):
+        monkeypatch.setenv("RECONCILER_ENGINE", engine)
+        result = cli("plan", workspace.manifests)
+        assert result.exit_code == 1
+        assert re.search(
+            r"aud-m.yaml:\d+:\d+: cannot read Parquet file manifests/data/m.parquet: .*\(a "
+            "Parquet file ends in a footer that describes it, and this one's is missing or "
+            "unreadable: the file was cut short, by a copy or an upload that did not finish, "
+            r"or is not Parquet; write or copy it again\)",
+            result.stderr,
+        ), (engine, result.stderr)
+
+
 def test_a_duckdb_database_left_as_an_lfs_pointer_is_named_for_what_it_is(
     workspace: Workspace, cli
 ):
