@@ -44,6 +44,12 @@ SUMMARY_USER_ID_PATTERN = (
 _SUMMARY_USER_ID = re.compile(SUMMARY_USER_ID_PATTERN)
 # What every userId the pattern matches holds, tested first by both engines.
 SUMMARY_HINTS = ("otal", "OTAL", " row")
+# A missing value written as text: pandas' astype(str) of an id column with gaps gives
+# `nan` (`None`, `<NA>`, `NaT` for other dtypes), Java, Spark and JavaScript write `NaN`,
+# `null` or `undefined`, a SQL tool's text export `NULL`. Sent, each row became a profile
+# of that name (one for every row without an id, all but the first ignored as duplicates
+# of it). Exact spellings only: no userId a system hands out is one of these.
+MISSING_VALUE_USER_IDS = ("nan", "NaN", "None", "<NA>", "NaT", "null", "NULL", "undefined")
 # Deliberately simple: one '@', a dot in the domain, no whitespace. Iterable is the final
 # judge (it answers invalidEmails per member); this only keeps obvious garbage from being sent.
 _EMAIL = re.compile(r"^[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]+$")
@@ -126,6 +132,14 @@ def user_id_as_a_float(raw: str | None) -> InvalidIdentity:
         "userId is a whole number written with a decimal point, as pandas writes an id "
         "column with empty cells; Iterable would take it as another userId than the number "
         "(write the column as integers, e.g. astype('Int64'), and export again):",
+        raw,
+    )
+
+
+def user_id_is_a_missing_value(raw: str | None) -> InvalidIdentity:
+    return InvalidIdentity(
+        "userId is how pandas or a script writes a missing value, not an id (leave the "
+        "cell empty: in pandas astype('string'), not astype(str), and export again):",
         raw,
     )
 
@@ -252,6 +266,8 @@ def validate_user_id(raw: str) -> str:
         raise user_id_in_exponent_form(raw)
     if "." in raw and _FLOAT_USER_ID.fullmatch(raw):
         raise user_id_as_a_float(raw)
+    if raw in MISSING_VALUE_USER_IDS:
+        raise user_id_is_a_missing_value(raw)
     # `otal`, `OTAL` or ` row` first, as the DuckDB engine tests it (quickly) before its
     # regex, so both engines refuse exactly the same userIds.
     if (SUMMARY_HINTS[0] in raw or SUMMARY_HINTS[1] in raw or SUMMARY_HINTS[2] in raw) and (

@@ -384,6 +384,59 @@ def test_a_userid_written_as_a_float_is_skipped_and_keeps_its_member(tmp_path, e
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_a_userid_that_is_a_missing_value_written_as_text_is_skipped(tmp_path, engines, engine):
+    # pandas' astype(str) of an id column with gaps writes `nan` (`None`, `<NA>`, `NaT`),
+    # Java and JavaScript `NaN`, `null`, `undefined`: each was sent as a userId, a profile
+    # `nan` subscribed with the first such row's email and every other row without an id
+    # ignored as its duplicate. A userId only like one (`NULLS`, `nancy`) stays a userId.
+    root = _manifests(tmp_path, "hybrid")
+    manifest = root / "m.yaml"
+    manifest.write_text(
+        manifest.read_text().replace("{csv: data/m.csv}", "{parquet: data/m.parquet}")
+    )
+    rows = [
+        ("a@x.com", "u1"),
+        ("b@x.com", "nan"),
+        ("c@x.com", "nan"),
+        ("d@x.com", "None"),
+        ("e@x.com", "<NA>"),
+        ("f@x.com", "NaT"),
+        ("g@x.com", "NaN"),
+        ("h@x.com", "null"),
+        ("i@x.com", "NULL"),
+        ("j@x.com", "undefined"),
+        ("k@x.com", None),
+        ("l@x.com", "NULLS"),
+        ("m@x.com", "nancy"),
+    ]
+    values = ", ".join(f"('{e}', {'NULL' if u is None else repr(u)})" for e, u in rows)
+    with duckdb.connect() as connection:
+        connection.execute(
+            f"COPY (SELECT * FROM (VALUES {values}) t(email, userId)) "
+            f"TO '{root / 'data' / 'm.parquet'}' (FORMAT parquet)"
+        )
+    emulator = _emulator("hybrid")
+    project = emulator.project("d")
+    project.add_user(email="b@x.com", list_ids=list(project.lists))
+    plan = _plan(root, emulator, engines[engine])
+    (dest,) = plan.destinations
+    (lp,) = dest.lists
+    reason = (
+        "userId is how pandas or a script writes a missing value, not an id (leave the cell "
+        "empty: in pandas astype('string'), not astype(str), and export again):"
+    )
+    skipped = [(issue.where, issue.message, issue.value) for _a, issue in dest.skipped_members]
+    assert skipped == [
+        (f"{root / 'data' / 'm.parquet'}:row {row}", reason, rows[row - 1][1])
+        for row in range(2, 11)
+    ]
+    assert sorted(m.key for m in lp.add) == ["NULLS", "k@x.com", "nancy"]  # u1 is live
+    assert dest.duplicate_rows == 0
+    # b@x.com, on the list, is kept: its row says it belongs, in a form that cannot be sent.
+    assert "b@x.com" not in lp.remove
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_reports_summary_row_in_a_file_of_userids_is_no_member(tmp_path, engines, engine):
     # A CRM report ends with its totals; in a file of userIds the row's first cell was
     # taken for one (`Total`, `Grand Totals (3,421 records)`) and added to the list. A

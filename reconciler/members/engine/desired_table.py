@@ -37,6 +37,7 @@ from reconciler.members.identity import (
     HEADER_CELL_STRIP,
     MAILTO,
     MAX_USER_ID_LENGTH,
+    MISSING_VALUE_USER_IDS,
     NAME_SEPARATORS,
     SUMMARY_HINTS,
     SUMMARY_USER_ID_PATTERN,
@@ -53,6 +54,7 @@ from reconciler.members.identity import (
     user_id_as_a_float,
     user_id_ends_with_space,
     user_id_in_exponent_form,
+    user_id_is_a_missing_value,
     user_id_is_a_summary,
     user_id_not_ascii,
     user_id_too_long,
@@ -895,6 +897,7 @@ def _json_exact(value: Any) -> bool:
 # ten million strings); 0 is a blank row, skipped silently as the Python engine skips it.
 BLANK, INVALID_EMAIL, LONG_USER_ID, NON_ASCII_USER_ID, SPACE_USER_ID, MISSING = range(6)
 EXPONENT_USER_ID, MAILTO_EMAIL, HEADER_AGAIN, SUMMARY_USER_ID, FLOAT_USER_ID = 6, 7, 8, 9, 10
+MISSING_VALUE_USER_ID = 11
 
 
 @dataclass(frozen=True)
@@ -937,7 +940,7 @@ def _checked_sql(
     user_id_ok = (
         f"(u <> '' AND length(u) <= {MAX_USER_ID_LENGTH} AND regexp_full_match(u, '[ -~]+') "
         f"AND NOT suffix(u, ' ') AND NOT {_exponent('u')} AND NOT {_float('u')} "
-        f"AND NOT {_summary('u')})"
+        f"AND NOT {_summary('u')} AND NOT {_missing_value('u')})"
     )
     pattern = email_pattern()
     email_ok = f"(regexp_full_match(le, '{pattern}') AND NOT {_mailto('le')})"
@@ -1021,6 +1024,8 @@ def _checked_sql(
                         THEN {FLOAT_USER_ID}
                     WHEN slow_user_id IS NOT NULL AND {_summary("slow_user_id")}
                         THEN {SUMMARY_USER_ID}
+                    WHEN slow_user_id IS NOT NULL AND {_missing_value("slow_user_id")}
+                        THEN {MISSING_VALUE_USER_ID}
                     {_missing_rule(project_type)}
                 END AS UTINYINT) END AS problem
             FROM reasons
@@ -1051,6 +1056,8 @@ def _issue(
         problem = user_id_as_a_float(user_id)
     elif code == SUMMARY_USER_ID:
         problem = user_id_is_a_summary(user_id)
+    elif code == MISSING_VALUE_USER_ID:
+        problem = user_id_is_a_missing_value(user_id)
     else:
         problem = missing_key(project_type)
     return problem.reason, problem.value
@@ -1089,6 +1096,11 @@ def _float(column: str) -> str:
         f"CASE WHEN contains({column}, '.') THEN regexp_full_match({column}, '{pattern}') "
         "ELSE false END"
     )
+
+
+def _missing_value(column: str) -> str:
+    """identity's userId that is a missing value written as text (`nan`), in SQL."""
+    return f"{column} IN ({', '.join(repr(text) for text in MISSING_VALUE_USER_IDS)})"
 
 
 def _missing_rule(project_type: ProjectType) -> str:
