@@ -32,6 +32,7 @@ from reconciler.sources.base import (
     readable_copy,
     source_path,
 )
+from reconciler.sources.not_text import NOT_TEXT_SAMPLE_BYTES, not_text
 from reconciler.sources.result import MemberIssue, SourceResult
 from reconciler.sources.snapshot import Snapshot, take_snapshot
 from reconciler.utf16 import UTF16_SAMPLE_BYTES, looks_utf16
@@ -72,6 +73,9 @@ class CsvFile(Source):
                 f"{self.declared_at}: {self.path} is UTF-16 text, not UTF-8 (as Excel saves "
                 '"Unicode Text"); save it as "CSV UTF-8 (Comma delimited)"'
             )
+        other = _not_text(snapshot.copy)
+        if other is not None:
+            raise SourceError(f"{self.declared_at}: {self.path} is {other}")
         return snapshot
 
     def files(self) -> list[SourceFile]:
@@ -273,6 +277,15 @@ def is_utf16(path: Path) -> bool:
             return looks_utf16(handle.read(UTF16_SAMPLE_BYTES))
     except OSError:
         return False
+
+
+def _not_text(path: Path) -> str | None:
+    """not_text for the file at `path` (compressed, a workbook, Parquet)."""
+    try:
+        with path.open("rb") as handle:
+            return not_text(handle.read(NOT_TEXT_SAMPLE_BYTES))
+    except OSError:
+        return None
 
 
 def csv_open_error(

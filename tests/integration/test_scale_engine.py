@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import gc
 import gzip
+import io
 import json
 import re
 import tempfile
 import threading
 import unicodedata
+import zipfile
 
 import duckdb
 import pytest
@@ -240,6 +242,14 @@ def test_duckdb_queries_read_alike_in_both_engines(
     assert outputs["python"][0] == outputs["duckdb"][0]
 
 
+def _zipped(name: str, data: bytes) -> bytes:
+    """A ZIP archive holding one file, as an .xlsx workbook starts."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(name, data)
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
@@ -263,8 +273,21 @@ def test_duckdb_queries_read_alike_in_both_engines(
             'm.csv is UTF-16 text, not UTF-8 (as Excel saves "Unicode Text"); save it as "CSV',
         ),
         ("email,userId\na@x.com,u1\n".encode("utf-16-le"), "m.csv is UTF-16 text, not UTF-8"),
+        # A compressed export (bq extract --compression GZIP, Snowflake's COPY INTO) or a
+        # workbook under a .csv name: named for what it is, not "not UTF-8 text (byte
+        # 0x8b)" at 1:2, nor a header of binary noise "that looks like member data".
+        (
+            gzip.compress(b"email,userId\na@x.com,u1\n"),
+            "m.csv is gzip-compressed, not CSV text: decompress it (`gzip -d`)",
+        ),
+        (_zipped("[Content_Types].xml", b"<Types/>"), "m.csv is a ZIP file (an Excel .xlsx"),
+        (
+            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504),
+            "m.csv is an Excel 97-2003 workbook (.xls), not CSV text: open it in the "
+            'spreadsheet and save it as "CSV UTF-8 (Comma delimited)"',
+        ),
     ],
-    ids=["unclosed-quote", "not-utf8", "short-row", "utf16", "utf16-no-bom"],
+    ids=["unclosed-quote", "not-utf8", "short-row", "utf16", "utf16-no-bom", "gzip", "xlsx", "xls"],
 )
 def test_csv_problems_are_reported_alike_in_both_engines(
     workspace: Workspace, cli, monkeypatch, content, expected

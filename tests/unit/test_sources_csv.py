@@ -285,3 +285,14 @@ def test_a_python_without_copy_file_range_copies_the_file_through_memory(
 
     assert sorted(result.members) == ["ada@example.com", "u-2"]
     assert source.digests() == [(Path("data/m.csv"), hashlib.sha256(ROWS.encode()).hexdigest())]
+
+
+@pytest.mark.parametrize("header", ["PAR1", "BZh", "PK"])
+def test_a_header_spelt_like_a_binary_formats_signature_is_still_a_csv(
+    tmp_path: Path, header: str
+) -> None:
+    # Compressed files and workbooks are told by their first bytes (sources/not_text.py);
+    # two of those signatures are text, which a header may start with, and are only taken
+    # beside a control character no CSV holds.
+    source = source_for(csv_audience(tmp_path, f"{header},email\nx,a@x.com\n"))
+    assert sorted(source.read("email").members) == ["a@x.com"]
