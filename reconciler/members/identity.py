@@ -44,12 +44,28 @@ SUMMARY_USER_ID_PATTERN = (
 _SUMMARY_USER_ID = re.compile(SUMMARY_USER_ID_PATTERN)
 # What every userId the pattern matches holds, tested first by both engines.
 SUMMARY_HINTS = ("otal", "OTAL", " row")
-# A missing value written as text: pandas' astype(str) of an id column with gaps gives
-# `nan` (`None`, `<NA>`, `NaT` for other dtypes), Java, Spark and JavaScript write `NaN`,
-# `null` or `undefined`, a SQL tool's text export `NULL`. Sent, each row became a profile
-# of that name (one for every row without an id, all but the first ignored as duplicates
-# of it). Exact spellings only: no userId a system hands out is one of these.
-MISSING_VALUE_USER_IDS = ("nan", "NaN", "None", "<NA>", "NaT", "null", "NULL", "undefined")
+# How an export writes a missing value, which a userId column with empty places then holds
+# as text: `\N` (MySQL's and Hive's dumps, Snowflake's `COPY INTO` unless NULL_IF says
+# otherwise), `NULL` (SQL Server Management Studio's saved results), `NaN`, `nan`, `None`
+# and `<NA>` (pandas after astype(str); `NaT` for its times), `NA` (R's write.csv), `N/A`,
+# `null`, `undefined` (Java, Spark, JavaScript, scripts). Sent, each named one profile
+# that every such member was merged into (and in a hybrid project the rows after the first
+# were dropped as its duplicates). Only so short a userId is tested
+# (MISSING_VALUE_MAX_LENGTH), cheaply by both engines.
+MISSING_VALUE_USER_ID_PATTERN = r"(?i)\\N|null|nan|nat|none|<na>|na|n/a|undefined"
+MISSING_VALUE_MAX_LENGTH = 9
+_MISSING_VALUE_USER_ID = re.compile(MISSING_VALUE_USER_ID_PATTERN)
+# A spreadsheet's error value, which a formula that failed exports as its text: a lookup
+# that found nothing (`#N/A`, the commonest), a reference or a name gone (`#REF!`,
+# `#NAME?`), as Excel, Google Sheets and Numbers write them, and LibreOffice's `Err:502`.
+# Sent, `#N/A` was one profile every unmatched row was merged into. Each starts with `#`
+# or `Err:`, tested first by both engines.
+SPREADSHEET_ERROR_PATTERN = (
+    r"#(?:N/A|REF!|VALUE!|NAME\?|DIV/0!|NUM!|NULL!|SPILL!|CALC!|FIELD!|BLOCKED!|CONNECT!"
+    r"|BUSY!|UNKNOWN!|GETTING_DATA|ERROR!)|Err:[0-9]{3}"
+)
+_SPREADSHEET_ERROR = re.compile(SPREADSHEET_ERROR_PATTERN)
+SPREADSHEET_ERROR_STARTS = ("#", "Err:")
 # Deliberately simple: one '@', a dot in the domain, no whitespace. Iterable is the final
 # judge (it answers invalidEmails per member); this only keeps obvious garbage from being sent.
 _EMAIL = re.compile(r"^[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]+$")
@@ -136,17 +152,26 @@ def user_id_as_a_float(raw: str | None) -> InvalidIdentity:
     )
 
 
-def user_id_is_a_missing_value(raw: str | None) -> InvalidIdentity:
+def user_id_is_a_summary(raw: str | None) -> InvalidIdentity:
     return InvalidIdentity(
-        "userId is how pandas or a script writes a missing value, not an id (leave the "
-        "cell empty: in pandas astype('string'), not astype(str), and export again):",
+        "userId reads as a report's summary row or row count, not a member (remove the row):",
         raw,
     )
 
 
-def user_id_is_a_summary(raw: str | None) -> InvalidIdentity:
+def user_id_is_a_missing_value(raw: str | None) -> InvalidIdentity:
     return InvalidIdentity(
-        "userId reads as a report's summary row or row count, not a member (remove the row):",
+        "userId is how an export writes a missing value (\\N, NULL, NaN, None, NA), not an "
+        "id (export missing values as empty cells: in pandas astype('string'), not "
+        "astype(str); in Snowflake NULL_IF = (''); and export again):",
+        raw,
+    )
+
+
+def user_id_is_a_spreadsheet_error(raw: str | None) -> InvalidIdentity:
+    return InvalidIdentity(
+        "userId is a spreadsheet's error value, a formula that failed (a lookup that found "
+        "nothing gives #N/A), not an id (fix the formula or remove the row, and export again):",
         raw,
     )
 
@@ -266,8 +291,10 @@ def validate_user_id(raw: str) -> str:
         raise user_id_in_exponent_form(raw)
     if "." in raw and _FLOAT_USER_ID.fullmatch(raw):
         raise user_id_as_a_float(raw)
-    if raw in MISSING_VALUE_USER_IDS:
+    if len(raw) <= MISSING_VALUE_MAX_LENGTH and _MISSING_VALUE_USER_ID.fullmatch(raw):
         raise user_id_is_a_missing_value(raw)
+    if raw.startswith(SPREADSHEET_ERROR_STARTS) and _SPREADSHEET_ERROR.fullmatch(raw):
+        raise user_id_is_a_spreadsheet_error(raw)
     # `otal`, `OTAL` or ` row` first, as the DuckDB engine tests it (quickly) before its
     # regex, so both engines refuse exactly the same userIds.
     if (SUMMARY_HINTS[0] in raw or SUMMARY_HINTS[1] in raw or SUMMARY_HINTS[2] in raw) and (

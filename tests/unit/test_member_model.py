@@ -422,8 +422,9 @@ def test_a_userid_that_is_a_missing_value_written_as_text_is_skipped(tmp_path, e
     (dest,) = plan.destinations
     (lp,) = dest.lists
     reason = (
-        "userId is how pandas or a script writes a missing value, not an id (leave the cell "
-        "empty: in pandas astype('string'), not astype(str), and export again):"
+        "userId is how an export writes a missing value (\\N, NULL, NaN, None, NA), not an id "
+        "(export missing values as empty cells: in pandas astype('string'), not astype(str); "
+        "in Snowflake NULL_IF = (''); and export again):"
     )
     skipped = [(issue.where, issue.message, issue.value) for _a, issue in dest.skipped_members]
     assert skipped == [
@@ -548,3 +549,43 @@ def test_each_punctuation_left_around_an_address_is_invalid_and_keeps_the_addres
     with pytest.raises(InvalidIdentity):
         normalise_email(raw)
     assert "a@x.com" in skipped_identifiers(raw.upper(), None)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_missing_value_or_a_spreadsheet_error_as_a_userid_is_no_member(tmp_path, engines, engine):
+    # An export writes a NULL userId as text (Snowflake's and MySQL's \N, SSMS's NULL,
+    # pandas' nan, R's NA) and a sheet a failed lookup as #N/A: each was sent as a userId,
+    # one profile every such member was merged into, the rows after the first dropped as
+    # its duplicates. Such a row is skipped, named, and its live member (a@x.com) kept; a
+    # userId only like one (`nulls`, `#42`, `Nan2`) stays a userId.
+    root = _manifests(tmp_path, "hybrid")
+    (root / "data" / "m.csv").write_bytes(
+        b"email,userId\r\na@x.com,\\N\r\nb@x.com,NULL\r\nc@x.com,#N/A\r\nd@x.com,#N/A\r\n"
+        b"f@x.com,nulls\r\ng@x.com,#42\r\nh@x.com,Nan2\r\ni@x.com,nan\r\nj@x.com,<NA>\r\n"
+        b"k@x.com,NA\r\nl@x.com,#REF!\r\nm@x.com,Err:502\r\n"
+    )
+    plan = _plan(root, _emulator("hybrid"), engines[engine])
+    missing = (
+        "userId is how an export writes a missing value (\\N, NULL, NaN, None, NA), not an id "
+        "(export missing values as empty cells: in pandas astype('string'), not astype(str); "
+        "in Snowflake NULL_IF = (''); and export again):"
+    )
+    error = (
+        "userId is a spreadsheet's error value, a formula that failed (a lookup that found "
+        "nothing gives #N/A), not an id (fix the formula or remove the row, and export again):"
+    )
+    summary = _summary(plan, root)
+    assert summary["skipped"] == [
+        (2, missing, "\\N"),
+        (3, missing, "NULL"),
+        (4, error, "#N/A"),
+        (5, error, "#N/A"),
+        (9, missing, "nan"),
+        (10, missing, "<NA>"),
+        (11, missing, "NA"),
+        (12, error, "#REF!"),
+        (13, error, "Err:502"),
+    ]
+    assert summary["conflicts"] == []
+    assert [key for key, *_ in summary["add"]] == ["#42", "Nan2", "nulls"]
+    assert "a@x.com" not in summary["remove"]

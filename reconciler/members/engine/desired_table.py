@@ -37,8 +37,11 @@ from reconciler.members.identity import (
     HEADER_CELL_STRIP,
     MAILTO,
     MAX_USER_ID_LENGTH,
-    MISSING_VALUE_USER_IDS,
+    MISSING_VALUE_MAX_LENGTH,
+    MISSING_VALUE_USER_ID_PATTERN,
     NAME_SEPARATORS,
+    SPREADSHEET_ERROR_PATTERN,
+    SPREADSHEET_ERROR_STARTS,
     SUMMARY_HINTS,
     SUMMARY_USER_ID_PATTERN,
     Member,
@@ -55,6 +58,7 @@ from reconciler.members.identity import (
     user_id_ends_with_space,
     user_id_in_exponent_form,
     user_id_is_a_missing_value,
+    user_id_is_a_spreadsheet_error,
     user_id_is_a_summary,
     user_id_not_ascii,
     user_id_too_long,
@@ -897,7 +901,7 @@ def _json_exact(value: Any) -> bool:
 # ten million strings); 0 is a blank row, skipped silently as the Python engine skips it.
 BLANK, INVALID_EMAIL, LONG_USER_ID, NON_ASCII_USER_ID, SPACE_USER_ID, MISSING = range(6)
 EXPONENT_USER_ID, MAILTO_EMAIL, HEADER_AGAIN, SUMMARY_USER_ID, FLOAT_USER_ID = 6, 7, 8, 9, 10
-MISSING_VALUE_USER_ID = 11
+MISSING_VALUE_USER_ID, SPREADSHEET_ERROR_USER_ID = 11, 12
 
 
 @dataclass(frozen=True)
@@ -940,7 +944,8 @@ def _checked_sql(
     user_id_ok = (
         f"(u <> '' AND length(u) <= {MAX_USER_ID_LENGTH} AND regexp_full_match(u, '[ -~]+') "
         f"AND NOT suffix(u, ' ') AND NOT {_exponent('u')} AND NOT {_float('u')} "
-        f"AND NOT {_summary('u')} AND NOT {_missing_value('u')})"
+        f"AND NOT {_missing_value('u')} AND NOT {_spreadsheet_error('u')} "
+        f"AND NOT {_summary('u')})"
     )
     pattern = email_pattern()
     email_ok = f"(regexp_full_match(le, '{pattern}') AND NOT {_mailto('le')})"
@@ -1022,10 +1027,12 @@ def _checked_sql(
                         THEN {EXPONENT_USER_ID}
                     WHEN slow_user_id IS NOT NULL AND {_float("slow_user_id")}
                         THEN {FLOAT_USER_ID}
-                    WHEN slow_user_id IS NOT NULL AND {_summary("slow_user_id")}
-                        THEN {SUMMARY_USER_ID}
                     WHEN slow_user_id IS NOT NULL AND {_missing_value("slow_user_id")}
                         THEN {MISSING_VALUE_USER_ID}
+                    WHEN slow_user_id IS NOT NULL AND {_spreadsheet_error("slow_user_id")}
+                        THEN {SPREADSHEET_ERROR_USER_ID}
+                    WHEN slow_user_id IS NOT NULL AND {_summary("slow_user_id")}
+                        THEN {SUMMARY_USER_ID}
                     {_missing_rule(project_type)}
                 END AS UTINYINT) END AS problem
             FROM reasons
@@ -1054,10 +1061,12 @@ def _issue(
         problem = user_id_in_exponent_form(user_id)
     elif code == FLOAT_USER_ID:
         problem = user_id_as_a_float(user_id)
-    elif code == SUMMARY_USER_ID:
-        problem = user_id_is_a_summary(user_id)
     elif code == MISSING_VALUE_USER_ID:
         problem = user_id_is_a_missing_value(user_id)
+    elif code == SPREADSHEET_ERROR_USER_ID:
+        problem = user_id_is_a_spreadsheet_error(user_id)
+    elif code == SUMMARY_USER_ID:
+        problem = user_id_is_a_summary(user_id)
     else:
         problem = missing_key(project_type)
     return problem.reason, problem.value
@@ -1088,6 +1097,26 @@ def _exponent(column: str) -> str:
     )
 
 
+def _missing_value(column: str) -> str:
+    """identity's userId that is an export's missing value (`\\N`, `NULL`, `NaN`), in SQL:
+    the regex only for a userId as short as one, as identity tests it."""
+    pattern = MISSING_VALUE_USER_ID_PATTERN.replace("'", "''")
+    return (
+        f"CASE WHEN length({column}) <= {MISSING_VALUE_MAX_LENGTH} "
+        f"THEN regexp_full_match({column}, '{pattern}') ELSE false END"
+    )
+
+
+def _spreadsheet_error(column: str) -> str:
+    """identity's userId that is a spreadsheet's error value (`#N/A`), in SQL: the regex
+    only for a userId starting as one does, as identity tests it."""
+    starts = " OR ".join(f"starts_with({column}, '{start}')" for start in SPREADSHEET_ERROR_STARTS)
+    return (
+        f"CASE WHEN {starts} THEN regexp_full_match({column}, '{SPREADSHEET_ERROR_PATTERN}') "
+        "ELSE false END"
+    )
+
+
 def _float(column: str) -> str:
     """identity's userId written as a float (`12345.0`), in SQL; the regex only for a
     userId holding a `.`, as identity tests it."""
@@ -1096,11 +1125,6 @@ def _float(column: str) -> str:
         f"CASE WHEN contains({column}, '.') THEN regexp_full_match({column}, '{pattern}') "
         "ELSE false END"
     )
-
-
-def _missing_value(column: str) -> str:
-    """identity's userId that is a missing value written as text (`nan`), in SQL."""
-    return f"{column} IN ({', '.join(repr(text) for text in MISSING_VALUE_USER_IDS)})"
 
 
 def _missing_rule(project_type: ProjectType) -> str:
