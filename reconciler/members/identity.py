@@ -66,6 +66,17 @@ SPREADSHEET_ERROR_PATTERN = (
 )
 _SPREADSHEET_ERROR = re.compile(SPREADSHEET_ERROR_PATTERN)
 SPREADSHEET_ERROR_STARTS = ("#", "Err:")
+# UTF-8 text read as Windows-1252 and saved again (mojibake): a UTF-8 file opened in Excel
+# on Windows, which takes one without a byte-order mark for the system's code page, and
+# saved as "CSV UTF-8", writes `élise@x.com` as `Ã©lise@x.com`. The simple rule takes it,
+# so the plan added that address and removed the member `élise@x.com`. Each character of a
+# two-byte sequence becomes a letter from Â to ô (lower-cased: â to þ) followed by what
+# Windows-1252 makes of a continuation byte (0x80-0xBF), a pair no address holds. Read as
+# Latin-1 instead, the second character is a control character, which no address holds
+# either (the rule's isprintable).
+_MOJIBAKE_FOLLOWERS = bytes(range(0x80, 0xC0)).decode("cp1252", errors="ignore") + "\u00ff"
+MOJIBAKE_PATTERN = f"[\u00c2-\u00fe][{_MOJIBAKE_FOLLOWERS}]"
+_MOJIBAKE = re.compile(MOJIBAKE_PATTERN)
 # Deliberately simple: one '@', a dot in the domain, no whitespace. Iterable is the final
 # judge (it answers invalidEmails per member); this only keeps obvious garbage from being sent.
 _EMAIL = re.compile(r"^[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]+$")
@@ -265,6 +276,28 @@ def email_is_mailto_link(raw: str | None) -> InvalidIdentity:
     )
 
 
+def email_is_mojibake(raw: str | None) -> InvalidIdentity:
+    return InvalidIdentity(
+        "email is UTF-8 text misread as Windows-1252 and saved again (Ã© for é, as Excel "
+        "saves a UTF-8 file it opened as ANSI); import the original export as UTF-8 (Excel: "
+        "Data > From Text/CSV, File origin 65001: Unicode (UTF-8)) and save it again:",
+        raw,
+    )
+
+
+def repaired_mojibake(text: str) -> str | None:
+    """What `text` read before it was misread as Windows-1252 (or Latin-1) and saved as
+    UTF-8 again, when it can be undone; None otherwise (a cell since lower-cased cannot)."""
+    for misread in ("cp1252", "latin-1"):
+        try:
+            repaired = text.encode(misread).decode("utf-8")
+        except UnicodeError:
+            continue
+        if repaired != text:
+            return repaired
+    return None
+
+
 def normalise_email(raw: str) -> str:
     email = raw.strip().lower()
     if email.startswith(MAILTO):
@@ -275,6 +308,8 @@ def normalise_email(raw: str) -> str:
     # override) are never in an address, and would reach terminals that print members.
     if not _EMAIL.match(email) or not email.isprintable() or refused_by_iterable(email):
         raise invalid_email(raw)
+    if not email.isascii() and _MOJIBAKE.search(email):
+        raise email_is_mojibake(raw)
     return email
 
 
@@ -339,6 +374,9 @@ def skipped_identifiers(email: str | None, user_id: str | None) -> set[str]:
         inside = _loosened(loose.lstrip("".join(WRAPPED_START)).rstrip("".join(WRAPPED_END)))
         if inside:  # the address inside the punctuation around it
             out.add(inside)
+        repaired = repaired_mojibake(email.strip()) if not email.isascii() else None
+        if repaired:  # the address before it was misread (élise@x.com for Ã©lise@x.com)
+            out.add(_loosened(repaired).lower())
     if user_id is not None:
         loose = _loosened(user_id)
         if loose:

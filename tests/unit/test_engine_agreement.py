@@ -46,6 +46,8 @@ EMAILS = [
     "",
     "   ",
     "ΟΔΟΣ@X.GR",  # lower-cased with a final sigma (see lower_sql)
+    "Ã©lise@x.com",  # UTF-8 misread as Windows-1252: skipped, élise@x.com kept
+    "josé@x.com",
 ]
 # Some userIds are another member's email: a live identifier may then be either.
 USER_IDS = ["u1", "u2", "U1", "u3", " u4", "u5 ", "x" * 53, "ü6", "", "  ", "u,7", "a@x.com"]

@@ -39,6 +39,7 @@ from reconciler.members.identity import (
     MAX_USER_ID_LENGTH,
     MISSING_VALUE_MAX_LENGTH,
     MISSING_VALUE_USER_ID_PATTERN,
+    MOJIBAKE_PATTERN,
     NAME_SEPARATORS,
     SPREADSHEET_ERROR_PATTERN,
     SPREADSHEET_ERROR_STARTS,
@@ -48,6 +49,7 @@ from reconciler.members.identity import (
     ProjectType,
     duplicate_conflict,
     email_is_mailto_link,
+    email_is_mojibake,
     header_repeated,
     invalid_email,
     loose_column_name,
@@ -901,7 +903,7 @@ def _json_exact(value: Any) -> bool:
 # ten million strings); 0 is a blank row, skipped silently as the Python engine skips it.
 BLANK, INVALID_EMAIL, LONG_USER_ID, NON_ASCII_USER_ID, SPACE_USER_ID, MISSING = range(6)
 EXPONENT_USER_ID, MAILTO_EMAIL, HEADER_AGAIN, SUMMARY_USER_ID, FLOAT_USER_ID = 6, 7, 8, 9, 10
-MISSING_VALUE_USER_ID, SPREADSHEET_ERROR_USER_ID = 11, 12
+MISSING_VALUE_USER_ID, SPREADSHEET_ERROR_USER_ID, MOJIBAKE_EMAIL = 11, 12, 13
 
 
 @dataclass(frozen=True)
@@ -948,7 +950,9 @@ def _checked_sql(
         f"AND NOT {_summary('u')})"
     )
     pattern = email_pattern()
-    email_ok = f"(regexp_full_match(le, '{pattern}') AND NOT {_mailto('le')})"
+    email_ok = (
+        f"(regexp_full_match(le, '{pattern}') AND NOT {_mailto('le')} AND NOT {_mojibake('le')})"
+    )
     fast = {
         "email": f"({email_ok} AND (u IS NULL OR {user_id_ok}))",
         "userId": f"({user_id_ok} AND (e IS NULL OR {email_ok}))",
@@ -967,7 +971,7 @@ def _checked_sql(
     # (identity._email_of); elsewhere it skips the row.
     invalid_email = (
         f"slow_email IS NOT NULL AND (NOT regexp_full_match(slow_email, '{pattern}') "
-        f"OR {_mailto('slow_email')})"
+        f"OR {_mailto('slow_email')} OR {_mojibake('slow_email')})"
     )
     valid_email = (
         f"CASE WHEN NOT ({invalid_email}) THEN slow_email END"
@@ -978,7 +982,9 @@ def _checked_sql(
         ""
         if project_type == "userId"
         else f"WHEN slow_email IS NOT NULL AND {_mailto('slow_email')} THEN {MAILTO_EMAIL} "
-        f"WHEN {invalid_email} THEN {INVALID_EMAIL}"
+        f"WHEN slow_email IS NOT NULL AND NOT regexp_full_match(slow_email, '{pattern}') "
+        f"THEN {INVALID_EMAIL} "
+        f"WHEN {invalid_email} THEN {MOJIBAKE_EMAIL}"
     )
     kept = []
     if columns.email:
@@ -1051,6 +1057,8 @@ def _issue(
         problem = header_repeated()
     elif code == MAILTO_EMAIL:
         problem = email_is_mailto_link(email)
+    elif code == MOJIBAKE_EMAIL:
+        problem = email_is_mojibake(email)
     elif code == LONG_USER_ID:
         problem = user_id_too_long(user_id or "")
     elif code == NON_ASCII_USER_ID:
@@ -1075,6 +1083,15 @@ def _issue(
 def _mailto(column: str) -> str:
     """identity's email that is a mailto: link (lower-cased already), in SQL."""
     return f"starts_with({column}, '{MAILTO}')"
+
+
+def _mojibake(column: str) -> str:
+    """identity's email that is UTF-8 misread as Windows-1252 (`ã©` for `é`), in SQL:
+    the regex only for an email outside ASCII (more bytes than characters)."""
+    return (
+        f"CASE WHEN strlen({column}) <> length({column}) "
+        f"THEN regexp_matches({column}, '{MOJIBAKE_PATTERN}') ELSE false END"
+    )
 
 
 def _summary(column: str) -> str:
