@@ -308,10 +308,31 @@ def not_utf8_error(declared_at: object, path: Path, copy: Path | None = None) ->
     if where is None:
         return SourceError(f"{declared_at}: {path} is not UTF-8 text; save it as UTF-8")
     line, column, byte = where
+    if byte < 0x80:  # the file ends inside a character: no other encoding is told
+        return SourceError(
+            f"{declared_at}: {path}:{line}:{column}: not UTF-8 text (byte 0x{byte:02x}); "
+            "save it as UTF-8"
+        )
+    # A byte outside ASCII that is no UTF-8 is, almost always, a letter in the code page
+    # Excel's plain "CSV (Comma delimited)" writes on Windows, which on a German or French
+    # machine also separates by semicolons: both are said at once, not one run at a time.
+    called = other_separator([_first_line(copy or path)])
+    commas = f", with commas (it is separated by {called})" if called else ""
     return SourceError(
-        f"{declared_at}: {path}:{line}:{column}: not UTF-8 text (byte 0x{byte:02x}); "
-        "save it as UTF-8"
+        f"{declared_at}: {path}:{line}:{column}: not UTF-8 text (byte 0x{byte:02x}): it reads "
+        'as Windows-1252 or Latin-1, as Excel saves "CSV (Comma delimited)"; save it as '
+        f'"CSV UTF-8 (Comma delimited)"{commas}'
     )
+
+
+def _first_line(path: Path) -> str:
+    """The file's first line as Latin-1 text (any byte reads), to judge its separator."""
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(PEEK_BYTES)
+    except OSError:
+        return ""
+    return start.split(b"\n", 1)[0].split(b"\r", 1)[0].decode("latin-1")
 
 
 def utf8_error_position(path: Path, chunk: int = 1 << 20) -> tuple[int, int, int] | None:

@@ -258,9 +258,21 @@ def _zipped(name: str, data: bytes) -> bytes:
         (b'email,userId\na@x.com,u1\n"b@x.com,u2\n' + b"c@x.com,u3\n" * 50, "not valid CSV"),
         # Bytes that are not UTF-8, past the part of the file read for the header: named
         # by line and column, as a text editor shows them, not by a byte offset.
+        # Said as the encoding Excel's plain "CSV (Comma delimited)" writes, and how to
+        # save it, not "save it as UTF-8" alone.
         (
             b"email,userId\n" + b"a@x.com,u1\n" * 2000 + b"j\xe9r\xf4me@x.com,u2\n",
-            "data/m.csv:2002:2: not UTF-8 text (byte 0xe9); save it as UTF-8",
+            "data/m.csv:2002:2: not UTF-8 text (byte 0xe9): it reads as Windows-1252 or "
+            'Latin-1, as Excel saves "CSV (Comma delimited)"; save it as "CSV UTF-8 (Comma '
+            'delimited)"\n',
+        ),
+        # On a German or French machine the same file is separated by semicolons too:
+        # both said at once, not the separator only once the encoding is fixed.
+        (
+            "email;userId;name\nelise@x.com;u1;\u00c9lise\n".encode("cp1252"),
+            "data/m.csv:2:16: not UTF-8 text (byte 0xc9): it reads as Windows-1252 or Latin-1, "
+            'as Excel saves "CSV (Comma delimited)"; save it as "CSV UTF-8 (Comma delimited)", '
+            "with commas (it is separated by semicolons)",
         ),
         # A row with too few cells is named in the Python engine's words; a row of spaces
         # is blank and skipped silently.
@@ -287,7 +299,17 @@ def _zipped(name: str, data: bytes) -> bytes:
             'spreadsheet and save it as "CSV UTF-8 (Comma delimited)"',
         ),
     ],
-    ids=["unclosed-quote", "not-utf8", "short-row", "utf16", "utf16-no-bom", "gzip", "xlsx", "xls"],
+    ids=[
+        "unclosed-quote",
+        "not-utf8",
+        "not-utf8-semicolons",
+        "short-row",
+        "utf16",
+        "utf16-no-bom",
+        "gzip",
+        "xlsx",
+        "xls",
+    ],
 )
 def test_csv_problems_are_reported_alike_in_both_engines(
     workspace: Workspace, cli, monkeypatch, content, expected
