@@ -21,8 +21,9 @@ MAX_USER_ID_LENGTH = 52
 # A number as a spreadsheet shows one too long for its cell, and saves it so in a CSV:
 # Excel, Numbers and Google Sheets write a 12-digit userId as `1.23457E+11`, its other
 # digits lost. Sent, it names a profile nobody has. Only with an `E+` exponent, which no
-# hash or UUID holds (hex ids have no `+`), so no real userId is refused.
-EXPONENT_USER_ID_PATTERN = r"[+-]?[0-9]+(?:\.[0-9]+)?[eE]\+[0-9]+"
+# hash or UUID holds (hex ids have no `+`), so no real userId is refused. A German or
+# French Excel writes a decimal comma (`4,91512E+12`).
+EXPONENT_USER_ID_PATTERN = r"[+-]?[0-9]+(?:[.,][0-9]+)?[eE]\+[0-9]+"
 _EXPONENT_USER_ID = re.compile(EXPONENT_USER_ID_PATTERN)
 # A whole number written with a fraction of zeros: pandas writes an id column that has an
 # empty cell as floats (`12345.0`), as does a float column from a database. Iterable

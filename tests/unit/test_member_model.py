@@ -301,6 +301,9 @@ def test_a_userid_a_spreadsheet_wrote_in_exponent_form_is_skipped_by_both_engine
         b",9E+11\r\n"
         b"d@z.net,5e37\r\n"
         b",u+1\r\n"
+        # A German or French Excel writes its decimal comma (`4,91512E+12` for the phone
+        # number 4915123456789), quoted once the file is saved with commas.
+        b'e@x.com,"4,91512E+12"\r\n'
     )
     plan = _plan(root, _emulator("hybrid"), engines[engine])
     reason = (
@@ -312,6 +315,7 @@ def test_a_userid_a_spreadsheet_wrote_in_exponent_form_is_skipped_by_both_engine
         (2, reason, "1.23457E+11"),
         (3, reason, "4.56789e+15"),
         (4, reason, "9E+11"),
+        (7, reason, "4,91512E+12"),
     ]
     assert summary["add"] == [
         ("5e37", "userId", "d@z.net", "5e37"),
