@@ -9,6 +9,7 @@ for that member; nothing here aborts a run.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from reconciler.iterable.batching import encode
 from reconciler.iterable.settings import REQUEST_MAX_BYTES
 from reconciler.manifest import Location
 from reconciler.manifest.manifests import TraitMapping
+from reconciler.members.identity import SPREADSHEET_ERROR_PATTERN, SPREADSHEET_ERROR_STARTS
 from reconciler.traits.convert import CONVERTERS, ConversionError, describe_value
 from reconciler.traits.limits import (
     FIELD_TEXT_MAX_CHARS,
@@ -92,6 +94,11 @@ class CompiledField:
                 return None
             if raw is None:
                 return None
+            if isinstance(raw, str) and raw.startswith(_NOT_A_VALUE_STARTS):
+                not_a_value = _not_a_value(raw)
+                if not_a_value is not None:
+                    reason = f"{describe_value(raw)} {not_a_value}"
+                    raise FieldValueError(FieldError(self.name, self.source, reason))
             try:
                 return _whole(convert(raw))
             except ConversionError as error:
@@ -145,6 +152,27 @@ def _bytes_refused(column: str) -> str:
         "is bytes (a BLOB or bytea), which Iterable cannot store; for the text they hold, "
         f"map a template, {{{{ {variable}.decode('utf-8') }}}}, or make it text in the query"
     )
+
+
+# Text that stands for no value, which an untyped field sent as it is: `\\N`, how MySQL
+# and Snowflake's COPY INTO write NULL, and a spreadsheet's error value (a failed lookup's
+# `#N/A`), which overwrote every such member's field with it. (`NULL`, `None`, `NaN` may be
+# someone's text: a surname, a plan's name.) The field is left as it is, never guessed
+# cleared; both engines make values here.
+_SPREADSHEET_ERROR = re.compile(SPREADSHEET_ERROR_PATTERN)
+_NOT_A_VALUE_STARTS = ("\\", *SPREADSHEET_ERROR_STARTS)
+
+
+def _not_a_value(raw: str) -> str | None:
+    """Why a cell's text is no value to send, or None when it is one."""
+    if raw == "\\N":
+        return (
+            "is how an export writes a missing value (NULL), not a value; export missing "
+            "values as empty cells (Snowflake: NULL_IF = (''))"
+        )
+    if _SPREADSHEET_ERROR.fullmatch(raw):
+        return "is a spreadsheet's error value, a formula that failed; fix it and export again"
+    return None
 
 
 # Values whose JSON is short whatever they hold (a 4,096-bit integer is 1,234 digits;

@@ -1072,3 +1072,38 @@ def test_an_export_read_into_a_temporary_directory_with_a_quote_in_its_path(tmp_
     finally:
         for engine in made.values():
             engine.close()
+
+
+def test_an_exports_null_or_a_sheets_error_value_leaves_the_field_as_it_is(tmp_path, engines):
+    # Snowflake's COPY INTO and MySQL write NULL as \N, a sheet a failed lookup as #N/A:
+    # an untyped field was sent that text, over the member's value in Iterable. Both paths
+    # now name the value and leave the field as it is.
+    root = _manifests(tmp_path, "email")
+    crm = [*CRM]
+    crm[2] = "b@x.com,u2,\\N,2.5,,bob"
+    crm[3] = "c@x.com,u3,#N/A,\\N,2025-09-15,cat"
+    (root / "data" / "crm.csv").write_text("\n".join(crm) + "\n", encoding="utf-8")
+    emulator = _emulator("email")
+    data = {name: _data(_plan(root, emulator, engines[name], "export"), root) for name in ENGINES}
+    assert data["duckdb"] == data["python"]
+    issues = [
+        (where.replace(str(root), "ROOT"), message.replace("\ue000", "").replace("\ue001", ""))
+        for _a, where, message, _v in data["python"]["issues"]
+    ]
+    null = (
+        "is how an export writes a missing value (NULL), not a value; export missing values "
+        "as empty cells (Snowflake: NULL_IF = ('')); the field is not written for this member"
+    )
+    error = (
+        "is a spreadsheet's error value, a formula that failed; fix it and export again; the "
+        "field is not written for this member"
+    )
+    assert (
+        "ROOT/data/crm.csv:3",
+        f"field 'plan_tier' (column 'plan'): '\\N' {null}",
+    ) in issues
+    assert ("ROOT/data/crm.csv:4", f"field 'plan_tier' (column 'plan'): '#N/A' {error}") in issues
+    assert ("ROOT/data/crm.csv:4", f"field 'ltv' (column 'ltv'): '\\N' {null}") in issues
+    updates = {key: changes for key, _k, _e, _u, changes, _m in data["python"]["updates"]}
+    assert "plan_tier" not in updates.get("b@x.com", {})
+    assert "plan_tier" not in updates.get("c@x.com", {})
