@@ -375,7 +375,11 @@ class _Collector:
         row does not say at once."""
         # Imported here: sources import this package.
         from reconciler.sources.registry import source_for
-        from reconciler.sources.rows import missing_key_column, undeclared_user_id
+        from reconciler.sources.rows import (
+            missing_key_column,
+            undeclared_email,
+            undeclared_user_id,
+        )
 
         for audience in self.audiences.values():
             destination = self.destinations.get(audience.spec.destination)
@@ -386,6 +390,23 @@ class _Collector:
             names = source.peek_columns()
             if names is None:
                 continue
+            email_like = (
+                undeclared_email(names, audience.spec.members, source.exact_column_names)
+                if project_type == "hybrid"
+                else None
+            )
+            if email_like is not None:
+                self.warnings.append(
+                    audience.field_location("members", source.field).problem(
+                        f"members.{source.field}: "
+                        f"{getattr(audience.spec.members, source.field)} has a column "
+                        f"{quoted(email_like)} but none named "
+                        f"{quoted(audience.spec.members.email)}, so its members are "
+                        "identified by userId alone in this hybrid project, their emails "
+                        f"never sent, and {quoted(email_like)} is only an extra column; set "
+                        f"`email: {email_like}` under members to send them"
+                    )
+                )
             lookalike = (
                 undeclared_user_id(names, audience.spec.members, source.exact_column_names)
                 if project_type != "email"

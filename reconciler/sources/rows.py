@@ -116,6 +116,28 @@ def undeclared_user_id(names: Sequence[str], spec: MembersSpec, exact: bool = Fa
     return next((n for n in names if len(n) <= 64 and _letters(n) == wanted), None)
 
 
+def undeclared_email(names: Sequence[str], spec: MembersSpec, exact: bool = False) -> str | None:
+    """A column that looks like an email column (`Email`, `E-mail Address`, as a CRM or a
+    sheet heads it) when `members.email` is not set and no column answers to its default
+    name, while the userId column is there: in a hybrid project the members are then
+    identified by userId alone and their emails never sent, so a new profile is made
+    without one, which nothing would say. (Without a userId column either, the read
+    refuses the file and names the columns.)"""
+    if "email" in spec.model_fields_set or _found(names, spec.email, exact):
+        return None
+    if not _found(names, spec.userId, exact):
+        return None
+    # Short names only: the name is quoted in the warning.
+    return next(
+        (
+            n
+            for n in names
+            if len(n) <= 64 and n.isprintable() and _letters(n) in ("email", "emailaddress")
+        ),
+        None,
+    )
+
+
 def missing_key_column(
     names: Sequence[str], spec: MembersSpec, project_type: ProjectType, exact: bool = False
 ) -> str | None:

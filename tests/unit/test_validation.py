@@ -442,3 +442,53 @@ def test_the_parquet_glance_reads_the_file_checked_not_one_dot_dot_folds_to(
     found = validate(repo)
     assert found.members == 1  # the repository's file: read, and no userId lookalike in it
     assert found.manifest_warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("project_type", "header", "declared", "warned"),
+    [
+        ("hybrid", "Email,userId", {}, True),
+        ("hybrid", "E-mail Address,userId", {}, True),
+        ("hybrid", "EMAIL,userId", {}, True),
+        ("hybrid", "Email,userId", {"email": "Email"}, False),
+        ("hybrid", "email,userId", {}, False),
+        # No userId column: the read refuses the file, naming its columns.
+        ("hybrid", "Email,plan", {}, False),
+        # A userID-based project never sends the email; an email-based one warns that
+        # every row is skipped.
+        ("userId", "Email,userId", {}, False),
+        ("hybrid", "email_hash,userId", {}, False),
+    ],
+)
+def test_an_email_column_the_source_does_not_use_is_warned_of_at_its_line(
+    tmp_path: Path,
+    project_type: str,
+    header: str,
+    declared: dict[str, str],
+    warned: bool,
+) -> None:
+    """A hybrid project's file headed `Email` and `userId`: its members were identified by
+    userId alone, their emails never sent (a new profile made without one), and nothing
+    said so."""
+    destination = {**DESTINATION, "spec": {**DESTINATION["spec"], "projectType": project_type}}  # type: ignore[dict-item]
+    root = write(
+        tmp_path,
+        destination,
+        audience("vip", {"csv": "vip.csv", **declared}),
+        csv={"vip.csv": f"{header}\na@example.com,u-1\n"},
+    )
+    found = validate(root)
+    lines = found.lines(quoted(shower(False)))
+    if not warned:
+        assert not [w for w in found.manifest_warnings if "their emails" in w.message]
+        return
+    (warning,) = found.manifest_warnings
+    column = header.split(",")[0]
+    assert (warning.line, warning.column > 1) == (3, True)
+    assert warning.message == (
+        f"members.csv: vip.csv has a column {column!r} but none named 'email', so its "
+        "members are identified by userId alone in this hybrid project, their emails never "
+        f"sent, and {column!r} is only an extra column; set `email: {column}` under members "
+        "to send them"
+    )
+    assert f"warning: {warning}" in lines
