@@ -150,7 +150,9 @@ def user_id_ends_with_space(raw: str | None) -> InvalidIdentity:
 def user_id_in_exponent_form(raw: str | None) -> InvalidIdentity:
     return InvalidIdentity(
         "userId is a number in a spreadsheet's exponent form, its digits lost (format the "
-        "column as text, or as a number with no decimals, and export again):",
+        "column as a number with no decimals and export again; an id of more than 15 digits, "
+        "which a spreadsheet cannot hold as a number, would end in zeros: import the first "
+        "export with the column as text instead):",
         raw,
     )
 

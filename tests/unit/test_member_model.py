@@ -308,7 +308,9 @@ def test_a_userid_a_spreadsheet_wrote_in_exponent_form_is_skipped_by_both_engine
     plan = _plan(root, _emulator("hybrid"), engines[engine])
     reason = (
         "userId is a number in a spreadsheet's exponent form, its digits lost (format the "
-        "column as text, or as a number with no decimals, and export again):"
+        "column as a number with no decimals and export again; an id of more than 15 digits, "
+        "which a spreadsheet cannot hold as a number, would end in zeros: import the first "
+        "export with the column as text instead):"
     )
     summary = _summary(plan, root)
     assert summary["skipped"] == [
