@@ -18,7 +18,11 @@ from reconciler.iterable.batching import encode
 from reconciler.iterable.settings import REQUEST_MAX_BYTES
 from reconciler.manifest import Location
 from reconciler.manifest.manifests import TraitMapping
-from reconciler.members.identity import SPREADSHEET_ERROR_PATTERN, SPREADSHEET_ERROR_STARTS
+from reconciler.members.identity import (
+    MOJIBAKE_PATTERN,
+    SPREADSHEET_ERROR_PATTERN,
+    SPREADSHEET_ERROR_STARTS,
+)
 from reconciler.traits.convert import CONVERTERS, ConversionError, describe_value
 from reconciler.traits.limits import (
     FIELD_TEXT_MAX_CHARS,
@@ -94,7 +98,7 @@ class CompiledField:
                 return None
             if raw is None:
                 return None
-            if isinstance(raw, str) and raw.startswith(_NOT_A_VALUE_STARTS):
+            if isinstance(raw, str):
                 not_a_value = _not_a_value(raw)
                 if not_a_value is not None:
                     reason = f"{describe_value(raw)} {not_a_value}"
@@ -163,8 +167,22 @@ _SPREADSHEET_ERROR = re.compile(SPREADSHEET_ERROR_PATTERN)
 _NOT_A_VALUE_STARTS = ("\\", *SPREADSHEET_ERROR_STARTS)
 
 
+# Text that is UTF-8 misread as Windows-1252 and saved again (identity.MOJIBAKE_PATTERN:
+# `Ã©lise` for `Élise`, as Excel saves a UTF-8 file it opened as ANSI), which was sent over
+# the member's name as it is.
+_MOJIBAKE = re.compile(MOJIBAKE_PATTERN)
+
+
 def _not_a_value(raw: str) -> str | None:
     """Why a cell's text is no value to send, or None when it is one."""
+    if not raw.isascii() and _MOJIBAKE.search(raw):
+        return (
+            "is UTF-8 text misread as Windows-1252 and saved again (Ã© for é, as Excel saves "
+            "a UTF-8 file it opened as ANSI); import the original export as UTF-8 and save "
+            "it again"
+        )
+    if not raw.startswith(_NOT_A_VALUE_STARTS):
+        return None
     if raw == "\\N":
         return (
             "is how an export writes a missing value (NULL), not a value; export missing "

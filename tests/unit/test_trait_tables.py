@@ -1107,3 +1107,30 @@ def test_an_exports_null_or_a_sheets_error_value_leaves_the_field_as_it_is(tmp_p
     updates = {key: changes for key, _k, _e, _u, changes, _m in data["python"]["updates"]}
     assert "plan_tier" not in updates.get("b@x.com", {})
     assert "plan_tier" not in updates.get("c@x.com", {})
+
+
+def test_a_value_misread_as_windows_1252_leaves_the_field_as_it_is(tmp_path, engines):
+    # A UTF-8 file opened in Excel as ANSI and saved again holds `Ã©lite` for `élite`: it
+    # was sent over the member's value. Both paths now name it and leave the field; text
+    # of the same letters written properly is sent.
+    root = _manifests(tmp_path, "email")
+    crm = [*CRM]
+    crm[7] = "f@x.com,u6,Ã©lite,3,,fay"
+    crm[3] = "c@x.com,u3,élite,lots,2025-09-15,cat"
+    (root / "data" / "crm.csv").write_text("\n".join(crm) + "\n", encoding="utf-8")
+    emulator = _emulator("email")
+    data = {name: _data(_plan(root, emulator, engines[name], "export"), root) for name in ENGINES}
+    assert data["duckdb"] == data["python"]
+    issues = [
+        (where.replace(str(root), "ROOT"), message.replace("\ue000", "").replace("\ue001", ""))
+        for _a, where, message, _v in data["python"]["issues"]
+    ]
+    assert (
+        "ROOT/data/crm.csv:8",
+        "field 'plan_tier' (column 'plan'): 'Ã©lite' is UTF-8 text misread as Windows-1252 and "
+        "saved again (Ã© for é, as Excel saves a UTF-8 file it opened as ANSI); import the "
+        "original export as UTF-8 and save it again; the field is not written for this member",
+    ) in issues
+    updates = {key: changes for key, _k, _e, _u, changes, _m in data["python"]["updates"]}
+    assert "plan_tier" not in updates.get("f@x.com", {})
+    assert updates["c@x.com"]["plan_tier"] == ("basic", "élite")
