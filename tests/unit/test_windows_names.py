@@ -41,6 +41,7 @@ GUARDED = {
     ("leftovers.py", "os.geteuid"): "reached only once _own_uid() found os.getuid",
     ("processes.py", "os.kill"): "where there is no _winapi; Windows is asked through it",
     ("sources/snapshot.py", "os.copy_file_range"): "behind hasattr (macOS lacks it too)",
+    ("threads.py", "signal.pthread_sigmask"): "behind hasattr: Windows has no per-thread masks",
 }
 
 # os.open without open_flags.BINARY: a text-mode file on Windows. Only where no bytes go.
