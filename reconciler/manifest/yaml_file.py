@@ -31,6 +31,12 @@ from ruamel.yaml.scalarint import ScalarInt
 from reconciler.errors import Problem, quoted
 from reconciler.manifest.location import Location, YamlPositions
 from reconciler.manifest.stand_in import stand_in_bytes
+from reconciler.manifest.yaml_indicators import (
+    ANCHOR_MESSAGE,
+    alias_message,
+    in_inline_members,
+    tag_message,
+)
 from reconciler.utf16 import UTF16_SAMPLE_BYTES, looks_utf16
 
 # Far above any real manifest, far below what an alias bomb (`a: &a [*b, *b, ...]`
@@ -172,7 +178,9 @@ def _read_documents(
         try:
             for index, node in enumerate(_compose_all(yaml, text)):
                 start = Location(display, node.start_mark.line + 1, node.start_mark.column + 1)
-                node_problems = _join_surrogates(node, display) or _check_node_tree(node, display)
+                node_problems = _join_surrogates(node, display) or _check_node_tree(
+                    node, display, text
+                )
                 if node_problems:
                     problems.extend(node_problems)
                     continue
@@ -342,8 +350,9 @@ def _join_surrogates(root: Node, display: str) -> list[Problem]:
     return problems
 
 
-def _check_node_tree(root: Node, display: str) -> list[Problem]:
-    """Problems visible before construction: duplicate keys, tags, recursive aliases, size."""
+def _check_node_tree(root: Node, display: str, text: str) -> list[Problem]:
+    """Problems visible before construction: duplicate keys, tags, recursive aliases, size,
+    and an anchor with no value where a member is written (`- &a1`, a userId left bare)."""
     problems: list[Problem] = []
     sizes: dict[int, int] = {}
     on_path: set[int] = set()
@@ -358,9 +367,14 @@ def _check_node_tree(root: Node, display: str) -> list[Problem]:
             problems.append(at(node, "invalid YAML: an alias refers to a value that contains it"))
             return 0
         on_path.add(id(node))
-        tag_problem = _tag_problem(node)
-        if tag_problem:
-            problems.append(at(node, tag_problem))
+        tag = _unsupported_tag(node)
+        if tag is not None:
+            inline = in_inline_members(text, node.start_mark.line, node.start_mark.column)
+            problems.append(at(node, tag_message(tag, inline, isinstance(node, ScalarNode))))
+        elif _bare_anchor(node, text) and in_inline_members(
+            text, node.start_mark.line, node.start_mark.column
+        ):
+            problems.append(at(node, ANCHOR_MESSAGE))
         size = 1
         if isinstance(node, MappingNode):
             seen: dict[tuple[str, str], Node] = {}
@@ -410,7 +424,16 @@ def _second_document_hint(at_root: bool, key: str, problems: list[Problem]) -> s
     return " (a second manifest in one file needs a line `---` before it)"
 
 
-def _tag_problem(node: Node) -> str | None:
+def _bare_anchor(node: Node, text: str) -> bool:
+    """Whether `node` is an empty value written as an anchor alone (`&a1`): the C parser's
+    nodes do not keep their anchor, so the text says."""
+    if not isinstance(node, ScalarNode) or node.value != "" or node.tag != _CORE + "null":
+        return False
+    return _line_at(text, node.start_mark.line + 1)[node.start_mark.column :].startswith("&")
+
+
+def _unsupported_tag(node: Node) -> str | None:
+    """The tag of `node` as written, when it is not one reconciler takes."""
     # Judged by the tag alone, written or implied: the C parser does not say which.
     # An implied tag is always one of those allowed (or `<<`, a merge key).
     value = str(node.tag)
@@ -422,8 +445,7 @@ def _tag_problem(node: Node) -> str | None:
         return None
     if isinstance(node, SequenceNode) and value == _CORE + "seq":
         return None
-    shown = "!!" + value.removeprefix(_CORE) if value.startswith(_CORE) else value
-    return f"tag {shown} is not supported here"
+    return "!!" + value.removeprefix(_CORE) if value.startswith(_CORE) else value
 
 
 def _walk(root: Node) -> Iterator[Node]:
@@ -485,6 +507,9 @@ def _marked_problem(
         elif error.problem == "mapping values are not allowed here":
             message += "; a value that holds ': ' needs quotes, or this line is indented too far"
         elif str(error.problem).startswith("found undefined alias"):
+            if mark is not None and in_inline_members(text, mark.line, mark.column):
+                # `- *vip`: a userId written bare, not an alias; its name is a member's.
+                return Problem(display, line, column, alias_message(_alias_name(error)))
             # Anchors are per document in YAML: one file's `---` starts afresh.
             message += (
                 "; an alias (*name) can only refer to an anchor (&name) written before it in "
@@ -498,6 +523,12 @@ def _marked_problem(
                 "are separated by ','"
             )
     return Problem(display, line, column, message)
+
+
+def _alias_name(error: MarkedYAMLError) -> str:
+    # ruamel's problem is "found undefined alias 'vip'": the name between the quotes.
+    problem = str(error.problem)
+    return problem[problem.find("'") + 1 : problem.rfind("'")]
 
 
 def _tab_advice(before: str) -> str:

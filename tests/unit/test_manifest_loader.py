@@ -1072,6 +1072,100 @@ def test_a_tab_is_said_to_be_one_where_it_is(line: str, column: int, advice: str
     assert found.endswith(f"; {advice}"), found
 
 
+_STARTS_WITH_AN_INDICATOR = [
+    (
+        "- *vip",
+        9,
+        "invalid YAML: found undefined alias '{}'; a value that starts with * is an alias "
+        "to YAML (of an anchor &name): put a member's value that starts with * in quotes",
+        ("***", "vip"),
+    ),
+    (
+        "- {email: a@b.co, userId: *vip42}",
+        33,
+        "invalid YAML: found undefined alias '{}'; a value that starts with * is an alias "
+        "to YAML (of an anchor &name): put a member's value that starts with * in quotes",
+        ("v***", "vip42"),
+    ),
+    (
+        "- !user42",
+        9,
+        "tag !{} is not supported here; a value that starts with ! is a tag to YAML: put "
+        "it in quotes to make it text",
+        ("u***", "user42"),
+    ),
+    (
+        "- &a1",
+        9,
+        "an anchor (&name) with no value; a value that starts with & is an anchor to YAML, "
+        "not text: put a member's value that starts with & in quotes",
+        ("", ""),
+    ),
+]
+
+
+@pytest.mark.parametrize(("written", "column", "message", "names"), _STARTS_WITH_AN_INDICATOR)
+def test_a_user_id_starting_with_an_indicator_is_masked_and_says_to_quote_it(
+    written: str, column: int, message: str, names: tuple[str, str]
+) -> None:
+    """A userId starting with `*`, `!` or `&` written bare is an alias, a tag or an anchor
+    to YAML. The messages said nothing of quoting it, and the alias's and the tag's quoted
+    the member's userId in full ("found undefined alias 'vip'", "tag !user42 is not
+    supported here"), where every other identity in validate's output is masked."""
+    write(
+        "m.yaml",
+        DESTINATION,
+        f"""\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {{name: a}}
+        spec:
+          destination: prod
+          members:
+            inline:
+              - u1
+              {written}
+        """,
+    )
+    found = only_problem()
+    masked, shown = names
+    assert reveal(found, False) == f"m.yaml:17:{column}: " + message.format(masked)
+    assert reveal(found, True) == f"m.yaml:17:{column}: " + message.format(shown)
+    # Quoted as the message says, it is the member's userId.
+    value = written.removeprefix("- ").split("userId: ")[-1].rstrip("}")
+    text = Path("m.yaml").read_text(encoding="utf-8")
+    Path("m.yaml").write_text(text.replace(value, f"'{value}'"), encoding="utf-8")
+    inline = load_manifests(Path(".")).audiences["a"].spec.members.inline
+    assert inline is not None and value in (inline[1], getattr(inline[1], "userId", None))
+
+
+def test_an_undefined_alias_or_a_tag_outside_members_is_named_in_full() -> None:
+    """Outside an inline member, an alias's or a tag's name is the manifest's, not a
+    member's: shown as written."""
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          listName: !Important
+          description: !!binary aGVsbG8=
+          members:
+            inline: [u1]
+        """,
+    )
+    assert problems() == [
+        "m.yaml:14:13: tag !Important is not supported here; a value that starts with ! is "
+        "a tag to YAML: put it in quotes to make it text",
+        "m.yaml:15:16: tag !!binary is not supported here",
+    ]
+
+
 def test_a_key_indented_out_of_line_says_to_check_the_indentation() -> None:
     # apiKey one space deeper than the spec's other keys, after a nested mapping
     write(
