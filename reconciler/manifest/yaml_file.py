@@ -160,6 +160,8 @@ def _with_text(value: Any, node: Any) -> Any:
         return value
     if type(value) is int:  # a plain int takes no attribute; ruamel's own int type does
         value = ScalarInt(value)
+    elif type(value) is float:  # ruamel's own float type is not made for .inf and .nan
+        return WrittenFloat(value, written)
     with contextlib.suppress(AttributeError):  # a number type without a __dict__: as it is
         setattr(value, WRITTEN_AS, written)
     return value

@@ -22,6 +22,7 @@ with a `type` converts the value as it says, so its values are not.
 from __future__ import annotations
 
 import datetime
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -264,7 +265,7 @@ def _disagreement(column: str, field_name: str, value: Any) -> str | None:
             f"{field} sends that number; quote it, or give the field type: string, to send "
             "the digits as written"
         )
-    if _is_number(value) and isinstance(written, str):
+    if _is_number(value) and math.isfinite(value) and isinstance(written, str):
         for form, reading in _OTHER_FORMS:
             if form.match(written):
                 return (

@@ -78,11 +78,11 @@ def to_string(value: Any) -> str:
     if isinstance(value, int | float):
         # A manifest's number as its YAML text (manifest/yaml_file.py keeps it): `zip:
         # 01234` is the number 1234 to YAML, and "01234" to a mapping that asks for text.
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConversionError("is not a finite number")  # `.inf`: no number to write
         written = getattr(value, "yaml_text", None)
         if isinstance(written, str):
             return written
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConversionError("is not a finite number")
         return str(value)
     if isinstance(value, datetime.datetime | datetime.date):
         return value.isoformat()

@@ -1166,6 +1166,34 @@ def test_an_undefined_alias_or_a_tag_outside_members_is_named_in_full() -> None:
     ]
 
 
+@pytest.mark.parametrize("written", [".inf", "-.inf", ".NaN", "+.Inf"])
+def test_infinity_and_not_a_number_are_quoted_as_written(written: str) -> None:
+    """`.inf`, `-.inf` and `.nan` were quoted back as Python writes them (`got inf`), not
+    as the file does, where the reader looks for them."""
+    write(
+        "m.yaml",
+        DESTINATION,
+        f"""\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {{name: a}}
+        spec:
+          destination: prod
+          listName: {written}
+          members:
+            inline: [{written}]
+        """,
+    )
+    assert [reveal(p, True) for p in problems()] == [
+        f"m.yaml:14:13: spec.listName: expected a string; got {written} (put it in quotes to "
+        "make it text)",
+        "m.yaml:16:14: spec.members.inline[0]: expected an email or userId string, or a "
+        f"mapping with email and/or userId; got the number {written} (put it in quotes to make "
+        "it text)",
+    ]
+
+
 def test_a_key_indented_out_of_line_says_to_check_the_indentation() -> None:
     # apiKey one space deeper than the spec's other keys, after a nested mapping
     write(

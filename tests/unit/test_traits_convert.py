@@ -7,9 +7,16 @@ import datetime
 import pytest
 
 from reconciler.manifest import Location
+from reconciler.manifest.yaml_file import WrittenFloat
 from reconciler.render.masking import reveal
 from reconciler.traits import same_value
-from reconciler.traits.convert import ConversionError, to_boolean, to_date, to_number
+from reconciler.traits.convert import (
+    ConversionError,
+    to_boolean,
+    to_date,
+    to_number,
+    to_string,
+)
 from reconciler.traits.mapping import CompiledField, CompiledMapping
 from reconciler.traits.template import Template, template_syntax_error
 
@@ -72,6 +79,17 @@ def test_what_is_not_a_number_is_refused(raw: object) -> None:
 def test_infinity_and_nan_are_said_to_be_numbers_that_are_not_finite(raw: object) -> None:
     with pytest.raises(ConversionError) as raised:
         to_number(raw)
+    assert raised.value.reason == "is not a finite number"
+
+
+@pytest.mark.parametrize("written", [".inf", "-.Inf", ".nan"])
+def test_infinity_written_in_a_manifest_is_no_text_to_send(written: str) -> None:
+    """A manifest's `.inf` keeps its text for messages (manifest/yaml_file.py), as `01234`
+    does for a field of type string; unlike `01234`, it is no number a member has, and is
+    refused as before rather than sent as the text '.inf'."""
+    value = WrittenFloat(float(written.replace(".", "").lower()), written)
+    with pytest.raises(ConversionError) as raised:
+        to_string(value)
     assert raised.value.reason == "is not a finite number"
 
 

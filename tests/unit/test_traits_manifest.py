@@ -549,6 +549,33 @@ def test_a_number_yaml_reads_from_other_text_than_its_digits_is_warned_of() -> N
     ]
 
 
+def test_infinity_with_a_plus_sign_is_not_said_to_lose_its_plus() -> None:
+    """`score: +.inf` keeps its text for messages (as `+4915112345678` does); it is no
+    number written with a plus sign that a field sends without it, and is not warned of
+    as one (it is refused where it is sent: no finite number)."""
+    write(
+        "m/all.yaml",
+        BASE.replace(
+            "members: {csv: data/churn.csv, userId: user_id}",
+            """members:
+    inline:
+      - {email: a@example.com, score: +.inf}""",
+        ),
+    )
+    write(
+        "m/traits.yaml",
+        """\
+        apiVersion: reconciler/v1
+        kind: TraitMapping
+        metadata: {name: crm}
+        spec:
+          fields:
+            score: score
+        """,
+    )
+    assert [str(w) for w in load_manifests(Path("m")).warnings] == []
+
+
 def test_a_leading_zero_in_a_yaml_1_1_file_is_said_to_read_as_octal() -> None:
     """In a file that starts with `%YAML 1.1`, `zip: 01234` is the octal number 668, which
     a field with no type sends; the warning said it was read as "the number without" its
