@@ -6,7 +6,8 @@ that changes only that file got no plan comment, was merged unreviewed, and was 
 applied until the next scheduled sync applied it, people removed or added with nobody
 having seen a plan. So `validate` (pre-commit, and plan.yml on the pull request that adds
 the audience) warns at the manifest line of each file a source reads that a workflow
-running `reconciler plan` or `reconciler apply` on a pull request or push would not
+running `reconciler plan` or `reconciler apply` (itself, or through a composite action of
+the repository: local_actions.py) on a pull request or push would not
 start for; and once of manifest files it would not start for (manifests moved to
 infra/manifests under the shipped filter: no pull request is ever planned).
 
@@ -18,7 +19,6 @@ bounded aliases and nesting), and none through a symbolic link out of the reposi
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import Problem, display_path
+from reconciler.github.local_actions import LocalActions
 from reconciler.github.path_filters import PathFilter, escape, passes_all
 from reconciler.github.run_reads import repository_names
 from reconciler.manifest.manifests import Manifests
@@ -39,10 +40,6 @@ MAX_WORKFLOWS = 500
 
 # The events whose runs GitHub filters by the files changed.
 _FILTERED_EVENTS = ("pull_request", "pull_request_target", "push")
-
-# A step that plans or applies: `reconciler plan`, `python -m reconciler apply`, a command
-# broken over lines with `\`.
-_RUNS_RECONCILER = re.compile(r"\breconciler(?:\s|\\\n)+(?:plan|apply)\b")
 
 
 @dataclass(frozen=True)
@@ -191,7 +188,9 @@ def reconciler_workflows(repository: Path) -> Workflows:
         unread.append(
             _unread(shown, f"holds {len(entries):,} workflows; the first {MAX_WORKFLOWS} were read")
         )
-    planning = {name for name, data in documents.items() if _runs_reconciler(data)}
+    actions = LocalActions(repository, _read_workflow)
+    planning = {name for name, data in documents.items() if _runs_reconciler(data, actions)}
+    unread.extend(actions.unread)
     # A workflow whose job calls one of them (`uses: ./.github/workflows/plan-job.yml`)
     # starts it: its own filters are the ones that count.
     planning |= {name for name, data in documents.items() if _calls(data) & planning}
@@ -245,14 +244,8 @@ def _jobs(data: Mapping[Any, Any]) -> list[Mapping[Any, Any]]:
     return [job for job in jobs.values() if isinstance(job, Mapping)]
 
 
-def _runs_reconciler(data: Mapping[Any, Any]) -> bool:
-    for job in _jobs(data):
-        steps = job.get("steps")
-        for step in steps if isinstance(steps, list) else ():
-            run = step.get("run") if isinstance(step, Mapping) else None
-            if isinstance(run, str) and _RUNS_RECONCILER.search(run):
-                return True
-    return False
+def _runs_reconciler(data: Mapping[Any, Any], actions: LocalActions) -> bool:
+    return any(actions.steps_run_reconciler(job.get("steps")) for job in _jobs(data))
 
 
 def _calls(data: Mapping[Any, Any]) -> set[str]:

@@ -207,6 +207,78 @@ def test_paths_ignore_and_a_workflow_calling_one_that_plans_are_checked(
     ]
 
 
+def _composite(directory: Path, *steps: str, name: str = "action.yml") -> None:
+    """A composite action at `directory` whose steps are `steps` (YAML flow mappings)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    listed = "".join(f"    - {step}\n" for step in steps)
+    (directory / name).write_text(f"name: x\nruns:\n  using: composite\n  steps:\n{listed}")
+
+
+def test_a_workflow_planning_through_a_composite_action_of_the_repository_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A workflow that keeps its steps in an action of the repository (`uses:
+    ./.github/actions/reconcile`, whose action.yml runs `reconciler plan`) was not
+    recognised as planning: a member file outside its paths: filters was not warned of."""
+    repo = _repository(tmp_path, monkeypatch, workflows=())
+    actions = repo / ".github/actions"
+    _composite(
+        actions / "reconcile",
+        "{run: pip install reconciler, shell: bash}",
+        '{run: "reconciler ${{ inputs.command }} manifests", shell: bash}',
+        "{run: reconciler plan manifests, shell: bash}",
+    )
+    # apply.yml reaches it through a second action (action.yaml, as GitHub also reads).
+    _composite(actions / "outer", "{uses: ./.github/actions/reconcile/}", name="action.yaml")
+    workflows = repo / ".github/workflows"
+    for name, event, action in (
+        ("plan.yml", "pull_request", "reconcile"),
+        ("apply.yml", "push", "outer"),
+    ):
+        (workflows / name).write_text(
+            f"on:\n  {event}:\n    paths: [manifests/**]\njobs:\n  run:\n"
+            "    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v6\n"
+            f"      - uses: ./.github/actions/{action}\n"
+        )
+
+    code, output = _validate()
+
+    assert code == 0, output
+    assert _warnings(output) == [
+        "warning: manifests/vip.yaml:8:10: audience 'vip' reads data/members.csv, which the "
+        "filters of .github/workflows/apply.yml:3 (push) and .github/workflows/plan.yml:3 "
+        "(pull_request) leave out: a pull request that changes only it gets no plan, and its "
+        "merge is not applied (a scheduled sync, if any, applies it unreviewed); add "
+        '"data/**" at the end of each of those paths:'
+    ]
+
+
+def test_a_local_action_outside_the_repository_is_not_read_and_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = _repository(tmp_path, monkeypatch, workflows=())
+    _composite(tmp_path / "outside", "{run: reconciler plan manifests, shell: bash}")
+    (repo / ".github/actions").mkdir()
+    (repo / ".github/actions/linked").symlink_to(tmp_path / "outside")
+    # An action that uses itself is read once, not forever.
+    _composite(repo / ".github/actions/loop", "{uses: ./.github/actions/loop}")
+    (repo / ".github/workflows/plan.yml").write_text(
+        "on:\n  pull_request:\n    paths: [manifests/**]\njobs:\n  run:\n"
+        "    runs-on: ubuntu-latest\n    steps:\n      - uses: ./.github/actions/linked\n"
+        "      - uses: ./../elsewhere\n      - uses: ./.github/actions/missing\n"
+        "      - uses: ./.github/actions/loop\n"
+    )
+
+    code, output = _validate()
+
+    assert code == 0, output
+    notice = "not read to check whether a workflow plans or applies: outside the repository"
+    assert f"warning: .github/actions/linked: {notice}" in output.splitlines(), output
+    assert f"warning: ../elsewhere: {notice}" in output.splitlines(), output
+    # Neither read: plan.yml is not known to plan, and no member file is warned of.
+    assert _warnings(output) == [], output
+
+
 def test_files_a_duckdb_query_read_are_checked_at_its_sql_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
