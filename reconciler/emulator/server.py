@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import selectors
 import socket
 import sys
@@ -30,6 +31,10 @@ from reconciler.render.masking import mask_emails
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
 _WRITE_CHUNK = 256 * 1024
+# HTTP/1.1's chunk-size and Content-Length: digits alone. Python's int() also takes a sign,
+# underscores and spaces, and a size of -5 made read() wait for the client to close.
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_LENGTH = re.compile(r"[0-9]{1,19}")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -158,12 +163,11 @@ class _Handler(BaseHTTPRequestHandler):
         length_text = self.headers.get("Content-Length")
         if length_text is None:
             return b""
-        try:
-            length = int(length_text)
-        except ValueError:
+        if not _LENGTH.fullmatch(length_text.strip()):
             self._send_plain(400, b"Bad Content-Length\n")
             return None
-        if length < 0 or length > MAX_REQUEST_BYTES:
+        length = int(length_text)
+        if length > MAX_REQUEST_BYTES:
             self._send_plain(413, b"Request body too large\n")
             return None
         body = self.rfile.read(length)
@@ -180,11 +184,11 @@ class _Handler(BaseHTTPRequestHandler):
         total = 0
         while True:
             line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                self._send_plain(400, b"Bad chunk\n")
+            written = line.split(b";", 1)[0].strip(b" \t\r\n")
+            if not _CHUNK_SIZE.fullmatch(written):
+                self._send_plain(400, b"Bad chunk size\n")
                 return None
+            size = int(written, 16)
             if size == 0:
                 # Trailers, then the empty line that ends the message.
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):

@@ -65,6 +65,39 @@ def test_chunked_request_bodies_are_read(client: httpx.Client) -> None:
     assert "listId" in response.json()
 
 
+def _raw_answer(server: EmulatorServer, request: bytes) -> bytes:
+    """The answer to `request`, sent as it is, the connection left open for it (a client
+    that waits for the answer, as one that sent a bad size would); the server closes it."""
+    with socket.create_connection((server.host, server.port), timeout=60) as sock:
+        sock.sendall(request)
+        return sock.makefile("rb").read()
+
+
+@pytest.mark.parametrize(
+    ("header", "body"),
+    [
+        ("Transfer-Encoding: chunked", b"-5\r\nhello\r\n0\r\n\r\n"),
+        ("Transfer-Encoding: chunked", b"+5\r\nhello\r\n0\r\n\r\n"),
+        ("Transfer-Encoding: chunked", b"0_5\r\nhello\r\n0\r\n\r\n"),
+        ("Content-Length: -5", b"hello"),
+        ("Content-Length: +5", b"hello"),
+    ],
+)
+def test_a_negative_or_signed_body_size_is_refused_not_read_until_the_client_closes(
+    emulator_server: EmulatorServer, header: str, body: bytes
+) -> None:
+    """A chunk size of -5 made the server read until the client closed the connection
+    (read(-5) reads everything), so a client waiting for its answer waited for ever; a
+    Content-Length of -5 was answered 413 'Request body too large'. Both are refused as
+    bad sizes, as HTTP writes a size in digits alone."""
+    request = (
+        f"POST /api/lists HTTP/1.1\r\nHost: x\r\nApi-Key: test-key\r\n{header}\r\n\r\n"
+    ).encode() + body
+    answer = _raw_answer(emulator_server, request)
+    what = b"Bad chunk size" if b"chunked" in request else b"Bad Content-Length"
+    assert answer.startswith(b"HTTP/1.1 400 ") and answer.endswith(what + b"\n"), answer
+
+
 def test_stop_ends_every_thread_even_with_idle_connections() -> None:
     # Another test's server in this worker (an integration module's) keeps its own threads:
     # only those this server started count.
