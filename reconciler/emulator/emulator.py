@@ -29,6 +29,7 @@ import httpx
 from reconciler.emulator import api, spec
 from reconciler.emulator.exports import DOWNLOAD_PREFIX, ExportJobs
 from reconciler.emulator.knobs import (
+    MAX_KNOB_SECONDS,
     PROFILES,
     Faults,
     Limits,
@@ -804,6 +805,16 @@ def _profile_faults(payload: Any) -> Faults:
     return Faults.field(float(scale), lost_replies_every=lost)
 
 
+def _whole_at_least_0(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _rate(requests: Any, window: Any) -> bool:
+    """Whether [requests, window] is a rate limit: 0 requests refuses every one."""
+    number = isinstance(window, int | float) and not isinstance(window, bool)
+    return _whole_at_least_0(requests) and number and 0 < window <= MAX_KNOB_SECONDS
+
+
 def _limits_from_json(payload: Any) -> Limits:
     """{"preset": "iterable"|"unlimited"} and/or {"<field>": [max, seconds] | null}, and
     {"timeScale": K} to divide every window by K (after the fields are set)."""
@@ -819,20 +830,23 @@ def _limits_from_json(payload: Any) -> Limits:
         if not hasattr(limits, name):
             raise ValueError(f"unknown limit {name}")
         if name == "export_concurrent_jobs":
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError("limit export_concurrent_jobs must be a whole number or null")
+            if value is not None and not _whole_at_least_0(value):
+                raise ValueError(
+                    "limit export_concurrent_jobs must be a whole number, 0 or more, or null"
+                )
             limits.export_concurrent_jobs = value
         elif value is None:
             setattr(limits, name, None)
-        elif (
-            isinstance(value, list)
-            and len(value) == 2
-            and isinstance(value[0], int)
-            and isinstance(value[1], int | float)
-        ):
+        elif isinstance(value, list) and len(value) == 2 and _rate(value[0], value[1]):
             setattr(limits, name, (value[0], float(value[1])))
         else:
-            raise ValueError(f"limit {name} must be [max_requests, window_seconds] or null")
+            # A window of -60 s or 0 let every request through, one of Infinity made the
+            # 429's Retry-After a traceback, and -5 requests refused every one as 0 does.
+            raise ValueError(
+                f"limit {name} must be [max_requests, window_seconds] or null: max_requests "
+                f"a whole number, 0 or more, and window_seconds more than 0, at most "
+                f"{MAX_KNOB_SECONDS:,.0f}"
+            )
     scale = payload.get("timeScale", 1.0)
     if isinstance(scale, bool) or not isinstance(scale, int | float):
         raise ValueError("timeScale must be a number")

@@ -67,8 +67,7 @@ class Limits:
         """These limits with every window divided by `time_scale` K (5 per minute becomes 5
         per 60/K seconds), so a benchmark at time scale K keeps the shape of a run that
         waits on them; how many jobs may run at once is not a duration and stays."""
-        if not (isinstance(time_scale, int | float) and time_scale > 0):
-            raise ValueError(f"time scale must be more than 0; got {time_scale!r}")
+        _check_time_scale(time_scale)
         values: dict[str, Any] = {}
         for item in fields(self):
             value = getattr(self, item.name)
@@ -156,8 +155,7 @@ class Faults:
         behaviour in a K-th of the time. `lost_replies_every` k loses the answer to every
         k-th request after its work is done (`drop_every`); off unless asked for.
         """
-        if not (isinstance(time_scale, int | float) and time_scale > 0):
-            raise ValueError(f"time scale must be more than 0; got {time_scale!r}")
+        _check_time_scale(time_scale)
         return cls(
             fresh_list_seconds=FIELD_FRESH_LIST_SECONDS / time_scale,
             absent_channel_unsubscribe_is_true=True,
@@ -346,13 +344,31 @@ FIELD_EXPORT_LINK_SECONDS = 30 * 60.0
 PROFILES = ("field",)
 
 
+def _check_time_scale(time_scale: Any) -> None:
+    # Infinity made every duration 0 and every window none: no limits, said as a scale.
+    if not (_number(time_scale) and time_scale > 0):
+        raise ValueError(f"time scale must be a finite number more than 0; got {time_scale!r}")
+
+
 def _whole(value: Any) -> bool:
     # bool is an int to Python, but `true` is no count in JSON.
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _number(value: Any) -> bool:
-    return _whole(value) or isinstance(value, float)
+    # Infinity is no count, rate or duration: `latency_seconds=Infinity` made every answer
+    # a traceback (no sleep that long), where None is what turns a knob off.
+    return _whole(value) or (isinstance(value, float) and math.isfinite(value))
+
+
+# The longest duration a knob takes: a year is past any test, and far below where waiting
+# or dating by it overflows (time.sleep refuses 1e10 seconds; datetime ends at 9999).
+MAX_KNOB_SECONDS = 366 * 24 * 3600.0
+
+
+def _seconds(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """`check`, for a duration: also at most MAX_KNOB_SECONDS either way (None passes)."""
+    return lambda value: check(value) and (value is None or abs(value) <= MAX_KNOB_SECONDS)
 
 
 def _whole_at_least_0(value: Any) -> bool:
@@ -425,7 +441,7 @@ _FAULT_CHECKS: dict[str, Callable[[Any], bool]] = {
     ),
     **_checks(_whole_above_0, "export_file_bytes", "export_max_bytes", "export_files_per_page"),
     **_checks(
-        _number_at_least_0,
+        _seconds(_number_at_least_0),
         "latency_seconds",
         "fresh_list_seconds",
         "read_lag_seconds",
@@ -433,16 +449,17 @@ _FAULT_CHECKS: dict[str, Callable[[Any], bool]] = {
         "export_first_byte_seconds",
         "export_job_queue_seconds",
     ),
-    "export_link_seconds": _number_above_0,
-    "clock_offset_seconds": _finite_number,
+    "export_link_seconds": _seconds(_number_above_0),
+    "clock_offset_seconds": _seconds(_finite_number),
+    **_checks(
+        _seconds(_off_or_number_above_0), "get_users_stream_seconds", "export_stream_seconds"
+    ),
     **_checks(
         _off_or_number_above_0,
         "list_description_max",
         "write_rate_per_second",
         "get_users_members_per_second",
         "export_members_per_second",
-        "get_users_stream_seconds",
-        "export_stream_seconds",
         "export_job_members_per_second",
         "events_stream_lines",
     ),

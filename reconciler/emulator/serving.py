@@ -9,6 +9,7 @@ the profile's options, the fault settings, the state file, the key, the project.
 from __future__ import annotations
 
 import json
+import math
 import signal
 import threading
 from collections.abc import Callable
@@ -50,6 +51,10 @@ class ServeOptions:
 def open_emulator(options: ServeOptions) -> tuple[Emulator, Project]:
     """The emulator the options describe, and the project it serves (created, or read
     from the state file). Raises ServeOptionError for an option it cannot use."""
+    if not math.isfinite(options.time_scale):
+        # Infinity (or 1e400) made every duration 0 and every rate limit none, and said
+        # "at time scale inf": --unlimited does the second, and a large number the first.
+        raise ServeOptionError("must be a finite number", "--time-scale")
     emulator = _read_state(options.state, _limits(options), _faults(options))
     if options.api_key and not sendable(options.api_key):
         # reconciler strips the key it reads and refuses one with spaces inside: a project

@@ -15,14 +15,19 @@ import pytest
 from reconciler.emulator import Faults
 
 NAN = float("nan")
+INF = float("inf")
+# Over a year of seconds (MAX_KNOB_SECONDS): a rate or a count, never a duration.
+BIG = 1e12
 PROBES: list[Any] = [
-    *(0, 1, -1, 400, 600, 2.5, -2.5, NAN, True, None),
+    *(0, 1, -1, 400, 600, 2.5, -2.5, NAN, INF, -INF, BIG, True, None),
     *("x", "spec", "queue", "blank", "html"),
     *([], [1, -2], [100, 599], [600], ["a"], ["bom", "cr"], ["bogus"]),
 ]
 WHOLE = [0, 1, 400, 600]
 NON_NEGATIVE = [0, 1, 400, 600, 2.5]
-POSITIVE_OR_NONE = [1, 400, 600, 2.5, None]
+POSITIVE_OR_NONE = [1, 400, 600, 2.5, BIG, None]
+# Infinity and durations past a year made waits that overflow: every answer a traceback.
+SECONDS_OR_NONE = [1, 400, 600, 2.5, None]
 
 ACCEPTED: dict[str, list[Any]] = {
     "fail_every": WHOLE,
@@ -53,8 +58,8 @@ ACCEPTED: dict[str, list[Any]] = {
     "get_users_members_per_second": POSITIVE_OR_NONE,
     "export_first_byte_seconds": NON_NEGATIVE,
     "export_members_per_second": POSITIVE_OR_NONE,
-    "get_users_stream_seconds": POSITIVE_OR_NONE,
-    "export_stream_seconds": POSITIVE_OR_NONE,
+    "get_users_stream_seconds": SECONDS_OR_NONE,
+    "export_stream_seconds": SECONDS_OR_NONE,
     "events_stream_lines": POSITIVE_OR_NONE,
     "streams_to_cut": WHOLE,
     "failing_list_ids": [[], [1, -2], [100, 599], [600]],

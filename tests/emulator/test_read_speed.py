@@ -272,6 +272,32 @@ def test_the_limits_route_takes_a_time_scale(make_emulator_server, clock) -> Non
         assert bad.status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("/_emulator/limits", '{"list_reads": [5, -60]}'),
+        ("/_emulator/limits", '{"list_reads": [5, 0]}'),
+        # 1e400 is infinity to a JSON reader (the word Infinity is refused as not JSON).
+        ("/_emulator/limits", '{"list_reads": [5, 1e400]}'),
+        ("/_emulator/limits", '{"list_reads": [-5, 60]}'),
+        ("/_emulator/limits", '{"list_reads": [true, 60]}'),
+        ("/_emulator/limits", '{"export_concurrent_jobs": -1}'),
+        ("/_emulator/limits", '{"timeScale": 1e400}'),
+        ("/_emulator/profile", '{"name": "field", "timeScale": 1e400}'),
+    ],
+)
+def test_a_negative_zero_or_endless_limit_is_refused(
+    client: httpx.Client, route: str, body: str
+) -> None:
+    """A window of -60 s let every request through, one of infinity made a 429's
+    Retry-After a traceback and a time scale of infinity lifted every limit: each was
+    taken with a 200, the emulator then not modelling what it said."""
+    before = client.get("/_emulator/limits").json()
+    answer = client.post(route, content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400, answer.text
+    assert client.get("/_emulator/limits").json() == before
+
+
 def test_a_paced_answer_leaves_its_connection_reusable(
     client: httpx.Client, project: Project
 ) -> None:

@@ -56,6 +56,11 @@ def test_the_profile_and_unlimited_options_choose_faults_and_limits() -> None:
     ("given", "message", "option"),
     [
         ({"time_scale": 2.0}, "only with --profile", "--time-scale"),
+        (
+            {"api_key": KEY, "profile": "field", "time_scale": float("inf")},
+            "must be a finite number",
+            "--time-scale",
+        ),
         ({"lost_replies_every": 3}, "only with --profile", "--lost-replies-every"),
         ({"time_scale": 2.0, "lost_replies_every": 3}, "only with --profile", "--time-scale"),
         ({"faults": ("fail_every",)}, "expected NAME=VALUE, got 'fail_every'", "--fault"),
