@@ -64,7 +64,8 @@ class Trigger:
 @dataclass(frozen=True)
 class Workflows:
     triggers: tuple[Trigger, ...] = ()
-    # Workflow files not read (a link out of the repository, too large): warnings.
+    # Workflow files not read (a link out of the repository, too large) or that GitHub
+    # refuses: warnings.
     unread: tuple[Problem, ...] = ()
 
 
@@ -194,12 +195,44 @@ def reconciler_workflows(repository: Path) -> Workflows:
     # A workflow whose job calls one of them (`uses: ./.github/workflows/plan-job.yml`)
     # starts it: its own filters are the ones that count.
     planning |= {name for name, data in documents.items() if _calls(data) & planning}
-    triggers = [
-        trigger
-        for name in sorted(planning)
-        for trigger in _triggers(directory / name, documents[name])
-    ]
+    triggers = []
+    for name in sorted(planning):
+        refused = _refused(directory / name, documents[name])
+        if refused is not None:
+            unread.append(refused)  # it never runs: its filters leave out nothing
+        else:
+            triggers.extend(_triggers(directory / name, documents[name]))
     return Workflows(tuple(triggers), tuple(unread))
+
+
+def _refused(path: Path, data: Mapping[Any, Any]) -> Problem | None:
+    """A warning when GitHub refuses the workflow for an event with both `paths:` and
+    `paths-ignore:` ("you may only define one of `paths` and `paths-ignore` for a single
+    event", an invalid workflow file): it never runs, for any event."""
+    for event, config in _events(data):
+        if "paths" in config and "paths-ignore" in config:
+            return Problem(
+                display_path(path),
+                _key_line(config, "paths-ignore"),
+                0,
+                f"GitHub refuses this workflow, which so never plans or applies: {event} has "
+                "both paths: and paths-ignore:, where it takes only one; keep paths: (a "
+                "pattern starting with ! there leaves files out)",
+            )
+    return None
+
+
+def _events(data: Mapping[Any, Any]) -> list[tuple[str, Mapping[Any, Any]]]:
+    """The filtered events the workflow's `on:` configures, with their settings."""
+    # `on` is text in YAML 1.2, as GitHub reads it; a `%YAML 1.1` file makes it true.
+    on = data.get("on", data.get(True))
+    if not isinstance(on, Mapping):
+        return []  # `on: push`, `on: [push, pull_request]`: every change starts it
+    return [
+        (event, on[event])
+        for event in _FILTERED_EVENTS
+        if event in on and isinstance(on[event], Mapping)
+    ]
 
 
 def _unread(shown: str, why: str) -> Problem:
@@ -259,15 +292,8 @@ def _calls(data: Mapping[Any, Any]) -> set[str]:
 
 
 def _triggers(path: Path, data: Mapping[Any, Any]) -> list[Trigger]:
-    # `on` is text in YAML 1.2, as GitHub reads it; a `%YAML 1.1` file makes it true.
-    on = data.get("on", data.get(True))
-    if not isinstance(on, Mapping):
-        return []  # `on: push`, `on: [push, pull_request]`: every change starts it
     triggers = []
-    for event in _FILTERED_EVENTS:
-        config = on.get(event)
-        if not isinstance(config, Mapping):
-            continue
+    for event, config in _events(data):
         filters = []
         line = 0
         for key in ("paths", "paths-ignore"):

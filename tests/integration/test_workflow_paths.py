@@ -279,6 +279,30 @@ def test_a_local_action_outside_the_repository_is_not_read_and_said(
     assert _warnings(output) == [], output
 
 
+def test_a_workflow_github_refuses_for_both_paths_and_paths_ignore_is_said_never_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GitHub refuses a workflow whose event has both paths: and paths-ignore: ("you may
+    only define one of `paths` and `paths-ignore` for a single event"): it never runs.
+    Both filters were checked as if it ran, and nothing said it never would."""
+    repo = _repository(tmp_path, monkeypatch, workflows=())
+    # Line 5: paths-ignore.
+    (repo / ".github/workflows/pr.yml").write_text(
+        "on:\n  pull_request:\n    paths: [manifests/**, data/**]\n    branches: [main]\n"
+        "    paths-ignore: [docs/**]\njobs:\n  plan:\n    runs-on: ubuntu-latest\n"
+        "    steps:\n      - run: reconciler plan manifests\n"
+    )
+
+    code, output = _validate()
+
+    assert code == 0, output
+    assert [line for line in output.splitlines() if line.startswith("warning:")] == [
+        "warning: .github/workflows/pr.yml:5: GitHub refuses this workflow, which so never "
+        "plans or applies: pull_request has both paths: and paths-ignore:, where it takes "
+        "only one; keep paths: (a pattern starting with ! there leaves files out)"
+    ]
+
+
 def test_files_a_duckdb_query_read_are_checked_at_its_sql_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
