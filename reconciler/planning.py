@@ -44,7 +44,9 @@ from reconciler.plan.campaigns import campaign_uses, needs_campaigns
 from reconciler.plan.fingerprint import FIELDS_KEY, list_fingerprint
 from reconciler.plan.ownership import (
     audience_marks,
+    carried_ids,
     is_managed,
+    marked_after,
     marked_audience,
     same_description,
     unmarked,
@@ -123,14 +125,18 @@ def make_plan(
             raise unreadable_sources(unreadable)
         for name, desired in built.items():
             prints = fingerprint.setdefault(name, {})
-            # With --target only some audiences are considered, so nothing else may be pruned.
-            declared = _declared_lists(manifests, clients, name) if targets is None else None
+            # With --target only some audiences are considered, so nothing else may be pruned;
+            # the consent guard still tells lists of audiences gone from the others.
+            every = _declared_lists(manifests, clients, name)
+            declared = every if targets is None else None
+            audiences = frozenset(a.name for a in manifests.audiences_of(name))
             with _in_destination(name):
                 destinations.append(
                     _plan_destination(
                         clients[name],
                         desired,
                         declared,
+                        (every, audiences),
                         prefetches.get(name),
                         _for_destination(reads, name) if several else reads,
                         prints,
@@ -264,6 +270,7 @@ def _plan_destination(
     client: IterableClient,
     desired: DesiredDestination,
     declared: set[str] | None,
+    every: tuple[set[str], frozenset[str]],
     prefetch: Prefetch | None,
     reads: _Reads,
     prints: dict[str, dict[str, Any]],
@@ -271,7 +278,8 @@ def _plan_destination(
     """One destination, in the order its reads depend on one another: its lists and
     members, then (knowing the adds) mapped fields, users that cannot be sent, consent and
     the campaigns the changes reach. `declared` is every list name its manifests declare,
-    or None when only some audiences are planned (then nothing may be pruned)."""
+    or None when only some audiences are planned (then nothing may be pruned); `every`,
+    every list name and every audience of the destination whichever are planned."""
     users = _users_share(client, desired, reads)
     live = read_live(
         client,
@@ -284,10 +292,12 @@ def _plan_destination(
         users=users,
     )
     try:
-        if declared is not None and reads.keyed_apart is not None:
-            name = desired.destination.name
-            declared = reads.keyed_apart.declared(name, live.all_lists, declared)
-        return _plan_from_live(client, desired, declared, live, reads, prints, users)
+        names, audiences = every
+        if reads.keyed_apart is not None:
+            names = reads.keyed_apart.declared(desired.destination.name, live.all_lists, names)
+        declared = names if declared is not None else None
+        gone = orphan_lists(live.all_lists, audiences, names)
+        return _plan_from_live(client, desired, declared, live, reads, prints, users, gone)
     finally:
         if live.users_file is not None:
             live.users_file.remove()
@@ -303,9 +313,11 @@ def _plan_from_live(
     reads: _Reads,
     prints: dict[str, dict[str, Any]],
     users: UsersShare | None = None,
+    gone: Sequence[Any] = (),
 ) -> DestinationPlan:
     """_plan_destination once its lists and members are read (`users`: the project's
-    user export shared with the plan's other destinations naming it, if any)."""
+    user export shared with the plan's other destinations naming it, if any; `gone`, the
+    lists made for audiences no manifest declares any more: orphan_lists)."""
     dest_spec = desired.destination.spec
     # Audiences whose list could not be read with confidence are left out whole.
     unread = tuple(
@@ -324,6 +336,7 @@ def _plan_from_live(
         ],
         live.all_lists,
         declared or set(),
+        gone,
     )
     # Members an email-based project knows by userId alone (placeholder emails) whose rows
     # were skipped for lacking an email: kept, as any skipped row's member is.
@@ -440,7 +453,7 @@ def _destination_notes(
     return tuple(
         list_notes(desired.lists, live.all_lists, live.managed, pruned.deletions, pruned.kept)
         + renamed_audience_notes(
-            desired.lists, live.all_lists, live.managed, pruned.deletions, declared
+            desired.lists, live.all_lists, live.managed, pruned.deletions, declared, pruned.kept
         )
         + undeclared_list_notes(
             desired.lists, live.all_lists, live.managed, pruned.deletions, declared, pruned.kept
@@ -471,8 +484,24 @@ def _events_share(
     return EventsShare(reads.events, client.project_id, name, ids)
 
 
+def orphan_lists(
+    all_lists: Sequence[Any], audiences: Collection[str], declared: Collection[str]
+) -> list[Any]:
+    """The lists whose marker names an audience the destination declares no more (not
+    among `audiences`) and whose name no manifest of the project declares (`declared`):
+    the old list of a renamed key, as renamed_audience_notes names them."""
+    marks = audience_marks(audiences)
+    return [
+        old
+        for old in all_lists
+        if (audience := marked_audience(old.description)) is not None
+        and audience not in marks
+        and old.name not in declared
+    ]
+
+
 def with_former_lists(
-    lists: list[ListPlan], all_lists: list[Any], declared: set[str]
+    lists: list[ListPlan], all_lists: list[Any], declared: set[str], gone: Sequence[Any] = ()
 ) -> list[ListPlan]:
     """Each list with the lists made for its audience under another name (a changed
     listName, or a rename in Iterable's web app; list_notes names them), and the list
@@ -481,14 +510,25 @@ def with_former_lists(
     that name (`declared`, or those of this plan). Consent follows the
     audience, not the name: who left the old list by their own action must not be put on
     its replacement (state/consent.py reads their departures), on the plan that creates it
-    and on every plan after while the old list is there."""
+    and on every plan after while the old list is there.
+
+    A renamed key is another audience to the marker, so a list this plan creates while
+    Iterable holds lists of audiences declared no more (`gone`: orphan_lists) is held to
+    their departures too, whichever audience it is for (the side that cannot lose
+    consent), and its marker names them (carried_list_ids), which ties them to it on every
+    plan after as a changed listName's are."""
     marked = _lists_by_marked_audience(all_lists)
     by_key = _unnamed_lists_by_name(all_lists)
     if not marked and not by_key:
         return lists
     planned = declared | {lp.list_name for lp in lists}
+    descriptions = {old.id: old.description for old in all_lists}
+    named = {old.id: old.name for old in all_lists}
+    orphans = tuple(sorted({old.id for old in gone if old.name not in planned}))
     out = []
     for lp in lists:
+        carried = orphans if lp.list_id is None else ()
+        after = marked_after(descriptions.get(lp.list_id)) if lp.list_id is not None else ()
         former = tuple(
             sorted(
                 {
@@ -496,9 +536,15 @@ def with_former_lists(
                     for old in _made_for(marked, lp.audience) + by_key.get(lp.audience, [])
                     if old.name not in planned and old.id != lp.list_id
                 }
+                | set(carried)
+                # A list deleted since: its events still name it (kept while it holds
+                # anyone back, keep_former_lists; Iterable may keep them after).
+                | {i for i in after if named.get(i) not in planned}
             )
         )
-        out.append(dataclasses.replace(lp, former_list_ids=former) if former else lp)
+        if former:
+            lp = dataclasses.replace(lp, former_list_ids=former, carried_list_ids=carried)
+        out.append(lp)
     return out
 
 
@@ -628,9 +674,15 @@ def keep_former_lists(
         if held is None:
             continue
         count = len(held.left_themselves)
+        # A renamed key's old list was made for the old key (with_former_lists' `gone`).
+        made_for = (
+            "its audience is declared no more"
+            if x.list_id in held.carried_list_ids
+            else f"it was made for audience {held.audience!r}"
+        )
         notes.append(
-            f"list {x.list_name!r} (list {x.list_id}) is not deleted, prune or not: it was "
-            f"made for audience {held.audience!r}, and {count:,} "
+            f"list {x.list_name!r} (list {x.list_id}) is not deleted, prune or not: "
+            f"{made_for}, and {count:,} "
             f"member{'s' if count != 1 else ''} who left it (or {held.list_name!r}) "
             f"themselves {'are' if count != 1 else 'is'} held back from {held.list_name!r} "
             "because of it; deleted, nothing would say they left, and the next plan would "
@@ -751,7 +803,8 @@ def list_notes(
             notes.extend(_lookalike_notes(item, lookalikes))
             continue
         current = unmarked(live_list.info.description)
-        if not same_description(current, wanted, item.audience.name):
+        carried = marked_after(live_list.info.description)
+        if not same_description(current, wanted, item.audience.name, carried):
 
             def shown(text: str | None) -> str:
                 return "empty" if not text else repr(text)
@@ -896,40 +949,64 @@ def renamed_audience_notes(
     managed: Mapping[str, LiveList],
     deletions: Sequence[Any],
     declared: set[str] | None,
+    kept: Collection[int] = (),
 ) -> list[str]:
     """A renamed audience key looks like one audience gone and another new: its old list
     (whose marker names the old key) is deleted by prune, or left behind unsynced, and a
     new list is created. When a plan creates lists, each such list is named with how to
     keep it, since deleting it loses its id, its history and the campaigns and journeys
-    that use it. Only when every audience of the project is planned (`declared`)."""
+    that use it. Only when every audience of the project is planned (`declared`). Who
+    left it themselves is held back from the new lists (with_former_lists) and kept there
+    (`kept`: keep_former_lists spares the list while it holds any of them back)."""
     created = [item.list_name for item in items if item.list_name not in managed]
     if declared is None or not created:
         return []
-    planned = audience_marks(item.audience.name for item in items)
     deleted = {x.list_id for x in deletions}
     new = _created_names(created)
     # Consent follows an audience, and a renamed key is another audience to the marker:
-    # who left the old list is put on the new one. Said, since the reviewer is the guard.
+    # who left the old list is held back from every list created beside it
+    # (with_former_lists). Said, since a new audience's list is held back from too.
     them = "the new list" if len(created) == 1 else "the new lists"
+    olds = orphan_lists(all_lists, [item.audience.name for item in items], declared)
+    # A created list's marker names the old lists its 140 characters have room for.
+    ids = [old.id for old in olds]
+    roomless = {
+        item.list_name: set(ids) - set(carried_ids(item.audience.name, ids))
+        for item in items
+        if item.list_name not in managed
+    }
     notes = []
-    for old in all_lists:
+    for old in olds:
         audience = marked_audience(old.description)
-        if audience is None or audience in planned or old.name in declared:
-            continue
-        fate = (
-            "prune deletes it in this plan, losing its id and history"
-            if old.id in deleted
-            else "it stays as it is, no longer kept in line"
-        )
+        if old.id in deleted:
+            fate = "prune deletes it in this plan, losing its id and history"
+        elif old.id in kept:
+            fate = "it stays, holding back who left it themselves (below)"
+        else:
+            fate = "it stays as it is, no longer kept in line"
         notes.append(
             f"list {old.name!r} (list {old.id}) was created for audience {audience!r}, which "
             f"no manifest declares any more, and this plan creates {new}: {fate}. Who "
-            f"left it themselves is not held back from {them}, which nothing ties to it: a "
-            "source that has them adds them. If an audience was renamed from "
-            f"{audience!r}, set its listName: {old.name!r} to keep list {old.id}, who left "
-            "it and the campaigns and journeys that use it."
+            f"left it themselves is held back from {them}, on this plan and those after "
+            "(nothing to do: they left; `resubscribe: allowed` on an audience adds them). "
+            f"If an audience was renamed from {audience!r}, set its listName: {old.name!r} "
+            f"to keep list {old.id} and the campaigns and journeys that use it."
+            + _roomless(old.id, roomless)
         )
     return notes
+
+
+def _roomless(list_id: int, roomless: Mapping[str, set[int]]) -> str:
+    """What renamed_audience_notes says when a created list's description has no room to
+    name the old list: only the plan that creates it holds back who left that one."""
+    names = [name for name, ids in roomless.items() if list_id in ids]
+    if not names:
+        return ""
+    return (
+        f" Only this plan does: the description of {_created_names(names)} (Iterable keeps "
+        f"140 characters) has no room to name list {list_id} beside the audience, so the "
+        f"plans after add them; to keep them out, set the old list's listName on the audience."
+    )
 
 
 def undeclared_list_notes(

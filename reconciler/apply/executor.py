@@ -754,8 +754,9 @@ class _Destination:
         def send(lp: ListPlan) -> int:
             with self.run.journal.step("create_list", self.dest, lp.list_name) as step:
                 # The marker is how prune knows the list is ours to delete later; the run
-                # token, how a create whose answer was lost is recognised.
-                description = mark(lp.description, lp.audience, self.run.token)
+                # token, how a create whose answer was lost is recognised; the lists it is
+                # held to, how later plans keep holding back who left them.
+                description = mark(lp.description, lp.audience, self.run.token, lp.carried_list_ids)
                 self.created_as[lp.list_name] = description
                 list_id = self.client.create_list(lp.list_name, description)
                 step.done(list_id=list_id)

@@ -91,6 +91,10 @@ class ListPlan:
     # Iterable's web app): one list to consent, so who left one of them themselves is not
     # added to this one (state/consent.py). Read afresh by every plan; never in a plan file.
     former_list_ids: tuple[int, ...] = ()
+    # Of former_list_ids, for a list this plan creates: the lists made for audiences no
+    # manifest declares any more (a renamed key), which its marker names (ownership.mark)
+    # so that later plans, too, hold back who left them. Never in a plan file either.
+    carried_list_ids: tuple[int, ...] = ()
     # `apply --plan`: those of the saved adds held back because they opted out after the
     # plan was made (also in left_themselves / channel_unsubscribed; never in a plan file).
     held_since_plan: tuple[str, ...] = ()

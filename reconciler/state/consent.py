@@ -31,8 +31,8 @@ What Iterable reports, and where it is documented:
 The reads (one export of the events, the profiles' channel unsubscribes, one channels
 read) happen only when a plan adds members to an existing list, or to a list it creates in
 place of one made for the same audience under another name (a changed listName: the same
-audience to the people on it, so who left the old list is not put on the new one), paced by
-the client. The
+audience to the people on it, so who left the old list is not put on the new one; or a
+renamed key, planning.with_former_lists), paced by the client. The
 profiles are read whichever way is modelled to finish first (choose_profile_read): one
 GET /api/users/{email} or /byUserId/{userId} per added identifier (100 a second; its
 answer's `dataFields` carry `unsubscribedChannelIds`, as answers recorded from Iterable
@@ -51,7 +51,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -140,13 +140,14 @@ def _person(event: Mapping[str, Any]) -> tuple[str, str] | None:
 def self_departures(
     events: Iterable[Mapping[str, Any]],
     list_ids: Iterable[int],
-    same_as: Mapping[int, int] | None = None,
+    same_as: Mapping[int, Collection[int]] | None = None,
 ) -> dict[int, tuple[Departure, ...]]:
     """Per list in `list_ids`, the people whose latest unsubscribe from it was not sent by
     an API client. `events` in export order (oldest first); equal `createdAt`s (Iterable
-    gives seconds) keep that order. `same_as` maps a list to the one its events count for
+    gives seconds) keep that order. `same_as` maps a list to those its events count for
     (lists made for one audience under other names: one list to consent, whose latest
-    unsubscribe from any of them counts).
+    unsubscribe from any of them counts; a renamed key's old list counts for every list
+    created beside it).
 
     An event names a person by the identifiers their profile had then, so one person's
     events need not name them alike: one who left while known by a userId alone, and was
@@ -164,7 +165,7 @@ def self_departures(
         if _person(event) is None:
             continue
         named = set(_int_list(event.get("emailListIds"))) | set(_int_list(event.get("emailListId")))
-        lists = {same_as.get(i, i) for i in named & wanted}
+        lists = {c for i in named & wanted for c in same_as.get(i, (i,))}
         if not lists:
             continue
         email, user_id = _identifiers_of(event)
@@ -838,17 +839,18 @@ def read_profiles_by_lookups(
     return [p for found in answers for p in found], made
 
 
-def _lineage(lists: Sequence[ListPlan]) -> dict[int, int]:
-    """Every list whose departures bear on the adds planned, to the list id they count
+def _lineage(lists: Sequence[ListPlan]) -> dict[int, set[int]]:
+    """Every list whose departures bear on the adds planned, to the list ids they count
     for (ListPlan.consent_list_id): a list's own id, and the lists made for its audience
-    under other names."""
-    same_as: dict[int, int] = {}
+    under other names. A renamed key's old list is the former list of every list created
+    beside it (planning.with_former_lists), so it may count for several."""
+    same_as: dict[int, set[int]] = {}
     for lp in lists:
         consent_id = lp.consent_list_id
         if not lp.add or consent_id is None:
             continue
         for list_id in (consent_id, *lp.former_list_ids):
-            same_as[list_id] = consent_id
+            same_as.setdefault(list_id, set()).add(consent_id)
     return same_as
 
 
@@ -938,7 +940,9 @@ def recheck_saved(saved: Plan, current: Plan) -> Plan:
 def _recheck(lp: ListPlan, now: ListPlan | None) -> ListPlan:
     # A list the saved plan creates is checked too: one made in place of a list under
     # another name is held to that list's departures (now.former_list_ids), and a plan
-    # file does not keep which lists those were.
+    # file does not keep which lists those were, nor which its marker is to name.
+    if now is not None and lp.create:
+        lp = dataclasses.replace(lp, carried_list_ids=now.carried_list_ids)
     if now is None or not lp.add:
         return lp
     if lp.resubscribe_allowed:

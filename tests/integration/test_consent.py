@@ -556,3 +556,131 @@ def test_prune_keeps_the_old_list_of_a_changed_list_name_while_it_holds_anyone_b
     assert plan.json()["summary"]["lists_to_delete"] == 1
     assert cli("apply", ws.manifests, "--yes").exit_code == 0
     assert old_id not in proj.lists
+
+
+def _renamed_key(ws, people: list[str], **spec) -> None:
+    """Audience `vip` renamed `vip-customers` in the manifests (its file with it)."""
+    (ws.manifests / "aud-vip.yaml").unlink(missing_ok=True)
+    csv_audience(ws, "vip-customers", "email", people, **spec)
+
+
+@pytest.mark.field_profile
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_renamed_audience_keys_new_list_holds_back_who_left_the_old_one(
+    field_workspace,  # noqa: F811
+    cli,
+    engine,
+):
+    """A renamed key (vip -> vip-customers, no listName) is another audience to the
+    marker, so nothing tied the new list to the old: who had left 'vip' themselves was
+    added to 'vip-customers', and prune deleted 'vip' in that apply. Now a list created
+    while a list of an audience no manifest declares is there is held to its departures:
+    on that plan, and on the plans after (the new list's marker names the old one); the
+    old list is kept while it holds anyone back."""
+    ws, _server, proj = field_workspace("hybrid", engine)
+    ws.destination(prune=True, policy={"allowListDeletion": True})
+    people = ["a@example.com", "b@example.com", "c@example.com"]
+    csv_audience(ws, "vip", "email", people)
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    (old_id,) = [i for i, r in proj.lists.items() if r.name == "vip"]
+    proj.self_unsubscribe(proj.user_by_email("b@example.com"), list_id=old_id)
+    _renamed_key(ws, people)
+
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    body = plan.json()
+    assert body["summary"]["members_left_themselves"] == 1
+    assert body["summary"]["lists_to_delete"] == 0
+    (lp,) = body["destinations"][0]["lists"]
+    assert (lp["list_name"], lp["resulting_members"]) == ("vip-customers", 2)
+    notes = body["destinations"][0]["notes"]
+    assert (
+        f"list 'vip' (list {old_id}) was created for audience 'vip', which no manifest "
+        "declares any more, and this plan creates list 'vip-customers': it stays, holding "
+        "back who left it themselves (below). Who left it themselves is held back from the "
+        "new list, on this plan and those after"
+    ) in notes[0]
+    assert notes[1].startswith(
+        f"list 'vip' (list {old_id}) is not deleted, prune or not: its audience is declared "
+        "no more, and 1 member who left it (or 'vip-customers') themselves is held back "
+        "from 'vip-customers' because of it"
+    )
+    assert "b@example.com" not in plan.output
+
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    (new_id,) = [i for i, r in proj.lists.items() if r.name == "vip-customers"]
+    assert sorted(proj.members(new_id)) == ["a@example.com", "c@example.com"]
+    assert old_id in proj.lists
+    assert f"; after {old_id}; run " in proj.lists[new_id].description
+    # The plans after hold b back too: the new list's marker ties the old one to it.
+    again = cli("plan", ws.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert "held back: left the list themselves: 1" in again.stdout
+    assert "description of list" not in again.stdout
+
+
+@pytest.mark.field_profile
+def test_a_renamed_key_that_kept_its_list_by_list_name_holds_back_when_it_changes_list(
+    field_workspace,  # noqa: F811
+    cli,
+    tmp_path,
+):
+    """The rename in two steps: vip -> vip-customers with listName: vip (the list kept),
+    then the listName dropped. The second step creates 'vip-customers' while list 'vip'
+    names audience 'vip', declared no more: not the audience's former list to the
+    marker, so who had left 'vip' was added; now held back."""
+    ws, _server, proj = field_workspace("hybrid", "python")
+    people = ["a@example.com", "b@example.com"]
+    csv_audience(ws, "vip", "email", people)
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    (old_id,) = [i for i, r in proj.lists.items() if r.name == "vip"]
+    proj.self_unsubscribe(proj.user_by_email("b@example.com"), list_id=old_id)
+    _renamed_key(ws, people, listName="vip")
+    kept = cli("plan", ws.manifests, "--format", "json").json()
+    assert kept["summary"]["members_left_themselves"] == 1
+    assert kept["summary"]["lists_to_create"] == 0
+
+    _renamed_key(ws, people)
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    assert plan.json()["summary"]["members_left_themselves"] == 1
+    # Applied from a saved plan, which keeps no list ids but its adds: the new list's
+    # marker still names the old list, so the plans after hold b back too.
+    saved = tmp_path / "rename.plan"
+    assert cli("plan", ws.manifests, "--out", saved).exit_code == 0
+    applied = cli("apply", "--plan", saved, "--yes")
+    assert applied.exit_code == 0, applied.output
+    (new_id,) = [i for i, r in proj.lists.items() if r.name == "vip-customers"]
+    assert proj.members(new_id) == ["a@example.com"]
+    again = cli("plan", ws.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert "held back: left the list themselves: 1" in again.stdout
+
+
+def test_every_list_created_beside_a_renamed_keys_old_list_holds_back_on_every_plan(
+    field_workspace,  # noqa: F811
+    cli,
+):
+    """Two lists created in the plan that follows a renamed key (vip -> vip-customers,
+    and a new audience 'news'): both are held to list 'vip', and both stay so on the plans
+    after, though one old list's departures then bear on two lists' (their consent read
+    counted them for one of the two only, and the next plan added who left 'vip' to the
+    other)."""
+    ws, _server, proj = field_workspace("hybrid", "python")
+    people = ["a@example.com", "b@example.com"]
+    csv_audience(ws, "vip", "email", people)
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    (old_id,) = [i for i, r in proj.lists.items() if r.name == "vip"]
+    proj.self_unsubscribe(proj.user_by_email("b@example.com"), list_id=old_id)
+    _renamed_key(ws, people)
+    csv_audience(ws, "news", "email", people)
+
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.json()["summary"]["members_left_themselves"] == 2, plan.output
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    for name in ("vip-customers", "news"):
+        (new_id,) = [i for i, r in proj.lists.items() if r.name == name]
+        assert proj.members(new_id) == ["a@example.com"], name
+    again = cli("plan", ws.manifests, "--format", "json")
+    assert again.json()["summary"]["members_left_themselves"] == 2, again.output
+    assert again.json()["summary"]["members_to_add"] == 0

@@ -749,9 +749,9 @@ def test_a_changed_list_name_is_a_new_list_and_a_changed_description_is_noted(
 def test_a_renamed_audience_key_says_how_to_keep_its_list(workspace, cli, emulator_server):
     """Renaming an audience's key (vip -> vip-customers) plans a new list and prunes the old
     one, with its id, history and campaigns: the plan says so and how to keep it. Who left
-    the old list themselves is put on the new one (nothing ties a new key's list to the old
-    key's): the note said only "losing its id and history", so a reviewer took the rename
-    for harmless while the plan re-subscribed them."""
+    the old list themselves is held back from the new one, and the note says so (it said
+    they were added, which they were: tests/integration/test_consent.py holds them back);
+    here b has left the source too, so nobody is held back and prune deletes the list."""
     workspace.destination(prune=True, policy={"allowListDeletion": True})
     workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
     assert cli("apply", workspace.manifests, "--yes").exit_code == 0
@@ -759,7 +759,7 @@ def test_a_renamed_audience_key_says_how_to_keep_its_list(workspace, cli, emulat
     proj = project(emulator_server)
     proj.self_unsubscribe(proj.user_by_email("b@example.com"), list_id=old_id)
     (workspace.manifests / "aud-vip.yaml").unlink()
-    workspace.audience("vip-customers", {"inline": ["a@example.com", "b@example.com"]})
+    workspace.audience("vip-customers", {"inline": ["a@example.com"]})
 
     plan = cli("plan", workspace.manifests, "--format", "json")
     assert plan.exit_code == 0, plan.output
@@ -767,14 +767,11 @@ def test_a_renamed_audience_key_says_how_to_keep_its_list(workspace, cli, emulat
     assert note == (
         f"list 'vip' (list {old_id}) was created for audience 'vip', which no manifest "
         "declares any more, and this plan creates list 'vip-customers': prune deletes it in "
-        "this plan, losing its id and history. Who left it themselves is not held back from "
-        "the new list, which nothing ties to it: a source that has them adds them. If an "
-        f"audience was renamed from 'vip', set its listName: 'vip' to keep list {old_id}, who "
-        "left it and the campaigns and journeys that use it."
+        "this plan, losing its id and history. Who left it themselves is held back from the "
+        "new list, on this plan and those after (nothing to do: they left; `resubscribe: "
+        "allowed` on an audience adds them). If an audience was renamed from 'vip', set its "
+        f"listName: 'vip' to keep list {old_id} and the campaigns and journeys that use it."
     )
-    (created,) = plan.json()["destinations"][0]["lists"]
-    # b, who left 'vip', is added: what the note warns of.
-    assert (created["resulting_members"], created["consent"]["left_themselves"]) == (2, 0)
 
     text = cli("plan", workspace.manifests).stdout
     assert text.index(f'delete list "vip" (list {old_id})') < text.index("prune deletes it")
@@ -783,6 +780,29 @@ def test_a_renamed_audience_key_says_how_to_keep_its_list(workspace, cli, emulat
     workspace.audience("vip-customers", {"inline": ["a@example.com"]}, listName="vip")
     kept = cli("plan", workspace.manifests, "--detailed-exitcode")
     assert kept.exit_code == 0, kept.output
+
+
+def test_a_renamed_key_too_long_to_name_its_old_list_says_only_this_plan_holds_back(
+    workspace, cli, emulator_server
+):
+    """A new key of 150 characters leaves the new list's description (Iterable keeps 140)
+    no room to name the old list: the plan that creates it holds back who left the old
+    one, the plans after cannot, and the note says so and what to do."""
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    old_id = list_named(emulator_server, "vip").id
+    (workspace.manifests / "aud-vip.yaml").unlink()
+    long = "v" * 150
+    workspace.audience(long, {"inline": ["a@example.com"]})
+
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    (note,) = plan.json()["destinations"][0]["notes"]
+    assert note.endswith(
+        f"Only this plan does: the description of list {long!r} (Iterable keeps 140 "
+        f"characters) has no room to name list {old_id} beside the audience, so the plans "
+        "after add them; to keep them out, set the old list's listName on the audience."
+    )
 
 
 def test_renaming_many_audience_keys_notes_each_old_list_without_naming_every_new_one(

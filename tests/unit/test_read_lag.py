@@ -12,8 +12,10 @@ from reconciler.apply.journal import PREFIX, SUFFIX, last_write_at, runs_dir
 from reconciler.plan.ownership import (
     MAX_DESCRIPTION,
     audience_marks,
+    carried_ids,
     is_managed,
     mark,
+    marked_after,
     marked_audience,
     marks_audience,
     same_description,
@@ -49,6 +51,34 @@ def test_a_created_list_s_description_fits_in_iterable_s_140_characters_marker_w
     assert mark("VIPs", "vips", "1a2b3c4d") == (
         "VIPs [managed-by: reconciler; audience: vips; run 1a2b3c4d]"
     )
+
+
+def test_a_created_list_names_the_old_lists_it_is_held_to_as_room_allows() -> None:
+    """A list created beside lists of audiences declared no more (a renamed key) names
+    them, lowest first, so later plans hold back who left them (planning.with_former_lists);
+    the description's text is cut first, the audience never, and what does not fit is
+    left out (the plan's note says so: renamed_audience_notes)."""
+    text = mark("VIPs", "vip-customers", "1a2b3c4d", [1234567, 22])
+    assert text == (
+        "VIPs [managed-by: reconciler; audience: vip-customers; after 22,1234567; run 1a2b3c4d]"
+    )
+    assert (marked_audience(text), marked_after(text), unmarked(text)) == (
+        "vip-customers",
+        (22, 1234567),
+        "VIPs",
+    )
+    assert marked_after(mark("VIPs", "vips", "1a2b3c4d")) == ()
+    many = list(range(1_000_000, 1_000_040))
+    for audience in ("vips", "a" * 60, "b" * 200):
+        for description in (None, "VIPs", "z" * 500):
+            text = mark(description, audience, "1a2b3c4d", many)
+            carried = carried_ids(audience, many)
+            assert len(text) <= MAX_DESCRIPTION and text.endswith("; run 1a2b3c4d]")
+            assert marks_audience(text, audience) and marked_after(text) == carried
+            assert carried == tuple(many[: len(carried)]) and len(carried) < len(many)
+            assert same_description(unmarked(text), description, audience, carried)
+    assert carried_ids("vips", many[:3]) == tuple(many[:3])
+    assert carried_ids("b" * 200, many) == ()  # the audience's cut name takes the room
 
 
 def test_a_description_of_emoji_fits_in_140_utf16_units_as_java_counts_them() -> None:
