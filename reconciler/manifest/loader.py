@@ -396,16 +396,14 @@ class _Collector:
                 else None
             )
             if email_like is not None:
-                self.warnings.append(
-                    audience.field_location("members", source.field).problem(
-                        f"members.{source.field}: "
-                        f"{getattr(audience.spec.members, source.field)} has a column "
-                        f"{quoted(email_like)} but none named "
-                        f"{quoted(audience.spec.members.email)}, so its members are "
-                        "identified by userId alone in this hybrid project, their emails "
-                        f"never sent, and {quoted(email_like)} is only an extra column; set "
-                        f"`email: {email_like}` under members to send them"
-                    )
+                self._warn_at_source(
+                    audience,
+                    source.field,
+                    f"has a column {quoted(email_like)} but none named "
+                    f"{quoted(audience.spec.members.email)}, so its members are identified by "
+                    "userId alone in this hybrid project, their emails never sent, and "
+                    f"{quoted(email_like)} is only an extra column; set `email: {email_like}` "
+                    "under members to send them",
                 )
             lookalike = (
                 undeclared_user_id(names, audience.spec.members, source.exact_column_names)
@@ -417,33 +415,36 @@ class _Collector:
                     names, audience.spec.members, project_type, source.exact_column_names
                 )
                 if key is not None:
-                    self.warnings.append(
-                        audience.field_location("members", source.field).problem(
-                            f"members.{source.field}: "
-                            f"{getattr(audience.spec.members, source.field)} has no column "
-                            f"named {quoted(getattr(audience.spec.members, key))}, and "
-                            f"{project_type} projects identify users by {key}, so every row "
-                            f"is skipped; set `{key}: COLUMN` under members to name the "
-                            "column that holds them"
-                        )
+                    self._warn_at_source(
+                        audience,
+                        source.field,
+                        f"has no column named {quoted(getattr(audience.spec.members, key))}, "
+                        f"and {project_type} projects identify users by {key}, so every row is "
+                        f"skipped; set `{key}: COLUMN` under members to name the column that "
+                        "holds them",
                     )
                 continue
-            field_name = source.field
             without = {
                 "hybrid": "identified by email alone",
                 "userId": "skipped as having no userId",
             }[destination.spec.projectType]
-            self.warnings.append(
-                audience.field_location("members", field_name).problem(
-                    f"members.{field_name}: {getattr(audience.spec.members, field_name)} has "
-                    f"a column {quoted(lookalike)} but none named "
-                    f"{quoted(audience.spec.members.userId)}, "
-                    f"so its members are {without} "
-                    f"in this {destination.spec.projectType} project and {quoted(lookalike)} is "
-                    f"only an extra column; set `userId: {lookalike}` under members to "
-                    "identify them by it"
-                )
+            self._warn_at_source(
+                audience,
+                source.field,
+                f"has a column {quoted(lookalike)} but none named "
+                f"{quoted(audience.spec.members.userId)}, so its members are {without} in this "
+                f"{destination.spec.projectType} project and {quoted(lookalike)} is only an "
+                f"extra column; set `userId: {lookalike}` under members to identify them by it",
             )
+
+    def _warn_at_source(self, audience: Audience, field: str, text: str) -> None:
+        """A warning at the line of an audience's member source (`field`: csv, parquet...),
+        its text after the source's path."""
+        self.warnings.append(
+            audience.field_location("members", field).problem(
+                f"members.{field}: {getattr(audience.spec.members, field)} {text}"
+            )
+        )
 
     def _case_collision(
         self,

@@ -1074,6 +1074,14 @@ def test_an_export_read_into_a_temporary_directory_with_a_quote_in_its_path(tmp_
             engine.close()
 
 
+def _issues_shown(data: dict, root) -> list[tuple[str, str]]:
+    """A plan's value issues as (where, message), the root as ROOT and unmarked."""
+    return [
+        (where.replace(str(root), "ROOT"), message.replace("\ue000", "").replace("\ue001", ""))
+        for _a, where, message, _v in data["issues"]
+    ]
+
+
 def test_an_exports_null_or_a_sheets_error_value_leaves_the_field_as_it_is(tmp_path, engines):
     # Snowflake's COPY INTO and MySQL write NULL as \N, a sheet a failed lookup as #N/A:
     # an untyped field was sent that text, over the member's value in Iterable. Both paths
@@ -1086,10 +1094,7 @@ def test_an_exports_null_or_a_sheets_error_value_leaves_the_field_as_it_is(tmp_p
     emulator = _emulator("email")
     data = {name: _data(_plan(root, emulator, engines[name], "export"), root) for name in ENGINES}
     assert data["duckdb"] == data["python"]
-    issues = [
-        (where.replace(str(root), "ROOT"), message.replace("\ue000", "").replace("\ue001", ""))
-        for _a, where, message, _v in data["python"]["issues"]
-    ]
+    issues = _issues_shown(data["python"], root)
     null = (
         "is how an export writes a missing value (NULL), not a value; export missing values "
         "as empty cells (Snowflake: NULL_IF = ('')); the field is not written for this member"
@@ -1121,10 +1126,7 @@ def test_a_value_misread_as_windows_1252_leaves_the_field_as_it_is(tmp_path, eng
     emulator = _emulator("email")
     data = {name: _data(_plan(root, emulator, engines[name], "export"), root) for name in ENGINES}
     assert data["duckdb"] == data["python"]
-    issues = [
-        (where.replace(str(root), "ROOT"), message.replace("\ue000", "").replace("\ue001", ""))
-        for _a, where, message, _v in data["python"]["issues"]
-    ]
+    issues = _issues_shown(data["python"], root)
     assert (
         "ROOT/data/crm.csv:8",
         "field 'plan_tier' (column 'plan'): 'Ã©lite' is UTF-8 text misread as Windows-1252 and "
