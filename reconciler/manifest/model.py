@@ -733,11 +733,19 @@ class AudienceSpec(_StrictModel):
 # emailListIds, unsubscribedChannelIds or unsubscribedMessageTypeIds makes no subscribe or
 # unsubscribe event. Names are case-sensitive there (the same article): `Email` is a field
 # of its own. phoneNumber is not here: Iterable takes it from a user update (Segment's
-# Iterable destination sends it in dataFields).
+# Iterable destination sends it in dataFields). devices holds the push tokens
+# registerDeviceToken registers (the OpenAPI calls it an "Iterable-managed array"), and
+# browserTokens those registerBrowserToken registers for web push: a mapping writing either
+# would take people off push, or put them on it, with no opt-in; Iterable does not say what
+# a user update does to them, so both are refused.
 _IDENTITY = "it identifies the user: writing it changes whose profile this is"
 _MEMBERSHIP = "list membership changes only through subscribe and unsubscribe"
 _CONSENT = (
     "it holds the person's consent: a user update changes it with no subscribe or unsubscribe event"
+)
+_PUSH = (
+    "it holds the person's push registrations: a user update replaces them with no subscribe "
+    "or unsubscribe event"
 )
 _ITERABLES = "Iterable sets it itself"
 SYSTEM_FIELD_REASONS: dict[str, str] = {
@@ -748,6 +756,8 @@ SYSTEM_FIELD_REASONS: dict[str, str] = {
     "unsubscribedChannelIds": _CONSENT,
     "unsubscribedMessageTypeIds": _CONSENT,
     "subscribedMessageTypeIds": _CONSENT,
+    "devices": _PUSH,
+    "browserTokens": _PUSH,
     "signupDate": _ITERABLES,
     "signupSource": _ITERABLES,
     "profileUpdatedAt": _ITERABLES,

@@ -373,6 +373,16 @@ def test_an_undefined_template_variable_names_the_row(tmp_path: Path) -> None:
         ("itblUserId", "Iterable sets it itself"),
         ("signupSource", "Iterable sets it itself"),
         ("profileUpdatedAt", "Iterable sets it itself"),
+        (
+            "devices",
+            "it holds the person's push registrations: a user update replaces them with no "
+            "subscribe or unsubscribe event",
+        ),
+        (
+            "browserTokens",
+            "it holds the person's push registrations: a user update replaces them with no "
+            "subscribe or unsubscribe event",
+        ),
     ],
 )
 def test_a_field_iterable_manages_is_refused_with_its_place_and_why(
@@ -442,6 +452,8 @@ def test_schema_accepts_mappings_and_audiences_that_name_them(
         {"userListIds": "plan"},
         {"unsubscribedMessageTypeIds": "plan"},
         {"itblInternal": "plan"},
+        {"devices": "plan"},
+        {"browserTokens": "plan"},
     ],
 )
 def test_schema_rejects_what_the_loader_rejects(
