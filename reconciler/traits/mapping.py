@@ -104,7 +104,7 @@ class CompiledField:
                     reason = f"{describe_value(raw)} {not_a_value}"
                     raise FieldValueError(FieldError(self.name, self.source, reason))
             try:
-                return _whole(convert(raw))
+                value = _whole(convert(raw))
             except ConversionError as error:
                 reason = f"{error.reason}{self._list_hint(raw)}"
                 if isinstance(raw, bytes | bytearray | memoryview):
@@ -112,6 +112,7 @@ class CompiledField:
                 raise FieldValueError(
                     FieldError(self.name, self.source, f"{describe_value(raw)} {reason}")
                 ) from None
+            return self._stored(value)
         assert self.template is not None
         try:
             text = self.template.render_context(
@@ -126,13 +127,28 @@ class CompiledField:
             # is cleared, as an empty cell of a column is (text stays the text it is).
             return None
         try:
-            return _whole(convert(text))
+            value = _whole(convert(text))
         except ConversionError as error:
             reason = f"the template gave {describe_value(text)}, which {error.reason}"
             if self.type == "list" and text.lstrip().startswith("[") and "'" in text:
                 # Python's text of a list (['vip', 'beta']), printed without tojson.
                 reason += "; a template writes a list as JSON with | tojson"
             raise FieldValueError(FieldError(self.name, self.source, reason)) from None
+        return self._stored(value)
+
+    def _stored(self, value: Any) -> Any:
+        """`value`, if Iterable would store it in this field (raises FieldValueError)."""
+        if (
+            self.name == PHONE_FIELD
+            and value is not None
+            and not (isinstance(value, str) and _E164.fullmatch(value))
+        ):
+            reason = f"{describe_value(value)} {_NOT_E164}"
+            if self.type not in (None, "string"):
+                # The type made the value this (`type: number` drops the +): say so.
+                reason += f" (its type: {self.type} makes it no text; leave the type out)"
+            raise FieldValueError(FieldError(self.name, self.source, reason))
+        return value
 
     def _list_hint(self, raw: Any) -> str:
         """How to send a column of comma-separated text (`vip, beta`) as a list."""
@@ -191,6 +207,19 @@ def _not_a_value(raw: str) -> str | None:
     if _SPREADSHEET_ERROR.fullmatch(raw):
         return "is a spreadsheet's error value, a formula that failed; fix it and export again"
     return None
+
+
+# Iterable keeps phoneNumber, where its SMS go, only "in the proper format and include a
+# country code", +16503926753 (its SMS overview), and does not save another form (Segment's
+# Iterable docs): such a value went out on every run, was stored never, and each next plan
+# planned it again. E.164: a +, a country code not starting with 0, at most 15 digits.
+PHONE_FIELD = "phoneNumber"
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+_NOT_E164 = (
+    "is not a phone number as Iterable stores one (E.164: a +, the country code and the "
+    "number's digits, +16503926753), and Iterable would not save it; write it so in the "
+    "source, or with a template"
+)
 
 
 # Values whose JSON is short whatever they hold (a 4,096-bit integer is 1,234 digits;

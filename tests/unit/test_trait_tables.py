@@ -1136,3 +1136,48 @@ def test_a_value_misread_as_windows_1252_leaves_the_field_as_it_is(tmp_path, eng
     updates = {key: changes for key, _k, _e, _u, changes, _m in data["python"]["updates"]}
     assert "plan_tier" not in updates.get("f@x.com", {})
     assert updates["c@x.com"]["plan_tier"] == ("basic", "élite")
+
+
+def test_a_phone_number_iterable_would_not_store_is_named_and_not_sent(tmp_path, engines):
+    # Iterable takes phoneNumber from a user update "in the proper format and include a
+    # country code", +16503926753 (its SMS overview), and does not save another form
+    # (Segment's docs, PR 4340): a CRM's (650) 392-6753 was sent every run, saved never,
+    # SMS never reached the member, and each next plan planned it again. Both paths now
+    # name such a value at its row and leave the field as it is; E.164 goes out.
+    root = _manifests(tmp_path, "email")
+    phones = ["+16503926753", "(650) 392-6753", "+4915112345678", "+44 20 7183 8750"]
+    phones += ["+16503926753", "4915112345678", ""]
+    rows = zip(CRM[1:], phones, strict=True)
+    crm = [CRM[0] + ",phone", *(f"{row},{phone}" for row, phone in rows)]
+    (root / "data" / "crm.csv").write_text("\n".join(crm) + "\n", encoding="utf-8")
+    manifests = (root / "m.yaml").read_text(encoding="utf-8")
+    manifests = manifests.replace('"plan_tier": "plan", "ltv"', '"phoneNumber": "phone", "ltv"')
+    (root / "m.yaml").write_text(manifests, encoding="utf-8")
+    emulator = _emulator("email")
+    data = {name: _data(_plan(root, emulator, engines[name], "export"), root) for name in ENGINES}
+    assert data["duckdb"] == data["python"]
+    issues = [
+        (where.replace(str(root), "ROOT"), message.replace("\ue000", "").replace("\ue001", ""))
+        for _a, where, message, _v in data["python"]["issues"]
+        if "phoneNumber" in message
+    ]
+    reason = (
+        "is not a phone number as Iterable stores one (E.164: a +, the country code and "
+        "the number's digits, +16503926753), and Iterable would not save it; write it so in "
+        "the source, or with a template; the field is not written for this member"
+    )
+    assert issues == [
+        ("ROOT/data/crm.csv:3", f"field 'phoneNumber' (column 'phone'): '(650) 392-6753' {reason}"),
+        (
+            "ROOT/data/crm.csv:5",
+            f"field 'phoneNumber' (column 'phone'): '+44 20 7183 8750' {reason}",
+        ),
+        ("ROOT/data/crm.csv:7", f"field 'phoneNumber' (column 'phone'): '4915112345678' {reason}"),
+    ]
+    updates = {key: changes for key, _k, _e, _u, changes, _m in data["python"]["updates"]}
+    assert updates["a@x.com"]["phoneNumber"] == (None, "+16503926753")
+    assert updates["c@x.com"]["phoneNumber"] == (None, "+4915112345678")
+    assert "phoneNumber" not in updates.get("b@x.com", {})
+    assert "phoneNumber" not in updates.get("d@x.com", {})
+    adds = data["python"]["add_fields"]["crm"]
+    assert "phoneNumber" not in adds["e@x.com"]

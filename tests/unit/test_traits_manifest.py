@@ -680,3 +680,39 @@ def test_a_template_written_bare_says_to_quote_it() -> None:
     assert problem.endswith(
         "; a value that starts with { is a YAML mapping: put a template ({{ ... }}) in quotes"
     ), problem
+
+
+def test_a_phone_number_is_sent_only_as_e164_text_and_a_type_making_it_none_is_named(
+    tmp_path: Path,
+) -> None:
+    # Iterable saves phoneNumber only as E.164 text (+16503926753). `type: number` made
+    # '+16503926753' the number 16503926753, which the row's message quoted without a word
+    # of the type that made it so; a template can write a local number in E.164.
+    write("m/all.yaml", BASE)
+    write(
+        "m/traits.yaml",
+        MAPPING.replace("planTier: plan", "phoneNumber: {from: plan, type: number}"),
+    )
+    csv("a@example.com,u-1,+16503926753,10,ada")
+    desired = build_desired(load_manifests(Path("m")))
+    (item,) = desired["prod"].lists
+    assert item.fields is not None
+    assert [str(i) for i in item.fields.issues] == [
+        "m/data/churn.csv:2: field 'phoneNumber' (column 'plan'): '16503926753' is not a "
+        "phone number as Iterable stores one (E.164: a +, the country code and the number's "
+        "digits, +16503926753), and Iterable would not save it; write it so in the source, "
+        "or with a template (its type: number makes it no text; leave the type out); the "
+        "field is not written for this member"
+    ]
+    write(
+        "m/traits.yaml",
+        MAPPING.replace(
+            "planTier: plan", "phoneNumber: {template: \"+1{{ plan | replace('-', '') }}\"}"
+        ),
+    )
+    csv("a@example.com,u-1,650-392-6753,10,ada")
+    desired = build_desired(load_manifests(Path("m")))
+    (item,) = desired["prod"].lists
+    assert item.fields is not None
+    assert item.fields.issues == []
+    assert item.fields.values["u-1"]["phoneNumber"] == "+16503926753"
