@@ -181,6 +181,10 @@ def source_value(value: Any) -> str:
     # No edge shows more than _VALUE_SHOWN characters of it, and a value refused for its
     # size (traits.limits) may be megabytes, kept in up to 1,000 issues per field.
     text = text[: _VALUE_SHOWN + 1]
+    if not text.isascii():
+        # Half a surrogate pair (a template's '\ud83d', refused for it) has no UTF-8 form:
+        # written as its escape, as json.dumps writes one, or printing the message failed.
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return _OPEN + text.replace(_OPEN, "").replace(_CLOSE, "") + _CLOSE
 
 

@@ -227,13 +227,46 @@ _NOT_E164 = (
 _SMALL = (int, float)
 
 
+# Half of a UTF-16 surrogate pair: JSON text may write one alone ("\ud83d", as JavaScript's
+# JSON.stringify writes a string cut inside an emoji), which json reads as a lone
+# surrogate (a whole pair it reads as its character), and a template's '\ud83d' makes one.
+# UTF-8 has no form for it, so no request can carry it: plan stopped with an internal error.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _half_pair(value: Any) -> str | None:
+    """Why `value` cannot be sent for the surrogate it holds (in a text, a list's item,
+    an object's key or value), or None."""
+    pending = [value]
+    while pending:  # no recursion, as limits._longest_text
+        item = pending.pop()
+        if isinstance(item, str):
+            found = None if item.isascii() else _SURROGATE.search(item)
+            if found is not None:
+                return (
+                    f"holds \\u{ord(found.group()):04x}, half of a UTF-16 surrogate pair, "
+                    "which is no character on its own (text cut inside an emoji) and no "
+                    "request can carry; fix it in the source"
+                )
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+        elif isinstance(item, Mapping):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+    return None
+
+
 def _whole(value: Any) -> Any:
     """A converted value Iterable would take as a whole (traits.types.mixed_types) and
-    within its size limits (traits.limits)."""
+    within its size limits (traits.limits), which UTF-8 can carry."""
     # Text, numbers and null first: nearly every value, made for every row.
     if isinstance(value, str):
         if len(value) > FIELD_TEXT_MAX_CHARS:
             raise ConversionError(over_limits(value) or "")
+        if not value.isascii():
+            half = _half_pair(value)
+            if half is not None:
+                raise ConversionError(half)
         return value
     if value is None or isinstance(value, float):
         return value
@@ -244,7 +277,7 @@ def _whole(value: Any) -> Any:
     mixed = mixed_types(value)
     if mixed is not None:
         raise ConversionError(mixed)
-    too_large = over_limits(value) or beyond_long(value)
+    too_large = over_limits(value) or beyond_long(value) or _half_pair(value)
     if too_large is not None:
         raise ConversionError(too_large)
     return value

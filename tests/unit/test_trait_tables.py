@@ -24,6 +24,7 @@ from reconciler.members.model import Engine, EngineSettings, SavedPlanTables
 from reconciler.plan import Plan
 from reconciler.plan.file import load_plan, save_plan
 from reconciler.planning import make_plan
+from reconciler.render.masking import reveal
 
 ENGINES = ("python", "duckdb")
 KEY = "contract-key"
@@ -1181,3 +1182,55 @@ def test_a_phone_number_iterable_would_not_store_is_named_and_not_sent(tmp_path,
     assert "phoneNumber" not in updates.get("d@x.com", {})
     adds = data["python"]["add_fields"]["crm"]
     assert "phoneNumber" not in adds["e@x.com"]
+
+
+def test_half_of_a_surrogate_pair_in_a_value_is_named_not_an_internal_error(tmp_path, engines):
+    # JSON text may write half a UTF-16 pair ("\ud83d": JavaScript's JSON.stringify writes
+    # a string cut inside an emoji so), which json reads as a lone surrogate, and a
+    # template's "\ud83d" makes one: UTF-8 has no form for it, and plan stopped with
+    # "internal error: UnicodeEncodeError". Both paths now name the value at its row and
+    # leave the field as it is; a whole pair ("\ud83d\ude80") is its emoji.
+    root = _manifests(tmp_path, "email")
+    header = CRM[0] + ",prefs"
+    prefs = ['"{""n"": ""Ann \\ud83d""}"', '"{""n"": ""Bob \\ud83d\\ude80""}"']
+    prefs += ['"{""\\udc00"": 1}"', "", "", "", ""]
+    rows = zip(CRM[1:], prefs, strict=True)
+    crm = [header, *(f"{row},{value}" for row, value in rows)]
+    (root / "data" / "crm.csv").write_text("\n".join(crm) + "\n", encoding="utf-8")
+    manifests = (root / "m.yaml").read_text(encoding="utf-8")
+    manifests = manifests.replace(
+        '"plan_tier": "plan", "ltv"',
+        '"prefs": {"from": "prefs", "type": "object"}, '
+        '"plan_tier": {"template": "{{ \'\\\\ud83d\' if first == \'dan\' }}{{ plan }}"}, "ltv"',
+    )
+    (root / "m.yaml").write_text(manifests, encoding="utf-8")
+    emulator = _emulator("email")
+    data = {name: _data(_plan(root, emulator, engines[name], "export"), root) for name in ENGINES}
+    assert data["duckdb"] == data["python"]
+    issues = [
+        (where.replace(str(root), "ROOT"), message)
+        for _a, where, message, _v in data["python"]["issues"]
+        if "surrogate" in message
+    ]
+    half = (
+        "half of a UTF-16 surrogate pair, which is no character on its own (text cut inside "
+        "an emoji) and no request can carry; fix it in the source; the field is not written "
+        "for this member"
+    )
+    assert [(where, message.split(" (", 1)[0]) for where, message in issues] == [
+        ("ROOT/data/crm.csv:2", "field 'prefs'"),
+        ("ROOT/data/crm.csv:4", "field 'prefs'"),
+        ("ROOT/data/crm.csv:5", "field 'plan_tier'"),
+    ]
+    assert issues[0][1].endswith(f"holds \\ud83d, {half}")
+    assert issues[1][1].endswith(f"holds \\udc00, {half}")
+    assert issues[2][1].endswith(f"which holds \\ud83d, {half}")
+    adds_and_updates = json.dumps(data["python"]["updates"]) + json.dumps(
+        data["python"]["add_fields"]
+    )
+    assert "\\ud83d\\ude80" in adds_and_updates  # Bob's emoji goes out
+    # Quoted in a message masked or in full, the value prints (a masked one began with
+    # the half, and printing the plan failed as sending it did).
+    for _a, _w, message, _v in data["python"]["issues"]:
+        for show_members in (False, True):
+            reveal(message, show_members).encode("utf-8")
