@@ -79,8 +79,9 @@ def accepts(existing: str, sent: str) -> bool:
     if existing == sent:
         return True
     # A double field takes a whole number (JSON has no separate int); a string field takes
-    # any string, including one that happens to look like a date.
-    return (existing, sent) in {("double", "long"), ("string", "date")}
+    # any string, including one that happens to look like a date; a `nested` field (an
+    # indexed array of objects, which only Iterable's staff make) takes objects.
+    return (existing, sent) in {("double", "long"), ("string", "date"), ("nested", "object")}
 
 
 def collect_types(data_fields: Mapping[str, Any]) -> dict[str, FieldType]:

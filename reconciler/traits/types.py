@@ -18,8 +18,10 @@ from reconciler.layout import one_line
 from reconciler.traits.convert import WRITTEN_DATE
 
 # A double field takes a whole number (JSON has no separate int); a string field takes text
-# that happens to look like a date.
-_ACCEPTS = {("double", "long"), ("string", "date")}
+# that happens to look like a date; a `nested` field, "an indexed array of objects" (Field
+# Data Types, article 208183076: a project gets one from its customer success manager),
+# takes objects, as an array takes its items' type.
+_ACCEPTS = {("double", "long"), ("string", "date"), ("nested", "object")}
 
 
 def accepts(existing: str, sent: str) -> bool:

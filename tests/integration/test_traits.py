@@ -820,6 +820,34 @@ def test_a_type_conflict_stops_the_plan_before_anything_is_written(workspace, cl
         assert [r for r in emulator_server.emulator.request_log if r.method != "GET"] == []
 
 
+@pytest.mark.parametrize("threshold", ["100000", "1"], ids=["python", "duckdb"])
+def test_a_list_of_objects_for_a_nested_field_is_no_type_conflict(
+    workspace, cli, emulator_server, monkeypatch, threshold
+):
+    # Iterable's `nested` type (Field Data Types: "an indexed array of objects", made for
+    # a project by its customer success manager) holds lists of objects, but getFields'
+    # `nested` matched no type a value has, and the plan stopped every list of the
+    # destination: "field 'orders' is nested in Iterable, but ... would send an object".
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", threshold)
+    proj = project(emulator_server)
+    proj.add_user(email="a@example.com", data_fields={"orders": [{"sku": "a1"}]})
+    proj.field_types["orders"] = "nested"
+    workspace.csv("data/o.csv", "email,orders", ['a@example.com,"[{""sku"": ""b2""}]"'])
+    workspace.write("traits.yaml", mapping_doc({"orders": {"from": "orders", "type": "list"}}))
+    workspace.audience("o", {"csv": "data/o.csv"}, traits="crm")
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert proj.find_user(email="a@example.com").data_fields["orders"] == [{"sku": "b2"}]
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+    # A value of another type is still stopped before anything is written.
+    workspace.csv("data/o.csv", "email,orders", ["a@example.com,b3"])
+    workspace.write("traits.yaml", mapping_doc({"orders": "orders"}))
+    stopped = cli("plan", workspace.manifests)
+    assert stopped.exit_code == 1, stopped.output
+    assert "field 'orders' is nested in Iterable, but" in stopped.stderr
+    assert "would send a string" in stopped.stderr
+
+
 @pytest.mark.parametrize("when", ["2025-07-01 09:30", "2025-07-01 09:30:00.000"])
 def test_a_time_iterable_takes_for_text_in_a_date_field_stops_the_plan(
     workspace, cli, emulator_server, when
