@@ -11,6 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 
+# Where Iterable sends a member's SMS, whether or not the project has the field yet (its SMS
+# overview): a `PhoneNumber` is noted even where there is no phoneNumber to compare it with.
+PHONE_FIELD = "phoneNumber"
+
 
 def case_only_notes(
     new_fields: Sequence[tuple[str, str]], project_fields: Collection[str]
@@ -43,6 +47,8 @@ def case_only_notes(
                     f"{others[0]!r} does not see; if {others[0]!r} is meant, write that name "
                     "in the trait mapping"
                 )
+        elif folded == PHONE_FIELD.casefold() and names != [PHONE_FIELD]:
+            notes.extend(_phone_note(name) for name in names if name != PHONE_FIELD)
         elif len(names) > 1:
             notes.append(
                 f"user fields {' and '.join(repr(name) for name in names)}, which this plan "
@@ -51,3 +57,12 @@ def case_only_notes(
                 "write one name in the trait mappings"
             )
     return notes
+
+
+def _phone_note(name: str) -> str:
+    return (
+        f"user field {name!r}, which this plan creates, differs only in letter case from "
+        f"{PHONE_FIELD!r}, the field Iterable sends SMS to: Iterable's field names are "
+        "case-sensitive, so it would be a field of its own that no SMS reaches; if "
+        f"{PHONE_FIELD!r} is meant, write that name in the trait mapping"
+    )

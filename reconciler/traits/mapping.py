@@ -24,6 +24,7 @@ from reconciler.members.identity import (
     SPREADSHEET_ERROR_STARTS,
 )
 from reconciler.traits.convert import CONVERTERS, ConversionError, describe_value
+from reconciler.traits.field_names import PHONE_FIELD
 from reconciler.traits.limits import (
     FIELD_TEXT_MAX_CHARS,
     LONG_MAX,
@@ -213,7 +214,6 @@ def _not_a_value(raw: str) -> str | None:
 # country code", +16503926753 (its SMS overview), and does not save another form (Segment's
 # Iterable docs): such a value went out on every run, was stored never, and each next plan
 # planned it again. E.164: a +, a country code not starting with 0, at most 15 digits.
-PHONE_FIELD = "phoneNumber"
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _NOT_E164 = (
     "is not a phone number as Iterable stores one (E.164: a +, the country code and the "
