@@ -392,6 +392,7 @@ def _run(
     options: dict[str, Any] = {"stream_results": True, "no_parameters": True}
     if backend == "postgresql":
         connection = connection.execution_options(postgresql_readonly=True)
+        _bounded_on_the_server(connection)
     connection = connection.execution_options(**options)
     with _time_limit(connection, declared_at):
         names: list[str] | None = None
@@ -407,6 +408,36 @@ def _run(
         if types is not None:
             types.extend(described)
         consume(names, result.partitions())
+
+
+# Seconds the server's own limit on a statement gives beyond RECONCILER_QUERY_TIMEOUT, so
+# that the client's cancel, which says why, always comes first; and how often the server
+# looks whether the client is still there while a statement runs (PostgreSQL 14 and later).
+_SERVER_TIMEOUT_MARGIN = 30
+_CLIENT_CHECK = "5s"
+_LONGEST_STATEMENT_TIMEOUT_MS = 2**31 - 1  # statement_timeout is an int of milliseconds
+
+
+def _bounded_on_the_server(connection: Connection) -> None:
+    """Limits the query's transaction on the server itself, for when the client is gone:
+    a run killed outright (SIGKILL after a CI job's grace period, the OOM killer, a runner
+    shut down) cancels nothing, and PostgreSQL went on running its statement (pg_sleep(3600),
+    a join of hours) until it had a row to send. The client's cancel (_time_limit) stays
+    the limit that counts; these only follow it. SET LOCAL ends with the transaction, so a
+    pooler's server connection (PgBouncer's transaction mode) is left as it was; a query
+    may turn them off (set_config), as it may any setting: they bound a query whose
+    client died, not a hostile one. A server of another lineage that reports a version
+    before 9.6 (Redshift's 8.0) is left alone."""
+    version = connection.dialect.server_version_info or ()
+    if tuple(version[:2]) < (9, 6):
+        return
+    seconds = int(query_timeout()) + _SERVER_TIMEOUT_MARGIN
+    seconds = min(seconds, _LONGEST_STATEMENT_TIMEOUT_MS // 1000)
+    connection.exec_driver_sql(f"SET LOCAL statement_timeout = '{seconds}s'")
+    if tuple(version[:1]) >= (14,):
+        connection.exec_driver_sql(
+            f"SET LOCAL client_connection_check_interval = '{_CLIENT_CHECK}'"
+        )
 
 
 # PostgreSQL types refused as identifiers by the type OID a driver's cursor describes a

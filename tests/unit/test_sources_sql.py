@@ -3,7 +3,10 @@ SQLAlchemy against a real PostgreSQL (skipped when none is reachable)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -370,6 +373,65 @@ def test_a_postgres_query_is_stopped_at_the_time_limit(
     assert customers.password not in str(stopped.value)
     kept = f"SELECT email FROM {schema}.customers"
     assert len(read_members(postgres_audience(tmp_path, customers, kept), "email").members) == 2
+
+
+def test_a_postgres_query_is_limited_on_the_server_too(
+    tmp_path: Path, customers: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client's cancel is the limit that counts; the server's statement_timeout (the
+    client's limit and a margin) and its look for the client bound a query whose client
+    was killed outright."""
+    monkeypatch.setenv("RECONCILER_QUERY_TIMEOUT", "12.5")
+    sql = (
+        "SELECT current_setting('statement_timeout') || '-' || "
+        "current_setting('client_connection_check_interval') || '@example.com' AS email"
+    )
+    result = read_members(postgres_audience(tmp_path, customers, sql), "email")
+    assert list(result.members) == ["42s-5s@example.com"]
+
+
+def test_a_postgres_query_of_a_killed_run_does_not_go_on_running_on_the_server(
+    tmp_path: Path, customers: Postgres
+) -> None:
+    """A run killed outright (SIGKILL: a CI job past its grace period, the OOM killer)
+    cancels nothing: PostgreSQL went on with `pg_sleep(3600)`, or a join of hours, until it
+    had a row to send. The server now looks for its client every 5 s and ends the query."""
+    name = f"killed_run_{customers.schema}"
+    url = f"{customers.url_template(PASSWORD_VAR)}?application_name={name}"
+    load_audience(tmp_path, {"sql": "SELECT pg_sleep(3600)::text AS email", "url": url})
+    run = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "validate", str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert _running_as(customers, name, wanted=1), "the query never started"
+        run.kill()
+        run.wait()
+        assert _running_as(customers, name, wanted=0), "the query ran on without its client"
+    finally:
+        run.kill()
+        run.wait()
+        customers.execute(  # whatever happened, no pg_sleep(3600) is left to the server
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE application_name = '{name}'"
+        )
+
+
+def _running_as(db: Postgres, name: str, wanted: int) -> bool:
+    """Whether `wanted` statements run under application_name `name`, within a minute (a
+    start under load; the server's next look for its client)."""
+    import psycopg
+
+    watch = "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND application_name = %s"
+    deadline = time.monotonic() + 60
+    with psycopg.connect(db.url, autocommit=True) as connection:
+        while True:
+            row = connection.execute(watch, (name,)).fetchone()
+            if (row is not None and row[0] == wanted) or time.monotonic() > deadline:
+                return row is not None and row[0] == wanted
+            time.sleep(0.2)
 
 
 @pytest.mark.parametrize(
