@@ -20,10 +20,28 @@ def statement_text(sql: str) -> str:
     parentheses a syntax error. Quoted strings, quoted names, dollar quotes and (nested)
     block comments are stepped over whole, so a `;` or `--` in them is kept. A wrapper
     still ends the query with a newline: a `-- comment` may remain inside it."""
+    end, _ = _scanned(sql)
+    return sql[:end]
+
+
+def separated_statements(sql: str) -> bool:
+    """Whether the query holds more than one statement: a `;` outside quoted text and
+    comments before its last token (`SELECT ...; DROP TABLE t`, or `SELECT 1) AS q; ...`,
+    which would close a wrapping query's parenthesis)."""
+    end, semicolons = _scanned(sql)
+    return any(at < end for at in semicolons)
+
+
+def _scanned(sql: str) -> tuple[int, list[int]]:
+    """Where the query's last token ends, and where each `;` outside quoted text and
+    comments is."""
     end, i, size = 0, 0, len(sql)
+    semicolons: list[int] = []
     while i < size:
         char = sql[i]
         if char.isspace() or char == ";":
+            if char == ";":
+                semicolons.append(i)
             i += 1
             continue
         if sql.startswith("--", i):
@@ -42,7 +60,7 @@ def statement_text(sql: str) -> str:
         else:
             i += 1
         end = i
-    return sql[:end]
+    return end, semicolons
 
 
 def _in_name(sql: str, i: int) -> bool:

@@ -51,7 +51,11 @@ from reconciler.sources.database_url import (
 )
 from reconciler.sources.identifier_types import refused_column
 from reconciler.sources.postgres_loaders import load_values_as_postgresql_gives_them
-from reconciler.sources.query_text import orders_its_rows, statement_text
+from reconciler.sources.query_text import (
+    orders_its_rows,
+    separated_statements,
+    statement_text,
+)
 from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, find_columns, members_from_rows
 from reconciler.sources.shared_runs import Recorded, replayed
@@ -280,6 +284,16 @@ def stream_query(
     assert spec.sql is not None and spec.url is not None
     declared_at = str(audience.field_location("members", "sql"))
     url_at = str(audience.field_location("members", "url"))
+    if separated_statements(spec.sql):
+        # The server refused it, but as a syntax error at reconciler's wrapping (`near
+        # ";"`, quoting a cursor's DECLARE) or "cannot insert multiple commands into a
+        # prepared statement", neither naming what to change; and no second statement
+        # is sent anywhere.
+        raise SourceError(
+            f"{declared_at}: the query must be a single SELECT statement; found a ';' "
+            "followed by more (a member source only reads: write one SELECT, a ';' and "
+            "comments may end it)"
+        )
     database = expand_url(spec.url, url_at)
     url = _with_installed_driver(confine_file_database(database.url, url_at, audience.source_root))
     connect_args = _connect_args(url)

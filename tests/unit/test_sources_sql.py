@@ -346,6 +346,51 @@ def test_statement_text_keeps_what_is_quoted_and_drops_what_follows_the_last_tok
     assert text("SELECT 'unterminated; --") == "SELECT 'unterminated; --"
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT email FROM {schema}.customers; DROP TABLE {schema}.customers",
+        "SELECT email FROM {schema}.customers; COMMIT; DROP TABLE {schema}.customers; -- x",
+        # Closes the wrapping query's parenthesis, so that the rest runs on its own.
+        "SELECT email FROM {schema}.customers) AS q LIMIT 0; COMMIT; "
+        "DROP TABLE {schema}.customers; SELECT * FROM (SELECT 1",
+    ],
+    ids=["second", "commit", "out-of-the-wrapping"],
+)
+def test_a_postgres_query_of_two_statements_is_refused_as_such_at_its_line(
+    tmp_path: Path, customers: Postgres, sql: str
+) -> None:
+    """The server refused them, as `syntax error at or near ";"` quoting the DECLARE of
+    reconciler's cursor, or `cannot insert multiple commands into a prepared statement`;
+    neither said the query must be one SELECT. Nothing is now sent."""
+    audience = postgres_audience(tmp_path, customers, sql.format(schema=customers.schema))
+    with pytest.raises(SourceError) as refused:
+        read_members(audience, "email")
+    line = line_of(tmp_path / "aud.yaml", '"sql"')
+    assert str(refused.value) == (
+        f"aud.yaml:{line}:14: the query must be a single SELECT statement; found a ';' "
+        "followed by more (a member source only reads: write one SELECT, a ';' and "
+        "comments may end it)"
+    )
+    kept = f"SELECT email FROM {customers.schema}.customers"
+    assert len(read_members(postgres_audience(tmp_path, customers, kept), "email").members) == 2
+
+
+def test_separated_statements_are_told_from_semicolons_in_quotes_comments_and_at_the_end() -> None:
+    separated = query_text.separated_statements
+    assert separated("SELECT 1; SELECT 2")
+    assert separated("SELECT 1 ;; SELECT 2 ;")
+    assert separated("SELECT ';' AS a; DELETE FROM t")
+    for one in (
+        "SELECT 1; -- x; y",
+        "SELECT 1 /* ; */ ;\n/* ; */",
+        "SELECT ';' AS a, $$;$$ AS b, $q$ ; $q$ AS c, \"x;y\" AS d ;",
+        "SELECT E'it\\';s' AS a;",
+        "SELECT 1 -- a; comment\n FROM t",
+    ):
+        assert not separated(one), one
+
+
 def test_a_postgres_query_runs_read_only(tmp_path: Path, customers: Postgres) -> None:
     # A SELECT can still write (nextval, functions); the transaction refuses it.
     customers.execute(f"CREATE SEQUENCE {customers.schema}.counter")
