@@ -326,7 +326,8 @@ def stream_query(
             # may quote the URL or password, so nothing leaves unscrubbed.
             raise SourceUnreachable(
                 f"{url_at}: cannot connect ({backend}): "
-                f"{database.scrub(_driver_message(exc))}{_timeout_hint(exc, connect_args)}"
+                f"{database.scrub(_one_line(_driver_message(exc)))}"
+                f"{_timeout_hint(exc, connect_args)}"
             ) from None
         try:
             with connection, _memory_bound(backend):
@@ -705,6 +706,14 @@ def _missing_driver(declared_at: str, url: URL, database: DatabaseUrl, exc: Exce
     hint = _EXTRAS.get(backend, f"the SQLAlchemy dialect and driver for {backend}")
     detail = database.scrub(str(exc))
     return f"{declared_at}: cannot connect to {backend}: install {hint} ({detail})"
+
+
+def _one_line(message: str) -> str:
+    """libpq's message on one line: it puts its hint on a line of its own, indented (`Is the
+    server running on that host and accepting TCP/IP connections?`), and a line for each
+    address of a host name, which broke the `FILE:LINE: message` line of validate and of a
+    CI annotation. A connection's failure quotes no data, only the server's words."""
+    return "; ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 def _driver_message(exc: Exception) -> str:

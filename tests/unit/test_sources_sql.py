@@ -4,6 +4,7 @@ SQLAlchemy against a real PostgreSQL (skipped when none is reachable)."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -565,6 +566,28 @@ def test_a_server_that_never_answers_fails_at_the_url_line_within_the_connect_ti
     assert message.startswith(f"aud.yaml:{line}:"), message
     assert "cannot connect (postgresql)" in message
     assert "no answer within 2 s; RECONCILER_DATABASE_CONNECT_TIMEOUT" in message
+    assert "s3cret-value" not in message
+
+
+def test_a_server_refusing_connections_is_one_line_at_the_url_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libpq's hint came on a line of its own, indented, under `FILE:LINE: cannot connect`
+    (and a line each for localhost's two addresses), breaking validate's one line."""
+    pytest.importorskip("psycopg")
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv(PASSWORD_VAR, "s3cret-value")
+    url = f"postgresql://app:${{{PASSWORD_VAR}}}@localhost:{port}/crm"
+    audience = load_audience(tmp_path, {"sql": "SELECT email FROM customers", "url": url})
+    line = line_of(tmp_path / "aud.yaml", '"url"')
+    with pytest.raises(SourceError) as raised:
+        read_members(audience, "email")
+    message = str(raised.value)
+    assert "\n" not in message, message
+    assert message.startswith(f"aud.yaml:{line}:14: cannot connect (postgresql): "), message
+    assert "Connection refused; Is the server running on that host" in message, message
     assert "s3cret-value" not in message
 
 
