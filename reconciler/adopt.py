@@ -40,7 +40,7 @@ from reconciler.iterable import ClientSettings, IterableClient, ListInfo
 from reconciler.iterable.client import member_line
 from reconciler.layout import one_line, unseen
 from reconciler.leftovers import NO_ROOM, sweep_earlier_import_directories
-from reconciler.manifest import API_VERSION, Destination, Manifests
+from reconciler.manifest import API_VERSION, Audience, Destination, Manifests
 from reconciler.manifest.model import NAME_PATTERN, AudienceSpec
 from reconciler.manifest.yaml_readings import read_as_other_than_text
 from reconciler.members.engine.workspace import duckdb_no_room, unquoted_reason
@@ -48,7 +48,7 @@ from reconciler.members.identity import ProjectType, looks_like_email
 from reconciler.members.model import Engine
 from reconciler.open_flags import BINARY
 from reconciler.owner_only import chmod_open_file
-from reconciler.plan.ownership import unmarked
+from reconciler.plan.ownership import former_lists, unmarked
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, heartbeat
 from reconciler.render.masking import mask_emails
 from reconciler.sources.registry import source_for
@@ -685,6 +685,9 @@ def _candidates(
     only: Collection[str] | None,
     result: ImportResult,
 ) -> list[ListInfo]:
+    audiences = _project_audiences(manifests, dest, project_id)
+    # Of every list: a managed list's marker names its former lists by id.
+    held = former_lists(((a.name, a.list_name) for _, a in audiences), all_lists)
     if only:
         unknown = sorted(set(only) - {x.name for x in all_lists})
         if unknown:
@@ -693,7 +696,7 @@ def _candidates(
                 + ", ".join(json.dumps(n) for n in unknown)
             )
         all_lists = [x for x in all_lists if x.name in set(only)]
-    managed = _managed_lists(manifests, dest, project_id)
+    managed = _managed_lists(audiences, dest)
     standard_names = Counter(x.name for x in all_lists if x.list_type == "Standard")
     chosen = []
     for info in sorted(all_lists, key=lambda x: (x.name, x.id)):
@@ -706,6 +709,15 @@ def _candidates(
             reason = f"no manifest can name it ({problem}): rename it in Iterable first"
         elif info.name in managed:
             reason = f"already managed by audience {managed[info.name]}"
+        elif info.id in held:
+            key, list_name = held[info.id]
+            # Adopted, it would be declared, and who left it themselves would be put on
+            # the audience's list by the next apply (planning.with_former_lists).
+            reason = (
+                f"a former list of audience {key!r}: plans hold back from list "
+                f"{list_name!r} whoever left this one themselves, which adopting it would "
+                "end; leave it as it is"
+            )
         elif standard_names[info.name] > 1:
             reason = (
                 f"{standard_names[info.name]} Standard lists share this name; reconciler "
@@ -718,18 +730,28 @@ def _candidates(
     return chosen
 
 
-def _managed_lists(manifests: Manifests, dest: Destination, project_id: str) -> dict[str, str]:
-    """The lists some audience manages in this destination's Iterable project, by name:
-    its own audiences', and those of every other destination naming the same project (the
-    same host and key). Imported again under this destination, such a list would have two
-    audiences with two sources, each undoing the other's changes on every run."""
+def _project_audiences(
+    manifests: Manifests, dest: Destination, project_id: str
+) -> list[tuple[str, Audience]]:
+    """The audiences of this destination's Iterable project, each with its destination:
+    its own, and those of every other destination naming the same project (the same host
+    and key)."""
+    return [
+        (name, audience)
+        for name, other in manifests.destinations.items()
+        if name == dest.name or destination_project(other) == project_id
+        for audience in manifests.audiences_of(name)
+    ]
+
+
+def _managed_lists(audiences: list[tuple[str, Audience]], dest: Destination) -> dict[str, str]:
+    """The lists some audience of the project manages (_project_audiences), by name.
+    Imported again under this destination, such a list would have two audiences with two
+    sources, each undoing the other's changes on every run."""
     managed: dict[str, str] = {}
-    for name, other in manifests.destinations.items():
-        if name != dest.name and destination_project(other) != project_id:
-            continue
+    for name, audience in audiences:
         where = "" if name == dest.name else f" of destination {name!r}"
-        for audience in manifests.audiences_of(name):
-            managed.setdefault(audience.list_name, f"{audience.name!r}{where}")
+        managed.setdefault(audience.list_name, f"{audience.name!r}{where}")
     return managed
 
 

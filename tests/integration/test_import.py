@@ -297,6 +297,38 @@ def test_lists_another_destination_of_the_project_manages_are_skipped(typed_work
     assert [p.name for p in out.glob("*.yaml")] == [f"churn-{churn}.yaml"]
 
 
+def test_a_former_list_an_audiences_plans_hold_back_from_is_not_adopted(typed_workspace, cli):
+    """A renamed key (vip -> vip-customers) leaves list 'vip' undeclared, and the plans of
+    'vip-customers' hold back from it who left 'vip' themselves. import adopted 'vip' as
+    an audience, which ended that hold: the plan right after added that member to
+    'vip-customers'. It is skipped now, named, and the plan after shows no changes."""
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    people = ["a@example.com", "b@example.com"]
+    ws.csv("data/people.csv", "email", people)
+    ws.audience("vip", {"csv": "data/people.csv"})
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    (old_id,) = [i for i, r in proj.lists.items() if r.name == "vip"]
+    proj.self_unsubscribe(proj.user_by_email("b@example.com"), list_id=old_id)
+    (ws.manifests / "aud-vip.yaml").unlink()
+    ws.audience("vip-customers", {"csv": "data/people.csv"})
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    out = ws.manifests / "imported"
+
+    result = cli("import", ws.manifests, "-d", "prod", "--out", out)
+
+    assert result.exit_code == 0, result.output
+    assert (
+        f"skipped list {old_id} 'vip': a former list of audience 'vip-customers': plans "
+        "hold back from list 'vip-customers' whoever left this one themselves, which "
+        "adopting it would end; leave it as it is"
+    ) in result.stderr
+    assert not out.exists() or list(out.iterdir()) == []
+    plan = cli("plan", ws.manifests, "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
+    assert "held back: left the list themselves: 1" in plan.stdout
+
+
 def test_lists_already_managed_are_skipped_and_names_never_collide(typed_workspace, cli):
     ws, emulator = typed_workspace("hybrid")
     proj = emulator.project("default")
