@@ -13,6 +13,7 @@ from reconciler.cli.options import DebugOpt, PathArg, StateDirOpt
 from reconciler.cli.output import check_output_path, progress_display
 from reconciler.cli.stdout import emit
 from reconciler.errors import OutputError, ReconcilerError
+from reconciler.iterable import ClientSettings
 from reconciler.manifest import load_manifests
 from reconciler.owner_only import MODES_KEEP_OTHERS_OUT
 from reconciler.words import quantity
@@ -58,7 +59,7 @@ def import_(
     retry; without it a destination's first 20 retries are printed, then the rest are
     counted in a line at most once a minute and one at the end."""
     # Imported here: every command's process registers this one, and only it adopts lists.
-    from reconciler.adopt import import_lists
+    from reconciler.adopt import destination_named, import_lists
 
     invocation = exits.started(debug=debug)
     invocation.interrupted = (
@@ -68,6 +69,12 @@ def import_(
     try:
         check_output_path("--out", out, directory=True)
         manifests = load_manifests(path)
+        state = session.state_dir(state_dir, path)
+        # Iterable's list index and members lag an apply's writes: read right after one,
+        # a list that apply deleted would be adopted, and the plan after would create it.
+        destination_named(manifests, destination)  # an unknown name is said first
+        lag = ClientSettings.from_env().read_lag
+        session.wait_for_read_lag(manifests, {destination: lag}, state)
         # Progress goes to stderr only (bars on a terminal, else a line per read at most
         # every RECONCILER_PROGRESS_INTERVAL seconds); stdout keeps to what was imported.
         with progress_display() as progress:
@@ -75,7 +82,7 @@ def import_(
                 manifests,
                 destination,
                 out,
-                state_dir=session.state_dir(state_dir, path),
+                state_dir=state,
                 lists=lists,
                 force=force,
                 progress=progress,

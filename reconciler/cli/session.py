@@ -137,7 +137,8 @@ def plan(
 ) -> Plan:
     """A plan, after waiting out Iterable's read lag; `member_reads` forces a read route
     ("export": one read per destination, for a saved plan's stale check)."""
-    notes = _wait_for_read_lag(manifests, clients, state)
+    lags = {name: client.settings.read_lag for name, client in clients.items()}
+    notes = wait_for_read_lag(manifests, lags, state)
     with progress_display() as progress:
         the_plan = make_plan(
             manifests,
@@ -157,18 +158,16 @@ def plan(
     )
 
 
-def _wait_for_read_lag(
-    manifests: Manifests, clients: dict[str, IterableClient], state: Path
-) -> dict[str, str]:
+def wait_for_read_lag(manifests: Manifests, lags: dict[str, float], state: Path) -> dict[str, str]:
     """Iterable's reads lag its writes by up to about a minute, so a plan read right after
-    an apply would plan that apply's changes again (and a list it created, a second time).
-    The run journals say when the last apply to each destination was: wait until the lag
-    has passed (settings.read_lag, bounded), say so, and note it in the plan."""
+    an apply would plan that apply's changes again (and a list it created, a second time),
+    and an import would adopt a list that apply deleted. The run journals say when the
+    last apply to each destination (of `lags`: its settings.read_lag, bounded) was: wait
+    until the lag has passed, say so, and return a note for the plan of each."""
     now = time.time()
     recent: dict[str, tuple[float, float]] = {}
-    for name, client in clients.items():
+    for name, lag in lags.items():
         spec = manifests.destinations[name].spec
-        lag = client.settings.read_lag
         if lag <= 0 or (spec.region == "sandbox" and spec.baseUrl is None):
             continue  # the sandbox answers from its own state at once
         at = last_write_at(state, name, lag, now)

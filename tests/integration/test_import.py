@@ -329,6 +329,34 @@ def test_a_former_list_an_audiences_plans_hold_back_from_is_not_adopted(typed_wo
     assert "held back: left the list themselves: 1" in plan.stdout
 
 
+@pytest.mark.field_profile
+def test_a_list_an_apply_just_deleted_is_not_adopted_from_the_lagging_index(typed_workspace, cli):
+    """Iterable's list index and getUsers lag its writes (the field profile): an import
+    right after an apply that pruned list 'old' still saw it, with its members, and wrote
+    it as an audience, so the plan after created the list again and added them all. import
+    now waits out the lag after an apply to its destination, as plan does."""
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    ws.destination(prune=True, policy={"allowListDeletion": True})
+    ws.csv("data/people.csv", "email", ["a@example.com", "b@example.com"])
+    ws.audience("vip", {"csv": "data/people.csv"})
+    ws.audience("old", {"csv": "data/people.csv"})
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    (ws.manifests / "aud-old.yaml").unlink()
+    pruned = cli("apply", ws.manifests, "--yes")
+    assert pruned.exit_code == 0, pruned.output
+    assert [x.name for x in proj.lists.values()] == ["vip"]
+    out = ws.manifests / "imported"
+
+    result = cli("import", ws.manifests, "-d", "prod", "--out", out)
+
+    assert result.exit_code == 0, result.output
+    assert "Nothing imported" in result.stdout
+    assert not out.exists() or list(out.iterdir()) == []
+    plan = cli("plan", ws.manifests, "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
+
+
 def test_lists_already_managed_are_skipped_and_names_never_collide(typed_workspace, cli):
     ws, emulator = typed_workspace("hybrid")
     proj = emulator.project("default")
