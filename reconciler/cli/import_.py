@@ -12,6 +12,7 @@ from reconciler.cli.exits import EXIT_ERROR, err
 from reconciler.cli.options import DebugOpt, PathArg, StateDirOpt
 from reconciler.cli.output import check_output_path, progress_display
 from reconciler.cli.stdout import emit
+from reconciler.connect import destination_project
 from reconciler.errors import OutputError, ReconcilerError
 from reconciler.iterable import ClientSettings
 from reconciler.manifest import load_manifests
@@ -72,9 +73,16 @@ def import_(
         state = session.state_dir(state_dir, path)
         # Iterable's list index and members lag an apply's writes: read right after one,
         # a list that apply deleted would be adopted, and the plan after would create it.
-        destination_named(manifests, destination)  # an unknown name is said first
+        # Any destination naming the same project (host and key) may have written it.
+        project = destination_project(destination_named(manifests, destination))
         lag = ClientSettings.from_env().read_lag
-        session.wait_for_read_lag(manifests, {destination: lag}, state)
+        lags = {
+            name: lag
+            for name, other in manifests.destinations.items()
+            if name == destination
+            or (project is not None and destination_project(other) == project)
+        }
+        session.wait_for_read_lag(manifests, lags, state)
         # Progress goes to stderr only (bars on a terminal, else a line per read at most
         # every RECONCILER_PROGRESS_INTERVAL seconds); stdout keeps to what was imported.
         with progress_display() as progress:
