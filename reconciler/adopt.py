@@ -197,11 +197,15 @@ def _import(
                 # for it (an existing file, under --force, is left as it was). Said on
                 # stderr, a CI log (import has no --show-members): Iterable's msg in the
                 # failure may quote a member back.
-                why = (
-                    str(outcome)
-                    if isinstance(outcome, EmptyReadError)
-                    else f"its members could not be read ({mask_emails(str(outcome))})"
-                )
+                if isinstance(outcome, EmptyReadError):
+                    why = str(outcome)
+                elif _deleted_since_listed(outcome):
+                    why = (
+                        "Iterable answered that it has no such list (invalidListId): deleted "
+                        "since import read the list index"
+                    )
+                else:
+                    why = f"its members could not be read ({mask_emails(str(outcome))})"
                 result.skipped.append(
                     SkippedList(
                         target.info.id,
@@ -436,7 +440,7 @@ def _read_by_get_users_first(
                 done[info.id].wait()
     files = {list_id: outcome for list_id, outcome in outcomes.items() if list_id not in stop}
     for outcome in files.values():
-        if isinstance(outcome, Exception) and not fails_alone(outcome):
+        if isinstance(outcome, Exception) and not _fails_alone(outcome):
             raise outcome
     return files, sizes, route, len(lists)
 
@@ -454,7 +458,7 @@ def _list_sizes(client: IterableClient, lists: list[ListInfo]) -> dict[int, int]
         try:
             return client.list_size(info.id)
         except Exception as exc:
-            if not fails_alone(exc):
+            if not _fails_alone(exc):
                 raise
             return None  # its read will say what is wrong with the list
 
@@ -499,7 +503,19 @@ def _members_by_get_users(
     # Ctrl-C does not wait for the reads in flight (one getUsers can stream for hours).
     with heartbeat() as beat, reading_pool(workers, "reconciler-import") as pool:
         futures = {info.id: pool.submit(read, info, beat) for info in order}
-        return group.gather(futures, lambda exc: not fails_alone(exc))
+        return group.gather(futures, lambda exc: not _fails_alone(exc))
+
+
+def _fails_alone(exc: Exception) -> bool:
+    """A list's read failing so that the other lists can still be read (state/live.py
+    fails_alone), or answered 400 invalidListId: the list was deleted after the list index
+    was read (a long import, someone at Iterable's web app), which says nothing of the
+    others. Any other 400 is a request every list's read makes, and ends the import."""
+    return fails_alone(exc) or _deleted_since_listed(exc)
+
+
+def _deleted_since_listed(exc: Exception) -> bool:
+    return isinstance(exc, IterableError) and exc.status == 400 and "invalidListId" in str(exc)
 
 
 def _is_empty(download: Path) -> bool:
@@ -526,7 +542,7 @@ def _check_empty_read(
         try:
             size = client.list_size(info.id)
         except Exception as exc:
-            if not fails_alone(exc):
+            if not _fails_alone(exc):
                 raise
             return LiveStateError(
                 f"its read answered no members and its size could not be read ({exc})"

@@ -891,3 +891,45 @@ def test_a_read_failing_in_a_way_that_ends_the_import_stops_the_other_reads(
     assert f"listId={ids['big']}&" in read[0]
     assert not any(f"listId={ids['small']}&" in query for query in read), read
     assert not out.exists() or not list(out.iterdir())
+
+
+def test_a_list_deleted_since_the_index_was_read_is_named_and_the_others_are_imported(
+    typed_workspace, cli, monkeypatch, tmp_path
+):
+    """A list deleted while an import runs (a long one, someone at Iterable's web app)
+    answers getUsers with 400 invalidListId. That ended the whole import, as any 400
+    does, with 'HTTP 400 ... invalidListId' and no file for any list; it is now that list
+    left out, named, and the others imported (exit 1: run import again)."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    monkeypatch.setenv("RECONCILER_LIST_READ_CONCURRENCY", "1")
+    ws, emulator = typed_workspace("email")
+    proj = emulator.project("default")
+    ids = {}
+    for name, size in (("big", 30), ("mid", 20), ("small", 10)):
+        ids[name] = proj.add_list(name)
+        for i in range(size):
+            proj.subscribe_direct(ids[name], email=f"{name}-{i}@example.com")
+    emulator.faults.update(
+        {
+            "failing_list_ids": [ids["big"]],
+            "failing_list_status": 400,
+            "fail_message": f"error.lists.invalidListId({ids['big']})",
+        }
+    )
+    out = tmp_path / "out"
+
+    result = cli("import", ws.manifests, "--destination", "prod", "--out", out)
+
+    assert result.exit_code == 1, result.output
+    assert (
+        f"skipped list {ids['big']} 'big': Iterable answered that it has no such list "
+        "(invalidListId): deleted since import read the list index; nothing was written "
+        "for it: run import again"
+    ) in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "mid.csv",
+        "mid.yaml",
+        "small.csv",
+        "small.yaml",
+    ]
+    assert len(read_csv(out / "mid.csv")) == 20
