@@ -48,7 +48,7 @@ from reconciler.members.identity import ProjectType, looks_like_email
 from reconciler.members.model import Engine
 from reconciler.open_flags import BINARY
 from reconciler.owner_only import chmod_open_file
-from reconciler.plan.ownership import former_lists, unmarked
+from reconciler.plan.ownership import audience_marks, former_lists, marked_audience, unmarked
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, heartbeat
 from reconciler.render.masking import mask_emails
 from reconciler.sources.registry import source_for
@@ -713,6 +713,7 @@ def _candidates(
             )
         all_lists = [x for x in all_lists if x.name in set(only)]
     managed = _managed_lists(audiences, dest)
+    marks = audience_marks(a.name for _, a in audiences)
     standard_names = Counter(x.name for x in all_lists if x.list_type == "Standard")
     chosen = []
     for info in sorted(all_lists, key=lambda x: (x.name, x.id)):
@@ -733,6 +734,18 @@ def _candidates(
                 f"a former list of audience {key!r}: plans hold back from list "
                 f"{list_name!r} whoever left this one themselves, which adopting it would "
                 "end; leave it as it is"
+            )
+        elif (made_for := marked_audience(info.description)) is not None and (
+            made_for not in marks
+        ):
+            # A list a plan creates meanwhile (the audience's new key) is held to its
+            # departures while no manifest declares it (planning.orphan_lists); adopted,
+            # it would be declared, and who left it themselves put on that new list.
+            reason = (
+                f"made by reconciler for audience {made_for!r}, which no manifest declares "
+                "any more: restore that audience's manifest to manage it again (adopted, "
+                "it would no longer hold back who left it themselves from the lists "
+                "created after it)"
             )
         elif standard_names[info.name] > 1:
             reason = (

@@ -360,6 +360,38 @@ def test_a_list_an_apply_just_deleted_is_not_adopted_from_the_lagging_index(type
     assert plan.exit_code == 0, plan.output
 
 
+def test_a_list_made_for_an_audience_declared_no_more_is_not_adopted(typed_workspace, cli):
+    """Audience 'vip' renamed 'vip-customers' in the manifests, not yet applied: the plan
+    that creates 'vip-customers' holds back from it who left list 'vip' themselves, 'vip'
+    being made for an audience no manifest declares (planning.orphan_lists). import
+    adopted 'vip' as audience 'vip' again, which ended that: the plan after put that
+    member on the new list. A list reconciler made for an audience declared no more is
+    now skipped, named, and the plan holds them back."""
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    ws.csv("data/people.csv", "email", ["a@example.com", "b@example.com"])
+    ws.audience("vip", {"csv": "data/people.csv"})
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    (old_id,) = [i for i, r in proj.lists.items() if r.name == "vip"]
+    proj.self_unsubscribe(proj.user_by_email("b@example.com"), list_id=old_id)
+    (ws.manifests / "aud-vip.yaml").unlink()
+    ws.audience("vip-customers", {"csv": "data/people.csv"})
+    out = ws.manifests / "imported"
+
+    result = cli("import", ws.manifests, "-d", "prod", "--out", out)
+
+    assert result.exit_code == 0, result.output
+    assert (
+        f"skipped list {old_id} 'vip': made by reconciler for audience 'vip', which no "
+        "manifest declares any more"
+    ) in result.stderr
+    assert not out.exists() or list(out.iterdir()) == []
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    summary = plan.json()["summary"]
+    assert (summary["members_left_themselves"], summary["members_to_add"]) == (1, 1)
+
+
 def test_lists_already_managed_are_skipped_and_names_never_collide(typed_workspace, cli):
     ws, emulator = typed_workspace("hybrid")
     proj = emulator.project("default")
@@ -540,8 +572,10 @@ def test_names_made_for_lists_never_collide_and_are_safe_file_names(typed_worksp
 def test_a_description_is_written_as_the_plan_compares_it(typed_workspace, cli):
     ws, emulator = typed_workspace("hybrid")
     proj = emulator.project("default")
-    # A copy of a list reconciler made: its marker mid-text, by hand.
-    proj.add_list("copy", description="Promo [managed-by: reconciler; audience: promo]  (copy)")
+    # A copy of a list an older reconciler made: its marker mid-text, by hand. (One whose
+    # marker names an audience no manifest declares is not adopted: see
+    # test_a_list_made_for_an_audience_declared_no_more_is_not_adopted.)
+    proj.add_list("copy", description="Promo [managed-by: reconciler; run 1a2b3c4d]  (copy)")
     assert cli("import", ws.manifests, "-d", "prod", "--out", ws.manifests / "in").exit_code == 0
     plan = cli("plan", ws.manifests, "--format", "json")
     assert plan.exit_code == 0, plan.output
