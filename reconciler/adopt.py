@@ -179,6 +179,7 @@ def _import(
                 "was written. Choose another --out directory or pass --force"
             )
     out_dir.mkdir(parents=True, exist_ok=True)
+    schema = _schema_reference(manifests, out_dir)
     project_type = dest.spec.projectType
     with Engine.from_env() as engine:
         try:
@@ -215,7 +216,6 @@ def _import(
                     )
                 )
                 continue
-            schema = _schema_reference(manifests, out_dir)
             count = _write_list(engine, target, project_type, outcome, dest.name, now, schema)
             result.imported.append(
                 ImportedList(
@@ -970,7 +970,12 @@ def _schema_reference(manifests: Manifests, out_dir: Path) -> str:
     root = Path(manifests.root).absolute()
     directory = root if root.is_dir() else root.parent  # PATH may name one manifest file
     beside = directory.parent / "schema" / "reconciler.schema.json"
-    return os.path.relpath(beside, start)
+    try:
+        return os.path.relpath(beside, start)
+    except ValueError:
+        # On Windows a path on another drive than `out_dir` (manifests on C:, --out on
+        # D:) has no relative form: relpath raised, after every list had been read.
+        return beside.as_uri()
 
 
 def _visible(dumped: str) -> str:

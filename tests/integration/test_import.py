@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -967,3 +968,34 @@ def test_a_list_deleted_since_the_index_was_read_is_named_and_the_others_are_imp
         "small.yaml",
     ]
     assert len(read_csv(out / "mid.csv")) == 20
+
+
+def test_an_out_directory_on_another_drive_than_the_manifests_gets_a_schema_uri(
+    typed_workspace, cli, monkeypatch, tmp_path
+):
+    """On Windows, os.path.relpath raises ValueError for two paths on different drives
+    (manifests on C:, --out on D:): import ended in an internal error once every list had
+    been read, writing nothing. Simulated here with a relpath that takes the first
+    directory under / for the drive, as ntpath's refuses another drive; the schema comment
+    then names the schema by its file URI."""
+    real = os.path.relpath
+
+    def ntpath_like(path, start=os.curdir):
+        if Path(path).absolute().parts[1] != Path(start).absolute().parts[1]:
+            raise ValueError("path is on mount 'C:', start on mount 'D:'")
+        return real(path, start)
+
+    ws, emulator = typed_workspace("hybrid")
+    emulator.project("default").add_list("vip")
+    # Another directory under /, as D: is another drive: /var/tmp beside pytest's /tmp.
+    other_drive = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    assert other_drive.parts[1] != tmp_path.parts[1]
+    monkeypatch.setattr(os.path, "relpath", ntpath_like)
+    try:
+        result = cli("import", ws.manifests, "-d", "prod", "--out", other_drive / "imported")
+        assert result.exit_code == 0, result.output
+        first = (other_drive / "imported" / "vip.yaml").read_text().splitlines()[0]
+    finally:
+        shutil.rmtree(other_drive, ignore_errors=True)
+    schema = (ws.root / "schema" / "reconciler.schema.json").as_uri()
+    assert first == f"# yaml-language-server: $schema={schema}"
