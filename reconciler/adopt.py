@@ -44,7 +44,12 @@ from reconciler.manifest import API_VERSION, Audience, Destination, Manifests
 from reconciler.manifest.model import NAME_PATTERN, AudienceSpec
 from reconciler.manifest.yaml_readings import read_as_other_than_text
 from reconciler.members.engine.workspace import duckdb_no_room, unquoted_reason
-from reconciler.members.identity import ProjectType, looks_like_email
+from reconciler.members.identity import (
+    InvalidIdentity,
+    ProjectType,
+    looks_like_email,
+    validate_user_id,
+)
 from reconciler.members.model import Engine
 from reconciler.open_flags import BINARY
 from reconciler.owner_only import chmod_open_file
@@ -79,6 +84,9 @@ class ImportedList:
     manifest: Path
     members_file: Path
     members: int
+    # Members whose userId a plan takes for an export's mistake (a missing value such as
+    # 'null', a spreadsheet's error, a number in exponent form): it skips their rows.
+    refused: int = 0
 
 
 @dataclass(frozen=True)
@@ -216,7 +224,9 @@ def _import(
                     )
                 )
                 continue
-            count = _write_list(engine, target, project_type, outcome, dest.name, now, schema)
+            count, refused = _write_list(
+                engine, target, project_type, outcome, dest.name, now, schema
+            )
             result.imported.append(
                 ImportedList(
                     target.info.id,
@@ -225,6 +235,7 @@ def _import(
                     target.manifest,
                     target.members_file,
                     count,
+                    refused,
                 )
             )
     return result
@@ -238,13 +249,14 @@ def _write_list(
     destination: str,
     now: datetime,
     schema: str,
-) -> int:
-    """The list's member CSV, then its manifest; returns its members. Stopped between the
+) -> tuple[int, int]:
+    """The list's member CSV, then its manifest; returns its members, and how many of them
+    have a userId a plan refuses (_import_members). Stopped between the
     two (Ctrl-C, a full disk), the CSV this run created is removed: a CSV without its
     manifest would make the next import refuse to overwrite it."""
     created = not target.members_file.exists()
     try:
-        count = _import_members(engine, target, project_type, download)
+        count, refused = _import_members(engine, target, project_type, download)
         _write_manifest(target, destination, project_type, count, now, schema)
     except BaseException as exc:
         if created:
@@ -252,7 +264,7 @@ def _write_list(
         if isinstance(exc, OSError):
             raise _unwritten(target, exc) from None
         raise
-    return count
+    return count, refused
 
 
 def _unwritten(target: _Target, exc: OSError) -> ReconcilerError:
@@ -618,10 +630,13 @@ def _members_by_export(
 
 def _import_members(
     engine: Engine, target: _Target, project_type: ProjectType, download: Path
-) -> int:
+) -> tuple[int, int]:
     """The list's members (read to `download`) into its CSV, sorted and each once; returns
-    how many. A list of millions is sorted and written by DuckDB (as a plan of that size
-    reads it back) rather than held in Python."""
+    how many, and how many of them are written with a userId a plan refuses as it refuses
+    a source's (identity.validate_user_id: 'null', '#N/A', '1.2E+15'), which Iterable
+    holds all the same (an app that sent the text null): a plan skips their rows. A list
+    of millions is sorted and written by DuckDB (as a plan of that size reads it back)
+    rather than held in Python."""
     try:
         with download.open("rb") as handle:
             lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
@@ -637,19 +652,40 @@ def _import_members(
     finally:
         download.unlink(missing_ok=True)
     _write_members(target.members_file, members, project_type)
-    return len(members)
+    refused = sum(
+        1
+        for member in members
+        if _user_id_column(member, project_type) and _refused_user_id(member)
+    )
+    return len(members), refused
+
+
+def _user_id_column(identifier: str, project_type: ProjectType) -> bool:
+    """Whether `identifier` is written in the userId column (_write_members)."""
+    return project_type == "userId" or (project_type == "hybrid" and not _is_email(identifier))
+
+
+def _refused_user_id(user_id: str) -> bool:
+    try:
+        validate_user_id(user_id)
+    except InvalidIdentity:
+        return True
+    return False
 
 
 def _write_members_duckdb(
     engine: Engine, download: Path, target: _Target, project_type: ProjectType
-) -> int:
-    """_write_members for a list read to a file: the same columns, rows and order."""
+) -> tuple[int, int]:
+    """_write_members for a list read to a file: the same columns, rows and order; and
+    the members written with a userId a plan refuses, as _import_members counts them."""
+    from reconciler.members.engine.desired_table import user_id_rules
     from reconciler.members.model import LOOKS_LIKE_EMAIL, load_live_file, lower_sql
 
     what = f"getUsers for list {target.info.id} {target.info.name!r}"
     live = engine.name("imported")
     load_live_file(engine, download, live, what)
     columns = _columns(project_type)
+    is_email = "false"
     if project_type == "hybrid":
         # As _write_members decides (_is_email).
         is_email = f"(regexp_full_match(id, '{LOOKS_LIKE_EMAIL}') AND id = {lower_sql('id')})"
@@ -687,10 +723,18 @@ def _write_members_duckdb(
     else:
         written.chmod(0o600)
         os.replace(written, target.members_file)
+        refused = 0
+        if project_type != "email":
+            rules = " OR ".join(f"({rule})" for rule, _ in user_id_rules("id"))
+            counted = engine.connection.execute(
+                f"SELECT count(*) FROM (SELECT DISTINCT id FROM {live}) "
+                f"WHERE NOT {is_email} AND ({rules})"
+            ).fetchone()
+            refused = int(counted[0]) if counted else 0
     finally:
         engine.connection.execute(f"DROP VIEW {live}")
         shutil.rmtree(private_dir, ignore_errors=True)
-    return int(row[0]) if row else 0
+    return (int(row[0]) if row else 0), refused
 
 
 def _candidates(

@@ -20,7 +20,7 @@ from reconciler.owner_only import MODES_KEEP_OTHERS_OUT
 from reconciler.words import quantity
 
 if TYPE_CHECKING:
-    from reconciler.adopt import ImportResult
+    from reconciler.adopt import ImportedList, ImportResult
 
 
 def import_(
@@ -100,12 +100,27 @@ def import_(
         raise exits.fail(exc) from None
     for s in result.skipped:
         err.print(f"skipped list {s.list_id} {s.list_name!r}: {s.reason}", markup=False)
+    for item in result.imported:
+        if item.refused:
+            err.print(_refused_note(item), markup=False)
     try:
         emit("\n".join(_imported_lines(result, out)), "the list of what was imported")
     except OutputError as exc:
         raise exits.fail(exc) from None
     if any(s.unread for s in result.skipped):
         raise typer.Exit(EXIT_ERROR)
+
+
+def _refused_note(item: ImportedList) -> str:
+    """Members Iterable holds with a userId a plan refuses from a source (an app that sent
+    the text null): the plan right after skips their rows, so it does not show no changes."""
+    return (
+        f"list {item.list_id} {item.list_name!r}: {quantity(item.refused, 'member')} "
+        "written with a userId a plan takes for an export's mistake (a missing value such "
+        "as null, a spreadsheet error, a number in exponent form), though Iterable holds it "
+        f"(an app sent that text): every plan skips those rows of {item.members_file.name}, "
+        "keeping the members on the list, and exits 1; fix those profiles in Iterable"
+    )
 
 
 def _imported_lines(result: ImportResult, out: Path) -> list[str]:
@@ -131,7 +146,9 @@ def _imported_lines(result: ImportResult, out: Path) -> list[str]:
         f"Imported {quantity(len(result.imported), 'list')} from destination "
         f"{result.destination!r}, "
         f"skipped {len(result.skipped):,}. `reconciler plan` over a path holding {out} "
-        "should now show no changes. " + _privacy(out)
+        "should now show no changes"
+        + (" but the rows named above. " if any(i.refused for i in result.imported) else ". ")
+        + _privacy(out)
     )
     return lines
 

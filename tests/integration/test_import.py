@@ -999,3 +999,42 @@ def test_an_out_directory_on_another_drive_than_the_manifests_gets_a_schema_uri(
         shutil.rmtree(other_drive, ignore_errors=True)
     schema = (ws.root / "schema" / "reconciler.schema.json").as_uri()
     assert first == f"# yaml-language-server: $schema={schema}"
+
+
+@ENGINES
+@pytest.mark.parametrize("project_type", ["hybrid", "userId"])
+def test_members_whose_user_id_a_plan_refuses_are_said_at_import(
+    typed_workspace, cli, monkeypatch, engine, project_type
+):
+    """Iterable holds userIds an app sent as text ('null', 'None', '#N/A', '1.2E+15'),
+    which a plan refuses from a source as an export's or a spreadsheet's mistakes: the
+    plan right after the import skipped those rows and exited 1, while import had said it
+    would show no changes. import now says so for each such list, with the count (and
+    no member), in both engines."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    ws, emulator = typed_workspace(project_type)
+    proj = emulator.project("default")
+    odd = proj.add_list("odd")
+    for user_id in ("null", "None", "#N/A", "1.2E+15", "U-1", "U-2"):
+        proj.subscribe_direct(odd, user_id=user_id)
+    if project_type == "hybrid":
+        proj.subscribe_direct(odd, email="null@example.com")
+    fine = proj.add_list("fine")
+    proj.subscribe_direct(fine, user_id="U-3")
+
+    result = cli("import", ws.manifests, "-d", "prod", "--out", ws.manifests / "in")
+
+    assert result.exit_code == 0, result.output
+    assert (
+        f"list {odd} 'odd': 4 members written with a userId a plan takes for an export's "
+        "mistake (a missing value such as null, a spreadsheet error, a number in exponent "
+        "form), though Iterable holds it (an app sent that text): every plan skips those "
+        "rows of odd.csv, keeping the members on the list, and exits 1; fix those profiles "
+        "in Iterable"
+    ) in result.stderr
+    assert f"list {fine} 'fine'" not in result.stderr
+    assert "should now show no changes but the rows named above. " in result.stdout
+    plan = cli("plan", ws.manifests)
+    assert plan.exit_code == 1, plan.output
+    assert "4 members skipped" in plan.stdout
+    assert "members_to_remove" not in plan.stdout

@@ -943,7 +943,7 @@ def _checked_sql(
     Those rows take the fast path; only the others pay for stripping, the blank-row test
     and the search for the reason (measured: a third of the checking time at 10M)."""
     space = _SPACE
-    user_id_ok = "(u <> '' AND " + " AND ".join(f"NOT {test}" for test, _ in _user_id_rules("u"))
+    user_id_ok = "(u <> '' AND " + " AND ".join(f"NOT {test}" for test, _ in user_id_rules("u"))
     user_id_ok += ")"
     pattern = email_pattern()
     email_ok = (
@@ -984,7 +984,7 @@ def _checked_sql(
     )
     user_id_problems = " ".join(
         f"WHEN slow_user_id IS NOT NULL AND {test} THEN {code}"
-        for test, code in _user_id_rules("slow_user_id")
+        for test, code in user_id_rules("slow_user_id")
     )
     kept = []
     if columns.email:
@@ -1031,7 +1031,7 @@ def _checked_sql(
         """
 
 
-def _user_id_rules(column: str) -> list[tuple[str, int]]:
+def user_id_rules(column: str) -> list[tuple[str, int]]:
     """identity.validate_user_id's refusals of a userId that is not blank, in SQL and in
     its order: each test of `column`, and the code of the problem it finds."""
     return [
