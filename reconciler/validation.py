@@ -4,7 +4,7 @@ maps convert. The command (cli/validate.py) prints the result and exits with it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,14 +116,21 @@ def validate(path: Path, engine: Engine | None = None) -> Validation:
             raise
         raise said from None
     items = [item for d in desired.values() for item in d.lists]
-    # A table counts its disagreeing rows as it lists the first of them.
-    conflicts = [_conflicts(item) for item in items]
+    # A table counts its disagreeing rows as it lists the first of them, which the refusal
+    # of an unordered query's reads.
+    conflicts, conflicts_unlisted = _once([_conflicts(item) for item in items])
     for item in items:
         if item.table is not None:  # the Python engine's read refused it already
             try:
                 refuse_unordered_conflicts(item)
             except SourceError as exc:
                 unreadable.append(exc)
+    invalid, unlisted = _once(
+        (item.issues, item.table.skipped - len(item.issues) if item.table else 0) for item in items
+    )
+    values, values_unlisted = _once(
+        (item.fields.issues, item.fields.unlisted) for item in items if item.fields is not None
+    )
     return Validation(
         destinations=len(manifests.destinations),
         audiences=len(manifests.audiences),
@@ -131,18 +138,12 @@ def validate(path: Path, engine: Engine | None = None) -> Validation:
         members=sum(_members(item) for item in items),
         duplicates=sum(_duplicates(item) for item in items),
         unreadable=tuple(unreadable),
-        invalid=tuple(issue for item in items for issue in item.issues),
-        unlisted=sum(item.table.skipped - len(item.issues) for item in items if item.table),
-        values=tuple(
-            issue for item in items if item.fields is not None for issue in item.fields.issues
-        ),
-        values_unlisted=sum(item.fields.unlisted for item in items if item.fields is not None),
-        conflicts=tuple(issue for listed in conflicts for issue in listed),
-        conflicts_unlisted=sum(
-            item.table.conflict_count - len(listed)
-            for item, listed in zip(items, conflicts, strict=True)
-            if item.table
-        ),
+        invalid=invalid,
+        unlisted=unlisted,
+        values=values,
+        values_unlisted=values_unlisted,
+        conflicts=conflicts,
+        conflicts_unlisted=conflicts_unlisted,
         manifest_warnings=manifests.warnings,
         # After the reads: a DuckDB query's files are known once it has run.
         workflow_warnings=tuple(unwatched_reads(manifests, path)),
@@ -155,9 +156,33 @@ def _duplicates(item: DesiredList) -> int:
     return item.table.duplicates if item.table else item.duplicates
 
 
-def _conflicts(item: DesiredList) -> list[MemberIssue]:
-    """Those of them that disagreed with the first row, as plan warns of them."""
-    return item.table.conflicts() if item.table else item.conflicts
+def _conflicts(item: DesiredList) -> tuple[list[MemberIssue], int]:
+    """Those of them that disagreed with the first row, as plan warns of them, and how many
+    more a table counted beyond those it lists."""
+    if item.table is None:
+        return item.conflicts, 0
+    listed = item.table.conflicts()
+    return listed, item.table.conflict_count - len(listed)
+
+
+def _once(
+    found: Iterable[tuple[Sequence[MemberIssue], int]],
+) -> tuple[tuple[MemberIssue, ...], int]:
+    """Each audience's issues (listed, and how many more it counted), each said and counted
+    once: audiences reading one file alike (one list kept in a sandbox's and production's
+    project) find its bad rows word for word, one set of rows to fix, not two. Counts
+    beyond a listing are the same rows where two audiences listed the same ones."""
+    listed: dict[MemberIssue, None] = {}
+    seen: set[tuple[tuple[MemberIssue, ...], int]] = set()
+    more = 0
+    for issues, unlisted in found:
+        key = (tuple(issues), unlisted)
+        if key in seen:
+            continue
+        seen.add(key)
+        listed.update(dict.fromkeys(issues))
+        more += unlisted
+    return tuple(listed), more
 
 
 def _members(item: DesiredList) -> int:

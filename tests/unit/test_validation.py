@@ -492,3 +492,61 @@ def test_an_email_column_the_source_does_not_use_is_warned_of_at_its_line(
         "to send them"
     )
     assert f"warning: {warning}" in lines
+
+
+@pytest.mark.parametrize("engine_name", ["python", "duckdb"])
+def test_a_file_two_audiences_read_has_each_bad_row_said_and_counted_once(
+    tmp_path: Path, engine_name: str
+) -> None:
+    """One list kept in two Iterable projects (a sandbox's and production's) is two
+    audiences reading one CSV: each bad row was printed twice, word for word, and counted
+    twice ('2 invalid members' for one row to fix), and in CI took two of GitHub's ten
+    annotations."""
+    sandbox = {**DESTINATION, "metadata": {"name": "sandbox"}}
+    rows = ["not-an-email,u-1,1", "b@example.com,u-2,lots", "c@example.com,u-3,3"]
+    rows.append("c@example.com,u-3,4")  # a duplicate that disagrees: a warning
+    columns = {"csv": "m.csv", "email": "email", "userId": "user_id"}
+    root = write(
+        tmp_path,
+        DESTINATION,
+        sandbox,
+        MAPPING,
+        audience("vip", columns, traits="crm"),
+        audience("vip-sandbox", columns, traits="crm", destination="sandbox"),
+        csv={"m.csv": "\n".join([HEADER, *rows]) + "\n"},
+    )
+    settings = EngineSettings(engine=engine_name, threads=1, temp_dir=tmp_path)
+    with Engine(settings) as engine:
+        found = validate(root, engine=engine)
+    lines = found.lines(quoted(shower(False)))
+    assert len(lines) == 3, lines
+    assert [line.removeprefix("warning: ").split(": ", 1)[0] for line in lines] == [
+        f"{root / 'm.csv'}:2",
+        f"{root / 'm.csv'}:3",
+        f"{root / 'm.csv'}:5",
+    ]
+    assert lines[2].startswith("warning: ")
+    assert found.count_problems() == "1 invalid member, 1 value that cannot be sent found."
+    assert found.members == 4  # each audience's own: two members in each
+
+
+def test_rows_beyond_those_listed_are_counted_once_for_audiences_reading_one_file(
+    tmp_path: Path,
+) -> None:
+    """Two audiences over one large file list the same first 1,000 invalid rows, and the
+    200 after them are the same rows too: 1,200 to fix, not 1,400 or 2,400."""
+    rows = [f"m{n}@example.com" for n in range(5)] + [f"not-an-email-{n}" for n in range(1_200)]
+    sandbox = {**DESTINATION, "metadata": {"name": "sandbox"}}
+    root = write(
+        tmp_path,
+        DESTINATION,
+        sandbox,
+        audience("big", {"csv": "big.csv"}),
+        audience("big-sandbox", {"csv": "big.csv"}, destination="sandbox"),
+        csv={"big.csv": "\n".join(["email", *rows]) + "\n"},
+    )
+    settings = EngineSettings(engine="duckdb", memory_limit="256MB", threads=1, temp_dir=tmp_path)
+    with Engine(settings) as engine:
+        found = validate(root, engine=engine)
+        assert (len(found.invalid), found.unlisted) == (1_000, 200)
+        assert found.count_problems() == "1,200 invalid members found."
