@@ -14,6 +14,7 @@ single SELECT statement is accepted (`select_statement`).
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import re
 import shutil
@@ -30,10 +31,12 @@ from reconciler.leftovers import private_directory
 from reconciler.manifest.model import MembersSpec
 from reconciler.manifest.repository import (
     MAX_WALKED_ENTRIES,
+    PRIVATE_ENTRIES,
     LinkOutOfRepository,
     RepositoryTooLarge,
     is_inside,
     readable_paths,
+    real_path,
 )
 from reconciler.manifest.stand_in import stand_in
 from reconciler.members.engine import settings as engine_settings
@@ -311,6 +314,8 @@ def query_error(
             + newline
             + rest
         )
+    first, newline, rest = message.partition("\n")
+    message = first + _not_found_here(first, repository, base_dir) + newline + rest
     return SourceError(f"{declared_at}: cannot read {subject}: {message}")
 
 
@@ -412,6 +417,8 @@ def _built_in_extensions() -> list[str]:
 
 
 _REFUSED_PATH = re.compile(r'Cannot access (?:file|directory) "([^"]+)"')
+# What makes a path a pattern to DuckDB's glob.
+_PATTERN = re.compile(r"[*?\[]")
 
 
 def _climbing_out(message: str, repository: Path, base_dir: Path | None) -> str:
@@ -425,16 +432,93 @@ def _climbing_out(message: str, repository: Path, base_dir: Path | None) -> str:
     written = found.group(1)
     if Path(written).is_absolute() or ".." not in Path(written).parts:
         return ""
-    root = repository.resolve()
+    root = real_path(repository)
     from_here = Path(os.path.normpath(Path.cwd() / written))
     meant = Path(os.path.normpath(base_dir.absolute() / written))
     if from_here.is_relative_to(root) or not meant.is_relative_to(root):
         return ""
-    return (
+    said = (
         f"; {written!r} is looked for from the working directory first, where it leads out "
-        f"of the repository, so it is refused before it is looked for beside the manifest: "
-        f"write it as {os.path.relpath(meant, Path.cwd().absolute())!r}, from the working "
-        "directory, and run reconciler there"
+        "of the repository, so it is refused before it is looked for beside the manifest"
+    )
+    if _PATTERN.search(written):
+        # DuckDB matches a pattern beside the manifest only: no spelling from the working
+        # directory finds it (the advice below for a file's name led to 'No files found').
+        return said + _pattern_advice(_matches(meant, root), base_dir, root)
+    return (
+        f"{said}: write it as {os.path.relpath(meant, Path.cwd().absolute())!r}, from the "
+        "working directory, and run reconciler there"
+    )
+
+
+def _pattern_advice(files: list[Path], base_dir: Path, root: Path) -> str:
+    """What to write for a pattern whose files (`files`, some of them) DuckDB cannot reach:
+    it matches a pattern from the manifest's directory only, never from the working
+    directory, and refuses a `..` that leaves the repository from the working directory.
+    The files are named from the repository's top, where CI and pre-commit run."""
+    listed = ", ".join(repr(f.relative_to(root).as_posix()) for f in files[:2])
+    names = f", in a list: [{listed}{', ...' if len(files) > 2 else ''}]" if files else ""
+    return (
+        "; DuckDB matches a pattern (*, ?, [) only from the manifest's directory "
+        f"{display_path(base_dir)}, never from the working directory, so it reaches only "
+        "files below that directory: keep the files there, or name them one by one from "
+        f"the repository's top{names}"
+    )
+
+
+def _matches(pattern: Path, root: Path) -> list[Path]:
+    """The first few files, in order, that the absolute `pattern` matches where a query
+    may read them (readable_paths: never a name outside the repository, in .git, or at its
+    top untracked, such as the credentials a CI step writes there)."""
+    try:
+        directories, files = readable_paths(root)
+        found = sorted(
+            real_path(Path(name))
+            for name, _ in zip(glob.iglob(str(pattern), recursive=True), range(1000), strict=False)
+        )
+    except (OSError, ValueError, LinkOutOfRepository, RepositoryTooLarge):
+        return []
+    return [
+        path
+        for path in found
+        if path.is_file()
+        and (str(path) in files or any(str(path).startswith(d) for d in directories))
+    ][:3]
+
+
+_NOT_FOUND = re.compile(r'No files found that match the pattern "([^"]+)"$')
+
+
+def _not_found_here(message: str, repository: Path, base_dir: Path | None) -> str:
+    """Advice for a relative path DuckDB found nothing for where it names files in the
+    repository: a file's name from the repository's top, run from below it (`cd manifests
+    && reconciler validate .`), as DuckDB looks for it from the working directory and
+    beside the manifest only; a pattern written from the working directory or the top,
+    which DuckDB matches beside the manifest only. "" for another error."""
+    found = _NOT_FOUND.search(message)
+    if found is None or base_dir is None:
+        return ""
+    written = found.group(1)
+    parts = Path(written).parts
+    # Only where the query may read: never a word on what lies outside or in .git.
+    if not parts or Path(written).is_absolute() or ".." in parts or parts[0] in PRIVATE_ENTRIES:
+        return ""
+    root = real_path(repository)
+    here = real_path(Path.cwd())
+    if _PATTERN.search(written):
+        starts = [here] if here.is_relative_to(root) else []
+        files = next((m for start in (*starts, root) if (m := _matches(start / written, root))), [])
+        return (
+            f" ({written!r} names files in the repository{_pattern_advice(files, base_dir, root)})"
+            if files
+            else ""
+        )
+    if here == root or not (root / written).is_file():
+        return ""
+    return (
+        f" ({written!r} is looked for from the working directory and beside the manifest; "
+        f"from the repository's top {root} it names a file: run reconciler there, as CI and "
+        "pre-commit do)"
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -212,6 +214,101 @@ def test_a_query_climbing_out_of_the_working_directory_is_told_how_to_name_its_f
     assert sorted(source.read("email").members) == ["a@example.com"]
 
 
+def test_a_query_run_from_below_the_repositorys_top_is_told_where_its_path_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spelling the message above gives (`manifests/data/x.csv`, from the repository's
+    top, where CI and pre-commit run) found nothing when validate ran where the manifests
+    are (`cd manifests && reconciler validate .`): DuckDB's 'No files found that match the
+    pattern' alone, for a file that is there."""
+    data = tmp_path / "manifests" / "data"
+    data.mkdir(parents=True)
+    (data / "x.csv").write_text("email\na@example.com\n", encoding="utf-8")
+    team = tmp_path / "manifests" / "teams" / "growth"
+    team.mkdir(parents=True)
+    query = "SELECT email FROM read_csv('manifests/data/x.csv')"
+    monkeypatch.chdir(tmp_path / "manifests")
+    source = source_for(load_audience(team, {"sql": query, "database": ":memory:"}))
+
+    with pytest.raises(SourceError) as refused:
+        source.read("email")
+
+    first = str(refused.value).split("\n")[0]
+    assert "No files found that match the pattern" in first
+    assert first.endswith(
+        " ('manifests/data/x.csv' is looked for from the working directory and beside the "
+        f"manifest; from the repository's top {tmp_path.resolve()} it names a file: run "
+        "reconciler there, as CI and pre-commit do)"
+    ), first
+
+    monkeypatch.chdir(tmp_path)  # from there, it reads the file
+    source = source_for(load_audience(team, {"sql": query, "database": ":memory:"}))
+    assert sorted(source.read("email").members) == ["a@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "run_in"),
+    [
+        ("../../data/*.csv", "."),
+        ("manifests/data/*.csv", "."),
+        ("manifests/data/*.csv", "manifests"),  # validate . where the manifests are
+        ("data/*.csv", "manifests"),
+    ],
+)
+def test_a_pattern_out_of_the_manifests_directory_is_told_what_reaches_its_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pattern: str, run_in: str
+) -> None:
+    """A pattern (a Spark job's part files, a folder of daily exports) shared by teams'
+    manifests in nested directories: refused as `../../data/*.csv`, the advice was to
+    write it 'manifests/data/*.csv', from the working directory, which found nothing
+    ('No files found'), since DuckDB matches a pattern beside the manifest only; no
+    spelling of a pattern reaches above the manifest's directory from the top, so the
+    advice now says so and names the files to list instead."""
+    data = tmp_path / "manifests" / "data"
+    data.mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        (data / f"{name}.csv").write_text(f"email\n{name}@example.com\n", encoding="utf-8")
+    team = tmp_path / "manifests" / "teams" / "growth"
+    team.mkdir(parents=True)
+    query = f"SELECT email FROM read_csv('{pattern}')"
+    monkeypatch.chdir(tmp_path / run_in)
+    source = source_for(load_audience(team, {"sql": query, "database": ":memory:"}))
+
+    with pytest.raises(SourceError) as refused:
+        source.read("email")
+
+    first = str(refused.value).split("\n")[0]
+    assert "write it as" not in first
+    assert first.endswith(
+        "DuckDB matches a pattern (*, ?, [) only from the manifest's directory "
+        f"{os.path.relpath(team)}, never from the working directory, so it reaches only "
+        "files below that directory: keep the files there, or name them one by one from "
+        "the repository's top, in a list: ['manifests/data/a.csv', 'manifests/data/b.csv', "
+        "...])"
+    ), first
+
+    # As it says: the files named one by one are read, from the top.
+    monkeypatch.chdir(tmp_path)
+    listed = "SELECT email FROM read_csv(['manifests/data/a.csv', 'manifests/data/b.csv'])"
+    source = source_for(load_audience(team, {"sql": listed, "database": ":memory:"}))
+    assert sorted(source.read("email").members) == ["a@example.com", "b@example.com"]
+
+
+def test_a_path_found_nowhere_gets_no_advice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    monkeypatch.chdir(manifests)
+    for path in ("manifests/data/gone.csv", "manifests/data/*.csv", "../../etc/*"):
+        query = f"SELECT email FROM read_csv('{path}')"
+        source = source_for(load_audience(manifests, {"sql": query, "database": ":memory:"}))
+        with pytest.raises(SourceError) as refused:
+            source.read("email")
+        first = str(refused.value).split("\n")[0]
+        assert "DuckDB matches a pattern" not in first and "names a file" not in first, first
+
+
 @pytest.mark.parametrize(
     ("options", "guessed"), [("", True), (", types={'age': 'INTEGER'}", False)]
 )
@@ -244,3 +341,21 @@ def test_a_csv_type_error_says_its_reason_without_duckdbs_advice(
         assert advice not in message
     masked = mask_emails(message)
     assert "notanumber" not in masked and "z@example.com" not in masked, masked
+
+
+def test_the_advice_names_no_file_a_query_may_not_read(tmp_path: Path) -> None:
+    """The files a pattern's advice lists are only those a query may read: in a git work
+    tree not one at the top that git does not track (a CI step's gha-creds-*.json)."""
+    shutil.rmtree(tmp_path / ".git")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "gha-creds-1234.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "manifests" / "teams").mkdir(parents=True)
+    (tmp_path / "manifests" / "teams" / "x.yaml").write_text("", encoding="utf-8")
+    subprocess.run(["git", "-C", str(tmp_path), "add", "manifests"], check=True)
+    team = tmp_path / "manifests" / "teams"
+    for pattern in ("gha-creds-*.json", "../../gha-creds-*.json"):
+        query = f"SELECT * FROM read_json('{pattern}')"
+        source = source_for(load_audience(team, {"sql": query, "database": ":memory:"}))
+        with pytest.raises(SourceError) as refused:
+            source.read("email")
+        assert "gha-creds-1234" not in str(refused.value), str(refused.value)
