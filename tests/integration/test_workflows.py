@@ -498,6 +498,12 @@ def test_pre_commit_hook_runs_validate_over_the_manifests(monkeypatch, tmp_path)
     # replacing a Parquet source alone was never validated.
     for changed in ("m.yaml", "m.yml", "d/x.csv", "d/x.parquet", "d/x.duckdb", "d/x.sqlite"):
         assert re.search(hook["files"], changed), changed
+    # A member file's name in capitals (an ERP's or a mainframe's MEMBERS.CSV, a
+    # Windows tool's Export.Parquet) is read as any other: a commit changing it alone
+    # was never validated either. (pre-commit matches `files` with Python's re.search.)
+    for changed in ("d/MEMBERS.CSV", "d/Export.Parquet", "d/crm.DuckDB", "d/x.SQLite3"):
+        assert re.search(hook["files"], changed), changed
+    assert not re.search(hook["files"], "README.md")
     program, *command = hook["entry"].split()
     assert program == "reconciler"
     assert "reconciler = " in (ROOT / "pyproject.toml").read_text()
