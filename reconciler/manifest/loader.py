@@ -141,6 +141,8 @@ def _discover(root: Path) -> tuple[list[Path], list[Problem]]:
         for name in subdirectories:
             problems.extend(_link_out(Path(directory, name), root))
         for name in filenames:
+            if name.lower().endswith(MANIFEST_SUFFIXES) and not name.endswith(MANIFEST_SUFFIXES):
+                problems.extend(_not_lower_case(Path(directory, name)))
             if name.endswith(MANIFEST_SUFFIXES) and not name.startswith("."):
                 path = Path(directory, name)
                 refused = _link_out(path, root)
@@ -188,6 +190,25 @@ def _link_note(path: Path) -> str:
     if "/annex/objects/" in target:
         return " (a git-annex link to its content there; `git annex unlock` it to read it)"
     return f" (a symbolic link to {target})"
+
+
+def _not_lower_case(path: Path) -> list[Problem]:
+    """A problem for a manifest whose suffix is not in lower case (vip.YAML), unless hidden:
+    skipped without a word, its audiences were gone from validate and plan alike, and with
+    prune: true their lists deleted; refused, nothing is planned until it is renamed."""
+    if path.name.startswith("."):
+        return []
+    stem, _, suffix = path.name.rpartition(".")
+    return [
+        Problem(
+            display_path(path),
+            1,  # at its first line, so that the problem is located (a CI annotation)
+            1,
+            "not read as a manifest: reconciler reads files named *.yaml or *.yml, in lower "
+            "case, so this file's audiences would be left out (with prune: true, their lists "
+            f"deleted); rename it {stem}.{suffix.lower()}",
+        )
+    ]
 
 
 def _link_out(path: Path, root: Path) -> list[Problem]:

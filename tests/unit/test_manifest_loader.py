@@ -210,6 +210,21 @@ def test_hidden_directories_and_other_files_are_ignored() -> None:
     assert load_manifests(Path("m")).files == [Path("m/d.yaml")]
 
 
+@pytest.mark.parametrize("name", ["vip.YAML", "vip.Yaml", "vip.YML"])
+def test_a_manifest_named_in_capitals_is_a_problem_not_skipped(name: str) -> None:
+    """A manifest saved as vip.YAML (a Windows tool, a rename) was skipped without a word:
+    validate said OK with its audiences gone, and a plan left their lists unkept, or with
+    prune: true deleted them."""
+    write("m/d.yaml", DESTINATION)
+    write(f"m/teams/{name}", "apiVersion: reconciler/v1\n")
+    stem, suffix = name.rsplit(".", 1)
+    assert problems("m") == [
+        f"m/teams/{name}:1:1: not read as a manifest: reconciler reads files named *.yaml "
+        "or *.yml, in lower case, so this file's audiences would be left out (with prune: "
+        f"true, their lists deleted); rename it {stem}.{suffix.lower()}"
+    ]
+
+
 def test_a_manifest_the_checkout_left_as_a_pointer_is_named_for_what_it_is() -> None:
     """A pointer read as YAML was "a manifest document must be a mapping ...; got a
     string", and a git-crypt file "not UTF-8 text": neither said the checkout lacked it."""
