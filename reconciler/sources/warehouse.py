@@ -704,6 +704,14 @@ def _with_installed_driver(url: URL) -> URL:
 def _missing_driver(declared_at: str, url: URL, database: DatabaseUrl, exc: Exception) -> str:
     backend = url.get_backend_name()
     hint = _EXTRAS.get(backend, f"the SQLAlchemy dialect and driver for {backend}")
+    if os.environ.get("PRE_COMMIT") == "1":
+        # pre-commit (which sets PRE_COMMIT=1 for its hooks) runs the hook from an
+        # environment of its own, which no `pip install` elsewhere reaches.
+        package = f"['{POSTGRES_DRIVER}']" if backend == "postgresql" else "[its package]"
+        hint += (
+            "; the pre-commit hook runs from an environment of pre-commit's own: give the "
+            f"hook additional_dependencies: {package} in .pre-commit-config.yaml"
+        )
     detail = database.scrub(str(exc))
     return f"{declared_at}: cannot connect to {backend}: install {hint} ({detail})"
 

@@ -318,6 +318,26 @@ def test_a_missing_driver_names_what_to_install(tmp_path: Path, monkeypatch) -> 
         read_members(audience, "email")
 
 
+def test_a_missing_driver_under_pre_commit_names_the_hooks_dependencies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pre-commit hook runs reconciler from pre-commit's own environment, where the
+    advice to pip install the driver 'where reconciler is' reaches nothing: the hook
+    failed on every commit until the user found additional_dependencies."""
+    monkeypatch.setenv(PASSWORD_VAR, "s3cret-value")
+    monkeypatch.setenv("PRE_COMMIT", "1")  # as pre-commit sets it for every hook
+    audience = load_audience(
+        tmp_path, {"sql": "SELECT 1", "url": f"nosuchdb://app:${{{PASSWORD_VAR}}}@host/db"}
+    )
+    with pytest.raises(SourceError) as raised:
+        read_members(audience, "email")
+    assert (
+        "install the SQLAlchemy dialect and driver for nosuchdb; the pre-commit hook runs "
+        "from an environment of pre-commit's own: give the hook additional_dependencies: "
+        "[its package] in .pre-commit-config.yaml ("
+    ) in str(raised.value)
+
+
 @pytest.mark.parametrize(
     "ending",
     ["; -- every customer", ";\n-- every customer\n", " /* all; of /* them */ */ ;", ";;  \n"],
