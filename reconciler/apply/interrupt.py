@@ -105,6 +105,11 @@ class AfterWork:
     def work_done(self) -> None:
         self._done = True
 
+    @property
+    def signalled(self) -> bool:
+        """A signal came since the work ended: whoever sent it wants the run to end."""
+        return self._told
+
     def recorded(self) -> None:
         """What the run did is written down: a signal held meanwhile raises now."""
         self._recorded = True

@@ -28,6 +28,7 @@ import json
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -114,6 +115,9 @@ class Journal:
         # the run goes on, since stopping would leave it half-applied for want of a log.
         self.lost: OSError | None = None
         self.lost_at_step = 0
+        # When (epoch seconds) this run's last request to each destination ended, kept
+        # here too: the file may be lost, and Iterable's reads lag from then on.
+        self.last_write_at: dict[str, float] = {}
 
     @classmethod
     def disabled(cls) -> Journal:
@@ -264,6 +268,8 @@ class Journal:
         step.finished = True
         with self._lock:
             self.in_flight -= 1
+            if status != "not_sent":
+                self.last_write_at[step.destination] = time.time()
             if status == "done":
                 total = _TOTAL_OF.get(step.op)
                 if total is not None:

@@ -107,6 +107,8 @@ def run_apply(
     _say_lost(journal, say)
     if stop.is_set():  # also when it came during that wait, after the last request
         _say_unlisted(report, clients, say)
+    else:  # told to stop, the run does not wait for Iterable's reads to show its writes
+        report.last_write_at = dict(journal.last_write_at)
     try:
         report.rejected_file = write_rejected(report, state_dir)
     except OSError as exc:

@@ -59,6 +59,7 @@ from reconciler.state.desired import combined_digest, manifest_file_digests
 
 if TYPE_CHECKING:
     from reconciler.apply.executor import ApplyReport
+    from reconciler.apply.reads_lag import Lagging
     from reconciler.apply.run import Aborted
     from reconciler.apply.runrecord import RunRecord
 
@@ -151,7 +152,7 @@ def apply(
     # signal no longer loses the report: see apply/interrupt.py.
     with report_after_work(lambda text: err.print(text, markup=False)) as after:
         try:
-            report = _apply(opts, record, after.work_done)
+            report, lagging = _apply(opts, record, after.work_done)
         except (ReconcilerError, KeyboardInterrupt, typer.Exit) as exc:
             raise _stopped(exc, opts, record) from None
         except Exception as exc:
@@ -160,11 +161,18 @@ def apply(
             record.stopped(exc, exits.internal_error(exc))
             opts.write_record(record)
             raise
-        _report(report, opts, record, after)
+        _report(report, opts, record, after, lagging)
 
 
-def _report(report: ApplyReport, opts: _Options, record: RunRecord, after: AfterWork) -> None:
-    """The run record, the report, the summary file and the alert of an apply that ran."""
+def _report(
+    report: ApplyReport,
+    opts: _Options,
+    record: RunRecord,
+    after: AfterWork,
+    lagging: Lagging | None,
+) -> None:
+    """The run record, the report, the summary file and the alert of an apply that ran;
+    then, unless it was interrupted, the wait for Iterable's reads to show what it wrote."""
     summary_file, show_members = opts.summary_file, opts.show_members
     opts.write_record(record)
     printing = False
@@ -189,6 +197,10 @@ def _report(report: ApplyReport, opts: _Options, record: RunRecord, after: After
         )
     except KeyboardInterrupt:
         raise _report_stopped(opts, record, after.stopped_by or "a signal", printing) from None
+    if lagging is not None and record.outcome != "interrupted" and not after.signalled:
+        from reconciler.apply.reads_lag import wait_for_reads  # see the module's docstring
+
+        wait_for_reads(lagging, lambda text: err.print(text, markup=False))
     if record.outcome == "interrupted":
         err.print(report.describe_not_done(opts.again), markup=False)
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -297,8 +309,12 @@ def _stopped(
     return exits.fail(exc, json_object=not isinstance(exc, UnsafePlanError), alert="apply")
 
 
-def _apply(opts: _Options, record: RunRecord, on_done: Callable[[], None]) -> ApplyReport:
+def _apply(
+    opts: _Options, record: RunRecord, on_done: Callable[[], None]
+) -> tuple[ApplyReport, Lagging | None]:
+    """The report of the apply, and what Iterable's reads may not show of it yet."""
     from reconciler.apply.executor import ApplyReport, count_traffic  # see the docstring
+    from reconciler.apply.reads_lag import lagging
     from reconciler.apply.run import run_apply  # here: see the module's docstring
 
     path, targets, loaded = opts.path, opts.targets, _saved_plan(opts)
@@ -360,9 +376,10 @@ def _apply(opts: _Options, record: RunRecord, on_done: Callable[[], None]) -> Ap
                 on_abort=lambda aborted: _aborted(aborted, opts, record),
                 on_done=on_done,
             )
+        lags = session.read_lags(manifests, clients)
     report.overridden = overridden
     record.applied(report)
-    return report
+    return report, lagging(report.last_write_at, lags)
 
 
 def _saved_plan(opts: _Options) -> SavedPlan | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -158,6 +159,26 @@ def plan(
     )
 
 
+def read_lags(manifests: Manifests, clients: Mapping[str, IterableClient]) -> dict[str, float]:
+    """How long each destination's reads may lag its writes (settings.read_lag), for those
+    whose reads lag at all."""
+    return _lagging(manifests, {name: client.settings.read_lag for name, client in clients.items()})
+
+
+def _lagging(manifests: Manifests, lags: Mapping[str, float]) -> dict[str, float]:
+    """`lags` of the destinations whose reads lag at all."""
+    return {
+        name: lag
+        for name, lag in lags.items()
+        # the sandbox answers from its own state at once
+        if lag > 0
+        and not (
+            manifests.destinations[name].spec.region == "sandbox"
+            and manifests.destinations[name].spec.baseUrl is None
+        )
+    }
+
+
 def wait_for_read_lag(manifests: Manifests, lags: dict[str, float], state: Path) -> dict[str, str]:
     """Iterable's reads lag its writes by up to about a minute, so a plan read right after
     an apply would plan that apply's changes again (and a list it created, a second time),
@@ -166,10 +187,7 @@ def wait_for_read_lag(manifests: Manifests, lags: dict[str, float], state: Path)
     until the lag has passed, say so, and return a note for the plan of each."""
     now = time.time()
     recent: dict[str, tuple[float, float]] = {}
-    for name, lag in lags.items():
-        spec = manifests.destinations[name].spec
-        if lag <= 0 or (spec.region == "sandbox" and spec.baseUrl is None):
-            continue  # the sandbox answers from its own state at once
+    for name, lag in _lagging(manifests, lags).items():
         at = last_write_at(state, name, lag, now)
         if at is not None:
             recent[name] = (max(0.0, now - at), lag)

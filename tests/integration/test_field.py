@@ -15,7 +15,7 @@ from reconciler.emulator.emulator import MAX_BATCH_BYTES
 from reconciler.emulator.replies import fault_reply
 from reconciler.errors import ConfigError
 from reconciler.iterable import ClientSettings, IterableClient
-from tests.integration.reliability import lists_by_name
+from tests.integration.reliability import lists_by_name, members_of
 
 
 def project(server):
@@ -214,14 +214,18 @@ def test_a_plan_right_after_an_apply_waits_out_the_read_lag(
     workspace, cli, emulator_server, monkeypatch
 ):
     """Point 3: right after an apply, Iterable's reads do not show it yet; the plan waits
-    (bounded) instead of planning the apply again, and says so in its output."""
+    (bounded) instead of planning the apply again, and says so in its output. An apply
+    waits that out itself before it ends, unless its wait is cut short (Ctrl-C): then a
+    plan from this checkout waits out the rest by its run journal. Here the apply runs
+    without the lag, as one whose wait was cut short."""
     emulator_server.emulator.faults.read_lag_seconds = 1.0
-    # Well beyond the emulator's lag: the apply itself waits for its new list to show, and
-    # on a loaded machine the plan may start over a second after the apply's last write.
-    monkeypatch.setenv("RECONCILER_READ_LAG", "4")
+    monkeypatch.setenv("RECONCILER_READ_LAG", "0")
     workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
     assert cli("apply", workspace.manifests, "--yes").exit_code == 0
 
+    # Well beyond the emulator's lag: on a loaded machine the plan may start over a second
+    # after the apply's last write.
+    monkeypatch.setenv("RECONCILER_READ_LAG", "4")
     result = cli("plan", workspace.manifests, "--format", "json", "--detailed-exitcode")
     assert result.exit_code == 0, result.output
     assert "Waiting" in result.stderr and "RECONCILER_READ_LAG" in result.stderr
@@ -260,17 +264,77 @@ def test_an_apply_started_elsewhere_right_after_an_apply_does_not_create_its_lis
     assert len(lists_by_name(emulator_server)["vip"]) == 1
 
 
-def test_the_plan_note_shows_in_text_and_markdown(workspace, cli, emulator_server, monkeypatch):
-    emulator_server.emulator.faults.read_lag_seconds = 0.2
-    # The note shows only when the plan starts within the lag of the apply: 0.3 s was
-    # too short on a loaded machine (the plan started later and rightly said nothing).
+def test_a_sync_on_another_runner_right_after_an_apply_finds_nothing_to_do(
+    workspace, cli, emulator_server, monkeypatch, tmp_path
+):
+    """A CI runner is fresh each time: the sync queued behind the merge's apply plans on
+    another, without that apply's run journal. Started within Iterable's read lag, it read
+    the list as it was before the apply, planned its removals again, and the guard the
+    apply had been told to override (--allow-removals) blocked it (exit 3, an alert). The
+    apply waits, before it ends, until its writes show."""
+    emulator_server.emulator.faults.read_lag_seconds = 1.0
     monkeypatch.setenv("RECONCILER_READ_LAG", "2")
+    members = ["a@example.com", "b@example.com", "c@example.com"]
+    policy = {"maxRemovalPercent": 50}
+    workspace.audience("vip", {"inline": members}, policy=policy)
+    merge = tmp_path / "merge-runner"
+    assert cli("apply", workspace.manifests, "--yes", "--state-dir", merge).exit_code == 0
+    workspace.audience("vip", {"inline": members[:1]}, policy=policy)
+    first = cli("apply", workspace.manifests, "--yes", "--allow-removals", "--state-dir", merge)
+    assert first.exit_code == 0, first.output
+
+    sync = cli("apply", workspace.manifests, "--yes", "--state-dir", tmp_path / "sync-runner")
+    assert sync.exit_code == 0, sync.output
+    assert "No changes" in sync.stdout
+    assert members_of(emulator_server, "vip") == members[:1]
+    said = " ".join(first.stderr.split())
+    assert "for Iterable's reads to show this apply's changes to 'prod'" in said
+    assert "RECONCILER_READ_LAG" in said and "Ctrl-C ends the wait" in said
+
+
+def test_a_drift_check_on_another_runner_right_after_an_apply_finds_no_drift(
+    workspace, cli, emulator_server, monkeypatch, tmp_path
+):
+    """The drift check skips while an apply runs; one started just after it ended, on
+    another runner, read Iterable without the apply's adds and its prune, and opened a
+    drift issue for changes already made."""
+    emulator_server.emulator.faults.read_lag_seconds = 1.0
+    monkeypatch.setenv("RECONCILER_READ_LAG", "2")
+    workspace.destination(prune=True, policy={"allowListDeletion": True})
     workspace.audience("vip", {"inline": ["a@example.com"]})
-    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    workspace.audience("old", {"inline": ["b@example.com"]})
+    merge = tmp_path / "merge-runner"
+    assert cli("apply", workspace.manifests, "--yes", "--state-dir", merge).exit_code == 0
+    workspace.audience("vip", {"inline": ["a@example.com", "c@example.com"]})
+    (workspace.manifests / "aud-old.yaml").unlink()
+    applied = cli("apply", workspace.manifests, "--yes", "--state-dir", merge)
+    assert applied.exit_code == 0, applied.output
+
+    drift = cli(
+        "plan", workspace.manifests, "--detailed-exitcode", "--state-dir", tmp_path / "drift"
+    )
+    assert drift.exit_code == 0, drift.output
+    assert "Waiting" not in drift.stderr  # no journal there: nothing to wait by
+    assert "old" not in lists_by_name(emulator_server)
+
+
+def test_the_plan_note_shows_in_text_and_markdown(workspace, cli, emulator_server, monkeypatch):
+    """After an apply whose own wait for the lag was cut short (here: run without it)."""
+    emulator_server.emulator.faults.read_lag_seconds = 0.2
+
+    def apply() -> None:
+        monkeypatch.setenv("RECONCILER_READ_LAG", "0")
+        assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+        # The note shows only when the plan starts within the lag of the apply: 0.3 s was
+        # too short on a loaded machine (the plan started later and rightly said nothing).
+        monkeypatch.setenv("RECONCILER_READ_LAG", "2")
+
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    apply()
     text = cli("plan", workspace.manifests)
     assert "! the last apply to this destination was" in text.stdout
     workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
-    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    apply()
     markdown = cli("plan", workspace.manifests, "--format", "markdown")
     assert "> [!NOTE]\n> the last apply to this destination was" in markdown.stdout
 

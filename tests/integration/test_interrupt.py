@@ -206,6 +206,35 @@ def test_ctrl_c_just_after_the_last_request_ended_keeps_the_report(
     assert read_journal(journal).outcome == "success"
 
 
+@pytest.mark.parametrize("when", ["last request", "record"])
+def test_a_ctrl_c_after_the_last_request_skips_the_wait_for_iterable_s_reads(
+    workspace, cli, emulator_server, monkeypatch, when
+):
+    """An apply that wrote waits, before it ends, until Iterable's reads show its writes;
+    one told to stop as its last request ended, or while it wrote down what it did, did not
+    stop: it waited the whole lag after saying the apply was over. The signals are sent
+    from inside the run, at the moments they stand for: no timing."""
+    from reconciler.apply import run
+
+    emulator_server.emulator.faults.read_lag_seconds = 0.0
+    monkeypatch.setenv("RECONCILER_READ_LAG", "30")  # waited for, the test takes 30 s
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    step = run.apply_plan if when == "last request" else run.write_rejected
+
+    def then_ctrl_c(*args, **kwargs):
+        result = step(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(run, step.__name__, then_ctrl_c)
+    result = cli("apply", workspace.manifests, "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "Apply complete" in result.stdout
+    assert "before ending, for Iterable's reads" not in result.stderr
+    assert members_of(emulator_server, "vip") == ["a@example.com"]
+
+
 def test_a_second_ctrl_c_on_a_terminal_leaves_its_cursor_shown(workspace, emulator_server):
     # The progress bars hide the terminal's cursor while they are drawn; the second Ctrl-C
     # ends the process with os._exit, which skipped what shows it again: the shell was
