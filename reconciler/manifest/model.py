@@ -11,7 +11,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -524,7 +524,36 @@ def _database_url(value: str) -> str:
             "a literal password is refused because passwords never live in git; write "
             "${VARIABLE} in its place, e.g. postgresql://app:${PGPASSWORD}@host/db",
         )
+    # libpq (and other drivers) take the password from the query too: `?password=hunter2`
+    # connected, a password committed to git though the userinfo's is refused.
+    named = _query_password(parts["rest"])
+    if named is not None:
+        raise PydanticCustomError(
+            "literal_password",
+            "a literal password in the query ({name}=) is refused because passwords never live in "
+            "git; write ${VARIABLE} in the URL's password place instead, e.g. "
+            "postgresql://app:${PGPASSWORD}@host/db",
+            {"name": named},
+        )
     return value
+
+
+def _query_password(rest: str) -> str | None:
+    """The name of a query parameter of a database URL (past its userinfo) that gives a
+    password with a value (password=, sslpassword=, MySQL's passwd=, ODBC's pwd=), in
+    lower case and shown only when it is a plain word (it is the manifest's text); None
+    when there is none."""
+    _, mark, query = rest.partition("?")
+    if not mark:
+        return None
+    for name, given in parse_qsl(query, keep_blank_values=True):
+        key = name.strip().lower()
+        if given and (key.endswith("password") or key in _QUERY_PASSWORD_NAMES):
+            return key if re.fullmatch(r"[a-z_]{1,40}", key) else "password"
+    return None
+
+
+_QUERY_PASSWORD_NAMES = frozenset({"passwd", "pwd"})
 
 
 DatabaseUrlTemplate = Annotated[str, AfterValidator(_database_url), Field(min_length=1)]

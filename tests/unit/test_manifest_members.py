@@ -101,6 +101,37 @@ def test_a_literal_password_is_refused_without_being_quoted() -> None:
 
 
 @pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("password=hunter2", "password"),
+        ("user=app&PassWord=hunter2", "password"),
+        ("sslmode=require&sslpassword=hunter2", "sslpassword"),
+        ("passwd=hunter2", "passwd"),
+        ("%70assword=hunter2", "password"),
+    ],
+)
+def test_a_literal_password_in_the_query_is_refused_without_being_quoted(
+    query: str, name: str
+) -> None:
+    """libpq takes `?password=` as it takes the userinfo's: a URL holding one connected,
+    its password committed to git."""
+    found = problems(f"sql: SELECT 1\nurl: 'postgresql://app@db/x?{query}'\n")
+    assert found == [
+        f"m.yaml:13:10: spec.members.url: a literal password in the query ({name}=) is "
+        "refused because passwords never live in git; write ${VARIABLE} in the URL's "
+        "password place instead, e.g. postgresql://app:${PGPASSWORD}@host/db"
+    ]
+    assert "hunter2" not in found[0]
+
+
+@pytest.mark.parametrize(
+    "query", ["password=", "application_name=password", "sslmode=require", "passwordless=1"]
+)
+def test_a_query_without_a_password_loads(query: str) -> None:
+    assert load(f"sql: SELECT 1\nurl: 'postgresql://app@db/x?{query}'\n") is not None
+
+
+@pytest.mark.parametrize(
     ("url", "message"),
     [
         ("db.example.com/x", "expected a SQLAlchemy URL such as"),
