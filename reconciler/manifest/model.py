@@ -247,9 +247,10 @@ class ApiKeyRef(_StrictModel):
 
 
 # What an editor is told of a baseUrl, in the words _http_url checks: http or https in any
-# case (urlsplit lowercases the scheme), a host, and no space or control character.
+# case (urlsplit lowercases the scheme), a host without a user name or password, a path
+# but no query or fragment, and no space or control character.
 HTTP_URL_PATTERN = (
-    "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\\u0000-\\u0020\\u007f][^\\u0000-\\u0020\\u007f]*$"
+    "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@\\u0000-\\u0020\\u007f]+(/[^?#\\u0000-\\u0020\\u007f]*)?$"
 )
 
 
@@ -261,6 +262,21 @@ def _http_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc or blank:
         raise PydanticCustomError(
             "http_url", "expected an http(s) URL such as http://127.0.0.1:8080"
+        )
+    # Never quoted: what is refused here is a credential pasted into the URL.
+    if "@" in parts.netloc:
+        raise PydanticCustomError(
+            "http_url_credentials",
+            "a user name or password before baseUrl's host is refused because credentials "
+            "never live in git; the API key goes in apiKey ({env: VARIABLE} or {file: "
+            "PATH}), sent in a header only to hosts it may go to",
+        )
+    if "?" in value or "#" in value:
+        raise PydanticCustomError(
+            "http_url_query",
+            "baseUrl takes no query or fragment (?, #): each request's path is added to "
+            "it, and a key in it would live in git; give the host and a path only, such as "
+            "https://iterable-proxy.example/api-root, and the key in apiKey",
         )
     return value
 

@@ -359,6 +359,50 @@ def test_base_url_must_be_http() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://app:hunter2-secret@api.iterable.com",
+        "http://0a1b2c3d4e5f60718293a4b5c6d7e8f9@127.0.0.1:8080",
+        "http://:hunter2-secret@127.0.0.1:8080/root",
+    ],
+)
+def test_base_url_with_a_user_name_or_password_is_refused_unquoted(url: str) -> None:
+    """A credential pasted before the host lived in git and was sent (as Basic auth) with
+    every request; keys never live in manifests."""
+    write("m.yaml", DESTINATION + f"  baseUrl: '{url}'\n")
+    found = only_problem()
+    assert found == (
+        "m.yaml:8:12: spec.baseUrl: a user name or password before baseUrl's host is refused "
+        "because credentials never live in git; the API key goes in apiKey ({env: VARIABLE} "
+        "or {file: PATH}), sent in a header only to hosts it may go to"
+    )
+    assert "hunter2" not in found and "0a1b2c" not in found
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/?api_key=hunter2-secret",
+        "http://127.0.0.1:8080?api_key=hunter2-secret",
+        "http://127.0.0.1:8080/root#hunter2-secret",
+    ],
+)
+def test_base_url_with_a_query_or_fragment_is_refused_unquoted(url: str) -> None:
+    write("m.yaml", DESTINATION + f"  baseUrl: '{url}'\n")
+    found = only_problem()
+    assert found.startswith("m.yaml:8:12: spec.baseUrl: baseUrl takes no query or fragment (?, #)")
+    assert "hunter2" not in found
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8080", "http://127.0.0.1:8080/", "https://proxy.example/a@b/c"]
+)
+def test_base_url_with_a_path_loads(url: str) -> None:
+    write("m.yaml", DESTINATION + f"  baseUrl: '{url}'\n")
+    assert load_manifests(Path("m.yaml")).destinations["prod"].spec.baseUrl == url
+
+
 def test_eu_region_refuses_email_projects() -> None:
     write("m.yaml", DESTINATION.replace("region: us", "region: eu").replace("hybrid", "email"))
     assert only_problem() == (

@@ -138,6 +138,9 @@ VALUES: list[Any] = [
     "never",
     "HTTP://127.0.0.1:8080",
     "http://",
+    # A credential pasted into a URL: before the host, in its query.
+    "http://app:pw@127.0.0.1:8080/root",
+    "http://127.0.0.1:8080/?api_key=k",
 ]
 # Keys added to each mapping, with these values: two member sources at once, an option of
 # another source, unknown keys.
