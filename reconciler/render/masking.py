@@ -107,6 +107,22 @@ _DATA_IN_ERRORS = tuple(
         r'invalid value |field value out of range: |Token )"(?P<value>[^"\n]*)"',
         r'(?:^|value )"(?P<value>[^"\n]*)" is out of range',
         r"JSON data, line \d+: (?P<value>[^\n]*)",
+        # DuckDB: a function's argument it could not use, which a query can build from a
+        # member's values: a regular expression (RE2's reason, then the pattern from where
+        # it failed), a date part or time zone name, a format string or its argument's
+        # name, a JSON path, the JSON text a cast could not read as a STRUCT or a list.
+        r"Error: (?:missing [\])]|unexpected \)|invalid escape sequence|"
+        r"invalid character class(?: range)?|no argument for repetition operator|"
+        r"invalid repetition size|bad repetition operator|invalid perl operator|"
+        r"invalid UTF-8|invalid named capture group|duplicate capture group name): "
+        r"(?P<value>[^\n]*)",
+        r'extract specifier "(?P<value>[^\n]*)" not recognized',
+        r"Unknown TimeZone '(?P<value>[^\n]*)'!",
+        r'Argument with name "(?P<value>[^\n]*)" not found, did you mean',
+        r"as a format specifier \(e\.g\. \{:(?P<value>[^\n]*)",
+        r"Failed to parse format specifier (?P<value>[^\n]*)",
+        r"JSON path error near '(?P<value>[^\n]*)'",
+        r'Expected \w+, but got \w+: "(?P<value>[^\n]*)"',
         # Python's own conversions, in an internal error's message or traceback.
         r"(?:invalid literal for int\(\) with base \d+: |could not convert string to float: |"
         r"""Invalid isoformat string: |time data )(?P<q>['"])(?P<value>.*?)(?P=q)"""

@@ -42,7 +42,7 @@ from reconciler.manifest.stand_in import stand_in
 from reconciler.members.engine import settings as engine_settings
 from reconciler.members.engine.workspace import UTC_SESSION
 from reconciler.members.identity import ProjectType
-from reconciler.render.masking import DUCKDB_CSV_REASONS
+from reconciler.render.masking import DUCKDB_CSV_REASONS, source_value
 from reconciler.sources.identifier_types import identifier_sql, refusal
 from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, Columns, find_columns, members_from_rows
@@ -114,7 +114,13 @@ class DuckDbRelation:
 
     def error(self, exc: duckdb.Error) -> SourceError:
         error = query_error(
-            exc, self.declared_at, self.subject, self.repository, self.show_query, self.base_dir
+            exc,
+            self.declared_at,
+            self.subject,
+            self.repository,
+            self.show_query,
+            self.base_dir,
+            query=self.query,
         )
         for snapshot in self.snapshots:
             error.args = (snapshot.shown(str(error)),)
@@ -274,10 +280,12 @@ def query_error(
     repository: Path,
     show_query: bool,
     base_dir: Path | None = None,
+    query: str = "",
 ) -> SourceError:
     if isinstance(exc, duckdb.InterruptException):
         return timed_out(declared_at, subject)
     message = str(exc) if show_query else str(exc).split("\n\nLINE ")[0]
+    message = _raised_data_marked(message, query)
     if isinstance(exc, duckdb.OutOfMemoryException) and _SPILL_LIMIT in message:
         from reconciler.members.engine.settings import QUERY_SPILL_FACTOR, EngineSettings
 
@@ -317,6 +325,26 @@ def query_error(
     first, newline, rest = message.partition("\n")
     message = first + _not_found_here(first, repository, base_dir) + newline + rest
     return SourceError(f"{declared_at}: cannot read {subject}: {message}")
+
+
+# What DuckDB's error() raises: its argument, after the error's kind.
+_RAISED = re.compile(r"\AInvalid Input Error: (?P<text>[^\n]*)")
+_CALLS_ERROR = re.compile(r"\berror\s*\(", re.IGNORECASE)
+
+
+def _raised_data_marked(message: str, query: str) -> str:
+    """`message` with the text a query's error() raised marked as source data (masked in
+    output unless --show-members), unless the query wrote it: `error(user_id)` put a
+    member's userId, whole, in the CI log of a pull request's plan. Reconciler's own
+    error() (the memory budget) is not the query's."""
+    raised = _RAISED.match(message)
+    if raised is None or not _CALLS_ERROR.search(query):
+        return message
+    text = raised["text"]
+    if not text or text in query or text == _OVER_BUDGET:
+        return message
+    start, end = raised.span("text")
+    return f"{message[:start]}{source_value(text)}{message[end:]}"
 
 
 # DuckDB's words for a Parquet file whose footer (at its end: the schema and where every

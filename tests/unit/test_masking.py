@@ -301,6 +301,60 @@ def test_every_number_a_duckdb_error_quotes_is_masked():
         assert "98765" not in masked and "***" in masked, masked
 
 
+def test_every_argument_a_duckdb_function_quotes_back_is_masked():
+    """A query can build a function's argument from a member's values, and DuckDB quotes
+    the argument it could not use: a regular expression, a date part, a time zone, a
+    format string, a JSON path, JSON text cast to a STRUCT or a list. Each printed the
+    userId whole into the plan's CI log."""
+    cases = [
+        ("SELECT regexp_matches('a', ? || '(')", ["usr_00012391"]),
+        ("SELECT regexp_matches('a', ? || ')')", ["usr_00012391"]),
+        ("SELECT regexp_replace('a', '(?P<' || ? || ')', 'b')", ["usr_00012391"]),
+        ("SELECT regexp_extract('a', '[' || ?)", ["usr_00012391"]),
+        ("SELECT date_trunc(?, now())", ["usr_00012391"]),
+        ("SELECT date_diff(?, now(), now())", ["usr_00012391"]),
+        ("SELECT timezone(?, now())", ["usr_00012391"]),
+        ("SELECT now() AT TIME ZONE ?", ["usr_00012391"]),
+        ("SELECT format('{' || ? || '}', 1)", ["usr_00012391"]),
+        ("SELECT strftime(now(), ? || '%Q')", ["usr_00012391"]),
+        ("SELECT strptime('x', ? || '%Q')", ["usr_00012391"]),
+        ("SELECT json_extract('{}', '$' || ? || '[')", ["usr_00012391"]),
+        ("SELECT to_json(?)::STRUCT(a INTEGER)", ["usr_00012391"]),
+        ("SELECT to_json(?)::INTEGER[]", ["usr_00012391"]),
+    ]
+    with duckdb.connect() as connection:
+        messages = _errors(lambda query, value: connection.execute(query, value).fetchall(), cases)
+    for text in messages:
+        assert "usr_0" in text, text  # DuckDB does quote it
+        masked = mask_emails(text)
+        assert "usr_0" not in masked and "***" in masked, masked
+        assert reveal(text, True) == text
+
+
+def test_what_a_query_s_error_call_raises_is_masked_unless_the_query_wrote_it(tmp_path):
+    """error(user_id) raised 'Invalid Input Error: usr_00012391', the whole of DuckDB's
+    message, and a pull request's query could so print any member; a message the query
+    wrote itself stays readable."""
+    from reconciler.sources.duckdb_query import query_error
+
+    def said(query: str) -> str:
+        with duckdb.connect() as connection, pytest.raises(duckdb.Error) as caught:
+            connection.execute(query).fetchall()
+        error = query_error(caught.value, "m.yaml:7:10", "the query", tmp_path, True, query=query)
+        return str(error)
+
+    # The member comes from a file, as a query's data does, not from the query's text.
+    (tmp_path / "m.csv").write_text("user_id\nusr_00012391\n")
+    data = f"SELECT * FROM read_csv('{tmp_path / 'm.csv'}')"
+    built = said(f"SELECT error('bad: ' || user_id) FROM ({data})")
+    assert "usr_0" not in mask_emails(built) and "***" in mask_emails(built), built
+    assert reveal(built, True).endswith("Invalid Input Error: bad: usr_00012391")
+    whole = said(f"SELECT error(user_id) FROM ({data})")
+    assert mask_emails(whole) == "m.yaml:7:10: cannot read the query: Invalid Input Error: u***"
+    written = said("SELECT error('no members today')")
+    assert mask_emails(written).endswith("Invalid Input Error: no members today")
+
+
 def test_every_value_a_postgresql_error_quotes_is_masked(postgres_url):
     import psycopg
 
