@@ -166,6 +166,13 @@ def _host_port(entry: str, where: str) -> tuple[str, int | None]:
         port = parts.port
     except ValueError:
         port = -1
+    if "@" in entry:
+        # A URL copied whole, password and all: where it is refused is no place to print it.
+        raise ConfigError(
+            f"{where}: {TRUSTED_DATABASE_HOSTS} holds an entry with a user name or password "
+            "before its host (not shown); list hosts only, host or host:port (such as "
+            "db.internal or warehouse.example.com:5432)"
+        )
     if port == -1 or not parts.hostname or parts.path or parts.username is not None:
         raise ConfigError(
             f"{where}: {TRUSTED_DATABASE_HOSTS} holds {entry!r}, which is not a host or "

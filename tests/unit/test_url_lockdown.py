@@ -201,9 +201,7 @@ def test_a_url_naming_a_connection_service_is_refused(repo: Path) -> None:
         read_members(audience, "email")
 
 
-@pytest.mark.parametrize(
-    "entry", ["db.example.com:5432x", "https://db.example.com", "a@db.example.com"]
-)
+@pytest.mark.parametrize("entry", ["db.example.com:5432x", "https://db.example.com"])
 def test_a_trusted_host_entry_that_is_not_host_or_host_port_is_refused(
     repo: Path, monkeypatch: pytest.MonkeyPatch, entry: str
 ) -> None:
@@ -218,3 +216,29 @@ def test_a_trusted_host_entry_that_is_not_host_or_host_port_is_refused(
     message = str(raised.value)
     assert message.startswith(f"aud.yaml:{line_of(repo / 'aud.yaml', chr(34) + 'url')}:")
     assert f"RECONCILER_TRUSTED_DATABASE_HOSTS holds {entry!r}, which is not a host" in message
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "postgresql://app:hunter2@db.example.com/crm",
+        "app:hunter2@db.example.com",
+        "a@db.example.com",
+    ],
+)
+def test_a_trusted_host_entry_with_a_login_is_refused_without_quoting_it(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, entry: str
+) -> None:
+    """A URL pasted whole into the list was quoted back, masked as an email is: its user
+    name, scheme and the password's first character ('postgresql://app:h***@***')."""
+    monkeypatch.setenv("RECONCILER_TRUSTED_DATABASE_HOSTS", f"other.example.com {entry}")
+    audience = load_audience(
+        repo, {"sql": "SELECT 1 AS email", "url": "postgresql://app@db.example.com:6543/x"}
+    )
+    with pytest.raises(ConfigError) as raised:
+        read_members(audience, "email")
+    message = str(raised.value)
+    assert "RECONCILER_TRUSTED_DATABASE_HOSTS holds an entry with a user name or password" in (
+        message
+    )
+    assert "hunter2" not in message and "app" not in message and "a@" not in message
