@@ -123,6 +123,7 @@ _DATA_IN_ERRORS = tuple(
         r"Failed to parse format specifier (?P<value>[^\n]*)",
         r"JSON path error near '(?P<value>[^\n]*)'",
         r'Expected \w+, but got \w+: "(?P<value>[^\n]*)"',
+        r"Cannot create a string of size: '(?P<value>[^'\n]*)'",
         # Python's own conversions, in an internal error's message or traceback.
         r"(?:invalid literal for int\(\) with base \d+: |could not convert string to float: |"
         r"""Invalid isoformat string: |time data )(?P<q>['"])(?P<value>.*?)(?P=q)"""

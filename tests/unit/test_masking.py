@@ -292,6 +292,8 @@ def test_every_number_a_duckdb_error_quotes_is_masked():
         ("SELECT ?::BIGINT * 1000000000", [user_id]),
         # Both operands a member's: each is masked.
         ("SELECT ?::BIGINT * ?::BIGINT", [user_id, user_id]),
+        # A length built from it.
+        ("SELECT repeat('x', ?::BIGINT)", [user_id]),
     ]
     with duckdb.connect() as connection:
         messages = _errors(lambda query, value: connection.execute(query, value).fetchall(), cases)
