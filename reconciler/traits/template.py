@@ -320,8 +320,9 @@ def _lines_times(text: Any, extra: int) -> None:
 
 
 def _check_count(count: Any, what: str) -> None:
+    # The count is not quoted: a template can make it of a member's numeric userId.
     if isinstance(count, int | float) and not isinstance(count, bool) and count > MAX_TEXT:
-        raise _too_big(f"{what} of {count:,}")
+        raise _too_big(f"{what} over {MAX_TEXT:,}")
 
 
 class _FormatWidthExceeded(TemplateBudgetExceeded):
@@ -630,7 +631,8 @@ def _multiply(left: Any, right: Any) -> Any:
             and count > 0
             and _weight(sequence) * count > MAX_TEXT + MAX_ITEMS
         ):
-            raise _too_big(f"a repetition {count:,} times of {_weight(sequence):,}")
+            # Neither number is quoted: the count can be a member's numeric userId.
+            raise _too_big("a repetition too long")
     if (
         isinstance(left, int)
         and isinstance(right, int)
@@ -952,7 +954,17 @@ def _without_data(message: str, source: str) -> str:
             return quoted
         return f"{quoted[0]}***{quoted[0]}"
 
-    return _QUOTED.sub(mask, message)
+    def element(match: re.Match[str]) -> str:
+        # jinja names a missing element by its repr: a number, bare ('str object has no
+        # element 98765432109', a numeric userId used as an index or a key).
+        shown = match["element"]
+        return match.group() if shown in source else f"{match['words']}***"
+
+    return _UNQUOTED_ELEMENT.sub(element, _QUOTED.sub(mask, message))
+
+
+# jinja's undefined element named by a repr without quotes (a number, a tuple, None).
+_UNQUOTED_ELEMENT = re.compile(r"(?P<words>has no element )(?P<element>[^'\"\n][^\n]*)")
 
 
 _BYTES = (bytes, bytearray, memoryview)

@@ -315,6 +315,41 @@ def test_a_row_error_never_quotes_the_members_values(text: str) -> None:
     assert "'***'" in reason, reason
 
 
+def test_a_missing_element_named_by_a_number_is_masked() -> None:
+    """jinja names an element by its repr, a number bare: a numeric userId used as an index
+    or a key was printed whole ('str object has no element 98765432109')."""
+    row = {"user_id": "usr_x", "n": "98765432109"}
+    for text in ("{{ user_id[n|int] }}", "{{ {'a': 1}[n|int] }}"):
+        with pytest.raises(TemplateRenderError) as raised:
+            Template(text).render(row)
+        assert "8765" not in raised.value.reason, raised.value.reason
+        assert raised.value.reason.endswith("has no element ***"), raised.value.reason
+    with pytest.raises(TemplateRenderError) as raised:
+        Template("{{ user_id[99] }}").render(row)  # the template's own number stays
+    assert raised.value.reason.endswith("has no element 99")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ 'x' * (n|int) }}",
+        "{{ [1] * (n|int) }}",
+        "{{ user_id.zfill(n|int) }}",
+        "{{ user_id|center(n|int) }}",
+        "{{ user_id|indent(n|int) }}",
+        "{{ user_id|batch(n|int)|list }}",
+    ],
+)
+def test_a_budget_stop_never_quotes_a_count_from_the_row(text: str) -> None:
+    """The run's stop named the repetition count or width, which the template made of a
+    member's numeric userId: 'a repetition 98,765,432,109 times of 1' in the CI log."""
+    with pytest.raises(TemplateBudgetExceeded) as raised:
+        Template(text).render({"user_id": "usr_x", "n": "98765432109"})
+    reason = raised.value.reason
+    assert "8765" not in reason.replace(",", ""), reason
+    assert reason.startswith("the template would make a "), reason
+
+
 def test_a_method_called_with_too_few_arguments_is_named_by_python() -> None:
     """`x.replace('a')` was "_check_replace() missing 1 required positional argument:
     '***'": the budget's own check failed on the call before Python could name it. Python's
