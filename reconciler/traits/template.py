@@ -956,15 +956,19 @@ def _without_data(message: str, source: str) -> str:
 
     def element(match: re.Match[str]) -> str:
         # jinja names a missing element by its repr: a number, bare ('str object has no
-        # element 98765432109', a numeric userId used as an index or a key).
+        # element 98765432109', a numeric userId used as an index or a key); Python names
+        # an unknown codec as it was given.
         shown = match["element"]
         return match.group() if shown in source else f"{match['words']}***"
 
     return _UNQUOTED_ELEMENT.sub(element, _QUOTED.sub(mask, message))
 
 
-# jinja's undefined element named by a repr without quotes (a number, a tuple, None).
-_UNQUOTED_ELEMENT = re.compile(r"(?P<words>has no element )(?P<element>[^'\"\n][^\n]*)")
+# Values named without quotes: jinja's undefined element by its repr (a number, a tuple,
+# None), and Python's unknown codec (`x.encode(user_id)`).
+_UNQUOTED_ELEMENT = re.compile(
+    r"(?P<words>has no element |unknown encoding: )(?P<element>[^'\"\n][^\n]*)"
+)
 
 
 _BYTES = (bytes, bytearray, memoryview)

@@ -325,6 +325,9 @@ def test_a_missing_element_named_by_a_number_is_masked() -> None:
         assert "8765" not in raised.value.reason, raised.value.reason
         assert raised.value.reason.endswith("has no element ***"), raised.value.reason
     with pytest.raises(TemplateRenderError) as raised:
+        Template("{{ user_id.encode(n) }}").render(row)
+    assert raised.value.reason == "LookupError: unknown encoding: ***"
+    with pytest.raises(TemplateRenderError) as raised:
         Template("{{ user_id[99] }}").render(row)  # the template's own number stays
     assert raised.value.reason.endswith("has no element 99")
 
