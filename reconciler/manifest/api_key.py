@@ -38,10 +38,8 @@ def resolve_api_key(destination: Destination) -> str | None:
                 "shell; in CI, from a secret)"
             )
         return _checked(value, destination, at, f"environment variable {name}")
-    assert ref.file is not None  # ApiKeyRef guarantees exactly one of env, file
-    path = Path(ref.file).expanduser()
-    if not path.is_absolute():
-        path = destination.base_dir / path
+    path = key_file_path(destination)
+    assert path is not None  # ApiKeyRef guarantees exactly one of env, file
     at = destination.field_location("apiKey", "file")
     raw = _read_key_file(path, f"{at}: destination {quoted(destination.name)}")
     try:
@@ -55,6 +53,15 @@ def resolve_api_key(destination: Destination) -> str | None:
             f"{at}: destination {quoted(destination.name)}: API key file {path} is empty"
         )
     return _checked(value, destination, at, f"API key file {path}")
+
+
+def key_file_path(destination: Destination) -> Path | None:
+    """The file `destination` takes its API key from (relative to its manifest), if any."""
+    ref = destination.spec.apiKey
+    if ref is None or ref.file is None:
+        return None
+    path = Path(ref.file).expanduser()
+    return path if path.is_absolute() else destination.base_dir / path
 
 
 # An Iterable API key is 32 hex characters; anything much larger is not a key file.

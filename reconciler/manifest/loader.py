@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler.errors import ManifestError, Problem, line_safe_path, quoted, variable_name
 from reconciler.layout import unseen, yaml_quoted
+from reconciler.manifest.api_key import key_file_path
 from reconciler.manifest.file_names import Directories, folded, on_disk
 from reconciler.manifest.location import Location, YamlPositions
 from reconciler.manifest.manifests import Audience, Destination, Manifests, TraitMapping
@@ -92,10 +93,22 @@ def load_manifests(path: Path | str) -> Manifests:
         root,
         files,
         collector.destinations,
-        collector.audiences,
+        _with_key_files(collector.audiences, collector.destinations),
         collector.trait_mappings,
         tuple(sorted(collector.warnings)),
     )
+
+
+def _with_key_files(
+    audiences: dict[str, Audience], destinations: dict[str, Destination]
+) -> dict[str, Audience]:
+    """`audiences`, each told every destination's API key file: a query of any audience
+    may name any file, so none may be able to read a key, whichever destination it is for."""
+    found = (key_file_path(d) for d in destinations.values())
+    key_files = tuple(sorted({path for path in found if path is not None}))
+    if not key_files:
+        return audiences
+    return {name: replace(a, key_files=key_files) for name, a in audiences.items()}
 
 
 def display_path(path: Path) -> str:

@@ -52,6 +52,9 @@ class Audience(_SpecPositions):
     # The repository that holds the manifests (manifest.repository): all its member
     # sources, and every file its queries read, must be inside it. None when built in code.
     repository: Path | None = field(default=None, compare=False)
+    # Every destination's API key file (apiKey: {file: ...}): a query of this audience that
+    # could read one is not run (sources/duckdb_query.open_connection).
+    key_files: tuple[Path, ...] = field(default=(), compare=False)
 
     @property
     def source_root(self) -> Path:

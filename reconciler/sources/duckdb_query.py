@@ -92,6 +92,8 @@ class DuckDbRelation:
     record: Callable[[Path, FileState], None] | None = None
     # Told the query's column names once DuckDB has described them (Source.columns_read).
     described: Callable[[list[str]], None] | None = None
+    # API key files no query may be able to read (Audience.key_files).
+    key_files: tuple[Path, ...] = ()
 
     def connection(
         self, writable: Path | None = None, memory_bytes: int | None = None
@@ -106,6 +108,7 @@ class DuckDbRelation:
             readable=tuple(s.copy for s in self.snapshots),
             audience=self.audience,
             record=self.record,
+            key_files=self.key_files,
         )
 
     def select(self) -> str:
@@ -558,6 +561,7 @@ def open_connection(
     writable: Path | None = None,
     memory_bytes: int | None = None,
     readable: Sequence[Path] = (),
+    key_files: Sequence[Path] = (),
 ) -> duckdb.DuckDBPyConnection:
     """A locked-down DuckDB connection for a manifest's query (see the module docstring).
 
@@ -580,6 +584,7 @@ def open_connection(
             "check for symbolic links leading out; keep the manifests in a git repository "
             "(its tracked links are checked instead)"
         ) from None
+    _refuse_readable_keys(key_files, directories, files, declared_at)
     if writable is not None:
         directories = (*directories, f"{writable}/")
     files = (*files, *(str(path) for path in readable))
@@ -627,6 +632,26 @@ def open_connection(
     return connection
 
 
+def _refuse_readable_keys(
+    key_files: Sequence[Path], directories: Sequence[str], files: Sequence[str], declared_at: object
+) -> None:
+    """SourceError when a query could read an API key file: one kept beside the manifests
+    (git-ignored, but under a directory git tracks, or in a repository without git) is
+    inside what a query may read, and `SELECT content AS userId FROM read_text('key')` made
+    the key member data, printed with --show-members, saved in a plan file and sent to
+    Iterable. The query is not run at all: what it reads is known only after it ran, and
+    an error it raises may quote what it read."""
+    for key_file in key_files:
+        where = str(real_path(key_file))
+        if where in files or any(where.startswith(directory) for directory in directories):
+            raise SourceError(
+                f"{declared_at}: an API key file ({display_path(key_file)}, a destination's "
+                "apiKey) is inside the repository where this query could read it, so the "
+                "query is not run; keep key files outside the repository (or untracked at "
+                "its top, as .secrets/key), or use apiKey: {env: VARIABLE}"
+            )
+
+
 @contextmanager
 def bounded_connection(
     database: str,
@@ -638,6 +663,7 @@ def bounded_connection(
     readable: Sequence[Path] = (),
     audience: str = "",
     record: Callable[[Path, FileState], None] | None = None,
+    key_files: Sequence[Path] = (),
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """`open_connection`, interrupted once RECONCILER_QUERY_TIMEOUT seconds have passed
     (DuckDB then raises InterruptException, which `query_error` words), closed on exit.
@@ -665,7 +691,7 @@ def bounded_connection(
         writable = spill
     try:
         connection = open_connection(
-            database, base_dir, declared_at, repository, writable, memory_bytes, readable
+            database, base_dir, declared_at, repository, writable, memory_bytes, readable, key_files
         )
     except BaseException:
         if spill is not None:

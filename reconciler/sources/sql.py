@@ -92,6 +92,7 @@ class DuckDbQuery(Source):
             audience=self.audience.name,
             record=self._record,
             described=self._described,
+            key_files=self.audience.key_files,
         )
 
     def estimate_rows(self) -> int | None:

@@ -78,6 +78,21 @@ def key_file(path: str) -> dict[str, str]:
 
 ATTACKS = [
     Attack(
+        # Git-ignored beside the manifests, but under a directory git tracks (or in a
+        # repository without git): a query could make the key a member's userId.
+        "read-key-file",
+        {
+            **key_file("key.txt"),
+            "key.txt": f"{KEY}\n",
+            "aud.yaml": audience(
+                "    sql: \"SELECT trim(content) AS userId FROM read_text('key.txt')\"\n"
+                "    database: ':memory:'\n"
+            ),
+        },
+        ("aud.yaml", "sql:"),
+        "an API key file (manifests/key.txt, a destination's apiKey) is inside the repository",
+    ),
+    Attack(
         "copy-over-git-config",
         sql("COPY (SELECT 1) TO '../.git/config' (HEADER false)"),
         ("aud.yaml", "sql:"),
