@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -22,10 +22,16 @@ from reconciler.cli.options import (
 from reconciler.cli.stdout import emit
 from reconciler.errors import OutputError, ReconcilerError
 from reconciler.progress import redraws_in_place
-from reconciler.render.status import status_json, status_markdown, status_rows, status_table
+from reconciler.render.status import (
+    status_json,
+    status_markdown,
+    status_rows,
+    status_table,
+    status_text,
+)
 
 if TYPE_CHECKING:
-    from rich.table import Table
+    from rich.console import RenderableType
 
 
 def status(
@@ -69,24 +75,28 @@ def status(
         elif output is OutputFormat.markdown:
             emit(status_markdown(rows), "the status", nl=False)
         else:
-            emit(_table_text(status_table(rows)), "the status", nl=False)
+            emit(_table_text(rows), "the status", nl=False)
     except OutputError as exc:
         raise exits.fail(exc) from None
     if the_plan.summary.problems:
         raise typer.Exit(EXIT_ERROR)
 
 
-def _table_text(table: Table) -> str:
-    """The table as text: as wide as the terminal (at least 100 columns), or in a log or a
-    file every row on one line, however wide."""
+def _table_text(rows: list[dict[str, Any]]) -> str:
+    """The table as text: in a log or a file every row on one line, however wide; in a
+    terminal as wide as it is, stacked where the table would squeeze its names."""
     screen = Console()
-    width = max(100, screen.width)
-    if not redraws_in_place(screen):  # a file or a pipe, even with FORCE_COLOR set
-        width = max(width, Console(width=100_000).measure(table).maximum)
+    shown: RenderableType
+    if redraws_in_place(screen):
+        width = screen.width
+        shown = status_text(rows, width)
+    else:  # a file or a pipe, even with FORCE_COLOR set
+        shown = status_table(rows)
+        width = max(100, Console(width=100_000).measure(shown).maximum)
     # Drawn into a string (styled as the terminal would show it), then written by emit as
     # every result is.
     drawn = io.StringIO()
     Console(file=drawn, force_terminal=screen.is_terminal, highlight=False, width=width).print(
-        table
+        shown
     )
     return drawn.getvalue()

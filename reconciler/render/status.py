@@ -12,6 +12,7 @@ from reconciler.render.masking import mask_emails
 from reconciler.render.plans import markdown_cell
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
     from rich.table import Table
 
 Row = Mapping[str, Any]
@@ -146,6 +147,68 @@ def status_table(rows: list[dict[str, Any]]) -> Table:
         # As text, not rich markup: a list name such as "Gone [old]" lost its "[old]".
         table.add_row(*(Text(cell) for cell in row))
     return table
+
+
+# Below this many characters for the names, the table gives way to the stacked layout:
+# at 80 or 100 columns the counts' columns left 3 to 7 ("pro/duc/tio/n").
+_NAMES_MIN = 30
+
+
+def status_text(rows: list[dict[str, Any]], width: int) -> RenderableType:
+    """What `status` shows in a terminal `width` columns wide: the table, or, where the
+    table would leave its names too little room, each row stacked on two lines (its name
+    and list, then its counts), every name whole on its line. A log or a file gets the
+    table, however wide (cli/status.py)."""
+    table = status_table(rows)
+    if not rows:
+        return table
+    from rich.console import Console
+
+    natural = Console(width=100_000).measure(table).maximum
+    names = sum(
+        max(len(column), *(len(name) for name in names))
+        for column, names in (
+            ("destination", [r["destination"] for r in rows]),
+            ("audience", [_audience(r) for r in rows]),
+        )
+    )
+    if natural <= width or width - (natural - names) >= min(names, _NAMES_MIN):
+        return table
+    return _stacked(rows)
+
+
+def _stacked(rows: list[dict[str, Any]]) -> RenderableType:
+    """Per row `destination/audience: list ID, POLICY`, then its counts indented (wrapped
+    within the indent where even they are too wide), named as the table's headers are."""
+    from rich.console import Group
+    from rich.padding import Padding
+    from rich.text import Text
+
+    lines: list[RenderableType] = []
+    for r in rows:
+        list_id, live, desired, add, remove, update, held, policy = _cells(r)
+        if r.get("delete_list"):
+            head = (
+                f"{r['destination']}: list {r['list_name']!r} (id {list_id}), declared by no"
+                f" audience: prune deletes it, {policy}"
+            )
+        elif r["left_out"] is not None:
+            head = f"{r['destination']}/{r['audience']}: {policy}"
+        else:
+            where = "list not created" if r["list_id"] is None else f"list {list_id}"
+            head = f"{r['destination']}/{r['audience']}: {where}" + (
+                f", {policy}" if policy else ""
+            )
+        # As text, not rich markup (a name such as "Gone [old]").
+        lines.append(Text(head))
+        if r["left_out"] is None and not r.get("delete_list"):
+            # 70 characters with six-figure counts: one line at 80 columns.
+            counts = (
+                f"in Iterable {live}, desired {desired}; pending +{add} -{remove} ~{update};"
+                f" held back {held}"
+            )
+            lines.append(Padding(Text(counts), (0, 0, 0, 4)))
+    return Group(*lines)
 
 
 def _audience(r: Row) -> str:

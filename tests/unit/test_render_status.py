@@ -6,8 +6,14 @@ import json
 
 from rich.console import Console
 
-from reconciler.plan import DestinationPlan, ListPlan, Plan
-from reconciler.render.status import status_json, status_markdown, status_rows, status_table
+from reconciler.plan import DestinationPlan, ListDeletion, ListPlan, Plan
+from reconciler.render.status import (
+    status_json,
+    status_markdown,
+    status_rows,
+    status_table,
+    status_text,
+)
 
 
 def _plan() -> Plan:
@@ -80,3 +86,57 @@ def test_the_policy_is_judged_once_per_destination_not_once_per_audience() -> No
     rows = status_rows(Plan((Judged("prod", "hybrid", (*lists, big)),)))
     assert judged == ["prod"]
     assert [r["audience"] for r in rows if r["blocked"]] == ["big"]  # 20% > 10%
+
+
+def _shown(rows: list[dict], width: int) -> list[str]:
+    console = Console(width=width, record=True)
+    console.print(status_text(rows, width))
+    return [line.rstrip() for line in console.export_text().splitlines()]
+
+
+def test_at_80_columns_each_row_is_stacked_with_its_names_whole() -> None:
+    # The table left the names 3 to 7 characters there: "pro/duc/tio/n".
+    lists = (
+        ListPlan(
+            "production-newsletter",
+            "production-newsletter",
+            1234567,
+            False,
+            None,
+            (),
+            (),
+            0,
+            120_000,
+            120_500,
+        ),
+        ListPlan("vip", "vip", 7, False, None, (), ("m1", "m2", "m3"), 0, 20, 17),
+        ListPlan("new", "new", None, True, None, (), (), 0, 0, 0),
+    )
+    rows = status_rows(
+        Plan((DestinationPlan("production-eu", "hybrid", lists, unread=(("gone", "x"),)),))
+    )
+    for width in (80, 100):
+        lines = _shown(rows, width)
+        assert lines == [
+            "production-eu/production-newsletter: list 1234567",
+            "    in Iterable 120,000, desired 120,500; pending +0 -0 ~0; held back 0",
+            "production-eu/vip: list 7, BLOCKED",
+            "    in Iterable 20, desired 17; pending +0 -3 ~0; held back 0",
+            "production-eu/new: list not created",
+            "    in Iterable -, desired 0; pending +0 -0 ~0; held back 0",
+            "production-eu/gone: LEFT OUT",
+        ]
+    # Wide enough, the table as before: one row per audience.
+    (line,) = [x for x in _shown(rows, 150) if "production-newsletter" in x]
+    assert line.split("│")[0].strip() == "production-eu" and "120,500" in line
+
+
+def test_a_table_that_fits_is_kept_and_a_list_prune_deletes_stacks_too() -> None:
+    short = ListPlan("vip", "vip", 7, False, None, (), (), 0, 12_000, 12_000)
+    rows = status_rows(Plan((DestinationPlan("prod", "hybrid", (short,)),)))
+    assert any("┃ audience" in x for x in _shown(rows, 120))
+    doomed = DestinationPlan("prod", "hybrid", (short,), deletions=(ListDeletion(9, "Gone [old]"),))
+    lines = _shown(status_rows(Plan((doomed,))), 100)
+    assert lines[-1].startswith(
+        "prod: list 'Gone [old]' (id 9), declared by no audience: prune deletes it, DELETE"
+    )
