@@ -67,6 +67,15 @@ SPREADSHEET_ERROR_PATTERN = (
 )
 _SPREADSHEET_ERROR = re.compile(SPREADSHEET_ERROR_PATTERN)
 SPREADSHEET_ERROR_STARTS = ("#", "Err:")
+# Excel's keep-the-zeros trick: a file written for Excel to open writes an id with leading
+# zeros as the formula `="00123"`, which Excel shows as the text 00123 but which is the
+# cell's text in the CSV. Sent, `="00123"` named a profile nobody has, and the live member
+# 00123 was planned for removal. The row is skipped and the text inside kept as its live
+# member (skipped_identifiers), never sent in its place: the text sent is the text given
+# (a userId may be any printable text). An email cell `="a@x.com"` likewise.
+EXCEL_TEXT_START = '="'
+EXCEL_TEXT_PATTERN = r'="[^"]*"'
+_EXCEL_TEXT = re.compile(EXCEL_TEXT_PATTERN)
 # UTF-8 text read as Windows-1252 and saved again (mojibake): a UTF-8 file opened in Excel
 # on Windows, which takes one without a byte-order mark for the system's code page, and
 # saved as "CSV UTF-8", writes `élise@x.com` as `Ã©lise@x.com`. The simple rule takes it,
@@ -190,6 +199,23 @@ def user_id_is_a_spreadsheet_error(raw: str | None) -> InvalidIdentity:
     )
 
 
+def user_id_is_excel_text(raw: str | None) -> InvalidIdentity:
+    return _excel_text("userId", raw)
+
+
+def email_is_excel_text(raw: str | None) -> InvalidIdentity:
+    return _excel_text("email", raw)
+
+
+def _excel_text(column: str, raw: str | None) -> InvalidIdentity:
+    return InvalidIdentity(
+        f'{column} is Excel\'s formula ="..." (how a file written for Excel keeps leading '
+        "zeros), not its text: write the value alone (export the file for import, not for "
+        "Excel, or in Excel format the column as Text and save again):",
+        raw,
+    )
+
+
 def header_repeated() -> InvalidIdentity:
     return InvalidIdentity(
         "this row repeats the header row (were two exports joined into one file?): remove it"
@@ -303,6 +329,8 @@ def repaired_mojibake(text: str) -> str | None:
 
 def normalise_email(raw: str) -> str:
     email = raw.strip().lower()
+    if email.startswith(EXCEL_TEXT_START) and _EXCEL_TEXT.fullmatch(email):
+        raise email_is_excel_text(raw)
     if email.startswith(MAILTO):
         raise email_is_mailto_link(raw)
     if email.startswith(WRAPPED_START) or email.endswith(WRAPPED_END):
@@ -333,6 +361,8 @@ def validate_user_id(raw: str) -> str:
         raise user_id_is_a_missing_value(raw)
     if raw.startswith(SPREADSHEET_ERROR_STARTS) and _SPREADSHEET_ERROR.fullmatch(raw):
         raise user_id_is_a_spreadsheet_error(raw)
+    if raw.startswith(EXCEL_TEXT_START) and _EXCEL_TEXT.fullmatch(raw):
+        raise user_id_is_excel_text(raw)
     # `otal`, `OTAL` or ` row` first, as the DuckDB engine tests it (quickly) before its
     # regex, so both engines refuse exactly the same userIds.
     if (SUMMARY_HINTS[0] in raw or SUMMARY_HINTS[1] in raw or SUMMARY_HINTS[2] in raw) and (
@@ -370,6 +400,10 @@ def skipped_identifiers(email: str | None, user_id: str | None) -> set[str]:
         loose = _loosened(email.lower()).lower()
         if loose:
             out.add(loose)
+        if _EXCEL_TEXT.fullmatch(loose):  # `="a@x.com"` stands for a@x.com
+            loose = _loosened(loose[2:-1])
+            if loose:
+                out.add(loose)
         if loose.startswith(MAILTO):  # the address the link is to
             loose = _loosened(loose.removeprefix(MAILTO))
             if loose:
@@ -386,6 +420,8 @@ def skipped_identifiers(email: str | None, user_id: str | None) -> set[str]:
             out.add(loose)
         if _FLOAT_USER_ID.fullmatch(loose):  # `12345.0` stands for the userId 12345
             out.add(loose.partition(".")[0])
+        if _EXCEL_TEXT.fullmatch(loose) and _loosened(loose[2:-1]):  # `="00123"`: 00123
+            out.add(_loosened(loose[2:-1]))
     return out
 
 

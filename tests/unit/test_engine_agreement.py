@@ -48,12 +48,15 @@ EMAILS = [
     "ΟΔΟΣ@X.GR",  # lower-cased with a final sigma (see lower_sql)
     "Ã©lise@x.com",  # UTF-8 misread as Windows-1252: skipped, élise@x.com kept
     "josé@x.com",
+    '="A@x.com"',  # Excel's keep-the-zeros formula: skipped, a@x.com kept
 ]
 # Some userIds are another member's email: a live identifier may then be either.
 USER_IDS = ["u1", "u2", "U1", "u3", " u4", "u5 ", "x" * 53, "ü6", "", "  ", "u,7", "a@x.com"]
 USER_IDS += ["c@y.org"]
 # An export's missing value and a sheet's error value, refused alike (and ids only like them).
 USER_IDS += ["\\N", "NULL", "nan", "#N/A", "nulls", "#42"]
+# Excel's keep-the-zeros formula, refused (and ids only like it).
+USER_IDS += ['="u1"', '="', "=u2"]
 LIVE = ["a@x.com", "b@x.com", "c@y.org", "u1", "u2", "u9", "zz@gone.com", "U1", "q@x.com"]
 # Legal userIds Iterable gives back exactly: a leading space (" u4" is also a desired one),
 # inner spaces. Both engines read the same getUsers text and must compare it exactly.

@@ -598,6 +598,36 @@ def test_a_missing_value_or_a_spreadsheet_error_as_a_userid_is_no_member(tmp_pat
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_excels_keep_the_zeros_formula_is_skipped_and_its_member_kept(tmp_path, engines, engine):
+    # A file written for Excel keeps an id's leading zeros as ="00123", which is the
+    # cell's text in the CSV: it was sent as the userId ="00123", a profile nobody has,
+    # and the live member u3 (="u3") was planned for removal. Such a row is skipped,
+    # named, its live member kept; the text inside is never sent in its place. An email
+    # cell ="a@x.com" was only an invalid email, and a@x.com was removed.
+    root = _manifests(tmp_path, "hybrid")
+    (root / "data" / "m.csv").write_bytes(
+        b'email,userId\r\n,="u3"\r\n"=""A@x.com""",\r\nb@x.com,"=""00124"""\r\n'
+        b'c@x.com,="\r\nd@x.com,=u5\r\n'
+    )
+    plan = _plan(root, _emulator("hybrid"), engines[engine])
+    says = (
+        ' is Excel\'s formula ="..." (how a file written for Excel keeps leading zeros), '
+        "not its text: write the value alone (export the file for import, not for Excel, or "
+        "in Excel format the column as Text and save again):"
+    )
+    summary = _summary(plan, root)
+    assert summary["skipped"] == [
+        (2, "userId" + says, '="u3"'),
+        (3, "email" + says, '="A@x.com"'),
+        (4, "userId" + says, '="00124"'),
+    ]
+    # Only the formula's whole form: a userId that merely starts with = or =" is an id.
+    assert [key for key, *_ in summary["add"]] == ['="', "=u5"]
+    # The live a@x.com (known by its userId u1) and u3 stay.
+    assert not {"u1", "u3", "a@x.com"} & set(summary["remove"])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_an_email_misread_as_windows_1252_is_skipped_and_its_member_kept(tmp_path, engines, engine):
     # A UTF-8 file opened in Excel as ANSI and saved again holds `Ã©lise@x.com` for
     # élise@x.com: the plan added that address (and removed a live élise@x.com). Such a

@@ -32,6 +32,8 @@ from reconciler.manifest.model import MembersSpec
 from reconciler.members.engine.rows import MAX_LINE
 from reconciler.members.engine.workspace import Engine, lower_sql, unquoted_reason
 from reconciler.members.identity import (
+    EXCEL_TEXT_PATTERN,
+    EXCEL_TEXT_START,
     EXPONENT_USER_ID_PATTERN,
     FLOAT_USER_ID_PATTERN,
     HEADER_CELL_STRIP,
@@ -48,6 +50,7 @@ from reconciler.members.identity import (
     Member,
     ProjectType,
     duplicate_conflict,
+    email_is_excel_text,
     email_is_mailto_link,
     email_is_mojibake,
     header_repeated,
@@ -62,6 +65,7 @@ from reconciler.members.identity import (
     user_id_is_a_missing_value,
     user_id_is_a_spreadsheet_error,
     user_id_is_a_summary,
+    user_id_is_excel_text,
     user_id_not_ascii,
     user_id_too_long,
 )
@@ -904,6 +908,7 @@ def _json_exact(value: Any) -> bool:
 BLANK, INVALID_EMAIL, LONG_USER_ID, NON_ASCII_USER_ID, SPACE_USER_ID, MISSING = range(6)
 EXPONENT_USER_ID, MAILTO_EMAIL, HEADER_AGAIN, SUMMARY_USER_ID, FLOAT_USER_ID = 6, 7, 8, 9, 10
 MISSING_VALUE_USER_ID, SPREADSHEET_ERROR_USER_ID, MOJIBAKE_EMAIL = 11, 12, 13
+EXCEL_TEXT_USER_ID, EXCEL_TEXT_EMAIL = 14, 15
 
 
 @dataclass(frozen=True)
@@ -977,7 +982,8 @@ def _checked_sql(
     invalid_email_rule = (
         ""
         if project_type == "userId"
-        else f"WHEN slow_email IS NOT NULL AND {_mailto('slow_email')} THEN {MAILTO_EMAIL} "
+        else f"WHEN slow_email IS NOT NULL AND {_excel_text('slow_email')} THEN {EXCEL_TEXT_EMAIL} "
+        f"WHEN slow_email IS NOT NULL AND {_mailto('slow_email')} THEN {MAILTO_EMAIL} "
         f"WHEN slow_email IS NOT NULL AND NOT regexp_full_match(slow_email, '{pattern}') "
         f"THEN {INVALID_EMAIL} "
         f"WHEN {invalid_email} THEN {MOJIBAKE_EMAIL}"
@@ -1042,6 +1048,7 @@ def user_id_rules(column: str) -> list[tuple[str, int]]:
         (_float(column), FLOAT_USER_ID),
         (_missing_value(column), MISSING_VALUE_USER_ID),
         (_spreadsheet_error(column), SPREADSHEET_ERROR_USER_ID),
+        (_excel_text(column), EXCEL_TEXT_USER_ID),
         (_summary(column), SUMMARY_USER_ID),
     ]
 
@@ -1058,6 +1065,8 @@ def _issue(
         problem = email_is_mailto_link(email)
     elif code == MOJIBAKE_EMAIL:
         problem = email_is_mojibake(email)
+    elif code == EXCEL_TEXT_EMAIL:
+        problem = email_is_excel_text(email)
     elif code == LONG_USER_ID:
         problem = user_id_too_long(user_id or "")
     elif code == NON_ASCII_USER_ID:
@@ -1072,6 +1081,8 @@ def _issue(
         problem = user_id_is_a_missing_value(user_id)
     elif code == SPREADSHEET_ERROR_USER_ID:
         problem = user_id_is_a_spreadsheet_error(user_id)
+    elif code == EXCEL_TEXT_USER_ID:
+        problem = user_id_is_excel_text(user_id)
     elif code == SUMMARY_USER_ID:
         problem = user_id_is_a_summary(user_id)
     else:
@@ -1130,6 +1141,15 @@ def _spreadsheet_error(column: str) -> str:
     return (
         f"CASE WHEN {starts} THEN regexp_full_match({column}, '{SPREADSHEET_ERROR_PATTERN}') "
         "ELSE false END"
+    )
+
+
+def _excel_text(column: str) -> str:
+    """identity's identifier that is Excel's `="00123"`, in SQL: the regex only for one
+    starting so, as identity tests it."""
+    return (
+        f"CASE WHEN starts_with({column}, '{EXCEL_TEXT_START}') "
+        f"THEN regexp_full_match({column}, '{EXCEL_TEXT_PATTERN}') ELSE false END"
     )
 
 
