@@ -28,6 +28,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -403,13 +404,56 @@ def column_names(names: Sequence[str], unnamed: str | None = None) -> str:
             'remove it, or save the file as "CSV UTF-8 (Comma delimited)", which writes none)'
         )
     called = other_separator(names)
-    if _looks_like_columns(names):
-        shown = ", ".join(names)
+    if _looks_like_columns([visible(name) for name in names]):
+        # A name holding a character no editor shows (a zero-width space, a byte-order
+        # mark, a no-break space) is shown with it spelled out: `email` was said missing
+        # from a header that, on screen, had it.
+        shown = ", ".join(spelled_out(name) for name in names)
+        hidden = unseen(names)
+        if hidden:
+            shown += f" ({hidden})"
     else:
         shown = ", ".join(source_value(name) for name in names)
         if called is None:
             return shown + " (they look like member data: does the source lack a header row?)"
     return shown if called is None else f"{shown} ({separator_advice(called)})"
+
+
+def _unseen(ch: str) -> bool:
+    """A character a column name may hold that an editor or a sheet does not show: a
+    format character (U+200B, a byte-order mark), a space other than the ASCII one, a
+    control character (not a tab: a tab-separated header is told as such)."""
+    return ch not in " \t" and unicodedata.category(ch)[0] in "CZ"
+
+
+def visible(name: str) -> str:
+    """A column name as it shows: without its unseen characters."""
+    return "".join(ch for ch in name if not _unseen(ch))
+
+
+def spelled_out(name: str) -> str:
+    """A column name with each unseen character written as its code point (`email<U+200B>`)."""
+    return "".join(f"<U+{ord(ch):04X}>" if _unseen(ch) else ch for ch in name)
+
+
+def unseen(names: Sequence[str]) -> str:
+    """What the names hold that does not show, for a message ("the names hold <U+200B>,
+    a zero width space, where it does not show: remove it"), or "" when nothing."""
+    found = sorted({ch for name in names for ch in name if _unseen(ch)})
+    if not found:
+        return ""
+    said = " and ".join(f"<U+{ord(ch):04X}>, {_called(ch)}," for ch in found)
+    them = ("it does", "it") if len(found) == 1 else ("they do", "them")
+    return f"the names hold {said} where {them[0]} not show: remove {them[1]}"
+
+
+def _called(ch: str) -> str:
+    if ch == "\ufeff":  # named ZERO WIDTH NO-BREAK SPACE, but known by this name
+        return "a byte-order mark"
+    name = unicodedata.name(ch, "").lower()
+    if name:
+        return f"a {name}"
+    return "a control character" if unicodedata.category(ch) == "Cc" else "a character with no name"
 
 
 def _query_column_names(names: Sequence[str], unnamed: str) -> str:

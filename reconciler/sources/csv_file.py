@@ -23,6 +23,7 @@ from reconciler.render.masking import (
     column_names,
     other_separator,
     separator_advice,
+    unseen,
 )
 from reconciler.sources.base import (
     R,
@@ -258,8 +259,12 @@ def _header_hint(names: list[str]) -> str:
     found = [
         f"{option}: {name}"
         for option in ("email", "userId")
+        # A name holding what does not show is to be fixed, not named (column_names).
         for name in names
-        if _plain(name) == option.lower() or (option == "email" and _plain(name) == "emailaddress")
+        if not unseen([name])
+        and (
+            _plain(name) == option.lower() or (option == "email" and _plain(name) == "emailaddress")
+        )
     ]
     if found:
         return f"{listed}; name the identifier columns under members: " + ", ".join(found)

@@ -133,6 +133,17 @@ def test_conflicting_duplicates_are_warnings_not_problems(tmp_path: Path, engine
         # data" without a header row, nor "columns are: (none)" with nothing to go on
         ("sep=,\nemail,user_id", "columns are: sep=, (the first line is Excel's `sep=` line"),
         ("\nemail,user_id", "columns are: (none: the first line, where the header row goes"),
+        # what does not show: `email` was said missing from a header that showed it
+        (
+            "email\u200b,user_id",
+            "columns are: email<U+200B>, user_id (the names hold <U+200B>, a zero width "
+            "space, where it does not show: remove it)",
+        ),
+        (
+            "user_id,\ufeffemail",
+            "columns are: user_id, <U+FEFF>email (the names hold <U+FEFF>, a byte-order mark, "
+            "where it does not show: remove it)",
+        ),
     ],
 )
 def test_a_header_without_the_identifier_columns_says_what_to_do(
@@ -152,6 +163,25 @@ def test_a_header_without_the_identifier_columns_says_what_to_do(
     assert "has neither an 'email' nor a 'userId' column" in str(error)
     assert says in str(error)
     assert "lack a header row" not in str(error)
+
+
+@pytest.mark.parametrize("engine_name", ["python", "duckdb"])
+def test_a_named_column_missing_for_what_does_not_show_says_what_is_there(
+    tmp_path: Path, engine_name: str
+) -> None:
+    root = write(
+        tmp_path,
+        DESTINATION,
+        audience("csv", {"csv": "m.csv", "email": "email"}),
+        csv={"m.csv": "email\u200b,first\u00a0name\na@example.com,Ann\n"},
+    )
+    with Engine(EngineSettings(engine=engine_name, threads=1, temp_dir=tmp_path)) as engine:
+        (error,) = validate(root, engine=engine).unreadable
+    assert str(error).endswith(
+        f"column 'email' is not in the header of {root / 'm.csv'}; columns are: email<U+200B>, "
+        "first<U+00A0>name (the names hold <U+00A0>, a no-break space, and <U+200B>, a zero "
+        "width space, where they do not show: remove them)"
+    )
 
 
 @pytest.mark.parametrize("engine_name", ["python", "duckdb"])
