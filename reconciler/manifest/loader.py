@@ -45,6 +45,7 @@ from reconciler.manifest.validation import closest, describe, did_you_mean, prob
 from reconciler.manifest.yaml_file import YamlDocument, read_yaml_file
 from reconciler.manifest.yaml_readings import (
     TextLines,
+    anchored_members,
     cut_by_comment,
     dates_as_written,
     disagreeing_values,
@@ -332,6 +333,7 @@ class _Collector:
             inline = parsed.spec.members.inline
             if inline:
                 self.problems.extend(joined_members(inline, positions, self.lines))
+                self.warnings.extend(anchored_members(inline, positions, self.lines))
             for key in ("listName", "description"):
                 text = getattr(parsed.spec, key)
                 cut = cut_by_comment(positions, key, text, self.lines) if text is not None else None

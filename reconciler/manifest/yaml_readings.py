@@ -157,6 +157,64 @@ def joined_members(
     return problems
 
 
+def anchored_members(
+    inline: list[str | InlineMember], positions: YamlPositions, lines: TextLines
+) -> list[Problem]:
+    """A warning for each inline member's email or userId that YAML read through an
+    anchor or an alias, which no member list needs and which most likely is a value that
+    starts with & or *, written bare: `- &a1 u1` is the member 'u1' (YAML takes `&a1` for
+    an anchor and drops it), and `- *vip` the value anchored `&vip` before it (another
+    member, or any value of the document) rather than the userId '*vip', silently. An
+    anchor or alias on the whole list, or on a member's mapping (one list written once
+    for its audience, `<<: *defaults` traits), is no identity's and is not warned of.
+    Neither names the value: warnings are printed as they are, never masked."""
+    problems: list[Problem] = []
+    inline_at = positions.locate(("spec", "members", "inline"), key=True)
+    if not lines.anchors_in(inline_at.file):
+        return problems  # no `&` in the file: no anchor, so no alias (most files)
+    first: set[Location] = set()
+    for index, entry in enumerate(inline):
+        if isinstance(entry, str):
+            written: list[tuple[tuple[PathElement, ...], str]] = [((index,), entry)]
+        else:
+            identity = (("email", entry.email), ("userId", entry.userId))
+            written = [((index, key), value) for key, value in identity if value is not None]
+        for path, _value in written:
+            location = positions.locate(("spec", "members", "inline", *path))
+            line = lines.line_of(location)
+            if line is None or _ANCHOR.match(line, location.column - 1) is None:
+                continue  # neither anchored nor an alias: an alias is located at its anchor
+            if location in first or not _written_as_member(line, location, path, inline_at):
+                message = (
+                    "a value that starts with * is an alias to YAML, read as the value "
+                    f"anchored at line {location.line}, not as its text; put a member's value "
+                    "that starts with * in quotes"
+                )
+            else:
+                message = (
+                    "a value that starts with & is an anchor to YAML, which it drops: the "
+                    "member is the text after the anchor's name; put the whole value in "
+                    "quotes if the & belongs to it"
+                )
+            problems.append(location.problem(f"{value_name(path)}: {message}"))
+            first.add(location)
+    return problems
+
+
+def _written_as_member(
+    line: str, location: Location, path: tuple[PathElement, ...], inline_at: Location
+) -> bool:
+    """Whether the anchored value at `location` is the member at `path` itself, not a
+    value elsewhere that the member is an alias of: below `inline:`, after `- `, `[` or
+    `,` for a list's entry, after its `email:` or `userId:` key for a mapping's."""
+    if (location.line, location.column) <= (inline_at.line, inline_at.column):
+        return False
+    before = line[: location.column - 1].rstrip()
+    if len(path) == 1:
+        return before.endswith(("-", "[", ","))
+    return re.search(rf"(?:^|[\s{{,])['\"]?{path[-1]}['\"]?\s*:$", before) is not None
+
+
 def _joined(value: str) -> bool:
     # What joining lines leaves: a space, or a line break for each empty line between.
     return " " in value or "\n" in value or "," in value
@@ -307,6 +365,15 @@ class TextLines:
 
     def __init__(self) -> None:
         self._files: dict[str, list[str]] = {}
+        self._anchors: dict[str, bool] = {}
+
+    def anchors_in(self, file: str) -> bool:
+        """Whether the file holds an `&` anywhere (an anchor may be written there), judged
+        once per file however many audiences ask."""
+        if file not in self._anchors:
+            self._line(Location(file, 1, 1))
+            self._anchors[file] = any("&" in line for line in self._files.get(file, ()))
+        return self._anchors[file]
 
     def bare_at(self, location: Location) -> bool:
         """Whether the value at `location` is written bare (neither quoted nor tagged);

@@ -474,6 +474,55 @@ def test_a_numeric_user_id_written_bare_in_an_inline_list_says_to_quote_it() -> 
     ]
 
 
+def test_an_inline_member_read_through_an_anchor_or_an_alias_is_warned_of() -> None:
+    """`- *vip` under an anchor `&vip` written before it was that value (another member,
+    or any value of the document), not the userId '*vip', and `- &a1 u1` the member 'u1',
+    both silently: each identity read through an anchor or an alias is warned of, at the
+    anchored value, never naming it (warnings are not masked). Anchors on the list, on a
+    member's mapping and its traits, and merge keys are fine, and quoted values are text."""
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata:
+          name: a
+          annotations: {owner: &own jane}
+        spec:
+          destination: prod
+          members:
+            inline: &team
+              - &vip a@example.com
+              - *vip
+              - &a1 u1
+              - "*vip"
+              - '&a2 u2'
+              - &ann {email: ann@example.com, plan: &p gold}
+              - {email: bob@example.com, <<: {plan: gold}}
+              - {userId: &u3 u3}
+              - {"userId": *own}
+        """,
+    )
+    manifests = load_manifests(Path("."))
+    alias = (
+        "a value that starts with * is an alias to YAML, read as the value anchored at line "
+        "{}, not as its text; put a member's value that starts with * in quotes"
+    )
+    anchor = (
+        "a value that starts with & is an anchor to YAML, which it drops: the member is the "
+        "text after the anchor's name; put the whole value in quotes if the & belongs to it"
+    )
+    assert [str(w) for w in manifests.warnings] == [
+        f"m.yaml:13:24: spec.members.inline[8].userId: {alias.format(13)}",
+        f"m.yaml:18:9: spec.members.inline[0]: {anchor}",
+        f"m.yaml:18:9: spec.members.inline[1]: {alias.format(18)}",
+        f"m.yaml:20:9: spec.members.inline[2]: {anchor}",
+        f"m.yaml:25:18: spec.members.inline[7].userId: {anchor}",
+    ]
+
+
 def test_a_member_written_on_without_its_dash_is_not_joined_to_the_one_above() -> None:
     """A bare value YAML finds continued on the next line is one value, its lines joined by
     a space: `- u1` over `  u2` (the second member's `- ` left out) was the one userId
