@@ -799,7 +799,7 @@ def _profile_faults(payload: Any) -> Faults:
     scale = payload.get("timeScale", 1.0)
     lost = payload.get("lostRepliesEvery", 0)
     if isinstance(scale, bool) or not isinstance(scale, int | float):
-        raise ValueError("timeScale must be a number")
+        raise ValueError("timeScale must be a finite number more than 0")
     if isinstance(lost, bool) or not isinstance(lost, int) or lost < 0:
         raise ValueError("lostRepliesEvery must be a whole number, 0 or more")
     return Faults.field(float(scale), lost_replies_every=lost)
@@ -849,5 +849,5 @@ def _limits_from_json(payload: Any) -> Limits:
             )
     scale = payload.get("timeScale", 1.0)
     if isinstance(scale, bool) or not isinstance(scale, int | float):
-        raise ValueError("timeScale must be a number")
+        raise ValueError("timeScale must be a finite number more than 0")
     return limits.scaled(float(scale)) if scale != 1.0 else limits

@@ -366,69 +366,70 @@ def _number(value: Any) -> bool:
 MAX_KNOB_SECONDS = 366 * 24 * 3600.0
 
 
-def _seconds(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+@dataclass(frozen=True)
+class _Check:
+    """A test of a fault setting's value, and what it takes in words, for the refusal:
+    `invalid value for fault setting export_file_bytes: 0` did not say what would do."""
+
+    test: Callable[[Any], bool]
+    takes: str
+
+    def __call__(self, value: Any) -> bool:
+        return self.test(value)
+
+
+def _seconds(check: _Check, takes: str) -> _Check:
     """`check`, for a duration: also at most MAX_KNOB_SECONDS either way (None passes)."""
-    return lambda value: check(value) and (value is None or abs(value) <= MAX_KNOB_SECONDS)
+    return _Check(
+        lambda value: check(value) and (value is None or abs(value) <= MAX_KNOB_SECONDS),
+        takes.format(most=f"{MAX_KNOB_SECONDS:,.0f}"),
+    )
 
 
 def _whole_at_least_0(value: Any) -> bool:
     return _whole(value) and value >= 0
 
 
-def _whole_above_0(value: Any) -> bool:
-    return _whole(value) and value > 0
+_WHOLE_AT_LEAST_0 = _Check(_whole_at_least_0, "a whole number, 0 or more")
+_WHOLE_ABOVE_0 = _Check(lambda value: _whole(value) and value > 0, "a whole number, 1 or more")
+_NUMBER_AT_LEAST_0 = _Check(lambda value: _number(value) and value >= 0, "a number, 0 or more")
+_NUMBER_ABOVE_0 = _Check(lambda value: _number(value) and value > 0, "a number more than 0")
+# An offset either way from the machine's clock; NaN or infinity would stamp no time.
+_FINITE_NUMBER = _Check(_number, "a number")
+_OFF_OR_NUMBER_ABOVE_0 = _Check(
+    lambda value: value is None or _NUMBER_ABOVE_0(value), "null (off) or a number more than 0"
+)
+_FLAG = _Check(lambda value: isinstance(value, bool), "true or false")
+_OFF_OR_TEXT = _Check(lambda value: value is None or isinstance(value, str), "null or a string")
+_HTTP_ERROR_STATUS = _Check(
+    lambda value: _whole(value) and 400 <= value <= 599, "an HTTP error status, 400 to 599"
+)
 
 
-def _number_at_least_0(value: Any) -> bool:
-    return _number(value) and value >= 0
+def _one_of(*choices: str) -> _Check:
+    return _Check(lambda value: value in choices, f"one of {', '.join(choices)}")
 
 
-def _number_above_0(value: Any) -> bool:
-    return _number(value) and value > 0
-
-
-def _finite_number(value: Any) -> bool:
-    # An offset either way from the machine's clock; NaN or infinity would stamp no time.
-    return _number(value) and math.isfinite(value)
-
-
-def _off_or_number_above_0(value: Any) -> bool:
-    return value is None or _number_above_0(value)
-
-
-def _flag(value: Any) -> bool:
-    return isinstance(value, bool)
-
-
-def _off_or_text(value: Any) -> bool:
-    return value is None or isinstance(value, str)
-
-
-def _http_error_status(value: Any) -> bool:
-    return _whole(value) and 400 <= value <= 599
-
-
-def _one_of(*choices: str) -> Callable[[Any], bool]:
-    return lambda value: value in choices
-
-
-def _list_of(item: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    return lambda value: isinstance(value, list) and all(item(v) for v in value)
+def _list_of(item: _Check) -> _Check:
+    return _Check(
+        lambda value: isinstance(value, list) and all(item(v) for v in value),
+        f"a list, each {item.takes}",
+    )
 
 
 BAD_BODIES = ("html", "truncated", "empty")
 GET_USERS_REWRITES = ("bom", "crlf", "cr", "blank_lines")
 
 
-def _checks(check: Callable[[Any], bool], *names: str) -> dict[str, Callable[[Any], bool]]:
+def _checks(check: _Check, *names: str) -> dict[str, _Check]:
     return dict.fromkeys(names, check)
 
 
 # What each fault setting takes (Faults.update refuses any other value). A setting missing
 # here takes no value.
-_FAULT_CHECKS: dict[str, Callable[[Any], bool]] = {
+_FAULT_CHECKS: dict[str, _Check] = {
     **_checks(
-        _whole_at_least_0,
+        _WHOLE_AT_LEAST_0,
         "fail_every",
         "fail_status",
         "drop_every",
@@ -439,9 +440,9 @@ _FAULT_CHECKS: dict[str, Callable[[Any], bool]] = {
         "export_jobs_to_restart",
         "export_jobs_to_fail",
     ),
-    **_checks(_whole_above_0, "export_file_bytes", "export_max_bytes", "export_files_per_page"),
+    **_checks(_WHOLE_ABOVE_0, "export_file_bytes", "export_max_bytes", "export_files_per_page"),
     **_checks(
-        _seconds(_number_at_least_0),
+        _seconds(_NUMBER_AT_LEAST_0, "a number of seconds, 0 to {most}"),
         "latency_seconds",
         "fresh_list_seconds",
         "read_lag_seconds",
@@ -449,13 +450,21 @@ _FAULT_CHECKS: dict[str, Callable[[Any], bool]] = {
         "export_first_byte_seconds",
         "export_job_queue_seconds",
     ),
-    "export_link_seconds": _seconds(_number_above_0),
-    "clock_offset_seconds": _seconds(_finite_number),
-    **_checks(
-        _seconds(_off_or_number_above_0), "get_users_stream_seconds", "export_stream_seconds"
+    "export_link_seconds": _seconds(
+        _NUMBER_ABOVE_0, "a number of seconds more than 0, at most {most}"
+    ),
+    "clock_offset_seconds": _seconds(
+        _FINITE_NUMBER, "a number of seconds, -{most} (behind) to {most}"
     ),
     **_checks(
-        _off_or_number_above_0,
+        _seconds(
+            _OFF_OR_NUMBER_ABOVE_0, "null (off) or a number of seconds more than 0, at most {most}"
+        ),
+        "get_users_stream_seconds",
+        "export_stream_seconds",
+    ),
+    **_checks(
+        _OFF_OR_NUMBER_ABOVE_0,
         "list_description_max",
         "write_rate_per_second",
         "get_users_members_per_second",
@@ -464,7 +473,7 @@ _FAULT_CHECKS: dict[str, Callable[[Any], bool]] = {
         "events_stream_lines",
     ),
     **_checks(
-        _flag,
+        _FLAG,
         "retry_after",
         "echo_api_key",
         "echo_request",
@@ -478,18 +487,25 @@ _FAULT_CHECKS: dict[str, Callable[[Any], bool]] = {
     "unknown_user_id_answer": _one_of("empty", "blank", "error"),
     "bad_body": _one_of(*BAD_BODIES),
     "get_users_rewrites": _list_of(_one_of(*GET_USERS_REWRITES)),
-    "failing_list_ids": _list_of(_whole),
-    "failing_list_status": _http_error_status,
-    "fail_message": _off_or_text,
-    "export_words": _off_or_text,
-    "script": _list_of(lambda v: _whole(v) and 100 <= v <= 599),
-    "paths": lambda value: value is None or _list_of(lambda v: isinstance(v, str))(value),
+    "failing_list_ids": _list_of(_Check(_whole, "a whole number")),
+    "failing_list_status": _HTTP_ERROR_STATUS,
+    "fail_message": _OFF_OR_TEXT,
+    "export_words": _OFF_OR_TEXT,
+    "script": _list_of(
+        _Check(lambda v: _whole(v) and 100 <= v <= 599, "an HTTP status, 100 to 599")
+    ),
+    "paths": _Check(
+        lambda value: value is None or _list_of(_Check(lambda v: isinstance(v, str), ""))(value),
+        "null (every path) or a list of paths",
+    ),
 }
 
 
 def _check_fault_value(name: str, value: Any) -> None:
-    if not _FAULT_CHECKS.get(name, lambda _: False)(value):
-        raise ValueError(f"invalid value for fault setting {name}: {value!r}")
+    check = _FAULT_CHECKS.get(name)
+    if check is None or not check(value):
+        takes = f" (it takes {check.takes})" if check is not None else " (it takes no value)"
+        raise ValueError(f"invalid value for fault setting {name}: {value!r}{takes}")
 
 
 class SlidingWindow:

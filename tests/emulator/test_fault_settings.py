@@ -1,8 +1,9 @@
 """Faults.update: which values each fault setting takes, and the message for one it refuses.
 
 The table pins, for every setting, which of a fixed set of probe values it accepts (the
-others are refused with "invalid value for fault setting NAME: VALUE"), so the checks can
-be rearranged without any setting taking or refusing a value it did not before.
+others are refused with "invalid value for fault setting NAME: VALUE (it takes ...)"), so
+the checks can be rearranged without any setting taking or refusing a value it did not
+before.
 """
 
 from __future__ import annotations
@@ -100,7 +101,34 @@ def test_which_values_a_setting_takes(name: str) -> None:
         try:
             Faults().update({name: probe})
         except ValueError as refused:
-            assert str(refused) == f"invalid value for fault setting {name}: {probe!r}"
+            assert str(refused).startswith(f"invalid value for fault setting {name}: {probe!r} (")
         else:
             accepted.append(probe)
     assert accepted == ACCEPTED[name]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "takes"),
+    [
+        ("export_file_bytes", 0, "a whole number, 1 or more"),
+        ("latency_seconds", -1, "a number of seconds, 0 to 31,622,400"),
+        ("clock_offset_seconds", BIG, "a number of seconds, -31,622,400 (behind) to 31,622,400"),
+        (
+            "get_users_stream_seconds",
+            0,
+            "null (off) or a number of seconds more than 0, at most 31,622,400",
+        ),
+        ("failing_list_status", 200, "an HTTP error status, 400 to 599"),
+        ("export_excess_jobs", "wait", "one of reject, queue"),
+        ("get_users_rewrites", ["lf"], "a list, each one of bom, crlf, cr, blank_lines"),
+        ("retry_after", 1, "true or false"),
+    ],
+)
+def test_a_refused_value_is_told_what_the_setting_takes(name: str, value: Any, takes: str) -> None:
+    """`invalid value for fault setting export_file_bytes: 0` said nothing of what would do."""
+    with pytest.raises(ValueError) as refused:
+        Faults().update({name: value})
+    assert (
+        str(refused.value)
+        == f"invalid value for fault setting {name}: {value!r} (it takes {takes})"
+    )

@@ -68,7 +68,7 @@ def test_the_profile_and_unlimited_options_choose_faults_and_limits() -> None:
         ({"faults": ("nonsense=1",)}, "unknown fault setting: nonsense", "--fault"),
         (
             {"faults": ("fail_every=-1",)},
-            "invalid value for fault setting fail_every: -1",
+            "invalid value for fault setting fail_every: -1 (it takes a whole number, 0 or more)",
             "--fault",
         ),
         ({}, f"give --api-key or set {ENV} to create project 'default'", "--api-key"),
