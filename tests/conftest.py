@@ -12,6 +12,7 @@ Requests need the header `Api-Key: test-key` (EMULATOR_API_KEY).
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +42,75 @@ def _no_annotations(monkeypatch: pytest.MonkeyPatch) -> None:
     lines to the messages tests read; tests of annotations ask for them."""
     for name in ("GITHUB_ACTIONS", "RECONCILER_ANNOTATIONS"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_link_left_in_the_base_temp_directory(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Fails the test that leaves a symbolic link where later tests on its worker trip on
+    it. A test whose manifests lie directly in its tmp_path has the worker's base
+    temporary directory for its repository (the directory above the manifests, with no git
+    repository above), which reconciler walks for links: a link there leading out, or to a
+    directory not below its own, makes every DuckDB query refuse to run (28 failures after
+    one test left `.github/actions/linked -> ../../outside` in its tmp_path). Checked: the
+    base directory's top, listed only when its modification time changed during the test
+    (a listing of 2,000 tests' directories per test would cost more than the rest), and
+    the test's own tmp_path, walked (about 0.4 ms a test)."""
+    base = tmp_path_factory.getbasetemp()
+    own = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    changed = os.stat(base).st_mtime_ns
+    known = _top_links.get(base)
+    if known is None:
+        known = _top_links[base] = _links_at_top(base)
+    yield
+    left = []
+    if os.stat(base).st_mtime_ns != changed:
+        now = _links_at_top(base)
+        # pytest's own `<name>current` links to its numbered directories lead below it.
+        left.extend(sorted(filter(None, (_harmful(link, base) for link in now - known))))
+        _top_links[base] = now
+    if own is not None:
+        left.extend(_links_out(own, base))
+    if left:
+        pytest.fail(
+            f"this test left symbolic links that trip later tests on this worker: "
+            f"{', '.join(left)}; remove them before the test ends (try/finally)",
+            pytrace=False,
+        )
+
+
+# The links at the top of each base temporary directory, as last listed.
+_top_links: dict[Path, set[str]] = {}
+
+
+def _links_at_top(base: Path) -> set[str]:
+    with os.scandir(base) as entries:
+        return {entry.path for entry in entries if entry.is_symlink()}
+
+
+def _links_out(tree: Path, base: Path) -> list[str]:
+    """The links in `tree` that reconciler's check of a repository at `base` refuses
+    (manifest/repository._check_links), each as `link -> target`."""
+    found = []
+    for directory, subdirectories, files in os.walk(tree):
+        for name in (*subdirectories, *files):
+            path = os.path.join(directory, name)
+            harm = _harmful(path, base) if os.path.islink(path) else ""
+            if harm:
+                found.append(harm)
+    return found
+
+
+def _harmful(link: str, base: Path) -> str:
+    """`link -> target` when the link leads out of `base`, or to a directory not below the
+    link's own directory, as manifest/repository._check_links refuses; "" otherwise."""
+    real_base = os.path.realpath(base)
+    target = os.path.realpath(link)
+    own = os.path.realpath(os.path.dirname(link))
+    out = os.path.commonpath([target, real_base]) != real_base
+    climbs = os.path.isdir(target) and (target == own or os.path.commonpath([target, own]) != own)
+    return f"{link} -> {target}" if out or climbs else ""
 
 
 @pytest.fixture
