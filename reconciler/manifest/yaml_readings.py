@@ -136,25 +136,32 @@ def joined_members(
     members in it are left out of the list without a word."""
     problems = []
     seen: set[Location] = set()
+    for path, value in _identities(inline):
+        if not _joined(value):
+            continue
+        location = positions.locate(("spec", "members", "inline", *path))
+        # An alias of it (`- *x`) is located where the value is written: said once.
+        rest = lines.bare_from(location) if location not in seen else None
+        if rest is None:
+            continue
+        message = _CONTINUED if not rest.startswith(value) else _COMMA if "," in value else ""
+        if message:
+            seen.add(location)
+            problems.append(location.problem(f"{value_name(path)}: {message}"))
+    return problems
+
+
+def _identities(
+    inline: list[str | InlineMember],
+) -> Iterator[tuple[tuple[PathElement, ...], str]]:
+    """Each inline member's email and userId as written, with its path under `inline`."""
     for index, entry in enumerate(inline):
         if isinstance(entry, str):
-            written: list[tuple[tuple[PathElement, ...], str]] = [((index,), entry)]
+            yield (index,), entry
         else:
-            identity = (("email", entry.email), ("userId", entry.userId))
-            written = [((index, key), value) for key, value in identity if value is not None]
-        for path, value in written:
-            if not _joined(value):
-                continue
-            location = positions.locate(("spec", "members", "inline", *path))
-            # An alias of it (`- *x`) is located where the value is written: said once.
-            rest = lines.bare_from(location) if location not in seen else None
-            if rest is None:
-                continue
-            message = _CONTINUED if not rest.startswith(value) else _COMMA if "," in value else ""
-            if message:
-                seen.add(location)
-                problems.append(location.problem(f"{value_name(path)}: {message}"))
-    return problems
+            for key, value in (("email", entry.email), ("userId", entry.userId)):
+                if value is not None:
+                    yield (index, key), value
 
 
 def anchored_members(
@@ -173,31 +180,25 @@ def anchored_members(
     if not lines.anchors_in(inline_at.file):
         return problems  # no `&` in the file: no anchor, so no alias (most files)
     first: set[Location] = set()
-    for index, entry in enumerate(inline):
-        if isinstance(entry, str):
-            written: list[tuple[tuple[PathElement, ...], str]] = [((index,), entry)]
+    for path, _value in _identities(inline):
+        location = positions.locate(("spec", "members", "inline", *path))
+        line = lines.line_of(location)
+        if line is None or _ANCHOR.match(line, location.column - 1) is None:
+            continue  # neither anchored nor an alias: an alias is located at its anchor
+        if location in first or not _written_as_member(line, location, path, inline_at):
+            message = (
+                "a value that starts with * is an alias to YAML, read as the value "
+                f"anchored at line {location.line}, not as its text; put a member's value "
+                "that starts with * in quotes"
+            )
         else:
-            identity = (("email", entry.email), ("userId", entry.userId))
-            written = [((index, key), value) for key, value in identity if value is not None]
-        for path, _value in written:
-            location = positions.locate(("spec", "members", "inline", *path))
-            line = lines.line_of(location)
-            if line is None or _ANCHOR.match(line, location.column - 1) is None:
-                continue  # neither anchored nor an alias: an alias is located at its anchor
-            if location in first or not _written_as_member(line, location, path, inline_at):
-                message = (
-                    "a value that starts with * is an alias to YAML, read as the value "
-                    f"anchored at line {location.line}, not as its text; put a member's value "
-                    "that starts with * in quotes"
-                )
-            else:
-                message = (
-                    "a value that starts with & is an anchor to YAML, which it drops: the "
-                    "member is the text after the anchor's name; put the whole value in "
-                    "quotes if the & belongs to it"
-                )
-            problems.append(location.problem(f"{value_name(path)}: {message}"))
-            first.add(location)
+            message = (
+                "a value that starts with & is an anchor to YAML, which it drops: the "
+                "member is the text after the anchor's name; put the whole value in "
+                "quotes if the & belongs to it"
+            )
+        problems.append(location.problem(f"{value_name(path)}: {message}"))
+        first.add(location)
     return problems
 
 
