@@ -53,7 +53,13 @@ from reconciler.members.identity import (
 from reconciler.members.model import Engine
 from reconciler.open_flags import BINARY
 from reconciler.owner_only import chmod_open_file
-from reconciler.plan.ownership import audience_marks, former_lists, marked_audience, unmarked
+from reconciler.plan.ownership import (
+    audience_marks,
+    former_lists,
+    marked_after,
+    marked_audience,
+    unmarked,
+)
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, heartbeat
 from reconciler.render.masking import mask_emails
 from reconciler.sources.registry import source_for
@@ -748,6 +754,7 @@ def _candidates(
     audiences = _project_audiences(manifests, dest, project_id)
     # Of every list: a managed list's marker names its former lists by id.
     held = former_lists(((a.name, a.list_name) for _, a in audiences), all_lists)
+    holding = _holding_orphans(audiences, all_lists)
     if only:
         unknown = sorted(set(only) - {x.name for x in all_lists})
         if unknown:
@@ -779,8 +786,10 @@ def _candidates(
                 f"{list_name!r} whoever left this one themselves, which adopting it would "
                 "end; leave it as it is"
             )
-        elif (made_for := marked_audience(info.description)) is not None and (
-            made_for not in marks
+        elif (
+            (made_for := marked_audience(info.description)) is not None
+            and made_for not in marks
+            and holding(info.id)
         ):
             # A list a plan creates meanwhile (the audience's new key) is held to its
             # departures while no manifest declares it (planning.orphan_lists); adopted,
@@ -801,6 +810,22 @@ def _candidates(
         else:
             result.skipped.append(SkippedList(info.id, info.name, reason))
     return chosen
+
+
+def _holding_orphans(
+    audiences: list[tuple[str, Audience]], all_lists: list[ListInfo]
+) -> Callable[[int], bool]:
+    """Whether a plan holds another list to the departures of the list of this id, made
+    for an audience no manifest declares (planning.with_former_lists): one a plan creates
+    (a declared audience of the project without its list) is held to every such list's,
+    and one created since is held to those its marker names (`after`) while they are not
+    declared. Adopting a list holding none back ends no hold: a new repository for a
+    project whose lists reconciler made declares none of them, and imports them all."""
+    standard = {x.name for x in all_lists if x.list_type == "Standard"}
+    if any(audience.list_name not in standard for _, audience in audiences):
+        return lambda _list_id: True
+    named_after = {i for x in all_lists for i in marked_after(x.description)}
+    return lambda list_id: list_id in named_after
 
 
 def _project_audiences(

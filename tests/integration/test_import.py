@@ -393,6 +393,78 @@ def test_a_list_made_for_an_audience_declared_no_more_is_not_adopted(typed_works
     assert (summary["members_left_themselves"], summary["members_to_add"]) == (1, 1)
 
 
+def test_lists_reconciler_made_are_adopted_into_a_repository_declaring_none(typed_workspace, cli):
+    """A new repository for a project whose lists reconciler made from another (the old
+    repository lost, or the manifests moved): import skipped every one of them as 'made
+    by reconciler for audience 'vip', which no manifest declares any more', and imported
+    nothing. No plan holds another list to their departures (none is created, no list's
+    marker names them), so adopting them ends no hold: they are imported, and the plan
+    after shows no changes."""
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    ws.csv("data/people.csv", "email", ["a@example.com", "b@example.com"])
+    ws.audience("vip", {"csv": "data/people.csv"})
+    ws.audience("beta", {"inline": ["c@example.com"]})
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    (vip_id,) = [i for i, r in proj.lists.items() if r.name == "vip"]
+    proj.self_unsubscribe(proj.user_by_email("b@example.com"), list_id=vip_id)
+    # The new repository: the destination alone.
+    for name in ("aud-vip.yaml", "aud-beta.yaml", "data/people.csv"):
+        (ws.manifests / name).unlink()
+    out = ws.manifests / "imported"
+
+    result = cli("import", ws.manifests, "-d", "prod", "--out", out)
+
+    assert result.exit_code == 0, result.output
+    assert "skipped list" not in result.stderr, result.stderr
+    assert sorted(read_yaml(p)["metadata"]["name"] for p in out.glob("*.yaml")) == [
+        "beta",
+        "vip",
+    ]
+    plan = cli("plan", ws.manifests, "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
+
+
+def test_a_list_a_later_list_was_created_after_is_not_adopted_with_it(typed_workspace, cli):
+    """Key 'vip' renamed 'vip-customers' and applied: the new list's marker names 'vip' as
+    the list it was created after, and its plans hold back who left 'vip' themselves.
+    Imported into a repository declaring neither, 'vip' is skipped (adopted, it would end
+    that hold), 'vip-customers' is imported, and its plan still holds them back once its
+    source lists them again."""
+    ws, emulator = typed_workspace("hybrid")
+    proj = emulator.project("default")
+    ws.csv("data/people.csv", "email", ["a@example.com", "b@example.com"])
+    ws.audience("vip", {"csv": "data/people.csv"})
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    (old_id,) = [i for i, r in proj.lists.items() if r.name == "vip"]
+    proj.self_unsubscribe(proj.user_by_email("b@example.com"), list_id=old_id)
+    (ws.manifests / "aud-vip.yaml").unlink()
+    ws.audience("vip-customers", {"csv": "data/people.csv"})
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    for name in ("aud-vip-customers.yaml", "data/people.csv"):
+        (ws.manifests / name).unlink()
+    out = ws.manifests / "imported"
+
+    result = cli("import", ws.manifests, "-d", "prod", "--out", out)
+
+    assert result.exit_code == 0, result.output
+    assert (
+        f"skipped list {old_id} 'vip': made by reconciler for audience 'vip', which no "
+        "manifest declares any more"
+    ) in result.stderr
+    assert [read_yaml(p)["metadata"]["name"] for p in out.glob("*.yaml")] == ["vip-customers"]
+    # The audience pointed at the CRM again, which still holds b.
+    (imported_csv,) = out.glob("*.csv")
+    rows = read_csv(imported_csv)
+    assert [r["email"] for r in rows] == ["a@example.com"]
+    with imported_csv.open("a", newline="") as handle:
+        csv.DictWriter(handle, fieldnames=list(rows[0])).writerow({"email": "b@example.com"})
+    plan = cli("plan", ws.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    summary = plan.json()["summary"]
+    assert (summary["members_left_themselves"], summary["members_to_add"]) == (1, 0)
+
+
 def test_lists_already_managed_are_skipped_and_names_never_collide(typed_workspace, cli):
     ws, emulator = typed_workspace("hybrid")
     proj = emulator.project("default")
