@@ -7,6 +7,7 @@ constraint an editor should know about is declared here, not only checked in cod
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -238,6 +239,24 @@ class ApiKeyRef(_StrictModel):
                 "in git now",
             )
         return value
+
+    @field_validator("file")
+    @classmethod
+    def _refuse_an_unknown_home(cls, value: str | None) -> str | None:
+        # `~ci/key` on a machine without user ci (a path from a laptop, a typo of `~/`):
+        # pathlib's expanduser raises for it, an internal error wherever the path is used.
+        if value is None or not value.startswith("~") or os.path.expanduser(value) != value:
+            return value
+        user = re.split(r"[/\\]", value[1:], maxsplit=1)[0]
+        raise PydanticCustomError(
+            "api_key_file_home",
+            "{path} starts with ~, but this machine has {who}: write the path in full, or "
+            "use {env: VARIABLE}",
+            {
+                "path": value,
+                "who": f"no user {user!r}" if user else "no home directory (set HOME)",
+            },
+        )
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> ApiKeyRef:

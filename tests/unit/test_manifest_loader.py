@@ -1902,6 +1902,18 @@ def test_a_key_pasted_as_the_variable_name_is_refused_without_echoing_it(pasted)
     assert pasted not in found
 
 
+def test_a_key_file_in_the_home_of_a_user_this_machine_lacks_is_named_at_its_line() -> None:
+    # `~ci/key` (a path from the laptop of user ci, or a typo of `~/`) stopped validate,
+    # plan and apply with 'internal error: RuntimeError: Could not determine home
+    # directory.': pathlib's expanduser raises for a user this machine does not have.
+    write("m.yaml", DESTINATION.replace("{env: ITERABLE_API_KEY}", "{file: ~no-such-user-r23/key}"))
+    found = only_problem()
+    assert found.startswith("m.yaml:7:18: spec.apiKey.file: ~no-such-user-r23/key starts with "), (
+        found
+    )
+    assert "no user 'no-such-user-r23'" in found, found
+
+
 @pytest.mark.parametrize(
     "name", ["ITERABLE_API_KEY", "ITERABLE_KEY_PROD_EU_2024", "apiKey", "iterableKeyProduction2024"]
 )
