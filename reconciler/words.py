@@ -15,3 +15,18 @@ def named(names: list[str], one: str, many: str | None = None) -> str:
     "audience vip", "audiences a, b"."""
     noun = one if len(names) == 1 else (many if many is not None else one + "s")
     return f"{noun} {', '.join(names)}"
+
+
+# Names a message lists of what is defined: a repository of hundreds of trait mappings made
+# each misspelt reference a line of thousands of characters.
+MAX_NAMES_SHOWN = 20
+
+
+def some_names(names: list[str]) -> str:
+    """The first MAX_NAMES_SHOWN of `names` (once each, in order) and how many more."""
+    unique = list(dict.fromkeys(names))
+    if not unique:
+        return "none are defined"
+    shown = ", ".join(unique[:MAX_NAMES_SHOWN])
+    more = len(unique) - MAX_NAMES_SHOWN
+    return f"{shown} and {more:,} more" if more > 0 else shown

@@ -20,10 +20,11 @@ from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.iterable import ClientSettings, IterableClient
 from reconciler.manifest import Manifests, load_manifests
 from reconciler.manifest.repository import find_repository
+from reconciler.manifest.validation import did_you_mean
 from reconciler.owner_only import owner_only_directories
 from reconciler.plan import Plan
 from reconciler.planning import make_plan
-from reconciler.words import named
+from reconciler.words import named, some_names
 
 STATE_DIR_NAME = ".reconciler"
 
@@ -61,11 +62,29 @@ def load(path: Path, targets: list[str] | None) -> Manifests:
     annotate.emit(annotate.from_problem(warning, "warning") for warning in manifests.warnings)
     unknown = sorted(set(targets or ()) - set(manifests.audiences))
     if unknown:
+        said = [_unknown_target(name, manifests) for name in unknown]
         raise ReconcilerError(
-            f"--target names unknown {named(unknown, 'audience')}; audiences are: "
-            f"{', '.join(manifests.audiences) or '(none)'}"
+            f"--target names unknown {named(said, 'audience')}; audiences are: "
+            f"{some_names(list(manifests.audiences)) if manifests.audiences else '(none)'}"
         )
     return manifests
+
+
+def _unknown_target(name: str, manifests: Manifests) -> str:
+    """A --target that is no audience, with what it may have meant: a destination's name
+    (a team with staging and production reaches for `--target production`, though --target
+    takes audiences) or a near miss. The names listed are bounded, as hundreds of audiences
+    made the message a line of thousands of characters."""
+    if name in manifests.destinations:
+        its = [
+            a for a, audience in manifests.audiences.items() if audience.spec.destination == name
+        ]
+        if not its:
+            return f"{name} (a destination, with no audiences)"
+        return (
+            f"{name} (a destination; its audiences are {some_names(its)}: give each with --target)"
+        )
+    return name + did_you_mean(name, list(manifests.audiences))
 
 
 def open_clients(

@@ -52,6 +52,7 @@ from reconciler.manifest.yaml_readings import (
     joined_members,
 )
 from reconciler.render.masking import column_hint, column_names
+from reconciler.words import some_names
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 
@@ -625,7 +626,7 @@ class _Collector:
         # A destination that failed validation still exists as far as its audiences are
         # concerned; its own problems are already reported.
         known = [d.name for d in self.declared.get("Destination", [])]
-        shown = _some_names(known)
+        shown = some_names(known)
         for audience in self.audiences.values():
             if audience.spec.destination not in known:
                 self.problems.append(
@@ -701,7 +702,7 @@ class _Collector:
 
     def _check_trait_mappings(self) -> None:
         known = [m.name for m in self.declared.get("TraitMapping", [])]
-        shown = _some_names(known)
+        shown = some_names(known)
         for audience in self.audiences.values():
             name = audience.spec.traits
             if name is None:
@@ -776,21 +777,6 @@ def _validated(
         if not dates_as_written(error, model, data, positions, lines):
             raise
     return model.model_validate(data)
-
-
-# Names a message lists of what is defined: a repository of hundreds of trait mappings made
-# each misspelt reference a line of thousands of characters.
-MAX_NAMES_SHOWN = 20
-
-
-def _some_names(names: list[str]) -> str:
-    """The first MAX_NAMES_SHOWN of `names` (once each, in order) and how many more."""
-    unique = list(dict.fromkeys(names))
-    if not unique:
-        return "none are defined"
-    shown = ", ".join(unique[:MAX_NAMES_SHOWN])
-    more = len(unique) - MAX_NAMES_SHOWN
-    return f"{shown} and {more:,} more" if more > 0 else shown
 
 
 def _declared_name(data: dict[str, Any]) -> str | None:

@@ -185,6 +185,35 @@ def test_a_json_error_names_the_destination_whose_key_is_not_set(workspace, eu, 
         assert error["error"].count("destination 'eu'") == 1, error["error"]
 
 
+def test_a_target_naming_a_destination_says_so_and_names_its_audiences(workspace, eu, cli):
+    # A team with a staging and a production project reaches for `--target eu` to plan one
+    # project; --target takes audiences, so it is told which ones, not only that 'eu' is
+    # unknown beside every audience of every destination.
+    result = cli("plan", workspace.manifests, "--target", "eu")
+    assert result.exit_code == 1
+    assert (
+        "--target names unknown audience eu (a destination; its audiences are eu-vip: "
+        "give each with --target)"
+    ) in result.stderr, result.stderr
+
+
+def test_a_misspelt_target_among_many_audiences_is_one_short_line(workspace, eu, cli):
+    # 300 audiences (150 per destination) named every one of them after a one-letter slip:
+    # about 4,000 characters on one line. Now the near miss, then the first 20 and the count.
+    for n in range(150):
+        workspace.audience(f"us-{n:03}", {"inline": ["a@example.com"]})
+        workspace.audience(f"eu-{n:03}", {"inline": [{"userId": "u1"}]}, "eu")
+    result = cli("plan", workspace.manifests, "--target", "eu-vpi", "--target", "zzz")
+    assert result.exit_code == 1
+    error = result.stderr.strip()
+    assert error.startswith(
+        "error: --target names unknown audiences eu-vpi (did you mean 'eu-vip'?), zzz; "
+        "audiences are: "
+    ), error
+    assert error.endswith(" and 282 more"), error
+    assert len(error) < 600, len(error)
+
+
 def test_a_stale_plan_in_json_names_the_destination_whose_list_changed(
     workspace, eu, cli, tmp_path
 ):
