@@ -16,7 +16,8 @@
         ├── AuthError               401 BadApiKey
         ├── ListInUseError          409 on delete
         ├── RetryExhaustedError     retryable failures went on past the retry budget
-        │   └── UnreachableError    ... the last of them: the host could not be connected to
+        │   ├── UnreachableError    ... the last of them: the host could not be connected to
+        │   └── UnavailableError    ... the last of them: 502, 503 or 504 (Iterable down)
         └── FieldTypeRefusal        400 RequestFieldsTypesMismatched on a bulk write
 
 Messages never contain an API key: keys are only ever held by the client and the
@@ -198,6 +199,12 @@ class RetryExhaustedError(IterableError):
 class UnreachableError(RetryExhaustedError):
     """The retries ran out on a host that could not be connected to (down, or its address
     gone): every other request to it would spend its retry budget the same way."""
+
+
+class UnavailableError(RetryExhaustedError):
+    """The retries ran out on 502, 503 or 504 answers: Iterable (or the gateway before it)
+    is down, not refusing this request, so every other request to the project would spend
+    its retry budget the same way."""
 
 
 class FieldTypeRefusal(IterableError):

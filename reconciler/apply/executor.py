@@ -2,12 +2,12 @@
 
 Every member's outcome is known: identifiers Iterable lists in `failedUpdates` are mapped
 back to the member and reported, never counted as done. One list's failure does not stop
-the others; a rejected API key, or a host that could not be connected to through a
-request's retries, stops its destination (every other request to it would fail the same
-way: they are reported as not sent), and the other destinations go on. Each request is
-recorded in the run journal (intent before, outcome after), and once `stop` is set
-(Ctrl-C) no new request starts: those in flight finish and are reported, the rest are
-reported as not attempted.
+the others; a rejected API key, a host that could not be connected to through a
+request's retries, or 502/503/504 answers through them (Iterable down), stops its
+destination (every other request to it would fail the same way: they are reported as not
+sent), and the other destinations go on. Each request is recorded in the run journal
+(intent before, outcome after), and once `stop` is set (Ctrl-C) no new request starts:
+those in flight finish and are reported, the rest are reported as not attempted.
 """
 
 from __future__ import annotations
@@ -23,7 +23,13 @@ from typing import Any, Literal, TypeVar, assert_never
 
 from reconciler.apply.held_back import HeldBack
 from reconciler.apply.journal import Journal
-from reconciler.errors import AuthError, IterableError, UnreachableError, WriteNotSent
+from reconciler.errors import (
+    AuthError,
+    IterableError,
+    UnavailableError,
+    UnreachableError,
+    WriteNotSent,
+)
 from reconciler.iterable import BatchResult, IterableClient, ListInfo
 from reconciler.iterable.batching import encode, pack_lazily
 from reconciler.members.identity import Member, ProjectType, looks_like_email
@@ -569,7 +575,7 @@ def _send(
         except WriteNotSent:
             run.not_attempted += 1
             return _NOT_SENT
-        except (AuthError, UnreachableError) as exc:
+        except (AuthError, UnreachableError, UnavailableError) as exc:
             destination.refuse(exc)
             raise
 
@@ -613,11 +619,11 @@ class _Destination:
         self.gone: set[str] = set()
         # Lists this run could not create: their members are not sent, and say why.
         self.uncreated: set[str] = set()
-        # The first 401, or a host found gone: nothing more is sent to this destination
-        # (the others go on).
-        self.refused: AuthError | UnreachableError | None = None
+        # The first 401, a host found gone, or Iterable down (502/503/504 through a
+        # request's retries): nothing more is sent to this destination (the others go on).
+        self.refused: AuthError | UnreachableError | UnavailableError | None = None
 
-    def refuse(self, exc: AuthError | UnreachableError) -> None:
+    def refuse(self, exc: AuthError | UnreachableError | UnavailableError) -> None:
         if self.refused is None:
             self.refused = exc
 
@@ -627,6 +633,11 @@ class _Destination:
             return "interrupted"
         if isinstance(self.refused, UnreachableError):
             return "not sent after the destination's host could not be reached"
+        if isinstance(self.refused, UnavailableError):
+            return (
+                "not sent after the destination's Iterable answered every try of a request "
+                f"with HTTP {self.refused.status}"
+            )
         return "not sent after Iterable rejected the destination's API key"
 
     def step(self, change: Change) -> _Step:

@@ -47,6 +47,7 @@ from reconciler.errors import (
     ListInUseError,
     LiveStateError,
     RetryExhaustedError,
+    UnavailableError,
     UnreachableError,
     WriteNotSent,
 )
@@ -69,6 +70,9 @@ REGION_URLS = {"us": "https://api.iterable.com", "eu": "https://api.eu.iterable.
 CHANNELS_FIELD = "unsubscribedChannelIds"
 REDACTED = "[api key]"
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+# Answers that say the service (or the gateway before it) is down, not that this request
+# failed: a request that still gets one after its retries stops an apply's destination.
+UNAVAILABLE_STATUS = {502, 503, 504}
 # How Iterable may answer GET users/byUserId of a userId nobody has, as a 500 (Block's
 # production client, block/iterable-go, takes it for "not found"), besides 200 {}.
 NO_SUCH_USER_ID = "error.users.noUserWithIdExists"
@@ -142,12 +146,15 @@ class _Retryable(Exception):
         done_maybe: bool = True,
         rate_limited: bool = False,
         unreachable: bool = False,
+        unavailable: int | None = None,
     ):
         self.reason = reason
         self.retry_after = retry_after
         self.done_maybe = done_maybe
         self.rate_limited = rate_limited
         self.unreachable = unreachable  # no connection could be made: nothing was sent
+        # The status when 502, 503 or 504: the service is down, not this request refused.
+        self.unavailable = unavailable
         super().__init__(reason)
 
 
@@ -1338,11 +1345,18 @@ class IterableClient:
                         if method != "GET" and exc.done_maybe
                         else ""
                     )
-                    gave_up = UnreachableError if exc.unreachable else RetryExhaustedError
+                    gave_up = (
+                        UnreachableError
+                        if exc.unreachable
+                        else UnavailableError
+                        if exc.unavailable is not None
+                        else RetryExhaustedError
+                    )
                     raise gave_up(
                         f"{method} {shown}: {_gave_up(attempt + 1)}; last failure: "
                         f"{exc.reason}{unsure}",
                         endpoint=shown,
+                        status=exc.unavailable,
                     ) from None
                 attempt += 1
                 self._count(retries=1)
@@ -1610,7 +1624,11 @@ class IterableClient:
                 return _Retryable(
                     f"HTTP {status}", retry_after, done_maybe=False, rate_limited=True
                 )
-            return _Retryable(f"HTTP {status}", retry_after)
+            return _Retryable(
+                f"HTTP {status}",
+                retry_after,
+                unavailable=status if status in UNAVAILABLE_STATUS else None,
+            )
         msg, code = _error_fields(self._scrub(body))
         where = f"{method} {path}"
         if status == 401:

@@ -119,6 +119,49 @@ def test_a_destination_that_goes_unreachable_midway_is_not_sent_the_rest(
     assert by_name["prod"][0]["added"] == 2 and by_name["prod"][0]["errors"] == []
 
 
+def test_a_destination_whose_iterable_answers_503_is_not_sent_the_rest(
+    workspace, eu, cli, emulator_server, monkeypatch
+):
+    # eu's Iterable goes down behind its load balancer after the first request: every
+    # write is answered 503. Each request after it spent its whole retry budget (about
+    # 30 s apiece with the default backoff: hours for a large list) while the
+    # destinations after it waited; as for a host gone, the first request to give up on
+    # it stops the destination, and the other destinations are applied.
+    monkeypatch.setenv("RECONCILER_BATCH_SIZE", "1")
+    monkeypatch.setenv("RECONCILER_CONCURRENCY", "1")
+    monkeypatch.setenv("RECONCILER_MAX_RETRIES", "2")
+    workspace.audience(
+        "eu-vip", {"inline": [{"userId": f"u{i}"} for i in range(5)]}, "eu", listName="vip"
+    )
+    eu.emulator.project("default").add_list("vip")
+    original = eu.emulator.handle
+    subscribes: list[int] = []
+
+    def down_after_the_first_subscribe(request: httpx.Request) -> EmulatorResponse:
+        if request.url.path != "/api/lists/subscribe":
+            return original(request)
+        subscribes.append(1)
+        if len(subscribes) == 1:
+            return original(request)
+        return EmulatorResponse(503, {"Content-Type": "text/html"}, b"<h1>503</h1>")
+
+    eu.emulator.handle = down_after_the_first_subscribe  # type: ignore[method-assign]
+    result = cli("apply", workspace.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 1, result.output
+    by_name = {d["name"]: d["lists"] for d in result.json()["destinations"]}
+    (eu_list,) = by_name["eu"]
+    assert eu_list["added"] == 1
+    # The second request's three tries, then nothing more.
+    assert len(subscribes) == 1 + 3, len(subscribes)
+    (failed, not_sent) = eu_list["errors"]
+    assert "HTTP 503" in failed, failed
+    assert not_sent == (
+        "not sent after the destination's Iterable answered every try of a request with "
+        "HTTP 503: 3 of 5 additions and 0 of 0 removals were not sent"
+    ), not_sent
+    assert by_name["prod"][0]["added"] == 2 and by_name["prod"][0]["errors"] == []
+
+
 def test_a_list_deleted_by_hand_during_apply_is_sent_nothing_more(
     workspace, eu, cli, emulator_server, monkeypatch
 ):
