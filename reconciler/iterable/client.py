@@ -171,8 +171,9 @@ class _BadAnswer(Exception):
 class _Uncertain(Exception):
     """A non-idempotent request failed in a way that leaves open whether it happened."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, unavailable: int | None = None):
         self.reason = reason
+        self.unavailable = unavailable  # as _Retryable's
         super().__init__(reason)
 
 
@@ -1285,9 +1286,11 @@ class IterableClient:
                 if found is not None:
                     return found
                 if attempt >= retries:
-                    raise RetryExhaustedError(
+                    gave_up = RetryExhaustedError if exc.unavailable is None else UnavailableError
+                    raise gave_up(
                         f"{method} {path}: {_gave_up(attempt + 1)}; last failure: {exc.reason}",
                         endpoint=path,
+                        status=exc.unavailable,
                     ) from None
                 attempt += 1
                 self._count(retries=1)
@@ -1337,7 +1340,7 @@ class IterableClient:
                 if method != "GET" and exc.done_maybe:
                     self._step.taken = True
                 if not idempotent and exc.done_maybe:
-                    raise _Uncertain(exc.reason) from None
+                    raise _Uncertain(exc.reason, exc.unavailable) from None
                 if attempt >= retries:
                     unsure = (
                         "; the request may have taken effect in Iterable even so (the next "

@@ -162,6 +162,41 @@ def test_a_destination_whose_iterable_answers_503_is_not_sent_the_rest(
     assert by_name["prod"][0]["added"] == 2 and by_name["prod"][0]["errors"] == []
 
 
+def test_a_destination_whose_iterable_answers_503_to_creates_creates_no_more(
+    workspace, eu, cli, monkeypatch
+):
+    # A create is not sent again blindly: after each 503 the list index is read (waiting
+    # out its lag: 7 minutes in all by default) to learn whether it was made. Each list
+    # after the first spent all that again in a destination whose Iterable is down.
+    monkeypatch.setenv("RECONCILER_CONCURRENCY", "1")
+    monkeypatch.setenv("RECONCILER_MAX_RETRIES", "2")
+    for name in ("a", "b", "c"):
+        workspace.audience(f"eu-{name}", {"inline": [{"userId": "u1"}]}, "eu", listName=name)
+    original = eu.emulator.handle
+    creates: list[int] = []
+
+    def down_for_creates(request: httpx.Request) -> EmulatorResponse:
+        if request.method == "POST" and request.url.path == "/api/lists":
+            creates.append(1)
+            return EmulatorResponse(503, {"Content-Type": "text/html"}, b"<h1>503</h1>")
+        return original(request)
+
+    eu.emulator.handle = down_for_creates  # type: ignore[method-assign]
+    result = cli("apply", workspace.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 1, result.output
+    assert len(creates) == 3, len(creates)  # the first list's three tries, then none
+    by_name = {
+        d["name"]: {lst["list_name"]: lst for lst in d["lists"]}
+        for d in result.json()["destinations"]
+    }
+    assert "HTTP 503" in by_name["eu"]["a"]["errors"][0]
+    for later in ("b", "c", "vip"):
+        assert "answered every try of a request with HTTP 503" in " ".join(
+            by_name["eu"][later]["errors"]
+        ), by_name["eu"][later]
+    assert by_name["prod"]["vip"]["added"] == 2
+
+
 def test_a_list_deleted_by_hand_during_apply_is_sent_nothing_more(
     workspace, eu, cli, emulator_server, monkeypatch
 ):
