@@ -1030,6 +1030,12 @@ def undeclared_list_notes(
     planned = audience_marks(item.audience.name for item in items)
     # marks_audience against each created audience in turn, as one set look-up.
     created_marks = audience_marks(item.audience.name for item in created)
+    # The lists a created list's marker ties to it (`; after <id>`): who left them
+    # themselves is held back from it while no manifest declares them (with_former_lists).
+    holders: dict[int, list[str]] = {}
+    for info in all_lists:
+        for list_id in marked_after(info.description):
+            holders.setdefault(list_id, []).append(info.name)
     notes = []
     for old in all_lists:
         if (
@@ -1049,11 +1055,25 @@ def undeclared_list_notes(
         if created and audience is not None and audience not in planned:
             continue
         made_for = f" for audience {audience!r}" if audience is not None else ""
-        notes.append(
+        left = (
             f"list {old.name!r} (list {old.id}) was created by reconciler{made_for} and no "
             "manifest declares it any more: prune is off, so it stays in Iterable as it is, "
-            "no longer kept in line (`prune: true` on the destination deletes it; declare "
-            "it again to keep managing it)."
+            "no longer kept in line"
+        )
+        held = holders.get(old.id)
+        if held:
+            # Declared again, it is no audience's former list: the hold ends (a renamed
+            # key's old list, vip after vip-customers was created).
+            notes.append(
+                f"{left}. It holds back who left it themselves from "
+                f"{_created_names(sorted(held))}: leave it undeclared (declared again, the "
+                "next plan adds them there; `prune: true` deletes it once it holds nobody "
+                "back)."
+            )
+            continue
+        notes.append(
+            f"{left} (`prune: true` on the destination deletes it; declare it again to "
+            "keep managing it)."
         )
     return notes
 

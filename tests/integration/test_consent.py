@@ -684,3 +684,38 @@ def test_every_list_created_beside_a_renamed_keys_old_list_holds_back_on_every_p
     again = cli("plan", ws.manifests, "--format", "json")
     assert again.json()["summary"]["members_left_themselves"] == 2, again.output
     assert again.json()["summary"]["members_to_add"] == 0
+
+
+def test_the_note_on_a_renamed_keys_old_list_does_not_say_to_declare_it_again(
+    field_workspace,  # noqa: F811
+    cli,
+):
+    """After a renamed key (vip -> vip-customers) was applied with prune off, the plans
+    after noted list 'vip' as declared no more and said "declare it again to keep managing
+    it": declared again, 'vip' no longer holds back who left it themselves from
+    'vip-customers', and the next plan adds them there. The note now says so and to leave
+    it undeclared."""
+    ws, _server, proj = field_workspace("hybrid", "python")
+    people = ["a@example.com", "b@example.com"]
+    csv_audience(ws, "vip", "email", people)
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+    (old_id,) = [i for i, r in proj.lists.items() if r.name == "vip"]
+    proj.self_unsubscribe(proj.user_by_email("b@example.com"), list_id=old_id)
+    _renamed_key(ws, people)
+    assert cli("apply", ws.manifests, "--yes").exit_code == 0
+
+    plan = cli("plan", ws.manifests, "--format", "json", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
+    (note,) = plan.json()["destinations"][0]["notes"]
+    assert "declare it again" not in note
+    assert note == (
+        f"list 'vip' (list {old_id}) was created by reconciler for audience 'vip' and no "
+        "manifest declares it any more: prune is off, so it stays in Iterable as it is, "
+        "no longer kept in line. It holds back who left it themselves from list "
+        "'vip-customers': leave it undeclared (declared again, the next plan adds them "
+        "there; `prune: true` deletes it once it holds nobody back)."
+    )
+    # What the note warns of: declared again, who left 'vip' is added to 'vip-customers'.
+    csv_audience(ws, "vip", "email", people)
+    again = cli("plan", ws.manifests, "--format", "json").json()
+    assert again["summary"]["members_to_add"] == 1, again
