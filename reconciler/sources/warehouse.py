@@ -49,6 +49,7 @@ from reconciler.sources.database_url import (
     parse_url,
     sqlite_file,
 )
+from reconciler.sources.error_excerpt import in_query, statement_position
 from reconciler.sources.identifier_types import refused_column
 from reconciler.sources.postgres_loaders import load_values_as_postgresql_gives_them
 from reconciler.sources.query_text import (
@@ -493,7 +494,7 @@ def _within_postgresql(connection: Connection, sql: str, budget: Budget) -> tupl
     (the rows themselves kept only for a sliding frame, on the server, within work_mem);
     the failure is a cast, since plain SQL cannot raise an error of its own."""
     sql = statement_text(sql)  # a trailing `; -- comment` would end the wrapping query
-    described = connection.exec_driver_sql(f"SELECT * FROM ({sql}\n) AS q LIMIT 0")
+    described = _described(connection, sql)
     columns = [(column[0], column[1]) for column in described.cursor.description or ()]
     described.close()
     if not columns:  # `SELECT FROM t`: rows of nothing, no member either
@@ -517,6 +518,30 @@ def _within_postgresql(connection: Connection, sql: str, budget: Budget) -> tupl
         f"('{_OVER_BUDGET}: ' || read_bytes)::int = 0 ELSE true END"
     )
     return [name for name, _ in columns], wrapped
+
+
+# A CTE, not a subquery in FROM: `FROM (SELEC email ...` is read as a join in parentheses,
+# so a misspelt SELECT was reported "at or near FROM"; a CTE holds only a statement, and
+# the server names what the query alone would.
+_DESCRIBE = "WITH q AS ("
+
+
+class _QueryFailed(Exception):
+    """The driver's message of a failed query, its excerpt from the manifest's query."""
+
+
+def _described(connection: Connection, sql: str) -> Any:
+    """The query's columns, described by a statement that returns no rows. Sent as it is
+    (no server-side cursor's DECLARE before it), so the server's error position counts
+    from _DESCRIBE and the `LINE n:` excerpt is drawn from the manifest's query."""
+    try:
+        return connection.execution_options(stream_results=False).exec_driver_sql(
+            f"{_DESCRIBE}{sql}\n) SELECT * FROM q LIMIT 0"
+        )
+    except DBAPIError as exc:
+        message = _driver_message(exc)
+        position = statement_position(exc.orig)
+        raise _QueryFailed(in_query(message, position, len(_DESCRIBE), sql)) from None
 
 
 # How sqlite3 reports an exception raised in a Python function the query called.

@@ -1110,3 +1110,29 @@ def test_a_bad_line_of_a_windows_csv_a_query_reads_is_not_quoted(workspace: Work
 
     with_members = cli("plan", workspace.manifests, "--show-members")
     assert "u-secret-42,gold,extra" in with_members.output  # asked for
+
+
+@pytest.mark.parametrize("newline", ["", "\n"])
+def test_a_postgres_syntax_error_quotes_the_users_query_not_reconcilers_wrapper(
+    workspace: Workspace, cli, crm: Postgres, newline: str
+) -> None:
+    """A one-line query with a syntax error showed the server's `LINE 1:` excerpt of
+    reconciler's own wrapper (`DECLARE "c_..." CURSOR FOR SELECT * FROM (SELEC ...`), its
+    caret under text the user never wrote; a multi-line one showed their line."""
+    workspace.audience(
+        "active",
+        {
+            "sql": f"{newline}SELEC email FROM {crm.schema}.users",
+            "url": crm.url_template(PASSWORD_VAR),
+        },
+    )
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1, result.output
+    assert 'syntax error at or near "SELEC"' in result.stderr
+    for ours in ("CURSOR FOR", "SELECT * FROM (", "AS q LIMIT", "DECLARE"):
+        assert ours not in result.stderr, result.stderr
+    lines = result.stderr.splitlines()
+    (excerpt,) = [n for n, line in enumerate(lines) if line.lstrip().startswith("LINE ")]
+    assert lines[excerpt].split(": ", 1)[1].startswith("SELEC email FROM"), result.stderr
+    caret = lines[excerpt + 1]
+    assert caret.index("^") == lines[excerpt].index("SELEC"), result.stderr
