@@ -14,25 +14,26 @@ import re
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$")
 
 
-def statement_text(sql: str) -> str:
+def statement_text(sql: str, backslashes: bool = False) -> str:
     """The query without the semicolons, comments and spaces after its last token. A `;`
     followed by a comment (`SELECT ...; -- members`) is one complete statement, but inside
     parentheses a syntax error. Quoted strings, quoted names, dollar quotes and (nested)
     block comments are stepped over whole, so a `;` or `--` in them is kept. A wrapper
-    still ends the query with a newline: a `-- comment` may remain inside it."""
-    end, _ = _scanned(sql)
+    still ends the query with a newline: a `-- comment` may remain inside it.
+    `backslashes`: a backslash escapes the next character in every string (MySQL's)."""
+    end, _ = _scanned(sql, backslashes)
     return sql[:end]
 
 
-def separated_statements(sql: str) -> bool:
+def separated_statements(sql: str, backslashes: bool = False) -> bool:
     """Whether the query holds more than one statement: a `;` outside quoted text and
     comments before its last token (`SELECT ...; DROP TABLE t`, or `SELECT 1) AS q; ...`,
-    which would close a wrapping query's parenthesis)."""
-    end, semicolons = _scanned(sql)
+    which would close a wrapping query's parenthesis). `backslashes` as statement_text."""
+    end, semicolons = _scanned(sql, backslashes)
     return any(at < end for at in semicolons)
 
 
-def _scanned(sql: str) -> tuple[int, list[int]]:
+def _scanned(sql: str, backslashes: bool = False) -> tuple[int, list[int]]:
     """Where the query's last token ends, and where each `;` outside quoted text and
     comments is."""
     end, i, size = 0, 0, len(sql)
@@ -53,7 +54,7 @@ def _scanned(sql: str) -> tuple[int, list[int]]:
             continue
         tag = _DOLLAR_TAG.match(sql, i) if char == "$" and not _in_name(sql, i) else None
         if char in "'\"`":
-            i = _quoted_end(sql, i)
+            i = _quoted_end(sql, i, backslashes)
         elif tag is not None:
             close = sql.find(tag.group(), tag.end())
             i = size if close < 0 else close + len(tag.group())
@@ -68,11 +69,14 @@ def _in_name(sql: str, i: int) -> bool:
     return i > 0 and (sql[i - 1].isalnum() or sql[i - 1] in "_$")
 
 
-def _quoted_end(sql: str, start: int) -> int:
+def _quoted_end(sql: str, start: int, backslashes: bool = False) -> int:
     """Past the string or quoted name opening at `start`; a doubled quote stays inside,
-    and in an E'...' string so does a backslash-escaped one."""
+    and in an E'...' string (or any string, `backslashes`: MySQL's, whose `"..."` is a
+    string too) so does a backslash-escaped one."""
     quote = sql[start]
-    escapes = quote == "'" and start > 0 and sql[start - 1] in "eE" and not _in_name(sql, start - 1)
+    escapes = (backslashes and quote in "'\"") or (
+        quote == "'" and start > 0 and sql[start - 1] in "eE" and not _in_name(sql, start - 1)
+    )
     i = start + 1
     while i < len(sql):
         if escapes and sql[i] == "\\":

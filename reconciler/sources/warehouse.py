@@ -212,7 +212,8 @@ class Warehouse(Source):
         """A `SELECT count(*)` over the query, where it runs (a second, cheaper run)."""
         assert self.spec.sql is not None
         # The newline ends a `-- comment` left inside the query.
-        query = statement_text(self.spec.sql)
+        written = parse_url(self.spec.url) if self.spec.url is not None else None
+        query = statement_text(self.spec.sql, written is not None and backslashes(written))
         counts: list[int] = []
 
         def take(_names: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) -> None:
@@ -285,7 +286,9 @@ def stream_query(
     assert spec.sql is not None and spec.url is not None
     declared_at = str(audience.field_location("members", "sql"))
     url_at = str(audience.field_location("members", "url"))
-    if separated_statements(spec.sql):
+    database = expand_url(spec.url, url_at)
+    url = _with_installed_driver(confine_file_database(database.url, url_at, audience.source_root))
+    if separated_statements(spec.sql, backslashes(url)):
         # The server refused it, but as a syntax error at reconciler's wrapping (`near
         # ";"`, quoting a cursor's DECLARE) or "cannot insert multiple commands into a
         # prepared statement", neither naming what to change; and no second statement
@@ -295,8 +298,6 @@ def stream_query(
             "followed by more (a member source only reads: write one SELECT, a ';' and "
             "comments may end it)"
         )
-    database = expand_url(spec.url, url_at)
-    url = _with_installed_driver(confine_file_database(database.url, url_at, audience.source_root))
     connect_args = _connect_args(url)
     try:
         # hide_parameters: bound values never reach an error message; NullPool: one
@@ -366,6 +367,12 @@ def stream_query(
             raise SourceError(f"{declared_at}: query failed ({backend}): {message}") from None
     finally:
         engine.dispose()
+
+
+def backslashes(url: URL) -> bool:
+    """Whether the server reads a backslash in a string as an escape (`'a\\';b'` is one
+    string): MySQL's and MariaDB's default (NO_BACKSLASH_ESCAPES off)."""
+    return url.get_backend_name() in ("mysql", "mariadb")
 
 
 def _sqlite_memory_bytes() -> int:

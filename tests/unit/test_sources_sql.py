@@ -708,3 +708,44 @@ def test_a_missing_postgresql_driver_names_the_driver_not_a_package_called_recon
     # The requirement is the extra's own, so the two cannot drift apart.
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     assert pyproject["project"]["optional-dependencies"]["postgres"] == [warehouse.POSTGRES_DRIVER]
+
+
+def test_a_mysql_string_with_a_backslash_escaped_quote_is_one_statement() -> None:
+    """MySQL reads `'a\\';b'` as one string (a backslash escapes the quote), and the query
+    was refused as two statements; PostgreSQL's standard strings keep reading it as two."""
+    mysql = "SELECT email FROM t WHERE note <> 'a\\';b' AND tag <> \"c\\\";d\";"
+    assert not query_text.separated_statements(mysql, backslashes=True)
+    assert query_text.statement_text(mysql, backslashes=True) == mysql[:-1]
+    assert query_text.separated_statements("SELECT 'a\\'; DROP TABLE t; '", backslashes=False)
+    assert query_text.separated_statements("SELECT 'a\\\\'; DROP TABLE t", backslashes=True)
+
+
+@pytest.mark.parametrize(
+    ("url", "mysql"),
+    [
+        ("mysql+pymysql://u@db.example.com/crm", True),
+        ("mariadb://u@db.example.com/crm", True),
+        ("postgresql://u@db.example.com/crm", False),
+    ],
+)
+def test_only_mysql_urls_read_backslash_escapes(url: str, mysql: bool) -> None:
+    from sqlalchemy.engine import make_url
+
+    from reconciler.sources.warehouse import backslashes
+
+    assert backslashes(make_url(url)) is mysql
+
+
+def test_a_mysql_query_with_an_escaped_quote_before_a_semicolon_is_not_refused(
+    tmp_path: Path,
+) -> None:
+    """`'a\\';b'` was refused at a MySQL URL ("must be a single SELECT statement"), where
+    it is one string; at a PostgreSQL URL it is still two statements."""
+    sql = "SELECT email FROM t WHERE note <> 'a\\';b'"
+    mysql = load_audience(tmp_path, {"sql": sql, "url": "mysql+pymysql://u@127.0.0.1/crm"})
+    with pytest.raises(SourceError) as read:
+        read_members(mysql, "email")
+    assert "single SELECT" not in str(read.value), read.value
+    postgres = load_audience(tmp_path, {"sql": sql, "url": "postgresql://u@127.0.0.1:1/crm"})
+    with pytest.raises(SourceError, match="single SELECT"):
+        read_members(postgres, "email")
