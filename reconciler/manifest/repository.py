@@ -164,11 +164,15 @@ def _tracked(repository: Path) -> tuple[list[Path], frozenset[str]] | None:
     git = shutil.which("git")
     if git is None:
         return None
+    # Without the variables a git hook sets for its own repository: in a repository
+    # nested inside the hook's, they made ls-files list the outer one's index.
+    environment = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARIABLES}
     try:
         listed = subprocess.run(
             [git, "-C", str(repository), "ls-files", "--stage", "-z"],
             capture_output=True,
             check=True,
+            env=environment,
             timeout=120,
         ).stdout
     except (OSError, subprocess.SubprocessError):

@@ -188,6 +188,36 @@ def test_a_committed_link_out_of_a_git_repository_is_found_by_git(
         read_members(audience, "email")
 
 
+def test_a_git_hook_of_an_outer_repository_does_not_hide_a_link_the_inner_one_tracks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hook of the repository holding the manifests' one (a pre-commit hook running
+    `reconciler validate`) has git's GIT_DIR, GIT_INDEX_FILE and GIT_WORK_TREE set for its
+    own repository: `git ls-files` then listed the outer index, so a link leading out that
+    the inner repository tracks went unchecked, and what it tracks unreadable."""
+    import subprocess
+
+    outer = tmp_path / "outer"
+    root = outer / "gitrepo"
+    (root / "data").mkdir(parents=True)
+    (tmp_path / "secret.csv").write_text("email\nsecret@example.com\n")
+    (root / "data" / "members.csv").symlink_to(tmp_path / "secret.csv")
+    (outer / "README").write_text("outer\n")
+    for repository, added in ((outer, "README"), (root, "data/members.csv")):
+        run = {"cwd": repository, "check": True, "capture_output": True}
+        subprocess.run(["git", "init", "-q"], **run)  # type: ignore[call-overload]
+        subprocess.run(["git", "add", added], **run)  # type: ignore[call-overload]
+    monkeypatch.setenv("GIT_DIR", str(outer / ".git"))
+    monkeypatch.setenv("GIT_INDEX_FILE", str(outer / ".git" / "index"))
+    monkeypatch.setenv("GIT_WORK_TREE", str(outer))
+    monkeypatch.chdir(root)
+    audience = load_audience(
+        root, {"sql": "SELECT email FROM read_csv('data/members.csv')", "database": ":memory:"}
+    )
+    with pytest.raises(SourceError, match=r"has a symbolic link .*members\.csv"):
+        read_members(audience, "email")
+
+
 @pytest.mark.parametrize(
     "path", ["gha-creds-1a2b3c.json", ".venv/iterable.key", "manifests/../gha-creds-1a2b3c.json"]
 )
