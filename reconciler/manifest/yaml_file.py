@@ -33,8 +33,10 @@ from reconciler.manifest.location import Location, YamlPositions
 from reconciler.manifest.stand_in import stand_in_bytes
 from reconciler.manifest.yaml_indicators import (
     ANCHOR_MESSAGE,
+    SECRET_ALIAS_MESSAGE,
     alias_message,
     in_inline_members,
+    in_secret,
     tag_message,
 )
 from reconciler.utf16 import UTF16_SAMPLE_BYTES, looks_utf16
@@ -371,8 +373,10 @@ def _check_node_tree(root: Node, display: str, text: str) -> list[Problem]:
         on_path.add(id(node))
         tag = _unsupported_tag(node)
         if tag is not None:
-            inline = in_inline_members(text, node.start_mark.line, node.start_mark.column)
-            problems.append(at(node, tag_message(tag, inline, isinstance(node, ScalarNode))))
+            start = (node.start_mark.line, node.start_mark.column)
+            inline = in_inline_members(text, *start)
+            scalar = isinstance(node, ScalarNode)
+            problems.append(at(node, tag_message(tag, inline, scalar, in_secret(text, *start))))
         elif _bare_anchor(node, text) and in_inline_members(
             text, node.start_mark.line, node.start_mark.column
         ):
@@ -509,6 +513,8 @@ def _marked_problem(
         elif error.problem == "mapping values are not allowed here":
             message += "; a value that holds ': ' needs quotes, or this line is indented too far"
         elif str(error.problem).startswith("found undefined alias"):
+            if mark is not None and in_secret(text, mark.line, mark.column):
+                return Problem(display, line, column, SECRET_ALIAS_MESSAGE)
             if mark is not None and in_inline_members(text, mark.line, mark.column):
                 # `- *vip`: a userId written bare, not an alias; its name is a member's.
                 return Problem(display, line, column, alias_message(_alias_name(error)))

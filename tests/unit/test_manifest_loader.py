@@ -1076,6 +1076,27 @@ def test_yaml_syntax_error_keeps_the_documents_before_it() -> None:
     assert len(found) == 2
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "*Sk9f2c41d0e8b7a6",
+        "!Sk9f2c41d0e8b7a6",
+        "{env: *Sk9f2c41d0e8b7a6}",
+        "{file: !Sk9f2c41d0e8b7a6 }",
+    ],
+)
+def test_a_key_written_bare_where_the_api_key_goes_is_never_quoted_back(written: str) -> None:
+    """`apiKey: *Sk9f...` (or `!Sk9f...`), a key pasted bare, is an alias or a tag to YAML:
+    the message quoted it in full (`found undefined alias 'Sk9f...'`, `tag !Sk9f...`), in
+    validate's output and a CI log; now its name is left out, even with --show-members,
+    and the message says where a key goes."""
+    write("m.yaml", DESTINATION.replace("{env: ITERABLE_API_KEY}", written))
+    found = only_problem()
+    assert "9f2c41d0e8b7a6" not in reveal(found, show_members=True), found
+    assert found.startswith("m.yaml:7:"), found
+    assert "where the API key goes" in found and "`apiKey: {env: VARIABLE}`" in found, found
+
+
 def test_an_alias_to_an_anchor_of_another_document_says_anchors_do_not_carry_over() -> None:
     write(
         "m.yaml",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from reconciler.manifest.yaml_indicators import (
     alias_message,
     in_inline_members,
+    in_secret,
     tag_message,
 )
 from reconciler.render.masking import reveal
@@ -64,3 +65,14 @@ def test_messages_mask_a_members_name_and_say_to_quote_it() -> None:
         "tag !!binary is not supported here"
     )
     assert "quotes" not in tag_message("!seq", inline=True, scalar=False)
+
+
+def test_values_where_the_api_key_goes_are_told_from_the_keys_around_them() -> None:
+    text = (
+        "spec:\n  apiKey: *one\n  region: *two\n---\nspec:\n  apiKey:\n"
+        "    env: *three\n  projectType: *four\n"
+    )
+    assert in_secret(text, *_at(text, "*one"))
+    assert in_secret(text, *_at(text, "*three"))
+    assert not in_secret(text, *_at(text, "*two"))
+    assert not in_secret(text, *_at(text, "*four"))
