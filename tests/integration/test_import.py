@@ -964,6 +964,16 @@ def test_a_full_output_directory_is_said_as_such_naming_it(
     assert list(out.iterdir()) == []
 
 
+def _three_lists(proj) -> dict[str, int]:
+    """Lists big (30 members), mid (20) and small (10), by name: read in that order."""
+    ids = {}
+    for name, size in (("big", 30), ("mid", 20), ("small", 10)):
+        ids[name] = proj.add_list(name)
+        for i in range(size):
+            proj.subscribe_direct(ids[name], email=f"{name}-{i}@example.com")
+    return ids
+
+
 def test_a_read_failing_in_a_way_that_ends_the_import_stops_the_other_reads(
     typed_workspace, cli, monkeypatch, tmp_path
 ):
@@ -973,11 +983,7 @@ def test_a_read_failing_in_a_way_that_ends_the_import_stops_the_other_reads(
     monkeypatch.setenv("RECONCILER_LIST_READ_CONCURRENCY", "1")
     ws, emulator = typed_workspace("email")
     proj = emulator.project("default")
-    ids = {}
-    for name, size in (("big", 30), ("mid", 20), ("small", 10)):
-        ids[name] = proj.add_list(name)
-        for i in range(size):
-            proj.subscribe_direct(ids[name], email=f"{name}-{i}@example.com")
+    ids = _three_lists(proj)
     # Each answer's first byte takes a moment: the read started as the first one failed
     # is still waiting for it when it is told to stop.
     emulator.faults.update(
@@ -1011,11 +1017,7 @@ def test_a_list_deleted_since_the_index_was_read_is_named_and_the_others_are_imp
     monkeypatch.setenv("RECONCILER_LIST_READ_CONCURRENCY", "1")
     ws, emulator = typed_workspace("email")
     proj = emulator.project("default")
-    ids = {}
-    for name, size in (("big", 30), ("mid", 20), ("small", 10)):
-        ids[name] = proj.add_list(name)
-        for i in range(size):
-            proj.subscribe_direct(ids[name], email=f"{name}-{i}@example.com")
+    ids = _three_lists(proj)
     emulator.faults.update(
         {
             "failing_list_ids": [ids["big"]],
