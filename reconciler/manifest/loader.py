@@ -521,6 +521,11 @@ class _Collector:
         # Each source file by its path as macOS and Windows compare paths, with the first
         # audience that reads it.
         by_folded: dict[str, tuple[str, Audience, str]] = {}
+        key_files = {
+            real_path(path)
+            for path in (key_file_path(d) for d in self.destinations.values())
+            if path is not None
+        }
         for audience in self.audiences.values():
             for source_file in source_for(audience).files():
                 name, value = source_file.field, source_file.written
@@ -543,7 +548,17 @@ class _Collector:
                 path = path if path.is_absolute() else audience.base_dir / path
                 if is_inside(path, repository):
                     private = real_path(path).relative_to(real_path(repository)).parts[:1]
-                    if private and private[0] in PRIVATE_ENTRIES:
+                    if real_path(path) in key_files:
+                        # Its one line, the key, would be the header: printed in the
+                        # column error with --show-members, as a query's rows were.
+                        self.refused_sources.add(audience.name)
+                        self.problems.append(
+                            audience.field_location("members", name).problem(
+                                f"members.{name}: {value} is a destination's API key file "
+                                "(apiKey: {file: ...}), not members"
+                            )
+                        )
+                    elif private and private[0] in PRIVATE_ENTRIES:
                         self.refused_sources.add(audience.name)
                         self.problems.append(
                             audience.field_location("members", name).problem(

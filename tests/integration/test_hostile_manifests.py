@@ -78,6 +78,12 @@ def key_file(path: str) -> dict[str, str]:
 
 ATTACKS = [
     Attack(
+        "csv-of-key-file",
+        {**key_file("key.txt"), "key.txt": f"{KEY}\n", "aud.yaml": audience("    csv: key.txt\n")},
+        ("aud.yaml", "csv:"),
+        "members.csv: key.txt is a destination's API key file",
+    ),
+    Attack(
         # Git-ignored beside the manifests, but under a directory git tracks (or in a
         # repository without git): a query could make the key a member's userId.
         "read-key-file",
