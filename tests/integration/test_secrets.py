@@ -195,7 +195,7 @@ def test_apply_killed_and_interrupted_leave_no_key_behind(keyed, emulator_server
         assert leaks(text) == [], path
 
 
-def test_the_sandbox_and_the_emulator_server_keep_no_key(tmp_path, monkeypatch):
+def test_the_sandbox_and_the_emulator_server_keep_no_key(tmp_path, monkeypatch, request):
     monkeypatch.chdir(tmp_path)
     state = tmp_path / "emulator.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
@@ -210,6 +210,8 @@ def test_the_sandbox_and_the_emulator_server_keep_no_key(tmp_path, monkeypatch):
         stderr=subprocess.PIPE,
         text=True,
     )
+    # A failed assertion or a timeout below must not leave the server running.
+    request.addfinalizer(lambda: serve.poll() is None and (serve.kill(), serve.wait()))
     assert serve.stdout is not None
     banner = serve.stdout.readline()
     base_url = banner.split("listening on ")[1].split()[0]
