@@ -641,9 +641,11 @@ def _refuse_readable_keys(
     the key member data, printed with --show-members, saved in a plan file and sent to
     Iterable. The query is not run at all: what it reads is known only after it ran, and
     an error it raises may quote what it read."""
+    # As paths, not text: a directory is written with a `/` after it, also on Windows.
+    readable = [Path(directory.rstrip("/")) for directory in directories]
     for key_file in key_files:
-        where = str(real_path(key_file))
-        if where in files or any(where.startswith(directory) for directory in directories):
+        where = real_path(key_file)
+        if str(where) in files or any(where.is_relative_to(place) for place in readable):
             raise SourceError(
                 f"{declared_at}: an API key file ({display_path(key_file)}, a destination's "
                 "apiKey) is inside the repository where this query could read it, so the "
