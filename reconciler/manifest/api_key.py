@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -111,7 +112,39 @@ def _key_file_text(raw: bytes) -> str:
     return raw.decode("utf-8-sig")
 
 
+# `NAME=value` or `export NAME=value`: a line of a .env file or a shell script, copied
+# whole into a secret or a key file. A '=' that only pads (base64's `abc==`) is not one.
+_ASSIGNMENT = re.compile(r"(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=\s*[^=\s]")
+
+
+def _how_written(value: str) -> str | None:
+    """What is wrong with a key's text as people write it, or None. Each of these was
+    sent as it stood, and Iterable's 401 sent the user to a key that looked right."""
+    lines = value.splitlines()
+    if len(lines) > 1:
+        return (
+            f"has {len(lines)} lines; an API key is one line: keep the key alone, without "
+            "a comment or another key"
+        )
+    if _ASSIGNMENT.match(value):
+        return (
+            "is a line of a .env file (NAME=value); write the key alone, without the "
+            "name, '=', 'export' or quotes"
+        )
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return (
+            "is in quotes; write the key without them (a secret or a key file holds the "
+            "key as it is, and quotes would be sent as part of it)"
+        )
+    return None
+
+
 def _checked(value: str, destination: Destination, at: Location, where: str) -> str:
+    problem = _how_written(value)
+    if problem is not None:
+        raise ConfigError(
+            f"{at}: destination {quoted(destination.name)}: the key in {where} {problem}"
+        )
     # An HTTP header carries printable ASCII only; anything else fails deep inside the HTTP
     # library, with a message that may quote part of the key.
     if not (value.isascii() and value.isprintable()) or any(c.isspace() for c in value):
