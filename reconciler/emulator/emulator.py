@@ -2,7 +2,7 @@
 
     fault injection (decided first, so a faulted request changes nothing)
     -> route (unknown: an HTML 404, as Iterable's edge answers)
-    -> Api-Key (401 BadApiKey)
+    -> Api-Key (401 BadApiKey), and its type's endpoints (key_types: a Mobile key's 401)
     -> rate limits (429 RateLimitExceeded)
     -> body size, JSON, OpenAPI schema (400 BatchTooLarge / BadJsonBody / BadParams)
     -> the endpoint
@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, unquote
 
 import httpx
 
-from reconciler.emulator import api, spec
+from reconciler.emulator import api, key_types, spec
 from reconciler.emulator.exports import DOWNLOAD_PREFIX, ExportJobs
 from reconciler.emulator.knobs import (
     MAX_KNOB_SECONDS,
@@ -220,6 +220,8 @@ class Emulator:
         self._windows: dict[tuple[str | None, str], SlidingWindow] = {}
         self._write_buckets: dict[str, TokenBucket] = {}
         self._key_index: dict[str, str] = {}
+        # Keys of a type other than server-side (add_api_key), by their SHA-256.
+        self._key_types: dict[str, str] = {}
         self.projects: dict[str, Project] = {}
         self.exports = ExportJobs()
         """Asynchronous export jobs, in memory only (not saved with the state)."""
@@ -316,11 +318,14 @@ class Emulator:
             project.dirty = True
             self._persist_if_dirty()
 
-    def add_api_key(self, name: str, api_key: str) -> None:
+    def add_api_key(self, name: str, api_key: str, key_type: str = key_types.SERVER_SIDE) -> None:
         """Another key for a project, beside its own (Iterable's admins make as many as they
-        like: a key per integration). For tests: kept in memory, not in a --state file."""
+        like: a key per integration), of one of key_types.KEY_TYPES (a Mobile key may call
+        only its SDKs' endpoints). For tests: kept in memory, not in a --state file."""
         if not api_key:
             raise ValueError("a project needs a non-empty API key")
+        if key_type not in key_types.KEY_TYPES:
+            raise ValueError(f"key type must be one of {', '.join(key_types.KEY_TYPES)}")
         key_hash = hash_api_key(api_key)
         with self._lock:
             self.project(name)
@@ -328,6 +333,8 @@ class Emulator:
             if owner is not None and owner != name:
                 raise ValueError(f"that API key already belongs to project {owner!r}")
             self._key_index[key_hash] = name
+            if key_type != key_types.SERVER_SIDE:
+                self._key_types[key_hash] = key_type
 
     def project(self, name: str) -> Project:
         try:
@@ -554,6 +561,10 @@ class Emulator:
         project = self._authenticate(api_key)
         if project is None:
             return api_error(401, "BadApiKey", "Invalid API key"), None, None
+        assert api_key is not None  # _authenticate found its project
+        key_type = self._key_types.get(hash_api_key(api_key), key_types.SERVER_SIDE)
+        if not key_types.may_call(key_type, method, path):
+            return key_types.insufficient(key_type, api_key, path), project.name, None
 
         limited = self._rate_limit(project, route, now)
         if limited is not None:

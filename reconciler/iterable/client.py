@@ -53,6 +53,7 @@ from reconciler.errors import (
 )
 from reconciler.iterable.batching import encode, pack_users
 from reconciler.iterable.environment import http_client, through_proxy, tls_context
+from reconciler.iterable.key_refusal import refused_key
 from reconciler.iterable.ratelimit import SlidingWindow, WindowUser
 from reconciler.iterable.results import BatchResult, parse_bulk_response
 from reconciler.iterable.retry_notices import RetryNotices
@@ -1636,8 +1637,7 @@ class IterableClient:
         where = f"{method} {path}"
         if status == 401:
             return AuthError(
-                f"{where}: Iterable rejected the API key (401 {code or 'BadApiKey'}); check "
-                f"the destination's apiKey variable or file{self._region_hint()}",
+                refused_key(where, code, self._scrub(body), self._region_hint()),
                 status=status,
                 code=code,
                 endpoint=path,
