@@ -35,8 +35,7 @@ def resolve_api_key(destination: Destination) -> str | None:
             state = "is empty" if ref.env in os.environ else f"is not set{case_hint(ref.env)}"
             raise ConfigError(
                 f"{at}: destination {quoted(destination.name)}: environment variable {name} "
-                f"{state}; it must hold the Iterable API key (`export {name}=...` in your "
-                "shell; in CI, from a secret)"
+                f"{state}; it must hold the Iterable API key ({_how_to_set(ref.env, name)})"
             )
         return _checked(value, destination, at, f"environment variable {name}")
     path = key_file_path(destination)
@@ -54,6 +53,20 @@ def resolve_api_key(destination: Destination) -> str | None:
             f"{at}: destination {quoted(destination.name)}: API key file {path} is empty"
         )
     return _checked(value, destination, at, f"API key file {path}")
+
+
+def _how_to_set(variable: str, name: str) -> str:
+    # In GitHub Actions `${{ secrets.X }}` reads as empty when there is no such secret or
+    # the run is given none, and the variable is set all the same: "is empty" alone sent
+    # users looking for what emptied it.
+    if variable in os.environ and os.environ.get("GITHUB_ACTIONS") == "true":
+        return (
+            "in GitHub Actions a secret that is not set, or not given to this run, reads "
+            "as empty: add the secret the workflow passes as this variable under Settings > "
+            "Secrets and variables > Actions, or to the environment the job names; pull "
+            "requests from forks and Dependabot's runs get no secrets"
+        )
+    return f"`export {name}=...` in your shell; in CI, from a secret"
 
 
 def key_file_path(destination: Destination) -> Path | None:

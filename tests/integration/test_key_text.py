@@ -54,3 +54,28 @@ def test_a_key_with_spaces_around_it_is_still_read(workspace, cli, emulator_serv
     workspace.audience("vip", {"inline": ["a@example.com"]})
     result = cli("plan", workspace.manifests)
     assert result.exit_code == 0, result.output
+
+
+def test_an_empty_key_in_github_actions_says_the_secret_is_missing(
+    workspace, cli, emulator_server, monkeypatch
+):
+    """`ITERABLE_API_KEY: ${{ secrets.ITERABLE_API_KEY }}` with no such secret (a new
+    repository, a secret kept in an environment the job does not name, a fork's pull
+    request) sets the variable empty: 'is empty; ... in CI, from a secret' left the user
+    looking for what emptied it. In GitHub Actions the message now says what does."""
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv(API_KEY_VAR, "")
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    emulator_server.emulator.clear_log()
+
+    result = cli("plan", workspace.manifests)
+
+    assert result.exit_code == 1, result.output
+    assert f"environment variable {API_KEY_VAR} is empty" in result.stderr
+    assert "a secret that is not set" in result.stderr
+    assert "forks" in result.stderr
+    assert emulator_server.emulator.request_log == []
+
+    monkeypatch.delenv("GITHUB_ACTIONS")
+    local = cli("plan", workspace.manifests)
+    assert "a secret that is not set" not in local.stderr
