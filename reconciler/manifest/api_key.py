@@ -29,7 +29,9 @@ def resolve_api_key(destination: Destination) -> str | None:
         return None
     if ref.env is not None:
         at = destination.field_location("apiKey", "env")
-        value = os.environ.get(ref.env, "").strip()
+        # A byte-order mark comes with `$(cat key.txt)` of a file Notepad saved "UTF-8 with
+        # BOM", which {file: key.txt} reads as the key.
+        value = os.environ.get(ref.env, "").strip().removeprefix("\ufeff").strip()
         name = variable_name(ref.env)
         if not value:
             state = "is empty" if ref.env in os.environ else f"is not set{case_hint(ref.env)}"

@@ -79,3 +79,16 @@ def test_an_empty_key_in_github_actions_says_the_secret_is_missing(
     monkeypatch.delenv("GITHUB_ACTIONS")
     local = cli("plan", workspace.manifests)
     assert "a secret that is not set" not in local.stderr
+
+
+def test_a_key_read_into_a_variable_from_a_file_with_a_byte_order_mark_is_read(
+    workspace, cli, emulator_server, monkeypatch
+):
+    """`export ITERABLE_API_KEY=$(cat key.txt)` of a key file Notepad saved "UTF-8 with
+    BOM" (which apiKey: {file: key.txt} reads) put U+FEFF before the key, refused as
+    'characters an API key cannot have'."""
+    emulator_server.emulator.set_api_key("default", KEY)
+    monkeypatch.setenv(API_KEY_VAR, "\ufeff" + KEY + "\r")
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 0, result.output
