@@ -383,6 +383,7 @@ def _plan_from_live(
         skipped,
         pruned.deletions,
         allow_list_deletion=dest_spec.policy.allowListDeletion,
+        declared_none_found=pruned.declared_none_found if pruned.deletions else 0,
         skipped_unlisted=sum(
             item.table.skipped - len(item.table.issues)
             for item in desired.lists
@@ -416,6 +417,8 @@ class _Pruned:
     deletions: list[ListDeletion]
     kept: set[int]
     notes: list[str]
+    # The lists declared in the project when it holds none of them (else 0): DestinationPlan's
+    declared_none_found: int = 0
 
 
 def _prune(
@@ -437,7 +440,24 @@ def _prune(
         prints[f"{deletion.list_name}#{deletion.list_id}"] = list_fingerprint(
             deletion.list_id, None
         )
-    return _Pruned(deletions, kept, notes)
+    return _Pruned(deletions, kept, notes, _declared_none_found(live, declared, lists))
+
+
+def _declared_none_found(
+    live: LiveDestination, declared: set[str], lists: Sequence[ListPlan]
+) -> int:
+    """How many lists the manifests declare in the project when it holds none of them, by
+    name or by a marker naming one of `lists`' audiences (0 when it holds some, or none are
+    declared: every audience removed, prune deleting their lists as meant). A key swapped
+    for another project's reaches a project like that, its lists made by reconciler for
+    audiences of another repository: prune would delete them all."""
+    if not declared:
+        return 0
+    marks = audience_marks(lp.audience for lp in lists)
+    for info in live.all_lists:
+        if info.name in declared or marked_audience(info.description) in marks:
+            return 0
+    return len(declared)
 
 
 def _destination_notes(

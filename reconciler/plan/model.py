@@ -502,6 +502,10 @@ class DestinationPlan:
     duplicate_conflicts_unlisted: int = 0
     deletions: tuple[ListDeletion, ...] = ()
     allow_list_deletion: bool = False
+    # How many lists the manifests declare in the project when the project holds none of
+    # them (0: it holds some): its key may be another project's, whose lists prune would
+    # delete, so deletions are blocked whatever the policy says (planning._prune).
+    declared_none_found: int = 0
     # bulkUpdate, between subscribe and unsubscribe: a tuple, or rows in the DuckDB workspace
     field_updates: Sequence[FieldUpdate] = ()
     field_read: FieldRead | None = None
@@ -639,7 +643,9 @@ class DestinationPlan:
                         "campaign sends to it; policy activeCampaignAdds is block",
                     )
                 )
-        if not self.allow_list_deletion:
+        if self.declared_none_found:
+            out.extend(self._unfamiliar_deletions())
+        elif not self.allow_list_deletion:
             for deletion in self.deletions:
                 out.append(
                     Violation(
@@ -651,6 +657,28 @@ class DestinationPlan:
                     )
                 )
         return out
+
+    def _unfamiliar_deletions(self) -> list[Violation]:
+        """Prune's deletions in a project holding none of the lists declared in it: the
+        destination's key swapped for another project's (a rotated secret pasted wrong)
+        would otherwise create every list there and delete that project's own, whatever
+        allowListDeletion says, and the apply after it would delete them with its lists
+        there. --allow-list-deletion deletes them when that is meant (every audience
+        renamed at once)."""
+        declared = self.declared_none_found
+        return [
+            Violation(
+                self.destination,
+                deletion.list_name,
+                "list_deletion",
+                f"deletes list {deletion.list_name!r} (id {deletion.list_id}) from a project "
+                "holding no list the manifests declare in it (they declare "
+                f"{quantity(declared, 'list')} there): is the destination's API key another "
+                "project's? If instead every audience was renamed at once, the deletion is "
+                "meant",
+            )
+            for deletion in self.deletions
+        ]
 
 
 @dataclass(frozen=True)

@@ -363,6 +363,8 @@ def test_a_managed_list_no_longer_declared_is_noted_when_prune_is_off(
 def test_deleting_a_list_in_use_is_reported_clearly(workspace, cli, emulator_server):
     list_id = seed_list(emulator_server, "busy", [], description="x [managed-by: reconciler]")
     project(emulator_server).set_in_use(list_id)
+    # The project holds a list the manifests declare: it is theirs, not another's.
+    seed_list(emulator_server, "keep", ["a@example.com"])
     workspace.destination(prune=True, policy={"allowListDeletion": True})
     workspace.audience("keep", {"inline": ["a@example.com"]})
     result = cli("apply", workspace.manifests, "--yes")
@@ -751,9 +753,12 @@ def test_a_renamed_audience_key_says_how_to_keep_its_list(workspace, cli, emulat
     one, with its id, history and campaigns: the plan says so and how to keep it. Who left
     the old list themselves is held back from the new one, and the note says so (it said
     they were added, which they were: tests/integration/test_consent.py holds them back);
-    here b has left the source too, so nobody is held back and prune deletes the list."""
+    here b has left the source too, so nobody is held back and prune deletes the list.
+    (Its other audience keeps its list: a project holding none of the declared lists is
+    blocked, test_destination_lifecycle.)"""
     workspace.destination(prune=True, policy={"allowListDeletion": True})
     workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    workspace.audience("churn", {"inline": ["c@example.com"]})
     assert cli("apply", workspace.manifests, "--yes").exit_code == 0
     old_id = list_named(emulator_server, "vip").id
     proj = project(emulator_server)
@@ -821,7 +826,10 @@ def test_renaming_many_audience_keys_notes_each_old_list_without_naming_every_ne
         workspace.audience(f"eu-{name}", {"inline": [f"{name}@example.com"]})
 
     plan = cli("plan", workspace.manifests, "--format", "json")
-    assert plan.exit_code == 0, plan.output
+    # Every list renamed leaves the project none of the declared lists, as a key of
+    # another project does: its deletions wait for --allow-list-deletion.
+    assert plan.exit_code == 3, plan.output
+    assert {v["rule"] for v in plan.json()["violations"]} == {"list_deletion"}
     notes = plan.json()["destinations"][0]["notes"]
     assert len(notes) == 40
     for note in notes:

@@ -108,6 +108,19 @@ def test_list_deletion_needs_the_destinations_permission():
     assert Plan((allowed,)).to_dict(str)["blocked"] is False
 
 
+def test_deletions_from_a_project_holding_no_declared_list_are_blocked_whatever_the_policy():
+    # A key of another project reaches one like that: its lists are another repository's.
+    deletion = ListDeletion(7, "old")
+    plan = DestinationPlan(
+        "d", "email", (), deletions=(deletion,), allow_list_deletion=True, declared_none_found=3
+    )
+    (violation,) = plan.violations()
+    assert violation.rule == "list_deletion"
+    assert "holding no list the manifests declare in it (they declare 3 lists there)" in (
+        violation.message
+    )
+
+
 def test_summary_counts_every_kind_of_change():
     lp = list_plan(
         audience="a",
@@ -296,7 +309,15 @@ def test_every_setting_apply_obeys_reads_back_either_way(tmp_path):
     )
     flipped = dataclasses.replace(
         plan,
-        destinations=(dataclasses.replace(d, lists=(flipped_list,), allow_list_deletion=False),),
+        destinations=(
+            dataclasses.replace(
+                d,
+                lists=(flipped_list,),
+                allow_list_deletion=False,
+                # Its deletions from a project holding none of the declared lists: blocked.
+                declared_none_found=2,
+            ),
+        ),
     )
     path = tmp_path / "plan.gz"
     save_plan(path, flipped, "digest", tmp_path, None)
