@@ -417,7 +417,7 @@ class _Pruned:
     deletions: list[ListDeletion]
     kept: set[int]
     notes: list[str]
-    # The lists declared in the project when it holds none of them (else 0): DestinationPlan's
+    # The lists declared in the project when it holds none of them (else 0): as in DestinationPlan.
     declared_none_found: int = 0
 
 
