@@ -226,6 +226,25 @@ class _Ref:
     field: str
 
 
+@dataclass(frozen=True)
+class _UpdateRef:
+    """An updated value's origin: the first audience that made a value of that field for
+    that member, looked up only when a conflict is reported (a walk over every audience
+    for each updated value grew with the audiences times the values)."""
+
+    items: Sequence[DesiredList]
+    key: str
+    field: str
+
+    @property
+    def item(self) -> DesiredList:
+        return next(
+            item
+            for item in self.items
+            if item.fields is not None and self.field in item.fields.values.get(self.key, {})
+        )
+
+
 def _sent_values(
     lists: Sequence[ListPlan], updates: Sequence[FieldUpdate], items: Sequence[DesiredList]
 ) -> Any:
@@ -239,16 +258,11 @@ def _sent_values(
                 yield SentValue(name, value, _Ref(item, key, name))
     for update in updates:
         for name, (_old, new) in update.changes.items():
-            owner = next(
-                item
-                for item in items
-                if item.fields is not None and name in item.fields.values.get(update.key, {})
-            )
-            yield SentValue(name, new, _Ref(owner, update.key, name))
+            yield SentValue(name, new, _UpdateRef(items, update.key, name))
 
 
 def _describe_ref(ref: Any) -> str:
-    assert isinstance(ref, _Ref | TableRef | UpdateRef)
+    assert isinstance(ref, _Ref | _UpdateRef | TableRef | UpdateRef)
     fields = ref.item.fields
     assert fields is not None
     declared = next(f.location for f in fields.mapping.fields if f.name == ref.field)

@@ -821,6 +821,32 @@ def test_a_type_conflict_stops_the_plan_before_anything_is_written(workspace, cl
 
 
 @pytest.mark.parametrize("threshold", ["100000", "1"], ids=["python", "duckdb"])
+def test_a_type_conflict_in_an_update_names_the_audience_that_sent_it(
+    workspace, cli, emulator_server, monkeypatch, threshold
+):
+    # The update's origin is looked up only when its conflict is named (bench/field_updates.py).
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", threshold)
+    proj = project(emulator_server)
+    churn = proj.add_list("churn")
+    proj.subscribe_direct(churn, email="alice@example.com", data_fields={"planTier": 3})
+    setup(workspace, rows=[ROWS[0]])
+    workspace.write("traits2.yaml", mapping_doc({"ltv": "n"}, name="other"))
+    workspace.write(
+        "aud-other.yaml",
+        "apiVersion: reconciler/v1\nkind: Audience\nmetadata: {name: other}\nspec:\n"
+        "  destination: prod\n  traits: other\n  members:\n    inline:\n"
+        "      - {email: alice@example.com, n: 5}\n",
+    )
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1, result.output
+    assert (
+        "field 'planTier' is long in Iterable, but trait mapping 'crm' (field at "
+        "manifests/traits.yaml:1:"
+    ) in result.stderr
+    assert "for audience 'churn'" in result.stderr
+
+
+@pytest.mark.parametrize("threshold", ["100000", "1"], ids=["python", "duckdb"])
 def test_a_list_of_objects_for_a_nested_field_is_no_type_conflict(
     workspace, cli, emulator_server, monkeypatch, threshold
 ):
