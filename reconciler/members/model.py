@@ -41,6 +41,8 @@ from reconciler.members.engine.diff import (
     user_id_candidates,
 )
 from reconciler.members.engine.export_table import (
+    EXPORT_BY_LIST_FROM,
+    export_by_list,
     export_rows,
     live_from_export,
     read_export_table,
@@ -70,6 +72,7 @@ from reconciler.members.engine.workspace import (
 from reconciler.members.fingerprint import MembersDigest, digest_members
 
 __all__ = [
+    "EXPORT_BY_LIST_FROM",
     "EXPORT_ROUTES",
     "LOOKS_LIKE_EMAIL",
     "DesiredTable",
@@ -89,6 +92,7 @@ __all__ = [
     "diff_tables",
     "digest_members",
     "estimate_rows",
+    "export_by_list",
     "export_rows",
     "identifier_rows",
     "identifiers_into_table",

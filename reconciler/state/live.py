@@ -881,7 +881,9 @@ def _read_tables_by_export(
     (`download`: how to read it, when not by one export or job; `channels`: as
     read_export_table takes it)."""
     from reconciler.members.model import (
+        EXPORT_BY_LIST_FROM,
         describe_live,
+        export_by_list,
         export_rows,
         live_from_export,
         read_export_table,
@@ -901,9 +903,12 @@ def _read_tables_by_export(
         channels=channels,
     )
     managed: dict[str, LiveList] = {}
+    by_list = None
+    if len(in_tables) >= EXPORT_BY_LIST_FROM:
+        by_list = export_by_list(engine, export, [info.id for _item, info in in_tables])
     for item, info in in_tables:
         assert item.table is not None
-        table = live_from_export(engine, export, info.id, item.table, desired.project_type)
+        table = live_from_export(engine, export, info.id, item.table, desired.project_type, by_list)
         managed[item.list_name] = LiveList(info, set(), describe_live(engine, table))
     rows = export_rows(engine, export, membership, [info.id for _item, info in in_python])
     managed |= _read_members_by_export(client, desired.project_type, in_python, rows)

@@ -348,3 +348,38 @@ def test_the_user_export_is_chosen_from_the_sources_row_counts_and_started_early
     assert len(member_exports(server)) == 1
     assert not any(r.path == GET_USERS for r in server.emulator.request_log)
     assert plan_of(result) == plan_of(clean)
+
+
+def test_many_lists_planned_in_duckdb_from_one_export_are_exact(
+    tmp_path, monkeypatch, fast_client, make_emulator_server, emulator_profile, cli
+):
+    """From EXPORT_BY_LIST_FROM lists the export is sorted by list once rather than
+    scanned whole for each list (bench/export_by_list.py): the plan is the same as
+    getUsers reads, members on several lists and named by either identifier."""
+    from reconciler.members.engine.export_table import EXPORT_BY_LIST_FROM
+
+    env = {"RECONCILER_EXPORTS_PER_MINUTE": "100000", "RECONCILER_ENGINE_THRESHOLD": "1"}
+    ws, server = three_csv_lists(tmp_path, make_emulator_server, emulator_profile, monkeypatch, env)
+    proj = server.emulator.project("default")
+    for n in range(EXPORT_BY_LIST_FROM):
+        list_id = proj.add_list(f"extra-{n}")
+        people = [f"p{(n * 3 + i) % 20}@example.com" for i in range(6)]
+        for i, email in enumerate(people):
+            proj.subscribe_direct(list_id, email=email, user_id=f"id-{email}" if i % 2 else None)
+        ws.csv(f"extra-{n}.csv", "email", [*people[1:], f"extra-{n}-new@example.com"])
+        ws.audience(
+            f"extra-{n}",
+            {"csv": f"extra-{n}.csv", "email": "email"},
+            policy={"maxRemovalPercent": 50},
+        )
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    by_get_users = cli("plan", ws.manifests, "--format", "json", "--show-members")
+    assert by_get_users.exit_code == 0, by_get_users.output
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
+    server.emulator.clear_log()
+    result = cli("plan", ws.manifests, "--format", "json", "--show-members")
+    assert result.exit_code == 0, result.output
+    assert plan_of(result) == plan_of(by_get_users)
+    said = result.json()["destinations"][0]["member_read"]
+    assert said.startswith(f"members of {EXPORT_BY_LIST_FROM + 3} lists read with ")
+    assert not any(r.path == GET_USERS for r in server.emulator.request_log)

@@ -78,3 +78,60 @@ def test_a_value_duckdb_cannot_cast_is_not_quoted(engine) -> None:
     assert "in line 2" in message and message.endswith("(the value is not shown)")
     # Neither the member's identifier nor the workspace's temporary path.
     assert "ann@x.io" not in message and str(engine.directory) not in message
+
+
+def test_lists_read_from_the_export_sorted_by_list_have_the_same_members(
+    emulator_server, engine, tmp_path
+) -> None:
+    """Each list's members were read by a scan of the whole export (lists times users:
+    300 lists of 10,000 took 8.6 s of CPU, bench/export_by_list.py); from
+    EXPORT_BY_LIST_FROM lists the export is sorted by list once. The members are the same,
+    however each is named (by email, by userId, or by the email the audience knows)."""
+    from reconciler.manifest import load_manifests
+    from reconciler.members.engine.desired_table import load_desired
+    from reconciler.members.engine.export_table import (
+        EXPORT_BY_LIST_FROM,
+        export_by_list,
+        live_from_export,
+    )
+
+    project = emulator_server.emulator.project("default")
+    lists = [project.add_list(f"l{n}") for n in range(EXPORT_BY_LIST_FROM + 2)]
+    other = project.add_list("not managed")
+    for n in range(60):
+        on = [lists[(n + k * 3) % len(lists)] for k in range(1 + n % 3)] + [other]
+        if n % 4 == 0:
+            project.add_user(email=f"e{n}@x.io", list_ids=on)
+        elif n % 4 == 1:
+            project.add_user(user_id=f"u{n}", list_ids=on)
+        else:  # known by its email alone to the audience below, or by both
+            project.add_user(email=f"e{n}@x.io", user_id=f"u{n}", list_ids=on)
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [f"e{n}@x.io," for n in range(0, 60, 2)] + [f",u{n}" for n in range(1, 60, 4)]
+    (data / "m.csv").write_text("email,userId\n" + "\n".join(rows) + "\n")
+    (tmp_path / "m.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Destination\nmetadata: {name: d}\n"
+        "spec: {region: us, projectType: hybrid, apiKey: {env: K}}\n---\n"
+        "apiVersion: reconciler/v1\nkind: Audience\nmetadata: {name: a}\n"
+        "spec: {destination: d, members: {csv: data/m.csv}}\n"
+    )
+    desired = load_desired(engine, load_manifests(tmp_path).audiences["a"], "hybrid")
+
+    export = read_export_table(engine, client(emulator_server), MEMBERSHIP, lists)
+    by_list = export_by_list(engine, export, lists)
+    # Sorted as written, which is what lets each list's read skip the others' rows.
+    written = engine.connection.execute(f"SELECT list_id FROM {by_list}").fetchall()
+    assert written == sorted(written) and {i for (i,) in written} == set(lists)
+
+    def members(table: str) -> list[str]:
+        return sorted(i for (i,) in engine.connection.execute(f"SELECT id FROM {table}").fetchall())
+
+    named: set[str] = set()
+    for list_id in lists:
+        scanned = live_from_export(engine, export, list_id, desired, "hybrid")
+        sorted_read = live_from_export(engine, export, list_id, desired, "hybrid", by_list)
+        assert members(sorted_read) == members(scanned) != []
+        named.update(members(scanned))
+    # Named each way: by email (e0), by userId (u1), by the email the audience knows (e2).
+    assert {"e0@x.io", "u1", "e2@x.io", "u3"} <= named
