@@ -53,9 +53,9 @@ from reconciler.members.identity import (
 from reconciler.members.model import Engine
 from reconciler.open_flags import BINARY
 from reconciler.owner_only import chmod_open_file
+from reconciler.plan.former import FormerLists
 from reconciler.plan.ownership import (
     audience_marks,
-    former_lists,
     marked_after,
     marked_audience,
     unmarked,
@@ -753,7 +753,7 @@ def _candidates(
 ) -> list[ListInfo]:
     audiences = _project_audiences(manifests, dest, project_id)
     # Of every list: a managed list's marker names its former lists by id.
-    held = former_lists(((a.name, a.list_name) for _, a in audiences), all_lists)
+    held = held_lists([(a.name, a.list_name) for _, a in audiences], all_lists)
     holding = _holding_orphans(audiences, all_lists)
     if only:
         unknown = sorted(set(only) - {x.name for x in all_lists})
@@ -810,6 +810,26 @@ def _candidates(
         else:
             result.skipped.append(SkippedList(info.id, info.name, reason))
     return chosen
+
+
+def held_lists(
+    audiences: Sequence[tuple[str, str]], all_lists: Sequence[ListInfo]
+) -> dict[int, tuple[str, str]]:
+    """The lists a plan holds to the departures of an audience's list as its former
+    lists (plan/former.py), for `audiences` given as (key, list name), by list id, with
+    that audience's key and list name: declared
+    by import, such a list would hold no one back any more, so who left it themselves
+    would be put on the audience's list."""
+    formers = FormerLists(all_lists)
+    planned = {list_name for _, list_name in audiences}
+    by_name: dict[str, list[int]] = {}
+    for info in all_lists:
+        by_name.setdefault(info.name, []).append(info.id)
+    held: dict[int, tuple[str, str]] = {}
+    for key, list_name in audiences:
+        for list_id in sorted(formers.of(key, by_name.get(list_name, []), planned)):
+            held.setdefault(list_id, (key, list_name))
+    return held
 
 
 def _holding_orphans(

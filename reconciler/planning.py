@@ -42,6 +42,12 @@ from reconciler.plan import (
 )
 from reconciler.plan.campaigns import campaign_uses, needs_campaigns
 from reconciler.plan.fingerprint import FIELDS_KEY, list_fingerprint
+from reconciler.plan.former import (
+    FormerLists,
+    lists_by_marked_audience,
+    made_for,
+    unnamed_lists_by_name,
+)
 from reconciler.plan.ownership import (
     audience_marks,
     carried_ids,
@@ -525,7 +531,7 @@ def with_former_lists(
 ) -> list[ListPlan]:
     """Each list with the lists made for its audience under another name (a changed
     listName, or a rename in Iterable's web app; list_notes names them), and the list
-    without an audience's marker named by its key (_unnamed_lists_by_name: one adopted by
+    without an audience's marker named by its key (unnamed_lists_by_name: one adopted by
     `reconciler import`, as Segment names its lists), unless another audience declares
     that name (`declared`, or those of this plan). Consent follows the
     audience, not the name: who left the old list by their own action must not be put on
@@ -537,31 +543,16 @@ def with_former_lists(
     their departures too, whichever audience it is for (the side that cannot lose
     consent), and its marker names them (carried_list_ids), which ties them to it on every
     plan after as a changed listName's are."""
-    marked = _lists_by_marked_audience(all_lists)
-    by_key = _unnamed_lists_by_name(all_lists)
-    if not marked and not by_key:
+    formers = FormerLists(all_lists)
+    if not formers:
         return lists
     planned = declared | {lp.list_name for lp in lists}
-    descriptions = {old.id: old.description for old in all_lists}
-    named = {old.id: old.name for old in all_lists}
     orphans = tuple(sorted({old.id for old in gone if old.name not in planned}))
     out = []
     for lp in lists:
         carried = orphans if lp.list_id is None else ()
-        after = marked_after(descriptions.get(lp.list_id)) if lp.list_id is not None else ()
-        former = tuple(
-            sorted(
-                {
-                    old.id
-                    for old in _made_for(marked, lp.audience) + by_key.get(lp.audience, [])
-                    if old.name not in planned and old.id != lp.list_id
-                }
-                | set(carried)
-                # A list deleted since: its events still name it (kept while it holds
-                # anyone back, keep_former_lists; Iterable may keep them after).
-                | {i for i in after if named.get(i) not in planned}
-            )
-        )
+        own = () if lp.list_id is None else (lp.list_id,)
+        former = tuple(sorted(formers.of(lp.audience, own, planned) | set(carried)))
         if former:
             lp = dataclasses.replace(lp, former_list_ids=former, carried_list_ids=carried)
         out.append(lp)
@@ -793,8 +784,8 @@ def list_notes(
     deleted = {x.list_id for x in deletions}
     # Looked up by key, not by a walk of every list for each list created: a first plan of
     # 2,000 audiences beside 4,000 lists made 8M marker and name-folding comparisons.
-    marked = _lists_by_marked_audience(all_lists)
-    by_key = _unnamed_lists_by_name(all_lists)
+    marked = lists_by_marked_audience(all_lists)
+    by_key = unnamed_lists_by_name(all_lists)
     lookalikes = _standard_lists_by_folded_name(all_lists)
     for item in items:
         live_list = managed.get(item.list_name)
@@ -805,7 +796,7 @@ def list_notes(
                 for old in by_key.get(item.audience.name, ())
                 if old.name not in managed
             )
-            for old in _made_for(marked, item.audience.name):
+            for old in made_for(marked, item.audience.name):
                 if old.name == item.list_name:
                     continue
                 fate = _fate(old.id, deleted, kept)
@@ -850,25 +841,9 @@ def _fate(list_id: int, deleted: Collection[int], kept: Collection[int]) -> str:
     return "it stays as it is (no longer managed; `prune: true` deletes it)"
 
 
-def _unnamed_lists_by_name(all_lists: list[Any]) -> dict[str, list[Any]]:
-    """Standard lists whose description names no audience (no marker: made by Segment's
-    Iterable Lists destination, or by hand, and adopted by `reconciler import`; or an
-    older reconciler's `[managed-by: reconciler]`), by their exact name. Such a list named
-    by an audience's key is the list that audience managed until it set a listName: the
-    import writes no listName for it, and Segment names its lists by the audience key.
-    Its marker cannot be added afterwards (Iterable's API cannot change a description), so
-    the name is the only link; taking it for the audience's errs towards holding back who
-    left it themselves, never towards re-adding them."""
-    by_name: dict[str, list[Any]] = {}
-    for old in all_lists:
-        if old.list_type == "Standard" and marked_audience(old.description) is None:
-            by_name.setdefault(old.name, []).append(old)
-    return by_name
-
-
 def _keyed_list_note(item: DesiredList, old: Any, fate: str) -> str:
     """A plan creates the audience's list under its listName while the list named by its
-    key, without reconciler's marker (_unnamed_lists_by_name), is left behind."""
+    key, without reconciler's marker (unnamed_lists_by_name), is left behind."""
     unmarked_how = (
         "made by an older reconciler"
         if is_managed(old.description)
@@ -886,28 +861,6 @@ def _keyed_list_note(item: DesiredList, old: Any, fate: str) -> str:
         f"repointed to the new list; to keep list {old.id} instead, remove the audience's "
         "listName."
     )
-
-
-def _lists_by_marked_audience(all_lists: list[Any]) -> dict[str, list[tuple[int, Any]]]:
-    """Lists whose marker names an audience, by that name (as the marker writes it), each
-    with its place among `all_lists`."""
-    marked: dict[str, list[tuple[int, Any]]] = {}
-    for position, old in enumerate(all_lists):
-        audience = marked_audience(old.description)
-        if audience is not None:
-            marked.setdefault(audience, []).append((position, old))
-    return marked
-
-
-def _made_for(marked: Mapping[str, list[tuple[int, Any]]], audience: str) -> list[Any]:
-    """The lists whose marker names `audience`, as written or cut to fit (marks_audience),
-    in their order among all lists."""
-    found = {
-        position: old
-        for form in audience_marks([audience])
-        for position, old in marked.get(form, ())
-    }
-    return [found[position] for position in sorted(found)]
 
 
 def _standard_lists_by_folded_name(all_lists: list[Any]) -> dict[str, list[Any]]:

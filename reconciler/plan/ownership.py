@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 MARKER = "managed-by: reconciler"
 # Iterable's list description holds at most 140 characters (support article 115000770906,
@@ -26,7 +25,7 @@ _RUN_ROOM = len("; run ") + 8
 # be told from a new audience (Iterable cannot rename lists, so it is a new list).
 # A list created while Iterable held lists made for audiences no manifest declares any
 # more (a renamed key) names them too ("after"): who left them themselves is held back from
-# it on every plan, not only the one that creates it (planning.with_former_lists).
+# it on every plan, not only the one that creates it (plan/former.py).
 _MARKED = re.compile(
     r"\s*\[" + re.escape(MARKER) + r"(?:; audience: ([^\];]*))?(?:; after ([0-9,]+))?"
     r"(?:; run [0-9a-f]+)?\]"
@@ -158,34 +157,3 @@ def unmarked(description: str | None) -> str | None:
     """A list's description as its manifest wrote it, without the marker."""
     text = _MARKED.sub("", description or "").strip()
     return text or None
-
-
-def former_lists(
-    audiences: Iterable[tuple[str, str]], all_lists: Sequence[Any]
-) -> dict[int, tuple[str, str]]:
-    """The lists a plan holds to the departures of an audience's list as its former lists
-    (planning.with_former_lists), for `audiences` given as (key, list name): made for the
-    audience under another name (its marker names the audience), named by its key without
-    a marker while it manages another name (adopted from Segment, then given a listName),
-    or named in its list's marker as one it was created after (a renamed key). By list
-    id, the audience's key and list name. Declaring such a list (`reconciler import`)
-    would end that hold, so who left it themselves would be put on the audience's list."""
-    by_mark: dict[str, list[Any]] = {}
-    unmarked_by_name: dict[str, list[Any]] = {}
-    after_by_name: dict[str, list[int]] = {}
-    for old in all_lists:
-        audience = marked_audience(old.description)
-        if audience is not None:
-            by_mark.setdefault(audience, []).append(old)
-        elif old.list_type == "Standard":
-            unmarked_by_name.setdefault(old.name, []).append(old)
-        after_by_name.setdefault(old.name, []).extend(marked_after(old.description))
-    found: dict[int, tuple[str, str]] = {}
-    for key, list_name in audiences:
-        olds = [old for form in audience_marks([key]) for old in by_mark.get(form, ())]
-        if key != list_name:
-            olds += unmarked_by_name.get(key, [])
-        ids = [old.id for old in olds if old.name != list_name]
-        for list_id in ids + after_by_name.get(list_name, []):
-            found.setdefault(list_id, (key, list_name))
-    return found

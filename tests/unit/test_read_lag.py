@@ -9,12 +9,10 @@ from pathlib import Path
 
 from reconciler.adopt import _description
 from reconciler.apply.journal import PREFIX, SUFFIX, last_write_at, runs_dir
-from reconciler.iterable import ListInfo
 from reconciler.plan.ownership import (
     MAX_DESCRIPTION,
     audience_marks,
     carried_ids,
-    former_lists,
     is_managed,
     mark,
     marked_after,
@@ -103,47 +101,6 @@ def test_import_drops_the_marker_with_or_without_a_run_token() -> None:
     assert _description("VIPs [managed-by: reconciler; run 1a2b3c4d]") == "VIPs"
     assert _description("VIPs [managed-by: reconciler; audience: vips; run 1a2b3c4d]") == "VIPs"
     assert _description("[managed-by: reconciler]") is None
-
-
-def test_the_former_lists_an_audience_s_plans_hold_back_from_are_found_for_import() -> None:
-    """What import leaves alone (declared, such a list would hold no one back from the
-    audience's list: planning.with_former_lists): a list made for the audience under
-    another listName, the unmarked list named by its key while it has a listName (adopted
-    from Segment), and the lists its list's marker says it was created after (a renamed
-    key); a marker naming a long audience cut to fit counts too."""
-    long_key = "b" * 200
-
-    def info(list_id: int, name: str, description: str | None = None) -> ListInfo:
-        return ListInfo(list_id, name, description, "Standard", None)
-
-    lists = [
-        info(1, "VIP Customers", mark(None, "vip", "1a2b3c4d")),  # vip's list before
-        info(2, "VIP 2026", mark(None, "vip", "1a2b3c4d")),  # vip's list now
-        info(3, "news"),  # Segment's list for audience news, which now has a listName
-        info(4, "Newsletter", mark(None, "news", "1a2b3c4d")),
-        info(5, "churn", mark(None, "churn", "1a2b3c4d")),  # a renamed key's old list
-        info(6, "churned", mark(None, "churned", "1a2b3c4d", [5])),
-        info(7, "old long", mark(None, long_key, "1a2b3c4d")),
-        info(8, "unrelated"),
-        info(9, "churn-2", mark(None, "churn", "1a2b3c4d")),  # not carried in the marker
-    ]
-    audiences = [
-        ("vip", "VIP 2026"),
-        ("news", "Newsletter"),
-        ("churned", "churned"),
-        (long_key, "long now"),
-        ("unrelated-audience", "unrelated-audience"),
-    ]
-
-    assert former_lists(audiences, lists) == {
-        1: ("vip", "VIP 2026"),
-        3: ("news", "Newsletter"),
-        5: ("churned", "churned"),
-        7: (long_key, "long now"),
-    }
-    # An audience without a listName manages the list named by its key: not its former
-    # (list 4, made for it as 'Newsletter', is).
-    assert former_lists([("news", "news")], lists) == {4: ("news", "news")}
 
 
 def write_journal(state_dir: Path, name: str, lines: list[dict]) -> Path:
