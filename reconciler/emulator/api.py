@@ -373,8 +373,10 @@ def _upsert(
     *,
     create_new_fields: bool,
     update_existing_only: bool = False,
+    phone_e164_only: bool = False,
 ) -> _Upsert | Failure:
-    """Find or create the member's profile and write its dataFields; all or nothing."""
+    """Find or create the member's profile and write its dataFields; all or nothing
+    (but a phoneNumber Iterable would not keep, with `phone_e164_only`: _kept_phone)."""
     email: str | None = member.get("email")
     user_id: str | None = member.get("userId")
     found = identify(
@@ -391,6 +393,9 @@ def _upsert(
 
     data: dict[str, Any] = member.get("dataFields") or {}
     custom = {k: v for k, v in data.items() if k not in SYSTEM_FIELD_TYPES}
+    if phone_e164_only and not _kept_phone(custom.get(PHONE_FIELD)):
+        # Dropped before typing: a value never stored must not type the field either.
+        custom.pop(PHONE_FIELD, None)
     membership: list[int] | None = None
     if project.membership_field in data:
         value = data[project.membership_field]
@@ -412,6 +417,21 @@ def _upsert(
         # events (and journeys). Reproduced, and counted, so tests can prove nobody does it.
         project.set_membership(user, membership)
     return _Upsert(user, write.created, write.filtered_out)
+
+
+# Iterable sends SMS to phoneNumber and keeps it only "in the proper format and include a
+# country code", +16503926753 (its SMS overview, support article 211970843); Segment's
+# Iterable docs (segment-docs PR 4340) say a number in another form is not shown on the
+# profile. E.164: a +, a country code not starting with 0, at most 15 digits. The emulator
+# keeps its own pattern, not reconciler's, so that a mistake in one shows against the other.
+PHONE_FIELD = "phoneNumber"
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+
+
+def _kept_phone(value: Any) -> bool:
+    """Whether Iterable keeps this phoneNumber (E.164 text; null clears it); an absent
+    one is None too, and nothing is dropped."""
+    return value is None or (isinstance(value, str) and _E164.fullmatch(value) is not None)
 
 
 def _apply_match(project: Project, match: Match) -> User:
@@ -495,6 +515,7 @@ def subscribe(project: Project, call: Call) -> EmulatorResponse:
             member,
             create_new_fields=project.accepts_new_fields,
             update_existing_only=update_existing_only,
+            phone_e164_only=call.faults.phone_number_e164_only,
         )
         if isinstance(outcome, Failure):
             result.fail(outcome)
@@ -548,7 +569,12 @@ def bulk_update(project: Project, call: Call) -> EmulatorResponse:
         return refusal
     result = _BatchResult()
     for member in call.body["users"]:
-        outcome = _upsert(project, member, create_new_fields=create_new_fields)
+        outcome = _upsert(
+            project,
+            member,
+            create_new_fields=create_new_fields,
+            phone_e164_only=call.faults.phone_number_e164_only,
+        )
         if isinstance(outcome, Failure):
             if outcome.kind == "notFound":
                 # The OpenAPI says notFound* is "for subscribe/unsubscribe only".
@@ -576,6 +602,7 @@ def update_user(project: Project, call: Call) -> EmulatorResponse:
         project,
         body,
         create_new_fields=bool(body.get("createNewFields", project.accepts_new_fields)),
+        phone_e164_only=call.faults.phone_number_e164_only,
     )
     if isinstance(outcome, _Upsert):
         return success()

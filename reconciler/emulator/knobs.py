@@ -167,6 +167,7 @@ class Faults:
             type_mismatch_rejects_request=True,
             unknown_user_id_answer="error",
             list_description_max=FIELD_LIST_DESCRIPTION_MAX,
+            phone_number_e164_only=True,
             get_users_first_byte_seconds=FIELD_GET_USERS_FIRST_BYTE_SECONDS / time_scale,
             get_users_members_per_second=FIELD_GET_USERS_MEMBERS_PER_SECOND * time_scale,
             export_first_byte_seconds=FIELD_EXPORT_FIRST_BYTE_SECONDS / time_scale,
@@ -201,6 +202,12 @@ class Faults:
     list_description_max: int | None = None
     """POST /api/lists with a description longer than this answers 400 BadParams; None:
     any length."""
+    phone_number_e164_only: bool = False
+    """A user update, subscribe or bulkUpdate whose phoneNumber is not E.164 text
+    (+16503926753) succeeds without saving it (the profile keeps what it had; the other
+    fields are written), as Iterable keeps phoneNumber only "in the proper format and
+    include a country code" (its SMS overview) and does not show another form (Segment's
+    Iterable docs). null still clears it. Off: any value is stored."""
 
     # -- Read speed and read failures (issue 18, point 1) ---------------------------------
     # Durations are as the emulator applies them: Faults.field divides its figures by the
@@ -480,6 +487,7 @@ _FAULT_CHECKS: dict[str, _Check] = {
         "absent_channel_unsubscribe_is_true",
         "counts_only_answers",
         "type_mismatch_rejects_request",
+        "phone_number_e164_only",
         "export_restart_resets_files",
     ),
     "export_job_state_case": _one_of("spec", "lower"),

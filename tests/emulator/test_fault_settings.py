@@ -53,6 +53,7 @@ ACCEPTED: dict[str, list[Any]] = {
     "read_lag_seconds": NON_NEGATIVE,
     "counts_only_answers": [True],
     "type_mismatch_rejects_request": [True],
+    "phone_number_e164_only": [True],
     "unknown_user_id_answer": ["blank"],
     "list_description_max": POSITIVE_OR_NONE,
     "get_users_first_byte_seconds": NON_NEGATIVE,

@@ -128,9 +128,57 @@ def test_seeding_is_never_lagged(timed) -> None:
     assert members(client, list_id) == ["a@example.com"]
 
 
+def _phone(client: httpx.Client, email: str) -> tuple[object, object]:
+    """The profile's phoneNumber (None: none) and its other field, plan."""
+    fields = client.get(f"/api/users/{email}").json()["user"]["dataFields"]
+    return fields.get("phoneNumber"), fields.get("plan")
+
+
+@pytest.mark.parametrize("setting", [True, False])
+def test_a_phone_number_iterable_would_not_keep_is_not_stored(
+    client: httpx.Client, setting: bool
+) -> None:
+    """Iterable keeps phoneNumber only as E.164 text and takes a request with another
+    form without saving it: the emulator stored any, so a client sending (650) 392-6753
+    looked right against it. The knob (on in the field profile) drops such a value from
+    each kind of write, keeping the profile's number and writing the other fields; null
+    still clears it."""
+    client.post("/_emulator/faults", json={"phone_number_e164_only": setting})
+    list_id = client.post("/api/lists", json={"name": "sms"}).json()["listId"]
+
+    def update(email: str, phone: object, plan: str) -> None:
+        fields = {"phoneNumber": phone, "plan": plan}
+        answer = client.post("/api/users/update", json={"email": email, "dataFields": fields})
+        assert answer.status_code == 200, answer.text
+
+    def bulk(email: str, phone: object, plan: str) -> None:
+        user = {"email": email, "dataFields": {"phoneNumber": phone, "plan": plan}}
+        answer = client.post("/api/users/bulkUpdate", json={"users": [user]})
+        assert answer.status_code == 200 and answer.json()["successCount"] == 1, answer.text
+
+    def listed(email: str, phone: object, plan: str) -> None:
+        user = {"email": email, "dataFields": {"phoneNumber": phone, "plan": plan}}
+        answer = subscribe(client, list_id, [user])
+        assert answer.status_code == 200 and answer.json()["successCount"] == 1, answer.text
+
+    for write in (update, bulk, listed):
+        email = f"{write.__name__}@example.com"
+        write(email, "+16503926753", "gold")
+        assert _phone(client, email) == ("+16503926753", "gold")
+        for other_form in ("(650) 392-6753", "16503926753", "+1 650 392 6753", "+0650392"):
+            write(email, other_form, other_form)
+            kept = "+16503926753" if setting else other_form
+            assert _phone(client, email) == (kept, other_form), write.__name__
+        write(email, "+4915112345678", "silver")
+        assert _phone(client, email) == ("+4915112345678", "silver")
+        write(email, None, "none")
+        assert _phone(client, email) == (None, "none")
+
+
 def test_the_field_profile_turns_everything_on_at_field_values() -> None:
     faults = Faults.field()
     assert faults.absent_channel_unsubscribe_is_true
+    assert faults.phone_number_e164_only
     assert faults.fresh_list_seconds == FIELD_FRESH_LIST_SECONDS == 30.0
     assert faults.read_lag_seconds == FIELD_READ_LAG_SECONDS == 60.0
     assert faults.drop_every == 0
