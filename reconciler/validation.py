@@ -108,7 +108,8 @@ def validate(path: Path, engine: Engine | None = None) -> Validation:
     unreadable: list[SourceError] = []
     manifests = load_manifests(path)
     try:
-        desired = build_desired(manifests, engine=engine, errors=unreadable)
+        # A query is run once: sizing it for an engine would run it a second time.
+        desired = build_desired(manifests, engine=engine, errors=unreadable, count_queries=False)
     except Exception as exc:
         # The sources are read into the temporary directory: a full one is said as such.
         said = engine.no_room(exc) if engine is not None else None

@@ -77,10 +77,12 @@ def build_desired(
     engine: Engine | None = None,
     progress: Progress = NULL_PROGRESS,
     errors: list[SourceError] | None = None,
+    count_queries: bool = True,
 ) -> dict[str, DesiredDestination]:
     """Read every (targeted) audience's source. Destinations without audiences are kept so a
     plan still checks their connection. With an `engine`, large audiences are read into its
-    DuckDB workspace (see engine/).
+    DuckDB workspace (see engine/); `count_queries` False reads a query's rows there
+    without counting them first (at_scale).
 
     A source that cannot be read stops the build, unless `errors` is given: then it is
     appended there and the other audiences are still read (validate reports them all)."""
@@ -91,7 +93,9 @@ def build_desired(
     with shared_runs(audiences):
         for audience in audiences:
             try:
-                _read_audience(manifests, audience, desired, compiled, engine, progress)
+                _read_audience(
+                    manifests, audience, desired, compiled, engine, progress, count_queries
+                )
             except SourceError as exc:
                 if errors is None:
                     raise
@@ -145,10 +149,11 @@ def _read_audience(
     compiled: dict[str, CompiledMapping],
     engine: Engine | None,
     progress: Progress,
+    count_queries: bool = True,
 ) -> None:
     name = audience.name
     dest = desired[audience.spec.destination]
-    if engine is not None and at_scale(engine, audience, manifests):
+    if engine is not None and at_scale(engine, audience, manifests, count_queries):
         from reconciler.members.model import load_desired
 
         task = progress.task(f"reading audience {name!r} into DuckDB", unit="rows")
@@ -240,15 +245,24 @@ def _compiled(
     return compiled[name]
 
 
-def at_scale(engine: Engine, audience: Audience, manifests: Manifests) -> bool:
+def at_scale(
+    engine: Engine, audience: Audience, manifests: Manifests, count_queries: bool = True
+) -> bool:
     """Whether DuckDB plans this audience. Inline members always stay in Python, and so do
     audiences with a trait mapping whose source kind cannot keep its columns in DuckDB yet
-    (Source.traits_at_scale): the one switch between the two paths for mapped fields."""
+    (Source.traits_at_scale): the one switch between the two paths for mapped fields.
+
+    A query is sized by a count(*) over it, a second run of it at its database (a second
+    connection too). `count_queries` False (validate, which plans nothing) takes DuckDB
+    for it without that run: both engines make the same checks of the same rows, and
+    DuckDB's holds a chunk of them at a time, whatever their number."""
     source = source_for(audience)
     if not source.scales or (audience.spec.traits is not None and not source.traits_at_scale):
         return False
     if engine.settings.engine != "auto":
         return engine.settings.engine == "duckdb"
+    if source.counted_by_running and not count_queries:
+        return True
     from reconciler.members.model import estimate_rows
 
     mapping = manifests.trait_mappings.get(audience.spec.traits or "")

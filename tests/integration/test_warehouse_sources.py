@@ -1136,3 +1136,81 @@ def test_a_postgres_syntax_error_quotes_the_users_query_not_reconcilers_wrapper(
     assert lines[excerpt].split(": ", 1)[1].startswith("SELEC email FROM"), result.stderr
     caret = lines[excerpt + 1]
     assert caret.index("^") == lines[excerpt].index("SELEC"), result.stderr
+
+
+def _validate_connecting(cli, workspace: Workspace):
+    """`validate` of the workspace, the connections SQLAlchemy opened meanwhile and every
+    statement it sent."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    connects: list[object] = []
+    sent: list[str] = []
+
+    def connected(connection, *_args) -> None:
+        connects.append(connection)
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        sent.append(statement)
+
+    event.listen(Engine, "engine_connect", connected)
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        result = cli("validate", workspace.manifests)
+    finally:
+        event.remove(Engine, "engine_connect", connected)
+        event.remove(Engine, "before_cursor_execute", record)
+    return result, connects, sent
+
+
+def test_validate_runs_a_postgres_query_once_on_one_connection(
+    workspace: Workspace, cli, crm: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """validate sized each query for an engine by a count(*) over it: a second run of a
+    query the warehouse may take minutes over, on a second connection, in every
+    pre-commit hook. It plans nothing, so it now reads the rows once, in DuckDB (the
+    same checks, a chunk held at a time), whatever RECONCILER_ENGINE says."""
+    pg_audience(workspace, crm)
+    results = {}
+    for engine in ("auto", "python", "duckdb"):
+        monkeypatch.setenv("RECONCILER_ENGINE", engine)
+        result, connects, sent = _validate_connecting(cli, workspace)
+        assert result.exit_code == 0, result.output
+        results[engine] = result.stdout
+        if engine != "python":
+            assert len(connects) == 1, engine
+            assert not [s for s in sent if "count(*)" in s], engine
+    assert "800 members" in results["auto"]
+    assert results["auto"] == results["python"] == results["duckdb"]
+
+
+def test_validate_runs_a_sqlite_query_once_and_reports_as_both_engines_do(
+    workspace: Workspace, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As above, for a SQLite file of the repository's; its rows' problems are said as
+    either engine says them."""
+    import sqlite3
+
+    database = workspace.manifests / "data" / "crm.db"
+    database.parent.mkdir(parents=True)
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE people (email TEXT)")
+        connection.executemany(
+            "INSERT INTO people VALUES (?)",
+            [(f"p{i}@example.com",) for i in range(30)] + [("not-an-email",), ("p1@example.com",)],
+        )
+    connection.close()
+    workspace.audience(
+        "people", {"sql": "SELECT email FROM people", "url": "sqlite:///manifests/data/crm.db"}
+    )
+    outputs = {}
+    for engine in ("auto", "python", "duckdb"):
+        monkeypatch.setenv("RECONCILER_ENGINE", engine)
+        result, connects, sent = _validate_connecting(cli, workspace)
+        outputs[engine] = (result.exit_code, result.stdout, result.stderr)
+        if engine != "python":
+            assert len(connects) == 1, engine
+            assert not [s for s in sent if "count(*)" in s], engine
+    assert outputs["auto"][0] == 1
+    assert "not-an-email" not in outputs["auto"][1] + outputs["auto"][2]
+    assert outputs["auto"] == outputs["python"] == outputs["duckdb"]
