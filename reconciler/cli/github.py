@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import typer
 
 from reconciler.cli import exits
 from reconciler.errors import ReconcilerError
-from reconciler.github.comment import Posted, upsert_comment
+from reconciler.github.comment import Posted, mark_outdated, upsert_comment
 from reconciler.github.current import Newer, newer_changes, repository_path
 from reconciler.github.gh import Gh
 from reconciler.github.identity import own_author
@@ -158,6 +159,52 @@ def comment(
     except _UNEXPECTED_SHAPE as exc:
         raise exits.fail(_unexpected_shape(exc)) from None
     _report(posted, "comment")
+
+
+@github_app.command("mark-outdated")
+def mark_outdated_command(
+    pr: int = typer.Option(..., "--pr", metavar="NUMBER", help="Pull request number."),
+    commit: str = typer.Option(
+        ..., "--commit", metavar="SHA", help="The commit about to be planned."
+    ),
+    marker: str = _marker_opt("reconciler-plan"),
+    repo: str = RepoOpt,
+    author: str | None = AuthorOpt,
+) -> None:
+    """Mark this token's plan comment (MARKER) as outdated while COMMIT is being planned.
+
+    Run before the plan: `github comment` replaces the mark with COMMIT's plan, and a run
+    that stops before commenting (cancelled, timed out) leaves the older plan marked, not
+    looking current. No comment yet, or one already for COMMIT: nothing is written."""
+    if not re.fullmatch(r"[0-9a-fA-F]{7,40}", commit):
+        raise exits.fail(ReconcilerError(f"--commit {commit[:50]!r}: give the commit's SHA (hex)"))
+    run = _run_url()
+    where = f" in [this workflow run]({run})" if run else ""
+    try:
+        gh = Gh()
+        owner = own_author(gh, author)
+        posted = mark_outdated(
+            gh, repo, pr, marker, commit, _outdated_warning(commit, where), owner
+        )
+    except ReconcilerError as exc:
+        raise exits.fail(exc) from None
+    except _UNEXPECTED_SHAPE as exc:
+        raise exits.fail(_unexpected_shape(exc)) from None
+    if posted is None:
+        typer.echo("no plan comment to mark outdated")
+    else:
+        _report(posted, "comment")
+
+
+def _outdated_warning(commit: str, where: str) -> str:
+    shown = commit[:12]
+    return (
+        "> [!WARNING]\n"
+        f"> **Outdated: the plan below is for an older commit.** `{shown}` is being planned"
+        f"{where}; this comment is replaced by its plan. If this warning is still here once "
+        "that run has ended, it stopped before commenting (cancelled, timed out or failed): "
+        "do not merge on the plan below; see the run's log, and run it again."
+    )
 
 
 @github_app.command()

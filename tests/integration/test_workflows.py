@@ -159,13 +159,14 @@ class GitHub:
         name: str = "plan.yml",
         head_repo: str = REPOSITORY,
         author: str = "a-developer",
+        head_sha: str = HEAD_SHA,
         **kw,
     ):
         event = {
             "pull_request": {
                 "number": 7,
                 "user": {"login": author},
-                "head": {"sha": HEAD_SHA, "repo": {"full_name": head_repo}},
+                "head": {"sha": head_sha, "repo": {"full_name": head_repo}},
             },
             "repository": {"default_branch": "main"},
         }
@@ -554,19 +555,84 @@ def test_plan_posts_one_comment_and_updates_it_on_the_next_push(github):
     calls = [(c["argv"][2], c["argv"][3].split("?")[0]) for c in github.gh_calls()]
     # GITHUB_TOKEN cannot GET /user; GraphQL's viewer names the bot it posts as.
     who_am_i = [("GET", "user"), ("POST", "graphql")]
+    read = [*who_am_i, ("GET", f"repos/{REPOSITORY}/issues/7/comments")]
+    edit = ("PATCH", f"repos/{REPOSITORY}/issues/comments/{comment['id']}")
     assert calls == [
-        *who_am_i,
-        ("GET", f"repos/{REPOSITORY}/issues/7/comments"),
+        *read,  # mark-outdated: no comment yet, nothing written
+        *read,
         ("POST", f"repos/{REPOSITORY}/issues/7/comments"),
-        *who_am_i,
-        ("GET", f"repos/{REPOSITORY}/issues/7/comments"),
-        ("PATCH", f"repos/{REPOSITORY}/issues/comments/{comment['id']}"),
+        *read,  # mark-outdated: the same commit's plan (a re-run), nothing written
+        *read,
+        edit,
     ]
     assert comment["user"] == {"login": "github-actions[bot]", "type": "Bot"}
     published = everything_published(github, jobs) + everything_published(github, again)
     assert github.api_key not in published
     for member in [*MEMBERS, "carol@example.com"]:
         assert member not in published  # identifiers are masked everywhere
+
+
+def test_a_run_stopped_before_it_comments_leaves_the_older_plan_marked_outdated(github):
+    """A push's plan run cancelled by the next push, or past timeout-minutes while it reads a
+    big list, never reaches the comment step: the comment showed the older commit's plan
+    as it was, 'no changes' and all, with only the footer's commit to tell it apart."""
+    newer, newest = "1" * 40, "2" * 40
+    github.audience("vip", MEMBERS)
+    github.pull_request()
+
+    def stopped_at_the_plan(wf: dict[str, Any]) -> None:
+        steps = wf["jobs"]["plan"]["steps"]
+        wf["jobs"]["plan"]["steps"] = steps[: [s.get("id") for s in steps].index("plan")]
+
+    # A re-run of the same commit leaves its own plan as it is.
+    github.pull_request(edit=stopped_at_the_plan)
+    (comment,) = marked(github.comments())
+    assert "Outdated" not in comment["body"]
+
+    github.audience("vip", [*MEMBERS, "carol@example.com"])
+    jobs = github.pull_request(head_sha=newer, edit=stopped_at_the_plan)
+
+    assert jobs["plan"].result == "success"  # no plan step ran; GitHub says cancelled
+    (marked_once,) = marked(github.comments())
+    body = marked_once["body"]
+    assert body.startswith(
+        f"{PLAN_MARKER}\n<!-- reconciler-outdated -->\n> [!WARNING]\n> **Outdated: the plan "
+        f"below is for an older commit.** `{newer[:12]}` is being planned in [this workflow "
+        f"run]({SERVER}/{REPOSITORY}/actions/runs/{RUN_ID}); "
+    )
+    assert "do not merge on the plan below" in body
+    assert body.endswith(comment["body"].removeprefix(PLAN_MARKER + "\n"))  # kept below
+
+    github.pull_request(head_sha=newest, edit=stopped_at_the_plan)
+    (again,) = marked(github.comments())
+    assert again["body"].count("reconciler-outdated") == again["body"].count("Outdated") == 1
+    assert f"`{newest[:12]}` is being planned" in again["body"]
+    assert body.endswith(again["body"].partition("\n\n")[2])  # the same old plan below
+
+    done = github.pull_request(head_sha=newest)
+
+    assert done["plan"].result == "success"
+    (current,) = marked(github.comments())
+    assert current["id"] == comment["id"]
+    assert "Outdated" not in current["body"] and "**+3** members to add" in current["body"]
+    assert f"Plan for {newest[:12]}" in current["body"]
+
+
+def test_the_plan_runs_when_github_refuses_marking_the_comment_outdated(github):
+    github.audience("vip", MEMBERS)
+    github.pull_request()
+
+    def no_gh_token_for_the_mark(wf: dict[str, Any]) -> None:
+        (step,) = [s for s in wf["jobs"]["plan"]["steps"] if "mark-outdated" in s.get("run", "")]
+        del step["env"]["GH_TOKEN"]
+
+    github.audience("vip", [*MEMBERS, "carol@example.com"])
+    jobs = github.pull_request(head_sha="1" * 40, edit=no_gh_token_for_the_mark)
+
+    assert jobs["plan"].result == "success", jobs["plan"].logs
+    assert jobs["plan"].steps["plan"].outputs == {"exitcode": "2"}
+    (comment,) = marked(github.comments())
+    assert "**+3** members to add" in comment["body"] and "Outdated" not in comment["body"]
 
 
 def test_a_plan_too_big_for_a_comment_posts_every_list_and_the_summary_holds_more(github):

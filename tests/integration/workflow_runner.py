@@ -377,7 +377,8 @@ class WorkflowRunner:
                 result = self._script(step, env, workspace, run_dir / f"{job_id}-{index}")
             result.name = name
             run.steps[key] = result
-            if result.outcome == "failure":
+            # continue-on-error: the step's outcome is failure, the job goes on as if not.
+            if result.outcome == "failure" and not step.get("continue-on-error"):
                 failed = True
             base_env.update(result.env_updates)
         run.result = "failure" if failed else "success"

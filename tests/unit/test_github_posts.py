@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.github.comment import upsert_comment
+from reconciler.github.comment import OUTDATED_LINE, mark_outdated, upsert_comment
 from reconciler.github.gh import Gh, GhError
 from reconciler.github.identity import Author
 from reconciler.github.issue import close_issue, open_or_update_issue
@@ -148,3 +148,30 @@ def test_an_unchanged_plan_with_accents_is_not_posted_again_under_a_legacy_local
     assert fake.methods().count("PATCH") == 0
     [posted] = fake.state["comments"]["7"]
     assert "Café VIP: 2 members to add ✓ (Ánna)" in posted["body"]
+
+
+def test_marking_outdated_edits_only_the_own_plan_of_another_commit(tmp_path, monkeypatch) -> None:
+    old = f"{LINE}\n### reconciler plan: no changes\n\n<sub>Plan for 0123456789ab</sub>\n"
+    comments = [
+        _comment(5, f"{LINE}\nby a person quoting the marker", "octocat", "User"),
+        _comment(8, old, "github-actions[bot]", "Bot"),
+    ]
+    fake = _Fake(tmp_path, monkeypatch, {"comments": {"7": comments}})
+    same = mark_outdated(Gh(), "o/r", 7, MARK, "0123456789abcdef" * 2, "> stale", BOT)
+    assert same is not None and same.action == "unchanged"  # a re-run of the same commit
+    for warning in ("> stale", "> stale again"):
+        posted = mark_outdated(Gh(), "o/r", 7, MARK, "f" * 40, warning, BOT)
+        assert posted is not None and (posted.action, posted.number) == ("updated", 8)
+    bodies = {c["id"]: c["body"] for c in fake.state["comments"]["7"]}
+    assert bodies[8] == f"{LINE}\n{OUTDATED_LINE}\n> stale again\n\n" + old.removeprefix(
+        LINE + "\n"
+    )
+    assert bodies[5].endswith("quoting the marker")
+    assert fake.methods() == ["GET", "GET", "PATCH", "GET", "PATCH"]
+
+
+def test_marking_outdated_writes_nothing_before_the_first_plan(tmp_path, monkeypatch) -> None:
+    comments = [_comment(5, f"{LINE}\nan old plan", "mallory", "User")]
+    fake = _Fake(tmp_path, monkeypatch, {"comments": {"7": comments}})
+    assert mark_outdated(Gh(), "o/r", 7, MARK, "f" * 40, "> stale", BOT) is None
+    assert fake.methods() == ["GET"]
