@@ -300,6 +300,15 @@ def _sources(lp: ListPlan | HeldBack) -> str:
     return ", ".join(f"{source} {count:,}" for source, count in lp.left_sources) or "source unknown"
 
 
+def _policy_setting(v: Violation) -> str | None:
+    """The policy key in the manifests that permits `v` for good, where its rule has a flag
+    too: a reviewer of a pull request can ask for the key in it, and a merge carries no
+    flag (list deletion's message names allowListDeletion itself)."""
+    if v.rule != "removals":
+        return None
+    return "maxRemovals" if "more than maxRemovals " in v.message else "maxRemovalPercent"
+
+
 def _context(plan: Plan, show_members: bool, allowed: Collection[str] = ()) -> dict[str, Any]:
     show = shower(show_members)
     violations = plan.violations()
@@ -311,6 +320,7 @@ def _context(plan: Plan, show_members: bool, allowed: Collection[str] = ()) -> d
         "violations": [v for v in violations if v.rule not in allowed],
         "overridden": [v for v in violations if v.rule in allowed],
         "override": OVERRIDES,
+        "setting": _policy_setting,
         "channel_lists": _lists_named(plan, lambda lp: lp.channel_unsubscribe and bool(lp.remove)),
         "resubscribe_lists": _lists_named(plan, lambda lp: lp.resubscribe_allowed and bool(lp.add)),
         "sample": SAMPLE,
