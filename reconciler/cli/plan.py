@@ -10,7 +10,7 @@ import typer
 
 from reconciler import alerts
 from reconciler.cli import annotate, exits, session
-from reconciler.cli.exits import EXIT_CHANGES, EXIT_ERROR, err
+from reconciler.cli.exits import EXIT_CHANGES, err
 from reconciler.cli.options import (
     AnnotationsMode,
     AnnotationsOpt,
@@ -29,6 +29,7 @@ from reconciler.leftovers import sweep_partials
 from reconciler.manifest.repository import git_would_commit, gitignore_pattern
 from reconciler.plan import Plan
 from reconciler.plan.file import save_plan
+from reconciler.plan.policy import override_flags
 from reconciler.render.masking import quoted, shower
 from reconciler.render.plans import SUMMARY_LIMIT, plan_markdown
 from reconciler.state.desired import combined_digest, manifest_file_digests
@@ -104,7 +105,8 @@ def plan(
         except SummaryFileError as exc:
             unwritten.append(exc)
     try:
-        print_plan(the_plan, output, show_members, error=unwritten[0] if unwritten else None)
+        error = unwritten[0] if unwritten else _exit_reason(the_plan)
+        print_plan(the_plan, output, show_members, error=error)
     except OutputError as exc:
         unwritten.append(exc)
     if out is not None:
@@ -120,12 +122,31 @@ def plan(
         # Not 0, 2 or 3: a script or a reviewer reading the plan did not get it. No JSON
         # error object: stdout has the plan's (saying the error), or is gone.
         raise [exits.fail(problem, json_object=False) for problem in unwritten][-1]
-    if the_plan.violations():
-        raise typer.Exit(UnsafePlanError.exit_code)
-    if the_plan.summary.problems:
-        raise typer.Exit(EXIT_ERROR)
+    reason = _exit_reason(the_plan)
+    if reason is not None:
+        raise typer.Exit(reason.exit_code)
     if detailed_exitcode and the_plan.has_changes:
         raise typer.Exit(EXIT_CHANGES)
+
+
+def _exit_reason(the_plan: Plan) -> ReconcilerError | None:
+    """Why plan exits 3 (blocked) or 1 (source rows or audiences left out) for what its
+    plan holds; None when it exits 0 or 2. With --format json the plan's object carries it
+    as `error` and `exit_code`: stdout is all a script reads, and stderr says nothing of it
+    (the text plan does, on stdout)."""
+    violations = the_plan.violations()
+    if violations:
+        reasons = "; ".join(f"{v.where}: {v.message}" for v in violations)
+        flags = override_flags(v.rule for v in violations)
+        return UnsafePlanError(
+            f"the safety policy blocks this plan: {reasons}; apply refuses it unless given {flags}"
+        )
+    if the_plan.summary.problems:
+        return ReconcilerError(
+            f"{the_plan.summary.describe_problems()}; the plan's skipped_members, "
+            "field_issues and unread say which"
+        )
+    return None
 
 
 def _warn_if_committable(out: Path) -> None:

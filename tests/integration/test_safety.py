@@ -658,6 +658,42 @@ def test_json_output_is_one_object_on_errors_and_on_a_blocked_apply(
     assert "broken.yaml" in error["problems"][0]
 
 
+def test_a_plan_that_exits_with_an_error_says_why_in_its_json_object(
+    workspace, cli, emulator_server
+):
+    # plan --format json exited 3 (blocked) or 1 (source rows not used) with an object
+    # holding no `error` nor `exit_code`, and in JSON mode stderr said nothing of why: a
+    # script reading stdout could not tell the exit code's reason, as apply's blocked
+    # object and status's object each tell it.
+    seed_list(emulator_server, "vip", emails(10))
+    workspace.audience("vip", {"inline": [*emails(5), "foo@bar..com"]})  # removes 50%
+
+    blocked = cli("plan", workspace.manifests, "--format", "json")
+    assert blocked.exit_code == 3, blocked.output
+    body = blocked.json()
+    assert body["blocked"] is True and body["exit_code"] == 3
+    assert body["error"] == (
+        "the safety policy blocks this plan: prod/vip: removes 5 of 10 members (50.0%), more "
+        "than maxRemovalPercent 10%; apply refuses it unless given --allow-removals (or "
+        "--allow-unsafe)"
+    )
+
+    workspace.audience("vip", {"inline": [*emails(10), "foo@bar..com"]})
+    skipped = cli("plan", workspace.manifests, "--format", "json", "--detailed-exitcode")
+    assert skipped.exit_code == 1, skipped.output
+    body = skipped.json()
+    assert body["exit_code"] == 1 and body["summary"]["members_skipped"] == 1
+    assert body["error"] == (
+        "1 member could not be used; the plan's skipped_members, field_issues and unread say which"
+    )
+    assert "foo@bar" not in skipped.stdout  # masked, as the rest of the plan is
+
+    workspace.audience("vip", {"inline": emails(10)})
+    clean = cli("plan", workspace.manifests, "--format", "json", "--detailed-exitcode")
+    assert clean.exit_code == 0, clean.output
+    assert "error" not in clean.json() and "exit_code" not in clean.json()
+
+
 def test_an_apply_that_overrode_the_policy_says_so_in_its_json_report_and_run_record(
     workspace, cli, emulator_server, tmp_path
 ):

@@ -715,6 +715,7 @@ def _readme_block(opening: str) -> str:
                 [plan_json(make()) for make in PLANS.values()]
                 + [plan_json(guards_plan(), allowed=("removals",))]
                 + [plan_json(Plan((destination(list_plan(resubscribe_allowed=True)),)))]
+                + [plan_json(Plan(()), error=("1 member could not be used", 1))]
             ),
         ),
         ("The apply report's JSON", lambda: [report_json(apply_report())]),
