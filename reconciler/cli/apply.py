@@ -458,7 +458,18 @@ def _confirm(the_plan: Plan, opts: _Options) -> None:
         # stdout keeps to its one JSON object, so the plan was not shown: the person asked
         # to confirm reads it where the question is asked, not blind.
         err.print(plan_text(the_plan, opts.show_members, opts.allowed), end="", markup=False)
-    if not typer.confirm("Apply these changes to Iterable?", default=False, err=on_stderr):
+    try:
+        confirmed = typer.confirm("Apply these changes to Iterable?", default=False, err=on_stderr)
+    except typer.Abort as exc:
+        # click turns Ctrl-C and Ctrl-D at its prompt into Abort, which ended the command
+        # with its own "Aborted." and exit 1: no JSON object, and the run record called it
+        # an internal error. Ctrl-C is an interrupt as it is anywhere else (130); end of
+        # input is an answer of no. click keeps what it caught as the context.
+        typer.echo("", err=on_stderr)  # the question's line, left open by no Enter
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        confirmed = False
+    if not confirmed:
         err.print("Apply cancelled; nothing was changed.")
         if opts.output is OutputFormat.json:
             exits.json_error("apply cancelled; nothing was changed", EXIT_ERROR)

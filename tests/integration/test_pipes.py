@@ -10,6 +10,7 @@ import os
 import pty
 import re
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -504,3 +505,53 @@ def test_with_format_json_a_summary_file_that_cannot_be_written_is_said_in_the_j
     assert planned["summary"]["lists_to_create"] == 1  # the plan, as it is
     assert planned["exit_code"] == 1
     assert planned["error"].startswith("could not add to --summary-file /dev/full")
+
+
+@pytest.mark.parametrize("answer", ["Ctrl-D", "Ctrl-C"])
+def test_apply_json_left_at_its_question_still_says_so_in_one_object(
+    one_list: Workspace, emulator_server, tmp_path: Path, answer: str
+) -> None:
+    """Ctrl-D (end of input) or Ctrl-C at "Apply these changes to Iterable?" left stdout
+    empty under --format json, said only click's "Aborted." and exited 1 (Ctrl-C too,
+    which is 130 everywhere else), and the --summary-json record said "internal error:
+    Abort". Ctrl-D is now an answer of no, Ctrl-C an interrupt, each with its object."""
+    record = tmp_path / "run.json"
+    args = ("apply", "manifests", "--format", "json", "--summary-json", str(record))
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reconciler.cli", *args],
+            cwd=one_list.root,
+            env=subprocess_env(one_list),
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+        )
+        os.close(terminal)
+        said = b""
+        while b"[y/N]" not in said:
+            chunk = os.read(controller, 65536)
+            assert chunk, said
+            said += chunk
+        if answer == "Ctrl-D":
+            os.write(controller, b"\x04")
+        else:
+            proc.send_signal(signal.SIGINT)  # what the terminal's Ctrl-C sends
+        said += _drain(controller).encode()
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        os.close(controller)
+    text = said.decode("utf-8", "replace")
+    assert "Aborted" not in text
+    assert lists_by_name(emulator_server) == {}
+    run = json.loads(record.read_text())
+    assert "internal error" not in (run["message"] or "")
+    if answer == "Ctrl-D":
+        assert proc.returncode == 1, text
+        assert json.loads(out) == {"error": "apply cancelled; nothing was changed", "exit_code": 1}
+        assert "Apply cancelled; nothing was changed." in text
+        assert run["outcome"] == "error"
+    else:
+        assert proc.returncode == 130, text
+        assert json.loads(out)["exit_code"] == 130
+        assert run["outcome"] == "interrupted"
