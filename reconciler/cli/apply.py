@@ -179,19 +179,24 @@ def _report(
     try:
         # A second signal since the work ended stops here, what the run did written down.
         after.recorded()
-        text = REPORT_RENDERERS[opts.output](report, show_members)
-        printing = True
-        written = _print_report(text, opts, record)
+        unwritten = None
+        # The summary file before the report, so that with --format json the report's
+        # object can say it was not written: stdout is the one place a script reads.
         if summary_file is not None:
             try:
                 # Bounded, after a plan that was: a step's summary over 1 MiB is dropped whole.
                 append(summary_file, report_markdown(report, show_members, REPORT_SUMMARY_LIMIT))
             except SummaryFileError as exc:
-                err.print(
-                    f"error: {exc}. The apply itself is over (outcome: {record.outcome}).",
-                    markup=False,
-                )
-                written = False
+                unwritten = f"{exc}; the apply itself is over (outcome: {record.outcome})"
+        if unwritten is not None and opts.output is OutputFormat.json:
+            text = report_json(report, show_members, error=(unwritten, EXIT_ERROR))
+        else:
+            text = REPORT_RENDERERS[opts.output](report, show_members)
+        printing = True
+        written = _print_report(text, opts, record)
+        if unwritten is not None:
+            err.print(f"error: {unwritten}", markup=False)
+            written = False
         exits.send_alert(
             alerts.for_record(record, EXIT_OK if record.outcome == "success" else EXIT_ERROR)
         )

@@ -877,8 +877,15 @@ def _report_fit_note(fit: _ReportFit) -> str:
     )
 
 
-def report_json(report: ApplyReport, show_members: bool = False) -> str:
-    return json_text(report.to_dict(shower(show_members))) + "\n"
+def report_json(
+    report: ApplyReport, show_members: bool = False, error: tuple[str, int] | None = None
+) -> str:
+    """`error`: (message, exit code) of an apply that fails after its work although it
+    shows its report (a summary file it could not add to)."""
+    out = report.to_dict(shower(show_members))
+    if error is not None:
+        out["error"], out["exit_code"] = error
+    return json_text(out) + "\n"
 
 
 # By output format: the CLI's --format picks one; every renderer ends with a newline.

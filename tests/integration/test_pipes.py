@@ -9,6 +9,7 @@ import json
 import os
 import pty
 import re
+import resource
 import select
 import signal
 import subprocess
@@ -505,6 +506,41 @@ def test_with_format_json_a_summary_file_that_cannot_be_written_is_said_in_the_j
     assert planned["summary"]["lists_to_create"] == 1  # the plan, as it is
     assert planned["exit_code"] == 1
     assert planned["error"].startswith("could not add to --summary-file /dev/full")
+
+
+def test_apply_json_whose_report_cannot_be_added_to_the_summary_file_says_so_in_its_object(
+    one_list: Workspace, emulator_server, tmp_path: Path
+) -> None:
+    """A --summary-file that takes apply's plan but then fills (a runner's disk filling
+    during the run) made apply exit 1 after its work with a report saying "ok": true and
+    nothing else: the reason went to stderr alone. The file here may grow by a little more
+    than the plan's markdown (a file size limit, which Python meets as EFBIG, as it meets
+    ENOSPC on a full disk); the report's object now carries `error` and `exit_code`."""
+    plan_markdown = run(one_list, "plan", "manifests", "-f", "markdown", stdout=subprocess.PIPE)
+    limit = 1 << 20  # far beyond every other file the apply writes
+    summary = tmp_path / "summary.md"
+    summary.write_bytes(b"x" * (limit - len(plan_markdown.stdout.encode()) - 100))
+    args = ("apply", "manifests", "--yes", "-f", "json", "--summary-file", str(summary))
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", *args],
+        cwd=one_list.root,
+        env=subprocess_env(one_list),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+    )
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["destinations"][0]["lists"][0]["added"] == len(MEMBERS)  # applied
+    assert report["exit_code"] == 1
+    assert report["error"] == (
+        f"could not add to --summary-file {summary}: File too large; the apply itself is "
+        "over (outcome: success)"
+    )
+    assert f"error: {report['error']}" in result.stderr
+    assert summary.stat().st_size == limit  # what fitted of the report, after the plan
 
 
 @pytest.mark.parametrize("answer", ["Ctrl-D", "Ctrl-C"])

@@ -718,7 +718,13 @@ def _readme_block(opening: str) -> str:
                 + [plan_json(Plan(()), error=("1 member could not be used", 1))]
             ),
         ),
-        ("The apply report's JSON", lambda: [report_json(apply_report())]),
+        (
+            "The apply report's JSON",
+            lambda: [
+                report_json(apply_report()),
+                report_json(apply_report(), error=("could not add to --summary-file", 1)),
+            ],
+        ),
         ("The run record's JSON", lambda: [json.dumps(run_record().to_dict())]),
         (
             "`status --format json` prints",
