@@ -60,6 +60,7 @@ from reconciler.plan.ownership import (
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
 from reconciler.progress import NULL_PROGRESS, Progress, labelled
 from reconciler.sources import source_for
+from reconciler.state.changed_emails import keep_changed_emails
 from reconciler.state.consent import EventsShare, SharedEvents, respect_consent
 from reconciler.state.desired import (
     DesiredDestination,
@@ -347,6 +348,11 @@ def _plan_from_live(
     # Members an email-based project knows by userId alone (placeholder emails) whose rows
     # were skipped for lacking an email: kept, as any skipped row's member is.
     lists, user_id_reads = keep_user_id_rows(client, desired, lists, live.users_file or users)
+    # A row whose email Iterable has changed (its userId on the list under another email):
+    # that profile stays, and the old email is not made a second profile of the person.
+    lists, changed_reads = keep_changed_emails(
+        client, desired.project_type, lists, live.users_file or users
+    )
     # Forgotten users, and unknown ones an audience may not create, are not sent. Left out
     # first: consent is then read only for adds that will be sent (an updateExistingUsers-
     # Only audience of unknown people otherwise read the project's unsubscribes, and in a
@@ -412,7 +418,9 @@ def _plan_from_live(
         ),
         duplicate_conflicts_unlisted=sum(item.conflicts_unlisted for item in desired.lists),
         unread=unread,
-        other_reads=tuple(user_id_reads + left_out.reads + consented.reads + _shared_note(users)),
+        other_reads=tuple(
+            user_id_reads + changed_reads + left_out.reads + consented.reads + _shared_note(users)
+        ),
     )
 
 

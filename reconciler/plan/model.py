@@ -64,6 +64,12 @@ class ListPlan:
     # Desired members counted as on the list because Iterable has their email in another
     # spelling (not added): member keys. Their mapped fields are left alone.
     respelled: tuple[str, ...] = ()
+    # Email-based projects: live members not removed because a row gives their profile's
+    # userId beside another email (state/changed_emails.py: the email was changed in
+    # Iterable, or the source's is newer), and the keys of those rows' members, not added
+    # (a second profile of the same person) and their mapped fields left alone.
+    kept_email_changed: int = 0
+    email_changed: tuple[str, ...] = ()
     # Trait mappings: member key -> the mapped fields sent with that member's subscribe.
     # A dict, or for audiences planned in DuckDB a view of a workspace table
     # (engine/field_tables.py FieldValues, read a window of keys at a time).
@@ -863,6 +869,7 @@ def _list_dict(d: DestinationPlan, lp: ListPlan, show: Callable[[str], str]) -> 
         "held_back_removals": lp.held_back_removals,
         "kept_for_skipped_rows": lp.kept_for_skipped,
         "kept_for_other_spelling": lp.kept_respelled,
+        "kept_for_changed_email": lp.kept_email_changed,
         "changes": lp.changes(show),
         "not_sent": lp.left_out(show),
         "consent": lp.held_back_consent(show),

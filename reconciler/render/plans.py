@@ -273,6 +273,10 @@ def _remarks(lp: ListPlan) -> list[str]:
         notes.append(f"{lp.kept_for_skipped:,} kept: rows skipped as invalid stand for them")
     if lp.kept_respelled:
         notes.append(f"{lp.kept_respelled:,} kept: Iterable has their address in another spelling")
+    if lp.kept_email_changed:
+        notes.append(
+            f"{lp.kept_email_changed:,} kept: Iterable has their userId under another email"
+        )
     if lp.held_back_removals:
         notes.append(f"{quantity(lp.held_back_removals, 'removal')} held back (removals: never)")
     if lp.campaign_id is not None and lp.remove:

@@ -177,8 +177,17 @@ def held_back(lp: ListPlan) -> frozenset[str]:
     their email (plan/planner.py `keep_respelled`): their profile is not found by the
     source's spelling, which Iterable may refuse, or make a second profile of. And adds
     left out as forgotten or unknown (state/unsendable.py): a bulkUpdate of their fields
-    would be refused, or create the user an updateExistingUsersOnly audience may not."""
-    held = (lp.left_themselves, lp.channel_unsubscribed, lp.respelled, lp.forgotten, lp.not_created)
+    would be refused, or create the user an updateExistingUsersOnly audience may not.
+    And rows whose email Iterable has changed (state/changed_emails.py): a bulkUpdate by
+    the row's email would create the second profile their add was left out not to make."""
+    held = (
+        lp.left_themselves,
+        lp.channel_unsubscribed,
+        lp.respelled,
+        lp.forgotten,
+        lp.not_created,
+        lp.email_changed,
+    )
     if not any(held):
         return frozenset()
     return frozenset(key for keys in held for key in keys)

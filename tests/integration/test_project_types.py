@@ -124,3 +124,49 @@ def test_a_row_with_a_user_id_alone_keeps_its_member_in_an_email_project(
     summary = json.loads(again.stdout)["summary"]
     (lp,) = json.loads(again.stdout)["destinations"][0]["lists"]
     assert (summary["members_to_remove"], lp["kept_for_skipped_rows"]) == (0, 1)
+
+
+@pytest.mark.parametrize("reads", ["getUsers", "export", "asyncExport"])
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_an_email_changed_in_iterable_keeps_its_member_and_makes_no_second_profile(
+    typed_workspace, cli, monkeypatch, engine, reads
+):
+    """An email-based project whose app changed a member's email (POST
+    /api/users/updateEmail) while the source still gives the old one beside the profile's
+    userId: the plan removed the member, by her new email, and subscribed the old one,
+    a second profile of her outside her unsubscribes. Her profile now stays, the old
+    email is not added nor its mapped fields written, and the plan says so; a real
+    leaver is still removed."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", reads)
+    ws, proj = typed_workspace("email")
+    lid = proj.add_list("vip")
+    proj.add_user(email="new@x.io", user_id="U-1", list_ids=[lid], data_fields={"tier": "gold"})
+    proj.add_user(email="b@x.io", user_id="U-2", list_ids=[lid], data_fields={"tier": "gold"})
+    proj.add_user(email="c@x.io", user_id="U-3", list_ids=[lid])  # a real leaver
+    ws.csv("m.csv", "email,userId,tier", ["old@x.io,U-1,silver", "b@x.io,U-2,gold"])
+    ws.write(
+        "traits.yaml",
+        json.dumps(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "TraitMapping",
+                "metadata": {"name": "crm"},
+                "spec": {"fields": {"tier": "tier"}},
+            }
+        ),
+    )
+    ws.audience("vip", {"csv": "m.csv"}, traits="crm")
+    result = cli("apply", ws.manifests, "--yes", "--allow-removals")
+    assert result.exit_code == 0, result.output
+    assert "kept 1 member whose email Iterable has changed" in result.stdout
+    assert "old@x.io" not in result.output and "new@x.io" not in result.output
+    assert sorted(proj.members(lid)) == ["b@x.io", "new@x.io"]
+    assert proj.find_user(email="old@x.io") is None
+    kept = proj.find_user(email="new@x.io")
+    assert kept is not None and kept.data_fields["tier"] == "gold"
+    again = cli("plan", ws.manifests, "--format", "json")
+    summary = json.loads(again.stdout)["summary"]
+    (lp,) = json.loads(again.stdout)["destinations"][0]["lists"]
+    assert (summary["members_to_add"], summary["members_to_remove"]) == (0, 0)
+    assert lp["kept_for_changed_email"] == 1

@@ -321,6 +321,7 @@ def held_back_and_skipped_plan() -> Plan:
         desired_count=98,
         held_back_removals=4,
         kept_for_skipped=1,
+        kept_email_changed=2,
         forgotten=("forgotten@example.com",),
         not_created=("stranger@example.com", "u-0777"),
     )
