@@ -160,6 +160,13 @@ _ROUTES: tuple[_Route, ...] = (
     _route(
         "POST", r"/api/users/update", api.update_user, "user_update", body="ApiUserUpdateRequest"
     ),
+    _route(
+        "POST",
+        r"/api/users/updateEmail",
+        api.update_email,
+        "user_update",
+        body="UpdateEmailRequest",
+    ),
     _route("GET", r"/api/users/getFields", api.get_fields, "get_fields"),
     _route("GET", r"/api/users/forgotten", api.get_forgotten_emails, "forgotten"),
     _route("GET", r"/api/users/forgottenUserIds", api.get_forgotten_user_ids, "forgotten"),

@@ -204,6 +204,46 @@ def test_single_update_conflict_is_409(client: httpx.Client, project: Project) -
     assert response.status_code == 409
 
 
+@pytest.mark.parametrize("current", [{"currentEmail": "Old@x.io"}, {"currentUserId": "U-1"}])
+def test_update_email_moves_the_profile_with_its_lists_and_fields(
+    typed_client: ClientFactory, current: dict[str, str]
+) -> None:
+    """updateEmail (email-based projects): one profile, its memberships and fields kept."""
+    client, project = typed_client("email")
+    list_id = project.add_list("l")
+    project.add_user(email="old@x.io", user_id="U-1", data_fields={"tier": "a"}, list_ids=[list_id])
+    response = client.post("/api/users/updateEmail", json={**current, "newEmail": "New@x.io"})
+    assert response.status_code == 200, response.text
+    assert project.members(list_id) == ["new@x.io"]
+    assert project.find_user(email="old@x.io") is None
+    moved = project.find_user(email="new@x.io")
+    assert moved is not None and (moved.user_id, moved.data_fields) == ("U-1", {"tier": "a"})
+    assert len(project.users) == 1
+
+
+@pytest.mark.parametrize(
+    ("project_type", "body", "status"),
+    [
+        ("email", {"currentEmail": "a@x.io", "newEmail": "b@x.io"}, 409),  # b's email
+        ("email", {"currentEmail": "a@x.io", "newEmail": "gone@x.io"}, 409),  # forgotten
+        ("email", {"currentEmail": "nobody@x.io", "newEmail": "c@x.io"}, 400),
+        ("email", {"newEmail": "c@x.io"}, 400),
+        ("email", {"currentEmail": "a@x.io", "newEmail": "not-an-email"}, 400),
+        ("hybrid", {"currentEmail": "a@x.io", "newEmail": "c@x.io"}, 400),
+    ],
+)
+def test_update_email_refusals_change_nothing(
+    typed_client: ClientFactory, project_type: str, body: dict[str, str], status: int
+) -> None:
+    client, project = typed_client(project_type)
+    project.add_user(email="a@x.io", user_id="U-1")
+    project.add_user(email="b@x.io", user_id="U-2")
+    project.forget(email="gone@x.io")
+    response = client.post("/api/users/updateEmail", json=body)
+    assert response.status_code == status, response.text
+    assert sorted(u.email or "" for u in project.users.values()) == ["a@x.io", "b@x.io"]
+
+
 def test_top_level_fields_are_overwritten_and_others_kept(
     client: httpx.Client, project: Project
 ) -> None:

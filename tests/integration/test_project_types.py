@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
+from tests.conftest import EMULATOR_API_KEY
 from tests.integration.conftest import API_KEY_VAR, Workspace
 
 
@@ -141,9 +143,15 @@ def test_an_email_changed_in_iterable_keeps_its_member_and_makes_no_second_profi
     monkeypatch.setenv("RECONCILER_MEMBER_READS", reads)
     ws, proj = typed_workspace("email")
     lid = proj.add_list("vip")
-    proj.add_user(email="new@x.io", user_id="U-1", list_ids=[lid], data_fields={"tier": "gold"})
+    proj.add_user(email="old@x.io", user_id="U-1", list_ids=[lid], data_fields={"tier": "gold"})
     proj.add_user(email="b@x.io", user_id="U-2", list_ids=[lid], data_fields={"tier": "gold"})
     proj.add_user(email="c@x.io", user_id="U-3", list_ids=[lid])  # a real leaver
+    moved = httpx.post(
+        f"{ws.base_url}/api/users/updateEmail",
+        headers={"Api-Key": EMULATOR_API_KEY},
+        json={"currentEmail": "old@x.io", "newEmail": "new@x.io"},
+    )
+    assert moved.status_code == 200, moved.text
     ws.csv("m.csv", "email,userId,tier", ["old@x.io,U-1,silver", "b@x.io,U-2,gold"])
     ws.write(
         "traits.yaml",
