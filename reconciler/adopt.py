@@ -22,7 +22,7 @@ import threading
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +43,7 @@ from reconciler.leftovers import NO_ROOM, sweep_earlier_import_directories
 from reconciler.manifest import API_VERSION, Audience, Destination, Manifests
 from reconciler.manifest.model import NAME_PATTERN, AudienceSpec
 from reconciler.manifest.yaml_readings import read_as_other_than_text
+from reconciler.members.engine.rows import write_table
 from reconciler.members.engine.workspace import duckdb_no_room, unquoted_reason
 from reconciler.members.identity import (
     InvalidIdentity,
@@ -53,6 +54,7 @@ from reconciler.members.identity import (
 from reconciler.members.model import Engine
 from reconciler.open_flags import BINARY
 from reconciler.owner_only import chmod_open_file
+from reconciler.placeholders import placeholders_in, user_ids_of
 from reconciler.plan.former import FormerLists
 from reconciler.plan.ownership import (
     audience_marks,
@@ -205,6 +207,12 @@ def _import(
                 raise
             raise said from None
         result.member_read = read.describe()
+        # Members an email-based project knows by a placeholder email get their userId
+        # beside it, so a plan still finds them once the app gives them a real address.
+        user_ids: Mapping[str, str] = {}
+        if project_type == "email":
+            downloads = [p for p in read.files.values() if isinstance(p, Path)]
+            user_ids = user_ids_of(client, placeholders_in(downloads))
         for target in targets:
             outcome = read.files[target.info.id]
             if isinstance(outcome, Exception):
@@ -231,7 +239,7 @@ def _import(
                 )
                 continue
             count, refused = _write_list(
-                engine, target, project_type, outcome, dest.name, now, schema
+                engine, target, project_type, outcome, dest.name, now, schema, user_ids
             )
             result.imported.append(
                 ImportedList(
@@ -255,6 +263,7 @@ def _write_list(
     destination: str,
     now: datetime,
     schema: str,
+    user_ids: Mapping[str, str],
 ) -> tuple[int, int]:
     """The list's member CSV, then its manifest; returns its members, and how many of them
     have a userId a plan refuses (_import_members). Stopped between the
@@ -262,7 +271,7 @@ def _write_list(
     manifest would make the next import refuse to overwrite it."""
     created = not target.members_file.exists()
     try:
-        count, refused = _import_members(engine, target, project_type, download)
+        count, refused = _import_members(engine, target, project_type, download, user_ids)
         _write_manifest(target, destination, project_type, count, now, schema)
     except BaseException as exc:
         if created:
@@ -635,7 +644,11 @@ def _members_by_export(
 
 
 def _import_members(
-    engine: Engine, target: _Target, project_type: ProjectType, download: Path
+    engine: Engine,
+    target: _Target,
+    project_type: ProjectType,
+    download: Path,
+    user_ids: Mapping[str, str],
 ) -> tuple[int, int]:
     """The list's members (read to `download`) into its CSV, sorted and each once; returns
     how many, and how many of them are written with a userId a plan refuses as it refuses
@@ -647,7 +660,7 @@ def _import_members(
         with download.open("rb") as handle:
             lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
         if engine.use_duckdb(lines):
-            return _write_members_duckdb(engine, download, target, project_type)
+            return _write_members_duckdb(engine, download, target, project_type, user_ids)
         # Undecodable bytes replaced, as a plan of this size reads them (httpx's iter_text).
         with download.open(encoding="utf-8", errors="replace", newline="") as handle:
             # Exactly as Iterable sent them, as a plan compares them (a userId may begin
@@ -657,7 +670,7 @@ def _import_members(
             )
     finally:
         download.unlink(missing_ok=True)
-    _write_members(target.members_file, members, project_type)
+    _write_members(target.members_file, members, project_type, user_ids)
     refused = sum(
         1
         for member in members
@@ -680,7 +693,11 @@ def _refused_user_id(user_id: str) -> bool:
 
 
 def _write_members_duckdb(
-    engine: Engine, download: Path, target: _Target, project_type: ProjectType
+    engine: Engine,
+    download: Path,
+    target: _Target,
+    project_type: ProjectType,
+    user_ids: Mapping[str, str],
 ) -> tuple[int, int]:
     """_write_members for a list read to a file: the same columns, rows and order; and
     the members written with a userId a plan refuses, as _import_members counts them."""
@@ -701,6 +718,12 @@ def _write_members_duckdb(
         )
     else:
         select = f'id AS "{columns[0]}"'
+    source = f"(SELECT DISTINCT id FROM {live})"
+    pairs = _user_id_pairs(engine, live, user_ids)
+    if pairs is not None:
+        # As _write_members writes an email-based project's placeholder members.
+        select = 'id AS "email", p.user_id AS "userId"'
+        source = f"(SELECT DISTINCT id FROM {live}) LEFT JOIN {pairs} p ON p.email = id"
     # DuckDB creates the file with the process umask: it writes into a directory only the
     # owner can enter, beside the target, and the file is made owner-only before it moves.
     # Named for the target, so a run again removes what a killed run left (_remove_partials).
@@ -711,7 +734,7 @@ def _write_members_duckdb(
     path = str(written).replace("'", "''")
     try:
         row = engine.connection.execute(
-            f"COPY (SELECT {select} FROM (SELECT DISTINCT id FROM {live}) ORDER BY id) "
+            f"COPY (SELECT {select} FROM {source} ORDER BY id) "
             f"TO '{path}' (FORMAT csv, HEADER true)"
         ).fetchone()  # COPY answers with the number of rows it wrote
     except duckdb.Error as exc:
@@ -739,8 +762,26 @@ def _write_members_duckdb(
             refused = int(counted[0]) if counted else 0
     finally:
         engine.connection.execute(f"DROP VIEW {live}")
+        if pairs is not None:
+            engine.connection.execute(f"DROP TABLE {pairs}")
         shutil.rmtree(private_dir, ignore_errors=True)
     return (int(row[0]) if row else 0), refused
+
+
+def _user_id_pairs(engine: Engine, live: str, user_ids: Mapping[str, str]) -> str | None:
+    """A table of (email, user_id) for the list's placeholder members that have a userId,
+    or None when it has none (its CSV then has the email column alone)."""
+    if not user_ids:
+        return None
+    pairs = engine.name("placeholders")
+    write_table(engine, pairs, sorted(user_ids.items()), ("email", "user_id"))
+    found = engine.connection.execute(
+        f"SELECT count(*) FROM {pairs} WHERE email IN (SELECT id FROM {live})"
+    ).fetchone()
+    if found and found[0]:
+        return pairs
+    engine.connection.execute(f"DROP TABLE {pairs}")
+    return None
 
 
 def _candidates(
@@ -1015,8 +1056,15 @@ def _csv_cell(value: str) -> str:
     return value
 
 
-def _write_members(path: Path, members: list[str], project_type: ProjectType) -> None:
+def _write_members(
+    path: Path, members: list[str], project_type: ProjectType, user_ids: Mapping[str, str]
+) -> None:
+    """`user_ids`: in email-based projects, the userIds of members known by a placeholder
+    email (placeholders.py), written beside them in a userId column when the list has any."""
     columns = _columns(project_type)
+    paired = project_type == "email" and any(m in user_ids for m in members)
+    if paired:
+        columns = ["email", "userId"]
     # Written beside the target and moved onto it whole: never a half file at its name.
     partial = _partial(path)
     try:
@@ -1026,6 +1074,8 @@ def _write_members(path: Path, members: list[str], project_type: ProjectType) ->
                 cell = _csv_cell(identifier)
                 if project_type == "hybrid":
                     handle.write(f"{cell},\n" if _is_email(identifier) else f",{cell}\n")
+                elif paired:
+                    handle.write(f"{cell},{_csv_cell(user_ids.get(identifier, ''))}\n")
                 else:
                     handle.write(f"{cell}\n")
         os.replace(partial, path)

@@ -13,12 +13,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from ruamel.yaml import YAML
 
 from reconciler.adopt import slug
 from reconciler.manifest import load_manifests
 from tests.apply.limits import file_size_limit
+from tests.conftest import EMULATOR_API_KEY
 from tests.integration.conftest import API_KEY_VAR, Workspace
 
 WRITES = ("POST", "DELETE", "PUT")
@@ -1112,3 +1114,47 @@ def test_members_whose_user_id_a_plan_refuses_are_said_at_import(
     assert plan.exit_code == 1, plan.output
     assert "4 members skipped" in plan.stdout
     assert "members_to_remove" not in plan.stdout
+
+
+@pytest.mark.parametrize("reads", ["getUsers", "export"])
+@ENGINES
+def test_a_placeholder_member_is_written_with_its_user_id_and_kept_once_it_has_an_email(
+    typed_workspace, cli, monkeypatch, engine, reads
+):
+    """An email-based project names a profile made from a userId alone (Segment's Iterable
+    Lists destination subscribes such members with preferUserId: true) by the placeholder
+    email Iterable gave it. import wrote that placeholder alone, so once the app gave the
+    person a real address (updateEmail), the plan removed her by it and subscribed the
+    placeholder, a second profile. import now writes the userId beside it, by which the
+    plan keeps her; a list without such members keeps its one column."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", reads)
+    ws, emulator = typed_workspace("email")
+    proj = emulator.project("default")
+    vip = proj.add_list("vip")
+    anonymous = proj.add_user(user_id="U-1", list_ids=[vip])
+    proj.add_user(email="b@x.io", user_id="U-2", list_ids=[vip])
+    plain = proj.add_list("plain")
+    proj.add_user(email="c@x.io", list_ids=[plain])
+    out = ws.manifests / "imported"
+
+    result = cli("import", ws.manifests, "-d", "prod", "--out", out)
+
+    assert result.exit_code == 0, result.output
+    assert read_csv(out / "vip.csv") == [
+        {"email": anonymous.email, "userId": "U-1"},
+        {"email": "b@x.io", "userId": ""},
+    ]
+    assert read_csv(out / "plain.csv") == [{"email": "c@x.io"}]
+    assert cli("plan", ws.manifests, "--detailed-exitcode").exit_code == 0
+    moved = httpx.post(
+        f"{ws.base_url}/api/users/updateEmail",
+        headers={"Api-Key": EMULATOR_API_KEY},
+        json={"currentUserId": "U-1", "newEmail": "real@x.io"},
+    )
+    assert moved.status_code == 200, moved.text
+    applied = cli("apply", ws.manifests, "--yes", "--allow-removals")
+    assert applied.exit_code == 0, applied.output
+    assert "kept 1 member whose email Iterable has changed" in applied.stdout
+    assert sorted(proj.members(vip)) == ["b@x.io", "real@x.io"]
+    assert len(proj.users) == 3  # no profile made at the placeholder
