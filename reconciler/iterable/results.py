@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+_CONFLICT = (
+    "Iterable has the email and the userId on two profiles, or the userId's profile under "
+    "another email (changed there?): correct the row's email, or leave it empty"
+)
+
 # failedUpdates categories (shared/iterable-api.md) and how we describe them to users.
 FAILURE_REASONS: dict[str, str] = {
     "invalidEmails": "invalid email",
     "invalidUserIds": "invalid userId",
     "notFoundEmails": "user not found",
     "notFoundUserIds": "user not found",
-    "conflictEmails": "email and userId belong to different users",
-    "conflictUserIds": "email and userId belong to different users",
+    # Hybrid projects: the row's email and userId are two profiles, or the userId's
+    # profile has another email (changed in Iterable while the source kept the old one).
+    "conflictEmails": _CONFLICT,
+    "conflictUserIds": _CONFLICT,
     "forgottenEmails": "user was forgotten (GDPR)",
     "forgottenUserIds": "user was forgotten (GDPR)",
     "invalidDataEmails": "invalid data fields",

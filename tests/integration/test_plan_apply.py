@@ -148,7 +148,37 @@ def test_hybrid_conflict_is_shown_for_the_member(workspace, cli, emulator_server
     )
     result = cli("apply", workspace.manifests, "--yes", "--show-members")
     assert result.exit_code == 1
-    assert "u-other: email and userId belong to different users" in result.stdout
+    assert "u-other: Iterable has the email and the userId on two profiles" in result.stdout
+
+
+def test_a_hybrid_member_whose_email_changed_in_iterable_is_told_how_to_fix_its_row(
+    workspace, cli, emulator_server
+):
+    """An app changed a member's email in a hybrid project; the source still gives the old
+    one beside her userId. Iterable refuses her subscribe to another list as a conflict,
+    which said "email and userId belong to different users": there was one user, and
+    nothing said what to do. It now says which it may be and the fix, which works."""
+    emulator_server.emulator.faults.counts_only_answers = False
+    proj = project(emulator_server)
+    vip = proj.add_list("vip")
+    user = proj.add_user(email="old@example.com", user_id="U-1", list_ids=[vip])
+    proj.set_email(user, "new@example.com")  # as users/update with dataFields.email does
+    workspace.csv("m.csv", "email,userId", ["old@example.com,U-1"])
+    workspace.audience("vip", {"csv": "m.csv"})
+    workspace.audience("more", {"csv": "m.csv"})
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 1, result.output
+    assert (
+        "Iterable has the email and the userId on two profiles, or the userId's profile "
+        "under another email (changed there?): correct the row's email, or leave it empty"
+    ) in result.stdout
+    assert "old@example.com" not in result.output and "new@example.com" not in result.output
+    assert proj.members(vip) == ["new@example.com"] and len(proj.users) == 1
+    workspace.csv("m.csv", "email,userId", [",U-1"])
+    fixed = cli("apply", workspace.manifests, "--yes")
+    assert fixed.exit_code == 0, fixed.output
+    more = next(i for i, x in proj.lists.items() if x.name == "more")
+    assert proj.members(more) == ["new@example.com"] and len(proj.users) == 1
 
 
 def test_retries_survive_429_and_503_with_nothing_lost_or_duplicated(
