@@ -35,7 +35,7 @@ from reconciler.emulator.exports import (
     job_state,
     plan_files,
 )
-from reconciler.emulator.identifiers import is_valid_email, normalize_email
+from reconciler.emulator.identifiers import is_valid_email, is_valid_user_id, normalize_email
 from reconciler.emulator.identify import (
     FAILED_UPDATE_KEYS,
     Failure,
@@ -408,8 +408,17 @@ def _upsert(
         write = profile_fields.plan_write(project.field_types, custom, create_new=create_new_fields)
     except profile_fields.FieldTypeMismatch:
         return member_failure("invalidData", reported_email, user_id)
+    renamed = _renamed(project, found, data)
+    if isinstance(renamed, Failure):
+        return member_failure(renamed.kind, reported_email, user_id)
 
     user = _apply_match(project, found)
+    if renamed is not None:
+        new_email, new_user_id = renamed
+        if new_email is not None:
+            project.set_email(user, new_email)
+        if new_user_id is not None:
+            project.set_user_id(user, new_user_id)
     if custom:
         project.write_fields(user, write, merge_nested=bool(member.get("mergeNestedObjects")))
     if membership is not None:
@@ -432,6 +441,41 @@ def _kept_phone(value: Any) -> bool:
     """Whether Iterable keeps this phoneNumber (E.164 text; null clears it); an absent
     one is None too, and nothing is dropped."""
     return value is None or (isinstance(value, str) and _E164.fullmatch(value) is not None)
+
+
+def _renamed(
+    project: Project, found: Match, data: dict[str, Any]
+) -> tuple[str | None, str | None] | Failure | None:
+    """A new email or userId given in dataFields: how an update changes them in userID-based
+    and hybrid projects, and a userId in email-based ones (support article 217502386:
+    `{"userId": "old", "dataFields": {"userId": "new", "email": "new@x.com"}}`). Refused
+    when another profile holds an identifier the project keeps unique, or it is forgotten.
+    An email-based project changes an email with updateEmail only: there it is ignored."""
+    email = data.get("email") if project.project_type != "email" else None
+    user_id = data.get("userId")
+    email = email if isinstance(email, str) and email else None
+    user_id = user_id if isinstance(user_id, str) and user_id else None
+    if email is None and user_id is None:
+        return None
+    if (email is not None and not is_valid_email(email)) or (
+        user_id is not None and not is_valid_user_id(user_id)
+    ):
+        return Failure("invalidData")
+    if project.is_forgotten(email, user_id):
+        return Failure("forgotten")
+    email = normalize_email(email) if email is not None else None
+    taken = (
+        email is not None
+        and project.project_type == "hybrid"
+        and project.user_by_email(email) not in (None, found.user)
+    ) or (
+        user_id is not None
+        and project.project_type != "email"
+        and project.user_by_user_id(user_id) not in (None, found.user)
+    )
+    if taken:
+        return Failure("conflict")
+    return email, user_id
 
 
 def _apply_match(project: Project, match: Match) -> User:

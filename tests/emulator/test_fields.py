@@ -244,6 +244,47 @@ def test_update_email_refusals_change_nothing(
     assert sorted(u.email or "" for u in project.users.values()) == ["a@x.io", "b@x.io"]
 
 
+@pytest.mark.parametrize("project_type", ["hybrid", "userId"])
+def test_an_update_changes_the_email_and_user_id_given_in_data_fields(
+    typed_client: ClientFactory, project_type: str
+) -> None:
+    """userID-based and hybrid projects change a profile's identifiers by users/update
+    (support article 217502386): the profile keeps its lists and fields."""
+    client, project = typed_client(project_type)
+    list_id = project.add_list("l")
+    project.add_user(email="old@x.io", user_id="U-1", data_fields={"tier": "a"}, list_ids=[list_id])
+    body = {"userId": "U-1", "dataFields": {"email": "New@x.io", "userId": "U-9"}}
+    response = client.post("/api/users/update", json=body)
+    assert response.status_code == 200, response.text
+    (user,) = project.users.values()
+    assert (user.email, user.user_id, user.data_fields) == ("new@x.io", "U-9", {"tier": "a"})
+    assert project.members(list_id, prefer_user_id=True) == ["U-9"]
+    assert project.find_user(user_id="U-1") is None
+
+
+def test_an_update_to_another_profiles_email_is_a_conflict_in_hybrid_projects(
+    typed_client: ClientFactory,
+) -> None:
+    client, project = typed_client("hybrid")
+    project.add_user(email="a@x.io", user_id="U-1")
+    project.add_user(email="b@x.io", user_id="U-2")
+    response = bulk_update(client, [{"userId": "U-1", "dataFields": {"email": "b@x.io"}}])
+    assert failed(response) == {"conflictUserIds": ["U-1"]}
+    assert project.find_user(user_id="U-1").email == "a@x.io"  # type: ignore[union-attr]
+
+
+def test_an_email_projects_update_ignores_an_email_in_data_fields(
+    typed_client: ClientFactory,
+) -> None:
+    """Email-based projects change an email with updateEmail alone."""
+    client, project = typed_client("email")
+    project.add_user(email="a@x.io")
+    body = {"email": "a@x.io", "dataFields": {"email": "z@x.io", "userId": "U-7"}}
+    assert client.post("/api/users/update", json=body).status_code == 200
+    (user,) = project.users.values()
+    assert (user.email, user.user_id) == ("a@x.io", "U-7")
+
+
 def test_top_level_fields_are_overwritten_and_others_kept(
     client: httpx.Client, project: Project
 ) -> None:

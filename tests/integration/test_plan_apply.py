@@ -7,8 +7,10 @@ import math
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.conftest import EMULATOR_API_KEY
 from tests.integration.conftest import API_KEY_VAR
 
 WRITES = ("POST", "DELETE", "PUT")
@@ -161,8 +163,13 @@ def test_a_hybrid_member_whose_email_changed_in_iterable_is_told_how_to_fix_its_
     emulator_server.emulator.faults.counts_only_answers = False
     proj = project(emulator_server)
     vip = proj.add_list("vip")
-    user = proj.add_user(email="old@example.com", user_id="U-1", list_ids=[vip])
-    proj.set_email(user, "new@example.com")  # as users/update with dataFields.email does
+    proj.add_user(email="old@example.com", user_id="U-1", list_ids=[vip])
+    moved = httpx.post(  # how an app changes an email in a hybrid project
+        f"{workspace.base_url}/api/users/update",
+        headers={"Api-Key": EMULATOR_API_KEY},
+        json={"userId": "U-1", "dataFields": {"email": "new@example.com"}},
+    )
+    assert moved.status_code == 200, moved.text
     workspace.csv("m.csv", "email,userId", ["old@example.com,U-1"])
     workspace.audience("vip", {"csv": "m.csv"})
     workspace.audience("more", {"csv": "m.csv"})
