@@ -60,7 +60,7 @@ def test_import_says_why_it_cannot_read_a_list_without_quoting_its_member(engine
     info = ListInfo(7, "vip", None, "Standard", None)
     target = _Target(info, "vip", out / "vip.yaml", out / "vip.csv")
     with pytest.raises(LiveStateError) as caught:
-        _write_members_duckdb(engine, saved(engine, BODY), target, "email")
+        _write_members_duckdb(engine, saved(engine, BODY), target, "email", {})
     assert str(caught.value).startswith("getUsers for list 7 'vip' answered lines")
     assert_said_without_member(str(caught.value), engine)
     assert list(out.iterdir()) == []
