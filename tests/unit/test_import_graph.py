@@ -15,6 +15,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from tests.package_source import parsed
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "reconciler"
 
@@ -85,7 +87,7 @@ def imported_names(
     known = set(known)
     out: set[str] = set()
     package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
-    tree = ast.parse(path.read_text(), str(path))
+    tree = parsed(path)
     skipped = set() if annotations else _type_checking_only(tree)
     for node in ast.walk(tree):
         if id(node) in skipped:

@@ -10,6 +10,7 @@ from reconciler.manifest import manifest_json_schema
 from reconciler.members.identity import Member
 from reconciler.plan import ListPlan, list_plan
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
+from tests.package_source import package_files, parsed
 
 PACKAGE = Path(__file__).resolve().parents[2] / "reconciler"
 
@@ -17,8 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "reconciler"
 def _literal_defaults(name: str) -> list[str]:
     """Places in reconciler/ that give `name` a literal number as its default."""
     found = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        tree = ast.parse(path.read_text(), str(path))
+    for path in package_files():
+        tree = parsed(path)
         for node in ast.walk(tree):
             pairs: list[tuple[str, ast.expr | None]] = []
             if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):

@@ -9,6 +9,8 @@ import ast
 import re
 from pathlib import Path
 
+from tests.package_source import package_files, parsed
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "reconciler"
 
@@ -52,10 +54,7 @@ TEXT_MODE_OPENS = {
 
 
 def _sources() -> list[tuple[str, ast.AST]]:
-    return [
-        (path.relative_to(PACKAGE).as_posix(), ast.parse(path.read_text(encoding="utf-8")))
-        for path in sorted(PACKAGE.rglob("*.py"))
-    ]
+    return [(path.relative_to(PACKAGE).as_posix(), parsed(path)) for path in package_files()]
 
 
 def _uses(tree: ast.AST) -> set[str]:
