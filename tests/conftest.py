@@ -3,6 +3,7 @@
     emulator               Emulator, no rate limits, project "default" (hybrid, key "test-key")
     emulator_server        an EmulatorServer on 127.0.0.1 around `emulator` (.base_url, .emulator)
     make_emulator_server   factory for other project types, limits, faults or clocks
+    refused_port           a port on 127.0.0.1 that refuses connections throughout the test
     postgres               a fresh schema in a real PostgreSQL (tests/postgres.py); skipped
                            when no server is reachable
     windows                `python -m reconciler` run as if on native Windows (tests/windows.py)
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -165,6 +167,17 @@ def make_emulator_server() -> Iterator[MakeEmulatorServer]:
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections for the whole test: bound, never
+    listening. A port found free and closed again could be taken by a server another
+    worker (or another suite on the machine) starts before the test connects, and the
+    test then reached that server instead of a refused connection."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

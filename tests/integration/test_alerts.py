@@ -6,7 +6,6 @@ changes the exit code or hangs the run. The webhook is a real HTTP receiver on 1
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 
@@ -309,11 +308,9 @@ def test_a_webhook_that_hangs_is_given_up_on_within_the_timeout(
 
 
 def test_a_webhook_nobody_listens_on_is_a_warning_without_the_url(
-    workspace, cli, emulator_server, monkeypatch
+    workspace, cli, emulator_server, monkeypatch, refused_port
 ):
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
+    port = refused_port
     url = f"http://127.0.0.1:{port}/services/T0/B0/closed-port-secret"
     monkeypatch.setenv(alerts.URL_VAR, url)
     seed_list(emulator_server, "vip", MEMBERS)

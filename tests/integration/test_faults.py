@@ -454,12 +454,10 @@ def test_a_key_refused_in_one_destination_stops_only_that_one_and_the_report_say
     assert summary["members_to_add"] == 5 and summary["lists_to_create"] == 0
 
 
-def test_an_unreachable_base_url_names_the_destination_and_host(workspace, cli, monkeypatch):
-    import socket
-
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+def test_an_unreachable_base_url_names_the_destination_and_host(
+    workspace, cli, monkeypatch, refused_port
+):
+    port = refused_port
     monkeypatch.setenv("RECONCILER_MAX_RETRIES", "1")
     workspace.destination(baseUrl=f"http://127.0.0.1:{port}")
     workspace.audience("vip", {"inline": ["a@example.com"]})
@@ -470,13 +468,9 @@ def test_an_unreachable_base_url_names_the_destination_and_host(workspace, cli, 
 
 
 def test_retries_are_said_as_they_start_and_the_error_names_host_and_port(
-    workspace, cli, monkeypatch
+    workspace, cli, monkeypatch, refused_port
 ):
-    import socket
-
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = refused_port
     monkeypatch.setenv("RECONCILER_MAX_RETRIES", "2")
     workspace.destination(baseUrl=f"http://127.0.0.1:{port}")
     workspace.audience("vip", {"inline": ["a@example.com"]})
@@ -499,15 +493,11 @@ def _only_these_proxies(monkeypatch, **variables: str) -> None:
 
 
 def test_a_refusing_proxy_is_named_and_its_password_never_shown(
-    workspace, cli, monkeypatch, emulator_server
+    workspace, cli, monkeypatch, emulator_server, refused_port
 ):
     """HTTP_PROXY pointing at a proxy that refuses said "could not connect to" the
     emulator's own host and port, which was never tried: the user looked at the server."""
-    import socket
-
-    with socket.socket() as probe:  # a port nothing listens on: the proxy
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = refused_port  # the proxy
     _only_these_proxies(monkeypatch, HTTP_PROXY=f"http://user:pr0xy-secret@127.0.0.1:{port}")
     monkeypatch.setenv("RECONCILER_MAX_RETRIES", "0")
     workspace.destination(baseUrl=emulator_server.base_url)

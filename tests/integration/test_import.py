@@ -565,13 +565,9 @@ def test_member_csvs_are_owner_only_and_an_empty_import_says_so(
     assert "Imported 0" not in again.stdout
 
 
-def test_import_says_its_retries_as_they_start(typed_workspace, cli, monkeypatch):
-    import socket
-
+def test_import_says_its_retries_as_they_start(typed_workspace, cli, monkeypatch, refused_port):
     ws, _emulator = typed_workspace("hybrid")
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = refused_port
     monkeypatch.setenv("RECONCILER_MAX_RETRIES", "1")
     ws.destination(baseUrl=f"http://127.0.0.1:{port}")
     result = cli("import", ws.manifests, "-d", "prod", "--out", ws.root / "adopted")

@@ -544,7 +544,6 @@ class SilentServer:
     hanging the test run."""
 
     def __init__(self, patience: float = 20.0) -> None:
-        import socket
         import threading
 
         self.server = socket.create_server(("127.0.0.1", 0))
@@ -590,14 +589,12 @@ def test_a_server_that_never_answers_fails_at_the_url_line_within_the_connect_ti
 
 
 def test_a_server_refusing_connections_is_one_line_at_the_url_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused_port: int
 ) -> None:
     """libpq's hint came on a line of its own, indented, under `FILE:LINE: cannot connect`
     (and a line each for localhost's two addresses), breaking validate's one line."""
     pytest.importorskip("psycopg")
-    with socket.socket() as closed:  # a port nothing listens on
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
+    port = refused_port
     monkeypatch.setenv(PASSWORD_VAR, "s3cret-value")
     url = f"postgresql://app:${{{PASSWORD_VAR}}}@localhost:{port}/crm"
     audience = load_audience(tmp_path, {"sql": "SELECT email FROM customers", "url": url})
