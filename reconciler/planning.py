@@ -41,6 +41,7 @@ from reconciler.plan import (
     plan_list,
 )
 from reconciler.plan.campaigns import campaign_uses, needs_campaigns
+from reconciler.plan.field_clears import field_clears
 from reconciler.plan.fingerprint import FIELDS_KEY, list_fingerprint
 from reconciler.plan.former import (
     FormerLists,
@@ -57,7 +58,7 @@ from reconciler.plan.ownership import (
     same_description,
     unmarked,
 )
-from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
+from reconciler.plan.policy import DEFAULT_MAX_FIELD_CLEAR_PERCENT, DEFAULT_MAX_REMOVAL_PERCENT
 from reconciler.progress import NULL_PROGRESS, Progress, labelled
 from reconciler.sources import source_for
 from reconciler.state.changed_emails import keep_changed_emails
@@ -402,6 +403,7 @@ def _plan_from_live(
             if item.table is not None
         ),
         field_updates=fields.updates,
+        field_clears=field_clears(fields.tally, _clear_limits(desired, dest_spec)),
         field_read=fields.read,
         new_fields=fields.new_fields,
         field_issues=tuple(field_issues),
@@ -1057,6 +1059,25 @@ def undeclared_list_notes(
             "keep managing it)."
         )
     return notes
+
+
+def _clear_limits(
+    desired: DesiredDestination, dest_spec: Any
+) -> dict[str, tuple[tuple[str, ...], float]]:
+    """Mapped field -> the lists whose audiences map it, and the field_clears guard's limit:
+    the smallest maxFieldClearPercent of those audiences (each inheriting its
+    destination's), since a field is one per user whichever list's mapping writes it."""
+    out: dict[str, tuple[tuple[str, ...], float]] = {}
+    for item in desired.lists:
+        if item.fields is None:
+            continue
+        spec = item.audience.spec
+        limit = _inherited(spec.policy, dest_spec.policy, "maxFieldClearPercent")
+        limit = DEFAULT_MAX_FIELD_CLEAR_PERCENT if limit is None else limit
+        for name in item.fields.mapping.field_names:
+            lists, before = out.get(name, ((), limit))
+            out[name] = ((*lists, item.list_name), min(before, limit))
+    return out
 
 
 def _inherited(audience: Any, destination: Any, name: str) -> Any:

@@ -95,6 +95,11 @@ def apply(
         "--allow-list-deletion",
         help="Allow prune to delete lists without allowListDeletion in the policy.",
     ),
+    allow_field_clears: bool = typer.Option(
+        False,
+        "--allow-field-clears",
+        help="Allow clearing mapped fields beyond maxFieldClearPercent.",
+    ),
     output: OutputFormat = format_option("text for people, markdown, or json."),
     summary_file: Path | None = SummaryFileOpt,
     summary_json: Path | None = typer.Option(
@@ -135,6 +140,7 @@ def apply(
             allow_unsafe=allow_unsafe,
             allow_removals=allow_removals,
             allow_list_deletion=allow_list_deletion,
+            allow_field_clears=allow_field_clears,
         ),
         output=output,
         show_members=show_members,

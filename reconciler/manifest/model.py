@@ -31,7 +31,7 @@ from pydantic_core import PydanticCustomError
 
 from reconciler.errors import variable_name
 from reconciler.layout import LAYOUT_BREAKING_CLASS, breaks_layout
-from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
+from reconciler.plan.policy import DEFAULT_MAX_FIELD_CLEAR_PERCENT, DEFAULT_MAX_REMOVAL_PERCENT
 
 API_VERSION = "reconciler/v1"
 _API_VERSION_HELP = "The manifest format this document is written in."
@@ -336,6 +336,15 @@ class RemovalPolicySpec(_StrictModel):
     maxAdditions: Annotated[int, Field(ge=0), WHOLE_NUMBER] | None = Field(
         default=None,
         description="Block a plan that adds more members than this to a list. No limit by default.",
+    )
+    # Fields too: Iterable keeps no earlier value, so a source column that arrived empty
+    # would clear a mapped field on every member in one apply.
+    maxFieldClearPercent: Annotated[float, Field(ge=0, le=100)] | None = Field(
+        default=None,
+        description="Block a plan that clears (sets to null or empty) a mapped field holding "
+        "a value on more than this share of the list's members whose value it compared "
+        "(compared with '>'; a field mapped by several audiences takes the smallest; "
+        f"default: the destination's, else {DEFAULT_MAX_FIELD_CLEAR_PERCENT:g}).",
     )
 
 

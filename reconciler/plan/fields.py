@@ -16,6 +16,7 @@ from typing import Any
 
 from reconciler.members.identity import Member
 from reconciler.members.issue import MemberIssue
+from reconciler.plan.field_clears import ClearTally
 from reconciler.plan.model import FieldUpdate
 from reconciler.render.masking import source_value
 from reconciler.traits.compare import same_value
@@ -195,23 +196,27 @@ def plan_field_updates(
     wanted: Mapping[str, Collection[str]],
     live: Mapping[str, Mapping[str, Any] | None],
     texts: frozenset[str] = frozenset(),
+    tally: ClearTally | None = None,
 ) -> list[FieldUpdate]:
     """One FieldUpdate per user whose wanted fields differ from Iterable's values, holding
     only the fields that differ; users whose values all match get none. `texts`: the
-    project's string fields (traits.compare.text_fields)."""
+    project's string fields (traits.compare.text_fields); `tally` counts, per field, the
+    values compared and those cleared (the field_clears guard)."""
     updates: list[FieldUpdate] = []
+    tally = tally if tally is not None else ClearTally()
     for key in sorted(wanted):
         desired = merged.values.get(key, {})
         current = live.get(key) or {}
         merge = merged.merge.get(key, False)
-        changes = {
-            name: (current.get(name), desired[name])
-            for name in sorted(wanted[key])
-            if name in desired
-            and not same_value(
-                desired[name], current.get(name), merge_nested_objects=merge, texts=texts, path=name
-            )
-        }
+        changes = {}
+        for name in sorted(wanted[key]):
+            if name not in desired:
+                continue
+            old, new = current.get(name), desired[name]
+            changed = not same_value(new, old, merge_nested_objects=merge, texts=texts, path=name)
+            tally.count(name, old, new, changed)
+            if changed:
+                changes[name] = (old, new)
         if not changes:
             continue
         member = merged.members[key]

@@ -41,6 +41,7 @@ from reconciler.plan import (
     Plan,
 )
 from reconciler.plan import file_shape as shape
+from reconciler.plan.field_clears import FieldClears
 from reconciler.plan.fingerprint import difference_in
 from reconciler.words import named
 
@@ -592,6 +593,7 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
         "unread": [list(x) for x in d.unread],
         "other_reads": list(d.other_reads),
         "new_fields": [list(x) for x in d.new_fields],
+        "field_clears": [c.to_list() for c in d.field_clears],
     }
 
 
@@ -629,6 +631,13 @@ def _destination_from_json(d: shape.Fields, members: _MemberLines) -> Destinatio
         unread=d.get("unread", shape.list_of(_text_pair), ()),
         other_reads=d.get("other_reads", _texts, ()),
         new_fields=d.get("new_fields", shape.list_of(_text_pair), ()),
+        # Plans saved before the field_clears guard: none, as they were judged.
+        field_clears=tuple(
+            FieldClears(name, compared, cleared, lists, limit)
+            for name, compared, cleared, lists, limit in d.get(
+                "field_clears", shape.list_of(_field_clears), ()
+            )
+        ),
     )
 
 
@@ -638,6 +647,13 @@ _optional_count = shape.optional(shape.count)
 _texts = shape.list_of(shape.text)
 _text_pair = shape.row(("name", shape.text), ("value", shape.text))
 _deletion = shape.row(("list_id", shape.count), ("list_name", shape.text))
+_field_clears = shape.row(
+    ("field", shape.text),
+    ("compared", shape.count),
+    ("cleared", shape.count),
+    ("lists", _texts),
+    ("limit", shape.percent),
+)
 
 
 def _field_read(value: Any, where: str) -> FieldRead:

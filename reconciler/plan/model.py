@@ -13,6 +13,7 @@ from reconciler.errors import UnsafePlanError
 from reconciler.layout import one_line
 from reconciler.members.identity import Member, ProjectType
 from reconciler.members.issue import MemberIssue
+from reconciler.plan.field_clears import FieldClears
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT, Rule, override_flags
 from reconciler.render.masking import field_path, mask_value, message_for
 from reconciler.words import quantity
@@ -515,6 +516,9 @@ class DestinationPlan:
     # bulkUpdate, between subscribe and unsubscribe: a tuple, or rows in the DuckDB workspace
     field_updates: Sequence[FieldUpdate] = ()
     field_read: FieldRead | None = None
+    # The mapped fields this plan clears where they held a value (the field_clears guard):
+    # only fields with some clear, with the limit the audiences mapping them set.
+    field_clears: tuple[FieldClears, ...] = ()
     # User fields the project does not have yet that this plan's values create, with the
     # type Iterable will give them (fixed for good by the first value): (path, type).
     new_fields: tuple[tuple[str, str], ...] = ()
@@ -649,6 +653,11 @@ class DestinationPlan:
                         "campaign sends to it; policy activeCampaignAdds is block",
                     )
                 )
+        out.extend(
+            Violation(self.destination, ", ".join(c.lists), "field_clears", c.message())
+            for c in self.field_clears
+            if c.blocks
+        )
         if self.declared_none_found:
             out.extend(self._unfamiliar_deletions())
         elif not self.allow_list_deletion:

@@ -1,4 +1,4 @@
-"""The safety policy's one default and the rules it is made of. The plan judges itself
+"""The safety policy's defaults and the rules it is made of. The plan judges itself
 against them (DestinationPlan.violations, Plan.raise_if_unsafe); an apply can be told to
 override some rules for one run.
 
@@ -12,9 +12,19 @@ from typing import Literal, get_args
 # Block a plan that removes more than this share of a list's current members, unless the
 # destination's or the audience's policy sets maxRemovalPercent (compared with ">").
 DEFAULT_MAX_REMOVAL_PERCENT = 10.0
+# Block a plan that clears a mapped field holding a value on more than this share of the
+# members whose value of it was compared, unless maxFieldClearPercent says otherwise
+# (plan/field_clears.py).
+DEFAULT_MAX_FIELD_CLEAR_PERCENT = 10.0
 
 Rule = Literal[
-    "removals", "list_deletion", "active_campaign_adds", "empty_source", "bounds", "additions"
+    "removals",
+    "list_deletion",
+    "active_campaign_adds",
+    "empty_source",
+    "bounds",
+    "additions",
+    "field_clears",
 ]
 RULES: frozenset[str] = frozenset(get_args(Rule))
 
@@ -23,6 +33,7 @@ RULES: frozenset[str] = frozenset(get_args(Rule))
 RULE_FLAGS: dict[str, str] = {
     "removals": "--allow-removals",
     "list_deletion": "--allow-list-deletion",
+    "field_clears": "--allow-field-clears",
 }
 
 
@@ -38,12 +49,21 @@ def override_flags(rules: Iterable[str]) -> str:
 
 
 def overridden_rules(
-    *, allow_unsafe: bool = False, allow_removals: bool = False, allow_list_deletion: bool = False
+    *,
+    allow_unsafe: bool = False,
+    allow_removals: bool = False,
+    allow_list_deletion: bool = False,
+    allow_field_clears: bool = False,
 ) -> frozenset[str]:
-    """The rules an apply was told to override. Only removals and list deletion have a
-    flag of their own; the source guards (allowEmpty, bounds, additions, active campaigns)
-    are said in the manifest, and --allow-unsafe overrides every rule for one run."""
+    """The rules an apply was told to override. Only removals, list deletion and field
+    clears have a flag of their own; the source guards (allowEmpty, bounds, additions,
+    active campaigns) are said in the manifest, and --allow-unsafe overrides every rule
+    for one run."""
     if allow_unsafe:
         return RULES
-    flags = {"removals": allow_removals, "list_deletion": allow_list_deletion}
+    flags = {
+        "removals": allow_removals,
+        "list_deletion": allow_list_deletion,
+        "field_clears": allow_field_clears,
+    }
     return frozenset(rule for rule, allowed in flags.items() if allowed)

@@ -42,6 +42,7 @@ from reconciler.members.engine.field_tables import (
 from reconciler.members.identity import Member, ProjectType
 from reconciler.members.model import Engine, TableRows
 from reconciler.plan import FieldRead, FieldUpdate, ListPlan
+from reconciler.plan.field_clears import ClearTally
 from reconciler.plan.fields import conflict_reason
 from reconciler.plan.fingerprint import ValuesDigest
 from reconciler.progress import NULL_PROGRESS, Progress
@@ -70,6 +71,8 @@ class TableFields:
     issues_unlisted: int = 0
     # The project's field types (getFields), when they were read to compare the values.
     field_types: Mapping[str, str] | None = None
+    # Values compared and cleared per field (the field_clears guard).
+    tally: ClearTally = dataclasses.field(default_factory=ClearTally)
 
 
 def engine_of(items: Sequence[DesiredList]) -> Engine | None:
@@ -120,6 +123,7 @@ def plan_table_fields(
     digest: str | None = None
     updates: Sequence[FieldUpdate] = ()
     field_types: Mapping[str, str] | None = None
+    tally = ClearTally()
     if users:
         task = progress.task(
             f"reading the mapped fields of {quantity(users, 'user')}", unit="users"
@@ -132,7 +136,7 @@ def plan_table_fields(
         field_types = client.get_fields()
         task = progress.task("comparing mapped fields", total=users, unit="users")
         updates, digest = _compare(
-            engine, merged, live, names, task.advance, text_fields(field_types)
+            engine, merged, live, names, task.advance, text_fields(field_types), tally
         )
         task.finish()
     planned = [with_fields.get(lp.list_name, lp) for lp in lists]
@@ -145,7 +149,7 @@ def plan_table_fields(
             else dataclasses.replace(lp, field_update_keys=())
             for lp in planned
         ]
-    return TableFields(planned, updates, read, issues, digest, values, unlisted, field_types)
+    return TableFields(planned, updates, read, issues, digest, values, unlisted, field_types, tally)
 
 
 def _values_of(engine: Engine, item: DesiredList) -> ValuesTable:
@@ -331,9 +335,12 @@ def _compare(
     names: list[str],
     on_users: Callable[[int], None],
     texts: frozenset[str] = frozenset(),
+    tally: ClearTally | None = None,
 ) -> tuple[TableRows[FieldUpdate], str]:
     """plan_field_updates over batches: the fields whose values differ, per member in key
-    order, into a table; and the digest of the current values read (values_digest)."""
+    order, into a table; and the digest of the current values read (values_digest).
+    `tally` counts the values compared and cleared per field, as there."""
+    tally = tally if tally is not None else ClearTally()
     digest = ValuesDigest()
     column = {name: j for j, name in enumerate(names)}
 
@@ -353,10 +360,15 @@ def _compare(
                 changes = []
                 for name, text in fields:
                     if found and cells[column[name]] == text:
+                        tally.count(name, None, None, changed=False)
                         continue  # the same JSON text is the same value
                     old = current.get(name) if current is not None else None
                     new = from_json(text)
-                    if not same_value(new, old, merge_nested_objects=merge, texts=texts, path=name):
+                    changed = not same_value(
+                        new, old, merge_nested_objects=merge, texts=texts, path=name
+                    )
+                    tally.count(name, old, new, changed)
+                    if changed:
                         changes.append([name, old, new])
                 if changes:
                     yield key, kind, email, user_id, changes, merge

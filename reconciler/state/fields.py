@@ -18,6 +18,7 @@ from reconciler.iterable import IterableClient
 from reconciler.members.identity import Member
 from reconciler.members.model import Engine
 from reconciler.plan import FieldRead, FieldUpdate, ListPlan
+from reconciler.plan.field_clears import ClearTally
 from reconciler.plan.fields import MappedList, merge_fields, plan_field_updates
 from reconciler.plan.fingerprint import values_digest
 from reconciler.progress import NULL_PROGRESS, Progress
@@ -60,6 +61,8 @@ class FieldsPlan:
     project_fields: int | None = None
     # The paths themselves, for the names new fields differ from only in case
     project_field_names: frozenset[str] = frozenset()
+    # Values compared and cleared per field (the field_clears guard)
+    tally: ClearTally = field(default_factory=ClearTally)
 
 
 def plan_fields(
@@ -107,7 +110,7 @@ def plan_fields(
         # Read before comparing: a string field's date-shaped text is compared as text.
         field_types = client.get_fields()
         texts = text_fields(field_types)
-        out.updates = tuple(plan_field_updates(merged, wanted, live.values, texts))
+        out.updates = tuple(plan_field_updates(merged, wanted, live.values, texts, out.tally))
     planned = [with_fields.get(lp.list_name, lp) for lp in lists]
     if out.updates:
         updated = {u.key for u in out.updates}
@@ -157,6 +160,7 @@ def _plan_table_fields(
         found.issues,
         found.live_digest,
         found.issues_unlisted,
+        tally=found.tally,
     )
     sent = sent_values(out.lists, out.updates, items, found.values)
     first = next(sent, None)

@@ -1,0 +1,87 @@
+"""The field_clears guard's counts: how many of the members whose mapped field was compared
+hold a value in Iterable that the plan would clear.
+
+Iterable keeps no history of a field's values, so a source whose column arrived empty (a
+broken export, a join that nulls it, a mapping pointed at the wrong column) would clear
+that field on every member in one apply, with nothing to restore it from. Membership has
+removal limits; this is the same limit for fields, judged per field over the members
+whose current value the plan read (those already on a mapped list: a subscribe's fields
+are not compared, nothing being read for them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.plan.policy import DEFAULT_MAX_FIELD_CLEAR_PERCENT
+from reconciler.words import quantity
+
+
+def holds_value(value: Any) -> bool:
+    """Whether a field's value is something a clear would lose: not null, empty text, or an
+    empty list or object (what an empty cell or a null sends, or Iterable shows unset)."""
+    return value is not None and value != "" and value != [] and value != {}
+
+
+@dataclass
+class ClearTally:
+    """Per field, while values are compared: members compared, and those of them holding
+    a value that the plan's new value clears."""
+
+    compared: dict[str, int] = field(default_factory=dict)
+    cleared: dict[str, int] = field(default_factory=dict)
+
+    def count(self, name: str, old: Any, new: Any, changed: bool) -> None:
+        self.compared[name] = self.compared.get(name, 0) + 1
+        if changed and holds_value(old) and not holds_value(new):
+            self.cleared[name] = self.cleared.get(name, 0) + 1
+
+
+@dataclass(frozen=True)
+class FieldClears:
+    """One mapped field's clears in a destination's plan, and the limit they are held to."""
+
+    field: str
+    compared: int  # members whose current value of it was compared
+    cleared: int  # of them, those holding a value that the plan clears
+    lists: tuple[str, ...]  # the lists whose audiences map it (for the violation's place)
+    limit: float  # maxFieldClearPercent: the smallest of those audiences'
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.cleared / self.compared if self.compared else 0.0
+
+    @property
+    def blocks(self) -> bool:
+        return self.cleared > 0 and self.percent > self.limit
+
+    def message(self) -> str:
+        return (
+            f"guard field_clears: clears field {self.field!r}, which holds a value, for "
+            f"{self.cleared:,} of the {quantity(self.compared, 'member')} already on "
+            f"{_lists(self.lists)} ({self.percent:.1f}%), more than maxFieldClearPercent "
+            f"{self.limit:g}%; Iterable keeps no earlier value: check the source's column "
+            "(an export that emptied it, a join that nulls it), or raise "
+            "maxFieldClearPercent in the audience's policy where such clears are normal"
+        )
+
+    def to_list(self) -> list[Any]:
+        return [self.field, self.compared, self.cleared, list(self.lists), self.limit]
+
+
+def _lists(names: tuple[str, ...]) -> str:
+    if len(names) == 1:
+        return f"list {names[0]!r}"
+    return "lists " + ", ".join(repr(n) for n in names) if names else "its lists"
+
+
+def field_clears(
+    tally: ClearTally, limits: dict[str, tuple[tuple[str, ...], float]]
+) -> tuple[FieldClears, ...]:
+    """The clears of each field `tally` compared; `limits`: field -> (lists mapping it,
+    the limit). Only fields with some clear are kept: the rest cannot block."""
+    out = []
+    for name in sorted(tally.cleared):
+        lists, limit = limits.get(name, ((), DEFAULT_MAX_FIELD_CLEAR_PERCENT))
+        out.append(FieldClears(name, tally.compared[name], tally.cleared[name], lists, limit))
+    return tuple(out)
