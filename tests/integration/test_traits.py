@@ -972,7 +972,8 @@ def test_dates_at_the_ends_of_the_calendar_are_sent_as_dates_or_named_with_their
     assert again.exit_code == 0, again.output
     assert "= user fields: no changes (2 users checked" in again.stdout
 
-    rows[1] = "bob@example.com,u-2,9999-12-31T23:00:00-05:00,"
+    # `until` kept: an empty cell would clear it for 1 of the 2 members (field_clears).
+    rows[1] = "bob@example.com,u-2,9999-12-31T23:00:00-05:00,9999-12-31T23:00:00-05:00"
     workspace.csv("data/ends.csv", "email,user_id,since,until", rows)
     bad = cli("plan", workspace.manifests, "--show-members")
     assert bad.exit_code == 1, bad.output
