@@ -13,11 +13,13 @@ written), counted and said, until the row or the profile is corrected.
 
 Only lists with both adds and removals are looked at, and only their adds that carry a
 userId are read (per-user reads by userId, or one export: live.py `emails_of_user_ids`).
+A userId two of a list's adds give is no one's: those rows are added as they stand.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Sequence
 
 from reconciler.iterable import IterableClient
@@ -64,13 +66,19 @@ def keep_changed_emails(
 
 
 def _adds_with_user_ids(add: Sequence[Member]) -> list[Member]:
-    """The adds whose row gives a userId beside the email."""
+    """The adds whose row gives a userId beside the email that no other add gives.
+
+    A userId on two adds names neither: an email-based project does not hold a userId to
+    one person, and sources fill it with a stand-in ('0', 'guest') on many rows, which
+    would keep whoever has it on the list and add none of them."""
     if isinstance(add, TableRows):
         rows = add.engine.connection.execute(
-            f"SELECT key, key_kind, email, user_id FROM {add.table} WHERE user_id IS NOT NULL"
+            f"SELECT key, key_kind, email, user_id FROM {add.table} WHERE user_id IN "
+            f"(SELECT user_id FROM {add.table} GROUP BY user_id HAVING count(*) = 1)"
         ).fetchall()
         return [Member(row[0], row[1], row[2], row[3]) for row in rows]
-    return [m for m in add if m.user_id is not None]
+    shared = Counter(m.user_id for m in add if m.user_id is not None)
+    return [m for m in add if m.user_id is not None and shared[m.user_id] == 1]
 
 
 def _keep(lp: ListPlan, candidates: Sequence[Member], emails: dict[str, str]) -> ListPlan:

@@ -178,3 +178,27 @@ def test_an_email_changed_in_iterable_keeps_its_member_and_makes_no_second_profi
     (lp,) = json.loads(again.stdout)["destinations"][0]["lists"]
     assert (summary["members_to_add"], summary["members_to_remove"]) == (0, 0)
     assert lp["kept_for_changed_email"] == 1
+
+
+@pytest.mark.parametrize("reads", ["getUsers", "export"])
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_user_id_several_added_rows_share_is_no_changed_email(
+    typed_workspace, cli, monkeypatch, engine, reads
+):
+    """An email-based project does not hold a userId to one person, and sources fill
+    it with a stand-in ('0', 'guest') on many rows: a userId on two of a list's adds
+    names no one, and the profile under another email that has it is no changed email
+    of theirs. The plan took both adds for the leaver's old address, adding neither
+    and keeping her on the list; they are now added and she is removed."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", reads)
+    ws, proj = typed_workspace("email")
+    lid = proj.add_list("vip")
+    proj.add_user(email="leaver@x.io", user_id="0", list_ids=[lid])
+    proj.add_user(email="stays@x.io", user_id="U-2", list_ids=[lid])
+    ws.csv("m.csv", "email,userId", ["a@x.io,0", "b@x.io,0", "stays@x.io,U-2"])
+    ws.audience("vip", {"csv": "m.csv"})
+    result = cli("apply", ws.manifests, "--yes", "--allow-removals")
+    assert result.exit_code == 0, result.output
+    assert "whose email Iterable has changed" not in result.stdout
+    assert sorted(proj.members(lid)) == ["a@x.io", "b@x.io", "stays@x.io"]
