@@ -352,7 +352,7 @@ def _plan_from_live(
     # A row whose email Iterable has changed (its userId on the list under another email):
     # that profile stays, and the old email is not made a second profile of the person.
     lists, changed_reads = keep_changed_emails(
-        client, desired.project_type, lists, live.users_file or users
+        client, desired.project_type, lists, desired.lists, live.users_file or users
     )
     # Forgotten users, and unknown ones an audience may not create, are not sent. Left out
     # first: consent is then read only for adds that will be sent (an updateExistingUsers-

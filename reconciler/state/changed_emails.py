@@ -13,7 +13,7 @@ written), counted and said, until the row or the profile is corrected.
 
 Only lists with both adds and removals are looked at, and only their adds that carry a
 userId are read (per-user reads by userId, or one export: live.py `emails_of_user_ids`).
-A userId two of a list's adds give is no one's: those rows are added as they stand.
+A userId two of an audience's rows give is no one's: its adds are added as they stand.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from reconciler.iterable import IterableClient
 from reconciler.members.engine.rows import TableRows, identifier_rows, member_rows, write_table
@@ -29,24 +30,30 @@ from reconciler.plan.model import ListPlan
 from reconciler.state.live import emails_of_user_ids
 from reconciler.state.users_file import ProfilesFile
 
+if TYPE_CHECKING:
+    from reconciler.state.desired import DesiredList
+
 
 def keep_changed_emails(
     client: IterableClient,
     project_type: str,
     lists: Sequence[ListPlan],
+    desired: Sequence[DesiredList],
     users: ProfilesFile | None = None,
 ) -> tuple[list[ListPlan], list[str]]:
     """The lists with such members kept and their old emails not added, and what was read
-    to find them (for the plan's 'also read' line). Nothing is read outside email-based
-    projects: in hybrid ones a row with a userId is the member by that userId, and in
-    userID-based ones the email identifies nobody."""
+    to find them (for the plan's 'also read' line); `desired`: the audiences they plan.
+    Nothing is read outside email-based projects: in hybrid ones a row with a userId is
+    the member by that userId, and in userID-based ones the email identifies nobody."""
     out = list(lists)
     if project_type != "email":
         return out, []
+    items = {item.list_name: item for item in desired}
     wanted: dict[int, list[Member]] = {}
     for index, lp in enumerate(out):
-        if lp.add and lp.remove:
-            candidates = _adds_with_user_ids(lp.add)
+        item = items.get(lp.list_name)
+        if lp.add and lp.remove and item is not None:
+            candidates = _adds_with_user_ids(lp.add, item)
             if candidates:
                 wanted[index] = candidates
     if not wanted:
@@ -65,20 +72,36 @@ def keep_changed_emails(
     return out, [said]
 
 
-def _adds_with_user_ids(add: Sequence[Member]) -> list[Member]:
-    """The adds whose row gives a userId beside the email that no other add gives.
+def _adds_with_user_ids(add: Sequence[Member], item: DesiredList) -> list[Member]:
+    """The adds whose row gives a userId beside the email that no other row of the
+    audience gives.
 
-    A userId on two adds names neither: an email-based project does not hold a userId to
-    one person, and sources fill it with a stand-in ('0', 'guest') on many rows, which
-    would keep whoever has it on the list and add none of them."""
+    A userId on two rows names neither: an email-based project does not hold a userId to
+    one person (Iterable's byUserId answers one of the profiles that have it), and sources
+    fill it with a stand-in ('0', 'guest') on many rows, which kept whoever Iterable found
+    by it on the list and added none of them."""
     if isinstance(add, TableRows):
         rows = add.engine.connection.execute(
-            f"SELECT key, key_kind, email, user_id FROM {add.table} WHERE user_id IN "
-            f"(SELECT user_id FROM {add.table} GROUP BY user_id HAVING count(*) = 1)"
+            f"SELECT key, key_kind, email, user_id FROM {add.table} WHERE user_id IS NOT NULL"
         ).fetchall()
-        return [Member(row[0], row[1], row[2], row[3]) for row in rows]
-    shared = Counter(m.user_id for m in add if m.user_id is not None)
-    return [m for m in add if m.user_id is not None and shared[m.user_id] == 1]
+        found = [Member(row[0], row[1], row[2], row[3]) for row in rows]
+    else:
+        found = [m for m in add if m.user_id is not None]
+    if not found:
+        return found
+    if item.table is not None:
+        sole = {
+            row[0]
+            for row in item.table.engine.connection.execute(
+                f"SELECT user_id FROM {item.table.rows_table} WHERE user_id IN "
+                "(SELECT unnest(?::VARCHAR[])) GROUP BY user_id HAVING count(DISTINCT key) = 1",
+                [sorted({m.user_id for m in found if m.user_id is not None})],
+            ).fetchall()
+        }
+    else:
+        given = Counter(m.user_id for m in item.members.values() if m.user_id is not None)
+        sole = {user_id for user_id, rows in given.items() if rows == 1}
+    return [m for m in found if m.user_id in sole]
 
 
 def _keep(lp: ListPlan, candidates: Sequence[Member], emails: dict[str, str]) -> ListPlan:

@@ -202,3 +202,27 @@ def test_a_user_id_several_added_rows_share_is_no_changed_email(
     assert result.exit_code == 0, result.output
     assert "whose email Iterable has changed" not in result.stdout
     assert sorted(proj.members(lid)) == ["a@x.io", "b@x.io", "stays@x.io"]
+
+
+@pytest.mark.parametrize("reads", ["getUsers", "export"])
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_user_id_another_row_gives_is_no_changed_email(
+    typed_workspace, cli, monkeypatch, engine, reads
+):
+    """As above, the stand-in on one add and on a row already on the list: the source
+    gives the userId to two people, so the leaver whose profile Iterable finds by it (an
+    email-based project may give several profiles one userId) is no changed email of
+    the add's. She was kept on the list and the add not sent; the add is now sent and
+    she is removed."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", reads)
+    ws, proj = typed_workspace("email")
+    lid = proj.add_list("vip")
+    proj.add_user(email="leaver@x.io", user_id="0", list_ids=[lid])
+    proj.add_user(email="stays@x.io", list_ids=[lid])
+    ws.csv("m.csv", "email,userId", ["a@x.io,0", "stays@x.io,0"])
+    ws.audience("vip", {"csv": "m.csv"})
+    result = cli("apply", ws.manifests, "--yes", "--allow-removals")
+    assert result.exit_code == 0, result.output
+    assert "whose email Iterable has changed" not in result.stdout
+    assert sorted(proj.members(lid)) == ["a@x.io", "stays@x.io"]
