@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 _CONFLICT = (
     "Iterable has the email and the userId on two profiles, or the userId's profile under "
-    "another email (changed there?): correct the row's email, or leave it empty"
+    "another email (changed there?): correct the row's email or userId; leave the email "
+    "empty only if the userId's profile is this member's"
 )
 
 # failedUpdates categories (shared/iterable-api.md) and how we describe them to users.
@@ -17,6 +18,8 @@ FAILURE_REASONS: dict[str, str] = {
     "notFoundUserIds": "user not found",
     # Hybrid projects: the row's email and userId are two profiles, or the userId's
     # profile has another email (changed in Iterable while the source kept the old one).
+    # An empty email sends the row by its userId alone: right in the second case, but in
+    # the first it subscribes the userId's profile, maybe another person than the row's.
     "conflictEmails": _CONFLICT,
     "conflictUserIds": _CONFLICT,
     "forgottenEmails": "user was forgotten (GDPR)",

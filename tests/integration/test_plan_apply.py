@@ -151,6 +151,10 @@ def test_hybrid_conflict_is_shown_for_the_member(workspace, cli, emulator_server
     result = cli("apply", workspace.manifests, "--yes", "--show-members")
     assert result.exit_code == 1
     assert "u-other: Iterable has the email and the userId on two profiles" in result.stdout
+    # Two people here: emptying the email would subscribe the userId's profile, another
+    # person than the row's email, so the fix is not offered without that condition.
+    assert "correct the row's email or userId" in result.stdout
+    assert "leave the email empty only if the userId's profile is this member's" in (result.stdout)
 
 
 def test_a_hybrid_member_whose_email_changed_in_iterable_is_told_how_to_fix_its_row(
@@ -177,7 +181,8 @@ def test_a_hybrid_member_whose_email_changed_in_iterable_is_told_how_to_fix_its_
     assert result.exit_code == 1, result.output
     assert (
         "Iterable has the email and the userId on two profiles, or the userId's profile "
-        "under another email (changed there?): correct the row's email, or leave it empty"
+        "under another email (changed there?): correct the row's email or userId; leave "
+        "the email empty only if the userId's profile is this member's"
     ) in result.stdout
     assert "old@example.com" not in result.output and "new@example.com" not in result.output
     assert proj.members(vip) == ["new@example.com"] and len(proj.users) == 1
