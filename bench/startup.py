@@ -4,11 +4,13 @@ process, and each pays its start-up (issue 17).
     python bench/startup.py [--runs 10] [--no-plan]
 
 Cases, each a fresh interpreter (sys.executable, not a shell's wrapper), run --runs times
-taking turns; the minimum wall time and CPU time of each are printed (the machine is
-shared: noise only adds to a run):
+taking turns; the minimum and the median wall time and CPU time of each are printed (the
+machine is shared: noise only adds to a run, and the median shows what a run typically
+costs):
 
     python     `python -c pass`: the interpreter and site alone, the floor under the rest
     import     `python -c "import reconciler.cli"`: the command tree, before any command
+    --version  `reconciler --version`
     --help     `reconciler --help`
     validate   `reconciler validate` of a one-audience project (three inline members)
     plan       `reconciler plan` of it against the emulator on loopback, the list already
@@ -31,6 +33,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -99,16 +102,19 @@ def timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, fl
 
 
 def measure(cases: dict[str, list[str]], env: dict[str, str], cwd: Path, runs: int) -> None:
-    best: dict[str, tuple[float, float]] = {}
+    walls: dict[str, list[float]] = {name: [] for name in cases}
+    cpus: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(runs):
         for name, command in cases.items():  # taking turns: noise spreads over all cases
             wall, cpu = timed(command, env, cwd)
-            old = best.get(name, (wall, cpu))
-            best[name] = (min(old[0], wall), min(old[1], cpu))
-    floor = best["python"][0]
-    for name, (wall, cpu) in best.items():
-        above = "" if name == "python" else f"  ({wall - floor:.3f} s above python)"
-        print(f"  {name:<9} {wall:6.3f} s wall  {cpu:6.3f} s CPU{above}")
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+    floor = min(walls["python"])
+    print(f"  {'':<9} {'min wall':>9} {'min CPU':>8} {'median CPU':>11}")
+    for name in cases:
+        wall, cpu = min(walls[name]), min(cpus[name])
+        above = "" if name == "python" else f"  ({wall - floor:.3f} s wall above python)"
+        print(f"  {name:<9} {wall:8.3f}s {cpu:7.3f}s {statistics.median(cpus[name]):10.3f}s{above}")
 
 
 def main() -> None:
@@ -121,6 +127,7 @@ def main() -> None:
     cases = {
         "python": [*python, "pass"],
         "import": [*python, "import reconciler.cli"],
+        "--version": [*python, CLI, "--version"],
         "--help": [*python, CLI, "--help"],
     }
     emulator = Emulator(limits=Limits.unlimited())
@@ -151,7 +158,7 @@ def main() -> None:
             load = os.getloadavg()
             print(
                 f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, load average "
-                f"{load[0]:.2f}; min of {args.runs} runs; the tiny project's plan has no changes"
+                f"{load[0]:.2f}; {args.runs} runs of each; the tiny project's plan has no changes"
             )
             modes = [
                 ("bytecode cached (as installed by pip)", cached),
