@@ -34,22 +34,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, quote_plus, urlsplit
 
-import httpx
-
 from reconciler import __version__
 from reconciler.env_numbers import NumberRule, env_float
 from reconciler.errors import ConfigError
 from reconciler.layout import one_line
-from reconciler.plan import Plan
 from reconciler.render.masking import mask_emails
-from reconciler.render.plans import OVERRIDES
 from reconciler.threads import without_stop_signals
 from reconciler.words import quantity
 
 if TYPE_CHECKING:
-    # An annotation only: a plan sends its alert without loading the apply executor.
+    # Annotations only: a plan sends its alert without loading the apply executor, and
+    # every command loads this module (see _post).
+    import httpx
+
     from reconciler.apply.executor import FieldUpdateResult
     from reconciler.apply.runrecord import RunRecord
+    from reconciler.plan import Plan
 
 URL_VAR = "RECONCILER_ALERT_WEBHOOK_URL"
 URL_FILE_VAR = "RECONCILER_ALERT_WEBHOOK_URL_FILE"
@@ -183,6 +183,8 @@ def _fields_failed(fields: FieldUpdateResult) -> str:
 
 
 def _override(rule: str) -> str:
+    from reconciler.render.plans import OVERRIDES  # here: see _post
+
     flag = OVERRIDES.get(rule, "--allow-unsafe")
     return flag if flag == "--allow-unsafe" else f"{flag} or --allow-unsafe"
 
@@ -482,6 +484,10 @@ def _send(
 def _post(url: str, body: dict[str, object], budget: float, timeout: float) -> _Attempt:
     """One POST, given at most `budget` seconds per phase; `timeout` is the setting's value,
     which the words name."""
+    # Imported here, as OVERRIDES (jinja2) is in _override: every command loads this module
+    # (exits sends its alerts, annotations scrub with it), `--version` and `--help` too.
+    import httpx
+
     try:
         with httpx.Client(timeout=httpx.Timeout(budget), follow_redirects=False) as client:
             response = client.post(

@@ -13,10 +13,12 @@ the exit code to `exits`, the one map from errors to exit codes.
 from __future__ import annotations
 
 import codecs
+import importlib
 import inspect
 import io
 import os
 import sys
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -37,27 +39,96 @@ if TYPE_CHECKING:
     from typer._click.core import Context as ClickContext
 
 from reconciler.apply.interrupt import terminate_as_interrupt
-from reconciler.cli import apply, exits, import_, plan, schema, status, validate
-from reconciler.cli.emulator import emulator_app
+from reconciler.cli import exits
 from reconciler.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
-from reconciler.cli.github import github_app
 from reconciler.cli.stderr import never_failing_stderr
 from reconciler.cli.stdout import writing
 from reconciler.cli.workflow_commands import on_runner, protect_streams
 from reconciler.errors import OutputError
-from reconciler.members.model import interrupted_by_signal
 
 # The commands that take --format: with `--format json`, their usage errors are the one
 # JSON object on stdout too.
 _FORMATTED = ("plan", "apply", "status")
 _ARGV = "reconciler.argv"
 
+# Every command by name, in the order `--help` lists them: (module, attribute, help of a
+# group). A command's module is imported when that command is run or its help shown, not
+# on every start-up: each brings what it needs (the manifest models, httpx, DuckDB,
+# jinja2, the GitHub client), and `--version` or `validate` paid for all of them.
+_COMMANDS: dict[str, tuple[str, str, str | None]] = {
+    "validate": ("reconciler.cli.validate", "validate", None),
+    "plan": ("reconciler.cli.plan", "plan", None),
+    "apply": ("reconciler.cli.apply", "apply", None),
+    "status": ("reconciler.cli.status", "status", None),
+    "import": ("reconciler.cli.import_", "import_", None),
+    "schema": ("reconciler.cli.schema", "schema", None),
+    "version": ("reconciler.cli.schema", "version", None),
+    "emulator": ("reconciler.cli.emulator", "emulator_app", "Run the local Iterable emulator."),
+    "github": (
+        "reconciler.cli.github",
+        "github_app",
+        "Post plans to GitHub pull requests and drift issues (for the shipped workflows).",
+    ),
+}
+
+
+def _load_command(name: str) -> Any:
+    """The click command `name`, built by typer from its function (or sub-app) as
+    `app.command()` / `app.add_typer` would build it, its module imported now."""
+    import typer.main
+
+    module, attribute, group_help = _COMMANDS[name]
+    target = getattr(importlib.import_module(module), attribute)
+    holder = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    if isinstance(target, typer.Typer):
+        holder.add_typer(target, name=name, help=group_help)
+    else:
+        holder.command(name)(target)
+    return typer.main.get_group(holder).commands[name]
+
+
+class _Commands(MutableMapping[str, Any]):
+    """A group's commands by name: every name of _COMMANDS (for the list in `--help` and
+    typer's "Did you mean" on a typo), each command built when it is first looked up."""
+
+    def __init__(self, given: Mapping[str, Any]) -> None:
+        self._built: dict[str, Any] = dict(given)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built and name in _COMMANDS:
+            self._built[name] = _load_command(name)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._built[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in _COMMANDS or name in self._built
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*_COMMANDS, *(name for name in self._built if name not in _COMMANDS)])
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
 
 class _Group(TyperGroup):
-    """Usage errors (a mistyped option, a bad --format) exit 1, not click's 2: 2 means
+    """The commands of _COMMANDS, each built when first asked for (see there).
+
+    Usage errors (a mistyped option, a bad --format) exit 1, not click's 2: 2 means
     "changes present" to `plan --detailed-exitcode`, so a typo in a workflow would pass
     as a plan with changes. Under `--format json` they are also the JSON object the
     README promises on stdout "whatever the outcome": a script reading it got nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = _Commands(self.commands)
+
+    def list_commands(self, ctx: ClickContext) -> list[str]:
+        return list(self.commands)  # the names alone: typer's own list builds every command
 
     def make_context(self, *args: Any, **kwargs: Any) -> ClickContext:
         given = kwargs.get("args", args[1] if len(args) > 1 else [])
@@ -238,6 +309,8 @@ app = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
+        from reconciler.cli import schema
+
         schema.version()  # which says a stdout that would not take it
         raise typer.Exit(EXIT_OK)
 
@@ -260,20 +333,7 @@ def _root(
     exits.started()  # nothing of a previous command in this process carries over
 
 
-app.add_typer(emulator_app, name="emulator", help="Run the local Iterable emulator.")
-app.add_typer(
-    github_app,
-    name="github",
-    help="Post plans to GitHub pull requests and drift issues (for the shipped workflows).",
-)
-# Registered explicitly, in the order `--help` lists them.
-app.command()(validate.validate)
-app.command()(plan.plan)
-app.command()(apply.apply)
-app.command()(status.status)
-app.command("import")(import_.import_)
-app.command()(schema.schema)
-app.command()(schema.version)
+# The commands are _Group's, from _COMMANDS: none is registered here.
 
 
 def _tolerate_narrow_encodings() -> None:
@@ -323,6 +383,8 @@ def main() -> None:
             exits.exit_now(EXIT_INTERRUPTED)
         raise
     except Exception as exc:
+        from reconciler.members.model import interrupted_by_signal
+
         if interrupted_by_signal(exc):
             # A Ctrl-C DuckDB took into its own error outside a plan (planning.make_plan
             # says it as one): said and ended as every Ctrl-C is, not as a bug.

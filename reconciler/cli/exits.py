@@ -28,11 +28,9 @@ from reconciler.cli.options import AnnotationsMode, OutputFormat
 from reconciler.cli.screen_size import ignore_sizes_of_nothing
 from reconciler.cli.stdout import emit
 from reconciler.errors import ManifestError, OutputError, ReconcilerError, quoted
-from reconciler.members.model import remove_directories
 from reconciler.progress import stop_bars
 from reconciler.render.json_text import json_text
 from reconciler.render.masking import mask_emails, mask_identifier, reveal
-from reconciler.sources.snapshot import remove_snapshots
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a SIGINT
@@ -225,12 +223,27 @@ def exit_now(code: int) -> None:
                 stream.flush()
         except (OSError, ValueError):
             pass
-    remove_directories()
-    remove_snapshots()
+    _remove_members_copies()
     # Last: until the process ends its requests may still be in flight, and the lock is
     # what keeps another apply from starting beside them.
     release_all()
     os._exit(code)
+
+
+# The modules that keep members' private copies, and how each removes them.
+_COPIES = (
+    ("reconciler.members.engine.workspace", "remove_directories"),
+    ("reconciler.sources.snapshot", "remove_snapshots"),
+)
+
+
+def _remove_members_copies() -> None:
+    """Remove DuckDB's workspaces and the sources' snapshots. Only a module this process
+    loaded can have made any: each is looked up, not imported, so that every command does
+    not import DuckDB and the manifest models at start-up to end (`--version` did)."""
+    for module, remove in _COPIES:
+        if (loaded := sys.modules.get(module)) is not None:
+            getattr(loaded, remove)()
 
 
 def _ignore_stop_signals() -> None:

@@ -8,11 +8,13 @@ from reconciler import __version__
 from reconciler.cli import exits
 from reconciler.cli.stdout import emit
 from reconciler.errors import OutputError
-from reconciler.manifest import manifest_json_schema
 
 
 def schema() -> None:
     """Print the manifests' JSON Schema (for editors: yaml-language-server, VS Code)."""
+    # Here, not above: `version` and `--version` need none of the manifest models.
+    from reconciler.manifest import manifest_json_schema
+
     _print(json.dumps(manifest_json_schema(), indent=2), "the schema")
 
 

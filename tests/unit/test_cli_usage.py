@@ -494,3 +494,13 @@ def test_a_typer_without_the_internals_reconciler_tidies_is_left_as_it_is() -> N
     having = SimpleNamespace(display_type_rich=typers)
     assert _patched(having, "display_type_rich", replacement) is typers
     assert having.display_type_rich is replacement
+
+
+def test_a_mistyped_command_is_told_the_one_meant() -> None:
+    # The commands are built when first looked up (reconciler/cli/__init__.py): typer's
+    # suggestion still knows every name, the emulator's and github's groups too.
+    result = runner.invoke(app, ["plna"])
+    assert result.exit_code == 1
+    assert "No such command 'plna'. Did you mean 'plan'?" in result.output
+    result = runner.invoke(app, ["githb", "comment"])
+    assert "Did you mean 'github'?" in result.output
