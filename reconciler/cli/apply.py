@@ -51,6 +51,7 @@ from reconciler.render.plans import (
     SUMMARY_LIMIT,
     plan_markdown,
     plan_text,
+    report_failure,
     report_json,
     report_markdown,
 )
@@ -194,8 +195,10 @@ def _report(
                 append(summary_file, report_markdown(report, show_members, REPORT_SUMMARY_LIMIT))
             except SummaryFileError as exc:
                 unwritten = f"{exc}; the apply itself is over (outcome: {record.outcome})"
-        if unwritten is not None and opts.output is OutputFormat.json:
-            text = report_json(report, show_members, error=(unwritten, EXIT_ERROR))
+        if opts.output is OutputFormat.json:
+            text = report_json(
+                report, show_members, error=_report_error(report, record, opts, unwritten)
+            )
         else:
             text = REPORT_RENDERERS[opts.output](report, show_members)
         printing = True
@@ -217,6 +220,19 @@ def _report(
         raise typer.Exit(EXIT_INTERRUPTED)
     if record.outcome != "success" or not written:
         raise typer.Exit(EXIT_ERROR)
+
+
+def _report_error(
+    report: ApplyReport, record: RunRecord, opts: _Options, unwritten: str | None
+) -> tuple[str, int] | None:
+    """(message, exit code) of an apply that ran and exits non-zero, for its JSON report's
+    `error` and `exit_code`: a script reads stdout, and the exit code alone says no why."""
+    reasons = [unwritten] if unwritten is not None else []
+    if record.outcome == "interrupted":
+        return "; ".join([report.describe_not_done(opts.again), *reasons]), EXIT_INTERRUPTED
+    if record.outcome != "success":
+        reasons.append(report_failure(report) or f"the apply's outcome is {record.outcome}")
+    return ("; ".join(reasons), EXIT_ERROR) if reasons else None
 
 
 def _report_stopped(opts: _Options, record: RunRecord, by: str, printing: bool) -> typer.Exit:
@@ -418,7 +434,9 @@ def _nothing_to_do(
     record.finish("failed" if problems else "no_changes", problems or None)
     if opts.output is OutputFormat.json:
         nothing = replace(sent, source_problems=problems or None)
-        emit(report_json(nothing, opts.show_members), "the report", nl=False)
+        failure = report_failure(nothing)
+        error = (f"{failure}; nothing else to apply", EXIT_ERROR) if failure else None
+        emit(report_json(nothing, opts.show_members, error=error), "the report", nl=False)
     return typer.Exit(EXIT_ERROR if problems else EXIT_OK)
 
 

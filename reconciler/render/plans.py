@@ -892,6 +892,26 @@ def report_json(
     return json_text(out) + "\n"
 
 
+def report_failure(report: ApplyReport) -> str | None:
+    """Why an apply that ran exits 1 for what its report holds (changes that failed, source
+    data its plan could not use), in words; None when it does not. With --format json the
+    report's object carries it as `error`: stdout is all a script reads."""
+    reasons = []
+    if not report.ok:
+        totals = _totals(report)  # as the text report's last line counts them
+        reasons.append(
+            f"apply finished with failures ({quantity(totals['rejected'], 'member')} "
+            f"rejected, {quantity(totals['errors'], 'error')}); the report's destinations "
+            "say which, and plan shows what is left"
+        )
+    if report.source_problems:
+        reasons.append(
+            f"{report.source_problems}; `reconciler plan --format json` says which "
+            "(skipped_members, field_issues, unread)"
+        )
+    return "; ".join(reasons) or None
+
+
 # By output format: the CLI's --format picks one; every renderer ends with a newline.
 PLAN_RENDERERS = {"text": plan_text, "markdown": plan_markdown, "json": plan_json}
 REPORT_RENDERERS = {"text": report_text, "markdown": report_markdown, "json": report_json}

@@ -88,6 +88,9 @@ def test_ctrl_c_finishes_what_is_in_flight_reports_it_and_exits_130(
 
     report = json.loads(out)
     assert report["interrupted"] is True and report["ok"] is False
+    # Why it exits 130, in the object a script reads (as every non-zero exit's says).
+    assert report["exit_code"] == 130
+    assert report["error"].startswith("Interrupted (Ctrl-C or SIGTERM): stopped after the")
     lists = {lr["list_name"]: lr for d in report["destinations"] for lr in d["lists"]}
     alpha, beta = lists["alpha"], lists["beta"]
     # Exactly what Iterable holds now: every request in flight was answered and counted.

@@ -694,6 +694,45 @@ def test_a_plan_that_exits_with_an_error_says_why_in_its_json_object(
     assert "error" not in clean.json() and "exit_code" not in clean.json()
 
 
+def test_an_apply_that_exits_1_says_why_in_its_json_report(workspace, cli, emulator_server):
+    # apply --format json exited 1 for members Iterable rejected or source rows it could not
+    # use with a report holding neither `error` nor `exit_code`, as plan's and status's
+    # objects hold whenever they exit non-zero.
+    workspace.audience("vip", {"inline": ["known@example.com", "two.dots@ex_ample.com"]})
+    rejected = cli("apply", workspace.manifests, "--yes", "--format", "json")
+    assert rejected.exit_code == 1, rejected.output
+    body = rejected.json()
+    assert body["ok"] is False and body["exit_code"] == 1
+    assert body["error"] == (
+        "apply finished with failures (1 member rejected, 0 errors); the report's "
+        "destinations say which, and plan shows what is left"
+    )
+    assert "two.dots" not in rejected.stdout  # masked, as the rest of the report is
+
+    workspace.audience("vip", {"inline": ["known@example.com", "new@example.com", "foo@bar..com"]})
+    skipped = cli("apply", workspace.manifests, "--yes", "--format", "json")
+    assert skipped.exit_code == 1, skipped.output
+    body = skipped.json()
+    assert body["ok"] is True and body["exit_code"] == 1
+    assert body["error"] == (
+        "1 member could not be used; `reconciler plan --format json` says which "
+        "(skipped_members, field_issues, unread)"
+    )
+    assert "foo@bar" not in skipped.stdout
+
+    nothing = cli("apply", workspace.manifests, "--yes", "--format", "json")  # only the skip
+    assert nothing.exit_code == 1, nothing.output
+    body = nothing.json()
+    assert body["destinations"] == [] and body["exit_code"] == 1
+    assert body["error"].startswith("1 member could not be used; ")
+    assert body["error"].endswith("; nothing else to apply")
+
+    workspace.audience("vip", {"inline": ["known@example.com", "new@example.com"]})
+    clean = cli("apply", workspace.manifests, "--yes", "--format", "json")
+    assert clean.exit_code == 0, clean.output
+    assert "error" not in clean.json() and "exit_code" not in clean.json()
+
+
 def test_an_apply_that_overrode_the_policy_says_so_in_its_json_report_and_run_record(
     workspace, cli, emulator_server, tmp_path
 ):
