@@ -249,6 +249,19 @@ def _code(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
+# A code span of the plan's own words in a note (`prune: true`, `reconciler import`), as
+# _md escaped it. Its content holds no quote, backslash or entity: a span from a list name's
+# backtick (names are quoted, repr's ' or ") to one of ours would cross a quote, and one
+# inside a name is as harmless as ours (GitHub makes no link or mention in code).
+_ESCAPED_OWN_CODE = re.compile(r"\\`([A-Za-z][A-Za-z0-9 .:-]{0,40})\\`")
+
+
+def _md_note(text: str) -> str:
+    """A note as markdown: escaped as _md escapes, but the code spans in the plan's own
+    wording kept as code (escaped, they showed as \\`prune: true\\` in the raw text)."""
+    return _ESCAPED_OWN_CODE.sub(r"`\1`", _md(text))
+
+
 _env.filters["md"] = _md
 
 
@@ -339,6 +352,7 @@ def _context(plan: Plan, show_members: bool, allowed: Collection[str] = ()) -> d
         "list_ref": _list_ref,
         "masked": not show_members,
         "md": _md,
+        "md_note": _md_note,
         "code": _code,
         "one_line": _one_line,
         # How the members and users were read quotes Iterable's answer to a read that

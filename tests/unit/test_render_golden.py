@@ -359,7 +359,15 @@ def held_back_and_skipped_plan() -> Plan:
                 # Values not made beyond those listed (an audience lists 1,000 per field).
                 field_issues_unlisted=1_000,
                 unread=(("archive", "getUsers answered an empty body for a list of 3 members"),),
-                notes=("list 'members' has a new description in the manifest",),
+                notes=(
+                    "list 'members' has a new description in the manifest",
+                    # The plan's own code spans stay code in markdown (they were printed
+                    # escaped, \`prune: true\`); the list name's backtick stays escaped.
+                    "list 'old`promo' (list 12) was created by reconciler for audience "
+                    "'promo' and no manifest declares it any more: prune is off, so it stays "
+                    "in Iterable as it is, no longer kept in line (`prune: true` on the "
+                    "destination deletes it; declare it again to keep managing it).",
+                ),
                 read_note="the last apply was 20 s ago: reads may lag it, so they were retried",
                 other_reads=("2 users checked for being forgotten",),
             ),
