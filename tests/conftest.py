@@ -3,7 +3,8 @@
     emulator               Emulator, no rate limits, project "default" (hybrid, key "test-key")
     emulator_server        an EmulatorServer on 127.0.0.1 around `emulator` (.base_url, .emulator)
     make_emulator_server   factory for other project types, limits, faults or clocks
-    refused_port           a port on 127.0.0.1 that refuses connections throughout the test
+    refused_port           a port on 127.0.0.1 (and every address of localhost) that refuses
+                           connections throughout the test
     postgres               a fresh schema in a real PostgreSQL (tests/postgres.py); skipped
                            when no server is reachable
     windows                `python -m reconciler` run as if on native Windows (tests/windows.py)
@@ -13,6 +14,8 @@ Requests need the header `Api-Key: test-key` (EMULATOR_API_KEY).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import signal
 import socket
@@ -175,9 +178,38 @@ def refused_port() -> Iterator[int]:
     listening. A port found free and closed again could be taken by a server another
     worker (or another suite on the machine) starts before the test connects, and the
     test then reached that server instead of a refused connection."""
-    with socket.socket() as held:
-        held.bind(("127.0.0.1", 0))
-        yield held.getsockname()[1]
+    with contextlib.ExitStack() as stack:
+        yield _hold_refusing(stack)
+
+
+def _hold_refusing(stack: contextlib.ExitStack) -> int:
+    """A port bound, never listening, on 127.0.0.1 and on every other address `localhost`
+    resolves to (::1 on most machines): a test connecting to localhost tries each, and a
+    server on one it left free was reached instead of a refused connection."""
+    addresses = {info[4][0]: info[0] for info in socket.getaddrinfo("localhost", None)}
+    addresses.setdefault("127.0.0.1", socket.AF_INET)
+    for _ in range(100):
+        with contextlib.ExitStack() as attempt:
+            first = attempt.enter_context(socket.socket())
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            taken = False
+            for address, family in addresses.items():
+                if address == "127.0.0.1":
+                    continue
+                try:
+                    attempt.enter_context(socket.socket(family)).bind((address, port))
+                except OSError as exc:
+                    # In use there: another port. Not available (IPv6 off): nothing can
+                    # connect there either.
+                    taken = exc.errno == errno.EADDRINUSE
+                    if taken:
+                        break
+            if taken:
+                continue
+            stack.enter_context(attempt.pop_all())
+            return port
+    raise RuntimeError("no port free on every address of localhost")
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ SQLAlchemy against a real PostgreSQL (skipped when none is reachable)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import subprocess
@@ -606,6 +607,19 @@ def test_a_server_refusing_connections_is_one_line_at_the_url_line(
     assert message.startswith(f"aud.yaml:{line}:14: cannot connect (postgresql): "), message
     assert "Connection refused; Is the server running on that host" in message, message
     assert "s3cret-value" not in message
+
+
+def test_the_refused_port_is_held_on_every_address_localhost_has(refused_port: int) -> None:
+    """The test above connects to localhost, which libpq tries at each of its addresses:
+    the port was held on 127.0.0.1 alone, and a server on ::1 could take it meanwhile."""
+    for family, _, _, _, address in socket.getaddrinfo("localhost", refused_port):
+        with socket.socket(family) as other:
+            try:
+                other.bind(address)
+            except OSError as exc:
+                assert exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL), (address, exc)
+            else:
+                raise AssertionError(f"port {refused_port} free on {address[0]}")
 
 
 def test_a_bad_connect_timeout_is_a_config_error(
