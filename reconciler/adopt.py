@@ -114,6 +114,8 @@ class ImportResult:
     skipped: list[SkippedList] = field(default_factory=list)
     # How the members were read (route, calls, time), as a plan says its read.
     member_read: str | None = None
+    # What else was read (placeholder emails' userIds), as a plan's "also read" says it.
+    other_read: str | None = None
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,7 @@ def _import(
         user_ids: Mapping[str, str] = {}
         if project_type == "email":
             downloads = [p for p in read.files.values() if isinstance(p, Path)]
-            user_ids = user_ids_of(client, placeholders_in(downloads))
+            user_ids, result.other_read = user_ids_of(client, placeholders_in(downloads))
         for target in targets:
             outcome = read.files[target.info.id]
             if isinstance(outcome, Exception):

@@ -40,18 +40,28 @@ def placeholders_in(downloads: Iterable[Path]) -> list[str]:
     return sorted(found)
 
 
-def user_ids_of(client: IterableClient, emails: list[str]) -> Mapping[str, str]:
+def user_ids_of(client: IterableClient, emails: list[str]) -> tuple[Mapping[str, str], str | None]:
     """The userId of each of these placeholder emails' profiles that has one: per-user
-    reads, or one export where that costs less (as mapped fields are read)."""
+    reads, or one export where that costs less (as mapped fields are read); and that read,
+    in words (None: none was needed), as a plan says what it read besides the members."""
     if not emails:
-        return {}
+        return {}, None
     members = [Member(e, "email", email=e) for e in emails]
-    values = read_field_values(
+    live = read_field_values(
         client, members, ["userId"], "email", what="userIds of placeholder emails"
-    ).values
+    )
     out: dict[str, str] = {}
     for email in emails:
-        user_id = (values.get(email) or {}).get("userId")
+        user_id = (live.values.get(email) or {}).get("userId")
         if isinstance(user_id, str) and user_id:
             out[email] = user_id
-    return out
+    whose = (
+        "1 placeholder email's profile"
+        if len(emails) == 1
+        else f"{len(emails):,} placeholder emails' profiles"
+    )
+    said = (
+        f"the userIds of {whose} read ({live.read.describe(users=False)}), to write them "
+        "beside the placeholders"
+    )
+    return out, said

@@ -129,6 +129,8 @@ def _imported_lines(result: ImportResult, out: Path) -> list[str]:
     if result.member_read is not None:
         # Said as a plan says its read: the route, its calls and its time.
         lines.append(f"Destination {result.destination!r}: {result.member_read}")
+    if result.other_read is not None:
+        lines.append(f"  (also read: {result.other_read})")
     for item in result.imported:
         lines.append(
             f"{item.manifest}: audience {item.audience!r} <- list {item.list_id} "

@@ -1142,6 +1142,12 @@ def test_a_placeholder_member_is_written_with_its_user_id_and_kept_once_it_has_a
         {"email": "b@x.io", "userId": ""},
     ]
     assert read_csv(out / "plain.csv") == [{"email": "c@x.io"}]
+    # Said as a plan says what it read besides the members (its "also read" line).
+    [also] = [line for line in result.stdout.splitlines() if "also read" in line]
+    assert also.startswith("  (also read: the userIds of 1 placeholder email's profile read ("), (
+        result.stdout
+    )
+    assert also.endswith("), to write them beside the placeholders)"), also
     assert cli("plan", ws.manifests, "--detailed-exitcode").exit_code == 0
     moved = httpx.post(
         f"{ws.base_url}/api/users/updateEmail",
