@@ -597,7 +597,11 @@ def _members_by_export(
     members as getUsers with preferUserId does (the userId where the profile has one, else
     the email). Raises when the export cannot be read: no list's file is written from part
     of it."""
-    from reconciler.members.engine.export_table import read_export_table
+    from reconciler.members.engine.export_table import (
+        EXPORT_BY_LIST_FROM,
+        export_by_list,
+        read_export_table,
+    )
     from reconciler.state.windows import read_export_windows
 
     def windows(only: Sequence[str], path: Path, on_lines: Callable[[int], None] | None) -> int:
@@ -630,18 +634,28 @@ def _members_by_export(
     finally:
         task.finish()
     name = "email" if project_type == "email" else "coalesce(user_id, email)"
+    # From many lists the export is sorted by list once and each list reads its own rows,
+    # as a plan reads them (state/live.py): a scan of the whole export per list grew with
+    # the lists times the users.
+    by_list = None
+    if len(lists) >= EXPORT_BY_LIST_FROM:
+        by_list = export_by_list(engine, export, [info.id for info in lists])
     files: dict[int, Path | Exception] = {}
     for info in lists:
         path = engine.directory / f"{engine.name('import')}.txt"
-        cursor = engine.connection.execute(
-            f"SELECT {name} FROM {export} WHERE list_contains(lists, {int(info.id)}) "
-            f"AND {name} IS NOT NULL"
+        rows_of = (
+            f"{by_list} WHERE list_id = {int(info.id)}"
+            if by_list is not None
+            else f"{export} WHERE list_contains(lists, {int(info.id)})"
         )
+        cursor = engine.connection.execute(f"SELECT {name} FROM {rows_of} AND {name} IS NOT NULL")
         with path.open("w", encoding="utf-8", newline="") as handle:
             while rows := cursor.fetchmany(100_000):
                 handle.writelines(f"{identifier}\n" for (identifier,) in rows)
         files[info.id] = path
-    engine.connection.execute(f"DROP TABLE {export}")
+    for table in (by_list, export):
+        if table is not None:
+            engine.connection.execute(f"DROP TABLE {table}")
     return files
 
 

@@ -1160,3 +1160,47 @@ def test_a_placeholder_member_is_written_with_its_user_id_and_kept_once_it_has_a
     assert "kept 1 member whose email Iterable has changed" in applied.stdout
     assert sorted(proj.members(vip)) == ["b@x.io", "real@x.io"]
     assert len(proj.users) == 3  # no profile made at the placeholder
+
+
+@pytest.mark.parametrize("project_type", ["email", "hybrid", "userId"])
+def test_many_lists_imported_from_one_export_are_cut_from_it_sorted_by_list(
+    typed_workspace, cli, monkeypatch, project_type
+):
+    """import cut each list's file from the export by a scan of the whole export (lists
+    times users, as a plan did before export_by_list); from EXPORT_BY_LIST_FROM lists it
+    reads the export sorted by list once, and writes the same CSVs as getUsers reads give."""
+    from reconciler.members.engine import export_table
+
+    sorted_by_list: list[int] = []
+    original = export_table.export_by_list
+
+    def counted(engine, export, list_ids):
+        sorted_by_list.append(len(list_ids))
+        return original(engine, export, list_ids)
+
+    monkeypatch.setattr(export_table, "export_by_list", counted)
+    ws, emulator = typed_workspace(project_type)
+    proj = emulator.project("default")
+    lists = export_table.EXPORT_BY_LIST_FROM + 1
+    for n in range(lists):
+        list_id = proj.add_list(f"many-{n}")
+        for i in range(6):
+            person = (n * 3 + i) % 20  # members on several lists
+            if project_type == "userId":
+                proj.subscribe_direct(list_id, user_id=f"U-{person}")
+            elif project_type == "hybrid" and person % 3 == 0:
+                proj.subscribe_direct(list_id, user_id=f"U-{person}")  # by userId alone
+            else:
+                user_id = f"U-{person}" if person % 2 else None
+                proj.subscribe_direct(list_id, email=f"p{person}@example.com", user_id=user_id)
+
+    written = {}
+    for reads in ("getUsers", "export"):
+        monkeypatch.setenv("RECONCILER_MEMBER_READS", reads)
+        out = ws.root / reads
+        result = cli("import", ws.manifests, "-d", "prod", "--out", out)
+        assert result.exit_code == 0, result.output
+        written[reads] = {p.name: p.read_bytes() for p in sorted(out.glob("*.csv"))}
+    assert len(written["export"]) == lists
+    assert written["export"] == written["getUsers"]
+    assert sorted_by_list == [lists]
