@@ -140,9 +140,16 @@ class MappedTable:
 
 @dataclass
 class MergedTables:
-    """The audiences' values side by side, in a view `merged` with one row per member:
+    """The audiences' values side by side, in a table `view` with one row per member:
     key, identity (from the first audience holding it), merge, and per field of `names`
-    d<j> (the first audience's value) and want<j> (its current value must be read)."""
+    d<j> (the first audience's value) and want<j> (its current value must be read).
+
+    Made from `cells`, every value of every audience in one long table (key, list index
+    i, pos, field number j in `names`, column c in its audience, JSON text, adding), and
+    `identities` (key, i, key_kind, email, user_id): each step groups those by key once,
+    so its cost grows with the values, not with audiences times members (a join of every
+    audience to every other did: 100 audiences of 30 fields had not planned in 23
+    minutes)."""
 
     engine: Engine = field(repr=False)
     lists: Sequence[MappedTable]
@@ -150,6 +157,8 @@ class MergedTables:
     view: str = ""
     conflicted: str = ""  # table (key, field)
     conflicts: int = 0
+    cells: str = ""
+    identities: str = ""
 
     def wanted(self) -> tuple[int, list[str]]:
         """Members whose current values are needed, and the fields wanted of any."""
@@ -166,15 +175,55 @@ class MergedTables:
     def any_want(self) -> str:
         return " OR ".join(f"want{j}" for j in range(len(self.names))) or "false"
 
+    def holding(self, name: str) -> list[tuple[int, int]]:
+        """(list index, column) of the audiences mapping field `name`, in list order."""
+        return [
+            (i, m.values.fields.index(name))
+            for i, m in enumerate(self.lists)
+            if name in m.values.fields
+        ]
+
 
 def merge_tables(engine: Engine, lists: Sequence[MappedTable]) -> MergedTables:
-    """The merged view; the (key, field) pairs two audiences disagree about are found by
-    SQL (different JSON text) and settled by `settle` (same_value) in the caller: see
-    `conflict_candidates` and `mark_conflicts`."""
+    """The audiences' values in long tables; the (key, field) pairs two audiences disagree
+    about are found by SQL (different JSON text) and settled by `settle` (same_value) in
+    the caller: see `conflict_candidates` and `mark_conflicts`, which makes the view."""
     names = tuple(sorted({n for m in lists for n in m.values.fields}))
     merged = MergedTables(engine, lists, names)
+    connection = engine.connection
     merged.conflicted = engine.name("conflicted")
-    engine.connection.execute(f"CREATE TABLE {merged.conflicted} (key VARCHAR, field VARCHAR)")
+    connection.execute(f"CREATE TABLE {merged.conflicted} (key VARCHAR, field VARCHAR)")
+    merged.identities = engine.name("mapped_identities")
+    connection.execute(
+        f"CREATE TABLE {merged.identities} "
+        "(key VARCHAR, i INTEGER, key_kind VARCHAR, email VARCHAR, user_id VARCHAR)"
+    )
+    merged.cells = engine.name("mapped_cells")
+    connection.execute(
+        f"CREATE TABLE {merged.cells} (key VARCHAR, i INTEGER, pos BIGINT, j INTEGER, "
+        "c INTEGER, text VARCHAR, adding BOOLEAN)"
+    )
+    number = {name: j for j, name in enumerate(names)}
+    for i, m in enumerate(lists):
+        table = m.values.table
+        connection.execute(
+            f"INSERT INTO {merged.identities} "
+            f"SELECT key, {i}, key_kind, email, user_id FROM {table}"
+        )
+        fields = m.values.fields
+        if not fields:
+            continue
+        # One row per value made (a NULL cell is no value): the columns side by side
+        # unnest together, a row per field.
+        numbers = ", ".join(str(number[n]) for n in fields)
+        columns = ", ".join(str(c) for c in range(len(fields)))
+        texts = ", ".join(f"v.f{c}" for c in range(len(fields)))
+        connection.execute(
+            f"INSERT INTO {merged.cells} SELECT key, {i}, pos, j, c, text, adding FROM ("
+            f"SELECT v.key, v.pos, EXISTS (SELECT 1 FROM {m.adding} a WHERE a.key = v.key) "
+            f"AS adding, unnest([{numbers}]) AS j, unnest([{columns}]) AS c, "
+            f"unnest([{texts}]) AS text FROM {table} v) WHERE text IS NOT NULL"
+        )
     return merged
 
 
@@ -182,49 +231,57 @@ def conflict_candidates(
     merged: MergedTables,
 ) -> Iterator[list[tuple[str, str, list[tuple[int, int, int, str]]]]]:
     """Batches of (key, field, [(list index, pos, field number, JSON text)...]) for every
-    pair whose values differ as text between audiences, in key order: only those may be
-    conflicts (equal text is an equal value), and, where the audiences holding the field
-    differ in mergeNestedObjects, every pair where one holds an object."""
+    pair whose values differ as text between audiences, field by field (in `names` order)
+    and in key order: only those may be conflicts (equal text is an equal value), and,
+    where the audiences holding the field differ in mergeNestedObjects, every pair where
+    one holds an object."""
     lists = merged.lists
     if len(lists) < 2:
         return
-    joined = _joined(lists)
-    for name in merged.names:
-        holders = [
-            (i, m.values.fields.index(name)) for i, m in enumerate(lists) if name in m.values.fields
-        ]
+    shared, mixed = [], []
+    for j, name in enumerate(merged.names):
+        holders = merged.holding(name)
         if len(holders) < 2:
             continue
-        texts = ", ".join(f"w{i}.f{c}" for i, c in holders)
-        cells = ", ".join(f"w{i}.pos, w{i}.f{c}" for i, c in holders)
-        differ = f"len(list_distinct([{texts}])) > 1"
+        shared.append(str(j))
         if len({lists[i].merge_nested_objects for i, _ in holders}) > 1:
             # One merges nested objects, another replaces them: equal objects conflict
             # too (plan/fields.py conflict_reason). An object's JSON text starts with {.
-            objects = " OR ".join(f"starts_with(w{i}.f{c}, '{{')" for i, c in holders)
-            differ = f"({differ} OR ({objects}) IS TRUE)"
-        cursor = merged.engine.cursor()
-        try:
-            cursor.execute(
-                f"SELECT {_key(len(lists))} AS key, {cells} FROM {joined} "
-                f"WHERE {differ} ORDER BY key"
-            )
-            while chunk := cursor.fetchmany(BATCH):
-                out = []
-                for key, *flat in chunk:
-                    held = [
-                        (i, int(flat[2 * n]), c, flat[2 * n + 1])
-                        for n, (i, c) in enumerate(holders)
-                        if flat[2 * n + 1] is not None
-                    ]
-                    out.append((str(key), name, held))
-                yield out
-        finally:
-            cursor.close()
+            mixed.append(str(j))
+    if not shared:
+        return
+    objects = (
+        f" OR (j IN ({', '.join(mixed)}) AND bool_or(starts_with(text, '{{')))" if mixed else ""
+    )
+    cursor = merged.engine.cursor()
+    try:
+        # The pairs first (cheap aggregates over every value), then the values of those.
+        cursor.execute(
+            f"WITH found AS (SELECT j, key FROM {merged.cells} WHERE j IN ({', '.join(shared)}) "
+            f"GROUP BY j, key HAVING count(DISTINCT text) > 1{objects}) "
+            f"SELECT c.j, c.key, list([c.i, c.pos, c.c] ORDER BY c.i), "
+            f"list(c.text ORDER BY c.i) "
+            f"FROM {merged.cells} c JOIN found f ON f.j = c.j AND f.key = c.key "
+            f"GROUP BY c.j, c.key ORDER BY c.j, c.key"
+        )
+        while chunk := cursor.fetchmany(BATCH):
+            yield [
+                (
+                    str(key),
+                    merged.names[j],
+                    [
+                        (int(i), int(pos), int(c), text)
+                        for (i, pos, c), text in zip(places, texts, strict=True)
+                    ],
+                )
+                for j, key, places, texts in chunk
+            ]
+    finally:
+        cursor.close()
 
 
 def mark_conflicts(merged: MergedTables, pairs: Iterable[tuple[str, str]]) -> None:
-    """Record the (key, field) pairs found in conflict, then build the merged view."""
+    """Record the (key, field) pairs found in conflict, then build the merged table."""
     table = merged.conflicted
     staged = merged.engine.name("conflicts_found")
     write_table(merged.engine, staged, pairs, ["key", "field"])
@@ -235,68 +292,51 @@ def mark_conflicts(merged: MergedTables, pairs: Iterable[tuple[str, str]]) -> No
     _create_merged_view(merged)
 
 
-def _joined(lists: Sequence[MappedTable]) -> str:
-    """Every audience's values beside each other, joined by key (w0, w1, ...), with
-    `adding` telling whether that audience's list subscribes the member."""
-    parts = []
-    for i, m in enumerate(lists):
-        source = (
-            f"(SELECT v.*, a.key IS NOT NULL AS adding FROM {m.values.table} v "
-            f"LEFT JOIN {m.adding} a ON a.key = v.key)"
-        )
-        if i == 0:
-            parts.append(f"{source} w0")
-        else:
-            parts.append(f"FULL JOIN {source} w{i} ON w{i}.key = {_key(i)}")
-    return " ".join(parts)
-
-
-def _key(n: int) -> str:
-    return "coalesce(" + ", ".join(f"w{i}.key" for i in range(n)) + ")" if n > 1 else "w0.key"
-
-
 def _create_merged_view(merged: MergedTables) -> None:
-    lists = merged.lists
-    n = len(lists)
-
-    def first(column: str) -> str:
-        cases = " ".join(f"WHEN w{i}.key IS NOT NULL THEN w{i}.{column}" for i in range(n))
-        return f"CASE {cases} END"
-
-    merge = " OR ".join(
-        f"w{i}.key IS NOT NULL" for i, m in enumerate(lists) if m.merge_nested_objects
+    """The merged table, one row per member of any audience. Per field, as the audiences
+    were taken in list order: d<j> the first value made; want<j> when some audience whose
+    list already has the member made one (read to compare), none subscribing it in this
+    plan made one (sent on the subscribe: not read), and the field is not in conflict."""
+    merging = [str(i) for i, m in enumerate(merged.lists) if m.merge_nested_objects]
+    merge = f"bool_or(i IN ({', '.join(merging)}))" if merging else "false"
+    numbers = ", ".join(f"({quote(name)}, {j})" for j, name in enumerate(merged.names))
+    conflicted = (
+        f"AND NOT EXISTS (SELECT 1 FROM {merged.conflicted} x "
+        f"JOIN (VALUES {numbers}) n(name, j) ON n.name = x.field "
+        f"WHERE x.key = p.key AND n.j = p.j)"
+        if merged.conflicts and merged.names
+        else ""
     )
-    columns = [
-        f"{_key(n)} AS key",
-        f"{first('key_kind')} AS key_kind",
-        f"{first('email')} AS email",
-        f"{first('user_id')} AS user_id",
-        f"({merge or 'false'}) AS merge",
-    ]
-    for j, name in enumerate(merged.names):
-        holders = [
-            (i, m.values.fields.index(name)) for i, m in enumerate(lists) if name in m.values.fields
-        ]
-        value = "coalesce(" + ", ".join(f"w{i}.f{c}" for i, c in holders) + ")"
-        conflicted = (
-            f"EXISTS (SELECT 1 FROM {merged.conflicted} x WHERE x.key = {_key(n)} "
-            f"AND x.field = {quote(name)})"
-            if merged.conflicts
-            else "false"
-        )
-        # Sent on a subscribe in this plan (by any audience): not read.
-        covered = " OR ".join(f"(w{i}.adding AND w{i}.f{c} IS NOT NULL)" for i, c in holders)
-        # Already on some list mapping it, with a value: read to compare.
-        held = " OR ".join(
-            f"(w{i}.key IS NOT NULL AND NOT w{i}.adding AND w{i}.f{c} IS NOT NULL)"
-            for i, c in holders
-        )
-        columns.append(f"{value} AS d{j}")
-        columns.append(f"(({held}) AND NOT ({covered}) AND NOT {conflicted}) IS TRUE AS want{j}")
+    columns = "".join(
+        f", first(p.d) FILTER (p.j = {j}) AS d{j}, "
+        f"coalesce(bool_or(p.want) FILTER (p.j = {j}), false) AS want{j}"
+        for j in range(len(merged.names))
+    )
+    wanted = "".join(
+        f", x.d{j}, coalesce(x.want{j}, false) AS want{j}" for j in range(len(merged.names))
+    )
     merged.view = merged.engine.name("merged")
     merged.engine.connection.execute(
-        f"CREATE VIEW {merged.view} AS SELECT {', '.join(columns)} FROM {_joined(lists)}"
+        f"""CREATE TABLE {merged.view} AS
+        WITH who AS (
+            SELECT key, arg_min({{'kind': key_kind, 'email': email, 'user_id': user_id}}, i)
+                AS id, {merge} AS merge
+            FROM {merged.identities} GROUP BY key
+        ), per AS (
+            SELECT key, j, arg_min(text, i) AS d,
+                bool_or(NOT adding) AND NOT bool_or(adding) AS want
+            FROM {merged.cells} GROUP BY key, j
+        ), flagged AS (
+            SELECT p.key, p.j, p.d, p.want {conflicted} AS want FROM per p
+        ), wide AS (
+            SELECT p.key{columns} FROM flagged p GROUP BY p.key
+        )
+        SELECT w.key, w.id.kind AS key_kind, w.id.email AS email, w.id.user_id AS user_id,
+            w.merge{wanted}
+        FROM who w LEFT JOIN wide x ON x.key = w.key"""
     )
+    merged.engine.connection.execute(f"DROP TABLE {merged.cells}")
+    merged.engine.connection.execute(f"DROP TABLE {merged.identities}")
 
 
 def add_fields_rows(

@@ -1,0 +1,117 @@
+"""The DuckDB merge of many trait-mapped audiences (members/engine/field_tables.py) against
+a plain Python statement of what it decides: the conflict candidates (field by field, in
+key order, each with the values of the audiences holding it, in list order), the members
+and fields whose current values are read, and each wanted member's identity, taken from
+the first audience holding it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from reconciler.members.engine import field_tables as ft
+from reconciler.members.engine.rows import write_table
+from reconciler.members.model import Engine, EngineSettings
+
+FIELDS = ("plan", "prefs", "score")
+
+
+def _audience(a: int) -> tuple[tuple[str, ...], list[tuple[str, list[str | None]]], set[str]]:
+    """Audience `a`: its fields, its members' (key, JSON text per field), the keys added."""
+    fields = FIELDS if a % 3 else FIELDS[:2]
+    members = []
+    for r in range(500):
+        k = (a * 7919 + r * 31) % 6000
+        texts: list[str | None] = []
+        for f in range(len(fields)):
+            if (k + f + a) % 50 == 0:
+                texts.append(f'"other{a % 3}"')  # disagrees
+            elif (k + f) % 17 == 0:
+                texts.append(None)  # no value made
+            elif (k + f) % 23 == 0:
+                texts.append(f'{{"n":{k % 5}}}')  # an object: merge modes matter
+            else:
+                texts.append(f'"v{(k + f) % 7}"')
+        members.append((f"member{k:05d}@example.com", texts))
+    adding = {key for key, _ in members if (int(key[6:11]) + a) % 10 == 0}
+    return fields, members, adding
+
+
+def _tables(engine: Engine, count: int) -> list[ft.MappedTable]:
+    mapped = []
+    for a in range(count):
+        fields, members, adding = _audience(a)
+        rows: Iterator[ft.ValueRow] = (
+            (key, "email", key.upper() if a % 2 else key, f"u{a}", pos, texts)
+            for pos, (key, texts) in enumerate(members)
+        )
+        values = ft.values_into_table(engine, rows, fields)
+        table = engine.name("adding")
+        write_table(engine, table, ((key,) for key in sorted(adding)), ["key"])
+        mapped.append(ft.MappedTable(f"aud{a}", values, table, a % 2 == 0))
+    return mapped
+
+
+def _expected(count: int) -> tuple[list[tuple[str, str, list[tuple[int, int, int, str]]]], ...]:
+    """What the merge decides, member by member in Python, the pairs whose texts differ
+    marked as conflicts (as the caller would find them)."""
+    audiences = [_audience(a) for a in range(count)]
+    by_key = [{k: (pos, texts) for pos, (k, texts) in enumerate(m)} for _, m, _ in audiences]
+    keys = sorted({key for found in by_key for key in found})
+    candidates = []
+    for name in sorted(FIELDS):
+        holders = [a for a, (fields, _, _) in enumerate(audiences) if name in fields]
+        mixed = len({a % 2 == 0 for a in holders}) > 1
+        for key in keys:
+            held = []
+            for a in holders:
+                c = audiences[a][0].index(name)
+                pos, texts = by_key[a].get(key, (0, [None] * 3))
+                if texts[c] is not None:
+                    held.append((a, pos, c, texts[c]))
+            values = {text for *_, text in held}
+            if len(values) > 1 or (mixed and any(t.startswith("{") for t in values)):
+                candidates.append((key, name, held))
+    conflicts = {(key, name) for key, name, held in candidates if len({h[3] for h in held}) > 1}
+    wanted = []
+    for key in keys:
+        first = next(a for a, found in enumerate(by_key) if key in found)
+        wants = []
+        for name in sorted(FIELDS):
+            held = covered = False
+            for a, (fields, _, adding) in enumerate(audiences):
+                texts = by_key[a].get(key, (0, [None] * 3))[1]
+                if name in fields and texts[fields.index(name)] is not None:
+                    covered |= key in adding
+                    held |= key not in adding
+            wants.append(held and not covered and (key, name) not in conflicts)
+        if any(wants):
+            email = key.upper() if first % 2 else key
+            wanted.append(((key, "email", email, f"u{first}"), wants))
+    return candidates, wanted
+
+
+def test_thirty_audiences_merge_as_each_member_is_merged_alone(tmp_path):
+    count = 30
+    with Engine(EngineSettings(engine="duckdb", temp_dir=tmp_path)) as engine:
+        merged = ft.merge_tables(engine, _tables(engine, count))
+        candidates = [c for batch in ft.conflict_candidates(merged) for c in batch]
+        ft.mark_conflicts(
+            merged, [(k, n) for k, n, held in candidates if len({h[3] for h in held}) > 1]
+        )
+        users, names = merged.wanted()
+        members = list(ft.wanted_members(merged))
+        rows = [r for batch in ft.compared_rows(merged, None, list(names)) for r in batch]
+    expected_candidates, expected_wanted = _expected(count)
+    assert candidates == expected_candidates
+    assert any(len({t for *_, t in held}) > 1 for _, _, held in candidates)
+    assert any(name == "prefs" for _, name, _ in candidates)
+    assert merged.conflicts > 0
+    assert users == len(expected_wanted) > 0
+    assert members == [member for member, _ in expected_wanted]
+    assert names == [
+        n for j, n in enumerate(sorted(FIELDS)) if any(w[j] for _, w in expected_wanted)
+    ]
+    assert [(r[0], [f for f, _ in r[5]]) for r in rows] == [
+        (m[0], [n for n, w in zip(sorted(FIELDS), wants, strict=True) if w])
+        for m, wants in expected_wanted
+    ]
