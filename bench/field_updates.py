@@ -1,7 +1,7 @@
 """`reconciler plan` of many trait-mapped audiences whose members' values all changed.
 
     PYTHONPATH=$PWD:$PWD/bench python3 bench/field_updates.py [--scales 1 10]
-        [--members 20]
+        [--members 20] [--audiences 10 30 100 --fields 3]
 
 At scale K one destination (an email project in the emulator, in-process, no limits)
 holds 30*K audiences of --members inline members each (every audience its own members),
@@ -15,6 +15,11 @@ cost grows with the audiences as well as with the values shows as that figure ri
 K (each updated value looked up the audience that sent it by a walk over all of them:
 at K=10, 180,000 values and 300 audiences, that walk was most of the plan). Not a test:
 nothing is asserted about time.
+
+--audiences runs those numbers of audiences with --fields fields each instead of the
+scales. RECONCILER_ENGINE=duckdb plans every audience in DuckDB (the merge of the
+audiences' values in members/engine/field_tables.py; bench/field_tables.py times its
+steps alone).
 """
 
 from __future__ import annotations
@@ -36,9 +41,11 @@ from reconciler.plan.ownership import mark
 TIMEOUT_SECONDS = 3600
 
 
-def write_repository(manifests: Path, k: int, members: int, base_url: str) -> int:
-    """The manifests of scale `k`; returns how many values the plan updates."""
-    fields = "".join(f"      f{f:03d}: plan\n" for f in range(3 * k))
+def write_repository(
+    manifests: Path, audiences: int, fields_count: int, members: int, base_url: str
+) -> int:
+    """The manifests; returns how many values the plan updates."""
+    fields = "".join(f"      f{f:03d}: plan\n" for f in range(fields_count))
     documents = [
         "apiVersion: reconciler/v1\nkind: Destination\nmetadata: {name: bench}\n"
         f"spec: {{region: us, projectType: email, baseUrl: '{base_url}', "
@@ -46,7 +53,7 @@ def write_repository(manifests: Path, k: int, members: int, base_url: str) -> in
         "apiVersion: reconciler/v1\nkind: TraitMapping\nmetadata: {name: crm}\n"
         f"spec:\n  fields:\n{fields}",
     ]
-    for a in range(30 * k):
+    for a in range(audiences):
         rows = "".join(
             f"      - {{email: m{a}x{r}@example.com, plan: new{r % 3}}}\n" for r in range(members)
         )
@@ -55,27 +62,27 @@ def write_repository(manifests: Path, k: int, members: int, base_url: str) -> in
             f"spec:\n  destination: bench\n  traits: crm\n  members:\n    inline:\n{rows}"
         )
     (manifests / "bench.yaml").write_text("---\n".join(documents))
-    return 30 * k * members * 3 * k
+    return audiences * members * fields_count
 
 
-def seed(emulator: Emulator, k: int, members: int) -> None:
+def seed(emulator: Emulator, audiences: int, fields: int, members: int) -> None:
     """Every audience's list, its members on it with last week's value of every field."""
     project = emulator.project(plan_apply.PROJECT)
     gc.disable()
     try:
-        for a in range(30 * k):
+        for a in range(audiences):
             list_id = project.add_list(f"aud-{a:04d}", mark(None))
             for r in range(members):
                 project.add_user(
                     email=f"m{a}x{r}@example.com",
-                    data_fields={f"f{f:03d}": f"old{r % 3}" for f in range(3 * k)},
+                    data_fields={f"f{f:03d}": f"old{r % 3}" for f in range(fields)},
                     list_ids=[list_id],
                 )
     finally:
         gc.enable()
 
 
-def run_scale(k: int, members: int) -> None:
+def run_scale(audiences: int, fields: int, members: int) -> None:
     emulator = Emulator(limits=Limits.unlimited())
     emulator.add_project(plan_apply.PROJECT, "email", plan_apply.API_KEY)
     root = Path(tempfile.mkdtemp(prefix="reconciler-field-updates-"))
@@ -91,8 +98,8 @@ def run_scale(k: int, members: int) -> None:
     }
     try:
         with EmulatorServer(emulator) as server:
-            values = write_repository(manifests, k, members, server.base_url)
-            seed(emulator, k, members)
+            values = write_repository(manifests, audiences, fields, members, server.base_url)
+            seed(emulator, audiences, fields, members)
             run = run_measured(
                 [sys.executable, "-m", "reconciler", "plan", str(manifests), "--format", "json"],
                 timeout=TIMEOUT_SECONDS,
@@ -101,7 +108,7 @@ def run_scale(k: int, members: int) -> None:
             if run.returncode not in (0, 2) or "f000" not in run.stdout:  # no update planned
                 raise SystemExit(f"plan exited {run.returncode}:\n{run.stderr[-3000:]}")
             print(
-                f"K={k:<3} {30 * k:4} audiences, {3 * k:3} fields, {values:8,} updated values  "
+                f"{audiences:4} audiences, {fields:3} fields, {values:8,} updated values  "
                 f"plan wall {run.wall_seconds:6.1f} s  CPU {run.cpu_seconds:6.1f} s  "
                 f"peak RSS {run.peak_rss_mb:4.0f} MB  "
                 f"CPU per value {1e6 * run.cpu_seconds / values:6.1f} us",
@@ -117,10 +124,13 @@ def main() -> None:
     )
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--members", type=int, default=20)
+    parser.add_argument("--audiences", type=int, nargs="+")
+    parser.add_argument("--fields", type=int, default=3)
     args = parser.parse_args()
-    print(f"{os.cpu_count()} cores")
-    for k in args.scales:
-        run_scale(k, args.members)
+    print(f"{os.cpu_count()} cores, engine {os.environ.get('RECONCILER_ENGINE', 'auto')}")
+    runs = [(a, args.fields) for a in args.audiences or []]
+    for audiences, fields in runs or [(30 * k, 3 * k) for k in args.scales]:
+        run_scale(audiences, fields, args.members)
 
 
 if __name__ == "__main__":
