@@ -10,7 +10,8 @@ one member in fifty; half the audiences merge nested objects, a tenth of each on
 members are being added. The steps are those plan_table_fields runs: merge_tables, every
 conflict candidate read (conflict_candidates, the pairs whose text differs marked as
 conflicts), mark_conflicts, wanted() and the wanted members read (wanted_members,
-compared_rows). A step whose cost grows with audiences x members x fields keeps its time
+compared_rows), and each list's subscribes' fields (add_fields_rows). A step whose cost
+grows with audiences x members x fields keeps its time
 per value flat across the audiences. Prints a digest of every result too: two builds that
 merge alike print the same digest. Not a test: nothing is asserted about time.
 """
@@ -99,6 +100,12 @@ def run(audiences: int, fields: int, members: int) -> None:
     for batch in ft.compared_rows(merged, None, wanted):
         digest.update(repr(batch).encode())
     times["read wanted"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    for index in range(len(mapped)):
+        for batch in ft.add_fields_rows(merged, index):
+            digest.update(repr(batch).encode())
+    times["add_fields_rows"] = time.perf_counter() - start
 
     values = audiences * members * fields
     total = sum(times.values())

@@ -1,12 +1,13 @@
 """The DuckDB merge of many trait-mapped audiences (members/engine/field_tables.py) against
 a plain Python statement of what it decides: the conflict candidates (field by field, in
 key order, each with the values of the audiences holding it, in list order), the members
-and fields whose current values are read, and each wanted member's identity, taken from
-the first audience holding it."""
+and fields whose current values are read, each wanted member's identity, taken from the
+first audience holding it, and each list's subscribes' fields, less those in conflict."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from reconciler.members.engine import field_tables as ft
 from reconciler.members.engine.rows import write_table
@@ -51,7 +52,7 @@ def _tables(engine: Engine, count: int) -> list[ft.MappedTable]:
     return mapped
 
 
-def _expected(count: int) -> tuple[list[tuple[str, str, list[tuple[int, int, int, str]]]], ...]:
+def _expected(count: int) -> tuple[Any, ...]:
     """What the merge decides, member by member in Python, the pairs whose texts differ
     marked as conflicts (as the caller would find them)."""
     audiences = [_audience(a) for a in range(count)]
@@ -87,7 +88,18 @@ def _expected(count: int) -> tuple[list[tuple[str, str, list[tuple[int, int, int
         if any(wants):
             email = key.upper() if first % 2 else key
             wanted.append(((key, "email", email, f"u{first}"), wants))
-    return candidates, wanted
+    added = {
+        a: [
+            (
+                key,
+                [(n, None if (key, n) in conflicts else t) for n, t in zip(f, texts, strict=True)],
+            )
+            for key, texts in sorted(members)
+            if key in adding
+        ]
+        for a, (f, members, adding) in enumerate(audiences)
+    }
+    return candidates, wanted, added
 
 
 def test_thirty_audiences_merge_as_each_member_is_merged_alone(tmp_path):
@@ -101,11 +113,18 @@ def test_thirty_audiences_merge_as_each_member_is_merged_alone(tmp_path):
         users, names = merged.wanted()
         members = list(ft.wanted_members(merged))
         rows = [r for batch in ft.compared_rows(merged, None, list(names)) for r in batch]
-    expected_candidates, expected_wanted = _expected(count)
+        added = {
+            a: [row for batch in ft.add_fields_rows(merged, a) for row in batch]
+            for a in range(count)
+        }
+    expected_candidates, expected_wanted, expected_added = _expected(count)
     assert candidates == expected_candidates
     assert any(len({t for *_, t in held}) > 1 for _, _, held in candidates)
     assert any(name == "prefs" for _, name, _ in candidates)
     assert merged.conflicts > 0
+    # Each list's subscribes carry its values, less the fields in conflict (None).
+    assert added == expected_added
+    assert any(t is None for rows in added.values() for _, cells in rows for _, t in cells)
     assert users == len(expected_wanted) > 0
     assert members == [member for member, _ in expected_wanted]
     assert names == [

@@ -157,6 +157,7 @@ class MergedTables:
     view: str = ""
     conflicted: str = ""  # table (key, field)
     conflicts: int = 0
+    conflicted_by_key: str = ""  # table (key, [field...]), made when first needed
     cells: str = ""
     identities: str = ""
 
@@ -345,30 +346,29 @@ def add_fields_rows(
     """Batches of (key, [(field, JSON text or None: absent)]) for the members list `index`
     subscribes, in key order, minus the fields found in conflict."""
     m = merged.lists[index]
-    conflicted = ""
-    if merged.conflicts:
-        conflicted = "".join(
-            f", EXISTS (SELECT 1 FROM {merged.conflicted} x WHERE x.key = v.key "
-            f"AND x.field = {quote(name)})"
-            for name in m.values.fields
-        )
     values = ", ".join(f"v.f{c}" for c in range(len(m.values.fields)))
+    # A member's conflicted fields, one lookup per member (an EXISTS per field joined the
+    # conflicts to every audience once per field: 100 audiences of 30 fields with 34,000
+    # conflicts took 71 s).
+    conflicted, joined = ", NULL", ""
+    if merged.conflicts:
+        conflicted = ", x.fields"
+        joined = f"LEFT JOIN {_conflicted_by_key(merged)} x ON x.key = v.key "
     cursor = merged.engine.cursor()
     try:
         cursor.execute(
-            f"SELECT v.key, {values}{conflicted} FROM {m.values.table} v "
+            f"SELECT v.key, {values}{conflicted} FROM {m.values.table} v {joined}"
             f"WHERE v.key IN (SELECT key FROM {m.adding}) ORDER BY v.key"
         )
-        k = len(m.values.fields)
         while chunk := cursor.fetchmany(BATCH):
             out = []
-            for key, *cells in chunk:
-                flags = cells[k:] if merged.conflicts else [False] * k
+            for key, *cells, fields in chunk:
+                flagged = frozenset(fields or ())
                 out.append(
                     (
                         str(key),
                         [
-                            (name, None if flags[c] else cells[c])
+                            (name, None if name in flagged else cells[c])
                             for c, name in enumerate(m.values.fields)
                         ],
                     )
@@ -376,6 +376,18 @@ def add_fields_rows(
             yield out
     finally:
         cursor.close()
+
+
+def _conflicted_by_key(merged: MergedTables) -> str:
+    """Table (key, fields): the fields found in conflict per member, made once."""
+    if not merged.conflicted_by_key:
+        table = merged.engine.name("conflicted_by_key")
+        merged.engine.connection.execute(
+            f"CREATE TABLE {table} AS SELECT key, list(DISTINCT field) AS fields "
+            f"FROM {merged.conflicted} GROUP BY key"
+        )
+        merged.conflicted_by_key = table
+    return merged.conflicted_by_key
 
 
 class FieldValues(Mapping[str, dict[str, Any]]):
