@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from reconciler.members.engine import field_tables as ft
 from reconciler.members.engine.rows import write_table
 from reconciler.members.model import Engine, EngineSettings
@@ -102,8 +104,10 @@ def _expected(count: int) -> tuple[Any, ...]:
     return candidates, wanted, added
 
 
-def test_thirty_audiences_merge_as_each_member_is_merged_alone(tmp_path):
-    count = 30
+@pytest.mark.parametrize("count", [ft.JOINED_MAX, 30])
+def test_audiences_merge_as_each_member_is_merged_alone(tmp_path, count):
+    """Both ways of merging: a join of a few audiences' tables, long tables beyond (the
+    join ran out of memory at 30 audiences)."""
     with Engine(EngineSettings(engine="duckdb", temp_dir=tmp_path)) as engine:
         merged = ft.merge_tables(engine, _tables(engine, count))
         candidates = [c for batch in ft.conflict_candidates(merged) for c in batch]

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.members.engine.field_join import create_joined_view, joined_candidates
 from reconciler.members.engine.rows import TableRows, write_table
 from reconciler.members.engine.sql_text import sql_string
 from reconciler.members.engine.workspace import Engine, lower_sql
@@ -27,6 +28,13 @@ from reconciler.traits.types import as_doubles
 
 # Rows per batch handed to Python: memory is bounded by the batch, not the audience.
 BATCH = 20_000
+
+# Audiences of a destination up to which their values are merged by joining their tables
+# side by side (field_join.py: quickest for one or two large audiences); beyond it, in long
+# tables grouped by member (MergedTables), whose cost grows with the values alone (the
+# join grows with audiences times members: at 100 audiences of 2 x 200,000 members it took
+# minutes, and it ran out of memory from about 30 audiences once any conflict was found).
+JOINED_MAX = 4
 
 
 def to_json(value: Any) -> str:
@@ -144,12 +152,13 @@ class MergedTables:
     key, identity (from the first audience holding it), merge, and per field of `names`
     d<j> (the first audience's value) and want<j> (its current value must be read).
 
-    Made from `cells`, every value of every audience in one long table (key, list index
-    i, pos, field number j in `names`, column c in its audience, JSON text, adding), and
-    `identities` (key, i, key_kind, email, user_id): each step groups those by key once,
-    so its cost grows with the values, not with audiences times members (a join of every
-    audience to every other did: 100 audiences of 30 fields had not planned in 23
-    minutes)."""
+    Beyond JOINED_MAX audiences, made from `cells`, every value of every audience in one
+    long table (key, list index i, pos, field number j in `names`, column c in its
+    audience, JSON text, adding), and `identities` (key, i, key_kind, email, user_id):
+    each step groups those by key once, so its cost grows with the values, not with
+    audiences times members (a join of every audience to every other did: 100 audiences
+    of 30 fields had not planned in 23 minutes). Up to it, a view over their join
+    (field_join.py)."""
 
     engine: Engine = field(repr=False)
     lists: Sequence[MappedTable]
@@ -194,6 +203,8 @@ def merge_tables(engine: Engine, lists: Sequence[MappedTable]) -> MergedTables:
     connection = engine.connection
     merged.conflicted = engine.name("conflicted")
     connection.execute(f"CREATE TABLE {merged.conflicted} (key VARCHAR, field VARCHAR)")
+    if len(lists) <= JOINED_MAX:
+        return merged
     merged.identities = engine.name("mapped_identities")
     connection.execute(
         f"CREATE TABLE {merged.identities} "
@@ -239,6 +250,9 @@ def conflict_candidates(
     lists = merged.lists
     if len(lists) < 2:
         return
+    if not merged.cells:
+        yield from joined_candidates(merged, BATCH)
+        return
     shared, mixed = [], []
     for j, name in enumerate(merged.names):
         holders = merged.holding(name)
@@ -259,7 +273,7 @@ def conflict_candidates(
         # The pairs first (cheap aggregates over every value), then the values of those.
         cursor.execute(
             f"WITH found AS (SELECT j, key FROM {merged.cells} WHERE j IN ({', '.join(shared)}) "
-            f"GROUP BY j, key HAVING count(DISTINCT text) > 1{objects}) "
+            f"GROUP BY j, key HAVING min(text) <> max(text){objects}) "
             f"SELECT c.j, c.key, list([c.i, c.pos, c.c] ORDER BY c.i), "
             f"list(c.text ORDER BY c.i) "
             f"FROM {merged.cells} c JOIN found f ON f.j = c.j AND f.key = c.key "
@@ -298,6 +312,9 @@ def _create_merged_view(merged: MergedTables) -> None:
     were taken in list order: d<j> the first value made; want<j> when some audience whose
     list already has the member made one (read to compare), none subscribing it in this
     plan made one (sent on the subscribe: not read), and the field is not in conflict."""
+    if not merged.cells:
+        merged.view = create_joined_view(merged)
+        return
     merging = [str(i) for i, m in enumerate(merged.lists) if m.merge_nested_objects]
     merge = f"bool_or(i IN ({', '.join(merging)}))" if merging else "false"
     numbers = ", ".join(f"({quote(name)}, {j})" for j, name in enumerate(merged.names))
