@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.members.engine.field_join import create_joined_view, joined_candidates
 from reconciler.members.engine.rows import TableRows, write_table
 from reconciler.members.engine.sql_text import sql_string
 from reconciler.members.engine.workspace import Engine, lower_sql
@@ -30,7 +29,7 @@ from reconciler.traits.types import as_doubles
 BATCH = 20_000
 
 # Audiences of a destination up to which their values are merged by joining their tables
-# side by side (field_join.py: quickest for one or two large audiences); beyond it, in long
+# side by side (quickest for one or two large audiences); beyond it, in long
 # tables grouped by member (MergedTables), whose cost grows with the values alone (the
 # join grows with audiences times members: at 100 audiences of 2 x 200,000 members it took
 # minutes, and it ran out of memory from about 30 audiences once any conflict was found).
@@ -157,8 +156,7 @@ class MergedTables:
     audience, JSON text, adding), and `identities` (key, i, key_kind, email, user_id):
     each step groups those by key once, so its cost grows with the values, not with
     audiences times members (a join of every audience to every other did: 100 audiences
-    of 30 fields had not planned in 23 minutes). Up to it, a view over their join
-    (field_join.py)."""
+    of 30 fields had not planned in 23 minutes). Up to it, a view over their join."""
 
     engine: Engine = field(repr=False)
     lists: Sequence[MappedTable]
@@ -251,7 +249,7 @@ def conflict_candidates(
     if len(lists) < 2:
         return
     if not merged.cells:
-        yield from joined_candidates(merged, BATCH)
+        yield from _joined_candidates(merged, BATCH)
         return
     shared, mixed = [], []
     for j, name in enumerate(merged.names):
@@ -313,7 +311,7 @@ def _create_merged_view(merged: MergedTables) -> None:
     list already has the member made one (read to compare), none subscribing it in this
     plan made one (sent on the subscribe: not read), and the field is not in conflict."""
     if not merged.cells:
-        merged.view = create_joined_view(merged)
+        merged.view = _create_joined_view(merged)
         return
     merging = [str(i) for i, m in enumerate(merged.lists) if m.merge_nested_objects]
     merge = f"bool_or(i IN ({', '.join(merging)}))" if merging else "false"
@@ -405,6 +403,109 @@ def _conflicted_by_key(merged: MergedTables) -> str:
         )
         merged.conflicted_by_key = table
     return merged.conflicted_by_key
+
+
+def _joined_candidates(
+    merged: MergedTables, batch: int
+) -> Iterator[list[tuple[str, str, list[tuple[int, int, int, str]]]]]:
+    """conflict_candidates for JOINED_MAX audiences or fewer: their values tables
+    joined side by side by key, one query per field."""
+    lists = merged.lists
+    joined = _joined(lists)
+    for name in merged.names:
+        holders = merged.holding(name)
+        if len(holders) < 2:
+            continue
+        texts = ", ".join(f"w{i}.f{c}" for i, c in holders)
+        cells = ", ".join(f"w{i}.pos, w{i}.f{c}" for i, c in holders)
+        differ = f"len(list_distinct([{texts}])) > 1"
+        if len({lists[i].merge_nested_objects for i, _ in holders}) > 1:
+            # One merges nested objects, another replaces them: equal objects conflict
+            # too (plan/fields.py conflict_reason). An object's JSON text starts with {.
+            objects = " OR ".join(f"starts_with(w{i}.f{c}, '{{')" for i, c in holders)
+            differ = f"({differ} OR ({objects}) IS TRUE)"
+        cursor = merged.engine.cursor()
+        try:
+            cursor.execute(
+                f"SELECT {_key(len(lists))} AS key, {cells} FROM {joined} "
+                f"WHERE {differ} ORDER BY key"
+            )
+            while chunk := cursor.fetchmany(batch):
+                out = []
+                for key, *flat in chunk:
+                    held = [
+                        (i, int(flat[2 * n]), c, flat[2 * n + 1])
+                        for n, (i, c) in enumerate(holders)
+                        if flat[2 * n + 1] is not None
+                    ]
+                    out.append((str(key), name, held))
+                yield out
+        finally:
+            cursor.close()
+
+
+def _create_joined_view(merged: MergedTables) -> str:
+    """The merged view over the join of a few audiences; returns its name."""
+    lists = merged.lists
+    n = len(lists)
+
+    def first(column: str) -> str:
+        cases = " ".join(f"WHEN w{i}.key IS NOT NULL THEN w{i}.{column}" for i in range(n))
+        return f"CASE {cases} END"
+
+    merge = " OR ".join(
+        f"w{i}.key IS NOT NULL" for i, m in enumerate(lists) if m.merge_nested_objects
+    )
+    columns = [
+        f"{_key(n)} AS key",
+        f"{first('key_kind')} AS key_kind",
+        f"{first('email')} AS email",
+        f"{first('user_id')} AS user_id",
+        f"({merge or 'false'}) AS merge",
+    ]
+    for j, name in enumerate(merged.names):
+        holders = merged.holding(name)
+        value = "coalesce(" + ", ".join(f"w{i}.f{c}" for i, c in holders) + ")"
+        conflicted = (
+            f"EXISTS (SELECT 1 FROM {merged.conflicted} x WHERE x.key = {_key(n)} "
+            f"AND x.field = {quote(name)})"
+            if merged.conflicts
+            else "false"
+        )
+        # Sent on a subscribe in this plan (by any audience): not read.
+        covered = " OR ".join(f"(w{i}.adding AND w{i}.f{c} IS NOT NULL)" for i, c in holders)
+        # Already on some list mapping it, with a value: read to compare.
+        held = " OR ".join(
+            f"(w{i}.key IS NOT NULL AND NOT w{i}.adding AND w{i}.f{c} IS NOT NULL)"
+            for i, c in holders
+        )
+        columns.append(f"{value} AS d{j}")
+        columns.append(f"(({held}) AND NOT ({covered}) AND NOT {conflicted}) IS TRUE AS want{j}")
+    view = merged.engine.name("merged")
+    merged.engine.connection.execute(
+        f"CREATE VIEW {view} AS SELECT {', '.join(columns)} FROM {_joined(lists)}"
+    )
+    return view
+
+
+def _joined(lists: Sequence[MappedTable]) -> str:
+    """Every audience's values beside each other, joined by key (w0, w1, ...), with
+    `adding` telling whether that audience's list subscribes the member."""
+    parts = []
+    for i, m in enumerate(lists):
+        source = (
+            f"(SELECT v.*, a.key IS NOT NULL AS adding FROM {m.values.table} v "
+            f"LEFT JOIN {m.adding} a ON a.key = v.key)"
+        )
+        if i == 0:
+            parts.append(f"{source} w0")
+        else:
+            parts.append(f"FULL JOIN {source} w{i} ON w{i}.key = {_key(i)}")
+    return " ".join(parts)
+
+
+def _key(n: int) -> str:
+    return "coalesce(" + ", ".join(f"w{i}.key" for i in range(n)) + ")" if n > 1 else "w0.key"
 
 
 class FieldValues(Mapping[str, dict[str, Any]]):
