@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from reconciler.iterable import IterableClient
-from reconciler.members.engine.rows import TableRows, identifier_rows, member_rows, write_table
+from reconciler.members.engine.rows import TableRows, rows_without
 from reconciler.members.identity import Member
 from reconciler.plan.model import ListPlan
 from reconciler.state.live import emails_of_user_ids
@@ -143,30 +143,10 @@ def _removed(remove: Sequence[str], emails: set[str]) -> set[str]:
 def _without_adds(add: Sequence[Member], keys: set[str]) -> Sequence[Member]:
     if not isinstance(add, TableRows):
         return tuple(m for m in add if m.key not in keys)
-    engine = add.engine
-    dropped = engine.name("changed_email_keys")
-    write_table(engine, dropped, ((key,) for key in sorted(keys)), ("key",))
-    table = engine.name("adds")
-    engine.connection.execute(
-        f"CREATE TABLE {table} AS SELECT * FROM {add.table} a "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {dropped} d WHERE d.key = a.key)"
-    )
-    engine.connection.execute(f"DROP TABLE {dropped}")
-    row = engine.connection.execute(f"SELECT count(*) FROM {table}").fetchone()
-    return member_rows(engine, table, int(row[0]) if row else 0)
+    return rows_without(add, "key", keys)
 
 
 def _without_removes(remove: Sequence[str], kept: set[str]) -> Sequence[str]:
     if not isinstance(remove, TableRows):
         return tuple(i for i in remove if i not in kept)
-    engine = remove.engine
-    found = engine.name("changed_email_ids")
-    write_table(engine, found, ((i,) for i in sorted(kept)), ("id",))
-    table = engine.name("removes")
-    engine.connection.execute(
-        f"CREATE TABLE {table} AS SELECT id FROM {remove.table} r "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {found} f WHERE f.id = r.id)"
-    )
-    engine.connection.execute(f"DROP TABLE {found}")
-    row = engine.connection.execute(f"SELECT count(*) FROM {table}").fetchone()
-    return identifier_rows(engine, table, int(row[0]) if row else 0)
+    return rows_without(remove, "id", kept)

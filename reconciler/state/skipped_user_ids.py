@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Collection, Sequence
 
 from reconciler.iterable import IterableClient
-from reconciler.members.engine.rows import TableRows, identifier_rows, write_table
+from reconciler.members.engine.rows import TableRows, rows_without
 from reconciler.members.identity import InvalidIdentity, looks_like_email, validate_user_id
 from reconciler.plan.model import ListPlan
 from reconciler.state.desired import DesiredDestination, DesiredList
@@ -92,19 +92,9 @@ def _without(lp: ListPlan, kept: set[str]) -> ListPlan:
     """`lp` without removing `kept` (emails as Iterable reports them), counted as kept for
     skipped rows."""
     remove = lp.remove
+    smaller: Sequence[str]
     if isinstance(remove, TableRows):
-        engine = remove.engine
-        found = engine.name("user_id_rows")
-        write_table(engine, found, ((email,) for email in sorted(kept)), ("id",))
-        table = engine.name("removes")
-        engine.connection.execute(
-            f"CREATE TABLE {table} AS SELECT id FROM {remove.table} r "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {found} f WHERE f.id = r.id)"
-        )
-        row = engine.connection.execute(f"SELECT count(*) FROM {table}").fetchone()
-        count = int(row[0]) if row else 0
-        engine.connection.execute(f"DROP TABLE {found}")
-        smaller: Sequence[str] = identifier_rows(engine, table, count)
+        smaller = rows_without(remove, "id", kept)
     else:
         smaller = tuple(i for i in remove if i not in kept)
     dropped = len(remove) - len(smaller)

@@ -14,6 +14,7 @@ from reconciler.members.engine.rows import (
     batches,
     identifiers_into_table,
     members_into_table,
+    rows_without,
     write_table,
 )
 from reconciler.members.engine.settings import EngineSettings
@@ -84,3 +85,14 @@ def test_a_path_put_into_duckdb_s_sql_reads_back_as_it_is(text: str) -> None:
     with duckdb.connect() as connection:
         assert connection.execute(f"SELECT {sql_string(text)}").fetchone() == (text,)
     assert sql_string(Path("/tmp/O'Brien")) == "'/tmp/O''Brien'"
+
+
+def test_rows_without_some_keep_their_kind_and_order_and_drop_only_those(engine: Engine) -> None:
+    adds = members_into_table(engine, MEMBERS, len(MEMBERS))
+    kept = rows_without(adds, "key", {"u-1", "not-there"})
+    assert list(kept) == [m for m in sorted(MEMBERS, key=lambda m: m.key) if m.key != "u-1"]
+    assert len(kept) == 2
+    removes = identifiers_into_table(engine, ["c@x.io", "", "a@x.io"], 3)
+    # An empty identifier is a value, not NULL: dropping it leaves the others.
+    assert list(rows_without(removes, "id", [""])) == ["a@x.io", "c@x.io"]
+    assert list(rows_without(removes, "id", [])) == ["", "a@x.io", "c@x.io"]

@@ -54,6 +54,10 @@ class TableRows(Sequence[T]):
     def __repr__(self) -> str:
         return f"<{self._count} rows of {self._table}>"
 
+    def on(self, table: str, count: int) -> TableRows[T]:
+        """Rows of the same kind (columns, order, conversion) read from another table."""
+        return TableRows(self._engine, table, self._columns, self._order, count, self._convert)
+
     @overload
     def __getitem__(self, index: int) -> T: ...
 
@@ -122,6 +126,23 @@ def member_rows(engine: Engine, table: str, count: int) -> TableRows[Member]:
 def identifier_rows(engine: Engine, table: str, count: int) -> TableRows[str]:
     """Identifiers to remove, as Iterable reported them, in sorted order."""
     return TableRows(engine, table, "id", "id", count, lambda row: row[0])
+
+
+def rows_without(rows: TableRows[T], column: str, values: Iterable[str]) -> TableRows[T]:
+    """`rows` (members to add, or identifiers to remove) without those whose `column` is
+    one of `values`, as a new table of the same kind: a plan step that keeps some members
+    out of a list's changes (changed emails, skipped rows' members)."""
+    engine = rows.engine
+    dropped = engine.name("dropped")
+    write_table(engine, dropped, ((v,) for v in sorted(set(values))), ("v",))
+    table = engine.name("kept_rows")
+    engine.connection.execute(
+        f"CREATE TABLE {table} AS SELECT * FROM {rows.table} r "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {dropped} d WHERE d.v = r.{column})"
+    )
+    engine.connection.execute(f"DROP TABLE {dropped}")
+    row = engine.connection.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return rows.on(table, int(row[0]) if row else 0)
 
 
 def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
