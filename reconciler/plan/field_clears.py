@@ -5,8 +5,9 @@ Iterable keeps no history of a field's values, so a source whose column arrived 
 broken export, a join that nulls it, a mapping pointed at the wrong column) would clear
 that field on every member in one apply, with nothing to restore it from. Membership has
 removal limits; this is the same limit for fields, judged per field over the members
-whose current value the plan read (those already on a mapped list: a subscribe's fields
-are not compared, nothing being read for them)."""
+whose current value the plan read: those already on a mapped list, and those it subscribes
+with a clear, which a subscribe does not send (plan/fields.sent_on_subscribe): their value
+is read and the clear planned as an update, so a joining member's value is counted too."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ class FieldClears:
     def message(self) -> str:
         return (
             f"guard field_clears: clears field {self.field!r}, which holds a value, for "
-            f"{self.cleared:,} of the {quantity(self.compared, 'member')} already on "
+            f"{self.cleared:,} of the {quantity(self.compared, 'member')} on or joining "
             f"{_lists(self.lists)} ({self.percent:.1f}%), more than maxFieldClearPercent "
             f"{self.limit:g}%; Iterable keeps no earlier value: check the source's column "
             "(an export that emptied it, a join that nulls it), or raise "

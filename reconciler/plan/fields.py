@@ -10,13 +10,13 @@ gets a bulkUpdate with exactly the fields whose values differ after normalisatio
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.members.identity import Member
 from reconciler.members.issue import MemberIssue
-from reconciler.plan.field_clears import ClearTally
+from reconciler.plan.field_clears import ClearTally, holds_value
 from reconciler.plan.model import FieldUpdate
 from reconciler.render.masking import source_value
 from reconciler.traits.compare import same_value
@@ -76,29 +76,36 @@ class MergedFields:
     covered: dict[str, set[str]] = field(default_factory=dict)  # fields sent on subscribe
 
     def add_fields(self, mapped: MappedList) -> dict[str, dict[str, Any]]:
-        """dataFields for the members this list subscribes: its values, minus conflicts."""
+        """dataFields for the members this list subscribes: its values, minus conflicts
+        and minus clears (`sent_on_subscribe`)."""
         out: dict[str, dict[str, Any]] = {}
         for key in mapped.adding:
             values = mapped.values.get(key)
             if values is None:
                 continue
-            out[key] = {f: v for f, v in values.items() if (key, f) not in self.conflicted}
+            out[key] = {
+                f: v
+                for f, v in values.items()
+                if (key, f) not in self.conflicted and sent_on_subscribe(v)
+            }
         return out
 
     def to_read(self, lists: Sequence[MappedList]) -> dict[str, frozenset[str]]:
         """Member key -> the fields whose current values are needed: members already on a
-        list with a mapping, minus fields a subscribe in this plan sets anyway. Members
-        mostly want the same fields, so equal sets are one shared frozenset."""
+        list with a mapping, minus fields a subscribe in this plan sets anyway, and the
+        members a list subscribes for the fields it would clear (`sent_on_subscribe`).
+        Members mostly want the same fields, so equal sets are one shared frozenset."""
         wanted: dict[str, frozenset[str]] = {}
         shared: dict[frozenset[str], frozenset[str]] = {}
         for mapped in lists:
             adding = set(mapped.adding)
             for key, values in mapped.values.items():
+                fields: Iterable[str] = values
                 if key in adding:
-                    continue
+                    fields = (f for f, v in values.items() if not sent_on_subscribe(v))
                 names = frozenset(
                     f
-                    for f in values
+                    for f in fields
                     if (key, f) not in self.conflicted and f not in self.covered.get(key, ())
                 )
                 if not names:
@@ -108,6 +115,17 @@ class MergedFields:
                     names = names | before
                 wanted[key] = shared.setdefault(names, names)
         return wanted
+
+
+def sent_on_subscribe(value: Any) -> bool:
+    """Whether a subscribe carries this mapped value. Not a clear (null, empty text, an
+    empty list or object: field_clears.holds_value): a subscribe's user may already exist
+    in Iterable, holding a value set by another team or an earlier run, and a null sent
+    unread would erase it unseen, shown as a mere add and outside the field_clears guard.
+    The plan reads that member's field instead (`to_read`), as for a member already on
+    the list: where it holds a value the clear is an update, shown and counted by the
+    guard; where it holds none nothing is sent."""
+    return holds_value(value)
 
 
 def merge_fields(lists: Sequence[MappedList]) -> MergedFields:
@@ -120,7 +138,9 @@ def merge_fields(lists: Sequence[MappedList]) -> MergedFields:
             if mapped.merge_nested_objects:
                 merged.merge[key] = True
             if key in adding:
-                merged.covered.setdefault(key, set()).update(values)
+                merged.covered.setdefault(key, set()).update(
+                    name for name, value in values.items() if sent_on_subscribe(value)
+                )
             target = merged.values.get(key)
             if target is None:
                 # The first list with this member: its values, shared. Which list set each

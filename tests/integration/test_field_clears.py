@@ -125,3 +125,105 @@ def test_a_saved_plan_that_clears_is_judged_again_by_apply(
     assert writes(emulator_server) == []
     applied = cli("apply", "--plan", planfile, "--yes", "--allow-field-clears")
     assert applied.exit_code == 0, applied.output
+
+
+def test_joining_a_list_does_not_clear_a_field_the_plan_never_read(
+    workspace, cli, emulator_server, engine
+):
+    # Ten users hold a planTier another team set (on a list of theirs) and join 'vip' with
+    # an empty plan cell: the subscribe carried null, clearing a value the plan never read,
+    # while plan showed only "add 10 members with fields planTier, score", unguarded.
+    proj = project(emulator_server)
+    other = proj.add_list("other-team", None)
+    for i in range(10):
+        proj.subscribe_direct(
+            other, email=f"m{i}@example.com", data_fields={"planTier": "gold", "score": i}
+        )
+    workspace.write("traits.yaml", MAPPING)
+    # Two new users join too: nothing of theirs to clear.
+    rows = [f"m{i}@example.com,,{i + 1}" for i in range(10)] + ["n1@example.com,,1"]
+    workspace.csv("data/vip.csv", "email,plan,score", rows)
+    workspace.audience("vip", {"csv": "data/vip.csv"}, traits="crm")
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 3, plan.output
+    (violation,) = plan.json()["violations"]
+    assert (
+        "clears field 'planTier', which holds a value, for 10 of the 11 members on or "
+        "joining list 'vip' (90.9%)"
+    ) in violation["message"]
+    assert plan.json()["summary"]["users_to_update"] == 10
+    text = cli("plan", workspace.manifests)
+    assert "add 11 members with fields score\n" in text.stdout
+    assert '~ ***@***#1: planTier "g***" -> null' in text.stdout
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 3, applied.output
+    assert writes(emulator_server) == []
+    assert proj.user_by_email("m0@example.com").data_fields["planTier"] == "gold"
+
+    applied = cli("apply", workspace.manifests, "--yes", "--allow-field-clears")
+    assert applied.exit_code == 0, applied.output
+    (subscribe,) = [r for r in writes(emulator_server) if r.path == "/api/lists/subscribe"]
+    assert [s["dataFields"] for s in subscribe.body["subscribers"]] == [
+        {"score": i + 1} for i in range(10)
+    ] + [{"score": 1}]
+    (update,) = [r for r in writes(emulator_server) if r.path == "/api/users/bulkUpdate"]
+    assert sorted(u["email"] for u in update.body["users"]) == [
+        f"m{i}@example.com" for i in range(10)
+    ]
+    assert all(u["dataFields"] == {"planTier": None} for u in update.body["users"])
+    assert proj.user_by_email("m0@example.com").data_fields.get("planTier") is None
+    assert "planTier" not in proj.user_by_email("n1@example.com").data_fields
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+
+
+def test_a_joining_members_clears_count_with_those_already_on_the_list(
+    workspace, cli, emulator_server, engine
+):
+    # One of the 10 on 'vip' loses its plan (10%: within the limit) and one user joins
+    # with an empty cell over a plan another team set: 2 of 11 (18.2%). The joiner's clear
+    # went out unseen on the subscribe, and the plan passed at 1 of 10.
+    seed(emulator_server)
+    proj = project(emulator_server)
+    proj.add_user("j@example.com", None, {"planTier": "gold"})
+    workspace.write("traits.yaml", MAPPING)
+    workspace.csv("data/vip.csv", "email,plan,score", [*rows(empty=1), "j@example.com,,5"])
+    workspace.audience("vip", {"csv": "data/vip.csv"}, traits="crm")
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 3, plan.output
+    (violation,) = plan.json()["violations"]
+    assert "for 2 of the 11 members on or joining list 'vip' (18.2%)" in violation["message"]
+
+    workspace.audience(
+        "vip", {"csv": "data/vip.csv"}, traits="crm", policy={"maxFieldClearPercent": 20}
+    )
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    assert proj.user_by_email("j@example.com").data_fields.get("planTier") is None
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+
+
+def test_a_member_joining_one_list_while_on_another_has_the_clear_compared(
+    workspace, cli, emulator_server, engine
+):
+    # m0..m9 are on 'vip' (mapped, planTier gold) and now also join 'vip2', whose audience
+    # maps the same field, both with empty cells: the clear is not sent on the subscribe,
+    # and is compared now through 'vip' (the guard counts it), not left to a later run.
+    seed(emulator_server)
+    workspace.write("traits.yaml", MAPPING)
+    workspace.csv("data/vip.csv", "email,plan,score", rows(empty=10))
+    workspace.audience("vip", {"csv": "data/vip.csv"}, traits="crm")
+    workspace.audience("vip2", {"csv": "data/vip.csv"}, traits="crm")
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 3, plan.output
+    (violation,) = plan.json()["violations"]
+    assert (
+        "clears field 'planTier', which holds a value, for 10 of the 10" in (violation["message"])
+    )
+    applied = cli("apply", workspace.manifests, "--yes", "--allow-field-clears")
+    assert applied.exit_code == 0, applied.output
+    (subscribe,) = [r for r in writes(emulator_server) if r.path == "/api/lists/subscribe"]
+    assert all("planTier" not in s["dataFields"] for s in subscribe.body["subscribers"])
+    assert project(emulator_server).user_by_email("m0@example.com").data_fields.get("planTier") in (
+        None,
+        "",
+    )
+    assert cli("plan", workspace.manifests).exit_code == 0

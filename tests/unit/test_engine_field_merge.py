@@ -2,7 +2,8 @@
 a plain Python statement of what it decides: the conflict candidates (field by field, in
 key order, each with the values of the audiences holding it, in list order), the members
 and fields whose current values are read, each wanted member's identity, taken from the
-first audience holding it, and each list's subscribes' fields, less those in conflict."""
+first audience holding it, and each list's subscribes' fields, less those in conflict and
+those that clear."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from reconciler.members.engine.rows import write_table
 from reconciler.members.model import Engine, EngineSettings
 
 FIELDS = ("plan", "prefs", "score")
+# Values that clear a field: a subscribe leaves them out, and its member's current value
+# of that field is read to compare, as for a member already on a list.
+CLEARS = ("null", '""', "[]", "{}")
 
 
 def _audience(a: int) -> tuple[tuple[str, ...], list[tuple[str, list[str | None]]], set[str]]:
@@ -30,6 +34,8 @@ def _audience(a: int) -> tuple[tuple[str, ...], list[tuple[str, list[str | None]
                 texts.append(f'"other{a % 3}"')  # disagrees
             elif (k + f) % 17 == 0:
                 texts.append(None)  # no value made
+            elif (k + f) % 19 == 0:
+                texts.append(CLEARS[k % len(CLEARS)])  # a clear: not subscribed
             elif (k + f) % 23 == 0:
                 texts.append(f'{{"n":{k % 5}}}')  # an object: merge modes matter
             else:
@@ -83,9 +89,10 @@ def _expected(count: int) -> tuple[Any, ...]:
             held = covered = False
             for a, (fields, _, adding) in enumerate(audiences):
                 texts = by_key[a].get(key, (0, [None] * 3))[1]
-                if name in fields and texts[fields.index(name)] is not None:
-                    covered |= key in adding
-                    held |= key not in adding
+                text = texts[fields.index(name)] if name in fields else None
+                if text is not None:
+                    covered |= key in adding and text not in CLEARS
+                    held |= key not in adding or text in CLEARS
             wants.append(held and not covered and (key, name) not in conflicts)
         if any(wants):
             email = key.upper() if first % 2 else key
@@ -94,7 +101,10 @@ def _expected(count: int) -> tuple[Any, ...]:
         a: [
             (
                 key,
-                [(n, None if (key, n) in conflicts else t) for n, t in zip(f, texts, strict=True)],
+                [
+                    (n, None if (key, n) in conflicts or t in CLEARS else t)
+                    for n, t in zip(f, texts, strict=True)
+                ],
             )
             for key, texts in sorted(members)
             if key in adding
@@ -126,8 +136,18 @@ def test_audiences_merge_as_each_member_is_merged_alone(tmp_path, count):
     assert any(len({t for *_, t in held}) > 1 for _, _, held in candidates)
     assert any(name == "prefs" for _, name, _ in candidates)
     assert merged.conflicts > 0
-    # Each list's subscribes carry its values, less the fields in conflict (None).
+    # Each list's subscribes carry its values, less the fields in conflict and the clears
+    # (None).
     assert added == expected_added
+    clears = {
+        (key, n)
+        for a in range(count)
+        for key, texts in _audience(a)[1]
+        if key in _audience(a)[2]
+        for n, t in zip(_audience(a)[0], texts, strict=True)
+        if t in CLEARS
+    }
+    assert clears, "the audiences subscribe some members with a clear"
     assert any(t is None for rows in added.values() for _, cells in rows for _, t in cells)
     assert users == len(expected_wanted) > 0
     assert members == [member for member, _ in expected_wanted]

@@ -54,7 +54,7 @@ def test_a_plan_over_the_limit_is_blocked_until_the_flag_or_unsafe_overrides_it(
     assert (violation.list_name, violation.rule) == ("vip", "field_clears")
     assert violation.message.startswith(
         "guard field_clears: clears field 'planTier', which holds a value, for 20 of the "
-        "20 members already on list 'vip' (100.0%), more than maxFieldClearPercent 10%"
+        "20 members on or joining list 'vip' (100.0%), more than maxFieldClearPercent 10%"
     )
     with pytest.raises(Exception, match="--allow-field-clears"):
         plan.raise_if_unsafe(overridden_rules(allow_removals=True))

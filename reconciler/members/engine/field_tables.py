@@ -49,6 +49,16 @@ _INTEGER = re.compile(r"-?(?:0|[1-9][0-9]{0,17})")
 _DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)")
 
 
+# The JSON texts of the values that clear a field (plan/field_clears.holds_value): a
+# subscribe leaves them out (plan/fields.sent_on_subscribe says why).
+CLEAR_TEXTS = frozenset({"null", '""', "[]", "{}"})
+
+
+def holds_value_sql(column: str) -> str:
+    """SQL: the JSON text in `column` is a value a subscribe sends (not a clear)."""
+    return f"{column} NOT IN ({', '.join(quote(t) for t in sorted(CLEAR_TEXTS))})"
+
+
 def from_json(text: str) -> Any:
     """json.loads, with plain strings, integers and constants read directly."""
     if text[:1] == '"' and "\\" not in text:
@@ -308,8 +318,9 @@ def mark_conflicts(merged: MergedTables, pairs: Iterable[tuple[str, str]]) -> No
 def _create_merged_view(merged: MergedTables) -> None:
     """The merged table, one row per member of any audience. Per field, as the audiences
     were taken in list order: d<j> the first value made; want<j> when some audience whose
-    list already has the member made one (read to compare), none subscribing it in this
-    plan made one (sent on the subscribe: not read), and the field is not in conflict."""
+    list already has the member made one, or one subscribing it made a clear (read to
+    compare: a clear is not sent on a subscribe), none subscribing it in this plan made
+    one it sends (not read), and the field is not in conflict."""
     if not merged.cells:
         merged.view = _create_joined_view(merged)
         return
@@ -340,7 +351,8 @@ def _create_merged_view(merged: MergedTables) -> None:
             FROM {merged.identities} GROUP BY key
         ), per AS (
             SELECT key, j, arg_min(text, i) AS d,
-                bool_or(NOT adding) AND NOT bool_or(adding) AS want
+                bool_or(NOT adding OR NOT ({holds_value_sql("text")}))
+                AND NOT bool_or(adding AND {holds_value_sql("text")}) AS want
             FROM {merged.cells} GROUP BY key, j
         ), flagged AS (
             SELECT p.key, p.j, p.d, p.want {conflicted} AS want FROM per p
@@ -359,7 +371,8 @@ def add_fields_rows(
     merged: MergedTables, index: int
 ) -> Iterator[list[tuple[str, list[tuple[str, str | None]]]]]:
     """Batches of (key, [(field, JSON text or None: absent)]) for the members list `index`
-    subscribes, in key order, minus the fields found in conflict."""
+    subscribes, in key order, minus the fields found in conflict and the clears
+    (CLEAR_TEXTS)."""
     m = merged.lists[index]
     values = ", ".join(f"v.f{c}" for c in range(len(m.values.fields)))
     # A member's conflicted fields, one lookup per member (an EXISTS per field joined the
@@ -383,7 +396,10 @@ def add_fields_rows(
                     (
                         str(key),
                         [
-                            (name, None if name in flagged else cells[c])
+                            (
+                                name,
+                                None if name in flagged or cells[c] in CLEAR_TEXTS else cells[c],
+                            )
                             for c, name in enumerate(m.values.fields)
                         ],
                     )
@@ -473,10 +489,16 @@ def _create_joined_view(merged: MergedTables) -> str:
             else "false"
         )
         # Sent on a subscribe in this plan (by any audience): not read.
-        covered = " OR ".join(f"(w{i}.adding AND w{i}.f{c} IS NOT NULL)" for i, c in holders)
-        # Already on some list mapping it, with a value: read to compare.
+        # (A clear is not sent on a subscribe: plan/fields.sent_on_subscribe.)
+        covered = " OR ".join(
+            f"(w{i}.adding AND w{i}.f{c} IS NOT NULL AND {holds_value_sql(f'w{i}.f{c}')})"
+            for i, c in holders
+        )
+        # Already on some list mapping it, with a value, or subscribed with a clear (not
+        # sent on the subscribe): read to compare.
         held = " OR ".join(
-            f"(w{i}.key IS NOT NULL AND NOT w{i}.adding AND w{i}.f{c} IS NOT NULL)"
+            f"(w{i}.key IS NOT NULL AND w{i}.f{c} IS NOT NULL "
+            f"AND (NOT w{i}.adding OR NOT ({holds_value_sql(f'w{i}.f{c}')})))"
             for i, c in holders
         )
         columns.append(f"{value} AS d{j}")
