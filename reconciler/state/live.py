@@ -249,25 +249,45 @@ def emails_of_user_ids(
     The candidates are every userId on a list that no desired member has: a first plan
     over a list of 100,000 leavers took 100,000 reads one after another (17 min at best,
     hours at Iterable's latency), where one export takes a minute."""
-    if not user_ids:
-        return {}
     members = [Member(i, "userId", user_id=i) for i in user_ids]
+    values = _identifiers_of(client, members, "email", "hybrid", users, "emails of userIds")
+    return {i: v.lower() for i, v in values.items()}
+
+
+def user_ids_of_emails(
+    client: IterableClient, emails: Sequence[str], users: ProfilesFile | None = None
+) -> dict[str, str]:
+    """The userId of each of these emails' profiles (in an email-based project) that has
+    one, read as `emails_of_user_ids` reads emails."""
+    members = [Member(e, "email", email=e) for e in emails]
+    return _identifiers_of(client, members, "userId", "email", users, "userIds of emails")
+
+
+def _identifiers_of(
+    client: IterableClient,
+    members: Sequence[Member],
+    name: str,
+    project_type: ProjectType,
+    users: ProfilesFile | None,
+    what: str,
+) -> dict[str, str]:
+    """Each member's profile's `name` (email or userId) where it has one, by its key."""
+    if not members:
+        return {}
     values: Mapping[str, dict[str, Any] | None]
     try:
-        values = read_field_values(
-            client, members, ["email"], "hybrid", users, "emails of userIds"
-        ).values
+        values = read_field_values(client, members, [name], project_type, users, what).values
     except IterableError:
         # An export Iterable will not give (500s, a cut stream) is no reason to fail the
         # plan: per-user reads answer the same question, only more slowly.
         if choose_field_read(len(members), client.settings) != "export":
             raise
-        values, _requests = _read_by_user(client, members, ["email"], "hybrid")
+        values, _requests = _read_by_user(client, members, [name], project_type)
     out: dict[str, str] = {}
-    for identifier in user_ids:
-        email = (values.get(identifier) or {}).get("email")
-        if isinstance(email, str):
-            out[identifier] = email.lower()
+    for member in members:
+        value = (values.get(member.key) or {}).get(name)
+        if isinstance(value, str):
+            out[member.key] = value
     return out
 
 

@@ -226,3 +226,47 @@ def test_a_user_id_another_row_gives_is_no_changed_email(
     assert result.exit_code == 0, result.output
     assert "whose email Iterable has changed" not in result.stdout
     assert sorted(proj.members(lid)) == ["a@x.io", "stays@x.io"]
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_changed_emails_are_looked_for_from_the_removals_when_they_are_fewer(
+    tmp_path, monkeypatch, fast_client, make_emulator_server, cli, engine
+):
+    """A first plan of many rows with userIds against a list with a few members to
+    remove read the userId of every add (ten million, at ten times usual size) to find
+    an email changed in Iterable; the removed profiles' userIds are read instead, and
+    only the add whose userId one of them has is followed: the changed email is still
+    kept, the leaver still removed."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    server = make_emulator_server(project_type="email")
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.chdir(tmp_path)
+    ws = Workspace(tmp_path, server.base_url, "email")
+    ws.destination()
+    proj = server.emulator.project("default")
+    lid = proj.add_list("vip")
+    proj.add_user(email="new@x.io", user_id="U-moved", list_ids=[lid])  # was old@x.io
+    proj.add_user(email="gone@x.io", user_id="U-gone", list_ids=[lid])  # a real leaver
+    rows = [f"a{i}@x.io,U-{i}" for i in range(40)]
+    ws.csv("m.csv", "email,userId", [*rows, "old@x.io,U-moved"])
+    ws.audience("vip", {"csv": "m.csv"})
+    server.emulator.request_log.clear()
+    result = cli("plan", ws.manifests, "--format", "json")
+    assert result.exit_code == 3, result.output  # 1 of 2 members removed: over the guard
+    plan = json.loads(result.stdout)
+    (lp,) = plan["destinations"][0]["lists"]
+    assert (plan["summary"]["members_to_add"], plan["summary"]["members_to_remove"]) == (40, 1)
+    assert lp["kept_for_changed_email"] == 1
+    # Two profiles read by email (the removals), one by userId (the add that has one of
+    # theirs); not the 41 adds' userIds.
+    assert plan["destinations"][0]["other_reads"][:2] == [
+        "the userIds of 2 removed members read, to find emails changed in Iterable",
+        "the email of 1 added member's userId read, to find an email changed in Iterable",
+    ]
+    first = [r.path for r in server.emulator.request_log if r.path.startswith("/api/users/")][:3]
+    assert sorted(first) == [
+        "/api/users/byUserId/U-moved",
+        "/api/users/gone%40x.io",
+        "/api/users/new%40x.io",
+    ]
