@@ -2,8 +2,9 @@
 
 The rules, from Iterable's "identifying users" documentation and the OpenAPI field notes:
 
-- email-based: the email identifies. A userId sent with it is set on that profile. A member
-  with only a userId is looked up by it; an unknown one is created only with
+- email-based: the email identifies. A userId sent with it is set on that profile, though
+  other profiles have it (userIds are not unique there). A member with only a userId is
+  looked up by it (the oldest profile with it); an unknown one is created only with
   `preferUserId: true` (and gets a placeholder email). `updateExistingUsersOnly` is ignored.
 - userID-based: the userId identifies and is required; email is a plain attribute.
 - hybrid: either identifies. Both given: two different profiles is a conflict; one profile
@@ -97,18 +98,19 @@ def identify(
 def _email_project(
     project: Project, email: str | None, user_id: str | None, create: bool, prefer_user_id: bool
 ) -> Match | Failure:
-    by_user_id = project.user_by_user_id(user_id) if user_id is not None else None
     if email is None:
         assert user_id is not None
+        by_user_id = project.user_by_user_id(user_id)
         if by_user_id is not None:
             return Match(by_user_id, None, None)
         if create and prefer_user_id:
             return Match(None, placeholder_email(user_id), user_id)
         return member_failure("notFound", None, user_id)
+    # The email identifies; a userId beside it is set on that profile, or the new one,
+    # even where other profiles have it: email-based projects do not keep userIds unique
+    # ("Creating and Identifying Users with Iterable APIs": email is prioritized, the
+    # userId updated/overwritten).
     by_email = project.user_by_email(email)
-    if by_user_id is not None and by_user_id is not by_email:
-        # The userId already belongs to another profile; it cannot move.
-        return member_failure("conflict", email, user_id)
     if by_email is not None:
         return Match(by_email, None, user_id)
     if not create:

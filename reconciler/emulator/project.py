@@ -170,6 +170,11 @@ class Project:
         # email and a dict per email would cost ten million profiles 2 GB.
         self._by_email: dict[str, tuple[int, ...]] = {}
         self._by_user_id: dict[str, int] = {}
+        # Email-based projects do not keep userIds unique (support article 9216719179796,
+        # "Enforce userId uniqueness? ... No"): the profiles after the oldest with a userId,
+        # oldest first. Apart, as few profiles share one: a tuple for each of ten million
+        # userIds would cost the others memory.
+        self._more_by_user_id: dict[str, tuple[int, ...]] = {}
         self.dirty = False
         """Changed since the last save; the emulator persists and clears it."""
         self.recording_at: float | None = None
@@ -325,8 +330,18 @@ class Project:
         return self.users[keys[0]] if keys else None
 
     def user_by_user_id(self, user_id: str) -> User | None:
+        """The profile with this userId; where several have it (email-based projects), the
+        oldest: Iterable takes "the first user profile returned with that UserID"
+        (its announcement of userId support in every API)."""
         key = self._by_user_id.get(user_id)
         return None if key is None else self.users[key]
+
+    def users_by_user_id(self, user_id: str) -> list[User]:
+        """Every profile with this userId, oldest first."""
+        key = self._by_user_id.get(user_id)
+        if key is None:
+            return []
+        return [self.users[k] for k in (key, *self._more_by_user_id.get(user_id, ()))]
 
     def add_user(
         self,
@@ -348,7 +363,7 @@ class Project:
             email = placeholder_email(user_id or "")
         if email is not None and self.project_type != "userId" and self.user_by_email(email):
             raise ValueError(f"email {email!r} already exists")
-        if user_id is not None and self.user_by_user_id(user_id):
+        if user_id is not None and self.project_type != "email" and self.user_by_user_id(user_id):
             raise ValueError(f"userId {user_id!r} already exists")
         if data_fields:
             write = profile_fields.plan_write(self.field_types, data_fields, create_new=True)
@@ -408,7 +423,7 @@ class Project:
             else:
                 self._by_email.pop(user.email, None)
         if user.user_id is not None:
-            self._by_user_id.pop(user.user_id, None)
+            self._drop_user_id(user)
         del self.users[user.key]
         # Lagged reads undo recent changes of users that exist: a deleted user's go.
         self.changes = deque(c for c in self.changes if not _about_user(c, user.key))
@@ -448,10 +463,30 @@ class Project:
         if user.user_id == user_id:
             return
         if user.user_id is not None:
-            del self._by_user_id[user.user_id]
+            self._drop_user_id(user)
         user.user_id = user_id
-        self._by_user_id[user_id] = user.key
+        first = self._by_user_id.get(user_id)
+        if first is not None and self.project_type == "email":
+            # Kept in age order, as the first one answers for the userId.
+            keys = sorted((first, *self._more_by_user_id.get(user_id, ()), user.key))
+            self._by_user_id[user_id] = keys[0]
+            self._more_by_user_id[user_id] = tuple(keys[1:])
+        else:
+            self._by_user_id[user_id] = user.key
         self.touch(user)
+
+    def _drop_user_id(self, user: User) -> None:
+        """`user` out of its userId's index (the next oldest holder, if any, answering)."""
+        assert user.user_id is not None
+        user_id = user.user_id
+        more = self._more_by_user_id.pop(user_id, ())
+        keys = [k for k in (self._by_user_id.get(user_id), *more) if k not in (None, user.key)]
+        if not keys:
+            self._by_user_id.pop(user_id, None)
+            return
+        self._by_user_id[user_id] = keys[0]
+        if len(keys) > 1:
+            self._more_by_user_id[user_id] = tuple(keys[1:])
 
     def subscribe(self, user: User, list_id: int) -> None:
         record = self._list(list_id)

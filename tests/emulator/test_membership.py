@@ -191,16 +191,35 @@ class TestEmailProject:
         # Known userIds identify too.
         assert subscribe(client, list_id, [{"userId": "u1"}]).json()["successCount"] == 1
 
-    def test_a_user_id_owned_by_someone_else_conflicts(self, typed_client: ClientFactory) -> None:
+    def test_a_user_id_another_profile_has_is_shared(self, typed_client: ClientFactory) -> None:
+        """Email-based projects do not keep userIds unique (Iterable's "Project Types
+        and Unique Identifiers": "Enforce userId uniqueness? ... No"): the email
+        identifies, and its profile gets the userId too. The emulator refused it as a
+        conflict, so no test could meet two profiles sharing one."""
         client, project = typed_client("email")
         list_id = project.add_list("l")
-        project.add_user(email="owner@example.com", user_id="u1")
+        owner = project.add_user(email="owner@example.com", user_id="u1")
         response = subscribe(client, list_id, [{"email": "other@example.com", "userId": "u1"}])
-        assert failed(response) == {
-            "conflictEmails": ["other@example.com"],
-            "conflictUserIds": ["u1"],
-        }
-        assert project.find_user(email="other@example.com") is None
+        assert response.json()["successCount"] == 1, response.json()
+        other = project.find_user(email="other@example.com")
+        assert other is not None and other.user_id == "u1"
+        assert project.users_by_user_id("u1") == [owner, other]
+        # By userId, "the first user profile returned with that UserID": the oldest.
+        found = client.get("/api/users/byUserId/u1").json()["user"]
+        assert found["email"] == "owner@example.com"
+        project.delete_user(owner)
+        assert client.get("/api/users/byUserId/u1").json()["user"]["email"] == ("other@example.com")
+
+    def test_profiles_seeded_with_one_user_id_keep_it(self, typed_client: ClientFactory) -> None:
+        _client, project = typed_client("email")
+        first = project.add_user(email="a@example.com", user_id="u1")
+        second = project.add_user(email="b@example.com", user_id="u1")
+        third = project.add_user(email="c@example.com", user_id="u1")
+        project.set_user_id(second, "u2")
+        assert project.users_by_user_id("u1") == [first, third]
+        assert project.users_by_user_id("u2") == [second]
+        project.set_user_id(second, "u1")
+        assert project.users_by_user_id("u1") == [first, second, third]
 
 
 class TestUserIdProject:
