@@ -18,9 +18,11 @@ removals are fewer, the removed profiles' userIds are read by email first, and o
 adds whose userId one of them has are followed further, found in DuckDB where the adds
 are: a first plan of ten million rows with userIds against a list with five members to
 remove read ten million userIds and held every add in Python. The rule is the same
-either way (`_keep`): a removed profile is the one a userId finds only if it has that
+either way (`_moved`): a removed profile is the one a userId finds only if it has that
 userId. A userId two of an audience's rows give is no one's: its adds are added as they
-stand.
+stand; and so is a row whose own email's profile has its userId too (several profiles
+have it: Iterable finds the first by it, maybe a leaver's, who is then no changed email of
+the row's).
 """
 
 from __future__ import annotations
@@ -85,8 +87,6 @@ def keep_changed_emails(
         return out, said
     every = sorted({m.user_id for members in wanted.values() for m in members if m.user_id})
     emails_of = emails_of_user_ids(client, every, users)
-    for index, members in wanted.items():
-        out[index] = _keep(out[index], members, emails_of)
     if len(every) == 1:
         said.append(
             "the email of 1 added member's userId read, to find an email changed in Iterable"
@@ -96,6 +96,24 @@ def keep_changed_emails(
             f"the emails of {len(every):,} added members' userIds read, to find emails "
             "changed in Iterable"
         )
+    moved = {index: _moved(out[index], members, emails_of) for index, members in wanted.items()}
+    rows = {m.key: m for index, members in wanted.items() for m in members if m.key in moved[index]}
+    if not rows:
+        return out, said
+    # A row whose own email's profile has its userId too is that profile: the userId is
+    # on several profiles (an email-based project allows it), and the one Iterable finds
+    # by it, a leaver's, is no email the row's person changed from. Read for the few rows
+    # the rule would not add.
+    own = user_ids_of_emails(client, sorted({m.email for m in rows.values() if m.email}), users)
+    said.append(
+        "the userId of 1 added member's own profile read, to tell a userId several have"
+        if len(rows) == 1
+        else f"the userIds of {len(rows):,} added members' own profiles read, to tell a "
+        "userId several have"
+    )
+    for index, pairs in moved.items():
+        shared = {key for key in pairs if own.get(rows[key].email or "") == rows[key].user_id}
+        out[index] = _keep(out[index], {k: v for k, v in pairs.items() if k not in shared})
     return out, said
 
 
@@ -146,21 +164,26 @@ def _adds_with_user_ids(
     return [m for m in found if m.user_id in sole]
 
 
-def _keep(lp: ListPlan, candidates: Sequence[Member], emails: dict[str, str]) -> ListPlan:
-    """`lp` without adding the members whose userId's profile is on the list under another
-    email it removes, and without removing that email."""
-    moved = {
+def _moved(lp: ListPlan, candidates: Sequence[Member], emails: dict[str, str]) -> dict[str, str]:
+    """The adds (by key) whose userId's profile, as Iterable finds it by the userId, is
+    on the list under another email it removes; and that email."""
+    found = {
         m.key: current
         for m in candidates
         if (current := emails.get(m.user_id or "")) is not None and current != m.email
     }
+    if not found:
+        return {}
+    removing = _removed(lp.remove, set(found.values()))
+    return {key: current for key, current in found.items() if current in removing}
+
+
+def _keep(lp: ListPlan, moved: dict[str, str]) -> ListPlan:
+    """`lp` without adding these members (by key) and without removing their emails."""
     if not moved:
         return lp
-    removing = _removed(lp.remove, set(moved.values()))
-    not_added = {key for key, current in moved.items() if current in removing}
-    if not not_added:
-        return lp
-    kept = {moved[key] for key in not_added}
+    not_added = set(moved)
+    kept = set(moved.values())
     return dataclasses.replace(
         lp,
         add=_without_adds(lp.add, not_added),

@@ -270,3 +270,32 @@ def test_changed_emails_are_looked_for_from_the_removals_when_they_are_fewer(
         "/api/users/gone%40x.io",
         "/api/users/new%40x.io",
     ]
+
+
+@pytest.mark.parametrize("others", [0, 3])  # more adds than removals: read from the removals
+@pytest.mark.parametrize("reads", ["getUsers", "export"])
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_user_id_the_rows_own_profile_has_too_is_no_changed_email(
+    typed_workspace, cli, monkeypatch, engine, reads, others
+):
+    """An email-based project lets several profiles have one userId, and Iterable finds
+    the first of them by it. Where that is a leaver's while the row's own email has a
+    profile with the userId too, the row is that profile, not an email the leaver's
+    changed from: the leaver was kept on the list as a changed email and the row not
+    added ('No changes'); the row is now added and the leaver removed."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", reads)
+    ws, proj = typed_workspace("email")
+    lid = proj.add_list("vip")
+    proj.add_user(email="leaver@x.io", user_id="U-1", list_ids=[lid])  # the first with U-1
+    proj.add_user(email="row@x.io", user_id="U-1")
+    proj.add_user(email="stays@x.io", list_ids=[lid])
+    new = [f"new{i}@x.io,N-{i}" for i in range(others)]
+    ws.csv("m.csv", "email,userId", ["row@x.io,U-1", "stays@x.io,", *new])
+    ws.audience("vip", {"csv": "m.csv"})
+    result = cli("apply", ws.manifests, "--yes", "--allow-removals")
+    assert result.exit_code == 0, result.output
+    assert "whose email Iterable has changed" not in result.stdout
+    assert sorted(proj.members(lid)) == sorted(
+        ["row@x.io", "stays@x.io", *(f"new{i}@x.io" for i in range(others))]
+    )
