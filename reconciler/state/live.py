@@ -1141,8 +1141,14 @@ def _read_by_export(
     the date-window requests that took (0: the one export, or `read`, did), and whether
     it asked one whole export (not where the project's was cut off earlier in the run)."""
     # Match rows by what identifies users in the project: in userID-based projects an email
-    # is a plain attribute that several profiles may share.
-    by_user_id = {m.user_id: m.key for m in members if m.user_id is not None}
+    # is a plain attribute that several profiles may share, and in email-based ones a
+    # userId is (another profile's values stood for the member's, the last with it), as
+    # the per-user reads of `_read_by_user` already take them.
+    by_user_id = (
+        {m.user_id: m.key for m in members if m.user_id is not None}
+        if project_type != "email"
+        else {}
+    )
     by_email = (
         {m.email: m.key for m in members if m.email is not None} if project_type != "userId" else {}
     )

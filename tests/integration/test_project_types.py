@@ -299,3 +299,40 @@ def test_a_user_id_the_rows_own_profile_has_too_is_no_changed_email(
     assert sorted(proj.members(lid)) == sorted(
         ["row@x.io", "stays@x.io", *(f"new{i}@x.io" for i in range(others))]
     )
+
+
+@pytest.mark.parametrize("user_reads", ["1000", "0.01"])  # per-user reads, or one export
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_mapped_field_is_read_from_the_members_own_profile_where_its_user_id_is_shared(
+    typed_workspace, cli, monkeypatch, engine, user_reads
+):
+    """An email-based project lets several profiles have one userId. Read by an export,
+    a member's mapped fields were matched by the row's userId first, so another
+    profile's values (the last with it) stood for hers: her 'gold' was taken for the
+    other's 'silver', the source's 'silver' planned as no change, and she kept 'gold'.
+    The email identifies her there, as the per-user reads already read her."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    monkeypatch.setenv("RECONCILER_USER_READS_PER_SECOND", user_reads)
+    ws, proj = typed_workspace("email")
+    lid = proj.add_list("vip")
+    proj.add_user(email="her@x.io", user_id="U-1", list_ids=[lid], data_fields={"tier": "gold"})
+    proj.add_user(email="other@x.io", user_id="U-1", data_fields={"tier": "silver"})
+    ws.csv("m.csv", "email,userId,tier", ["her@x.io,U-1,silver"])
+    ws.write(
+        "traits.yaml",
+        json.dumps(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "TraitMapping",
+                "metadata": {"name": "crm"},
+                "spec": {"fields": {"tier": "tier"}},
+            }
+        ),
+    )
+    ws.audience("vip", {"csv": "m.csv"}, traits="crm")
+    result = cli("apply", ws.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    her, other = proj.find_user(email="her@x.io"), proj.find_user(email="other@x.io")
+    assert her is not None and her.data_fields["tier"] == "silver"
+    assert other is not None and other.data_fields["tier"] == "silver"

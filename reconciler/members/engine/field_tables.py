@@ -781,8 +781,9 @@ def read_field_export(
     """One user export of `names` streamed to a file (`download(fields, path, on_lines)`),
     read into
     the workspace and matched to the wanted members as live.py `_read_by_export` matches
-    them: by userId first; by (lower-cased) email only when no row had the member's
-    userId, and not in userID-based projects; a later row wins over an earlier one.
+    them: by userId first, and not in email-based projects (several profiles may have
+    one there); by (lower-cased) email only when no row had the member's userId, and not
+    in userID-based projects; a later row wins over an earlier one.
     Table (key, l0, ...): each field's value as JSON text."""
     export = engine.name("field_export")
     path = engine.directory / f"{export}.jsonl"
@@ -819,13 +820,14 @@ def read_field_export(
         path.unlink(missing_ok=True)
     table = engine.name("live_fields")
     by_email = "true" if project_type != "userId" else "false"
+    by_user_id = "true" if project_type != "email" else "false"
     struct = ", ".join(f"'l{j}': l{j}" for j in range(len(names)))
     unpacked = ", ".join(f"v.l{j} AS l{j}" for j in range(len(names)))
     engine.connection.execute(
         f"""CREATE TABLE {table} AS
         WITH wm AS (SELECT key, email, user_id FROM {merged.view} WHERE {merged.any_want}),
-        by_uid AS (SELECT user_id, max(key) AS key FROM wm WHERE user_id IS NOT NULL
-                   GROUP BY user_id),
+        by_uid AS (SELECT user_id, max(key) AS key FROM wm
+                   WHERE {by_user_id} AND user_id IS NOT NULL GROUP BY user_id),
         by_email AS (SELECT email, max(key) AS key FROM wm WHERE email IS NOT NULL
                      GROUP BY email),
         x AS (SELECT rowid AS n, * FROM {export}),
