@@ -82,6 +82,15 @@ class SlidingWindow:
         # Told when a request waits for an answer to one of those in flight (every slot
         # held, for as long as a slow read takes to answer), once per request.
         self.on_full: Callable[[int], None] | None = None
+        # Requests of this window the server took (answered other than 429), by every
+        # client sharing it: a 429 after some got through is a lost race for the window's
+        # slots, not a sign that the server takes nothing (IterableClient._request).
+        self.taken = 0
+
+    def took(self) -> None:
+        """A request of this window was answered other than 429."""
+        with self._changed:
+            self.taken += 1
 
     def acquire(self, user: WindowUser | None = None) -> Slot:
         """Wait until a request may be sent without going over the limit; its slot.
@@ -168,6 +177,13 @@ class WindowUser:
 
     def acquire(self) -> Slot:
         return self.shared.acquire(self)
+
+    @property
+    def taken(self) -> int:
+        return self.shared.taken
+
+    def took(self) -> None:
+        self.shared.took()
 
     def push_back(self, seconds: float) -> None:
         self.shared.push_back(seconds)

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
@@ -82,6 +83,69 @@ def test_a_429_storm_with_retry_after_is_ridden_out(workspace, cli, emulator_ser
     assert result.exit_code == 0, result.output
     assert report["rate_limited"] >= 4
     assert_exactly_desired(emulator_server, scenario)
+
+
+def test_a_429_after_others_were_taken_is_not_counted_against_the_budget(emulator_server):
+    """Writers sharing a limit tighter than they send: each 429 of one request came after
+    another writer's request was taken, and the request gave up after its 7th
+    ('gave up after 7 attempts; last failure: HTTP 429'), its 1,000 members failed, while
+    the others were written. Those 429s are lost races, not a server taking nothing."""
+    faults = emulator_server.emulator.faults
+    faults.paths = ["/api/lists/subscribe"]
+    list_id = emulator_server.emulator.project("default").add_list("raced")
+    raced = 6  # twice the budget below
+    others: list[BaseException | None] = []
+
+    patient = threading.current_thread()
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        # While this request backs off, another writer's request is taken; then the window
+        # is full again when this one is retried, as long as `raced` lasts.
+        if threading.current_thread() is patient and len(others) < raced:
+            thread = threading.Thread(target=other_writer)
+            thread.start()
+            thread.join()
+            if len(others) < raced:
+                faults.script = [429]
+
+    def other_writer() -> None:
+        try:
+            client.subscribe(list_id, [{"email": f"other{len(others)}@example.com"}])
+            others.append(None)
+        except BaseException as exc:  # said by the assertion below
+            others.append(exc)
+
+    settings = ClientSettings(max_retries=2, backoff_base=0.01, backoff_cap=0.01)
+    with IterableClient(
+        emulator_server.base_url,
+        EMULATOR_API_KEY,
+        settings=settings,
+        sleep=sleep,
+        clock=lambda: now[0],
+    ) as client:
+        faults.script = [429]
+        result = client.subscribe(list_id, [{"email": "patient@example.com"}])
+    assert others == [None] * raced
+    assert result.success_count == 1
+    assert client.stats.rate_limited == raced
+    members = emulator_server.emulator.project("default").members(list_id)
+    assert "patient@example.com" in members and len(members) == raced + 1
+
+
+def test_429s_with_nothing_taken_meanwhile_still_spend_the_budget(emulator_server):
+    faults = emulator_server.emulator.faults
+    faults.paths = ["/api/lists/subscribe"]
+    list_id = emulator_server.emulator.project("default").add_list("refused")
+    settings = ClientSettings(max_retries=2, backoff_base=0.01, backoff_cap=0.01)
+    with IterableClient(
+        emulator_server.base_url, EMULATOR_API_KEY, settings=settings, sleep=lambda s: None
+    ) as client:
+        faults.script = [429] * 4
+        with pytest.raises(IterableError, match="gave up after 3 attempts; last failure: HTTP 429"):
+            client.subscribe(list_id, [{"email": "patient@example.com"}])
+    assert faults.script == [429]  # the fourth was never asked for
 
 
 def test_retry_after_is_waited_for_and_capped(emulator_server):
