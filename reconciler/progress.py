@@ -133,6 +133,16 @@ def _rate(done: int | float, seconds: float | None) -> str | None:
     return f"{rate:,.0f}" if rate >= 10 else f"{rate:.1f}"
 
 
+def _left(done: int | float, total: int | float | None, seconds: float | None) -> str | None:
+    """`3 min 10 s left`: the rest at the average rate so far (the rate shown beside it),
+    for a task with a known total that has begun and not reached it. An apply of millions
+    of members runs for half an hour and more: its count and rate alone left the reader
+    to work out when it ends."""
+    if total is None or not done or done >= total or not seconds or seconds <= 0:
+        return None
+    return f"{_duration((total - done) * seconds / done)} left"
+
+
 def _duration(seconds: float) -> str:
     if seconds < 10:
         return f"{seconds:.1f} s"
@@ -286,6 +296,9 @@ class _LineTask:
         if rate is not None:
             parts.append(f"{rate}/s")
         parts.append(_duration(elapsed))
+        left = None if finished else _left(self._done, self._total, elapsed)
+        if left is not None:
+            parts.append(left)
         return f"{self._description}: {'finished, ' if finished else ''}{', '.join(parts)}"
 
 
@@ -330,6 +343,19 @@ class _RateColumn(ProgressColumn):
         return Text(f"{rate}{unit}/s", style="progress.data.speed")
 
 
+class _LeftColumn(ProgressColumn):
+    """`3 min 10 s left` while a task with a known total runs (_left); empty otherwise."""
+
+    def __init__(self) -> None:
+        super().__init__(table_column=Column(no_wrap=True))
+
+    def render(self, task: RichTask) -> Text:
+        if task.finished or task.stop_time is not None:  # done, or stopped short (Ctrl-C)
+            return Text("")
+        left = _left(task.completed, task.total, task.elapsed)
+        return Text(left or "", style="progress.remaining")
+
+
 @contextmanager
 def _bars(console: Console, clock: Clock) -> Iterator[Progress]:
     # Below 100 columns the bar and the rate's unit give way, so list names stay readable.
@@ -340,6 +366,7 @@ def _bars(console: Console, clock: Clock) -> Iterator[Progress]:
         _CountColumn(),
         _RateColumn(with_unit=not narrow),
         TimeElapsedColumn(table_column=Column(no_wrap=True)),
+        _LeftColumn(),
         console=console,
         get_time=clock,
         # Finished bars stay on screen: in a long plan they are the record of what was read.

@@ -8,7 +8,7 @@ from io import StringIO
 
 from rich.console import Console
 
-from reconciler.progress import NULL_PROGRESS, console_progress
+from reconciler.progress import _SHOWN, NULL_PROGRESS, console_progress
 
 
 class FakeClock:
@@ -41,7 +41,10 @@ def test_plain_lines_when_a_task_starts_every_interval_and_when_it_finishes():
 
         clock.now += 6
         task.advance(3_000)
-        assert lines(out)[-1] == "adding members: 4,000/10,000 members (40%), 400/s, 10 s"
+        # The rest (6,000) at the rate so far: 15 s.
+        assert lines(out)[-1] == (
+            "adding members: 4,000/10,000 members (40%), 400/s, 10 s, 15 s left"
+        )
 
         clock.now += 5
         task.advance(6_000)
@@ -119,7 +122,7 @@ def test_set_total_changes_what_the_lines_show():
         clock.now += 1
         task.advance(10)
     assert lines(out)[1:] == [
-        "reading list 'a': 10/50 members (20%), 10/s, 1.0 s",
+        "reading list 'a': 10/50 members (20%), 10/s, 1.0 s, 4.0 s left",
         "reading list 'a': 20 members, 10/s, 2.0 s",
     ]
 
@@ -193,6 +196,44 @@ def test_terminal_mode_draws_bars_with_counts_rate_and_elapsed():
     assert "2,500 members/s" in text
     assert "400/1,000" in text and "100 members/s" in text
     assert "started" not in text
+
+
+def test_bars_say_how_long_is_left_at_the_rate_so_far_until_the_task_ends():
+    out = StringIO()
+    console = Console(file=out, force_terminal=True, width=120)
+    clock = FakeClock()
+    with console_progress(console, clock=clock) as progress:
+        adding = progress.task("adding members", total=1_000_000)
+        clock.now += 600
+        adding.advance(200_000)  # a fifth in 10 minutes: 40 to go at this rate
+        _SHOWN[-1].refresh()  # as rich's own thread does ten times a second
+        assert "40 min 00 s left" in out.getvalue()
+        mark = len(out.getvalue())
+        adding.advance(100_000)
+        adding.finish()  # stopped short (Ctrl-C): nothing is left to wait for
+    assert "left" not in out.getvalue()[mark:].split("\r")[-1]
+
+
+def test_a_line_says_how_long_is_left_only_while_there_is_a_rate_and_a_total():
+    console, out = plain_console()
+    clock = FakeClock()
+    with console_progress(console, interval=10.0, clock=clock) as progress:
+        unknown = progress.task("reading list 'vip'")
+        clock.now += 10
+        unknown.advance(5_000)
+        waiting = progress.task("adding members", total=2_000_000)
+        clock.now += 10
+        waiting.advance(0)  # a heartbeat before the first batch: no rate, no estimate
+        clock.now += 3590
+        waiting.advance(500_000)  # an hour for a quarter: three more
+        waiting.finish()
+    assert lines(out)[1:] == [
+        "reading list 'vip': 5,000 members, 500/s, 10 s",
+        "adding members: started (2,000,000 members)",
+        "adding members: 0/2,000,000 members (0%), 10 s",
+        "adding members: 500,000/2,000,000 members (25%), 139/s, 1 h 00 min, 3 h 00 min left",
+        "adding members: finished, 500,000/2,000,000 members (25%), 139/s, 1 h 00 min",
+    ]
 
 
 def test_on_a_narrow_terminal_a_long_name_is_cut_and_the_numbers_stay_whole():
