@@ -9,6 +9,10 @@ twice, one whose removals the apply made by override (--allow-removals) is block
 same guard, and the drift check opens an issue for changes already made. The apply knows
 when it last wrote, so it waits (while it still holds its CI job, which the drift check
 sees as a run in progress) until the lag has passed.
+
+`apply --no-read-lag-wait` skips that wait (a pipeline where no other run follows within
+the lag pays it on every merge for nothing), saying what it leaves: a plan from this
+checkout still waits by the journal, one elsewhere may plan the changes again.
 """
 
 from __future__ import annotations
@@ -69,6 +73,23 @@ def wait_for_reads(
 
     with stop_on_interrupt(stopped, lambda _signum: None) as stop:
         _sleep_until(until, stop, clock)
+
+
+def skip_wait(
+    lagging: Lagging, say: Callable[[str], None], clock: Callable[[], float] = time.time
+) -> None:
+    """Say what not waiting for Iterable's reads (--no-read-lag-wait) leaves: nothing when
+    the lag has passed already."""
+    left = lagging.until - clock()
+    if left < 0.05:
+        return
+    names = ", ".join(repr(name) for name in lagging.destinations)
+    say(
+        f"Not waiting for Iterable's reads to show this apply's changes to {names} "
+        f"(--no-read-lag-wait): a plan started elsewhere in the next {left:.0f} s (a "
+        "scheduled sync, the drift check) may plan them again; one from this checkout "
+        "waits for them by the run journal."
+    )
 
 
 def _sleep_until(until: float, stop: threading.Event, clock: Callable[[], float]) -> None:

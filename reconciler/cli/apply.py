@@ -110,6 +110,14 @@ def apply(
         help="Write a machine-readable record of this run (times, per-list counts, requests, "
         "rate-limit waits, outcome) to this file, whatever the outcome.",
     ),
+    no_read_lag_wait: bool = typer.Option(
+        False,
+        "--no-read-lag-wait",
+        help="End without waiting for Iterable's reads to show this apply's writes (up to "
+        "RECONCILER_READ_LAG, 60 s by default): a plan started elsewhere then (a "
+        "scheduled sync, the drift check) may plan them again. For runs no other run "
+        "follows at once; a plan from this checkout waits for them anyway.",
+    ),
     show_members: bool = ShowMembersOpt,
     target: list[str] | None = TargetOpt,
     state_dir: Path | None = StateDirOpt,
@@ -147,6 +155,7 @@ def apply(
         show_members=show_members,
         summary_file=summary_file,
         summary_json=summary_json,
+        wait_for_reads=not no_read_lag_wait,
     )
     try:
         # Before the run record exists: it is written to --summary-json whatever happens.
@@ -212,9 +221,10 @@ def _report(
     except KeyboardInterrupt:
         raise _report_stopped(opts, record, after.stopped_by or "a signal", printing) from None
     if lagging is not None and record.outcome != "interrupted" and not after.signalled:
-        from reconciler.apply.reads_lag import wait_for_reads  # see the module's docstring
+        from reconciler.apply.reads_lag import skip_wait, wait_for_reads  # see the docstring
 
-        wait_for_reads(lagging, lambda text: err.print(text, markup=False))
+        end = wait_for_reads if opts.wait_for_reads else skip_wait
+        end(lagging, lambda text: err.print(text, markup=False))
     if record.outcome == "interrupted":
         err.print(report.describe_not_done(opts.again), markup=False)
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -279,6 +289,7 @@ class _Options:
     show_members: bool
     summary_file: Path | None
     summary_json: Path | None
+    wait_for_reads: bool  # not --no-read-lag-wait
 
     @property
     def again(self) -> str:

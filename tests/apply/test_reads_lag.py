@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import signal
 
-from reconciler.apply.reads_lag import Lagging, lagging, wait_for_reads
+from reconciler.apply.reads_lag import Lagging, lagging, skip_wait, wait_for_reads
 
 
 def test_the_wait_is_for_the_destinations_written_to_whose_reads_lag():
@@ -44,3 +44,17 @@ def test_ctrl_c_ends_the_wait_and_says_what_it_leaves():
         "45 s may plan its changes again."
     )
     assert looks["n"] < 6  # ended by the signal, not by the clock
+
+
+def test_not_waiting_says_for_how_long_a_run_elsewhere_may_plan_the_changes_again():
+    said: list[str] = []
+    skip_wait(Lagging(70.0, ("eu", "prod"), 60.0), said.append, clock=lambda: 12.0)
+    assert said == [
+        "Not waiting for Iterable's reads to show this apply's changes to 'eu', 'prod' "
+        "(--no-read-lag-wait): a plan started elsewhere in the next 58 s (a scheduled sync, "
+        "the drift check) may plan them again; one from this checkout waits for them by the "
+        "run journal."
+    ]
+    said.clear()
+    skip_wait(Lagging(10.02, ("prod",), 60.0), said.append, clock=lambda: 10.0)
+    assert said == []  # the lag has passed: nothing is left to say

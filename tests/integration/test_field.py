@@ -292,6 +292,31 @@ def test_a_sync_on_another_runner_right_after_an_apply_finds_nothing_to_do(
     assert "RECONCILER_READ_LAG" in said and "Ctrl-C ends the wait" in said
 
 
+def test_an_apply_told_not_to_wait_for_the_read_lag_ends_at_once_and_says_what_that_leaves(
+    workspace, cli, emulator_server, monkeypatch
+):
+    """A pipeline no other run follows within the lag paid the end wait on every merge,
+    with no way to skip it but RECONCILER_READ_LAG=0, which also drops the waits that keep
+    a list from being created twice. --no-read-lag-wait skips only the end wait, saying
+    what it leaves; a plan from this checkout still waits by the run journal and finds
+    nothing to do."""
+    emulator_server.emulator.faults.read_lag_seconds = 1.0
+    monkeypatch.setenv("RECONCILER_READ_LAG", "5")
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    applied = cli("apply", workspace.manifests, "--yes", "--no-read-lag-wait")
+    assert applied.exit_code == 0, applied.output
+    said = " ".join(applied.stderr.split())
+    assert "before ending" not in said
+    assert "Not waiting for Iterable's reads to show this apply's changes to 'prod'" in said
+    assert "(--no-read-lag-wait): a plan started elsewhere in the next" in said
+    # The wait for the list index, which keeps a run elsewhere from creating it again, stays.
+    assert "list index to show" in said
+
+    # It waits out the rest of the lag by the journal (unless it started after the lag).
+    plan = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
+
+
 def test_a_drift_check_on_another_runner_right_after_an_apply_finds_no_drift(
     workspace, cli, emulator_server, monkeypatch, tmp_path
 ):
