@@ -173,13 +173,21 @@ class ListResult:
         ):
             if count:
                 self.errors.append(_unconfirmed(count, planned, what))
-        if self.create_not_attempted or self.not_attempted_add or self.not_attempted_remove:
-            self.errors.append(
-                f"{self.not_sent_why}: "
-                + ("the list was not created; " if self.create_not_attempted else "")
-                + f"{self.not_attempted_add:,} of {self.planned_add:,} additions and "
-                f"{self.not_attempted_remove:,} of {self.planned_remove:,} removals were not sent"
+        # Only what was left unsent: '3 of 5 additions and 0 of 0 removals were not sent'
+        # read as if removals had been planned.
+        unsent = [
+            f"{count:,} of {planned:,} {what}"
+            for count, planned, what in (
+                (self.not_attempted_add, self.planned_add, "additions"),
+                (self.not_attempted_remove, self.planned_remove, "removals"),
             )
+            if count
+        ]
+        if self.create_not_attempted or unsent:
+            said = ["the list was not created"] if self.create_not_attempted else []
+            if unsent:
+                said.append(f"{' and '.join(unsent)} were not sent")
+            self.errors.append(f"{self.not_sent_why}: {'; '.join(said)}")
 
 
 @dataclass
