@@ -26,6 +26,7 @@ import hashlib
 import itertools
 import json
 import random
+import re
 import shutil
 import ssl
 import threading
@@ -1562,6 +1563,7 @@ class IterableClient:
                 if 200 <= response.status_code < 300:
                     return self._scrub(parse(response))
                 response.read()
+                log.refused(_error_words(self._scrub(_json_or_none(response.text))))
         except _BadAnswer as exc:
             log.failed(f"not Iterable's answer ({exc})")
             raise _Retryable(f"HTTP {response.status_code} with {exc}") from None
@@ -1711,6 +1713,7 @@ class _RequestLog:
         self._status: int | None = None
         self._headers_after: float | None = None
         self._failure: str | None = None
+        self._words: str | None = None
 
     def answered(self, status: int) -> None:
         self._status = status
@@ -1719,9 +1722,15 @@ class _RequestLog:
     def failed(self, how: str) -> None:
         self._failure = how
 
+    def refused(self, words: str | None) -> None:
+        """Iterable's error code (and its error key) in a refusal's answer (_error_words)."""
+        self._words = words
+
     def line(self) -> str:
         took = time.monotonic() - self._started
         outcome = [] if self._status is None else [str(self._status)]
+        if outcome and self._words:
+            outcome[0] += f" {self._words}"
         if self._failure is not None:
             outcome.append(self._failure)
         text = f"request {self._endpoint}: {', then '.join(outcome) or 'no answer'}"
@@ -2173,6 +2182,24 @@ def _error_fields(body: Any) -> tuple[str | None, str | None]:
         return None, None
     msg, code = body.get("msg"), body.get("code")
     return (msg if isinstance(msg, str) else None), (code if isinstance(code, str) else None)
+
+
+# An error code or key as Iterable writes them (BadParams, error.lists.invalidListId(12)):
+# no space, no @, short. Anything else an answer says may quote the request back (members,
+# field values), and is left to the report, which masks it.
+_ERROR_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,79}(\([0-9, ]{1,40}\))?")
+
+
+def _error_words(body: Any) -> str | None:
+    """A refusal's `code`, with its `msg` when that is one of Iterable's error keys
+    (`Success (error.lists.invalidListId(12))`: a 400 whose code says nothing), for the
+    request's log line; None when neither is a token (_ERROR_TOKEN)."""
+    msg, code = _error_fields(body)
+    if code is None or not _ERROR_TOKEN.fullmatch(code):
+        return None
+    if msg is not None and msg.startswith("error.") and _ERROR_TOKEN.fullmatch(msg):
+        return f"{code} ({msg})"
+    return code
 
 
 def _mismatched_fields(body: Any) -> dict[str, str]:

@@ -37,10 +37,10 @@ def test_each_request_is_logged_with_its_status_and_no_key_or_member(
     lines = request_lines(plan.stderr)
     assert lines and all(LINE.match(line) for line in lines), lines
     # The failed attempt, then its retry and why, then the answer.
-    assert "destination 'prod': request GET /api/lists: 503 in " in lines[0]
+    assert "destination 'prod': request GET /api/lists: 503 GenericError in " in lines[0]
     assert "destination 'prod': GET /api/lists: HTTP 503; retry 1 of" in plan.stderr
     # A 429's retry too, though its wait is short (said only in the request log).
-    assert "destination 'prod': request GET /api/lists: 429 in " in lines[1]
+    assert "destination 'prod': request GET /api/lists: 429 RateLimitExceeded in " in lines[1]
     assert "destination 'prod': GET /api/lists: HTTP 429; retry 2 of" in plan.stderr
     assert any(line.startswith("destination 'prod': request GET /api/lists: 200") for line in lines)
     # The per-user reads name their route, not whom they read.
@@ -70,3 +70,33 @@ def test_an_unknown_log_setting_stops_the_command_naming_it(workspace, cli, monk
     result = cli("plan", workspace.manifests)
     assert result.exit_code == 1
     assert "RECONCILER_LOG must be requests or empty; got 'verbose'" in result.stderr
+
+
+def test_a_refused_request_s_line_gives_iterable_s_error_code_and_never_its_free_text(
+    workspace, cli, emulator_server, monkeypatch
+):
+    """A write refused at 2 a.m. was `request POST /api/lists/subscribe: 400 in 0.01 s`:
+    which of Iterable's errors it was (a fresh list's invalidListId, retried; BadParams,
+    not) took the report, printed only at the end, and a retried one was in no report.
+    The line now gives the answer's code, and its msg when that is one of Iterable's
+    error keys; a msg in words, which may quote members back, stays out of it."""
+    monkeypatch.setenv("RECONCILER_LOG", "requests")
+    faults = emulator_server.emulator.faults
+    faults.fresh_list_rejects = 1
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert re.search(
+        r"request POST /api/lists/subscribe: 400 Success "
+        r"\(error\.lists\.invalidListId\(\d+\)\) in \d+\.\d\d s",
+        applied.stderr,
+    ), applied.stderr
+
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    faults.paths, faults.script = ["/api/lists/subscribe"], [400]
+    faults.fail_message = "bad member b@example.com"
+    refused = cli("apply", workspace.manifests, "--yes")
+    assert refused.exit_code == 1, refused.output
+    line = next(x for x in request_lines(refused.stderr) if "/api/lists/subscribe" in x)
+    assert LINE.match(line) and ": 400 GenericError in " in line, line
+    assert "b@example.com" not in refused.stderr and "bad member" not in refused.stderr
