@@ -68,6 +68,10 @@ ALERTED = {
 _FILE_LIMIT = 4096  # as for API key files: a URL, not a stream
 _LINES_SHOWN = 20  # per section; Slack takes at most 3,000 characters in one
 _SECTION_LIMIT = 2900
+# A failed list's first error, quoted for this many lists at most and clipped to this many
+# characters: 20 lines of a full section then fit Slack's 3,000 characters.
+_ERRORS_QUOTED = 5
+_ERROR_CHARS = 240
 _LOOPBACK_NAMES = {"localhost"}
 
 Warn = Callable[[str], None]
@@ -140,6 +144,7 @@ def for_record(record: RunRecord, exit_code: int) -> Alert:
     """A finished apply, from its run record (apply --summary-json's contents)."""
     lists: list[str] = []
     report = record.report
+    quoted = 0  # lists whose first error the alert quotes (_ERRORS_QUOTED)
     for d in report.destinations if report is not None else ():
         for lr in d.lists:
             parts = [f"+{lr.added:,} / -{lr.removed:,} applied"]
@@ -150,7 +155,19 @@ def for_record(record: RunRecord, exit_code: int) -> Alert:
             unconfirmed = lr.unconfirmed_add + lr.unconfirmed_remove
             if unconfirmed:
                 parts.append(f"{unconfirmed:,} unconfirmed")
-            lists.append(f"{d.destination}/{lr.list_name}: " + ", ".join(parts))
+            not_sent = lr.not_attempted_add + lr.not_attempted_remove
+            if not_sent:
+                parts.append(f"{not_sent:,} not sent")
+            line = f"{d.destination}/{lr.list_name}: " + ", ".join(parts)
+            # What failed, not only that something did: '2 errors' sent the person woken at
+            # night to a job log to learn it was Iterable's 503s (apply later) or a 400
+            # (fix something). Its msg may quote members back.
+            if lr.errors and quoted < _ERRORS_QUOTED:
+                quoted += 1
+                first = "first error" if len(lr.errors) > 1 else "error"
+                # Masked before it is clipped: a cut could split a marked value's marks.
+                line += f"; {first}: {_clipped(one_line(_masked(lr.errors[0])))}"
+            lists.append(line)
         # A run can fail on user fields or a deletion alone: the lists' lines would then
         # all read as done, and the alert not say what failed.
         if d.fields is not None and not d.fields.ok:
@@ -166,6 +183,10 @@ def for_record(record: RunRecord, exit_code: int) -> Alert:
     return Alert(
         "apply", record.outcome, exit_code, _masked(message), (), _masked_all(tuple(lists))
     )
+
+
+def _clipped(text: str) -> str:
+    return text if len(text) <= _ERROR_CHARS else text[: _ERROR_CHARS - 1] + "…"
 
 
 def _fields_failed(fields: FieldUpdateResult) -> str:

@@ -128,6 +128,31 @@ def test_an_apply_with_invalid_rows_applies_the_rest_and_posts_failed(
     assert_masked(post)
 
 
+def test_an_apply_that_fails_on_iterable_says_what_failed_in_the_alert(
+    workspace, cli, emulator_server, hook
+):
+    """A failed apply's alert said 'prod/vip: +0 / -0 applied, 1 error': the person woken
+    by it had to find the job log to learn whether Iterable was down (apply later) or
+    refused the request (fix something). It now quotes the list's first error, masked, and
+    counts what was not sent."""
+    seed_list(emulator_server, "vip", MEMBERS[:1])
+    workspace.audience("vip", {"inline": MEMBERS[:3]}, policy={"maxRemovalPercent": 100})
+    faults = emulator_server.emulator.faults
+    faults.paths, faults.fail_every, faults.echo_request = ["/api/lists/subscribe"], 1, True
+    faults.fail_status = 400
+
+    result = cli("apply", workspace.manifests, "--yes")
+
+    assert result.exit_code == 1, result.output
+    (post,) = hook.wait_for(1)
+    text = alert_text(post)
+    assert (
+        "prod/vip: +0 / -0 applied, 1 error; error: subscribing 2 members failed: "
+        "POST /api/lists/subscribe: HTTP 400 GenericError: " in text
+    ), text
+    assert_masked(post)  # the echoed request named both members
+
+
 def test_a_plans_alert_counts_invalid_members_in_words(workspace, cli, emulator_server, hook):
     """The alert said "1 member(s) skipped as invalid" where the plan says "1 member"."""
     workspace.csv("vip.csv", "email", [*MEMBERS[:3], "not-an-email"])
