@@ -531,6 +531,9 @@ class _Step:
     concurrent: bool = True  # False: one at a time, in order (creating and deleting lists)
     # True for a job not to send after all (its list was found deleted): not sent.
     skip: Callable[[Any], bool] = lambda _job: False
+    # What a job writes, for its retries' lines (IterableClient.write_step); None: the path
+    # says it (a list's create or delete names no member).
+    about: Callable[[Any], str] | None = None
 
 
 def _apply_destination(
@@ -578,7 +581,8 @@ def _send(
         if run.skip():
             return _NOT_SENT
         try:
-            with destination.client.write_step():
+            about = step.about(job) if step.about is not None else None
+            with destination.client.write_step(about):
                 return step.send(job)
         except WriteNotSent:
             run.not_attempted += 1
@@ -922,6 +926,7 @@ class _Destination:
             not_sent,
             phase="add" if adding else "remove",
             skip=lambda job: job[0].list_name in self.gone,
+            about=lambda job: f"list {job[0].list_name!r}, {quantity(len(job[1]), 'member')}",
         )
 
     def _subscribe_requests(
@@ -1134,7 +1139,15 @@ class _Destination:
             too_large=too_large,
         )
         jobs = ((chunk,) for chunk in packed)
-        return _Step(jobs, send, settle, failed, not_sent, phase="update")
+        return _Step(
+            jobs,
+            send,
+            settle,
+            failed,
+            not_sent,
+            phase="update",
+            about=lambda job: f"fields of {quantity(len(job[0]), 'user')}",
+        )
 
     def _delete_list(self, outcome: DeletionResult) -> _Step:
         """Prune: only ever lists that carry the ownership marker (plan_deletions)."""

@@ -1405,23 +1405,28 @@ class IterableClient:
                         if raced
                         else f"retry {counted} of {retries}"
                     )
+                    about = getattr(self._step, "about", None)
                     self._tell_retry(
-                        f"{method} {shown}: {exc.reason}; {which} in {wait:.1f} s", exc.reason
+                        f"{method} {shown}{f' ({about})' if about else ''}: {exc.reason}; "
+                        f"{which} in {wait:.1f} s",
+                        exc.reason,
                     )
                 self._pause(wait, stoppable, method, shown, exc.reason)
 
     @contextlib.contextmanager
-    def write_step(self) -> Iterator[None]:
+    def write_step(self, about: str | None = None) -> Iterator[None]:
         """One step of an apply (a request, or the few one change takes: a removal sent
         again as the other kind of identifier, a refused request sent in halves), made on
         this thread. Once one of its writes may have taken effect, its later writes are
         sent whatever Ctrl-C says (_not_sent_if_stopped): the step is then in flight, and
-        given up it would be reported as not sent, what it did with it."""
-        self._step.taken = False
+        given up it would be reported as not sent, what it did with it. `about` names what
+        it writes (`list 'vip', 1,000 members`) in its retries' lines: four requests in
+        flight to one path, retried, said nothing of which list was kept waiting."""
+        self._step.taken, self._step.about = False, about
         try:
             yield
         finally:
-            self._step.taken = False
+            self._step.taken, self._step.about = False, None
 
     def _not_sent_if_stopped(self, stoppable: bool, method: str, shown: str, reason: str) -> None:
         """WriteNotSent when the run was interrupted (Ctrl-C, SIGTERM) and the write's last

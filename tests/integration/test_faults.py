@@ -531,6 +531,24 @@ def test_an_unreachable_base_url_names_the_destination_and_host(
     assert "could not connect to 127.0.0.1" in result.stderr
 
 
+def test_a_write_s_retries_name_the_list_and_how_many_members_it_carries(
+    workspace, cli, emulator_server
+):
+    """Four writes in flight to one path, one of them retried: 'POST /api/lists/subscribe:
+    HTTP 503; retry 1 of 6' said nothing of which list was held up, until the report at the
+    end (and a retry that then succeeded is in no report)."""
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    faults = emulator_server.emulator.faults
+    faults.paths, faults.script = ["/api/lists/subscribe"], [503]
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert (
+        "destination 'prod': POST /api/lists/subscribe (list 'vip', 2 members): HTTP 503; "
+        "retry 1 of 6 in" in result.stderr
+    ), result.stderr
+    assert "a@example.com" not in result.stderr
+
+
 def test_retries_are_said_as_they_start_and_the_error_names_host_and_port(
     workspace, cli, monkeypatch, refused_port
 ):
