@@ -169,6 +169,14 @@ NOT_ONE_LINE: dict[str, JsonValue] = {"pattern": f"[{LAYOUT_BREAKING_CLASS}]"}
 
 
 def _list_name(value: str) -> str:
+    if not value.strip():
+        # Iterable refuses to create such a list (POST /api/lists: 400): the plan would
+        # say it creates it and every apply fail there.
+        raise PydanticCustomError(
+            "blank_list_name",
+            "a list name cannot be blank: Iterable refuses a list named by spaces alone; "
+            "give it a name, or remove listName to name the list after the audience",
+        )
     return _one_line(value, "list name")
 
 
@@ -734,7 +742,12 @@ class AudienceSpec(_StrictModel):
     listName: (
         Annotated[
             str,
-            Field(min_length=1, max_length=255, json_schema_extra={"not": NOT_ONE_LINE}),
+            Field(
+                min_length=1,
+                max_length=255,
+                # A character that is not a space (_list_name), for an editor.
+                json_schema_extra={"not": NOT_ONE_LINE, "pattern": r"\S"},
+            ),
             AfterValidator(_list_name),
         ]
         | None

@@ -1055,6 +1055,23 @@ def test_a_list_whose_name_differs_only_in_case_or_invisibly_is_noted(
     )
 
 
+def test_a_list_name_of_spaces_alone_is_refused_at_its_line(workspace, cli, emulator_server):
+    """Iterable refuses to create a list named by spaces alone: the plan said it would
+    create list '   ' and every apply failed there ('POST /api/lists: HTTP 400'). The
+    manifest is refused at the listName's line, before anything is sent."""
+    workspace.audience("vip", {"inline": ["a@example.com"]}, listName="   ")
+    checked = cli("validate", workspace.manifests)
+    assert checked.exit_code == 1, checked.output
+    assert re.search(
+        r"aud-vip\.yaml:\d+:\d+: .*spec\.listName: a list name cannot be blank", checked.output
+    ), checked.output
+    emulator_server.emulator.clear_log()
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 1, applied.output
+    assert "a list name cannot be blank" in applied.output
+    assert writes(emulator_server) == []
+
+
 # -- guards on the source (issue 19, section 3) -----------------------------------------
 
 

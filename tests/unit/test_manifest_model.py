@@ -104,6 +104,16 @@ def test_a_list_name_is_one_line_that_reads_in_order(name: str) -> None:
         )
 
 
+@pytest.mark.parametrize("name", [" ", "   ", "\u3000", "\u00a0 "])
+def test_a_list_name_of_spaces_alone_is_refused(name: str) -> None:
+    """Iterable refuses to create a list named by spaces alone (POST /api/lists: 400): the
+    plan said it would create it and every apply failed there."""
+    with pytest.raises(ValidationError, match="a list name cannot be blank"):
+        AudienceSpec.model_validate(
+            {"destination": "prod", "listName": name, "members": {"csv": "a.csv"}}
+        )
+
+
 @pytest.mark.parametrize("name", ["tier\n::error::OK", "tier\tx", "tier\u2028x", "\u202etier"])
 def test_a_field_name_is_one_line_that_reads_in_order(name: str) -> None:
     """Plans, reports and CI logs print a mapped field's name as they print a list's."""

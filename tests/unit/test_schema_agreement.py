@@ -428,6 +428,8 @@ def test_the_schema_names_the_characters_validate_refuses_in_a_name() -> None:
         pytest.param(
             changed(BASES["csv"], "spec.listName", "Churn \u200d\u00e9 risk"), True, id="joiner"
         ),
+        pytest.param(changed(BASES["csv"], "spec.listName", "  "), False, id="blank listName"),
+        pytest.param(changed(BASES["csv"], "spec.listName", " VIP "), True, id="spaced listName"),
         pytest.param(
             changed(TRAIT_MAPPING, "spec.fields", {"plan\nTier": "plan"}), False, id="field: a\\nb"
         ),
