@@ -13,6 +13,7 @@ import gc
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -166,6 +167,15 @@ def _java_length(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+def _kept_name(name: str, rewrites: list[str]) -> str:
+    """The name a created list is kept under (Faults.list_name_rewrites)."""
+    if "trim" in rewrites:
+        name = name.strip()
+    if "nfc" in rewrites:
+        name = unicodedata.normalize("NFC", name)
+    return name
+
+
 @handles_param_errors
 def create_list(project: Project, call: Call) -> EmulatorResponse:
     name: str = call.body["name"]
@@ -177,7 +187,7 @@ def create_list(project: Project, call: Call) -> EmulatorResponse:
     # stricter of the readings Iterable's "max character count" may have.
     if most is not None and isinstance(description, str) and _java_length(description) > most:
         return bad_params(f"List description must be at most {most} characters")
-    list_id = project.add_list(name, call.body.get("description"))
+    list_id = project.add_list(_kept_name(name, call.faults.list_name_rewrites), description)
     record = project.lists[list_id]
     record.fresh_rejects_left = call.faults.fresh_list_rejects
     record.fresh_until = call.now + call.faults.fresh_list_seconds

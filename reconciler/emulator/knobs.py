@@ -242,6 +242,11 @@ class Faults:
     """getUsers and lists/{id}/size of these lists answer `failing_list_status`, every
     time, as production clients saw some lists do."""
     failing_list_status: int = 500
+    list_name_rewrites: list[str] = dataclass_field(default_factory=list)
+    """How POST /api/lists keeps a list's name, each named rewrite applied: "trim" (spaces
+    at its ends dropped) and "nfc" (accents composed, Unicode NFC); the index and every
+    read then show that name. Iterable does not publish whether it rewrites a name: for
+    testing a client that would not find its own list again by the name it sent."""
     get_users_rewrites: list[str] = dataclass_field(default_factory=list)
     """getUsers answers rewritten as a proxy or CDN between the client and Iterable may
     rewrite a text body, each named one applied: "bom" (a UTF-8 byte-order mark first),
@@ -426,6 +431,7 @@ def _list_of(item: _Check) -> _Check:
 
 BAD_BODIES = ("html", "truncated", "empty")
 GET_USERS_REWRITES = ("bom", "crlf", "cr", "blank_lines")
+LIST_NAME_REWRITES = ("trim", "nfc")
 
 
 def _checks(check: _Check, *names: str) -> dict[str, _Check]:
@@ -495,6 +501,7 @@ _FAULT_CHECKS: dict[str, _Check] = {
     "unknown_user_id_answer": _one_of("empty", "blank", "error"),
     "bad_body": _one_of(*BAD_BODIES),
     "get_users_rewrites": _list_of(_one_of(*GET_USERS_REWRITES)),
+    "list_name_rewrites": _list_of(_one_of(*LIST_NAME_REWRITES)),
     "failing_list_ids": _list_of(_Check(_whole, "a whole number")),
     "failing_list_status": _HTTP_ERROR_STATUS,
     "fail_message": _OFF_OR_TEXT,

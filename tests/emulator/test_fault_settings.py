@@ -67,6 +67,7 @@ ACCEPTED: dict[str, list[Any]] = {
     "failing_list_ids": [[], [1, -2], [100, 599], [600]],
     "failing_list_status": [400],
     "get_users_rewrites": [[], ["bom", "cr"]],
+    "list_name_rewrites": [[]],
     "export_job_queue_seconds": NON_NEGATIVE,
     "export_job_members_per_second": POSITIVE_OR_NONE,
     "export_file_bytes": [1, 400, 600],
