@@ -707,9 +707,11 @@ class _Destination:
             listed = self.client.wait_until_listed(created)
         except IterableError:
             return  # the writes go on as planned; the next plan sees a second list
-        shown = {x.id for x in listed or ()}
+        shown = {x.id: x for x in listed or ()}
         for list_id, result in created.items():
             result.listed = list_id in shown
+            if list_id in shown and shown[list_id].name != result.list_name:
+                result.errors.append(_kept_as(result, list_id, shown[list_id].name))
             self._settle_namesakes(result, list_id, _namesakes(listed or (), result.list_name))
 
     def _settle_namesakes(self, result: ListResult, list_id: int, same: list[ListInfo]) -> None:
@@ -1193,6 +1195,19 @@ def _first_copy(same: Sequence[ListInfo], list_id: int, audience: str) -> ListIn
 def _creation_order(listed: ListInfo) -> tuple[bool, int, int]:
     # A list without a creation time sorts after those with one; ids break ties.
     return (listed.created_at is None, listed.created_at or 0, listed.id)
+
+
+def _kept_as(result: ListResult, list_id: int, kept: str) -> str:
+    """The error of a run whose created list Iterable's index shows under another name
+    than the one sent (check_created). Iterable does not publish whether it trims or
+    normalises a list's name; if it does, plans, which find a list by its exact name,
+    would never find this one, and each apply would create another beside it."""
+    return (
+        f"Iterable keeps the list this run created (list {list_id}) under the name "
+        f"{kept!r}, not {result.list_name!r} as sent: plans find a list by its exact name, "
+        f"so the next would create another list; set listName: {kept!r} on audience "
+        f"{result.audience!r}"
+    )
 
 
 def _kept_own(list_name: str, list_id: int, same: Sequence[ListInfo]) -> str:

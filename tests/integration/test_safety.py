@@ -1072,6 +1072,33 @@ def test_a_list_name_of_spaces_alone_is_refused_at_its_line(workspace, cli, emul
     assert writes(emulator_server) == []
 
 
+@pytest.mark.parametrize(
+    ("rewrite", "name", "kept"),
+    [("trim", " VIP ", "VIP"), ("nfc", "Cafe\u0301 lovers", "Caf\u00e9 lovers")],
+)
+def test_a_created_list_iterable_keeps_under_another_name_is_an_error(
+    workspace, cli, emulator_server, rewrite, name, kept
+):
+    """Iterable does not publish whether it keeps a list's name as sent. Were it to trim
+    or normalise one, the list an apply created would not be found by its listName, and
+    every later apply would create another beside it (each noted, none an error). The
+    apply that created it reads the list index anyway (check_created): there it sees the
+    name the list is kept under and says to set that listName, exiting 1."""
+    emulator_server.emulator.faults.update({"list_name_rewrites": [rewrite]})
+    workspace.audience("vip", {"inline": ["a@example.com"]}, listName=name)
+    applied = cli("apply", workspace.manifests, "--yes", "--format", "json")
+    assert applied.exit_code == 1, applied.output
+    (created,) = project(emulator_server).lists.values()
+    assert created.name == kept
+    assert len(created.members) == 1  # its own list: the members went to it
+    (result,) = applied.json()["destinations"][0]["lists"]
+    assert result["errors"] == [
+        f"Iterable keeps the list this run created (list {created.id}) under the name "
+        f"{kept!r}, not {name!r} as sent: plans find a list by its exact name, so the next "
+        f"would create another list; set listName: {kept!r} on audience 'vip'"
+    ]
+
+
 # -- guards on the source (issue 19, section 3) -----------------------------------------
 
 
