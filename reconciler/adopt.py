@@ -936,7 +936,9 @@ def _unwritable_name(list_name: str) -> str | None:
     try:
         _LIST_NAME.validate_python(list_name)
     except ValidationError as exc:
-        return str(exc.errors()[0]["msg"])
+        # The reason alone: what a manifest's author is told to do after it is not for a
+        # list in Iterable.
+        return str(exc.errors()[0]["msg"]).split(": ", 1)[0]
     return None
 
 

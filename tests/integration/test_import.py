@@ -583,7 +583,7 @@ def test_lists_no_manifest_can_name_are_skipped_and_the_plan_still_loads(typed_w
     proj = emulator.project("default")
     unnamable = {
         proj.add_list(name): name
-        for name in ("line\nbreak", "", "x" * 256, "rtl\u202eoverride", "tab\there")
+        for name in ("line\nbreak", "", "   ", "x" * 256, "rtl\u202eoverride", "tab\there")
     }
     for list_id in unnamable:
         proj.subscribe_direct(list_id, email="a@example.com")
@@ -599,6 +599,7 @@ def test_lists_no_manifest_can_name_are_skipped_and_the_plan_still_loads(typed_w
     for list_id, name in unnamable.items():
         assert f"skipped list {list_id} {name!r}: no manifest can name it (" in result.stderr
     assert "'Hidden': an Internal list" in result.stderr
+    assert "no manifest can name it (a list name cannot be blank): rename it" in result.stderr
     # The manifests written all load: the plan right after shows no changes.
     plan = cli("plan", ws.manifests, "--detailed-exitcode")
     assert plan.exit_code == 0, plan.output
