@@ -125,6 +125,7 @@ def make_plan(
         several = len(targeted) > 1
         destinations = []
         fingerprint: dict[str, dict[str, dict[str, Any]]] = {}
+        listed: dict[str, dict[int, str]] = {}
         # Every source is read before any fails the plan, so all that cannot be read are
         # named in one run, as validate names them.
         unreadable: list[SourceError] = []
@@ -148,6 +149,7 @@ def make_plan(
                         prefetches.get(name),
                         _for_destination(reads, name) if several else reads,
                         prints,
+                        listed.setdefault(name, {}),
                     )
                 )
     except Exception as exc:
@@ -165,7 +167,7 @@ def make_plan(
         abandon_all(prefetches.values())
         shared.close()
         users.close()
-    return Plan(tuple(destinations), fingerprint)
+    return Plan(tuple(destinations), fingerprint, listed)
 
 
 @dataclass(frozen=True)
@@ -282,12 +284,14 @@ def _plan_destination(
     prefetch: Prefetch | None,
     reads: _Reads,
     prints: dict[str, dict[str, Any]],
+    listed: dict[int, str],
 ) -> DestinationPlan:
     """One destination, in the order its reads depend on one another: its lists and
     members, then (knowing the adds) mapped fields, users that cannot be sent, consent and
     the campaigns the changes reach. `declared` is every list name its manifests declare,
     or None when only some audiences are planned (then nothing may be pruned); `every`,
-    every list name and every audience of the destination whichever are planned."""
+    every list name and every audience of the destination whichever are planned.
+    `listed` is given the name of each list in Iterable's index, by id (Plan.listed)."""
     users = _users_share(client, desired, reads)
     live = read_live(
         client,
@@ -299,6 +303,7 @@ def _plan_destination(
         member_reads=reads.member_reads,
         users=users,
     )
+    listed.update((x.id, x.name) for x in live.all_lists)
     try:
         names, audiences = every
         if reads.keyed_apart is not None:

@@ -94,7 +94,7 @@ class SavedPlan:
                 "stale plan: the manifests or their member sources changed since "
                 f"{self._made} was made{f' ({which})' if which else ''}; run plan again"
             )
-        found = difference_in(self.plan.fingerprint, current.fingerprint)
+        found = difference_in(self.plan.fingerprint, current.fingerprint, current.listed)
         if found is None:
             return
         difference, destination = found
@@ -111,10 +111,30 @@ class SavedPlan:
             error = StalePlanError(
                 f"stale plan: {difference} since {self._made} was made"
                 f"{_left_out_now(self.plan, current)}; run plan again"
+                f"{_renamed_advice(self.plan, current, destination, difference)}"
             )
         # Whose lists changed, for machines (the JSON error's `destination`); the message
         # is whole as it is: it names the destination when there are several.
         raise error.in_destination(destination, said=True)
+
+
+def _renamed_advice(saved: Plan, current: Plan, destination: str, difference: str) -> str:
+    """What to do about the saved plan's list that `difference` says was renamed in
+    Iterable since: a plan made again finds no list of the old name and makes a new one,
+    beside the one campaigns and journeys use."""
+    names = current.listed.get(destination, {})
+    for d in saved.destinations:
+        if d.destination != destination:
+            continue
+        for lp in d.lists:
+            renamed = names.get(lp.list_id) if lp.list_id is not None else None
+            said = (f"(list {lp.list_id}) was renamed", f"(list {lp.list_id} was renamed")
+            if renamed is not None and any(s in difference for s in said):
+                return (
+                    f" (to keep managing that list, set listName: {renamed!r} on audience "
+                    f"{lp.audience!r})"
+                )
+    return ""
 
 
 def _left_out_now(saved: Plan, current: Plan) -> str:

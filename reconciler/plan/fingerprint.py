@@ -103,10 +103,14 @@ def first_difference(
 
 
 def difference_in(
-    saved: dict[str, dict[str, dict[str, Any]]], current: dict[str, dict[str, dict[str, Any]]]
+    saved: dict[str, dict[str, dict[str, Any]]],
+    current: dict[str, dict[str, dict[str, Any]]],
+    listed: Mapping[str, Mapping[int, str]] | None = None,
 ) -> tuple[str, str] | None:
     """first_difference's sentence and the destination it is of (for machines: the JSON
-    error's `destination`), or None when the fingerprints match.
+    error's `destination`), or None when the fingerprints match. `listed`: each
+    destination's list names by id in Iterable's index now, so that a list renamed there
+    (its id kept) is said to be, not to be deleted.
 
     Lists are compared before the mapped fields' values: a membership change on an audience
     with a trait mapping changes both (the values are read for the list's members), and
@@ -128,7 +132,8 @@ def difference_in(
                     destination,
                 )
             where = f"{list_name!r} in destination {destination!r}" if several else repr(list_name)
-            return _list_difference(where, old, new), destination
+            names = (listed or {}).get(destination, {})
+            return _list_difference(where, old, new, names), destination
     if fields_changed is not None:
         return (
             "the current values of mapped user fields changed in Iterable"
@@ -138,13 +143,25 @@ def difference_in(
     return None
 
 
-def _list_difference(where: str, old: dict[str, Any], new: dict[str, Any]) -> str:
-    """What changed in one list (`where` names it) whose fingerprints differ."""
+def _list_difference(
+    where: str, old: dict[str, Any], new: dict[str, Any], names: Mapping[int, str]
+) -> str:
+    """What changed in one list (`where` names it) whose fingerprints differ; `names`, the
+    destination's list names by id now."""
     if old.get("list_id") != new.get("list_id"):
+        old_id = old.get("list_id")
+        renamed = names.get(old_id) if isinstance(old_id, int) else None
         if new.get("list_id") is None:
+            if renamed is not None:
+                return f"list {where} (list {old_id}) was renamed {renamed!r} in Iterable"
             return f"list {where} was deleted"
-        if old.get("list_id") is None:
+        if old_id is None:
             return f"list {where} was created (id {new['list_id']})"
+        if renamed is not None:
+            return (
+                f"list {where} now has id {new['list_id']} (list {old_id} was renamed "
+                f"{renamed!r} in Iterable)"
+            )
         return f"list {where} now has id {new['list_id']}"
     if old.get("size") == new.get("size") and _kind(old) != _kind(new):
         # The digests cannot be compared, so the list may well be unchanged.

@@ -753,6 +753,9 @@ class Plan:
     destinations: tuple[DestinationPlan, ...] = field(default_factory=tuple)
     # destination -> list name -> what the live list looked like (see plan/fingerprint.py)
     fingerprint: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # destination -> list id -> its name in Iterable's index, for the stale check's words
+    # (a list renamed in the web app keeps its id); not saved with a plan.
+    listed: dict[str, dict[int, str]] = field(default_factory=dict)
 
     @property
     def has_changes(self) -> bool:

@@ -109,6 +109,35 @@ def test_stale_plan_is_refused_when_a_planned_list_appeared(
     assert writes(emulator_server) == []
 
 
+def test_a_stale_plan_names_a_list_renamed_in_iterable_not_deleted(
+    workspace, cli, emulator_server, tmp_path
+):
+    """A list renamed in Iterable's web app keeps its id: the saved plan's list was said to
+    be 'deleted', and a person looking for it found it there under its new name."""
+    list_id = seed_list(emulator_server, "vip", ["a@example.com"])
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    planfile = tmp_path / "p.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+    list_named(emulator_server, "vip").name = "VIP customers"
+    emulator_server.emulator.clear_log()
+    renamed = cli("apply", "--plan", planfile, "--yes")
+    assert renamed.exit_code == 4, renamed.output
+    assert (
+        f"error: stale plan: list 'vip' (list {list_id}) was renamed 'VIP customers' in "
+        "Iterable since p.plan was made; run plan again (to keep managing that list, set "
+        "listName: 'VIP customers' on audience 'vip')"
+    ) in renamed.stderr
+    assert writes(emulator_server) == []
+    # Renamed, and another list made under the old name: the old one is named too.
+    other = project(emulator_server).add_list("vip")
+    replaced = cli("apply", "--plan", planfile, "--yes")
+    assert replaced.exit_code == 4, replaced.output
+    assert (
+        f"error: stale plan: list 'vip' now has id {other} (list {list_id} was renamed "
+        "'VIP customers' in Iterable) since p.plan was made"
+    ) in replaced.stderr
+
+
 def test_stale_plan_is_refused_when_manifests_changed(workspace, cli, emulator_server, tmp_path):
     workspace.audience("vip", {"inline": ["a@example.com"]})
     planfile = tmp_path / "p.plan"
