@@ -4,7 +4,6 @@ Iterable, and the pure planner between them."""
 from __future__ import annotations
 
 import dataclasses
-import unicodedata
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Any
 from reconciler.errors import IterableError, LiveStateError, SourceError
 from reconciler.iterable import CHANNELS_FIELD, IterableClient
 from reconciler.manifest import Audience, Destination, Manifests
+from reconciler.manifest.manifests import read_alike
 from reconciler.members.identity import Member
 from reconciler.members.issue import MemberIssue
 from reconciler.members.model import (
@@ -879,12 +879,12 @@ def _keyed_list_note(item: DesiredList, old: Any, fate: str) -> str:
 
 
 def _standard_lists_by_folded_name(all_lists: list[Any]) -> dict[str, list[Any]]:
-    """Standard lists (the only kind reconciler manages) by their name as _name_folded
+    """Standard lists (the only kind reconciler manages) by their name as read_alike
     reads it, in their order among all lists."""
     folded: dict[str, list[Any]] = {}
     for other in all_lists:
         if other.list_type == "Standard":
-            folded.setdefault(_name_folded(other.name), []).append(other)
+            folded.setdefault(read_alike(other.name), []).append(other)
     return folded
 
 
@@ -901,21 +901,9 @@ def _lookalike_notes(item: DesiredList, lookalikes: Mapping[str, list[Any]]) -> 
         "keeps them, so "
         f"it is another list. To manage list {other.id} instead, set listName: "
         f"{other.name!r} on audience {item.audience.name!r}."
-        for other in lookalikes.get(_name_folded(item.list_name), ())
+        for other in lookalikes.get(read_alike(item.list_name), ())
         if other.name != item.list_name
     ]
-
-
-def _name_folded(name: str) -> str:
-    """A list name as a reader takes it in: NFKC, without format characters (zero-width
-    spaces, joiners), runs of whitespace, `_` and `-` as one space, trimmed, case folded.
-    `_` and `-` too: Segment's Iterable Lists destination names a list by its audience key
-    (`high_value_users`), and a manifest's audience for it is often `high-value-users`;
-    the plan would make a second list beside the one campaigns use, and prune never sees
-    Segment's (it has no marker)."""
-    text = unicodedata.normalize("NFKC", name)
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
-    return " ".join(text.replace("_", " ").replace("-", " ").split()).casefold()
 
 
 def _created_names(created: Sequence[str]) -> str:

@@ -22,7 +22,13 @@ from reconciler.layout import unseen, yaml_quoted
 from reconciler.manifest.api_key import key_file_path
 from reconciler.manifest.file_names import Directories, folded, on_disk
 from reconciler.manifest.location import Location, YamlPositions
-from reconciler.manifest.manifests import Audience, Destination, Manifests, TraitMapping
+from reconciler.manifest.manifests import (
+    Audience,
+    Destination,
+    Manifests,
+    TraitMapping,
+    read_alike,
+)
 from reconciler.manifest.model import (
     API_VERSION,
     DOCUMENT_MODELS,
@@ -51,7 +57,7 @@ from reconciler.manifest.yaml_readings import (
     disagreeing_values,
     joined_members,
 )
-from reconciler.render.masking import column_hint, column_names
+from reconciler.render.masking import column_hint, column_names, spelled_out
 from reconciler.words import some_names
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -677,10 +683,14 @@ class _Collector:
         # on one list would fight over its members on every apply: in one destination,
         # or in two that name one project.
         owners: dict[tuple[object, str], Audience] = {}
+        alike: dict[tuple[object, str], Audience] = {}
         for audience in self.audiences.values():
-            key = (self._project_of(audience.spec.destination), audience.list_name)
-            first = owners.setdefault(key, audience)
+            project = self._project_of(audience.spec.destination)
+            first = owners.setdefault((project, audience.list_name), audience)
             if first is audience:
+                first = alike.setdefault((project, read_alike(audience.list_name)), audience)
+                if first is not audience:
+                    self._warn_read_alike(first, audience)
                 continue
             where = "listName" if audience.spec.listName is not None else None
             location = audience.field_location(where) if where else audience.location
@@ -698,6 +708,29 @@ class _Collector:
                     f"{first.location}"
                 )
             )
+
+    def _warn_read_alike(self, first: Audience, audience: Audience) -> None:
+        """Two audiences of one project whose list names read alike (read_alike): two
+        lists to Iterable, which its web app shows alike, so a campaign can be pointed at
+        the wrong one. A warning, not an error: each is kept in line as declared."""
+        ours, theirs = audience.spec.destination, first.spec.destination
+        place = (
+            f"destination {quoted(ours)}"
+            if ours == theirs
+            else f"destinations {quoted(theirs)} and {quoted(ours)}, which name one Iterable "
+            "project (the same host and API key)"
+        )
+        self.warnings.append(
+            _list_name_location(audience).problem(
+                f"audiences {quoted(first.name)} and {quoted(audience.name)} manage lists "
+                f"{_shown(first.list_name)} and {_shown(audience.list_name)}"
+                f"{_forms(first.list_name, audience.list_name)} in {place}, whose "
+                "names differ only in case, spaces, `_` or `-`, invisible characters or "
+                "Unicode form: two lists in Iterable that read alike in its web app, where a "
+                "campaign can be pointed at the wrong one; give one of them another listName "
+                f"({quoted(first.name)} is at {_list_name_location(first)})"
+            )
+        )
 
     def _project_of(self, name: str) -> object:
         """What tells destinations apart that surely name different projects, as far as
@@ -831,3 +864,23 @@ def _kind_problem(kind: Any, location: Location) -> Problem:
         )
     hint = did_you_mean(kind, KINDS)
     return location.problem(f"kind: unknown kind {describe(kind)}{hint}; expected one of {allowed}")
+
+
+def _list_name_location(audience: Audience) -> Location:
+    """Where an audience's list name is written: its listName, else its document."""
+    if audience.spec.listName is not None:
+        return audience.field_location("listName")
+    return audience.location
+
+
+def _shown(list_name: str) -> str:
+    """A list name quoted, each character that does not show spelt out (`VIP<U+200B>`)."""
+    return quoted(spelled_out(list_name))
+
+
+def _forms(one: str, other: str) -> str:
+    """What tells apart two list names that are one text in two Unicode forms, which
+    print alike."""
+    if one != other and unicodedata.normalize("NFC", one) == unicodedata.normalize("NFC", other):
+        return " (the same letters, accents composed in one and decomposed in the other)"
+    return ""

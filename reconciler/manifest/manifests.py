@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.errors import Problem
 from reconciler.manifest.location import Location, PathElement, YamlPositions
 from reconciler.manifest.model import AudienceSpec, DestinationSpec, TraitMappingSpec
+
+
+def read_alike(name: str) -> str:
+    """A list name as a reader takes it in: NFKC, without format characters (zero-width
+    spaces, joiners), runs of whitespace, `_` and `-` as one space, trimmed, case folded.
+    Iterable keeps names exactly, so two that read alike are two lists a person cannot
+    tell apart in its web app. `_` and `-` too: Segment's Iterable Lists destination names
+    a list by its audience key (`high_value_users`), and a manifest's audience for it is
+    often `high-value-users`; the plan would make a second list beside the one campaigns
+    use, and prune never sees Segment's (it has no marker)."""
+    text = unicodedata.normalize("NFKC", name)
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return " ".join(text.replace("_", " ").replace("-", " ").split()).casefold()
 
 
 class _SpecPositions:

@@ -1610,6 +1610,56 @@ def test_two_audiences_on_one_list_name_both() -> None:
     )
 
 
+def test_two_audiences_on_lists_whose_names_read_alike_are_warned_of() -> None:
+    """Names differing only in case, spaces, `_` or `-`, an invisible character or Unicode
+    form are two lists to Iterable, and two lists that read alike in its web app, where a
+    campaign is pointed at a list by its name: each audience's plans are right, and the
+    campaign sends to the wrong people. A warning at the second one's line, naming both."""
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: vip}
+        spec: {destination: prod, listName: VIP customers, members: {csv: a.csv}}
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: vip-eu}
+        spec:
+          destination: prod
+          listName: "vip  customers"
+          members: {csv: b.csv}
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: cafe}
+        spec: {destination: prod, listName: "Caf\\u00e9", members: {csv: c.csv}}
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: cafe-2}
+        spec: {destination: prod, listName: "Cafe\\u0301", members: {csv: d.csv}}
+        """,
+    )
+    manifests = load_manifests(Path("m.yaml"))
+    assert [str(w) for w in manifests.warnings] == [
+        "m.yaml:19:13: audiences 'vip' and 'vip-eu' manage lists 'VIP customers' and "
+        "'vip  customers' in destination 'prod', whose names differ only in case, spaces, "
+        "`_` or `-`, invisible characters or Unicode form: two lists in Iterable that read "
+        "alike in its web app, where a campaign can be pointed at the wrong one; give one "
+        "of them another listName ('vip' is at m.yaml:12:37)",
+        "m.yaml:30:37: audiences 'cafe' and 'cafe-2' manage lists 'Caf\u00e9' and "
+        "'Cafe\u0301' (the same letters, accents composed in one and decomposed in the "
+        "other) in destination 'prod', whose names differ only in case, spaces, "
+        "`_` or `-`, invisible characters or Unicode form: two lists in Iterable that read "
+        "alike in its web app, where a campaign can be pointed at the wrong one; give one "
+        "of them another listName ('cafe' is at m.yaml:25:37)",
+    ]
+
+
 def test_two_audiences_on_one_list_of_two_destinations_naming_one_project() -> None:
     """A second destination with the same host and key names the same project: an audience
     of each on one list name would fight over its members. Another key is another project
