@@ -55,6 +55,7 @@ from reconciler.errors import (
 from reconciler.iterable.batching import encode, pack_users
 from reconciler.iterable.environment import http_client, through_proxy, tls_context
 from reconciler.iterable.key_refusal import refused_key
+from reconciler.iterable.names import REGION_URLS, StreamCut
 from reconciler.iterable.ratelimit import SlidingWindow, WindowUser
 from reconciler.iterable.results import BatchResult, parse_bulk_response
 from reconciler.iterable.retry_notices import RetryNotices
@@ -66,10 +67,6 @@ from reconciler.threads import reading_pool
 from reconciler.traits.types import accepts, value_types
 from reconciler.words import quantity
 
-REGION_URLS = {"us": "https://api.iterable.com", "eu": "https://api.eu.iterable.com"}
-# A profile's channel unsubscribes (Iterable's user field): what the consent guard reads,
-# asked of every export of the members that can carry it (state/consent.py).
-CHANNELS_FIELD = "unsubscribedChannelIds"
 REDACTED = "[api key]"
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 # Answers that say the service (or the gateway before it) is down, not that this request
@@ -158,11 +155,6 @@ class _Retryable(Exception):
         # The status when 502, 503 or 504: the service is down, not this request refused.
         self.unavailable = unavailable
         super().__init__(reason)
-
-
-class StreamCut(LiveStateError):
-    """A bulk answer that started (200) and then died midway: raised, not retried, by
-    reads that would rather read less again (a date window of the export, halved)."""
 
 
 class _BadAnswer(Exception):

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from reconciler.iterable import ClientSettings, IterableClient
+from reconciler.iterable.settings import ClientSettings
 from reconciler.progress import duration
 from reconciler.words import quantity
+
+if TYPE_CHECKING:
+    from reconciler.iterable.client import IterableClient
 
 
 @dataclass(frozen=True)

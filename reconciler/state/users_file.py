@@ -25,14 +25,18 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import IterableError, LiveStateError
-from reconciler.iterable import CHANNELS_FIELD, ClientSettings, IterableClient
+from reconciler.iterable.names import CHANNELS_FIELD
+from reconciler.iterable.settings import ClientSettings
 from reconciler.leftovers import private_directory
 from reconciler.members.identity import ProjectType
 from reconciler.plan.model import FieldRead, windows_reason
 from reconciler.state.windows import cut_off_whole, read_export_windows
+
+if TYPE_CHECKING:
+    from reconciler.iterable.client import IterableClient
 
 # Rows of the file parsed a second, taken low (a short JSON line parses in a few
 # microseconds): a few per-user reads of a large project's members stay cheaper than

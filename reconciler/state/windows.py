@@ -39,14 +39,18 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from reconciler.errors import IterableError, LiveStateError
-from reconciler.iterable import ClientSettings, IterableClient, StreamCut
+from reconciler.iterable.names import StreamCut
+from reconciler.iterable.settings import ClientSettings
 from reconciler.leftovers import private_directory
 from reconciler.members.identity import ProjectType
 from reconciler.sources.snapshot import temp_dir_setting
 from reconciler.threads import reading_pool
+
+if TYPE_CHECKING:
+    from reconciler.iterable.client import IterableClient
 
 # Iterable's parameters ("yyyy-MM-dd HH:mm:ss [ZZ]", UTC) have a precision of one second.
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name as canonical
 
@@ -123,6 +124,19 @@ def test_help_builds_every_command_without_loading_them():
     assert command_only(modules) == []
 
 
+def test_validate_loads_no_http_client():
+    # validate never contacts Iterable: the constants it names (a profile's channels
+    # field, a cut stream's error) are out of the client, and httpx stays unloaded.
+    modules = loaded_by(
+        "from reconciler.cli import main\n"
+        "sys.argv[1:] = ['validate', 'manifests']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+    )
+    assert "reconciler.validation" in modules
+    assert "httpx" not in modules
+    assert "reconciler.iterable.client" not in modules
+
+
 def test_the_member_engine_lower_cases_without_numpy():
     # Lower-casing as Python does was a Python function registered in DuckDB, which
     # imports numpy to register any (0.08 s and 10 MB, with the 10M plan at its 700 MB
@@ -211,3 +225,17 @@ def test_a_client_makes_one_tls_context_for_both_its_connections(monkeypatch):
     sandbox = httpx.MockTransport(lambda request: httpx.Response(200))
     IterableClient("https://sandbox.invalid", "a-key", transport=sandbox).close()
     assert made == []
+
+
+def test_the_iterable_package_gives_the_clients_names_when_asked():
+    # reconciler.iterable imports its client (and httpx) when one of the client's names is
+    # first taken from it, not with the package; the names every read uses are its own.
+    import reconciler.iterable as iterable
+    from reconciler.iterable import client, names
+
+    assert iterable.IterableClient is client.IterableClient
+    assert iterable.ListInfo is client.ListInfo
+    assert iterable.StreamCut is names.StreamCut is client.StreamCut
+    assert iterable.CHANNELS_FIELD == names.CHANNELS_FIELD == "unsubscribedChannelIds"
+    with pytest.raises(AttributeError):
+        _ = iterable.NoSuchName  # type: ignore[attr-defined]

@@ -11,12 +11,11 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from reconciler.errors import LiveStateError, ReconcilerError
-from reconciler.iterable import IterableClient
 from reconciler.members.engine.desired_table import (
     LOOKS_LIKE_EMAIL,
     DesiredTable,
@@ -28,6 +27,9 @@ from reconciler.members.engine.sql_text import sql_string
 from reconciler.members.engine.workspace import Engine, unquoted_reason
 from reconciler.members.fingerprint import MembersDigest, digest_relation
 from reconciler.members.identity import Member
+
+if TYPE_CHECKING:
+    from reconciler.iterable.client import IterableClient
 
 
 @dataclass(frozen=True)

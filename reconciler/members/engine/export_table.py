@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from reconciler.errors import LiveStateError
-from reconciler.iterable import CHANNELS_FIELD, IterableClient
+from reconciler.iterable.names import CHANNELS_FIELD
 from reconciler.members.engine.desired_table import LOOKS_LIKE_EMAIL, DesiredTable, known_skipped
 from reconciler.members.engine.diff import needs_user_id_resolution
 from reconciler.members.engine.sql_text import sql_string
 from reconciler.members.engine.workspace import Engine, lower_sql, unquoted_reason
 from reconciler.members.identity import ProjectType
+
+if TYPE_CHECKING:
+    from reconciler.iterable.client import IterableClient
 
 
 def read_export_table(

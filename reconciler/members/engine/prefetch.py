@@ -33,9 +33,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.errors import IterableError
-from reconciler.iterable import CHANNELS_FIELD, IterableClient, ListInfo
+from reconciler.iterable.names import CHANNELS_FIELD
 from reconciler.manifest import Audience, Destination
 from reconciler.members.engine.workspace import Engine
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, heartbeat
@@ -49,6 +50,9 @@ from reconciler.state.routes import (
 from reconciler.state.users_file import link_or_copy
 from reconciler.state.windows import cut_off_whole, read_export_windows
 from reconciler.threads import without_stop_signals
+
+if TYPE_CHECKING:
+    from reconciler.iterable.client import IterableClient, ListInfo
 
 # How long abandon() waits for the background reads to end. A read waiting for its first
 # byte cannot be woken; its thread is a daemon, and ends when the client is closed.
