@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from reconciler import validation
 from reconciler.cli import annotate, exits
 from reconciler.cli.exits import EXIT_ERROR, err
 from reconciler.cli.options import (
@@ -18,9 +18,10 @@ from reconciler.cli.options import (
 )
 from reconciler.cli.stdout import emit
 from reconciler.errors import OutputError, ReconcilerError
-from reconciler.members.model import Engine
 from reconciler.render.masking import Show, quoted, shower
-from reconciler.validation import Validation
+
+if TYPE_CHECKING:
+    from reconciler.validation import Validation
 
 
 def validate(
@@ -37,6 +38,11 @@ def validate(
     send. Exit 1 if any; 130 interrupted (Ctrl-C). In GitHub Actions each located one is
     also a workflow command (::error file=...), shown on the pull request's diff."""
     exits.started(show_members, debug, read_only="validate", annotations_mode=annotations)
+    # Imported here: `validate --help` needs none of the manifests' models, YAML, DuckDB
+    # or templates these bring.
+    from reconciler import validation
+    from reconciler.members.model import Engine
+
     try:
         # Large sources are checked in DuckDB, as plan reads them.
         found = validation.validate(path, engine=Engine.from_env())

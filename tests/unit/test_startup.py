@@ -102,6 +102,8 @@ def test_a_commands_help_loads_that_command_alone():
         "from reconciler.cli import main\nsys.argv[1:] = ['validate', '--help']\nmain()\n"
     )
     assert "reconciler.cli.validate" in modules
+    # Its options alone: the manifests' models, YAML, DuckDB and templates wait for a run.
+    assert heavy(modules) == []
     others = {"reconciler.cli.plan", "reconciler.cli.apply", "reconciler.cli.status"}
     assert others.isdisjoint(modules)
     assert "reconciler.cli.import_" not in modules and "reconciler.cli.github" not in modules
@@ -117,11 +119,40 @@ def test_only_help_loads_typers_help_formatting():
     assert "typer.rich_utils" in helped
 
 
-def test_help_builds_every_command_without_loading_them():
-    # --help walks the whole tree, the emulator's and github's subcommands included.
-    modules = loaded_by("from reconciler.cli import main\nsys.argv[1:] = ['--help']\nmain()\n")
-    assert "typer" in modules
-    assert command_only(modules) == []
+def test_help_lists_the_commands_without_loading_them():
+    # The list names each command by the summary kept beside the lazy table: building the
+    # commands for it imported every command's module, httpx, DuckDB and jinja2 with them.
+    for args in (["--help"], []):
+        # `reconciler` alone shows the help as a usage error (exit 1).
+        modules = loaded_by(
+            f"from reconciler.cli import main\nsys.argv[1:] = {args!r}\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        )
+        assert "typer.rich_utils" in modules, args
+        assert command_only(modules) == [], args
+        assert heavy(modules) == [], args
+        commands = {m for m in modules if m.startswith("reconciler.cli.")}
+        assert not commands & {f"reconciler.cli.{name}" for name in COMMAND_MODULES}, args
+
+
+COMMAND_MODULES = ("validate", "plan", "apply", "status", "import_", "schema", "emulator", "github")
+
+
+def test_the_commands_summaries_are_their_own_help():
+    # What `reconciler --help` says of a command is what typer would show from the
+    # command itself (its docstring's first paragraph, a group's help): no drift.
+    import inspect
+
+    import typer.main
+
+    from reconciler import cli
+
+    group = typer.main.get_group(cli.app)
+    assert list(group.list_commands(None)) == list(cli._COMMANDS)
+    for name, command in cli._COMMANDS.items():
+        built = group.get_command(None, name)
+        own = inspect.cleandoc(built.short_help or built.help or "").split("\n\n")[0]
+        assert " ".join(own.split()) == command.summary, name
 
 
 def test_validate_loads_no_http_client():
