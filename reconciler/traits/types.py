@@ -22,6 +22,10 @@ from reconciler.traits.convert import WRITTEN_DATE
 # Data Types, article 208183076: a project gets one from its customer success manager),
 # takes objects, as an array takes its items' type.
 _ACCEPTS = {("double", "long"), ("string", "date"), ("nested", "object")}
+# The fields that take some value a mapping makes (text, numbers, true/false, dates,
+# objects, lists of these): a field of another type, such as geo_location (a latitude
+# and longitude pair), takes none, whatever the mapping's `type:`.
+_WRITABLE = {"string", "long", "double", "boolean", "date", "object", "nested"}
 
 
 def accepts(existing: str, sent: str) -> bool:
@@ -140,6 +144,14 @@ class TypeConflict:
     other_type: str | None = None
 
     def describe(self, origin: Callable[[Any], str] = str) -> str:
+        if self.existing is not None and self.existing not in _WRITABLE:
+            return (
+                f"field {self.path!r} is {one_line(self.existing)} in Iterable, a type no "
+                f"trait mapping writes: {origin(self.ref)} would send "
+                f"{_article(self.sent)} {self.sent}, and Iterable never changes a field's "
+                "type; take the field out of the mapping, or map these values to a field of "
+                "another name"
+            )
         if self.existing is not None:
             return (
                 f"field {self.path!r} is {one_line(self.existing)} in Iterable, but "

@@ -821,6 +821,31 @@ def test_a_type_conflict_stops_the_plan_before_anything_is_written(workspace, cl
         assert [r for r in emulator_server.emulator.request_log if r.method != "GET"] == []
 
 
+def test_a_field_of_a_type_no_mapping_writes_is_refused_as_such(workspace, cli, emulator_server):
+    # A geo_location field (a latitude/longitude pair in Iterable) takes none of a
+    # mapping's types: the refusal said "change the mapping's type", which none would fix.
+    project(emulator_server).field_types["home"] = "geo_location"
+    workspace.csv(
+        "data/churn.csv",
+        "email,home",
+        ['alice@example.com,"{""lat"": 37.77, ""lon"": -122.42}"'],
+    )
+    workspace.write("traits.yaml", mapping_doc({"home": {"from": "home", "type": "object"}}))
+    workspace.audience("churn", {"csv": "data/churn.csv"}, traits="crm")
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1, result.output
+    assert (
+        "field 'home' is geo_location in Iterable, a type no trait mapping writes: trait "
+        "mapping 'crm' (field at manifests/traits.yaml:1:"
+    ) in result.stderr
+    assert (
+        "would send an object, and Iterable never changes a field's type; take the field "
+        "out of the mapping, or map these values to a field of another name"
+    ) in result.stderr
+    assert "change the mapping's type" not in result.stderr
+    assert [r for r in emulator_server.emulator.request_log if r.method != "GET"] == []
+
+
 @pytest.mark.parametrize("threshold", ["100000", "1"], ids=["python", "duckdb"])
 def test_a_type_conflict_in_an_update_names_the_audience_that_sent_it(
     workspace, cli, emulator_server, monkeypatch, threshold
