@@ -7,15 +7,11 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from reconciler.cli import exits, session
+from reconciler.cli import exits
 from reconciler.cli.exits import EXIT_ERROR, err
 from reconciler.cli.options import DebugOpt, PathArg, StateDirOpt
-from reconciler.cli.output import check_output_path, progress_display
 from reconciler.cli.stdout import emit
-from reconciler.connect import destination_project
 from reconciler.errors import OutputError, ReconcilerError
-from reconciler.iterable import ClientSettings
-from reconciler.manifest import load_manifests
 from reconciler.owner_only import MODES_KEEP_OTHERS_OUT
 from reconciler.words import quantity
 
@@ -59,8 +55,14 @@ def import_(
     status, time, and how a failed one failed (never the API key or a member), and every
     retry; without it a destination's first 20 retries are printed, then the rest are
     counted in a line at most once a minute and one at the end."""
-    # Imported here: every command's process registers this one, and only it adopts lists.
+    # Imported here: every command's process registers this one, and only it adopts lists;
+    # `import --help` needs none of the client or the manifests' models.
     from reconciler.adopt import destination_named, import_lists
+    from reconciler.cli import session
+    from reconciler.cli.output import check_output_path, progress_display
+    from reconciler.connect import destination_project
+    from reconciler.iterable.settings import ClientSettings
+    from reconciler.manifest import load_manifests
 
     invocation = exits.started(debug=debug)
     invocation.interrupted = (

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from reconciler import alerts
-from reconciler.cli import annotate, exits, session
+from reconciler.cli import annotate, exits
 from reconciler.cli.exits import EXIT_CHANGES, err
 from reconciler.cli.options import (
     AnnotationsMode,
@@ -23,16 +24,11 @@ from reconciler.cli.options import (
     TargetOpt,
     format_option,
 )
-from reconciler.cli.output import append, check_output_path, print_plan
 from reconciler.errors import OutputError, ReconcilerError, SummaryFileError, UnsafePlanError
-from reconciler.leftovers import sweep_partials
-from reconciler.manifest.repository import git_would_commit, gitignore_pattern
-from reconciler.plan import Plan
-from reconciler.plan.file import save_plan
-from reconciler.plan.policy import override_flags
 from reconciler.render.masking import quoted, shower
-from reconciler.render.plans import SUMMARY_LIMIT, plan_markdown
-from reconciler.state.desired import combined_digest, manifest_file_digests
+
+if TYPE_CHECKING:
+    from reconciler.plan import Plan
 
 
 def plan(
@@ -76,6 +72,14 @@ def plan(
     retry; without it a destination's first 20 retries are printed, then the rest are
     counted in a line at most once a minute and one at the end."""
     exits.started(show_members, debug, output, read_only="plan", annotations_mode=annotations)
+    # Imported here: `plan --help` needs none of the client, the planner or the renderers.
+    from reconciler.cli import session
+    from reconciler.cli.output import append, check_output_path, print_plan
+    from reconciler.leftovers import sweep_partials
+    from reconciler.plan.file import save_plan
+    from reconciler.render.plans import SUMMARY_LIMIT, plan_markdown
+    from reconciler.state.desired import combined_digest, manifest_file_digests
+
     try:
         check_output_path("--out", out, replaced=True)
         check_output_path("--summary-file", summary_file)
@@ -134,6 +138,8 @@ def _exit_reason(the_plan: Plan) -> ReconcilerError | None:
     plan holds; None when it exits 0 or 2. With --format json the plan's object carries it
     as `error` and `exit_code`: stdout is all a script reads, and stderr says nothing of it
     (the text plan does, on stdout)."""
+    from reconciler.plan.policy import override_flags
+
     violations = the_plan.violations()
     if violations:
         reasons = "; ".join(f"{v.where}: {v.message}" for v in violations)
@@ -153,6 +159,8 @@ def _warn_if_committable(out: Path) -> None:
     """A saved plan holds every member's identity: in a git work tree where it is not
     ignored, `git add -A` commits it (and a push publishes it). A warning, never a failure:
     the plan is saved, and git may be missing or the place no repository."""
+    from reconciler.manifest.repository import git_would_commit, gitignore_pattern
+
     if not git_would_commit(out):
         return
     pattern = gitignore_pattern(Path(os.path.realpath(out)).name)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 
-from reconciler.cli import exits, session
+from reconciler.cli import exits
 from reconciler.cli.exits import EXIT_ERROR, err
 from reconciler.cli.options import (
     DebugOpt,
@@ -22,13 +22,6 @@ from reconciler.cli.options import (
 from reconciler.cli.stdout import emit
 from reconciler.errors import OutputError, ReconcilerError
 from reconciler.progress import redraws_in_place
-from reconciler.render.status import (
-    status_json,
-    status_markdown,
-    status_rows,
-    status_table,
-    status_text,
-)
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -58,6 +51,10 @@ def status(
     retry; without it a destination's first 20 retries are printed, then the rest are
     counted in a line at most once a minute and one at the end."""
     exits.started(debug=debug, output=output, read_only="status")
+    # Imported here: `status --help` needs none of the client or the planner.
+    from reconciler.cli import session
+    from reconciler.render.status import status_json, status_markdown, status_rows
+
     try:
         _manifests, the_plan = session.read_plan(path, target, state_dir)
     except (ReconcilerError, KeyboardInterrupt) as exc:
@@ -85,6 +82,8 @@ def status(
 def _table_text(rows: list[dict[str, Any]]) -> str:
     """The table as text: in a log or a file every row on one line, however wide; in a
     terminal as wide as it is, stacked where the table would squeeze its names."""
+    from reconciler.render.status import status_table, status_text
+
     screen = Console()
     shown: RenderableType
     if redraws_in_place(screen):

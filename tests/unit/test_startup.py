@@ -109,6 +109,18 @@ def test_a_commands_help_loads_that_command_alone():
     assert "reconciler.cli.import_" not in modules and "reconciler.cli.github" not in modules
 
 
+@pytest.mark.parametrize("command", ["plan", "status", "import"])
+def test_a_read_commands_help_loads_none_of_what_it_reads_with(command):
+    # A command's help is its options: the client, the planner, DuckDB and the renderers
+    # wait for a run (apply's module still imports them: see README, start-up).
+    modules = loaded_by(
+        f"from reconciler.cli import main\nsys.argv[1:] = [{command!r}, '--help']\nmain()\n"
+    )
+    own = f"reconciler.cli.{command.replace('import', 'import_')}"
+    assert own in modules
+    assert heavy(modules - {own}) == [], command
+
+
 def test_only_help_loads_typers_help_formatting():
     # typer.rich_utils brings rich's markdown, syntax and traceback (markdown-it, attrs):
     # typer imports it to format help, and reconciler's tidying of it waits until then.
