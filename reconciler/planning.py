@@ -4,6 +4,7 @@ Iterable, and the pure planner between them."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from reconciler.plan import (
     plan_list,
 )
 from reconciler.plan.campaigns import campaign_uses, needs_campaigns
+from reconciler.plan.field_changes import field_changes
 from reconciler.plan.field_clears import field_clears
 from reconciler.plan.fingerprint import FIELDS_KEY, list_fingerprint
 from reconciler.plan.former import (
@@ -409,6 +411,9 @@ def _plan_from_live(
         ),
         field_updates=fields.updates,
         field_clears=field_clears(fields.tally, _clear_limits(desired, dest_spec)),
+        field_changes=field_changes(
+            fields.tally, _field_limits(desired, dest_spec, "maxFieldChangePercent", None)
+        ),
         field_read=fields.read,
         new_fields=fields.new_fields,
         field_issues=tuple(field_issues),
@@ -1057,19 +1062,34 @@ def undeclared_list_notes(
 def _clear_limits(
     desired: DesiredDestination, dest_spec: Any
 ) -> dict[str, tuple[tuple[str, ...], float]]:
-    """Mapped field -> the lists whose audiences map it, and the field_clears guard's limit:
-    the smallest maxFieldClearPercent of those audiences (each inheriting its
-    destination's), since a field is one per user whichever list's mapping writes it."""
-    out: dict[str, tuple[tuple[str, ...], float]] = {}
+    """Mapped field -> the lists whose audiences map it, and the field_clears guard's limit
+    (_field_limits), every audience having one."""
+    limits = _field_limits(
+        desired, dest_spec, "maxFieldClearPercent", DEFAULT_MAX_FIELD_CLEAR_PERCENT
+    )
+    return {
+        name: (lists, DEFAULT_MAX_FIELD_CLEAR_PERCENT if limit is None else limit)
+        for name, (lists, limit) in limits.items()
+    }
+
+
+def _field_limits(
+    desired: DesiredDestination, dest_spec: Any, setting: str, default: float | None
+) -> dict[str, tuple[tuple[str, ...], float | None]]:
+    """Mapped field -> the lists whose audiences map it, and a field guard's limit: the
+    smallest `setting` of those audiences (each inheriting its destination's, else
+    `default`; None: no limit), since a field is one per user whichever list's mapping
+    writes it."""
+    out: dict[str, tuple[tuple[str, ...], float | None]] = {}
     for item in desired.lists:
         if item.fields is None:
             continue
-        spec = item.audience.spec
-        limit = _inherited(spec.policy, dest_spec.policy, "maxFieldClearPercent")
-        limit = DEFAULT_MAX_FIELD_CLEAR_PERCENT if limit is None else limit
+        limit = _inherited(item.audience.spec.policy, dest_spec.policy, setting)
+        limit = default if limit is None else limit
         for name in item.fields.mapping.field_names:
             lists, before = out.get(name, ((), limit))
-            out[name] = ((*lists, item.list_name), min(before, limit))
+            smallest = min(x for x in (before, limit, math.inf) if x is not None)
+            out[name] = ((*lists, item.list_name), None if smallest == math.inf else smallest)
     return out
 
 

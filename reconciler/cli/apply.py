@@ -101,6 +101,11 @@ def apply(
         "--allow-field-clears",
         help="Allow clearing mapped fields beyond maxFieldClearPercent.",
     ),
+    allow_field_changes: bool = typer.Option(
+        False,
+        "--allow-field-changes",
+        help="Allow changing mapped fields' values beyond maxFieldChangePercent.",
+    ),
     output: OutputFormat = format_option("text for people, markdown, or json."),
     summary_file: Path | None = SummaryFileOpt,
     summary_json: Path | None = typer.Option(
@@ -150,6 +155,7 @@ def apply(
             allow_removals=allow_removals,
             allow_list_deletion=allow_list_deletion,
             allow_field_clears=allow_field_clears,
+            allow_field_changes=allow_field_changes,
         ),
         output=output,
         show_members=show_members,

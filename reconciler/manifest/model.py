@@ -354,6 +354,16 @@ class RemovalPolicySpec(_StrictModel):
         "(compared with '>'; a field mapped by several audiences takes the smallest; "
         f"default: the destination's, else {DEFAULT_MAX_FIELD_CLEAR_PERCENT:g}).",
     )
+    # And changed, by choice: daily fields change on everyone, but a mapping pointed at the
+    # wrong column, or a source whose columns shifted, rewrites a field on every member.
+    maxFieldChangePercent: Annotated[float, Field(ge=0, le=100)] | None = Field(
+        default=None,
+        description="Block a plan that replaces a mapped field's value with another on more "
+        "than this share of the list's members whose value it compared (compared with '>'; "
+        "a clear or a value set where there was none is no change; a field mapped by "
+        "several audiences takes the smallest set; default: the destination's, else no "
+        "limit).",
+    )
 
 
 class PolicySpec(RemovalPolicySpec):

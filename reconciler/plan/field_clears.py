@@ -26,15 +26,22 @@ def holds_value(value: Any) -> bool:
 
 @dataclass
 class ClearTally:
-    """Per field, while values are compared: members compared, and those of them holding
-    a value that the plan's new value clears."""
+    """Per field, while values are compared: members compared, those of them holding a
+    value that the plan's new value clears, and those holding a value that it replaces
+    with another (the field_changes guard, plan/field_changes.py). A clear is counted as a
+    clear only, and a value set where there was none is neither: nothing is lost."""
 
     compared: dict[str, int] = field(default_factory=dict)
     cleared: dict[str, int] = field(default_factory=dict)
+    changed: dict[str, int] = field(default_factory=dict)
 
     def count(self, name: str, old: Any, new: Any, changed: bool) -> None:
         self.compared[name] = self.compared.get(name, 0) + 1
-        if changed and holds_value(old) and not holds_value(new):
+        if not changed or not holds_value(old):
+            return
+        if holds_value(new):
+            self.changed[name] = self.changed.get(name, 0) + 1
+        else:
             self.cleared[name] = self.cleared.get(name, 0) + 1
 
 
@@ -60,7 +67,7 @@ class FieldClears:
         return (
             f"guard field_clears: clears field {self.field!r}, which holds a value, for "
             f"{self.cleared:,} of the {quantity(self.compared, 'member')} on or joining "
-            f"{_lists(self.lists)} ({self.percent:.1f}%), more than maxFieldClearPercent "
+            f"{on_lists(self.lists)} ({self.percent:.1f}%), more than maxFieldClearPercent "
             f"{self.limit:g}%; Iterable keeps no earlier value: check the source's column "
             "(an export that emptied it, a join that nulls it), or raise "
             "maxFieldClearPercent in the audience's policy where such clears are normal"
@@ -70,7 +77,7 @@ class FieldClears:
         return [self.field, self.compared, self.cleared, list(self.lists), self.limit]
 
 
-def _lists(names: tuple[str, ...]) -> str:
+def on_lists(names: tuple[str, ...]) -> str:
     if len(names) == 1:
         return f"list {names[0]!r}"
     return "lists " + ", ".join(repr(n) for n in names) if names else "its lists"

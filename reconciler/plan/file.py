@@ -41,6 +41,7 @@ from reconciler.plan import (
     Plan,
 )
 from reconciler.plan import file_shape as shape
+from reconciler.plan.field_changes import FieldChanges
 from reconciler.plan.field_clears import FieldClears
 from reconciler.plan.fingerprint import difference_in
 from reconciler.words import named
@@ -614,6 +615,7 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
         "other_reads": list(d.other_reads),
         "new_fields": [list(x) for x in d.new_fields],
         "field_clears": [c.to_list() for c in d.field_clears],
+        "field_changes": [c.to_list() for c in d.field_changes],
     }
 
 
@@ -658,6 +660,13 @@ def _destination_from_json(d: shape.Fields, members: _MemberLines) -> Destinatio
                 "field_clears", shape.list_of(_field_clears), ()
             )
         ),
+        # Plans saved before the field_changes guard: none, as they were judged.
+        field_changes=tuple(
+            FieldChanges(name, compared, changed, lists, limit)
+            for name, compared, changed, lists, limit in d.get(
+                "field_changes", shape.list_of(_field_changes), ()
+            )
+        ),
     )
 
 
@@ -671,6 +680,13 @@ _field_clears = shape.row(
     ("field", shape.text),
     ("compared", shape.count),
     ("cleared", shape.count),
+    ("lists", _texts),
+    ("limit", shape.percent),
+)
+_field_changes = shape.row(
+    ("field", shape.text),
+    ("compared", shape.count),
+    ("changed", shape.count),
     ("lists", _texts),
     ("limit", shape.percent),
 )

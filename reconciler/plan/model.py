@@ -13,6 +13,7 @@ from reconciler.errors import UnsafePlanError
 from reconciler.layout import one_line
 from reconciler.members.identity import Member, ProjectType
 from reconciler.members.issue import MemberIssue
+from reconciler.plan.field_changes import FieldChanges
 from reconciler.plan.field_clears import FieldClears
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT, Rule, override_flags
 from reconciler.render.masking import field_path, mask_value, message_for
@@ -519,6 +520,9 @@ class DestinationPlan:
     # The mapped fields this plan clears where they held a value (the field_clears guard):
     # only fields with some clear, with the limit the audiences mapping them set.
     field_clears: tuple[FieldClears, ...] = ()
+    # The mapped fields whose values this plan replaces with others (the field_changes
+    # guard, opt-in): only fields with a limit and some change.
+    field_changes: tuple[FieldChanges, ...] = ()
     # User fields the project does not have yet that this plan's values create, with the
     # type Iterable will give them (fixed for good by the first value): (path, type).
     new_fields: tuple[tuple[str, str], ...] = ()
@@ -656,6 +660,11 @@ class DestinationPlan:
         out.extend(
             Violation(self.destination, ", ".join(c.lists), "field_clears", c.message())
             for c in self.field_clears
+            if c.blocks
+        )
+        out.extend(
+            Violation(self.destination, ", ".join(c.lists), "field_changes", c.message())
+            for c in self.field_changes
             if c.blocks
         )
         if self.declared_none_found:

@@ -25,6 +25,7 @@ Rule = Literal[
     "bounds",
     "additions",
     "field_clears",
+    "field_changes",
 ]
 RULES: frozenset[str] = frozenset(get_args(Rule))
 
@@ -34,6 +35,7 @@ RULE_FLAGS: dict[str, str] = {
     "removals": "--allow-removals",
     "list_deletion": "--allow-list-deletion",
     "field_clears": "--allow-field-clears",
+    "field_changes": "--allow-field-changes",
 }
 
 
@@ -54,16 +56,18 @@ def overridden_rules(
     allow_removals: bool = False,
     allow_list_deletion: bool = False,
     allow_field_clears: bool = False,
+    allow_field_changes: bool = False,
 ) -> frozenset[str]:
-    """The rules an apply was told to override. Only removals, list deletion and field
-    clears have a flag of their own; the source guards (allowEmpty, bounds, additions,
-    active campaigns) are said in the manifest, and --allow-unsafe overrides every rule
-    for one run."""
+    """The rules an apply was told to override. Only removals, list deletion, field
+    clears and field changes have a flag of their own; the source guards (allowEmpty,
+    bounds, additions, active campaigns) are said in the manifest, and --allow-unsafe
+    overrides every rule for one run."""
     if allow_unsafe:
         return RULES
     flags = {
         "removals": allow_removals,
         "list_deletion": allow_list_deletion,
         "field_clears": allow_field_clears,
+        "field_changes": allow_field_changes,
     }
     return frozenset(rule for rule, allowed in flags.items() if allowed)

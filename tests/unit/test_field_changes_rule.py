@@ -1,0 +1,82 @@
+"""The field_changes guard's counts and verdict (plan/field_changes.py), the tally both
+engines keep (plan/field_clears.ClearTally), and the limits read from the manifest."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+
+import pytest
+
+from reconciler.plan import DestinationPlan, Plan
+from reconciler.plan.field_changes import FieldChanges, field_changes
+from reconciler.plan.field_clears import ClearTally
+from reconciler.plan.file import load_plan, save_plan
+from reconciler.plan.policy import overridden_rules
+
+
+def test_a_change_replaces_a_value_with_another_and_a_clear_is_a_clear_only():
+    tally = ClearTally()
+    tally.count("plan", "gold", "silver", changed=True)  # changed
+    tally.count("plan", 0, 1, changed=True)  # changed: 0 is a value
+    tally.count("plan", "gold", None, changed=True)  # cleared, not changed
+    tally.count("plan", None, "gold", changed=True)  # set where there was none: neither
+    tally.count("plan", "", "gold", changed=True)  # empty before: neither
+    tally.count("plan", "gold", "gold", changed=False)  # the same
+    assert tally.compared == {"plan": 6}
+    assert tally.changed == {"plan": 2}
+    assert tally.cleared == {"plan": 1}
+
+
+def test_only_fields_with_a_limit_and_a_change_are_kept():
+    tally = ClearTally(
+        compared={"plan": 10, "score": 10, "tier": 10}, changed={"plan": 3, "score": 10}
+    )
+    limits: dict[str, tuple[tuple[str, ...], float | None]] = {
+        "plan": (("vip", "news"), 20.0),
+        "score": (("vip",), None),  # no audience set one: daily fields change on everyone
+        "tier": (("vip",), 0.0),
+    }
+    (changes,) = field_changes(tally, limits)
+    assert changes == FieldChanges("plan", 10, 3, ("vip", "news"), 20.0)
+    assert changes.percent == 30.0 and changes.blocks
+
+
+@pytest.mark.parametrize(("changed", "blocks"), [(0, False), (2, False), (3, True)])
+def test_the_limit_is_compared_with_more_than(changed, blocks):
+    assert FieldChanges("plan", 10, changed, ("vip",), 20.0).blocks is blocks
+
+
+def test_a_plan_over_the_limit_is_blocked_until_the_flag_or_unsafe_overrides_it():
+    changes = FieldChanges("planTier", 20, 20, ("vip",), 50.0)
+    plan = Plan((DestinationPlan("prod", "hybrid", (), field_changes=(changes,)),))
+    (violation,) = plan.violations()
+    assert (violation.list_name, violation.rule) == ("vip", "field_changes")
+    assert violation.message.startswith(
+        "guard field_changes: changes field 'planTier' from one value to another for 20 of "
+        "the 20 members on or joining list 'vip' (100.0%), more than maxFieldChangePercent 50%"
+    )
+    with pytest.raises(Exception, match="--allow-field-changes"):
+        plan.raise_if_unsafe(overridden_rules(allow_field_clears=True))
+    assert plan.raise_if_unsafe(overridden_rules(allow_field_changes=True)) == [violation]
+    assert plan.raise_if_unsafe(overridden_rules(allow_unsafe=True)) == [violation]
+
+
+def test_a_saved_plan_keeps_its_changes_and_one_saved_before_the_guard_has_none(tmp_path):
+    changes = FieldChanges("planTier", 20, 20, ("vip",), 50.0)
+    plan = Plan((DestinationPlan("prod", "hybrid", (), field_changes=(changes,)),))
+    path = tmp_path / "plan.gz"
+    save_plan(path, plan, "digest", tmp_path, None)
+    assert load_plan(path).plan.destinations[0].field_changes == (changes,)
+    # An earlier build wrote no field_changes: its plan loads, judged as it was then.
+    lines = gzip.decompress(path.read_bytes()).splitlines()
+    header = json.loads(lines[0])
+    for d in header["destinations"]:
+        del d["field_changes"]
+    body = b"".join(line + b"\n" for line in [json.dumps(header).encode(), *lines[1:-1]])
+    trailer = json.dumps({"sha256": hashlib.sha256(body).hexdigest()}).encode() + b"\n"
+    path.write_bytes(gzip.compress(body + trailer))
+    loaded = load_plan(path).plan
+    assert loaded.destinations[0].field_changes == ()
+    assert loaded.violations() == []
