@@ -85,6 +85,7 @@ from reconciler.state.users_file import SharedUsers, UsersShare
 from reconciler.traits import values as trait_values
 from reconciler.traits.field_names import case_only_notes as field_case_notes
 from reconciler.traits.limits import field_limit_note
+from reconciler.traits.mapping import CompiledField
 
 
 def make_plan(
@@ -412,7 +413,8 @@ def _plan_from_live(
         field_updates=fields.updates,
         field_clears=field_clears(fields.tally, _clear_limits(desired, dest_spec)),
         field_changes=field_changes(
-            fields.tally, _field_limits(desired, dest_spec, "maxFieldChangePercent", None)
+            fields.tally,
+            _field_limits(desired, dest_spec, "maxFieldChangePercent", None, _own_change_limit),
         ),
         field_read=fields.read,
         new_fields=fields.new_fields,
@@ -1074,23 +1076,34 @@ def _clear_limits(
 
 
 def _field_limits(
-    desired: DesiredDestination, dest_spec: Any, setting: str, default: float | None
+    desired: DesiredDestination,
+    dest_spec: Any,
+    setting: str,
+    default: float | None,
+    own: Callable[[CompiledField], float | None] = lambda _: None,
 ) -> dict[str, tuple[tuple[str, ...], float | None]]:
     """Mapped field -> the lists whose audiences map it, and a field guard's limit: the
     smallest `setting` of those audiences (each inheriting its destination's, else
     `default`; None: no limit), since a field is one per user whichever list's mapping
-    writes it."""
+    writes it. `own`: a mapped field's own limit, which counts for its audience instead
+    (maxChangePercent)."""
     out: dict[str, tuple[tuple[str, ...], float | None]] = {}
     for item in desired.lists:
         if item.fields is None:
             continue
-        limit = _inherited(item.audience.spec.policy, dest_spec.policy, setting)
-        limit = default if limit is None else limit
-        for name in item.fields.mapping.field_names:
+        policy = _inherited(item.audience.spec.policy, dest_spec.policy, setting)
+        policy = default if policy is None else policy
+        for mapped in item.fields.mapping.fields:
+            name, limit = mapped.name, own(mapped)
+            limit = policy if limit is None else limit
             lists, before = out.get(name, ((), limit))
             smallest = min(x for x in (before, limit, math.inf) if x is not None)
             out[name] = ((*lists, item.list_name), None if smallest == math.inf else smallest)
     return out
+
+
+def _own_change_limit(mapped: CompiledField) -> float | None:
+    return mapped.max_change_percent
 
 
 def _inherited(audience: Any, destination: Any, name: str) -> Any:

@@ -909,6 +909,14 @@ class TraitFieldSpec(_StrictModel):
         description="Convert the value to this type before sending it (default: as the "
         "source gives it). Dates are sent as Iterable stores them: YYYY-MM-DD HH:MM:SS +00:00.",
     )
+    # A mapping holds daily fields (a score) beside stable ones (a plan tier): the
+    # field_changes guard is set where the field is, over the audiences' policy.
+    maxChangePercent: Annotated[float, Field(ge=0, le=100)] | None = Field(
+        default=None,
+        description="Block a plan that replaces this field's value with another on more than "
+        "this share of the members whose value it compared, whatever the audience's "
+        "maxFieldChangePercent (compared with '>'; default: the audience's policy).",
+    )
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> TraitFieldSpec:

@@ -43,7 +43,8 @@ class FieldChanges:
             f"{self.limit:g}%; Iterable keeps no earlier value: check the mapping and the "
             "source's columns (a mapping pointed at the wrong column, a reordered header, "
             "a join that duplicates rows), or raise maxFieldChangePercent in the "
-            "audience's policy where such changes are normal"
+            "audience's policy, or the field's maxChangePercent in its mapping, where such "
+            "changes are normal"
         )
 
     def to_list(self) -> list[Any]:

@@ -67,6 +67,8 @@ class CompiledField:
     template: Template | None
     type: str | None
     location: Location  # where the field is declared in the mapping
+    # The field_changes guard's limit for this field, over the audience's policy.
+    max_change_percent: float | None = None
 
     @property
     def source(self) -> str:
@@ -366,6 +368,7 @@ def compile_mapping(mapping: TraitMapping) -> CompiledMapping:
                 column=spec.from_,
                 template=Template(spec.template) if spec.template is not None else None,
                 type=spec.type,
+                max_change_percent=spec.maxChangePercent,
                 location=mapping.field_location(
                     "fields", name, *(("template",) if spec.template is not None else ())
                 ),

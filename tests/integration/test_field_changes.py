@@ -144,3 +144,44 @@ def test_a_saved_plan_that_changes_is_judged_again_by_apply(
     assert writes(emulator_server) == []
     applied = cli("apply", "--plan", planfile, "--yes", "--allow-field-changes")
     assert applied.exit_code == 0, applied.output
+
+
+def test_a_field_in_the_mapping_sets_its_own_limit_over_the_audiences(
+    workspace, cli, emulator_server, engine
+):
+    # A daily score beside a stable planTier in one mapping: the audience's limit held the
+    # score too, so the guard could not be used where it was needed.
+    seed(emulator_server)
+    workspace.write(
+        "traits.yaml",
+        "apiVersion: reconciler/v1\nkind: TraitMapping\nmetadata: {name: crm}\n"
+        "spec: {fields: {planTier: plan, "
+        "score: {from: score, type: number, maxChangePercent: 100}}}\n",
+    )
+    rows = [f"m{i}@example.com,{'silver' if i < 2 else 'gold'},{i + 100}" for i in range(10)]
+    workspace.csv("data/vip.csv", "email,plan,score", rows)
+    workspace.audience(
+        "vip", {"csv": "data/vip.csv"}, traits="crm", policy={"maxFieldChangePercent": 20}
+    )
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.json()["violations"] == [], plan.output
+    assert plan.json()["summary"]["users_to_update"] == 10
+
+    # And a field may have a limit where the audience has none.
+    workspace.write(
+        "traits.yaml",
+        "apiVersion: reconciler/v1\nkind: TraitMapping\nmetadata: {name: crm}\n"
+        "spec: {fields: {planTier: {from: plan, maxChangePercent: 10}, "
+        "score: {from: score, type: number}}}\n",
+    )
+    workspace.audience("vip", {"csv": "data/vip.csv"}, traits="crm")
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 3, plan.output
+    (violation,) = plan.json()["violations"]
+    assert (
+        "changes field 'planTier' from one value to another for 2 of the 10"
+        in (violation["message"])
+    )
+    assert "the field's maxChangePercent in its mapping" in violation["message"]
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 3
+    assert writes(emulator_server) == []

@@ -112,7 +112,7 @@ def test_every_problem_is_reported_at_once_with_its_location() -> None:
         "a field of type: object, with the mapping's mergeNestedObjects: true to keep the "
         "object's other keys)",
         "m/traits.yaml:11:11: unknown key 'form' in spec.fields.odd (did you mean 'from'?); "
-        "allowed: from, template, type",
+        "allowed: from, template, type, maxChangePercent",
     ]
 
 
@@ -660,7 +660,8 @@ def test_a_template_written_bare_says_to_quote_it() -> None:
     )
     assert problems() == [
         "m/traits.yaml:7:12: unknown key a mapping in spec.fields.name (YAML reads {{ ... }} "
-        "written bare as a mapping: put the template in quotes); allowed: from, template, type"
+        "written bare as a mapping: put the template in quotes); allowed: from, template, type, "
+        "maxChangePercent"
     ]
     write(
         "m/traits.yaml",
