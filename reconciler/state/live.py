@@ -515,6 +515,7 @@ def _read_members(
     live.table_reads = sum(1 for item, _info in in_tables if item.list_name in live.managed)
     live.route = route
     live = _prove_reads(client, live, sized or {})
+    _name_project_type_mismatch(desired, live)
     live.unproven.update(ambiguous)
     live.ambiguous = len(ambiguous)
     return live
@@ -846,6 +847,49 @@ def _prove_reads(
                 "plan again"
             )
     return live
+
+
+# What _prove_reads says of a list it leaves out for an empty read; the project-type hint
+# below is added to these messages only.
+_EMPTY_READ = "Iterable's member read answered no members, yet Iterable counts"
+_EXPORTS = ("export", "asyncExport", "windowedExport")
+
+
+def _name_project_type_mismatch(desired: DesiredDestination, live: LiveDestination) -> None:
+    """An export names each profile's lists in the membership field of the project's type
+    (emailListIds in email-based projects, userListIds otherwise) and reconciler asks for
+    the one its manifest's projectType names. Declared wrong, every list of the export
+    reads empty while Iterable counts members on them: the plan left them out (safe) but
+    said only "run plan again", which never helps. Where the export found no member on
+    any list while at least one list counts members, the likely cause is named, with
+    where projectType is written. No request is made for it."""
+    if live.route is None or live.route.name not in _EXPORTS:
+        return
+    doubted = [name for name, why in live.unproven.items() if _EMPTY_READ in why]
+    if not doubted:
+        return
+    if any(_members_read(live_list) for live_list in live.managed.values()):
+        return  # the declared field holds memberships: the type is not what is wrong
+    declared = desired.project_type
+    destination = desired.destination
+    if declared == "email":
+        field, looks_like, other = "emailListIds", "a hybrid or userID-based project", "userListIds"
+    else:
+        field, looks_like, other = "userListIds", "an email-based project", "emailListIds"
+    where = destination.field_location("projectType")
+    hint = (
+        f"; destination {destination.name!r} declares projectType {declared}, whose "
+        f"memberships the export reads from {field}, and no list there has a member: "
+        f"Iterable's answers look like {looks_like} (memberships in {other}); check "
+        f"projectType in {where}, then run plan again"
+    )
+    for name in doubted:
+        live.unproven[name] = live.unproven[name].removesuffix("; run plan again") + hint
+
+
+def _members_read(live_list: LiveList) -> int:
+    table = live_list.table
+    return table.count if table is not None else len(live_list.members)
 
 
 def _load_list_table(

@@ -336,3 +336,43 @@ def test_a_mapped_field_is_read_from_the_members_own_profile_where_its_user_id_i
     her, other = proj.find_user(email="her@x.io"), proj.find_user(email="other@x.io")
     assert her is not None and her.data_fields["tier"] == "silver"
     assert other is not None and other.data_fields["tier"] == "silver"
+
+
+@pytest.mark.parametrize(
+    "declared,actual,looks_like",
+    [
+        ("email", "hybrid", "a hybrid or userID-based project"),
+        ("email", "userId", "a hybrid or userID-based project"),
+        ("hybrid", "email", "an email-based project"),
+        ("userId", "email", "an email-based project"),
+    ],
+)
+def test_a_project_type_the_project_is_not_is_named_where_the_export_reads_no_member(
+    tmp_path, monkeypatch, make_emulator_server, cli, declared, actual, looks_like
+):
+    """The export names memberships in the field of the declared type (emailListIds or
+    userListIds); declared wrong, every list reads empty while Iterable counts members.
+    The audience is left out (nothing written), and the message names the likely cause and
+    where projectType is written, rather than only "run plan again"."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
+    server = make_emulator_server(project_type=actual)
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.chdir(tmp_path)
+    proj = server.emulator.project("default")
+    lid = proj.add_list("vip")
+    for i in range(3):
+        email = f"m{i}@x.io" if actual != "userId" else None
+        proj.add_user(email=email, user_id=None if actual == "email" else f"U-{i}", list_ids=[lid])
+    ws = Workspace(tmp_path, server.base_url, declared)
+    ws.destination()
+    ws.audience("vip", {"inline": [{"email": "new@x.io", "userId": "U-9"}]})
+    result = cli("apply", ws.manifests, "--yes", "--allow-unsafe")
+    assert result.exit_code == 1
+    text = " ".join(result.stdout.split())
+    assert (
+        f"destination 'prod' declares projectType {declared}, whose memberships the export "
+        f"reads from {'emailListIds' if declared == 'email' else 'userListIds'}"
+    ) in text
+    assert f"Iterable's answers look like {looks_like}" in text
+    assert "check projectType in manifests/dest-prod.yaml:9" in text
+    assert len(proj.members(lid)) == 3 and len(proj.users) == 3  # nothing written
