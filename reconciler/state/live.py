@@ -796,6 +796,12 @@ def _read_by_get_users(
             if not fails_alone(outcome):
                 raise outcome
             unproven[item.list_name] = unread_reason(item.list_name, info.id, outcome)
+        elif desired.project_type == "email" and _names_no_email(engine, item, outcome):
+            # An email-based project's getUsers answers emails only: a userId there says
+            # the project is another type, whose members would be planned and written by
+            # the wrong identifier.
+            unproven[item.list_name] = _not_an_email_project(desired, item.list_name, info.id)
+            outcomes[item.list_name] = LiveStateError(unproven[item.list_name])
         elif isinstance(outcome, Path):
             assert engine is not None
             tables[item.list_name] = _load_list_table(engine, item, info, outcome)
@@ -816,6 +822,33 @@ def _read_by_get_users(
             members = _resolve_user_ids(item, outcome, emails) if item.prefer_user_id else outcome
             managed[item.list_name] = LiveList(info, members)
     return LiveDestination([], managed, len(found), "getUsers", unproven=unproven)
+
+
+def _names_no_email(engine: Engine | None, item: DesiredList, outcome: Path | set[str]) -> bool:
+    """Whether a getUsers answer has a line that is no email (it has no `@`)."""
+    if isinstance(outcome, set):
+        return any("@" not in member for member in outcome)
+    from reconciler.members.model import load_live_file
+
+    assert engine is not None and item.table is not None
+    table = engine.name("live")
+    load_live_file(engine, outcome, table, f"getUsers for list {item.list_name!r}")
+    found = engine.connection.execute(
+        f"SELECT 1 FROM {table} WHERE NOT contains(id, '@') LIMIT 1"
+    ).fetchone()
+    return found is not None
+
+
+def _not_an_email_project(desired: DesiredDestination, name: str, list_id: int) -> str:
+    destination = desired.destination
+    return (
+        f"list {name!r} (id {list_id}): Iterable's member read named members by an "
+        "identifier that is no email, which an email-based project never does; destination "
+        f"{destination.name!r} declares projectType email, and Iterable's answers look like "
+        "a hybrid or userID-based project: check projectType in "
+        f"{destination.field_location('projectType')}. This audience is left out of the "
+        "plan (nothing is added or removed)"
+    )
 
 
 def _prove_reads(

@@ -376,3 +376,38 @@ def test_a_project_type_the_project_is_not_is_named_where_the_export_reads_no_me
     assert f"Iterable's answers look like {looks_like}" in text
     assert "check projectType in manifests/dest-prod.yaml:9" in text
     assert len(proj.members(lid)) == 3 and len(proj.users) == 3  # nothing written
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+@pytest.mark.parametrize("actual", ["hybrid", "userId"])
+def test_a_list_read_naming_a_member_by_user_id_is_no_email_project(
+    tmp_path, monkeypatch, make_emulator_server, cli, engine, actual
+):
+    """An email-based project's getUsers answers emails only. Declared email against a
+    project that answers a userId, the member was planned for removal by that userId sent
+    as an email (rejected: 'invalid email'), and the added rows were written as email-only
+    profiles; now the audience is left out, naming the likely mismatch, and nothing is
+    written."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    server = make_emulator_server(project_type=actual)
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.chdir(tmp_path)
+    proj = server.emulator.project("default")
+    lid = proj.add_list("vip")
+    proj.add_user(email="m0@x.io", user_id="U-0", list_ids=[lid])
+    proj.add_user(user_id="U-1", list_ids=[lid])  # a profile with no email
+    ws = Workspace(tmp_path, server.base_url, "email")
+    ws.destination()
+    ws.audience("vip", {"inline": ["m0@x.io", "new@x.io"]})
+    result = cli("apply", ws.manifests, "--yes", "--allow-unsafe")
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.stdout.split())
+    assert "an identifier that is no email, which an email-based project never does" in text
+    assert (
+        "destination 'prod' declares projectType email, and Iterable's answers look like a "
+        "hybrid or userID-based project: check projectType in manifests/dest-prod.yaml:9"
+    ) in text
+    assert "U-1" not in result.output  # identities stay masked
+    assert sorted(proj.members(lid, prefer_user_id=True)) == ["U-0", "U-1"]
+    assert len(proj.users) == 2  # nothing written
