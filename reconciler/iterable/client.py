@@ -1322,6 +1322,11 @@ class IterableClient:
                 self.settings.timeout, read=self.settings.bulk_read_timeout
             )
         counted = 0  # retries spent from the budget: all but raced 429s (below)
+        # Raced 429s retried free: at most this many. One that never clears while the
+        # others keep being taken (another destination of the project, a long apply's
+        # other writers, a limit Iterable keeps apart from theirs) was retried for as
+        # long as they went on, hours in a long apply; then the budget counts again.
+        free = self.settings.concurrency * (retries + 1)
         # Requests of the bucket Iterable had taken when this one was last answered.
         taken_before = limiter.taken
         while True:
@@ -1345,8 +1350,11 @@ class IterableClient:
                 # budget, which is for a server taking none: 4 writers sharing a limit
                 # tighter than they send gave up batches after 7 429s each (30,000
                 # members at 0.3 requests a second: 6 of 30 failed) while the others were
-                # written. Once the others are done, its 429s are counted again.
-                raced = exc.rate_limited and limiter.taken > taken_before
+                # written. Once the others are done, or `free` such retries were spent,
+                # its 429s are counted again.
+                raced = (
+                    exc.rate_limited and limiter.taken > taken_before and attempt - counted < free
+                )
                 taken_before = limiter.taken
                 if counted >= retries and not raced:
                     unsure = (

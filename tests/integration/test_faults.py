@@ -134,6 +134,51 @@ def test_a_429_after_others_were_taken_is_not_counted_against_the_budget(emulato
     assert "patient@example.com" in members and len(members) == raced + 1
 
 
+def test_429s_that_never_clear_while_others_get_through_are_bounded(emulator_server):
+    """One request answered 429 on every try while others sharing its window (another
+    writer, another destination of the project) kept being taken: every 429 counted as a
+    lost race, so it was retried for as long as the others went on (here 300 of them;
+    in a long apply, hours) and never given up. Such retries are free only up to
+    RECONCILER_CONCURRENCY x (RECONCILER_MAX_RETRIES + 1); then the budget counts."""
+    faults = emulator_server.emulator.faults
+    faults.paths = ["/api/lists/subscribe"]
+    list_id = emulator_server.emulator.project("default").add_list("starved")
+    endless = 300
+    others: list[BaseException | None] = []
+    patient = threading.current_thread()
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        if threading.current_thread() is patient and len(others) < endless:
+            thread = threading.Thread(target=other_writer)
+            thread.start()
+            thread.join()
+            faults.script = [429]
+
+    def other_writer() -> None:
+        try:
+            client.subscribe(list_id, [{"email": f"other{len(others)}@example.com"}])
+            others.append(None)
+        except BaseException as exc:  # said by the assertion below
+            others.append(exc)
+
+    settings = ClientSettings(max_retries=2, concurrency=2, backoff_base=0.01, backoff_cap=0.01)
+    with IterableClient(
+        emulator_server.base_url,
+        EMULATOR_API_KEY,
+        settings=settings,
+        sleep=sleep,
+        clock=lambda: now[0],
+    ) as client:
+        faults.script = [429]
+        # 1 try, 2 x 3 = 6 free retries after others got through, then the 2 counted.
+        with pytest.raises(IterableError, match="gave up after 9 attempts; last failure: HTTP 429"):
+            client.subscribe(list_id, [{"email": "patient@example.com"}])
+    assert others == [None] * 8
+    assert "patient@example.com" not in emulator_server.emulator.project("default").members(list_id)
+
+
 def test_429s_with_nothing_taken_meanwhile_still_spend_the_budget(emulator_server):
     faults = emulator_server.emulator.faults
     faults.paths = ["/api/lists/subscribe"]
