@@ -222,7 +222,7 @@ def make_consent_machine(
             consent and holds back its adds who opted out since (README)."""
             saved = self.root / "saved-plan.json"
             made = cli("plan", self.ws.manifests, "--out", saved, "--format", "json")
-            assert made.exit_code == 0, made.output
+            self.check_plan_exit(made)
             at_plan = self.channels()
             for what, index, person in actions:
                 user = self.user(person)

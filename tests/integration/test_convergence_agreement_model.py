@@ -170,7 +170,7 @@ def make_agreement_machine(
                 result = cli(
                     "plan", self.ws.manifests, "--format", "json", "--show-members", "--out", path
                 )
-            assert result.exit_code == 0, result.output
+            self.check_plan_exit(result)
             shown = result.json()
             for destination in shown["destinations"]:
                 for key in TIMINGS:

@@ -57,6 +57,14 @@ MAPPING = {
 }
 EMAIL_CASES = ("p{i}@example.com", "P{i}@Example.COM", " p{i}@EXAMPLE.com ")
 WRITE_PATHS = ("/api/lists/subscribe", "/api/lists/unsubscribe", "/api/users/bulkUpdate")
+# The model allows every change: no removal limit, list deletion, any share of a mapped
+# field cleared (README, Safety: field_clears). One guard holds whatever the policy says:
+# prune's deletions in a project holding none of the declared lists (a key swapped for
+# another project's), which the model meets when every active audience is new while an
+# earlier one's list is still there; plan exits 3 on it, and apply needs
+# --allow-list-deletion, as a user who renamed every audience at once gives it.
+POLICY = {"maxRemovalPercent": 100, "maxFieldClearPercent": 100, "allowListDeletion": True}
+UNFAMILIAR_DELETION = "from a project holding no list the manifests declare in it"
 # A field-profile run at ten times the suite's scale: a read lag of 30 ms, not 300 ms, so
 # the plan after each apply waits a little, the sequence's behaviour unchanged.
 TIME_SCALE = FIELD_TIME_SCALE * 10
@@ -194,8 +202,7 @@ def make_machine(
         def write_manifests(self) -> None:
             for path in self.ws.manifests.glob("*.yaml"):
                 path.unlink()
-            policy = {"maxRemovalPercent": 100, "allowListDeletion": True}
-            self.ws.destination(prune=self.prune, policy=policy)  # type: ignore[arg-type]
+            self.ws.destination(prune=self.prune, policy=POLICY)  # type: ignore[arg-type]
             self.ws.write("traits.yaml", _doc("TraitMapping", "crm", {"fields": MAPPING}))
             for name, audience in self.audiences.items():
                 if not audience.active:
@@ -434,7 +441,7 @@ def make_machine(
             emulator.clear_log()
             before = self.snapshot()
             result = cli("plan", self.ws.manifests, "--format", "json")
-            assert result.exit_code == 0, result.output
+            self.check_plan_exit(result)
             assert not [r for r in emulator.request_log if r.path in WRITE_PATHS], "plan wrote"
             assert self.snapshot() == before
 
@@ -447,10 +454,23 @@ def make_machine(
             emulator = self.server.emulator
             before = self.snapshot()
             emulator.clear_log()
-            result = cli("apply", self.ws.manifests, "--yes", "--format", "json", *options)
+            declared_none_found = self.declared_none_found()
+            result = cli(
+                "apply",
+                self.ws.manifests,
+                "--yes",
+                "--format",
+                "json",
+                "--allow-list-deletion",
+                *options,
+            )
             log = list(emulator.request_log)
             if not self.accepted(result, log):
                 return
+            # A saved plan's violations are those of the state it was made in (checked
+            # then); a plain apply's, of the state before it.
+            state = None if "--plan" in options else declared_none_found
+            self.check_violations(result.json()["overridden"], state)
             self.check_lists(before)
             self.check_writes(before, log)
             self.check_fields()
@@ -461,6 +481,33 @@ def make_machine(
             assert again.exit_code == 0, again.output
             assert not [r for r in emulator.request_log if r.path in WRITE_PATHS]
             self.check_plan_after(again)
+
+        def declared_none_found(self) -> bool:
+            """Whether the project holds none of the lists the manifests declare: none by
+            a declared name, nor one reconciler made for an active audience (its marker)."""
+            declared = self.declared()
+            active = set(declared.values())
+            return bool(declared) and not any(
+                record.name in declared or self.made.get(list_id) in active
+                for list_id, record in self.project.lists.items()
+            )
+
+        def check_plan_exit(self, result: Result) -> None:
+            """A plan (to stdout, or saved) exits 0, or 3 only for prune's deletions in a
+            project holding none of the declared lists (POLICY)."""
+            assert result.exit_code in (0, 3), result.output
+            violations = result.json()["violations"]
+            assert bool(violations) == (result.exit_code == 3), result.output
+            self.check_violations(violations, self.declared_none_found())
+
+        def check_violations(self, violations: list[Any], declared_none_found: bool | None) -> None:
+            """Every violation is a deletion prune makes in a project holding none of the
+            declared lists, and the project is one (`declared_none_found`, when known)."""
+            for violation in violations:
+                assert violation["rule"] == "list_deletion", violation
+                assert UNFAMILIAR_DELETION in violation["message"], violation
+            if violations and declared_none_found is not None:
+                assert declared_none_found, violations
 
         def accepted(self, result: Result, log: list[Any]) -> bool:
             """Whether the apply went ahead (a sibling machine expects some refused)."""
@@ -752,5 +799,52 @@ def test_who_left_a_renamed_audiences_old_list_is_held_back_from_its_new_one(
         machine.edit_manifests([("member", "a", 0, 0)])  # person 0 leaves a's source
         machine.apply()
         assert old not in machine.project.lists and new in machine.project.lists
+    finally:
+        machine.teardown()
+
+
+def test_a_model_allowing_every_change_replaces_every_audience_at_once(
+    cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sequence the test above found (plain profile, DuckDB, userId), replayed by hand:
+    under prune, audience a's list is made, then a is dropped while b is declared for the
+    first time. The project then holds none of the declared lists, so prune's deletion of
+    a's list is blocked whatever allowListDeletion says (plan exits 3 on that violation
+    alone) until apply is given --allow-list-deletion, which deletes it."""
+    model_environment("plain", "duckdb", monkeypatch)
+    machine = make_machine("userId", "plain", cli)()
+    try:
+        machine.edit_manifests([("member", "a", 0, 0), ("prune", "a", 0, 0)])
+        machine.apply()
+        (old,) = [i for i, r in machine.project.lists.items() if r.name == "a"]
+        machine.edit_manifests([("audience", "a", 0, 0), ("member", "b", 1, 0)])
+        assert machine.declared_none_found()
+        plan = cli("plan", machine.ws.manifests, "--format", "json")
+        assert plan.exit_code == 3 and len(plan.json()["violations"]) == 1, plan.output
+        machine.plan_changes_nothing()
+        machine.apply()
+        assert old not in machine.project.lists
+    finally:
+        machine.teardown()
+
+
+def test_a_model_allowing_every_change_clears_a_mapped_field(
+    cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model's policy allows any share of a mapped field cleared: a member's tier
+    set, then null in the source, is cleared in Iterable (README, Safety: field_clears,
+    which by default blocks clearing it for more than 10% of the members)."""
+    model_environment("plain", "python", monkeypatch)
+    machine = make_machine("email", "plain", cli)()
+    try:
+        machine.edit_manifests([("member", "a", 0, 0), ("traits", "a", 0, 0)])
+        machine.apply()
+        zero = machine.user(0)
+        assert zero is not None and zero.data_fields["tier"] == "gold"
+        machine.edit_manifests([("value", "a", 0, 9)])  # tier: None
+        assert machine.values[0]["tier"] is None
+        machine.plan_changes_nothing()
+        machine.apply()
+        assert zero.data_fields.get("tier") is None
     finally:
         machine.teardown()
