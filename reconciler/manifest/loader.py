@@ -694,13 +694,7 @@ class _Collector:
                 continue
             where = "listName" if audience.spec.listName is not None else None
             location = audience.field_location(where) if where else audience.location
-            ours, theirs = audience.spec.destination, first.spec.destination
-            place = (
-                f"destination {quoted(ours)}"
-                if ours == theirs
-                else f"destinations {quoted(theirs)} and {quoted(ours)}, which name one Iterable "
-                "project (the same host and API key)"
-            )
+            place = _one_project(first, audience)
             self.problems.append(
                 location.problem(
                     f"audiences {quoted(first.name)} and {quoted(audience.name)} both manage the "
@@ -713,13 +707,7 @@ class _Collector:
         """Two audiences of one project whose list names read alike (read_alike): two
         lists to Iterable, which its web app shows alike, so a campaign can be pointed at
         the wrong one. A warning, not an error: each is kept in line as declared."""
-        ours, theirs = audience.spec.destination, first.spec.destination
-        place = (
-            f"destination {quoted(ours)}"
-            if ours == theirs
-            else f"destinations {quoted(theirs)} and {quoted(ours)}, which name one Iterable "
-            "project (the same host and API key)"
-        )
+        place = _one_project(first, audience)
         self.warnings.append(
             _list_name_location(audience).problem(
                 f"audiences {quoted(first.name)} and {quoted(audience.name)} manage lists "
@@ -884,3 +872,14 @@ def _forms(one: str, other: str) -> str:
     if one != other and unicodedata.normalize("NFC", one) == unicodedata.normalize("NFC", other):
         return " (the same letters, accents composed in one and decomposed in the other)"
     return ""
+
+
+def _one_project(first: Audience, audience: Audience) -> str:
+    """Where two audiences' lists meet: their destination, or the two naming one project."""
+    ours, theirs = audience.spec.destination, first.spec.destination
+    if ours == theirs:
+        return f"destination {quoted(ours)}"
+    return (
+        f"destinations {quoted(theirs)} and {quoted(ours)}, which name one Iterable project "
+        "(the same host and API key)"
+    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.plan.field_clears import ClearTally, on_lists
+from reconciler.plan.field_clears import ClearTally, on_lists, over_limit, percent_of
 from reconciler.words import quantity
 
 
@@ -29,11 +29,11 @@ class FieldChanges:
 
     @property
     def percent(self) -> float:
-        return 100.0 * self.changed / self.compared if self.compared else 0.0
+        return percent_of(self.changed, self.compared)
 
     @property
     def blocks(self) -> bool:
-        return self.changed > 0 and self.percent > self.limit
+        return over_limit(self.changed, self.compared, self.limit)
 
     def message(self) -> str:
         return (

@@ -57,11 +57,11 @@ class FieldClears:
 
     @property
     def percent(self) -> float:
-        return 100.0 * self.cleared / self.compared if self.compared else 0.0
+        return percent_of(self.cleared, self.compared)
 
     @property
     def blocks(self) -> bool:
-        return self.cleared > 0 and self.percent > self.limit
+        return over_limit(self.cleared, self.compared, self.limit)
 
     def message(self) -> str:
         return (
@@ -75,6 +75,16 @@ class FieldClears:
 
     def to_list(self) -> list[Any]:
         return [self.field, self.compared, self.cleared, list(self.lists), self.limit]
+
+
+def percent_of(count: int, compared: int) -> float:
+    return 100.0 * count / compared if compared else 0.0
+
+
+def over_limit(count: int, compared: int, limit: float) -> bool:
+    """The rule of both field guards (clears, changes): some, and more than `limit`
+    percent of the members compared (`>`, as maxRemovalPercent is compared)."""
+    return count > 0 and percent_of(count, compared) > limit
 
 
 def on_lists(names: tuple[str, ...]) -> str:
