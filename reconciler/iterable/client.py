@@ -498,6 +498,10 @@ class IterableClient:
         if self._notice is not None:
             self._notice(message)
 
+    def tell(self, message: str) -> None:
+        """Say `message` on stderr as the client's notices are (nothing before on_notice)."""
+        self._tell(message)
+
     def _tell_retry(self, message: str, reason: str) -> None:
         """A retry's line, said or counted (RetryNotices)."""
         if self._retry_notices is not None:

@@ -712,12 +712,17 @@ def lookup_requests(people: Sequence[tuple[str | None, str | None]]) -> int:
 
 
 def choose_profile_read(
-    requests: int | None, largest_list: int, settings: ClientSettings
+    requests: int | None,
+    largest_list: int,
+    settings: ClientSettings,
+    capped: bool = True,
 ) -> tuple[ProfileRead, str]:
     """Per-user reads or one user export, by the time each is modelled to take under
     Iterable's limits (the reason said in the plan). `requests` None: per-user reads
     cannot answer (people_to_look_up). The export streams every profile of the project,
-    at least `largest_list` of them (state/routes.py export_seconds: a lower bound)."""
+    at least `largest_list` of them (state/routes.py export_seconds: a lower bound).
+    `capped`: per-user reads are never chosen for more than MAX_LOOKUPS requests (False:
+    by the model alone)."""
     if requests is None:
         return "export", ""
     rate = settings.user_reads_per_second * settings.time_scale
@@ -726,7 +731,7 @@ def choose_profile_read(
     # "At most": one read per identifier, but a profile found by its email that carries
     # the person's userId answers for both (read_profiles_by_lookups), so the plan's
     # count of reads made may be lower; two bare numbers for one thing read as a mistake.
-    if requests <= MAX_LOOKUPS and by_lookups <= by_export:
+    if (not capped or requests <= MAX_LOOKUPS) and by_lookups <= by_export:
         return "lookups", (
             f"about {duration(by_lookups)} by at most {requests:,} per-user read"
             f"{'s' if requests != 1 else ''} against {duration(by_export)} or more by one "

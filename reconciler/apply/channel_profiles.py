@@ -1,0 +1,188 @@
+"""The profiles a hybrid project's removals with channelUnsubscribe are resolved against,
+read by one user export when that is modelled to be faster than reading them one by one.
+
+Such a removal whose identifier is an email in lower case may name the member by its email
+or by its userId, and another profile may hold that text as the other one: before it is
+sent, the apply reads which profile the list read named by it (executor._kind_on_list),
+GET /api/users/{email} and then byUserId, at most two reads a removal at Iterable's 100 a
+second: a churn of a million such removals was 3 to 6 hours of reads. One user export of
+the project (email, userId and userListIds of every profile, the fields those reads are
+judged by) answers the same question for every removal at once, at the export's rate;
+which is faster is chosen by the model the plan's consent read uses
+(consent.choose_profile_read, without its cap on per-user reads), so a few removals are
+still a few reads. The export is read once per destination, before the first such removal
+is sent, and only the profiles holding one of the removals' texts as their email or userId
+are kept. It is as safe as the reads: each removal is judged by the same rule on the same
+fields, and a text no profile has is not sent; what it gives up is freshness, the export
+being up to minutes older than a read made just before each request (and newer than the
+list read the plan was made from)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reconciler.errors import IterableError, LiveStateError
+from reconciler.iterable import IterableClient
+from reconciler.members.identity import looks_like_email
+from reconciler.members.model import batches
+from reconciler.plan import ListPlan
+from reconciler.state.consent import choose_profile_read
+from reconciler.state.windows import export_users_whole
+from reconciler.threads import block_stop_signals
+from reconciler.words import quantity
+
+# What a per-user read's answer is judged by (executor._kind_on_list, _named_by).
+FIELDS = ("email", "userId", "userListIds")
+Kind = Literal["email", "userId"]
+# How often a wait for the export looks at the run's stop flag.
+_STOP_LOOK_SECONDS = 0.2
+
+
+def ambiguous(identifier: str) -> bool:
+    """A hybrid list's identifier that may be an email as well as a userId."""
+    return looks_like_email(identifier) and identifier == identifier.lower()
+
+
+# A profile as kept: its email, its userId, and which of the channel lists it is on
+# (a tuple each, not a dict: a churn of a million keeps up to two million).
+_Kept = tuple[str | None, str | None, tuple[int, ...]]
+
+
+@dataclass(repr=False)  # members' identities: never in a traceback's text
+class ChannelProfiles:
+    """The profiles holding each of `wanted` as their email or userId, as one export
+    found them: what GET /api/users/{email} or byUserId would answer for those texts,
+    their memberships cut to `list_ids` (the lists the removals are from). Called with
+    each row of the export as its `keep`, it records the row and keeps none."""
+
+    wanted: frozenset[str]
+    list_ids: frozenset[int]
+    by_email: dict[str, _Kept] = field(default_factory=dict)
+    by_user_id: dict[str, _Kept] = field(default_factory=dict)
+
+    def answers(self, identifier: str) -> bool:
+        return identifier in self.wanted
+
+    def profile(self, kind: Kind, identifier: str) -> dict[str, Any] | None:
+        kept = (self.by_email if kind == "email" else self.by_user_id).get(identifier)
+        if kept is None:
+            return None
+        email, user_id, lists = kept
+        return {"email": email, "userId": user_id, "userListIds": list(lists)}
+
+    def __call__(self, row: dict[str, Any]) -> bool:
+        email, user_id = _email(row), _user_id(row)
+        by_email, by_user_id = email in self.wanted, user_id in self.wanted
+        if by_email or by_user_id:
+            lists = tuple(i for i in _list_ids(row.get("userListIds")) if i in self.list_ids)
+            kept = (email, user_id, lists)
+            if by_email and email is not None:
+                self.by_email[email] = kept
+            if by_user_id and user_id is not None:
+                self.by_user_id[user_id] = kept
+        return False
+
+
+def channel_removals(lists: Sequence[ListPlan]) -> frozenset[str]:
+    """The removals of `lists` (a hybrid destination's) that are resolved by a profile
+    read: those of audiences with channelUnsubscribe whose text may be an email or a
+    userId. Read a batch at a time (they may be rows in the DuckDB workspace)."""
+    return frozenset(
+        identifier
+        for lp in lists
+        if lp.channel_unsubscribe and lp.has_changes
+        for batch in batches(lp.remove, 10_000)
+        for identifier in batch
+        if ambiguous(identifier)
+    )
+
+
+def read_channel_profiles(
+    client: IterableClient, lists: Sequence[ListPlan], stop: threading.Event
+) -> ChannelProfiles | None:
+    """One user export's profiles for the channel removals of `lists`, when it is modelled
+    to be faster than at most two per-user reads each (None: read them one by one, as
+    before). Says which and why on stderr. An export that fails leaves them to the per-user
+    reads (None): slower, as safe. Once the run is interrupted (`stop`) the export is left
+    to end with the process, not waited for (it may stream for many minutes; the requests
+    after it are not sent anyway)."""
+    wanted = channel_removals(lists)
+    if not wanted:
+        return None
+    # The export streams every profile: at least the destination's largest list.
+    largest = max([len(wanted), *(lp.live_count for lp in lists)])
+    # By the model alone: consent's cap on per-user reads is for adds it holds in memory,
+    # and 60,000 removals from a list of 5M are 20 minutes of reads against 40 or more.
+    route, why = choose_profile_read(2 * len(wanted), largest, client.settings, capped=False)
+    if route == "lookups":
+        return None
+    # The client's notices name the destination.
+    what = (
+        f"{quantity(len(wanted), 'removal')} with channelUnsubscribe whose identifier may "
+        "be an email or a userId"
+    )
+    client.tell(f"{what}: reading which profile each names by 1 user export ({why})")
+    list_ids = frozenset(
+        lp.list_id for lp in lists if lp.channel_unsubscribe and lp.list_id is not None
+    )
+    profiles = ChannelProfiles(wanted, list_ids)
+    try:
+        _unless_stopped(
+            lambda: export_users_whole(client, FIELDS, profiles, "hybrid", (b"@",)).rows, stop
+        )
+    except _Stopped:
+        return None
+    except (IterableError, LiveStateError, OSError) as exc:
+        # Said by its status alone: an export's error may quote a line of profiles.
+        how = f"HTTP {exc.status}" if isinstance(exc, IterableError) and exc.status else "no answer"
+        client.tell(f"{what}: the user export failed ({how}); reading each profile instead")
+        return None
+    return profiles
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _unless_stopped(read: Callable[[], list[dict[str, Any]]], stop: threading.Event) -> Any:
+    """`read()` on a thread of its own, given up on (_Stopped) once `stop` is set: a read
+    is no request the run's stop flag ends, and the main thread must see the flag."""
+    answer: list[Any] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        block_stop_signals()
+        try:
+            answer.append(read())
+        except BaseException as exc:  # handed to the waiting thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="reconciler-channel-profiles", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(_STOP_LOOK_SECONDS)
+        if stop.is_set() and thread.is_alive():
+            raise _Stopped
+    if failure:
+        raise failure[0]
+    return answer[0]
+
+
+def _email(row: dict[str, Any]) -> str | None:
+    # Iterable keeps emails in lower case; a per-user read by email finds it either way.
+    email = row.get("email")
+    return email.lower() if isinstance(email, str) and email else None
+
+
+def _user_id(row: dict[str, Any]) -> str | None:
+    user_id = row.get("userId")
+    return user_id if isinstance(user_id, str) and user_id else None
+
+
+def _list_ids(value: Any) -> list[int]:
+    """A profile's list memberships (`userListIds`: one id or a list of them)."""
+    values = value if isinstance(value, list) else [value]
+    return [v for v in values if isinstance(v, int) and not isinstance(v, bool)]

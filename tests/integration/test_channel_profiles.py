@@ -1,0 +1,203 @@
+"""A hybrid list's removals with channelUnsubscribe resolved by one user export
+(apply/channel_profiles.py) where that is modelled faster than a per-user read or two for
+each: when the export fails, and when the run is interrupted while it streams. The
+emulator over HTTP; the route chosen by the model's settings, not by a mock."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+
+from reconciler.apply.channel_profiles import read_channel_profiles
+from reconciler.emulator import Faults
+from reconciler.emulator.replies import EmulatorResponse
+from reconciler.iterable import ClientSettings, IterableClient
+from reconciler.plan import ListPlan
+from tests.conftest import EMULATOR_API_KEY
+from tests.integration.test_iterable_answers import (
+    accepted,
+    field_workspace,  # noqa: F401 - a fixture
+    profile_reads,
+    profile_route,
+    the_list,
+)
+
+EXPORT = "/api/export/data.json"
+DAY_MS = 86_400_000
+
+
+def test_a_failed_export_leaves_the_channel_removals_to_per_user_reads(
+    field_workspace,  # noqa: F811
+    cli,
+    monkeypatch,
+):
+    """The export refused (a 400 no retry or date window gets past): the removals are
+    resolved one by one as before, and the apply says why on stderr."""
+    profile_route(monkeypatch, "export")
+    monkeypatch.setenv("RECONCILER_USER_READS_PER_SECOND", "5")  # 10 reads: 2 s modelled
+    ws, server, proj = field_workspace("hybrid")
+    server.emulator.faults.counts_only_answers = False
+    list_id = proj.add_list("vip")
+    proj.subscribe_direct(list_id, email="keep@example.com", user_id="keep")
+    for i in range(5):
+        proj.subscribe_direct(list_id, email=f"m{i}@example.com", user_id=f"u{i}")
+    ws.csv("data/vip.csv", "email", ["keep@example.com"])
+    ws.audience(
+        "vip",
+        {"csv": "data/vip.csv"},
+        policy={"maxRemovalPercent": 100},
+        unsubscribe={"channelUnsubscribe": True},
+    )
+    emulator = server.emulator
+    original = emulator.handle
+
+    def refused(request: httpx.Request) -> EmulatorResponse:
+        if request.url.path == EXPORT:
+            return EmulatorResponse(400, body=b'{"code":"BadParams","msg":"refused"}')
+        return original(request)
+
+    emulator.handle = refused  # type: ignore[method-assign]
+    server.emulator.clear_log()
+    result = cli("apply", ws.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert the_list(result.json())["removed"] == 5
+    assert proj.members(list_id, False) == ["keep@example.com"]
+    assert "the user export failed (HTTP 400); reading each profile instead" in result.stderr
+    assert len(profile_reads(server)) == 5
+    assert sorted(s["email"] for s in accepted(server, "/api/lists/unsubscribe")) == [
+        f"m{i}@example.com" for i in range(5)
+    ]
+
+
+def test_an_interrupted_run_does_not_wait_for_the_export(make_emulator_server):
+    """Ctrl-C sets the run's stop flag, which no read looks at: an export of a large
+    project, streaming for many minutes, held the interrupted apply until it ended. The
+    wait gives it up once the flag is set (the removals after it are not sent anyway)."""
+    server = make_emulator_server("hybrid")
+    emulator = server.emulator
+    original = emulator.handle
+    release, answered = threading.Event(), threading.Event()
+
+    def slow(request: httpx.Request) -> EmulatorResponse:
+        if request.url.path == EXPORT:
+            release.wait(30)
+            answered.set()
+        return original(request)
+
+    emulator.handle = slow  # type: ignore[method-assign]
+    lp = ListPlan(
+        audience="vip",
+        list_name="vip",
+        list_id=1,
+        create=False,
+        description=None,
+        add=(),
+        remove=tuple(f"m{i}@example.com" for i in range(300)),
+        unchanged=1,
+        live_count=301,
+        desired_count=1,
+        channel_unsubscribe=True,
+    )
+    stop = threading.Event()
+    stop.set()
+    settings = ClientSettings(user_reads_per_second=1, bulk_read_first_byte=0)
+    try:
+        with IterableClient(server.base_url, EMULATOR_API_KEY, settings=settings) as client:
+            assert read_channel_profiles(client, [lp], stop) is None
+            assert not answered.is_set()
+    finally:
+        release.set()
+
+
+def test_many_removals_from_a_huge_list_are_read_one_by_one_when_that_is_faster(
+    make_emulator_server,
+):
+    """60,000 removals from a list of 5M: at most 120,000 reads, 20 minutes, against an
+    export of at least 5M profiles, 42 minutes and more. The consent read's cap on
+    per-user reads (100,000, for the adds it holds) chose the export all the same."""
+    server = make_emulator_server("hybrid")
+    lp = ListPlan(
+        audience="vip",
+        list_name="vip",
+        list_id=1,
+        create=False,
+        description=None,
+        add=(),
+        remove=tuple(f"m{i}@example.com" for i in range(60_000)),
+        unchanged=4_940_000,
+        live_count=5_000_000,
+        desired_count=4_940_000,
+        channel_unsubscribe=True,
+    )
+    with IterableClient(server.base_url, EMULATOR_API_KEY) as client:
+        assert read_channel_profiles(client, [lp], threading.Event()) is None
+    assert [r for r in server.emulator.request_log if r.path == EXPORT] == []
+
+
+def test_a_project_too_big_for_one_export_stream_is_read_in_date_windows(
+    make_emulator_server, tmp_path, monkeypatch
+):
+    """Iterable closes long export connections: the profiles come from the export in
+    date windows then, as the members' read does, and answer as the per-user reads
+    would: Ann's email is Bob's userId, and each text finds the profile that has it."""
+    monkeypatch.setenv("RECONCILER_DUCKDB_TEMP_DIR", str(tmp_path))
+    faults = Faults(export_members_per_second=200.0, export_stream_seconds=0.075)
+    server = make_emulator_server("hybrid", faults=faults)
+    project = server.emulator.project("default")
+    vip = project.add_list("vip")
+    now = int(time.time() * 1000)
+    for i in range(40):
+        user = project.subscribe_direct(vip, email=f"p{i}@example.com", user_id=f"u{i}")
+        user.profile_updated_at = now - (i * 10 + 1) * DAY_MS
+    project.subscribe_direct(vip, email="x@example.com", user_id="ann")
+    project.add_user(user_id="x@example.com", email="bob@example.com")  # not on the list
+    lp = ListPlan(
+        audience="vip",
+        list_name="vip",
+        list_id=vip,
+        create=False,
+        description=None,
+        add=(),
+        remove=("p3@example.com", "p37@example.com", "x@example.com", "nobody@example.com"),
+        unchanged=37,
+        live_count=41,
+        desired_count=37,
+        channel_unsubscribe=True,
+    )
+    settings = ClientSettings(
+        user_reads_per_second=1,
+        bulk_read_first_byte=0,
+        export_rate=200,
+        export_stream_limit=0.15,
+        export_window_days=400,
+        exports_per_minute=100_000,
+        backoff_base=0.001,
+        backoff_cap=0.01,
+    )
+    with IterableClient(server.base_url, EMULATOR_API_KEY, settings=settings) as client:
+        read = read_channel_profiles(client, [lp], threading.Event())
+    assert read is not None
+    windows = [
+        r for r in server.emulator.request_log if r.path == EXPORT and "startDateTime" in r.query
+    ]
+    assert windows
+    assert read.profile("email", "p37@example.com") == {
+        "email": "p37@example.com",
+        "userId": "u37",
+        "userListIds": [vip],
+    }
+    assert read.profile("userId", "p37@example.com") is None
+    assert read.profile("email", "x@example.com") == {
+        "email": "x@example.com",
+        "userId": "ann",
+        "userListIds": [vip],
+    }
+    assert read.profile("userId", "x@example.com") == {
+        "email": "bob@example.com",
+        "userId": "x@example.com",
+        "userListIds": [],
+    }
+    assert read.profile("email", "nobody@example.com") is None
+    assert not read.answers("p5@example.com")
