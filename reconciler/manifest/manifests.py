@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,15 +14,36 @@ from reconciler.manifest.model import AudienceSpec, DestinationSpec, TraitMappin
 
 def read_alike(name: str) -> str:
     """A list name as a reader takes it in: NFKC, without format characters (zero-width
-    spaces, joiners), runs of whitespace, `_` and `-` as one space, trimmed, case folded.
-    Iterable keeps names exactly, so two that read alike are two lists a person cannot
-    tell apart in its web app. `_` and `-` too: Segment's Iterable Lists destination names
-    a list by its audience key (`high_value_users`), and a manifest's audience for it is
-    often `high-value-users`; the plan would make a second list beside the one campaigns
-    use, and prune never sees Segment's (it has no marker)."""
+    spaces, joiners), runs of whitespace, and of `_` and `-` between two words or two
+    spaces, as one space, trimmed, case folded. Iterable keeps names exactly, so two that
+    read alike are two lists a person cannot tell apart in its web app. `_` and `-` too:
+    Segment's Iterable Lists destination names a list by its audience key
+    (`high_value_users`), and a manifest's audience for it is often `high-value-users`; the
+    plan would make a second list beside the one campaigns use, and prune never sees
+    Segment's (it has no marker). Not at a word's edge, where `-` is a sign that tells
+    lists apart ('Grade A-' and 'Grade A', 'NPS -50' and 'NPS 50')."""
     text = unicodedata.normalize("NFKC", name)
     text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
-    return " ".join(text.replace("_", " ").replace("-", " ").split()).casefold()
+    return " ".join(_JOINERS.sub(_joined, text).split()).casefold()
+
+
+_JOINERS = re.compile(r"[-_]+")
+
+
+def _joined(match: re.Match[str]) -> str:
+    """A run of `_` and `-` as read_alike reads it: a space between two words ('high-value')
+    or two spaces ('VIP - EU'), itself at a word's edge ('A-', '-50', the name's ends)."""
+    text, start, end = match.string, match.start(), match.end()
+    before = _kind(text[start - 1]) if start > 0 else None
+    after = _kind(text[end]) if end < len(text) else None
+    return " " if before is not None and before == after else match.group()
+
+
+def _kind(ch: str) -> str | None:
+    """A word's character, a space, or neither (other punctuation)."""
+    if ch.isalnum():
+        return "word"
+    return "space" if ch.isspace() else None
 
 
 class _SpecPositions:

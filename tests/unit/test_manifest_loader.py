@@ -19,6 +19,7 @@ from reconciler.manifest import (
     load_manifests,
     yaml_file,
 )
+from reconciler.manifest.manifests import read_alike
 from reconciler.render.masking import mask_emails, reveal
 
 DESTINATION = """\
@@ -1658,6 +1659,61 @@ def test_two_audiences_on_lists_whose_names_read_alike_are_warned_of() -> None:
         "alike in its web app, where a campaign can be pointed at the wrong one; give one "
         "of them another listName ('cafe' is at m.yaml:25:37)",
     ]
+
+
+def test_list_names_a_minus_sign_tells_apart_are_not_warned_of() -> None:
+    """A `-` or `_` between two words is a space to a reader (`high_value_users`,
+    `high-value-users`), but one at a word's edge is a sign: 'Grade A-' and 'Grade A',
+    'NPS -50' and 'NPS 50' are different lists a campaign is pointed at on purpose. Folded
+    alike, validate warned that they read alike and told to rename one."""
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: grade-a}
+        spec: {destination: prod, listName: Grade A, members: {csv: a.csv}}
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: grade-a-minus}
+        spec: {destination: prod, listName: Grade A-, members: {csv: b.csv}}
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: nps-50}
+        spec: {destination: prod, listName: NPS 50, members: {csv: c.csv}}
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: nps-minus-50}
+        spec: {destination: prod, listName: NPS -50, members: {csv: d.csv}}
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: high-value-users}
+        spec: {destination: prod, members: {csv: e.csv}}
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: hv}
+        spec: {destination: prod, listName: high_value__users, members: {csv: f.csv}}
+        """,
+    )
+    manifests = load_manifests(Path("m.yaml"))
+    assert [str(w) for w in manifests.warnings] == [
+        "m.yaml:37:37: audiences 'high-value-users' and 'hv' manage lists 'high-value-users' "
+        "and 'high_value__users' in destination 'prod', whose names differ only in case, "
+        "spaces, `_` or `-`, invisible characters or Unicode form: two lists in Iterable that "
+        "read alike in its web app, where a campaign can be pointed at the wrong one; give one "
+        "of them another listName ('high-value-users' is at m.yaml:31:18)",
+    ]
+    # The plan's note on a list it creates beside one that reads alike folds names so too.
+    assert read_alike("Grade A-") != read_alike("Grade A")
+    assert read_alike("Segment_Audience") == read_alike("segment-audience")
+    assert read_alike("VIP - EU") == read_alike("vip-eu")  # a dash between spaces
 
 
 def test_two_audiences_on_one_list_of_two_destinations_naming_one_project() -> None:
