@@ -49,6 +49,7 @@ from reconciler.plan import (
     UpdateFields,
     Violation,
 )
+from reconciler.plan.fields import sent_on_subscribe
 from reconciler.plan.ownership import mark, marks_audience
 from reconciler.render.masking import marking_sent, message_for
 from reconciler.threads import block_stop_signals
@@ -396,9 +397,13 @@ def subscriber_payload(member: Member, project_type: ProjectType) -> dict[str, A
 
 def subscribe_payload(member: Member, lp: ListPlan, project_type: ProjectType) -> dict[str, Any]:
     """A subscriber with its mapped fields (trait mappings), so a new member needs no
-    separate update."""
+    separate update. Never a clear (sent_on_subscribe): plans leave them out, but one saved
+    by an earlier build holds a joiner's empty cell as a null, which would erase a value
+    that plan never read nor showed; the next plan reads it and plans the clear instead."""
     out = subscriber_payload(member, project_type)
     data = lp.add_fields.get(member.key)
+    if data and not all(sent_on_subscribe(v) for v in data.values()):
+        data = {name: value for name, value in data.items() if sent_on_subscribe(value)}
     if data:
         out["dataFields"] = data
         if lp.merge_nested_objects:

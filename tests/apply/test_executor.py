@@ -35,6 +35,7 @@ from reconciler.plan import (
     Plan,
     RemoveMembers,
 )
+from reconciler.plan.file import load_plan, save_plan
 from reconciler.plan.ownership import mark
 from tests.apply.support import client, list_plan, member, writes
 
@@ -421,6 +422,35 @@ def test_each_project_type_identifies_a_user_by_its_own_identifiers_only():
     assert removal_payload("a@example.com", "hybrid", True) == {"userId": "a@example.com"}
     assert removal_payload("a@example.com", "hybrid", False) == {"email": "a@example.com"}
     assert removal_payload("a@example.com", "email", True) == {"email": "a@example.com"}
+
+
+def test_a_saved_plans_subscribe_sends_no_clear_an_earlier_build_planned(emulator_server, tmp_path):
+    """Plans saved before subscribes stopped sending clears (plan/fields.sent_on_subscribe)
+    hold a joiner's empty cell as a null in its fields, and load alike (the format did not
+    change): applied, the subscribe cleared a value another team had set, which the plan
+    never read nor showed. Apply leaves a clear out of every subscribe it sends; the next
+    plan reads the member's value and plans the clear as an update, under the guard."""
+    proj = emulator_server.emulator.project("default")
+    list_id = proj.add_list("vip")
+    proj.add_user(email="a@example.com", data_fields={"planTier": "gold", "tags": ["x"]})
+    joiner = member("a@example.com")
+    earlier = dataclasses.replace(
+        list_plan("vip", list_id=list_id, add=(joiner,)),
+        add_fields={joiner.key: {"planTier": None, "tags": [], "note": "", "score": 3}},
+    )
+    path = tmp_path / "earlier.plan"
+    save_plan(path, Plan((DestinationPlan("prod", "email", (earlier,)),)), "d", tmp_path, None)
+    saved = load_plan(path).plan
+    assert saved.destinations[0].lists[0].add_fields[joiner.key]["planTier"] is None
+
+    with client(emulator_server) as c:
+        assert apply_plan(saved, {"prod": c}).ok
+    (body,) = _subscribes(emulator_server, earlier)
+    assert body == [{"email": "a@example.com", "dataFields": {"score": 3}}]
+    user = proj.user_by_email("a@example.com")
+    assert user is not None
+    assert (user.data_fields["planTier"], user.data_fields["tags"]) == ("gold", ["x"])
+    assert list_id in user.list_ids
 
 
 def _with_notes(name: str, list_id: int, notes: list[int]) -> ListPlan:
