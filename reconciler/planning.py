@@ -414,7 +414,7 @@ def _plan_from_live(
         field_clears=field_clears(fields.tally, _clear_limits(desired, dest_spec)),
         field_changes=field_changes(
             fields.tally,
-            _field_limits(desired, dest_spec, "maxFieldChangePercent", None, _own_change_limit),
+            *_change_limits(desired, dest_spec),
         ),
         field_read=fields.read,
         new_fields=fields.new_fields,
@@ -1102,8 +1102,37 @@ def _field_limits(
     return out
 
 
+def _change_limits(
+    desired: DesiredDestination, dest_spec: Any
+) -> tuple[dict[str, tuple[tuple[str, ...], float | None]], dict[str, str]]:
+    """The field_changes guard's limits (_field_limits), and where the fields whose limit
+    is their own maxChangePercent write it (_own_change_limits_at)."""
+    limits = _field_limits(desired, dest_spec, "maxFieldChangePercent", None, _own_change_limit)
+    return limits, _own_change_limits_at(desired, dest_spec)
+
+
 def _own_change_limit(mapped: CompiledField) -> float | None:
     return mapped.max_change_percent
+
+
+def _own_change_limits_at(desired: DesiredDestination, dest_spec: Any) -> dict[str, str]:
+    """Mapped field -> where its own maxChangePercent is written, for the fields whose
+    field_changes limit (the smallest, _field_limits) is that, no audience's policy as
+    small: the violation then says to raise it, not the policy it counts instead of."""
+    smallest: dict[str, tuple[float, str | None]] = {}  # field -> limit, own one's place
+    for item in desired.lists:
+        if item.fields is None:
+            continue
+        policy = _inherited(item.audience.spec.policy, dest_spec.policy, "maxFieldChangePercent")
+        for mapped in item.fields.mapping.fields:
+            own = mapped.max_change_percent
+            limit, at = (policy, None) if own is None else (own, str(mapped.location))
+            if limit is None:
+                continue
+            before = smallest.get(mapped.name)
+            if before is None or limit < before[0] or (limit == before[0] and at is None):
+                smallest[mapped.name] = (limit, at)
+    return {name: at for name, (_limit, at) in smallest.items() if at is not None}
 
 
 def _inherited(audience: Any, destination: Any, name: str) -> Any:

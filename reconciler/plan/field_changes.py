@@ -10,6 +10,7 @@ value set where there was none is neither."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,10 @@ class FieldChanges:
     changed: int  # of them, those holding a value that the plan replaces with another
     lists: tuple[str, ...]  # the lists whose audiences map it (for the violation's place)
     limit: float  # maxFieldChangePercent: the smallest those audiences set
+    # Where the field's own maxChangePercent is written, when the limit is that alone: it
+    # counts instead of the audiences' policy, so raising their maxFieldChangePercent, as
+    # the violation said, would not unblock the plan.
+    own_limit_at: str | None = None
 
     @property
     def percent(self) -> float:
@@ -36,30 +41,59 @@ class FieldChanges:
         return over_limit(self.changed, self.compared, self.limit)
 
     def message(self) -> str:
+        if self.own_limit_at is None:
+            limit = f"maxFieldChangePercent {self.limit:g}%"
+            raise_it = (
+                "raise maxFieldChangePercent in the audience's policy, or the field's "
+                "maxChangePercent in its mapping,"
+            )
+        else:
+            limit = (
+                f"maxChangePercent {self.limit:g}%, the limit field {self.field!r} sets at "
+                f"{self.own_limit_at}"
+            )
+            raise_it = "raise that maxChangePercent"
         return (
             f"guard field_changes: changes field {self.field!r} from one value to another "
             f"for {self.changed:,} of the {quantity(self.compared, 'member')} on or joining "
-            f"{on_lists(self.lists)} ({self.percent:.1f}%), more than maxFieldChangePercent "
-            f"{self.limit:g}%; Iterable keeps no earlier value: check the mapping and the "
-            "source's columns (a mapping pointed at the wrong column, a reordered header, "
-            "a join that duplicates rows), or raise maxFieldChangePercent in the "
-            "audience's policy, or the field's maxChangePercent in its mapping, where such "
-            "changes are normal"
+            f"{on_lists(self.lists)} ({self.percent:.1f}%), more than {limit}; Iterable "
+            "keeps no earlier value: check the mapping and the source's columns (a mapping "
+            "pointed at the wrong column, a reordered header, a join that duplicates rows), "
+            f"or {raise_it} where such changes are normal"
         )
 
     def to_list(self) -> list[Any]:
-        return [self.field, self.compared, self.changed, list(self.lists), self.limit]
+        return [
+            self.field,
+            self.compared,
+            self.changed,
+            list(self.lists),
+            self.limit,
+            self.own_limit_at,
+        ]
 
 
 def field_changes(
-    tally: ClearTally, limits: dict[str, tuple[tuple[str, ...], float | None]]
+    tally: ClearTally,
+    limits: dict[str, tuple[tuple[str, ...], float | None]],
+    own_limits_at: Mapping[str, str] | None = None,
 ) -> tuple[FieldChanges, ...]:
     """The changes of each field `tally` compared; `limits`: field -> (lists mapping it,
-    the limit, None where no audience mapping it sets one). Only fields with a limit and
-    some change are kept: the rest cannot block."""
+    the limit, None where no audience mapping it sets one); `own_limits_at`: the fields
+    whose limit is their own maxChangePercent, and where it is written. Only fields with a
+    limit and some change are kept: the rest cannot block."""
     out = []
     for name in sorted(tally.changed):
         lists, limit = limits.get(name, ((), None))
         if limit is not None:
-            out.append(FieldChanges(name, tally.compared[name], tally.changed[name], lists, limit))
+            out.append(
+                FieldChanges(
+                    name,
+                    tally.compared[name],
+                    tally.changed[name],
+                    lists,
+                    limit,
+                    (own_limits_at or {}).get(name),
+                )
+            )
     return tuple(out)

@@ -662,10 +662,7 @@ def _destination_from_json(d: shape.Fields, members: _MemberLines) -> Destinatio
         ),
         # Plans saved before the field_changes guard: none, as they were judged.
         field_changes=tuple(
-            FieldChanges(name, compared, changed, lists, limit)
-            for name, compared, changed, lists, limit in d.get(
-                "field_changes", shape.list_of(_field_changes), ()
-            )
+            FieldChanges(*row) for row in d.get("field_changes", shape.list_of(_field_changes), ())
         ),
     )
 
@@ -683,13 +680,23 @@ _field_clears = shape.row(
     ("lists", _texts),
     ("limit", shape.percent),
 )
-_field_changes = shape.row(
+_FIELD_CHANGES_PARTS = (
     ("field", shape.text),
     ("compared", shape.count),
     ("changed", shape.count),
     ("lists", _texts),
     ("limit", shape.percent),
 )
+_field_changes_then = shape.row(*_FIELD_CHANGES_PARTS)
+_field_changes_now = shape.row(*_FIELD_CHANGES_PARTS, ("own_limit_at", _optional_text))
+
+
+def _field_changes(value: Any, where: str) -> tuple[Any, ...]:
+    """A field_changes row; one saved before it said where a field's own limit is
+    written has five items, and none."""
+    if isinstance(value, list) and len(value) == len(_FIELD_CHANGES_PARTS):
+        return (*_field_changes_then(value, where), None)
+    return _field_changes_now(value, where)
 
 
 def _field_read(value: Any, where: str) -> FieldRead:

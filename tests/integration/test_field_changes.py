@@ -147,7 +147,7 @@ def test_a_saved_plan_that_changes_is_judged_again_by_apply(
 
 
 def test_a_field_in_the_mapping_sets_its_own_limit_over_the_audiences(
-    workspace, cli, emulator_server, engine
+    workspace, cli, emulator_server, engine, tmp_path
 ):
     # A daily score beside a stable planTier in one mapping: the audience's limit held the
     # score too, so the guard could not be used where it was needed.
@@ -182,6 +182,25 @@ def test_a_field_in_the_mapping_sets_its_own_limit_over_the_audiences(
         "changes field 'planTier' from one value to another for 2 of the 10"
         in (violation["message"])
     )
-    assert "the field's maxChangePercent in its mapping" in violation["message"]
+    # The limit is the field's own, which counts instead of the audience's policy: the
+    # violation named maxFieldChangePercent, which no manifest set, and said to raise it
+    # in the audience's policy, which would not have unblocked the plan.
+    message = violation["message"]
+    assert (
+        "(20.0%), more than maxChangePercent 10%, the limit field 'planTier' sets at "
+        "manifests/traits.yaml:4:17; Iterable keeps no earlier value: check the mapping and "
+        "the source's columns (a mapping pointed at the wrong column, a reordered header, a "
+        "join that duplicates rows), or raise that maxChangePercent where such changes are "
+        "normal"
+    ) in message
+    assert "maxFieldChangePercent" not in message
     assert cli("apply", workspace.manifests, "--yes").exit_code == 3
     assert writes(emulator_server) == []
+    # A saved plan says so too.
+    planfile = tmp_path / "vip.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 3
+    applied = cli("apply", "--plan", planfile, "--yes")
+    assert applied.exit_code == 3
+    assert "the limit field 'planTier' sets at manifests/traits.yaml:4:17" in " ".join(
+        applied.stderr.split()
+    )

@@ -6,14 +6,18 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from types import SimpleNamespace
 
 import pytest
 
+from reconciler.manifest.location import Location
 from reconciler.plan import DestinationPlan, Plan
 from reconciler.plan.field_changes import FieldChanges, field_changes
 from reconciler.plan.field_clears import ClearTally
 from reconciler.plan.file import load_plan, save_plan
 from reconciler.plan.policy import overridden_rules
+from reconciler.planning import _own_change_limits_at
+from reconciler.traits.mapping import CompiledField
 
 
 def test_a_change_replaces_a_value_with_another_and_a_clear_is_a_clear_only():
@@ -80,3 +84,61 @@ def test_a_saved_plan_keeps_its_changes_and_one_saved_before_the_guard_has_none(
     loaded = load_plan(path).plan
     assert loaded.destinations[0].field_changes == ()
     assert loaded.violations() == []
+
+
+def test_a_fields_own_limit_is_named_and_kept_by_a_saved_plan(tmp_path):
+    """A field's own maxChangePercent counts instead of the audiences' policy: the violation
+    named maxFieldChangePercent and said to raise it, which would not unblock the plan. It
+    names the field's limit and where it is written, in a saved plan too; a row saved
+    before it was recorded (five items) loads without it."""
+    own = FieldChanges("planTier", 20, 20, ("vip",), 10.0, "traits.yaml:4:17")
+    assert "more than maxChangePercent 10%, the limit field 'planTier' sets at " in own.message()
+    assert "traits.yaml:4:17" in own.message()
+    assert "maxFieldChangePercent" not in own.message()
+    plan = Plan((DestinationPlan("prod", "hybrid", (), field_changes=(own,)),))
+    path = tmp_path / "plan.gz"
+    save_plan(path, plan, "digest", tmp_path, None)
+    assert load_plan(path).plan.destinations[0].field_changes == (own,)
+
+    lines = gzip.decompress(path.read_bytes()).splitlines()
+    header = json.loads(lines[0])
+    for d in header["destinations"]:
+        d["field_changes"] = [row[:5] for row in d["field_changes"]]
+    body = b"".join(line + b"\n" for line in [json.dumps(header).encode(), *lines[1:-1]])
+    trailer = json.dumps({"sha256": hashlib.sha256(body).hexdigest()}).encode() + b"\n"
+    path.write_bytes(gzip.compress(body + trailer))
+    (loaded,) = load_plan(path).plan.destinations[0].field_changes
+    assert loaded == FieldChanges("planTier", 20, 20, ("vip",), 10.0)
+    assert "more than maxFieldChangePercent 10%" in loaded.message()
+
+
+def _audience(policy: float | None, *fields: CompiledField) -> SimpleNamespace:
+    """What _own_change_limits_at reads of a DesiredList: its policy and mapped fields."""
+    return SimpleNamespace(
+        audience=SimpleNamespace(spec=SimpleNamespace(policy=_policy(policy))),
+        fields=SimpleNamespace(mapping=SimpleNamespace(fields=fields)),
+    )
+
+
+def _policy(limit: float | None) -> SimpleNamespace:
+    return SimpleNamespace(maxFieldChangePercent=limit)
+
+
+def _field(name: str, own: float | None, line: int) -> CompiledField:
+    return CompiledField(name, name, None, None, Location("traits.yaml", line, 5), own)
+
+
+def test_the_fields_own_limit_is_named_only_where_no_policy_is_as_small():
+    own = _field("planTier", 10.0, 4)
+    plain = _field("planTier", None, 9)
+    dest = SimpleNamespace(policy=_policy(None))
+
+    def at(*lists: SimpleNamespace) -> dict[str, str]:
+        return _own_change_limits_at(SimpleNamespace(lists=list(lists)), dest)
+
+    assert at(_audience(5.0, own)) == {"planTier": "traits.yaml:4:5"}  # counts instead
+    assert at(_audience(None, own), _audience(20.0, plain)) == {"planTier": "traits.yaml:4:5"}
+    # Another audience's policy is as small, or smaller: raising the field's would not do.
+    assert at(_audience(None, own), _audience(10.0, plain)) == {}
+    assert at(_audience(None, own), _audience(5.0, plain)) == {}
+    assert at(_audience(None, plain)) == {}
