@@ -11,10 +11,12 @@ is read and the clear planned as an update, so a joining member's value is count
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.plan.policy import DEFAULT_MAX_FIELD_CLEAR_PERCENT
+from reconciler.traits.compare import same_value
 from reconciler.words import quantity
 
 
@@ -22,6 +24,27 @@ def holds_value(value: Any) -> bool:
     """Whether a field's value is something a clear would lose: not null, empty text, or an
     empty list or object (what an empty cell or a null sends, or Iterable shows unset)."""
     return value is not None and value != "" and value != [] and value != {}
+
+
+def merge_replaces(
+    desired: Mapping[str, Any], live: Mapping[str, Any], texts: frozenset[str], path: str
+) -> bool:
+    """Whether merging the object `desired` into the profile's `live` (mergeNestedObjects,
+    as same_value compares it) replaces a value the profile holds: a key both name whose
+    value there is another. A key the profile lacks, or holds nothing in, is only added:
+    rolling out a new nested key to every member loses nothing, and was counted a change
+    of the field on each of them."""
+    for key, value in desired.items():
+        held = live.get(key)
+        if not holds_value(held):
+            continue
+        at = f"{path}.{key}"
+        if isinstance(value, Mapping) and isinstance(held, Mapping):
+            if merge_replaces(value, held, texts, at):
+                return True
+        elif not same_value(value, held, merge_nested_objects=True, texts=texts, path=at):
+            return True
+    return False
 
 
 @dataclass
@@ -35,10 +58,28 @@ class ClearTally:
     cleared: dict[str, int] = field(default_factory=dict)
     changed: dict[str, int] = field(default_factory=dict)
 
-    def count(self, name: str, old: Any, new: Any, changed: bool) -> None:
+    def count(
+        self,
+        name: str,
+        old: Any,
+        new: Any,
+        changed: bool,
+        merge: bool = False,
+        texts: frozenset[str] = frozenset(),
+    ) -> None:
+        """`merge`: the object `new` is merged into `old` (mergeNestedObjects), where only
+        a key whose held value it replaces changes anything (`merge_replaces`); `texts`
+        as same_value takes them."""
         self.compared[name] = self.compared.get(name, 0) + 1
         if not changed or not holds_value(old):
             return
+        if (
+            merge
+            and isinstance(old, Mapping)
+            and isinstance(new, Mapping)
+            and not merge_replaces(new, old, texts, name)
+        ):
+            return  # keys added beside the profile's: nothing is lost
         if holds_value(new):
             self.changed[name] = self.changed.get(name, 0) + 1
         else:

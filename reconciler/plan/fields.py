@@ -234,7 +234,7 @@ def plan_field_updates(
                 continue
             old, new = current.get(name), desired[name]
             changed = not same_value(new, old, merge_nested_objects=merge, texts=texts, path=name)
-            tally.count(name, old, new, changed)
+            tally.count(name, old, new, changed, merge, texts)
             if changed:
                 changes[name] = (old, new)
         if not changes:

@@ -367,7 +367,7 @@ def _compare(
                     changed = not same_value(
                         new, old, merge_nested_objects=merge, texts=texts, path=name
                     )
-                    tally.count(name, old, new, changed)
+                    tally.count(name, old, new, changed, merge, texts)
                     if changed:
                         changes.append([name, old, new])
                 if changes:

@@ -204,3 +204,54 @@ def test_a_field_in_the_mapping_sets_its_own_limit_over_the_audiences(
     assert "the limit field 'planTier' sets at manifests/traits.yaml:4:17" in " ".join(
         applied.stderr.split()
     )
+
+
+def test_an_object_merged_in_is_a_change_only_where_it_replaces_a_value(
+    workspace, cli, emulator_server, engine
+):
+    # With mergeNestedObjects, prefs {"email": true} is merged into each profile's
+    # {"sms": true}: a key added beside the others, nothing replaced. It was counted as a
+    # change on every member, so rolling out a new nested key blocked the plan.
+    proj = project(emulator_server)
+    list_id = proj.add_list("vip", None)
+    for i in range(10):
+        proj.subscribe_direct(
+            list_id, email=f"m{i}@example.com", data_fields={"prefs": {"sms": True, "n": i}}
+        )
+    workspace.write(
+        "traits.yaml",
+        "apiVersion: reconciler/v1\nkind: TraitMapping\nmetadata: {name: crm}\n"
+        "spec: {mergeNestedObjects: true, fields: {prefs: {from: prefs, type: object}}}\n",
+    )
+    rows = [f'm{i}@example.com,"{{""email"": true, ""n"": {i}}}"' for i in range(10)]
+    workspace.csv("data/vip.csv", "email,prefs", rows)
+    workspace.audience(
+        "vip", {"csv": "data/vip.csv"}, traits="crm", policy={"maxFieldChangePercent": 20}
+    )
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    assert plan.json()["violations"] == []
+    assert plan.json()["summary"]["users_to_update"] == 10
+
+    # A value the profile holds, replaced by another, is still a change.
+    rows = [f'm{i}@example.com,"{{""sms"": false, ""n"": {i}}}"' for i in range(10)]
+    workspace.csv("data/vip.csv", "email,prefs", rows)
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 3, plan.output
+    (violation,) = plan.json()["violations"]
+    assert (
+        "changes field 'prefs' from one value to another for 10 of the 10" in (violation["message"])
+    )
+
+    workspace.csv(
+        "data/vip.csv",
+        "email,prefs",
+        rows[:1] + [f'm{i}@example.com,"{{""email"": true, ""n"": {i}}}"' for i in range(1, 10)],
+    )
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    assert proj.user_by_email("m3@example.com").data_fields["prefs"] == {
+        "sms": True,
+        "n": 3,
+        "email": True,
+    }
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0

@@ -142,3 +142,22 @@ def test_the_fields_own_limit_is_named_only_where_no_policy_is_as_small():
     assert at(_audience(None, own), _audience(10.0, plain)) == {}
     assert at(_audience(None, own), _audience(5.0, plain)) == {}
     assert at(_audience(None, plain)) == {}
+
+
+def test_an_object_merged_in_changes_the_field_only_where_it_replaces_a_held_value():
+    tally = ClearTally()
+    held = {"sms": True, "n": 1, "empty": "", "deep": {"a": 1}}
+    for new in (
+        {"email": True},  # a key beside the profile's
+        {"sms": True, "email": True},  # the same value and a new key
+        {"empty": "x", "none": 2},  # where the profile holds nothing
+        {"deep": {"b": 2}},  # a key beside a nested object's
+    ):
+        tally.count("prefs", held, new, changed=True, merge=True)
+    assert tally.changed == {} and tally.cleared == {}
+    for new in ({"sms": False}, {"deep": {"a": 2}}, {"n": None}):
+        tally.count("prefs", held, new, changed=True, merge=True)
+    # Replaced without merging: the profile's other keys are lost.
+    tally.count("prefs", held, {"email": True}, changed=True)
+    assert tally.changed == {"prefs": 4}
+    assert tally.compared == {"prefs": 8}
