@@ -34,7 +34,7 @@ from reconciler.errors import (
 )
 from reconciler.iterable import BatchResult, IterableClient, ListInfo
 from reconciler.iterable.batching import encode, pack_lazily
-from reconciler.members.identity import Member, ProjectType
+from reconciler.members.identity import Member, ProjectType, looks_like_email
 from reconciler.members.model import batches
 from reconciler.plan import (
     AddMembers,
@@ -469,6 +469,16 @@ def _named_by(
     return (other.lower() if kind == "userId" else other) == identifier
 
 
+def _listed_by_email_hint(destination: str) -> str:
+    """What a list's removals that _Destination._still_listed_by_email found still on it
+    say, once."""
+    return (
+        f"destination {destination!r} declares projectType userId, yet Iterable knows these "
+        "members by email: the project looks hybrid or email-based; check the destination's "
+        "projectType (the members named were not removed and stay on the list)"
+    )
+
+
 def apply_plan(
     plan: Plan,
     clients: Mapping[str, IterableClient],
@@ -633,6 +643,9 @@ class _Destination:
         self.gone: set[str] = set()
         # Lists this run could not create: their members are not sent, and say why.
         self.uncreated: set[str] = set()
+        # A removal by userId found a member still on its list under that text as its
+        # email (_still_listed_by_email): the project is not the userID-based one declared.
+        self.listed_by_email = False
         # The first 401, a host found gone, or Iterable down (502/503/504 through a
         # request's retries): nothing more is sent to this destination (the others go on).
         self.refused: AuthError | UnreachableError | UnavailableError | None = None
@@ -909,6 +922,8 @@ class _Destination:
                     )
                     if project_type == "hybrid":
                         outcome = self._as_the_other_kind(lp, list_id, chunk, outcome)
+                    elif project_type == "userId":
+                        outcome = self._still_listed_by_email(lp, list_id, chunk, outcome)
                 step.done(succeeded=outcome.success_count, rejected=len(outcome.failed))
             return outcome
 
@@ -919,6 +934,9 @@ class _Destination:
                 result.settle_added(lp, chunk, outcome)
             else:
                 result.settle_removed(chunk, outcome)
+                hint = _listed_by_email_hint(self.dest)
+                if "listedByEmail" in outcome.kinds.values() and hint not in result.errors:
+                    result.errors.append(hint)
 
         def failed(job: tuple[ListPlan, Sequence[Any]], exc: IterableError) -> None:
             lp, chunk = job
@@ -1093,6 +1111,41 @@ class _Destination:
         outcome.kinds.update(second.kinds)
         outcome.requests += second.requests
         return outcome
+
+    def _still_listed_by_email(
+        self, lp: ListPlan, list_id: int, chunk: Sequence[str], outcome: BatchResult
+    ) -> BatchResult:
+        """A userID-based project's getUsers names every member by its userId, so a removal
+        Iterable finds no user for is a user deleted since the read: already gone. Declared
+        userId against a hybrid or email-based project, the read names a member with no
+        userId (in an email-based project, perhaps every member) by its email; sent as a
+        userId, no user has that text, and counting it removed was a false success: the
+        member stayed on the list. So an email-shaped identifier answered notFound is read
+        by email (only then: removals that go through cost no read); a profile with that
+        email still on the list shows the mismatch, and it, and every such identifier of
+        the destination after it, is a failure naming it (a user deleted meanwhile is then
+        reported too: never a member on the list counted as removed). An answer of counts
+        only names no notFound: then each email-shaped identifier it does not name is one."""
+        suspects = [i for i in chunk if outcome.kinds.get(i) == "notFound"]
+        if outcome.success_count + len(outcome.failed) < len(chunk):
+            suspects += [i for i in chunk if i not in outcome.failed]
+        suspects = [i for i in suspects if looks_like_email(i)]
+        for identifier in suspects:
+            if not self.listed_by_email and not self._on_list_by_email(list_id, identifier):
+                continue
+            self.listed_by_email = True
+            outcome.failed[identifier] = "still on the list under this email, not as a userId"
+            outcome.kinds[identifier] = "listedByEmail"
+        return outcome
+
+    def _on_list_by_email(self, list_id: int, email: str) -> bool:
+        """Whether the profile with this email is on the list (one read of it)."""
+        profile = self._profile("email", email)
+        if profile is None:
+            return False
+        return list_id in _list_ids(profile.get("emailListIds")) | _list_ids(
+            profile.get("userListIds")
+        )
 
     def _nobody_has(self, kind: Literal["email", "userId"], identifier: str) -> bool:
         """Whether no profile has `identifier` as its `kind` (one read of it)."""

@@ -411,3 +411,42 @@ def test_a_list_read_naming_a_member_by_user_id_is_no_email_project(
     assert "U-1" not in result.output  # identities stay masked
     assert sorted(proj.members(lid, prefer_user_id=True)) == ["U-0", "U-1"]
     assert len(proj.users) == 2  # nothing written
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+@pytest.mark.parametrize("actual", ["email", "hybrid"])
+def test_a_removal_by_user_id_of_a_member_on_the_list_by_email_is_no_removal(
+    tmp_path, monkeypatch, make_emulator_server, fast_client, cli, engine, actual
+):
+    """Declared userId against an email-based or hybrid project, getUsers names a member
+    with no userId (every member, in an email-based project) by its email; its removal,
+    sent as that text for a userId, finds no user, and was counted as already gone
+    ('Apply complete ... removed') while the member stayed on the list. Now a removal
+    Iterable finds no user for whose text is an email on the list is a failure naming the
+    likely mismatch; a member it does remove is removed."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    server = make_emulator_server(project_type=actual)
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.chdir(tmp_path)
+    proj = server.emulator.project("default")
+    lid = proj.add_list("vip")
+    proj.add_user(email="m0@x.io", user_id="U-0", list_ids=[lid])
+    proj.add_user(email="m1@x.io", list_ids=[lid])  # no userId
+    proj.add_user(email="gone@x.io", user_id="U-2")  # on no list
+    ws = Workspace(tmp_path, server.base_url, "userId")
+    ws.destination()
+    ws.csv("m.csv", "userId", ["U-0"] if actual == "hybrid" else ["U-9"])
+    ws.audience("vip", {"csv": "m.csv"})
+    result = cli("apply", ws.manifests, "--yes", "--allow-unsafe")
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.stdout.split())
+    assert "counted as removed" not in text
+    assert "still on the list under this email" in text
+    assert (
+        "destination 'prod' declares projectType userId, yet Iterable knows these members "
+        "by email: the project looks hybrid or email-based; check the destination's "
+        "projectType"
+    ) in text
+    assert "m1@x.io" not in result.output  # identities stay masked
+    assert "m1@x.io" in proj.members(lid, prefer_user_id=False)
