@@ -479,6 +479,16 @@ def _listed_by_email_hint(destination: str) -> str:
     )
 
 
+def _not_created_hint(destination: str) -> str:
+    """What a list's adds by userId that Iterable found no user for say, once."""
+    return (
+        f"destination {destination!r} declares projectType userId, yet Iterable created no "
+        "user for a userId it does not know, as a userID-based project does: the project "
+        "looks email-based; check the destination's projectType (the members named were "
+        "not added)"
+    )
+
+
 def apply_plan(
     plan: Plan,
     clients: Mapping[str, IterableClient],
@@ -932,6 +942,16 @@ class _Destination:
             result = self.results[lp.list_name]
             if adding:
                 result.settle_added(lp, chunk, outcome)
+                if (
+                    project_type == "userId"
+                    and not lp.update_existing_users_only
+                    and "notFound" in outcome.kinds.values()
+                ):
+                    # A userID-based project creates the user of a userId it does not
+                    # know; an email-based one does not (without preferUserId).
+                    hint = _not_created_hint(self.dest)
+                    if hint not in result.errors:
+                        result.errors.append(hint)
             else:
                 result.settle_removed(chunk, outcome)
                 hint = _listed_by_email_hint(self.dest)

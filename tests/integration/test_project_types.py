@@ -7,6 +7,7 @@ import json
 import httpx
 import pytest
 
+from reconciler.emulator import Faults
 from tests.conftest import EMULATOR_API_KEY
 from tests.integration.conftest import API_KEY_VAR, Workspace
 
@@ -450,3 +451,29 @@ def test_a_removal_by_user_id_of_a_member_on_the_list_by_email_is_no_removal(
     ) in text
     assert "m1@x.io" not in result.output  # identities stay masked
     assert "m1@x.io" in proj.members(lid, prefer_user_id=False)
+
+
+def test_a_user_id_an_email_based_project_will_not_create_names_the_mismatch(
+    tmp_path, monkeypatch, make_emulator_server, cli
+):
+    """A userID-based project creates the user of a userId it does not know; declared
+    userId against an email-based project, every new member was rejected with only
+    'user not found'. Now the report names the likely mismatch (where the answer names
+    the members: Faults() without counts_only_answers)."""
+    server = make_emulator_server(project_type="email", faults=Faults())
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.chdir(tmp_path)
+    proj = server.emulator.project("default")
+    ws = Workspace(tmp_path, server.base_url, "userId")
+    ws.destination()
+    ws.audience("vip", {"inline": [{"userId": "U-1"}]})
+    result = cli("apply", ws.manifests, "--yes")
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.stdout.split())
+    assert "***#1: user not found" in text
+    assert (
+        "destination 'prod' declares projectType userId, yet Iterable created no user for a "
+        "userId it does not know, as a userID-based project does: the project looks "
+        "email-based; check the destination's projectType (the members named were not added)"
+    ) in text
+    assert proj.users == {}
