@@ -42,7 +42,7 @@ def status(
     and a row per list prune deletes. Reads only (it is a plan, summarised).
 
     Exit codes: 0 success, 1 error (or source members or field values that could not be
-    used, or an audience left out of the plan: `reconciler plan` shows why) or a usage
+    used, or an audience left out of the plan: a line below the table says why) or a usage
     error, 3 a source file changed while it was read (nothing was planned), 130
     interrupted (Ctrl-C).
 
@@ -82,7 +82,9 @@ def status(
 def _table_text(rows: list[dict[str, Any]]) -> str:
     """The table as text: in a log or a file every row on one line, however wide; in a
     terminal as wide as it is, stacked where the table would squeeze its names."""
-    from reconciler.render.status import status_table, status_text
+    from rich.text import Text
+
+    from reconciler.render.status import left_out_reasons, status_table, status_text
 
     screen = Console()
     shown: RenderableType
@@ -95,7 +97,9 @@ def _table_text(rows: list[dict[str, Any]]) -> str:
     # Drawn into a string (styled as the terminal would show it), then written by emit as
     # every result is.
     drawn = io.StringIO()
-    Console(file=drawn, force_terminal=screen.is_terminal, highlight=False, width=width).print(
-        shown
-    )
+    console = Console(file=drawn, force_terminal=screen.is_terminal, highlight=False, width=width)
+    console.print(shown)
+    for line in left_out_reasons(rows):
+        # As text, not markup (a list name may hold "[...]"); in a log on one line.
+        console.print(Text(line), soft_wrap=not redraws_in_place(screen))
     return drawn.getvalue()

@@ -113,6 +113,17 @@ def status_json(rows: list[dict[str, Any]], error: tuple[str, int] | None = None
     return json_text(out)
 
 
+def left_out_reasons(rows: list[dict[str, Any]]) -> list[str]:
+    """Why each audience left out of the plan was, one line each: its row says only LEFT
+    OUT, and the reason (a projectType the project is not, a read that failed) was in
+    `plan` or the JSON alone."""
+    return [
+        f"{r['destination']}/{r['audience']} left out: {r['left_out']}"
+        for r in rows
+        if r["left_out"] is not None
+    ]
+
+
 def status_markdown(rows: list[dict[str, Any]]) -> str:
     header = (
         "| destination | audience | list id | in Iterable | desired | +add | -remove | "
@@ -126,7 +137,8 @@ def status_markdown(rows: list[dict[str, Any]]) -> str:
         + " |\n"
         for r in rows
     )
-    return "### reconciler status\n\n" + header + body
+    reasons = "".join(f"- {markdown_cell(line)}\n" for line in left_out_reasons(rows))
+    return "### reconciler status\n\n" + header + body + (f"\n{reasons}" if reasons else "")
 
 
 def status_table(rows: list[dict[str, Any]]) -> Table:

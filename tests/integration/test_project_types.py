@@ -477,3 +477,28 @@ def test_a_user_id_an_email_based_project_will_not_create_names_the_mismatch(
         "email-based; check the destination's projectType (the members named were not added)"
     ) in text
     assert proj.users == {}
+
+
+@pytest.mark.parametrize("output", ["text", "markdown"])
+def test_status_says_why_an_audience_of_a_mismatched_project_type_is_left_out(
+    tmp_path, monkeypatch, make_emulator_server, cli, output
+):
+    """`reconciler status` showed such an audience as LEFT OUT, and its reason (the
+    likely projectType mismatch) only in `plan` or the JSON; the text and markdown now
+    say it below the table."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
+    server = make_emulator_server(project_type="email")
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.chdir(tmp_path)
+    proj = server.emulator.project("default")
+    lid = proj.add_list("vip")
+    proj.add_user(email="m0@x.io", list_ids=[lid])
+    ws = Workspace(tmp_path, server.base_url, "userId")
+    ws.destination()
+    ws.audience("vip", {"inline": [{"userId": "U-9"}]})
+    result = cli("status", ws.manifests, "--format", output)
+    assert result.exit_code == 1, result.output
+    (line,) = [x for x in result.stdout.splitlines() if "left out:" in x]
+    assert "prod/vip left out: list 'vip' (id 1000001)" in line
+    assert "declares projectType userId" in line and "manifests/dest-prod.yaml:9" in line
+    assert "m0@x.io" not in result.output

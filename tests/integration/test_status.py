@@ -30,8 +30,9 @@ def test_an_audience_left_out_keeps_its_row_in_every_format(workspace, cli, emul
 
     text = cli("status", workspace.manifests)
     assert text.exit_code == 1
-    (line,) = [x for x in text.stdout.splitlines() if "unreadable" in x]
-    assert "LEFT OUT" in line
+    row, why = [x for x in text.stdout.splitlines() if "unreadable" in x]
+    assert "LEFT OUT" in row
+    assert why.startswith(f"prod/unreadable left out: list 'unreadable' (id {bad_id}): its")
 
 
 def test_status_in_a_log_shows_each_audience_on_one_line_however_long(workspace, cli):
