@@ -65,7 +65,7 @@ from reconciler.plan.ownership import (
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, heartbeat
 from reconciler.render.masking import mask_emails
 from reconciler.sources.registry import source_for
-from reconciler.state.live import LiveDestination, LiveList, fails_alone
+from reconciler.state.live import LiveDestination, LiveList, export_type_hint, fails_alone
 from reconciler.state.routes import MemberRoute, choose_member_read
 from reconciler.threads import ReadGroup, reading_pool, without_stop_signals
 from reconciler.words import quantity
@@ -209,6 +209,7 @@ def _import(
                 raise
             raise said from None
         result.member_read = read.describe()
+        type_hint = _project_type_hint(dest, read)
         # Members an email-based project knows by a placeholder email get their userId
         # beside it, so a plan still finds them once the app gives them a real address.
         user_ids: Mapping[str, str] = {}
@@ -223,7 +224,7 @@ def _import(
                 # stderr, a CI log (import has no --show-members): Iterable's msg in the
                 # failure may quote a member back.
                 if isinstance(outcome, EmptyReadError):
-                    why = str(outcome)
+                    why = str(outcome) + type_hint
                 elif _deleted_since_listed(outcome):
                     why = (
                         "Iterable answered that it has no such list (invalidListId): deleted "
@@ -385,6 +386,23 @@ def read_members(
     live.calls = client.stats.calls_since(before)
     live.calls.pop("GET /api/lists", None)
     return MemberFiles(files, live)
+
+
+def _project_type_hint(dest: Destination, read: MemberFiles) -> str:
+    """An export reads each list's members from the membership field of the declared
+    projectType (emailListIds or userListIds, _members_by_export): declared wrong, every
+    list reads empty while Iterable counts members, and "run import again" never helps.
+    Where the export found no member on any list and some list counts members, the likely
+    cause (as plan names it), to add to those lists' reasons; else ""."""
+    route = read.live.route
+    if route is None or route.name not in ("export", "asyncExport", "windowedExport"):
+        return ""
+    outcomes = read.files.values()
+    if not any(isinstance(outcome, EmptyReadError) for outcome in outcomes):
+        return ""
+    if any(isinstance(outcome, Path) and not _is_empty(outcome) for outcome in outcomes):
+        return ""  # the declared field holds memberships: the type is not what is wrong
+    return f"; {export_type_hint(dest, dest.spec.projectType)}"
 
 
 def _reads_first(settings: ClientSettings, lists: int) -> bool:

@@ -41,6 +41,7 @@ from reconciler.threads import ReadGroup, reading_pool
 from reconciler.words import quantity
 
 if TYPE_CHECKING:
+    from reconciler.manifest import Destination
     from reconciler.members.model import Engine, ExportDownload, LiveTable, Prefetch
 
 
@@ -911,21 +912,25 @@ def _name_project_type_mismatch(desired: DesiredDestination, live: LiveDestinati
         return
     if any(_members_read(live_list) for live_list in live.managed.values()):
         return  # the declared field holds memberships: the type is not what is wrong
-    declared = desired.project_type
-    destination = desired.destination
+    hint = f"; {export_type_hint(desired.destination, desired.project_type)}, then run plan again"
+    for name in doubted:
+        live.unproven[name] = live.unproven[name].removesuffix("; run plan again") + hint
+
+
+def export_type_hint(destination: Destination, declared: ProjectType) -> str:
+    """Why an export that found no member on any list while Iterable counts some likely
+    did (plan's _name_project_type_mismatch, import's read_members): the declared type's
+    membership field, and where projectType is written."""
     if declared == "email":
         field, looks_like, other = "emailListIds", "a hybrid or userID-based project", "userListIds"
     else:
         field, looks_like, other = "userListIds", "an email-based project", "emailListIds"
-    where = destination.field_location("projectType")
-    hint = (
-        f"; destination {destination.name!r} declares projectType {declared}, whose "
+    return (
+        f"destination {destination.name!r} declares projectType {declared}, whose "
         f"memberships the export reads from {field}, and no list there has a member: "
         f"Iterable's answers look like {looks_like} (memberships in {other}); check "
-        f"projectType in {where}, then run plan again"
+        f"projectType in {destination.field_location('projectType')}"
     )
-    for name in doubted:
-        live.unproven[name] = live.unproven[name].removesuffix("; run plan again") + hint
 
 
 def _members_read(live_list: LiveList) -> int:

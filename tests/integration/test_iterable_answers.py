@@ -876,7 +876,11 @@ def test_import_never_adopts_a_list_a_whole_looking_export_left_out(
     result = cli("import", ws.manifests, "--destination", "prod", "--out", out)
 
     assert result.exit_code == 1, result.output
-    assert "Iterable counts 3 on the list; nothing was written" in result.stderr
+    # An export that read no member on any list also names a projectType mismatch as the
+    # likely cause (as plan does): nothing tells the two apart.
+    text = " ".join(result.stderr.split())
+    assert "Iterable counts 3 on the list; destination 'prod' declares projectType" in text
+    assert "check projectType in" in text and "; nothing was written for it" in text
     assert not (out / "full.csv").exists() and not (out / "full.yaml").exists()
     assert (out / "empty.yaml").exists()
     assert len(requests_to(server, "/api/lists/getUsers")) == 0  # read by the export

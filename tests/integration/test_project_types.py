@@ -502,3 +502,33 @@ def test_status_says_why_an_audience_of_a_mismatched_project_type_is_left_out(
     assert "prod/vip left out: list 'vip' (id 1000001)" in line
     assert "declares projectType userId" in line and "manifests/dest-prod.yaml:9" in line
     assert "m0@x.io" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("declared", "actual", "looks_like"),
+    [("userId", "email", "an email-based project"), ("email", "hybrid", "a hybrid or")],
+)
+def test_import_names_the_project_type_where_the_export_reads_no_member(
+    tmp_path, monkeypatch, make_emulator_server, cli, declared, actual, looks_like
+):
+    """`reconciler import` reading by export memberships from the declared type's field
+    said only 'Iterable counts 2 on the list; nothing was written for it: run import
+    again', which never helps; now the likely mismatch and where projectType is written."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
+    server = make_emulator_server(project_type=actual)
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.chdir(tmp_path)
+    proj = server.emulator.project("default")
+    lid = proj.add_list("vip")
+    proj.add_user(email="m0@x.io", user_id=None if actual == "email" else "U-0", list_ids=[lid])
+    proj.add_user(email="m1@x.io", list_ids=[lid])
+    ws = Workspace(tmp_path, server.base_url, declared)
+    ws.destination()
+    out = ws.manifests / "imported"
+    result = cli("import", ws.manifests, "--destination", "prod", "--out", out)
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.stderr.split())
+    assert "Iterable counts 2 on the list; destination 'prod' declares projectType" in text
+    assert f"Iterable's answers look like {looks_like}" in text
+    assert "check projectType in manifests/dest-prod.yaml:9:20; nothing was written" in text
+    assert not out.exists() or not list(out.glob("*.csv"))
