@@ -65,7 +65,13 @@ from reconciler.plan.ownership import (
 from reconciler.progress import NULL_PROGRESS, Heartbeat, Progress, heartbeat
 from reconciler.render.masking import mask_emails
 from reconciler.sources.registry import source_for
-from reconciler.state.live import LiveDestination, LiveList, export_type_hint, fails_alone
+from reconciler.state.live import (
+    LiveDestination,
+    LiveList,
+    export_type_hint,
+    fails_alone,
+    names_no_email_hint,
+)
 from reconciler.state.routes import MemberRoute, choose_member_read
 from reconciler.threads import ReadGroup, reading_pool, without_stop_signals
 from reconciler.words import quantity
@@ -214,6 +220,7 @@ def _import(
         # beside it, so a plan still finds them once the app gives them a real address.
         user_ids: Mapping[str, str] = {}
         if project_type == "email":
+            _refuse_names_no_email(dest, read.files)
             downloads = [p for p in read.files.values() if isinstance(p, Path)]
             user_ids, result.other_read = user_ids_of(client, placeholders_in(downloads))
         for target in targets:
@@ -225,6 +232,8 @@ def _import(
                 # failure may quote a member back.
                 if isinstance(outcome, EmptyReadError):
                     why = str(outcome) + type_hint
+                elif isinstance(outcome, NotAnEmailProjectError):
+                    why = str(outcome)
                 elif _deleted_since_listed(outcome):
                     why = (
                         "Iterable answered that it has no such list (invalidListId): deleted "
@@ -563,6 +572,28 @@ def _fails_alone(exc: Exception) -> bool:
 
 def _deleted_since_listed(exc: Exception) -> bool:
     return isinstance(exc, IterableError) and exc.status == 400 and "invalidListId" in str(exc)
+
+
+class NotAnEmailProjectError(LiveStateError):
+    """A list's read named a member by something that is no email, to a destination
+    declaring projectType email (names_no_email_hint)."""
+
+
+def _refuse_names_no_email(dest: Destination, files: dict[int, Path | Exception]) -> None:
+    """An email-based project's getUsers names every member by email: a userId there says
+    the project is another type, and the CSV would hold it as an email (which a plan
+    refuses). Each list read so is given the failure, its file removed."""
+    for list_id, outcome in files.items():
+        if isinstance(outcome, Path) and _names_no_email(outcome):
+            outcome.unlink(missing_ok=True)
+            files[list_id] = NotAnEmailProjectError(names_no_email_hint(dest))
+
+
+def _names_no_email(download: Path) -> bool:
+    """Whether a line of the read names a member by something that is no email (no
+    `@`), streamed: an email-based project's getUsers names every member by email."""
+    with download.open("rb") as handle:
+        return any(b"@" not in line for line in handle if line.strip())
 
 
 def _is_empty(download: Path) -> bool:

@@ -849,14 +849,20 @@ def _names_no_email(
 
 
 def _not_an_email_project(desired: DesiredDestination, name: str, list_id: int) -> str:
-    destination = desired.destination
     return (
-        f"list {name!r} (id {list_id}): Iterable's member read named members by an "
-        "identifier that is no email, which an email-based project never does; destination "
-        f"{destination.name!r} declares projectType email, and Iterable's answers look like "
-        "a hybrid or userID-based project: check projectType in "
-        f"{destination.field_location('projectType')}. This audience is left out of the "
-        "plan (nothing is added or removed)"
+        f"list {name!r} (id {list_id}): {names_no_email_hint(desired.destination)}. This "
+        "audience is left out of the plan (nothing is added or removed)"
+    )
+
+
+def names_no_email_hint(destination: Destination) -> str:
+    """Why a getUsers answer naming a member by something that is no email, to a
+    destination declaring projectType email, is not read (plan's, import's)."""
+    return (
+        "Iterable's member read named members by an identifier that is no email, which an "
+        f"email-based project never does; destination {destination.name!r} declares "
+        "projectType email, and Iterable's answers look like a hybrid or userID-based "
+        f"project: check projectType in {destination.field_location('projectType')}"
     )
 
 

@@ -532,3 +532,38 @@ def test_import_names_the_project_type_where_the_export_reads_no_member(
     assert f"Iterable's answers look like {looks_like}" in text
     assert "check projectType in manifests/dest-prod.yaml:9:20; nothing was written" in text
     assert not out.exists() or not list(out.glob("*.csv"))
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+@pytest.mark.parametrize("actual", ["hybrid", "userId"])
+def test_import_of_a_list_read_naming_a_member_by_user_id_is_no_email_project(
+    tmp_path, monkeypatch, make_emulator_server, cli, engine, actual
+):
+    """Declared email against a hybrid or userID-based project, getUsers names a member
+    with no email by its userId, and import wrote it in the email column ('email\\nU-1'),
+    where a plan then refuses it; now the list is skipped, naming the likely mismatch, and
+    nothing is written for it."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    server = make_emulator_server(project_type=actual)
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.chdir(tmp_path)
+    proj = server.emulator.project("default")
+    lid = proj.add_list("vip")
+    proj.add_user(email="m0@x.io", user_id="U-0", list_ids=[lid])
+    proj.add_user(user_id="U-1", list_ids=[lid])  # a profile with no email
+    ws = Workspace(tmp_path, server.base_url, "email")
+    ws.destination()
+    out = ws.manifests / "imported"
+    result = cli("import", ws.manifests, "--destination", "prod", "--out", out)
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.stderr.split())
+    assert (
+        "skipped list 1000001 'vip': Iterable's member read named members by an identifier "
+        "that is no email, which an email-based project never does; destination 'prod' "
+        "declares projectType email, and Iterable's answers look like a hybrid or "
+        "userID-based project: check projectType in manifests/dest-prod.yaml:9:20; nothing "
+        "was written for it"
+    ) in text
+    assert "U-1" not in result.output
+    assert not out.exists() or not list(out.glob("*.csv"))
