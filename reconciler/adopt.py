@@ -216,6 +216,8 @@ def _import(
             raise said from None
         result.member_read = read.describe()
         type_hint = _project_type_hint(dest, read)
+        if project_type == "userId":
+            _refuse_emails_as_user_ids(client, dest, read.files)
         # Members an email-based project knows by a placeholder email get their userId
         # beside it, so a plan still finds them once the app gives them a real address.
         user_ids: Mapping[str, str] = {}
@@ -232,7 +234,7 @@ def _import(
                 # failure may quote a member back.
                 if isinstance(outcome, EmptyReadError):
                     why = str(outcome) + type_hint
-                elif isinstance(outcome, NotAnEmailProjectError):
+                elif isinstance(outcome, ProjectTypeError):
                     why = str(outcome)
                 elif _deleted_since_listed(outcome):
                     why = (
@@ -574,9 +576,10 @@ def _deleted_since_listed(exc: Exception) -> bool:
     return isinstance(exc, IterableError) and exc.status == 400 and "invalidListId" in str(exc)
 
 
-class NotAnEmailProjectError(LiveStateError):
-    """A list's read named a member by something that is no email, to a destination
-    declaring projectType email (names_no_email_hint)."""
+class ProjectTypeError(LiveStateError):
+    """A list's read named a member as no project of the declared projectType does (by
+    something that is no email, to one declaring email; by an email no profile has as its
+    userId, to one declaring userId)."""
 
 
 def _refuse_names_no_email(dest: Destination, files: dict[int, Path | Exception]) -> None:
@@ -586,7 +589,47 @@ def _refuse_names_no_email(dest: Destination, files: dict[int, Path | Exception]
     for list_id, outcome in files.items():
         if isinstance(outcome, Path) and _names_no_email(outcome):
             outcome.unlink(missing_ok=True)
-            files[list_id] = NotAnEmailProjectError(names_no_email_hint(dest))
+            files[list_id] = ProjectTypeError(names_no_email_hint(dest))
+
+
+def _refuse_emails_as_user_ids(
+    client: IterableClient, dest: Destination, files: dict[int, Path | Exception]
+) -> None:
+    """A userID-based project's getUsers (with preferUserId) names every member by its
+    userId; a hybrid or email-based one names a member without a userId by its email,
+    which the CSV would hold as a userId. A userId may be shaped like an email, so the
+    first such text is read by userId (one read, only when a list holds one): no profile
+    having it says the project is another type, and each list holding such a text is
+    given the failure, its file removed."""
+    holding = {
+        list_id: found
+        for list_id, outcome in files.items()
+        if isinstance(outcome, Path) and (found := _first_email(outcome)) is not None
+    }
+    if not holding or client.get_user(user_id=next(iter(holding.values()))) is not None:
+        return
+    why = (
+        "Iterable's member read named a member by an email that no profile has as its "
+        "userId, which a userID-based project never does; destination "
+        f"{dest.name!r} declares projectType userId, and Iterable's answers look like a "
+        "hybrid or email-based project: check projectType in "
+        f"{dest.field_location('projectType')}"
+    )
+    for list_id in holding:
+        outcome = files[list_id]
+        assert isinstance(outcome, Path)
+        outcome.unlink(missing_ok=True)
+        files[list_id] = ProjectTypeError(why)
+
+
+def _first_email(download: Path) -> str | None:
+    """The first member of the read shaped like an email, streamed (None: none is)."""
+    with download.open(encoding="utf-8", errors="replace", newline="") as handle:
+        for line in handle:
+            member = member_line(line.removesuffix("\n"))
+            if looks_like_email(member):
+                return member
+    return None
 
 
 def _names_no_email(download: Path) -> bool:

@@ -567,3 +567,61 @@ def test_import_of_a_list_read_naming_a_member_by_user_id_is_no_email_project(
     ) in text
     assert "U-1" not in result.output
     assert not out.exists() or not list(out.glob("*.csv"))
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+@pytest.mark.parametrize("actual", ["email", "hybrid"])
+def test_import_of_a_list_read_naming_a_member_by_email_is_no_user_id_project(
+    tmp_path, monkeypatch, make_emulator_server, cli, engine, actual
+):
+    """Declared userId against an email-based or hybrid project, getUsers names a member
+    with no userId (every member, in an email-based project) by its email, and import
+    wrote the emails in the userId column ('userId' then 'm1@x.io'): each a userId no
+    profile has. One read of such a text by userId (only when a list holds one) finding no
+    profile now skips the lists holding them, naming the likely mismatch; a list whose
+    members are all named by userId is imported."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    server = make_emulator_server(project_type=actual)
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.chdir(tmp_path)
+    proj = server.emulator.project("default")
+    lid = proj.add_list("vip")
+    proj.add_user(email="m0@x.io", user_id="U-0", list_ids=[lid])
+    proj.add_user(email="m1@x.io", list_ids=[lid])  # no userId
+    if actual == "hybrid":
+        other = proj.add_list("apps")
+        proj.add_user(user_id="U-2", list_ids=[other])
+    ws = Workspace(tmp_path, server.base_url, "userId")
+    ws.destination()
+    out = ws.manifests / "imported"
+    result = cli("import", ws.manifests, "--destination", "prod", "--out", out)
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.stderr.split())
+    assert (
+        "skipped list 1000001 'vip': Iterable's member read named a member by an email that "
+        "no profile has as its userId, which a userID-based project never does; destination "
+        "'prod' declares projectType userId, and Iterable's answers look like a hybrid or "
+        "email-based project: check projectType in manifests/dest-prod.yaml:9:20; nothing "
+        "was written for it"
+    ) in text
+    assert "m1@x.io" not in result.output
+    assert not (out / "vip.csv").exists()
+    if actual == "hybrid":
+        assert (out / "apps.csv").read_text() == "userId\nU-2\n"
+
+
+def test_import_of_a_user_id_project_whose_user_ids_are_emails_reads_one_and_imports(
+    typed_workspace, cli, monkeypatch
+):
+    """Some apps use the email as the userId: the one read of such a text by userId finds
+    its profile, and the list is imported as it is."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    ws, proj = typed_workspace("userId")
+    lid = proj.add_list("vip")
+    proj.add_user(user_id="a@x.io", list_ids=[lid])
+    proj.add_user(user_id="b@x.io", list_ids=[lid])
+    out = ws.manifests / "imported"
+    result = cli("import", ws.manifests, "--destination", "prod", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert (out / "vip.csv").read_text() == "userId\na@x.io\nb@x.io\n"
