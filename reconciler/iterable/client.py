@@ -56,7 +56,7 @@ from reconciler.iterable.batching import encode, pack_users
 from reconciler.iterable.environment import http_client, through_proxy, tls_context
 from reconciler.iterable.key_refusal import refused_key
 from reconciler.iterable.names import REGION_URLS, StreamCut
-from reconciler.iterable.ratelimit import SlidingWindow, WindowUser
+from reconciler.iterable.ratelimit import SlidingWindow, Window, WindowUser
 from reconciler.iterable.results import BatchResult, parse_bulk_response
 from reconciler.iterable.retry_notices import RetryNotices
 from reconciler.iterable.settings import ClientSettings
@@ -234,7 +234,7 @@ class IterableClient:
         s = self.settings
         # Iterable's windows; shorter only for benchmarks at an emulator's time scale.
         minute, second = 60.0 / s.time_scale, 1.0 / s.time_scale
-        self._buckets: dict[str, SlidingWindow | WindowUser] = {
+        self._buckets: dict[str, Window] = {
             "list_reads": SlidingWindow(s.list_reads_per_minute, minute, clock, sleep),
             "lists": SlidingWindow(s.lists_per_second, second, clock, sleep),
             "writes": SlidingWindow(s.writes_per_second, second, clock, sleep),
@@ -291,12 +291,15 @@ class IterableClient:
             what, per = rates.get(bucket, (f"{bucket.replace('_', ' ')} requests", "second"))
 
             def announce(
-                wait: float, what: str = what, per: str = per, limit: float = window.rate
+                wait: float, what: str = what, per: str = per, window: Window = window
             ) -> None:
-                notice(
-                    f"waiting {wait:.0f} s for Iterable's rate limit on {what} "
-                    f"({limit:g} per {per})"
+                learnt = window.learnt
+                limit = (
+                    f"{window.rate:g} per {per}"
+                    if learnt is None
+                    else f"about {learnt:.2g} per second, learnt from its 429s"
                 )
+                notice(f"waiting {wait:.0f} s for Iterable's rate limit on {what} ({limit})")
 
             window.on_wait = announce
 
@@ -1356,9 +1359,13 @@ class IterableClient:
                 # members at 0.3 requests a second: 6 of 30 failed) while the others were
                 # written. Once the others are done, or `free` such retries were spent,
                 # its 429s are counted again.
-                raced = (
-                    exc.rate_limited and limiter.taken > taken_before and attempt - counted < free
-                )
+                lost = exc.rate_limited and limiter.taken > taken_before
+                if lost:
+                    # Sent faster than Iterable takes them: an unpaced window learns a
+                    # pace. A 429 with none taken meanwhile says nothing of a pace (a
+                    # server refusing every other request refuses them at any pace).
+                    limiter.refused(slot)
+                raced = lost and attempt - counted < free
                 taken_before = limiter.taken
                 if counted >= retries and not raced:
                     unsure = (

@@ -10,6 +10,9 @@ naive limiter does) lets a request that waited behind others at the server, or i
 network, land less than a window after the one it replaced, and be refused. The cost of
 this bound is the time from Iterable's count to its answer, per window, not a fixed
 margin.
+
+A window with no limit configured (subscribe and unsubscribe: Iterable documents none)
+learns a pace from the 429s it meets instead (`Pace`).
 """
 
 from __future__ import annotations
@@ -23,13 +26,85 @@ from collections.abc import Callable
 _MIN_SLEEP = 1e-6
 # Waits from this many seconds on are announced (`SlidingWindow.on_wait`).
 NOTICE_AFTER = 5.0
+# A learnt pace never spaces requests further apart than this: the longest single backoff
+# a retry waits (ClientSettings.backoff_cap), so pacing never holds a request longer than
+# retrying it would. Halving on every 429 of a server that refuses everything would
+# otherwise reach a request a day.
+LONGEST_GAP = 30.0
+# Nor is it slower than this share of the most requests the server took in one window:
+# 429s that come at any pace (a server refusing every other request) halve it again and
+# again, and pacing would then cost more than their retries.
+_DEEPEST = 1 / 8
+# A learnt pace creeps up by this share of itself on each request taken while below 90%
+# of the pace that last met a 429 (it was halved from there: get back soon) ...
+_REGAIN = 1 / 16
+# ... and by this share from there on: past it slowly, where the limit was met before
+# (a limit that rose is found again in about 180 requests a doubling).
+_PROBE = 1 / 256
+
+
+class Pace:
+    """The pace of requests an Iterable limit we were not told of lets through, learnt
+    from its 429s (AIMD, as TCP finds a link's rate): none until the first 429, which
+    starts it at what the server took in the last `window`; halved on each later 429,
+    crept up on each request taken. 4 writers sent unpaced into a limit tighter than
+    theirs had two to four requests refused for each one taken, and were taken at half
+    the limit, the rest of their time spent backing off (bench/write_limits.py). The
+    client tells it only of 429s that came while others were taken (lost races,
+    IterableClient._request): one with none taken says nothing of a pace.
+
+    Only a 429 of a request sent after the last change lowers the pace: the requests in
+    flight when it changed were sent at the old pace, and their 429s say nothing of the
+    new one (4 refused at once would otherwise quarter it twice over)."""
+
+    def __init__(self, window: float):
+        self.window = window
+        self.rate: float | None = None  # requests a second; None: unpaced
+        self._ceiling = 0.0  # the pace that last met a 429
+        self._changed = float("-inf")  # when the pace was last lowered
+        self._next = float("-inf")  # the earliest the next request may be sent
+        self._taken: deque[float] = deque()  # when requests were taken, the last window
+        self._most = 0  # the most taken in one window
+
+    def wait(self, now: float) -> float:
+        """Seconds until a request may be sent at this pace (0: now)."""
+        return max(0.0, self._next - now) if self.rate is not None else 0.0
+
+    def sent(self, now: float) -> None:
+        if self.rate is not None:
+            self._next = now + 1 / self.rate
+
+    def took(self, now: float) -> None:
+        """A request was taken (answered other than 429)."""
+        self._taken.append(now)
+        while self._taken and self._taken[0] <= now - self.window:
+            self._taken.popleft()
+        self._most = max(self._most, len(self._taken))
+        if self.rate is not None:
+            self.rate *= 1 + (_REGAIN if self.rate < 0.9 * self._ceiling else _PROBE)
+
+    def refused(self, sent_at: float, now: float) -> None:
+        """A request sent at `sent_at` was answered 429 at `now`."""
+        if sent_at <= self._changed:
+            return
+        if self.rate is None:
+            while self._taken and self._taken[0] <= now - self.window:
+                self._taken.popleft()
+            self.rate = self._ceiling = max(len(self._taken), 1) / self.window
+        else:
+            self._ceiling, self.rate = self.rate, self.rate / 2
+        self.rate = max(self.rate, _DEEPEST * self._most / self.window, 1 / LONGEST_GAP)
+        self._changed = now
+        self._next = now + 1 / self.rate
 
 
 class Slot:
-    """One request's place in a window: in flight until `answered`, then timed from then."""
+    """One request's place in a window: in flight until `answered`, then timed from then.
+    `sent_at`: when it was let go, by the window's clock (`SlidingWindow.refused`)."""
 
-    def __init__(self, window: SlidingWindow | None):
+    def __init__(self, window: SlidingWindow | None, sent_at: float):
         self._window = window
+        self.sent_at = sent_at
 
     def answered(self) -> None:
         """The answer's headers arrived (or the attempt failed): start the slot's window.
@@ -49,8 +124,9 @@ class SlidingWindow:
     """At most `limit` requests in any `window` seconds, as Iterable counts them.
 
     `acquire` before sending, then `Slot.answered` when the answer arrives. A `limit` of 0
-    paces nothing, but still honours `push_back`; one below 1 is one request in `window` /
-    `limit` seconds, and a fractional one above 1 counts whole requests (2.5 is 2).
+    paces nothing until the server refuses a request (`refused`: then at the pace learnt,
+    `Pace`), and honours `push_back`; one below 1 is one request in `window` / `limit`
+    seconds, and a fractional one above 1 counts whole requests (2.5 is 2).
     """
 
     def __init__(
@@ -86,11 +162,28 @@ class SlidingWindow:
         # client sharing it: a 429 after some got through is a lost race for the window's
         # slots, not a sign that the server takes nothing (IterableClient._request).
         self.taken = 0
+        # With a limit configured, a 429 is another client's use of it (push_back); with
+        # none, it is the limit we were not told of.
+        self.pace = Pace(window) if self.limit <= 0 else None
 
     def took(self) -> None:
         """A request of this window was answered other than 429."""
         with self._changed:
             self.taken += 1
+            if self.pace is not None:
+                self.pace.took(self._clock())
+
+    def refused(self, slot: Slot) -> None:
+        """`slot`'s request was answered 429: with no limit configured, learn a pace."""
+        with self._changed:
+            if self.pace is not None:
+                self.pace.refused(slot.sent_at, self._clock())
+
+    @property
+    def learnt(self) -> float | None:
+        """The pace learnt from 429s, requests a second (None: none yet, or a limit is
+        configured), for messages."""
+        return None if self.pace is None else self.pace.rate
 
     def acquire(self, user: WindowUser | None = None) -> Slot:
         """Wait until a request may be sent without going over the limit; its slot.
@@ -105,10 +198,11 @@ class SlidingWindow:
                 now = self._clock()
                 wait = self._wait(now)
                 if wait == 0.0:
-                    if self.limit <= 0:
-                        return Slot(None)
+                    if self.pace is not None:
+                        self.pace.sent(now)
+                        return Slot(None, now)
                     self._in_flight += 1
-                    return Slot(self)
+                    return Slot(self, now)
                 if wait is None:
                     # Every slot is held by a request still in flight: the next answer
                     # says when one frees.
@@ -135,8 +229,8 @@ class SlidingWindow:
         """Seconds until a slot is free: 0 now, None when only an answer can free one."""
         if now < self._paused_until:
             return self._paused_until - now
-        if self.limit <= 0:
-            return 0.0
+        if self.pace is not None:
+            return self.pace.wait(now)
         # Same test as the server's: a request counted exactly one window ago has left it.
         while self._stamps and self._stamps[0] <= now - self.window:
             self._stamps.popleft()
@@ -185,5 +279,16 @@ class WindowUser:
     def took(self) -> None:
         self.shared.took()
 
+    def refused(self, slot: Slot) -> None:
+        self.shared.refused(slot)
+
+    @property
+    def learnt(self) -> float | None:
+        return self.shared.learnt
+
     def push_back(self, seconds: float) -> None:
         self.shared.push_back(seconds)
+
+
+# A client's window of one kind of request: its own, or one it shares.
+Window = SlidingWindow | WindowUser

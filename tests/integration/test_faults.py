@@ -163,7 +163,15 @@ def test_429s_that_never_clear_while_others_get_through_are_bounded(emulator_ser
         except BaseException as exc:  # said by the assertion below
             others.append(exc)
 
-    settings = ClientSettings(max_retries=2, concurrency=2, backoff_base=0.01, backoff_cap=0.01)
+    # A configured pace: one learnt from these 429s would add sleeps of its own, each
+    # letting another writer through here (test_pacing.py is about that).
+    settings = ClientSettings(
+        max_retries=2,
+        concurrency=2,
+        backoff_base=0.01,
+        backoff_cap=0.01,
+        writes_per_second=1000,
+    )
     with IterableClient(
         emulator_server.base_url,
         EMULATOR_API_KEY,
