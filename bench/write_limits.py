@@ -43,10 +43,18 @@ Then before and after the pace learnt from 429s (the same 30,000; ideal: 100 s a
     no limit       30 sent, no 429s either way (18 s and 11 s: the machine's load)
     every run      0 batches failed, exit 0, 134-140 MB peak RSS
 
-What it leaves: the pace is halved on a 429 and regained over about 10 requests, so a
-limit tighter than the emulator's own speed is used at 70-80% (0.21/s of 0.3, 0.76/s of
-1), and the first few 429s are spent finding it; RECONCILER_WRITES_PER_SECOND set to the
-limit uses all of it.
+Then with a 429 lowering the pace to the rate Iterable took since its last change (at most
+0.8 of it) where that is more than half (the same day, load 2-5):
+
+    limit 0.3/s    57 sent, 27 429s, 0.22 accepted/s, 141 s, 41 lines on stderr
+    limit 1/s      43 sent, 13 429s, 0.82/s, 44 s
+    limit 3/s      36 sent, 6 429s, 3.06/s, 17 s
+    no limit       30 sent, no 429s, 12 s
+
+What it leaves: a limit tighter than the emulator's own speed is used at 70-80% over 30
+requests (0.22/s of 0.3, 0.82/s of 1; 0.9 over 200 in tests/unit/test_pace.py's model):
+the first few 429s are spent finding it, each with its backoff. RECONCILER_WRITES_PER_SECOND
+set to the limit uses all of it.
 
 Not a test: nothing is asserted about time. Stops by itself: the apply has a timeout.
 """

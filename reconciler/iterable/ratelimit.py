@@ -35,6 +35,9 @@ LONGEST_GAP = 30.0
 # 429s that come at any pace (a server refusing every other request) halve it again and
 # again, and pacing would then cost more than their retries.
 _DEEPEST = 1 / 8
+# A 429 lowers a learnt pace to at most this share of itself, however fast Iterable took
+# the requests before it.
+_SETTLE = 0.8
 # A learnt pace creeps up by this share of itself on each request taken while below 90%
 # of the pace that last met a 429 (it was halved from there: get back soon) ...
 _REGAIN = 1 / 16
@@ -47,11 +50,13 @@ class Pace:
     """The pace of requests an Iterable limit we were not told of lets through, learnt
     from its 429s (AIMD, as TCP finds a link's rate): none until the first 429, which
     starts it at what the server took in the last `window`; halved on each later 429,
-    crept up on each request taken. 4 writers sent unpaced into a limit tighter than
-    theirs had two to four requests refused for each one taken, and were taken at half
-    the limit, the rest of their time spent backing off (bench/write_limits.py). The
-    client tells it only of 429s that came while others were taken (lost races,
-    IterableClient._request): one with none taken says nothing of a pace.
+    crept up on each request taken (lowered less when Iterable took requests faster than
+    half the pace since it last changed: `refused`). 4 writers sent unpaced into a limit
+    tighter than theirs had two to four requests refused for each one taken, and were
+    taken at half the limit, the rest of their time spent backing off
+    (bench/write_limits.py). The client tells it only of 429s that came while others were
+    taken (lost races, IterableClient._request): one with none taken says nothing of a
+    pace.
 
     Only a 429 of a request sent after the last change lowers the pace: the requests in
     flight when it changed were sent at the old pace, and their 429s say nothing of the
@@ -65,6 +70,7 @@ class Pace:
         self._next = float("-inf")  # the earliest the next request may be sent
         self._taken: deque[float] = deque()  # when requests were taken, the last window
         self._most = 0  # the most taken in one window
+        self._since = 0  # taken since the pace last changed
 
     def wait(self, now: float) -> float:
         """Seconds until a request may be sent at this pace (0: now)."""
@@ -80,6 +86,7 @@ class Pace:
         while self._taken and self._taken[0] <= now - self.window:
             self._taken.popleft()
         self._most = max(self._most, len(self._taken))
+        self._since += 1
         if self.rate is not None:
             self.rate *= 1 + (_REGAIN if self.rate < 0.9 * self._ceiling else _PROBE)
 
@@ -92,9 +99,15 @@ class Pace:
                 self._taken.popleft()
             self.rate = self._ceiling = max(len(self._taken), 1) / self.window
         else:
-            self._ceiling, self.rate = self.rate, self.rate / 2
+            # Halved, or down to the rate Iterable took requests at since the last change
+            # when that is more (it is what its limit let through): halving from just
+            # past the limit spent half the time regaining it (0.21 taken a second of 0.3).
+            since = now - self._changed
+            taken = self._since / since if self._since >= 2 and since > 0 else 0.0
+            self._ceiling = self.rate
+            self.rate = max(self.rate / 2, min(taken, _SETTLE * self.rate))
         self.rate = max(self.rate, _DEEPEST * self._most / self.window, 1 / LONGEST_GAP)
-        self._changed = now
+        self._changed, self._since = now, 0
         self._next = now + 1 / self.rate
 
 

@@ -80,6 +80,22 @@ def test_halved_on_a_429_regained_fast_then_crept_past_slowly():
     assert rates[-1] < 1.0
 
 
+def test_a_429_after_requests_taken_near_the_pace_lowers_it_to_their_rate_not_half():
+    # Halving from just past the limit spent half the time regaining it.
+    pace = Pace(1.0)
+    pace.refused(sent_at=0.0, now=0.0)  # nothing taken: 1 a second
+    for second in (1.0, 2.0, 3.0, 4.0):
+        pace.took(second)
+    pace.refused(sent_at=4.5, now=5.0)
+    assert pace.rate == pytest.approx(0.8)  # 4 taken in the 5 s since the change
+    # Taken as fast as the pace or faster (a burst the server allowed): still lowered.
+    for moment in (5.1, 5.2, 5.3, 5.4):
+        pace.took(moment)
+    before = pace.rate
+    pace.refused(sent_at=5.5, now=5.5)
+    assert pace.rate == pytest.approx(0.8 * before)
+
+
 def test_never_paced_slower_than_the_longest_backoff():
     # A server refusing everything (a quota, not a rate): halving on each 429 would reach
     # a request a day; a retry never waits longer than LONGEST_GAP, nor does the pace.
@@ -146,7 +162,7 @@ def test_a_limit_tighter_than_the_sends_costs_few_429s(limit):
         else:
             limiter.refused(slot)
             refused += 1
-    # About one 429 for each 20 taken (a halving, then regained); unpaced, this loop
+    # About one 429 for each 20 taken (a lowering, then regained); unpaced, this loop
     # never ends. Taken at three quarters of the limit or more (ideally 200 / limit s).
     assert refused <= taken / 15
     assert (taken - 1) / (clock.now - start) >= 0.75 * limit
