@@ -16,14 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.plan.policy import DEFAULT_MAX_FIELD_CLEAR_PERCENT
-from reconciler.traits.compare import same_value
+from reconciler.traits.compare import holds_value, loses_value, same_value
 from reconciler.words import quantity
-
-
-def holds_value(value: Any) -> bool:
-    """Whether a field's value is something a clear would lose: not null, empty text, or an
-    empty list or object (what an empty cell or a null sends, or Iterable shows unset)."""
-    return value is not None and value != "" and value != [] and value != {}
 
 
 def merge_replaces(
@@ -52,7 +46,9 @@ class ClearTally:
     """Per field, while values are compared: members compared, those of them holding a
     value that the plan's new value clears, and those holding a value that it replaces
     with another (the field_changes guard, plan/field_changes.py). A clear is counted as a
-    clear only, and a value set where there was none is neither: nothing is lost."""
+    clear only, and a value set where there was none is neither: nothing is lost. An
+    object that loses a key holding a value (`loses_value`: replaced by one without it, or
+    given a null for it) is a clear of its field: Iterable keeps no earlier value of it."""
 
     compared: dict[str, int] = field(default_factory=dict)
     cleared: dict[str, int] = field(default_factory=dict)
@@ -69,21 +65,22 @@ class ClearTally:
     ) -> None:
         """`merge`: the object `new` is merged into `old` (mergeNestedObjects), where only
         a key whose held value it replaces changes anything (`merge_replaces`); `texts`
-        as same_value takes them."""
+        as same_value takes them. A key that held a value left without one clears the
+        field (`loses_value`)."""
         self.compared[name] = self.compared.get(name, 0) + 1
         if not changed or not holds_value(old):
             return
-        if (
+        if loses_value(old, new, merge_nested_objects=merge):
+            self.cleared[name] = self.cleared.get(name, 0) + 1
+        elif (
             merge
             and isinstance(old, Mapping)
             and isinstance(new, Mapping)
             and not merge_replaces(new, old, texts, name)
         ):
             return  # keys added beside the profile's: nothing is lost
-        if holds_value(new):
-            self.changed[name] = self.changed.get(name, 0) + 1
         else:
-            self.cleared[name] = self.cleared.get(name, 0) + 1
+            self.changed[name] = self.changed.get(name, 0) + 1
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from reconciler.members.identity import Member
 from reconciler.members.issue import MemberIssue
-from reconciler.plan.field_clears import ClearTally, holds_value
+from reconciler.plan.field_clears import ClearTally
 from reconciler.plan.model import FieldUpdate
 from reconciler.render.masking import source_value
 from reconciler.traits.compare import same_value
@@ -124,8 +124,9 @@ def sent_on_subscribe(value: Any) -> bool:
     unread would erase it unseen, shown as a mere add and outside the field_clears guard.
     The plan reads that member's field instead (`to_read`), as for a member already on
     the list: where it holds a value the clear is an update, shown and counted by the
-    guard; where it holds none nothing is sent."""
-    return holds_value(value)
+    guard; where it holds none nothing is sent. (The JSON texts of these clears are
+    members/engine/field_tables.CLEAR_TEXTS, which the DuckDB engine goes by.)"""
+    return value is not None and value != "" and value != [] and value != {}
 
 
 def merge_fields(lists: Sequence[MappedList]) -> MergedFields:

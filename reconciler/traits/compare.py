@@ -54,6 +54,35 @@ def normalise(value: Any) -> Any:
     return ("?", repr(value))
 
 
+def holds_value(value: Any) -> bool:
+    """Whether a field's value is something a clear would lose: not null, empty text, an
+    empty list, or an object none of whose keys holds one (`{"city": null}`: what a
+    struct over a join that found nothing sends, which replaces or merges into the
+    profile's object as a clear of its keys)."""
+    if isinstance(value, Mapping):
+        return any(holds_value(v) for v in value.values())
+    return value is not None and value != "" and value != []
+
+
+def loses_value(old: Any, new: Any, *, merge_nested_objects: bool = False) -> bool:
+    """Whether writing `new` over `old` leaves a value `old` holds (`holds_value`) at some
+    path without one: the field cleared, or a key of its object. Without mergeNestedObjects
+    an object replaces the profile's, so `{"city": "Oslo"}` over `{"city": "Rome", "zip":
+    "0150"}` loses the zip; with it, only the keys it names with no value are lost."""
+    if not holds_value(old):
+        return False
+    if not holds_value(new):
+        return True
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        return any(
+            loses_value(value, new[key], merge_nested_objects=merge_nested_objects)
+            if key in new
+            else not merge_nested_objects and holds_value(value)
+            for key, value in old.items()
+        )
+    return False
+
+
 def text_fields(field_types: Mapping[str, str]) -> frozenset[str]:
     """The paths of a project's fields (getFields) that hold text: there a date-shaped
     value is the text it is, not an instant."""
@@ -77,6 +106,10 @@ def same_value(
     was given, so `2024-05-01T00:00:00Z` there is not `2024-05-01`, and taking it for the
     same left the field as it was on every run.
     """
+    if isinstance(desired, Mapping) and not holds_value(desired) and not holds_value(live):
+        # An object of nulls over a field holding none: nothing to set, nothing to lose
+        # (Iterable may keep the nulls or not; an update of them would come every run).
+        return True
     if merge_nested_objects and isinstance(desired, Mapping) and isinstance(live, Mapping):
         return all(
             same_value(

@@ -7,9 +7,10 @@ import pytest
 
 from reconciler.members.identity import Member
 from reconciler.plan import DestinationPlan, Plan
-from reconciler.plan.field_clears import ClearTally, FieldClears, field_clears, holds_value
+from reconciler.plan.field_clears import ClearTally, FieldClears, field_clears
 from reconciler.plan.fields import MergedFields, plan_field_updates
 from reconciler.plan.policy import overridden_rules
+from reconciler.traits.compare import holds_value
 
 
 @pytest.mark.parametrize(
@@ -77,3 +78,43 @@ def test_the_python_engine_counts_every_value_it_compares():
     updates = plan_field_updates(merged, {k: {"plan"} for k in members}, live, tally=tally)
     assert [u.key for u in updates] == ["a@x.io"]
     assert (tally.compared, tally.cleared) == ({"plan": 3}, {"plan": 1})
+
+
+@pytest.mark.parametrize(
+    ("value", "holds"),
+    [
+        ({"city": None, "zip": ""}, False),  # a struct over a join that found nothing
+        ({"home": {"city": None}, "tags": []}, False),
+        ({"city": None, "zip": "0150"}, True),
+        ({"home": {"city": 0}}, True),
+    ],
+)
+def test_an_object_holds_a_value_only_where_one_of_its_keys_does(value, holds):
+    assert holds_value(value) is holds
+
+
+def test_an_object_that_loses_a_key_holding_a_value_is_a_clear_of_its_field():
+    old = {"city": "Rome", "zip": "00184"}
+    tally = ClearTally()
+    tally.count("address", old, {"city": None, "zip": None}, changed=True)  # all nulls
+    tally.count("address", old, {"city": "Oslo"}, changed=True)  # replaced: zip lost
+    tally.count("address", old, {"city": "Oslo", "zip": "0150"}, changed=True)  # changed
+    tally.count("address", old, {"city": "Oslo"}, changed=True, merge_nested_objects=True)
+    tally.count("address", old, {"zip": None}, changed=True, merge_nested_objects=True)
+    tally.count("address", {"city": "Rome", "zip": None}, {"city": "Rome"}, changed=True)
+    assert tally.compared == {"address": 6}
+    assert tally.cleared == {"address": 3}
+    assert tally.changed == {"address": 3}
+
+
+def test_an_object_of_nulls_over_a_field_holding_none_is_no_update():
+    # Planned as an update on every run where Iterable does not keep the nulls.
+    members = {k: Member(k, "email", k, None) for k in ("a@x.io", "b@x.io", "c@x.io")}
+    merged = MergedFields(
+        values={k: {"address": {"city": None, "zip": None}} for k in members}, members=members
+    )
+    live = {"a@x.io": None, "b@x.io": {}, "c@x.io": {"address": {"city": "Rome"}}}
+    tally = ClearTally()
+    updates = plan_field_updates(merged, {k: {"address"} for k in members}, live, tally=tally)
+    assert [u.key for u in updates] == ["c@x.io"]
+    assert tally.cleared == {"address": 1}
