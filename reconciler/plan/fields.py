@@ -19,7 +19,7 @@ from reconciler.members.issue import MemberIssue
 from reconciler.plan.field_clears import ClearTally
 from reconciler.plan.model import FieldUpdate
 from reconciler.render.masking import source_value
-from reconciler.traits.compare import same_value
+from reconciler.traits.compare import holds_value, same_value
 
 
 @dataclass(frozen=True)
@@ -74,26 +74,34 @@ class MergedFields:
     conflicts: list[tuple[str, MemberIssue]] = field(default_factory=list)  # (audience, issue)
     conflicted: set[tuple[str, str]] = field(default_factory=set)  # (member key, field)
     covered: dict[str, set[str]] = field(default_factory=dict)  # fields sent on subscribe
+    # Member key -> the fields a list subscribing it maps to an object (read first)
+    objects: dict[str, set[str]] = field(default_factory=dict)
 
-    def add_fields(self, mapped: MappedList) -> dict[str, dict[str, Any]]:
-        """dataFields for the members this list subscribes: its values, minus conflicts
-        and minus clears (`sent_on_subscribe`)."""
+    def add_fields(
+        self, mapped: MappedList, live: Mapping[str, Mapping[str, Any] | None] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """dataFields for the members this list subscribes: its values, minus conflicts,
+        minus clears (`sent_on_subscribe`), and minus objects over one the member's profile
+        holds (`live`, the values read: `object_on_subscribe`)."""
         out: dict[str, dict[str, Any]] = {}
         for key in mapped.adding:
             values = mapped.values.get(key)
             if values is None:
                 continue
+            held = (live or {}).get(key) or {}
             out[key] = {
                 f: v
                 for f, v in values.items()
-                if (key, f) not in self.conflicted and sent_on_subscribe(v)
+                if (key, f) not in self.conflicted
+                and (sent_on_subscribe(v) or object_on_subscribe(v, held.get(f)))
             }
         return out
 
     def to_read(self, lists: Sequence[MappedList]) -> dict[str, frozenset[str]]:
         """Member key -> the fields whose current values are needed: members already on a
         list with a mapping, minus fields a subscribe in this plan sets anyway, and the
-        members a list subscribes for the fields it would clear (`sent_on_subscribe`).
+        members a list subscribes for the fields it would clear or give an object
+        (`sent_on_subscribe`).
         Members mostly want the same fields, so equal sets are one shared frozenset."""
         wanted: dict[str, frozenset[str]] = {}
         shared: dict[frozenset[str], frozenset[str]] = {}
@@ -118,7 +126,10 @@ class MergedFields:
 
 
 def sent_on_subscribe(value: Any) -> bool:
-    """Whether a subscribe carries this mapped value. Not a clear (null, empty text, an
+    """Whether a subscribe carries this mapped value unread. Not an object: one replaces
+    the profile's whole object (without mergeNestedObjects: another team's keys beside
+    the mapped ones are wiped) or merges its nulls into it, so the plan reads the member's
+    field first (`object_on_subscribe`). Not a clear (null, empty text, an
     empty list or object: field_clears.holds_value): a subscribe's user may already exist
     in Iterable, holding a value set by another team or an earlier run, and a null sent
     unread would erase it unseen, shown as a mere add and outside the field_clears guard.
@@ -126,7 +137,20 @@ def sent_on_subscribe(value: Any) -> bool:
     the list: where it holds a value the clear is an update, shown and counted by the
     guard; where it holds none nothing is sent. (The JSON texts of these clears are
     members/engine/field_tables.CLEAR_TEXTS, which the DuckDB engine goes by.)"""
-    return value is not None and value != "" and value != [] and value != {}
+    if isinstance(value, Mapping):
+        return False
+    return value is not None and value != "" and value != []
+
+
+def object_on_subscribe(value: Any, held: Any) -> bool:
+    """Whether a subscribe carries an object after its member's field was read (`held`,
+    None when the profile or the field is not there): only where the profile holds no
+    value in that field, nothing being there to lose. Where it holds one, the object is a
+    field update instead (plan_field_updates), shown in the plan as the object it replaces
+    (`~ ***@***#1: address {...} -> {...}`) and counted by the field guards: a key it
+    loses is a clear (traits.compare.loses_value). An object holding no value (`{}`, or
+    nulls alone) is a clear, never sent on a subscribe. Both engines go by this."""
+    return isinstance(value, Mapping) and holds_value(value) and not holds_value(held)
 
 
 def merge_fields(lists: Sequence[MappedList]) -> MergedFields:
@@ -142,6 +166,9 @@ def merge_fields(lists: Sequence[MappedList]) -> MergedFields:
                 merged.covered.setdefault(key, set()).update(
                     name for name, value in values.items() if sent_on_subscribe(value)
                 )
+                objects = {name for name, value in values.items() if _object(value)}
+                if objects:
+                    merged.objects.setdefault(key, set()).update(objects)
             target = merged.values.get(key)
             if target is None:
                 # The first list with this member: its values, shared. Which list set each
@@ -181,7 +208,14 @@ def merge_fields(lists: Sequence[MappedList]) -> MergedFields:
                     del target[name]
     for key, name in merged.conflicted:
         merged.covered.get(key, set()).discard(name)
+        merged.objects.get(key, set()).discard(name)
     return merged
+
+
+def _object(value: Any) -> bool:
+    """An object a subscribe may carry once read (`object_on_subscribe`): not `{}`, a
+    clear. Its JSON text starts with `{` (the DuckDB engine's test)."""
+    return isinstance(value, Mapping) and bool(value)
 
 
 def _first_list(lists: Sequence[MappedList], key: str) -> int:
@@ -222,7 +256,8 @@ def plan_field_updates(
     """One FieldUpdate per user whose wanted fields differ from Iterable's values, holding
     only the fields that differ; users whose values all match get none. `texts`: the
     project's string fields (traits.compare.text_fields); `tally` counts, per field, the
-    values compared and those cleared (the field_clears guard)."""
+    values compared and those cleared (the field_clears guard). An object a subscribe
+    carries (`object_on_subscribe`: the profile holds no value there) is no update."""
     updates: list[FieldUpdate] = []
     tally = tally if tally is not None else ClearTally()
     for key in sorted(wanted):
@@ -230,10 +265,14 @@ def plan_field_updates(
         current = live.get(key) or {}
         merge = merged.merge.get(key, False)
         changes = {}
+        objects = merged.objects.get(key, ())
         for name in sorted(wanted[key]):
             if name not in desired:
                 continue
             old, new = current.get(name), desired[name]
+            if name in objects and not holds_value(old):
+                tally.count(name, old, new, changed=False)  # on the subscribe
+                continue
             changed = not same_value(new, old, merge_nested_objects=merge, texts=texts, path=name)
             tally.count(name, old, new, changed, merge, texts)
             if changed:

@@ -53,7 +53,7 @@ from reconciler.state.users_file import ProfilesFile
 from reconciler.state.windows import WholeDownload
 from reconciler.traits import SentValue
 from reconciler.traits import values as trait_values
-from reconciler.traits.compare import same_value, text_fields
+from reconciler.traits.compare import holds_value, same_value, text_fields
 from reconciler.words import quantity
 
 
@@ -110,15 +110,8 @@ def plan_table_fields(
     ]
     merged = merge_tables(engine, mapped)
     issues, unlisted = _settle_conflicts(merged)
-    with_fields: dict[str, ListPlan] = {}
-    for index, item in enumerate(items):
-        assert item.fields is not None
-        with_fields[item.list_name] = dataclasses.replace(
-            by_list[item.list_name],
-            add_fields=field_values_table(engine, _add_fields(merged, index)),
-            merge_nested_objects=item.fields.mapping.merge_nested_objects,
-        )
     users, names = merged.wanted()
+    live: str | None = None
     read: FieldRead | None = None
     digest: str | None = None
     updates: Sequence[FieldUpdate] = ()
@@ -139,6 +132,15 @@ def plan_table_fields(
             engine, merged, live, names, task.advance, text_fields(field_types), tally
         )
         task.finish()
+    with_fields: dict[str, ListPlan] = {}
+    for index, item in enumerate(items):
+        assert item.fields is not None
+        # After the read: an object rides a subscribe only where the profile holds none.
+        with_fields[item.list_name] = dataclasses.replace(
+            by_list[item.list_name],
+            add_fields=field_values_table(engine, _add_fields(merged, index, live, names)),
+            merge_nested_objects=item.fields.mapping.merge_nested_objects,
+        )
     planned = [with_fields.get(lp.list_name, lp) for lp in lists]
     if updates:
         assert isinstance(updates, TableRows)
@@ -282,8 +284,10 @@ def _settle_conflicts(merged: MergedTables) -> tuple[list[tuple[str, MemberIssue
     return [(audience, issue) for _, audience, issue in listed], found - len(listed)
 
 
-def _add_fields(merged: MergedTables, index: int) -> Iterator[tuple[str, dict[str, Any]]]:
-    for batch in add_fields_rows(merged, index):
+def _add_fields(
+    merged: MergedTables, index: int, live: str | None, names: Sequence[str]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    for batch in add_fields_rows(merged, index, live, names):
         for key, cells in batch:
             yield key, {name: from_json(text) for name, text in cells if text is not None}
 
@@ -358,12 +362,16 @@ def _compare(
                 )
                 digest.add(key, current)
                 changes = []
-                for name, text in fields:
+                for name, text, subscribed_object in fields:
                     if found and cells[column[name]] == text:
                         tally.count(name, None, None, changed=False)
                         continue  # the same JSON text is the same value
                     old = current.get(name) if current is not None else None
                     new = from_json(text)
+                    if subscribed_object and not holds_value(old):
+                        # On the subscribe (plan/fields.object_on_subscribe).
+                        tally.count(name, old, new, changed=False)
+                        continue
                     changed = not same_value(
                         new, old, merge_nested_objects=merge, texts=texts, path=name
                     )

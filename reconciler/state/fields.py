@@ -91,26 +91,29 @@ def plan_fields(
         _forget_traits(item.members, m.adding)
     merged = merge_fields(mapped)
     out = FieldsPlan([], issues=list(merged.conflicts))
-    with_fields: dict[str, ListPlan] = {}
-    for item, m in zip(mapped_items, mapped, strict=True):
-        assert item.fields is not None
-        with_fields[item.list_name] = dataclasses.replace(
-            by_list[item.list_name],
-            add_fields=merged.add_fields(m),
-            merge_nested_objects=item.fields.mapping.merge_nested_objects,
-        )
     wanted = merged.to_read(mapped)
     field_types: Mapping[str, str] | None = None
+    held: Mapping[str, Mapping[str, Any] | None] = {}
     if wanted:
         members = [merged.members[key] for key in sorted(wanted)]
         names = sorted({name for fields in wanted.values() for name in fields})
         live = read_field_values(client, members, names, desired.project_type, users_file)
         out.read = live.read
         out.live_digest = values_digest(live.values)
+        held = live.values
         # Read before comparing: a string field's date-shaped text is compared as text.
         field_types = client.get_fields()
         texts = text_fields(field_types)
         out.updates = tuple(plan_field_updates(merged, wanted, live.values, texts, out.tally))
+    with_fields: dict[str, ListPlan] = {}
+    for item, m in zip(mapped_items, mapped, strict=True):
+        assert item.fields is not None
+        # After the read: an object rides a subscribe only where the profile holds none.
+        with_fields[item.list_name] = dataclasses.replace(
+            by_list[item.list_name],
+            add_fields=merged.add_fields(m, held),
+            merge_nested_objects=item.fields.mapping.merge_nested_objects,
+        )
     planned = [with_fields.get(lp.list_name, lp) for lp in lists]
     if out.updates:
         updated = {u.key for u in out.updates}

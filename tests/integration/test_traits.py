@@ -1261,7 +1261,14 @@ def test_merge_nested_objects_comes_from_the_mapping(workspace, cli, emulator_se
         mapping_doc({"prefs": {"from": "prefs", "type": "object"}}, mergeNestedObjects=merge),
     )
     workspace.audience("p", {"csv": "data/p.csv"}, traits="crm")
-    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    if not merge:
+        # Replacing the profile's object loses its sms: a clear the guard holds, read
+        # first though the member joins the list (tests/integration/test_object_fields.py).
+        blocked = cli("apply", workspace.manifests, "--yes")
+        assert blocked.exit_code == 3, blocked.output
+        assert "guard field_clears: clears field 'prefs'" in blocked.stdout + blocked.stderr
+    allow = () if merge else ("--allow-field-clears",)
+    assert cli("apply", workspace.manifests, "--yes", *allow).exit_code == 0
     expected = {"sms": True, "email": True} if merge else {"email": True}
     assert proj.find_user(email="a@example.com").data_fields["prefs"] == expected
     assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0

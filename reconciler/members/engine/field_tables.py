@@ -22,6 +22,7 @@ from typing import Any
 from reconciler.members.engine.rows import TableRows, write_table
 from reconciler.members.engine.sql_text import sql_string
 from reconciler.members.engine.workspace import Engine, lower_sql
+from reconciler.plan import fields as fields_plan
 from reconciler.plan.fingerprint import scalar_json
 from reconciler.traits.types import as_doubles
 
@@ -54,9 +55,24 @@ _DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][
 CLEAR_TEXTS = frozenset({"null", '""', "[]", "{}"})
 
 
-def holds_value_sql(column: str) -> str:
-    """SQL: the JSON text in `column` is a value a subscribe sends (not a clear)."""
-    return f"{column} NOT IN ({', '.join(quote(t) for t in sorted(CLEAR_TEXTS))})"
+def sent_unread_sql(column: str) -> str:
+    """SQL: the JSON text in `column` is a value a subscribe sends unread: not a clear,
+    not an object (plan/fields.sent_on_subscribe)."""
+    clears = ", ".join(quote(t) for t in sorted(CLEAR_TEXTS))
+    return f"({column} NOT IN ({clears}) AND NOT starts_with({column}, '{{'))"
+
+
+def object_sql(column: str) -> str:
+    """SQL: the JSON text in `column` is an object a subscribe may carry once its member's
+    field is read (plan/fields._object): any but `{}`."""
+    return f"(starts_with({column}, '{{') AND {column} <> '{{}}')"
+
+
+def object_on_subscribe(text: str, held: str | None) -> bool:
+    """plan/fields.object_on_subscribe over JSON texts (`held` None: not read or absent)."""
+    return fields_plan.object_on_subscribe(
+        from_json(text), from_json(held) if held is not None else None
+    )
 
 
 def from_json(text: str) -> Any:
@@ -318,9 +334,10 @@ def mark_conflicts(merged: MergedTables, pairs: Iterable[tuple[str, str]]) -> No
 def _create_merged_view(merged: MergedTables) -> None:
     """The merged table, one row per member of any audience. Per field, as the audiences
     were taken in list order: d<j> the first value made; want<j> when some audience whose
-    list already has the member made one, or one subscribing it made a clear (read to
-    compare: a clear is not sent on a subscribe), none subscribing it in this plan made
-    one it sends (not read), and the field is not in conflict."""
+    list already has the member made one, or one subscribing it made a clear or an object
+    (read to compare: neither is sent on a subscribe unread), none subscribing it in this
+    plan made one it sends unread, and the field is not in conflict; obj<j> when one
+    subscribing it made an object (plan/fields.object_on_subscribe) not in conflict."""
     if not merged.cells:
         merged.view = _create_joined_view(merged)
         return
@@ -336,11 +353,13 @@ def _create_merged_view(merged: MergedTables) -> None:
     )
     columns = "".join(
         f", first(p.d) FILTER (p.j = {j}) AS d{j}, "
-        f"coalesce(bool_or(p.want) FILTER (p.j = {j}), false) AS want{j}"
+        f"coalesce(bool_or(p.want) FILTER (p.j = {j}), false) AS want{j}, "
+        f"coalesce(bool_or(p.obj) FILTER (p.j = {j}), false) AS obj{j}"
         for j in range(len(merged.names))
     )
     wanted = "".join(
-        f", x.d{j}, coalesce(x.want{j}, false) AS want{j}" for j in range(len(merged.names))
+        f", x.d{j}, coalesce(x.want{j}, false) AS want{j}, coalesce(x.obj{j}, false) AS obj{j}"
+        for j in range(len(merged.names))
     )
     merged.view = merged.engine.name("merged")
     merged.engine.connection.execute(
@@ -351,11 +370,13 @@ def _create_merged_view(merged: MergedTables) -> None:
             FROM {merged.identities} GROUP BY key
         ), per AS (
             SELECT key, j, arg_min(text, i) AS d,
-                bool_or(NOT adding OR NOT ({holds_value_sql("text")}))
-                AND NOT bool_or(adding AND {holds_value_sql("text")}) AS want
+                bool_or(NOT adding OR NOT {sent_unread_sql("text")})
+                AND NOT bool_or(adding AND {sent_unread_sql("text")}) AS want,
+                bool_or(adding AND {object_sql("text")}) AS obj
             FROM {merged.cells} GROUP BY key, j
         ), flagged AS (
-            SELECT p.key, p.j, p.d, p.want {conflicted} AS want FROM per p
+            SELECT p.key, p.j, p.d, p.want {conflicted} AS want, p.obj {conflicted} AS obj
+            FROM per p
         ), wide AS (
             SELECT p.key{columns} FROM flagged p GROUP BY p.key
         )
@@ -368,13 +389,25 @@ def _create_merged_view(merged: MergedTables) -> None:
 
 
 def add_fields_rows(
-    merged: MergedTables, index: int
+    merged: MergedTables,
+    index: int,
+    live: str | None = None,
+    names: Sequence[str] = (),
 ) -> Iterator[list[tuple[str, list[tuple[str, str | None]]]]]:
     """Batches of (key, [(field, JSON text or None: absent)]) for the members list `index`
-    subscribes, in key order, minus the fields found in conflict and the clears
-    (CLEAR_TEXTS)."""
+    subscribes, in key order, minus the fields found in conflict, the clears
+    (CLEAR_TEXTS), and the objects over a value the member's profile holds (`live`, the
+    table of the values read, a column per `names`: object_on_subscribe)."""
     m = merged.lists[index]
     values = ", ".join(f"v.f{c}" for c in range(len(m.values.fields)))
+    # The value read of each field, where it was (NULL: not read, or not there).
+    held = "".join(
+        f", lv.l{names.index(name)}" if live is not None and name in names else ", NULL"
+        for name in m.values.fields
+    )
+    values += held
+    held_join = f"LEFT JOIN {live} lv ON lv.key = v.key " if live is not None else ""
+    width = len(m.values.fields)
     # A member's conflicted fields, one lookup per member (an EXISTS per field joined the
     # conflicts to every audience once per field: 100 audiences of 30 fields with 34,000
     # conflicts took 71 s).
@@ -385,7 +418,7 @@ def add_fields_rows(
     cursor = merged.engine.cursor()
     try:
         cursor.execute(
-            f"SELECT v.key, {values}{conflicted} FROM {m.values.table} v {joined}"
+            f"SELECT v.key, {values}{conflicted} FROM {m.values.table} v {joined}{held_join}"
             f"WHERE v.key IN (SELECT key FROM {m.adding}) ORDER BY v.key"
         )
         while chunk := cursor.fetchmany(BATCH):
@@ -396,10 +429,7 @@ def add_fields_rows(
                     (
                         str(key),
                         [
-                            (
-                                name,
-                                None if name in flagged or cells[c] in CLEAR_TEXTS else cells[c],
-                            )
+                            (name, _sent(cells[c], cells[width + c], name in flagged))
                             for c, name in enumerate(m.values.fields)
                         ],
                     )
@@ -407,6 +437,15 @@ def add_fields_rows(
             yield out
     finally:
         cursor.close()
+
+
+def _sent(text: str | None, held: str | None, conflicted: bool) -> str | None:
+    """A subscribe's JSON text of one field (None: not sent): add_fields_rows."""
+    if text is None or conflicted or text in CLEAR_TEXTS:
+        return None
+    if text.startswith("{") and not object_on_subscribe(text, held):
+        return None
+    return text
 
 
 def _conflicted_by_key(merged: MergedTables) -> str:
@@ -488,21 +527,24 @@ def _create_joined_view(merged: MergedTables) -> str:
             if merged.conflicts
             else "false"
         )
-        # Sent on a subscribe in this plan (by any audience): not read.
-        # (A clear is not sent on a subscribe: plan/fields.sent_on_subscribe.)
+        # Sent on a subscribe in this plan (by any audience) unread: not read.
+        # (A clear or an object is not: plan/fields.sent_on_subscribe.)
         covered = " OR ".join(
-            f"(w{i}.adding AND w{i}.f{c} IS NOT NULL AND {holds_value_sql(f'w{i}.f{c}')})"
+            f"(w{i}.adding AND w{i}.f{c} IS NOT NULL AND {sent_unread_sql(f'w{i}.f{c}')})"
             for i, c in holders
         )
-        # Already on some list mapping it, with a value, or subscribed with a clear (not
-        # sent on the subscribe): read to compare.
+        # Already on some list mapping it, with a value, or subscribed with a clear or an
+        # object (not sent on the subscribe unread): read to compare.
         held = " OR ".join(
             f"(w{i}.key IS NOT NULL AND w{i}.f{c} IS NOT NULL "
-            f"AND (NOT w{i}.adding OR NOT ({holds_value_sql(f'w{i}.f{c}')})))"
+            f"AND (NOT w{i}.adding OR NOT {sent_unread_sql(f'w{i}.f{c}')}))"
             for i, c in holders
         )
+        # Subscribed with an object: on the subscribe where the profile holds none.
+        objects = " OR ".join(f"(w{i}.adding AND {object_sql(f'w{i}.f{c}')})" for i, c in holders)
         columns.append(f"{value} AS d{j}")
         columns.append(f"(({held}) AND NOT ({covered}) AND NOT {conflicted}) IS TRUE AS want{j}")
+        columns.append(f"(({objects}) AND NOT {conflicted}) IS TRUE AS obj{j}")
     view = merged.engine.name("merged")
     merged.engine.connection.execute(
         f"CREATE VIEW {view} AS SELECT {', '.join(columns)} FROM {_joined(lists)}"
@@ -850,10 +892,11 @@ def compared_rows(
     merged: MergedTables, live: str | None, names: Sequence[str]
 ) -> Iterator[list[tuple[Any, ...]]]:
     """Batches, in key order, of the members whose values are read: (key, key_kind,
-    email, user_id, merge, [(field, desired JSON) wanted, by name], found, [current JSON
-    per `names`]). Comparing them is the caller's (same_value)."""
+    email, user_id, merge, [(field, desired JSON, subscribed with an object) wanted, by
+    name], found, [current JSON per `names`]). Comparing them is the caller's
+    (same_value)."""
     wanted = [(j, n) for j, n in enumerate(merged.names) if n in names]
-    desired = ", ".join(f"m.d{j}, m.want{j}" for j, _ in wanted)
+    desired = ", ".join(f"m.d{j}, m.want{j}, m.obj{j}" for j, _ in wanted)
     if live is not None:
         current = "".join(f", lv.l{j}" for j in range(len(names)))
         source = f"{merged.view} m LEFT JOIN {live} lv ON lv.key = m.key"
@@ -872,10 +915,12 @@ def compared_rows(
             out = []
             for key, kind, email, user_id, merge, is_found, *cells in chunk:
                 fields = [
-                    (name, cells[2 * n]) for n, (_, name) in enumerate(wanted) if cells[2 * n + 1]
+                    (name, cells[3 * n], bool(cells[3 * n + 2]))
+                    for n, (_, name) in enumerate(wanted)
+                    if cells[3 * n + 1]
                 ]
                 out.append(
-                    (key, kind, email, user_id, bool(merge), fields, bool(is_found), cells[2 * k :])
+                    (key, kind, email, user_id, bool(merge), fields, bool(is_found), cells[3 * k :])
                 )
             yield out
     finally:
