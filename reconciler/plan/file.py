@@ -48,8 +48,10 @@ from reconciler.words import named
 
 FORMAT = "reconciler-plan"
 # 2: trait-mapping field writes; 3: members on lines of their own; 4: mapped fields too;
-# 5: a checksum line last
-VERSION = 5
+# 5: a checksum line last; 6: a subscribe's fields hold no clear, and an object only where
+# the member's field was read and held none (plan/fields.sent_on_subscribe): the same
+# lines, but those of 5 were decided unread, and applied they erased values no plan showed
+VERSION = 6
 CHECKSUM = "sha256"
 
 

@@ -4,6 +4,7 @@ what the reviewed plan said, or nothing."""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import random
 import shutil
@@ -20,7 +21,7 @@ import pytest
 from reconciler.leftovers import IDLE_SECONDS
 from tests.apply.limits import file_size_limit
 from tests.integration.test_safety import list_named, project, seed_list, writes
-from tests.unit.test_plan_core import wrong_shapes
+from tests.unit.test_plan_core import with_checksum, wrong_shapes
 
 QUERY = "SELECT email FROM read_csv('data/q.csv')"
 
@@ -535,3 +536,44 @@ def test_a_damaged_plan_file_is_named_on_one_line(workspace, cli, emulator_serve
     assert result.exit_code == 1, result.output
     assert "nightly\\n::error::forged.plan is not a reconciler plan file" in result.stderr
     assert not any(line.startswith("::") for line in result.stderr.splitlines())
+
+
+def test_a_plan_an_earlier_build_saved_with_a_clear_on_a_subscribe_is_not_applied(
+    workspace, cli, emulator_server, tmp_path
+):
+    # Builds before the field reads of joining members saved a subscribe's clears (null)
+    # and objects unread, in the same plan file format: apply --plan sent the null over a
+    # planTier another team set, which no plan had shown. Such a plan is now of an older
+    # format, refused with zero writes.
+    proj = project(emulator_server)
+    other = proj.add_list("other-team", None)
+    proj.subscribe_direct(other, email="m0@example.com", data_fields={"planTier": "gold"})
+    workspace.write(
+        "traits.yaml",
+        "apiVersion: reconciler/v1\nkind: TraitMapping\nmetadata: {name: crm}\n"
+        "spec: {fields: {planTier: plan}}\n",
+    )
+    workspace.csv("data/vip.csv", "email,plan", ["m0@example.com,", "n1@example.com,silver"])
+    workspace.audience("vip", {"csv": "data/vip.csv"}, traits="crm")
+    planfile = tmp_path / "vip.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 3
+    # What such a build saved: version 5, the subscribe carrying the clear, no update.
+    values = [json.loads(line) for line in gzip.decompress(planfile.read_bytes()).splitlines()]
+    header, *body, _checksum = values
+    header["version"] = 5
+    body = [
+        ["m0@example.com", {"planTier": None}] if row == ["m0@example.com", {}] else row
+        for row in body
+        if not (len(row) == 6 and row[0] == "m0@example.com")
+    ]
+    for destination in header["destinations"]:
+        destination["field_update_rows"] = 0
+        destination["field_clears"] = []
+    planfile.write_bytes(gzip.compress(with_checksum([header, *body])))
+    emulator_server.emulator.clear_log()
+    applied = cli("apply", "--plan", planfile, "--yes")
+    assert applied.exit_code == 1, applied.output
+    assert "in plan file format 5, older than the format 6" in applied.stderr
+    assert "run plan again" in applied.stderr
+    assert writes(emulator_server) == []
+    assert proj.user_by_email("m0@example.com").data_fields["planTier"] == "gold"
