@@ -161,3 +161,17 @@ def test_audiences_merge_as_each_member_is_merged_alone(tmp_path, count):
         (m[0], [n for n, w in zip(sorted(FIELDS), wants, strict=True) if w])
         for m, wants in expected_wanted
     ]
+    # A field some list subscribes the member with an object (not `{}`) is marked, so the
+    # comparison leaves it to the subscribe where the profile holds none.
+    conflicted = {(k, n) for k, n, held in expected_candidates if len({h[3] for h in held}) > 1}
+    objects = {
+        (key, n)
+        for a in range(count)
+        for key, texts in _audience(a)[1]
+        if key in _audience(a)[2]
+        for n, t in zip(_audience(a)[0], texts, strict=True)
+        if t is not None and t.startswith("{") and t != "{}" and (key, n) not in conflicted
+    }
+    marked = {(r[0], f) for r in rows for f, _, obj in r[5] if obj}
+    assert marked == objects
+    assert marked, "some members are subscribed with an object"
