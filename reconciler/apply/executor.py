@@ -49,10 +49,10 @@ from reconciler.plan import (
     UpdateFields,
     Violation,
 )
-from reconciler.plan.fields import sent_on_subscribe
 from reconciler.plan.ownership import mark, marks_audience
 from reconciler.render.masking import marking_sent, message_for
 from reconciler.threads import block_stop_signals
+from reconciler.traits.compare import holds_value
 from reconciler.words import quantity
 
 T = TypeVar("T")
@@ -397,13 +397,16 @@ def subscriber_payload(member: Member, project_type: ProjectType) -> dict[str, A
 
 def subscribe_payload(member: Member, lp: ListPlan, project_type: ProjectType) -> dict[str, Any]:
     """A subscriber with its mapped fields (trait mappings), so a new member needs no
-    separate update. Never a clear (sent_on_subscribe): plans leave them out, but one saved
-    by an earlier build holds a joiner's empty cell as a null, which would erase a value
-    that plan never read nor showed; the next plan reads it and plans the clear instead."""
+    separate update. Never a clear (a value that holds none: null, empty text, an empty
+    list, an object of nulls): plans leave them out (plan/fields.sent_on_subscribe), and
+    plan files of earlier builds, which held a joiner's empty cell as a null, are refused
+    (plan/file.py); this is the last stop should either fail, since a clear sent unread
+    would erase a value no plan showed. An object a plan put here is kept: it read the
+    member's field and found nothing to lose (plan/fields.object_on_subscribe)."""
     out = subscriber_payload(member, project_type)
     data = lp.add_fields.get(member.key)
-    if data and not all(sent_on_subscribe(v) for v in data.values()):
-        data = {name: value for name, value in data.items() if sent_on_subscribe(value)}
+    if data and not all(holds_value(v) for v in data.values()):
+        data = {name: value for name, value in data.items() if holds_value(value)}
     if data:
         out["dataFields"] = data
         if lp.merge_nested_objects:

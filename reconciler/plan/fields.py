@@ -130,7 +130,7 @@ def sent_on_subscribe(value: Any) -> bool:
     the profile's whole object (without mergeNestedObjects: another team's keys beside
     the mapped ones are wiped) or merges its nulls into it, so the plan reads the member's
     field first (`object_on_subscribe`). Not a clear (null, empty text, an
-    empty list or object: field_clears.holds_value): a subscribe's user may already exist
+    empty list or object: traits.compare.holds_value): a subscribe's user may already exist
     in Iterable, holding a value set by another team or an earlier run, and a null sent
     unread would erase it unseen, shown as a mere add and outside the field_clears guard.
     The plan reads that member's field instead (`to_read`), as for a member already on

@@ -159,5 +159,8 @@ def test_an_object_merged_in_changes_the_field_only_where_it_replaces_a_held_val
         tally.count("prefs", held, new, changed=True, merge=True)
     # Replaced without merging: the profile's other keys are lost.
     tally.count("prefs", held, {"email": True}, changed=True)
-    assert tally.changed == {"prefs": 4}
+    # A key that held a value left without one (n: None merged; the keys a replacement
+    # drops) is a clear of the field, counted only as a clear (loses_value).
+    assert tally.changed == {"prefs": 2}
+    assert tally.cleared == {"prefs": 2}
     assert tally.compared == {"prefs": 8}

@@ -99,8 +99,8 @@ def test_an_object_that_loses_a_key_holding_a_value_is_a_clear_of_its_field():
     tally.count("address", old, {"city": None, "zip": None}, changed=True)  # all nulls
     tally.count("address", old, {"city": "Oslo"}, changed=True)  # replaced: zip lost
     tally.count("address", old, {"city": "Oslo", "zip": "0150"}, changed=True)  # changed
-    tally.count("address", old, {"city": "Oslo"}, changed=True, merge_nested_objects=True)
-    tally.count("address", old, {"zip": None}, changed=True, merge_nested_objects=True)
+    tally.count("address", old, {"city": "Oslo"}, changed=True, merge=True)
+    tally.count("address", old, {"zip": None}, changed=True, merge=True)
     tally.count("address", {"city": "Rome", "zip": None}, {"city": "Rome"}, changed=True)
     assert tally.compared == {"address": 6}
     assert tally.cleared == {"address": 3}

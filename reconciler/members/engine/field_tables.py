@@ -50,7 +50,7 @@ _INTEGER = re.compile(r"-?(?:0|[1-9][0-9]{0,17})")
 _DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)")
 
 
-# The JSON texts of the values that clear a field (plan/field_clears.holds_value): a
+# The JSON texts of the values that clear a field (traits/compare.holds_value): a
 # subscribe leaves them out (plan/fields.sent_on_subscribe says why).
 CLEAR_TEXTS = frozenset({"null", '""', "[]", "{}"})
 
