@@ -309,6 +309,11 @@ def _plan_destination(
     listed.update((x.id, x.name) for x in live.all_lists)
     try:
         names, audiences = every
+        # A list an audience's listId names is declared under whatever name Iterable
+        # holds it by: renamed in Iterable's web app, the audience is left out (state/
+        # live.py), and prune must not take the list for one no manifest declares.
+        held = {item.audience.spec.listId for item in desired.lists}
+        names = names | {x.name for x in live.all_lists if x.id in held}
         if reads.keyed_apart is not None:
             names = reads.keyed_apart.declared(desired.destination.name, live.all_lists, names)
         declared = names if declared is not None else None

@@ -762,6 +762,14 @@ class AudienceSpec(_StrictModel):
         ]
         | None
     ) = Field(default=None, description="Iterable list name; defaults to metadata.name.")
+    # Iterable's list ids are int64, as its campaign ids are. A name is all Iterable's web
+    # app lets a person change: the id ties the audience to its list through a rename.
+    listId: Annotated[int, Field(gt=0, lt=2**63), WHOLE_NUMBER] | None = Field(
+        default=None,
+        description="The list's id in Iterable (import writes it): the plan manages only "
+        "that list, and when Iterable has it under another name (renamed in its web app) "
+        "or not at all, leaves the audience out and says so rather than create a new list.",
+    )
     description: str | None = Field(default=None, description="Used when the list is created.")
     members: MembersSpec
     updateExistingUsersOnly: bool = Field(

@@ -190,11 +190,16 @@ def _find_lists(
     # Each audience looks among the lists of its name only: a walk of every list for each
     # audience was 8M name comparisons for 2,000 audiences beside 4,000 lists.
     by_name: dict[str, list[ListInfo]] = {}
+    by_id: dict[int, ListInfo] = {}
     for listed in all_lists:
         by_name.setdefault(listed.name, []).append(listed)
+        by_id[listed.id] = listed
     for item in items:
         try:
-            info = find_list(by_name.get(item.list_name, []), item.list_name, item.audience.name)
+            same_name = by_name.get(item.list_name, [])
+            if item.audience.spec.listId is not None:
+                _check_list_id(item, by_id.get(item.audience.spec.listId), same_name)
+            info = find_list(same_name, item.list_name, item.audience.name)
         except LiveStateError as exc:
             ambiguous[item.list_name] = (
                 f"{exc}. This audience is left out of the plan (nothing is created, added or "
@@ -204,6 +209,47 @@ def _find_lists(
         if info is not None:
             found.append((item, info))
     return found, ambiguous
+
+
+def _check_list_id(item: DesiredList, info: ListInfo | None, same_name: list[ListInfo]) -> None:
+    """Refuse an audience whose `listId` is not the list of its name in Iterable: renamed
+    in Iterable's web app, or gone. Planned by name, either would create a new list and
+    add to it who had left the old one themselves, leaving the old list and its history
+    behind; so the audience is left out, with what to do, until a person says which list
+    is meant."""
+    list_id, audience, name = item.audience.spec.listId, item.audience.name, item.list_name
+    if info is not None and info.name == name:
+        return
+    where = item.audience.field_location("listId")
+    standard = [x for x in same_name if x.list_type == "Standard"]
+    other = standard[0].id if len(standard) == 1 else None
+    if info is not None:
+        beside = f", and list {other} has that name now" if other is not None else ""
+        # Which side changed is not known: the list's name in Iterable's web app, or the
+        # manifest's listName. Either way the list of that id is the audience's.
+        instead = (
+            f"; to manage list {other} instead, set listId: {other}"
+            if other is not None
+            else f", or rename the list to {name!r} in Iterable; for a new list, remove listId"
+        )
+        raise LiveStateError(
+            f"{where}: listId {list_id} is named {info.name!r} in Iterable, not {name!r}"
+            f"{beside} (renamed in Iterable's web app, or the audience's listName changed), "
+            f"and no new list is made in its place. To keep managing list {list_id}, set "
+            f"listName: {info.name!r} on audience {audience!r}{instead}"
+        )
+    named = (
+        f"; list {name!r} in Iterable is list {other}: if that is the audience's list, set "
+        f"listId: {other}"
+        if other is not None
+        else ""
+    )
+    raise LiveStateError(
+        f"{where}: listId {list_id} is no list in Iterable (deleted there, or an id of another "
+        f"project?){named}. A new list in its place would take back who had left it "
+        f"themselves: verify that the list is gone, then remove listId from audience "
+        f"{audience!r} to create one"
+    )
 
 
 def _candidates(item: DesiredList, members: set[str]) -> list[str]:

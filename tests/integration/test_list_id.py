@@ -1,0 +1,165 @@
+"""An audience's spec.listId: the list it manages is the one with that id, so a list
+renamed or deleted in Iterable's web app is said as such, never replaced by a new list of
+the audience's name that would take back who had left the old one themselves."""
+
+from __future__ import annotations
+
+import pytest
+
+WRITES = ("POST", "DELETE", "PUT")
+
+
+def project(server):
+    return server.emulator.project("default")
+
+
+def writes(server) -> list:
+    return [r for r in server.emulator.request_log if r.method in WRITES]
+
+
+def adopted(server, name: str = "vip") -> int:
+    """A list without reconciler's marker (made by Segment, or by hand), as import adopts
+    it: a and b on it, b then leaving it by an unsubscribe link."""
+    proj = project(server)
+    list_id = proj.add_list(name)
+    for email in ("a@example.com", "b@example.com"):
+        proj.subscribe_direct(list_id, email=email)
+    proj.self_unsubscribe(proj.user_by_email("b@example.com"), list_id=list_id)
+    return list_id
+
+
+SOURCE = {"inline": ["a@example.com", "b@example.com", "c@example.com"]}
+
+
+def test_a_list_renamed_in_iterable_leaves_its_audience_out_and_creates_no_list(
+    workspace, cli, emulator_server
+):
+    """Renamed in the web app, an adopted list was found by name no more: the plan created
+    a new 'vip' and added a, b (who had left the old one herself) and c to it."""
+    list_id = adopted(emulator_server)
+    workspace.audience("vip", SOURCE, listId=list_id)
+    project(emulator_server).lists[list_id].name = "VIP customers"
+
+    plan = cli("plan", workspace.manifests)
+    assert plan.exit_code == 1, plan.output
+    text = " ".join(plan.output.split())
+    assert (
+        f"aud-vip.yaml:16:15: listId {list_id} is named 'VIP customers' in Iterable, not "
+        "'vip' (renamed in Iterable's web app, or the audience's listName changed), and no "
+        f"new list is made in its place. To keep managing list {list_id}, set listName: 'VIP "
+        "customers' on audience 'vip', or rename the list to 'vip' in Iterable; for a new "
+        "list, remove listId."
+    ) in text
+    assert "This audience is left out of the plan (nothing is created, added or removed)" in text
+
+    emulator_server.emulator.clear_log()
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 1, applied.output
+    assert writes(emulator_server) == []
+    assert [x.name for x in project(emulator_server).lists.values()] == ["VIP customers"]
+
+    # As the message says: the listName set to the new name manages that list again,
+    # and who left it herself stays off it.
+    workspace.audience("vip", SOURCE, listId=list_id, listName="VIP customers")
+    kept = cli("apply", workspace.manifests, "--yes")
+    assert kept.exit_code == 0, kept.output
+    assert sorted(project(emulator_server).members(list_id)) == ["a@example.com", "c@example.com"]
+    assert len(project(emulator_server).lists) == 1
+
+
+def test_a_list_id_iterable_does_not_hold_is_not_created_again(workspace, cli, emulator_server):
+    """Deleted in Iterable (or an id of another project): a plan by name alone made a new
+    list, which took back who had left the old one; verify first, then drop listId."""
+    list_id = adopted(emulator_server)
+    workspace.audience("vip", SOURCE, listId=list_id)
+    project(emulator_server).delete_list(list_id)
+
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 1, plan.output
+    (destination,) = plan.json()["destinations"]
+    assert destination["lists"] == []
+    ((audience, reason),) = [(x["audience"], x["reason"]) for x in destination["unread"]]
+    assert audience == "vip"
+    assert reason.endswith(
+        f"aud-vip.yaml:16:15: listId {list_id} is no list in Iterable (deleted there, or an "
+        "id of another project?). A new list in its place would take back who had left it "
+        "themselves: verify that the list is gone, then remove listId from audience 'vip' "
+        "to create one. This audience is left out of the plan (nothing is created, added "
+        "or removed)"
+    ), reason
+    assert plan.json()["summary"]["lists_to_create"] == 0
+
+    # A list of the audience's name made since is named, with the listId that takes it.
+    other = project(emulator_server).add_list("vip")
+    again = cli("plan", workspace.manifests)
+    assert again.exit_code == 1, again.output
+    assert (
+        f"another project?); list 'vip' in Iterable is list {other}: if that is the "
+        f"audience's list, set listId: {other}. A new list"
+    ) in " ".join(again.output.split())
+
+
+def test_a_list_renamed_while_another_took_its_name_names_both(workspace, cli, emulator_server):
+    list_id = adopted(emulator_server)
+    workspace.audience("vip", SOURCE, listId=list_id)
+    project(emulator_server).lists[list_id].name = "VIP customers"
+    other = project(emulator_server).add_list("vip")
+
+    plan = cli("plan", workspace.manifests)
+    assert plan.exit_code == 1, plan.output
+    assert (
+        f"listId {list_id} is named 'VIP customers' in Iterable, not 'vip', and list {other} "
+        "has that name now (renamed in Iterable's web app, or the audience's listName "
+        f"changed), and no new list is made in its place. To keep managing list {list_id}, set "
+        f"listName: 'VIP customers' on audience 'vip'; to manage list {other} instead, set "
+        f"listId: {other}."
+    ) in " ".join(plan.output.split())
+
+
+def test_a_list_id_of_the_list_of_its_name_plans_as_before(workspace, cli, emulator_server):
+    list_id = adopted(emulator_server)
+    workspace.audience("vip", SOURCE, listId=list_id)
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert sorted(project(emulator_server).members(list_id)) == ["a@example.com", "c@example.com"]
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+
+
+def test_prune_keeps_a_list_an_audience_holds_by_its_id_when_renamed(
+    workspace, cli, emulator_server
+):
+    """reconciler's own list, renamed in Iterable: its new name is declared nowhere, so
+    prune planned to delete it (its id, history and campaigns) while its audience was left
+    out."""
+    workspace.destination(prune=True, policy={"allowListDeletion": True})
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    workspace.audience("keep", {"inline": ["a@example.com"]})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    lists = project(emulator_server).lists
+    (record,) = [x for x in lists.values() if x.name == "vip"]
+    workspace.audience("vip", {"inline": ["a@example.com"]}, listId=record.id)
+    record.name = "VIP (old)"
+
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 1, plan.output
+    assert plan.json()["summary"]["lists_to_delete"] == 0
+    emulator_server.emulator.clear_log()
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 1, applied.output
+    assert writes(emulator_server) == []
+    assert sorted(x.name for x in lists.values()) == ["VIP (old)", "keep"]
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        (0, "expected a number greater than 0; got 0"),
+        ("1000001", "expected a whole number; got '1000001' (remove the quotes"),
+        (True, "expected a whole number; got true"),
+    ],
+)
+def test_validate_names_a_list_id_that_is_no_positive_whole_number(workspace, cli, value, said):
+    workspace.audience("vip", {"inline": ["a@example.com"]}, listId=value)
+    result = cli("validate", workspace.manifests)
+    assert result.exit_code == 1, result.output
+    assert f"manifests/aud-vip.yaml:14:15: spec.listId: {said}" in result.output
