@@ -913,6 +913,10 @@ def _candidates(
             )
         all_lists = [x for x in all_lists if x.name in set(only)]
     managed = _managed_lists(audiences, dest)
+    # By id too: an audience's list renamed in Iterable is under a name no manifest declares.
+    managed_ids = {
+        a.spec.listId: managed[a.list_name] for _, a in audiences if a.spec.listId is not None
+    }
     marks = audience_marks(a.name for _, a in audiences)
     standard_names = Counter(x.name for x in all_lists if x.list_type == "Standard")
     chosen = []
@@ -926,6 +930,12 @@ def _candidates(
             reason = f"no manifest can name it ({problem}): rename it in Iterable first"
         elif info.name in managed:
             reason = f"already managed by audience {managed[info.name]}"
+        elif info.id in managed_ids:
+            reason = (
+                f"already managed by audience {managed_ids[info.id]} (its listId), under "
+                "another name: renamed in Iterable, so that audience is left out of its plans "
+                "until its listName is set to this name"
+            )
         elif info.id in held:
             key, list_name = held[info.id]
             # Adopted, it would be declared, and who left it themselves would be put on
@@ -1285,6 +1295,10 @@ def _write_manifest(
     if target.audience != info.name:
         spec["listName"] = _text(info.name)
         spec.yaml_add_eol_comment("the list's name in Iterable", "listName")
+    # The id ties the audience to this list through a rename in Iterable's web app, which
+    # keeps no marker of reconciler's to find it by (state/live.py _check_list_id).
+    spec["listId"] = info.id
+    spec.yaml_add_eol_comment("the list's id in Iterable", "listId")
     description = _description(info.description)
     if description is not None:
         spec["description"] = _text(description)

@@ -99,7 +99,7 @@ def test_hybrid_import_round_trips_to_an_empty_plan(typed_workspace, cli, monkey
         "apiVersion": "reconciler/v1",
         "kind": "Audience",
         "metadata": {"name": "vip"},
-        "spec": {"destination": "prod", "members": {"csv": "vip.csv"}},
+        "spec": {"destination": "prod", "listId": vip, "members": {"csv": "vip.csv"}},
     }
     # hybrid lists are read with preferUserId: the userId where the profile has one
     assert read_csv(out / "vip.csv") == [
@@ -110,6 +110,7 @@ def test_hybrid_import_round_trips_to_an_empty_plan(typed_workspace, cli, monkey
     beta_doc = read_yaml(out / "beta-testers.yaml")
     assert beta_doc["metadata"]["name"] == "beta-testers"
     assert beta_doc["spec"]["listName"] == "Beta testers!"
+    assert beta_doc["spec"]["listId"] == beta
     assert beta_doc["spec"]["description"] == "Early access"  # ownership marker not copied
     assert read_csv(out / "empty-one.csv") == []
 

@@ -163,3 +163,35 @@ def test_validate_names_a_list_id_that_is_no_positive_whole_number(workspace, cl
     result = cli("validate", workspace.manifests)
     assert result.exit_code == 1, result.output
     assert f"manifests/aud-vip.yaml:14:15: spec.listId: {said}" in result.output
+
+
+def test_import_writes_the_list_id_so_a_rename_after_it_creates_nothing(
+    workspace, cli, emulator_server
+):
+    """Adopted by import, a list renamed in the web app was tied to its audience by
+    nothing: the next plan created a second 'vip' and put b, who had left the first one
+    herself, on it; and import run again took the renamed list for a new audience."""
+    list_id = adopted(emulator_server)
+    out = workspace.manifests / "imported"
+    imported = cli("import", workspace.manifests, "--destination", "prod", "--out", out)
+    assert imported.exit_code == 0, imported.output
+    text = (out / "vip.yaml").read_text()
+    assert f"  listId: {list_id}  # the list's id in Iterable\n" in text
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+
+    project(emulator_server).lists[list_id].name = "VIP customers"
+    emulator_server.emulator.clear_log()
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 1, applied.output
+    assert f"listId {list_id} is named 'VIP customers' in Iterable, not 'vip'" in " ".join(
+        applied.output.split()
+    )
+    assert writes(emulator_server) == []
+
+    again = cli("import", workspace.manifests, "--destination", "prod", "--out", out)
+    assert again.exit_code == 0, again.output
+    assert (
+        f"skipped list {list_id} 'VIP customers': already managed by audience 'vip' (its "
+        "listId), under another name"
+    ) in " ".join(again.output.split())
+    assert sorted(p.name for p in out.iterdir()) == ["vip.csv", "vip.yaml"]

@@ -95,11 +95,17 @@ def test_a_listname_set_on_an_adopted_segment_list_keeps_who_left_it_off_the_new
         "email,userId\nann@example.com,u-ann\nbob@example.com,\n"
     )
     manifest = out / "high_value_users.yaml"
-    manifest.write_text(
-        manifest.read_text().replace(
-            "  destination: prod\n", "  destination: prod\n  listName: High value users\n"
-        )
+    text = manifest.read_text().replace(
+        "  destination: prod\n", "  destination: prod\n  listName: High value users\n"
     )
+    manifest.write_text(text)
+    # The listId import wrote keeps the audience on list_id: a listName changed alone is
+    # taken for a rename it cannot tell from one made in Iterable, and nothing is made.
+    kept = cli("plan", ws.manifests, "--format", "json")
+    assert kept.exit_code == 1, kept.output
+    assert kept.json()["summary"]["lists_to_create"] == 0
+    assert "for a new list, remove listId" in kept.json()["destinations"][0]["unread"][0]["reason"]
+    manifest.write_text(text.replace(f"  listId: {list_id}  # the list's id in Iterable\n", ""))
 
     plan = cli("plan", ws.manifests, "--format", "json")
     assert plan.exit_code == 0, plan.output
