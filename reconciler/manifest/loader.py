@@ -406,6 +406,7 @@ class _Collector:
         self._check_destination_references()
         self._check_project_options()
         self._check_list_names()
+        self._check_list_ids()
         self._check_trait_mappings()
         self._check_url_variables()
 
@@ -700,6 +701,27 @@ class _Collector:
                     f"audiences {quoted(first.name)} and {quoted(audience.name)} both manage the "
                     f"list {quoted(audience.list_name)} in {place}; {quoted(first.name)} is at "
                     f"{first.location}"
+                )
+            )
+
+    def _check_list_ids(self) -> None:
+        # One list id on two audiences is one list too, whatever their listNames: each
+        # plan would leave one of them out as renamed, or, named alike, both would fight.
+        owners: dict[tuple[object, int], Audience] = {}
+        for audience in self.audiences.values():
+            list_id = audience.spec.listId
+            if list_id is None:
+                continue
+            project = self._project_of(audience.spec.destination)
+            first = owners.setdefault((project, list_id), audience)
+            if first is audience or first.list_name == audience.list_name:
+                continue  # the same name twice is said by _check_list_names
+            self.problems.append(
+                audience.field_location("listId").problem(
+                    f"audiences {quoted(first.name)} and {quoted(audience.name)} both have "
+                    f"listId {list_id} in {_one_project(first, audience)}: one list, which "
+                    f"only one audience can manage; {quoted(first.name)} is at "
+                    f"{first.field_location('listId')}"
                 )
             )
 

@@ -195,3 +195,17 @@ def test_import_writes_the_list_id_so_a_rename_after_it_creates_nothing(
         "listId), under another name"
     ) in " ".join(again.output.split())
     assert sorted(p.name for p in out.iterdir()) == ["vip.csv", "vip.yaml"]
+
+
+def test_validate_refuses_one_list_id_on_two_audiences(workspace, cli):
+    """Two audiences of one list fight over its members on every apply; by name that was
+    an error, by id it was left to the plan, which took one of them for a renamed list."""
+    workspace.audience("vip", {"inline": ["a@example.com"]}, listId=1000001)
+    workspace.audience("gold", {"inline": ["b@example.com"]}, listId=1000001)
+    result = cli("validate", workspace.manifests)
+    assert result.exit_code == 1, result.output
+    assert (
+        "manifests/aud-vip.yaml:14:15: audiences 'gold' and 'vip' both have listId 1000001 "
+        "in destination 'prod': one list, which only one audience can manage; 'gold' is at "
+        "manifests/aud-gold.yaml:14:15"
+    ) in " ".join(result.output.split())
