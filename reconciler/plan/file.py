@@ -111,10 +111,16 @@ class SavedPlan:
                 "apply"
             )
         else:
+            left_out = _left_out_now(self.plan, current)
+            # A listId's audience left out says what to set already (state/live.py).
+            advice = (
+                ""
+                if "set listName:" in left_out
+                else _renamed_advice(self.plan, current, destination, difference)
+            )
             error = StalePlanError(
-                f"stale plan: {difference} since {self._made} was made"
-                f"{_left_out_now(self.plan, current)}; run plan again"
-                f"{_renamed_advice(self.plan, current, destination, difference)}"
+                f"stale plan: {difference} since {self._made} was made{left_out}; run plan "
+                f"again{advice}"
             )
         # Whose lists changed, for machines (the JSON error's `destination`); the message
         # is whole as it is: it names the destination when there are several.

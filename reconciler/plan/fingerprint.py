@@ -126,13 +126,17 @@ def difference_in(
             if list_name == FIELDS_KEY:
                 fields_changed = fields_changed or destination
                 continue
+            where = f"{list_name!r} in destination {destination!r}" if several else repr(list_name)
+            names = (listed or {}).get(destination, {})
+            if old is not None and new is None and (gone := _gone(old, list_name, names)):
+                # Left out of the plan made now (an audience's listId whose list was
+                # renamed or deleted): said as what happened to the list.
+                return f"list {where} {gone}", destination
             if old is None or new is None:
                 return (
                     f"list {list_name!r} in destination {destination!r} was not in both plans",
                     destination,
                 )
-            where = f"{list_name!r} in destination {destination!r}" if several else repr(list_name)
-            names = (listed or {}).get(destination, {})
             return _list_difference(where, old, new, names), destination
     if fields_changed is not None:
         return (
@@ -140,6 +144,21 @@ def difference_in(
             + (f" (destination {fields_changed!r})" if several else ""),
             fields_changed,
         )
+    return None
+
+
+def _gone(old: dict[str, Any], list_name: str, names: Mapping[int, str]) -> str | None:
+    """What became of a saved plan's list that a plan made now leaves out, when Iterable's
+    index says: renamed (its id under another name) or deleted (its id gone); None when
+    neither is known (the index not read, the list there under its name)."""
+    list_id = old.get("list_id")
+    if not isinstance(list_id, int) or not names:
+        return None
+    renamed = names.get(list_id)
+    if renamed is None:
+        return f"(list {list_id}) was deleted"
+    if renamed != list_name:
+        return f"(list {list_id}) was renamed {renamed!r} in Iterable"
     return None
 
 

@@ -209,3 +209,26 @@ def test_validate_refuses_one_list_id_on_two_audiences(workspace, cli):
         "in destination 'prod': one list, which only one audience can manage; 'gold' is at "
         "manifests/aud-gold.yaml:14:15"
     ) in " ".join(result.output.split())
+
+
+def test_a_saved_plan_whose_list_was_renamed_since_says_so(
+    workspace, cli, emulator_server, tmp_path
+):
+    """The plan made again leaves the audience out, so the saved plan's list was said to
+    be 'not in both plans', naming no rename."""
+    list_id = adopted(emulator_server)
+    workspace.audience("vip", SOURCE, listId=list_id)
+    planfile = tmp_path / "p.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+    project(emulator_server).lists[list_id].name = "VIP customers"
+    emulator_server.emulator.clear_log()
+
+    refused = cli("apply", "--plan", planfile, "--yes")
+    assert refused.exit_code == 4, refused.output
+    text = " ".join(refused.stderr.split())
+    assert (
+        f"error: stale plan: list 'vip' (list {list_id}) was renamed 'VIP customers' in "
+        "Iterable since p.plan was made. Left out of a plan made now: vip: "
+    ) in text
+    assert text.endswith("(nothing is created, added or removed); run plan again"), text
+    assert writes(emulator_server) == []
