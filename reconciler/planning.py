@@ -135,6 +135,10 @@ def make_plan(
         built = build_desired(manifests, targets, engine, progress, errors=unreadable)
         if unreadable:
             raise unreadable_sources(unreadable)
+        # Every audience's listId: Iterable's list ids are unique across projects, and a
+        # list one destination's audience holds by id is declared in every destination
+        # naming its project (prune in another must not delete it once renamed).
+        held = frozenset(a.spec.listId for a in manifests.audiences.values() if a.spec.listId)
         for name, desired in built.items():
             prints = fingerprint.setdefault(name, {})
             # With --target only some audiences are considered, so nothing else may be pruned;
@@ -148,7 +152,7 @@ def make_plan(
                         clients[name],
                         desired,
                         declared,
-                        (every, audiences),
+                        (every, audiences, held),
                         prefetches.get(name),
                         _for_destination(reads, name) if several else reads,
                         prints,
@@ -283,7 +287,7 @@ def _plan_destination(
     client: IterableClient,
     desired: DesiredDestination,
     declared: set[str] | None,
-    every: tuple[set[str], frozenset[str]],
+    every: tuple[set[str], frozenset[str], frozenset[int]],
     prefetch: Prefetch | None,
     reads: _Reads,
     prints: dict[str, dict[str, Any]],
@@ -293,7 +297,8 @@ def _plan_destination(
     members, then (knowing the adds) mapped fields, users that cannot be sent, consent and
     the campaigns the changes reach. `declared` is every list name its manifests declare,
     or None when only some audiences are planned (then nothing may be pruned); `every`,
-    every list name and every audience of the destination whichever are planned.
+    every list name and every audience of the destination whichever are planned, and
+    every audience's listId.
     `listed` is given the name of each list in Iterable's index, by id (Plan.listed)."""
     users = _users_share(client, desired, reads)
     live = read_live(
@@ -308,11 +313,10 @@ def _plan_destination(
     )
     listed.update((x.id, x.name) for x in live.all_lists)
     try:
-        names, audiences = every
+        names, audiences, held = every
         # A list an audience's listId names is declared under whatever name Iterable
         # holds it by: renamed in Iterable's web app, the audience is left out (state/
         # live.py), and prune must not take the list for one no manifest declares.
-        held = {item.audience.spec.listId for item in desired.lists}
         names = names | {x.name for x in live.all_lists if x.id in held}
         if reads.keyed_apart is not None:
             names = reads.keyed_apart.declared(desired.destination.name, live.all_lists, names)

@@ -232,3 +232,26 @@ def test_a_saved_plan_whose_list_was_renamed_since_says_so(
     ) in text
     assert text.endswith("(nothing is created, added or removed); run plan again"), text
     assert writes(emulator_server) == []
+
+
+def test_prune_in_another_destination_of_the_project_keeps_a_renamed_listid_list(
+    workspace, cli, emulator_server
+):
+    """Two destinations naming one project (the same host and key): the renamed list of
+    one's audience was declared by name nowhere, so the other's prune deleted it."""
+    workspace.destination("other", prune=True, policy={"allowListDeletion": True})
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    workspace.audience("keep", {"inline": ["a@example.com"]}, destination="other")
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    lists = project(emulator_server).lists
+    (record,) = [x for x in lists.values() if x.name == "vip"]
+    workspace.audience("vip", {"inline": ["a@example.com"]}, listId=record.id)
+    record.name = "VIP (old)"
+
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 1, plan.output
+    assert plan.json()["summary"]["lists_to_delete"] == 0
+    emulator_server.emulator.clear_log()
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 1
+    assert writes(emulator_server) == []
+    assert sorted(x.name for x in lists.values()) == ["VIP (old)", "keep"]
