@@ -12,6 +12,7 @@ costs):
     import     `python -c "import reconciler.cli"`: the command tree, before any command
     --version  `reconciler --version`
     --help     `reconciler --help`
+    apply -h   `reconciler apply --help`: one command's help, the heaviest command's
     validate   `reconciler validate` of a one-audience project (three inline members)
     plan       `reconciler plan` of it against the emulator on loopback, the list already
                applied (no changes): the smallest real plan
@@ -129,6 +130,7 @@ def main() -> None:
         "import": [*python, "import reconciler.cli"],
         "--version": [*python, CLI, "--version"],
         "--help": [*python, CLI, "--help"],
+        "apply -h": [*python, CLI, "apply", "--help"],
     }
     emulator = Emulator(limits=Limits.unlimited())
     emulator.add_project("default", "hybrid", API_KEY)

@@ -4,9 +4,10 @@ Parse, read and plan (with the destinations' locks held), show the plan, let the
 itself (stale, unsafe), confirm, and hand it to `reconciler.apply.run`; then render the
 report and the run record, and exit. What applying means lives in `reconciler.apply`.
 
-The executor (`apply.run`, `apply.executor`, `apply.runrecord`) is imported inside the
-functions that use it: every command's process imports this module to register `apply`,
-and the others need none of it (tests/unit/test_startup.py keeps them without it).
+The executor (`apply.run`, `apply.executor`, `apply.runrecord`), and the client, the
+planner and the renderers it runs with, are imported inside the functions that use them:
+`apply --help` needs none of them, and every command's process may import this module to
+register `apply` (tests/unit/test_startup.py keeps them out of both).
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from typing import TYPE_CHECKING, TextIO
 import typer
 
 from reconciler import alerts
-from reconciler.apply.held_back import held_back
 from reconciler.apply.interrupt import AfterWork, report_after_work
 from reconciler.apply.lock import project_locks
-from reconciler.cli import exits, session
+from reconciler.cli import exits
 from reconciler.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, err
 from reconciler.cli.options import (
     DebugOpt,
@@ -37,32 +37,16 @@ from reconciler.cli.options import (
     TargetOpt,
     format_option,
 )
-from reconciler.cli.output import append, check_output_path, print_plan, progress_display
 from reconciler.cli.stdout import emit
 from reconciler.errors import OutputError, ReconcilerError, SummaryFileError, UnsafePlanError
-from reconciler.members.model import SavedPlanTables
-from reconciler.plan import Plan, Violation
-from reconciler.plan.campaigns import campaigns_now
-from reconciler.plan.file import SavedPlan, load_plan
-from reconciler.plan.policy import overridden_rules
-from reconciler.render.plans import (
-    REPORT_RENDERERS,
-    REPORT_SUMMARY_LIMIT,
-    SUMMARY_LIMIT,
-    plan_markdown,
-    plan_text,
-    report_failure,
-    report_json,
-    report_markdown,
-)
-from reconciler.state.consent import recheck_saved
-from reconciler.state.desired import combined_digest, manifest_file_digests
 
 if TYPE_CHECKING:
     from reconciler.apply.executor import ApplyReport
     from reconciler.apply.reads_lag import Lagging
     from reconciler.apply.run import Aborted
     from reconciler.apply.runrecord import RunRecord
+    from reconciler.plan import Plan, Violation
+    from reconciler.plan.file import SavedPlan
 
 
 def apply(
@@ -139,7 +123,10 @@ def apply(
     status, time, and how a failed one failed (never the API key or a member), and every
     retry; without it a destination's first 20 retries are printed, then the rest are
     counted in a line at most once a minute and one at the end."""
-    from reconciler.apply.runrecord import RunRecord  # here: see the module's docstring
+    # Here, as everything a run needs: see the module's docstring.
+    from reconciler.apply.runrecord import RunRecord
+    from reconciler.cli.output import check_output_path
+    from reconciler.plan.policy import overridden_rules
 
     exits.started(show_members, debug, output)
     given = ctx.get_parameter_source("path")
@@ -195,6 +182,14 @@ def _report(
 ) -> None:
     """The run record, the report, the summary file and the alert of an apply that ran;
     then, unless it was interrupted, the wait for Iterable's reads to show what it wrote."""
+    from reconciler.cli.output import append  # see the module's docstring
+    from reconciler.render.plans import (
+        REPORT_RENDERERS,
+        REPORT_SUMMARY_LIMIT,
+        report_json,
+        report_markdown,
+    )
+
     summary_file, show_members = opts.summary_file, opts.show_members
     opts.write_record(record)
     printing = False
@@ -243,6 +238,8 @@ def _report_error(
 ) -> tuple[str, int] | None:
     """(message, exit code) of an apply that ran and exits non-zero, for its JSON report's
     `error` and `exit_code`: a script reads stdout, and the exit code alone says no why."""
+    from reconciler.render.plans import report_failure  # see the module's docstring
+
     reasons = [unwritten] if unwritten is not None else []
     if record.outcome == "interrupted":
         return "; ".join([report.describe_not_done(opts.again), *reasons]), EXIT_INTERRUPTED
@@ -328,6 +325,8 @@ def _stopped(
 ) -> typer.Exit:
     """The run record of an apply that did not get to apply (or a second Ctrl-C stopped),
     and the exit that ends it."""
+    from reconciler.cli.output import append  # see the module's docstring
+
     if isinstance(exc, typer.Exit):
         if record.finished_at is None:  # stopped before applying (a cancelled prompt)
             record.finish("error", "apply was cancelled before it started; nothing was changed")
@@ -357,9 +356,16 @@ def _apply(
     opts: _Options, record: RunRecord, on_done: Callable[[], None]
 ) -> tuple[ApplyReport, Lagging | None]:
     """The report of the apply, and what Iterable's reads may not show of it yet."""
-    from reconciler.apply.executor import ApplyReport, count_traffic  # see the docstring
+    # Here: see the module's docstring.
+    from reconciler.apply.executor import ApplyReport, count_traffic
     from reconciler.apply.reads_lag import lagging
-    from reconciler.apply.run import run_apply  # here: see the module's docstring
+    from reconciler.apply.run import run_apply
+    from reconciler.cli import session
+    from reconciler.cli.output import append, print_plan, progress_display
+    from reconciler.plan.campaigns import campaigns_now
+    from reconciler.render.plans import SUMMARY_LIMIT, plan_markdown
+    from reconciler.state.consent import recheck_saved
+    from reconciler.state.desired import combined_digest, manifest_file_digests
 
     path, targets, loaded = opts.path, opts.targets, _saved_plan(opts)
     if loaded is not None:
@@ -427,6 +433,9 @@ def _apply(
 
 
 def _saved_plan(opts: _Options) -> SavedPlan | None:
+    from reconciler.members.model import SavedPlanTables  # see the module's docstring
+    from reconciler.plan.file import load_plan
+
     if opts.saved is None:
         return None
     if opts.targets:
@@ -443,6 +452,9 @@ def _nothing_to_do(
     the_plan: Plan, opts: _Options, record: RunRecord, sent: ApplyReport
 ) -> typer.Exit:
     """`sent`: the plan's requests (no changes, but Iterable was read)."""
+    from reconciler.apply.held_back import held_back  # see the module's docstring
+    from reconciler.render.plans import report_failure, report_json
+
     problems = the_plan.summary.describe_problems()
     # Nothing applied; who was held back is still said (JSON, the run record), and the
     # reads sent. The problems are the record's message already.
@@ -460,6 +472,8 @@ def _nothing_to_do(
 def _check_policy(the_plan: Plan, opts: _Options) -> list[Violation]:
     """Raise UnsafePlanError (its plan shown first with --format json) when the policy
     blocks the plan; otherwise warn of, and return, the violations the options override."""
+    from reconciler.cli.output import print_plan  # see the module's docstring
+
     try:
         overridden = the_plan.raise_if_unsafe(opts.allowed)
     except UnsafePlanError as exc:
@@ -485,6 +499,8 @@ def _check_policy(the_plan: Plan, opts: _Options) -> list[Violation]:
 
 
 def _confirm(the_plan: Plan, opts: _Options) -> None:
+    from reconciler.render.plans import plan_text  # see the module's docstring
+
     # stdin is None when the process started with it closed (`<&-`, some job runners).
     if not _is_terminal(sys.stdin):
         raise ReconcilerError(

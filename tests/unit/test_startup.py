@@ -109,16 +109,17 @@ def test_a_commands_help_loads_that_command_alone():
     assert "reconciler.cli.import_" not in modules and "reconciler.cli.github" not in modules
 
 
-@pytest.mark.parametrize("command", ["plan", "status", "import"])
-def test_a_read_commands_help_loads_none_of_what_it_reads_with(command):
-    # A command's help is its options: the client, the planner, DuckDB and the renderers
-    # wait for a run (apply's module still imports them: see README, start-up).
+@pytest.mark.parametrize("command", ["plan", "status", "import", "apply"])
+def test_a_commands_help_loads_none_of_what_it_runs_with(command):
+    # A command's help is its options: the client, the planner, DuckDB, the renderers and
+    # (apply's) the executor wait for a run.
     modules = loaded_by(
         f"from reconciler.cli import main\nsys.argv[1:] = [{command!r}, '--help']\nmain()\n"
     )
     own = f"reconciler.cli.{command.replace('import', 'import_')}"
     assert own in modules
     assert heavy(modules - {own}) == [], command
+    assert command_only(modules) == [], command
 
 
 def test_only_help_loads_typers_help_formatting():
