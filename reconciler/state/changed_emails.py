@@ -43,6 +43,9 @@ from reconciler.words import quantity
 if TYPE_CHECKING:
     from reconciler.state.desired import DesiredList
 
+# A list that may hold changed emails: its index in the plan's lists, and its audience.
+_Looked = tuple[int, "DesiredList"]
+
 
 def keep_changed_emails(
     client: IterableClient,
@@ -56,65 +59,115 @@ def keep_changed_emails(
     Nothing is read outside email-based projects: in hybrid ones a row with a userId is
     the member by that userId, and in userID-based ones the email identifies nobody."""
     out = list(lists)
-    if project_type != "email":
-        return out, []
-    items = {item.list_name: item for item in desired}
-    looked = [
-        (index, item)
-        for index, lp in enumerate(out)
-        if lp.add and lp.remove and (item := items.get(lp.list_name)) is not None
-    ]
+    looked = _looked_at(out, desired) if project_type == "email" else []
     if not looked:
         return out, []
-    said: list[str] = []
-    among: set[str] | None = None
-    removed = sum(len(out[index].remove) for index, _item in looked)
-    if removed < sum(_count_with_user_ids(out[index].add) for index, _item in looked):
-        emails = sorted({email for index, _item in looked for email in out[index].remove})
-        among = set(user_ids_of_emails(client, emails, users).values())
-        said.append(
-            f"the userId{'' if len(emails) == 1 else 's'} of "
-            f"{quantity(len(emails), 'removed member')} read, to find emails changed in Iterable"
-        )
-    wanted: dict[int, list[Member]] = {}
-    for index, item in looked:
-        if among is not None and not among:
-            break
-        candidates = _adds_with_user_ids(out[index].add, item, among)
-        if candidates:
-            wanted[index] = candidates
+    among, said = _removed_user_ids(client, out, looked, users)
+    wanted = _candidates(out, looked, among)
     if not wanted:
         return out, said
-    every = sorted({m.user_id for members in wanted.values() for m in members if m.user_id})
-    emails_of = emails_of_user_ids(client, every, users)
-    if len(every) == 1:
-        said.append(
-            "the email of 1 added member's userId read, to find an email changed in Iterable"
-        )
-    else:
-        said.append(
-            f"the emails of {len(every):,} added members' userIds read, to find emails "
-            "changed in Iterable"
-        )
+    emails_of, read = _emails_of_added_user_ids(client, wanted, users)
+    said.append(read)
     moved = {index: _moved(out[index], members, emails_of) for index, members in wanted.items()}
     rows = {m.key: m for index, members in wanted.items() for m in members if m.key in moved[index]}
     if not rows:
         return out, said
-    # A row whose own email's profile has its userId too is that profile: the userId is
-    # on several profiles (an email-based project allows it), and the one Iterable finds
-    # by it, a leaver's, is no email the row's person changed from. Read for the few rows
-    # the rule would not add.
+    own, read = _own_user_ids(client, rows, users)
+    said.append(read)
+    for index, pairs in moved.items():
+        out[index] = _keep(out[index], _not_shared(pairs, rows, own))
+    return out, said
+
+
+def _looked_at(lists: Sequence[ListPlan], desired: Sequence[DesiredList]) -> list[_Looked]:
+    """The lists (by index) with both adds and removals, beside the audience each plans:
+    only there can an add be a removed member's changed email."""
+    items = {item.list_name: item for item in desired}
+    return [
+        (index, item)
+        for index, lp in enumerate(lists)
+        if lp.add and lp.remove and (item := items.get(lp.list_name)) is not None
+    ]
+
+
+def _removed_user_ids(
+    client: IterableClient,
+    lists: Sequence[ListPlan],
+    looked: Sequence[_Looked],
+    users: ProfilesFile | None,
+) -> tuple[set[str] | None, list[str]]:
+    """The userIds of the removed profiles, read by email when the removals are fewer than
+    the adds that carry a userId (the read follows the smaller side), and what was read;
+    None when the adds are the smaller side (their userIds are followed whole)."""
+    removed = sum(len(lists[index].remove) for index, _item in looked)
+    if removed >= sum(_count_with_user_ids(lists[index].add) for index, _item in looked):
+        return None, []
+    emails = sorted({email for index, _item in looked for email in lists[index].remove})
+    among = set(user_ids_of_emails(client, emails, users).values())
+    return among, [
+        f"the userId{'' if len(emails) == 1 else 's'} of "
+        f"{quantity(len(emails), 'removed member')} read, to find emails changed in Iterable"
+    ]
+
+
+def _candidates(
+    lists: Sequence[ListPlan], looked: Sequence[_Looked], among: set[str] | None
+) -> dict[int, list[Member]]:
+    """By list index, the adds whose userId is to be followed (one of `among`, given)."""
+    if among is not None and not among:
+        return {}  # no removed profile has a userId: no add can be one of them
+    wanted: dict[int, list[Member]] = {}
+    for index, item in looked:
+        candidates = _adds_with_user_ids(lists[index].add, item, among)
+        if candidates:
+            wanted[index] = candidates
+    return wanted
+
+
+def _emails_of_added_user_ids(
+    client: IterableClient, wanted: dict[int, list[Member]], users: ProfilesFile | None
+) -> tuple[dict[str, str], str]:
+    """The email of the profile Iterable finds by each candidate's userId, and what was read."""
+    every = sorted({m.user_id for members in wanted.values() for m in members if m.user_id})
+    emails_of = emails_of_user_ids(client, every, users)
+    if len(every) == 1:
+        return emails_of, (
+            "the email of 1 added member's userId read, to find an email changed in Iterable"
+        )
+    return emails_of, (
+        f"the emails of {len(every):,} added members' userIds read, to find emails "
+        "changed in Iterable"
+    )
+
+
+def _own_user_ids(
+    client: IterableClient, rows: dict[str, Member], users: ProfilesFile | None
+) -> tuple[dict[str, str], str]:
+    """The userId of each of these adds' own email's profile, and what was read.
+
+    A row whose own email's profile has its userId too is that profile: the userId is on
+    several profiles (an email-based project allows it), and the one Iterable finds by it,
+    a leaver's, is no email the row's person changed from. Read for the few rows the rule
+    would not add."""
     own = user_ids_of_emails(client, sorted({m.email for m in rows.values() if m.email}), users)
-    said.append(
-        "the userId of 1 added member's own profile read, to tell a userId several have"
-        if len(rows) == 1
-        else f"the userIds of {len(rows):,} added members' own profiles read, to tell a "
+    if len(rows) == 1:
+        return own, "the userId of 1 added member's own profile read, to tell a userId several have"
+    return own, (
+        f"the userIds of {len(rows):,} added members' own profiles read, to tell a "
         "userId several have"
     )
-    for index, pairs in moved.items():
-        shared = {key for key in pairs if own.get(rows[key].email or "") == rows[key].user_id}
-        out[index] = _keep(out[index], {k: v for k, v in pairs.items() if k not in shared})
-    return out, said
+
+
+def _not_shared(
+    pairs: dict[str, str], rows: dict[str, Member], own: dict[str, str]
+) -> dict[str, str]:
+    """`pairs` (add's key: removed email) without the adds whose own profile has their
+    userId (see _own_user_ids)."""
+    return {
+        key: current
+        for key, current in pairs.items()
+        if own.get(rows[key].email or "") != rows[key].user_id
+    }
 
 
 def _count_with_user_ids(add: Sequence[Member]) -> int:
