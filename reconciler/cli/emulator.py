@@ -8,6 +8,7 @@ them, calls it, and turns its refusals into usage errors."""
 
 from __future__ import annotations
 
+import errno
 from enum import StrEnum
 from pathlib import Path
 
@@ -155,8 +156,26 @@ def serve(
     try:
         server.start()
     except OSError as error:
-        typer.echo(f"error: cannot listen on {host}:{port}: {error.strerror}", err=True)
+        typer.echo(
+            f"error: cannot listen on {host}:{port}: {error.strerror}; {_bind_advice(error)}",
+            err=True,
+        )
         raise typer.Exit(1) from None
     serve_until_stopped(
         server, emulator, lambda: typer.echo(listening_line(server, served, options))
     )
+
+
+def _bind_advice(error: OSError) -> str:
+    """What to do when the address cannot be bound: the error alone said no more than
+    'Address already in use'."""
+    if error.errno == errno.EADDRINUSE:
+        return (
+            "another process listens there (an emulator started before?): stop it, or "
+            "choose another --port (0 picks a free one)"
+        )
+    if error.errno == errno.EACCES:
+        return "ports below 1024 need privileges: choose another --port (0 picks a free one)"
+    if error.errno == errno.EADDRNOTAVAIL:
+        return "no interface of this machine has that address: choose another --host"
+    return "choose another --host or --port"

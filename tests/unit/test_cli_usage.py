@@ -404,6 +404,23 @@ def test_an_emulator_port_out_of_range_is_a_usage_error_not_a_bug() -> None:
     assert "internal error" not in result.output
 
 
+def test_an_emulator_port_in_use_says_what_to_do() -> None:
+    # It said "error: cannot listen on 127.0.0.1:PORT: Address already in use" and no more.
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["emulator", "serve", "--api-key", "k", "--port", str(port)])
+    assert result.exit_code == 1, result.output
+    assert result.output == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use; another process "
+        "listens there (an emulator started before?): stop it, or choose another --port "
+        "(0 picks a free one)\n"
+    )
+
+
 def test_a_report_on_a_stream_that_cannot_encode_it_is_not_an_internal_error(tmp_path) -> None:
     """A Windows console piped to a file (or PYTHONIOENCODING=latin-1) cannot encode the
     report's check marks: the apply went through, so its report must not end as a bug."""
