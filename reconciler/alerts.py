@@ -178,7 +178,8 @@ def for_record(record: RunRecord, exit_code: int) -> Alert:
             if x.error is not None
         )
     message = record.message or ""
-    if report is not None and report.source_problems:
+    # A failed run's message says the source problems already (describe_failed).
+    if report is not None and report.source_problems and report.source_problems not in message:
         message = f"{message}; {report.source_problems}" if message else report.source_problems
     return Alert(
         "apply", record.outcome, exit_code, _masked(message), (), _masked_all(tuple(lists))

@@ -56,6 +56,10 @@ from reconciler.traits.compare import holds_value
 from reconciler.words import quantity
 
 T = TypeVar("T")
+
+# How a report says to finish what a run left; the CLI says otherwise after a saved plan
+# (applying it again would be refused: it is stale once part of it is applied).
+RUN_AGAIN = "Run apply again"
 Progress = Callable[[str, int], None]  # (phase, members done in this step)
 
 
@@ -299,7 +303,57 @@ class ApplyReport:
     def interrupted(self) -> bool:
         return self.not_attempted > 0
 
-    def describe_not_done(self, again: str = "Run apply again") -> str:
+    @property
+    def rejected_count(self) -> int:
+        """Members (and users' field updates) Iterable rejected, every list's together."""
+        return sum(len(lr.rejected) for d in self.destinations for lr in d.lists) + sum(
+            len(d.fields.rejected) for d in self.destinations if d.fields is not None
+        )
+
+    @property
+    def error_count(self) -> int:
+        """The lists', the field updates' and the deletions' errors, together."""
+        return sum(len(lr.errors) for d in self.destinations for lr in d.lists) + sum(
+            (len(d.fields.errors) if d.fields is not None else 0)
+            + sum(x.error is not None for x in d.deletions)
+            for d in self.destinations
+        )
+
+    def how_to_finish(self, again: str = RUN_AGAIN) -> str:
+        """What to do after a run that did not do all it planned, for people: applying again
+        is safe, since it reads Iterable afresh and sends only the differences (the
+        members Iterable rejected among them, which it rejects again)."""
+        if self.interrupted:
+            return f"{again} to finish: it reads Iterable afresh and sends only what is left."
+        said = (
+            f"{again} to retry what failed: it reads Iterable afresh and sends only what is left."
+        )
+        if self.rejected_count:
+            said += (
+                " Members Iterable rejected are rejected again until their rows in the "
+                "source are fixed."
+            )
+        return said
+
+    def describe_failed(self, again: str = RUN_AGAIN) -> str:
+        """A run that applied its plan and did not succeed, for its run record: what failed,
+        and what to do (never a member: counts only)."""
+        said = []
+        if not self.ok:
+            said.append(
+                f"Apply finished with failures: {quantity(self.rejected_count, 'member')} "
+                f"rejected, {quantity(self.error_count, 'error')}. {self.how_to_finish(again)}"
+            )
+        else:
+            said.append("Applied everything planned.")
+        if self.source_problems:
+            said.append(
+                f"Not complete: {self.source_problems}; `reconciler plan --format json` says "
+                "which (skipped_members, field_issues, unread)."
+            )
+        return " ".join(said)
+
+    def describe_not_done(self, again: str = RUN_AGAIN) -> str:
         """What an interrupted run left unsent, for people; `again` says how to finish."""
         lists = [lr for d in self.destinations for lr in d.lists]
         adds = sum(lr.not_attempted_add for lr in lists)
@@ -311,8 +365,7 @@ class ApplyReport:
             "Interrupted (Ctrl-C or SIGTERM): stopped after the requests in flight. Not done: "
             f"{quantity(adds, 'addition')}, {quantity(removes, 'removal')}, "
             f"{quantity(updates, 'user field update')}, {quantity(creates, 'list creation')}, "
-            f"{quantity(deletions, 'list deletion')}. {again} to finish: it "
-            "reads Iterable afresh and sends only what is left."
+            f"{quantity(deletions, 'list deletion')}. {self.how_to_finish(again)}"
         )
 
     @property

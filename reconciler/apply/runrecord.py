@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reconciler import __version__
-from reconciler.apply.executor import ApplyReport, FieldUpdateResult
+from reconciler.apply.executor import RUN_AGAIN, ApplyReport, FieldUpdateResult
 from reconciler.errors import StalePlanError, UnsafePlanError
 from reconciler.open_flags import BINARY
 from reconciler.owner_only import chmod_open_file
@@ -50,18 +50,17 @@ class RunRecord:
         self.message = message
         self.finished_at = _now()
 
-    def applied(self, report: ApplyReport) -> None:
+    def applied(self, report: ApplyReport, again: str = RUN_AGAIN) -> None:
         """The run applied its plan: success only when every change succeeded and the
-        plan used all of its source data."""
+        plan used all of its source data. `again`: how to finish what it left (the
+        message says what that is, and how much: a history read later has no report)."""
         self.report = report
         if report.interrupted:
-            self.finish("interrupted", "stopped by Ctrl-C or SIGTERM after the requests in flight")
+            self.finish("interrupted", report.describe_not_done(again))
         elif report.ok and not report.source_problems:
             self.finish("success")
         else:
-            self.finish(
-                "failed", "some changes failed or source data could not be used; see the report"
-            )
+            self.finish("failed", report.describe_failed(again))
 
     def stopped(self, exc: BaseException, message: str | None = None) -> None:
         """The run was stopped by `exc` before it applied anything, or by a second Ctrl-C

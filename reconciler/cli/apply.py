@@ -184,10 +184,10 @@ def _report(
     then, unless it was interrupted, the wait for Iterable's reads to show what it wrote."""
     from reconciler.cli.output import append  # see the module's docstring
     from reconciler.render.plans import (
-        REPORT_RENDERERS,
         REPORT_SUMMARY_LIMIT,
         report_json,
         report_markdown,
+        report_text,
     )
 
     summary_file, show_members = opts.summary_file, opts.show_members
@@ -202,15 +202,20 @@ def _report(
         if summary_file is not None:
             try:
                 # Bounded, after a plan that was: a step's summary over 1 MiB is dropped whole.
-                append(summary_file, report_markdown(report, show_members, REPORT_SUMMARY_LIMIT))
+                markdown = report_markdown(
+                    report, show_members, REPORT_SUMMARY_LIMIT, again=opts.again
+                )
+                append(summary_file, markdown)
             except SummaryFileError as exc:
                 unwritten = f"{exc}; the apply itself is over (outcome: {record.outcome})"
         if opts.output is OutputFormat.json:
             text = report_json(
                 report, show_members, error=_report_error(report, record, opts, unwritten)
             )
+        elif opts.output is OutputFormat.markdown:
+            text = report_markdown(report, show_members, again=opts.again)
         else:
-            text = REPORT_RENDERERS[opts.output](report, show_members)
+            text = report_text(report, show_members, again=opts.again)
         printing = True
         written = _print_report(text, opts, record)
         if unwritten is not None:
@@ -244,7 +249,9 @@ def _report_error(
     if record.outcome == "interrupted":
         return "; ".join([report.describe_not_done(opts.again), *reasons]), EXIT_INTERRUPTED
     if record.outcome != "success":
-        reasons.append(report_failure(report) or f"the apply's outcome is {record.outcome}")
+        reasons.append(
+            report_failure(report, opts.again) or f"the apply's outcome is {record.outcome}"
+        )
     return ("; ".join(reasons), EXIT_ERROR) if reasons else None
 
 
@@ -428,7 +435,7 @@ def _apply(
             )
         lags = session.read_lags(manifests, clients)
     report.overridden = overridden
-    record.applied(report)
+    record.applied(report, opts.again)
     return report, lagging(report.last_write_at, lags)
 
 
@@ -550,7 +557,9 @@ def _aborted(aborted: Aborted, opts: _Options, record: RunRecord) -> None:
     try:
         record.report = aborted.report
         by = "a second Ctrl-C" if aborted.by == "Ctrl-C" else aborted.by
-        record.finish("aborted", f"stopped at once by {by}; done: {aborted.done}")
+        record.finish(
+            "aborted", f"stopped at once by {by}; done: {aborted.done}. {opts.again} to finish."
+        )
         opts.write_record(record)
         if opts.output is OutputFormat.json:
             exits.json_error(f"aborted by {by}; done: {aborted.done}", EXIT_INTERRUPTED)

@@ -726,6 +726,10 @@ def _totals(report: ApplyReport) -> dict[str, Any]:
     }
 
 
+def _finish(report: ApplyReport, again: str | None) -> str:
+    return report.how_to_finish() if again is None else report.how_to_finish(again)
+
+
 def _message(show_members: bool) -> Any:
     """An error message in a report: Iterable's own text can quote a member's email."""
     return (lambda text: reveal(text, True)) if show_members else mask_emails
@@ -757,10 +761,13 @@ def _held_back(report: ApplyReport, show_members: bool) -> dict[str, Any]:
     }
 
 
-def report_text(report: ApplyReport, show_members: bool = False) -> str:
+def report_text(report: ApplyReport, show_members: bool = False, again: str | None = None) -> str:
+    """`again`: how to finish what the run left, when not by applying the manifests
+    again as they are (after a saved plan: see ApplyReport.how_to_finish)."""
     return _env.get_template("report.txt.j2").render(
         report=report,
         totals=_totals(report),
+        finish=_finish(report, again),
         show=shower(show_members),
         message=_message(show_members),
         sample=SAMPLE * 2,
@@ -844,7 +851,10 @@ def _report_rows(routine_rows: int | None) -> Callable[[Any], _ReportRows]:
 
 
 def report_markdown(
-    report: ApplyReport, show_members: bool = False, limit: int | None = None
+    report: ApplyReport,
+    show_members: bool = False,
+    limit: int | None = None,
+    again: str | None = None,
 ) -> str:
     """The report; in at most `limit` characters when given (the job summary's share,
     REPORT_SUMMARY_LIMIT): without the rows of lists done as planned (counted, with their
@@ -854,6 +864,7 @@ def report_markdown(
     context = {
         "report": report,
         "totals": _totals(report),
+        "finish": _finish(report, again),
         "show": shower(show_members),
         "message": _message(show_members),
         "md": _md,
@@ -906,17 +917,17 @@ def report_json(
     return json_text(out) + "\n"
 
 
-def report_failure(report: ApplyReport) -> str | None:
+def report_failure(report: ApplyReport, again: str | None = None) -> str | None:
     """Why an apply that ran exits 1 for what its report holds (changes that failed, source
-    data its plan could not use), in words; None when it does not. With --format json the
-    report's object carries it as `error`: stdout is all a script reads."""
+    data its plan could not use), in words, and what to do; None when it does not. With
+    --format json the report's object carries it as `error`: stdout is all a script reads."""
     reasons = []
     if not report.ok:
         totals = _totals(report)  # as the text report's last line counts them
         reasons.append(
             f"apply finished with failures ({quantity(totals['rejected'], 'member')} "
             f"rejected, {quantity(totals['errors'], 'error')}); the report's destinations "
-            "say which, and plan shows what is left"
+            f"say which. {_finish(report, again)}"
         )
     if report.source_problems:
         reasons.append(
@@ -926,6 +937,6 @@ def report_failure(report: ApplyReport) -> str | None:
     return "; ".join(reasons) or None
 
 
-# By output format: the CLI's --format picks one; every renderer ends with a newline.
+# By output format: the CLI's --format picks one; every renderer ends with a newline (the
+# report's are called by name: text and markdown say how to finish a run, `again`).
 PLAN_RENDERERS = {"text": plan_text, "markdown": plan_markdown, "json": plan_json}
-REPORT_RENDERERS = {"text": report_text, "markdown": report_markdown, "json": report_json}

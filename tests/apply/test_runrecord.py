@@ -36,6 +36,42 @@ def test_an_applied_run_ends_by_its_report(report: ApplyReport, outcome: str) ->
     assert (record.message is None) == (outcome == "success")
 
 
+def test_a_failed_runs_message_says_what_failed_and_how_to_finish() -> None:
+    # It said "some changes failed or source data could not be used; see the report": a
+    # sync's history keeps the record, not the job log the report was printed in.
+    record = RunRecord()
+    record.applied(_report(rejected={"a@example.com": "invalid email"}, errors=["HTTP 503"]))
+    assert record.message == (
+        "Apply finished with failures: 1 member rejected, 1 error. Run apply again to retry "
+        "what failed: it reads Iterable afresh and sends only what is left. Members Iterable "
+        "rejected are rejected again until their rows in the source are fixed."
+    )
+    unusable = RunRecord()
+    unusable.applied(ApplyReport(source_problems="1 member could not be used"), "Re-run")
+    assert unusable.message == (
+        "Applied everything planned. Not complete: 1 member could not be used; `reconciler "
+        "plan --format json` says which (skipped_members, field_issues, unread)."
+    )
+
+
+def test_an_interrupted_runs_message_says_what_was_not_done_and_how_to_finish() -> None:
+    # It said "stopped by Ctrl-C or SIGTERM after the requests in flight", not how much
+    # was left, nor that a saved plan must not be applied again.
+    result = ListResult("vip", "vip", 1, 5, 0, added=2, not_attempted_add=3)
+    record = RunRecord()
+    record.applied(
+        ApplyReport([DestinationResult("prod", [result])], not_attempted=1),
+        "Run `reconciler apply` on the manifests again (not --plan)",
+    )
+    assert record.outcome == "interrupted"
+    assert record.message is not None
+    assert "Not done: 3 additions, 0 removals" in record.message
+    assert record.message.endswith(
+        "Run `reconciler apply` on the manifests again (not --plan) to finish: it reads "
+        "Iterable afresh and sends only what is left."
+    )
+
+
 @pytest.mark.parametrize(
     ("exc", "outcome", "message"),
     [

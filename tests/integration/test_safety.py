@@ -734,7 +734,9 @@ def test_an_apply_that_exits_1_says_why_in_its_json_report(workspace, cli, emula
     assert body["ok"] is False and body["exit_code"] == 1
     assert body["error"] == (
         "apply finished with failures (1 member rejected, 0 errors); the report's "
-        "destinations say which, and plan shows what is left"
+        "destinations say which. Run apply again to retry what failed: it reads Iterable "
+        "afresh and sends only what is left. Members Iterable rejected are rejected again "
+        "until their rows in the source are fixed."
     )
     assert "two.dots" not in rejected.stdout  # masked, as the rest of the report is
 

@@ -577,3 +577,41 @@ def test_a_plan_an_earlier_build_saved_with_a_clear_on_a_subscribe_is_not_applie
     assert "run plan again" in applied.stderr
     assert writes(emulator_server) == []
     assert proj.user_by_email("m0@example.com").data_fields["planTier"] == "gold"
+
+
+def test_a_saved_plan_that_fails_in_part_says_to_apply_the_manifests_not_the_plan(
+    workspace, cli, emulator_server, tmp_path
+):
+    """Its report ended "Run plan again to see what is left", and its run record said "see
+    the report": applying the saved plan again is refused (stale once part of it is
+    applied), and applying the manifests is what finishes it, safely."""
+    seed_list(emulator_server, "vip", ["a@example.com", "c@example.com"])
+    workspace.audience(
+        "vip", {"inline": ["a@example.com", "b@example.com"]}, policy={"maxRemovalPercent": 100}
+    )
+    planfile, record = tmp_path / "p.plan", tmp_path / "run.json"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
+    faults = emulator_server.emulator.faults
+    faults.paths, faults.fail_every, faults.fail_status = ["/api/lists/subscribe"], 1, 400
+
+    failed = cli("apply", "--plan", planfile, "--yes", "--summary-json", record)
+    assert failed.exit_code == 1, failed.output
+    finish = (
+        "Run `reconciler apply` on the manifests again (not --plan: this plan is stale now "
+        "that part of it is applied) to retry what failed: it reads Iterable afresh and "
+        "sends only what is left."
+    )
+    assert failed.stdout.endswith(
+        f"Apply finished with failures: 0 added, 1 removed, 0 updated, 0 rejected, 1 error. "
+        f"{finish}\n"
+    ), failed.stdout
+    message = json.loads(record.read_text())["message"]
+    assert message == f"Apply finished with failures: 0 members rejected, 1 error. {finish}"
+
+    faults.paths, faults.fail_every = None, 0
+    assert cli("apply", "--plan", planfile, "--yes").exit_code == 4
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    assert sorted(project(emulator_server).members(list_named(emulator_server, "vip").id)) == [
+        "a@example.com",
+        "b@example.com",
+    ]

@@ -620,6 +620,32 @@ def test_report_counts_one_request_and_one_retry_in_the_singular():
         assert "1 retries" not in text and "1 requests" not in text
 
 
+def test_an_interrupted_report_says_so_and_how_to_finish():
+    # Its text ended "Apply finished with failures ... Run plan again to see what is left"
+    # and its markdown was headed "finished with failures", where stderr said to apply
+    # again to finish; after a saved plan, the manifests (the plan is stale by then).
+    cut = ListResult(
+        "beta", "beta-testers", 31, planned_add=3, planned_remove=0, added=1,
+        not_attempted_add=2, errors=["interrupted: 2 of 3 additions were not sent"],
+    )  # fmt: skip
+    report = dataclasses.replace(
+        apply_report(),
+        destinations=[DestinationResult("prod", [cut], [])],
+        held_back=[],
+        rejected_file=None,
+        not_attempted=1,
+    )
+    again = "Run `reconciler apply` on the manifests again (not --plan)"
+    finish = f"{again} to finish: it reads Iterable afresh and sends only what is left."
+    text = report_text(report, again=again)
+    assert text.endswith(
+        f"Apply interrupted: 1 added, 0 removed, 0 updated, 0 rejected, 1 error. {finish}\n"
+    ), text
+    markdown = report_markdown(report, again=again)
+    assert markdown.startswith("### reconciler apply: ⏹️ interrupted\n"), markdown
+    assert f"\n{finish}\n" in markdown
+
+
 def test_counts_of_members_not_sent_have_thousands_separators():
     lp = list_plan(
         audience="members",
