@@ -525,24 +525,31 @@ def _named_by(
     return (other.lower() if kind == "userId" else other) == identifier
 
 
-def _listed_by_email_hint(destination: str) -> str:
-    """What a list's removals that _Destination._still_listed_by_email found still on it
-    say, once."""
-    return (
-        f"destination {destination!r} declares projectType userId, yet Iterable knows these "
-        "members by email: the project looks hybrid or email-based; check the destination's "
-        "projectType (the members named were not removed and stay on the list)"
-    )
-
-
-def _not_created_hint(destination: str) -> str:
-    """What a list's adds by userId that Iterable found no user for say, once."""
-    return (
-        f"destination {destination!r} declares projectType userId, yet Iterable created no "
-        "user for a userId it does not know, as a userID-based project does: the project "
-        "looks email-based; check the destination's projectType (the members named were "
-        "not added)"
-    )
+def _mismatch_hint(
+    destination: str, project_type: ProjectType, lp: ListPlan, outcome: BatchResult, adding: bool
+) -> str | None:
+    """What a batch's answer says of a destination declaring projectType userId against
+    a project that is not userID-based, once per list (None: nothing)."""
+    if project_type != "userId":
+        return None
+    if not adding and "listedByEmail" in outcome.kinds.values():
+        # _Destination._still_listed_by_email found removals still on the list by email.
+        return (
+            f"destination {destination!r} declares projectType userId, yet Iterable knows "
+            "these members by email: the project looks hybrid or email-based; check the "
+            "destination's projectType (the members named were not removed and stay on the "
+            "list)"
+        )
+    if adding and not lp.update_existing_users_only and "notFound" in outcome.kinds.values():
+        # A userID-based project creates the user of a userId it does not know; an
+        # email-based one does not (without preferUserId).
+        return (
+            f"destination {destination!r} declares projectType userId, yet Iterable created "
+            "no user for a userId it does not know, as a userID-based project does: the "
+            "project looks email-based; check the destination's projectType (the members "
+            "named were not added)"
+        )
+    return None
 
 
 def apply_plan(
@@ -998,21 +1005,11 @@ class _Destination:
             result = self.results[lp.list_name]
             if adding:
                 result.settle_added(lp, chunk, outcome)
-                if (
-                    project_type == "userId"
-                    and not lp.update_existing_users_only
-                    and "notFound" in outcome.kinds.values()
-                ):
-                    # A userID-based project creates the user of a userId it does not
-                    # know; an email-based one does not (without preferUserId).
-                    hint = _not_created_hint(self.dest)
-                    if hint not in result.errors:
-                        result.errors.append(hint)
             else:
                 result.settle_removed(chunk, outcome)
-                hint = _listed_by_email_hint(self.dest)
-                if "listedByEmail" in outcome.kinds.values() and hint not in result.errors:
-                    result.errors.append(hint)
+            hint = _mismatch_hint(self.dest, project_type, lp, outcome, adding)
+            if hint is not None and hint not in result.errors:
+                result.errors.append(hint)
 
         def failed(job: tuple[ListPlan, Sequence[Any]], exc: IterableError) -> None:
             lp, chunk = job
