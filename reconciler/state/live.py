@@ -197,8 +197,12 @@ def _find_lists(
     for item in items:
         try:
             same_name = by_name.get(item.list_name, [])
-            if item.audience.spec.listId is not None:
-                _check_list_id(item, by_id.get(item.audience.spec.listId), same_name)
+            list_id = item.audience.spec.listId
+            if list_id is not None:
+                _check_list_id(item, by_id.get(list_id), same_name)
+                # The listId's list, of the audience's name: another of that name (made by
+                # hand in Iterable's web app) is no question of which list is meant.
+                same_name = [by_id[list_id]]
             info = find_list(same_name, item.list_name, item.audience.name)
         except LiveStateError as exc:
             ambiguous[item.list_name] = (

@@ -255,3 +255,21 @@ def test_prune_in_another_destination_of_the_project_keeps_a_renamed_listid_list
     assert cli("apply", workspace.manifests, "--yes").exit_code == 1
     assert writes(emulator_server) == []
     assert sorted(x.name for x in lists.values()) == ["VIP (old)", "keep"]
+
+
+def test_a_second_list_of_the_name_made_by_hand_leaves_the_list_id_audience_managed(
+    workspace, cli, emulator_server
+):
+    """A colleague made a second 'vip' list by hand in Iterable's web app. Found by name,
+    the audience was left out ('Iterable has 2 lists named 'vip' ...; reconciler will not
+    guess which one to manage'), though its listId says which: that list is managed, the
+    other is left alone."""
+    list_id = adopted(emulator_server)
+    other = project(emulator_server).add_list("vip")
+    workspace.audience("vip", SOURCE, listId=list_id)
+
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert sorted(project(emulator_server).members(list_id)) == ["a@example.com", "c@example.com"]
+    assert project(emulator_server).members(other) == []
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
