@@ -7,7 +7,9 @@ that field on every member in one apply, with nothing to restore it from. Member
 removal limits; this is the same limit for fields, judged per field over the members
 whose current value the plan read: those already on a mapped list, and those it subscribes
 with a clear, which a subscribe does not send (plan/fields.sent_on_subscribe): their value
-is read and the clear planned as an update, so a joining member's value is counted too."""
+is read and the clear planned as an update, so a joining member's value is counted too.
+A joiner holding nothing there loses nothing and gets no write: not counted, or new users
+joining with empty cells would dilute the clears of those already on the list."""
 
 from __future__ import annotations
 

@@ -76,6 +76,9 @@ class MergedFields:
     covered: dict[str, set[str]] = field(default_factory=dict)  # fields sent on subscribe
     # Member key -> the fields a list subscribing it maps to an object (read first)
     objects: dict[str, set[str]] = field(default_factory=dict)
+    # Member key -> the fields read only because lists subscribing it map them to a clear
+    # or an object (set by `to_read`): no list it is already on maps them
+    joining: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def add_fields(
         self, mapped: MappedList, live: Mapping[str, Mapping[str, Any] | None] | None = None
@@ -102,9 +105,12 @@ class MergedFields:
         list with a mapping, minus fields a subscribe in this plan sets anyway, and the
         members a list subscribes for the fields it would clear or give an object
         (`sent_on_subscribe`).
-        Members mostly want the same fields, so equal sets are one shared frozenset."""
+        Members mostly want the same fields, so equal sets are one shared frozenset.
+        Sets `joining`: of those fields, the ones only a subscribing list wanted read."""
         wanted: dict[str, frozenset[str]] = {}
         shared: dict[frozenset[str], frozenset[str]] = {}
+        joiners = {key for mapped in lists for key in mapped.adding}
+        on_list: dict[str, frozenset[str]] = {}  # of joiners: fields a list they are on maps
         for mapped in lists:
             adding = set(mapped.adding)
             for key, values in mapped.values.items():
@@ -118,10 +124,18 @@ class MergedFields:
                 )
                 if not names:
                     continue
+                if key in adding:
+                    joined = self.joining.get(key, frozenset()) | names
+                    self.joining[key] = shared.setdefault(joined, joined)
+                elif key in joiners:
+                    on_list[key] = on_list.get(key, frozenset()) | names
                 before = wanted.get(key)
                 if before is not None:
                     names = names | before
                 wanted[key] = shared.setdefault(names, names)
+        for key in self.joining.keys() & on_list.keys():
+            joined = self.joining[key] - on_list[key]
+            self.joining[key] = shared.setdefault(joined, joined)
         return wanted
 
 
@@ -270,11 +284,17 @@ def plan_field_updates(
             if name not in desired:
                 continue
             old, new = current.get(name), desired[name]
+            # A joiner holding nothing here loses nothing: not counted by the guards, or
+            # 1,000 new users would dilute 100 members' clears to under the limit. Its value
+            # is still compared: `[]` where the profile has no field is written.
+            counted = holds_value(old) or name not in merged.joining.get(key, ())
             if name in objects and not holds_value(old):
-                tally.count(name, old, new, changed=False)  # on the subscribe
+                if counted:
+                    tally.count(name, old, new, changed=False)  # on the subscribe
                 continue
             changed = not same_value(new, old, merge_nested_objects=merge, texts=texts, path=name)
-            tally.count(name, old, new, changed, merge, texts)
+            if counted:
+                tally.count(name, old, new, changed, merge, texts)
             if changed:
                 changes[name] = (old, new)
         if not changes:

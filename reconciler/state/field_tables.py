@@ -362,20 +362,26 @@ def _compare(
                 )
                 digest.add(key, current)
                 changes = []
-                for name, text, subscribed_object in fields:
-                    if found and cells[column[name]] == text:
-                        tally.count(name, None, None, changed=False)
-                        continue  # the same JSON text is the same value
+                for name, text, subscribed_object, joiner in fields:
                     old = current.get(name) if current is not None else None
+                    # A joiner holding nothing loses nothing: not counted by the guards
+                    # (plan/fields.plan_field_updates says why), but still compared.
+                    counted = not joiner or holds_value(old)
+                    if found and cells[column[name]] == text:
+                        if counted:
+                            tally.count(name, None, None, changed=False)
+                        continue  # the same JSON text is the same value
                     new = from_json(text)
                     if subscribed_object and not holds_value(old):
                         # On the subscribe (plan/fields.object_on_subscribe).
-                        tally.count(name, old, new, changed=False)
+                        if counted:
+                            tally.count(name, old, new, changed=False)
                         continue
                     changed = not same_value(
                         new, old, merge_nested_objects=merge, texts=texts, path=name
                     )
-                    tally.count(name, old, new, changed, merge, texts)
+                    if counted:
+                        tally.count(name, old, new, changed, merge, texts)
                     if changed:
                         changes.append([name, old, new])
                 if changes:

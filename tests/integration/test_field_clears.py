@@ -147,9 +147,10 @@ def test_joining_a_list_does_not_clear_a_field_the_plan_never_read(
     plan = cli("plan", workspace.manifests, "--format", "json")
     assert plan.exit_code == 3, plan.output
     (violation,) = plan.json()["violations"]
+    # n1 holds nothing to lose and gets no write: not among those compared.
     assert (
-        "clears field 'planTier', which holds a value, for 10 of the 11 members on or "
-        "joining list 'vip' (90.9%)"
+        "clears field 'planTier', which holds a value, for 10 of the 10 members on or "
+        "joining list 'vip' (100.0%)"
     ) in violation["message"]
     assert plan.json()["summary"]["users_to_update"] == 10
     text = cli("plan", workspace.manifests)
@@ -199,6 +200,29 @@ def test_a_joining_members_clears_count_with_those_already_on_the_list(
     assert cli("apply", workspace.manifests, "--yes").exit_code == 0
     assert proj.user_by_email("j@example.com").data_fields.get("planTier") is None
     assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+
+
+def test_new_users_joining_with_empty_cells_do_not_dilute_the_clears_of_members(
+    workspace, cli, emulator_server, engine
+):
+    # 2 of the 10 on 'vip' lose their plan (20%, over the default 10%) while 30 new users
+    # join with an empty plan cell: each was read, held nothing and got no write, yet
+    # counted, so the guard judged 2 of 40 (5.0%) and passed the clears.
+    seed(emulator_server)
+    workspace.write("traits.yaml", MAPPING)
+    joiners = [f"n{i}@example.com,,{i}" for i in range(30)]
+    workspace.csv("data/vip.csv", "email,plan,score", [*rows(empty=2), *joiners])
+    workspace.audience("vip", {"csv": "data/vip.csv"}, traits="crm")
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 3, plan.output
+    (violation,) = plan.json()["violations"]
+    assert (
+        "clears field 'planTier', which holds a value, for 2 of the 10 members on or "
+        "joining list 'vip' (20.0%)"
+    ) in violation["message"]
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 3, applied.output
+    assert writes(emulator_server) == []
 
 
 def test_a_member_joining_one_list_while_on_another_has_the_clear_compared(

@@ -172,6 +172,19 @@ def test_audiences_merge_as_each_member_is_merged_alone(tmp_path, count):
         for n, t in zip(_audience(a)[0], texts, strict=True)
         if t is not None and t.startswith("{") and t != "{}" and (key, n) not in conflicted
     }
-    marked = {(r[0], f) for r in rows for f, _, obj in r[5] if obj}
+    marked = {(r[0], f) for r in rows for f, _, obj, _ in r[5] if obj}
     assert marked == objects
     assert marked, "some members are subscribed with an object"
+    # A field read for a joiner alone (no audience whose list already holds the member
+    # made it a value) is marked: where the profile holds nothing it is not compared.
+    on_list = {
+        (key, n)
+        for a in range(count)
+        for key, texts in _audience(a)[1]
+        if key not in _audience(a)[2]
+        for n, t in zip(_audience(a)[0], texts, strict=True)
+        if t is not None
+    }
+    joiners = {(r[0], f) for r in rows for f, *_, joins in r[5] if joins}
+    assert joiners == {(r[0], f) for r in rows for f, *_ in r[5]} - on_list
+    assert joiners, "some fields are read for joiners alone"

@@ -337,7 +337,9 @@ def _create_merged_view(merged: MergedTables) -> None:
     list already has the member made one, or one subscribing it made a clear or an object
     (read to compare: neither is sent on a subscribe unread), none subscribing it in this
     plan made one it sends unread, and the field is not in conflict; obj<j> when one
-    subscribing it made an object (plan/fields.object_on_subscribe) not in conflict."""
+    subscribing it made an object (plan/fields.object_on_subscribe) not in conflict;
+    joins<j> when no audience whose list already has the member made one (read for a
+    joiner alone: plan/fields.MergedFields.joining)."""
     if not merged.cells:
         merged.view = _create_joined_view(merged)
         return
@@ -354,11 +356,13 @@ def _create_merged_view(merged: MergedTables) -> None:
     columns = "".join(
         f", first(p.d) FILTER (p.j = {j}) AS d{j}, "
         f"coalesce(bool_or(p.want) FILTER (p.j = {j}), false) AS want{j}, "
-        f"coalesce(bool_or(p.obj) FILTER (p.j = {j}), false) AS obj{j}"
+        f"coalesce(bool_or(p.obj) FILTER (p.j = {j}), false) AS obj{j}, "
+        f"coalesce(bool_or(p.joins) FILTER (p.j = {j}), false) AS joins{j}"
         for j in range(len(merged.names))
     )
     wanted = "".join(
         f", x.d{j}, coalesce(x.want{j}, false) AS want{j}, coalesce(x.obj{j}, false) AS obj{j}"
+        f", coalesce(x.joins{j}, false) AS joins{j}"
         for j in range(len(merged.names))
     )
     merged.view = merged.engine.name("merged")
@@ -372,10 +376,12 @@ def _create_merged_view(merged: MergedTables) -> None:
             SELECT key, j, arg_min(text, i) AS d,
                 bool_or(NOT adding OR NOT {sent_unread_sql("text")})
                 AND NOT bool_or(adding AND {sent_unread_sql("text")}) AS want,
-                bool_or(adding AND {object_sql("text")}) AS obj
+                bool_or(adding AND {object_sql("text")}) AS obj,
+                NOT bool_or(NOT adding) AS joins
             FROM {merged.cells} GROUP BY key, j
         ), flagged AS (
-            SELECT p.key, p.j, p.d, p.want {conflicted} AS want, p.obj {conflicted} AS obj
+            SELECT p.key, p.j, p.d, p.want {conflicted} AS want, p.obj {conflicted} AS obj,
+                p.joins
             FROM per p
         ), wide AS (
             SELECT p.key{columns} FROM flagged p GROUP BY p.key
@@ -545,6 +551,12 @@ def _create_joined_view(merged: MergedTables) -> str:
         columns.append(f"{value} AS d{j}")
         columns.append(f"(({held}) AND NOT ({covered}) AND NOT {conflicted}) IS TRUE AS want{j}")
         columns.append(f"(({objects}) AND NOT {conflicted}) IS TRUE AS obj{j}")
+        # Read for a joiner alone: no list already holding the member maps it a value.
+        on_list = " OR ".join(
+            f"(w{i}.key IS NOT NULL AND w{i}.f{c} IS NOT NULL AND NOT w{i}.adding)"
+            for i, c in holders
+        )
+        columns.append(f"NOT (({on_list}) IS TRUE) AS joins{j}")
     view = merged.engine.name("merged")
     merged.engine.connection.execute(
         f"CREATE VIEW {view} AS SELECT {', '.join(columns)} FROM {_joined(lists)}"
@@ -892,11 +904,11 @@ def compared_rows(
     merged: MergedTables, live: str | None, names: Sequence[str]
 ) -> Iterator[list[tuple[Any, ...]]]:
     """Batches, in key order, of the members whose values are read: (key, key_kind,
-    email, user_id, merge, [(field, desired JSON, subscribed with an object) wanted, by
-    name], found, [current JSON per `names`]). Comparing them is the caller's
-    (same_value)."""
+    email, user_id, merge, [(field, desired JSON, subscribed with an object, read for a
+    joiner alone) wanted, by name], found, [current JSON per `names`]). Comparing them is
+    the caller's (same_value)."""
     wanted = [(j, n) for j, n in enumerate(merged.names) if n in names]
-    desired = ", ".join(f"m.d{j}, m.want{j}, m.obj{j}" for j, _ in wanted)
+    desired = ", ".join(f"m.d{j}, m.want{j}, m.obj{j}, m.joins{j}" for j, _ in wanted)
     if live is not None:
         current = "".join(f", lv.l{j}" for j in range(len(names)))
         source = f"{merged.view} m LEFT JOIN {live} lv ON lv.key = m.key"
@@ -915,12 +927,12 @@ def compared_rows(
             out = []
             for key, kind, email, user_id, merge, is_found, *cells in chunk:
                 fields = [
-                    (name, cells[3 * n], bool(cells[3 * n + 2]))
+                    (name, cells[4 * n], bool(cells[4 * n + 2]), bool(cells[4 * n + 3]))
                     for n, (_, name) in enumerate(wanted)
-                    if cells[3 * n + 1]
+                    if cells[4 * n + 1]
                 ]
                 out.append(
-                    (key, kind, email, user_id, bool(merge), fields, bool(is_found), cells[3 * k :])
+                    (key, kind, email, user_id, bool(merge), fields, bool(is_found), cells[4 * k :])
                 )
             yield out
     finally:
