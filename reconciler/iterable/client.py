@@ -58,7 +58,7 @@ from reconciler.iterable.key_refusal import refused_key
 from reconciler.iterable.names import REGION_URLS, StreamCut
 from reconciler.iterable.ratelimit import SlidingWindow, Window, WindowUser
 from reconciler.iterable.results import BatchResult, parse_bulk_response
-from reconciler.iterable.retry_notices import RetryNotices
+from reconciler.iterable.retry_notices import RetryNotices, WaitNotices
 from reconciler.iterable.settings import ClientSettings
 from reconciler.layout import one_line
 from reconciler.progress import duration
@@ -255,6 +255,7 @@ class IterableClient:
         self._stats_lock = threading.Lock()  # writers run in a thread pool
         self._notice: Callable[[str], None] | None = None
         self._retry_notices: RetryNotices | None = None
+        self._wait_notices: WaitNotices | None = None
         self._clock = clock
         # When this client created each list (its clock): writes to it are retried while
         # Iterable still calls it invalidListId, for settings.fresh_list_wait from then.
@@ -283,6 +284,10 @@ class IterableClient:
         self._retry_notices = RetryNotices(
             self._notice, self._clock, every=self.settings.log == "requests"
         )
+        # Likewise long waits: at a slow pace learnt from 429s, every request waits.
+        waits = self._wait_notices = WaitNotices(
+            self._notice, self._clock, every=self.settings.log == "requests"
+        )
         rates = {
             "list_reads": ("list member reads (getUsers)", "minute"),
             "export": ("user exports", "minute"),
@@ -299,7 +304,9 @@ class IterableClient:
                     if learnt is None
                     else f"about {learnt:.2g} per second, learnt from its 429s"
                 )
-                notice(f"waiting {wait:.0f} s for Iterable's rate limit on {what} ({limit})")
+                waits.retry(
+                    f"waiting {wait:.0f} s for Iterable's rate limit on {what} ({limit})", what
+                )
 
             window.on_wait = announce
 
@@ -342,6 +349,8 @@ class IterableClient:
     def close(self) -> None:
         if self._retry_notices is not None:
             self._retry_notices.close()  # the retries counted since the last count line
+        if self._wait_notices is not None:
+            self._wait_notices.close()
         self._http.close()
         self._files.close()
 

@@ -8,6 +8,9 @@ without scrolling: so the first LISTED retries of a destination are said as befo
 one line says further retries are counted, then a line at most every SUMMARY_PERIOD
 seconds counts them by reason, and the last count is said when the client closes.
 RECONCILER_LOG=requests (`every`) says every retry, as it asks for every request.
+
+Long waits for a rate limit are said the same way (WaitNotices): at a slow pace learnt
+from 429s every request waits 5 s or more, and a line each was a line per request.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from reconciler.progress import duration
 from reconciler.words import quantity
 
 LISTED = 20  # retry lines said whole, per destination
+WAITS_LISTED = 10  # rate-limit wait lines said whole, per destination
 SUMMARY_PERIOD = 60.0  # seconds between the lines that count the others ("a minute")
 _REASONS_SHOWN = 3  # the commonest reasons a count names; the rest are "other"
 
@@ -36,6 +40,7 @@ class RetryNotices:
         every: bool = False,
         listed: int = LISTED,
     ) -> None:
+        # What the lines count: the reason a retry happened, or what a wait waits for.
         self._say = say
         self._clock = clock
         self._every = every
@@ -65,12 +70,7 @@ class RetryNotices:
             self._said += 1
             if self._every or self._said < self._listed:
                 return [line]
-            return [
-                line,
-                "further retries are counted, not listed: a line at most once a minute, "
-                "and one at the end, says how many and why (RECONCILER_LOG=requests lists "
-                "each)",
-            ]
+            return [line, self._further()]
         now = self._clock()
         if not self._held:
             self._since = now
@@ -79,6 +79,12 @@ class RetryNotices:
         if now - self._since >= SUMMARY_PERIOD:
             return [self._count_line()]
         return []
+
+    def _further(self) -> str:
+        return (
+            "further retries are counted, not listed: a line at most once a minute, "
+            "and one at the end, says how many and why (RECONCILER_LOG=requests lists each)"
+        )
 
     def _count_line(self) -> str:
         """`212 more retries in 1 min 00 s, not listed: HTTP 503 (200), timed out (12)`;
@@ -91,7 +97,37 @@ class RetryNotices:
             parts.append(f"other ({other:,})")
         span = duration(max(0.0, self._clock() - self._since))
         self._held.clear()
+        return f"{self._counted(total)} in {span}, not listed: " + ", ".join(parts)
+
+    def _counted(self, total: int) -> str:
+        return quantity(total, "more retry", "more retries")
+
+
+class WaitNotices(RetryNotices):
+    """The lines of one client's long waits for a rate limit (5 s or more), as retries':
+    the first WAITS_LISTED said, the rest counted by what they waited for
+    (`retry(line, what)`)."""
+
+    def __init__(
+        self,
+        say: Callable[[str], None],
+        clock: Callable[[], float],
+        *,
+        every: bool = False,
+        listed: int = WAITS_LISTED,
+    ) -> None:
+        super().__init__(say, clock, every=every, listed=listed)
+
+    def _further(self) -> str:
         return (
-            f"{quantity(total, 'more retry', 'more retries')} in {span}, not listed: "
-            + ", ".join(parts)
+            "further waits for Iterable's rate limit are counted, not listed: a line at "
+            "most once a minute, and one at the end, says how many and on what "
+            "(RECONCILER_LOG=requests lists each)"
+        )
+
+    def _counted(self, total: int) -> str:
+        return quantity(
+            total,
+            "more wait for Iterable's rate limit",
+            "more waits for Iterable's rate limit",
         )

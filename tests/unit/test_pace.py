@@ -3,10 +3,13 @@ clock and a model of Iterable's limit: nothing here waits for real time."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from reconciler.iterable import IterableClient
 from reconciler.iterable.ratelimit import LONGEST_GAP, Pace, SlidingWindow, WindowUser
+from reconciler.iterable.retry_notices import WAITS_LISTED
 from tests.unit.test_ratelimit import FakeClock
 
 
@@ -211,3 +214,40 @@ def test_a_long_wait_at_a_learnt_pace_names_the_rate_learnt():
         "waiting 8 s for Iterable's rate limit on writes requests "
         "(about 0.12 per second, learnt from its 429s)"
     ]
+
+
+def test_waits_at_a_slow_learnt_pace_are_counted_not_said_one_a_request():
+    # A long apply at a pace learnt from 429s printed a "waiting 8 s ..." line for every
+    # request: 200 requests, 200 lines. The first are said, then a line at most once a
+    # minute (of the client's clock) counts the others, and one more when it closes.
+    clock = FakeClock()
+    said: list[str] = []
+    with IterableClient(
+        "http://127.0.0.1:9", "0123456789abcdef0123456789abcdef", clock=clock, sleep=clock.sleep
+    ) as client:
+        client.on_notice(said.append)
+        writes = client._buckets["writes"]
+        for _ in range(4):
+            slot = writes.acquire()
+            slot.answered()
+            writes.refused(slot)
+        start = clock.now
+        for _ in range(200):
+            writes.acquire().answered()
+        minutes = (clock.now - start) / 60
+    waits = [line for line in said if line.startswith("waiting ")]
+    counts = [line for line in said if " for Iterable's rate limit in " in line]
+    assert len(waits) == WAITS_LISTED
+    assert len(said) <= WAITS_LISTED + 1 + minutes + 1
+    assert all(
+        re.fullmatch(
+            r"\d+ more waits? for Iterable's rate limit in .+, not listed: writes "
+            r"requests \(\d+\)",
+            line,
+        )
+        for line in counts
+    ), counts
+    notices = client._wait_notices
+    assert notices is not None
+    # Every wait past the first said is in a count; nearly every request waited.
+    assert sum(int(line.split()[0]) for line in counts) == notices.unlisted > 180
