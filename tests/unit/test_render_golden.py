@@ -785,3 +785,17 @@ def test_the_readme_names_every_key_of_each_json_output_and_no_other(opening, ou
     # manifest key or command it explains.
     words = {"description", "plan"}
     assert sorted(named - keys - texts - words) == []
+
+
+def test_an_apply_whose_audience_was_left_out_says_where_to_find_it():
+    # It said "`reconciler validate` lists them", but validate reads no Iterable: it
+    # cannot tell of an audience whose list could not be read.
+    report = ApplyReport(source_problems="1 audience was left out (list not read with confidence)")
+    last = report_text(report).strip().splitlines()[-1]
+    assert last.startswith("Applied everything planned")
+    assert "validate" not in last
+    assert last.endswith(
+        "Not complete: 1 audience was left out (list not read with confidence) (see the plan "
+        "above; `reconciler plan --format json` says which: skipped_members, field_issues, "
+        "unread)."
+    )
