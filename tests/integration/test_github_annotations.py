@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.annotate import Annotation, command_line, escape_data, escape_property
+from reconciler.manifest.model import AudienceSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,11 +38,9 @@ spec:
   members:
     csv: vip.csv
 """
-UNKNOWN_KEY = (
-    "unknown key 'colour' in spec; allowed: destination, listName, description, members, "
-    "updateExistingUsersOnly, unsubscribe, policy, traits, minMembers, maxMembers, removals, "
-    "allowEmpty, resubscribe"
-)
+# The keys an Audience's spec allows, in the model's order (as the loader lists them): this
+# file tests where the message goes, not which keys there are.
+UNKNOWN_KEY = "unknown key 'colour' in spec; allowed: " + ", ".join(AudienceSpec.model_fields)
 # Every line the runner reads as a workflow command starts with `::`.
 COMMAND = re.compile(r"^::")
 ANNOTATION = re.compile(
