@@ -1247,13 +1247,21 @@ class _Destination:
         return [unnamed[int(k * step)] for k in range(take)]
 
     def _on_list_by_email(self, list_id: int, email: str) -> bool:
-        """Whether the profile with this email is on the list (one read of it)."""
+        """Whether the profile with this email is on the list, as a member named by its
+        email, not a userId (one read of it; a second, by userId, when it has one). A
+        profile with a userId while some user has `email` as its userId shows nothing: in
+        a userID-based project whose userIds are emails that is the user just removed, its
+        read lagging the removal (Iterable's reads lag writes by up to a minute), or
+        another user whose email is that text; either was taken for the mismatch, and
+        every removal of the run after it for a failure."""
         profile = self._profile("email", email)
         if profile is None:
             return False
-        return list_id in _list_ids(profile.get("emailListIds")) | _list_ids(
+        if list_id not in _list_ids(profile.get("emailListIds")) | _list_ids(
             profile.get("userListIds")
-        )
+        ):
+            return False
+        return not profile.get("userId") or self._nobody_has("userId", email)
 
     def _nobody_has(self, kind: Literal["email", "userId"], identifier: str) -> bool:
         """Whether no profile has `identifier` as its `kind` (one read of it)."""

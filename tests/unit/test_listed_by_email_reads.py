@@ -68,3 +68,62 @@ def test_an_answer_of_counts_still_finds_members_listed_by_email() -> None:
     outcome = dest._still_listed_by_email(None, list_id, chunk, outcome)  # type: ignore[arg-type]
     assert dest.listed_by_email
     assert outcome.kinds["m0@x.io"] == "listedByEmail"
+
+
+def test_a_read_lagging_the_removal_is_no_mismatch_in_a_user_id_project() -> None:
+    # A userID-based project whose userIds are emails (each profile's email the same text):
+    # a batch of 50 removals, one a user deleted since the plan, answered with counts only.
+    # Iterable's reads lag its writes (up to a minute), so the profile read by email just
+    # after still shows the list: it was taken for a member listed by email, and all 49
+    # removals Iterable took, and every later one of the run, became failures saying the
+    # project is not userID-based.
+    emulator = Emulator(limits=Limits.unlimited())
+    proj = emulator.add_project("p", "userId", "key")
+    list_id = proj.add_list("vip")
+    chunk = [f"m{i}@x.io" for i in range(50)]
+    for user_id in chunk[1:]:
+        # Still on the list as the lagging read shows it: the removal was taken.
+        proj.add_user(user_id=user_id, email=user_id, list_ids=[list_id])
+    dest = destination(emulator)
+    outcome = BatchResult(sent=50, success_count=49, requests=1)
+    outcome = dest._still_listed_by_email(None, list_id, chunk, outcome)  # type: ignore[arg-type]
+    assert not dest.listed_by_email
+    assert outcome.failed == {}
+
+
+def test_another_users_email_equal_to_a_user_id_is_no_mismatch() -> None:
+    # In a userID-based project userId 'ann@old.io' is Ann's (her email is now
+    # 'ann@new.io'), and Bob, on the list as 'bob-1', has 'ann@old.io' as his email. Ann's
+    # removal, in a batch answered with counts only one short, read 'ann@old.io' by email,
+    # found Bob on the list and reported Ann's removal, taken, as a failure and the project
+    # as hybrid or email-based.
+    emulator = Emulator(limits=Limits.unlimited())
+    proj = emulator.add_project("p", "userId", "key")
+    list_id = proj.add_list("vip")
+    proj.add_user(user_id="ann@old.io", email="ann@new.io")  # removed from the list
+    proj.add_user(user_id="bob-1", email="ann@old.io", list_ids=[list_id])
+    chunk = ["ann@old.io", "gone@x.io"]  # gone@x.io: deleted since the plan
+    dest = destination(emulator)
+    outcome = BatchResult(sent=2, success_count=1, requests=1)
+    outcome = dest._still_listed_by_email(None, list_id, chunk, outcome)  # type: ignore[arg-type]
+    assert not dest.listed_by_email
+    assert outcome.failed == {}
+
+
+def test_an_email_based_project_whose_profiles_have_user_ids_is_still_found() -> None:
+    # Declared userId against an email-based project whose profiles carry a userId of
+    # their own: getUsers names each by email, a removal sent as that userId finds no
+    # user, and the profile read by email (still on the list) has a userId, but not that
+    # one: the mismatch, as before.
+    emulator = Emulator(limits=Limits.unlimited())
+    proj = emulator.add_project("p", "email", "key")
+    list_id = proj.add_list("vip")
+    chunk = [f"m{i}@x.io" for i in range(20)]
+    for i, email in enumerate(chunk):
+        proj.add_user(email=email, user_id=f"U-{i}", list_ids=[list_id])
+    dest = destination(emulator)
+    outcome = BatchResult(sent=20, success_count=0, requests=1)
+    outcome = dest._still_listed_by_email(None, list_id, chunk, outcome)  # type: ignore[arg-type]
+    assert dest.listed_by_email
+    assert outcome.kinds["m0@x.io"] == "listedByEmail"
+    assert len(outcome.failed) == 20
