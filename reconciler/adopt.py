@@ -917,6 +917,10 @@ def _candidates(
     managed_ids = {
         a.spec.listId: managed[a.list_name] for _, a in audiences if a.spec.listId is not None
     }
+    # The listId of the audience `managed` names for a list name (its first, likewise).
+    ids_by_name: dict[str, int | None] = {}
+    for _, a in audiences:
+        ids_by_name.setdefault(a.list_name, a.spec.listId)
     marks = audience_marks(a.name for _, a in audiences)
     standard_names = Counter(x.name for x in all_lists if x.list_type == "Standard")
     chosen = []
@@ -928,6 +932,14 @@ def _candidates(
         elif (problem := _unwritable_name(info.name)) is not None:
             # Written anyway, the manifest would fail to load and stop every plan.
             reason = f"no manifest can name it ({problem}): rename it in Iterable first"
+        elif info.name in managed and ids_by_name[info.name] not in (None, info.id):
+            # A second list of the name (made by hand in the web app): the audience's
+            # listId says it manages the other one, and this one no audience does.
+            reason = (
+                f"a second list of the name of audience {managed[info.name]}, which manages "
+                f"list {ids_by_name[info.name]} (its listId); rename this one in Iterable "
+                "to import it"
+            )
         elif info.name in managed:
             reason = f"already managed by audience {managed[info.name]}"
         elif info.id in managed_ids:

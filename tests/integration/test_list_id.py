@@ -273,3 +273,22 @@ def test_a_second_list_of_the_name_made_by_hand_leaves_the_list_id_audience_mana
     assert sorted(project(emulator_server).members(list_id)) == ["a@example.com", "c@example.com"]
     assert project(emulator_server).members(other) == []
     assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+
+
+def test_import_names_the_list_a_list_id_audience_manages_beside_a_second_of_its_name(
+    workspace, cli, emulator_server
+):
+    """Beside the 'vip' an audience manages by its listId, a colleague made a second 'vip'
+    by hand: import skipped that one as 'already managed by audience 'vip'', which
+    manages no such list, so whoever wanted it imported was told there was nothing to do."""
+    list_id = adopted(emulator_server)
+    other = project(emulator_server).add_list("vip")
+    workspace.audience("vip", SOURCE, listId=list_id)
+    imported = cli("import", workspace.manifests, "--destination", "prod", "--out", "imp")
+    assert imported.exit_code == 0, imported.output
+    text = " ".join(imported.output.split())
+    assert f"skipped list {list_id} 'vip': already managed by audience 'vip' skipped" in text
+    assert (
+        f"skipped list {other} 'vip': a second list of the name of audience 'vip', which "
+        f"manages list {list_id} (its listId); rename this one in Iterable to import it"
+    ) in text
