@@ -451,11 +451,11 @@ def subscriber_payload(member: Member, project_type: ProjectType) -> dict[str, A
 def subscribe_payload(member: Member, lp: ListPlan, project_type: ProjectType) -> dict[str, Any]:
     """A subscriber with its mapped fields (trait mappings), so a new member needs no
     separate update. Never a clear (a value that holds none: null, empty text, an empty
-    list, an object of nulls): plans leave them out (plan/fields.sent_on_subscribe), and
-    plan files of earlier builds, which held a joiner's empty cell as a null, are refused
-    (plan/file.py); this is the last stop should either fail, since a clear sent unread
-    would erase a value no plan showed. An object a plan put here is kept: it read the
-    member's field and found nothing to lose (plan/fields.object_on_subscribe)."""
+    list, an object of nulls): plans leave them out (plan/fields.sent_on_subscribe), but
+    plan files of format 5 (plan/file.py UNREAD_SUBSCRIBES), still applied, hold a
+    joiner's empty cell as a null: a clear sent unread would erase a value no plan showed.
+    An object a plan put here is kept: it read the member's field and found nothing to
+    lose (plan/fields.object_on_subscribe; format 5's objects are refused as read)."""
     out = subscriber_payload(member, project_type)
     data = lp.add_fields.get(member.key)
     if data and not all(holds_value(v) for v in data.values()):

@@ -43,7 +43,8 @@ from reconciler.plan import (
 from reconciler.plan import file_shape as shape
 from reconciler.plan.field_changes import FieldChanges
 from reconciler.plan.field_clears import FieldClears
-from reconciler.plan.fingerprint import difference_in
+from reconciler.plan.fingerprint import FIELDS_CHANGED, difference_in
+from reconciler.traits.compare import holds_value
 from reconciler.words import named
 
 FORMAT = "reconciler-plan"
@@ -52,6 +53,11 @@ FORMAT = "reconciler-plan"
 # the member's field was read and held none (plan/fields.sent_on_subscribe): the same
 # lines, but those of 5 were decided unread, and applied they erased values no plan showed
 VERSION = 6
+# Format 5 is still read: its lines are those of 6, and what made it unsafe is in them. A
+# clear on a subscribe is never sent (apply/executor.subscribe_payload); an object on one
+# (decided unread) is refused by name (_UnreadObject), so a plan saved on a pull request
+# before an upgrade applies on merge when it holds none.
+UNREAD_SUBSCRIBES = 5
 CHECKSUM = "sha256"
 
 
@@ -68,6 +74,8 @@ class SavedPlan:
     # The file it was read from, which a stale plan's refusal names: a job applying one of
     # several saved plans (one per destination, say) is told which one to make again.
     path: Path | None = None
+    # Its plan file format: one of UNREAD_SUBSCRIBES read no joining member's fields.
+    version: int = VERSION
 
     @property
     def _made(self) -> str:
@@ -118,9 +126,18 @@ class SavedPlan:
                 if "set listName:" in left_out
                 else _renamed_advice(self.plan, current, destination, difference)
             )
+            # A plan of UNREAD_SUBSCRIBES read no joining member's fields, which a plan
+            # made now reads where a subscribe would clear one or give it an object: its
+            # values differ whether Iterable changed or not.
+            unread = (
+                f", or this reconciler reads fields of joining members that the build which "
+                f"made it (plan file format {UNREAD_SUBSCRIBES}) did not"
+                if self.version == UNREAD_SUBSCRIBES and difference.startswith(FIELDS_CHANGED)
+                else ""
+            )
             error = StalePlanError(
-                f"stale plan: {difference} since {self._made} was made{left_out}; run plan "
-                f"again{advice}"
+                f"stale plan: {difference} since {self._made} was made{unread}{left_out}; run "
+                f"plan again{advice}"
             )
         # Whose lists changed, for machines (the JSON error's `destination`); the message
         # is whole as it is: it names the destination when there are several.
@@ -328,7 +345,8 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
             if not isinstance(payload, dict) or payload.get("format") != FORMAT:
                 raise ValueError("not a plan file")
             header = shape.Fields(payload, "")
-            if header.get("version", _version) != VERSION:
+            version = header.get("version", _version)
+            if version not in (VERSION, UNREAD_SUBSCRIBES):
                 raise _other_version(path, payload)
             header.get("reconciler_version", shape.text, "")
             manifests = header.object("manifests")
@@ -341,7 +359,7 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
                 manifest_files=manifests.get("files", shape.optional(_file_digests), None),
             )
             fingerprint = header.get("fingerprint", shape.fingerprint)
-            members = _MemberLines(handle, tables)
+            members = _MemberLines(handle, tables, unread=version == UNREAD_SUBSCRIBES)
             plan = Plan(
                 tuple(_destination_from_json(d, members) for d in header.objects("destinations")),
                 fingerprint,
@@ -355,9 +373,11 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
                     "match its checksum (it was edited or damaged since). Nothing was applied; "
                     "make the plan again"
                 )
-        return dataclasses.replace(saved, plan=plan, path=path)
+        return dataclasses.replace(saved, plan=plan, path=path, version=version)
     except ReconcilerError:
         raise
+    except _UnreadObject as exc:
+        raise _unread_object(path, payload, exc.field) from None
     except shape.ShapeError as exc:
         raise ReconcilerError(
             f"{shown_path(path)} is not a reconciler plan file (or it is damaged): {exc}; "
@@ -402,12 +422,7 @@ def _other_version(path: Path, payload: dict[str, Any]) -> ReconcilerError:
     and the apply job an older one (a cached runner, two pins): running plan again with the
     older one is not the only way out, and 'run plan again' alone read as a damaged file."""
     version = payload.get("version")
-    made_by = payload.get("reconciler_version")
-    # Named only when they differ: builds of one release share its number, and 'made by
-    # 0.1.0 ... this reconciler (0.1.0)' would read as a contradiction.
-    differ = isinstance(made_by, str) and made_by and made_by != __version__
-    by = f" by reconciler {made_by}" if differ else ""
-    this = f" ({__version__})" if differ else ""
+    by, this = _made_by(payload)
     if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
         return ReconcilerError(
             f"{shown_path(path)} was made{by} in plan file format {version}, newer than the format "
@@ -419,6 +434,39 @@ def _other_version(path: Path, payload: dict[str, Any]) -> ReconcilerError:
         f"{shown_path(path)} was made{by} in plan file format {version}, older than the format "
         f"{VERSION} this reconciler{this} reads; nothing was applied: run plan "
         "again with this one"
+    )
+
+
+def _made_by(payload: dict[str, Any]) -> tuple[str, str]:
+    """(" by reconciler X", " (Y)"): the build that made a plan file and this one, named
+    only when they differ: builds of one release share its number, and 'made by 0.1.0 ...
+    this reconciler (0.1.0)' would read as a contradiction."""
+    made_by = payload.get("reconciler_version")
+    if not isinstance(made_by, str) or not made_by or made_by == __version__:
+        return "", ""
+    return f" by reconciler {one_line(made_by)}", f" ({__version__})"
+
+
+class _UnreadObject(Exception):
+    """A format-5 plan's subscribe carrying an object (`field`), decided unread."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field)
+        self.field = field
+
+
+def _unread_object(path: Path, payload: dict[str, Any], field: str) -> ReconcilerError:
+    """A plan of format 5 whose subscribes give a mapped field an object: that build sent
+    it without reading the joining member's profile, where it replaces the whole object
+    (another team's keys beside the mapped ones) or merges its nulls in, unshown; the
+    format 6 plan reads it first (plan/fields.object_on_subscribe). The field is named,
+    never the member."""
+    by, _ = _made_by(payload)
+    return ReconcilerError(
+        f"{shown_path(path)} was made{by} in plan file format {UNREAD_SUBSCRIBES}, whose "
+        f"subscribes give field {one_line(repr(field))} an object without reading the "
+        "joining member's profile, where it would replace or clear keys another team set, "
+        "which no plan showed; nothing was applied: run plan again with this one"
     )
 
 
@@ -435,10 +483,12 @@ class _MemberLines:
     """Reads each list's adds and removes from the lines after the header, in order, each
     checked for its shape (named by its line number: the header is line 1)."""
 
-    def __init__(self, handle: _Summed, tables: MemberTables | None):
+    def __init__(self, handle: _Summed, tables: MemberTables | None, unread: bool = False):
         self._handle = handle
         self._tables = tables
         self._number = 1
+        # A format-5 plan: its subscribes' fields were decided unread (_UnreadObject).
+        self._unread = unread
 
     def _lines(self, count: int, check: shape.Check[T], what: str) -> Iterator[T]:
         for _ in range(count):
@@ -465,6 +515,8 @@ class _MemberLines:
 
     def field_values(self, count: int) -> Mapping[str, dict[str, Any]]:
         rows = self._lines(count, shape.field_values_line, "a new member's field values")
+        if self._unread:
+            rows = _no_object(rows)
         if self._tables is not None and self._tables.holds(count):
             return self._tables.field_values(rows, count)
         return dict(rows)
@@ -477,6 +529,16 @@ class _MemberLines:
             _field_update(key, kind, email, user_id, {n: (o, v) for n, o, v in changes}, merge)
             for key, kind, email, user_id, changes, merge in rows
         )
+
+
+def _no_object(rows: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A format-5 plan's subscribes' fields, refused at the first object holding a value
+    (_UnreadObject); a clear (an object of nulls too) passes: apply never sends one."""
+    for key, values in rows:
+        for name, value in values.items():
+            if isinstance(value, Mapping) and holds_value(value):
+                raise _UnreadObject(name)
+        yield key, values
 
 
 def _changed_file(

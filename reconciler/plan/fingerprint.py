@@ -15,6 +15,8 @@ if TYPE_CHECKING:  # plan/ stays free of DuckDB: the digest is made in members/
 
 # The fingerprint entry for the current values of mapped user fields, beside the lists.
 FIELDS_KEY = "(mapped user fields)"
+# How difference_in says they differ (a saved plan's refusal adds to it: plan/file.py).
+FIELDS_CHANGED = "the current values of mapped user fields changed in Iterable"
 
 
 def values_digest(values: Mapping[str, Any]) -> str:
@@ -140,8 +142,7 @@ def difference_in(
             return _list_difference(where, old, new, names), destination
     if fields_changed is not None:
         return (
-            "the current values of mapped user fields changed in Iterable"
-            + (f" (destination {fields_changed!r})" if several else ""),
+            FIELDS_CHANGED + (f" (destination {fields_changed!r})" if several else ""),
             fields_changed,
         )
     return None

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.leftovers import IDLE_SECONDS
+from reconciler.plan.fingerprint import FIELDS_KEY
 from tests.apply.limits import file_size_limit
 from tests.integration.test_safety import list_named, project, seed_list, writes
 from tests.unit.test_plan_core import with_checksum, wrong_shapes
@@ -538,80 +539,117 @@ def test_a_damaged_plan_file_is_named_on_one_line(workspace, cli, emulator_serve
     assert not any(line.startswith("::") for line in result.stderr.splitlines())
 
 
+def _as_format_5(planfile: Path, header: dict, body: list, values: dict) -> None:
+    """The plan as a build of plan file format 5 saved it, deciding the subscribes' fields
+    unread: every add's fields `values`, no field update, no read in its fingerprint."""
+    header["version"] = 5
+    header["fingerprint"] = {
+        name: {key: value for key, value in lists.items() if key != FIELDS_KEY}
+        for name, lists in header["fingerprint"].items()
+    }
+    for destination in header["destinations"]:
+        destination["field_update_rows"] = 0
+        destination["field_clears"] = []
+        destination["field_changes"] = []
+        for lp in destination["lists"]:
+            lp["add_fields_rows"] = lp["add_rows"]
+            lp["field_update_key_rows"] = 0
+    adds = [row[0] for row in body if len(row) == 5]
+    planfile.write_bytes(
+        gzip.compress(with_checksum([header, *body[: len(adds)], *([k, values] for k in adds)]))
+    )
+
+
 def test_a_plan_an_earlier_build_saved_with_a_clear_on_a_subscribe_is_not_applied(
     workspace, cli, emulator_server, tmp_path
 ):
     # Builds before the field reads of joining members saved a subscribe's clears (null)
-    # and objects unread, in the same plan file format: apply --plan sent the null over a
-    # planTier another team set, which no plan had shown. Such a plan is now of an older
-    # format, refused with zero writes.
+    # unread, in plan file format 5: apply --plan sent the null over a planTier another
+    # team set, which no plan had shown. Apply never sends a clear on a subscribe; the
+    # plan made now reads m0's planTier, which that build did not: the plan is stale, and
+    # says why, with zero writes.
     proj = project(emulator_server)
     other = proj.add_list("other-team", None)
     proj.subscribe_direct(other, email="m0@example.com", data_fields={"planTier": "gold"})
-    workspace.write(
-        "traits.yaml",
-        "apiVersion: reconciler/v1\nkind: TraitMapping\nmetadata: {name: crm}\n"
-        "spec: {fields: {planTier: plan}}\n",
-    )
-    workspace.csv("data/vip.csv", "email,plan", ["m0@example.com,", "n1@example.com,silver"])
+    trait_mapping(workspace, "{planTier: v}")
+    workspace.csv("data/vip.csv", "email,v", ["m0@example.com,", "n1@example.com,"])
     workspace.audience("vip", {"csv": "data/vip.csv"}, traits="crm")
     planfile = tmp_path / "vip.plan"
     assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 3
-    # What such a build saved: version 5, the subscribe carrying the clear, no update.
-    values = [json.loads(line) for line in gzip.decompress(planfile.read_bytes()).splitlines()]
-    header, *body, _checksum = values
-    header["version"] = 5
-    body = [
-        ["m0@example.com", {"planTier": None}] if row == ["m0@example.com", {}] else row
-        for row in body
-        if not (len(row) == 6 and row[0] == "m0@example.com")
-    ]
-    for destination in header["destinations"]:
-        destination["field_update_rows"] = 0
-        destination["field_clears"] = []
-    planfile.write_bytes(gzip.compress(with_checksum([header, *body])))
+    _as_format_5(planfile, *saved_lines(planfile), {"planTier": None})
     emulator_server.emulator.clear_log()
     applied = cli("apply", "--plan", planfile, "--yes")
-    assert applied.exit_code == 1, applied.output
-    assert "in plan file format 5, older than the format 6" in applied.stderr
-    assert "run plan again" in applied.stderr
+    assert applied.exit_code == 4, applied.output
+    assert (
+        "stale plan: the current values of mapped user fields changed in Iterable since "
+        "vip.plan was made, or this reconciler reads fields of joining members that the "
+        "build which made it (plan file format 5) did not; run plan again"
+    ) in applied.stderr
     assert writes(emulator_server) == []
     assert proj.user_by_email("m0@example.com").data_fields["planTier"] == "gold"
 
 
-def test_a_saved_plan_that_fails_in_part_says_to_apply_the_manifests_not_the_plan(
+def test_a_plan_an_earlier_build_saved_with_an_object_on_a_subscribe_is_not_applied(
     workspace, cli, emulator_server, tmp_path
 ):
-    """Its report ended "Run plan again to see what is left", and its run record said "see
-    the report": applying the saved plan again is refused (stale once part of it is
-    applied), and applying the manifests is what finishes it, safely."""
-    seed_list(emulator_server, "vip", ["a@example.com", "c@example.com"])
-    workspace.audience(
-        "vip", {"inline": ["a@example.com", "b@example.com"]}, policy={"maxRemovalPercent": 100}
-    )
-    planfile, record = tmp_path / "p.plan", tmp_path / "run.json"
+    # The same builds sent an object on a subscribe unread: replacing m0's address it
+    # wiped the zip another team set, shown as a mere add. Refused by its field, unsent.
+    proj = project(emulator_server)
+    other = proj.add_list("other-team", None)
+    held = {"address": {"city": "Rome", "zip": "0150"}}
+    proj.subscribe_direct(other, email="m0@example.com", data_fields=held)
+    trait_mapping(workspace, "{address: {from: v, type: object}}")
+    city = '"{""city"":""Oslo""}"'
+    workspace.csv("data/vip.csv", "email,v", [f"m0@example.com,{city}", f"n1@example.com,{city}"])
+    workspace.audience("vip", {"csv": "data/vip.csv"}, traits="crm")
+    planfile = tmp_path / "vip.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 3
+    _as_format_5(planfile, *saved_lines(planfile), {"address": {"city": "Oslo"}})
+    emulator_server.emulator.clear_log()
+    applied = cli("apply", "--plan", planfile, "--yes")
+    assert applied.exit_code == 1, applied.output
+    assert (
+        "vip.plan was made in plan file format 5, whose subscribes give field 'address' an "
+        "object without reading the joining member's profile"
+    ) in applied.stderr
+    assert "nothing was applied: run plan again with this one" in applied.stderr
+    assert "example.com" not in applied.output
+    assert writes(emulator_server) == []
+    assert proj.user_by_email("m0@example.com").data_fields == held
+
+
+def test_a_plan_an_earlier_build_saved_holding_no_clear_nor_object_is_applied(
+    workspace, cli, emulator_server, tmp_path
+):
+    # Saved on a pull request by the build before an upgrade, applied on merge after it:
+    # its subscribes' values are those the plan made now sends, nothing read or lost.
+    trait_mapping(workspace, "{planTier: v}")
+    workspace.csv("data/vip.csv", "email,v", ["m0@example.com,silver", "n1@example.com,silver"])
+    workspace.audience("vip", {"csv": "data/vip.csv"}, traits="crm")
+    planfile = tmp_path / "vip.plan"
     assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 0
-    faults = emulator_server.emulator.faults
-    faults.paths, faults.fail_every, faults.fail_status = ["/api/lists/subscribe"], 1, 400
-
-    failed = cli("apply", "--plan", planfile, "--yes", "--summary-json", record)
-    assert failed.exit_code == 1, failed.output
-    finish = (
-        "Run `reconciler apply` on the manifests again (not --plan: this plan is stale now "
-        "that part of it is applied) to retry what failed: it reads Iterable afresh and "
-        "sends only what is left."
-    )
-    assert failed.stdout.endswith(
-        f"Apply finished with failures: 0 added, 1 removed, 0 updated, 0 rejected, 1 error. "
-        f"{finish}\n"
-    ), failed.stdout
-    message = json.loads(record.read_text())["message"]
-    assert message == f"Apply finished with failures: 0 members rejected, 1 error. {finish}"
-
-    faults.paths, faults.fail_every = None, 0
-    assert cli("apply", "--plan", planfile, "--yes").exit_code == 4
-    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
-    assert sorted(project(emulator_server).members(list_named(emulator_server, "vip").id)) == [
-        "a@example.com",
-        "b@example.com",
+    _as_format_5(planfile, *saved_lines(planfile), {"planTier": "silver"})
+    applied = cli("apply", "--plan", planfile, "--yes")
+    assert applied.exit_code == 0, applied.output
+    proj = project(emulator_server)
+    assert sorted(proj.members(list_named(emulator_server, "vip").id)) == [
+        "m0@example.com",
+        "n1@example.com",
     ]
+    assert proj.user_by_email("n1@example.com").data_fields["planTier"] == "silver"
+
+
+def trait_mapping(workspace, fields: str) -> None:
+    workspace.write(
+        "traits.yaml",
+        "apiVersion: reconciler/v1\nkind: TraitMapping\nmetadata: {name: crm}\n"
+        f"spec: {{fields: {fields}}}\n",
+    )
+
+
+def saved_lines(planfile: Path) -> tuple[dict, list]:
+    """A saved plan's header and its lines after it, without the checksum."""
+    header, *body, _checksum = (
+        json.loads(line) for line in gzip.decompress(planfile.read_bytes()).splitlines()
+    )
+    return header, body
