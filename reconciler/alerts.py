@@ -115,7 +115,7 @@ def for_plan(the_plan: Plan) -> Alert:
         for n, one, what in (
             (s.members_skipped, "member", "skipped as invalid"),
             (s.field_values_skipped, "field value", "that cannot be sent"),
-            (s.lists_unread, "audience", "left out: list not read with confidence"),
+            (s.lists_unread, "audience", f"left out: {s.left_out_why}"),
         )
         if n
     ]

@@ -350,6 +350,9 @@ def _plan_from_live(
         for item in desired.lists
         if item.list_name in live.unproven
     )
+    unmatched = tuple(
+        item.audience.name for item in desired.lists if item.list_name in live.unmatched
+    )
     skipped = [(item.audience.name, issue) for item in desired.lists for issue in item.issues]
     desired = dataclasses.replace(
         desired, lists=[item for item in desired.lists if item.list_name not in live.unproven]
@@ -441,6 +444,7 @@ def _plan_from_live(
         ),
         duplicate_conflicts_unlisted=sum(item.conflicts_unlisted for item in desired.lists),
         unread=unread,
+        unmatched=unmatched,
         other_reads=tuple(
             user_id_reads + changed_reads + left_out.reads + consented.reads + _shared_note(users)
         ),

@@ -682,6 +682,7 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
             for lp in d.lists
         ],
         "unread": [list(x) for x in d.unread],
+        "unmatched": list(d.unmatched),
         "other_reads": list(d.other_reads),
         "new_fields": [list(x) for x in d.new_fields],
         "field_clears": [c.to_list() for c in d.field_clears],
@@ -721,6 +722,8 @@ def _destination_from_json(d: shape.Fields, members: _MemberLines) -> Destinatio
         duplicate_conflicts_unlisted=d.get("duplicate_conflicts_unlisted", shape.count, 0),
         lists=lists,
         unread=d.get("unread", shape.list_of(_text_pair), ()),
+        # Plans saved before it: none told apart, said as not read with confidence.
+        unmatched=d.get("unmatched", _texts, ()),
         other_reads=d.get("other_reads", _texts, ()),
         new_fields=d.get("new_fields", shape.list_of(_text_pair), ()),
         # Plans saved before the field_clears guard: none, as they were judged.

@@ -536,6 +536,9 @@ class DestinationPlan:
     # Audiences left out of the plan because their list could not be read with
     # confidence: (audience, why). Nothing is sent for them and the run exits 1.
     unread: tuple[tuple[str, str], ...] = ()
+    # Of `unread`, the audiences no one list in Iterable is certainly the list of (several
+    # of its name, its listId renamed or gone): not read at all, and said so in the summary.
+    unmatched: tuple[str, ...] = ()
     # Reads beyond members and fields, for people: forgotten users, existence checks.
     other_reads: tuple[str, ...] = ()
     # Blast radius: campaigns using the lists this plan changes (read only when it changes
@@ -715,6 +718,9 @@ class Summary:
     members_skipped: int = 0
     field_values_skipped: int = 0
     lists_unread: int = 0  # audiences left out: their list's read was not trusted
+    # Of those, the audiences no one list in Iterable is certainly the list of (several of
+    # its name, its listId renamed or gone): not read at all.
+    lists_unmatched: int = 0
     members_forgotten: int = 0  # not sent: forgotten in Iterable (expected, exit 0)
     members_not_created: int = 0  # not sent: updateExistingUsersOnly, unknown to Iterable
     members_left_themselves: int = 0  # held back: left the list by their own action
@@ -741,10 +747,22 @@ class Summary:
         if self.lists_unread:
             n = self.lists_unread
             parts.append(
-                f"{n:,} audience{'s were' if n != 1 else ' was'} left out "
-                "(list not read with confidence)"
+                f"{n:,} audience{'s were' if n != 1 else ' was'} left out ({self.left_out_why})"
             )
         return " and ".join(parts)
+
+    @property
+    def left_out_why(self) -> str:
+        """Why the audiences left out were, in words true of each: a list read but not
+        trusted, or no list certainly theirs (the per-audience reasons say which)."""
+        unmatched = self.lists_unmatched
+        unread = self.lists_unread - unmatched
+        read, matched = "list not read with confidence", "which list in Iterable not certain"
+        if not unmatched:
+            return read
+        if not unread:
+            return matched
+        return f"{unread:,} {read}, {unmatched:,} {matched}"
 
     @property
     def changes(self) -> int:
@@ -805,6 +823,7 @@ class Plan:
             members_skipped=sum(d.skipped_count for d in self.destinations),
             field_values_skipped=sum(d.field_issue_count for d in self.destinations),
             lists_unread=sum(len(d.unread) for d in self.destinations),
+            lists_unmatched=sum(len(d.unmatched) for d in self.destinations),
             members_forgotten=sum(len(lp.forgotten) for lp in lists),
             members_not_created=sum(len(lp.not_created) for lp in lists),
             members_left_themselves=sum(len(lp.left_themselves) for lp in lists),

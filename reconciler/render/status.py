@@ -34,8 +34,9 @@ _COLUMNS = (
 def status_rows(plan: Plan) -> list[dict[str, Any]]:
     """Per audience: its list, members in Iterable and desired, pending changes, and
     whether the safety policy blocks it (the JSON rows, also what the table shows). An
-    audience left out of the plan (its list not read with confidence) has a row too, its
-    counts unknown and `left_out` saying why: without it, it would vanish from the table."""
+    audience left out of the plan (its list not read with confidence, or which list is its
+    not certain) has a row too, its counts unknown and `left_out` saying why: without it,
+    it would vanish from the table."""
     rows: list[dict[str, Any]] = []
     for d in plan.destinations:
         # Judged once per destination: per row, 2,000 audiences took 5.6 s (quadratic).

@@ -64,8 +64,9 @@ class LiveDestination:
     # and their audiences are left out of the plan.
     unproven: dict[str, str] = field(default_factory=dict)
     size_reads: int = 0  # lists/{id}/size calls spent checking doubtful reads
-    # Of `unproven`, the lists not read at all: their name is no one list in Iterable.
-    ambiguous: int = 0
+    # Of `unproven`, the lists not read at all: no one list in Iterable is certainly the
+    # audience's (several of its name, its listId renamed or gone).
+    unmatched: frozenset[str] = frozenset()
     route: MemberRoute | None = None  # why this read, and what the other would have cost
     seconds: float = 0.0  # the member read's wall time
     calls: dict[str, int] = field(default_factory=dict)  # requests per endpoint, retries too
@@ -82,7 +83,7 @@ class LiveDestination:
     users_file: UsersFile | None = None
 
     def describe_reads(self) -> str | None:
-        lists_read = len(self.managed) + len(self.unproven) - self.ambiguous
+        lists_read = len(self.managed) + len(self.unproven) - len(self.unmatched)
         if not lists_read:
             return None
         lists = f"{lists_read:,} list{'s' if lists_read != 1 else ''}"
@@ -112,7 +113,7 @@ class LiveDestination:
             text += "checked against the list's size"
         # Counted among the lists read (their reads were made), but not planned from: said
         # here, or the line reads as if every list had been read.
-        unread = len(self.unproven) - self.ambiguous
+        unread = len(self.unproven) - len(self.unmatched)
         if unread:
             whose = "its audience is" if unread == 1 else "their audiences are"
             text += f"; {unread:,} of them not read with confidence: {whose} left out"
@@ -568,7 +569,7 @@ def _read_members(
     live = _prove_reads(client, live, sized or {})
     _name_project_type_mismatch(desired, live)
     live.unproven.update(ambiguous)
-    live.ambiguous = len(ambiguous)
+    live.unmatched = frozenset(ambiguous)
     return live
 
 

@@ -4,6 +4,8 @@ the audience's name that would take back who had left the old one themselves."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 WRITES = ("POST", "DELETE", "PUT")
@@ -292,3 +294,48 @@ def test_import_names_the_list_a_list_id_audience_manages_beside_a_second_of_its
         f"skipped list {other} 'vip': a second list of the name of audience 'vip', which "
         f"manages list {list_id} (its listId); rename this one in Iterable to import it"
     ) in text
+
+
+def test_the_summary_of_audiences_left_out_is_true_of_each_reason(
+    workspace, cli, emulator_server, tmp_path
+):
+    """The summary said every audience left out had its list 'not read with confidence',
+    also of a listId's list renamed (never read: which list is meant is not certain),
+    beside an audience whose read was not trusted."""
+    list_id = adopted(emulator_server)
+    workspace.audience("vip", SOURCE, listId=list_id)
+    project(emulator_server).lists[list_id].name = "VIP customers"
+
+    plan = cli("plan", workspace.manifests)
+    assert plan.exit_code == 1, plan.output
+    assert (
+        "Warning: 1 audience left out (which list in Iterable not certain; see above)."
+    ) in plan.stdout
+    assert "read with confidence" not in plan.output
+    summary = tmp_path / "summary.md"
+    markdown = cli("plan", workspace.manifests, "--summary-file", summary)
+    assert markdown.exit_code == 1, markdown.output
+    assert "**1** audience left out (which list in Iterable not certain)" in summary.read_text()
+    json_plan = cli("plan", workspace.manifests, "--format", "json").json()
+    assert json_plan["summary"]["lists_unread"] == 1
+    assert json_plan["summary"]["lists_unmatched"] == 1
+    record = tmp_path / "run.json"
+    applied = cli("apply", workspace.manifests, "--yes", "--summary-json", record)
+    assert applied.exit_code == 1, applied.output
+    assert json.loads(record.read_text())["message"] == (
+        "1 audience was left out (which list in Iterable not certain)"
+    )
+
+    # Beside an audience whose list's read Iterable's size contradicts (not trusted).
+    news = project(emulator_server).add_list("news")
+    project(emulator_server).subscribe_direct(news, email="a@example.com")
+    workspace.audience("news", {"inline": ["a@example.com"]})
+    faults = emulator_server.emulator.faults
+    faults.paths = ["/api/lists/getUsers"]
+    faults.bad_body_every, faults.bad_body = 1, "empty"
+    both = cli("plan", workspace.manifests)
+    assert both.exit_code == 1, both.output
+    assert (
+        "Warning: 2 audiences left out (1 list not read with confidence, 1 which list in "
+        "Iterable not certain; see above)."
+    ) in both.stdout

@@ -76,6 +76,7 @@ def test_matching_list_has_no_changes_and_summary_counts():
         "members_skipped": 0,
         "field_values_skipped": 0,
         "lists_unread": 0,
+        "lists_unmatched": 0,
         "members_forgotten": 0,
         "members_not_created": 0,
         "members_left_themselves": 0,
