@@ -1351,7 +1351,7 @@ class IterableClient:
                     answer = self._send_once(
                         method, path, parse, label=shown, answered=slot.answered, **kwargs
                     )
-                limiter.took()
+                limiter.took(slot)
                 if method != "GET":
                     self._step.taken = True
                 return answer

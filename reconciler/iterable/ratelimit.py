@@ -70,7 +70,7 @@ class Pace:
         self._next = float("-inf")  # the earliest the next request may be sent
         self._taken: deque[float] = deque()  # when requests were taken, the last window
         self._most = 0  # the most taken in one window
-        self._since = 0  # taken since the pace last changed
+        self._since = 0  # taken since the pace last changed, of those sent after it
 
     def wait(self, now: float) -> float:
         """Seconds until a request may be sent at this pace (0: now)."""
@@ -80,13 +80,18 @@ class Pace:
         if self.rate is not None:
             self._next = now + 1 / self.rate
 
-    def took(self, now: float) -> None:
-        """A request was taken (answered other than 429)."""
+    def took(self, now: float, sent_at: float | None = None) -> None:
+        """A request sent at `sent_at` (None: not known) was taken (answered other than
+        429) at `now`."""
         self._taken.append(now)
         while self._taken and self._taken[0] <= now - self.window:
             self._taken.popleft()
         self._most = max(self._most, len(self._taken))
-        self._since += 1
+        # The rate taken since a change counts only requests sent after it: those in
+        # flight then were sent at the old pace, and counted they made a 429 right after
+        # a change lower the pace by a fifth (_SETTLE) where it should halve it.
+        if sent_at is None or sent_at > self._changed:
+            self._since += 1
         if self.rate is not None:
             self.rate *= 1 + (_REGAIN if self.rate < 0.9 * self._ceiling else _PROBE)
 
@@ -179,12 +184,12 @@ class SlidingWindow:
         # none, it is the limit we were not told of.
         self.pace = Pace(window) if self.limit <= 0 else None
 
-    def took(self) -> None:
-        """A request of this window was answered other than 429."""
+    def took(self, slot: Slot | None = None) -> None:
+        """A request of this window (`slot`'s, when known) was answered other than 429."""
         with self._changed:
             self.taken += 1
             if self.pace is not None:
-                self.pace.took(self._clock())
+                self.pace.took(self._clock(), None if slot is None else slot.sent_at)
 
     def refused(self, slot: Slot) -> None:
         """`slot`'s request was answered 429: with no limit configured, learn a pace."""
@@ -289,8 +294,8 @@ class WindowUser:
     def taken(self) -> int:
         return self.shared.taken
 
-    def took(self) -> None:
-        self.shared.took()
+    def took(self, slot: Slot | None = None) -> None:
+        self.shared.took(slot)
 
     def refused(self, slot: Slot) -> None:
         self.shared.refused(slot)

@@ -99,6 +99,28 @@ def test_a_429_after_requests_taken_near_the_pace_lowers_it_to_their_rate_not_ha
     assert pace.rate == pytest.approx(0.8 * before)
 
 
+def test_a_429_right_after_a_change_halves_the_pace_the_requests_sent_before_it_aside():
+    # 4 writers' requests in flight when a 429 lowered the pace, taken just after it:
+    # counted as taken at the new pace, the next 429 measured 4 in a short while and
+    # lowered the pace by a fifth (_SETTLE), not half.
+    clock = FakeClock()
+    limiter = unpaced(clock)
+    first = limiter.acquire()
+    limiter.refused(first)  # nothing taken in the last window: 1 a second
+    in_flight = [limiter.acquire() for _ in range(4)]  # one a second, at that pace
+    change = limiter.acquire()
+    limiter.refused(change)  # none sent since the change were taken: halved
+    assert limiter.learnt == 0.5
+    for slot in in_flight:  # their answers, each in a window of its own
+        clock.now += 1.5
+        limiter.took(slot)
+    before = limiter.learnt
+    assert before is not None and before > 0.5  # crept up on each request taken
+    fresh = limiter.acquire()
+    limiter.refused(fresh)
+    assert limiter.learnt == pytest.approx(before / 2)
+
+
 def test_never_paced_slower_than_the_longest_backoff():
     # A server refusing everything (a quota, not a rate): halving on each 429 would reach
     # a request a day; a retry never waits longer than LONGEST_GAP, nor does the pace.
