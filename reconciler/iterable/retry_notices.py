@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
+from typing import ClassVar
 
 from reconciler.progress import duration
 from reconciler.words import quantity
@@ -30,7 +31,10 @@ _REASONS_SHOWN = 3  # the commonest reasons a count names; the rest are "other"
 
 class RetryNotices:
     """The retry lines of one client (one destination), thread-safe: writers retry from a
-    thread pool. `say` prints a line; `clock` is the client's (seconds)."""
+    thread pool. `say` prints a line; `clock` is the client's (seconds); `listed`, the
+    lines said whole (None: the kind's own, `LISTED_FIRST`)."""
+
+    LISTED_FIRST: ClassVar[int] = LISTED
 
     def __init__(
         self,
@@ -38,13 +42,13 @@ class RetryNotices:
         clock: Callable[[], float],
         *,
         every: bool = False,
-        listed: int = LISTED,
+        listed: int | None = None,
     ) -> None:
         # What the lines count: the reason a retry happened, or what a wait waits for.
         self._say = say
         self._clock = clock
         self._every = every
-        self._listed = listed
+        self._listed = self.LISTED_FIRST if listed is None else listed
         self._lock = threading.Lock()
         self._said = 0
         self._held: Counter[str] = Counter()  # reasons of retries not said since the last count
@@ -108,15 +112,7 @@ class WaitNotices(RetryNotices):
     the first WAITS_LISTED said, the rest counted by what they waited for
     (`retry(line, what)`)."""
 
-    def __init__(
-        self,
-        say: Callable[[str], None],
-        clock: Callable[[], float],
-        *,
-        every: bool = False,
-        listed: int = WAITS_LISTED,
-    ) -> None:
-        super().__init__(say, clock, every=every, listed=listed)
+    LISTED_FIRST = WAITS_LISTED
 
     def _further(self) -> str:
         return (
