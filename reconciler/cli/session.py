@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
@@ -16,7 +17,7 @@ from reconciler.cli import annotate
 from reconciler.cli.exits import err
 from reconciler.cli.output import progress_display
 from reconciler.connect import open_client
-from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.errors import ConfigError, ReconcilerError, display_path
 from reconciler.iterable import ClientSettings, IterableClient
 from reconciler.manifest import Manifests, load_manifests
 from reconciler.manifest.repository import find_repository
@@ -33,7 +34,16 @@ def state_dir(option: Path | None, path: Path) -> Path:
     """Local state belongs to the manifests, not to the working directory: two applies of
     one repository started from different directories must find the same lock."""
     if option is None:
-        return find_repository(path) / STATE_DIR_NAME
+        default = find_repository(path) / STATE_DIR_NAME
+        if os.path.lexists(default) and not default.is_dir():
+            # A file (or a link to none) where the default directory goes ended every
+            # plan, apply and status as "internal error: FileExistsError" at its first write.
+            raise ConfigError(
+                f"{display_path(default)} is not a directory, but reconciler keeps its local "
+                "state there (the sandbox, apply locks, run journals); move that file away, "
+                "or give the state another directory with --state-dir DIR"
+            )
+        return default
     if not str(option).strip():
         # " " was made as a directory of that name wherever the command ran: the sandbox,
         # the apply lock and the journals moved there silently.
@@ -46,12 +56,33 @@ def state_dir(option: Path | None, path: Path) -> Path:
     try:
         owner_only_directories(option)
     except OSError as exc:
-        why = "a file, not a directory" if option.is_file() else exc.strerror or type(exc).__name__
         raise ConfigError(
-            f"--state-dir {option}: cannot be used as the state directory ({why}); give a "
-            "directory reconciler can create and write to"
+            f"{_state_dir_named(option)}: cannot be used as the state directory "
+            f"({_why_not_a_directory(option, exc)}); give a directory reconciler can create "
+            "and write to"
         ) from None
     return option
+
+
+def _state_dir_named(option: Path) -> str:
+    """How the state directory was named: RECONCILER_STATE_DIR's error said --state-dir,
+    an option the user had not given. (The command runs in a worker thread, where click's
+    context, which knows the value's source, is not current.)"""
+    named = os.environ.get("RECONCILER_STATE_DIR", "")
+    if named.strip() and Path(named) == option:
+        return f"RECONCILER_STATE_DIR={option}"
+    return f"--state-dir {option}"
+
+
+def _why_not_a_directory(option: Path, exc: OSError) -> str:
+    """Why `option` could not be made: a file in its place or above it is named (mkdir
+    says "File exists" of a path under a file, which sent users looking for the path)."""
+    for candidate in (option, *option.parents):
+        if os.path.lexists(candidate) and not candidate.is_dir():
+            if candidate == option:
+                return "a file, not a directory"
+            return f"{display_path(candidate)} is a file, not a directory"
+    return exc.strerror or type(exc).__name__
 
 
 def load(path: Path, targets: list[str] | None) -> Manifests:

@@ -331,6 +331,55 @@ def test_a_state_dir_that_cannot_be_made_is_an_error_not_a_bug(tmp_path, command
         assert "internal error" not in result.output
 
 
+@pytest.mark.parametrize("command", ["plan", "apply", "status"])
+def test_a_file_where_the_default_state_dir_goes_is_said_not_a_bug(tmp_path, command) -> None:
+    """A file named .reconciler at the repository's top (a stray `touch`, a checkout of a
+    branch that tracked one) ended every command as "internal error: FileExistsError ...
+    This is a bug in reconciler"; it is now the state directory's problem, saying what to
+    do."""
+    import shutil
+    from pathlib import Path
+
+    manifests = tmp_path / "manifests"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "manifests", manifests)
+    (tmp_path / ".reconciler").write_text("")
+    args = [command, str(manifests)]
+    result = runner.invoke(app, [*args, "--yes"] if command == "apply" else args)
+    assert result.exit_code == 1, result.output
+    assert "internal error" not in result.output
+    assert (
+        f"{tmp_path / '.reconciler'} is not a directory, but reconciler keeps its local state "
+        "there (the sandbox, apply locks, run journals); move that file away, or give the "
+        "state another directory with --state-dir DIR"
+    ) in " ".join(result.output.split())
+
+
+def test_a_state_dir_is_named_as_it_was_given(tmp_path, monkeypatch) -> None:
+    """RECONCILER_STATE_DIR naming a file was said as "--state-dir FILE", an option the user
+    never gave; and a path under a file as "(File exists)", mkdir's word for it, which sent
+    the user looking for the path rather than the file above it."""
+    import shutil
+    from pathlib import Path
+
+    manifests = tmp_path / "manifests"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "manifests", manifests)
+    (tmp_path / "taken").write_text("")
+    monkeypatch.setenv("RECONCILER_STATE_DIR", str(tmp_path / "taken"))
+    result = runner.invoke(app, ["plan", str(manifests)])
+    assert result.exit_code == 1, result.output
+    assert (
+        f"RECONCILER_STATE_DIR={tmp_path / 'taken'}: cannot be used as the state directory "
+        "(a file, not a directory)"
+    ) in " ".join(result.output.split())
+    monkeypatch.delenv("RECONCILER_STATE_DIR")
+    result = runner.invoke(app, ["plan", str(manifests), "--state-dir", f"{tmp_path}/taken/sub"])
+    assert result.exit_code == 1, result.output
+    assert (
+        f"--state-dir {tmp_path}/taken/sub: cannot be used as the state directory "
+        f"({tmp_path / 'taken'} is a file, not a directory)"
+    ) in " ".join(result.output.split())
+
+
 def test_a_blank_state_dir_is_refused_not_made_in_the_working_directory(
     tmp_path, monkeypatch
 ) -> None:
