@@ -124,6 +124,7 @@ class DuckDbRelation:
             self.show_query,
             self.base_dir,
             query=self.query,
+            database=self.database,
         )
         for snapshot in self.snapshots:
             error.args = (snapshot.shown(str(error)),)
@@ -284,10 +285,13 @@ def query_error(
     show_query: bool,
     base_dir: Path | None = None,
     query: str = "",
+    database: str = "",
 ) -> SourceError:
     if isinstance(exc, duckdb.InterruptException):
         return timed_out(declared_at, subject)
     message = str(exc) if show_query else str(exc).split("\n\nLINE ")[0]
+    message = _without_describe(message)
+    message = _table_advice(message, database)
     message = _raised_data_marked(message, query)
     if isinstance(exc, duckdb.OutOfMemoryException) and _SPILL_LIMIT in message:
         from reconciler.members.engine.settings import QUERY_SPILL_FACTOR, EngineSettings
@@ -328,6 +332,46 @@ def query_error(
     first, newline, rest = message.partition("\n")
     message = first + _not_found_here(first, repository, base_dir) + newline + rest
     return SourceError(f"{declared_at}: cannot read {subject}: {message}")
+
+
+# DuckDB's excerpt of the statement reconciler sent to learn the query's columns: its
+# first line starts with the DESCRIBE the user never wrote, the caret shifted past it.
+_DESCRIBED = re.compile(r"\n\nLINE 1: DESCRIBE (?P<line>[^\n]*)\n(?P<indent> {17,})(?P<marks>\^+)")
+
+
+def _without_describe(message: str) -> str:
+    """`message` with DuckDB's `LINE 1:` excerpt of `DESCRIBE <query>` shown as the
+    manifest's query, the caret still under the text it marks (PostgreSQL's excerpt is
+    drawn from the query likewise, sources/error_excerpt.py)."""
+    return _DESCRIBED.sub(
+        lambda m: f"\n\nLINE 1: {m['line']}\n{m['indent'][9:]}{m['marks']}", message, count=1
+    )
+
+
+# A table DuckDB did not find, and its guess among the names it knows: in a database
+# without the table, the nearest of its own catalog views (pg_tables, sqlite_master).
+_NO_TABLE = re.compile(r"\ACatalog Error: Table with name [^\n]* does not exist!")
+_CATALOG_GUESS = re.compile(
+    r'\nDid you mean "(?:pg_|sqlite_|duckdb_|pragma_|information_schema\.)[^"\n]*"\?'
+)
+
+
+def _table_advice(message: str, database: str) -> str:
+    """`message` without DuckDB's guess of a catalog view for a table it did not find
+    ('Did you mean "pg_tables"?', no table of the user's), and, in `database: ':memory:'`,
+    which holds no tables, with where a query's rows can come from."""
+    found = _NO_TABLE.match(message)
+    if found is None:
+        return message
+    message = _CATALOG_GUESS.sub("", message, count=1)
+    if database != IN_MEMORY:
+        return message
+    advice = (
+        " (database: ':memory:' holds no tables: a query there reads files, "
+        "FROM read_csv('data/members.csv') or read_parquet('data/members.parquet'), "
+        "or give database: the DuckDB file that has the table)"
+    )
+    return message[: found.end()] + advice + message[found.end() :]
 
 
 # What DuckDB's error() raises: its argument, after the error's kind.

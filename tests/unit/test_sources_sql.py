@@ -151,6 +151,42 @@ def test_missing_database_file_and_bad_sql_are_source_errors(tmp_path: Path) -> 
         read_members(bad, "email")
 
 
+def test_a_duckdb_query_error_quotes_the_query_and_no_catalog_view(tmp_path: Path) -> None:
+    """DuckDB's excerpt quoted `DESCRIBE SELECT ...`, reconciler's statement, with its caret
+    under it, and a table it did not find came with DuckDB's guess of its own catalog view
+    ('Did you mean "pg_tables"?'), which no query should read; the excerpt is now the
+    manifest's query, and database: ':memory:', which has no tables, says what to read."""
+    column = load_audience(
+        tmp_path, {"sql": "SELECT mail FROM (SELECT 1 AS email)", "database": ":memory:"}
+    )
+    with pytest.raises(SourceError) as caught:
+        read_members(column, "email")
+    assert str(caught.value).endswith(
+        "\n\nLINE 1: SELECT mail FROM (SELECT 1 AS email)\n               ^^^^"
+    )
+    table = load_audience(tmp_path, {"sql": "SELECT email FROM members", "database": ":memory:"})
+    with pytest.raises(SourceError) as caught:
+        read_members(table, "email")
+    assert "Did you mean" not in str(caught.value)
+    assert str(caught.value).split(": ", 1)[1] == (
+        "cannot read the query: Catalog Error: Table with name members does not exist! "
+        "(database: ':memory:' holds no tables: a query there reads files, FROM "
+        "read_csv('data/members.csv') or read_parquet('data/members.parquet'), or give "
+        "database: the DuckDB file that has the table)\n\n"
+        "LINE 1: SELECT email FROM members\n                          ^^^^^^^"
+    )
+    # A database file: a near name of its own is DuckDB's to suggest, a catalog view not.
+    write_duckdb(tmp_path / "crm.duckdb", "CREATE TABLE member_list AS SELECT 'a@x.com' AS email")
+    for name, said in (("member_lists", 'Did you mean "member_list"?'), ("users", None)):
+        spec = {"sql": f"SELECT email FROM {name}", "database": "crm.duckdb"}
+        near = load_audience(tmp_path, spec)
+        with pytest.raises(SourceError) as caught:
+            read_members(near, "email")
+        first = str(caught.value).split("\n\nLINE ")[0]
+        guess = f"\n{said}" if said else ""
+        assert first.endswith(f"Table with name {name} does not exist!{guess}")
+
+
 @pytest.mark.parametrize("ending", ["; -- the customers", ";\n-- the customers\n", ";;"])
 def test_a_duckdb_query_ending_in_a_semicolon_and_a_comment_is_read_and_counted(
     tmp_path: Path, ending: str
