@@ -60,6 +60,7 @@ from reconciler.iterable.ratelimit import SlidingWindow, Window, WindowUser
 from reconciler.iterable.results import BatchResult, parse_bulk_response
 from reconciler.iterable.retry_notices import RetryNotices, WaitNotices
 from reconciler.iterable.settings import ClientSettings
+from reconciler.iterable.unreachable import why_unreachable
 from reconciler.layout import one_line
 from reconciler.progress import duration
 from reconciler.render.masking import marking_sent, mask_emails
@@ -1605,7 +1606,8 @@ class IterableClient:
                 ) from None
             # Nothing was sent, so nothing can have happened.
             raise _Retryable(
-                f"could not connect to {self._where()}{through_proxy(self._http)}",
+                f"could not connect to {self._where()}{through_proxy(self._http)}"
+                + why_unreachable(exc, self.settings.timeout),
                 done_maybe=False,
                 unreachable=True,
             ) from None

@@ -26,6 +26,9 @@ from tests.integration.reliability import (
     lists_by_name,
 )
 
+# How a connection to a port nothing listens on is said.
+REFUSED = " (connection refused: nothing listens on that port)"
+
 
 @pytest.fixture(autouse=True)
 def small_batches(monkeypatch):
@@ -611,11 +614,27 @@ def test_retries_are_said_as_they_start_and_the_error_names_host_and_port(
     workspace.audience("vip", {"inline": ["a@example.com"]})
     result = cli("plan", workspace.manifests)
     assert result.exit_code == 1
-    assert f"could not connect to 127.0.0.1:{port}; retry 1 of 2 in" in result.stderr
-    assert f"could not connect to 127.0.0.1:{port}; retry 2 of 2 in" in result.stderr
-    assert f"gave up after 3 attempts; last failure: could not connect to 127.0.0.1:{port}" in (
-        result.stderr
-    )
+    assert f"could not connect to 127.0.0.1:{port}{REFUSED}; retry 1 of 2 in" in result.stderr
+    assert f"could not connect to 127.0.0.1:{port}{REFUSED}; retry 2 of 2 in" in result.stderr
+    gave_up = f"gave up after 3 attempts; last failure: could not connect to 127.0.0.1:{port}"
+    assert gave_up + REFUSED in result.stderr
+
+
+def test_a_host_name_that_does_not_resolve_is_said_as_such(workspace, cli, monkeypatch):
+    """A baseUrl whose host does not resolve (a typo in a proxy's name) was said as "could
+    not connect to iterable-proxy.invalid:443", as a refused port and a silent firewall
+    were: nothing told the user to look at the name rather than the server."""
+    monkeypatch.setenv("RECONCILER_MAX_RETRIES", "0")
+    monkeypatch.setenv("RECONCILER_TRUSTED_BASE_URLS", "https://iterable-proxy.invalid")
+    workspace.destination(baseUrl="https://iterable-proxy.invalid")
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1
+    assert (
+        "gave up after 1 attempt; last failure: could not connect to "
+        "iterable-proxy.invalid:443 (its host name does not resolve in DNS: check its "
+        "spelling)"
+    ) in " ".join(result.stderr.split()), result.stderr
 
 
 def _only_these_proxies(monkeypatch, **variables: str) -> None:

@@ -573,7 +573,7 @@ def test_import_says_its_retries_as_they_start(typed_workspace, cli, monkeypatch
     ws.destination(baseUrl=f"http://127.0.0.1:{port}")
     result = cli("import", ws.manifests, "-d", "prod", "--out", ws.root / "adopted")
     assert result.exit_code == 1
-    assert f"destination 'prod': GET /api/lists: could not connect to 127.0.0.1:{port}; " in (
+    assert f"destination 'prod': GET /api/lists: could not connect to 127.0.0.1:{port} (" in (
         result.stderr
     )
     assert "retry 1 of 1" in result.stderr
