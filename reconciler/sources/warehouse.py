@@ -310,7 +310,7 @@ def stream_query(
         if url.get_driver_name() == "psycopg":
             event.listen(engine, "connect", load_values_as_postgresql_gives_them)
     except (NoSuchModuleError, ImportError) as exc:
-        raise SourceError(_missing_driver(declared_at, url, database, exc)) from None
+        raise SourceError(_missing_driver(url_at, url, database, exc)) from None
     except Exception as exc:
         # A bad option in the URL's query string: the message may quote its value.
         raise SourceError(
@@ -733,8 +733,39 @@ def _with_installed_driver(url: URL) -> URL:
     return url
 
 
-def _missing_driver(declared_at: str, url: URL, database: DatabaseUrl, exc: Exception) -> str:
+# URL schemes SQLAlchemy or a dialect package commonly installed knows, for a near miss of
+# one: a scheme no package provides was told to install "the dialect for postgress".
+_KNOWN_SCHEMES = (
+    "postgresql",
+    "postgresql+psycopg",
+    "postgresql+psycopg2",
+    "postgresql+pg8000",
+    "sqlite",
+    "mysql",
+    "mysql+pymysql",
+    "mysql+mysqldb",
+    "mariadb",
+    "mssql",
+    "mssql+pyodbc",
+    "oracle",
+    "oracle+oracledb",
+    "snowflake",
+    "bigquery",
+    "redshift+psycopg2",
+    "databricks",
+    "trino",
+)
+
+
+def _missing_driver(url_at: str, url: URL, database: DatabaseUrl, exc: Exception) -> str:
     backend = url.get_backend_name()
+    if isinstance(exc, NoSuchModuleError) and backend == "postgres":
+        # libpq's and Heroku's DATABASE_URL spelling, which SQLAlchemy 1.4 dropped: no
+        # package to install provides it.
+        return (
+            f"{url_at}: the URL's scheme {url.drivername}:// is libpq's short name, which "
+            "SQLAlchemy does not take: write postgresql:// (or postgresql+psycopg://)"
+        )
     hint = _EXTRAS.get(backend, f"the SQLAlchemy dialect and driver for {backend}")
     if os.environ.get("PRE_COMMIT") == "1":
         # pre-commit (which sets PRE_COMMIT=1 for its hooks) runs the hook from an
@@ -745,7 +776,17 @@ def _missing_driver(declared_at: str, url: URL, database: DatabaseUrl, exc: Exce
             f"hook additional_dependencies: {package} in .pre-commit-config.yaml"
         )
     detail = database.scrub(str(exc))
-    return f"{declared_at}: cannot connect to {backend}: install {hint} ({detail})"
+    if isinstance(exc, NoSuchModuleError):
+        # No package provides the scheme (SQLAlchemy's "Can't load plugin"): a misspelt
+        # one was told only to install "the dialect for postgress".
+        from reconciler.manifest.validation import did_you_mean
+
+        unknown = f"{url_at}: no SQLAlchemy dialect or driver installed is named {url.drivername!r}"
+        meant = did_you_mean(url.drivername, _KNOWN_SCHEMES)
+        if meant:
+            return f"{unknown}{meant}: correct the URL's scheme"
+        return f"{unknown}: correct the URL's scheme, or install {hint} ({detail})"
+    return f"{url_at}: cannot connect to {backend}: install {hint} ({detail})"
 
 
 def _one_line(message: str) -> str:

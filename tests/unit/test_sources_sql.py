@@ -355,6 +355,36 @@ def test_a_missing_driver_names_what_to_install(tmp_path: Path, monkeypatch) -> 
         read_members(audience, "email")
 
 
+@pytest.mark.parametrize(
+    ("scheme", "said"),
+    [
+        (
+            "postgres",
+            "the URL's scheme postgres:// is libpq's short name, which SQLAlchemy does not "
+            "take: write postgresql:// (or postgresql+psycopg://)",
+        ),
+        (
+            "postgress",
+            "no SQLAlchemy dialect or driver installed is named 'postgress' (did you mean "
+            "'postgresql'?): correct the URL's scheme",
+        ),
+    ],
+)
+def test_a_url_scheme_no_package_provides_is_said_at_the_url_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scheme: str, said: str
+) -> None:
+    """postgres:// (libpq's and Heroku's DATABASE_URL spelling) and a misspelt scheme were
+    told, at the sql: line, to 'install the SQLAlchemy dialect and driver for postgres',
+    which no package provides: the URL's scheme is what to change."""
+    monkeypatch.setenv(PASSWORD_VAR, "s3cret-value")
+    url = f"{scheme}://app:${{{PASSWORD_VAR}}}@127.0.0.1:1/db"
+    audience = load_audience(tmp_path, {"sql": "SELECT 1", "url": url})
+    line = line_of(tmp_path / "aud.yaml", '"url"')
+    with pytest.raises(SourceError) as raised:
+        read_members(audience, "email")
+    assert str(raised.value) == f"aud.yaml:{line}:14: {said}"
+
+
 def test_a_missing_driver_under_pre_commit_names_the_hooks_dependencies(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -744,7 +774,7 @@ def test_a_missing_postgresql_driver_names_the_driver_not_a_package_called_recon
     monkeypatch.setenv(PASSWORD_VAR, "s3cret-value")
     url = f"postgresql://app:${{{PASSWORD_VAR}}}@127.0.0.1:1/db"
     audience = load_audience(tmp_path, {"sql": "SELECT 1", "url": url})
-    line = line_of(tmp_path / "aud.yaml", '"sql"')
+    line = line_of(tmp_path / "aud.yaml", '"url"')
     with pytest.raises(SourceError) as raised:
         read_members(audience, "email")
     message = str(raised.value)
