@@ -892,6 +892,25 @@ def _user_id_pairs(engine: Engine, live: str, user_ids: Mapping[str, str]) -> st
     return None
 
 
+def _unknown_lists(unknown: list[str], all_lists: list[ListInfo], destination: str) -> str:
+    """--list's names that are no list, each with the list it is a near miss of (a case
+    slip, `VIP customers` for `vip customers`), and the lists there are: the user had to
+    find the exact names in Iterable's web app."""
+    from reconciler.manifest.validation import closest
+    from reconciler.words import some_names
+
+    names = sorted({x.name for x in all_lists})
+    said = []
+    for name in unknown:
+        meant = closest(name, names)
+        said.append(json.dumps(name) + (f" (did you mean {json.dumps(meant)}?)" if meant else ""))
+    there = some_names([json.dumps(n) for n in names]) if names else "none"
+    return (
+        f"--list names no list in destination {destination!r}: {', '.join(said)}; "
+        f"its lists are: {there} (give a list's name exactly, as Iterable has it)"
+    )
+
+
 def _candidates(
     manifests: Manifests,
     dest: Destination,
@@ -907,10 +926,7 @@ def _candidates(
     if only:
         unknown = sorted(set(only) - {x.name for x in all_lists})
         if unknown:
-            raise ReconcilerError(
-                f"--list names no list in destination {dest.name!r}: "
-                + ", ".join(json.dumps(n) for n in unknown)
-            )
+            raise ReconcilerError(_unknown_lists(unknown, all_lists, dest.name))
         all_lists = [x for x in all_lists if x.name in set(only)]
     managed = _managed_lists(audiences, dest)
     # By id too: an audience's list renamed in Iterable is under a name no manifest declares.

@@ -504,6 +504,14 @@ def test_list_option_limits_the_import_and_unknown_names_are_errors(typed_worksp
     assert unknown.exit_code == 1
     assert "--list names no list in destination 'prod': \"three\"" in unknown.stderr
     assert not out.exists()
+    # A near miss is named, and the lists there are listed: the user had to look them up in
+    # Iterable's web app.
+    slip = cli("import", ws.manifests, "-d", "prod", "--out", out, "--list", "Two", "--list", "x")
+    assert slip.exit_code == 1
+    assert (
+        '--list names no list in destination \'prod\': "Two" (did you mean "two"?), "x"; '
+        'its lists are: "one", "two" (give a list\'s name exactly, as Iterable has it)'
+    ) in " ".join(slip.stderr.split()), slip.stderr
 
     only = cli("import", ws.manifests, "-d", "prod", "--out", out, "--list", "two")
     assert only.exit_code == 0, only.output
