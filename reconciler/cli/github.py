@@ -32,12 +32,31 @@ github_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+# A repository as GitHub's REST paths take it: an owner and a name, neither `.` nor `..`.
+_OWNER_NAME = re.compile(r"(?!\.\.?/)[A-Za-z0-9_.-]+/(?!\.\.?$)[A-Za-z0-9_.-]+")
+# The OWNER/NAME inside a repository's URL, as one is pasted from the browser or a remote.
+_IN_URL = re.compile(
+    r"(?:https?://[^/]+/|git@[^:]+:)([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?)(?:\.git)?/?"
+)
+
+
+def _owner_name(value: str | None) -> str | None:
+    """--repo as GitHub's paths take it: a URL or a bare name went into `gh api
+    repos/<it>/issues/...`, and GitHub's 404 said nothing of the option."""
+    if value is None or _OWNER_NAME.fullmatch(value):
+        return value
+    found = _IN_URL.fullmatch(value)
+    meant = f" (write {found[1]})" if found else ""
+    raise typer.BadParameter(f"{value[:100]!r} is not the repository's OWNER/NAME{meant}")
+
+
 RepoOpt = typer.Option(
     ...,
     "--repo",
     metavar="OWNER/NAME",
     envvar="GITHUB_REPOSITORY",
     help="owner/name of the repository.",
+    callback=_owner_name,
 )
 AuthorOpt = typer.Option(
     None,

@@ -570,3 +570,28 @@ def test_a_mistyped_command_is_told_the_one_meant() -> None:
     assert "No such command 'plna'. Did you mean 'plan'?" in result.output
     result = runner.invoke(app, ["githb", "comment"])
     assert "Did you mean 'github'?" in result.output
+
+
+@pytest.mark.parametrize(
+    ("repo", "said"),
+    [
+        (
+            "https://github.com/acme/crm",
+            "'https://github.com/acme/crm' is not the repository's OWNER/NAME (write acme/crm)",
+        ),
+        ("git@github.com:acme/crm.git", "(write acme/crm)"),
+        ("crm", "'crm' is not the repository's OWNER/NAME"),
+        ("acme/crm/x", "'acme/crm/x' is not the repository's OWNER/NAME"),
+        ("acme/..", "'acme/..' is not the repository's OWNER/NAME"),
+    ],
+)
+def test_a_github_repo_that_is_no_owner_and_name_is_a_usage_error(tmp_path, repo, said) -> None:
+    """--repo (or GITHUB_REPOSITORY) pasted as the repository's URL, or its name alone, went
+    into `gh api repos/<it>/issues/...`: GitHub's 404 quoted that path and said nothing of
+    the option."""
+    body = tmp_path / "plan.md"
+    body.write_text("plan", encoding="utf-8")
+    for command in (["comment", "--pr", "1", "--body-file", str(body)], ["close-issue"]):
+        result = runner.invoke(app, ["github", *command, "--repo", repo])
+        assert result.exit_code == 1, result.output
+        assert said in " ".join(result.output.replace("│", " ").split()), result.output
