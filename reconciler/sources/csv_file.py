@@ -206,11 +206,25 @@ def wrong_width(cells: int, columns: int) -> str:
     return f"row has {quantity(cells, 'cell')}, header has {columns:,}"
 
 
+# A quoted cell that does not end as CSV's quoting needs, said alike by both engines and
+# for both ways of it (DuckDB's reader tells them apart no more than "Value with
+# unterminated quote found.", which said neither what is wrong nor what to change).
+BAD_QUOTE = (
+    'a quoted cell does not end where it should: a cell that starts with a quote (") must '
+    "end with one, followed by a comma or the line's end; write a quote inside it as two "
+    '(""), or remove the stray quote'
+)
+_BAD_QUOTE_REASONS = (
+    "unexpected end of data",  # the csv module: a quote opened and never closed
+    "',' expected after '\"'",  # the csv module: text after a closing quote
+    "Value with unterminated quote",  # DuckDB's reader: either
+)
+
+
 def csv_error_message(message: str) -> str:
-    """The csv module's reason a row cannot be read, as either engine says it: in
-    DuckDB's words where they say why ("unexpected end of data" does not)."""
-    if message == "unexpected end of data":
-        return "Value with unterminated quote found."
+    """The reason a row cannot be read, as either engine says it."""
+    if message.startswith(_BAD_QUOTE_REASONS):
+        return BAD_QUOTE
     return message
 
 

@@ -645,14 +645,34 @@ def test_both_engines_read_spaces_beside_quotes_alike(engine, tmp_path, content)
     ]
 
 
-def test_both_engines_refuse_text_after_a_closing_quote_alike(engine, tmp_path):
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'email,userId\na@x.com,u1\nb@x.com,"u2"  \n',
+        # Text right after the closing quote: the Python engine said "',' expected after
+        # '\"'", the DuckDB engine "Value with unterminated quote found.".
+        b'email,userId\na@x.com,u1\nb@x.com,"u2"x\n',
+        # A quote opened and never closed: "Value with unterminated quote found." in both.
+        b'email,userId\na@x.com,u1\nb@x.com,"u2\nc@x.com,u3\n',
+    ],
+    ids=["spaces", "text", "unclosed"],
+)
+def test_both_engines_refuse_a_badly_quoted_cell_alike_saying_what_to_change(
+    engine, tmp_path, content
+):
+    """Neither engine's words said what was wrong with the cell or what to change, and the
+    two said text after a closing quote differently."""
     audience, root = _audience(tmp_path, "hybrid", [], "both")
-    (root / "data" / "m.csv").write_bytes(b'email,userId\na@x.com,u1\nb@x.com,"u2"  \n')
+    (root / "data" / "m.csv").write_bytes(content)
     with pytest.raises(SourceError) as python:
         read_members(audience, "hybrid")
     with pytest.raises(SourceError) as duckdb:
         load_desired(engine, audience, "hybrid")
-    assert str(python.value).endswith("""m.csv:3: not valid CSV: ',' expected after '"'""")
+    assert str(python.value).endswith(
+        "m.csv:3: not valid CSV: a quoted cell does not end where it should: a cell that "
+        "starts with a quote (\") must end with one, followed by a comma or the line's end; "
+        'write a quote inside it as two (""), or remove the stray quote'
+    )
     assert str(duckdb.value) == str(python.value)
 
 

@@ -521,7 +521,7 @@ def _csv_rejects(
             line, kind, message = fatal
             if kind == "INVALID ENCODING":
                 raise not_utf8_error(declared_at, path, snapshot.copy)
-            message = snapshot.shown(message)
+            message = csv_error_message(snapshot.shown(message))
             raise SourceError(
                 f"{declared_at}: {path}:{lines.line(int(line))}: not valid CSV: {message}"
             )
