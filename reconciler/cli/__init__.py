@@ -209,8 +209,15 @@ class _Group(TyperGroup):
             raise
 
 
+# What pydantic puts before a validator's ValueError, which typer 0.29's options pass on
+# whole: "Invalid value for '--format' / '-f': Value error, 'yaml' is not one of ...".
+_PYDANTIC_PREFIX = "Value error, "
+
+
 def _usage_error(exc: UsageError, argv: list[str]) -> None:
     exc.exit_code = EXIT_ERROR
+    if isinstance(exc.message, str) and exc.message.startswith(_PYDANTIC_PREFIX):
+        exc.message = exc.message.removeprefix(_PYDANTIC_PREFIX)
     if argv and argv[0] in _FORMATTED and _asks_for_json(argv[1:]):
         exits.json_error(exits.shown(exc.format_message(), False), EXIT_ERROR)
 

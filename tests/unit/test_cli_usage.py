@@ -595,3 +595,35 @@ def test_a_github_repo_that_is_no_owner_and_name_is_a_usage_error(tmp_path, repo
         result = runner.invoke(app, ["github", *command, "--repo", repo])
         assert result.exit_code == 1, result.output
         assert said in " ".join(result.output.replace("│", " ").split()), result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["plan", "--format", "yaml"], "'yaml' is not one of 'text', 'markdown', 'json'."),
+        (["status", "-f", "csv"], "'csv' is not one of 'text', 'markdown', 'json'."),
+        (["validate", "--annotations", "gh"], "'gh' is not one of 'auto', 'github', 'none'."),
+        (
+            ["emulator", "serve", "--project-type", "users"],
+            "'users' is not one of 'hybrid', 'userId', 'email'.",
+        ),
+    ],
+)
+def test_an_option_value_out_of_its_choices_is_said_without_pydantics_words(args, said) -> None:
+    """typer 0.29 checks an option's choices with pydantic, whose message for them began
+    "Value error, " ("Invalid value for '--format' / '-f': Value error, 'yaml' is not one
+    of ..."): a validator's word, nothing of the user's."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    shown = " ".join(result.output.replace("│", " ").split())
+    assert said in shown and "Value error" not in shown, shown
+
+
+def test_a_choice_error_under_format_json_is_said_without_pydantics_words() -> None:
+    import json
+
+    result = runner.invoke(app, ["plan", "--format", "json", "--annotations", "gh"])
+    assert result.exit_code == 1
+    said = json.loads(result.stdout)["error"]
+    assert said.endswith("'gh' is not one of 'auto', 'github', 'none'."), said
+    assert "Value error" not in said
