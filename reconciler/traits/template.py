@@ -895,8 +895,11 @@ def template_problem(text: str) -> tuple[str, int] | None:
     and one inside an `{% if %}` (which jinja leaves to render time) by _unknown_names."""
     env = environment()
     try:
-        env.compile(text)
+        # The unknown names first: jinja's compiler says "No filter named 'titel'." of
+        # one outside a conditional block, without the name it is a near miss of.
         unknown = _unknown_names(env, env.parse(text))
+        if unknown is None:
+            env.compile(text)
     except jinja2.TemplateSyntaxError as error:
         unknown = str(error.message), error.lineno
     if unknown is None:

@@ -426,6 +426,9 @@ def test_a_file_name_longer_than_a_file_system_allows_is_a_located_problem(
             "No filter named 'titel' (did you mean 'title'?)",
         ),
         ("{% if first_name is evn %}Hi{% endif %}", "No test named 'evn'"),
+        # Outside a branch too: jinja's compiler found it first, and named no near miss.
+        ("Hi {{ first_name | titel }}", "No filter named 'titel' (did you mean 'title'?)"),
+        ("{{ first_name is evn }}", "No test named 'evn' (did you mean 'even'?)"),
     ],
 )
 def test_an_unknown_jinja_filter_or_test_is_a_located_problem(template: str, message: str) -> None:
