@@ -33,6 +33,7 @@ from reconciler.sources.base import (
     readable_copy,
     source_path,
 )
+from reconciler.sources.missing_file import missing_file_hint
 from reconciler.sources.not_text import NOT_TEXT_SAMPLE_BYTES, not_text
 from reconciler.sources.result import MemberIssue, SourceResult
 from reconciler.sources.snapshot import Snapshot, take_snapshot
@@ -68,7 +69,12 @@ class CsvFile(Source):
         try:
             snapshot = take_snapshot(self.path, self.audience.name, self.declared_at)
         except OSError as exc:
-            raise csv_open_error(self.declared_at, self.path, exc) from None
+            error = csv_open_error(self.declared_at, self.path, exc)
+            if isinstance(exc, FileNotFoundError):
+                root = self.audience.source_root
+                hint = missing_file_hint(self.spec.csv or "", self.audience.base_dir, root)
+                error.args = (f"{error}{hint}",)
+            raise error from None
         if is_utf16(snapshot.copy):
             raise SourceError(
                 f"{self.declared_at}: {self.path} is UTF-16 text, not UTF-8 (as Excel saves "

@@ -22,6 +22,7 @@ from reconciler.sources.base import (
     source_path,
 )
 from reconciler.sources.duckdb_query import IN_MEMORY, DuckDbRelation, read_with_duckdb
+from reconciler.sources.missing_file import missing_file_hint
 from reconciler.sources.result import SourceResult
 from reconciler.sources.snapshot import Snapshot, take_snapshot
 
@@ -87,6 +88,10 @@ class ParquetFile(Source):
             advice = (
                 f"; {many_files_advice(self.spec.parquet)}"
                 if _PATTERN.search(self.spec.parquet) and not self.path.exists()
+                else missing_file_hint(
+                    self.spec.parquet, self.audience.base_dir, self.audience.source_root
+                )
+                if not self.path.exists()
                 else ""
             )
             raise SourceError(f"{self.declared_at}: Parquet file not found: {self.path}{advice}")

@@ -606,3 +606,31 @@ def test_running_out_of_memory_is_not_reported_as_a_bug(monkeypatch, capsys) -> 
     err = capsys.readouterr().err
     assert "out of memory" in err and "RECONCILER_MEMORY_LIMIT" in err
     assert "bug" not in err
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_a_member_file_path_written_from_the_top_or_mistyped_says_what_to_write(kind) -> None:
+    """`csv: manifests/data/x.csv` in manifests/ (a path from the repository's top, as a
+    shell takes it) said only "CSV file not found: manifests/manifests/data/x.csv", and a
+    name a letter off only that it was not found: the user compared paths by eye."""
+    with repo() as root:
+        (root / "manifests" / "data").mkdir()
+        (root / "manifests" / "data" / f"vip_members.{kind}").write_text("email\n")
+        for written, said in (
+            (
+                f"manifests/data/vip_members.{kind}",
+                f"(a path in a manifest starts at the manifest's directory, {root}/manifests/: "
+                f"write data/vip_members.{kind} for the file manifests/data/vip_members.{kind})",
+            ),
+            (f"data/vip_member.{kind}", f"(did you mean data/vip_members.{kind}?)"),
+            (f"data/other.{kind}", None),
+        ):
+            (root / "manifests" / "aud.yaml").write_text(audience({kind: written}))
+            code, output = validate(root / "manifests")
+            assert_clear(code, output)
+            shown = " ".join(output.split())
+            assert code == 1 and "file not found" in shown, shown
+            if said is None:
+                assert "(did you mean" not in shown and "starts at" not in shown, shown
+            else:
+                assert said in shown, shown
