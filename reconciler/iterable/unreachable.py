@@ -12,6 +12,9 @@ import httpx
 
 # errno values of a host the network has no way to, as the system names them.
 _NO_ROUTE = {errno.ENETUNREACH, errno.EHOSTUNREACH}
+# getaddrinfo's answers when no DNS server answered (offline, a VPN's resolver down): the
+# name may be right, so "check its spelling" would send the user the wrong way.
+_NO_ANSWER = {socket.EAI_AGAIN, getattr(socket, "EAI_FAIL", socket.EAI_AGAIN)}
 
 
 def why_unreachable(exc: BaseException, timeout: float) -> str:
@@ -24,6 +27,8 @@ def why_unreachable(exc: BaseException, timeout: float) -> str:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, socket.gaierror):
+            if current.errno in _NO_ANSWER:
+                return " (its host name could not be looked up: no DNS server answered)"
             return " (its host name does not resolve in DNS: check its spelling)"
         if isinstance(current, ConnectionRefusedError):
             return " (connection refused: nothing listens on that port)"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -624,6 +625,16 @@ def test_a_host_name_that_does_not_resolve_is_said_as_such(workspace, cli, monke
     """A baseUrl whose host does not resolve (a typo in a proxy's name) was said as "could
     not connect to iterable-proxy.invalid:443", as a refused port and a silent firewall
     were: nothing told the user to look at the name rather than the server."""
+    # The system's lookup answers as a resolver does for a name no zone holds, so no DNS
+    # query leaves the machine and an offline one (no resolver: EAI_AGAIN) says the same.
+    lookup = socket.getaddrinfo
+
+    def no_such_name(host, *args, **kwargs):
+        if host == "iterable-proxy.invalid":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return lookup(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
     monkeypatch.setenv("RECONCILER_MAX_RETRIES", "0")
     monkeypatch.setenv("RECONCILER_TRUSTED_BASE_URLS", "https://iterable-proxy.invalid")
     workspace.destination(baseUrl="https://iterable-proxy.invalid")

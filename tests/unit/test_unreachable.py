@@ -29,5 +29,10 @@ def test_each_kind_of_failure_is_named() -> None:
     assert why_unreachable(refused, 30) == " (connection refused: nothing listens on that port)"
     unresolved = _raised_from(socket.gaierror(-2, "Name or service not known"))
     assert why_unreachable(unresolved, 30).startswith(" (its host name does not resolve")
+    # No DNS server answered (offline, a resolver down): the name may well be right.
+    no_answer = _raised_from(socket.gaierror(socket.EAI_AGAIN, "Temporary failure"))
+    assert why_unreachable(no_answer, 30) == (
+        " (its host name could not be looked up: no DNS server answered)"
+    )
     # Anything else keeps "could not connect to HOST:PORT" as it was.
     assert why_unreachable(_raised_from(OSError(5, "Input/output error")), 30) == ""
