@@ -15,7 +15,12 @@ is sent, and only the profiles holding one of the removals' texts as their email
 are kept. It is as safe as the reads: each removal is judged by the same rule on the same
 fields, and a text no profile has is not sent; what it gives up is freshness, the export
 being up to minutes older than a read made just before each request (and newer than the
-list read the plan was made from)."""
+list read the plan was made from).
+
+The same export answers the removals (without channelUnsubscribe) of a hybrid batch that an
+answer of counts left unnamed (executor._as_the_other_kind): each text no profile has as
+the kind it was sent as is sent again as the other, which was one read of each such text
+of the batch, up to 1,000 a batch in a project whose userIds are emails (unnamed_profiles)."""
 
 from __future__ import annotations
 
@@ -112,12 +117,8 @@ def read_channel_profiles(
     wanted = channel_removals(lists)
     if not wanted:
         return None
-    # The export streams every profile: at least the destination's largest list.
-    largest = max([len(wanted), *(lp.live_count for lp in lists)])
-    # By the model alone: consent's cap on per-user reads is for adds it holds in memory,
-    # and 60,000 removals from a list of 5M are 20 minutes of reads against 40 or more.
-    route, why = choose_profile_read(2 * len(wanted), largest, client.settings, capped=False)
-    if route == "lookups":
+    why = export_is_faster(client, 2 * len(wanted), len(wanted), lists)
+    if why is None:
         return None
     # The client's notices name the destination.
     what = (
@@ -128,7 +129,62 @@ def read_channel_profiles(
     list_ids = frozenset(
         lp.list_id for lp in lists if lp.channel_unsubscribe and lp.list_id is not None
     )
-    profiles = ChannelProfiles(wanted, list_ids)
+    return _exported(client, ChannelProfiles(wanted, list_ids), what, stop)
+
+
+def unnamed_removals(lists: Sequence[ListPlan]) -> frozenset[str]:
+    """The removals of `lists` (a hybrid destination's) that executor._as_the_other_kind
+    may read when an answer of counts leaves them unnamed: those of audiences without
+    channelUnsubscribe whose text may be an email or a userId."""
+    return frozenset(
+        identifier
+        for lp in lists
+        if not lp.channel_unsubscribe and lp.has_changes
+        for batch in batches(lp.remove, 10_000)
+        for identifier in batch
+        if ambiguous(identifier)
+    )
+
+
+def unnamed_profiles(
+    client: IterableClient, wanted: frozenset[str], why: str, stop: threading.Event
+) -> ChannelProfiles | None:
+    """One user export's profiles for `wanted` (unnamed_removals), read once
+    export_is_faster says so (`why`) for the per-user reads the batches answered short so
+    far made and the one at hand would make. Which batches come back short is not known
+    before their answers (one user deleted since the plan suffices), so the reads are
+    counted as they are made and the export is read once they would take longer than it:
+    a few short batches are a few reads, and many never cost more than twice the faster of
+    the two. Says so and why on stderr; an export that fails leaves them to the per-user
+    reads (None), as for channel removals."""
+    what = (
+        f"{quantity(len(wanted), 'removal')} whose identifier may be an email or a userId, "
+        "answered by counts that name none"
+    )
+    client.tell(
+        f"{what}: reading which no profile has as the kind each was sent as by 1 user export "
+        f"({why})"
+    )
+    # Only whether a profile has the text is asked: no list memberships are kept.
+    return _exported(client, ChannelProfiles(wanted, frozenset()), what, stop)
+
+
+def export_is_faster(
+    client: IterableClient, reads: int, wanted: int, lists: Sequence[ListPlan]
+) -> str | None:
+    """Why one user export is modelled faster than `reads` per-user reads (None: it is
+    not). The export streams every profile: at least the destination's largest list. By
+    the model alone: consent's cap on per-user reads is for adds it holds in memory, and
+    60,000 removals from a list of 5M are 20 minutes of reads against 40 or more."""
+    largest = max([wanted, *(lp.live_count for lp in lists)])
+    route, why = choose_profile_read(reads, largest, client.settings, capped=False)
+    return why if route == "export" else None
+
+
+def _exported(
+    client: IterableClient, profiles: ChannelProfiles, what: str, stop: threading.Event
+) -> ChannelProfiles | None:
+    """`profiles` filled by one user export (None: it failed, or the run was stopped)."""
     try:
         _unless_stopped(
             lambda: export_users_whole(client, FIELDS, profiles, "hybrid", (b"@",)).rows, stop

@@ -21,7 +21,13 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any, Literal, TypeVar, assert_never
 
-from reconciler.apply.channel_profiles import ChannelProfiles, read_channel_profiles
+from reconciler.apply.channel_profiles import (
+    ChannelProfiles,
+    export_is_faster,
+    read_channel_profiles,
+    unnamed_profiles,
+    unnamed_removals,
+)
 from reconciler.apply.channel_profiles import ambiguous as _ambiguous
 from reconciler.apply.held_back import HeldBack
 from reconciler.apply.journal import Journal
@@ -735,6 +741,13 @@ class _Destination:
         # them (apply/channel_profiles.py); None: each is read by itself. Read once.
         self.channel_profiles: ChannelProfiles | None = None
         self._channel_profiles_read = False
+        # The profiles a hybrid batch's removals that an answer of counts left unnamed are
+        # judged by, when one export read them (_unnamed_profiles); None: read one by one.
+        self.unnamed_profiles: ChannelProfiles | None = None
+        self._unnamed_export_read = False
+        self._unnamed_wanted: frozenset[str] | None = None
+        self._unnamed_reads_made = 0  # by the batches answered short so far
+        self._unnamed_export_lock = threading.Lock()
 
     def refuse(self, exc: AuthError | UnreachableError | UnavailableError) -> None:
         if self.refused is None:
@@ -1175,7 +1188,7 @@ class _Destination:
             # and its member stayed on the list through every apply. Those that no
             # profile has as the kind they were sent as failed so, whatever the counts.
             unnamed = [i for i in chunk if _ambiguous(i) and i not in outcome.failed]
-            again += [i for i in unnamed if self._nobody_has(first, i)]
+            again += self._nobody_has_each(first, unnamed)
         if not again:
             return outcome
         other = "email" if lp.read_prefer_user_id else "userId"
@@ -1193,6 +1206,48 @@ class _Destination:
         outcome.kinds.update(second.kinds)
         outcome.requests += second.requests
         return outcome
+
+    def _nobody_has_each(self, kind: Literal["email", "userId"], texts: list[str]) -> list[str]:
+        """Those of `texts` (unnamed removals of a hybrid batch) that no profile has as its
+        `kind`: one read each, or one user export's answer for them all once that is
+        modelled faster (_unnamed_profiles). The same texts either way."""
+        profiles = self._unnamed_profiles(len(texts))
+        if profiles is None:
+            return [t for t in texts if self._nobody_has(kind, t)]
+        return [
+            t
+            for t in texts
+            if (
+                profiles.profile(kind, t) is None
+                if profiles.answers(t)
+                else self._nobody_has(kind, t)
+            )
+        ]
+
+    def _unnamed_profiles(self, reads: int) -> ChannelProfiles | None:
+        """The user export's profiles for every unnamed removal the destination's hybrid
+        lists may leave (channel_profiles.unnamed_profiles), read once the per-user reads of
+        the batches answered short so far and the `reads` of the one at hand are modelled
+        slower than it; None: this batch reads its own. The other batches wait while it
+        streams (they would otherwise read the same profiles one by one)."""
+        with self._unnamed_export_lock:
+            if self._unnamed_export_read:
+                return self.unnamed_profiles
+            if self.run.stop.is_set() or self.refused is not None:
+                return None
+            if self._unnamed_wanted is None:
+                self._unnamed_wanted = unnamed_removals(self.plan.lists)
+            self._unnamed_reads_made += reads
+            why = export_is_faster(
+                self.client, self._unnamed_reads_made, len(self._unnamed_wanted), self.plan.lists
+            )
+            if why is None:
+                return None
+            self._unnamed_export_read = True
+            self.unnamed_profiles = unnamed_profiles(
+                self.client, self._unnamed_wanted, why, self.run.stop
+            )
+            return self.unnamed_profiles
 
     def _still_listed_by_email(
         self, lp: ListPlan, list_id: int, chunk: Sequence[str], outcome: BatchResult

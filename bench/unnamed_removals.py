@@ -1,0 +1,149 @@
+"""`reconciler apply` of a hybrid list's removals that Iterable's answers of counts leave
+unnamed, under the emulator's `field` profile at a time scale.
+
+    python bench/unnamed_removals.py [N ...] [--keep 1000] [--scale 20]
+
+A hybrid removal whose identifier is an email in lower case is sent as the kind the list
+read names a profile by (a userId here: the audience is keyed by userId), and when Iterable
+finds no such user, again as the other kind. Under answers of counts only (the field
+profile's, as Iterable's) no removal is named: each such text of a batch answered short is
+read (GET users/byUserId) to tell whether any profile has it as the kind it was sent as.
+Here every leaving member has only an email (the read names it by that), so every batch of
+1,000 comes back short: N reads. Where userIds are emails, one user deleted since the plan
+does the same to its batch. The apply now reads one user export instead once those reads
+are modelled slower than it (apply/channel_profiles.py unnamed_profiles).
+
+For each N a fresh in-process emulator (Faults.field(K)) holds one list of N email-only
+members and --keep members with a userId; an audience keeping the --keep takes the N off.
+Printed per N: the apply's exit, wall time and peak RSS, its requests per endpoint, and
+its profile reads and what they take at Iterable's 100 a second.
+
+Measured (2 shared cores, --scale 20, --keep 1000), before and after:
+
+    20,000   before: 20,043 requests, 20,000 of them GET users/byUserId (3 min 20 s of
+                     reads against Iterable), 78.7 s wall, 111 MB
+             after:  1,044 requests: 1,000 reads (the first short batch's, 10 s, less
+                     than the export's modelled 12.5 s) and 1 user export, 23.9 s wall,
+                     116 MB
+    every run        the same unsubscribes: N sent as a userId, then N again as an email;
+                     the list left with the --keep
+
+Not a test: nothing is asserted about time. Exits 1 when the list is not left with exactly
+the --keep members or the apply fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import plan_apply
+from channel_removals import TIMEOUT_SECONDS, USER_READS_PER_SECOND, endpoint
+from large_reads import scaled_limits
+from measure import run_measured
+
+from reconciler.emulator import Emulator, EmulatorServer, Faults
+from reconciler.plan.ownership import mark
+from reconciler.progress import duration
+
+
+def one_size(n: int, keep: int, scale: float, root: Path) -> bool:
+    emulator = Emulator(
+        limits=scaled_limits(scale), faults=Faults.field(scale), log_limit=5_000_000
+    )
+    emulator.add_project(plan_apply.PROJECT, "hybrid", plan_apply.API_KEY)
+    project = emulator.project(plan_apply.PROJECT)
+    name = "churn"
+    list_id = project.add_list(name, mark(None, name))
+    manifests = root / f"manifests-{n}"
+    manifests.mkdir()
+    csv = manifests / "churn.csv"
+    gc.disable()
+    try:
+        with csv.open("w", encoding="utf-8") as out:
+            out.write("userId\n")
+            for i in range(n):
+                project.subscribe_direct(list_id, email=f"m{i:08d}@example.com")
+            for i in range(keep):
+                project.subscribe_direct(list_id, email=f"k{i:08d}@example.com", user_id=f"k{i}")
+                out.write(f"k{i}\n")
+    finally:
+        gc.enable()
+    gc.freeze()
+    env = {
+        **os.environ,
+        plan_apply.API_KEY_VAR: plan_apply.API_KEY,
+        "RECONCILER_TIME_SCALE": str(scale),
+        "RECONCILER_READ_LAG": "0",
+        "RECONCILER_PROGRESS_INTERVAL": str(max(1.0, 60 / scale)),
+    }
+    with EmulatorServer(emulator) as server:
+        documents = [
+            plan_apply.destination_document(server.base_url, "hybrid"),
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "Audience",
+                "metadata": {"name": name},
+                "spec": {
+                    "destination": "bench",
+                    "members": {"csv": csv.name, "userId": "userId"},
+                    "policy": {"maxRemovalPercent": 100},
+                },
+            },
+        ]
+        (manifests / "bench.yaml").write_text("\n---\n".join(json.dumps(d) for d in documents))
+        command = [sys.executable, "-c", "from reconciler.cli import main; main()"]
+        since = len(emulator.request_log)
+        run = run_measured(
+            [*command, "apply", str(manifests), "--yes", "--format", "json"],
+            timeout=TIMEOUT_SECONDS,
+            env=env,
+        )
+        log = emulator.request_log[since:]
+    spent = Counter(f"{r.method} {endpoint(r.path)}" for r in log)
+    reads = sum(v for k, v in spent.items() if k.endswith("/..."))
+    left = project.members(list_id, True)
+    ok = run.returncode == 0 and len(left) == keep
+    print(
+        f"{n:,} unnamed removals ({keep:,} kept): exit {run.returncode}, "
+        f"{run.wall_seconds:.1f} s wall, peak RSS {run.peak_rss_mb:,.0f} MB, "
+        f"{len(left):,} left on the list; {len(log):,} requests"
+    )
+    for path, count in sorted(spent.items()):
+        print(f"    {count:>9,}  {path}")
+    print(
+        f"    profile reads {reads:,}: at Iterable's {USER_READS_PER_SECOND} a second "
+        f"{duration(reads / USER_READS_PER_SECOND)}"
+    )
+    if not ok:
+        print(run.stderr[-3000:])
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("n", nargs="*", type=int, default=[20_000], help="removals (20,000)")
+    parser.add_argument("--keep", type=int, default=1000)
+    parser.add_argument("--scale", type=float, default=20.0)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="reconciler-unnamed-removals-"))
+    print(f"field profile at time scale {args.scale:g}; {os.cpu_count()} cores", flush=True)
+    try:
+        ok = all(one_size(n, args.keep, args.scale, root) for n in args.n)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    if not ok:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
