@@ -14,7 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.plan.field_clears import ClearTally, on_lists, over_limit, percent_of
+from reconciler.plan.field_clears import (
+    ClearTally,
+    not_counted,
+    on_lists,
+    over_limit,
+    percent_of,
+)
 from reconciler.words import quantity
 
 
@@ -31,6 +37,7 @@ class FieldChanges:
     # counts instead of the audiences' policy, so raising their maxFieldChangePercent, as
     # the violation said, would not unblock the plan.
     own_limit_at: str | None = None
+    left_out: int = 0  # joiners holding nothing in it: not counted (plans saved before: 0)
 
     @property
     def percent(self) -> float:
@@ -56,7 +63,8 @@ class FieldChanges:
         return (
             f"guard field_changes: changes field {self.field!r} from one value to another "
             f"for {self.changed:,} of the {quantity(self.compared, 'member')} on or joining "
-            f"{on_lists(self.lists)} ({self.percent:.1f}%), more than {limit}; Iterable "
+            f"{on_lists(self.lists)} ({self.percent:.1f}%{not_counted(self.left_out)}), "
+            f"more than {limit}; Iterable "
             "keeps no earlier value: check the mapping and the source's columns (a mapping "
             "pointed at the wrong column, a reordered header, a join that duplicates rows), "
             f"or {raise_it} where such changes are normal"
@@ -70,6 +78,7 @@ class FieldChanges:
             list(self.lists),
             self.limit,
             self.own_limit_at,
+            self.left_out,
         ]
 
 
@@ -94,6 +103,7 @@ def field_changes(
                     lists,
                     limit,
                     (own_limits_at or {}).get(name),
+                    tally.left_out.get(name, 0),
                 )
             )
     return tuple(out)

@@ -55,6 +55,12 @@ class ClearTally:
     compared: dict[str, int] = field(default_factory=dict)
     cleared: dict[str, int] = field(default_factory=dict)
     changed: dict[str, int] = field(default_factory=dict)
+    # Joiners holding nothing in the field: compared, not counted (the guards' messages
+    # say how many, or 3 of 3 reads as if only 3 joined where 1,003 do).
+    left_out: dict[str, int] = field(default_factory=dict)
+
+    def leave_out(self, name: str) -> None:
+        self.left_out[name] = self.left_out.get(name, 0) + 1
 
     def count(
         self,
@@ -94,6 +100,7 @@ class FieldClears:
     cleared: int  # of them, those holding a value that the plan clears
     lists: tuple[str, ...]  # the lists whose audiences map it (for the violation's place)
     limit: float  # maxFieldClearPercent: the smallest of those audiences'
+    left_out: int = 0  # joiners holding nothing in it: not counted (plans saved before: 0)
 
     @property
     def percent(self) -> float:
@@ -107,14 +114,22 @@ class FieldClears:
         return (
             f"guard field_clears: clears field {self.field!r}, which holds a value, for "
             f"{self.cleared:,} of the {quantity(self.compared, 'member')} on or joining "
-            f"{on_lists(self.lists)} ({self.percent:.1f}%), more than maxFieldClearPercent "
+            f"{on_lists(self.lists)} ({self.percent:.1f}%{not_counted(self.left_out)}), "
+            "more than maxFieldClearPercent "
             f"{self.limit:g}%; Iterable keeps no earlier value: check the source's column "
             "(an export that emptied it, a join that nulls it), or raise "
             "maxFieldClearPercent in the audience's policy where such clears are normal"
         )
 
     def to_list(self) -> list[Any]:
-        return [self.field, self.compared, self.cleared, list(self.lists), self.limit]
+        return [
+            self.field,
+            self.compared,
+            self.cleared,
+            list(self.lists),
+            self.limit,
+            self.left_out,
+        ]
 
 
 def percent_of(count: int, compared: int) -> float:
@@ -125,6 +140,15 @@ def over_limit(count: int, compared: int, limit: float) -> bool:
     """The rule of both field guards (clears, changes): some, and more than `limit`
     percent of the members compared (`>`, as maxRemovalPercent is compared)."""
     return count > 0 and percent_of(count, compared) > limit
+
+
+def not_counted(left_out: int) -> str:
+    """What a guard's count leaves out: joiners holding nothing in the field."""
+    if not left_out:
+        return ""
+    if left_out == 1:
+        return "; 1 more joining holds nothing in it and is not counted"
+    return f"; {left_out:,} more joining hold nothing in it and are not counted"
 
 
 def on_lists(names: tuple[str, ...]) -> str:
@@ -141,5 +165,14 @@ def field_clears(
     out = []
     for name in sorted(tally.cleared):
         lists, limit = limits.get(name, ((), DEFAULT_MAX_FIELD_CLEAR_PERCENT))
-        out.append(FieldClears(name, tally.compared[name], tally.cleared[name], lists, limit))
+        out.append(
+            FieldClears(
+                name,
+                tally.compared[name],
+                tally.cleared[name],
+                lists,
+                limit,
+                tally.left_out.get(name, 0),
+            )
+        )
     return tuple(out)

@@ -288,6 +288,8 @@ def plan_field_updates(
             # 1,000 new users would dilute 100 members' clears to under the limit. Its value
             # is still compared: `[]` where the profile has no field is written.
             counted = holds_value(old) or name not in merged.joining.get(key, ())
+            if not counted:
+                tally.leave_out(name)
             if name in objects and not holds_value(old):
                 if counted:
                     tally.count(name, old, new, changed=False)  # on the subscribe

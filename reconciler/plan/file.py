@@ -728,10 +728,7 @@ def _destination_from_json(d: shape.Fields, members: _MemberLines) -> Destinatio
         new_fields=d.get("new_fields", shape.list_of(_text_pair), ()),
         # Plans saved before the field_clears guard: none, as they were judged.
         field_clears=tuple(
-            FieldClears(name, compared, cleared, lists, limit)
-            for name, compared, cleared, lists, limit in d.get(
-                "field_clears", shape.list_of(_field_clears), ()
-            )
+            FieldClears(*row) for row in d.get("field_clears", shape.list_of(_field_clears), ())
         ),
         # Plans saved before the field_changes guard: none, as they were judged.
         field_changes=tuple(
@@ -746,13 +743,25 @@ _optional_count = shape.optional(shape.count)
 _texts = shape.list_of(shape.text)
 _text_pair = shape.row(("name", shape.text), ("value", shape.text))
 _deletion = shape.row(("list_id", shape.count), ("list_name", shape.text))
-_field_clears = shape.row(
+_FIELD_CLEARS_PARTS = (
     ("field", shape.text),
     ("compared", shape.count),
     ("cleared", shape.count),
     ("lists", _texts),
     ("limit", shape.percent),
 )
+_field_clears_then = shape.row(*_FIELD_CLEARS_PARTS)
+_field_clears_now = shape.row(*_FIELD_CLEARS_PARTS, ("left_out", shape.count))
+
+
+def _field_clears(value: Any, where: str) -> tuple[Any, ...]:
+    """A field_clears row; one saved before it counted the joiners left out has five
+    items, and 0 of them (as it was judged)."""
+    if isinstance(value, list) and len(value) == len(_FIELD_CLEARS_PARTS):
+        return (*_field_clears_then(value, where), 0)
+    return _field_clears_now(value, where)
+
+
 _FIELD_CHANGES_PARTS = (
     ("field", shape.text),
     ("compared", shape.count),
@@ -761,14 +770,20 @@ _FIELD_CHANGES_PARTS = (
     ("limit", shape.percent),
 )
 _field_changes_then = shape.row(*_FIELD_CHANGES_PARTS)
-_field_changes_now = shape.row(*_FIELD_CHANGES_PARTS, ("own_limit_at", _optional_text))
+_field_changes_owned = shape.row(*_FIELD_CHANGES_PARTS, ("own_limit_at", _optional_text))
+_field_changes_now = shape.row(
+    *_FIELD_CHANGES_PARTS, ("own_limit_at", _optional_text), ("left_out", shape.count)
+)
 
 
 def _field_changes(value: Any, where: str) -> tuple[Any, ...]:
     """A field_changes row; one saved before it said where a field's own limit is
-    written has five items, and none."""
+    written has five items, and none; one saved before it counted the joiners left out
+    has six, and 0 of them (as it was judged)."""
     if isinstance(value, list) and len(value) == len(_FIELD_CHANGES_PARTS):
-        return (*_field_changes_then(value, where), None)
+        return (*_field_changes_then(value, where), None, 0)
+    if isinstance(value, list) and len(value) == len(_FIELD_CHANGES_PARTS) + 1:
+        return (*_field_changes_owned(value, where), 0)
     return _field_changes_now(value, where)
 
 

@@ -367,6 +367,8 @@ def _compare(
                     # A joiner holding nothing loses nothing: not counted by the guards
                     # (plan/fields.plan_field_updates says why), but still compared.
                     counted = not joiner or holds_value(old)
+                    if not counted:
+                        tally.leave_out(name)
                     if found and cells[column[name]] == text:
                         if counted:
                             tally.count(name, None, None, changed=False)

@@ -150,7 +150,7 @@ def test_joining_a_list_does_not_clear_a_field_the_plan_never_read(
     # n1 holds nothing to lose and gets no write: not among those compared.
     assert (
         "clears field 'planTier', which holds a value, for 10 of the 10 members on or "
-        "joining list 'vip' (100.0%)"
+        "joining list 'vip' (100.0%; 1 more joining holds nothing in it and is not counted)"
     ) in violation["message"]
     assert plan.json()["summary"]["users_to_update"] == 10
     text = cli("plan", workspace.manifests)
@@ -203,7 +203,7 @@ def test_a_joining_members_clears_count_with_those_already_on_the_list(
 
 
 def test_new_users_joining_with_empty_cells_do_not_dilute_the_clears_of_members(
-    workspace, cli, emulator_server, engine
+    workspace, cli, emulator_server, engine, tmp_path
 ):
     # 2 of the 10 on 'vip' lose their plan (20%, over the default 10%) while 30 new users
     # join with an empty plan cell: each was read, held nothing and got no write, yet
@@ -216,12 +216,22 @@ def test_new_users_joining_with_empty_cells_do_not_dilute_the_clears_of_members(
     plan = cli("plan", workspace.manifests, "--format", "json")
     assert plan.exit_code == 3, plan.output
     (violation,) = plan.json()["violations"]
-    assert (
+    # "2 of the 10 on or joining" read as if nobody else joined: it says who is left out.
+    said = (
         "clears field 'planTier', which holds a value, for 2 of the 10 members on or "
-        "joining list 'vip' (20.0%)"
-    ) in violation["message"]
+        "joining list 'vip' (20.0%; 30 more joining hold nothing in it and are not "
+        "counted), more than maxFieldClearPercent 10%"
+    )
+    assert said in violation["message"]
     applied = cli("apply", workspace.manifests, "--yes")
     assert applied.exit_code == 3, applied.output
+    assert said in applied.stderr
+    assert writes(emulator_server) == []
+    planfile = tmp_path / "vip.plan"
+    assert cli("plan", workspace.manifests, "--out", planfile).exit_code == 3
+    applied = cli("apply", "--plan", planfile, "--yes")
+    assert applied.exit_code == 3, applied.output
+    assert said in applied.stderr
     assert writes(emulator_server) == []
 
 

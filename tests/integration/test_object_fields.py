@@ -96,10 +96,10 @@ def test_joining_a_list_does_not_wipe_an_objects_keys_the_plan_never_read(
     plan = cli("plan", workspace.manifests, "--format", "json")
     assert plan.exit_code == 3, plan.output
     (violation,) = plan.json()["violations"]
-    # n1 and n2 hold nothing to lose: not among those counted.
+    # n1 and n2 hold nothing to lose: not among those counted, and said so.
     assert (
         "clears field 'address', which holds a value, for 10 of the 10 members on or "
-        "joining list 'vip' (100.0%)"
+        "joining list 'vip' (100.0%; 2 more joining hold nothing in it and are not counted)"
     ) in violation["message"]
     assert plan.json()["summary"]["users_to_update"] == 10
     text = cli("plan", workspace.manifests)

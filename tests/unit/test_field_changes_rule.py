@@ -13,7 +13,7 @@ import pytest
 from reconciler.manifest.location import Location
 from reconciler.plan import DestinationPlan, Plan
 from reconciler.plan.field_changes import FieldChanges, field_changes
-from reconciler.plan.field_clears import ClearTally
+from reconciler.plan.field_clears import ClearTally, FieldClears
 from reconciler.plan.file import load_plan, save_plan
 from reconciler.plan.policy import overridden_rules
 from reconciler.planning import _own_change_limits_at
@@ -164,3 +164,37 @@ def test_an_object_merged_in_changes_the_field_only_where_it_replaces_a_held_val
     assert tally.changed == {"prefs": 2}
     assert tally.cleared == {"prefs": 2}
     assert tally.compared == {"prefs": 8}
+
+
+def test_joiners_left_out_of_a_guards_count_are_said_and_kept_by_a_saved_plan(tmp_path):
+    """A new mapped audience over existing users: 3 of the 3 members on or joining read as
+    if only 3 joined where 1,003 do; the 1,000 holding nothing are said. A saved plan keeps
+    them; rows saved before they were counted (five items for clears, six for changes)
+    load with none, and say what they said then."""
+    clears = FieldClears("planTier", 3, 3, ("trial",), 10.0, 1000)
+    changes = FieldChanges("score", 3, 3, ("trial",), 50.0, None, 1000)
+    for guard in (clears, changes):
+        assert (
+            "of the 3 members on or joining list 'trial' (100.0%; 1,000 more joining hold "
+            "nothing in it and are not counted), more than max"
+        ) in guard.message()
+    plan = Plan(
+        (DestinationPlan("prod", "hybrid", (), field_clears=(clears,), field_changes=(changes,)),)
+    )
+    path = tmp_path / "plan.gz"
+    save_plan(path, plan, "digest", tmp_path, None)
+    loaded = load_plan(path).plan.destinations[0]
+    assert (loaded.field_clears, loaded.field_changes) == ((clears,), (changes,))
+
+    lines = gzip.decompress(path.read_bytes()).splitlines()
+    header = json.loads(lines[0])
+    for d in header["destinations"]:
+        d["field_clears"] = [row[:5] for row in d["field_clears"]]
+        d["field_changes"] = [row[:6] for row in d["field_changes"]]
+    body = b"".join(line + b"\n" for line in [json.dumps(header).encode(), *lines[1:-1]])
+    trailer = json.dumps({"sha256": hashlib.sha256(body).hexdigest()}).encode() + b"\n"
+    path.write_bytes(gzip.compress(body + trailer))
+    older = load_plan(path).plan.destinations[0]
+    assert older.field_clears == (FieldClears("planTier", 3, 3, ("trial",), 10.0),)
+    assert older.field_changes == (FieldChanges("score", 3, 3, ("trial",), 50.0),)
+    assert "(100.0%), more than maxFieldClearPercent 10%" in older.field_clears[0].message()
