@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from reconciler.emulator import Faults
+from reconciler.emulator.replies import EmulatorResponse
 from tests.integration.conftest import API_KEY_VAR, Workspace
 
 ENGINES = ["python", "duckdb"]
@@ -425,6 +426,40 @@ def test_unnamed_removals_are_read_one_by_one_until_the_export_is_the_faster(
     assert sorted(proj.members(list_id, True)) == ["ann", "keep"]
     assert len(profile_reads(server)) == 100
     assert len(user_exports(server)) == 1
+
+
+def test_a_failed_export_leaves_the_unnamed_removals_to_per_user_reads(
+    field_workspace, cli, monkeypatch
+):
+    """The export refused: the texts are read one by one as before, with the same outcome,
+    and stderr says why (by the status alone)."""
+    monkeypatch.setenv("RECONCILER_BULK_READ_FIRST_BYTE", "0")
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    ws, server, proj = field_workspace("hybrid")
+    server.emulator.faults.counts_only_answers = True
+    list_id = proj.add_list("vip")
+    proj.subscribe_direct(list_id, email="keep@example.com", user_id="keep")
+    for i in range(50):
+        proj.subscribe_direct(list_id, email=f"carol{i:03d}@example.com")
+    csv_audience(ws, "vip", "userId", ["keep"], policy={"maxRemovalPercent": 100})
+    emulator = server.emulator
+    original = emulator.handle
+
+    def refused(request: httpx.Request):
+        if request.url.path == "/api/export/data.json":
+            return EmulatorResponse(400, body=b'{"code":"BadParams","msg":"refused"}')
+        return original(request)
+
+    emulator.handle = refused  # type: ignore[method-assign]
+    server.emulator.clear_log()
+
+    result = cli("apply", ws.manifests, "--yes", "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    assert the_list(result.json())["removed"] == 50
+    assert proj.members(list_id, True) == ["keep"]
+    assert "the user export failed (HTTP 400); reading each profile instead" in result.stderr
+    assert len(profile_reads(server)) == 50
 
 
 @pytest.mark.parametrize("route", ROUTES)
