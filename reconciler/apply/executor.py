@@ -748,6 +748,11 @@ class _Destination:
         self._unnamed_wanted: frozenset[str] | None = None
         self._unnamed_reads_made = 0  # by the batches answered short so far
         self._unnamed_export_lock = threading.Lock()
+        # The per-user reads those removals made, by (kind, identifier): a member leaving
+        # several such lists is read once, as the export answers every list from one
+        # read (an answer trimmed to what _kind_on_list judges: a churn may be 100,000s).
+        self._channel_reads: dict[tuple[str, str], Future[dict[str, Any] | None]] = {}
+        self._channel_reads_lock = threading.Lock()
 
     def refuse(self, exc: AuthError | UnreachableError | UnavailableError) -> None:
         if self.refused is None:
@@ -1150,7 +1155,7 @@ class _Destination:
             if read is not None and read.answers(identifier):
                 profile = read.profile(kind, identifier)
             else:
-                profile = self._profile(kind, identifier)
+                profile = self._channel_profile(kind, identifier)
             if profile is not None:
                 found[kind] = profile
                 if (
@@ -1321,6 +1326,42 @@ class _Destination:
     def _nobody_has(self, kind: Literal["email", "userId"], identifier: str) -> bool:
         """Whether no profile has `identifier` as its `kind` (one read of it)."""
         return self._profile(kind, identifier) is None
+
+    def _channel_profile(
+        self, kind: Literal["email", "userId"], identifier: str
+    ) -> dict[str, Any] | None:
+        """_profile for a channel removal, read once a run however many of the
+        destination's lists the member leaves (their removals are sent side by side: a
+        read in flight is waited for, not made again). The answer is no older than the
+        export the other route resolves every list by, and names the same person (the
+        lists' reads named them by this text; which holds the member, userListIds says).
+        A read that failed is not kept: each removal waiting for it reads for itself."""
+        key = (kind, identifier)
+        while True:
+            with self._channel_reads_lock:
+                pending = self._channel_reads.get(key)
+                mine = pending is None
+                if pending is None:
+                    pending = self._channel_reads[key] = Future()
+            if not mine:
+                try:
+                    return pending.result()
+                except Exception:
+                    continue  # the reader's failure, not this removal's: read again
+            try:
+                profile = self._profile(kind, identifier)
+            except BaseException as exc:
+                with self._channel_reads_lock:
+                    del self._channel_reads[key]
+                pending.set_exception(exc)
+                raise
+            kept = (
+                None
+                if profile is None
+                else {k: profile.get(k) for k in ("email", "userId", "userListIds")}
+            )
+            pending.set_result(kept)
+            return kept
 
     def _profile(self, kind: Literal["email", "userId"], identifier: str) -> dict[str, Any] | None:
         """The profile that has `identifier` as its `kind`, or None (one read of it)."""

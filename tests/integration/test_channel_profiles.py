@@ -201,3 +201,41 @@ def test_a_project_too_big_for_one_export_stream_is_read_in_date_windows(
     }
     assert read.profile("email", "nobody@example.com") is None
     assert not read.answers("p5@example.com")
+
+
+def test_a_member_leaving_several_channel_lists_is_read_once(field_workspace, cli):  # noqa: F811
+    """Five members leave three lists of one destination, each with channelUnsubscribe,
+    resolved by per-user reads (what the model chooses for a few): each member's profile
+    was read again for every list it left (15 GET users/{email}), though one answer
+    serves them all, as one export's does. Each is read once now, and each removal is
+    still sent as the kind of the profile the list read named by it."""
+    ws, server, proj = field_workspace("hybrid")
+    server.emulator.faults.counts_only_answers = False
+    lists = [proj.add_list(name) for name in ("a", "b", "c")]
+    leaving = []
+    for list_id in lists:
+        proj.subscribe_direct(list_id, email="keep@example.com", user_id="keep")
+    for i in range(5):
+        for list_id in lists:
+            user = proj.subscribe_direct(list_id, email=f"m{i}@example.com", user_id=f"u{i}")
+        leaving.append(user)
+    stranger = proj.add_user(user_id="m3@example.com")  # a userId that is m3's email
+    ws.csv("data/keep.csv", "email", ["keep@example.com"])
+    for name in ("a", "b", "c"):
+        ws.audience(
+            name,
+            {"csv": "data/keep.csv"},
+            policy={"maxRemovalPercent": 100},
+            unsubscribe={"channelUnsubscribe": True},
+        )
+    server.emulator.clear_log()
+    result = cli("apply", ws.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    for list_id in lists:
+        assert proj.members(list_id, False) == ["keep@example.com"]
+    assert len(profile_reads(server)) == 5
+    assert [r for r in server.emulator.request_log if r.path == EXPORT] == []
+    sent = accepted(server, "/api/lists/unsubscribe")
+    assert sorted(s["email"] for s in sent) == sorted(3 * [f"m{i}@example.com" for i in range(5)])
+    assert all(p.unsubscribed_channel_ids for p in leaving)
+    assert set(stranger.unsubscribed_channel_ids) == set()
