@@ -118,6 +118,10 @@ class ProjectExports:
     the project (IterableClient.share_project_exports)."""
 
     whole_cut_off: bool = False
+    # The lines (profiles) the project's latest whole user export of this run streamed,
+    # None before one ended: what another export of every profile will stream, which no
+    # list's size tells (apply/channel_profiles.py chooses by it).
+    profiles: int | None = None
 
 
 @dataclass
@@ -402,7 +406,20 @@ class IterableClient:
         if other._project_exports is self._project_exports:
             return
         other._project_exports.whole_cut_off |= self._project_exports.whole_cut_off
+        if other._project_exports.profiles is None:
+            other._project_exports.profiles = self._project_exports.profiles
         self._project_exports = other._project_exports
+
+    @property
+    def project_profiles(self) -> int | None:
+        """How many profiles the project has, as this run's latest whole user export of
+        it counted them (an export, a job, or the export in date windows); None when no
+        such export has ended. Known of the project, as whole_export_cut_off."""
+        return self._project_exports.profiles
+
+    def counted_profiles(self, lines: int) -> None:
+        """A whole user export of the project ended with `lines` profiles."""
+        self._project_exports.profiles = lines
 
     # -- lists ---------------------------------------------------------------------------
 
@@ -896,14 +913,18 @@ class IterableClient:
         params = [("dataTypeName", "user"), ("range", "All")]
         params += [("onlyFields", name) for name in only_fields]
 
+        lines = [0]
+
         def parse(response: httpx.Response) -> list[dict[str, Any]]:
+            lines[0] = 0  # a retry reads the body anew
             if marked:
-                return _parse_marked_lines(response, keep, marked)
-            return _parse_json_lines(response, keep)
+                return _parse_marked_lines(response, keep, marked, lines)
+            return _parse_json_lines(response, keep, lines)
 
         rows = self._request(
             "GET", "/api/export/data.json", bucket="export", params=params, parse=parse, bulk=True
         )
+        self.counted_profiles(lines[0])
         yield from rows
 
     def export_events(
@@ -965,9 +986,11 @@ class IterableClient:
         for projects of millions of users, read back by DuckDB. Returns the line count."""
         params = [("dataTypeName", "user"), ("range", "All")]
         params += [("onlyFields", name) for name in only_fields]
-        return self._download(
+        lines = self._download(
             "/api/export/data.json", "export", params, path, "the export", on_lines
         )
+        self.counted_profiles(lines)
+        return lines
 
     def download_export_window(
         self,
@@ -1134,6 +1157,7 @@ class IterableClient:
                     failed.set()
                     raise
                 done = True
+                self.counted_profiles(lines)
                 return lines
         finally:
             if not done:
@@ -1945,8 +1969,12 @@ def _parse_user(response: httpx.Response) -> dict[str, Any] | None:
 
 
 def _parse_json_lines(
-    response: httpx.Response, keep: Callable[[dict[str, Any]], bool] | None
+    response: httpx.Response,
+    keep: Callable[[dict[str, Any]], bool] | None,
+    lines: list[int] | None = None,
 ) -> list[dict[str, Any]]:
+    """The JSON object on each line of the body that `keep` keeps. `lines`: its first
+    item is given the body's lines (a last one without its newline counted too)."""
     if _is_html(response):
         raise _BadAnswer("an HTML page, not the export")
     rows: list[dict[str, Any]] = []
@@ -1961,6 +1989,8 @@ def _parse_json_lines(
     codec = "utf-8-sig"  # a byte-order mark may start the body (json.loads of bytes took it)
     try:
         for chunk in response.iter_bytes():
+            if lines is not None:
+                lines[0] += chunk.count(b"\n")
             end = chunk.rfind(b"\n")
             if end < 0:
                 pending.append(chunk)  # joined once its line ends: a long line costs no rescans
@@ -1968,7 +1998,10 @@ def _parse_json_lines(
             pending.append(chunk[:end])
             _take_lines(b"".join(pending).decode(codec), keep, rows)
             pending, codec = [chunk[end + 1 :]], "utf-8"
-        _take_lines(b"".join(pending).decode(codec), keep, rows)
+        last = b"".join(pending)
+        if lines is not None and last.strip():
+            lines[0] += 1
+        _take_lines(last.decode(codec), keep, rows)
     except UnicodeDecodeError:
         raise _BadAnswer("an export line that is not JSON") from None
     return rows
@@ -2009,6 +2042,7 @@ def _parse_marked_lines(
     response: httpx.Response,
     keep: Callable[[dict[str, Any]], bool] | None,
     marks: Sequence[bytes],
+    lines: list[int] | None = None,
 ) -> list[dict[str, Any]]:
     """_parse_json_lines for a caller whose `keep` refuses every row that holds none of
     `marks` (a field's name, a list id's digits): only lines holding a mark (or an escape,
@@ -2073,6 +2107,8 @@ def _parse_marked_lines(
 
     pending = b""
     for chunk in response.iter_bytes():
+        if lines is not None:
+            lines[0] += chunk.count(b"\n")
         pending += chunk
         end = pending.rfind(b"\n")
         if end < 0:
@@ -2080,6 +2116,8 @@ def _parse_marked_lines(
         block(pending[: end + 1])
         pending = pending[end + 1 :]
     if pending.strip():
+        if lines is not None:
+            lines[0] += 1
         block(pending + b"\n")
     return rows
 

@@ -63,7 +63,7 @@ from reconciler.members.model import TableRows, member_rows
 from reconciler.plan import ListPlan, Plan
 from reconciler.plan.model import windows_reason, without_keys
 from reconciler.progress import duration
-from reconciler.state.routes import export_seconds
+from reconciler.state.routes import FEW_LISTS_EXPORT_MARGIN, export_seconds
 from reconciler.state.unsendable import MAX_TABLE_CHECK
 from reconciler.state.users_file import UsersShare
 from reconciler.state.windows import (
@@ -716,30 +716,35 @@ def choose_profile_read(
     largest_list: int,
     settings: ClientSettings,
     capped: bool = True,
+    counted: bool = False,
 ) -> tuple[ProfileRead, str]:
     """Per-user reads or one user export, by the time each is modelled to take under
     Iterable's limits (the reason said in the plan). `requests` None: per-user reads
     cannot answer (people_to_look_up). The export streams every profile of the project,
     at least `largest_list` of them (state/routes.py export_seconds: a lower bound).
     `capped`: per-user reads are never chosen for more than MAX_LOOKUPS requests (False:
-    by the model alone)."""
+    by the model alone, and the export, of a project of unknown size, only when it wins
+    by routes.FEW_LISTS_EXPORT_MARGIN). `counted`: `largest_list` is the project's
+    profiles as an export of it counted them, not a lower bound (no margin then)."""
     if requests is None:
         return "export", ""
     rate = settings.user_reads_per_second * settings.time_scale
     by_lookups = requests / rate if rate > 0 else 0.0
     by_export = export_seconds([largest_list], settings)
+    margin = 1.0 if capped or counted else FEW_LISTS_EXPORT_MARGIN
+    every = f"{largest_list:,}" if counted else f"at least {largest_list:,}"
     # "At most": one read per identifier, but a profile found by its email that carries
     # the person's userId answers for both (read_profiles_by_lookups), so the plan's
     # count of reads made may be lower; two bare numbers for one thing read as a mistake.
-    if (not capped or requests <= MAX_LOOKUPS) and by_lookups <= by_export:
+    if (not capped or requests <= MAX_LOOKUPS) and by_lookups <= by_export * margin:
         return "lookups", (
             f"about {duration(by_lookups)} by at most {requests:,} per-user read"
             f"{'s' if requests != 1 else ''} against {duration(by_export)} or more by one "
-            f"export of every profile (at least {largest_list:,})"
+            f"export of every profile ({every})"
         )
     return "export", (
-        f"about {duration(by_export)} or more by one export of every profile against "
-        f"{duration(by_lookups)} by at most {requests:,} per-user reads"
+        f"about {duration(by_export)} or more by one export of every profile ({every}) "
+        f"against {duration(by_lookups)} by at most {requests:,} per-user reads"
     )
 
 

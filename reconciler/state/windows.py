@@ -275,6 +275,7 @@ def read_export_windows(
         )
         reader.report.windows = len(reader.done)
         reader.report.rows = merge_window_files(reader.done, target, project_type)
+        client.counted_profiles(reader.report.rows)
     finally:
         reader.remove_files()
     return reader.report

@@ -239,3 +239,57 @@ def test_a_member_leaving_several_channel_lists_is_read_once(field_workspace, cl
     assert sorted(s["email"] for s in sent) == sorted(3 * [f"m{i}@example.com" for i in range(5)])
     assert all(p.unsubscribed_channel_ids for p in leaving)
     assert set(stranger.unsubscribed_channel_ids) == set()
+
+
+def _churn(list_id: int, removals: int, live: int) -> ListPlan:
+    return ListPlan(
+        audience="vip",
+        list_name="vip",
+        list_id=list_id,
+        create=False,
+        description=None,
+        add=(),
+        remove=tuple(f"m{i}@example.com" for i in range(removals)),
+        unchanged=live - removals,
+        live_count=live,
+        desired_count=live - removals,
+        channel_unsubscribe=True,
+    )
+
+
+def test_a_few_removals_from_a_small_list_of_a_project_of_unknown_size_are_read_one_by_one(
+    make_emulator_server,
+):
+    """300 removals from a list of 1,000: at most 600 reads, 6 s, against an export
+    modelled at 2.5 s from the list's size alone; but the export streams every profile
+    of the project, 5M of them (42 minutes) for all this run knows. With the project's
+    size unknown the export must win by the margin the member read asks of one."""
+    server = make_emulator_server("hybrid")
+    with IterableClient(server.base_url, EMULATOR_API_KEY) as client:
+        assert read_channel_profiles(client, [_churn(1, 300, 1000)], threading.Event()) is None
+    assert [r for r in server.emulator.request_log if r.path == EXPORT] == []
+
+
+def test_the_export_is_modelled_by_the_profiles_this_runs_export_counted(make_emulator_server):
+    """Once a whole export of the project has ended in this run (the plan's member
+    read), its count of profiles is the export's size, not the largest list's: 50
+    removals from a list of 100 in a project of 2,100 (100 s of reads at 1 a second
+    here) were sent to a second export of 2,100 profiles (210 s at 10 a second); and 10
+    removals (20 s of reads) from a project the size of the list are exported (10 s),
+    the margin for a project of unknown size no longer needed."""
+    server = make_emulator_server("hybrid")
+    project = server.emulator.project("default")
+    vip = project.add_list("vip")
+    for i in range(100):
+        project.subscribe_direct(vip, email=f"m{i}@example.com", user_id=f"u{i}")
+    settings = ClientSettings(user_reads_per_second=1, bulk_read_first_byte=0, export_rate=10)
+    with IterableClient(server.base_url, EMULATOR_API_KEY, settings=settings) as client:
+        list(client.export_users(["email"]))  # the plan's: 100 profiles
+        assert read_channel_profiles(client, [_churn(vip, 10, 100)], threading.Event())
+        for i in range(2000):
+            project.add_user(email=f"other{i}@example.com")
+        list(client.export_users(["email"], marked=(b"@",)))
+        server.emulator.clear_log()
+        assert read_channel_profiles(client, [_churn(vip, 50, 100)], threading.Event()) is None
+        assert [r for r in server.emulator.request_log if r.path == EXPORT] == []
+        assert client.project_profiles == 2100
