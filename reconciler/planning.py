@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.apply.channel_profiles import plan_profiles
 from reconciler.errors import IterableError, LiveStateError, SourceError
 from reconciler.iterable import CHANNELS_FIELD, IterableClient
 from reconciler.manifest import Audience, Destination, Manifests
@@ -97,11 +98,14 @@ def make_plan(
     engine: Engine | None = None,
     progress: Progress = NULL_PROGRESS,
     member_reads: str | None = None,
+    for_apply: bool = False,
 ) -> Plan:
     """`engine` plans large audiences in DuckDB (one is made from the environment when not
     given); the plan's adds and removes may then live in its workspace until applied.
     `member_reads` "export" reads each destination's lists with one user export whatever
-    their number: a saved plan's stale check (one read per destination, not one per list)."""
+    their number: a saved plan's stale check (one read per destination, not one per list).
+    `for_apply`: an apply in this process follows at once, which may take the profiles
+    its channel removals need from the plan's export (DestinationPlan.channel_profiles)."""
     engine = engine if engine is not None else Engine.from_env()
     prefetches: dict[str, Prefetch] = {}
     shared = SharedExports()
@@ -124,6 +128,7 @@ def make_plan(
             users,
             _project_fields(manifests, targeted),
             KeyedApart(clients, lambda other: _declared_lists(manifests, clients, other)),
+            for_apply,
         )
         several = len(targeted) > 1
         destinations = []
@@ -200,6 +205,8 @@ class _Reads:
     )
     # The lists that destinations reaching the same project with another key declare.
     keyed_apart: KeyedApart | None = None
+    # An apply follows in this process (make_plan's for_apply).
+    for_apply: bool = False
 
 
 def _project_fields(
@@ -447,6 +454,11 @@ def _plan_from_live(
         unmatched=unmatched,
         other_reads=tuple(
             user_id_reads + changed_reads + left_out.reads + consented.reads + _shared_note(users)
+        ),
+        channel_profiles=(
+            plan_profiles(live.users_file, fields.lists, client.settings)
+            if reads.for_apply and desired.project_type == "hybrid"
+            else None
         ),
     )
 

@@ -17,24 +17,33 @@ fields, and a text no profile has is not sent; what it gives up is freshness, th
 being up to minutes older than a read made just before each request (and newer than the
 list read the plan was made from).
 
-The same export answers the removals (without channelUnsubscribe) of a hybrid batch that an
+A user export likewise answers the removals (without channelUnsubscribe) of a hybrid batch that an
 answer of counts left unnamed (executor._as_the_other_kind): each text no profile has as
 the kind it was sent as is sent again as the other, which was one read of each such text
-of the batch, up to 1,000 a batch in a project whose userIds are emails (unnamed_profiles)."""
+of the batch, up to 1,000 a batch in a project whose userIds are emails (unnamed_profiles).
+
+Where the plan read the lists' members by a user export (with email, userId and
+userListIds) and the apply follows it in the same process, that export answers instead
+(PlanProfiles), if it was started at most a minute before the first such removal is
+sent: Iterable's reads lag its writes by up to a minute, so an export made then may be as
+old. Never one a saved plan was made from (another process), nor one older: then an
+export or per-user reads are chosen as above."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reconciler.errors import IterableError, LiveStateError
-from reconciler.iterable import IterableClient
+from reconciler.iterable import ClientSettings, IterableClient
 from reconciler.members.identity import looks_like_email
 from reconciler.members.model import batches
 from reconciler.plan import ListPlan
 from reconciler.state.consent import choose_profile_read
+from reconciler.state.users_file import ROWS_PER_SECOND, UsersFile
 from reconciler.state.windows import export_users_whole
 from reconciler.threads import block_stop_signals
 from reconciler.words import quantity
@@ -44,6 +53,10 @@ FIELDS = ("email", "userId", "userListIds")
 Kind = Literal["email", "userId"]
 # How often a wait for the export looks at the run's stop flag.
 _STOP_LOOK_SECONDS = 0.2
+# How long after its start the plan's export answers for the apply: Iterable's reads lag
+# its writes by up to about a minute (its docs; its own client's tests wait 60 s), so an
+# export made at the first removal may be that old too.
+FRESH_SECONDS = 60.0
 
 
 def ambiguous(identifier: str) -> bool:
@@ -105,6 +118,50 @@ def channel_removals(lists: Sequence[ListPlan]) -> frozenset[str]:
     )
 
 
+@dataclass(repr=False)
+class PlanProfiles:
+    """ChannelProfiles the plan's own user export answered, and when (time.monotonic())
+    that export was started."""
+
+    profiles: ChannelProfiles
+    started: float
+
+    def age(self, now: float | None = None) -> float:
+        return (time.monotonic() if now is None else now) - self.started
+
+    def fresh(self, time_scale: float, now: float | None = None) -> bool:
+        """Whether the export is no older than a fresh one may be (FRESH_SECONDS)."""
+        return self.age(now) <= FRESH_SECONDS / time_scale
+
+
+def plan_profiles(
+    users: UsersFile | None, lists: Sequence[ListPlan], settings: ClientSettings
+) -> PlanProfiles | None:
+    """The profiles of a hybrid destination's channel removals (`lists`) from `users`,
+    the export its plan read the members by, for an apply right after the plan; None
+    when it lacks what they are judged by, when its start is unknown, or when parsing
+    its every line takes longer than the per-user reads would take at Iterable's rate."""
+    if users is None or users.started is None or not set(FIELDS) <= users.fields:
+        return None
+    wanted = channel_removals(lists)
+    if not wanted:
+        return None
+    rate = settings.user_reads_per_second * settings.time_scale
+    by_reads = 2 * len(wanted) / rate if rate > 0 else 0.0
+    if users.rows / ROWS_PER_SECOND >= by_reads:
+        return None
+    profiles = ChannelProfiles(wanted, _channel_list_ids(lists))
+    for row in users.read_rows("", b"@"):
+        profiles(row)
+    return PlanProfiles(profiles, users.started)
+
+
+def _channel_list_ids(lists: Sequence[ListPlan]) -> frozenset[int]:
+    return frozenset(
+        lp.list_id for lp in lists if lp.channel_unsubscribe and lp.list_id is not None
+    )
+
+
 def read_channel_profiles(
     client: IterableClient, lists: Sequence[ListPlan], stop: threading.Event
 ) -> ChannelProfiles | None:
@@ -126,10 +183,7 @@ def read_channel_profiles(
         "be an email or a userId"
     )
     client.tell(f"{what}: reading which profile each names by 1 user export ({why})")
-    list_ids = frozenset(
-        lp.list_id for lp in lists if lp.channel_unsubscribe and lp.list_id is not None
-    )
-    return _exported(client, ChannelProfiles(wanted, list_ids), what, stop)
+    return _exported(client, ChannelProfiles(wanted, _channel_list_ids(lists)), what, stop)
 
 
 def unnamed_removals(lists: Sequence[ListPlan]) -> frozenset[str]:

@@ -23,6 +23,7 @@ from typing import Any, Literal, TypeVar, assert_never
 
 from reconciler.apply.channel_profiles import (
     ChannelProfiles,
+    PlanProfiles,
     export_is_faster,
     read_channel_profiles,
     unnamed_profiles,
@@ -56,6 +57,7 @@ from reconciler.plan import (
     Violation,
 )
 from reconciler.plan.ownership import mark, marks_audience
+from reconciler.progress import duration
 from reconciler.render.masking import marking_sent, message_for
 from reconciler.threads import block_stop_signals
 from reconciler.traits.compare import holds_value
@@ -804,6 +806,16 @@ class _Destination:
         ):
             return
         self._channel_profiles_read = True
+        kept: PlanProfiles | None = self.plan.channel_profiles
+        if kept is not None and kept.fresh(self.client.settings.time_scale):
+            # The plan's own export, made moments ago in this process: no second one.
+            self.client.tell(
+                f"{quantity(len(kept.profiles.wanted), 'removal')} with channelUnsubscribe "
+                "whose identifier may be an email or a userId: reading which profile each "
+                f"names from the plan's user export, started {duration(kept.age())} ago"
+            )
+            self.channel_profiles = kept.profiles
+            return
         # Every list of the destination: the largest, unchanged or not, bounds the export.
         self.channel_profiles = read_channel_profiles(self.client, self.plan.lists, self.run.stop)
 

@@ -397,7 +397,11 @@ def _apply(
         # A saved plan's stale check reads each destination once (one user export), not
         # every list again.
         reads = "export" if loaded is not None else None
-        the_plan = session.plan(manifests, clients, targets, state, member_reads=reads)
+        # Applied in this process right after it (not a saved plan's stale check): the
+        # plan's export may answer its channel removals (apply/channel_profiles.py).
+        the_plan = session.plan(
+            manifests, clients, targets, state, member_reads=reads, for_apply=loaded is None
+        )
         if loaded is not None:
             files = manifest_file_digests(manifests, targets)
             loaded.raise_if_stale(combined_digest(files), the_plan, files)

@@ -185,9 +185,11 @@ def plan(
     targets: list[str] | None,
     state: Path,
     member_reads: str | None = None,
+    for_apply: bool = False,
 ) -> Plan:
     """A plan, after waiting out Iterable's read lag; `member_reads` forces a read route
-    ("export": one read per destination, for a saved plan's stale check)."""
+    ("export": one read per destination, for a saved plan's stale check); `for_apply`:
+    an apply of it follows in this process (make_plan)."""
     lags = {name: client.settings.read_lag for name, client in clients.items()}
     notes = wait_for_read_lag(manifests, lags, state)
     with progress_display() as progress:
@@ -197,6 +199,7 @@ def plan(
             targets=set(targets) if targets else None,
             progress=progress,
             member_reads=member_reads,
+            for_apply=for_apply,
         )
     if not notes:
         return the_plan

@@ -545,6 +545,11 @@ class DestinationPlan:
     # some list), and why they could not be read when that failed.
     campaigns: tuple[CampaignUse, ...] = ()
     campaigns_read_error: str | None = None
+    # The profiles this plan's own user export holds for its channel removals, for an
+    # apply in this process right after it (apply/channel_profiles.py PlanProfiles);
+    # never written to a plan file, never compared. Typed Any: the plan's model imports
+    # nothing of apply's (tests/unit/test_import_graph.py).
+    channel_profiles: Any = field(default=None, compare=False, repr=False)
 
     def changes(self) -> Iterator[Change]:
         """What apply does to this destination, in the order it does it: lists are created

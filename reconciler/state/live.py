@@ -457,7 +457,9 @@ def read_live(
     live.calls = _with_calls(client.stats.calls_since(before), prefetch)
     live.calls.pop("GET /api/lists", None)
     if early is not None and kept and live.member_read == early.route.name:
-        live.users_file = UsersFile(kept[0], frozenset(early.fields), early.lines)
+        live.users_file = UsersFile(
+            kept[0], frozenset(early.fields), early.lines, early.started or None
+        )
         if users is not None and users.shared.usable():
             # Every profile, with every field the project's destinations ask (the early
             # read asks them all): their later reads of the project take it, not read

@@ -51,6 +51,9 @@ class UsersFile:
     path: Path
     fields: frozenset[str]
     rows: int
+    # When (time.monotonic()) the export was started: how old its profiles may be, for
+    # an apply run right after the plan (apply/channel_profiles.py). None: not known.
+    started: float | None = None
 
     def field_read(self, users: int, fields: Sequence[str]) -> FieldRead:
         """What the plan says of a read of `fields` of `users` members from the file: no

@@ -10,7 +10,7 @@ import time
 
 import httpx
 
-from reconciler.apply.channel_profiles import read_channel_profiles
+from reconciler.apply.channel_profiles import ChannelProfiles, PlanProfiles, read_channel_profiles
 from reconciler.emulator import Faults
 from reconciler.emulator.replies import EmulatorResponse
 from reconciler.iterable import ClientSettings, IterableClient
@@ -22,6 +22,7 @@ from tests.integration.test_iterable_answers import (
     profile_reads,
     profile_route,
     the_list,
+    user_exports,
 )
 
 EXPORT = "/api/export/data.json"
@@ -293,3 +294,84 @@ def test_the_export_is_modelled_by_the_profiles_this_runs_export_counted(make_em
         assert read_channel_profiles(client, [_churn(vip, 50, 100)], threading.Event()) is None
         assert [r for r in server.emulator.request_log if r.path == EXPORT] == []
         assert client.project_profiles == 2100
+
+
+def _leaving_list(field_workspace):  # noqa: F811
+    """A hybrid list of 301 whose audience keeps one, with channelUnsubscribe, read by a
+    user export (email, userId, userListIds) and per-user reads made slow in the model:
+    the removals' profiles come from an export."""
+    ws, server, proj = field_workspace("hybrid")
+    server.emulator.faults.counts_only_answers = False
+    list_id = proj.add_list("vip")
+    proj.subscribe_direct(list_id, email="keep@example.com", user_id="keep")
+    for i in range(300):
+        proj.subscribe_direct(list_id, email=f"m{i:03d}@example.com", user_id=f"u{i}")
+    stranger = proj.add_user(user_id="m007@example.com")  # a userId that is m007's email
+    ws.csv("data/vip.csv", "email", ["keep@example.com"])
+    ws.audience(
+        "vip",
+        {"csv": "data/vip.csv"},
+        policy={"maxRemovalPercent": 100},
+        unsubscribe={"channelUnsubscribe": True},
+    )
+    server.emulator.clear_log()
+    return ws, server, proj, list_id, stranger
+
+
+def test_an_apply_takes_its_channel_removals_profiles_from_its_plans_export(
+    field_workspace,  # noqa: F811
+    cli,
+    monkeypatch,
+):
+    """`apply` read the lists by one user export and then, for its channel removals,
+    exported every profile of the project again moments later: two exports of the whole
+    project (one of Iterable's 4 a minute each; hours for a large one). Made in the same
+    process well within a minute of it (the lag any export may have), the plan's export
+    answers: one export, no reads, the same unsubscribes, nobody else's channel."""
+    monkeypatch.setenv("RECONCILER_USER_READS_PER_SECOND", "1")
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
+    ws, server, proj, list_id, stranger = _leaving_list(field_workspace)
+    result = cli("apply", ws.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert len(user_exports(server)) == 1
+    assert profile_reads(server) == []
+    assert proj.members(list_id, False) == ["keep@example.com"]
+    sent = accepted(server, "/api/lists/unsubscribe")
+    assert sorted(s["email"] for s in sent) == [f"m{i:03d}@example.com" for i in range(300)]
+    assert set(stranger.unsubscribed_channel_ids) == set()
+    assert "from the plan's user export, started" in result.stderr
+    assert "m007@example.com" not in result.stderr
+
+
+def test_a_saved_plans_export_is_never_taken_for_its_channel_removals(
+    field_workspace,  # noqa: F811
+    cli,
+    monkeypatch,
+    tmp_path,
+):
+    """`apply --plan`: the plan was made by another process, its export gone and maybe
+    hours old; the stale check's export is not kept for the removals either (the saved
+    plan's removals are what is sent). The removals' profiles are exported afresh."""
+    monkeypatch.setenv("RECONCILER_USER_READS_PER_SECOND", "1")
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
+    ws, server, proj, list_id, stranger = _leaving_list(field_workspace)
+    saved = tmp_path / "plan.json"
+    assert cli("plan", ws.manifests, "--out", saved).exit_code == 0
+    server.emulator.clear_log()
+    result = cli("apply", "--plan", saved, "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert len(user_exports(server)) == 2  # the stale check's, then the removals'
+    assert proj.members(list_id, False) == ["keep@example.com"]
+    assert set(stranger.unsubscribed_channel_ids) == set()
+    assert "from the plan's user export" not in result.stderr
+
+
+def test_the_plans_export_answers_only_within_a_minute_of_its_start():
+    """A minute is as old as a fresh export may be (Iterable's reads lag its writes by up
+    to one); beyond it (a long confirmation, subscribes taking minutes) the removals'
+    profiles are read again. The emulator's time scale divides the minute."""
+    kept = PlanProfiles(ChannelProfiles(frozenset(), frozenset()), started=100.0)
+    assert kept.fresh(1.0, now=160.0)
+    assert not kept.fresh(1.0, now=160.5)
+    assert kept.fresh(20.0, now=103.0)
+    assert not kept.fresh(20.0, now=103.5)
