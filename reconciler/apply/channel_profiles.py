@@ -126,12 +126,17 @@ class PlanProfiles:
     profiles: ChannelProfiles
     started: float
 
-    def age(self, now: float | None = None) -> float:
-        return (time.monotonic() if now is None else now) - self.started
+    def age(self) -> float:
+        return time.monotonic() - self.started
 
     def fresh(self, time_scale: float, now: float | None = None) -> bool:
         """Whether the export is no older than a fresh one may be (FRESH_SECONDS)."""
-        return self.age(now) <= FRESH_SECONDS / time_scale
+        return _fresh(self.started, time_scale, now)
+
+
+def _fresh(started: float, time_scale: float, now: float | None = None) -> bool:
+    age = (time.monotonic() if now is None else now) - started
+    return age <= FRESH_SECONDS / time_scale
 
 
 def plan_profiles(
@@ -139,10 +144,13 @@ def plan_profiles(
 ) -> PlanProfiles | None:
     """The profiles of a hybrid destination's channel removals (`lists`) from `users`,
     the export its plan read the members by, for an apply right after the plan; None
-    when it lacks what they are judged by, when its start is unknown, or when parsing
-    its every line takes longer than the per-user reads would take at Iterable's rate."""
+    when it lacks what they are judged by, when its start is unknown or already more
+    than FRESH_SECONDS ago, or when parsing its every line takes longer than the
+    per-user reads would take at Iterable's rate."""
     if users is None or users.started is None or not set(FIELDS) <= users.fields:
         return None
+    if not _fresh(users.started, settings.time_scale):
+        return None  # too old already (a long export): no apply could take it
     wanted = channel_removals(lists)
     if not wanted:
         return None
