@@ -1,7 +1,8 @@
 """`reconciler apply` of a hybrid list's removals with `channelUnsubscribe: true` under
 the emulator's `field` profile at a time scale.
 
-    python bench/channel_removals.py [N ...] [--keep 1000] [--scale 20] [--by email|userId]
+    python bench/channel_removals.py [N ...] [--keep 1000] [--others 0] [--scale 20]
+                                     [--by email|userId]
 
 In a hybrid project each such removal whose identifier is shaped like an email in lower
 case is resolved to the profile the list read named by it before it is sent (README: "there
@@ -13,6 +14,8 @@ and an audience keeping the --keep takes the N off it; the client is told the sa
 by email (the list read names them by email: one read each when resolved one by one);
 --by userId: members whose userId is an email in lower case and who have no email, the
 audience keyed by userId (two reads each: the email's, which finds nobody, then byUserId).
+--others M adds M profiles on no list: the project's user export streams them too, though
+no list's size shows them.
 
 Printed per N: the apply's wall time and peak RSS, its requests per endpoint, the profile
 reads it made and what they take at Iterable's 100 a second (and a churn of a million
@@ -35,6 +38,20 @@ read chooses):
                           40 s against Iterable (a churn of 1M: 5 h 33 min)
                           after:  1 user export, 0 reads, 10 s wall, 117 MB
     every run             the same unsubscribes: ceil(N/1000) requests, N members off
+
+Measured again after the export's size was taken from the project's profiles as the
+run's own whole export counted them (else the largest list, the export then to win by
+5 times), and the plan's export taken for the removals when made in the same process at
+most a minute before (same machine, load about 15):
+
+    300 --others 200,000  before: 1 user export of 201,300 profiles (1 min 43 s against
+                          Iterable) for 300 removals, 10.5 s wall
+                          after:  300 GET users/{email} (3 s), no export, 9.8 s wall
+    20,000 (--scale 20)   before and after alike: 1 getUsers (the audience's 1,000 guess
+                          the list small), 1 user export, 15 s wall, 118 MB
+    20,000 --scale 1, RECONCILER_MEMBER_READS=export (the plan reads by export)
+                          before: 2 user exports (the plan's, then the removals'), 32.5 s
+                          after:  1 user export (the plan's), 21.6 s wall, 122 MB
 
 A churn of a million in a project of 5M profiles is one export of about 42 minutes
 (modelled) against 2.8 to 5.6 hours of reads. What it costs: memory for the removals'
@@ -80,7 +97,7 @@ def endpoint(path: str) -> str:
     return path
 
 
-def one_size(n: int, keep: int, scale: float, by: str, root: Path) -> bool:
+def one_size(n: int, keep: int, others: int, scale: float, by: str, root: Path) -> bool:
     faults = Faults.field(scale)
     emulator = Emulator(limits=scaled_limits(scale), faults=faults, log_limit=5_000_000)
     emulator.add_project(plan_apply.PROJECT, "hybrid", plan_apply.API_KEY)
@@ -102,6 +119,8 @@ def one_size(n: int, keep: int, scale: float, by: str, root: Path) -> bool:
                     project.subscribe_direct(list_id, user_id=address)
                 if i >= n:
                     out.write(address + "\n")
+        for i in range(others):  # the project's other profiles, on no list
+            project.add_user(email=f"o{i:08d}@example.com", user_id=f"o{i:08d}")
     finally:
         gc.enable()
     gc.freeze()
@@ -141,7 +160,8 @@ def one_size(n: int, keep: int, scale: float, by: str, root: Path) -> bool:
     left = project.members(list_id, by == "userId")
     ok = run.returncode == 0 and len(left) == keep
     print(
-        f"{n:,} removals (--by {by}, {keep:,} kept): exit {run.returncode}, "
+        f"{n:,} removals (--by {by}, {keep:,} kept, {others:,} other profiles): "
+        f"exit {run.returncode}, "
         f"{run.wall_seconds:.1f} s wall, peak RSS {run.peak_rss_mb:,.0f} MB, "
         f"{len(left):,} left on the list"
     )
@@ -158,7 +178,7 @@ def one_size(n: int, keep: int, scale: float, by: str, root: Path) -> bool:
         # The export streams every profile of the project (here the list's), at the rate
         # the client models for Iterable (ClientSettings.export_rate) after its first byte.
         settings = ClientSettings()
-        rows = n + keep
+        rows = n + keep + others
         modelled = settings.bulk_read_first_byte + rows / settings.export_rate
         print(
             f"    user exports {exports}: {rows:,} profiles, against Iterable about "
@@ -175,13 +195,16 @@ def main() -> None:
     )
     parser.add_argument("n", nargs="*", type=int, default=[20_000], help="removals (20,000)")
     parser.add_argument("--keep", type=int, default=1000)
+    parser.add_argument(
+        "--others", type=int, default=0, help="profiles of the project on no list (0)"
+    )
     parser.add_argument("--scale", type=float, default=20.0)
     parser.add_argument("--by", choices=("email", "userId"), default="email")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="reconciler-channel-removals-"))
     print(f"field profile at time scale {args.scale:g}; {os.cpu_count()} cores", flush=True)
     try:
-        ok = all(one_size(n, args.keep, args.scale, args.by, root) for n in args.n)
+        ok = all(one_size(n, args.keep, args.others, args.scale, args.by, root) for n in args.n)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if not ok:
