@@ -64,6 +64,7 @@ from reconciler.plan.ownership import (
 from reconciler.plan.policy import DEFAULT_MAX_FIELD_CLEAR_PERCENT, DEFAULT_MAX_REMOVAL_PERCENT
 from reconciler.progress import NULL_PROGRESS, Progress, labelled
 from reconciler.sources import source_for
+from reconciler.state.alongside import read_alongside
 from reconciler.state.changed_emails import keep_changed_emails
 from reconciler.state.consent import EventsShare, SharedEvents, respect_consent
 from reconciler.state.desired import (
@@ -140,6 +141,12 @@ def make_plan(
         built = build_desired(manifests, targets, engine, progress, errors=unreadable)
         if unreadable:
             raise unreadable_sources(unreadable)
+        if targets is not None:
+            # --target limits what is written, never weakens a check (state/alongside.py).
+            for name, desired in built.items():
+                audiences_of = manifests.audiences_of(name)
+                desired.positions = {a.name: i for i, a in enumerate(audiences_of)}
+                desired.alongside = read_alongside(manifests, name, targets, engine, progress)
         # Every audience's listId: Iterable's list ids are unique across projects, and a
         # list one destination's audience holds by id is declared in every destination
         # naming its project (prune in another must not delete it once renamed).

@@ -23,6 +23,7 @@ from reconciler.traits.values import DesiredFields, desired_fields, desired_fiel
 
 if TYPE_CHECKING:
     from reconciler.members.model import DesiredTable, Engine
+    from reconciler.state.alongside import Alongside
 
 T = TypeVar("T")
 
@@ -65,6 +66,11 @@ class DesiredList:
 class DesiredDestination:
     destination: Destination
     lists: list[DesiredList] = field(default_factory=list)
+    # With --target: the audiences not targeted whose mappings write a field a targeted
+    # one writes, their sources read for conflicts only (state/alongside.py); and every
+    # audience's place in the manifests, the order a full plan merges their values in.
+    alongside: list[Alongside] = field(default_factory=list)
+    positions: dict[str, int] = field(default_factory=dict)
 
     @property
     def project_type(self) -> ProjectType:

@@ -47,6 +47,7 @@ from reconciler.plan.fields import conflict_reason
 from reconciler.plan.fingerprint import ValuesDigest
 from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.sources import MemberIssue
+from reconciler.state.alongside import Beside
 from reconciler.state.desired import DesiredList
 from reconciler.state.live import choose_field_read, read_field_values
 from reconciler.state.users_file import ProfilesFile
@@ -91,12 +92,19 @@ def plan_table_fields(
     lists: Sequence[ListPlan],
     progress: Progress = NULL_PROGRESS,
     users_file: ProfilesFile | None = None,
+    beside: Beside | None = None,
 ) -> TableFields:
     """`items` are the destination's mapped audiences, `lists` all its list plans;
-    `users_file` as state/fields.py plan_fields takes it."""
+    `users_file` as state/fields.py plan_fields takes it; `beside`, with --target, the
+    audiences read beside the targets (state/alongside.py)."""
+    beside = beside if beside is not None else Beside()
     by_list = {lp.list_name: lp for lp in lists}
     values = [
-        _without(engine, _values_of(engine, item), held_back(by_list[item.list_name]))
+        _withhold(
+            engine,
+            _without(engine, _values_of(engine, item), held_back(by_list[item.list_name])),
+            beside.withheld,
+        )
         for item in items
     ]
     mapped = [
@@ -108,7 +116,19 @@ def plan_table_fields(
         )
         for item, v in zip(items, values, strict=True)
     ]
-    merged = merge_tables(engine, mapped)
+    # The audiences beside the targets join the merge in a full plan's order, with their
+    # values of the targeted members' fields alone: they can only agree or conflict.
+    others = [
+        MappedTable(
+            item.audience.name,
+            _beside(engine, _values_of(engine, item), values),
+            NO_KEYS,
+            item.fields.mapping.merge_nested_objects if item.fields is not None else False,
+        )
+        for item in beside.items
+    ]
+    every = beside.in_order(mapped, others)
+    merged = merge_tables(engine, every)
     issues, unlisted = _settle_conflicts(merged)
     users, names = merged.wanted()
     live: str | None = None
@@ -133,8 +153,9 @@ def plan_table_fields(
         )
         task.finish()
     with_fields: dict[str, ListPlan] = {}
-    for index, item in enumerate(items):
+    for m, item in zip(mapped, items, strict=True):
         assert item.fields is not None
+        index = next(i for i, x in enumerate(every) if x is m)
         # After the read: an object rides a subscribe only where the profile holds none.
         with_fields[item.list_name] = dataclasses.replace(
             by_list[item.list_name],
@@ -212,6 +233,46 @@ def _without(engine: Engine, values: ValuesTable, keys: frozenset[str]) -> Value
     )
     (count,) = connection.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
     return ValuesTable(engine, table, values.fields, int(count))
+
+
+# The keys of an audience that subscribes no one (one beside the targets).
+NO_KEYS = "(SELECT NULL::VARCHAR AS key WHERE false)"
+
+
+def _withhold(engine: Engine, values: ValuesTable, names: frozenset[str]) -> ValuesTable:
+    """An audience's values without any of fields `names` (Beside.withheld: not written)."""
+    columns = [f"NULL::VARCHAR AS f{values.fields.index(n)}" for n in names if n in values.fields]
+    if not columns:
+        return values
+    table = engine.name("field_values")
+    engine.connection.execute(
+        f"CREATE TABLE {table} AS SELECT * REPLACE ({', '.join(columns)}) FROM {values.table}"
+    )
+    return ValuesTable(engine, table, values.fields, values.count)
+
+
+def _beside(engine: Engine, theirs: ValuesTable, ours: Sequence[ValuesTable]) -> ValuesTable:
+    """An audience beside the targets as the merge takes it (state/fields.py _beside): its
+    values of the fields some targeted audience holds a value of for the same member."""
+    joins = " ".join(f"LEFT JOIN {t.table} t{k} ON t{k}.key = c.key" for k, t in enumerate(ours))
+    columns = []
+    for c, name in enumerate(theirs.fields):
+        held = [
+            f"t{k}.f{t.fields.index(name)} IS NOT NULL"
+            for k, t in enumerate(ours)
+            if name in t.fields
+        ]
+        columns.append(f"CASE WHEN {' OR '.join(held) or 'false'} THEN c.f{c} END AS f{c}")
+    kept = " OR ".join(f"f{c} IS NOT NULL" for c in range(len(theirs.fields))) or "false"
+    table = engine.name("field_values")
+    connection = engine.connection
+    connection.execute(
+        f"CREATE TABLE {table} AS SELECT * FROM (SELECT c.key, c.key_kind, c.email, "
+        f"c.user_id, c.pos{''.join(', ' + x for x in columns)} FROM {theirs.table} c {joins}) "
+        f"WHERE {kept}"
+    )
+    (count,) = connection.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
+    return ValuesTable(engine, table, theirs.fields, int(count))
 
 
 def conflict_group(audience: str, issue: MemberIssue) -> tuple[str, str, str]:

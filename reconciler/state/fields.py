@@ -23,6 +23,7 @@ from reconciler.plan.fields import MappedList, merge_fields, plan_field_updates
 from reconciler.plan.fingerprint import values_digest
 from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.sources import MemberIssue
+from reconciler.state.alongside import Beside
 from reconciler.state.desired import DesiredDestination, DesiredList
 from reconciler.state.field_tables import (
     TableRef,
@@ -79,19 +80,24 @@ def plan_fields(
     mapped_items = [item for item in desired.lists if item.fields is not None]
     if not mapped_items:
         return FieldsPlan(list(lists))
-    engine = engine_of(mapped_items)
+    beside = Beside.of(desired, mapped_items)
+    engine = engine_of([*mapped_items, *beside.items])
     if engine is not None:
         # An audience planned in DuckDB: every mapped audience of the destination is
         # planned over workspace tables, a batch at a time.
         return _plan_table_fields(
-            client, engine, desired, lists, mapped_items, progress, users_file
+            client, engine, desired, lists, mapped_items, progress, users_file, beside
         )
-    mapped = [_mapped(item, by_list[item.list_name]) for item in mapped_items]
+    mapped = [_mapped(item, by_list[item.list_name], beside.withheld) for item in mapped_items]
     for item, m in zip(mapped_items, mapped, strict=True):
         _forget_traits(item.members, m.adding)
-    merged = merge_fields(mapped)
-    out = FieldsPlan([], issues=list(merged.conflicts))
-    wanted = merged.to_read(mapped)
+    # With --target, the audiences beside the targets join the merge, in a full plan's
+    # order, with their values of the targeted members' fields alone: they can only
+    # agree or conflict, never add a write.
+    every = beside.in_order(mapped, [_beside(item, mapped) for item in beside.items])
+    merged = merge_fields(every)
+    out = FieldsPlan([], issues=[*merged.conflicts, *beside.issues])
+    wanted = merged.to_read(every)
     field_types: Mapping[str, str] | None = None
     held: Mapping[str, Mapping[str, Any] | None] = {}
     if wanted:
@@ -150,17 +156,19 @@ def _plan_table_fields(
     items: list[DesiredList],
     progress: Progress,
     users_file: ProfilesFile | None = None,
+    beside: Beside | None = None,
 ) -> FieldsPlan:
     """plan_fields over workspace tables (state/field_tables.py); the type check as below,
     over the values a batch at a time."""
+    beside = beside if beside is not None else Beside()
     found = plan_table_fields(
-        client, engine, desired.project_type, items, lists, progress, users_file
+        client, engine, desired.project_type, items, lists, progress, users_file, beside
     )
     out = FieldsPlan(
         found.lists,
         found.updates,
         found.read,
-        found.issues,
+        [*found.issues, *beside.issues],
         found.live_digest,
         found.issues_unlisted,
         tally=found.tally,
@@ -207,12 +215,18 @@ def _with_update_keys(
     return dataclasses.replace(lp, field_update_keys=keys, unchanged=lp.unchanged - len(keys))
 
 
-def _mapped(item: DesiredList, lp: ListPlan) -> MappedList:
+def _mapped(item: DesiredList, lp: ListPlan, withheld: frozenset[str] = frozenset()) -> MappedList:
+    """`withheld`: fields not written at all (Beside.withheld)."""
     assert item.fields is not None
     values: Mapping[str, dict[str, Any]] = item.fields.values
     held = held_back(lp)
     if held:
         values = {key: v for key, v in values.items() if key not in held}
+    if withheld & set(item.fields.mapping.field_names):
+        values = {
+            key: {f: v for f, v in fields.items() if f not in withheld}
+            for key, fields in values.items()
+        }
     return MappedList(
         audience=item.audience.name,
         members=item.members,
@@ -221,6 +235,30 @@ def _mapped(item: DesiredList, lp: ListPlan) -> MappedList:
         # In the adds' order (by key), so the values sent are checked in the same order
         # as the DuckDB path checks them (the first of a type conflict is the one named).
         adding=dict.fromkeys(m.key for m in lp.add),
+    )
+
+
+def _beside(item: DesiredList, mapped: Sequence[MappedList]) -> MappedList:
+    """An audience beside the targets (state/alongside.py) as the merge takes it: its
+    values of the fields a targeted audience holds a value of for the same member, and
+    nothing it subscribes."""
+    assert item.fields is not None
+    held: dict[str, set[str]] = {}
+    for m in mapped:
+        for key, values in m.values.items():
+            held.setdefault(key, set()).update(values)
+    kept: dict[str, dict[str, Any]] = {}
+    for key, values in item.fields.values.items():
+        ours = held.get(key)
+        if ours:
+            theirs = {f: v for f, v in values.items() if f in ours}
+            if theirs:
+                kept[key] = theirs
+    return MappedList(
+        audience=item.audience.name,
+        members=item.members,
+        values=kept,
+        merge_nested_objects=item.fields.mapping.merge_nested_objects,
     )
 
 

@@ -1,0 +1,144 @@
+"""--target limits what is written, never weakens a check: rules that span the audiences of
+a destination (two mappings setting one member's field differently) hold for a targeted
+plan as for a full one, in both engines."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.test_safety import project, writes
+
+MAPPING = (
+    "apiVersion: reconciler/v1\nkind: TraitMapping\nmetadata: {name: crm}\n"
+    "spec: {fields: {planTier: plan}}\n"
+)
+
+
+@pytest.fixture(params=["100000", "1"], ids=["python", "duckdb"])
+def engine(request, monkeypatch):
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", request.param)
+
+
+def seed(server, n: int = 10) -> None:
+    proj = project(server)
+    vip = proj.add_list("vip", None)
+    everyone = proj.add_list("all", None)
+    for i in range(n):
+        email = f"m{i}@example.com"
+        proj.subscribe_direct(vip, email=email, data_fields={"planTier": "gold"})
+        proj.subscribe_direct(everyone, email=email, data_fields={"planTier": "gold"})
+
+
+def two_mappings(workspace, vip_rows: list[str], all_rows: list[str]) -> None:
+    """'vip' and 'all' (one destination) both map planTier, each from its own export."""
+    workspace.write("traits.yaml", MAPPING)
+    workspace.csv("data/vip.csv", "email,plan", vip_rows)
+    workspace.csv("data/all.csv", "email,plan", all_rows)
+    workspace.audience("vip", {"csv": "data/vip.csv"}, traits="crm")
+    workspace.audience("all", {"csv": "data/all.csv"}, traits="crm")
+
+
+def test_a_targeted_plan_does_not_write_a_field_another_audience_sets_differently(
+    workspace, cli, emulator_server, engine
+):
+    # The CRM says m0 is platinum, the billing export behind 'all' says gold: a full plan
+    # writes neither and says so. --target vip read only vip's source, planned platinum,
+    # and apply wrote it; the next full plan reported the conflict, too late.
+    seed(emulator_server)
+    two_mappings(
+        workspace,
+        [f"m{i}@example.com,{'platinum' if i == 0 else 'gold'}" for i in range(10)],
+        [f"m{i}@example.com,gold" for i in range(10)],
+    )
+    full = cli("plan", workspace.manifests, "--format", "json")
+    assert full.json()["summary"]["users_to_update"] == 0, full.output
+    (issue,) = full.json()["destinations"][0]["field_issues"]
+
+    targeted = cli("plan", workspace.manifests, "--target", "vip", "--format", "json")
+    assert targeted.exit_code == full.exit_code, targeted.output
+    assert targeted.json()["summary"]["users_to_update"] == 0, targeted.output
+    assert targeted.json()["destinations"][0]["field_issues"] == [issue]
+    assert "field 'planTier' gets" in issue["reason"]
+    # Said on stderr: which audiences were read beyond the targets, and why.
+    (line,) = [x for x in targeted.stderr.splitlines() if "not targeted" in x]
+    assert "'all'" in line and "planTier" in line, targeted.stderr
+
+    applied = cli("apply", workspace.manifests, "--target", "vip", "--yes")
+    assert "Nothing to send" in applied.output, applied.output
+    assert writes(emulator_server) == []
+    assert project(emulator_server).user_by_email("m0@example.com").data_fields["planTier"] == (
+        "gold"
+    )
+
+
+def test_only_the_targeted_members_fields_are_planned_from_an_audience_read_beside_them(
+    workspace, cli, emulator_server, engine
+):
+    # 'all' is read for conflicts only: its own member (m10, gold in its source, silver in
+    # Iterable) and its field 'score', which vip does not map, are not written.
+    seed(emulator_server)
+    proj = project(emulator_server)
+    (everyone,) = [x.id for x in proj.lists.values() if x.name == "all"]
+    proj.subscribe_direct(everyone, email="m10@example.com", data_fields={"planTier": "silver"})
+    workspace.write(
+        "traits-all.yaml",
+        "apiVersion: reconciler/v1\nkind: TraitMapping\nmetadata: {name: crm-all}\n"
+        "spec: {fields: {planTier: plan, score: {from: score, type: number}}}\n",
+    )
+    workspace.write("traits.yaml", MAPPING)
+    workspace.csv("data/vip.csv", "email,plan", [f"m{i}@example.com,gold" for i in range(10)])
+    workspace.csv(
+        "data/all.csv", "email,plan,score", [f"m{i}@example.com,gold,{i}" for i in range(11)]
+    )
+    workspace.audience("vip", {"csv": "data/vip.csv"}, traits="crm")
+    workspace.audience("all", {"csv": "data/all.csv"}, traits="crm-all")
+    full = cli("plan", workspace.manifests, "--format", "json")
+    assert full.json()["summary"]["users_to_update"] == 11, full.output
+
+    targeted = cli("plan", workspace.manifests, "--target", "vip", "--format", "json")
+    assert targeted.exit_code == 0, targeted.output
+    assert targeted.json()["summary"]["users_to_update"] == 0, targeted.output
+    assert targeted.json()["destinations"][0]["field_issues"] == []
+
+
+def test_an_audience_beside_the_targets_whose_source_cannot_be_read_leaves_the_field_unwritten(
+    workspace, cli, emulator_server, engine, monkeypatch
+):
+    # 'all' reads a warehouse whose password only its nightly job holds: whether it sets
+    # m0 another plan cannot be known, so vip's planTier is not written (said, with what to
+    # do); vip's membership is still planned, and m10 joins without the field.
+    monkeypatch.delenv("TARGET_SPANS_PASSWORD", raising=False)
+    seed(emulator_server)
+    workspace.write("traits.yaml", MAPPING)
+    workspace.csv(
+        "data/vip.csv",
+        "email,plan",
+        [f"m{i}@example.com,{'platinum' if i == 0 else 'gold'}" for i in range(11)],
+    )
+    workspace.audience("vip", {"csv": "data/vip.csv"}, traits="crm")
+    workspace.audience(
+        "all",
+        {
+            "sql": "SELECT email, plan FROM members",
+            "url": "postgresql://app:${TARGET_SPANS_PASSWORD}@127.0.0.1:54329/crm",
+        },
+        traits="crm",
+    )
+    # An audience mapping none of vip's fields is not read (its source is broken too).
+    workspace.audience("other", {"csv": "data/missing.csv"})
+
+    targeted = cli("plan", workspace.manifests, "--target", "vip", "--format", "json")
+    body = targeted.json()
+    assert body["summary"]["users_to_update"] == 0, targeted.output
+    assert body["summary"]["members_to_add"] == 1
+    (issue,) = body["destinations"][0]["field_issues"]
+    assert issue["audience"] == "vip"
+    assert "field 'planTier' is not written by this --target plan" in issue["reason"]
+    assert "TARGET_SPANS_PASSWORD" in issue["reason"]
+    assert "missing.csv" not in targeted.output
+
+    applied = cli("apply", workspace.manifests, "--target", "vip", "--yes")
+    assert applied.exit_code in (0, 1), applied.output
+    proj = project(emulator_server)
+    assert proj.user_by_email("m0@example.com").data_fields["planTier"] == "gold"
+    assert "planTier" not in proj.user_by_email("m10@example.com").data_fields
