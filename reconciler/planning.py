@@ -1120,18 +1120,29 @@ def _field_limits(
     writes it. `own`: a mapped field's own limit, which counts for its audience instead
     (maxChangePercent)."""
     out: dict[str, tuple[tuple[str, ...], float | None]] = {}
-    for item in desired.lists:
-        if item.fields is None:
-            continue
-        policy = _inherited(item.audience.spec.policy, dest_spec.policy, setting)
+    for audience, mapping, list_name in _mappings(desired):
+        policy = _inherited(audience.spec.policy, dest_spec.policy, setting)
         policy = default if policy is None else policy
-        for mapped in item.fields.mapping.fields:
+        for mapped in mapping.fields:
             name, limit = mapped.name, own(mapped)
             limit = policy if limit is None else limit
             lists, before = out.get(name, ((), limit))
             smallest = min(x for x in (before, limit, math.inf) if x is not None)
-            out[name] = ((*lists, item.list_name), None if smallest == math.inf else smallest)
+            named = (*lists, list_name) if list_name is not None else lists
+            out[name] = (named, None if smallest == math.inf else smallest)
     return out
+
+
+def _mappings(desired: DesiredDestination) -> Iterator[tuple[Audience, Any, str | None]]:
+    """Each mapped audience of the plan with its mapping and list name; then, with
+    --target, those not targeted that write a field a target writes (state/alongside.py),
+    with no list name: their limits hold the targets' writes of that field as a full plan
+    holds them (the smallest), but none of their members is compared."""
+    for item in desired.lists:
+        if item.fields is not None:
+            yield item.audience, item.fields.mapping, item.list_name
+    for beside in desired.alongside:
+        yield beside.audience, beside.mapping, None
 
 
 def _change_limits(
@@ -1152,11 +1163,9 @@ def _own_change_limits_at(desired: DesiredDestination, dest_spec: Any) -> dict[s
     field_changes limit (the smallest, _field_limits) is that, no audience's policy as
     small: the violation then says to raise it, not the policy it counts instead of."""
     smallest: dict[str, tuple[float, str | None]] = {}  # field -> limit, own one's place
-    for item in desired.lists:
-        if item.fields is None:
-            continue
-        policy = _inherited(item.audience.spec.policy, dest_spec.policy, "maxFieldChangePercent")
-        for mapped in item.fields.mapping.fields:
+    for audience, mapping, _list_name in _mappings(desired):
+        policy = _inherited(audience.spec.policy, dest_spec.policy, "maxFieldChangePercent")
+        for mapped in mapping.fields:
             own = mapped.max_change_percent
             limit, at = (policy, None) if own is None else (own, str(mapped.location))
             if limit is None:

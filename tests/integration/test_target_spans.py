@@ -1,6 +1,7 @@
 """--target limits what is written, never weakens a check: rules that span the audiences of
-a destination (two mappings setting one member's field differently) hold for a targeted
-plan as for a full one, in both engines."""
+a destination (two mappings setting one member's field differently; the field guards'
+limits, the smallest of every audience mapping the field) hold for a targeted plan as for
+a full one, in both engines."""
 
 from __future__ import annotations
 
@@ -142,3 +143,66 @@ def test_an_audience_beside_the_targets_whose_source_cannot_be_read_leaves_the_f
     proj = project(emulator_server)
     assert proj.user_by_email("m0@example.com").data_fields["planTier"] == "gold"
     assert "planTier" not in proj.user_by_email("m10@example.com").data_fields
+
+
+def test_a_targeted_plan_is_held_to_the_smallest_clear_limit_of_every_audience_mapping_the_field(
+    workspace, cli, emulator_server, engine
+):
+    # 'vip' allows clearing half its members' planTier; 'all', mapping the same field,
+    # keeps the default 10%. A full plan holds the field to 10% (one field per user,
+    # whichever list's mapping writes it); --target vip held it to vip's 50% alone, and
+    # apply cleared 3 of 10 members' planTier, which the full plan blocks.
+    seed(emulator_server)
+    workspace.write("traits.yaml", MAPPING)
+    workspace.csv(
+        "data/vip.csv",
+        "email,plan",
+        [f"m{i}@example.com,{'' if i < 3 else 'gold'}" for i in range(10)],
+    )
+    workspace.audience(
+        "vip", {"csv": "data/vip.csv"}, traits="crm", policy={"maxFieldClearPercent": 50}
+    )
+    # 'all' maps planTier too, from the same export, under the default limit (10%).
+    workspace.audience("all", {"csv": "data/vip.csv"}, traits="crm")
+
+    full = cli("plan", workspace.manifests, "--format", "json")
+    assert full.exit_code == 3, full.output
+    (violation,) = full.json()["violations"]
+    assert violation["rule"] == "field_clears"
+    assert "more than maxFieldClearPercent 10%" in violation["message"]
+
+    targeted = cli("plan", workspace.manifests, "--target", "vip", "--format", "json")
+    assert targeted.exit_code == 3, targeted.output
+    (violation,) = targeted.json()["violations"]
+    assert (violation["list_name"], violation["rule"]) == ("vip", "field_clears")
+    assert "for 3 of the 10 members" in violation["message"]
+    assert "more than maxFieldClearPercent 10%" in violation["message"]
+    applied = cli("apply", workspace.manifests, "--target", "vip", "--yes")
+    assert applied.exit_code == 3, applied.output
+    assert writes(emulator_server) == []
+
+
+def test_a_targeted_plan_is_held_to_a_change_limit_another_audience_mapping_the_field_sets(
+    workspace, cli, emulator_server, engine
+):
+    # 'all' sets maxFieldChangePercent 20 (opt-in); 'vip' sets none. A full plan changing
+    # planTier on 5 of 10 members is blocked; --target vip had no limit at all.
+    seed(emulator_server)
+    workspace.write("traits.yaml", MAPPING)
+    workspace.csv(
+        "data/vip.csv",
+        "email,plan",
+        [f"m{i}@example.com,{'silver' if i < 5 else 'gold'}" for i in range(10)],
+    )
+    workspace.audience("vip", {"csv": "data/vip.csv"}, traits="crm")
+    workspace.audience(
+        "all", {"csv": "data/vip.csv"}, traits="crm", policy={"maxFieldChangePercent": 20}
+    )
+    assert cli("plan", workspace.manifests).exit_code == 3
+
+    targeted = cli("plan", workspace.manifests, "--target", "vip", "--format", "json")
+    assert targeted.exit_code == 3, targeted.output
+    (violation,) = targeted.json()["violations"]
+    assert (violation["list_name"], violation["rule"]) == ("vip", "field_changes")
+    assert "for 5 of the 10 members" in violation["message"]
+    assert "more than maxFieldChangePercent 20%" in violation["message"]

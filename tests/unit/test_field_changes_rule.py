@@ -113,10 +113,12 @@ def test_a_fields_own_limit_is_named_and_kept_by_a_saved_plan(tmp_path):
 
 
 def _audience(policy: float | None, *fields: CompiledField) -> SimpleNamespace:
-    """What _own_change_limits_at reads of a DesiredList: its policy and mapped fields."""
+    """What _own_change_limits_at reads of a DesiredList: its policy, mapped fields and
+    list name."""
     return SimpleNamespace(
         audience=SimpleNamespace(spec=SimpleNamespace(policy=_policy(policy))),
         fields=SimpleNamespace(mapping=SimpleNamespace(fields=fields)),
+        list_name="vip",
     )
 
 
@@ -134,7 +136,7 @@ def test_the_fields_own_limit_is_named_only_where_no_policy_is_as_small():
     dest = SimpleNamespace(policy=_policy(None))
 
     def at(*lists: SimpleNamespace) -> dict[str, str]:
-        return _own_change_limits_at(SimpleNamespace(lists=list(lists)), dest)
+        return _own_change_limits_at(SimpleNamespace(lists=list(lists), alongside=[]), dest)
 
     assert at(_audience(5.0, own)) == {"planTier": "traits.yaml:4:5"}  # counts instead
     assert at(_audience(None, own), _audience(20.0, plain)) == {"planTier": "traits.yaml:4:5"}
