@@ -298,12 +298,14 @@ def manifest_file_digests(
     """Each manifest file and file-based member source (relative to the manifest root) ->
     the SHA-256 of its content, or "missing": what manifests_digest is made of, so that a
     stale plan can name the file that changed. With `targets` (a plan of some audiences),
-    only their sources: the others' are never read into the plan, so a change to them (a
-    nightly export rewriting another audience's CSV) leaves it correct. Every manifest
-    file still counts, whoever it declares."""
+    only their sources and those read beside them for conflicts (state/alongside.py): the
+    others' are never read into the plan, so a change to them (a nightly export rewriting
+    another audience's CSV) leaves it correct. Every manifest file still counts, whoever
+    it declares."""
     files: dict[Path, bytes | None] = {real_path(Path(f)): None for f in manifests.files}
+    read = _read_for(manifests, targets) if targets else None
     for audience in manifests.audiences.values():
-        if targets and audience.name not in targets:
+        if read is not None and audience.name not in read:
             continue
         # Member files as this run read them (their snapshots: a file rewritten after it
         # was read must not lend its digest to a plan made from the old content). A
@@ -334,6 +336,19 @@ def manifest_file_digests(
 
 
 MISSING = "missing"
+
+
+def _read_for(manifests: Manifests, targets: Collection[str]) -> frozenset[str]:
+    """The audiences a plan of `targets` reads the sources of: theirs, and those beside
+    them (a change to one can make a field the plan writes a conflict)."""
+    from reconciler.state.alongside import alongside
+
+    beside = (
+        a.audience.name
+        for destination in manifests.destinations
+        for a in alongside(manifests, destination, targets)
+    )
+    return frozenset(targets).union(beside)
 
 
 def combined_digest(files: Mapping[str, str]) -> str:

@@ -206,3 +206,36 @@ def test_a_targeted_plan_is_held_to_a_change_limit_another_audience_mapping_the_
     assert (violation["list_name"], violation["rule"]) == ("vip", "field_changes")
     assert "for 5 of the 10 members" in violation["message"]
     assert "more than maxFieldChangePercent 20%" in violation["message"]
+
+
+def test_a_saved_targeted_plan_is_stale_once_an_audience_read_beside_it_changes(
+    workspace, cli, emulator_server, engine, tmp_path
+):
+    # The plan of vip read all.csv for conflicts: all.csv rewritten before the merge to
+    # set m0 another plan made the saved plan wrong (it would write vip's value), yet
+    # apply --plan took it, its digest holding vip's sources alone (m0 still read for its
+    # score, the values read were the same).
+    seed(emulator_server)
+    workspace.write(
+        "traits.yaml",
+        "apiVersion: reconciler/v1\nkind: TraitMapping\nmetadata: {name: crm}\n"
+        "spec: {fields: {planTier: plan, score: {from: score, type: number}}}\n",
+    )
+    rows = [f"m{i}@example.com,{'platinum' if i == 0 else 'gold'},{i}" for i in range(10)]
+    workspace.csv("data/vip.csv", "email,plan,score", rows)
+    workspace.csv("data/all.csv", "email,plan,score", rows)
+    workspace.audience("vip", {"csv": "data/vip.csv"}, traits="crm")
+    workspace.audience("all", {"csv": "data/all.csv"}, traits="crm")
+    planfile = tmp_path / "vip.plan"
+    saved = cli("plan", workspace.manifests, "--target", "vip", "--out", planfile)
+    assert saved.exit_code == 0, saved.output
+    rows[0] = "m0@example.com,gold,0"
+    workspace.csv("data/all.csv", "email,plan,score", rows)
+
+    refused = cli("apply", "--plan", planfile, "--yes")
+    assert refused.exit_code == 4, refused.output
+    assert "(manifests/data/all.csv changed)" in refused.stderr
+    assert writes(emulator_server) == []
+    assert project(emulator_server).user_by_email("m0@example.com").data_fields["planTier"] == (
+        "gold"
+    )
