@@ -239,3 +239,26 @@ def test_a_saved_targeted_plan_is_stale_once_an_audience_read_beside_it_changes(
     assert project(emulator_server).user_by_email("m0@example.com").data_fields["planTier"] == (
         "gold"
     )
+
+
+@pytest.mark.parametrize(
+    "vip_size, all_size", [(10, 20), (20, 10)], ids=["all-duckdb", "vip-duckdb"]
+)
+def test_a_conflict_is_found_when_one_audience_is_planned_in_duckdb_and_the_other_in_python(
+    workspace, cli, emulator_server, monkeypatch, vip_size, all_size
+):
+    # From 15 rows an audience is planned in DuckDB: the one beside the target and the
+    # target meet in the workspace whichever is the large one.
+    monkeypatch.setenv("RECONCILER_ENGINE_THRESHOLD", "15")
+    seed(emulator_server)
+    two_mappings(
+        workspace,
+        [f"m{i}@example.com,{'platinum' if i == 0 else 'gold'}" for i in range(vip_size)],
+        [f"m{i}@example.com,gold" for i in range(all_size)],
+    )
+    targeted = cli("plan", workspace.manifests, "--target", "vip", "--format", "json")
+    (issue,) = targeted.json()["destinations"][0]["field_issues"]
+    assert "field 'planTier' gets" in issue["reason"], targeted.output
+    assert targeted.json()["summary"]["users_to_update"] == 0, targeted.output
+    big = "all" if all_size > vip_size else "vip"
+    assert f"reading audience {big!r} into DuckDB" in targeted.stderr
