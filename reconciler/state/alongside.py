@@ -18,62 +18,13 @@ from reconciler.errors import ConfigError, SourceError
 from reconciler.manifest import Audience, Manifests
 from reconciler.members.issue import MemberIssue
 from reconciler.progress import Progress
-from reconciler.sources import source_for
-from reconciler.state.desired import DesiredDestination, DesiredList, build_desired
+from reconciler.state.desired import Alongside, DesiredDestination, DesiredList, build_desired
+from reconciler.state.shared_fields import sharing_fields
 from reconciler.traits.mapping import CompiledMapping, compile_mapping
 from reconciler.words import some_names
 
 if TYPE_CHECKING:
     from reconciler.members.model import Engine
-
-
-@dataclass
-class Alongside:
-    """An audience not targeted, read beside the targets of its destination."""
-
-    audience: Audience
-    shared: frozenset[str]  # the fields its mapping writes that a targeted one writes too
-    position: int  # its place among the destination's audiences (a full plan's order)
-    mapping: CompiledMapping  # for its fields' limits, read or not
-    item: DesiredList | None = None  # its source as read
-    error: str | None = None  # why its source could not be read
-
-    def unread_issue(self, name: str) -> MemberIssue:
-        """Field `name`, left unwritten for every targeted member: this audience's source
-        could not be read to tell whether it sets them another value."""
-        source = source_for(self.audience)
-        return MemberIssue(
-            f"audience {self.audience.name!r} ({source.declared_at})",
-            f"field {name!r} is not written by this --target plan: this audience, not "
-            f"targeted, maps it too and its source cannot be read ({self.error}), so whether "
-            "the two set a member different values is unknown; make its source readable "
-            "here, or plan without --target",
-        )
-
-
-def mapped_fields(manifests: Manifests, audience: Audience) -> frozenset[str]:
-    """The fields an audience's trait mapping writes (none without one)."""
-    mapping = manifests.trait_mappings.get(audience.spec.traits or "")
-    return frozenset(mapping.spec.fields) if mapping is not None else frozenset()
-
-
-def alongside(manifests: Manifests, destination: str, targets: Collection[str]) -> list[Alongside]:
-    """The destination's audiences not in `targets` that map a field one in them maps, in
-    the manifests' order, from the manifests alone."""
-    audiences = manifests.audiences_of(destination)
-    targeted = frozenset().union(
-        *(mapped_fields(manifests, a) for a in audiences if a.name in targets)
-    )
-    out = []
-    for position, audience in enumerate(audiences):
-        if audience.name in targets:
-            continue
-        shared = mapped_fields(manifests, audience) & targeted
-        if shared:
-            assert audience.spec.traits is not None
-            mapping = compile_mapping(manifests.trait_mappings[audience.spec.traits])
-            out.append(Alongside(audience, shared, position, mapping))
-    return out
 
 
 def read_alongside(
@@ -83,9 +34,12 @@ def read_alongside(
     engine: Engine | None,
     progress: Progress,
 ) -> list[Alongside]:
-    """`alongside`'s audiences, each with its source read (or why it could not be), after
-    one line on stderr (`progress`) saying which and why."""
-    found = alongside(manifests, destination, targets)
+    """The audiences beside the targets (state/shared_fields.py), each with its source read
+    (or why it could not be), after one line on stderr (`progress`) saying which and why."""
+    found = [
+        Alongside(audience, shared, position, _compiled(manifests, audience))
+        for position, audience, shared in sharing_fields(manifests, destination, targets)
+    ]
     if not found:
         return found
     fields = sorted(frozenset().union(*(a.shared for a in found)))
@@ -160,3 +114,8 @@ class Beside:
 def _writes(item: DesiredList) -> tuple[str, ...]:
     """The fields a planned audience's mapping writes."""
     return item.fields.mapping.field_names if item.fields is not None else ()
+
+
+def _compiled(manifests: Manifests, audience: Audience) -> CompiledMapping:
+    assert audience.spec.traits is not None
+    return compile_mapping(manifests.trait_mappings[audience.spec.traits])

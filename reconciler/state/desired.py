@@ -18,12 +18,12 @@ from reconciler.progress import NULL_PROGRESS, Progress, Task, heartbeat
 from reconciler.sources import MemberIssue, read_members, source_for
 from reconciler.sources.shared_runs import SharedRun
 from reconciler.sources.snapshot import file_digest
+from reconciler.state.shared_fields import read_with
 from reconciler.traits.mapping import CompiledMapping, compile_mapping
 from reconciler.traits.values import DesiredFields, desired_fields, desired_fields_table
 
 if TYPE_CHECKING:
     from reconciler.members.model import DesiredTable, Engine
-    from reconciler.state.alongside import Alongside
 
 T = TypeVar("T")
 
@@ -60,6 +60,32 @@ class DesiredList:
         if self.project_type != "hybrid":
             return self.project_type == "userId"
         return any(m.key_kind == "userId" for m in self.members.values())
+
+
+@dataclass
+class Alongside:
+    """With --target, an audience not targeted whose trait mapping writes a field a
+    targeted one of its destination writes: its source read for conflicts only
+    (state/alongside.py), nothing planned for it."""
+
+    audience: Audience
+    shared: frozenset[str]  # the fields its mapping writes that a targeted one writes too
+    position: int  # its place among the destination's audiences (a full plan's order)
+    mapping: CompiledMapping  # for its fields' limits, read or not
+    item: DesiredList | None = None  # its source as read
+    error: str | None = None  # why its source could not be read
+
+    def unread_issue(self, name: str) -> MemberIssue:
+        """Field `name`, left unwritten for every targeted member: this audience's source
+        could not be read to tell whether it sets them another value."""
+        source = source_for(self.audience)
+        return MemberIssue(
+            f"audience {self.audience.name!r} ({source.declared_at})",
+            f"field {name!r} is not written by this --target plan: this audience, not "
+            f"targeted, maps it too and its source cannot be read ({self.error}), so whether "
+            "the two set a member different values is unknown; make its source readable "
+            "here, or plan without --target",
+        )
 
 
 @dataclass
@@ -303,7 +329,7 @@ def manifest_file_digests(
     another audience's CSV) leaves it correct. Every manifest file still counts, whoever
     it declares."""
     files: dict[Path, bytes | None] = {real_path(Path(f)): None for f in manifests.files}
-    read = _read_for(manifests, targets) if targets else None
+    read = read_with(manifests, targets) if targets else None
     for audience in manifests.audiences.values():
         if read is not None and audience.name not in read:
             continue
@@ -336,19 +362,6 @@ def manifest_file_digests(
 
 
 MISSING = "missing"
-
-
-def _read_for(manifests: Manifests, targets: Collection[str]) -> frozenset[str]:
-    """The audiences a plan of `targets` reads the sources of: theirs, and those beside
-    them (a change to one can make a field the plan writes a conflict)."""
-    from reconciler.state.alongside import alongside
-
-    beside = (
-        a.audience.name
-        for destination in manifests.destinations
-        for a in alongside(manifests, destination, targets)
-    )
-    return frozenset(targets).union(beside)
 
 
 def combined_digest(files: Mapping[str, str]) -> str:
