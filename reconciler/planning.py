@@ -423,6 +423,7 @@ def _plan_from_live(
     campaigns, campaigns_error, campaign_ids = _read_campaigns(
         client, fields.lists, pruned.deletions
     )
+    project_type_at = str(desired.destination.field_location("projectType"))
     return plan_destination(
         desired.destination.name,
         desired.project_type,
@@ -450,6 +451,7 @@ def _plan_from_live(
         notes=_destination_notes(
             desired, live, declared, pruned, fields.lists, campaign_ids, fields
         ),
+        project_type_at=project_type_at,
         duplicate_rows=sum(item.duplicates for item in desired.lists),
         campaigns=tuple(campaigns),
         campaigns_read_error=campaigns_error,

@@ -56,6 +56,7 @@ from reconciler.plan import (
     UpdateFields,
     Violation,
 )
+from reconciler.plan.model import where_project_type
 from reconciler.plan.ownership import mark, marks_audience
 from reconciler.progress import duration
 from reconciler.render.masking import marking_sent, message_for
@@ -541,28 +542,28 @@ _UNNAMED_READS = 100
 
 
 def _mismatch_hint(
-    destination: str, project_type: ProjectType, lp: ListPlan, outcome: BatchResult, adding: bool
+    plan: DestinationPlan, lp: ListPlan, outcome: BatchResult, adding: bool
 ) -> str | None:
     """What a batch's answer says of a destination declaring projectType userId against
-    a project that is not userID-based, once per list (None: nothing)."""
-    if project_type != "userId":
+    a project that is not userID-based, once per list (None: nothing). Names the line
+    that writes projectType where the plan kept it (a plan file saved before it did not)."""
+    if plan.project_type != "userId":
         return None
+    check = where_project_type(plan.project_type_at)
     if not adding and "listedByEmail" in outcome.kinds.values():
         # _Destination._still_listed_by_email found removals still on the list by email.
         return (
-            f"destination {destination!r} declares projectType userId, yet Iterable knows "
-            "these members by email: the project looks hybrid or email-based; check the "
-            "destination's projectType (the members named were not removed and stay on the "
-            "list)"
+            f"destination {plan.destination!r} declares projectType userId, yet Iterable "
+            f"knows these members by email: the project looks hybrid or email-based; {check} "
+            "(the members named were not removed and stay on the list)"
         )
     if adding and not lp.update_existing_users_only and "notFound" in outcome.kinds.values():
         # A userID-based project creates the user of a userId it does not know; an
         # email-based one does not (without preferUserId).
         return (
-            f"destination {destination!r} declares projectType userId, yet Iterable created "
-            "no user for a userId it does not know, as a userID-based project does: the "
-            "project looks email-based; check the destination's projectType (the members "
-            "named were not added)"
+            f"destination {plan.destination!r} declares projectType userId, yet Iterable "
+            "created no user for a userId it does not know, as a userID-based project does: "
+            f"the project looks email-based; {check} (the members named were not added)"
         )
     return None
 
@@ -1046,7 +1047,7 @@ class _Destination:
                 result.settle_added(lp, chunk, outcome)
             else:
                 result.settle_removed(chunk, outcome)
-            hint = _mismatch_hint(self.dest, project_type, lp, outcome, adding)
+            hint = _mismatch_hint(self.plan, lp, outcome, adding)
             if hint is not None and hint not in result.errors:
                 result.errors.append(hint)
 

@@ -684,6 +684,7 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
         "unread": [list(x) for x in d.unread],
         "unmatched": list(d.unmatched),
         "other_reads": list(d.other_reads),
+        "project_type_at": d.project_type_at,
         "new_fields": [list(x) for x in d.new_fields],
         "field_clears": [c.to_list() for c in d.field_clears],
         "field_changes": [c.to_list() for c in d.field_changes],
@@ -725,6 +726,8 @@ def _destination_from_json(d: shape.Fields, members: _MemberLines) -> Destinatio
         # Plans saved before it: none told apart, said as not read with confidence.
         unmatched=d.get("unmatched", _texts, ()),
         other_reads=d.get("other_reads", _texts, ()),
+        # Plans saved before it was kept: messages say "the destination's projectType".
+        project_type_at=d.get("project_type_at", _optional_text, None),
         new_fields=d.get("new_fields", shape.list_of(_text_pair), ()),
         # Plans saved before the field_clears guard: none, as they were judged.
         field_clears=tuple(

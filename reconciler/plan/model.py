@@ -545,6 +545,9 @@ class DestinationPlan:
     # some list), and why they could not be read when that failed.
     campaigns: tuple[CampaignUse, ...] = ()
     campaigns_read_error: str | None = None
+    # Where the manifests write the destination's projectType (file:line), for messages
+    # that find the project of another type; None in a plan file saved before it was kept.
+    project_type_at: str | None = None
     # The profiles this plan's own user export holds for its channel removals, for an
     # apply in this process right after it (apply/channel_profiles.py PlanProfiles);
     # never written to a plan file, never compared. Typed Any: the plan's model imports
@@ -955,6 +958,12 @@ def _field_updates_dict(d: DestinationPlan, show: Callable[[str], str]) -> dict[
             for u in d.field_updates[:SAMPLE_SIZE]
         ],
     }
+
+
+def where_project_type(at: str | None) -> str:
+    """What a message finding the project of another type tells people to check: the
+    line that writes projectType, where the plan knows it."""
+    return f"check projectType in {at}" if at else "check the destination's projectType"
 
 
 def _members(count: int) -> str:

@@ -446,8 +446,8 @@ def test_a_removal_by_user_id_of_a_member_on_the_list_by_email_is_no_removal(
     assert "still on the list under this email" in text
     assert (
         "destination 'prod' declares projectType userId, yet Iterable knows these members "
-        "by email: the project looks hybrid or email-based; check the destination's "
-        "projectType"
+        "by email: the project looks hybrid or email-based; check projectType in "
+        "manifests/dest-prod.yaml:9:20 (the members named were not removed"
     ) in text
     assert "m1@x.io" not in result.output  # identities stay masked
     assert "m1@x.io" in proj.members(lid, prefer_user_id=False)
@@ -474,7 +474,8 @@ def test_a_user_id_an_email_based_project_will_not_create_names_the_mismatch(
     assert (
         "destination 'prod' declares projectType userId, yet Iterable created no user for a "
         "userId it does not know, as a userID-based project does: the project looks "
-        "email-based; check the destination's projectType (the members named were not added)"
+        "email-based; check projectType in manifests/dest-prod.yaml:9:20 (the members named "
+        "were not added)"
     ) in text
     assert proj.users == {}
 
@@ -625,3 +626,33 @@ def test_import_of_a_user_id_project_whose_user_ids_are_emails_reads_one_and_imp
     result = cli("import", ws.manifests, "--destination", "prod", "--out", out)
     assert result.exit_code == 0, result.output
     assert (out / "vip.csv").read_text() == "userId\na@x.io\nb@x.io\n"
+
+
+def test_a_saved_plans_project_type_hint_names_where_project_type_is_written(
+    tmp_path, monkeypatch, make_emulator_server, fast_client, cli
+):
+    """The hints of apply's answers that find the project of another type said only
+    'check the destination's projectType' (a plan carried no manifest location); a plan,
+    saved too, now carries the line that writes it."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    server = make_emulator_server(project_type="hybrid")
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.chdir(tmp_path)
+    proj = server.emulator.project("default")
+    lid = proj.add_list("vip")
+    proj.add_user(email="m0@x.io", user_id="U-0", list_ids=[lid])
+    proj.add_user(email="m1@x.io", list_ids=[lid])  # no userId
+    ws = Workspace(tmp_path, server.base_url, "userId")
+    ws.destination()
+    ws.csv("m.csv", "userId", ["U-0"])
+    ws.audience("vip", {"csv": "m.csv"})
+    saved = tmp_path / "p.plan"
+    assert cli("plan", ws.manifests, "--out", saved).exit_code in (2, 3)
+    result = cli("apply", "--plan", saved, "--yes", "--allow-unsafe")
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.stdout.split())
+    assert (
+        "the project looks hybrid or email-based; check projectType in "
+        "manifests/dest-prod.yaml:9:20 (the members named were not removed"
+    ) in text
+    assert "m1@x.io" in proj.members(lid, prefer_user_id=False)

@@ -711,3 +711,24 @@ def test_the_letter_case_note_counts_one_removed_member_in_words():
     assert "differs only in letter case from one of the 1,500 members it removes." in (
         swapped(1_500)
     )
+
+
+def test_where_project_type_is_written_is_saved_and_older_plans_load(tmp_path):
+    # A saved plan keeps the line that writes projectType, for apply's hints that find
+    # the project of another type; one saved by an earlier build names no line.
+    plan = full_plan(members(1), ("r1@example.com",))
+    dest = dataclasses.replace(
+        plan.destinations[0], project_type="userId", project_type_at="manifests/dest.yaml:9:20"
+    )
+    plan = dataclasses.replace(plan, destinations=(dest,))
+    path = tmp_path / "plan.gz"
+    save_plan(path, plan, "digest", tmp_path, None)
+    assert load_plan(path).plan.destinations[0].project_type_at == dest.project_type_at
+    lines = _lines(path)
+    header = json.loads(lines[0])
+    for d in header["destinations"]:
+        del d["project_type_at"]
+    body = b"".join(line + b"\n" for line in [json.dumps(header).encode(), *lines[1:-1]])
+    trailer = json.dumps({"sha256": hashlib.sha256(body).hexdigest()}).encode() + b"\n"
+    path.write_bytes(gzip.compress(body + trailer))
+    assert load_plan(path).plan.destinations[0].project_type_at is None
