@@ -80,6 +80,7 @@ from reconciler.state.field_tables import conflict_group
 from reconciler.state.fields import FieldsPlan, plan_fields
 from reconciler.state.keyed_apart import KeyedApart
 from reconciler.state.live import LiveDestination, LiveList, read_live
+from reconciler.state.named_by_email import named_by_email, named_by_email_notes
 from reconciler.state.routes import choose_route
 from reconciler.state.skipped_user_ids import keep_user_id_rows
 from reconciler.state.unsendable import leave_out_unsendable, not_created_after_consent
@@ -424,6 +425,9 @@ def _plan_from_live(
         client, fields.lists, pruned.deletions
     )
     project_type_at = str(desired.destination.field_location("projectType"))
+    # Lists whose every member is removed and re-added by the other identifier: said, with
+    # where projectType is written (the removal guard's message says it too).
+    by_email = named_by_email(desired.project_type, fields.lists)
     return plan_destination(
         desired.destination.name,
         desired.project_type,
@@ -450,8 +454,10 @@ def _plan_from_live(
         member_read=live.describe_reads(),
         notes=_destination_notes(
             desired, live, declared, pruned, fields.lists, campaign_ids, fields
-        ),
+        )
+        + tuple(named_by_email_notes(desired.destination.name, by_email, project_type_at)),
         project_type_at=project_type_at,
+        named_by_email=by_email,
         duplicate_rows=sum(item.duplicates for item in desired.lists),
         campaigns=tuple(campaigns),
         campaigns_read_error=campaigns_error,

@@ -685,6 +685,7 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
         "unmatched": list(d.unmatched),
         "other_reads": list(d.other_reads),
         "project_type_at": d.project_type_at,
+        "named_by_email": list(d.named_by_email),
         "new_fields": [list(x) for x in d.new_fields],
         "field_clears": [c.to_list() for c in d.field_clears],
         "field_changes": [c.to_list() for c in d.field_changes],
@@ -728,6 +729,8 @@ def _destination_from_json(d: shape.Fields, members: _MemberLines) -> Destinatio
         other_reads=d.get("other_reads", _texts, ()),
         # Plans saved before it was kept: messages say "the destination's projectType".
         project_type_at=d.get("project_type_at", _optional_text, None),
+        # Plans saved before they were kept: no removal guard names a likely mismatch.
+        named_by_email=d.get("named_by_email", _texts, ()),
         new_fields=d.get("new_fields", shape.list_of(_text_pair), ()),
         # Plans saved before the field_clears guard: none, as they were judged.
         field_clears=tuple(

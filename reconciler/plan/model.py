@@ -548,6 +548,10 @@ class DestinationPlan:
     # Where the manifests write the destination's projectType (file:line), for messages
     # that find the project of another type; None in a plan file saved before it was kept.
     project_type_at: str | None = None
+    # Lists every member of which Iterable names by an email while the plan removes them
+    # all and adds userIds that are none, under projectType userId (planning.
+    # named_by_email): the removal guard's message names the likely mismatch.
+    named_by_email: tuple[str, ...] = ()
     # The profiles this plan's own user export holds for its channel removals, for an
     # apply in this process right after it (apply/channel_profiles.py PlanProfiles);
     # never written to a plan file, never compared. Typed Any: the plan's model imports
@@ -621,6 +625,7 @@ class DestinationPlan:
             )
             if not lp.remove:
                 continue
+            cause = self._removals_cause(lp)
             if lp.removal_percent > lp.max_removal_percent:
                 out.append(
                     Violation(
@@ -629,7 +634,7 @@ class DestinationPlan:
                         "removals",
                         f"removes {len(lp.remove):,} of {lp.live_count:,} members "
                         f"({lp.removal_percent:.1f}%), more than maxRemovalPercent "
-                        f"{lp.max_removal_percent:g}%",
+                        f"{lp.max_removal_percent:g}%{cause}",
                     )
                 )
             if lp.max_removals is not None and len(lp.remove) > lp.max_removals:
@@ -639,7 +644,7 @@ class DestinationPlan:
                         lp.list_name,
                         "removals",
                         f"removes {_members(len(lp.remove))}, more than maxRemovals "
-                        f"{lp.max_removals:,}",
+                        f"{lp.max_removals:,}{cause}",
                     )
                 )
         for lp in self.lists:
@@ -692,6 +697,17 @@ class DestinationPlan:
                     )
                 )
         return out
+
+    def _removals_cause(self, lp: ListPlan) -> str:
+        """The likely cause of a list's removals, when the plan found one (else empty):
+        said on the removal guard's message, which is all a blocked apply prints."""
+        if lp.list_name not in self.named_by_email:
+            return ""
+        return (
+            "; likely cause: Iterable names every member by an email and the manifests give "
+            "userIds that are none: the project looks email-based though projectType userId "
+            f"is declared ({where_project_type(self.project_type_at)})"
+        )
 
     def _unfamiliar_deletions(self) -> list[Violation]:
         """Prune's deletions in a project holding none of the lists declared in it: the

@@ -656,3 +656,66 @@ def test_a_saved_plans_project_type_hint_names_where_project_type_is_written(
         "manifests/dest-prod.yaml:9:20 (the members named were not removed"
     ) in text
     assert "m1@x.io" in proj.members(lid, prefer_user_id=False)
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_user_id_plan_that_swaps_every_emailed_member_names_the_likely_project_type(
+    tmp_path, monkeypatch, make_emulator_server, fast_client, cli, engine
+):
+    """Declared userId against an email-based project, getUsers names every member by
+    email, so a source of userIds matched none of them: the plan removed the whole list and
+    re-added the same people by userId, and the removal guard blocked it with no word of
+    why ('removes 3 of 3 members (100.0%), more than maxRemovalPercent 10%'). The plan and
+    the guard now name the likely cause and the line that writes projectType; nothing is
+    corrected, and nothing more is read."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    server = make_emulator_server(project_type="email")
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.chdir(tmp_path)
+    proj = server.emulator.project("default")
+    lid = proj.add_list("vip")
+    for i in range(3):
+        proj.add_user(email=f"m{i}@x.io", user_id=f"U-{i}", list_ids=[lid])
+    ws = Workspace(tmp_path, server.base_url, "userId")
+    ws.destination()
+    ws.csv("m.csv", "userId", [f"U-{i}" for i in range(3)])
+    ws.audience("vip", {"csv": "m.csv"})
+    cause = (
+        "likely cause: Iterable names every member by an email and the manifests give "
+        "userIds that are none: the project looks email-based though projectType userId is "
+        "declared (check projectType in manifests/dest-prod.yaml:9:20)"
+    )
+    plan = cli("plan", ws.manifests)
+    text = " ".join(plan.stdout.split())
+    assert (
+        "list 'vip': Iterable names every member of it by an email, and this plan removes "
+        "them all and adds userIds that are none: the project looks email-based though "
+        "destination 'prod' declares projectType userId; check projectType in "
+        "manifests/dest-prod.yaml:9:20"
+    ) in text
+    assert f"removes 3 of 3 members (100.0%), more than maxRemovalPercent 10%; {cause}" in text
+    assert "m0@x.io" not in plan.output
+    applied = cli("apply", ws.manifests, "--yes")
+    assert applied.exit_code != 0
+    assert cause in " ".join(applied.output.split())
+    assert sorted(proj.members(lid)) == ["m0@x.io", "m1@x.io", "m2@x.io"]
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_user_id_project_whose_user_ids_are_emails_is_no_mismatch(
+    typed_workspace, cli, monkeypatch, engine
+):
+    """A userID-based project whose app uses emails as userIds, whose source now gives
+    other userIds: every member is removed, but the adds are emails too, so no mismatch
+    is named."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    ws, proj = typed_workspace("userId")
+    lid = proj.add_list("vip")
+    proj.add_user(user_id="a@x.io", list_ids=[lid])
+    ws.csv("m.csv", "userId", ["b@x.io"])
+    ws.audience("vip", {"csv": "m.csv"})
+    result = cli("plan", ws.manifests)
+    assert "removes 1 of 1 members (100.0%)" in result.stdout
+    assert "likely cause" not in result.stdout and "looks email-based" not in result.stdout

@@ -732,3 +732,32 @@ def test_where_project_type_is_written_is_saved_and_older_plans_load(tmp_path):
     trailer = json.dumps({"sha256": hashlib.sha256(body).hexdigest()}).encode() + b"\n"
     path.write_bytes(gzip.compress(body + trailer))
     assert load_plan(path).plan.destinations[0].project_type_at is None
+
+
+def test_lists_that_look_named_by_email_are_saved_and_said_by_the_removal_guard(tmp_path):
+    # The removal guard names the likely mismatch for such a list, and a saved plan
+    # keeps which lists they are; one saved by an earlier build has none.
+    plan = full_plan(members(1), ("r1@example.com",))
+    dest = dataclasses.replace(
+        plan.destinations[0],
+        project_type="userId",
+        project_type_at="manifests/dest.yaml:9:20",
+        named_by_email=(plan.destinations[0].lists[0].list_name,),
+    )
+    plan = dataclasses.replace(plan, destinations=(dest,))
+    message = dest.violations()[0].message
+    assert "; likely cause: Iterable names every member by an email" in message
+    assert message.endswith("(check projectType in manifests/dest.yaml:9:20)")
+    path = tmp_path / "plan.gz"
+    save_plan(path, plan, "digest", tmp_path, None)
+    loaded = load_plan(path).plan.destinations[0]
+    assert loaded.named_by_email == dest.named_by_email
+    assert [v.message for v in loaded.violations()] == [v.message for v in dest.violations()]
+    lines = _lines(path)
+    header = json.loads(lines[0])
+    for d in header["destinations"]:
+        del d["named_by_email"]
+    body = b"".join(line + b"\n" for line in [json.dumps(header).encode(), *lines[1:-1]])
+    trailer = json.dumps({"sha256": hashlib.sha256(body).hexdigest()}).encode() + b"\n"
+    path.write_bytes(gzip.compress(body + trailer))
+    assert load_plan(path).plan.destinations[0].named_by_email == ()
