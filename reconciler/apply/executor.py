@@ -1026,6 +1026,8 @@ class _Destination:
                     )
                 elif project_type == "hybrid" and lp.channel_unsubscribe:
                     outcome = self._unsubscribe_channel_safely(lp, list_id, chunk)
+                elif project_type == "userId" and lp.channel_unsubscribe:
+                    outcome = self._unsubscribe_user_ids_channel_safely(lp, list_id, chunk)
                 else:
                     outcome = self.client.unsubscribe(
                         list_id,
@@ -1147,6 +1149,48 @@ class _Destination:
         for identifier in gone:
             outcome.failed[identifier] = "on the list under neither its email nor its userId"
             outcome.kinds[identifier] = "notFound"
+        return outcome
+
+    def _unsubscribe_user_ids_channel_safely(
+        self, lp: ListPlan, list_id: int, chunk: Sequence[str]
+    ) -> BatchResult:
+        """Removals with channelUnsubscribe of a destination declaring projectType userId.
+        Against a hybrid project its getUsers names a member without a userId by its email,
+        and another person's userId may be that text (an app that took emails for userIds):
+        sent as a userId, the unsubscribe took that person's channel (Iterable answers
+        success for a user not on the list) and left the member on the list, 'removed'.
+        So such a text (in lower case and shaped like an email: an email as Iterable keeps
+        it) is read by userId first and sent only when that profile is on the list;
+        otherwise it is not sent: a failure naming the mismatch when the profile with that
+        email is on the list (one more read), else already gone. Other texts cost no
+        read; in a userID-based project whose userIds are emails, each such removal costs
+        one, the price of never taking a channel from someone the list does not hold."""
+        payloads: list[dict[str, Any]] = []
+        held: dict[str, tuple[str, str]] = {}
+        for identifier in chunk:
+            if not _ambiguous(identifier):
+                payloads.append({"userId": identifier})
+                continue
+            profile = self._profile("userId", identifier)
+            if profile is not None and list_id in _list_ids(profile.get("userListIds")):
+                payloads.append({"userId": identifier})
+            elif self._on_list_by_email(list_id, identifier):
+                self.listed_by_email = True
+                why = "still on the list under this email, not as a userId: not sent"
+                held[identifier] = (why, "listedByEmail")
+            else:
+                held[identifier] = (
+                    "on the list under neither its email nor its userId",
+                    "notFound",
+                )
+        outcome = BatchResult()
+        if payloads:
+            outcome = self.client.unsubscribe(
+                list_id, payloads, campaign_id=lp.campaign_id, channel_unsubscribe=True
+            )
+        for identifier, (why, kind) in held.items():
+            outcome.failed[identifier] = why
+            outcome.kinds[identifier] = kind
         return outcome
 
     def _kind_on_list(

@@ -719,3 +719,75 @@ def test_a_user_id_project_whose_user_ids_are_emails_is_no_mismatch(
     result = cli("plan", ws.manifests)
     assert "removes 1 of 1 members (100.0%)" in result.stdout
     assert "likely cause" not in result.stdout and "looks email-based" not in result.stdout
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_channel_removal_by_user_id_never_takes_another_persons_channel(
+    tmp_path, monkeypatch, make_emulator_server, fast_client, cli, engine
+):
+    """Declared userId against a hybrid project, getUsers names a member without a userId
+    by her email, and another person may have that text as his userId (an app that took
+    emails for userIds). Her removal with channelUnsubscribe, sent as a userId, took his
+    channel (he is on no list of it) and left her on the list, 'Apply complete ... 1
+    removed'. Now such a text is read by userId first and not sent, a failure naming the
+    likely mismatch; his channel and her place stay."""
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    server = make_emulator_server(project_type="hybrid")
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.chdir(tmp_path)
+    proj = server.emulator.project("default")
+    lid = proj.add_list("vip")
+    proj.add_user(email="m0@x.io", user_id="U-0", list_ids=[lid])
+    proj.add_user(email="a@x.io", list_ids=[lid])  # no userId: named by her email
+    him = proj.add_user(email="b@x.io", user_id="a@x.io")  # his userId is her email
+    ws = Workspace(tmp_path, server.base_url, "userId")
+    ws.destination()
+    ws.csv("m.csv", "userId", ["U-0"])
+    ws.audience(
+        "vip",
+        {"csv": "m.csv"},
+        policy={"maxRemovalPercent": 100},
+        unsubscribe={"channelUnsubscribe": True},
+    )
+    result = cli("apply", ws.manifests, "--yes")
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.stdout.split())
+    assert "still on the list under this email, not as a userId: not sent" in text
+    assert "the project looks hybrid or email-based; check projectType in" in text
+    assert "a@x.io" not in result.output
+    assert not him.unsubscribed_channel_ids
+    assert sorted(proj.members(lid, prefer_user_id=False)) == ["a@x.io", "m0@x.io"]
+    assert not [r for r in server.emulator.request_log if r.path == "/api/lists/unsubscribe"]
+
+
+def test_a_user_id_projects_channel_removals_read_only_email_shaped_user_ids(
+    tmp_path, monkeypatch, make_emulator_server, fast_client, cli
+):
+    """In a userID-based project the check above reads the profile of an email-shaped
+    userId (found on the list: removed, channel and all), and no other."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    server = make_emulator_server(project_type="userId")
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.chdir(tmp_path)
+    proj = server.emulator.project("default")
+    lid = proj.add_list("vip")
+    proj.add_user(user_id="U-0", list_ids=[lid])
+    mail = proj.add_user(user_id="c@x.io", list_ids=[lid])
+    plain = proj.add_user(user_id="U-1", list_ids=[lid])
+    ws = Workspace(tmp_path, server.base_url, "userId")
+    ws.destination()
+    ws.csv("m.csv", "userId", ["U-0"])
+    ws.audience(
+        "vip",
+        {"csv": "m.csv"},
+        policy={"maxRemovalPercent": 100},
+        unsubscribe={"channelUnsubscribe": True},
+    )
+    server.emulator.request_log.clear()
+    result = cli("apply", ws.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert proj.members(lid) == ["U-0"]
+    assert mail.unsubscribed_channel_ids and plain.unsubscribed_channel_ids
+    reads = [r.path for r in server.emulator.request_log if r.path.startswith("/api/users/")]
+    assert [p for p in reads if "byUserId" in p] == ["/api/users/byUserId/c%40x.io"]
