@@ -549,8 +549,8 @@ class DestinationPlan:
     # that find the project of another type; None in a plan file saved before it was kept.
     project_type_at: str | None = None
     # Lists every member of which Iterable names by an email while the plan removes them
-    # all and adds userIds that are none, under projectType userId (planning.
-    # named_by_email): the removal guard's message names the likely mismatch.
+    # all and adds userIds that are none, under projectType userId (state/
+    # named_by_email.py): the removal guard's message names the likely mismatch.
     named_by_email: tuple[str, ...] = ()
     # The profiles this plan's own user export holds for its channel removals, for an
     # apply in this process right after it (apply/channel_profiles.py PlanProfiles);
