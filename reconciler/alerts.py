@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from reconciler.apply.executor import FieldUpdateResult
     from reconciler.apply.runrecord import RunRecord
-    from reconciler.plan import Plan
+    from reconciler.plan import Plan, Violation
 
 URL_VAR = "RECONCILER_ALERT_WEBHOOK_URL"
 URL_FILE_VAR = "RECONCILER_ALERT_WEBHOOK_URL_FILE"
@@ -132,8 +132,7 @@ def for_plan(the_plan: Plan) -> Alert:
         if lp.has_changes
     )
     guards = tuple(
-        f"{v.destination}/{v.list_name}: {v.message} (override: {_override(v.rule)})"
-        for v in violations
+        f"{v.destination}/{v.list_name}: {v.message} (override: {_override(v)})" for v in violations
     )
     return Alert(
         "plan", outcome, exit_code, _masked(message), _masked_all(guards), _masked_all(lists)
@@ -204,10 +203,10 @@ def _fields_failed(fields: FieldUpdateResult) -> str:
     return ", ".join(parts)
 
 
-def _override(rule: str) -> str:
-    from reconciler.render.plans import OVERRIDES  # here: see _post
+def _override(v: Violation) -> str:
+    from reconciler.render.plans import override_flag  # here: see _post
 
-    flag = OVERRIDES.get(rule, "--allow-unsafe")
+    flag = override_flag(v)
     return flag if flag == "--allow-unsafe" else f"{flag} or --allow-unsafe"
 
 

@@ -83,6 +83,7 @@ from reconciler.state.live import LiveDestination, LiveList, read_live
 from reconciler.state.named_by_email import named_by_email, named_by_email_notes
 from reconciler.state.routes import choose_route
 from reconciler.state.skipped_user_ids import keep_user_id_rows
+from reconciler.state.unfamiliar_project import unfamiliar_project
 from reconciler.state.unsendable import leave_out_unsendable, not_created_after_consent
 from reconciler.state.users_file import SharedUsers, UsersShare
 from reconciler.traits import values as trait_values
@@ -101,13 +102,16 @@ def make_plan(
     progress: Progress = NULL_PROGRESS,
     member_reads: str | None = None,
     for_apply: bool = False,
+    recorded: Mapping[str, frozenset[int]] | None = None,
 ) -> Plan:
     """`engine` plans large audiences in DuckDB (one is made from the environment when not
     given); the plan's adds and removes may then live in its workspace until applied.
     `member_reads` "export" reads each destination's lists with one user export whatever
     their number: a saved plan's stale check (one read per destination, not one per list).
     `for_apply`: an apply in this process follows at once, which may take the profiles
-    its channel removals need from the plan's export (DestinationPlan.channel_profiles)."""
+    its channel removals need from the plan's export (DestinationPlan.channel_profiles).
+    `recorded`: per destination, the list ids the last apply to it from this state
+    directory recorded (journal.recorded_list_ids), for state/unfamiliar_project.py."""
     engine = engine if engine is not None else Engine.from_env()
     prefetches: dict[str, Prefetch] = {}
     shared = SharedExports()
@@ -131,6 +135,7 @@ def make_plan(
             _project_fields(manifests, targeted),
             KeyedApart(clients, lambda other: _declared_lists(manifests, clients, other)),
             for_apply,
+            recorded or {},
         )
         several = len(targeted) > 1
         destinations = []
@@ -215,6 +220,8 @@ class _Reads:
     keyed_apart: KeyedApart | None = None
     # An apply follows in this process (make_plan's for_apply).
     for_apply: bool = False
+    # Per destination, the list ids its last apply from this state directory recorded.
+    recorded: Mapping[str, frozenset[int]] = dataclasses.field(default_factory=dict)
 
 
 def _project_fields(
@@ -333,11 +340,22 @@ def _plan_destination(
         # holds it by: renamed in Iterable's web app, the audience is left out (state/
         # live.py), and prune must not take the list for one no manifest declares.
         names = names | {x.name for x in live.all_lists if x.id in held}
+        # Judged before the lists of keys apart join `names`: theirs say nothing of
+        # whether this key reaches the destination's own project.
+        stranger = unfamiliar_project(
+            desired.destination,
+            names,
+            [item.audience for item in desired.lists],
+            live.all_lists,
+            reads.recorded.get(desired.destination.name, frozenset()),
+        )
         if reads.keyed_apart is not None:
             names = reads.keyed_apart.declared(desired.destination.name, live.all_lists, names)
         declared = names if declared is not None else None
         gone = orphan_lists(live.all_lists, audiences, names)
-        return _plan_from_live(client, desired, declared, live, reads, prints, users, gone)
+        return _plan_from_live(
+            client, desired, declared, live, reads, prints, users, gone, stranger
+        )
     finally:
         if live.users_file is not None:
             live.users_file.remove()
@@ -354,10 +372,12 @@ def _plan_from_live(
     prints: dict[str, dict[str, Any]],
     users: UsersShare | None = None,
     gone: Sequence[Any] = (),
+    stranger: str = "",
 ) -> DestinationPlan:
     """_plan_destination once its lists and members are read (`users`: the project's
     user export shared with the plan's other destinations naming it, if any; `gone`, the
-    lists made for audiences no manifest declares any more: orphan_lists)."""
+    lists made for audiences no manifest declares any more: orphan_lists; `stranger`, why
+    the project seems another's: state/unfamiliar_project.py)."""
     dest_spec = desired.destination.spec
     # Audiences whose list could not be read with confidence are left out whole.
     unread = tuple(
@@ -436,6 +456,7 @@ def _plan_from_live(
         pruned.deletions,
         allow_list_deletion=dest_spec.policy.allowListDeletion,
         declared_none_found=pruned.declared_none_found if pruned.deletions else 0,
+        unfamiliar_project=stranger,
         skipped_unlisted=sum(
             item.table.skipped - len(item.table.issues)
             for item in desired.lists

@@ -398,6 +398,53 @@ def last_unfinished(state_dir: Path) -> JournalSummary | None:
     return summary
 
 
+def recorded_list_ids(state_dir: Path, destination: str) -> frozenset[int]:
+    """The ids of the lists that the last apply to `destination` recorded in this state
+    directory wrote to or found (the newest journal naming the destination with a list
+    id; a list it deleted is not counted): what state/unfamiliar_project.py holds the
+    project's list index to. Empty when no journal here names it (a first apply, a fresh
+    CI checkout) or none can be read."""
+    for path in reversed(journal_files(state_dir)):
+        try:
+            found = _list_ids_in(path, destination)
+        except OSError:
+            continue  # not readable: as last_unfinished, no run fails for want of it
+        if found:
+            return frozenset(found)
+    return frozenset()
+
+
+def _list_ids_in(path: Path, destination: str) -> set[int]:
+    found: set[int] = set()
+    creates: set[int] = set()  # the steps creating a list of the destination
+    for number, line in enumerate(_lines(path)):
+        event = line.get("event")
+        if event == "run_started":
+            lists = line.get("lists")
+            named = [x for x in lists if isinstance(x, dict)] if isinstance(lists, list) else []
+            found.update(
+                x["list_id"]
+                for x in named
+                if x.get("destination") == destination and isinstance(x.get("list_id"), int)
+            )
+            if not any(x.get("destination") == destination for x in named):
+                return found  # a run of other destinations: its steps are not read
+        elif number == 0:
+            return found  # no start line: damaged, or of another shape
+        elif event == "intent" and line.get("destination") == destination:
+            if line.get("op") == "create_list" and isinstance(line.get("step"), int):
+                creates.add(line["step"])
+            elif line.get("op") != "delete_list" and isinstance(line.get("list_id"), int):
+                found.add(line["list_id"])
+        elif (
+            event == "outcome"
+            and line.get("step") in creates
+            and isinstance(line.get("list_id"), int)
+        ):
+            found.add(line["list_id"])
+    return found
+
+
 def last_write_at(state_dir: Path, destination: str, within: float, now: float) -> float | None:
     """When (epoch seconds) an apply last sent or was answered a request for
     `destination`, if that was less than `within` seconds before `now`: Iterable's reads

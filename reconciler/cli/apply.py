@@ -90,6 +90,15 @@ def apply(
         "--allow-field-changes",
         help="Allow changing mapped fields' values beyond maxFieldChangePercent.",
     ),
+    allow_new_project: list[str] | None = typer.Option(
+        None,
+        "--allow-new-project",
+        metavar="DESTINATION",
+        help="Write to this destination though the project its API key reaches holds none "
+        "of its lists while its audiences' listIds or the last apply from this state "
+        "directory knew lists of it (a key of another project, or a destination moved to "
+        "a new project). Repeat for several.",
+    ),
     output: OutputFormat = format_option("text for people, markdown, or json."),
     summary_file: Path | None = SummaryFileOpt,
     summary_json: Path | None = typer.Option(
@@ -143,6 +152,7 @@ def apply(
             allow_list_deletion=allow_list_deletion,
             allow_field_clears=allow_field_clears,
             allow_field_changes=allow_field_changes,
+            allow_new_project=allow_new_project or (),
         ),
         output=output,
         show_members=show_members,

@@ -143,7 +143,7 @@ def _exit_reason(the_plan: Plan) -> ReconcilerError | None:
     violations = the_plan.violations()
     if violations:
         reasons = "; ".join(f"{v.where}: {v.message}" for v in violations)
-        flags = override_flags(v.rule for v in violations)
+        flags = override_flags(violations)
         return UnsafePlanError(
             f"the safety policy blocks this plan: {reasons}; apply refuses it unless given {flags}"
         )

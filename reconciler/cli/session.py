@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
 
-from reconciler.apply.journal import last_write_at
+from reconciler.apply.journal import last_write_at, recorded_list_ids
 from reconciler.cli import annotate
 from reconciler.cli.exits import err
 from reconciler.cli.output import progress_display
@@ -200,6 +200,7 @@ def plan(
             progress=progress,
             member_reads=member_reads,
             for_apply=for_apply,
+            recorded={name: recorded_list_ids(state, name) for name in clients},
         )
     if not notes:
         return the_plan

@@ -598,6 +598,7 @@ def _destination_to_json(d: DestinationPlan) -> dict[str, Any]:
         "project_type": d.project_type,
         "allow_list_deletion": d.allow_list_deletion,
         "declared_none_found": d.declared_none_found,
+        "unfamiliar_project": d.unfamiliar_project,
         "campaigns": [
             [c.list_name, c.campaign_id, c.campaign_name, c.type, c.state, c.role]
             for c in d.campaigns
@@ -703,6 +704,7 @@ def _destination_from_json(d: shape.Fields, members: _MemberLines) -> Destinatio
         allow_list_deletion=d.get("allow_list_deletion", shape.flag),
         # Plans saved before it was written: 0, as they were judged.
         declared_none_found=d.get("declared_none_found", shape.count, 0),
+        unfamiliar_project=d.get("unfamiliar_project", shape.text, ""),
         campaigns=tuple(
             CampaignUse(*c) for c in d.get("campaigns", shape.list_of(shape.campaign), ())
         ),

@@ -15,7 +15,12 @@ from reconciler.members.identity import Member, ProjectType
 from reconciler.members.issue import MemberIssue
 from reconciler.plan.field_changes import FieldChanges
 from reconciler.plan.field_clears import FieldClears
-from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT, Rule, override_flags
+from reconciler.plan.policy import (
+    DEFAULT_MAX_REMOVAL_PERCENT,
+    Rule,
+    override_flags,
+    overrides,
+)
 from reconciler.render.masking import field_path, mask_value, message_for
 from reconciler.words import quantity
 
@@ -417,6 +422,10 @@ class Violation:
     rule: Rule
     message: str
 
+    def overridden_by(self, allowed: Collection[str]) -> bool:
+        """Whether the rules an apply was told to override (overridden_rules) take it."""
+        return overrides(allowed, self.rule, self.destination)
+
     def to_dict(self) -> dict[str, str]:
         return {
             "destination": self.destination,
@@ -514,6 +523,11 @@ class DestinationPlan:
     # them (0: it holds some): its key may be another project's, whose lists prune would
     # delete, so deletions are blocked whatever the policy says (planning._prune).
     declared_none_found: int = 0
+    # Why the project the destination's key reaches seems another's, when it holds none
+    # of the lists declared in it although the audiences or this machine's applies knew
+    # lists of it (state/unfamiliar_project.py); "" when nothing says so. Its changes are
+    # then blocked until --allow-new-project names the destination.
+    unfamiliar_project: str = ""
     # bulkUpdate, between subscribe and unsubscribe: a tuple, or rows in the DuckDB workspace
     field_updates: Sequence[FieldUpdate] = ()
     field_read: FieldRead | None = None
@@ -683,6 +697,15 @@ class DestinationPlan:
             for c in self.field_changes
             if c.blocks
         )
+        if self.unfamiliar_project and self.has_changes:
+            out.append(
+                Violation(
+                    self.destination,
+                    ", ".join(lp.list_name for lp in self.lists if lp.has_changes),
+                    "unfamiliar_project",
+                    self.unfamiliar_project,
+                )
+            )
         if self.declared_none_found:
             out.extend(self._unfamiliar_deletions())
         elif not self.allow_list_deletion:
@@ -819,10 +842,10 @@ class Plan:
         """Raise UnsafePlanError naming every violation whose rule is not in `allowed`
         (policy.overridden_rules); otherwise return the violations, all overridden."""
         violations = self.violations()
-        blocking = [v for v in violations if v.rule not in allowed]
+        blocking = [v for v in violations if not v.overridden_by(allowed)]
         if blocking:
             reasons = "; ".join(f"{v.where}: {v.message}" for v in blocking)
-            flags = override_flags(v.rule for v in blocking)
+            flags = override_flags(blocking)
             raise UnsafePlanError(
                 f"the safety policy blocks this plan, nothing was changed: {reasons}. Review "
                 f"it, then pass {flags} to apply"
@@ -864,8 +887,8 @@ class Plan:
         `allowed`: the rules apply was told to override (--allow-removals, ...): those
         violations are `overridden`, not `violations`, as the text plan apply prints says."""
         every = self.violations()
-        violations = [v for v in every if v.rule not in allowed]
-        overridden = [v for v in every if v.rule in allowed]
+        violations = [v for v in every if not v.overridden_by(allowed)]
+        overridden = [v for v in every if v.overridden_by(allowed)]
         return {
             "format_version": 1,
             "has_changes": self.has_changes,

@@ -317,6 +317,13 @@ def _sources(lp: ListPlan | HeldBack) -> str:
     return ", ".join(f"{source} {count:,}" for source, count in lp.left_sources) or "source unknown"
 
 
+def override_flag(v: Violation) -> str:
+    """The flag of its own that overrides `v`, else --allow-unsafe: --allow-new-project
+    names the destination it confirms."""
+    flag = OVERRIDES.get(v.rule, "--allow-unsafe")
+    return f"{flag} {v.destination}" if v.rule == "unfamiliar_project" else flag
+
+
 def _policy_setting(v: Violation) -> str | None:
     """The policy key in the manifests that permits `v` for good, where its rule has a flag
     too: a reviewer of a pull request can ask for the key in it, and a merge carries no
@@ -334,9 +341,9 @@ def _context(plan: Plan, show_members: bool, allowed: Collection[str] = ()) -> d
         "s": plan.summary,
         # `allowed`: the rules apply was told to override (--allow-removals, ...), so the
         # plan it prints says it goes ahead rather than that it is blocked.
-        "violations": [v for v in violations if v.rule not in allowed],
-        "overridden": [v for v in violations if v.rule in allowed],
-        "override": OVERRIDES,
+        "violations": [v for v in violations if not v.overridden_by(allowed)],
+        "overridden": [v for v in violations if v.overridden_by(allowed)],
+        "override": override_flag,
         "setting": _policy_setting,
         "channel_lists": _lists_named(plan, lambda lp: lp.channel_unsubscribe and bool(lp.remove)),
         "resubscribe_lists": _lists_named(plan, lambda lp: lp.resubscribe_allowed and bool(lp.add)),
