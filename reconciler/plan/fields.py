@@ -220,10 +220,61 @@ def merge_fields(lists: Sequence[MappedList]) -> MergedFields:
                         )
                     )
                     del target[name]
+    _settle_across_keys(lists, merged, copied)
     for key, name in merged.conflicted:
         merged.covered.get(key, set()).discard(name)
         merged.objects.get(key, set()).discard(name)
     return merged
+
+
+def same_person_pairs(lists: Sequence[MappedList]) -> list[tuple[int, str, int, str]]:
+    """(i, email key, j, userId key): a member list i keys by its email (its source gave
+    no userId) that list j keys by a userId given with that email, in a hybrid project.
+    One profile (Iterable's emails are unique in a project), under two keys: their values
+    are settled as one member's, or both subscribes wrote the field, and the field
+    flipped on every apply between the two. In list i's order, then by j (both engines)."""
+    by_email: dict[str, list[tuple[int, str]]] = {}
+    for j, mapped in enumerate(lists):
+        for key in mapped.values:
+            member = mapped.members.get(key)
+            if member is not None and member.key_kind == "userId" and member.email:
+                by_email.setdefault(member.email, []).append((j, key))
+    if not by_email:
+        return []
+    out: list[tuple[int, str, int, str]] = []
+    for i, mapped in enumerate(lists):
+        for key in mapped.values:
+            member = mapped.members.get(key)
+            if member is None or member.key_kind != "email":
+                continue
+            out.extend((i, key, j, other) for j, other in by_email.get(key, ()) if j != i)
+    return out
+
+
+def _settle_across_keys(
+    lists: Sequence[MappedList], merged: MergedFields, copied: set[str]
+) -> None:
+    """merge_fields' conflicts between one person's two keys (same_person_pairs): a field
+    both give values that conflict_reason tells apart is written for neither key."""
+    for i, email_key, j, user_key in same_person_pairs(lists):
+        # Worded as merge_fields words them: the list first in order, then the other.
+        (first, first_key), (later, later_key) = sorted([(i, email_key), (j, user_key)])
+        held, value = lists[first].values[first_key], lists[later].values[later_key]
+        for name in sorted(held.keys() & value.keys()):
+            if (email_key, name) in merged.conflicted or (user_key, name) in merged.conflicted:
+                continue
+            modes_differ = lists[i].merge_nested_objects != lists[j].merge_nested_objects
+            reason = conflict_reason(name, held[name], value[name], modes_differ)
+            if reason is None:
+                continue
+            for key in (email_key, user_key):
+                merged.conflicted.add((key, name))
+                if key not in copied:
+                    merged.values[key] = dict(merged.values[key])
+                    copied.add(key)
+                merged.values[key].pop(name, None)
+            where = f"audiences {lists[first].audience!r} and {lists[later].audience!r}"
+            merged.conflicts.append((lists[later].audience, MemberIssue(where, reason, later_key)))
 
 
 def _object(value: Any) -> bool:

@@ -33,6 +33,7 @@ from reconciler.members.engine.field_tables import (
     mark_conflicts,
     merge_tables,
     read_field_export,
+    same_person_candidates,
     to_json,
     update_rows,
     update_view,
@@ -292,7 +293,7 @@ def _settle_conflicts(merged: MergedTables) -> tuple[list[tuple[str, MemberIssue
     rest counted; the plan lists no more than those (planning._value_issues)."""
     cap = trait_values.MAX_FIELD_ISSUES
     # Per group, a heap of the kept issues, the last in plan order on top (keys negated).
-    kept: dict[tuple[str, str, str], list[tuple[tuple[int, int, int], MemberIssue]]] = {}
+    kept: dict[tuple[str, str, str], list[tuple[tuple[int, ...], MemberIssue]]] = {}
     groups: dict[tuple[int, int, str], tuple[str, tuple[str, str, str]]] = {}
     found = 0
     audiences = [m.audience for m in merged.lists]
@@ -333,7 +334,41 @@ def _settle_conflicts(merged: MergedTables) -> tuple[list[tuple[str, MemberIssue
                         heapq.heapreplace(heap, (order, issue))
                     break
 
-    mark_conflicts(merged, pairs())
+    def keep(order: tuple[int, ...], group: tuple[str, str, str], issue: MemberIssue) -> None:
+        heap = kept.setdefault(group, [])
+        if len(heap) < cap:
+            heapq.heappush(heap, (order, issue))
+        elif order > heap[0][0]:  # (negated) earlier in plan order than the last kept
+            heapq.heapreplace(heap, (order, issue))
+
+    def across_keys() -> Iterator[tuple[str, str]]:
+        """plan/fields._settle_across_keys: one person keyed by email in one list and by
+        a userId with that email in another; after every other conflict (its order
+        starts past every list's index, as merge_fields appends them last)."""
+        nonlocal found
+        marked: set[tuple[str, str]] = set()
+        width = len(merged.lists)
+        for i, pos, email_key, j, user_key, other_pos, values in same_person_candidates(merged):
+            (first, _), (later, later_key) = sorted([(i, email_key), (j, user_key)])
+            modes_differ = merged.lists[i].merge_nested_objects != (
+                merged.lists[j].merge_nested_objects
+            )
+            for name, mine, theirs in sorted(values):
+                if (email_key, name) in marked or (user_key, name) in marked:
+                    continue
+                held, value = (mine, theirs) if first == i else (theirs, mine)
+                reason = conflict_reason(name, from_json(held), from_json(value), modes_differ)
+                if reason is None:
+                    continue
+                found += 1
+                marked.update({(email_key, name), (user_key, name)})
+                yield email_key, name
+                yield user_key, name
+                where, group = group_of(first, later, name)
+                order = (-(width + i), -pos, -j, -other_pos, -merged.names.index(name))
+                keep(order, group, MemberIssue(where, reason, later_key))
+
+    mark_conflicts(merged, pairs(), across_keys)
     listed = sorted(
         (
             (tuple(-n for n in order), group[0], issue)

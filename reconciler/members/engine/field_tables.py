@@ -319,12 +319,89 @@ def conflict_candidates(
         cursor.close()
 
 
-def mark_conflicts(merged: MergedTables, pairs: Iterable[tuple[str, str]]) -> None:
-    """Record the (key, field) pairs found in conflict, then build the merged table."""
+def same_person_candidates(
+    merged: MergedTables,
+) -> Iterator[tuple[int, int, str, int, str, int, list[tuple[str, str, str]]]]:
+    """plan/fields.same_person_pairs over the tables, with their values: (i, pos, email
+    key, j, userId key, pos in j, [(field, text in i, text in j)...]) for every field both
+    lists made a value of, those two texts differing (or, where one list merges nested
+    objects and the other does not, one an object), neither key already in conflict on
+    it. In the order of i, pos, j and pos in j. Only pairs of lists where one keys some
+    member by email and the other some by a userId with an email (a hybrid project) are
+    joined."""
+    lists = merged.lists
+    if len(lists) < 2:
+        return
+    connection = merged.engine.connection
+    by_email, by_user = [], []
+    for m in lists:
+        row = connection.execute(
+            f"SELECT bool_or(key_kind = 'email'), "
+            f"bool_or(key_kind = 'userId' AND email IS NOT NULL) FROM {m.values.table}"
+        ).fetchone()
+        by_email.append(bool(row and row[0]))
+        by_user.append(bool(row and row[1]))
+    for i, a in enumerate(lists):
+        if not by_email[i]:
+            continue
+        for j, b in enumerate(lists):
+            shared = [n for n in a.values.fields if n in b.values.fields]
+            if j == i or not by_user[j] or not shared:
+                continue
+            mixed = a.merge_nested_objects != b.merge_nested_objects
+            found = []
+            for n in shared:
+                ca, cb = f"a.f{a.values.fields.index(n)}", f"b.f{b.values.fields.index(n)}"
+                differ = f"{ca} <> {cb}" + (f" OR starts_with({ca}, '{{')" if mixed else "")
+                found.append(
+                    f"CASE WHEN {ca} IS NOT NULL AND {cb} IS NOT NULL AND ({differ}) AND NOT "
+                    f"EXISTS (SELECT 1 FROM {merged.conflicted} x WHERE x.field = "
+                    f"{sql_string(n)} AND x.key IN (a.key, b.key)) THEN [{ca}, {cb}] END"
+                )
+            cursor = merged.engine.cursor()
+            try:
+                cursor.execute(
+                    f"SELECT a.pos, a.key, b.key, b.pos, [{', '.join(found)}] "
+                    f"FROM {a.values.table} a JOIN {b.values.table} b ON b.email = a.key "
+                    "WHERE a.key_kind = 'email' AND b.key_kind = 'userId' "
+                    "ORDER BY a.pos, b.pos"
+                )
+                while chunk := cursor.fetchmany(BATCH):
+                    for pos, email_key, user_key, other_pos, texts in chunk:
+                        values = [
+                            (n, t[0], t[1])
+                            for n, t in zip(shared, texts, strict=True)
+                            if t is not None
+                        ]
+                        if values:
+                            yield (
+                                i,
+                                int(pos),
+                                str(email_key),
+                                j,
+                                str(user_key),
+                                int(other_pos),
+                                values,
+                            )
+            finally:
+                cursor.close()
+
+
+def mark_conflicts(
+    merged: MergedTables,
+    pairs: Iterable[tuple[str, str]],
+    then: Callable[[], Iterable[tuple[str, str]]] | None = None,
+) -> None:
+    """Record the (key, field) pairs found in conflict, and those `then` finds once they
+    are recorded (same_person_candidates reads them), then build the merged table."""
     table = merged.conflicted
     staged = merged.engine.name("conflicts_found")
     write_table(merged.engine, staged, pairs, ["key", "field"])
     merged.engine.connection.execute(f"INSERT INTO {table} SELECT * FROM {staged}")
+    if then is not None:
+        staged = merged.engine.name("conflicts_found")
+        write_table(merged.engine, staged, then(), ["key", "field"])
+        merged.engine.connection.execute(f"INSERT INTO {table} SELECT * FROM {staged}")
     (merged.conflicts,) = merged.engine.connection.execute(
         f"SELECT count(*) FROM {table}"
     ).fetchone() or (0,)

@@ -1,0 +1,137 @@
+"""A member joining two lists of one destination whose audiences map one field (a scalar
+or an object) differently: both engines plan the same, no request carries two values for
+one field of one person, and the plan after the apply has nothing left to write."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.test_traits import mapping_doc, project, requests_to
+
+OBJECT = {"from": "v", "type": "object"}
+MERGED = {"mergeNestedObjects": True}
+# name: (a's mapping, b's, a's value, b's value, a's mapping options, b's)
+CASES = {
+    "scalars": ({"tier": "v"}, {"tier": "v"}, "gold", "silver", {}, {}),
+    "number-and-text": (
+        {"tier": {"from": "v", "type": "number"}},
+        {"tier": "v"},
+        "5",
+        "5",
+        {},
+        {},
+    ),
+    "object-and-scalar": ({"tier": OBJECT}, {"tier": "v"}, '"{""a"": 1}"', "gold", {}, {}),
+    "objects-merged": (
+        {"tier": OBJECT},
+        {"tier": OBJECT},
+        '"{""a"": 1}"',
+        '"{""b"": 2}"',
+        MERGED,
+        MERGED,
+    ),
+    "object-and-clear": ({"tier": OBJECT}, {"tier": OBJECT}, '"{""a"": 1}"', "", {}, {}),
+    "scalar-and-clear": ({"tier": "v"}, {"tier": "v"}, "gold", "", {}, {}),
+}
+
+
+def _sent(server) -> dict[str, set[str]]:
+    """Per person (their email) and field, the values the subscribes and updates carried."""
+    out: dict[str, set[str]] = {}
+    for path, key in (("/api/lists/subscribe", "subscribers"), ("/api/users/bulkUpdate", "users")):
+        for request in requests_to(server, path):
+            for user in request.body[key]:
+                for name, value in (user.get("dataFields") or {}).items():
+                    who = f"{user.get('email')}:{name}"
+                    out.setdefault(who, set()).add(json.dumps(value, sort_keys=True))
+    return out
+
+
+def _plan_in_both_engines(cli, workspace, monkeypatch) -> dict:
+    plans = {}
+    for engine in ("python", "duckdb"):
+        monkeypatch.setenv("RECONCILER_ENGINE", engine)
+        plans[engine] = cli("plan", workspace.manifests, "--format", "json")
+    python, duckdb = (plans[e].json() for e in ("python", "duckdb"))
+    assert python["summary"] == duckdb["summary"]
+    assert python["destinations"][0]["field_issues"] == duckdb["destinations"][0]["field_issues"]
+    assert plans["python"].exit_code == plans["duckdb"].exit_code
+    return python
+
+
+def _audiences(workspace, a_fields, b_fields, a_row, b_row, a_spec, b_spec, b_user_id) -> None:
+    workspace.csv("data/a.csv", "email,v", [f"pat@example.com,{a_row}"])
+    if b_user_id:
+        workspace.csv("data/b.csv", "email,uid,v", [f"pat@example.com,u-1,{b_row}"])
+        workspace.audience("b", {"csv": "data/b.csv", "userId": "uid"}, traits="mb")
+    else:
+        workspace.csv("data/b.csv", "email,v", [f"pat@example.com,{b_row}"])
+        workspace.audience("b", {"csv": "data/b.csv"}, traits="mb")
+    workspace.audience("a", {"csv": "data/a.csv"}, traits="ma")
+    workspace.write(
+        "traits.yaml",
+        mapping_doc(a_fields, name="ma", **a_spec)
+        + "\n---\n"
+        + mapping_doc(b_fields, name="mb", **b_spec),
+    )
+
+
+@pytest.mark.parametrize("b_user_id", [False, True], ids=["same-key", "email-and-userid"])
+# Each case new to Iterable, and the first also a profile Iterable has (with a value).
+@pytest.mark.parametrize(
+    ("case", "known"),
+    [(case, False) for case in sorted(CASES)] + [("scalars", True)],
+    ids=[*sorted(CASES), "scalars-known"],
+)
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_joiner_of_two_lists_mapping_one_field_apart_gets_neither_value(
+    workspace, cli, emulator_server, monkeypatch, engine, case, known, b_user_id
+):
+    """One person joins lists 'a' and 'b', whose audiences give one field two values: the
+    field is a conflict, written by neither, in both engines. With 'a' keying the person
+    by email (its source has no userId) and 'b' by a userId given with that email (a
+    hybrid project), the two keys were two members: each subscribe carried its own value
+    and the field flipped between them on every apply (the next plan updated it to the
+    other one, and the plan after that back)."""
+    proj = project(emulator_server)
+    if known:
+        proj.add_user(email="pat@example.com", user_id="u-1", data_fields={"tier": "bronze"})
+    _audiences(workspace, *CASES[case], b_user_id)
+    plan = _plan_in_both_engines(cli, workspace, monkeypatch)
+    (issue,) = plan["destinations"][0]["field_issues"]
+    assert issue["where"] == "audiences 'a' and 'b'", issue
+    assert issue["reason"].startswith("field 'tier' gets "), issue
+
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 1, applied.output  # the conflict, reported
+    assert "pat@example.com:tier" not in _sent(emulator_server)
+    fields = proj.find_user(email="pat@example.com").data_fields
+    assert fields.get("tier") == ("bronze" if known else None)
+    emulator_server.emulator.clear_log()
+    for _ in range(2):
+        again = cli("plan", workspace.manifests, "--format", "json").json()
+        assert (again["summary"]["users_to_update"], again["summary"]["members_to_add"]) == (0, 0)
+        # (Its masked member numbered as this plan meets it: it adds nobody before it.)
+        (same,) = again["destinations"][0]["field_issues"]
+        assert {**same, "value": None} == {**issue, "value": None}
+        assert cli("apply", workspace.manifests, "--yes").exit_code == 1
+    assert _sent(emulator_server) == {}
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_one_person_under_two_keys_given_one_value_gets_it_once_and_no_changes_after(
+    workspace, cli, emulator_server, monkeypatch, engine
+):
+    _audiences(workspace, {"tier": "v"}, {"tier": "v"}, "gold", "gold", {}, {}, True)
+    plan = _plan_in_both_engines(cli, workspace, monkeypatch)
+    assert plan["destinations"][0]["field_issues"] == []
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    assert _sent(emulator_server) == {"pat@example.com:tier": {'"gold"'}}
+    assert project(emulator_server).find_user(email="pat@example.com").data_fields == {
+        "tier": "gold"
+    }
+    assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
