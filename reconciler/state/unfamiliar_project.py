@@ -60,8 +60,11 @@ def unfamiliar_project(
         if len(recorded) > _IDS_SHOWN:
             shown += f" and {len(recorded) - _IDS_SHOWN:,} more"
         evidence = (
-            f"the last apply to it from this state directory wrote to lists of ids {shown}, "
-            "none of which the project has"
+            f"the last apply to it from this state directory wrote to list {shown}, which "
+            "the project does not have"
+            if len(recorded) == 1
+            else f"the last apply to it from this state directory wrote to lists of ids "
+            f"{shown}, none of which the project has"
         )
     else:
         return ""
@@ -72,10 +75,15 @@ def unfamiliar_project(
         at = destination.field_location("apiKey", "file")
         source = f"API key file {key_file_path(destination)}"
     name = destination.name
+    # "holds none of the 1 list" read as a slip.
+    lists = (
+        "does not hold the list"
+        if len(declared) == 1
+        else f"holds none of the {quantity(len(declared), 'list')}"
+    )
     return (
         f"destination {quoted(name)} takes its API key from {source} ({at}), and the "
-        f"project that key reaches holds none of the "
-        f"{quantity(len(declared), 'list')} the manifests declare in it, though {evidence}: "
+        f"project that key reaches {lists} the manifests declare in it, though {evidence}: "
         f"is {source} another project's key (a secret pasted from another project)? "
         "Nothing is written there until `reconciler apply --allow-new-project "
         f"{name}` says this is the destination's project (it moved to a new project, or "

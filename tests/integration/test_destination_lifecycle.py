@@ -127,6 +127,25 @@ def test_a_key_of_another_project_with_prune_off_adds_nobody_there_until_told(
     assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
 
 
+def test_a_key_of_another_project_said_of_one_list(workspace, cli, emulator_server, monkeypatch):
+    """One list declared and recorded: the block said "holds none of the 1 list ...
+    wrote to lists of ids 1000001, none of which the project has"."""
+    emulator_server.emulator.add_project("growth", "hybrid", "growth-key")
+    workspace.destination()
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    (own,) = [r.id for r in emulator_server.emulator.project("default").lists.values()]
+
+    monkeypatch.setenv(API_KEY_VAR, "growth-key")
+    plan = cli("plan", workspace.manifests)
+    assert plan.exit_code == 3, plan.output
+    assert (
+        "and the project that key reaches does not hold the list the manifests declare in "
+        f"it, though the last apply to it from this state directory wrote to list {own}, "
+        "which the project does not have: is environment variable"
+    ) in " ".join(plan.output.split())
+
+
 def test_an_audience_listid_another_project_lacks_blocks_its_destination_on_a_first_run(
     workspace, cli, emulator_server, monkeypatch
 ):
