@@ -379,19 +379,8 @@ def _plan_from_live(
     lists made for audiences no manifest declares any more: orphan_lists; `stranger`, why
     the project seems another's: state/unfamiliar_project.py)."""
     dest_spec = desired.destination.spec
-    # Audiences whose list could not be read with confidence are left out whole.
-    unread = tuple(
-        (item.audience.name, live.unproven[item.list_name])
-        for item in desired.lists
-        if item.list_name in live.unproven
-    )
-    unmatched = tuple(
-        item.audience.name for item in desired.lists if item.list_name in live.unmatched
-    )
     skipped = [(item.audience.name, issue) for item in desired.lists for issue in item.issues]
-    desired = dataclasses.replace(
-        desired, lists=[item for item in desired.lists if item.list_name not in live.unproven]
-    )
+    unread, unmatched, desired = _leave_out_unproven(desired, live)
     lists = with_former_lists(
         [
             _plan_list(reads, item, live.managed.get(item.list_name), dest_spec, prints)
@@ -448,6 +437,7 @@ def _plan_from_live(
     # Lists whose every member is removed and re-added by the other identifier: said, with
     # where projectType is written (the removal guard's message says it too).
     by_email = named_by_email(desired.project_type, fields.lists)
+    rows = _RowCounts.of(desired)
     return plan_destination(
         desired.destination.name,
         desired.project_type,
@@ -457,11 +447,7 @@ def _plan_from_live(
         allow_list_deletion=dest_spec.policy.allowListDeletion,
         declared_none_found=pruned.declared_none_found if pruned.deletions else 0,
         unfamiliar_project=stranger,
-        skipped_unlisted=sum(
-            item.table.skipped - len(item.table.issues)
-            for item in desired.lists
-            if item.table is not None
-        ),
+        skipped_unlisted=rows.skipped_unlisted,
         field_updates=fields.updates,
         field_clears=field_clears(fields.tally, _clear_limits(desired, dest_spec)),
         field_changes=field_changes(
@@ -479,13 +465,11 @@ def _plan_from_live(
         + tuple(named_by_email_notes(desired.destination.name, by_email, project_type_at)),
         project_type_at=project_type_at,
         named_by_email=by_email,
-        duplicate_rows=sum(item.duplicates for item in desired.lists),
+        duplicate_rows=rows.duplicates,
         campaigns=tuple(campaigns),
         campaigns_read_error=campaigns_error,
-        duplicate_conflicts=tuple(
-            (item.audience.name, issue) for item in desired.lists for issue in item.conflicts
-        ),
-        duplicate_conflicts_unlisted=sum(item.conflicts_unlisted for item in desired.lists),
+        duplicate_conflicts=rows.conflicts,
+        duplicate_conflicts_unlisted=rows.conflicts_unlisted,
         unread=unread,
         unmatched=unmatched,
         other_reads=tuple(
@@ -497,6 +481,49 @@ def _plan_from_live(
             else None
         ),
     )
+
+
+def _leave_out_unproven(
+    desired: DesiredDestination, live: LiveDestination
+) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...], DesiredDestination]:
+    """Audiences whose list could not be read with confidence are left out whole: (the
+    audiences and why, those of them whose list is not certain (live.unmatched), the
+    desired state without them)."""
+    unread = tuple(
+        (item.audience.name, live.unproven[item.list_name])
+        for item in desired.lists
+        if item.list_name in live.unproven
+    )
+    unmatched = tuple(
+        item.audience.name for item in desired.lists if item.list_name in live.unmatched
+    )
+    kept = [item for item in desired.lists if item.list_name not in live.unproven]
+    return unread, unmatched, dataclasses.replace(desired, lists=kept)
+
+
+@dataclass(frozen=True)
+class _RowCounts:
+    """What the audiences' sources held that the plan reports beside its changes."""
+
+    skipped_unlisted: int
+    duplicates: int
+    conflicts: tuple[tuple[str, MemberIssue], ...]
+    conflicts_unlisted: int
+
+    @classmethod
+    def of(cls, desired: DesiredDestination) -> _RowCounts:
+        return cls(
+            skipped_unlisted=sum(
+                item.table.skipped - len(item.table.issues)
+                for item in desired.lists
+                if item.table is not None
+            ),
+            duplicates=sum(item.duplicates for item in desired.lists),
+            conflicts=tuple(
+                (item.audience.name, issue) for item in desired.lists for issue in item.conflicts
+            ),
+            conflicts_unlisted=sum(item.conflicts_unlisted for item in desired.lists),
+        )
 
 
 @dataclass(frozen=True)
