@@ -21,6 +21,9 @@ A user export likewise answers the removals (without channelUnsubscribe) of a hy
 answer of counts left unnamed (executor._as_the_other_kind): each text no profile has as
 the kind it was sent as is sent again as the other, which was one read of each such text
 of the batch, up to 1,000 a batch in a project whose userIds are emails (unnamed_profiles).
+The export that answers the channel removals (the plan's or the apply's own) keeps those
+texts' profiles too, at no cost but their memory, so that it answers them as well: one run
+never exports the project once for each kind of removal.
 
 Where the plan read the lists' members by a user export (with email, userId and
 userListIds) and the apply follows it in the same process, that export answers instead
@@ -151,14 +154,14 @@ def plan_profiles(
         return None
     if not _fresh(users.started, settings.time_scale):
         return None  # too old already (a long export): no apply could take it
-    wanted = channel_removals(lists)
-    if not wanted:
+    channel = channel_removals(lists)
+    if not channel:
         return None
     rate = settings.user_reads_per_second * settings.time_scale
-    by_reads = 2 * len(wanted) / rate if rate > 0 else 0.0
+    by_reads = 2 * len(channel) / rate if rate > 0 else 0.0
     if users.rows / ROWS_PER_SECOND >= by_reads:
         return None
-    profiles = ChannelProfiles(wanted, _channel_list_ids(lists))
+    profiles = ChannelProfiles(channel | unnamed_removals(lists), _channel_list_ids(lists))
     for row in users.read_rows("", b"@"):
         profiles(row)
     return PlanProfiles(profiles, users.started)
@@ -191,7 +194,9 @@ def read_channel_profiles(
         "be an email or a userId"
     )
     client.tell(f"{what}: reading which profile each names by 1 user export ({why})")
-    return _exported(client, ChannelProfiles(wanted, _channel_list_ids(lists)), what, stop)
+    # The unnamed removals' texts too: this export answers them (executor._unnamed_profiles).
+    profiles = ChannelProfiles(wanted | unnamed_removals(lists), _channel_list_ids(lists))
+    return _exported(client, profiles, what, stop)
 
 
 def unnamed_removals(lists: Sequence[ListPlan]) -> frozenset[str]:

@@ -1299,6 +1299,13 @@ class _Destination:
                 return None
             if self._unnamed_wanted is None:
                 self._unnamed_wanted = unnamed_removals(self.plan.lists)
+            # The export the channel removals were judged by (the plan's or this run's,
+            # read in step() before any removal is sent) kept these texts too: no other.
+            read = self.channel_profiles
+            if read is not None and self._unnamed_wanted <= read.wanted:
+                self._unnamed_export_read = True
+                self.unnamed_profiles = read
+                return read
             self._unnamed_reads_made += reads
             why = export_is_faster(
                 self.client, self._unnamed_reads_made, len(self._unnamed_wanted), self.plan.lists

@@ -9,6 +9,7 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from reconciler.apply.channel_profiles import ChannelProfiles, PlanProfiles, read_channel_profiles
 from reconciler.emulator import Faults
@@ -341,6 +342,46 @@ def test_an_apply_takes_its_channel_removals_profiles_from_its_plans_export(
     assert set(stranger.unsubscribed_channel_ids) == set()
     assert "from the plan's user export, started" in result.stderr
     assert "m007@example.com" not in result.stderr
+
+
+@pytest.mark.parametrize("member_reads", ["export", "getUsers"])
+def test_unnamed_removals_are_answered_by_the_export_the_channel_removals_took(
+    field_workspace,  # noqa: F811
+    cli,
+    monkeypatch,
+    member_reads,
+):
+    """A hybrid destination with channel removals (vip) and removals without
+    channelUnsubscribe that answers of counts leave unnamed (trial's 300 Carols): the
+    export that answered the channel removals (the plan's, or the apply's own where the
+    lists were read by getUsers) kept only their texts, so the unnamed ones exported the
+    whole project again, a second or third export in one run. That export answers both
+    now: one export, no per-user reads, the same removals."""
+    monkeypatch.setenv("RECONCILER_USER_READS_PER_SECOND", "1")
+    monkeypatch.setenv("RECONCILER_BULK_READ_FIRST_BYTE", "0")
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", member_reads)
+    ws, server, proj, list_id, stranger = _leaving_list(field_workspace)
+    server.emulator.faults.counts_only_answers = True
+    trial = proj.add_list("trial")
+    proj.subscribe_direct(trial, email="keep@example.com", user_id="keep")
+    carols = [f"carol{i:03d}@example.com" for i in range(300)]
+    for carol in carols:
+        proj.subscribe_direct(trial, email=carol)  # no userId: named by email
+    ws.csv("data/trial.csv", "userId", ["keep"])
+    ws.audience("trial", {"csv": "data/trial.csv"}, policy={"maxRemovalPercent": 100})
+    server.emulator.clear_log()
+
+    result = cli("apply", ws.manifests, "--yes", "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    assert len(user_exports(server)) == 1
+    assert profile_reads(server) == []
+    assert proj.members(list_id, False) == ["keep@example.com"]
+    assert proj.members(trial, True) == ["keep"]
+    sent = accepted(server, "/api/lists/unsubscribe")
+    assert sorted(s["email"] for s in sent if s.get("email", "").startswith("carol")) == carols
+    assert set(stranger.unsubscribed_channel_ids) == set()
+    assert "@example.com" not in result.stderr
 
 
 def test_a_saved_plans_export_is_never_taken_for_its_channel_removals(
