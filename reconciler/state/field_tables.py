@@ -254,14 +254,28 @@ def _withhold(engine: Engine, values: ValuesTable, names: frozenset[str]) -> Val
 
 def _beside(engine: Engine, theirs: ValuesTable, ours: Sequence[ValuesTable]) -> ValuesTable:
     """An audience beside the targets as the merge takes it (state/fields.py _beside): its
-    values of the fields some targeted audience holds a value of for the same member."""
-    joins = " ".join(f"LEFT JOIN {t.table} t{k} ON t{k}.key = c.key" for k, t in enumerate(ours))
+    values of the fields some targeted audience holds a value of for the same member,
+    under the same key or the other one (plan/fields.py same_person_pairs): a member
+    keyed by email here and by a userId given with that email there (`u`, one row per
+    email), or keyed by a userId with an email here and by that email there (`e`)."""
+    joins = []
+    for k, t in enumerate(ours):
+        any_held = ", ".join(f"bool_or(f{n} IS NOT NULL) AS f{n}" for n in range(len(t.fields)))
+        joins += [
+            f"LEFT JOIN {t.table} t{k} ON t{k}.key = c.key",
+            f"LEFT JOIN {t.table} e{k} ON c.key_kind = 'userId' AND e{k}.key_kind = 'email' "
+            f"AND e{k}.key = c.email",
+            f"LEFT JOIN (SELECT email{', ' + any_held if any_held else ''} FROM {t.table} "
+            f"WHERE key_kind = 'userId' AND email IS NOT NULL GROUP BY email) u{k} "
+            f"ON c.key_kind = 'email' AND u{k}.email = c.key",
+        ]
     columns = []
     for c, name in enumerate(theirs.fields):
         held = [
-            f"t{k}.f{t.fields.index(name)} IS NOT NULL"
+            f"t{k}.f{f} IS NOT NULL OR e{k}.f{f} IS NOT NULL OR coalesce(u{k}.f{f}, false)"
             for k, t in enumerate(ours)
             if name in t.fields
+            for f in [t.fields.index(name)]
         ]
         columns.append(f"CASE WHEN {' OR '.join(held) or 'false'} THEN c.f{c} END AS f{c}")
     kept = " OR ".join(f"f{c} IS NOT NULL" for c in range(len(theirs.fields))) or "false"
@@ -269,7 +283,8 @@ def _beside(engine: Engine, theirs: ValuesTable, ours: Sequence[ValuesTable]) ->
     connection = engine.connection
     connection.execute(
         f"CREATE TABLE {table} AS SELECT * FROM (SELECT c.key, c.key_kind, c.email, "
-        f"c.user_id, c.pos{''.join(', ' + x for x in columns)} FROM {theirs.table} c {joins}) "
+        f"c.user_id, c.pos{''.join(', ' + x for x in columns)} FROM {theirs.table} c "
+        f"{' '.join(joins)}) "
         f"WHERE {kept}"
     )
     (count,) = connection.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)

@@ -241,15 +241,34 @@ def _mapped(item: DesiredList, lp: ListPlan, withheld: frozenset[str] = frozense
 def _beside(item: DesiredList, mapped: Sequence[MappedList]) -> MappedList:
     """An audience beside the targets (state/alongside.py) as the merge takes it: its
     values of the fields a targeted audience holds a value of for the same member, and
-    nothing it subscribes."""
+    nothing it subscribes. The same member under the other key too (plan/fields.py
+    same_person_pairs: keyed by email here, by a userId given with that email there, or
+    the other way round), or the targeted plan wrote one value where a full plan writes
+    neither."""
     assert item.fields is not None
     held: dict[str, set[str]] = {}
+    # The fields held for a person by email: of members keyed by it, and of members keyed
+    # by a userId given with it.
+    by_email_key: dict[str, set[str]] = {}
+    by_user_email: dict[str, set[str]] = {}
     for m in mapped:
         for key, values in m.values.items():
             held.setdefault(key, set()).update(values)
+            member = m.members.get(key)
+            if member is None:
+                continue
+            if member.key_kind == "email":
+                by_email_key.setdefault(key, set()).update(values)
+            elif member.key_kind == "userId" and member.email:
+                by_user_email.setdefault(member.email, set()).update(values)
     kept: dict[str, dict[str, Any]] = {}
     for key, values in item.fields.values.items():
-        ours = held.get(key)
+        ours = set(held.get(key, ()))
+        member = item.members.get(key)
+        if member is not None and member.key_kind == "email":
+            ours |= by_user_email.get(key, set())
+        elif member is not None and member.key_kind == "userId" and member.email:
+            ours |= by_email_key.get(member.email, set())
         if ours:
             theirs = {f: v for f, v in values.items() if f in ours}
             if theirs:

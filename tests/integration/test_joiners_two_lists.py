@@ -135,3 +135,30 @@ def test_one_person_under_two_keys_given_one_value_gets_it_once_and_no_changes_a
         "tier": "gold"
     }
     assert cli("plan", workspace.manifests, "--detailed-exitcode").exit_code == 0
+
+
+@pytest.mark.parametrize("target", ["a", "b"])
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_targeted_plan_settles_one_person_under_two_keys_as_the_full_plan_does(
+    workspace, cli, emulator_server, monkeypatch, engine, target
+):
+    """plan --target reads the audience beside its target (state/alongside.py) for the
+    targeted members' fields, but took its values only under the same key: with 'a'
+    keying Pat by email and 'b' by a userId given with that email, the targeted plan saw
+    no conflict and its apply wrote its own value of 'tier' (the full plan writes
+    neither, and the next full plan reported the conflict too late). Now the targeted
+    plan holds the conflict back as the full plan does, in both engines."""
+    _audiences(workspace, {"tier": "v"}, {"tier": "v"}, "gold", "silver", {}, {}, True)
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    (full,) = cli("plan", workspace.manifests, "--format", "json").json()["destinations"][0][
+        "field_issues"
+    ]
+    plan = cli("plan", workspace.manifests, "--target", target, "--format", "json")
+    (issue,) = plan.json()["destinations"][0]["field_issues"]
+    assert (issue["where"], issue["reason"]) == (full["where"], full["reason"])
+    applied = cli("apply", workspace.manifests, "--yes", "--target", target)
+    assert applied.exit_code == 1, applied.output  # the conflict, reported
+    assert "pat@example.com:tier" not in _sent(emulator_server)
+    assert (
+        project(emulator_server).find_user(email="pat@example.com").data_fields.get("tier") is None
+    )
