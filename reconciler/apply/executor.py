@@ -1171,7 +1171,9 @@ class _Destination:
             if not _ambiguous(identifier):
                 payloads.append({"userId": identifier})
                 continue
-            profile = self._profile("userId", identifier)
+            # Once a run, as a hybrid destination's channel removals: a member leaving
+            # several lists is one read.
+            profile = self._channel_profile("userId", identifier)
             if profile is not None and list_id in _list_ids(profile.get("userListIds")):
                 payloads.append({"userId": identifier})
             elif self._on_list_by_email(list_id, identifier):

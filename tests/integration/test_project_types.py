@@ -791,3 +791,38 @@ def test_a_user_id_projects_channel_removals_read_only_email_shaped_user_ids(
     assert mail.unsubscribed_channel_ids and plain.unsubscribed_channel_ids
     reads = [r.path for r in server.emulator.request_log if r.path.startswith("/api/users/")]
     assert [p for p in reads if "byUserId" in p] == ["/api/users/byUserId/c%40x.io"]
+
+
+def test_a_user_id_projects_member_leaving_several_channel_lists_is_read_once(
+    tmp_path, monkeypatch, make_emulator_server, fast_client, cli
+):
+    """As above, the member with an email-shaped userId on three lists whose audiences
+    each drop her: her profile was read by userId once for each list (three reads, the
+    churn of a run three times the reads the model counted), where a hybrid destination's
+    channel removals read each text once a run (c208b67). Now once too."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    server = make_emulator_server(project_type="userId")
+    monkeypatch.setenv(API_KEY_VAR, "test-key")
+    monkeypatch.chdir(tmp_path)
+    proj = server.emulator.project("default")
+    ws = Workspace(tmp_path, server.base_url, "userId")
+    ws.destination()
+    ws.csv("m.csv", "userId", ["U-0"])
+    lists = []
+    for name in ("vip", "trial", "news"):
+        lists.append(proj.add_list(name))
+        ws.audience(
+            name,
+            {"csv": "m.csv"},
+            policy={"maxRemovalPercent": 100},
+            unsubscribe={"channelUnsubscribe": True},
+        )
+    proj.add_user(user_id="U-0", list_ids=lists)
+    mail = proj.add_user(user_id="c@x.io", list_ids=lists)
+    server.emulator.request_log.clear()
+    result = cli("apply", ws.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert [proj.members(lid) for lid in lists] == [["U-0"]] * 3
+    assert mail.unsubscribed_channel_ids
+    reads = [r.path for r in server.emulator.request_log if r.path.startswith("/api/users/")]
+    assert reads == ["/api/users/byUserId/c%40x.io"]
