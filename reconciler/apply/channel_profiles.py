@@ -220,10 +220,12 @@ def unnamed_profiles(
     export_is_faster says so (`why`) for the per-user reads the batches answered short so
     far made and the one at hand would make. Which batches come back short is not known
     before their answers (one user deleted since the plan suffices), so the reads are
-    counted as they are made and the export is read once they would take longer than it:
-    a few short batches are a few reads, and many never cost more than twice the faster of
-    the two. Says so and why on stderr; an export that fails leaves them to the per-user
-    reads (None), as for channel removals."""
+    counted as they are made and the export is read once they would take longer than it
+    (five times longer in a project no export of this run counted, whose size is known
+    only as its largest list): a few short batches are a few reads, and many cost at most
+    twice the faster of the two, or six times it where the project's size is unknown.
+    Says so and why on stderr; an export that fails leaves them to the per-user reads
+    (None), as for channel removals."""
     what = (
         f"{quantity(len(wanted), 'removal')} whose identifier may be an email or a userId, "
         "answered by counts that name none"
