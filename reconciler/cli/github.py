@@ -50,6 +50,17 @@ def _owner_name(value: str | None) -> str | None:
     raise typer.BadParameter(f"{value[:100]!r} is not the repository's OWNER/NAME{meant}")
 
 
+def _pr_number(value: int) -> int:
+    """--pr as GitHub numbers pull requests, from 1: 0 or a negative number went into `gh
+    api repos/<repo>/issues/0/comments`, and GitHub's 404 said nothing of the option."""
+    if value < 1:
+        raise typer.BadParameter(f"{value} is not a pull request's number (1 or more)")
+    return value
+
+
+PrOpt = typer.Option(
+    ..., "--pr", metavar="NUMBER", help="Pull request number.", callback=_pr_number
+)
 RepoOpt = typer.Option(
     ...,
     "--repo",
@@ -136,7 +147,7 @@ def _report(posted: Posted, what: str) -> None:
 
 @github_app.command()
 def comment(
-    pr: int = typer.Option(..., "--pr", metavar="NUMBER", help="Pull request number."),
+    pr: int = PrOpt,
     body_file: Path = BodyFileOpt,
     marker: str = _marker_opt("reconciler-plan"),
     commit: str | None = typer.Option(
@@ -182,7 +193,7 @@ def comment(
 
 @github_app.command("mark-outdated")
 def mark_outdated_command(
-    pr: int = typer.Option(..., "--pr", metavar="NUMBER", help="Pull request number."),
+    pr: int = PrOpt,
     commit: str = typer.Option(
         ..., "--commit", metavar="SHA", help="The commit about to be planned."
     ),

@@ -627,3 +627,19 @@ def test_a_choice_error_under_format_json_is_said_without_pydantics_words() -> N
     said = json.loads(result.stdout)["error"]
     assert said.endswith("'gh' is not one of 'auto', 'github', 'none'."), said
     assert "Value error" not in said
+
+
+@pytest.mark.parametrize("pr", ["0", "-3"])
+def test_a_github_pr_number_below_1_is_a_usage_error(tmp_path, pr) -> None:
+    """--pr 0 (an unset variable's default) went into `gh api repos/<repo>/issues/0/...`:
+    GitHub's 404 said nothing of the option."""
+    body = tmp_path / "plan.md"
+    body.write_text("plan", encoding="utf-8")
+    for command in (
+        ["comment", "--body-file", str(body)],
+        ["mark-outdated", "--commit", "abcdef1"],
+    ):
+        result = runner.invoke(app, ["github", *command, "--pr", pr, "--repo", "acme/crm"])
+        assert result.exit_code == 1, result.output
+        shown = " ".join(result.output.replace("│", " ").split())
+        assert f"{pr} is not a pull request's number (1 or more)" in shown, shown
