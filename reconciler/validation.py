@@ -4,18 +4,27 @@ maps convert. The command (cli/validate.py) prints the result and exits with it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.errors import Problem, SourceError
+from reconciler.errors import Problem, SourceError, line_safe_path
 from reconciler.github.workflow_paths import unwatched_reads
 from reconciler.manifest import load_manifests
 from reconciler.members.issue import MemberIssue
 from reconciler.members.model import Engine
+from reconciler.render.masking import without_data
 from reconciler.state.desired import DesiredList, build_desired, refuse_unordered_conflicts
 from reconciler.traits import values as trait_values
 from reconciler.words import quantity
+
+# Rows listed per source file and error for values that cannot be sent: a template failing
+# on every row (`{{ 1/0 }}`) is one mistake to fix, not 500 lines in a CI log; the rest of
+# its rows are counted on one line.
+SAME_ERROR_SHOWN = 5
+# `:LINE[:COL]` after a source file's name in an issue's location.
+_LINE_AT_END = re.compile(r"(?::\d+)+$")
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,8 @@ class Validation:
         out = [
             f"warning: {warning}" for warning in (*self.manifest_warnings, *self.workflow_warnings)
         ]
-        out.extend(issue.describe(show) for issue in (*self.invalid, *self.values))
+        out.extend(issue.describe(show) for issue in self.invalid)
+        out.extend(_same_errors_counted(self.values, show))
         out.extend(f"warning: {issue.describe(show)}" for issue in self.conflicts)
         if self.unlisted:
             out.append(f"... and {self.unlisted:,} more (large audiences list their first 1,000).")
@@ -188,3 +198,25 @@ def _once(
 
 def _members(item: DesiredList) -> int:
     return item.table.count if item.table else len(item.members)
+
+
+def _same_errors_counted(issues: Sequence[MemberIssue], show: Callable[[str], str]) -> list[str]:
+    """The issues, one line each, but only the first SAME_ERROR_SHOWN of each source file
+    and error (field and reason, whatever the row's value); the rest of each are counted
+    on one line after them, naming its first row, so no distinct problem is hidden."""
+    out: list[str] = []
+    shown: dict[tuple[str, str], list[str]] = {}  # the rows listed, per file and error
+    more: dict[tuple[str, str], int] = {}
+    for issue in issues:
+        key = (_LINE_AT_END.sub("", issue.where), without_data(issue.message))
+        rows = shown.setdefault(key, [])
+        if len(rows) < SAME_ERROR_SHOWN:
+            rows.append(issue.where)
+            out.append(issue.describe(show))
+        else:
+            more[key] = more.get(key, 0) + 1
+    for (file, _), count in more.items():
+        rows_more = f"{count:,} more row{'s' if count != 1 else ''}"
+        first = line_safe_path(shown[(file, _)][0])
+        out.append(f"{line_safe_path(file)}: ... and {rows_more} with the same error as {first}")
+    return out

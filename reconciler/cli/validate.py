@@ -35,8 +35,9 @@ def validate(
     Every problem is printed as FILE:LINE:COL: message (a CSV row as FILE:LINE, the
     line it starts on), all at once: every manifest error; once the manifests load,
     sources that cannot be read, invalid members, and mapped values that plan would not
-    send. Exit 1 if any; 130 interrupted (Ctrl-C). In GitHub Actions each located one is
-    also a workflow command (::error file=...), shown on the pull request's diff."""
+    send (the first 5 rows of each file and error; the rest counted). Exit 1 if any; 130
+    interrupted (Ctrl-C). In GitHub Actions each located one is also a workflow command
+    (::error file=...), shown on the pull request's diff."""
     exits.started(show_members, debug, read_only="validate", annotations_mode=annotations)
     # Imported here: `validate --help` needs none of the manifests' models, YAML, DuckDB
     # or templates these bring.

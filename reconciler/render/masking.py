@@ -221,6 +221,12 @@ def reveal(text: str, show_members: bool) -> str:
     return _MARKED.sub(lambda m: f"{_first(m.group(1))}{MASK}", text)
 
 
+def without_data(text: str) -> str:
+    """A message with the source data it marks left out: two rows failing for one reason
+    with different values ('lots', 'many' is not a number) give the same text."""
+    return _MARKED.sub("...", text)
+
+
 class Masker:
     """Masks identifiers for one output, numbering the distinct ones (module docstring).
     Make one per output: the numbers mean something only within it."""

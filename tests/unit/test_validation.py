@@ -580,3 +580,47 @@ def test_rows_beyond_those_listed_are_counted_once_for_audiences_reading_one_fil
         found = validate(root, engine=engine)
         assert (len(found.invalid), found.unlisted) == (1_000, 200)
         assert found.count_problems() == "1,200 invalid members found."
+
+
+@pytest.mark.parametrize("engine_name", ["python", "duckdb"])
+def test_a_value_error_on_every_row_is_listed_a_few_times_and_the_rest_counted(
+    tmp_path: Path, engine_name: str
+) -> None:
+    """A template failing on every row printed one line per row (500 rows: 500 lines in a
+    pre-commit or CI log); each file and error now lists its first rows and counts the
+    rest on one line, while another error in the same rows is still listed."""
+    from reconciler.validation import SAME_ERROR_SHOWN
+
+    mapping = {
+        **MAPPING,
+        "spec": {
+            "fields": {
+                "ratio": {"template": "{{ 1/0 }}"},
+                "lifetimeValue": {"from": "value", "type": "number"},
+            }
+        },
+    }
+    # Every row fails 'ratio'; rows 2 and 4 of the file (different values) fail 'lifetimeValue'.
+    values = ["lots", "1", "many"] + [str(n) for n in range(20)]
+    rows = [f"m{n}@example.com,u-{n},{value}" for n, value in enumerate(values)]
+    root = write(
+        tmp_path,
+        DESTINATION,
+        mapping,
+        audience("big", {"csv": "m.csv", "email": "email", "userId": "user_id"}, traits="crm"),
+        csv={"m.csv": "\n".join([HEADER, *rows]) + "\n"},
+    )
+    settings = EngineSettings(engine=engine_name, threads=1, temp_dir=tmp_path)
+    with Engine(settings) as engine:
+        found = validate(root, engine=engine)
+    lines = found.lines(quoted(shower(False)))
+    ratio = [line for line in lines if "field 'ratio'" in line]
+    assert len(ratio) == SAME_ERROR_SHOWN, lines
+    numbers = [line for line in lines if "is not a number" in line]
+    assert len(numbers) == 2, lines  # 'lots' and 'many': one error, both rows listed
+    csv = root / "m.csv"
+    more = len(values) - SAME_ERROR_SHOWN
+    assert lines[-1] == f"{csv}: ... and {more} more rows with the same error as {csv}:2"
+    assert len(lines) == SAME_ERROR_SHOWN + 2 + 1
+    # Every row is still a problem counted.
+    assert found.count_problems() == f"{len(values) + 2} values that cannot be sent found."
