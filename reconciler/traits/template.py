@@ -40,6 +40,8 @@ from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 
+from reconciler.traits.template_words import in_words, undefined_in_words
+
 # The name under which a template sees the whole row, for columns whose names are not
 # valid variable names (`{{ row["first name"] }}`).
 ROW_VARIABLE = "row"
@@ -1066,7 +1068,7 @@ class Template:
         except RecursionError:
             raise TemplateBudgetExceeded("the template recursed too deep") from None
         except jinja2.UndefinedError as error:
-            reason = f"undefined variable: {error.message}"
+            reason = undefined_in_words(str(error.message))
             raise TemplateRenderError(_without_data(reason, self.text)) from None
         except jinja2.exceptions.SecurityError as error:
             reason = f"refused by the template sandbox: {error}"
@@ -1076,7 +1078,7 @@ class Template:
             raise TemplateRenderError(_without_data(reason, self.text)) from None
         except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as error:
             # A filter or an operator met a value it cannot handle (`{{ a / b }}` with b 0).
-            reason = f"{type(error).__name__}: {error}"
+            reason = in_words(error)
             raise TemplateRenderError(_without_data(reason, self.text)) from None
         finally:
             _clock.deadline = None

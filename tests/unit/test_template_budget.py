@@ -455,3 +455,42 @@ def test_a_date_s_percent_signs_are_sized_as_the_one_character_each_writes() -> 
     # 40,000 '%%' write 40,000 characters, within the budget: not 40,000 conversions.
     text = "{{ '{:" + "%%" * 40_000 + "}'.format(day) }}"
     assert Template(text).render({"day": datetime.date(2024, 5, 1)}) == "%" * 40_000
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("{{ n / 0 }}", "division by zero"),
+        ("{{ n // 0 }}", "division by zero"),
+        ("{{ n % 0 }}", "modulo by zero"),
+        ("{{ n + word }}", "cannot apply + to a whole number and text"),
+        ("{{ word + n }}", "cannot apply + to text and a whole number"),
+        ("{{ empty - 1 }}", "cannot apply - to an empty value (None) and a whole number"),
+        ("{{ empty < 3 }}", "cannot compare (<) an empty value (None) with a whole number"),
+        ("{{ empty | length }}", "an empty value (None) has no length"),
+        ("{{ empty | round }}", "cannot round an empty value (None)"),
+        ("{{ empty.upper() }}", "an empty value (None) has no attribute 'upper'"),
+    ],
+)
+def test_common_template_failures_are_said_in_words_without_the_rows_values(
+    text: str, said: str
+) -> None:
+    """A template failing on a row said Python's class names ("ZeroDivisionError: division
+    by zero", "TypeError: unsupported operand type(s) for +: 'int' and 'str'"); the common
+    ones are now said in words, naming the values' types and never the values."""
+    row = {"n": 98765, "word": "jane@example.com", "empty": None}
+    with pytest.raises(TemplateRenderError) as raised:
+        Template(text).render(row)
+    reason = raised.value.reason
+    assert reason == said
+    assert "98765" not in reason and "jane" not in reason
+
+
+def test_a_failure_not_said_in_words_keeps_pythons() -> None:
+    from reconciler.traits.template_words import in_words
+
+    assert in_words(ValueError("math domain error")) == "ValueError: math domain error"
+    assert in_words(TypeError("an unusual failure")) == "TypeError: an unusual failure"
+    # A type outside the common ones is named as Python names it.
+    said = in_words(TypeError("unsupported operand type(s) for -: 'set' and 'int'"))
+    assert said == "cannot apply - to a set value and a whole number"

@@ -439,7 +439,7 @@ def test_a_null_in_arithmetic_is_the_same_row_error_as_before() -> None:
     values, errors = compiled.values({"points": None})
     assert values == {}
     assert [e.reason for e in errors] == [
-        "TypeError: unsupported operand type(s) for +: 'NoneType' and 'int'"
+        "cannot apply + to an empty value (None) and a whole number"
     ]
 
 
