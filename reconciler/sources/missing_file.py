@@ -1,6 +1,7 @@
 """What a member source's path that names no file was likely meant to be: written from
 the repository's top (`csv: manifests/data/x.csv` in `manifests/`, read as
-`manifests/manifests/data/x.csv`), or a near miss of a file beside it. "CSV file not
+`manifests/manifests/data/x.csv`), a file of its name one folder below (`csv: x.csv` for
+`data/x.csv`), or a near miss of a file beside it. "CSV file not
 found" alone left the user comparing paths by eye."""
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def missing_file_hint(written: str, base_dir: Path, repository: Path) -> str:
                 f"{display_path(base_dir)}/: write {meant} for the file {written})"
             )
     directory = (base_dir / path).parent
+    below = _one_level_below(directory, path.name, repository)
+    if below:
+        return f" (did you mean {' or '.join((path.parent / b).as_posix() for b in below)}?)"
     try:
         names = [
             entry.name
@@ -51,3 +55,24 @@ def missing_file_hint(written: str, base_dir: Path, repository: Path) -> str:
     if near is None:
         return ""
     return f" (did you mean {(path.parent / near).as_posix()}?)"
+
+
+# Files of the name looked for one level below, named at most: more is no likely meaning.
+_MAX_BELOW = 3
+
+
+def _one_level_below(directory: Path, name: str, repository: Path) -> list[str]:
+    """`DIR/name` for each folder DIR of `directory` holding a file `name` (`csv: x.csv`
+    where the file is `data/x.csv` beside the manifest), sorted; none when `directory` is
+    outside the repository, where no manifest may learn what exists."""
+    if not name or not is_inside(directory, repository):
+        return []
+    found: list[str] = []
+    try:
+        for entry in itertools.islice(os.scandir(directory), _MAX_NAMES):
+            candidate = Path(entry.path) / name
+            if entry.is_dir() and candidate.is_file() and is_inside(candidate, repository):
+                found.append(f"{entry.name}/{name}")
+    except OSError:
+        return []
+    return sorted(found)[:_MAX_BELOW] if len(found) <= _MAX_BELOW else []

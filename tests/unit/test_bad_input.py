@@ -623,6 +623,8 @@ def test_a_member_file_path_written_from_the_top_or_mistyped_says_what_to_write(
                 f"write data/vip_members.{kind} for the file manifests/data/vip_members.{kind})",
             ),
             (f"data/vip_member.{kind}", f"(did you mean data/vip_members.{kind}?)"),
+            # One folder off: the file is in data/ beside the manifest.
+            (f"vip_members.{kind}", f"(did you mean data/vip_members.{kind}?)"),
             (f"data/other.{kind}", None),
         ):
             (root / "manifests" / "aud.yaml").write_text(audience({kind: written}))

@@ -32,3 +32,34 @@ def test_no_file_outside_the_repository_is_looked_for(tmp_path: Path) -> None:
     base.mkdir(parents=True)
     (tmp_path / "secret.csv").write_text("email\n")
     assert missing_file_hint("../secret.csv", base, repository) == ""
+
+
+def test_a_file_of_that_name_one_folder_below_is_named(tmp_path: Path) -> None:
+    """`csv: x.csv` where the file is `data/x.csv` beside the manifest said only that it
+    was not found, where a path written from the repository's top got a hint."""
+    base = tmp_path / "manifests"
+    (base / "data").mkdir(parents=True)
+    (base / "data" / "vip.csv").write_text("email\n")
+    assert missing_file_hint("vip.csv", base, tmp_path) == " (did you mean data/vip.csv?)"
+    (base / "teams" / "old").mkdir(parents=True)
+    (base / "teams" / "old" / "gold.csv").write_text("email\n")
+    assert missing_file_hint("teams/gold.csv", base, tmp_path) == (
+        " (did you mean teams/old/gold.csv?)"
+    )
+    (base / "archive").mkdir()
+    (base / "archive" / "vip.csv").write_text("email\n")
+    assert missing_file_hint("vip.csv", base, tmp_path) == (
+        " (did you mean archive/vip.csv or data/vip.csv?)"
+    )
+    assert missing_file_hint("nobody.csv", base, tmp_path) == ""
+
+
+def test_no_file_one_folder_below_outside_the_repository_is_named(tmp_path: Path) -> None:
+    """`../x.csv` from a manifest at the repository's top names a folder outside it: its
+    subfolders are not looked in."""
+    repository = tmp_path / "repo"
+    base = repository / "manifests"
+    base.mkdir(parents=True)
+    (tmp_path / "private").mkdir()
+    (tmp_path / "private" / "secret.csv").write_text("email\n")
+    assert missing_file_hint("../../secret.csv", base, repository) == ""
