@@ -73,6 +73,7 @@ from reconciler.state.desired import (
     at_scale,
     build_desired,
     refuse_unordered_conflicts,
+    shared_runs,
     size_key,
     unreadable_sources,
 )
@@ -82,6 +83,7 @@ from reconciler.state.keyed_apart import KeyedApart
 from reconciler.state.live import LiveDestination, LiveList, read_live
 from reconciler.state.named_by_email import named_by_email, named_by_email_notes
 from reconciler.state.routes import choose_route
+from reconciler.state.shared_fields import sharing_fields
 from reconciler.state.skipped_user_ids import keep_user_id_rows
 from reconciler.state.unfamiliar_project import unfamiliar_project
 from reconciler.state.unsendable import leave_out_unsendable, not_created_after_consent
@@ -144,15 +146,18 @@ def make_plan(
         # Every source is read before any fails the plan, so all that cannot be read are
         # named in one run, as validate names them.
         unreadable: list[SourceError] = []
-        built = build_desired(manifests, targets, engine, progress, errors=unreadable)
-        if unreadable:
-            raise unreadable_sources(unreadable)
-        if targets is not None:
-            # --target limits what is written, never weakens a check (state/alongside.py).
-            for name, desired in built.items():
-                audiences_of = manifests.audiences_of(name)
-                desired.positions = {a.name: i for i, a in enumerate(audiences_of)}
-                desired.alongside = read_alongside(manifests, name, targets, engine, progress)
+        # --target reads the audiences beside its targets after them: a query both run
+        # runs once, as in a full plan (it ran again for each audience beside).
+        with shared_runs(_read_with(manifests, targets)):
+            built = build_desired(manifests, targets, engine, progress, errors=unreadable)
+            if unreadable:
+                raise unreadable_sources(unreadable)
+            if targets is not None:
+                # --target limits what is written, never weakens a check (state/alongside.py).
+                for name, desired in built.items():
+                    audiences_of = manifests.audiences_of(name)
+                    desired.positions = {a.name: i for i, a in enumerate(audiences_of)}
+                    desired.alongside = read_alongside(manifests, name, targets, engine, progress)
         # Every audience's listId: Iterable's list ids are unique across projects, and a
         # list one destination's audience holds by id is declared in every destination
         # naming its project (prune in another must not delete it once renamed).
@@ -671,6 +676,17 @@ def with_former_lists(
 
 def _list_size(live_list: LiveList) -> int:
     return live_list.table.count if live_list.table is not None else len(live_list.members)
+
+
+def _read_with(manifests: Manifests, targets: set[str] | None) -> list[Audience]:
+    """The audiences a --target plan reads: its targets, and those beside them
+    (state/shared_fields.py); none without --target (build_desired shares runs itself)."""
+    if targets is None:
+        return []
+    read = [a for n, a in manifests.audiences.items() if n in targets]
+    for destination in sorted({a.spec.destination for a in read}):
+        read += [a for _, a, _ in sharing_fields(manifests, destination, targets)]
+    return read
 
 
 def _targeted(

@@ -141,9 +141,13 @@ def build_desired(
 def shared_runs(audiences: Sequence[Audience]) -> Iterator[None]:
     """While reading `audiences`, those whose sources run one query at one database
     (Source.run_key) share one run of it (sources/shared_runs.py); the files of the rows
-    kept for them are removed on leaving, whether all of them read it or not."""
+    kept for them are removed on leaving, whether all of them read it or not. Inside
+    another, the audiences it shares a run among keep that run (plan --target reads its
+    targets and the audiences beside them in turn, in one such run)."""
     groups: dict[str, list[Audience]] = {}
     for audience in audiences:
+        if source_for(audience).shared is not None:
+            continue
         key = source_for(audience).run_key()
         if key is not None:
             groups.setdefault(key, []).append(audience)

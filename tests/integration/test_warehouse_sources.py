@@ -1214,3 +1214,62 @@ def test_validate_runs_a_sqlite_query_once_and_reports_as_both_engines_do(
     assert outputs["auto"][0] == 1
     assert "not-an-email" not in outputs["auto"][1] + outputs["auto"][2]
     assert outputs["auto"] == outputs["python"] == outputs["duckdb"]
+
+
+def test_plan_target_runs_a_query_it_shares_with_an_audience_read_beside_it_once(
+    workspace: Workspace, cli, engine: str
+) -> None:
+    """plan --target of an audience whose query another mapping the same field runs too
+    (read beside the target, state/alongside.py) ran it once for the target and once
+    more for each audience beside it (40 audiences: 40 runs of a query a full plan runs
+    once). Counted on SQLAlchemy's own hook, as each statement goes to the database."""
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    database = workspace.manifests / "data" / "crm.db"
+    database.parent.mkdir(parents=True)
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE people (email TEXT, user_id TEXT, tier TEXT)")
+        connection.executemany(
+            "INSERT INTO people VALUES (?, ?, ?)",
+            [(f"p{i}@example.com", f"u{i}", "gold" if i % 2 else "free") for i in range(50)],
+        )
+    connection.close()
+    source = {
+        "sql": "SELECT email, user_id, tier FROM people",
+        "url": "sqlite:///manifests/data/crm.db",
+    }
+    workspace.audience("tiered", source, traits="crm")
+    for n in range(3):
+        workspace.audience(f"beside{n}", {**source, "userId": "user_id"}, traits="crm")
+    workspace.write(
+        "traits.yaml",
+        json.dumps(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "TraitMapping",
+                "metadata": {"name": "crm"},
+                "spec": {"fields": {"tier": "tier"}},
+            }
+        ),
+    )
+    sent: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        sent.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        result = cli("plan", workspace.manifests, "--target", "tiered", "--format", "json")
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+    assert result.exit_code == 0, result.stderr
+    assert "also reads the source of audiences 'beside0'" in result.stderr
+    runs = [s for s in sent if "FROM people" in s and not s.endswith("LIMIT 0")]
+    assert len(runs) == 1, runs
+    (dest,) = result.json()["destinations"]
+    assert [item["audience"] for item in dest["lists"]] == ["tiered"]
+    (add,) = [c for c in dest["lists"][0]["changes"] if c["type"] == "add_members"]
+    assert add["count"] == 50
