@@ -134,13 +134,7 @@ def field_import(n: int, scale: float) -> None:
     faults = Faults.field(scale)
     emulator = Emulator(limits=Limits.iterable().scaled(scale), faults=faults)
     emulator.add_project(plan_apply.PROJECT, "email", plan_apply.API_KEY)
-    env = {
-        **os.environ,
-        plan_apply.API_KEY_VAR: plan_apply.API_KEY,
-        "RECONCILER_TIME_SCALE": str(scale),
-        "RECONCILER_READ_LAG": "0",  # seeded directly: nothing for reads to lag behind
-        "RECONCILER_PROGRESS_INTERVAL": str(max(1.0, 60 / scale)),
-    }
+    env = plan_apply.scaled_env(scale)
     try:
         with EmulatorServer(emulator) as server:
             live, _ = diff_engines.generate(root, n, header=True)

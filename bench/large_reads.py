@@ -121,14 +121,7 @@ def main() -> None:
     lists += [(f"small-{n:02d}", args.small_size) for n in range(args.small)]
     sizes = [size for _name, size in lists]
     root = Path(tempfile.mkdtemp(prefix="reconciler-large-reads-"))
-    env = {
-        **os.environ,
-        plan_apply.API_KEY_VAR: plan_apply.API_KEY,
-        "RECONCILER_TIME_SCALE": str(scale),
-        # The plan follows no apply of ours: nothing for it to wait out.
-        "RECONCILER_READ_LAG": "0",
-        "RECONCILER_PROGRESS_INTERVAL": str(max(1.0, 60 / scale)),
-    }
+    env = plan_apply.scaled_env(scale)
     manifests = root / "manifests"
     manifests.mkdir()
     try:

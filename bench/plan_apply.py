@@ -99,6 +99,19 @@ EMULATOR_READS = {
 }
 
 
+def scaled_env(scale: float) -> dict[str, str]:
+    """The environment of a run against the field profile at `scale`: the bench's key, no
+    read lag to wait out (the emulator is seeded directly, and no apply of another run
+    precedes it) and progress lines about once a modelled minute."""
+    return {
+        **os.environ,
+        API_KEY_VAR: API_KEY,
+        "RECONCILER_TIME_SCALE": str(scale),
+        "RECONCILER_READ_LAG": "0",
+        "RECONCILER_PROGRESS_INTERVAL": str(max(1.0, 60 / scale)),
+    }
+
+
 def destination_document(base_url: str, project_type: str = "email") -> dict[str, Any]:
     """Destination `bench`: the emulator's project, its key from API_KEY_VAR."""
     return {

@@ -82,13 +82,7 @@ def one_size(n: int, keep: int, scale: float, root: Path) -> bool:
     finally:
         gc.enable()
     gc.freeze()
-    env = {
-        **os.environ,
-        plan_apply.API_KEY_VAR: plan_apply.API_KEY,
-        "RECONCILER_TIME_SCALE": str(scale),
-        "RECONCILER_READ_LAG": "0",
-        "RECONCILER_PROGRESS_INTERVAL": str(max(1.0, 60 / scale)),
-    }
+    env = plan_apply.scaled_env(scale)
     with EmulatorServer(emulator) as server:
         documents = [
             plan_apply.destination_document(server.base_url, "hybrid"),
