@@ -303,8 +303,8 @@ class ApplyReport:
     # apply this plan: the text and markdown plans printed before the report say so, and
     # the JSON report and the run record are all a script or a sync's history keep.
     overridden: list[Violation] = field(default_factory=list)
-    # When (epoch seconds) the run's last request to each destination it wrote to ended
-    # (the journal's clock): Iterable's reads may not show it until the read lag later.
+    # When (time.monotonic()) the run's last request to each destination it wrote to
+    # ended: Iterable's reads may not show it until the read lag later.
     # Empty when a signal asked the run to stop: it does not wait for them then.
     last_write_at: dict[str, float] = field(default_factory=dict)
 

@@ -115,8 +115,11 @@ class Journal:
         # the run goes on, since stopping would leave it half-applied for want of a log.
         self.lost: OSError | None = None
         self.lost_at_step = 0
-        # When (epoch seconds) this run's last request to each destination ended, kept
-        # here too: the file may be lost, and Iterable's reads lag from then on.
+        # When (time.monotonic()) this run's last request to each destination ended, kept
+        # here too: the file may be lost, and Iterable's reads lag from then on. Not the
+        # wall clock, which the lines' `at` is by: the wait at the end of the run is timed
+        # from this (apply/reads_lag.py), and a wall clock stepped during the run (an NTP
+        # step, a VM's clock corrected) moved it by the step.
         self.last_write_at: dict[str, float] = {}
 
     @classmethod
@@ -269,7 +272,7 @@ class Journal:
         with self._lock:
             self.in_flight -= 1
             if status != "not_sent":
-                self.last_write_at[step.destination] = time.time()
+                self.last_write_at[step.destination] = time.monotonic()
             if status == "done":
                 total = _TOTAL_OF.get(step.op)
                 if total is not None:

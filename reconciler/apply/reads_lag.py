@@ -8,7 +8,9 @@ without this apply's changes and plans them again: a sync resends them and repor
 twice, one whose removals the apply made by override (--allow-removals) is blocked by the
 same guard, and the drift check opens an issue for changes already made. The apply knows
 when it last wrote, so it waits (while it still holds its CI job, which the drift check
-sees as a run in progress) until the lag has passed.
+sees as a run in progress) until the lag has passed. That is timed by the monotonic clock:
+by the wall clock, one stepped back during the run (an NTP step, a VM's clock corrected) made
+the wait as long as the step, an hour for an hour, and one stepped forward skipped it.
 
 `apply --no-read-lag-wait` skips that wait (a pipeline where no other run follows within
 the lag pays it on every merge for nothing), saying what it leaves: a plan from this
@@ -29,7 +31,7 @@ from reconciler.apply.interrupt import signal_name, stop_on_interrupt
 class Lagging:
     """What an apply wrote that Iterable's reads may not show yet."""
 
-    until: float  # epoch seconds: when the reads show every write of the run
+    until: float  # time.monotonic(): when the reads show every write of the run
     destinations: tuple[str, ...]  # those it wrote to whose reads lag
     lag: float  # the longest of their lags (settings.read_lag)
 
@@ -46,7 +48,7 @@ def lagging(last_write_at: Mapping[str, float], lags: Mapping[str, float]) -> La
 
 
 def wait_for_reads(
-    lagging: Lagging, say: Callable[[str], None], clock: Callable[[], float] = time.time
+    lagging: Lagging, say: Callable[[str], None], clock: Callable[[], float] = time.monotonic
 ) -> None:
     """Wait until Iterable's reads show the run's writes, saying why; a signal (Ctrl-C,
     SIGTERM) ends the wait, saying what that leaves, and never the apply's outcome: it is
@@ -76,7 +78,7 @@ def wait_for_reads(
 
 
 def skip_wait(
-    lagging: Lagging, say: Callable[[str], None], clock: Callable[[], float] = time.time
+    lagging: Lagging, say: Callable[[str], None], clock: Callable[[], float] = time.monotonic
 ) -> None:
     """Say what not waiting for Iterable's reads (--no-read-lag-wait) leaves: nothing when
     the lag has passed already."""

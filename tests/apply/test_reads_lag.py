@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
+import pytest
+
+from reconciler.apply.journal import Journal
 from reconciler.apply.reads_lag import Lagging, lagging, skip_wait, wait_for_reads
 
 
@@ -58,3 +62,35 @@ def test_not_waiting_says_for_how_long_a_run_elsewhere_may_plan_the_changes_agai
     said.clear()
     skip_wait(Lagging(10.02, ("prod",), 60.0), said.append, clock=lambda: 10.0)
     assert said == []  # the lag has passed: nothing is left to say
+
+
+class _Said(Exception):
+    """Raised by `say` once the wait says how long it is: the test need not wait it out."""
+
+
+@pytest.mark.parametrize("off", [3600.0, -3600.0])
+def test_the_wait_is_timed_from_the_last_write_whatever_the_wall_clock_does(
+    monkeypatch: pytest.MonkeyPatch, off: float
+):
+    """The wall clock an hour ahead at the run's last write and stepped back before the
+    wait (an NTP step, a VM's clock corrected) made the wait 3660 s; an hour behind and
+    stepped forward, it skipped the wait, so a plan elsewhere read Iterable before its
+    reads showed the run's writes."""
+    journal = Journal.disabled()
+    wall = time.time
+    with monkeypatch.context() as during_the_run:
+        during_the_run.setattr(time, "time", lambda: wall() + off)
+        with journal.step("add_members", "prod", "Newsletter"):
+            pass
+    found = lagging(journal.last_write_at, {"prod": 60.0})
+    assert found is not None
+    said: list[str] = []
+
+    def say(text: str) -> None:
+        said.append(text)
+        raise _Said
+
+    with pytest.raises(_Said):
+        wait_for_reads(found, say)
+    seconds = float(said[0].removeprefix("Waiting ").split(" s ", 1)[0])
+    assert 0 < seconds <= 60.0
