@@ -35,7 +35,6 @@ export or per-user reads are chosen as above."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -49,6 +48,7 @@ from reconciler.state.consent import choose_profile_read
 from reconciler.state.users_file import ROWS_PER_SECOND, UsersFile
 from reconciler.state.windows import export_users_whole
 from reconciler.threads import block_stop_signals
+from reconciler.uptime import uptime
 from reconciler.words import quantity
 
 # What a per-user read's answer is judged by (executor._kind_on_list, _named_by).
@@ -123,14 +123,14 @@ def channel_removals(lists: Sequence[ListPlan]) -> frozenset[str]:
 
 @dataclass(repr=False)
 class PlanProfiles:
-    """ChannelProfiles the plan's own user export answered, and when (time.monotonic())
-    that export was started."""
+    """ChannelProfiles the plan's own user export answered, and when (uptime()) that
+    export was started."""
 
     profiles: ChannelProfiles
     started: float
 
     def age(self) -> float:
-        return time.monotonic() - self.started
+        return uptime() - self.started
 
     def fresh(self, time_scale: float, now: float | None = None) -> bool:
         """Whether the export is no older than a fresh one may be (FRESH_SECONDS)."""
@@ -138,7 +138,7 @@ class PlanProfiles:
 
 
 def _fresh(started: float, time_scale: float, now: float | None = None) -> bool:
-    age = (time.monotonic() if now is None else now) - started
+    age = (uptime() if now is None else now) - started
     return age <= FRESH_SECONDS / time_scale
 
 

@@ -7,7 +7,6 @@ import functools
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from reconciler.state.windows import (
     read_export_windows,
 )
 from reconciler.threads import ReadGroup, reading_pool
+from reconciler.uptime import uptime
 from reconciler.words import quantity
 
 if TYPE_CHECKING:
@@ -395,7 +395,7 @@ def read_live(
     known = prefetch.take_lists() if prefetch is not None else None
     all_lists = known if known is not None else client.get_lists()
     found, ambiguous = _find_lists(all_lists, desired.lists)
-    started, before = time.monotonic(), dict(client.stats.calls)
+    started, before = uptime(), dict(client.stats.calls)
     early = prefetch.take_export() if prefetch is not None and found else None
     sizes = [expected_size(item) for item, _info in found]
     # An empty audience says nothing of its list's size: asked, rather than read a list
@@ -453,7 +453,7 @@ def read_live(
             path.unlink(missing_ok=True)
         raise
     live.all_lists = all_lists
-    live.seconds = time.monotonic() - started
+    live.seconds = uptime() - started
     live.calls = _with_calls(client.stats.calls_since(before), prefetch)
     live.calls.pop("GET /api/lists", None)
     if early is not None and kept and live.member_read == early.route.name:

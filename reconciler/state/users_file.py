@@ -51,7 +51,7 @@ class UsersFile:
     path: Path
     fields: frozenset[str]
     rows: int
-    # When (time.monotonic()) the export was started: how old its profiles may be, for
+    # When (uptime.uptime()) the export was started: how old its profiles may be, for
     # an apply run right after the plan (apply/channel_profiles.py). None: not known.
     started: float | None = None
 

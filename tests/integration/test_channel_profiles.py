@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -342,6 +343,45 @@ def test_an_apply_takes_its_channel_removals_profiles_from_its_plans_export(
     assert set(stranger.unsubscribed_channel_ids) == set()
     assert "from the plan's user export, started" in result.stderr
     assert "m007@example.com" not in result.stderr
+
+
+@pytest.mark.skipif(not hasattr(time, "CLOCK_BOOTTIME"), reason="Linux's clock of sleep")
+def test_a_plans_export_is_not_fresh_after_the_machine_slept_an_hour(
+    field_workspace,  # noqa: F811
+    cli,
+    monkeypatch,
+):
+    """time.monotonic stops while the machine sleeps: a laptop closed for an hour between
+    the plan's export and its apply (at the confirmation, say) took that export for a
+    moment old and resolved the channel removals by it. The time asleep counts now: the
+    removals' profiles are exported afresh."""
+    monkeypatch.setenv("RECONCILER_USER_READS_PER_SECOND", "1")
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "export")
+    ws, server, proj, list_id, stranger = _leaving_list(field_workspace)
+    asleep = {"seconds": 0.0}
+    awake = time.clock_gettime
+
+    def clock_gettime(clock: int) -> float:
+        # CLOCK_MONOTONIC (time.monotonic) stops during a suspend; CLOCK_BOOTTIME does not.
+        return awake(clock) + (asleep["seconds"] if clock == time.CLOCK_BOOTTIME else 0.0)
+
+    monkeypatch.setattr(time, "clock_gettime", clock_gettime)
+    from reconciler.apply import run
+
+    planned = run.run_apply
+
+    def after_a_sleep(*args: Any, **kwargs: Any) -> Any:
+        asleep["seconds"] = 3600.0
+        return planned(*args, **kwargs)
+
+    monkeypatch.setattr(run, "run_apply", after_a_sleep)
+    result = cli("apply", ws.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert asleep["seconds"] == 3600.0
+    assert "from the plan's user export" not in result.stderr
+    assert len(user_exports(server)) == 2  # the plan's, then the removals' own
+    assert proj.members(list_id, False) == ["keep@example.com"]
+    assert set(stranger.unsubscribed_channel_ids) == set()
 
 
 @pytest.mark.parametrize("member_reads", ["export", "getUsers"])

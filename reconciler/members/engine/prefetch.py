@@ -50,6 +50,7 @@ from reconciler.state.routes import (
 from reconciler.state.users_file import link_or_copy
 from reconciler.state.windows import cut_off_whole, read_export_windows
 from reconciler.threads import without_stop_signals
+from reconciler.uptime import uptime
 
 if TYPE_CHECKING:
     from reconciler.iterable.client import IterableClient, ListInfo
@@ -96,8 +97,8 @@ class ExportDownload:
     # For the export in date windows: the windows read, and the requests they took.
     windows: int = 0
     requests: int = 1
-    # When the read started, and the client's calls then: the plan's member read counts
-    # its time and calls from there.
+    # When (uptime()) the read started, and the client's calls then: the plan's member
+    # read counts its time and calls from there.
     started: float = 0.0
     calls_before: dict[str, int] = field(default_factory=dict)
 
@@ -109,9 +110,9 @@ class Prefetch:
     export: ExportDownload | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
-    # When the getUsers downloads were registered, and the client's calls then: the plan's
-    # member read counts its time and calls from there, as for an early export (counted
-    # from read_live's start, their getUsers calls went unsaid).
+    # When (uptime()) the getUsers downloads were registered, and the client's calls then:
+    # the plan's member read counts its time and calls from there, as for an early export
+    # (counted from read_live's start, their getUsers calls went unsaid).
     started: float = 0.0
     calls_before: dict[str, int] = field(default_factory=dict)
     # The list index (GET /api/lists) the route was chosen from, once read: read_live
@@ -432,7 +433,7 @@ def _register_export(reads: _Reads, route: MemberRoute, expected_rows: int) -> _
         fields,
         engine.directory / f"{engine.name('prefetch')}.jsonl",
         expected_rows=expected_rows,
-        started=time.monotonic(),
+        started=uptime(),
         calls_before=dict(reads.client.stats.calls),
     )
     reads.prefetch.export = export
@@ -509,7 +510,7 @@ def _register_downloads(
     project_type = reads.destination.spec.projectType
     if project_type == "hybrid":
         return
-    reads.prefetch.started = time.monotonic()
+    reads.prefetch.started = uptime()
     reads.prefetch.calls_before = dict(reads.client.stats.calls)
     for audience in large:
         candidates = [x for x in by_name.get(audience.list_name, []) if x.list_type == "Standard"]
