@@ -23,6 +23,7 @@ signal or thread is used, so renders work in any thread.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import math
 import re
@@ -31,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache, wraps
+from functools import lru_cache, partial, wraps
 from typing import Any
 
 import jinja2
@@ -694,6 +695,51 @@ def _check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> N
         _check_text_method(owner, name, args, kwargs)
 
 
+def _in_utc(obj: Any) -> Any:
+    """`obj`, or in its place the same method with UTC as the machine's time zone where
+    Python's datetime reads that zone: a naive value's timestamp() and astimezone() take it
+    as local time, astimezone() converts to it, and now(), today() and fromtimestamp()
+    (which a date or datetime value reaches: `ts.now()`) give it. A time without an offset
+    is UTC to reconciler (traits/convert.py), as to DuckDB's session (UTC_SESSION): an
+    inline member's `ts: 2024-05-01 09:30:00` rendered `{{ ts.timestamp() | int }}` 50,400
+    apart on a laptop in Pacific/Kiritimati and a CI runner in UTC, which then rewrote each
+    other's field on every run."""
+    owner, name = getattr(obj, "__self__", None), getattr(obj, "__name__", "")
+    if isinstance(owner, datetime.datetime):
+        moment = owner if owner.tzinfo is not None else owner.replace(tzinfo=datetime.UTC)
+        if name == "timestamp":
+            return moment.timestamp
+        if name == "astimezone":
+            return partial(_astimezone, moment)
+    elif isinstance(owner, type) and issubclass(owner, datetime.datetime):
+        if name in ("now", "today"):
+            return partial(_now, owner)
+        if name == "fromtimestamp":
+            return partial(_from_timestamp, owner)
+    elif isinstance(owner, type) and issubclass(owner, datetime.date):
+        if name == "today":
+            return lambda: datetime.datetime.now(datetime.UTC).date()
+        if name == "fromtimestamp":
+            return lambda t: datetime.datetime.fromtimestamp(t, datetime.UTC).date()
+    return obj
+
+
+def _astimezone(moment: datetime.datetime, tz: datetime.tzinfo | None = None) -> Any:
+    return moment.astimezone(tz or datetime.UTC)
+
+
+def _now(kind: type[datetime.datetime], tz: datetime.tzinfo | None = None) -> Any:
+    return kind.now(tz) if tz is not None else kind.now(datetime.UTC).replace(tzinfo=None)
+
+
+def _from_timestamp(
+    kind: type[datetime.datetime], t: float, tz: datetime.tzinfo | None = None
+) -> Any:
+    if tz is not None:
+        return kind.fromtimestamp(t, tz)
+    return kind.fromtimestamp(t, datetime.UTC).replace(tzinfo=None)
+
+
 def _check_widths(
     owner: str | bytes | int, name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
 ) -> None:
@@ -854,7 +900,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             return _bounded_iter(*args)
         _check_call(__obj, args, kwargs)
         # `row.get('middle_name')` of a column that is null or absent: a null, as read.
-        return _nulled(_made(super().call(__context, __obj, *args, **kwargs)))
+        return _nulled(_made(super().call(__context, _in_utc(__obj), *args, **kwargs)))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         _tick()

@@ -1064,6 +1064,54 @@ def test_a_duckdb_query_gives_the_same_dates_whatever_the_machines_time_zone(
     assert "= user fields: no changes (1 user checked" in again.stdout
 
 
+def test_a_template_gives_the_same_moments_whatever_the_machines_time_zone(
+    workspace, cli, emulator_server, machine_zone
+):
+    # An inline member's YAML time without an offset is UTC to reconciler, but a template's
+    # ts.timestamp() and ts.astimezone() took it as the machine's time, and ts.now() and
+    # fromtimestamp() gave that time: applied on a CI runner in UTC and planned on a laptop
+    # in Pacific/Kiritimati (+14:00), every such field was rewritten on every run.
+    templates = {
+        "epoch": "{{ ts.timestamp() | int }}",
+        "moment": "{{ ts.astimezone() }}",
+        "zone": "{{ ts.now().astimezone().tzinfo }}",
+        "start": "{{ ts.fromtimestamp(0) }}",
+        "day": "{{ day.fromtimestamp(0) }}",
+    }
+    workspace.write("traits.yaml", mapping_doc({k: {"template": t} for k, t in templates.items()}))
+    workspace.write(
+        "aud-vip.yaml",
+        yaml(
+            """
+            apiVersion: reconciler/v1
+            kind: Audience
+            metadata: {name: vip}
+            spec:
+              destination: prod
+              traits: crm
+              members:
+                inline:
+                  - {email: a@example.com, ts: 2024-05-01 09:30:00, day: 2024-05-01}
+            """
+        ),
+    )
+    machine_zone("UTC")
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    assert fields_of(emulator_server, "a@example.com") == {
+        "epoch": "1714555800",
+        "moment": "2024-05-01 09:30:00+00:00",
+        "zone": "UTC",
+        "start": "1970-01-01 00:00:00",
+        "day": "1970-01-01",
+    }
+
+    machine_zone("Pacific/Kiritimati")
+    again = cli("plan", workspace.manifests, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert "= user fields: no changes (1 user checked" in again.stdout
+
+
 class FakeClock:
     """One clock for the client and the emulator: sleeping moves time on, nothing waits."""
 
