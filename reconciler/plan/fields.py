@@ -256,7 +256,8 @@ def _settle_across_keys(
 ) -> None:
     """merge_fields' conflicts between one person's two keys (same_person_pairs): a field
     both give values that conflict_reason tells apart is written for neither key."""
-    for i, email_key, j, user_key in same_person_pairs(lists):
+    pairs = same_person_pairs(lists)
+    for i, email_key, j, user_key in pairs:
         # Worded as merge_fields words them: the list first in order, then the other.
         (first, first_key), (later, later_key) = sorted([(i, email_key), (j, user_key)])
         held, value = lists[first].values[first_key], lists[later].values[later_key]
@@ -268,13 +269,42 @@ def _settle_across_keys(
             if reason is None:
                 continue
             for key in (email_key, user_key):
-                merged.conflicted.add((key, name))
-                if key not in copied:
-                    merged.values[key] = dict(merged.values[key])
-                    copied.add(key)
-                merged.values[key].pop(name, None)
+                _hold_back(merged, copied, key, name)
             where = f"audiences {lists[first].audience!r} and {lists[later].audience!r}"
             merged.conflicts.append((lists[later].audience, MemberIssue(where, reason, later_key)))
+    _hold_back_other_keys(lists, merged, copied, pairs)
+
+
+def _hold_back(merged: MergedFields, copied: set[str], key: str, name: str) -> None:
+    """Field `name` is written for member `key` by no list (a conflict)."""
+    merged.conflicted.add((key, name))
+    if key not in copied:
+        merged.values[key] = dict(merged.values[key])
+        copied.add(key)
+    merged.values[key].pop(name, None)
+
+
+def _hold_back_other_keys(
+    lists: Sequence[MappedList],
+    merged: MergedFields,
+    copied: set[str],
+    pairs: Sequence[tuple[int, str, int, str]],
+) -> None:
+    """A field held back for one of a person's two keys (a conflict under it alone: two
+    lists keying her by email disagree) is held back for the other too, where its list
+    gives it a value: else that list's subscribe wrote it, the value the plan says is
+    written for neither. Until none is left (a key held back may hold back another)."""
+    changed = True
+    while changed:
+        changed = False
+        for i, email_key, j, user_key in pairs:
+            shared = lists[i].values[email_key].keys() & lists[j].values[user_key].keys()
+            for name in shared:
+                held = (email_key, name) in merged.conflicted
+                if held == ((user_key, name) in merged.conflicted):
+                    continue
+                _hold_back(merged, copied, user_key if held else email_key, name)
+                changed = True
 
 
 def _object(value: Any) -> bool:

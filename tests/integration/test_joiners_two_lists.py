@@ -162,3 +162,39 @@ def test_a_targeted_plan_settles_one_person_under_two_keys_as_the_full_plan_does
     assert (
         project(emulator_server).find_user(email="pat@example.com").data_fields.get("tier") is None
     )
+
+
+@pytest.mark.parametrize("others", [0, 2], ids=["joined", "long-tables"])
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_conflict_under_a_persons_email_holds_back_her_userid_keys_value_too(
+    workspace, cli, emulator_server, monkeypatch, engine, others
+):
+    """'a' and 'c' key Pat by email and disagree on 'tier' (a conflict under that key),
+    and 'b' keys her by a userId given with that email, with a's value: the plan said
+    the field "is not written for this member", but b's subscribe carried 'gold' (that
+    pair's values being equal, it was no conflict), so apply wrote a's value over c's.
+    Now a field held back under one of her keys is held back under the other, in both
+    engines, up to JOINED_MAX audiences and beyond it (the long tables), and by apply
+    --target b, which reads a and c beside it."""
+    workspace.csv("data/a.csv", "email,v", ["pat@example.com,gold"])
+    workspace.csv("data/c.csv", "email,v", ["pat@example.com,silver"])
+    workspace.csv("data/b.csv", "email,uid,v", ["pat@example.com,u-1,gold"])
+    workspace.audience("a", {"csv": "data/a.csv"}, traits="m")
+    workspace.audience("b", {"csv": "data/b.csv", "userId": "uid"}, traits="m")
+    workspace.audience("c", {"csv": "data/c.csv"}, traits="m")
+    for n in range(others):  # other people, so that the destination has more audiences
+        workspace.csv(f"data/o{n}.csv", "email,v", [f"other{n}@example.com,gold"])
+        workspace.audience(f"o{n}", {"csv": f"data/o{n}.csv"}, traits="m")
+    workspace.write("traits.yaml", mapping_doc({"tier": "v"}, name="m"))
+    plan = _plan_in_both_engines(cli, workspace, monkeypatch)
+    (issue,) = plan["destinations"][0]["field_issues"]
+    assert issue["where"] == "audiences 'a' and 'c'", issue
+
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    for target in (("--target", "b"), ()):  # b alone (a and c read beside it), then all
+        applied = cli("apply", workspace.manifests, "--yes", *target)
+        assert applied.exit_code == 1, applied.output  # the conflict, reported
+        assert "pat@example.com:tier" not in _sent(emulator_server)
+    assert "tier" not in project(emulator_server).find_user(email="pat@example.com").data_fields
+    again = cli("plan", workspace.manifests, "--format", "json").json()
+    assert (again["summary"]["users_to_update"], again["summary"]["members_to_add"]) == (0, 0)

@@ -456,10 +456,74 @@ def mark_conflicts(
         staged = merged.engine.name("conflicts_found")
         write_table(merged.engine, staged, then(), ["key", "field"])
         merged.engine.connection.execute(f"INSERT INTO {table} SELECT * FROM {staged}")
+        _hold_back_other_keys(merged)
     (merged.conflicts,) = merged.engine.connection.execute(
         f"SELECT count(*) FROM {table}"
     ).fetchone() or (0,)
     _create_merged_view(merged)
+
+
+def _hold_back_other_keys(merged: MergedTables) -> None:
+    """plan/fields._hold_back_other_keys: a field in conflict under one of a person's two
+    keys (keyed by email in one list, by a userId given with that email in another) is
+    in conflict under the other too, where its list made a value of it; until no more."""
+    connection = merged.engine.connection
+    tables = [merged.identities] if merged.cells else [m.values.table for m in merged.lists]
+    with_email = " UNION ALL ".join(
+        f"SELECT 1 FROM {t} WHERE key_kind = 'userId' AND email IS NOT NULL" for t in tables
+    )
+    if (
+        not merged.names
+        or not _any_row(connection, f"SELECT 1 FROM {merged.conflicted}")
+        or not _any_row(connection, with_email)  # no person has two keys (not hybrid)
+    ):
+        return
+    values = merged.engine.name("person_values")
+    connection.execute(f"CREATE TABLE {values} AS {_values_made(merged)}")
+    # Each pair once from either side: the key held back, from its partner's conflict.
+    pairs = (
+        f"SELECT b.key, b.name, a.key AS other FROM {values} a JOIN {values} b "
+        "ON a.name = b.name AND a.i <> b.i AND {on}"
+    )
+    found = " UNION ".join(
+        pairs.format(on=on)
+        for on in (
+            "a.key_kind = 'email' AND b.key_kind = 'userId' AND b.email = a.key",
+            "a.key_kind = 'userId' AND b.key_kind = 'email' AND a.email = b.key",
+        )
+    )
+    while True:
+        (added,) = connection.execute(
+            f"INSERT INTO {merged.conflicted} SELECT DISTINCT p.key, p.name FROM ({found}) p "
+            f"WHERE EXISTS (SELECT 1 FROM {merged.conflicted} x WHERE x.key = p.other "
+            f"AND x.field = p.name) AND NOT EXISTS (SELECT 1 FROM {merged.conflicted} x "
+            "WHERE x.key = p.key AND x.field = p.name)"
+        ).fetchone() or (0,)
+        if not added:
+            return
+
+
+def _any_row(connection: Any, query: str) -> bool:
+    return connection.execute(f"{query} LIMIT 1").fetchone() is not None
+
+
+def _values_made(merged: MergedTables) -> str:
+    """SQL: (i, key, key_kind, email, name) for each value audience i made, of the members
+    keyed by email and of those keyed by a userId given with an email."""
+    kinds = "(key_kind = 'email' OR (key_kind = 'userId' AND email IS NOT NULL))"
+    if merged.cells:
+        names = ", ".join(f"({j}, {sql_string(n)})" for j, n in enumerate(merged.names))
+        return (
+            f"SELECT c.i, c.key, d.key_kind, d.email, n.name FROM {merged.cells} c "
+            f"JOIN {merged.identities} d ON d.key = c.key AND d.i = c.i "
+            f"JOIN (VALUES {names}) n(j, name) ON n.j = c.j WHERE {kinds}"
+        )
+    return " UNION ALL ".join(
+        f"SELECT {i} AS i, key, key_kind, email, {sql_string(n)} AS name "
+        f"FROM {m.values.table} WHERE f{c} IS NOT NULL AND {kinds}"
+        for i, m in enumerate(merged.lists)
+        for c, n in enumerate(m.values.fields)
+    )
 
 
 def _create_merged_view(merged: MergedTables) -> None:
