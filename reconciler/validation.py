@@ -23,8 +23,9 @@ from reconciler.words import quantity
 # on every row (`{{ 1/0 }}`) is one mistake to fix, not 500 lines in a CI log; the rest of
 # its rows are counted on one line.
 SAME_ERROR_SHOWN = 5
-# `:LINE[:COL]` after a source file's name in an issue's location.
-_LINE_AT_END = re.compile(r"(?::\d+)+$")
+# Where a row is, after its source in an issue's location: a CSV file's `:LINE`, a Parquet
+# file's `:row N`, a query's `: query row N` (after the sql: line of its manifest).
+_ROW_AT_END = re.compile(r"(?::\d+)+$|(?:^|:|: query )row \d+$")
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ def _same_errors_counted(issues: Sequence[MemberIssue], show: Callable[[str], st
     shown: dict[tuple[str, str], list[str]] = {}  # the rows listed, per file and error
     more: dict[tuple[str, str], int] = {}
     for issue in issues:
-        key = (_LINE_AT_END.sub("", issue.where), without_data(issue.message))
+        key = (_ROW_AT_END.sub("", issue.where), without_data(issue.message))
         rows = shown.setdefault(key, [])
         if len(rows) < SAME_ERROR_SHOWN:
             rows.append(issue.where)

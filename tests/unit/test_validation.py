@@ -624,3 +624,48 @@ def test_a_value_error_on_every_row_is_listed_a_few_times_and_the_rest_counted(
     assert len(lines) == SAME_ERROR_SHOWN + 2 + 1
     # Every row is still a problem counted.
     assert found.count_problems() == f"{len(values) + 2} values that cannot be sent found."
+
+
+# Rows of a Parquet file and of a query, as their value issues place them.
+ROWS_OF = {
+    "parquet": ({"parquet": "m.parquet"}, ":row {n}"),
+    "query": (
+        {"sql": "SELECT 'm' || i || '@example.com' AS email, i AS value FROM range(12) t(i)"},
+        ": query row {n}",
+    ),
+}
+
+
+@pytest.mark.parametrize("source", sorted(ROWS_OF))
+@pytest.mark.parametrize("engine_name", ["python", "duckdb"])
+def test_a_value_error_on_every_row_of_a_parquet_file_or_a_query_is_counted_too(
+    tmp_path: Path, engine_name: str, source: str
+) -> None:
+    """The rows of a Parquet file (`m.parquet:row 7`) and of a query (`...: query row 7`)
+    were each taken for a file of their own, so a template failing on every row still
+    printed one line per row there; they are grouped as a CSV file's rows are."""
+    import duckdb
+
+    from reconciler.validation import SAME_ERROR_SHOWN
+
+    duckdb.sql(
+        "COPY (SELECT 'm' || i || '@example.com' AS email, i AS value FROM range(12) t(i)) "
+        f"TO '{tmp_path / 'm.parquet'}' (FORMAT parquet)"
+    )
+    mapping = {**MAPPING, "spec": {"fields": {"ratio": {"template": "{{ value / 0 }}"}}}}
+    members, row = ROWS_OF[source]
+    if source == "query":
+        members = {**members, "database": ":memory:"}
+    root = write(tmp_path, DESTINATION, mapping, audience("big", members, traits="crm"))
+    settings = EngineSettings(engine=engine_name, threads=1, temp_dir=tmp_path)
+    with Engine(settings) as engine:
+        found = validate(root, engine=engine)
+    lines = found.lines(quoted(shower(False)))
+    assert len(lines) == SAME_ERROR_SHOWN + 1, lines
+    first = lines[0].split(": field 'ratio'")[0]
+    assert first.endswith(row.format(n=1)), lines
+    file = first.removesuffix(row.format(n=1))
+    assert file.startswith(str(root)), lines
+    more = 12 - SAME_ERROR_SHOWN
+    assert lines[-1] == f"{file}: ... and {more} more rows with the same error as {first}"
+    assert found.count_problems() == "12 values that cannot be sent found."
