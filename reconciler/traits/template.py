@@ -836,9 +836,26 @@ def _guard_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]
                 _check_replace(value, *rest, **kwargs)
             elif name == "join":
                 _check_joined(rest[0] if rest else kwargs.get("d", ""), value)
-        return _made(function(*args, **kwargs))
+        try:
+            made = function(*args, **kwargs)
+        except AssertionError:
+            # jinja's truncate asserts its arguments (`truncate(0)`, or a length from a
+            # row's value): it ended the run as reconciler's bug. No number is quoted: the
+            # length can be a member's value.
+            reason = f"the {name} filter refused its arguments{_ASSERTS.get(name, '')}"
+            raise ValueError(reason) from None
+        return _made(made)
 
     return guarded
+
+
+# What jinja's filters assert of their arguments, said when they fail.
+_ASSERTS = {
+    "truncate": (
+        " (its length must be at least that of its end text, 3 for the dots unless another "
+        "is given, and its leeway 0 or more)"
+    )
+}
 
 
 def _bounded_iter(iterable: Iterable[Any]) -> Iterator[Any]:

@@ -494,3 +494,21 @@ def test_a_failure_not_said_in_words_keeps_pythons() -> None:
     # A type outside the common ones is named as Python names it.
     said = in_words(TypeError("unsupported operand type(s) for -: 'set' and 'int'"))
     assert said == "cannot apply - to a set value and a whole number"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["{{ word | truncate(n) }}", "{{ word | truncate(2) }}", "{{ word | truncate(9, leeway=-n) }}"],
+)
+def test_a_truncate_length_its_end_does_not_fit_fails_the_row_not_the_run(text: str) -> None:
+    """jinja's truncate asserts its length is at least its end's ('...') and its leeway
+    not negative: a length from the row (`truncate(n)`, n 0 there) or a slip
+    (`truncate(2)`) raised AssertionError, which ended validate and plan as 'internal
+    error: AssertionError: expected length >= 3, got 0 ... This is a bug in reconciler'.
+    It is the row's failure now, said without the number (it can be a member's value)."""
+    row = {"n": 1, "word": "jane@example.com"}
+    with pytest.raises(TemplateRenderError) as raised:
+        Template(text).render(row)
+    reason = raised.value.reason
+    assert reason.startswith("ValueError: the truncate filter refused its arguments ("), reason
+    assert "jane" not in reason and "got" not in reason
