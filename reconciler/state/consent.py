@@ -49,6 +49,7 @@ carry the profiles already).
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -76,6 +77,7 @@ from reconciler.state.windows import (
     split_window,
 )
 from reconciler.threads import reading_pool
+from reconciler.traits.convert import ConversionError, parse_instant
 
 UNSUBSCRIBE_DATA_TYPE = "emailUnSubscribe"
 EVENT_FIELDS = ("createdAt", "email", "userId", "unsubSource", "emailListIds", "emailListId")
@@ -137,6 +139,23 @@ def _person(event: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+def _moment(event: Mapping[str, Any]) -> float:
+    """When an event was made, in epoch seconds, for ordering one person's unsubscribes:
+    by the moment, not the text, which orders moments alike only while every event gives
+    one form in one offset ("2026-01-01 09:30:00 -05:00" before "2026-01-01 10:00:00
+    +00:00" by text, after it in time; an epoch in milliseconds beside either). One that
+    gives no moment comes first, as an empty text did: any dated event outranks it."""
+    value = event.get("createdAt")
+    if isinstance(value, bool):
+        return -math.inf
+    if isinstance(value, int | float):
+        return value / 1000  # Iterable's epoch milliseconds
+    try:
+        return parse_instant(value).timestamp()
+    except ConversionError:
+        return -math.inf
+
+
 def self_departures(
     events: Iterable[Mapping[str, Any]],
     list_ids: Iterable[int],
@@ -157,9 +176,7 @@ def self_departures(
     named, with the same values: never another profile's removal taken as theirs."""
     wanted = set(list_ids)
     same_as = same_as or {}
-    ordered = sorted(
-        enumerate(events), key=lambda item: (str(item[1].get("createdAt") or ""), item[0])
-    )
+    ordered = sorted(enumerate(events), key=lambda item: (_moment(item[1]), item[0]))
     left: dict[int, dict[tuple[str | None, str | None], Departure]] = {}
     for _index, event in ordered:
         if _person(event) is None:

@@ -77,6 +77,29 @@ def test_only_the_latest_unsubscribe_from_the_list_counts():
     assert sorted(d.email for d in found[LIST]) == ["gone@x.io", "single@x.io", "tie@x.io"]
 
 
+def test_the_latest_unsubscribe_is_the_latest_moment_whatever_form_or_offset_it_is_given_in():
+    """Ordered by text, 09:30 at -05:00 (14:30 UTC) came before 10:00 UTC, so a person's own
+    unsubscribe after an API removal read as the older one, and she was re-added."""
+
+    def at(created, source, email):
+        return {"createdAt": created, "emailListIds": [LIST], "unsubSource": source, "email": email}
+
+    found = self_departures(
+        [
+            at("2026-01-01 10:00:00 +00:00", "ListAPI", "offset@x.io"),
+            at("2026-01-01 09:30:00 -05:00", "EmailLink", "offset@x.io"),
+            # Epoch milliseconds (14:30 UTC) beside Iterable's text form (10:00 UTC).
+            at(1767277800000, "Complaint", "epoch@x.io"),
+            at("2026-01-01 10:00:00 +00:00", "ListAPI", "epoch@x.io"),
+            # A removal whose moment is unreadable does not outrank a dated own unsubscribe.
+            at("2026-01-01 10:00:00 +00:00", "EmailLink", "undated@x.io"),
+            at("yesterday", "ListAPI", "undated@x.io"),
+        ],
+        [LIST],
+    )
+    assert {d.email for d in found[LIST]} == {"offset@x.io", "epoch@x.io", "undated@x.io"}
+
+
 def test_an_api_removal_naming_the_person_by_more_identifiers_is_their_latest():
     """Events name a person by the identifiers their profile had then: one who left by a
     link while known by a userId alone, and was removed by an API client after their
