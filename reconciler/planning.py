@@ -425,7 +425,12 @@ def _plan_from_live(
         users,
     )
     consented.lists = not_created_after_consent(consented.lists, left_out, desired.project_type)
-    pruned = _prune(live, declared if dest_spec.prune else None, consented.lists, prints)
+    # An audience left out is planned no more than an untargeted one: the lists made for
+    # it under another name (a changed listName), or held to it, look undeclared.
+    whole = None if unread else declared
+    pruned = _prune(live, whole if dest_spec.prune else None, consented.lists, prints)
+    if unread and dest_spec.prune:
+        pruned.notes.append(_LEFT_OUT_PRUNE)
     # Trait mappings: fields ride on subscribes, the rest become bulkUpdates. A value
     # that cannot be sent leaves out that field only: its member is still sent.
     # The export that read the members has the fields; else the project's shared one.
@@ -464,9 +469,7 @@ def _plan_from_live(
         field_issues=tuple(field_issues),
         field_issues_unlisted=field_issues_unlisted,
         member_read=live.describe_reads(),
-        notes=_destination_notes(
-            desired, live, declared, pruned, fields.lists, campaign_ids, fields
-        )
+        notes=_destination_notes(desired, live, whole, pruned, fields.lists, campaign_ids, fields)
         + tuple(named_by_email_notes(desired.destination.name, by_email, project_type_at)),
         project_type_at=project_type_at,
         named_by_email=by_email,
@@ -529,6 +532,14 @@ class _RowCounts:
             ),
             conflicts_unlisted=sum(item.conflicts_unlisted for item in desired.lists),
         )
+
+
+_LEFT_OUT_PRUNE = (
+    "prune deletes no list in this plan: an audience of the destination is left out of it "
+    "(above), and a list made for that audience under another name, or holding back who left "
+    "it themselves, would look like one no manifest declares; prune runs again once every "
+    "audience is planned."
+)
 
 
 @dataclass(frozen=True)

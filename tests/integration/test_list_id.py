@@ -152,6 +152,38 @@ def test_prune_keeps_a_list_an_audience_holds_by_its_id_when_renamed(
     assert sorted(x.name for x in lists.values()) == ["VIP (old)", "keep"]
 
 
+def test_prune_deletes_no_list_while_an_audience_is_left_out(workspace, cli, emulator_server):
+    """vip's listName changed beside a listId Iterable does not hold: vip was left out of
+    the plan ("nothing is created, added or removed"), yet prune deleted its list, whose
+    name no manifest declared any more, members and all."""
+    workspace.destination(prune=True, policy={"allowListDeletion": True})
+    workspace.audience("vip", {"inline": ["a@example.com", "b@example.com"]})
+    workspace.audience("keep", {"inline": ["a@example.com"]})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    lists = project(emulator_server).lists
+    (record,) = [x for x in lists.values() if x.name == "vip"]
+    gone = project(emulator_server).add_list("gone")
+    project(emulator_server).delete_list(gone)
+    workspace.audience("vip", {"inline": ["a@example.com"]}, listName="VIP customers", listId=gone)
+
+    plan = cli("plan", workspace.manifests, "--format", "json")
+    assert plan.exit_code == 1, plan.output
+    assert plan.json()["summary"]["lists_to_delete"] == 0
+    (destination,) = plan.json()["destinations"]
+    assert any(
+        note.startswith("prune deletes no list in this plan") for note in destination["notes"]
+    )
+    assert not any("declares it any more" in note for note in destination["notes"])
+    emulator_server.emulator.clear_log()
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 1, applied.output
+    assert writes(emulator_server) == []
+    assert sorted(project(emulator_server).members(record.id)) == [
+        "a@example.com",
+        "b@example.com",
+    ]
+
+
 @pytest.mark.parametrize(
     ("value", "said"),
     [
