@@ -178,7 +178,7 @@ class _Annotator:
                 lines.append(
                     f"note: {self.found[level]:,} {level}s have a file and line, and GitHub "
                     f"shows {GITHUB_LIMIT} {level} annotations per step: the first "
-                    f"{GITHUB_LIMIT} are annotated; the output lists them all."
+                    f"{GITHUB_LIMIT} are annotated; the output says the rest."
                 )
         _write(lines)
 

@@ -244,9 +244,31 @@ def test_at_most_ten_of_each_level_and_the_log_says_so_once(tmp_path: Path) -> N
     notes = [line for line in result.stderr.splitlines() if "annotations per step" in line]
     assert notes == [
         "note: 12 errors have a file and line, and GitHub shows 10 error annotations per "
-        "step: the first 10 are annotated; the output lists them all."
+        "step: the first 10 are annotated; the output says the rest."
     ]
     assert result.stderr.count(": invalid email") == 12  # the log lists every one
+
+
+def test_the_note_on_annotations_left_out_is_true_of_rows_the_log_counts(tmp_path: Path) -> None:
+    """A template failing on 12 rows is listed for 5 of them and counted for the other 7
+    (validate's same-error count), where the note said the output listed them all."""
+    manifests = repository(tmp_path)
+    (manifests / "traits.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: TraitMapping\nmetadata: {name: crm}\n"
+        "spec:\n  fields:\n    ratio: {template: '{{ 1/0 }}'}\n"
+    )
+    (manifests / "vip.yaml").write_text(AUDIENCE + "  traits: crm\n")
+    rows = "".join(f"m{i}@example.com\n" for i in range(12))
+    (manifests / "vip.csv").write_text("email\n" + rows)
+
+    result = run(manifests.parent, "validate", "manifests")
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("division by zero") == 5 + 10  # 5 lines, 10 annotations
+    assert "... and 7 more rows with the same error as manifests/vip.csv:2" in result.stderr
+    (note,) = [line for line in result.stderr.splitlines() if "annotations per step" in line]
+    assert "lists them all" not in note
+    assert note.endswith("the first 10 are annotated; the output says the rest.")
 
 
 @pytest.mark.parametrize(
@@ -306,7 +328,7 @@ def test_the_note_is_said_once_and_only_when_annotations_were_left_out(
     assert commands(err) == []  # the first 10 were all there is room for
     assert [line for line in err.splitlines() if "annotations per step" in line] == [
         "note: 12 errors have a file and line, and GitHub shows 10 error annotations per "
-        "step: the first 10 are annotated; the output lists them all."
+        "step: the first 10 are annotated; the output says the rest."
     ]
 
 
