@@ -384,7 +384,13 @@ def closest(typed: Any, choices: Sequence[str]) -> str | None:
     # Two letters swapped: in a short word (`cvs`, `su`) too many of its letters are out
     # of place for the similarity ratio below to find it.
     swapped = [c for c in choices if _swapped(typed.lower(), c.lower())]
-    close = by_case or swapped or difflib.get_close_matches(typed, choices, n=1, cutoff=0.75)
+    # Compared in one case: a case slip beside a typo ("vip customer" for "VIP customers")
+    # is as near as either alone.
+    folded: dict[str, str] = {}
+    for choice in choices:
+        folded.setdefault(choice.lower(), choice)
+    near = difflib.get_close_matches(typed.lower(), list(folded), n=1, cutoff=0.75)
+    close = by_case or swapped or [folded[n] for n in near]
     return close[0] if close else None
 
 

@@ -513,6 +513,12 @@ def test_list_option_limits_the_import_and_unknown_names_are_errors(typed_worksp
         'its lists are: "one", "two" (give a list\'s name exactly, as Iterable has it)'
     ) in " ".join(slip.stderr.split()), slip.stderr
 
+    # A case slip and a typo at once (an Iterable list named "VIP customers"): as near.
+    proj.add_list("VIP customers")
+    both = cli("import", ws.manifests, "-d", "prod", "--out", out, "--list", "vip customer")
+    assert both.exit_code == 1
+    assert '"vip customer" (did you mean "VIP customers"?)' in both.stderr, both.stderr
+
     only = cli("import", ws.manifests, "-d", "prod", "--out", out, "--list", "two")
     assert only.exit_code == 0, only.output
     # Counted as the rest of the tool counts: "1 list", "2 lists", never "list(s)".
