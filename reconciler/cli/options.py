@@ -42,7 +42,11 @@ TargetOpt = typer.Option(
     "--target",
     "-t",
     metavar="AUDIENCE",
-    help="Limit to this audience (repeatable). Other audiences are neither read nor changed.",
+    help=(
+        "Limit to this audience (repeatable). Other audiences are not changed and their lists "
+        "not read; the source of one mapping a field a target maps is read, so a value the two "
+        "set differently is not written."
+    ),
 )
 DebugOpt = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors.")
 ShowMembersOpt = typer.Option(

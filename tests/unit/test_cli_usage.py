@@ -263,6 +263,16 @@ def test_plan_help_gives_the_engine_thresholds_the_code_uses() -> None:
     assert defaults.traits_threshold == 1_000_000 and "trait mapping, a million" in shown
 
 
+@pytest.mark.parametrize("command", ["plan", "apply", "status"])
+def test_target_help_says_which_other_audiences_are_read(command: str) -> None:
+    """--help said other audiences are "neither read nor changed", though b57f6a9 reads the
+    source of every audience mapping a field a target maps (README's --target row)."""
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "400"})
+    shown = " ".join(result.output.replace("│", " ").split())  # the options' box, wrapped
+    assert "neither read nor changed" not in shown
+    assert "the source of one mapping a field a target maps is read" in shown
+
+
 def test_version_option() -> None:
     from reconciler import __version__
 
