@@ -58,6 +58,7 @@ from reconciler.manifest.yaml_readings import (
     joined_members,
 )
 from reconciler.render.masking import column_hint, column_names, spelled_out
+from reconciler.render.masking import unseen as unseen_in_names
 from reconciler.words import some_names
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -440,15 +441,7 @@ class _Collector:
                 else None
             )
             if email_like is not None:
-                self._warn_at_source(
-                    audience,
-                    source.field,
-                    f"has a column {quoted(email_like)} but none named "
-                    f"{quoted(audience.spec.members.email)}, so its members are identified by "
-                    "userId alone in this hybrid project, their emails never sent, and "
-                    f"{quoted(email_like)} is only an extra column; set `email: {email_like}` "
-                    "under members to send them",
-                )
+                self._warn_at_source(audience, source.field, _email_lookalike(email_like, audience))
             lookalike = (
                 undeclared_user_id(names, audience.spec.members, source.exact_column_names)
                 if project_type != "email"
@@ -904,4 +897,19 @@ def _one_project(first: Audience, audience: Audience) -> str:
     return (
         f"destinations {quoted(theirs)} and {quoted(ours)}, which name one Iterable project "
         "(the same host and API key)"
+    )
+
+
+def _email_lookalike(name: str, audience: Audience) -> str:
+    """The warning of a column spelled like `email` but not named so (check_identity_columns);
+    a name holding a character that does not show (`email` and a zero-width space, pasted
+    from a web page) is spelled out and told to be removed, as no one would write it under
+    members."""
+    wanted = quoted(audience.spec.members.email)
+    hidden = unseen_in_names([name])
+    fix = hidden if hidden else f"set `email: {name}` under members to send them"
+    return (
+        f"has a column {quoted(spelled_out(name))} but none named {wanted}, so its members are "
+        "identified by userId alone in this hybrid project, their emails never sent, and "
+        f"{quoted(spelled_out(name))} is only an extra column; {fix}"
     )

@@ -127,13 +127,10 @@ def undeclared_email(names: Sequence[str], spec: MembersSpec, exact: bool = Fals
         return None
     if not _found(names, spec.userId, exact):
         return None
-    # Short names only: the name is quoted in the warning.
+    # Short names only: the name is quoted in the warning (what does not show in it,
+    # spelled out: a zero-width space after `email` hid the column from a user who saw it).
     return next(
-        (
-            n
-            for n in names
-            if len(n) <= 64 and n.isprintable() and _letters(n) in ("email", "emailaddress")
-        ),
+        (n for n in names if len(n) <= 64 and _letters(n) in ("email", "emailaddress")),
         None,
     )
 

@@ -524,6 +524,29 @@ def test_an_email_column_the_source_does_not_use_is_warned_of_at_its_line(
     assert f"warning: {warning}" in lines
 
 
+def test_an_email_column_with_a_character_that_does_not_show_is_warned_of(
+    tmp_path: Path,
+) -> None:
+    """A hybrid project's file headed `email` and a zero-width space (pasted from a web
+    page) beside `userId` validated OK: the column is not `email`, so every member went by
+    userId alone and no email was sent, while the header looked right in any editor."""
+    root = write(
+        tmp_path,
+        DESTINATION,
+        audience("vip", {"csv": "vip.csv"}),
+        csv={"vip.csv": "email\u200b,userId\na@example.com,u-1\n"},
+    )
+    found = validate(root)
+    (warning,) = found.manifest_warnings
+    assert warning.message == (
+        "members.csv: vip.csv has a column 'email<U+200B>' but none named 'email', so its "
+        "members are identified by userId alone in this hybrid project, their emails never "
+        "sent, and 'email<U+200B>' is only an extra column; the names hold <U+200B>, a zero "
+        "width space, where it does not show: remove it"
+    )
+    assert "\u200b" not in warning.message
+
+
 @pytest.mark.parametrize("engine_name", ["python", "duckdb"])
 def test_a_file_two_audiences_read_has_each_bad_row_said_and_counted_once(
     tmp_path: Path, engine_name: str
