@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ from reconciler.manifest.yaml_readings import (
     disagreeing_values,
     joined_members,
 )
-from reconciler.render.masking import column_hint, column_names, spelled_out
+from reconciler.render.masking import column_hint, column_names, spelled_out, visible
 from reconciler.render.masking import unseen as unseen_in_names
 from reconciler.words import some_names
 
@@ -452,13 +453,13 @@ class _Collector:
                     names, audience.spec.members, project_type, source.exact_column_names
                 )
                 if key is not None:
+                    wanted = getattr(audience.spec.members, key)
                     self._warn_at_source(
                         audience,
                         source.field,
-                        f"has no column named {quoted(getattr(audience.spec.members, key))}, "
+                        f"has no column named {quoted(wanted)}, "
                         f"and {project_type} projects identify users by {key}, so every row is "
-                        f"skipped; set `{key}: COLUMN` under members to name the column that "
-                        "holds them",
+                        f"skipped; {_name_the_key(names, wanted, key)}",
                     )
                 continue
             without = {
@@ -913,3 +914,13 @@ def _email_lookalike(name: str, audience: Audience) -> str:
         "identified by userId alone in this hybrid project, their emails never sent, and "
         f"{quoted(spelled_out(name))} is only an extra column; {fix}"
     )
+
+
+def _name_the_key(names: Sequence[str], wanted: str, key: str) -> str:
+    """What to do of a source without the column a project keys users by: remove what does
+    not show from the column that is it on screen (`email` and a zero-width space), or name
+    the column that holds them."""
+    for name in names:
+        if name != wanted and visible(name) == wanted:
+            return f"its column {quoted(spelled_out(name))} is not it: {unseen_in_names([name])}"
+    return f"set `{key}: COLUMN` under members to name the column that holds them"

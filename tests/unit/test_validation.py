@@ -376,6 +376,26 @@ def test_a_source_without_the_projects_identifier_column_is_warned_of_at_its_lin
     )
 
 
+def test_a_key_column_with_a_character_that_does_not_show_is_named_in_the_warning(
+    tmp_path: Path,
+) -> None:
+    """An email-based project's file headed `email` and a zero-width space: the warning said
+    it has no column named 'email', which the user's editor showed it to have."""
+    destination = {**DESTINATION, "spec": {**DESTINATION["spec"], "projectType": "email"}}  # type: ignore[dict-item]
+    root = write(
+        tmp_path,
+        destination,
+        audience("vip", {"csv": "vip.csv"}),
+        csv={"vip.csv": "email\u200b,userId\na@example.com,u-1\n"},
+    )
+    (warning,) = validate(root).manifest_warnings
+    assert warning.message == (
+        "members.csv: vip.csv has no column named 'email', and email projects identify users "
+        "by email, so every row is skipped; its column 'email<U+200B>' is not it: the names "
+        "hold <U+200B>, a zero width space, where it does not show: remove it"
+    )
+
+
 @pytest.mark.parametrize("project_type", ["userId", "email"])
 def test_a_source_without_either_identifier_column_is_one_error_without_the_warning(
     tmp_path: Path, project_type: str
