@@ -250,13 +250,8 @@ def export_is_faster(
     adds it holds in memory, and 60,000 removals from a list of 5M are 20 minutes of reads
     against 40 or more."""
     largest = max([wanted, *(lp.live_count for lp in lists)])
-    counted = client.project_profiles
     route, why = choose_profile_read(
-        reads,
-        max(largest, counted or 0),
-        client.settings,
-        capped=False,
-        counted=counted is not None,
+        reads, largest, client.settings, client.project_profiles, capped=False
     )
     return why if route == "export" else None
 

@@ -37,9 +37,11 @@ profiles are read whichever way is modelled to finish first (choose_profile_read
 GET /api/users/{email} or /byUserId/{userId} per added identifier (100 a second; its
 answer's `dataFields` carry `unsubscribedChannelIds`, as answers recorded from Iterable
 show: grouparoo/grouparoo, plugins/@grouparoo/iterable/__tests__/fixtures), or one
-user export of the whole project (4 a minute; at least the largest list's rows at the
-modelled export rate). A few adds to a small list in a project of millions are a few
-lookups, not an export of every profile. The export is made only once the adds are known,
+user export of the whole project (4 a minute; as many rows as this run's whole export of
+the project counted, else at least the largest list's, the export then to win by five
+times, at the modelled export rate: the model the apply's reads of removals use). A few
+adds to a small list in a project of millions are a few lookups, not an export of every
+profile. The export is made only once the adds are known,
 never on speculation beside the member reads: a plan with no adds, or few, would spend an
 export of every profile (one of the 4 a minute) for nothing, while what it could save is the
 member reads' time, and the lists read by getUsers are the small ones (an export job's rows
@@ -732,24 +734,29 @@ def choose_profile_read(
     requests: int | None,
     largest_list: int,
     settings: ClientSettings,
+    project_profiles: int | None,
     capped: bool = True,
-    counted: bool = False,
 ) -> tuple[ProfileRead, str]:
     """Per-user reads or one user export, by the time each is modelled to take under
-    Iterable's limits (the reason said in the plan). `requests` None: per-user reads
-    cannot answer (people_to_look_up). The export streams every profile of the project,
-    at least `largest_list` of them (state/routes.py export_seconds: a lower bound).
-    `capped`: per-user reads are never chosen for more than MAX_LOOKUPS requests (False:
-    by the model alone, and the export, of a project of unknown size, only when it wins
-    by routes.FEW_LISTS_EXPORT_MARGIN). `counted`: `largest_list` is the project's
-    profiles as an export of it counted them, not a lower bound (no margin then)."""
+    Iterable's limits (the reason said in the plan): the one model of the plan's consent
+    read and the apply's reads of removals (apply/channel_profiles.py). `requests` None:
+    per-user reads cannot answer (people_to_look_up). The export streams every profile of
+    the project: `project_profiles` of them, as this run's whole export of it counted
+    them (IterableClient.project_profiles), or, where none was made (None), at least
+    `largest_list` (state/routes.py export_seconds: a lower bound; 300 adds to a list of
+    1,000 in a project of 5M chose 42 minutes of export over 3 s of reads), and the export
+    must then win by routes.FEW_LISTS_EXPORT_MARGIN, as the member read asks of an export
+    of a project of unknown size. `capped`: per-user reads are never chosen for more than
+    MAX_LOOKUPS requests (False: by the model alone)."""
     if requests is None:
         return "export", ""
+    counted = project_profiles is not None
+    profiles = max(largest_list, project_profiles or 0)
     rate = settings.user_reads_per_second * settings.time_scale
     by_lookups = requests / rate if rate > 0 else 0.0
-    by_export = export_seconds([largest_list], settings)
-    margin = 1.0 if capped or counted else FEW_LISTS_EXPORT_MARGIN
-    every = f"{largest_list:,}" if counted else f"at least {largest_list:,}"
+    by_export = export_seconds([profiles], settings)
+    margin = 1.0 if counted else FEW_LISTS_EXPORT_MARGIN
+    every = f"{profiles:,}" if counted else f"at least {profiles:,}"
     # "At most": one read per identifier, but a profile found by its email that carries
     # the person's userId answers for both (read_profiles_by_lookups), so the plan's
     # count of reads made may be lower; two bare numbers for one thing read as a mistake.
@@ -785,7 +792,9 @@ def _read_profiles(
     mark = b"" if whole else CHANNELS_MARK
     people = people_to_look_up(lists, project_type)
     requests = lookup_requests(people) if people is not None else None
-    route, why = choose_profile_read(requests, largest_list, client.settings)
+    route, why = choose_profile_read(
+        requests, largest_list, client.settings, client.project_profiles
+    )
     why = f"; {why}" if why else ""
     if route == "lookups":
         assert people is not None

@@ -406,3 +406,29 @@ def test_the_consent_line_counts_the_per_user_reads_it_made_and_might_have(
     assert "by at most 2 per-user reads against" in reads, reads
     # One GET /api/channels, said as one read, not "1 channels read".
     assert "and 1 read of the channels (1 email channel)" in reads, reads
+
+
+def test_few_adds_to_a_small_list_of_a_project_of_unknown_size_are_read_one_by_one(
+    field_workspace,  # noqa: F811
+    cli,
+    monkeypatch,
+):
+    """3 adds to a list of 20 read by getUsers, in a project of 2,000 more profiles on no
+    list: 1 s of per-user reads at these speeds against an export modelled at 0.5 s from
+    the list alone, which streams every profile of the project (50 s). The plan exported
+    them all, where the apply's reads of removals, priced by the same model, would not:
+    the project's size unknown to this run, the export must win by five times."""
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    monkeypatch.setenv("RECONCILER_EXPORT_RATE", "40")
+    monkeypatch.setenv("RECONCILER_BULK_READ_FIRST_BYTE", "0")
+    monkeypatch.setenv("RECONCILER_USER_READS_PER_SECOND", "3")
+    ws, server, proj = field_workspace("hybrid", "python")
+    _seed(ws, server, proj, 20)
+    for i in range(2000):
+        proj.add_user(email=f"other{i}@example.com")
+    server.emulator.clear_log()
+    body, reads = _planned(cli, ws)
+    assert _held(body) == (1, 1, 1)
+    assert "3 per-user reads of profiles' unsubscribedChannelIds" in reads, reads
+    assert "one export of every profile (at least 20)" in reads, reads
+    assert _profiles_exports(server) == []

@@ -153,16 +153,39 @@ def test_who_is_read_one_by_one() -> None:
 def test_per_user_reads_win_while_they_take_less_time_than_one_export() -> None:
     settings = ClientSettings()  # 100 user reads a second; the export at 2,000 rows a second
     # 3 adds to a list in a project of 5M profiles: 0.03 s against 40+ minutes.
-    route, why = choose_profile_read(3, 5_000_000, settings)
+    route, why = choose_profile_read(3, 5_000_000, settings, 5_000_000)
     assert route == "lookups"
     assert "3 per-user reads" in why and "5,000,000" in why
     # 10,000 adds to a list of 1M: 100 s against 500 s and more.
-    assert choose_profile_read(10_000, 1_000_000, settings)[0] == "lookups"
-    # 10,000 adds to a list of 100,000: 100 s against 52 s.
-    assert choose_profile_read(10_000, 100_000, settings)[0] == "export"
+    assert choose_profile_read(10_000, 1_000_000, settings, 1_000_000)[0] == "lookups"
+    # 10,000 adds to a list of 100,000 in a project of as many: 100 s against 52 s.
+    assert choose_profile_read(10_000, 100_000, settings, 100_000)[0] == "export"
     # Per-user reads that cannot answer exactly, and too many of them, are never chosen.
-    assert choose_profile_read(None, 10**9, settings)[0] == "export"
-    assert choose_profile_read(MAX_LOOKUPS + 1, 10**9, settings)[0] == "export"
+    assert choose_profile_read(None, 10**9, settings, None)[0] == "export"
+    assert choose_profile_read(MAX_LOOKUPS + 1, 10**9, settings, None)[0] == "export"
     # The time scale divides both sides alike.
     scaled = dataclasses.replace(settings, time_scale=100.0)
-    assert choose_profile_read(10_000, 100_000, scaled)[0] == "export"
+    assert choose_profile_read(10_000, 100_000, scaled, 100_000)[0] == "export"
+
+
+def test_an_export_of_a_project_of_unknown_size_must_win_by_the_member_reads_margin() -> None:
+    """The plan's consent read and the apply's reads of removals price the export alike:
+    by the profiles this run's whole export counted, else by the largest list, a lower
+    bound (300 adds to a list of 1,000: 3 s of reads against 2.5 s of export, which
+    streams every profile of a project of perhaps millions), the export then to win by
+    routes.FEW_LISTS_EXPORT_MARGIN."""
+    settings = ClientSettings()
+    route, why = choose_profile_read(300, 1_000, settings, None)
+    assert route == "lookups"
+    assert "at least 1,000" in why
+    # Counted: the project is the list, and the export wins as modelled.
+    route, why = choose_profile_read(300, 1_000, settings, 1_000)
+    assert route == "export"
+    assert "(1,000)" in why
+    # Counted larger than the list: priced by the project.
+    assert choose_profile_read(300, 1_000, settings, 5_000_000)[0] == "lookups"
+    # Unknown, and the export more than five times faster: still the export.
+    assert choose_profile_read(10_000, 100_000, settings, None)[0] == "lookups"
+    assert choose_profile_read(60_000, 100_000, settings, None)[0] == "export"
+    # Uncapped (the apply's removals), the same prices.
+    assert choose_profile_read(300, 1_000, settings, None, capped=False)[0] == "lookups"
