@@ -484,8 +484,8 @@ def _plan_from_live(
             user_id_reads + changed_reads + left_out.reads + consented.reads + _shared_note(users)
         ),
         channel_profiles=(
-            plan_profiles(live.users_file, fields.lists, client.settings)
-            if reads.for_apply and desired.project_type == "hybrid"
+            plan_profiles(live.users_file, fields.lists, client.settings, desired.project_type)
+            if reads.for_apply and desired.project_type != "email"
             else None
         ),
     )

@@ -17,6 +17,16 @@ fields, and a text no profile has is not sent; what it gives up is freshness, th
 being up to minutes older than a read made just before each request (and newer than the
 list read the plan was made from).
 
+A userID-based destination's removals with channelUnsubscribe whose userId is shaped like
+an email in lower case are likewise read first, one GET /api/users/byUserId each
+(executor._unsubscribe_user_ids_channel_safely: sent only when that profile is on the
+list), which in a project whose userIds are emails is one read per removal. The same
+export answers them: it names each profile by its userId, which is unique in such a
+project, with its `userListIds`, the fields that read is judged by; the model is priced at
+one read each (those the export finds off the list are then read by email one by one, as
+before: a rare case, and one a project's shared emails would make an export answer
+ambiguously).
+
 A user export likewise answers the removals (without channelUnsubscribe) of a hybrid batch that an
 answer of counts left unnamed (executor._as_the_other_kind): each text no profile has as
 the kind it was sent as is sent again as the other, which was one read of each such text
@@ -41,7 +51,7 @@ from typing import Any, Literal
 
 from reconciler.errors import IterableError, LiveStateError
 from reconciler.iterable import ClientSettings, IterableClient
-from reconciler.members.identity import looks_like_email
+from reconciler.members.identity import ProjectType, looks_like_email
 from reconciler.members.model import batches
 from reconciler.plan import ListPlan
 from reconciler.state.consent import choose_profile_read
@@ -108,9 +118,10 @@ class ChannelProfiles:
 
 
 def channel_removals(lists: Sequence[ListPlan]) -> frozenset[str]:
-    """The removals of `lists` (a hybrid destination's) that are resolved by a profile
-    read: those of audiences with channelUnsubscribe whose text may be an email or a
-    userId. Read a batch at a time (they may be rows in the DuckDB workspace)."""
+    """The removals of `lists` (a hybrid or userID-based destination's) that are resolved
+    by a profile read: those of audiences with channelUnsubscribe whose text may be an
+    email or a userId. Read a batch at a time (they may be rows in the DuckDB
+    workspace)."""
     return frozenset(
         identifier
         for lp in lists
@@ -143,13 +154,16 @@ def _fresh(started: float, time_scale: float, now: float | None = None) -> bool:
 
 
 def plan_profiles(
-    users: UsersFile | None, lists: Sequence[ListPlan], settings: ClientSettings
+    users: UsersFile | None,
+    lists: Sequence[ListPlan],
+    settings: ClientSettings,
+    project_type: ProjectType,
 ) -> PlanProfiles | None:
-    """The profiles of a hybrid destination's channel removals (`lists`) from `users`,
-    the export its plan read the members by, for an apply right after the plan; None
-    when it lacks what they are judged by, when its start is unknown or already more
-    than FRESH_SECONDS ago, or when parsing its every line takes longer than the
-    per-user reads would take at Iterable's rate."""
+    """The profiles of a hybrid or userID-based destination's channel removals (`lists`)
+    from `users`, the export its plan read the members by, for an apply right after the
+    plan; None when it lacks what they are judged by, when its start is unknown or
+    already more than FRESH_SECONDS ago, or when parsing its every line takes longer
+    than the per-user reads would take at Iterable's rate."""
     if users is None or users.started is None or not set(FIELDS) <= users.fields:
         return None
     if not _fresh(users.started, settings.time_scale):
@@ -158,10 +172,10 @@ def plan_profiles(
     if not channel:
         return None
     rate = settings.user_reads_per_second * settings.time_scale
-    by_reads = 2 * len(channel) / rate if rate > 0 else 0.0
+    by_reads = reads_per_removal(project_type) * len(channel) / rate if rate > 0 else 0.0
     if users.rows / ROWS_PER_SECOND >= by_reads:
         return None
-    profiles = ChannelProfiles(channel | unnamed_removals(lists), _channel_list_ids(lists))
+    profiles = ChannelProfiles(_wanted(lists, channel, project_type), _channel_list_ids(lists))
     for row in users.read_rows("", b"@"):
         profiles(row)
     return PlanProfiles(profiles, users.started)
@@ -173,30 +187,57 @@ def _channel_list_ids(lists: Sequence[ListPlan]) -> frozenset[int]:
     )
 
 
+def reads_per_removal(project_type: ProjectType) -> int:
+    """Per-user reads a channel removal makes at most (hybrid: the email's, then
+    byUserId) or, in a userID-based project, at least (byUserId; one found off the list
+    is read by email too)."""
+    return 2 if project_type == "hybrid" else 1
+
+
+def channel_removals_text(count: int, project_type: ProjectType) -> str:
+    """What the channel removals resolved by a profile read are, for stderr."""
+    whose = (
+        "userId is shaped like an email"
+        if project_type == "userId"
+        else "identifier may be an email or a userId"
+    )
+    return f"{quantity(count, 'removal')} with channelUnsubscribe whose {whose}"
+
+
+def _wanted(
+    lists: Sequence[ListPlan], channel: frozenset[str], project_type: ProjectType
+) -> frozenset[str]:
+    """The texts an export for the channel removals keeps profiles for: theirs, and a
+    hybrid destination's unnamed removals' too (executor._unnamed_profiles)."""
+    return channel | unnamed_removals(lists) if project_type == "hybrid" else channel
+
+
 def read_channel_profiles(
-    client: IterableClient, lists: Sequence[ListPlan], stop: threading.Event
+    client: IterableClient,
+    lists: Sequence[ListPlan],
+    stop: threading.Event,
+    project_type: ProjectType = "hybrid",
 ) -> ChannelProfiles | None:
-    """One user export's profiles for the channel removals of `lists`, when it is modelled
-    to be faster than at most two per-user reads each (None: read them one by one, as
-    before). Says which and why on stderr. An export that fails leaves them to the per-user
-    reads (None): slower, as safe. Once the run is interrupted (`stop`) the export is left
-    to end with the process, not waited for (it may stream for many minutes; the requests
-    after it are not sent anyway)."""
+    """One user export's profiles for the channel removals of `lists` (a hybrid or
+    userID-based destination's), when it is modelled to be faster than the per-user reads
+    (reads_per_removal each; None: read them one by one, as before). Says which and why
+    on stderr. An export that fails leaves them to the per-user reads (None): slower, as
+    safe. Once the run is interrupted (`stop`) the export is left to end with the
+    process, not waited for (it may stream for many minutes; the requests after it are
+    not sent anyway)."""
     wanted = channel_removals(lists)
     if not wanted:
         return None
-    why = export_is_faster(client, 2 * len(wanted), len(wanted), lists)
+    why = export_is_faster(
+        client, reads_per_removal(project_type) * len(wanted), len(wanted), lists
+    )
     if why is None:
         return None
     # The client's notices name the destination.
-    what = (
-        f"{quantity(len(wanted), 'removal')} with channelUnsubscribe whose identifier may "
-        "be an email or a userId"
-    )
+    what = channel_removals_text(len(wanted), project_type)
     client.tell(f"{what}: reading which profile each names by 1 user export ({why})")
-    # The unnamed removals' texts too: this export answers them (executor._unnamed_profiles).
-    profiles = ChannelProfiles(wanted | unnamed_removals(lists), _channel_list_ids(lists))
-    return _exported(client, profiles, what, stop)
+    profiles = ChannelProfiles(_wanted(lists, wanted, project_type), _channel_list_ids(lists))
+    return _exported(client, profiles, what, stop, project_type)
 
 
 def unnamed_removals(lists: Sequence[ListPlan]) -> frozenset[str]:
@@ -235,7 +276,7 @@ def unnamed_profiles(
         f"({why})"
     )
     # Only whether a profile has the text is asked: no list memberships are kept.
-    return _exported(client, ChannelProfiles(wanted, frozenset()), what, stop)
+    return _exported(client, ChannelProfiles(wanted, frozenset()), what, stop, "hybrid")
 
 
 def export_is_faster(
@@ -257,12 +298,17 @@ def export_is_faster(
 
 
 def _exported(
-    client: IterableClient, profiles: ChannelProfiles, what: str, stop: threading.Event
+    client: IterableClient,
+    profiles: ChannelProfiles,
+    what: str,
+    stop: threading.Event,
+    project_type: ProjectType,
 ) -> ChannelProfiles | None:
     """`profiles` filled by one user export (None: it failed, or the run was stopped)."""
     try:
         _unless_stopped(
-            lambda: export_users_whole(client, FIELDS, profiles, "hybrid", (b"@",)).rows, stop
+            lambda: export_users_whole(client, FIELDS, profiles, project_type, (b"@",)).rows,
+            stop,
         )
     except _Stopped:
         return None

@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeVar, assert_never
 from reconciler.apply.channel_profiles import (
     ChannelProfiles,
     PlanProfiles,
+    channel_removals_text,
     export_is_faster,
     read_channel_profiles,
     unnamed_profiles,
@@ -795,12 +796,14 @@ class _Destination:
                 assert_never(change)
 
     def _read_channel_profiles(self, lp: ListPlan) -> None:
-        """Before the first removal with channelUnsubscribe of a hybrid project is sent:
-        the profiles all of them are resolved against, by one export when that is faster
-        than the per-user reads (_kind_on_list)."""
+        """Before the first removal with channelUnsubscribe of a hybrid or userID-based
+        project is sent: the profiles all of them are resolved against, by one export when
+        that is faster than the per-user reads (_kind_on_list,
+        _unsubscribe_user_ids_channel_safely)."""
+        project_type = self.plan.project_type
         if (
             self._channel_profiles_read
-            or self.plan.project_type != "hybrid"
+            or project_type == "email"
             or not lp.channel_unsubscribe
             or self.run.stop.is_set()
             or self.refused is not None
@@ -810,15 +813,17 @@ class _Destination:
         kept: PlanProfiles | None = self.plan.channel_profiles
         if kept is not None and kept.fresh(self.client.settings.time_scale):
             # The plan's own export, made moments ago in this process: no second one.
+            what = channel_removals_text(len(kept.profiles.wanted), project_type)
             self.client.tell(
-                f"{quantity(len(kept.profiles.wanted), 'removal')} with channelUnsubscribe "
-                "whose identifier may be an email or a userId: reading which profile each "
-                f"names from the plan's user export, started {duration(kept.age())} ago"
+                f"{what}: reading which profile each names from the plan's user export, "
+                f"started {duration(kept.age())} ago"
             )
             self.channel_profiles = kept.profiles
             return
         # Every list of the destination: the largest, unchanged or not, bounds the export.
-        self.channel_profiles = read_channel_profiles(self.client, self.plan.lists, self.run.stop)
+        self.channel_profiles = read_channel_profiles(
+            self.client, self.plan.lists, self.run.stop, project_type
+        )
 
     def result(self) -> DestinationResult:
         for result in self.results.values():
@@ -1164,7 +1169,9 @@ class _Destination:
         otherwise it is not sent: a failure naming the mismatch when the profile with that
         email is on the list (one more read), else already gone. Other texts cost no
         read; in a userID-based project whose userIds are emails, each such removal costs
-        one, the price of never taking a channel from someone the list does not hold."""
+        one, the price of never taking a channel from someone the list does not hold, or
+        all of them one user export where that is modelled faster
+        (apply/channel_profiles.py: the userId's profile as the read would answer it)."""
         payloads: list[dict[str, Any]] = []
         held: dict[str, tuple[str, str]] = {}
         for identifier in chunk:
@@ -1209,12 +1216,8 @@ class _Destination:
         has the text, if named by it. None: no such profile (already gone, not sent: that
         cannot take the wrong person's consent)."""
         found: dict[Literal["email", "userId"], dict[str, Any]] = {}
-        read = self.channel_profiles
         for kind in ("email", "userId"):
-            if read is not None and read.answers(identifier):
-                profile = read.profile(kind, identifier)
-            else:
-                profile = self._channel_profile(kind, identifier)
+            profile = self._channel_profile(kind, identifier)
             if profile is not None:
                 found[kind] = profile
                 if (
@@ -1396,12 +1399,16 @@ class _Destination:
     def _channel_profile(
         self, kind: Literal["email", "userId"], identifier: str
     ) -> dict[str, Any] | None:
-        """_profile for a channel removal, read once a run however many of the
-        destination's lists the member leaves (their removals are sent side by side: a
-        read in flight is waited for, not made again). The answer is no older than the
-        export the other route resolves every list by, and names the same person (the
-        lists' reads named them by this text; which holds the member, userListIds says).
-        A read that failed is not kept: each removal waiting for it reads for itself."""
+        """_profile for a channel removal: from the export that read the channel
+        removals' profiles when one did (self.channel_profiles), else read once a run
+        however many of the destination's lists the member leaves (their removals are
+        sent side by side: a read in flight is waited for, not made again). The answer is
+        no older than that export, and names the same person (the lists' reads named them
+        by this text; which holds the member, userListIds says). A read that failed is
+        not kept: each removal waiting for it reads for itself."""
+        exported = self.channel_profiles
+        if exported is not None and exported.answers(identifier):
+            return exported.profile(kind, identifier)
         key = (kind, identifier)
         while True:
             with self._channel_reads_lock:

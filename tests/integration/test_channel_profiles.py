@@ -456,3 +456,54 @@ def test_the_plans_export_answers_only_within_a_minute_of_its_start():
     assert not kept.fresh(1.0, now=160.5)
     assert kept.fresh(20.0, now=103.0)
     assert not kept.fresh(20.0, now=103.5)
+
+
+@pytest.mark.parametrize("member_reads", ["getUsers", "export"])
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_user_id_projects_channel_removals_read_their_profiles_by_one_export(
+    field_workspace,  # noqa: F811
+    cli,
+    engine,
+    member_reads,
+    monkeypatch,
+):
+    """A userID-based project whose userIds are emails: each removal with
+    channelUnsubscribe was one GET byUserId before it was sent, whatever their number (a
+    churn of a million, hours), where a hybrid project's were one export. The export
+    names each profile by its userId (unique here) with its userListIds, what that read
+    is judged by: where it is modelled faster (profile_route), it answers them all, and
+    one whose userId's profile is off the list is still read by email and not sent.
+    Where the lists were read by a user export in the same run, that export answers."""
+    profile_route(monkeypatch, "export")
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", member_reads)
+    ws, server, proj = field_workspace("userId", engine)
+    server.emulator.faults.counts_only_answers = False
+    list_id = proj.add_list("vip")
+    proj.add_user(user_id="keep", list_ids=[list_id])
+    leaving = [
+        proj.add_user(user_id=f"m{i:02d}@example.com", list_ids=[list_id]) for i in range(30)
+    ]
+    ws.csv("data/vip.csv", "userId", ["keep"])
+    ws.audience(
+        "vip",
+        {"csv": "data/vip.csv"},
+        policy={"maxRemovalPercent": 100},
+        unsubscribe={"channelUnsubscribe": True},
+    )
+    server.emulator.clear_log()
+    result = cli("apply", ws.manifests, "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    lr = the_list(result.json())
+    assert (lr["removed"], lr["already_gone"], lr["rejected"]) == (30, 0, [])
+    assert proj.members(list_id) == ["keep"]
+    assert profile_reads(server) == []
+    assert len(user_exports(server)) == 1
+    sent = accepted(server, "/api/lists/unsubscribe")
+    assert sorted(s["userId"] for s in sent) == [f"m{i:02d}@example.com" for i in range(30)]
+    assert all(p.unsubscribed_channel_ids for p in leaving)
+    how = "by 1 user export" if member_reads == "getUsers" else "from the plan's user export"
+    assert (
+        "30 removals with channelUnsubscribe whose userId is shaped like an email: reading "
+        f"which profile each names {how}" in result.stderr
+    )
+    assert "m07@example.com" not in result.stderr

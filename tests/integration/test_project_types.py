@@ -10,6 +10,7 @@ import pytest
 from reconciler.emulator import Faults
 from tests.conftest import EMULATOR_API_KEY
 from tests.integration.conftest import API_KEY_VAR, Workspace
+from tests.integration.test_iterable_answers import ROUTES, profile_route
 
 
 @pytest.fixture
@@ -721,18 +722,21 @@ def test_a_user_id_project_whose_user_ids_are_emails_is_no_mismatch(
     assert "likely cause" not in result.stdout and "looks email-based" not in result.stdout
 
 
+@pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("engine", ["python", "duckdb"])
 def test_a_channel_removal_by_user_id_never_takes_another_persons_channel(
-    tmp_path, monkeypatch, make_emulator_server, fast_client, cli, engine
+    tmp_path, monkeypatch, make_emulator_server, fast_client, cli, engine, route
 ):
     """Declared userId against a hybrid project, getUsers names a member without a userId
     by her email, and another person may have that text as his userId (an app that took
     emails for userIds). Her removal with channelUnsubscribe, sent as a userId, took his
     channel (he is on no list of it) and left her on the list, 'Apply complete ... 1
     removed'. Now such a text is read by userId first and not sent, a failure naming the
-    likely mismatch; his channel and her place stay."""
+    likely mismatch; his channel and her place stay. So too where one user export reads
+    the userIds' profiles (profile_route): his is found off the list."""
     monkeypatch.setenv("RECONCILER_ENGINE", engine)
     monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    profile_route(monkeypatch, route)
     server = make_emulator_server(project_type="hybrid")
     monkeypatch.setenv(API_KEY_VAR, "test-key")
     monkeypatch.chdir(tmp_path)
@@ -759,6 +763,8 @@ def test_a_channel_removal_by_user_id_never_takes_another_persons_channel(
     assert not him.unsubscribed_channel_ids
     assert sorted(proj.members(lid, prefer_user_id=False)) == ["a@x.io", "m0@x.io"]
     assert not [r for r in server.emulator.request_log if r.path == "/api/lists/unsubscribe"]
+    exports = [r for r in server.emulator.request_log if r.path == "/api/export/data.json"]
+    assert len(exports) == (route == "export")
 
 
 def test_a_user_id_projects_channel_removals_read_only_email_shaped_user_ids(
