@@ -2,7 +2,7 @@
 the emulator's `field` profile at a time scale.
 
     python bench/channel_removals.py [N ...] [--keep 1000] [--others 0] [--scale 20]
-                                     [--by email|userId]
+                                     [--by email|userId] [--project hybrid|userId]
 
 In a hybrid project each such removal whose identifier is shaped like an email in lower
 case is resolved to the profile the list read named by it before it is sent (README: "there
@@ -14,6 +14,8 @@ and an audience keeping the --keep takes the N off it; the client is told the sa
 by email (the list read names them by email: one read each when resolved one by one);
 --by userId: members whose userId is an email in lower case and who have no email, the
 audience keyed by userId (two reads each: the email's, which finds nobody, then byUserId).
+--project userId: a userID-based project, the members' userIds emails in lower case (one
+byUserId read each when resolved one by one; implies --by userId).
 --others M adds M profiles on no list: the project's user export streams them too, though
 no list's size shows them.
 
@@ -52,6 +54,15 @@ most a minute before (same machine, load about 15):
     20,000 --scale 1, RECONCILER_MEMBER_READS=export (the plan reads by export)
                           before: 2 user exports (the plan's, then the removals'), 32.5 s
                           after:  1 user export (the plan's), 21.6 s wall, 122 MB
+
+--project userId (a userID-based project whose userIds are emails; same machine, load
+about 14, --scale 20, --keep 1000), before and after its channel removals took the export
+route hybrid's do:
+
+    20,000                before: 20,000 GET users/byUserId, 68.5 s wall, 151 MB; the
+                          reads alone 3 min 20 s against Iterable (1M: 2 h 46 min)
+                          after:  1 user export (21,000 profiles, about 12 s against
+                          Iterable), 0 reads, 13.3 s wall, 117 MB
 
 A churn of a million in a project of 5M profiles is one export of about 42 minutes
 (modelled) against 2.8 to 5.6 hours of reads. What it costs: memory for the removals'
@@ -97,10 +108,12 @@ def endpoint(path: str) -> str:
     return path
 
 
-def one_size(n: int, keep: int, others: int, scale: float, by: str, root: Path) -> bool:
+def one_size(
+    n: int, keep: int, others: int, scale: float, by: str, root: Path, project_type: str
+) -> bool:
     faults = Faults.field(scale)
     emulator = Emulator(limits=scaled_limits(scale), faults=faults, log_limit=5_000_000)
-    emulator.add_project(plan_apply.PROJECT, "hybrid", plan_apply.API_KEY)
+    emulator.add_project(plan_apply.PROJECT, project_type, plan_apply.API_KEY)
     project = emulator.project(plan_apply.PROJECT)
     name = "churn"
     list_id = project.add_list(name, mark(None, name))
@@ -120,14 +133,17 @@ def one_size(n: int, keep: int, others: int, scale: float, by: str, root: Path) 
                 if i >= n:
                     out.write(address + "\n")
         for i in range(others):  # the project's other profiles, on no list
-            project.add_user(email=f"o{i:08d}@example.com", user_id=f"o{i:08d}")
+            project.add_user(
+                email=None if project_type == "userId" else f"o{i:08d}@example.com",
+                user_id=f"o{i:08d}",
+            )
     finally:
         gc.enable()
     gc.freeze()
     env = plan_apply.scaled_env(scale)
     with EmulatorServer(emulator) as server:
         documents = [
-            plan_apply.destination_document(server.base_url, "hybrid"),
+            plan_apply.destination_document(server.base_url, project_type),
             {
                 "apiVersion": "reconciler/v1",
                 "kind": "Audience",
@@ -154,7 +170,7 @@ def one_size(n: int, keep: int, others: int, scale: float, by: str, root: Path) 
     left = project.members(list_id, by == "userId")
     ok = run.returncode == 0 and len(left) == keep
     print(
-        f"{n:,} removals (--by {by}, {keep:,} kept, {others:,} other profiles): "
+        f"{n:,} removals ({project_type}, --by {by}, {keep:,} kept, {others:,} other profiles): "
         f"exit {run.returncode}, "
         f"{run.wall_seconds:.1f} s wall, peak RSS {run.peak_rss_mb:,.0f} MB, "
         f"{len(left):,} left on the list"
@@ -194,11 +210,15 @@ def main() -> None:
     )
     parser.add_argument("--scale", type=float, default=20.0)
     parser.add_argument("--by", choices=("email", "userId"), default="email")
+    parser.add_argument("--project", choices=("hybrid", "userId"), default="hybrid")
     args = parser.parse_args()
+    by = "userId" if args.project == "userId" else args.by
     root = Path(tempfile.mkdtemp(prefix="reconciler-channel-removals-"))
     print(f"field profile at time scale {args.scale:g}; {os.cpu_count()} cores", flush=True)
     try:
-        ok = all(one_size(n, args.keep, args.others, args.scale, args.by, root) for n in args.n)
+        ok = all(
+            one_size(n, args.keep, args.others, args.scale, by, root, args.project) for n in args.n
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if not ok:
