@@ -58,6 +58,12 @@ VERSION = 6
 # (decided unread) is refused by name (_UnreadObject), so a plan saved on a pull request
 # before an upgrade applies on merge when it holds none.
 UNREAD_SUBSCRIBES = 5
+# Within a format, the keys and lines this build writes: raised by every change that adds
+# one, so that a build reading a plan it cannot make sense of tells a newer build's plan
+# (revision above its own) from a damaged one. Builds of one release share
+# reconciler_version, and a build before this number ignores it (and unknown keys: a key
+# an older build must not apply without is a new VERSION, not a revision).
+REVISION = 1
 CHECKSUM = "sha256"
 
 
@@ -231,6 +237,7 @@ def save_plan(
     payload = {
         "format": FORMAT,
         "version": VERSION,
+        "revision": REVISION,
         "reconciler_version": __version__,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         # As given (so a plan made in one checkout applies in another from the same
@@ -338,6 +345,7 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
         raw = path.open("rb")
     except OSError as exc:
         raise ReconcilerError(f"cannot read plan file {shown_path(path)}: {exc.strerror}") from None
+    payload: Any = None
     try:
         with raw, _maybe_gzip(raw) as file:
             handle = _Summed(file)
@@ -349,6 +357,7 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
             if version not in (VERSION, UNREAD_SUBSCRIBES):
                 raise _other_version(path, payload)
             header.get("reconciler_version", shape.text, "")
+            header.get("revision", _version, 0)  # 0: saved before revisions were written
             manifests = header.object("manifests")
             saved = SavedPlan(
                 plan=Plan((), {}),
@@ -379,6 +388,9 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
     except _UnreadObject as exc:
         raise _unread_object(path, payload, exc.field) from None
     except shape.ShapeError as exc:
+        newer = _newer_build(path, payload)
+        if newer is not None:
+            raise newer from None
         raise ReconcilerError(
             f"{shown_path(path)} is not a reconciler plan file (or it is damaged): {exc}; "
             "nothing was applied"
@@ -396,6 +408,9 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
         # gzip.BadGzipFile and json.JSONDecodeError are OSError and ValueError; JSON nested
         # too deep for Python's parser is a RecursionError, and int() of the Infinity that
         # json.loads reads an OverflowError.
+        newer = _newer_build(path, payload)
+        if newer is not None:
+            raise newer from None
         raise ReconcilerError(
             f"{shown_path(path)} is not a reconciler plan file (or it is damaged)"
         ) from None
@@ -435,6 +450,53 @@ def _other_version(path: Path, payload: dict[str, Any]) -> ReconcilerError:
         f"{VERSION} this reconciler{this} reads; nothing was applied: run plan "
         "again with this one"
     )
+
+
+def _newer_build(path: Path, payload: Any) -> ReconcilerError | None:
+    """For a plan file of this format that this build cannot read: the refusal naming it
+    a newer build's, when its header says so (a later release's reconciler_version, or a
+    later REVISION of the format), which holds what this build does not know rather than
+    damage; None otherwise (then it is called damaged)."""
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        return None
+    made_by = payload.get("reconciler_version")
+    newer_release = isinstance(made_by, str) and _release(made_by) > _release(__version__)
+    revision = payload.get("revision")
+    newer_revision = (
+        isinstance(revision, int) and not isinstance(revision, bool) and revision > REVISION
+    )
+    if not newer_release and not newer_revision:
+        return None
+    if newer_release:
+        which = (
+            f"by reconciler {one_line(str(made_by))}, newer than this reconciler ({__version__})"
+        )
+    else:
+        which = (
+            f"by a newer build of reconciler (plan file revision {revision}; this one reads "
+            f"revision {REVISION} and before)"
+        )
+    return ReconcilerError(
+        f"{shown_path(path)} was made {which}, and holds what this one does not know; "
+        "nothing was applied. Apply it with the reconciler that made it, or upgrade this "
+        "one, or run plan again with this one"
+    )
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """A version's release numbers ("0.10.2rc1": (0, 10, 2)), trailing zeros dropped so
+    that 0.2 and 0.2.0 are one; () when it starts with none (never newer)."""
+    numbers: list[int] = []
+    for part in version.strip().split("."):
+        digits = part[: len(part) - len(part.lstrip("0123456789"))]
+        if not digits or len(digits) > 9:
+            break
+        numbers.append(int(digits))
+        if digits != part:
+            break
+    while numbers and numbers[-1] == 0:
+        numbers.pop()
+    return tuple(numbers)
 
 
 def _made_by(payload: dict[str, Any]) -> tuple[str, str]:

@@ -34,7 +34,7 @@ from reconciler.plan import (
     plan_deletions,
 )
 from reconciler.plan.campaigns import campaign_uses, needs_campaigns
-from reconciler.plan.file import VERSION, load_plan, save_plan
+from reconciler.plan.file import REVISION, VERSION, load_plan, save_plan
 from reconciler.plan.ownership import mark
 from reconciler.plan.policy import DEFAULT_MAX_REMOVAL_PERCENT
 from reconciler.planning import case_only_notes
@@ -433,6 +433,59 @@ def test_a_plan_file_of_another_format_version_says_which_way_and_what_to_do(tmp
     older.write_text(json.dumps({**header, "version": 4}) + "\n")
     with pytest.raises(ReconcilerError, match=r"format 4, older than .*run plan again"):
         load_plan(older)
+
+
+def _as_a_newer_build_saves_it(path: Path, header: dict, extra: list[bytes]) -> None:
+    """The saved plan at `path` with `header`'s keys set and `extra` lines before its
+    checksum (a newer build's keys and lines), its checksum made again as that build's."""
+    lines = _lines(path)
+    first = json.dumps({**json.loads(lines[0]), **header}, separators=(",", ":")).encode()
+    body = [first, *lines[1:-1], *extra]
+    digest = hashlib.sha256(b"".join(line + b"\n" for line in body)).hexdigest()
+    trailer = json.dumps({"sha256": digest}, separators=(",", ":")).encode()
+    path.write_bytes(gzip.compress(b"\n".join([*body, trailer]) + b"\n"))
+
+
+@pytest.mark.parametrize(
+    ("header", "says"),
+    [
+        ({"reconciler_version": "9.9.9"}, "by reconciler 9.9.9, newer than this reconciler"),
+        (
+            {"revision": REVISION + 1},
+            f"by a newer build of reconciler (plan file revision {REVISION + 1}; this one "
+            f"reads revision {REVISION} and before)",
+        ),
+    ],
+)
+def test_a_newer_builds_plan_this_one_cannot_read_is_said_newer_not_damaged(tmp_path, header, says):
+    """A plan of this format by a later build that added keys and lines this one does not
+    know (a line more before the checksum, a key whose value this one refuses) was
+    refused as 'not a reconciler plan file (or it is damaged)', sending the user to look
+    for damage; its header says which build made it, so this one says newer, and the ways
+    out, before what it found wrong. A key this one does not know and need not read is
+    read past, as before."""
+    path = tmp_path / "plan.gz"
+    save_plan(path, full_plan(members(2), ("r1@example.com",)), "digest", tmp_path, None)
+    assert json.loads(_lines(path)[0])["revision"] == REVISION
+    _as_a_newer_build_saves_it(path, {**header, "unknown_key": {"a": 1}}, [])
+    assert len(load_plan(path).plan.destinations[0].lists[0].add) == 2
+    _as_a_newer_build_saves_it(path, header, [b'["a line of a newer kind"]'])
+    refusal = _refusal(path)
+    assert says in refusal and "damaged" not in refusal
+    assert "Apply it with the reconciler that made it, or upgrade this one" in refusal
+    save_plan(path, full_plan(members(2), ("r1@example.com",)), "digest", tmp_path, None)
+    lines = _lines(path)
+    broken = lines[0].replace(b'"project_type":"hybrid"', b'"project_type":"hybrid-v2"', 1)
+    assert broken != lines[0]
+    path.write_bytes(gzip.compress(b"\n".join([broken, *lines[1:]]) + b"\n"))
+    _as_a_newer_build_saves_it(path, header, [])
+    refusal = _refusal(path)
+    assert says in refusal and "damaged" not in refusal
+    # The same build's plan, or one of an older release, that cannot be read is damaged.
+    for same in ({}, {"reconciler_version": "0.0.9", "revision": REVISION}):
+        save_plan(path, full_plan(members(2), ("r1@example.com",)), "digest", tmp_path, None)
+        _as_a_newer_build_saves_it(path, same, [b'["a line of a newer kind"]'])
+        assert "is not a reconciler plan file (or it is damaged)" in _refusal(path)
 
 
 @pytest.mark.parametrize("compressed", [True, False])
