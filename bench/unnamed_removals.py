@@ -33,6 +33,22 @@ Measured (2 shared cores, --scale 20, --keep 1000), before and after:
     every run        the same unsubscribes: N sent as a userId, then N again as an email;
                      the list left with the --keep
 
+With RECONCILER_MEMBER_READS=export (the plan reads the lists by one user export in the
+same process) the apply exports the project a second time for these removals: 20,000,
+2 data.json exports (21,000 profiles each, about 12.5 s against Iterable), 1,000 reads,
+12.2 s wall, 117 MB. Keeping the plan's export parsed for them (as for channel removals,
+PlanProfiles) was measured and not done: `--kept-texts N` holds N such texts and the
+profile of each as ChannelProfiles keeps them:
+
+    100,000      34 MB (342 bytes each), 4.0 s to match 100,000 rows (tracemalloc on)
+    1,000,000    326 MB (326 bytes each), 36 s to match (plus the file's parse, about
+                 10 s at users_file.ROWS_PER_SECOND)
+
+paid by every plan made for apply with such removals, while a second export is needed only
+when Iterable's answers come back short, and the plan's export answers only within a
+minute of its start (channel_profiles.FRESH_SECONDS): only in a project whose export
+takes less than that, so the second export it would save is under a minute.
+
 Not a test: nothing is asserted about time. Exits 1 when the list is not left with exactly
 the --keep members or the apply fails.
 """
@@ -46,6 +62,8 @@ import os
 import shutil
 import sys
 import tempfile
+import time
+import tracemalloc
 from collections import Counter
 from pathlib import Path
 
@@ -54,6 +72,7 @@ from channel_removals import TIMEOUT_SECONDS, USER_READS_PER_SECOND, endpoint
 from large_reads import scaled_limits
 from measure import run_measured
 
+from reconciler.apply.channel_profiles import ChannelProfiles
 from reconciler.emulator import Emulator, EmulatorServer, Faults
 from reconciler.plan.ownership import mark
 from reconciler.progress import duration
@@ -126,6 +145,25 @@ def one_size(n: int, keep: int, scale: float, root: Path) -> bool:
     return ok
 
 
+def kept_texts(n: int) -> None:
+    """What ChannelProfiles holds for n unnamed removals' texts, each found in the export
+    (email and userId): traced memory and the time to match n rows."""
+    tracemalloc.start()
+    wanted = frozenset(f"m{i:08d}@example.com" for i in range(n))
+    texts = tracemalloc.get_traced_memory()[0]
+    profiles = ChannelProfiles(wanted, frozenset())
+    started = time.perf_counter()
+    for i in range(n):
+        profiles({"email": f"m{i:08d}@example.com", "userId": f"u{i:08d}", "userListIds": [1]})
+    seconds = time.perf_counter() - started
+    total = tracemalloc.get_traced_memory()[0]
+    print(
+        f"{n:,} texts: {texts / 1e6:.0f} MB, their profiles {(total - texts) / 1e6:.0f} MB, "
+        f"{total / 1e6:.0f} MB in all ({total / n:.0f} bytes each); {seconds:.1f} s to match "
+        f"{n:,} rows (tracemalloc on)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -133,7 +171,13 @@ def main() -> None:
     parser.add_argument("n", nargs="*", type=int, default=[20_000], help="removals (20,000)")
     parser.add_argument("--keep", type=int, default=1000)
     parser.add_argument("--scale", type=float, default=20.0)
+    parser.add_argument(
+        "--kept-texts", type=int, default=0, help="only measure holding N texts' profiles"
+    )
     args = parser.parse_args()
+    if args.kept_texts:
+        kept_texts(args.kept_texts)
+        return
     root = Path(tempfile.mkdtemp(prefix="reconciler-unnamed-removals-"))
     print(f"field profile at time scale {args.scale:g}; {os.cpu_count()} cores", flush=True)
     try:
