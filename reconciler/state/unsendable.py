@@ -10,8 +10,10 @@ failure (issue 16, points 5 and 6):
 - with `updateExistingUsersOnly`, users Iterable does not know: it answers them notFound
   and creates nobody, on every run. Their existence is read as mapped fields are (one
   export or per-user reads, whichever is cheaper), for up to MAX_TABLE_CHECK adds of an
-  audience planned in DuckDB; beyond, apply reports the notFound answers as "not
-  created" (exit 0).
+  audience planned in DuckDB; beyond, the adds stay in DuckDB and are matched there with
+  the profiles of one user export (the one that read the members, where it did): left
+  unchecked, the same unknown people were planned and sent on every run, and a plan
+  never came back empty.
 
 Both are named in the plan (masked) with counts, and are neither changes nor failures.
 """
@@ -20,22 +22,28 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from reconciler.errors import IterableError
 from reconciler.iterable import IterableClient
+from reconciler.members.engine.existence import creators_table, split_unknown
+from reconciler.members.engine.field_tables import read_identifier_export
 from reconciler.members.identity import Member, ProjectType
 from reconciler.members.model import TableRows, member_rows
-from reconciler.plan import ListPlan
+from reconciler.plan import FieldRead, ListPlan
 from reconciler.plan.model import without_keys
 from reconciler.state.live import read_field_values
 from reconciler.state.users_file import ProfilesFile
+from reconciler.state.windows import WholeDownload
 
-# Adds of an updateExistingUsersOnly audience planned in DuckDB are checked up to this
-# many (a first load of millions is not: apply reports Iterable's notFound answers as
-# "not created" instead, and the run still exits 0).
+# Adds of an updateExistingUsersOnly audience planned in DuckDB are held as members and
+# checked as the Python engine's are up to this many; beyond (a first load of millions),
+# they stay in DuckDB and are matched there (_without_unknown_in_tables).
 MAX_TABLE_CHECK = 100_000
+# The read, as a plan names it where it took another destination's export of the project.
+EXISTENCE = "users' existence"
 
 
 @dataclass
@@ -160,7 +168,9 @@ def _without_unknown(
     another list creates them are noted in `created_elsewhere`, by list."""
     if project_type == "email":
         return lists
-    checked = _checkable(lists, reads)
+    in_tables = {lp.list_name for lp in lists if lp.update_existing_users_only and _in_table(lp)}
+    lists = _without_unknown_in_tables(client, project_type, lists, reads, users_file)
+    checked = [lp for lp in _checkable(lists) if lp.list_name not in in_tables]
     if not checked:
         return lists
     # Adds still in DuckDB are few enough here (the usual churn) to hold as members.
@@ -172,7 +182,7 @@ def _without_unknown(
     lists = [by_name.get(lp.list_name, lp) for lp in lists]
     members = {m.key: m for lp in checked for m in lp.add}
     existing = read_field_values(
-        client, list(members.values()), [], project_type, users_file, "users' existence"
+        client, list(members.values()), [], project_type, users_file, EXISTENCE
     )
     unknown = {key for key, values in existing.values.items() if values is None}
     # Unknown now, but another list of this plan creates them: apply subscribes those lists
@@ -196,30 +206,77 @@ def _without_unknown(
     return out
 
 
-def _checkable(lists: Sequence[ListPlan], reads: list[str]) -> list[ListPlan]:
-    """The updateExistingUsersOnly lists with adds to check for existence: not those whose
-    adds are over MAX_TABLE_CHECK, which are said in `reads` instead."""
-    for lp in lists:
-        if (
-            lp.update_existing_users_only
-            and isinstance(lp.add, TableRows)
-            and len(lp.add) > MAX_TABLE_CHECK
-        ):
-            # The plan's adds then include people Iterable will skip: say so, as the
-            # count of those it skips is known only once apply has their answers.
-            reads.append(
-                f"the {len(lp.add):,} adds to {lp.list_name!r} (updateExistingUsersOnly) "
-                f"were not checked for existence (over {MAX_TABLE_CHECK:,}): Iterable "
-                "skips those it does not know, and apply reports them (as not created where "
-                "its answers name them)"
-            )
-    return [
-        lp
-        for lp in lists
-        if lp.update_existing_users_only
-        and lp.add
-        and (not isinstance(lp.add, TableRows) or len(lp.add) <= MAX_TABLE_CHECK)
-    ]
+def _checkable(lists: Sequence[ListPlan]) -> list[ListPlan]:
+    """The updateExistingUsersOnly lists with adds to check for existence as members: not
+    those whose adds in DuckDB are over MAX_TABLE_CHECK (_without_unknown_in_tables)."""
+    return [lp for lp in lists if lp.update_existing_users_only and lp.add and not _in_table(lp)]
+
+
+def _in_table(lp: ListPlan) -> bool:
+    """Whether the list's adds are too many to hold as members: checked in DuckDB."""
+    return isinstance(lp.add, TableRows) and len(lp.add) > MAX_TABLE_CHECK
+
+
+def _without_unknown_in_tables(
+    client: IterableClient,
+    project_type: ProjectType,
+    lists: list[ListPlan],
+    reads: list[str],
+    users_file: ProfilesFile | None,
+) -> list[ListPlan]:
+    """updateExistingUsersOnly lists whose adds stay in DuckDB (over MAX_TABLE_CHECK)
+    without the adds no profile has, matched in DuckDB with one user export's profiles:
+    `users_file` where it serves (the export that read the members: no request), else
+    one export. Those another list of the plan creates stay, as in _without_unknown."""
+    big = [lp for lp in lists if lp.update_existing_users_only and _in_table(lp)]
+    if not big:
+        return lists
+    adds = [lp.add for lp in big if isinstance(lp.add, TableRows)]
+    engine = adds[0].engine
+    n = sum(len(a) for a in adds)
+    read: FieldRead
+    if users_file is not None and users_file.serves((), n, client.settings, "export"):
+        share = users_file
+
+        def from_file(
+            only: Sequence[str], path: Path, on_lines: Callable[[int], None] | None
+        ) -> int:
+            return share.download(only, path, on_lines, EXISTENCE)
+
+        profiles = read_identifier_export(engine, from_file)
+        read = users_file.field_read(n, ())
+    else:
+        download = WholeDownload(client, project_type)
+        profiles = read_identifier_export(engine, download)
+        requests = int(download.whole) + download.windows
+        read = FieldRead("export", n, requests, (), download.windows, download.whole)
+    # Unknown now, but another list's subscribe creates them: they stay (_without_unknown).
+    creating = [lp.add for lp in lists if lp.add and not lp.update_existing_users_only]
+    checked = {id(lp) for lp in big}
+    out = []
+    try:
+        creators = creators_table(engine, creating)
+        for lp in lists:
+            if id(lp) in checked and isinstance(lp.add, TableRows):
+                lp = _table_without_unknown(lp, lp.add, profiles, creators, project_type)
+            out.append(lp)
+        engine.connection.execute(f"DROP TABLE {creators}")
+    finally:
+        engine.connection.execute(f"DROP TABLE {profiles}")
+    reads.append(
+        f"{n:,} user{'s' if n != 1 else ''} checked for existence with {read.describe(users=False)}"
+    )
+    return out
+
+
+def _table_without_unknown(
+    lp: ListPlan, adds: TableRows[Member], profiles: str, creators: str, project_type: ProjectType
+) -> ListPlan:
+    kept, gone = split_unknown(adds, profiles, creators, project_type)
+    if not gone:
+        adds.engine.connection.execute(f"DROP TABLE {kept.table}")
+        return lp
+    return _left_out(lp, kept, not_created=gone)
 
 
 def _kept_for(checked: Sequence[ListPlan], elsewhere: set[str]) -> dict[str, tuple[Member, ...]]:

@@ -82,10 +82,15 @@ class UsersFile:
         return export_rows(self.path, None, "the user export holds", marked)
 
     def download(
-        self, _only: Sequence[str], path: Path, on_lines: Callable[[int], None] | None
+        self,
+        _only: Sequence[str],
+        path: Path,
+        on_lines: Callable[[int], None] | None,
+        _what: str = "",
     ) -> int:
         """As client.download_export writes a file, for readers that take a download
-        callable (engine/field_tables.py read_field_export): this file at `path`."""
+        callable (engine/field_tables.py read_field_export): this file at `path` (`_what`:
+        as UsersShare.download takes it)."""
         link_or_copy(self.path, path)
         if on_lines is not None:
             on_lines(self.rows)
@@ -262,11 +267,15 @@ class UsersShare:
         return read.file.read_rows(marked=marked)
 
     def download(
-        self, only: Sequence[str], path: Path, on_lines: Callable[[int], None] | None
+        self,
+        only: Sequence[str],
+        path: Path,
+        on_lines: Callable[[int], None] | None,
+        what: str = "mapped fields' values",
     ) -> int:
-        """As UsersFile.download, of the project's export."""
+        """As UsersFile.download, of the project's export (`what`: the read taking it)."""
         read = self._read()
-        self._took("mapped fields' values", read.reader)
+        self._took(what, read.reader)
         return read.file.download(only, path, on_lines)
 
     def _took(self, what: str, reader: str) -> None:

@@ -717,30 +717,42 @@ def test_update_existing_users_only_adds_who_another_list_creates_in_the_same_ap
     assert final.exit_code == 0, final.output
 
 
-def test_adds_too_many_to_check_for_existence_say_so_in_the_plan(field_workspace, cli, monkeypatch):
-    # Beyond MAX_TABLE_CHECK adds (a first load of millions) nobody is checked: the plan's
-    # adds then hold people Iterable will skip, and the plan says so rather than let
-    # "existing users only" pass for a count of who will be added.
-    monkeypatch.setattr("reconciler.state.unsendable.MAX_TABLE_CHECK", 2)
+@pytest.mark.parametrize("reads", ["export", "getUsers"])
+def test_adds_too_many_to_hold_are_checked_for_existence_in_duckdb(
+    field_workspace, cli, monkeypatch, reads
+):
+    # Beyond MAX_TABLE_CHECK adds (held in DuckDB, not as members) nobody was checked: the
+    # plan kept the people Iterable does not know in its adds, apply sent them and Iterable
+    # skipped them, and the next plan proposed them again, on every run (102,000 strangers
+    # of a 105,000-row audience: +102,000 each time, and with answers that count failures
+    # without naming them, exit 1 each time). They are now matched in DuckDB with the
+    # export that read the members, or one export where getUsers read them. "newcomer" is
+    # unknown too, but another list's subscribe creates them in the same apply: kept.
+    monkeypatch.setattr("reconciler.state.unsendable.MAX_TABLE_CHECK", 1)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", reads)
     ws, server, proj = field_workspace("userId", "duckdb")
     proj.add_user(user_id="known")
-    ids = ["known", "stranger-1", "stranger-2"]
+    ids = ["known", "newcomer", "stranger-1", "stranger-2"]
     csv_audience(ws, "existing", "userId", ids, updateExistingUsersOnly=True)
+    csv_audience(ws, "signups", "userId", ["newcomer"])
     body = cli("plan", ws.manifests, "--format", "json").json()
-    assert body["summary"]["members_to_add"] == 3
-    assert (
-        "the 3 adds to 'existing' (updateExistingUsersOnly) were not checked for existence "
-        "(over 2): Iterable skips those it does not know, and apply reports them (as not "
-        "created where its answers name them)"
-    ) in body["destinations"][0]["other_reads"]
-    server.emulator.faults.counts_only_answers = False  # answers that name them
+    assert (body["summary"]["members_to_add"], body["summary"]["members_not_created"]) == (3, 2)
+    # No list to read members from yet: one export of the project, once, for both checks.
+    assert body["destinations"][0]["other_reads"][1:] == [
+        "4 users checked for existence with 1 user export"
+    ]
+    server.emulator.faults.counts_only_answers = True
     applied = cli("apply", ws.manifests, "--yes", "--format", "json")
     assert applied.exit_code == 0, applied.output
-    assert (the_list(applied.json())["added"], the_list(applied.json())["not_created"]) == (1, 2)
-    # Under the limit, the plan checks and says nothing of the kind.
-    csv_audience(ws, "existing", "userId", ids[:2], updateExistingUsersOnly=True)
-    reads = cli("plan", ws.manifests, "--format", "json").json()["destinations"][0]["other_reads"]
-    assert not any("not checked for existence" in line for line in reads)
+    lists = {r.name: i for i, r in proj.lists.items()}
+    assert set(proj.members(lists["existing"], True)) == {"known", "newcomer"}
+    assert proj.find_user(user_id="stranger-1") is None
+    again = cli("plan", ws.manifests, "--format", "json").json()
+    assert (again["summary"]["members_to_add"], again["summary"]["members_not_created"]) == (0, 2)
+    how = "the user export that read the members" if reads == "export" else "1 user export"
+    assert f"2 users checked for existence with {how}" in again["destinations"][0]["other_reads"]
+    final = cli("plan", ws.manifests, "--detailed-exitcode")
+    assert final.exit_code == 0, final.output
 
 
 def test_update_existing_users_only_not_found_at_apply_is_not_created_not_an_error(

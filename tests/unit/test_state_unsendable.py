@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Sequence
+
+import pytest
 
 from reconciler.emulator.project import forgotten_hash as emulator_hash
 from reconciler.iterable import IterableClient
+from reconciler.members.engine.rows import member_rows, write_table
+from reconciler.members.engine.settings import EngineSettings
+from reconciler.members.engine.workspace import Engine
 from reconciler.members.identity import Member, make_member
 from reconciler.plan import ListPlan
 from reconciler.state.unsendable import (
@@ -89,3 +95,49 @@ def test_a_refused_read_leaves_members_in_and_says_why_without_identifiers(
     assert len(out.reads) == 1
     assert out.reads[0].startswith("forgotten users could not be read (")
     assert "HTTP 401" in out.reads[0] and "secret@x.io" not in out.reads[0]
+
+
+@pytest.mark.parametrize("creator_in_duckdb", [False, True])
+def test_unknown_users_of_adds_held_in_duckdb_are_not_created(
+    emulator_server, monkeypatch, tmp_path, creator_in_duckdb
+) -> None:
+    # Adds over MAX_TABLE_CHECK stay in DuckDB; they were planned unchecked, so the same
+    # unknown people were sent on every run. Matched there now, as members are: by userId,
+    # or by email (hybrid), and one that another list creates stays.
+    monkeypatch.setattr("reconciler.state.unsendable.MAX_TABLE_CHECK", 1)
+    project = emulator_server.emulator.project("default")
+    project.add_user(email="known@x.io")
+    project.add_user(email="other@x.io", user_id="u-known")
+    known, by_id, unknown, made = (
+        _m("known@x.io", "u-new"),
+        _m(None, "u-known"),
+        _m("new@x.io"),
+        _m("made@x.io"),
+    )
+    with Engine(EngineSettings(temp_dir=tmp_path)) as engine:
+        members = sorted((known, by_id, unknown, made), key=lambda m: m.key)
+        write_table(
+            engine,
+            "adds",
+            [(m.key, m.key_kind, m.email, m.user_id) for m in members],
+            ("key", "key_kind", "email", "user_id"),
+        )
+        adds = member_rows(engine, "adds", len(members))
+        existing_only = dataclasses.replace(
+            list_plan("Existing", add=adds), update_existing_users_only=True
+        )
+        welcome: Sequence[Member] = (made,)
+        if creator_in_duckdb:
+            write_table(
+                engine,
+                "welcome",
+                [(made.key, made.key_kind, made.email, made.user_id)],
+                ("key", "key_kind", "email", "user_id"),
+            )
+            welcome = member_rows(engine, "welcome", 1)
+        creating = list_plan("Welcome", add=welcome)
+        left = leave_out_unsendable(client(emulator_server), HYBRID, [existing_only, creating])
+        checked = left.lists[0]
+        assert list(checked.add) == sorted((known, by_id, made), key=lambda m: m.key)
+        assert checked.not_created == (unknown.key,)
+        assert "4 users checked for existence with 1 user export" in left.reads

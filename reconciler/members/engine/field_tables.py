@@ -1034,6 +1034,43 @@ def read_field_export(
     one there); by (lower-cased) email only when no row had the member's userId, and not
     in userID-based projects; a later row wins over an earlier one.
     Table (key, l0, ...): each field's value as JSON text."""
+    export = _read_export(engine, download, names, on_lines)
+    table = engine.name("live_fields")
+    by_email = "true" if project_type != "userId" else "false"
+    by_user_id = "true" if project_type != "email" else "false"
+    struct = ", ".join(f"'l{j}': l{j}" for j in range(len(names)))
+    unpacked = ", ".join(f"v.l{j} AS l{j}" for j in range(len(names)))
+    engine.connection.execute(
+        f"""CREATE TABLE {table} AS
+        WITH wm AS (SELECT key, email, user_id FROM {merged.view} WHERE {merged.any_want}),
+        by_uid AS (SELECT user_id, max(key) AS key FROM wm
+                   WHERE {by_user_id} AND user_id IS NOT NULL GROUP BY user_id),
+        by_email AS (SELECT email, max(key) AS key FROM wm WHERE email IS NOT NULL
+                     GROUP BY email),
+        x AS (SELECT rowid AS n, * FROM {export}),
+        matched AS (
+            SELECT coalesce(u.key, e.key) AS key,
+                CASE WHEN u.key IS NULL THEN 0 ELSE 1 END * 1099511627776 + x.n AS rank,
+                {{{struct}}} AS v
+            FROM x LEFT JOIN by_uid u ON u.user_id = x.user_id
+            LEFT JOIN by_email e ON {by_email} AND u.key IS NULL AND e.email = x.email
+        ), chosen AS (
+            SELECT key, arg_max(v, rank) AS v FROM matched WHERE key IS NOT NULL GROUP BY key
+        )
+        SELECT key, {unpacked} FROM chosen"""
+    )
+    engine.connection.execute(f"DROP TABLE {export}")
+    return table
+
+
+def _read_export(
+    engine: Engine,
+    download: Callable[[Sequence[str], Any, Callable[[int], None] | None], Any],
+    names: Sequence[str],
+    on_lines: Callable[[int], None] | None,
+) -> str:
+    """One user export of the identifiers and `names`, downloaded to a file and read into
+    a workspace table (email lower-cased, user_id, l0, ...: each field as JSON)."""
     export = engine.name("field_export")
     path = engine.directory / f"{export}.jsonl"
     columns = ", ".join(
@@ -1067,32 +1104,17 @@ def read_field_export(
             engine.connection.execute(f"CREATE TABLE {export} AS {read}")
     finally:
         path.unlink(missing_ok=True)
-    table = engine.name("live_fields")
-    by_email = "true" if project_type != "userId" else "false"
-    by_user_id = "true" if project_type != "email" else "false"
-    struct = ", ".join(f"'l{j}': l{j}" for j in range(len(names)))
-    unpacked = ", ".join(f"v.l{j} AS l{j}" for j in range(len(names)))
-    engine.connection.execute(
-        f"""CREATE TABLE {table} AS
-        WITH wm AS (SELECT key, email, user_id FROM {merged.view} WHERE {merged.any_want}),
-        by_uid AS (SELECT user_id, max(key) AS key FROM wm
-                   WHERE {by_user_id} AND user_id IS NOT NULL GROUP BY user_id),
-        by_email AS (SELECT email, max(key) AS key FROM wm WHERE email IS NOT NULL
-                     GROUP BY email),
-        x AS (SELECT rowid AS n, * FROM {export}),
-        matched AS (
-            SELECT coalesce(u.key, e.key) AS key,
-                CASE WHEN u.key IS NULL THEN 0 ELSE 1 END * 1099511627776 + x.n AS rank,
-                {{{struct}}} AS v
-            FROM x LEFT JOIN by_uid u ON u.user_id = x.user_id
-            LEFT JOIN by_email e ON {by_email} AND u.key IS NULL AND e.email = x.email
-        ), chosen AS (
-            SELECT key, arg_max(v, rank) AS v FROM matched WHERE key IS NOT NULL GROUP BY key
-        )
-        SELECT key, {unpacked} FROM chosen"""
-    )
-    engine.connection.execute(f"DROP TABLE {export}")
-    return table
+    return export
+
+
+def read_identifier_export(
+    engine: Engine,
+    download: Callable[[Sequence[str], Any, Callable[[int], None] | None], Any],
+    on_lines: Callable[[int], None] | None = None,
+) -> str:
+    """Every profile's identifiers from one user export, as read_field_export reads
+    them: a table (email, user_id), email lower-cased."""
+    return _read_export(engine, download, (), on_lines)
 
 
 def compared_rows(
