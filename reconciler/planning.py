@@ -66,6 +66,7 @@ from reconciler.progress import NULL_PROGRESS, Progress, labelled
 from reconciler.sources import source_for
 from reconciler.state.alongside import read_alongside
 from reconciler.state.changed_emails import keep_changed_emails
+from reconciler.state.channel_reach import kept_elsewhere_notes
 from reconciler.state.consent import EventsShare, SharedEvents, respect_consent
 from reconciler.state.desired import (
     DesiredDestination,
@@ -611,6 +612,7 @@ def _destination_notes(
             desired.lists, live.all_lists, live.managed, pruned.deletions, declared, pruned.kept
         )
         + unknown_campaign_notes(lists, campaign_ids)
+        + kept_elsewhere_notes(desired.lists, lists)
         + _field_limit_notes(fields)
         + case_only_notes(lists)
         + pruned.notes

@@ -260,6 +260,45 @@ def test_channel_unsubscribe_is_shown_prominently(workspace, cli, emulator_serve
     assert unsubscribe.body["channelUnsubscribe"] is True
 
 
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_channel_unsubscribe_of_people_other_lists_keep_is_noted(
+    workspace, cli, emulator_server, monkeypatch, engine
+):
+    # m1 and m2 leave vip, whose removals take the channel, while news keeps m1 (on it)
+    # and gains m2: they stay on news but no longer get its email, and no plan said so
+    # (nor any later one: news is as the manifests say). m3 is on no other list; m4 left
+    # news themselves, so news holds them back: not on it, not counted.
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    seed_list(emulator_server, "vip", emails(5))
+    news = seed_list(emulator_server, "news", [emails(5)[1], emails(5)[4]])
+    proj = project(emulator_server)
+    proj.self_unsubscribe(proj.find_user(email=emails(5)[4]), list_id=news)
+    workspace.csv("data/vip.csv", "email", emails(1))
+    workspace.csv("data/news.csv", "email", [*emails(3)[1:], emails(5)[4]])
+    workspace.audience(
+        "vip",
+        {"csv": "data/vip.csv"},
+        unsubscribe={"channelUnsubscribe": True},
+        policy={"maxRemovalPercent": 100},
+    )
+    workspace.audience("news", {"csv": "data/news.csv"})
+    note = (
+        "channelUnsubscribe on 'vip': 2 of its 4 removals are people the manifests keep on "
+        "other lists ('news': 2); they stay on those lists, but lose the channel with this "
+        "removal, so its messages no longer reach them there"
+    )
+    text = cli("plan", workspace.manifests).stdout
+    assert f"note: {note}" in text
+    assert (
+        note
+        in cli("plan", workspace.manifests, "--format", "json").json()["destinations"][0]["notes"]
+    )
+    assert note in cli("plan", workspace.manifests, "--format", "markdown").stdout
+    # Without channelUnsubscribe nothing is taken from them: no note.
+    workspace.audience("vip", {"csv": "data/vip.csv"}, policy={"maxRemovalPercent": 100})
+    assert "channelUnsubscribe on" not in cli("plan", workspace.manifests).stdout
+
+
 # -- ownership and prune ---------------------------------------------------------------
 
 
