@@ -660,11 +660,15 @@ class IterableClient:
     @staticmethod
     def subscribe_envelope(list_id: int, update_existing_users_only: bool) -> dict[str, Any]:
         """A subscribe's body with no subscribers: what the body size limit leaves for them
-        is the limit less its encoded size."""
-        options: dict[str, Any] = {}
-        if update_existing_users_only:
-            options["updateExistingUsersOnly"] = True
-        return {"listId": list_id, "subscribers": [], **options}
+        is the limit less its encoded size. updateExistingUsersOnly is sent either way, as
+        channelUnsubscribe is: the spec's default (false) is not what every Iterable
+        answer shows of its defaults, and left out where it is true, no new member of the
+        audience would be created, each reported as not created."""
+        return {
+            "listId": list_id,
+            "subscribers": [],
+            "updateExistingUsersOnly": update_existing_users_only,
+        }
 
     def _to_fresh_list(
         self, list_id: int, just_created: bool, send: Callable[[], BatchResult]

@@ -111,6 +111,20 @@ def test_removing_members_unsubscribes_exactly_them(workspace, cli, emulator_ser
     assert project(emulator_server).members(list_id(emulator_server, "vip")) == ["a@example.com"]
 
 
+@pytest.mark.parametrize("existing_only", [False, True])
+def test_subscribes_say_whether_they_create_users_explicitly(
+    workspace, cli, emulator_server, existing_only
+):
+    """Iterable's defaults are not always its spec's: updateExistingUsersOnly is sent as
+    false, not left to a default, which, were it true, would create none of the joiners."""
+    project(emulator_server).add_user(email="a@example.com")
+    workspace.audience("vip", {"inline": ["a@example.com"]}, updateExistingUsersOnly=existing_only)
+    result = cli("apply", workspace.manifests, "--yes")
+    assert result.exit_code == 0, result.output
+    (subscribe,) = requests_to(emulator_server, "/api/lists/subscribe")
+    assert subscribe.body["updateExistingUsersOnly"] is existing_only
+
+
 def test_subscribe_requests_are_batched_by_a_thousand(workspace, cli, emulator_server):
     n = 2500
     workspace.csv("data/big.csv", "email", [f"user{i}@example.com" for i in range(n)])
