@@ -33,9 +33,10 @@ class MappedList:
     adding: Collection[str] = ()  # member keys being subscribed to this list by this plan
 
 
-class _FirstMember(Mapping[str, Member]):
+class FirstMember(Mapping[str, Member]):
     """Member key -> the member as the first list holding it has it, looked up in the
-    lists themselves: a merged copy would cost a dict entry per member."""
+    lists themselves: a merged copy would cost a dict entry per member. One key's look-up
+    walks the lists; `of` finds many keys' members in one walk."""
 
     def __init__(self, lists: Sequence[MappedList]):
         self._lists = [mapped.members for mapped in lists]
@@ -46,6 +47,24 @@ class _FirstMember(Mapping[str, Member]):
             if member is not None:
                 return member
         raise KeyError(key)
+
+    def of(self, keys: Iterable[str]) -> dict[str, Member]:
+        """The members of `keys` (each must be in a list), as `self[key]` gives each. Each
+        list is asked for the keys not yet found, or walked when it is the smaller: at
+        most one look-up per member of each list, where `self[key]` for every member of
+        a destination's 1,000 audiences would ask each of them for each member."""
+        left = set(keys)
+        found: dict[str, Member] = {}
+        for members in self._lists:
+            if not left:
+                break
+            asked = left if len(left) < len(members) else members.keys()
+            here = {key: members[key] for key in asked if key in members and key in left}
+            found.update(here)
+            left.difference_update(here)
+        if left:
+            raise KeyError(next(iter(left)))
+        return found
 
     def __iter__(self) -> Iterator[str]:
         seen: set[str] = set()
@@ -70,7 +89,7 @@ class MergedFields:
 
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
     merge: dict[str, bool] = field(default_factory=dict)  # only True entries; absent = False
-    members: Mapping[str, Member] = field(default_factory=dict)
+    members: FirstMember = field(default_factory=lambda: FirstMember([]))
     conflicts: list[tuple[str, MemberIssue]] = field(default_factory=list)  # (audience, issue)
     conflicted: set[tuple[str, str]] = field(default_factory=set)  # (member key, field)
     covered: dict[str, set[str]] = field(default_factory=dict)  # fields sent on subscribe
@@ -168,9 +187,15 @@ def object_on_subscribe(value: Any, held: Any) -> bool:
 
 
 def merge_fields(lists: Sequence[MappedList]) -> MergedFields:
-    merged = MergedFields(members=_FirstMember(lists))
+    merged = MergedFields(members=FirstMember(lists))
     first_from: dict[tuple[str, str], int] = {}  # (key, field) -> index of the list setting it
     copied: set[str] = set()  # members whose merged values are their own dict, not a list's
+    # Which list set a field is asked for its mapping's mode and for a conflict's wording.
+    # Where every mapping has one mode, only a conflict asks, and a walk of the lists finds
+    # it; where modes mix, every field two lists give asks, so each member's first list is
+    # kept as it is met (a walk for each would be quadratic in the audiences).
+    mixed = len({mapped.merge_nested_objects for mapped in lists}) > 1
+    started: dict[str, int] = {}  # member key -> its first list, where modes mix
     for index, mapped in enumerate(lists):
         adding = set(mapped.adding)
         for key, values in mapped.values.items():
@@ -188,6 +213,8 @@ def merge_fields(lists: Sequence[MappedList]) -> MergedFields:
                 # The first list with this member: its values, shared. Which list set each
                 # field is only asked when another list disagrees, so it is worked out then.
                 merged.values[key] = values  # type: ignore[assignment]
+                if mixed:
+                    started[key] = index
                 continue
             if key not in copied:
                 target = merged.values[key] = dict(target)
@@ -199,18 +226,14 @@ def merge_fields(lists: Sequence[MappedList]) -> MergedFields:
                     target[name] = value
                     first_from[(key, name)] = index
                     continue
-                setter = first_from.get((key, name))
-                if setter is None:
-                    setter = _first_list(lists[:index], key)
-                reason = conflict_reason(
-                    name,
-                    target[name],
-                    value,
-                    lists[setter].merge_nested_objects != mapped.merge_nested_objects,
+                modes_differ = mixed and (
+                    lists[_setter(lists, first_from, started, key, name)].merge_nested_objects
+                    != mapped.merge_nested_objects
                 )
+                reason = conflict_reason(name, target[name], value, modes_differ)
                 if reason is not None:
                     merged.conflicted.add((key, name))
-                    other = lists[setter].audience
+                    other = lists[_setter(lists, first_from, started, key, name)].audience
                     merged.conflicts.append(
                         (
                             mapped.audience,
@@ -313,9 +336,19 @@ def _object(value: Any) -> bool:
     return isinstance(value, Mapping) and bool(value)
 
 
-def _first_list(lists: Sequence[MappedList], key: str) -> int:
-    """The index of the list whose values a member's merged values started from."""
-    return next(i for i, mapped in enumerate(lists) if key in mapped.values)
+def _setter(
+    lists: Sequence[MappedList],
+    first_from: Mapping[tuple[str, str], int],
+    started: Mapping[str, int],
+    key: str,
+    name: str,
+) -> int:
+    """The index of the list that set a member's merged field (merge_fields): the one it
+    came from (`first_from`), else the one its values started from (`started` when kept)."""
+    setter = first_from.get((key, name), started.get(key))
+    if setter is None:
+        setter = next(i for i, mapped in enumerate(lists) if key in mapped.values)
+    return setter
 
 
 def conflict_reason(name: str, first: Any, value: Any, modes_differ: bool) -> str | None:
@@ -353,7 +386,7 @@ def plan_field_updates(
     project's string fields (traits.compare.text_fields); `tally` counts, per field, the
     values compared and those cleared (the field_clears guard). An object a subscribe
     carries (`object_on_subscribe`: the profile holds no value there) is no update."""
-    updates: list[FieldUpdate] = []
+    changed_fields: list[tuple[str, dict[str, tuple[Any, Any]], bool]] = []
     tally = tally if tally is not None else ClearTally()
     for key in sorted(wanted):
         desired = merged.values.get(key, {})
@@ -380,20 +413,20 @@ def plan_field_updates(
                 tally.count(name, old, new, changed, merge, texts)
             if changed:
                 changes[name] = (old, new)
-        if not changes:
-            continue
-        member = merged.members[key]
-        updates.append(
-            FieldUpdate(
-                key=member.key,
-                key_kind=member.key_kind,
-                email=member.email,
-                user_id=member.user_id,
-                changes=changes,
-                merge_nested_objects=merge,
-            )
+        if changes:
+            changed_fields.append((key, changes, merge))
+    members = merged.members.of(key for key, _, _ in changed_fields)
+    return [
+        FieldUpdate(
+            key=members[key].key,
+            key_kind=members[key].key_kind,
+            email=members[key].email,
+            user_id=members[key].user_id,
+            changes=changes,
+            merge_nested_objects=merge,
         )
-    return updates
+        for key, changes, merge in changed_fields
+    ]
 
 
 def shown_value(value: Any) -> str:

@@ -101,7 +101,8 @@ def plan_fields(
     field_types: Mapping[str, str] | None = None
     held: Mapping[str, Mapping[str, Any] | None] = {}
     if wanted:
-        members = [merged.members[key] for key in sorted(wanted)]
+        found = merged.members.of(wanted)
+        members = [found[key] for key in sorted(wanted)]
         names = sorted({name for fields in wanted.values() for name in fields})
         live = read_field_values(client, members, names, desired.project_type, users_file)
         out.read = live.read

@@ -8,7 +8,7 @@ import pytest
 from reconciler.members.identity import Member
 from reconciler.plan import DestinationPlan, Plan
 from reconciler.plan.field_clears import ClearTally, FieldClears, field_clears
-from reconciler.plan.fields import MergedFields, plan_field_updates
+from reconciler.plan.fields import FirstMember, MappedList, MergedFields, plan_field_updates
 from reconciler.plan.policy import overridden_rules
 from reconciler.traits.compare import holds_value
 
@@ -71,7 +71,7 @@ def test_the_python_engine_counts_every_value_it_compares():
             "b@x.io": {"plan": "gold"},
             "c@x.io": {"plan": None},
         },
-        members=members,
+        members=FirstMember([MappedList("a", members, {})]),
     )
     live = {"a@x.io": {"plan": "gold"}, "b@x.io": {"plan": "gold"}, "c@x.io": None}
     tally = ClearTally()
@@ -111,7 +111,8 @@ def test_an_object_of_nulls_over_a_field_holding_none_is_no_update():
     # Planned as an update on every run where Iterable does not keep the nulls.
     members = {k: Member(k, "email", k, None) for k in ("a@x.io", "b@x.io", "c@x.io")}
     merged = MergedFields(
-        values={k: {"address": {"city": None, "zip": None}} for k in members}, members=members
+        values={k: {"address": {"city": None, "zip": None}} for k in members},
+        members=FirstMember([MappedList("a", members, {})]),
     )
     live = {"a@x.io": None, "b@x.io": {}, "c@x.io": {"address": {"city": "Rome"}}}
     tally = ClearTally()
