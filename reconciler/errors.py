@@ -17,7 +17,8 @@
         ├── ListInUseError          409 on delete
         ├── RetryExhaustedError     retryable failures went on past the retry budget
         │   ├── UnreachableError    ... the last of them: the host could not be connected to
-        │   └── UnavailableError    ... the last of them: 502, 503 or 504 (Iterable down)
+        │   └── UnavailableError    ... the last of them: 502, 503 or 504 (Iterable down),
+        │                               or 429 with no request of its kind taken meanwhile
         └── FieldTypeRefusal        400 RequestFieldsTypesMismatched on a bulk write
 
 Messages never contain an API key: keys are only ever held by the client and the
@@ -204,7 +205,8 @@ class UnreachableError(RetryExhaustedError):
 class UnavailableError(RetryExhaustedError):
     """The retries ran out on 502, 503 or 504 answers: Iterable (or the gateway before it)
     is down, not refusing this request, so every other request to the project would spend
-    its retry budget the same way."""
+    its retry budget the same way. Likewise on 429s while Iterable took no request of their
+    kind (`status` 429): its rate limit refuses them all, not this one's turn."""
 
 
 class FieldTypeRefusal(IterableError):

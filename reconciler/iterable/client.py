@@ -1373,7 +1373,7 @@ class IterableClient:
         # long as they went on, hours in a long apply; then the budget counts again.
         free = self.settings.concurrency * (retries + 1)
         # Requests of the bucket Iterable had taken when this one was last answered.
-        taken_before = limiter.taken
+        taken_before = first_taken = limiter.taken
         while True:
             try:
                 with limiter.acquire() as slot:
@@ -1412,18 +1412,24 @@ class IterableClient:
                         if method != "GET" and exc.done_maybe
                         else ""
                     )
+                    # 429s to the last, Iterable taking no request of this kind since the
+                    # first try (half a minute and more of backoff): it refuses them all,
+                    # and each request after it would spend its budget so, a 1M-member
+                    # apply hours, as when it answers 503.
+                    refusing = exc.rate_limited and limiter.taken == first_taken
+                    unavailable = 429 if refusing else exc.unavailable
                     gave_up = (
                         UnreachableError
                         if exc.unreachable
                         else UnavailableError
-                        if exc.unavailable is not None
+                        if unavailable is not None
                         else RetryExhaustedError
                     )
                     raise gave_up(
                         f"{method} {shown}: {_gave_up(attempt + 1)}; last failure: "
                         f"{exc.reason}{unsure}",
                         endpoint=shown,
-                        status=exc.unavailable,
+                        status=unavailable,
                     ) from None
                 attempt += 1
                 counted += 0 if raced else 1

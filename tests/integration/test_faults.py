@@ -89,6 +89,40 @@ def test_a_429_storm_with_retry_after_is_ridden_out(workspace, cli, emulator_ser
     assert_exactly_desired(emulator_server, scenario)
 
 
+def test_429s_to_every_write_stop_the_destination_after_one_request(
+    workspace, cli, emulator_server, monkeypatch
+):
+    """Iterable answering 429 to every write (its rate limit taken by another integration
+    for hours): each request spent its whole retry budget, half a minute and more, then
+    the next began, so an apply of 1M members ran for hours before failing every batch.
+    As under 503s, the first request whose every try met a 429 while Iterable took no
+    write meanwhile stops the destination; the next apply, the storm over, finishes."""
+    monkeypatch.setenv("RECONCILER_CONCURRENCY", "1")
+    monkeypatch.setenv("RECONCILER_MAX_RETRIES", "2")
+    scenario = build_scenario(workspace, emulator_server)
+    faults = emulator_server.emulator.faults
+    faults.paths = ["/api/lists/subscribe", "/api/lists/unsubscribe"]
+    faults.fail_every, faults.fail_status = 1, 429
+    emulator_server.emulator.clear_log()
+
+    result, report = apply_json(cli, workspace)
+    assert result.exit_code == 1, result.output
+    writes = [r for r in emulator_server.emulator.request_log if r.path in faults.paths]
+    assert len(writes) == 3, len(writes)  # the first request's three tries, then none
+    lists = {lr["list_name"]: lr for lr in report["destinations"][0]["lists"]}
+    assert lists["alpha"]["added"] == lists["alpha"]["removed"] == 0
+    assert "gave up after 3 attempts; last failure: HTTP 429" in lists["alpha"]["errors"][0]
+    assert lists["alpha"]["errors"][1] == (
+        "not sent after the destination's Iterable answered every try of a request with "
+        "HTTP 429 (its rate limit), taking no request of its kind meanwhile: 300 of 400 "
+        "additions and 50 of 50 removals were not sent"
+    ), lists["alpha"]["errors"]
+    assert_report_within_reality(report, emulator_server)
+
+    faults.fail_status = 503
+    converges(cli, workspace, emulator_server, scenario)
+
+
 def test_a_429_after_others_were_taken_is_not_counted_against_the_budget(emulator_server):
     """Writers sharing a limit tighter than they send: each 429 of one request came after
     another writer's request was taken, and the request gave up after its 7th
@@ -269,12 +303,16 @@ def test_429s_past_the_retry_budget_stop_with_what_failed_and_what_was_done(
     assert result.exit_code == 1
     assert report["ok"] is False
     lists = {lr["list_name"]: lr for d in report["destinations"] for lr in d["lists"]}
-    # Nothing was subscribed, and the report says so; the removals and the create did happen.
+    # Nothing was subscribed, and the report says so; the create did happen. Iterable took
+    # no subscribe meanwhile, so the first to give up stopped the destination, as 503s do
+    # (test_429s_to_every_write_stop_the_destination_after_one_request): the removals,
+    # after the subscribes, were not sent.
     assert lists["alpha"]["added"] == 0 and lists["beta"]["added"] == 0
-    assert lists["alpha"]["removed"] == 50 and lists["beta"]["created"] is True
-    error = lists["beta"]["errors"][0]
-    assert "POST /api/lists/subscribe" in error and "HTTP 429" in error
-    assert "gave up after 7 attempts" in error
+    assert lists["alpha"]["removed"] == 0 and lists["beta"]["created"] is True
+    errors = " ".join(lists["alpha"]["errors"] + lists["beta"]["errors"])
+    assert "POST /api/lists/subscribe" in errors and "HTTP 429" in errors
+    assert "gave up after 7 attempts" in errors
+    assert "50 of 50 removals were not sent" in " ".join(lists["alpha"]["errors"])
     assert_report_within_reality(report, emulator_server)
 
     text = cli("apply", workspace.manifests, "--yes")
