@@ -56,7 +56,7 @@ from reconciler.iterable.batching import encode, pack_users
 from reconciler.iterable.environment import http_client, through_proxy, tls_context
 from reconciler.iterable.key_refusal import refused_key
 from reconciler.iterable.names import REGION_URLS, StreamCut
-from reconciler.iterable.ratelimit import SlidingWindow, Window, WindowUser
+from reconciler.iterable.ratelimit import SlidingWindow, WaitGivenUp, Window, WindowUser
 from reconciler.iterable.results import BatchResult, parse_bulk_response
 from reconciler.iterable.retry_notices import RetryNotices, WaitNotices
 from reconciler.iterable.settings import ClientSettings
@@ -1374,9 +1374,20 @@ class IterableClient:
         free = self.settings.concurrency * (retries + 1)
         # Requests of the bucket Iterable had taken when this one was last answered.
         taken_before = first_taken = limiter.taken
+        # A write's wait for its slot ends once the run is interrupted (_not_sent_if_stopped);
+        # only an apply step's (write_step), not an export's start or cancel.
+        in_step = method != "GET" and getattr(self._step, "active", False)
+        stopped = self._write_stopped if in_step else None
         while True:
             try:
-                with limiter.acquire() as slot:
+                try:
+                    slot = limiter.acquire(stopped=stopped)
+                except WaitGivenUp:
+                    raise WriteNotSent(
+                        f"{method} {shown} was not sent: interrupted while it waited for "
+                        "Iterable's rate limit"
+                    ) from None
+                with slot:
                     answer = self._send_once(
                         method, path, parse, label=shown, answered=slot.answered, **kwargs
                     )
@@ -1477,11 +1488,18 @@ class IterableClient:
         given up it would be reported as not sent, what it did with it. `about` names what
         it writes (`list 'vip', 1,000 members`) in its retries' lines: four requests in
         flight to one path, retried, said nothing of which list was kept waiting."""
-        self._step.taken, self._step.about = False, about
+        self._step.taken, self._step.about, self._step.active = False, about, True
         try:
             yield
         finally:
-            self._step.taken, self._step.about = False, None
+            self._step.taken, self._step.about, self._step.active = False, None, False
+
+    def _write_stopped(self) -> bool:
+        """Whether the run was interrupted and no write of this thread's step may have
+        taken effect: then a write of it not yet sent is not sent (_not_sent_if_stopped)."""
+        return (
+            self.stop is not None and self.stop.is_set() and not getattr(self._step, "taken", False)
+        )
 
     def _not_sent_if_stopped(self, stoppable: bool, method: str, shown: str, reason: str) -> None:
         """WriteNotSent when the run was interrupted (Ctrl-C, SIGTERM) and the write's last
@@ -1491,12 +1509,7 @@ class IterableClient:
         their backoffs adding up to half a minute and more: past a cancelled CI job's
         7.5 s, whose SIGTERM then stopped the run at once with its requests unknown. A try
         that may have taken effect is still retried, so that its outcome is known."""
-        if (
-            stoppable
-            and self.stop is not None
-            and self.stop.is_set()
-            and not getattr(self._step, "taken", False)
-        ):
+        if stoppable and self._write_stopped():
             raise WriteNotSent(f"{method} {shown} was not sent again after {reason}: interrupted")
 
     def _pause(self, seconds: float, stoppable: bool, method: str, shown: str, reason: str) -> None:

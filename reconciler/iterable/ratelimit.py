@@ -26,6 +26,8 @@ from collections.abc import Callable
 _MIN_SLEEP = 1e-6
 # Waits from this many seconds on are announced (`SlidingWindow.on_wait`).
 NOTICE_AFTER = 5.0
+# How often a wait that may be given up (`SlidingWindow.acquire`'s `stopped`) looks.
+STOP_LOOK_SECONDS = 0.1
 # A learnt pace never spaces requests further apart than this: the longest single backoff
 # a retry waits (ClientSettings.backoff_cap), so pacing never holds a request longer than
 # retrying it would. Halving on every 429 of a server that refuses everything would
@@ -116,6 +118,11 @@ class Pace:
         self._next = now + 1 / self.rate
 
 
+class WaitGivenUp(Exception):
+    """A wait for a window's slot ended by its `stopped` test (SlidingWindow.acquire): the
+    request was not sent."""
+
+
 class Slot:
     """One request's place in a window: in flight until `answered`, then timed from then.
     `sent_at`: when it was let go, by the window's clock (`SlidingWindow.refused`)."""
@@ -203,15 +210,23 @@ class SlidingWindow:
         configured), for messages."""
         return None if self.pace is None else self.pace.rate
 
-    def acquire(self, user: WindowUser | None = None) -> Slot:
+    def acquire(
+        self, user: WindowUser | None = None, stopped: Callable[[], bool] | None = None
+    ) -> Slot:
         """Wait until a request may be sent without going over the limit; its slot.
         `user`: another client of the same project sharing this window (WindowUser),
-        whose notices and waited figure these are; else this window's own."""
+        whose notices and waited figure these are; else this window's own. `stopped`:
+        looked at every STOP_LOOK_SECONDS of the wait, which it ends (WaitGivenUp) once
+        true: a write paced 30 s apart (or held by a Retry-After) was sent after Ctrl-C,
+        when it had not started."""
         on_wait = self.on_wait if user is None else user.on_wait
         on_full = self.on_full if user is None else user.on_full
         figure = self if user is None else user
         told = False
+        said_until = float("-inf")  # the end of the wait last announced
         while True:
+            if stopped is not None and stopped():
+                raise WaitGivenUp
             with self._changed:
                 now = self._clock()
                 wait = self._wait(now)
@@ -227,13 +242,17 @@ class SlidingWindow:
                     if on_full is not None and not told:
                         told = True
                         on_full(self._in_flight)
-                    self._changed.wait()
+                    self._changed.wait(None if stopped is None else STOP_LOOK_SECONDS)
                     figure.waited += max(0.0, self._clock() - now)
                     continue
             wait = max(wait, _MIN_SLEEP)
-            figure.waited += wait
-            if on_wait is not None and wait >= NOTICE_AFTER:
+            # Said once for a wait slept in turns, not again at each turn.
+            if on_wait is not None and wait >= NOTICE_AFTER and now + wait > said_until:
                 on_wait(wait)
+                said_until = now + wait + STOP_LOOK_SECONDS
+            if stopped is not None:
+                wait = min(wait, STOP_LOOK_SECONDS)
+            figure.waited += wait
             self._sleep(wait)
 
     def push_back(self, seconds: float) -> None:
@@ -287,8 +306,8 @@ class WindowUser:
     def window(self) -> float:
         return self.shared.window
 
-    def acquire(self) -> Slot:
-        return self.shared.acquire(self)
+    def acquire(self, stopped: Callable[[], bool] | None = None) -> Slot:
+        return self.shared.acquire(self, stopped)
 
     @property
     def taken(self) -> int:

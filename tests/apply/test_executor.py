@@ -7,6 +7,7 @@ import dataclasses
 import itertools
 import math
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ from reconciler.apply.executor import (
     update_payload,
 )
 from reconciler.errors import WriteNotSent
-from reconciler.iterable import ListInfo
+from reconciler.iterable import IterableClient, ListInfo
 from reconciler.iterable.batching import encode
 from reconciler.members.identity import Member
 from reconciler.plan import (
@@ -37,7 +38,8 @@ from reconciler.plan import (
 )
 from reconciler.plan.file import load_plan, save_plan
 from reconciler.plan.ownership import mark
-from tests.apply.support import client, list_plan, member, writes
+from tests.apply.support import FAST, client, list_plan, member, writes
+from tests.conftest import EMULATOR_API_KEY
 
 
 def test_changes_are_sent_in_order_create_subscribe_update_unsubscribe_delete(emulator_server):
@@ -266,22 +268,41 @@ def test_once_stopped_a_429_ends_a_step_only_while_it_has_sent_nothing(emulator_
     # taken effect (the first of a removal sent again as the other kind of identifier, a
     # half of a refused request), its later ones are still sent: given up, the step was
     # reported as not sent, what its first request did with it.
+    # A write of a step not yet begun, waiting for its turn at the rate limit, is not sent
+    # at all.
     proj = emulator_server.emulator.project("default")
     vip = proj.add_list("vip")
     faults = emulator_server.emulator.faults
-    stop = threading.Event()
-    stop.set()
-    with client(emulator_server) as c:
+    stop, ctrl_c = threading.Event(), threading.Event()
+
+    def sleep(seconds: float) -> None:
+        # Ctrl-C comes while a write backs off or waits, once `ctrl_c` says so.
+        if ctrl_c.is_set():
+            stop.set()
+        time.sleep(seconds)
+
+    ctrl_c.set()
+    with IterableClient(
+        emulator_server.base_url, EMULATOR_API_KEY, settings=FAST, sleep=sleep
+    ) as c:
         c.stop = stop
         faults.update({"script": [429], "paths": ["/api/lists/subscribe"]})
         with c.write_step(), pytest.raises(WriteNotSent):
             c.subscribe(vip, [{"email": "a@example.com"}])
+        with c.write_step(), pytest.raises(WriteNotSent):
+            c.subscribe(vip, [{"email": "d@example.com"}])
+        stop.clear()
+        ctrl_c.clear()
         with c.write_step():
             c.subscribe(vip, [{"email": "b@example.com"}])
+            ctrl_c.set()
             faults.update({"script": [429]})
             second = c.subscribe(vip, [{"email": "c@example.com"}])
+    assert stop.is_set()
     assert second.success_count == 1
     assert sorted(proj.members(vip)) == ["b@example.com", "c@example.com"]
+    sent = [r.body["subscribers"][0]["email"] for r in emulator_server.emulator.request_log]
+    assert sent == ["a@example.com", "b@example.com", "c@example.com", "c@example.com"]
 
 
 def test_deleting_a_list_that_is_already_gone_is_done_not_failed(emulator_server):

@@ -461,6 +461,37 @@ def test_ctrl_c_while_writes_are_refused_with_429_sends_them_no_more(
     finish(workspace, cli, emulator_server, scenario)
 
 
+def test_ctrl_c_while_writes_wait_for_the_rate_limit_sends_them_no_more(
+    workspace, cli, emulator_server
+):
+    # Writes paced far apart (a pace learnt from 429s reaches one per 30 s; a Retry-After
+    # holds them for up to 2 minutes; here RECONCILER_WRITES_PER_SECOND) waited out their
+    # turn after Ctrl-C and were then sent, one writer after another: "starts no new
+    # request" broken, and the run held past a cancelled CI job's SIGTERM 7.5 s later.
+    scenario = build_scenario(workspace, emulator_server, adds=ADDS, creates=CREATES)
+    env = subprocess_env(
+        workspace,
+        RECONCILER_BATCH_SIZE=str(BATCH),
+        RECONCILER_CONCURRENCY="4",
+        RECONCILER_WRITES_PER_SECOND="0.1",  # one subscribe or unsubscribe per 10 s
+    )
+    proc = spawn_cli(workspace, "apply", "manifests", "--yes", "--format", "json", env=env)
+    stderr = StderrWatcher(proc)
+    stderr.wait_for("for Iterable's rate limit on", proc)
+    sent = writes_seen(emulator_server)
+    code, err = ctrl_c_within(proc, stderr, "apply", seconds=120)
+    assert code == 130, err
+    assert writes_seen(emulator_server) == sent, err
+    report = json.loads(proc.stdout.read())
+    lists = [lr for d in report["destinations"] for lr in d["lists"]]
+    assert sum(lr["added"] for lr in lists) == BATCH
+    assert not any(e for lr in lists for e in lr["errors"] if not e.startswith("interrupted:"))
+    [journal] = journals(workspace.root / ".reconciler")
+    summary = read_journal(journal)
+    assert summary.outcome == "interrupted" and summary.in_flight == []
+    finish(workspace, cli, emulator_server, scenario)
+
+
 def test_ctrl_c_while_waiting_for_a_new_list_to_take_writes_stops_the_wait(
     workspace, cli, emulator_server
 ):
