@@ -1377,7 +1377,7 @@ class IterableClient:
         # A write's wait for its slot ends once the run is interrupted (_not_sent_if_stopped);
         # only an apply step's (write_step), not an export's start or cancel.
         in_step = method != "GET" and getattr(self._step, "active", False)
-        stopped = self._write_stopped if in_step else None
+        stopped = self.write_stopped if in_step else None
         while True:
             try:
                 try:
@@ -1494,7 +1494,7 @@ class IterableClient:
         finally:
             self._step.taken, self._step.about, self._step.active = False, None, False
 
-    def _write_stopped(self) -> bool:
+    def write_stopped(self) -> bool:
         """Whether the run was interrupted and no write of this thread's step may have
         taken effect: then a write of it not yet sent is not sent (_not_sent_if_stopped)."""
         return (
@@ -1509,7 +1509,7 @@ class IterableClient:
         their backoffs adding up to half a minute and more: past a cancelled CI job's
         7.5 s, whose SIGTERM then stopped the run at once with its requests unknown. A try
         that may have taken effect is still retried, so that its outcome is known."""
-        if stoppable and self._write_stopped():
+        if stoppable and self.write_stopped():
             raise WriteNotSent(f"{method} {shown} was not sent again after {reason}: interrupted")
 
     def _pause(self, seconds: float, stoppable: bool, method: str, shown: str, reason: str) -> None:

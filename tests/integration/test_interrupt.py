@@ -492,6 +492,57 @@ def test_ctrl_c_while_writes_wait_for_the_rate_limit_sends_them_no_more(
     finish(workspace, cli, emulator_server, scenario)
 
 
+def test_ctrl_c_while_channel_removals_read_their_profiles_stops_the_reads(
+    workspace, cli, emulator_server
+):
+    # A hybrid batch of removals with channelUnsubscribe reads up to two profiles each
+    # before its unsubscribe (1,000 of them: 10 to 20 s at Iterable's 100 reads a second):
+    # after Ctrl-C the batch read on to its end, for an unsubscribe then not sent.
+    proj = emulator_server.emulator.project("default")
+    vip = proj.add_list("vip")
+    proj.subscribe_direct(vip, email="keep@example.com")
+    leaving = [f"m{i}@example.com" for i in range(40)]
+    for email in leaving:
+        proj.subscribe_direct(vip, email=email)
+    workspace.csv("data/vip.csv", "email", ["keep@example.com"])
+    workspace.audience(
+        "vip",
+        {"csv": "data/vip.csv"},
+        policy={"maxRemovalPercent": 100},
+        unsubscribe={"channelUnsubscribe": True},
+    )
+    env = subprocess_env(
+        workspace,
+        RECONCILER_USER_READS_PER_SECOND="1",  # 40 removals: 40 s of reads and more
+        RECONCILER_MEMBER_READS="getUsers",
+        RECONCILER_BULK_READ_FIRST_BYTE="3600",  # so the model reads each, not an export
+        RECONCILER_CONCURRENCY="1",
+    )
+    proc = spawn_cli(workspace, "apply", "manifests", "--yes", "--format", "json", env=env)
+    stderr = StderrWatcher(proc)
+
+    def reads() -> list[str]:
+        log = list(emulator_server.emulator.request_log)
+        return [r.path for r in log if r.path.startswith("/api/users/")]
+
+    deadline = time.monotonic() + 60
+    while not reads() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    code, err = ctrl_c_within(proc, stderr, "apply", seconds=120)
+    assert code == 130, err
+    # The reads in flight or waiting for their turn then: not the rest of the batch.
+    assert 0 < len(reads()) <= 4, (reads(), err)
+    assert writes_seen(emulator_server) == 0
+    report = json.loads(proc.stdout.read())
+    (lr,) = [lr for d in report["destinations"] for lr in d["lists"]]
+    assert lr["removed"] == 0 and lr["errors"] == [
+        "interrupted: 40 of 40 removals were not sent"
+    ], lr["errors"]
+    again = cli("apply", workspace.manifests, "--yes")
+    assert again.exit_code == 0, again.output
+    assert proj.members(vip, False) == ["keep@example.com"]
+
+
 def test_ctrl_c_while_waiting_for_a_new_list_to_take_writes_stops_the_wait(
     workspace, cli, emulator_server
 ):
