@@ -327,6 +327,10 @@ class _Collector:
             parsed = _validated(model, data, positions, self.lines)
         except ValidationError as error:
             self.problems.extend(problems_from_error(error, model, positions))
+            if model is AudienceDocument:
+                # Said with the refusal, not on the run after it is fixed: a joined
+                # member beside a bare number (`- 00123`) is as much this run's news.
+                self.problems.extend(joined_members(_read_inline(data), positions, self.lines))
             return
         base_dir = document.file.parent.absolute()
         # One collection and one wrapper class per kind; the first of a duplicate name
@@ -829,6 +833,14 @@ def _validated(
         if not dates_as_written(error, model, data, positions, lines):
             raise
     return model.model_validate(data)
+
+
+def _read_inline(data: dict[str, Any]) -> list[Any]:
+    """An audience document's `spec.members.inline` as YAML read it, if it is a list."""
+    spec = data.get("spec")
+    members = spec.get("members") if isinstance(spec, dict) else None
+    inline = members.get("inline") if isinstance(members, dict) else None
+    return inline if isinstance(inline, list) else []
 
 
 def _declared_name(data: dict[str, Any]) -> str | None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,14 +126,16 @@ def cut_by_comment(
 
 
 def joined_members(
-    inline: list[str | InlineMember], positions: YamlPositions, lines: TextLines
+    inline: Sequence[object], positions: YamlPositions, lines: TextLines
 ) -> list[Problem]:
     """A problem for each inline member's email or userId that is members joined into one
     value, written bare: over more than one line, or holding a comma. YAML joins a bare
     value's lines into one, with a space, so a member whose `- ` was left out (`- u1` over
     `  u2`) is part of the one above it, the userId 'u1 u2'; and in a `- ` list a comma is
     text, so `- 101, 102` is the one userId '101, 102'. Iterable takes either, while the
-    members in it are left out of the list without a word."""
+    members in it are left out of the list without a word. `inline` is the validated
+    entries or, when the audience is refused for another reason, the entries as YAML read
+    them: said in the same run as that reason, not the next."""
     problems = []
     seen: set[Location] = set()
     for path, value in _identities(inline):
@@ -151,17 +153,22 @@ def joined_members(
     return problems
 
 
-def _identities(
-    inline: list[str | InlineMember],
-) -> Iterator[tuple[tuple[PathElement, ...], str]]:
-    """Each inline member's email and userId as written, with its path under `inline`."""
+def _identities(inline: Sequence[object]) -> Iterator[tuple[tuple[PathElement, ...], str]]:
+    """Each inline member's email and userId as written, with its path under `inline`;
+    an entry as YAML read it (a mapping, a number) is taken too, its text values only."""
     for index, entry in enumerate(inline):
         if isinstance(entry, str):
             yield (index,), entry
+            continue
+        if isinstance(entry, InlineMember):
+            values = (("email", entry.email), ("userId", entry.userId))
+        elif isinstance(entry, dict):
+            values = (("email", entry.get("email")), ("userId", entry.get("userId")))
         else:
-            for key, value in (("email", entry.email), ("userId", entry.userId)):
-                if value is not None:
-                    yield (index, key), value
+            continue
+        for key, value in values:
+            if isinstance(value, str):
+                yield (index, key), value
 
 
 def anchored_members(

@@ -629,6 +629,43 @@ def test_members_written_with_commas_in_a_dash_list_are_not_one_member() -> None
     assert len(load_manifests(Path(".")).audiences["a"].spec.members.inline or []) == 4
 
 
+def test_joined_members_are_said_in_the_same_run_as_another_refused_member() -> None:
+    """The joined-member check ran only once an audience's model validated: `- 00123`
+    (a number to YAML) beside `- a, b` reported the number alone, and the comma (and a
+    member continued on the next line) only on the run after the number was quoted."""
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          members:
+            inline:
+              - 00123
+              - a, b
+              - email: 7
+                userId: u1, u4
+              - u2
+                u3
+        """,
+    )
+    found = problems()
+    assert [p.split(": ")[0:2] for p in found] == [
+        ["m.yaml:16:9", "spec.members.inline[0]"],
+        ["m.yaml:17:9", "spec.members.inline[1]"],
+        ["m.yaml:18:16", "spec.members.inline[2].email"],
+        ["m.yaml:19:17", "spec.members.inline[2].userId"],
+        ["m.yaml:20:9", "spec.members.inline[3]"],
+    ]
+    comma = "a comma in a bare value is text to YAML"
+    assert comma in found[1] and comma in found[3]
+    assert "continued on the next line is one value to YAML" in found[4]
+
+
 def test_a_key_that_is_not_text_is_said_so_at_its_own_line() -> None:
     """A date used as a label's key was located at the `labels:` line, since pydantic
     names such a key by its repr; an inline member's `true:`, `null:` or date key was
