@@ -111,6 +111,9 @@ class ListResult:
     # Iterable's list index showed the list this run created (_Destination.check_created):
     # a run started elsewhere from now on finds it rather than creating it again.
     listed: bool = False
+    # Of the errors, those applying again does not resolve: each says what to change
+    # first, in the manifests or in Iterable (ApplyReport.how_to_finish).
+    change_first: int = 0
 
     @property
     def channel_unsubscribed(self) -> int:
@@ -184,6 +187,7 @@ class ListResult:
                 + " from the subscribes (the project does not accept new fields: create "
                 "them in Iterable first); the members were added without them"
             )
+            self.change_first += 1
         for count, planned, what in (
             (self.unconfirmed_add, self.planned_add, "additions"),
             (self.unconfirmed_remove, self.planned_remove, "removals"),
@@ -227,6 +231,7 @@ class FieldUpdateResult:
     unconfirmed: int = 0  # counted as failed by Iterable's answers without being named
     dropped_fields: list[str] = field(default_factory=list)  # filteredOutFields, once each
     not_sent_why: str = "interrupted"  # as ListResult's
+    change_first: int = 0  # as ListResult's
 
     @property
     def ok(self) -> bool:
@@ -256,6 +261,7 @@ class FieldUpdateResult:
                 + ", ".join(self.dropped_fields)
                 + " (the project does not accept new fields: create them in Iterable first)"
             )
+            self.change_first += 1
         if self.unconfirmed:
             self.errors.append(_unconfirmed(self.unconfirmed, self.planned, "field updates"))
         if self.not_attempted:
@@ -329,15 +335,36 @@ class ApplyReport:
             for d in self.destinations
         )
 
+    @property
+    def change_first_count(self) -> int:
+        """The errors applying again does not resolve (ListResult.change_first)."""
+        return sum(lr.change_first for d in self.destinations for lr in d.lists) + sum(
+            d.fields.change_first for d in self.destinations if d.fields is not None
+        )
+
     def how_to_finish(self, again: str = RUN_AGAIN) -> str:
         """What to do after a run that did not do all it planned, for people: applying again
         is safe, since it reads Iterable afresh and sends only the differences (the
-        members Iterable rejected among them, which it rejects again)."""
+        members Iterable rejected among them, which it rejects again). An error that
+        says to change something first (a listName Iterable keeps otherwise, fields to
+        create) is not retried by applying again: the advice says so, not "retry"."""
         if self.interrupted:
             return f"{again} to finish: it reads Iterable afresh and sends only what is left."
+        change_first = self.change_first_count
+        if change_first and change_first == self.error_count and not self.rejected_count:
+            which = "the error above says" if change_first == 1 else "the errors above say"
+            return (
+                f"Change first what {which}, in the manifests or in Iterable: applying "
+                "again before that does not resolve it."
+            )
         said = (
             f"{again} to retry what failed: it reads Iterable afresh and sends only what is left."
         )
+        if change_first:
+            said = (
+                "Change first what the errors above that ask for a change in the manifests "
+                f"or in Iterable say: applying again does not resolve those. {said}"
+            )
         if self.rejected_count:
             said += (
                 " Members Iterable rejected are rejected again until their rows in the "
@@ -872,6 +899,7 @@ class _Destination:
             result.listed = list_id in shown
             if list_id in shown and shown[list_id].name != result.list_name:
                 result.errors.append(_kept_as(result, list_id, shown[list_id].name))
+                result.change_first += 1
             self._settle_namesakes(result, list_id, _namesakes(listed or (), result.list_name))
 
     def _settle_namesakes(self, result: ListResult, list_id: int, same: list[ListInfo]) -> None:
@@ -883,6 +911,7 @@ class _Destination:
         first = _first_copy(same, list_id, result.audience)
         if first.id == list_id:
             result.errors.append(_kept_own(result.list_name, list_id, same))
+            result.change_first += 1
         elif first.description == self.created_as[result.list_name]:
             self._take_back(result, list_id, first.id)
         else:

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 import pytest
 
 from reconciler.apply.executor import (
+    ApplyReport,
+    DestinationResult,
+    ListResult,
     _first_copy,
     _kept_own,
     _namesakes,
@@ -346,6 +349,24 @@ def test_fields_a_project_drops_are_named_once_however_many_requests_named_them(
         "Iterable dropped the fields tier (the project does not accept new fields: create "
         "them in Iterable first)"
     ]
+    # Applying again would have them dropped again: the advice is not to retry.
+    assert report.how_to_finish() == (
+        "Change first what the error above says, in the manifests or in Iterable: applying "
+        "again before that does not resolve it."
+    )
+
+
+def test_errors_to_change_first_beside_others_are_told_apart_from_what_to_retry() -> None:
+    """Beside an error that applying again retries, one that says to change something
+    first (a listName Iterable keeps otherwise) is not one to retry."""
+    kept = ListResult("vip", "VIP ", 7, 1, 0, errors=["kept as 'VIP'"], change_first=1)
+    failed = ListResult("b", "B", 8, 1, 0, errors=["HTTP 500"])
+    report = ApplyReport([DestinationResult("prod", [kept, failed])])
+    assert report.how_to_finish() == (
+        "Change first what the errors above that ask for a change in the manifests or in "
+        "Iterable say: applying again does not resolve those. Run apply again to retry what "
+        "failed: it reads Iterable afresh and sends only what is left."
+    )
 
 
 def test_a_failed_field_update_counts_its_users_in_words(emulator_server):

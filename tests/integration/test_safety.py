@@ -1167,6 +1167,13 @@ def test_a_created_list_iterable_keeps_under_another_name_is_an_error(
         f"{kept!r}, not {name!r} as sent: plans find a list by its exact name, so the next "
         f"would create another list; set listName: {kept!r} on audience 'vip'"
     ]
+    # The advice agrees: applying again would create another list, not retry.
+    error = applied.json()["error"]
+    assert error.endswith(
+        "Change first what the error above says, in the manifests or in Iterable: "
+        "applying again before that does not resolve it."
+    ), error
+    assert "retry" not in error
 
 
 # -- guards on the source (issue 19, section 3) -----------------------------------------
