@@ -61,11 +61,12 @@ def plan(
     Audiences of 10,000 source rows or more (with a trait mapping, a million) are planned
     in DuckDB, on disk under a memory limit: see RECONCILER_ENGINE in the README.
 
-    Exit codes: 0 success (with --detailed-exitcode: no changes), 1 error, invalid members
-    or a usage error, 2 changes present (--detailed-exitcode), 3 blocked by the safety
-    policy, 130 interrupted (Ctrl-C). In GitHub Actions each located manifest error and
-    warning, and each source row left out, is also a workflow command (::error file=...),
-    shown on the pull request's diff.
+    Exit codes: 0 success (with --detailed-exitcode: no changes), 1 error, invalid members,
+    field values not sent, audiences left out (list not read with confidence, or not
+    certainly theirs) or a usage error, 2 changes present (--detailed-exitcode), 3 blocked
+    by the safety policy, 130 interrupted (Ctrl-C). In GitHub Actions each located
+    manifest error and warning, and each source row left out, is also a workflow command
+    (::error file=...), shown on the pull request's diff.
 
     RECONCILER_LOG=requests prints a line per request to Iterable on stderr: method, path,
     status, time, and how a failed one failed (never the API key or a member), and every

@@ -8,9 +8,11 @@ import re
 import typing
 from pathlib import Path
 
+from typer.testing import CliRunner
+
 from reconciler import alerts, errors
 from reconciler.apply.runrecord import Outcome
-from reconciler.cli import exits, github
+from reconciler.cli import app, exits, github
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 
@@ -39,6 +41,22 @@ def test_the_exit_code_table_is_every_code_the_commands_exit_with() -> None:
     used |= {cls.exit_code for cls in _subclasses(errors.ReconcilerError)}
     used.add(github.EXIT_BUSY)  # check-idle's "a run is busy", said in the command table
     assert table == used
+
+
+def test_plan_and_apply_help_name_what_the_exit_code_table_says_exits_1() -> None:
+    """plan --help said exit 1 was "error, invalid members or a usage error" and apply's
+    "error, rejected members or a usage error", where both exit 1 for field values not
+    sent and audiences left out too, as the table says: a script's author reading --help
+    took an exit 1 from a plan that left an audience out for a broken run."""
+    exits_1 = _table("### Exit codes", "code")["1"][0]
+    causes = ["invalid", "field values not sent", "left out", "usage error"]
+    for command, own in (("plan", []), ("apply", ["rejected"])):
+        shown = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"}).output
+        said = " ".join(shown[shown.index("Exit codes:") :].replace("│", " ").split())
+        exit_1 = said[said.index(" 1 error") : said.index(" 3 blocked")]
+        for cause in [*causes, *own]:
+            assert cause in exit_1, (command, cause, exit_1)
+            assert cause in exits_1, (cause, exits_1)
 
 
 def test_the_run_outcome_table_is_every_outcome_with_its_exit_code() -> None:
