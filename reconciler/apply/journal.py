@@ -1,5 +1,10 @@
 """The run journal: what one apply set out to do, and what came of each request, as JSON
-lines in `<state dir>/runs/apply-<UTC time>-<pid>.jsonl` (one file per apply that writes).
+lines in `<state dir>/runs/apply-n<number>-<UTC time>-<pid>.jsonl` (one file per apply that
+writes). The number, one more than the state dir's highest, orders the runs: the time is
+the machine's clock, which can be set back (NTP stepping a drifted clock, a VM restored
+from a snapshot), and a run ordered by it would sort before the one it followed.
+Journals named before the number (`apply-<UTC time>-<pid>.jsonl`) sort before every
+numbered one, by their time, as they always did.
 
 Each step's intent is written, and handed to the operating system, before its request is
 sent, and its outcome right after; so when a run is killed the file still shows what was
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -55,6 +61,10 @@ RUNS_DIR = "runs"
 PREFIX = "apply-"
 SUFFIX = ".jsonl"
 KEEP = 100  # journals kept per state dir; older ones are removed when a run starts
+# A run's number, zero-padded so that names sort as numbers do; `n` sorts after the digits
+# of the names written before it (`apply-2026...`), so those sort first.
+_NUMBERED = re.compile(rf"{PREFIX}n(?P<number>[0-9]+)-")
+_NUMBER_WIDTH = 10
 
 # What each operation moves, for the totals: created lists, added members, ...
 _TOTAL_OF = {
@@ -135,7 +145,8 @@ class Journal:
             owner_only_directories(state_dir, directory)
             _prune(directory)
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-            path = directory / f"{PREFIX}{stamp}-{os.getpid()}{SUFFIX}"
+            number = f"n{_next_number(directory):0{_NUMBER_WIDTH}d}"
+            path = directory / f"{PREFIX}{number}-{stamp}-{os.getpid()}{SUFFIX}"
             # Owner-only from the first byte: list names and errors are nobody else's business.
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | BINARY, 0o600)
         except OSError as exc:
@@ -373,8 +384,18 @@ def read_journal(path: Path) -> JournalSummary:
 
 
 def journal_files(state_dir: Path) -> list[Path]:
-    """Every journal in the state dir, oldest first (the names sort by start time)."""
+    """Every journal in the state dir, oldest first (the names sort by run number, those
+    written before numbers first, by start time)."""
     return sorted(runs_dir(state_dir).glob(f"{PREFIX}*{SUFFIX}"))
+
+
+def _next_number(directory: Path) -> int:
+    """One more than the highest run number of the journals in `directory` (1 for none):
+    whatever the clock says, a run's journal sorts after every earlier run's. Two applies
+    started at once (on other destinations) may take one number; their names still
+    differ, by time and pid."""
+    numbers = (_NUMBERED.match(path.name) for path in directory.glob(f"{PREFIX}n*{SUFFIX}"))
+    return 1 + max((int(found["number"]) for found in numbers if found), default=0)
 
 
 def last_unfinished(state_dir: Path) -> JournalSummary | None:

@@ -5,12 +5,14 @@ member or an internal error's text."""
 from __future__ import annotations
 
 import json
+import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reconciler.apply.journal import Journal
+from reconciler.apply.journal import Journal, journal_files, last_unfinished, recorded_list_ids
 from reconciler.errors import ReconcilerError, WriteNotSent
 
 
@@ -81,3 +83,50 @@ def test_a_journal_starts_with_its_format_version_beside_the_reconciler_that_wro
     assert first["event"] == "run_started"
     assert first["format_version"] == JOURNAL_FORMAT == 1
     assert first["reconciler_version"] == __version__
+
+
+class _Clock:
+    """datetime as the journal reads it, its now() the `at` set (the machine's clock)."""
+
+    at = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+    @classmethod
+    def now(cls, tz: Any = None) -> datetime:
+        return cls.at
+
+
+def _run(state: Path, list_id: int) -> Journal:
+    from reconciler.plan import DestinationPlan, Plan
+    from tests.apply.support import list_plan, member
+
+    adds = (member("a@example.com"),)
+    return Journal.start(
+        state,
+        Plan((DestinationPlan("prod", "hybrid", (list_plan("vip", list_id=list_id, add=adds),)),)),
+    )
+
+
+def test_runs_keep_their_order_when_the_clock_is_set_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Journals were ordered by the clock time in their names: after the machine's clock
+    was set back (NTP stepping a clock that ran fast, a VM restored from a snapshot), the
+    next run's journal sorted before the one it followed, so an apply killed then went
+    without its note (last_unfinished read the earlier, finished run) and plan held the
+    project's lists to the earlier run's ids (recorded_list_ids)."""
+    monkeypatch.setattr("reconciler.apply.journal.datetime", _Clock)
+    # A journal named before runs were numbered, then a run with the clock an hour fast.
+    runs = tmp_path / "runs"
+    runs.mkdir(mode=0o700)
+    older = runs / "apply-20261207T100000.000000Z-1.jsonl"
+    older.write_text(json.dumps({"event": "run_started", "lists": []}) + "\n")
+    _Clock.at = datetime(2026, 12, 7, 13, 0, tzinfo=UTC)
+    _run(tmp_path, 11).finish("success")
+    _Clock.at = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)  # set back an hour
+    killed = _run(tmp_path, 22)  # never finishes: killed
+
+    assert journal_files(tmp_path)[0] == older
+    assert journal_files(tmp_path)[-1] == killed.path
+    unfinished = last_unfinished(tmp_path)
+    assert unfinished is not None and unfinished.pid == os.getpid()
+    assert recorded_list_ids(tmp_path, "prod") == {22}
