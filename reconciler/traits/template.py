@@ -699,18 +699,24 @@ def _in_utc(obj: Any) -> Any:
     """`obj`, or in its place the same method with UTC as the machine's time zone where
     Python's datetime reads that zone: a naive value's timestamp() and astimezone() take it
     as local time, astimezone() converts to it, and now(), today() and fromtimestamp()
-    (which a date or datetime value reaches: `ts.now()`) give it. A time without an offset
+    (which a date or datetime value reaches: `ts.now()`) give it, and strftime's `%s`
+    (str.format's too: `'{:%s}'.format(ts)`) counts from it. A time without an offset
     is UTC to reconciler (traits/convert.py), as to DuckDB's session (UTC_SESSION): an
     inline member's `ts: 2024-05-01 09:30:00` rendered `{{ ts.timestamp() | int }}` 50,400
     apart on a laptop in Pacific/Kiritimati and a CI runner in UTC, which then rewrote each
     other's field on every run."""
     owner, name = getattr(obj, "__self__", None), getattr(obj, "__name__", "")
+    if isinstance(owner, datetime.date) and name == "strftime":
+        return partial(_utc_strftime, owner)
     if isinstance(owner, datetime.datetime):
         moment = owner if owner.tzinfo is not None else owner.replace(tzinfo=datetime.UTC)
         if name == "timestamp":
             return moment.timestamp
         if name == "astimezone":
             return partial(_astimezone, moment)
+    elif name in ("format", "format_map") and isinstance(_wrapped_owner(obj), str):
+        # The sandbox's str.format, which writes a date by its strftime ('{:%s}').
+        return partial(_format_in_utc, obj, name)
     elif isinstance(owner, type) and issubclass(owner, datetime.datetime):
         if name in ("now", "today"):
             return partial(_now, owner)
@@ -722,6 +728,77 @@ def _in_utc(obj: Any) -> Any:
         if name == "fromtimestamp":
             return lambda t: datetime.datetime.fromtimestamp(t, datetime.UTC).date()
     return obj
+
+
+# strftime's `%s` (glibc's, and macOS's: seconds since the epoch) and a literal `%%`.
+_EPOCH_CONVERSION = re.compile(r"%[%s]")
+# Whole seconds from it, in integers: a float's timestamp() of 9999-12-31 23:59:59.999999
+# rounds up to the next second.
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+def _utc_strftime(value: datetime.date, spec: str) -> str:
+    """value.strftime(spec) with `%s` the seconds since the epoch of `value` in UTC (a date's
+    midnight, a naive time's as UTC, an aware one's own moment): glibc reads the fields as
+    the machine's local time, whatever their offset, so `{{ ts.strftime('%s') }}` of
+    2024-05-01 09:30:00 gave 1714555800 on a CI runner in UTC and 1714505400 on a laptop in
+    Pacific/Kiritimati."""
+    if "%s" in spec:
+        seconds = str((_utc_moment(value) - _EPOCH) // datetime.timedelta(seconds=1))
+        spec = _EPOCH_CONVERSION.sub(lambda m: seconds if m.group() == "%s" else "%%", spec)
+    kind = datetime.datetime if isinstance(value, datetime.datetime) else datetime.date
+    return kind.strftime(value, spec)
+
+
+def _wrapped_owner(obj: Any) -> Any:
+    return getattr(getattr(obj, "__wrapped__", None), "__self__", None)
+
+
+def _utc_moment(value: datetime.date) -> datetime.datetime:
+    if not isinstance(value, datetime.datetime):
+        return datetime.datetime(value.year, value.month, value.day, tzinfo=datetime.UTC)
+    return value if value.tzinfo is not None else value.replace(tzinfo=datetime.UTC)
+
+
+class _UtcDateTime(datetime.datetime):
+    """A datetime that str.format (`'{:%s}'.format(ts)`, which calls strftime) writes as
+    _utc_strftime does, and `{!r}` as the datetime it stands for."""
+
+    def strftime(self, spec: str) -> str:
+        return _utc_strftime(self, spec)
+
+    def __repr__(self) -> str:
+        fields = (self.hour, self.minute, self.second, self.microsecond, self.tzinfo)
+        plain = datetime.datetime(self.year, self.month, self.day, *fields, fold=self.fold)
+        return repr(plain)
+
+
+class _UtcDate(datetime.date):
+    """A date that str.format writes as _utc_strftime does, and `{!r}` as a date."""
+
+    def strftime(self, spec: str) -> str:
+        return _utc_strftime(self, spec)
+
+    def __repr__(self) -> str:
+        return repr(datetime.date(self.year, self.month, self.day))
+
+
+def _utc_formatted(value: Any) -> Any:
+    """`value` as str.format should write it: a date or datetime as _UtcDate or _UtcDateTime."""
+    if type(value) is datetime.datetime:
+        fields = (value.hour, value.minute, value.second, value.microsecond, value.tzinfo)
+        return _UtcDateTime(value.year, value.month, value.day, *fields, fold=value.fold)
+    if type(value) is datetime.date:
+        return _UtcDate(value.year, value.month, value.day)
+    return value
+
+
+def _format_in_utc(format_: Callable[..., str], name: str, *args: Any, **kwargs: Any) -> str:
+    """The sandbox's str.format or format_map with its dates and times as _utc_formatted."""
+    if name == "format_map" and len(args) == 1 and isinstance(args[0], Mapping):
+        return format_({key: _utc_formatted(v) for key, v in args[0].items()})
+    values = {key: _utc_formatted(v) for key, v in kwargs.items()}
+    return format_(*map(_utc_formatted, args), **values)
 
 
 def _astimezone(moment: datetime.datetime, tz: datetime.tzinfo | None = None) -> Any:

@@ -1077,6 +1077,9 @@ def test_a_template_gives_the_same_moments_whatever_the_machines_time_zone(
         "zone": "{{ ts.now().astimezone().tzinfo }}",
         "start": "{{ ts.fromtimestamp(0) }}",
         "day": "{{ day.fromtimestamp(0) }}",
+        # glibc's strftime('%s') read the fields as the machine's time, an offset ignored.
+        "epochs": "{{ ts.strftime('%s') }} {{ '{:%s}'.format(day) }} {{ at.strftime('%s') }}",
+        "shown": "{{ '{!r}'.format(day) }}",
     }
     workspace.write("traits.yaml", mapping_doc({k: {"template": t} for k, t in templates.items()}))
     workspace.write(
@@ -1091,7 +1094,10 @@ def test_a_template_gives_the_same_moments_whatever_the_machines_time_zone(
               traits: crm
               members:
                 inline:
-                  - {email: a@example.com, ts: 2024-05-01 09:30:00, day: 2024-05-01}
+                  - email: a@example.com
+                    ts: 2024-05-01 09:30:00
+                    day: 2024-05-01
+                    at: 2024-05-01 09:30:00 -05:00
             """
         ),
     )
@@ -1104,6 +1110,8 @@ def test_a_template_gives_the_same_moments_whatever_the_machines_time_zone(
         "zone": "UTC",
         "start": "1970-01-01 00:00:00",
         "day": "1970-01-01",
+        "epochs": "1714555800 1714521600 1714573800",
+        "shown": "datetime.date(2024, 5, 1)",
     }
 
     machine_zone("Pacific/Kiritimati")
