@@ -16,11 +16,22 @@ import time
 
 
 def _clock_id() -> int | None:
+    """The clock to read, when this machine's kernel answers it: Python names
+    CLOCK_BOOTTIME wherever its build's headers did, but a kernel before Linux 2.6.39
+    refuses it (EINVAL), which made every plan's first read of it an internal error."""
     if sys.platform.startswith("linux"):
-        return getattr(time, "CLOCK_BOOTTIME", None)
-    if sys.platform == "darwin":
-        return getattr(time, "CLOCK_MONOTONIC", None)
-    return None
+        clock = getattr(time, "CLOCK_BOOTTIME", None)
+    elif sys.platform == "darwin":
+        clock = getattr(time, "CLOCK_MONOTONIC", None)
+    else:
+        return None
+    if clock is None:
+        return None
+    try:
+        time.clock_gettime(clock)
+    except OSError:
+        return None
+    return clock
 
 
 _CLOCK_ID = _clock_id()
