@@ -430,7 +430,7 @@ def _plan_from_live(
     # it under another name (a changed listName), or held to it, look undeclared.
     whole = None if unread else declared
     pruned = _prune(live, whole if dest_spec.prune else None, consented.lists, prints)
-    if unread and dest_spec.prune:
+    if unread and dest_spec.prune and declared is not None:  # None: --target never prunes
         pruned.notes.append(_LEFT_OUT_PRUNE)
     # Trait mappings: fields ride on subscribes, the rest become bulkUpdates. A value
     # that cannot be sent leaves out that field only: its member is still sent.

@@ -184,6 +184,26 @@ def test_prune_deletes_no_list_while_an_audience_is_left_out(workspace, cli, emu
     ]
 
 
+def test_a_targeted_plan_leaving_an_audience_out_says_nothing_of_prune(
+    workspace, cli, emulator_server
+):
+    """--target never prunes, yet a targeted plan of an audience left out said 'prune
+    deletes no list in this plan ... prune runs again once every audience is planned', as
+    if the audience left out were what held prune back."""
+    workspace.destination(prune=True, policy={"allowListDeletion": True})
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    assert cli("apply", workspace.manifests, "--yes").exit_code == 0
+    gone = project(emulator_server).add_list("gone")
+    project(emulator_server).delete_list(gone)
+    workspace.audience("vip", {"inline": ["a@example.com"]}, listName="VIP customers", listId=gone)
+
+    plan = cli("plan", workspace.manifests, "--target", "vip", "--format", "json")
+    assert plan.exit_code == 1, plan.output
+    (destination,) = plan.json()["destinations"]
+    assert destination["unread"], destination
+    assert not any("prune" in note for note in destination["notes"]), destination["notes"]
+
+
 @pytest.mark.parametrize(
     ("value", "said"),
     [
