@@ -151,7 +151,13 @@ def _moment(event: Mapping[str, Any]) -> float:
     if isinstance(value, bool):
         return -math.inf
     if isinstance(value, int | float):
-        return value / 1000  # Iterable's epoch milliseconds
+        # Iterable's epoch milliseconds; one past a float (an integer of 400 digits) or not
+        # finite (NaN, Infinity, which Python's JSON reads) is no moment.
+        try:
+            seconds = value / 1000
+        except OverflowError:
+            return -math.inf
+        return seconds if math.isfinite(seconds) else -math.inf
     try:
         return parse_instant(value).timestamp()
     except ConversionError:

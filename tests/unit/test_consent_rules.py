@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from reconciler.members.identity import make_member
 from reconciler.members.model import Engine, EngineSettings, members_into_table
 from reconciler.plan import Plan, plan_destination, plan_list
@@ -98,6 +100,21 @@ def test_the_latest_unsubscribe_is_the_latest_moment_whatever_form_or_offset_it_
         [LIST],
     )
     assert {d.email for d in found[LIST]} == {"offset@x.io", "epoch@x.io", "undated@x.io"}
+
+
+@pytest.mark.parametrize("created", [10**400, float("nan"), float("inf")])
+def test_an_epoch_that_is_no_moment_is_an_undated_event(created):
+    """An epoch past a float (10**400 ms) ended the plan as 'internal error: OverflowError',
+    and NaN, which sorts before and after nothing, or Infinity, which outranked every dated
+    event, are JSON Python reads too: each is an event without a moment, first."""
+
+    def at(when, source):
+        return {"createdAt": when, "emailListIds": [LIST], "unsubSource": source, "email": "a@x.io"}
+
+    found = self_departures(
+        [at("2026-01-01 10:00:00 +00:00", "EmailLink"), at(created, "ListAPI")], [LIST]
+    )
+    assert [d.email for d in found[LIST]] == ["a@x.io"]
 
 
 def test_an_api_removal_naming_the_person_by_more_identifiers_is_their_latest():
