@@ -87,8 +87,9 @@ _CSV_REASONS = "|".join((*DUCKDB_CSV_REASONS, "Error when converting column", "P
 _DATA_IN_ERRORS = tuple(
     re.compile(pattern, re.MULTILINE)
     for pattern in (
-        # DuckDB: a cast, strptime, a date or timestamp, a cast of a whole value.
-        r"(?:Could not (?:convert|parse) string |field format: |with value |Casting value )"
+        # DuckDB: a cast, strptime, a date or timestamp, a cast of a whole value, base64.
+        r"(?:Could not (?:convert|parse|decode) string |field format: |with value |"
+        r"Casting value |Unable to cast )"
         r"""(?P<q>['"])(?P<value>[^'"\n]*)(?P=q)""",
         # DuckDB: a number it could not cast (out of range) or compute with (an overflow),
         # quoted bare: a numeric userId is a member's identity in a userID-based project.
@@ -124,6 +125,12 @@ _DATA_IN_ERRORS = tuple(
         r"Failed to parse format specifier (?P<value>[^\n]*)",
         r"JSON path error near '(?P<value>[^\n]*)'",
         r'Expected \w+, but got \w+: "(?P<value>[^\n]*)"',
+        # DuckDB: JSON read as a number, a decimal or a STRUCT (from_json_strict, a JSON
+        # cast): the value, quoted as JSON or bare, the object around a key, and a key
+        # the object holds (a member's values can be keys).
+        r'Failed to cast value(?: to \w+)?: "?(?P<value>[^\n]*?)"?$',
+        r'Object (?P<value>[^\n]*?) (?:does not have|has duplicate|has unknown) key "',
+        r'has (?:duplicate|unknown) key "(?P<value>[^"\n]*)"',
         r"Cannot create a string of size: '(?P<value>[^'\n]*)'",
         # Python's own conversions, in an internal error's message or traceback.
         r"(?:invalid literal for int\(\) with base \d+: |could not convert string to float: |"

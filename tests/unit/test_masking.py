@@ -333,6 +333,34 @@ def test_every_argument_a_duckdb_function_quotes_back_is_masked():
         assert reveal(text, True) == text
 
 
+def test_every_value_duckdb_decodes_or_reads_as_json_is_masked():
+    """base64 a query decodes and JSON it reads as a number, a decimal or a STRUCT
+    (from_json_strict, json_transform_strict, a JSON cast) are quoted back whole by
+    DuckDB ('Could not decode string "..." as base64', 'Failed to cast value to
+    numerical: "..."', 'Object {...} has unknown key "..."'): each printed a member's
+    value, or a numeric userId bare, into validate's and plan's CI log."""
+    cases = [
+        ("SELECT from_base64(?)", ["SECRETVALUE"]),
+        ("SELECT from_base64(?)", ["SECRETVALU=E"]),
+        ("SELECT from_base64(?)", ["SECRETVALU!="]),
+        ("SELECT json_transform_strict(to_json(?), '\"INTEGER\"')", ["SECRETVALUE"]),
+        ("SELECT json_transform_strict(to_json(?), '\"DECIMAL(4, 2)\"')", ["SECRETVALUE"]),
+        ("SELECT json_transform_strict(to_json(?::BIGINT), '\"INTEGER\"')", [98765432109876]),
+        ("SELECT to_json(?)::INTEGER", ["SECRETVALUE"]),
+        ("SELECT to_json({'a': ?})::STRUCT(a INTEGER)", ["SECRETVALUE"]),
+        ('SELECT json_transform_strict(?, \'{"a": "INTEGER"}\')', ['{"b": "SECRETVALUE"}']),
+        ("SELECT ?::JSON::STRUCT(a INTEGER)", ['{"a": 1, "SECRETKEY": 2}']),
+        ('SELECT json_transform_strict(?, \'{"a": "INTEGER"}\')', ['{"a": 1, "a": "SECRET"}']),
+    ]
+    with duckdb.connect() as connection:
+        messages = _errors(lambda query, value: connection.execute(query, value).fetchall(), cases)
+    for text in messages:
+        assert "SECRET" in text or "98765" in text, text  # DuckDB does quote it
+        masked = mask_emails(text)
+        assert "SECRET" not in masked and "98765" not in masked and "***" in masked, masked
+        assert reveal(text, True) == text
+
+
 def test_what_a_query_s_error_call_raises_is_masked_unless_the_query_wrote_it(tmp_path):
     """error(user_id) raised 'Invalid Input Error: usr_00012391', the whole of DuckDB's
     message, and a pull request's query could so print any member; a message the query
