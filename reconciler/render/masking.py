@@ -90,7 +90,10 @@ _DATA_IN_ERRORS = tuple(
         # DuckDB: a cast, strptime, a date or timestamp, a cast of a whole value, base64.
         r"(?:Could not (?:convert|parse|decode) string |field format: |with value |"
         r"Casting value |Unable to cast )"
-        r"""(?P<q>['"])(?P<value>[^'"\n]*)(?P=q)""",
+        # A value may hold quotes (['x', a text cast to a list): it ends at the quote
+        # before DuckDB's next words, not at the first quote.
+        r"""(?P<q>['"])(?P<value>[^\n]*?)(?P=q)"""
+        r"(?=\s+(?:to|as|according|can't|when)\b|,\s+expected|$)",
         # DuckDB: a number it could not cast (out of range) or compute with (an overflow),
         # quoted bare: a numeric userId is a member's identity in a userID-based project.
         r"""(?:with value |Could not cast value )(?P<value>[^\s'"]\S*)""",
@@ -131,6 +134,10 @@ _DATA_IN_ERRORS = tuple(
         r'Failed to cast value(?: to \w+)?: "?(?P<value>[^\n]*?)"?$',
         r'Object (?P<value>[^\n]*?) (?:does not have|has duplicate|has unknown) key "',
         r'has (?:duplicate|unknown) key "(?P<value>[^"\n]*)"',
+        r"Found object containing unknown key, instead of union: (?P<value>[^\n]*)",
+        # DuckDB: text cast to a BLOB with a bad \x escape, and the escape itself.
+        r'blob conversion of string "(?P<value>[^\n]*)": \\x',
+        r'blob conversion of string "[^\n]*": (?P<value>\\x[^\n]*)',
         r"Cannot create a string of size: '(?P<value>[^'\n]*)'",
         # Python's own conversions, in an internal error's message or traceback.
         r"(?:invalid literal for int\(\) with base \d+: |could not convert string to float: |"

@@ -350,6 +350,14 @@ def test_every_value_duckdb_decodes_or_reads_as_json_is_masked():
         ("SELECT to_json({'a': ?})::STRUCT(a INTEGER)", ["SECRETVALUE"]),
         ('SELECT json_transform_strict(?, \'{"a": "INTEGER"}\')', ['{"b": "SECRETVALUE"}']),
         ("SELECT ?::JSON::STRUCT(a INTEGER)", ['{"a": 1, "SECRETKEY": 2}']),
+        ("SELECT ?::JSON::UNION(a INTEGER, b VARCHAR)", ['{"SECRETKEY": 1}']),
+        # A bad \x escape in text cast to a BLOB: the text, and the escape.
+        ("SELECT ?::BLOB", ["\\xZSECRETVALUE"]),
+        ("SELECT ('\\x' || ? || 'ZZ')::BLOB", ["SECRETVALUE"]),
+        # A value holding a quote went on after it: "'a***'SECRETVALUE' to INT32".
+        ("SELECT ?::INTEGER", ["a'SECRETVALUE"]),
+        ("SELECT ?::VARCHAR[]", ["['SECRETVALUE"]),
+        ("SELECT ?::DATE", ['x", SECRETVALUE']),
         ('SELECT json_transform_strict(?, \'{"a": "INTEGER"}\')', ['{"a": 1, "a": "SECRET"}']),
     ]
     with duckdb.connect() as connection:
