@@ -115,12 +115,18 @@ _DATA_IN_ERRORS = tuple(
         # DuckDB: a function's argument it could not use, which a query can build from a
         # member's values: a regular expression (RE2's reason, then the pattern from where
         # it failed), a date part or time zone name, a format string or its argument's
-        # name, a JSON path, the JSON text a cast could not read as a STRUCT or a list.
-        r"Error: (?:missing [\])]|unexpected \)|invalid escape sequence|"
+        # name, a JSON path, the JSON text a cast could not read as a STRUCT or a list,
+        # paths path_join could not join. regexp_extract_all words RE2's reason as
+        # "Pattern failed to parse, error: '...'".
+        r"(?:Error: |Pattern failed to parse, error: ')"
+        r"(?:missing [\])]|unexpected \)|invalid escape sequence|"
         r"invalid character class(?: range)?|no argument for repetition operator|"
         r"invalid repetition size|bad repetition operator|invalid perl operator|"
         r"invalid UTF-8|invalid named capture group|duplicate capture group name): "
         r"(?P<value>[^\n]*)",
+        r'cannot join incompatible paths: "(?P<value>[^\n]*?)" onto "',
+        r'cannot join incompatible paths: "[^\n]*?" onto "(?P<value>[^\n]*)"$',
+        r"Cannot resize vector to (?P<value>\d+) rows",
         r'extract specifier "(?P<value>[^\n]*)" not recognized',
         r"Unknown TimeZone '(?P<value>[^\n]*)'!",
         r'Argument with name "(?P<value>[^\n]*)" not found, did you mean',

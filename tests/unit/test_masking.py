@@ -358,6 +358,13 @@ def test_every_value_duckdb_decodes_or_reads_as_json_is_masked():
         ("SELECT ?::INTEGER", ["a'SECRETVALUE"]),
         ("SELECT ?::VARCHAR[]", ["['SECRETVALUE"]),
         ("SELECT ?::DATE", ['x", SECRETVALUE']),
+        # regexp_extract_all's words for RE2's reason, path_join's paths, a list's size.
+        # A pattern that is no constant, as one built from a column is.
+        ("SELECT regexp_extract_all('a', v) FROM (SELECT unnest([?]) AS v)", ["SECRETVALUE("]),
+        ("SELECT regexp_extract_all('a', v) FROM (SELECT unnest([?]) AS v)", ["['SECRETVALUE"]),
+        ("SELECT path_join('a', ?)", ["\\xSECRETVALUE"]),
+        ("SELECT path_join(?, '\\xb')", ["SECRETVALUE"]),
+        ("SELECT list_resize([1], ?::UBIGINT)", [98765432109876543]),
         ('SELECT json_transform_strict(?, \'{"a": "INTEGER"}\')', ['{"a": 1, "a": "SECRET"}']),
     ]
     with duckdb.connect() as connection:
