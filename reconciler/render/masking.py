@@ -89,6 +89,7 @@ _DATA_IN_ERRORS = tuple(
     for pattern in (
         # DuckDB: a cast, strptime, a date or timestamp, a cast of a whole value, base64.
         r"(?:Could not (?:convert|parse|decode) string |field format: |with value |"
+        r"field value out of range: |Cannot cast to list of JSON\. Input |"
         r"Casting value |Unable to cast )"
         # A value may hold quotes (['x', a text cast to a list): it ends at the quote
         # before DuckDB's next words, not at the first quote.
@@ -133,7 +134,8 @@ _DATA_IN_ERRORS = tuple(
         r"as a format specifier \(e\.g\. \{:(?P<value>[^\n]*)",
         r"Failed to parse format specifier (?P<value>[^\n]*)",
         r"JSON path error near '(?P<value>[^\n]*)'",
-        r'Expected \w+, but got \w+: "(?P<value>[^\n]*)"',
+        r'Expected \w+, but got \w+: "?(?P<value>[^\n]*?)"?$',
+        r"Expected array of size \d+, but got '(?P<value>[^\n]*)' with size \d+",
         # DuckDB: JSON read as a number, a decimal or a STRUCT (from_json_strict, a JSON
         # cast): the value, quoted as JSON or bare, the object around a key, and a key
         # the object holds (a member's values can be keys).
