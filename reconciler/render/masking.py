@@ -113,6 +113,11 @@ _DATA_IN_ERRORS = tuple(
         r'invalid value |field value out of range: |Token )"(?P<value>[^"\n]*)"',
         r'(?:^|value )"(?P<value>[^"\n]*)" is out of range',
         r"JSON data, line \d+: (?P<value>[^\n]*)",
+        # PostgreSQL: a date, time or character made from a number (make_date, chr), said
+        # bare: in a userID-based project a numeric userId is a member's identity.
+        r"(?:date field value|time field value|date|timestamp) out of range: "
+        r"""(?P<value>[^\s'"][^\n]*)""",
+        r"requested character too large for encoding: (?P<value>[^\n]*)",
         # DuckDB: a function's argument it could not use, which a query can build from a
         # member's values: a regular expression (RE2's reason, then the pattern from where
         # it failed), a date part or time zone name, a format string or its argument's

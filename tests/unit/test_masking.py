@@ -423,6 +423,28 @@ def test_every_value_a_postgresql_error_quotes_is_masked(postgres_url):
         _assert_masked(_errors(connection.execute, cases))
 
 
+def test_a_number_postgresql_makes_a_date_or_a_character_of_is_masked(postgres_url):
+    """make_date, make_time, make_timestamp and chr say the number they could not use
+    bare ('date field value out of range: 98765432109-13-01'): in a userID-based project
+    a numeric userId is a member's identity, and it was printed whole."""
+    import psycopg
+
+    user_id = "98765432"
+    cases = [
+        ("SELECT make_date(%s::int, 13, 1)", [user_id]),
+        ("SELECT make_time(%s::int, 0, 0)", [user_id]),
+        ("SELECT make_timestamp(%s::int, 1, 1, 0, 0, 0)", [user_id]),
+        ("SELECT chr(%s::int)", [user_id]),
+    ]
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        messages = _errors(connection.execute, cases)
+    for text in messages:
+        assert "98765" in text, text  # PostgreSQL does quote it
+        masked = mask_emails(text)
+        assert "98765" not in masked and "9***" in masked, masked
+        assert reveal(text, True) == text
+
+
 def test_a_value_python_s_conversions_quote_is_masked():
     """An internal error (a bug converting a member's value) quotes the value in its
     message, shown on one line or in the --debug traceback."""
