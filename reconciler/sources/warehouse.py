@@ -605,8 +605,10 @@ def _within_sqlite(connection: Connection, sql: str, budget: Budget) -> tuple[li
     return names, wrapped
 
 
-# A quoted word in a database's message: `relation "x" does not exist`, `'x'`.
-_QUOTED = re.compile(r"(?<![A-Za-z])(\"[^\"\n]*\"|'[^'\n]*')(?![A-Za-z])")
+# A quoted word in a database's message: `relation "x" does not exist`, `'x'`. PostgreSQL
+# does not escape a quote inside the word (`"a"b"`): the word ends at a quote no letter
+# follows, not at the first.
+_QUOTED = re.compile(r"(?<![A-Za-z])(\"[^\n]*?\"|'[^\n]*?')(?![A-Za-z])")
 # How PostgreSQL (and psycopg) label the lines of an error after its first.
 _LABELLED = re.compile(r"^(?:DETAIL|HINT|CONTEXT|QUERY|WHERE|LINE \d+):|^\s*\^\s*$")
 # SQLAlchemy's name for the server-side cursor (`DECLARE "c_7f..._1" CURSOR FOR ...`).

@@ -593,6 +593,34 @@ def test_a_postgres_error_quoting_what_the_query_read_is_masked(
     assert "ada-example-com" in shown
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        # A quote inside the quoted word: PostgreSQL does not escape it.
+        "convert_to('a', (SELECT replace(translate(email, '@.', '--'), '-', '\"') "
+        "FROM {schema}.customers WHERE user_id = 1))::text",
+        # Said bare, first on the line or after the words.
+        "to_ascii('a', (SELECT translate(email, '@.', '--') FROM {schema}.customers "
+        "WHERE user_id = 1))",
+        "is_normalized('a', (SELECT translate(email, '@.', '--') FROM {schema}.customers "
+        "WHERE user_id = 1))::text",
+    ],
+    ids=["quote-inside", "encoding-name", "normalization-form"],
+)
+def test_a_postgres_error_quoting_a_value_with_quotes_or_none_is_masked(
+    tmp_path: Path, customers: Postgres, value: str
+) -> None:
+    """`invalid destination encoding name "ada"example"com"` went out whole: a quoted word
+    was taken to end at its first inner quote, which a letter follows, so it was no word
+    at all; and to_ascii and is_normalized say the name they refuse without quotes."""
+    sql = f"SELECT {value.format(schema=customers.schema)} AS email"
+    with pytest.raises(SourceError) as raised:
+        read_members(postgres_audience(tmp_path, customers, sql), "email")
+    assert "query failed (postgresql)" in str(raised.value)
+    assert "example" not in mask_emails(str(raised.value)).lower()
+    assert "example" in reveal(str(raised.value), True).lower()  # with --show-members
+
+
 def test_a_postgres_error_keeps_the_names_the_query_wrote(
     tmp_path: Path, customers: Postgres
 ) -> None:
