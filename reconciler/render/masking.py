@@ -135,6 +135,7 @@ _DATA_IN_ERRORS = tuple(
         r'cannot join incompatible paths: "(?P<value>[^\n]*?)" onto "',
         r'cannot join incompatible paths: "[^\n]*?" onto "(?P<value>[^\n]*)"$',
         r"Cannot resize vector to (?P<value>\d+) rows",
+        r"Invalid UTF8 Codepoint (?P<value>-?\d+)",
         r'extract specifier "(?P<value>[^\n]*)" not recognized',
         r"Unknown TimeZone '(?P<value>[^\n]*)'!",
         r'Argument with name "(?P<value>[^\n]*)" not found, did you mean',

@@ -365,6 +365,7 @@ def test_every_value_duckdb_decodes_or_reads_as_json_is_masked():
         ("SELECT path_join('a', ?)", ["\\xSECRETVALUE"]),
         ("SELECT path_join(?, '\\xb')", ["SECRETVALUE"]),
         ("SELECT list_resize([1], ?::UBIGINT)", [98765432109876543]),
+        ("SELECT chr(?::INTEGER)", [98765432]),
         # JSON, times and lists: a quote in the value, no quotes, a JSON list.
         ("SELECT ?::TIME", ['"SECRETVALUE"']),
         ("SELECT ?::JSON[]", ['{"a": "SECRETVALUE"}']),
