@@ -115,7 +115,7 @@ _DATA_IN_ERRORS = tuple(
         r"JSON data, line \d+: (?P<value>[^\n]*)",
         # PostgreSQL: a date, time or character made from a number (make_date, chr), said
         # bare: in a userID-based project a numeric userId is a member's identity.
-        r"(?:date field value|time field value|date|timestamp) out of range: "
+        r"(?:[Dd]ate field value|[Tt]ime field value|[Dd]ate|[Tt]ime|[Tt]imestamp) out of range: "
         r"""(?P<value>[^\s'"][^\n]*)""",
         r"requested character too large for encoding: (?P<value>[^\n]*)",
         r"invalid normalization form: (?P<value>[^\n]*)",
@@ -136,6 +136,7 @@ _DATA_IN_ERRORS = tuple(
         r'cannot join incompatible paths: "[^\n]*?" onto "(?P<value>[^\n]*)"$',
         r"Cannot resize vector to (?P<value>\d+) rows",
         r"Invalid UTF8 Codepoint (?P<value>-?\d+)",
+        r"Interval value (?P<value>-?[\d.]+) \w+ out of range",
         r'extract specifier "(?P<value>[^\n]*)" not recognized',
         r"Unknown TimeZone '(?P<value>[^\n]*)'!",
         r'Argument with name "(?P<value>[^\n]*)" not found, did you mean',

@@ -366,6 +366,10 @@ def test_every_value_duckdb_decodes_or_reads_as_json_is_masked():
         ("SELECT path_join(?, '\\xb')", ["SECRETVALUE"]),
         ("SELECT list_resize([1], ?::UBIGINT)", [98765432109876543]),
         ("SELECT chr(?::INTEGER)", [98765432]),
+        ("SELECT make_date(?::BIGINT, 1, 1)", [98765432]),
+        ("SELECT make_time(?::BIGINT, 1, 1)", [-98765432]),
+        ("SELECT to_centuries(?::INTEGER)", [98765432]),
+        ("SELECT to_seconds(?::DOUBLE)", [98765432109876]),
         # JSON, times and lists: a quote in the value, no quotes, a JSON list.
         ("SELECT ?::TIME", ['"SECRETVALUE"']),
         ("SELECT ?::JSON[]", ['{"a": "SECRETVALUE"}']),
