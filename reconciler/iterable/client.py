@@ -56,7 +56,7 @@ from reconciler.iterable.batching import encode, pack_users
 from reconciler.iterable.environment import http_client, through_proxy, tls_context
 from reconciler.iterable.key_refusal import refused_key
 from reconciler.iterable.names import REGION_URLS, StreamCut
-from reconciler.iterable.ratelimit import SlidingWindow, WaitGivenUp, Window, WindowUser
+from reconciler.iterable.ratelimit import SlidingWindow, Slot, WaitGivenUp, Window, WindowUser
 from reconciler.iterable.results import BatchResult, parse_bulk_response
 from reconciler.iterable.retry_notices import RetryNotices, WaitNotices
 from reconciler.iterable.settings import ClientSettings
@@ -1380,13 +1380,7 @@ class IterableClient:
         stopped = self.write_stopped if in_step else None
         while True:
             try:
-                try:
-                    slot = limiter.acquire(stopped=stopped)
-                except WaitGivenUp:
-                    raise WriteNotSent(
-                        f"{method} {shown} was not sent: interrupted while it waited for "
-                        "Iterable's rate limit"
-                    ) from None
+                slot = _acquire(limiter, stopped, method, shown)
                 with slot:
                     answer = self._send_once(
                         method, path, parse, label=shown, answered=slot.answered, **kwargs
@@ -1417,50 +1411,14 @@ class IterableClient:
                 raced = lost and attempt - counted < free
                 taken_before = limiter.taken
                 if counted >= retries and not raced:
-                    unsure = (
-                        "; the request may have taken effect in Iterable even so (the next "
-                        "plan shows what is left)"
-                        if method != "GET" and exc.done_maybe
-                        else ""
-                    )
                     # 429s to the last, Iterable taking no request of this kind since the
-                    # first try (half a minute and more of backoff): it refuses them all,
-                    # and each request after it would spend its budget so, a 1M-member
-                    # apply hours, as when it answers 503.
+                    # first try: it refuses them all (_given_up).
                     refusing = exc.rate_limited and limiter.taken == first_taken
-                    unavailable = 429 if refusing else exc.unavailable
-                    gave_up = (
-                        UnreachableError
-                        if exc.unreachable
-                        else UnavailableError
-                        if unavailable is not None
-                        else RetryExhaustedError
-                    )
-                    raise gave_up(
-                        f"{method} {shown}: {_gave_up(attempt + 1)}; last failure: "
-                        f"{exc.reason}{unsure}",
-                        endpoint=shown,
-                        status=unavailable,
-                    ) from None
+                    raise _given_up(method, shown, attempt, exc, refusing) from None
                 attempt += 1
                 counted += 0 if raced else 1
                 self._count(retries=1)
-                if exc.retry_after is not None:
-                    wait = min(exc.retry_after, self.settings.retry_after_cap)
-                    limiter.push_back(wait)
-                else:
-                    wait = self._backoff(attempt)
-                    if exc.rate_limited:
-                        # The server's window is full (another process's reads: a plan run
-                        # just before, a CI job beside this one), and a slot frees only as
-                        # its oldest request leaves it: up to a whole window later, a
-                        # minute for getUsers and exports. So the retries' waits add up
-                        # to at least one window, where the backoff alone gave up after
-                        # 3.5 s. The other threads' requests of this kind wait as well,
-                        # though no longer than a window.
-                        share = self._window_share(limiter.window, min(attempt, retries), retries)
-                        wait = max(wait, min(share, self.settings.retry_after_cap))
-                        limiter.push_back(min(wait, limiter.window))
+                wait = self._retry_wait(exc, attempt, retries, limiter)
                 stoppable = method != "GET" and not exc.done_maybe
                 self._not_sent_if_stopped(stoppable, method, shown, exc.reason)
                 # A 429's short wait is routine, said only in the request log.
@@ -1478,6 +1436,26 @@ class IterableClient:
                         exc.reason,
                     )
                 self._pause(wait, stoppable, method, shown, exc.reason)
+
+    def _retry_wait(self, exc: _Retryable, attempt: int, retries: int, limiter: Window) -> float:
+        """How long to wait before retry `attempt` of a request that failed with `exc`,
+        pushing back the bucket's other requests as the answer asks."""
+        if exc.retry_after is not None:
+            wait = min(exc.retry_after, self.settings.retry_after_cap)
+            limiter.push_back(wait)
+            return wait
+        wait = self._backoff(attempt)
+        if exc.rate_limited:
+            # The server's window is full (another process's reads: a plan run just
+            # before, a CI job beside this one), and a slot frees only as its oldest
+            # request leaves it: up to a whole window later, a minute for getUsers and
+            # exports. So the retries' waits add up to at least one window, where the
+            # backoff alone gave up after 3.5 s. The other threads' requests of this kind
+            # wait as well, though no longer than a window.
+            share = self._window_share(limiter.window, min(attempt, retries), retries)
+            wait = max(wait, min(share, self.settings.retry_after_cap))
+            limiter.push_back(min(wait, limiter.window))
+        return wait
 
     @contextlib.contextmanager
     def write_step(self, about: str | None = None) -> Iterator[None]:
@@ -1824,6 +1802,44 @@ def _secret_forms(secret: str) -> tuple[str, ...]:
         quote(secret, safe=""),
     }
     return tuple(sorted((f for f in forms if f), key=len, reverse=True))
+
+
+def _acquire(limiter: Window, stopped: Callable[[], bool] | None, method: str, shown: str) -> Slot:
+    """The request's slot in its window; a write the run's interrupt stopped while it
+    waited for one (`stopped`) is not sent."""
+    try:
+        return limiter.acquire(stopped=stopped)
+    except WaitGivenUp:
+        raise WriteNotSent(
+            f"{method} {shown} was not sent: interrupted while it waited for Iterable's rate limit"
+        ) from None
+
+
+def _given_up(
+    method: str, shown: str, attempt: int, exc: _Retryable, refusing: bool
+) -> RetryExhaustedError:
+    """The error of a request whose retries are spent. `refusing`: 429s to the last, with
+    Iterable taking no request of its kind since the first try (half a minute and more of
+    backoff): it refuses them all, and each request after it would spend its budget so, a
+    1M-member apply hours, as when it answers 503, so it stops the destination alike."""
+    unsure = (
+        "; the request may have taken effect in Iterable even so (the next plan shows what is left)"
+        if method != "GET" and exc.done_maybe
+        else ""
+    )
+    unavailable = 429 if refusing else exc.unavailable
+    gave_up = (
+        UnreachableError
+        if exc.unreachable
+        else UnavailableError
+        if unavailable is not None
+        else RetryExhaustedError
+    )
+    return gave_up(
+        f"{method} {shown}: {_gave_up(attempt + 1)}; last failure: {exc.reason}{unsure}",
+        endpoint=shown,
+        status=unavailable,
+    )
 
 
 def _gave_up(attempts: int) -> str:
