@@ -27,6 +27,7 @@ emulator, and neither puts request headers into an exception.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -126,10 +127,15 @@ class Problem:
 
 
 class ManifestError(ReconcilerError):
-    """Every problem found in the manifests, reported together."""
+    """Every problem found in the manifests, reported together, with the warnings found
+    beside them: said in the same run, a warning is not first seen a push after its
+    manifest's errors are fixed (validate in pre-commit and CI). Not in the message: it is
+    the errors'."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem], warnings: Iterable[Problem] = ()):
         self.problems = sorted(problems)
+        # Each once, and none that repeats an error word for word.
+        self.warnings = sorted(set(warnings) - set(self.problems))
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

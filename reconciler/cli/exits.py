@@ -99,11 +99,20 @@ def fail(exc: BaseException, *, json_object: bool = True, alert: str | None = No
         if as_json:
             json_error(safe_message(exc, inv.show_members), exc.exit_code, exc, inv.show_members)
         if isinstance(exc, ManifestError):
+            # The warnings first, as a manifest that loads has them said (and validate's
+            # sources' errors follow them); the count, last, is of the errors.
+            for warning in exc.warnings:
+                err.print(shown(f"warning: {warning}", inv.show_members), markup=False)
             for problem in exc.problems:
                 err.print(shown(str(problem), inv.show_members), markup=False)
             n = len(exc.problems)
             err.print(f"{n} problem{'s' if n != 1 else ''} found.", markup=False)
-            annotate.emit(annotate.from_problem(p, "error") for p in exc.problems)
+            annotate.emit(
+                [
+                    *(annotate.from_problem(p, "error") for p in exc.problems),
+                    *(annotate.from_problem(w, "warning") for w in exc.warnings),
+                ]
+            )
         else:
             err.print(f"error: {safe_message(exc, inv.show_members)}", markup=False)
             # A source's error names its manifest line: annotated there, masked as above.

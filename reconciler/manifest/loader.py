@@ -95,10 +95,10 @@ def load_manifests(path: Path | str) -> Manifests:
         # not be opened at all.
         collector.check_source_paths(collector.repository)
     collector.check_across_documents()
-    if collector.problems:
-        raise ManifestError(collector.problems)
-    collector.check_identity_columns()
     collector.warnings.extend(stale_schema_warnings(files, collector.repository, display_path))
+    if collector.problems:
+        raise ManifestError(collector.problems, collector.warnings)
+    collector.check_identity_columns()
     return Manifests(
         root,
         files,

@@ -115,6 +115,39 @@ def test_manifest_errors_annotate_their_line_relative_to_the_repository(
     assert commands(result.stdout) == []
 
 
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_warnings_are_said_beside_the_errors_in_the_same_run(tmp_path: Path, command: str) -> None:
+    """An audience naming a destination there is not (an error) whose inline member is
+    read through an anchor (a warning): both in one run, in the log and as annotations,
+    each once, and the exit and the count are the errors' as before. The warning came
+    only on the run after the error was fixed: a push more in CI."""
+    manifests = repository(tmp_path)
+    (manifests / "vip.yaml").write_text(
+        AUDIENCE.replace("prod", "staging").replace("csv: vip.csv", "inline:\n      - &a1 u1")
+    )
+    warning = (
+        "spec.members.inline[0]: a value that starts with & is an anchor to YAML, which it "
+        "drops: the member is the text after the anchor's name; put the whole value in "
+        "quotes if the & belongs to it"
+    )
+    error = "spec.destination: unknown destination 'staging'; known destinations: prod"
+
+    result = run(manifests.parent, command, "manifests")
+
+    assert result.returncode == 1, result.stderr
+    log = [line for line in result.stderr.splitlines() if not COMMAND.match(line)]
+    assert log == [
+        f"warning: manifests/vip.yaml:8:9: {warning}",
+        f"manifests/vip.yaml:5:16: {error}",
+        "1 problem found.",
+    ]
+    assert commands(result.stderr) == [
+        f"::error file=infra/manifests/vip.yaml,line=5,col=16,title=reconciler {command}::{error}",
+        "::warning file=infra/manifests/vip.yaml,line=8,col=9,"
+        f"title=reconciler {command}::{warning}",
+    ]
+
+
 def test_members_and_warnings_are_annotated_masked_even_with_show_members(
     tmp_path: Path,
 ) -> None:
