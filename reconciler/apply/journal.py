@@ -63,7 +63,7 @@ SUFFIX = ".jsonl"
 KEEP = 100  # journals kept per state dir; older ones are removed when a run starts
 # A run's number, zero-padded so that names sort as numbers do; `n` sorts after the digits
 # of the names written before it (`apply-2026...`), so those sort first.
-_NUMBERED = re.compile(rf"{PREFIX}n(?P<number>[0-9]+)-")
+_NUMBERED = re.compile(r"n(?P<number>[0-9]+)-")
 _NUMBER_WIDTH = 10
 
 # What each operation moves, for the totals: created lists, added members, ...
@@ -145,8 +145,8 @@ class Journal:
             owner_only_directories(state_dir, directory)
             _prune(directory)
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-            number = f"n{_next_number(directory):0{_NUMBER_WIDTH}d}"
-            path = directory / f"{PREFIX}{number}-{stamp}-{os.getpid()}{SUFFIX}"
+            number = next_number(directory, PREFIX, SUFFIX)
+            path = directory / f"{PREFIX}{number}{stamp}-{os.getpid()}{SUFFIX}"
             # Owner-only from the first byte: list names and errors are nobody else's business.
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | BINARY, 0o600)
         except OSError as exc:
@@ -389,13 +389,18 @@ def journal_files(state_dir: Path) -> list[Path]:
     return sorted(runs_dir(state_dir).glob(f"{PREFIX}*{SUFFIX}"))
 
 
-def _next_number(directory: Path) -> int:
-    """One more than the highest run number of the journals in `directory` (1 for none):
-    whatever the clock says, a run's journal sorts after every earlier run's. Two applies
-    started at once (on other destinations) may take one number; their names still
-    differ, by time and pid."""
-    numbers = (_NUMBERED.match(path.name) for path in directory.glob(f"{PREFIX}n*{SUFFIX}"))
-    return 1 + max((int(found["number"]) for found in numbers if found), default=0)
+def next_number(directory: Path, prefix: str, suffix: str) -> str:
+    """The number part of the next file `<prefix><number><time>-<pid><suffix>` in
+    `directory` (`n0000000007-`): one more than the highest of its files (1 for none), so
+    that, whatever the clock says, a run's file sorts after every earlier run's, and files
+    named before numbers (`<prefix><time>...`) sort first. Two applies started at once (on
+    other destinations) may take one number; their names still differ, by time and pid.
+    The journals' and the rejected-member files' (apply/rejected.py)."""
+    numbers = (
+        _NUMBERED.match(path.name, len(prefix)) for path in directory.glob(f"{prefix}n*{suffix}")
+    )
+    highest = max((int(found["number"]) for found in numbers if found), default=0)
+    return f"n{highest + 1:0{_NUMBER_WIDTH}d}-"
 
 
 def last_unfinished(state_dir: Path) -> JournalSummary | None:

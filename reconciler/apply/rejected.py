@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.apply.executor import ApplyReport
-from reconciler.apply.journal import KEEP, runs_dir
+from reconciler.apply.journal import KEEP, next_number, runs_dir
 from reconciler.leftovers import IDLE_SECONDS
 from reconciler.owner_only import owner_only_directories
 
@@ -22,11 +22,13 @@ PARTIAL = ".rejected-"
 
 
 def write_rejected(report: ApplyReport, state_dir: Path) -> str | None:
-    """Write `<state dir>/runs/rejected-<UTC time>-<pid>.csv`; its path, or None when
-    nothing was rejected (then no file is written). The newest KEEP such files are kept,
-    as the journals are, whether or not this run writes one: a member Iterable refuses on
-    every run (an email another userId's profile holds) made one a run, each a copy of
-    members' identities, for ever."""
+    """Write `<state dir>/runs/rejected-n<number>-<UTC time>-<pid>.csv`; its path, or None
+    when nothing was rejected (then no file is written). The newest KEEP such files are
+    kept, as the journals are, whether or not this run writes one: a member Iterable
+    refuses on every run (an email another userId's profile holds) made one a run, each a
+    copy of members' identities, for ever. Numbered as the journals are: by the clock's
+    time alone, a file written after the clock was set back sorted first and was the one
+    removed, the file the apply had just named."""
     rows = [
         (d.destination, lr.list_name, member, reason)
         for d in report.destinations
@@ -47,7 +49,7 @@ def write_rejected(report: ApplyReport, state_dir: Path) -> str | None:
         return None
     owner_only_directories(state_dir, runs)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = runs / f"{PREFIX}{stamp}-{os.getpid()}{SUFFIX}"
+    path = runs / f"{PREFIX}{next_number(runs, PREFIX, SUFFIX)}{stamp}-{os.getpid()}{SUFFIX}"
     # Owner-only from the first byte (the file holds personal data), and written under
     # another name first: a run killed, or a disk filled, while writing leaves no file
     # that looks whole and is not.
@@ -66,9 +68,10 @@ def write_rejected(report: ApplyReport, state_dir: Path) -> str | None:
 
 
 def _prune(runs: Path, now: float | None = None) -> None:
-    """Keep the newest KEEP files (their names sort by time), and remove what a run killed
-    while writing one left under its partial name (a write takes moments, so one untouched
-    for IDLE_SECONDS is no other run's)."""
+    """Keep the newest KEEP files (their names sort by number, those named before numbers
+    first, by their time), and remove what a run killed while writing one left under its
+    partial name (a write takes moments, so one untouched for IDLE_SECONDS is no other
+    run's)."""
     now = time.time() if now is None else now
     files = sorted(runs.glob(f"{PREFIX}*{SUFFIX}"))
     # The new file is written: a removal that fails (another run's, gone meanwhile; a file

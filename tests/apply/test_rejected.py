@@ -7,7 +7,11 @@ import csv
 import os
 import stat
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from reconciler.apply.executor import ApplyReport, DestinationResult, FieldUpdateResult, ListResult
 from reconciler.apply.journal import KEEP, runs_dir
@@ -68,6 +72,44 @@ def test_a_run_without_rejections_writes_nothing_but_still_prunes(tmp_path: Path
     left = sorted(runs.glob(f"{PREFIX}*{SUFFIX}"))
     assert left == old[2:]  # the oldest two (their names sort by time) are gone
     assert not stale.exists() and fresh.exists() and journal.exists()
+
+
+class _Clock:
+    """datetime as rejected.py reads it, its now() the `at` set (the machine's clock)."""
+
+    at = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+    @classmethod
+    def now(cls, tz: Any = None) -> datetime:
+        return cls.at
+
+
+def test_the_file_just_written_is_kept_when_the_clock_is_set_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The files were ordered by the clock's time in their names: with KEEP of them kept,
+    an apply after the clock was set back (NTP stepping a clock that ran fast, a VM
+    restored from a snapshot) wrote its file, which sorted first, removed it as the
+    oldest, and named a file that was not there. Files named before numbers sort first
+    and are removed first, as the journals' are."""
+    monkeypatch.setattr("reconciler.apply.rejected.datetime", _Clock)
+    runs = runs_dir(tmp_path)
+    runs.mkdir(parents=True, mode=0o700)
+    unnumbered = runs / f"{PREFIX}20261207T100000Z-1{SUFFIX}"  # an earlier version's
+    unnumbered.write_text("x")
+    earlier = []
+    for second in range(KEEP):  # an hour fast, a run a second
+        _Clock.at = datetime(2026, 12, 7, 13, 0, tzinfo=UTC) + timedelta(seconds=second)
+        earlier.append(write_rejected(_report({"a@x.io": "invalid"}), tmp_path))
+    _Clock.at = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)  # set back an hour
+
+    written = write_rejected(_report({"b@x.io": "invalid"}), tmp_path)
+
+    assert written is not None and Path(written).exists()
+    assert "b@x.io" in Path(written).read_text(encoding="utf-8")
+    left = sorted(runs.glob(f"{PREFIX}*{SUFFIX}"))
+    assert left == sorted(Path(p) for p in [*earlier[1:], written] if p is not None)
+    assert not unnumbered.exists() and not Path(str(earlier[0])).exists()
 
 
 def test_only_cells_a_spreadsheet_reads_as_formulas_are_quoted() -> None:
