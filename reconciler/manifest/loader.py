@@ -329,8 +329,14 @@ class _Collector:
             self.problems.extend(problems_from_error(error, model, positions))
             if model is AudienceDocument:
                 # Said with the refusal, not on the run after it is fixed: a joined
-                # member beside a bare number (`- 00123`) is as much this run's news.
-                self.problems.extend(joined_members(_read_inline(data), positions, self.lines))
+                # member beside a bare number (`- 00123`) is as much this run's news,
+                # and so are the warnings of what YAML read otherwise than written.
+                inline = _read_inline(data)
+                self.problems.extend(joined_members(inline, positions, self.lines))
+                spec = data.get("spec")
+                texts = spec if isinstance(spec, dict) else {}
+                self._warn_of_texts(texts.get("listName"), texts.get("description"), document)
+                self.warnings.extend(anchored_members(inline, positions, self.lines))
             return
         base_dir = document.file.parent.absolute()
         # One collection and one wrapper class per kind; the first of a duplicate name
@@ -340,18 +346,12 @@ class _Collector:
             AudienceDocument: (self.audiences, Audience),
             TraitMappingDocument: (self.trait_mappings, TraitMapping),
         }
-        if isinstance(parsed, AudienceDocument) and parsed.spec.listName is not None:
-            self._check_invisible_list_name(parsed.spec.listName, document)
         if isinstance(parsed, AudienceDocument):
-            inline = parsed.spec.members.inline
-            if inline:
-                self.problems.extend(joined_members(inline, positions, self.lines))
-                self.warnings.extend(anchored_members(inline, positions, self.lines))
-            for key in ("listName", "description"):
-                text = getattr(parsed.spec, key)
-                cut = cut_by_comment(positions, key, text, self.lines) if text is not None else None
-                if cut is not None:
-                    self.warnings.append(cut)
+            self._warn_of_texts(parsed.spec.listName, parsed.spec.description, document)
+            members = parsed.spec.members.inline
+            if members:
+                self.problems.extend(joined_members(members, positions, self.lines))
+                self.warnings.extend(anchored_members(members, positions, self.lines))
         collection, wrapper = kinds.get(type(parsed), (None, None))
         if collection is not None and wrapper is not None:
             extra = {"repository": self.repository} if wrapper is Audience else {}
@@ -368,6 +368,21 @@ class _Collector:
                     **extra,
                 ),
             )
+
+    def _warn_of_texts(self, list_name: object, description: object, doc: YamlDocument) -> None:
+        """The warnings of an audience's listName and description (each as the validated
+        spec holds it, or as YAML read it when the audience is refused): cut by a comment,
+        a listName holding an invisible character written bare."""
+        if isinstance(list_name, str):
+            self._check_invisible_list_name(list_name, doc)
+        for key, text in (("listName", list_name), ("description", description)):
+            cut = (
+                cut_by_comment(doc.positions, key, text, self.lines)
+                if isinstance(text, str)
+                else None
+            )
+            if cut is not None:
+                self.warnings.append(cut)
 
     def _check_invisible_list_name(self, name: str, document: YamlDocument) -> None:
         """A listName holding an invisible character written bare in the file (a zero-width

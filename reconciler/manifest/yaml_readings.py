@@ -172,7 +172,7 @@ def _identities(inline: Sequence[object]) -> Iterator[tuple[tuple[PathElement, .
 
 
 def anchored_members(
-    inline: list[str | InlineMember], positions: YamlPositions, lines: TextLines
+    inline: Sequence[object], positions: YamlPositions, lines: TextLines
 ) -> list[Problem]:
     """A warning for each inline member's email or userId that YAML read through an
     anchor or an alias, which no member list needs and which most likely is a value that
@@ -181,7 +181,8 @@ def anchored_members(
     member, or any value of the document) rather than the userId '*vip', silently. An
     anchor or alias on the whole list, or on a member's mapping (one list written once
     for its audience, `<<: *defaults` traits), is no identity's and is not warned of.
-    Neither names the value: warnings are printed as they are, never masked."""
+    Neither names the value: warnings are printed as they are, never masked. `inline` is
+    as joined_members takes it: an audience refused for another reason is warned of too."""
     problems: list[Problem] = []
     inline_at = positions.locate(("spec", "members", "inline"), key=True)
     if not lines.anchors_in(inline_at.file):

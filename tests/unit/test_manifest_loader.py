@@ -1135,6 +1135,57 @@ def test_a_key_written_bare_where_the_api_key_goes_is_never_quoted_back(written:
     assert "where the API key goes" in found and "`apiKey: {env: VARIABLE}`" in found, found
 
 
+def test_an_audience_refused_for_one_key_is_warned_of_in_the_same_run() -> None:
+    """An audience with a key it does not allow is refused; the warnings of what YAML read
+    otherwise than written (a listName cut by a comment, a member read through an anchor,
+    a listName holding a bare invisible character) were made only of a refused audience's
+    validated spec, so they came on the run after the key was fixed. They are made of the
+    document as YAML read it, beside the error, each once."""
+    write(
+        "m.yaml",
+        DESTINATION,
+        """\
+        ---
+        apiVersion: reconciler/v1
+        kind: Audience
+        metadata: {name: a}
+        spec:
+          destination: prod
+          colour: blue
+          listName: Sale #1
+          description: "Gone\u200b"
+          members:
+            inline:
+              - &a1 u1@example.com
+        """,
+    )
+    write(
+        "n.yaml",
+        DESTINATION.replace("prod", "staging"),
+        "---\n",
+        "apiVersion: reconciler/v1\nkind: Audience\nmetadata: {name: b}\nspec:\n"
+        "  destination: staging\n  listName: Gone\u200b\n  colours: []\n"
+        "  members: {inline: [u2@example.com]}\n",
+    )
+    with pytest.raises(ManifestError) as raised:
+        load_manifests(Path("."))
+
+    assert [p.message.split(";")[0] for p in raised.value.problems] == [
+        "unknown key 'colour' in spec",
+        "unknown key 'colours' in spec",
+    ]
+    assert [str(w) for w in raised.value.warnings] == [
+        "m.yaml:15:13: listName 'Sale' ends where ' #1' starts a YAML comment; put the whole "
+        "text in quotes if '#1' belongs to it",
+        "m.yaml:19:9: spec.members.inline[0]: a value that starts with & is an anchor to "
+        "YAML, which it drops: the member is the text after the anchor's name; put the whole "
+        "value in quotes if the & belongs to it",
+        "n.yaml:14:13: listName 'Gone\\u200b' holds an invisible character (U+200B ZERO "
+        "WIDTH SPACE) written as it is, so the file shows another list's name; write it as "
+        'an escape inside double quotes: listName: "Gone\\u200b"',
+    ]
+
+
 def test_an_alias_to_an_anchor_of_another_document_says_anchors_do_not_carry_over() -> None:
     write(
         "m.yaml",
