@@ -173,11 +173,7 @@ def _without_unknown(
     checked = [lp for lp in _checkable(lists) if lp.list_name not in in_tables]
     if not checked:
         return lists
-    # Adds still in DuckDB are few enough here (the usual churn) to hold as members.
-    checked = [
-        dataclasses.replace(lp, add=tuple(lp.add)) if isinstance(lp.add, TableRows) else lp
-        for lp in checked
-    ]
+    checked = _as_members(checked)
     by_name = {lp.list_name: lp for lp in checked}
     lists = [by_name.get(lp.list_name, lp) for lp in lists]
     members = {m.key: m for lp in checked for m in lp.add}
@@ -195,6 +191,22 @@ def _without_unknown(
     how = existing.read.describe(users=False)
     n = len(members)
     reads.append(f"{n:,} user{'s' if n != 1 else ''} checked for existence with {how}")
+    return _not_created(lists, checked, unknown)
+
+
+def _as_members(lists: Sequence[ListPlan]) -> list[ListPlan]:
+    """`lists` with their adds held as members: those still in DuckDB are few enough here
+    (at most MAX_TABLE_CHECK, the usual churn)."""
+    return [
+        dataclasses.replace(lp, add=tuple(lp.add)) if isinstance(lp.add, TableRows) else lp
+        for lp in lists
+    ]
+
+
+def _not_created(
+    lists: Sequence[ListPlan], checked: Sequence[ListPlan], unknown: set[str]
+) -> list[ListPlan]:
+    """`lists`, the adds of those `checked` that are `unknown` left out as not created."""
     checked_ids = {id(lp) for lp in checked}
     out = []
     for lp in lists:
