@@ -766,8 +766,8 @@ class _Destination:
         self._unnamed_reads_left = _UNNAMED_READS  # _unnamed_to_read's budget
         self._unnamed_lock = threading.Lock()
         # The first 401, a host found gone, or Iterable down (502/503/504 through a
-        # request's retries, or 429s while it took none of their kind): nothing more is
-        # sent to this destination (the others go on).
+        # request's retries, or 429s to two requests in turn while it took none of their
+        # kind): nothing more is sent to this destination (the others go on).
         self.refused: AuthError | UnreachableError | UnavailableError | None = None
         # The profiles the channel removals are resolved against, when one export read
         # them (apply/channel_profiles.py); None: each is read by itself. Read once.
@@ -796,15 +796,16 @@ class _Destination:
             return "interrupted"
         if isinstance(self.refused, UnreachableError):
             return "not sent after the destination's host could not be reached"
-        if isinstance(self.refused, UnavailableError):
-            limited = (
-                " (its rate limit), taking no request of its kind meanwhile"
-                if self.refused.status == 429
-                else ""
+        if isinstance(self.refused, UnavailableError) and self.refused.status == 429:
+            return (
+                "not sent after the destination's Iterable answered every try of two "
+                "requests in turn with HTTP 429 (its rate limit), taking none of their kind "
+                "meanwhile"
             )
+        if isinstance(self.refused, UnavailableError):
             return (
                 "not sent after the destination's Iterable answered every try of a request "
-                f"with HTTP {self.refused.status}{limited}"
+                f"with HTTP {self.refused.status}"
             )
         return "not sent after Iterable rejected the destination's API key"
 

@@ -1374,6 +1374,8 @@ class IterableClient:
         free = self.settings.concurrency * (retries + 1)
         # Requests of the bucket Iterable had taken when this one was last answered.
         taken_before = first_taken = limiter.taken
+        # A request before this one gave up to 429s alone, and none was taken since.
+        refused_before = limiter.refused_at == first_taken
         # A write's wait for its slot ends once the run is interrupted (_not_sent_if_stopped);
         # only an apply step's (write_step), not an export's start or cancel.
         in_step = method != "GET" and getattr(self._step, "active", False)
@@ -1412,9 +1414,16 @@ class IterableClient:
                 taken_before = limiter.taken
                 if counted >= retries and not raced:
                     # 429s to the last, Iterable taking no request of this kind since the
-                    # first try: it refuses them all (_given_up).
+                    # first try, after a request that gave up so before this one began:
+                    # it refuses them all (_given_up). The first to give up fails its batch
+                    # only: another integration's burst on the project's limit outlasting
+                    # one request's tries stopped a healthy apply with the rest unsent.
                     refusing = exc.rate_limited and limiter.taken == first_taken
-                    raise _given_up(method, shown, attempt, exc, refusing) from None
+                    if refusing:
+                        limiter.refused_at = first_taken
+                    raise _given_up(
+                        method, shown, attempt, exc, refusing and refused_before
+                    ) from None
                 attempt += 1
                 counted += 0 if raced else 1
                 self._count(retries=1)
@@ -1820,8 +1829,9 @@ def _given_up(
 ) -> RetryExhaustedError:
     """The error of a request whose retries are spent. `refusing`: 429s to the last, with
     Iterable taking no request of its kind since the first try (half a minute and more of
-    backoff): it refuses them all, and each request after it would spend its budget so, a
-    1M-member apply hours, as when it answers 503, so it stops the destination alike."""
+    backoff), for the second request in turn: it refuses them all, and each request after
+    it would spend its budget so, a 1M-member apply hours, as when it answers 503, so it
+    stops the destination alike."""
     unsure = (
         "; the request may have taken effect in Iterable even so (the next plan shows what is left)"
         if method != "GET" and exc.done_maybe

@@ -187,6 +187,11 @@ class SlidingWindow:
         # client sharing it: a 429 after some got through is a lost race for the window's
         # slots, not a sign that the server takes nothing (IterableClient._request).
         self.taken = 0
+        # `taken` when a request last gave up, every try answered 429 while the window
+        # took none (IterableClient._request); None: none has. A later request meeting
+        # the same, begun after it with still none taken, finds the limit refusing them
+        # all, not one batch's unlucky half minute.
+        self.refused_at: int | None = None
         # With a limit configured, a 429 is another client's use of it (push_back); with
         # none, it is the limit we were not told of.
         self.pace = Pace(window) if self.limit <= 0 else None
@@ -312,6 +317,14 @@ class WindowUser:
     @property
     def taken(self) -> int:
         return self.shared.taken
+
+    @property
+    def refused_at(self) -> int | None:
+        return self.shared.refused_at
+
+    @refused_at.setter
+    def refused_at(self, taken: int | None) -> None:
+        self.shared.refused_at = taken
 
     def took(self, slot: Slot | None = None) -> None:
         self.shared.took(slot)

@@ -89,14 +89,16 @@ def test_a_429_storm_with_retry_after_is_ridden_out(workspace, cli, emulator_ser
     assert_exactly_desired(emulator_server, scenario)
 
 
-def test_429s_to_every_write_stop_the_destination_after_one_request(
+def test_429s_to_every_write_stop_the_destination_after_two_requests(
     workspace, cli, emulator_server, monkeypatch
 ):
     """Iterable answering 429 to every write (its rate limit taken by another integration
     for hours): each request spent its whole retry budget, half a minute and more, then
     the next began, so an apply of 1M members ran for hours before failing every batch.
-    As under 503s, the first request whose every try met a 429 while Iterable took no
-    write meanwhile stops the destination; the next apply, the storm over, finishes."""
+    As under 503s, the second request in turn whose every try met a 429 while Iterable
+    took no write meanwhile stops the destination (the first fails its batch alone:
+    test_a_burst_of_429s_outlasting_one_request_fails_its_batch_only); the next apply,
+    the storm over, finishes."""
     monkeypatch.setenv("RECONCILER_CONCURRENCY", "1")
     monkeypatch.setenv("RECONCILER_MAX_RETRIES", "2")
     scenario = build_scenario(workspace, emulator_server)
@@ -108,18 +110,48 @@ def test_429s_to_every_write_stop_the_destination_after_one_request(
     result, report = apply_json(cli, workspace)
     assert result.exit_code == 1, result.output
     writes = [r for r in emulator_server.emulator.request_log if r.path in faults.paths]
-    assert len(writes) == 3, len(writes)  # the first request's three tries, then none
+    assert len(writes) == 6, len(writes)  # two requests' three tries each, then none
     lists = {lr["list_name"]: lr for lr in report["destinations"][0]["lists"]}
     assert lists["alpha"]["added"] == lists["alpha"]["removed"] == 0
-    assert "gave up after 3 attempts; last failure: HTTP 429" in lists["alpha"]["errors"][0]
-    assert lists["alpha"]["errors"][1] == (
-        "not sent after the destination's Iterable answered every try of a request with "
-        "HTTP 429 (its rate limit), taking no request of its kind meanwhile: 300 of 400 "
-        "additions and 50 of 50 removals were not sent"
-    ), lists["alpha"]["errors"]
+    errors = lists["alpha"]["errors"]
+    assert len(errors) == 3, errors
+    assert all("gave up after 3 attempts; last failure: HTTP 429" in e for e in errors[:2])
+    assert errors[2] == (
+        "not sent after the destination's Iterable answered every try of two requests in "
+        "turn with HTTP 429 (its rate limit), taking none of their kind meanwhile: 200 of "
+        "400 additions and 50 of 50 removals were not sent"
+    ), errors
     assert_report_within_reality(report, emulator_server)
 
     faults.fail_status = 503
+    converges(cli, workspace, emulator_server, scenario)
+
+
+def test_a_burst_of_429s_outlasting_one_request_fails_its_batch_only(
+    workspace, cli, emulator_server, monkeypatch
+):
+    """Another integration's burst on the project's write limit, every try of one request
+    answered 429 and then Iterable taking writes again: that request's batch fails, and
+    the rest of the apply is sent. Stopping the destination at the first such request
+    left every other write of a healthy apply unsent (300 of 400 additions and the 50
+    removals, here) for a burst of half a minute."""
+    monkeypatch.setenv("RECONCILER_CONCURRENCY", "1")
+    monkeypatch.setenv("RECONCILER_MAX_RETRIES", "2")
+    scenario = build_scenario(workspace, emulator_server)
+    faults = emulator_server.emulator.faults
+    faults.paths = ["/api/lists/subscribe", "/api/lists/unsubscribe"]
+    faults.script = [429, 429, 429]  # the first request's three tries
+    emulator_server.emulator.clear_log()
+
+    result, report = apply_json(cli, workspace)
+    assert result.exit_code == 1, result.output
+    lists = {lr["list_name"]: lr for lr in report["destinations"][0]["lists"]}
+    errors = [e for lr in lists.values() for e in lr["errors"]]
+    assert len(errors) == 1, errors
+    assert "gave up after 3 attempts; last failure: HTTP 429" in errors[0]
+    assert sum(lr["added"] for lr in lists.values()) == 1000 - 100  # 400 to alpha, 600 to beta
+    assert lists["alpha"]["removed"] == 50
+    assert_report_within_reality(report, emulator_server)
     converges(cli, workspace, emulator_server, scenario)
 
 
