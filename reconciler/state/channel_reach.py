@@ -24,22 +24,31 @@ NAMED = 3
 
 
 def kept_elsewhere_notes(items: Sequence[DesiredList], lists: Sequence[ListPlan]) -> list[str]:
-    """A note per list whose removals take the channel from people other audiences keep."""
+    """A note per list whose removals take the channel from people other audiences keep.
+    Each audience's identifiers are gathered once, not once per such list: 50 lists with
+    removals beside 50 audiences of 5,000 took 2.9 s in Python and 5.3 s in DuckDB."""
     plans = {lp.list_name: lp for lp in lists}
+    held = {
+        item.list_name: held_back(plans[item.list_name]) if item.list_name in plans else frozenset()
+        for item in items
+    }
+    ids: dict[str, frozenset[str]] = {}  # Python audiences' identifiers, once each
     notes = []
     for lp in lists:
         if not (lp.channel_unsubscribe and lp.remove):
             continue
-        removed: Collection[str] = lp.remove if isinstance(lp.remove, TableRows) else set(lp.remove)
-        found = {}
-        for item in items:
-            if item.list_name == lp.list_name:
-                continue
-            plan = plans.get(item.list_name)
-            held = held_back(plan) if plan is not None else frozenset()
-            ids = _kept(removed, item, held)
-            if ids:
-                found[item.list_name] = ids
+        others = [item for item in items if item.list_name != lp.list_name]
+        if isinstance(lp.remove, TableRows):
+            found = _kept_in_engines(lp.remove, others, held)
+        else:
+            removed = set(lp.remove)
+            found = _kept_in_engines(removed, others, held)
+            for item in others:
+                if item.table is None:
+                    if item.list_name not in ids:
+                        ids[item.list_name] = _member_ids(item, held[item.list_name])
+                    if kept := ids[item.list_name] & removed:
+                        found[item.list_name] = set(kept)
         if found:
             notes.append(_note(lp, found))
     return notes
@@ -61,32 +70,60 @@ def _note(lp: ListPlan, found: Mapping[str, set[str]]) -> str:
     )
 
 
-def _kept(removed: Collection[str], item: DesiredList, held: frozenset[str]) -> set[str]:
-    """The removed identifiers that are an email or userId of a member the audience keeps
-    (not one of `held`, the keys its list plan holds back)."""
-    if item.table is None and not isinstance(removed, TableRows):
-        members = [m for key, m in item.members.items() if key not in held]
-        ids = {m.email for m in members if m.email is not None}
-        ids |= {m.user_id for m in members if m.user_id is not None}
-        return ids & set(removed)
-    if item.table is not None:
-        engine = item.table.engine
-    else:
-        assert isinstance(removed, TableRows)
-        engine = removed.engine
+def _member_ids(item: DesiredList, held: frozenset[str]) -> frozenset[str]:
+    """The emails and userIds of the audience's members but `held` (the keys its list
+    plan holds back)."""
+    members = [m for key, m in item.members.items() if key not in held]
+    ids = {m.email for m in members if m.email is not None}
+    return frozenset(ids | {m.user_id for m in members if m.user_id is not None})
+
+
+def _kept_in_engines(
+    removed: Collection[str], others: Sequence[DesiredList], held: Mapping[str, frozenset[str]]
+) -> dict[str, set[str]]:
+    """By audience, the removed identifiers that are an email or userId of a member it
+    keeps, for the audiences that live in DuckDB (all of them when the removals do): one
+    query per engine."""
+    by_engine: dict[int, tuple[Engine, list[DesiredList]]] = {}
+    for item in others:
+        if item.table is not None:
+            engine = item.table.engine
+        elif isinstance(removed, TableRows):
+            engine = removed.engine
+        else:
+            continue
+        by_engine.setdefault(id(engine), (engine, []))[1].append(item)
+    found: dict[str, set[str]] = {}
+    for engine, group in by_engine.values():
+        for number, identifier in _query_kept(engine, removed, group, held):
+            found.setdefault(group[number].list_name, set()).add(identifier)
+    return found
+
+
+def _query_kept(
+    engine: Engine,
+    removed: Collection[str],
+    group: Sequence[DesiredList],
+    held: Mapping[str, frozenset[str]],
+) -> list[tuple[int, str]]:
+    """(the audience's index in `group`, a removed identifier it keeps), distinct."""
     made: list[str] = []
     try:
         gone = _removed_table(engine, removed, made)
-        keeping = _members_table(engine, item, held, made)
-        rows = engine.connection.execute(
-            f"SELECT DISTINCT r.id FROM {gone} r WHERE "
-            f"r.id IN (SELECT email FROM {keeping} WHERE email IS NOT NULL) "
-            f"OR r.id IN (SELECT user_id FROM {keeping} WHERE user_id IS NOT NULL)"
+        parts = []
+        for number, item in enumerate(group):
+            keeping = _members_table(engine, item, held[item.list_name], made)
+            parts += [
+                f"SELECT {number} AS n, {column} AS id FROM {keeping} WHERE {column} IS NOT NULL"
+                for column in ("email", "user_id")
+            ]
+        return engine.connection.execute(
+            f"SELECT DISTINCT k.n, r.id FROM {gone} r "
+            f"JOIN ({' UNION ALL '.join(parts)}) k ON k.id = r.id"
         ).fetchall()
     finally:
         for table in made:
             engine.connection.execute(f"DROP TABLE {table}")
-    return {identifier for (identifier,) in rows}
 
 
 def _removed_table(engine: Engine, removed: Collection[str], made: list[str]) -> str:
