@@ -84,6 +84,7 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import plan_apply
 from large_reads import scaled_limits
@@ -97,6 +98,23 @@ from reconciler.progress import duration
 TIMEOUT_SECONDS = 3600
 EXPORT = "/api/export/data.json"
 USER_READS_PER_SECOND = 100  # Iterable's limit on users/{email} and users/byUserId
+
+
+def apply_counted(
+    manifests: Path, documents: list[dict], env: dict[str, str], emulator: Emulator
+) -> tuple[Any, list[Any], Counter[str]]:
+    """`documents` written as the manifests and applied in a measured process: its
+    measurement, the requests it sent and their count per endpoint (per-user reads as one)."""
+    (manifests / "bench.yaml").write_text("\n---\n".join(json.dumps(d) for d in documents))
+    command = [sys.executable, "-c", "from reconciler.cli import main; main()"]
+    since = len(emulator.request_log)
+    run = run_measured(
+        [*command, "apply", str(manifests), "--yes", "--format", "json"],
+        timeout=TIMEOUT_SECONDS,
+        env=env,
+    )
+    log = emulator.request_log[since:]
+    return run, log, Counter(f"{r.method} {endpoint(r.path)}" for r in log)
 
 
 def endpoint(path: str) -> str:
@@ -156,16 +174,7 @@ def one_size(
                 },
             },
         ]
-        (manifests / "bench.yaml").write_text("\n---\n".join(json.dumps(d) for d in documents))
-        command = [sys.executable, "-c", "from reconciler.cli import main; main()"]
-        since = len(emulator.request_log)
-        run = run_measured(
-            [*command, "apply", str(manifests), "--yes", "--format", "json"],
-            timeout=TIMEOUT_SECONDS,
-            env=env,
-        )
-        log = emulator.request_log[since:]
-    spent = Counter(f"{r.method} {endpoint(r.path)}" for r in log)
+        run, _, spent = apply_counted(manifests, documents, env, emulator)
     reads = sum(v for k, v in spent.items() if k.endswith("/..."))
     left = project.members(list_id, by == "userId")
     ok = run.returncode == 0 and len(left) == keep

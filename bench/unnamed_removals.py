@@ -57,20 +57,16 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 import tracemalloc
-from collections import Counter
 from pathlib import Path
 
 import plan_apply
-from channel_removals import TIMEOUT_SECONDS, USER_READS_PER_SECOND, endpoint
+from channel_removals import USER_READS_PER_SECOND, apply_counted
 from large_reads import scaled_limits
-from measure import run_measured
 
 from reconciler.apply.channel_profiles import ChannelProfiles
 from reconciler.emulator import Emulator, EmulatorServer, Faults
@@ -116,16 +112,7 @@ def one_size(n: int, keep: int, scale: float, root: Path) -> bool:
                 },
             },
         ]
-        (manifests / "bench.yaml").write_text("\n---\n".join(json.dumps(d) for d in documents))
-        command = [sys.executable, "-c", "from reconciler.cli import main; main()"]
-        since = len(emulator.request_log)
-        run = run_measured(
-            [*command, "apply", str(manifests), "--yes", "--format", "json"],
-            timeout=TIMEOUT_SECONDS,
-            env=env,
-        )
-        log = emulator.request_log[since:]
-    spent = Counter(f"{r.method} {endpoint(r.path)}" for r in log)
+        run, log, spent = apply_counted(manifests, documents, env, emulator)
     reads = sum(v for k, v in spent.items() if k.endswith("/..."))
     left = project.members(list_id, True)
     ok = run.returncode == 0 and len(left) == keep
