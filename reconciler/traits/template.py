@@ -730,8 +730,11 @@ def _in_utc(obj: Any) -> Any:
     return obj
 
 
-# strftime's `%s` (glibc's, and macOS's: seconds since the epoch) and a literal `%%`.
-_EPOCH_CONVERSION = re.compile(r"%[%s]")
+# A strftime conversion as glibc reads it (_STRFTIME_CONVERSION): flags, a width, an E or O
+# modifier and one character, `%s` (glibc's, and macOS's: seconds since the epoch) among
+# them in every spelling (`%-s`, `%10s`, `%_012Es`), `%%` and `%5%` a percent sign, and a
+# conversion it does not know (`%E8s`) written as its text.
+_EPOCH_CONVERSION = re.compile(r"%(?P<flags>[-_0^#]*)(?P<width>[0-9]*)[EO]?(?P<kind>.)", re.S)
 # Whole seconds from it, in integers: a float's timestamp() of 9999-12-31 23:59:59.999999
 # rounds up to the next second.
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -742,12 +745,24 @@ def _utc_strftime(value: datetime.date, spec: str) -> str:
     midnight, a naive time's as UTC, an aware one's own moment): glibc reads the fields as
     the machine's local time, whatever their offset, so `{{ ts.strftime('%s') }}` of
     2024-05-01 09:30:00 gave 1714555800 on a CI runner in UTC and 1714505400 on a laptop in
-    Pacific/Kiritimati."""
-    if "%s" in spec:
+    Pacific/Kiritimati. Flags and a width pad it as glibc does in UTC."""
+    if "s" in spec:
         seconds = str((_utc_moment(value) - _EPOCH) // datetime.timedelta(seconds=1))
-        spec = _EPOCH_CONVERSION.sub(lambda m: seconds if m.group() == "%s" else "%%", spec)
+        spec = _EPOCH_CONVERSION.sub(partial(_epoch_written, seconds), spec)
     kind = datetime.datetime if isinstance(value, datetime.datetime) else datetime.date
     return kind.strftime(value, spec)
+
+
+def _epoch_written(seconds: str, conversion: re.Match[str]) -> str:
+    """A `%s` conversion as glibc writes `seconds`: padded to its width with zeros when its
+    last padding flag is `0` (before a sign, as glibc 2.36 puts them), with spaces
+    otherwise (`-` too, given a width); any other conversion as it stands. A width over
+    MAX_TEXT is refused, as in a format (glibc's strftime gave up on it, writing nothing)."""
+    if conversion["kind"] != "s":
+        return conversion.group()
+    width = _format_bound(conversion["width"])
+    padding = next((flag for flag in reversed(conversion["flags"]) if flag in "-_0"), " ")
+    return seconds.rjust(width, "0" if padding == "0" else " ")
 
 
 def _wrapped_owner(obj: Any) -> Any:

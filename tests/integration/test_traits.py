@@ -3,6 +3,7 @@ HTTP, through the real CLI, plus the bulkUpdate phase's pacing and splitting."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import threading
 import time
@@ -17,6 +18,7 @@ from reconciler.iterable.batching import encode
 from reconciler.plan import DestinationPlan, FieldUpdate, Plan
 from reconciler.render.masking import Masker
 from reconciler.render.plans import report_markdown, report_text
+from reconciler.traits import template as template_module
 from tests.conftest import EMULATOR_API_KEY
 from tests.integration.conftest import yaml
 
@@ -1079,6 +1081,8 @@ def test_a_template_gives_the_same_moments_whatever_the_machines_time_zone(
         "day": "{{ day.fromtimestamp(0) }}",
         # glibc's strftime('%s') read the fields as the machine's time, an offset ignored.
         "epochs": "{{ ts.strftime('%s') }} {{ '{:%s}'.format(day) }} {{ at.strftime('%s') }}",
+        # ... whatever its flags and width (glibc's own padding, as in UTC).
+        "flagged": "{{ ts.strftime('%-s|%12s|%_12Es') }}|{{ '{:%012s|%%s}'.format(ts) }}",
         "shown": "{{ '{!r}'.format(day) }}",
     }
     workspace.write("traits.yaml", mapping_doc({k: {"template": t} for k, t in templates.items()}))
@@ -1111,6 +1115,7 @@ def test_a_template_gives_the_same_moments_whatever_the_machines_time_zone(
         "start": "1970-01-01 00:00:00",
         "day": "1970-01-01",
         "epochs": "1714555800 1714521600 1714573800",
+        "flagged": "1714555800|  1714555800|  1714555800|001714555800|%s",
         "shown": "datetime.date(2024, 5, 1)",
     }
 
@@ -1118,6 +1123,21 @@ def test_a_template_gives_the_same_moments_whatever_the_machines_time_zone(
     again = cli("plan", workspace.manifests, "--detailed-exitcode")
     assert again.exit_code == 0, again.output
     assert "= user fields: no changes (1 user checked" in again.stdout
+
+
+@pytest.mark.parametrize(
+    "spec", ["%s", "%-s", "%_s", "%8s", "%-8s", "%08s", "%-08s", "%0-8s", "%^#_012Os", "%E8s"]
+)
+@pytest.mark.parametrize(
+    "ts", [datetime.datetime(2024, 5, 1, 9, 30), datetime.datetime(1969, 12, 31, 23)]
+)
+def test_a_templates_epoch_is_padded_as_glibc_pads_it_in_utc(machine_zone, spec, ts):
+    # A template's `%s` is written by reconciler, in UTC, flags and width included: what a
+    # CI runner in UTC wrote before stays byte for byte the same.
+    machine_zone("UTC")
+    if datetime.datetime(1970, 1, 1).strftime("%-8s") != "       0":
+        pytest.skip("this platform's strftime has no glibc flags for %s")
+    assert template_module._utc_strftime(ts, spec) == ts.strftime(spec)
 
 
 class FakeClock:

@@ -202,6 +202,15 @@ def test_a_date_s_strftime_width_over_the_budget_is_refused(spec: str) -> None:
     assert "a formatted value of unbounded width" in raised.value.reason
 
 
+@pytest.mark.parametrize("spec", ["%99999999s", "%Y %_0200000s"])
+def test_a_date_s_epoch_width_over_the_budget_is_refused_before_it_is_made(spec: str) -> None:
+    # reconciler writes `%s` itself (in UTC, as glibc pads it): a width over the budget is
+    # refused as in a format, not padded to 100 MB first (glibc wrote nothing of it).
+    with pytest.raises(TemplateBudgetExceeded) as raised:
+        Template("{{ day.strftime('" + spec + "') }}").render({"day": datetime.date(2024, 5, 1)})
+    assert "a formatted value of unbounded width" in raised.value.reason
+
+
 def test_a_per_row_failure_is_still_a_row_error_not_a_budget() -> None:
     with pytest.raises(TemplateRenderError):
         Template("{{ 2.0 ** score }}").render({"score": 10000})
