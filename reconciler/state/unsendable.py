@@ -169,10 +169,30 @@ def _without_unknown(
     if project_type == "email":
         return lists
     in_tables = {lp.list_name for lp in lists if lp.update_existing_users_only and _in_table(lp)}
-    lists = _without_unknown_in_tables(client, project_type, lists, reads, users_file)
-    checked = [lp for lp in _checkable(lists) if lp.list_name not in in_tables]
-    if not checked:
-        return lists
+    checks: list[_Check] = []
+    try:
+        lists = _without_unknown_in_tables(client, project_type, lists, checks, users_file)
+        checked = [lp for lp in _checkable(lists) if lp.list_name not in in_tables]
+        if checked:
+            lists = _without_unknown_members(
+                client, project_type, lists, checked, checks, users_file, created_elsewhere
+            )
+    finally:
+        reads.extend(_existence_lines(checks))
+    return lists
+
+
+def _without_unknown_members(
+    client: IterableClient,
+    project_type: ProjectType,
+    lists: list[ListPlan],
+    checked: list[ListPlan],
+    checks: list[_Check],
+    users_file: ProfilesFile | None,
+    created_elsewhere: dict[str, tuple[Member, ...]] | None,
+) -> list[ListPlan]:
+    """_without_unknown of the `checked` lists' adds held as members (as the Python
+    engine's are), their read added to `checks`."""
     checked = _as_members(checked)
     by_name = {lp.list_name: lp for lp in checked}
     lists = [by_name.get(lp.list_name, lp) for lp in lists]
@@ -188,10 +208,40 @@ def _without_unknown(
     unknown -= elsewhere
     if created_elsewhere is not None:
         created_elsewhere.update(_kept_for(checked, elsewhere))
-    how = existing.read.describe(users=False)
-    n = len(members)
-    reads.append(f"{n:,} user{'s' if n != 1 else ''} checked for existence with {how}")
+    checks.append(_Check(existing.read))
     return _not_created(lists, checked, unknown)
+
+
+@dataclass(frozen=True)
+class _Check:
+    """An existence check's read, and whether it took the plan's `users_file` (the
+    project's export shared by its reads, or the export that read the members)."""
+
+    read: FieldRead
+    from_file: bool = False
+
+
+def _existence_lines(checks: Sequence[_Check]) -> list[str]:
+    """What the plan says of the existence checks' reads: one line for the adds in DuckDB
+    and those held as members where both took one file, whose export each line counted
+    (two lines of "1 user export" for one); a line each otherwise."""
+    reads = [check.read for check in checks]
+    if len(checks) == 2 and _one_file(*checks):
+        reads = [dataclasses.replace(reads[0], users=reads[0].users + reads[1].users)]
+    return [
+        f"{r.users:,} user{'s' if r.users != 1 else ''} checked for existence with "
+        f"{r.describe(users=False)}"
+        for r in reads
+    ]
+
+
+def _one_file(tables: _Check, members: _Check) -> bool:
+    """Whether both checks read one file: the adds in DuckDB took it (always by export:
+    _without_unknown_in_tables), so the members' read took it too where it was by export
+    (read_field_values: the file serves every export of no field), which its FieldRead
+    then says as the first's."""
+    same = dataclasses.replace(members.read, users=tables.read.users) == tables.read
+    return tables.from_file and same
 
 
 def _as_members(lists: Sequence[ListPlan]) -> list[ListPlan]:
@@ -233,20 +283,21 @@ def _without_unknown_in_tables(
     client: IterableClient,
     project_type: ProjectType,
     lists: list[ListPlan],
-    reads: list[str],
+    checks: list[_Check],
     users_file: ProfilesFile | None,
 ) -> list[ListPlan]:
     """updateExistingUsersOnly lists whose adds stay in DuckDB (over MAX_TABLE_CHECK)
     without the adds no profile has, matched in DuckDB with one user export's profiles:
     `users_file` where it serves (the export that read the members: no request), else
-    one export. Those another list of the plan creates stay, as in _without_unknown."""
+    one export (its read added to `checks`). Those another list of the plan creates stay,
+    as in _without_unknown."""
     big = [lp for lp in lists if lp.update_existing_users_only and _in_table(lp)]
     if not big:
         return lists
     adds = [lp.add for lp in big if isinstance(lp.add, TableRows)]
     engine = adds[0].engine
     n = sum(len(a) for a in adds)
-    read: FieldRead
+    check: _Check
     if users_file is not None and users_file.serves((), n, client.settings, "export"):
         share = users_file
 
@@ -256,12 +307,12 @@ def _without_unknown_in_tables(
             return share.download(only, path, on_lines, EXISTENCE)
 
         profiles = read_identifier_export(engine, from_file)
-        read = users_file.field_read(n, ())
+        check = _Check(users_file.field_read(n, ()), from_file=True)
     else:
         download = WholeDownload(client, project_type)
         profiles = read_identifier_export(engine, download)
         requests = int(download.whole) + download.windows
-        read = FieldRead("export", n, requests, (), download.windows, download.whole)
+        check = _Check(FieldRead("export", n, requests, (), download.windows, download.whole))
     # Unknown now, but another list's subscribe creates them: they stay (_without_unknown).
     creating = [lp.add for lp in lists if lp.add and not lp.update_existing_users_only]
     checked = {id(lp) for lp in big}
@@ -275,9 +326,7 @@ def _without_unknown_in_tables(
         engine.connection.execute(f"DROP TABLE {creators}")
     finally:
         engine.connection.execute(f"DROP TABLE {profiles}")
-    reads.append(
-        f"{n:,} user{'s' if n != 1 else ''} checked for existence with {read.describe(users=False)}"
-    )
+    checks.append(check)
     return out
 
 

@@ -755,6 +755,28 @@ def test_adds_too_many_to_hold_are_checked_for_existence_in_duckdb(
     assert final.exit_code == 0, final.output
 
 
+def test_adds_in_duckdb_and_adds_held_as_members_checked_by_one_export_say_it_once(
+    field_workspace, cli, monkeypatch
+):
+    # Adds over MAX_TABLE_CHECK (matched in DuckDB) and another list's few (held as
+    # members, an export chosen: per-user reads made slow) took the one user export of the
+    # project the plan's reads share, yet each line said "with 1 user export": two.
+    monkeypatch.setattr("reconciler.state.unsendable.MAX_TABLE_CHECK", 2)
+    monkeypatch.setenv("RECONCILER_MEMBER_READS", "getUsers")
+    monkeypatch.setenv("RECONCILER_USER_READS_PER_SECOND", "0.1")
+    ws, server, proj = field_workspace("userId", "duckdb")
+    proj.add_user(user_id="known")
+    ids = ["known", "newcomer", "stranger-1", "stranger-2"]
+    csv_audience(ws, "existing", "userId", ids, updateExistingUsersOnly=True)
+    csv_audience(ws, "few", "userId", ["known", "stranger-3"], updateExistingUsersOnly=True)
+    csv_audience(ws, "signups", "userId", ["newcomer"])
+    body = cli("plan", ws.manifests, "--format", "json").json()
+    assert (body["summary"]["members_to_add"], body["summary"]["members_not_created"]) == (4, 3)
+    assert len(user_exports(server)) == 1
+    said = [t for t in body["destinations"][0]["other_reads"] if "for existence" in t]
+    assert said == ["6 users checked for existence with 1 user export"]
+
+
 def test_update_existing_users_only_not_found_at_apply_is_not_created_not_an_error(
     field_workspace, cli
 ):

@@ -141,3 +141,26 @@ def test_unknown_users_of_adds_held_in_duckdb_are_not_created(
         assert list(checked.add) == sorted((known, by_id, made), key=lambda m: m.key)
         assert checked.not_created == (unknown.key,)
         assert "4 users checked for existence with 1 user export" in left.reads
+
+
+def test_checks_that_each_made_an_export_say_one_each(emulator_server, monkeypatch, tmp_path):
+    # Without the plan's shared file, the adds in DuckDB and those held as members each
+    # export the project: a line each, one export each (said once where they share one).
+    monkeypatch.setattr("reconciler.state.unsendable.MAX_TABLE_CHECK", 1)
+    emulator_server.emulator.project("default").add_user(email="known@x.io")
+    many, few = (_m("known@x.io"), _m("new@x.io")), (_m("known@x.io"),)
+    with Engine(EngineSettings(temp_dir=tmp_path)) as engine:
+        rows = [(m.key, m.key_kind, m.email, m.user_id) for m in many]
+        write_table(engine, "adds", rows, ("key", "key_kind", "email", "user_id"))
+        lists = [
+            dataclasses.replace(list_plan(name, add=add), update_existing_users_only=True)
+            for name, add in (("Many", member_rows(engine, "adds", 2)), ("Few", few))
+        ]
+        slow = client(emulator_server, user_reads_per_second=0.01)
+        left = leave_out_unsendable(slow, HYBRID, lists)
+    exports = [r for r in emulator_server.emulator.request_log if "dataTypeName=user" in r.query]
+    assert len(exports) == 2
+    assert [r for r in left.reads if "for existence" in r] == [
+        "2 users checked for existence with 1 user export",
+        "1 user checked for existence with 1 user export",
+    ]
