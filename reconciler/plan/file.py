@@ -357,7 +357,9 @@ def load_plan(path: Path, tables: MemberTables | None = None) -> SavedPlan:
             if version not in (VERSION, UNREAD_SUBSCRIBES):
                 raise _other_version(path, payload)
             header.get("reconciler_version", shape.text, "")
-            header.get("revision", _version, 0)  # 0: saved before revisions were written
+            # 0: saved before revisions were written, whether it says so or not: this build
+            # reads revision REVISION and before (only a later one is told apart, as newer).
+            header.get("revision", shape.count, 0)
             manifests = header.object("manifests")
             saved = SavedPlan(
                 plan=Plan((), {}),

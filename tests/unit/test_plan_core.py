@@ -488,6 +488,20 @@ def test_a_newer_builds_plan_this_one_cannot_read_is_said_newer_not_damaged(tmp_
         assert "is not a reconciler plan file (or it is damaged)" in _refusal(path)
 
 
+def test_a_plan_file_of_revision_0_is_read_as_one_saved_before_revisions(tmp_path):
+    """`revision: 0` is the revision of a plan saved before builds wrote one (read so when
+    the key is absent), which this build reads; said, it was refused as 'not a reconciler
+    plan file (or it is damaged): revision should be a positive integer'. A revision that
+    no build writes (below 0) is still refused, naming the field."""
+    path = tmp_path / "plan.gz"
+    save_plan(path, full_plan(members(2), ("r1@example.com",)), "digest", tmp_path, None)
+    _as_a_newer_build_saves_it(path, {"revision": 0}, [])
+    assert len(load_plan(path).plan.destinations[0].lists[0].add) == 2
+    _as_a_newer_build_saves_it(path, {"revision": -1}, [])
+    refusal = _refusal(path)
+    assert "(or it is damaged): revision should be a non-negative integer" in refusal
+
+
 @pytest.mark.parametrize("compressed", [True, False])
 def test_a_plan_file_edited_or_cut_short_is_refused(tmp_path, compressed):
     """Nothing but the plan that was saved is applied: a member swapped by hand, or the
