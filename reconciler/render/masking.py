@@ -496,10 +496,16 @@ def _called(ch: str) -> str:
 def _query_column_names(names: Sequence[str], unnamed: str) -> str:
     if not names:
         return "(none: the query selects no columns)"
-    plain = [name == POSTGRES_UNNAMED or _looks_like_a_column(name) for name in names]
+    # A name holding what does not show (a table's column `Email` and a zero-width space,
+    # loaded from a pasted header) is a column all the same, spelled out as a file's is.
+    plain = [name == POSTGRES_UNNAMED or _looks_like_a_column(visible(name)) for name in names]
+    named = [name for name, fine in zip(names, plain, strict=True) if fine]
     shown = ", ".join(
-        name if fine else source_value(name) for name, fine in zip(names, plain, strict=True)
+        spelled_out(name) if fine else source_value(name)
+        for name, fine in zip(names, plain, strict=True)
     )
+    if unseen(named):
+        shown += f" ({unseen(named)})"
     if all(plain) and POSTGRES_UNNAMED not in names:
         return shown
     return (

@@ -165,6 +165,28 @@ def test_a_header_without_the_identifier_columns_says_what_to_do(
     assert "lack a header row" not in str(error)
 
 
+@pytest.mark.parametrize("source", ["parquet", "query"])
+def test_a_query_column_holding_what_does_not_show_is_spelled_out_as_a_files_is(
+    tmp_path: Path, source: str
+) -> None:
+    """A query's column `Email` and a zero-width space (a table loaded from a pasted header)
+    was masked as a name the database made (`E***`), with advice to name the columns the
+    query leaves unnamed; a Parquet file's was spelled out and said, as now the query's."""
+    import duckdb
+
+    select = "SELECT 'a@example.com' AS \"Email\u200b\", 'gold' AS plan"
+    with duckdb.connect() as connection:
+        connection.execute(f"COPY ({select}) TO '{tmp_path / 'm.parquet'}' (FORMAT parquet)")
+    query = {"sql": select, "database": ":memory:"}
+    members = {"parquet": "m.parquet"} if source == "parquet" else query
+    root = write(tmp_path, DESTINATION, audience("vip", members))
+    (error,) = validate(root).unreadable
+    assert str(error).endswith(
+        "has neither an 'email' nor a 'userId' column; columns are: Email<U+200B>, plan (the "
+        "names hold <U+200B>, a zero width space, where it does not show: remove it)"
+    )
+
+
 @pytest.mark.parametrize("engine_name", ["python", "duckdb"])
 def test_a_named_column_missing_for_what_does_not_show_says_what_is_there(
     tmp_path: Path, engine_name: str
