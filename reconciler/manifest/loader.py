@@ -58,7 +58,7 @@ from reconciler.manifest.yaml_readings import (
     disagreeing_values,
     joined_members,
 )
-from reconciler.render.masking import column_hint, column_names, spelled_out, visible
+from reconciler.render.masking import column_hint, column_names, spelled_out
 from reconciler.render.masking import unseen as unseen_in_names
 from reconciler.words import some_names
 
@@ -478,7 +478,7 @@ class _Collector:
                         source.field,
                         f"has no column named {quoted(wanted)}, "
                         f"and {project_type} projects identify users by {key}, so every row is "
-                        f"skipped; {_name_the_key(names, wanted, key)}",
+                        f"skipped; {_name_the_key(names, wanted, key, source.exact_column_names)}",
                     )
                 continue
             without = {
@@ -943,11 +943,15 @@ def _email_lookalike(name: str, audience: Audience) -> str:
     )
 
 
-def _name_the_key(names: Sequence[str], wanted: str, key: str) -> str:
+def _name_the_key(names: Sequence[str], wanted: str, key: str, exact: bool) -> str:
     """What to do of a source without the column a project keys users by: remove what does
-    not show from the column that is it on screen (`email` and a zero-width space), or name
-    the column that holds them."""
-    for name in names:
-        if name != wanted and visible(name) == wanted:
-            return f"its column {quoted(spelled_out(name))} is not it: {unseen_in_names([name])}"
+    not show from the column that is it on screen (`email` and a zero-width space; `exact`:
+    as the source matches names, so a Parquet file's `Email` and one too), or name the
+    column that holds them."""
+    # Imported here: sources import this package.
+    from reconciler.sources.rows import hiding_column
+
+    name = hiding_column(names, wanted, exact)
+    if name is not None:
+        return f"its column {quoted(spelled_out(name))} is not it: {unseen_in_names([name])}"
     return f"set `{key}: COLUMN` under members to name the column that holds them"

@@ -26,7 +26,7 @@ from reconciler.members.identity import (
     repeats_column_names,
     skipped_identifiers,
 )
-from reconciler.render.masking import column_names
+from reconciler.render.masking import column_names, visible
 from reconciler.sources.identifier_types import identifier_text
 from reconciler.sources.result import MemberIssue, SourceResult
 
@@ -153,6 +153,13 @@ def missing_key_column(
     if other not in spec.model_fields_set and not _found(names, getattr(spec, other), exact):
         return None
     return key
+
+
+def hiding_column(names: Sequence[str], wanted: str, exact: bool = False) -> str | None:
+    """The column a source would read as `wanted` but for a character in its name that
+    does not show (`email` and a zero-width space; in a Parquet file or a query, whose
+    names are matched case aside, `Email` and one too), where none is read as it."""
+    return next((n for n in names if visible(n) != n and _found([visible(n)], wanted, exact)), None)
 
 
 def _found(names: Sequence[str], wanted: str, exact: bool) -> bool:

@@ -418,6 +418,28 @@ def test_a_key_column_with_a_character_that_does_not_show_is_named_in_the_warnin
     )
 
 
+@pytest.mark.parametrize("header", ["Email\u200b", "email\u200b"])
+def test_a_parquet_key_column_with_a_character_that_does_not_show_is_named_too(
+    tmp_path: Path, header: str
+) -> None:
+    """The same in a Parquet file, whose names are matched case aside: `Email` and a
+    zero-width space got the advice to name a column under members, as if none showed."""
+    import duckdb
+
+    with duckdb.connect() as connection:
+        connection.execute(
+            f"COPY (SELECT 'a@example.com' AS \"{header}\", 'u-1' AS userId) TO "
+            f"'{tmp_path / 'vip.parquet'}' (FORMAT parquet)"
+        )
+    destination = {**DESTINATION, "spec": {**DESTINATION["spec"], "projectType": "email"}}  # type: ignore[dict-item]
+    root = write(tmp_path, destination, audience("vip", {"parquet": "vip.parquet"}))
+    (warning,) = validate(root).manifest_warnings
+    assert warning.message.endswith(
+        f"so every row is skipped; its column '{header[:5]}<U+200B>' is not it: the names "
+        "hold <U+200B>, a zero width space, where it does not show: remove it"
+    )
+
+
 @pytest.mark.parametrize("project_type", ["userId", "email"])
 def test_a_source_without_either_identifier_column_is_one_error_without_the_warning(
     tmp_path: Path, project_type: str
