@@ -706,7 +706,7 @@ def _in_utc(obj: Any) -> Any:
     apart on a laptop in Pacific/Kiritimati and a CI runner in UTC, which then rewrote each
     other's field on every run."""
     owner, name = getattr(obj, "__self__", None), getattr(obj, "__name__", "")
-    if isinstance(owner, datetime.date) and name == "strftime":
+    if isinstance(owner, datetime.date | datetime.time) and name == "strftime":
         return partial(_utc_strftime, owner)
     if isinstance(owner, datetime.datetime):
         moment = owner if owner.tzinfo is not None else owner.replace(tzinfo=datetime.UTC)
@@ -740,15 +740,19 @@ _EPOCH_CONVERSION = re.compile(r"%(?P<flags>[-_0^#]*)(?P<width>[0-9]*)[EO]?(?P<k
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
-def _utc_strftime(value: datetime.date, spec: str) -> str:
+def _utc_strftime(value: datetime.date | datetime.time, spec: str) -> str:
     """value.strftime(spec) with `%s` the seconds since the epoch of `value` in UTC (a date's
-    midnight, a naive time's as UTC, an aware one's own moment): glibc reads the fields as
+    midnight, a naive time's as UTC, an aware one's own moment; a time of day's on
+    1900-01-01, the date its strftime writes): glibc reads the fields as
     the machine's local time, whatever their offset, so `{{ ts.strftime('%s') }}` of
     2024-05-01 09:30:00 gave 1714555800 on a CI runner in UTC and 1714505400 on a laptop in
     Pacific/Kiritimati. Flags and a width pad it as glibc does in UTC."""
     if "s" in spec:
         seconds = str((_utc_moment(value) - _EPOCH) // datetime.timedelta(seconds=1))
         spec = _EPOCH_CONVERSION.sub(partial(_epoch_written, seconds), spec)
+    # The plain type's own strftime: _UtcDateTime's, _UtcDate's and _UtcTime's call this.
+    if isinstance(value, datetime.time):
+        return datetime.time.strftime(value, spec)
     kind = datetime.datetime if isinstance(value, datetime.datetime) else datetime.date
     return kind.strftime(value, spec)
 
@@ -769,7 +773,13 @@ def _wrapped_owner(obj: Any) -> Any:
     return getattr(getattr(obj, "__wrapped__", None), "__self__", None)
 
 
-def _utc_moment(value: datetime.date) -> datetime.datetime:
+# The date a time of day's strftime writes (Python's datetime.time.strftime).
+_TIME_OF_DAY_DATE = datetime.date(1900, 1, 1)
+
+
+def _utc_moment(value: datetime.date | datetime.time) -> datetime.datetime:
+    if isinstance(value, datetime.time):
+        value = datetime.datetime.combine(_TIME_OF_DAY_DATE, value)
     if not isinstance(value, datetime.datetime):
         return datetime.datetime(value.year, value.month, value.day, tzinfo=datetime.UTC)
     return value if value.tzinfo is not None else value.replace(tzinfo=datetime.UTC)
@@ -798,13 +808,28 @@ class _UtcDate(datetime.date):
         return repr(datetime.date(self.year, self.month, self.day))
 
 
+class _UtcTime(datetime.time):
+    """A time of day that str.format writes as _utc_strftime does, and `{!r}` as a time."""
+
+    def strftime(self, spec: str) -> str:
+        return _utc_strftime(self, spec)
+
+    def __repr__(self) -> str:
+        fields = (self.hour, self.minute, self.second, self.microsecond, self.tzinfo)
+        return repr(datetime.time(*fields, fold=self.fold))
+
+
 def _utc_formatted(value: Any) -> Any:
-    """`value` as str.format should write it: a date or datetime as _UtcDate or _UtcDateTime."""
+    """`value` as str.format should write it: a date, datetime or time of day as _UtcDate,
+    _UtcDateTime or _UtcTime."""
     if type(value) is datetime.datetime:
         fields = (value.hour, value.minute, value.second, value.microsecond, value.tzinfo)
         return _UtcDateTime(value.year, value.month, value.day, *fields, fold=value.fold)
     if type(value) is datetime.date:
         return _UtcDate(value.year, value.month, value.day)
+    if type(value) is datetime.time:
+        fields = (value.hour, value.minute, value.second, value.microsecond, value.tzinfo)
+        return _UtcTime(*fields, fold=value.fold)
     return value
 
 

@@ -1083,6 +1083,8 @@ def test_a_template_gives_the_same_moments_whatever_the_machines_time_zone(
         "epochs": "{{ ts.strftime('%s') }} {{ '{:%s}'.format(day) }} {{ at.strftime('%s') }}",
         # ... whatever its flags and width (glibc's own padding, as in UTC).
         "flagged": "{{ ts.strftime('%-s|%12s|%_12Es') }}|{{ '{:%012s|%%s}'.format(ts) }}",
+        # ... and a time of day's (on 1900-01-01, the date its strftime writes).
+        "clock": "{{ ts.time().strftime('%s') }} {{ '{:%s}|{!r}'.format(ts.time(), ts.time()) }}",
         "shown": "{{ '{!r}'.format(day) }}",
     }
     workspace.write("traits.yaml", mapping_doc({k: {"template": t} for k, t in templates.items()}))
@@ -1116,6 +1118,7 @@ def test_a_template_gives_the_same_moments_whatever_the_machines_time_zone(
         "day": "1970-01-01",
         "epochs": "1714555800 1714521600 1714573800",
         "flagged": "1714555800|  1714555800|  1714555800|001714555800|%s",
+        "clock": "-2208954600 -2208954600|datetime.time(9, 30)",
         "shown": "datetime.date(2024, 5, 1)",
     }
 
