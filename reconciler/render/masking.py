@@ -118,8 +118,6 @@ _DATA_IN_ERRORS = tuple(
         r"(?:[Dd]ate field value|[Tt]ime field value|[Dd]ate|[Tt]ime|[Tt]imestamp) out of range: "
         r"""(?P<value>[^\s'"][^\n]*)""",
         r"requested character too large for encoding: (?P<value>[^\n]*)",
-        r"invalid normalization form: (?P<value>[^\n]*)",
-        r"^(?P<value>[^\n]*) is not a valid encoding name$",
         # DuckDB: a function's argument it could not use, which a query can build from a
         # member's values: a regular expression (RE2's reason, then the pattern from where
         # it failed), a date part or time zone name, a format string or its argument's

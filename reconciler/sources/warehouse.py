@@ -609,6 +609,12 @@ def _within_sqlite(connection: Connection, sql: str, budget: Budget) -> tuple[li
 # does not escape a quote inside the word (`"a"b"`): the word ends at a quote no letter
 # follows, not at the first.
 _QUOTED = re.compile(r"(?<![A-Za-z])(\"[^\n]*?\"|'[^\n]*?')(?![A-Za-z])")
+# What PostgreSQL says bare, unquoted, on its first line: to_ascii's encoding name and
+# is_normalized's form, which a query can take from a member's column.
+_BARE = (
+    re.compile(r"\A(?P<value>.+) is not a valid encoding name\Z"),
+    re.compile(r"\Ainvalid normalization form: (?P<value>.+)\Z"),
+)
 # How PostgreSQL (and psycopg) label the lines of an error after its first.
 _LABELLED = re.compile(r"^(?:DETAIL|HINT|CONTEXT|QUERY|WHERE|LINE \d+):|^\s*\^\s*$")
 # SQLAlchemy's name for the server-side cursor (`DECLARE "c_7f..._1" CURSOR FOR ...`).
@@ -639,7 +645,19 @@ def _data_marked(message: str, query: str) -> str:
             lines[n] = source_value(line)
         elif not line.startswith("HINT:"):  # a hint names columns and settings, not values
             lines[n] = _QUOTED.sub(quoted, line)
+    lines[0] = _bare_marked(lines[0], query)
     return "\n".join(lines)
+
+
+def _bare_marked(line: str, query: str) -> str:
+    """`line` with the value PostgreSQL said bare marked as source data, unless the query
+    wrote it (`to_ascii(name, 'latin9x')`: the author's typo stays readable)."""
+    for pattern in _BARE:
+        found = pattern.match(line)
+        if found is not None and found["value"] not in query:
+            start, end = found.span("value")
+            return f"{line[:start]}{source_value(found['value'])}{line[end:]}"
+    return line
 
 
 @contextmanager

@@ -621,6 +621,28 @@ def test_a_postgres_error_quoting_a_value_with_quotes_or_none_is_masked(
     assert "example" in reveal(str(raised.value), True).lower()  # with --show-members
 
 
+@pytest.mark.parametrize(
+    ("call", "said"),
+    [
+        ("to_ascii(email, 'latin9x')", "latin9x is not a valid encoding name"),
+        ("is_normalized(email, 'NFKX')::text", "invalid normalization form: NFKX"),
+    ],
+)
+def test_a_postgres_error_saying_the_querys_own_name_bare_stays_readable(
+    tmp_path: Path, customers: Postgres, call: str, said: str
+) -> None:
+    """validate over `to_ascii(email, 'latin9x')` printed only "l*** is not a valid
+    encoding name": the pattern took the whole line for the value, the manifest's place
+    and "query failed (postgresql)" with it, and the author's own typo was masked."""
+    sql = f"SELECT {call} AS email FROM {customers.schema}.customers"
+    with pytest.raises(SourceError) as raised:
+        read_members(postgres_audience(tmp_path, customers, sql), "email")
+    shown = mask_emails(str(raised.value))
+    line = line_of(tmp_path / "aud.yaml", '"sql"')
+    assert shown.startswith(f"aud.yaml:{line}:")
+    assert f"query failed (postgresql): {said}" in shown
+
+
 def test_a_postgres_error_keeps_the_names_the_query_wrote(
     tmp_path: Path, customers: Postgres
 ) -> None:
