@@ -145,8 +145,8 @@ def _moment(event: Mapping[str, Any]) -> float:
     """When an event was made, in epoch seconds, for ordering one person's unsubscribes:
     by the moment, not the text, which orders moments alike only while every event gives
     one form in one offset ("2026-01-01 09:30:00 -05:00" before "2026-01-01 10:00:00
-    +00:00" by text, after it in time; an epoch in milliseconds beside either). One that
-    gives no moment comes first, as an empty text did: any dated event outranks it."""
+    +00:00" by text, after it in time; an epoch in milliseconds beside either). -inf for
+    one that gives no moment (see _order)."""
     value = event.get("createdAt")
     if isinstance(value, bool):
         return -math.inf
@@ -164,17 +164,32 @@ def _moment(event: Mapping[str, Any]) -> float:
         return -math.inf
 
 
+def _source(event: Mapping[str, Any]) -> str:
+    source = event.get("unsubSource")
+    return source if isinstance(source, str) and source else UNKNOWN_SOURCE
+
+
+def _order(event: Mapping[str, Any]) -> tuple[float, bool]:
+    """Where an event goes among one person's, oldest first: by its moment, and at one
+    moment (Iterable gives seconds) an API removal before the person's own unsubscribe,
+    whatever order the export gave them in, which is no order within a second: an API
+    removal taken as the later re-added someone who had just left. One without a moment
+    can be shown to follow nothing: an API removal so comes first (any dated event
+    outranks it), a person's own unsubscribe last (no dated API removal outranks it)."""
+    moment, own = _moment(event), _source(event) not in API_SOURCES
+    return (math.inf if own and moment == -math.inf else moment, own)
+
+
 def self_departures(
     events: Iterable[Mapping[str, Any]],
     list_ids: Iterable[int],
     same_as: Mapping[int, Collection[int]] | None = None,
 ) -> dict[int, tuple[Departure, ...]]:
     """Per list in `list_ids`, the people whose latest unsubscribe from it was not sent by
-    an API client. `events` in export order (oldest first); equal `createdAt`s (Iterable
-    gives seconds) keep that order. `same_as` maps a list to those its events count for
-    (lists made for one audience under other names: one list to consent, whose latest
-    unsubscribe from any of them counts; a renamed key's old list counts for every list
-    created beside it).
+    an API client. `events` in any order (_order orders them). `same_as` maps a list to
+    those its events count for (lists made for one audience under other names: one list to
+    consent, whose latest unsubscribe from any of them counts; a renamed key's old list
+    counts for every list created beside it).
 
     An event names a person by the identifiers their profile had then, so one person's
     events need not name them alike: one who left while known by a userId alone, and was
@@ -184,7 +199,7 @@ def self_departures(
     named, with the same values: never another profile's removal taken as theirs."""
     wanted = set(list_ids)
     same_as = same_as or {}
-    ordered = sorted(enumerate(events), key=lambda item: (_moment(item[1]), item[0]))
+    ordered = sorted(enumerate(events), key=lambda item: (*_order(item[1]), item[0]))
     left: dict[int, dict[tuple[str | None, str | None], Departure]] = {}
     for _index, event in ordered:
         if _person(event) is None:
@@ -194,8 +209,7 @@ def self_departures(
         if not lists:
             continue
         email, user_id = _identifiers_of(event)
-        source = event.get("unsubSource")
-        source = source if isinstance(source, str) and source else UNKNOWN_SOURCE
+        source = _source(event)
         for list_id in sorted(lists):
             found = left.setdefault(list_id, {})
             if source in API_SOURCES:

@@ -194,6 +194,8 @@ def test_a_member_reconciler_removed_after_their_profile_gained_an_email_comes_b
     proj.subscribe_direct(list_id, email="keep@example.com", user_id="keep")
     person = proj.subscribe_direct(list_id, user_id="ux")
     proj.self_unsubscribe(person, list_id=list_id)
+    # Left a minute before the removal: in one second, her own unsubscribe is the later.
+    proj.unsubscribe_events[-1]["createdAt"] -= 60_000
     proj.set_email(person, "x@example.com")
     proj.subscribe(person, list_id)
     csv_audience(ws, "vip", "userId", ["keep"], policy={"maxRemovalPercent": 100})

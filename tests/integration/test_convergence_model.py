@@ -30,6 +30,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from reconciler.emulator import Emulator, EmulatorServer, Faults, Limits
 from reconciler.emulator.knobs import FIELD_FRESH_LIST_SECONDS, FIELD_READ_LAG_SECONDS
 from reconciler.emulator.project import Project, User
+from reconciler.state.consent import API_SOURCES
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_PROJECT
 from tests.integration.conftest import (
     API_KEY_VAR,
@@ -179,9 +180,9 @@ def make_machine(
             self.values: dict[int, dict[str, Any]] = {
                 p: {f: FIELD_VALUES[f][p % len(FIELD_VALUES[f])] for f in FIELDS} for p in PEOPLE
             }
-            # (list id, person) -> (when, by their own hand): each person's latest
+            # (list id, person) -> (second, by their own hand, sequence): each person's latest
             # unsubscribe from each list, theirs (not re-added) or reconciler's (may return).
-            self.latest: dict[tuple[int, int], tuple[int, bool]] = {}
+            self.latest: dict[tuple[int, int], tuple[int, bool, int]] = {}
             self.events = 0
             # Lists reconciler made (by id), with the audience that made them.
             self.made: dict[int, str] = {}
@@ -346,9 +347,26 @@ def make_machine(
 
         def left(self, list_id: int, person: int, *, by_hand: bool = True) -> None:
             """The person's latest unsubscribe from the list: by their own hand, or (not
-            `by_hand`) reconciler's removal, after which they may be added again."""
+            `by_hand`) reconciler's removal, after which they may be added again. Ordered
+            as the consent guard orders them: by the second Iterable stamps on each, and
+            in one second the person's own after reconciler's."""
             self.events += 1
-            self.latest[(list_id, person)] = (self.events, by_hand)
+            second = self.stamped(list_id, person, by_hand)
+            self.latest[(list_id, person)] = (second, by_hand, self.events)
+
+        def stamped(self, list_id: int, person: int, by_hand: bool) -> int:
+            """The second of the person's latest unsubscribe event from the list, theirs or
+            (not `by_hand`) an API client's."""
+            user = self.user(person)
+            assert user is not None
+            for event in reversed(self.project.unsubscribe_events):
+                if (
+                    list_id in event["emailListIds"]
+                    and (event["unsubSource"] not in API_SOURCES) == by_hand
+                    and (event.get("email"), event.get("userId")) == (user.email, user.user_id)
+                ):
+                    return int(event["createdAt"]) // 1000
+            raise AssertionError(f"no unsubscribe event of person {person} from list {list_id}")
 
         def snapshot(self) -> Snapshot:
             lists = {record.name: list_id for list_id, record in self.project.lists.items()}

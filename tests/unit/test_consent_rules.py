@@ -63,7 +63,7 @@ def test_only_the_latest_unsubscribe_from_the_list_counts():
             # Removed by the API, then left by a link: held back.
             event("1", "ListAPI", email="gone@x.io"),
             event("2", "Complaint", email="gone@x.io"),
-            # Same second: the export's order decides.
+            # Same second: the person's own unsubscribe is the later.
             event("3", "ListAPI", email="tie@x.io"),
             event("3", "EmailLink", email="tie@x.io"),
             # The older singular field.
@@ -115,6 +115,40 @@ def test_an_epoch_that_is_no_moment_is_an_undated_event(created):
         [at("2026-01-01 10:00:00 +00:00", "EmailLink"), at(created, "ListAPI")], [LIST]
     )
     assert [d.email for d in found[LIST]] == ["a@x.io"]
+
+
+def test_an_own_unsubscribe_is_not_outranked_by_an_api_removal_it_cannot_be_shown_to_precede():
+    """An own unsubscribe and an API removal in one second (Iterable gives seconds), the
+    removal second in the export, or an own unsubscribe without a readable moment beside a
+    dated removal: the removal was taken as her latest and she was re-added."""
+
+    def at(created, source, email):
+        event = {"emailListIds": [LIST], "unsubSource": source, "email": email}
+        return event if created is None else {**event, "createdAt": created}
+
+    found = self_departures(
+        [
+            at("2026-01-01 10:00:00 +00:00", "EmailLink", "tie@x.io"),
+            at("2026-01-01 10:00:00 +00:00", "ListAPI", "tie@x.io"),
+            # One second given as epoch milliseconds, the other as text.
+            at(1767261600000, "Complaint", "forms@x.io"),
+            at("2026-01-01 10:00:00 +00:00", "ListAPI", "forms@x.io"),
+            at(None, "EmailLink", "undated@x.io"),
+            at("2026-01-01 10:00:00 +00:00", "ListAPI", "undated@x.io"),
+            at("yesterday", "EmailLink", "unreadable@x.io"),
+            at("2026-01-01 10:00:00 +00:00", "ListAPI", "unreadable@x.io"),
+            # A second later, the removal is her latest.
+            at("2026-01-01 10:00:00 +00:00", "EmailLink", "later@x.io"),
+            at("2026-01-01 10:00:01 +00:00", "ListAPI", "later@x.io"),
+        ],
+        [LIST],
+    )
+    assert sorted(d.email for d in found.get(LIST, ())) == [
+        "forms@x.io",
+        "tie@x.io",
+        "undated@x.io",
+        "unreadable@x.io",
+    ]
 
 
 def test_an_api_removal_naming_the_person_by_more_identifiers_is_their_latest():
