@@ -81,6 +81,15 @@ DUCKDB_CSV_REASONS = (
 # masked by the pattern of casts), or at its advice.
 _CSV_REASONS = "|".join((*DUCKDB_CSV_REASONS, "Error when converting column", "Possible "))
 
+# DuckDB's words before a value it could not cast, parse or decode, which it quotes.
+_CASTS = (
+    r"(?:Could not (?:convert|parse|decode) string |field format: |with value |"
+    r"field value out of range: |Cannot cast to list of JSON\. Input |"
+    r"Casting value |Unable to cast )"
+)
+# The words DuckDB goes on with after such a value.
+_THEN = r"\s+(?:to|as|according|can't|when)\b|,\s+expected"
+
 # Where a database's own error text (or Python's) quotes a value it read (a cell, a CSV
 # line, a JSON text): the value is source data, whatever its shape. Group `value` of each pattern is
 # the value; its quote ends it, or the end of the line where it can hold quotes itself.
@@ -88,13 +97,12 @@ _DATA_IN_ERRORS = tuple(
     re.compile(pattern, re.MULTILINE)
     for pattern in (
         # DuckDB: a cast, strptime, a date or timestamp, a cast of a whole value, base64.
-        r"(?:Could not (?:convert|parse|decode) string |field format: |with value |"
-        r"field value out of range: |Cannot cast to list of JSON\. Input |"
-        r"Casting value |Unable to cast )"
         # A value may hold quotes (['x', a text cast to a list): it ends at the quote
-        # before DuckDB's next words, not at the first quote.
-        r"""(?P<q>['"])(?P<value>[^\n]*?)(?P=q)"""
-        r"(?=\s+(?:to|as|according|can't|when)\b|,\s+expected|$)",
+        # before DuckDB's next words, not at the first quote; and line ends (a CSV cell
+        # of a note or an address, JSON written over lines): it ends before a blank line
+        # or the text's end, not at a line's; failing that, at the line's.
+        rf"""{_CASTS}(?P<q>['"])(?P<value>[\s\S]*?)(?P=q)(?={_THEN}|\n\n|\n?\Z)""",
+        rf"""{_CASTS}(?P<q>['"])(?P<value>[^\n]*?)(?P=q)(?={_THEN}|$)""",
         # DuckDB: a number it could not cast (out of range) or compute with (an overflow),
         # quoted bare: a numeric userId is a member's identity in a userID-based project.
         r"""(?:with value |Could not cast value )(?P<value>[^\s'"]\S*)""",
@@ -105,6 +113,7 @@ _DATA_IN_ERRORS = tuple(
         rf"Original Line: (?P<value>[\s\S]*?)(?=\n(?:{_CSV_REASONS})|\Z)",
         # DuckDB: the text of malformed JSON, the value a JSON line holds where another
         # type was expected (an export's line).
+        r"Malformed JSON[^\n]*? Input: (?P<value>[\s\S]*?)(?=\s+when casting\b|\n\n|\n?\Z)",
         r"Malformed JSON[^\n]*? Input: (?P<value>[^\n]*)",
         r'JSON transform error in file "[^"\n]*", in line \d+: [^\n]*?: "(?P<value>[^\n]*)"$',
         # PostgreSQL: invalid input and enum values, to_date's fields, dates and numbers
@@ -135,8 +144,8 @@ _DATA_IN_ERRORS = tuple(
         r"Cannot resize vector to (?P<value>\d+) rows",
         r"Invalid UTF8 Codepoint (?P<value>-?\d+)",
         r"Interval value (?P<value>-?[\d.]+) \w+ out of range",
-        r'extract specifier "(?P<value>[^\n]*)" not recognized',
-        r"Unknown TimeZone '(?P<value>[^\n]*)'!",
+        r'extract specifier "(?P<value>[\s\S]*?)" not (?:recognized|supported)',
+        r"Unknown TimeZone '(?P<value>[\s\S]*?)'!",
         r'Argument with name "(?P<value>[^\n]*)" not found, did you mean',
         r"as a format specifier \(e\.g\. \{:(?P<value>[^\n]*)",
         r"Failed to parse format specifier (?P<value>[^\n]*)",
@@ -176,9 +185,11 @@ def _mask_quoted_data(text: str) -> str:
         text = pattern.sub(mask, text)
     if not quoted:
         return text
-    # DuckDB's strptime error repeats the value on a line of its own, above a caret.
+    # DuckDB's strptime error repeats the value on a line of its own (on lines of their
+    # own, one written over lines), above a caret.
+    lines = {line for value in quoted for line in value.split("\n")}
     return "\n".join(
-        f"{_first(line)}{MASK}" if line and line in quoted else line for line in text.split("\n")
+        f"{_first(line)}{MASK}" if line and line in lines else line for line in text.split("\n")
     )
 
 

@@ -374,8 +374,9 @@ def _table_advice(message: str, database: str) -> str:
     return message[: found.end()] + advice + message[found.end() :]
 
 
-# What DuckDB's error() raises: its argument, after the error's kind.
-_RAISED = re.compile(r"\AInvalid Input Error: (?P<text>[^\n]*)")
+# What DuckDB's error() raises: its argument, after the error's kind, line ends and all
+# (a member's note or address), up to DuckDB's excerpt of the query if it follows.
+_RAISED = re.compile(r"\AInvalid Input Error: (?P<text>[\s\S]*?)(?=\n\nLINE \d+:|\Z)")
 _CALLS_ERROR = re.compile(r"\berror\s*\(", re.IGNORECASE)
 
 
@@ -388,7 +389,8 @@ def _raised_data_marked(message: str, query: str) -> str:
     if raised is None or not _CALLS_ERROR.search(query):
         return message
     text = raised["text"]
-    if not text or text in query or text == _OVER_BUDGET:
+    written = all(line in query for line in text.split("\n"))  # `'a' || chr(10) || 'b'`
+    if not text or written or text == _OVER_BUDGET:
         return message
     start, end = raised.span("text")
     return f"{message[:start]}{source_value(text)}{message[end:]}"

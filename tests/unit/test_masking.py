@@ -387,6 +387,42 @@ def test_every_value_duckdb_decodes_or_reads_as_json_is_masked():
         assert reveal(text, True) == text
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["SECRETONE\nSECRETTWO", '{\n  "a": "SECRETONE",\n  "b": "SECRETTWO"\n}', "\nSECRETONE"],
+    ids=["two-lines", "json-over-lines", "blank-first-line"],
+)
+def test_a_value_written_over_lines_is_masked_whole(value):
+    """A cell of a note or an address, or JSON written over lines, holds line ends, and
+    DuckDB quotes it as it is: every pattern ended a value at its line's end, so none
+    matched, and validate printed the value whole ("Could not convert string
+    'SECRETONE\nSECRETTWO' to INT32")."""
+    cases = [
+        (query, [value])
+        for query in (
+            "SELECT ?::INTEGER",
+            "SELECT ?::DECIMAL(4, 2)",
+            "SELECT ?::DATE",
+            "SELECT ?::TIME",
+            "SELECT ?::TIMESTAMP",
+            "SELECT ?::UUID",
+            "SELECT ?::VARCHAR[]",
+            "SELECT ?::JSON::DOUBLE",
+            "SELECT from_base64(?)",
+            "SELECT strptime(?, '%Y-%m-%d')",
+            "SELECT date_part(?, DATE '2020-01-01')",
+            "SELECT timezone(?, TIMESTAMPTZ '2020-01-01 00:00:00+00')",
+        )
+    ]
+    with duckdb.connect() as connection:
+        messages = _errors(lambda query, value: connection.execute(query, value).fetchall(), cases)
+    for text in messages:
+        assert "SECRETONE" in text, text  # DuckDB does quote it
+        masked = mask_emails(text)
+        assert "SECRET" not in masked and "***" in masked, masked
+        assert reveal(text, True) == text
+
+
 def test_what_a_query_s_error_call_raises_is_masked_unless_the_query_wrote_it(tmp_path):
     """error(user_id) raised 'Invalid Input Error: usr_00012391', the whole of DuckDB's
     message, and a pull request's query could so print any member; a message the query
@@ -409,6 +445,12 @@ def test_what_a_query_s_error_call_raises_is_masked_unless_the_query_wrote_it(tm
     assert mask_emails(whole) == "m.yaml:7:10: cannot read the query: Invalid Input Error: u***"
     written = said("SELECT error('no members today')")
     assert mask_emails(written).endswith("Invalid Input Error: no members today")
+    # A member's value over lines (a quoted CSV cell): its second line was printed.
+    (tmp_path / "m.csv").write_text('user_id\n"usr_00012391\nusr_00012392"\n')
+    lines = said(f"SELECT error(user_id) FROM ({data})")
+    assert mask_emails(lines) == "m.yaml:7:10: cannot read the query: Invalid Input Error: u***"
+    written = said("SELECT error('no members' || chr(10) || 'today')")
+    assert mask_emails(written).endswith("Invalid Input Error: no members\ntoday")
 
 
 def test_every_value_a_postgresql_error_quotes_is_masked(postgres_url):
