@@ -228,6 +228,7 @@ def _mask_email_regions(text: str) -> str:
 
 # Private-use characters around source data quoted in a message (see the module docstring).
 _OPEN, _CLOSE = "\ue000", "\ue001"
+SOURCE_MARKS = _OPEN + _CLOSE  # for a pattern that must not reach into a marked value
 _MARKED = re.compile(f"{_OPEN}(.*?){_CLOSE}", re.DOTALL)
 _VALUE_SHOWN = 60
 

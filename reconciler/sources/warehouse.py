@@ -32,7 +32,7 @@ from reconciler.manifest.model import MembersSpec
 from reconciler.manifest.repository import is_inside, real_path
 from reconciler.members.engine.settings import EngineSettings
 from reconciler.members.identity import ProjectType
-from reconciler.render.masking import source_value
+from reconciler.render.masking import SOURCE_MARKS, source_value
 from reconciler.sources.base import (
     Consume,
     R,
@@ -609,6 +609,10 @@ def _within_sqlite(connection: Connection, sql: str, budget: Budget) -> tuple[li
 # does not escape a quote inside the word (`"a"b"`): the word ends at a quote no letter
 # follows, not at the first.
 _QUOTED = re.compile(r"(?<![A-Za-z])(\"[^\n]*?\"|'[^\n]*?')(?![A-Za-z])")
+# A quoted word a line opens and does not close: a value holding a line end (an
+# address, a note, JSON over lines), whose rest is on the lines after (each marked, as
+# unlabelled). Not into a word already marked (its quotes are the data's).
+_OPENED = re.compile(f"(?<![A-Za-z])[\"'](?P<word>[^\"'{SOURCE_MARKS}]*)$")
 # What PostgreSQL says bare, unquoted, on its first line: to_ascii's encoding name and
 # is_normalized's form, which a query can take from a member's column.
 _BARE = (
@@ -639,12 +643,16 @@ def _data_marked(message: str, query: str) -> str:
             return text
         return f"{text[0]}{source_value(word)}{text[0]}"
 
+    def opened(match: re.Match[str]) -> str:
+        word = match["word"]
+        return match[0] if not word.strip() or word in query else match[0][0] + source_value(word)
+
     lines = message.split("\n")
     for n, line in enumerate(lines):
         if n and line.strip() and not _LABELLED.match(line) and line.strip() not in query:
             lines[n] = source_value(line)
         elif not line.startswith("HINT:"):  # a hint names columns and settings, not values
-            lines[n] = _QUOTED.sub(quoted, line)
+            lines[n] = _OPENED.sub(opened, _QUOTED.sub(quoted, line))
     lines[0] = _bare_marked(lines[0], query)
     return "\n".join(lines)
 

@@ -604,8 +604,11 @@ def test_a_postgres_error_quoting_what_the_query_read_is_masked(
         "WHERE user_id = 1))",
         "is_normalized('a', (SELECT translate(email, '@.', '--') FROM {schema}.customers "
         "WHERE user_id = 1))::text",
+        # A line end inside the quoted word (an address, a note): its first line was shown.
+        "(SELECT translate(email, '@.', '-' || chr(10)) FROM {schema}.customers "
+        "WHERE user_id = 1)::int::text",
     ],
-    ids=["quote-inside", "encoding-name", "normalization-form"],
+    ids=["quote-inside", "encoding-name", "normalization-form", "line-end-inside"],
 )
 def test_a_postgres_error_quoting_a_value_with_quotes_or_none_is_masked(
     tmp_path: Path, customers: Postgres, value: str
