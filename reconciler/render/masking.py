@@ -90,6 +90,14 @@ _CASTS = (
 # The words DuckDB goes on with after such a value.
 _THEN = r"\s+(?:to|as|according|can't|when)\b|,\s+expected"
 
+
+def _until(words: str) -> str:
+    """A value over any lines, read no further than the next `words` (a pattern): a text
+    holding thousands of them with no value ended (a query's error() can raise one) was
+    read to its end from each, 20 s for 140 kB; so each is read to the next at most."""
+    return rf"(?:(?!{words})[\s\S])*?"
+
+
 # Where a database's own error text (or Python's) quotes a value it read (a cell, a CSV
 # line, a JSON text): the value is source data, whatever its shape. Group `value` of each pattern is
 # the value; its quote ends it, or the end of the line where it can hold quotes itself.
@@ -101,7 +109,7 @@ _DATA_IN_ERRORS = tuple(
         # before DuckDB's next words, not at the first quote; and line ends (a CSV cell
         # of a note or an address, JSON written over lines): it ends before a blank line
         # or the text's end, not at a line's; failing that, at the line's.
-        rf"""{_CASTS}(?P<q>['"])(?P<value>[\s\S]*?)(?P=q)(?={_THEN}|\n\n|\n?\Z)""",
+        rf"""{_CASTS}(?P<q>['"])(?P<value>{_until(_CASTS)})(?P=q)(?={_THEN}|\n\n|\n?\Z)""",
         rf"""{_CASTS}(?P<q>['"])(?P<value>[^\n]*?)(?P=q)(?={_THEN}|$)""",
         # DuckDB: a number it could not cast (out of range) or compute with (an overflow),
         # quoted bare: a numeric userId is a member's identity in a userID-based project.
@@ -113,7 +121,8 @@ _DATA_IN_ERRORS = tuple(
         rf"Original Line: (?P<value>[\s\S]*?)(?=\n(?:{_CSV_REASONS})|\Z)",
         # DuckDB: the text of malformed JSON, the value a JSON line holds where another
         # type was expected (an export's line).
-        r"Malformed JSON[^\n]*? Input: (?P<value>[\s\S]*?)(?=\s+when casting\b|\n\n|\n?\Z)",
+        rf"Malformed JSON[^\n]*? Input: (?P<value>{_until('Malformed JSON')})"
+        r"(?=\s+when casting\b|\n\n|\n?\Z)",
         r"Malformed JSON[^\n]*? Input: (?P<value>[^\n]*)",
         r'JSON transform error in file "[^"\n]*", in line \d+: [^\n]*?: "(?P<value>[^\n]*)"$',
         # PostgreSQL: invalid input and enum values, to_date's fields, dates and numbers
@@ -144,8 +153,9 @@ _DATA_IN_ERRORS = tuple(
         r"Cannot resize vector to (?P<value>\d+) rows",
         r"Invalid UTF8 Codepoint (?P<value>-?\d+)",
         r"Interval value (?P<value>-?[\d.]+) \w+ out of range",
-        r'extract specifier "(?P<value>[\s\S]*?)" not (?:recognized|supported)',
-        r"Unknown TimeZone '(?P<value>[\s\S]*?)'!",
+        rf'extract specifier "(?P<value>{_until("extract specifier")})" '
+        r"not (?:recognized|supported)",
+        rf"Unknown TimeZone '(?P<value>{_until('Unknown TimeZone')})'!",
         r'Argument with name "(?P<value>[^\n]*)" not found, did you mean',
         r"as a format specifier \(e\.g\. \{:(?P<value>[^\n]*)",
         r"Failed to parse format specifier (?P<value>[^\n]*)",
