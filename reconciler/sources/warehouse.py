@@ -613,6 +613,9 @@ _QUOTED = re.compile(r"(?<![A-Za-z])(\"[^\n]*?\"|'[^\n]*?')(?![A-Za-z])")
 # address, a note, JSON over lines), whose rest is on the lines after (each marked, as
 # unlabelled). Not into a word already marked (its quotes are the data's).
 _OPENED = re.compile(f"(?<![A-Za-z])[\"'](?P<word>[^\"'{SOURCE_MARKS}]*)$")
+# The lines that quote SQL, where a string the query opens on one line may close on
+# another: PostgreSQL's excerpt of the query (cut with "..."), an inner statement's text.
+_SQL_LINE = re.compile(r"^(?:LINE \d+|QUERY):")
 # What PostgreSQL says bare, unquoted, on its first line: to_ascii's encoding name and
 # is_normalized's form, which a query can take from a member's column.
 _BARE = (
@@ -652,7 +655,9 @@ def _data_marked(message: str, query: str) -> str:
         if n and line.strip() and not _LABELLED.match(line) and line.strip() not in query:
             lines[n] = source_value(line)
         elif not line.startswith("HINT:"):  # a hint names columns and settings, not values
-            lines[n] = _OPENED.sub(opened, _QUOTED.sub(quoted, line))
+            lines[n] = _QUOTED.sub(quoted, line)
+            if not _SQL_LINE.match(line):
+                lines[n] = _OPENED.sub(opened, lines[n])
     lines[0] = _bare_marked(lines[0], query)
     return "\n".join(lines)
 

@@ -646,6 +646,22 @@ def test_a_postgres_error_saying_the_querys_own_name_bare_stays_readable(
     assert f"query failed (postgresql): {said}" in shown
 
 
+def test_a_postgres_excerpt_of_a_string_the_query_goes_on_with_stays_readable(
+    tmp_path: Path, customers: Postgres
+) -> None:
+    """PostgreSQL's excerpt of the query cuts a long line with "...": a string the query
+    opened there and closed on its next line read as a value over lines and was masked
+    ("LINE 1: SELECT emial, 's***"), the author's own SQL."""
+    sql = (
+        "SELECT emial, 'a note that runs on and on and on and on and on and on and on\n"
+        f"and ends here' AS note FROM {customers.schema}.customers"
+    )
+    with pytest.raises(SourceError) as raised:
+        read_members(postgres_audience(tmp_path, customers, sql), "email")
+    shown = mask_emails(str(raised.value))
+    assert "LINE 1: SELECT emial, 'a note that runs on and on" in shown
+
+
 def test_a_postgres_error_keeps_the_names_the_query_wrote(
     tmp_path: Path, customers: Postgres
 ) -> None:
