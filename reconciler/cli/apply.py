@@ -39,12 +39,15 @@ from reconciler.cli.options import (
 )
 from reconciler.cli.stdout import emit
 from reconciler.errors import OutputError, ReconcilerError, SummaryFileError, UnsafePlanError
+from reconciler.uptime import uptime
 
 if TYPE_CHECKING:
     from reconciler.apply.executor import ApplyReport
     from reconciler.apply.reads_lag import Lagging
     from reconciler.apply.run import Aborted
     from reconciler.apply.runrecord import RunRecord
+    from reconciler.iterable import IterableClient
+    from reconciler.manifest import Manifests
     from reconciler.plan import Plan, Violation
     from reconciler.plan.file import SavedPlan
 
@@ -437,7 +440,11 @@ def _apply(
             raise _nothing_to_do(the_plan, opts, record, count_traffic(ApplyReport(), clients))
         overridden = _check_policy(the_plan, opts)
         if not opts.yes:
+            asked = uptime()
             _confirm(the_plan, opts)
+            the_plan = _still_current(
+                the_plan, uptime() - asked, manifests, clients, targets, state
+            )
         with progress_display() as display:
             report = run_apply(
                 the_plan,
@@ -558,6 +565,48 @@ def _confirm(the_plan: Plan, opts: _Options) -> None:
         if opts.output is OutputFormat.json:
             exits.json_error("apply cancelled; nothing was changed", EXIT_ERROR)
         raise typer.Exit(EXIT_ERROR)
+
+
+def _still_current(
+    shown: Plan,
+    waited: float,
+    manifests: Manifests,
+    clients: dict[str, IterableClient],
+    targets: list[str] | None,
+    state: Path,
+) -> Plan:
+    """`shown`, once its confirmation was answered after `waited` seconds: after more than
+    RECONCILER_CONFIRM_WAIT, read again as a saved plan's stale check reads. A person may
+    leave the question for an hour while another writer (a scheduled apply) changes the
+    lists, or a member opts out: sent as shown, the adds re-subscribed them and the rest
+    undid the other writer's changes. A list changed is a stale plan (exit 4), nothing
+    written; who opted out meanwhile is held back, as `apply --plan` holds them back."""
+    from reconciler.cli import session  # see the module's docstring
+    from reconciler.plan.campaigns import campaigns_now
+    from reconciler.plan.file import changed_since
+    from reconciler.progress import duration
+    from reconciler.state.consent import recheck_saved
+
+    limit = min((c.settings.confirm_wait for c in clients.values()), default=0.0)
+    if waited <= limit:
+        return shown
+    took = duration(waited)
+    err.print(
+        f"The confirmation waited {took} (more than RECONCILER_CONFIRM_WAIT, {limit:g} s): "
+        "reading Iterable again to check that the plan shown still holds.",
+        markup=False,
+    )
+    now = session.plan(manifests, clients, targets, state, member_reads="export")
+    error = changed_since(
+        shown,
+        now,
+        since=f"while the confirmation waited {took}",
+        applied="did another apply make these changes meanwhile?",
+        again="nothing was applied: run apply again for a plan of Iterable as it is now",
+    )
+    if error is not None:
+        raise error
+    return campaigns_now(recheck_saved(shown, now), now)
 
 
 def _is_terminal(stream: TextIO | None) -> bool:

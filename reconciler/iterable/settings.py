@@ -126,6 +126,11 @@ class ClientSettings:
     # it sends them members; and a plan waits until this long after the last apply to its
     # destination before it reads. 0 turns these waits off.
     read_lag: float = 60.0
+    # Seconds apply's confirmation may wait for its answer before the plan it showed is
+    # checked against Iterable again (a person away for an hour while another writer, or
+    # a scheduled apply, changed the lists): read again as a saved plan's stale check is,
+    # refused when a list changed, and who opted out meanwhile held back. 0: after any wait.
+    confirm_wait: float = 300.0
     # How plans read list members: "getUsers" (one call per list, 5/minute, several in
     # flight), "export" (one user export for every list at once, 4/minute), "asyncExport"
     # (one export job), "windowedExport" (the user export in date windows) or "auto" (the
@@ -174,6 +179,7 @@ _SECONDS = frozenset(
         "retry_after_cap",
         "fresh_list_wait",
         "read_lag",
+        "confirm_wait",
     }
 )
 # 0 would make every socket non-blocking (each request fails at once), or wait for ever.

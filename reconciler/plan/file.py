@@ -111,43 +111,61 @@ class SavedPlan:
                 "stale plan: the manifests or their member sources changed since "
                 f"{self._made} was made{f' ({which})' if which else ''}; run plan again"
             )
-        found = difference_in(self.plan.fingerprint, current.fingerprint, current.listed)
-        if found is None:
-            return
-        difference, destination = found
-        settled = not current.has_changes and not current.summary.problems
-        if self.plan.has_changes and settled:
-            # The usual cause: this plan was applied already (a job run again), which
-            # changed the lists it read. Nothing is left to do either way.
-            error = StalePlanError(
-                f"stale plan: {difference} since {self._made} was made; Iterable already "
-                "matches the manifests (was this plan applied already?): nothing is left to "
-                "apply"
-            )
-        else:
-            left_out = _left_out_now(self.plan, current)
-            # A listId's audience left out says what to set already (state/live.py).
-            advice = (
-                ""
-                if "set listName:" in left_out
-                else _renamed_advice(self.plan, current, destination, difference)
-            )
-            # A plan of UNREAD_SUBSCRIBES read no joining member's fields, which a plan
-            # made now reads where a subscribe would clear one or give it an object: its
-            # values differ whether Iterable changed or not.
-            unread = (
-                f", or this reconciler reads fields of joining members that the build which "
-                f"made it (plan file format {UNREAD_SUBSCRIBES}) did not"
-                if self.version == UNREAD_SUBSCRIBES and difference.startswith(FIELDS_CHANGED)
-                else ""
-            )
-            error = StalePlanError(
-                f"stale plan: {difference} since {self._made} was made{unread}{left_out}; run "
-                f"plan again{advice}"
-            )
-        # Whose lists changed, for machines (the JSON error's `destination`); the message
-        # is whole as it is: it names the destination when there are several.
-        raise error.in_destination(destination, said=True)
+        # A plan of UNREAD_SUBSCRIBES read no joining member's fields, which a plan made
+        # now reads where a subscribe would clear one or give it an object: its values
+        # differ whether Iterable changed or not.
+        unread = (
+            f", or this reconciler reads fields of joining members that the build which "
+            f"made it (plan file format {UNREAD_SUBSCRIBES}) did not"
+            if self.version == UNREAD_SUBSCRIBES
+            else ""
+        )
+        error = changed_since(
+            self.plan,
+            current,
+            since=f"since {self._made} was made",
+            applied="was this plan applied already?",
+            again="run plan again",
+            unread=unread,
+        )
+        if error is not None:
+            raise error
+
+
+def changed_since(
+    shown: Plan, current: Plan, since: str, applied: str, again: str, unread: str = ""
+) -> StalePlanError | None:
+    """The refusal of `shown` when Iterable changed `since` it was made (`current`: a plan
+    made now, whose fingerprint of the live lists must be `shown`'s), or None. `applied`
+    asks whether it was applied already when nothing is left to do; `again` is what to do
+    instead; `unread` is added to a difference of mapped fields' values."""
+    found = difference_in(shown.fingerprint, current.fingerprint, current.listed)
+    if found is None:
+        return None
+    difference, destination = found
+    settled = not current.has_changes and not current.summary.problems
+    if shown.has_changes and settled:
+        # The usual cause: this plan was applied already (a job run again), which
+        # changed the lists it read. Nothing is left to do either way.
+        error = StalePlanError(
+            f"stale plan: {difference} {since}; Iterable already matches the manifests "
+            f"({applied}): nothing is left to apply"
+        )
+    else:
+        left_out = _left_out_now(shown, current)
+        # A listId's audience left out says what to set already (state/live.py).
+        advice = (
+            ""
+            if "set listName:" in left_out
+            else _renamed_advice(shown, current, destination, difference)
+        )
+        unread = unread if difference.startswith(FIELDS_CHANGED) else ""
+        error = StalePlanError(
+            f"stale plan: {difference} {since}{unread}{left_out}; {again}{advice}"
+        )
+    # Whose lists changed, for machines (the JSON error's `destination`); the message is
+    # whole as it is: it names the destination when there are several.
+    return error.in_destination(destination, said=True)
 
 
 def _renamed_advice(saved: Plan, current: Plan, destination: str, difference: str) -> str:

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration.conftest import Workspace
@@ -591,3 +592,86 @@ def test_apply_json_left_at_its_question_still_says_so_in_one_object(
         assert proc.returncode == 130, text
         assert json.loads(out)["exit_code"] == 130
         assert run["outcome"] == "interrupted"
+
+
+def _apply_answered_late(
+    workspace: Workspace, meanwhile, *extra: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`apply` at a terminal, its question answered yes after `meanwhile()` ran: what
+    another writer (or a person's unsubscribe) did while nobody answered. The wait itself is
+    RECONCILER_CONFIRM_WAIT=0's (any wait is over it), not minutes slept here."""
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reconciler.cli", "apply", "manifests", *extra],
+            cwd=workspace.root,
+            env=subprocess_env(workspace, RECONCILER_CONFIRM_WAIT="0"),
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+        )
+        os.close(terminal)
+        said = b""
+        while b"[y/N]" not in said:
+            chunk = os.read(controller, 65536)
+            assert chunk, said
+            said += chunk
+        meanwhile()
+        os.write(controller, b"y\n")
+        text = said.decode("utf-8", "replace") + _drain(controller)
+        proc.wait(timeout=120)
+    finally:
+        os.close(controller)
+    return proc, text
+
+
+def _list_with_m0(workspace: Workspace, emulator_server) -> tuple[object, int]:
+    proj = emulator_server.emulator.project("default")
+    list_id = proj.add_list("pipes")
+    proj.subscribe_direct(list_id, email=MEMBERS[0])
+    for email in MEMBERS[1:]:
+        proj.add_user(email=email)
+    workspace.audience("pipes", {"inline": MEMBERS})
+    return proj, list_id
+
+
+def test_an_apply_confirmed_late_holds_back_who_opted_out_while_it_waited(
+    workspace: Workspace, emulator_server
+) -> None:
+    """apply asked, and an hour later applied the plan it had shown: a member of its adds
+    who unsubscribed from the channel meanwhile (the list unchanged) was subscribed again.
+    A confirmation that waited over RECONCILER_CONFIRM_WAIT reads Iterable again, as
+    `apply --plan` does, and holds them back."""
+    proj, list_id = _list_with_m0(workspace, emulator_server)
+    control = f"{emulator_server.base_url}/_emulator/self-unsubscribe"
+
+    def meanwhile() -> None:
+        httpx.post(control, json={"email": MEMBERS[1], "channel": True}).raise_for_status()
+
+    proc, said = _apply_answered_late(workspace, meanwhile)
+    assert sorted(proj.members(list_id)) == [MEMBERS[0], MEMBERS[2]]
+    assert proc.returncode == 0, said
+    assert "add 2 members" in said.split("[y/N]")[0]
+    assert "The confirmation waited" in said and "reading Iterable again" in said, said
+    assert "1 of them opted out after the plan was made" in said, said
+
+
+def test_an_apply_confirmed_late_after_another_writer_changed_its_list_is_refused(
+    workspace: Workspace, emulator_server, tmp_path: Path
+) -> None:
+    """apply applied the plan it had shown however long its question waited, over what
+    another writer (a scheduled apply, another team) did to the list meanwhile. After
+    RECONCILER_CONFIRM_WAIT it reads again and refuses the plan as stale (exit 4), as
+    `apply --plan` refuses one, with nothing written."""
+    proj, list_id = _list_with_m0(workspace, emulator_server)
+    record = tmp_path / "run.json"
+
+    def meanwhile() -> None:
+        proj.subscribe_direct(list_id, email="other@example.com")
+
+    proc, said = _apply_answered_late(workspace, meanwhile, "--summary-json", str(record))
+    assert sorted(proj.members(list_id)) == [MEMBERS[0], "other@example.com"]
+    assert proc.returncode == 4, said
+    assert "stale plan: list 'pipes'" in said and "while the confirmation waited" in said, said
+    assert "nothing was applied: run apply again" in said, said
+    assert json.loads(record.read_text())["outcome"] == "stale"
