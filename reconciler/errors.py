@@ -231,3 +231,11 @@ class WriteNotSent(Exception):
     """A write given up before it was sent: the run was interrupted (Ctrl-C) while the write
     waited for a list created moments ago to take writes, or to be retried after an answer
     saying Iterable did nothing with it (a 429). Not sent, so not failed."""
+
+
+class ReadStopped(WriteNotSent):
+    """A read of an apply step (a profile read before a channel removal, or after a removal
+    Iterable answered short) given up once the run was interrupted, before it was sent:
+    while it waited for its turn under the rate limit, or to be retried. Before the step's
+    write, that write is not sent (a WriteNotSent); after it, the caller keeps what the
+    write's answer said and leaves the rest unconfirmed for the next apply."""

@@ -36,6 +36,7 @@ from reconciler.apply.journal import Journal
 from reconciler.errors import (
     AuthError,
     IterableError,
+    ReadStopped,
     UnavailableError,
     UnreachableError,
     WriteNotSent,
@@ -173,10 +174,14 @@ class ListResult:
         for identifier in gone:
             del failed[identifier]
         self.rejected.update(failed)
-        done, unconfirmed = _settle(len(ids), len(failed) + len(gone), outcome)
+        # Interrupted before they were sent again (as the other kind): not sent, as a
+        # batch the run never started is.
+        unsent = sum(1 for i in ids if i in outcome.not_sent)
+        done, unconfirmed = _settle(len(ids) - unsent, len(failed) + len(gone), outcome)
         self.removed += done + len(gone)
         self.already_gone += len(gone)
         self.unconfirmed_remove += unconfirmed
+        self.not_attempted_remove += unsent
 
     def close(self) -> None:
         """Errors for what the answers left unconfirmed, dropped, and never sent."""
@@ -1303,6 +1308,12 @@ class _Destination:
             # profile has as the kind they were sent as failed so, whatever the counts.
             unnamed = [i for i in chunk if _ambiguous(i) and i not in outcome.failed]
             again += self._nobody_has_each(first, unnamed)
+            if self.run.stop.is_set():
+                # Their reads may have been cut short (_nobody_has_each): which of them a
+                # profile has is not known, nor whether the first request removed them.
+                again += [i for i in unnamed if i not in again]
+        if again and self.run.stop.is_set():
+            return self._not_sent_again(outcome, again)
         if not again:
             return outcome
         other = "email" if lp.read_prefer_user_id else "userId"
@@ -1321,13 +1332,35 @@ class _Destination:
         outcome.requests += second.requests
         return outcome
 
+    def _not_sent_again(self, outcome: BatchResult, again: list[str]) -> BatchResult:
+        """`outcome` of a removal whose second request (`again`, as the other kind) the
+        interrupted run does not send: "starting no more", it is a request of its own
+        after one whose answer is known. Those members are not sent (and not counted as
+        already gone), the run is interrupted (exit 130), and the next apply reads the
+        list afresh and removes them."""
+        self.run.not_attempted += 1
+        for identifier in again:
+            outcome.failed.pop(identifier, None)
+            outcome.kinds.pop(identifier, None)
+        outcome.not_sent.update(again)
+        return outcome
+
     def _nobody_has_each(self, kind: Literal["email", "userId"], texts: list[str]) -> list[str]:
         """Those of `texts` (unnamed removals of a hybrid batch) that no profile has as its
         `kind`: one read each, or one user export's answer for them all once that is
         modelled faster (_unnamed_profiles). The same texts either way."""
         profiles = self._unnamed_profiles(len(texts))
         if profiles is None:
-            return [t for t in texts if self._nobody_has(kind, t)]
+            nobody: list[str] = []
+            for text in texts:
+                try:
+                    if self._nobody_has(kind, text):
+                        nobody.append(text)
+                except ReadStopped:
+                    # Interrupted: the removal is sent and its answer kept; the texts not
+                    # read stay unconfirmed, and the next apply reads the list again.
+                    break
+            return nobody
         return [
             t
             for t in texts
@@ -1393,9 +1426,13 @@ class _Destination:
         gone: set[str] = set()  # read, and not on the list by email: already gone
         if not self.listed_by_email:
             for identifier in [*named, *self._unnamed_to_read(unnamed)]:
-                if self.listed_by_email or self._on_list_by_email(list_id, identifier):
-                    self.listed_by_email = True
-                    break
+                try:
+                    if self.listed_by_email or self._on_list_by_email(list_id, identifier):
+                        self.listed_by_email = True
+                        break
+                except ReadStopped:
+                    self.run.not_attempted += 1  # the reads not made: an interrupted run
+                    return _unconfirmed_but(outcome, named, gone)
                 gone.add(identifier)
         if not self.listed_by_email:
             return outcome
@@ -1648,6 +1685,17 @@ def _list_gone(exc: IterableError, lp: ListPlan) -> bool:
     Success), for a list the plan read as existing. A list this run created answers the
     same while it is new: the client waits that out, so it is not taken for gone."""
     return exc.status == 400 and "invalidListId" in str(exc) and not lp.create
+
+
+def _unconfirmed_but(outcome: BatchResult, named: Sequence[str], gone: set[str]) -> BatchResult:
+    """`outcome` of a userID-based removal whose reads of the removals answered notFound
+    (`named`) were interrupted: those not read (not in `gone`) may be on the list by email,
+    so they are not confirmed (taken out of the failures counted as already gone)."""
+    for identifier in named:
+        if identifier not in gone:
+            outcome.failed.pop(identifier, None)
+            outcome.kinds.pop(identifier, None)
+    return outcome
 
 
 def _settle(sent: int, named: int, outcome: BatchResult) -> tuple[int, int]:

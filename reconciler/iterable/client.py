@@ -47,6 +47,7 @@ from reconciler.errors import (
     IterableError,
     ListInUseError,
     LiveStateError,
+    ReadStopped,
     RetryExhaustedError,
     UnavailableError,
     UnreachableError,
@@ -1377,9 +1378,14 @@ class IterableClient:
         # A request before this one gave up to 429s alone, and none was taken since.
         refused_before = limiter.refused_at == first_taken
         # A write's wait for its slot ends once the run is interrupted (_not_sent_if_stopped);
-        # only an apply step's (write_step), not an export's start or cancel.
-        in_step = method != "GET" and getattr(self._step, "active", False)
-        stopped = self.write_stopped if in_step else None
+        # only an apply step's (write_step), not an export's start or cancel. So does a
+        # read's of a step (a profile read): it is what a step waits on, or, after the step's
+        # write, only a check of its answer, and at a slow pace (a Retry-After up to
+        # retry_after_cap, a backoff of up to backoff_cap each try) it ran on for minutes.
+        in_step = getattr(self._step, "active", False)
+        stopped = (
+            (self._interrupted if method == "GET" else self.write_stopped) if in_step else None
+        )
         while True:
             try:
                 slot = _acquire(limiter, stopped, method, shown)
@@ -1428,7 +1434,7 @@ class IterableClient:
                 counted += 0 if raced else 1
                 self._count(retries=1)
                 wait = self._retry_wait(exc, attempt, retries, limiter)
-                stoppable = method != "GET" and not exc.done_maybe
+                stoppable = in_step if method == "GET" else not exc.done_maybe
                 self._not_sent_if_stopped(stoppable, method, shown, exc.reason)
                 # A 429's short wait is routine, said only in the request log.
                 shown_429 = wait >= 1.0 or self.settings.log == "requests"
@@ -1488,6 +1494,9 @@ class IterableClient:
             self.stop is not None and self.stop.is_set() and not getattr(self._step, "taken", False)
         )
 
+    def _interrupted(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
     def _not_sent_if_stopped(self, stoppable: bool, method: str, shown: str, reason: str) -> None:
         """WriteNotSent when the run was interrupted (Ctrl-C, SIGTERM) and the write's last
         try is known not to have taken effect (a 429: Iterable refused it before doing
@@ -1495,8 +1504,13 @@ class IterableClient:
         it is not sent again. The retries went on after "starting no more", 429 after 429,
         their backoffs adding up to half a minute and more: past a cancelled CI job's
         7.5 s, whose SIGTERM then stopped the run at once with its requests unknown. A try
-        that may have taken effect is still retried, so that its outcome is known."""
-        if stoppable and self.write_stopped():
+        that may have taken effect is still retried, so that its outcome is known. A read
+        of a step is given up alike (ReadStopped), whatever the step sent."""
+        if not stoppable:
+            return
+        if method == "GET" and self._interrupted():
+            raise ReadStopped(f"{method} {shown} was not sent again after {reason}: interrupted")
+        if method != "GET" and self.write_stopped():
             raise WriteNotSent(f"{method} {shown} was not sent again after {reason}: interrupted")
 
     def _pause(self, seconds: float, stoppable: bool, method: str, shown: str, reason: str) -> None:
@@ -1819,6 +1833,8 @@ def _acquire(limiter: Window, stopped: Callable[[], bool] | None, method: str, s
     try:
         return limiter.acquire(stopped=stopped)
     except WaitGivenUp:
+        if method == "GET":
+            raise ReadStopped(f"{method} {shown} was not sent: interrupted") from None
         raise WriteNotSent(
             f"{method} {shown} was not sent: interrupted while it waited for Iterable's rate limit"
         ) from None

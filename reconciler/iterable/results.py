@@ -58,6 +58,9 @@ class BatchResult:
     requests: int = 0
     # Fields Iterable dropped instead of creating (a project that refuses new fields).
     filtered_out_fields: list[str] = field(default_factory=list)
+    # Identifiers whose removal was to be sent again as the other kind, not sent: the run
+    # was interrupted first (apply/executor.py _as_the_other_kind).
+    not_sent: set[str] = field(default_factory=set)
 
     def merge(self, other: BatchResult) -> None:
         self.sent += other.sent
@@ -65,6 +68,7 @@ class BatchResult:
         self.failed.update(other.failed)
         self.kinds.update(other.kinds)
         self.requests += other.requests
+        self.not_sent.update(other.not_sent)
         for name in other.filtered_out_fields:
             if name not in self.filtered_out_fields:
                 self.filtered_out_fields.append(name)

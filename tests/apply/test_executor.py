@@ -25,7 +25,7 @@ from reconciler.apply.executor import (
     subscriber_payload,
     update_payload,
 )
-from reconciler.errors import WriteNotSent
+from reconciler.errors import ReadStopped, WriteNotSent
 from reconciler.iterable import IterableClient, ListInfo
 from reconciler.iterable.batching import encode
 from reconciler.members.identity import Member
@@ -306,6 +306,40 @@ def test_once_stopped_a_429_ends_a_step_only_while_it_has_sent_nothing(emulator_
     assert sorted(proj.members(vip)) == ["b@example.com", "c@example.com"]
     sent = [r.body["subscribers"][0]["email"] for r in emulator_server.emulator.request_log]
     assert sent == ["a@example.com", "b@example.com", "c@example.com", "c@example.com"]
+
+
+def test_once_stopped_a_read_of_a_step_waits_no_more_for_its_retry(emulator_server):
+    # A step's profile read (before a channel removal, or checking a removal Iterable
+    # answered short) ran through its retries' waits after Ctrl-C, whatever the step had
+    # sent: at a slow pace (a Retry-After up to 120 s, backoffs up to 30 s each) minutes.
+    # It is now given up (ReadStopped, a WriteNotSent: before the step's write, the write
+    # is not sent); a read outside a step (a plan's) keeps its meaning.
+    proj = emulator_server.emulator.project("default")
+    vip = proj.add_list("vip")
+    proj.add_user(email="a@example.com", user_id="a")
+    faults = emulator_server.emulator.faults
+    stop, ctrl_c = threading.Event(), threading.Event()
+
+    def sleep(seconds: float) -> None:
+        if ctrl_c.is_set():
+            stop.set()
+        time.sleep(seconds)
+
+    with IterableClient(
+        emulator_server.base_url, EMULATOR_API_KEY, settings=FAST, sleep=sleep
+    ) as c:
+        c.stop = stop
+        with c.write_step():
+            c.subscribe(vip, [{"email": "b@example.com"}])  # the step has sent a write
+            ctrl_c.set()
+            faults.update({"script": [429], "paths": ["/api/users/byUserId/"]})
+            with pytest.raises(ReadStopped):
+                c.get_user(user_id="a")
+        faults.update({"script": [429]})
+        assert c.get_user(user_id="a")["email"] == "a@example.com"  # outside a step
+    assert stop.is_set()
+    reads = [r for r in emulator_server.emulator.request_log if r.path.startswith("/api/users/")]
+    assert [r.status for r in reads] == [429, 429, 200]
 
 
 def test_deleting_a_list_that_is_already_gone_is_done_not_failed(emulator_server):

@@ -866,3 +866,57 @@ def test_a_second_ctrl_c_before_the_report_still_prints_one_json_object(
     answer = json.loads(result.stdout)
     assert answer["exit_code"] == 130
     assert answer["error"].startswith("report stopped by a second Ctrl-C: the apply is over")
+
+
+def test_ctrl_c_after_a_removal_answered_short_stops_its_follow_up_reads(
+    workspace, cli, emulator_server
+):
+    # A hybrid removal keyed by userId that Iterable answers by counts that fall short
+    # (as it often answers) reads each text it left unnamed by userId (GET byUserId), then
+    # sends those no profile has again as emails. After Ctrl-C those reads went on, each
+    # through its rate-limit wait (40 here at 1 a second), and then the second unsubscribe
+    # was sent: the unsubscribe already sent made the step one that "may have taken effect".
+    # The reads and that second request now stop; the 40 are reported as not sent.
+    emulator_server.emulator.faults.counts_only_answers = True
+    proj = emulator_server.emulator.project("default")
+    vip = proj.add_list("vip")
+    proj.subscribe_direct(vip, email="keep@example.com", user_id="keep")
+    carols = [f"carol{i:02d}@example.com" for i in range(40)]
+    for carol in carols:
+        proj.subscribe_direct(vip, email=carol)  # no userId: named by email
+    workspace.csv("data/vip.csv", "userId", ["keep"])
+    workspace.audience("vip", {"csv": "data/vip.csv"}, policy={"maxRemovalPercent": 100})
+    env = subprocess_env(
+        workspace,
+        RECONCILER_USER_READS_PER_SECOND="1",  # 40 reads: 40 s and more
+        RECONCILER_MEMBER_READS="getUsers",
+        RECONCILER_BULK_READ_FIRST_BYTE="3600",  # so the model reads each, not an export
+        RECONCILER_CONCURRENCY="1",
+    )
+    proc = spawn_cli(workspace, "apply", "manifests", "--yes", "--format", "json", env=env)
+    stderr = StderrWatcher(proc)
+
+    def reads() -> list[str]:
+        log = list(emulator_server.emulator.request_log)
+        return [r.path for r in log if r.path.startswith("/api/users/byUserId/")]
+
+    deadline = time.monotonic() + 60
+    while not reads() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    code, err = ctrl_c_within(proc, stderr, "apply", seconds=120)
+    assert code == 130, err
+    # The read in flight or waiting for its turn then: not the rest of the batch.
+    assert 0 < len(reads()) <= 3, (reads(), err)
+    unsubscribes = [
+        r for r in emulator_server.emulator.request_log if r.path == "/api/lists/unsubscribe"
+    ]
+    assert len(unsubscribes) == 1, err
+    report = json.loads(proc.stdout.read())
+    (lr,) = [lr for d in report["destinations"] for lr in d["lists"]]
+    assert (lr["removed"], lr["already_gone"], lr["not_attempted_remove"]) == (0, 0, 40), lr
+    assert lr["errors"] == ["interrupted: 40 of 40 removals were not sent"], lr["errors"]
+    assert len(proj.members(vip, True)) == 41
+    # What was sent is in the run journal; the next apply reads the list and finishes.
+    again = cli("apply", workspace.manifests, "--yes")
+    assert again.exit_code == 0, again.output
+    assert proj.members(vip, True) == ["keep"]

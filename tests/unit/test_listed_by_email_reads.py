@@ -127,3 +127,28 @@ def test_an_email_based_project_whose_profiles_have_user_ids_is_still_found() ->
     assert dest.listed_by_email
     assert outcome.kinds["m0@x.io"] == "listedByEmail"
     assert len(outcome.failed) == 20
+
+
+def test_once_interrupted_the_removals_not_read_are_not_confirmed_never_already_gone() -> None:
+    # Ctrl-C after a removal's answer named 20 members notFound: their reads by email ran on
+    # after it (at a slow pace, minutes). They now stop, and the 20 are not confirmed (the
+    # next plan shows what is left): unread, they may be on the list by email, and counted
+    # as already gone they would be reported removed.
+    emulator = Emulator(limits=Limits.unlimited())
+    proj = emulator.add_project("p", "hybrid", "key")
+    list_id = proj.add_list("vip")
+    chunk = [f"m{i}@x.io" for i in range(20)]
+    for email in chunk:
+        proj.add_user(email=email, list_ids=[list_id])  # no userId: named by email
+    dest = destination(emulator)
+    dest.client.stop = dest.run.stop
+    outcome = BatchResult(sent=20, success_count=0, requests=1)
+    for text in chunk:
+        outcome.failed[text], outcome.kinds[text] = "not found", "notFound"
+    dest.run.stop.set()
+    with dest.client.write_step():
+        outcome = dest._still_listed_by_email(None, list_id, chunk, outcome)  # type: ignore[arg-type]
+    assert profile_reads(emulator) == 0
+    assert (outcome.failed, outcome.kinds) == ({}, {})
+    assert not dest.listed_by_email
+    assert dest.run.not_attempted == 1
