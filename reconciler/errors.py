@@ -203,6 +203,12 @@ class RetryExhaustedError(IterableError):
     pass
 
 
+class OutcomeUnknown(RetryExhaustedError):
+    """A create or deletion whose answer was lost, given up when the run was interrupted
+    before Iterable's list index showed whether it was done: the run counts as interrupted,
+    and the next apply reads the index afresh."""
+
+
 class UnreachableError(RetryExhaustedError):
     """The retries ran out on a host that could not be connected to (down, or its address
     gone): every other request to it would spend its retry budget the same way."""

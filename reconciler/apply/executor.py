@@ -36,6 +36,7 @@ from reconciler.apply.journal import Journal
 from reconciler.errors import (
     AuthError,
     IterableError,
+    OutcomeUnknown,
     ReadStopped,
     UnavailableError,
     UnreachableError,
@@ -736,6 +737,8 @@ def _send(
             step.not_sent(job)
         elif isinstance(answer, IterableError):
             step.failed(job, answer)
+            if isinstance(answer, OutcomeUnknown):
+                run.not_attempted += 1  # its next try, which the interrupt did not send
         else:
             step.settle(job, answer)
             if step.phase is not None and run.progress is not None:

@@ -47,6 +47,7 @@ from reconciler.errors import (
     IterableError,
     ListInUseError,
     LiveStateError,
+    OutcomeUnknown,
     ReadStopped,
     RetryExhaustedError,
     UnavailableError,
@@ -487,6 +488,10 @@ class IterableClient:
             left = deadline - self._clock()
             if left <= 0:
                 return None
+            if self._interrupted() and getattr(self._step, "active", False):
+                # Ctrl-C during an apply step: up to read_lag a try, 7 tries (7 minutes by
+                # default) was waited out first, then the create sent again.
+                raise _WatchStopped
             self._sleep(min(left, max(lag / 20, 0.01), 3.0))
             found = look()
             if found is not None:
@@ -1320,11 +1325,22 @@ class IterableClient:
             try:
                 return send()
             except _Uncertain as exc:
-                found = happened(
+                failed = (
                     f"{method} {path} failed ({exc.reason}; try {attempt + 1} of {retries + 1})"
                 )
+                try:
+                    found = happened(failed)
+                except (_WatchStopped, ReadStopped):  # a look at the index, given up alike
+                    raise OutcomeUnknown(
+                        f"{failed}, and the run was interrupted before Iterable's list index "
+                        "showed whether it was done: the next apply reads it",
+                        endpoint=path,
+                    ) from None
                 if found is not None:
                     return found
+                if self._interrupted() and getattr(self._step, "active", False):
+                    # Not done, as the index shows: sent again it would be a new write.
+                    raise WriteNotSent(f"{method} {path} was not sent again: interrupted") from None
                 if attempt >= retries:
                     gave_up = RetryExhaustedError if exc.unavailable is None else UnavailableError
                     raise gave_up(
@@ -1825,6 +1841,11 @@ def _secret_forms(secret: str) -> tuple[str, ...]:
         quote(secret, safe=""),
     }
     return tuple(sorted((f for f in forms if f), key=len, reverse=True))
+
+
+class _WatchStopped(Exception):
+    """The run was interrupted while the list index was watched for a write whose answer
+    was lost (IterableClient._watch_lists)."""
 
 
 def _acquire(limiter: Window, stopped: Callable[[], bool] | None, method: str, shown: str) -> Slot:

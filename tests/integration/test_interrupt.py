@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.apply.journal import read_journal
+from reconciler.emulator.replies import fault_reply
 from tests.integration.conftest import Workspace
 from tests.integration.reliability import (
     WRITES,
@@ -920,3 +921,41 @@ def test_ctrl_c_after_a_removal_answered_short_stops_its_follow_up_reads(
     again = cli("apply", workspace.manifests, "--yes")
     assert again.exit_code == 0, again.output
     assert proj.members(vip, True) == ["keep"]
+
+
+def test_ctrl_c_while_a_create_whose_answer_was_lost_is_looked_for_stops_looking(
+    workspace, cli, emulator_server
+):
+    # A create answered 503 may or may not have been done, so the list index is watched up
+    # to RECONCILER_READ_LAG (60 s) a try, for up to 7 tries, before it is sent again. Ctrl-C
+    # let that run on (here 300 s a try), and then sent the create again: a new write after
+    # "starting no more". It now stops looking at once; the list's creation is reported as
+    # unknown, its members as not sent, and the next apply reads the index afresh.
+    emulator = emulator_server.emulator
+    original = emulator.handle
+    creates = []
+
+    def handle(request):
+        if request.method == "POST" and request.url.path == "/api/lists":
+            creates.append(request)
+            return fault_reply(503, None)  # refused before anything was done
+        return original(request)
+
+    emulator.handle = handle  # type: ignore[method-assign]
+    workspace.audience("lost", {"inline": ["a@example.com"]})
+    env = subprocess_env(workspace, RECONCILER_READ_LAG="300")
+    proc = spawn_cli(workspace, "apply", "manifests", "--yes", "--format", "json", env=env)
+    stderr = StderrWatcher(proc)
+    stderr.wait_for("so the list may or may not have been created", proc)
+    code, err = ctrl_c_within(proc, stderr, "apply", seconds=20)
+    assert len(creates) == 1, err
+    assert code == 130, err
+    report = json.loads(proc.stdout.read())
+    (lr,) = [lr for d in report["destinations"] for lr in d["lists"]]
+    assert not lr["created"] and lr["added"] == 0, lr
+    assert any("interrupted before Iterable's list index showed" in e for e in lr["errors"]), lr
+    emulator.handle = original  # type: ignore[method-assign]
+    again = cli("apply", workspace.manifests, "--yes")
+    assert again.exit_code == 0, again.output
+    (list_id,) = [i for i, r in emulator.project("default").lists.items() if r.name == "lost"]
+    assert emulator.project("default").members(list_id) == ["a@example.com"]
