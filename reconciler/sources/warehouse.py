@@ -613,9 +613,6 @@ _QUOTED = re.compile(r"(?<![A-Za-z])(\"[^\n]*?\"|'[^\n]*?')(?![A-Za-z])")
 # address, a note, JSON over lines), whose rest is on the lines after (each marked, as
 # unlabelled). Not into a word already marked (its quotes are the data's).
 _OPENED = re.compile(f"(?<![A-Za-z])[\"'](?P<word>[^\"'{SOURCE_MARKS}]*)$")
-# The lines that quote SQL, where a string the query opens on one line may close on
-# another: PostgreSQL's excerpt of the query (cut with "..."), an inner statement's text.
-_SQL_LINE = re.compile(r"^(?:LINE \d+|QUERY):")
 # What PostgreSQL says bare, unquoted, on its first line: to_ascii's encoding name and
 # is_normalized's form, which a query can take from a member's column.
 _BARE = (
@@ -626,6 +623,15 @@ _BARE = (
 _LABELLED = re.compile(r"^(?:DETAIL|HINT|CONTEXT|QUERY|WHERE|LINE \d+):|^\s*\^\s*$")
 # SQLAlchemy's name for the server-side cursor (`DECLARE "c_7f..._1" CURSOR FOR ...`).
 _CURSOR = re.compile(r"c_[0-9a-f]+_\w+")
+# The lines that quote SQL: the statement a function ran (`QUERY:`) and libpq's excerpt
+# (`LINE n:`, cut to about 60 characters, "..." at a cut end), where a string the query
+# opens on one line may close on another. ts_stat and ts_rewrite run text as SQL, and a
+# query can build that text of a member's values.
+_SQL_LINE = re.compile(r"^(?P<label>QUERY:\s+|LINE \d+: )(?P<sql>.+)$")
+# "operator does not exist: X": a query's mistake names the operator among its operands'
+# types (`integer + text`, `- text`); regoper's input is named bare, and may be a value.
+_NO_OPERATOR = re.compile(r"(?<=operator does not exist: )(?P<name>.+)$")
+_OPERATOR = re.compile(r"(?:^|\s)(?:\w+\.)?[-+*/<>=~!@#%^&|`?]+(?:\s|$)")
 
 
 def _data_marked(message: str, query: str) -> str:
@@ -650,13 +656,20 @@ def _data_marked(message: str, query: str) -> str:
         word = match["word"]
         return match[0] if not word.strip() or word in query else match[0][0] + source_value(word)
 
+    def operator(match: re.Match[str]) -> str:
+        name = match["name"]
+        return name if _OPERATOR.search(name) or name in query else source_value(name)
+
     lines = message.split("\n")
     for n, line in enumerate(lines):
-        if n and line.strip() and not _LABELLED.match(line) and line.strip() not in query:
+        sql = _SQL_LINE.match(line)
+        if sql and not _in_query(sql["sql"], query):
+            lines[n] = sql["label"] + source_value(sql["sql"])
+        elif n and line.strip() and not _LABELLED.match(line) and line.strip() not in query:
             lines[n] = source_value(line)
         elif not line.startswith("HINT:"):  # a hint names columns and settings, not values
-            lines[n] = _QUOTED.sub(quoted, line)
-            if not _SQL_LINE.match(line):
+            lines[n] = _NO_OPERATOR.sub(operator, _QUOTED.sub(quoted, line))
+            if not sql:
                 lines[n] = _OPENED.sub(opened, lines[n])
     lines[0] = _bare_marked(lines[0], query)
     return "\n".join(lines)
@@ -671,6 +684,12 @@ def _bare_marked(line: str, query: str) -> str:
             start, end = found.span("value")
             return f"{line[:start]}{source_value(found['value'])}{line[end:]}"
     return line
+
+
+def _in_query(sql: str, query: str) -> bool:
+    """Whether SQL an error quotes (an excerpt, its cut ends marked "...") is the query's."""
+    sql = sql.strip().removeprefix("...").removesuffix("...")
+    return sql in query or sql in query.replace("\t", " ")
 
 
 @contextmanager

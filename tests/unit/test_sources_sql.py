@@ -662,6 +662,58 @@ def test_a_postgres_excerpt_of_a_string_the_query_goes_on_with_stays_readable(
     assert "LINE 1: SELECT emial, 'a note that runs on and on" in shown
 
 
+_BY_USER_1 = "FROM {schema}.customers WHERE user_id = 1"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # ts_stat and ts_rewrite run their text as SQL, quoted on the QUERY and LINE lines.
+        "(SELECT word FROM ts_stat((SELECT 'SELECT ' || translate(email, '@.', '--') "
+        + _BY_USER_1
+        + ")) LIMIT 1)",
+        "ts_rewrite('a'::tsquery, (SELECT 'SELECT ' || translate(email, '@.', '--') "
+        + _BY_USER_1
+        + "))::text",
+        # The value in the middle of SQL that is the query's own words around it.
+        "(SELECT word FROM ts_stat((SELECT 'SELECT x FROM nowhere WHERE y = ' || "
+        "translate(email, '@.', '--') " + _BY_USER_1 + ")) LIMIT 1)",
+        # regoper's input, named bare: "operator does not exist: ada-example-com".
+        "(SELECT translate(email, '@.', '--') " + _BY_USER_1 + ")::regoper::text",
+    ],
+    ids=["ts_stat", "ts_rewrite", "inside-sql", "regoper"],
+)
+def test_a_postgres_error_quoting_sql_made_of_a_value_is_masked(
+    tmp_path: Path, customers: Postgres, value: str
+) -> None:
+    """A value made into SQL that ts_stat or ts_rewrite ran was printed on the error's
+    QUERY and LINE lines (`QUERY:  SELECT Ada-Example-com`), and regoper's input in
+    "operator does not exist: Ada-Example-com": neither quoted, so neither masked."""
+    sql = f"SELECT {value.format(schema=customers.schema)} AS email"
+    with pytest.raises(SourceError) as raised:
+        read_members(postgres_audience(tmp_path, customers, sql), "email")
+    assert "query failed (postgresql)" in str(raised.value)
+    masked = mask_emails(str(raised.value))
+    assert "example" not in masked.lower(), masked
+    assert "***" in masked
+    # What went wrong is still said: the error, and which line quoted SQL.
+    assert "does not exist" in masked
+    assert "QUERY:" in masked or "operator does not exist: A***" in masked
+    assert "ada-example-com" in reveal(str(raised.value), True).lower()  # --show-members
+
+
+def test_a_postgres_error_keeps_the_operator_a_query_got_wrong(
+    tmp_path: Path, customers: Postgres
+) -> None:
+    """An operator the query's own types lack is said with them, and stays readable."""
+    sql = f"SELECT (user_id + 'x'::text)::text AS email FROM {customers.schema}.customers"
+    with pytest.raises(SourceError) as raised:
+        read_members(postgres_audience(tmp_path, customers, sql), "email")
+    masked = mask_emails(str(raised.value))
+    assert "operator does not exist: integer + text" in masked
+    assert "LINE 1: SELECT (user_id + 'x'::text)::text AS email" in masked
+
+
 def test_a_postgres_error_keeps_the_names_the_query_wrote(
     tmp_path: Path, customers: Postgres
 ) -> None:
