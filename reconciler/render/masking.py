@@ -152,6 +152,9 @@ _DATA_IN_ERRORS = tuple(
         r'cannot join incompatible paths: "[^\n]*?" onto "(?P<value>[^\n]*)"$',
         r"Cannot resize vector to (?P<value>\d+) rows",
         r"Invalid UTF8 Codepoint (?P<value>-?\d+)",
+        # unhex, unbin and a cast to BIT name the first character they could not read.
+        r"Invalid input for (?:hex|binary) digit: (?P<value>[^\n]*)",
+        r"in string -> bit conversion: '(?P<value>[^\n]*)'",
         r"Interval value (?P<value>-?[\d.]+) \w+ out of range",
         rf'extract specifier "(?P<value>{_until("extract specifier")})" '
         r"not (?:recognized|supported)",

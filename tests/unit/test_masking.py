@@ -423,6 +423,25 @@ def test_a_value_written_over_lines_is_masked_whole(value):
         assert reveal(text, True) == text
 
 
+def test_the_character_duckdb_could_not_read_as_hex_or_bits_is_masked():
+    """unhex, unbin and a cast to BIT name the character they could not read ('Invalid
+    input for hex digit: S', "... bit conversion: 'S'"): a character of a member's value,
+    where the masking rule shows none of a value under four characters."""
+    cases = [
+        ("SELECT unhex(?)", ["SECRETVALUE"]),
+        ("SELECT unbin(?)", ["SECRETVALUE"]),
+        ("SELECT ?::BIT", ["SECRETVALUE"]),
+        ("SELECT bitstring(?, 16)", ["SECRETVALUE"]),
+    ]
+    with duckdb.connect() as connection:
+        messages = _errors(lambda query, value: connection.execute(query, value).fetchall(), cases)
+    for text in messages:
+        assert text.rstrip("'").endswith("S"), text  # DuckDB names the character
+        masked = mask_emails(text)
+        assert masked.rstrip("'").endswith("***") and "S" not in masked.rsplit(":", 1)[1]
+        assert "digit" in masked or "bit conversion" in masked  # what failed is still said
+
+
 def test_a_value_over_lines_is_read_no_further_than_duckdb_s_next_words_for_one():
     """A value over lines was read from its quote to the end of the text when no quote
     and words ended it: a text of thousands such beginnings (an error() a query raises
