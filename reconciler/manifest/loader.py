@@ -39,6 +39,7 @@ from reconciler.manifest.model import (
     AudienceDocument,
     DestinationDocument,
     DocumentEnvelope,
+    TraitFieldSpec,
     TraitMappingDocument,
 )
 from reconciler.manifest.repository import (
@@ -795,7 +796,6 @@ class _Collector:
     def _check_columns(self, audience: Audience, mapping: TraitMapping) -> None:
         # Imported here: the trait compiler and the sources import this package.
         from reconciler.sources.registry import source_for
-        from reconciler.traits.template import ROW_VARIABLE, template_variables
 
         found = source_for(audience).columns()
         if found is None:
@@ -803,15 +803,15 @@ class _Collector:
         source, columns = found
         available = set(columns)
         used_by = f"audience {quoted(audience.name)} at {audience.field_location('traits')}"
+        reads = _columns_read(audience, mapping)
         for field_name, spec in mapping.spec.field_specs().items():
+            wanted = _field_columns(spec)
             if spec.from_ is not None:
                 where: tuple[str, ...] = ("fields", field_name)
-                wanted, what = [spec.from_], "column"
+                what = "column"
                 if isinstance(mapping.spec.fields[field_name], type(spec)):
                     where = ("fields", field_name, "from")
             else:
-                assert spec.template is not None
-                wanted = sorted(template_variables(spec.template) - {ROW_VARIABLE})
                 where, what = ("fields", field_name, "template"), "template variable"
             for column in wanted:
                 if columns.count(column) > 1:
@@ -831,10 +831,30 @@ class _Collector:
                 self.problems.append(
                     mapping.field_location(*where).problem(
                         f"spec.fields.{field_name}: {what} {quoted(column)} is not in {source} "
-                        f"(the source of {used_by}){column_hint(column, columns)}; columns are: "
-                        f"{column_names(columns)}"
+                        f"(the source of {used_by}){column_hint(column, columns, reads)}; "
+                        f"columns are: {column_names(columns, reads=reads)}"
                     )
                 )
+
+
+def _columns_read(audience: Audience, mapping: TraitMapping) -> set[str]:
+    """The columns of an audience's source its manifests read: its identifiers' and its
+    trait mapping's."""
+    reads = {audience.spec.members.email, audience.spec.members.userId}
+    for spec in mapping.spec.field_specs().values():
+        reads.update(_field_columns(spec))
+    return reads
+
+
+def _field_columns(spec: TraitFieldSpec) -> list[str]:
+    """The columns a field reads: the one it comes from, or its template's variables."""
+    # Imported here: the trait compiler imports this package.
+    from reconciler.traits.template import ROW_VARIABLE, template_variables
+
+    if spec.from_ is not None:
+        return [spec.from_]
+    assert spec.template is not None
+    return sorted(template_variables(spec.template) - {ROW_VARIABLE})
 
 
 def _validated(

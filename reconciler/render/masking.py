@@ -29,8 +29,10 @@ import difflib
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
+
+from reconciler.words import quantity
 
 Show = Callable[[str], str]
 
@@ -441,11 +443,43 @@ def separator_advice(called: str) -> str:
 POSTGRES_UNNAMED = "?column?"
 
 
-def column_names(names: Sequence[str], unnamed: str | None = None) -> str:
+def letters(name: str) -> str:
+    """A column name's letters and digits, case aside: how `User ID` is `userid`."""
+    return "".join(c for c in name.casefold() if c.isalnum())
+
+
+# How people head a column of identifiers (`Email`, `E-mail Address`, `customer_email`,
+# `User ID`), by its end: no member's value, in practice, ends so; and short headings
+# whole (a name ending in `id`, `david`, may be a member's).
+_IDENTIFIER_ENDINGS = ("email", "emailaddress", "userid")
+_IDENTIFIER_HEADINGS = frozenset({"id", "uid", "mail"})
+
+
+def _a_header(names: Sequence[str], reads: Collection[str] | None) -> bool:
+    """Whether names that look like column names are a header row: `reads` (the columns
+    the manifests read from the source) unknown, or one of the names is one of them or
+    heads identifiers. A file without a header row has a member there, and a userId
+    (`jsmith`) or a plan (`gold`) looks like a column name too."""
+    if reads is None:
+        return True
+    found = _separator(names)  # a header read as one column, judged by its parts
+    parts = names[0].split(found[0]) if found else names
+    wanted = {letters(name) for name in reads}
+    return any(
+        plain in wanted or plain in _IDENTIFIER_HEADINGS or plain.endswith(_IDENTIFIER_ENDINGS)
+        for plain in (letters(visible(name)) for name in parts)
+    )
+
+
+def column_names(
+    names: Sequence[str], unnamed: str | None = None, reads: Collection[str] | None = None
+) -> str:
     """A source's column names for a message. A CSV without a header row makes its first
     member the header, so names that do not look like column names are source data: then
     every name is marked as source data (masked unless --show-members) and the message
-    says why. So does a header that is one column because its file is not
+    says why. So are names that do look like column names when `reads` (the columns the
+    manifests read of it) is given and none of them is one of those or heads identifiers
+    (_a_header). So does a header that is one column because its file is not
     comma-separated, which would otherwise pass for a missing header row.
 
     A query's columns (`unnamed` given: how to name them) have no header row: a name that
@@ -464,7 +498,18 @@ def column_names(names: Sequence[str], unnamed: str | None = None) -> str:
             'remove it, or save the file as "CSV UTF-8 (Comma delimited)", which writes none)'
         )
     called = other_separator(names)
-    if _looks_like_columns([visible(name) for name in names]):
+    if not _looks_like_columns([visible(name) for name in names]):
+        said = "they look like member data: does the source lack a header row?"
+    elif not _a_header(names, reads):
+        said = (
+            f"{quantity(len(names), 'name')}, none of them a column the manifests read or "
+            "an email or userId heading: does the file lack a header row? Then its first "
+            "member is read as the header, so the names are masked; the file's first line "
+            "shows them"
+        )
+    else:
+        said = ""
+    if not said:
         # A name holding a character no editor shows (a zero-width space, a byte-order
         # mark, a no-break space) is shown with it spelled out: `email` was said missing
         # from a header that, on screen, had it.
@@ -475,7 +520,7 @@ def column_names(names: Sequence[str], unnamed: str | None = None) -> str:
     else:
         shown = ", ".join(source_value(name) for name in names)
         if called is None:
-            return shown + " (they look like member data: does the source lack a header row?)"
+            return f"{shown} ({said})"
     return shown if called is None else f"{shown} ({separator_advice(called)})"
 
 
@@ -544,11 +589,13 @@ def _excel_separator_line(names: Sequence[str]) -> bool:
     return line.lower().startswith("sep=") and len(line) == 5
 
 
-def column_hint(wanted: str, names: Sequence[str]) -> str:
+def column_hint(wanted: str, names: Sequence[str], reads: Collection[str] | None = None) -> str:
     """ " (did you mean 'email'?)" when `wanted` is a near miss of one of the source's
-    column names, and "" when none is close or the names look like member data (which a
-    suggestion would print unmasked)."""
+    column names, and "" when none is close or the names may be member data (which a
+    suggestion would print unmasked: column_names)."""
     if not names or not all(_looks_like_a_column(name) for name in names):
+        return ""
+    if not _a_header(names, reads):
         return ""
     close = difflib.get_close_matches(wanted, list(names), n=1, cutoff=0.75)
     by_case = [name for name in names if name.lower() == wanted.lower()]

@@ -21,6 +21,7 @@ from reconciler.members.identity import (
 from reconciler.render.masking import (
     column_hint,
     column_names,
+    letters,
     other_separator,
     separator_advice,
     unseen,
@@ -242,7 +243,8 @@ def csv_identifier_columns(
     spec = audience.spec.members
     declared_at = audience.field_location("members", "csv")
     names = [name.strip() for name in header]
-    for wanted in (spec.email, spec.userId):
+    identifiers = (spec.email, spec.userId)
+    for wanted in identifiers:
         if names.count(wanted) > 1:
             raise SourceError(
                 f"{declared_at}: {path} has {names.count(wanted)} columns named {quoted(wanted)}: "
@@ -255,27 +257,27 @@ def csv_identifier_columns(
         if option in spec.model_fields_set and named not in names:
             raise SourceError(
                 f"{audience.field_location('members', option)}: column {quoted(named)} is not in "
-                f"the header of {path}{column_hint(named, names)}; columns are: "
-                f"{column_names(names)}"
+                f"the header of {path}{column_hint(named, names, identifiers)}; columns are: "
+                f"{column_names(names, reads=identifiers)}"
             )
     email = names.index(spec.email) if spec.email in names else None
     user_id = names.index(spec.userId) if spec.userId in names else None
     if email is None and user_id is None:
         raise SourceError(
             f"{declared_at}: {path} has neither an {quoted(spec.email)} nor a "
-            f"{quoted(spec.userId)} column; {_header_hint(names)}"
+            f"{quoted(spec.userId)} column; {_header_hint(names, identifiers)}"
         )
     return names, email, user_id
 
 
-def _header_hint(names: list[str]) -> str:
+def _header_hint(names: list[str], identifiers: tuple[str, str]) -> str:
     """The columns, and what to do when the cause is plain: another delimiter (the header
     reads as one column, which would otherwise pass for a missing header row), or the
     columns spelled otherwise (`Email`, `user_id`)."""
     called = other_separator(names)
     if called is not None:
         return separator_advice(called)
-    listed = f"columns are: {column_names(names)}"
+    listed = f"columns are: {column_names(names, reads=identifiers)}"
     found = [
         f"{option}: {name}"
         for option in ("email", "userId")
@@ -283,16 +285,13 @@ def _header_hint(names: list[str]) -> str:
         for name in names
         if not unseen([name])
         and (
-            _plain(name) == option.lower() or (option == "email" and _plain(name) == "emailaddress")
+            letters(name) == option.lower()
+            or (option == "email" and letters(name) == "emailaddress")
         )
     ]
     if found:
         return f"{listed}; name the identifier columns under members: " + ", ".join(found)
     return listed
-
-
-def _plain(name: str) -> str:
-    return "".join(c for c in name.lower() if c.isalnum())
 
 
 def is_utf16(path: Path) -> bool:

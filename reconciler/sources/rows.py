@@ -26,7 +26,7 @@ from reconciler.members.identity import (
     repeats_column_names,
     skipped_identifiers,
 )
-from reconciler.render.masking import column_names, visible
+from reconciler.render.masking import column_names, letters, visible
 from reconciler.sources.identifier_types import identifier_text
 from reconciler.sources.result import MemberIssue, SourceResult
 
@@ -111,9 +111,9 @@ def undeclared_user_id(names: Sequence[str], spec: MembersSpec, exact: bool = Fa
     only an extra one, which nothing would say."""
     if "userId" in spec.model_fields_set or _found(names, spec.userId, exact):
         return None
-    wanted = _letters(spec.userId)
+    wanted = letters(spec.userId)
     # Short names only: the name is quoted in the warning.
-    return next((n for n in names if len(n) <= 64 and _letters(n) == wanted), None)
+    return next((n for n in names if len(n) <= 64 and letters(n) == wanted), None)
 
 
 def undeclared_email(names: Sequence[str], spec: MembersSpec, exact: bool = False) -> str | None:
@@ -130,7 +130,7 @@ def undeclared_email(names: Sequence[str], spec: MembersSpec, exact: bool = Fals
     # Short names only: the name is quoted in the warning (what does not show in it,
     # spelled out: a zero-width space after `email` hid the column from a user who saw it).
     return next(
-        (n for n in names if len(n) <= 64 and _letters(n) in ("email", "emailaddress")),
+        (n for n in names if len(n) <= 64 and letters(n) in ("email", "emailaddress")),
         None,
     )
 
@@ -166,10 +166,6 @@ def _found(names: Sequence[str], wanted: str, exact: bool) -> bool:
     """Whether a source reads a column of `names` as `wanted`: a CSV's by its exact name
     (csv_identifier_columns), other sources' case aside too (_column)."""
     return wanted in names if exact else _column(names, wanted) is not None
-
-
-def _letters(name: str) -> str:
-    return "".join(c for c in name.casefold() if c.isalnum())
 
 
 def _ambiguity(names: Sequence[str], *wanted: str) -> str:

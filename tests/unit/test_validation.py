@@ -11,7 +11,7 @@ import pytest
 
 from reconciler.errors import ManifestError, SourceError
 from reconciler.members.engine import Engine, EngineSettings
-from reconciler.render.masking import quoted, shower
+from reconciler.render.masking import mask_emails, quoted, reveal, shower
 from reconciler.validation import Validation, validate
 
 DESTINATION = {
@@ -243,6 +243,47 @@ def test_a_file_not_comma_separated_is_named_so_when_the_manifest_names_its_colu
     (problem,) = raised.value.problems
     assert f"separated by {called}: a CSV source is comma-separated" in str(problem)
     assert "lack a header row" not in str(problem)
+
+
+@pytest.mark.parametrize("engine_name", ["python", "duckdb"])
+def test_a_first_row_of_member_values_that_look_like_column_names_is_masked(
+    tmp_path: Path, engine_name: str
+) -> None:
+    """A CSV without a header row whose first member reads like column names (a userId
+    `jsmith`, a plan `gold`) printed them as the file's columns ("columns are: jsmith,
+    gold"), in CI logs and annotations: names none of which the manifests read nor heads
+    identifiers are now masked, and the message asks about the header row."""
+    rows = "jsmith,gold\nadoe,silver\n"
+    plan_mapping = {**MAPPING, "spec": {"fields": {"planTier": "plan"}}}
+    root = write(
+        tmp_path,
+        DESTINATION,
+        plan_mapping,
+        audience("a", {"csv": "m.csv"}, traits="crm"),
+        csv={"m.csv": rows},
+    )
+    with pytest.raises(ManifestError) as raised:
+        validate(root)
+    (problem,) = raised.value.problems
+    unreadable = write(tmp_path, DESTINATION, audience("a", {"csv": "m.csv"}))
+    settings = EngineSettings(engine=engine_name, threads=1, temp_dir=tmp_path)
+    with Engine(settings) as engine:
+        (error,) = validate(unreadable, engine=engine).unreadable
+    for said, wrong in ((str(problem), "column 'plan' is not in"), (str(error), "neither")):
+        shown = mask_emails(said)
+        assert "jsmith" not in shown and "gold" not in shown, shown
+        assert wrong in shown and "columns are: j***, g*** (2 names," in shown
+        assert "does the file lack a header row?" in shown
+        assert "jsmith, gold" in reveal(said, True)  # --show-members
+
+    # A header with a column the manifests read, or one heading identifiers, is shown.
+    two = {**MAPPING, "spec": {"fields": {"planTier": "plan", "score": "score"}}}
+    for header in ("email,tier", "E-mail Address,tier", "customer,plan"):
+        (tmp_path / "m.csv").write_text(f"{header}\na@example.com,gold\n")
+        write(tmp_path, DESTINATION, two, audience("a", {"csv": "m.csv"}, traits="crm"))
+        with pytest.raises(ManifestError) as raised:
+            validate(root)
+        assert f"columns are: {header.replace(',', ', ')}" in mask_emails(str(raised.value))
 
 
 def test_a_large_audience_counts_the_invalid_rows_it_does_not_list(tmp_path: Path) -> None:
