@@ -376,10 +376,12 @@ def mask_value(value: Any, show: Show) -> Any:
 def field_path(path: str, show: Show) -> str:
     """A user field's path as an output shows it. Below the mapped field (its first part,
     from the manifest), an object's keys are data: an object keyed per member (its
-    friends' emails, say) makes a field of every key, so a key with an `@` is masked like
-    an identifier (`refs.f***@***#1`), each path keeping a number of its own."""
+    friends' emails or userIds, say) makes a field of every key, so keys below it with an
+    `@`, or that do not look like names (`usr_00012391`, `1042`), are masked like an
+    identifier (`refs.f***@***#1`, `refs.u***#2`), each path keeping a number of its own."""
     root, dot, rest = path.partition(".")
-    if not masks(show) or "@" not in rest:
+    keys = rest.split(".") if rest else []
+    if not masks(show) or all(_looks_like_a_column(key) for key in keys):
         return path
     return f"{root}{dot}{show(rest)}"
 

@@ -714,6 +714,28 @@ def test_new_fields_keyed_by_members_are_masked_and_counted_not_listed():
     assert "refs.friend0000@example.org (long)" in shown
 
 
+def test_new_fields_keyed_by_member_user_ids_are_masked():
+    """An object column keyed by userIds (`{"usr_00012391": {"since": ...}}`) made a new
+    field path of each, and every format listed them in full: only keys with an `@` were
+    masked. Keys that do not look like names are masked too; names below a field stay."""
+    keyed = tuple((f"refs.usr_{n:08d}.since", "date") for n in range(3))
+    fields = (("prefs.tier", "string"), ("prefs.home city", "string"), *keyed)
+    plan = Plan((destination(list_plan(), new_fields=fields),))
+    text, markdown = plan_text(plan), plan_markdown(plan)
+    body = json.loads(plan_json(plan))["destinations"][0]["new_fields"]
+    for output in (text, markdown, json.dumps(body)):
+        assert "usr_0" not in output, output
+    assert "refs.u***#1 (date), refs.u***#2 (date)" in text
+    assert list(body) == [
+        "prefs.tier",
+        "prefs.home city",
+        "refs.u***#1",
+        "refs.u***#2",
+        "refs.u***#3",
+    ]
+    assert "refs.usr_00000000.since (date)" in plan_text(plan, show_members=True)
+
+
 # -- the JSON outputs, as the README documents them ------------------------------------------
 
 # Objects keyed by data, not by the format: field names, field paths, unsubscribe sources.
