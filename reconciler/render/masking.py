@@ -380,10 +380,23 @@ def field_path(path: str, show: Show) -> str:
     `@`, or that do not look like names (`usr_00012391`, `1042`), are masked like an
     identifier (`refs.f***@***#1`, `refs.u***#2`), each path keeping a number of its own."""
     root, dot, rest = path.partition(".")
-    keys = rest.split(".") if rest else []
-    if not masks(show) or all(_looks_like_a_column(key) for key in keys):
+    if not masks(show) or _names_only(rest):
         return path
     return f"{root}{dot}{show(rest)}"
+
+
+def quoted_path(path: str) -> str:
+    """A user field's path quoted for a message built before its output is known: the
+    keys below the mapped field that field_path masks are marked as source data."""
+    root, dot, rest = path.partition(".")
+    if _names_only(rest):
+        return repr(path)
+    return f"'{root}{dot}{source_value(rest)}'"
+
+
+def _names_only(keys: str) -> bool:
+    """Whether an object's keys (`a.b`, or none) all look like names, not identifiers."""
+    return not keys or all(_looks_like_a_column(key) for key in keys.split("."))
 
 
 class _Quoted:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.layout import one_line
+from reconciler.render.masking import quoted_path
 from reconciler.traits.convert import WRITTEN_DATE
 
 # A double field takes a whole number (JSON has no separate int); a string field takes text
@@ -146,23 +147,24 @@ class TypeConflict:
     def describe(self, origin: Callable[[Any], str] = str) -> str:
         if self.existing is not None and self.existing not in _WRITABLE:
             return (
-                f"field {self.path!r} is {one_line(self.existing)} in Iterable, a type no "
-                f"trait mapping writes: {origin(self.ref)} would send "
+                f"field {quoted_path(self.path)} is {one_line(self.existing)} in Iterable, a "
+                f"type no trait mapping writes: {origin(self.ref)} would send "
                 f"{_article(self.sent)} {self.sent}, and Iterable never changes a field's "
                 "type; take the field out of the mapping, or map these values to a field of "
                 "another name"
             )
         if self.existing is not None:
             return (
-                f"field {self.path!r} is {one_line(self.existing)} in Iterable, but "
+                f"field {quoted_path(self.path)} is {one_line(self.existing)} in Iterable, but "
                 f"{origin(self.ref)} "
                 f"would send {_article(self.sent)} {self.sent}; Iterable never changes a "
                 "field's type (change the mapping's type, or the data)"
             )
         return (
-            f"new field {self.path!r} would get values of two types: {self.other_type} from "
-            f"{origin(self.other_ref)} and {self.sent} from {origin(self.ref)}; Iterable types "
-            "a new field by the first value it receives and refuses the others ("
+            f"new field {quoted_path(self.path)} would get values of two types: "
+            f"{self.other_type} from {origin(self.other_ref)} and {self.sent} from "
+            f"{origin(self.ref)}; Iterable types a new field by the first value it receives "
+            "and refuses the others ("
             + (
                 # `type: string` cannot help here: it is the text's shape that types it.
                 "text shaped like a date, 2024-05-01 or 2024-05-01 09:30:00, makes a new "

@@ -11,7 +11,7 @@ from reconciler.iterable import ClientSettings
 from reconciler.iterable.batching import encode, pack_users
 from reconciler.members.identity import make_member
 from reconciler.plan.fields import MappedList, merge_fields, plan_field_updates
-from reconciler.render.masking import shower
+from reconciler.render.masking import mask_emails, reveal, shower
 from reconciler.state.live import choose_field_read
 from reconciler.traits import SentValue, check_types
 from reconciler.traits.types import as_doubles
@@ -128,6 +128,21 @@ def test_a_type_conflict_with_an_existing_field_is_found() -> None:
         "field 'ltv' is long in Iterable, but row 3 would send a string; Iterable never "
         "changes a field's type (change the mapping's type, or the data)"
     )
+
+
+def test_a_type_conflict_below_an_object_keyed_by_user_ids_masks_the_key() -> None:
+    """An object keyed by userIds makes a field of each key, and a type conflict named it
+    whole ("field 'refs.usr_00012391' is object in Iterable"), in CI logs: the key is
+    marked as source data (masked, in full with --show-members), names stay readable."""
+    result = check_types(
+        {"refs.usr_00012391": "object", "prefs.tier": "long"},
+        [SentValue("refs.usr_00012391", "x", "row 2"), SentValue("prefs.tier", "x", "row 3")],
+    )
+    keyed, named = (conflict.describe() for conflict in result.conflicts)
+    assert mask_emails(keyed).startswith("field 'refs.u***' is object in Iterable, but row 2")
+    assert "usr_0" not in mask_emails(keyed)
+    assert reveal(keyed, True).startswith("field 'refs.usr_00012391' is object in Iterable")
+    assert named.startswith("field 'prefs.tier' is long in Iterable, but row 3")
 
 
 def test_compatible_types_pass_and_mixed_numbers_make_a_new_field_double() -> None:
