@@ -611,8 +611,9 @@ def _within_sqlite(connection: Connection, sql: str, budget: Budget) -> tuple[li
 _QUOTED = re.compile(r"(?<![A-Za-z])(\"[^\n]*?\"|'[^\n]*?')(?![A-Za-z])")
 # A quoted word a line opens and does not close: a value holding a line end (an
 # address, a note, JSON over lines), whose rest is on the lines after (each marked, as
-# unlabelled). Not into a word already marked (its quotes are the data's).
-_OPENED = re.compile(f"(?<![A-Za-z])[\"'](?P<word>[^\"'{SOURCE_MARKS}]*)$")
+# unlabelled). Not into a word already marked (its quotes are the data's), nor from the
+# quote that closes one (`schema "<marked>" does not exist`: what went wrong).
+_OPENED = re.compile(f"(?<![A-Za-z{SOURCE_MARKS}])[\"'](?P<word>[^\"'{SOURCE_MARKS}]*)$")
 # What PostgreSQL says bare, unquoted, on its first line: to_ascii's encoding name and
 # is_normalized's form, which a query can take from a member's column.
 _BARE = (

@@ -593,6 +593,21 @@ def test_a_postgres_error_quoting_what_the_query_read_is_masked(
     assert "ada-example-com" in shown
 
 
+def test_what_a_postgres_error_says_after_a_masked_value_stays_readable(
+    tmp_path: Path, customers: Postgres
+) -> None:
+    """Since a quoted word a line opens and does not close was masked as a value over
+    lines, the quote closing a masked value read as one such: `schema "a***" ***`, what
+    went wrong masked with the value."""
+    sql = (
+        f"SELECT (SELECT translate(email, '@.', '--') FROM {customers.schema}.customers "
+        "WHERE user_id = 1)::regnamespace::text AS email"
+    )
+    with pytest.raises(SourceError) as raised:
+        read_members(postgres_audience(tmp_path, customers, sql), "email")
+    assert 'schema "a***" does not exist' in mask_emails(str(raised.value))
+
+
 @pytest.mark.parametrize(
     "value",
     [
