@@ -54,6 +54,7 @@ from reconciler.errors import (
     UnreachableError,
     WriteNotSent,
 )
+from reconciler.iterable.answer_bounds import AnswerOverrun, bound_answer
 from reconciler.iterable.batching import encode, pack_users
 from reconciler.iterable.environment import http_client, through_proxy, tls_context
 from reconciler.iterable.key_refusal import refused_key
@@ -971,7 +972,12 @@ class IterableClient:
                 ) from None
 
         rows = self._request(
-            "GET", "/api/export/data.json", bucket="export", params=params, parse=parse
+            "GET",
+            "/api/export/data.json",
+            bucket="export",
+            params=params,
+            parse=parse,
+            streamed=True,
         )
         yield from rows
 
@@ -1367,13 +1373,16 @@ class IterableClient:
         idempotent: bool = True,
         label: str | None = None,
         bulk: bool = False,
+        streamed: bool = False,
         **kwargs: Any,
     ) -> T:
         """Send until a good answer or the retry budget is spent. `parse` reads a 2xx answer
         into the result, raising _BadAnswer when it is not what the endpoint answers.
         `label` names the endpoint in messages when `path` holds something personal.
         A `bulk` read (a list's members, an export) may take settings.bulk_read_timeout
-        between bytes, and is retried settings.bulk_read_retries times."""
+        between bytes, and is retried settings.bulk_read_retries times. A bulk or
+        `streamed` answer (read line by line as it comes) has no bound on its whole time
+        or size; any other is held to settings.request_time_limit and ANSWER_MAX_BYTES."""
         limiter = self._buckets[bucket]
         attempt = 0
         shown = label or path
@@ -1407,7 +1416,13 @@ class IterableClient:
                 slot = _acquire(limiter, stopped, method, shown)
                 with slot:
                     answer = self._send_once(
-                        method, path, parse, label=shown, answered=slot.answered, **kwargs
+                        method,
+                        path,
+                        parse,
+                        label=shown,
+                        answered=slot.answered,
+                        whole=not (bulk or streamed),
+                        **kwargs,
                     )
                 limiter.took(slot)
                 if method != "GET":
@@ -1635,20 +1650,25 @@ class IterableClient:
         parse: Callable[[httpx.Response], T],
         label: str | None = None,
         answered: Callable[[], None] | None = None,
+        whole: bool = False,
         **kwargs: Any,
     ) -> T:
         """`answered` is called as soon as the answer's headers arrive, before its body is
-        read: by then the server has counted the request against its rate limit."""
+        read: by then the server has counted the request against its rate limit. An answer
+        read `whole` must arrive within settings.request_time_limit of the request, and
+        hold at most ANSWER_MAX_BYTES (answer_bounds)."""
         self._count(requests=1, writes=int(method != "GET"))
         endpoint = f"{method} {label or path}"
         with self._stats_lock:
             self.stats.calls[endpoint] = self.stats.calls.get(endpoint, 0) + 1
         log = _RequestLog(endpoint)
+        started = time.monotonic()  # real time, whatever clock paces the rate limits
         try:
             with self._http.stream(method, path, **kwargs) as response:
                 log.answered(response.status_code)
                 if answered is not None:
                     answered()
+                bound_answer(response, started, self.settings.request_time_limit, whole)
                 self._note_date(response.headers.get("Date"))
                 if 200 <= response.status_code < 300:
                     return self._scrub(parse(response))
@@ -1678,6 +1698,9 @@ class IterableClient:
         except httpx.TimeoutException as exc:
             log.failed("timed out")
             raise _Retryable(self._timed_out(exc, bulk="timeout" in kwargs)) from None
+        except AnswerOverrun as exc:
+            log.failed(exc.reason)
+            raise _Retryable(exc.reason) from None
         except (httpx.TransportError, httpx.DecodingError) as exc:
             log.failed(f"connection failed ({type(exc).__name__})")
             raise _Retryable(f"connection failed ({type(exc).__name__})") from None

@@ -49,6 +49,10 @@ PACING_RATES = (
 @dataclass(frozen=True)
 class ClientSettings:
     timeout: float = 30.0  # seconds per request (connect, read, write each)
+    # Seconds a request other than a bulk read may take in all, from its sending to its
+    # answer's last byte: `timeout` is per read, so an answer trickling a byte every few
+    # seconds never ran out of it (answer_bounds).
+    request_time_limit: float = 300.0
     # Bulk reads (getUsers, user exports, export files) answer slowly: getUsers takes over
     # 5 minutes to start answering for lists above 200,000 users and 80+ minutes for a
     # million (Estuary's connector). Seconds such a read may go without a byte, its first
@@ -168,6 +172,7 @@ class ClientSettings:
 _SECONDS = frozenset(
     {
         "timeout",
+        "request_time_limit",
         "bulk_read_timeout",
         "bulk_read_first_byte",
         "export_stream_limit",
@@ -183,7 +188,7 @@ _SECONDS = frozenset(
     }
 )
 # 0 would make every socket non-blocking (each request fails at once), or wait for ever.
-_ABOVE_0 = frozenset({"timeout", "bulk_read_timeout", "export_job_wait"})
+_ABOVE_0 = frozenset({"timeout", "request_time_limit", "bulk_read_timeout", "export_job_wait"})
 _AT_LEAST_1 = frozenset({"concurrency", "export_windows_in_flight", "list_read_concurrency"})
 _RULES = {
     "batch_size": NumberRule(whole=True, least=1, most=1000),

@@ -1,0 +1,95 @@
+"""Servers that answer slowly or without end, over real sockets on 127.0.0.1: httpx's
+timeouts are per read, so an answer trickling a byte at a time, or a body that never ends,
+met none of them (answer_bounds)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from reconciler.errors import IterableError
+from reconciler.iterable import ClientSettings, IterableClient, answer_bounds
+from tests.slow_server import SlowServer
+
+JSON_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+TEXT_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"
+# The list index as Iterable answers it, after leading spaces sent one at a time: whole,
+# it is a good answer, 300 spaces at 0.05 s each (15 s) after it was asked for.
+TRICKLED_LISTS = [b" "] * 300 + [b'{"lists": []}']
+
+
+def _settings(**changes: object) -> ClientSettings:
+    base = {"max_retries": 0, "bulk_read_retries": 0, "backoff_base": 0.001, "timeout": 5.0}
+    return ClientSettings(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def test_a_list_index_trickling_a_byte_at_a_time_is_ended_naming_the_limit(workspace, cli):
+    """plan against a server answering GET /api/lists one byte a second never ended: each
+    byte came within RECONCILER_TIMEOUT, httpx's only bound, which is per read."""
+    with SlowServer(JSON_HEAD, lambda: TRICKLED_LISTS, pause=0.05) as server:
+        workspace.destination(baseUrl=server.url)
+        workspace.audience("vip", {"inline": ["a@example.com"]})
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("RECONCILER_REQUEST_TIME_LIMIT", "0.5")
+            env.setenv("RECONCILER_MAX_RETRIES", "1")
+            result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.stderr.split())
+    slow = "timed out: the answer was still arriving after 0.5 s (RECONCILER_REQUEST_TIME_LIMIT)"
+    assert f"GET /api/lists: {slow}; retry 1 of 1 in" in said, said
+    assert f"gave up after 2 attempts; last failure: {slow}" in said
+    assert server.paths == ["/api/lists", "/api/lists"]
+
+
+def _endless_lists() -> Iterator[bytes]:
+    """A list index whose spaces go on past the bound (2 MB of them, at the test's bound
+    of 1 MB), then end as a good answer would."""
+    yield b'{"lists": ['
+    yield from [b" " * 65536] * 32
+    yield b"]}"
+
+
+def test_an_answer_past_its_size_is_refused_before_it_fills_memory(monkeypatch):
+    """An endless 200 to GET /api/lists was read into memory until the machine ran out
+    (2 GB in 12 s, plan never ending)."""
+    monkeypatch.setattr(answer_bounds, "ANSWER_MAX_BYTES", 1_000_000)
+    with (
+        SlowServer(JSON_HEAD, _endless_lists) as server,
+        IterableClient(server.url, "k-secret", settings=_settings()) as client,
+        pytest.raises(IterableError) as raised,
+    ):
+        client.get_lists()
+    assert "last failure: an answer of more than 1,000,000 bytes" in str(raised.value)
+
+
+def test_a_bulk_read_s_endless_refusal_is_refused_before_it_fills_memory(monkeypatch):
+    """A getUsers answered 500 with a body without end was read whole as the error's text
+    (bulk reads have no bound on their answers' time or size, which are large by design)."""
+    monkeypatch.setattr(answer_bounds, "ANSWER_MAX_BYTES", 1_000_000)
+    head = b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/html\r\n\r\n"
+    with (
+        SlowServer(head, _endless_lists) as server,
+        IterableClient(server.url, "k-secret", settings=_settings()) as client,
+        pytest.raises(IterableError) as raised,
+    ):
+        list(client.iter_list_members(7, prefer_user_id=False))
+    assert "last failure: an answer of more than 1,000,000 bytes" in str(raised.value)
+
+
+def test_bulk_and_streamed_reads_are_not_held_to_the_request_time_limit():
+    """getUsers and the event export are large and slow by design: a read still streaming
+    past RECONCILER_REQUEST_TIME_LIMIT is read to its end."""
+    members = [b"a@example.com\n", b"b@example.com\n"] * 10
+    settings = _settings(request_time_limit=0.2)
+    with (
+        SlowServer(TEXT_HEAD, lambda: members, pause=0.05) as server,
+        IterableClient(server.url, "k-secret", settings=settings) as client,
+    ):
+        assert len(list(client.iter_list_members(7, prefer_user_id=False))) == 20
+    events = [b'{"email": "a@example.com", "createdAt": "2026-01-01"}\n'] * 10
+    with (
+        SlowServer(JSON_HEAD, lambda: events, pause=0.05) as server,
+        IterableClient(server.url, "k-secret", settings=settings) as client,
+    ):
+        assert len(list(client.export_events("emailUnSubscribe", ["email"]))) == 10
