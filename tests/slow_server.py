@@ -5,7 +5,8 @@ with SlowServer(head, body_chunks) as server:   # server.url: http://127.0.0.1:P
     ...                                          # server.paths: the request lines' paths
 
 `head` is the status line and headers (bytes, ending in a blank line); `body` yields the
-body's pieces, each sent after `pause` seconds. A client that hangs up ends the answer."""
+body's pieces, each sent after `pause` seconds, or a number: seconds to wait before the
+next. A client that hangs up ends the answer."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterable
 
 class SlowServer:
     def __init__(
-        self, head: bytes, body: Callable[[], Iterable[bytes]], pause: float = 0.0
+        self, head: bytes, body: Callable[[], Iterable[bytes | float]], pause: float = 0.0
     ) -> None:
         self._head, self._body, self._pause = head, body, pause
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -61,6 +62,9 @@ class SlowServer:
                 for piece in self._body():
                     if self._closed.is_set():
                         return
+                    if isinstance(piece, float):
+                        time.sleep(piece)
+                        continue
                     time.sleep(self._pause)
                     conn.sendall(piece)
             except OSError:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 
 import httpx
 
+from reconciler.iterable.settings import ClientSettings
+
 # The most bytes an answer read whole into memory (JSON: the list index, fields, a user, an
 # error) may hold as sent: far beyond any of Iterable's (the list index of a project with a
 # million lists is about 200 MB), and short of what parsing it takes down a runner.
@@ -28,19 +30,31 @@ class AnswerOverrun(Exception):
         super().__init__(reason)
 
 
-def bound_answer(response: httpx.Response, started: float, limit: float, whole: bool) -> None:
+def bound_answer(
+    response: httpx.Response, started: float, settings: ClientSettings, whole: bool
+) -> None:
     """Hold `response`, its headers in, to its bounds as its body is read: an answer read
-    `whole` to `limit` seconds from `started` (time.monotonic) and ANSWER_MAX_BYTES; any
-    refusal (not 2xx) too, a bulk read's timed from now (a getUsers may wait minutes for
-    its headers)."""
-    now = time.monotonic()
+    `whole` to settings.request_time_limit seconds from `started` (time.monotonic) and
+    ANSWER_MAX_BYTES; any refusal (not 2xx) too, a bulk read's timed from now (a getUsers
+    may wait minutes for its headers); any other answer (a bulk read's, an export's) to
+    its progress (PacedStream)."""
+    now, limit = time.monotonic(), settings.request_time_limit
     if whole and now > started + limit:  # its headers came a byte at a time
         raise AnswerOverrun(too_slow(limit))
-    read_whole = whole or not response.is_success
-    if read_whole and isinstance(response.stream, httpx.SyncByteStream):
+    stream = response.stream
+    if not isinstance(stream, httpx.SyncByteStream):
+        return
+    if whole or not response.is_success:
         deadline = (started if whole else now) + limit
         response.stream = BoundedStream(
-            response.stream, clock=time.monotonic, deadline=deadline, limit=limit
+            stream, clock=time.monotonic, deadline=deadline, limit=limit
+        )
+    elif settings.bulk_read_min_bytes:
+        response.stream = PacedStream(
+            stream,
+            clock=time.monotonic,
+            window=settings.bulk_read_timeout,
+            least=settings.bulk_read_min_bytes,
         )
 
 
@@ -74,6 +88,47 @@ class BoundedStream(httpx.SyncByteStream):
                 )
             if self._clock() > self._deadline:
                 raise AnswerOverrun(too_slow(self._limit))
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class PacedStream(httpx.SyncByteStream):
+    """`stream` (a bulk read's body as it arrives), raising AnswerOverrun when, from its
+    first byte on, `window` seconds bring fewer than `least` bytes: a read trickling a
+    byte every few minutes met no byte timeout, and a large read must not be bounded by
+    its whole time. Checked as each piece arrives, so a read that ends is never cut."""
+
+    def __init__(
+        self,
+        stream: httpx.SyncByteStream,
+        *,
+        clock: Callable[[], float],
+        window: float,
+        least: int,
+    ) -> None:
+        self._stream = stream
+        self._clock = clock
+        self._window = window
+        self._least = least
+
+    def __iter__(self) -> Iterator[bytes]:
+        began: float | None = None  # when the window began: at the first byte, then anew
+        got = 0  # bytes in the window
+        for chunk in self._stream:
+            now = self._clock()
+            if began is None:
+                began = now
+            elif now - began >= self._window:
+                if got < self._least:
+                    raise AnswerOverrun(
+                        f"too slow: {got:,} bytes of the answer in {now - began:,.1f} s, "
+                        f"fewer than RECONCILER_BULK_READ_MIN_BYTES ({self._least:,}) in "
+                        f"RECONCILER_BULK_READ_TIMEOUT ({self._window:g} s)"
+                    )
+                began, got = now, 0
+            got += len(chunk)
             yield chunk
 
     def close(self) -> None:

@@ -1266,14 +1266,15 @@ class IterableClient:
                     self._files.stream("GET", url) as response,
                 ):
                     log.answered(response.status_code)
+                    bound_answer(response, time.monotonic(), self.settings, whole=False)
                     if response.status_code == 403 and b"expired" in response.read():
                         url = self._fresh_link(job, name)
                         continue
                     if response.status_code != 200:
                         raise _Retryable(f"HTTP {response.status_code}")
                     return _save_lines(response, target, on_lines)
-            except (_Retryable, httpx.TransportError) as exc:
-                reason = exc.reason if isinstance(exc, _Retryable) else type(exc).__name__
+            except (_Retryable, AnswerOverrun, httpx.TransportError) as exc:
+                reason = type(exc).__name__ if isinstance(exc, httpx.TransportError) else exc.reason
                 if attempt >= self.settings.bulk_read_retries:
                     raise RetryExhaustedError(
                         f"GET {label}: {_gave_up(attempt + 1)}; last failure: {reason}",
@@ -1668,7 +1669,7 @@ class IterableClient:
                 log.answered(response.status_code)
                 if answered is not None:
                     answered()
-                bound_answer(response, started, self.settings.request_time_limit, whole)
+                bound_answer(response, started, self.settings, whole)
                 self._note_date(response.headers.get("Date"))
                 if 200 <= response.status_code < 300:
                     return self._scrub(parse(response))

@@ -5,6 +5,7 @@ met none of them (answer_bounds)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +94,69 @@ def test_bulk_and_streamed_reads_are_not_held_to_the_request_time_limit():
         IterableClient(server.url, "k-secret", settings=settings) as client,
     ):
         assert len(list(client.export_events("emailUnSubscribe", ["email"]))) == 10
+
+
+# A bulk read's floor at test scale: 1,000 bytes in each 0.5 s from the first byte on.
+PACED = {"bulk_read_timeout": 0.5, "bulk_read_min_bytes": 1000}
+SLOW = "fewer than RECONCILER_BULK_READ_MIN_BYTES (1,000) in RECONCILER_BULK_READ_TIMEOUT (0.5 s)"
+
+
+def _trickled_members() -> list[bytes | float]:
+    """A getUsers answer of one member, then the next one's letters a piece at a time:
+    60 of them 0.05 s apart, each within the byte timeout, 3 s in all."""
+    return [b"a@example.com\n", *[b"b"] * 60, b"@example.com\n"]
+
+
+def test_a_bulk_read_trickling_below_its_floor_is_cut():
+    """plan reading a list whose getUsers answer came a byte every few seconds never
+    ended: each byte came within RECONCILER_BULK_READ_TIMEOUT, 30 minutes, and a bulk read
+    has no bound on its whole time (a million members take 80+ minutes)."""
+    with SlowServer(TEXT_HEAD, _trickled_members, pause=0.05) as server:
+        settings = _settings(**PACED)
+        with (
+            IterableClient(server.url, "k-secret", settings=settings) as client,
+            pytest.raises(IterableError) as raised,
+        ):
+            list(client.iter_list_members(7, prefer_user_id=False))
+    said = str(raised.value)
+    assert "GET /api/lists/getUsers: gave up after 1 attempt; last failure: too slow: " in said
+    assert SLOW in said
+
+
+def test_an_export_trickling_below_its_floor_is_cut(tmp_path: Path):
+    """The event export the consent guard reads and an export job's files are held to the
+    same floor: their answers trickled as getUsers's did."""
+    line = b'{"email": "a@example.com", "createdAt": "2026-01-01"}\n'
+    trickled: list[bytes | float] = [line, *[b" "] * 60, line]
+    with (
+        SlowServer(JSON_HEAD, lambda: trickled, pause=0.05) as server,
+        IterableClient(server.url, "k-secret", settings=_settings(**PACED)) as client,
+    ):
+        with pytest.raises(IterableError) as raised:
+            list(client.export_events("emailUnSubscribe", ["email"]))
+        assert SLOW in str(raised.value)
+        with pytest.raises(IterableError) as raised:
+            client._fetch_file(3, "part-0", f"{server.url}/file", tmp_path / "f", None)
+        assert "GET export job 3 file part-0: gave up after 1 attempt" in str(raised.value)
+        assert SLOW in str(raised.value)
+
+
+def test_a_bulk_read_slow_to_start_or_fast_is_read_whole():
+    """The floor counts from the first byte (a getUsers may wait minutes for it), and a
+    read that brings enough in each window is never cut, however long it runs."""
+    # Its first byte 0.8 s after its headers, its last 0.5 s after that: 1.3 s in all,
+    # past a window of 1 s counted from the headers, within one counted from that byte.
+    late: list[bytes | float] = [0.8, b"a@example.com\n", 0.25, b"b@exa", 0.25, b"mple.com\n"]
+    steady: list[bytes | float] = [b"x" * 600 + b"\n"] * 12  # 3,000 bytes each 0.5 s
+    starting = _settings(bulk_read_timeout=1.0, bulk_read_min_bytes=1000)
+    with (
+        SlowServer(TEXT_HEAD, lambda: late) as slow_start,
+        SlowServer(TEXT_HEAD, lambda: steady, pause=0.1) as fast,
+        IterableClient(slow_start.url, "k", settings=starting) as a,
+        IterableClient(fast.url, "k", settings=_settings(**PACED)) as b,
+    ):
+        assert list(a.iter_list_members(7, prefer_user_id=False)) == [
+            "a@example.com",
+            "b@example.com",
+        ]
+        assert len(list(b.iter_list_members(7, prefer_user_id=False))) == 12
