@@ -56,7 +56,14 @@ from reconciler.errors import (
 )
 from reconciler.iterable.answer_bounds import AnswerOverrun, bound_answer
 from reconciler.iterable.batching import encode, pack_users
-from reconciler.iterable.environment import http_client, through_proxy, tls_context
+from reconciler.iterable.environment import (
+    http_client,
+    proxy_hint,
+    proxy_refusal,
+    proxy_variables,
+    through_proxy,
+    tls_context,
+)
 from reconciler.iterable.key_refusal import refused_key
 from reconciler.iterable.names import REGION_URLS, StreamCut
 from reconciler.iterable.ratelimit import SlidingWindow, Slot, WaitGivenUp, Window, WindowUser
@@ -1702,6 +1709,15 @@ class IterableClient:
         except AnswerOverrun as exc:
             log.failed(exc.reason)
             raise _Retryable(exc.reason) from None
+        except httpx.ProxyError as exc:
+            log.failed("no connection")
+            said, transient = proxy_refusal(exc, self._where())
+            if not transient:  # a password or a rule of the proxy's: trying again cannot help
+                raise IterableError(
+                    f"{method} {label or path}: {said}", endpoint=label or path
+                ) from None
+            # Nothing went past the proxy, so nothing can have happened.
+            raise _Retryable(said, done_maybe=False, unreachable=True) from None
         except (httpx.TransportError, httpx.DecodingError) as exc:
             log.failed(f"connection failed ({type(exc).__name__})")
             raise _Retryable(f"connection failed ({type(exc).__name__})") from None
@@ -1774,6 +1790,12 @@ class IterableClient:
                 refused_key(where, code, self._scrub(body), self._region_hint()),
                 status=status,
                 code=code,
+                endpoint=path,
+            )
+        if status == 407:  # a proxy's (plain http://), refusing as over https: proxy_hint
+            return IterableError(
+                f"{where}: HTTP 407 from the proxy {proxy_variables()} names{proxy_hint(407)}",
+                status=status,
                 endpoint=path,
             )
         if status == 409:

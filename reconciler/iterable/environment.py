@@ -8,6 +8,7 @@ A proxy URL may hold a password (http://user:secret@proxy:3128): no message quot
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from typing import Any
 
@@ -78,3 +79,29 @@ def through_proxy(client: httpx.Client) -> str:
     if direct:
         return ""
     return f" through the proxy {proxy_variables()} names (NO_PROXY lists hosts to reach directly)"
+
+
+def proxy_refusal(exc: httpx.ProxyError, where: str) -> tuple[str, bool]:
+    """What the environment's proxy answered to the CONNECT for `where` (host:port), and
+    whether trying again may help: 'connection failed (ProxyError)', retried six times,
+    said nothing of a proxy asking for a password or refusing the host. Only the
+    status is taken from the answer; its reason phrase is the proxy's own text."""
+    found = re.match(r"(\d{3}) ", str(exc))
+    through = f"the proxy {proxy_variables()} names"
+    if found is None:
+        return f"{through} failed connecting to {where}", True
+    status = int(found.group(1))
+    said = f"{through} answered HTTP {status} to connecting to {where}"
+    if status >= 500:
+        return said, True  # it could not reach the host, for now
+    return f"{said}{proxy_hint(status)}", False
+
+
+def proxy_hint(status: int) -> str:
+    """Why a proxy refused (its 407 or other 4xx), and what to do."""
+    if status == 407:
+        return (
+            ": it asks for a user name and password, or refuses those it was given "
+            "(they go in the variable's URL, before the proxy's host)"
+        )
+    return ": it does not allow that host (ask its administrators, or list the host in NO_PROXY)"

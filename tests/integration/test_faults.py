@@ -26,6 +26,7 @@ from tests.integration.reliability import (
     build_scenario,
     lists_by_name,
 )
+from tests.slow_server import SlowServer
 
 # How a connection to a port nothing listens on is said.
 REFUSED = " (connection refused: nothing listens on that port)"
@@ -753,6 +754,62 @@ def test_a_refusing_proxy_is_named_and_its_password_never_shown(
     # NO_PROXY exempting the host: reached directly, and the plan works.
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     assert cli("plan", workspace.manifests).exit_code == 0
+
+
+def _proxy_answering(status: bytes) -> SlowServer:
+    """A forward proxy that answers every request, CONNECT included, with `status`."""
+    return SlowServer(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n\r\n", list)
+
+
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        (b"407 Proxy Authentication Required", "it asks for a user name and password"),
+        (b"403 Forbidden", "it does not allow that host (ask its administrators"),
+    ],
+    ids=["407", "403"],
+)
+@pytest.mark.parametrize("scheme", ["https", "http"])
+def test_a_proxy_refusing_the_host_or_its_password_is_said_as_such_and_not_retried(
+    workspace, cli, monkeypatch, status, said, scheme
+):
+    """HTTPS_PROXY answering CONNECT with 407 (a password wanted, or a wrong one) or 403
+    (the proxy's rules) was 'connection failed (ProxyError)', retried six times, and over
+    http:// a 407 was 'HTTP 407': nothing said the proxy wanted a password."""
+    base = f"{scheme}://iterable-proxy.corp.example"
+    monkeypatch.setenv("RECONCILER_TRUSTED_BASE_URLS", base)
+    workspace.destination(baseUrl=base)
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    with _proxy_answering(status) as proxy:
+        variable = f"{scheme.upper()}_PROXY"
+        address = proxy.url.replace("http://", "http://alice:pr0xy-secret@")
+        _only_these_proxies(monkeypatch, **{variable: address})
+        result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1
+    text = " ".join(result.stderr.split())
+    if scheme == "https" or status.startswith(b"407"):
+        assert f"the proxy {variable} names" in text, text
+        assert said in text
+    assert "retry" not in text and "ProxyError" not in text
+    assert "pr0xy-secret" not in result.output + result.stderr
+    assert len(proxy.paths) == 1
+
+
+def test_a_proxy_that_cannot_reach_the_host_is_retried(workspace, cli, monkeypatch):
+    """A 502 to CONNECT (the proxy could not reach Iterable, for now) is retried, named."""
+    base = "https://iterable-proxy.corp.example"
+    monkeypatch.setenv("RECONCILER_TRUSTED_BASE_URLS", base)
+    monkeypatch.setenv("RECONCILER_MAX_RETRIES", "1")
+    workspace.destination(baseUrl=base)
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    with _proxy_answering(b"502 Bad Gateway") as proxy:
+        _only_these_proxies(monkeypatch, HTTPS_PROXY=proxy.url)
+        result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1
+    text = " ".join(result.stderr.split())
+    connecting = "the proxy HTTPS_PROXY names answered HTTP 502 to connecting to "
+    assert f"{connecting}iterable-proxy.corp.example:443; retry 1 of 1 in" in text, text
+    assert proxy.paths == ["iterable-proxy.corp.example:443"] * 2
 
 
 @pytest.mark.parametrize(
