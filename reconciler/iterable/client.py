@@ -1792,6 +1792,12 @@ class IterableClient:
                 code=code,
                 endpoint=path,
             )
+        if 300 <= status < 400:
+            return IterableError(
+                f"{where}: HTTP {status}, {self._redirect(response)}",
+                status=status,
+                endpoint=path,
+            )
         if status == 407:  # a proxy's (plain http://), refusing as over https: proxy_hint
             return IterableError(
                 f"{where}: HTTP 407 from the proxy {proxy_variables()} names{proxy_hint(407)}",
@@ -1835,6 +1841,24 @@ class IterableClient:
             status=status,
             code=code,
             endpoint=path,
+        )
+
+    def _redirect(self, response: httpx.Response) -> str:
+        """A redirect's words: where it leads, as an origin (its path and query may hold a
+        member's address or a token), and that it was not followed: 'HTTP 301' alone left
+        a user with an http:// baseUrl of an https:// proxy to guess. The key goes only
+        where baseUrl says, so no redirect is followed."""
+        try:
+            to = _origin(response.request.url.join(response.headers.get("Location", "")))
+        except (httpx.InvalidURL, UnicodeError):
+            to = ""
+        if to in ("", _origin(self._http.base_url)):
+            where = "a redirect to another path of its host"
+        else:
+            where = f"a redirect to {one_line(self._scrub(to))}"
+        return (
+            f"{where}, not followed (the API key is sent only where baseUrl says): set the "
+            "destination's baseUrl to where Iterable's API answers"
         )
 
 
@@ -1933,6 +1957,11 @@ def _given_up(
         endpoint=shown,
         status=unavailable,
     )
+
+
+def _origin(url: httpx.URL) -> str:
+    """scheme://host[:port] of `url`, its port only when one is written."""
+    return f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
 
 
 def _gave_up(attempts: int) -> str:

@@ -487,6 +487,34 @@ def test_a_wrong_base_url_answering_html_404_is_a_clear_error(workspace, cli, em
     assert "HTML page" in result.stderr and "baseUrl" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("location", "said"),
+    [
+        (
+            "https://iterable-proxy.corp.example/api/lists?token=t0ken-secret",
+            "HTTP 301, a redirect to https://iterable-proxy.corp.example, not followed",
+        ),
+        ("/v2/api/lists?token=t0ken-secret", "HTTP 301, a redirect to another path of its host"),
+    ],
+    ids=["another-host", "same-host"],
+)
+def test_a_redirect_is_said_with_where_it_leads_and_never_followed(workspace, cli, location, said):
+    """A baseUrl answering 301 (an http:// address of an https:// proxy, a moved path)
+    said 'HTTP 301' alone. Where it leads is said by its origin only (a path or query may
+    hold a token or a member's address), and it is not followed: the key would go there."""
+    head = f"HTTP/1.1 301 Moved Permanently\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n"
+    with SlowServer(head.encode(), list) as server:
+        workspace.destination(baseUrl=server.url)
+        workspace.audience("vip", {"inline": ["a@example.com"]})
+        result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1
+    text = " ".join(result.stderr.split())
+    assert f"GET /api/lists: {said}" in text, text
+    assert "set the destination's baseUrl to where Iterable's API answers" in text
+    assert "t0ken-secret" not in result.output + result.stderr
+    assert server.paths == ["/api/lists"]
+
+
 def test_a_gateway_timeout_after_the_list_was_created_does_not_create_it_twice(
     workspace, cli, emulator_server
 ):
