@@ -2320,11 +2320,36 @@ def _tls_failure(exc: BaseException) -> str | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return _unverified(current)
         if isinstance(current, ssl.SSLError):
             return getattr(current, "reason", None) or type(current).__name__
         current = current.__cause__ or current.__context__
     text = str(exc)
     return text if "SSL" in text or "CERTIFICATE" in text.upper() else None
+
+
+# OpenSSL's verify codes (X509_V_ERR_...) whose fixes differ: an issuer the system does not
+# know (self-signed, or signed by a proxy or a company network that inspects TLS) and a
+# certificate made out to another host.
+_UNKNOWN_ISSUER = frozenset({18, 19, 20, 21})
+_OTHER_HOST = frozenset({62, 64})
+
+
+def _unverified(exc: ssl.SSLCertVerificationError) -> str:
+    """Why a certificate did not verify, in OpenSSL's words, and what to do: every kind was
+    'CERTIFICATE_VERIFY_FAILED' alone, the same for a company proxy's own authority (set
+    SSL_CERT_FILE) as for a certificate of another host (the baseUrl is wrong)."""
+    words = one_line(exc.verify_message or "").rstrip(".")
+    said = f"{exc.reason or 'CERTIFICATE_VERIFY_FAILED'}: {words}"
+    if exc.verify_code in _UNKNOWN_ISSUER:
+        return (
+            f"{said}; a proxy or network that signs its own certificates needs its "
+            "certificate authority named in SSL_CERT_FILE"
+        )
+    if exc.verify_code in _OTHER_HOST:
+        return f"{said}; the certificate is another host's: check the baseUrl's host"
+    return said
 
 
 def member_line(line: str) -> str:

@@ -5,12 +5,16 @@ claims work that did not happen. Issue 8."""
 from __future__ import annotations
 
 import csv
+import http.server
 import json
 import os
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -888,6 +892,68 @@ def test_a_tls_mismatch_is_reported_as_such_not_as_could_not_connect(
     assert "check the baseUrl's scheme" in result.stderr
     assert "could not connect" not in result.stderr
     assert "retry" not in result.stderr  # not transient: not retried
+
+
+@pytest.fixture
+def tls_server(tmp_path) -> Iterator[tuple[str, Path]]:
+    """An HTTPS server on 127.0.0.1 whose certificate is self-signed, made out to
+    other.example: its URL and the certificate's file."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl makes the test's certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=other.example"]
+    named = ["-addext", "subjectAltName=DNS:other.example"]
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", *made, *named],
+        check=True,
+        capture_output=True,
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", cert
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("trusted", "said"),
+    [
+        # OpenSSL's words between (its releases spell them differently), then ours.
+        (
+            False,
+            "; a proxy or network that signs its own certificates needs its certificate "
+            "authority named in SSL_CERT_FILE): ",
+        ),
+        (True, "; the certificate is another host's: check the baseUrl's host): "),
+    ],
+    ids=["unknown-issuer", "other-host"],
+)
+def test_a_certificate_that_does_not_verify_says_why(
+    workspace, cli, monkeypatch, tls_server, trusted, said
+):
+    """Every certificate that did not verify was 'CERTIFICATE_VERIFY_FAILED' alone: a
+    company proxy's own authority (SSL_CERT_FILE is the fix) and a certificate of another
+    host (the baseUrl is wrong) read the same."""
+    url, cert = tls_server
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    if trusted:
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    else:
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    workspace.destination(baseUrl=url)
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1
+    text = " ".join(result.stderr.split())
+    handshake = f"TLS handshake with {url.removeprefix('https://')} failed"
+    assert f"{handshake} (CERTIFICATE_VERIFY_FAILED: " in text, text
+    assert said in text
+    assert "Traceback" not in result.output + result.stderr
 
 
 def test_a_member_read_that_times_out_names_its_wait_and_variable(
