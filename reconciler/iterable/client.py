@@ -339,7 +339,7 @@ class IterableClient:
         """host:port of the destination, for messages about reaching it."""
         url = self._http.base_url
         port = url.port or {"https": 443, "http": 80}.get(url.scheme)
-        return f"{url.host}:{port}" if port else str(url.host)
+        return f"{_bracketed(url.host)}:{port}" if port else _bracketed(url.host)
 
     def _pack(
         self, users: Sequence[dict[str, Any]], endpoint: str, envelope: int | None = None
@@ -1961,7 +1961,13 @@ def _given_up(
 
 def _origin(url: httpx.URL) -> str:
     """scheme://host[:port] of `url`, its port only when one is written."""
-    return f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
+    return f"{url.scheme}://{_bracketed(url.host)}" + (f":{url.port}" if url.port else "")
+
+
+def _bracketed(host: str) -> str:
+    """A host as a URL writes it: an IPv6 address in brackets, as "[::1]:8080", where
+    "could not connect to ::1:8080" left its port unreadable."""
+    return f"[{host}]" if ":" in host else host
 
 
 def _gave_up(attempts: int) -> str:

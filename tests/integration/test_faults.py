@@ -700,6 +700,22 @@ def test_an_unreachable_base_url_names_the_destination_and_host(
     assert "could not connect to 127.0.0.1" in result.stderr
 
 
+def test_an_ipv6_base_url_is_named_with_its_address_in_brackets(workspace, cli, monkeypatch):
+    """'could not connect to ::1:41234' left the port unreadable from the address."""
+    with socket.socket(socket.AF_INET6) as held:  # bound, never listening: refused
+        try:
+            held.bind(("::1", 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback on this machine")
+        port = held.getsockname()[1]
+        monkeypatch.setenv("RECONCILER_MAX_RETRIES", "0")
+        workspace.destination(baseUrl=f"http://[::1]:{port}")
+        workspace.audience("vip", {"inline": ["a@example.com"]})
+        result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1
+    assert f"could not connect to [::1]:{port}{REFUSED}" in " ".join(result.stderr.split())
+
+
 def test_a_write_s_retries_name_the_list_and_how_many_members_it_carries(
     workspace, cli, emulator_server
 ):
