@@ -1,7 +1,7 @@
 """Bounds on an answer as its bytes arrive. httpx's timeouts are per read: a server (or a
 proxy between) that sends one byte every few seconds, or a body that never ends, met
 none of them, and `plan` waited for ever (GET /api/lists trickled a byte a second: still
-waiting when CI's job limit ended it) or read into memory until the machine ran out (an
+waiting when `timeout 40` ended it) or read into memory until the machine ran out (an
 endless 200 to GET /api/lists took 2 GB in 12 s).
 
 An answer read whole (JSON) gets a time for all of it and a most it may hold; a bulk read
