@@ -73,7 +73,7 @@ from reconciler.state.live import (
     names_no_email_hint,
 )
 from reconciler.state.routes import MemberRoute, choose_member_read
-from reconciler.threads import ReadGroup, reading_pool, without_stop_signals
+from reconciler.threads import ReadGroup, reading_pool, start_thread
 from reconciler.words import quantity
 
 _VALID_NAME = re.compile(NAME_PATTERN)
@@ -476,9 +476,7 @@ def _read_by_get_users_first(
     with heartbeat() as beat:
         for info in lists:
             name = "reconciler-import-read"
-            threading.Thread(
-                target=without_stop_signals(read), args=(info, beat), name=name, daemon=True
-            ).start()
+            start_thread(threading.Thread(target=read, args=(info, beat), name=name, daemon=True))
         deadline = time.monotonic() + 60.0 / settings.time_scale
         for info in lists:
             done[info.id].wait(max(0.0, deadline - time.monotonic()))

@@ -39,7 +39,7 @@ from reconciler.env_numbers import NumberRule, env_float
 from reconciler.errors import ConfigError
 from reconciler.layout import one_line
 from reconciler.render.masking import mask_emails
-from reconciler.threads import without_stop_signals
+from reconciler.threads import start_thread
 from reconciler.words import quantity
 
 if TYPE_CHECKING:
@@ -444,10 +444,8 @@ def _post_within(url: str, body: dict[str, object], timeout: float) -> str | Non
             # thread's traceback would go to stderr unmasked, and the alert be called late.
             result.append(f"the request failed ({type(exc).__name__})")
 
-    thread = threading.Thread(
-        target=without_stop_signals(send), name="reconciler-alert", daemon=True
-    )
-    thread.start()
+    thread = threading.Thread(target=send, name="reconciler-alert", daemon=True)
+    start_thread(thread)
     thread.join(timeout + 0.5)
     if not result:
         return f"no answer within {timeout:g} s ({TIMEOUT_VAR})"

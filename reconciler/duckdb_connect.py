@@ -30,7 +30,7 @@ def connect(
     database: str = ":memory:", *, read_only: bool = False, config: Config | None = None
 ) -> duckdb.DuckDBPyConnection:
     """duckdb.connect, `config` with NO_EXTENSION_FETCH over it. DuckDB's worker threads,
-    started here, leave Ctrl-C to the main thread (threads.block_stop_signals)."""
+    started here, leave Ctrl-C to the main thread (threads.start_thread)."""
     with stop_signals_blocked():
         return duckdb.connect(
             database, read_only=read_only, config={**(config or {}), **NO_EXTENSION_FETCH}

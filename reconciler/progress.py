@@ -25,7 +25,7 @@ from rich.progress import Task as RichTask
 from rich.table import Column
 from rich.text import Text
 
-from reconciler.threads import stop_signals_blocked, without_stop_signals
+from reconciler.threads import start_thread, stop_signals_blocked
 
 Clock = Callable[[], float]
 
@@ -206,10 +206,8 @@ def heartbeat(*tasks: Task, period: float = 1.0) -> Iterator[Heartbeat]:
     beat = Heartbeat(period)
     for task in tasks:
         beat.add(task)
-    thread = threading.Thread(
-        target=without_stop_signals(beat._run), name="reconciler-heartbeat", daemon=True
-    )
-    thread.start()
+    thread = threading.Thread(target=beat._run, name="reconciler-heartbeat", daemon=True)
+    start_thread(thread)
     try:
         yield beat
     finally:

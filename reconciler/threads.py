@@ -8,12 +8,13 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 from reconciler.errors import LiveStateError
 
 K = TypeVar("K")
 T = TypeVar("T")
+P = ParamSpec("P")
 
 # What a stopped run is asked with: Ctrl-C, a cancelled CI job's SIGTERM, a closed
 # terminal's SIGHUP (Windows has neither the last nor per-thread masks).
@@ -22,41 +23,53 @@ _STOP_SIGNALS = frozenset(
 )
 
 
-def block_stop_signals() -> None:
-    """Keep Ctrl-C, SIGTERM and SIGHUP off the calling thread (one of ours, never the main
-    one). The kernel hands a signal sent to the process to any thread not blocking it, and
-    Python runs the handler only once the main thread runs Python again, which a main
-    thread waiting for a pool's results does not do until the wait ends: a Ctrl-C handed to
-    a reading thread waited for that read's retries (minutes of 503s) before the plan
-    stopped. Blocked here, it goes to the main thread, whose wait it interrupts."""
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-
-
 @contextmanager
 def stop_signals_blocked() -> Iterator[None]:
-    """The stop signals blocked in the calling thread for the block, then as before: for
-    starting threads that are not ours (DuckDB starts its workers when a connection opens,
-    with the mask of the thread opening it). A signal sent meanwhile waits, and is acted
-    on as the block ends."""
+    """The stop signals blocked in the calling thread for the block, then as before. A
+    thread started meanwhile starts with them blocked (it inherits the mask of the thread
+    starting it): so are ours (start_thread, thread_pool) and DuckDB's workers, started
+    when a connection opens. A signal sent meanwhile waits, and is acted on as the block
+    ends."""
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    # Read before blocking: pthread_sigmask runs the handler of a signal that has just
+    # come, and a KeyboardInterrupt raised by the call that blocked them left them blocked
+    # in this thread for good.
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, ())
     try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def without_stop_signals(target: Callable[..., Any]) -> Callable[..., Any]:
-    """`target`, run with the stop signals blocked (block_stop_signals): for a thread's."""
+def start_thread(thread: threading.Thread) -> None:
+    """Start `thread` with Ctrl-C, SIGTERM and SIGHUP blocked from its first instruction.
+    The kernel hands a signal sent to the process to any thread not blocking it (to the
+    main thread first, unless that blocks it: glibc blocks every signal in a thread while
+    it starts another), and Python runs the handler only once the main thread runs Python
+    again, which a main thread waiting for a pool's results does not do until the wait
+    ends. Blocked by the new thread itself as its first step, a Ctrl-C that came as it
+    started was still taken by it: a plan went on retrying 503s 20 s after Ctrl-C. Started
+    blocked, it leaves every stop signal to the main thread."""
+    with stop_signals_blocked():
+        thread.start()
 
-    def run(*args: Any, **kwargs: Any) -> Any:
-        block_stop_signals()
-        return target(*args, **kwargs)
 
-    return run
+class _Pool(ThreadPoolExecutor):
+    """A ThreadPoolExecutor whose threads start as start_thread starts one (a pool starts
+    them as work is submitted)."""
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        with stop_signals_blocked():
+            return super().submit(fn, *args, **kwargs)
+
+
+def thread_pool(workers: int, prefix: str = "") -> ThreadPoolExecutor:
+    """A ThreadPoolExecutor of `workers` threads that leave the stop signals to the main
+    thread (start_thread)."""
+    return _Pool(workers, prefix)
 
 
 @contextmanager
@@ -67,7 +80,7 @@ def reading_pool(workers: int, prefix: str = "") -> Iterator[ThreadPoolExecutor]
     until it had. The CLI then ends the process at once (cli.main), so the abandoned
     threads cannot hold it either. Any other way out waits for the reads, as `with` does
     (reads told to stop by their own flag end at their next chunk)."""
-    pool = ThreadPoolExecutor(workers, prefix, initializer=block_stop_signals)
+    pool = thread_pool(workers, prefix)
     abandon = False
     try:
         yield pool

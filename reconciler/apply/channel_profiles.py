@@ -57,7 +57,7 @@ from reconciler.plan import ListPlan
 from reconciler.state.consent import choose_profile_read
 from reconciler.state.users_file import ROWS_PER_SECOND, UsersFile
 from reconciler.state.windows import export_users_whole
-from reconciler.threads import block_stop_signals
+from reconciler.threads import start_thread
 from reconciler.uptime import uptime
 from reconciler.words import quantity
 
@@ -331,14 +331,13 @@ def _unless_stopped(read: Callable[[], list[dict[str, Any]]], stop: threading.Ev
     failure: list[BaseException] = []
 
     def run() -> None:
-        block_stop_signals()
         try:
             answer.append(read())
         except BaseException as exc:  # handed to the waiting thread
             failure.append(exc)
 
     thread = threading.Thread(target=run, name="reconciler-channel-profiles", daemon=True)
-    thread.start()
+    start_thread(thread)
     while thread.is_alive():
         thread.join(_STOP_LOOK_SECONDS)
         if stop.is_set() and thread.is_alive():

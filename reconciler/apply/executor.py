@@ -63,7 +63,7 @@ from reconciler.plan.model import where_project_type
 from reconciler.plan.ownership import mark, marks_audience
 from reconciler.progress import duration
 from reconciler.render.masking import marking_sent, message_for
-from reconciler.threads import block_stop_signals
+from reconciler.threads import thread_pool
 from reconciler.traits.compare import holds_value
 from reconciler.words import quantity
 
@@ -681,7 +681,7 @@ def _apply_destination(
     go only to lists that exist by then, and field updates to users subscribes created."""
     destination = _Destination(dest_plan, client, run)
     concurrency = client.settings.concurrency
-    with ThreadPoolExecutor(concurrency, initializer=block_stop_signals) as pool:
+    with thread_pool(concurrency) as pool:
         for (kind, _later), changes in groupby(dest_plan.changes(), key=_wave):
             steps = [destination.step(change) for change in changes]
             _send(steps, pool, run, concurrency, destination)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 
 from reconciler.env_numbers import SECONDS_ABOVE_0, env_float
 from reconciler.errors import SourceError
-from reconciler.threads import without_stop_signals
+from reconciler.threads import start_thread
 
 # A manifest's query may run at most this long (RECONCILER_QUERY_TIMEOUT): a query over
 # range(10^13) must not hang `validate` in a pre-commit hook or a CI job for hours.
@@ -94,9 +94,9 @@ class QueryGuard:
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.set_wakeup_fd(self._waker.fileno(), warn_on_full_buffer=False)
         self._thread = threading.Thread(
-            target=without_stop_signals(self._run), args=(time.monotonic() + seconds,), daemon=True
+            target=self._run, args=(time.monotonic() + seconds,), daemon=True
         )
-        self._thread.start()
+        start_thread(self._thread)
 
     def _run(self, deadline: float) -> None:
         interrupting = False

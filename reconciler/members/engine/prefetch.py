@@ -49,7 +49,7 @@ from reconciler.state.routes import (
 )
 from reconciler.state.users_file import link_or_copy
 from reconciler.state.windows import cut_off_whole, read_export_windows
-from reconciler.threads import without_stop_signals
+from reconciler.threads import start_thread
 from reconciler.uptime import uptime
 
 if TYPE_CHECKING:
@@ -322,11 +322,9 @@ def start_prefetch(
             # for ever. They fail with it instead; read_live reports it, as it would its own.
             _fail_unfinished(reads.prefetch, shared, exc)
 
-    thread = threading.Thread(
-        target=without_stop_signals(run), name="reconciler-prefetch", daemon=True
-    )
+    thread = threading.Thread(target=run, name="reconciler-prefetch", daemon=True)
     reads.prefetch.threads.append(thread)
-    thread.start()
+    start_thread(thread)
     return reads.prefetch
 
 
@@ -599,7 +597,7 @@ def _read_lists(reads: _Reads) -> None:
     with heartbeat() as beat:
         readers = [
             threading.Thread(
-                target=without_stop_signals(_read_pending),
+                target=_read_pending,
                 args=(reads, pending, beat),
                 name="reconciler-prefetch-list",
                 daemon=True,
@@ -607,7 +605,7 @@ def _read_lists(reads: _Reads) -> None:
             for _ in range(workers)
         ]
         for reader in readers:
-            reader.start()
+            start_thread(reader)
         for reader in readers:
             while reader.is_alive() and not reads.prefetch.stop.is_set():
                 reader.join(_STOP_LOOK_SECONDS)
