@@ -144,6 +144,38 @@ def spawn_cli(workspace: Workspace, *args: str, env: dict[str, str]) -> subproce
     )
 
 
+def signal_masks(pid: int) -> str:
+    """Where a process's threads stand with Ctrl-C, as Linux shows them (its /proc): for a
+    test's failure saying why a process did not act on a signal. Each thread's id, state
+    and whether it blocks SIGINT; and SIGINT pending for the process (every thread blocks
+    it) or for one thread. Neither pending nor blocked in the main thread: a thread took
+    it and the main thread never ran its handler. Empty where there is no /proc."""
+    tasks = Path(f"/proc/{pid}/task")
+    try:
+        ids = sorted(tasks.iterdir(), key=lambda t: int(t.name))
+    except OSError:
+        return ""
+    lines = []
+    for task in ids:
+        try:
+            fields = dict(line.split(":", 1) for line in (task / "status").read_text().splitlines())
+        except (OSError, ValueError):
+            continue  # ended meanwhile
+
+        def has_sigint(name: str, fields: dict[str, str] = fields) -> bool:
+            return bool(int(fields[name].strip(), 16) & 2)
+
+        main = " (main)" if task.name == str(pid) else ""
+        lines.append(
+            f"thread {task.name}{main} {fields['State'].strip()}: SIGINT "
+            f"{'blocked' if has_sigint('SigBlk') else 'unblocked'}"
+            f"{', ignored' if has_sigint('SigIgn') else ''}"
+            f"{', pending here' if has_sigint('SigPnd') else ''}"
+            f"{', pending for the process' if main and has_sigint('ShdPnd') else ''}"
+        )
+    return "\n".join(lines)
+
+
 def journals(state_dir: Path) -> list[Path]:
     return sorted((state_dir / "runs").glob("apply-*.jsonl"))
 

@@ -28,6 +28,7 @@ from tests.integration.reliability import (
     main_code,
     members_of,
     signal_after_writes,
+    signal_masks,
     spawn_cli,
     subprocess_env,
     wait_for_writes,
@@ -72,10 +73,11 @@ def ctrl_c_within(proc, stderr, command, seconds):
     try:
         code = proc.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
+        masks = signal_masks(proc.pid)
         proc.kill()
         proc.wait()
         raise AssertionError(
-            f"{command} still running {seconds} s after Ctrl-C: {stderr.text}"
+            f"{command} still running {seconds} s after Ctrl-C: {stderr.text}\n{masks}"
         ) from None
     return code, stderr.finish()
 

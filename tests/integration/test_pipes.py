@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import Workspace
-from tests.integration.reliability import lists_by_name, subprocess_env
+from tests.integration.reliability import lists_by_name, signal_masks, subprocess_env
 
 MEMBERS = [f"m{i}@example.com" for i in range(3)]
 
@@ -575,7 +575,14 @@ def test_apply_json_left_at_its_question_still_says_so_in_one_object(
         else:
             proc.send_signal(signal.SIGINT)  # what the terminal's Ctrl-C sends
         said += _drain(controller).encode()
-        out, _ = proc.communicate(timeout=120)
+        try:
+            out, _ = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            masks = signal_masks(proc.pid)
+            proc.kill()
+            proc.wait()
+            text = said.decode("utf-8", "replace")
+            raise AssertionError(f"apply still running after {answer}: {text}\n{masks}") from None
     finally:
         os.close(controller)
     text = said.decode("utf-8", "replace")

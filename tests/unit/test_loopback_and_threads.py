@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Iterable
@@ -203,3 +204,29 @@ def test_the_progress_bars_refresh_thread_leaves_ctrl_c_to_the_main_thread() -> 
         for tid in started:
             assert blocked_by_task(tid) >= STOPS, tid
     assert not STOPS & blocked_here()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="Linux's /proc shows threads")
+def test_a_ctrl_c_tests_failure_says_where_the_process_stood_with_it() -> None:
+    # What the Ctrl-C tests say of a process that did not act on SIGINT: here one that
+    # blocks it everywhere, so it waits, pending for the process.
+    from tests.integration.reliability import signal_masks
+
+    code = (
+        "import os, signal, threading, time\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})\n"
+        "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        said = signal_masks(proc.pid).splitlines()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert said[0].startswith(f"thread {proc.pid} (main) ")  # then its state: S, R...
+    assert said[0].endswith(": SIGINT blocked, pending for the process")
+    assert len(said) == 2 and said[1].endswith(": SIGINT blocked")
