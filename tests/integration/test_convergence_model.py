@@ -472,7 +472,9 @@ def make_machine(
             emulator = self.server.emulator
             before = self.snapshot()
             emulator.clear_log()
-            declared_none_found = self.declared_none_found()
+            declared_none_found, new_project = self.declared_none_found(), self.new_project()
+            # As the blocked plan says to, for a destination whose lists were all deleted.
+            allow = ("--allow-new-project", "prod") if new_project else ()
             result = cli(
                 "apply",
                 self.ws.manifests,
@@ -480,6 +482,7 @@ def make_machine(
                 "--format",
                 "json",
                 "--allow-list-deletion",
+                *allow,
                 *options,
             )
             log = list(emulator.request_log)
@@ -487,8 +490,11 @@ def make_machine(
                 return
             # A saved plan's violations are those of the state it was made in (checked
             # then); a plain apply's, of the state before it.
-            state = None if "--plan" in options else declared_none_found
-            self.check_violations(result.json()["overridden"], state)
+            if "--plan" in options:
+                self.check_violations(result.json()["overridden"], None, None)
+            else:
+                overridden = result.json()["overridden"]
+                self.check_violations(overridden, declared_none_found, new_project)
             self.check_lists(before)
             self.check_writes(before, log)
             self.check_fields()
@@ -510,18 +516,35 @@ def make_machine(
                 for list_id, record in self.project.lists.items()
             )
 
+        def new_project(self) -> bool:
+            """Whether the plan takes the project for another one than the destination's
+            (README, Safety: unfamiliar_project): it holds none of the declared lists, and
+            none of the lists reconciler made in it (its run journals recorded them), as
+            when a hand edit deleted every one."""
+            return self.declared_none_found() and not self.made.keys() & self.project.lists.keys()
+
         def check_plan_exit(self, result: Result) -> None:
             """A plan (to stdout, or saved) exits 0, or 3 only for prune's deletions in a
-            project holding none of the declared lists (POLICY)."""
+            project holding none of the declared lists (POLICY) and for a project taken
+            for another one."""
             assert result.exit_code in (0, 3), result.output
             violations = result.json()["violations"]
             assert bool(violations) == (result.exit_code == 3), result.output
-            self.check_violations(violations, self.declared_none_found())
+            self.check_violations(violations, self.declared_none_found(), self.new_project())
 
-        def check_violations(self, violations: list[Any], declared_none_found: bool | None) -> None:
+        def check_violations(
+            self,
+            violations: list[Any],
+            declared_none_found: bool | None,
+            new_project: bool | None,
+        ) -> None:
             """Every violation is a deletion prune makes in a project holding none of the
-            declared lists, and the project is one (`declared_none_found`, when known)."""
+            declared lists, and the project is one (`declared_none_found`, when known); or
+            the project taken for another one, which it is (`new_project`, when known)."""
             for violation in violations:
+                if violation["rule"] == "unfamiliar_project":
+                    assert new_project is not False, violation
+                    continue
                 assert violation["rule"] == "list_deletion", violation
                 assert UNFAMILIAR_DELETION in violation["message"], violation
             if violations and declared_none_found is not None:
@@ -864,5 +887,32 @@ def test_a_model_allowing_every_change_clears_a_mapped_field(
         machine.plan_changes_nothing()
         machine.apply()
         assert zero.data_fields.get("tier") is None
+    finally:
+        machine.teardown()
+
+
+def test_a_model_whose_lists_were_all_deleted_by_hand_applies_them_to_the_same_project(
+    cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sequence a longer run found (field profile, DuckDB, userId), replayed by hand:
+    audience b's list is made, then deleted in Iterable's web app. The project then holds
+    none of the lists this state directory's journals recorded, as a key swapped for
+    another project's would show it: plan exits 3 (unfamiliar_project) until apply is
+    given --allow-new-project prod, as the message says, which makes the list again."""
+    model_environment("plain", "python", monkeypatch)
+    machine = make_machine("userId", "plain", cli)()
+    try:
+        machine.edit_manifests([("member", "b", 1, 11)])
+        machine.apply()
+        (old,) = machine.project.lists
+        machine.edit_iterable_by_hand([("delete", 0, 0)])
+        assert not machine.project.lists and machine.new_project()
+        plan = cli("plan", machine.ws.manifests, "--format", "json")
+        assert plan.exit_code == 3, plan.output
+        assert [v["rule"] for v in plan.json()["violations"]] == ["unfamiliar_project"]
+        machine.plan_changes_nothing()
+        machine.apply()
+        (new,) = machine.project.lists
+        assert new != old and machine.project.lists[new].name == "b"
     finally:
         machine.teardown()
