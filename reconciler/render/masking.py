@@ -38,7 +38,7 @@ Show = Callable[[str], str]
 
 MASK = "***"
 # Below this length even one character is too much of an identifier.
-_SHOWN_FROM = 4
+SHOWN_FROM = 4
 # Anything with an '@' between non-separators is treated as an email in free text, whatever
 # follows it (`jane@example.c0m`, `a@b`, `x@@y`): recognising only valid addresses would let
 # an invalid one through unmasked. Apostrophes in or ending a local part are part of it
@@ -60,7 +60,7 @@ _SEPARATOR = re.compile(rf"[{_SEPARATORS}]")
 
 
 def _first(part: str) -> str:
-    return part[:1] if len(part) >= _SHOWN_FROM else ""
+    return part[:1] if len(part) >= SHOWN_FROM else ""
 
 
 def mask_identifier(identifier: str) -> str:
@@ -91,6 +91,10 @@ _CASTS = (
 )
 # The words DuckDB goes on with after such a value.
 _THEN = r"\s+(?:to|as|according|can't|when)\b|,\s+expected"
+
+
+# DuckDB's reasons after a strftime or strptime format it could not parse.
+_FORMAT_REASON = r": (?:Trailing format character|Unrecognized format for strftime/strptime)"
 
 
 def _until(words: str) -> str:
@@ -163,7 +167,12 @@ _DATA_IN_ERRORS = tuple(
         rf"Unknown TimeZone '(?P<value>{_until('Unknown TimeZone')})'!",
         r'Argument with name "(?P<value>[^\n]*)" not found, did you mean',
         r"as a format specifier \(e\.g\. \{:(?P<value>[^\n]*)",
-        r"Failed to parse format specifier (?P<value>[^\n]*)",
+        # strftime's and strptime's format, up to DuckDB's reason, which names the
+        # specifier it could not use (after it, the value is masked to the line's end);
+        # the whole line when another reason follows.
+        rf"Failed to parse format specifier (?P<value>[^\n]*?)(?={_FORMAT_REASON})",
+        rf"Failed to parse format specifier [^\n]*?{_FORMAT_REASON}:? (?P<value>[^\n]*)",
+        rf"Failed to parse format specifier (?P<value>(?![^\n]*{_FORMAT_REASON})[^\n]*)",
         r"JSON path error near '(?P<value>[^\n]*)'",
         r'Expected \w+, but got \w+: "?(?P<value>[^\n]*?)"?$',
         r"Expected array of size \d+, but got '(?P<value>[^\n]*)' with size \d+",
@@ -186,11 +195,34 @@ _DATA_IN_ERRORS = tuple(
 )
 
 
+def marking_written(text: str, written: Callable[[str], bool]) -> str:
+    """A database's error (`text`) with each value it quotes that the masking would hide
+    marked as the query's own where `written(value)` says the query's text wrote it (a
+    date part's typo, `date_part('dayy', ...)`): each output shows it as it is, so an
+    author sees their mistake in CI. The patterns that find values are the masking's
+    own (_DATA_IN_ERRORS), so what it hides and what may be shown are found alike."""
+
+    def mark(match: re.Match[str]) -> str:
+        value = match["value"]
+        if not value or _WRITTEN_MARKS[0] in value or not written(value):
+            return match[0]
+        whole, at = match[0], match.start()
+        start, end = match.span("value")
+        opened, closed = _WRITTEN_MARKS
+        return f"{whole[: start - at]}{opened}{value}{closed}{whole[end - at :]}"
+
+    for pattern in _DATA_IN_ERRORS:
+        text = pattern.sub(mark, text)
+    return text
+
+
 def _mask_quoted_data(text: str) -> str:
     quoted: set[str] = set()
 
     def mask(match: re.Match[str]) -> str:
         value = match["value"]
+        if _WRITTEN.fullmatch(value):  # the query's own text (marking_written)
+            return match[0]
         quoted.add(value)
         whole, at = match[0], match.start()
         start, end = match.span("value")
@@ -199,19 +231,27 @@ def _mask_quoted_data(text: str) -> str:
     for pattern in _DATA_IN_ERRORS:
         text = pattern.sub(mask, text)
     if not quoted:
-        return text
+        return _unwritten(text)
     # DuckDB's strptime error repeats the value on a line of its own (on lines of their
     # own, one written over lines), above a caret.
     lines = {line for value in quoted for line in value.split("\n")}
-    return "\n".join(
-        f"{_first(line)}{MASK}" if line and line in lines else line for line in text.split("\n")
+    return _unwritten(
+        "\n".join(
+            f"{_first(line)}{MASK}" if line and line in lines else line for line in text.split("\n")
+        )
     )
+
+
+def _unwritten(text: str) -> str:
+    """`text` without the marks of what the query wrote (marking_written)."""
+    return text.replace(_WRITTEN_MARKS[0], "").replace(_WRITTEN_MARKS[1], "")
 
 
 def mask_emails(text: str) -> str:
     """Mask every email-shaped token in free text (tracebacks, third-party messages), the
-    source data the text marks (`source_value`), and values a database's error quotes."""
-    return _mask_quoted_data(_mask_email_regions(reveal(text, False)))
+    source data the text marks (`source_value`), and values a database's error quotes
+    (not those marked as the query's own: marking_written)."""
+    return _mask_quoted_data(_mask_email_regions(_revealed(text, False)))
 
 
 def _mask_email_regions(text: str) -> str:
@@ -245,6 +285,10 @@ def _mask_email_regions(text: str) -> str:
 _OPEN, _CLOSE = "\ue000", "\ue001"
 SOURCE_MARKS = _OPEN + _CLOSE  # for a pattern that must not reach into a marked value
 _MARKED = re.compile(f"{_OPEN}(.*?){_CLOSE}", re.DOTALL)
+# Private-use characters around a value an error quotes that the query itself wrote
+# (marking_written): shown as it is, whatever the output.
+_WRITTEN_MARKS = ("\ue002", "\ue003")
+_WRITTEN = re.compile(f"{_WRITTEN_MARKS[0]}[^{''.join(_WRITTEN_MARKS)}]*{_WRITTEN_MARKS[1]}")
 _VALUE_SHOWN = 60
 
 
@@ -270,6 +314,10 @@ def _shown_in_full(text: str) -> str:
 
 def reveal(text: str, show_members: bool) -> str:
     """A message with the source data it marks shown in full, or masked like a field value."""
+    return _unwritten(_revealed(text, show_members))
+
+
+def _revealed(text: str, show_members: bool) -> str:
     if _OPEN not in text:
         return text
     if show_members:
@@ -280,7 +328,7 @@ def reveal(text: str, show_members: bool) -> str:
 def without_data(text: str) -> str:
     """A message with the source data it marks left out: two rows failing for one reason
     with different values ('lots', 'many' is not a number) give the same text."""
-    return _MARKED.sub("...", text)
+    return _unwritten(_MARKED.sub("...", text))
 
 
 class Masker:

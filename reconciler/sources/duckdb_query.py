@@ -42,7 +42,12 @@ from reconciler.manifest.stand_in import stand_in
 from reconciler.members.engine import settings as engine_settings
 from reconciler.members.engine.workspace import UTC_SESSION
 from reconciler.members.identity import ProjectType
-from reconciler.render.masking import DUCKDB_CSV_REASONS, source_value
+from reconciler.render.masking import (
+    DUCKDB_CSV_REASONS,
+    SHOWN_FROM,
+    marking_written,
+    source_value,
+)
 from reconciler.sources.identifier_types import identifier_sql, refusal
 from reconciler.sources.result import SourceResult
 from reconciler.sources.rows import CHUNK_ROWS, Columns, find_columns, members_from_rows
@@ -293,6 +298,7 @@ def query_error(
     message = _without_describe(message)
     message = _table_advice(message, database)
     message = _raised_data_marked(message, query)
+    message = marking_written(message, _written_by(query))
     if isinstance(exc, duckdb.OutOfMemoryException) and _SPILL_LIMIT in message:
         from reconciler.members.engine.settings import QUERY_SPILL_FACTOR, EngineSettings
 
@@ -394,6 +400,62 @@ def _raised_data_marked(message: str, query: str) -> str:
         return message
     start, end = raised.span("text")
     return f"{message[:start]}{source_value(text)}{message[end:]}"
+
+
+def _written_by(query: str) -> Callable[[str], bool]:
+    """Whether a value an error quotes is text of one of the query's own constants (its
+    string literals, as the query means them, and its numbers): a date part, a time zone,
+    a regular expression or a cast the author mistyped (`date_part('dayy', ...)`), which
+    the masking would hide as if a member's. Only a constant counts, not a name or a
+    keyword of the query (`users`, `plan`): the value a member has is shown only if the
+    manifest's own text holds it between quotes or as a number. What a file the query
+    reads holds is never in the query's text. A whole constant counts at any length; a
+    part of one (a regular expression's, from where it failed) from SHOWN_FROM characters,
+    as the masking would show its first: a short one ('300' of '2300-01-01') is too likely
+    a member's by chance. DuckDB puts double quotes around some (malformed JSON's input):
+    the text between them is the value."""
+    constants = _constants(query)
+
+    def written(value: str) -> bool:
+        if len(value) > 1 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        if value in constants:
+            return True
+        return len(value) >= SHOWN_FROM and any(value in constant for constant in constants)
+
+    return written
+
+
+# A string constant's prefix (E'...', x'...') and a dollar quote's tag ($tag$...$tag$).
+_PREFIX = re.compile(r"\A[A-Za-z]*")
+_DOLLAR_TAG = re.compile(r"\A\$[^$]*\$")
+
+
+def _constants(query: str) -> list[str]:
+    """The text of the query's string and number constants, as DuckDB's tokenizer finds
+    them (not inside comments or names); a string's doubled quotes are one."""
+    try:
+        tokens = duckdb.tokenize(query)
+    except duckdb.Error:
+        return []
+    ends = [offset for offset, _ in tokens[1:]] + [len(query)] if tokens else []
+    constants = []
+    for (offset, kind), end in zip(tokens, ends, strict=True):
+        text = query[offset:end].rstrip()
+        if kind == duckdb.token_type.numeric_const:
+            constants.append(text)
+        elif kind == duckdb.token_type.string_const:
+            constants.append(_string_text(text))
+    return constants
+
+
+def _string_text(token: str) -> str:
+    """What a string constant's token means: `'it''s'` is it's, `$$a$$` is a."""
+    token = _PREFIX.sub("", token, count=1)
+    tag = _DOLLAR_TAG.match(token)
+    if tag is not None:
+        return token[tag.end() : len(token) - len(tag[0])]
+    return token[1:-1].replace("''", "'")
 
 
 # DuckDB's words for a Parquet file whose footer (at its end: the schema and where every

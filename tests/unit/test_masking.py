@@ -561,3 +561,107 @@ def test_values_a_failed_request_quotes_are_marked_whole():
     # A path quoted back holds the identifier URL-encoded.
     path = "GET /api/users/ann%40example.com: HTTP 400"
     assert reveal(marking_sent(path, ["ann@example.com"]), False) == "GET /api/users/a***: HTTP 400"
+
+
+# What a query's author mistypes in its own text, by each family of DuckDB's messages the
+# masking covers (casts, numbers, function arguments, decoding, JSON), as a template of
+# where the value goes: `{v}` is the query's literal, or a column of a file the query reads
+# (None: DuckDB takes only a constant there); then the part of the value DuckDB quotes.
+_WRITTEN_CASES = [
+    ("CAST({v} AS INTEGER)", "SECRETVALUE", "SECRETVALUE"),
+    ("CAST({v} AS DATE)", "SECRETDATE", "SECRETDATE"),
+    ("CAST({v} AS TIMESTAMP)", "SECRETDATE", "SECRETDATE"),
+    ("CAST({v} AS DECIMAL(4, 1))", "SECRET VALUE", "SECRET VALUE"),
+    ("CAST({v} AS BIGINT[])", "SECRETVALUE", "SECRETVALUE"),
+    ("CAST({v} AS UUID)", "SECRET-VALUE", "SECRET-VALUE"),
+    ("strptime({v}, '%Y-%m-%d')", "2025-13-45", "2025-13-45"),
+    ("date_part({v}, DATE '2025-01-01')", "SECRETDAYY", "SECRETDAYY"),
+    ("date_trunc({v}, DATE '2025-01-01')", "SECRETMONTHH", "SECRETMONTHH"),
+    ("timezone({v}, TIMESTAMPTZ '2025-01-01 00:00:00+00')", "Europe/SECRET", "Europe/SECRET"),
+    ("regexp_matches('a', {v})", "SECRET(abc", "SECRET(abc"),
+    ("regexp_matches('a', {v})", "SECRET)abc", "SECRET)abc"),
+    ("regexp_extract_all('a', {v})", "SECRET(abc", "SECRET(abc"),
+    ("regexp_matches('a', {v})", "SECRET[abc", ": [abc"),  # from where it failed
+    ("json({v})", "SECRET VALUE", "SECRET VALUE"),
+    ("from_base64({v})", "SECRETVALUE", "SECRETVALUE"),
+    ("CAST(to_json({v}) AS STRUCT(a INTEGER))", "SECRETVALUE", "SECRETVALUE"),
+    ("CAST({v} AS BLOB)", "SECRET\\xZZ", "SECRET\\xZZ"),
+    ("CAST(CAST({v} AS BIGINT) AS INTEGER)", "98765432109", "98765432109"),
+    ("CAST(CAST({v} AS BIGINT) AS DECIMAL(5, 0))", "98765432109", "98765432109"),
+    # Only a constant: a format, a JSON path.
+    ("strptime('2025-01-01', {v})", "SECRET%Q", "SECRET%Q"),
+    ("strftime(DATE '2025-01-01', {v})", "SECRET%", "SECRET%"),
+    ("format({v}, 1)", "{SECRETNAME}", "SECRETNAME"),
+    ("json_extract('{{}}', {v})", "$SECRET[", "SECRET["),
+]
+
+
+@pytest.mark.parametrize(("template", "value", "quoted"), _WRITTEN_CASES)
+def test_a_value_the_query_wrote_is_readable_and_a_member_s_masked(
+    tmp_path, template, value, quoted
+):
+    """`date_part('dayy', ...)`, `timezone('Europe/Lodnon', ...)`, a regular expression's
+    typo: the query's own literal was masked as if a member's value ('extract specifier
+    "d***"'), and its author could not see the mistake in CI. What the query's text
+    writes as a constant is now shown; the same value read from a file is masked, also
+    when it is a name the query writes (a column named as the value)."""
+    from reconciler.sources.duckdb_query import query_error
+
+    def said(query: str) -> tuple[str, str]:
+        with duckdb.connect() as connection, pytest.raises(duckdb.Error) as caught:
+            connection.execute(query).fetchall()
+        error = query_error(caught.value, "m.yaml:7:10", "the query", tmp_path, True, query=query)
+        said = str(error).split("\n\nLINE ")[0]  # not the excerpt of the query
+        return reveal(said, True), mask_emails(said)
+
+    literal = "'" + value.replace("'", "''") + "'"
+    raw, written = said(f"SELECT {template.format(v=literal)}")
+    assert quoted in raw and quoted in written, written  # DuckDB quotes it, shown as it is
+    if value.isdigit():  # as the query writes a number, too
+        assert quoted in said(f"SELECT {template.format(v=value)}")[1]
+    if template.startswith(("strptime('", "strftime(", "format(", "json_extract(")):
+        return
+    # The member's value comes from a file, in a column named as the value.
+    csv = tmp_path / "m.csv"
+    csv.write_text('"v"\n"' + value.replace('"', '""') + '"\n')
+    for column in ("v", '"' + value.replace('"', '""') + '"'):
+        query = (
+            f"SELECT {template.format(v='c')} "
+            f"FROM (SELECT v AS {column}, v AS c FROM read_csv('{csv}', all_varchar = true))"
+        )
+        raw, data = said(query)
+        assert quoted in raw, raw  # DuckDB quotes it
+        assert quoted not in data and "***" in data, data
+
+
+def test_a_short_part_of_the_query_s_constant_is_not_taken_for_the_query_s(tmp_path):
+    """A value an error quotes is shown when a constant of the query holds it: a part of
+    one under four characters is too likely a member's by chance ('300' of a date), and
+    stays masked, as does a character unhex quotes of the query's own literal."""
+    from reconciler.sources.duckdb_query import query_error
+
+    csv = tmp_path / "m.csv"
+    csv.write_text("c\n300\n")
+    cases = [
+        f"SELECT CAST(CAST(c AS BIGINT) AS UTINYINT) FROM read_csv('{csv}', all_varchar = true) "
+        "WHERE c <> '2300-01-01'",
+        "SELECT unhex('SECRETVALUE')",
+    ]
+    for query, quoted in zip(cases, ("value 300 ", "digit: S"), strict=True):
+        with duckdb.connect() as connection, pytest.raises(duckdb.Error) as caught:
+            connection.execute(query).fetchall()
+        error = query_error(caught.value, "m.yaml:7:10", "the query", tmp_path, False, query=query)
+        assert quoted in reveal(str(error), True), str(error)  # DuckDB quotes it
+        assert quoted not in mask_emails(str(error)) and "***" in mask_emails(str(error))
+
+
+def test_an_error_without_its_query_masks_every_value(tmp_path):
+    """query_error's query is optional: without it (or with a query of no tokens) nothing
+    is the query's, and the value is masked, not an internal error."""
+    from reconciler.sources.duckdb_query import query_error
+
+    with duckdb.connect() as connection, pytest.raises(duckdb.Error) as caught:
+        connection.execute("SELECT date_part('SECRETDAYY', DATE '2025-01-01')").fetchall()
+    for query in ("", "   "):
+        error = query_error(caught.value, "m.yaml:7:10", "the query", tmp_path, False, query=query)
+        assert mask_emails(str(error)).endswith('extract specifier "S***" not recognized')
