@@ -389,13 +389,16 @@ _CALLS_ERROR = re.compile(r"\berror\s*\(", re.IGNORECASE)
 def _raised_data_marked(message: str, query: str) -> str:
     """`message` with the text a query's error() raised marked as source data (masked in
     output unless --show-members), unless the query wrote it: `error(user_id)` put a
-    member's userId, whole, in the CI log of a pull request's plan. Reconciler's own
+    member's userId, whole, in the CI log of a pull request's plan. What the query wrote is
+    what its constants hold (_written_by), not any word of its text: a member's value that
+    is also a name the query writes (`AS premium`) is still the member's. Reconciler's own
     error() (the memory budget) is not the query's."""
     raised = _RAISED.match(message)
     if raised is None or not _CALLS_ERROR.search(query):
         return message
     text = raised["text"]
-    written = all(line in query for line in text.split("\n"))  # `'a' || chr(10) || 'b'`
+    written_by = _written_by(query)
+    written = all(map(written_by, text.split("\n")))  # `'a' || chr(10) || 'b'`
     if not text or written or text == _OVER_BUDGET:
         return message
     start, end = raised.span("text")

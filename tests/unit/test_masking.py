@@ -483,6 +483,11 @@ def test_what_a_query_s_error_call_raises_is_masked_unless_the_query_wrote_it(tm
     assert mask_emails(lines) == "m.yaml:7:10: cannot read the query: Invalid Input Error: u***"
     written = said("SELECT error('no members' || chr(10) || 'today')")
     assert mask_emails(written).endswith("Invalid Input Error: no members\ntoday")
+    # A member's value that is also a name the query writes is still the member's.
+    (tmp_path / "m.csv").write_text("tier\npremium\n")
+    named = said(f"SELECT error(tier) FROM ({data}) AS premium")
+    assert reveal(named, True).endswith("Invalid Input Error: premium"), named
+    assert mask_emails(named).endswith("Invalid Input Error: p***"), mask_emails(named)
 
 
 def test_every_value_a_postgresql_error_quotes_is_masked(postgres_url):
