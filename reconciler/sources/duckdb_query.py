@@ -397,8 +397,7 @@ def _raised_data_marked(message: str, query: str) -> str:
     if raised is None or not _CALLS_ERROR.search(query):
         return message
     text = raised["text"]
-    written_by = _written_by(query)
-    written = all(map(written_by, text.split("\n")))  # `'a' || chr(10) || 'b'`
+    written = _written_by(query)(text)  # `'a' || chr(10) || 'b'`, line by line
     if not text or written or text == _OVER_BUDGET:
         return message
     start, end = raised.span("text")
@@ -415,16 +414,20 @@ def _written_by(query: str) -> Callable[[str], bool]:
     reads holds is never in the query's text. A whole constant counts at any length; a
     part of one (a regular expression's, from where it failed) from SHOWN_FROM characters,
     as the masking would show its first: a short one ('300' of '2300-01-01') is too likely
-    a member's by chance. DuckDB puts double quotes around some (malformed JSON's input):
+    a member's by chance. A value over lines is the query's when each line is, or blank
+    (`chr(10) || 'a'`). DuckDB puts double quotes around some (malformed JSON's input):
     the text between them is the value."""
     constants = _constants(query)
+
+    def line_written(line: str) -> bool:
+        if not line or line in constants:
+            return True
+        return len(line) >= SHOWN_FROM and any(line in constant for constant in constants)
 
     def written(value: str) -> bool:
         if len(value) > 1 and value[0] == value[-1] == '"':
             value = value[1:-1]
-        if value in constants:
-            return True
-        return len(value) >= SHOWN_FROM and any(value in constant for constant in constants)
+        return all(map(line_written, value.split("\n")))
 
     return written
 

@@ -670,3 +670,26 @@ def test_an_error_without_its_query_masks_every_value(tmp_path):
     for query in ("", "   "):
         error = query_error(caught.value, "m.yaml:7:10", "the query", tmp_path, False, query=query)
         assert mask_emails(str(error)).endswith('extract specifier "S***" not recognized')
+
+
+def test_a_value_the_query_builds_over_lines_of_its_constants_is_readable(tmp_path):
+    """A value a query builds of its constants and line ends, `chr(10) || '...'`, is the
+    query's line by line (a blank line is nobody's): it printed masked ("Could not
+    convert string '\\n***' to INT32"), and an error() message with a blank line too."""
+    from reconciler.sources.duckdb_query import query_error
+
+    def said(query: str) -> str:
+        with duckdb.connect() as connection, pytest.raises(duckdb.Error) as caught:
+            connection.execute(query).fetchall()
+        error = query_error(caught.value, "m.yaml:7:10", "the query", tmp_path, False, query=query)
+        return mask_emails(str(error))
+
+    cast = said("SELECT CAST(chr(10) || 'SECRETVALUE' || chr(10) AS INTEGER)")
+    assert cast.endswith("Could not convert string '\nSECRETVALUE\n' to INT32"), cast
+    raised = said("SELECT error('no members' || chr(10) || chr(10) || 'today')")
+    assert raised.endswith("Invalid Input Error: no members\n\ntoday"), raised
+    # One line of a member's (from a file) masks the value whole.
+    (tmp_path / "m.csv").write_text("c\nusr_00012391\n")
+    data = f"(SELECT c FROM read_csv('{tmp_path / 'm.csv'}', all_varchar = true))"
+    member = said(f"SELECT CAST('SECRETVALUE' || chr(10) || c AS INTEGER) FROM {data}")
+    assert "usr_0" not in member and "SECRET" not in member and "***" in member, member
