@@ -119,7 +119,8 @@ _DATA_IN_ERRORS = tuple(
         rf"""{_CASTS}(?P<q>['"])(?P<value>[^\n]*?)(?P=q)(?={_THEN}|$)""",
         # DuckDB: a number it could not cast (out of range) or compute with (an overflow),
         # quoted bare: a numeric userId is a member's identity in a userID-based project.
-        r"""(?:with value |Could not cast value )(?P<value>[^\s'"]\S*)""",
+        r"""(?:with value |Could not cast value |Failed to cast decimal value )"""
+        r"""(?P<value>[^\s'"]\S*)""",
         r"Overflow in \w+ of \w+ \((?P<value>[^)\n]*)\)",
         # DuckDB: the CSV line a reader error is on, up to the reason that follows it: a
         # line ending \r\n is quoted from the next line, and a quoted cell's line ends

@@ -287,6 +287,10 @@ def test_every_number_a_duckdb_error_quotes_is_masked():
         ("SELECT CAST(?::HUGEINT AS BIGINT)", [user_id * 10**10]),
         ("SELECT CAST(?::BIGINT AS DECIMAL(5, 0))", [user_id]),
         ("SELECT CAST(?::DECIMAL(18, 1) AS DECIMAL(4, 1))", [user_id + 0.5]),
+        # A DECIMAL cast to an integer type too small (a warehouse's NUMBER(38, 0) id).
+        ("SELECT CAST(?::DECIMAL(18, 0) AS INTEGER)", [user_id]),
+        ("SELECT CAST(?::DECIMAL(18, 1) AS INTEGER)", [user_id + 0.5]),
+        ("SELECT CAST(?::DECIMAL(18, 2) AS UTINYINT)", [user_id]),
         ("SELECT ?::BIGINT + 9223372036854775000", [user_id]),
         ("SELECT ?::BIGINT - 9223372036854775000", [-user_id]),
         ("SELECT ?::BIGINT * 1000000000", [user_id]),
@@ -593,6 +597,7 @@ _WRITTEN_CASES = [
     ("CAST({v} AS BLOB)", "SECRET\\xZZ", "SECRET\\xZZ"),
     ("CAST(CAST({v} AS BIGINT) AS INTEGER)", "98765432109", "98765432109"),
     ("CAST(CAST({v} AS BIGINT) AS DECIMAL(5, 0))", "98765432109", "98765432109"),
+    ("CAST(CAST({v} AS DECIMAL(18, 0)) AS INTEGER)", "98765432109", "98765432109"),
     # Only a constant: a format, a JSON path.
     ("strptime('2025-01-01', {v})", "SECRET%Q", "SECRET%Q"),
     ("strftime(DATE '2025-01-01', {v})", "SECRET%", "SECRET%"),
