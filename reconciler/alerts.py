@@ -1,7 +1,8 @@
 """Alerts where people look (issue 19): a plan or apply that the safety policy blocks (exit
-3), that refuses a stale saved plan (exit 4), or that fails (exit 1) posts a short summary
-to a webhook, in the JSON of Slack's incoming webhooks (`{"text": ..., "blocks": [...]}`),
-which Mattermost, Rocket.Chat, Discord's `/slack` endpoint and most chat relays take too.
+3), that refuses a stale plan (exit 4: a saved one, or one Iterable changed under while its
+confirmation waited), or that fails (exit 1) posts a short summary to a webhook, in the
+JSON of Slack's incoming webhooks (`{"text": ..., "blocks": [...]}`), which Mattermost,
+Rocket.Chat, Discord's `/slack` endpoint and most chat relays take too.
 
 The URL comes from the environment (RECONCILER_ALERT_WEBHOOK_URL, or a file named by
 RECONCILER_ALERT_WEBHOOK_URL_FILE), never from a manifest: manifests arrive by pull request.
@@ -61,7 +62,7 @@ REDACTED = "[alert webhook url]"
 # at a terminal; `success`, `no_changes` and a plan with changes are the normal run.
 ALERTED = {
     "blocked": "blocked by the safety policy",
-    "stale": "refused a stale saved plan",
+    "stale": "refused a stale plan",
     "failed": "failed",
     "error": "stopped on an error",
 }
@@ -97,7 +98,7 @@ class Alert:
 
 
 def for_error(command: str, exit_code: int, message: str) -> Alert:
-    """A run stopped by an error: exit 3 is a policy block, 4 a stale saved plan."""
+    """A run stopped by an error: exit 3 is a policy block, 4 a stale plan."""
     outcome = {3: "blocked", 4: "stale"}.get(exit_code, "error")
     return Alert(command, outcome, exit_code, _masked(message))
 

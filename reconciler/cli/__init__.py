@@ -2,7 +2,7 @@
 
 Exit codes (stable, documented in the README): 0 success (plan: no changes, or changes
 without --detailed-exitcode), 1 error (including members skipped or rejected), 2 changes
-present (plan --detailed-exitcode only), 3 blocked by the safety policy, 4 stale saved plan.
+present (plan --detailed-exitcode only), 3 blocked by the safety policy, 4 stale plan.
 Everything for people goes to stderr except the plan/report itself, so `--format json`
 leaves exactly one JSON object on stdout.
 

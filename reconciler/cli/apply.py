@@ -130,7 +130,7 @@ def apply(
     sent; a second apply right after does nothing. Exit codes: 0 every change succeeded,
     1 error, rejected members, invalid members, field values not sent, audiences left out
     (list not read with confidence, or not certainly theirs) or a usage error, 3 blocked by
-    the safety policy, 4 stale saved plan, 130 interrupted (Ctrl-C).
+    the safety policy, 4 stale plan, 130 interrupted (Ctrl-C).
 
     RECONCILER_LOG=requests prints a line per request to Iterable on stderr: method, path,
     status, time, and how a failed one failed (never the API key or a member), and every

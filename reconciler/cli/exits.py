@@ -2,7 +2,7 @@
 
 Exit codes (stable, documented in the README): 0 success (plan: no changes, or changes
 without --detailed-exitcode), 1 error (including members skipped or rejected), 2 changes
-present (plan --detailed-exitcode only), 3 blocked by the safety policy, 4 stale saved plan,
+present (plan --detailed-exitcode only), 3 blocked by the safety policy, 4 stale plan,
 130 interrupted. Messages go to stderr; with `--format json` a failure is also the one JSON
 object on stdout. Whether member identities in a message are shown or masked is decided by
 the parsed `--show-members` of the command being run (`started`), never by scanning argv.

@@ -105,7 +105,7 @@ def test_a_stale_saved_plan_posts_a_stale_alert(
 
     assert result.exit_code == 4, result.output
     (post,) = hook.wait_for(1)
-    assert post["text"].startswith("reconciler apply refused a stale saved plan (exit 4)")
+    assert post["text"].startswith("reconciler apply refused a stale plan (exit 4)")
     assert "list 'vip' changed (1 -> 2 members)" in alert_text(post)
     assert_masked(post)
 

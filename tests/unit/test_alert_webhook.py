@@ -52,6 +52,19 @@ def test_the_payload_is_slack_json_with_text_and_blocks():
     )
 
 
+def test_a_plan_gone_stale_while_its_confirmation_waited_is_not_called_a_saved_plan():
+    # apply without --plan, its question answered late (RECONCILER_CONFIRM_WAIT): the header
+    # said "refused a stale saved plan" for a run that had no saved plan.
+    message = (
+        "stale plan: list 'vip' changed (1 -> 2 members) while the confirmation waited "
+        "1 h 02 min; nothing was applied: run apply again for a plan of Iterable as it is now"
+    )
+    body = payload(alerts.for_error("apply", 4, message))
+    header = body["blocks"][0]["text"]["text"]
+    assert header == "reconciler apply refused a stale plan (exit 4)"
+    assert body["text"].startswith(f"{header}: stale plan: list 'vip' changed")
+
+
 def test_text_from_manifests_cannot_ping_a_channel_or_link():
     alert = Alert("plan", "failed", 1, "list '<!channel> & <https://evil.test|click>' broke")
     body = payload(alert)
