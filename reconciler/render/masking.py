@@ -116,7 +116,6 @@ _DATA_IN_ERRORS = tuple(
         # of a note or an address, JSON written over lines): it ends before a blank line
         # or the text's end, not at a line's; failing that, at the line's.
         rf"""{_CASTS}(?P<q>['"])(?P<value>{_until(_CASTS)})(?P=q)(?={_THEN}|\n\n|\n?\Z)""",
-        rf"""{_CASTS}(?P<q>['"])(?P<value>[^\n]*?)(?P=q)(?={_THEN}|$)""",
         # DuckDB: a number it could not cast (out of range) or compute with (an overflow),
         # quoted bare: a numeric userId is a member's identity in a userID-based project.
         r"""(?:with value |Could not cast value |Failed to cast decimal value )"""
@@ -201,7 +200,7 @@ def marking_written(text: str, written: Callable[[str], bool]) -> str:
     marked as the query's own where `written(value)` says the query's text wrote it (a
     date part's typo, `date_part('dayy', ...)`): each output shows it as it is, so an
     author sees their mistake in CI. The patterns that find values are the masking's
-    own (_DATA_IN_ERRORS), so what it hides and what may be shown are found alike."""
+    own (_IN_ORDER), so what it hides and what may be shown are found alike."""
 
     def mark(match: re.Match[str]) -> str:
         value = match["value"]
@@ -212,9 +211,44 @@ def marking_written(text: str, written: Callable[[str], bool]) -> str:
         opened, closed = _WRITTEN_MARKS
         return f"{whole[: start - at]}{opened}{value}{closed}{whole[end - at :]}"
 
-    for pattern in _DATA_IN_ERRORS:
+    for pattern in _IN_ORDER:
         text = pattern.sub(mark, text)
     return text
+
+
+class _ClosedOnItsLine:
+    """`pattern` (a value quoted by `quote`, on one line) matched in each line only as far
+    as the last `quote` that can end it (`closes`): from each beginning with none after it
+    a lazy value was read to the line's end, quadratic in the line (a query's error() can
+    raise one line of thousands of "Could not convert string '": 112 kB took 10 s)."""
+
+    def __init__(self, pattern: str, closes: str) -> None:
+        self.pattern = re.compile(pattern)
+        self._closes = re.compile(closes)
+
+    def sub(self, repl: Callable[[re.Match[str]], str], text: str) -> str:
+        lines = text.split("\n")
+        for n, line in enumerate(lines):
+            end = max((m.end() for m in self._closes.finditer(line)), default=0)
+            if end:
+                lines[n] = self.pattern.sub(repl, line[:end]) + line[end:]
+        return "\n".join(lines)
+
+
+# DuckDB's cast of a value on one line, failing one over lines: it ends at the quote
+# before DuckDB's next words, or the line's end.
+_CASTS_ON_A_LINE = tuple(
+    _ClosedOnItsLine(rf"{_CASTS}{q}(?P<value>[^\n]*?){q}(?={_THEN}|$)", rf"{q}(?={_THEN}|$)")
+    for q in ("'", '"')
+)
+
+# Every pattern of a value in a database's error, in the order they are matched: a value
+# over lines before one on a line.
+_IN_ORDER: tuple[re.Pattern[str] | _ClosedOnItsLine, ...] = (
+    _DATA_IN_ERRORS[0],
+    *_CASTS_ON_A_LINE,
+    *_DATA_IN_ERRORS[1:],
+)
 
 
 def _mask_quoted_data(text: str) -> str:
@@ -229,7 +263,7 @@ def _mask_quoted_data(text: str) -> str:
         start, end = match.span("value")
         return f"{whole[: start - at]}{_first(value)}{MASK}{whole[end - at :]}"
 
-    for pattern in _DATA_IN_ERRORS:
+    for pattern in _IN_ORDER:
         text = pattern.sub(mask, text)
     if not quoted:
         return _unwritten(text)

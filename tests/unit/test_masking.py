@@ -459,6 +459,37 @@ def test_a_value_over_lines_is_read_no_further_than_duckdb_s_next_words_for_one(
     assert mask_emails(text) == "Unknown TimeZone 'a\nUnknown TimeZone 'S***'!"
 
 
+def test_a_cast_on_one_line_is_read_no_further_than_the_last_quote_that_can_end_it(
+    monkeypatch,
+):
+    """One line of thousands of "Could not convert string '" with no quote ending a value
+    (an error() a query raises can say anything) was read from each beginning to the
+    line's end: 112 kB took 10 s. The pattern now reads each line only as far as its last
+    quote that DuckDB's words (or the line's end) follow, where every value it begins ends."""
+    from reconciler.render import masking
+
+    read: list[str] = []
+
+    class Reading:
+        def __init__(self, pattern: re.Pattern[str]) -> None:
+            self.pattern = pattern
+
+        def sub(self, repl, text):
+            read.append(text)
+            return self.pattern.sub(repl, text)
+
+    for on_a_line in masking._CASTS_ON_A_LINE:
+        monkeypatch.setattr(on_a_line, "pattern", Reading(on_a_line.pattern))
+    closed = "Could not convert string 'SECRET, 'a' to INT32"
+    unended = " Could not convert string 'x" * 3
+    text = f'{closed}{unended}\nCould not convert string "x{unended}'
+
+    assert mask_emails(text) == f"Could not convert string 'S***' to INT32{unended}\n" + (
+        f'Could not convert string "x{unended}'
+    )
+    assert read == ["Could not convert string 'S***'"]  # the second line: no quote ends one
+
+
 def test_what_a_query_s_error_call_raises_is_masked_unless_the_query_wrote_it(tmp_path):
     """error(user_id) raised 'Invalid Input Error: usr_00012391', the whole of DuckDB's
     message, and a pull request's query could so print any member; a message the query
