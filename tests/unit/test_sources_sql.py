@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -622,8 +623,17 @@ def test_what_a_postgres_error_says_after_a_masked_value_stays_readable(
         # A line end inside the quoted word (an address, a note): its first line was shown.
         "(SELECT translate(email, '@.', '-' || chr(10)) FROM {schema}.customers "
         "WHERE user_id = 1)::int::text",
+        # A quote and a space inside, last on the line (an address, JSON): the word was
+        # taken to end there, and the rest shown ('"a***" example.com"').
+        "(SELECT replace(email, '@', '\" ') FROM {schema}.customers WHERE user_id = 1)::int",
     ],
-    ids=["quote-inside", "encoding-name", "normalization-form", "line-end-inside"],
+    ids=[
+        "quote-inside",
+        "encoding-name",
+        "normalization-form",
+        "line-end-inside",
+        "quote-and-space-inside",
+    ],
 )
 def test_a_postgres_error_quoting_a_value_with_quotes_or_none_is_masked(
     tmp_path: Path, customers: Postgres, value: str
@@ -637,6 +647,30 @@ def test_a_postgres_error_quoting_a_value_with_quotes_or_none_is_masked(
     assert "query failed (postgresql)" in str(raised.value)
     assert "example" not in mask_emails(str(raised.value)).lower()
     assert "example" in reveal(str(raised.value), True).lower()  # with --show-members
+
+
+def test_a_postgres_error_of_quotes_no_end_follows_is_read_once(monkeypatch) -> None:
+    """A member's value of thousands of ` 'a` (a quote no end follows) cast by a query: each
+    quote was read from to the line's end looking for its end, 60 kB in 40 s. A quote's
+    end is now looked for again only past the one found, and not at all once none is."""
+    searches: list[int] = []
+
+    class Counting:
+        def __init__(self, pattern: re.Pattern[str]) -> None:
+            self.pattern = pattern
+
+        def search(self, text: str, pos: int) -> re.Match[str] | None:
+            searches.append(pos)
+            return self.pattern.search(text, pos)
+
+    for q, pattern in dict(warehouse._CLOSING).items():
+        monkeypatch.setitem(warehouse._CLOSING, q, Counting(pattern))
+    message = 'DETAIL:  token "secret" near' + " 'a" * 5000 + " ended"
+
+    marked = warehouse._data_marked(message, "SELECT CAST(note AS int) FROM t")
+
+    assert mask_emails(marked).startswith("DETAIL:  token \"s***\" near 'a 'a")
+    assert len(searches) <= 3  # the end of "secret", then none after the first ' or "
 
 
 @pytest.mark.parametrize(
