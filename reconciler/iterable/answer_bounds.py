@@ -34,20 +34,20 @@ def bound_answer(
     response: httpx.Response, started: float, settings: ClientSettings, whole: bool
 ) -> None:
     """Hold `response`, its headers in, to its bounds as its body is read: an answer read
-    `whole` to settings.request_time_limit seconds from `started` (time.monotonic) and
+    `whole` to time_limit(settings) seconds from `started` (time.monotonic) and
     ANSWER_MAX_BYTES; any refusal (not 2xx) too, a bulk read's timed from now (a getUsers
     may wait minutes for its headers); any other answer (a bulk read's, an export's) to
     its progress (PacedStream)."""
-    now, limit = time.monotonic(), settings.request_time_limit
+    now, limit = time.monotonic(), time_limit(settings)
     if whole and now > started + limit:  # its headers came a byte at a time
-        raise AnswerOverrun(too_slow(limit))
+        raise AnswerOverrun(too_slow(limit, settings))
     stream = response.stream
     if not isinstance(stream, httpx.SyncByteStream):
         return
     if whole or not response.is_success:
         deadline = (started if whole else now) + limit
         response.stream = BoundedStream(
-            stream, clock=time.monotonic, deadline=deadline, limit=limit
+            stream, clock=time.monotonic, deadline=deadline, why=too_slow(limit, settings)
         )
     elif settings.bulk_read_min_bytes:
         response.stream = PacedStream(
@@ -68,13 +68,13 @@ class BoundedStream(httpx.SyncByteStream):
         *,
         clock: Callable[[], float],
         deadline: float,
-        limit: float,
+        why: str,
         most: int | None = None,
     ) -> None:
         self._stream = stream
         self._clock = clock
         self._deadline = deadline
-        self._limit = limit
+        self._why = why
         self._most = ANSWER_MAX_BYTES if most is None else most
 
     def __iter__(self) -> Iterator[bytes]:
@@ -87,7 +87,7 @@ class BoundedStream(httpx.SyncByteStream):
                     "answers this request with"
                 )
             if self._clock() > self._deadline:
-                raise AnswerOverrun(too_slow(self._limit))
+                raise AnswerOverrun(self._why)
             yield chunk
 
     def close(self) -> None:
@@ -135,9 +135,19 @@ class PacedStream(httpx.SyncByteStream):
         self._stream.close()
 
 
-def too_slow(limit: float) -> str:
-    """The reason of an answer still arriving at its deadline."""
-    return (
-        f"timed out: the answer was still arriving after {limit:g} s "
-        "(RECONCILER_REQUEST_TIME_LIMIT)"
+def time_limit(settings: ClientSettings) -> float:
+    """Seconds an answer read whole may take in all: request_time_limit, or the one wait
+    for a byte a user allowed (RECONCILER_TIMEOUT=600, for a slow proxy) when longer. A
+    write Iterable answered 400 s on was cut at 300 s, the answer thrown away, and sent
+    again."""
+    return max(settings.request_time_limit, settings.timeout)
+
+
+def too_slow(limit: float, settings: ClientSettings) -> str:
+    """The reason of an answer still arriving at its deadline, naming what set it."""
+    named = (
+        "RECONCILER_REQUEST_TIME_LIMIT"
+        if limit == settings.request_time_limit
+        else "RECONCILER_TIMEOUT, above RECONCILER_REQUEST_TIME_LIMIT"
     )
+    return f"timed out: the answer was still arriving after {limit:g} s ({named})"

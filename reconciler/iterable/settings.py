@@ -51,7 +51,7 @@ class ClientSettings:
     timeout: float = 30.0  # seconds per request (connect, read, write each)
     # Seconds a request other than a bulk read may take in all, from its sending to its
     # answer's last byte: `timeout` is per read, so an answer trickling a byte every few
-    # seconds never ran out of it (answer_bounds).
+    # seconds never ran out of it (answer_bounds). Never less than `timeout`.
     request_time_limit: float = 300.0
     # Bulk reads (getUsers, user exports, export files) answer slowly: getUsers takes over
     # 5 minutes to start answering for lists above 200,000 users and 80+ minutes for a

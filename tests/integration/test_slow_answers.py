@@ -33,6 +33,7 @@ def test_a_list_index_trickling_a_byte_at_a_time_is_ended_naming_the_limit(works
         workspace.audience("vip", {"inline": ["a@example.com"]})
         with pytest.MonkeyPatch.context() as env:
             env.setenv("RECONCILER_REQUEST_TIME_LIMIT", "0.5")
+            env.setenv("RECONCILER_TIMEOUT", "0.5")  # the limit goes no lower than it
             env.setenv("RECONCILER_MAX_RETRIES", "1")
             result = cli("plan", workspace.manifests)
     assert result.exit_code == 1, result.output
@@ -41,6 +42,32 @@ def test_a_list_index_trickling_a_byte_at_a_time_is_ended_naming_the_limit(works
     assert f"GET /api/lists: {slow}; retry 1 of 1 in" in said, said
     assert f"gave up after 2 attempts; last failure: {slow}" in said
     assert server.paths == ["/api/lists", "/api/lists"]
+
+
+def test_an_answer_within_the_timeout_a_user_raised_is_not_cut():
+    """With RECONCILER_TIMEOUT raised above RECONCILER_REQUEST_TIME_LIMIT (600 s for a slow
+    proxy), an answer Iterable sent after one wait between the two was cut once the limit
+    passed, thrown away and the request sent again (a write too); the wait the user
+    allowed is now the least the limit is. Past it, the message names RECONCILER_TIMEOUT."""
+    answered_late: list[bytes | float] = [1.0, b'{"lists": []}']
+    settings = _settings(request_time_limit=0.3, timeout=3.0)
+    with (
+        SlowServer(JSON_HEAD, lambda: answered_late) as server,
+        IterableClient(server.url, "k-secret", settings=settings) as client,
+    ):
+        assert client.get_lists() == []
+        assert server.paths == ["/api/lists"]
+    trickled: list[bytes | float] = [b" "] * 40 + [b'{"lists": []}']
+    with (
+        SlowServer(JSON_HEAD, lambda: trickled, pause=0.1) as server,
+        IterableClient(server.url, "k-secret", settings=settings) as client,
+        pytest.raises(IterableError) as raised,
+    ):
+        client.get_lists()
+    assert (
+        "last failure: timed out: the answer was still arriving after 3 s "
+        "(RECONCILER_TIMEOUT, above RECONCILER_REQUEST_TIME_LIMIT)" in str(raised.value)
+    )
 
 
 def _endless_lists() -> Iterator[bytes]:
