@@ -4,9 +4,12 @@ met none of them (answer_bounds)."""
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from reconciler.errors import IterableError
@@ -187,3 +190,80 @@ def test_a_bulk_read_slow_to_start_or_fast_is_read_whole():
             "b@example.com",
         ]
         assert len(list(b.iter_list_members(7, prefer_user_id=False))) == 12
+
+
+def _gzip_head(codings: str, kind: bytes = b"application/json") -> bytes:
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: "
+        + kind
+        + b"\r\nContent-Encoding: "
+        + codings.encode()
+        + b"\r\nConnection: close\r\n\r\n"
+    )
+
+
+def test_a_gzip_answer_past_its_size_once_decompressed_is_refused(monkeypatch):
+    """The bound on an answer read whole counted its bytes as sent: a list index gzipped
+    (Content-Encoding, which httpx decodes whether asked for or not) from 2 MB to 2 KB
+    was read whole into memory, as one of 20 GB sent as 20 MB would have been."""
+    monkeypatch.setattr(answer_bounds, "ANSWER_MAX_BYTES", 1_000_000)
+    body = gzip.compress(b"".join(_endless_lists()))
+    assert len(body) < 10_000
+    with (
+        SlowServer(_gzip_head("gzip"), lambda: [body]) as server,
+        IterableClient(server.url, "k-secret", settings=_settings()) as client,
+        pytest.raises(IterableError) as raised,
+    ):
+        client.get_lists()
+    said = str(raised.value)
+    assert "last failure: an answer of more than 1,000,000 bytes once decompressed" in said
+
+
+def test_compressed_answers_are_read_as_before(tmp_path: Path):
+    """Answers decoded here, one coding at a time, read as httpx read them: gzip, deflate,
+    a coding over another, and one httpx cannot decode (passed on as sent, as it was)."""
+    lists = b'{"lists": [{"id": 7, "name": "vip", "listType": "Standard"}]}'
+    members = b"".join(f"m{n}@example.com\n".encode() for n in range(50_000))
+    cases = {
+        "gzip": gzip.compress,
+        "deflate": zlib.compress,
+        "gzip, gzip": lambda data: gzip.compress(gzip.compress(data)),
+        "identity, gzip": gzip.compress,
+    }
+    for codings, encode in cases.items():
+        with (
+            SlowServer(_gzip_head(codings), lambda x=encode(lists): [x]) as a,
+            SlowServer(_gzip_head(codings, b"text/plain"), lambda x=encode(members): [x]) as b,
+            IterableClient(a.url, "k", settings=_settings()) as for_lists,
+            IterableClient(b.url, "k", settings=_settings()) as for_members,
+        ):
+            assert [x.name for x in for_lists.get_lists()] == ["vip"], codings
+            read = list(for_members.iter_list_members(7, prefer_user_id=False))
+            assert read == members.decode().split(), codings
+            saved = tmp_path / "f"
+            assert for_members._fetch_file(3, "part-0", f"{b.url}/f", saved, None) == 50_000
+            assert saved.read_bytes() == members, codings
+    head = _gzip_head("x-unknown")
+    with (
+        SlowServer(head, lambda: [lists]) as server,
+        IterableClient(server.url, "k", settings=_settings()) as client,
+    ):
+        assert [x.name for x in client.get_lists()] == ["vip"]
+
+
+def test_no_piece_of_an_answer_decodes_past_what_a_small_piece_can_make():
+    """httpx decoded each piece as it arrived whole: a 64 KB piece of gzip over gzip made
+    up to 64 GB at once, before any bound could count it. Each coding is now decoded from
+    pieces of DECODE_PIECE bytes, so no piece passed on is larger than deflate's most
+    (1,032 to 1) of one."""
+    bomb = gzip.compress(gzip.compress(bytes(50_000_000)))
+    response = httpx.Response(
+        200, headers={"content-encoding": "gzip, gzip"}, stream=httpx.ByteStream(bomb)
+    )
+    stream = answer_bounds.decode(response, httpx.ByteStream(bomb))
+    assert "content-encoding" not in response.headers  # httpx does not decode it again
+    most, total = 0, 0
+    for piece in stream:
+        most, total = max(most, len(piece)), total + len(piece)
+    assert total == 50_000_000
+    assert most <= answer_bounds.DECODE_PIECE * 1032
