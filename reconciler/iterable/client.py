@@ -1280,8 +1280,13 @@ class IterableClient:
                     if response.status_code != 200:
                         raise _Retryable(f"HTTP {response.status_code}")
                     return _save_lines(response, target, on_lines)
-            except (_Retryable, AnswerOverrun, httpx.TransportError) as exc:
-                reason = type(exc).__name__ if isinstance(exc, httpx.TransportError) else exc.reason
+            except (_Retryable, AnswerOverrun, httpx.TransportError, httpx.DecodingError) as exc:
+                # A body its Content-Encoding does not describe (gzip cut short or damaged)
+                # is retried as a connection that died midway is, as every other read does.
+                if isinstance(exc, (httpx.TransportError, httpx.DecodingError)):
+                    reason = type(exc).__name__
+                else:
+                    reason = exc.reason
                 if attempt >= self.settings.bulk_read_retries:
                     raise RetryExhaustedError(
                         f"GET {label}: {_gave_up(attempt + 1)}; last failure: {reason}",

@@ -267,3 +267,20 @@ def test_no_piece_of_an_answer_decodes_past_what_a_small_piece_can_make():
         most, total = max(most, len(piece)), total + len(piece)
     assert total == 50_000_000
     assert most <= answer_bounds.DECODE_PIECE * 1032
+
+
+def test_an_export_file_whose_gzip_is_damaged_is_retried_and_named(tmp_path: Path):
+    """An export job's file sent as gzip it is not (cut short, or damaged by a proxy) ended
+    plan with httpx's DecodingError (zlib's "incorrect header check") where every other
+    read retries it and says so."""
+    head = _gzip_head("gzip", b"text/plain")
+    with (
+        SlowServer(head, lambda: [b"not gzip at all\n" * 100]) as server,
+        IterableClient(server.url, "k", settings=_settings(bulk_read_retries=1)) as client,
+        pytest.raises(IterableError) as raised,
+    ):
+        client._fetch_file(3, "part-0", f"{server.url}/file", tmp_path / "f", None)
+    said = str(raised.value)
+    assert "GET export job 3 file part-0: gave up after 2 attempts" in said
+    assert "last failure: DecodingError" in said
+    assert server.paths == ["/file", "/file"]
