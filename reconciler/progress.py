@@ -25,7 +25,7 @@ from rich.progress import Task as RichTask
 from rich.table import Column
 from rich.text import Text
 
-from reconciler.threads import start_thread, stop_signals_blocked
+from reconciler.threads import StopSignalsHeldLock, start_thread, stop_signals_blocked
 
 Clock = Callable[[], float]
 
@@ -372,6 +372,9 @@ def _bars(console: Console, clock: Clock) -> Iterator[Progress]:
         # stdout carries plans (`--format json | jq`): it must never be drawn into the bars.
         redirect_stdout=False,
     )
+    hold_stop_signals(console)
+    # Before the first task, which shares the bars' lock.
+    bars._lock = bars.live._lock = StopSignalsHeldLock()  # type: ignore[assignment]
     with stop_signals_blocked():
         bars.start()  # rich's refresh thread starts here: Ctrl-C is the main thread's
     with bars:
@@ -380,6 +383,18 @@ def _bars(console: Console, clock: Clock) -> Iterator[Progress]:
             yield _BarProgress(bars)
         finally:
             _SHOWN.remove(bars)
+
+
+def hold_stop_signals(console: Console) -> Console:
+    """`console`, its lock holding the stop signals back from the main thread while that
+    holds it (StopSignalsHeldLock): a Ctrl-C handler that prints or ends the bars, run
+    while the main thread was printing, waited for the bars' refresh thread, itself
+    waiting for the console. Best made so before any other thread can print on it (the
+    CLI's on import); otherwise it is swapped under the lock it had."""
+    if not isinstance(console._lock, StopSignalsHeldLock):
+        with console._lock:
+            console._lock = StopSignalsHeldLock()  # type: ignore[assignment]
+    return console
 
 
 # The bars on screen now, for stop_bars.

@@ -33,15 +33,80 @@ def stop_signals_blocked() -> Iterator[None]:
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
+    previous = _block_stop_signals()
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _block_stop_signals() -> set[int | signal.Signals]:
+    """Block the stop signals in the calling thread; the mask before, to restore."""
     # Read before blocking: pthread_sigmask runs the handler of a signal that has just
     # come, and a KeyboardInterrupt raised by the call that blocked them left them blocked
     # in this thread for good.
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, ())
     try:
         signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-        yield
-    finally:
+    except BaseException:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        raise
+    return previous
+
+
+class StopSignalsHeldLock:
+    """A reentrant lock (as threading.RLock: acquire, release, `with`) that, held by the
+    main thread, holds the stop signals back until its last release, when their handler
+    runs. Python runs a handler in the main thread between any two of its instructions,
+    whatever that thread holds: a second Ctrl-C during apply came as the first one's
+    message was being written (rich's console lock held), and its last words waited for
+    the progress bars' lock, held by rich's refresh thread as it waited for the console's:
+    the process hung, its terminal's cursor hidden, until killed. Rich's locks are these
+    (progress.hold_stop_signals), so no handler runs while the main thread holds one.
+
+    Other threads are left as they are: they never run a handler, and ours block the stop
+    signals from their start (start_thread), which is also what keeps a signal pending,
+    not taken by another thread, while the main thread blocks it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._holds = 0  # the main thread's, nested (only the main thread changes it)
+        self._mask: set[int | signal.Signals] = set()  # the main thread's mask before its first
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if not _holds_signals():
+            return self._lock.acquire(blocking, timeout)
+        previous = _block_stop_signals() if self._holds == 0 else None
+        if not self._lock.acquire(blocking, timeout):
+            if previous is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+            return False
+        if previous is not None:
+            self._mask = previous
+        self._holds += 1
+        return True
+
+    def release(self) -> None:
+        if not _holds_signals():
+            self._lock.release()
+            return
+        self._lock.release()
+        self._holds -= 1
+        if self._holds == 0:
+            # Released first: a handler held back (which may print) runs here.
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _holds_signals() -> bool:
+    return hasattr(signal, "pthread_sigmask") and threading.current_thread() is (
+        threading.main_thread()
+    )
 
 
 def start_thread(thread: threading.Thread) -> None:

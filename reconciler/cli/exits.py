@@ -28,7 +28,7 @@ from reconciler.cli.options import AnnotationsMode, OutputFormat
 from reconciler.cli.screen_size import ignore_sizes_of_nothing
 from reconciler.cli.stdout import emit
 from reconciler.errors import ManifestError, OutputError, ReconcilerError, quoted
-from reconciler.progress import stop_bars
+from reconciler.progress import hold_stop_signals, stop_bars
 from reconciler.render.json_text import json_text
 from reconciler.render.masking import mask_emails, mask_identifier, reveal
 
@@ -36,7 +36,7 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a SIGINT
 
 ignore_sizes_of_nothing()  # before the first Console reads them: this one, made on import
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = hold_stop_signals(Console(stderr=True, highlight=False, soft_wrap=True))
 
 OUT_OF_MEMORY = (
     "error: out of memory. Large audiences are planned in DuckDB under "

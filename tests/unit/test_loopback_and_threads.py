@@ -230,3 +230,65 @@ def test_a_ctrl_c_tests_failure_says_where_the_process_stood_with_it() -> None:
     assert said[0].startswith(f"thread {proc.pid} (main) ")  # then its state: S, R...
     assert said[0].endswith(": SIGINT blocked, pending for the process")
     assert len(said) == 2 and said[1].endswith(": SIGINT blocked")
+
+
+# A second Ctrl-C that comes as the first one's message is being written, once rich's
+# refresh thread has taken the bars' lock and waits for the console's, which the main
+# thread holds mid-write (the order the child below waits for).
+SECOND_CTRL_C_MID_WRITE = """
+import faulthandler, io, os, signal, sys, threading, time
+from reconciler.apply.interrupt import stop_on_interrupt
+from reconciler.cli import exits
+from reconciler.progress import _SHOWN, console_progress
+
+class Terminal(io.TextIOBase):
+    armed = False
+    def isatty(self):
+        return True
+    def write(self, text):
+        if self.armed and threading.current_thread() is threading.main_thread():
+            self.armed = False
+            bars = _SHOWN[-1].live._lock
+            while bars.acquire(blocking=False):  # until the refresh thread holds it
+                bars.release()
+                time.sleep(0.001)
+            os.kill(os.getpid(), signal.SIGINT)
+        return len(text)
+
+faulthandler.dump_traceback_later(30, exit=True)  # where it hangs, if it does
+terminal = exits.err.file = Terminal()
+
+def first(_signum):
+    terminal.armed = True
+    exits.err.print("Interrupted (Ctrl-C again to stop at once)...")
+
+def second(_signum):
+    exits.err.print("Stopped at once.")
+    print("ending", flush=True)
+    exits.exit_now(130)
+
+with console_progress(exits.err, bars=True) as progress:
+    progress.task("adding members", 100).advance(1)
+    with stop_on_interrupt(first, second):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(120)
+"""
+
+
+@needs_thread_masks
+def test_a_second_ctrl_c_mid_message_ends_the_process_instead_of_hanging() -> None:
+    # Python runs a handler in the main thread between any two instructions, whatever it
+    # holds: the second Ctrl-C's handler, run as the first one's message was written
+    # (the console's lock held), waited to end the bars for their lock, which rich's
+    # refresh thread held as it waited for the console's. apply hung on a terminal, its
+    # cursor hidden, until killed (test_interrupt's cursor test, 1 run in 3 under load).
+    env = {**os.environ, "COLUMNS": "120", "TERM": "xterm-256color"}
+    proc = subprocess.run(
+        [sys.executable, "-c", SECOND_CTRL_C_MID_WRITE],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stdout == "ending\n"
