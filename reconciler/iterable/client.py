@@ -580,7 +580,13 @@ class IterableClient:
             return _parse_lines(response, on_lines)
 
         lines = self._request(
-            "GET", "/api/lists/getUsers", bucket="list_reads", params=params, parse=parse, bulk=True
+            "GET",
+            "/api/lists/getUsers",
+            bucket="list_reads",
+            params=params,
+            parse=parse,
+            bulk=True,
+            data=True,
         )
         yield from lines
 
@@ -905,7 +911,13 @@ class IterableClient:
             path, label = f"/api/users/{quote(email, safe='')}", "/api/users/{email}"
         try:
             return self._request(
-                "GET", path, params=params, bucket="user_reads", parse=_parse_user, label=label
+                "GET",
+                path,
+                params=params,
+                bucket="user_reads",
+                parse=_parse_user,
+                label=label,
+                data=True,
             )
         except IterableError as exc:
             if exc.code == NO_SUCH_USER_ID and user_id is not None:
@@ -940,7 +952,13 @@ class IterableClient:
             return _parse_json_lines(response, keep, lines)
 
         rows = self._request(
-            "GET", "/api/export/data.json", bucket="export", params=params, parse=parse, bulk=True
+            "GET",
+            "/api/export/data.json",
+            bucket="export",
+            params=params,
+            parse=parse,
+            bulk=True,
+            data=True,
         )
         self.counted_profiles(lines[0])
         yield from rows
@@ -985,6 +1003,7 @@ class IterableClient:
             params=params,
             parse=parse,
             streamed=True,
+            data=True,
         )
         yield from rows
 
@@ -1387,10 +1406,13 @@ class IterableClient:
         label: str | None = None,
         bulk: bool = False,
         streamed: bool = False,
+        data: bool = False,
         **kwargs: Any,
     ) -> T:
         """Send until a good answer or the retry budget is spent. `parse` reads a 2xx answer
-        into the result, raising _BadAnswer when it is not what the endpoint answers.
+        into the result, raising _BadAnswer when it is not what the endpoint answers; the
+        key is cut out of it (_scrub) unless it is `data`: members' identifiers and values,
+        what a plan compares (and what no output shows), as the downloads keep them.
         `label` names the endpoint in messages when `path` holds something personal.
         A `bulk` read (a list's members, an export) may take settings.bulk_read_timeout
         between bytes, and is retried settings.bulk_read_retries times. A bulk or
@@ -1435,6 +1457,7 @@ class IterableClient:
                         label=shown,
                         answered=slot.answered,
                         whole=not (bulk or streamed),
+                        data=data,
                         **kwargs,
                     )
                 limiter.took(slot)
@@ -1664,6 +1687,7 @@ class IterableClient:
         label: str | None = None,
         answered: Callable[[], None] | None = None,
         whole: bool = False,
+        data: bool = False,
         **kwargs: Any,
     ) -> T:
         """`answered` is called as soon as the answer's headers arrive, before its body is
@@ -1684,7 +1708,8 @@ class IterableClient:
                 bound_answer(response, started, self.settings, whole)
                 self._note_date(response.headers.get("Date"))
                 if 200 <= response.status_code < 300:
-                    return self._scrub(parse(response))
+                    result = parse(response)
+                    return result if data else self._scrub(result)
                 response.read()
                 log.refused(_error_words(self._scrub(_json_or_none(response.text))))
         except _BadAnswer as exc:

@@ -393,3 +393,20 @@ def test_a_long_variable_name_from_a_manifest_is_cut_in_every_message(
             args,
             result.output[:2000],
         )
+
+
+def test_a_short_key_inside_members_and_values_is_read_as_iterable_holds_it(emulator_server):
+    """A key of one character (a sandbox's, an emulator's) is a letter of many identifiers
+    and values: reads of members, profiles and the export are the data a plan compares,
+    and cutting the key out of them read `LEAKU-1` back as `LEA[api key]U-1`, so the plan
+    after an apply removed members it had just added and added them again."""
+    emulator_server.emulator.set_api_key("default", "K")
+    proj = emulator_server.emulator.project("default")
+    list_id = proj.add_list("l")
+    proj.subscribe_direct(list_id, user_id="LEAKU-1", data_fields={"plan": "KEY-K"})
+    with IterableClient(emulator_server.base_url, "K") as client:
+        assert list(client.iter_list_members(list_id, prefer_user_id=True)) == ["LEAKU-1"]
+        profile = client.get_user(user_id="LEAKU-1") or {}
+        rows = list(client.export_users(["userId", "plan"]))
+    assert (profile.get("userId"), profile.get("plan")) == ("LEAKU-1", "KEY-K")
+    assert [(row.get("userId"), row.get("plan")) for row in rows] == [("LEAKU-1", "KEY-K")]
