@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -1854,7 +1854,12 @@ class IterableClient:
                 fields=fields,
                 endpoint=path,
             )
-        if _is_html(response):
+        if status == 404 and self._base_ends_in_api():
+            detail = (
+                "the baseUrl ends in /api, which every request's path starts with already "
+                "(this went to /api/api/...): write the baseUrl without it"
+            )
+        elif _is_html(response):
             detail = (
                 "an HTML page, not Iterable's JSON: check the destination's baseUrl, or a "
                 "proxy in between"
@@ -1872,6 +1877,11 @@ class IterableClient:
             code=code,
             endpoint=path,
         )
+
+    def _base_ends_in_api(self) -> bool:
+        """Iterable's docs give its API's address as https://api.iterable.com/api: a
+        baseUrl copied from them doubles the /api every path here starts with."""
+        return urlsplit(self.base_url).path.rstrip("/").lower().endswith("/api")
 
     def _redirect(self, response: httpx.Response) -> str:
         """A redirect's words: where it leads, as an origin (its path and query may hold a

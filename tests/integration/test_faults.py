@@ -491,6 +491,19 @@ def test_a_wrong_base_url_answering_html_404_is_a_clear_error(workspace, cli, em
     assert "HTML page" in result.stderr and "baseUrl" in result.stderr
 
 
+@pytest.mark.parametrize("path", ["/api", "/api/"])
+def test_a_base_url_ending_in_api_says_to_drop_it(workspace, cli, emulator_server, path):
+    """Iterable's docs give its API's address as https://api.iterable.com/api; a baseUrl
+    copied from them sent GET /api/api/lists, and its 404 said only to check the baseUrl."""
+    workspace.destination(baseUrl=emulator_server.base_url + path)
+    workspace.audience("vip", {"inline": ["a@example.com"]})
+    result = cli("plan", workspace.manifests)
+    assert result.exit_code == 1
+    assert "GET /api/lists: HTTP 404" in result.stderr, result.stderr
+    assert "the baseUrl ends in /api, which every request's path starts with" in result.stderr
+    assert "write the baseUrl without it" in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize(
     ("location", "said"),
     [
