@@ -194,6 +194,11 @@ def project_identity(base_url: str, api_key: str) -> str:
     ).hexdigest()[:32]
 
 
+# The shortest key cut out of members' identifiers and values as well as of messages
+# (IterableClient._scrubs_data): Iterable's keys are 32 hexadecimal characters.
+MIN_SCRUBBED_IN_DATA = 16
+
+
 class IterableClient:
     def __init__(
         self,
@@ -212,6 +217,11 @@ class IterableClient:
         self._rng = rng or random.Random()
         timeout = httpx.Timeout(self.settings.timeout)
         self._secret_forms = _secret_forms(api_key)
+        # Members' identifiers and values (`data` reads) are cut only of a key long enough
+        # to be a real one: a key of a letter or two (a sandbox's, an emulator's) is part of
+        # many identifiers, which cut read back as others; a real key (32 characters)
+        # stored in a profile's field by a careless integration stays out of every output.
+        self._scrubs_data = len(api_key) >= MIN_SCRUBBED_IN_DATA
         # What identifies the project this client writes to, without the key: the lock
         # of one apply per project is keyed by it (reconciler.apply.lock).
         self.project_id = project_identity(self.base_url, api_key)
@@ -1709,7 +1719,7 @@ class IterableClient:
                 self._note_date(response.headers.get("Date"))
                 if 200 <= response.status_code < 300:
                     result = parse(response)
-                    return result if data else self._scrub(result)
+                    return result if data and not self._scrubs_data else self._scrub(result)
                 response.read()
                 log.refused(_error_words(self._scrub(_json_or_none(response.text))))
         except _BadAnswer as exc:

@@ -410,3 +410,20 @@ def test_a_short_key_inside_members_and_values_is_read_as_iterable_holds_it(emul
         rows = list(client.export_users(["userId", "plan"]))
     assert (profile.get("userId"), profile.get("plan")) == ("LEAKU-1", "KEY-K")
     assert [(row.get("userId"), row.get("plan")) for row in rows] == [("LEAKU-1", "KEY-K")]
+
+
+def test_a_real_length_key_stored_in_a_profile_is_still_cut_out_of_what_is_read(emulator_server):
+    """A careless integration may store the key in a profile's field (sending its whole
+    request as data fields): a key as long as Iterable's is still cut out of members'
+    values read, so no plan, saved plan or --show-members output can hold it."""
+    key = "0123456789abcdef0123456789abcdef"
+    emulator_server.emulator.set_api_key("default", key)
+    proj = emulator_server.emulator.project("default")
+    list_id = proj.add_list("l")
+    proj.subscribe_direct(list_id, user_id="u-1", data_fields={"apiKey": key})
+    with IterableClient(emulator_server.base_url, key) as client:
+        profile = client.get_user(user_id="u-1") or {}
+        rows = list(client.export_users(["userId", "apiKey"]))
+    assert profile.get("userId") == "u-1" and key not in json.dumps(profile)
+    assert [row.get("userId") for row in rows] == ["u-1"]
+    assert key not in json.dumps(rows)
