@@ -196,6 +196,8 @@ def merge_fields(lists: Sequence[MappedList]) -> MergedFields:
     # kept as it is met (a walk for each would be quadratic in the audiences).
     mixed = len({mapped.merge_nested_objects for mapped in lists}) > 1
     started: dict[str, int] = {}  # member key -> its first list, where modes mix
+    by_email, user_first = user_keys(lists)
+    two_kinds = _two_kinds_conflicts(lists, merged, user_first)
     for index, mapped in enumerate(lists):
         adding = set(mapped.adding)
         for key, values in mapped.values.items():
@@ -243,25 +245,46 @@ def merge_fields(lists: Sequence[MappedList]) -> MergedFields:
                         )
                     )
                     del target[name]
-    _settle_across_keys(lists, merged, copied)
+    for key, name in two_kinds:
+        _hold_back(merged, copied, key, name)
+    _settle_across_keys(lists, merged, copied, by_email)
     for key, name in merged.conflicted:
         merged.covered.get(key, set()).discard(name)
         merged.objects.get(key, set()).discard(name)
     return merged
 
 
-def same_person_pairs(lists: Sequence[MappedList]) -> list[tuple[int, str, int, str]]:
+def user_keys(
+    lists: Sequence[MappedList],
+) -> tuple[dict[str, list[tuple[int, str]]], dict[str, int]]:
+    """One walk of the lists' members keyed by a userId: (email -> [(list, key)...] of
+    those given with an email, for `same_person_pairs`; key -> the first list holding it,
+    of those whose email is not the key's text, for `two_kinds_keys`)."""
+    by_email: dict[str, list[tuple[int, str]]] = {}
+    user_first: dict[str, int] = {}
+    for j, mapped in enumerate(lists):
+        for key in mapped.values:
+            member = mapped.members.get(key)
+            if member is None or member.key_kind != "userId":
+                continue
+            if member.email:
+                by_email.setdefault(member.email, []).append((j, key))
+            if member.email != key:
+                user_first.setdefault(key, j)
+    return by_email, user_first
+
+
+def same_person_pairs(
+    lists: Sequence[MappedList], by_email: Mapping[str, list[tuple[int, str]]] | None = None
+) -> list[tuple[int, str, int, str]]:
     """(i, email key, j, userId key): a member list i keys by its email (its source gave
     no userId) that list j keys by a userId given with that email, in a hybrid project.
     One profile (Iterable's emails are unique in a project), under two keys: their values
     are settled as one member's, or both subscribes wrote the field, and the field
-    flipped on every apply between the two. In list i's order, then by j (both engines)."""
-    by_email: dict[str, list[tuple[int, str]]] = {}
-    for j, mapped in enumerate(lists):
-        for key in mapped.values:
-            member = mapped.members.get(key)
-            if member is not None and member.key_kind == "userId" and member.email:
-                by_email.setdefault(member.email, []).append((j, key))
+    flipped on every apply between the two. In list i's order, then by j (both engines).
+    `by_email`: as `user_keys` finds it, when it was."""
+    if by_email is None:
+        by_email, _ = user_keys(lists)
     if not by_email:
         return []
     out: list[tuple[int, str, int, str]] = []
@@ -275,11 +298,14 @@ def same_person_pairs(lists: Sequence[MappedList]) -> list[tuple[int, str, int, 
 
 
 def _settle_across_keys(
-    lists: Sequence[MappedList], merged: MergedFields, copied: set[str]
+    lists: Sequence[MappedList],
+    merged: MergedFields,
+    copied: set[str],
+    by_email: Mapping[str, list[tuple[int, str]]],
 ) -> None:
     """merge_fields' conflicts between one person's two keys (same_person_pairs): a field
     both give values that conflict_reason tells apart is written for neither key."""
-    pairs = same_person_pairs(lists)
+    pairs = same_person_pairs(lists, by_email)
     for i, email_key, j, user_key in pairs:
         # Worded as merge_fields words them: the list first in order, then the other.
         (first, first_key), (later, later_key) = sorted([(i, email_key), (j, user_key)])
@@ -296,6 +322,66 @@ def _settle_across_keys(
             where = f"audiences {lists[first].audience!r} and {lists[later].audience!r}"
             merged.conflicts.append((lists[later].audience, MemberIssue(where, reason, later_key)))
     _hold_back_other_keys(lists, merged, copied, pairs)
+
+
+def two_kinds_reason(name: str) -> str:
+    """Why a field of a member whose key is an email in one list and the same text as a
+    userId in another is not written (both engines)."""
+    return (
+        f"field {name!r} gets a value for this text as an email in one and as a userId "
+        "(with another email, or none) in the other: two profiles in Iterable, which the "
+        "plan cannot tell apart by the text; it is not written for either"
+    )
+
+
+def two_kinds_keys(
+    lists: Sequence[MappedList], user_first: Mapping[str, int]
+) -> dict[str, tuple[int, int]]:
+    """Keys one list holds as an email and another as a userId whose email is not that
+    text (`user_first`, from `user_keys`), in a hybrid project: key -> (the first list
+    holding it as either kind, the first holding it as the other kind), in the first
+    list's order. The planner groups members by key text, so its value of a field would
+    be read from one of the two profiles and written to whichever the first list names.
+    Only the members of `user_first`'s keys are looked up."""
+    if not user_first:
+        return {}
+    first: dict[str, tuple[int, int, str]] = {}  # key -> (list, position, kind) first held
+    found: dict[str, tuple[int, int]] = {}
+    for i, mapped in enumerate(lists):
+        for pos, key in enumerate(mapped.values):
+            if key not in user_first:
+                continue
+            member = mapped.members.get(key)
+            if member is None:
+                continue
+            kind = member.key_kind
+            if kind == "userId" and member.email == key:
+                kind = "email"  # the profile keyed by that email: one person
+            held = first.get(key)
+            if held is None:
+                first[key] = (i, pos, kind)
+            elif held[2] != kind and key not in found:
+                found[key] = (held[0], i)
+    return {key: found[key] for key in sorted(found, key=lambda k: first[k][:2])}
+
+
+def _two_kinds_conflicts(
+    lists: Sequence[MappedList], merged: MergedFields, user_first: Mapping[str, int]
+) -> list[tuple[str, str]]:
+    """Every field a list gives a value of for a key two kinds share (`two_kinds_keys`):
+    in conflict before any other (merge_fields then skips it), reported once per field,
+    and returned (key, field) to be taken out of the merged values."""
+    found = []
+    for key, (first, later) in two_kinds_keys(lists, user_first).items():
+        names = sorted({n for mapped in lists for n in mapped.values.get(key, ())})
+        where = f"audiences {lists[first].audience!r} and {lists[later].audience!r}"
+        for name in names:
+            merged.conflicted.add((key, name))
+            found.append((key, name))
+            merged.conflicts.append(
+                (lists[later].audience, MemberIssue(where, two_kinds_reason(name), key))
+            )
+    return found
 
 
 def _hold_back(merged: MergedFields, copied: set[str], key: str, name: str) -> None:

@@ -35,6 +35,7 @@ from reconciler.members.engine.field_tables import (
     read_field_export,
     same_person_candidates,
     to_json,
+    two_kinds_conflicts,
     update_rows,
     update_view,
     values_into_table,
@@ -44,7 +45,7 @@ from reconciler.members.identity import Member, ProjectType
 from reconciler.members.model import Engine, TableRows
 from reconciler.plan import FieldRead, FieldUpdate, ListPlan
 from reconciler.plan.field_clears import ClearTally
-from reconciler.plan.fields import conflict_reason
+from reconciler.plan.fields import conflict_reason, two_kinds_reason
 from reconciler.plan.fingerprint import ValuesDigest
 from reconciler.progress import NULL_PROGRESS, Progress
 from reconciler.sources import MemberIssue
@@ -322,10 +323,30 @@ def _settle_conflicts(merged: MergedTables) -> tuple[list[tuple[str, MemberIssue
             groups[first, index, name] = (where, conflict_group(this, probe))
         return groups[first, index, name]
 
+    def keep(order: tuple[int, ...], group: tuple[str, str, str], issue: MemberIssue) -> None:
+        heap = kept.setdefault(group, [])
+        if len(heap) < cap:
+            heapq.heappush(heap, (order, issue))
+        elif order > heap[0][0]:  # (negated) earlier in plan order than the last kept
+            heapq.heapreplace(heap, (order, issue))
+
+    # plan/fields._two_kinds_conflicts: before any other, as merge_fields finds them.
+    two_kinds: set[str] = set()
+    for batch in two_kinds_conflicts(merged):
+        for key, first, later, pos, names in batch:
+            two_kinds.add(key)
+            for name in names:
+                found += 1
+                where, group = group_of(first, later, name)
+                order = (1, -first, -pos, -merged.names.index(name))
+                keep(order, group, MemberIssue(where, two_kinds_reason(name), key))
+
     def pairs() -> Iterator[tuple[str, str]]:
         nonlocal found
         for batch in conflict_candidates(merged):
             for key, name, held in batch:
+                if key in two_kinds:
+                    continue
                 first_index, _, _, first_text = held[0]
                 target = from_json(first_text)
                 first_merges = merged.lists[first_index].merge_nested_objects
@@ -348,13 +369,6 @@ def _settle_conflicts(merged: MergedTables) -> tuple[list[tuple[str, MemberIssue
                     else:
                         heapq.heapreplace(heap, (order, issue))
                     break
-
-    def keep(order: tuple[int, ...], group: tuple[str, str, str], issue: MemberIssue) -> None:
-        heap = kept.setdefault(group, [])
-        if len(heap) < cap:
-            heapq.heappush(heap, (order, issue))
-        elif order > heap[0][0]:  # (negated) earlier in plan order than the last kept
-            heapq.heapreplace(heap, (order, issue))
 
     def across_keys() -> Iterator[tuple[str, str]]:
         """plan/fields._settle_across_keys: one person keyed by email in one list and by

@@ -198,3 +198,56 @@ def test_a_conflict_under_a_persons_email_holds_back_her_userid_keys_value_too(
     assert "tier" not in project(emulator_server).find_user(email="pat@example.com").data_fields
     again = cli("plan", workspace.manifests, "--format", "json").json()
     assert (again["summary"]["users_to_update"], again["summary"]["members_to_add"]) == (0, 0)
+
+
+# a's mapping, b's, and a's value: a keys a@example.com by email; b keys by a userId of
+# that same text a person whose email is b@example.com (another profile).
+TWO_KINDS = {
+    "one-field-apart": ({"tier": "v"}, {"tier": "v"}, "gold"),
+    "one-field-equal": ({"tier": "v"}, {"tier": "v"}, "silver"),
+    "other-fields": ({"other": "v"}, {"tier": "v"}, "platinum"),
+}
+
+
+@pytest.mark.parametrize("others", [0, 3], ids=["joined", "long-tables"])
+@pytest.mark.parametrize("case", sorted(TWO_KINDS))
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_one_text_as_an_email_here_and_a_userid_there_writes_neither_profiles_fields(
+    workspace, cli, emulator_server, monkeypatch, engine, case, others
+):
+    """'a' keys a@example.com by email; 'b' keys by userId a@example.com a person whose
+    email is b@example.com: two profiles. The field planner grouped members by the text
+    alone: the plan said "field 'tier' gets "silver" from one and "gold" from the other"
+    of two people, read one profile only (a's drifted value was never seen: "No
+    changes"), and apply wrote a's 'other' to b's profile. Now every mapped field of
+    that text is held back for both, said so, in both engines."""
+    a_fields, b_fields, a_value = TWO_KINDS[case]
+    proj = project(emulator_server)
+    proj.add_user(email="a@example.com", data_fields={"tier": "bronze"})
+    proj.add_user(email="b@example.com", user_id="a@example.com", data_fields={"tier": "silver"})
+    workspace.csv("data/a.csv", "email,v", [f"a@example.com,{a_value}"])
+    workspace.csv("data/b.csv", "email,uid,v", ["b@example.com,a@example.com,silver"])
+    workspace.audience("a", {"csv": "data/a.csv"}, traits="ma")
+    workspace.audience("b", {"csv": "data/b.csv", "userId": "uid"}, traits="mb")
+    for n in range(others):  # other people, so that the destination has more audiences
+        workspace.csv(f"data/o{n}.csv", "email,v", [f"other{n}@example.com,gold"])
+        workspace.audience(f"o{n}", {"csv": f"data/o{n}.csv"}, traits="ma")
+    workspace.write(
+        "traits.yaml",
+        mapping_doc(a_fields, name="ma") + "\n---\n" + mapping_doc(b_fields, name="mb"),
+    )
+    plan = _plan_in_both_engines(cli, workspace, monkeypatch)
+    issues = plan["destinations"][0]["field_issues"]
+    fields = sorted({*a_fields, *b_fields})
+    assert [i["reason"].split(" gets ")[0] for i in issues] == [f"field {n!r}" for n in fields]
+    for issue in issues:
+        assert issue["where"] == "audiences 'a' and 'b'", issue
+        assert "as an email in one and as a userId" in issue["reason"], issue
+    assert plan["summary"]["users_to_update"] == 0
+
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 1, applied.output  # held back, reported
+    assert [w for w in _sent(emulator_server) if not w.startswith("other")] == []
+    assert proj.find_user(email="a@example.com").data_fields == {"tier": "bronze"}
+    assert proj.find_user(email="b@example.com").data_fields == {"tier": "silver"}

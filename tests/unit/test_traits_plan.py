@@ -423,3 +423,37 @@ def test_merging_many_audiences_asks_each_about_its_own_members_only(mixed: bool
         "plan": ("free", "pro")
     }
     assert merged.conflicts == []  # equal scalars never conflict, in either mode
+
+
+def test_one_text_as_an_email_and_as_another_persons_userid_is_written_for_neither() -> None:
+    """'a' keys a@example.com by email, 'b' keys by userId a@example.com a person whose
+    email is b@example.com (two profiles): the planner grouped them by text, reporting
+    a conflict of two people, reading one profile and writing a's field to b's profile.
+    A userId a@example.com given with that same email is one person: merged as before."""
+    a = MappedList(
+        "a",
+        {"a@example.com": make_member("hybrid", "a@example.com", None)},
+        {"a@example.com": {"other": "platinum", "tier": "gold"}},
+        adding={"a@example.com"},
+    )
+    b = MappedList(
+        "b",
+        {"a@example.com": make_member("hybrid", "b@example.com", "a@example.com")},
+        {"a@example.com": {"tier": "silver"}},
+    )
+    merged = merge_fields([a, b])
+    assert [(aud, i.where, i.message.split(" gets ")[0]) for aud, i in merged.conflicts] == [
+        ("b", "audiences 'a' and 'b'", "field 'other'"),
+        ("b", "audiences 'a' and 'b'", "field 'tier'"),
+    ]
+    assert "as an email in one and as a userId" in merged.conflicts[0][1].message
+    assert merged.add_fields(a) == {"a@example.com": {}}
+    assert merged.to_read([a, b]) == {}
+    same = MappedList(
+        "b",
+        {"a@example.com": make_member("hybrid", "a@example.com", "a@example.com")},
+        {"a@example.com": {"tier": "gold"}},
+    )
+    merged = merge_fields([a, same])
+    assert merged.conflicts == []
+    assert merged.add_fields(a) == {"a@example.com": {"other": "platinum", "tier": "gold"}}

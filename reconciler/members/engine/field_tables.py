@@ -441,6 +441,73 @@ def _long_same_person(
         cursor.close()
 
 
+def two_kinds_conflicts(
+    merged: MergedTables,
+) -> Iterator[list[tuple[str, int, int, int, list[str]]]]:
+    """plan/fields.two_kinds_keys over the tables: batches of (key, first list, later
+    list, pos in the first, [field...]) for each key one list holds as an email and
+    another as a userId whose email is not that text, with every field a list made a
+    value of for it, in the first list's order. Those (key, field) pairs are recorded in
+    conflict first, so no other search meets them (same_person_candidates skips them)."""
+    lists = merged.lists
+    if len(lists) < 2 or not merged.names:
+        return
+    connection = merged.engine.connection
+    kind = "CASE WHEN key_kind = 'userId' AND email IS DISTINCT FROM key THEN 1 ELSE 0 END"
+    members = " UNION ALL ".join(
+        f"SELECT {i} AS i, pos, key, {kind} AS kind FROM {m.values.table}"
+        for i, m in enumerate(lists)
+    )
+    if not _any_row(
+        connection, f"SELECT 1 FROM ({members}) GROUP BY key HAVING min(kind) <> max(kind)"
+    ):
+        return
+    found = merged.engine.name("two_kinds")
+    connection.execute(
+        f"CREATE TABLE {found} AS WITH m AS ({members}), "
+        "f AS (SELECT key, min(i) AS first, arg_min(pos, i) AS pos, arg_min(kind, i) AS kind "
+        "FROM m GROUP BY key HAVING min(kind) <> max(kind)) "
+        "SELECT f.key, f.first, min(m.i) AS later, f.pos FROM f JOIN m ON m.key = f.key "
+        "AND m.kind <> f.kind GROUP BY f.key, f.first, f.pos"
+    )
+    if merged.cells:  # one scan of the long table, not one per audience and field
+        numbered = ", ".join(f"({j}, {sql_string(n)})" for j, n in enumerate(merged.names))
+        made = (
+            f"SELECT c.key, n.name FROM {merged.cells} c JOIN (VALUES {numbered}) n(j, name) "
+            f"ON n.j = c.j WHERE c.key IN (SELECT key FROM {found})"
+        )
+    else:
+        made = " UNION ALL ".join(
+            f"SELECT key, {sql_string(n)} AS name FROM {m.values.table} "
+            f"WHERE f{c} IS NOT NULL AND key IN (SELECT key FROM {found})"
+            for m in lists
+            for c, n in enumerate(m.values.fields)
+        )
+    names = merged.engine.name("two_kinds_fields")
+    connection.execute(
+        f"CREATE TABLE {names} AS SELECT DISTINCT key, name FROM ({made or _NO_NAMES})"
+    )
+    connection.execute(f"INSERT INTO {merged.conflicted} SELECT key, name FROM {names}")
+    cursor = merged.engine.cursor()
+    try:
+        cursor.execute(
+            f"SELECT f.key, f.first, f.later, f.pos, list(n.name ORDER BY n.name) "
+            f"FROM {found} f JOIN {names} n ON n.key = f.key "
+            "GROUP BY f.key, f.first, f.later, f.pos ORDER BY f.first, f.pos"
+        )
+        while chunk := cursor.fetchmany(BATCH):
+            yield [
+                (str(key), int(first), int(later), int(pos), [str(n) for n in fields])
+                for key, first, later, pos, fields in chunk
+            ]
+    finally:
+        cursor.close()
+
+
+# No values made (no audience maps a field): no (key, name) rows.
+_NO_NAMES = "SELECT NULL::VARCHAR AS key, NULL::VARCHAR AS name WHERE false"
+
+
 def mark_conflicts(
     merged: MergedTables,
     pairs: Iterable[tuple[str, str]],
