@@ -34,18 +34,23 @@ class MappedList:
 
 
 class FirstMember(Mapping[str, Member]):
-    """Member key -> the member as the first list holding it has it, looked up in the
-    lists themselves: a merged copy would cost a dict entry per member. One key's look-up
-    walks the lists; `of` finds many keys' members in one walk."""
+    """Member key -> the member as the first list giving it values has it, looked up in
+    the lists themselves: a merged copy would cost a dict entry per member. Not a list
+    that holds the key among its members without values (held back by consent, or
+    beside a --target without the field): in a hybrid project its member may be another
+    profile under the same text (an email there, a userId here), and the update was
+    written to it. One key's look-up walks the lists; `of` finds many keys' members in
+    one walk."""
 
     def __init__(self, lists: Sequence[MappedList]):
-        self._lists = [mapped.members for mapped in lists]
+        self._lists = [(mapped.members, mapped.values) for mapped in lists]
 
     def __getitem__(self, key: str) -> Member:
-        for members in self._lists:
-            member = members.get(key)
-            if member is not None:
-                return member
+        for members, values in self._lists:
+            if key in values:
+                member = members.get(key)
+                if member is not None:
+                    return member
         raise KeyError(key)
 
     def of(self, keys: Iterable[str]) -> dict[str, Member]:
@@ -55,11 +60,11 @@ class FirstMember(Mapping[str, Member]):
         a destination's 1,000 audiences would ask each of them for each member."""
         left = set(keys)
         found: dict[str, Member] = {}
-        for members in self._lists:
+        for members, values in self._lists:
             if not left:
                 break
-            asked = left if len(left) < len(members) else members.keys()
-            here = {key: members[key] for key in asked if key in members and key in left}
+            asked = left if len(left) < len(values) else values.keys()
+            here = {key: members[key] for key in asked if key in left and key in values}
             found.update(here)
             left.difference_update(here)
         if left:
@@ -68,8 +73,8 @@ class FirstMember(Mapping[str, Member]):
 
     def __iter__(self) -> Iterator[str]:
         seen: set[str] = set()
-        for members in self._lists:
-            for key in members:
+        for _, values in self._lists:
+            for key in values:
                 if key not in seen:
                     seen.add(key)
                     yield key

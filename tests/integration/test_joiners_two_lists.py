@@ -251,3 +251,32 @@ def test_one_text_as_an_email_here_and_a_userid_there_writes_neither_profiles_fi
     assert [w for w in _sent(emulator_server) if not w.startswith("other")] == []
     assert proj.find_user(email="a@example.com").data_fields == {"tier": "bronze"}
     assert proj.find_user(email="b@example.com").data_fields == {"tier": "silver"}
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_field_update_goes_to_the_profile_of_the_audience_giving_the_value(
+    workspace, cli, emulator_server, monkeypatch, engine
+):
+    """'a' keys by userId c@example.com a person whose email is d@example.com, who left
+    list 'a' by a link (held back: 'a' gives her no values); 'b' keys c@example.com by
+    email and gives it 'gold'. The Python engine named the update's member as the first
+    list holding the text has it, so b's value was written to the userId's profile."""
+    proj = project(emulator_server)
+    a_list, b_list = proj.add_list("a"), proj.add_list("b")
+    proj.subscribe_direct(b_list, email="c@example.com", data_fields={"tier": "bronze"})
+    other = proj.subscribe_direct(
+        a_list, email="d@example.com", user_id="c@example.com", data_fields={"tier": "silver"}
+    )
+    proj.self_unsubscribe(other, list_id=a_list)
+    workspace.csv("data/a.csv", "email,uid,v", ["d@example.com,c@example.com,silver"])
+    workspace.csv("data/b.csv", "email,v", ["c@example.com,gold"])
+    workspace.audience("a", {"csv": "data/a.csv", "userId": "uid"}, traits="m")
+    workspace.audience("b", {"csv": "data/b.csv"}, traits="m")
+    workspace.write("traits.yaml", mapping_doc({"tier": "v"}, name="m"))
+    plan = _plan_in_both_engines(cli, workspace, monkeypatch)
+    assert plan["summary"]["users_to_update"] == 1
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert proj.find_user(email="c@example.com").data_fields == {"tier": "gold"}
+    assert proj.find_user(email="d@example.com").data_fields == {"tier": "silver"}

@@ -457,3 +457,22 @@ def test_one_text_as_an_email_and_as_another_persons_userid_is_written_for_neith
     merged = merge_fields([a, same])
     assert merged.conflicts == []
     assert merged.add_fields(a) == {"a@example.com": {"other": "platinum", "tier": "gold"}}
+
+
+def test_a_members_profile_is_named_by_a_list_that_gives_it_values() -> None:
+    """'b' holds userId c@example.com (email d@example.com) among its members but gives
+    it no values (consent holds it back, or, beside a --target, its value of the field
+    was not made); 'a' keys c@example.com by email and maps a field. No list gives both
+    kinds values, so nothing conflicts, but the update named the member as the first
+    list holding the key has it: a's value went to the userId's profile."""
+    b = MappedList(
+        "b",
+        {"c@example.com": make_member("hybrid", "d@example.com", "c@example.com")},
+        {},
+    )
+    a = mapped("a", {"c@example.com": {"tier": "gold"}})
+    merged = merge_fields([b, a])
+    wanted = merged.to_read([b, a])
+    (update,) = plan_field_updates(merged, wanted, {"c@example.com": {"tier": "silver"}})
+    assert (update.key_kind, update.email, update.user_id) == ("email", "c@example.com", None)
+    assert merged.members.of(["c@example.com"])["c@example.com"].key_kind == "email"
