@@ -1453,9 +1453,7 @@ class IterableClient:
         # write, only a check of its answer, and at a slow pace (a Retry-After up to
         # retry_after_cap, a backoff of up to backoff_cap each try) it ran on for minutes.
         in_step = getattr(self._step, "active", False)
-        stopped = (
-            (self._interrupted if method == "GET" else self.write_stopped) if in_step else None
-        )
+        stopped = self._stop_flag(method) if in_step else None
         while True:
             try:
                 slot = _acquire(limiter, stopped, method, shown)
@@ -1513,21 +1511,30 @@ class IterableClient:
                 wait = self._retry_wait(exc, attempt, retries, limiter)
                 stoppable = in_step if method == "GET" else not exc.done_maybe
                 self._not_sent_if_stopped(stoppable, method, shown, exc.reason)
-                # A 429's short wait is routine, said only in the request log.
-                shown_429 = wait >= 1.0 or self.settings.log == "requests"
-                if shown_429 or not exc.rate_limited:
-                    which = (
-                        f"retry {attempt} (not one of the {retries}: others got through meanwhile)"
-                        if raced
-                        else f"retry {counted} of {retries}"
-                    )
-                    about = getattr(self._step, "about", None)
-                    self._tell_retry(
-                        f"{method} {shown}{f' ({about})' if about else ''}: {exc.reason}; "
-                        f"{which} in {wait:.1f} s",
-                        exc.reason,
-                    )
+                which = (
+                    f"retry {attempt} (not one of the {retries}: others got through meanwhile)"
+                    if raced
+                    else f"retry {counted} of {retries}"
+                )
+                self._say_retry(method, shown, exc, which, wait)
                 self._pause(wait, stoppable, method, shown, exc.reason)
+
+    def _stop_flag(self, method: str) -> Callable[[], bool]:
+        """What ends an apply step's request's waits: a read's, the run's interruption; a
+        write's, the writes' stop (_not_sent_if_stopped)."""
+        return self._interrupted if method == "GET" else self.write_stopped
+
+    def _say_retry(self, method: str, shown: str, exc: _Retryable, which: str, wait: float) -> None:
+        """The line of a request retried (`which` retry) in `wait` seconds, on the progress
+        display; a 429's short wait is routine, said only in the request log."""
+        if exc.rate_limited and wait < 1.0 and self.settings.log != "requests":
+            return
+        about = getattr(self._step, "about", None)
+        self._tell_retry(
+            f"{method} {shown}{f' ({about})' if about else ''}: {exc.reason}; "
+            f"{which} in {wait:.1f} s",
+            exc.reason,
+        )
 
     def _retry_wait(self, exc: _Retryable, attempt: int, retries: int, limiter: Window) -> float:
         """How long to wait before retry `attempt` of a request that failed with `exc`,
