@@ -361,7 +361,8 @@ def two_kinds_keys(
                 continue
             kind = member.key_kind
             if kind == "userId" and member.email == key:
-                kind = "email"  # the profile keyed by that email: one person
+                # The profile of that userId and that email: one person with either kind.
+                continue
             held = first.get(key)
             if held is None:
                 first[key] = (i, pos, kind)

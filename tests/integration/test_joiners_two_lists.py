@@ -280,3 +280,36 @@ def test_a_field_update_goes_to_the_profile_of_the_audience_giving_the_value(
     assert applied.exit_code == 0, applied.output
     assert proj.find_user(email="c@example.com").data_fields == {"tier": "gold"}
     assert proj.find_user(email="d@example.com").data_fields == {"tier": "silver"}
+
+
+@pytest.mark.parametrize("others", [0, 3], ids=["joined", "long-tables"])
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_userid_that_is_its_own_email_here_and_given_alone_there_is_one_profile(
+    workspace, cli, emulator_server, monkeypatch, engine, others
+):
+    """'a' keys by userId c@example.com a person given with that same email; 'b' keys the
+    same userId, its source having no email column. One userId: one profile in Iterable.
+    The two-kinds rule took a's member for an email's and b's for another person's: every
+    field either maps was held back for her on every apply (exit 1)."""
+    proj = project(emulator_server)
+    proj.add_user(email="c@example.com", user_id="c@example.com", data_fields={"tier": "bronze"})
+    workspace.csv("data/a.csv", "email,uid,v", ["c@example.com,c@example.com,gold"])
+    workspace.csv("data/b.csv", "uid,v", ["c@example.com,platinum"])
+    workspace.audience("a", {"csv": "data/a.csv", "userId": "uid"}, traits="ma")
+    workspace.audience("b", {"csv": "data/b.csv", "userId": "uid"}, traits="mb")
+    for n in range(others):  # other people, so that the destination has more audiences
+        workspace.csv(f"data/o{n}.csv", "email,v", [f"other{n}@example.com,gold"])
+        workspace.audience(f"o{n}", {"csv": f"data/o{n}.csv"}, traits="ma")
+    workspace.write(
+        "traits.yaml",
+        mapping_doc({"tier": "v"}, name="ma") + "\n---\n" + mapping_doc({"other": "v"}, name="mb"),
+    )
+    plan = _plan_in_both_engines(cli, workspace, monkeypatch)
+    assert plan["destinations"][0]["field_issues"] == []
+    monkeypatch.setenv("RECONCILER_ENGINE", engine)
+    applied = cli("apply", workspace.manifests, "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert proj.find_user(email="c@example.com").data_fields == {
+        "tier": "gold",
+        "other": "platinum",
+    }

@@ -453,9 +453,11 @@ def two_kinds_conflicts(
     if len(lists) < 2 or not merged.names:
         return
     connection = merged.engine.connection
-    kind = "CASE WHEN key_kind = 'userId' AND email IS DISTINCT FROM key THEN 1 ELSE 0 END"
+    kind = "CASE WHEN key_kind = 'userId' THEN 1 ELSE 0 END"
+    # A userId given with that same email is one person with either kind: neither.
+    either = "NOT coalesce(key_kind = 'userId' AND email = key, false)"
     members = " UNION ALL ".join(
-        f"SELECT {i} AS i, pos, key, {kind} AS kind FROM {m.values.table}"
+        f"SELECT {i} AS i, pos, key, {kind} AS kind FROM {m.values.table} WHERE {either}"
         for i, m in enumerate(lists)
     )
     if not _any_row(
