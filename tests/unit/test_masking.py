@@ -696,6 +696,26 @@ def test_a_short_part_of_the_query_s_constant_is_not_taken_for_the_query_s(tmp_p
         assert quoted not in mask_emails(str(error)) and "***" in mask_emails(str(error))
 
 
+def test_a_member_s_value_that_a_constant_of_the_query_holds_is_shown_as_readme_says(
+    tmp_path,
+):
+    """The rule is on the text, not where it came from (README says so): a userId read
+    from a file that a constant of the query holds, whole or as a part of four characters
+    or more, is shown, being the manifest's own text; one the constants do not hold is not."""
+    from reconciler.sources.duckdb_query import query_error
+
+    csv = tmp_path / "m.csv"
+    for uid, shown in (("usr_00012391", True), ("usr_00012392", False)):
+        csv.write_text(f"uid\n{uid}\n")
+        query = (
+            f"SELECT CAST(uid AS INTEGER) FROM read_csv('{csv}') WHERE uid <> 'usr_00012391-test'"
+        )
+        with duckdb.connect() as connection, pytest.raises(duckdb.Error) as caught:
+            connection.execute(query).fetchall()
+        error = query_error(caught.value, "m.yaml:7:10", "the query", tmp_path, False, query=query)
+        assert (f"'{uid}'" in mask_emails(str(error))) is shown, str(error)
+
+
 def test_an_error_without_its_query_masks_every_value(tmp_path):
     """query_error's query is optional: without it (or with a query of no tokens) nothing
     is the query's, and the value is masked, not an internal error."""
