@@ -476,3 +476,37 @@ def test_a_members_profile_is_named_by_a_list_that_gives_it_values() -> None:
     (update,) = plan_field_updates(merged, wanted, {"c@example.com": {"tier": "silver"}})
     assert (update.key_kind, update.email, update.user_id) == ("email", "c@example.com", None)
     assert merged.members.of(["c@example.com"])["c@example.com"].key_kind == "email"
+
+
+@pytest.mark.parametrize("email", [None, "d@example.com"], ids=["alone", "another-email"])
+def test_a_userid_given_with_that_same_email_is_of_neither_kind(email: str | None) -> None:
+    """'a' keys by userId c@example.com a person given with that same email; 'b' keys the
+    same userId, alone or with another email: one userId, one profile in Iterable, so
+    both audiences' fields are written to it. Beside an audience keying the text by email,
+    the userId given alone is still another profile's, and held back."""
+    a = MappedList(
+        "a",
+        {"c@example.com": make_member("hybrid", "c@example.com", "c@example.com")},
+        {"c@example.com": {"tier": "gold"}},
+        adding={"c@example.com"},
+    )
+    b = MappedList(
+        "b",
+        {"c@example.com": make_member("hybrid", email, "c@example.com")},
+        {"c@example.com": {"other": "platinum"}},
+        adding={"c@example.com"},
+    )
+    merged = merge_fields([a, b])
+    assert merged.conflicts == []
+    assert merged.add_fields(a) == {"c@example.com": {"tier": "gold"}}
+    assert merged.add_fields(b) == {"c@example.com": {"other": "platinum"}}
+    by_email = MappedList(
+        "e",
+        {"c@example.com": make_member("hybrid", "c@example.com", None)},
+        {"c@example.com": {"tier": "gold"}},
+    )
+    merged = merge_fields([by_email, a, b])
+    assert [(aud, i.where) for aud, i in merged.conflicts] == [
+        ("b", "audiences 'e' and 'b'"),
+        ("b", "audiences 'e' and 'b'"),
+    ]
