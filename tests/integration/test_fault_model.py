@@ -21,6 +21,7 @@ exit (0, or 1 with a report of what failed):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections.abc import Callable
@@ -30,15 +31,20 @@ from typing import Any
 import pytest
 from hypothesis import event
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
+from reconciler.state.consent import API_SOURCES
 from tests.integration.conftest import Result, profiles_for
+from tests.integration.test_consent_model import make_consent_machine
 from tests.integration.test_convergence_model import (
     FIELDS,
     MANIFEST_EDIT,
+    PEOPLE,
     AudienceModel,
     Snapshot,
     make_machine,
+    model_environment,
     run_model,
 )
 
@@ -61,6 +67,12 @@ FAULT = st.tuples(
 )
 
 
+def tally(text: str) -> None:
+    """Counted for --hypothesis-show-statistics; nothing when a test replays rules by hand."""
+    with contextlib.suppress(InvalidArgument):
+        event(text)
+
+
 def journal_lines(state_dir: Path) -> list[dict[str, Any]]:
     """The newest run journal's lines, or none when the apply wrote none."""
     journals = sorted((state_dir / "runs").glob("apply-*.jsonl"), key=lambda p: p.stat().st_mtime)
@@ -70,9 +82,14 @@ def journal_lines(state_dir: Path) -> list[dict[str, Any]]:
 
 
 def make_fault_machine(
-    project_type: str, profile: str, cli: Callable[..., Result]
+    project_type: str,
+    profile: str,
+    cli: Callable[..., Result],
+    base: Callable[..., type[RuleBasedStateMachine]] = make_machine,
 ) -> type[RuleBasedStateMachine]:
-    convergence: Any = make_machine(project_type, profile, cli)
+    """The fault rules on `base`'s machine: the convergence machine, or one built on it
+    (the consent machine)."""
+    convergence: Any = base(project_type, profile, cli)
 
     class Faulted(convergence):  # type: ignore[misc,valid-type]
         @rule(edits=st.lists(MANIFEST_EDIT, min_size=1, max_size=4))
@@ -96,6 +113,114 @@ def make_fault_machine(
             """Manifests edited (so that the apply has work to do), an apply that meets
             `fault`, and one after it without."""
             self.edit_manifests(edits)
+            self.apply_with_a_fault(fault)
+            self.apply()
+
+        @rule(
+            edits=st.lists(MANIFEST_EDIT, min_size=1, max_size=4),
+            fault=FAULT,
+            stale=st.tuples(st.booleans(), st.integers(0, 20), st.sampled_from(PEOPLE)),
+        )
+        def apply_a_saved_plan_with_a_fault_then_again(
+            self,
+            edits: list[tuple[Any, ...]],
+            fault: tuple[str, int, int],
+            stale: tuple[bool, int, int],
+        ) -> None:
+            """`plan --out` after the manifests are edited, and `apply --plan` that meets
+            `fault`; if `stale`, someone puts a person on a declared list by hand in
+            between: the stale check refuses the plan (exit 4, or 1 if the fault kept it
+            from reading), with nothing written. Then an apply without the fault."""
+            self.edit_manifests(edits)
+            saved = self.root / "saved-plan.json"
+            made = cli("plan", self.ws.manifests, "--out", saved, "--format", "json")
+            self.check_plan_exit(made)
+            goes_stale, index, person = stale
+            declared = self.declared()
+            targets = sorted(
+                list_id
+                for list_id, record in self.project.lists.items()
+                if record.name in declared
+                and (self.user(person) is None or self.user(person).key not in record.members)
+            )
+            if goes_stale and targets:
+                before = self.snapshot()
+                channels = self.channels_now()
+                self.hand_subscribe(targets[index % len(targets)], person)
+                changed = self.snapshot()
+                result = self.apply_with_a_fault(fault, "--plan", str(saved), checked=False)
+                assert result.exit_code in (1, 4), result.output
+                tally(f"a stale saved plan under a fault ({fault[0]}) exits {result.exit_code}")
+                assert self.snapshot() == changed, "a stale plan wrote"
+                self.check_channels(channels, before)
+            else:
+                self.apply_with_a_fault(fault, "--plan", str(saved))
+            self.apply()
+
+        @rule(index=st.integers(0, 40), own_first=st.booleans(), after_apply=st.booleans())
+        def unsubscribe_in_the_same_second_as_an_api_removal(
+            self, index: int, own_first: bool, after_apply: bool
+        ) -> None:
+            """A person leaves a list by their own hand (an email's link) in the second an
+            API client removes them from it: reconciler's last removal (`after_apply`), or
+            another client's of a member now. The export lists the two in either order
+            (`own_first`), as it gives no order within a second; the consent guard takes
+            hers as the later (state/consent.py _order): she is never re-added."""
+            project = self.project
+            events = project.unsubscribe_events
+            if after_apply:
+                removals = [
+                    (at, e)
+                    for at, e in enumerate(events)
+                    if e["unsubSource"] in API_SOURCES
+                    and any(i in project.lists for i in e["emailListIds"])
+                ]
+                found = [
+                    (at, e, list_id, user)
+                    for at, e in removals[-8:]
+                    for list_id in e["emailListIds"]
+                    if list_id in project.lists
+                    for user in project.users.values()
+                    if (user.email, user.user_id) == (e.get("email"), e.get("userId"))
+                    # Her latest event from the list, and she is still off it.
+                    and user.key not in project.lists[list_id].members
+                    and not any(
+                        list_id in later["emailListIds"]
+                        and (later.get("email"), later.get("userId")) == (user.email, user.user_id)
+                        for later in events[at + 1 :]
+                    )
+                ]
+            else:
+                found = [
+                    (len(events), None, list_id, project.users[key])
+                    for list_id, record in sorted(project.lists.items())
+                    for key in sorted(record.members)
+                ]
+            if not found:
+                return
+            at, removal, list_id, user = found[index % len(found)]
+            person = self.person_of(user)
+            if person is None:
+                return
+            moment = removal["createdAt"] if removal else self.server.emulator.wall_clock_ms()
+            project.use_wall_clock(lambda: moment)
+            try:
+                if removal is None:
+                    project.unsubscribe(user, list_id)
+                    project.record_unsubscribe(user, "API", list_ids=(list_id,))
+                    at = len(events) - 1
+                project.self_unsubscribe(user, list_id=list_id)
+            finally:
+                project.use_wall_clock(self.server.emulator.wall_clock_ms)
+            events.insert(at if own_first else len(events), events.pop())
+            tally(f"an own unsubscribe in an API removal's second, listed first: {own_first}")
+            self.left(list_id, person)
+
+        def apply_with_a_fault(
+            self, fault: tuple[str, int, int], *options: str, checked: bool = True
+        ) -> Result:
+            """An apply (with `options`) that meets `fault`; unless not `checked`, what
+            must hold after it, whatever its exit."""
             what, paths, n = fault
             emulator = self.server.emulator
             calm = emulator.faults
@@ -123,21 +248,24 @@ def make_fault_machine(
                     "json",
                     "--allow-list-deletion",
                     *allow,
+                    *options,
                 )
             finally:
                 emulator.faults = calm
+            if not checked:
+                return result
             assert result.exit_code in (0, 1), result.output
-            event(f"an apply with a fault ({what}) exits {result.exit_code}")
+            tally(f"an apply with a fault ({what}) exits {result.exit_code}")
             lines = journal_lines(self.root / ".reconciler")
             if len(list((self.root / ".reconciler" / "runs").glob("*.jsonl"))) == started:
                 lines = []  # this apply wrote no journal: it sent nothing
             self.check_partial(before, lines)
-            self.check_channels(channels)
+            self.check_channels(channels, before)
             if result.exit_code == 0:
                 self.check_lists(before)
                 self.check_fields()
             self.forget_api_removals(before)
-            self.apply()
+            return result
 
         def channels_now(self) -> dict[int, frozenset[int]]:
             return {
@@ -146,15 +274,27 @@ def make_fault_machine(
             }
 
         def apply_and_check(self, *options: str) -> None:
-            channels = self.channels_now()
+            channels, before = self.channels_now(), self.snapshot()
             super().apply_and_check(*options)
-            self.check_channels(channels)
+            self.check_channels(channels, before)
 
-        def check_channels(self, before: dict[int, frozenset[int]]) -> None:
-            """No audience here sets channelUnsubscribe: no profile's channels changed,
-            and a profile made has none unsubscribed."""
-            for key, channels in self.channels_now().items():
-                assert channels == before.get(key, frozenset()), ("channel consent", key)
+        def check_channels(self, channels: dict[int, frozenset[int]], before: Snapshot) -> None:
+            """Nobody's channel consent changed but by an apply's channel removal: a
+            profile removed from the list of an audience that sets channelUnsubscribe may
+            have lost that list's channel (and has, if the apply went through); no profile
+            got a channel back, and a profile made has none unsubscribed."""
+            channel_out = getattr(self, "channel_unsubscribe", set())
+            declared = self.declared()
+            may_lose: dict[int, set[int]] = {}
+            for list_id, record in self.project.lists.items():
+                if declared.get(record.name) not in channel_out:
+                    continue
+                for key in before.members.get(list_id, frozenset()) - set(record.members):
+                    may_lose.setdefault(key, set()).add(record.channel_id)
+            for key, now in self.channels_now().items():
+                had = channels.get(key, frozenset())
+                assert had <= now, ("channel consent given back", key, sorted(had - now))
+                assert now - had <= may_lose.get(key, set()), ("channel consent", key)
 
         def check_partial(self, before: Snapshot, lines: list[dict[str, Any]]) -> None:
             """Whatever an apply that met a fault did moved Iterable towards the manifests,
@@ -253,3 +393,97 @@ def test_an_apply_cut_short_by_a_fault_leaves_only_what_its_journal_says_and_the
     if profile not in profiles_for("test_fault_model", name, marked=True):
         pytest.skip(f"RECONCILER_TEST_PROFILES leaves out the {profile} profile")
     run_model(make_fault_machine(project_type, profile, cli), profile, engine, monkeypatch)
+
+
+# The fault rules on the consent machine (test_consent_model.py): audiences switching
+# channelUnsubscribe and people opting out by their own hand, so that a removal with
+# channelUnsubscribe meets each fault, and a person's own unsubscribe lands while a saved
+# plan waits. One case per engine within the suite's time; RECONCILER_TEST_CONVERGENCE as
+# above.
+CONSENT_CASES = [
+    ("field", "python", "hybrid"),
+    ("plain", "duckdb", "userId"),
+]
+
+
+@pytest.mark.parametrize(("profile", "engine", "project_type"), CONSENT_CASES)
+def test_a_fault_never_changes_a_channel_but_by_a_channel_removal_nor_gives_one_back(
+    profile: str,
+    engine: str,
+    project_type: str,
+    cli: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    name = "test_a_fault_never_changes_a_channel_but_by_a_channel_removal_nor_gives_one_back"
+    if profile not in profiles_for("test_fault_model", name, marked=True):
+        pytest.skip(f"RECONCILER_TEST_PROFILES leaves out the {profile} profile")
+    machine = make_fault_machine(project_type, profile, cli, make_consent_machine)
+    run_model(machine, profile, engine, monkeypatch)
+
+
+@pytest.mark.parametrize("own_first", [True, False])
+def test_who_left_in_the_second_reconciler_removed_them_is_not_re_added(
+    own_first: bool, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same-second rule replayed by hand: apply removes person 0 from list a (she
+    left its source), she clicks an email's unsubscribe link in that second, and she
+    rejoins the source: whichever of the two events the export lists first, she is held
+    back, and counted so."""
+    model_environment("plain", "python", monkeypatch)
+    machine_class = make_fault_machine("hybrid", "plain", cli, make_consent_machine)
+    reports: list[dict[str, Any]] = []
+
+    class Replay(machine_class):  # type: ignore[misc,valid-type]
+        def check_consent(self, before: Snapshot, log: list[Any], result: Result) -> None:
+            super().check_consent(before, log, result)
+            reports.append(result.json())
+
+    machine = Replay()
+    try:
+        machine.start(channel=set(), campaign=set(), resubscribe=set())
+        (list_a,) = [i for i, r in machine.project.lists.items() if r.name == "a"]
+        machine.opt_out_then_apply([], [], [("leave", "a", 0)])
+        zero = machine.user(0)
+        assert zero is not None and list_a not in zero.list_ids
+        removal = machine.project.unsubscribe_events[-1]
+        assert removal["unsubSource"] in API_SOURCES and removal["emailListIds"] == [list_a]
+        machine.unsubscribe_in_the_same_second_as_an_api_removal(0, own_first, True)
+        own = [e for e in machine.project.unsubscribe_events if e["unsubSource"] == "EmailLink"]
+        assert [e["createdAt"] for e in own] == [removal["createdAt"]]
+        machine.opt_out_then_apply([], [], [("join", "a", 0)])
+        assert list_a not in zero.list_ids
+        assert reports[-1]["members_held_back"] == 1
+    finally:
+        machine.teardown()
+
+
+def test_a_saved_plan_gone_stale_is_refused_under_a_fault_with_nothing_written(
+    cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The saved-plan rule replayed by hand: `plan --out` with an add to list a, person 5
+    put on list a by hand, then `apply --plan` whose reads of lists answer 503 once: the
+    stale check refuses it (exit 4), nothing written; the apply after converges."""
+    model_environment("plain", "python", monkeypatch)
+    results: list[Result] = []
+
+    class Replay(make_fault_machine("hybrid", "plain", cli, make_consent_machine)):  # type: ignore[misc]
+        def apply_with_a_fault(self, *args: Any, **kwargs: Any) -> Result:
+            results.append(super().apply_with_a_fault(*args, **kwargs))
+            return results[-1]
+
+    machine = Replay()
+    try:
+        machine.start(channel={"a"}, campaign=set(), resubscribe=set())
+        (list_a,) = [i for i, r in machine.project.lists.items() if r.name == "a"]
+        machine.apply_a_saved_plan_with_a_fault_then_again(
+            [("member", "a", 4, 1)], ("script", 3, 1), (True, 0, 5)
+        )
+        (refused,) = results
+        assert refused.exit_code == 4, refused.output
+        assert "stale plan" in refused.json()["error"], refused.output
+        four, five = machine.user(4), machine.user(5)
+        assert four is not None and five is not None
+        # The apply after: 4 added, 5 (put there by hand) removed with the channel.
+        assert set(machine.project.lists[list_a].members) & {four.key, five.key} == {four.key}
+    finally:
+        machine.teardown()
