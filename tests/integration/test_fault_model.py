@@ -487,3 +487,50 @@ def test_a_saved_plan_gone_stale_is_refused_under_a_fault_with_nothing_written(
         assert set(machine.project.lists[list_a].members) & {four.key, five.key} == {four.key}
     finally:
         machine.teardown()
+
+
+def test_a_saved_plans_add_to_a_new_list_holds_back_who_left_the_channel_since(
+    cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sequence the channel test above found (field, Python, hybrid), replayed: list
+    'b v2' deleted by hand, a plan saved that makes it again with person 5, who then
+    unsubscribes from the email channel; `apply --plan` holds her back from the new list
+    (README, "A saved plan is checked again"), as the consent model now expects."""
+    model_environment("field", "python", monkeypatch)
+    state = make_fault_machine("hybrid", "field", cli, make_consent_machine)()
+    try:
+        state.start(channel={"a", "b"}, resubscribe={"a"}, campaign={"a", "b"})
+        state.edit_iterable_by_hand([("subscribe", 0, 0), ("delete", 10, 1)])
+        state.unsubscribe_in_the_same_second_as_an_api_removal(21, False, True)
+        state.apply_a_saved_plan_with_a_fault_then_again(
+            [("rename", "b", 4, 15), ("member", "a", 5, 18), ("traits", "b", 3, 2)],
+            ("drop", 1, 1),
+            (False, 9, 0),
+        )
+        state.apply_a_saved_plan_with_a_fault_then_again(
+            [("member", "c", 2, 2), ("audience", "a", 1, 18), ("source", "c", 1, 21)],
+            ("bad_body", 1, 14),
+            (False, 0, 2),
+        )
+        state.apply_with_a_fault_then_again(
+            [
+                ("member", "a", 1, 7),
+                ("audience", "a", 3, 13),
+                ("source", "a", 0, 0),
+                ("member", "c", 5, 12),
+            ],
+            ("script", 0, 7),
+        )
+        state.apply_with_a_fault_then_again([("source", "c", 0, 21)], ("script", 4, 1))
+        state.unsubscribe_in_the_same_second_as_an_api_removal(11, False, False)
+        state.unsubscribe_in_the_same_second_as_an_api_removal(15, False, True)
+        state.rename_list_by_hand(10)
+        state.edit_iterable_by_hand([("delete", 11, 4)])
+        assert "b v2" not in {r.name for r in state.project.lists.values()}
+        state.opt_out_while_a_saved_plan_waits([("channel", 16, 5), ("channel", 16, 1)])
+        five = state.user(5)
+        assert five is not None
+        (new,) = [r for r in state.project.lists.values() if r.name == "b v2"]
+        assert five.key not in new.members and new.members
+    finally:
+        state.teardown()
