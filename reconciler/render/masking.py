@@ -211,6 +211,7 @@ def marking_written(text: str, written: Callable[[str], bool]) -> str:
         opened, closed = _WRITTEN_MARKS
         return f"{whole[: start - at]}{opened}{value}{closed}{whole[end - at :]}"
 
+    text = _unwritten(text)  # a value's own (unmarked), never the query's
     for pattern in _IN_ORDER:
         text = pattern.sub(mark, text)
     return text
@@ -325,6 +326,16 @@ _MARKED = re.compile(f"{_OPEN}(.*?){_CLOSE}", re.DOTALL)
 _WRITTEN_MARKS = ("\ue002", "\ue003")
 _WRITTEN = re.compile(f"{_WRITTEN_MARKS[0]}[^{''.join(_WRITTEN_MARKS)}]*{_WRITTEN_MARKS[1]}")
 _VALUE_SHOWN = 60
+# Every mark the masking reads: text from outside holding one (a member's value, so a
+# database's error quoting it) could end a masked value early, or pass a value off as the
+# query's own, shown unmasked (a CSV cell "\ue002usr_99999\ue003").
+_EVERY_MARK = dict.fromkeys(map(ord, SOURCE_MARKS + "".join(_WRITTEN_MARKS)))
+
+
+def unmarked(text: str) -> str:
+    """`text` from outside (a value read, a database's error) without the masking's marks:
+    called where such text enters a message, before anything marks it."""
+    return text.translate(_EVERY_MARK)
 
 
 def source_value(value: Any) -> str:
@@ -338,7 +349,7 @@ def source_value(value: Any) -> str:
         # Half a surrogate pair (a template's '\ud83d', refused for it) has no UTF-8 form:
         # written as its escape, as json.dumps writes one, or printing the message failed.
         text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return _OPEN + text.replace(_OPEN, "").replace(_CLOSE, "") + _CLOSE
+    return _OPEN + unmarked(text) + _CLOSE
 
 
 def _shown_in_full(text: str) -> str:

@@ -24,6 +24,7 @@ from reconciler.render.masking import (
     letters,
     other_separator,
     separator_advice,
+    unmarked,
     unseen,
 )
 from reconciler.sources.base import (
@@ -229,7 +230,9 @@ _BAD_QUOTE_REASONS = (
 
 
 def csv_error_message(message: str) -> str:
-    """The reason a row cannot be read, as either engine says it."""
+    """The reason a row cannot be read, as either engine says it (without the masking's
+    marks a cell may hold: unmarked)."""
+    message = unmarked(message)
     if message.startswith(_BAD_QUOTE_REASONS):
         return BAD_QUOTE
     return message

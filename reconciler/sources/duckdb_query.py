@@ -47,6 +47,7 @@ from reconciler.render.masking import (
     SHOWN_FROM,
     marking_written,
     source_value,
+    unmarked,
 )
 from reconciler.sources.identifier_types import identifier_sql, refusal
 from reconciler.sources.result import SourceResult
@@ -294,7 +295,8 @@ def query_error(
 ) -> SourceError:
     if isinstance(exc, duckdb.InterruptException):
         return timed_out(declared_at, subject)
-    message = str(exc) if show_query else str(exc).split("\n\nLINE ")[0]
+    raw = unmarked(str(exc))  # before anything here marks it
+    message = raw if show_query else raw.split("\n\nLINE ")[0]
     message = _without_describe(message)
     message = _table_advice(message, database)
     message = _raised_data_marked(message, query)

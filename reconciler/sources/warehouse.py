@@ -32,7 +32,7 @@ from reconciler.manifest.model import MembersSpec
 from reconciler.manifest.repository import is_inside, real_path
 from reconciler.members.engine.settings import EngineSettings
 from reconciler.members.identity import ProjectType
-from reconciler.render.masking import SOURCE_MARKS, source_value
+from reconciler.render.masking import SOURCE_MARKS, source_value, unmarked
 from reconciler.sources.base import (
     Consume,
     R,
@@ -644,6 +644,7 @@ def _data_marked(message: str, query: str) -> str:
     setting or unit name (`(SELECT user_id FROM users)::regclass`: `relation "usr_12" does
     not exist`) and print it in the CI log of a pull request. The names the query wrote
     (`column "emial" does not exist`) stay readable."""
+    message = unmarked(message)
 
     def quoted(text: str) -> str:
         word = text[1:-1]

@@ -749,3 +749,21 @@ def test_a_value_the_query_builds_over_lines_of_its_constants_is_readable(tmp_pa
     data = f"(SELECT c FROM read_csv('{tmp_path / 'm.csv'}', all_varchar = true))"
     member = said(f"SELECT CAST('SECRETVALUE' || chr(10) || c AS INTEGER) FROM {data}")
     assert "usr_0" not in member and "SECRET" not in member and "***" in member, member
+
+
+def test_a_value_holding_the_masks_own_marks_is_masked_all_the_same(tmp_path):
+    """The query's own words are shown between two private-use marks (marking_written); a
+    CSV cell holding those marks around a member's id passed it off as the query's, and
+    validate printed it whole ("Could not convert string 'usr_99999' to INT32")."""
+    from reconciler.sources.duckdb_query import query_error
+
+    members = tmp_path / "t.csv"
+    members.write_text("id\n\ue002usr_99999\ue003\n", encoding="utf-8")
+    query = f"SELECT CAST(id AS INTEGER) FROM read_csv('{members}', all_varchar = true)"
+    with duckdb.connect() as connection, pytest.raises(duckdb.Error) as caught:
+        connection.execute(query).fetchall()
+    assert "usr_99999" in str(caught.value)  # DuckDB quotes the cell, marks and all
+    error = query_error(caught.value, "m.yaml:7:10", "the query", tmp_path, True, query=query)
+    shown = mask_emails(str(error))
+    assert "99999" not in shown and "***" in shown, shown
+    assert "\ue002" not in shown and "\ue003" not in shown
