@@ -12,12 +12,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from reconciler.apply.journal import read_journal
+from reconciler.emulator import EmulatorServer
 from reconciler.emulator.replies import fault_reply
 from tests.integration.conftest import Workspace
 from tests.integration.reliability import (
@@ -558,25 +559,7 @@ def test_ctrl_c_while_channel_removals_read_their_profiles_stops_the_reads(
         policy={"maxRemovalPercent": 100},
         unsubscribe={"channelUnsubscribe": True},
     )
-    env = subprocess_env(
-        workspace,
-        RECONCILER_USER_READS_PER_SECOND="1",  # 40 removals: 40 s of reads and more
-        RECONCILER_MEMBER_READS="getUsers",
-        RECONCILER_BULK_READ_FIRST_BYTE="3600",  # so the model reads each, not an export
-        RECONCILER_CONCURRENCY="1",
-    )
-    proc = spawn_cli(workspace, "apply", "manifests", "--yes", "--format", "json", env=env)
-    stderr = StderrWatcher(proc)
-
-    def reads() -> list[str]:
-        log = list(emulator_server.emulator.request_log)
-        return [r.path for r in log if r.path.startswith("/api/users/")]
-
-    deadline = time.monotonic() + 60
-    while not reads() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    code, err = ctrl_c_within(proc, stderr, "apply", seconds=120)
-    assert code == 130, err
+    proc, err, reads = _ctrl_c_at_the_first_profile_read(workspace, emulator_server, "/api/users/")
     # The reads in flight or waiting for their turn then: not the rest of the batch.
     assert 0 < len(reads()) <= 4, (reads(), err)
     assert writes_seen(emulator_server) == 0
@@ -933,25 +916,9 @@ def test_ctrl_c_after_a_removal_answered_short_stops_its_follow_up_reads(
         proj.subscribe_direct(vip, email=carol)  # no userId: named by email
     workspace.csv("data/vip.csv", "userId", ["keep"])
     workspace.audience("vip", {"csv": "data/vip.csv"}, policy={"maxRemovalPercent": 100})
-    env = subprocess_env(
-        workspace,
-        RECONCILER_USER_READS_PER_SECOND="1",  # 40 reads: 40 s and more
-        RECONCILER_MEMBER_READS="getUsers",
-        RECONCILER_BULK_READ_FIRST_BYTE="3600",  # so the model reads each, not an export
-        RECONCILER_CONCURRENCY="1",
+    proc, err, reads = _ctrl_c_at_the_first_profile_read(
+        workspace, emulator_server, "/api/users/byUserId/"
     )
-    proc = spawn_cli(workspace, "apply", "manifests", "--yes", "--format", "json", env=env)
-    stderr = StderrWatcher(proc)
-
-    def reads() -> list[str]:
-        log = list(emulator_server.emulator.request_log)
-        return [r.path for r in log if r.path.startswith("/api/users/byUserId/")]
-
-    deadline = time.monotonic() + 60
-    while not reads() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    code, err = ctrl_c_within(proc, stderr, "apply", seconds=120)
-    assert code == 130, err
     # The read in flight or waiting for its turn then: not the rest of the batch.
     assert 0 < len(reads()) <= 3, (reads(), err)
     unsubscribes = [
@@ -1005,3 +972,31 @@ def test_ctrl_c_while_a_create_whose_answer_was_lost_is_looked_for_stops_looking
     assert again.exit_code == 0, again.output
     (list_id,) = [i for i, r in emulator.project("default").lists.items() if r.name == "lost"]
     assert emulator.project("default").members(list_id) == ["a@example.com"]
+
+
+def _ctrl_c_at_the_first_profile_read(
+    workspace: Workspace, emulator_server: EmulatorServer, prefix: str
+) -> tuple[subprocess.Popen[bytes], str, Callable[[], list[str]]]:
+    """An apply of the workspace's manifests reading profiles one a second, one at a time
+    (not by an export), given Ctrl-C at its first read of a path starting with `prefix`:
+    the process, its stderr and the reads so far (asked again), once it exited 130."""
+    env = subprocess_env(
+        workspace,
+        RECONCILER_USER_READS_PER_SECOND="1",  # 40 reads: 40 s and more
+        RECONCILER_MEMBER_READS="getUsers",
+        RECONCILER_BULK_READ_FIRST_BYTE="3600",  # so the model reads each, not an export
+        RECONCILER_CONCURRENCY="1",
+    )
+    proc = spawn_cli(workspace, "apply", "manifests", "--yes", "--format", "json", env=env)
+    stderr = StderrWatcher(proc)
+
+    def reads() -> list[str]:
+        log = list(emulator_server.emulator.request_log)
+        return [r.path for r in log if r.path.startswith(prefix)]
+
+    deadline = time.monotonic() + 60
+    while not reads() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    code, err = ctrl_c_within(proc, stderr, "apply", seconds=120)
+    assert code == 130, err
+    return proc, err, reads
