@@ -776,7 +776,11 @@ def choose_profile_read(
     by_lookups = requests / rate if rate > 0 else 0.0
     by_export = export_seconds([profiles], settings)
     margin = 1.0 if counted else FEW_LISTS_EXPORT_MARGIN
-    every = f"{profiles:,}" if counted else f"at least {profiles:,}"
+    # No list read yet (only lists to create) gives no lower bound: "at least 0" read as
+    # an empty project.
+    every = (
+        f"{profiles:,}" if counted else f"at least {profiles:,}" if profiles else "how many unknown"
+    )
     # "At most": one read per identifier, but a profile found by its email that carries
     # the person's userId answers for both (read_profiles_by_lookups), so the plan's
     # count of reads made may be lower; two bare numbers for one thing read as a mistake.

@@ -189,3 +189,13 @@ def test_an_export_of_a_project_of_unknown_size_must_win_by_the_member_reads_mar
     assert choose_profile_read(60_000, 100_000, settings, None)[0] == "export"
     # Uncapped (the apply's removals), the same prices.
     assert choose_profile_read(300, 1_000, settings, None, capped=False)[0] == "lookups"
+
+
+def test_an_export_of_a_project_of_no_size_known_is_not_said_to_hold_at_least_0() -> None:
+    """With no list read yet and no count of the project, the plan said "one export of
+    every profile (at least 0)", which reads as an empty project."""
+    settings = ClientSettings()
+    _, why = choose_profile_read(MAX_LOOKUPS + 1, 0, settings, None)
+    assert "at least 0" not in why and "every profile (how many unknown)" in why
+    # A lower bound, where a list was read, is still said as one.
+    assert "(at least 20)" in choose_profile_read(MAX_LOOKUPS + 1, 20, settings, None)[1]
