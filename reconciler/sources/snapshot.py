@@ -29,7 +29,6 @@ from typing import BinaryIO
 from reconciler.errors import ConfigError, SourceChangedError, SourceError
 from reconciler.leftovers import TEMP_DIR_VARIABLE, private_directory, shown_temp
 from reconciler.manifest.stand_in import stand_in
-from reconciler.render.masking import unmarked
 
 CHUNK_BYTES = 8 << 20
 # Where the copies go (TEMP_DIR_VARIABLE): beside the DuckDB workspace.
@@ -77,9 +76,8 @@ class Snapshot:
         return file_digest(self.copy)
 
     def shown(self, text: str) -> str:
-        """`text` with the copy's path (in a message from DuckDB, say) as the file's, and
-        without the masking's marks a cell may hold (unmarked)."""
-        text = unmarked(text)
+        """`text` with the copy's path (in a message from DuckDB, say) as the file's. Its
+        masking's marks are kept: a query's error reaches here marked (query_error)."""
         for made in ("as_python_reads", "one_line_end"):
             if made in vars(self):
                 text = text.replace(str(vars(self)[made]), str(self.path))

@@ -359,3 +359,19 @@ def test_the_advice_names_no_file_a_query_may_not_read(tmp_path: Path) -> None:
         with pytest.raises(SourceError) as refused:
             source.read("email")
         assert "gha-creds-1234" not in str(refused.value), str(refused.value)
+
+
+def test_a_snapshot_names_its_file_in_a_message_whose_values_stay_marked(tmp_path: Path) -> None:
+    """A query's error over a file it read is put back in the file's name from its
+    snapshot's (Snapshot.shown) after query_error marked the values it quotes: taking the
+    marks out there, as text from outside has them taken out, would show the value whole."""
+    from reconciler.render.masking import source_value
+    from reconciler.sources.snapshot import Snapshot
+
+    copy = tmp_path / "copy-of-people.csv"
+    copy.write_text("email\n", encoding="utf-8")
+    snapshot = Snapshot(tmp_path / "people.csv", copy, copy.stat().st_size)
+    said = f"{copy}: Invalid Input Error: {source_value('SECRETTIER99')}"
+    shown = mask_emails(snapshot.shown(said))
+    assert "SECRETTIER99" not in shown and "S***" in shown, shown
+    assert str(tmp_path / "people.csv") in shown and "copy-of" not in shown

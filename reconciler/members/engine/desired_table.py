@@ -69,6 +69,7 @@ from reconciler.members.identity import (
     user_id_not_ascii,
     user_id_too_long,
 )
+from reconciler.render.masking import unmarked
 from reconciler.sources import MemberIssue, source_for
 from reconciler.sources.base import CsvRows, RowStream
 from reconciler.sources.csv_file import (
@@ -418,7 +419,7 @@ class _Checker:
             if said is not None:
                 raise said from None
             # DuckDB's message runs to a page of reader options: its first line says it.
-            first = snapshot.shown(str(exc).strip().splitlines()[0])
+            first = snapshot.shown(unmarked(str(exc)).strip().splitlines()[0])
             raise SourceError(f"{declared_at}: {path}: not valid CSV: {first}") from None
         lines = _CsvLines(snapshot.copy)
         count, issues, set_aside = _csv_rejects(engine, source, rejects, lines)
