@@ -65,14 +65,10 @@ def test_a_plan_over_the_limit_is_blocked_until_the_flag_or_unsafe_overrides_it(
 
 def test_the_python_engine_counts_every_value_it_compares():
     members = {k: Member(k, "email", k, None) for k in ("a@x.io", "b@x.io", "c@x.io")}
-    merged = MergedFields(
-        values={
-            "a@x.io": {"plan": None},
-            "b@x.io": {"plan": "gold"},
-            "c@x.io": {"plan": None},
-        },
-        members=FirstMember([MappedList("a", members, {})]),
-    )
+    values = {"a@x.io": {"plan": None}, "b@x.io": {"plan": "gold"}, "c@x.io": {"plan": None}}
+    # The list gives each its values, as merge_fields has it (FirstMember looks a member up
+    # in a list that gives it values).
+    merged = MergedFields(values=values, members=FirstMember([MappedList("a", members, values)]))
     live = {"a@x.io": {"plan": "gold"}, "b@x.io": {"plan": "gold"}, "c@x.io": None}
     tally = ClearTally()
     updates = plan_field_updates(merged, {k: {"plan"} for k in members}, live, tally=tally)
@@ -110,10 +106,8 @@ def test_an_object_that_loses_a_key_holding_a_value_is_a_clear_of_its_field():
 def test_an_object_of_nulls_over_a_field_holding_none_is_no_update():
     # Planned as an update on every run where Iterable does not keep the nulls.
     members = {k: Member(k, "email", k, None) for k in ("a@x.io", "b@x.io", "c@x.io")}
-    merged = MergedFields(
-        values={k: {"address": {"city": None, "zip": None}} for k in members},
-        members=FirstMember([MappedList("a", members, {})]),
-    )
+    values = {k: {"address": {"city": None, "zip": None}} for k in members}
+    merged = MergedFields(values=values, members=FirstMember([MappedList("a", members, values)]))
     live = {"a@x.io": None, "b@x.io": {}, "c@x.io": {"address": {"city": "Rome"}}}
     tally = ClearTally()
     updates = plan_field_updates(merged, {k: {"address"} for k in members}, live, tally=tally)
